@@ -1,0 +1,124 @@
+/**
+ * The normalised view of a Hugging Face MoE checkpoint that the runtime, calibration and
+ * compression code use. Family-specific key names live only in `src/checkpoint/families/*`.
+ */
+import type { DType } from '../io/dtype.js';
+
+export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2';
+
+export type ExpertMatrixType = 'gate' | 'up' | 'down';
+
+/** Normalised hyper-parameters, read from config.json per family (never hard-coded). */
+export interface ModelConfig {
+  family: FamilyName;
+  /** config.json's model_type as written */
+  modelType: string;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  tieWordEmbeddings: boolean;
+  /** routed experts per MoE layer */
+  numExperts: number;
+  topK: number;
+  /** width p of one routed expert */
+  expertIntermediateSize: number;
+  /** width of dense MLP layers (0 when the family has none) */
+  denseIntermediateSize: number;
+  normTopkProb: boolean;
+  routedScalingFactor: number;
+  /** total width of the shared expert(s), 0 when none */
+  sharedExpertIntermediateSize: number;
+  /** Qwen2-MoE: sigmoid(shared_expert_gate(x)) multiplies the shared expert; DeepSeek: ungated */
+  sharedExpertGated: boolean;
+  /** q/k/v projections carry biases (Qwen2-MoE) */
+  qkvBias: boolean;
+  /** 'per-head' = Qwen3 (RMSNorm over head_dim after reshape); 'whole' = OLMoE (over the whole projection) */
+  qkNorm: 'none' | 'per-head' | 'whole';
+  /** 'mla' (DeepSeek-V2) is declared but not runnable yet */
+  attention: 'standard' | 'mla';
+  /** token id used for padding, if any */
+  padTokenId: number | null;
+  bosTokenId: number | null;
+  eosTokenId: number | null;
+  /** the parsed config.json, untouched, for writing back */
+  raw: Record<string, unknown>;
+}
+
+export interface MlpNames {
+  gate: string;
+  up: string;
+  down: string;
+}
+
+export interface AttentionNames {
+  q: string;
+  k: string;
+  v: string;
+  o: string;
+  qBias?: string;
+  kBias?: string;
+  vBias?: string;
+  qNorm?: string;
+  kNorm?: string;
+}
+
+export interface MoeNames {
+  router: string;
+  /** per-expert 2-D tensors (the on-disk form of every supported family) */
+  experts?: MlpNames[];
+  /** fused in-memory form some writers put on disk: gate_up [E, 2·I, H] (gate rows first) and down [E, H, I] */
+  fused?: { gateUp: string; down: string };
+  shared?: MlpNames;
+  /** [1, H] sigmoid gate of the shared expert (Qwen2-MoE) */
+  sharedGate?: string;
+}
+
+export interface LayerLayout {
+  index: number;
+  kind: 'moe' | 'dense';
+  inputNorm: string;
+  postAttentionNorm: string;
+  attention: AttentionNames;
+  moe?: MoeNames;
+  dense?: MlpNames;
+}
+
+export interface ModelLayout {
+  embed: string;
+  finalNorm: string;
+  /** equals `embed` when the embeddings are tied */
+  lmHead: string;
+  layers: LayerLayout[];
+}
+
+export interface TensorMeta {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** shard file (absolute path) holding it */
+  file: string;
+  byteLength: number;
+}
+
+export interface Checkpoint {
+  readonly dir: string;
+  readonly config: ModelConfig;
+  readonly layout: ModelLayout;
+  /** number of safetensors files */
+  readonly shardCount: number;
+  /** every tensor in the checkpoint */
+  tensorNames(): string[];
+  tensor(name: string): TensorMeta | undefined;
+  /** whole tensor decoded to f32 (BF16/F16/F8 decoded on the fly) */
+  readF32(name: string): Promise<Float32Array>;
+  /** rows [start, end) of a tensor viewed as 2-D [prod(shape[:-1]), shape[-1]] */
+  readRowsF32(name: string, start: number, end: number): Promise<Float32Array>;
+  /** one routed expert's matrix ([p, d] for gate/up, [d, p] for down), per-expert or fused on disk */
+  readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,132 @@
+/**
+ * The linear-algebra contract every heavy step of rfid-moe runs on.
+ *
+ * All matrices are dense, row-major typed arrays with explicit dimensions (BLAS style), so the
+ * native addon can hand them to OpenBLAS/LAPACKE without copies. Every call is synchronous: the
+ * native engine is synchronous by nature, and the pure-TS engine parallelises large products with
+ * worker_threads over SharedArrayBuffer while the calling thread blocks (Atomics.wait).
+ *
+ * Implementations must validate dimensions against array lengths and throw `EngineError` (never
+ * read or write out of bounds).
+ */
+
+export type FloatArray = Float32Array | Float64Array;
+
+export type EngineName = 'native' | 'ts' | 'tfjs';
+
+export class EngineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineError';
+  }
+}
+
+/** C (m×n) = alpha · op(A) · op(B) + beta · C. op(A) is m×k, op(B) is k×n. */
+export interface GemmOptions {
+  transA?: boolean;
+  transB?: boolean;
+  /** default 1 */
+  alpha?: number;
+  /** default 0: C's previous content is ignored (may be garbage). beta = 1 accumulates. */
+  beta?: number;
+}
+
+/** C (n×n) = alpha · AᵀA + beta · C when trans (A is k×n), or alpha · AAᵀ + beta · C (A is n×k). Both triangles of C are filled. */
+export interface SyrkOptions {
+  trans?: boolean;
+  alpha?: number;
+  beta?: number;
+}
+
+export interface CholeskyOptions {
+  /**
+   * When A is not positive definite, retry with A + λ·mean(diag(A))·I for λ in this sequence
+   * (default [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]); if all fail, throw EngineError naming the
+   * matrix size and the last λ tried.
+   */
+  dampingSchedule?: number[];
+}
+
+export interface CholeskyResult {
+  /** lower-triangular L (n×n, row-major, upper part zero) with L·Lᵀ = A (+ damping) */
+  L: Float64Array;
+  /** the relative damping λ that succeeded, 0 when none was needed */
+  damping: number;
+}
+
+export interface EigResult {
+  /** eigenvalues in DESCENDING order */
+  values: Float64Array;
+  /** n×n row-major; column j is the unit eigenvector of values[j] */
+  vectors: Float64Array;
+}
+
+/** Thin SVD A (m×n) = U · diag(S) · Vt with r = min(m, n) (or the requested rank). */
+export interface SvdResult<T extends FloatArray = FloatArray> {
+  /** m×r row-major */
+  U: T;
+  /** r singular values, descending, non-negative */
+  S: T;
+  /** r×n row-major */
+  Vt: T;
+  rank: number;
+}
+
+export interface RandomizedSvdOptions {
+  /** default 16 */
+  oversample?: number;
+  /** default 2 (with re-orthonormalisation between iterations) */
+  powerIterations?: number;
+  /** seed of the Gaussian sketch; default 0 */
+  seed?: number;
+}
+
+export interface TriangularSolveOptions {
+  /** L is lower triangular (default true) or upper */
+  lower?: boolean;
+  /** solve with Lᵀ instead of L */
+  transL?: boolean;
+  /** 'left': L·X = B (B is n×m); 'right': X·L = B (B is m×n). default 'left' */
+  side?: 'left' | 'right';
+}
+
+export interface Engine {
+  readonly name: EngineName;
+  /** one line for users, e.g. "native (OpenBLAS 0.3.21, SkylakeX kernels, 2 threads)" */
+  describe(): string;
+  /** number of threads this engine uses for large operations */
+  readonly threads: number;
+
+  gemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, opts?: GemmOptions): void;
+  gemm(m: number, n: number, k: number, a: Float64Array, b: Float64Array, c: Float64Array, opts?: GemmOptions): void;
+
+  syrk(n: number, k: number, a: Float32Array, c: Float32Array, opts?: SyrkOptions): void;
+  syrk(n: number, k: number, a: Float64Array, c: Float64Array, opts?: SyrkOptions): void;
+
+  /** Cholesky of a symmetric n×n matrix (only the lower triangle is read); A is not modified. */
+  cholesky(n: number, a: Float64Array, opts?: CholeskyOptions): CholeskyResult;
+
+  /** Symmetric eigendecomposition of n×n A (lower triangle read); A is not modified. */
+  eigSym(n: number, a: Float64Array): EigResult;
+
+  /** Thin SVD with vectors; A (m×n) not modified. Same dtype out as in. */
+  svd(m: number, n: number, a: Float32Array): SvdResult<Float32Array>;
+  svd(m: number, n: number, a: Float64Array): SvdResult<Float64Array>;
+
+  /** All min(m,n) singular values, descending, computed exactly (effective rank needs the whole spectrum). */
+  singularValues(m: number, n: number, a: FloatArray): Float64Array;
+
+  /** Exact top-r truncated SVD (from a full decomposition). */
+  svdTop(m: number, n: number, a: Float32Array, r: number): SvdResult<Float32Array>;
+  svdTop(m: number, n: number, a: Float64Array, r: number): SvdResult<Float64Array>;
+
+  /** Randomized top-r SVD (Halko et al.): Gaussian sketch with oversampling and power iterations. */
+  svdRandomized(m: number, n: number, a: Float32Array, r: number, opts?: RandomizedSvdOptions): SvdResult<Float32Array>;
+  svdRandomized(m: number, n: number, a: Float64Array, r: number, opts?: RandomizedSvdOptions): SvdResult<Float64Array>;
+
+  /** Solve a triangular system in place: B is overwritten with X. L is n×n. m is the other dimension of B. */
+  solveTriangular(n: number, m: number, L: Float64Array, b: Float64Array, opts?: TriangularSolveOptions): void;
+
+  /** release threads/workers; the engine is unusable afterwards */
+  dispose(): void;
+}
