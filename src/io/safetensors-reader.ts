@@ -1,0 +1,371 @@
+/**
+ * safetensors reader that never loads a whole file: the header is parsed and validated with every
+ * rule of the upstream Rust reader, then tensors (or row ranges of them) are fetched with
+ * positioned reads.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { DTYPE_BITS, DTYPES, decodeToF32, isDType, type DType } from './dtype.js';
+import { SafetensorsError } from './errors.js';
+import { JsonNumber, JsonSyntaxError, isJsonObject, jsonTypeName, parseStrictJson, type JsonValue } from './header-json.js';
+
+export interface TensorEntry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** [begin, end) relative to the start of the data buffer (byte 8 + N of the file). */
+  dataOffsets: [number, number];
+  byteLength: number;
+  elementCount: number;
+}
+
+export interface SafetensorsHeader {
+  /** Tensors in data-offset order. */
+  tensors: Map<string, TensorEntry>;
+  metadata: Record<string, string> | null;
+}
+
+/** Upstream `MAX_HEADER_SIZE`. */
+export const MAX_HEADER_SIZE = 100_000_000;
+/** Size of the little-endian u64 that holds N. */
+export const LENGTH_PREFIX_BYTES = 8;
+const U64_MAX = (1n << 64n) - 1n;
+const METADATA_KEY = '__metadata__';
+
+/**
+ * Validate the 8-byte length prefix against the file size and return N (the header length).
+ * `prefix` may be shorter than 8 bytes only when the file is.
+ */
+export function parseHeaderLength(prefix: Uint8Array, fileSize: number, file: string): number {
+  if (fileSize < LENGTH_PREFIX_BYTES || prefix.length < LENGTH_PREFIX_BYTES) {
+    throw new SafetensorsError('HeaderTooSmall', `file is ${fileSize} bytes, smaller than the 8-byte header length field`, { file });
+  }
+  const n = new DataView(prefix.buffer, prefix.byteOffset, LENGTH_PREFIX_BYTES).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_SIZE)) {
+    throw new SafetensorsError('HeaderTooLarge', `header length field says ${n} bytes, above the ${MAX_HEADER_SIZE}-byte limit`, { file });
+  }
+  const length = Number(n);
+  if (LENGTH_PREFIX_BYTES + length > fileSize) {
+    throw new SafetensorsError(
+      'InvalidHeaderLength',
+      `header length field says ${length} bytes but the file has only ${fileSize - LENGTH_PREFIX_BYTES} after the length field (truncated file?)`,
+      { file },
+    );
+  }
+  return length;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+interface RawTensorInfo {
+  name: string;
+  dtype: DType;
+  shape: bigint[];
+  begin: bigint;
+  end: bigint;
+}
+
+function deserializationError(file: string, detail: string, tensor?: string): SafetensorsError {
+  return new SafetensorsError('InvalidHeaderDeserialization', detail, { file, tensor });
+}
+
+/** A JSON integer that fits serde's `usize` (u64): non-negative, no fraction or exponent, ≤ 2^64−1. */
+function unsignedField(value: JsonValue | undefined, what: string, file: string, tensor: string): bigint {
+  const parsed = value instanceof JsonNumber ? value.asUnsignedBigInt() : undefined;
+  if (parsed === undefined || parsed > U64_MAX) {
+    const shown = value instanceof JsonNumber ? value.text : value === undefined ? 'nothing' : jsonTypeName(value);
+    throw deserializationError(file, `${what} must be an unsigned 64-bit integer, got ${shown}`, tensor);
+  }
+  return parsed;
+}
+
+function readTensorInfo(name: string, value: JsonValue, file: string): RawTensorInfo {
+  if (!isJsonObject(value)) throw deserializationError(file, `tensor info must be an object, got ${jsonTypeName(value)}`, name);
+  const dtype = value.get('dtype');
+  if (typeof dtype !== 'string' || !isDType(dtype)) {
+    const shown = typeof dtype === 'string' ? JSON.stringify(dtype) : dtype === undefined ? 'nothing' : jsonTypeName(dtype);
+    throw deserializationError(file, `"dtype" must be one of ${DTYPES.join(', ')}; got ${shown}`, name);
+  }
+  const shape = value.get('shape');
+  if (!Array.isArray(shape)) throw deserializationError(file, `"shape" must be an array of integers`, name);
+  const offsets = value.get('data_offsets');
+  if (!Array.isArray(offsets) || offsets.length !== 2) {
+    throw deserializationError(file, `"data_offsets" must be an array [begin, end]`, name);
+  }
+  // Fields other than these three are ignored, as serde does for TensorInfo.
+  return {
+    name,
+    dtype,
+    shape: shape.map((d, i) => unsignedField(d, `shape[${i}]`, file, name)),
+    begin: unsignedField(offsets[0], 'data_offsets[0]', file, name),
+    end: unsignedField(offsets[1], 'data_offsets[1]', file, name),
+  };
+}
+
+function readMetadata(value: JsonValue, file: string): Record<string, string> | null {
+  if (value === null) return null; // serde reads `Option<HashMap>`: null is "no metadata"
+  if (!isJsonObject(value)) throw deserializationError(file, `"__metadata__" must be an object of strings, got ${jsonTypeName(value)}`);
+  // A null prototype: a key like "__proto__" or "constructor" is then just data.
+  const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [key, v] of value) {
+    if (typeof v !== 'string') {
+      throw deserializationError(file, `"__metadata__" value for ${JSON.stringify(key)} must be a string, got ${jsonTypeName(v)}`);
+    }
+    metadata[key] = v;
+  }
+  return metadata;
+}
+
+function toSafeNumber(value: bigint, what: string, file: string, tensor: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new SafetensorsError('ValidationOverflow', `${what} ${value} is above 2^53−1, which JavaScript cannot represent exactly`, { file, tensor });
+  }
+  return Number(value);
+}
+
+/**
+ * Parse and validate a header (the N bytes after the length field). `fileSize` is the size of the
+ * whole file: the data buffer must end exactly at it. Pure: no I/O.
+ *
+ * Checks, in upstream order: UTF-8 (InvalidHeader); JSON syntax, duplicate keys, field types,
+ * closed dtype list, string-only metadata (InvalidHeaderDeserialization); offsets contiguous from 0
+ * with no hole or overlap (InvalidOffset); shape × bits without u64 overflow (ValidationOverflow);
+ * whole bytes (MisalignedSlice); span = size (TensorInvalidInfo); no missing or trailing bytes
+ * (MetadataIncompleteBuffer).
+ */
+export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, file: string): SafetensorsHeader {
+  let text: string;
+  try {
+    text = utf8.decode(header);
+  } catch (cause) {
+    throw new SafetensorsError('InvalidHeader', 'header is not valid UTF-8', { file, cause });
+  }
+  let root: JsonValue;
+  try {
+    root = parseStrictJson(text);
+  } catch (cause) {
+    if (cause instanceof JsonSyntaxError) throw deserializationError(file, `header is not valid JSON: ${cause.message}`);
+    throw cause;
+  }
+  if (!isJsonObject(root)) throw deserializationError(file, `header must be a JSON object, got ${jsonTypeName(root)}`);
+
+  let metadata: Record<string, string> | null = null;
+  const infos: RawTensorInfo[] = [];
+  for (const [name, value] of root) {
+    if (name === METADATA_KEY) metadata = readMetadata(value, file);
+    else infos.push(readTensorInfo(name, value, file));
+  }
+
+  // Upstream sorts by (begin, end) and then requires each tensor to start where the last ended.
+  infos.sort((a, b) => (a.begin !== b.begin ? (a.begin < b.begin ? -1 : 1) : a.end < b.end ? -1 : a.end > b.end ? 1 : 0));
+  let expectedBegin = 0n;
+  const sizes: bigint[] = [];
+  for (const info of infos) {
+    const tensor = info.name;
+    if (info.begin !== expectedBegin || info.end < info.begin) {
+      throw new SafetensorsError(
+        'InvalidOffset',
+        `data_offsets [${info.begin}, ${info.end}] should start at ${expectedBegin}: tensors must tile the data buffer with no hole or overlap`,
+        { file, tensor },
+      );
+    }
+    expectedBegin = info.end;
+    let elements = 1n;
+    for (const dim of info.shape) {
+      elements *= dim;
+      if (elements > U64_MAX) throw new SafetensorsError('ValidationOverflow', `shape [${info.shape.join(', ')}] has more than 2^64 elements`, { file, tensor });
+    }
+    const bits = elements * BigInt(DTYPE_BITS[info.dtype]);
+    if (bits > U64_MAX) throw new SafetensorsError('ValidationOverflow', `shape [${info.shape.join(', ')}] × ${info.dtype} overflows 2^64 bits`, { file, tensor });
+    if (bits % 8n !== 0n) {
+      throw new SafetensorsError('MisalignedSlice', `${elements} × ${info.dtype} is ${bits} bits, not a whole number of bytes`, { file, tensor });
+    }
+    const size = bits / 8n;
+    if (info.end - info.begin !== size) {
+      throw new SafetensorsError(
+        'TensorInvalidInfo',
+        `data_offsets span ${info.end - info.begin} bytes but ${info.dtype}[${info.shape.join(', ')}] needs ${size}`,
+        { file, tensor },
+      );
+    }
+    sizes.push(size);
+  }
+
+  const expectedSize = BigInt(LENGTH_PREFIX_BYTES + header.length) + expectedBegin;
+  if (expectedSize !== BigInt(fileSize)) {
+    const problem = expectedSize > BigInt(fileSize) ? `${expectedSize - BigInt(fileSize)} bytes are missing` : `${BigInt(fileSize) - expectedSize} trailing bytes follow the data`;
+    throw new SafetensorsError('MetadataIncompleteBuffer', `header describes a ${expectedSize}-byte file but the file has ${fileSize} bytes: ${problem}`, { file });
+  }
+
+  // Everything below is bounded by the file size, hence safe — except a dimension beside a zero one.
+  const tensors = new Map<string, TensorEntry>();
+  infos.forEach((info, i) => {
+    const byteLength = Number(sizes[i]);
+    const shape = info.shape.map((d, k) => toSafeNumber(d, `shape[${k}]`, file, info.name));
+    const elementCount = shape.reduce((a, b) => a * b, 1);
+    tensors.set(info.name, { name: info.name, dtype: info.dtype, shape, dataOffsets: [Number(info.begin), Number(info.end)], byteLength, elementCount });
+  });
+  return { tensors, metadata };
+}
+
+export interface ParsedSafetensors extends SafetensorsHeader {
+  headerLength: number;
+  dataStart: number;
+}
+
+/** Validate a whole in-memory file (length field, header, layout). Tensor bytes are `buffer.subarray(dataStart + begin, dataStart + end)`. */
+export function parseSafetensorsBuffer(buffer: Uint8Array, file = '<buffer>'): ParsedSafetensors {
+  const headerLength = parseHeaderLength(buffer.subarray(0, LENGTH_PREFIX_BYTES), buffer.length, file);
+  const dataStart = LENGTH_PREFIX_BYTES + headerLength;
+  const parsed = parseSafetensorsHeader(buffer.subarray(LENGTH_PREFIX_BYTES, dataStart), buffer.length, file);
+  return { ...parsed, headerLength, dataStart };
+}
+
+/** The 2-D view [prod(shape[:-1]), shape[-1]] used by row reads; a scalar is 1×1. */
+export function rowView(entry: TensorEntry): { rows: number; cols: number } {
+  if (entry.shape.length === 0) return { rows: 1, cols: 1 };
+  const cols = entry.shape[entry.shape.length - 1];
+  const rows = entry.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  return { rows, cols };
+}
+
+/** Node's fs.read moves at most ~2 GiB per call. */
+const MAX_READ_CHUNK = 1 << 30;
+
+export class SafetensorsFile {
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    readonly fileSize: number,
+    readonly dataStart: number,
+    private readonly entries: Map<string, TensorEntry>,
+    readonly metadata: Readonly<Record<string, string>> | null,
+  ) {}
+
+  /** Open a file and validate its header; only the first 8 + N bytes are read. */
+  static async open(path: string): Promise<SafetensorsFile> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+    } catch (cause) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      const detail = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a .safetensors file' : `cannot open (${code ?? String(cause)})`;
+      throw new SafetensorsError(code === 'ENOENT' ? 'ShardNotFound' : 'IoError', detail, { file: path, cause });
+    }
+    try {
+      const stats = await handle.stat();
+      if (!stats.isFile()) throw new SafetensorsError('IoError', 'is not a regular file (a directory?); expected a .safetensors file', { file: path });
+      const size = stats.size;
+      const prefix = await readExactly(handle, Math.min(LENGTH_PREFIX_BYTES, size), 0, path);
+      const headerLength = parseHeaderLength(prefix, size, path);
+      const header = await readExactly(handle, headerLength, LENGTH_PREFIX_BYTES, path);
+      const parsed = parseSafetensorsHeader(header, size, path);
+      return new SafetensorsFile(path, handle, size, LENGTH_PREFIX_BYTES + headerLength, parsed.tensors, parsed.metadata === null ? null : Object.freeze(parsed.metadata));
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Names in data-offset order. */
+  tensorNames(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  tensor(name: string): TensorEntry | undefined {
+    return this.entries.get(name);
+  }
+
+  private entry(name: string): TensorEntry {
+    if (this.closed) throw new SafetensorsError('IoError', 'file is closed', { file: this.path, tensor: name });
+    const entry = this.entries.get(name);
+    if (entry === undefined) throw new SafetensorsError('TensorNotFound', 'no tensor of this name in the file', { file: this.path, tensor: name });
+    return entry;
+  }
+
+  /** The tensor's raw little-endian bytes (a fresh, 8-aligned buffer). */
+  async readBytes(name: string): Promise<Uint8Array> {
+    const entry = this.entry(name);
+    return readExactly(this.handle, entry.byteLength, this.dataStart + entry.dataOffsets[0], this.path, name);
+  }
+
+  /** The whole tensor as f32 (flattened, row-major). */
+  async readF32(name: string): Promise<Float32Array> {
+    const entry = this.entry(name);
+    if (entry.dtype === 'F32' && littleEndianHost) {
+      // Read straight into the result: no second copy of the tensor.
+      const bytes = uninitialisedBytes(entry.byteLength);
+      await readInto(this.handle, bytes, this.dataStart + entry.dataOffsets[0], this.path, name);
+      const out = new Float32Array(bytes.buffer, 0, entry.elementCount);
+      return out;
+    }
+    return decodeWithContext(entry, await this.readBytes(name), this.path);
+  }
+
+  /** Rows [start, end) of the 2-D view [prod(shape[:-1]), shape[-1]], as f32. */
+  async readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {
+    const entry = this.entry(name);
+    const { rows, cols } = rowView(entry);
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > rows) {
+      throw new SafetensorsError('SliceOutOfRange', `rows [${start}, ${end}) are outside [0, ${rows}] of the ${rows}×${cols} view`, { file: this.path, tensor: name });
+    }
+    const bits = DTYPE_BITS[entry.dtype];
+    if (bits % 8 !== 0) {
+      // Packed rows may start mid-byte; decodeToF32 cannot decode these dtypes anyway.
+      throw new SafetensorsError('UnsupportedDType', `row reads of packed sub-byte dtype ${entry.dtype} are not supported; use readBytes()`, { file: this.path, tensor: name });
+    }
+    const rowBytes = cols * (bits / 8);
+    const bytes = await readExactly(this.handle, (end - start) * rowBytes, this.dataStart + entry.dataOffsets[0] + start * rowBytes, this.path, name);
+    return decodeWithContext(entry, bytes, this.path);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function decodeWithContext(entry: TensorEntry, bytes: Uint8Array, file: string): Float32Array {
+  try {
+    return decodeToF32(entry.dtype, bytes);
+  } catch (err) {
+    if (err instanceof SafetensorsError) throw err.withContext({ file, tensor: entry.name });
+    throw err;
+  }
+}
+
+async function readInto(handle: FileHandle, target: Uint8Array, position: number, file: string, tensor?: string): Promise<void> {
+  let done = 0;
+  while (done < target.length) {
+    const length = Math.min(target.length - done, MAX_READ_CHUNK);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await handle.read(target, done, length, position + done));
+    } catch (cause) {
+      throw new SafetensorsError('IoError', `read of ${length} bytes at ${position + done} failed: ${(cause as Error).message}`, { file, tensor, cause });
+    }
+    if (bytesRead === 0) {
+      throw new SafetensorsError('IoError', `file ended after ${position + done} bytes while reading ${target.length} at ${position} (changed since it was opened?)`, { file, tensor });
+    }
+    done += bytesRead;
+  }
+}
+
+/**
+ * A fresh, unshared, 8-aligned buffer left uninitialised: callers fill every byte or throw, and
+ * skipping the zero-fill roughly halves the cost of reading a warm-cache tensor. It is returned as
+ * a plain Uint8Array (not a Buffer, whose slice() would alias).
+ */
+function uninitialisedBytes(length: number): Uint8Array {
+  return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+}
+
+async function readExactly(handle: FileHandle, length: number, position: number, file: string, tensor?: string): Promise<Uint8Array> {
+  const out = uninitialisedBytes(length);
+  await readInto(handle, out, position, file, tensor);
+  return out;
+}
