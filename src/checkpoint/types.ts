@@ -41,12 +41,32 @@ export interface ModelConfig {
   qkNorm: 'none' | 'per-head' | 'whole';
   /** 'mla' (DeepSeek-V2) is declared but not runnable yet */
   attention: 'standard' | 'mla';
+  /** DeepSeek-V2 multi-head latent attention sizes (present iff attention === 'mla') */
+  mla?: MlaConfig;
+  /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
+  clipQkv?: number | null;
+  /**
+   * DeepSeek-V2 `topk_method`: 'greedy' (plain top-k) or 'group_limited_greedy' (keep the best
+   * `topkGroup` of `nGroup` expert groups by group max first). Absent: plain top-k.
+   */
+  topkMethod?: 'greedy' | 'group_limited_greedy';
+  nGroup?: number;
+  topkGroup?: number;
   /** token id used for padding, if any */
   padTokenId: number | null;
   bosTokenId: number | null;
   eosTokenId: number | null;
   /** the parsed config.json, untouched, for writing back */
   raw: Record<string, unknown>;
+}
+
+export interface MlaConfig {
+  /** null: queries come from one q_proj; a number: q_a_proj → q_a_layernorm → q_b_proj */
+  qLoraRank: number | null;
+  kvLoraRank: number;
+  qkNopeHeadDim: number;
+  qkRopeHeadDim: number;
+  vHeadDim: number;
 }
 
 export interface MlpNames {
@@ -65,6 +85,27 @@ export interface AttentionNames {
   vBias?: string;
   qNorm?: string;
   kNorm?: string;
+  /**
+   * DeepSeek-V2 MLA tensors (present iff config.attention === 'mla'). Then `q` is the query
+   * projection (q_proj, or q_b_proj with q-LoRA), `k` is kv_a_proj_with_mqa, `v` is kv_b_proj:
+   * MLA has no separate k/v projections, so code must branch on `mla` before using k/v.
+   */
+  mla?: MlaAttentionNames;
+}
+
+export interface MlaAttentionNames {
+  /** [heads·(nope+rope), H] when q_lora_rank is null */
+  qProj?: string;
+  /** q-LoRA: q_a_proj [q_lora_rank, H], q_a_layernorm [q_lora_rank], q_b_proj [heads·(nope+rope), q_lora_rank] */
+  qA?: string;
+  qANorm?: string;
+  qB?: string;
+  /** [kv_lora_rank + rope, H] */
+  kvA: string;
+  /** [kv_lora_rank] */
+  kvANorm: string;
+  /** [heads·(nope + v_head_dim), kv_lora_rank] */
+  kvB: string;
 }
 
 export interface MoeNames {

@@ -1,0 +1,125 @@
+/**
+ * A JSON-ready summary of an opened checkpoint: what `rfid-moe inspect` prints and what reports
+ * embed. Everything here is derived from the checkpoint, nothing is re-read from disk.
+ */
+import path from 'node:path';
+import { parameterCounts, type ParameterCounts } from './counts.js';
+import { expectedTensors } from './expected.js';
+import { checkpointFamily } from './open.js';
+import { familyByName } from './registry.js';
+import type { Checkpoint, ModelConfig } from './types.js';
+
+export interface LayerDescription {
+  index: number;
+  kind: 'moe' | 'dense';
+  /** routed experts in this layer (0 for dense layers) */
+  experts: number;
+  /** how the routed experts are stored; absent for dense layers */
+  expertStorage?: 'per-expert' | 'fused';
+  sharedExpert: boolean;
+}
+
+export interface CheckpointDescription {
+  dir: string;
+  family: ModelConfig['family'];
+  familyLabel: string;
+  modelType: string;
+  attention: ModelConfig['attention'];
+  /** false when the runtime cannot run this model yet (MLA) */
+  runnable: boolean;
+  hiddenSize: number;
+  vocabSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  moeLayers: number[];
+  denseLayers: number[];
+  numExperts: number;
+  topK: number;
+  normTopkProb: boolean;
+  routedScalingFactor: number;
+  expertIntermediateSize: number;
+  sharedExpertIntermediateSize: number;
+  denseIntermediateSize: number;
+  tieWordEmbeddings: boolean;
+  /** [p, d] for gate/up and [d, p] for down: the matrices readExpert returns */
+  expertShapes: { gate: [number, number]; up: [number, number]; down: [number, number] };
+  expertStorage: 'per-expert' | 'fused' | 'mixed';
+  layers: LayerDescription[];
+  /** dtype → number of tensors stored in it */
+  dtypes: Record<string, number>;
+  shardCount: number;
+  /** shard file names, relative to dir */
+  files: string[];
+  parameters: ParameterCounts;
+  validation: {
+    ok: true;
+    /** tensors the layout expects, all present with the implied shape and a decodable dtype */
+    tensorsChecked: number;
+    /** stored tensors the layout does not use */
+    unusedTensors: string[];
+  };
+}
+
+export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
+  const c = ckpt.config;
+  const layers: LayerDescription[] = ckpt.layout.layers.map((l) => ({
+    index: l.index,
+    kind: l.kind,
+    experts: l.moe ? c.numExperts : 0,
+    ...(l.moe ? { expertStorage: l.moe.fused ? ('fused' as const) : ('per-expert' as const) } : {}),
+    sharedExpert: Boolean(l.moe?.shared),
+  }));
+  const storages = new Set(layers.flatMap((l) => (l.expertStorage ? [l.expertStorage] : [])));
+  const expected = expectedTensors(c, ckpt.layout);
+  const expectedNames = new Set(expected.map((t) => t.name));
+  const dtypes: Record<string, number> = {};
+  const files = new Set<string>();
+  for (const name of ckpt.tensorNames()) {
+    const meta = ckpt.tensor(name)!;
+    dtypes[meta.dtype] = (dtypes[meta.dtype] ?? 0) + 1;
+    files.add(path.relative(ckpt.dir, meta.file));
+  }
+  const family = checkpointFamily(ckpt) ?? familyByName(c.family);
+  return {
+    dir: ckpt.dir,
+    family: c.family,
+    familyLabel: family.label,
+    modelType: c.modelType,
+    attention: c.attention,
+    runnable: c.attention !== 'mla',
+    hiddenSize: c.hiddenSize,
+    vocabSize: c.vocabSize,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    numKvHeads: c.numKvHeads,
+    headDim: c.headDim,
+    moeLayers: layers.filter((l) => l.kind === 'moe').map((l) => l.index),
+    denseLayers: layers.filter((l) => l.kind === 'dense').map((l) => l.index),
+    numExperts: c.numExperts,
+    topK: c.topK,
+    normTopkProb: c.normTopkProb,
+    routedScalingFactor: c.routedScalingFactor,
+    expertIntermediateSize: c.expertIntermediateSize,
+    sharedExpertIntermediateSize: c.sharedExpertIntermediateSize,
+    denseIntermediateSize: c.denseIntermediateSize,
+    tieWordEmbeddings: c.tieWordEmbeddings,
+    expertShapes: {
+      gate: [c.expertIntermediateSize, c.hiddenSize],
+      up: [c.expertIntermediateSize, c.hiddenSize],
+      down: [c.hiddenSize, c.expertIntermediateSize],
+    },
+    expertStorage: storages.size > 1 ? 'mixed' : storages.has('fused') ? 'fused' : 'per-expert',
+    layers,
+    dtypes,
+    shardCount: ckpt.shardCount,
+    files: [...files].sort(),
+    parameters: parameterCounts(ckpt),
+    validation: {
+      ok: true,
+      tensorsChecked: expected.length,
+      unusedTensors: ckpt.tensorNames().filter((n) => !expectedNames.has(n)).sort(),
+    },
+  };
+}

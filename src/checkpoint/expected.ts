@@ -1,0 +1,112 @@
+/**
+ * Every tensor a layout names, with the shape config.json implies and the role it plays. This one
+ * list drives validation (exists? right shape?) and the parameter counts by role.
+ */
+import type { LayerLayout, ModelConfig, ModelLayout } from './types.js';
+
+export type TensorRole =
+  | 'embedding'
+  | 'lm-head'
+  | 'norm'
+  | 'attention'
+  | 'router'
+  | 'routed-gate'
+  | 'routed-up'
+  /** fused [E, 2I, H]: gate and up of every expert in one tensor */
+  | 'routed-gate-up'
+  | 'routed-down'
+  | 'shared-expert'
+  | 'shared-expert-gate'
+  | 'dense-mlp';
+
+export interface ExpectedTensor {
+  name: string;
+  shape: number[];
+  role: TensorRole;
+  /** decoder layer, absent for embeddings, final norm and lm_head */
+  layer?: number;
+}
+
+function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTensor[] {
+  const H = config.hiddenSize;
+  const a = layer.attention;
+  const out: ExpectedTensor[] = [];
+  const add = (name: string, shape: number[]) => out.push({ name, shape, role: 'attention', layer: layer.index });
+  if (config.attention === 'mla' && config.mla && a.mla) {
+    const m = config.mla;
+    const qHead = m.qkNopeHeadDim + m.qkRopeHeadDim;
+    if (a.mla.qProj) add(a.mla.qProj, [config.numHeads * qHead, H]);
+    if (a.mla.qA && a.mla.qANorm && a.mla.qB && m.qLoraRank !== null) {
+      add(a.mla.qA, [m.qLoraRank, H]);
+      add(a.mla.qANorm, [m.qLoraRank]);
+      add(a.mla.qB, [config.numHeads * qHead, m.qLoraRank]);
+    }
+    add(a.mla.kvA, [m.kvLoraRank + m.qkRopeHeadDim, H]);
+    add(a.mla.kvANorm, [m.kvLoraRank]);
+    add(a.mla.kvB, [config.numHeads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank]);
+    add(a.o, [H, config.numHeads * m.vHeadDim]);
+    return out;
+  }
+  const qWidth = config.numHeads * config.headDim;
+  const kvWidth = config.numKvHeads * config.headDim;
+  add(a.q, [qWidth, H]);
+  add(a.k, [kvWidth, H]);
+  add(a.v, [kvWidth, H]);
+  add(a.o, [H, qWidth]);
+  if (a.qBias) add(a.qBias, [qWidth]);
+  if (a.kBias) add(a.kBias, [kvWidth]);
+  if (a.vBias) add(a.vBias, [kvWidth]);
+  if (a.qNorm && a.kNorm) {
+    // per-head (Qwen3) norms act on head_dim; whole-projection (OLMoE) norms on the full width
+    add(a.qNorm, config.qkNorm === 'per-head' ? [config.headDim] : [qWidth]);
+    add(a.kNorm, config.qkNorm === 'per-head' ? [config.headDim] : [kvWidth]);
+  }
+  return out;
+}
+
+function mlpTensors(names: { gate: string; up: string; down: string }, width: number, H: number, role: TensorRole, layer: number): ExpectedTensor[] {
+  return [
+    { name: names.gate, shape: [width, H], role, layer },
+    { name: names.up, shape: [width, H], role, layer },
+    { name: names.down, shape: [H, width], role, layer },
+  ];
+}
+
+function ffnTensors(config: ModelConfig, layer: LayerLayout): ExpectedTensor[] {
+  const H = config.hiddenSize;
+  const I = config.expertIntermediateSize;
+  const E = config.numExperts;
+  const l = layer.index;
+  const out: ExpectedTensor[] = [];
+  if (layer.dense) out.push(...mlpTensors(layer.dense, config.denseIntermediateSize, H, 'dense-mlp', l));
+  const moe = layer.moe;
+  if (!moe) return out;
+  out.push({ name: moe.router, shape: [E, H], role: 'router', layer: l });
+  if (moe.fused) {
+    out.push({ name: moe.fused.gateUp, shape: [E, 2 * I, H], role: 'routed-gate-up', layer: l });
+    out.push({ name: moe.fused.down, shape: [E, H, I], role: 'routed-down', layer: l });
+  }
+  for (const expert of moe.experts ?? []) {
+    out.push({ name: expert.gate, shape: [I, H], role: 'routed-gate', layer: l });
+    out.push({ name: expert.up, shape: [I, H], role: 'routed-up', layer: l });
+    out.push({ name: expert.down, shape: [H, I], role: 'routed-down', layer: l });
+  }
+  if (moe.shared) out.push(...mlpTensors(moe.shared, config.sharedExpertIntermediateSize, H, 'shared-expert', l));
+  if (moe.sharedGate) out.push({ name: moe.sharedGate, shape: [1, H], role: 'shared-expert-gate', layer: l });
+  return out;
+}
+
+/** Every tensor the layout names, in checkpoint order (embeddings, layers, final norm, head). */
+export function expectedTensors(config: ModelConfig, layout: ModelLayout): ExpectedTensor[] {
+  const H = config.hiddenSize;
+  const out: ExpectedTensor[] = [{ name: layout.embed, shape: [config.vocabSize, H], role: 'embedding' }];
+  for (const layer of layout.layers) {
+    out.push({ name: layer.inputNorm, shape: [H], role: 'norm', layer: layer.index });
+    out.push(...attentionTensors(config, layer));
+    out.push({ name: layer.postAttentionNorm, shape: [H], role: 'norm', layer: layer.index });
+    out.push(...ffnTensors(config, layer));
+  }
+  out.push({ name: layout.finalNorm, shape: [H], role: 'norm' });
+  if (layout.lmHead !== layout.embed) out.push({ name: layout.lmHead, shape: [config.vocabSize, H], role: 'lm-head' });
+  return out;
+}

@@ -1,0 +1,90 @@
+/**
+ * Builds the ModelLayout (every tensor name the runtime needs) from a family's name templates,
+ * the resolved config, and which tensors the checkpoint actually holds: the only data-dependent
+ * choice is, per MoE layer, whether the experts are stored per expert or fused.
+ */
+import { fillName, type Family, type ResolvedConfig } from './family.js';
+import type { AttentionNames, LayerLayout, MlpNames, ModelConfig, ModelLayout, MoeNames } from './types.js';
+
+function fillMlp(names: MlpNames, layer: number, expert?: number): MlpNames {
+  return { gate: fillName(names.gate, layer, expert), up: fillName(names.up, layer, expert), down: fillName(names.down, layer, expert) };
+}
+
+function attentionNames(family: Family, config: ModelConfig, layer: number): AttentionNames {
+  const t = family.names.attention;
+  const names: AttentionNames = {
+    q: fillName(t.q, layer),
+    k: fillName(t.k, layer),
+    v: fillName(t.v, layer),
+    o: fillName(t.o, layer),
+  };
+  if (config.qkvBias && t.qBias && t.kBias && t.vBias) {
+    names.qBias = fillName(t.qBias, layer);
+    names.kBias = fillName(t.kBias, layer);
+    names.vBias = fillName(t.vBias, layer);
+  }
+  if (config.qkNorm !== 'none' && t.qNorm && t.kNorm) {
+    names.qNorm = fillName(t.qNorm, layer);
+    names.kNorm = fillName(t.kNorm, layer);
+  }
+  const mlaTemplates = family.names.mla;
+  if (config.attention === 'mla' && config.mla && mlaTemplates) {
+    const kvA = fillName(mlaTemplates.kvA, layer);
+    const kvB = fillName(mlaTemplates.kvB, layer);
+    const kvANorm = fillName(mlaTemplates.kvANorm, layer);
+    if (config.mla.qLoraRank === null) {
+      const qProj = fillName(mlaTemplates.qProj, layer);
+      names.mla = { qProj, kvA, kvANorm, kvB };
+      names.q = qProj;
+    } else {
+      const qB = fillName(mlaTemplates.qB, layer);
+      names.mla = { qA: fillName(mlaTemplates.qA, layer), qANorm: fillName(mlaTemplates.qANorm, layer), qB, kvA, kvANorm, kvB };
+      names.q = qB;
+    }
+    names.k = kvA;
+    names.v = kvB;
+  }
+  return names;
+}
+
+function moeNames(family: Family, config: ModelConfig, layer: number, has: (name: string) => boolean): MoeNames {
+  const t = family.names;
+  const fusedGateUp = fillName(t.fused.gateUp, layer);
+  const isFused = has(fusedGateUp);
+  const names: MoeNames = { router: fillName(t.router, layer) };
+  if (isFused) {
+    names.fused = { gateUp: fusedGateUp, down: fillName(t.fused.down, layer) };
+    // the fused form's writer may also have renamed the router; take whichever name is present
+    if (t.fused.router && !has(names.router)) names.router = fillName(t.fused.router, layer);
+  } else {
+    names.experts = Array.from({ length: config.numExperts }, (_, e) => fillMlp(t.expert, layer, e));
+  }
+  if (config.sharedExpertIntermediateSize > 0 && t.shared) names.shared = fillMlp(t.shared, layer);
+  if (config.sharedExpertGated && t.sharedGate) names.sharedGate = fillName(t.sharedGate, layer);
+  return names;
+}
+
+/** The layout of a checkpoint; `has` says whether the checkpoint holds a tensor of that name. */
+export function buildLayout(family: Family, resolved: ResolvedConfig, has: (name: string) => boolean): ModelLayout {
+  const { config, moeLayers } = resolved;
+  const t = family.names;
+  const layers: LayerLayout[] = [];
+  for (let l = 0; l < config.numLayers; l++) {
+    const layer: LayerLayout = {
+      index: l,
+      kind: moeLayers[l] ? 'moe' : 'dense',
+      inputNorm: fillName(t.inputNorm, l),
+      postAttentionNorm: fillName(t.postAttentionNorm, l),
+      attention: attentionNames(family, config, l),
+    };
+    if (moeLayers[l]) layer.moe = moeNames(family, config, l, has);
+    else if (t.dense) layer.dense = fillMlp(t.dense, l);
+    layers.push(layer);
+  }
+  return {
+    embed: t.embed,
+    finalNorm: t.finalNorm,
+    lmHead: config.tieWordEmbeddings ? t.embed : t.lmHead,
+    layers,
+  };
+}

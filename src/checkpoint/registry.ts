@@ -1,0 +1,39 @@
+/**
+ * model_type → family. Adding a family = one file under ./families plus one entry here.
+ */
+import { CheckpointError } from './errors.js';
+import type { Family } from './family.js';
+import { deepseek } from './families/deepseek.js';
+import { deepseekV2 } from './families/deepseek-v2.js';
+import { mixtral } from './families/mixtral.js';
+import { olmoe } from './families/olmoe.js';
+import { qwen2Moe } from './families/qwen2-moe.js';
+import { qwen3Moe } from './families/qwen3-moe.js';
+import type { FamilyName } from './types.js';
+
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2];
+
+const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
+
+/** Every model_type this tool reads, sorted. */
+export function supportedModelTypes(): string[] {
+  return [...byModelType.keys()].sort();
+}
+
+export function familyByName(name: FamilyName): Family {
+  const family = FAMILIES.find((f) => f.family === name);
+  if (!family) throw new CheckpointError('unknown-model-type', `unknown family '${name}'; supported: ${FAMILIES.map((f) => f.family).join(', ')}`);
+  return family;
+}
+
+/** The family of a config.json object; throws CheckpointError('unknown-model-type') listing the supported ones. */
+export function familyForConfig(raw: Record<string, unknown>): Family {
+  const modelType = raw.model_type;
+  const supported = supportedModelTypes().join(', ');
+  if (typeof modelType !== 'string')
+    throw new CheckpointError('unknown-model-type', `config.json has no string 'model_type'; add one of: ${supported}`);
+  const family = byModelType.get(modelType);
+  if (!family)
+    throw new CheckpointError('unknown-model-type', `unsupported model_type '${modelType}'; supported model types: ${supported}`);
+  return family;
+}

@@ -1,0 +1,168 @@
+/**
+ * `rfid-moe inspect <checkpoint-dir | file.safetensors> [--json]`
+ *
+ * A directory: opened and validated as an MoE checkpoint, then summarised (family, which layers
+ * are MoE, experts and top-k, expert shapes, dtypes, parameter counts, shards, validation).
+ * A single .safetensors file: its tensors (name, dtype, shape, byte range) and metadata.
+ * Any failure exits with status 2 and one message (a JSON error object with --json).
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { describeCheckpoint, type CheckpointDescription } from '../../checkpoint/describe.js';
+import { CheckpointError } from '../../checkpoint/errors.js';
+import { openCheckpoint } from '../../checkpoint/open.js';
+import { SafetensorsFile } from '../../io/safetensors-reader.js';
+import { fail } from '../errors.js';
+
+export interface SafetensorsFileDescription {
+  file: string;
+  fileSize: number;
+  /** N, the JSON header's length in bytes */
+  headerLength: number;
+  /** absolute file offset of the data buffer (8 + N); tensor byte ranges are relative to it */
+  dataStart: number;
+  metadata: Record<string, string> | null;
+  tensorCount: number;
+  parameterCount: number;
+  tensors: Array<{ name: string; dtype: string; shape: number[]; dataOffsets: [number, number] }>;
+}
+
+export async function describeSafetensorsFile(file: string): Promise<SafetensorsFileDescription> {
+  const st = await SafetensorsFile.open(file);
+  try {
+    const tensors = st.tensorNames().map((name) => {
+      const t = st.tensor(name)!;
+      return { name, dtype: t.dtype, shape: [...t.shape], dataOffsets: [t.dataOffsets[0], t.dataOffsets[1]] as [number, number] };
+    });
+    return {
+      file: path.resolve(file),
+      fileSize: st.fileSize,
+      headerLength: st.dataStart - 8,
+      dataStart: st.dataStart,
+      metadata: st.metadata === null ? null : { ...st.metadata },
+      tensorCount: tensors.length,
+      parameterCount: tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0),
+      tensors,
+    };
+  } finally {
+    await st.close();
+  }
+}
+
+async function describeCheckpointDir(dir: string): Promise<CheckpointDescription> {
+  const ckpt = await openCheckpoint(dir);
+  try {
+    return describeCheckpoint(ckpt);
+  } finally {
+    await ckpt.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Human output
+
+const int = (n: number) => n.toLocaleString('en-US');
+const shape = (s: readonly number[]) => `[${s.join(', ')}]`;
+const list = (xs: readonly number[]) => (xs.length === 0 ? 'none' : xs.join(', '));
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')).join('\n');
+}
+
+/** Left-pad the given columns so numbers line up on their last digit. */
+function rightAlignColumns(rows: string[][], columns: number[]): string[][] {
+  const widths = columns.map((c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (columns.includes(c) ? cell.padStart(widths[columns.indexOf(c)]) : cell)));
+}
+
+export function formatCheckpoint(d: CheckpointDescription): string {
+  const p = d.parameters;
+  const pct = (n: number) => (p.total > 0 ? `${((100 * n) / p.total).toFixed(1)}%` : '-');
+  const experts = [
+    `${d.numExperts} routed per MoE layer, top-${d.topK}`,
+    `renormalised top-k: ${d.normTopkProb ? 'yes' : 'no'}`,
+    ...(d.routedScalingFactor !== 1 ? [`routed scaling ${d.routedScalingFactor}`] : []),
+    d.sharedExpertIntermediateSize > 0 ? `shared expert width ${d.sharedExpertIntermediateSize}` : 'no shared expert',
+  ].join('; ');
+  const lines = [
+    table([
+      ['checkpoint', d.dir],
+      ['family', `${d.familyLabel} (model_type ${d.modelType})`],
+      ['attention', d.attention === 'mla' ? 'MLA (multi-head latent attention): inspectable, not runnable yet' : `${d.numHeads} heads, ${d.numKvHeads} kv heads, head_dim ${d.headDim}`],
+      ['hidden / vocab', `${d.hiddenSize} / ${d.vocabSize}${d.tieWordEmbeddings ? ' (tied embeddings)' : ''}`],
+      ['layers', `${d.numLayers}: MoE ${list(d.moeLayers)}; dense ${list(d.denseLayers)}${d.denseLayers.length > 0 ? ` (width ${d.denseIntermediateSize})` : ''}`],
+      ['experts', experts],
+      ['expert shapes', `gate ${shape(d.expertShapes.gate)}  up ${shape(d.expertShapes.up)}  down ${shape(d.expertShapes.down)}  (${d.expertStorage} on disk)`],
+      ['dtypes', Object.entries(d.dtypes).map(([k, v]) => `${k} × ${v} tensors`).join(', ')],
+      ['shards', `${d.shardCount} (${d.files.join(', ')})`],
+    ]),
+    '',
+    'parameters',
+    table(rightAlignColumns([
+      ['  total', int(p.total), pct(p.total)],
+      ['  routed experts', int(p.experts), pct(p.experts)],
+      ['    gate + up', int(p.routedGateUp), pct(p.routedGateUp)],
+      ['    down', int(p.routedDown), pct(p.routedDown)],
+      ['  shared experts', int(p.sharedExperts), pct(p.sharedExperts)],
+      ['  routers', int(p.routers), pct(p.routers)],
+      ['  attention', int(p.attention), pct(p.attention)],
+      ['  dense MLPs', int(p.denseMlp), pct(p.denseMlp)],
+      ['  embeddings', int(p.embeddings), pct(p.embeddings)],
+      ['  lm_head', int(p.lmHead), pct(p.lmHead)],
+      ['  norms', int(p.norms), pct(p.norms)],
+      ['  other', int(p.other), pct(p.other)],
+    ], [1, 2])),
+    '',
+    `validation: OK, ${d.validation.tensorsChecked} tensors match config.json` +
+      (d.validation.unusedTensors.length > 0 ? `; ${d.validation.unusedTensors.length} unused tensor(s): ${d.validation.unusedTensors.slice(0, 5).join(', ')}` : ''),
+  ];
+  return lines.join('\n');
+}
+
+export function formatSafetensorsFile(d: SafetensorsFileDescription): string {
+  const meta = d.metadata === null ? 'none' : Object.entries(d.metadata).map(([k, v]) => `${k}=${v}`).join(', ') || '{}';
+  const rows = [['name', 'dtype', 'shape', 'bytes [begin, end)'], ...d.tensors.map((t) => [t.name, t.dtype, shape(t.shape), `[${t.dataOffsets[0]}, ${t.dataOffsets[1]})`])];
+  return [
+    `file: ${d.file} (${int(d.fileSize)} bytes; header ${int(d.headerLength)} bytes; data starts at byte ${d.dataStart})`,
+    `metadata: ${meta}`,
+    `tensors: ${d.tensorCount}, parameters: ${int(d.parameterCount)}`,
+    '',
+    table(rows),
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function inspect(target: string, json: boolean): Promise<void> {
+  let info;
+  try {
+    info = await stat(target);
+  } catch {
+    throw new CheckpointError('not-found', `${target} does not exist; pass a checkpoint directory or a .safetensors file`);
+  }
+  if (info.isDirectory()) {
+    const d = await describeCheckpointDir(target);
+    process.stdout.write((json ? JSON.stringify({ ok: true, type: 'checkpoint', ...d }) : formatCheckpoint(d)) + '\n');
+  } else {
+    const d = await describeSafetensorsFile(target);
+    process.stdout.write((json ? JSON.stringify({ ok: true, type: 'safetensors-file', ...d }) : formatSafetensorsFile(d)) + '\n');
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('inspect')
+    .description('summarise a checkpoint directory (family, MoE layers, experts, parameter counts, validation) or list the tensors of one .safetensors file')
+    .argument('<path>', 'checkpoint directory (config.json + *.safetensors) or a single .safetensors file')
+    .option('--json', 'print one JSON object instead of tables')
+    .action(async (target: string, opts: { json?: boolean }) => {
+      const json = opts.json === true;
+      try {
+        await inspect(target, json);
+      } catch (err) {
+        fail(err, json);
+      }
+    });
+}

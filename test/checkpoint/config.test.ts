@@ -1,0 +1,214 @@
+/**
+ * config.json → ModelConfig per family: real key names, transformers defaults, the MoE-layer rules
+ * (decoder_sparse_step, mlp_only_layers, first_k_dense_replace, moe_layer_freq), tied embeddings,
+ * storage dtypes and DeepSeek-V2's MLA variants.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeCheckpoint } from '../../src/checkpoint/describe.js';
+import { parameterCounts } from '../../src/checkpoint/counts.js';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { familyByName, familyForConfig, supportedModelTypes } from '../../src/checkpoint/registry.js';
+import { CheckpointError } from '../../src/checkpoint/errors.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { independentCounts } from './expected-counts.js';
+import { makeScratch } from './tmp-dirs.js';
+
+let scratch: Awaited<ReturnType<typeof makeScratch>>;
+let counter = 0;
+beforeAll(async () => {
+  scratch = await makeScratch('config');
+});
+afterAll(async () => {
+  await scratch.cleanup();
+});
+
+async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], Parameters<typeof makeTinyCheckpoint>[2]?]) {
+  const fixture = await makeTinyCheckpoint(scratch.sub(`c${counter++}`), args[0], args[1] ?? {});
+  const ckpt = await openCheckpoint(fixture.dir);
+  return { fixture, ckpt };
+}
+
+describe('registry', () => {
+  it('maps every supported model_type to its family', () => {
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
+  });
+
+  it('refuses non-string model_type', () => {
+    expect(() => familyForConfig({ model_type: 3 })).toThrow(CheckpointError);
+  });
+});
+
+describe('normalisation from the real key names', () => {
+  it('Mixtral: intermediate_size is the expert width, top-k always renormalised', () => {
+    const { config, moeLayers } = familyByName('mixtral').resolveConfig({
+      model_type: 'mixtral',
+      hidden_size: 4096,
+      intermediate_size: 14336,
+      num_hidden_layers: 32,
+      num_attention_heads: 32,
+      num_key_value_heads: 8,
+      num_local_experts: 8,
+      num_experts_per_tok: 2,
+      vocab_size: 32000,
+    });
+    expect(config).toMatchObject({ expertIntermediateSize: 14336, denseIntermediateSize: 0, numExperts: 8, topK: 2, headDim: 128, normTopkProb: true, ropeTheta: 1e6, rmsNormEps: 1e-5, bosTokenId: 1, eosTokenId: 2 });
+    expect(moeLayers.every(Boolean)).toBe(true);
+  });
+
+  it('Qwen2-MoE defaults: qkv biases on, shared expert gated, norm_topk_prob false', () => {
+    const { config } = familyByName('qwen2_moe').resolveConfig({ model_type: 'qwen2_moe' });
+    expect(config).toMatchObject({ qkvBias: true, sharedExpertGated: true, normTopkProb: false, numExperts: 60, topK: 4, expertIntermediateSize: 1408, sharedExpertIntermediateSize: 5632, denseIntermediateSize: 5632 });
+  });
+
+  it('OLMoE: null num_key_value_heads means one kv head per head; clip_qkv carried', () => {
+    const { config } = familyByName('olmoe').resolveConfig({ model_type: 'olmoe', num_key_value_heads: null, clip_qkv: 8 });
+    expect(config.numKvHeads).toBe(config.numHeads);
+    expect(config.clipQkv).toBe(8);
+    expect(config.qkNorm).toBe('whole');
+  });
+
+  it('transformers 5 rope_parameters and list-valued eos ids', () => {
+    const { config } = familyByName('qwen3_moe').resolveConfig({ model_type: 'qwen3_moe', rope_parameters: { rope_type: 'default', rope_theta: 5e5 }, eos_token_id: [7, 9] });
+    expect(config.ropeTheta).toBe(5e5);
+    expect(config.eosTokenId).toBe(7);
+  });
+
+  it('DeepSeek-V2 group-limited routing needs n_group and topk_group', () => {
+    const family = familyByName('deepseek_v2');
+    expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy' })).toThrow(/'topk_method'.*n_group/);
+    const { config } = family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2 });
+    expect(config).toMatchObject({ topkMethod: 'group_limited_greedy', nGroup: 4, topkGroup: 2 });
+    expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'noaux_tc' })).toThrow(/noaux_tc is not supported/);
+  });
+});
+
+describe('which layers are MoE', () => {
+  it('Qwen2-MoE decoder_sparse_step 2 with mlp_only_layers', async () => {
+    const { fixture, ckpt } = await openFixture('qwen2_moe', { numLayers: 6, decoderSparseStep: 2, mlpOnlyLayers: [3] });
+    // (l+1) % 2 == 0 → 1, 3, 5; minus mlp_only 3 → 1, 5
+    expect(describeCheckpoint(ckpt).moeLayers).toEqual([1, 5]);
+    expect(describeCheckpoint(ckpt).denseLayers).toEqual([0, 2, 3, 4]);
+    expect(parameterCounts(ckpt).total).toBe(independentCounts(fixture.config).total);
+    await ckpt.close();
+  });
+
+  it('DeepSeek first_k_dense_replace 2 and moe_layer_freq 2', async () => {
+    const { fixture, ckpt } = await openFixture('deepseek', { numLayers: 7, firstKDenseReplace: 2, moeLayerFreq: 2 });
+    expect(describeCheckpoint(ckpt).moeLayers).toEqual([2, 4, 6]);
+    const { moeLayers: _m, denseLayers: _d, numExperts: _e, topK: _k, expertWidth: _w, ...truth } = independentCounts(fixture.config);
+    expect(parameterCounts(ckpt)).toEqual({ ...truth, other: 0 });
+    await ckpt.close();
+  });
+
+  it('Qwen3-MoE with a dense layer via mlp_only_layers', async () => {
+    const { ckpt } = await openFixture('qwen3_moe', { numLayers: 3, mlpOnlyLayers: [0] });
+    expect(ckpt.layout.layers[0].dense).toEqual({
+      gate: 'model.layers.0.mlp.gate_proj.weight',
+      up: 'model.layers.0.mlp.up_proj.weight',
+      down: 'model.layers.0.mlp.down_proj.weight',
+    });
+    await ckpt.close();
+  });
+});
+
+describe('family specifics in the layout', () => {
+  it('Qwen2-MoE: biases, shared expert and its gate', async () => {
+    const { ckpt } = await openFixture('qwen2_moe');
+    const l0 = ckpt.layout.layers[0];
+    expect(l0.attention.qBias).toBe('model.layers.0.self_attn.q_proj.bias');
+    expect(l0.moe?.shared?.down).toBe('model.layers.0.mlp.shared_expert.down_proj.weight');
+    expect(l0.moe?.sharedGate).toBe('model.layers.0.mlp.shared_expert_gate.weight');
+    expect(ckpt.tensor(l0.moe!.sharedGate!)?.shape).toEqual([1, 32]);
+    await ckpt.close();
+  });
+
+  it('Qwen3-MoE: head_dim from config, per-head q/k norms', async () => {
+    const { ckpt } = await openFixture('qwen3_moe');
+    expect(ckpt.config.headDim).toBe(12);
+    expect(ckpt.config.qkNorm).toBe('per-head');
+    expect(ckpt.tensor(ckpt.layout.layers[1].attention.qNorm!)?.shape).toEqual([12]);
+    expect(ckpt.tensor(ckpt.layout.layers[1].attention.q)?.shape).toEqual([48, 32]);
+    await ckpt.close();
+  });
+
+  it('Mixtral: the fused form takes the renamed router', async () => {
+    const { ckpt } = await openFixture('mixtral', { fusedExperts: true });
+    expect(ckpt.layout.layers[1].moe?.router).toBe('model.layers.1.mlp.gate.weight');
+    await ckpt.close();
+    const plain = await openFixture('mixtral');
+    expect(plain.ckpt.layout.layers[1].moe?.router).toBe('model.layers.1.block_sparse_moe.gate.weight');
+    await plain.ckpt.close();
+  });
+
+  it('DeepSeek: ungated shared experts of n_shared_experts × expert width', async () => {
+    const { ckpt } = await openFixture('deepseek', { numSharedExperts: 3 });
+    expect(ckpt.config.sharedExpertIntermediateSize).toBe(48);
+    expect(ckpt.config.sharedExpertGated).toBe(false);
+    expect(ckpt.layout.layers[1].moe?.sharedGate).toBeUndefined();
+    expect(ckpt.tensor(ckpt.layout.layers[1].moe!.shared!.gate)?.shape).toEqual([48, 32]);
+    await ckpt.close();
+  });
+
+  it('DeepSeek-V2: MLA declared, layout complete, with and without q-LoRA', async () => {
+    for (const qLoraRank of [null, 6]) {
+      const { fixture, ckpt } = await openFixture('deepseek_v2', { qLoraRank, routedScalingFactor: 2.5 });
+      expect(ckpt.config.attention).toBe('mla');
+      expect(ckpt.config.mla).toEqual({ qLoraRank, kvLoraRank: 8, qkNopeHeadDim: 8, qkRopeHeadDim: 4, vHeadDim: 8 });
+      expect(ckpt.config.routedScalingFactor).toBe(2.5);
+      const mla = ckpt.layout.layers[0].attention.mla!;
+      expect(mla.kvB).toBe('model.layers.0.self_attn.kv_b_proj.weight');
+      expect(Boolean(mla.qProj)).toBe(qLoraRank === null);
+      expect(Boolean(mla.qA)).toBe(qLoraRank !== null);
+      expect(describeCheckpoint(ckpt).runnable).toBe(false);
+      expect(parameterCounts(ckpt).attention).toBe(independentCounts(fixture.config).attention);
+      await ckpt.close();
+    }
+  });
+});
+
+describe('storage variants', () => {
+  it('tied embeddings: lm_head is the embedding and is not stored', async () => {
+    const { fixture, ckpt } = await openFixture('olmoe', { tieWordEmbeddings: true });
+    expect(ckpt.layout.lmHead).toBe('model.embed_tokens.weight');
+    expect(ckpt.tensor('lm_head.weight')).toBeUndefined();
+    expect(parameterCounts(ckpt).lmHead).toBe(0);
+    expect(parameterCounts(ckpt).total).toBe(independentCounts(fixture.config).total);
+    await ckpt.close();
+  });
+
+  it('BF16 and F16 fixtures decode to the F32 values rounded to the storage type', async () => {
+    const f32 = await openFixture('qwen3_moe', { seed: 3 });
+    for (const dtype of ['BF16', 'F16'] as const) {
+      const narrow = await openFixture('qwen3_moe', { seed: 3, dtype });
+      const fusedNarrow = await openFixture('qwen3_moe', { seed: 3, dtype, fusedExperts: true });
+      expect(describeCheckpoint(narrow.ckpt).dtypes).toEqual({ [dtype]: narrow.fixture.tensors.length });
+      expect(narrow.fixture.config.torch_dtype).toBe(dtype === 'BF16' ? 'bfloat16' : 'float16');
+      const exact = await f32.ckpt.readExpert(1, 4, 'down');
+      const rounded = await narrow.ckpt.readExpert(1, 4, 'down');
+      expect(await fusedNarrow.ckpt.readExpert(1, 4, 'down')).toEqual(rounded);
+      // round to nearest: relative error at most the unit roundoff 2^-p (p = 8 significant bits for
+      // bf16, 11 for f16; the values here are far above f16's subnormal range)
+      const tol = dtype === 'BF16' ? 2 ** -8 : 2 ** -11;
+      let changed = 0;
+      for (let i = 0; i < exact.length; i++) {
+        expect(Math.abs(rounded[i] - exact[i])).toBeLessThanOrEqual(Math.abs(exact[i]) * tol + 1e-7);
+        if (rounded[i] !== exact[i]) changed++;
+      }
+      expect(changed).toBeGreaterThan(exact.length / 2);
+      await narrow.ckpt.close();
+      await fusedNarrow.ckpt.close();
+    }
+    await f32.ckpt.close();
+  });
+
+  it('the same seed gives the same bytes; another seed other values', async () => {
+    const a = await openFixture('mixtral', { seed: 11 });
+    const b = await openFixture('mixtral', { seed: 11 });
+    const c = await openFixture('mixtral', { seed: 12 });
+    const name = 'model.layers.0.self_attn.q_proj.weight';
+    expect(await a.ckpt.readF32(name)).toEqual(await b.ckpt.readF32(name));
+    expect(await a.ckpt.readF32(name)).not.toEqual(await c.ckpt.readF32(name));
+    await Promise.all([a.ckpt.close(), b.ckpt.close(), c.ckpt.close()]);
+  });
+});

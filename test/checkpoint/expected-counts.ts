@@ -1,0 +1,130 @@
+/**
+ * Parameter counts computed straight from a config.json object with each family's own key names
+ * and the published module shapes — written independently of src/checkpoint, so the library's
+ * counts (which come from stored tensor shapes classified by its layout) are checked against an
+ * outside derivation.
+ */
+type Raw = Record<string, unknown>;
+
+const num = (raw: Raw, key: string): number => {
+  const v = raw[key];
+  if (typeof v !== 'number') throw new Error(`test config lacks numeric ${key}`);
+  return v;
+};
+
+export interface IndependentCounts {
+  moeLayers: number[];
+  denseLayers: number[];
+  numExperts: number;
+  topK: number;
+  expertWidth: number;
+  total: number;
+  experts: number;
+  routedGateUp: number;
+  routedDown: number;
+  sharedExperts: number;
+  routers: number;
+  attention: number;
+  denseMlp: number;
+  embeddings: number;
+  lmHead: number;
+  norms: number;
+}
+
+export function independentCounts(raw: Raw): IndependentCounts {
+  const type = raw.model_type as string;
+  const H = num(raw, 'hidden_size');
+  const V = num(raw, 'vocab_size');
+  const L = num(raw, 'num_hidden_layers');
+  const heads = num(raw, 'num_attention_heads');
+  const kv = num(raw, 'num_key_value_heads');
+  const tied = raw.tie_word_embeddings === true;
+
+  let E: number;
+  let I: number;
+  let isMoe: (l: number) => boolean;
+  let sharedPerLayer = 0;
+  let denseWidth = 0;
+  switch (type) {
+    case 'mixtral':
+      E = num(raw, 'num_local_experts');
+      I = num(raw, 'intermediate_size');
+      isMoe = () => true;
+      break;
+    case 'olmoe':
+      E = num(raw, 'num_experts');
+      I = num(raw, 'intermediate_size');
+      isMoe = () => true;
+      break;
+    case 'qwen2_moe':
+    case 'qwen3_moe': {
+      E = num(raw, 'num_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const mlpOnly = raw.mlp_only_layers as number[];
+      const step = num(raw, 'decoder_sparse_step');
+      isMoe = (l) => !mlpOnly.includes(l) && (l + 1) % step === 0;
+      if (type === 'qwen2_moe') {
+        const S = num(raw, 'shared_expert_intermediate_size');
+        sharedPerLayer = 3 * S * H + H; // gate, up, down + the [1, H] sigmoid gate
+      }
+      break;
+    }
+    case 'deepseek':
+    case 'deepseek_v2': {
+      E = num(raw, 'n_routed_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const k = num(raw, 'first_k_dense_replace');
+      const freq = num(raw, 'moe_layer_freq');
+      isMoe = (l) => l >= k && l % freq === 0;
+      sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
+      break;
+    }
+    default:
+      throw new Error(`no independent count formula for ${type}`);
+  }
+
+  let attentionPerLayer: number;
+  if (type === 'deepseek_v2') {
+    const nope = num(raw, 'qk_nope_head_dim');
+    const rope = num(raw, 'qk_rope_head_dim');
+    const vd = num(raw, 'v_head_dim');
+    const kvr = num(raw, 'kv_lora_rank');
+    const qr = raw.q_lora_rank as number | null;
+    const q = qr === null ? heads * (nope + rope) * H : qr * H + qr + heads * (nope + rope) * qr;
+    attentionPerLayer = q + (kvr + rope) * H + kvr + heads * (nope + vd) * kvr + H * heads * vd;
+  } else {
+    const hd = typeof raw.head_dim === 'number' ? raw.head_dim : H / heads;
+    attentionPerLayer = 2 * heads * hd * H + 2 * kv * hd * H;
+    if (type === 'qwen2_moe') attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
+    if (type === 'qwen3_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
+    if (type === 'olmoe') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
+  }
+
+  const moeLayers = Array.from({ length: L }, (_, l) => l).filter(isMoe);
+  const denseLayers = Array.from({ length: L }, (_, l) => l).filter((l) => !isMoe(l));
+  const nMoe = moeLayers.length;
+  const c = {
+    routedGateUp: nMoe * E * 2 * I * H,
+    routedDown: nMoe * E * H * I,
+    sharedExperts: nMoe * sharedPerLayer,
+    routers: nMoe * E * H,
+    attention: L * attentionPerLayer,
+    denseMlp: denseLayers.length * 3 * denseWidth * H,
+    embeddings: V * H,
+    lmHead: tied ? 0 : V * H,
+    norms: (2 * L + 1) * H,
+  };
+  const total = Object.values(c).reduce((a, b) => a + b, 0);
+  return {
+    moeLayers,
+    denseLayers,
+    numExperts: E,
+    topK: num(raw, 'num_experts_per_tok'),
+    expertWidth: I,
+    total,
+    experts: c.routedGateUp + c.routedDown,
+    ...c,
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * openCheckpoint on a generated checkpoint of every family, in per-expert, fused and sharded
+ * form: layout against the HF names the fixtures write, counts against a formula computed from
+ * config.json in the test, readExpert against the raw tensors.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeCheckpoint } from '../../src/checkpoint/describe.js';
+import { expectedTensors } from '../../src/checkpoint/expected.js';
+import { parameterCounts } from '../../src/checkpoint/counts.js';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import type { Checkpoint, ExpertMatrixType, FamilyName } from '../../src/checkpoint/types.js';
+import { FIXTURE_FAMILIES, makeTinyCheckpoint, type TinyCheckpoint } from '../helpers/fixtures.js';
+import { independentCounts } from './expected-counts.js';
+import { makeScratch } from './tmp-dirs.js';
+
+/** The HF on-disk name of one routed expert matrix, per family (from the model cards / formats.md). */
+function hfExpertName(family: FamilyName, l: number, e: number, type: ExpertMatrixType): string {
+  if (family === 'mixtral') return `model.layers.${l}.block_sparse_moe.experts.${e}.${{ gate: 'w1', up: 'w3', down: 'w2' }[type]}.weight`;
+  return `model.layers.${l}.mlp.experts.${e}.${type}_proj.weight`;
+}
+
+const TYPES: ExpertMatrixType[] = ['gate', 'up', 'down'];
+
+let scratch: Awaited<ReturnType<typeof makeScratch>>;
+beforeAll(async () => {
+  scratch = await makeScratch('open');
+});
+afterAll(async () => {
+  await scratch.cleanup();
+});
+
+describe.each(FIXTURE_FAMILIES)('%s', (family) => {
+  let plain: TinyCheckpoint;
+  let ckpt: Checkpoint;
+  let fusedCkpt: Checkpoint;
+  let shardedCkpt: Checkpoint;
+
+  beforeAll(async () => {
+    plain = await makeTinyCheckpoint(scratch.sub(`${family}-plain`), family, { seed: 7 });
+    const fused = await makeTinyCheckpoint(scratch.sub(`${family}-fused`), family, { seed: 7, fusedExperts: true });
+    const sharded = await makeTinyCheckpoint(scratch.sub(`${family}-sharded`), family, { seed: 7, maxShardBytes: 16384 });
+    ckpt = await openCheckpoint(plain.dir);
+    fusedCkpt = await openCheckpoint(fused.dir);
+    shardedCkpt = await openCheckpoint(sharded.dir);
+  });
+  afterAll(async () => {
+    await Promise.all([ckpt?.close(), fusedCkpt?.close(), shardedCkpt?.close()]);
+  });
+
+  it('resolves the family and the MoE / dense layers config.json implies', () => {
+    const truth = independentCounts(plain.config);
+    expect(ckpt.config.family).toBe(family);
+    expect(ckpt.config.modelType).toBe(plain.config.model_type);
+    expect(ckpt.config.numExperts).toBe(truth.numExperts);
+    expect(ckpt.config.topK).toBe(truth.topK);
+    expect(ckpt.config.expertIntermediateSize).toBe(truth.expertWidth);
+    expect(ckpt.layout.layers.filter((l) => l.kind === 'moe').map((l) => l.index)).toEqual(truth.moeLayers);
+    expect(ckpt.layout.layers.filter((l) => l.kind === 'dense').map((l) => l.index)).toEqual(truth.denseLayers);
+    for (const layer of ckpt.layout.layers) {
+      expect(Boolean(layer.moe)).toBe(layer.kind === 'moe');
+      expect(Boolean(layer.dense)).toBe(layer.kind === 'dense');
+    }
+  });
+
+  it('names exactly the tensors the fixture wrote, with the written shapes', () => {
+    const expected = expectedTensors(ckpt.config, ckpt.layout);
+    const written = new Map(plain.tensors.map((t) => [t.name, t.shape]));
+    expect(new Set(expected.map((t) => t.name))).toEqual(new Set(written.keys()));
+    for (const t of expected) expect(t.shape, t.name).toEqual(written.get(t.name));
+    const d = describeCheckpoint(ckpt);
+    expect(d.validation).toEqual({ ok: true, tensorsChecked: plain.tensors.length, unusedTensors: [] });
+  });
+
+  it('counts parameters as the independent formula does', () => {
+    const truth = independentCounts(plain.config);
+    const counts = parameterCounts(ckpt);
+    const { moeLayers: _m, denseLayers: _d, numExperts: _e, topK: _k, expertWidth: _w, ...truthCounts } = truth;
+    expect(counts).toEqual({ ...truthCounts, other: 0 });
+    expect(truth.total).toBe(plain.tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0));
+    // the fused and sharded forms hold the same parameters
+    expect(parameterCounts(fusedCkpt)).toEqual(counts);
+    expect(parameterCounts(shardedCkpt)).toEqual(counts);
+  });
+
+  it('readExpert returns the raw per-expert tensor with shape [p, d] / [d, p]', async () => {
+    const { hiddenSize: d, expertIntermediateSize: p } = ckpt.config;
+    const layer = ckpt.layout.layers.find((l) => l.kind === 'moe')!.index;
+    for (const e of [0, ckpt.config.numExperts - 1]) {
+      for (const type of TYPES) {
+        const name = hfExpertName(family, layer, e, type);
+        expect(ckpt.tensor(name)?.shape).toEqual(type === 'down' ? [d, p] : [p, d]);
+        const got = await ckpt.readExpert(layer, e, type);
+        expect(got.length).toBe(p * d);
+        expect(got).toEqual(await ckpt.readF32(name));
+      }
+    }
+  });
+
+  it('fused on-disk experts give the same matrices as per-expert ones', async () => {
+    expect(describeCheckpoint(fusedCkpt).expertStorage).toBe('fused');
+    expect(describeCheckpoint(ckpt).expertStorage).toBe('per-expert');
+    const { hiddenSize: H, expertIntermediateSize: I } = fusedCkpt.config;
+    for (const layer of fusedCkpt.layout.layers.filter((l) => l.kind === 'moe')) {
+      const l = layer.index;
+      expect(layer.moe!.fused).toEqual({ gateUp: `model.layers.${l}.mlp.experts.gate_up_proj`, down: `model.layers.${l}.mlp.experts.down_proj` });
+      expect(layer.moe!.experts).toBeUndefined();
+      const gateUp = await fusedCkpt.readF32(layer.moe!.fused!.gateUp);
+      for (let e = 0; e < fusedCkpt.config.numExperts; e++) {
+        for (const type of TYPES) {
+          const fromFused = await fusedCkpt.readExpert(l, e, type);
+          expect(fromFused, `layer ${l} expert ${e} ${type}`).toEqual(await ckpt.readExpert(l, e, type));
+        }
+        // gate rows come first in each expert's [2I, H] block, then up rows
+        expect(await fusedCkpt.readExpert(l, e, 'up')).toEqual(gateUp.subarray((2 * e + 1) * I * H, (2 * e + 2) * I * H));
+      }
+    }
+  });
+
+  it('opens a sharded copy with an index and reads the same experts', async () => {
+    expect(shardedCkpt.shardCount).toBeGreaterThan(1);
+    expect(new Set(shardedCkpt.tensorNames())).toEqual(new Set(ckpt.tensorNames()));
+    const moe = shardedCkpt.layout.layers.filter((l) => l.kind === 'moe');
+    const last = moe[moe.length - 1].index;
+    for (const type of TYPES) expect(await shardedCkpt.readExpert(last, 3, type)).toEqual(await ckpt.readExpert(last, 3, type));
+    expect(describeCheckpoint(shardedCkpt).files.length).toBe(shardedCkpt.shardCount);
+  });
+});

@@ -1,0 +1,545 @@
+/**
+ * Tiny random Hugging Face MoE checkpoints, generated at test time (no committed binaries).
+ *
+ * `makeTinyCheckpoint(dir, family, opts)` writes `config.json` with the family's REAL key names and
+ * every tensor with its exact HF name and `[out, in]` shape, as `save_pretrained` would:
+ *
+ * | family      | MoE layers (defaults)                  | extras                                          |
+ * |-------------|----------------------------------------|-------------------------------------------------|
+ * | mixtral     | all 2                                  | block_sparse_moe.experts.{e}.w1/w3/w2            |
+ * | qwen2_moe   | 0 and 2 of 3 (mlp_only_layers [1])     | q/k/v biases, shared_expert + shared_expert_gate |
+ * | qwen3_moe   | all 2                                  | head_dim 12 ≠ 32/4, per-head q_norm/k_norm [12]  |
+ * | olmoe       | all 2                                  | whole-projection q_norm [H·…]/k_norm             |
+ * | deepseek    | 1 and 2 of 3 (first_k_dense_replace 1) | shared_experts (2 × expert width), dense layer 0 |
+ * | deepseek_v2 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek + MLA attention, routed_scaling_factor |
+ *
+ * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
+ * dense width 24, Qwen2 shared width 20.
+ *
+ * Values are seeded normals scaled by 1/sqrt(fan_in) (norm weights 1 + 0.1·N, biases 0.05·N), so a
+ * forward pass stays finite. Each tensor's values depend only on (seed, the tensor's per-expert HF
+ * name): the fused form (`fusedExperts: true`: `mlp.experts.gate_up_proj [E, 2I, H]` with gate rows
+ * first and `mlp.experts.down_proj [E, H, I]`, and Mixtral's router renamed to `mlp.gate`) holds
+ * exactly the same expert matrices as the per-expert form of the same seed.
+ *
+ * The names and shapes here are written out independently of src/checkpoint on purpose: they are
+ * the truth the checkpoint code is tested against.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { FamilyName } from '../../src/checkpoint/types.js';
+import { writeFileAtomic } from '../../src/io/atomic.js';
+import { ShardedWriter } from '../../src/io/sharded.js';
+import { Rng } from './rng.js';
+
+export type FixtureDType = 'F32' | 'BF16' | 'F16';
+
+export interface TinyCheckpointOptions {
+  /** seed of every tensor's values (default 0) */
+  seed?: number;
+  /** storage dtype of every tensor (default F32) */
+  dtype?: FixtureDType;
+  /** split into `model-0000i-of-0000n.safetensors` shards + index when set (default: one file) */
+  maxShardBytes?: number;
+  /** store routed experts in the transformers ≥ 5 fused form (default false) */
+  fusedExperts?: boolean;
+  /** decoder layers (default 2; 3 for qwen2_moe, deepseek, deepseek_v2) */
+  numLayers?: number;
+  /** routed experts per MoE layer (default 8) */
+  numExperts?: number;
+  /** experts per token (default 2) */
+  topK?: number;
+  /** hidden size H (default 32) */
+  hiddenSize?: number;
+  /** routed expert width I (default 16) */
+  expertIntermediateSize?: number;
+  /** vocabulary size V (default 64) */
+  vocabSize?: number;
+  /** tie lm_head to the embeddings: no lm_head.weight is written (default false) */
+  tieWordEmbeddings?: boolean;
+  /** attention heads (default 4) */
+  numHeads?: number;
+  /** key/value heads (default 2; deepseek_v2: numHeads) */
+  numKvHeads?: number;
+  /** width of dense MLP layers (qwen2_moe, qwen3_moe, deepseek*; default 24) */
+  denseIntermediateSize?: number;
+  /** qwen2_moe: shared_expert_intermediate_size (default 20) */
+  sharedExpertIntermediateSize?: number;
+  /** deepseek*: n_shared_experts (default 2) */
+  numSharedExperts?: number;
+  /** qwen2_moe / qwen3_moe: mlp_only_layers (default [1] for qwen2_moe, [] for qwen3_moe) */
+  mlpOnlyLayers?: number[];
+  /** qwen2_moe / qwen3_moe: decoder_sparse_step (default 1) */
+  decoderSparseStep?: number;
+  /** deepseek*: first_k_dense_replace (default 1) */
+  firstKDenseReplace?: number;
+  /** deepseek*: moe_layer_freq (default 1) */
+  moeLayerFreq?: number;
+  /** qwen2_moe / qwen3_moe / olmoe: norm_topk_prob (defaults as the real models: false, true, false) */
+  normTopkProb?: boolean;
+  /** qwen3_moe: head_dim (default 12, deliberately ≠ hidden / heads) */
+  headDim?: number;
+  /** deepseek_v2: routed_scaling_factor (default 1.0, as V2-Lite) */
+  routedScalingFactor?: number;
+  /** deepseek_v2: q_lora_rank (default null: one q_proj, as V2-Lite) */
+  qLoraRank?: number | null;
+}
+
+export interface FixtureTensor {
+  name: string;
+  dtype: FixtureDType;
+  shape: number[];
+}
+
+export interface TinyCheckpoint {
+  dir: string;
+  /** the config.json written */
+  config: Record<string, unknown>;
+  /** every tensor written, in write order */
+  tensors: FixtureTensor[];
+}
+
+/** How a tensor's values are drawn. */
+type Init = 'linear' | 'norm' | 'bias' | 'embedding';
+
+interface TensorSpec {
+  name: string;
+  shape: number[];
+  /** produce the values (already scaled); called once, at write time */
+  values: () => Float32Array;
+}
+
+const TORCH_DTYPE: Record<FixtureDType, string> = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' };
+
+/** Resolved sizes, shared by every family builder. */
+interface Dims {
+  seed: number;
+  L: number;
+  E: number;
+  K: number;
+  H: number;
+  I: number;
+  V: number;
+  heads: number;
+  kvHeads: number;
+  dense: number;
+  tied: boolean;
+  fused: boolean;
+}
+
+function drawValues(seed: number, label: string, shape: number[], init: Init): Float32Array {
+  const rng = Rng.forLabel(seed, label);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const fanIn = shape[shape.length - 1];
+  switch (init) {
+    case 'norm':
+      return rng.normalArray(n, 0.1, 1);
+    case 'bias':
+      return rng.normalArray(n, 0.05);
+    case 'linear':
+    case 'embedding':
+      return rng.normalArray(n, 1 / Math.sqrt(fanIn));
+  }
+}
+
+/** A tensor whose values are seeded by its own name (or by `label`, to match another form). */
+function tensor(d: Dims, name: string, shape: number[], init: Init, label = name): TensorSpec {
+  return { name, shape, values: () => drawValues(d.seed, label, shape, init) };
+}
+
+const P = (l: number) => `model.layers.${l}`;
+
+function norms(d: Dims, l: number): TensorSpec[] {
+  return [
+    tensor(d, `${P(l)}.input_layernorm.weight`, [d.H], 'norm'),
+    tensor(d, `${P(l)}.post_attention_layernorm.weight`, [d.H], 'norm'),
+  ];
+}
+
+/** q/k/v/o of grouped-query attention with head width `headDim`. */
+function gqaAttention(d: Dims, l: number, headDim: number): TensorSpec[] {
+  const a = `${P(l)}.self_attn`;
+  return [
+    tensor(d, `${a}.q_proj.weight`, [d.heads * headDim, d.H], 'linear'),
+    tensor(d, `${a}.k_proj.weight`, [d.kvHeads * headDim, d.H], 'linear'),
+    tensor(d, `${a}.v_proj.weight`, [d.kvHeads * headDim, d.H], 'linear'),
+    tensor(d, `${a}.o_proj.weight`, [d.H, d.heads * headDim], 'linear'),
+  ];
+}
+
+function mlp(d: Dims, prefix: string, gate: string, up: string, down: string, width: number): TensorSpec[] {
+  return [
+    tensor(d, `${prefix}.${gate}.weight`, [width, d.H], 'linear'),
+    tensor(d, `${prefix}.${up}.weight`, [width, d.H], 'linear'),
+    tensor(d, `${prefix}.${down}.weight`, [d.H, width], 'linear'),
+  ];
+}
+
+/**
+ * Routed experts of one layer, per expert (`{prefix}.experts.{e}.{gate}.weight`) or fused
+ * (`model.layers.{l}.mlp.experts.gate_up_proj` / `down_proj`, assembled from the same matrices).
+ */
+function routedExperts(d: Dims, l: number, prefix: string, gate: string, up: string, down: string): TensorSpec[] {
+  const expertName = (e: number, m: string) => `${prefix}.experts.${e}.${m}.weight`;
+  if (!d.fused) {
+    const out: TensorSpec[] = [];
+    for (let e = 0; e < d.E; e++) out.push(...mlp(d, `${prefix}.experts.${e}`, gate, up, down, d.I));
+    return out;
+  }
+  const draw = (e: number, m: string, shape: number[]) => drawValues(d.seed, expertName(e, m), shape, 'linear');
+  const gateUp = (): Float32Array => {
+    const out = new Float32Array(d.E * 2 * d.I * d.H);
+    const block = d.I * d.H;
+    for (let e = 0; e < d.E; e++) {
+      out.set(draw(e, gate, [d.I, d.H]), (2 * e) * block);
+      out.set(draw(e, up, [d.I, d.H]), (2 * e + 1) * block);
+    }
+    return out;
+  };
+  const downAll = (): Float32Array => {
+    const out = new Float32Array(d.E * d.H * d.I);
+    for (let e = 0; e < d.E; e++) out.set(draw(e, down, [d.H, d.I]), e * d.H * d.I);
+    return out;
+  };
+  return [
+    { name: `${P(l)}.mlp.experts.gate_up_proj`, shape: [d.E, 2 * d.I, d.H], values: gateUp },
+    { name: `${P(l)}.mlp.experts.down_proj`, shape: [d.E, d.H, d.I], values: downAll },
+  ];
+}
+
+function embeddingsAndHead(d: Dims, layers: TensorSpec[]): TensorSpec[] {
+  const out = [tensor(d, 'model.embed_tokens.weight', [d.V, d.H], 'embedding'), ...layers, tensor(d, 'model.norm.weight', [d.H], 'norm')];
+  if (!d.tied) out.push(tensor(d, 'lm_head.weight', [d.V, d.H], 'linear'));
+  return out;
+}
+
+interface FamilyFixture {
+  config: Record<string, unknown>;
+  tensors: TensorSpec[];
+}
+
+function mixtralFixture(d: Dims): FamilyFixture {
+  const config = {
+    architectures: ['MixtralForCausalLM'],
+    model_type: 'mixtral',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    num_local_experts: d.E,
+    num_experts_per_tok: d.K,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 1e6,
+    sliding_window: null,
+    router_aux_loss_coef: 0.02,
+    router_jitter_noise: 0,
+    attention_dropout: 0,
+    tie_word_embeddings: d.tied,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  };
+  const layers: TensorSpec[] = [];
+  const headDim = d.H / d.heads;
+  for (let l = 0; l < d.L; l++) {
+    const moe = `${P(l)}.block_sparse_moe`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    // transformers ≥ 5 renames the router when it fuses the experts; same values either way
+    const router = d.fused ? `${P(l)}.mlp.gate.weight` : `${moe}.gate.weight`;
+    layers.push(tensor(d, router, [d.E, d.H], 'linear', `${moe}.gate.weight`));
+    layers.push(...routedExperts(d, l, moe, 'w1', 'w3', 'w2'));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+function qwen2MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const mlpOnly = o.mlpOnlyLayers ?? [1];
+  const step = o.decoderSparseStep ?? 1;
+  const shared = o.sharedExpertIntermediateSize ?? 20;
+  const config = {
+    architectures: ['Qwen2MoeForCausalLM'],
+    model_type: 'qwen2_moe',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    shared_expert_intermediate_size: shared,
+    num_experts: d.E,
+    num_experts_per_tok: d.K,
+    norm_topk_prob: o.normTopkProb ?? false,
+    decoder_sparse_step: step,
+    mlp_only_layers: mlpOnly,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    max_position_embeddings: 256,
+    max_window_layers: d.L,
+    use_sliding_window: false,
+    sliding_window: 256,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1e6,
+    router_aux_loss_coef: 0.001,
+    tie_word_embeddings: d.tied,
+    bos_token_id: d.V - 1,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  const headDim = d.H / d.heads;
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(
+      tensor(d, `${a}.q_proj.bias`, [d.heads * headDim], 'bias'),
+      tensor(d, `${a}.k_proj.bias`, [d.kvHeads * headDim], 'bias'),
+      tensor(d, `${a}.v_proj.bias`, [d.kvHeads * headDim], 'bias'),
+    );
+    const isMoe = !mlpOnly.includes(l) && (l + 1) % step === 0;
+    if (!isMoe) {
+      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+    layers.push(...mlp(d, `${P(l)}.mlp.shared_expert`, 'gate_proj', 'up_proj', 'down_proj', shared));
+    layers.push(tensor(d, `${P(l)}.mlp.shared_expert_gate.weight`, [1, d.H], 'linear'));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+function qwen3MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const mlpOnly = o.mlpOnlyLayers ?? [];
+  const step = o.decoderSparseStep ?? 1;
+  const headDim = o.headDim ?? 12;
+  const config = {
+    architectures: ['Qwen3MoeForCausalLM'],
+    model_type: 'qwen3_moe',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    num_experts: d.E,
+    num_experts_per_tok: d.K,
+    norm_topk_prob: o.normTopkProb ?? true,
+    decoder_sparse_step: step,
+    mlp_only_layers: mlpOnly,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_bias: false,
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    max_window_layers: d.L,
+    use_sliding_window: false,
+    sliding_window: null,
+    rms_norm_eps: 1e-6,
+    rope_theta: 1e6,
+    rope_scaling: null,
+    router_aux_loss_coef: 0.001,
+    tie_word_embeddings: d.tied,
+    bos_token_id: d.V - 1,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(tensor(d, `${a}.q_norm.weight`, [headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [headDim], 'norm'));
+    const isMoe = !mlpOnly.includes(l) && (l + 1) % step === 0;
+    if (!isMoe) {
+      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+function olmoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const config = {
+    architectures: ['OlmoeForCausalLM'],
+    model_type: 'olmoe',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    num_experts: d.E,
+    num_experts_per_tok: d.K,
+    norm_topk_prob: o.normTopkProb ?? false,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_bias: false,
+    attention_dropout: 0,
+    clip_qkv: null,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_scaling: null,
+    router_aux_loss_coef: 0.01,
+    output_router_logits: false,
+    tie_word_embeddings: d.tied,
+    pad_token_id: 1,
+    bos_token_id: null,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  const headDim = d.H / d.heads;
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    // OLMoE normalises the whole q and k projections, before splitting into heads
+    layers.push(tensor(d, `${a}.q_norm.weight`, [d.heads * headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [d.kvHeads * headDim], 'norm'));
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/** DeepSeekMoE (v1) and DeepSeek-V2 share the MoE part; V2 swaps attention for MLA. */
+function deepseekFixture(d: Dims, o: TinyCheckpointOptions, v2: boolean): FamilyFixture {
+  const firstDense = o.firstKDenseReplace ?? 1;
+  const freq = o.moeLayerFreq ?? 1;
+  const nShared = o.numSharedExperts ?? 2;
+  const mla = { qLoraRank: o.qLoraRank ?? null, kvLoraRank: 8, nope: 8, rope: 4, v: 8 };
+  const config: Record<string, unknown> = {
+    architectures: [v2 ? 'DeepseekV2ForCausalLM' : 'DeepseekForCausalLM'],
+    model_type: v2 ? 'deepseek_v2' : 'deepseek',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    n_routed_experts: d.E,
+    n_shared_experts: nShared,
+    num_experts_per_tok: d.K,
+    first_k_dense_replace: firstDense,
+    moe_layer_freq: freq,
+    norm_topk_prob: false,
+    scoring_func: 'softmax',
+    aux_loss_alpha: 0.001,
+    seq_aux: true,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_bias: false,
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    rope_scaling: null,
+    tie_word_embeddings: d.tied,
+    bos_token_id: 0,
+    eos_token_id: d.V - 1,
+  };
+  if (v2) {
+    Object.assign(config, {
+      routed_scaling_factor: o.routedScalingFactor ?? 1.0,
+      topk_method: 'greedy',
+      n_group: 1,
+      topk_group: 1,
+      q_lora_rank: mla.qLoraRank,
+      kv_lora_rank: mla.kvLoraRank,
+      qk_nope_head_dim: mla.nope,
+      qk_rope_head_dim: mla.rope,
+      v_head_dim: mla.v,
+    });
+  }
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l));
+    if (!v2) {
+      layers.push(...gqaAttention(d, l, d.H / d.heads));
+    } else {
+      const qHead = mla.nope + mla.rope;
+      if (mla.qLoraRank === null) {
+        layers.push(tensor(d, `${a}.q_proj.weight`, [d.heads * qHead, d.H], 'linear'));
+      } else {
+        layers.push(
+          tensor(d, `${a}.q_a_proj.weight`, [mla.qLoraRank, d.H], 'linear'),
+          tensor(d, `${a}.q_a_layernorm.weight`, [mla.qLoraRank], 'norm'),
+          tensor(d, `${a}.q_b_proj.weight`, [d.heads * qHead, mla.qLoraRank], 'linear'),
+        );
+      }
+      layers.push(
+        tensor(d, `${a}.kv_a_proj_with_mqa.weight`, [mla.kvLoraRank + mla.rope, d.H], 'linear'),
+        tensor(d, `${a}.kv_a_layernorm.weight`, [mla.kvLoraRank], 'norm'),
+        tensor(d, `${a}.kv_b_proj.weight`, [d.heads * (mla.nope + mla.v), mla.kvLoraRank], 'linear'),
+        tensor(d, `${a}.o_proj.weight`, [d.H, d.heads * mla.v], 'linear'),
+      );
+    }
+    const isMoe = l >= firstDense && l % freq === 0;
+    if (!isMoe) {
+      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+    if (nShared > 0) layers.push(...mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3 };
+
+/**
+ * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
+ * Deterministic: the same (family, options) always gives the same bytes.
+ */
+export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: TinyCheckpointOptions = {}): Promise<TinyCheckpoint> {
+  const heads = opts.numHeads ?? 4;
+  const d: Dims = {
+    seed: opts.seed ?? 0,
+    L: opts.numLayers ?? DEFAULT_LAYERS[family],
+    E: opts.numExperts ?? 8,
+    K: opts.topK ?? 2,
+    H: opts.hiddenSize ?? 32,
+    I: opts.expertIntermediateSize ?? 16,
+    V: opts.vocabSize ?? 64,
+    heads,
+    kvHeads: opts.numKvHeads ?? (family === 'deepseek_v2' ? heads : 2),
+    dense: opts.denseIntermediateSize ?? 24,
+    tied: opts.tieWordEmbeddings ?? false,
+    fused: opts.fusedExperts ?? false,
+  };
+  const dtype = opts.dtype ?? 'F32';
+  const built = (() => {
+    switch (family) {
+      case 'mixtral':
+        return mixtralFixture(d);
+      case 'qwen2_moe':
+        return qwen2MoeFixture(d, opts);
+      case 'qwen3_moe':
+        return qwen3MoeFixture(d, opts);
+      case 'olmoe':
+        return olmoeFixture(d, opts);
+      case 'deepseek':
+        return deepseekFixture(d, opts, false);
+      case 'deepseek_v2':
+        return deepseekFixture(d, opts, true);
+    }
+  })();
+  const config = { ...built.config, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
+
+  const absDir = path.resolve(dir);
+  await mkdir(absDir, { recursive: true });
+  await writeFileAtomic(path.join(absDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  const plan = built.tensors.map((t) => ({ name: t.name, dtype, shape: t.shape }));
+  const writer = await ShardedWriter.create(absDir, plan, {
+    ...(opts.maxShardBytes !== undefined ? { maxShardBytes: opts.maxShardBytes } : {}),
+    metadata: { format: 'pt' },
+  });
+  for (const t of built.tensors) await writer.write(t.name, t.values());
+  await writer.finish();
+  return { dir: absDir, config, tensors: plan };
+}
+
+/** Every family the fixtures can generate. */
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2'];
