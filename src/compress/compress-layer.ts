@@ -1,0 +1,477 @@
+/**
+ * RFID-MoE for one layer and one matrix type (gate or up): group the experts, measure each
+ * group's effective rank, fuse it with routing frequency, allocate ranks within the budget, factor
+ * every group by truncated SVD (shared basis B_g, per-expert coefficients A_i), and keep each
+ * expert's residual as q numbers through a sparse projection shared within the group.
+ *
+ * Everything runs on the synchronous Engine. The caller's matrices are only read.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Engine } from '../engine/types.js';
+import { allocateEqualRanks, allocateRanks, type Allocation } from '../rank-allocation/allocate.js';
+import { rankUnitCost, storedParams, type LayerBudget } from '../rank-allocation/budget.js';
+import { fuseImportance, shareNormalise } from '../rank-allocation/fuse.js';
+import { createProjection, type ProjectionDescriptor, type SparseProjection } from '../residual/projection.js';
+import { mixSeed } from '../residual/prng.js';
+import { effectiveRank, energyBetween } from '../svd/effective-rank.js';
+import { truncatedFactors, type LowRankFactors } from '../svd/truncated.js';
+import { groupExperts } from './grouping.js';
+import {
+  effectiveGroupSize,
+  effectiveXi,
+  groupOrderOf,
+  recipeFingerprint,
+  resolvedResidualShare,
+  usesEqualRanks,
+  validateRecipeForLayer,
+  type Recipe,
+} from './recipe.js';
+import { sumGrams, whitenedTruncatedSvd } from './whitening.js';
+
+export interface CompressLayerInput {
+  engine: Engine;
+  recipe: Recipe;
+  /** n experts, each p×d row-major */
+  matrices: readonly Float32Array[];
+  p: number;
+  d: number;
+  /** routing counts per expert (tokens that chose it) */
+  frequencies: readonly number[];
+  /** XᵀX (d×d, f64) of the calibration inputs each expert saw: needed for whitening and the
+   * output-space error; called once or twice per expert, never stored */
+  gram?: (expert: number) => Float64Array;
+  /** called after each group is factored */
+  onGroupDone?: (done: number, total: number) => void;
+}
+
+export interface ResidualVsRank {
+  /** residual energy recovered per stored residual number */
+  residualEnergyPerParam: number;
+  /** energy the next rank units would have recovered per parameter (weight space, from the exact
+   * spectrum of the unwhitened group) */
+  rankEnergyPerParam: number;
+  /** how many rank units the residual's parameters would have bought in this group */
+  equivalentRanks: number;
+}
+
+export interface GroupErrors {
+  /** ‖M_g − A·B‖_F / ‖M_g‖_F over the stacked group, before the residual */
+  weightRelBefore: number;
+  /** the same with the residual added (equal to before when there is none) */
+  weightRelAfter: number;
+  /** √(Σ_i ‖(W_i − Ŵ_i)X_iᵀ‖²) / √(Σ_i ‖W_i X_iᵀ‖²) before / after the residual (with gram) */
+  outputRelBefore?: number;
+  outputRel?: number;
+  /** fraction of the low-rank residual energy ‖R‖² the residual vectors recover (0 without) */
+  residualEnergyRecovered: number;
+  residualVsRank?: ResidualVsRank;
+}
+
+/** Absolute squared norms behind the ratios, so errors can be pooled over groups, layers, models. */
+export interface ErrorEnergies {
+  /** Σ ‖W_i‖² */
+  weight: number;
+  /** Σ ‖W_i − A_i·B‖² (low-rank error, before the residual) */
+  residualBefore: number;
+  /** Σ ‖W_i − Ŵ_i‖² (final) */
+  residualAfter: number;
+  /** Σ ‖W_i X_iᵀ‖², Σ ‖(W_i − A_i·B)X_iᵀ‖², Σ ‖(W_i − Ŵ_i)X_iᵀ‖² (with gram) */
+  output?: { weight: number; before: number; after: number };
+}
+
+/** Pooled relative errors: √(Σ error² / Σ norm²) over the given groups. */
+export interface PooledErrors {
+  weightRelBefore: number;
+  weightRelAfter: number;
+  outputRelBefore?: number;
+  outputRel?: number;
+  residualEnergyRecovered: number;
+}
+
+export function poolErrors(energies: readonly ErrorEnergies[]): PooledErrors {
+  let weight = 0;
+  let before = 0;
+  let after = 0;
+  let outWeight = 0;
+  let outBefore = 0;
+  let outAfter = 0;
+  let withOutput = energies.length > 0;
+  for (const e of energies) {
+    weight += e.weight;
+    before += e.residualBefore;
+    after += e.residualAfter;
+    if (e.output) {
+      outWeight += e.output.weight;
+      outBefore += e.output.before;
+      outAfter += e.output.after;
+    } else withOutput = false;
+  }
+  const pooled: PooledErrors = {
+    weightRelBefore: ratio(before, weight),
+    weightRelAfter: ratio(after, weight),
+    residualEnergyRecovered: before > 0 ? Math.max(0, before - after) / before : 0,
+  };
+  if (withOutput) {
+    pooled.outputRelBefore = ratio(outBefore, outWeight);
+    pooled.outputRel = ratio(outAfter, outWeight);
+  }
+  return pooled;
+}
+
+export interface ExpertErrors {
+  expert: number;
+  /** ‖W_i − Ŵ_i‖ / ‖W_i‖ of the final reconstruction */
+  weightRel: number;
+  /** ‖(W_i − Ŵ_i)X_iᵀ‖ / ‖W_i X_iᵀ‖ of the final reconstruction (with gram) */
+  outputRel?: number;
+}
+
+export interface CompressedGroup {
+  /** expert indices, in the order of the stacked rows */
+  experts: number[];
+  /** rows p and columns d of one expert matrix */
+  p: number;
+  d: number;
+  rank: number;
+  /** effective rank of the stacked raw matrices */
+  erank: number;
+  /** routing-frequency share F_g, effective-rank share E_g, fused importance C_g */
+  F: number;
+  E: number;
+  C: number;
+  /** B_g, rank×d row-major, shared by the group */
+  basis: Float32Array;
+  /** A_i per expert (same order as `experts`), p×rank row-major */
+  coefficients: Float32Array[];
+  residual?: { descriptor: ProjectionDescriptor; vectors: Float32Array[] };
+  /** relative damping the whitening Cholesky needed */
+  whiteningDamping?: number;
+  errors: GroupErrors;
+  energies: ErrorEnergies;
+  expertErrors: ExpertErrors[];
+}
+
+export interface LayerTimings {
+  spectrumMs: number;
+  allocateMs: number;
+  factorMs: number;
+  residualMs: number;
+  errorsMs: number;
+  totalMs: number;
+}
+
+export interface CompressLayerResult {
+  groups: CompressedGroup[];
+  /** ranks per group, in group order */
+  ranks: number[];
+  budget: LayerBudget;
+  /** errors pooled over the whole layer and matrix type */
+  errors: PooledErrors;
+  allocation: Pick<Allocation, 'kTotal' | 'usedParams' | 'leftoverParams' | 'caps'>;
+  params: {
+    original: number;
+    stored: number;
+    rank: number;
+    residual: number;
+    /** stored / original: γ to within one rank unit for largest-remainder allocation */
+    ratio: number;
+  };
+  /** experts with fewer routed calibration tokens than recipe.minExpertTokens, etc. */
+  warnings: string[];
+  recipeFingerprint: string;
+  engine: string;
+  timings: LayerTimings;
+}
+
+export class CompressInputError extends Error {
+  readonly kind = 'CompressInputError';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CompressInputError';
+  }
+}
+
+function checkInput(input: CompressLayerInput): void {
+  const { matrices, p, d, frequencies } = input;
+  if (matrices.length !== frequencies.length) {
+    throw new CompressInputError(`${matrices.length} expert matrices but ${frequencies.length} routing frequencies; give one count per expert`);
+  }
+  for (const [i, m] of matrices.entries()) {
+    if (!(m instanceof Float32Array)) throw new CompressInputError(`expert ${i}: matrix must be a Float32Array (convert bf16/f16 weights first)`);
+    if (m.length !== p * d) throw new CompressInputError(`expert ${i}: matrix has ${m.length} entries, expected ${p}×${d} = ${p * d}`);
+    for (let j = 0; j < m.length; j++) {
+      if (!Number.isFinite(m[j])) throw new CompressInputError(`expert ${i}: entry ${j} (row ${Math.floor(j / d)}, column ${j % d}) is ${m[j]}; weights must be finite`);
+    }
+  }
+  for (const [i, f] of frequencies.entries()) {
+    if (!Number.isFinite(f) || f < 0) throw new CompressInputError(`expert ${i}: routing frequency ${f} must be a finite count ≥ 0`);
+  }
+  if (input.recipe.whiten !== false && !input.gram) {
+    throw new CompressInputError('the recipe asks for whitening but no calibration Gram matrices were given; collect activations or set whiten: false');
+  }
+}
+
+/** The group's matrices stacked row-wise, (|g|·p)×d; a single expert is used as is (no copy). */
+function stack(matrices: readonly Float32Array[], experts: readonly number[], p: number, d: number): Float32Array {
+  if (experts.length === 1) return matrices[experts[0]];
+  const out = new Float32Array(experts.length * p * d);
+  experts.forEach((e, j) => out.set(matrices[e], j * p * d));
+  return out;
+}
+
+function squaredNorm(x: Float32Array | Float64Array, start = 0, end = x.length): number {
+  let s = 0;
+  for (let j = start; j < end; j++) s += x[j] * x[j];
+  return s;
+}
+
+/** ‖D·Xᵀ‖² = Σ (D·G) ∘ D for D (p×d) and G = XᵀX given as f32 (d×d). */
+function outputSquaredNorm(engine: Engine, p: number, d: number, D: Float32Array, gram32: Float32Array, scratch: Float32Array): number {
+  engine.gemm(p, d, d, D, gram32, scratch);
+  let s = 0;
+  for (let j = 0; j < D.length; j++) s += scratch[j] * D[j];
+  return Math.max(s, 0);
+}
+
+function ratio(num: number, den: number): number {
+  return den > 0 ? Math.sqrt(num / den) : 0;
+}
+
+/** Compress one matrix type of one layer. Validates everything before any heavy work. */
+export function compressLayerType(input: CompressLayerInput): CompressLayerResult {
+  const t0 = performance.now();
+  const { engine, recipe, matrices, p, d, frequencies } = input;
+  const n = matrices.length;
+  const budget = validateRecipeForLayer(recipe, { numExperts: n, p, d });
+  checkInput(input);
+
+  const warnings: string[] = [];
+  const rare = frequencies.flatMap((f, i) => (f < recipe.minExpertTokens ? [i] : []));
+  if (rare.length > 0) {
+    warnings.push(
+      `${rare.length} expert(s) were routed fewer than ${recipe.minExpertTokens} calibration tokens (${rare.slice(0, 8).join(', ')}${rare.length > 8 ? ', …' : ''}): their frequency share is noisy; use more calibration tokens`,
+    );
+  }
+
+  // 1–3. groups and their exact spectra (raw weights, as the paper)
+  const groups = groupExperts(frequencies, effectiveGroupSize(recipe), groupOrderOf(recipe));
+  const sizes = groups.map((g) => g.length);
+  const spectra = groups.map((g) => engine.singularValues(g.length * p, d, stack(matrices, g, p, d)));
+  const eranks = spectra.map((s) => effectiveRank(s));
+  const tSpectrum = performance.now();
+
+  // 4. fusion and allocation
+  const F = shareNormalise(groups.map((g) => g.reduce((acc, e) => acc + frequencies[e], 0)));
+  const E = shareNormalise(eranks);
+  const C = fuseImportance(F, E, effectiveXi(recipe));
+  const allocOpts = { p, d, rankBudgetParams: budget.rankBudgetParams, rounding: recipe.rounding };
+  const allocation = usesEqualRanks(recipe) ? allocateEqualRanks(sizes, allocOpts) : allocateRanks(C, sizes, allocOpts);
+  const tAllocate = performance.now();
+
+  // 5–6. factors, residual, errors, group by group (only one stacked group alive at a time)
+  const q = resolvedResidualShare(recipe) > 0 ? budget.residualPerExpert : 0;
+  const timings = { factorMs: 0, residualMs: 0, errorsMs: 0 };
+  const out: CompressedGroup[] = [];
+  for (const [g, experts] of groups.entries()) {
+    const signals = { erank: eranks[g], F: F[g], E: E[g], C: C[g] };
+    out.push(compressGroup(input, g, experts, allocation.ranks[g], spectra[g], signals, q, timings));
+    input.onGroupDone?.(g + 1, groups.length);
+  }
+
+  const rankParams = allocation.usedParams;
+  const stored = storedParams(allocation.ranks, sizes, p, d, q);
+  const shortfall = budget.targetParams - stored;
+  if (shortfall >= budget.rankUnitCost) {
+    const why = usesEqualRanks(recipe)
+      ? `the ${recipe.allocation} baseline gives every group the same rank`
+      : recipe.rounding === 'floor'
+        ? "the paper's floor rounding drops each group's fractional rank"
+        : 'every group is at its rank cap';
+    warnings.push(
+      `stored parameters ${stored} fall ${Math.round(shortfall)} short of retain ${recipe.retain} (${(stored / budget.originalParams).toFixed(4)} kept): ${why}`,
+    );
+  }
+  const tEnd = performance.now();
+  return {
+    groups: out,
+    ranks: allocation.ranks,
+    budget,
+    errors: poolErrors(out.map((g) => g.energies)),
+    allocation: { kTotal: allocation.kTotal, usedParams: allocation.usedParams, leftoverParams: allocation.leftoverParams, caps: allocation.caps },
+    params: { original: budget.originalParams, stored, rank: rankParams, residual: n * q, ratio: stored / budget.originalParams },
+    warnings,
+    recipeFingerprint: recipeFingerprint(recipe),
+    engine: engine.describe(),
+    timings: {
+      spectrumMs: tSpectrum - t0,
+      allocateMs: tAllocate - tSpectrum,
+      ...timings,
+      totalMs: tEnd - t0,
+    },
+  };
+}
+
+function factorGroup(input: CompressLayerInput, g: number, experts: readonly number[], M: Float32Array, rank: number): LowRankFactors & { damping?: number } {
+  const { engine, recipe, p, d } = input;
+  const m = experts.length * p;
+  if (recipe.whiten !== false) {
+    // One basis per group needs one whitening: the summed Gram weighs each expert's inputs by how
+    // many tokens it saw, i.e. the group objective Σ_i ‖(W_i − Ŵ_i)X_iᵀ‖² with a common metric.
+    // Whitened factors always use the exact SVD (W·L is f64 and the optimum is the point).
+    const gram = sumGrams(d, experts.map((e) => (input.gram as (e: number) => Float64Array)(e)));
+    return whitenedTruncatedSvd(engine, m, d, M, gram, rank, { dampingSchedule: recipe.whiten.dampingSchedule });
+  }
+  const randomized = { ...recipe.randomizedSvd, seed: mixSeed(recipe.randomizedSvd.seed, g) };
+  return truncatedFactors(engine, m, d, M, rank, recipe.svd, randomized);
+}
+
+function compressGroup(
+  input: CompressLayerInput,
+  g: number,
+  experts: number[],
+  rank: number,
+  spectrum: Float64Array,
+  signals: Pick<CompressedGroup, 'erank' | 'F' | 'E' | 'C'>,
+  q: number,
+  timings: { factorMs: number; residualMs: number; errorsMs: number },
+): CompressedGroup {
+  const { engine, recipe, matrices, p, d } = input;
+  const size = p * d;
+  const m = experts.length * p;
+  let t = performance.now();
+  const M = stack(matrices, experts, p, d);
+  const factors = factorGroup(input, g, experts, M, rank);
+  // R = M − A·B in one GEMM (C starts as a copy of M, beta = 1)
+  const R = Float32Array.from(M);
+  engine.gemm(m, d, rank, factors.A, factors.B, R, { alpha: -1, beta: 1 });
+  const coefficients = experts.map((_, j) => factors.A.slice(j * p * rank, (j + 1) * p * rank));
+  const now1 = performance.now();
+  timings.factorMs += now1 - t;
+  t = now1;
+
+  const weightNorms = experts.map((e) => squaredNorm(matrices[e]));
+  const residualBefore = experts.map((_, j) => squaredNorm(R, j * size, (j + 1) * size));
+
+  // output error before the residual (needs each expert's Gram); R is still the pure low-rank error
+  let outputBefore: number[] | undefined;
+  let outputNorms: number[] | undefined;
+  const grams32: Float32Array[] = [];
+  if (input.gram) {
+    const scratch = new Float32Array(size);
+    outputBefore = [];
+    outputNorms = [];
+    for (const [j, e] of experts.entries()) {
+      const gram32 = Float32Array.from(input.gram(e));
+      grams32.push(gram32);
+      outputNorms.push(outputSquaredNorm(engine, p, d, matrices[e], gram32, scratch));
+      outputBefore.push(outputSquaredNorm(engine, p, d, R.subarray(j * size, (j + 1) * size), gram32, scratch));
+    }
+  }
+  const now2 = performance.now();
+  timings.errorsMs += now2 - t;
+  t = now2;
+
+  let residual: CompressedGroup['residual'];
+  let recoveredEnergy = 0;
+  if (q > 0) {
+    const descriptor: ProjectionDescriptor = {
+      scheme: recipe.residual.buckets,
+      q,
+      length: size,
+      seed: recipe.residual.buckets === 'random' ? mixSeed(recipe.residual.seed, g) : 0,
+    };
+    const projection = createProjection(descriptor);
+    const vectors = experts.map((_, j) => {
+      const Rj = R.subarray(j * size, (j + 1) * size);
+      const eta = projection.project(Rj);
+      projection.addReconstruction(Rj, eta, -1); // R_j ← R_j − P·η_j
+      recoveredEnergy += squaredNorm(eta);
+      return eta;
+    });
+    residual = { descriptor, vectors };
+  }
+  const residualAfter = experts.map((_, j) => squaredNorm(R, j * size, (j + 1) * size));
+  const now3 = performance.now();
+  timings.residualMs += now3 - t;
+  t = now3;
+
+  let outputAfter: number[] | undefined;
+  if (input.gram) {
+    if (q > 0) {
+      const scratch = new Float32Array(size);
+      outputAfter = experts.map((_, j) => outputSquaredNorm(engine, p, d, R.subarray(j * size, (j + 1) * size), grams32[j], scratch));
+    } else outputAfter = outputBefore;
+  }
+  timings.errorsMs += performance.now() - t;
+
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const totalWeight = sum(weightNorms);
+  const totalBefore = sum(residualBefore);
+  const errors: GroupErrors = {
+    weightRelBefore: ratio(totalBefore, totalWeight),
+    weightRelAfter: ratio(sum(residualAfter), totalWeight),
+    residualEnergyRecovered: totalBefore > 0 ? recoveredEnergy / totalBefore : 0,
+  };
+  if (outputBefore && outputAfter && outputNorms) {
+    errors.outputRelBefore = ratio(sum(outputBefore), sum(outputNorms));
+    errors.outputRel = ratio(sum(outputAfter), sum(outputNorms));
+  }
+  if (q > 0) errors.residualVsRank = residualVsRank(spectrum, rank, experts.length, p, d, q, recoveredEnergy);
+  const energies: ErrorEnergies = { weight: totalWeight, residualBefore: totalBefore, residualAfter: sum(residualAfter) };
+  if (outputBefore && outputAfter && outputNorms) energies.output = { weight: sum(outputNorms), before: sum(outputBefore), after: sum(outputAfter) };
+
+  return {
+    experts,
+    p,
+    d,
+    rank,
+    ...signals,
+    basis: factors.B,
+    coefficients,
+    residual,
+    ...(factors.damping !== undefined ? { whiteningDamping: factors.damping } : {}),
+    errors,
+    energies,
+    expertErrors: experts.map((e, j) => ({
+      expert: e,
+      weightRel: ratio(residualAfter[j], weightNorms[j]),
+      ...(outputAfter && outputNorms ? { outputRel: ratio(outputAfter[j], outputNorms[j]) } : {}),
+    })),
+  };
+}
+
+/** What the residual's |g|·q numbers recovered, against what as many parameters buy as rank. */
+function residualVsRank(spectrum: Float64Array, rank: number, groupSize: number, p: number, d: number, q: number, recovered: number): ResidualVsRank {
+  const params = groupSize * q;
+  const unit = rankUnitCost(groupSize, p, d);
+  const equivalentRanks = params / unit;
+  const whole = Math.floor(equivalentRanks);
+  // σ² of the next ranks, the fractional last one pro rata
+  const next = energyBetween(spectrum, rank, rank + whole) + (equivalentRanks - whole) * energyBetween(spectrum, rank + whole, rank + whole + 1);
+  return { residualEnergyPerParam: recovered / params, rankEnergyPerParam: next / params, equivalentRanks };
+}
+
+const projectionCache = new WeakMap<ProjectionDescriptor, SparseProjection>();
+
+/**
+ * Ŵ_i = A_i·B_g + P·η_i for the expert at `position` in the group (not the expert index):
+ * what dense output writes and what tests compare against.
+ */
+export function reconstructExpert(group: CompressedGroup, position: number, engine: Engine): Float32Array {
+  if (!Number.isInteger(position) || position < 0 || position >= group.experts.length) {
+    throw new RangeError(`position ${position} outside the group's ${group.experts.length} experts`);
+  }
+  const { p, d, rank } = group;
+  const W = new Float32Array(p * d);
+  engine.gemm(p, d, rank, group.coefficients[position], group.basis, W);
+  if (group.residual) {
+    const { descriptor, vectors } = group.residual;
+    let projection = projectionCache.get(descriptor);
+    if (!projection) {
+      projection = createProjection(descriptor);
+      projectionCache.set(descriptor, projection);
+    }
+    projection.addReconstruction(W, vectors[position]);
+  }
+  return W;
+}

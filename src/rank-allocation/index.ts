@@ -1,0 +1,3 @@
+export * from './budget.js';
+export * from './fuse.js';
+export * from './allocate.js';

@@ -1,0 +1,2 @@
+export * from './projection.js';
+export { mixSeed, mulberry32 } from './prng.js';

@@ -1,0 +1,2 @@
+export * from './effective-rank.js';
+export * from './truncated.js';
