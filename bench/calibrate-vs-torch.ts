@@ -1,0 +1,99 @@
+/**
+ * Calibration-forward throughput, TypeScript (layer by layer, weights read from disk) against
+ * the PyTorch reference (bench/torch_forward.py, weights preloaded) on the same checkpoint and
+ * the same windows, in the same run; also checks that both count the same routing.
+ *
+ *   node --import tsx bench/calibrate-vs-torch.ts [--engine native|ts|auto] [--samples 16]
+ *        [--seq-len 512] [--hidden 512] [--width 1408] [--layers 4] [--experts 8] [--repeats 3]
+ *
+ * Prints one JSON line; the ratio is TS tokens/s ÷ torch tokens/s (forward only on the torch side,
+ * so TS also pays for reading and decoding the weights: the comparison is conservative).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openCheckpoint } from '../src/checkpoint/open.js';
+import { createEngine, parseEngineChoice } from '../src/engine/index.js';
+import { collectRoutingCounts } from '../src/routing-stats/index.js';
+import { calibrationWindows } from '../src/tokens/windows.js';
+import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
+
+const { values } = parseArgs({
+  options: {
+    engine: { type: 'string', default: 'native' },
+    samples: { type: 'string', default: '16' },
+    'seq-len': { type: 'string', default: '512' },
+    hidden: { type: 'string', default: '512' },
+    width: { type: 'string', default: '1408' },
+    layers: { type: 'string', default: '4' },
+    experts: { type: 'string', default: '8' },
+    repeats: { type: 'string', default: '3' },
+    threads: { type: 'string', default: '2' },
+  },
+});
+const num = (k: keyof typeof values) => Number(values[k]);
+const work = mkdtempSync(path.join(tmpdir(), 'rfid-bench-calib-'));
+try {
+  const hidden = num('hidden');
+  const model = path.join(work, 'model');
+  await makeTinyCheckpoint(model, 'mixtral', {
+    seed: 1,
+    hiddenSize: hidden,
+    numHeads: hidden / 64,
+    numKvHeads: Math.max(1, hidden / 256),
+    expertIntermediateSize: num('width'),
+    numLayers: num('layers'),
+    numExperts: num('experts'),
+    topK: 2,
+    vocabSize: 32000,
+  });
+  const seqLen = num('seq-len');
+  const corpus = Int32Array.from({ length: 100_000 }, (_, i) => (i * 7919 + ((i * i) % 104729)) % 32000);
+  const windows = calibrationWindows(corpus, num('samples'), seqLen, 0);
+  const idsFile = path.join(work, 'ids.i32');
+  const flat = new Int32Array(windows.length * seqLen);
+  windows.forEach((w, i) => flat.set(w, i * seqLen));
+  writeFileSync(idsFile, new Uint8Array(flat.buffer));
+  const tokens = flat.length;
+
+  const torch = JSON.parse(
+    execFileSync('/usr/bin/python3', [path.join(import.meta.dirname, 'torch_forward.py'), '--model', model, '--ids', idsFile, '--seq-len', String(seqLen), '--threads', values.threads!, '--repeats', values.repeats!], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    }),
+  ) as { loadSeconds: number; forwardSeconds: number; tokens: number; threads: number; torch: string; counts: Record<string, number[]> };
+
+  const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
+  const ckpt = await openCheckpoint(model);
+  const times: number[] = [];
+  let counts: Record<string, number[]> = {};
+  for (let r = 0; r < num('repeats'); r++) {
+    const t0 = performance.now();
+    const result = await collectRoutingCounts(ckpt, engine, windows);
+    times.push((performance.now() - t0) / 1000);
+    counts = Object.fromEntries(result.layers.map((l) => [String(l.layer), l.counts]));
+  }
+  await ckpt.close();
+  engine.dispose();
+  const tsSeconds = Math.min(...times);
+  const sameCounts = JSON.stringify(counts) === JSON.stringify(torch.counts);
+  const report = {
+    model: { family: 'mixtral', hidden, expertWidth: num('width'), layers: num('layers'), experts: num('experts'), topK: 2 },
+    tokens,
+    engine: notice,
+    tsSeconds,
+    tsTokensPerSecond: tokens / tsSeconds,
+    torchForwardSeconds: torch.forwardSeconds,
+    torchLoadSeconds: torch.loadSeconds,
+    torchTokensPerSecond: tokens / torch.forwardSeconds,
+    torchThreads: torch.threads,
+    ratio: torch.forwardSeconds / tsSeconds,
+    sameRoutingCounts: sameCounts,
+  };
+  process.stdout.write(JSON.stringify(report) + '\n');
+  if (!sameCounts) process.stderr.write(`routing counts differ:\n ts    ${JSON.stringify(counts)}\n torch ${JSON.stringify(torch.counts)}\n`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,133 @@
+/**
+ * `rfid-moe calibrate <model> --dataset <file> [--samples N] [--seq-len L] [--seed S] --out stats.json`
+ *
+ * Runs the uncompressed model layer by layer over `samples` windows of `seq-len` tokens sampled
+ * from the dataset with `seed`, counts every MoE layer's top-k selections per expert and writes
+ * the schema-validated statistics file atomically. `--grams DIR` also streams each expert's
+ * input Gram matrix XᵀX (f64) to DIR for activation-aware whitening. Progress on stderr.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { openCheckpoint } from '../../checkpoint/open.js';
+import { createEngine, parseEngineChoice } from '../../engine/index.js';
+import { collectRoutingStats } from '../../routing-stats/collect.js';
+import { GramDirectorySink } from '../../routing-stats/gram.js';
+import { modelFingerprint } from '../../routing-stats/fingerprint.js';
+import { writeRoutingStats } from '../../routing-stats/schema.js';
+import { assertRunnable } from '../../runtime/checkpoint-weights.js';
+import { stderrLayerProgress } from '../../runtime/progress.js';
+import { calibrationWindows } from '../../tokens/windows.js';
+import { tokenizeDataset } from '../../tokens/prepare.js';
+import type { DatasetFormat } from '../../tokens/dataset.js';
+import { fail } from '../errors.js';
+import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
+
+interface CalibrateOptions {
+  dataset: string;
+  samples: string;
+  seqLen: string;
+  seed: string;
+  out: string;
+  tokenizer?: string;
+  format: string;
+  textField: string;
+  grams?: string;
+  minTokens: string;
+  engine: string;
+  threads?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('calibrate')
+    .description('count expert routing (top-k selections per layer and expert) over calibration windows')
+    .argument('<model>', 'checkpoint directory')
+    .requiredOption('--dataset <file>', 'calibration text: plain text, .jsonl, or WikiText .raw')
+    .requiredOption('--out <stats.json>', 'statistics file to write')
+    .option('--samples <n>', 'number of windows', '128')
+    .option('--seq-len <L>', 'tokens per window', '512')
+    .option('--seed <s>', 'seed of the window offsets', '0')
+    .option('--tokenizer <path>', "tokenizer.json (default: the model directory's)")
+    .option('--format <format>', 'dataset format: auto | text | jsonl | wikitext', 'auto')
+    .option('--text-field <name>', 'JSONL field holding the text', 'text')
+    .option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory")
+    .option('--min-tokens <n>', 'warn about experts routed fewer tokens than this', '10')
+    .option('--engine <engine>', 'auto | native | ts | tfjs', 'auto')
+    .option('--threads <n>', 'threads for large operations')
+    .option('--json', 'print the result as JSON on stdout')
+    .option('--quiet', 'no progress on stderr')
+    .action(async (model: string, opts: CalibrateOptions) => {
+      try {
+        await calibrate(model, opts);
+      } catch (err) {
+        fail(err, opts.json ?? false);
+      }
+    });
+}
+
+async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
+  const samples = parseInteger('--samples', opts.samples, 1);
+  const seqLen = parseInteger('--seq-len', opts.seqLen, 1);
+  const seed = parseInteger('--seed', opts.seed, 0);
+  const minTokens = parseInteger('--min-tokens', opts.minTokens, 0);
+  const format: DatasetFormat | 'auto' = parseDatasetFormat(opts.format);
+  const engineChoice = parseEngineChoice(opts.engine);
+  const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
+  const log = (line: string) => {
+    if (!opts.quiet) process.stderr.write(line + '\n');
+  };
+
+  const ckpt = await openCheckpoint(model);
+  try {
+    assertRunnable(ckpt);
+    const data = await tokenizeDataset(opts.tokenizer ?? model, opts.dataset, { format, textField: opts.textField });
+    log(`dataset: ${data.ids.length} tokens (${data.dataset.format}, tokenizer ${data.tokenizerPath})`);
+    const windows = calibrationWindows(data.ids, samples, seqLen, seed);
+    const { engine, notice } = await createEngine(engineChoice, { threads });
+    log(notice);
+    try {
+      const grams = opts.grams ? new GramDirectorySink(path.resolve(opts.grams), ckpt.config.hiddenSize, modelFingerprint(ckpt)) : undefined;
+      const started = Date.now();
+      const stats = await collectRoutingStats(
+        ckpt,
+        engine,
+        windows,
+        {
+          dataset: { file: path.basename(opts.dataset), format: data.dataset.format, sha256: data.dataset.sha256, tokens: data.ids.length },
+          samples,
+          seqLen,
+          seed,
+          minTokens,
+        },
+        { grams, onLayer: stderrLayerProgress('calibrate', !opts.quiet) },
+      );
+      const seconds = (Date.now() - started) / 1000;
+      await writeRoutingStats(opts.out, stats);
+      if (grams) await grams.finish();
+      for (const w of stats.warnings) process.stderr.write(`warning: ${w}\n`);
+      const summary = {
+        ok: true,
+        out: path.resolve(opts.out),
+        grams: opts.grams ? path.resolve(opts.grams) : null,
+        moeLayers: stats.layers.length,
+        tokens: stats.calibration.tokens,
+        seconds,
+        tokensPerSecond: stats.calibration.tokens / seconds,
+        warnings: stats.warnings.length,
+      };
+      if (opts.json) process.stdout.write(JSON.stringify(summary) + '\n');
+      else {
+        process.stdout.write(
+          `wrote ${summary.out}: ${summary.moeLayers} MoE layers, ${summary.tokens} tokens in ${seconds.toFixed(1)} s ` +
+            `(${summary.tokensPerSecond.toFixed(0)} tokens/s), ${summary.warnings} warning(s)\n`,
+        );
+      }
+    } finally {
+      engine.dispose();
+    }
+  } finally {
+    await ckpt.close();
+  }
+}

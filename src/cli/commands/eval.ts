@@ -1,0 +1,133 @@
+/**
+ * `rfid-moe eval <model> --dataset <file> [--seq-len L] [--max-windows N] [--reference <model>] [--json]`
+ *
+ * Perplexity by method.md's protocol (text joined and tokenized once without BOS, consecutive
+ * non-overlapping windows, mean NLL over every predicted token), the number of tokens
+ * evaluated, and with --reference the reference's perplexity, the mean KL(P_ref ‖ P_model) and
+ * the top-1 agreement of next-token distributions. Progress on stderr, results on stdout.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { openModel } from '../../compressed/open-model.js';
+import type { Checkpoint } from '../../checkpoint/types.js';
+import { createEngine, parseEngineChoice } from '../../engine/index.js';
+import { evaluateWindows, type EvaluationResult } from '../../eval/evaluate.js';
+import { assertRunnable } from '../../runtime/checkpoint-weights.js';
+import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
+import { tokenizeDataset } from '../../tokens/prepare.js';
+import { evaluationWindows } from '../../tokens/windows.js';
+import { fail } from '../errors.js';
+
+interface EvalCliOptions {
+  dataset: string;
+  seqLen: string;
+  maxWindows?: string;
+  reference?: string;
+  tokenizer?: string;
+  format: string;
+  textField: string;
+  batchTokens: string;
+  engine: string;
+  threads?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description('perplexity on a dataset, and KL / top-1 agreement against a reference model')
+    .argument('<model>', 'checkpoint directory')
+    .requiredOption('--dataset <file>', 'evaluation text: plain text, .jsonl, or WikiText .raw')
+    .option('--seq-len <L>', 'tokens per window', '2048')
+    .option('--max-windows <n>', 'evaluate only the first n windows')
+    .option('--reference <model>', 'reference checkpoint (e.g. the uncompressed model) for KL and top-1 agreement')
+    .option('--tokenizer <path>', "tokenizer.json (default: the model directory's)")
+    .option('--format <format>', 'dataset format: auto | text | jsonl | wikitext', 'auto')
+    .option('--text-field <name>', 'JSONL field holding the text', 'text')
+    .option('--batch-tokens <n>', 'tokens per layer-by-layer pass (bounds activation memory)', '16384')
+    .option('--engine <engine>', 'auto | native | ts | tfjs', 'auto')
+    .option('--threads <n>', 'threads for large operations')
+    .option('--json', 'print the result as JSON on stdout')
+    .option('--quiet', 'no progress on stderr')
+    .action(async (model: string, opts: EvalCliOptions) => {
+      try {
+        await evaluate(model, opts);
+      } catch (err) {
+        fail(err, opts.json ?? false);
+      }
+    });
+}
+
+async function open(dir: string): Promise<Checkpoint> {
+  // an rfid-moe output (config.json with an rfid_moe block) runs its factored experts directly
+  const ckpt = await openModel(dir);
+  try {
+    assertRunnable(ckpt);
+  } catch (err) {
+    await ckpt.close();
+    throw err;
+  }
+  return ckpt;
+}
+
+async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
+  const seqLen = parseInteger('--seq-len', opts.seqLen, 2);
+  const maxWindows = opts.maxWindows === undefined ? undefined : parseInteger('--max-windows', opts.maxWindows, 1);
+  const batchTokens = parseInteger('--batch-tokens', opts.batchTokens, 1);
+  const format = parseDatasetFormat(opts.format);
+  const engineChoice = parseEngineChoice(opts.engine);
+  const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
+  const log = (line: string) => {
+    if (!opts.quiet) process.stderr.write(line + '\n');
+  };
+
+  const ckpt = await open(model);
+  const reference = opts.reference ? await open(opts.reference).catch(async (err) => {
+    await ckpt.close();
+    throw err;
+  }) : undefined;
+  try {
+    const data = await tokenizeDataset(opts.tokenizer ?? model, opts.dataset, { format, textField: opts.textField });
+    const windows = evaluationWindows(data.ids, seqLen, maxWindows);
+    log(`dataset: ${data.ids.length} tokens (${data.dataset.format}), ${windows.length} window(s) of ${seqLen}`);
+    const { engine, notice } = await createEngine(engineChoice, { threads });
+    log(notice);
+    try {
+      const started = Date.now();
+      const result = await evaluateWindows(ckpt, engine, windows, reference, {
+        batchTokens,
+        onProgress: (p) => {
+          if (opts.quiet) return;
+          const done = p.layer.layer + 1;
+          const eta = (p.layer.elapsedMs / done) * (p.layer.numLayers - done);
+          process.stderr.write(`eval: pass ${p.pass + 1}/${p.passes} ${p.model} layer ${done}/${p.layer.numLayers} (ETA ${(eta / 1000).toFixed(1)} s for this pass)\n`);
+        },
+      });
+      const report = {
+        ok: true,
+        modelDir: path.resolve(model),
+        referenceDir: opts.reference ? path.resolve(opts.reference) : null,
+        dataset: { file: path.resolve(opts.dataset), format: data.dataset.format, sha256: data.dataset.sha256, tokens: data.ids.length },
+        seconds: (Date.now() - started) / 1000,
+        ...result,
+      };
+      process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatReport(result));
+    } finally {
+      engine.dispose();
+    }
+  } finally {
+    await ckpt.close();
+    await reference?.close();
+  }
+}
+
+function formatReport(r: EvaluationResult): string {
+  const lines = [`perplexity ${r.model.perplexity.toFixed(4)} (mean NLL ${r.model.meanNll.toFixed(6)}) over ${r.model.tokens} predicted tokens in ${r.model.windows} window(s) of ${r.model.seqLen}`];
+  if (r.reference && r.comparison) {
+    const diff = r.model.perplexity - r.reference.perplexity;
+    lines.push(`reference perplexity ${r.reference.perplexity.toFixed(4)} (difference ${diff >= 0 ? '+' : ''}${diff.toFixed(4)}, ${((100 * diff) / r.reference.perplexity).toFixed(2)}%)`);
+    lines.push(`mean KL(reference ‖ model) ${r.comparison.meanKl.toExponential(4)} nats, top-1 agreement ${(100 * r.comparison.top1Agreement).toFixed(2)}%`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,125 @@
+/**
+ * Perplexity and fidelity over evaluation windows (method.md): every window predicts its
+ * seqLen − 1 next tokens; PPL = exp(mean NLL over all of them). Against a reference model the
+ * same positions give mean KL(P_reference ‖ P_model) and top-1 agreement. Windows are run in
+ * passes of at most `batchTokens` tokens, each pass layer by layer; the logits are streamed
+ * over vocabulary chunks, never materialised whole.
+ */
+import type { Engine } from '../engine/types.js';
+import { batchFromSequences } from '../runtime/batch.js';
+import { KlStats, NextTokenStats, streamLogits } from '../runtime/head.js';
+import { runDecoder, type LayerProgress } from '../runtime/layerwise.js';
+import { weightProviderOf, type ModelSource } from '../runtime/index.js';
+
+export interface EvalOptions {
+  /** tokens per layer-by-layer pass (default 16384): bounds activation memory */
+  batchTokens?: number;
+  onProgress?(p: EvalProgress): void;
+}
+
+export interface EvalProgress {
+  pass: number;
+  passes: number;
+  model: 'model' | 'reference';
+  layer: LayerProgress;
+}
+
+export interface PerplexityResult {
+  windows: number;
+  seqLen: number;
+  /** predicted tokens (windows × (seqLen − 1)) */
+  tokens: number;
+  meanNll: number;
+  perplexity: number;
+}
+
+export interface ComparisonResult {
+  tokens: number;
+  /** mean over predicted positions of KL(P_reference ‖ P_model), nats */
+  meanKl: number;
+  /** fraction of positions where both models' most likely next token agree */
+  top1Agreement: number;
+}
+
+export interface EvaluationResult {
+  model: PerplexityResult;
+  reference?: PerplexityResult;
+  comparison?: ComparisonResult;
+}
+
+/** Perplexity of `model` (and, with `reference`, the reference's perplexity, KL and top-1 agreement). */
+export async function evaluateWindows(
+  model: ModelSource,
+  engine: Engine,
+  windows: Int32Array[],
+  reference?: ModelSource,
+  opts: EvalOptions = {},
+): Promise<EvaluationResult> {
+  if (windows.length === 0) throw new Error('no evaluation windows: the dataset is shorter than one window');
+  const seqLen = windows[0].length;
+  if (windows.some((w) => w.length !== seqLen)) throw new Error('evaluation windows must all have the same length');
+  const provider = weightProviderOf(model);
+  const refProvider = reference ? weightProviderOf(reference) : undefined;
+  const perPass = Math.max(1, Math.floor((opts.batchTokens ?? 16384) / seqLen));
+  const passes = Math.ceil(windows.length / perPass);
+
+  let nll = 0;
+  let refNll = 0;
+  let kl = 0;
+  let agree = 0;
+  let tokens = 0;
+  for (let p = 0; p < passes; p++) {
+    const group = windows.slice(p * perPass, (p + 1) * perPass);
+    const batch = batchFromSequences(group);
+    const rows = batch.ids.length;
+    // row r predicts the next token of its window; the last row of each window predicts nothing
+    const targets = new Int32Array(rows).fill(-1);
+    group.forEach((w, i) => {
+      for (let t = 0; t + 1 < seqLen; t++) targets[i * seqLen + t] = w[t + 1];
+    });
+    const progress = (which: 'model' | 'reference') => (layer: LayerProgress) => opts.onProgress?.({ pass: p, passes, model: which, layer });
+    const hidden = await runDecoder(provider, engine, batch, { onLayer: progress('model') });
+    if (!refProvider) {
+      const stats = new NextTokenStats(targets);
+      await streamLogits([{ provider, hidden }], engine, rows, (b) => stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0]));
+      for (let r = 0; r < rows; r++) if (targets[r] >= 0) nll += stats.nll(r);
+    } else {
+      const refHidden = await runDecoder(refProvider, engine, batch, { onLayer: progress('reference') });
+      const stats = new KlStats(targets);
+      await streamLogits([{ provider: refProvider, hidden: refHidden }, { provider, hidden }], engine, rows, (b) =>
+        stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0], b.logits[1]),
+      );
+      for (let r = 0; r < rows; r++) {
+        if (targets[r] < 0) continue;
+        nll += stats.model.nll(r);
+        refNll += stats.ref.nll(r);
+        kl += stats.kl(r);
+        if (stats.top1Agrees(r)) agree++;
+      }
+    }
+    tokens += group.length * (seqLen - 1);
+  }
+  const summary = (total: number): PerplexityResult => ({ windows: windows.length, seqLen, tokens, meanNll: total / tokens, perplexity: Math.exp(total / tokens) });
+  const result: EvaluationResult = { model: summary(nll) };
+  if (refProvider) {
+    result.reference = summary(refNll);
+    result.comparison = { tokens, meanKl: kl / tokens, top1Agreement: agree / tokens };
+  }
+  return result;
+}
+
+/** Perplexity of a model over evaluation windows. */
+export async function computePerplexity(model: ModelSource, engine: Engine, windows: Int32Array[], opts: EvalOptions = {}): Promise<PerplexityResult> {
+  return (await evaluateWindows(model, engine, windows, undefined, opts)).model;
+}
+
+/** Mean KL(P_reference ‖ P_model) and top-1 agreement of next-token distributions (plus both perplexities). */
+export async function compareModels(
+  model: ModelSource,
+  reference: ModelSource,
+  engine: Engine,
+  windows: Int32Array[],
+  opts: EvalOptions = {},
+): Promise<Required<EvaluationResult>> {
+  return (await evaluateWindows(model, engine, windows, reference, opts)) as Required<EvaluationResult>;
+}

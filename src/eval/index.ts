@@ -1,0 +1,10 @@
+export {
+  evaluateWindows,
+  computePerplexity,
+  compareModels,
+  type EvalOptions,
+  type EvalProgress,
+  type PerplexityResult,
+  type ComparisonResult,
+  type EvaluationResult,
+} from './evaluate.js';

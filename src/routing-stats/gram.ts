@@ -1,0 +1,86 @@
+/**
+ * Per-expert input Gram matrices XᵀX (hidden × hidden, f64), for activation-aware whitening.
+ * X is the normalised hidden state of the tokens routed to the expert (its gate/up input). The
+ * accumulation is streamed: each expert's matrix is handed to a sink as soon as its tokens have
+ * passed (all calibration windows go through a layer together, so that is its final value) and
+ * dropped, so at most one H×H matrix is held at a time.
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Engine } from '../engine/types.js';
+import type { MoeObserver } from '../runtime/moe.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { readGramFile, writeGramFile } from './gram-io.js';
+
+export interface GramSink {
+  /** `gram` is hidden × hidden row-major f64 summed over `tokens` rows */
+  add(layer: number, expert: number, gram: Float64Array, tokens: number): void | Promise<void>;
+}
+
+export class GramObserver implements MoeObserver {
+  constructor(
+    private readonly engine: Engine,
+    private readonly hidden: number,
+    private readonly sink: GramSink,
+  ) {}
+
+  async onExpertInput(layer: number, expert: number, x: Float32Array, rows: number): Promise<void> {
+    const x64 = Float64Array.from(x);
+    const gram = new Float64Array(this.hidden * this.hidden);
+    this.engine.syrk(this.hidden, rows, x64, gram, { trans: true });
+    await this.sink.add(layer, expert, gram, rows);
+  }
+}
+
+export const GRAM_MANIFEST = 'grams.json';
+
+export interface GramManifest {
+  format: 'rfid-moe.expert-grams';
+  version: 1;
+  hiddenSize: number;
+  modelFingerprint: string;
+  /** entries[`${layer}/${expert}`] = { file, tokens } */
+  entries: Record<string, { file: string; tokens: number }>;
+}
+
+/**
+ * Writes one safetensors file per (layer, expert), tensor "gram" F64 [H, H], each atomically, and
+ * a manifest `grams.json` at `finish()`. A second contribution for the same expert (several
+ * passes) is summed into the file already written.
+ */
+export class GramDirectorySink implements GramSink {
+  private readonly manifest: GramManifest;
+
+  constructor(readonly dir: string, hiddenSize: number, modelFingerprint: string) {
+    this.manifest = { format: 'rfid-moe.expert-grams', version: 1, hiddenSize, modelFingerprint, entries: {} };
+  }
+
+  async add(layer: number, expert: number, gram: Float64Array, tokens: number): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const key = `${layer}/${expert}`;
+    const file = `layer${layer}-expert${expert}.gram.safetensors`;
+    const previous = this.manifest.entries[key];
+    if (previous) {
+      const old = (await readGramFile(path.join(this.dir, file))).data;
+      for (let i = 0; i < gram.length; i++) gram[i] += old[i];
+      tokens += previous.tokens;
+    }
+    const h = this.manifest.hiddenSize;
+    await writeGramFile(path.join(this.dir, file), gram, h, { layer: String(layer), expert: String(expert), tokens: String(tokens) });
+    this.manifest.entries[key] = { file, tokens };
+  }
+
+  async finish(): Promise<GramManifest> {
+    await mkdir(this.dir, { recursive: true });
+    await writeFileAtomic(path.join(this.dir, GRAM_MANIFEST), JSON.stringify(this.manifest, null, 1) + '\n');
+    return this.manifest;
+  }
+}
+
+/** The Gram matrix of one expert from a directory written by GramDirectorySink (null if the expert saw no tokens). */
+export async function loadGram(dir: string, layer: number, expert: number): Promise<{ gram: Float64Array; tokens: number; hiddenSize: number } | null> {
+  const manifest = JSON.parse(await readFile(path.join(dir, GRAM_MANIFEST), 'utf8')) as GramManifest;
+  const entry = manifest.entries[`${layer}/${expert}`];
+  if (!entry) return null;
+  return { gram: (await readGramFile(path.join(dir, entry.file))).data, tokens: entry.tokens, hiddenSize: manifest.hiddenSize };
+}

@@ -1,0 +1,15 @@
+export { RoutingCounter, countRouting, combineObservers, type RoutingCounts, type LayerRoutingCounts } from './counter.js';
+export { collectRoutingStats, collectRoutingCounts, type CollectOptions, type CalibrationInfo } from './collect.js';
+export { modelFingerprint } from './fingerprint.js';
+export { GramObserver, GramDirectorySink, loadGram, GRAM_MANIFEST, type GramSink, type GramManifest } from './gram.js';
+export {
+  loadRoutingStats,
+  writeRoutingStats,
+  validateRoutingStats,
+  routingStatsSchema,
+  RoutingStatsError,
+  ROUTING_STATS_FORMAT,
+  ROUTING_STATS_VERSION,
+  type RoutingStats,
+  type LayerStats,
+} from './schema.js';

@@ -1,0 +1,186 @@
+/**
+ * The output projection, streamed: logits are produced in blocks of (tokens × vocabulary rows)
+ * so that neither the lm_head of a large vocabulary nor a [tokens × vocab] matrix is ever
+ * materialised whole. Consumers (next-token NLL, KL between two models) accumulate per-token
+ * statistics online across vocabulary chunks.
+ */
+import type { Engine } from '../engine/types.js';
+import type { WeightProvider } from './weights.js';
+
+/** Bytes of one lm_head chunk (f32) and of one logits block; bounded whatever the vocabulary. */
+const HEAD_CHUNK_BYTES = 32 * 1024 * 1024;
+const LOGIT_BLOCK_BYTES = 64 * 1024 * 1024;
+
+export interface LogitBlock {
+  rowStart: number;
+  rowCount: number;
+  vocabStart: number;
+  vocabCount: number;
+  /** one (rowCount × vocabCount) block per model, same rows and vocabulary range */
+  logits: Float32Array[];
+}
+
+/**
+ * Streams the logits of one or more models whose final hidden states (rows × hidden each) are
+ * given; all models must share the vocabulary size.
+ */
+export async function streamLogits(
+  models: { provider: WeightProvider; hidden: Float32Array }[],
+  engine: Engine,
+  rows: number,
+  consume: (block: LogitBlock) => void,
+  opts: { chunkRows?: number } = {},
+): Promise<void> {
+  const first = models[0];
+  if (!first) return;
+  const vocab = first.provider.config.vocabSize;
+  for (const m of models) {
+    if (m.provider.config.vocabSize !== vocab) {
+      throw new Error(`models do not share a vocabulary (${vocab} vs ${m.provider.config.vocabSize} ids); compare models with the same tokenizer`);
+    }
+  }
+  const maxHidden = Math.max(...models.map((m) => m.provider.config.hiddenSize));
+  const chunk = Math.min(vocab, opts.chunkRows ?? Math.max(256, Math.floor(HEAD_CHUNK_BYTES / (4 * maxHidden))));
+  const rowBlock = Math.max(1, Math.min(rows, Math.floor(LOGIT_BLOCK_BYTES / (4 * chunk * models.length))));
+  for (let v0 = 0; v0 < vocab; v0 += chunk) {
+    const vc = Math.min(chunk, vocab - v0);
+    const weights = await Promise.all(models.map((m) => m.provider.lmHeadRows(v0, v0 + vc)));
+    for (let r0 = 0; r0 < rows; r0 += rowBlock) {
+      const rc = Math.min(rowBlock, rows - r0);
+      const logits = models.map((m, i) => {
+        const h = m.provider.config.hiddenSize;
+        const out = new Float32Array(rc * vc);
+        engine.gemm(rc, vc, h, m.hidden.subarray(r0 * h, (r0 + rc) * h), weights[i], out, { transB: true });
+        return out;
+      });
+      consume({ rowStart: r0, rowCount: rc, vocabStart: v0, vocabCount: vc, logits });
+    }
+  }
+}
+
+/** The whole [rows × vocab] logits matrix (for small vocabularies and tests). */
+export async function fullLogits(provider: WeightProvider, engine: Engine, hidden: Float32Array, rows: number): Promise<Float32Array> {
+  const vocab = provider.config.vocabSize;
+  const out = new Float32Array(rows * vocab);
+  await streamLogits([{ provider, hidden }], engine, rows, (b) => {
+    const block = b.logits[0];
+    for (let r = 0; r < b.rowCount; r++) {
+      out.set(block.subarray(r * b.vocabCount, (r + 1) * b.vocabCount), (b.rowStart + r) * vocab + b.vocabStart);
+    }
+  });
+  return out;
+}
+
+/**
+ * Online log-sum-exp, target logit and argmax per row, fed block by block.
+ * nll(r) = logsumexp(logits_r) − logits_r[target_r].
+ */
+export class NextTokenStats {
+  readonly max: Float64Array;
+  readonly sumExp: Float64Array;
+  readonly targetLogit: Float64Array;
+  readonly argmax: Int32Array;
+
+  constructor(readonly targets: Int32Array) {
+    const n = targets.length;
+    this.max = new Float64Array(n).fill(-Infinity);
+    this.sumExp = new Float64Array(n);
+    this.targetLogit = new Float64Array(n).fill(NaN);
+    this.argmax = new Int32Array(n).fill(-1);
+  }
+
+  /**
+   * Moves row r's running max to include this block (rescaling the running sum), records the
+   * argmax and the target logit, and returns the new max. Callers then add Σ exp(l − max).
+   */
+  rebase(r: number, vocabStart: number, vocabCount: number, logits: Float32Array, base: number): number {
+    let blockMax = -Infinity;
+    let blockArg = -1;
+    for (let j = 0; j < vocabCount; j++) {
+      if (logits[base + j] > blockMax) {
+        blockMax = logits[base + j];
+        blockArg = j;
+      }
+    }
+    const m = this.max[r];
+    if (blockMax > m) {
+      this.sumExp[r] *= Math.exp(m - blockMax);
+      this.max[r] = blockMax;
+      this.argmax[r] = vocabStart + blockArg;
+    }
+    const t = this.targets[r];
+    if (t >= vocabStart && t < vocabStart + vocabCount) this.targetLogit[r] = logits[base + t - vocabStart];
+    return this.max[r];
+  }
+
+  add(rowStart: number, rowCount: number, vocabStart: number, vocabCount: number, logits: Float32Array): void {
+    for (let i = 0; i < rowCount; i++) {
+      const r = rowStart + i;
+      const base = i * vocabCount;
+      const m = this.rebase(r, vocabStart, vocabCount, logits, base);
+      let s = 0;
+      for (let j = 0; j < vocabCount; j++) s += Math.exp(logits[base + j] - m);
+      this.sumExp[r] += s;
+    }
+  }
+
+  logSumExp(r: number): number {
+    return this.max[r] + Math.log(this.sumExp[r]);
+  }
+
+  /** negative log-likelihood of row r's target (rows without a target, −1, give NaN) */
+  nll(r: number): number {
+    return this.logSumExp(r) - this.targetLogit[r];
+  }
+}
+
+/**
+ * Online KL(P_ref ‖ P_model) per row: with a = reference logits, b = model logits,
+ * KL = Σ_v softmax(a)_v (a_v − b_v) − lse(a) + lse(b). The first sum is kept relative to the
+ * running max of a and rescaled when that max grows, so one pass over the vocabulary suffices
+ * (and each exp(a_v − max) serves both the normaliser and the KL sum).
+ */
+export class KlStats {
+  readonly ref: NextTokenStats;
+  readonly model: NextTokenStats;
+  private readonly weightedDiff: Float64Array;
+
+  constructor(targets: Int32Array) {
+    this.ref = new NextTokenStats(targets);
+    this.model = new NextTokenStats(targets);
+    this.weightedDiff = new Float64Array(targets.length);
+  }
+
+  add(rowStart: number, rowCount: number, vocabStart: number, vocabCount: number, refLogits: Float32Array, modelLogits: Float32Array): void {
+    for (let i = 0; i < rowCount; i++) {
+      const r = rowStart + i;
+      const base = i * vocabCount;
+      const before = this.ref.max[r];
+      const ma = this.ref.rebase(r, vocabStart, vocabCount, refLogits, base);
+      if (ma > before && before !== -Infinity) this.weightedDiff[r] *= Math.exp(before - ma);
+      const mb = this.model.rebase(r, vocabStart, vocabCount, modelLogits, base);
+      let sa = 0;
+      let sb = 0;
+      let wd = 0;
+      for (let j = 0; j < vocabCount; j++) {
+        const a = refLogits[base + j];
+        const b = modelLogits[base + j];
+        const ea = Math.exp(a - ma);
+        sa += ea;
+        wd += ea * (a - b);
+        sb += Math.exp(b - mb);
+      }
+      this.ref.sumExp[r] += sa;
+      this.model.sumExp[r] += sb;
+      this.weightedDiff[r] += wd;
+    }
+  }
+
+  kl(r: number): number {
+    return this.weightedDiff[r] / this.ref.sumExp[r] - this.ref.logSumExp(r) + this.model.logSumExp(r);
+  }
+
+  top1Agrees(r: number): boolean {
+    return this.ref.argmax[r] === this.model.argmax[r];
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * The MoE forward pass on the engine. `forwardLogits` returns full logits for small runs;
+ * evaluation and calibration use `runDecoder` with streamed heads (src/eval, src/routing-stats).
+ */
+import type { Checkpoint } from '../checkpoint/types.js';
+import type { Engine } from '../engine/types.js';
+import type { TokenBatch } from './batch.js';
+import { CheckpointWeights } from './checkpoint-weights.js';
+import { fullLogits } from './head.js';
+import { runDecoder, type DecoderOptions } from './layerwise.js';
+import type { WeightProvider } from './weights.js';
+
+export * from './batch.js';
+export * from './weights.js';
+export { DenseSwiGlu } from './mlp.js';
+export { CheckpointWeights, withExperts, assertRunnable, UnsupportedModelError, MLA_NOT_IMPLEMENTED } from './checkpoint-weights.js';
+export { runDecoder, slidingWindowOf, type DecoderOptions, type LayerProgress } from './layerwise.js';
+export { route, moeBlock, type Routing, type MoeObserver } from './moe.js';
+export { streamLogits, fullLogits, NextTokenStats, KlStats, type LogitBlock } from './head.js';
+
+export type ModelSource = Checkpoint | WeightProvider;
+
+export function weightProviderOf(model: ModelSource): WeightProvider {
+  return 'layer' in model && typeof model.layer === 'function' ? model : new CheckpointWeights(model as Checkpoint);
+}
+
+export interface ModelRun {
+  /** final-normed hidden states, rows × hidden (rows = batch.ids.length) */
+  hidden: Float32Array;
+  /** rows × vocab, row r = next-token logits after token r */
+  logits: Float32Array;
+}
+
+/** Runs the whole model over a batch and returns hidden states and full logits. */
+export async function runModel(model: ModelSource, engine: Engine, batch: TokenBatch, opts: DecoderOptions = {}): Promise<ModelRun> {
+  const provider = weightProviderOf(model);
+  const hidden = await runDecoder(provider, engine, batch, opts);
+  const logits = await fullLogits(provider, engine, hidden, batch.ids.length);
+  return { hidden, logits };
+}
+
+/** Next-token logits (rows × vocab) of every token of the batch. */
+export async function forwardLogits(model: ModelSource, engine: Engine, batch: TokenBatch, opts: DecoderOptions = {}): Promise<Float32Array> {
+  return (await runModel(model, engine, batch, opts)).logits;
+}
+export { stderrLayerProgress } from './progress.js';

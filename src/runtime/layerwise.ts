@@ -1,0 +1,80 @@
+/**
+ * Layer-by-layer execution: the batch's hidden states (rows × hidden) are carried from layer to
+ * layer while only the current decoder layer's weights are resident (and, inside a MoE layer,
+ * one expert at a time). Peak memory ≈ one layer's attention weights + one expert + the batch's
+ * activations, so checkpoints larger than RAM can be calibrated and evaluated.
+ */
+import type { Engine } from '../engine/types.js';
+import { attentionBlock, type AttentionContext } from './attention.js';
+import { longestSequence, positionsOf, type TokenBatch } from './batch.js';
+import { moeBlock, type MoeObserver } from './moe.js';
+import { addInPlace, rmsNormRows, ropeTables } from './numerics.js';
+import type { WeightProvider } from './weights.js';
+
+export interface LayerProgress {
+  layer: number;
+  numLayers: number;
+  /** milliseconds since the run started */
+  elapsedMs: number;
+}
+
+export interface DecoderOptions {
+  observer?: MoeObserver;
+  /** called after each decoder layer */
+  onLayer?(progress: LayerProgress): void;
+  /** stop after this many layers (e.g. routing statistics of the first layers only); default all */
+  layers?: number;
+  /** apply the final RMSNorm (default true) */
+  finalNorm?: boolean;
+}
+
+/** Hidden states after the decoder (final-normed unless told otherwise), rows × hidden. */
+export async function runDecoder(provider: WeightProvider, engine: Engine, batch: TokenBatch, opts: DecoderOptions = {}): Promise<Float32Array> {
+  const config = provider.config;
+  const rows = batch.ids.length;
+  const h = config.hiddenSize;
+  const started = Date.now();
+  const ctx: AttentionContext = {
+    engine,
+    config,
+    batch,
+    positions: positionsOf(batch),
+    rope: ropeTables(config.headDim, config.ropeTheta, Math.max(1, longestSequence(batch))),
+    slidingWindow: slidingWindowOf(config.family, config.raw),
+  };
+
+  const x = await provider.embed(batch.ids);
+  const normed = new Float32Array(rows * h);
+  const numLayers = Math.min(opts.layers ?? config.numLayers, config.numLayers);
+  for (let l = 0; l < numLayers; l++) {
+    const layer = await provider.layer(l);
+    rmsNormRows(x, rows, h, layer.inputNorm, config.rmsNormEps, normed);
+    addInPlace(x, attentionBlock(ctx, layer.attention, normed));
+    rmsNormRows(x, rows, h, layer.postAttentionNorm, config.rmsNormEps, normed);
+    const mlpOut =
+      layer.mlp.kind === 'moe'
+        ? await moeBlock(engine, config, l, layer.mlp.moe, normed, rows, opts.observer)
+        : denseForward(engine, layer.mlp.dense, normed, rows, h);
+    addInPlace(x, mlpOut);
+    opts.onLayer?.({ layer: l, numLayers, elapsedMs: Date.now() - started });
+  }
+  if (opts.finalNorm ?? true) rmsNormRows(x, rows, h, await provider.finalNorm(), config.rmsNormEps);
+  return x;
+}
+
+function denseForward(engine: Engine, mlp: { forward: (e: Engine, x: Float32Array, rows: number, out: Float32Array) => void }, x: Float32Array, rows: number, h: number): Float32Array {
+  const out = new Float32Array(rows * h);
+  mlp.forward(engine, x, rows, out);
+  return out;
+}
+
+/**
+ * Mixtral/Mistral configs may set `sliding_window`; transformers then masks keys more than
+ * window−1 positions back. The other supported families either lack the key or gate it behind
+ * `use_sliding_window` (false in every released Qwen MoE), so it is ignored for them.
+ */
+export function slidingWindowOf(family: string, raw: Record<string, unknown>): number | null {
+  if (family !== 'mixtral') return null;
+  const w = raw.sliding_window;
+  return typeof w === 'number' && w > 0 ? w : null;
+}

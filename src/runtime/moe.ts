@@ -1,0 +1,115 @@
+/**
+ * The sparse MoE block with each family's routing rule:
+ *   p = softmax(x·Wrᵀ) in f32 over all experts → top-k → renormalise when norm_topk_prob (always
+ *   for Mixtral; DeepSeek adds 1e-20 to the denominator as its remote code does) → × routed
+ *   scaling factor → Σ_k w_k · expert_k(x)
+ * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
+ * Experts are loaded one at a time, so only one expert's weights are resident.
+ */
+import type { Engine } from '../engine/types.js';
+import type { ModelConfig } from '../checkpoint/types.js';
+import { softmaxInPlace, topK } from './numerics.js';
+import type { MoeWeights } from './weights.js';
+
+export interface Routing {
+  tokens: number;
+  topK: number;
+  /** chosen experts per token, best first [tokens × topK] */
+  experts: Int32Array;
+  /** their combination weights [tokens × topK] */
+  weights: Float32Array;
+}
+
+/** Hooks into the MoE block (routing statistics, per-expert activation Gram matrices). */
+export interface MoeObserver {
+  onRouting?(layer: number, routing: Routing): void;
+  /** the normalised rows routed to `expert` (rows × hidden), before its gate/up projections */
+  onExpertInput?(layer: number, expert: number, x: Float32Array, rows: number): void | Promise<void>;
+}
+
+export function route(engine: Engine, config: ModelConfig, router: Float32Array, x: Float32Array, tokens: number): Routing {
+  const { numExperts: E, topK: k, hiddenSize } = config;
+  const probs = new Float32Array(tokens * E);
+  engine.gemm(tokens, E, hiddenSize, x, router, probs, { transB: true });
+  const experts = new Int32Array(tokens * k);
+  const weights = new Float32Array(tokens * k);
+  const normalise = config.family === 'mixtral' || config.normTopkProb;
+  const epsilon = config.family === 'deepseek' || config.family === 'deepseek_v2' ? 1e-20 : 0;
+  for (let t = 0; t < tokens; t++) {
+    softmaxInPlace(probs, t * E, E);
+    topK(probs, t * E, E, k, experts, t * k);
+    let sum = 0;
+    for (let s = 0; s < k; s++) sum += probs[t * E + experts[t * k + s]];
+    const denominator = normalise ? Math.fround(Math.fround(sum) + epsilon) : 1;
+    for (let s = 0; s < k; s++) {
+      weights[t * k + s] = Math.fround(probs[t * E + experts[t * k + s]] / denominator) * config.routedScalingFactor;
+    }
+  }
+  return { tokens, topK: k, experts, weights };
+}
+
+/** Output (tokens × hidden) of the MoE block for the normalised input x. */
+export async function moeBlock(
+  engine: Engine,
+  config: ModelConfig,
+  layer: number,
+  w: MoeWeights,
+  x: Float32Array,
+  tokens: number,
+  observer?: MoeObserver,
+): Promise<Float32Array> {
+  const h = config.hiddenSize;
+  const routing = route(engine, config, w.router, x, tokens);
+  observer?.onRouting?.(layer, routing);
+
+  // token lists per expert (slot order within a token does not matter for the sum)
+  const { experts, weights, topK: k } = routing;
+  const counts = new Int32Array(config.numExperts);
+  for (const e of experts) counts[e]++;
+  const members: Int32Array[] = Array.from(counts, (c) => new Int32Array(c));
+  const memberWeights: Float32Array[] = Array.from(counts, (c) => new Float32Array(c));
+  const fill = new Int32Array(config.numExperts);
+  for (let t = 0; t < tokens; t++) {
+    for (let s = 0; s < k; s++) {
+      const e = experts[t * k + s];
+      members[e][fill[e]] = t;
+      memberWeights[e][fill[e]++] = weights[t * k + s];
+    }
+  }
+
+  const out = new Float32Array(tokens * h);
+  for (let e = 0; e < config.numExperts; e++) {
+    const rows = counts[e];
+    if (rows === 0) continue;
+    const xe = new Float32Array(rows * h);
+    const idx = members[e];
+    for (let i = 0; i < rows; i++) xe.set(x.subarray(idx[i] * h, (idx[i] + 1) * h), i * h);
+    await observer?.onExpertInput?.(layer, e, xe, rows);
+    const expert = await w.expert(e);
+    const ye = new Float32Array(rows * h);
+    expert.forward(engine, xe, rows, ye);
+    const we = memberWeights[e];
+    for (let i = 0; i < rows; i++) {
+      const dst = idx[i] * h;
+      const src = i * h;
+      const wt = we[i];
+      for (let j = 0; j < h; j++) out[dst + j] += wt * ye[src + j];
+    }
+  }
+
+  if (w.shared) {
+    const shared = new Float32Array(tokens * h);
+    w.shared.forward(engine, x, tokens, shared);
+    if (w.sharedGate) {
+      const gate = new Float32Array(tokens);
+      engine.gemm(tokens, 1, h, x, w.sharedGate, gate, { transB: true });
+      for (let t = 0; t < tokens; t++) {
+        const g = 1 / (1 + Math.exp(-gate[t]));
+        for (let j = 0; j < h; j++) out[t * h + j] += g * shared[t * h + j];
+      }
+    } else {
+      for (let i = 0; i < out.length; i++) out[i] += shared[i];
+    }
+  }
+  return out;
+}

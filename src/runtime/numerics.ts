@@ -1,0 +1,140 @@
+/**
+ * Element-wise kernels of the forward pass. They mirror Hugging Face's f32 arithmetic where the
+ * result feeds a decision (RoPE angles are formed in f32 exactly as `LlamaRotaryEmbedding`
+ * does, because at long positions an f64 angle differs from torch's by more than 1e-4) and use
+ * f64 accumulators elsewhere (sums of squares, softmax normalisers), which only removes rounding.
+ */
+
+/** Rows of `x` (rows × width) normalised in place: x · w / sqrt(mean(x²) + eps) (HF *RMSNorm). */
+export function rmsNormRows(x: Float32Array, rows: number, width: number, weight: Float32Array, eps: number, out: Float32Array = x): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * width;
+    let sumSq = 0;
+    for (let j = 0; j < width; j++) sumSq += x[base + j] * x[base + j];
+    const inv = Math.fround(1 / Math.sqrt(Math.fround(sumSq / width) + eps));
+    for (let j = 0; j < width; j++) out[base + j] = weight[j] * Math.fround(x[base + j] * inv);
+  }
+}
+
+/** RMSNorm applied to every `segment`-wide slice of each row (Qwen3's per-head q/k norm). */
+export function rmsNormSegments(x: Float32Array, rows: number, width: number, segment: number, weight: Float32Array, eps: number): void {
+  rmsNormRows(x, (rows * width) / segment, segment, weight, eps);
+}
+
+/** out[i] = silu(gate[i]) · up[i] (SwiGLU), written over `gate`. */
+export function siluMulInPlace(gate: Float32Array, up: Float32Array, length: number): void {
+  for (let i = 0; i < length; i++) {
+    const g = gate[i];
+    gate[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+export function addInPlace(target: Float32Array, source: Float32Array, length: number = target.length): void {
+  for (let i = 0; i < length; i++) target[i] += source[i];
+}
+
+/** Adds a bias vector to every row. */
+export function addRowBias(x: Float32Array, rows: number, width: number, bias: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * width;
+    for (let j = 0; j < width; j++) x[base + j] += bias[j];
+  }
+}
+
+export function clampInPlace(x: Float32Array, limit: number): void {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    if (v > limit) x[i] = limit;
+    else if (v < -limit) x[i] = -limit;
+  }
+}
+
+/**
+ * cos/sin tables [positions × headDim/2] of the default (unscaled) RoPE, computed like
+ * transformers: inv_freq = 1 / theta^(2i/d) in f32, angle = f32(pos · inv_freq).
+ */
+export interface RopeTables {
+  positions: number;
+  half: number;
+  cos: Float32Array;
+  sin: Float32Array;
+}
+
+export function ropeTables(headDim: number, theta: number, positions: number): RopeTables {
+  const half = headDim / 2;
+  const cos = new Float32Array(positions * half);
+  const sin = new Float32Array(positions * half);
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const exponent = Math.fround(Math.fround(2 * i) / headDim);
+    invFreq[i] = Math.fround(1 / Math.fround(Math.pow(theta, exponent)));
+  }
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * invFreq[i]);
+      cos[p * half + i] = Math.cos(angle);
+      sin[p * half + i] = Math.sin(angle);
+    }
+  }
+  return { positions, half, cos, sin };
+}
+
+/**
+ * Rotates every head of `rows` tokens in place with the rotate_half convention:
+ * x' = x·cos + rotate_half(x)·sin, rotate_half([a, b]) = [−b, a]. `positionOf(r)` gives the
+ * position of row r within its sequence.
+ */
+export function applyRope(x: Float32Array, rows: number, heads: number, headDim: number, tables: RopeTables, positionOf: (row: number) => number): void {
+  const half = headDim / 2;
+  const width = heads * headDim;
+  for (let r = 0; r < rows; r++) {
+    const pos = positionOf(r);
+    const t = pos * half;
+    for (let h = 0; h < heads; h++) {
+      const base = r * width + h * headDim;
+      for (let i = 0; i < half; i++) {
+        const a = x[base + i];
+        const b = x[base + i + half];
+        const c = tables.cos[t + i];
+        const s = tables.sin[t + i];
+        x[base + i] = a * c - b * s;
+        x[base + i + half] = b * c + a * s;
+      }
+    }
+  }
+}
+
+/** Softmax of `row[0..length)` in place (f64 normaliser, f32 results). */
+export function softmaxInPlace(row: Float32Array, offset: number, length: number): void {
+  let max = -Infinity;
+  for (let j = 0; j < length; j++) if (row[offset + j] > max) max = row[offset + j];
+  let sum = 0;
+  for (let j = 0; j < length; j++) {
+    const e = Math.exp(row[offset + j] - max);
+    row[offset + j] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let j = 0; j < length; j++) row[offset + j] *= inv;
+}
+
+/**
+ * Indices of the k largest values of row[offset..offset+length), largest first; equal values
+ * keep the lower index first (what torch.topk returns for ties in practice on CPU).
+ */
+export function topK(row: Float32Array, offset: number, length: number, k: number, outIndex: Int32Array, outOffset: number): void {
+  for (let slot = 0; slot < k; slot++) outIndex[outOffset + slot] = -1;
+  for (let j = 0; j < length; j++) {
+    const v = row[offset + j];
+    // insertion into the sorted top-k list; strict > keeps earlier (lower) indices ahead on ties
+    let pos = k;
+    while (pos > 0) {
+      const prev = outIndex[outOffset + pos - 1];
+      if (prev !== -1 && !(v > row[offset + prev])) break;
+      pos--;
+    }
+    if (pos >= k) continue;
+    for (let s = k - 1; s > pos; s--) outIndex[outOffset + s] = outIndex[outOffset + s - 1];
+    outIndex[outOffset + pos] = j;
+  }
+}

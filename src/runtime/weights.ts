@@ -1,0 +1,66 @@
+/**
+ * What the forward pass needs from a model, as interfaces, so that a model whose experts are
+ * stored differently (e.g. compressed: a shared basis, per-expert coefficients and a residual)
+ * runs through the same code. The forward pass only ever asks a `WeightProvider` for one
+ * decoder layer at a time, and a MoE layer for one expert at a time, so peak memory stays at
+ * about one layer's dense weights plus activations.
+ *
+ * To run a compressed model, implement `ExpertWeights.forward` for the factored form and wrap a
+ * provider so that `MoeWeights.expert(e)` returns it (see `withExperts` in ./checkpoint-weights.ts).
+ */
+import type { Engine } from '../engine/types.js';
+import type { ModelConfig } from '../checkpoint/types.js';
+
+/** One SwiGLU MLP (a routed expert, a shared expert or a dense layer's MLP). */
+export interface ExpertWeights {
+  /**
+   * out (rows × hidden) = down(silu(gate(x)) ⊙ up(x)) for x (rows × hidden). `out` is
+   * overwritten. Implementations must not keep references to x or out.
+   */
+  forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void;
+}
+
+export interface AttentionWeights {
+  /** [numHeads·headDim, hidden] */
+  q: Float32Array;
+  /** [numKvHeads·headDim, hidden] */
+  k: Float32Array;
+  v: Float32Array;
+  /** [hidden, numHeads·headDim] */
+  o: Float32Array;
+  qBias?: Float32Array;
+  kBias?: Float32Array;
+  vBias?: Float32Array;
+  /** [headDim] (per-head) or [numHeads·headDim] (whole projection) */
+  qNorm?: Float32Array;
+  kNorm?: Float32Array;
+}
+
+export interface MoeWeights {
+  /** router [numExperts, hidden] */
+  router: Float32Array;
+  /** loads one routed expert; the caller drops it before asking for the next */
+  expert(index: number): Promise<ExpertWeights>;
+  /** shared expert(s), when the family has them */
+  shared?: ExpertWeights;
+  /** Qwen2-MoE: [hidden] row of the sigmoid gate that scales the shared expert */
+  sharedGate?: Float32Array;
+}
+
+export interface LayerWeights {
+  index: number;
+  inputNorm: Float32Array;
+  postAttentionNorm: Float32Array;
+  attention: AttentionWeights;
+  mlp: { kind: 'moe'; moe: MoeWeights } | { kind: 'dense'; dense: ExpertWeights };
+}
+
+export interface WeightProvider {
+  readonly config: ModelConfig;
+  /** rows of the embedding table for these token ids (ids.length × hidden) */
+  embed(ids: Int32Array): Promise<Float32Array>;
+  layer(index: number): Promise<LayerWeights>;
+  finalNorm(): Promise<Float32Array>;
+  /** rows [start, end) of the output projection (tied embeddings: of the embedding table) */
+  lmHeadRows(start: number, end: number): Promise<Float32Array>;
+}

@@ -1,0 +1,56 @@
+/**
+ * Token windows: calibration windows sampled at seeded random offsets (they may overlap, as in
+ * GPTQ/SVD-LLM calibration), evaluation windows cut consecutively without overlap.
+ */
+export class WindowError extends Error {
+  readonly kind = 'WindowError';
+  constructor(message: string) {
+    super(message);
+    this.name = 'WindowError';
+  }
+}
+
+/** mulberry32: small, fast, and identical on every platform for a given seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function checkLength(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) throw new WindowError(`${name} must be a positive integer, got ${value}`);
+}
+
+/** `samples` windows of `seqLen` tokens at uniformly random offsets drawn from `seed`. */
+export function calibrationWindows(ids: Int32Array, samples: number, seqLen: number, seed: number): Int32Array[] {
+  checkLength('samples', samples);
+  checkLength('seq-len', seqLen);
+  if (ids.length < seqLen) {
+    throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a larger dataset or a smaller --seq-len`);
+  }
+  const next = seededRandom(seed);
+  const span = ids.length - seqLen + 1;
+  return Array.from({ length: samples }, () => {
+    const start = Math.floor(next() * span);
+    return ids.subarray(start, start + seqLen);
+  });
+}
+
+/**
+ * Consecutive non-overlapping windows of `seqLen` tokens from the start; the incomplete tail is
+ * dropped (every window predicts seqLen − 1 tokens), at most `maxWindows` when given.
+ */
+export function evaluationWindows(ids: Int32Array, seqLen: number, maxWindows?: number): Int32Array[] {
+  checkLength('seq-len', seqLen);
+  if (seqLen < 2) throw new WindowError('seq-len must be at least 2 (a window predicts seq-len − 1 tokens)');
+  if (maxWindows !== undefined) checkLength('max-windows', maxWindows);
+  let count = Math.floor(ids.length / seqLen);
+  if (count === 0) throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a smaller --seq-len`);
+  if (maxWindows !== undefined) count = Math.min(count, maxWindows);
+  return Array.from({ length: count }, (_, w) => ids.subarray(w * seqLen, (w + 1) * seqLen));
+}

@@ -1,0 +1,78 @@
+/**
+ * `rfid-moe calibrate` and `rfid-moe eval` end to end in a child process: files written,
+ * stdout results, stderr progress, and clear exit-2 errors (missing tokenizer, MLA, bad flags).
+ */
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRoutingStats } from '../../src/routing-stats/index.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { hasSharedData, repoRoot, sharedPath } from '../helpers/shared-data.js';
+
+const run = promisify(execFile);
+const work = mkdtempSync(path.join(tmpdir(), 'rfid-cli-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], { cwd: repoRoot });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe.skipIf(!hasSharedData)('calibrate and eval commands', () => {
+  let model: string;
+  let dataset: string;
+  beforeAll(async () => {
+    model = (await makeTinyCheckpoint(path.join(work, 'model'), 'mixtral', { seed: 2, vocabSize: 50257, hiddenSize: 16 })).dir;
+    copyFileSync(sharedPath('gpt2-tokenizer', 'tokenizer.json'), path.join(model, 'tokenizer.json'));
+    dataset = path.join(work, 'data.jsonl');
+    writeFileSync(dataset, Array.from({ length: 40 }, (_, i) => JSON.stringify({ text: `Row ${i}: the quick brown fox jumps over the lazy dog ${i * 7}.` })).join('\n'));
+  });
+
+  it('calibrate writes valid statistics and reports on stdout, progress on stderr', async () => {
+    const out = path.join(work, 'stats.json');
+    const r = await cli('calibrate', model, '--dataset', dataset, '--samples', '6', '--seq-len', '32', '--seed', '5', '--out', out, '--engine', 'ts', '--json');
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary).toMatchObject({ ok: true, moeLayers: 2, tokens: 192 });
+    expect(r.stderr).toMatch(/calibrate: layer 2\/2/);
+    const stats = await loadRoutingStats(out);
+    expect(stats.calibration).toEqual({ samples: 6, seqLen: 32, seed: 5, tokens: 192 });
+    expect(stats.dataset.format).toBe('jsonl');
+    expect(stats.layers.every((l) => l.tokens === 192)).toBe(true);
+  });
+
+  it('eval prints perplexity, and KL/top-1 against a reference', async () => {
+    const r = await cli('eval', model, '--dataset', dataset, '--seq-len', '64', '--max-windows', '3', '--reference', model, '--engine', 'ts', '--json', '--quiet');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.model).toMatchObject({ windows: 3, seqLen: 64, tokens: 189 });
+    expect(report.model.perplexity).toBeGreaterThan(1);
+    expect(report.comparison.top1Agreement).toBe(1);
+    expect(Math.abs(report.comparison.meanKl)).toBeLessThan(1e-9);
+  });
+
+  it('fails with exit 2 and a clear message: no tokenizer, MLA, bad flag', async () => {
+    const bare = (await makeTinyCheckpoint(path.join(work, 'bare'), 'olmoe', { seed: 1 })).dir;
+    const noTok = await cli('eval', bare, '--dataset', dataset, '--json');
+    expect(noTok.code).toBe(2);
+    expect(JSON.parse(noTok.stdout).error.message).toMatch(/no tokenizer\.json in .*--tokenizer/);
+
+    const v2 = (await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1 })).dir;
+    const mla = await cli('calibrate', v2, '--dataset', dataset, '--out', path.join(work, 'x.json'));
+    expect(mla.code).toBe(2);
+    expect(mla.stderr).toContain('attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied with --stats from another tool');
+    expect(mla.stderr).not.toMatch(/\n\s+at /); // no stack trace
+
+    const bad = await cli('calibrate', model, '--dataset', dataset, '--out', path.join(work, 'y.json'), '--samples', 'many');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--samples must be an integer/);
+  });
+});

@@ -1,0 +1,149 @@
+/**
+ * Routing statistics: file schema and arithmetic checks, fingerprint, low-token warnings, Gram
+ * matrices streamed to disk, fused experts and the MLA error, through the library API.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { createTsEngine } from '../../src/engine/ts/index.js';
+import {
+  collectRoutingCounts,
+  collectRoutingStats,
+  countRouting,
+  GramDirectorySink,
+  GramObserver,
+  loadGram,
+  loadRoutingStats,
+  modelFingerprint,
+  writeRoutingStats,
+} from '../../src/routing-stats/index.js';
+import { batchFromSequences, CheckpointWeights, DenseSwiGlu, forwardLogits, MLA_NOT_IMPLEMENTED, withExperts } from '../../src/runtime/index.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+
+const work = mkdtempSync(path.join(tmpdir(), 'rfid-stats-'));
+const engine = createTsEngine({ threads: 1 });
+afterAll(() => {
+  engine.dispose();
+  rmSync(work, { recursive: true, force: true });
+});
+
+const windows = [0, 1, 2, 3].map((w) => Int32Array.from({ length: 12 }, (_, i) => (w * 17 + i * 5) % 64));
+const info = { dataset: { file: 'd.txt', format: 'text', sha256: 'a'.repeat(64), tokens: 1000 }, samples: 4, seqLen: 12, seed: 3 };
+
+describe('routing statistics', () => {
+  it('are written atomically, reload identically, and carry counts that sum to tokens × topK', async () => {
+    const ckpt = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'olmoe'), 'olmoe', { seed: 4 })).dir);
+    try {
+      const stats = await collectRoutingStats(ckpt, engine, windows, { ...info, minTokens: 8 });
+      expect(stats.layers.map((l) => l.layer)).toEqual(ckpt.layout.layers.filter((l) => l.kind === 'moe').map((l) => l.index));
+      for (const l of stats.layers) {
+        expect(l.tokens).toBe(48);
+        expect(l.counts.reduce((a, b) => a + b, 0)).toBe(48 * ckpt.config.topK);
+      }
+      // 48 tokens × 2 / 8 experts = 12 on average: some expert falls under 8 in this fixture, or none does
+      const low = stats.layers.some((l) => l.counts.some((c) => c < 8));
+      expect(stats.warnings.length > 0).toBe(low);
+      const file = path.join(work, 'stats.json');
+      await writeRoutingStats(file, stats);
+      expect(await loadRoutingStats(file)).toEqual(stats);
+      expect(stats.model.fingerprint).toBe(modelFingerprint(ckpt));
+
+      const broken = JSON.parse(readFileSync(file, 'utf8'));
+      broken.layers[0].counts[0] += 1;
+      writeFileSync(file, JSON.stringify(broken));
+      await expect(loadRoutingStats(file)).rejects.toThrow(/counts sum to \d+, expected tokens × topK/);
+      writeFileSync(file, JSON.stringify({ ...stats, version: 99 }));
+      await expect(loadRoutingStats(file)).rejects.toThrow(/not a valid routing-stats file: version/);
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it('the fingerprint follows config and tensor layout (dtype), not the path', async () => {
+    const a = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'fa'), 'mixtral', { seed: 1 })).dir);
+    const b = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'fb'), 'mixtral', { seed: 1 })).dir);
+    const c = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'fc'), 'mixtral', { seed: 1, dtype: 'BF16' })).dir);
+    try {
+      expect(modelFingerprint(a)).toBe(modelFingerprint(b));
+      expect(modelFingerprint(a)).not.toBe(modelFingerprint(c));
+    } finally {
+      await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
+  it('Gram matrices streamed to a directory equal XᵀX of the observed rows, and add up over passes', async () => {
+    const ckpt = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'g'), 'qwen2_moe', { seed: 6 })).dir);
+    try {
+      const h = ckpt.config.hiddenSize;
+      const rowsSeen = new Map<string, Float32Array[]>();
+      const spy = { onExpertInput: (l: number, e: number, x: Float32Array) => void rowsSeen.set(`${l}/${e}`, [...(rowsSeen.get(`${l}/${e}`) ?? []), x.slice()]) };
+      const dir = path.join(work, 'grams');
+      const sink = new GramDirectorySink(dir, h, modelFingerprint(ckpt));
+      const grams = new GramObserver(engine, h, sink);
+      const observer = { onExpertInput: async (l: number, e: number, x: Float32Array, rows: number) => (spy.onExpertInput(l, e, x), grams.onExpertInput(l, e, x, rows)) };
+      // two passes over different windows: the sink must sum them
+      for (const part of [windows.slice(0, 2), windows.slice(2)]) {
+        await countRouting(ckpt, engine, batchFromSequences(part), { observer });
+      }
+      const manifest = await sink.finish();
+      expect(Object.keys(manifest.entries).length).toBe(rowsSeen.size);
+      for (const [key, chunks] of rowsSeen) {
+        const [l, e] = key.split('/').map(Number);
+        const loaded = await loadGram(dir, l, e);
+        const rows = chunks.reduce((n, c) => n + c.length / h, 0);
+        expect(loaded?.tokens).toBe(rows);
+        for (const [i, j] of [[0, 0], [1, 5], [h - 1, 3]]) {
+          let direct = 0;
+          for (const c of chunks) for (let r = 0; r < c.length / h; r++) direct += c[r * h + i] * c[r * h + j];
+          expect(loaded!.gram[i * h + j]).toBeCloseTo(direct, 9);
+          expect(loaded!.gram[j * h + i]).toBeCloseTo(direct, 9);
+        }
+      }
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it('fused on-disk experts give the same logits and counts as per-expert tensors', async () => {
+    const a = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'per'), 'deepseek', { seed: 9 })).dir);
+    const b = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'fused'), 'deepseek', { seed: 9, fusedExperts: true, maxShardBytes: 20_000 })).dir);
+    try {
+      const batch = batchFromSequences(windows);
+      expect(Array.from(await forwardLogits(b, engine, batch))).toEqual(Array.from(await forwardLogits(a, engine, batch)));
+      expect((await collectRoutingCounts(b, engine, windows)).layers).toEqual((await collectRoutingCounts(a, engine, windows)).layers);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('withExperts plugs other expert weights into the same forward pass (the hook compressed models use)', async () => {
+    const ckpt = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'plug'), 'qwen3_moe', { seed: 12 })).dir);
+    try {
+      const batch = batchFromSequences(windows.slice(0, 2));
+      const base = new CheckpointWeights(ckpt);
+      const { hiddenSize: h, expertIntermediateSize: p } = ckpt.config;
+      const reread = withExperts(base, async (l, e) =>
+        new DenseSwiGlu(await ckpt.readExpert(l, e, 'gate'), await ckpt.readExpert(l, e, 'up'), await ckpt.readExpert(l, e, 'down'), h, p),
+      );
+      const silenced = withExperts(base, async (l, e) => (l === 0 && e === 1 ? new DenseSwiGlu(new Float32Array(p * h), new Float32Array(p * h), new Float32Array(h * p), h, p) : undefined));
+      const reference = await forwardLogits(base, engine, batch);
+      expect(Array.from(await forwardLogits(reread, engine, batch))).toEqual(Array.from(reference));
+      const changed = await forwardLogits(silenced, engine, batch);
+      expect(changed.some((v, i) => v !== reference[i])).toBe(true);
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it('MLA (DeepSeek-V2) fails with the clear message', async () => {
+    const ckpt = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1 })).dir);
+    try {
+      expect(() => new CheckpointWeights(ckpt)).toThrow(MLA_NOT_IMPLEMENTED);
+      await expect(collectRoutingCounts(ckpt, engine, windows)).rejects.toThrow(/MLA \(DeepSeek-V2\) is not implemented yet/);
+    } finally {
+      await ckpt.close();
+    }
+  });
+});
