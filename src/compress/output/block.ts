@@ -1,0 +1,93 @@
+/**
+ * The `rfid_moe` block that a compressed output adds to config.json: what was done (tool,
+ * recipe, calibration), how the tensors are stored, and per layer and matrix type the groups
+ * with their ranks, effective ranks, frequency shares, fused scores and residual descriptors.
+ * The loader needs the groups (which experts share a basis) and the descriptors (P is not
+ * stored); everything else is for people and tools reading the config.
+ *
+ * It contains no timings, so an interrupted and resumed run writes the same bytes.
+ */
+import { z } from 'zod';
+
+const descriptorSchema = z.object({
+  scheme: z.enum(['tile', 'random']),
+  q: z.number().int().positive(),
+  length: z.number().int().positive(),
+  seed: z.number().int().min(0),
+});
+
+export const groupBlockSchema = z.object({
+  /** expert indices sharing this basis, in stacking order */
+  experts: z.array(z.number().int().min(0)).min(1),
+  rank: z.number().int().positive(),
+  erank: z.number(),
+  /** routing-frequency share F_g, effective-rank share E_g, fused score C_g */
+  frequencyShare: z.number(),
+  erankShare: z.number(),
+  fusedScore: z.number(),
+  residual: descriptorSchema.nullable(),
+});
+
+export const typeBlockSchema = z.object({
+  /** rows p and columns d of one expert matrix of this type */
+  p: z.number().int().positive(),
+  d: z.number().int().positive(),
+  groups: z.array(groupBlockSchema).min(1),
+});
+
+export const layerBlockSchema = z.object({
+  layer: z.number().int().min(0),
+  /** calibration routing counts per expert (the loader preloads the hottest first) */
+  routingCounts: z.array(z.number().int().min(0)),
+  types: z.partialRecord(z.enum(['gate', 'up', 'down']), typeBlockSchema),
+});
+
+export const rfidBlockSchema = z.object({
+  format: z.literal('rfid-moe'),
+  version: z.literal(1),
+  tool: z.string(),
+  /** 'factored': bases/coefficients/residuals; 'dense': reconstructed weights under the original names */
+  storage: z.enum(['factored', 'dense']),
+  /** hash of (model, recipe, calibration, storage): identifies the run (resume checks it) */
+  runFingerprint: z.string(),
+  modelFingerprint: z.string(),
+  recipeFingerprint: z.string(),
+  recipe: z.record(z.string(), z.unknown()),
+  /** dtype of the factored tensors (the checkpoint's own where it can be encoded) */
+  factorDtype: z.enum(['F32', 'F16', 'BF16']),
+  /** how the source stored its experts; the factored output keeps the rest in that form */
+  expertLayout: z.enum(['per-expert', 'fused']),
+  matrixTypes: z.array(z.enum(['gate', 'up', 'down'])).min(1),
+  calibration: z.object({
+    source: z.enum(['stats', 'dataset', 'self-sampled']),
+    description: z.string(),
+    statsSha256: z.string(),
+  }),
+  tensorNames: z.object({ basis: z.string(), coefficients: z.string(), residual: z.string() }),
+  layers: z.array(layerBlockSchema),
+});
+
+export type GroupBlock = z.infer<typeof groupBlockSchema>;
+export type TypeBlock = z.infer<typeof typeBlockSchema>;
+export type LayerBlock = z.infer<typeof layerBlockSchema>;
+export type RfidBlock = z.infer<typeof rfidBlockSchema>;
+
+export class CompressedFormatError extends Error {
+  readonly kind = 'CompressedFormatError';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CompressedFormatError';
+  }
+}
+
+/** Validates the block read from a config.json; throws CompressedFormatError naming the key. */
+export function parseRfidBlock(value: unknown, source: string): RfidBlock {
+  const result = rfidBlockSchema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new CompressedFormatError(
+      `${source}: the rfid_moe block is invalid at ${issue.path.join('.') || '(root)'}: ${issue.message}; the directory was not written by this version of rfid-moe or was edited — recompress the model`,
+    );
+  }
+  return result.data;
+}

@@ -1,0 +1,83 @@
+/**
+ * Tensor names and file names of a compressed output directory (the on-disk contract that
+ * `loadCompressed` reads back).
+ *
+ * Factored tensors live beside the layer's MoE block, under `<moe prefix>.rfid.<type>`, where the
+ * MoE prefix is the router's module path (router `model.layers.3.mlp.gate.weight` → prefix
+ * `model.layers.3.mlp`; Mixtral `model.layers.3.block_sparse_moe`):
+ *
+ * | tensor                                         | shape      | meaning                                   |
+ * |------------------------------------------------|------------|-------------------------------------------|
+ * | `<prefix>.rfid.<type>.groups.<g>.basis`        | [K_g, d]   | B_g, the basis shared by group g          |
+ * | `<prefix>.rfid.<type>.experts.<e>.coeff`       | [p, K_g]   | A_e, expert e's coefficients (its group's K) |
+ * | `<prefix>.rfid.<type>.experts.<e>.residual`    | [q]        | η_e, the residual through P (if β > 0)   |
+ *
+ * <type> is gate, up or down; for gate/up p is the expert width and d the hidden size, for down
+ * p = hidden and d = width (nn.Linear's [out, in]). Ŵ_e = A_e·B_g + unvec(P·η_e), with P rebuilt
+ * from the group's descriptor in config.json's `rfid_moe` block. The original tensors of the
+ * compressed types are dropped; every other tensor keeps its name, dtype and bytes.
+ */
+
+/** The MoE module path of a layer, from its router tensor name. */
+export function moePrefix(routerName: string): string {
+  const parts = routerName.split('.');
+  // ...<prefix>.gate.weight (every supported family names its router `<prefix>.gate.weight`)
+  if (parts.length < 3 || parts[parts.length - 1] !== 'weight') {
+    throw new Error(`router tensor ${routerName} does not end in ".<module>.weight"; cannot place factored tensors beside it`);
+  }
+  return parts.slice(0, -2).join('.');
+}
+
+export function basisName(prefix: string, type: string, group: number): string {
+  return `${prefix}.rfid.${type}.groups.${group}.basis`;
+}
+
+export function coefficientName(prefix: string, type: string, expert: number): string {
+  return `${prefix}.rfid.${type}.experts.${expert}.coeff`;
+}
+
+export function residualName(prefix: string, type: string, expert: number): string {
+  return `${prefix}.rfid.${type}.experts.${expert}.residual`;
+}
+
+/** Templates as written into the `rfid_moe` block, so other readers need not read this file. */
+export const NAME_TEMPLATES = {
+  basis: '<moe prefix>.rfid.<type>.groups.<g>.basis',
+  coefficients: '<moe prefix>.rfid.<type>.experts.<e>.coeff',
+  residual: '<moe prefix>.rfid.<type>.experts.<e>.residual',
+} as const;
+
+// ---- files -------------------------------------------------------------------------------------
+
+/** One shard per decoder layer plus one for the tensors outside the layers (embeddings, norm, head). */
+export function shardCount(numLayers: number): number {
+  return numLayers + 1;
+}
+
+/** Shard of decoder layer `layer` (0-based), or of the non-layer tensors when layer = numLayers. */
+export function shardFileName(layer: number, numLayers: number): string {
+  const n = shardCount(numLayers);
+  return `model-${String(layer + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+}
+
+export const PROGRESS_FILE = '.rfid-moe-progress.json';
+export const REPORT_JSON = 'rfid-moe-report.json';
+export const REPORT_MD = 'rfid-moe-report.md';
+/** routing statistics the run used (saved so a resumed run need not calibrate again) */
+export const STATS_FILE = 'rfid-moe-routing-stats.json';
+export const CONFIG_FILE = 'config.json';
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+/** Files copied unchanged from the model directory when present. */
+export const COPIED_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'tokenizer.model',
+  'vocab.json',
+  'merges.txt',
+  'generation_config.json',
+] as const;
+
+/** The config.json key of the compression block (namespaced; never `quantization_config`). */
+export const CONFIG_BLOCK_KEY = 'rfid_moe';

@@ -1,0 +1,14 @@
+export { loadCompressed, openCompressed, isCompressedDir, CompressedModel, type LoadCompressedOptions, type PreloadResult } from './load.js';
+export { openModel } from './open-model.js';
+export {
+  FactoredLinear,
+  DenseLinear,
+  SwiGluExpert,
+  materialise,
+  applyCosts,
+  addTileResidual,
+  type FactoredMatrix,
+  type LinearOperator,
+  type ApplyMode,
+} from './factored-expert.js';
+export { sampleSequences, drawToken, type SampleOptions } from './sample.js';

@@ -1,0 +1,316 @@
+/**
+ * `loadCompressed(dir)`: a compressed output directory (factored or dense) as something both the
+ * checkpoint code and the runtime accept. The returned `CompressedModel` is a `Checkpoint`
+ * (readExpert reconstructs Ŵ for compressed types, so calibration or re-compression work on it)
+ * and a `WeightProvider` whose routed experts run factored (see factored-expert.ts), so
+ * `evaluateWindows(model, …)` and `rfid-moe eval` use the compressed form directly.
+ *
+ * `preload(engine, { maxBytes })` materialises experts in descending order of calibration
+ * routing frequency (stored in the rfid_moe block) until the byte budget is spent: the hottest
+ * experts are then served as dense matrices from memory, the rest factored from disk.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { expectedTensors } from '../checkpoint/expected.js';
+import { fillName } from '../checkpoint/family.js';
+import { buildLayout } from '../checkpoint/layout.js';
+import { familyForConfig } from '../checkpoint/registry.js';
+import type { Checkpoint, ExpertMatrixType, ModelConfig, ModelLayout, TensorMeta } from '../checkpoint/types.js';
+import { findLayoutProblems } from '../checkpoint/validate.js';
+import type { Engine } from '../engine/types.js';
+import { TensorStore } from '../io/sharded.js';
+import { createProjection } from '../residual/projection.js';
+import { CheckpointWeights, withExperts } from '../runtime/checkpoint-weights.js';
+import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
+import { CompressedFormatError, parseRfidBlock, type LayerBlock, type RfidBlock } from '../compress/output/block.js';
+import { droppedTensors } from '../compress/output/layer-shard.js';
+import { basisName, CONFIG_BLOCK_KEY, coefficientName, moePrefix, residualName } from '../compress/output/names.js';
+import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
+
+export interface LoadCompressedOptions {
+  /** how factored matrices are applied: by FLOP count per call (default), always factored, or materialised */
+  expertMode?: ApplyMode;
+}
+
+export interface PreloadResult {
+  experts: number;
+  bytes: number;
+}
+
+type MatrixType = ExpertMatrixType;
+
+/** Ŵ = A·B (+ P·η) without an engine (plain loops), for the Checkpoint view. */
+function reconstructPlain(m: FactoredMatrix): Float32Array {
+  const { p, d, rank } = m;
+  const W = new Float32Array(p * d);
+  for (let i = 0; i < p; i++) {
+    const row = i * d;
+    for (let k = 0; k < rank; k++) {
+      const a = m.coefficients[i * rank + k];
+      const b = k * d;
+      for (let j = 0; j < d; j++) W[row + j] += a * m.basis[b + j];
+    }
+  }
+  if (m.residual) createProjection(m.residual.descriptor).addReconstruction(W, m.residual.vector);
+  return W;
+}
+
+export class CompressedModel implements Checkpoint, WeightProvider {
+  private runtime: WeightProvider | null = null;
+  private readonly preloaded = new Map<string, ExpertWeights>();
+  private readonly blocks: Map<number, LayerBlock>;
+  /** expert → (group, basis) per layer and type */
+  private readonly groupOf = new Map<string, number>();
+
+  constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    readonly layout: ModelLayout,
+    readonly block: RfidBlock,
+    private readonly store: TensorStore,
+    private readonly opts: LoadCompressedOptions,
+  ) {
+    this.blocks = new Map(block.layers.map((l) => [l.layer, l]));
+    for (const l of block.layers) {
+      for (const [type, t] of Object.entries(l.types)) {
+        t.groups.forEach((g, gi) => g.experts.forEach((e) => this.groupOf.set(`${l.layer}/${type}/${e}`, gi)));
+      }
+    }
+  }
+
+  get shardCount(): number {
+    return this.store.shardCount;
+  }
+
+  get storage(): 'factored' | 'dense' {
+    return this.block.storage;
+  }
+
+  tensorNames(): string[] {
+    return this.store.tensorNames();
+  }
+
+  tensor(name: string): TensorMeta | undefined {
+    const info = this.store.tensor(name);
+    return info && { name: info.name, dtype: info.dtype, shape: [...info.shape], file: info.file, byteLength: info.byteLength };
+  }
+
+  readF32(name: string): Promise<Float32Array> {
+    return this.store.readF32(name);
+  }
+
+  readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {
+    return this.store.readRowsF32(name, start, end);
+  }
+
+  /** Whether (layer, type) is stored factored. */
+  isFactored(layer: number, type: MatrixType): boolean {
+    return this.block.storage === 'factored' && this.blocks.get(layer)?.types[type] !== undefined;
+  }
+
+  /** The stored factors of one expert matrix. */
+  async factors(layer: number, expert: number, type: MatrixType): Promise<FactoredMatrix> {
+    const t = this.blocks.get(layer)?.types[type];
+    const g = this.groupOf.get(`${layer}/${type}/${expert}`);
+    if (!t || g === undefined || this.block.storage !== 'factored') {
+      throw new CompressedFormatError(`layer ${layer} ${type} of expert ${expert} is not stored factored in ${this.dir}`);
+    }
+    const group = t.groups[g];
+    const prefix = moePrefix(this.layout.layers[layer].moe!.router);
+    const [basis, coefficients, residual] = await Promise.all([
+      this.store.readF32(basisName(prefix, type, g)),
+      this.store.readF32(coefficientName(prefix, type, expert)),
+      group.residual ? this.store.readF32(residualName(prefix, type, expert)) : Promise.resolve(undefined),
+    ]);
+    return {
+      p: t.p,
+      d: t.d,
+      rank: group.rank,
+      basis,
+      coefficients,
+      ...(group.residual && residual ? { residual: { descriptor: group.residual, vector: residual } } : {}),
+    };
+  }
+
+  async readExpert(layer: number, expert: number, type: MatrixType): Promise<Float32Array> {
+    if (this.isFactored(layer, type)) return reconstructPlain(await this.factors(layer, expert, type));
+    const moe = this.layout.layers[layer]?.moe;
+    if (!moe) throw new CompressedFormatError(`layer ${layer} is not an MoE layer`);
+    if (!Number.isInteger(expert) || expert < 0 || expert >= this.config.numExperts) {
+      throw new CompressedFormatError(`expert ${expert} does not exist; layer ${layer} has experts 0..${this.config.numExperts - 1}`);
+    }
+    if (moe.experts) return this.store.readF32(moe.experts[expert][type]);
+    const I = this.config.expertIntermediateSize;
+    const H = this.config.hiddenSize;
+    if (!moe.fused) throw new CompressedFormatError(`layer ${layer} names no expert tensors`);
+    if (type === 'gate') return this.store.readRowsF32(moe.fused.gateUp, expert * 2 * I, expert * 2 * I + I);
+    if (type === 'up') return this.store.readRowsF32(moe.fused.gateUp, expert * 2 * I + I, (expert + 1) * 2 * I);
+    return this.store.readRowsF32(moe.fused.down, expert * H, (expert + 1) * H);
+  }
+
+  private async linear(layer: number, expert: number, type: MatrixType): Promise<LinearOperator> {
+    const { hiddenSize: H, expertIntermediateSize: I } = this.config;
+    if (this.isFactored(layer, type)) return new FactoredLinear(await this.factors(layer, expert, type), this.opts.expertMode ?? 'auto');
+    const [p, d] = type === 'down' ? [H, I] : [I, H];
+    return new DenseLinear(await this.readExpert(layer, expert, type), p, d);
+  }
+
+  /** The routed expert as the runtime runs it (preloaded dense, or factored from disk). */
+  async expert(layer: number, expert: number): Promise<ExpertWeights> {
+    const hot = this.preloaded.get(`${layer}/${expert}`);
+    if (hot) return hot;
+    const [gate, up, down] = await Promise.all((['gate', 'up', 'down'] as const).map((t) => this.linear(layer, expert, t)));
+    return new SwiGluExpert(gate, up, down);
+  }
+
+  /**
+   * Materialise experts hottest first (calibration routing counts, as shares of each layer's
+   * tokens, across all layers) until `maxBytes` of f32 weights are held. Returns what was loaded.
+   */
+  async preload(engine: Engine, opts: { maxBytes: number }): Promise<PreloadResult> {
+    const { hiddenSize: H, expertIntermediateSize: I } = this.config;
+    const bytesPerExpert = 3 * H * I * 4;
+    const candidates: Array<{ layer: number; expert: number; share: number }> = [];
+    for (const l of this.block.layers) {
+      const total = l.routingCounts.reduce((a, b) => a + b, 0) || 1;
+      l.routingCounts.forEach((c, e) => candidates.push({ layer: l.layer, expert: e, share: c / total }));
+    }
+    candidates.sort((a, b) => b.share - a.share || a.layer - b.layer || a.expert - b.expert);
+    let bytes = 0;
+    let experts = 0;
+    for (const c of candidates) {
+      if (bytes + bytesPerExpert > opts.maxBytes) break;
+      const ops = await Promise.all(
+        (['gate', 'up', 'down'] as const).map(async (t) => {
+          if (!this.isFactored(c.layer, t)) return this.linear(c.layer, c.expert, t);
+          const m = await this.factors(c.layer, c.expert, t);
+          return new DenseLinear(materialise(engine, m), m.p, m.d);
+        }),
+      );
+      this.preloaded.set(`${c.layer}/${c.expert}`, new SwiGluExpert(ops[0], ops[1], ops[2]));
+      bytes += bytesPerExpert;
+      experts++;
+    }
+    return { experts, bytes };
+  }
+
+  // ---- WeightProvider ----
+
+  private provider(): WeightProvider {
+    this.runtime ??= withExperts(new CheckpointWeights(this), async (layer, e) => (this.blocks.has(layer) ? this.expert(layer, e) : undefined));
+    return this.runtime;
+  }
+
+  embed(ids: Int32Array): Promise<Float32Array> {
+    return this.provider().embed(ids);
+  }
+
+  layer(index: number): Promise<LayerWeights> {
+    return this.provider().layer(index);
+  }
+
+  finalNorm(): Promise<Float32Array> {
+    return this.provider().finalNorm();
+  }
+
+  lmHeadRows(start: number, end: number): Promise<Float32Array> {
+    return this.provider().lmHeadRows(start, end);
+  }
+
+  async close(): Promise<void> {
+    this.preloaded.clear();
+    await this.store.close();
+  }
+}
+
+/** Whether `dir`'s config.json carries an rfid_moe block. */
+export async function isCompressedDir(dir: string): Promise<boolean> {
+  try {
+    const raw = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    return typeof raw === 'object' && raw !== null && CONFIG_BLOCK_KEY in raw;
+  } catch {
+    return false;
+  }
+}
+
+function checkFactorShapes(model: { tensor(name: string): TensorMeta | undefined }, layout: ModelLayout, block: RfidBlock, numExperts: number): string[] {
+  const problems: string[] = [];
+  const expectShape = (name: string, shape: number[]) => {
+    const t = model.tensor(name);
+    if (!t) problems.push(`missing tensor ${name}`);
+    else if (t.shape.join(',') !== shape.join(',')) problems.push(`tensor ${name} has shape [${t.shape.join(', ')}], the rfid_moe block implies [${shape.join(', ')}]`);
+  };
+  for (const l of block.layers) {
+    const moe = layout.layers[l.layer]?.moe;
+    if (!moe) {
+      problems.push(`the rfid_moe block lists layer ${l.layer}, which is not an MoE layer`);
+      continue;
+    }
+    if (l.routingCounts.length !== numExperts) problems.push(`layer ${l.layer}: ${l.routingCounts.length} routing counts for ${numExperts} experts`);
+    const prefix = moePrefix(moe.router);
+    for (const [type, t] of Object.entries(l.types)) {
+      const seen = t.groups.flatMap((g) => g.experts).sort((a, b) => a - b);
+      if (seen.length !== numExperts || seen.some((e, i) => e !== i)) problems.push(`layer ${l.layer} ${type}: the groups do not cover experts 0..${numExperts - 1} exactly once`);
+      if (block.storage !== 'factored') continue;
+      t.groups.forEach((g, gi) => {
+        expectShape(basisName(prefix, type, gi), [g.rank, t.d]);
+        for (const e of g.experts) {
+          expectShape(coefficientName(prefix, type, e), [t.p, g.rank]);
+          if (g.residual) expectShape(residualName(prefix, type, e), [g.residual.q]);
+        }
+      });
+    }
+  }
+  return problems;
+}
+
+/** Open a compressed output directory; throws CompressedFormatError naming what is wrong. */
+export async function loadCompressed(dir: string, opts: LoadCompressedOptions = {}): Promise<CompressedModel> {
+  const absDir = path.resolve(dir);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(await readFile(path.join(absDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new CompressedFormatError(`${dir} has no readable config.json (${(err as Error).message}); it is not a complete compressed output (an interrupted run is finished with rfid-moe compress --resume)`);
+  }
+  return openCompressed(absDir, raw, opts);
+}
+
+/**
+ * The same from a config object instead of the directory's config.json: the pipeline checks the
+ * output before it writes config.json (which must come last).
+ */
+export async function openCompressed(dir: string, raw: Record<string, unknown>, opts: LoadCompressedOptions = {}): Promise<CompressedModel> {
+  const absDir = path.resolve(dir);
+  if (!(CONFIG_BLOCK_KEY in raw)) {
+    throw new CompressedFormatError(`${dir}/config.json has no rfid_moe block: it is not an rfid-moe output; open it as an ordinary checkpoint`);
+  }
+  const block = parseRfidBlock(raw[CONFIG_BLOCK_KEY], `${dir}/config.json`);
+  const family = familyForConfig(raw);
+  const resolved = family.resolveConfig(raw);
+  const store = await TensorStore.open(absDir);
+  try {
+    // fused gate_up tensors dropped by factored output still decide the layout's form
+    const droppedFused = new Set<string>();
+    if (block.storage === 'factored' && block.expertLayout === 'fused') {
+      resolved.moeLayers.forEach((isMoe, l) => isMoe && droppedFused.add(fillName(family.names.fused.gateUp, l)));
+    }
+    const layout = buildLayout(family, resolved, (name) => store.tensor(name) !== undefined || droppedFused.has(name));
+    const dropped = new Set<string>();
+    if (block.storage === 'factored') {
+      for (const l of block.layers) {
+        const layerLayout = layout.layers[l.layer];
+        if (layerLayout) for (const name of droppedTensors(layerLayout, Object.keys(l.types) as MatrixType[])) dropped.add(name);
+      }
+    }
+    const expected = expectedTensors(resolved.config, layout).filter((t) => !dropped.has(t.name));
+    const problems = [...findLayoutProblems(expected, (name) => store.tensor(name)), ...checkFactorShapes(store, layout, block, resolved.config.numExperts)];
+    if (problems.length > 0) {
+      throw new CompressedFormatError(`${dir} is not a valid compressed output: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}. Recompress the model`);
+    }
+    return new CompressedModel(absDir, resolved.config, layout, block, store, opts);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Sequences sampled from a model itself: the calibration and held-out data used when no dataset
+ * is given. Every sequence starts at the BOS token (token 0 when the config names none) and each
+ * next token is drawn from softmax(logits) at temperature 1 with a seeded generator, so the same
+ * seed gives the same sequences on every machine.
+ *
+ * There is no KV cache in the runtime: step t runs the whole prefix again (cost grows with the
+ * square of the length), which is fine for the short sequences calibration needs.
+ */
+import type { Engine } from '../engine/types.js';
+import { batchFromSequences } from '../runtime/batch.js';
+import { streamLogits } from '../runtime/head.js';
+import { runDecoder } from '../runtime/layerwise.js';
+import type { WeightProvider } from '../runtime/weights.js';
+import { seededRandom } from '../tokens/windows.js';
+
+export interface SampleOptions {
+  count: number;
+  /** tokens per sequence, the start token included */
+  length: number;
+  seed: number;
+  /** default: config.bosTokenId, else 0 */
+  startToken?: number;
+  /** called after each generated position */
+  onStep?(done: number, of: number): void;
+}
+
+export async function sampleSequences(provider: WeightProvider, engine: Engine, opts: SampleOptions): Promise<Int32Array[]> {
+  const { count, length, seed } = opts;
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`sample count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(length) || length < 2) throw new RangeError(`sampled sequence length must be at least 2, got ${length}`);
+  const vocab = provider.config.vocabSize;
+  const start = opts.startToken ?? provider.config.bosTokenId ?? 0;
+  if (start < 0 || start >= vocab) throw new RangeError(`start token ${start} is outside the vocabulary [0, ${vocab})`);
+  const random = seededRandom(seed);
+  const sequences = Array.from({ length: count }, () => {
+    const s = new Int32Array(length);
+    s[0] = start;
+    return s;
+  });
+  const h = provider.config.hiddenSize;
+  for (let t = 1; t < length; t++) {
+    const batch = batchFromSequences(sequences.map((s) => s.subarray(0, t)));
+    const hidden = await runDecoder(provider, engine, batch);
+    // only each sequence's last position predicts the next token
+    const last = new Float32Array(count * h);
+    for (let i = 0; i < count; i++) last.set(hidden.subarray((batch.offsets[i + 1] - 1) * h, batch.offsets[i + 1] * h), i * h);
+    const logits = new Float32Array(count * vocab);
+    await streamLogits([{ provider, hidden: last }], engine, count, (b) => {
+      for (let r = 0; r < b.rowCount; r++) {
+        logits.set(b.logits[0].subarray(r * b.vocabCount, (r + 1) * b.vocabCount), (b.rowStart + r) * vocab + b.vocabStart);
+      }
+    });
+    for (let i = 0; i < count; i++) sequences[i][t] = drawToken(logits.subarray(i * vocab, (i + 1) * vocab), random());
+    opts.onStep?.(t, length - 1);
+  }
+  return sequences;
+}
+
+/** Inverse-CDF draw from softmax(logits) (f64 sums; the last token absorbs rounding). */
+export function drawToken(logits: Float32Array, u: number): number {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  let total = 0;
+  for (const v of logits) total += Math.exp(v - max);
+  let target = u * total;
+  for (let j = 0; j < logits.length; j++) {
+    target -= Math.exp(logits[j] - max);
+    if (target < 0) return j;
+  }
+  return logits.length - 1;
+}
