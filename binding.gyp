@@ -1,0 +1,42 @@
+# Builds build/Release/rfid_moe_native.node: the native linear-algebra engine over OpenBLAS
+# (CBLAS) and LAPACKE. Run by scripts/install-native.mjs at `npm install`; optional.
+{
+  "targets": [
+    {
+      "target_name": "rfid_moe_native",
+      "sources": [
+        "native/addon.cc",
+        "native/args.cc",
+        "native/blas_ops.cc",
+        "native/factorizations.cc",
+        "native/randomized_svd.cc"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"
+      ],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-O2", "-std=c++17"],
+      "conditions": [
+        ["OS=='linux'", {
+          # Fedora/RHEL keep the OpenBLAS headers in a subdirectory.
+          "include_dirs": ["/usr/include/openblas"],
+          "libraries": ["-lopenblas", "-llapacke"]
+        }],
+        ["OS=='mac'", {
+          # Homebrew's openblas is keg-only (it ships LAPACKE too).
+          "include_dirs": ["/opt/homebrew/opt/openblas/include", "/usr/local/opt/openblas/include"],
+          "libraries": [
+            "-L/opt/homebrew/opt/openblas/lib", "-L/usr/local/opt/openblas/lib",
+            "-Wl,-rpath,/opt/homebrew/opt/openblas/lib", "-Wl,-rpath,/usr/local/opt/openblas/lib",
+            "-lopenblas"
+          ],
+          "xcode_settings": {
+            "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
+            "GCC_OPTIMIZATION_LEVEL": "2",
+            "MACOSX_DEPLOYMENT_TARGET": "11.0"
+          }
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,69 @@
+// Module entry of rfid_moe_native: registers the linear-algebra primitives and exposes the
+// OpenBLAS build/kernel information and thread control.
+//
+// OPENBLAS_CORETYPE must be set in the environment before this library is loaded (OpenBLAS
+// reads it in its constructor); src/engine/openblas-coretype.ts does that.
+#include <napi.h>
+
+#include "args.h"
+#include "lapack.h"
+#include "ops.h"
+
+extern "C" {
+// Declared by OpenBLAS's cblas.h; repeated so a cblas.h from another vendor fails loudly at link
+// time instead of silently lacking them.
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+char* openblas_get_config(void);
+char* openblas_get_corename(void);
+}
+
+namespace rfid {
+namespace {
+
+/** info() → { config, corename, threads }: OpenBLAS build string, active kernel, thread count. */
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("config", Napi::String::New(env, openblas_get_config()));
+  out.Set("corename", Napi::String::New(env, openblas_get_corename()));
+  out.Set("threads", Napi::Number::New(env, openblas_get_num_threads()));
+  return out;
+}
+
+/**
+ * setThreads(n): the number of OpenBLAS threads for all later calls. The setting is
+ * process-wide, so every engine calls this before each operation; it is a no-op when unchanged.
+ */
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = DimArg(info, 0, "setThreads", "threads");
+  if (n < 1) ThrowError(env, "setThreads", "threads must be at least 1");
+  if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
+  return env.Undefined();
+}
+
+}  // namespace
+}  // namespace rfid
+
+// NODE_API_MODULE pastes the function name into an identifier, so it must be unqualified.
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  using namespace rfid;
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  exports.Set("gemm", Napi::Function::New(env, JsGemm, "gemm"));
+  exports.Set("syrk", Napi::Function::New(env, JsSyrk, "syrk"));
+  exports.Set("solveTriangular", Napi::Function::New(env, JsSolveTriangular, "solveTriangular"));
+  exports.Set("cholesky", Napi::Function::New(env, JsCholesky, "cholesky"));
+  exports.Set("eigSym", Napi::Function::New(env, JsEigSym, "eigSym"));
+  static const char kSvd[] = "svd";
+  static const char kSvdTop[] = "svdTop";
+  exports.Set("svd", Napi::Function::New(env, JsSvd, "svd", const_cast<char*>(kSvd)));
+  exports.Set("svdTop", Napi::Function::New(env, JsSvd, "svdTop", const_cast<char*>(kSvdTop)));
+  exports.Set("singularValues", Napi::Function::New(env, JsSingularValues, "singularValues"));
+  exports.Set("svdRandomized", Napi::Function::New(env, JsSvdRandomized, "svdRandomized"));
+  exports.Set("gaussian", Napi::Function::New(env, JsGaussian, "gaussian"));
+  return exports;
+}
+
+NODE_API_MODULE(rfid_moe_native, InitModule)

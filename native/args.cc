@@ -1,0 +1,118 @@
+#include "args.h"
+
+#include <cmath>
+#include <limits>
+
+namespace rfid {
+
+void ThrowError(Napi::Env env, const char* op, const std::string& message) {
+  throw Napi::Error::New(env, std::string(op) + ": " + message);
+}
+
+std::string ShapeText(size_t rows, size_t cols) {
+  return std::to_string(rows) + "×" + std::to_string(cols);
+}
+
+static Napi::Value Arg(const Napi::CallbackInfo& info, size_t index) {
+  return index < info.Length() ? info[index] : info.Env().Undefined();
+}
+
+int DimArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Value v = Arg(info, index);
+  if (!v.IsNumber()) ThrowError(info.Env(), op, std::string(name) + " must be a number (a matrix dimension)");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d < 0 || std::floor(d) != d) {
+    ThrowError(info.Env(), op, std::string(name) + " must be a non-negative integer, got " + std::to_string(d));
+  }
+  if (d > static_cast<double>(std::numeric_limits<int>::max())) {
+    ThrowError(info.Env(), op, std::string(name) + " = " + std::to_string(d) + " exceeds the 32-bit BLAS index range");
+  }
+  return static_cast<int>(d);
+}
+
+double NumberArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Value v = Arg(info, index);
+  if (!v.IsNumber()) ThrowError(info.Env(), op, std::string(name) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) ThrowError(info.Env(), op, std::string(name) + " must be finite");
+  return d;
+}
+
+bool BoolArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Value v = Arg(info, index);
+  if (v.IsUndefined()) return false;
+  if (!v.IsBoolean()) ThrowError(info.Env(), op, std::string(name) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+ArrayArg FloatArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Value v = Arg(info, index);
+  if (!v.IsTypedArray()) ThrowError(info.Env(), op, std::string(name) + " must be a Float32Array or Float64Array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  ArrayArg out;
+  out.name = name;
+  out.length = ta.ElementLength();
+  switch (ta.TypedArrayType()) {
+    case napi_float32_array:
+      out.dtype = DType::F32;
+      out.data = v.As<Napi::Float32Array>().Data();
+      break;
+    case napi_float64_array:
+      out.dtype = DType::F64;
+      out.data = v.As<Napi::Float64Array>().Data();
+      break;
+    default:
+      ThrowError(info.Env(), op, std::string(name) + " must be a Float32Array or Float64Array");
+  }
+  return out;
+}
+
+ArrayArg Float64ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  ArrayArg a = FloatArrayArg(info, index, op, name);
+  if (a.dtype != DType::F64) ThrowError(info.Env(), op, std::string(name) + " must be a Float64Array");
+  return a;
+}
+
+void RequireShape(Napi::Env env, const char* op, const ArrayArg& arr, size_t rows, size_t cols, const char* hint) {
+  const size_t expected = rows * cols;
+  if (arr.length != expected) {
+    ThrowError(env, op,
+               std::string(arr.name) + " has " + std::to_string(arr.length) + " elements but a " +
+                   ShapeText(rows, cols) + " matrix needs " + std::to_string(expected) + " (check " + hint + ")");
+  }
+}
+
+void RequireSameDType(Napi::Env env, const char* op, const ArrayArg& a, const ArrayArg& b) {
+  if (a.dtype != b.dtype) {
+    ThrowError(env, op,
+               std::string(a.name) + " and " + b.name +
+                   " must both be Float32Array or both Float64Array (mixed precision is not supported)");
+  }
+}
+
+void RequireNoOverlap(Napi::Env env, const char* op, const ArrayArg& out, const ArrayArg& in) {
+  const char* o = static_cast<const char*>(out.data);
+  const char* i = static_cast<const char*>(in.data);
+  if (out.bytes() == 0 || in.bytes() == 0) return;
+  if (o < i + in.bytes() && i < o + out.bytes()) {
+    ThrowError(env, op,
+               std::string(out.name) + " shares memory with " + in.name + "; pass a separate output array");
+  }
+}
+
+template <typename T>
+static size_t FirstNonFinite(const T* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(p[i])) return i;
+  }
+  return n;
+}
+
+void RequireFinite(Napi::Env env, const char* op, const ArrayArg& arr) {
+  const size_t at = arr.dtype == DType::F32 ? FirstNonFinite(arr.f32(), arr.length) : FirstNonFinite(arr.f64(), arr.length);
+  if (at != arr.length) {
+    ThrowError(env, op, std::string(arr.name) + " contains NaN or Inf (first at flat index " + std::to_string(at) + ")");
+  }
+}
+
+}  // namespace rfid

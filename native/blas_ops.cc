@@ -1,0 +1,170 @@
+// Level-3 BLAS entry points: GEMM, SYRK (both triangles filled) and the triangular solve.
+// All take row-major arrays and call CBLAS with CblasRowMajor, so no data is copied.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "args.h"
+#include "lapack.h"
+#include "ops.h"
+
+namespace rfid {
+
+namespace {
+
+CBLAS_TRANSPOSE Trans(bool t) { return t ? CblasTrans : CblasNoTrans; }
+
+/** C := beta·C, with beta = 0 clearing C even when it holds NaN (BLAS semantics). */
+template <typename T>
+void ScaleInPlace(T* c, size_t count, double beta) {
+  if (beta == 0) {
+    std::fill(c, c + count, T(0));
+  } else if (beta != 1) {
+    for (size_t i = 0; i < count; ++i) c[i] = static_cast<T>(c[i] * beta);
+  }
+}
+
+/** Copies the lower triangle of the row-major n×n matrix onto its upper triangle. */
+template <typename T>
+void MirrorLowerToUpper(T* c, size_t n) {
+  // Blocked so both the row reads and the column writes stay in cache.
+  const size_t block = 64;
+  for (size_t ib = 0; ib < n; ib += block) {
+    for (size_t jb = 0; jb <= ib; jb += block) {
+      const size_t iEnd = std::min(n, ib + block);
+      const size_t jEnd = std::min(n, jb + block);
+      for (size_t i = ib; i < iEnd; ++i) {
+        for (size_t j = jb; j < std::min(jEnd, i); ++j) c[j * n + i] = c[i * n + j];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+/**
+ * gemm(m, n, k, a, b, c, transA, transB, alpha, beta): C (m×n) = alpha·op(A)·op(B) + beta·C.
+ * A is m×k (k×m when transA), B is k×n (n×k when transB).
+ */
+Napi::Value JsGemm(const Napi::CallbackInfo& info) {
+  const char* op = "gemm";
+  Napi::Env env = info.Env();
+  const int m = DimArg(info, 0, op, "m");
+  const int n = DimArg(info, 1, op, "n");
+  const int k = DimArg(info, 2, op, "k");
+  const ArrayArg a = FloatArrayArg(info, 3, op, "a");
+  const ArrayArg b = FloatArrayArg(info, 4, op, "b");
+  const ArrayArg c = FloatArrayArg(info, 5, op, "c");
+  const bool transA = BoolArg(info, 6, op, "transA");
+  const bool transB = BoolArg(info, 7, op, "transB");
+  const double alpha = NumberArg(info, 8, op, "alpha");
+  const double beta = NumberArg(info, 9, op, "beta");
+  RequireSameDType(env, op, a, b);
+  RequireSameDType(env, op, a, c);
+  if (transA) RequireShape(env, op, a, k, m, "k, m and transA: a is k×m when transA");
+  else RequireShape(env, op, a, m, k, "m, k and transA: a is m×k unless transA");
+  if (transB) RequireShape(env, op, b, n, k, "n, k and transB: b is n×k when transB");
+  else RequireShape(env, op, b, k, n, "k, n and transB: b is k×n unless transB");
+  RequireShape(env, op, c, m, n, "m and n: c is m×n");
+  RequireNoOverlap(env, op, c, a);
+  RequireNoOverlap(env, op, c, b);
+  if (m == 0 || n == 0) return env.Undefined();
+  const size_t count = static_cast<size_t>(m) * n;
+  if (k == 0) {
+    // An empty product; done here because BLAS rejects a leading dimension of 0.
+    if (c.dtype == DType::F32) ScaleInPlace(c.f32(), count, beta);
+    else ScaleInPlace(c.f64(), count, beta);
+    return env.Undefined();
+  }
+  const int lda = transA ? m : k;
+  const int ldb = transB ? k : n;
+  if (a.dtype == DType::F32) {
+    rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(),
+               ldb, static_cast<float>(beta), c.f32(), n);
+  } else {
+    rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a.f64(), lda, b.f64(), ldb, beta, c.f64(),
+               n);
+  }
+  return env.Undefined();
+}
+
+/**
+ * syrk(n, k, a, c, trans, alpha, beta): C (n×n) = alpha·AᵀA + beta·C when trans (A is k×n),
+ * else alpha·AAᵀ + beta·C (A is n×k). BLAS computes the lower triangle; it is then mirrored.
+ */
+Napi::Value JsSyrk(const Napi::CallbackInfo& info) {
+  const char* op = "syrk";
+  Napi::Env env = info.Env();
+  const int n = DimArg(info, 0, op, "n");
+  const int k = DimArg(info, 1, op, "k");
+  const ArrayArg a = FloatArrayArg(info, 2, op, "a");
+  const ArrayArg c = FloatArrayArg(info, 3, op, "c");
+  const bool trans = BoolArg(info, 4, op, "trans");
+  const double alpha = NumberArg(info, 5, op, "alpha");
+  const double beta = NumberArg(info, 6, op, "beta");
+  RequireSameDType(env, op, a, c);
+  if (trans) RequireShape(env, op, a, k, n, "k, n and trans: a is k×n when trans (C = AᵀA)");
+  else RequireShape(env, op, a, n, k, "n, k and trans: a is n×k unless trans (C = AAᵀ)");
+  RequireShape(env, op, c, n, n, "n: c is n×n");
+  RequireNoOverlap(env, op, c, a);
+  if (n == 0) return env.Undefined();
+  const size_t count = static_cast<size_t>(n) * n;
+  if (k == 0) {
+    // Empty Gram: only beta·C remains; mirrored like the BLAS path (the lower triangle rules).
+    if (c.dtype == DType::F32) {
+      ScaleInPlace(c.f32(), count, beta);
+      MirrorLowerToUpper(c.f32(), n);
+    } else {
+      ScaleInPlace(c.f64(), count, beta);
+      MirrorLowerToUpper(c.f64(), n);
+    }
+    return env.Undefined();
+  }
+  const int lda = trans ? n : k;
+  if (a.dtype == DType::F32) {
+    rfid::Syrk(CblasRowMajor, CblasLower, Trans(trans), n, k, static_cast<float>(alpha), a.f32(), lda,
+               static_cast<float>(beta), c.f32(), n);
+    MirrorLowerToUpper(c.f32(), n);
+  } else {
+    rfid::Syrk(CblasRowMajor, CblasLower, Trans(trans), n, k, alpha, a.f64(), lda, beta, c.f64(), n);
+    MirrorLowerToUpper(c.f64(), n);
+  }
+  return env.Undefined();
+}
+
+/**
+ * solveTriangular(n, m, L, b, lower, transL, left): overwrites B with X where
+ * op(L)·X = B (left, B is n×m) or X·op(L) = B (right, B is m×n); op(L) = Lᵀ when transL.
+ */
+Napi::Value JsSolveTriangular(const Napi::CallbackInfo& info) {
+  const char* op = "solveTriangular";
+  Napi::Env env = info.Env();
+  const int n = DimArg(info, 0, op, "n");
+  const int m = DimArg(info, 1, op, "m");
+  const ArrayArg l = Float64ArrayArg(info, 2, op, "L");
+  const ArrayArg b = Float64ArrayArg(info, 3, op, "b");
+  const bool lower = BoolArg(info, 4, op, "lower");
+  const bool transL = BoolArg(info, 5, op, "transL");
+  const bool left = BoolArg(info, 6, op, "left");
+  RequireShape(env, op, l, n, n, "n: L is n×n");
+  if (left) RequireShape(env, op, b, n, m, "n and m: b is n×m for side 'left'");
+  else RequireShape(env, op, b, m, n, "m and n: b is m×n for side 'right'");
+  RequireNoOverlap(env, op, b, l);
+  const double* diag = l.f64();
+  for (int i = 0; i < n; ++i) {
+    const double d = diag[static_cast<size_t>(i) * n + i];
+    if (d == 0 || !std::isfinite(d)) {
+      ThrowError(env, op,
+                 "L is singular: diagonal element L[" + std::to_string(i) + "][" + std::to_string(i) + "] = " +
+                     std::to_string(d) + " (a Cholesky factor needs damping, see CholeskyOptions)");
+    }
+  }
+  if (n == 0 || m == 0) return env.Undefined();
+  const int rows = left ? n : m;
+  const int cols = left ? m : n;
+  cblas_dtrsm(CblasRowMajor, left ? CblasLeft : CblasRight, lower ? CblasLower : CblasUpper, Trans(transL),
+              CblasNonUnit, rows, cols, 1.0, l.f64(), n, b.f64(), cols);
+  return env.Undefined();
+}
+
+}  // namespace rfid

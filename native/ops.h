@@ -1,0 +1,25 @@
+// The JavaScript-facing entry points of the addon (one per Engine primitive).
+// Argument order and meaning are documented at each definition and mirrored by
+// src/engine/native.ts (the `NativeBinding` interface).
+#pragma once
+
+#include <napi.h>
+
+namespace rfid {
+
+// blas_ops.cc
+Napi::Value JsGemm(const Napi::CallbackInfo& info);
+Napi::Value JsSyrk(const Napi::CallbackInfo& info);
+Napi::Value JsSolveTriangular(const Napi::CallbackInfo& info);
+
+// factorizations.cc
+Napi::Value JsCholesky(const Napi::CallbackInfo& info);
+Napi::Value JsEigSym(const Napi::CallbackInfo& info);
+Napi::Value JsSvd(const Napi::CallbackInfo& info);
+Napi::Value JsSingularValues(const Napi::CallbackInfo& info);
+
+// randomized_svd.cc
+Napi::Value JsSvdRandomized(const Napi::CallbackInfo& info);
+Napi::Value JsGaussian(const Napi::CallbackInfo& info);
+
+}  // namespace rfid

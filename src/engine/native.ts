@@ -1,0 +1,224 @@
+/**
+ * The native engine: an N-API addon (native/*.cc) over OpenBLAS (CBLAS) and LAPACKE, built by
+ * scripts/install-native.mjs at install time when the system has the libraries. This module
+ * loads it (never throwing: the pure-TS engine is the fallback) and adapts it to `Engine`.
+ *
+ * The addon validates every dimension against its typed array in C++ and throws; this wrapper
+ * fills in option defaults and turns those errors into `EngineError`.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
+import {
+  EngineError,
+  type CholeskyOptions,
+  type CholeskyResult,
+  type EigResult,
+  type Engine,
+  type FloatArray,
+  type GemmOptions,
+  type RandomizedSvdOptions,
+  type SvdResult,
+  type SyrkOptions,
+  type TriangularSolveOptions,
+} from './types.js';
+
+/** What build/Release/rfid_moe_native.node exports (see native/ops.h for each function). */
+interface NativeBinding {
+  info(): { config: string; corename: string; threads: number };
+  setThreads(threads: number): void;
+  gemm(
+    m: number, n: number, k: number, a: FloatArray, b: FloatArray, c: FloatArray,
+    transA: boolean, transB: boolean, alpha: number, beta: number,
+  ): void;
+  syrk(n: number, k: number, a: FloatArray, c: FloatArray, trans: boolean, alpha: number, beta: number): void;
+  solveTriangular(n: number, m: number, L: Float64Array, b: Float64Array, lower: boolean, transL: boolean, left: boolean): void;
+  cholesky(n: number, a: Float64Array, dampingSchedule: Float64Array): CholeskyResult;
+  eigSym(n: number, a: Float64Array): EigResult;
+  svd(m: number, n: number, a: FloatArray, r: number): SvdResult;
+  svdTop(m: number, n: number, a: FloatArray, r: number): SvdResult;
+  singularValues(m: number, n: number, a: FloatArray): Float64Array;
+  svdRandomized(m: number, n: number, a: FloatArray, r: number, oversample: number, powerIterations: number, seed: number): SvdResult;
+  gaussian(count: number, seed: number): Float64Array;
+}
+
+export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
+
+/** Both src/engine/ and dist/engine/ sit two levels below the package root. */
+const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Where node-gyp puts the addon. */
+export const nativeAddonPath: string = path.join(packageRoot, 'build', 'Release', 'rfid_moe_native.node');
+
+const ENABLE_FIX =
+  'install OpenBLAS and LAPACKE (Debian/Ubuntu: apt-get install libopenblas-dev liblapacke-dev) and a C++ compiler, ' +
+  'then run `npm rebuild rfid-moe`';
+
+export interface NativeEngineOptions {
+  /** OpenBLAS threads; default: the number of available cores */
+  threads?: number;
+}
+
+/** OpenBLAS facts the engine reports (describe(), benchmarks). */
+export interface OpenblasInfo {
+  /** e.g. "0.3.21" */
+  version: string;
+  /** the kernel family in use, e.g. "Haswell" or "SkylakeX" */
+  corename: string;
+  /** openblas_get_config() */
+  config: string;
+  /** how OPENBLAS_CORETYPE was chosen before the library loaded */
+  coretype: CoretypeDecision;
+}
+
+export type NativeLoadResult = { ok: true; engine: NativeEngine } | { ok: false; reason: string; fix: string };
+
+let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
+
+function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } | { reason: string } {
+  if (loaded) return loaded;
+  if (!existsSync(nativeAddonPath)) return { reason: `the native addon is not built (${nativeAddonPath} is missing)` };
+  // Must precede the first load of libopenblas: it reads OPENBLAS_CORETYPE in its constructor.
+  const coretype = applyOpenblasCoretype();
+  try {
+    const binding = createRequire(import.meta.url)(nativeAddonPath) as NativeBinding;
+    loaded = { binding, coretype };
+    return loaded;
+  } catch (err) {
+    return { reason: `the native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/** Loads the addon and creates an engine; never throws. */
+export function loadNativeEngine(opts: NativeEngineOptions = {}): NativeLoadResult {
+  const threads = opts.threads ?? os.availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) {
+    const reason = `threads must be a positive integer, got ${String(opts.threads)}`;
+    return { ok: false, reason, fix: 'pass threads ≥ 1 or leave it out' };
+  }
+  const result = loadBinding();
+  if ('reason' in result) return { ok: false, reason: result.reason, fix: ENABLE_FIX };
+  try {
+    return { ok: true, engine: new NativeEngine(result.binding, result.coretype, threads) };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return { ok: false, reason: `the native addon did not initialise: ${message}`, fix: ENABLE_FIX };
+  }
+}
+
+/** Like loadNativeEngine, but throws EngineError (with the fix) when the addon is unavailable. */
+export function createNativeEngine(opts: NativeEngineOptions = {}): NativeEngine {
+  const result = loadNativeEngine(opts);
+  if (!result.ok) throw new EngineError(`native engine unavailable: ${result.reason}; to enable it, ${result.fix}`);
+  return result.engine;
+}
+
+function toEngineError(err: unknown): EngineError {
+  if (err instanceof EngineError) return err;
+  return new EngineError(err instanceof Error ? err.message : String(err));
+}
+
+export class NativeEngine implements Engine {
+  readonly name = 'native' as const;
+  readonly openblas: OpenblasInfo;
+  private disposed = false;
+
+  constructor(
+    private readonly binding: NativeBinding,
+    coretype: CoretypeDecision,
+    readonly threads: number,
+  ) {
+    this.useThreads();
+    const info = binding.info();
+    const version = /OpenBLAS\s+(\S+)/.exec(info.config)?.[1] ?? 'unknown version';
+    this.openblas = { version, corename: info.corename, config: info.config.trim(), coretype };
+  }
+
+  describe(): string {
+    const { version, corename, coretype } = this.openblas;
+    const how = { user: ', OPENBLAS_CORETYPE from the environment', detected: ', kernel chosen from CPU flags', none: '' }[coretype.source];
+    return `native (OpenBLAS ${version}, ${corename} kernels${how}, ${this.threads} thread${this.threads === 1 ? '' : 's'})`;
+  }
+
+  /** OpenBLAS's thread count is process-wide: claim ours before each call (cheap when unchanged). */
+  private useThreads(): void {
+    this.binding.setThreads(this.threads);
+  }
+
+  /** Every primitive goes through here: disposal check, thread count, error type. */
+  private run<T>(op: () => T): T {
+    if (this.disposed) throw new EngineError('the native engine was disposed; create a new one');
+    this.useThreads();
+    try {
+      return op();
+    } catch (err) {
+      throw toEngineError(err);
+    }
+  }
+
+  gemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, opts?: GemmOptions): void;
+  gemm(m: number, n: number, k: number, a: Float64Array, b: Float64Array, c: Float64Array, opts?: GemmOptions): void;
+  gemm(m: number, n: number, k: number, a: FloatArray, b: FloatArray, c: FloatArray, opts: GemmOptions = {}): void {
+    this.run(() => this.binding.gemm(m, n, k, a, b, c, opts.transA ?? false, opts.transB ?? false, opts.alpha ?? 1, opts.beta ?? 0));
+  }
+
+  syrk(n: number, k: number, a: Float32Array, c: Float32Array, opts?: SyrkOptions): void;
+  syrk(n: number, k: number, a: Float64Array, c: Float64Array, opts?: SyrkOptions): void;
+  syrk(n: number, k: number, a: FloatArray, c: FloatArray, opts: SyrkOptions = {}): void {
+    this.run(() => this.binding.syrk(n, k, a, c, opts.trans ?? false, opts.alpha ?? 1, opts.beta ?? 0));
+  }
+
+  cholesky(n: number, a: Float64Array, opts: CholeskyOptions = {}): CholeskyResult {
+    const schedule = Float64Array.from(opts.dampingSchedule ?? DEFAULT_DAMPING_SCHEDULE);
+    return this.run(() => this.binding.cholesky(n, a, schedule));
+  }
+
+  eigSym(n: number, a: Float64Array): EigResult {
+    return this.run(() => this.binding.eigSym(n, a));
+  }
+
+  svd(m: number, n: number, a: Float32Array): SvdResult<Float32Array>;
+  svd(m: number, n: number, a: Float64Array): SvdResult<Float64Array>;
+  svd(m: number, n: number, a: FloatArray): SvdResult {
+    return this.run(() => this.binding.svd(m, n, a, Math.min(m, n)));
+  }
+
+  singularValues(m: number, n: number, a: FloatArray): Float64Array {
+    return this.run(() => this.binding.singularValues(m, n, a));
+  }
+
+  svdTop(m: number, n: number, a: Float32Array, r: number): SvdResult<Float32Array>;
+  svdTop(m: number, n: number, a: Float64Array, r: number): SvdResult<Float64Array>;
+  svdTop(m: number, n: number, a: FloatArray, r: number): SvdResult {
+    return this.run(() => this.binding.svdTop(m, n, a, r));
+  }
+
+  svdRandomized(m: number, n: number, a: Float32Array, r: number, opts?: RandomizedSvdOptions): SvdResult<Float32Array>;
+  svdRandomized(m: number, n: number, a: Float64Array, r: number, opts?: RandomizedSvdOptions): SvdResult<Float64Array>;
+  svdRandomized(m: number, n: number, a: FloatArray, r: number, opts: RandomizedSvdOptions = {}): SvdResult {
+    return this.run(() => this.binding.svdRandomized(m, n, a, r, opts.oversample ?? 16, opts.powerIterations ?? 2, opts.seed ?? 0));
+  }
+
+  /**
+   * The standard normals svdRandomized draws for `seed`: its n×l sketch Ω (l = r + oversample,
+   * capped at min(m, n)) is the first n·l values, column-major, rounded to f32 for f32 input.
+   * Lets a benchmark give a peer implementation the very same sketch.
+   */
+  gaussianSketch(count: number, seed = 0): Float64Array {
+    return this.run(() => this.binding.gaussian(count, seed));
+  }
+
+  solveTriangular(n: number, m: number, L: Float64Array, b: Float64Array, opts: TriangularSolveOptions = {}): void {
+    const side = opts.side ?? 'left';
+    if (side !== 'left' && side !== 'right') throw new EngineError(`solveTriangular: side must be 'left' or 'right', got ${String(side)}`);
+    this.run(() => this.binding.solveTriangular(n, m, L, b, opts.lower ?? true, opts.transL ?? false, side === 'left'));
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+}
