@@ -14,6 +14,11 @@ program
 
 // Commands register themselves here, one import per command.
 const commandModules: Array<() => Promise<{ register(program: Command): void }>> = [
+  () => import('./commands/inspect.js'),
+  () => import('./commands/doctor.js'),
+  () => import('./commands/calibrate.js'),
+  () => import('./commands/eval.js'),
+  () => import('./commands/compress.js'),
 ];
 
 for (const load of commandModules) (await load()).register(program);
