@@ -34,6 +34,7 @@ import { modelFingerprint } from '../routing-stats/fingerprint.js';
 import { GramDirectorySink, loadGram } from '../routing-stats/gram.js';
 import { loadRoutingStats, RoutingStatsError, validateRoutingStats, writeRoutingStats, type RoutingStats } from '../routing-stats/schema.js';
 import { assertRunnable, CheckpointWeights } from '../runtime/checkpoint-weights.js';
+import { residentIfFits } from '../runtime/resident-weights.js';
 import { tokenizeDataset } from '../tokens/prepare.js';
 import { calibrationWindows, evaluationWindows } from '../tokens/windows.js';
 import type { DatasetFormat } from '../tokens/dataset.js';
@@ -175,10 +176,18 @@ function checkStatsMatchModel(stats: RoutingStats, ckpt: Checkpoint, fingerprint
   }
 }
 
+/**
+ * Weights for token-by-token sampling: every step runs the whole model again, so a model that fits
+ * in memory is kept resident instead of being re-read and re-decoded from disk at each step.
+ */
+function samplingWeights(ckpt: Checkpoint) {
+  return residentIfFits(new CheckpointWeights(ckpt), parameterCounts(ckpt).total);
+}
+
 async function planCalibration(ckpt: Checkpoint, engine: () => Promise<Engine>, opts: CompressOptions & { recipeWhitens: boolean }, modelFp: string, emit: ProgressListener): Promise<CalibrationPlan> {
   const withGrams = (key: string) => (opts.grams ? `${key}|grams:${path.resolve(opts.grams)}` : key);
   const selfHeldOut = async (count: number, seqLen: number, seed: number): Promise<{ sequences: Int32Array[]; on: string }> => ({
-    sequences: await sampleSequences(new CheckpointWeights(ckpt), await engine(), { count, length: seqLen, seed }),
+    sequences: await sampleSequences(samplingWeights(ckpt), await engine(), { count, length: seqLen, seed }),
     on: `${count} sequence(s) of ${seqLen} tokens sampled from the original model (seed ${seed}, held out from calibration)`,
   });
   const runnable = ckpt.config.attention !== 'mla';
@@ -246,7 +255,7 @@ async function planCalibration(ckpt: Checkpoint, engine: () => Promise<Engine>, 
     run: async () => {
       emit({ type: 'calibration', phase: 'start', source: 'self-sampled', message: `sampling ${samples} sequences of ${seqLen} tokens from the model (seed ${seed})` });
       const eng = await engine();
-      const sequences = await sampleSequences(new CheckpointWeights(ckpt), eng, {
+      const sequences = await sampleSequences(samplingWeights(ckpt), eng, {
         count: samples,
         length: seqLen,
         seed,

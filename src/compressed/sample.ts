@@ -4,12 +4,13 @@
  * next token is drawn from softmax(logits) at temperature 1 with a seeded generator, so the same
  * seed gives the same sequences on every machine.
  *
- * There is no KV cache in the runtime: step t runs the whole prefix again (cost grows with the
- * square of the length), which is fine for the short sequences calibration needs.
+ * Generation is incremental: a KV cache keeps each layer's past keys and values, so step t runs
+ * only the newest token of each sequence.
  */
 import type { Engine } from '../engine/types.js';
 import { batchFromSequences } from '../runtime/batch.js';
 import { streamLogits } from '../runtime/head.js';
+import { KvCache } from '../runtime/kv-cache.js';
 import { runDecoder } from '../runtime/layerwise.js';
 import type { WeightProvider } from '../runtime/weights.js';
 import { seededRandom } from '../tokens/windows.js';
@@ -38,13 +39,12 @@ export async function sampleSequences(provider: WeightProvider, engine: Engine, 
     s[0] = start;
     return s;
   });
-  const h = provider.config.hiddenSize;
+  const { numLayers, numKvHeads, headDim } = provider.config;
+  const cache = new KvCache(numLayers, count, length, numKvHeads * headDim);
   for (let t = 1; t < length; t++) {
-    const batch = batchFromSequences(sequences.map((s) => s.subarray(0, t)));
-    const hidden = await runDecoder(provider, engine, batch);
-    // only each sequence's last position predicts the next token
-    const last = new Float32Array(count * h);
-    for (let i = 0; i < count; i++) last.set(hidden.subarray((batch.offsets[i + 1] - 1) * h, batch.offsets[i + 1] * h), i * h);
+    // each sequence's newest token; the cache supplies the positions before it
+    const batch = batchFromSequences(sequences.map((s) => s.subarray(t - 1, t)));
+    const last = await runDecoder(provider, engine, batch, { kvCache: cache });
     const logits = new Float32Array(count * vocab);
     await streamLogits([{ provider, hidden: last }], engine, count, (b) => {
       for (let r = 0; r < b.rowCount; r++) {

@@ -8,6 +8,7 @@ import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { TokenBatch } from './batch.js';
 import { addRowBias, applyRope, clampInPlace, rmsNormRows, rmsNormSegments, softmaxInPlace, type RopeTables } from './numerics.js';
+import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights } from './weights.js';
 
 export interface AttentionContext {
@@ -18,6 +19,12 @@ export interface AttentionContext {
   rope: RopeTables;
   /** keys further back than this many positions are masked (Mistral/Mixtral sliding window), null = none */
   slidingWindow: number | null;
+  /**
+   * Incremental decoding: the batch's sequences continue those in the cache (sequence s of the
+   * batch is sequence s of the cache, its rows are positions lengths[s]…), this layer's keys and
+   * values are appended, and attention also covers the cached positions.
+   */
+  kv?: { cache: KvCache; layer: number };
 }
 
 /** Returns attention output (rows × hidden) for the normalised input `x` (rows × hidden). */
@@ -59,20 +66,35 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     const start = batch.offsets[s];
     const len = batch.offsets[s + 1] - start;
     if (len === 0) continue;
+    // keys/values this sequence attends to: the cached past (if any) followed by its new rows
+    let keys: Float32Array = k;
+    let values: Float32Array = v;
+    let keyStart = start;
+    let past = 0;
+    if (ctx.kv) {
+      const { cache, layer } = ctx.kv;
+      past = cache.lengths[s];
+      keys = cache.keys[layer];
+      values = cache.values[layer];
+      keyStart = cache.row(s, 0);
+      keys.set(k.subarray(start * kvWidth, (start + len) * kvWidth), cache.row(s, past) * kvWidth);
+      values.set(v.subarray(start * kvWidth, (start + len) * kvWidth), cache.row(s, past) * kvWidth);
+    }
+    const total = past + len;
     const qh = new Float32Array(len * headDim);
-    const kh = new Float32Array(len * headDim);
-    const vh = new Float32Array(len * headDim);
-    const scores = new Float32Array(len * len);
+    const kh = new Float32Array(total * headDim);
+    const vh = new Float32Array(total * headDim);
+    const scores = new Float32Array(len * total);
     const oh = new Float32Array(len * headDim);
     for (let kvHead = 0; kvHead < numKvHeads; kvHead++) {
-      gatherHead(k, start, len, kvWidth, kvHead * headDim, headDim, kh);
-      gatherHead(v, start, len, kvWidth, kvHead * headDim, headDim, vh);
+      gatherHead(keys, keyStart, total, kvWidth, kvHead * headDim, headDim, kh);
+      gatherHead(values, keyStart, total, kvWidth, kvHead * headDim, headDim, vh);
       for (let g = 0; g < groupSize; g++) {
         const head = kvHead * groupSize + g;
         gatherHead(q, start, len, qWidth, head * headDim, headDim, qh);
-        engine.gemm(len, len, headDim, qh, kh, scores, { transB: true, alpha: scale });
-        maskedSoftmax(scores, len, ctx.slidingWindow);
-        engine.gemm(len, headDim, len, scores, vh, oh);
+        engine.gemm(len, total, headDim, qh, kh, scores, { transB: true, alpha: scale });
+        maskedSoftmax(scores, len, total, past, ctx.slidingWindow);
+        engine.gemm(len, headDim, total, scores, vh, oh);
         scatterHead(oh, start, len, qWidth, head * headDim, headDim, context);
       }
     }
@@ -98,13 +120,17 @@ function scatterHead(src: Float32Array, start: number, len: number, width: numbe
   for (let r = 0; r < len; r++) dst.set(src.subarray(r * headDim, (r + 1) * headDim), (start + r) * width + col);
 }
 
-/** Row i keeps columns j ≤ i (and i − j < window); the rest become exact zeros. */
-function maskedSoftmax(scores: Float32Array, len: number, window: number | null): void {
-  for (let i = 0; i < len; i++) {
-    const first = window === null ? 0 : Math.max(0, i - window + 1);
-    const row = i * len;
+/**
+ * Query row i sits at position past + i and keeps key columns j ≤ past + i (and, with a sliding
+ * window, past + i − j < window); the rest become exact zeros. `scores` is rows × cols.
+ */
+function maskedSoftmax(scores: Float32Array, rows: number, cols: number, past: number, window: number | null): void {
+  for (let i = 0; i < rows; i++) {
+    const last = past + i;
+    const first = window === null ? 0 : Math.max(0, last - window + 1);
+    const row = i * cols;
     scores.fill(0, row, row + first);
-    softmaxInPlace(scores, row + first, i + 1 - first);
-    scores.fill(0, row + i + 1, row + len);
+    softmaxInPlace(scores, row + first, last + 1 - first);
+    scores.fill(0, row + last + 1, row + cols);
   }
 }

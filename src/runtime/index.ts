@@ -44,3 +44,5 @@ export async function forwardLogits(model: ModelSource, engine: Engine, batch: T
   return (await runModel(model, engine, batch, opts)).logits;
 }
 export { stderrLayerProgress } from './progress.js';
+export { ResidentWeights, residentIfFits, DEFAULT_RESIDENT_BYTES } from './resident-weights.js';
+export { KvCache } from './kv-cache.js';

@@ -9,6 +9,7 @@ import { attentionBlock, type AttentionContext } from './attention.js';
 import { longestSequence, positionsOf, type TokenBatch } from './batch.js';
 import { moeBlock, type MoeObserver } from './moe.js';
 import { addInPlace, rmsNormRows, ropeTables } from './numerics.js';
+import type { KvCache } from './kv-cache.js';
 import type { WeightProvider } from './weights.js';
 
 export interface LayerProgress {
@@ -26,6 +27,12 @@ export interface DecoderOptions {
   layers?: number;
   /** apply the final RMSNorm (default true) */
   finalNorm?: boolean;
+  /**
+   * Incremental decoding: batch sequence s continues cache sequence s (its rows are positions
+   * cache.lengths[s]…); keys and values are appended and the cache advanced after the last layer.
+   * Requires every layer to run (no `layers` limit).
+   */
+  kvCache?: KvCache;
 }
 
 /** Hidden states after the decoder (final-normed unless told otherwise), rows × hidden. */
@@ -34,12 +41,30 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   const rows = batch.ids.length;
   const h = config.hiddenSize;
   const started = Date.now();
+  const cache = opts.kvCache;
+  const added = new Int32Array(batch.offsets.length - 1);
+  for (let s = 0; s < added.length; s++) added[s] = batch.offsets[s + 1] - batch.offsets[s];
+  if (cache) {
+    if (cache.sequences !== added.length) throw new RangeError(`the KV cache holds ${cache.sequences} sequences but the batch has ${added.length}`);
+    if (cache.numLayers !== config.numLayers || (opts.layers !== undefined && opts.layers < config.numLayers)) {
+      throw new RangeError('a KV cache needs every decoder layer of the model to run');
+    }
+    cache.assertRoom(added);
+  }
+  const positions = positionsOf(batch);
+  let longest = longestSequence(batch);
+  if (cache) {
+    for (let s = 0; s < added.length; s++) {
+      for (let r = batch.offsets[s]; r < batch.offsets[s + 1]; r++) positions[r] += cache.lengths[s];
+      longest = Math.max(longest, cache.lengths[s] + added[s]);
+    }
+  }
   const ctx: AttentionContext = {
     engine,
     config,
     batch,
-    positions: positionsOf(batch),
-    rope: ropeTables(config.headDim, config.ropeTheta, Math.max(1, longestSequence(batch))),
+    positions,
+    rope: ropeTables(config.headDim, config.ropeTheta, Math.max(1, longest)),
     slidingWindow: slidingWindowOf(config.family, config.raw),
   };
 
@@ -48,6 +73,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   const numLayers = Math.min(opts.layers ?? config.numLayers, config.numLayers);
   for (let l = 0; l < numLayers; l++) {
     const layer = await provider.layer(l);
+    if (cache) ctx.kv = { cache, layer: l };
     rmsNormRows(x, rows, h, layer.inputNorm, config.rmsNormEps, normed);
     addInPlace(x, attentionBlock(ctx, layer.attention, normed));
     rmsNormRows(x, rows, h, layer.postAttentionNorm, config.rmsNormEps, normed);
@@ -58,6 +84,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
     addInPlace(x, mlpOut);
     opts.onLayer?.({ layer: l, numLayers, elapsedMs: Date.now() - started });
   }
+  cache?.advance(added);
   if (opts.finalNorm ?? true) rmsNormRows(x, rows, h, await provider.finalNorm(), config.rmsNormEps);
   return x;
 }

@@ -1,0 +1,79 @@
+/**
+ * A `WeightProvider` that keeps every tensor it has served, for work that runs the same model many
+ * times over (sampling calibration sequences token by token: without a KV cache each step runs
+ * the whole model again, and re-reading and re-decoding BF16 weights from disk at every step
+ * costs far more than the arithmetic on a small model).
+ *
+ * Only use it when the model fits comfortably in memory: `residentIfFits` falls back to the
+ * streaming provider above the byte budget, which keeps large checkpoints layer by layer.
+ */
+import type { ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
+
+/** Default budget for keeping a model resident: decoded f32 weights up to 2 GiB. */
+export const DEFAULT_RESIDENT_BYTES = 2 * 1024 ** 3;
+
+export class ResidentWeights implements WeightProvider {
+  private readonly layers = new Map<number, Promise<LayerWeights>>();
+  private norm: Promise<Float32Array> | null = null;
+  private readonly headRows = new Map<string, Promise<Float32Array>>();
+
+  constructor(private readonly inner: WeightProvider) {}
+
+  get config() {
+    return this.inner.config;
+  }
+
+  embed(ids: Int32Array): Promise<Float32Array> {
+    return this.inner.embed(ids);
+  }
+
+  finalNorm(): Promise<Float32Array> {
+    this.norm ??= this.inner.finalNorm();
+    return this.norm;
+  }
+
+  lmHeadRows(start: number, end: number): Promise<Float32Array> {
+    const key = `${start}:${end}`;
+    let rows = this.headRows.get(key);
+    if (!rows) {
+      rows = this.inner.lmHeadRows(start, end);
+      this.headRows.set(key, rows);
+    }
+    return rows;
+  }
+
+  layer(index: number): Promise<LayerWeights> {
+    let layer = this.layers.get(index);
+    if (!layer) {
+      layer = this.inner.layer(index).then(keepExperts);
+      this.layers.set(index, layer);
+    }
+    return layer;
+  }
+}
+
+function keepExperts(layer: LayerWeights): LayerWeights {
+  if (layer.mlp.kind !== 'moe') return layer;
+  const moe = layer.mlp.moe;
+  const experts = new Map<number, Promise<ExpertWeights>>();
+  const resident: MoeWeights = {
+    ...moe,
+    expert(index: number) {
+      let expert = experts.get(index);
+      if (!expert) {
+        expert = moe.expert(index);
+        experts.set(index, expert);
+      }
+      return expert;
+    },
+  };
+  return { ...layer, mlp: { kind: 'moe', moe: resident } };
+}
+
+/**
+ * `ResidentWeights` over `provider` when the model's decoded weights (`parameterCount` × 4 bytes)
+ * fit in `maxBytes`; otherwise `provider` itself, streaming as before.
+ */
+export function residentIfFits(provider: WeightProvider, parameterCount: number, maxBytes = DEFAULT_RESIDENT_BYTES): WeightProvider {
+  return parameterCount * 4 <= maxBytes ? new ResidentWeights(provider) : provider;
+}
