@@ -1,0 +1,63 @@
+/**
+ * The compression methods compared by examples/compare-methods.ts, each a recipe of the library
+ * at a given retain fraction γ. All share the same code path, routing statistics and Gram
+ * matrices; they differ only in the knobs below.
+ *
+ * The four allocation baselines and `rfid-no-residual` spend the whole budget on rank (no
+ * residual), so comparing them isolates the allocation; `rfid` adds the paper's residual at the
+ * library default (β = 0.03 of the original parameters, tile buckets); `rfid-whiten` is `rfid`
+ * with activation-aware whitening (SVD-LLM), an option beyond the paper.
+ */
+import type { RecipeInput } from '../../src/compress/recipe.js';
+
+export const METHODS = ['uniform', 'grouped-uniform', 'frequency', 'erank', 'rfid-no-residual', 'rfid', 'rfid-whiten'] as const;
+export type MethodName = (typeof METHODS)[number];
+
+export const METHOD_LABELS: Record<MethodName, string> = {
+  uniform: 'uniform (per-expert SVD)',
+  'grouped-uniform': 'grouped-uniform (MoBE)',
+  frequency: 'frequency-only (ξ = 0)',
+  erank: 'effective-rank-only (ξ = 1)',
+  'rfid-no-residual': 'RFID without residual',
+  rfid: 'RFID',
+  'rfid-whiten': 'RFID + whitening',
+};
+
+const NO_RESIDUAL = { share: 0 } as const;
+
+export function recipeFor(method: MethodName, retain: number): RecipeInput {
+  switch (method) {
+    case 'uniform':
+      return { retain, allocation: 'uniform', residual: NO_RESIDUAL };
+    case 'grouped-uniform':
+      return { retain, allocation: 'grouped-uniform', residual: NO_RESIDUAL };
+    case 'frequency':
+      return { retain, allocation: 'frequency', residual: NO_RESIDUAL };
+    case 'erank':
+      return { retain, allocation: 'erank', residual: NO_RESIDUAL };
+    case 'rfid-no-residual':
+      return { retain, allocation: 'fused', residual: NO_RESIDUAL };
+    case 'rfid':
+      return { retain, allocation: 'fused' };
+    case 'rfid-whiten':
+      return { retain, allocation: 'fused', whiten: {} };
+  }
+}
+
+/** Parse a comma-separated method list; throws naming the unknown ones and the valid names. */
+export function parseMethods(list: string): MethodName[] {
+  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !(METHODS as readonly string[]).includes(n));
+  if (unknown.length > 0) throw new Error(`unknown method(s) ${unknown.join(', ')}; choose from ${METHODS.join(', ')}`);
+  if (names.length === 0) throw new Error(`--methods is empty; choose from ${METHODS.join(', ')}`);
+  return [...new Set(names)] as MethodName[];
+}
+
+/** Parse "0.8,0.6" into retain fractions in (0, 1), in the order given, without duplicates. */
+export function parseRetains(list: string): number[] {
+  const values = list.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (values.length === 0 || values.some((v) => !Number.isFinite(v) || v <= 0 || v >= 1)) {
+    throw new Error(`--retain must be a comma-separated list of fractions in (0, 1), e.g. 0.8,0.6,0.4; got "${list}"`);
+  }
+  return [...new Set(values)];
+}
