@@ -1,59 +1,79 @@
 /**
- * Perplexity of a checkpoint on WikiText-2 test and PTB test with the library API, by the
- * protocol of docs/method.md (text joined and tokenized once without BOS, consecutive
- * non-overlapping windows, mean NLL over every predicted token).
+ * Original vs compressed perplexity with the library API, by the protocol of docs/method.md (text
+ * joined and tokenized once without BOS, consecutive non-overlapping windows, mean NLL over every
+ * predicted token). The first model is the reference; every other one (e.g. `rfid-moe compress`
+ * outputs, factored or dense) is reported with its difference to it.
  *
- *   node --import tsx examples/perplexity.ts <model-dir> [--seq-len 2048] [--max-windows N]
- *        [--tokenizer path/to/tokenizer.json] [--engine auto|native|ts]
+ *   node --import tsx examples/perplexity.ts <original-dir> [<compressed-dir> ...]
+ *        [--dataset file.txt] [--seq-len L] [--max-windows N] [--engine auto|native|ts]
  *
- * Data comes from ../shared/data (or $RFID_MOE_DATA): wikitext-2-raw/wiki.test.raw (WikiText rows)
- * and ptb/ptb.test.txt (plain text). PTB is LDC text: keep its numbers out of published artifacts.
+ * e.g., after the README's main command:
+ *   node --import tsx examples/perplexity.ts examples/models/mixtral-tiny-shakespeare out/demo --seq-len 256
+ *
+ * Without --dataset it evaluates WikiText-2 test and PTB test from ../shared/data (or
+ * $RFID_MOE_DATA) when present. The tokenizer is the first model's. The window length defaults to
+ * 2048 or the model's max_position_embeddings when shorter (the demo model was trained at 256).
+ * PTB is LDC text: keep its numbers out of published artifacts of your own.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { openCheckpoint } from '../src/checkpoint/open.js';
+import { openModel } from '../src/compressed/index.js';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
-import { computePerplexity } from '../src/eval/index.js';
+import { checkEvalSeqLen, computePerplexity, defaultEvalSeqLen } from '../src/eval/index.js';
 import { evaluationWindows, tokenizeDataset, type DatasetFormat } from '../src/tokens/index.js';
 
 const dataDir = process.env.RFID_MOE_DATA ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'data');
-const DATASETS: { name: string; file: string; format: DatasetFormat }[] = [
-  { name: 'WikiText-2 test', file: path.join(dataDir, 'wikitext-2-raw', 'wiki.test.raw'), format: 'wikitext' },
-  { name: 'PTB test', file: path.join(dataDir, 'ptb', 'ptb.test.txt'), format: 'text' },
-];
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    'seq-len': { type: 'string', default: '2048' },
+    dataset: { type: 'string' },
+    'seq-len': { type: 'string' },
     'max-windows': { type: 'string' },
-    tokenizer: { type: 'string' },
     engine: { type: 'string', default: 'auto' },
   },
 });
-const modelDir = positionals[0];
-if (!modelDir) {
-  process.stderr.write('usage: node --import tsx examples/perplexity.ts <model-dir> [--seq-len 2048] [--max-windows N] [--tokenizer file] [--engine auto]\n');
+if (positionals.length === 0) {
+  process.stderr.write('usage: node --import tsx examples/perplexity.ts <original-dir> [<compressed-dir> ...] [--dataset file] [--seq-len L] [--max-windows N] [--engine auto]\n');
   process.exit(2);
 }
-const seqLen = Number(values['seq-len']);
-const maxWindows = values['max-windows'] === undefined ? undefined : Number(values['max-windows']);
 
-const ckpt = await openCheckpoint(modelDir);
+const datasets: { name: string; file: string; format: DatasetFormat | 'auto' }[] = values.dataset
+  ? [{ name: path.basename(values.dataset), file: values.dataset, format: 'auto' }]
+  : [
+      { name: 'WikiText-2 test', file: path.join(dataDir, 'wikitext-2-raw', 'wiki.test.raw'), format: 'wikitext' as const },
+      { name: 'PTB test', file: path.join(dataDir, 'ptb', 'ptb.test.txt'), format: 'text' as const },
+    ].filter((d) => existsSync(d.file));
+if (datasets.length === 0) {
+  process.stderr.write(`no dataset: pass --dataset, or provide WikiText-2 / PTB under ${dataDir} (or set RFID_MOE_DATA)\n`);
+  process.exit(2);
+}
+
+const models = await Promise.all(positionals.map((dir) => openModel(dir)));
+const seqLen = values['seq-len'] === undefined ? defaultEvalSeqLen(models[0].config) : Number(values['seq-len']);
+for (const m of models) checkEvalSeqLen(m.config, seqLen);
+const maxWindows = values['max-windows'] === undefined ? undefined : Number(values['max-windows']);
 const { engine, notice } = await createEngine(parseEngineChoice(values.engine ?? 'auto'));
 process.stderr.write(notice + '\n');
+
 try {
-  for (const ds of DATASETS) {
-    const data = await tokenizeDataset(values.tokenizer ?? modelDir, ds.file, { format: ds.format });
+  const rows: string[] = ['| dataset | model | perplexity | vs original | tokens | seconds |', '|---|---|---:|---:|---:|---:|'];
+  for (const ds of datasets) {
+    const data = await tokenizeDataset(positionals[0], ds.file, { format: ds.format });
     const windows = evaluationWindows(data.ids, seqLen, maxWindows);
-    const started = Date.now();
-    const r = await computePerplexity(ckpt, engine, windows);
-    process.stdout.write(
-      `${ds.name}: perplexity ${r.perplexity.toFixed(4)} over ${r.tokens} predicted tokens ` +
-        `(${r.windows} windows of ${seqLen}; dataset ${data.ids.length} tokens) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
-    );
+    let original: number | undefined;
+    for (let i = 0; i < models.length; i++) {
+      const started = Date.now();
+      const r = await computePerplexity(models[i], engine, windows);
+      original ??= r.perplexity;
+      const delta = i === 0 ? '—' : `${(((r.perplexity - original) / original) * 100).toFixed(2)}%`;
+      rows.push(`| ${ds.name} | ${positionals[i]} | ${r.perplexity.toFixed(3)} | ${delta} | ${r.tokens} | ${((Date.now() - started) / 1000).toFixed(1)} |`);
+      process.stderr.write(`${ds.name}, ${positionals[i]}: perplexity ${r.perplexity.toFixed(3)} (${r.windows} windows of ${seqLen})\n`);
+    }
   }
+  process.stdout.write(rows.join('\n') + '\n');
 } finally {
   engine.dispose();
-  await ckpt.close();
+  await Promise.all(models.map((m) => m.close()));
 }

@@ -8,3 +8,4 @@ export {
   type ComparisonResult,
   type EvaluationResult,
 } from './evaluate.js';
+export { maxPositions, defaultEvalSeqLen, checkEvalSeqLen, EvalSettingsError } from './seq-len.js';

@@ -77,7 +77,8 @@ describe.skipIf(!hasSharedData)('safetensors golden manifest', async () => {
       expect(bytes.length).toBe(c.bytes);
       if (!c.expect.ok) {
         const kind = c.expect.error.split(' ')[0]; // "InvalidHeader (utf8)" → InvalidHeader
-        for (const attempt of [() => parseSafetensorsBuffer(bytes, c.file), () => SafetensorsFile.open(path.join(dir, c.file))]) {
+        const attempts: Array<() => unknown> = [() => parseSafetensorsBuffer(bytes, c.file), () => SafetensorsFile.open(path.join(dir, c.file))];
+        for (const attempt of attempts) {
           const err = await Promise.resolve().then(attempt).then(
             () => undefined,
             (e: unknown) => e,

@@ -12,6 +12,7 @@ import { openModel } from '../../compressed/open-model.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { evaluateWindows, type EvaluationResult } from '../../eval/evaluate.js';
+import { checkEvalSeqLen, defaultEvalSeqLen } from '../../eval/seq-len.js';
 import { assertRunnable } from '../../runtime/checkpoint-weights.js';
 import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
@@ -20,7 +21,7 @@ import { fail } from '../errors.js';
 
 interface EvalCliOptions {
   dataset: string;
-  seqLen: string;
+  seqLen?: string;
   maxWindows?: string;
   reference?: string;
   tokenizer?: string;
@@ -39,7 +40,7 @@ export function register(program: Command): void {
     .description('perplexity on a dataset, and KL / top-1 agreement against a reference model')
     .argument('<model>', 'checkpoint directory')
     .requiredOption('--dataset <file>', 'evaluation text: plain text, .jsonl, or WikiText .raw')
-    .option('--seq-len <L>', 'tokens per window', '2048')
+    .option('--seq-len <L>', "tokens per window (default: 2048, or the model's max_position_embeddings when shorter)")
     .option('--max-windows <n>', 'evaluate only the first n windows')
     .option('--reference <model>', 'reference checkpoint (e.g. the uncompressed model) for KL and top-1 agreement')
     .option('--tokenizer <path>', "tokenizer.json (default: the model directory's)")
@@ -72,7 +73,6 @@ async function open(dir: string): Promise<Checkpoint> {
 }
 
 async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
-  const seqLen = parseInteger('--seq-len', opts.seqLen, 2);
   const maxWindows = opts.maxWindows === undefined ? undefined : parseInteger('--max-windows', opts.maxWindows, 1);
   const batchTokens = parseInteger('--batch-tokens', opts.batchTokens, 1);
   const format = parseDatasetFormat(opts.format);
@@ -88,6 +88,8 @@ async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
     throw err;
   }) : undefined;
   try {
+    const seqLen = opts.seqLen === undefined ? defaultEvalSeqLen(ckpt.config) : parseInteger('--seq-len', opts.seqLen, 2);
+    checkEvalSeqLen(ckpt.config, seqLen);
     const data = await tokenizeDataset(opts.tokenizer ?? model, opts.dataset, { format, textField: opts.textField });
     const windows = evaluationWindows(data.ids, seqLen, maxWindows);
     log(`dataset: ${data.ids.length} tokens (${data.dataset.format}), ${windows.length} window(s) of ${seqLen}`);

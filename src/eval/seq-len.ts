@@ -1,0 +1,34 @@
+/**
+ * Window length for perplexity. A window longer than the positions a model was built for
+ * (`max_position_embeddings`) still runs, RoPE extrapolates, but its perplexity says nothing
+ * about the model, so such a length is refused rather than silently measured.
+ */
+import type { ModelConfig } from '../checkpoint/types.js';
+
+export class EvalSettingsError extends Error {
+  readonly kind = 'EvalSettings';
+  constructor(message: string) {
+    super(message);
+    this.name = 'EvalSettingsError';
+  }
+}
+
+/** The longest sequence the config declares, or null when it names none. */
+export function maxPositions(config: ModelConfig): number | null {
+  const v = config.raw.max_position_embeddings;
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null;
+}
+
+/** 2048 tokens, or the model's whole context when that is shorter. */
+export function defaultEvalSeqLen(config: ModelConfig): number {
+  return Math.min(2048, maxPositions(config) ?? 2048);
+}
+
+export function checkEvalSeqLen(config: ModelConfig, seqLen: number): void {
+  const max = maxPositions(config);
+  if (max !== null && seqLen > max) {
+    throw new EvalSettingsError(
+      `--seq-len ${seqLen} is longer than the model's max_position_embeddings (${max}): perplexity over positions the model was not built for is meaningless; use --seq-len ${max} or less`,
+    );
+  }
+}
