@@ -2,6 +2,8 @@
  * Token windows: calibration windows sampled at seeded random offsets (they may overlap, as in
  * GPTQ/SVD-LLM calibration), evaluation windows cut consecutively without overlap.
  */
+import { mulberry32 } from '../util/prng.js';
+
 export class WindowError extends Error {
   readonly kind = 'WindowError';
   constructor(message: string) {
@@ -10,17 +12,8 @@ export class WindowError extends Error {
   }
 }
 
-/** mulberry32: small, fast, and identical on every platform for a given seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform [0, 1) generator of window offsets and sampled tokens (mulberry32). */
+export const seededRandom: (seed: number) => () => number = mulberry32;
 
 function checkLength(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 1) throw new WindowError(`${name} must be a positive integer, got ${value}`);
