@@ -20,6 +20,7 @@ import { calibrationWindows } from '../../tokens/windows.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import type { DatasetFormat } from '../../tokens/dataset.js';
 import { fail } from '../errors.js';
+import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
 import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
 
 interface CalibrateOptions {
@@ -40,22 +41,21 @@ interface CalibrateOptions {
 }
 
 export function register(program: Command): void {
-  program
-    .command('calibrate')
-    .description('count expert routing (top-k selections per layer and expert) over calibration windows')
-    .argument('<model>', 'checkpoint directory')
-    .requiredOption('--dataset <file>', 'calibration text: plain text, .jsonl, or WikiText .raw')
-    .requiredOption('--out <stats.json>', 'statistics file to write')
-    .option('--samples <n>', 'number of windows', '128')
-    .option('--seq-len <L>', 'tokens per window', '512')
-    .option('--seed <s>', 'seed of the window offsets', '0')
-    .option('--tokenizer <path>', "tokenizer.json (default: the model directory's)")
-    .option('--format <format>', 'dataset format: auto | text | jsonl | wikitext', 'auto')
-    .option('--text-field <name>', 'JSONL field holding the text', 'text')
-    .option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory")
-    .option('--min-tokens <n>', 'warn about experts routed fewer tokens than this', '10')
-    .option('--engine <engine>', 'auto | native | ts | tfjs', 'auto')
-    .option('--threads <n>', 'threads for large operations')
+  addOptions(
+    program
+      .command('calibrate')
+      .description('count expert routing (top-k selections per layer and expert) over calibration windows')
+      .argument('<model>', 'checkpoint directory')
+      .requiredOption('--dataset <file>', 'calibration text: plain text, .jsonl, or WikiText .raw')
+      .requiredOption('--out <stats.json>', 'statistics file to write')
+      .option('--samples <n>', 'number of windows', '128')
+      .option('--seq-len <L>', 'tokens per window', '512')
+      .option('--seed <s>', 'seed of the window offsets', '0')
+      .option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory")
+      .option('--min-tokens <n>', 'warn about experts routed fewer tokens than this', '10'),
+    datasetTextOptions('format', "tokenizer.json (default: the model directory's)"),
+    engineOptions(),
+  )
     .option('--json', 'print the result as JSON on stdout')
     .option('--quiet', 'no progress on stderr')
     .action(async (model: string, opts: CalibrateOptions) => {

@@ -13,6 +13,7 @@ import { loadRecipe, parseRecipe, RecipeError, type RecipeInput } from '../../co
 import { reportSummary } from '../../compress/report.js';
 import { OptionError, parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
 import { fail } from '../errors.js';
+import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
 
 interface CompressCliOptions {
   out: string;
@@ -75,35 +76,34 @@ export function recipeFromOptions(opts: Pick<CompressCliOptions, 'recipe' | 'ret
 }
 
 export function register(program: Command): void {
-  program
-    .command('compress')
-    .description('compress the routed experts of an MoE checkpoint with RFID-MoE')
-    .argument('<model>', 'checkpoint directory')
-    .requiredOption('--out <dir>', 'output directory (new or empty; or an interrupted run with --resume)')
-    .option('--retain <γ>', 'fraction of the gate+up parameters kept, in (0, 1)')
-    .option('--remove <ρ>', 'fraction of the gate+up parameters removed, in (0, 1)')
-    .option('--recipe <file>', 'recipe JSON (flags given here override it)')
-    .option('--dataset <file>', 'calibrate on this text (plain text, .jsonl or WikiText .raw)')
-    .option('--stats <file>', 'routing statistics from `rfid-moe calibrate`')
-    .option('--grams <dir>', 'per-expert Gram matrices from `rfid-moe calibrate --grams` (for --whiten with --stats)')
-    .option('--samples <n>', 'calibration windows / sampled sequences (default 128 with --dataset, 32 sampled)')
-    .option('--seq-len <L>', 'tokens per calibration window / sampled sequence (default 512 with --dataset, 128 sampled)')
-    .option('--seed <s>', 'seed of calibration windows or sampling', '0')
-    .option('--tokenizer <path>', "tokenizer.json for --dataset (default: the model directory's)")
-    .option('--dataset-format <format>', 'auto | text | jsonl | wikitext', 'auto')
-    .option('--text-field <name>', 'JSONL field holding the text', 'text')
-    .option('--group-size <k>', 'experts per shared basis (1 = per-expert SVD)')
-    .option('--xi <ξ>', 'weight of effective rank in the fused score C = ξ·E + (1 − ξ)·F')
-    .option('--residual-share <β>', 'share of the parameters spent on residual vectors (0 disables)')
-    .option('--residual-buckets <scheme>', 'tile | random')
-    .option('--allocation <mode>', 'fused | uniform | grouped-uniform | frequency | erank')
-    .option('--whiten', 'activation-aware (whitened) SVD from calibration Gram matrices')
-    .option('--format <format>', 'factored (saves memory) | dense (reconstructed weights, any HF loader)', 'factored')
-    .option('--eval-sequences <n>', 'held-out sequences for the KL / top-1 check against the original', '16')
-    .option('--no-eval', 'skip the KL / top-1 check')
-    .option('--engine <engine>', 'auto | native | ts | tfjs', 'auto')
-    .option('--threads <n>', 'threads for large operations')
-    .option('--resume', 'continue an interrupted run in --out (same model, recipe, statistics and format)')
+  addOptions(
+    program
+      .command('compress')
+      .description('compress the routed experts of an MoE checkpoint with RFID-MoE')
+      .argument('<model>', 'checkpoint directory')
+      .requiredOption('--out <dir>', 'output directory (new or empty; or an interrupted run with --resume)')
+      .option('--retain <γ>', 'fraction of the gate+up parameters kept, in (0, 1)')
+      .option('--remove <ρ>', 'fraction of the gate+up parameters removed, in (0, 1)')
+      .option('--recipe <file>', 'recipe JSON (flags given here override it)')
+      .option('--dataset <file>', 'calibrate on this text (plain text, .jsonl or WikiText .raw)')
+      .option('--stats <file>', 'routing statistics from `rfid-moe calibrate`')
+      .option('--grams <dir>', 'per-expert Gram matrices from `rfid-moe calibrate --grams` (for --whiten with --stats)')
+      .option('--samples <n>', 'calibration windows / sampled sequences (default 128 with --dataset, 32 sampled)')
+      .option('--seq-len <L>', 'tokens per calibration window / sampled sequence (default 512 with --dataset, 128 sampled)')
+      .option('--seed <s>', 'seed of calibration windows or sampling', '0')
+      .option('--group-size <k>', 'experts per shared basis (1 = per-expert SVD)')
+      .option('--xi <ξ>', 'weight of effective rank in the fused score C = ξ·E + (1 − ξ)·F')
+      .option('--residual-share <β>', 'share of the parameters spent on residual vectors (0 disables)')
+      .option('--residual-buckets <scheme>', 'tile | random')
+      .option('--allocation <mode>', 'fused | uniform | grouped-uniform | frequency | erank')
+      .option('--whiten', 'activation-aware (whitened) SVD from calibration Gram matrices')
+      .option('--format <format>', 'factored (saves memory) | dense (reconstructed weights, any HF loader)', 'factored')
+      .option('--eval-sequences <n>', 'held-out sequences for the KL / top-1 check against the original', '16')
+      .option('--no-eval', 'skip the KL / top-1 check')
+      .option('--resume', 'continue an interrupted run in --out (same model, recipe, statistics and format)'),
+    datasetTextOptions('dataset-format', "tokenizer.json for --dataset (default: the model directory's)"),
+    engineOptions(),
+  )
     .option('--json', 'print the report as JSON on stdout')
     .option('--quiet', 'no progress on stderr')
     .action(async (model: string, opts: CompressCliOptions) => {

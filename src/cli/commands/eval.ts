@@ -18,6 +18,7 @@ import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import { evaluationWindows } from '../../tokens/windows.js';
 import { fail } from '../errors.js';
+import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
 
 interface EvalCliOptions {
   dataset: string;
@@ -35,20 +36,19 @@ interface EvalCliOptions {
 }
 
 export function register(program: Command): void {
-  program
-    .command('eval')
-    .description('perplexity on a dataset, and KL / top-1 agreement against a reference model')
-    .argument('<model>', 'checkpoint directory')
-    .requiredOption('--dataset <file>', 'evaluation text: plain text, .jsonl, or WikiText .raw')
-    .option('--seq-len <L>', "tokens per window (default: 2048, or the model's max_position_embeddings when shorter)")
-    .option('--max-windows <n>', 'evaluate only the first n windows')
-    .option('--reference <model>', 'reference checkpoint (e.g. the uncompressed model) for KL and top-1 agreement')
-    .option('--tokenizer <path>', "tokenizer.json (default: the model directory's)")
-    .option('--format <format>', 'dataset format: auto | text | jsonl | wikitext', 'auto')
-    .option('--text-field <name>', 'JSONL field holding the text', 'text')
-    .option('--batch-tokens <n>', 'tokens per layer-by-layer pass (bounds activation memory)', '16384')
-    .option('--engine <engine>', 'auto | native | ts | tfjs', 'auto')
-    .option('--threads <n>', 'threads for large operations')
+  addOptions(
+    program
+      .command('eval')
+      .description('perplexity on a dataset, and KL / top-1 agreement against a reference model')
+      .argument('<model>', 'checkpoint directory')
+      .requiredOption('--dataset <file>', 'evaluation text: plain text, .jsonl, or WikiText .raw')
+      .option('--seq-len <L>', "tokens per window (default: 2048, or the model's max_position_embeddings when shorter)")
+      .option('--max-windows <n>', 'evaluate only the first n windows')
+      .option('--reference <model>', 'reference checkpoint (e.g. the uncompressed model) for KL and top-1 agreement')
+      .option('--batch-tokens <n>', 'tokens per layer-by-layer pass (bounds activation memory)', '16384'),
+    datasetTextOptions('format', "tokenizer.json (default: the model directory's)"),
+    engineOptions(),
+  )
     .option('--json', 'print the result as JSON on stdout')
     .option('--quiet', 'no progress on stderr')
     .action(async (model: string, opts: EvalCliOptions) => {
