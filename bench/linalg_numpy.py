@@ -2,7 +2,7 @@
 
 Usage: python3 bench/linalg_numpy.py SPEC.json   (prints one JSON object on stdout)
 
-SPEC = {"runs": int, "budget_s": float, "ops": [op, ...]}; each op names its kind, sizes and the
+SPEC = {"runs": int, "budget_s": float, "accuracy": bool, "ops": [op, ...]}; each op names its kind, sizes and the
 raw little-endian input files written by linalg.ts:
   gemm  {m, n, k, a (m×k f32), b (k×n f32)}          C = A·B into a preallocated C
   svd   {m, n, a (m×n f32)}                           thin SVD with vectors
@@ -11,8 +11,9 @@ raw little-endian input files written by linalg.ts:
         seed 0, so both start from the same sketch (else numpy's own generator is used)
   chol  {n, a (n×n f64)}
   eig   {n, a (n×n f64)}
-For rsvd it also reports the reconstruction error relative to the optimal rank-r error (exact
-f64 singular values), which linalg.ts uses for every engine.
+With "accuracy" (the default; linalg.ts asks for it in its first round only), svd also reports
+its relative reconstruction error and rsvd its reconstruction error relative to the optimal
+rank-r error (exact f64 singular values), which linalg.ts uses for every engine.
 linalg.ts runs this with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed so numpy's own OpenBLAS
 detects the CPU itself.
 """
@@ -104,7 +105,7 @@ def timed(fn, runs, budget_s):
     return float(np.median(samples)) * 1000, float(np.min(samples)) * 1000, len(samples), result
 
 
-def run_op(op, runs, budget_s):
+def run_op(op, runs, budget_s, accuracy=True):
     kind = op["kind"]
     if kind == "gemm":
         a = load(op["a"], np.float32, (op["m"], op["k"]))
@@ -115,6 +116,8 @@ def run_op(op, runs, budget_s):
     if kind == "svd":
         a = load(op["a"], np.float32, (op["m"], op["n"]))
         ms, min_ms, count, (u, s, vt) = timed(lambda: np.linalg.svd(a, full_matrices=False), runs, budget_s)
+        if not accuracy:
+            return {"ms": ms, "minMs": min_ms, "samples": count}
         a64 = a.astype(np.float64)
         rel = np.linalg.norm(a64 - (u.astype(np.float64) * s) @ vt.astype(np.float64)) / np.linalg.norm(a64)
         return {"ms": ms, "minMs": min_ms, "samples": count, "relError": float(rel)}
@@ -130,6 +133,8 @@ def run_op(op, runs, budget_s):
         ms, min_ms, count, (u, s, vt) = timed(
             lambda: randomized_svd(a, r, op["oversample"], op["power_iterations"], omega), runs, budget_s
         )
+        if not accuracy:
+            return {"ms": ms, "minMs": min_ms, "samples": count}
         a64 = a.astype(np.float64)
         sigma = np.linalg.svd(a64, compute_uv=False)
         optimal = float(np.sqrt(np.sum(sigma[r:] ** 2)))
@@ -151,7 +156,8 @@ def main():
         sys.exit("usage: linalg_numpy.py SPEC.json")
     with open(sys.argv[1]) as f:
         spec = json.load(f)
-    results = {op["id"]: run_op(op, spec["runs"], spec["budget_s"]) for op in spec["ops"]}
+    accuracy = spec.get("accuracy", True)
+    results = {op["id"]: run_op(op, spec["runs"], spec["budget_s"], accuracy) for op in spec["ops"]}
     print(
         json.dumps(
             {
