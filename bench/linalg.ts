@@ -349,6 +349,8 @@ interface Cell {
   ratio?: number;
   /** the within-round ratios the median `ratio` was taken from (more than one round) */
   ratios?: number[];
+  /** fastest run / numpy's fastest run: what a machine without the other load would show, roughly */
+  bestRatio?: number;
   gflops?: number;
   relError?: number;
   errorVsOptimal?: number;
@@ -498,7 +500,12 @@ async function runAtThreads(ops: Op[], threads: number, rounds: number): Promise
   }
   const table: Record<string, Record<string, Cell>> = {};
   for (const op of ops) {
-    table[op.id] = Object.fromEntries(Object.entries(perRound[op.id]).map(([name, cells]) => [name, combineRounds(cells)]));
+    const row = Object.fromEntries(Object.entries(perRound[op.id]).map(([name, cells]) => [name, combineRounds(cells)]));
+    const peerBest = row.numpy?.minMs;
+    for (const [name, cell] of Object.entries(row)) {
+      if (name !== 'numpy' && peerBest && cell.minMs !== undefined) cell.bestRatio = cell.minMs / peerBest;
+    }
+    table[op.id] = row;
   }
   const engines = Object.fromEntries(slots.map((s) => [s.name, s.loaded ? s.loaded.engine.describe() : `skipped: ${s.skipped}`]));
   for (const slot of slots) slot.loaded?.engine.dispose();
@@ -598,7 +605,8 @@ function printReport(ops: Op[], run: ThreadRun, machine: { cpu: string; cores: n
     log('native ×numpy in each round:');
     for (const op of ops) {
       const ratios = table[op.id]?.native?.ratios;
-      if (ratios) log(`  ${op.label}: ${ratios.map((r) => `×${r.toFixed(2)}`).join(' ')}`);
+      const best = table[op.id]?.native?.bestRatio;
+      if (ratios) log(`  ${op.label}: ${ratios.map((r) => `×${r.toFixed(2)}`).join(' ')}${best !== undefined ? `; fastest / fastest ×${best.toFixed(2)}` : ''}`);
     }
   }
 
@@ -629,7 +637,8 @@ function printSummary(ops: Op[], runs: ThreadRun[]): void {
   const names = [...new Set(runs.flatMap((r) => Object.keys(r.engines).filter((e) => !r.engines[e].startsWith('skipped'))))];
   const heads = names.flatMap((name) => runs.map((r) => `${name} ${r.threads}t`));
   log('');
-  log('## summary: ×numpy (median of within-round ratios); numpy columns: its median time');
+  log('## summary: ×numpy = median of within-round ratios (best: fastest run / numpy\'s fastest run);');
+  log('## numpy columns: its median time');
   log('');
   log(`| operation | ${runs.map((r) => `numpy ${r.threads}t`).join(' | ')} | ${heads.join(' | ')} |`);
   log(`|---|${[...runs, ...heads].map(() => '---').join('|')}|`);
@@ -638,7 +647,8 @@ function printSummary(ops: Op[], runs: ThreadRun[]): void {
     const cells = names.flatMap((name) =>
       runs.map((r) => {
         const c = r.table[op.id]?.[name];
-        return c?.ratio !== undefined ? `×${c.ratio.toFixed(2)}` : '—';
+        if (c?.ratio === undefined) return '—';
+        return `×${c.ratio.toFixed(2)}${c.bestRatio !== undefined ? ` (best ×${c.bestRatio.toFixed(2)})` : ''}`;
       }),
     );
     log(`| ${op.label} | ${peer.join(' | ')} | ${cells.join(' | ')} |`);
