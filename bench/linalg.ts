@@ -165,6 +165,7 @@ interface PeerResult {
   ms: number;
   minMs: number;
   samples: number;
+  cpuMs?: number;
   relError?: number;
   optimalError?: number;
   errorVsOptimal?: number;
@@ -289,26 +290,57 @@ async function loadEngines(threads: number): Promise<EngineSlot[]> {
 
 // ---------------------------------------------------------------- timing and accuracy
 
+interface Timing {
+  ms: number;
+  minMs: number;
+  samples: number;
+  /**
+   * median process CPU time per call. On one thread it is the wall time the call would take on an
+   * idle machine (time spent waiting for a core does not count), so it stays comparable when
+   * other processes load the machine; with more threads it adds the threads up (spinning included).
+   */
+  cpuMs: number;
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** Median (and minimum) of up to RUNS timed calls after one warm-up; stops early past BUDGET_S. */
-async function timed<T>(fn: () => T): Promise<{ ms: number; minMs: number; samples: number; result: T }> {
+async function timed<T>(fn: () => T): Promise<Timing & { result: T }> {
+  const cpuNow = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   let start = performance.now();
+  let cpuStart = cpuNow();
   let result = fn();
   const first = (performance.now() - start) / 1000;
   const samples: number[] = [];
-  if (first > BUDGET_S / 2) samples.push(first); // too slow to repeat much: the warm-up counts
+  const cpu: number[] = [];
+  if (first > BUDGET_S / 2) {
+    samples.push(first); // too slow to repeat much: the warm-up counts
+    cpu.push(cpuNow() - cpuStart);
+  }
   let spent = first;
   while (samples.length < RUNS && (samples.length === 0 || spent < BUDGET_S)) {
     start = performance.now();
+    cpuStart = cpuNow();
     result = fn();
     const dt = (performance.now() - start) / 1000;
+    cpu.push(cpuNow() - cpuStart);
     samples.push(dt);
     spent += dt;
     await new Promise((resolve) => setImmediate(resolve)); // let worker-thread engines settle
   }
-  samples.sort((x, y) => x - y);
-  const mid = samples.length >> 1;
-  const median = samples.length % 2 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
-  return { ms: median * 1000, minMs: samples[0] * 1000, samples: samples.length, result };
+  return { ms: medianOf(samples) * 1000, minMs: Math.min(...samples) * 1000, samples: samples.length, cpuMs: medianOf(cpu), result };
+}
+
+/** The timing fields of a cell. */
+function timingOf(t: Timing): Timing {
+  return { ms: t.ms, minMs: t.minMs, samples: t.samples, cpuMs: t.cpuMs };
 }
 
 /** ‖A − U·diag(S)·Vt‖_F in f64, with a trusted f64 GEMM when one is loaded, else a plain loop. */
@@ -346,6 +378,10 @@ interface Cell {
   /** fastest run (JSON only: a hint of what a quiet machine gives) */
   minMs?: number;
   samples?: number;
+  /** median CPU time per call (see Timing.cpuMs) */
+  cpuMs?: number;
+  /** cpuMs / numpy's cpuMs: on one thread, the comparison least disturbed by other load */
+  cpuRatio?: number;
   ratio?: number;
   /** the within-round ratios the median `ratio` was taken from (more than one round) */
   ratios?: number[];
@@ -373,30 +409,30 @@ async function measure(
         const b = op.inputs.b as Float32Array;
         const c = new Float32Array(m * n);
         const t = await timed(() => engine.gemm(m, n, k, a, b, c));
-        return { ms: t.ms, minMs: t.minMs, samples: t.samples, gflops: (2 * m * n * k) / (t.ms * 1e6) };
+        return { ...timingOf(t), gflops: (2 * m * n * k) / (t.ms * 1e6) };
       }
       case 'svd': {
         const a = op.inputs.a as Float32Array;
         const t = await timed(() => engine.svd(m, n, a));
-        if (!accuracy) return { ms: t.ms, minMs: t.minMs, samples: t.samples };
-        return { ms: t.ms, minMs: t.minMs, samples: t.samples, relError: residualNorm(op, t.result, reference) / frobenius(a) };
+        if (!accuracy) return timingOf(t);
+        return { ...timingOf(t), relError: residualNorm(op, t.result, reference) / frobenius(a) };
       }
       case 'rsvd': {
         const a = op.inputs.a as Float32Array;
         const t = await timed(() => engine.svdRandomized(m, n, a, r, { oversample: OVERSAMPLE, powerIterations: POWER_ITERATIONS, seed: 0 }));
-        if (!accuracy) return { ms: t.ms, minMs: t.minMs, samples: t.samples };
+        if (!accuracy) return timingOf(t);
         const err = residualNorm(op, t.result, reference);
-        return { ms: t.ms, minMs: t.minMs, samples: t.samples, errorVsOptimal: optimalError ? err / optimalError : undefined };
+        return { ...timingOf(t), errorVsOptimal: optimalError ? err / optimalError : undefined };
       }
       case 'chol': {
         const a = op.inputs.a as Float64Array;
         const t = await timed(() => engine.cholesky(n, a));
-        return { ms: t.ms, minMs: t.minMs, samples: t.samples };
+        return timingOf(t);
       }
       case 'eig': {
         const a = op.inputs.a as Float64Array;
         const t = await timed(() => engine.eigSym(n, a));
-        return { ms: t.ms, minMs: t.minMs, samples: t.samples };
+        return timingOf(t);
       }
     }
   } catch (err) {
@@ -452,6 +488,7 @@ function combineRounds(cells: Cell[]): Cell {
     ...first,
     ms,
     minMs: Math.min(...timedCells.map((c) => c.minMs ?? c.ms!)),
+    cpuMs: timedCells.every((c) => c.cpuMs !== undefined) ? median(timedCells.map((c) => c.cpuMs!)) : undefined,
     samples: timedCells.reduce((sum, c) => sum + (c.samples ?? 0), 0),
     ratio: ratios.length ? median(ratios) : undefined,
     ratios: ratios.length > 1 ? ratios : undefined,
@@ -485,7 +522,7 @@ async function runAtThreads(ops: Op[], threads: number, rounds: number): Promise
       const p = peer[op.id];
       if (p) {
         const gflops = op.kind === 'gemm' ? (2 * op.m * op.n * op.k) / (p.ms * 1e6) : undefined;
-        (cells.numpy ??= []).push({ ms: p.ms, minMs: p.minMs, samples: p.samples, relError: p.relError, errorVsOptimal: p.errorVsOptimal, gflops });
+        (cells.numpy ??= []).push({ ms: p.ms, minMs: p.minMs, samples: p.samples, cpuMs: p.cpuMs, relError: p.relError, errorVsOptimal: p.errorVsOptimal, gflops });
       }
       for (const slot of slots) {
         if (!slot.loaded) continue;
@@ -504,6 +541,8 @@ async function runAtThreads(ops: Op[], threads: number, rounds: number): Promise
     const peerBest = row.numpy?.minMs;
     for (const [name, cell] of Object.entries(row)) {
       if (name !== 'numpy' && peerBest && cell.minMs !== undefined) cell.bestRatio = cell.minMs / peerBest;
+      const peerCpu = row.numpy?.cpuMs;
+      if (name !== 'numpy' && peerCpu && cell.cpuMs !== undefined) cell.cpuRatio = cell.cpuMs / peerCpu;
     }
     table[op.id] = row;
   }
@@ -606,7 +645,11 @@ function printReport(ops: Op[], run: ThreadRun, machine: { cpu: string; cores: n
     for (const op of ops) {
       const ratios = table[op.id]?.native?.ratios;
       const best = table[op.id]?.native?.bestRatio;
-      if (ratios) log(`  ${op.label}: ${ratios.map((r) => `×${r.toFixed(2)}`).join(' ')}${best !== undefined ? `; fastest / fastest ×${best.toFixed(2)}` : ''}`);
+      const cpu = run.threads === 1 ? table[op.id]?.native?.cpuRatio : undefined;
+      const tail = [best !== undefined ? `fastest / fastest ×${best.toFixed(2)}` : '', cpu !== undefined ? `CPU time ×${cpu.toFixed(2)}` : '']
+        .filter(Boolean)
+        .join(', ');
+      if (ratios) log(`  ${op.label}: ${ratios.map((r) => `×${r.toFixed(2)}`).join(' ')}${tail ? `; ${tail}` : ''}`);
     }
   }
 
@@ -637,7 +680,8 @@ function printSummary(ops: Op[], runs: ThreadRun[]): void {
   const names = [...new Set(runs.flatMap((r) => Object.keys(r.engines).filter((e) => !r.engines[e].startsWith('skipped'))))];
   const heads = names.flatMap((name) => runs.map((r) => `${name} ${r.threads}t`));
   log('');
-  log('## summary: ×numpy = median of within-round ratios (best: fastest run / numpy\'s fastest run);');
+  log('## summary: ×numpy = median of within-round ratios; best = fastest run / numpy\'s fastest run;');
+  log('## CPU (1 thread only) = median CPU time per call / numpy\'s, which waiting for a core does not inflate;');
   log('## numpy columns: its median time');
   log('');
   log(`| operation | ${runs.map((r) => `numpy ${r.threads}t`).join(' | ')} | ${heads.join(' | ')} |`);
@@ -648,7 +692,10 @@ function printSummary(ops: Op[], runs: ThreadRun[]): void {
       runs.map((r) => {
         const c = r.table[op.id]?.[name];
         if (c?.ratio === undefined) return '—';
-        return `×${c.ratio.toFixed(2)}${c.bestRatio !== undefined ? ` (best ×${c.bestRatio.toFixed(2)})` : ''}`;
+        const extra = [c.bestRatio !== undefined ? `best ×${c.bestRatio.toFixed(2)}` : undefined];
+        if (r.threads === 1 && c.cpuRatio !== undefined) extra.push(`CPU ×${c.cpuRatio.toFixed(2)}`);
+        const shown = extra.filter((e) => e !== undefined);
+        return `×${c.ratio.toFixed(2)}${shown.length ? ` (${shown.join(', ')})` : ''}`;
       }),
     );
     log(`| ${op.label} | ${peer.join(' | ')} | ${cells.join(' | ')} |`);
