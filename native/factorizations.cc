@@ -30,8 +30,8 @@ void CopyLowerTriangleFinite(Napi::Env env, const char* op, const ArrayArg& a, s
   for (size_t i = 0; i < n; ++i) {
     const double* row = src + i * n;
     double* out = dst + i * n;
-    // x·0 is 0 for finite x and NaN for NaN/±Inf, so the row sum flags a bad row without a branch
-    // per element (the loop vectorises); the slow search runs only for the row that fails.
+    // x·0 is 0 for finite x and NaN for NaN/±Inf, so the row sum flags a bad row without a
+    // data-dependent branch per element; the slow search runs only for the row that fails.
     double flag = 0;
     for (size_t j = 0; j <= i; ++j) {
       out[j] = row[j];
