@@ -104,7 +104,7 @@ export function register(program: Command): void {
       .option('--eval-sequences <n>', 'held-out sequences for the KL / top-1 check against the original', '16')
       .option('--no-eval', 'skip the KL / top-1 check')
       .option('--resume', 'continue an interrupted run in --out (same model, recipe, statistics and format)')
-      .option('--shard <i/N>', 'compress only task i of N (counted from 0) of the decoder layers into a partial output; needs --stats; assemble the parts with `rfid-moe merge`')
+      .option('--shard <i/N>', 'compress only task i of N (counted from 0) of the decoder layers into a partial output; assemble the parts with `rfid-moe merge`. Needs --stats: sharded runs use the original model\'s statistics, since sequential calibration (statistics from already-compressed layers) cannot be split by layer')
       .option('--layers <list>', 'compress only these decoder layers (e.g. 0-11 or 0-3,8-11) into a partial output; needs --stats'),
     datasetTextOptions('dataset-format', "tokenizer.json for --dataset (default: the model directory's)"),
     engineOptions(),
