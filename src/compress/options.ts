@@ -4,6 +4,7 @@ import type { EngineChoice } from '../engine/index.js';
 import type { RoutingStats } from '../routing-stats/schema.js';
 import type { DatasetFormat } from '../tokens/dataset.js';
 import type { ProgressListener } from './progress.js';
+import type { LayerSelection } from './shard/layers.js';
 
 export interface DatasetCalibration {
   file: string;
@@ -47,6 +48,11 @@ export interface CompressOptions {
   engine?: Engine | EngineChoice;
   threads?: number;
   resume?: boolean;
+  /**
+   * Compress only these decoder layers into a partial output (one task of a sharded run; needs
+   * `stats`). `rfid-moe merge` assembles the parts into the directory a one-process run writes.
+   */
+  layers?: LayerSelection;
   evaluation?: EvaluationOptions | false;
   onProgress?: ProgressListener;
 }

@@ -20,6 +20,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../io/atomic.js';
 import { CONFIG_BLOCK_KEY, CONFIG_FILE, PROGRESS_FILE } from './output/names.js';
 import type { LayerReport } from './report.js';
+import { PART_FILE, readPartManifest } from './shard/part.js';
 
 export class OutputDirError extends Error {
   readonly kind = 'OutputDirError';
@@ -54,6 +55,8 @@ const progressSchema = z.object({
   version: z.literal(1),
   runFingerprint: z.string(),
   modelDir: z.string(),
+  /** the layers of a part of a sharded run (absent: every layer) */
+  selection: z.string().optional(),
   /** finished layers, by decimal index */
   layers: z.record(z.string(), layerEntrySchema),
 });
@@ -90,7 +93,7 @@ async function entriesOf(dir: string): Promise<string[] | undefined> {
  * What the output directory holds and whether this run may use it. Throws OutputDirError with
  * the reason and the fix otherwise.
  */
-export async function inspectOutputDir(out: string, fingerprint: string, opts: { resume: boolean; modelDir: string }): Promise<OutputState> {
+export async function inspectOutputDir(out: string, fingerprint: string, opts: { resume: boolean; modelDir: string; selection?: string }): Promise<OutputState> {
   const absOut = path.resolve(out);
   if (absOut === path.resolve(opts.modelDir)) {
     throw new OutputDirError(`--out ${out} is the model directory itself; write the compressed model to a new directory`);
@@ -117,6 +120,20 @@ export async function inspectOutputDir(out: string, fingerprint: string, opts: {
     return { state: 'complete' };
   }
 
+  if (visible.includes(PART_FILE)) {
+    const part = await readPartManifest(absOut, (why) => new OutputDirError(`--out ${out}: ${why}; remove the directory's contents and start again`));
+    if (part!.runFingerprint !== fingerprint) {
+      throw new OutputDirError(`--out ${out} holds a part of another compression run (fingerprint ${part!.runFingerprint.slice(0, 19)}…, this run ${fingerprint.slice(0, 19)}…); choose an empty or new directory`);
+    }
+    if (opts.selection === undefined || part!.selection !== opts.selection) {
+      throw new OutputDirError(
+        `--out ${out} holds the finished part with layers ${part!.selection} of this run, and this run ${opts.selection === undefined ? 'compresses every layer' : `owns layers ${opts.selection}`}; give each task its own directory`,
+      );
+    }
+    if (!opts.resume) throw new OutputDirError(`--out ${out} already holds this finished part (layers ${part!.selection}); pass --resume to accept it as done, or choose another directory`);
+    return { state: 'complete' };
+  }
+
   const progress = await readProgress(absOut);
   if (!progress) {
     throw new OutputDirError(`--out ${out} is not empty and holds no rfid-moe run (${visible.slice(0, 3).join(', ')}${visible.length > 3 ? ', …' : ''}); choose an empty or new directory`);
@@ -125,6 +142,10 @@ export async function inspectOutputDir(out: string, fingerprint: string, opts: {
     throw new OutputDirError(
       `--out ${out} holds an unfinished run with another fingerprint (${progress.runFingerprint.slice(0, 19)}…; this run ${fingerprint.slice(0, 19)}…): the model, recipe, statistics or format differ. Rerun with the same settings and --resume, or choose an empty directory`,
     );
+  }
+  if ((progress.selection ?? '') !== (opts.selection ?? '')) {
+    const what = (sel?: string) => (sel === undefined ? 'every layer' : `layers ${sel}`);
+    throw new OutputDirError(`--out ${out} holds an unfinished run of ${what(progress.selection)}, and this run compresses ${what(opts.selection)}; give each task its own directory`);
   }
   if (!opts.resume) {
     throw new OutputDirError(`--out ${out} holds an unfinished run of this same job (${Object.keys(progress.layers).length} layer(s) done); pass --resume to continue it, or choose an empty directory`);
@@ -143,8 +164,8 @@ export async function readProgress(out: string): Promise<ProgressFile | undefine
   return parsed.data;
 }
 
-export function newProgress(fingerprint: string, modelDir: string): ProgressFile {
-  return { format: 'rfid-moe.progress', version: 1, runFingerprint: fingerprint, modelDir, layers: {} };
+export function newProgress(fingerprint: string, modelDir: string, selection?: string): ProgressFile {
+  return { format: 'rfid-moe.progress', version: 1, runFingerprint: fingerprint, modelDir, ...(selection !== undefined ? { selection } : {}), layers: {} };
 }
 
 export async function writeProgress(out: string, progress: ProgressFile): Promise<void> {

@@ -58,19 +58,8 @@ export async function collectRoutingStats(
   opts: CollectOptions = {},
 ): Promise<RoutingStats> {
   const counts = await collectRoutingCounts(ckpt, engine, windows, opts);
-  const minTokens = info.minTokens ?? 10;
-  const warnings: string[] = [];
-  for (const l of counts.layers) {
-    const low = l.counts.map((c, e) => [e, c] as const).filter(([, c]) => c < minTokens);
-    if (low.length > 0) {
-      warnings.push(`layer ${l.layer}: ${low.length} expert(s) routed fewer than ${minTokens} tokens (${low.map(([e, c]) => `#${e}: ${c}`).join(', ')}); their frequency is noisy: calibrate with more samples`);
-    }
-  }
-  return {
-    format: ROUTING_STATS_FORMAT,
-    version: ROUTING_STATS_VERSION,
-    tool: `rfid-moe ${TOOL_VERSION}`,
-    model: {
+  return statsDocument(
+    {
       fingerprint: modelFingerprint(ckpt),
       family: ckpt.config.family,
       modelType: ckpt.config.modelType,
@@ -78,10 +67,40 @@ export async function collectRoutingStats(
       numExperts: ckpt.config.numExperts,
       topK: ckpt.config.topK,
     },
+    info,
+    windows.reduce((a, w) => a + w.length, 0),
+    counts.layers.map((l) => ({ layer: l.layer, tokens: l.tokens, topK: l.topK, counts: l.counts })),
+  );
+}
+
+/** Experts routed fewer than `minTokens` tokens, one warning per layer. */
+export function lowCountWarnings(layers: RoutingStats['layers'], minTokens: number): string[] {
+  const warnings: string[] = [];
+  for (const l of layers) {
+    const low = l.counts.map((c, e) => [e, c] as const).filter(([, c]) => c < minTokens);
+    if (low.length > 0) {
+      warnings.push(`layer ${l.layer}: ${low.length} expert(s) routed fewer than ${minTokens} tokens (${low.map(([e, c]) => `#${e}: ${c}`).join(', ')}); their frequency is noisy: calibrate with more samples`);
+    }
+  }
+  return warnings;
+}
+
+/**
+ * The statistics document, built in one place so that a one-process run and `merge-stats` of a
+ * sharded run write the same bytes.
+ */
+export function statsDocument(model: RoutingStats['model'], info: CalibrationInfo, tokens: number, layers: RoutingStats['layers']): RoutingStats {
+  const minTokens = info.minTokens ?? 10;
+  const warnings = lowCountWarnings(layers, minTokens);
+  return {
+    format: ROUTING_STATS_FORMAT,
+    version: ROUTING_STATS_VERSION,
+    tool: `rfid-moe ${TOOL_VERSION}`,
+    model,
     dataset: info.dataset,
-    calibration: { samples: info.samples, seqLen: info.seqLen, seed: info.seed, tokens: windows.reduce((a, w) => a + w.length, 0) },
+    calibration: { samples: info.samples, seqLen: info.seqLen, seed: info.seed, tokens },
     minTokens,
-    layers: counts.layers.map((l) => ({ layer: l.layer, tokens: l.tokens, topK: l.topK, counts: l.counts })),
+    layers,
     warnings,
   };
 }

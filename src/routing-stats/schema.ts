@@ -52,6 +52,20 @@ export const routingStatsSchema = z.object({
   minTokens: count,
   layers: z.array(layerStatsSchema),
   warnings: z.array(z.string()),
+  /**
+   * Present only in one part of a sharded calibration (`calibrate --shard i/N`): which of the run's
+   * windows it covered, and where it wrote its Gram matrices. `merge-stats` adds the parts up into
+   * the document a one-process run writes (without this field).
+   */
+  shard: z
+    .object({
+      index: z.number().int().nonnegative(),
+      count: z.number().int().positive(),
+      /** [start, end) among the run's `samples` windows */
+      windows: z.tuple([count, count]),
+      grams: z.string().nullable(),
+    })
+    .optional(),
 });
 
 export type LayerStats = z.infer<typeof layerStatsSchema>;

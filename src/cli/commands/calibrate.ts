@@ -21,7 +21,8 @@ import { tokenizeDataset } from '../../tokens/prepare.js';
 import type { DatasetFormat } from '../../tokens/dataset.js';
 import { fail } from '../errors.js';
 import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
-import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
+import { OptionError, parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
+import { parseShard, shardRange } from '../../util/shards.js';
 
 interface CalibrateOptions {
   dataset: string;
@@ -34,6 +35,7 @@ interface CalibrateOptions {
   textField: string;
   grams?: string;
   minTokens: string;
+  shard?: string;
   engine: string;
   threads?: string;
   json?: boolean;
@@ -52,7 +54,8 @@ export function register(program: Command): void {
       .option('--seq-len <L>', 'tokens per window', '512')
       .option('--seed <s>', 'seed of the window offsets', '0')
       .option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory")
-      .option('--min-tokens <n>', 'warn about experts routed fewer tokens than this', '10'),
+      .option('--min-tokens <n>', 'warn about experts routed fewer tokens than this', '10')
+      .option('--shard <i/N>', 'process only task i of N (counted from 0) of the windows; add the parts up with `rfid-moe merge-stats`'),
     datasetTextOptions('format', "tokenizer.json (default: the model directory's)"),
     engineOptions(),
   )
@@ -84,7 +87,12 @@ async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
     assertRunnable(ckpt);
     const data = await tokenizeDataset(opts.tokenizer ?? model, opts.dataset, { format, textField: opts.textField });
     log(`dataset: ${data.ids.length} tokens (${data.dataset.format}, tokenizer ${data.tokenizerPath})`);
-    const windows = calibrationWindows(data.ids, samples, seqLen, seed);
+    const all = calibrationWindows(data.ids, samples, seqLen, seed);
+    const shard = opts.shard === undefined ? undefined : parseShard(opts.shard, '--shard');
+    const [first, end] = shard ? shardRange(samples, shard.index, shard.count) : [0, samples];
+    if (end <= first) throw new OptionError(`--shard ${opts.shard} owns no window: ${samples} samples cannot be split into ${shard!.count} shards; use at most ${samples} shards`);
+    const windows = all.slice(first, end);
+    if (shard) log(`shard ${shard.index}/${shard.count}: windows ${first}-${end - 1} of ${samples}`);
     const { engine, notice } = await createEngine(engineChoice, { threads });
     log(notice);
     try {
@@ -104,6 +112,7 @@ async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
         { grams, onLayer: stderrLayerProgress('calibrate', !opts.quiet) },
       );
       const seconds = (Date.now() - started) / 1000;
+      if (shard) stats.shard = { index: shard.index, count: shard.count, windows: [first, end], grams: opts.grams ? path.resolve(opts.grams) : null };
       await writeRoutingStats(opts.out, stats);
       if (grams) await grams.finish();
       for (const w of stats.warnings) process.stderr.write(`warning: ${w}\n`);

@@ -12,6 +12,7 @@ import { stderrProgress } from '../../compress/progress.js';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeInput } from '../../compress/recipe.js';
 import { reportSummary } from '../../compress/report.js';
 import { OptionError, parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
+import { parseShard } from '../../compress/shard/layers.js';
 import { fail } from '../errors.js';
 import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
 
@@ -41,6 +42,8 @@ interface CompressCliOptions {
   engine: string;
   threads?: string;
   resume?: boolean;
+  shard?: string;
+  layers?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -100,7 +103,9 @@ export function register(program: Command): void {
       .option('--format <format>', 'factored (saves memory) | dense (reconstructed weights, any HF loader)', 'factored')
       .option('--eval-sequences <n>', 'held-out sequences for the KL / top-1 check against the original', '16')
       .option('--no-eval', 'skip the KL / top-1 check')
-      .option('--resume', 'continue an interrupted run in --out (same model, recipe, statistics and format)'),
+      .option('--resume', 'continue an interrupted run in --out (same model, recipe, statistics and format)')
+      .option('--shard <i/N>', 'compress only task i of N (counted from 0) of the decoder layers into a partial output; assemble the parts with `rfid-moe merge`. Needs --stats: sharded runs use the original model\'s statistics, since sequential calibration (statistics from already-compressed layers) cannot be split by layer')
+      .option('--layers <list>', 'compress only these decoder layers (e.g. 0-11 or 0-3,8-11) into a partial output; needs --stats'),
     datasetTextOptions('dataset-format', "tokenizer.json for --dataset (default: the model directory's)"),
     engineOptions(),
   )
@@ -118,6 +123,12 @@ export function register(program: Command): void {
 async function run(model: string, opts: CompressCliOptions): Promise<void> {
   if (opts.retain !== undefined && opts.remove !== undefined) throw new OptionError('give either --retain or --remove, not both');
   if (opts.dataset !== undefined && opts.stats !== undefined) throw new OptionError('give routing statistics either as --stats or as --dataset, not both');
+  if (opts.shard !== undefined && opts.layers !== undefined) throw new OptionError('give either --shard or --layers, not both');
+  if ((opts.shard !== undefined || opts.layers !== undefined) && opts.stats === undefined) {
+    throw new OptionError(
+      'a sharded compression needs routing statistics made beforehand: run `rfid-moe calibrate` (itself shardable with --shard i/N and `rfid-moe merge-stats`) and pass them with --stats. Sequential calibration (statistics from already-compressed layers) cannot be split by layer, so sharded runs use the original model\'s statistics',
+    );
+  }
   if (opts.format !== 'factored' && opts.format !== 'dense') throw new OptionError(`--format must be factored or dense, got "${opts.format}"`);
   const recipe = recipeFromOptions(opts);
   const samples = opts.samples === undefined ? undefined : parseInteger('--samples', opts.samples, 1);
@@ -134,6 +145,8 @@ async function run(model: string, opts: CompressCliOptions): Promise<void> {
     ...(opts.grams ? { grams: opts.grams } : {}),
     ...(opts.quiet ? {} : { onProgress: stderrProgress() }),
   };
+  if (opts.shard !== undefined) options.layers = { shard: parseShard(opts.shard, '--shard') };
+  else if (opts.layers !== undefined) options.layers = { layers: opts.layers };
   if (opts.stats) options.stats = opts.stats;
   else if (opts.dataset) {
     options.dataset = {
@@ -147,5 +160,9 @@ async function run(model: string, opts: CompressCliOptions): Promise<void> {
     };
   } else options.selfSampled = { samples, seqLen, seed };
   const report = await compress(model, recipe, options);
+  if (report.part && !opts.json) {
+    process.stdout.write(`part complete: layers ${report.part.layers.length} of ${report.part.numLayers} in ${report.out}; when every task is done: rfid-moe merge <part dirs…> --out <dir>\n`);
+    return;
+  }
   process.stdout.write(opts.json ? JSON.stringify({ ok: true, ...report }) + '\n' : reportSummary(report));
 }

@@ -9,7 +9,7 @@ import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
 import { collectRoutingStats } from '../../routing-stats/collect.js';
 import { GramDirectorySink } from '../../routing-stats/gram.js';
-import { loadRoutingStats, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
+import { loadRoutingStats, RoutingStatsError, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable, CheckpointWeights } from '../../runtime/checkpoint-weights.js';
 import { residentIfFits } from '../../runtime/resident-weights.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
@@ -54,6 +54,9 @@ export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<En
   if (opts.stats !== undefined) {
     const source = typeof opts.stats === 'string' ? opts.stats : 'the routing statistics given';
     const stats = typeof opts.stats === 'string' ? await loadRoutingStats(opts.stats) : validateRoutingStats(opts.stats);
+    if (stats.shard) {
+      throw new RoutingStatsError(`${source} is shard ${stats.shard.index}/${stats.shard.count} of a sharded calibration, not the whole statistics; add the parts up with \`rfid-moe merge-stats\` and pass the merged file`);
+    }
     checkStatsMatchModel(stats, ckpt, modelFp, source);
     const seqLen = Math.max(2, Math.min(stats.calibration.seqLen, 128));
     return {
