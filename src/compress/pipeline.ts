@@ -38,7 +38,13 @@ import { CONFIG_BLOCK_KEY, CONFIG_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, S
 import { EtaClock, type ProgressListener } from './progress.js';
 import { parseRecipe, recipeFingerprint, type Recipe, type RecipeInput } from './recipe.js';
 import { reductionsOf, reportToMarkdown, type CompressionReport, type Fidelity, type LayerReport } from './report.js';
-import { finishedLayerIntact, inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
+import { assertFactorsFinite, checkCompleteOutput, checkStatsUnchanged, keptLayers, outputFileHashes } from './integrity.js';
+import { lockOutputDir, type OutputLock } from './lock.js';
+import { parseRfidBlock } from './output/block.js';
+import { scanSourceTensors } from './source-scan.js';
+import { withFiniteChecks } from '../checkpoint/finite.js';
+import { hashProgressLines } from '../compressed/verify.js';
+import { inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
 import { GRAMS_WORK_DIR, planCalibration } from './stages/calibrate.js';
 import { factoriseLayer, layerBlockFromReport } from './stages/factorise.js';
 import { validateBeforeWork } from './stages/plan.js';
@@ -54,7 +60,8 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
   const recipe = parseRecipe(recipeInput);
   const storage = options.storage ?? 'factored';
   if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`format must be factored or dense, got ${String(storage)}`);
-  const ckpt = typeof model === 'string' ? await openCheckpoint(model) : model;
+  // every weight read (calibration, factorisation) is checked for NaN/Inf, naming layer and tensor
+  const ckpt = withFiniteChecks(typeof model === 'string' ? await openCheckpoint(model) : model);
   let ownedEngine: Engine | undefined;
   let engineNotice = '';
   const engine = async (): Promise<Engine> => {
@@ -67,21 +74,30 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     return ownedEngine;
   };
   const store = await TensorStore.open(ckpt.dir);
+  let lock: OutputLock | undefined;
   try {
     // 1. plan
     validateBeforeWork(ckpt, recipe, storage, options);
     const modelFp = modelFingerprint(ckpt);
     const opts = { ...options, recipeWhitens: recipe.whiten !== false };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
-    const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage });
+    const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage, engine: (await engine()).describe() });
     const out = path.resolve(options.out);
-    const state = await inspectOutputDir(out, fingerprint, { resume: options.resume ?? false, modelDir: ckpt.dir });
+    const dirOpts = { resume: options.resume ?? false, modelDir: ckpt.dir };
+    // read-only look first (never create a lock in a directory that is not ours), then claim it
+    await inspectOutputDir(out, fingerprint, dirOpts);
+    await mkdir(out, { recursive: true });
+    lock = await lockOutputDir(out, (message) => emit({ type: 'warning', message }));
+    const state = await inspectOutputDir(out, fingerprint, dirOpts);
+    const shards = tensorsByShard(ckpt);
     if (state.state === 'complete') {
-      emit({ type: 'finalize', message: `${out} already holds the complete output of this run; nothing to do` });
+      await checkCompleteOutput({ out, block: parseRfidBlock(state.block, `${out}/config.json`), store, shards, verify: { onProgress: hashProgressLines((message) => emit({ type: 'finalize', message })) } });
+      emit({ type: 'finalize', message: `${out} already holds the complete output of this run (every file and the source weights verified); nothing to do` });
       return JSON.parse(await readFile(path.join(out, REPORT_JSON), 'utf8')) as CompressionReport;
     }
+    const L = ckpt.config.numLayers;
+    const kept = state.state === 'resume' ? await keptLayers({ out, progress: state.progress, store, shards, shardFile: (l) => shardFileName(l, L) }) : new Set<number>();
 
-    await mkdir(out, { recursive: true });
     if (state.state === 'resume') await removeStrayTempFiles(out);
     const progress: ProgressFile = state.state === 'resume' ? state.progress : newProgress(fingerprint, ckpt.dir);
     await writeProgress(out, progress);
@@ -100,12 +116,12 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       gramsDir = resolved.gramsDir;
       await writeRoutingStats(statsPath, stats);
     }
+    checkStatsUnchanged(out, progress, statsHash(stats));
+    progress.statsSha256 = statsHash(stats);
     const eng = await engine();
     const engineDescription = eng.describe();
 
     // 3–4. allocate and factorise, one layer's shard at a time
-    const shards = tensorsByShard(ckpt);
-    const L = ckpt.config.numLayers;
     const factorDtype = factorDtypeFor(gatheredDtype(ckpt, recipe));
     const clock = new EtaClock();
     const layerReports: LayerReport[] = [];
@@ -118,7 +134,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       const layout = ckpt.layout.layers[l];
       const file = shardFileName(l, L);
       const previous = progress.layers[String(l)];
-      if (previous && previous.file === file && (await finishedLayerIntact(out, previous))) {
+      if (previous && kept.has(l)) {
         layerReports.push({ ...previous.report, seconds: 0 });
         if (layout.kind === 'moe') blocks.push(layerBlockFromReport(previous.report, countsOf(l)));
         resumedLayers.push(l);
@@ -128,10 +144,13 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       emit({ type: 'layer-start', layer: l, of: L, etaSeconds: clock.eta(L - l) });
       const t0 = Date.now();
       const report: LayerReport = { layer: l, kind: layout.kind, seconds: 0, types: {} };
+      // content hash of the layer's source (for --resume) and NaN/Inf check of all its tensors
+      const sourceSha256 = await scanSourceTensors(store, shards[l]);
       let compressed: Parameters<typeof writeShard>[0]['compressed'] = [];
       if (layout.kind === 'moe') {
         const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir, factorDtype, emit });
         compressed = done.compressed;
+        assertFactorsFinite(l, compressed);
         report.types = done.types;
         blocks.push(done.block);
         warnings.push(...done.warnings);
@@ -140,7 +159,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       report.seconds = (Date.now() - t0) / 1000;
       clock.record(report.seconds);
       layerReports.push(report);
-      progress.layers[String(l)] = { file, sha256: await sha256File(path.join(out, file)), report };
+      progress.layers[String(l)] = { file, sha256: await sha256File(path.join(out, file)), sourceSha256, report };
       await writeProgress(out, progress);
       emit({ type: 'layer-done', layer: l, of: L, seconds: report.seconds, etaSeconds: clock.eta(L - l - 1), resumed: false });
     }
@@ -148,10 +167,13 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     // 5. write the rest (config.json comes last, after verify and the reports)
     emit({ type: 'finalize', message: 'embeddings, index, tokenizer files' });
     const lastFile = shardFileName(L, L);
+    const restSha256 = await scanSourceTensors(store, shards[L]);
     await writeShard({ file: path.join(out, lastFile), tensors: shards[L], ckpt, store, engine: eng, storage, factorDtype, compressed: [] });
     await writeIndex(out, Array.from({ length: L + 1 }, (_, i) => shardFileName(i, L)));
     await copyModelFiles(ckpt.dir, out);
-    const block = rfidBlock({ ckpt, recipe, storage, runFingerprint: fingerprint, modelFingerprint: modelFp, factorDtype, calibration, statsSha256: statsHash(stats), layers: blocks });
+    const files = await outputFileHashes(out, progress, L, lastFile);
+    const sourceSha256 = { layers: Array.from({ length: L }, (_, l) => progress.layers[String(l)].sourceSha256), rest: restSha256 };
+    const block = rfidBlock({ ckpt, recipe, storage, runFingerprint: fingerprint, modelFingerprint: modelFp, factorDtype, calibration, statsSha256: statsHash(stats), layers: blocks, files, sourceSha256 });
     const config = { ...ckpt.config.raw, [CONFIG_BLOCK_KEY]: block };
 
     // 6. verify
@@ -193,6 +215,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     emit({ type: 'finalize', message: `complete: ${out}${engineNotice ? ` (${engineNotice})` : ''}` });
     return report;
   } finally {
+    await lock?.release();
     await store.close();
     if (typeof model === 'string') await ckpt.close();
     ownedEngine?.dispose();

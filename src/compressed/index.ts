@@ -12,3 +12,4 @@ export {
   type ApplyMode,
 } from './factored-expert.js';
 export { sampleSequences, drawToken, type SampleOptions } from './sample.js';
+export { verifyOutputFiles, hashFiles, sha256OfFile, stderrHashProgress, IntegrityError, type HashProgress, type VerifyOptions } from './verify.js';

@@ -98,7 +98,7 @@ describe('refusals before any work', () => {
     await mkdir(out);
     await writeFile(
       path.join(out, '.rfid-moe-progress.json'),
-      JSON.stringify({ format: 'rfid-moe.progress', version: 1, runFingerprint: 'sha256:other', modelDir: model.dir, layers: {} }),
+      JSON.stringify({ format: 'rfid-moe.progress', version: 2, runFingerprint: "sha256:other", modelDir: model.dir, statsSha256: null, layers: {} }),
     );
     await expect(run('o8', { retain: 0.5 }, { resume: true })).rejects.toThrow(/unfinished run with another fingerprint/);
   });
