@@ -69,7 +69,12 @@ export async function lockOutputDir(out: string, notice: (message: string) => vo
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const owner = await readLock(file);
+    let owner = await readLock(file);
+    if (!owner) {
+      // a run that has just created the file may not have written it yet: look again shortly
+      await new Promise((r) => setTimeout(r, 250));
+      owner = await readLock(file);
+    }
     if (owner && owner.hostname !== me.hostname) {
       throw new OutputDirError(
         `--out ${out} is locked by a run on host ${owner.hostname} (pid ${owner.pid}, started ${owner.started}); wait for it to finish, or, if that run is dead, delete ${file}`,

@@ -10,13 +10,14 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import type { Checkpoint } from '../../src/checkpoint/types.js';
 import { assertFactorsFinite } from '../../src/compress/integrity.js';
+import { lockOutputDir } from '../../src/compress/lock.js';
 import { compress } from '../../src/compress/pipeline.js';
 import type { CompressProgress } from '../../src/compress/progress.js';
 import { loadCompressed } from '../../src/compressed/load.js';
@@ -173,6 +174,20 @@ describe('lock file on --out', () => {
     expect(warnings.join('\n')).toMatch(new RegExp(`taking over the lock.*pid ${sleeper.pid}`));
     expect(existsSync(path.join(out, '.rfid-moe.lock'))).toBe(false);
     expect(existsSync(path.join(out, 'config.json'))).toBe(true);
+  });
+});
+
+describe('lock file: two runs at once', () => {
+  it('a second run on a directory this process is writing is refused', async () => {
+    const out = path.join(root.dir, 'l2');
+    await mkdir(out);
+    const lock = await lockOutputDir(out);
+    try {
+      await expect(run(modelA, 'l2')).rejects.toThrow(/already being written by this process/);
+    } finally {
+      await lock.release();
+    }
+    await run(modelA, 'l2');
   });
 });
 
