@@ -17,6 +17,12 @@
  *
  * Every output file except the two reports (which hold wall times) is a deterministic function of
  * (model, recipe, statistics, storage, engine), so a killed and resumed run is byte-identical.
+ *
+ * Integrity (integrity.ts, lock.ts, source-scan.ts): `<out>/.rfid-moe.lock` keeps a second live run
+ * out; each layer's source tensors are hashed and checked for NaN/Inf as the layer is reached, its
+ * factors are checked before they are written; a resumed run re-hashes the source of the layers it
+ * keeps and refuses changed weights or statistics before writing; config.json records the sha256
+ * of every output file and of every shard's source weights.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
