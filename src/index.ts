@@ -23,10 +23,11 @@ export {
   type Recipe,
   type RecipeInput,
 } from './compress/index.js';
-export { loadCompressed, openModel } from './compressed/index.js';
+export { loadCompressed, openModel, verifyOutputFiles, IntegrityError } from './compressed/index.js';
 
 // Checkpoints and engines
 export { openCheckpoint, parameterCounts, CheckpointError } from './checkpoint/index.js';
+export { NonFiniteError } from './checkpoint/index.js';
 export type { Checkpoint, ModelConfig, ModelLayout, FamilyName } from './checkpoint/types.js';
 export { createEngine, listAvailableEngines, type EngineChoice } from './engine/index.js';
 export type { Engine, EngineName } from './engine/types.js';

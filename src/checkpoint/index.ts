@@ -7,3 +7,5 @@ export { describeCheckpoint, type CheckpointDescription, type LayerDescription }
 export { expectedTensors, type ExpectedTensor, type TensorRole } from './expected.js';
 export { FAMILIES, familyByName, familyForConfig, supportedModelTypes } from './registry.js';
 export type { Family, ResolvedConfig, TensorNameTemplates } from './family.js';
+export { NonFiniteError, withFiniteChecks, firstNonFinite } from './finite.js';
+export { isIntegerDType } from './validate.js';

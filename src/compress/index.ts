@@ -6,3 +6,5 @@ export { OutputDirError, runFingerprint, inspectOutputDir, type RunIdentity, typ
 export { parseRfidBlock, rfidBlockSchema, CompressedFormatError, type RfidBlock, type LayerBlock, type TypeBlock, type GroupBlock } from './output/block.js';
 export * as outputNames from './output/names.js';
 export { parseRecipe, loadRecipe, recipeFingerprint, recipeToJson, RecipeError, type Recipe, type RecipeInput } from './recipe.js';
+export { lockOutputDir, type OutputLock } from './lock.js';
+export { scanSourceTensors } from './source-scan.js';

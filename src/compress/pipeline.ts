@@ -17,6 +17,12 @@
  *
  * Every output file except the two reports (which hold wall times) is a deterministic function of
  * (model, recipe, statistics, storage, engine), so a killed and resumed run is byte-identical.
+ *
+ * Integrity (integrity.ts, lock.ts, source-scan.ts): `<out>/.rfid-moe.lock` keeps a second live run
+ * out; each layer's source tensors are hashed and checked for NaN/Inf as the layer is reached, its
+ * factors are checked before they are written; a resumed run re-hashes the source of the layers it
+ * keeps and refuses changed weights or statistics before writing; config.json records the sha256
+ * of every output file and of every shard's source weights.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -35,7 +41,13 @@ import { PROGRESS_FILE, REPORT_JSON, STATS_FILE, shardFileName } from './output/
 import { EtaClock, type ProgressListener } from './progress.js';
 import { parseRecipe, recipeFingerprint, type Recipe, type RecipeInput } from './recipe.js';
 import { reductionsOf, type CompressionReport, type LayerReport } from './report.js';
-import { finishedLayerIntact, inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
+import { assertFactorsFinite, checkCompleteOutput, checkStatsUnchanged, keptLayers } from './integrity.js';
+import { lockOutputDir, type OutputLock } from './lock.js';
+import { parseRfidBlock } from './output/block.js';
+import { scanSourceTensors } from './source-scan.js';
+import { withFiniteChecks } from '../checkpoint/finite.js';
+import { hashProgressLines } from '../compressed/verify.js';
+import { inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
 import { GRAMS_WORK_DIR, planCalibration } from './stages/calibrate.js';
 import { factoriseLayer, layerBlockFromReport } from './stages/factorise.js';
 import { finishOutput } from './stages/finish.js';
@@ -55,7 +67,8 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
   const recipe = parseRecipe(recipeInput);
   const storage = options.storage ?? 'factored';
   if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`format must be factored or dense, got ${String(storage)}`);
-  const ckpt = typeof model === 'string' ? await openCheckpoint(model) : model;
+  // every weight read (calibration, factorisation) is checked for NaN/Inf, naming layer and tensor
+  const ckpt = withFiniteChecks(typeof model === 'string' ? await openCheckpoint(model) : model);
   let ownedEngine: Engine | undefined;
   let engineNotice = '';
   const engine = async (): Promise<Engine> => {
@@ -68,6 +81,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     return ownedEngine;
   };
   const store = await TensorStore.open(ckpt.dir);
+  let lock: OutputLock | undefined;
   try {
     // 1. plan
     validateBeforeWork(ckpt, recipe, storage, options);
@@ -75,18 +89,27 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     const opts = { ...options, recipeWhitens: recipe.whiten !== false };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
     const selection = options.layers ? partSelection(options.layers, ckpt.config.numLayers, calibration.source) : undefined;
-    const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage });
+    const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage, engine: (await engine()).describe() });
     const out = path.resolve(options.out);
-    const state = await inspectOutputDir(out, fingerprint, { resume: options.resume ?? false, modelDir: ckpt.dir, selection: selection?.key });
+    const dirOpts = { resume: options.resume ?? false, modelDir: ckpt.dir, selection: selection?.key };
+    // read-only look first (never create a lock in a directory that is not ours), then claim it
+    await inspectOutputDir(out, fingerprint, dirOpts);
+    await mkdir(out, { recursive: true });
+    lock = await lockOutputDir(out, (message) => emit({ type: 'warning', message }));
+    const state = await inspectOutputDir(out, fingerprint, dirOpts);
+    const shards = tensorsByShard(ckpt);
+    if (state.state === 'part-complete' && selection) {
+      emit({ type: 'finalize', message: `${out} already holds the complete part (layers ${selection.key}) of this run; nothing to do` });
+      return partReport({ ckpt, out, storage, recipe, fingerprint, modelFp, engine: 'not run', calibration, layerReports: [], resumedLayers: selection.layers, started, warnings: [], layers: selection.layers });
+    }
     if (state.state === 'complete') {
-      emit({ type: 'finalize', message: `${out} already holds the complete ${selection ? 'part' : 'output'} of this run; nothing to do` });
-      if (selection) {
-        return partReport({ ckpt, out, storage, recipe, fingerprint, modelFp, engine: 'not run', calibration, layerReports: [], resumedLayers: selection.layers, started, warnings: [], layers: selection.layers });
-      }
+      await checkCompleteOutput({ out, block: parseRfidBlock(state.block, `${out}/config.json`), store, shards, verify: { onProgress: hashProgressLines((message) => emit({ type: 'finalize', message })) } });
+      emit({ type: 'finalize', message: `${out} already holds the complete output of this run (every file and the source weights verified); nothing to do` });
       return JSON.parse(await readFile(path.join(out, REPORT_JSON), 'utf8')) as CompressionReport;
     }
+    const L = ckpt.config.numLayers;
+    const kept = state.state === 'resume' ? await keptLayers({ out, progress: state.progress, store, shards, shardFile: (l) => shardFileName(l, L) }) : new Set<number>();
 
-    await mkdir(out, { recursive: true });
     if (state.state === 'resume') await removeStrayTempFiles(out);
     const progress: ProgressFile = state.state === 'resume' ? state.progress : newProgress(fingerprint, ckpt.dir, selection?.key);
     await writeProgress(out, progress);
@@ -105,12 +128,12 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       gramsDir = resolved.gramsDir;
       await writeRoutingStats(statsPath, stats);
     }
+    checkStatsUnchanged(out, progress, statsHash(stats));
+    progress.statsSha256 = statsHash(stats);
     const eng = await engine();
     const engineDescription = eng.describe();
 
     // 3–4. allocate and factorise, one layer's shard at a time
-    const shards = tensorsByShard(ckpt);
-    const L = ckpt.config.numLayers;
     const factorDtype = factorDtypeFor(gatheredDtype(ckpt, recipe));
     const clock = new EtaClock();
     const layerReports: LayerReport[] = [];
@@ -127,7 +150,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       const layout = ckpt.layout.layers[l];
       const file = shardFileName(l, L);
       const previous = progress.layers[String(l)];
-      if (previous && previous.file === file && (await finishedLayerIntact(out, previous))) {
+      if (previous && kept.has(l)) {
         layerReports.push({ ...previous.report, seconds: 0 });
         if (layout.kind === 'moe') blocks.push(layerBlockFromReport(previous.report, countsOf(l)));
         resumedLayers.push(l);
@@ -137,10 +160,13 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       emit({ type: 'layer-start', layer: l, of: L, etaSeconds: clock.eta(toDo(l)) });
       const t0 = Date.now();
       const report: LayerReport = { layer: l, kind: layout.kind, seconds: 0, types: {} };
+      // content hash of the layer's source (for --resume) and NaN/Inf check of all its tensors
+      const sourceSha256 = await scanSourceTensors(store, shards[l]);
       let compressed: Parameters<typeof writeShard>[0]['compressed'] = [];
       if (layout.kind === 'moe') {
         const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir, factorDtype, emit });
         compressed = done.compressed;
+        assertFactorsFinite(l, compressed);
         report.types = done.types;
         blocks.push(done.block);
         warnings.push(...done.warnings);
@@ -150,7 +176,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       report.seconds = (Date.now() - t0) / 1000;
       clock.record(report.seconds);
       layerReports.push(report);
-      progress.layers[String(l)] = { file, sha256: await sha256File(path.join(out, file)), report };
+      progress.layers[String(l)] = { file, sha256: await sha256File(path.join(out, file)), sourceSha256, report };
       await writeProgress(out, progress);
       emit({ type: 'layer-done', layer: l, of: L, seconds: report.seconds, etaSeconds: clock.eta(toDo(l + 1)), resumed: false });
     }
@@ -159,7 +185,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       // a part of a sharded run: its manifest marks it complete; `merge` writes the rest
       const entries: PartLayerEntry[] = selection.layers.map((l) => {
         const done = progress.layers[String(l)];
-        return { layer: l, file: done.file, sha256: done.sha256, report: done.report, block: blocks.find((b) => b.layer === l) ?? null, warnings: layerWarnings.get(l) ?? [] };
+        return { layer: l, file: done.file, sha256: done.sha256, sourceSha256: done.sourceSha256, report: done.report, block: blocks.find((b) => b.layer === l) ?? null, warnings: layerWarnings.get(l) ?? [] };
       });
       await writePartManifest(out, {
         format: 'rfid-moe.part',
@@ -205,9 +231,11 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       started,
       evaluation: options.evaluation,
       removeGramsScratch: !options.grams,
+      layerFiles: Array.from({ length: L }, (_, l) => progress.layers[String(l)]),
       emit,
     });
   } finally {
+    await lock?.release();
     await store.close();
     if (typeof model === 'string') await ckpt.close();
     ownedEngine?.dispose();

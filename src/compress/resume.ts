@@ -2,10 +2,13 @@
  * Safety of the output directory across runs.
  *
  * A run is identified by its fingerprint: sha256 of (tool version, model fingerprint, recipe
- * fingerprint, calibration key, storage). While it runs, `.rfid-moe-progress.json` (rewritten
- * atomically after each layer) records the fingerprint and every finished layer's shard with its
- * sha256 and report entry. A killed run is resumed with `--resume`: finished layers whose shard
- * still has the recorded hash are kept, the rest are redone. The directory is complete only when
+ * fingerprint, calibration key, storage, engine with its settings). While it runs,
+ * `.rfid-moe-progress.json` (rewritten atomically after each layer) records the fingerprint, the
+ * hash of the routing statistics, and every finished layer's shard with its sha256, the sha256 of
+ * the source weights it was made from (see source-scan.ts) and its report entry. A killed run is
+ * resumed with `--resume`: finished layers whose shard still has the recorded hash, and whose
+ * source weights still hash the same, are kept, the rest are redone; changed source weights or
+ * statistics are refused (integrity.ts). The directory is complete only when
  * config.json (carrying the fingerprint in its rfid_moe block) exists; it is written last and the
  * progress file is then removed.
  *
@@ -18,7 +21,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../io/atomic.js';
-import { CONFIG_BLOCK_KEY, CONFIG_FILE, PROGRESS_FILE } from './output/names.js';
+import { CONFIG_BLOCK_KEY, CONFIG_FILE, LOCK_FILE, PROGRESS_FILE } from './output/names.js';
 import type { LayerReport } from './report.js';
 import { PART_FILE, readPartManifest } from './shard/part.js';
 
@@ -37,26 +40,32 @@ export interface RunIdentity {
   /** what the routing statistics come from: a stats file's hash, or the calibration settings */
   calibrationKey: string;
   storage: 'factored' | 'dense';
+  /** the engine's describe(): name, threads, BLAS kernels (results may differ in the last bits between engines) */
+  engine: string;
 }
 
 export function runFingerprint(id: RunIdentity): string {
-  const text = JSON.stringify([id.toolVersion, id.modelFingerprint, id.recipeFingerprint, id.calibrationKey, id.storage]);
+  const text = JSON.stringify([id.toolVersion, id.modelFingerprint, id.recipeFingerprint, id.calibrationKey, id.storage, id.engine]);
   return 'sha256:' + createHash('sha256').update(text).digest('hex');
 }
 
 const layerEntrySchema = z.object({
   file: z.string(),
   sha256: z.string(),
+  /** sha256 of the source tensors of this layer (scanSourceTensors) */
+  sourceSha256: z.string(),
   report: z.custom<LayerReport>((v) => typeof v === 'object' && v !== null && 'layer' in v),
 });
 
 const progressSchema = z.object({
   format: z.literal('rfid-moe.progress'),
-  version: z.literal(1),
+  version: z.literal(2),
   runFingerprint: z.string(),
   modelDir: z.string(),
   /** the layers of a part of a sharded run (absent: every layer) */
   selection: z.string().optional(),
+  /** statsHash of the routing statistics the finished layers were made with (null until known) */
+  statsSha256: z.string().nullable(),
   /** finished layers, by decimal index */
   layers: z.record(z.string(), layerEntrySchema),
 });
@@ -67,7 +76,8 @@ export type FinishedLayer = z.infer<typeof layerEntrySchema>;
 export type OutputState =
   | { state: 'fresh' }
   | { state: 'resume'; progress: ProgressFile }
-  | { state: 'complete' };
+  | { state: 'complete'; block: Record<string, unknown> }
+  | { state: 'part-complete' };
 
 async function readJson(file: string): Promise<unknown> {
   try {
@@ -100,12 +110,13 @@ export async function inspectOutputDir(out: string, fingerprint: string, opts: {
   }
   const entries = await entriesOf(absOut);
   // a temp file left by a killed atomic write is harmless: it is never renamed into place
-  const visible = (entries ?? []).filter((e) => !(e.startsWith('.') && e.endsWith('.tmp')));
+  // nor is the lock file (lock.ts decides whether its owner is alive)
+  const visible = (entries ?? []).filter((e) => !(e.startsWith('.') && e.endsWith('.tmp')) && e !== LOCK_FILE);
   if (visible.length === 0) return { state: 'fresh' };
 
   if (visible.includes(CONFIG_FILE)) {
     const config = (await readJson(path.join(absOut, CONFIG_FILE))) as Record<string, unknown> | undefined;
-    const block = config?.[CONFIG_BLOCK_KEY] as { runFingerprint?: unknown } | undefined;
+    const block = config?.[CONFIG_BLOCK_KEY] as ({ runFingerprint?: unknown } & Record<string, unknown>) | undefined;
     if (!block) {
       throw new OutputDirError(`--out ${out} already holds a model (config.json without an rfid_moe block); choose an empty or new directory`);
     }
@@ -117,7 +128,7 @@ export async function inspectOutputDir(out: string, fingerprint: string, opts: {
     if (!opts.resume) {
       throw new OutputDirError(`--out ${out} already holds the complete output of this same run; pass --resume to accept it as done, or choose another directory`);
     }
-    return { state: 'complete' };
+    return { state: 'complete', block };
   }
 
   if (visible.includes(PART_FILE)) {
@@ -131,7 +142,7 @@ export async function inspectOutputDir(out: string, fingerprint: string, opts: {
       );
     }
     if (!opts.resume) throw new OutputDirError(`--out ${out} already holds this finished part (layers ${part!.selection}); pass --resume to accept it as done, or choose another directory`);
-    return { state: 'complete' };
+    return { state: 'part-complete' };
   }
 
   const progress = await readProgress(absOut);
@@ -165,7 +176,7 @@ export async function readProgress(out: string): Promise<ProgressFile | undefine
 }
 
 export function newProgress(fingerprint: string, modelDir: string, selection?: string): ProgressFile {
-  return { format: 'rfid-moe.progress', version: 1, runFingerprint: fingerprint, modelDir, ...(selection !== undefined ? { selection } : {}), layers: {} };
+  return { format: 'rfid-moe.progress', version: 2, runFingerprint: fingerprint, modelDir, ...(selection !== undefined ? { selection } : {}), statsSha256: null, layers: {} };
 }
 
 export async function writeProgress(out: string, progress: ProgressFile): Promise<void> {

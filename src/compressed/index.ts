@@ -12,3 +12,5 @@ export {
   type ApplyMode,
 } from './factored-expert.js';
 export { sampleSequences, drawToken, type SampleOptions } from './sample.js';
+export { verifyOutputFiles, hashFiles, sha256OfFile, stderrHashProgress, IntegrityError, type HashProgress, type VerifyOptions } from './verify.js';
+export { describeCompressed, unfinishedRun, UnfinishedRunError, type CompressedDescription } from './describe.js';

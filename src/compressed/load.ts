@@ -25,11 +25,19 @@ import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/wei
 import { CompressedFormatError, parseRfidBlock, type LayerBlock, type RfidBlock } from '../compress/output/block.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
 import { basisName, CONFIG_BLOCK_KEY, coefficientName, moePrefix, residualName } from '../compress/output/names.js';
+import { verifyOutputFiles, type HashProgress } from './verify.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
 
 export interface LoadCompressedOptions {
   /** how factored matrices are applied: by FLOP count per call (default), always factored, or materialised */
   expertMode?: ApplyMode;
+  /**
+   * check every file against the sha256 recorded in config.json before opening (default true):
+   * one sequential read of the directory. Pass false only for a directory you just verified.
+   */
+  verifyHashes?: boolean;
+  /** progress of that check (bytes hashed), e.g. `stderrHashProgress()` from verify.ts */
+  onVerifyProgress?(p: HashProgress): void;
 }
 
 export interface PreloadResult {
@@ -286,6 +294,8 @@ export async function openCompressed(dir: string, raw: Record<string, unknown>, 
     throw new CompressedFormatError(`${dir}/config.json has no rfid_moe block: it is not an rfid-moe output; open it as an ordinary checkpoint`);
   }
   const block = parseRfidBlock(raw[CONFIG_BLOCK_KEY], `${dir}/config.json`);
+  // before any tensor is read: a flipped byte or a missing shard is refused, not evaluated
+  if (opts.verifyHashes !== false) await verifyOutputFiles(absDir, block.files, { onProgress: opts.onVerifyProgress });
   const family = familyForConfig(raw);
   const resolved = family.resolveConfig(raw);
   const store = await TensorStore.open(absDir);

@@ -5,6 +5,7 @@
  * passes of at most `batchTokens` tokens, each pass layer by layer; the logits are streamed
  * over vocabulary chunks, never materialised whole.
  */
+import { NonFiniteError } from '../checkpoint/finite.js';
 import type { Engine } from '../engine/types.js';
 import { batchFromSequences } from '../runtime/batch.js';
 import { KlStats, NextTokenStats, streamLogits } from '../runtime/head.js';
@@ -82,7 +83,12 @@ export async function evaluateWindows(
     if (!refProvider) {
       const stats = new NextTokenStats(targets);
       await streamLogits([{ provider, hidden }], engine, rows, (b) => stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0]));
-      for (let r = 0; r < rows; r++) if (targets[r] >= 0) nll += stats.nll(r);
+      for (let r = 0; r < rows; r++) {
+        if (targets[r] < 0) continue;
+        const v = stats.nll(r);
+        if (!Number.isFinite(v)) throw nonFiniteNll('model', p * perPass, r, seqLen, v);
+        nll += v;
+      }
     } else {
       const refHidden = await runDecoder(refProvider, engine, batch, { onLayer: progress('reference') });
       const stats = new KlStats(targets);
@@ -91,8 +97,12 @@ export async function evaluateWindows(
       );
       for (let r = 0; r < rows; r++) {
         if (targets[r] < 0) continue;
-        nll += stats.model.nll(r);
-        refNll += stats.ref.nll(r);
+        const v = stats.model.nll(r);
+        const rv = stats.ref.nll(r);
+        if (!Number.isFinite(v)) throw nonFiniteNll('model', p * perPass, r, seqLen, v);
+        if (!Number.isFinite(rv)) throw nonFiniteNll('reference', p * perPass, r, seqLen, rv);
+        nll += v;
+        refNll += rv;
         kl += stats.kl(r);
         if (stats.top1Agrees(r)) agree++;
       }
@@ -106,6 +116,17 @@ export async function evaluateWindows(
     result.comparison = { tokens, meanKl: kl / tokens, top1Agreement: agree / tokens };
   }
   return result;
+}
+
+/**
+ * A NaN or infinite NLL is refused instead of averaged into a NaN perplexity: it comes from a
+ * non-finite weight or an activation that overflowed, and no number printed from it means anything.
+ */
+function nonFiniteNll(which: 'model' | 'reference', firstWindow: number, row: number, seqLen: number, value: number): NonFiniteError {
+  const w = firstWindow + Math.floor(row / seqLen);
+  return new NonFiniteError(
+    `the ${which}'s next-token loss is ${Number.isNaN(value) ? 'NaN' : 'infinite'} at window ${w}, position ${row % seqLen}: its logits are not finite (a NaN/Inf weight, or an activation that overflowed), so no perplexity is reported; check the weights with \`rfid-moe inspect --verify\` or recompress`,
+  );
 }
 
 /** Perplexity of a model over evaluation windows. */

@@ -32,3 +32,22 @@ export function checkEvalSeqLen(config: ModelConfig, seqLen: number): void {
     );
   }
 }
+
+/**
+ * Calibration (and compression's calibration) windows are bounded the same way: routing counted
+ * at positions the model was not built for describes nothing, and a huge --seq-len would only
+ * make the run crawl (attention is quadratic in it) before failing.
+ */
+export function checkCalibrationSeqLen(config: ModelConfig, seqLen: number, option = '--seq-len'): void {
+  const max = maxPositions(config);
+  if (max !== null && seqLen > max) {
+    throw new EvalSettingsError(
+      `${option} ${seqLen} is longer than the model's max_position_embeddings (${max}): routing over positions the model was not built for is meaningless; use ${option} ${max} or less`,
+    );
+  }
+}
+
+/** 512 tokens, or the model's whole context when that is shorter. */
+export function defaultCalibrationSeqLen(config: ModelConfig, preferred = 512): number {
+  return Math.min(preferred, maxPositions(config) ?? preferred);
+}

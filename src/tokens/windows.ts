@@ -1,6 +1,7 @@
 /**
  * Token windows: calibration windows sampled at seeded random offsets (they may overlap, as in
- * GPTQ/SVD-LLM calibration), evaluation windows cut consecutively without overlap.
+ * GPTQ/SVD-LLM calibration, but the dataset must hold at least samples × seqLen tokens),
+ * evaluation windows cut consecutively without overlap.
  */
 import { mulberry32 } from '../util/prng.js';
 
@@ -25,6 +26,13 @@ export function calibrationWindows(ids: Int32Array, samples: number, seqLen: num
   checkLength('seq-len', seqLen);
   if (ids.length < seqLen) {
     throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a larger dataset or a smaller --seq-len`);
+  }
+  // random offsets may overlap by chance, but a dataset with fewer tokens than the windows need
+  // could only be covered by repeating itself: that is a too-small dataset, said plainly
+  if (ids.length < samples * seqLen) {
+    throw new WindowError(
+      `the dataset has ${ids.length} tokens, fewer than the ${samples} windows of ${seqLen} tokens need (${samples * seqLen}); the windows would repeat the same text. Use a larger dataset, or fewer --samples or a smaller --seq-len (at most ${Math.floor(ids.length / seqLen)} windows of ${seqLen} fit)`,
+    );
   }
   const next = seededRandom(seed);
   const span = ids.length - seqLen + 1;

@@ -185,6 +185,17 @@ describe('tensors that do not match the config', () => {
     expect(err.message).toContain(`tensor ${victim} has dtype C64, which cannot be decoded to f32`);
   });
 
+  it('integer-dtype expert weights (quantized codes) are refused at validation', async () => {
+    for (const [dtype, width] of [['I8', 1], ['U8', 1], ['I32', 4]] as const) {
+      const { dir } = await fixture('qwen3_moe');
+      const victim = 'model.layers.1.mlp.experts.3.down_proj.weight';
+      await rewriteModelFile(dir, (ts) => ts.map((t) => (t.name === victim ? { ...t, dtype, data: new Uint8Array((t.data.length / 4) * width) } : t)));
+      const err = await openError(dir);
+      expect(err.kind).toBe('layout-mismatch');
+      expect(err.message).toContain(`tensor ${victim} has integer dtype ${dtype}: weights must be floating point`);
+    }
+  });
+
   it('no weights at all', async () => {
     const { dir } = await fixture('mixtral');
     await rm(path.join(dir, 'model.safetensors'));

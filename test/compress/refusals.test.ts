@@ -76,6 +76,12 @@ describe('refusals before any work', () => {
     expect(await isAbsent('o4')).toBe(true);
   });
 
+  it('a calibration --seq-len beyond max_position_embeddings (it would crawl, then mean nothing)', async () => {
+    await expect(run('o10', { retain: 0.5 }, { stats: undefined, selfSampled: { seqLen: 100000 } })).rejects.toThrow(/--seq-len 100000 is longer than the model's max_position_embeddings \(256\)/);
+    await expect(run('o10', { retain: 0.5 }, { stats: undefined, dataset: { file: statsFile, seqLen: 257 } })).rejects.toThrow(/--seq-len 257 is longer than the model's max_position_embeddings \(256\)/);
+    expect(await isAbsent('o10')).toBe(true);
+  });
+
   it('an output directory holding another run, another model, or other files', async () => {
     const out = 'o5';
     await run(out, { retain: 0.5 });
@@ -98,7 +104,7 @@ describe('refusals before any work', () => {
     await mkdir(out);
     await writeFile(
       path.join(out, '.rfid-moe-progress.json'),
-      JSON.stringify({ format: 'rfid-moe.progress', version: 1, runFingerprint: 'sha256:other', modelDir: model.dir, layers: {} }),
+      JSON.stringify({ format: 'rfid-moe.progress', version: 2, runFingerprint: "sha256:other", modelDir: model.dir, statsSha256: null, layers: {} }),
     );
     await expect(run('o8', { retain: 0.5 }, { resume: true })).rejects.toThrow(/unfinished run with another fingerprint/);
   });

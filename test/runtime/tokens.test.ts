@@ -37,6 +37,21 @@ describe('datasets', () => {
     await expect(loadDataset(path.join(work, 'missing.txt'))).rejects.toThrow(/cannot read dataset .*ENOENT/);
   });
 
+  it('binary data (a NUL byte) and invalid UTF-8 are refused, not tokenized as U+FFFD', async () => {
+    const bin = path.join(work, 'weights.txt');
+    writeFileSync(bin, Buffer.from([0x68, 0x69, 0x00, 0x01, 0x02]));
+    await expect(loadDataset(bin)).rejects.toThrow(/is binary \(a NUL byte at offset 2\)/);
+    const latin1 = path.join(work, 'latin1.txt');
+    writeFileSync(latin1, Buffer.from('caf\xe9 au lait', 'latin1'));
+    await expect(loadDataset(latin1)).rejects.toThrow(/not valid UTF-8 text \(first invalid byte near offset [34]\)/);
+    const jsonl = path.join(work, 'bad.jsonl');
+    writeFileSync(jsonl, Buffer.concat([Buffer.from('{"text":"ok"}\n{"text":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]));
+    await expect(loadDataset(jsonl)).rejects.toThrow(/not valid UTF-8/);
+    const utf8 = path.join(work, 'utf8.txt');
+    writeFileSync(utf8, 'café — naïve ✓');
+    expect((await loadDataset(utf8)).text).toBe('café — naïve ✓');
+  });
+
   it('plain text is taken as is', async () => {
     const file = path.join(work, 'plain.txt');
     writeFileSync(file, 'a\n\nb\n');
@@ -49,9 +64,9 @@ describe('windows', () => {
   const ids = Int32Array.from({ length: 1000 }, (_, i) => i);
 
   it('calibration windows: seeded, reproducible, inside the data, and a different seed gives different offsets', () => {
-    const a = calibrationWindows(ids, 16, 100, 7);
-    const b = calibrationWindows(ids, 16, 100, 7);
-    const c = calibrationWindows(ids, 16, 100, 8);
+    const a = calibrationWindows(ids, 10, 100, 7);
+    const b = calibrationWindows(ids, 10, 100, 7);
+    const c = calibrationWindows(ids, 10, 100, 8);
     expect(a.map((w) => w[0])).toEqual(b.map((w) => w[0]));
     expect(a.map((w) => w[0])).not.toEqual(c.map((w) => w[0]));
     for (const w of a) {
@@ -60,6 +75,11 @@ describe('windows', () => {
       expect(w[99]).toBeLessThan(1000);
     }
     expect(() => calibrationWindows(ids.subarray(0, 50), 4, 100, 0)).toThrow(/50 tokens, fewer than one window of 100/);
+  });
+
+  it('calibration windows: a dataset shorter than samples × seq-len is refused, not covered by repeating windows', () => {
+    expect(() => calibrationWindows(ids, 16, 100, 7)).toThrow(/1000 tokens, fewer than the 16 windows of 100 tokens need \(1600\).*at most 10 windows/);
+    expect(calibrationWindows(ids, 10, 100, 7)).toHaveLength(10);
   });
 
   it('evaluation windows: consecutive, non-overlapping, tail dropped, capped by maxWindows', () => {

@@ -8,7 +8,10 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
+import { withFiniteChecks } from '../../checkpoint/finite.js';
 import { openCheckpoint } from '../../checkpoint/open.js';
+import { checkCalibrationSeqLen, defaultCalibrationSeqLen } from '../../eval/seq-len.js';
+import { checkGramsOutDir, checkStatsOutPath } from '../../routing-stats/output-path.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { collectRoutingStats } from '../../routing-stats/collect.js';
 import { GramDirectorySink } from '../../routing-stats/gram.js';
@@ -27,7 +30,7 @@ import { parseShard, shardRange } from '../../util/shards.js';
 interface CalibrateOptions {
   dataset: string;
   samples: string;
-  seqLen: string;
+  seqLen?: string;
   seed: string;
   out: string;
   tokenizer?: string;
@@ -51,7 +54,7 @@ export function register(program: Command): void {
       .requiredOption('--dataset <file>', 'calibration text: plain text, .jsonl, or WikiText .raw')
       .requiredOption('--out <stats.json>', 'statistics file to write')
       .option('--samples <n>', 'number of windows', '128')
-      .option('--seq-len <L>', 'tokens per window', '512')
+      .option('--seq-len <L>', "tokens per window (default: 512, or the model's max_position_embeddings when shorter)")
       .option('--seed <s>', 'seed of the window offsets', '0')
       .option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory")
       .option('--min-tokens <n>', 'warn about experts routed fewer tokens than this', '10')
@@ -72,7 +75,7 @@ export function register(program: Command): void {
 
 async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
   const samples = parseInteger('--samples', opts.samples, 1);
-  const seqLen = parseInteger('--seq-len', opts.seqLen, 1);
+  const explicitSeqLen = opts.seqLen === undefined ? undefined : parseInteger('--seq-len', opts.seqLen, 1);
   const seed = parseInteger('--seed', opts.seed, 0);
   const minTokens = parseInteger('--min-tokens', opts.minTokens, 0);
   const format: DatasetFormat | 'auto' = parseDatasetFormat(opts.format);
@@ -82,9 +85,15 @@ async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
     if (!opts.quiet) process.stderr.write(line + '\n');
   };
 
-  const ckpt = await openCheckpoint(model);
+  // every weight read is checked for NaN/Inf (the error names the layer and tensor)
+  const ckpt = withFiniteChecks(await openCheckpoint(model));
   try {
     assertRunnable(ckpt);
+    // refused before any work: overwriting what is not a statistics file, writing into a model
+    await checkStatsOutPath(opts.out, ckpt.dir);
+    if (opts.grams) await checkGramsOutDir(opts.grams, ckpt.dir);
+    const seqLen = explicitSeqLen ?? defaultCalibrationSeqLen(ckpt.config);
+    checkCalibrationSeqLen(ckpt.config, seqLen);
     const data = await tokenizeDataset(opts.tokenizer ?? model, opts.dataset, { format, textField: opts.textField });
     log(`dataset: ${data.ids.length} tokens (${data.dataset.format}, tokenizer ${data.tokenizerPath})`);
     const all = calibrationWindows(data.ids, samples, seqLen, seed);

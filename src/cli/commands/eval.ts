@@ -8,7 +8,9 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
+import { withFiniteChecks } from '../../checkpoint/finite.js';
 import { openModel } from '../../compressed/open-model.js';
+import { stderrHashProgress } from '../../compressed/verify.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { evaluateWindows, type EvaluationResult } from '../../eval/evaluate.js';
@@ -60,9 +62,10 @@ export function register(program: Command): void {
     });
 }
 
-async function open(dir: string): Promise<Checkpoint> {
-  // an rfid-moe output (config.json with an rfid_moe block) runs its factored experts directly
-  const ckpt = await openModel(dir);
+async function open(dir: string, quiet: boolean): Promise<Checkpoint> {
+  // an rfid-moe output (config.json with an rfid_moe block) runs its factored experts directly,
+  // after every file is checked against its recorded sha256
+  const ckpt = withFiniteChecks(await openModel(dir, quiet ? {} : { onVerifyProgress: stderrHashProgress() }));
   try {
     assertRunnable(ckpt);
   } catch (err) {
@@ -82,8 +85,8 @@ async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
     if (!opts.quiet) process.stderr.write(line + '\n');
   };
 
-  const ckpt = await open(model);
-  const reference = opts.reference ? await open(opts.reference).catch(async (err) => {
+  const ckpt = await open(model, opts.quiet ?? false);
+  const reference = opts.reference ? await open(opts.reference, opts.quiet ?? false).catch(async (err) => {
     await ckpt.close();
     throw err;
   }) : undefined;

@@ -65,6 +65,17 @@ export const rfidBlockSchema = z.object({
   }),
   tensorNames: z.object({ basis: z.string(), coefficients: z.string(), residual: z.string() }),
   layers: z.array(layerBlockSchema),
+  /**
+   * hex sha256 of every file the model is made of (shards, index, tokenizer files, statistics),
+   * by name relative to the directory; checked by loadCompressed, eval, inspect --verify and
+   * compress --resume (src/compressed/verify.ts)
+   */
+  files: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
+  /**
+   * hex sha256 of the source weights each output shard was made from (src/compress/source-scan.ts):
+   * one per decoder layer, and `rest` for the tensors outside the layers
+   */
+  sourceSha256: z.object({ layers: z.array(z.string()), rest: z.string() }),
 });
 
 export type GroupBlock = z.infer<typeof groupBlockSchema>;

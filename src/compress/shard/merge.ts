@@ -18,6 +18,7 @@ import { TensorStore } from '../../io/sharded.js';
 import { modelFingerprint } from '../../routing-stats/fingerprint.js';
 import { loadRoutingStats } from '../../routing-stats/schema.js';
 import { TOOL_VERSION } from '../../version.js';
+import { statsHash } from '../hashing.js';
 import { CompressError, type EvaluationOptions } from '../options.js';
 import type { LayerBlock } from '../output/block.js';
 import { factorDtypeFor } from '../output/layer-shard.js';
@@ -25,7 +26,7 @@ import { PROGRESS_FILE, STATS_FILE } from '../output/names.js';
 import type { ProgressListener } from '../progress.js';
 import { parseRecipe, recipeFingerprint } from '../recipe.js';
 import type { CompressionReport, LayerReport } from '../report.js';
-import { readProgress, runFingerprint, sha256File } from '../resume.js';
+import { readProgress, sha256File } from '../resume.js';
 import { planCalibration } from '../stages/calibrate.js';
 import { finishOutput } from '../stages/finish.js';
 import { gatheredDtype } from '../stages/write.js';
@@ -89,7 +90,7 @@ function checkSameRun(parts: LoadedPart[]): void {
     ['statsSha256', 'routing statistics'],
     ['storage', 'output format'],
     ['numLayers', 'number of layers'],
-    ['runFingerprint', 'run settings'],
+    ['runFingerprint', 'run settings (the engine or its settings, e.g. threads or OpenBLAS kernels, which change the bytes of the factors)'],
   ];
   for (const part of parts.slice(1)) {
     for (const [field, what] of fields) {
@@ -202,13 +203,13 @@ export async function merge(partDirs: string[], options: MergeOptions): Promise<
 
     const partStats = path.join(parts[0].dir, STATS_FILE);
     const stats = await loadRoutingStats(partStats);
+    if (statsHash(stats) !== manifest.statsSha256) throw new MergeError(`${partStats} is not the statistics file the parts were compressed with (it was modified); rerun the shard tasks`);
     const planned = await planCalibration(ckpt, engine, { out, stats: partStats, ...(manifest.grams ? { grams: manifest.grams } : {}), recipeWhitens: recipe.whiten !== false }, modelFp, emit);
     // the description names the statistics file as the shard tasks were given it
     const calibration = { ...planned, description: manifest.calibrationDescription };
-    const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: manifest.recipeFingerprint, calibrationKey: calibration.key, storage: manifest.storage });
-    if (fingerprint !== manifest.runFingerprint) {
-      throw new MergeError("the parts' run fingerprint cannot be reproduced from their model, recipe and statistics (were the statistics or Gram matrices moved?); rerun the shard tasks");
-    }
+    // the run fingerprint also covers the engine the parts ran on, which the merge need not share;
+    // its other inputs (model, recipe, statistics) were checked above
+    const fingerprint = manifest.runFingerprint;
     const eng = await engine();
 
     // a temp directory left by a killed merge of ours is removed; anything else there is refused
@@ -257,6 +258,7 @@ export async function merge(partDirs: string[], options: MergeOptions): Promise<
         started,
         evaluation: options.evaluation,
         removeGramsScratch: false,
+      layerFiles: Array.from({ length: L }, (_, l) => owner.get(l)!.manifest.entries.find((e) => e.layer === l)),
         reportOut: out,
         emit,
       });

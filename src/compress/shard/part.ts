@@ -18,6 +18,8 @@ const layerEntry = z.object({
   layer: z.number().int().nonnegative(),
   file: z.string(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** content hash of the layer's source weights (recorded in the final config block) */
+  sourceSha256: z.string(),
   report: z.custom<LayerReport>((v) => typeof v === 'object' && v !== null && 'layer' in v),
   /** the layer's entry of the rfid_moe block (MoE layers only) */
   block: z.custom<LayerBlock>((v) => typeof v === 'object' && v !== null && 'layer' in v).nullable(),

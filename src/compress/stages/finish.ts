@@ -24,6 +24,8 @@ import type { Recipe } from '../recipe.js';
 import { reductionsOf, reportToMarkdown, type CompressionReport, type Fidelity, type LayerReport } from '../report.js';
 import { GRAMS_WORK_DIR, type CalibrationPlan } from './calibrate.js';
 import { measureFidelity } from './verify.js';
+import { outputFileHashes } from '../integrity.js';
+import { scanSourceTensors } from '../source-scan.js';
 import { copyModelFiles, rfidBlock, tensorsByShard, writeIndex } from './write.js';
 
 export interface FinishArgs {
@@ -48,6 +50,8 @@ export interface FinishArgs {
   evaluation: EvaluationOptions | false | undefined;
   /** remove the Gram matrices this run collected in its scratch directory */
   removeGramsScratch: boolean;
+  /** every decoder layer's shard: file name, its sha256, and the sha256 of its source weights */
+  layerFiles: ReadonlyArray<{ file: string; sha256: string; sourceSha256: string } | undefined>;
   /** the directory the report names, when the files are written elsewhere first (merge) */
   reportOut?: string;
   emit: ProgressListener;
@@ -58,9 +62,22 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
   const warnings = [...a.warnings];
   emit({ type: 'finalize', message: 'embeddings, index, tokenizer files' });
   const L = ckpt.config.numLayers;
-  await writeShard({ file: path.join(out, shardFileName(L, L)), tensors: tensorsByShard(ckpt)[L], ckpt, store: a.store, engine: a.engine, storage, factorDtype: a.factorDtype, compressed: [] });
+  const lastShard = shardFileName(L, L);
+  const restTensors = tensorsByShard(ckpt)[L];
+  // content hash of the non-layer source tensors (and their NaN/Inf check) before writing them
+  const restSha256 = await scanSourceTensors(a.store, restTensors);
+  await writeShard({ file: path.join(out, lastShard), tensors: restTensors, ckpt, store: a.store, engine: a.engine, storage, factorDtype: a.factorDtype, compressed: [] });
   await writeIndex(out, Array.from({ length: L + 1 }, (_, i) => shardFileName(i, L)));
   await copyModelFiles(ckpt.dir, out);
+  const files = await outputFileHashes(out, a.layerFiles, L, lastShard);
+  const sourceSha256 = {
+    layers: Array.from({ length: L }, (_, l) => {
+      const entry = a.layerFiles[l];
+      if (!entry) throw new Error(`internal: layer ${l} has no shard at the end of the run`);
+      return entry.sourceSha256;
+    }),
+    rest: restSha256,
+  };
   const block = rfidBlock({
     ckpt,
     recipe,
@@ -71,6 +88,8 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
     calibration: a.calibration,
     statsSha256: statsHash(a.stats),
     layers: a.blocks,
+    files,
+    sourceSha256,
   });
   const config = { ...ckpt.config.raw, [CONFIG_BLOCK_KEY]: block };
 

@@ -86,6 +86,8 @@ export function rfidBlock(args: {
   calibration: CalibrationPlan;
   statsSha256: string;
   layers: LayerBlock[];
+  files: RfidBlock['files'];
+  sourceSha256: RfidBlock['sourceSha256'];
 }): RfidBlock {
   const { ckpt, recipe } = args;
   return {
@@ -103,5 +105,7 @@ export function rfidBlock(args: {
     calibration: { source: args.calibration.source, description: args.calibration.description, statsSha256: args.statsSha256 },
     tensorNames: { basis: NAME_TEMPLATES.basis, coefficients: NAME_TEMPLATES.coefficients, residual: NAME_TEMPLATES.residual },
     layers: args.layers,
+    files: args.files,
+    sourceSha256: args.sourceSha256,
   };
 }
