@@ -50,6 +50,8 @@ import { parseRecipe, recipeFingerprint, validateRecipeForLayer, type MatrixType
 import { reductionsOf, reportToMarkdown, type CompressionReport, type Fidelity, type GroupReport, type LayerReport, type TypeReport } from './report.js';
 import { finishedLayerIntact, inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
 import { rankUnitCost } from '../rank-allocation/budget.js';
+import { RfidMoeError } from '../errors.js';
+import { DENSE_SAVES_NOTHING } from './dense-notice.js';
 
 export interface DatasetCalibration {
   file: string;
@@ -97,12 +99,8 @@ export interface CompressOptions {
   onProgress?: ProgressListener;
 }
 
-export class CompressError extends Error {
+export class CompressError extends RfidMoeError {
   readonly kind = 'CompressError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CompressError';
-  }
 }
 
 type CalibrationSource = 'stats' | 'dataset' | 'self-sampled';
@@ -158,16 +156,16 @@ function validateBeforeWork(ckpt: Checkpoint, recipe: Recipe, storage: 'factored
     }
   }
   if (storage === 'factored') for (const l of layers) droppedTensors(l, recipe.matrixTypes);
-  if (opts.stats !== undefined && opts.dataset !== undefined) throw new CompressError('give routing statistics either as --stats or as --dataset, not both');
+  if (opts.stats !== undefined && opts.dataset !== undefined) throw new CompressError('give routing statistics either as `stats` or as `dataset`, not both');
   if (recipe.whiten !== false && opts.stats !== undefined && opts.grams === undefined) {
-    throw new CompressError('whitening needs each expert\'s input Gram matrix: pass --grams <dir> written by `rfid-moe calibrate --grams`, or calibrate here with --dataset');
+    throw new CompressError('whitening needs each expert\'s input Gram matrix: pass `grams`, a directory of Gram matrices written by calibration (rfid-moe calibrate with its grams directory), or calibrate here with `dataset`');
   }
 }
 
 function checkStatsMatchModel(stats: RoutingStats, ckpt: Checkpoint, fingerprint: string, source: string): void {
   if (stats.model.fingerprint !== fingerprint) {
     throw new RoutingStatsError(
-      `${source} was collected on another model (fingerprint ${stats.model.fingerprint.slice(0, 19)}…, this model ${fingerprint.slice(0, 19)}…, ${stats.model.family} with ${stats.model.numLayers} layers vs ${ckpt.config.family} with ${ckpt.config.numLayers}); calibrate this model with \`rfid-moe calibrate\` or pass --dataset`,
+      `${source} was collected on another model (fingerprint ${stats.model.fingerprint.slice(0, 19)}…, this model ${fingerprint.slice(0, 19)}…, ${stats.model.family} with ${stats.model.numLayers} layers vs ${ckpt.config.family} with ${ckpt.config.numLayers}); calibrate this model with \`rfid-moe calibrate\` or pass \`dataset\``,
     );
   }
   for (const l of moeLayers(ckpt)) {
@@ -435,7 +433,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
   const emit: ProgressListener = options.onProgress ?? (() => undefined);
   const recipe = parseRecipe(recipeInput);
   const storage = options.storage ?? 'factored';
-  if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`format must be factored or dense, got ${String(storage)}`);
+  if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`\`storage\` must be factored or dense, got ${String(storage)}`);
   const ckpt = typeof model === 'string' ? await openCheckpoint(model) : model;
   let ownedEngine: Engine | undefined;
   let engineNotice = '';
@@ -451,6 +449,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
   const store = await TensorStore.open(ckpt.dir);
   try {
     validateBeforeWork(ckpt, recipe, storage, options);
+    if (storage === 'dense') emit({ type: 'warning', message: DENSE_SAVES_NOTHING });
     const modelFp = modelFingerprint(ckpt);
     const opts = { ...options, recipeWhitens: recipe.whiten !== false };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
@@ -492,6 +491,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     const blocks: LayerBlock[] = [];
     const resumedLayers: number[] = [];
     const warnings: string[] = [...stats.warnings];
+    if (storage === 'dense') warnings.push(DENSE_SAVES_NOTHING);
     const countsOf = (l: number) => stats.layers.find((s) => s.layer === l)?.counts ?? [];
 
     for (let l = 0; l < L; l++) {

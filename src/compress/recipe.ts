@@ -11,13 +11,10 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { breakEvenRank, layerBudget, rankCap, rankUnitCost, type LayerBudget } from '../rank-allocation/budget.js';
 import type { GroupOrder } from './grouping.js';
+import { RfidMoeError } from '../errors.js';
 
-export class RecipeError extends Error {
+export class RecipeError extends RfidMoeError {
   readonly kind = 'RecipeError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'RecipeError';
-  }
 }
 
 export const ALLOCATIONS = ['fused', 'uniform', 'grouped-uniform', 'frequency', 'erank'] as const;

@@ -84,7 +84,7 @@ describe.skipIf(!hasSharedData)('safetensors golden manifest', async () => {
             (e: unknown) => e,
           );
           expect(err).toBeInstanceOf(SafetensorsError);
-          expect((err as SafetensorsError).kind).toBe(kind);
+          expect((err as SafetensorsError).variant).toBe(kind);
           expect((err as SafetensorsError).message).toContain(c.file);
         }
         return;

@@ -6,18 +6,15 @@
 import type { Checkpoint, LayerLayout, MlpNames } from '../checkpoint/types.js';
 import { DenseSwiGlu } from './mlp.js';
 import type { AttentionWeights, ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
+import { RfidMoeError } from '../errors.js';
 
 /** Attention with multi-head latent attention (DeepSeek-V2) has no implementation here. */
-export class UnsupportedModelError extends Error {
-  readonly kind = 'UnsupportedModel';
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnsupportedModelError';
-  }
+export class UnsupportedModelError extends RfidMoeError {
+  readonly kind = 'UnsupportedModelError';
 }
 
 export const MLA_NOT_IMPLEMENTED =
-  'attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied with --stats from another tool';
+  'attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied as `stats` from another tool';
 
 /** Tables up to this size are read whole once and kept (embedding lookups, lm_head chunks). */
 const CACHE_LIMIT_BYTES = 256 * 1024 * 1024;

@@ -6,15 +6,12 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { RfidMoeError } from '../errors.js';
 
 export type DatasetFormat = 'text' | 'jsonl' | 'wikitext';
 
-export class DatasetError extends Error {
+export class DatasetError extends RfidMoeError {
   readonly kind = 'DatasetError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DatasetError';
-  }
 }
 
 export interface DatasetOptions {
@@ -73,7 +70,7 @@ export function jsonlRows(raw: string, file: string, field: string): string[] {
     }
     const value = typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>)[field] : undefined;
     if (typeof value !== 'string') {
-      throw new DatasetError(`${file} line ${i + 1} has no string field "${field}"; pass --text-field <name> to pick the field holding the text`);
+      throw new DatasetError(`${file} line ${i + 1} has no string field "${field}"; set \`textField\` to the field holding the text`);
     }
     rows.push(value);
   });

@@ -6,13 +6,10 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { RfidMoeError } from '../errors.js';
 
-export class TokenizerError extends Error {
+export class TokenizerError extends RfidMoeError {
   readonly kind = 'TokenizerError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'TokenizerError';
-  }
 }
 
 export interface LoadedTokenizer {
@@ -35,10 +32,10 @@ export async function loadTokenizer(location: string): Promise<LoadedTokenizer> 
   if (existsSync(location) && statSync(location).isDirectory()) {
     file = path.join(location, 'tokenizer.json');
     if (!existsSync(file)) {
-      throw new TokenizerError(`no tokenizer.json in ${location}; copy the model's tokenizer.json there or pass --tokenizer <path/to/tokenizer.json>`);
+      throw new TokenizerError(`no tokenizer.json in ${location}; copy the model's tokenizer.json there or pass \`tokenizer\` (the path of a tokenizer.json)`);
     }
   } else if (!existsSync(location)) {
-    throw new TokenizerError(`tokenizer file ${location} does not exist; pass --tokenizer <path/to/tokenizer.json>`);
+    throw new TokenizerError(`tokenizer file ${location} does not exist; pass \`tokenizer\` (the path of a tokenizer.json)`);
   }
   let json: Record<string, unknown>;
   try {

@@ -3,13 +3,10 @@
  * GPTQ/SVD-LLM calibration), evaluation windows cut consecutively without overlap.
  */
 import { mulberry32 } from '../util/prng.js';
+import { RfidMoeError } from '../errors.js';
 
-export class WindowError extends Error {
+export class WindowError extends RfidMoeError {
   readonly kind = 'WindowError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'WindowError';
-  }
 }
 
 /** Seeded uniform [0, 1) generator of window offsets and sampled tokens (mulberry32). */
@@ -24,7 +21,7 @@ export function calibrationWindows(ids: Int32Array, samples: number, seqLen: num
   checkLength('samples', samples);
   checkLength('seq-len', seqLen);
   if (ids.length < seqLen) {
-    throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a larger dataset or a smaller --seq-len`);
+    throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a larger dataset or a smaller \`seqLen\``);
   }
   const next = seededRandom(seed);
   const span = ids.length - seqLen + 1;
@@ -43,7 +40,7 @@ export function evaluationWindows(ids: Int32Array, seqLen: number, maxWindows?: 
   if (seqLen < 2) throw new WindowError('seq-len must be at least 2 (a window predicts seq-len − 1 tokens)');
   if (maxWindows !== undefined) checkLength('max-windows', maxWindows);
   let count = Math.floor(ids.length / seqLen);
-  if (count === 0) throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a smaller --seq-len`);
+  if (count === 0) throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a smaller \`seqLen\``);
   if (maxWindows !== undefined) count = Math.min(count, maxWindows);
   return Array.from({ length: count }, (_, w) => ids.subarray(w * seqLen, (w + 1) * seqLen));
 }

@@ -7,7 +7,7 @@
  * input Gram matrix XᵀX (f64) to DIR for activation-aware whitening. Progress on stderr.
  */
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { openCheckpoint } from '../../checkpoint/open.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { collectRoutingStats } from '../../routing-stats/collect.js';
@@ -15,13 +15,12 @@ import { GramDirectorySink } from '../../routing-stats/gram.js';
 import { modelFingerprint } from '../../routing-stats/fingerprint.js';
 import { writeRoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable } from '../../runtime/checkpoint-weights.js';
-import { stderrLayerProgress } from '../../runtime/progress.js';
 import { calibrationWindows } from '../../tokens/windows.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import type { DatasetFormat } from '../../tokens/dataset.js';
-import { fail } from '../errors.js';
-import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
-import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
+import { parseInteger } from '../options.js';
+import { CommandProgress } from '../progress.js';
+import { addOptions, datasetTextOptions, defaultText, engineOptions, outputOptions } from '../shared-options.js';
 
 interface CalibrateOptions {
   dataset: string;
@@ -30,7 +29,7 @@ interface CalibrateOptions {
   seed: string;
   out: string;
   tokenizer?: string;
-  format: string;
+  datasetFormat: DatasetFormat | 'auto';
   textField: string;
   grams?: string;
   minTokens: string;
@@ -51,20 +50,12 @@ export function register(program: Command): void {
       .option('--samples <n>', 'number of windows', '128')
       .option('--seq-len <L>', 'tokens per window', '512')
       .option('--seed <s>', 'seed of the window offsets', '0')
-      .option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory")
       .option('--min-tokens <n>', 'warn about experts routed fewer tokens than this', '10'),
-    datasetTextOptions('format', "tokenizer.json (default: the model directory's)"),
+    [defaultText(new Option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory"), 'not written')],
+    datasetTextOptions('tokenizer.json to tokenize the dataset with'),
     engineOptions(),
-  )
-    .option('--json', 'print the result as JSON on stdout')
-    .option('--quiet', 'no progress on stderr')
-    .action(async (model: string, opts: CalibrateOptions) => {
-      try {
-        await calibrate(model, opts);
-      } catch (err) {
-        fail(err, opts.json ?? false);
-      }
-    });
+    outputOptions('print the result as JSON on stdout'),
+  ).action(async (model: string, opts: CalibrateOptions) => calibrate(model, opts));
 }
 
 async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
@@ -72,12 +63,11 @@ async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
   const seqLen = parseInteger('--seq-len', opts.seqLen, 1);
   const seed = parseInteger('--seed', opts.seed, 0);
   const minTokens = parseInteger('--min-tokens', opts.minTokens, 0);
-  const format: DatasetFormat | 'auto' = parseDatasetFormat(opts.format);
+  const format = opts.datasetFormat;
   const engineChoice = parseEngineChoice(opts.engine);
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
-  const log = (line: string) => {
-    if (!opts.quiet) process.stderr.write(line + '\n');
-  };
+  const progress = new CommandProgress('calibrate', [{ name: 'layer', steps: 0 }], { enabled: !opts.quiet });
+  const log = (line: string) => progress.note(line);
 
   const ckpt = await openCheckpoint(model);
   try {
@@ -90,6 +80,7 @@ async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
     try {
       const grams = opts.grams ? new GramDirectorySink(path.resolve(opts.grams), ckpt.config.hiddenSize, modelFingerprint(ckpt)) : undefined;
       const started = Date.now();
+      progress.begin('layer');
       const stats = await collectRoutingStats(
         ckpt,
         engine,
@@ -101,11 +92,12 @@ async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
           seed,
           minTokens,
         },
-        { grams, onLayer: stderrLayerProgress('calibrate', !opts.quiet) },
+        { grams, onLayer: (p) => progress.step('layer', p.layer + 1, p.numLayers) },
       );
       const seconds = (Date.now() - started) / 1000;
       await writeRoutingStats(opts.out, stats);
       if (grams) await grams.finish();
+      progress.finish();
       for (const w of stats.warnings) process.stderr.write(`warning: ${w}\n`);
       const summary = {
         ok: true,

@@ -5,7 +5,6 @@
  */
 import type { Command } from 'commander';
 import { runDoctor, type DoctorReport, type EngineReport, type PackageReport } from '../../engine/doctor.js';
-import { fail } from '../errors.js';
 
 const GPU_HINT = 'for GPU GEMM: npm i @tensorflow/tfjs-node-gpu (NVIDIA + CUDA)';
 
@@ -61,14 +60,9 @@ export function register(program: Command): void {
   program
     .command('doctor')
     .description('Report the linear-algebra engines available here (versions, kernels, threads), Node, CPU features and optional GPU packages.')
-    .option('--json', 'print the report as one JSON object')
-    .action(async (options: { json?: boolean }) => {
-      const json = options.json === true;
-      try {
-        const report = await runDoctor();
-        process.stdout.write(json ? JSON.stringify({ ok: true, ...report }) + '\n' : formatDoctorReport(report));
-      } catch (err) {
-        fail(err, json);
-      }
+    .option('--json', 'print the report as one JSON object', false)
+    .action(async (options: { json: boolean }) => {
+      const report = await runDoctor();
+      process.stdout.write(options.json ? JSON.stringify({ ok: true, ...report }) + '\n' : formatDoctorReport(report));
     });
 }

@@ -4,7 +4,7 @@
  * A directory: opened and validated as an MoE checkpoint, then summarised (family, which layers
  * are MoE, experts and top-k, expert shapes, dtypes, parameter counts, shards, validation).
  * A single .safetensors file: its tensors (name, dtype, shape, byte range) and metadata.
- * Any failure exits with status 2 and one message (a JSON error object with --json).
+ * Any failure exits with status 2 and one message (a JSON error object with --json; src/cli/main.ts).
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,7 +13,6 @@ import { describeCheckpoint, type CheckpointDescription } from '../../checkpoint
 import { CheckpointError } from '../../checkpoint/errors.js';
 import { openCheckpoint } from '../../checkpoint/open.js';
 import { SafetensorsFile } from '../../io/safetensors-reader.js';
-import { fail } from '../errors.js';
 
 export interface SafetensorsFileDescription {
   file: string;
@@ -140,7 +139,7 @@ async function inspect(target: string, json: boolean): Promise<void> {
   try {
     info = await stat(target);
   } catch {
-    throw new CheckpointError('not-found', `${target} does not exist; pass a checkpoint directory or a .safetensors file`);
+    throw new CheckpointError('NotFound', `${target} does not exist; pass a checkpoint directory or a .safetensors file`);
   }
   if (info.isDirectory()) {
     const d = await describeCheckpointDir(target);
@@ -156,13 +155,6 @@ export function register(program: Command): void {
     .command('inspect')
     .description('summarise a checkpoint directory (family, MoE layers, experts, parameter counts, validation) or list the tensors of one .safetensors file')
     .argument('<path>', 'checkpoint directory (config.json + *.safetensors) or a single .safetensors file')
-    .option('--json', 'print one JSON object instead of tables')
-    .action(async (target: string, opts: { json?: boolean }) => {
-      const json = opts.json === true;
-      try {
-        await inspect(target, json);
-      } catch (err) {
-        fail(err, json);
-      }
-    });
+    .option('--json', 'print one JSON object instead of tables', false)
+    .action(async (target: string, opts: { json: boolean }) => inspect(target, opts.json));
 }
