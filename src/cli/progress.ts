@@ -16,6 +16,8 @@
  * and this is the one format that must work in both.
  */
 
+import type { ProgressStream } from '../compress/progress.js';
+
 export interface StagePlan {
   name: string;
   /** steps this stage will take; 0 when it turns out to be skipped */
@@ -28,7 +30,7 @@ interface StageState extends StagePlan {
 }
 
 export interface ProgressOptions {
-  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  stream?: ProgressStream;
   enabled?: boolean;
   /** milliseconds since an arbitrary origin (tests pass a fake clock) */
   now?: () => number;
@@ -47,7 +49,7 @@ function bar(fraction: number, width = 24): string {
 
 export class CommandProgress {
   private readonly stages: StageState[];
-  private readonly stream: NodeJS.WritableStream & { isTTY?: boolean };
+  private readonly stream: ProgressStream;
   private readonly enabled: boolean;
   private readonly now: () => number;
   private readonly started: number;

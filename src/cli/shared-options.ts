@@ -21,7 +21,7 @@ export function defaultText(option: Option, text: string): Option {
 export function engineOptions(): Option[] {
   return [
     new Option('--engine <engine>', 'linear-algebra engine').choices(['auto', 'native', 'ts', 'tfjs']).default('auto'),
-    defaultText(new Option('--threads <n>', 'threads for large operations'), "the engine's, every core"),
+    defaultText(new Option('--threads <n>', 'threads for large operations'), 'native: every core; ts: min(2, cores)'),
   ];
 }
 

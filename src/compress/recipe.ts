@@ -33,7 +33,7 @@ const ResidualSchema = z.strictObject({
   /** β: share of the layer's parameters spent on residual vectors; 0 disables the residual */
   share: z.number().min(0, 'residual.share must be ≥ 0').max(0.999, 'residual.share must be < 1').default(0.03),
   /** 'absolute': β of the original parameters (the paper); 'fraction-of-retain': β·γ, which
-   * keeps the residual's part of a small budget small (see method.md pitfall) */
+   * keeps the residual's part of a small budget small (see docs/method.md) */
   shareMode: z.enum(['absolute', 'fraction-of-retain']).default('absolute'),
   /** bucket scheme of the sparse projection P */
   buckets: z.enum(['tile', 'random']).default('tile'),

@@ -1,5 +1,5 @@
 /**
- * Perplexity and fidelity over evaluation windows (method.md): every window predicts its
+ * Perplexity and fidelity over evaluation windows (docs/method.md): every window predicts its
  * seqLen − 1 next tokens; PPL = exp(mean NLL over all of them). Against a reference model the
  * same positions give mean KL(P_reference ‖ P_model) and top-1 agreement. Windows are run in
  * passes of at most `batchTokens` tokens, each pass layer by layer; the logits are streamed

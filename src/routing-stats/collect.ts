@@ -45,7 +45,7 @@ export interface CalibrationInfo {
   samples: number;
   seqLen: number;
   seed: number;
-  /** experts that saw fewer tokens are listed as warnings (method.md: ~10) */
+  /** experts that saw fewer tokens are listed as warnings (docs/method.md: the recipe's minExpertTokens, 10) */
   minTokens?: number;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Datasets as one text: a plain text file as-is; JSONL rows' text field joined with "\n\n";
  * WikiText raw files as Hugging Face's rows (one per line: a whitespace-only line becomes "",
- * any other keeps its "\n") joined with "\n\n" (method.md's evaluation protocol).
+ * any other keeps its "\n") joined with "\n\n" (docs/method.md's evaluation protocol).
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';

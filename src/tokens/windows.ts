@@ -18,8 +18,8 @@ function checkLength(name: string, value: number): void {
 
 /** `samples` windows of `seqLen` tokens at uniformly random offsets drawn from `seed`. */
 export function calibrationWindows(ids: Int32Array, samples: number, seqLen: number, seed: number): Int32Array[] {
-  checkLength('samples', samples);
-  checkLength('seq-len', seqLen);
+  checkLength('`samples`', samples);
+  checkLength('`seqLen`', seqLen);
   if (ids.length < seqLen) {
     throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a larger dataset or a smaller \`seqLen\``);
   }
@@ -36,9 +36,9 @@ export function calibrationWindows(ids: Int32Array, samples: number, seqLen: num
  * dropped (every window predicts seqLen − 1 tokens), at most `maxWindows` when given.
  */
 export function evaluationWindows(ids: Int32Array, seqLen: number, maxWindows?: number): Int32Array[] {
-  checkLength('seq-len', seqLen);
-  if (seqLen < 2) throw new WindowError('seq-len must be at least 2 (a window predicts seq-len − 1 tokens)');
-  if (maxWindows !== undefined) checkLength('max-windows', maxWindows);
+  checkLength('`seqLen`', seqLen);
+  if (seqLen < 2) throw new WindowError('`seqLen` must be at least 2 (a window predicts seqLen − 1 tokens)');
+  if (maxWindows !== undefined) checkLength('`maxWindows`', maxWindows);
   let count = Math.floor(ids.length / seqLen);
   if (count === 0) throw new WindowError(`the dataset has ${ids.length} tokens, fewer than one window of ${seqLen}; use a smaller \`seqLen\``);
   if (maxWindows !== undefined) count = Math.min(count, maxWindows);

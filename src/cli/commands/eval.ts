@@ -1,7 +1,7 @@
 /**
  * `rfid-moe eval <model> --dataset <file> [--seq-len L] [--max-windows N] [--reference <model>] [--json]`
  *
- * Perplexity by method.md's protocol (text joined and tokenized once without BOS, consecutive
+ * Perplexity by docs/method.md's protocol (text joined and tokenized once without BOS, consecutive
  * non-overlapping windows, mean NLL over every predicted token), the number of tokens
  * evaluated, and with --reference the reference's perplexity, the mean KL(P_ref ‖ P_model) and
  * the top-1 agreement of next-token distributions. Progress on stderr, results on stdout.
