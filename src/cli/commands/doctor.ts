@@ -6,7 +6,13 @@
 import type { Command } from 'commander';
 import { runDoctor, type DoctorReport, type EngineReport, type PackageReport } from '../../engine/doctor.js';
 
-const GPU_HINT = 'for GPU GEMM: npm i @tensorflow/tfjs-node-gpu (NVIDIA + CUDA)';
+/**
+ * What @tensorflow/tfjs-node-gpu 4.22 needs, from its documentation (the tfjs-node README): it
+ * bundles libtensorflow 2.9.1, built against CUDA 11.2 and cuDNN 8.1. README.md and
+ * docs/engines.md state the same (test/package/docs.test.ts keeps them in step).
+ */
+export const TFJS_NODE_GPU_NEEDS = { driver: '450', cuda: '11.2', cudnn: '8.1' } as const;
+const GPU_HINT = `for GPU GEMM: npm i @tensorflow/tfjs-node-gpu (4.22 needs an NVIDIA driver > ${TFJS_NODE_GPU_NEEDS.driver}, CUDA ${TFJS_NODE_GPU_NEEDS.cuda} and cuDNN ${TFJS_NODE_GPU_NEEDS.cudnn})`;
 
 function yesNo(value: boolean | null): string {
   return value === null ? 'unknown' : value ? 'yes' : 'no';
