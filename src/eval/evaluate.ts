@@ -10,6 +10,7 @@ import { batchFromSequences } from '../runtime/batch.js';
 import { KlStats, NextTokenStats, streamLogits } from '../runtime/head.js';
 import { runDecoder, type LayerProgress } from '../runtime/layerwise.js';
 import { weightProviderOf, type ModelSource } from '../runtime/index.js';
+import { EvalSettingsError } from './seq-len.js';
 
 export interface EvalOptions {
   /** tokens per layer-by-layer pass (default 16384): bounds activation memory */
@@ -55,9 +56,9 @@ export async function evaluateWindows(
   reference?: ModelSource,
   opts: EvalOptions = {},
 ): Promise<EvaluationResult> {
-  if (windows.length === 0) throw new Error('no evaluation windows: the dataset is shorter than one window');
+  if (windows.length === 0) throw new EvalSettingsError('no evaluation windows: the dataset is shorter than one window');
   const seqLen = windows[0].length;
-  if (windows.some((w) => w.length !== seqLen)) throw new Error('evaluation windows must all have the same length');
+  if (windows.some((w) => w.length !== seqLen)) throw new EvalSettingsError('evaluation windows must all have the same length');
   const provider = weightProviderOf(model);
   const refProvider = reference ? weightProviderOf(reference) : undefined;
   const perPass = Math.max(1, Math.floor((opts.batchTokens ?? 16384) / seqLen));

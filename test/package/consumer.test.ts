@@ -10,6 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeConsumer, type Consumer } from './consumer.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
+/** One tsc run over the consumer takes 30–60 s on a busy 2-core machine. */
+const TSC_TIMEOUT = 300_000;
+
 /** The ```ts blocks of a Markdown text. */
 function typescriptBlocks(markdown: string): string[] {
   return [...markdown.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
@@ -42,20 +45,20 @@ export async function run(): Promise<CompressionReport> {
 }
 `,
     );
-  }, 180_000);
+  }, TSC_TIMEOUT);
   afterAll(() => rmSync(consumer.dir, { recursive: true, force: true }));
 
   it('the public .d.ts with NodeNext resolution, skipLibCheck: false', () => {
     const r = consumer.typecheck(['uses-everything.ts']);
     expect(r.output).toBe('');
     expect(r.status).toBe(0);
-  });
+  }, TSC_TIMEOUT);
 
   it('the public .d.ts with bundler resolution, skipLibCheck: false', () => {
     const r = consumer.typecheck(['uses-everything.ts'], { module: 'ESNext', moduleResolution: 'Bundler' });
     expect(r.output).toBe('');
     expect(r.status).toBe(0);
-  });
+  }, TSC_TIMEOUT);
 
   it("README.md's library snippets", () => {
     const blocks = typescriptBlocks(readFileSync(path.join(repoRoot, 'README.md'), 'utf8'));
@@ -69,5 +72,5 @@ export async function run(): Promise<CompressionReport> {
     const r = consumer.typecheck(files);
     expect(r.output).toBe('');
     expect(r.status).toBe(0);
-  });
+  }, TSC_TIMEOUT);
 });
