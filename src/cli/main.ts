@@ -18,6 +18,9 @@ program
   .name('rfid-moe')
   .description('Compress Mixture-of-Experts language models (RFID-MoE).')
   .version(TOOL_VERSION)
+  // `rfid-moe --json <command> …` means the same as `rfid-moe <command> … --json`
+  .option('--json', 'print results and errors as JSON (same as the command\'s own --json)', false)
+  .enablePositionalOptions()
   // settings inherited by every command added below
   .exitOverride()
   .configureOutput({ outputError: () => {} }) // fail() prints the one message
@@ -29,8 +32,9 @@ program
       return option.defaultValue === undefined && option.defaultValueDescription ? `${base} (default: ${option.defaultValueDescription})` : base;
     },
   })
-  .hook('preAction', (_program, command) => {
+  .hook('preAction', (root, command) => {
     running = command;
+    if (root.opts().json === true && command.options.some((o) => o.long === '--json')) command.setOptionValue('json', true);
   });
 
 // Commands register themselves here, one import per command.

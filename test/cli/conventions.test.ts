@@ -98,6 +98,12 @@ describe('parse errors go through the one error path', () => {
     expect(jsonError(unknown).kind).toBe('UsageError');
   });
 
+  it('--json before the command is the command\'s --json', () => {
+    const r = cli('--json', 'inspect', path.join(os.tmpdir(), 'rfid-moe-no-such-dir'));
+    expect(r.code).toBe(2);
+    expect(jsonError(r)).toMatchObject({ kind: 'CheckpointError', variant: 'NotFound' });
+  });
+
   it('--help and --version still exit 0', () => {
     expect(cli('compress', '--help').code).toBe(0);
     expect(cli('--version').code).toBe(0);
