@@ -1,7 +1,7 @@
 /**
  * npm run bench:linalg [-- --quick] [-- --json] [-- --threads 1,2]
  *
- * Times the operations of docs/engine.md's table — GEMM 2048³ f32, GEMM 512×2048×768 f32, full
+ * Times the operations of docs/engines.md and BENCHMARKS.md — GEMM 2048³ f32, GEMM 512×2048×768 f32, full
  * SVD 768×2048 f32, randomized top-128 / top-384 SVD (q = 2) of 768×2048 f32, Cholesky 2048 f64,
  * symmetric eigendecomposition 768 f64 — for numpy (bench/linalg_numpy.py, in a subprocess of this
  * same run, on the same input files) and for every engine that loads here: native, ts, tfjs.

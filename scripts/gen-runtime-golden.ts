@@ -9,7 +9,7 @@
  *    fixed seed), WikiText-2 test tokenized here (no tokenizer exists in Debian's python), the
  *    ids handed to scripts/torch_reference.py, its perplexity written to perplexity.json together
  *    with the sha256 of the fixture's weights (the test refuses to compare if they changed).
- * Needs ../shared/data (WikiText-2, GPT-2 tokenizer) and Debian's python3-torch.
+ * Needs the test data folder named by RFID_MOE_DATA (WikiText-2, GPT-2 tokenizer) and Debian's python3-torch.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

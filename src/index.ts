@@ -3,6 +3,7 @@
  * pieces a training or serving script needs (the namespaces give access to the rest).
  */
 export { TOOL_VERSION } from './version.js';
+export { RfidMoeError, isRfidMoeError } from './errors.js';
 
 // Compression (the main job) and its output
 export {

@@ -1,6 +1,6 @@
 /** Public surface of src/checkpoint. */
 export * from './types.js';
-export { CheckpointError, type CheckpointErrorKind } from './errors.js';
+export { CheckpointError, type CheckpointErrorVariant } from './errors.js';
 export { openCheckpoint } from './open.js';
 export { parameterCounts, type ParameterCounts } from './counts.js';
 export { describeCheckpoint, type CheckpointDescription, type LayerDescription } from './describe.js';

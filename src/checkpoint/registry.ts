@@ -22,18 +22,18 @@ export function supportedModelTypes(): string[] {
 
 export function familyByName(name: FamilyName): Family {
   const family = FAMILIES.find((f) => f.family === name);
-  if (!family) throw new CheckpointError('unknown-model-type', `unknown family '${name}'; supported: ${FAMILIES.map((f) => f.family).join(', ')}`);
+  if (!family) throw new CheckpointError('UnknownModelType', `unknown family '${name}'; supported: ${FAMILIES.map((f) => f.family).join(', ')}`);
   return family;
 }
 
-/** The family of a config.json object; throws CheckpointError('unknown-model-type') listing the supported ones. */
+/** The family of a config.json object; throws CheckpointError('UnknownModelType') listing the supported ones. */
 export function familyForConfig(raw: Record<string, unknown>): Family {
   const modelType = raw.model_type;
   const supported = supportedModelTypes().join(', ');
   if (typeof modelType !== 'string')
-    throw new CheckpointError('unknown-model-type', `config.json has no string 'model_type'; add one of: ${supported}`);
+    throw new CheckpointError('UnknownModelType', `config.json has no string 'model_type'; add one of: ${supported}`);
   const family = byModelType.get(modelType);
   if (!family)
-    throw new CheckpointError('unknown-model-type', `unsupported model_type '${modelType}'; supported model types: ${supported}`);
+    throw new CheckpointError('UnknownModelType', `unsupported model_type '${modelType}'; supported model types: ${supported}`);
   return family;
 }

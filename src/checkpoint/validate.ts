@@ -51,13 +51,13 @@ export function findLayoutProblems(expected: readonly ExpectedTensor[], lookup: 
   return problems;
 }
 
-/** Throw CheckpointError('layout-mismatch') when there are problems. */
+/** Throw CheckpointError('LayoutMismatch') when there are problems. */
 export function assertNoLayoutProblems(problems: readonly string[], dir: string, familyLabel: string): void {
   if (problems.length === 0) return;
   const shown = problems.slice(0, 3).join('; ');
   const more = problems.length > 3 ? `; and ${problems.length - 3} more problem(s)` : '';
   throw new CheckpointError(
-    'layout-mismatch',
+    'LayoutMismatch',
     `${dir} does not match its ${familyLabel} config.json: ${shown}${more}. Check that config.json belongs to these weights and that no shard is missing.`,
     problems,
   );

@@ -27,6 +27,7 @@ import {
   type Recipe,
 } from './recipe.js';
 import { sumGrams, whitenedTruncatedSvd } from './whitening.js';
+import { RfidMoeError } from '../errors.js';
 
 export interface CompressLayerInput {
   engine: Engine;
@@ -183,12 +184,8 @@ export interface CompressLayerResult {
   timings: LayerTimings;
 }
 
-export class CompressInputError extends Error {
+export class CompressInputError extends RfidMoeError {
   readonly kind = 'CompressInputError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CompressInputError';
-  }
 }
 
 function checkInput(input: CompressLayerInput): void {

@@ -1,4 +1,5 @@
 /** What a caller of `compress()` can ask for (the recipe aside: that is `recipe.ts`). */
+import { RfidMoeError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import type { EngineChoice } from '../engine/index.js';
 import type { RoutingStats } from '../routing-stats/schema.js';
@@ -57,10 +58,6 @@ export interface CompressOptions {
   onProgress?: ProgressListener;
 }
 
-export class CompressError extends Error {
-  readonly kind = 'CompressError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CompressError';
-  }
+export class CompressError extends RfidMoeError {
+  readonly kind: string = 'CompressError';
 }

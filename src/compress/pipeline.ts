@@ -35,6 +35,7 @@ import { modelFingerprint } from '../routing-stats/fingerprint.js';
 import { loadRoutingStats, writeRoutingStats, type RoutingStats } from '../routing-stats/schema.js';
 import { TOOL_VERSION } from '../version.js';
 import { CompressError, type CompressOptions } from './options.js';
+import { DENSE_SAVES_NOTHING } from './dense-notice.js';
 import type { LayerBlock } from './output/block.js';
 import { factorDtypeFor, writeShard } from './output/layer-shard.js';
 import { PROGRESS_FILE, REPORT_JSON, STATS_FILE, shardFileName } from './output/names.js';
@@ -66,7 +67,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
   const emit: ProgressListener = options.onProgress ?? (() => undefined);
   const recipe = parseRecipe(recipeInput);
   const storage = options.storage ?? 'factored';
-  if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`format must be factored or dense, got ${String(storage)}`);
+  if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`\`storage\` must be factored or dense, got ${String(storage)}`);
   // every weight read (calibration, factorisation) is checked for NaN/Inf, naming layer and tensor
   const ckpt = withFiniteChecks(typeof model === 'string' ? await openCheckpoint(model) : model);
   let ownedEngine: Engine | undefined;
@@ -140,6 +141,10 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     const blocks: LayerBlock[] = [];
     const resumedLayers: number[] = [];
     const warnings: string[] = [...stats.warnings];
+    if (storage === 'dense') {
+      emit({ type: 'warning', message: DENSE_SAVES_NOTHING });
+      warnings.push(DENSE_SAVES_NOTHING);
+    }
     const countsOf = (l: number) => stats.layers.find((s) => s.layer === l)?.counts ?? [];
     const layerWarnings = new Map<number, string[]>();
     const owned = selection ? new Set(selection.layers) : undefined;

@@ -11,13 +11,10 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { breakEvenRank, layerBudget, rankCap, rankUnitCost, type LayerBudget } from '../rank-allocation/budget.js';
 import type { GroupOrder } from './grouping.js';
+import { RfidMoeError } from '../errors.js';
 
-export class RecipeError extends Error {
+export class RecipeError extends RfidMoeError {
   readonly kind = 'RecipeError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'RecipeError';
-  }
 }
 
 export const ALLOCATIONS = ['fused', 'uniform', 'grouped-uniform', 'frequency', 'erank'] as const;
@@ -36,7 +33,7 @@ const ResidualSchema = z.strictObject({
   /** β: share of the layer's parameters spent on residual vectors; 0 disables the residual */
   share: z.number().min(0, 'residual.share must be ≥ 0').max(0.999, 'residual.share must be < 1').default(0.03),
   /** 'absolute': β of the original parameters (the paper); 'fraction-of-retain': β·γ, which
-   * keeps the residual's part of a small budget small (see method.md pitfall) */
+   * keeps the residual's part of a small budget small (see docs/method.md) */
   shareMode: z.enum(['absolute', 'fraction-of-retain']).default('absolute'),
   /** bucket scheme of the sparse projection P */
   buckets: z.enum(['tile', 'random']).default('tile'),

@@ -21,16 +21,13 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../io/atomic.js';
+import { RfidMoeError } from '../errors.js';
 import { CONFIG_BLOCK_KEY, CONFIG_FILE, LOCK_FILE, PROGRESS_FILE } from './output/names.js';
 import type { LayerReport } from './report.js';
 import { PART_FILE, readPartManifest } from './shard/part.js';
 
-export class OutputDirError extends Error {
+export class OutputDirError extends RfidMoeError {
   readonly kind = 'OutputDirError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'OutputDirError';
-  }
 }
 
 export interface RunIdentity {
@@ -84,14 +81,14 @@ async function readJson(file: string): Promise<unknown> {
     return JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new OutputDirError(`${file} is unreadable or not JSON (${(err as Error).message}); remove it or choose another --out directory`);
+    throw new OutputDirError(`${file} is unreadable or not JSON (${(err as Error).message}); remove it or choose another \`out\` directory`);
   }
 }
 
 async function entriesOf(dir: string): Promise<string[] | undefined> {
   try {
     const info = await stat(dir);
-    if (!info.isDirectory()) throw new OutputDirError(`--out ${dir} exists and is not a directory; choose a directory path`);
+    if (!info.isDirectory()) throw new OutputDirError(`\`out\` ${dir} exists and is not a directory; choose a directory path`);
   } catch (err) {
     if (err instanceof OutputDirError) throw err;
     return undefined;
@@ -106,7 +103,7 @@ async function entriesOf(dir: string): Promise<string[] | undefined> {
 export async function inspectOutputDir(out: string, fingerprint: string, opts: { resume: boolean; modelDir: string; selection?: string }): Promise<OutputState> {
   const absOut = path.resolve(out);
   if (absOut === path.resolve(opts.modelDir)) {
-    throw new OutputDirError(`--out ${out} is the model directory itself; write the compressed model to a new directory`);
+    throw new OutputDirError(`\`out\` ${out} is the model directory itself; write the compressed model to a new directory`);
   }
   const entries = await entriesOf(absOut);
   // a temp file left by a killed atomic write is harmless: it is never renamed into place
@@ -118,48 +115,48 @@ export async function inspectOutputDir(out: string, fingerprint: string, opts: {
     const config = (await readJson(path.join(absOut, CONFIG_FILE))) as Record<string, unknown> | undefined;
     const block = config?.[CONFIG_BLOCK_KEY] as ({ runFingerprint?: unknown } & Record<string, unknown>) | undefined;
     if (!block) {
-      throw new OutputDirError(`--out ${out} already holds a model (config.json without an rfid_moe block); choose an empty or new directory`);
+      throw new OutputDirError(`\`out\` ${out} already holds a model (config.json without an rfid_moe block); choose an empty or new directory`);
     }
     if (block.runFingerprint !== fingerprint) {
       throw new OutputDirError(
-        `--out ${out} holds the output of another compression run (fingerprint ${String(block.runFingerprint).slice(0, 19)}…, this run ${fingerprint.slice(0, 19)}…: different model, recipe, statistics or format); choose an empty or new directory`,
+        `\`out\` ${out} holds the output of another compression run (fingerprint ${String(block.runFingerprint).slice(0, 19)}…, this run ${fingerprint.slice(0, 19)}…: different model, recipe, statistics or format); choose an empty or new directory`,
       );
     }
     if (!opts.resume) {
-      throw new OutputDirError(`--out ${out} already holds the complete output of this same run; pass --resume to accept it as done, or choose another directory`);
+      throw new OutputDirError(`\`out\` ${out} already holds the complete output of this same run; pass \`resume\` to accept it as done, or choose another directory`);
     }
     return { state: 'complete', block };
   }
 
   if (visible.includes(PART_FILE)) {
-    const part = await readPartManifest(absOut, (why) => new OutputDirError(`--out ${out}: ${why}; remove the directory's contents and start again`));
+    const part = await readPartManifest(absOut, (why) => new OutputDirError(`\`out\` ${out}: ${why}; remove the directory's contents and start again`));
     if (part!.runFingerprint !== fingerprint) {
-      throw new OutputDirError(`--out ${out} holds a part of another compression run (fingerprint ${part!.runFingerprint.slice(0, 19)}…, this run ${fingerprint.slice(0, 19)}…); choose an empty or new directory`);
+      throw new OutputDirError(`\`out\` ${out} holds a part of another compression run (fingerprint ${part!.runFingerprint.slice(0, 19)}…, this run ${fingerprint.slice(0, 19)}…); choose an empty or new directory`);
     }
     if (opts.selection === undefined || part!.selection !== opts.selection) {
       throw new OutputDirError(
-        `--out ${out} holds the finished part with layers ${part!.selection} of this run, and this run ${opts.selection === undefined ? 'compresses every layer' : `owns layers ${opts.selection}`}; give each task its own directory`,
+        `\`out\` ${out} holds the finished part with layers ${part!.selection} of this run, and this run ${opts.selection === undefined ? 'compresses every layer' : `owns layers ${opts.selection}`}; give each task its own directory`,
       );
     }
-    if (!opts.resume) throw new OutputDirError(`--out ${out} already holds this finished part (layers ${part!.selection}); pass --resume to accept it as done, or choose another directory`);
+    if (!opts.resume) throw new OutputDirError(`\`out\` ${out} already holds this finished part (layers ${part!.selection}); pass \`resume\` to accept it as done, or choose another directory`);
     return { state: 'part-complete' };
   }
 
   const progress = await readProgress(absOut);
   if (!progress) {
-    throw new OutputDirError(`--out ${out} is not empty and holds no rfid-moe run (${visible.slice(0, 3).join(', ')}${visible.length > 3 ? ', …' : ''}); choose an empty or new directory`);
+    throw new OutputDirError(`\`out\` ${out} is not empty and holds no rfid-moe run (${visible.slice(0, 3).join(', ')}${visible.length > 3 ? ', …' : ''}); choose an empty or new directory`);
   }
   if (progress.runFingerprint !== fingerprint) {
     throw new OutputDirError(
-      `--out ${out} holds an unfinished run with another fingerprint (${progress.runFingerprint.slice(0, 19)}…; this run ${fingerprint.slice(0, 19)}…): the model, recipe, statistics or format differ. Rerun with the same settings and --resume, or choose an empty directory`,
+      `\`out\` ${out} holds an unfinished run with another fingerprint (${progress.runFingerprint.slice(0, 19)}…; this run ${fingerprint.slice(0, 19)}…): the model, recipe, statistics or format differ. Rerun with the same settings and \`resume\`, or choose an empty directory`,
     );
   }
   if ((progress.selection ?? '') !== (opts.selection ?? '')) {
     const what = (sel?: string) => (sel === undefined ? 'every layer' : `layers ${sel}`);
-    throw new OutputDirError(`--out ${out} holds an unfinished run of ${what(progress.selection)}, and this run compresses ${what(opts.selection)}; give each task its own directory`);
+    throw new OutputDirError(`\`out\` ${out} holds an unfinished run of ${what(progress.selection)}, and this run compresses ${what(opts.selection)}; give each task its own directory`);
   }
   if (!opts.resume) {
-    throw new OutputDirError(`--out ${out} holds an unfinished run of this same job (${Object.keys(progress.layers).length} layer(s) done); pass --resume to continue it, or choose an empty directory`);
+    throw new OutputDirError(`\`out\` ${out} holds an unfinished run of this same job (${Object.keys(progress.layers).length} layer(s) done); pass \`resume\` to continue it, or choose an empty directory`);
   }
   return { state: 'resume', progress };
 }

@@ -279,7 +279,7 @@ export async function loadCompressed(dir: string, opts: LoadCompressedOptions = 
   try {
     raw = JSON.parse(await readFile(path.join(absDir, 'config.json'), 'utf8')) as Record<string, unknown>;
   } catch (err) {
-    throw new CompressedFormatError(`${dir} has no readable config.json (${(err as Error).message}); it is not a complete compressed output (an interrupted run is finished with rfid-moe compress --resume)`);
+    throw new CompressedFormatError(`${dir} has no readable config.json (${(err as Error).message}); it is not a complete compressed output (an interrupted run is finished by compressing again with \`resume\`)`);
   }
   return openCompressed(absDir, raw, opts);
 }

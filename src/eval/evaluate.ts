@@ -1,5 +1,5 @@
 /**
- * Perplexity and fidelity over evaluation windows (method.md): every window predicts its
+ * Perplexity and fidelity over evaluation windows (docs/method.md): every window predicts its
  * seqLen − 1 next tokens; PPL = exp(mean NLL over all of them). Against a reference model the
  * same positions give mean KL(P_reference ‖ P_model) and top-1 agreement. Windows are run in
  * passes of at most `batchTokens` tokens, each pass layer by layer; the logits are streamed
@@ -11,6 +11,7 @@ import { batchFromSequences } from '../runtime/batch.js';
 import { KlStats, NextTokenStats, streamLogits } from '../runtime/head.js';
 import { runDecoder, type LayerProgress } from '../runtime/layerwise.js';
 import { weightProviderOf, type ModelSource } from '../runtime/index.js';
+import { EvalSettingsError } from './seq-len.js';
 
 export interface EvalOptions {
   /** tokens per layer-by-layer pass (default 16384): bounds activation memory */
@@ -56,9 +57,9 @@ export async function evaluateWindows(
   reference?: ModelSource,
   opts: EvalOptions = {},
 ): Promise<EvaluationResult> {
-  if (windows.length === 0) throw new Error('no evaluation windows: the dataset is shorter than one window');
+  if (windows.length === 0) throw new EvalSettingsError('no evaluation windows: the dataset is shorter than one window');
   const seqLen = windows[0].length;
-  if (windows.some((w) => w.length !== seqLen)) throw new Error('evaluation windows must all have the same length');
+  if (windows.some((w) => w.length !== seqLen)) throw new EvalSettingsError('evaluation windows must all have the same length');
   const provider = weightProviderOf(model);
   const refProvider = reference ? weightProviderOf(reference) : undefined;
   const perPass = Math.max(1, Math.floor((opts.batchTokens ?? 16384) / seqLen));

@@ -4,13 +4,10 @@
  * about the model, so such a length is refused rather than silently measured.
  */
 import type { ModelConfig } from '../checkpoint/types.js';
+import { RfidMoeError } from '../errors.js';
 
-export class EvalSettingsError extends Error {
-  readonly kind = 'EvalSettings';
-  constructor(message: string) {
-    super(message);
-    this.name = 'EvalSettingsError';
-  }
+export class EvalSettingsError extends RfidMoeError {
+  readonly kind = 'EvalSettingsError';
 }
 
 /** The longest sequence the config declares, or null when it names none. */
@@ -28,7 +25,7 @@ export function checkEvalSeqLen(config: ModelConfig, seqLen: number): void {
   const max = maxPositions(config);
   if (max !== null && seqLen > max) {
     throw new EvalSettingsError(
-      `--seq-len ${seqLen} is longer than the model's max_position_embeddings (${max}): perplexity over positions the model was not built for is meaningless; use --seq-len ${max} or less`,
+      `\`seqLen\` ${seqLen} is longer than the model's max_position_embeddings (${max}): perplexity over positions the model was not built for is meaningless; use a \`seqLen\` of ${max} or less`,
     );
   }
 }

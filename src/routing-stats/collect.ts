@@ -13,7 +13,7 @@ import { TOOL_VERSION } from '../version.js';
 import { combineObservers, RoutingCounter, type RoutingCounts } from './counter.js';
 import { modelFingerprint } from './fingerprint.js';
 import { GramObserver, type GramSink } from './gram.js';
-import { ROUTING_STATS_FORMAT, ROUTING_STATS_VERSION, type RoutingStats } from './schema.js';
+import { ROUTING_STATS_FORMAT, ROUTING_STATS_VERSION, RoutingStatsError, type RoutingStats } from './schema.js';
 
 export interface CollectOptions {
   /** receive each expert's input Gram matrix XᵀX (f64) */
@@ -30,7 +30,7 @@ export async function collectRoutingCounts(ckpt: Checkpoint, engine: Engine, win
   const grams = opts.grams ? new GramObserver(engine, ckpt.config.hiddenSize, opts.grams) : undefined;
   let lastMoe = -1;
   ckpt.layout.layers.forEach((l, i) => (lastMoe = l.kind === 'moe' ? i : lastMoe));
-  if (lastMoe < 0) throw new Error('the model has no MoE layer: there is no routing to calibrate');
+  if (lastMoe < 0) throw new RoutingStatsError('the model has no MoE layer: there is no routing to calibrate');
   await runDecoder(provider, engine, batchFromSequences(windows), {
     observer: combineObservers(counter, grams),
     layers: lastMoe + 1,
@@ -45,7 +45,7 @@ export interface CalibrationInfo {
   samples: number;
   seqLen: number;
   seed: number;
-  /** experts that saw fewer tokens are listed as warnings (method.md: ~10) */
+  /** experts that saw fewer tokens are listed as warnings (docs/method.md: the recipe's minExpertTokens, 10) */
   minTokens?: number;
 }
 

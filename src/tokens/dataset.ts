@@ -1,20 +1,17 @@
 /**
  * Datasets as one text: a plain text file as-is; JSONL rows' text field joined with "\n\n";
  * WikiText raw files as Hugging Face's rows (one per line: a whitespace-only line becomes "",
- * any other keeps its "\n") joined with "\n\n" (method.md's evaluation protocol).
+ * any other keeps its "\n") joined with "\n\n" (docs/method.md's evaluation protocol).
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { RfidMoeError } from '../errors.js';
 
 export type DatasetFormat = 'text' | 'jsonl' | 'wikitext';
 
-export class DatasetError extends Error {
+export class DatasetError extends RfidMoeError {
   readonly kind = 'DatasetError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DatasetError';
-  }
 }
 
 export interface DatasetOptions {
@@ -102,7 +99,7 @@ export function jsonlRows(raw: string, file: string, field: string): string[] {
     }
     const value = typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>)[field] : undefined;
     if (typeof value !== 'string') {
-      throw new DatasetError(`${file} line ${i + 1} has no string field "${field}"; pass --text-field <name> to pick the field holding the text`);
+      throw new DatasetError(`${file} line ${i + 1} has no string field "${field}"; set \`textField\` to the field holding the text`);
     }
     rows.push(value);
   });

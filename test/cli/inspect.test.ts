@@ -133,9 +133,9 @@ describe('broken input exits 2 with one clear line', () => {
       inspect(garbage, '--json'),
     ]);
     expect(unknownJson.code).toBe(2);
-    const err = JSON.parse(unknownJson.stdout) as { ok: boolean; error: { kind: string; message: string } };
+    const err = JSON.parse(unknownJson.stdout) as { ok: boolean; error: { kind: string; variant: string; message: string } };
     expect(err.ok).toBe(false);
-    expect(err.error.kind).toBe('unknown-model-type');
+    expect(err.error).toMatchObject({ kind: 'CheckpointError', variant: 'UnknownModelType' });
     expect(err.error.message).toContain("'gpt2'");
 
     for (const r of [unknownPlain, missing]) {
@@ -148,12 +148,12 @@ describe('broken input exits 2 with one clear line', () => {
     expect(missing.stderr).toContain('does not exist');
 
     expect(damaged.code).toBe(2);
-    expect((JSON.parse(damaged.stdout) as { error: { kind: string } }).error.kind).toBe('HeaderTooSmall');
+    expect((JSON.parse(damaged.stdout) as { error: object }).error).toMatchObject({ kind: 'SafetensorsError', variant: 'HeaderTooSmall' });
 
     await rm(path.join(dir, 'config.json'));
     const noConfig = await inspect(dir, '--json');
     expect(noConfig.code).toBe(2);
-    expect((JSON.parse(noConfig.stdout) as { error: { kind: string } }).error.kind).toBe('missing-config');
+    expect((JSON.parse(noConfig.stdout) as { error: object }).error).toMatchObject({ kind: 'CheckpointError', variant: 'MissingConfig' });
   });
 });
 

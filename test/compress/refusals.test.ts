@@ -87,7 +87,7 @@ describe('refusals before any work', () => {
     await run(out, { retain: 0.5 });
     const before = await readFile(path.join(root.dir, out, 'model-00001-of-00003.safetensors'));
     await expect(run(out, { retain: 0.4 })).rejects.toThrow(/holds the output of another compression run.*choose an empty or new directory/);
-    await expect(run(out, { retain: 0.5 })).rejects.toThrow(/complete output of this same run; pass --resume/);
+    await expect(run(out, { retain: 0.5 })).rejects.toThrow(/complete output of this same run; pass `resume`/);
     // --resume on a complete run of the same job does nothing
     const again = await run(out, { retain: 0.5 }, { resume: true });
     expect(again.layers.length).toBe(2);
@@ -121,7 +121,7 @@ describe('DeepSeek-V2 (MLA): compress from --stats, running refused clearly', ()
       const report = await compress(ckpt, { retain: 0.5, groupSize: 2 }, { out: path.join(root.dir, 'dsv2-out'), stats, engine });
       expect(report.warnings.join(' ')).toMatch(/fidelity not measured.*MLA/);
       expect(report.layers.filter((l) => l.kind === 'moe')).toHaveLength(2);
-      await expect(compress(ckpt, { retain: 0.5 }, { out: path.join(root.dir, 'dsv2-x'), engine })).rejects.toThrow(/MLA.*not implemented.*--stats/);
+      await expect(compress(ckpt, { retain: 0.5 }, { out: path.join(root.dir, 'dsv2-x'), engine })).rejects.toThrow(/MLA.*not implemented.*`stats`/);
       const loaded = await loadCompressed(path.join(root.dir, 'dsv2-out'));
       try {
         await expect(evaluateWindows(loaded, engine, [Int32Array.from([1, 2, 3])])).rejects.toThrow(/MLA/);

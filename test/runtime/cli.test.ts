@@ -43,7 +43,7 @@ describe.skipIf(!hasSharedData)('calibrate and eval commands', () => {
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({ ok: true, moeLayers: 2, tokens: 192 });
-    expect(r.stderr).toMatch(/calibrate: layer 2\/2/);
+    expect(r.stderr).toMatch(/^calibrate \[#{24}\] 100% layer 2\/2 · .* elapsed · ETA .* total$/m);
     const stats = await loadRoutingStats(out);
     expect(stats.calibration).toEqual({ samples: 6, seqLen: 32, seed: 5, tokens: 192 });
     expect(stats.dataset.format).toBe('jsonl');
@@ -128,7 +128,7 @@ describe.skipIf(!hasSharedData)('calibrate and eval commands', () => {
     const v2 = (await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1 })).dir;
     const mla = await cli('calibrate', v2, '--dataset', dataset, '--out', path.join(work, 'x.json'));
     expect(mla.code).toBe(2);
-    expect(mla.stderr).toContain('attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied with --stats from another tool');
+    expect(mla.stderr).toContain('attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied as --stats from another tool');
     expect(mla.stderr).not.toMatch(/\n\s+at /); // no stack trace
 
     const bad = await cli('calibrate', model, '--dataset', dataset, '--out', path.join(work, 'y.json'), '--samples', 'many');

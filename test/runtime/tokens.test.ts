@@ -31,7 +31,7 @@ describe('datasets', () => {
     expect((await loadDataset(file)).text).toBe('first row\n\nsecond');
     expect((await loadDataset(file, { textField: 'body' })).text).toBe('b1\n\nb2');
     writeFileSync(file, '{"text":"ok"}\n{"title":"no text"}\n');
-    await expect(loadDataset(file)).rejects.toThrow(/line 2 has no string field "text".*--text-field/);
+    await expect(loadDataset(file)).rejects.toThrow(/line 2 has no string field "text".*`textField`/);
     writeFileSync(file, '{"text":"ok"}\nnot json\n');
     await expect(loadDataset(file)).rejects.toThrow(/line 2 is not valid JSON/);
     await expect(loadDataset(path.join(work, 'missing.txt'))).rejects.toThrow(/cannot read dataset .*ENOENT/);
@@ -91,10 +91,10 @@ describe('windows', () => {
 });
 
 describe('tokenizer', () => {
-  it('a model directory without tokenizer.json is a clear error naming --tokenizer', async () => {
+  it('a model directory without tokenizer.json is a clear error naming the `tokenizer` option', async () => {
     const dir = path.join(work, 'model-without-tokenizer');
     mkdirSync(dir, { recursive: true });
-    await expect(loadTokenizer(dir)).rejects.toThrow(/no tokenizer\.json in .*--tokenizer/);
+    await expect(loadTokenizer(dir)).rejects.toThrow(/no tokenizer\.json in .*`tokenizer`/);
     writeFileSync(path.join(dir, 'tokenizer.json'), '{"not":"a tokenizer"}');
     await expect(loadTokenizer(dir)).rejects.toThrow(/no "model" section/);
   });

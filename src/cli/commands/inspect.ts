@@ -19,8 +19,7 @@ import { SafetensorsFile } from '../../io/safetensors-reader.js';
 import { describeCompressed, unfinishedRun, type CompressedDescription } from '../../compressed/describe.js';
 import { isCompressedDir, loadCompressed } from '../../compressed/load.js';
 import { stderrHashProgress } from '../../compressed/verify.js';
-import { OptionError } from '../../tokens/cli-options.js';
-import { fail } from '../errors.js';
+import { OptionError } from '../options.js';
 
 export interface SafetensorsFileDescription {
   file: string;
@@ -193,7 +192,7 @@ async function inspect(target: string, json: boolean, verify: boolean): Promise<
   try {
     info = await stat(target);
   } catch {
-    throw new CheckpointError('not-found', `${target} does not exist; pass a checkpoint directory or a .safetensors file`);
+    throw new CheckpointError('NotFound', `${target} does not exist; pass a checkpoint directory or a .safetensors file`);
   }
   if (info.isDirectory()) {
     const unfinished = await unfinishedRun(target);
@@ -213,14 +212,7 @@ export function register(program: Command): void {
     .command('inspect')
     .description('summarise a checkpoint directory (family, MoE layers, experts, parameter counts, validation) or list the tensors of one .safetensors file')
     .argument('<path>', 'checkpoint directory (config.json + *.safetensors) or a single .safetensors file')
-    .option('--json', 'print one JSON object instead of tables')
-    .option('--verify', 'for an rfid-moe output: check every file against the sha256 recorded in its config.json')
-    .action(async (target: string, opts: { json?: boolean; verify?: boolean }) => {
-      const json = opts.json === true;
-      try {
-        await inspect(target, json, opts.verify === true);
-      } catch (err) {
-        fail(err, json);
-      }
-    });
+    .option('--json', 'print one JSON object instead of tables', false)
+    .option('--verify', 'for an rfid-moe output: check every file against the sha256 recorded in its config.json', false)
+    .action(async (target: string, opts: { json: boolean; verify: boolean }) => inspect(target, opts.json, opts.verify));
 }

@@ -6,10 +6,10 @@
  * dataset, sequence length, seed or sharding before writing anything.
  */
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { mergeGrams, mergeRoutingStats, type StatsPart } from '../../routing-stats/merge.js';
 import { loadRoutingStats, RoutingStatsError, writeRoutingStats } from '../../routing-stats/schema.js';
-import { fail } from '../errors.js';
+import { addOptions, defaultText, outputOptions } from '../shared-options.js';
 
 interface MergeStatsOptions {
   out: string;
@@ -19,16 +19,15 @@ interface MergeStatsOptions {
 }
 
 export function register(program: Command): void {
-  program
-    .command('merge-stats')
-    .description('add up the parts of a sharded calibration (calibrate --shard i/N) into one statistics file, identical to a one-process run')
-    .argument('<parts...>', 'statistics files written by the calibrate --shard tasks')
-    .requiredOption('--out <stats.json>', 'merged statistics file to write (new, or a statistics file to replace)')
-    .option('--grams <dir>', "also sum the parts' Gram matrices (written with calibrate --grams) into this new directory")
-    .option('--json', 'print the result as JSON on stdout')
-    .option('--quiet', 'no progress on stderr')
-    .action(async (files: string[], opts: MergeStatsOptions) => {
-      try {
+  addOptions(
+    program
+      .command('merge-stats')
+      .description('add up the parts of a sharded calibration (calibrate --shard i/N) into one statistics file, identical to a one-process run')
+      .argument('<parts...>', 'statistics files written by the calibrate --shard tasks')
+      .requiredOption('--out <stats.json>', 'merged statistics file to write (new, or a statistics file to replace)'),
+    [defaultText(new Option('--grams <dir>', "also sum the parts' Gram matrices (written with calibrate --grams) into this new directory"), 'not merged')],
+    outputOptions('print the result as JSON on stdout'),
+  ).action(async (files: string[], opts: MergeStatsOptions) => {
         const parts: StatsPart[] = [];
         for (const file of files) parts.push({ source: file, stats: await loadRoutingStats(file) });
         const merged = mergeRoutingStats(parts);
@@ -45,8 +44,5 @@ export function register(program: Command): void {
         const summary = { ok: true, out: path.resolve(opts.out), parts: parts.length, tokens: merged.calibration.tokens, grams: opts.grams ? path.resolve(opts.grams) : null, warnings: merged.warnings.length };
         if (opts.json) process.stdout.write(JSON.stringify(summary) + '\n');
         else process.stdout.write(`wrote ${summary.out}: ${parts.length} parts, ${summary.tokens} tokens${summary.grams ? `, Gram matrices in ${summary.grams}` : ''}, ${summary.warnings} warning(s)\n`);
-      } catch (err) {
-        fail(err, opts.json ?? false);
-      }
-    });
+  });
 }

@@ -8,6 +8,7 @@
  * It contains no timings, so an interrupted and resumed run writes the same bytes.
  */
 import { z } from 'zod';
+import { RfidMoeError } from '../../errors.js';
 
 const descriptorSchema = z.object({
   scheme: z.enum(['tile', 'random']),
@@ -83,12 +84,8 @@ export type TypeBlock = z.infer<typeof typeBlockSchema>;
 export type LayerBlock = z.infer<typeof layerBlockSchema>;
 export type RfidBlock = z.infer<typeof rfidBlockSchema>;
 
-export class CompressedFormatError extends Error {
+export class CompressedFormatError extends RfidMoeError {
   readonly kind = 'CompressedFormatError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CompressedFormatError';
-  }
 }
 
 /** Validates the block read from a config.json; throws CompressedFormatError naming the key. */

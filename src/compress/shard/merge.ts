@@ -34,10 +34,7 @@ import { formatLayerList } from './layers.js';
 import { readPartManifest, type PartManifest } from './part.js';
 
 export class MergeError extends CompressError {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MergeError';
-  }
+  override readonly kind = 'MergeError';
 }
 
 export interface MergeOptions {
