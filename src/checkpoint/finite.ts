@@ -7,13 +7,10 @@
  * over each tensor read, negligible next to the arithmetic done on it).
  */
 import type { Checkpoint } from './types.js';
+import { RfidMoeError } from '../errors.js';
 
-export class NonFiniteError extends Error {
+export class NonFiniteError extends RfidMoeError {
   readonly kind = 'NonFiniteError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'NonFiniteError';
-  }
 }
 
 /** Index of the first NaN or ±Inf, or -1. */

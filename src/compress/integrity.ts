@@ -22,7 +22,7 @@ import { COPIED_FILES, INDEX_FILE, STATS_FILE } from './output/names.js';
 import { finishedLayerIntact, OutputDirError, type ProgressFile } from './resume.js';
 import { scanSourceTensors } from './source-scan.js';
 
-const FACTOR_FIX = 'the compression produced non-finite factors; nothing was written for this layer. Check the calibration statistics (--grams) and report this with the recipe';
+const FACTOR_FIX = 'the compression produced non-finite factors; nothing was written for this layer. Check the calibration statistics (\`grams\`) and report this with the recipe';
 
 /** Refuses NaN/Inf in any basis, coefficient or residual vector of one layer. */
 export function assertFactorsFinite(layer: number, compressed: readonly CompressedTypeData[]): void {
@@ -37,14 +37,14 @@ export function assertFactorsFinite(layer: number, compressed: readonly Compress
 
 const changedSource = (out: string, what: string) =>
   new OutputDirError(
-    `--out ${out}: the source weights of ${what} are not those this directory's layers were made from (same shapes, different values: another checkpoint, or a modified one); resuming would mix two models in one output. Compress into an empty directory, or resume with the original weights`,
+    `\`out\` ${out}: the source weights of ${what} are not those this directory's layers were made from (same shapes, different values: another checkpoint, or a modified one); resuming would mix two models in one output. Compress into an empty directory, or resume with the original weights`,
   );
 
 /** Refuses statistics that differ from those the finished layers were compressed with. */
 export function checkStatsUnchanged(out: string, progress: ProgressFile, statsSha256: string): void {
   if (progress.statsSha256 !== null && Object.keys(progress.layers).length > 0 && progress.statsSha256 !== statsSha256) {
     throw new OutputDirError(
-      `--out ${out}: the routing statistics (${STATS_FILE}) differ from those the finished layers were compressed with; resuming would mix two calibrations. Restore the file, or compress into an empty directory`,
+      `\`out\` ${out}: the routing statistics (${STATS_FILE}) differ from those the finished layers were compressed with; resuming would mix two calibrations. Restore the file, or compress into an empty directory`,
     );
   }
 }

@@ -77,17 +77,17 @@ export async function lockOutputDir(out: string, notice: (message: string) => vo
     }
     if (owner && owner.hostname !== me.hostname) {
       throw new OutputDirError(
-        `--out ${out} is locked by a run on host ${owner.hostname} (pid ${owner.pid}, started ${owner.started}); wait for it to finish, or, if that run is dead, delete ${file}`,
+        `\`out\` ${out} is locked by a run on host ${owner.hostname} (pid ${owner.pid}, started ${owner.started}); wait for it to finish, or, if that run is dead, delete ${file}`,
       );
     }
     if (owner && alive(owner.pid) && owner.pid !== process.pid) {
-      throw new OutputDirError(`--out ${out} is in use by another rfid-moe run (pid ${owner.pid}, started ${owner.started}); wait for it to finish or choose another directory`);
+      throw new OutputDirError(`\`out\` ${out} is in use by another rfid-moe run (pid ${owner.pid}, started ${owner.started}); wait for it to finish or choose another directory`);
     }
     if (owner?.pid === process.pid) {
-      throw new OutputDirError(`--out ${out} is already being written by this process (another compress call in progress); use a different directory`);
+      throw new OutputDirError(`\`out\` ${out} is already being written by this process (another compress call in progress); use a different directory`);
     }
     notice(`taking over the lock of a run that is no longer alive (${owner ? `pid ${owner.pid}, started ${owner.started}` : 'unreadable lock file'})`);
     await rm(file, { force: true });
   }
-  throw new OutputDirError(`--out ${out}: could not take the lock file ${file}; another run keeps claiming it`);
+  throw new OutputDirError(`\`out\` ${out}: could not take the lock file ${file}; another run keeps claiming it`);
 }

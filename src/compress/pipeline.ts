@@ -253,7 +253,7 @@ export { OutputDirError };
 function partSelection(layers: NonNullable<CompressOptions['layers']>, numLayers: number, source: string): { layers: number[]; key: string } {
   if (source !== 'stats') {
     throw new CompressError(
-      'a sharded compression (layers or shard) needs routing statistics made beforehand: run `rfid-moe calibrate` (it shards by samples too: calibrate --shard i/N, then merge-stats) and pass them as stats. Calibrating inside each part would repeat the work, and sequential calibration cannot be split by layer',
+      'a sharded compression (layers or shard) needs routing statistics made beforehand: run `rfid-moe calibrate` (it shards by samples too: rfid-moe calibrate with a shard, then merge-stats) and pass them as stats. Calibrating inside each part would repeat the work, and sequential calibration cannot be split by layer',
     );
   }
   const selected = selectedLayers(layers, numLayers);

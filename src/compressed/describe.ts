@@ -9,6 +9,7 @@ import path from 'node:path';
 import { bytesPerElement } from '../io/dtype.js';
 import { basisName, coefficientName, moePrefix, PROGRESS_FILE, residualName } from '../compress/output/names.js';
 import type { CompressedModel } from './load.js';
+import { RfidMoeError } from '../errors.js';
 
 export interface CompressedTypeDescription {
   /** rows and columns of one expert matrix */
@@ -95,12 +96,8 @@ export function describeCompressed(model: CompressedModel, verified: boolean): C
   };
 }
 
-export class UnfinishedRunError extends Error {
-  readonly kind = 'UnfinishedRun';
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnfinishedRunError';
-  }
+export class UnfinishedRunError extends RfidMoeError {
+  readonly kind = 'UnfinishedRunError';
 }
 
 /**
@@ -122,6 +119,6 @@ export async function unfinishedRun(dir: string): Promise<UnfinishedRunError | u
   }
   const done = Object.keys(progress.layers ?? {}).length;
   return new UnfinishedRunError(
-    `${dir} is an unfinished run: rerun with --resume (\`rfid-moe compress ${progress.modelDir ?? '<model>'} --out ${dir} --resume\` with the same options) to finish it; ${done} layer(s) are done. It is not a usable model until then`,
+    `${dir} is an unfinished run: rerun with \`resume\` (the same rfid-moe compress command: model ${progress.modelDir ?? '<model>'}, \`out\` ${dir}, the same options) to finish it; ${done} layer(s) are done. It is not a usable model until then`,
   );
 }

@@ -13,13 +13,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { RfidMoeError } from '../errors.js';
 
-export class IntegrityError extends Error {
+export class IntegrityError extends RfidMoeError {
   readonly kind = 'IntegrityError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'IntegrityError';
-  }
 }
 
 export interface HashProgress {

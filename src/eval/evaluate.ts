@@ -126,7 +126,7 @@ export async function evaluateWindows(
 function nonFiniteNll(which: 'model' | 'reference', firstWindow: number, row: number, seqLen: number, value: number): NonFiniteError {
   const w = firstWindow + Math.floor(row / seqLen);
   return new NonFiniteError(
-    `the ${which}'s next-token loss is ${Number.isNaN(value) ? 'NaN' : 'infinite'} at window ${w}, position ${row % seqLen}: its logits are not finite (a NaN/Inf weight, or an activation that overflowed), so no perplexity is reported; check the weights with \`rfid-moe inspect --verify\` or recompress`,
+    `the ${which}'s next-token loss is ${Number.isNaN(value) ? 'NaN' : 'infinite'} at window ${w}, position ${row % seqLen}: its logits are not finite (a NaN/Inf weight, or an activation that overflowed), so no perplexity is reported; check the weights with rfid-moe inspect (with its \`verify\` option) or recompress`,
   );
 }
 

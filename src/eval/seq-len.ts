@@ -35,7 +35,7 @@ export function checkEvalSeqLen(config: ModelConfig, seqLen: number): void {
  * at positions the model was not built for describes nothing, and a huge --seq-len would only
  * make the run crawl (attention is quadratic in it) before failing.
  */
-export function checkCalibrationSeqLen(config: ModelConfig, seqLen: number, option = '--seq-len'): void {
+export function checkCalibrationSeqLen(config: ModelConfig, seqLen: number, option = '\`seqLen\`'): void {
   const max = maxPositions(config);
   if (max !== null && seqLen > max) {
     throw new EvalSettingsError(

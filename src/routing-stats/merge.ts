@@ -32,9 +32,9 @@ function describe(value: unknown): string {
 
 /** Checks the parts belong to one sharded run and cover it exactly; returns them in shard order. */
 export function checkStatsParts(parts: StatsPart[]): Array<StatsPart & { shard: Shard }> {
-  if (parts.length === 0) throw new RoutingStatsError('give the statistics files of the calibrate --shard tasks to merge');
+  if (parts.length === 0) throw new RoutingStatsError('give the statistics files of the sharded calibrate tasks to merge');
   for (const p of parts) {
-    if (!p.stats.shard) throw new RoutingStatsError(`${p.source} is a complete statistics file, not a part of a sharded calibration (calibrate --shard i/N): there is nothing to merge it with`);
+    if (!p.stats.shard) throw new RoutingStatsError(`${p.source} is a complete statistics file, not a part of a sharded calibration (calibrate with a \`shard\`): there is nothing to merge it with`);
   }
   const first = parts[0];
   const same: Array<[string, (s: RoutingStats) => unknown]> = [
@@ -43,7 +43,7 @@ export function checkStatsParts(parts: StatsPart[]): Array<StatsPart & { shard: 
     ['sequence length', (s) => s.calibration.seqLen],
     ['seed', (s) => s.calibration.seed],
     ['number of samples', (s) => s.calibration.samples],
-    ['warning threshold (--min-tokens)', (s) => s.minTokens],
+    ['warning threshold (\`minTokens\`)', (s) => s.minTokens],
     ['tool version', (s) => s.tool],
     ['number of shards', (s) => s.shard!.count],
   ];
@@ -74,7 +74,7 @@ export function checkStatsParts(parts: StatsPart[]): Array<StatsPart & { shard: 
   if (next !== first.stats.calibration.samples) throw new RoutingStatsError(`the shards cover ${next} of ${first.stats.calibration.samples} windows; the parts come from different shardings`);
   const withGrams = ordered.filter((p) => p.shard.grams !== null).length;
   if (withGrams !== 0 && withGrams !== ordered.length) {
-    throw new RoutingStatsError(`${withGrams} of ${ordered.length} parts wrote Gram matrices (--grams); run every shard task with --grams or none`);
+    throw new RoutingStatsError(`${withGrams} of ${ordered.length} parts wrote Gram matrices (\`grams\`); run every shard task with \`grams\` or none`);
   }
   const layersOf = (s: RoutingStats) => s.layers.map((l) => `${l.layer}:${l.counts.length}:${l.topK}`).join(',');
   for (const p of ordered) {
@@ -113,7 +113,7 @@ export function mergeRoutingStats(parts: StatsPart[]): RoutingStats {
 export async function mergeGrams(parts: StatsPart[], outDir: string, onExpert?: (done: number, of: number) => void): Promise<GramManifest> {
   const ordered = checkStatsParts(parts);
   const dirs = ordered.map((p) => {
-    if (p.shard.grams === null) throw new RoutingStatsError(`${p.source} wrote no Gram matrices; rerun the shard tasks with --grams to merge them`);
+    if (p.shard.grams === null) throw new RoutingStatsError(`${p.source} wrote no Gram matrices; rerun the shard tasks with \`grams\` to merge them`);
     return p.shard.grams;
   });
   const manifests: GramManifest[] = [];
@@ -121,7 +121,7 @@ export async function mergeGrams(parts: StatsPart[], outDir: string, onExpert?: 
     try {
       manifests.push(JSON.parse(await readFile(path.join(dir, GRAM_MANIFEST), 'utf8')) as GramManifest);
     } catch (err) {
-      throw new RoutingStatsError(`cannot read the Gram matrices of a part at ${dir} (${(err as Error).message}); the shard's --grams directory must be readable from here`);
+      throw new RoutingStatsError(`cannot read the Gram matrices of a part at ${dir} (${(err as Error).message}); the shard's \`grams\` directory must be readable from here`);
     }
   }
   const hidden = manifests[0].hiddenSize;
@@ -135,7 +135,7 @@ export async function mergeGrams(parts: StatsPart[], outDir: string, onExpert?: 
   });
   const target = path.resolve(outDir);
   try {
-    if ((await readdir(target)).length > 0) throw new RoutingStatsError(`--grams ${outDir} is not empty; merge the Gram matrices into a new directory`);
+    if ((await readdir(target)).length > 0) throw new RoutingStatsError(`\`grams\` ${outDir} is not empty; merge the Gram matrices into a new directory`);
   } catch (err) {
     if (err instanceof RoutingStatsError) throw err;
   }

@@ -8,13 +8,10 @@ import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GRAM_MANIFEST } from './gram.js';
 import { ROUTING_STATS_FORMAT } from './schema.js';
+import { RfidMoeError } from '../errors.js';
 
-export class StatsOutputError extends Error {
+export class StatsOutputError extends RfidMoeError {
   readonly kind = 'StatsOutputError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'StatsOutputError';
-  }
 }
 
 /** The real path of `p`, or of its nearest existing ancestor joined with the rest. */
@@ -64,16 +61,16 @@ async function checkNotInModelDir(option: string, target: string, modelDir: stri
 /** Refuses a --out path that would overwrite anything but a statistics file, or lies in a model directory. */
 export async function checkStatsOutPath(out: string, modelDir: string): Promise<void> {
   if (/\.safetensors$|\.safetensors\.index\.json$|(^|[\\/])config\.json$/i.test(out)) {
-    throw new StatsOutputError(`--out ${out} names a model file; the statistics file needs its own name, e.g. stats.json`);
+    throw new StatsOutputError(`\`out\` ${out} names a model file; the statistics file needs its own name, e.g. stats.json`);
   }
-  await checkNotInModelDir('--out', out, modelDir);
+  await checkNotInModelDir('\`out\`', out, modelDir);
   let info;
   try {
     info = await stat(out);
   } catch {
     return; // a new file
   }
-  if (!info.isFile()) throw new StatsOutputError(`--out ${out} exists and is not a file; pass the path of the statistics file to write, e.g. stats.json`);
+  if (!info.isFile()) throw new StatsOutputError(`\`out\` ${out} exists and is not a file; pass the path of the statistics file to write, e.g. stats.json`);
   let format: unknown;
   try {
     format = (JSON.parse(await readFile(out, 'utf8')) as { format?: unknown }).format;
@@ -81,13 +78,13 @@ export async function checkStatsOutPath(out: string, modelDir: string): Promise<
     format = undefined;
   }
   if (format !== ROUTING_STATS_FORMAT) {
-    throw new StatsOutputError(`--out ${out} exists and is not an rfid-moe statistics file; refusing to overwrite it. Choose a new file name, or delete the file yourself`);
+    throw new StatsOutputError(`\`out\` ${out} exists and is not an rfid-moe statistics file; refusing to overwrite it. Choose a new file name, or delete the file yourself`);
   }
 }
 
 /** Refuses a --grams directory in a model directory, or a non-empty one that holds no Gram matrices. */
 export async function checkGramsOutDir(dir: string, modelDir: string): Promise<void> {
-  await checkNotInModelDir('--grams', path.join(dir, GRAM_MANIFEST), modelDir, 2);
+  await checkNotInModelDir('\`grams\`', path.join(dir, GRAM_MANIFEST), modelDir, 2);
   let names: string[];
   try {
     names = await readdir(dir);
@@ -95,6 +92,6 @@ export async function checkGramsOutDir(dir: string, modelDir: string): Promise<v
     return;
   }
   if (names.length > 0 && !names.includes(GRAM_MANIFEST) && !names.every((n) => n.endsWith('.gram.safetensors'))) {
-    throw new StatsOutputError(`--grams ${dir} is not empty and holds no Gram matrices; choose an empty or new directory`);
+    throw new StatsOutputError(`\`grams\` ${dir} is not empty and holds no Gram matrices; choose an empty or new directory`);
   }
 }

@@ -28,7 +28,7 @@ export function calibrationWindows(ids: Int32Array, samples: number, seqLen: num
   // could only be covered by repeating itself: that is a too-small dataset, said plainly
   if (ids.length < samples * seqLen) {
     throw new WindowError(
-      `the dataset has ${ids.length} tokens, fewer than the ${samples} windows of ${seqLen} tokens need (${samples * seqLen}); the windows would repeat the same text. Use a larger dataset, or fewer --samples or a smaller --seq-len (at most ${Math.floor(ids.length / seqLen)} windows of ${seqLen} fit)`,
+      `the dataset has ${ids.length} tokens, fewer than the ${samples} windows of ${seqLen} tokens need (${samples * seqLen}); the windows would repeat the same text. Use a larger dataset, or fewer \`samples\` or a smaller \`seqLen\` (at most ${Math.floor(ids.length / seqLen)} windows of ${seqLen} fit)`,
     );
   }
   const next = seededRandom(seed);

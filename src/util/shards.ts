@@ -2,12 +2,9 @@
  * `i/N` task specs of sharded runs (a scheduler's array index i of N tasks, counted from 0), and
  * the contiguous, near-equal range of items each task owns, so that N tasks cover all exactly once.
  */
-export class ShardSpecError extends Error {
+import { RfidMoeError } from '../errors.js';
+export class ShardSpecError extends RfidMoeError {
   readonly kind = 'ShardSpecError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ShardSpecError';
-  }
 }
 
 /** `i/N` with 0 ≤ i < N. */

@@ -156,8 +156,9 @@ describe.skipIf(!existsSync(DEMO_TOKENIZER))('commands on a tiny model', () => {
     const r = cli('calibrate', model, '--dataset', text, '--out', path.join(work, 's.json'), '--seq-len', '1000000', '--samples', '1', '--engine', 'ts', '--json');
     expect(r.code).toBe(2);
     const error = jsonError(r);
-    expect(error.kind).toBe('WindowError');
-    expect(error.message).toMatch(/smaller --seq-len/);
+    // the context-length check (EvalSettingsError) speaks of `seqLen` too
+    expect(error.kind).toBe('EvalSettingsError');
+    expect(error.message).toMatch(/--seq-len 1000000/);
     expect(error.message).not.toContain('`');
   });
 

@@ -169,7 +169,7 @@ describe.each(models.map((m) => [path.basename(m), m]))('sharded runs on the shi
       [['c0', 'c1', 'c2', 'c-first-two'], /is in two parts/],
       [['c0', 'c1-other-recipe', 'c2'], /different runs: their recipe differ/],
       [['c0', 'c1', 'c2-flipped'], /does not have the content its manifest records/],
-      [['c0', 'c1-unfinished', 'c2'], /unfinished.*--resume/],
+      [['c0', 'c1-unfinished', 'c2'], /unfinished.*resume/],
       [['c0', 'c1', 'c-one'], /complete compressed model, not a part/],
     ];
     for (const [parts, message] of cases) {

@@ -77,8 +77,8 @@ describe('refusals before any work', () => {
   });
 
   it('a calibration --seq-len beyond max_position_embeddings (it would crawl, then mean nothing)', async () => {
-    await expect(run('o10', { retain: 0.5 }, { stats: undefined, selfSampled: { seqLen: 100000 } })).rejects.toThrow(/--seq-len 100000 is longer than the model's max_position_embeddings \(256\)/);
-    await expect(run('o10', { retain: 0.5 }, { stats: undefined, dataset: { file: statsFile, seqLen: 257 } })).rejects.toThrow(/--seq-len 257 is longer than the model's max_position_embeddings \(256\)/);
+    await expect(run('o10', { retain: 0.5 }, { stats: undefined, selfSampled: { seqLen: 100000 } })).rejects.toThrow(/`seqLen` 100000 is longer than the model's max_position_embeddings \(256\)/);
+    await expect(run('o10', { retain: 0.5 }, { stats: undefined, dataset: { file: statsFile, seqLen: 257 } })).rejects.toThrow(/`seqLen` 257 is longer than the model's max_position_embeddings \(256\)/);
     expect(await isAbsent('o10')).toBe(true);
   });
 

@@ -69,10 +69,10 @@ async function loadPart(dir: string): Promise<LoadedPart> {
     if (entries.includes(PROGRESS_FILE)) {
       const progress = await readProgress(abs).catch(() => undefined);
       const done = progress ? Object.keys(progress.layers).length : 0;
-      throw new MergeError(`part ${dir} is unfinished (${done} layer(s) done${progress?.selection ? ` of layers ${progress.selection}` : ''}): rerun its shard task with --resume, then merge`);
+      throw new MergeError(`part ${dir} is unfinished (${done} layer(s) done${progress?.selection ? ` of layers ${progress.selection}` : ''}): rerun its shard task with \`resume\`, then merge`);
     }
     if (entries.includes('config.json')) throw new MergeError(`${dir} is a complete compressed model, not a part of a sharded run: there is nothing to merge`);
-    throw new MergeError(`${dir} is not a part of a sharded run (no ${'rfid-moe-part.json'}); give the --out directories of \`rfid-moe compress --shard i/N\``);
+    throw new MergeError(`${dir} is not a part of a sharded run (no ${'rfid-moe-part.json'}); give the \`out\` directories of the sharded \`rfid-moe compress\` tasks`);
   }
   return { dir: abs, manifest };
 }
@@ -136,23 +136,23 @@ async function checkShards(parts: LoadedPart[], emit: ProgressListener): Promise
   const statsHashes = await Promise.all(parts.map((p) => sha256File(path.join(p.dir, STATS_FILE)).catch(() => undefined)));
   statsHashes.forEach((h, i) => {
     if (h === undefined) throw new MergeError(`part ${parts[i].dir} lacks ${STATS_FILE}; rerun that shard task into an empty directory`);
-    if (h !== statsHashes[0]) throw new MergeError(`parts ${parts[0].dir} and ${parts[i].dir} hold different ${STATS_FILE} files; every shard task must use the same --stats`);
+    if (h !== statsHashes[0]) throw new MergeError(`parts ${parts[0].dir} and ${parts[i].dir} hold different ${STATS_FILE} files; every shard task must use the same \`stats\``);
   });
 }
 
 /** The output directory must be new or empty (a complete merge of the same run is left alone). */
 async function checkOut(out: string, partDirs: string[]): Promise<void> {
-  if (partDirs.includes(out)) throw new MergeError(`--out ${out} is one of the parts; merge into a new directory`);
+  if (partDirs.includes(out)) throw new MergeError(`\`out\` ${out} is one of the parts; merge into a new directory`);
   let entries: string[];
   try {
-    if (!(await stat(out)).isDirectory()) throw new MergeError(`--out ${out} exists and is not a directory; choose a new directory`);
+    if (!(await stat(out)).isDirectory()) throw new MergeError(`\`out\` ${out} exists and is not a directory; choose a new directory`);
     entries = await readdir(out);
   } catch (err) {
     if (err instanceof MergeError) throw err;
     return;
   }
   if (entries.length === 0) return;
-  throw new MergeError(`--out ${out} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); merge into a new or empty directory`);
+  throw new MergeError(`\`out\` ${out} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); merge into a new or empty directory`);
 }
 
 /** Copies a file, as a copy-on-write clone where the filesystem supports it. */
@@ -193,7 +193,7 @@ export async function merge(partDirs: string[], options: MergeOptions): Promise<
   try {
     const modelFp = modelFingerprint(ckpt);
     if (modelFp !== manifest.modelFingerprint) {
-      throw new MergeError(`the model at ${ckpt.dir} is not the one the parts were made from (fingerprint ${modelFp.slice(0, 19)}… vs ${manifest.modelFingerprint.slice(0, 19)}…); pass the original model as --model`);
+      throw new MergeError(`the model at ${ckpt.dir} is not the one the parts were made from (fingerprint ${modelFp.slice(0, 19)}… vs ${manifest.modelFingerprint.slice(0, 19)}…); pass the original model as \`model\``);
     }
     const recipe = parseRecipe(manifest.recipe);
     if (recipeFingerprint(recipe) !== manifest.recipeFingerprint) throw new MergeError('the recipe recorded in the parts does not reproduce its fingerprint; the part manifests were edited');
@@ -212,7 +212,7 @@ export async function merge(partDirs: string[], options: MergeOptions): Promise<
     // a temp directory left by a killed merge of ours is removed; anything else there is refused
     try {
       const left = await readdir(temp);
-      if (!left.includes(MERGE_MARKER)) throw new MergeError(`${temp} exists and was not made by rfid-moe merge; remove it or choose another --out`);
+      if (!left.includes(MERGE_MARKER)) throw new MergeError(`${temp} exists and was not made by rfid-moe merge; remove it or choose another \`out\``);
       await rm(temp, { recursive: true, force: true });
     } catch (err) {
       if (err instanceof MergeError) throw err;
