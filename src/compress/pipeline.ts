@@ -42,7 +42,8 @@ import { TOOL_VERSION } from '../version.js';
 import { compressLayerType, type CompressLayerResult } from './compress-layer.js';
 import { openCompressed } from '../compressed/load.js';
 import { sampleSequences } from '../compressed/sample.js';
-import { NAME_TEMPLATES, CONFIG_BLOCK_KEY, CONFIG_FILE, COPIED_FILES, INDEX_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, STATS_FILE, shardFileName } from './output/names.js';
+import { NAME_TEMPLATES, CONFIG_FILE, COPIED_FILES, INDEX_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, STATS_FILE, shardFileName } from './output/names.js';
+import { modelIdentity, outputConfigText, sourceConfigText } from './output/config-json.js';
 import { factorDtypeFor, roundFactors, writeShard, droppedTensors, type CompressedTypeData } from './output/layer-shard.js';
 import type { LayerBlock, RfidBlock } from './output/block.js';
 import { EtaClock, type ProgressListener } from './progress.js';
@@ -563,8 +564,11 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       calibration: { source: calibration.source, description: calibration.description, statsSha256: statsHash(stats) },
       tensorNames: { basis: NAME_TEMPLATES.basis, coefficients: NAME_TEMPLATES.coefficients, residual: NAME_TEMPLATES.residual },
       layers: blocks,
+      source: modelIdentity(ckpt.config.raw),
     };
-    const config = { ...ckpt.config.raw, [CONFIG_BLOCK_KEY]: block };
+    // config.json keeps the source's text (every value with its lexical type) plus the block
+    const configText = outputConfigText(await sourceConfigText(ckpt.dir, ckpt.config.raw), block);
+    const config = JSON.parse(configText) as Record<string, unknown>;
 
     let fidelity: Fidelity | undefined;
     const evalOpts = options.evaluation === false ? { sequences: 0 } : (options.evaluation ?? {});
@@ -598,7 +602,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     await writeFileAtomic(path.join(out, REPORT_JSON), JSON.stringify(report, null, 1) + '\n');
     await writeFileAtomic(path.join(out, REPORT_MD), reportToMarkdown(report));
     // last: config.json makes the directory complete; then the run's scratch state goes
-    await writeFileAtomic(path.join(out, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+    await writeFileAtomic(path.join(out, CONFIG_FILE), configText);
     await rm(path.join(out, PROGRESS_FILE), { force: true });
     if (!options.grams) await rm(path.join(out, GRAMS_WORK_DIR), { recursive: true, force: true });
     emit({ type: 'finalize', message: `complete: ${out}${engineNotice ? ` (${engineNotice})` : ''}` });

@@ -23,6 +23,7 @@ import { createProjection } from '../residual/projection.js';
 import { CheckpointWeights, withExperts } from '../runtime/checkpoint-weights.js';
 import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
 import { CompressedFormatError, parseRfidBlock, type LayerBlock, type RfidBlock } from '../compress/output/block.js';
+import { modelConfigOf } from '../compress/output/config-json.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
 import { basisName, CONFIG_BLOCK_KEY, coefficientName, moePrefix, residualName } from '../compress/output/names.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
@@ -286,8 +287,14 @@ export async function openCompressed(dir: string, raw: Record<string, unknown>, 
     throw new CompressedFormatError(`${dir}/config.json has no rfid_moe block: it is not an rfid-moe output; open it as an ordinary checkpoint`);
   }
   const block = parseRfidBlock(raw[CONFIG_BLOCK_KEY], `${dir}/config.json`);
-  const family = familyForConfig(raw);
-  const resolved = family.resolveConfig(raw);
+  let modelRaw: Record<string, unknown>;
+  try {
+    modelRaw = modelConfigOf(raw, block, `${dir}/config.json`);
+  } catch (err) {
+    throw new CompressedFormatError((err as Error).message);
+  }
+  const family = familyForConfig(modelRaw);
+  const resolved = family.resolveConfig(modelRaw);
   const store = await TensorStore.open(absDir);
   try {
     // fused gate_up tensors dropped by factored output still decide the layout's form
