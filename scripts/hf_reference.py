@@ -83,6 +83,8 @@ OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job}
 
 def main():
     spec = json.load(sys.stdin)
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
     torch.manual_seed(0)
     results = []
     for job in spec["jobs"]:

@@ -23,7 +23,7 @@ export {
   type Recipe,
   type RecipeInput,
 } from './compress/index.js';
-export { loadCompressed, openModel } from './compressed/index.js';
+export { loadCompressed, openModel, densify } from './compressed/index.js';
 
 // Checkpoints and engines
 export { openCheckpoint, parameterCounts, CheckpointError } from './checkpoint/index.js';

@@ -27,7 +27,6 @@ import type { Engine } from '../engine/types.js';
 import { evaluateWindows } from '../eval/evaluate.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { DType } from '../io/dtype.js';
-import { SafetensorsFile } from '../io/safetensors-reader.js';
 import { TensorStore } from '../io/sharded.js';
 import { collectRoutingStats } from '../routing-stats/collect.js';
 import { modelFingerprint } from '../routing-stats/fingerprint.js';
@@ -42,8 +41,9 @@ import { TOOL_VERSION } from '../version.js';
 import { compressLayerType, type CompressLayerResult } from './compress-layer.js';
 import { openCompressed } from '../compressed/load.js';
 import { sampleSequences } from '../compressed/sample.js';
-import { NAME_TEMPLATES, CONFIG_FILE, COPIED_FILES, INDEX_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, STATS_FILE, shardFileName } from './output/names.js';
+import { NAME_TEMPLATES, CONFIG_FILE, COPIED_FILES, PROGRESS_FILE, REPORT_JSON, REPORT_MD, STATS_FILE, shardFileName } from './output/names.js';
 import { modelIdentity, outputConfigText, sourceConfigText } from './output/config-json.js';
+import { writeIndex } from './output/index-file.js';
 import { factorDtypeFor, roundFactors, writeShard, droppedTensors, type CompressedTypeData } from './output/layer-shard.js';
 import type { LayerBlock, RfidBlock } from './output/block.js';
 import { EtaClock, type ProgressListener } from './progress.js';
@@ -389,26 +389,6 @@ async function loadLayerGrams(gramsDir: string, layer: number, numExperts: numbe
     grams.push(g?.gram ?? new Float64Array(hidden * hidden));
   }
   return (e) => grams[e];
-}
-
-async function writeIndex(out: string, files: string[]): Promise<void> {
-  const weightMap: Record<string, string> = {};
-  const entries: Array<[string, string]> = [];
-  let totalSize = 0;
-  for (const file of files) {
-    const f = await SafetensorsFile.open(path.join(out, file));
-    try {
-      for (const name of f.tensorNames()) {
-        entries.push([name, file]);
-        totalSize += f.tensor(name)!.byteLength;
-      }
-    } finally {
-      await f.close();
-    }
-  }
-  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  for (const [name, file] of entries) weightMap[name] = file;
-  await writeFileAtomic(path.join(out, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
 }
 
 async function copyModelFiles(modelDir: string, out: string): Promise<void> {
