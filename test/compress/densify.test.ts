@@ -126,6 +126,14 @@ describe('densify refuses what it must not touch', () => {
     await expect(densify(factored, { out: done, engine })).rejects.toThrow(DensifyError);
   });
 
+  it('openCheckpoint sends a factored output to loadCompressed or densify; loadCompressed reads it as its own family', async () => {
+    await expect(openCheckpoint(factored)).rejects.toThrow(/factored rfid-moe output.*loadCompressed.*rfid-moe densify/);
+    const model = await loadCompressed(factored);
+    expect(model.config.family).toBe('olmoe');
+    expect(model.config.modelType).toBe('olmoe');
+    await model.close();
+  });
+
   it('the factored directory itself, and a dense output', async () => {
     await expect(densify(factored, { out: path.join(factored, 'sub'), engine })).rejects.toThrow(/inside it/);
     await expect(densify(dense, { out: path.join(root.dir, 'refusals', 'x'), engine })).rejects.toThrow(/already a dense/);
