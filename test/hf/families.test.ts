@@ -11,9 +11,12 @@
  * Source checkpoints: the Python-written fixtures under test/golden/runtime (their config.json is
  * what transformers itself accepts, floats as floats). DeepSeek (v1, model_type `deepseek`) is
  * not part of transformers (it needs trust_remote_code); the test records that transformers
- * refuses it, so the day it is supported the test says so.
+ * refuses it, so the day it is supported the test says so. DeepSeek-V2 (MLA attention, which the
+ * rfid-moe runtime cannot run yet) comes from the TypeScript fixture generator with its float
+ * keys written as floats: its dense output must load completely (no logits to compare with ours).
  */
 import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
@@ -22,6 +25,7 @@ import { densify } from '../../src/compressed/densify.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { writeRoutingStats } from '../../src/routing-stats/schema.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
@@ -79,6 +83,27 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
       for (const kind of ['dense', 'densified'] as const) jobs.push({ key: `${c.name}/${kind}`, job: { op: 'logits', model: `${base}-${kind}`, ids: golden.ids, mask: golden.mask } });
       jobs.push({ key: `${c.name}/factored`, job: { op: 'load', model: `${base}-factored` } });
     }
+    // DeepSeek-V2 (MLA): a TypeScript fixture whose float keys are written as transformers' config has them
+    const v2 = path.join(root.dir, 'deepseek_v2');
+    await makeTinyCheckpoint(v2, 'deepseek_v2', { seed: 2 });
+    const text = await readFile(path.join(v2, 'config.json'), 'utf8');
+    await writeFile(
+      path.join(v2, 'config.json'),
+      text.replace(/"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)/g, (_, k: string, v: string) => `"${k}": ${Number.isInteger(Number(v)) ? Number(v).toFixed(1) : Number(v).toExponential()}`),
+    );
+    const v2ckpt = await openCheckpoint(v2);
+    try {
+      await writeRoutingStats(`${v2}-stats.json`, syntheticStats(v2ckpt));
+      const recipe = { retain: 0.5, groupSize: 3 };
+      await compress(v2ckpt, recipe, { out: `${v2}-dense`, stats: `${v2}-stats.json`, engine, storage: 'dense', evaluation: false });
+      await compress(v2ckpt, recipe, { out: `${v2}-factored`, stats: `${v2}-stats.json`, engine, evaluation: false });
+    } finally {
+      await v2ckpt.close();
+    }
+    jobs.push({ key: 'deepseek_v2/original', job: { op: 'logits', model: v2, ids: golden.ids, mask: golden.mask } });
+    jobs.push({ key: 'deepseek_v2/dense', job: { op: 'logits', model: `${v2}-dense`, ids: golden.ids, mask: golden.mask } });
+    jobs.push({ key: 'deepseek_v2/factored', job: { op: 'load', model: `${v2}-factored` } });
+
     const run = await runHfJobs(jobs.map((j) => j.job));
     versions = `transformers ${run.transformers}, torch ${run.torch}`;
     jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
@@ -109,6 +134,19 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
       expect(relativeError(ours.get(c.name)!, densified.logits!)).toBeLessThan(1e-4);
     });
   }
+
+  it('deepseek_v2 (MLA, not runnable here): the dense output loads completely and runs; the factored one is refused naming rfid-moe', () => {
+    const original = hf.get('deepseek_v2/original')!;
+    expect(original.error, 'the fixture itself must load in transformers').toBeUndefined();
+    const dense = hf.get('deepseek_v2/dense')!;
+    expect(dense.error).toBeUndefined();
+    expect(dense.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+    expect(dense.logits!.flat().every(Number.isFinite)).toBe(true);
+    expect(dense.logits!.length).toBe(original.logits!.length);
+    const refused = hf.get('deepseek_v2/factored')!;
+    expect(refused.ok).toBe(false);
+    expect(refused.error).toMatch(/rfid-moe/);
+  });
 
   for (const c of UNSUPPORTED) {
     it(`${c.name} (${c.family}): transformers does not know model_type ${c.family} (not a family it ships)`, () => {
