@@ -11,9 +11,10 @@
  * Source checkpoints: the Python-written fixtures under test/golden/runtime (their config.json is
  * what transformers itself accepts, floats as floats). DeepSeek (v1, model_type `deepseek`) is
  * not part of transformers (it needs trust_remote_code); the test records that transformers
- * refuses it, so the day it is supported the test says so. DeepSeek-V2 (MLA attention, which the
- * rfid-moe runtime cannot run yet) comes from the TypeScript fixture generator with its float
- * keys written as floats: its dense output must load completely (no logits to compare with ours).
+ * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
+ * on-disk expert form and DeepSeek-V2 (MLA attention, which the rfid-moe runtime cannot run yet,
+ * so its dense output must load completely, with no logits of ours to compare) come from the
+ * TypeScript fixture generator, their float keys rewritten as floats as transformers writes them.
  */
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -25,7 +26,8 @@ import { densify } from '../../src/compressed/densify.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { writeRoutingStats } from '../../src/routing-stats/schema.js';
-import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { makeTinyCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
+import type { FamilyName } from '../../src/checkpoint/types.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
@@ -41,8 +43,26 @@ const golden = JSON.parse(readFileSync(path.join(goldenDir, 'families.json'), 'u
 
 /** model_types transformers 5 does not ship (DeepSeek v1 lives in remote code only) */
 const NOT_IN_TRANSFORMERS = new Set(['deepseek']);
-const CASES = golden.cases.filter((c) => !NOT_IN_TRANSFORMERS.has(c.family));
-const UNSUPPORTED = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family));
+
+interface Case {
+  name: string;
+  family: string;
+  /** an existing fixture directory, or the TypeScript fixture generator's options */
+  dir?: string;
+  fixture?: TinyCheckpointOptions;
+}
+
+/** float keys the TypeScript fixture generator writes as integers when they are whole (JSON.stringify) */
+const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
+
+const CASES: Case[] = [
+  ...golden.cases.filter((c) => !NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) })),
+  // transformers ≥ 5's fused on-disk expert form (mlp.experts.gate_up_proj / down_proj)
+  { name: 'mixtral-fused', family: 'mixtral', fixture: { seed: 4, fusedExperts: true } },
+];
+const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));
+/** DeepSeek-V2 (MLA attention, which the rfid-moe runtime cannot run yet) */
+const NOT_RUNNABLE: Case[] = [{ name: 'deepseek_v2', family: 'deepseek_v2', fixture: { seed: 2 } }];
 
 describeWithTransformers('compressed outputs in Hugging Face transformers', () => {
   let engine: Engine;
@@ -51,12 +71,23 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
   const hf = new Map<string, HfJobResult>();
   let versions = '';
 
+  /** The case's source directory (a TypeScript fixture is written with its float keys as floats, as transformers writes them). */
+  async function source(c: Case): Promise<string> {
+    if (c.dir) return c.dir;
+    const dir = path.join(root.dir, `${c.name}-model`);
+    await makeTinyCheckpoint(dir, c.family as FamilyName, c.fixture);
+    const text = await readFile(path.join(dir, 'config.json'), 'utf8');
+    await writeFile(path.join(dir, 'config.json'), text.replace(FLOAT_KEYS, (_, k: string, v: string) => `"${k}": ${Number.isInteger(Number(v)) ? Number(v).toFixed(1) : Number(v).toExponential()}`));
+    return dir;
+  }
+
   beforeAll(async () => {
     engine = createTsEngine({ threads: 1 });
     root = await tempDir('hf-families');
     const jobs: Array<{ key: string; job: HfJob }> = [];
-    for (const c of [...CASES, ...UNSUPPORTED]) {
-      const model = path.join(goldenDir, c.name);
+    const logits = (model: string): HfJob => ({ op: 'logits', model, ids: golden.ids, mask: golden.mask });
+    for (const c of [...CASES, ...UNSUPPORTED, ...NOT_RUNNABLE]) {
+      const model = await source(c);
       const base = path.join(root.dir, c.name);
       const stats = `${base}-stats.json`;
       const ckpt = await openCheckpoint(model);
@@ -73,37 +104,18 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
         jobs.push({ key: `${c.name}/dense`, job: { op: 'load', model: `${base}-dense` } });
         continue;
       }
-      const dense = await openCheckpoint(`${base}-dense`);
-      try {
-        const { logits } = await countRouting(dense, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true });
-        ours.set(c.name, logits!);
-      } finally {
-        await dense.close();
+      if (NOT_RUNNABLE.includes(c)) jobs.push({ key: `${c.name}/original`, job: logits(model) });
+      else {
+        const dense = await openCheckpoint(`${base}-dense`);
+        try {
+          ours.set(c.name, (await countRouting(dense, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!);
+        } finally {
+          await dense.close();
+        }
       }
-      for (const kind of ['dense', 'densified'] as const) jobs.push({ key: `${c.name}/${kind}`, job: { op: 'logits', model: `${base}-${kind}`, ids: golden.ids, mask: golden.mask } });
+      for (const kind of ['dense', 'densified'] as const) jobs.push({ key: `${c.name}/${kind}`, job: logits(`${base}-${kind}`) });
       jobs.push({ key: `${c.name}/factored`, job: { op: 'load', model: `${base}-factored` } });
     }
-    // DeepSeek-V2 (MLA): a TypeScript fixture whose float keys are written as transformers' config has them
-    const v2 = path.join(root.dir, 'deepseek_v2');
-    await makeTinyCheckpoint(v2, 'deepseek_v2', { seed: 2 });
-    const text = await readFile(path.join(v2, 'config.json'), 'utf8');
-    await writeFile(
-      path.join(v2, 'config.json'),
-      text.replace(/"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)/g, (_, k: string, v: string) => `"${k}": ${Number.isInteger(Number(v)) ? Number(v).toFixed(1) : Number(v).toExponential()}`),
-    );
-    const v2ckpt = await openCheckpoint(v2);
-    try {
-      await writeRoutingStats(`${v2}-stats.json`, syntheticStats(v2ckpt));
-      const recipe = { retain: 0.5, groupSize: 3 };
-      await compress(v2ckpt, recipe, { out: `${v2}-dense`, stats: `${v2}-stats.json`, engine, storage: 'dense', evaluation: false });
-      await compress(v2ckpt, recipe, { out: `${v2}-factored`, stats: `${v2}-stats.json`, engine, evaluation: false });
-    } finally {
-      await v2ckpt.close();
-    }
-    jobs.push({ key: 'deepseek_v2/original', job: { op: 'logits', model: v2, ids: golden.ids, mask: golden.mask } });
-    jobs.push({ key: 'deepseek_v2/dense', job: { op: 'logits', model: `${v2}-dense`, ids: golden.ids, mask: golden.mask } });
-    jobs.push({ key: 'deepseek_v2/factored', job: { op: 'load', model: `${v2}-factored` } });
-
     const run = await runHfJobs(jobs.map((j) => j.job));
     versions = `transformers ${run.transformers}, torch ${run.torch}`;
     jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
@@ -135,18 +147,23 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
     });
   }
 
-  it('deepseek_v2 (MLA, not runnable here): the dense output loads completely and runs; the factored one is refused naming rfid-moe', () => {
-    const original = hf.get('deepseek_v2/original')!;
-    expect(original.error, 'the fixture itself must load in transformers').toBeUndefined();
-    const dense = hf.get('deepseek_v2/dense')!;
-    expect(dense.error).toBeUndefined();
-    expect(dense.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
-    expect(dense.logits!.flat().every(Number.isFinite)).toBe(true);
-    expect(dense.logits!.length).toBe(original.logits!.length);
-    const refused = hf.get('deepseek_v2/factored')!;
-    expect(refused.ok).toBe(false);
-    expect(refused.error).toMatch(/rfid-moe/);
-  });
+  for (const c of NOT_RUNNABLE) {
+    it(`${c.name} (MLA, not runnable by rfid-moe yet): dense and densified outputs load completely and run; the factored one is refused naming rfid-moe`, () => {
+      const original = hf.get(`${c.name}/original`)!;
+      expect(original.error, 'the fixture itself must load in transformers').toBeUndefined();
+      for (const kind of ['dense', 'densified']) {
+        const r = hf.get(`${c.name}/${kind}`)!;
+        expect(r.error).toBeUndefined();
+        expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+        expect(r.logits!.length).toBe(original.logits!.length);
+        expect(r.logits!.flat().every(Number.isFinite)).toBe(true);
+      }
+      expect(hf.get(`${c.name}/densified`)!.logits).toEqual(hf.get(`${c.name}/dense`)!.logits);
+      const refused = hf.get(`${c.name}/factored`)!;
+      expect(refused.ok).toBe(false);
+      expect(refused.error).toMatch(/rfid-moe/);
+    });
+  }
 
   for (const c of UNSUPPORTED) {
     it(`${c.name} (${c.family}): transformers does not know model_type ${c.family} (not a family it ships)`, () => {
