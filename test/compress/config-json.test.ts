@@ -78,7 +78,7 @@ describe('config.json text writer', () => {
   it('replaces an rfid_moe block the source already had, once, keeping its position', () => {
     const src = '{\n    "a": 1.0,\n    "rfid_moe": {"old": [1, {"x": "}"}]},\n    "b": 2e-06\n}\n';
     const out = setTopLevelMembers(src, [['rfid_moe', { v: 2 }]]);
-    expect(out).toBe('{\n    "a": 1.0,\n    "rfid_moe": {\n      "v": 2\n    },\n    "b": 2e-06\n}\n');
+    expect(out).toBe('{\n    "a": 1.0,\n    "rfid_moe": {\n        "v": 2\n    },\n    "b": 2e-06\n}\n');
   });
 
   it('appends to single-line and empty objects, and to objects with odd spacing and escapes', () => {

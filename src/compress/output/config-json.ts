@@ -107,9 +107,9 @@ function memberIndent(text: string, member: Member | undefined, open: number): s
   return lineStart > open ? text.slice(lineStart, member.keyStart) : '';
 }
 
-/** `value` as JSON: pretty, nested lines indented under a member at `indent`; compact for single-line JSON. */
+/** `value` as JSON: pretty with the source's indent unit, nested under a member at `indent`; compact for single-line JSON. */
 function renderValue(value: unknown, indent: string | null): string {
-  return indent === null ? JSON.stringify(value) : JSON.stringify(value, null, 2).split('\n').join('\n' + indent);
+  return indent === null ? JSON.stringify(value) : JSON.stringify(value, null, indent).split('\n').join('\n' + indent);
 }
 
 /**
