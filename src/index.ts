@@ -24,7 +24,7 @@ export {
   type Recipe,
   type RecipeInput,
 } from './compress/index.js';
-export { loadCompressed, openModel, verifyOutputFiles, IntegrityError } from './compressed/index.js';
+export { loadCompressed, openModel, verifyOutputFiles, IntegrityError, densify } from './compressed/index.js';
 
 // Checkpoints and engines
 export { openCheckpoint, parameterCounts, CheckpointError } from './checkpoint/index.js';

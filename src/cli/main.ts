@@ -46,6 +46,7 @@ const commandModules: Array<() => Promise<{ register(program: Command): void }>>
   () => import('./commands/compress.js'),
   () => import('./commands/merge.js'),
   () => import('./commands/merge-stats.js'),
+  () => import('./commands/densify.js'),
 ];
 
 for (const load of commandModules) (await load()).register(program);

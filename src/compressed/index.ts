@@ -1,5 +1,6 @@
 export { loadCompressed, openCompressed, isCompressedDir, CompressedModel, type LoadCompressedOptions, type PreloadResult } from './load.js';
 export { openModel } from './open-model.js';
+export { densify, DensifyError, type DensifyOptions, type DensifyResult } from './densify.js';
 export {
   FactoredLinear,
   DenseLinear,

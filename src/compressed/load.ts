@@ -23,6 +23,7 @@ import { createProjection } from '../residual/projection.js';
 import { CheckpointWeights, withExperts } from '../runtime/checkpoint-weights.js';
 import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
 import { CompressedFormatError, parseRfidBlock, type LayerBlock, type RfidBlock } from '../compress/output/block.js';
+import { modelConfigOf } from '../compress/output/config-json.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
 import { basisName, CONFIG_BLOCK_KEY, coefficientName, moePrefix, residualName } from '../compress/output/names.js';
 import { verifyOutputFiles, type HashProgress } from './verify.js';
@@ -296,8 +297,14 @@ export async function openCompressed(dir: string, raw: Record<string, unknown>, 
   const block = parseRfidBlock(raw[CONFIG_BLOCK_KEY], `${dir}/config.json`);
   // before any tensor is read: a flipped byte or a missing shard is refused, not evaluated
   if (opts.verifyHashes !== false) await verifyOutputFiles(absDir, block.files, { onProgress: opts.onVerifyProgress });
-  const family = familyForConfig(raw);
-  const resolved = family.resolveConfig(raw);
+  let modelRaw: Record<string, unknown>;
+  try {
+    modelRaw = modelConfigOf(raw, block, `${dir}/config.json`);
+  } catch (err) {
+    throw new CompressedFormatError((err as Error).message);
+  }
+  const family = familyForConfig(modelRaw);
+  const resolved = family.resolveConfig(modelRaw);
   const store = await TensorStore.open(absDir);
   try {
     // fused gate_up tensors dropped by factored output still decide the layout's form

@@ -77,6 +77,13 @@ export const rfidBlockSchema = z.object({
    * one per decoder layer, and `rest` for the tensors outside the layers
    */
   sourceSha256: z.object({ layers: z.array(z.string()), rest: z.string() }),
+  /**
+   * The source model's own model_type and architectures. A factored output's top-level ones name
+   * rfid-moe (so Hugging Face loaders refuse it); loaders read the model's from here.
+   */
+  source: z.object({ modelType: z.string().min(1), architectures: z.array(z.string()).optional() }).optional(),
+  /** set when `rfid-moe densify` wrote this dense directory from a factored output */
+  densified: z.object({ from: z.string(), note: z.string() }).optional(),
 });
 
 export type GroupBlock = z.infer<typeof groupBlockSchema>;

@@ -18,7 +18,8 @@ import { statsHash } from '../hashing.js';
 import type { EvaluationOptions } from '../options.js';
 import type { LayerBlock } from '../output/block.js';
 import { writeShard } from '../output/layer-shard.js';
-import { CONFIG_BLOCK_KEY, CONFIG_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, shardFileName } from '../output/names.js';
+import { outputConfigText, sourceConfigText } from '../output/config-json.js';
+import { CONFIG_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, shardFileName } from '../output/names.js';
 import type { ProgressListener } from '../progress.js';
 import type { Recipe } from '../recipe.js';
 import { reductionsOf, reportToMarkdown, type CompressionReport, type Fidelity, type LayerReport } from '../report.js';
@@ -91,7 +92,9 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
     files,
     sourceSha256,
   });
-  const config = { ...ckpt.config.raw, [CONFIG_BLOCK_KEY]: block };
+  // config.json keeps the source's text (every value with its lexical type) plus the block
+  const configText = outputConfigText(await sourceConfigText(ckpt.dir, ckpt.config.raw), block);
+  const config = JSON.parse(configText) as Record<string, unknown>;
 
   // verify
   let fidelity: Fidelity | undefined;
@@ -126,7 +129,7 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
   await writeFileAtomic(path.join(out, REPORT_JSON), JSON.stringify(report, null, 1) + '\n');
   await writeFileAtomic(path.join(out, REPORT_MD), reportToMarkdown(report));
   // last: config.json makes the directory complete; then the run's scratch state goes
-  await writeFileAtomic(path.join(out, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
+  await writeFileAtomic(path.join(out, CONFIG_FILE), configText);
   await rm(path.join(out, PROGRESS_FILE), { force: true });
   if (a.removeGramsScratch) await rm(path.join(out, GRAMS_WORK_DIR), { recursive: true, force: true });
   emit({ type: 'finalize', message: `complete: ${out}${a.engineNotice ? ` (${a.engineNotice})` : ''}` });
