@@ -4,10 +4,13 @@
  * text, and bad flags exit 2 with one message.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { compress } from '../../src/compress/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
 const run = promisify(execFile);
@@ -65,4 +68,32 @@ describe('rfid-moe generate', () => {
     expect(long.code).toBe(2);
     expect(JSON.parse(long.stdout)).toMatchObject({ ok: false, error: { kind: 'ContextLengthExceeded' } });
   });
+});
+
+describe('rfid-moe generate on compressed outputs', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'rfid-gen-cli-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  beforeAll(async () => {
+    const ckpt = await openCheckpoint(model);
+    try {
+      for (const storage of ['factored', 'dense'] as const) {
+        await compress(ckpt, { retain: 0.6 }, { out: path.join(work, storage), storage, selfSampled: { samples: 4, seqLen: 32 }, evaluation: false, engine: 'native' });
+      }
+    } finally {
+      await ckpt.close();
+    }
+  }, 240_000);
+
+  it('runs factored and dense checkpoints of the same compression to the same greedy tokens', async () => {
+    const args = ['--prompt', golden.cases[0].prompt, '--temperature', '0', '--max-new-tokens', '24', '--ignore-eos', '--json'];
+    const factored = await cli('generate', path.join(work, 'factored'), ...args);
+    const dense = await cli('generate', path.join(work, 'dense'), ...args);
+    expect(factored.code).toBe(0);
+    expect(factored.stderr).toMatch(/compressed \(factored\)/);
+    expect(dense.stderr).toMatch(/compressed \(dense\)/);
+    const f = JSON.parse(factored.stdout);
+    const d = JSON.parse(dense.stdout);
+    expect(f.usage.completionTokens).toBe(24);
+    expect(f.tokens).toEqual(d.tokens);
+  }, 60_000);
 });
