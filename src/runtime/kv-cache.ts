@@ -12,6 +12,10 @@
  *
  * Keys are stored after RoPE (and q/k norm), exactly as attention consumes them, so a cached run
  * gives the same numbers as running the whole prefix (tested in test/runtime/kv-cache.test.ts).
+ *
+ * Layout of one slot's buffer per layer: head-major, [kvWidth/headDim heads][allocated positions]
+ * [headDim], so attention reads one kv head's keys as one contiguous matrix without gathering.
+ * With headDim = kvWidth (the default) that is plain position-major rows of kvWidth.
  */
 export class KvCache {
   /** positions already cached per slot (the same for every layer between steps) */
@@ -28,9 +32,11 @@ export class KvCache {
     /** most positions one slot can hold */
     readonly capacity: number,
     readonly kvWidth: number,
+    /** width of one kv head (the model's head_dim) for the head-major layout; default kvWidth */
+    readonly headDim: number = kvWidth,
   ) {
-    if (![numLayers, sequences, capacity, kvWidth].every((v) => Number.isInteger(v) && v > 0)) {
-      throw new RangeError(`KvCache needs positive integer sizes, got layers ${numLayers}, sequences ${sequences}, capacity ${capacity}, width ${kvWidth}`);
+    if (![numLayers, sequences, capacity, kvWidth, headDim].every((v) => Number.isInteger(v) && v > 0) || kvWidth % headDim !== 0) {
+      throw new RangeError(`KvCache needs positive integer sizes with headDim dividing kvWidth, got layers ${numLayers}, sequences ${sequences}, capacity ${capacity}, width ${kvWidth}, head ${headDim}`);
     }
     const empty = () => Array.from({ length: numLayers }, () => new Float32Array(0));
     this.keyBuffers = Array.from({ length: sequences }, empty);
@@ -46,6 +52,31 @@ export class KvCache {
 
   values(layer: number, slot: number): Float32Array {
     return this.valueBuffers[slot][layer];
+  }
+
+  /** Positions the slot's buffers hold room for now (the per-head stride of the layout). */
+  allocated(slot: number): number {
+    return this.keyBuffers[slot][0].length / this.kvWidth;
+  }
+
+  /**
+   * Stores `count` new positions (rows `from`… of k and v, row-major kvWidth) of `layer` at
+   * positions `at`… of `slot`. Room must have been reserved (assertRoom).
+   */
+  write(layer: number, slot: number, at: number, k: Float32Array, v: Float32Array, from: number, count: number): void {
+    const { kvWidth, headDim } = this;
+    const heads = kvWidth / headDim;
+    const stride = this.allocated(slot);
+    const keys = this.keyBuffers[slot][layer];
+    const values = this.valueBuffers[slot][layer];
+    for (let i = 0; i < count; i++) {
+      const src = (from + i) * kvWidth;
+      for (let h = 0; h < heads; h++) {
+        const dst = (h * stride + at + i) * headDim;
+        keys.set(k.subarray(src + h * headDim, src + (h + 1) * headDim), dst);
+        values.set(v.subarray(src + h * headDim, src + (h + 1) * headDim), dst);
+      }
+    }
   }
 
   /** Slots not handed out. */
@@ -105,15 +136,17 @@ export class KvCache {
   }
 
   private reserve(slot: number, positions: number): void {
-    const have = this.keyBuffers[slot][0].length / this.kvWidth;
+    const have = this.allocated(slot);
     if (positions <= have) return;
     // doubling keeps the copies amortised O(1) per position
     const grown = Math.min(this.capacity, Math.max(positions, 2 * have, 16));
-    const keep = this.lengths[slot] * this.kvWidth;
+    const { kvWidth, headDim } = this;
+    const keep = this.lengths[slot] * headDim;
     for (let l = 0; l < this.numLayers; l++) {
       for (const buffers of [this.keyBuffers, this.valueBuffers]) {
-        const next = new Float32Array(grown * this.kvWidth);
-        next.set(buffers[slot][l].subarray(0, keep));
+        const old = buffers[slot][l];
+        const next = new Float32Array(grown * kvWidth);
+        for (let h = 0; h < kvWidth / headDim; h++) next.set(old.subarray(h * have * headDim, h * have * headDim + keep), h * grown * headDim);
         buffers[slot][l] = next;
       }
     }

@@ -60,7 +60,23 @@ export interface RopeTables {
   sin: Float32Array;
 }
 
+/**
+ * Tables already built, per (headDim, theta): decoding asks for one more position every step, so
+ * the largest table is kept and served for any shorter request (rows are independent of the count).
+ */
+const ropeCache = new Map<string, RopeTables>();
+
 export function ropeTables(headDim: number, theta: number, positions: number): RopeTables {
+  const key = `${headDim}/${theta}`;
+  const cached = ropeCache.get(key);
+  if (cached && cached.positions >= positions) return cached;
+  // round up so a growing decode rebuilds the table rarely
+  const table = buildRopeTables(headDim, theta, Math.ceil(positions / 512) * 512);
+  ropeCache.set(key, table);
+  return table;
+}
+
+function buildRopeTables(headDim: number, theta: number, positions: number): RopeTables {
   const half = headDim / 2;
   const cos = new Float32Array(positions * half);
   const sin = new Float32Array(positions * half);

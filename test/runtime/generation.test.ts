@@ -183,7 +183,7 @@ describe('BatchDecoder', () => {
     // alone: full-prefix forward of each sequence
     const alone = await Promise.all(seqs.map((s) => runDecoder(provider, engine, batchFromSequences([s]))));
     // together: slots 2, 0, 1 of a 3-slot cache, prefill all but the last token, then one step for all
-    const cache = new KvCache(numLayers, 3, 16, numKvHeads * headDim);
+    const cache = new KvCache(numLayers, 3, 16, numKvHeads * headDim, headDim);
     const slots = [2, 0, 1];
     await runDecoder(provider, engine, batchFromSequences(seqs.map((s) => s.slice(0, -1))), { kvCache: cache, kvSlots: slots });
     const last = await runDecoder(provider, engine, batchFromSequences(seqs.map((s) => s.slice(-1))), { kvCache: cache, kvSlots: slots });

@@ -176,7 +176,7 @@ export class BatchDecoder {
     this.contextLength = opts.contextLength ?? (typeof fromConfig === 'number' && fromConfig > 0 ? fromConfig : DEFAULT_CONTEXT);
     if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? 512;
-    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, config.numKvHeads * config.headDim);
+    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, config.numKvHeads * config.headDim, config.headDim);
   }
 
   /** requests being decoded / waiting for a slot */

@@ -41,7 +41,7 @@ export async function sampleSequences(provider: WeightProvider, engine: Engine, 
     return s;
   });
   const { numLayers, numKvHeads, headDim } = provider.config;
-  const cache = new KvCache(numLayers, count, length, numKvHeads * headDim);
+  const cache = new KvCache(numLayers, count, length, numKvHeads * headDim, headDim);
   for (let t = 1; t < length; t++) {
     // each sequence's newest token; the cache supplies the positions before it
     const batch = batchFromSequences(sequences.map((s) => s.subarray(t - 1, t)));
