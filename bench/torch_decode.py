@@ -10,13 +10,14 @@ produce the same tokens).
 """
 import argparse
 import json
+import os
 import sys
 import time
 
 import numpy as np
 import torch
 import transformers
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 
 
 @torch.inference_mode()
@@ -43,7 +44,14 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    # configs written by the TypeScript fixtures store 0.0 as 0; transformers 5 validates float fields strictly
+    with open(os.path.join(args.model, "config.json")) as f:
+        raw = json.load(f)
+    for key in ("router_jitter_noise", "attention_dropout", "rms_norm_eps", "rope_theta", "router_aux_loss_coef"):
+        if isinstance(raw.get(key), int):
+            raw[key] = float(raw[key])
+    config = AutoConfig.for_model(**raw)
+    model = AutoModelForCausalLM.from_pretrained(args.model, config=config, dtype=torch.float32)
     model.eval()
     load = time.perf_counter() - t0
     ids = np.fromfile(args.ids, dtype="<i4").tolist()
