@@ -18,7 +18,7 @@
  */
 import type { Engine } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
-import { siluMulInPlace } from '../runtime/numerics.js';
+import { scratch, siluMulInPlace } from '../runtime/numerics.js';
 import type { ExpertWeights } from '../runtime/weights.js';
 
 /** y (rows × p) = x (rows × d) · Wᵀ */
@@ -211,8 +211,9 @@ export class SwiGluExpert implements ExpertWeights {
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     const width = this.gate.p;
-    const g = new Float32Array(rows * width);
-    const u = new Float32Array(rows * width);
+    // synchronous from here to the end: the shared scratch buffers cannot be reused meanwhile
+    const g = scratch('swiglu-gate', rows * width);
+    const u = scratch('swiglu-up', rows * width);
     this.gate.apply(engine, x, rows, g);
     this.up.apply(engine, x, rows, u);
     siluMulInPlace(g, u, rows * width);

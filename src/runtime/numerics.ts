@@ -154,3 +154,20 @@ export function topK(row: Float32Array, offset: number, length: number, k: numbe
     outIndex[outOffset + pos] = j;
   }
 }
+
+/**
+ * Reusable scratch buffers for intermediate products inside one synchronous kernel (the SwiGLU
+ * gate/up activations): allocating fresh zero-filled arrays of rows × width for every expert
+ * call showed up as page faults and GC in profiles. A buffer is only valid until the next call
+ * asking for the same `name`, so never return it or keep it across an await.
+ */
+const scratchBuffers = new Map<string, Float32Array>();
+
+export function scratch(name: string, length: number): Float32Array {
+  let buf = scratchBuffers.get(name);
+  if (!buf || buf.length < length) {
+    buf = new Float32Array(Math.max(length, Math.ceil((buf?.length ?? 0) * 1.5)));
+    scratchBuffers.set(name, buf);
+  }
+  return buf.subarray(0, length);
+}
