@@ -20,6 +20,7 @@ import {
   generateAll,
   GenerationParamsError,
   KvCache,
+  loadTextCodec,
   runDecoder,
   Sampler,
   samplingDistribution,
@@ -28,6 +29,7 @@ import {
   type GenerationStream,
 } from '../../src/runtime/index.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { repoRoot } from '../helpers/shared-data.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-gen-'));
 const engine = createTsEngine({ threads: 1 });
@@ -160,6 +162,28 @@ describe('stop strings', () => {
     expect(stopped).toBe(true);
     expect(out).toBe('abc dea\nfgh ');
     expect(stream.completion).toBe('abc dea\nfgh ');
+  });
+
+  it('streams a real byte-level tokenizer\'s text piece by piece, multi-byte characters whole', async () => {
+    const codec = await loadTextCodec(path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare'));
+    const text = 'Café ☕ naïve — ROMEO: “Ay, me!” 日本語 and so on.\nThe end';
+    const ids = Array.from(codec.encode(text));
+    expect(codec.decode(ids)).toBe(text);
+    const stream = new StopTextStream(codec, []);
+    const pieces: string[] = [];
+    for (const id of ids) pieces.push(stream.push(id).text);
+    pieces.push(stream.flush());
+    expect(pieces.join('')).toBe(text);
+    expect(pieces.some((p) => p.includes('\uFFFD'))).toBe(false);
+    // with a stop string the text ends right before it
+    const cut = new StopTextStream(codec, ['日本']);
+    let out = '';
+    for (const id of ids) {
+      const r = cut.push(id);
+      out += r.text;
+      if (r.stop) break;
+    }
+    expect(out).toBe(text.slice(0, text.indexOf('日本')));
   });
 
   it('releases held-back text at the end when no stop string completes', () => {

@@ -16,7 +16,8 @@ export function textCodec(loaded: LoadedTokenizer): TextCodec {
   const tok = loaded.tokenizer;
   return {
     encode: (text) => Int32Array.from(tok.encode(text).ids),
-    decode: (ids) => tok.decode(ids, { skip_special_tokens: true }),
+    // the library refuses an empty list; the empty completion decodes to ''
+    decode: (ids) => (ids.length === 0 ? '' : tok.decode(ids, { skip_special_tokens: true })),
   };
 }
 
