@@ -10,7 +10,9 @@ The EOS token does not stop decoding here (the test passes stopTokenIds: []), so
     .venv/bin/python scripts/gen-generate-golden.py [MODEL_DIR ...]
 
 Without arguments it regenerates the goldens of MODELS (adding a shipped model is one line).
+Every golden records the sha256 of the weights it was made from; the test refuses a stale golden.
 """
+import hashlib
 import json
 import os
 import sys
@@ -24,6 +26,7 @@ OUT = os.path.join(ROOT, "test", "golden", "generate")
 
 MODELS = [
     "examples/models/mixtral-tiny-shakespeare",
+    "examples/models/qwen3-moe-tiny-shakespeare",
 ]
 
 PROMPTS = [
@@ -69,8 +72,14 @@ def main():
             tokens, gaps = greedy(model, ids, NEW_TOKENS)
             cases.append({"prompt": prompt, "promptIds": ids, "tokens": tokens, "top2Gap": gaps, "text": tok.decode(tokens, skip_special_tokens=True)})
         name = os.path.basename(os.path.normpath(path))
+        digest = hashlib.sha256()
+        with open(os.path.join(path, "model.safetensors"), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
         doc = {
-            "model": os.path.relpath(path, ROOT),
+            # shipped models live in examples/models/ (a path elsewhere is a model not yet committed there)
+            "model": f"examples/models/{name}",
+            "weightsSha256": digest.hexdigest(),
             "generator": "scripts/gen-generate-golden.py",
             "reference": f"transformers {transformers.__version__} AutoModelForCausalLM (f32), torch {torch.__version__}, greedy argmax with its KV cache",
             "newTokens": NEW_TOKENS,

@@ -8,7 +8,8 @@
  * every token exactly; a mismatch message names the step and its gap, so a mismatch at a true
  * near-tie (gap ~1e-5, where f32 summation order decides) is visible as such instead of hidden.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openModel } from '../../src/compressed/open-model.js';
@@ -26,6 +27,7 @@ interface GoldenCase {
 }
 interface Golden {
   model: string;
+  weightsSha256: string;
   newTokens: number;
   cases: GoldenCase[];
 }
@@ -54,9 +56,17 @@ describe('greedy generation equals transformers', () => {
     expect(goldens.map((g) => g.model)).toContain('examples/models/mixtral-tiny-shakespeare');
   });
 
-  describe.each(goldens.map((g) => [g.model, g] as const))('%s', (model, golden) => {
+  // a golden may be committed before its model lands in examples/models (another branch): skip it then
+  const present = goldens.filter((g) => existsSync(path.join(repoRoot, g.model, 'model.safetensors')));
+  for (const g of goldens) if (!present.includes(g)) console.warn(`${g.model} is not in this checkout; skipping its greedy golden`);
+
+  describe.each(present.map((g) => [g.model, g] as const))('%s', (model, golden) => {
     const dir = path.join(repoRoot, model);
     const setup = (async () => {
+      const sha = createHash('sha256').update(readFileSync(path.join(dir, 'model.safetensors'))).digest('hex');
+      if (sha !== golden.weightsSha256) {
+        throw new Error(`${model}/model.safetensors is not the model test/golden/generate was made from (sha256 ${sha}, golden ${golden.weightsSha256}); regenerate: .venv/bin/python scripts/gen-generate-golden.py`);
+      }
       const ckpt = await openModel(dir);
       opened.push(ckpt);
       return { ckpt, codec: await loadTextCodec(dir) };
