@@ -10,7 +10,7 @@
  * so TS also pays for reading and decoding the weights: the comparison is conservative).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +31,8 @@ const { values } = parseArgs({
     experts: { type: 'string', default: '8' },
     repeats: { type: 'string', default: '3' },
     threads: { type: 'string', default: '2' },
+    // the peer: the project's venv (PyTorch 2.x) when present, else the system python
+    python: { type: 'string', default: existsSync(path.join(import.meta.dirname, '..', '.venv', 'bin', 'python')) ? path.join(import.meta.dirname, '..', '.venv', 'bin', 'python') : 'python3' },
   },
 });
 const num = (k: keyof typeof values) => Number(values[k]);
@@ -59,7 +61,7 @@ try {
   const tokens = flat.length;
 
   const torch = JSON.parse(
-    execFileSync('/usr/bin/python3', [path.join(import.meta.dirname, 'torch_forward.py'), '--model', model, '--ids', idsFile, '--seq-len', String(seqLen), '--threads', values.threads!, '--repeats', values.repeats!], {
+    execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_forward.py'), '--model', model, '--ids', idsFile, '--seq-len', String(seqLen), '--threads', values.threads!, '--repeats', values.repeats!], {
       encoding: 'utf8',
       maxBuffer: 1 << 24,
     }),
@@ -89,6 +91,7 @@ try {
     torchLoadSeconds: torch.loadSeconds,
     torchTokensPerSecond: tokens / torch.forwardSeconds,
     torchThreads: torch.threads,
+    torchVersion: torch.torch,
     ratio: torch.forwardSeconds / tsSeconds,
     sameRoutingCounts: sameCounts,
   };

@@ -26,6 +26,25 @@ export {
 } from './compress/index.js';
 export { loadCompressed, openModel, verifyOutputFiles, IntegrityError, densify } from './compressed/index.js';
 
+// Generation (the serving layer's engine)
+export {
+  generate,
+  generateAll,
+  BatchDecoder,
+  GenerationStream,
+  loadTextCodec,
+  GenerationParamsError,
+  ContextLengthError,
+  DecoderClosedError,
+  type GenerateOptions,
+  type GenerationParams,
+  type GenerationEvent,
+  type GenerationUsage,
+  type FinishReason,
+  type BatchDecoderOptions,
+  type TextCodec,
+} from './runtime/generation/index.js';
+
 // Checkpoints and engines
 export { openCheckpoint, parameterCounts, CheckpointError } from './checkpoint/index.js';
 export { NonFiniteError } from './checkpoint/index.js';

@@ -1,20 +1,24 @@
 /**
  * Running compressed experts directly. A compressed matrix W ≈ A·B + unvec(P·η) (A p×K, B K×d)
  * is applied to x (rows × d) either factored — y = (x·Bᵀ)·Aᵀ plus the residual term — or by
- * materialising W once and doing one dense product, whichever costs fewer multiply-adds for the
- * rows at hand:
+ * materialising W once and doing one dense product, whichever costs less for the rows at hand:
  *
  *   factored:     rows·K·(d + p) + residual
- *                 residual 'tile': rows·(d + p + q) — P·η is constant on q contiguous runs of the
- *                   row-major p×d matrix, so (R·x)_i is a sum of run values × prefix-sum spans of x;
+ *                 residual 'tile': rows·(d + p + q) scalar steps — P·η is constant on q contiguous
+ *                   runs of the row-major p×d matrix, so (R·x)_i is a sum of run values × prefix-sum
+ *                   spans of x;
  *                 residual 'random': p·d to scatter R once + rows·p·d;
- *   materialised: p·K·d (+ p·d for the residual) once, then rows·p·d.
+ *   materialised: p·K·d (+ p·d scalar steps for the residual) once, then rows·p·d.
  *
- * With few rows (a cold expert) factored wins; a hot expert at a high rank is materialised.
+ * Multiply-adds inside BLAS and scalar steps of a JavaScript loop do not cost the same: profiling
+ * an eval of a factored model put one step of the tile-residual loop at about 100 BLAS
+ * multiply-adds (20 ns against 0.2 ns), so scalar steps are weighted by SCALAR_STEP_COST. With
+ * few rows (decoding, a cold expert) factored wins; with many (a prefill, an eval batch) the
+ * matrix is materialised.
  */
 import type { Engine } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
-import { siluMulInPlace } from '../runtime/numerics.js';
+import { scratch, siluMulInPlace } from '../runtime/numerics.js';
 import type { ExpertWeights } from '../runtime/weights.js';
 import { CompressedFormatError } from '../compress/output/block.js';
 
@@ -60,14 +64,17 @@ export function materialise(engine: Engine, m: FactoredMatrix): Float32Array {
   return W;
 }
 
-/** Multiply-adds of the two ways of applying `m` to `rows` rows. */
+/** Cost of one scalar step of a JavaScript loop, in BLAS multiply-adds (measured; see above). */
+export const SCALAR_STEP_COST = 64;
+
+/** Cost (in BLAS multiply-adds) of the two ways of applying `m` to `rows` rows. */
 export function applyCosts(m: FactoredMatrix, rows: number): { factored: number; materialised: number } {
   const { p, d, rank: K } = m;
   let factored = rows * K * (d + p);
   let materialised = p * K * d + rows * p * d;
   if (m.residual) {
-    factored += m.residual.descriptor.scheme === 'tile' ? rows * (d + p + m.residual.descriptor.q) : p * d + rows * p * d;
-    materialised += p * d;
+    factored += m.residual.descriptor.scheme === 'tile' ? SCALAR_STEP_COST * rows * (d + p + m.residual.descriptor.q) : SCALAR_STEP_COST * p * d + rows * p * d;
+    materialised += SCALAR_STEP_COST * p * d;
   }
   return { factored, materialised };
 }
@@ -75,6 +82,7 @@ export function applyCosts(m: FactoredMatrix, rows: number): { factored: number;
 export class FactoredLinear implements LinearOperator {
   private dense: Float32Array | null = null;
   private scatteredResidual: Float32Array | null = null;
+  private segments: TileSegments | null = null;
 
   constructor(
     readonly matrix: FactoredMatrix,
@@ -118,7 +126,8 @@ export class FactoredLinear implements LinearOperator {
     const residual = this.matrix.residual;
     if (!residual) return;
     if (residual.descriptor.scheme === 'tile') {
-      addTileResidual(residual.descriptor, residual.vector, p, d, x, rows, out);
+      this.segments ??= tileSegments(residual.descriptor, residual.vector, d);
+      addTileSegments(this.segments, d, p, x, rows, out);
     } else {
       this.scatteredResidual ??= createProjection(residual.descriptor).reconstruct(residual.vector);
       engine.gemm(rows, p, d, x, this.scatteredResidual, out, { transB: true, beta: 1 });
@@ -127,32 +136,66 @@ export class FactoredLinear implements LinearOperator {
 }
 
 /**
- * out (rows × p) += x · Rᵀ for R = unvec(P·η) with P's 'tile' buckets: bucket b covers the
- * row-major entries [⌊b·L/q⌋, ⌊(b+1)·L/q⌋) with the value η_b/√|b| (the contract of
- * src/residual/projection.ts). Per row of x: one prefix sum, then each bucket's span per matrix row.
+ * The 'tile' residual R = unvec(P·η) as runs of equal values along the matrix rows: bucket b
+ * covers the row-major entries [⌊b·L/q⌋, ⌊(b+1)·L/q⌋) with the value η_b/√|b| (the contract of
+ * src/residual/projection.ts), cut at matrix-row ends into segments (row, from, to, value).
+ * Computed once per matrix, so applying R costs one prefix sum per input row plus one
+ * multiply-add per segment (about q + p), with no divisions or square roots in the loop.
  */
-export function addTileResidual(desc: ProjectionDescriptor, eta: Float32Array, p: number, d: number, x: Float32Array, rows: number, out: Float32Array): void {
+export interface TileSegments {
+  row: Int32Array;
+  from: Int32Array;
+  to: Int32Array;
+  value: Float64Array;
+}
+
+export function tileSegments(desc: ProjectionDescriptor, eta: Float32Array, d: number): TileSegments {
   const { q, length } = desc;
-  const prefix = new Float64Array(d + 1);
-  for (let r = 0; r < rows; r++) {
-    const xr = r * d;
-    for (let j = 0; j < d; j++) prefix[j + 1] = prefix[j] + x[xr + j];
-    const yr = r * p;
-    for (let b = 0; b < q; b++) {
-      const start = Math.floor((b * length) / q);
-      const end = Math.floor(((b + 1) * length) / q);
-      const value = eta[b] / Math.sqrt(end - start);
-      let i = Math.floor(start / d);
-      let pos = start;
-      while (pos < end) {
-        const rowStart = i * d;
-        const stop = Math.min(end, rowStart + d);
-        out[yr + i] += value * (prefix[stop - rowStart] - prefix[pos - rowStart]);
-        pos = stop;
-        i++;
-      }
+  const row: number[] = [];
+  const from: number[] = [];
+  const to: number[] = [];
+  const value: number[] = [];
+  for (let b = 0; b < q; b++) {
+    const start = Math.floor((b * length) / q);
+    const end = Math.floor(((b + 1) * length) / q);
+    if (end <= start) continue;
+    const v = eta[b] / Math.sqrt(end - start);
+    let i = Math.floor(start / d);
+    let pos = start;
+    while (pos < end) {
+      const rowStart = i * d;
+      const stop = Math.min(end, rowStart + d);
+      row.push(i);
+      from.push(pos - rowStart);
+      to.push(stop - rowStart);
+      value.push(v);
+      pos = stop;
+      i++;
     }
   }
+  return { row: Int32Array.from(row), from: Int32Array.from(from), to: Int32Array.from(to), value: Float64Array.from(value) };
+}
+
+/** out (rows × p) += x · Rᵀ for the segments of a 'tile' residual (see tileSegments). */
+export function addTileSegments(seg: TileSegments, d: number, p: number, x: Float32Array, rows: number, out: Float32Array): void {
+  const prefix = new Float64Array(d + 1);
+  const { row, from, to, value } = seg;
+  const n = row.length;
+  for (let r = 0; r < rows; r++) {
+    const xr = r * d;
+    let acc = 0;
+    for (let j = 0; j < d; j++) {
+      acc += x[xr + j];
+      prefix[j + 1] = acc;
+    }
+    const yr = r * p;
+    for (let s = 0; s < n; s++) out[yr + row[s]] += value[s] * (prefix[to[s]] - prefix[from[s]]);
+  }
+}
+
+/** out (rows × p) += x · Rᵀ for R = unvec(P·η) with P's 'tile' buckets (one-off form of tileSegments + addTileSegments). */
+export function addTileResidual(desc: ProjectionDescriptor, eta: Float32Array, p: number, d: number, x: Float32Array, rows: number, out: Float32Array): void {
+  addTileSegments(tileSegments(desc, eta, d), d, p, x, rows, out);
 }
 
 /** A SwiGLU expert whose three projections may each be dense or factored. */
@@ -169,8 +212,9 @@ export class SwiGluExpert implements ExpertWeights {
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     const width = this.gate.p;
-    const g = new Float32Array(rows * width);
-    const u = new Float32Array(rows * width);
+    // synchronous from here to the end: the shared scratch buffers cannot be reused meanwhile
+    const g = scratch('swiglu-gate', rows * width);
+    const u = scratch('swiglu-up', rows * width);
     this.gate.apply(engine, x, rows, g);
     this.up.apply(engine, x, rows, u);
     siluMulInPlace(g, u, rows * width);

@@ -12,6 +12,7 @@ export {
   type LinearOperator,
   type ApplyMode,
 } from './factored-expert.js';
-export { sampleSequences, drawToken, type SampleOptions } from './sample.js';
+// moved to the runtime (src/runtime/generation); re-exported for existing callers
+export { sampleSequences, drawToken, type SampleOptions } from '../runtime/generation/index.js';
 export { verifyOutputFiles, hashFiles, sha256OfFile, stderrHashProgress, IntegrityError, type HashProgress, type VerifyOptions } from './verify.js';
 export { describeCompressed, unfinishedRun, UnfinishedRunError, type CompressedDescription } from './describe.js';

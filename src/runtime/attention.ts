@@ -22,9 +22,10 @@ export interface AttentionContext {
   /**
    * Incremental decoding: the batch's sequences continue those in the cache (sequence s of the
    * batch is sequence s of the cache, its rows are positions lengths[s]…), this layer's keys and
-   * values are appended, and attention also covers the cached positions.
+   * values are appended, and attention also covers the cached positions. With `slots`, batch
+   * sequence s continues cache slot slots[s] instead.
    */
-  kv?: { cache: KvCache; layer: number };
+  kv?: { cache: KvCache; layer: number; slots?: ArrayLike<number> };
 }
 
 /** Returns attention output (rows × hidden) for the normalised input `x` (rows × hidden). */
@@ -71,31 +72,49 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     let values: Float32Array = v;
     let keyStart = start;
     let past = 0;
+    /** positions per kv head in a head-major cache buffer (0: keys/values are row-major, gathered per head) */
+    let headStride = 0;
     if (ctx.kv) {
-      const { cache, layer } = ctx.kv;
-      past = cache.lengths[s];
-      keys = cache.keys[layer];
-      values = cache.values[layer];
-      keyStart = cache.row(s, 0);
-      keys.set(k.subarray(start * kvWidth, (start + len) * kvWidth), cache.row(s, past) * kvWidth);
-      values.set(v.subarray(start * kvWidth, (start + len) * kvWidth), cache.row(s, past) * kvWidth);
+      const { cache, layer, slots } = ctx.kv;
+      const slot = slots ? slots[s] : s;
+      past = cache.lengths[slot];
+      keys = cache.keys(layer, slot);
+      values = cache.values(layer, slot);
+      keyStart = 0;
+      cache.write(layer, slot, past, k, v, start, len);
+      if (cache.headDim === headDim) headStride = cache.allocated(slot);
     }
     const total = past + len;
-    const qh = new Float32Array(len * headDim);
-    const kh = new Float32Array(total * headDim);
-    const vh = new Float32Array(total * headDim);
-    const scores = new Float32Array(len * total);
-    const oh = new Float32Array(len * headDim);
+    // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
+    // at a time as keep the score block under SCORE_BLOCK values
+    const heads = Math.max(1, Math.min(groupSize, Math.floor(SCORE_BLOCK / (len * total))));
+    const qh = new Float32Array(heads * len * headDim);
+    const kh = headStride ? null : new Float32Array(total * headDim);
+    const vh = headStride ? null : new Float32Array(total * headDim);
+    const scores = new Float32Array(heads * len * total);
+    const oh = new Float32Array(heads * len * headDim);
     for (let kvHead = 0; kvHead < numKvHeads; kvHead++) {
-      gatherHead(keys, keyStart, total, kvWidth, kvHead * headDim, headDim, kh);
-      gatherHead(values, keyStart, total, kvWidth, kvHead * headDim, headDim, vh);
-      for (let g = 0; g < groupSize; g++) {
-        const head = kvHead * groupSize + g;
-        gatherHead(q, start, len, qWidth, head * headDim, headDim, qh);
-        engine.gemm(len, total, headDim, qh, kh, scores, { transB: true, alpha: scale });
-        maskedSoftmax(scores, len, total, past, ctx.slidingWindow);
-        engine.gemm(len, headDim, total, scores, vh, oh);
-        scatterHead(oh, start, len, qWidth, head * headDim, headDim, context);
+      let kHead: Float32Array;
+      let vHead: Float32Array;
+      if (headStride) {
+        // head-major cache: this head's positions are contiguous, no copy needed
+        const base = kvHead * headStride * headDim;
+        kHead = keys.subarray(base, base + total * headDim);
+        vHead = values.subarray(base, base + total * headDim);
+      } else {
+        gatherHead(keys, keyStart, total, kvWidth, kvHead * headDim, headDim, kh!);
+        gatherHead(values, keyStart, total, kvWidth, kvHead * headDim, headDim, vh!);
+        kHead = kh!;
+        vHead = vh!;
+      }
+      for (let g0 = 0; g0 < groupSize; g0 += heads) {
+        const hb = Math.min(heads, groupSize - g0);
+        for (let g = 0; g < hb; g++) gatherHead(q, start, len, qWidth, (kvHead * groupSize + g0 + g) * headDim, headDim, qh.subarray(g * len * headDim));
+        const m = hb * len;
+        engine.gemm(m, total, headDim, qh.subarray(0, m * headDim), kHead, scores.subarray(0, m * total), { transB: true, alpha: scale });
+        for (let g = 0; g < hb; g++) maskedSoftmax(scores.subarray(g * len * total, (g + 1) * len * total), len, total, past, ctx.slidingWindow);
+        engine.gemm(m, headDim, total, scores.subarray(0, m * total), vHead, oh.subarray(0, m * headDim));
+        for (let g = 0; g < hb; g++) scatterHead(oh.subarray(g * len * headDim), start, len, qWidth, (kvHead * groupSize + g0 + g) * headDim, headDim, context);
       }
     }
   }
@@ -103,6 +122,9 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   engine.gemm(rows, hidden, qWidth, context, w.o, out, { transB: true });
   return out;
 }
+
+/** Largest score block (values) computed at once: 8 M floats = 32 MiB. */
+const SCORE_BLOCK = 8 * 1024 * 1024;
 
 function required(t: Float32Array | undefined, name: string): Float32Array {
   if (!t) throw new Error(`the model's config asks for a q/k norm but the checkpoint has no ${name} weight`);

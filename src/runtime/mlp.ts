@@ -1,6 +1,6 @@
 /** The dense SwiGLU MLP: the uncompressed form of every expert, shared expert and dense layer. */
 import type { Engine } from '../engine/types.js';
-import { siluMulInPlace } from './numerics.js';
+import { scratch, siluMulInPlace } from './numerics.js';
 import type { ExpertWeights } from './weights.js';
 
 export class DenseSwiGlu implements ExpertWeights {
@@ -22,8 +22,9 @@ export class DenseSwiGlu implements ExpertWeights {
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     const { hidden, width } = this;
-    const g = new Float32Array(rows * width);
-    const u = new Float32Array(rows * width);
+    // synchronous from here to the end: the shared scratch buffers cannot be reused meanwhile
+    const g = scratch('swiglu-gate', rows * width);
+    const u = scratch('swiglu-up', rows * width);
     engine.gemm(rows, width, hidden, x, this.gate, g, { transB: true });
     engine.gemm(rows, width, hidden, x, this.up, u, { transB: true });
     siluMulInPlace(g, u, rows * width);

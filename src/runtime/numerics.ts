@@ -60,7 +60,23 @@ export interface RopeTables {
   sin: Float32Array;
 }
 
+/**
+ * Tables already built, per (headDim, theta): decoding asks for one more position every step, so
+ * the largest table is kept and served for any shorter request (rows are independent of the count).
+ */
+const ropeCache = new Map<string, RopeTables>();
+
 export function ropeTables(headDim: number, theta: number, positions: number): RopeTables {
+  const key = `${headDim}/${theta}`;
+  const cached = ropeCache.get(key);
+  if (cached && cached.positions >= positions) return cached;
+  // round up so a growing decode rebuilds the table rarely
+  const table = buildRopeTables(headDim, theta, Math.ceil(positions / 512) * 512);
+  ropeCache.set(key, table);
+  return table;
+}
+
+function buildRopeTables(headDim: number, theta: number, positions: number): RopeTables {
   const half = headDim / 2;
   const cos = new Float32Array(positions * half);
   const sin = new Float32Array(positions * half);
@@ -137,4 +153,21 @@ export function topK(row: Float32Array, offset: number, length: number, k: numbe
     for (let s = k - 1; s > pos; s--) outIndex[outOffset + s] = outIndex[outOffset + s - 1];
     outIndex[outOffset + pos] = j;
   }
+}
+
+/**
+ * Reusable scratch buffers for intermediate products inside one synchronous kernel (the SwiGLU
+ * gate/up activations): allocating fresh zero-filled arrays of rows × width for every expert
+ * call showed up as page faults and GC in profiles. A buffer is only valid until the next call
+ * asking for the same `name`, so never return it or keep it across an await.
+ */
+const scratchBuffers = new Map<string, Float32Array>();
+
+export function scratch(name: string, length: number): Float32Array {
+  let buf = scratchBuffers.get(name);
+  if (!buf || buf.length < length) {
+    buf = new Float32Array(Math.max(length, Math.ceil((buf?.length ?? 0) * 1.5)));
+    scratchBuffers.set(name, buf);
+  }
+  return buf.subarray(0, length);
 }

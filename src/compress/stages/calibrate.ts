@@ -15,7 +15,7 @@ import { residentIfFits } from '../../runtime/resident-weights.js';
 import { defaultCalibrationSeqLen } from '../../eval/seq-len.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import { calibrationWindows, evaluationWindows } from '../../tokens/windows.js';
-import { sampleSequences } from '../../compressed/sample.js';
+import { sampleSequences } from '../../runtime/generation/sample-sequences.js';
 import { sha256, statsHash } from '../hashing.js';
 import type { CompressOptions } from '../options.js';
 import type { ProgressListener } from '../progress.js';
