@@ -25,6 +25,25 @@ export {
 } from './compress/index.js';
 export { loadCompressed, openModel } from './compressed/index.js';
 
+// Generation (the serving layer's engine)
+export {
+  generate,
+  generateAll,
+  BatchDecoder,
+  GenerationStream,
+  loadTextCodec,
+  GenerationParamsError,
+  ContextLengthError,
+  DecoderClosedError,
+  type GenerateOptions,
+  type GenerationParams,
+  type GenerationEvent,
+  type GenerationUsage,
+  type FinishReason,
+  type BatchDecoderOptions,
+  type TextCodec,
+} from './runtime/generation/index.js';
+
 // Checkpoints and engines
 export { openCheckpoint, parameterCounts, CheckpointError } from './checkpoint/index.js';
 export type { Checkpoint, ModelConfig, ModelLayout, FamilyName } from './checkpoint/types.js';

@@ -41,7 +41,7 @@ import type { DatasetFormat } from '../tokens/dataset.js';
 import { TOOL_VERSION } from '../version.js';
 import { compressLayerType, type CompressLayerResult } from './compress-layer.js';
 import { openCompressed } from '../compressed/load.js';
-import { sampleSequences } from '../compressed/sample.js';
+import { sampleSequences } from '../runtime/generation/sample-sequences.js';
 import { NAME_TEMPLATES, CONFIG_BLOCK_KEY, CONFIG_FILE, COPIED_FILES, INDEX_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, STATS_FILE, shardFileName } from './output/names.js';
 import { factorDtypeFor, roundFactors, writeShard, droppedTensors, type CompressedTypeData } from './output/layer-shard.js';
 import type { LayerBlock, RfidBlock } from './output/block.js';

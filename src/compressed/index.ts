@@ -11,4 +11,5 @@ export {
   type LinearOperator,
   type ApplyMode,
 } from './factored-expert.js';
-export { sampleSequences, drawToken, type SampleOptions } from './sample.js';
+// moved to the runtime (src/runtime/generation); re-exported for existing callers
+export { sampleSequences, drawToken, type SampleOptions } from '../runtime/generation/index.js';

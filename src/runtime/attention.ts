@@ -22,9 +22,10 @@ export interface AttentionContext {
   /**
    * Incremental decoding: the batch's sequences continue those in the cache (sequence s of the
    * batch is sequence s of the cache, its rows are positions lengths[s]…), this layer's keys and
-   * values are appended, and attention also covers the cached positions.
+   * values are appended, and attention also covers the cached positions. With `slots`, batch
+   * sequence s continues cache slot slots[s] instead.
    */
-  kv?: { cache: KvCache; layer: number };
+  kv?: { cache: KvCache; layer: number; slots?: ArrayLike<number> };
 }
 
 /** Returns attention output (rows × hidden) for the normalised input `x` (rows × hidden). */
@@ -72,13 +73,14 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     let keyStart = start;
     let past = 0;
     if (ctx.kv) {
-      const { cache, layer } = ctx.kv;
-      past = cache.lengths[s];
-      keys = cache.keys[layer];
-      values = cache.values[layer];
-      keyStart = cache.row(s, 0);
-      keys.set(k.subarray(start * kvWidth, (start + len) * kvWidth), cache.row(s, past) * kvWidth);
-      values.set(v.subarray(start * kvWidth, (start + len) * kvWidth), cache.row(s, past) * kvWidth);
+      const { cache, layer, slots } = ctx.kv;
+      const slot = slots ? slots[s] : s;
+      past = cache.lengths[slot];
+      keys = cache.keys(layer, slot);
+      values = cache.values(layer, slot);
+      keyStart = 0;
+      keys.set(k.subarray(start * kvWidth, (start + len) * kvWidth), past * kvWidth);
+      values.set(v.subarray(start * kvWidth, (start + len) * kvWidth), past * kvWidth);
     }
     const total = past + len;
     const qh = new Float32Array(len * headDim);

@@ -2,13 +2,11 @@
  * The MoE forward pass on the engine. `forwardLogits` returns full logits for small runs;
  * evaluation and calibration use `runDecoder` with streamed heads (src/eval, src/routing-stats).
  */
-import type { Checkpoint } from '../checkpoint/types.js';
 import type { Engine } from '../engine/types.js';
 import type { TokenBatch } from './batch.js';
-import { CheckpointWeights } from './checkpoint-weights.js';
 import { fullLogits } from './head.js';
 import { runDecoder, type DecoderOptions } from './layerwise.js';
-import type { WeightProvider } from './weights.js';
+import { weightProviderOf, type ModelSource } from './model-source.js';
 
 export * from './batch.js';
 export * from './weights.js';
@@ -18,11 +16,7 @@ export { runDecoder, slidingWindowOf, type DecoderOptions, type LayerProgress } 
 export { route, moeBlock, type Routing, type MoeObserver } from './moe.js';
 export { streamLogits, fullLogits, NextTokenStats, KlStats, type LogitBlock } from './head.js';
 
-export type ModelSource = Checkpoint | WeightProvider;
-
-export function weightProviderOf(model: ModelSource): WeightProvider {
-  return 'layer' in model && typeof model.layer === 'function' ? model : new CheckpointWeights(model as Checkpoint);
-}
+export { weightProviderOf, type ModelSource } from './model-source.js';
 
 export interface ModelRun {
   /** final-normed hidden states, rows × hidden (rows = batch.ids.length) */
@@ -46,3 +40,4 @@ export async function forwardLogits(model: ModelSource, engine: Engine, batch: T
 export { stderrLayerProgress } from './progress.js';
 export { ResidentWeights, residentIfFits, DEFAULT_RESIDENT_BYTES } from './resident-weights.js';
 export { KvCache } from './kv-cache.js';
+export * from './generation/index.js';

@@ -33,6 +33,8 @@ export interface DecoderOptions {
    * Requires every layer to run (no `layers` limit).
    */
   kvCache?: KvCache;
+  /** with `kvCache`: batch sequence s continues cache slot kvSlots[s] (default: slot s, and the batch must cover every slot) */
+  kvSlots?: ArrayLike<number>;
 }
 
 /** Hidden states after the decoder (final-normed unless told otherwise), rows × hidden. */
@@ -42,21 +44,24 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   const h = config.hiddenSize;
   const started = Date.now();
   const cache = opts.kvCache;
+  const slots = opts.kvSlots;
   const added = new Int32Array(batch.offsets.length - 1);
   for (let s = 0; s < added.length; s++) added[s] = batch.offsets[s + 1] - batch.offsets[s];
   if (cache) {
-    if (cache.sequences !== added.length) throw new RangeError(`the KV cache holds ${cache.sequences} sequences but the batch has ${added.length}`);
+    if (slots && slots.length !== added.length) throw new RangeError(`${slots.length} KV slots given for a batch of ${added.length} sequences`);
+    if (!slots && cache.sequences !== added.length) throw new RangeError(`the KV cache holds ${cache.sequences} sequences but the batch has ${added.length}`);
     if (cache.numLayers !== config.numLayers || (opts.layers !== undefined && opts.layers < config.numLayers)) {
       throw new RangeError('a KV cache needs every decoder layer of the model to run');
     }
-    cache.assertRoom(added);
+    cache.assertRoom(added, slots);
   }
   const positions = positionsOf(batch);
   let longest = longestSequence(batch);
   if (cache) {
     for (let s = 0; s < added.length; s++) {
-      for (let r = batch.offsets[s]; r < batch.offsets[s + 1]; r++) positions[r] += cache.lengths[s];
-      longest = Math.max(longest, cache.lengths[s] + added[s]);
+      const past = cache.lengths[slots ? slots[s] : s];
+      for (let r = batch.offsets[s]; r < batch.offsets[s + 1]; r++) positions[r] += past;
+      longest = Math.max(longest, past + added[s]);
     }
   }
   const ctx: AttentionContext = {
@@ -73,7 +78,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   const numLayers = Math.min(opts.layers ?? config.numLayers, config.numLayers);
   for (let l = 0; l < numLayers; l++) {
     const layer = await provider.layer(l);
-    if (cache) ctx.kv = { cache, layer: l };
+    if (cache) ctx.kv = { cache, layer: l, slots };
     rmsNormRows(x, rows, h, layer.inputNorm, config.rmsNormEps, normed);
     addInPlace(x, attentionBlock(ctx, layer.attention, normed));
     rmsNormRows(x, rows, h, layer.postAttentionNorm, config.rmsNormEps, normed);
@@ -84,7 +89,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
     addInPlace(x, mlpOut);
     opts.onLayer?.({ layer: l, numLayers, elapsedMs: Date.now() - started });
   }
-  cache?.advance(added);
+  cache?.advance(added, slots);
   if (opts.finalNorm ?? true) rmsNormRows(x, rows, h, await provider.finalNorm(), config.rmsNormEps);
   return x;
 }

@@ -7,13 +7,14 @@
  * Generation is incremental: a KV cache keeps each layer's past keys and values, so step t runs
  * only the newest token of each sequence.
  */
-import type { Engine } from '../engine/types.js';
-import { batchFromSequences } from '../runtime/batch.js';
-import { streamLogits } from '../runtime/head.js';
-import { KvCache } from '../runtime/kv-cache.js';
-import { runDecoder } from '../runtime/layerwise.js';
-import type { WeightProvider } from '../runtime/weights.js';
-import { seededRandom } from '../tokens/windows.js';
+import type { Engine } from '../../engine/types.js';
+import { mulberry32 } from '../../util/prng.js';
+import { batchFromSequences } from '../batch.js';
+import { streamLogits } from '../head.js';
+import { KvCache } from '../kv-cache.js';
+import { runDecoder } from '../layerwise.js';
+import type { WeightProvider } from '../weights.js';
+import { drawToken } from './sampling.js';
 
 export interface SampleOptions {
   count: number;
@@ -33,7 +34,7 @@ export async function sampleSequences(provider: WeightProvider, engine: Engine, 
   const vocab = provider.config.vocabSize;
   const start = opts.startToken ?? provider.config.bosTokenId ?? 0;
   if (start < 0 || start >= vocab) throw new RangeError(`start token ${start} is outside the vocabulary [0, ${vocab})`);
-  const random = seededRandom(seed);
+  const random = mulberry32(seed);
   const sequences = Array.from({ length: count }, () => {
     const s = new Int32Array(length);
     s[0] = start;
@@ -55,18 +56,4 @@ export async function sampleSequences(provider: WeightProvider, engine: Engine, 
     opts.onStep?.(t, length - 1);
   }
   return sequences;
-}
-
-/** Inverse-CDF draw from softmax(logits) (f64 sums; the last token absorbs rounding). */
-export function drawToken(logits: Float32Array, u: number): number {
-  let max = -Infinity;
-  for (const v of logits) if (v > max) max = v;
-  let total = 0;
-  for (const v of logits) total += Math.exp(v - max);
-  let target = u * total;
-  for (let j = 0; j < logits.length; j++) {
-    target -= Math.exp(logits[j] - max);
-    if (target < 0) return j;
-  }
-  return logits.length - 1;
 }

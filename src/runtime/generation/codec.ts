@@ -1,0 +1,26 @@
+/**
+ * Text ↔ token ids for generation, from the model's own tokenizer (src/tokens/tokenizer.ts).
+ * Prompts are encoded with the tokenizer's own special-token rule (its post-processor decides
+ * whether a BOS is added, as `tokenizer(prompt)` does in transformers); completions are decoded
+ * without special tokens.
+ */
+import { loadTokenizer, type LoadedTokenizer } from '../../tokens/tokenizer.js';
+import type { TextDecoderLike } from './stop.js';
+
+export interface TextCodec extends TextDecoderLike {
+  encode(text: string): Int32Array;
+  decode(ids: number[]): string;
+}
+
+export function textCodec(loaded: LoadedTokenizer): TextCodec {
+  const tok = loaded.tokenizer;
+  return {
+    encode: (text) => Int32Array.from(tok.encode(text).ids),
+    decode: (ids) => tok.decode(ids, { skip_special_tokens: true }),
+  };
+}
+
+/** The tokenizer of a model directory (or a tokenizer.json path) as a codec. */
+export async function loadTextCodec(location: string): Promise<TextCodec> {
+  return textCodec(await loadTokenizer(location));
+}

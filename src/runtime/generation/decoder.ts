@@ -1,0 +1,384 @@
+/**
+ * Continuous batching: one `BatchDecoder` per loaded model decodes every request submitted to it
+ * together. Between two forward passes it drops finished and aborted requests (freeing their KV
+ * slots) and admits waiting ones; each forward pass then runs, in ONE ragged batch, a chunk of the
+ * prompt of each request still in prefill and the newest token of each request in decode. Every
+ * request gets its own slot of a shared `KvCache`, its own seeded sampler and stop strings, and
+ * its own stream of events.
+ *
+ * Requests beyond `maxBatchSize` wait in FIFO order. A prompt that cannot fit the context is
+ * refused at `submit` (ContextLengthError); a generation that reaches the context ends with
+ * finishReason 'length'.
+ */
+import type { Engine } from '../../engine/types.js';
+import { batchFromSequences } from '../batch.js';
+import { streamLogits } from '../head.js';
+import { KvCache } from '../kv-cache.js';
+import { runDecoder } from '../layerwise.js';
+import { ResidentWeights } from '../resident-weights.js';
+import type { WeightProvider } from '../weights.js';
+import { ContextLengthError, DecoderClosedError, GenerationParamsError } from './errors.js';
+import { resolveSampling, Sampler, type SamplingParams } from './sampling.js';
+import { StopTextStream, type TextDecoderLike } from './stop.js';
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface GenerationParams extends SamplingParams {
+  /** most tokens to generate (default 128); generation also ends at the context length */
+  maxNewTokens?: number;
+  /** stop strings, matched on the decoded completion text; the text is cut before the match */
+  stop?: readonly string[];
+  /** token ids that end generation (the id is counted but has no text); default: the model's EOS id; [] = never */
+  stopTokenIds?: readonly number[];
+  /** aborting stops the request at the next step boundary and frees its KV slot */
+  signal?: AbortSignal;
+}
+
+export interface GenerationUsage {
+  promptTokens: number;
+  completionTokens: number;
+  finishReason: FinishReason;
+  /** the sampling seed used (drawn at random when the request gave none) */
+  seed: number;
+}
+
+export type GenerationEvent =
+  /** one generated token; `text` is the newly decodable completion text (may be empty) */
+  | { type: 'token'; token: number; text: string }
+  /** always the last event; `text` is the whole completion text (stop string excluded) */
+  | { type: 'end'; usage: GenerationUsage; text: string };
+
+export interface BatchDecoderOptions {
+  /** requests decoded together at most (default 8); more wait */
+  maxBatchSize?: number;
+  /** positions per sequence, prompt + completion (default: config max_position_embeddings, else 4096) */
+  contextLength?: number;
+  /** prompt tokens run per forward pass across all prefilling requests (default 512): bounds how long decode steps wait */
+  maxPrefillTokens?: number;
+  /** decodes completion text (needed for event text and stop strings) */
+  tokenizer?: TextDecoderLike;
+  /** keep weights in memory across steps (default true); false when the caller's provider manages residency */
+  keepWeights?: boolean;
+}
+
+interface Sequence {
+  id: number;
+  prompt: Int32Array;
+  /** prompt tokens already in the cache */
+  fed: number;
+  generated: number[];
+  maxNew: number;
+  sampler: Sampler;
+  stopIds: ReadonlySet<number>;
+  text: StopTextStream;
+  slot: number;
+  stream: GenerationStream;
+  aborted: boolean;
+  detach?: () => void;
+}
+
+/** The events of one request, as an async iterator. Breaking out of a for-await aborts it. */
+export class GenerationStream implements AsyncIterable<GenerationEvent> {
+  private readonly queue: GenerationEvent[] = [];
+  private failure: unknown = null;
+  private ended = false;
+  private wake: (() => void) | null = null;
+  /** resolves with the final usage and text (rejects if the forward pass failed) */
+  readonly result: Promise<{ usage: GenerationUsage; text: string }>;
+  private settle!: { resolve(v: { usage: GenerationUsage; text: string }): void; reject(e: unknown): void };
+
+  constructor(
+    readonly id: number,
+    readonly promptTokens: number,
+    private readonly onAbort: () => void,
+  ) {
+    this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    this.result.catch(() => undefined); // consumers that only iterate see the error there
+  }
+
+  /** Stop this request (as a disconnecting client does); its stream then ends with finishReason 'abort'. */
+  abort(): void {
+    this.onAbort();
+  }
+
+  /** @internal */
+  push(event: GenerationEvent): void {
+    this.queue.push(event);
+    if (event.type === 'end') {
+      this.ended = true;
+      this.settle.resolve({ usage: event.usage, text: event.text });
+    }
+    this.wake?.();
+  }
+
+  /** @internal */
+  fail(err: unknown): void {
+    this.failure = err;
+    this.ended = true;
+    this.settle.reject(err);
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<GenerationEvent> {
+    let finished = false;
+    try {
+      for (;;) {
+        const event = this.queue.shift();
+        if (event) {
+          yield event;
+          if (event.type === 'end') {
+            finished = true;
+            return;
+          }
+          continue;
+        }
+        if (this.failure !== null) {
+          finished = true;
+          throw this.failure;
+        }
+        if (this.ended) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = null;
+      }
+    } finally {
+      if (!finished) this.abort();
+    }
+  }
+}
+
+/** Default positions per sequence when the config gives none. */
+const DEFAULT_CONTEXT = 4096;
+
+export class BatchDecoder {
+  readonly provider: WeightProvider;
+  readonly maxBatchSize: number;
+  readonly contextLength: number;
+  private readonly maxPrefillTokens: number;
+  private readonly cache: KvCache;
+  private readonly waiting: Sequence[] = [];
+  private readonly active: Sequence[] = [];
+  private running: Promise<void> | null = null;
+  private closed = false;
+  private nextId = 1;
+  /** forward passes run and tokens generated since creation */
+  readonly stats = { steps: 0, generatedTokens: 0, promptTokens: 0 };
+
+  constructor(
+    provider: WeightProvider,
+    private readonly engine: Engine,
+    private readonly opts: BatchDecoderOptions = {},
+  ) {
+    this.provider = (opts.keepWeights ?? true) && !(provider instanceof ResidentWeights) ? new ResidentWeights(provider) : provider;
+    const config = provider.config;
+    this.maxBatchSize = opts.maxBatchSize ?? 8;
+    if (!Number.isSafeInteger(this.maxBatchSize) || this.maxBatchSize < 1) throw new GenerationParamsError(`maxBatchSize must be a positive integer, got ${opts.maxBatchSize}`);
+    const fromConfig = config.raw.max_position_embeddings;
+    this.contextLength = opts.contextLength ?? (typeof fromConfig === 'number' && fromConfig > 0 ? fromConfig : DEFAULT_CONTEXT);
+    if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
+    this.maxPrefillTokens = opts.maxPrefillTokens ?? 512;
+    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, config.numKvHeads * config.headDim);
+  }
+
+  /** requests being decoded / waiting for a slot */
+  get activeCount(): number {
+    return this.active.length;
+  }
+
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  /** Bytes held by the KV cache now. */
+  get kvCacheBytes(): number {
+    return this.cache.allocatedBytes;
+  }
+
+  /**
+   * Queues a request and returns its event stream. Throws synchronously (before anything runs)
+   * for bad parameters (GenerationParamsError), a prompt that does not fit (ContextLengthError)
+   * or a closed decoder.
+   */
+  submit(prompt: ArrayLike<number>, params: GenerationParams = {}): GenerationStream {
+    if (this.closed) throw new DecoderClosedError();
+    const config = this.provider.config;
+    let ids = Int32Array.from(prompt as ArrayLike<number>);
+    if (ids.length === 0) {
+      if (config.bosTokenId === null) throw new GenerationParamsError('the prompt is empty and the model names no BOS token to start from; give at least one token');
+      ids = Int32Array.of(config.bosTokenId);
+    }
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) throw new GenerationParamsError(`prompt token id ${id} is outside the vocabulary [0, ${config.vocabSize})`);
+    }
+    if (ids.length >= this.contextLength) throw new ContextLengthError(ids.length, this.contextLength);
+    const maxNew = params.maxNewTokens ?? 128;
+    if (!Number.isSafeInteger(maxNew) || maxNew < 1) throw new GenerationParamsError(`max new tokens must be a positive integer, got ${String(params.maxNewTokens)}`);
+    const stops = params.stop ?? [];
+    if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s.length === 0)) throw new GenerationParamsError('stop strings must be non-empty strings');
+    if (stops.length > 0 && !this.opts.tokenizer) throw new GenerationParamsError('stop strings need the decoder to have a tokenizer');
+    const stopIds = params.stopTokenIds ?? (config.eosTokenId === null ? [] : [config.eosTokenId]);
+    const sampler = new Sampler(resolveSampling(params));
+
+    const id = this.nextId++;
+    const seq: Sequence = {
+      id,
+      prompt: ids,
+      fed: 0,
+      generated: [],
+      maxNew: Math.min(maxNew, this.contextLength - ids.length),
+      sampler,
+      stopIds: new Set(stopIds),
+      text: new StopTextStream(this.opts.tokenizer, stops),
+      slot: -1,
+      stream: undefined as unknown as GenerationStream,
+      aborted: false,
+    };
+    seq.stream = new GenerationStream(id, ids.length, () => {
+      seq.aborted = true;
+      this.kick();
+    });
+    const signal = params.signal;
+    if (signal) {
+      if (signal.aborted) seq.aborted = true;
+      const onAbort = () => seq.stream.abort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      seq.detach = () => signal.removeEventListener('abort', onAbort);
+    }
+    this.waiting.push(seq);
+    this.kick();
+    return seq.stream;
+  }
+
+  /** Aborts every request, waits for the loop to stop; later submits throw DecoderClosedError. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const s of [...this.waiting, ...this.active]) s.aborted = true;
+    this.kick();
+    await this.running;
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = this.loop().finally(() => {
+      this.running = null;
+      if (this.waiting.length > 0 || this.active.length > 0) this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (this.waiting.length > 0 || this.active.length > 0) {
+      this.reap();
+      this.admit();
+      if (this.active.length === 0) continue;
+      try {
+        await this.step();
+      } catch (err) {
+        // a failed forward pass fails the requests in it; the decoder keeps serving the others
+        for (const s of this.active.splice(0)) this.finishWithError(s, err);
+      }
+      // let submitters, consumers and abort signals run between steps
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Ends aborted requests (active or waiting) with finishReason 'abort'. */
+  private reap(): void {
+    for (const list of [this.waiting, this.active]) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        if (list[i].aborted) this.finish(list.splice(i, 1)[0], 'abort');
+      }
+    }
+  }
+
+  private admit(): void {
+    while (this.waiting.length > 0 && this.active.length < this.maxBatchSize) {
+      const slot = this.cache.acquire();
+      if (slot === null) break;
+      const seq = this.waiting.shift()!;
+      seq.slot = slot;
+      this.active.push(seq);
+    }
+  }
+
+  /** One forward pass over every active request, then one token for each that finished its prompt. */
+  private async step(): Promise<void> {
+    const inputs: Int32Array[] = [];
+    const slots: number[] = [];
+    const sampling: Sequence[] = [];
+    let prefillBudget = this.maxPrefillTokens;
+    const members: Sequence[] = [];
+    for (const seq of this.active) {
+      if (seq.fed < seq.prompt.length) {
+        // a prefilling request gets a chunk of its prompt (at least one token so it always progresses)
+        if (prefillBudget <= 0 && members.length > 0) continue;
+        const take = Math.min(seq.prompt.length - seq.fed, Math.max(1, prefillBudget));
+        prefillBudget -= take;
+        inputs.push(seq.prompt.subarray(seq.fed, seq.fed + take));
+        seq.fed += take;
+        if (seq.fed === seq.prompt.length) sampling.push(seq);
+      } else {
+        inputs.push(Int32Array.of(seq.generated[seq.generated.length - 1]));
+        sampling.push(seq);
+      }
+      slots.push(seq.slot);
+      members.push(seq);
+    }
+    const batch = batchFromSequences(inputs);
+    const hidden = await runDecoder(this.provider, this.engine, batch, { kvCache: this.cache, kvSlots: slots });
+    this.stats.steps++;
+    if (sampling.length === 0) return;
+    // final hidden state of the last row of each sampling request
+    const h = this.provider.config.hiddenSize;
+    const last = new Float32Array(sampling.length * h);
+    sampling.forEach((seq, i) => {
+      const s = members.indexOf(seq);
+      const row = batch.offsets[s + 1] - 1;
+      last.set(hidden.subarray(row * h, (row + 1) * h), i * h);
+    });
+    const vocab = this.provider.config.vocabSize;
+    const logits = new Float32Array(sampling.length * vocab);
+    await streamLogits([{ provider: this.provider, hidden: last }], this.engine, sampling.length, (b) => {
+      for (let r = 0; r < b.rowCount; r++) {
+        logits.set(b.logits[0].subarray(r * b.vocabCount, (r + 1) * b.vocabCount), (b.rowStart + r) * vocab + b.vocabStart);
+      }
+    });
+    sampling.forEach((seq, i) => {
+      if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
+      const token = seq.sampler.next(logits.subarray(i * vocab, (i + 1) * vocab));
+      seq.generated.push(token);
+      this.stats.generatedTokens++;
+      const isStopToken = seq.stopIds.has(token);
+      const pushed = isStopToken ? { text: '', stop: false } : seq.text.push(token);
+      const reason: FinishReason | null = isStopToken || pushed.stop ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
+      // text held back for a possible stop string is released with the last token
+      const text = reason !== null && !pushed.stop ? pushed.text + seq.text.flush() : pushed.text;
+      seq.stream.push({ type: 'token', token, text });
+      if (reason !== null) this.complete(seq, reason);
+    });
+  }
+
+  private complete(seq: Sequence, reason: FinishReason): void {
+    const i = this.active.indexOf(seq);
+    if (i >= 0) this.active.splice(i, 1);
+    this.finish(seq, reason);
+  }
+
+  private release(seq: Sequence): void {
+    if (seq.slot >= 0) this.cache.release(seq.slot);
+    seq.slot = -1;
+    seq.detach?.();
+  }
+
+  private finish(seq: Sequence, reason: FinishReason): void {
+    this.release(seq);
+    seq.stream.push({
+      type: 'end',
+      usage: { promptTokens: seq.prompt.length, completionTokens: seq.generated.length, finishReason: reason, seed: seq.sampler.params.seed },
+      text: seq.text.completion,
+    });
+  }
+
+  private finishWithError(seq: Sequence, err: unknown): void {
+    this.release(seq);
+    seq.stream.fail(err);
+  }
+}

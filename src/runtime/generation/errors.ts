@@ -1,0 +1,34 @@
+/**
+ * Typed errors of generation, each with a `kind` the CLI prints and the server maps to an
+ * OpenAI-shaped 4xx (bad parameters, a prompt that does not fit the context) or 5xx.
+ */
+
+/** A generation parameter is out of range or of the wrong type. */
+export class GenerationParamsError extends Error {
+  readonly kind = 'InvalidGenerationParams';
+  constructor(message: string) {
+    super(message);
+    this.name = 'GenerationParamsError';
+  }
+}
+
+/** The prompt (alone) does not fit the decoder's context length. */
+export class ContextLengthError extends Error {
+  readonly kind = 'ContextLengthExceeded';
+  constructor(
+    readonly promptTokens: number,
+    readonly contextLength: number,
+  ) {
+    super(`the prompt has ${promptTokens} tokens, more than the context length of ${contextLength} (at least one position must be left to generate); shorten the prompt`);
+    this.name = 'ContextLengthError';
+  }
+}
+
+/** The decoder was closed (shutdown) before or while the request ran. */
+export class DecoderClosedError extends Error {
+  readonly kind = 'DecoderClosed';
+  constructor() {
+    super('the decoder has been closed; no new requests are accepted');
+    this.name = 'DecoderClosedError';
+  }
+}

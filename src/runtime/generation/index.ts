@@ -1,0 +1,19 @@
+/**
+ * Text generation on the runtime: sampling, stop strings, the continuous-batching decoder and
+ * the single-request `generate()`; also the self-sampled calibration sequences of compression.
+ */
+export {
+  BatchDecoder,
+  GenerationStream,
+  type BatchDecoderOptions,
+  type GenerationParams,
+  type GenerationEvent,
+  type GenerationUsage,
+  type FinishReason,
+} from './decoder.js';
+export { generate, generateAll, type GenerateOptions } from './generate.js';
+export { Sampler, resolveSampling, samplingDistribution, argmax, drawFrom, drawToken, type SamplingParams, type ResolvedSampling } from './sampling.js';
+export { StopTextStream, type TextDecoderLike } from './stop.js';
+export { textCodec, loadTextCodec, type TextCodec } from './codec.js';
+export { GenerationParamsError, ContextLengthError, DecoderClosedError } from './errors.js';
+export { sampleSequences, type SampleOptions } from './sample-sequences.js';

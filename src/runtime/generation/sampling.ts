@@ -1,0 +1,170 @@
+/**
+ * Next-token choice from a row of logits, in the order Hugging Face's logits warpers apply:
+ * temperature → top-k → top-p (nucleus), then one draw from the renormalised distribution with a
+ * seeded generator (the same seed gives the same tokens on every machine). Temperature 0 is
+ * greedy: the arg-max, lowest id on ties (what torch.argmax returns).
+ */
+import { mulberry32 } from '../../util/prng.js';
+import { GenerationParamsError } from './errors.js';
+
+export interface SamplingParams {
+  /** 0 = greedy; default 1 */
+  temperature?: number;
+  /** keep only the k most likely tokens; 0 or absent = all */
+  topK?: number;
+  /** keep the smallest set of most likely tokens whose probability reaches p; 1 or absent = all */
+  topP?: number;
+  /** seed of the draws; absent = a random seed (reported in the request's usage) */
+  seed?: number;
+}
+
+export interface ResolvedSampling {
+  temperature: number;
+  topK: number;
+  topP: number;
+  seed: number;
+}
+
+/** Validates and fills defaults; throws GenerationParamsError naming the bad field. */
+export function resolveSampling(p: SamplingParams): ResolvedSampling {
+  const temperature = p.temperature ?? 1;
+  if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) {
+    throw new GenerationParamsError(`temperature must be a finite number ≥ 0 (0 = greedy), got ${String(p.temperature)}`);
+  }
+  const topK = p.topK ?? 0;
+  if (!Number.isSafeInteger(topK) || topK < 0) throw new GenerationParamsError(`top-k must be an integer ≥ 0 (0 = off), got ${String(p.topK)}`);
+  const topP = p.topP ?? 1;
+  if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new GenerationParamsError(`top-p must be in (0, 1] (1 = off), got ${String(p.topP)}`);
+  const seed = p.seed ?? Math.floor(Math.random() * 2 ** 32);
+  if (!Number.isSafeInteger(seed)) throw new GenerationParamsError(`seed must be an integer, got ${String(p.seed)}`);
+  return { temperature, topK, topP, seed };
+}
+
+/** Index of the largest logit (first on ties). */
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  let max = logits[0];
+  for (let j = 1; j < logits.length; j++) {
+    if (logits[j] > max) {
+      max = logits[j];
+      best = j;
+    }
+  }
+  return best;
+}
+
+/**
+ * The distribution that is sampled: probabilities after temperature, top-k and top-p, as a
+ * sparse list (token ids, their renormalised probabilities, in descending probability order).
+ * Exposed for tests and for callers that want log-probabilities.
+ */
+export function samplingDistribution(logits: Float32Array, params: Pick<ResolvedSampling, 'temperature' | 'topK' | 'topP'>): { ids: Int32Array; probs: Float64Array } {
+  const { temperature, topK, topP } = params;
+  const vocab = logits.length;
+  if (temperature === 0) return { ids: Int32Array.of(argmax(logits)), probs: Float64Array.of(1) };
+  let max = -Infinity;
+  for (let j = 0; j < vocab; j++) if (logits[j] > max) max = logits[j];
+  // f64 probabilities of logits / T (unnormalised: exp((l − max) / T))
+  const weights = new Float64Array(vocab);
+  let total = 0;
+  for (let j = 0; j < vocab; j++) {
+    const w = Math.exp((logits[j] - max) / temperature);
+    weights[j] = w;
+    total += w;
+  }
+  // top-k like HF's TopKLogitsWarper: drop values below the k-th largest (ties at the k-th are kept)
+  let threshold = 0;
+  if (topK > 0 && topK < vocab) {
+    threshold = kthLargest(weights, topK);
+    total = 0;
+    for (let j = 0; j < vocab; j++) if (weights[j] >= threshold) total += weights[j];
+  }
+  // Candidates: every kept token whose weight is at least τ·total; τ shrinks until the candidates
+  // carry top-p of the mass (then the nucleus, a prefix of the sorted order, lies within them), so
+  // only a few tokens are sorted even for a large vocabulary.
+  const need = topP * total;
+  let tau = topP < 1 ? 1e-3 : 0;
+  let candidates: number[] = [];
+  for (;;) {
+    candidates = [];
+    let mass = 0;
+    const floor = Math.max(threshold, tau * total);
+    for (let j = 0; j < vocab; j++) {
+      if (weights[j] >= floor && weights[j] > 0) {
+        candidates.push(j);
+        mass += weights[j];
+      }
+    }
+    if (tau === 0 || mass >= need) break;
+    tau = tau < 1e-12 ? 0 : tau / 64;
+  }
+  candidates.sort((a, b) => weights[b] - weights[a] || a - b);
+  let keep = candidates.length;
+  if (topP < 1) {
+    // HF's TopPLogitsWarper keeps a token while the mass strictly before it is below top-p (≥ 1 token)
+    let cumulative = 0;
+    keep = 0;
+    while (keep < candidates.length && (keep === 0 || cumulative < need)) cumulative += weights[candidates[keep++]];
+  }
+  const ids = Int32Array.from(candidates.slice(0, keep));
+  let kept = 0;
+  for (const id of ids) kept += weights[id];
+  const probs = Float64Array.from(ids, (id) => weights[id] / kept);
+  return { ids, probs };
+}
+
+function kthLargest(values: Float64Array, k: number): number {
+  // k is usually small: keep a sorted buffer of the k largest seen
+  const top = new Float64Array(k).fill(-Infinity);
+  for (const v of values) {
+    if (v <= top[k - 1]) continue;
+    let i = k - 1;
+    while (i > 0 && top[i - 1] < v) {
+      top[i] = top[i - 1];
+      i--;
+    }
+    top[i] = v;
+  }
+  return top[k - 1];
+}
+
+/** Inverse-CDF draw with u ∈ [0, 1) from a sparse distribution (the last entry absorbs rounding). */
+export function drawFrom(dist: { ids: Int32Array; probs: Float64Array }, u: number): number {
+  let target = u;
+  for (let i = 0; i < dist.ids.length; i++) {
+    target -= dist.probs[i];
+    if (target < 0) return dist.ids[i];
+  }
+  return dist.ids[dist.ids.length - 1];
+}
+
+/** Inverse-CDF draw from softmax(logits) at temperature 1 (f64 sums; the last token absorbs rounding). */
+export function drawToken(logits: Float32Array, u: number): number {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  let total = 0;
+  for (const v of logits) total += Math.exp(v - max);
+  let target = u * total;
+  for (let j = 0; j < logits.length; j++) {
+    target -= Math.exp(logits[j] - max);
+    if (target < 0) return j;
+  }
+  return logits.length - 1;
+}
+
+/** One request's sampler: its parameters and its own seeded stream of uniforms. */
+export class Sampler {
+  readonly params: ResolvedSampling;
+  private readonly random: () => number;
+
+  constructor(params: SamplingParams | ResolvedSampling) {
+    this.params = resolveSampling(params);
+    this.random = mulberry32(this.params.seed);
+  }
+
+  /** The next token for this row of logits (consumes one uniform unless greedy). */
+  next(logits: Float32Array): number {
+    if (this.params.temperature === 0) return argmax(logits);
+    return drawFrom(samplingDistribution(logits, this.params), this.random());
+  }
+}
