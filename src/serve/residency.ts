@@ -164,6 +164,12 @@ export class ResidencyManager<H> {
     return used;
   }
 
+  /** The loaded handle when the model is resident now (introspection; no arrival is recorded). */
+  handleIfResident(id: string): H | null {
+    const m = this.state(id);
+    return m.status === 'resident' ? m.handle : null;
+  }
+
   view(id: string): ModelView {
     return this.viewOf(this.state(id));
   }
