@@ -19,6 +19,7 @@ const commandModules: Array<() => Promise<{ register(program: Command): void }>>
   () => import('./commands/calibrate.js'),
   () => import('./commands/eval.js'),
   () => import('./commands/compress.js'),
+  () => import('./commands/serve.js'),
 ];
 
 for (const load of commandModules) (await load()).register(program);
