@@ -20,6 +20,7 @@ const commandModules: Array<() => Promise<{ register(program: Command): void }>>
   () => import('./commands/eval.js'),
   () => import('./commands/compress.js'),
   () => import('./commands/serve.js'),
+  () => import('./commands/generate.js'),
 ];
 
 for (const load of commandModules) (await load()).register(program);

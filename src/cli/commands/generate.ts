@@ -1,0 +1,151 @@
+/**
+ * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
+ *   [--top-p P] [--seed S] [--stop STR]… [--json]`
+ *
+ * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
+ * are produced (with --json: one object at the end instead). Original, dense-compressed and
+ * factored checkpoints all open through `openModel`; factored experts run factored. Notes
+ * (engine, load time, speed, why generation stopped) go to stderr.
+ */
+import path from 'node:path';
+import { Option, type Command } from 'commander';
+import { parameterCounts } from '../../checkpoint/counts.js';
+import type { Checkpoint } from '../../checkpoint/types.js';
+import { openModel } from '../../compressed/open-model.js';
+import { createEngine, parseEngineChoice } from '../../engine/index.js';
+import { assertRunnable } from '../../runtime/checkpoint-weights.js';
+import { generate } from '../../runtime/generation/generate.js';
+import { loadTextCodec } from '../../runtime/generation/codec.js';
+import { weightProviderOf } from '../../runtime/model-source.js';
+import { DEFAULT_RESIDENT_BYTES } from '../../runtime/resident-weights.js';
+import { OptionError, parseInteger } from '../../tokens/cli-options.js';
+import { fail } from '../errors.js';
+import { addOptions, engineOptions } from '../shared-options.js';
+
+interface GenerateCliOptions {
+  prompt: string;
+  maxNewTokens: string;
+  temperature: string;
+  topK: string;
+  topP: string;
+  seed?: string;
+  stop: string[];
+  ignoreEos?: boolean;
+  contextLength?: string;
+  tokenizer?: string;
+  engine: string;
+  threads?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function register(program: Command): void {
+  addOptions(
+    program
+      .command('generate')
+      .description('generate text from a prompt (streams to stdout)')
+      .argument('<model>', 'checkpoint directory (original, or an rfid-moe compressed output)')
+      .requiredOption('--prompt <text>', 'the prompt')
+      .option('--max-new-tokens <n>', 'most tokens to generate', '128')
+      .option('--temperature <t>', 'sampling temperature; 0 = greedy', '1')
+      .option('--top-k <k>', 'sample only from the k most likely tokens (0 = off)', '0')
+      .option('--top-p <p>', 'sample only from the smallest set of tokens with this much probability (1 = off)', '1')
+      .option('--seed <s>', 'seed of the sampler (default: random, printed on stderr)')
+      .option('--stop <text>', 'stop when the completion contains this text (repeatable; the text is not printed)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+      .option('--ignore-eos', 'keep generating past the end-of-sequence token')
+      .option('--context-length <n>', "positions for prompt + completion (default: the model's max_position_embeddings)")
+      .option('--tokenizer <path>', "tokenizer.json (default: the model directory's)"),
+    engineOptions(),
+  )
+    .addOption(new Option('--json', 'print one JSON object (text, token ids, usage) instead of streaming'))
+    .option('--quiet', 'no notes on stderr')
+    .action(async (model: string, opts: GenerateCliOptions) => {
+      try {
+        await run(model, opts);
+      } catch (err) {
+        fail(err, opts.json ?? false);
+      }
+    });
+}
+
+function parseNumber(flag: string, value: string, ok: (n: number) => boolean, what: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new OptionError(`${flag} must be ${what}, got "${value}"`);
+  return n;
+}
+
+async function run(model: string, opts: GenerateCliOptions): Promise<void> {
+  const maxNewTokens = parseInteger('--max-new-tokens', opts.maxNewTokens, 1);
+  const temperature = parseNumber('--temperature', opts.temperature, (n) => n >= 0, 'a number ≥ 0 (0 = greedy)');
+  const topK = parseInteger('--top-k', opts.topK, 0);
+  const topP = parseNumber('--top-p', opts.topP, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+  const seed = opts.seed === undefined ? undefined : parseInteger('--seed', opts.seed, 0);
+  const contextLength = opts.contextLength === undefined ? undefined : parseInteger('--context-length', opts.contextLength, 2);
+  const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
+  const engineChoice = parseEngineChoice(opts.engine);
+  const note = (line: string) => {
+    if (!opts.quiet) process.stderr.write(line + '\n');
+  };
+
+  const loadStart = performance.now();
+  const codec = await loadTextCodec(opts.tokenizer ?? model);
+  const ckpt: Checkpoint = await openModel(model);
+  try {
+    assertRunnable(ckpt);
+    const { engine, notice } = await createEngine(engineChoice, { threads });
+    note(notice);
+    try {
+      // keep the decoded weights across steps when they fit; a larger model streams layer by layer
+      const keepWeights = parameterCounts(ckpt).total * 4 <= DEFAULT_RESIDENT_BYTES;
+      if (!keepWeights) note('the model is larger than the resident-weights budget: weights are read from disk at every step (slow)');
+      const kind = 'storage' in ckpt ? `compressed (${String((ckpt as { storage: string }).storage)})` : 'original';
+      note(`model: ${path.resolve(model)} (${ckpt.config.family}, ${kind}), opened in ${((performance.now() - loadStart) / 1000).toFixed(2)} s`);
+      const tokens: number[] = [];
+      const started = performance.now();
+      let firstTokenMs: number | null = null;
+      for await (const event of generate(weightProviderOf(ckpt), engine, opts.prompt, {
+        tokenizer: codec,
+        maxNewTokens,
+        temperature,
+        topK,
+        topP,
+        seed,
+        stop: opts.stop,
+        stopTokenIds: opts.ignoreEos ? [] : undefined,
+        contextLength,
+        keepWeights,
+      })) {
+        if (event.type === 'token') {
+          firstTokenMs ??= performance.now() - started;
+          tokens.push(event.token);
+          if (!opts.json && event.text) process.stdout.write(event.text);
+          continue;
+        }
+        const seconds = (performance.now() - started) / 1000;
+        const u = event.usage;
+        const perSecond = u.completionTokens / seconds;
+        if (opts.json) {
+          process.stdout.write(
+            JSON.stringify({
+              ok: true,
+              modelDir: path.resolve(model),
+              prompt: opts.prompt,
+              text: event.text,
+              tokens,
+              usage: u,
+              params: { maxNewTokens, temperature, topK, topP, seed: u.seed, stop: opts.stop, ignoreEos: opts.ignoreEos ?? false },
+              seconds,
+              timeToFirstTokenSeconds: (firstTokenMs ?? 0) / 1000,
+              tokensPerSecond: perSecond,
+            }) + '\n',
+          );
+        } else process.stdout.write('\n');
+        note(`${u.completionTokens} token(s) after a ${u.promptTokens}-token prompt in ${seconds.toFixed(2)} s (${perSecond.toFixed(1)} tokens/s), finish: ${u.finishReason}, seed ${u.seed}`);
+      }
+    } finally {
+      engine.dispose();
+    }
+  } finally {
+    await ckpt.close();
+  }
+}

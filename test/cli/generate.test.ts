@@ -1,0 +1,99 @@
+/**
+ * `rfid-moe generate` in a child process on the shipped model: streamed greedy text equals the
+ * transformers golden (test/golden/generate), --json carries ids and usage, stop strings cut the
+ * text, and bad flags exit 2 with one message.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { compress } from '../../src/compress/index.js';
+import { repoRoot } from '../helpers/shared-data.js';
+
+const run = promisify(execFile);
+const model = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare');
+const golden = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'golden', 'generate', 'mixtral-tiny-shakespeare.json'), 'utf8')) as {
+  cases: Array<{ prompt: string; tokens: number[]; text: string }>;
+};
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], { cwd: repoRoot });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('rfid-moe generate', () => {
+  const c = golden.cases[1];
+
+  it('streams the greedy completion transformers gives to stdout, notes on stderr', async () => {
+    const r = await cli('generate', model, '--prompt', c.prompt, '--temperature', '0', '--max-new-tokens', '64', '--ignore-eos');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(c.text + '\n');
+    expect(r.stderr).toMatch(/64 token\(s\) after a 15-token prompt .* finish: length/);
+  });
+
+  it('--json gives one object with the token ids and usage', async () => {
+    const r = await cli('generate', model, '--prompt', c.prompt, '--temperature', '0', '--max-new-tokens', '20', '--ignore-eos', '--json', '--quiet');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ ok: true, tokens: c.tokens.slice(0, 20), usage: { promptTokens: 15, completionTokens: 20, finishReason: 'length' } });
+    expect(c.text.startsWith(out.text)).toBe(true);
+  });
+
+  it('a stop string ends generation before it; a seed makes sampling reproducible', async () => {
+    const stop = c.text.slice(c.text.indexOf('people') + 2, c.text.indexOf('people') + 6);
+    const r = await cli('generate', model, '--prompt', c.prompt, '--temperature', '0', '--stop', stop, '--json');
+    const out = JSON.parse(r.stdout);
+    expect(out.usage.finishReason).toBe('stop');
+    expect(out.text).toBe(c.text.slice(0, c.text.indexOf(stop)));
+    const a = JSON.parse((await cli('generate', model, '--prompt', 'ROMEO:', '--seed', '42', '--max-new-tokens', '16', '--json')).stdout);
+    const b = JSON.parse((await cli('generate', model, '--prompt', 'ROMEO:', '--seed', '42', '--max-new-tokens', '16', '--json')).stdout);
+    expect(a.tokens).toEqual(b.tokens);
+    expect(a.usage.seed).toBe(42);
+  });
+
+  it('bad flags and a too-long prompt exit 2 with one message', async () => {
+    const bad = await cli('generate', model, '--prompt', 'x', '--top-p', '1.5');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^rfid-moe: --top-p must be a number in \(0, 1\]/m);
+    const long = await cli('generate', model, '--prompt', 'the '.repeat(50), '--context-length', '16', '--json');
+    expect(long.code).toBe(2);
+    expect(JSON.parse(long.stdout)).toMatchObject({ ok: false, error: { kind: 'ContextLengthExceeded' } });
+  });
+});
+
+describe('rfid-moe generate on compressed outputs', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'rfid-gen-cli-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  beforeAll(async () => {
+    const ckpt = await openCheckpoint(model);
+    try {
+      for (const storage of ['factored', 'dense'] as const) {
+        await compress(ckpt, { retain: 0.6 }, { out: path.join(work, storage), storage, selfSampled: { samples: 4, seqLen: 32 }, evaluation: false, engine: 'native' });
+      }
+    } finally {
+      await ckpt.close();
+    }
+  }, 240_000);
+
+  it('runs factored and dense checkpoints of the same compression to the same greedy tokens', async () => {
+    const args = ['--prompt', golden.cases[0].prompt, '--temperature', '0', '--max-new-tokens', '24', '--ignore-eos', '--json'];
+    const factored = await cli('generate', path.join(work, 'factored'), ...args);
+    const dense = await cli('generate', path.join(work, 'dense'), ...args);
+    expect(factored.code).toBe(0);
+    expect(factored.stderr).toMatch(/compressed \(factored\)/);
+    expect(dense.stderr).toMatch(/compressed \(dense\)/);
+    const f = JSON.parse(factored.stdout);
+    const d = JSON.parse(dense.stdout);
+    expect(f.usage.completionTokens).toBe(24);
+    expect(f.tokens).toEqual(d.tokens);
+  }, 60_000);
+});

@@ -1,0 +1,93 @@
+/**
+ * Greedy generation on the shipped models equals transformers' greedy decode token for token
+ * (goldens from scripts/gen-generate-golden.py: AutoModelForCausalLM in f32, 5 prompts × 64 new
+ * tokens), both one request at a time (`generate`) and with all prompts decoded together by one
+ * continuous-batching `BatchDecoder`. The prompt ids of our tokenizer must equal transformers'.
+ *
+ * Near-ties: the golden records the gap between the two largest logits at every step. We compare
+ * every token exactly; a mismatch message names the step and its gap, so a mismatch at a true
+ * near-tie (gap ~1e-5, where f32 summation order decides) is visible as such instead of hidden.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openModel } from '../../src/compressed/open-model.js';
+import type { Checkpoint } from '../../src/checkpoint/types.js';
+import { createEngine } from '../../src/engine/index.js';
+import { BatchDecoder, generateAll, loadTextCodec, weightProviderOf } from '../../src/runtime/index.js';
+import { repoRoot } from '../helpers/shared-data.js';
+
+interface GoldenCase {
+  prompt: string;
+  promptIds: number[];
+  tokens: number[];
+  top2Gap: number[];
+  text: string;
+}
+interface Golden {
+  model: string;
+  newTokens: number;
+  cases: GoldenCase[];
+}
+
+const goldenDir = path.join(repoRoot, 'test', 'golden', 'generate');
+const goldens: Golden[] = readdirSync(goldenDir)
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => JSON.parse(readFileSync(path.join(goldenDir, f), 'utf8')) as Golden);
+
+const { engine } = await createEngine('auto', { threads: 1 });
+const opened: Checkpoint[] = [];
+afterAll(async () => {
+  await Promise.all(opened.map((c) => c.close()));
+  engine.dispose();
+});
+
+function firstDifference(got: number[], want: GoldenCase): string | null {
+  for (let i = 0; i < want.tokens.length; i++) {
+    if (got[i] !== want.tokens[i]) return `step ${i}: got ${got[i]}, transformers ${want.tokens[i]} (top-2 logit gap there ${want.top2Gap[i].toExponential(2)})`;
+  }
+  return got.length === want.tokens.length ? null : `got ${got.length} tokens, expected ${want.tokens.length}`;
+}
+
+describe('greedy generation equals transformers', () => {
+  it('has a golden for the shipped mixtral model', () => {
+    expect(goldens.map((g) => g.model)).toContain('examples/models/mixtral-tiny-shakespeare');
+  });
+
+  describe.each(goldens.map((g) => [g.model, g] as const))('%s', (model, golden) => {
+    const dir = path.join(repoRoot, model);
+    const setup = (async () => {
+      const ckpt = await openModel(dir);
+      opened.push(ckpt);
+      return { ckpt, codec: await loadTextCodec(dir) };
+    })();
+
+    it('tokenizes the prompts as transformers does', async () => {
+      const { codec } = await setup;
+      for (const c of golden.cases) expect(Array.from(codec.encode(c.prompt))).toEqual(c.promptIds);
+    });
+
+    it.each(golden.cases.map((c, i) => [i, JSON.stringify(c.prompt), c] as const))('prompt %i %s alone: tokens equal', async (_i, _p, c) => {
+      const { ckpt, codec } = await setup;
+      const result = await generateAll(ckpt, engine, c.promptIds, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [], tokenizer: codec });
+      expect(firstDifference(result.tokens, c)).toBeNull();
+      expect(result.usage).toMatchObject({ promptTokens: c.promptIds.length, completionTokens: golden.newTokens, finishReason: 'length' });
+      expect(result.text).toBe(c.text);
+    });
+
+    it('all prompts decoded together by one BatchDecoder give the same tokens', async () => {
+      const { ckpt } = await setup;
+      const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: golden.cases.length });
+      const streams = golden.cases.map((c) => decoder.submit(c.promptIds, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [] }));
+      const tokens = await Promise.all(
+        streams.map(async (s) => {
+          const out: number[] = [];
+          for await (const e of s) if (e.type === 'token') out.push(e.token);
+          return out;
+        }),
+      );
+      await decoder.close();
+      expect(tokens.map((t, i) => firstDifference(t, golden.cases[i]))).toEqual(golden.cases.map(() => null));
+    });
+  });
+});

@@ -1,0 +1,284 @@
+/**
+ * The generation module against independent truth: sampling distributions against a direct
+ * computation of HF's warpers (temperature → top-k → top-p) in f64, seeded reproducibility,
+ * stop-string streaming, and the continuous-batching decoder against decoding each sequence
+ * alone (KV-slot reuse, batched steps, aborts that free their slot, context limits).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { createTsEngine } from '../../src/engine/ts/index.js';
+import {
+  argmax,
+  batchFromSequences,
+  BatchDecoder,
+  CheckpointWeights,
+  ContextLengthError,
+  DecoderClosedError,
+  generateAll,
+  GenerationParamsError,
+  KvCache,
+  runDecoder,
+  Sampler,
+  samplingDistribution,
+  StopTextStream,
+  type GenerationEvent,
+  type GenerationStream,
+} from '../../src/runtime/index.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+
+const work = mkdtempSync(path.join(tmpdir(), 'rfid-gen-'));
+const engine = createTsEngine({ threads: 1 });
+const closers: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  await Promise.all(closers.map((c) => c()));
+  engine.dispose();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function tinyModel(family: 'mixtral' | 'qwen3_moe' = 'mixtral', seed = 4) {
+  const dir = path.join(work, `${family}-${seed}`);
+  await makeTinyCheckpoint(dir, family, { seed, vocabSize: 96 });
+  const ckpt = await openCheckpoint(dir);
+  closers.push(() => ckpt.close());
+  return new CheckpointWeights(ckpt);
+}
+
+async function collect(stream: GenerationStream): Promise<{ tokens: number[]; end: Extract<GenerationEvent, { type: 'end' }> }> {
+  const tokens: number[] = [];
+  for await (const e of stream) {
+    if (e.type === 'token') tokens.push(e.token);
+    else return { tokens, end: e };
+  }
+  throw new Error('no end event');
+}
+
+/** HF's warpers written out directly: softmax(l/T), keep ≥ k-th largest, keep while mass before < p. */
+function referenceDistribution(logits: number[], t: number, k: number, p: number): Map<number, number> {
+  const max = Math.max(...logits);
+  let probs = logits.map((l) => Math.exp((l - max) / t));
+  if (k > 0) {
+    const kth = [...probs].sort((a, b) => b - a)[k - 1];
+    probs = probs.map((v) => (v >= kth ? v : 0));
+  }
+  const total = probs.reduce((a, b) => a + b, 0);
+  probs = probs.map((v) => v / total);
+  const order = probs.map((_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
+  const kept = new Map<number, number>();
+  let before = 0;
+  for (const i of order) {
+    if (probs[i] === 0 || (kept.size > 0 && before >= p)) break;
+    kept.set(i, probs[i]);
+    before += probs[i];
+  }
+  const mass = [...kept.values()].reduce((a, b) => a + b, 0);
+  for (const [i, v] of kept) kept.set(i, v / mass);
+  return kept;
+}
+
+describe('sampling', () => {
+  const logits = Float32Array.from({ length: 200 }, (_, i) => Math.sin(i * 1.7) * 3 + (i % 7) * 0.2);
+
+  it.each([
+    [1, 0, 1],
+    [0.7, 10, 1],
+    [1.3, 0, 0.9],
+    [0.5, 25, 0.5],
+    [2, 1, 1],
+    [1, 0, 0.05],
+  ])('temperature %s, top-k %s, top-p %s: renormalised like HF warpers', (t, k, p) => {
+    const dist = samplingDistribution(logits, { temperature: t, topK: k, topP: p });
+    const want = referenceDistribution(Array.from(logits), t, k, p);
+    expect(new Set(dist.ids)).toEqual(new Set(want.keys()));
+    let sum = 0;
+    dist.ids.forEach((id, i) => {
+      expect(dist.probs[i]).toBeCloseTo(want.get(id)!, 10);
+      sum += dist.probs[i];
+    });
+    expect(sum).toBeCloseTo(1, 12);
+  });
+
+  it('temperature 0 is the arg-max, lowest id on ties, and draws nothing', () => {
+    const tied = Float32Array.from([1, 5, 2, 5, 0]);
+    expect(argmax(tied)).toBe(1);
+    const s = new Sampler({ temperature: 0, seed: 1 });
+    expect(s.next(tied)).toBe(1);
+    expect(s.next(logits)).toBe(argmax(logits));
+  });
+
+  it('the same seed gives the same tokens; another seed does not', () => {
+    const draw = (seed: number) => {
+      const s = new Sampler({ temperature: 1, seed });
+      return Array.from({ length: 50 }, () => s.next(logits));
+    };
+    expect(draw(7)).toEqual(draw(7));
+    expect(draw(7)).not.toEqual(draw(8));
+  });
+
+  it('draw frequencies follow the distribution (top-k 3)', () => {
+    const small = Float32Array.from([2, 1, 0.5, 3, -1]);
+    const s = new Sampler({ temperature: 1, topK: 3, seed: 11 });
+    const counts = new Map<number, number>();
+    const n = 20000;
+    for (let i = 0; i < n; i++) {
+      const t = s.next(small);
+      counts.set(t, (counts.get(t) ?? 0) + 1);
+    }
+    const want = referenceDistribution(Array.from(small), 1, 3, 1);
+    expect(new Set(counts.keys())).toEqual(new Set(want.keys()));
+    for (const [id, p] of want) expect(Math.abs(counts.get(id)! / n - p)).toBeLessThan(4 * Math.sqrt((p * (1 - p)) / n));
+  });
+
+  it('rejects bad parameters with a typed error', () => {
+    expect(() => new Sampler({ temperature: -0.1 })).toThrow(GenerationParamsError);
+    expect(() => new Sampler({ topP: 0 })).toThrow(/top-p/);
+    expect(() => new Sampler({ topK: 1.5 })).toThrow(/top-k/);
+    expect(() => new Sampler({ temperature: Number.NaN })).toThrow(/temperature/);
+  });
+});
+
+describe('stop strings', () => {
+  // a toy detokeniser: id → one character of this alphabet
+  const alphabet = 'abcdefgh \n';
+  const decoder = { decode: (ids: number[]) => ids.map((i) => alphabet[i]).join('') };
+  const ids = (s: string) => Array.from(s, (c) => alphabet.indexOf(c));
+
+  it('cuts the text before a stop string split across tokens and never emits part of it', () => {
+    const stream = new StopTextStream(decoder, ['\n\n', 'dead']);
+    let out = '';
+    let stopped = false;
+    for (const id of ids('abc dea\nfgh dead beef')) {
+      const r = stream.push(id);
+      out += r.text;
+      if (r.stop) {
+        stopped = true;
+        break;
+      }
+    }
+    expect(stopped).toBe(true);
+    expect(out).toBe('abc dea\nfgh ');
+    expect(stream.completion).toBe('abc dea\nfgh ');
+  });
+
+  it('releases held-back text at the end when no stop string completes', () => {
+    const stream = new StopTextStream(decoder, ['dead']);
+    let out = '';
+    for (const id of ids('bad dea')) out += stream.push(id).text;
+    expect(out).toBe('bad ');
+    expect(out + stream.flush()).toBe('bad dea');
+  });
+});
+
+describe('BatchDecoder', () => {
+  it('decodes several sequences in one batch as each would be decoded alone (hidden states)', async () => {
+    const provider = await tinyModel('qwen3_moe');
+    const { numLayers, numKvHeads, headDim, hiddenSize: h } = provider.config;
+    const seqs = [
+      [5, 9, 13, 2, 44, 7],
+      [1, 2, 3],
+      [60, 61, 62, 63, 64, 65, 66, 67],
+    ];
+    // alone: full-prefix forward of each sequence
+    const alone = await Promise.all(seqs.map((s) => runDecoder(provider, engine, batchFromSequences([s]))));
+    // together: slots 2, 0, 1 of a 3-slot cache, prefill all but the last token, then one step for all
+    const cache = new KvCache(numLayers, 3, 16, numKvHeads * headDim);
+    const slots = [2, 0, 1];
+    await runDecoder(provider, engine, batchFromSequences(seqs.map((s) => s.slice(0, -1))), { kvCache: cache, kvSlots: slots });
+    const last = await runDecoder(provider, engine, batchFromSequences(seqs.map((s) => s.slice(-1))), { kvCache: cache, kvSlots: slots });
+    let worst = 0;
+    seqs.forEach((s, i) => {
+      const want = alone[i].subarray((s.length - 1) * h, s.length * h);
+      for (let j = 0; j < h; j++) worst = Math.max(worst, Math.abs(last[i * h + j] - want[j]) / (1 + Math.abs(want[j])));
+    });
+    expect(worst).toBeLessThan(1e-5);
+    expect(Array.from(cache.lengths)).toEqual([3, 8, 6]);
+  });
+
+  it('greedy tokens of concurrent requests equal those of each request alone', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const prompts = [[3, 17, 5], [11, 4, 60, 7, 19, 25], [42], [8, 8, 8, 8]];
+    const alone = [];
+    for (const p of prompts) alone.push((await generateAll(provider, engine, p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })).tokens);
+    const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 3, maxPrefillTokens: 4 });
+    const together = await Promise.all(prompts.map((p) => collect(decoder.submit(p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] }))));
+    expect(together.map((r) => r.tokens)).toEqual(alone);
+    expect(together.every((r) => r.end.usage.finishReason === 'length' && r.end.usage.completionTokens === 12)).toBe(true);
+    // 4 requests through 3 slots: one waited and reused a freed slot; nothing is left allocated
+    expect(decoder.kvCacheBytes).toBe(0);
+    await decoder.close();
+  });
+
+  it('a reused KV slot decodes exactly like a fresh one', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
+    const params = { temperature: 0.9, seed: 5, maxNewTokens: 10, stopTokenIds: [] };
+    const first = await collect(decoder.submit([1, 2, 3, 4, 5, 6, 7, 8, 9], params));
+    const reused = await collect(decoder.submit([20, 21], params));
+    await decoder.close();
+    const fresh = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
+    const clean = await collect(fresh.submit([20, 21], params));
+    await fresh.close();
+    expect(first.tokens).toHaveLength(10);
+    expect(reused.tokens).toEqual(clean.tokens);
+  });
+
+  it('an aborted request ends with finishReason abort and frees its slot for the next', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
+    const controller = new AbortController();
+    const long = decoder.submit([1, 2, 3], { temperature: 0, maxNewTokens: 1000, stopTokenIds: [], signal: controller.signal });
+    const waiting = decoder.submit([4, 5], { temperature: 0, maxNewTokens: 3, stopTokenIds: [] });
+    expect(decoder.waitingCount).toBe(1);
+    let seen = 0;
+    let end: Extract<GenerationEvent, { type: 'end' }> | undefined;
+    for await (const e of long) {
+      if (e.type === 'token' && ++seen === 3) controller.abort();
+      if (e.type === 'end') end = e;
+    }
+    expect(end!.usage.finishReason).toBe('abort');
+    expect(end!.usage.completionTokens).toBeGreaterThanOrEqual(3);
+    expect(end!.usage.completionTokens).toBeLessThan(10);
+    const next = await collect(waiting);
+    expect(next.end.usage).toMatchObject({ finishReason: 'length', completionTokens: 3 });
+    expect(decoder.kvCacheBytes).toBe(0);
+    await decoder.close();
+  });
+
+  it('breaking out of the iteration aborts the request (a client that disconnects)', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
+    const stream = decoder.submit([1, 2, 3], { temperature: 0, maxNewTokens: 1000, stopTokenIds: [] });
+    for await (const e of stream) if (e.type === 'token') break;
+    const { usage } = await stream.result;
+    expect(usage.finishReason).toBe('abort');
+    expect(usage.completionTokens).toBeLessThan(10);
+    expect(decoder.activeCount + decoder.waitingCount).toBe(0);
+    expect(decoder.kvCacheBytes).toBe(0);
+    await decoder.close();
+  });
+
+  it('refuses a prompt longer than the context and stops at the context with finishReason length', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const decoder = new BatchDecoder(provider, engine, { contextLength: 8 });
+    expect(() => decoder.submit([1, 2, 3, 4, 5, 6, 7, 8], {})).toThrow(ContextLengthError);
+    expect(() => decoder.submit([1, 2], { maxNewTokens: 0 })).toThrow(GenerationParamsError);
+    expect(() => decoder.submit([1, 999], {})).toThrow(/outside the vocabulary/);
+    expect(() => decoder.submit([1], { stop: ['x'] })).toThrow(/tokenizer/);
+    const r = await collect(decoder.submit([1, 2, 3, 4, 5], { temperature: 0, maxNewTokens: 100, stopTokenIds: [] }));
+    expect(r.end.usage).toMatchObject({ promptTokens: 5, completionTokens: 3, finishReason: 'length' });
+    await decoder.close();
+    expect(() => decoder.submit([1], {})).toThrow(DecoderClosedError);
+  });
+
+  it('ends at a stop token id with finishReason stop', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const free = await generateAll(provider, engine, [3, 17, 5], { temperature: 0, maxNewTokens: 8, stopTokenIds: [] });
+    const stopAt = free.tokens[4];
+    const first = free.tokens.indexOf(stopAt);
+    const r = await generateAll(provider, engine, [3, 17, 5], { temperature: 0, maxNewTokens: 8, stopTokenIds: [stopAt] });
+    expect(r.tokens).toEqual(free.tokens.slice(0, first + 1));
+    expect(r.usage.finishReason).toBe('stop');
+  });
+});
