@@ -44,6 +44,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     policy: ctx.residency.policy.name,
     memory_budget_bytes: ctx.residency.budgetBytes,
     used_bytes: ctx.residency.usedBytes(),
+    process_memory: process.memoryUsage(),
     models: [
       ...[...ctx.models.values()].map((m) => {
         const s = ctx.residency.stats(m.id);

@@ -76,3 +76,8 @@ export async function rssOf(pid: number): Promise<number> {
   if (!m) throw new Error(`no VmRSS for process ${pid}`);
   return Number(m[1]) * 1024;
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function getJson(url: string): Promise<any> {
+  return (await fetch(url)).json();
+}

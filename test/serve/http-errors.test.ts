@@ -4,7 +4,7 @@
  * (models, health, metrics) answer in their documented shapes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postJson, startServer, type Running } from './helpers.js';
+import { postJson, startServer, type Running, getJson } from './helpers.js';
 
 let s: Running;
 beforeAll(async () => {
@@ -94,20 +94,20 @@ describe('bad requests', () => {
   it('an unknown route is an OpenAI-shaped 404', async () => {
     const res = await fetch(`${s.url}/v1/embeddings`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(404);
-    expect((await res.json()).error.code).toBe('route_not_found');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('route_not_found');
   });
 });
 
 describe('read-only endpoints', () => {
   it('GET /v1/models lists the served model', async () => {
-    const body = await (await fetch(`${s.url}/v1/models`)).json();
+    const body = await getJson(`${s.url}/v1/models`);
     expect(body.object).toBe('list');
     expect(body.data.map((m: { id: string }) => m.id)).toEqual(['tiny']);
     expect(body.data[0]).toMatchObject({ object: 'model', owned_by: 'rfid-moe', max_model_len: 1024 });
   });
 
   it('GET /health reports the policy and each model', async () => {
-    const body = await (await fetch(`${s.url}/health`)).json();
+    const body = await getJson(`${s.url}/health`);
     expect(body.status).toBe('ok');
     expect(body.policy).toBe('tyche');
     expect(body.models[0]).toMatchObject({ id: 'tiny', kind: 'original' });

@@ -101,7 +101,8 @@ async function serve(models: string[], opts: ServeCliOptions): Promise<void> {
     throw new Error('none of the given models can be served (see the reasons above)');
   }
   const url = await server.listen({ port, host: opts.host });
-  log(`serving ${[...server.models.keys()].join(', ')} at ${url} (policy ${policy}, memory budget ${fmtBytes(server.residency.budgetBytes)})`);
+  // always printed, --quiet or not: scripts read the URL from it (with --port 0 too)
+  process.stderr.write(`serving ${[...server.models.keys()].join(', ')} at ${url} (policy ${policy}, memory budget ${fmtBytes(server.residency.budgetBytes)})\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
