@@ -59,6 +59,8 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
           loads: s.loads,
           cold_starts: s.coldStarts,
           rate_per_s: s.rate,
+          load_wait_ms: s.loadWaitMs,
+          resident_byte_seconds: s.residentByteSeconds,
           active_sequences: decoder ? decoder.activeCount + decoder.waitingCount : 0,
           kv_cache_bytes: decoder ? decoder.kvCacheBytes : 0,
         };
@@ -186,6 +188,9 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
       throw err instanceof ApiError ? err : modelUnavailable(model.id, `loading it failed: ${(err as Error).message}`);
     }
     if (acquired.cold) ctx.metrics.coldStarts.inc({ model: model.id });
+    // per-request residency facts for clients and the trace-replay benchmark
+    reply.header('x-rfid-moe-load-wait-ms', acquired.waitMs.toFixed(1));
+    reply.header('x-rfid-moe-cold-start', acquired.cold ? '1' : '0');
     ctx.metrics.loadWait.observe({ model: model.id }, acquired.waitMs / 1000);
     const stream = acquired.handle.decoder.submit(prepared.ids, {
       maxNewTokens: prepared.maxTokens,
@@ -273,7 +278,13 @@ async function streamResponse(
   const object = endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const raw = reply.raw;
   reply.hijack();
-  raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  raw.writeHead(200, {
+    ...(reply.getHeaders() as Record<string, string>),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
   const send = (data: unknown) => {
     if (!raw.writableEnded && !raw.destroyed) raw.write(`data: ${JSON.stringify(data)}\n\n`);
   };
