@@ -17,6 +17,7 @@ import { assertRunnable } from '../runtime/checkpoint-weights.js';
 import { BatchDecoder } from '../runtime/generation/decoder.js';
 import { weightProviderOf } from '../runtime/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
+import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
 
 export interface ModelSpec {
@@ -54,8 +55,8 @@ export interface RefusedModel {
 export interface LoadedHandle {
   checkpoint: Checkpoint;
   decoder: BatchDecoder;
-  /** experts materialised densely at load (factored models) */
-  materialisedExperts: number;
+  /** a factored model's expert residency (which experts run densely), null otherwise */
+  experts: LiveExpertProvider | null;
 }
 
 /**
@@ -170,19 +171,22 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
     if (!model) throw new Error(`model ${id} is not served`);
     const checkpoint = await openModel(model.dir);
     try {
-      let materialisedExperts = 0;
-      if (checkpoint instanceof CompressedModel && model.materialiseBytes > 0) {
-        materialisedExperts = (await checkpoint.preload(this.opts.engine, { maxBytes: model.materialiseBytes })).experts;
-      }
-      const decoder = new BatchDecoder(weightProviderOf(checkpoint), this.opts.engine, {
+      const decoderOptions = {
         maxBatchSize: this.opts.maxBatchSize,
         contextLength: model.contextLength,
         maxPrefillTokens: this.opts.maxPrefillTokens,
-        tokenizer: { decode: (ids) => model.tokenizer.tokenizer.decode(ids, { skip_special_tokens: true }) },
-        keepWeights: true,
-      });
+        tokenizer: { decode: (ids: number[]) => model.tokenizer.tokenizer.decode(ids, { skip_special_tokens: true }) },
+      };
+      if (checkpoint instanceof CompressedModel && checkpoint.storage === 'factored') {
+        // factored experts, the hottest materialised within the share (checkpoint, then live counts)
+        const experts = new LiveExpertProvider(checkpoint, this.opts.engine, { denseBytes: model.materialiseBytes });
+        await experts.loadAll();
+        const decoder = new BatchDecoder(experts, this.opts.engine, { ...decoderOptions, keepWeights: false });
+        return { handle: { checkpoint, decoder, experts }, bytes: model.estimatedBytes };
+      }
+      const decoder = new BatchDecoder(weightProviderOf(checkpoint), this.opts.engine, { ...decoderOptions, keepWeights: true });
       await readEverything(decoder, checkpoint);
-      return { handle: { checkpoint, decoder, materialisedExperts }, bytes: model.estimatedBytes };
+      return { handle: { checkpoint, decoder, experts: null }, bytes: model.estimatedBytes };
     } catch (err) {
       await checkpoint.close();
       throw err;
