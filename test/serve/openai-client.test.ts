@@ -115,3 +115,24 @@ describe('openai client', () => {
     expect((streamed as Error).message).toMatch(/maximum context length/);
   });
 });
+
+describe('examples/openai-client.ts', () => {
+  it('runs against a server on the shipped model, as the README shows', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { TINY_DIR } = await import('./helpers.js');
+    const served = await startServer({ models: [TINY_DIR] });
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/openai-client.ts'], {
+        cwd: repoRoot,
+        env: { ...process.env, RFID_MOE_URL: `${served.url}/v1` },
+        timeout: 60_000,
+      });
+      expect(stdout).toContain(golden.cases[0].text.slice(0, 20));
+      expect(stdout).toMatch(/completion_tokens: 32/);
+      expect(stdout).toMatch(/404: .*`no-such-model` does not exist/);
+    } finally {
+      await served.close();
+    }
+  });
+});
