@@ -32,11 +32,12 @@ const TOKENIZER_DIR = path.join(repoRoot, 'examples/models/mixtral-tiny-shakespe
 const { values } = parseArgs({
   options: {
     models: { type: 'string', default: '3' },
-    hidden: { type: 'string', default: '1024' },
-    layers: { type: 'string', default: '8' },
+    hidden: { type: 'string', default: '512' },
+    layers: { type: 'string', default: '4' },
     experts: { type: 'string', default: '16' },
     width: { type: 'string', default: '512' },
-    duration: { type: 'string', default: '90' },
+    duration: { type: 'string', default: '120' },
+    'rate-scale': { type: 'string', default: '0.5' },
     'budget-models': { type: 'string', default: '2' },
     'keep-alive': { type: 'string', default: '10' },
     policies: { type: 'string', default: 'tyche,keep-alive,on-demand,lru' },
@@ -46,6 +47,8 @@ const { values } = parseArgs({
     'no-cold-start': { type: 'boolean', default: false },
     'cold-repeats': { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
+    /** the servers' load messages on stderr */
+    verbose: { type: 'boolean', default: false },
   },
 });
 const num = (k: keyof typeof values) => Number(values[k]);
@@ -58,7 +61,8 @@ interface ServerProcess {
 }
 
 function startServe(args: string[]): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/main.ts'), 'serve', ...args, '--port', '0', '--quiet'], {
+  const verbose = values.verbose ?? false;
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/main.ts'), 'serve', ...args, '--port', '0', ...(verbose ? [] : ['--quiet'])], {
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072' },
@@ -67,6 +71,7 @@ function startServe(args: string[]): Promise<ServerProcess> {
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
   return new Promise((resolve, reject) => {
     child.stderr!.on('data', (d: Buffer) => {
+      if (verbose) process.stderr.write(`  [server ${(performance.now() / 1000).toFixed(1)} s] ${d.toString()}`);
       err += d.toString();
       const m = / at (http:\/\/[^ ]+) /.exec(err);
       if (m)
@@ -243,6 +248,7 @@ try {
     dirs.map((d) => d.split('=')[0]),
     num('duration'),
     num('seed'),
+    num('rate-scale'),
   );
   log(`trace: ${trace.length} requests over ${num('duration')} s (seed ${num('seed')}); each model ${(bf16Bytes / 1e9).toFixed(2)} GB BF16 on disk, ${(f32Bytes / 1e9).toFixed(2)} GB resident; budget ${(budget / 1e9).toFixed(2)} GB (${num('budget-models')} of ${n} models)`);
 
@@ -280,6 +286,7 @@ try {
     residentGBPerModel: f32Bytes / 1e9,
     budgetGB: budget / 1e9,
     durationS: num('duration'),
+    rateScale: num('rate-scale'),
     requests: trace.length,
     seed: num('seed'),
     keepAliveS: num('keep-alive'),

@@ -24,12 +24,12 @@ interface Burst {
 }
 
 /**
- * Three traffic shapes, assigned to the models in turn:
+ * Three traffic shapes, assigned to the models in turn (rates below × `rateScale`):
  * - steady then slowing (0.4/s for the first half, 0.1/s after);
  * - slow, a lull, then busy (0.1/s, nothing, 0.3/s);
  * - silent except two bursts of 8 requests within 1 s and a trickle (0.05/s) between.
  */
-export function makeTrace(models: string[], durationS: number, seed: number): Arrival[] {
+export function makeTrace(models: string[], durationS: number, seed: number, rateScale = 1): Arrival[] {
   const shapes: Array<{ phases: Phase[]; bursts: Burst[] }> = [
     { phases: [{ from: 0, to: 0.5, rate: 0.4 }, { from: 0.5, to: 1, rate: 0.1 }], bursts: [] },
     { phases: [{ from: 0, to: 0.3, rate: 0.1 }, { from: 0.6, to: 1, rate: 0.3 }], bursts: [] },
@@ -42,7 +42,7 @@ export function makeTrace(models: string[], durationS: number, seed: number): Ar
     for (const p of shape.phases) {
       let t = p.from * durationS;
       for (;;) {
-        t += -Math.log(1 - rand()) / p.rate;
+        t += -Math.log(1 - rand()) / (p.rate * rateScale);
         if (t >= p.to * durationS) break;
         out.push({ at: t, model });
       }

@@ -52,7 +52,10 @@ export function spawnServeCli(args: string[], env: NodeJS.ProcessEnv = process.e
   let err = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not start within 60 s: ${err}`)), 60_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the server did not start within 60 s: ${err}`));
+    }, 60_000);
     child.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
       const m = / at (http:\/\/[^ ]+) /.exec(err);
