@@ -23,7 +23,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { compress } from '../src/compress/index.js';
+import { openModel } from '../src/compressed/open-model.js';
 import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
+import { simulate, type SimulationResult } from './serve/simulate.js';
 import { makeTrace, type Arrival } from './serve/trace.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
@@ -47,6 +49,13 @@ const { values } = parseArgs({
     'no-cold-start': { type: 'boolean', default: false },
     'cold-repeats': { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
+    /** the virtual-clock simulation of the policies (per-minute rates, fixed load time) */
+    'no-simulate': { type: 'boolean', default: false },
+    'sim-duration': { type: 'string', default: '3600' },
+    'sim-rate-scale': { type: 'string', default: '0.0667' },
+    'sim-load': { type: 'string', default: '5' },
+    'sim-service': { type: 'string', default: '1' },
+    'sim-keep-alive': { type: 'string', default: '600' },
     /** the servers' load messages on stderr */
     verbose: { type: 'boolean', default: false },
   },
@@ -227,10 +236,62 @@ async function makeModel(dir: string, seed: number): Promise<void> {
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TOKENIZER_DIR, f), path.join(dir, f));
 }
 
+interface SimulationTable {
+  setup: Record<string, number>;
+  rows: SimulationResult[];
+  /** keep-alive at several TTLs: hit rate against resident GB·s */
+  keepAliveSweep: Array<{ ttlS: number; hitRate: number; residentGBs: number; meanWaitS: number }>;
+}
+
+async function simulationTable(): Promise<SimulationTable> {
+  const models = ['m0', 'm1', 'm2'];
+  const durationS = num('sim-duration');
+  const trace = makeTrace(models, durationS, num('seed'), num('sim-rate-scale'));
+  const base = { trace, models, modelBytes: 1e9, budgetBytes: 2.05e9, loadS: num('sim-load'), serviceS: num('sim-service') };
+  const rows: SimulationResult[] = [];
+  for (const policy of ['tyche', 'keep-alive', 'on-demand', 'lru'] as const) rows.push(await simulate({ ...base, policy, keepAliveS: num('sim-keep-alive') }));
+  const keepAliveSweep = [];
+  for (const ttlS of [15, 30, 60, 120, 180, 300, 600, 900]) {
+    const r = await simulate({ ...base, policy: 'keep-alive', keepAliveS: ttlS });
+    keepAliveSweep.push({ ttlS, hitRate: 1 - r.coldStarts / r.requests, residentGBs: r.residentGBs, meanWaitS: r.meanWaitS });
+  }
+  return { setup: { durationS, requests: trace.length, loadS: base.loadS, serviceS: base.serviceS, keepAliveS: num('sim-keep-alive'), modelGB: 1, budgetGB: 2.05 }, rows, keepAliveSweep };
+}
+
+
+function formatSimulation(sim: SimulationTable): string[] {
+  const od = sim.rows.find((r) => r.policy === 'on-demand')!;
+  return [
+        `Simulation on a virtual clock (the same residency manager and policies; no CPU contention, no time compression): 3 models of 1 GB, budget 2.05 GB, ${sim.setup.requests} requests over ${sim.setup.durationS} s with the trace's shapes at per-minute rates (×${num('sim-rate-scale')} of the per-second rates above), every load ${sim.setup.loadS} s, every request ${sim.setup.serviceS} s, keep-alive TTL ${sim.setup.keepAliveS} s.`,
+        '',
+        '| policy | mean load wait | p50 | p99 | load wait vs on-demand | share of request time waiting | cold starts | hit rate | loads | resident GB·s |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+        ...sim.rows.map(
+          (r) =>
+            `| ${r.policy} | ${r.meanWaitS.toFixed(2)} s | ${r.p50WaitS.toFixed(1)} s | ${r.p99WaitS.toFixed(1)} s | ${(((r.meanWaitS - od.meanWaitS) / od.meanWaitS) * 100).toFixed(0)}% | ${(r.waitShare * 100).toFixed(1)}% | ${r.coldStarts}/${r.requests} | ${((1 - r.coldStarts / r.requests) * 100).toFixed(0)}% | ${r.loads} | ${r.residentGBs.toFixed(0)} |`,
+        ),
+        '',
+        'Keep-alive at other TTLs (same simulation), for resident GB·s at a given hit rate:',
+        '',
+        '| keep-alive TTL | hit rate | mean load wait | resident GB·s |',
+        '|---:|---:|---:|---:|',
+        ...sim.keepAliveSweep.map((k) => `| ${k.ttlS} s | ${(k.hitRate * 100).toFixed(0)}% | ${k.meanWaitS.toFixed(2)} s | ${k.residentGBs.toFixed(0)} |`),
+
+  ];
+}
+
 const work = await mkdtemp(path.join(tmpdir(), 'rfid-bench-serve-'));
 try {
   const n = num('models');
   const dirs: string[] = [];
+  const policies = values.policies!.split(',').filter((p) => p !== '' && p !== 'none');
+  const wantCold = values['cold-start'] && !values['no-cold-start'];
+  if (policies.length === 0 && !wantCold) {
+    // the simulation alone needs no checkpoints
+    const sim = await simulationTable();
+    process.stdout.write((values.json ? JSON.stringify(sim, null, 2) : formatSimulation(sim).join('\n')) + '\n');
+    process.exit(0);
+  }
   for (let i = 0; i < n; i++) {
     const dir = path.join(work, `qwen3-shaped-${i}`);
     const t0 = performance.now();
@@ -252,8 +313,9 @@ try {
   );
   log(`trace: ${trace.length} requests over ${num('duration')} s (seed ${num('seed')}); each model ${(bf16Bytes / 1e9).toFixed(2)} GB BF16 on disk, ${(f32Bytes / 1e9).toFixed(2)} GB resident; budget ${(budget / 1e9).toFixed(2)} GB (${num('budget-models')} of ${n} models)`);
 
+  const sim = values['no-simulate'] ? null : await simulationTable();
   const rows: PolicyRow[] = [];
-  for (const policy of values.policies!.split(',').filter((p) => p !== '' && p !== 'none')) {
+  for (const policy of policies) {
     log(`replaying with ${policy} …`);
     const row = await replay(policy, dirs, trace, budget);
     rows.push(row);
@@ -261,7 +323,7 @@ try {
   }
 
   let cold: ColdRow[] = [];
-  if (values['cold-start'] && !values['no-cold-start']) {
+  if (wantCold) {
     log('compressing m0 at retain 0.6 (factored) for the cold-start comparison …');
     const out = path.join(work, 'qwen3-shaped-0-r0.6');
     const t0 = performance.now();
@@ -269,7 +331,7 @@ try {
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TOKENIZER_DIR, f), path.join(out, f)).catch(() => undefined);
     log(`  compressed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     // the factored model's f32 weights alone (a budget of exactly this leaves no share for dense experts)
-    const factoredModel = await openCheckpoint(out);
+    const factoredModel = await openModel(out);
     const factoredBytes = factoredModel.tensorNames().reduce((s, t) => s + factoredModel.tensor(t)!.shape.reduce((a, b) => a * b, 1) * 4, 0);
     await factoredModel.close();
     cold = [
@@ -293,7 +355,7 @@ try {
     maxTokens: num('max-tokens'),
   };
   if (values.json) {
-    process.stdout.write(JSON.stringify({ setup, policies: rows, coldStart: cold }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ setup, policies: rows, coldStart: cold, simulation: sim }, null, 2) + '\n');
   } else {
     const onDemand = rows.find((r) => r.policy === 'on-demand');
     const lines = [
@@ -306,6 +368,7 @@ try {
           `| ${r.policy} | ${r.ttftMeanMs.toFixed(0)} ms | ${r.ttftP50Ms.toFixed(0)} ms | ${r.ttftP99Ms.toFixed(0)} ms | ${r.loadWaitMeanMs.toFixed(0)} ms | ${onDemand ? `${(((onDemand.loadWaitMeanMs - r.loadWaitMeanMs) / onDemand.loadWaitMeanMs) * -100).toFixed(0)}%` : '–'} | ${(r.loadWaitShare * 100).toFixed(1)}% | ${r.coldStarts}/${r.requests - r.failed}${r.failed ? ` (${r.failed} failed)` : ''} | ${(r.hitRate * 100).toFixed(0)}% | ${r.loads} | ${r.meanLoadS.toFixed(2)} s | ${r.residentGBs.toFixed(1)} |`,
       ),
     ];
+    if (sim) lines.push('', ...formatSimulation(sim));
     if (cold.length) {
       lines.push('', 'Cold start (on-demand policy, every request loads the model; mean of the repeats):', '', '| checkpoint | on disk | resident | load (read + materialise) | time to first token |', '|---|---:|---:|---:|---:|');
       for (const c of cold) lines.push(`| ${c.model} | ${c.diskMB.toFixed(0)} MB | ${c.residentMB.toFixed(0)} MB | ${c.loadS.toFixed(2)} s | ${c.ttftMs.toFixed(0)} ms |`);
