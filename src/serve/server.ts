@@ -10,6 +10,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Engine } from '../engine/types.js';
 import { realClock, type Clock } from './clock.js';
 import { ApiError, toApiError } from './errors.js';
+import { exposeGc, IdleCollector } from './idle-gc.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type RefusedModel, type ServedModel } from './models.js';
 import { createPolicy, type PolicyName } from './policies.js';
@@ -35,6 +36,8 @@ export interface ServeOptions {
   /** called for every model refused at startup */
   onRefused?(m: RefusedModel): void;
   onLoad?(e: { id: string; reason: string; ms: number; bytes: number }): void;
+  /** one full GC a second after the server falls idle, so dead buffers do not pin RSS (the CLI sets it) */
+  idleGc?: boolean;
   /** no prom-client process metrics (several servers in one process) */
   processMetrics?: boolean;
 }
@@ -100,6 +103,8 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   });
 
   let draining = false;
+  const gc = opts.idleGc ? exposeGc() : null;
+  const idle = gc ? new IdleCollector(gc) : null;
   const inFlight = new Map<Promise<unknown>, () => void>();
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, return503OnClosing: true });
   // curl -d sends form-urlencoded by default; every body is JSON here
@@ -132,7 +137,11 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     isDraining: () => draining,
     track: (done, abort) => {
       inFlight.set(done, abort);
-      void done.finally(() => inFlight.delete(done));
+      idle?.begin();
+      void done.finally(() => {
+        inFlight.delete(done);
+        idle?.end();
+      });
     },
   });
   residency.start(opts.tickMs ?? 100);
@@ -160,6 +169,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         await all;
         await closed;
         await residency.close();
+        idle?.stop();
       })();
       return closing;
     },

@@ -181,8 +181,9 @@ describe('rfid-moe serve as a process', () => {
       expect(ok).toBe(200);
       const h = await health(cli.url);
       expect(h.models[0]).toMatchObject({ in_flight: 0, active_sequences: 0, kv_cache_bytes: 0 });
-      // freed buffers go back once V8 collects them, which an idle process does on its own
-      // schedule (its memory reducer): RSS is sampled, as a health probe would, for up to 30 s
+      // the server collects garbage a second after it falls idle (src/serve/idle-gc.ts); RSS is
+      // sampled from then on, for up to 30 s
+      await sleep(1500);
       const t0 = performance.now();
       let after = await rssOf(cli.child.pid!);
       while (after > before * 1.1 && performance.now() - t0 < 30_000) {

@@ -93,6 +93,7 @@ async function serve(models: string[], opts: ServeCliOptions): Promise<void> {
     keepAliveMs,
     maxBatchSize,
     drainTimeoutMs,
+    idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),
     onLoad: (e) => log(`loaded ${e.id} (${fmtBytes(e.bytes)}, ${(e.ms / 1000).toFixed(2)} s, ${e.reason})`),
   });
