@@ -264,7 +264,7 @@ function formatSimulation(sim: SimulationTable): string[] {
   return [
         `Simulation on a virtual clock (the same residency manager and policies; no CPU contention, no time compression): 3 models of 1 GB, budget 2.05 GB, ${sim.setup.requests} requests over ${sim.setup.durationS} s with the trace's shapes at per-minute rates (×${num('sim-rate-scale')} of the per-second rates above), every load ${sim.setup.loadS} s, every request ${sim.setup.serviceS} s, keep-alive TTL ${sim.setup.keepAliveS} s.`,
         '',
-        '| policy | mean load wait | p50 | p99 | load wait vs on-demand | share of request time waiting | cold starts | hit rate | loads | resident GB·s |',
+        '| policy | mean load wait | p50 | p99 | load wait vs on-demand (− = less) | share of request time waiting | cold starts | hit rate | loads | resident GB·s |',
         '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
         ...sim.rows.map(
           (r) =>
@@ -361,7 +361,7 @@ try {
     const lines = [
       `Trace replay: ${n} Qwen3-shaped models (${setup.diskGBPerModel.toFixed(2)} GB BF16 each, ${setup.residentGBPerModel.toFixed(2)} GB resident), budget ${setup.budgetGB.toFixed(2)} GB, ${trace.length} requests over ${setup.durationS} s (time-compressed trace, seed ${setup.seed}), keep-alive TTL ${setup.keepAliveS} s, ${setup.maxTokens} tokens per request.`,
       '',
-      '| policy | mean TTFT | p50 TTFT | p99 TTFT | mean load wait | load wait vs on-demand | share of request time waiting for loads | cold starts | hit rate | loads | mean load time | resident GB·s |',
+      '| policy | mean TTFT | p50 TTFT | p99 TTFT | mean load wait | load wait vs on-demand (− = less) | share of request time waiting for loads | cold starts | hit rate | loads | mean load time | resident GB·s |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
       ...rows.map(
         (r) =>
