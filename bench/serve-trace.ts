@@ -290,6 +290,7 @@ try {
     // the simulation alone needs no checkpoints
     const sim = await simulationTable();
     process.stdout.write((values.json ? JSON.stringify(sim, null, 2) : formatSimulation(sim).join('\n')) + '\n');
+    await rm(work, { recursive: true, force: true });
     process.exit(0);
   }
   for (let i = 0; i < n; i++) {
