@@ -47,6 +47,7 @@ const commandModules: Array<() => Promise<{ register(program: Command): void }>>
   () => import('./commands/merge.js'),
   () => import('./commands/merge-stats.js'),
   () => import('./commands/densify.js'),
+  () => import('./commands/serve.js'),
   () => import('./commands/generate.js'),
 ];
 

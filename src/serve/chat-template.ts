@@ -1,0 +1,48 @@
+/**
+ * Chat prompts from the tokenizer's own chat template (Jinja, as transformers'
+ * `apply_chat_template(..., add_generation_prompt=True)` renders it). Rendering uses
+ * @huggingface/jinja, the Jinja implementation written for exactly these templates; it is an
+ * optional dependency loaded on first use, so a server without it still serves completions and
+ * answers chat requests with a 400 that says what to install.
+ */
+import { badRequest } from './errors.js';
+import type { ChatMessage } from './schemas.js';
+
+interface JinjaTemplate {
+  render(context: Record<string, unknown>): string;
+}
+type JinjaModule = { Template: new (source: string) => JinjaTemplate };
+
+let jinja: Promise<JinjaModule | null> | null = null;
+const JINJA_PACKAGE = '@huggingface/jinja';
+
+function loadJinja(): Promise<JinjaModule | null> {
+  // the name is a variable so the compiler does not require the optional package
+  jinja ??= import(JINJA_PACKAGE as string).then((m) => m as JinjaModule).catch(() => null);
+  return jinja;
+}
+
+const compiled = new Map<string, JinjaTemplate>();
+
+export async function renderChat(template: string | null, modelId: string, messages: ChatMessage[], special: { bos: string | null; eos: string | null }): Promise<string> {
+  if (template === null) {
+    throw badRequest(
+      `the model \`${modelId}\` has no chat template (its tokenizer_config.json defines no chat_template), so /v1/chat/completions cannot build a prompt for it; use /v1/completions with a plain prompt`,
+      'messages',
+      'chat_template_missing',
+    );
+  }
+  const mod = await loadJinja();
+  if (!mod) throw badRequest(`rendering chat templates needs the package ${JINJA_PACKAGE}, which is not installed on this server; use /v1/completions`, 'messages', 'chat_template_unavailable');
+  let t = compiled.get(template);
+  if (!t) {
+    t = new mod.Template(template);
+    compiled.set(template, t);
+  }
+  try {
+    return t.render({ messages, add_generation_prompt: true, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
+  } catch (err) {
+    // templates raise errors on purpose (e.g. "roles must alternate user/assistant")
+    throw badRequest(`the chat template rejected the messages: ${(err as Error).message}`, 'messages', 'chat_template_error');
+  }
+}

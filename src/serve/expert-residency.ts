@@ -1,0 +1,198 @@
+/**
+ * Which experts of a resident factored model run densely. A factored expert is applied as two
+ * thin GEMMs per projection; a materialised one (Ŵ = A·B + residual, built once) as one dense
+ * GEMM, which is faster per token but costs p·d floats instead of r·(p + d). Within the model's
+ * memory share the hottest experts are materialised: first by the routing frequency stored in
+ * the checkpoint (its calibration counts), then by the live routing counts of the requests it
+ * serves, which take over as they accumulate:
+ *
+ *   score(l, e) = (α · prior share(l, e) + live calls(l, e)) / (α + live calls(l))
+ *
+ * with α = `priorWeight` pseudo-calls, so the checkpoint decides until the layer has seen about
+ * α expert calls of its own. Every `rebalanceEvery` expert calls the dense set is recomputed:
+ * newly hot experts are materialised, cooled ones go back to their factored form.
+ *
+ * Bases are shared per (layer, type, group) instead of copied into every expert of the group.
+ */
+import type { CompressedModel } from '../compressed/load.js';
+import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type FactoredMatrix, type LinearOperator } from '../compressed/factored-expert.js';
+import type { ExpertMatrixType } from '../checkpoint/types.js';
+import type { Engine } from '../engine/types.js';
+import { ResidentWeights } from '../runtime/resident-weights.js';
+import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
+
+const TYPES: readonly ExpertMatrixType[] = ['gate', 'up', 'down'];
+
+export interface ExpertResidencyOptions {
+  /** bytes of densely materialised experts allowed (the model's share beyond its factored weights) */
+  denseBytes: number;
+  /** pseudo-calls of the checkpoint's frequencies (default 256) */
+  priorWeight?: number;
+  /** expert calls between two recomputations of the dense set (default 2048) */
+  rebalanceEvery?: number;
+}
+
+interface Slot {
+  weights: ExpertWeights;
+  dense: boolean;
+}
+
+export class LiveExpertProvider implements WeightProvider {
+  private readonly base: ResidentWeights;
+  private readonly slots = new Map<string, Slot>();
+  private readonly prior = new Map<number, Float64Array>();
+  private readonly live = new Map<number, Float64Array>();
+  private readonly bases = new Map<string, Float32Array>();
+  private readonly bytesPerExpert: number;
+  private readonly priorWeight: number;
+  private readonly rebalanceEvery: number;
+  private callsSinceRebalance = 0;
+  private rebalancing: Promise<void> | null = null;
+  private counting = false;
+  /** recomputations of the dense set so far */
+  rebalances = 0;
+
+  constructor(
+    private readonly model: CompressedModel,
+    private readonly engine: Engine,
+    private readonly opts: ExpertResidencyOptions,
+  ) {
+    this.base = new ResidentWeights(model);
+    const { hiddenSize: H, expertIntermediateSize: I, numExperts } = model.config;
+    this.bytesPerExpert = 3 * H * I * 4;
+    this.priorWeight = opts.priorWeight ?? 256;
+    this.rebalanceEvery = opts.rebalanceEvery ?? 2048;
+    for (const l of model.block.layers) {
+      const total = l.routingCounts.reduce((a, b) => a + b, 0);
+      this.prior.set(l.layer, Float64Array.from(l.routingCounts, (c) => (total > 0 ? c / total : 1 / numExperts)));
+      this.live.set(l.layer, new Float64Array(numExperts));
+    }
+  }
+
+  get config() {
+    return this.model.config;
+  }
+
+  /** how many experts fit densely in the share */
+  get denseCapacity(): number {
+    return Math.floor(this.opts.denseBytes / this.bytesPerExpert);
+  }
+
+  /** "layer/expert" keys of the experts running densely now */
+  denseExperts(): string[] {
+    return [...this.slots].filter(([, s]) => s.dense).map(([k]) => k);
+  }
+
+  /** live expert calls per layer (a copy) */
+  liveCounts(): Map<number, Float64Array> {
+    return new Map([...this.live].map(([l, c]) => [l, Float64Array.from(c)]));
+  }
+
+  embed(ids: Int32Array): Promise<Float32Array> {
+    return this.base.embed(ids);
+  }
+
+  finalNorm(): Promise<Float32Array> {
+    return this.base.finalNorm();
+  }
+
+  lmHeadRows(start: number, end: number): Promise<Float32Array> {
+    return this.base.lmHeadRows(start, end);
+  }
+
+  async layer(index: number): Promise<LayerWeights> {
+    const layer = await this.base.layer(index);
+    if (layer.mlp.kind !== 'moe' || !this.live.has(index)) return layer;
+    const moe = layer.mlp.moe;
+    return { ...layer, mlp: { kind: 'moe', moe: { ...moe, expert: (e) => this.expert(index, e) } } };
+  }
+
+  /**
+   * Read every weight: non-expert tensors, every expert factored, then the hottest by the
+   * checkpoint's frequencies materialised. Live counting starts afterwards.
+   */
+  async loadAll(): Promise<void> {
+    const { numLayers, vocabSize } = this.model.config;
+    await this.base.embed(Int32Array.of(0));
+    await this.base.finalNorm();
+    await this.base.lmHeadRows(0, Math.min(1, vocabSize));
+    for (let l = 0; l < numLayers; l++) await this.base.layer(l);
+    await this.rebalance();
+    this.counting = true;
+  }
+
+  /** Recompute the dense set from the current scores and apply it. */
+  async rebalance(): Promise<void> {
+    const { numExperts } = this.model.config;
+    const scored: Array<{ key: string; layer: number; expert: number; score: number }> = [];
+    for (const [layer, prior] of this.prior) {
+      const live = this.live.get(layer)!;
+      const calls = live.reduce((a, b) => a + b, 0);
+      for (let e = 0; e < numExperts; e++) scored.push({ key: `${layer}/${e}`, layer, expert: e, score: (this.priorWeight * prior[e] + live[e]) / (this.priorWeight + calls) });
+    }
+    scored.sort((a, b) => b.score - a.score || a.layer - b.layer || a.expert - b.expert);
+    const hot = new Set(scored.slice(0, this.denseCapacity).map((s) => s.key));
+    for (const s of scored) {
+      const slot = this.slots.get(s.key);
+      const wantDense = hot.has(s.key);
+      if (slot && slot.dense === wantDense) continue;
+      this.slots.set(s.key, { weights: await this.build(s.layer, s.expert, wantDense), dense: wantDense });
+    }
+    this.rebalances++;
+  }
+
+  private async expert(layer: number, expert: number): Promise<ExpertWeights> {
+    if (this.counting) {
+      this.live.get(layer)![expert]++;
+      if (++this.callsSinceRebalance >= this.rebalanceEvery && !this.rebalancing) {
+        this.callsSinceRebalance = 0;
+        this.rebalancing = this.rebalance().finally(() => (this.rebalancing = null));
+      }
+    }
+    const slot = this.slots.get(`${layer}/${expert}`);
+    if (slot) return slot.weights;
+    // before loadAll (or a layer the block does not list): built on demand, factored
+    const weights = await this.build(layer, expert, false);
+    this.slots.set(`${layer}/${expert}`, { weights, dense: false });
+    return weights;
+  }
+
+  private async factors(layer: number, expert: number, type: ExpertMatrixType): Promise<FactoredMatrix> {
+    const m = await this.model.factors(layer, expert, type);
+    const key = `${layer}/${type}/${m.rank}/${m.basis.length}/${hashHead(m.basis)}`;
+    const shared = this.bases.get(key);
+    if (shared && sameArray(shared, m.basis)) return { ...m, basis: shared };
+    this.bases.set(key, m.basis);
+    return m;
+  }
+
+  private async build(layer: number, expert: number, dense: boolean): Promise<ExpertWeights> {
+    const ops: LinearOperator[] = [];
+    for (const type of TYPES) {
+      if (!this.model.isFactored(layer, type)) {
+        const W = await this.model.readExpert(layer, expert, type);
+        const { hiddenSize: H, expertIntermediateSize: I } = this.model.config;
+        const [p, d] = type === 'down' ? [H, I] : [I, H];
+        ops.push(new DenseLinear(W, p, d));
+        continue;
+      }
+      const m = await this.factors(layer, expert, type);
+      ops.push(dense ? new DenseLinear(materialise(this.engine, m), m.p, m.d) : new FactoredLinear(m, 'auto'));
+    }
+    return new SwiGluExpert(ops[0], ops[1], ops[2]);
+  }
+}
+
+/** A cheap fingerprint of a basis, so equal bases of one group are found without a full compare first. */
+function hashHead(a: Float32Array): string {
+  let h = 0;
+  const n = Math.min(a.length, 64);
+  for (let i = 0; i < n; i++) h = (Math.imul(h, 31) + Math.round(a[i] * 1e6)) | 0;
+  return String(h);
+}
+
+function sameArray(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,54 @@
+/**
+ * A full garbage collection when the server falls idle after work. V8 collects when it needs
+ * room, not when a process stops allocating, so after a burst an idle server can keep tens of MB
+ * of dead activation buffers (and the RSS they pin) until the next request. Collecting once, a
+ * moment after the last in-flight request ended, returns them; it costs a few milliseconds when
+ * nobody is waiting.
+ *
+ * `gc()` is not exposed without --expose-gc; the documented v8.setFlagsFromString switch exposes
+ * it to new contexts at runtime (the CLI cannot add node flags to its own process).
+ */
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
+export function exposeGc(): (() => void) | null {
+  const existing = (globalThis as { gc?: unknown }).gc;
+  if (typeof existing === 'function') return existing as () => void;
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as unknown;
+    return typeof gc === 'function' ? (gc as () => void) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Calls `gc` once `delayMs` after the count of busy requests last dropped to zero. */
+export class IdleCollector {
+  private busy = 0;
+  private timer: NodeJS.Timeout | null = null;
+  constructor(
+    private readonly gc: () => void,
+    private readonly delayMs = 1000,
+  ) {}
+
+  begin(): void {
+    this.busy++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  end(): void {
+    if (--this.busy > 0) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.busy === 0) this.gc();
+    }, this.delayMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}

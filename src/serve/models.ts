@@ -1,0 +1,216 @@
+/**
+ * The models a server hosts: each directory is validated at startup (config, tensors, shapes,
+ * file sizes, tokenizer) without loading its weights, and a broken one is refused with its
+ * reason while the others are served. `ModelStore` is the residency manager's loader: a load
+ * opens the checkpoint and reads and decodes every weight into memory (f32), so a request after
+ * it never touches the disk; a factored compressed model additionally materialises its hottest
+ * experts densely within its memory share (the checkpoint's routing frequencies).
+ */
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Checkpoint } from '../checkpoint/types.js';
+import { CompressedModel } from '../compressed/load.js';
+import { openModel } from '../compressed/open-model.js';
+import type { Engine } from '../engine/types.js';
+import { assertRunnable } from '../runtime/checkpoint-weights.js';
+import { BatchDecoder } from '../runtime/generation/decoder.js';
+import { weightProviderOf } from '../runtime/index.js';
+import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
+import { LiveExpertProvider } from './expert-residency.js';
+import type { LoadedModel, ModelLoader } from './residency.js';
+
+export interface ModelSpec {
+  /** the id clients use in "model" */
+  id: string;
+  dir: string;
+}
+
+export interface ServedModel {
+  id: string;
+  dir: string;
+  kind: 'original' | 'compressed-factored' | 'compressed-dense';
+  /** bytes of decoded (f32) weights once loaded, materialised experts included */
+  estimatedBytes: number;
+  /** bytes of the stored tensors on disk */
+  diskBytes: number;
+  contextLength: number;
+  tokenizer: LoadedTokenizer;
+  /** the tokenizer's chat template (Jinja), null when it has none */
+  chatTemplate: string | null;
+  specialTokens: { bos: string | null; eos: string | null };
+  eosTokenId: number | null;
+  /** unix seconds when the server registered it */
+  created: number;
+  /** bytes of densely materialised experts a factored model gets within its share */
+  materialiseBytes: number;
+}
+
+export interface RefusedModel {
+  id: string;
+  dir: string;
+  reason: string;
+}
+
+export interface LoadedHandle {
+  checkpoint: Checkpoint;
+  decoder: BatchDecoder;
+  /** a factored model's expert residency (which experts run densely), null otherwise */
+  experts: LiveExpertProvider | null;
+}
+
+/**
+ * `dir` or `name=dir`; the id defaults to the directory's base name. A spec with '=' whose left
+ * side looks like a path is a directory name containing '='.
+ */
+export function parseModelSpec(arg: string): ModelSpec {
+  const eq = arg.indexOf('=');
+  if (eq > 0 && !arg.slice(0, eq).includes('/')) return { id: arg.slice(0, eq), dir: arg.slice(eq + 1) };
+  return { id: path.basename(path.resolve(arg)), dir: arg };
+}
+
+function tokenString(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return null;
+}
+
+async function tokenizerConfig(dir: string): Promise<Record<string, unknown>> {
+  const file = path.join(dir, 'tokenizer_config.json');
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${file} is not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function chatTemplateOf(config: Record<string, unknown>): string | null {
+  const t = config.chat_template;
+  if (typeof t === 'string') return t;
+  // a list of named templates: the "default" one
+  if (Array.isArray(t)) {
+    const named = t.find((x) => x && typeof x === 'object' && (x as { name?: unknown }).name === 'default') as { template?: unknown } | undefined;
+    return typeof named?.template === 'string' ? named.template : null;
+  }
+  return null;
+}
+
+/** Decoded f32 bytes of every stored tensor. */
+function decodedBytes(ckpt: Checkpoint): number {
+  let n = 0;
+  for (const name of ckpt.tensorNames()) n += ckpt.tensor(name)!.shape.reduce((a, b) => a * b, 1) * 4;
+  return n;
+}
+
+function storedBytes(ckpt: Checkpoint): number {
+  return ckpt.tensorNames().reduce((s, name) => s + ckpt.tensor(name)!.byteLength, 0);
+}
+
+/**
+ * Validate one model directory without loading its weights. `shareBytes` is the memory share a
+ * factored model may fill with densely materialised experts.
+ */
+export async function inspectServedModel(spec: ModelSpec, shareBytes: number): Promise<ServedModel> {
+  const info = await stat(spec.dir).catch(() => null);
+  if (!info?.isDirectory()) throw new Error(`${spec.dir} is not a directory; pass a checkpoint directory (config.json + *.safetensors + tokenizer.json)`);
+  const ckpt = await openModel(spec.dir);
+  try {
+    assertRunnable(ckpt);
+    const tokenizer = await loadTokenizer(spec.dir);
+    const tconf = await tokenizerConfig(spec.dir);
+    const fromConfig = ckpt.config.raw.max_position_embeddings;
+    const contextLength = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
+    let kind: ServedModel['kind'] = 'original';
+    let materialiseBytes = 0;
+    const base = decodedBytes(ckpt);
+    if (ckpt instanceof CompressedModel) {
+      kind = ckpt.storage === 'factored' ? 'compressed-factored' : 'compressed-dense';
+      if (kind === 'compressed-factored') {
+        const { hiddenSize: H, expertIntermediateSize: I, numExperts } = ckpt.config;
+        const allDense = ckpt.block.layers.length * numExperts * 3 * H * I * 4;
+        materialiseBytes = Math.max(0, Math.min(allDense, shareBytes - base));
+      }
+    }
+    return {
+      id: spec.id,
+      dir: path.resolve(spec.dir),
+      kind,
+      estimatedBytes: base + materialiseBytes,
+      diskBytes: storedBytes(ckpt),
+      contextLength,
+      tokenizer,
+      chatTemplate: chatTemplateOf(tconf),
+      specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
+      eosTokenId: ckpt.config.eosTokenId,
+      created: Math.floor(Date.now() / 1000),
+      materialiseBytes,
+    };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+export interface ModelStoreOptions {
+  engine: Engine;
+  /** requests decoded together per model */
+  maxBatchSize: number;
+  /** prompt tokens per forward pass across prefilling requests */
+  maxPrefillTokens?: number;
+}
+
+/** Loads and unloads served models for the residency manager. */
+export class ModelStore implements ModelLoader<LoadedHandle> {
+  constructor(
+    private readonly models: ReadonlyMap<string, ServedModel>,
+    private readonly opts: ModelStoreOptions,
+  ) {}
+
+  async load(id: string): Promise<LoadedModel<LoadedHandle>> {
+    const model = this.models.get(id);
+    if (!model) throw new Error(`model ${id} is not served`);
+    const checkpoint = await openModel(model.dir);
+    try {
+      const decoderOptions = {
+        maxBatchSize: this.opts.maxBatchSize,
+        contextLength: model.contextLength,
+        maxPrefillTokens: this.opts.maxPrefillTokens,
+        tokenizer: { decode: (ids: number[]) => model.tokenizer.tokenizer.decode(ids, { skip_special_tokens: true }) },
+      };
+      if (checkpoint instanceof CompressedModel && checkpoint.storage === 'factored') {
+        // factored experts, the hottest materialised within the share (checkpoint, then live counts)
+        const experts = new LiveExpertProvider(checkpoint, this.opts.engine, { denseBytes: model.materialiseBytes });
+        await experts.loadAll();
+        const decoder = new BatchDecoder(experts, this.opts.engine, { ...decoderOptions, keepWeights: false });
+        return { handle: { checkpoint, decoder, experts }, bytes: model.estimatedBytes };
+      }
+      const decoder = new BatchDecoder(weightProviderOf(checkpoint), this.opts.engine, { ...decoderOptions, keepWeights: true });
+      await readEverything(decoder, checkpoint);
+      return { handle: { checkpoint, decoder, experts: null }, bytes: model.estimatedBytes };
+    } catch (err) {
+      await checkpoint.close();
+      throw err;
+    }
+  }
+
+  async unload(_id: string, handle: LoadedHandle): Promise<void> {
+    await handle.decoder.close();
+    await handle.checkpoint.close();
+  }
+}
+
+/**
+ * Read and decode every weight through the decoder's resident provider, so the load (not the
+ * first request) pays for the disk and the BF16 → f32 decoding.
+ */
+async function readEverything(decoder: BatchDecoder, ckpt: Checkpoint): Promise<void> {
+  const provider = decoder.provider;
+  const { numLayers, numExperts, vocabSize } = ckpt.config;
+  await provider.embed(Int32Array.of(0));
+  await provider.finalNorm();
+  await provider.lmHeadRows(0, Math.min(1, vocabSize));
+  for (let l = 0; l < numLayers; l++) {
+    const layer = await provider.layer(l);
+    if (layer.mlp.kind === 'moe') for (let e = 0; e < numExperts; e++) await layer.mlp.moe.expert(e);
+  }
+}

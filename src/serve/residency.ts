@@ -1,0 +1,397 @@
+/**
+ * Which models are in memory. Every request `acquire`s its model (the arrival updates Tyche's
+ * rate, and a model that is not resident is loaded while the request waits: a cold start) and
+ * `release`s it when done. `tick()` applies the policy to idle models (pre-load, offload); the
+ * server calls it on a timer, tests call it on a virtual clock.
+ *
+ * The memory budget counts the bytes of every model that is loading, resident or unloading (a
+ * load reserves its bytes before it starts, so concurrent loads never overshoot). When a load
+ * needs room, idle resident models are evicted lowest `keepScore` first. A model with a request
+ * in flight is never evicted; a request load that cannot make room waits until a model becomes
+ * idle. A pre-load only evicts models the policy ranks below the one being pre-loaded, and gives
+ * up otherwise (it is a guess; it must not push out a likelier model).
+ *
+ * A model larger than the whole budget can never be loaded: `register` refuses it, and the
+ * server reports it as unavailable (503) instead of letting its requests wait forever.
+ */
+import type { Clock } from './clock.js';
+import type { ModelView, ResidencyPolicy } from './policies.js';
+import { ArrivalRateEstimator } from './tyche.js';
+
+export interface LoadedModel<H> {
+  handle: H;
+  /** bytes actually held once loaded (replaces the estimate) */
+  bytes: number;
+}
+
+export interface ModelLoader<H> {
+  load(id: string): Promise<LoadedModel<H>>;
+  unload(id: string, handle: H): Promise<void>;
+}
+
+export type LoadReason = 'request' | 'preload';
+
+export interface ResidencyEvents {
+  onLoad?(e: { id: string; reason: LoadReason; ms: number; bytes: number }): void;
+  onLoadFailed?(e: { id: string; reason: LoadReason; error: unknown }): void;
+  onUnload?(e: { id: string; reason: 'policy' | 'evicted' | 'shutdown'; bytes: number }): void;
+}
+
+type Status = 'offloaded' | 'loading' | 'resident' | 'unloading';
+
+interface ModelState<H> {
+  id: string;
+  status: Status;
+  /** estimate until loaded, then the loader's figure */
+  bytes: number;
+  handle: H | null;
+  loading: Promise<void> | null;
+  unloading: Promise<void> | null;
+  inFlight: number;
+  idleSince: number | null;
+  rate: ArrivalRateEstimator;
+  // statistics
+  loads: number;
+  coldStarts: number;
+  requests: number;
+  loadWaitMs: number;
+  byteMs: number;
+  accountedAt: number;
+}
+
+export interface Acquired<H> {
+  handle: H;
+  /** time this request waited for the model to become resident */
+  waitMs: number;
+  /** true when the model was not resident when the request arrived */
+  cold: boolean;
+  /** call exactly once when the request is done */
+  release(): void;
+}
+
+export interface ModelStats {
+  id: string;
+  status: Status;
+  bytes: number;
+  inFlight: number;
+  requests: number;
+  loads: number;
+  coldStarts: number;
+  loadWaitMs: number;
+  /** resident (incl. loading and unloading) bytes × seconds */
+  residentByteSeconds: number;
+  /** requests per second (null while unknown) */
+  rate: number | null;
+}
+
+export class ModelTooLargeError extends Error {
+  readonly kind = 'ModelTooLarge';
+  constructor(id: string, bytes: number, budget: number) {
+    super(`model ${id} needs ${fmtBytes(bytes)} resident, more than the whole memory budget of ${fmtBytes(budget)}; raise --memory-budget or serve a compressed checkpoint`);
+    this.name = 'ModelTooLargeError';
+  }
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${n} B`;
+}
+
+export class ResidencyManager<H> {
+  private readonly models = new Map<string, ModelState<H>>();
+  /** resolved whenever something that frees or could free memory happens */
+  private waiters: Array<() => void> = [];
+  private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly opts: {
+      clock: Clock;
+      policy: ResidencyPolicy;
+      loader: ModelLoader<H>;
+      budgetBytes: number;
+      events?: ResidencyEvents;
+    },
+  ) {
+    if (!(opts.budgetBytes > 0)) throw new RangeError(`the memory budget must be positive, got ${opts.budgetBytes}`);
+  }
+
+  get policy(): ResidencyPolicy {
+    return this.opts.policy;
+  }
+
+  get budgetBytes(): number {
+    return this.opts.budgetBytes;
+  }
+
+  /** Add a model (not loaded). `estimatedBytes` is what it will hold once resident. */
+  register(id: string, estimatedBytes: number): void {
+    if (this.models.has(id)) throw new Error(`model ${id} is registered twice`);
+    if (estimatedBytes > this.opts.budgetBytes) throw new ModelTooLargeError(id, estimatedBytes, this.opts.budgetBytes);
+    const now = this.opts.clock.now();
+    this.models.set(id, {
+      id,
+      status: 'offloaded',
+      bytes: estimatedBytes,
+      handle: null,
+      loading: null,
+      unloading: null,
+      inFlight: 0,
+      idleSince: null,
+      rate: new ArrivalRateEstimator(),
+      loads: 0,
+      coldStarts: 0,
+      requests: 0,
+      loadWaitMs: 0,
+      byteMs: 0,
+      accountedAt: now,
+    });
+  }
+
+  has(id: string): boolean {
+    return this.models.has(id);
+  }
+
+  ids(): string[] {
+    return [...this.models.keys()];
+  }
+
+  /** Bytes held or reserved (loading, resident, unloading). */
+  usedBytes(): number {
+    let used = 0;
+    for (const m of this.models.values()) if (m.status !== 'offloaded') used += m.bytes;
+    return used;
+  }
+
+  /** The loaded handle when the model is resident now (introspection; no arrival is recorded). */
+  handleIfResident(id: string): H | null {
+    const m = this.state(id);
+    return m.status === 'resident' ? m.handle : null;
+  }
+
+  view(id: string): ModelView {
+    return this.viewOf(this.state(id));
+  }
+
+  stats(id: string): ModelStats {
+    const m = this.state(id);
+    this.account(m);
+    const rate = m.rate.rate();
+    return {
+      id,
+      status: m.status,
+      bytes: m.bytes,
+      inFlight: m.inFlight,
+      requests: m.requests,
+      loads: m.loads,
+      coldStarts: m.coldStarts,
+      loadWaitMs: m.loadWaitMs,
+      residentByteSeconds: m.byteMs / 1000,
+      rate: rate === null ? null : rate * 1000,
+    };
+  }
+
+  allStats(): ModelStats[] {
+    return this.ids().map((id) => this.stats(id));
+  }
+
+  /** A request for `id` arrives: record it, make the model resident (waiting if needed). */
+  async acquire(id: string): Promise<Acquired<H>> {
+    if (this.closed) throw new Error('the server is shutting down');
+    const m = this.state(id);
+    const arrived = this.opts.clock.now();
+    m.rate.arrive(arrived);
+    m.requests++;
+    m.inFlight++;
+    const cold = m.status !== 'resident';
+    if (cold) m.coldStarts++;
+    try {
+      while (m.status !== 'resident') await this.ensureResident(m, 'request');
+    } catch (err) {
+      this.releaseState(m);
+      throw err;
+    }
+    const waitMs = this.opts.clock.now() - arrived;
+    m.loadWaitMs += waitMs;
+    let released = false;
+    return {
+      handle: m.handle as H,
+      waitMs,
+      cold,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.releaseState(m);
+      },
+    };
+  }
+
+  /** Apply the policy to idle models once (offload and pre-load). */
+  async tick(): Promise<void> {
+    const now = this.opts.clock.now();
+    const work: Promise<unknown>[] = [];
+    for (const m of this.models.values()) {
+      if (m.inFlight > 0) continue;
+      const action = this.opts.policy.idleAction(this.viewOf(m), now);
+      if (action === 'offload' && m.status === 'resident') work.push(this.unload(m, 'policy'));
+      else if (action === 'preload' && m.status === 'offloaded') work.push(this.ensureResident(m, 'preload').catch(() => undefined));
+    }
+    await Promise.all(work);
+  }
+
+  /** Run `tick` every `intervalMs` on the real timer (the server). */
+  start(intervalMs: number): void {
+    this.timer ??= setInterval(() => void this.tick(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stop ticking, wait for loads, unload everything. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const m of this.models.values()) await m.loading?.catch(() => undefined);
+    await Promise.all([...this.models.values()].map((m) => (m.status === 'resident' ? this.unload(m, 'shutdown') : m.unloading)));
+    this.wake();
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private state(id: string): ModelState<H> {
+    const m = this.models.get(id);
+    if (!m) throw new Error(`model ${id} is not registered`);
+    return m;
+  }
+
+  private viewOf(m: ModelState<H>): ModelView {
+    return {
+      id: m.id,
+      resident: m.status === 'resident' || m.status === 'loading',
+      inFlight: m.inFlight,
+      idleSince: m.idleSince,
+      lastArrival: m.rate.lastArrival,
+      rate: m.rate.rate(),
+      rateSamples: m.rate.samples,
+      rateWindowMs: m.rate.windowMs,
+    };
+  }
+
+  /** Add bytes × time since the last change to the model's resident GB·s. */
+  private account(m: ModelState<H>): void {
+    const now = this.opts.clock.now();
+    if (m.status !== 'offloaded') m.byteMs += m.bytes * (now - m.accountedAt);
+    m.accountedAt = now;
+  }
+
+  private setStatus(m: ModelState<H>, status: Status): void {
+    this.account(m);
+    m.status = status;
+  }
+
+  private releaseState(m: ModelState<H>): void {
+    m.inFlight--;
+    if (m.inFlight === 0) {
+      m.idleSince = this.opts.clock.now();
+      if (this.opts.policy.offloadWhenIdle && m.status === 'resident') void this.unload(m, 'policy');
+    }
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const resolve of w) resolve();
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /**
+   * One attempt to make `m` resident. Resolves when it is (or, for a pre-load, when it gives up);
+   * a request loops until the status is resident.
+   */
+  private async ensureResident(m: ModelState<H>, reason: LoadReason): Promise<void> {
+    if (m.status === 'resident') return;
+    if (m.status === 'loading') return m.loading!;
+    if (m.status === 'unloading') {
+      await m.unloading;
+      return;
+    }
+    if (this.closed) throw new Error('the server is shutting down');
+    if (!this.makeRoom(m, reason)) {
+      if (reason === 'preload') return;
+      // unloads started by makeRoom, or requests finishing elsewhere, will wake us
+      await this.changed();
+      return;
+    }
+    this.setStatus(m, 'loading');
+    const started = this.opts.clock.now();
+    m.loading = (async () => {
+      try {
+        const loaded = await this.opts.loader.load(m.id);
+        this.account(m);
+        m.handle = loaded.handle;
+        m.bytes = loaded.bytes;
+        m.loads++;
+        this.setStatus(m, 'resident');
+        this.opts.events?.onLoad?.({ id: m.id, reason, ms: this.opts.clock.now() - started, bytes: loaded.bytes });
+      } catch (err) {
+        this.setStatus(m, 'offloaded');
+        this.opts.events?.onLoadFailed?.({ id: m.id, reason, error: err });
+        throw err;
+      } finally {
+        m.loading = null;
+        this.wake();
+      }
+    })();
+    await m.loading;
+  }
+
+  /**
+   * Whether `m.bytes` fit now. Otherwise starts evicting idle models (lowest keepScore first;
+   * for a pre-load only models ranked below `m`) and returns false: the caller waits for them.
+   */
+  private makeRoom(m: ModelState<H>, reason: LoadReason): boolean {
+    const free = this.opts.budgetBytes - this.usedBytes();
+    if (m.bytes <= free) return true;
+    const now = this.opts.clock.now();
+    const policy = this.opts.policy;
+    const myScore = policy.keepScore(this.viewOf(m), now);
+    const candidates = [...this.models.values()]
+      .filter((o) => o !== m && o.status === 'resident' && o.inFlight === 0)
+      .map((o) => ({ o, score: policy.keepScore(this.viewOf(o), now) }))
+      .filter((c) => reason === 'request' || c.score < myScore)
+      .sort((a, b) => a.score - b.score || (a.o.idleSince ?? 0) - (b.o.idleSince ?? 0));
+    const pendingFree = [...this.models.values()].filter((o) => o.status === 'unloading').reduce((s, o) => s + o.bytes, 0);
+    let freed = 0;
+    const victims: ModelState<H>[] = [];
+    for (const c of candidates) {
+      if (free + pendingFree + freed >= m.bytes) break;
+      victims.push(c.o);
+      freed += c.o.bytes;
+    }
+    if (reason === 'preload' && free + pendingFree + freed < m.bytes) return false;
+    for (const v of victims) void this.unload(v, 'evicted');
+    return false;
+  }
+
+  private unload(m: ModelState<H>, reason: 'policy' | 'evicted' | 'shutdown'): Promise<void> {
+    if (m.status !== 'resident') return m.unloading ?? Promise.resolve();
+    this.setStatus(m, 'unloading');
+    const handle = m.handle as H;
+    m.unloading = (async () => {
+      try {
+        await this.opts.loader.unload(m.id, handle);
+      } finally {
+        m.handle = null;
+        this.setStatus(m, 'offloaded');
+        m.unloading = null;
+        this.opts.events?.onUnload?.({ id: m.id, reason, bytes: m.bytes });
+        this.wake();
+      }
+    })();
+    return m.unloading;
+  }
+}

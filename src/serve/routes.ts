@@ -1,0 +1,313 @@
+/**
+ * The OpenAI-compatible endpoints on fastify: GET /v1/models, POST /v1/completions and
+ * /v1/chat/completions (JSON or server-sent events), GET /health, GET /metrics.
+ *
+ * A generation request is validated and tokenized before its model is touched (a bad request
+ * never causes a load), then acquires its model from the residency manager (waiting for a load
+ * if it is not resident), is submitted to that model's continuous-batching decoder, and releases
+ * the model when its stream ends. A client that disconnects aborts its request: the decoder
+ * drops it at the next step and frees its KV-cache slot.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { GenerationEvent, GenerationStream } from '../runtime/generation/decoder.js';
+import { renderChat } from './chat-template.js';
+import { ApiError, badRequest, modelNotFound, modelUnavailable, toApiError } from './errors.js';
+import type { ServeMetrics } from './metrics.js';
+import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
+import type { ResidencyManager } from './residency.js';
+import { chatRequest, completionRequest, flattenMessages, parseBody, stopList, type ChatRequest, type CompletionRequest } from './schemas.js';
+
+export interface RouteContext {
+  models: ReadonlyMap<string, ServedModel>;
+  refused: ReadonlyMap<string, RefusedModel>;
+  residency: ResidencyManager<LoadedHandle>;
+  metrics: ServeMetrics;
+  /** true once SIGTERM/close began: new generation requests get 503 */
+  isDraining(): boolean;
+  /** in-flight generation requests register here so a drain can wait for them */
+  track(done: Promise<unknown>, abort: () => void): void;
+}
+
+type Endpoint = 'completions' | 'chat';
+
+/** Default completion length when a request gives none: OpenAI's 16 for completions, the rest of the context for chat (as vLLM). */
+const DEFAULT_COMPLETION_TOKENS = 16;
+
+export function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
+  return reply.code(err.status).header('content-type', 'application/json; charset=utf-8').send(err.body());
+}
+
+export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  app.get('/health', async () => ({
+    status: ctx.isDraining() ? 'draining' : 'ok',
+    policy: ctx.residency.policy.name,
+    memory_budget_bytes: ctx.residency.budgetBytes,
+    used_bytes: ctx.residency.usedBytes(),
+    process_memory: process.memoryUsage(),
+    models: [
+      ...[...ctx.models.values()].map((m) => {
+        const s = ctx.residency.stats(m.id);
+        const decoder = ctx.residency.handleIfResident(m.id)?.decoder;
+        return {
+          id: m.id,
+          kind: m.kind,
+          status: s.status,
+          bytes: s.bytes,
+          in_flight: s.inFlight,
+          requests: s.requests,
+          loads: s.loads,
+          cold_starts: s.coldStarts,
+          rate_per_s: s.rate,
+          load_wait_ms: s.loadWaitMs,
+          resident_byte_seconds: s.residentByteSeconds,
+          active_sequences: decoder ? decoder.activeCount + decoder.waitingCount : 0,
+          kv_cache_bytes: decoder ? decoder.kvCacheBytes : 0,
+        };
+      }),
+      ...[...ctx.refused.values()].map((m) => ({ id: m.id, status: 'refused', reason: m.reason })),
+    ],
+  }));
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
+
+  app.get('/v1/models', async () => ({
+    object: 'list',
+    data: [...ctx.models.values()].map((m) => ({ id: m.id, object: 'model', created: m.created, owned_by: 'rfid-moe', max_model_len: m.contextLength })),
+  }));
+
+  app.post('/v1/completions', (req, reply) => generation(ctx, 'completions', req, reply));
+  app.post('/v1/chat/completions', (req, reply) => generation(ctx, 'chat', req, reply));
+}
+
+interface Prepared {
+  model: ServedModel;
+  ids: Int32Array;
+  maxTokens: number;
+  stream: boolean;
+  includeUsage: boolean;
+  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[] };
+}
+
+function lookupModel(ctx: RouteContext, name: string): ServedModel {
+  const model = ctx.models.get(name);
+  if (model) return model;
+  const refused = ctx.refused.get(name);
+  if (refused) throw modelUnavailable(name, refused.reason);
+  throw modelNotFound(name, [...ctx.models.keys()]);
+}
+
+async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Promise<Prepared> {
+  const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
+  const model = lookupModel(ctx, req.model);
+  let ids: Int32Array;
+  if (endpoint === 'chat') {
+    const chat = req as ChatRequest;
+    const text = await renderChat(model.chatTemplate, model.id, flattenMessages(chat.messages), model.specialTokens);
+    // the template already holds the special tokens it wants
+    ids = Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: false }).ids);
+  } else {
+    const prompt = (req as CompletionRequest).prompt;
+    if (typeof prompt === 'string' || typeof prompt[0] === 'string') {
+      const text = typeof prompt === 'string' ? prompt : (prompt[0] as string);
+      ids = Int32Array.from(model.tokenizer.tokenizer.encode(text).ids);
+    } else {
+      // token ids; the decoder refuses ids outside the vocabulary (a 400)
+      ids = Int32Array.from(prompt as number[]);
+    }
+  }
+  const context = model.contextLength;
+  if (ids.length >= context) {
+    throw badRequest(`This model's maximum context length is ${context} tokens, but the prompt has ${ids.length} tokens (at least one position must be left to generate). Shorten the prompt.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
+  }
+  const requested = endpoint === 'chat' ? ((req as ChatRequest).max_completion_tokens ?? req.max_tokens) : req.max_tokens;
+  const maxTokens = requested ?? (endpoint === 'chat' ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length));
+  if (ids.length + maxTokens > context) {
+    throw badRequest(
+      `This model's maximum context length is ${context} tokens. However, you requested ${ids.length + maxTokens} tokens (${ids.length} in the prompt, ${maxTokens} for the completion). Reduce the prompt or max_tokens.`,
+      'max_tokens',
+      'context_length_exceeded',
+    );
+  }
+  const topK = req.top_k ?? undefined;
+  return {
+    model,
+    ids,
+    maxTokens,
+    stream: req.stream ?? false,
+    includeUsage: req.stream_options?.include_usage ?? false,
+    params: {
+      temperature: req.temperature ?? undefined,
+      topP: req.top_p ?? undefined,
+      topK: topK === undefined || topK < 0 ? undefined : topK,
+      seed: req.seed ?? undefined,
+      stop: stopList(req.stop),
+    },
+  };
+}
+
+async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const arrived = performance.now();
+  let modelLabel = 'unknown';
+  const count = (status: number) => ctx.metrics.requests.inc({ model: modelLabel, endpoint, status: String(status) });
+  if (ctx.isDraining()) {
+    count(503);
+    sendError(reply, new ApiError(503, 'the server is shutting down and accepts no new requests', 'service_unavailable_error', null, 'shutting_down'));
+    return;
+  }
+  let prepared: Prepared;
+  try {
+    prepared = await prepare(ctx, endpoint, req.body);
+  } catch (err) {
+    const e = toApiError(err);
+    if (e.status !== 404 && typeof (req.body as { model?: unknown } | null)?.model === 'string' && ctx.models.has((req.body as { model: string }).model)) modelLabel = (req.body as { model: string }).model;
+    count(e.status);
+    sendError(reply, e);
+    return;
+  }
+  const { model } = prepared;
+  modelLabel = model.id;
+
+  const controller = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableEnded) controller.abort();
+  };
+  reply.raw.on('close', onClose);
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  ctx.track(done, () => controller.abort());
+  ctx.metrics.inFlight.inc({ model: model.id });
+  let acquired: Awaited<ReturnType<ResidencyManager<LoadedHandle>['acquire']>> | null = null;
+  try {
+    try {
+      acquired = await ctx.residency.acquire(model.id);
+    } catch (err) {
+      throw err instanceof ApiError ? err : modelUnavailable(model.id, `loading it failed: ${(err as Error).message}`);
+    }
+    if (acquired.cold) ctx.metrics.coldStarts.inc({ model: model.id });
+    // per-request residency facts for clients and the trace-replay benchmark
+    reply.header('x-rfid-moe-load-wait-ms', acquired.waitMs.toFixed(1));
+    reply.header('x-rfid-moe-cold-start', acquired.cold ? '1' : '0');
+    ctx.metrics.loadWait.observe({ model: model.id }, acquired.waitMs / 1000);
+    const stream = acquired.handle.decoder.submit(prepared.ids, {
+      maxNewTokens: prepared.maxTokens,
+      ...prepared.params,
+      stopTokenIds: model.eosTokenId === null ? [] : [model.eosTokenId],
+      signal: controller.signal,
+    });
+    ctx.metrics.promptTokens.inc({ model: model.id }, prepared.ids.length);
+    const onFirstToken = () => ctx.metrics.timeToFirstToken.observe({ model: model.id }, (performance.now() - arrived) / 1000);
+    if (prepared.stream) await streamResponse(endpoint, prepared, stream, reply, onFirstToken, ctx, count);
+    else await jsonResponse(endpoint, prepared, stream, reply, onFirstToken, ctx, count);
+  } catch (err) {
+    const e = toApiError(err);
+    count(e.status);
+    if (reply.sent || reply.raw.headersSent) {
+      if (!reply.raw.writableEnded) {
+        reply.raw.write(`data: ${JSON.stringify(e.body())}\n\n`);
+        reply.raw.end();
+      }
+    } else sendError(reply, e);
+  } finally {
+    reply.raw.off('close', onClose);
+    acquired?.release();
+    ctx.metrics.inFlight.dec({ model: model.id });
+    finish();
+  }
+}
+
+const usageOf = (u: { promptTokens: number; completionTokens: number }) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
+
+async function jsonResponse(
+  endpoint: Endpoint,
+  p: Prepared,
+  stream: GenerationStream,
+  reply: FastifyReply,
+  onFirstToken: () => void,
+  ctx: RouteContext,
+  count: (status: number) => void,
+): Promise<void> {
+  let first = true;
+  let end: Extract<GenerationEvent, { type: 'end' }> | null = null;
+  for await (const event of stream) {
+    if (event.type === 'token') {
+      if (first) onFirstToken();
+      first = false;
+      ctx.metrics.generatedTokens.inc({ model: p.model.id });
+    } else end = event;
+  }
+  if (!end || end.usage.finishReason === 'abort') return; // the client is gone
+  const created = Math.floor(Date.now() / 1000);
+  const finish_reason = end.usage.finishReason;
+  count(200);
+  if (endpoint === 'chat') {
+    reply.send({
+      id: `chatcmpl-${randomUUID()}`,
+      object: 'chat.completion',
+      created,
+      model: p.model.id,
+      choices: [{ index: 0, message: { role: 'assistant', content: end.text }, logprobs: null, finish_reason }],
+      usage: usageOf(end.usage),
+    });
+  } else {
+    reply.send({
+      id: `cmpl-${randomUUID()}`,
+      object: 'text_completion',
+      created,
+      model: p.model.id,
+      choices: [{ index: 0, text: end.text, logprobs: null, finish_reason }],
+      usage: usageOf(end.usage),
+    });
+  }
+}
+
+async function streamResponse(
+  endpoint: Endpoint,
+  p: Prepared,
+  stream: GenerationStream,
+  reply: FastifyReply,
+  onFirstToken: () => void,
+  ctx: RouteContext,
+  count: (status: number) => void,
+): Promise<void> {
+  const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+  const created = Math.floor(Date.now() / 1000);
+  const object = endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const raw = reply.raw;
+  reply.hijack();
+  raw.writeHead(200, {
+    ...(reply.getHeaders() as Record<string, string>),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  const send = (data: unknown) => {
+    if (!raw.writableEnded && !raw.destroyed) raw.write(`data: ${JSON.stringify(data)}\n\n`);
+  };
+  const choice = (text: string | null, finish_reason: string | null, firstChunk = false) =>
+    endpoint === 'chat'
+      ? { index: 0, delta: text === null ? {} : firstChunk ? { role: 'assistant', content: text } : { content: text }, logprobs: null, finish_reason }
+      : { index: 0, text: text ?? '', logprobs: null, finish_reason };
+  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ id, object, created, model: p.model.id, choices, ...extra });
+  if (endpoint === 'chat') send(chunk([choice('', null, true)], p.includeUsage ? { usage: null } : {}));
+  let first = true;
+  for await (const event of stream) {
+    if (event.type === 'token') {
+      if (first) onFirstToken();
+      first = false;
+      ctx.metrics.generatedTokens.inc({ model: p.model.id });
+      if (event.text) send(chunk([choice(event.text, null)], p.includeUsage ? { usage: null } : {}));
+      continue;
+    }
+    if (event.usage.finishReason === 'abort') break;
+    send(chunk([choice(endpoint === 'chat' ? null : '', event.usage.finishReason)], p.includeUsage ? { usage: null } : {}));
+    if (p.includeUsage) send(chunk([], { usage: usageOf(event.usage) }));
+    raw.write('data: [DONE]\n\n');
+    count(200);
+  }
+  if (!raw.writableEnded) raw.end();
+}

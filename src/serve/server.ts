@@ -1,0 +1,177 @@
+/**
+ * One server process hosting several models: validates every model directory (refusing broken
+ * ones with their reason, serving the rest), wires the residency manager, the model store, the
+ * metrics and the routes into fastify, and drains on shutdown: no new requests, in-flight
+ * requests run to their end (bounded by `drainTimeoutMs`, after which they are aborted), then
+ * every model is unloaded.
+ */
+import os from 'node:os';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Engine } from '../engine/types.js';
+import { realClock, type Clock } from './clock.js';
+import { ApiError, toApiError } from './errors.js';
+import { exposeGc, IdleCollector } from './idle-gc.js';
+import { createMetrics, type ServeMetrics } from './metrics.js';
+import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type RefusedModel, type ServedModel } from './models.js';
+import { createPolicy, type PolicyName } from './policies.js';
+import { ModelTooLargeError, ResidencyManager } from './residency.js';
+import { registerRoutes, sendError } from './routes.js';
+
+export interface ServeOptions {
+  /** model directories, or `name=dir` */
+  models: string[];
+  engine: Engine;
+  policy?: PolicyName;
+  /** bytes all resident models may hold together (default: half of the machine's memory) */
+  memoryBudget?: number;
+  /** keep-alive TTL, and Tyche's TTL while a model's rate is still unknown (default 60 s) */
+  keepAliveMs?: number;
+  /** requests decoded together per model (default 32) */
+  maxBatchSize?: number;
+  /** how often idle models are checked against the policy (default 100 ms) */
+  tickMs?: number;
+  /** in-flight requests get this long to finish on shutdown (default 30 s) */
+  drainTimeoutMs?: number;
+  clock?: Clock;
+  /** called for every model refused at startup */
+  onRefused?(m: RefusedModel): void;
+  onLoad?(e: { id: string; reason: string; ms: number; bytes: number }): void;
+  /** one full GC a second after the server falls idle, so dead buffers do not pin RSS (the CLI sets it) */
+  idleGc?: boolean;
+  /** no prom-client process metrics (several servers in one process) */
+  processMetrics?: boolean;
+}
+
+export interface RfidMoeServer {
+  app: FastifyInstance;
+  models: ReadonlyMap<string, ServedModel>;
+  refused: ReadonlyMap<string, RefusedModel>;
+  residency: ResidencyManager<LoadedHandle>;
+  metrics: ServeMetrics;
+  listen(opts: { port: number; host: string }): Promise<string>;
+  /** stop accepting, let in-flight requests finish, unload everything */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_MEMORY_BUDGET = () => Math.floor(os.totalmem() / 2);
+
+export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
+  const policyName = opts.policy ?? 'tyche';
+  const budget = opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET();
+  const specs = opts.models.map(parseModelSpec);
+  const seen = new Set<string>();
+  for (const s of specs) {
+    if (seen.has(s.id)) throw new Error(`two models are named ${s.id}; name them apart with name=dir`);
+    seen.add(s.id);
+  }
+  const share = Math.floor(budget / Math.max(1, specs.length));
+  const models = new Map<string, ServedModel>();
+  const refused = new Map<string, RefusedModel>();
+  const refuse = (m: RefusedModel) => {
+    refused.set(m.id, m);
+    opts.onRefused?.(m);
+  };
+  for (const spec of specs) {
+    try {
+      const model = await inspectServedModel(spec, share);
+      if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
+      models.set(model.id, model);
+    } catch (err) {
+      refuse({ id: spec.id, dir: spec.dir, reason: (err as Error).message });
+    }
+  }
+
+  const clock = opts.clock ?? realClock;
+  let metrics!: ServeMetrics;
+  const residency: ResidencyManager<LoadedHandle> = new ResidencyManager({
+    clock,
+    policy: createPolicy(policyName, { keepAliveMs: opts.keepAliveMs }),
+    budgetBytes: budget,
+    loader: new ModelStore(models, { engine: opts.engine, maxBatchSize: opts.maxBatchSize ?? 32 }),
+    events: {
+      onLoad: (e) => {
+        metrics.modelLoads.inc({ model: e.id, reason: e.reason });
+        metrics.loadSeconds.observe({ model: e.id }, e.ms / 1000);
+        opts.onLoad?.(e);
+      },
+    },
+  });
+  for (const m of models.values()) residency.register(m.id, m.estimatedBytes);
+  metrics = createMetrics({
+    defaultMetrics: opts.processMetrics ?? true,
+    residentBytes: () => residency.allStats().map((s) => ({ model: s.id, bytes: s.status === 'offloaded' ? 0 : s.bytes })),
+  });
+
+  let draining = false;
+  const gc = opts.idleGc ? exposeGc() : null;
+  const idle = gc ? new IdleCollector(gc) : null;
+  const inFlight = new Map<Promise<unknown>, () => void>();
+  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, return503OnClosing: true });
+  // curl -d sends form-urlencoded by default; every body is JSON here
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (err) {
+      done(Object.assign(new Error(`the request body is not valid JSON: ${(err as Error).message}`), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' }), undefined);
+    }
+  });
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    let e: ApiError;
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (err.statusCode === 400 && err instanceof SyntaxError)) {
+      e = new ApiError(400, err.message.startsWith('the request body') ? err.message : `the request body is not valid JSON: ${err.message}`, 'invalid_request_error', null, 'invalid_json');
+    } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      e = new ApiError(err.statusCode, err.message, 'invalid_request_error', null, err.code ?? null);
+    } else e = toApiError(err);
+    metrics.requests.inc({ model: 'unknown', endpoint: 'other', status: String(e.status) });
+    sendError(reply, e);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    sendError(reply, new ApiError(404, `no route ${req.method} ${req.url}; the endpoints are GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /health, GET /metrics`, 'not_found_error', null, 'route_not_found'));
+  });
+
+  registerRoutes(app, {
+    models,
+    refused,
+    residency,
+    metrics,
+    isDraining: () => draining,
+    track: (done, abort) => {
+      inFlight.set(done, abort);
+      idle?.begin();
+      void done.finally(() => {
+        inFlight.delete(done);
+        idle?.end();
+      });
+    },
+  });
+  residency.start(opts.tickMs ?? 100);
+
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    models,
+    refused,
+    residency,
+    metrics,
+    async listen({ port, host }) {
+      return app.listen({ port, host });
+    },
+    close() {
+      closing ??= (async () => {
+        draining = true;
+        const closed = app.close();
+        const all = Promise.all([...inFlight.keys()]);
+        const timeout = opts.drainTimeoutMs ?? 30_000;
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeout)))]);
+        clearTimeout(timer);
+        if (timedOut) for (const abort of inFlight.values()) abort();
+        await all;
+        await closed;
+        await residency.close();
+        idle?.stop();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * Inside a resident factored model, the hottest experts are materialised within the model's
+ * share: first by the routing counts stored in the checkpoint, then by the live routing counts.
+ * A materialised expert computes what its factored form computes.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { compress } from '../../src/compress/index.js';
+import { loadCompressed, type CompressedModel } from '../../src/compressed/load.js';
+import { createEngine } from '../../src/engine/index.js';
+import { LiveExpertProvider } from '../../src/serve/expert-residency.js';
+import { tempDir, syntheticStats } from '../compress/helpers.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { mulberry32 } from '../helpers/rng.js';
+
+const { engine } = await createEngine('auto', { threads: 1 });
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let model: CompressedModel;
+
+beforeAll(async () => {
+  tmp = await tempDir('expert-residency');
+  const dir = path.join(tmp.dir, 'model');
+  await makeTinyCheckpoint(dir, 'qwen3_moe', { seed: 3, numExperts: 8, numLayers: 2 });
+  const original = await openCheckpoint(dir);
+  const out = path.join(tmp.dir, 'factored');
+  await compress(original, { retain: 0.6, groupSize: 2 }, { out, stats: syntheticStats(original, 256, 5), engine, evaluation: false });
+  await original.close();
+  model = await loadCompressed(out);
+});
+afterAll(async () => {
+  await model?.close();
+  await tmp?.cleanup();
+  engine.dispose();
+});
+
+/** "layer/expert" keys ordered by the checkpoint's per-layer routing shares, hottest first. */
+function checkpointOrder(m: CompressedModel): string[] {
+  const all = m.block.layers.flatMap((l) => {
+    const total = l.routingCounts.reduce((a, b) => a + b, 0);
+    return l.routingCounts.map((c, e) => ({ key: `${l.layer}/${e}`, share: c / total, layer: l.layer, e }));
+  });
+  return all.sort((a, b) => b.share - a.share || a.layer - b.layer || a.e - b.e).map((x) => x.key);
+}
+
+const bytesPerExpert = (m: CompressedModel) => 3 * m.config.hiddenSize * m.config.expertIntermediateSize * 4;
+
+describe('LiveExpertProvider', () => {
+  it('materialises the checkpoint’s hottest experts within the share', async () => {
+    const p = new LiveExpertProvider(model, engine, { denseBytes: 3.5 * bytesPerExpert(model) });
+    await p.loadAll();
+    expect(p.denseCapacity).toBe(3);
+    expect(p.denseExperts().sort()).toEqual(checkpointOrder(model).slice(0, 3).sort());
+  });
+
+  it('then follows the live routing counts', async () => {
+    const p = new LiveExpertProvider(model, engine, { denseBytes: 3 * bytesPerExpert(model), priorWeight: 16, rebalanceEvery: 50 });
+    await p.loadAll();
+    const coldest = checkpointOrder(model).slice(-2); // e.g. experts the calibration data rarely used
+    for (const key of coldest) expect(p.denseExperts()).not.toContain(key);
+    for (let i = 0; i < 200; i++) {
+      for (const key of coldest) {
+        const [l, e] = key.split('/').map(Number);
+        const layer = await p.layer(l);
+        if (layer.mlp.kind === 'moe') await layer.mlp.moe.expert(e);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    await p.rebalance();
+    expect(p.rebalances).toBeGreaterThan(2);
+    const dense = p.denseExperts();
+    expect(dense).toHaveLength(3);
+    for (const key of coldest) expect(dense).toContain(key);
+    const live = p.liveCounts();
+    for (const key of coldest) {
+      const [l, e] = key.split('/').map(Number);
+      expect(live.get(l)![e]).toBe(200);
+    }
+  });
+
+  it('a materialised expert computes what its factored form computes', async () => {
+    const key = checkpointOrder(model)[0];
+    const [l, e] = key.split('/').map(Number);
+    const dense = new LiveExpertProvider(model, engine, { denseBytes: bytesPerExpert(model) });
+    const factored = new LiveExpertProvider(model, engine, { denseBytes: 0 });
+    await dense.loadAll();
+    await factored.loadAll();
+    expect(dense.denseExperts()).toEqual([key]);
+    expect(factored.denseExperts()).toEqual([]);
+    const H = model.config.hiddenSize;
+    const rows = 5;
+    const rand = mulberry32(9);
+    const x = Float32Array.from({ length: rows * H }, () => rand() * 2 - 1);
+    const run = async (p: LiveExpertProvider) => {
+      const layer = await p.layer(l);
+      if (layer.mlp.kind !== 'moe') throw new Error('not an MoE layer');
+      const out = new Float32Array(rows * H);
+      (await layer.mlp.moe.expert(e)).forward(engine, x, rows, out);
+      return out;
+    };
+    const a = await run(dense);
+    const b = await run(factored);
+    const scale = Math.max(...b.map(Math.abs));
+    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-4 * scale + 1e-6);
+  });
+});

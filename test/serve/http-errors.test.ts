@@ -1,0 +1,130 @@
+/**
+ * Bad requests get OpenAI-shaped error objects ({"error": {message, type, param, code}}) with
+ * 4xx statuses and messages that name the problem, never a stack trace; the read-only endpoints
+ * (models, health, metrics) answer in their documented shapes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postJson, startServer, type Running, getJson } from './helpers.js';
+
+let s: Running;
+beforeAll(async () => {
+  s = await startServer();
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+function expectApiError(r: { status: number; json: any; text: string }, status: number, param: string | null, message: RegExp) {
+  expect(r.status).toBe(status);
+  expect(Object.keys(r.json)).toEqual(['error']);
+  expect(Object.keys(r.json.error).sort()).toEqual(['code', 'message', 'param', 'type']);
+  expect(r.json.error.type).toBe(status === 404 ? 'not_found_error' : 'invalid_request_error');
+  expect(r.json.error.param).toBe(param);
+  expect(r.json.error.message).toMatch(message);
+  // no stack frames or source paths
+  expect(r.text).not.toMatch(/\n\s+at |\.ts:\d+|node_modules|\/src\//);
+}
+
+describe('bad requests', () => {
+  const completions = () => `${s.url}/v1/completions`;
+
+  it('invalid JSON', async () => {
+    expectApiError(await postJson(completions(), '{"model": "tiny", "prompt": ', true), 400, null, /not valid JSON/);
+  });
+
+  it('a body that is not an object', async () => {
+    expectApiError(await postJson(completions(), '[1, 2]', true), 400, null, /JSON object/);
+  });
+
+  it('known fields of the wrong type', async () => {
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', max_tokens: 'ten' }), 400, 'max_tokens', /max_tokens/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 42 }), 400, 'prompt', /prompt must be a string/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', stream: 'yes' }), 400, 'stream', /stream/);
+    expectApiError(await postJson(completions(), { model: 7, prompt: 'x' }), 400, 'model', /model/);
+    expectApiError(await postJson(completions(), { prompt: 'x' }), 400, 'model', /required/);
+  });
+
+  it('unknown fields are ignored, as the OpenAI API does', async () => {
+    const r = await postJson(completions(), { model: 'tiny', prompt: 'ROMEO:', max_tokens: 2, temperature: 0, some_future_field: { a: 1 } });
+    expect(r.status).toBe(200);
+    expect(r.json.usage.completion_tokens).toBe(2);
+  });
+
+  it('an unknown model is a 404 that lists the served ones', async () => {
+    expectApiError(await postJson(completions(), { model: 'gpt-4', prompt: 'x' }), 404, 'model', /`gpt-4` does not exist.*tiny/);
+  });
+
+  it('a prompt longer than the context', async () => {
+    const r = await postJson(completions(), { model: 'tiny', prompt: 'the king '.repeat(1200), max_tokens: 1 });
+    expectApiError(r, 400, 'prompt', /maximum context length is 1024 tokens/);
+    expect(r.json.error.code).toBe('context_length_exceeded');
+  });
+
+  it('prompt + max_tokens beyond the context', async () => {
+    const r = await postJson(completions(), { model: 'tiny', prompt: 'ROMEO:', max_tokens: 1023 });
+    expectApiError(r, 400, 'max_tokens', /requested 1025 tokens \(2 in the prompt, 1023 for the completion\)/);
+  });
+
+  it('absurd max_tokens', async () => {
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', max_tokens: 1e12 }), 400, 'max_tokens', /max_tokens/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', max_tokens: 0 }), 400, 'max_tokens', /max_tokens/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', max_tokens: 2.5 }), 400, 'max_tokens', /max_tokens/);
+  });
+
+  it('a negative temperature, top_p outside (0, 1]', async () => {
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', temperature: -0.5 }), 400, 'temperature', /temperature/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', top_p: 0 }), 400, 'top_p', /top_p/);
+  });
+
+  it('features that are not implemented are refused, not ignored', async () => {
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', n: 3 }), 400, 'n', /only n = 1/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', logprobs: 5 }), 400, 'logprobs', /not supported/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: ['a', 'b'] }), 400, 'prompt', /prompt/);
+  });
+
+  it('a token id outside the vocabulary', async () => {
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [1, 99999], max_tokens: 1 }), 400, null, /outside the vocabulary/);
+  });
+
+  it('chat on a model whose tokenizer has no chat template is a clear 400', async () => {
+    const r = await postJson(`${s.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'hello' }] });
+    expectApiError(r, 400, 'messages', /has no chat template.*use \/v1\/completions/);
+  });
+
+  it('an unknown route is an OpenAI-shaped 404', async () => {
+    const res = await fetch(`${s.url}/v1/embeddings`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('route_not_found');
+  });
+});
+
+describe('read-only endpoints', () => {
+  it('GET /v1/models lists the served model', async () => {
+    const body = await getJson(`${s.url}/v1/models`);
+    expect(body.object).toBe('list');
+    expect(body.data.map((m: { id: string }) => m.id)).toEqual(['tiny']);
+    expect(body.data[0]).toMatchObject({ object: 'model', owned_by: 'rfid-moe', max_model_len: 1024 });
+  });
+
+  it('GET /health reports the policy and each model', async () => {
+    const body = await getJson(`${s.url}/health`);
+    expect(body.status).toBe('ok');
+    expect(body.policy).toBe('tyche');
+    expect(body.models[0]).toMatchObject({ id: 'tiny', kind: 'original' });
+  });
+
+  it('GET /metrics counts requests, tokens, loads, load waits, TTFT and resident bytes', async () => {
+    await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: 'ROMEO:', max_tokens: 3, temperature: 0 });
+    const text = await (await fetch(`${s.url}/metrics`)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1]);
+    expect(value(/rfid_moe_requests_total\{model="tiny",endpoint="completions",status="200"\} (\d+)/)).toBeGreaterThanOrEqual(1);
+    expect(value(/rfid_moe_generated_tokens_total\{model="tiny"\} (\d+)/)).toBeGreaterThanOrEqual(3);
+    expect(value(/rfid_moe_model_loads_total\{model="tiny",reason="request"\} (\d+)/)).toBe(1);
+    expect(value(/rfid_moe_time_to_first_token_seconds_count\{model="tiny"\} (\d+)/)).toBeGreaterThanOrEqual(1);
+    expect(value(/rfid_moe_load_wait_seconds_count\{model="tiny"\} (\d+)/)).toBeGreaterThanOrEqual(1);
+    // the shipped model's tensors decoded to f32
+    expect(value(/rfid_moe_resident_bytes\{model="tiny"\} (\d+)/)).toBe(s.server.models.get('tiny')!.estimatedBytes);
+    expect(s.server.models.get('tiny')!.estimatedBytes).toBeGreaterThan(2 * 11_000_000);
+    expect(text).toMatch(/rfid_moe_requests_total\{model="unknown",endpoint="completions",status="404"\}/);
+  });
+});

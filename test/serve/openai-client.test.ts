@@ -1,0 +1,138 @@
+/**
+ * The official `openai` npm client against the server: non-streamed and streamed completions
+ * (greedy text equal to transformers' greedy decode, from the committed generation goldens),
+ * concurrent requests decoded together by one continuous-batching decoder, and errors surfacing
+ * as the client's typed exceptions.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/shared-data.js';
+import { startServer, type Running } from './helpers.js';
+
+interface GoldenCase {
+  prompt: string;
+  tokens: number[];
+  text: string;
+}
+const golden = JSON.parse(readFileSync(path.join(repoRoot, 'test/golden/generate/mixtral-tiny-shakespeare.json'), 'utf8')) as { newTokens: number; cases: GoldenCase[] };
+const N = 24; // tokens compared per case (a prefix of the golden's 64 keeps the test quick)
+
+let s: Running;
+let client: OpenAI;
+/** golden text of the first N tokens, decoded with the model's own tokenizer */
+let want: string[];
+beforeAll(async () => {
+  s = await startServer();
+  client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const tok = s.server.models.get('tiny')!.tokenizer.tokenizer;
+  want = golden.cases.map((c) => tok.decode(c.tokens.slice(0, N), { skip_special_tokens: true }));
+  // the full decode equals the golden's text (its tokenizer is the same)
+  expect(tok.decode(golden.cases[0].tokens, { skip_special_tokens: true })).toBe(golden.cases[0].text);
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+describe('openai client', () => {
+  it('lists the models', async () => {
+    const list = await client.models.list();
+    expect(list.data.map((m) => m.id)).toEqual(['tiny']);
+  });
+
+  it('non-streamed greedy completion equals transformers', async () => {
+    const c = golden.cases[0];
+    const r = await client.completions.create({ model: 'tiny', prompt: c.prompt, max_tokens: N, temperature: 0 });
+    expect(r.object).toBe('text_completion');
+    expect(r.choices[0].text).toBe(want[0]);
+    expect(r.choices[0].finish_reason).toBe('length');
+    expect(r.usage).toMatchObject({ completion_tokens: N, total_tokens: N + r.usage!.prompt_tokens });
+  });
+
+  it('streamed greedy completion: the deltas join to the same text, then usage', async () => {
+    const c = golden.cases[1];
+    const stream = await client.completions.create({ model: 'tiny', prompt: c.prompt, max_tokens: N, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let chunks = 0;
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      chunks++;
+      if (chunk.choices[0]) {
+        text += chunk.choices[0].text;
+        finish = chunk.choices[0].finish_reason ?? finish;
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toBe(want[1]);
+    expect(chunks).toBeGreaterThan(N / 2); // tokens arrive one by one, not in one piece
+    expect(finish).toBe('length');
+    expect(usage?.completion_tokens).toBe(N);
+  });
+
+  it('concurrent requests are decoded together and each still equals transformers', async () => {
+    const decoder = s.server.residency.handleIfResident('tiny')!.decoder;
+    const stepsBefore = decoder.stats.steps;
+    const results = await Promise.all(golden.cases.map((c) => client.completions.create({ model: 'tiny', prompt: c.prompt, max_tokens: N, temperature: 0 })));
+    results.forEach((r, i) => expect(r.choices[0].text).toBe(want[i]));
+    // one after the other would take ≥ 5·N forward passes; together about N (+ prefill)
+    const steps = decoder.stats.steps - stepsBefore;
+    expect(steps).toBeLessThan(2 * N);
+    expect(steps).toBeGreaterThanOrEqual(N);
+  });
+
+  it('a seeded sampled completion is reproducible', async () => {
+    const ask = () => client.completions.create({ model: 'tiny', prompt: 'ROMEO:', max_tokens: 12, temperature: 0.8, top_p: 0.9, seed: 1234 });
+    const [a, b] = await Promise.all([ask(), ask()]);
+    expect(a.choices[0].text).toBe(b.choices[0].text);
+  });
+
+  it('stop strings end the completion before the match', async () => {
+    const r = await client.completions.create({ model: 'tiny', prompt: golden.cases[0].prompt, max_tokens: 64, temperature: 0, stop: ['king'] });
+    expect(r.choices[0].finish_reason).toBe('stop');
+    expect(golden.cases[0].text.startsWith(r.choices[0].text)).toBe(true);
+    expect(r.choices[0].text).not.toContain('king');
+    expect(golden.cases[0].text.slice(r.choices[0].text.length)).toMatch(/^king/);
+  });
+
+  it('errors arrive as the client’s typed exceptions', async () => {
+    const notFound = await client.completions.create({ model: 'nope', prompt: 'x' }).catch((e: unknown) => e);
+    expect(notFound).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((notFound as InstanceType<typeof OpenAI.NotFoundError>).status).toBe(404);
+    expect((notFound as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
+
+    const badTemp = await client.completions.create({ model: 'tiny', prompt: 'x', temperature: -1 }).catch((e: unknown) => e);
+    expect(badTemp).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((badTemp as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('temperature');
+
+    const chat = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }] }).catch((e: unknown) => e);
+    expect(chat).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((chat as Error).message).toMatch(/no chat template/);
+
+    const streamed = await client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 5000, stream: true }).catch((e: unknown) => e);
+    expect(streamed).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((streamed as Error).message).toMatch(/maximum context length/);
+  });
+});
+
+describe('examples/openai-client.ts', () => {
+  it('runs against a server on the shipped model, as the README shows', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { TINY_DIR } = await import('./helpers.js');
+    const served = await startServer({ models: [TINY_DIR] });
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/openai-client.ts'], {
+        cwd: repoRoot,
+        env: { ...process.env, RFID_MOE_URL: `${served.url}/v1` },
+        timeout: 60_000,
+      });
+      expect(stdout).toContain(golden.cases[0].text.slice(0, 20));
+      expect(stdout).toMatch(/completion_tokens: 32/);
+      expect(stdout).toMatch(/404: .*`no-such-model` does not exist/);
+    } finally {
+      await served.close();
+    }
+  });
+});
