@@ -756,6 +756,39 @@ def fmt_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(out)
 
 
+def loss_curve_svg(history: List[dict], val_names: Sequence[str]) -> str:
+    """A small self-contained SVG of the loss curve: train CE (25-step means) and each held-out
+    text's validation CE against tokens seen."""
+    w, h, left, right, top, bottom = 640, 360, 56, 16, 16, 44
+    xs = [e["tokens_seen"] / 1e6 for e in history]
+    series = [("train", "#1f77b4", [(x, e["train_ce"]) for x, e in zip(xs, history)])]
+    colours = ["#d62728", "#2ca02c", "#9467bd"]
+    for i, k in enumerate(val_names):
+        series.append((f"val {k.split('/')[0]}", colours[i % len(colours)],
+                       [(x, e["val"][k]) for x, e in zip(xs, history) if "val" in e]))
+    ys = [y for _, _, pts in series for _, y in pts]
+    x_max, y_min, y_max = max(xs), math.floor(min(ys)), math.ceil(max(ys))
+    sx = lambda x: left + (w - left - right) * x / x_max  # noqa: E731
+    sy = lambda y: top + (h - top - bottom) * (y_max - y) / (y_max - y_min)  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>']
+    for y in range(int(y_min), int(y_max) + 1):
+        out.append(f'<line x1="{left}" x2="{w - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#ddd"/>'
+                   f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y}</text>')
+    for i in range(6):
+        x = x_max * i / 5
+        out.append(f'<text x="{sx(x):.1f}" y="{h - bottom + 16}" text-anchor="middle">{x:.2f}</text>')
+    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">tokens seen (millions)</text>')
+    out.append(f'<text x="14" y="{(top + h - bottom) / 2}" transform="rotate(-90 14 {(top + h - bottom) / 2})" '
+               f'text-anchor="middle">cross-entropy (nats/token)</text>')
+    for i, (label, colour, pts) in enumerate(series):
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
+        out.append(f'<text x="{w - right - 150}" y="{top + 14 + 16 * i}" fill="{colour}">{label}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
 def train_command(s: MixtralShape, t: TrainSettings) -> str:
     fam = "" if s.family == "mixtral" else f" --family {s.family}"
     extra = ""
@@ -900,6 +933,8 @@ Command (the schedule's time budget makes the step count depend on the machine's
 Loss curve (cross-entropy in nats per token; train = mean over the preceding 25 steps; validation
 = held-out text in non-overlapping {t.seq_len}-token windows):
 
+![loss curve](loss_curve.svg)
+
 {fmt_table(["step", "tokens (M)", "train", *[f"val {k.split('/')[0]}" for k in val_names], "aux", "minutes"], loss_rows)}
 
 ## Evaluation
@@ -907,10 +942,12 @@ Loss curve (cross-entropy in nats per token; train = mean over the preceding 25 
 Perplexity = exp(mean next-token NLL) over non-overlapping windows of {t.seq_len} tokens, no BOS, every
 predicted token counted (a shorter last window included). WikiText-2 test: raw lines as HF rows
 (blank line → "") joined with "\\n\\n". PTB test: `ptb.test.txt` as-is. Computed with the BF16
-weights of `model.safetensors` (upcast to f32, f32 arithmetic); the f32 training weights in parentheses.
+weights of `model.safetensors` (upcast to f32, f32 arithmetic); in parentheses the f32 training weights
+(held-out text only).
 
 {fmt_table(["text", "tokens scored", "NLL", "perplexity"], [
-        [k, f"{v['tokens']:,}", f"{v['nll']:.4f} ({v['nll_f32']:.4f})", f"{math.exp(v['nll']):.2f} ({math.exp(v['nll_f32']):.2f})"]
+        [k, f"{v['tokens']:,}", f"{v['nll']:.4f}" + (f" ({v['nll_f32']:.4f})" if v["nll_f32"] is not None else ""),
+         f"{math.exp(v['nll']):.2f}" + (f" ({math.exp(v['nll_f32']):.2f})" if v["nll_f32"] is not None else "")]
         for k, v in ev.items()])}
 
 ## How far the weights moved from initialisation
@@ -968,21 +1005,28 @@ def export(model: MixtralForCausalLM, init_state: Dict[str, torch.Tensor], corpu
     bf16_model = MixtralForCausalLM(s)
     bf16_model.load_state_dict(reread, strict=not s.tie_word_embeddings)
     evals = {}
-    for label, ids in [*((k, v) for k, v in corpus.held_out.items()), *((k, np.asarray(encoder.encode(v), dtype=np.int64)) for k, v in texts.items())]:
-        if eval_max_tokens:
-            ids = ids[:eval_max_tokens]
-        nll, n = evaluate(bf16_model, ids, t.seq_len)
-        nll32, _ = evaluate(f32_model, ids, t.seq_len)
-        evals[label] = {"nll": nll, "nll_f32": nll32, "tokens": n}
-        log(f"eval {label}: {n} tokens, NLL {nll:.4f} (f32 {nll32:.4f}), PPL {math.exp(nll):.2f}")
-
+    # Held-out text: BF16 and f32 weights, expert usage and expert-input Grams in the BF16 pass.
+    # The large test texts: BF16 only (the held-out pair already shows what BF16 rounding costs,
+    # and a second pass over them doubles the export time on a shared CPU).
     usage = np.zeros((s.num_hidden_layers, s.num_local_experts), dtype=np.int64)
     usage_tokens = 0
     gram = ExpertInputGram(bf16_model)
-    for ids in corpus.held_out.values():
+    for label, ids in corpus.held_out.items():
+        if eval_max_tokens:
+            ids = ids[:eval_max_tokens]
         usage_tokens += len(ids)
-        evaluate(bf16_model, ids, t.seq_len, usage=usage)
+        nll, n = evaluate(bf16_model, ids, t.seq_len, usage=usage)
+        nll32, _ = evaluate(f32_model, ids, t.seq_len)
+        evals[label] = {"nll": nll, "nll_f32": nll32, "tokens": n}
+        log(f"eval {label}: {n} tokens, NLL {nll:.4f} (f32 {nll32:.4f}), PPL {math.exp(nll):.2f}")
     inputs = gram.close()
+    for label, text in texts.items():
+        ids = np.asarray(encoder.encode(text), dtype=np.int64)
+        if eval_max_tokens:
+            ids = ids[:eval_max_tokens]
+        nll, n = evaluate(bf16_model, ids, t.seq_len)
+        evals[label] = {"nll": nll, "nll_f32": None, "tokens": n}
+        log(f"eval {label}: {n} tokens, NLL {nll:.4f}, PPL {math.exp(nll):.2f}")
     drift = drift_report(model.state_dict(), init_state, s)
     spectrum = spectrum_report(model.state_dict(), init_state, s)
     for d in drift:
@@ -991,11 +1035,12 @@ def export(model: MixtralForCausalLM, init_state: Dict[str, torch.Tensor], corpu
     assert params["total"] == sum(w.numel() for w in weights.values()), "parameter count mismatch"
     card = model_card(out.name, s, t, state, corpus, evals, drift, spectrum, inputs, usage, usage_tokens, params,
                       st_path.stat().st_size)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".README.md.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(card)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / "README.md")
+    for file_name, text in (("loss_curve.svg", loss_curve_svg(state["history"], list(corpus.held_out))), ("README.md", card)):
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{file_name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out / file_name)
     summary = {"evals": evals, "usage": usage.tolist(), "drift": drift, "spectrum": spectrum, "expert_inputs": inputs, "params": params,
                "steps": state["step"], "tokens_seen": state["tokens_seen"]}
     (Path(log.path).parent / "summary.json").write_text(json.dumps(summary, indent=2))
