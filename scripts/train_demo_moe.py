@@ -1,21 +1,25 @@
 #!/usr/bin/python3
-"""Train the demo Mixtral-layout MoE shipped in examples/models/ and write its HF folder.
+"""Train a demo MoE shipped in examples/models/ (Mixtral or Qwen3-MoE layout) and write its HF folder.
 
-Run with Debian's python (torch 1.13, numpy; no transformers/safetensors needed):
+Runs with torch alone (no transformers/safetensors needed), e.g. the project venv's python:
 
-    /usr/bin/python3 scripts/train_bpe_tokenizer.py --data <data dir>            # tokenizer first (seconds)
-    /usr/bin/python3 scripts/train_demo_moe.py --data <data dir> --aux-per-layer  # train, export, evaluate, card
+    python scripts/train_bpe_tokenizer.py --data <data dir> --out examples/models/<name>     # tokenizer first (seconds)
+    python scripts/train_demo_moe.py --data <data dir> --aux-per-layer                      # Mixtral demo (defaults)
+    python scripts/train_demo_moe.py --data <data dir> --family qwen3_moe --hidden 256 --intermediate 96 --layers 6 \
+        --experts 32 --top-k 4 --heads 8 --kv-heads 2 --head-dim 32 --rms-norm-eps 1e-6 \
+        --aux-coef 0.001 --aux-per-layer --max-minutes 62 --steps 3000     # Qwen3-MoE demo
 
-Training state is checkpointed to --work (default /tmp/rfid-moe-demo-train) every
---checkpoint-every steps; `--resume` continues from it, `--export-only` re-exports from it.
-Progress goes to <work>/train.log.
+The exact command of each shipped model is in its model card. Training state is checkpointed to
+--work (default /tmp/rfid-moe-demo-train[-<family>]) every --checkpoint-every steps; `--resume`
+continues from it, `--export-only` re-exports from it. Progress goes to <work>/train.log.
 
-The model is a faithful plain-torch Mixtral (HF `modeling_mixtral.py`): RMSNorm, RoPE with
-rotate_half, grouped-query causal attention, router softmax in f32 -> top-k -> renormalise,
-SwiGLU experts (w1 = gate, w3 = up, w2 = down), and HF's load-balancing auxiliary loss. Module
-names equal HF's, so the state dict is written as-is. Data: the training part of Tiny
-Shakespeare and of WikiText-2 *valid* (see train_bpe_tokenizer.TRAIN_FILES); WikiText-2 test and
-PTB test are used only for the perplexities of the model card.
+The model is a faithful plain-torch copy of HF `modeling_mixtral.py` / `modeling_qwen3_moe.py`:
+RMSNorm, RoPE with rotate_half, grouped-query causal attention (Qwen3: per-head q/k RMSNorm before
+RoPE), router softmax in f32 -> top-k -> renormalise (Qwen3: if norm_topk_prob), SwiGLU experts,
+and HF's load-balancing auxiliary loss. Module names equal HF's (see Family), so the state dict is
+written as-is. Data: the training part of Tiny Shakespeare and of WikiText-2 *valid* (see
+train_bpe_tokenizer.TRAIN_FILES); WikiText-2 test and PTB test are used only for the perplexities
+of the model card.
 """
 from __future__ import annotations
 
@@ -40,18 +44,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_bpe_tokenizer as tok  # noqa: E402  (shared split + encoder)
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "examples" / "models" / "mixtral-tiny-shakespeare"
+DEFAULT_OUT = {"mixtral": REPO / "examples" / "models" / "mixtral-tiny-shakespeare",
+               "qwen3_moe": REPO / "examples" / "models" / "qwen3-moe-tiny-shakespeare"}
 
 
 # ============================================================================================
 # Model
 # ============================================================================================
 
+@dataclass(frozen=True)
+class Family:
+    """What differs between the two HF layouts this script trains: module names, config keys and
+    the attention's per-head q/k RMSNorm. Everything else (RMSNorm, RoPE, GQA, softmax router ->
+    top-k, SwiGLU experts, the load-balancing loss) is the same math in both HF modelling files."""
+    model_type: str
+    architecture: str
+    moe_block: str                    # attribute of the decoder layer holding router + experts
+    gate: str                         # expert projections: gate (SiLU side), up, down
+    up: str
+    down: str
+    qk_norm: bool                     # Qwen3: RMSNorm over head_dim on q and k, before RoPE
+    label: str
+
+
+FAMILIES = {
+    "mixtral": Family("mixtral", "MixtralForCausalLM", "block_sparse_moe", "w1", "w3", "w2", False, "Mixtral"),
+    # Names as in the Hub's Qwen3-MoE checkpoints (one tensor per expert); transformers 5 fuses
+    # them into experts.gate_up_proj / experts.down_proj on load (conversion_mapping "qwen2_moe").
+    "qwen3_moe": Family("qwen3_moe", "Qwen3MoeForCausalLM", "mlp", "gate_proj", "up_proj", "down_proj", True, "Qwen3-MoE"),
+}
+
+
 @dataclass
 class MixtralShape:
+    """Shape of either family (the name is historical: the Mixtral demo came first)."""
     vocab_size: int
     hidden_size: int = 128
-    intermediate_size: int = 384
+    intermediate_size: int = 384          # expert width (Qwen3: moe_intermediate_size)
     num_hidden_layers: int = 4
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
@@ -63,10 +92,17 @@ class MixtralShape:
     initializer_range: float = 0.02
     router_aux_loss_coef: float = 0.02
     tie_word_embeddings: bool = False
+    family: str = "mixtral"
+    explicit_head_dim: int = 0            # 0: hidden_size // num_attention_heads
+    norm_topk_prob: bool = True           # Mixtral always renormalises the top-k weights
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+        return self.explicit_head_dim or self.hidden_size // self.num_attention_heads
+
+    @property
+    def fam(self) -> Family:
+        return FAMILIES[self.family]
 
 
 class RMSNorm(nn.Module):
@@ -103,12 +139,18 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(s.hidden_size, s.num_key_value_heads * hd, bias=False)
         self.v_proj = nn.Linear(s.hidden_size, s.num_key_value_heads * hd, bias=False)
         self.o_proj = nn.Linear(s.num_attention_heads * hd, s.hidden_size, bias=False)
+        if s.fam.qk_norm:
+            self.q_norm = RMSNorm(hd, s.rms_norm_eps)
+            self.k_norm = RMSNorm(hd, s.rms_norm_eps)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         s, hd = self.s, self.s.head_dim
-        q = self.q_proj(x).view(b, t, s.num_attention_heads, hd).transpose(1, 2)
-        k = self.k_proj(x).view(b, t, s.num_key_value_heads, hd).transpose(1, 2)
+        q = self.q_proj(x).view(b, t, s.num_attention_heads, hd)
+        k = self.k_proj(x).view(b, t, s.num_key_value_heads, hd)
+        if s.fam.qk_norm:  # per head, before RoPE (HF Qwen3MoeAttention)
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = self.v_proj(x).view(b, t, s.num_key_value_heads, hd).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
@@ -123,14 +165,19 @@ class Attention(nn.Module):
 
 
 class Expert(nn.Module):
+    """SwiGLU expert; its three projections carry the family's HF names (see Family)."""
+
     def __init__(self, s: MixtralShape):
         super().__init__()
-        self.w1 = nn.Linear(s.hidden_size, s.intermediate_size, bias=False)  # gate
-        self.w2 = nn.Linear(s.intermediate_size, s.hidden_size, bias=False)  # down
-        self.w3 = nn.Linear(s.hidden_size, s.intermediate_size, bias=False)  # up
+        f = s.fam
+        self.names = (f.gate, f.up, f.down)
+        setattr(self, f.gate, nn.Linear(s.hidden_size, s.intermediate_size, bias=False))
+        setattr(self, f.up, nn.Linear(s.hidden_size, s.intermediate_size, bias=False))
+        setattr(self, f.down, nn.Linear(s.intermediate_size, s.hidden_size, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        gate, up, down = (getattr(self, n) for n in self.names)
+        return down(F.silu(gate(x)) * up(x))
 
 
 class SparseMoeBlock(nn.Module):
@@ -147,7 +194,9 @@ class SparseMoeBlock(nn.Module):
         logits = self.gate(x)
         probs = torch.softmax(logits, dim=-1, dtype=torch.float32)
         weights, selected = torch.topk(probs, self.s.num_experts_per_tok, dim=-1)
-        weights = (weights / weights.sum(dim=-1, keepdim=True)).to(x.dtype)
+        if self.s.norm_topk_prob:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        weights = weights.to(x.dtype)
         out = torch.zeros_like(x)
         # Dispatch: sort the (token, slot) assignments by expert, run each expert once.
         flat = selected.reshape(-1)
@@ -170,13 +219,14 @@ class DecoderLayer(nn.Module):
     def __init__(self, s: MixtralShape):
         super().__init__()
         self.self_attn = Attention(s)
-        self.block_sparse_moe = SparseMoeBlock(s)
+        self.moe_name = s.fam.moe_block
+        setattr(self, self.moe_name, SparseMoeBlock(s))
         self.input_layernorm = RMSNorm(s.hidden_size, s.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(s.hidden_size, s.rms_norm_eps)
 
     def forward(self, x, cos, sin, mask):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
-        moe_out, logits, selected = self.block_sparse_moe(self.post_attention_layernorm(x))
+        moe_out, logits, selected = getattr(self, self.moe_name)(self.post_attention_layernorm(x))
         return x + moe_out, logits, selected
 
 
@@ -189,6 +239,8 @@ class MixtralModel(nn.Module):
 
 
 class MixtralForCausalLM(nn.Module):
+    """The causal LM of either family (see Family); module names equal HF's."""
+
     def __init__(self, s: MixtralShape):
         super().__init__()
         self.s = s
@@ -198,7 +250,7 @@ class MixtralForCausalLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
         self.apply(self._init_weights)
 
-    def _init_weights(self, m: nn.Module) -> None:  # HF MixtralPreTrainedModel._init_weights
+    def _init_weights(self, m: nn.Module) -> None:  # HF *PreTrainedModel._init_weights: N(0, std), norms 1
         if isinstance(m, (nn.Linear, nn.Embedding)):
             m.weight.data.normal_(0.0, self.s.initializer_range)
 
@@ -213,6 +265,12 @@ class MixtralForCausalLM(nn.Module):
             all_logits.append(router_logits)
             all_selected.append(selected)
         return self.lm_head(self.model.norm(x)), all_logits, all_selected
+
+
+def expert_name(s: MixtralShape, layer: int, expert: int, proj: str) -> str:
+    """HF name of one expert matrix; proj is 'gate', 'up' or 'down'."""
+    f = s.fam
+    return f"model.layers.{layer}.{f.moe_block}.experts.{expert}.{getattr(f, proj)}.weight"
 
 
 def load_balancing_loss(router_logits: Sequence[torch.Tensor], num_experts: int, top_k: int) -> torch.Tensor:
@@ -302,13 +360,17 @@ def rank_for_energy(w: torch.Tensor, fraction: float = 0.9) -> int:
     return int((torch.cumsum(s2, 0) / s2.sum() < fraction).sum()) + 1
 
 
-SPECTRUM_INDICES = (1, 8, 32, 64, 96, 128)
+SPECTRUM_INDICES = (1, 8, 16, 32, 48, 64, 96, 128)
+
+
+def spectrum_indices(w: torch.Tensor) -> List[int]:
+    return [k for k in SPECTRUM_INDICES if k <= min(w.shape)]
 
 
 def mean_spectrum(mats: Sequence[torch.Tensor]) -> List[float]:
     """Mean over matrices of sigma_k / sigma_1 at the 1-based indices SPECTRUM_INDICES."""
     out = []
-    for k in SPECTRUM_INDICES:
+    for k in spectrum_indices(mats[0]):
         vals = []
         for w in mats:
             sv = torch.linalg.svdvals(w.double())
@@ -320,9 +382,9 @@ def mean_spectrum(mats: Sequence[torch.Tensor]) -> List[float]:
 
 def spectrum_report(final: Dict[str, torch.Tensor], init: Dict[str, torch.Tensor], s: MixtralShape) -> List[dict]:
     rows = []
-    for label, key in (("w1 (gate)", "w1"), ("w3 (up)", "w3"), ("w2 (down)", "w2")):
-        names = [f"model.layers.{l}.block_sparse_moe.experts.{e}.{key}.weight"
-                 for l in range(s.num_hidden_layers) for e in range(s.num_local_experts)]
+    f = s.fam
+    for label, key in ((f"{f.gate} (gate)", "gate"), (f"{f.up} (up)", "up"), (f"{f.down} (down)", "down")):
+        names = [expert_name(s, l, e, key) for l in range(s.num_hidden_layers) for e in range(s.num_local_experts)]
         rows.append({"matrix": f"{label} W0", "values": mean_spectrum([init[n] for n in names])})
         rows.append({"matrix": f"{label} W", "values": mean_spectrum([final[n] for n in names])})
     return rows
@@ -361,12 +423,14 @@ class ExpertInputGram:
 def drift_report(final: Dict[str, torch.Tensor], init: Dict[str, torch.Tensor], s: MixtralShape) -> List[dict]:
     """Per matrix kind: mean ||W - W0||_F / ||W0||_F, and mean effective rank / 90%-energy rank of
     W, W0 and W - W0 (a small effective rank of W - W0 would mean a low-rank learned update)."""
+    f = s.fam
     kinds = {
-        "experts w1 (gate)": "block_sparse_moe.experts.{e}.w1.weight",
-        "experts w3 (up)": "block_sparse_moe.experts.{e}.w3.weight",
-        "experts w2 (down)": "block_sparse_moe.experts.{e}.w2.weight",
-        "router": "block_sparse_moe.gate.weight",
+        f"experts {f.gate} (gate)": f"{f.moe_block}.experts.{{e}}.{f.gate}.weight",
+        f"experts {f.up} (up)": f"{f.moe_block}.experts.{{e}}.{f.up}.weight",
+        f"experts {f.down} (down)": f"{f.moe_block}.experts.{{e}}.{f.down}.weight",
+        "router": f"{f.moe_block}.gate.weight",
         "q_proj": "self_attn.q_proj.weight",
+        "k_proj": "self_attn.k_proj.weight",
         "o_proj": "self_attn.o_proj.weight",
     }
     rows = []
@@ -388,11 +452,9 @@ def drift_report(final: Dict[str, torch.Tensor], init: Dict[str, torch.Tensor], 
                      "rank90_w": float(np.mean(r90_w)), "rank90_w0": float(np.mean(r90_0)),
                      "norm_ratio": float(np.mean([final[n].float().norm() / init[n].float().norm() for n in names]))})
     # The RFID grouped matrix: 4 experts of one layer stacked (frequency order does not matter here).
-    stack = [torch.cat([final[f"model.layers.{l}.block_sparse_moe.experts.{e}.w1.weight"] for e in range(4)], 0)
-             for l in range(s.num_hidden_layers)]
-    stack0 = [torch.cat([init[f"model.layers.{l}.block_sparse_moe.experts.{e}.w1.weight"] for e in range(4)], 0)
-              for l in range(s.num_hidden_layers)]
-    rows.append({"kind": "w1 of experts 0-3 stacked", "shape": list(stack[0].shape), "count": len(stack),
+    stack = [torch.cat([final[expert_name(s, l, e, "gate")] for e in range(4)], 0) for l in range(s.num_hidden_layers)]
+    stack0 = [torch.cat([init[expert_name(s, l, e, "gate")] for e in range(4)], 0) for l in range(s.num_hidden_layers)]
+    rows.append({"kind": f"{f.gate} of experts 0-3 stacked", "shape": list(stack[0].shape), "count": len(stack),
                  "rel_change": float(np.mean([(a - b).norm() / b.norm() for a, b in zip(stack, stack0)])),
                  "erank_w": float(np.mean([effective_rank(a) for a in stack])),
                  "erank_w0": float(np.mean([effective_rank(b) for b in stack0])),
@@ -461,6 +523,8 @@ def read_safetensors_bf16(path: Path) -> Dict[str, torch.Tensor]:
 
 
 def hf_config(s: MixtralShape, eot_id: int) -> dict:
+    if s.family == "qwen3_moe":
+        return qwen3_moe_config(s, eot_id)
     return {
         "architectures": ["MixtralForCausalLM"],
         "model_type": "mixtral",
@@ -488,6 +552,48 @@ def hf_config(s: MixtralShape, eot_id: int) -> dict:
         "torch_dtype": "bfloat16",
         "transformers_version": "4.46.0",
         "use_cache": True,
+        "vocab_size": s.vocab_size,
+    }
+
+
+def qwen3_moe_config(s: MixtralShape, eot_id: int) -> dict:
+    """The keys of the Hub's Qwen3-30B-A3B config.json (`num_experts`, top-level `rope_theta`),
+    which transformers 4.51+ and 5.x both read. Every layer is an MoE layer, so the dense
+    `intermediate_size` is unused; it is kept at 4x the expert width like the Hub configs."""
+    return {
+        "architectures": ["Qwen3MoeForCausalLM"],
+        "model_type": "qwen3_moe",
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": eot_id,
+        "eos_token_id": eot_id,
+        "decoder_sparse_step": 1,
+        "head_dim": s.head_dim,
+        "hidden_act": "silu",
+        "hidden_size": s.hidden_size,
+        "initializer_range": s.initializer_range,
+        "intermediate_size": 4 * s.intermediate_size,
+        "max_position_embeddings": s.max_position_embeddings,
+        "max_window_layers": s.num_hidden_layers,
+        "mlp_only_layers": [],
+        "moe_intermediate_size": s.intermediate_size,
+        "norm_topk_prob": s.norm_topk_prob,
+        "num_attention_heads": s.num_attention_heads,
+        "num_experts": s.num_local_experts,
+        "num_experts_per_tok": s.num_experts_per_tok,
+        "num_hidden_layers": s.num_hidden_layers,
+        "num_key_value_heads": s.num_key_value_heads,
+        "output_router_logits": False,
+        "rms_norm_eps": s.rms_norm_eps,
+        "rope_scaling": None,
+        "rope_theta": s.rope_theta,
+        "router_aux_loss_coef": s.router_aux_loss_coef,
+        "sliding_window": None,
+        "tie_word_embeddings": s.tie_word_embeddings,
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.51.0",
+        "use_cache": True,
+        "use_sliding_window": False,
         "vocab_size": s.vocab_size,
     }
 
@@ -604,8 +710,8 @@ def train(model: MixtralForCausalLM, corpus: Corpus, t: TrainSettings, work: Pat
         opt.step()
         state["step"] = step + 1
         state["tokens_seen"] += t.batch * t.seq_len
-        window_loss += float(ce)
-        window_aux += float(aux)
+        window_loss += float(ce.detach())
+        window_aux += float(aux.detach())
         window_n += 1
         done = progress(state["step"], time.time() - started, t) >= 1.0
         if state["step"] % 25 == 0 or done:
@@ -635,7 +741,7 @@ def count_params(s: MixtralShape) -> Dict[str, int]:
     attn = l * (2 * h * s.num_attention_heads * hd + 2 * h * s.num_key_value_heads * hd)
     experts = l * e * 3 * h * i
     router = l * e * h
-    norms = (2 * l + 1) * h
+    norms = (2 * l + 1) * h + (2 * l * hd if s.fam.qk_norm else 0)
     emb = v * h * (1 if s.tie_word_embeddings else 2)
     total = attn + experts + router + norms + emb
     active = total - experts + l * s.num_experts_per_tok * 3 * h * i
@@ -649,6 +755,92 @@ def fmt_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(out)
 
 
+def loss_curve_svg(history: List[dict], val_names: Sequence[str]) -> str:
+    """A small self-contained SVG of the loss curve: train CE (25-step means) and each held-out
+    text's validation CE against tokens seen."""
+    w, h, left, right, top, bottom = 640, 360, 56, 16, 16, 44
+    xs = [e["tokens_seen"] / 1e6 for e in history]
+    series = [("train", "#1f77b4", [(x, e["train_ce"]) for x, e in zip(xs, history)])]
+    colours = ["#d62728", "#2ca02c", "#9467bd"]
+    for i, k in enumerate(val_names):
+        series.append((f"val {k.split('/')[0]}", colours[i % len(colours)],
+                       [(x, e["val"][k]) for x, e in zip(xs, history) if "val" in e]))
+    ys = [y for _, _, pts in series for _, y in pts]
+    x_max, y_min, y_max = max(xs), math.floor(min(ys)), math.ceil(max(ys))
+    sx = lambda x: left + (w - left - right) * x / x_max  # noqa: E731
+    sy = lambda y: top + (h - top - bottom) * (y_max - y) / (y_max - y_min)  # noqa: E731
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>']
+    for y in range(int(y_min), int(y_max) + 1):
+        out.append(f'<line x1="{left}" x2="{w - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#ddd"/>'
+                   f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y}</text>')
+    for i in range(6):
+        x = x_max * i / 5
+        out.append(f'<text x="{sx(x):.1f}" y="{h - bottom + 16}" text-anchor="middle">{x:.2f}</text>')
+    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 8}" text-anchor="middle">tokens seen (millions)</text>')
+    out.append(f'<text x="14" y="{(top + h - bottom) / 2}" transform="rotate(-90 14 {(top + h - bottom) / 2})" '
+               f'text-anchor="middle">cross-entropy (nats/token)</text>')
+    for i, (label, colour, pts) in enumerate(series):
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts)
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>')
+        out.append(f'<text x="{w - right - 150}" y="{top + 14 + 16 * i}" fill="{colour}">{label}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def train_command(s: MixtralShape, t: TrainSettings) -> str:
+    fam = "" if s.family == "mixtral" else f" --family {s.family}"
+    extra = ""
+    if s.family != "mixtral" or s.num_experts_per_tok != 2 or s.num_attention_heads != 4:
+        extra = (f" --top-k {s.num_experts_per_tok} --heads {s.num_attention_heads} --kv-heads {s.num_key_value_heads}"
+                 f"{f' --head-dim {s.explicit_head_dim}' if s.explicit_head_dim else ''} --rms-norm-eps {s.rms_norm_eps:g}"
+                 f"{'' if s.norm_topk_prob else ' --no-norm-topk-prob'}")
+    return (f"python scripts/train_demo_moe.py{fam} --steps {t.steps} --batch {t.batch} --seq-len {t.seq_len} --lr {t.lr:g} "
+            f"--warmup {t.warmup} --weight-decay {t.weight_decay:g} --max-minutes {t.max_minutes:g} --hidden {s.hidden_size} "
+            f"--intermediate {s.intermediate_size} --layers {s.num_hidden_layers} --experts {s.num_local_experts}{extra} "
+            f"--aux-coef {s.router_aux_loss_coef:g}{' --aux-per-layer' if t.aux_per_layer else ''} --seed {t.seed}")
+
+
+def family_note(s: MixtralShape) -> str:
+    if s.family != "qwen3_moe":
+        return ""
+    p, d = s.intermediate_size, s.hidden_size
+    return f"""
+Its shape is the one RFID-MoE targets: fine-grained experts narrower than the hidden size
+(expert width p = {p}, hidden d = {d}, p = {p / d:.3g} d; Qwen3-30B-A3B has p = 768, d = 2048, p = 0.375 d),
+{s.num_local_experts} experts per layer with top-{s.num_experts_per_tok} routing, per-head q/k RMSNorm and grouped-query
+attention. There a group of experts sharing one input-side basis can buy more rank than per-expert
+SVD at the same budget; in the Mixtral demo (p = 3d) it cannot. Tensor names are those of the
+Hub's Qwen3-MoE checkpoints (`model.layers.L.mlp.experts.E.gate_proj.weight`, one tensor per
+expert; transformers 5 fuses them on load), so `AutoModelForCausalLM.from_pretrained` loads it.
+"""
+
+
+def expert_usage_section(s: MixtralShape, usage: np.ndarray, usage_tokens: int) -> str:
+    """Per-layer summary (max/min share, CV, busiest and idlest experts); the full share table
+    inline for few experts, folded for many."""
+    share = usage / usage.sum(axis=1, keepdims=True)
+    e = s.num_local_experts
+    summary = []
+    for l in range(s.num_hidden_layers):
+        order = np.argsort(-share[l], kind="stable")
+        ratio = share[l].max() / share[l].min() if share[l].min() > 0 else float("inf")
+        summary.append([l, f"{100 * share[l].max():.2f}", f"{100 * share[l].min():.2f}", f"{ratio:.1f}",
+                        f"{share[l].std() / share[l].mean():.2f}", ", ".join(f"e{i}" for i in order[:3]),
+                        ", ".join(f"e{i}" for i in order[-3:][::-1])])
+    full = fmt_table(["layer", *[f"e{i}" for i in range(e)]],
+                     [[l, *[f"{100 * x:.1f}" for x in share[l]]] for l in range(s.num_hidden_layers)])
+    if e > 16:
+        full = f"<details><summary>Share of every expert (%)</summary>\n\n{full}\n\n</details>"
+    return f"""Share of top-{s.num_experts_per_tok} assignments per expert (%, uniform = {100 / e:.2f}%) on the held-out
+validation text ({usage_tokens:,} tokens): largest and smallest share, their ratio, the
+coefficient of variation, and the busiest / idlest experts.
+
+{fmt_table(["layer", "max %", "min %", "max/min", "CV", "busiest", "idlest"], summary)}
+
+{full}"""
+
+
 def model_card(name: str, s: MixtralShape, t: TrainSettings, state: dict, corpus: Corpus, evals: dict,
                drift: List[dict], spectrum: List[dict], inputs: List[dict], usage: np.ndarray, usage_tokens: int,
                params: Dict[str, int], size_bytes: int) -> str:
@@ -660,9 +852,7 @@ def model_card(name: str, s: MixtralShape, t: TrainSettings, state: dict, corpus
         if h["step"] in picks:
             loss_rows.append([h["step"], f"{h['tokens_seen'] / 1e6:.2f}", f"{h['train_ce']:.3f}",
                               *[f"{h['val'][k]:.3f}" for k in val_names], f"{h['aux']:.3f}", f"{h['minutes']:.1f}"])
-    usage_share = usage / usage.sum(axis=1, keepdims=True)
-    usage_rows = [[l, *[f"{100 * x:.1f}" for x in usage_share[l]], f"{usage_share[l].max() / usage_share[l].min():.1f}",
-                   f"{usage_share[l].std() / usage_share[l].mean():.2f}"] for l in range(s.num_hidden_layers)]
+    usage_section = expert_usage_section(s, usage, usage_tokens)
     drift_rows = [[d["kind"], "×".join(map(str, d["shape"])), d["count"], f"{d['rel_change']:.2f}", f"{d['norm_ratio']:.2f}",
                    f"{d['erank_w0']:.1f}", f"{d['erank_w']:.1f}", f"{d['erank_delta']:.1f}",
                    f"{d['rank90_w0']:.1f}", f"{d['rank90_w']:.1f}"] for d in drift]
@@ -671,13 +861,14 @@ def model_card(name: str, s: MixtralShape, t: TrainSettings, state: dict, corpus
     schedule = (f"the decay follows whichever is further along, steps (of {t.steps}) or time (of {t.max_minutes:g} minutes, "
                 f"the machine being shared); here the time budget ended training"
                 if by_time else f"the decay ran over the {t.steps} steps")
+    f = s.fam
     return f"""# {name}
 
-A small **Mixtral-layout** Mixture-of-Experts language model (`model_type: mixtral`,
-`MixtralForCausalLM`), trained from scratch on CPU as the demo and test model of `rfid-moe`.
+A small **{f.label}-layout** Mixture-of-Experts language model (`model_type: {f.model_type}`,
+`{f.architecture}`), trained from scratch on CPU as a demo and test model of `rfid-moe`.
 It is a toy: useful for exercising MoE compression end to end on real, trained weights with
 uneven expert usage, not for generating good text.
-
+{family_note(s)}
 Everything here is produced by committed scripts:
 `scripts/train_bpe_tokenizer.py` (tokenizer), `scripts/train_demo_moe.py` (model, evaluation,
 this card) and `scripts/check_demo_tokenizer.mjs` (checks that `@huggingface/tokenizers` encodes
@@ -687,7 +878,7 @@ exactly like the training encoder).
 
 | file | what |
 |---|---|
-| `config.json` | HF `MixtralConfig` |
+| `config.json` | HF `{f.architecture.replace("ForCausalLM", "Config")}` |
 | `model.safetensors` | all weights, BF16 ({size_bytes / 1e6:.1f} MB), HF tensor names |
 | `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json` | byte-level BPE, {s.vocab_size} ids |
 
@@ -713,10 +904,11 @@ is HF form (BPE model with `vocab` + `merges`, ByteLevel pre-tokenizer/decoder/p
         ["hidden_size", s.hidden_size], ["num_hidden_layers", s.num_hidden_layers],
         ["attention heads / kv heads / head_dim", f"{s.num_attention_heads} / {s.num_key_value_heads} / {s.head_dim} (GQA)"],
         ["experts per layer / per token", f"{s.num_local_experts} / {s.num_experts_per_tok}"],
-        ["expert width (intermediate_size)", s.intermediate_size],
+        [f"expert width ({'moe_intermediate_size' if s.family == 'qwen3_moe' else 'intermediate_size'})", s.intermediate_size],
         ["vocab_size", s.vocab_size], ["rope_theta", s.rope_theta], ["rms_norm_eps", s.rms_norm_eps],
         ["max_position_embeddings (trained at)", f"{s.max_position_embeddings} ({t.seq_len})"],
         ["tie_word_embeddings", str(s.tie_word_embeddings).lower()],
+        ["q/k RMSNorm per head (Qwen3)", str(f.qk_norm).lower()], ["norm_topk_prob", str(s.norm_topk_prob).lower()],
         ["router_aux_loss_coef", s.router_aux_loss_coef]])}
 
 Parameters: **{params['total']:,}** in total, of which experts {params['experts']:,}
@@ -726,7 +918,7 @@ active per token {params['active_per_token']:,}.
 
 ## Training
 
-Plain-torch Mixtral (same math as HF `modeling_mixtral.py`), f32, on a shared 2-core CPU.
+Plain-torch {f.label} (same math as HF `modeling_{f.model_type}.py`), f32, on a shared 2-core CPU.
 AdamW (β = 0.9, 0.95; weight decay {t.weight_decay} on matrices), peak learning rate {t.lr:g}, {t.warmup} warm-up
 steps then cosine decay to {t.min_lr_ratio:g}× ({schedule}), gradient clipping {t.grad_clip}, batch {t.batch} × {t.seq_len} tokens
 (random windows of the training text), loss = cross-entropy + {s.router_aux_loss_coef} × HF load-balancing loss
@@ -735,13 +927,12 @@ initialisation N(0, {s.initializer_range}) as HF does. **{state['step']} steps, 
 ({state['tokens_seen'] / len(corpus.train):.1f} passes over the training text), {state['elapsed_s'] / 60:.0f} minutes.
 
 Command (the schedule's time budget makes the step count depend on the machine's speed):
-`/usr/bin/python3 scripts/train_demo_moe.py --steps {t.steps} --batch {t.batch} --seq-len {t.seq_len} --lr {t.lr:g} \
---warmup {t.warmup} --weight-decay {t.weight_decay:g} --max-minutes {t.max_minutes:g} --hidden {s.hidden_size} \
---intermediate {s.intermediate_size} --layers {s.num_hidden_layers} --experts {s.num_local_experts} \
---aux-coef {s.router_aux_loss_coef:g}{" --aux-per-layer" if t.aux_per_layer else ""} --seed {t.seed}`
+`{train_command(s, t)}`
 
 Loss curve (cross-entropy in nats per token; train = mean over the preceding 25 steps; validation
 = held-out text in non-overlapping {t.seq_len}-token windows):
+
+![loss curve](loss_curve.svg)
 
 {fmt_table(["step", "tokens (M)", "train", *[f"val {k.split('/')[0]}" for k in val_names], "aux", "minutes"], loss_rows)}
 
@@ -750,10 +941,12 @@ Loss curve (cross-entropy in nats per token; train = mean over the preceding 25 
 Perplexity = exp(mean next-token NLL) over non-overlapping windows of {t.seq_len} tokens, no BOS, every
 predicted token counted (a shorter last window included). WikiText-2 test: raw lines as HF rows
 (blank line → "") joined with "\\n\\n". PTB test: `ptb.test.txt` as-is. Computed with the BF16
-weights of `model.safetensors` (upcast to f32, f32 arithmetic); the f32 training weights in parentheses.
+weights of `model.safetensors` (upcast to f32, f32 arithmetic); in parentheses the f32 training weights
+(held-out text only).
 
 {fmt_table(["text", "tokens scored", "NLL", "perplexity"], [
-        [k, f"{v['tokens']:,}", f"{v['nll']:.4f} ({v['nll_f32']:.4f})", f"{math.exp(v['nll']):.2f} ({math.exp(v['nll_f32']):.2f})"]
+        [k, f"{v['tokens']:,}", f"{v['nll']:.4f}" + (f" ({v['nll_f32']:.4f})" if v["nll_f32"] is not None else ""),
+         f"{math.exp(v['nll']):.2f}" + (f" ({math.exp(v['nll_f32']):.2f})" if v["nll_f32"] is not None else "")]
         for k, v in ev.items()])}
 
 ## How far the weights moved from initialisation
@@ -768,7 +961,7 @@ energy):
 
 Singular spectrum of the expert matrices, σ_k / σ_1 (mean over the {s.num_hidden_layers * s.num_local_experts} experts):
 
-{fmt_table(["matrix", *[f"k = {k}" for k in SPECTRUM_INDICES]], [[r["matrix"], *[f"{v:.3f}" for v in r["values"]]] for r in spectrum])}
+{fmt_table(["matrix", *[f"k = {k}" for k in SPECTRUM_INDICES if k <= min(s.hidden_size, s.intermediate_size)]], [[r["matrix"], *[f"{v:.3f}" for v in r["values"]]] for r in spectrum])}
 
 Expert inputs (the post-attention RMSNorm output over the held-out text, {s.hidden_size} dimensions):
 directions holding 90% / 99% of their energy, and effective rank.
@@ -777,10 +970,7 @@ directions holding 90% / 99% of their energy, and effective rank.
 
 ## Expert usage
 
-Share of top-{s.num_experts_per_tok} assignments per expert (%, uniform = {100 / s.num_local_experts:.1f}%) on the held-out
-validation text ({usage_tokens:,} tokens), with max/min ratio and coefficient of variation:
-
-{fmt_table(["layer", *[f"e{e}" for e in range(s.num_local_experts)], "max/min", "CV"], usage_rows)}
+{usage_section}
 
 ## Licence and attribution
 
@@ -814,21 +1004,28 @@ def export(model: MixtralForCausalLM, init_state: Dict[str, torch.Tensor], corpu
     bf16_model = MixtralForCausalLM(s)
     bf16_model.load_state_dict(reread, strict=not s.tie_word_embeddings)
     evals = {}
-    for label, ids in [*((k, v) for k, v in corpus.held_out.items()), *((k, np.asarray(encoder.encode(v), dtype=np.int64)) for k, v in texts.items())]:
-        if eval_max_tokens:
-            ids = ids[:eval_max_tokens]
-        nll, n = evaluate(bf16_model, ids, t.seq_len)
-        nll32, _ = evaluate(f32_model, ids, t.seq_len)
-        evals[label] = {"nll": nll, "nll_f32": nll32, "tokens": n}
-        log(f"eval {label}: {n} tokens, NLL {nll:.4f} (f32 {nll32:.4f}), PPL {math.exp(nll):.2f}")
-
+    # Held-out text: BF16 and f32 weights, expert usage and expert-input Grams in the BF16 pass.
+    # The large test texts: BF16 only (the held-out pair already shows what BF16 rounding costs,
+    # and a second pass over them doubles the export time on a shared CPU).
     usage = np.zeros((s.num_hidden_layers, s.num_local_experts), dtype=np.int64)
     usage_tokens = 0
     gram = ExpertInputGram(bf16_model)
-    for ids in corpus.held_out.values():
+    for label, ids in corpus.held_out.items():
+        if eval_max_tokens:
+            ids = ids[:eval_max_tokens]
         usage_tokens += len(ids)
-        evaluate(bf16_model, ids, t.seq_len, usage=usage)
+        nll, n = evaluate(bf16_model, ids, t.seq_len, usage=usage)
+        nll32, _ = evaluate(f32_model, ids, t.seq_len)
+        evals[label] = {"nll": nll, "nll_f32": nll32, "tokens": n}
+        log(f"eval {label}: {n} tokens, NLL {nll:.4f} (f32 {nll32:.4f}), PPL {math.exp(nll):.2f}")
     inputs = gram.close()
+    for label, text in texts.items():
+        ids = np.asarray(encoder.encode(text), dtype=np.int64)
+        if eval_max_tokens:
+            ids = ids[:eval_max_tokens]
+        nll, n = evaluate(bf16_model, ids, t.seq_len)
+        evals[label] = {"nll": nll, "nll_f32": None, "tokens": n}
+        log(f"eval {label}: {n} tokens, NLL {nll:.4f}, PPL {math.exp(nll):.2f}")
     drift = drift_report(model.state_dict(), init_state, s)
     spectrum = spectrum_report(model.state_dict(), init_state, s)
     for d in drift:
@@ -837,11 +1034,12 @@ def export(model: MixtralForCausalLM, init_state: Dict[str, torch.Tensor], corpu
     assert params["total"] == sum(w.numel() for w in weights.values()), "parameter count mismatch"
     card = model_card(out.name, s, t, state, corpus, evals, drift, spectrum, inputs, usage, usage_tokens, params,
                       st_path.stat().st_size)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".README.md.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(card)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / "README.md")
+    for file_name, text in (("loss_curve.svg", loss_curve_svg(state["history"], list(corpus.held_out))), ("README.md", card)):
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{file_name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out / file_name)
     summary = {"evals": evals, "usage": usage.tolist(), "drift": drift, "spectrum": spectrum, "expert_inputs": inputs, "params": params,
                "steps": state["step"], "tokens_seen": state["tokens_seen"]}
     (Path(log.path).parent / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -864,8 +1062,10 @@ def reexec_with_runtime_tuning() -> None:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="folder holding tinyshakespeare/, wikitext-2-raw/ and ptb/")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder (must already hold tokenizer.json)")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/rfid-moe-demo-train"), help="checkpoints and log")
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="mixtral", help="HF layout to train and write")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="model folder (must already hold tokenizer.json); default examples/models/<family demo>")
+    ap.add_argument("--work", type=Path, default=None, help="checkpoints and log; default /tmp/rfid-moe-demo-train[-<family>]")
     ap.add_argument("--steps", type=int, default=2200)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=256)
@@ -878,6 +1078,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--intermediate", type=int, default=384)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--experts", type=int, default=8)
+    ap.add_argument("--top-k", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--head-dim", type=int, default=0, help="0: hidden / heads")
+    ap.add_argument("--rms-norm-eps", type=float, default=1e-5)
+    ap.add_argument("--no-norm-topk-prob", action="store_true", help="Qwen3 only: do not renormalise the top-k weights")
     ap.add_argument("--aux-coef", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--aux-per-layer", action="store_true", help="balance each layer's experts (see TrainSettings)")
@@ -891,6 +1097,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--benchmark", type=int, default=0, help="time this many training steps and exit")
     ap.add_argument("--eval-max-tokens", type=int, default=0, help="smoke tests only: cut each evaluation text to this many tokens")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = DEFAULT_OUT[args.family]
+    if args.work is None:
+        args.work = Path("/tmp/rfid-moe-demo-train" + ("" if args.family == "mixtral" else f"-{args.family}"))
+    if args.no_norm_topk_prob and args.family == "mixtral":
+        sys.exit("error: Mixtral always renormalises the top-k weights; drop --no-norm-topk-prob")
 
     torch.set_num_threads(args.threads)
     tokenizer_path = args.out / "tokenizer.json"
@@ -903,7 +1115,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     vocab_size = max(encoder.id_to_token) + 1
 
     shape = MixtralShape(vocab_size=vocab_size, hidden_size=args.hidden, intermediate_size=args.intermediate,
-                         num_hidden_layers=args.layers, num_local_experts=args.experts, router_aux_loss_coef=args.aux_coef)
+                         num_hidden_layers=args.layers, num_local_experts=args.experts, router_aux_loss_coef=args.aux_coef,
+                         num_experts_per_tok=args.top_k, num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
+                         explicit_head_dim=args.head_dim, rms_norm_eps=args.rms_norm_eps, family=args.family,
+                         norm_topk_prob=not args.no_norm_topk_prob)
     settings = TrainSettings(steps=args.steps, batch=args.batch, seq_len=args.seq_len, lr=args.lr,
                              min_lr_ratio=args.min_lr_ratio, warmup=args.warmup, weight_decay=args.weight_decay,
                              grad_clip=args.grad_clip, seed=args.seed, max_minutes=args.max_minutes,
