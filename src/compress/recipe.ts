@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { breakEvenRank, layerBudget, rankCap, rankUnitCost, type LayerBudget } from '../rank-allocation/budget.js';
 import type { GroupOrder } from './grouping.js';
+import { mergeOver, PRESET_NAMES, presetBody } from './presets.js';
 
 export class RecipeError extends Error {
   readonly kind = 'RecipeError';
@@ -20,7 +21,8 @@ export class RecipeError extends Error {
   }
 }
 
-export const ALLOCATIONS = ['fused', 'uniform', 'grouped-uniform', 'frequency', 'erank'] as const;
+/** 'waterfill': marginal-gain water-filling over each group's (whitened) σ² per parameter (beyond the paper) */
+export const ALLOCATIONS = ['fused', 'uniform', 'grouped-uniform', 'frequency', 'erank', 'waterfill'] as const;
 export type AllocationMode = (typeof ALLOCATIONS)[number];
 
 export const MATRIX_TYPES = ['gate', 'up', 'down'] as const;
@@ -42,6 +44,9 @@ const ResidualSchema = z.strictObject({
   buckets: z.enum(['tile', 'random']).default('tile'),
   /** seed of the 'random' scheme (per group it is mixed with the group index) */
   seed: z.number().int().min(0).max(0xffffffff).default(0),
+  /** spend β on residual vectors in a layer only when the energy they recover per parameter beats
+   * the same parameters spent as rank (otherwise the layer spends them as rank) */
+  gate: z.boolean().default(false),
 });
 
 const WhitenSchema = z.union(
@@ -79,6 +84,16 @@ export const RecipeSchema = z
     whiten: WhitenSchema.default(false),
     svd: z.enum(['exact', 'randomized']).default('exact'),
     randomizedSvd: RandomizedSvdSchema.prefault({}),
+    /** 'grouped': groups of groupSize as given; 'auto': per layer and matrix type, the lower
+     * predicted output-space error at equal budget of per-expert factors and groups of groupSize */
+    structure: z.enum(['grouped', 'auto']).default('grouped'),
+    /** how groups are formed; default: index order for grouped-uniform, routing frequency otherwise;
+     * 'affinity': experts whose leading input subspaces overlap most share a basis */
+    grouping: z.enum(['frequency', 'index', 'affinity']).optional(),
+    /** refit each expert's coefficients in closed form against its own calibration Gram matrix */
+    refit: z.boolean().default(false),
+    /** the named preset this recipe started from (its values are filled in; written fields win) */
+    preset: z.string().optional(),
     matrixTypes: z
       .array(z.enum(MATRIX_TYPES))
       .min(1, 'matrixTypes needs at least one of gate, up, down')
@@ -138,9 +153,20 @@ export function parseRecipe(json: unknown): Recipe {
       throw new RecipeError(`recipe is not valid JSON (${(err as Error).message}); fix the file's syntax`);
     }
   }
-  const result = RecipeSchema.safeParse(value);
+  const result = RecipeSchema.safeParse(withPreset(value));
   if (!result.success) throw new RecipeError(`invalid recipe: ${formatIssues(result.error)}`);
   return result.data;
+}
+
+/** Fill in the named preset under the written fields (see presets.ts). */
+function withPreset(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const written = value as Record<string, unknown>;
+  if (written.preset === undefined) return value;
+  if (typeof written.preset !== 'string') throw new RecipeError(`invalid recipe: preset must be a name, one of ${PRESET_NAMES.join(', ')}`);
+  const body = presetBody(written.preset);
+  if (!body) throw new RecipeError(`invalid recipe: unknown preset "${written.preset}"; choose one of ${PRESET_NAMES.join(', ')}`);
+  return mergeOver(body as Record<string, unknown>, written);
 }
 
 /** Read and parse a recipe JSON file. */
@@ -197,9 +223,24 @@ export function effectiveXi(recipe: Pick<Recipe, 'allocation' | 'xi'>): number {
   return recipe.xi;
 }
 
-/** grouped-uniform groups in index order (MoBE); everything else by routing frequency. */
-export function groupOrderOf(recipe: Pick<Recipe, 'allocation'>): GroupOrder {
+/** grouped-uniform groups in index order (MoBE); everything else by routing frequency, unless
+ * `grouping` says otherwise ('affinity' orders seeds by frequency). */
+export function groupOrderOf(recipe: Pick<Recipe, 'allocation'> & { grouping?: Recipe['grouping'] }): GroupOrder {
+  if (recipe.grouping === 'index') return 'index';
+  if (recipe.grouping === 'frequency' || recipe.grouping === 'affinity') return 'frequency';
   return recipe.allocation === 'grouped-uniform' ? 'index' : 'frequency';
+}
+
+/** Whether the layer runs the spectral path (one factorisation per group, see compress-layer.ts). */
+export function usesSpectralPath(recipe: Recipe): boolean {
+  return (
+    recipe.whiten !== false ||
+    recipe.allocation === 'waterfill' ||
+    recipe.structure === 'auto' ||
+    recipe.refit ||
+    recipe.residual.gate ||
+    recipe.grouping === 'affinity'
+  );
 }
 
 /** The equal-rank baselines. */

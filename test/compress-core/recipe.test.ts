@@ -25,10 +25,12 @@ describe('recipe parsing', () => {
       xi: 0.8,
       allocation: 'fused',
       rounding: 'largest-remainder',
-      residual: { share: 0.03, shareMode: 'absolute', buckets: 'tile', seed: 0 },
+      residual: { share: 0.03, shareMode: 'absolute', buckets: 'tile', seed: 0, gate: false },
       whiten: false,
       svd: 'exact',
       randomizedSvd: { oversample: 16, powerIterations: 2, seed: 0 },
+      structure: 'grouped',
+      refit: false,
       matrixTypes: ['gate', 'up'],
       minExpertTokens: 10,
     });
