@@ -17,15 +17,36 @@ export interface GramSink {
   add(layer: number, expert: number, gram: Float64Array, tokens: number): void | Promise<void>;
 }
 
+/**
+ * How each routed token counts in an expert's Gram matrix:
+ *  'tokens'            Σ x xᵀ, every routed token once (the plain input statistics);
+ *  'routing'           Σ w x xᵀ, weighted by the routing weight w the block multiplies the expert's
+ *                      output by: a token that barely uses the expert barely shapes its factors;
+ *  'routing-squared'   Σ w² x xᵀ: the first-order weight of the expert's error in the block output.
+ */
+export type GramWeighting = 'tokens' | 'routing' | 'routing-squared';
+export const GRAM_WEIGHTINGS: readonly GramWeighting[] = ['tokens', 'routing', 'routing-squared'];
+
 export class GramObserver implements MoeObserver {
   constructor(
     private readonly engine: Engine,
     private readonly hidden: number,
     private readonly sink: GramSink,
+    private readonly weighting: GramWeighting = 'tokens',
   ) {}
 
-  async onExpertInput(layer: number, expert: number, x: Float32Array, rows: number): Promise<void> {
+  async onExpertInput(layer: number, expert: number, x: Float32Array, rows: number, routingWeights?: Float32Array): Promise<void> {
     const x64 = Float64Array.from(x);
+    if (this.weighting !== 'tokens') {
+      if (!routingWeights || routingWeights.length !== rows) throw new Error(`routing-weighted Gram matrices need the ${rows} routing weights of expert ${expert} (layer ${layer})`);
+      const h = this.hidden;
+      for (let i = 0; i < rows; i++) {
+        // rows scaled by √w (or w) so that XᵀX sums w·x xᵀ (or w²·x xᵀ)
+        const w = Math.abs(routingWeights[i]);
+        const s = this.weighting === 'routing' ? Math.sqrt(w) : w;
+        for (let j = 0; j < h; j++) x64[i * h + j] *= s;
+      }
+    }
     const gram = new Float64Array(this.hidden * this.hidden);
     this.engine.syrk(this.hidden, rows, x64, gram, { trans: true });
     await this.sink.add(layer, expert, gram, rows);

@@ -9,7 +9,11 @@ import type { Command } from 'commander';
 import { parseEngineChoice } from '../../engine/index.js';
 import { compress, type CompressOptions } from '../../compress/pipeline.js';
 import { stderrProgress } from '../../compress/progress.js';
-import { loadRecipe, parseRecipe, RecipeError, type RecipeInput } from '../../compress/recipe.js';
+import { ALLOCATIONS, loadRecipe, parseRecipe, RecipeError, type RecipeInput } from '../../compress/recipe.js';
+import { DEFAULT_PRESET, PRESET_NAMES } from '../../compress/presets.js';
+
+/** What the CLI uses instead of the default when only routing statistics (no Gram matrices) are given. */
+const FALLBACK_PRESET = 'waterfill';
 import { reportSummary } from '../../compress/report.js';
 import { OptionError, parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
 import { fail } from '../errors.js';
@@ -20,6 +24,8 @@ interface CompressCliOptions {
   retain?: string;
   remove?: string;
   recipe?: string;
+  preset?: string;
+  refit?: boolean;
   dataset?: string;
   stats?: string;
   grams?: string;
@@ -52,8 +58,14 @@ function parseNumber(flag: string, value: string): number {
 }
 
 /** Recipe from --recipe (if any) with the flags given on the command line applied on top. */
-export function recipeFromOptions(opts: Pick<CompressCliOptions, 'recipe' | 'retain' | 'remove' | 'groupSize' | 'xi' | 'residualShare' | 'residualBuckets' | 'allocation' | 'whiten'>): RecipeInput {
-  const base: Record<string, unknown> = opts.recipe ? { ...loadRecipe(opts.recipe) } : {};
+export function recipeFromOptions(
+  opts: Pick<CompressCliOptions, 'recipe' | 'preset' | 'retain' | 'remove' | 'groupSize' | 'xi' | 'residualShare' | 'residualBuckets' | 'allocation' | 'whiten' | 'refit'>,
+): RecipeInput {
+  if (opts.recipe !== undefined && opts.preset !== undefined) {
+    throw new OptionError('give either --preset or --recipe (a recipe file already names every setting); flags given with either override it');
+  }
+  // no recipe file: the named preset, by default the one that measured best (README, "Choosing a method")
+  const base: Record<string, unknown> = opts.recipe ? { ...loadRecipe(opts.recipe) } : { preset: opts.preset ?? 'default' };
   if (opts.retain !== undefined || opts.remove !== undefined) {
     delete base.retain;
     delete base.remove;
@@ -71,7 +83,8 @@ export function recipeFromOptions(opts: Pick<CompressCliOptions, 'recipe' | 'ret
   if (opts.residualBuckets !== undefined) residual.buckets = opts.residualBuckets;
   base.residual = residual;
   if (opts.allocation !== undefined) base.allocation = opts.allocation;
-  if (opts.whiten) base.whiten = {};
+  if (opts.whiten !== undefined) base.whiten = opts.whiten ? {} : false;
+  if (opts.refit !== undefined) base.refit = opts.refit;
   return parseRecipe(base);
 }
 
@@ -84,6 +97,7 @@ export function register(program: Command): void {
       .requiredOption('--out <dir>', 'output directory (new or empty; or an interrupted run with --resume)')
       .option('--retain <γ>', 'fraction of the gate+up parameters kept, in (0, 1)')
       .option('--remove <ρ>', 'fraction of the gate+up parameters removed, in (0, 1)')
+      .option('--preset <name>', `named recipe (flags given here override it): ${PRESET_NAMES.join(', ')}; default: "default", the best measured (now ${DEFAULT_PRESET}); "paper" is RFID-MoE as published`)
       .option('--recipe <file>', 'recipe JSON (flags given here override it)')
       .option('--dataset <file>', 'calibrate on this text (plain text, .jsonl or WikiText .raw)')
       .option('--stats <file>', 'routing statistics from `rfid-moe calibrate`')
@@ -95,8 +109,11 @@ export function register(program: Command): void {
       .option('--xi <ξ>', 'weight of effective rank in the fused score C = ξ·E + (1 − ξ)·F')
       .option('--residual-share <β>', 'share of the parameters spent on residual vectors (0 disables)')
       .option('--residual-buckets <scheme>', 'tile | random')
-      .option('--allocation <mode>', 'fused | uniform | grouped-uniform | frequency | erank')
+      .option('--allocation <mode>', ALLOCATIONS.join(' | '))
       .option('--whiten', 'activation-aware (whitened) SVD from calibration Gram matrices')
+      .option('--no-whiten', 'plain SVD of the raw weights (overrides a preset that whitens)')
+      .option('--refit', "refit each expert's coefficients against its own calibration activations")
+      .option('--no-refit', 'keep the coefficients of the shared factorisation')
       .option('--format <format>', 'factored (saves memory) | dense (reconstructed weights, any HF loader)', 'factored')
       .option('--eval-sequences <n>', 'held-out sequences for the KL / top-1 check against the original', '16')
       .option('--no-eval', 'skip the KL / top-1 check')
@@ -119,7 +136,12 @@ async function run(model: string, opts: CompressCliOptions): Promise<void> {
   if (opts.retain !== undefined && opts.remove !== undefined) throw new OptionError('give either --retain or --remove, not both');
   if (opts.dataset !== undefined && opts.stats !== undefined) throw new OptionError('give routing statistics either as --stats or as --dataset, not both');
   if (opts.format !== 'factored' && opts.format !== 'dense') throw new OptionError(`--format must be factored or dense, got "${opts.format}"`);
-  const recipe = recipeFromOptions(opts);
+  let recipe = recipeFromOptions(opts);
+  if (opts.recipe === undefined && opts.preset === undefined && opts.stats !== undefined && opts.grams === undefined && (recipe.whiten !== false || recipe.refit)) {
+    // the default whitens, which needs each expert's Gram matrix; statistics alone do not carry them
+    process.stderr.write(`note: the default preset (${DEFAULT_PRESET}) needs calibration Gram matrices (--grams, or --dataset); with --stats alone using preset "${FALLBACK_PRESET}" (raw spectra)\n`);
+    recipe = recipeFromOptions({ ...opts, preset: FALLBACK_PRESET });
+  }
   const samples = opts.samples === undefined ? undefined : parseInteger('--samples', opts.samples, 1);
   const seqLen = opts.seqLen === undefined ? undefined : parseInteger('--seq-len', opts.seqLen, 2);
   const seed = parseInteger('--seed', opts.seed, 0);
