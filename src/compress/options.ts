@@ -1,0 +1,60 @@
+/** What a caller of `compress()` can ask for (the recipe aside: that is `recipe.ts`). */
+import type { Engine } from '../engine/types.js';
+import type { EngineChoice } from '../engine/index.js';
+import type { RoutingStats } from '../routing-stats/schema.js';
+import type { DatasetFormat } from '../tokens/dataset.js';
+import type { ProgressListener } from './progress.js';
+
+export interface DatasetCalibration {
+  file: string;
+  /** calibration windows (default 128) of seqLen tokens (default 512), offsets drawn from seed */
+  samples?: number;
+  seqLen?: number;
+  seed?: number;
+  /** tokenizer.json or a directory holding one (default: the model's) */
+  tokenizer?: string;
+  format?: DatasetFormat | 'auto';
+  textField?: string;
+}
+
+export interface SelfSampledCalibration {
+  /** sequences (default 32) of seqLen tokens (default 128) sampled from the model, seeded */
+  samples?: number;
+  seqLen?: number;
+  seed?: number;
+}
+
+export interface EvaluationOptions {
+  /** held-out sequences / windows for KL and top-1 (default 16); 0 skips the check */
+  sequences?: number;
+  /** length of sampled held-out sequences (default: the calibration length) */
+  seqLen?: number;
+}
+
+export interface CompressOptions {
+  out: string;
+  /** 'factored' (default, saves memory) or 'dense' (reconstructed weights under the original names) */
+  storage?: 'factored' | 'dense';
+  /** routing statistics: a file written by `rfid-moe calibrate`, or the document itself */
+  stats?: string | RoutingStats;
+  /** calibrate on a dataset instead */
+  dataset?: DatasetCalibration;
+  /** with neither stats nor dataset: calibration sequences sampled from the model (these settings) */
+  selfSampled?: SelfSampledCalibration;
+  /** per-expert Gram matrices from `rfid-moe calibrate --grams` (needed for --whiten with --stats) */
+  grams?: string;
+  /** an engine instance (not disposed), or a choice (created and disposed here); default 'auto' */
+  engine?: Engine | EngineChoice;
+  threads?: number;
+  resume?: boolean;
+  evaluation?: EvaluationOptions | false;
+  onProgress?: ProgressListener;
+}
+
+export class CompressError extends Error {
+  readonly kind = 'CompressError';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CompressError';
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * Stage 2, calibrate: routing statistics (and, when the recipe whitens, per-expert Gram matrices)
+ * from a statistics file, from a dataset, or — with neither — from sequences sampled from the model
+ * itself (seeded). Also the held-out data of the fidelity check that ends the run.
+ */
+import path from 'node:path';
+import { parameterCounts } from '../../checkpoint/counts.js';
+import type { Checkpoint } from '../../checkpoint/types.js';
+import type { Engine } from '../../engine/types.js';
+import { collectRoutingStats } from '../../routing-stats/collect.js';
+import { GramDirectorySink } from '../../routing-stats/gram.js';
+import { loadRoutingStats, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
+import { assertRunnable, CheckpointWeights } from '../../runtime/checkpoint-weights.js';
+import { residentIfFits } from '../../runtime/resident-weights.js';
+import { tokenizeDataset } from '../../tokens/prepare.js';
+import { calibrationWindows, evaluationWindows } from '../../tokens/windows.js';
+import { sampleSequences } from '../../compressed/sample.js';
+import { sha256, statsHash } from '../hashing.js';
+import type { CompressOptions } from '../options.js';
+import type { ProgressListener } from '../progress.js';
+import { checkStatsMatchModel } from './plan.js';
+
+export type CalibrationSource = 'stats' | 'dataset' | 'self-sampled';
+
+export interface CalibrationPlan {
+  source: CalibrationSource;
+  key: string;
+  description: string;
+  /** resolves the statistics (and grams dir) once the output directory is claimed */
+  run(): Promise<{ stats: RoutingStats; gramsDir?: string }>;
+  /** held-out sequences for the fidelity check */
+  heldOut(count: number): Promise<{ sequences: Int32Array[]; on: string } | undefined>;
+}
+
+/** Scratch directory (inside the output) for Gram matrices collected by this run. */
+export const GRAMS_WORK_DIR = '.rfid-moe-grams';
+
+/**
+ * Weights for token-by-token sampling: every step runs the whole model again, so a model that fits
+ * in memory is kept resident instead of being re-read and re-decoded from disk at each step.
+ */
+function samplingWeights(ckpt: Checkpoint) {
+  return residentIfFits(new CheckpointWeights(ckpt), parameterCounts(ckpt).total);
+}
+
+export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<Engine>, opts: CompressOptions & { recipeWhitens: boolean }, modelFp: string, emit: ProgressListener): Promise<CalibrationPlan> {
+  const withGrams = (key: string) => (opts.grams ? `${key}|grams:${path.resolve(opts.grams)}` : key);
+  const selfHeldOut = async (count: number, seqLen: number, seed: number): Promise<{ sequences: Int32Array[]; on: string }> => ({
+    sequences: await sampleSequences(samplingWeights(ckpt), await engine(), { count, length: seqLen, seed }),
+    on: `${count} sequence(s) of ${seqLen} tokens sampled from the original model (seed ${seed}, held out from calibration)`,
+  });
+  const runnable = ckpt.config.attention !== 'mla';
+
+  if (opts.stats !== undefined) {
+    const source = typeof opts.stats === 'string' ? opts.stats : 'the routing statistics given';
+    const stats = typeof opts.stats === 'string' ? await loadRoutingStats(opts.stats) : validateRoutingStats(opts.stats);
+    checkStatsMatchModel(stats, ckpt, modelFp, source);
+    const seqLen = Math.max(2, Math.min(stats.calibration.seqLen, 128));
+    return {
+      source: 'stats',
+      key: withGrams(`stats:${statsHash(stats)}`),
+      description: `routing statistics ${typeof opts.stats === 'string' ? path.basename(opts.stats) : '(given)'}: ${stats.calibration.samples} × ${stats.calibration.seqLen} tokens of ${stats.dataset.file}`,
+      run: async () => ({ stats, gramsDir: opts.grams }),
+      heldOut: async (count) => (runnable ? selfHeldOut(count, seqLen, 0x5eed) : undefined),
+    };
+  }
+
+  if (opts.dataset !== undefined) {
+    assertRunnable(ckpt);
+    const d = opts.dataset;
+    const samples = d.samples ?? 128;
+    const seqLen = d.seqLen ?? 512;
+    const seed = d.seed ?? 0;
+    const data = await tokenizeDataset(d.tokenizer ?? ckpt.dir, d.file, { format: d.format, textField: d.textField });
+    // calibration draws from the first 90 % of the tokens; the fidelity check uses the rest
+    const split = Math.floor(data.ids.length * 0.9);
+    const calibrationIds = data.ids.subarray(0, split);
+    const heldOutIds = data.ids.subarray(split);
+    const description = `${samples} windows of ${seqLen} tokens (seed ${seed}) from the first 90% of ${path.basename(d.file)}`;
+    return {
+      source: 'dataset',
+      key: withGrams(`dataset:${data.dataset.sha256}:${sha256(data.tokenizerPath)}:${samples}:${seqLen}:${seed}`),
+      description,
+      run: async () => {
+        const windows = calibrationWindows(calibrationIds, samples, seqLen, seed);
+        const gramsDir = opts.grams ?? (await calibrationGramsDir(opts));
+        const stats = await calibrate(ckpt, await engine(), windows, gramsDir, modelFp, emit, 'dataset', {
+          dataset: { file: path.basename(d.file), format: data.dataset.format, sha256: data.dataset.sha256, tokens: data.ids.length },
+          samples,
+          seqLen,
+          seed,
+        }, opts);
+        return { stats, gramsDir };
+      },
+      heldOut: async (count) => {
+        if (heldOutIds.length < seqLen) return undefined;
+        return {
+          sequences: evaluationWindows(heldOutIds, seqLen, count),
+          on: `held-out windows of ${seqLen} tokens from the last 10% of ${path.basename(d.file)}`,
+        };
+      },
+    };
+  }
+
+  assertRunnable(ckpt);
+  const s = opts.selfSampled ?? {};
+  const samples = s.samples ?? 32;
+  const seqLen = s.seqLen ?? 128;
+  const seed = s.seed ?? 0;
+  return {
+    source: 'self-sampled',
+    key: withGrams(`self-sampled:${samples}:${seqLen}:${seed}`),
+    description: `no dataset given: ${samples} sequences of ${seqLen} tokens sampled from the model itself (temperature 1, seed ${seed})`,
+    run: async () => {
+      emit({ type: 'calibration', phase: 'start', source: 'self-sampled', message: `sampling ${samples} sequences of ${seqLen} tokens from the model (seed ${seed})` });
+      const eng = await engine();
+      const sequences = await sampleSequences(samplingWeights(ckpt), eng, {
+        count: samples,
+        length: seqLen,
+        seed,
+        onStep: (done, of) => emit({ type: 'calibration', phase: 'layer', source: 'self-sampled', layer: done - 1, of, message: `sampled ${done}/${of} positions` }),
+      });
+      const ids = new Int32Array(sequences.flatMap((q) => Array.from(q)));
+      const gramsDir = opts.grams ?? (await calibrationGramsDir(opts));
+      const stats = await calibrate(ckpt, eng, sequences, gramsDir, modelFp, emit, 'self-sampled', {
+        dataset: { file: '(sampled from the model)', format: 'self-sampled', sha256: sha256(new Uint8Array(ids.buffer)), tokens: ids.length },
+        samples,
+        seqLen,
+        seed,
+      }, opts);
+      return { stats, gramsDir };
+    },
+    // a different seed than calibration, so the check runs on sequences the compressor never saw
+    heldOut: async (count) => selfHeldOut(count, seqLen, (seed ^ 0x5eed1234) >>> 0),
+  };
+}
+
+/** Gram matrices are only collected when the recipe whitens (they cost hidden² per expert). */
+async function calibrationGramsDir(opts: CompressOptions & { recipeWhitens: boolean }): Promise<string | undefined> {
+  return opts.recipeWhitens ? path.join(path.resolve(opts.out), GRAMS_WORK_DIR) : undefined;
+}
+
+async function calibrate(
+  ckpt: Checkpoint,
+  engine: Engine,
+  windows: Int32Array[],
+  gramsDir: string | undefined,
+  modelFp: string,
+  emit: ProgressListener,
+  source: 'dataset' | 'self-sampled',
+  info: Parameters<typeof collectRoutingStats>[3],
+  opts: CompressOptions,
+): Promise<RoutingStats> {
+  emit({ type: 'calibration', phase: 'start', source, message: `routing statistics over ${windows.length} sequence(s)` });
+  const sink = gramsDir && !opts.grams ? new GramDirectorySink(gramsDir, ckpt.config.hiddenSize, modelFp) : undefined;
+  const stats = await collectRoutingStats(ckpt, engine, windows, info, {
+    grams: sink,
+    onLayer: (p) => emit({ type: 'calibration', phase: 'layer', source, layer: p.layer, of: p.numLayers, message: `layer ${p.layer + 1}/${p.numLayers}` }),
+  });
+  if (sink) await sink.finish();
+  emit({ type: 'calibration', phase: 'done', source, message: `${stats.calibration.tokens} tokens, ${stats.warnings.length} warning(s)` });
+  return stats;
+}
+

@@ -1,0 +1,107 @@
+/**
+ * Stage 5, write: the files of a compressed directory besides the per-layer shards' contents —
+ * which tensors go to which shard, the index, the copied tokenizer files, the `rfid_moe` config
+ * block — and the clean-up of a killed run's temp files.
+ */
+import { readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Checkpoint } from '../../checkpoint/types.js';
+import { writeFileAtomic } from '../../io/atomic.js';
+import type { DType } from '../../io/dtype.js';
+import { SafetensorsFile } from '../../io/safetensors-reader.js';
+import { TOOL_VERSION } from '../../version.js';
+import { canonical } from '../hashing.js';
+import type { LayerBlock, RfidBlock } from '../output/block.js';
+import { COPIED_FILES, INDEX_FILE, NAME_TEMPLATES } from '../output/names.js';
+import { recipeFingerprint, type Recipe } from '../recipe.js';
+import type { CalibrationPlan } from './calibrate.js';
+import { moeLayers } from './plan.js';
+
+/** Tensors of each shard: decoder layer l → shard l, everything else → the last shard. */
+export function tensorsByShard(ckpt: Checkpoint): string[][] {
+  const L = ckpt.config.numLayers;
+  const shards: string[][] = Array.from({ length: L + 1 }, () => []);
+  for (const name of ckpt.tensorNames()) {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    const l = m ? Number(m[1]) : L;
+    shards[l < L ? l : L].push(name);
+  }
+  return shards;
+}
+
+export async function writeIndex(out: string, files: string[]): Promise<void> {
+  const weightMap: Record<string, string> = {};
+  const entries: Array<[string, string]> = [];
+  let totalSize = 0;
+  for (const file of files) {
+    const f = await SafetensorsFile.open(path.join(out, file));
+    try {
+      for (const name of f.tensorNames()) {
+        entries.push([name, file]);
+        totalSize += f.tensor(name)!.byteLength;
+      }
+    } finally {
+      await f.close();
+    }
+  }
+  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [name, file] of entries) weightMap[name] = file;
+  await writeFileAtomic(path.join(out, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
+}
+
+export async function copyModelFiles(modelDir: string, out: string): Promise<void> {
+  for (const name of COPIED_FILES) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path.join(modelDir, name));
+    } catch {
+      continue;
+    }
+    await writeFileAtomic(path.join(out, name), bytes);
+  }
+}
+
+export function gatheredDtype(ckpt: Checkpoint, recipe: Recipe): DType {
+  const l = moeLayers(ckpt)[0];
+  const moe = l.moe!;
+  const name = moe.experts ? moe.experts[0][recipe.matrixTypes[0]] : recipe.matrixTypes[0] === 'down' ? moe.fused!.down : moe.fused!.gateUp;
+  return ckpt.tensor(name)?.dtype ?? 'F32';
+}
+
+
+/** Temp files of atomic writes a killed run left behind (never renamed into place, so never valid). */
+export async function removeStrayTempFiles(out: string): Promise<void> {
+  for (const name of await readdir(out)) if (name.startsWith('.') && name.endsWith('.tmp')) await rm(path.join(out, name), { force: true });
+}
+
+
+/** The `rfid_moe` block of config.json: how to read the factored tensors, and what made them. */
+export function rfidBlock(args: {
+  ckpt: Checkpoint;
+  recipe: Recipe;
+  storage: 'factored' | 'dense';
+  runFingerprint: string;
+  modelFingerprint: string;
+  factorDtype: 'F16' | 'BF16' | 'F32';
+  calibration: CalibrationPlan;
+  statsSha256: string;
+  layers: LayerBlock[];
+}): RfidBlock {
+  const { ckpt, recipe } = args;
+  return {
+    format: 'rfid-moe',
+    version: 1,
+    tool: `rfid-moe ${TOOL_VERSION}`,
+    storage: args.storage,
+    runFingerprint: args.runFingerprint,
+    modelFingerprint: args.modelFingerprint,
+    recipeFingerprint: recipeFingerprint(recipe),
+    recipe: JSON.parse(JSON.stringify(canonical(recipe))) as Record<string, unknown>,
+    factorDtype: args.factorDtype,
+    expertLayout: moeLayers(ckpt)[0].moe!.fused ? 'fused' : 'per-expert',
+    matrixTypes: [...recipe.matrixTypes],
+    calibration: { source: args.calibration.source, description: args.calibration.description, statsSha256: args.statsSha256 },
+    tensorNames: { basis: NAME_TEMPLATES.basis, coefficients: NAME_TEMPLATES.coefficients, residual: NAME_TEMPLATES.residual },
+    layers: args.layers,
+  };
+}
