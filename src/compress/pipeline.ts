@@ -36,7 +36,7 @@ import type { LayerBlock } from './output/block.js';
 import { factorDtypeFor, writeShard } from './output/layer-shard.js';
 import { CONFIG_BLOCK_KEY, CONFIG_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, STATS_FILE, shardFileName } from './output/names.js';
 import { EtaClock, type ProgressListener } from './progress.js';
-import { parseRecipe, recipeFingerprint, type Recipe, type RecipeInput } from './recipe.js';
+import { parseRecipe, recipeFingerprint, recipeNeedsGrams, type Recipe, type RecipeInput } from './recipe.js';
 import { reductionsOf, reportToMarkdown, type CompressionReport, type Fidelity, type LayerReport } from './report.js';
 import { finishedLayerIntact, inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
 import { GRAMS_WORK_DIR, planCalibration } from './stages/calibrate.js';
@@ -71,7 +71,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     // 1. plan
     validateBeforeWork(ckpt, recipe, storage, options);
     const modelFp = modelFingerprint(ckpt);
-    const opts = { ...options, recipeWhitens: recipe.whiten !== false };
+    const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe) };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
     const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage });
     const out = path.resolve(options.out);
@@ -93,7 +93,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     const saved = state.state === 'resume' ? await loadRoutingStats(statsPath).catch(() => undefined) : undefined;
     if (saved) {
       stats = saved;
-      if (!options.grams && recipe.whiten !== false) gramsDir = path.join(out, GRAMS_WORK_DIR);
+      if (!options.grams && recipeNeedsGrams(recipe)) gramsDir = path.join(out, GRAMS_WORK_DIR);
     } else {
       const resolved = await calibration.run();
       stats = resolved.stats;

@@ -231,6 +231,11 @@ export function groupOrderOf(recipe: Pick<Recipe, 'allocation'> & { grouping?: R
   return recipe.allocation === 'grouped-uniform' ? 'index' : 'frequency';
 }
 
+/** Whether the recipe needs each expert's calibration Gram matrix (whitening or refit). */
+export function recipeNeedsGrams(recipe: Pick<Recipe, 'whiten' | 'refit'>): boolean {
+  return recipe.whiten !== false || recipe.refit;
+}
+
 /** Whether the layer runs the spectral path (one factorisation per group, see compress-layer.ts). */
 export function usesSpectralPath(recipe: Recipe): boolean {
   return (

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Engine } from '../engine/types.js';
 import type { MoeObserver } from '../runtime/moe.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { readGramFile, writeGramFile } from './gram-io.js';
+import { readGramFile, readGramFileSync, writeGramFile } from './gram-io.js';
 
 export interface GramSink {
   /** `gram` is hidden × hidden row-major f64 summed over `tokens` rows */
@@ -104,4 +104,29 @@ export async function loadGram(dir: string, layer: number, expert: number): Prom
   const entry = manifest.entries[`${layer}/${expert}`];
   if (!entry) return null;
   return { gram: (await readGramFile(path.join(dir, entry.file))).data, tokens: entry.tokens, hiddenSize: manifest.hiddenSize };
+}
+
+/**
+ * One layer's Gram matrices read on demand, keeping only the `keep` most recently used ones: the
+ * per-layer algorithm works group by group, so memory stays at about one group's Gram matrices
+ * instead of every expert's (128 × 32 MiB at Qwen3-30B-A3B shapes). Experts no calibration token
+ * reached read as zero matrices.
+ */
+export async function lazyLayerGrams(dir: string, layer: number, hidden: number, keep: number): Promise<(expert: number) => Float64Array> {
+  const manifest = JSON.parse(await readFile(path.join(dir, GRAM_MANIFEST), 'utf8')) as GramManifest;
+  const cache = new Map<number, Float64Array>();
+  return (expert) => {
+    const hit = cache.get(expert);
+    if (hit) {
+      cache.delete(expert);
+      cache.set(expert, hit);
+      return hit;
+    }
+    const entry = manifest.entries[`${layer}/${expert}`];
+    const gram = entry ? readGramFileSync(path.join(dir, entry.file)).data : new Float64Array(hidden * hidden);
+    if (gram.length !== hidden * hidden) throw new Error(`${dir}: the Gram matrix of layer ${layer} expert ${expert} has ${gram.length} entries, expected ${hidden}×${hidden}`);
+    cache.set(expert, gram);
+    while (cache.size > Math.max(1, keep)) cache.delete(cache.keys().next().value as number);
+    return gram;
+  };
 }

@@ -6,7 +6,7 @@ import type { Checkpoint, LayerLayout } from '../../checkpoint/types.js';
 import { RoutingStatsError, type RoutingStats } from '../../routing-stats/schema.js';
 import { droppedTensors } from '../output/layer-shard.js';
 import { CompressError, type CompressOptions } from '../options.js';
-import { validateRecipeForLayer, type MatrixType, type Recipe } from '../recipe.js';
+import { recipeNeedsGrams, validateRecipeForLayer, type MatrixType, type Recipe } from '../recipe.js';
 
 export function moeLayers(ckpt: Checkpoint): LayerLayout[] {
   return ckpt.layout.layers.filter((l) => l.kind === 'moe');
@@ -31,8 +31,8 @@ export function validateBeforeWork(ckpt: Checkpoint, recipe: Recipe, storage: 'f
   }
   if (storage === 'factored') for (const l of layers) droppedTensors(l, recipe.matrixTypes);
   if (opts.stats !== undefined && opts.dataset !== undefined) throw new CompressError('give routing statistics either as --stats or as --dataset, not both');
-  if (recipe.whiten !== false && opts.stats !== undefined && opts.grams === undefined) {
-    throw new CompressError('whitening needs each expert\'s input Gram matrix: pass --grams <dir> written by `rfid-moe calibrate --grams`, or calibrate here with --dataset');
+  if (recipeNeedsGrams(recipe) && opts.stats !== undefined && opts.grams === undefined) {
+    throw new CompressError('whitening and refit need each expert\'s input Gram matrix: pass --grams <dir> written by `rfid-moe calibrate --grams`, or calibrate here with --dataset');
   }
 }
 
