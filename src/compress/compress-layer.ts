@@ -44,6 +44,9 @@ export interface CompressLayerInput {
   gram?: (expert: number) => Float64Array;
   /** called after each group is factored */
   onGroupDone?: (done: number, total: number) => void;
+  /** parameters the factors may spend in this layer and type, when a model-wide allocation set it
+   * (spectral path only; default: the layer's own share of the budget) */
+  rankBudgetParams?: number;
 }
 
 export interface ResidualVsRank {

@@ -40,6 +40,7 @@ import { parseRecipe, recipeFingerprint, recipeNeedsGrams, type Recipe, type Rec
 import { reductionsOf, reportToMarkdown, type CompressionReport, type Fidelity, type LayerReport } from './report.js';
 import { finishedLayerIntact, inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
 import { GRAMS_WORK_DIR, planCalibration } from './stages/calibrate.js';
+import { modelRankBudgets } from './stages/allocate-model.js';
 import { factoriseLayer, layerBlockFromReport } from './stages/factorise.js';
 import { validateBeforeWork } from './stages/plan.js';
 import { measureFidelity } from './stages/verify.js';
@@ -113,6 +114,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     const resumedLayers: number[] = [];
     const warnings: string[] = [...stats.warnings];
     const countsOf = (l: number) => stats.layers.find((s) => s.layer === l)?.counts ?? [];
+    const rankBudgets = recipe.allocationScope === 'model' ? await modelRankBudgets({ ckpt, recipe, engine: eng, countsOf, gramsDir, emit }) : undefined;
 
     for (let l = 0; l < L; l++) {
       const layout = ckpt.layout.layers[l];
@@ -130,7 +132,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       const report: LayerReport = { layer: l, kind: layout.kind, seconds: 0, types: {} };
       let compressed: Parameters<typeof writeShard>[0]['compressed'] = [];
       if (layout.kind === 'moe') {
-        const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir, factorDtype, emit });
+        const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir, factorDtype, emit, ...(rankBudgets ? { rankBudgets } : {}) });
         compressed = done.compressed;
         report.types = done.types;
         blocks.push(done.block);

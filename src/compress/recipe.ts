@@ -92,6 +92,10 @@ export const RecipeSchema = z
     grouping: z.enum(['frequency', 'index', 'affinity']).optional(),
     /** refit each expert's coefficients in closed form against its own calibration Gram matrix */
     refit: z.boolean().default(false),
+    /** water-filling within each layer and matrix type ('layer'), or over every MoE layer of the
+     * model under one budget ('model'; each layer's share follows its spectra, relative to its own
+     * output energy) */
+    allocationScope: z.enum(['layer', 'model']).default('layer'),
     /** the named preset this recipe started from (its values are filled in; written fields win) */
     preset: z.string().optional(),
     matrixTypes: z
@@ -119,6 +123,9 @@ export const RecipeSchema = z
     return { retain, budgetGivenAs: givenAs as 'retain' | 'remove', ...rest };
   })
   .superRefine((r, ctx) => {
+    if (r.allocationScope === 'model' && r.allocation !== 'waterfill') {
+      ctx.addIssue({ code: 'custom', path: ['allocationScope'], message: 'allocationScope "model" needs allocation "waterfill" (the only allocation that compares groups across layers)' });
+    }
     const beta = resolvedResidualShare(r);
     if (beta >= r.retain) {
       ctx.addIssue({
@@ -241,6 +248,7 @@ export function usesSpectralPath(recipe: Recipe): boolean {
   return (
     recipe.whiten !== false ||
     recipe.allocation === 'waterfill' ||
+    recipe.allocationScope === 'model' ||
     recipe.structure === 'auto' ||
     recipe.refit ||
     recipe.residual.gate ||

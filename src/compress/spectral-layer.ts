@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { allocateEqualRanks, allocateRanks } from '../rank-allocation/allocate.js';
 import { rankCap, rankUnitCost, storedParams, type LayerBudget } from '../rank-allocation/budget.js';
 import { fuseImportance, shareNormalise } from '../rank-allocation/fuse.js';
-import { waterfill } from '../rank-allocation/waterfill.js';
+import { waterfill, type WaterfillGroup } from '../rank-allocation/waterfill.js';
 import { effectiveRank } from '../svd/effective-rank.js';
 import { affinityGroups } from './affinity.js';
 import { compressGroup, poolErrors, stack, type CompressedGroup, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
@@ -80,38 +80,32 @@ function lostEnergy(c: Candidate, ranks: readonly number[]): number {
   return lost;
 }
 
-export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBudget, warnings: string[], t0: number): CompressLayerResult & { choices: LayerChoices } {
+/** Pass 1 for a model-wide allocation: the chosen structure's groups as water-filling input, each
+ * layer's gains relative to its own total energy (so layers of different scale compare). */
+export function planLayerSpectra(input: CompressLayerInput, budget: LayerBudget): { groups: WaterfillGroup[]; residualParams: number } {
+  const q = resolvedResidualShare(input.recipe) > 0 ? budget.residualPerExpert : 0;
+  const { best } = chooseStructure(input, q > 0 ? budget.rankBudgetParams : budget.targetParams);
+  const c = best.c;
+  const scale = c.total > 0 ? 1 / c.total : 0;
+  return {
+    groups: c.facts.map((f, g) => ({ energies: f.energies, weight: c.weights[g] * scale, unitCost: rankUnitCost(c.groups[g].length, input.p, input.d), cap: f.cap })),
+    residualParams: input.matrices.length * q,
+  };
+}
+
+function chooseStructure(input: CompressLayerInput, rankBudget: number): { best: { c: Candidate; ranks: number[]; rel: number }; candidates: StructureCandidate[] } {
   const { engine, recipe, matrices, p, d, frequencies } = input;
-  const n = matrices.length;
   const whiten = recipe.whiten !== false;
   const schedule = recipe.whiten !== false ? recipe.whiten.dampingSchedule : undefined;
   const k = effectiveGroupSize(recipe);
-  const q = resolvedResidualShare(recipe) > 0 ? budget.residualPerExpert : 0;
   const gramOf = (e: number): Float64Array => (input.gram as (e: number) => Float64Array)(e);
   const groupGram = (experts: readonly number[]): Float64Array => sumGrams(d, experts.map(gramOf));
-
   const formGroups = (size: number): number[][] => {
     if (size === 1) return groupExperts(frequencies, 1, groupOrderOf(recipe));
     if (recipe.grouping === 'affinity') return affinityGroups(engine, matrices, p, d, frequencies, size);
     return groupExperts(frequencies, size, groupOrderOf(recipe));
   };
-
-  const allocate = (c: Candidate, budgetParams: number): number[] => {
-    const sizes = c.groups.map((g) => g.length);
-    const opts = { p, d, rankBudgetParams: budgetParams, rounding: recipe.rounding };
-    if (recipe.allocation === 'waterfill') {
-      return waterfill(
-        c.facts.map((f, g) => ({ energies: f.energies, weight: c.weights[g], unitCost: rankUnitCost(sizes[g], p, d), cap: f.cap })),
-        budgetParams,
-      ).ranks;
-    }
-    if (usesEqualRanks(recipe)) return allocateEqualRanks(sizes, opts).ranks;
-    return allocateRanks(c.C, sizes, opts).ranks;
-  };
-
-  // 1–2. candidate structures: factorise every group once, allocate, predict the error
-  const sizesToTry = recipe.structure === 'auto' && !usesEqualRanksPerExpert(recipe) ? [...new Set([k, 1])] : [k];
-  const rankBudget = q > 0 ? budget.rankBudgetParams : budget.targetParams;
+  const sizesToTry = recipe.structure === 'auto' && recipe.allocation !== 'uniform' ? [...new Set([k, 1])] : [k];
   const candidates: StructureCandidate[] = [];
   let best: { c: Candidate; ranks: number[]; rel: number } | undefined;
   for (const size of sizesToTry) {
@@ -137,12 +131,44 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
     let total = 0;
     facts.forEach((f, g) => f.energies.forEach((e) => (total += weights[g] * e)));
     const c: Candidate = { groupSize: size, groups, facts, weights, F, E, C, eranks, total };
-    const ranks = allocate(c, rankBudget);
+    const ranks = allocateFor(input, c, rankBudget);
     const rel = total > 0 ? lostEnergy(c, ranks) / total : 0;
     candidates.push({ groupSize: size, grouping: size === 1 ? 'frequency' : grouping, predictedRelError: rel, feasible: true });
     if (!best || rel < best.rel) best = { c, ranks, rel };
   }
-  if (!best) throw new Error('no structure fits the budget (validated before: this is a bug)');
+  if (!best) throw new Error(`no structure fits the rank budget of ${Math.floor(rankBudget)} parameters (one rank per group is the minimum)`);
+  return { best, candidates };
+}
+
+function allocateFor(input: CompressLayerInput, c: Candidate, budgetParams: number): number[] {
+  const { recipe, p, d } = input;
+  const sizes = c.groups.map((g) => g.length);
+  const opts = { p, d, rankBudgetParams: budgetParams, rounding: recipe.rounding };
+  if (recipe.allocation === 'waterfill') {
+    return waterfill(
+      c.facts.map((f, g) => ({ energies: f.energies, weight: c.weights[g], unitCost: rankUnitCost(sizes[g], p, d), cap: f.cap })),
+      budgetParams,
+    ).ranks;
+  }
+  if (usesEqualRanks(recipe)) return allocateEqualRanks(sizes, opts).ranks;
+  return allocateRanks(c.C, sizes, opts).ranks;
+}
+
+export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBudget, warnings: string[], t0: number): CompressLayerResult & { choices: LayerChoices } {
+  const { engine, recipe, matrices, p, d, frequencies } = input;
+  const n = matrices.length;
+  const whiten = recipe.whiten !== false;
+  const schedule = recipe.whiten !== false ? recipe.whiten.dampingSchedule : undefined;
+  const q = resolvedResidualShare(recipe) > 0 ? budget.residualPerExpert : 0;
+  const gramOf = (e: number): Float64Array => (input.gram as (e: number) => Float64Array)(e);
+  const groupGram = (experts: readonly number[]): Float64Array => sumGrams(d, experts.map(gramOf));
+
+  const allocate = (c: Candidate, budgetParams: number): number[] => allocateFor(input, c, budgetParams);
+
+  // 1–2. candidate structures: factorise every group once, allocate, predict the error
+  const ownRankBudget = q > 0 ? budget.rankBudgetParams : budget.targetParams;
+  const rankBudget = input.rankBudgetParams ?? ownRankBudget;
+  const { best, candidates } = chooseStructure(input, rankBudget);
   const chosen = best.c;
   const tSpectrum = performance.now();
 
@@ -152,7 +178,7 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   }
   const sizes = chosen.groups.map((g) => g.length);
   const ranksWithResidual = best.ranks;
-  const ranksWithout = q > 0 && recipe.residual.gate ? allocate(chosen, budget.targetParams) : undefined;
+  const ranksWithout = q > 0 && recipe.residual.gate ? allocate(chosen, rankBudget + n * q) : undefined;
   const tAllocate = performance.now();
 
   // 3. factors
@@ -226,7 +252,7 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   const unitCosts = sizes.map((s) => rankUnitCost(s, p, d));
   const used = ranks.reduce((a, K, g) => a + K * unitCosts[g], 0);
   const stored = storedParams(ranks, sizes, p, d, qUsed);
-  const shortfall = budget.targetParams - stored;
+  const shortfall = rankBudget + n * q - stored;
   if (shortfall >= Math.max(...unitCosts) && !usesEqualRanks(recipe)) {
     warnings.push(`stored parameters ${stored} fall ${Math.round(shortfall)} short of retain ${recipe.retain} (${(stored / budget.originalParams).toFixed(4)} kept): every group is at its rank cap`);
   }
@@ -239,7 +265,7 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
     allocation: {
       kTotal: budget.kTotal,
       usedParams: used,
-      leftoverParams: (qUsed > 0 ? budget.rankBudgetParams : budget.targetParams) - used,
+      leftoverParams: (qUsed > 0 ? rankBudget : rankBudget + n * q) - used,
       caps: sizes.map((s) => rankCap(s, p, d)),
     },
     params: { original: budget.originalParams, stored, rank: used, residual: n * qUsed, ratio: stored / budget.originalParams },
@@ -251,7 +277,3 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   };
 }
 
-/** The uniform baseline is per-expert by definition: there is no structure to choose. */
-function usesEqualRanksPerExpert(recipe: CompressLayerInput['recipe']): boolean {
-  return recipe.allocation === 'uniform';
-}

@@ -33,6 +33,8 @@ export async function factoriseLayer(args: {
   gramsDir?: string;
   factorDtype: EncodableDType;
   emit: ProgressListener;
+  /** per `${layer}/${type}`, from a model-wide allocation */
+  rankBudgets?: Map<string, number>;
 }): Promise<FactorisedLayer> {
   const { ckpt, layer: l, recipe, engine, frequencies, factorDtype, emit } = args;
   const L = ckpt.config.numLayers;
@@ -53,6 +55,7 @@ export async function factoriseLayer(args: {
       d,
       frequencies,
       ...(gram ? { gram } : {}),
+      ...(args.rankBudgets?.has(`${l}/${type}`) ? { rankBudgetParams: args.rankBudgets.get(`${l}/${type}`) } : {}),
       onGroupDone: (done, total) => emit({ type: 'layer-group', layer: l, of: L, matrixType: type, group: done, groups: total }),
     });
     roundFactors(result.groups, factorDtype);
