@@ -31,6 +31,7 @@ describe('recipe parsing', () => {
       randomizedSvd: { oversample: 16, powerIterations: 2, seed: 0 },
       structure: 'grouped',
       refit: false,
+      allocationScope: 'layer',
       matrixTypes: ['gate', 'up'],
       minExpertTokens: 10,
     });
