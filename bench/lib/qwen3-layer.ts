@@ -54,26 +54,27 @@ export function generateLayer(engine: Engine, file: string, n: number, seed: num
 }
 
 /**
- * G_e = F_eᵀF_e over 64 synthetic "tokens" scaled by the expert's routing count, plus a small
- * isotropic floor: 32 directions shared by every expert (hidden states have strong common
- * directions) with decaying scales, and 32 of the expert's own. Deterministic per expert.
+ * G_e = F_eᵀF_e over 256 synthetic "tokens" scaled by the expert's routing count, plus a small
+ * isotropic floor: 128 directions shared by every expert (hidden states have strong common
+ * directions) with decaying scales, and 128 of the expert's own. Deterministic per expert.
  */
 export function syntheticGram(engine: Engine, e: number, tokens: number, seed: number): Float64Array {
-  const common = new Float32Array(32 * D);
+  const half = 128;
+  const common = new Float32Array(half * D);
   gaussianFiller(seed)(common, 1);
-  const own = new Float32Array(32 * D);
+  const own = new Float32Array(half * D);
   gaussianFiller(seed + 7919 * (e + 1))(own, 0.5);
-  const F = new Float64Array(64 * D);
-  for (let r = 0; r < 32; r++) {
+  const F = new Float64Array(2 * half * D);
+  for (let r = 0; r < half; r++) {
     const s = 4 / (1 + r) ** 0.7;
     for (let j = 0; j < D; j++) {
       F[r * D + j] = s * common[r * D + j];
-      F[(32 + r) * D + j] = own[r * D + j] / (1 + r) ** 0.5;
+      F[(half + r) * D + j] = own[r * D + j] / (1 + r) ** 0.5;
     }
   }
   const G = new Float64Array(D * D);
-  engine.syrk(D, 64, F, G, { trans: true });
-  const scale = Math.max(tokens, 0) / 64;
+  engine.syrk(D, 2 * half, F, G, { trans: true });
+  const scale = Math.max(tokens, 0) / (2 * half);
   for (let j = 0; j < G.length; j++) G[j] *= scale;
   for (let i = 0; i < D; i++) G[i * D + i] += 1e-3 * scale;
   return G;

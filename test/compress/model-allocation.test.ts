@@ -37,7 +37,7 @@ describe('allocationScope "model"', () => {
   });
 
   it('keeps γ over the whole model while the layers take different shares', async () => {
-    const recipe = { retain: 0.5, preset: 'waterfill-whiten', allocationScope: 'model', residual: { share: 0 } };
+    const recipe = { retain: 0.5, preset: 'waterfill-whiten', allocationScope: 'model', residual: { share: 0 } } as const;
     const opts = { selfSampled: { samples: 4, seqLen: 16 }, engine, evaluation: false as const };
     const report = await compress(model, recipe, { out: path.join(root.dir, 'model-scope'), ...opts });
     const layerOnly = await compress(model, { ...recipe, allocationScope: 'layer' }, { out: path.join(root.dir, 'layer-scope'), ...opts });
