@@ -70,7 +70,7 @@ const { values } = parseArgs({
     engine: { type: 'string', default: 'auto' },
     fresh: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
-    'gram-weighting': { type: 'string', default: 'tokens' },
+    'gram-weighting': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -113,9 +113,9 @@ interface Settings {
   sets: string[] | undefined;
   /** names this sweep's block in RESULTS.md, so several sweeps can share the document */
   tag: string | undefined;
-  /** how routed tokens count in the Gram matrices the compressors use (the output-space error is
-   * always measured with the plain, token-counted ones) */
-  gramWeighting: GramWeighting;
+  /** how routed tokens count in the Gram matrices every compressor uses, overriding each recipe's
+   * own (the output-space error is always measured with the plain, token-counted ones) */
+  gramWeighting: GramWeighting | undefined;
 }
 
 function parseSetKeys(list: string): string[] {
@@ -135,8 +135,8 @@ function readSettings(): Settings {
   const quick = values.quick!;
   const out = path.resolve(values.out!);
   const resultsMdGiven = process.argv.some((a) => a === '--results-md' || a.startsWith('--results-md='));
-  const gramWeighting = values['gram-weighting']!;
-  if (!(GRAM_WEIGHTINGS as readonly string[]).includes(gramWeighting)) throw new Error(`--gram-weighting must be one of ${GRAM_WEIGHTINGS.join(', ')}, got "${gramWeighting}"`);
+  const gramWeighting = values['gram-weighting'];
+  if (gramWeighting !== undefined && !(GRAM_WEIGHTINGS as readonly string[]).includes(gramWeighting)) throw new Error(`--gram-weighting must be one of ${GRAM_WEIGHTINGS.join(', ')}, got "${gramWeighting}"`);
   return {
     model: path.resolve(values.model!),
     retains: parseRetains(values.retain ?? (quick ? '0.6,0.4' : '0.8,0.6,0.4,0.2,0.1')),
@@ -152,7 +152,7 @@ function readSettings(): Settings {
     klSets: (values['kl-sets'] ?? (quick ? 'shakespeare,wikitext2' : 'shakespeare')).split(',').map((k) => k.trim()).filter(Boolean),
     sets: values.sets !== undefined ? parseSetKeys(values.sets) : quick ? ['shakespeare', 'wikitext2'] : undefined,
     tag: values.tag,
-    gramWeighting: gramWeighting as GramWeighting,
+    gramWeighting: gramWeighting as GramWeighting | undefined,
   };
 }
 
@@ -282,7 +282,7 @@ async function main(): Promise<void> {
     }));
     const fingerprint = modelFingerprint(original);
     const settingsKey = createHash('sha256')
-      .update(JSON.stringify({ fingerprint, seqLen: s.seqLen, maxWindows: s.maxWindows ?? null, calibration: calibration.description, evalSets, engine: engine.name, ...(s.gramWeighting !== 'tokens' ? { gramWeighting: s.gramWeighting } : {}) }))
+      .update(JSON.stringify({ fingerprint, seqLen: s.seqLen, maxWindows: s.maxWindows ?? null, calibration: calibration.description, evalSets, engine: engine.name, ...(s.gramWeighting !== undefined ? { gramWeighting: s.gramWeighting } : {}) }))
       .digest('hex')
       .slice(0, 16);
     const jsonFile = path.join(s.out, 'compare-methods.json');
@@ -312,9 +312,10 @@ async function main(): Promise<void> {
     const statsFile = path.join(work, 'stats.json');
     const gramsDir = path.join(work, 'grams');
     const grams = new GramDirectorySink(gramsDir, c.hiddenSize, fingerprint);
-    // the compressors' Gram matrices, when they count tokens differently from the measuring ones
-    const compressGramsDir = s.gramWeighting === 'tokens' ? gramsDir : path.join(work, `grams-${s.gramWeighting}`);
-    const compressGrams = s.gramWeighting === 'tokens' ? undefined : new GramDirectorySink(compressGramsDir, c.hiddenSize, fingerprint);
+    // the compressors' Gram matrices, weighted as each method's recipe says (or as --gram-weighting
+    // says for all); the output-space error is always measured with the token-counted ones
+    const weightingOf = (m: MethodName): GramWeighting => s.gramWeighting ?? parseRecipe(recipeFor(m, 0.5)).gramWeighting;
+    const gramsDirOf = (w: GramWeighting) => (w === 'tokens' ? gramsDir : path.join(work, `grams-${w}`));
     const stats = await collectRoutingStats(
       original,
       engine,
@@ -328,10 +329,12 @@ async function main(): Promise<void> {
       { grams },
     );
     await grams.finish();
-    if (compressGrams) {
-      log(`collecting ${s.gramWeighting}-weighted Gram matrices for the compressors`);
-      await collectRoutingStats(original, engine, calibration.windows, { dataset: { file: 'x', format: 'text', sha256: '0', tokens: calibration.tokens }, samples: calibration.windows.length, seqLen: s.calibSeqLen, seed: s.seed }, { grams: compressGrams, gramWeighting: s.gramWeighting });
-      await compressGrams.finish();
+    for (const w of new Set(s.methods.map(weightingOf))) {
+      if (w === 'tokens') continue;
+      log(`collecting ${w}-weighted Gram matrices for the compressors`);
+      const sink = new GramDirectorySink(gramsDirOf(w), c.hiddenSize, fingerprint);
+      await collectRoutingStats(original, engine, calibration.windows, { dataset: { file: 'x', format: 'text', sha256: '0', tokens: calibration.tokens }, samples: calibration.windows.length, seqLen: s.calibSeqLen, seed: s.seed }, { grams: sink, gramWeighting: w });
+      await sink.finish();
     }
     await writeRoutingStats(statsFile, stats);
     for (const w of stats.warnings) log(`warning: ${w}`);
@@ -360,7 +363,7 @@ async function main(): Promise<void> {
         report = await compress(original, parseRecipe(recipeFor(method, retain)), {
           out: dir,
           stats: statsFile,
-          grams: compressGramsDir,
+          grams: gramsDirOf(weightingOf(method)),
           engine,
           evaluation: false,
           onProgress: (e) => {

@@ -72,7 +72,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     // 1. plan
     validateBeforeWork(ckpt, recipe, storage, options);
     const modelFp = modelFingerprint(ckpt);
-    const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe) };
+    const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe), gramWeighting: recipe.gramWeighting };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
     const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage });
     const out = path.resolve(options.out);

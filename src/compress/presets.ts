@@ -19,6 +19,7 @@ const WATERFILL_WHITEN: PresetBody = {
   groupSize: 4,
   allocation: 'waterfill',
   whiten: {},
+  gramWeighting: 'routing-squared',
   refit: true,
   structure: 'auto',
   residual: { share: 0.03, shareMode: 'absolute', buckets: 'tile', gate: true },
@@ -35,13 +36,14 @@ export const PRESETS = {
     whiten: false,
     structure: 'grouped',
     refit: false,
+    gramWeighting: 'tokens',
   },
   /** RFID without the residual (the whole budget as rank) */
   'paper-no-residual': { groupSize: 4, xi: 0.8, allocation: 'fused', residual: NO_RESIDUAL, whiten: false, structure: 'grouped', refit: false },
   /** per-expert truncated SVD at one rank for all */
   uniform: { allocation: 'uniform', residual: NO_RESIDUAL, whiten: false, refit: false, structure: 'grouped' },
   /** per-expert SVD-LLM (whitened by each expert's routed inputs) at one rank for all */
-  'uniform-whiten': { allocation: 'uniform', residual: NO_RESIDUAL, whiten: {}, refit: false, structure: 'grouped' },
+  'uniform-whiten': { allocation: 'uniform', residual: NO_RESIDUAL, whiten: {}, refit: false, structure: 'grouped', gramWeighting: 'tokens' },
   /** MoBE's closed form: groups of 4 in index order, one rank for all */
   'grouped-uniform': { groupSize: 4, allocation: 'grouped-uniform', residual: NO_RESIDUAL, whiten: false, refit: false, structure: 'grouped' },
   'waterfill-whiten': WATERFILL_WHITEN,

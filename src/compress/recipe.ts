@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { breakEvenRank, layerBudget, rankCap, rankUnitCost, type LayerBudget } from '../rank-allocation/budget.js';
 import type { GroupOrder } from './grouping.js';
 import { mergeOver, PRESET_NAMES, presetBody } from './presets.js';
+import { GRAM_WEIGHTINGS } from '../routing-stats/gram.js';
 
 export class RecipeError extends Error {
   readonly kind = 'RecipeError';
@@ -96,6 +97,10 @@ export const RecipeSchema = z
      * model under one budget ('model'; each layer's share follows its spectra, relative to its own
      * output energy) */
     allocationScope: z.enum(['layer', 'model']).default('layer'),
+    /** how routed tokens count in the calibration Gram matrices (whitening, refit): 'tokens' (each
+     * once), 'routing' (× routing weight w), 'routing-squared' (× w², the first-order weight of the
+     * expert's error in the block output) */
+    gramWeighting: z.enum(GRAM_WEIGHTINGS as unknown as ['tokens', 'routing', 'routing-squared']).default('tokens'),
     /** the named preset this recipe started from (its values are filled in; written fields win) */
     preset: z.string().optional(),
     matrixTypes: z

@@ -32,6 +32,7 @@ describe('recipe parsing', () => {
       structure: 'grouped',
       refit: false,
       allocationScope: 'layer',
+      gramWeighting: 'tokens',
       matrixTypes: ['gate', 'up'],
       minExpertTokens: 10,
     });
