@@ -26,6 +26,7 @@ interface CompressCliOptions {
   recipe?: string;
   preset?: string;
   refit?: boolean;
+  gramWeighting?: string;
   dataset?: string;
   stats?: string;
   grams?: string;
@@ -59,7 +60,7 @@ function parseNumber(flag: string, value: string): number {
 
 /** Recipe from --recipe (if any) with the flags given on the command line applied on top. */
 export function recipeFromOptions(
-  opts: Pick<CompressCliOptions, 'recipe' | 'preset' | 'retain' | 'remove' | 'groupSize' | 'xi' | 'residualShare' | 'residualBuckets' | 'allocation' | 'whiten' | 'refit'>,
+  opts: Pick<CompressCliOptions, 'recipe' | 'preset' | 'retain' | 'remove' | 'groupSize' | 'xi' | 'residualShare' | 'residualBuckets' | 'allocation' | 'whiten' | 'refit' | 'gramWeighting'>,
 ): RecipeInput {
   if (opts.recipe !== undefined && opts.preset !== undefined) {
     throw new OptionError('give either --preset or --recipe (a recipe file already names every setting); flags given with either override it');
@@ -85,6 +86,7 @@ export function recipeFromOptions(
   if (opts.allocation !== undefined) base.allocation = opts.allocation;
   if (opts.whiten !== undefined) base.whiten = opts.whiten ? {} : false;
   if (opts.refit !== undefined) base.refit = opts.refit;
+  if (opts.gramWeighting !== undefined) base.gramWeighting = opts.gramWeighting;
   return parseRecipe(base);
 }
 
@@ -114,6 +116,7 @@ export function register(program: Command): void {
       .option('--no-whiten', 'plain SVD of the raw weights (overrides a preset that whitens)')
       .option('--refit', "refit each expert's coefficients against its own calibration activations")
       .option('--no-refit', 'keep the coefficients of the shared factorisation')
+      .option('--gram-weighting <w>', 'how routed tokens count in the calibration Gram matrices: tokens | routing | routing-squared')
       .option('--format <format>', 'factored (saves memory) | dense (reconstructed weights, any HF loader)', 'factored')
       .option('--eval-sequences <n>', 'held-out sequences for the KL / top-1 check against the original', '16')
       .option('--no-eval', 'skip the KL / top-1 check')
