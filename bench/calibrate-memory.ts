@@ -2,7 +2,7 @@
  * Peak memory of calibration on a checkpoint larger than comfortable: generates a multi-GB
  * Mixtral-layout BF16 checkpoint (streamed to disk tensor by tensor with ShardedWriter, never
  * whole in memory), calibrates a few windows in a child process, and compares the child's peak
- * RSS with the largest decoder layer's size on disk. Budget (the issue's): 3 × largest layer +
+ * RSS with the largest decoder layer's size on disk. Budget: 3 × largest layer +
  * activations + 500 MB.
  *
  *   node --import tsx bench/calibrate-memory.ts [--hidden 2048] [--width 5632] [--layers 4]

@@ -2,7 +2,7 @@
 
 Usage: python3 bench/linalg_numpy.py SPEC.json   (prints one JSON object on stdout)
 
-SPEC = {"runs": int, "budget_s": float, "ops": [op, ...]}; each op names its kind, sizes and the
+SPEC = {"runs": int, "budget_s": float, "accuracy": bool, "ops": [op, ...]}; each op names its kind, sizes and the
 raw little-endian input files written by linalg.ts:
   gemm  {m, n, k, a (m×k f32), b (k×n f32)}          C = A·B into a preallocated C
   svd   {m, n, a (m×n f32)}                           thin SVD with vectors
@@ -11,8 +11,9 @@ raw little-endian input files written by linalg.ts:
         seed 0, so both start from the same sketch (else numpy's own generator is used)
   chol  {n, a (n×n f64)}
   eig   {n, a (n×n f64)}
-For rsvd it also reports the reconstruction error relative to the optimal rank-r error (exact
-f64 singular values), which linalg.ts uses for every engine.
+With "accuracy" (the default; linalg.ts asks for it in its first round only), svd also reports
+its relative reconstruction error and rsvd its reconstruction error relative to the optimal
+rank-r error (exact f64 singular values), which linalg.ts uses for every engine.
 linalg.ts runs this with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed so numpy's own OpenBLAS
 detects the CPU itself.
 """
@@ -85,26 +86,32 @@ def randomized_svd(a, r, oversample, power_iterations, omega=None, seed=0):
     return q @ ub[:, :r], s[:r], vt[:r]
 
 
+CPU_MS = []  # median process CPU time (ms) of the latest timed() call; see linalg.ts Timing.cpuMs
+
+
 def timed(fn, runs, budget_s):
     """(median ms, min ms, sample count, last result) of up to `runs` timed calls after one warm-up;
-    stops early past budget_s."""
-    start = time.perf_counter()
+    stops early past budget_s. Also leaves the median CPU time per call in CPU_MS[0]."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = fn()
     first = time.perf_counter() - start
-    samples = []
+    samples, cpu = [], []
     if first > budget_s / 2:
         samples.append(first)  # too slow to repeat much: the warm-up counts
+        cpu.append(time.process_time() - cpu_start)
     spent = first
     while len(samples) < runs and (not samples or spent < budget_s):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = fn()
         dt = time.perf_counter() - t0
+        cpu.append(time.process_time() - c0)
         samples.append(dt)
         spent += dt
+    CPU_MS[:] = [float(np.median(cpu)) * 1000]
     return float(np.median(samples)) * 1000, float(np.min(samples)) * 1000, len(samples), result
 
 
-def run_op(op, runs, budget_s):
+def run_op(op, runs, budget_s, accuracy=True):
     kind = op["kind"]
     if kind == "gemm":
         a = load(op["a"], np.float32, (op["m"], op["k"]))
@@ -115,6 +122,8 @@ def run_op(op, runs, budget_s):
     if kind == "svd":
         a = load(op["a"], np.float32, (op["m"], op["n"]))
         ms, min_ms, count, (u, s, vt) = timed(lambda: np.linalg.svd(a, full_matrices=False), runs, budget_s)
+        if not accuracy:
+            return {"ms": ms, "minMs": min_ms, "samples": count}
         a64 = a.astype(np.float64)
         rel = np.linalg.norm(a64 - (u.astype(np.float64) * s) @ vt.astype(np.float64)) / np.linalg.norm(a64)
         return {"ms": ms, "minMs": min_ms, "samples": count, "relError": float(rel)}
@@ -130,6 +139,8 @@ def run_op(op, runs, budget_s):
         ms, min_ms, count, (u, s, vt) = timed(
             lambda: randomized_svd(a, r, op["oversample"], op["power_iterations"], omega), runs, budget_s
         )
+        if not accuracy:
+            return {"ms": ms, "minMs": min_ms, "samples": count}
         a64 = a.astype(np.float64)
         sigma = np.linalg.svd(a64, compute_uv=False)
         optimal = float(np.sqrt(np.sum(sigma[r:] ** 2)))
@@ -151,7 +162,11 @@ def main():
         sys.exit("usage: linalg_numpy.py SPEC.json")
     with open(sys.argv[1]) as f:
         spec = json.load(f)
-    results = {op["id"]: run_op(op, spec["runs"], spec["budget_s"]) for op in spec["ops"]}
+    accuracy = spec.get("accuracy", True)
+    results = {}
+    for op in spec["ops"]:
+        results[op["id"]] = run_op(op, spec["runs"], spec["budget_s"], accuracy)
+        results[op["id"]]["cpuMs"] = CPU_MS[0]
     print(
         json.dumps(
             {

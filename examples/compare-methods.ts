@@ -10,7 +10,7 @@
  *
  *   node --import tsx examples/compare-methods.ts [--model examples/models/mixtral-tiny-shakespeare]
  *        [--retain 0.8,0.6,0.4,0.2,0.1] [--methods uniform,grouped-uniform,frequency,erank,rfid-no-residual,rfid,rfid-whiten]
- *        [--out results] [--results-md RESULTS.md] [--data ../shared/data] [--seq-len 256]
+ *        --data <dir> [--out results] [--results-md RESULTS.md] [--seq-len 256]
  *        [--max-windows N] [--calib-samples 128] [--calib-seq-len 256] [--seed 0]
  *        [--kl-sets shakespeare] [--sets wikitext2,ptb,shakespeare,wikivalid] [--tag name]
  *        [--engine auto] [--fresh]
@@ -43,7 +43,7 @@ import { writeRoutingStats } from '../src/routing-stats/schema.js';
 import { loadTokenizer } from '../src/tokens/tokenizer.js';
 import { evaluationWindows } from '../src/tokens/windows.js';
 import { approximationError } from './lib/approximation-error.js';
-import { defaultDataDir, EVAL_SET_KEYS, loadCalibration, loadEvalSets, type EvalSet } from './lib/datasets.js';
+import { EVAL_SET_KEYS, loadCalibration, loadEvalSets, type EvalSet } from './lib/datasets.js';
 import { METHOD_LABELS, METHODS, QUICK_METHODS, parseMethods, parseRetains, recipeFor, type MethodName } from './lib/methods.js';
 import { PALETTE, lineChartSvg } from './lib/svg-chart.js';
 import { resultsMarkdown, spliceResults, SWEEP_FORMAT, type EvalNumbers, type EvalSetInfo, type RunResult, type SweepResults } from './lib/sweep-results.js';
@@ -57,7 +57,7 @@ const { values } = parseArgs({
     methods: { type: 'string' },
     out: { type: 'string', default: path.join(repoRoot, 'results') },
     'results-md': { type: 'string', default: path.join(repoRoot, 'RESULTS.md') },
-    data: { type: 'string', default: defaultDataDir() },
+    data: { type: 'string' },
     tokenizer: { type: 'string' },
     'seq-len': { type: 'string', default: '256' },
     'max-windows': { type: 'string' },
@@ -77,7 +77,7 @@ const { values } = parseArgs({
 
 const USAGE =
   'usage: node --import tsx examples/compare-methods.ts [--model dir] [--retain 0.8,0.6,0.4,0.2,0.1] [--methods a,b,…] [--out results] ' +
-  '[--results-md RESULTS.md] [--data ../shared/data] [--seq-len 256] [--max-windows N] [--calib-samples 128] [--calib-seq-len 256] [--seed 0] [--kl-sets shakespeare] [--sets wikitext2,ptb,shakespeare,wikivalid] [--tag name] [--engine auto] [--fresh]\n' +
+  '--data <dir> [--results-md RESULTS.md] [--seq-len 256] [--max-windows N] [--calib-samples 128] [--calib-seq-len 256] [--seed 0] [--kl-sets shakespeare] [--sets wikitext2,ptb,shakespeare,wikivalid] [--tag name] [--engine auto] [--fresh]\n' +
   `methods: ${METHODS.join(', ')}\n`;
 
 function positiveInt(flag: string, value: string | undefined): number | undefined {
@@ -132,6 +132,9 @@ function parseSetKeys(list: string): string[] {
  * Any flag given explicitly still wins.
  */
 function readSettings(): Settings {
+  if (values.data === undefined) {
+    throw new Error('no data folder: pass --data <dir> holding wikitext-2-raw/, ptb/ and tinyshakespeare/ (the README says where to get them)');
+  }
   const quick = values.quick!;
   const out = path.resolve(values.out!);
   const resultsMdGiven = process.argv.some((a) => a === '--results-md' || a.startsWith('--results-md='));
@@ -268,7 +271,7 @@ async function main(): Promise<void> {
       }
       sets.push({ set, windows: evaluationWindows(set.ids, s.seqLen, s.maxWindows) });
     }
-    if (sets.length === 0) throw new Error(`no evaluation text under ${s.dataDir}; pass --data <the shared data folder>`);
+    if (sets.length === 0) throw new Error(`no evaluation text under ${s.dataDir}; pass --data <data folder>`);
     const calibration = loadCalibration(s.dataDir, tokenizer, s.calibSamples, s.calibSeqLen, s.seed);
 
     const evalSets: EvalSetInfo[] = sets.map(({ set, windows }) => ({

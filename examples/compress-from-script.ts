@@ -3,15 +3,17 @@
  * open the model, build a recipe, call `compress` with a progress handler, then load the result
  * with `loadCompressed` and measure it against the original on a small text.
  *
- *   node --import tsx examples/compress-from-script.ts [--model examples/models/mixtral-tiny-shakespeare]
- *        [--out <dir>] [--retain 0.6] [--calibration <text file>] [--text <text file>]
+ *   node --import tsx examples/compress-from-script.ts (--calibration <text file> | --text <text file>)
+ *        [--model examples/models/mixtral-tiny-shakespeare] [--out <dir>] [--retain 0.6]
  *        [--samples 32] [--seq-len 256] [--max-windows 8] [--engine auto]
  *
- * Defaults: calibration on the training part of Tiny Shakespeare and evaluation on its held-out
- * tail (the last 5%, which the demo model never saw), both from ../shared/data ($RFID_MOE_DATA);
- * without the shared data the library calibrates on sequences sampled from the model itself, and
- * --text must name the evaluation text. The output goes to a temporary directory unless --out
- * is given (then it is kept).
+ * The text comes from the arguments:
+ * - `--calibration FILE` alone: calibrate on its first 95% and evaluate on the held-out last 5%,
+ *   cut as the demo model's trainer cut its files (so with Tiny Shakespeare's input.txt the
+ *   evaluation text is one the demo model never saw);
+ * - `--calibration FILE --text FILE`: calibrate on the whole first file, evaluate on the second;
+ * - `--text FILE` alone: calibrate on sequences sampled from the model itself, evaluate on it.
+ * The output goes to a temporary directory unless --out is given (then it is kept).
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,10 +27,12 @@ import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import { compareModels } from '../src/eval/index.js';
 import { encodeText, loadTokenizer } from '../src/tokens/tokenizer.js';
 import { evaluationWindows } from '../src/tokens/windows.js';
-import { defaultDataDir, splitTrainHeldOut } from './lib/datasets.js';
+import { splitTrainHeldOut } from './lib/datasets.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
-const shakespeare = path.join(defaultDataDir(), 'tinyshakespeare', 'input.txt');
+const USAGE =
+  'usage: node --import tsx examples/compress-from-script.ts (--calibration <text file> | --text <text file>) ' +
+  '[--model <dir>] [--out <dir>] [--retain 0.6] [--samples 32] [--seq-len 256] [--max-windows 8] [--engine auto]\n';
 
 const { values } = parseArgs({
   options: {
@@ -77,10 +81,17 @@ async function main(): Promise<void> {
   // 1. the recipe: RFID-MoE defaults (groups of 4, ξ = 0.8, β = 0.03 tile residual) at γ
   const recipe = parseRecipe({ retain: Number(values.retain) });
 
-  // 2. calibration text and evaluation text (the held-out tail, split as the trainer split it)
-  const calibrationFile = values.calibration ?? (existsSync(shakespeare) ? shakespeare : undefined);
-  const evalText = values.text ? readFileSync(values.text, 'utf8') : existsSync(shakespeare) ? splitTrainHeldOut(readFileSync(shakespeare, 'utf8')).heldOut : undefined;
-  if (evalText === undefined) throw new Error(`no evaluation text: ${shakespeare} is missing; pass --text <file>`);
+  // 2. calibration text and evaluation text, from the arguments
+  if (values.calibration === undefined && values.text === undefined) {
+    process.stderr.write(`compress-from-script: no text given: pass --calibration and/or --text\n${USAGE}`);
+    process.exit(2);
+  }
+  for (const file of [values.calibration, values.text]) {
+    if (file !== undefined && !existsSync(file)) throw new Error(`${file} does not exist`);
+  }
+  const calibrationFile = values.calibration;
+  // without --text: the held-out tail of the calibration file (split as the trainer split it)
+  const evalText = values.text ? readFileSync(values.text, 'utf8') : splitTrainHeldOut(readFileSync(calibrationFile!, 'utf8')).heldOut;
 
   const out = values.out ? path.resolve(values.out) : await mkdtemp(path.join(os.tmpdir(), 'rfid-moe-example-'));
   const work = await mkdtemp(path.join(os.tmpdir(), 'rfid-moe-calib-'));
@@ -92,7 +103,7 @@ async function main(): Promise<void> {
     if (calibrationFile) {
       // calibrate on the training part only, so the evaluation text stays unseen
       const trainPart = path.join(work, 'calibration.txt');
-      await writeFile(trainPart, values.calibration ? readFileSync(calibrationFile, 'utf8') : splitTrainHeldOut(readFileSync(calibrationFile, 'utf8')).train);
+      await writeFile(trainPart, values.text ? readFileSync(calibrationFile, 'utf8') : splitTrainHeldOut(readFileSync(calibrationFile, 'utf8')).train);
       options.dataset = { file: trainPart, samples, seqLen, seed: 0, format: 'text' };
     } else {
       options.selfSampled = { samples, seqLen: Math.min(seqLen, 128), seed: 0 };
@@ -109,7 +120,7 @@ async function main(): Promise<void> {
       const tokenizer = await loadTokenizer(modelDir);
       const windows = evaluationWindows(encodeText(tokenizer, evalText), seqLen, maxWindows);
       const r = await compareModels(compressed, original, engine, windows);
-      console.log(`evaluation on ${windows.length} window(s) of ${seqLen} tokens of ${values.text ?? 'Tiny Shakespeare held-out'}:`);
+      console.log(`evaluation on ${windows.length} window(s) of ${seqLen} tokens of ${values.text ?? `the held-out tail of ${calibrationFile}`}:`);
       console.log(`  perplexity original ${r.reference.perplexity.toFixed(4)}, compressed ${r.model.perplexity.toFixed(4)}`);
       console.log(`  mean KL(original ‖ compressed) ${r.comparison.meanKl.toExponential(3)} nats, top-1 agreement ${(100 * r.comparison.top1Agreement).toFixed(2)}%`);
     } finally {

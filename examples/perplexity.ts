@@ -5,13 +5,14 @@
  * outputs, factored or dense) is reported with its difference to it.
  *
  *   node --import tsx examples/perplexity.ts <original-dir> [<compressed-dir> ...]
- *        [--dataset file.txt] [--seq-len L] [--max-windows N] [--engine auto|native|ts]
+ *        (--dataset file.txt | --data <dir>) [--seq-len L] [--max-windows N] [--engine auto|native|ts]
  *
  * e.g., after the README's main command:
- *   node --import tsx examples/perplexity.ts examples/models/mixtral-tiny-shakespeare out/demo --seq-len 256
+ *   node --import tsx examples/perplexity.ts examples/models/mixtral-tiny-shakespeare out/demo --dataset wiki.test.raw --seq-len 256
  *
- * Without --dataset it evaluates WikiText-2 test and PTB test from ../shared/data (or
- * $RFID_MOE_DATA) when present. The tokenizer is the first model's. The window length defaults to
+ * The text comes from the arguments: `--dataset FILE` (plain text, .jsonl or WikiText .raw), or
+ * `--data DIR` for WikiText-2 test (DIR/wikitext-2-raw/wiki.test.raw) and PTB test
+ * (DIR/ptb/ptb.test.txt), whichever of the two is present. The tokenizer is the first model's. The window length defaults to
  * 2048 or the model's max_position_embeddings when shorter (the demo model was trained at 256).
  * PTB is LDC text: keep its numbers out of published artifacts of your own.
  */
@@ -23,30 +24,31 @@ import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import { checkEvalSeqLen, computePerplexity, defaultEvalSeqLen } from '../src/eval/index.js';
 import { evaluationWindows, tokenizeDataset, type DatasetFormat } from '../src/tokens/index.js';
 
-const dataDir = process.env.RFID_MOE_DATA ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'data');
-
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     dataset: { type: 'string' },
+    data: { type: 'string' },
     'seq-len': { type: 'string' },
     'max-windows': { type: 'string' },
     engine: { type: 'string', default: 'auto' },
   },
 });
-if (positionals.length === 0) {
-  process.stderr.write('usage: node --import tsx examples/perplexity.ts <original-dir> [<compressed-dir> ...] [--dataset file] [--seq-len L] [--max-windows N] [--engine auto]\n');
+const USAGE = 'usage: node --import tsx examples/perplexity.ts <original-dir> [<compressed-dir> ...] (--dataset <file> | --data <dir>) [--seq-len L] [--max-windows N] [--engine auto]\n';
+if (positionals.length === 0 || (values.dataset === undefined && values.data === undefined)) {
+  process.stderr.write(`perplexity: ${positionals.length === 0 ? 'no model given' : 'no text given: pass --dataset <file> or --data <dir>'}\n${USAGE}`);
   process.exit(2);
 }
+const dataDir = values.data === undefined ? undefined : path.resolve(values.data);
 
 const datasets: { name: string; file: string; format: DatasetFormat | 'auto' }[] = values.dataset
   ? [{ name: path.basename(values.dataset), file: values.dataset, format: 'auto' }]
   : [
-      { name: 'WikiText-2 test', file: path.join(dataDir, 'wikitext-2-raw', 'wiki.test.raw'), format: 'wikitext' as const },
-      { name: 'PTB test', file: path.join(dataDir, 'ptb', 'ptb.test.txt'), format: 'text' as const },
+      { name: 'WikiText-2 test', file: path.join(dataDir!, 'wikitext-2-raw', 'wiki.test.raw'), format: 'wikitext' as const },
+      { name: 'PTB test', file: path.join(dataDir!, 'ptb', 'ptb.test.txt'), format: 'text' as const },
     ].filter((d) => existsSync(d.file));
 if (datasets.length === 0) {
-  process.stderr.write(`no dataset: pass --dataset, or provide WikiText-2 / PTB under ${dataDir} (or set RFID_MOE_DATA)\n`);
+  process.stderr.write(`perplexity: neither wikitext-2-raw/wiki.test.raw nor ptb/ptb.test.txt is under ${dataDir}\n${USAGE}`);
   process.exit(2);
 }
 

@@ -3,9 +3,11 @@
 // encodes held-out text to exactly the ids of the Python encoder it was trained with
 // (scripts/train_bpe_tokenizer.py, BpeEncoder), and decodes them back to the same text.
 //
-//   node scripts/check_demo_tokenizer.mjs [model dir] [shared data dir]
+//   node scripts/check_demo_tokenizer.mjs [model dir] <data dir>
 //
-// Defaults: examples/models/mixtral-tiny-shakespeare and ../shared/data. Exits 1 on any mismatch.
+// The data dir (holding tinyshakespeare/ and wikitext-2-raw/) is the second argument or
+// $RFID_MOE_DATA. The model dir defaults to examples/models/mixtral-tiny-shakespeare. Exits 1 on
+// any mismatch, 2 when the data dir is not given.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -14,7 +16,12 @@ import { Tokenizer } from '@huggingface/tokenizers';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const modelDir = resolve(process.argv[2] ?? resolve(here, '../examples/models/mixtral-tiny-shakespeare'));
-const dataDir = resolve(process.argv[3] ?? process.env.RFID_MOE_DATA ?? resolve(here, '../../shared/data'));
+const dataArg = process.argv[3] ?? process.env.RFID_MOE_DATA;
+if (!dataArg) {
+  process.stderr.write('usage: node scripts/check_demo_tokenizer.mjs [model dir] <data dir> (or set RFID_MOE_DATA)\n');
+  process.exit(2);
+}
+const dataDir = resolve(dataArg);
 const python = process.env.PYTHON ?? '/usr/bin/python3';
 const LINES_PER_FILE = 200;
 

@@ -9,7 +9,12 @@
  *    fixed seed), WikiText-2 test tokenized here (no tokenizer exists in Debian's python), the
  *    ids handed to scripts/torch_reference.py, its perplexity written to perplexity.json together
  *    with the sha256 of the fixture's weights (the test refuses to compare if they changed).
- * Needs ../shared/data (WikiText-2, GPT-2 tokenizer) and Debian's python3-torch.
+ * 3. The transformers golden: the same fixtures run through Hugging Face transformers itself
+ *    (scripts/hf_reference.py, AutoModelForCausalLM in f32) on the same padded batch, into
+ *    transformers.json; fixtures whose model_type transformers does not ship are listed there
+ *    with transformers' own error. Needs Python with torch + transformers ($RFID_MOE_PYTHON or
+ *    .venv/bin/python). `--transformers-only` regenerates just this file.
+ * Needs the test data folder named by RFID_MOE_DATA (WikiText-2, GPT-2 tokenizer) and Debian's python3-torch.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -35,9 +40,36 @@ export function weightsSha256(dir: string): string {
   return hash.digest('hex');
 }
 
+/** Logits of every fixture of families.json, computed by transformers, into transformers.json. */
+async function transformersGolden(golden: string): Promise<void> {
+  const python = process.env.RFID_MOE_PYTHON ?? path.join(repoRoot, '.venv', 'bin', 'python');
+  const families = JSON.parse(readFileSync(path.join(golden, 'families.json'), 'utf8')) as { ids: number[][]; mask: number[][]; cases: Array<{ name: string; family: string }> };
+  const jobs = families.cases.map((c) => ({ op: 'logits', model: path.join(golden, c.name), ids: families.ids, mask: families.mask }));
+  const out = execFileSync(python, [path.join(repoRoot, 'scripts', 'hf_reference.py')], {
+    input: JSON.stringify({ jobs }),
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    env: { ...process.env, HF_HUB_OFFLINE: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
+  });
+  const run = JSON.parse(out) as { transformers: string; torch: string; results: Array<{ ok: boolean; logits?: number[][]; error?: string; loading?: unknown }> };
+  const doc = {
+    generator: `scripts/gen-runtime-golden.ts + scripts/hf_reference.py (transformers ${run.transformers}, torch ${run.torch}, AutoModelForCausalLM, float32)`,
+    ids: families.ids,
+    mask: families.mask,
+    cases: families.cases.flatMap((c, i) => {
+      const r = run.results[i];
+      return r.ok ? [{ name: c.name, family: c.family, loading: r.loading, logits: r.logits!.map((row) => row.map((x) => Number(x.toPrecision(8)))) }] : [];
+    }),
+    unsupported: families.cases.flatMap((c, i) => (run.results[i].ok ? [] : [{ name: c.name, family: c.family, error: run.results[i].error!.split('\n')[0] }])),
+  };
+  await writeFileAtomic(path.join(golden, 'transformers.json'), JSON.stringify(doc) + '\n');
+  process.stderr.write(`transformers golden: ${doc.cases.length} case(s), unsupported: ${doc.unsupported.map((u) => u.name).join(', ') || 'none'}\n`);
+}
+
 async function main(): Promise<void> {
   const python = '/usr/bin/python3';
   const golden = path.join(repoRoot, 'test', 'golden', 'runtime');
+  if (process.argv.includes('--transformers-only')) return transformersGolden(golden);
   execFileSync(python, [path.join(repoRoot, 'scripts', 'gen-runtime-golden.py')], { stdio: 'inherit' });
 
   const work = mkdtempSync(path.join(tmpdir(), 'rfid-ppl-golden-'));
@@ -64,6 +96,7 @@ async function main(): Promise<void> {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+  await transformersGolden(golden);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

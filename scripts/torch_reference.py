@@ -15,7 +15,7 @@ torch 1.13; transformers is NOT used). It shares no code with the TypeScript sid
 Sub-commands:
   logits  --model DIR --ids JSON         logits for a padded batch + routing counts (valid tokens only)
   ppl     --model DIR --ids FILE.i32 --seq-len L [--max-windows N]
-                                        perplexity over non-overlapping windows (method.md protocol)
+                                        perplexity over non-overlapping windows (docs/method.md protocol)
 Used as a module by scripts/gen_runtime_golden.py and bench/torch_forward.py.
 """
 import argparse
@@ -297,7 +297,7 @@ class Model:
 
 
 def perplexity(model, ids, seq_len, max_windows=None, batch=16):
-    """method.md protocol: non-overlapping windows of seq_len, the remainder dropped, mean NLL
+    """docs/method.md protocol: non-overlapping windows of seq_len, the remainder dropped, mean NLL
     over every predicted token (seq_len - 1 per window), PPL = exp(mean)."""
     n = len(ids) // seq_len
     if max_windows is not None:

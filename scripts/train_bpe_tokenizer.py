@@ -4,7 +4,7 @@
 Run with Debian's python (no third-party packages needed):
 
     /usr/bin/python3 scripts/train_bpe_tokenizer.py \
-        --data ../shared/data --out examples/models/mixtral-tiny-shakespeare --vocab-size 4096
+        --data <data dir> --out examples/models/mixtral-tiny-shakespeare --vocab-size 4096
 
 The tokenizer is GPT-2-style: the GPT-2 split regex, bytes mapped to printable unicode
 characters, merges learned by plain BPE (most frequent adjacent pair first), and one special
@@ -32,9 +32,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 END_OF_TEXT = "<|endoftext|>"
 
-# Training corpora, relative to the shared data folder. WikiText-2 *test* and PTB *test* are the
+# Training corpora, relative to the data folder (--data). WikiText-2 *test* and PTB *test* are the
 # evaluation sets of the model card and must never be trained on; wiki.valid.raw is allowed
-# (there is no train split in the shared data).
+# (the data folder holds no WikiText-2 train split).
 TRAIN_FILES = ("tinyshakespeare/input.txt", "wikitext-2-raw/wiki.valid.raw")
 FORBIDDEN_TRAIN_FILES = ("wikitext-2-raw/wiki.test.raw", "ptb/ptb.test.txt")
 
@@ -63,7 +63,7 @@ def read_training_texts(data_dir: Path) -> List[Tuple[str, str, str]]:
         assert rel not in FORBIDDEN_TRAIN_FILES
         path = data_dir / rel
         if not path.is_file():
-            sys.exit(f"error: training file {path} is missing; pass --data pointing at the shared data folder")
+            sys.exit(f"error: training file {path} is missing; pass --data pointing at the data folder")
         train, held_out = split_train_held_out(path.read_text(encoding="utf-8"))
         out.append((rel, train, held_out))
     return out
@@ -331,7 +331,7 @@ def write_json_atomic(path: Path, obj: dict, indent: Optional[int] = 2) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--data", type=Path, required=True, help="folder holding tinyshakespeare/input.txt and wikitext-2-raw/wiki.valid.raw")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "examples" / "models" / "mixtral-tiny-shakespeare")
     ap.add_argument("--vocab-size", type=int, default=4096, help="total ids, including the 256 bytes and <|endoftext|>")
     ap.add_argument("--model-max-length", type=int, default=1024)

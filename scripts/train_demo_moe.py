@@ -3,8 +3,8 @@
 
 Run with Debian's python (torch 1.13, numpy; no transformers/safetensors needed):
 
-    /usr/bin/python3 scripts/train_bpe_tokenizer.py            # tokenizer first (seconds)
-    /usr/bin/python3 scripts/train_demo_moe.py --aux-per-layer  # train, export, evaluate, card
+    /usr/bin/python3 scripts/train_bpe_tokenizer.py --data <data dir>            # tokenizer first (seconds)
+    /usr/bin/python3 scripts/train_demo_moe.py --data <data dir> --aux-per-layer  # train, export, evaluate, card
 
 Training state is checkpointed to --work (default /tmp/rfid-moe-demo-train) every
 --checkpoint-every steps; `--resume` continues from it, `--export-only` re-exports from it.
@@ -41,7 +41,6 @@ import train_bpe_tokenizer as tok  # noqa: E402  (shared split + encoder)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "examples" / "models" / "mixtral-tiny-shakespeare"
-DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 
 # ============================================================================================
@@ -696,7 +695,7 @@ exactly like the training encoder).
 
 Training text: Tiny Shakespeare (`tinyshakespeare/input.txt`, public domain) and the WikiText-2
 **validation** split (`wikitext-2-raw/wiki.valid.raw`, CC BY-SA 3.0 / GFDL), from the project's
-shared data folder. The last {int(tok.HELD_OUT_FRACTION * 100)}% of each file (cut at a line start) is held out
+local data folder (not part of this repository; see the repository README). The last {int(tok.HELD_OUT_FRACTION * 100)}% of each file (cut at a line start) is held out
 for validation and was used neither for the tokenizer nor for training. Training tokens:
 {len(corpus.train):,}; held-out tokens: {", ".join(f"{k} {len(v):,}" for k, v in corpus.held_out.items())}.
 WikiText-2 **test** and PTB **test** were never trained on; they are only evaluated below.
@@ -760,8 +759,8 @@ weights of `model.safetensors` (upcast to f32, f32 arithmetic); the f32 training
 ## How far the weights moved from initialisation
 
 A model trained too briefly keeps its random initialisation plus a low-rank learned update, and
-then every SVD compression method looks alike (see `method.md`, "Pitfall measured on a small
-trained MoE"). Measured against the saved initial weights W0 (means over the matrices of each
+then every SVD compression method looks alike (see the repository's
+[docs/method.md](../../../docs/method.md), "What the measurements here say"). Measured against the saved initial weights W0 (means over the matrices of each
 kind; effective rank = exp(entropy of σ²/Σσ²), rank90 = singular values needed for 90% of the
 energy):
 
@@ -864,7 +863,7 @@ def reexec_with_runtime_tuning() -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, required=True, help="folder holding tinyshakespeare/, wikitext-2-raw/ and ptb/")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder (must already hold tokenizer.json)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/rfid-moe-demo-train"), help="checkpoints and log")
     ap.add_argument("--steps", type=int, default=2200)

@@ -3,6 +3,7 @@
  * pieces a training or serving script needs (the namespaces give access to the rest).
  */
 export { TOOL_VERSION } from './version.js';
+export { RfidMoeError, isRfidMoeError } from './errors.js';
 
 // Compression (the main job) and its output
 export {
@@ -23,10 +24,11 @@ export {
   type Recipe,
   type RecipeInput,
 } from './compress/index.js';
-export { loadCompressed, openModel } from './compressed/index.js';
+export { loadCompressed, openModel, verifyOutputFiles, IntegrityError, densify } from './compressed/index.js';
 
 // Checkpoints and engines
 export { openCheckpoint, parameterCounts, CheckpointError } from './checkpoint/index.js';
+export { NonFiniteError } from './checkpoint/index.js';
 export type { Checkpoint, ModelConfig, ModelLayout, FamilyName } from './checkpoint/types.js';
 export { createEngine, listAvailableEngines, type EngineChoice } from './engine/index.js';
 export type { Engine, EngineName } from './engine/types.js';

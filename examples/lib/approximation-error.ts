@@ -1,6 +1,6 @@
 /**
  * How far a compressed model's expert matrices are from the original's, over every compressed
- * (layer, expert, type), as energy-weighted totals (method.md pitfall §3):
+ * (layer, expert, type), as energy-weighted totals (docs/method.md):
  *
  *   weight space   ‖W − Ŵ‖_F / ‖W‖_F          summed over matrices before the ratio
  *   output space   ‖(W − Ŵ)Xᵀ‖_F / ‖WXᵀ‖_F    with ‖MXᵀ‖²_F = tr(M G Mᵀ), G = XᵀX the expert's

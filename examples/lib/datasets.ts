@@ -1,8 +1,9 @@
 /**
- * The text the examples evaluate and calibrate on, from the project's shared data folder
- * (../shared/data, or $RFID_MOE_DATA, or --data):
+ * The text the examples evaluate and calibrate on, from a data folder given as `--data <dir>`
+ * (layout: wikitext-2-raw/wiki.test.raw and wiki.valid.raw, ptb/ptb.test.txt,
+ * tinyshakespeare/input.txt; the README says where to get them):
  *
- * - evaluation: WikiText-2 test (rows joined with "\n\n", method.md), PTB test (plain text), and
+ * - evaluation: WikiText-2 test (rows joined with "\n\n", docs/method.md), PTB test (plain text), and
  *   the held-out tails of the demo model's two training files (the training domain);
  * - calibration: windows from the *training* parts of the same two files, never a test set.
  *
@@ -17,10 +18,6 @@ import { calibrationWindows } from '../../src/tokens/windows.js';
 
 /** The trainer's HELD_OUT_FRACTION (scripts/train_bpe_tokenizer.py). */
 export const HELD_OUT_FRACTION = 0.05;
-
-export function defaultDataDir(): string {
-  return process.env.RFID_MOE_DATA ?? path.resolve(import.meta.dirname, '..', '..', '..', 'shared', 'data');
-}
 
 /**
  * (train, heldOut) as Python's split_train_held_out: the cut is the first line start at or after
@@ -121,7 +118,7 @@ export interface CalibrationSet {
 export function loadCalibration(dataDir: string, tokenizer: LoadedTokenizer, samples: number, seqLen: number, seed: number): CalibrationSet {
   const present = TRAINING_FILES.filter((t) => existsSync(path.join(dataDir, t.file)));
   if (present.length === 0) {
-    throw new Error(`no calibration text: neither ${TRAINING_FILES.map((t) => t.file).join(' nor ')} exists under ${dataDir}; pass --data <shared data folder>`);
+    throw new Error(`no calibration text: neither ${TRAINING_FILES.map((t) => t.file).join(' nor ')} exists under ${dataDir}; pass --data <data folder>`);
   }
   const windows: Int32Array[] = [];
   let tokens = 0;

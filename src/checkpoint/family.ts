@@ -82,7 +82,7 @@ export interface Family {
   readonly label: string;
   readonly modelTypes: readonly string[];
   readonly names: TensorNameTemplates;
-  /** Parse and normalise a config.json object; throws CheckpointError('invalid-config') naming the key. */
+  /** Parse and normalise a config.json object; throws CheckpointError('InvalidConfig') naming the key. */
   resolveConfig(raw: Record<string, unknown>): ResolvedConfig;
 }
 
@@ -100,7 +100,7 @@ export function defineFamily<Parsed>(definition: FamilyDefinition<Parsed>): Fami
           return `config.json key '${key}': ${issue.message}`;
         });
         const more = problems.length > 3 ? `; and ${problems.length - 3} more problem(s)` : '';
-        throw new CheckpointError('invalid-config', `${problems.slice(0, 3).join('; ')}${more} (${definition.label} config); fix config.json`, problems);
+        throw new CheckpointError('InvalidConfig', `${problems.slice(0, 3).join('; ')}${more} (${definition.label} config); fix config.json`, problems);
       }
       const config = definition.normalize(result.data, raw);
       const moeLayers = Array.from({ length: config.numLayers }, (_, l) => definition.isMoeLayer(result.data, l));
@@ -120,7 +120,7 @@ function checkConsistency(config: ModelConfig, moeLayers: boolean[], label: stri
   if (config.attention === 'standard' && config.numHeads % config.numKvHeads !== 0)
     problems.push(`num_attention_heads (${config.numHeads}) is not a multiple of num_key_value_heads (${config.numKvHeads})`);
   if (problems.length > 0)
-    throw new CheckpointError('invalid-config', `config.json: ${problems[0]} (${label} config); fix config.json`, problems);
+    throw new CheckpointError('InvalidConfig', `config.json: ${problems[0]} (${label} config); fix config.json`, problems);
 }
 
 /** Substitute `{l}` and `{e}` in a tensor-name template. */

@@ -22,17 +22,17 @@ async function readConfigJson(dir: string): Promise<Record<string, unknown>> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new CheckpointError('missing-config', `${dir} has no config.json; a Hugging Face checkpoint directory needs the model's config.json beside its weights`);
-    throw new CheckpointError('missing-config', `cannot read ${file}: ${(err as Error).message}`, [], { cause: err });
+      throw new CheckpointError('MissingConfig', `${dir} has no config.json; a Hugging Face checkpoint directory needs the model's config.json beside its weights`);
+    throw new CheckpointError('MissingConfig', `cannot read ${file}: ${(err as Error).message}`, [], { cause: err });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new CheckpointError('invalid-config-json', `${file} is not valid JSON (${(err as Error).message}); restore the model's original config.json`, [], { cause: err });
+    throw new CheckpointError('InvalidConfigJson', `${file} is not valid JSON (${(err as Error).message}); restore the model's original config.json`, [], { cause: err });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
-    throw new CheckpointError('invalid-config-json', `${file} must hold a JSON object, found ${Array.isArray(parsed) ? 'an array' : typeof parsed}`);
+    throw new CheckpointError('InvalidConfigJson', `${file} must hold a JSON object, found ${Array.isArray(parsed) ? 'an array' : typeof parsed}`);
   return parsed as Record<string, unknown>;
 }
 
@@ -41,10 +41,10 @@ async function requireDirectory(dir: string): Promise<void> {
   try {
     info = await stat(dir);
   } catch {
-    throw new CheckpointError('not-found', `${dir} does not exist; pass a checkpoint directory (config.json + *.safetensors)`);
+    throw new CheckpointError('NotFound', `${dir} does not exist; pass a checkpoint directory (config.json + *.safetensors)`);
   }
   if (!info.isDirectory())
-    throw new CheckpointError('not-found', `${dir} is not a directory; openCheckpoint needs a checkpoint directory (config.json + *.safetensors)`);
+    throw new CheckpointError('NotFound', `${dir} is not a directory; openCheckpoint needs a checkpoint directory (config.json + *.safetensors)`);
 }
 
 /**
@@ -56,7 +56,7 @@ function assertShardsInside(dir: string, files: readonly string[]): void {
   for (const file of files) {
     const rel = path.relative(dir, path.resolve(dir, file));
     if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel))
-      throw new CheckpointError('shard-outside-dir', `shard ${file} lies outside the checkpoint directory ${dir}; fix model.safetensors.index.json`);
+      throw new CheckpointError('ShardOutsideDir', `shard ${file} lies outside the checkpoint directory ${dir}; fix model.safetensors.index.json`);
   }
 }
 
@@ -94,11 +94,11 @@ class OpenedCheckpoint implements Checkpoint {
   async readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array> {
     const moe = this.layout.layers[layer]?.moe;
     if (!Number.isInteger(layer) || !moe)
-      throw new CheckpointError('out-of-range', `layer ${layer} is not an MoE layer (MoE layers: ${this.moeLayerList()})`);
+      throw new CheckpointError('OutOfRange', `layer ${layer} is not an MoE layer (MoE layers: ${this.moeLayerList()})`);
     if (!Number.isInteger(expert) || expert < 0 || expert >= this.config.numExperts)
-      throw new CheckpointError('out-of-range', `expert ${expert} does not exist; layer ${layer} has experts 0..${this.config.numExperts - 1}`);
+      throw new CheckpointError('OutOfRange', `expert ${expert} does not exist; layer ${layer} has experts 0..${this.config.numExperts - 1}`);
     if (moe.experts) return this.store.readF32(moe.experts[expert][type]);
-    if (!moe.fused) throw new CheckpointError('out-of-range', `layer ${layer} names no expert tensors`);
+    if (!moe.fused) throw new CheckpointError('OutOfRange', `layer ${layer} names no expert tensors`);
     const I = this.config.expertIntermediateSize;
     const H = this.config.hiddenSize;
     // fused gate_up [E, 2I, H] viewed as rows of H: expert e's gate rows come first, then its up rows

@@ -15,6 +15,15 @@ export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, 
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 
+/**
+ * The model_type and architectures a factored rfid-moe output puts in config.json. transformers
+ * knows neither, so its Auto loaders refuse the directory (naming the model type, hence rfid-moe)
+ * instead of loading it with its experts missing and randomly initialised. The model's own
+ * values are kept in the rfid_moe block; rfid-moe's loaders (loadCompressed) read them there.
+ */
+export const FACTORED_MODEL_TYPE = 'rfid-moe-factored';
+export const FACTORED_ARCHITECTURE = 'RfidMoeFactoredForCausalLM';
+
 /** Every model_type this tool reads, sorted. */
 export function supportedModelTypes(): string[] {
   return [...byModelType.keys()].sort();
@@ -22,18 +31,23 @@ export function supportedModelTypes(): string[] {
 
 export function familyByName(name: FamilyName): Family {
   const family = FAMILIES.find((f) => f.family === name);
-  if (!family) throw new CheckpointError('unknown-model-type', `unknown family '${name}'; supported: ${FAMILIES.map((f) => f.family).join(', ')}`);
+  if (!family) throw new CheckpointError('UnknownModelType', `unknown family '${name}'; supported: ${FAMILIES.map((f) => f.family).join(', ')}`);
   return family;
 }
 
-/** The family of a config.json object; throws CheckpointError('unknown-model-type') listing the supported ones. */
+/** The family of a config.json object; throws CheckpointError('UnknownModelType') listing the supported ones. */
 export function familyForConfig(raw: Record<string, unknown>): Family {
   const modelType = raw.model_type;
   const supported = supportedModelTypes().join(', ');
   if (typeof modelType !== 'string')
-    throw new CheckpointError('unknown-model-type', `config.json has no string 'model_type'; add one of: ${supported}`);
+    throw new CheckpointError('UnknownModelType', `config.json has no string 'model_type'; add one of: ${supported}`);
+  if (modelType === FACTORED_MODEL_TYPE)
+    throw new CheckpointError(
+      'UnknownModelType',
+      `config.json marks a factored rfid-moe output (model_type '${FACTORED_MODEL_TYPE}'), not an ordinary checkpoint: open it with loadCompressed (rfid-moe eval reads it directly), or convert it with \`rfid-moe densify <dir> --out <dense-dir>\``,
+    );
   const family = byModelType.get(modelType);
   if (!family)
-    throw new CheckpointError('unknown-model-type', `unsupported model_type '${modelType}'; supported model types: ${supported}`);
+    throw new CheckpointError('UnknownModelType', `unsupported model_type '${modelType}'; supported model types: ${supported}`);
   return family;
 }

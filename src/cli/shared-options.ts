@@ -1,22 +1,42 @@
 /**
  * Options several commands declare identically, declared once so their names, defaults and help
- * stay in step (parsing lives in src/tokens/cli-options.ts and src/engine/index.ts). Each returns
- * fresh `Option` objects, added in a command's chain with `.addOption(...)`.
+ * stay in step (engine parsing lives in src/engine/index.ts). Each returns fresh `Option` objects,
+ * added in a command's chain with `addOptions(...)`.
+ *
+ * Every option shows its default in `--help`: a value commander fills in, or, where the default is
+ * computed at run time (the model's tokenizer, the engine's thread count), `defaultText`.
  */
 import { Option } from 'commander';
 
-/** `--engine` and `--threads` (calibrate, eval, compress). */
-export function engineOptions(): Option[] {
-  return [new Option('--engine <engine>', 'auto | native | ts | tfjs').default('auto'), new Option('--threads <n>', 'threads for large operations')];
+/** The dataset formats `--dataset-format` accepts (one name in every command). */
+export const DATASET_FORMATS = ['auto', 'text', 'jsonl', 'wikitext'] as const;
+
+/** An option whose default is decided at run time: `--help` shows `text`, parsing leaves it undefined. */
+export function defaultText(option: Option, text: string): Option {
+  option.defaultValueDescription = text;
+  return option;
 }
 
-/** How a dataset file is read: `--tokenizer`, `--<formatFlag>`, `--text-field`. */
-export function datasetTextOptions(formatFlag: 'format' | 'dataset-format', tokenizerHelp: string): Option[] {
+/** `--engine` and `--threads` (calibrate, eval, compress). */
+export function engineOptions(): Option[] {
   return [
-    new Option('--tokenizer <path>', tokenizerHelp),
-    new Option(`--${formatFlag} <format>`, 'dataset format: auto | text | jsonl | wikitext').default('auto'),
+    new Option('--engine <engine>', 'linear-algebra engine').choices(['auto', 'native', 'ts', 'tfjs']).default('auto'),
+    defaultText(new Option('--threads <n>', 'threads for large operations'), 'native: every core; ts: min(2, cores)'),
+  ];
+}
+
+/** How a dataset file is read: `--tokenizer`, `--dataset-format`, `--text-field`. */
+export function datasetTextOptions(tokenizerHelp: string): Option[] {
+  return [
+    defaultText(new Option('--tokenizer <path>', tokenizerHelp), "the model directory's tokenizer.json"),
+    new Option('--dataset-format <format>', 'how the dataset file is read').choices(DATASET_FORMATS).default('auto'),
     new Option('--text-field <name>', 'JSONL field holding the text').default('text'),
   ];
+}
+
+/** `--json` and `--quiet` (every long command). */
+export function outputOptions(jsonHelp: string): Option[] {
+  return [new Option('--json', jsonHelp).default(false), new Option('--quiet', 'no progress on stderr').default(false)];
 }
 
 /** Adds every option of `options` to `command` (keeps command chains readable). */

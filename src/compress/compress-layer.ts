@@ -29,6 +29,7 @@ import {
 } from './recipe.js';
 import { sumGrams, whitenedTruncatedSvd } from './whitening.js';
 import { compressLayerSpectral, type LayerChoices } from './spectral-layer.js';
+import { RfidMoeError } from '../errors.js';
 
 export interface CompressLayerInput {
   engine: Engine;
@@ -190,12 +191,8 @@ export interface CompressLayerResult {
   timings: LayerTimings;
 }
 
-export class CompressInputError extends Error {
+export class CompressInputError extends RfidMoeError {
   readonly kind = 'CompressInputError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CompressInputError';
-  }
 }
 
 export function checkInput(input: CompressLayerInput): void {

@@ -1,9 +1,11 @@
 /** What a caller of `compress()` can ask for (the recipe aside: that is `recipe.ts`). */
+import { RfidMoeError } from '../errors.js';
 import type { Engine } from '../engine/types.js';
 import type { EngineChoice } from '../engine/index.js';
 import type { RoutingStats } from '../routing-stats/schema.js';
 import type { DatasetFormat } from '../tokens/dataset.js';
 import type { ProgressListener } from './progress.js';
+import type { LayerSelection } from './shard/layers.js';
 
 export interface DatasetCalibration {
   file: string;
@@ -47,14 +49,15 @@ export interface CompressOptions {
   engine?: Engine | EngineChoice;
   threads?: number;
   resume?: boolean;
+  /**
+   * Compress only these decoder layers into a partial output (one task of a sharded run; needs
+   * `stats`). `rfid-moe merge` assembles the parts into the directory a one-process run writes.
+   */
+  layers?: LayerSelection;
   evaluation?: EvaluationOptions | false;
   onProgress?: ProgressListener;
 }
 
-export class CompressError extends Error {
-  readonly kind = 'CompressError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CompressError';
-  }
+export class CompressError extends RfidMoeError {
+  readonly kind: string = 'CompressError';
 }

@@ -17,34 +17,48 @@
  *
  * Every output file except the two reports (which hold wall times) is a deterministic function of
  * (model, recipe, statistics, storage, engine), so a killed and resumed run is byte-identical.
+ *
+ * Integrity (integrity.ts, lock.ts, source-scan.ts): `<out>/.rfid-moe.lock` keeps a second live run
+ * out; each layer's source tensors are hashed and checked for NaN/Inf as the layer is reached, its
+ * factors are checked before they are written; a resumed run re-hashes the source of the layers it
+ * keeps and refuses changed weights or statistics before writing; config.json records the sha256
+ * of every output file and of every shard's source weights.
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { parameterCounts } from '../checkpoint/counts.js';
 import { openCheckpoint } from '../checkpoint/open.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { createEngine, type EngineChoice } from '../engine/index.js';
 import type { Engine } from '../engine/types.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { TensorStore } from '../io/sharded.js';
 import { modelFingerprint } from '../routing-stats/fingerprint.js';
 import { loadRoutingStats, writeRoutingStats, type RoutingStats } from '../routing-stats/schema.js';
 import { TOOL_VERSION } from '../version.js';
-import { statsHash } from './hashing.js';
 import { CompressError, type CompressOptions } from './options.js';
+import { DENSE_SAVES_NOTHING } from './dense-notice.js';
 import type { LayerBlock } from './output/block.js';
 import { factorDtypeFor, writeShard } from './output/layer-shard.js';
-import { CONFIG_BLOCK_KEY, CONFIG_FILE, PROGRESS_FILE, REPORT_JSON, REPORT_MD, STATS_FILE, shardFileName } from './output/names.js';
+import { PROGRESS_FILE, REPORT_JSON, STATS_FILE, shardFileName } from './output/names.js';
 import { EtaClock, type ProgressListener } from './progress.js';
 import { parseRecipe, recipeFingerprint, recipeNeedsGrams, type Recipe, type RecipeInput } from './recipe.js';
-import { reductionsOf, reportToMarkdown, type CompressionReport, type Fidelity, type LayerReport } from './report.js';
-import { finishedLayerIntact, inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
+import { reductionsOf, type CompressionReport, type LayerReport } from './report.js';
+import { assertFactorsFinite, checkCompleteOutput, checkStatsUnchanged, keptLayers } from './integrity.js';
+import { lockOutputDir, type OutputLock } from './lock.js';
+import { parseRfidBlock } from './output/block.js';
+import { scanSourceTensors } from './source-scan.js';
+import { withFiniteChecks } from '../checkpoint/finite.js';
+import { hashProgressLines } from '../compressed/verify.js';
+import { inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
 import { GRAMS_WORK_DIR, planCalibration } from './stages/calibrate.js';
 import { modelRankBudgets } from './stages/allocate-model.js';
 import { factoriseLayer, layerBlockFromReport } from './stages/factorise.js';
+import { finishOutput } from './stages/finish.js';
 import { validateBeforeWork } from './stages/plan.js';
-import { measureFidelity } from './stages/verify.js';
-import { copyModelFiles, gatheredDtype, removeStrayTempFiles, rfidBlock, tensorsByShard, writeIndex } from './stages/write.js';
+import { gatheredDtype, removeStrayTempFiles, tensorsByShard } from './stages/write.js';
+import { formatLayerList, selectedLayers } from './shard/layers.js';
+import { PART_FILE, writePartManifest, type PartLayerEntry } from './shard/part.js';
+import { canonical, statsHash } from './hashing.js';
+import { parameterCounts } from '../checkpoint/counts.js';
 
 export { CompressError, type CompressOptions, type DatasetCalibration, type SelfSampledCalibration, type EvaluationOptions } from './options.js';
 
@@ -54,8 +68,9 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
   const emit: ProgressListener = options.onProgress ?? (() => undefined);
   const recipe = parseRecipe(recipeInput);
   const storage = options.storage ?? 'factored';
-  if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`format must be factored or dense, got ${String(storage)}`);
-  const ckpt = typeof model === 'string' ? await openCheckpoint(model) : model;
+  if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`\`storage\` must be factored or dense, got ${String(storage)}`);
+  // every weight read (calibration, factorisation) is checked for NaN/Inf, naming layer and tensor
+  const ckpt = withFiniteChecks(typeof model === 'string' ? await openCheckpoint(model) : model);
   let ownedEngine: Engine | undefined;
   let engineNotice = '';
   const engine = async (): Promise<Engine> => {
@@ -68,23 +83,37 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     return ownedEngine;
   };
   const store = await TensorStore.open(ckpt.dir);
+  let lock: OutputLock | undefined;
   try {
     // 1. plan
     validateBeforeWork(ckpt, recipe, storage, options);
     const modelFp = modelFingerprint(ckpt);
     const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe), gramWeighting: recipe.gramWeighting };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
-    const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage });
+    const selection = options.layers ? partSelection(options.layers, ckpt.config.numLayers, calibration.source) : undefined;
+    const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage, engine: (await engine()).describe() });
     const out = path.resolve(options.out);
-    const state = await inspectOutputDir(out, fingerprint, { resume: options.resume ?? false, modelDir: ckpt.dir });
+    const dirOpts = { resume: options.resume ?? false, modelDir: ckpt.dir, selection: selection?.key };
+    // read-only look first (never create a lock in a directory that is not ours), then claim it
+    await inspectOutputDir(out, fingerprint, dirOpts);
+    await mkdir(out, { recursive: true });
+    lock = await lockOutputDir(out, (message) => emit({ type: 'warning', message }));
+    const state = await inspectOutputDir(out, fingerprint, dirOpts);
+    const shards = tensorsByShard(ckpt);
+    if (state.state === 'part-complete' && selection) {
+      emit({ type: 'finalize', message: `${out} already holds the complete part (layers ${selection.key}) of this run; nothing to do` });
+      return partReport({ ckpt, out, storage, recipe, fingerprint, modelFp, engine: 'not run', calibration, layerReports: [], resumedLayers: selection.layers, started, warnings: [], layers: selection.layers });
+    }
     if (state.state === 'complete') {
-      emit({ type: 'finalize', message: `${out} already holds the complete output of this run; nothing to do` });
+      await checkCompleteOutput({ out, block: parseRfidBlock(state.block, `${out}/config.json`), store, shards, verify: { onProgress: hashProgressLines((message) => emit({ type: 'finalize', message })) } });
+      emit({ type: 'finalize', message: `${out} already holds the complete output of this run (every file and the source weights verified); nothing to do` });
       return JSON.parse(await readFile(path.join(out, REPORT_JSON), 'utf8')) as CompressionReport;
     }
+    const L = ckpt.config.numLayers;
+    const kept = state.state === 'resume' ? await keptLayers({ out, progress: state.progress, store, shards, shardFile: (l) => shardFileName(l, L) }) : new Set<number>();
 
-    await mkdir(out, { recursive: true });
     if (state.state === 'resume') await removeStrayTempFiles(out);
-    const progress: ProgressFile = state.state === 'resume' ? state.progress : newProgress(fingerprint, ckpt.dir);
+    const progress: ProgressFile = state.state === 'resume' ? state.progress : newProgress(fingerprint, ckpt.dir, selection?.key);
     await writeProgress(out, progress);
 
     // 2. calibrate: reuse the statistics saved by the interrupted run, else resolve and save them
@@ -101,100 +130,119 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       gramsDir = resolved.gramsDir;
       await writeRoutingStats(statsPath, stats);
     }
+    checkStatsUnchanged(out, progress, statsHash(stats));
+    progress.statsSha256 = statsHash(stats);
     const eng = await engine();
     const engineDescription = eng.describe();
 
     // 3–4. allocate and factorise, one layer's shard at a time
-    const shards = tensorsByShard(ckpt);
-    const L = ckpt.config.numLayers;
     const factorDtype = factorDtypeFor(gatheredDtype(ckpt, recipe));
     const clock = new EtaClock();
     const layerReports: LayerReport[] = [];
     const blocks: LayerBlock[] = [];
     const resumedLayers: number[] = [];
     const warnings: string[] = [...stats.warnings];
+    if (storage === 'dense') {
+      emit({ type: 'warning', message: DENSE_SAVES_NOTHING });
+      warnings.push(DENSE_SAVES_NOTHING);
+    }
     const countsOf = (l: number) => stats.layers.find((s) => s.layer === l)?.counts ?? [];
     const rankBudgets = recipe.allocationScope === 'model' ? await modelRankBudgets({ ckpt, recipe, engine: eng, countsOf, gramsDir, emit }) : undefined;
+    const layerWarnings = new Map<number, string[]>();
+    const owned = selection ? new Set(selection.layers) : undefined;
+    const toDo = (from: number) => (owned ? selection!.layers.filter((x) => x >= from).length : L - from);
 
     for (let l = 0; l < L; l++) {
+      if (owned && !owned.has(l)) continue;
       const layout = ckpt.layout.layers[l];
       const file = shardFileName(l, L);
       const previous = progress.layers[String(l)];
-      if (previous && previous.file === file && (await finishedLayerIntact(out, previous))) {
+      if (previous && kept.has(l)) {
         layerReports.push({ ...previous.report, seconds: 0 });
         if (layout.kind === 'moe') blocks.push(layerBlockFromReport(previous.report, countsOf(l)));
         resumedLayers.push(l);
-        emit({ type: 'layer-done', layer: l, of: L, seconds: 0, etaSeconds: clock.eta(L - l - 1), resumed: true });
+        emit({ type: 'layer-done', layer: l, of: L, seconds: 0, etaSeconds: clock.eta(toDo(l + 1)), resumed: true });
         continue;
       }
-      emit({ type: 'layer-start', layer: l, of: L, etaSeconds: clock.eta(L - l) });
+      emit({ type: 'layer-start', layer: l, of: L, etaSeconds: clock.eta(toDo(l)) });
       const t0 = Date.now();
       const report: LayerReport = { layer: l, kind: layout.kind, seconds: 0, types: {} };
+      // content hash of the layer's source (for --resume) and NaN/Inf check of all its tensors
+      const sourceSha256 = await scanSourceTensors(store, shards[l]);
       let compressed: Parameters<typeof writeShard>[0]['compressed'] = [];
       if (layout.kind === 'moe') {
         const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir, factorDtype, emit, ...(rankBudgets ? { rankBudgets } : {}) });
         compressed = done.compressed;
+        assertFactorsFinite(l, compressed);
         report.types = done.types;
         blocks.push(done.block);
         warnings.push(...done.warnings);
+        layerWarnings.set(l, done.warnings);
       }
       await writeShard({ file: path.join(out, file), tensors: shards[l], ckpt, store, engine: eng, storage, factorDtype, layer: layout, compressed });
       report.seconds = (Date.now() - t0) / 1000;
       clock.record(report.seconds);
       layerReports.push(report);
-      progress.layers[String(l)] = { file, sha256: await sha256File(path.join(out, file)), report };
+      progress.layers[String(l)] = { file, sha256: await sha256File(path.join(out, file)), sourceSha256, report };
       await writeProgress(out, progress);
-      emit({ type: 'layer-done', layer: l, of: L, seconds: report.seconds, etaSeconds: clock.eta(L - l - 1), resumed: false });
+      emit({ type: 'layer-done', layer: l, of: L, seconds: report.seconds, etaSeconds: clock.eta(toDo(l + 1)), resumed: false });
     }
 
-    // 5. write the rest (config.json comes last, after verify and the reports)
-    emit({ type: 'finalize', message: 'embeddings, index, tokenizer files' });
-    const lastFile = shardFileName(L, L);
-    await writeShard({ file: path.join(out, lastFile), tensors: shards[L], ckpt, store, engine: eng, storage, factorDtype, compressed: [] });
-    await writeIndex(out, Array.from({ length: L + 1 }, (_, i) => shardFileName(i, L)));
-    await copyModelFiles(ckpt.dir, out);
-    const block = rfidBlock({ ckpt, recipe, storage, runFingerprint: fingerprint, modelFingerprint: modelFp, factorDtype, calibration, statsSha256: statsHash(stats), layers: blocks });
-    const config = { ...ckpt.config.raw, [CONFIG_BLOCK_KEY]: block };
-
-    // 6. verify
-    let fidelity: Fidelity | undefined;
-    const evalOpts = options.evaluation === false ? { sequences: 0 } : (options.evaluation ?? {});
-    if ((evalOpts.sequences ?? 16) > 0) {
-      if (ckpt.config.attention === 'mla') {
-        warnings.push('fidelity not measured: the runtime cannot run MLA attention (DeepSeek-V2) yet');
-      } else {
-        fidelity = await measureFidelity(ckpt, out, config, eng, calibration, evalOpts.sequences ?? 16, emit);
-      }
+    if (selection) {
+      // a part of a sharded run: its manifest marks it complete; `merge` writes the rest
+      const entries: PartLayerEntry[] = selection.layers.map((l) => {
+        const done = progress.layers[String(l)];
+        return { layer: l, file: done.file, sha256: done.sha256, sourceSha256: done.sourceSha256, report: done.report, block: blocks.find((b) => b.layer === l) ?? null, warnings: layerWarnings.get(l) ?? [] };
+      });
+      await writePartManifest(out, {
+        format: 'rfid-moe.part',
+        version: 1,
+        tool: `rfid-moe ${TOOL_VERSION}`,
+        runFingerprint: fingerprint,
+        modelFingerprint: modelFp,
+        recipeFingerprint: recipeFingerprint(recipe),
+        recipe: JSON.parse(JSON.stringify(canonical(recipe))) as Record<string, unknown>,
+        storage,
+        modelDir: ckpt.dir,
+        numLayers: L,
+        statsSha256: statsHash(stats),
+        grams: options.grams ? path.resolve(options.grams) : null,
+        calibrationDescription: calibration.description,
+        layers: selection.layers,
+        selection: selection.key,
+        entries,
+      });
+      await rm(path.join(out, PROGRESS_FILE), { force: true });
+      emit({ type: 'finalize', message: `part complete: layers ${selection.key} in ${out}; assemble the parts with \`rfid-moe merge\`` });
+      return partReport({ ckpt, out, storage, recipe, fingerprint, modelFp, engine: engineDescription, calibration, layerReports, resumedLayers, started, warnings, layers: selection.layers });
     }
 
-    const counts = parameterCounts(ckpt);
-    const { compressedTypes, ...reductions } = reductionsOf(counts, layerReports);
-    const report: CompressionReport = {
-      tool: `rfid-moe ${TOOL_VERSION}`,
-      model: { dir: ckpt.dir, family: ckpt.config.family, modelType: ckpt.config.modelType, fingerprint: modelFp },
+    // 5–6. write the rest, verify, and last config.json
+    return await finishOutput({
+      ckpt,
+      store,
       out,
+      recipe,
       storage,
-      recipe: block.recipe,
-      budgetGivenAs: recipe.budgetGivenAs,
+      engine: eng,
+      engineNotice,
+      factorDtype,
+      calibration,
+      stats,
       runFingerprint: fingerprint,
-      engine: engineDescription,
-      calibration: { source: calibration.source, description: calibration.description },
-      params: { original: counts, compressedTypes, reductions },
-      layers: layerReports,
+      modelFingerprint: modelFp,
+      blocks,
+      layerReports,
       resumedLayers,
-      seconds: (Date.now() - started) / 1000,
-      ...(fidelity ? { fidelity } : {}),
       warnings,
-    };
-    await writeFileAtomic(path.join(out, REPORT_JSON), JSON.stringify(report, null, 1) + '\n');
-    await writeFileAtomic(path.join(out, REPORT_MD), reportToMarkdown(report));
-    // last: config.json makes the directory complete; then the run's scratch state goes
-    await writeFileAtomic(path.join(out, CONFIG_FILE), JSON.stringify(config, null, 2) + '\n');
-    await rm(path.join(out, PROGRESS_FILE), { force: true });
-    if (!options.grams) await rm(path.join(out, GRAMS_WORK_DIR), { recursive: true, force: true });
-    emit({ type: 'finalize', message: `complete: ${out}${engineNotice ? ` (${engineNotice})` : ''}` });
-    return report;
+      started,
+      evaluation: options.evaluation,
+      removeGramsScratch: !options.grams,
+      layerFiles: Array.from({ length: L }, (_, l) => progress.layers[String(l)]),
+      emit,
+    });
   } finally {
+    await lock?.release();
     await store.close();
     if (typeof model === 'string') await ckpt.close();
     ownedEngine?.dispose();
@@ -202,3 +250,51 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
 }
 
 export { OutputDirError };
+
+/** The layers a part owns, refused when the run cannot be split by layer. */
+function partSelection(layers: NonNullable<CompressOptions['layers']>, numLayers: number, source: string): { layers: number[]; key: string } {
+  if (source !== 'stats') {
+    throw new CompressError(
+      'a sharded compression (layers or shard) needs routing statistics made beforehand: run `rfid-moe calibrate` (it shards by samples too: rfid-moe calibrate with a shard, then merge-stats) and pass them as stats. Calibrating inside each part would repeat the work, and sequential calibration cannot be split by layer',
+    );
+  }
+  const selected = selectedLayers(layers, numLayers);
+  return { layers: selected, key: formatLayerList(selected) };
+}
+
+/** What a part run returns: its layers' reports; reductions cover only these layers. */
+function partReport(a: {
+  ckpt: Checkpoint;
+  out: string;
+  storage: 'factored' | 'dense';
+  recipe: Recipe;
+  fingerprint: string;
+  modelFp: string;
+  engine: string;
+  calibration: { source: 'stats' | 'dataset' | 'self-sampled'; description: string };
+  layerReports: LayerReport[];
+  resumedLayers: number[];
+  started: number;
+  warnings: string[];
+  layers: number[];
+}): CompressionReport {
+  const counts = parameterCounts(a.ckpt);
+  const { compressedTypes, ...reductions } = reductionsOf(counts, a.layerReports);
+  return {
+    tool: `rfid-moe ${TOOL_VERSION}`,
+    model: { dir: a.ckpt.dir, family: a.ckpt.config.family, modelType: a.ckpt.config.modelType, fingerprint: a.modelFp },
+    out: a.out,
+    storage: a.storage,
+    recipe: JSON.parse(JSON.stringify(canonical(a.recipe))) as Record<string, unknown>,
+    budgetGivenAs: a.recipe.budgetGivenAs,
+    runFingerprint: a.fingerprint,
+    engine: a.engine,
+    calibration: { source: a.calibration.source, description: a.calibration.description },
+    params: { original: counts, compressedTypes, reductions },
+    layers: a.layerReports,
+    resumedLayers: a.resumedLayers,
+    seconds: (Date.now() - a.started) / 1000,
+    warnings: a.warnings,
+    part: { layers: a.layers, numLayers: a.ckpt.config.numLayers, manifest: path.join(a.out, PART_FILE) },
+  };
+}

@@ -40,8 +40,14 @@ function bar(done: number, of: number, width = 24): string {
   return '[' + '#'.repeat(filled) + '.'.repeat(width - filled) + ']';
 }
 
+/** Where progress is drawn: process.stderr, or anything with `write` (and `isTTY` for a terminal). */
+export interface ProgressStream {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
 /** A listener that draws progress on a stream (stderr by default). */
-export function stderrProgress(stream: NodeJS.WriteStream = process.stderr): ProgressListener {
+export function stderrProgress(stream: ProgressStream = process.stderr): ProgressListener {
   const tty = stream.isTTY === true;
   let barShown = false;
   const line = (text: string) => {

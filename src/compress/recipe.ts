@@ -13,13 +13,10 @@ import { breakEvenRank, layerBudget, rankCap, rankUnitCost, type LayerBudget } f
 import type { GroupOrder } from './grouping.js';
 import { mergeOver, PRESET_NAMES, presetBody } from './presets.js';
 import { GRAM_WEIGHTINGS } from '../routing-stats/gram.js';
+import { RfidMoeError } from '../errors.js';
 
-export class RecipeError extends Error {
+export class RecipeError extends RfidMoeError {
   readonly kind = 'RecipeError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'RecipeError';
-  }
 }
 
 /** 'waterfill': marginal-gain water-filling over each group's (whitened) σ² per parameter (beyond the paper) */
@@ -39,7 +36,7 @@ const ResidualSchema = z.strictObject({
   /** β: share of the layer's parameters spent on residual vectors; 0 disables the residual */
   share: z.number().min(0, 'residual.share must be ≥ 0').max(0.999, 'residual.share must be < 1').default(0.03),
   /** 'absolute': β of the original parameters (the paper); 'fraction-of-retain': β·γ, which
-   * keeps the residual's part of a small budget small (see method.md pitfall) */
+   * keeps the residual's part of a small budget small (see docs/method.md) */
   shareMode: z.enum(['absolute', 'fraction-of-retain']).default('absolute'),
   /** bucket scheme of the sparse projection P */
   buckets: z.enum(['tile', 'random']).default('tile'),

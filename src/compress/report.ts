@@ -96,6 +96,8 @@ export interface CompressionReport {
   seconds: number;
   fidelity?: Fidelity;
   warnings: string[];
+  /** set when the run compressed only some layers (one part of a sharded run) */
+  part?: { layers: number[]; numLayers: number; manifest: string };
 }
 
 function reduction(before: number, after: number): Reduction {

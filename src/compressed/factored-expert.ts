@@ -16,6 +16,7 @@ import type { Engine } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
 import { siluMulInPlace } from '../runtime/numerics.js';
 import type { ExpertWeights } from '../runtime/weights.js';
+import { CompressedFormatError } from '../compress/output/block.js';
 
 /** y (rows × p) = x (rows × d) · Wᵀ */
 export interface LinearOperator {
@@ -30,7 +31,7 @@ export class DenseLinear implements LinearOperator {
     readonly p: number,
     readonly d: number,
   ) {
-    if (weight.length !== p * d) throw new Error(`dense matrix has ${weight.length} values, expected ${p}×${d}`);
+    if (weight.length !== p * d) throw new CompressedFormatError(`dense matrix has ${weight.length} values, expected ${p}×${d}`);
   }
 
   apply(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
@@ -81,10 +82,10 @@ export class FactoredLinear implements LinearOperator {
   ) {
     const { p, d, rank, basis, coefficients } = matrix;
     if (basis.length !== rank * d || coefficients.length !== p * rank) {
-      throw new Error(`factors do not match p=${p}, d=${d}, rank=${rank} (basis ${basis.length}, coefficients ${coefficients.length} values)`);
+      throw new CompressedFormatError(`factors do not match p=${p}, d=${d}, rank=${rank} (basis ${basis.length}, coefficients ${coefficients.length} values)`);
     }
     if (matrix.residual && matrix.residual.descriptor.length !== p * d) {
-      throw new Error(`residual descriptor covers ${matrix.residual.descriptor.length} entries, the matrix has ${p * d}`);
+      throw new CompressedFormatError(`residual descriptor covers ${matrix.residual.descriptor.length} entries, the matrix has ${p * d}`);
     }
   }
 
@@ -162,7 +163,7 @@ export class SwiGluExpert implements ExpertWeights {
     readonly down: LinearOperator,
   ) {
     if (gate.d !== up.d || gate.p !== up.p || down.d !== gate.p || down.p !== gate.d) {
-      throw new Error(`expert projections do not fit: gate ${gate.p}×${gate.d}, up ${up.p}×${up.d}, down ${down.p}×${down.d}`);
+      throw new CompressedFormatError(`expert projections do not fit: gate ${gate.p}×${gate.d}, up ${up.p}×${up.d}, down ${down.p}×${down.d}`);
     }
   }
 

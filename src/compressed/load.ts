@@ -23,13 +23,22 @@ import { createProjection } from '../residual/projection.js';
 import { CheckpointWeights, withExperts } from '../runtime/checkpoint-weights.js';
 import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
 import { CompressedFormatError, parseRfidBlock, type LayerBlock, type RfidBlock } from '../compress/output/block.js';
+import { modelConfigOf } from '../compress/output/config-json.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
 import { basisName, CONFIG_BLOCK_KEY, coefficientName, moePrefix, residualName } from '../compress/output/names.js';
+import { verifyOutputFiles, type HashProgress } from './verify.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
 
 export interface LoadCompressedOptions {
   /** how factored matrices are applied: by FLOP count per call (default), always factored, or materialised */
   expertMode?: ApplyMode;
+  /**
+   * check every file against the sha256 recorded in config.json before opening (default true):
+   * one sequential read of the directory. Pass false only for a directory you just verified.
+   */
+  verifyHashes?: boolean;
+  /** progress of that check (bytes hashed), e.g. `stderrHashProgress()` from verify.ts */
+  onVerifyProgress?(p: HashProgress): void;
 }
 
 export interface PreloadResult {
@@ -271,7 +280,7 @@ export async function loadCompressed(dir: string, opts: LoadCompressedOptions = 
   try {
     raw = JSON.parse(await readFile(path.join(absDir, 'config.json'), 'utf8')) as Record<string, unknown>;
   } catch (err) {
-    throw new CompressedFormatError(`${dir} has no readable config.json (${(err as Error).message}); it is not a complete compressed output (an interrupted run is finished with rfid-moe compress --resume)`);
+    throw new CompressedFormatError(`${dir} has no readable config.json (${(err as Error).message}); it is not a complete compressed output (an interrupted run is finished by compressing again with \`resume\`)`);
   }
   return openCompressed(absDir, raw, opts);
 }
@@ -286,8 +295,16 @@ export async function openCompressed(dir: string, raw: Record<string, unknown>, 
     throw new CompressedFormatError(`${dir}/config.json has no rfid_moe block: it is not an rfid-moe output; open it as an ordinary checkpoint`);
   }
   const block = parseRfidBlock(raw[CONFIG_BLOCK_KEY], `${dir}/config.json`);
-  const family = familyForConfig(raw);
-  const resolved = family.resolveConfig(raw);
+  // before any tensor is read: a flipped byte or a missing shard is refused, not evaluated
+  if (opts.verifyHashes !== false) await verifyOutputFiles(absDir, block.files, { onProgress: opts.onVerifyProgress });
+  let modelRaw: Record<string, unknown>;
+  try {
+    modelRaw = modelConfigOf(raw, block, `${dir}/config.json`);
+  } catch (err) {
+    throw new CompressedFormatError((err as Error).message);
+  }
+  const family = familyForConfig(modelRaw);
+  const resolved = family.resolveConfig(modelRaw);
   const store = await TensorStore.open(absDir);
   try {
     // fused gate_up tensors dropped by factored output still decide the layout's form

@@ -6,8 +6,8 @@
  */
 import { openCheckpoint } from '../checkpoint/open.js';
 import type { Checkpoint } from '../checkpoint/types.js';
-import { isCompressedDir, loadCompressed } from './load.js';
+import { isCompressedDir, loadCompressed, type LoadCompressedOptions } from './load.js';
 
-export async function openModel(dir: string): Promise<Checkpoint> {
-  return (await isCompressedDir(dir)) ? loadCompressed(dir) : openCheckpoint(dir);
+export async function openModel(dir: string, compressedOpts: LoadCompressedOptions = {}): Promise<Checkpoint> {
+  return (await isCompressedDir(dir)) ? loadCompressed(dir, compressedOpts) : openCheckpoint(dir);
 }

@@ -54,7 +54,7 @@ async function tryTfjs(opts: CreateEngineOptions): Promise<LoadResult> {
 }
 
 function unavailableError(name: EngineName, failure: Unavailable): EngineError {
-  return new EngineError(`--engine ${name}: the ${name} engine is unavailable: ${failure.reason}; enable with: ${failure.fix}`);
+  return new EngineError(`\`engine\` ${name}: the ${name} engine is unavailable: ${failure.reason}; enable with: ${failure.fix}`);
 }
 
 export async function createEngine(choice: EngineChoice = 'auto', opts: CreateEngineOptions = {}): Promise<SelectedEngine> {

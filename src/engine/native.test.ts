@@ -377,6 +377,74 @@ describe.skipIf(!loaded.ok)('native engine', () => {
     expect(maxAbsDiff(av, vl)).toBeLessThan(1e-13);
   });
 
+  // Sizes past OpenBLAS's recursive/threaded dpotrf threshold and not multiples of the 32-wide
+  // tiles the eigenvector transpose uses; the strict upper triangle of every input is NaN, which
+  // both operations must never read (they copy only the lower triangle).
+  describe('large inputs, lower triangle only (copy, NaN check, tiled transpose)', () => {
+    const withNaNAbove = (n: number, a: Float64Array): Float64Array => {
+      const out = a.slice();
+      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) out[i * n + j] = Number.NaN;
+      return out;
+    };
+
+    for (const threads of [1, 2]) {
+      it(`cholesky 389 on ${threads} thread(s): L·Lᵀ = A, L exactly lower-triangular`, () => {
+        const n = 389;
+        const e = loadNativeEngine({ threads });
+        if (!e.ok) throw new Error(e.reason);
+        const x = randomArray(n * (n + 40), 31);
+        const spd = naiveProduct(n, n, n + 40, x, x, false, true);
+        const { L, damping } = e.engine.cholesky(n, withNaNAbove(n, spd));
+        expect(damping).toBe(0);
+        for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (L[i * n + j] !== 0) expect(L[i * n + j]).toBe(0);
+        expect(maxAbsDiff(naiveProduct(n, n, n, L, L, false, true), spd) / maxAbs(spd)).toBeLessThan(1e-13);
+        e.engine.dispose();
+      });
+    }
+
+    it('cholesky 301 with damping: the retry restarts from A and L stays lower-triangular', () => {
+      const n = 301;
+      const low = randomArray(40 * n, 32);
+      const psd = naiveProduct(n, n, 40, low, low, true, false); // rank 40: semi-definite only
+      let meanDiag = 0;
+      for (let i = 0; i < n; i++) meanDiag += psd[i * n + i] / n;
+      const { L, damping } = engine.cholesky(n, withNaNAbove(n, psd));
+      expect(damping).toBeGreaterThan(0);
+      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (L[i * n + j] !== 0) expect(L[i * n + j]).toBe(0);
+      const damped = psd.map((v, idx) => (idx % (n + 1) === 0 ? v + damping * meanDiag : v));
+      expect(maxAbsDiff(naiveProduct(n, n, n, L, L, false, true), damped) / maxAbs(psd)).toBeLessThan(1e-12);
+    });
+
+    it('eigSym 269 with a known spectrum: values exact, AV = VΛ, VᵀV = I', () => {
+      const n = 269;
+      // A = Q·diag(λ)·Qᵀ with orthogonal Q: its eigenvalues are λ (distinct, both signs).
+      const lambda = Array.from({ length: n }, (_, k) => 10 - (20 * k) / (n - 1) + (k % 7) * 1e-3);
+      const q = orthogonal(n, 33);
+      const ql = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) ql[i * n + j] = q[i * n + j] * lambda[j];
+      const a = naiveProduct(n, n, n, ql, q, false, true);
+      for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a[i * n + j] = a[j * n + i] = (a[i * n + j] + a[j * n + i]) / 2;
+      const { values, vectors } = engine.eigSym(n, withNaNAbove(n, a));
+      expect(maxAbsDiff(values, [...lambda].sort((x, y) => y - x))).toBeLessThan(1e-12);
+      expectDescending(values);
+      expect(columnOrthonormalityError(n, n, vectors)).toBeLessThan(1e-12);
+      const av = naiveProduct(n, n, n, a, vectors);
+      const vl = vectors.map((v, idx) => v * values[idx % n]);
+      expect(maxAbsDiff(av, vl)).toBeLessThan(1e-11);
+    });
+
+    it('NaN or Inf in the lower triangle is reported with its position, in any row', () => {
+      const n = 300;
+      const a = identity(n);
+      a[299 * n + 298] = Number.POSITIVE_INFINITY;
+      expectEngineError(() => engine.cholesky(n, a), /cholesky: a\[299\]\[298\] is NaN or Inf/);
+      expectEngineError(() => engine.eigSym(n, a), /eigSym: a\[299\]\[298\] is NaN or Inf/);
+      a[299 * n + 298] = 0;
+      a[150 * n + 150] = Number.NaN;
+      expectEngineError(() => engine.eigSym(n, a), /eigSym: a\[150\]\[150\] is NaN or Inf/);
+    });
+  });
+
   describe('SVD', () => {
     for (const [m, n] of [[30, 18], [18, 30]] as const) {
       const sigma = Array.from({ length: Math.min(m, n) }, (_, i) => 10 * 0.8 ** i);

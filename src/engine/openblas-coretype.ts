@@ -1,6 +1,6 @@
 /**
  * OpenBLAS kernel selection. Debian's OpenBLAS 0.3.21 does not recognise recent CPUs and then
- * silently runs its SSE3 kernels, about 4.7× slower (docs/engine.md). OpenBLAS reads
+ * silently runs its SSE3 kernels, about 4.7× slower (docs/engines.md). OpenBLAS reads
  * OPENBLAS_CORETYPE once, when the shared library loads, so this must run before the native
  * addon is `require`d. A value the user has set always wins; an AVX-512 kernel is only chosen
  * when the CPU reports avx512f (forcing it elsewhere would crash with SIGILL).

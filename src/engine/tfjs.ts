@@ -4,7 +4,7 @@
  * delegate engine (native when it loads, else ts).
  *
  * tfjs has no SVD, Cholesky or eigensolver, and the wasm backend's one-thread GEMM is ~10× slower
- * than native OpenBLAS (docs/engine.md), so this engine is for machines where the native addon
+ * than native OpenBLAS (docs/engines.md), so this engine is for machines where the native addon
  * cannot be built, or for GPU users: `npm i @tensorflow/tfjs-node-gpu` (NVIDIA + CUDA; its
  * install downloads libtensorflow, which is why all tfjs packages are optional peer dependencies).
  *

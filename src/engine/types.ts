@@ -10,15 +10,14 @@
  * read or write out of bounds).
  */
 
+import { RfidMoeError } from '../errors.js';
+
 export type FloatArray = Float32Array | Float64Array;
 
 export type EngineName = 'native' | 'ts' | 'tfjs';
 
-export class EngineError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EngineError';
-  }
+export class EngineError extends RfidMoeError {
+  readonly kind = 'EngineError';
 }
 
 /** C (m×n) = alpha · op(A) · op(B) + beta · C. op(A) is m×k, op(B) is k×n. */

@@ -1,15 +1,17 @@
 /**
- * Perplexity and fidelity over evaluation windows (method.md): every window predicts its
+ * Perplexity and fidelity over evaluation windows (docs/method.md): every window predicts its
  * seqLen − 1 next tokens; PPL = exp(mean NLL over all of them). Against a reference model the
  * same positions give mean KL(P_reference ‖ P_model) and top-1 agreement. Windows are run in
  * passes of at most `batchTokens` tokens, each pass layer by layer; the logits are streamed
  * over vocabulary chunks, never materialised whole.
  */
+import { NonFiniteError } from '../checkpoint/finite.js';
 import type { Engine } from '../engine/types.js';
 import { batchFromSequences } from '../runtime/batch.js';
 import { KlStats, NextTokenStats, streamLogits } from '../runtime/head.js';
 import { runDecoder, type LayerProgress } from '../runtime/layerwise.js';
 import { weightProviderOf, type ModelSource } from '../runtime/index.js';
+import { EvalSettingsError } from './seq-len.js';
 
 export interface EvalOptions {
   /** tokens per layer-by-layer pass (default 16384): bounds activation memory */
@@ -55,9 +57,9 @@ export async function evaluateWindows(
   reference?: ModelSource,
   opts: EvalOptions = {},
 ): Promise<EvaluationResult> {
-  if (windows.length === 0) throw new Error('no evaluation windows: the dataset is shorter than one window');
+  if (windows.length === 0) throw new EvalSettingsError('no evaluation windows: the dataset is shorter than one window');
   const seqLen = windows[0].length;
-  if (windows.some((w) => w.length !== seqLen)) throw new Error('evaluation windows must all have the same length');
+  if (windows.some((w) => w.length !== seqLen)) throw new EvalSettingsError('evaluation windows must all have the same length');
   const provider = weightProviderOf(model);
   const refProvider = reference ? weightProviderOf(reference) : undefined;
   const perPass = Math.max(1, Math.floor((opts.batchTokens ?? 16384) / seqLen));
@@ -82,7 +84,12 @@ export async function evaluateWindows(
     if (!refProvider) {
       const stats = new NextTokenStats(targets);
       await streamLogits([{ provider, hidden }], engine, rows, (b) => stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0]));
-      for (let r = 0; r < rows; r++) if (targets[r] >= 0) nll += stats.nll(r);
+      for (let r = 0; r < rows; r++) {
+        if (targets[r] < 0) continue;
+        const v = stats.nll(r);
+        if (!Number.isFinite(v)) throw nonFiniteNll('model', p * perPass, r, seqLen, v);
+        nll += v;
+      }
     } else {
       const refHidden = await runDecoder(refProvider, engine, batch, { onLayer: progress('reference') });
       const stats = new KlStats(targets);
@@ -91,8 +98,12 @@ export async function evaluateWindows(
       );
       for (let r = 0; r < rows; r++) {
         if (targets[r] < 0) continue;
-        nll += stats.model.nll(r);
-        refNll += stats.ref.nll(r);
+        const v = stats.model.nll(r);
+        const rv = stats.ref.nll(r);
+        if (!Number.isFinite(v)) throw nonFiniteNll('model', p * perPass, r, seqLen, v);
+        if (!Number.isFinite(rv)) throw nonFiniteNll('reference', p * perPass, r, seqLen, rv);
+        nll += v;
+        refNll += rv;
         kl += stats.kl(r);
         if (stats.top1Agrees(r)) agree++;
       }
@@ -106,6 +117,17 @@ export async function evaluateWindows(
     result.comparison = { tokens, meanKl: kl / tokens, top1Agreement: agree / tokens };
   }
   return result;
+}
+
+/**
+ * A NaN or infinite NLL is refused instead of averaged into a NaN perplexity: it comes from a
+ * non-finite weight or an activation that overflowed, and no number printed from it means anything.
+ */
+function nonFiniteNll(which: 'model' | 'reference', firstWindow: number, row: number, seqLen: number, value: number): NonFiniteError {
+  const w = firstWindow + Math.floor(row / seqLen);
+  return new NonFiniteError(
+    `the ${which}'s next-token loss is ${Number.isNaN(value) ? 'NaN' : 'infinite'} at window ${w}, position ${row % seqLen}: its logits are not finite (a NaN/Inf weight, or an activation that overflowed), so no perplexity is reported; check the weights with rfid-moe inspect (with its \`verify\` option) or recompress`,
+  );
 }
 
 /** Perplexity of a model over evaluation windows. */

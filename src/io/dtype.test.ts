@@ -239,9 +239,9 @@ describe('decoding', () => {
 
   it('gives clear errors for undecodable dtypes and ragged byte counts', () => {
     for (const dtype of ['C64', 'F4', 'F6_E2M3', 'F6_E3M2'] as const) {
-      expect(() => decodeToF32(dtype, new Uint8Array(8))).toThrow(expect.objectContaining({ kind: 'UnsupportedDType', message: expect.stringContaining(dtype) }));
+      expect(() => decodeToF32(dtype, new Uint8Array(8))).toThrow(expect.objectContaining({ variant: 'UnsupportedDType', message: expect.stringContaining(dtype) }));
     }
-    expect(() => decodeToF32('F32', new Uint8Array(6))).toThrow(expect.objectContaining({ kind: 'InvalidTensorView' }));
+    expect(() => decodeToF32('F32', new Uint8Array(6))).toThrow(expect.objectContaining({ variant: 'InvalidTensorView' }));
   });
 });
 

@@ -1,11 +1,14 @@
 /**
- * The one error type of the safetensors layer.
+ * The one error type of the safetensors layer (`kind: 'SafetensorsError'`, like every rfid-moe
+ * error a subclass of RfidMoeError).
  *
- * `kind` reuses the variant names of the upstream Rust `SafeTensorError` wherever a variant
+ * `variant` reuses the variant names of the upstream Rust `SafeTensorError` wherever a variant
  * exists, so a rejection here can be compared one-to-one with the reference implementation (and
  * with the golden manifest). Kinds that upstream does not have (sharded indexes, decoding, the
  * writer's bookkeeping) are named in the same style.
  */
+
+import { RfidMoeError } from '../errors.js';
 
 /** Variant names of upstream `safetensors::SafeTensorError`. */
 export type UpstreamSafetensorsErrorKind =
@@ -47,8 +50,9 @@ export interface SafetensorsErrorContext {
   cause?: unknown;
 }
 
-export class SafetensorsError extends Error {
-  readonly kind: SafetensorsErrorKind;
+export class SafetensorsError extends RfidMoeError {
+  readonly kind = 'SafetensorsError';
+  override readonly variant: SafetensorsErrorKind;
   readonly file?: string;
   readonly tensor?: string;
   /** The message without the file / tensor prefix and kind suffix. */
@@ -56,8 +60,7 @@ export class SafetensorsError extends Error {
 
   constructor(kind: SafetensorsErrorKind, detail: string, context: SafetensorsErrorContext = {}) {
     super(SafetensorsError.compose(kind, detail, context), context.cause === undefined ? undefined : { cause: context.cause });
-    this.name = 'SafetensorsError';
-    this.kind = kind;
+    this.variant = kind;
     this.detail = detail;
     if (context.file !== undefined) this.file = context.file;
     if (context.tensor !== undefined) this.tensor = context.tensor;
@@ -65,7 +68,7 @@ export class SafetensorsError extends Error {
 
   /** The same error located in `file` / `tensor` (fields already set are kept). */
   withContext(context: { file?: string; tensor?: string }): SafetensorsError {
-    return new SafetensorsError(this.kind, this.detail, {
+    return new SafetensorsError(this.variant, this.detail, {
       file: this.file ?? context.file,
       tensor: this.tensor ?? context.tensor,
       cause: this,
@@ -82,5 +85,5 @@ export class SafetensorsError extends Error {
 }
 
 export function isSafetensorsError(err: unknown, kind?: SafetensorsErrorKind): err is SafetensorsError {
-  return err instanceof SafetensorsError && (kind === undefined || err.kind === kind);
+  return err instanceof SafetensorsError && (kind === undefined || err.variant === kind);
 }

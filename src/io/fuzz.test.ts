@@ -203,7 +203,7 @@ describe('fuzzing the reader with seeded mutations', () => {
         outcome = { ok: true, names: [...parsed.tensors.keys()] };
       } catch (err) {
         if (!(err instanceof SafetensorsError)) throw new Error(`${where}: unexpected ${String(err)}`, { cause: err });
-        outcome = { ok: false, kind: err.kind };
+        outcome = { ok: false, kind: err.variant };
       }
       slowest = Math.max(slowest, performance.now() - started);
       const key = outcome.ok ? 'accepted' : outcome.kind;
@@ -228,7 +228,7 @@ describe('fuzzing the reader with seeded mutations', () => {
           }
         } catch (err) {
           if (!(err instanceof SafetensorsError)) throw new Error(`${where} (file): unexpected ${String(err)}`, { cause: err });
-          fileOutcome = { ok: false, kind: err.kind };
+          fileOutcome = { ok: false, kind: err.variant };
         }
         expect(fileOutcome, where).toEqual(outcome);
         await rm(file);

@@ -1,5 +1,5 @@
 /**
- * Conformance with the upstream safetensors test vectors in ../shared/data: every manifest case
+ * Conformance with the upstream safetensors test vectors in the test data folder ($RFID_MOE_DATA): every manifest case
  * parses to its listed values or is rejected with its listed kind, the canonical cases are
  * reproduced byte for byte by the writer, and old-style and real-world files parse.
  */
@@ -66,7 +66,7 @@ describe.skipIf(!hasSharedData)('safetensors golden manifest', async () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
-  it('has the 25 cases the issue names', () => {
+  it('has the 25 cases of the manifest', () => {
     expect(manifest.cases).toHaveLength(25);
     expect(manifest.cases.filter((c) => c.expect.ok)).toHaveLength(14);
   });
@@ -84,7 +84,7 @@ describe.skipIf(!hasSharedData)('safetensors golden manifest', async () => {
             (e: unknown) => e,
           );
           expect(err).toBeInstanceOf(SafetensorsError);
-          expect((err as SafetensorsError).kind).toBe(kind);
+          expect((err as SafetensorsError).variant).toBe(kind);
           expect((err as SafetensorsError).message).toContain(c.file);
         }
         return;

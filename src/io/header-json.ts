@@ -8,6 +8,7 @@
  * Nesting is capped (serde_json's default recursion limit is 128) so hostile input cannot blow
  * the stack.
  */
+import { RfidMoeError } from '../errors.js';
 
 /** A number literal, kept verbatim. */
 export class JsonNumber {
@@ -27,13 +28,13 @@ export type JsonValue = string | boolean | null | JsonNumber | JsonValue[] | Jso
 /** Objects keep key order (insertion order of the Map) and never hold duplicate keys. */
 export type JsonObject = Map<string, JsonValue>;
 
-export class JsonSyntaxError extends Error {
+export class JsonSyntaxError extends RfidMoeError {
+  readonly kind = 'JsonSyntaxError';
   constructor(
     message: string,
     readonly position: number,
   ) {
     super(`${message} at character ${position}`);
-    this.name = 'JsonSyntaxError';
   }
 }
 

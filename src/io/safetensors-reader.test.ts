@@ -30,7 +30,7 @@ function rejection(buffer: Uint8Array): SafetensorsError {
 }
 const expectKind = (buffer: Uint8Array, kind: SafetensorsErrorKind, tensor?: string) => {
   const err = rejection(buffer);
-  expect(err.kind, err.message).toBe(kind);
+  expect(err.variant, err.message).toBe(kind);
   expect(err.message).toContain('case.safetensors');
   if (tensor !== undefined) {
     expect(err.tensor).toBe(tensor);
@@ -93,7 +93,7 @@ describe('header text', () => {
       '{"a":tru}',
     ]) {
       const data = header.includes('data_offsets') ? 4 : 0;
-      expect(rejection(build(header, data)).kind, header).toBe('InvalidHeaderDeserialization');
+      expect(rejection(build(header, data)).variant, header).toBe('InvalidHeaderDeserialization');
     }
   });
   it('accepts JSON whitespace around the object, escapes in names, and ignores unknown fields', () => {
@@ -224,13 +224,13 @@ describe('SafetensorsFile (positioned reads)', () => {
         [0.5, 1],
         [0, NaN],
       ]) {
-        await expect(f.readRowsF32('m', s, e)).rejects.toMatchObject({ kind: 'SliceOutOfRange', tensor: 'm' });
+        await expect(f.readRowsF32('m', s, e)).rejects.toMatchObject({ variant: 'SliceOutOfRange', tensor: 'm' });
       }
-      await expect(f.readF32('nope')).rejects.toMatchObject({ kind: 'TensorNotFound', tensor: 'nope' });
+      await expect(f.readF32('nope')).rejects.toMatchObject({ variant: 'TensorNotFound', tensor: 'nope' });
     } finally {
       await f.close();
     }
-    await expect(f.readBytes('m')).rejects.toMatchObject({ kind: 'IoError' });
+    await expect(f.readBytes('m')).rejects.toMatchObject({ variant: 'IoError' });
   });
 
   it('never reads past the end: a file truncated after open fails cleanly', async () => {
@@ -238,14 +238,14 @@ describe('SafetensorsFile (positioned reads)', () => {
     const f = await SafetensorsFile.open(file);
     try {
       await truncate(file, 80);
-      await expect(f.readF32('m')).rejects.toMatchObject({ kind: 'IoError', tensor: 'm' });
+      await expect(f.readF32('m')).rejects.toMatchObject({ variant: 'IoError', tensor: 'm' });
     } finally {
       await f.close();
     }
   });
 
   it('open() reports missing files and directories clearly', async () => {
-    await expect(SafetensorsFile.open(path.join(dir, 'missing.safetensors'))).rejects.toMatchObject({ kind: 'ShardNotFound', message: expect.stringContaining('missing.safetensors') });
+    await expect(SafetensorsFile.open(path.join(dir, 'missing.safetensors'))).rejects.toMatchObject({ variant: 'ShardNotFound', message: expect.stringContaining('missing.safetensors') });
     await expect(SafetensorsFile.open(dir)).rejects.toBeInstanceOf(SafetensorsError);
   });
 
@@ -255,8 +255,8 @@ describe('SafetensorsFile (positioned reads)', () => {
     const f = await SafetensorsFile.open(file);
     try {
       expect(Array.from(await f.readBytes('q'))).toEqual([0x12, 0x34]);
-      await expect(f.readF32('q')).rejects.toMatchObject({ kind: 'UnsupportedDType', tensor: 'q', file });
-      await expect(f.readRowsF32('q', 0, 1)).rejects.toMatchObject({ kind: 'UnsupportedDType' });
+      await expect(f.readF32('q')).rejects.toMatchObject({ variant: 'UnsupportedDType', tensor: 'q', file });
+      await expect(f.readRowsF32('q', 0, 1)).rejects.toMatchObject({ variant: 'UnsupportedDType' });
     } finally {
       await f.close();
     }

@@ -202,13 +202,13 @@ describe('streaming writer', () => {
       { name: 'a', dtype: 'F32', shape: [2] },
       { name: 'i', dtype: 'I32', shape: [1] },
     ]);
-    await expect(w.write('a', Float32Array.of(1))).rejects.toMatchObject({ kind: 'InvalidTensorView', tensor: 'a' });
-    await expect(w.write('a', new Uint8Array(7))).rejects.toMatchObject({ kind: 'InvalidTensorView' });
-    await expect(w.write('i', Float32Array.of(1))).rejects.toMatchObject({ kind: 'UnsupportedDType', tensor: 'i' });
-    await expect(w.write('zz', Float32Array.of(1))).rejects.toMatchObject({ kind: 'TensorNotFound' });
+    await expect(w.write('a', Float32Array.of(1))).rejects.toMatchObject({ variant: 'InvalidTensorView', tensor: 'a' });
+    await expect(w.write('a', new Uint8Array(7))).rejects.toMatchObject({ variant: 'InvalidTensorView' });
+    await expect(w.write('i', Float32Array.of(1))).rejects.toMatchObject({ variant: 'UnsupportedDType', tensor: 'i' });
+    await expect(w.write('zz', Float32Array.of(1))).rejects.toMatchObject({ variant: 'TensorNotFound' });
     await w.write('a', Float32Array.of(1, 2));
-    await expect(w.write('a', Float32Array.of(1, 2))).rejects.toMatchObject({ kind: 'IncompleteWrite' });
-    await expect(w.finish()).rejects.toMatchObject({ kind: 'IncompleteWrite', message: expect.stringContaining('"i"') });
+    await expect(w.write('a', Float32Array.of(1, 2))).rejects.toMatchObject({ variant: 'IncompleteWrite' });
+    await expect(w.finish()).rejects.toMatchObject({ variant: 'IncompleteWrite', message: expect.stringContaining('"i"') });
     await w.write('i', new Uint8Array(Int32Array.of(-7).buffer));
     await w.finish();
     const f = await SafetensorsFile.open(target);

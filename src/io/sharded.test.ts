@@ -60,7 +60,7 @@ describe('ShardedWriter', () => {
         expect(store.tensor(p.name)!.file).toBe(path.join(dir, index.weight_map[p.name]));
       }
       expect(store.tensor('missing')).toBeUndefined();
-      await expect(store.readBytes('missing')).rejects.toMatchObject({ kind: 'TensorNotFound' });
+      await expect(store.readBytes('missing')).rejects.toMatchObject({ variant: 'TensorNotFound' });
     } finally {
       await store.close();
     }
@@ -84,10 +84,10 @@ describe('ShardedWriter', () => {
   });
 
   it('rejects bad options and unknown tensors', async () => {
-    await expect(ShardedWriter.create(await freshDir(), plan, { maxShardBytes: 0 })).rejects.toMatchObject({ kind: 'InvalidPlan' });
-    await expect(ShardedWriter.create(await freshDir(), plan, { prefix: '../x' })).rejects.toMatchObject({ kind: 'InvalidPlan' });
+    await expect(ShardedWriter.create(await freshDir(), plan, { maxShardBytes: 0 })).rejects.toMatchObject({ variant: 'InvalidPlan' });
+    await expect(ShardedWriter.create(await freshDir(), plan, { prefix: '../x' })).rejects.toMatchObject({ variant: 'InvalidPlan' });
     const w = await ShardedWriter.create(await freshDir(), plan, { maxShardBytes: 40 });
-    await expect(w.write('nope', new Float32Array(1))).rejects.toMatchObject({ kind: 'TensorNotFound' });
+    await expect(w.write('nope', new Float32Array(1))).rejects.toMatchObject({ variant: 'TensorNotFound' });
     await w.abort();
   });
 });
@@ -110,11 +110,11 @@ describe('TensorStore.open', () => {
 
   it('refuses ambiguous or empty directories with a message saying what to pass', async () => {
     const empty = await freshDir();
-    await expect(TensorStore.open(empty)).rejects.toMatchObject({ kind: 'ShardNotFound', message: expect.stringContaining('no model.safetensors.index.json') });
+    await expect(TensorStore.open(empty)).rejects.toMatchObject({ variant: 'ShardNotFound', message: expect.stringContaining('no model.safetensors.index.json') });
     const two = await freshDir();
     for (const n of ['a', 'b']) await writeSafetensors(path.join(two, `${n}.safetensors`), [{ name: n, dtype: 'F32', shape: [1], data: Float32Array.of(1) }]);
-    await expect(TensorStore.open(two)).rejects.toMatchObject({ kind: 'ShardNotFound', message: expect.stringContaining('pass') });
-    await expect(TensorStore.open(path.join(empty, 'nothing-here'))).rejects.toMatchObject({ kind: 'ShardNotFound' });
+    await expect(TensorStore.open(two)).rejects.toMatchObject({ variant: 'ShardNotFound', message: expect.stringContaining('pass') });
+    await expect(TensorStore.open(path.join(empty, 'nothing-here'))).rejects.toMatchObject({ variant: 'ShardNotFound' });
   });
 });
 
@@ -143,14 +143,14 @@ describe('corrupt indexes', () => {
     ['duplicate tensor names', '{"weight_map":{"a":"model-00001-of-00005.safetensors","a":"model-00002-of-00005.safetensors"}}', 'InvalidShardIndex', /duplicate key "a"/],
   ])('%s', async (_label, index, kind, message) => {
     const dir = await withIndex(index);
-    await expect(readShardIndex(dir)).rejects.toMatchObject({ kind, message: expect.stringMatching(message) });
-    await expect(TensorStore.open(dir)).rejects.toMatchObject({ kind });
+    await expect(readShardIndex(dir)).rejects.toMatchObject({ variant: kind, message: expect.stringMatching(message) });
+    await expect(TensorStore.open(dir)).rejects.toMatchObject({ variant: kind });
   });
 
   it('a tensor the index places in a shard that lacks it is an error naming both', async () => {
     const dir = await withIndex(good({ 'layer.5.w': 'model-00001-of-00005.safetensors' }));
     await expect(TensorStore.open(dir)).rejects.toMatchObject({
-      kind: 'TensorNotFound',
+      variant: 'TensorNotFound',
       tensor: 'layer.5.w',
       message: expect.stringMatching(/"layer\.5\.w".*"model-00001-of-00005\.safetensors"/),
     });

@@ -11,15 +11,12 @@
  * group sits at its cap (the budget cannot be spent: reported as leftover).
  */
 import { floorWithTolerance, rankCap, rankUnitCost } from './budget.js';
+import { RfidMoeError } from '../errors.js';
 
 export type Rounding = 'largest-remainder' | 'floor';
 
-export class AllocationError extends Error {
+export class AllocationError extends RfidMoeError {
   readonly kind = 'AllocationError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'AllocationError';
-  }
 }
 
 export interface AllocationOptions {

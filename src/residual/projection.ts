@@ -7,6 +7,7 @@
  * built: it is regenerated from a descriptor, which is all an output needs to store.
  */
 import { mulberry32 } from './prng.js';
+import { RfidMoeError } from '../errors.js';
 
 export type BucketScheme = 'tile' | 'random';
 
@@ -22,12 +23,8 @@ export interface ProjectionDescriptor {
   seed: number;
 }
 
-export class ProjectionError extends Error {
+export class ProjectionError extends RfidMoeError {
   readonly kind = 'ProjectionError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProjectionError';
-  }
 }
 
 /** Start of bucket b in position space: floor(b·L/q). Sizes differ by at most one. */

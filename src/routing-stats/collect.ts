@@ -13,7 +13,7 @@ import { TOOL_VERSION } from '../version.js';
 import { combineObservers, RoutingCounter, type RoutingCounts } from './counter.js';
 import { modelFingerprint } from './fingerprint.js';
 import { GramObserver, type GramSink, type GramWeighting } from './gram.js';
-import { ROUTING_STATS_FORMAT, ROUTING_STATS_VERSION, type RoutingStats } from './schema.js';
+import { ROUTING_STATS_FORMAT, ROUTING_STATS_VERSION, RoutingStatsError, type RoutingStats } from './schema.js';
 
 export interface CollectOptions {
   /** receive each expert's input Gram matrix XᵀX (f64) */
@@ -32,7 +32,7 @@ export async function collectRoutingCounts(ckpt: Checkpoint, engine: Engine, win
   const grams = opts.grams ? new GramObserver(engine, ckpt.config.hiddenSize, opts.grams, opts.gramWeighting) : undefined;
   let lastMoe = -1;
   ckpt.layout.layers.forEach((l, i) => (lastMoe = l.kind === 'moe' ? i : lastMoe));
-  if (lastMoe < 0) throw new Error('the model has no MoE layer: there is no routing to calibrate');
+  if (lastMoe < 0) throw new RoutingStatsError('the model has no MoE layer: there is no routing to calibrate');
   await runDecoder(provider, engine, batchFromSequences(windows), {
     observer: combineObservers(counter, grams),
     layers: lastMoe + 1,
@@ -47,7 +47,7 @@ export interface CalibrationInfo {
   samples: number;
   seqLen: number;
   seed: number;
-  /** experts that saw fewer tokens are listed as warnings (method.md: ~10) */
+  /** experts that saw fewer tokens are listed as warnings (docs/method.md: the recipe's minExpertTokens, 10) */
   minTokens?: number;
 }
 
@@ -60,19 +60,8 @@ export async function collectRoutingStats(
   opts: CollectOptions = {},
 ): Promise<RoutingStats> {
   const counts = await collectRoutingCounts(ckpt, engine, windows, opts);
-  const minTokens = info.minTokens ?? 10;
-  const warnings: string[] = [];
-  for (const l of counts.layers) {
-    const low = l.counts.map((c, e) => [e, c] as const).filter(([, c]) => c < minTokens);
-    if (low.length > 0) {
-      warnings.push(`layer ${l.layer}: ${low.length} expert(s) routed fewer than ${minTokens} tokens (${low.map(([e, c]) => `#${e}: ${c}`).join(', ')}); their frequency is noisy: calibrate with more samples`);
-    }
-  }
-  return {
-    format: ROUTING_STATS_FORMAT,
-    version: ROUTING_STATS_VERSION,
-    tool: `rfid-moe ${TOOL_VERSION}`,
-    model: {
+  return statsDocument(
+    {
       fingerprint: modelFingerprint(ckpt),
       family: ckpt.config.family,
       modelType: ckpt.config.modelType,
@@ -80,10 +69,40 @@ export async function collectRoutingStats(
       numExperts: ckpt.config.numExperts,
       topK: ckpt.config.topK,
     },
+    info,
+    windows.reduce((a, w) => a + w.length, 0),
+    counts.layers.map((l) => ({ layer: l.layer, tokens: l.tokens, topK: l.topK, counts: l.counts })),
+  );
+}
+
+/** Experts routed fewer than `minTokens` tokens, one warning per layer. */
+export function lowCountWarnings(layers: RoutingStats['layers'], minTokens: number): string[] {
+  const warnings: string[] = [];
+  for (const l of layers) {
+    const low = l.counts.map((c, e) => [e, c] as const).filter(([, c]) => c < minTokens);
+    if (low.length > 0) {
+      warnings.push(`layer ${l.layer}: ${low.length} expert(s) routed fewer than ${minTokens} tokens (${low.map(([e, c]) => `#${e}: ${c}`).join(', ')}); their frequency is noisy: calibrate with more samples`);
+    }
+  }
+  return warnings;
+}
+
+/**
+ * The statistics document, built in one place so that a one-process run and `merge-stats` of a
+ * sharded run write the same bytes.
+ */
+export function statsDocument(model: RoutingStats['model'], info: CalibrationInfo, tokens: number, layers: RoutingStats['layers']): RoutingStats {
+  const minTokens = info.minTokens ?? 10;
+  const warnings = lowCountWarnings(layers, minTokens);
+  return {
+    format: ROUTING_STATS_FORMAT,
+    version: ROUTING_STATS_VERSION,
+    tool: `rfid-moe ${TOOL_VERSION}`,
+    model,
     dataset: info.dataset,
-    calibration: { samples: info.samples, seqLen: info.seqLen, seed: info.seed, tokens: windows.reduce((a, w) => a + w.length, 0) },
+    calibration: { samples: info.samples, seqLen: info.seqLen, seed: info.seed, tokens },
     minTokens,
-    layers: counts.layers.map((l) => ({ layer: l.layer, tokens: l.tokens, topK: l.topK, counts: l.counts })),
+    layers,
     warnings,
   };
 }

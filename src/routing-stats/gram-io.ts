@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseSafetensorsBuffer } from '../io/safetensors-reader.js';
 import { writeSafetensors as writeTensors } from '../io/safetensors-writer.js';
+import { RoutingStatsError } from './schema.js';
 
 export async function writeGramFile(file: string, gram: Float64Array, hidden: number, metadata: Record<string, string>): Promise<void> {
   const bytes = new Uint8Array(gram.buffer, gram.byteOffset, gram.byteLength);
@@ -21,7 +22,7 @@ export function readGramFileSync(file: string): { data: Float64Array; metadata: 
 function decodeGramFile(file: string, buffer: Buffer): { data: Float64Array; metadata: Record<string, string> | null } {
   const parsed = parseSafetensorsBuffer(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), file);
   const entry = parsed.tensors.get('gram');
-  if (!entry || entry.dtype !== 'F64') throw new Error(`${file} holds no F64 tensor "gram"; it was not written by rfid-moe calibrate --grams`);
+  if (!entry || entry.dtype !== 'F64') throw new RoutingStatsError(`${file} holds no F64 tensor "gram"; it is not a Gram matrix written by calibration (\`grams\`)`);
   const start = parsed.dataStart + entry.dataOffsets[0];
   // copy: the file buffer's offset need not be 8-byte aligned
   const data = new Float64Array(entry.elementCount);

@@ -13,3 +13,4 @@ export {
   type RoutingStats,
   type LayerStats,
 } from './schema.js';
+export { checkStatsOutPath, checkGramsOutDir, StatsOutputError } from './output-path.js';

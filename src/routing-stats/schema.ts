@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { writeFileAtomic } from '../io/atomic.js';
+import { RfidMoeError } from '../errors.js';
 
 export const ROUTING_STATS_FORMAT = 'rfid-moe.routing-stats';
 export const ROUTING_STATS_VERSION = 1;
@@ -52,17 +53,27 @@ export const routingStatsSchema = z.object({
   minTokens: count,
   layers: z.array(layerStatsSchema),
   warnings: z.array(z.string()),
+  /**
+   * Present only in one part of a sharded calibration (`calibrate --shard i/N`): which of the run's
+   * windows it covered, and where it wrote its Gram matrices. `merge-stats` adds the parts up into
+   * the document a one-process run writes (without this field).
+   */
+  shard: z
+    .object({
+      index: z.number().int().nonnegative(),
+      count: z.number().int().positive(),
+      /** [start, end) among the run's `samples` windows */
+      windows: z.tuple([count, count]),
+      grams: z.string().nullable(),
+    })
+    .optional(),
 });
 
 export type LayerStats = z.infer<typeof layerStatsSchema>;
 export type RoutingStats = z.infer<typeof routingStatsSchema>;
 
-export class RoutingStatsError extends Error {
+export class RoutingStatsError extends RfidMoeError {
   readonly kind = 'RoutingStatsError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'RoutingStatsError';
-  }
 }
 
 /** Schema plus arithmetic checks; throws RoutingStatsError naming the first problem. */
@@ -90,7 +101,7 @@ export async function loadRoutingStats(file: string): Promise<RoutingStats> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new RoutingStatsError(`cannot read routing statistics ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create it with \`rfid-moe calibrate <model> --dataset <file> --out ${file}\``);
+    throw new RoutingStatsError(`cannot read routing statistics ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); create it by calibrating the model (\`rfid-moe calibrate\`, or collectRoutingStats and writeRoutingStats)`);
   }
   let json: unknown;
   try {

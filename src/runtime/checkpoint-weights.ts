@@ -6,18 +6,16 @@
 import type { Checkpoint, LayerLayout, MlpNames } from '../checkpoint/types.js';
 import { DenseSwiGlu } from './mlp.js';
 import type { AttentionWeights, ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
+import { RfidMoeError } from '../errors.js';
+import { ModelInputError } from './errors.js';
 
 /** Attention with multi-head latent attention (DeepSeek-V2) has no implementation here. */
-export class UnsupportedModelError extends Error {
-  readonly kind = 'UnsupportedModel';
-  constructor(message: string) {
-    super(message);
-    this.name = 'UnsupportedModelError';
-  }
+export class UnsupportedModelError extends RfidMoeError {
+  readonly kind = 'UnsupportedModelError';
 }
 
 export const MLA_NOT_IMPLEMENTED =
-  'attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied with --stats from another tool';
+  'attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied as `stats` from another tool';
 
 /** Tables up to this size are read whole once and kept (embedding lookups, lm_head chunks). */
 const CACHE_LIMIT_BYTES = 256 * 1024 * 1024;
@@ -53,7 +51,7 @@ export class CheckpointWeights implements WeightProvider {
   async embed(ids: Int32Array): Promise<Float32Array> {
     const { hiddenSize: h, vocabSize } = this.config;
     for (const id of ids) {
-      if (id < 0 || id >= vocabSize) throw new RangeError(`token id ${id} is outside the model's vocabulary [0, ${vocabSize}); is the tokenizer the model's own?`);
+      if (id < 0 || id >= vocabSize) throw new ModelInputError(`token id ${id} is outside the model's vocabulary [0, ${vocabSize}); is the tokenizer the model's own?`);
     }
     const out = new Float32Array(ids.length * h);
     const name = this.checkpoint.layout.embed;

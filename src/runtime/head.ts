@@ -6,6 +6,7 @@
  */
 import type { Engine } from '../engine/types.js';
 import type { WeightProvider } from './weights.js';
+import { ModelInputError } from './errors.js';
 
 /** Bytes of one lm_head chunk (f32) and of one logits block; bounded whatever the vocabulary. */
 const HEAD_CHUNK_BYTES = 32 * 1024 * 1024;
@@ -36,7 +37,7 @@ export async function streamLogits(
   const vocab = first.provider.config.vocabSize;
   for (const m of models) {
     if (m.provider.config.vocabSize !== vocab) {
-      throw new Error(`models do not share a vocabulary (${vocab} vs ${m.provider.config.vocabSize} ids); compare models with the same tokenizer`);
+      throw new ModelInputError(`models do not share a vocabulary (${vocab} vs ${m.provider.config.vocabSize} ids); compare models with the same tokenizer`);
     }
   }
   const maxHidden = Math.max(...models.map((m) => m.provider.config.hiddenSize));

@@ -1,20 +1,17 @@
 /**
  * Datasets as one text: a plain text file as-is; JSONL rows' text field joined with "\n\n";
  * WikiText raw files as Hugging Face's rows (one per line: a whitespace-only line becomes "",
- * any other keeps its "\n") joined with "\n\n" (method.md's evaluation protocol).
+ * any other keeps its "\n") joined with "\n\n" (docs/method.md's evaluation protocol).
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { RfidMoeError } from '../errors.js';
 
 export type DatasetFormat = 'text' | 'jsonl' | 'wikitext';
 
-export class DatasetError extends Error {
+export class DatasetError extends RfidMoeError {
   readonly kind = 'DatasetError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DatasetError';
-  }
 }
 
 export interface DatasetOptions {
@@ -49,11 +46,40 @@ export async function loadDataset(file: string, opts: DatasetOptions = {}): Prom
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const format = !opts.format || opts.format === 'auto' ? detectFormat(file) : opts.format;
-  const raw = bytes.toString('utf8');
+  const raw = decodeText(bytes, file);
   const rows = format === 'jsonl' ? jsonlRows(raw, file, opts.textField ?? 'text') : format === 'wikitext' ? wikitextRows(raw) : [raw];
   const text = rows.join('\n\n');
   if (text.length === 0) throw new DatasetError(`dataset ${file} holds no text`);
   return { path: file, format, sha256, text, rows: rows.length };
+}
+
+/**
+ * The file's text, refusing what is not text: a NUL byte (binary data: weights, archives, UTF-16)
+ * or bytes that are not valid UTF-8 (which Buffer#toString would silently turn into U+FFFD and
+ * then into tokens).
+ */
+export function decodeText(bytes: Uint8Array, file: string): string {
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw new DatasetError(`dataset ${file} is binary (a NUL byte at offset ${nul}), not text; pass a UTF-8 text, .jsonl or WikiText .raw file`);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    let valid = 0;
+    // locate the first bad byte for the message: the longest prefix that decodes
+    for (let lo = 0, hi = bytes.length; lo <= hi; ) {
+      const mid = (lo + hi) >> 1;
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+        valid = mid;
+        lo = mid + 1;
+      } catch {
+        hi = mid - 1;
+      }
+    }
+    throw new DatasetError(`dataset ${file} is not valid UTF-8 text (first invalid byte near offset ${valid}); convert it to UTF-8 or pass another file`);
+  }
 }
 
 export function wikitextRows(raw: string): string[] {
@@ -73,7 +99,7 @@ export function jsonlRows(raw: string, file: string, field: string): string[] {
     }
     const value = typeof obj === 'object' && obj !== null ? (obj as Record<string, unknown>)[field] : undefined;
     if (typeof value !== 'string') {
-      throw new DatasetError(`${file} line ${i + 1} has no string field "${field}"; pass --text-field <name> to pick the field holding the text`);
+      throw new DatasetError(`${file} line ${i + 1} has no string field "${field}"; set \`textField\` to the field holding the text`);
     }
     rows.push(value);
   });

@@ -6,19 +6,26 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { RfidMoeError } from '../errors.js';
 
-export class TokenizerError extends Error {
+export class TokenizerError extends RfidMoeError {
   readonly kind = 'TokenizerError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'TokenizerError';
-  }
+}
+
+/**
+ * What this library uses of @huggingface/tokenizers' `Tokenizer` (the object at run time is one).
+ * Declared here so the public types do not depend on that package's declarations, which do not
+ * resolve for a consumer compiling with `moduleResolution: NodeNext` and `skipLibCheck: false`.
+ */
+export interface TextTokenizer {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
 }
 
 export interface LoadedTokenizer {
   /** the tokenizer.json used */
   path: string;
-  tokenizer: Tokenizer;
+  tokenizer: TextTokenizer;
   /**
    * true when splitting text at a non-space → space boundary cannot change the ids: a ByteLevel
    * pre-tokenizer without prefix space and no normaliser (GPT-2, Qwen, OLMoE, DeepSeek style).
@@ -35,10 +42,10 @@ export async function loadTokenizer(location: string): Promise<LoadedTokenizer> 
   if (existsSync(location) && statSync(location).isDirectory()) {
     file = path.join(location, 'tokenizer.json');
     if (!existsSync(file)) {
-      throw new TokenizerError(`no tokenizer.json in ${location}; copy the model's tokenizer.json there or pass --tokenizer <path/to/tokenizer.json>`);
+      throw new TokenizerError(`no tokenizer.json in ${location}; copy the model's tokenizer.json there or pass \`tokenizer\` (the path of a tokenizer.json)`);
     }
   } else if (!existsSync(location)) {
-    throw new TokenizerError(`tokenizer file ${location} does not exist; pass --tokenizer <path/to/tokenizer.json>`);
+    throw new TokenizerError(`tokenizer file ${location} does not exist; pass \`tokenizer\` (the path of a tokenizer.json)`);
   }
   let json: Record<string, unknown>;
   try {
@@ -72,7 +79,7 @@ function isChunkSafe(json: Record<string, unknown>): boolean {
 const CHUNK_CHARS = 256 * 1024;
 
 /**
- * Token ids of `text` without special tokens (no BOS: method.md's protocol). Long texts are
+ * Token ids of `text` without special tokens (no BOS: docs/method.md's protocol). Long texts are
  * encoded in pieces cut just before a whitespace character that follows a non-whitespace one;
  * a GPT-2-style byte-level pre-tokenizer always has a piece boundary there, so the ids equal
  * those of encoding the whole text (tested against the golden WikiText-2 count).

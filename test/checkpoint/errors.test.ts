@@ -49,7 +49,7 @@ async function openError(dir: string): Promise<CheckpointError> {
 describe('config.json problems', () => {
   it('missing directory', async () => {
     const err = await openError(scratch.sub('does-not-exist'));
-    expect(err.kind).toBe('not-found');
+    expect(err.variant).toBe('NotFound');
     expect(err.message).toContain('does-not-exist');
   });
 
@@ -57,17 +57,17 @@ describe('config.json problems', () => {
     const { dir } = await fixture();
     await rm(path.join(dir, 'config.json'));
     const err = await openError(dir);
-    expect(err.kind).toBe('missing-config');
+    expect(err.variant).toBe('MissingConfig');
     expect(err.message).toMatch(/has no config\.json/);
   });
 
   it('config.json that is not JSON, or not an object', async () => {
     const { dir } = await fixture();
     await writeFile(path.join(dir, 'config.json'), '{"model_type": "qwen2_moe",');
-    expect((await openError(dir)).kind).toBe('invalid-config-json');
+    expect((await openError(dir)).variant).toBe('InvalidConfigJson');
     await writeFile(path.join(dir, 'config.json'), '[1, 2]');
     const err = await openError(dir);
-    expect(err.kind).toBe('invalid-config-json');
+    expect(err.variant).toBe('InvalidConfigJson');
     expect(err.message).toContain('an array');
   });
 
@@ -77,7 +77,7 @@ describe('config.json problems', () => {
       c.model_type = 'llama';
     });
     const err = await openError(dir);
-    expect(err.kind).toBe('unknown-model-type');
+    expect(err.variant).toBe('UnknownModelType');
     expect(err.message).toContain("'llama'");
     for (const t of ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2']) expect(err.message).toContain(t);
   });
@@ -88,7 +88,7 @@ describe('config.json problems', () => {
       delete c.model_type;
     });
     const err = await openError(dir);
-    expect(err.kind).toBe('unknown-model-type');
+    expect(err.variant).toBe('UnknownModelType');
     expect(err.message).toContain('model_type');
   });
 
@@ -98,7 +98,7 @@ describe('config.json problems', () => {
       c.num_local_experts = 'eight';
     });
     const err = await openError(dir);
-    expect(err.kind).toBe('invalid-config');
+    expect(err.variant).toBe('InvalidConfig');
     expect(err.message).toContain("'num_local_experts'");
     expect(err.message).toContain('Mixtral');
   });
@@ -127,7 +127,7 @@ describe('config.json problems', () => {
       c.num_experts_per_tok = 9;
     });
     const err = await openError(dir);
-    expect(err.kind).toBe('invalid-config');
+    expect(err.variant).toBe('InvalidConfig');
     expect(err.message).toMatch(/num_experts_per_tok \(9\) exceeds .* \(8\)/);
   });
 
@@ -137,7 +137,7 @@ describe('config.json problems', () => {
       c.n_routed_experts = null;
     });
     const err = await openError(dir);
-    expect(err.kind).toBe('invalid-config');
+    expect(err.variant).toBe('InvalidConfig');
     expect(err.message).toContain('no layer is an MoE layer');
   });
 });
@@ -148,7 +148,7 @@ describe('tensors that do not match the config', () => {
     const victim = 'model.layers.2.mlp.experts.5.up_proj.weight';
     await rewriteModelFile(dir, (ts) => ts.filter((t) => t.name !== victim));
     const err = await openError(dir);
-    expect(err.kind).toBe('layout-mismatch');
+    expect(err.variant).toBe('LayoutMismatch');
     expect(err.message).toContain(`missing tensor ${victim} (config.json implies shape [16, 32])`);
     expect(err.problems).toHaveLength(1);
   });
@@ -159,7 +159,7 @@ describe('tensors that do not match the config', () => {
     // transposed: [I, H] instead of [H, I]
     await rewriteModelFile(dir, (ts) => ts.map((t) => (t.name === victim ? { ...t, shape: [16, 32] } : t)));
     const err = await openError(dir);
-    expect(err.kind).toBe('layout-mismatch');
+    expect(err.variant).toBe('LayoutMismatch');
     expect(err.message).toContain(`tensor ${victim} has shape [16, 32] but config.json implies [32, 16]`);
   });
 
@@ -169,7 +169,7 @@ describe('tensors that do not match the config', () => {
       c.intermediate_size = 20;
     });
     const err = await openError(dir);
-    expect(err.kind).toBe('layout-mismatch');
+    expect(err.variant).toBe('LayoutMismatch');
     // 2 layers × 8 experts × 3 matrices
     expect(err.problems).toHaveLength(48);
     expect(err.message).toContain('and 45 more problem(s)');
@@ -181,8 +181,19 @@ describe('tensors that do not match the config', () => {
     // C64 (complex): same element count, 8 bytes each
     await rewriteModelFile(dir, (ts) => ts.map((t) => (t.name === victim ? { ...t, dtype: 'C64', data: new Uint8Array(t.data.length * 2) } : t)));
     const err = await openError(dir);
-    expect(err.kind).toBe('layout-mismatch');
+    expect(err.variant).toBe('LayoutMismatch');
     expect(err.message).toContain(`tensor ${victim} has dtype C64, which cannot be decoded to f32`);
+  });
+
+  it('integer-dtype expert weights (quantized codes) are refused at validation', async () => {
+    for (const [dtype, width] of [['I8', 1], ['U8', 1], ['I32', 4]] as const) {
+      const { dir } = await fixture('qwen3_moe');
+      const victim = 'model.layers.1.mlp.experts.3.down_proj.weight';
+      await rewriteModelFile(dir, (ts) => ts.map((t) => (t.name === victim ? { ...t, dtype, data: new Uint8Array((t.data.length / 4) * width) } : t)));
+      const err = await openError(dir);
+      expect(err.kind).toBe('layout-mismatch');
+      expect(err.message).toContain(`tensor ${victim} has integer dtype ${dtype}: weights must be floating point`);
+    }
   });
 
   it('no weights at all', async () => {
@@ -190,7 +201,7 @@ describe('tensors that do not match the config', () => {
     await rm(path.join(dir, 'model.safetensors'));
     const err = await openCheckpoint(dir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SafetensorsError);
-    expect((err as SafetensorsError).kind).toBe('ShardNotFound');
+    expect((err as SafetensorsError).variant).toBe('ShardNotFound');
   });
 });
 
@@ -205,7 +216,7 @@ describe('shards outside the checkpoint directory', () => {
     await writeFile(indexFile, JSON.stringify(index));
     const err = await openCheckpoint(dir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SafetensorsError);
-    expect((err as SafetensorsError).kind).toBe('InvalidShardIndex');
+    expect((err as SafetensorsError).variant).toBe('InvalidShardIndex');
     expect((err as Error).message).toContain('../escaped.safetensors');
   });
 

@@ -8,6 +8,14 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { compress } from '../../src/compress/pipeline.js';
+import type { RfidBlock } from '../../src/compress/output/block.js';
+import type { CompressedDescription } from '../../src/compressed/describe.js';
+import { createTsEngine } from '../../src/engine/ts/index.js';
+import { TensorStore } from '../../src/io/sharded.js';
+import { writeRoutingStats } from '../../src/routing-stats/schema.js';
+import { syntheticStats } from '../compress/helpers.js';
 import { FIXTURE_FAMILIES, makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { independentCounts } from '../checkpoint/expected-counts.js';
@@ -125,9 +133,9 @@ describe('broken input exits 2 with one clear line', () => {
       inspect(garbage, '--json'),
     ]);
     expect(unknownJson.code).toBe(2);
-    const err = JSON.parse(unknownJson.stdout) as { ok: boolean; error: { kind: string; message: string } };
+    const err = JSON.parse(unknownJson.stdout) as { ok: boolean; error: { kind: string; variant: string; message: string } };
     expect(err.ok).toBe(false);
-    expect(err.error.kind).toBe('unknown-model-type');
+    expect(err.error).toMatchObject({ kind: 'CheckpointError', variant: 'UnknownModelType' });
     expect(err.error.message).toContain("'gpt2'");
 
     for (const r of [unknownPlain, missing]) {
@@ -140,11 +148,99 @@ describe('broken input exits 2 with one clear line', () => {
     expect(missing.stderr).toContain('does not exist');
 
     expect(damaged.code).toBe(2);
-    expect((JSON.parse(damaged.stdout) as { error: { kind: string } }).error.kind).toBe('HeaderTooSmall');
+    expect((JSON.parse(damaged.stdout) as { error: object }).error).toMatchObject({ kind: 'SafetensorsError', variant: 'HeaderTooSmall' });
 
     await rm(path.join(dir, 'config.json'));
     const noConfig = await inspect(dir, '--json');
     expect(noConfig.code).toBe(2);
-    expect((JSON.parse(noConfig.stdout) as { error: { kind: string } }).error.kind).toBe('missing-config');
+    expect((JSON.parse(noConfig.stdout) as { error: object }).error).toMatchObject({ kind: 'CheckpointError', variant: 'MissingConfig' });
+  });
+});
+
+describe('inspect an rfid-moe output', () => {
+  let model: Awaited<ReturnType<typeof openCheckpoint>>;
+  let stats: string;
+  const engine = createTsEngine({ threads: 1 });
+  beforeAll(async () => {
+    model = await openCheckpoint((await makeTinyCheckpoint(scratch.sub('c-model'), 'qwen3_moe', { seed: 3 })).dir);
+    stats = scratch.sub('c-stats.json');
+    await writeRoutingStats(stats, syntheticStats(model));
+  });
+  afterAll(async () => {
+    await model?.close();
+    engine.dispose();
+  });
+
+  it('a factored output: groups, ranks, residuals and bytes per layer, from the block and the tensors on disk', async () => {
+    const out = scratch.sub('c-factored');
+    await compress(model, { retain: 0.5, groupSize: 2, residual: { share: 0.05 } }, { out, stats, engine, evaluation: false });
+    const [json, human] = await Promise.all([inspect(out, '--json'), inspect(out)]);
+    expect(json.code, json.stderr).toBe(0);
+    const d = JSON.parse(json.stdout) as CompressedDescription & { ok: boolean; type: string };
+    expect(d).toMatchObject({ ok: true, type: 'compressed', storage: 'factored', numExperts: 8, files: { verified: false } });
+    const block = JSON.parse(await readFile(path.join(out, 'config.json'), 'utf8')).rfid_moe as RfidBlock;
+    const store = await TensorStore.open(out);
+    try {
+      expect(d.layers.map((l) => l.layer)).toEqual(block.layers.map((l) => l.layer));
+      for (const l of d.layers) {
+        const b = block.layers.find((x) => x.layer === l.layer)!;
+        expect(Object.keys(l.types).sort()).toEqual(Object.keys(b.types).sort());
+        for (const type of Object.keys(b.types) as Array<'gate' | 'up' | 'down'>) {
+          const t = l.types[type]!;
+          expect(t.groups.map((g) => g.rank)).toEqual(b.types[type]!.groups.map((g) => g.rank));
+          expect(t.groups.map((g) => g.experts)).toEqual(b.types[type]!.groups.map((g) => g.experts));
+          expect(t.groups.map((g) => g.residualLength)).toEqual(b.types[type]!.groups.map((g) => g.residual?.q ?? null));
+          // independent byte count: every tensor of this layer and type on disk
+          const onDisk = store.tensorNames().filter((n) => n.startsWith(`model.layers.${l.layer}.mlp.rfid.${type}.`)).reduce((a, n) => a + store.tensor(n)!.byteLength, 0);
+          expect(t.storedBytes).toBe(onDisk);
+          expect(t.originalBytes).toBe(8 * t.p * t.d * 4);
+          expect(t.storedBytes).toBeLessThan(t.originalBytes);
+        }
+        const layerTotal = store.tensorNames().filter((n) => n.startsWith(`model.layers.${l.layer}.`)).reduce((a, n) => a + store.tensor(n)!.byteLength, 0);
+        expect(l.layerBytes).toBe(layerTotal);
+      }
+    } finally {
+      await store.close();
+    }
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/made by\s+rfid-moe .*factored storage/);
+    expect(human.stdout).toMatch(/\n0\s+gate\s+4 × 2\/2\/2\/2\s+[\d, ]+\s+\d+\s+[\d.]+ KB\s+[\d.]+ KB\s+0\.\d+/);
+    expect(human.stdout).toContain('not checked (pass --verify)');
+  });
+
+  it('--verify checks every recorded sha256; a flipped byte exits 2 naming the file', async () => {
+    const out = scratch.sub('c-verify');
+    await compress(model, { retain: 0.5 }, { out, stats, engine, evaluation: false });
+    const good = await inspect(out, '--verify');
+    expect(good.code, good.stderr).toBe(0);
+    expect(good.stdout).toMatch(/files\s+\d+ files: sha256 verified/);
+    const shard = path.join(out, 'model-00002-of-00003.safetensors');
+    const bytes = await readFile(shard);
+    bytes[bytes.length - 3] ^= 0x10;
+    await writeFile(shard, bytes);
+    const bad = await inspect(out, '--verify', '--json');
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout).error).toMatchObject({ kind: 'IntegrityError', message: expect.stringMatching(/model-00002-of-00003\.safetensors does not have the sha256 recorded/) });
+    // without --verify the structure is still described (hashes are not read)
+    expect((await inspect(out)).code).toBe(0);
+  });
+
+  it('a partial output says "unfinished run: rerun with --resume", not "missing tensor"', async () => {
+    const out = scratch.sub('c-partial');
+    await expect(
+      compress(model, { retain: 0.5 }, {
+        out,
+        stats,
+        engine,
+        evaluation: false,
+        onProgress: (e) => {
+          if (e.type === 'layer-done' && e.layer === 0) throw new Error('interrupted');
+        },
+      }),
+    ).rejects.toThrow('interrupted');
+    const r = await inspect(out);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/is an unfinished run: rerun with --resume .*1 layer\(s\) are done/);
+    expect(r.stderr).not.toMatch(/missing tensor|no config\.json/);
   });
 });

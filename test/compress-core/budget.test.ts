@@ -9,7 +9,7 @@ describe('layerBudget on Qwen3-30B-A3B shapes (n 128, p 768, d 2048)', () => {
 
   it('gives K_total 22,413 and break-even 1,228 at γ 0.6, β 0.03, k 4', () => {
     const b = layerBudget(qwen);
-    // floor((0.6 − 0.03)·128·768·2048 / (4·768 + 2048)) worked by hand in the issue.
+    // floor((0.6 − 0.03)·128·768·2048 / (4·768 + 2048)) worked by hand (docs/method.md's example).
     expect(b.kTotal).toBe(22413);
     expect(b.breakEvenRank).toBe(1228);
     expect(b.originalParams).toBe(201_326_592);
@@ -61,7 +61,7 @@ describe('allocation meets the budget within one rank unit', () => {
       const unit = k * p + d; // the largest rank unit of the layer
       expect(stored).toBeLessThanOrEqual(budget.targetParams + 1e-6);
       expect(budget.targetParams - stored).toBeLessThan(unit);
-      // The ratio form the issue states: |stored/original − γ| < one rank unit / original.
+      // The budget guarantee in ratio form (docs/method.md): |stored/original − γ| < one rank unit / original.
       expect(Math.abs(stored / budget.originalParams - retain)).toBeLessThan(unit / budget.originalParams);
       // The stronger definition: no uncapped group could take one more rank unit.
       alloc.ranks.forEach((K, g) => {

@@ -76,12 +76,18 @@ describe('refusals before any work', () => {
     expect(await isAbsent('o4')).toBe(true);
   });
 
+  it('a calibration --seq-len beyond max_position_embeddings (it would crawl, then mean nothing)', async () => {
+    await expect(run('o10', { retain: 0.5 }, { stats: undefined, selfSampled: { seqLen: 100000 } })).rejects.toThrow(/`seqLen` 100000 is longer than the model's max_position_embeddings \(256\)/);
+    await expect(run('o10', { retain: 0.5 }, { stats: undefined, dataset: { file: statsFile, seqLen: 257 } })).rejects.toThrow(/`seqLen` 257 is longer than the model's max_position_embeddings \(256\)/);
+    expect(await isAbsent('o10')).toBe(true);
+  });
+
   it('an output directory holding another run, another model, or other files', async () => {
     const out = 'o5';
     await run(out, { retain: 0.5 });
     const before = await readFile(path.join(root.dir, out, 'model-00001-of-00003.safetensors'));
     await expect(run(out, { retain: 0.4 })).rejects.toThrow(/holds the output of another compression run.*choose an empty or new directory/);
-    await expect(run(out, { retain: 0.5 })).rejects.toThrow(/complete output of this same run; pass --resume/);
+    await expect(run(out, { retain: 0.5 })).rejects.toThrow(/complete output of this same run; pass `resume`/);
     // --resume on a complete run of the same job does nothing
     const again = await run(out, { retain: 0.5 }, { resume: true });
     expect(again.layers.length).toBe(2);
@@ -98,7 +104,7 @@ describe('refusals before any work', () => {
     await mkdir(out);
     await writeFile(
       path.join(out, '.rfid-moe-progress.json'),
-      JSON.stringify({ format: 'rfid-moe.progress', version: 1, runFingerprint: 'sha256:other', modelDir: model.dir, layers: {} }),
+      JSON.stringify({ format: 'rfid-moe.progress', version: 2, runFingerprint: "sha256:other", modelDir: model.dir, statsSha256: null, layers: {} }),
     );
     await expect(run('o8', { retain: 0.5 }, { resume: true })).rejects.toThrow(/unfinished run with another fingerprint/);
   });
@@ -115,7 +121,7 @@ describe('DeepSeek-V2 (MLA): compress from --stats, running refused clearly', ()
       const report = await compress(ckpt, { retain: 0.5, groupSize: 2 }, { out: path.join(root.dir, 'dsv2-out'), stats, engine });
       expect(report.warnings.join(' ')).toMatch(/fidelity not measured.*MLA/);
       expect(report.layers.filter((l) => l.kind === 'moe')).toHaveLength(2);
-      await expect(compress(ckpt, { retain: 0.5 }, { out: path.join(root.dir, 'dsv2-x'), engine })).rejects.toThrow(/MLA.*not implemented.*--stats/);
+      await expect(compress(ckpt, { retain: 0.5 }, { out: path.join(root.dir, 'dsv2-x'), engine })).rejects.toThrow(/MLA.*not implemented.*`stats`/);
       const loaded = await loadCompressed(path.join(root.dir, 'dsv2-out'));
       try {
         await expect(evaluateWindows(loaded, engine, [Int32Array.from([1, 2, 3])])).rejects.toThrow(/MLA/);

@@ -14,6 +14,9 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import type { Checkpoint, FamilyName } from '../../src/checkpoint/types.js';
 import { compress } from '../../src/compress/pipeline.js';
 import type { CompressionReport } from '../../src/compress/report.js';
+import { parseRfidBlock } from '../../src/compress/output/block.js';
+import { modelConfigOf } from '../../src/compress/output/config-json.js';
+import { FACTORED_MODEL_TYPE } from '../../src/checkpoint/registry.js';
 import { basisName, coefficientName, moePrefix, residualName } from '../../src/compress/output/names.js';
 import { loadCompressed, type CompressedModel } from '../../src/compressed/load.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
@@ -202,9 +205,14 @@ describe.each(CASES)('compress → load → run: $label', ({ family, opts, tol, 
     const before = JSON.parse(await readFile(path.join(dirs.model, 'config.json'), 'utf8')) as Record<string, unknown>;
     const after = JSON.parse(await readFile(path.join(dirs.factored, 'config.json'), 'utf8')) as Record<string, unknown>;
     expect(after.quantization_config).toBeUndefined();
-    const { rfid_moe: block, ...rest } = after;
+    // factored: model_type/architectures name rfid-moe (Hugging Face loaders refuse it); the block keeps the model's
+    expect(after.model_type).toBe(FACTORED_MODEL_TYPE);
+    const { rfid_moe: block, ...rest } = modelConfigOf(after, parseRfidBlock(after.rfid_moe, 'factored'), 'factored');
     expect(rest).toEqual(before);
     expect(block).toMatchObject({ format: 'rfid-moe', storage: 'factored', matrixTypes: ['gate', 'up'] });
+    const { rfid_moe: denseBlock, ...denseRest } = JSON.parse(await readFile(path.join(dirs.dense, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(denseRest).toEqual(before);
+    expect(denseBlock).toMatchObject({ format: 'rfid-moe', storage: 'dense' });
     expect(await readFile(path.join(dirs.factored, 'tokenizer.json'), 'utf8')).toBe(await readFile(path.join(dirs.model, 'tokenizer.json'), 'utf8'));
     await expect(readFile(path.join(dirs.factored, '.rfid-moe-progress.json'))).rejects.toThrow();
     expect(await readFile(path.join(dirs.factored, 'rfid-moe-report.md'), 'utf8')).toContain('| whole model |');

@@ -5,7 +5,7 @@
  *   f32: products 2e-6 (f32 accumulation in the peer), spectra 1e-5
  * Vectors are compared through identities elsewhere (their signs are arbitrary).
  * The spectrum test keeps κ(A) ≈ 6e3: the ts engine's Gram-based SVD has absolute σ error
- * ≈ 1e-16·σ_max²/σ (docs/engine.md), i.e. ~1e-8·σ_max for σ near zero, which a κ of 1e12 would
+ * ≈ 1e-16·σ_max²/σ (docs/engines.md), i.e. ~1e-8·σ_max for σ near zero, which a κ of 1e12 would
  * expose (that limitation is documented, not a parity failure).
  */
 import { afterAll, describe, expect, it } from 'vitest';

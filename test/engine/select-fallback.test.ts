@@ -19,7 +19,7 @@ describe('createEngine without the native engine', () => {
 
   it('an explicit native choice is an EngineError carrying the reason and the fix', async () => {
     await expect(createEngine('native')).rejects.toThrow(
-      '--engine native: the native engine is unavailable: the native addon is not built (test); enable with: run `npm rebuild rfid-moe` (test)',
+      '`engine` native: the native engine is unavailable: the native addon is not built (test); enable with: run `npm rebuild rfid-moe` (test)',
     );
   });
 });

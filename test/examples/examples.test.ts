@@ -140,4 +140,25 @@ describe.skipIf(!existsSync(DEMO_TOKENIZER))('examples on a tiny fixture', () =>
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('unknown method(s) magic; choose from uniform, grouped-uniform');
   });
+
+  it('every example takes its text as arguments and says how when it is missing', () => {
+    const noText = runExample('compress-from-script.ts', ['--model', fixture.model, '--engine', 'ts']);
+    expect(noText.status).toBe(2);
+    expect(noText.stderr).toMatch(/no text given: pass --calibration and\/or --text\nusage: node --import tsx examples\/compress-from-script\.ts/);
+
+    const noData = runExample('compare-methods.ts', ['--model', fixture.model, '--engine', 'ts']);
+    expect(noData.status).toBe(2);
+    expect(noData.stderr).toMatch(/no data folder: pass --data <dir>.*\nusage: node --import tsx examples\/compare-methods\.ts/);
+
+    const noDataset = runExample('perplexity.ts', [fixture.model]);
+    expect(noDataset.status).toBe(2);
+    expect(noDataset.stderr).toMatch(/no text given: pass --dataset <file> or --data <dir>\nusage: node --import tsx examples\/perplexity\.ts/);
+  });
+
+  it('perplexity.ts evaluates the test sets of a --data folder', () => {
+    const r = runExample('perplexity.ts', [fixture.model, '--data', fixture.data, '--seq-len', '16', '--max-windows', '2', '--engine', 'ts']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^\| WikiText-2 test \| .* \| \d+\.\d{3} \| — \| 30 \|/m);
+    expect(r.stdout).toMatch(/^\| PTB test \| .* \| \d+\.\d{3} \| — \| 30 \|/m);
+  });
 });

@@ -1,7 +1,9 @@
 /**
- * Locates the read-only shared data folder (`../shared/data` beside the checkout, or
- * $RFID_MOE_DATA). Tests that need it call `sharedDataOrSkip()` and are skipped with a clear
- * message when it is absent (a user's fresh clone), never failed.
+ * Locates the read-only test data folder (WikiText-2, PTB, Tiny Shakespeare, the GPT-2 tokenizer,
+ * safetensors golden vectors), which is not part of the repository. Tests find it only through
+ * the environment variable RFID_MOE_DATA; suites that need it are skipped with a message saying
+ * how to set it when it is absent (a user's fresh clone), never failed. `.ci/run` sets it when
+ * the data is available on the CI machine.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,16 +11,20 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const sharedDataDir: string = process.env.RFID_MOE_DATA ?? path.resolve(repoRoot, '..', 'shared', 'data');
+/** The data folder, or undefined when RFID_MOE_DATA is unset or empty. */
+export const sharedDataDir: string | undefined = process.env.RFID_MOE_DATA ? path.resolve(process.env.RFID_MOE_DATA) : undefined;
 
-export const hasSharedData: boolean = existsSync(sharedDataDir);
+export const hasSharedData: boolean = sharedDataDir !== undefined && existsSync(sharedDataDir);
 
-/** Absolute path of a file under the shared data folder. */
+/** Absolute path of a file under the data folder (only meaningful when `hasSharedData`). */
 export function sharedPath(...parts: string[]): string {
-  return path.join(sharedDataDir, ...parts);
+  return path.join(sharedDataDir ?? path.join(repoRoot, '.no-test-data'), ...parts);
 }
 
 /** Message shown by skipped suites. */
-export const sharedDataSkipReason = `shared data folder not found at ${sharedDataDir} (set RFID_MOE_DATA); skipping tests that need it`;
+export const sharedDataSkipReason =
+  sharedDataDir === undefined
+    ? 'RFID_MOE_DATA is not set: skipping the tests that need the test data folder (set RFID_MOE_DATA=/path/to/data, the folder holding wikitext-2-raw/, ptb/, gpt2-tokenizer/, …)'
+    : `RFID_MOE_DATA=${sharedDataDir} does not exist: skipping the tests that need the test data folder`;
 
 if (!hasSharedData) console.warn(sharedDataSkipReason);

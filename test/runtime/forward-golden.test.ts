@@ -1,8 +1,11 @@
 /**
- * The TypeScript forward pass against the independent PyTorch reference
- * (scripts/torch_reference.py, goldens from `node --import tsx scripts/gen-runtime-golden.ts`):
- * next-token logits within 1e-4 relative (f32 compute; BF16/F16 weights decoded on the fly) and
- * routing counts exactly, on a right-padded batch whose padding the reference masks.
+ * The TypeScript forward pass against two independent references, goldens from
+ * `node --import tsx scripts/gen-runtime-golden.ts`:
+ * - the plain-PyTorch reference (scripts/torch_reference.py): next-token logits within 1e-4
+ *   relative (f32 compute; BF16/F16 weights decoded on the fly) and routing counts exactly, on a
+ *   right-padded batch whose padding the reference masks;
+ * - Hugging Face transformers itself (scripts/hf_reference.py, AutoModelForCausalLM) for every
+ *   family it ships: the same logits within 1e-4 relative (transformers.json).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,6 +33,13 @@ interface Golden {
 
 const goldenDir = path.join(repoRoot, 'test', 'golden', 'runtime');
 const golden = JSON.parse(readFileSync(path.join(goldenDir, 'families.json'), 'utf8')) as Golden;
+const hfGolden = JSON.parse(readFileSync(path.join(goldenDir, 'transformers.json'), 'utf8')) as {
+  generator: string;
+  ids: number[][];
+  mask: number[][];
+  cases: Array<{ name: string; family: string; logits: number[][]; loading: Record<string, string[]> }>;
+  unsupported: Array<{ name: string; family: string; error: string }>;
+};
 const engine = createTsEngine({ threads: 1 });
 afterAll(() => engine.dispose());
 
@@ -102,4 +112,37 @@ describe('forward pass matches the PyTorch reference', () => {
       await ckpt.close();
     }
   });
+});
+
+describe('forward pass matches Hugging Face transformers', () => {
+  it('covers every fixture: run by transformers, or listed with the error of a model_type it does not ship (DeepSeek v1 only)', () => {
+    expect(hfGolden.ids).toEqual(golden.ids);
+    expect(hfGolden.mask).toEqual(golden.mask);
+    expect([...hfGolden.cases.map((c) => c.name), ...hfGolden.unsupported.map((u) => u.name)].sort()).toEqual(golden.cases.map((c) => c.name).sort());
+    expect(new Set(hfGolden.cases.map((c) => c.family))).toEqual(new Set(['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe']));
+    for (const u of hfGolden.unsupported) {
+      expect(u.family).toBe('deepseek');
+      expect(u.error).toMatch(/does not recognize this architecture/);
+    }
+    // transformers loaded every tensor of each fixture (nothing randomly initialised)
+    for (const c of hfGolden.cases) expect(c.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+  });
+
+  for (const c of hfGolden.cases) {
+    it(`${c.name} (${c.family}): logits within 1e-4 of transformers'`, async () => {
+      const ckpt = await openCheckpoint(path.join(goldenDir, c.name));
+      try {
+        const { logits } = await countRouting(ckpt, engine, batchFromPadded(hfGolden.ids, hfGolden.mask), { withLogits: true });
+        expect(logits!.length).toBe(c.logits.length * ckpt.config.vocabSize);
+        expect(relativeError(logits!, c.logits)).toBeLessThan(1e-4);
+      } finally {
+        await ckpt.close();
+      }
+    });
+
+    it(`${c.name}: the two references agree with each other (1e-5)`, () => {
+      const torch = golden.cases.find((g) => g.name === c.name)!.logits;
+      expect(relativeError(Float32Array.from(c.logits.flat()), torch)).toBeLessThan(1e-5);
+    });
+  }
 });

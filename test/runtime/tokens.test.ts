@@ -31,10 +31,25 @@ describe('datasets', () => {
     expect((await loadDataset(file)).text).toBe('first row\n\nsecond');
     expect((await loadDataset(file, { textField: 'body' })).text).toBe('b1\n\nb2');
     writeFileSync(file, '{"text":"ok"}\n{"title":"no text"}\n');
-    await expect(loadDataset(file)).rejects.toThrow(/line 2 has no string field "text".*--text-field/);
+    await expect(loadDataset(file)).rejects.toThrow(/line 2 has no string field "text".*`textField`/);
     writeFileSync(file, '{"text":"ok"}\nnot json\n');
     await expect(loadDataset(file)).rejects.toThrow(/line 2 is not valid JSON/);
     await expect(loadDataset(path.join(work, 'missing.txt'))).rejects.toThrow(/cannot read dataset .*ENOENT/);
+  });
+
+  it('binary data (a NUL byte) and invalid UTF-8 are refused, not tokenized as U+FFFD', async () => {
+    const bin = path.join(work, 'weights.txt');
+    writeFileSync(bin, Buffer.from([0x68, 0x69, 0x00, 0x01, 0x02]));
+    await expect(loadDataset(bin)).rejects.toThrow(/is binary \(a NUL byte at offset 2\)/);
+    const latin1 = path.join(work, 'latin1.txt');
+    writeFileSync(latin1, Buffer.from('caf\xe9 au lait', 'latin1'));
+    await expect(loadDataset(latin1)).rejects.toThrow(/not valid UTF-8 text \(first invalid byte near offset [34]\)/);
+    const jsonl = path.join(work, 'bad.jsonl');
+    writeFileSync(jsonl, Buffer.concat([Buffer.from('{"text":"ok"}\n{"text":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]));
+    await expect(loadDataset(jsonl)).rejects.toThrow(/not valid UTF-8/);
+    const utf8 = path.join(work, 'utf8.txt');
+    writeFileSync(utf8, 'café — naïve ✓');
+    expect((await loadDataset(utf8)).text).toBe('café — naïve ✓');
   });
 
   it('plain text is taken as is', async () => {
@@ -49,9 +64,9 @@ describe('windows', () => {
   const ids = Int32Array.from({ length: 1000 }, (_, i) => i);
 
   it('calibration windows: seeded, reproducible, inside the data, and a different seed gives different offsets', () => {
-    const a = calibrationWindows(ids, 16, 100, 7);
-    const b = calibrationWindows(ids, 16, 100, 7);
-    const c = calibrationWindows(ids, 16, 100, 8);
+    const a = calibrationWindows(ids, 10, 100, 7);
+    const b = calibrationWindows(ids, 10, 100, 7);
+    const c = calibrationWindows(ids, 10, 100, 8);
     expect(a.map((w) => w[0])).toEqual(b.map((w) => w[0]));
     expect(a.map((w) => w[0])).not.toEqual(c.map((w) => w[0]));
     for (const w of a) {
@@ -60,6 +75,11 @@ describe('windows', () => {
       expect(w[99]).toBeLessThan(1000);
     }
     expect(() => calibrationWindows(ids.subarray(0, 50), 4, 100, 0)).toThrow(/50 tokens, fewer than one window of 100/);
+  });
+
+  it('calibration windows: a dataset shorter than samples × seq-len is refused, not covered by repeating windows', () => {
+    expect(() => calibrationWindows(ids, 16, 100, 7)).toThrow(/1000 tokens, fewer than the 16 windows of 100 tokens need \(1600\).*at most 10 windows/);
+    expect(calibrationWindows(ids, 10, 100, 7)).toHaveLength(10);
   });
 
   it('evaluation windows: consecutive, non-overlapping, tail dropped, capped by maxWindows', () => {
@@ -71,10 +91,10 @@ describe('windows', () => {
 });
 
 describe('tokenizer', () => {
-  it('a model directory without tokenizer.json is a clear error naming --tokenizer', async () => {
+  it('a model directory without tokenizer.json is a clear error naming the `tokenizer` option', async () => {
     const dir = path.join(work, 'model-without-tokenizer');
     mkdirSync(dir, { recursive: true });
-    await expect(loadTokenizer(dir)).rejects.toThrow(/no tokenizer\.json in .*--tokenizer/);
+    await expect(loadTokenizer(dir)).rejects.toThrow(/no tokenizer\.json in .*`tokenizer`/);
     writeFileSync(path.join(dir, 'tokenizer.json'), '{"not":"a tokenizer"}');
     await expect(loadTokenizer(dir)).rejects.toThrow(/no "model" section/);
   });

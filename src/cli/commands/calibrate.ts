@@ -7,30 +7,34 @@
  * input Gram matrix XᵀX (f64) to DIR for activation-aware whitening. Progress on stderr.
  */
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { openCheckpoint } from '../../checkpoint/open.js';
+import { withFiniteChecks } from '../../checkpoint/finite.js';
+import { checkCalibrationSeqLen, defaultCalibrationSeqLen } from '../../eval/seq-len.js';
+import { checkGramsOutDir, checkStatsOutPath } from '../../routing-stats/output-path.js';
+import { parseShard, shardRange } from '../../util/shards.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { collectRoutingStats } from '../../routing-stats/collect.js';
 import { GramDirectorySink } from '../../routing-stats/gram.js';
 import { modelFingerprint } from '../../routing-stats/fingerprint.js';
 import { writeRoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable } from '../../runtime/checkpoint-weights.js';
-import { stderrLayerProgress } from '../../runtime/progress.js';
 import { calibrationWindows } from '../../tokens/windows.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import type { DatasetFormat } from '../../tokens/dataset.js';
-import { fail } from '../errors.js';
-import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
-import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
+import { OptionError, parseInteger } from '../options.js';
+import { CommandProgress } from '../progress.js';
+import { addOptions, datasetTextOptions, defaultText, engineOptions, outputOptions } from '../shared-options.js';
 
 interface CalibrateOptions {
   dataset: string;
   samples: string;
-  seqLen: string;
+  seqLen?: string;
   seed: string;
+  shard?: string;
   out: string;
   tokenizer?: string;
-  format: string;
+  datasetFormat: DatasetFormat | 'auto';
   textField: string;
   grams?: string;
   minTokens: string;
@@ -49,47 +53,53 @@ export function register(program: Command): void {
       .requiredOption('--dataset <file>', 'calibration text: plain text, .jsonl, or WikiText .raw')
       .requiredOption('--out <stats.json>', 'statistics file to write')
       .option('--samples <n>', 'number of windows', '128')
-      .option('--seq-len <L>', 'tokens per window', '512')
+      .addOption(defaultText(new Option('--seq-len <L>', 'tokens per window'), "512, or the model's max_position_embeddings when shorter"))
       .option('--seed <s>', 'seed of the window offsets', '0')
-      .option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory")
       .option('--min-tokens <n>', 'warn about experts routed fewer tokens than this', '10'),
-    datasetTextOptions('format', "tokenizer.json (default: the model directory's)"),
+    [
+      defaultText(new Option('--grams <dir>', "also write each expert's input Gram matrix XᵀX (f64 safetensors) into this directory"), 'not written'),
+      defaultText(new Option('--shard <i/N>', 'process only task i of N (counted from 0) of the windows; add the parts up with `rfid-moe merge-stats`'), 'every window'),
+    ],
+    datasetTextOptions('tokenizer.json to tokenize the dataset with'),
     engineOptions(),
-  )
-    .option('--json', 'print the result as JSON on stdout')
-    .option('--quiet', 'no progress on stderr')
-    .action(async (model: string, opts: CalibrateOptions) => {
-      try {
-        await calibrate(model, opts);
-      } catch (err) {
-        fail(err, opts.json ?? false);
-      }
-    });
+    outputOptions('print the result as JSON on stdout'),
+  ).action(async (model: string, opts: CalibrateOptions) => calibrate(model, opts));
 }
 
 async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
   const samples = parseInteger('--samples', opts.samples, 1);
-  const seqLen = parseInteger('--seq-len', opts.seqLen, 1);
+  const explicitSeqLen = opts.seqLen === undefined ? undefined : parseInteger('--seq-len', opts.seqLen, 1);
   const seed = parseInteger('--seed', opts.seed, 0);
   const minTokens = parseInteger('--min-tokens', opts.minTokens, 0);
-  const format: DatasetFormat | 'auto' = parseDatasetFormat(opts.format);
+  const format = opts.datasetFormat;
   const engineChoice = parseEngineChoice(opts.engine);
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
-  const log = (line: string) => {
-    if (!opts.quiet) process.stderr.write(line + '\n');
-  };
+  const progress = new CommandProgress('calibrate', [{ name: 'layer', steps: 0 }], { enabled: !opts.quiet });
+  const log = (line: string) => progress.note(line);
 
-  const ckpt = await openCheckpoint(model);
+  // every weight read is checked for NaN/Inf (the error names the layer and tensor)
+  const ckpt = withFiniteChecks(await openCheckpoint(model));
   try {
     assertRunnable(ckpt);
+    // refused before any work: overwriting what is not a statistics file, writing into a model
+    await checkStatsOutPath(opts.out, ckpt.dir);
+    if (opts.grams) await checkGramsOutDir(opts.grams, ckpt.dir);
+    const seqLen = explicitSeqLen ?? defaultCalibrationSeqLen(ckpt.config);
+    checkCalibrationSeqLen(ckpt.config, seqLen);
     const data = await tokenizeDataset(opts.tokenizer ?? model, opts.dataset, { format, textField: opts.textField });
     log(`dataset: ${data.ids.length} tokens (${data.dataset.format}, tokenizer ${data.tokenizerPath})`);
-    const windows = calibrationWindows(data.ids, samples, seqLen, seed);
+    const all = calibrationWindows(data.ids, samples, seqLen, seed);
+    const shard = opts.shard === undefined ? undefined : parseShard(opts.shard, '--shard');
+    const [first, end] = shard ? shardRange(samples, shard.index, shard.count) : [0, samples];
+    if (end <= first) throw new OptionError(`--shard ${opts.shard} owns no window: ${samples} samples cannot be split into ${shard!.count} shards; use at most ${samples} shards`);
+    const windows = all.slice(first, end);
+    if (shard) log(`shard ${shard.index}/${shard.count}: windows ${first}-${end - 1} of ${samples}`);
     const { engine, notice } = await createEngine(engineChoice, { threads });
     log(notice);
     try {
       const grams = opts.grams ? new GramDirectorySink(path.resolve(opts.grams), ckpt.config.hiddenSize, modelFingerprint(ckpt)) : undefined;
       const started = Date.now();
+      progress.begin('layer');
       const stats = await collectRoutingStats(
         ckpt,
         engine,
@@ -101,11 +111,13 @@ async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
           seed,
           minTokens,
         },
-        { grams, onLayer: stderrLayerProgress('calibrate', !opts.quiet) },
+        { grams, onLayer: (p) => progress.step('layer', p.layer + 1, p.numLayers) },
       );
       const seconds = (Date.now() - started) / 1000;
+      if (shard) stats.shard = { index: shard.index, count: shard.count, windows: [first, end], grams: opts.grams ? path.resolve(opts.grams) : null };
       await writeRoutingStats(opts.out, stats);
       if (grams) await grams.finish();
+      progress.finish();
       for (const w of stats.warnings) process.stderr.write(`warning: ${w}\n`);
       const summary = {
         ok: true,

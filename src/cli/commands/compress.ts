@@ -5,19 +5,24 @@
  * with a progress bar on stderr, and prints what it did: parameters before and after, the three
  * reductions, KL and top-1 against the original, time, engine (`--json`: the whole report on stdout).
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { parseEngineChoice } from '../../engine/index.js';
+import { openCheckpoint } from '../../checkpoint/open.js';
 import { compress, type CompressOptions } from '../../compress/pipeline.js';
-import { stderrProgress } from '../../compress/progress.js';
+import type { CompressProgress } from '../../compress/progress.js';
 import { ALLOCATIONS, loadRecipe, parseRecipe, RecipeError, type RecipeInput } from '../../compress/recipe.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from '../../compress/presets.js';
 
 /** What the CLI uses instead of the default when only routing statistics (no Gram matrices) are given. */
 const FALLBACK_PRESET = 'waterfill';
+
 import { reportSummary } from '../../compress/report.js';
-import { OptionError, parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
-import { fail } from '../errors.js';
-import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
+import { parseShard } from '../../compress/shard/layers.js';
+import type { DatasetFormat } from '../../tokens/dataset.js';
+import { OptionError, parseInteger, parseNumber } from '../options.js';
+import { CommandProgress } from '../progress.js';
+import { translateOptions, optionFlags } from '../errors.js';
+import { addOptions, datasetTextOptions, defaultText, engineOptions, outputOptions } from '../shared-options.js';
 
 interface CompressCliOptions {
   out: string;
@@ -34,7 +39,7 @@ interface CompressCliOptions {
   seqLen?: string;
   seed: string;
   tokenizer?: string;
-  datasetFormat: string;
+  datasetFormat: DatasetFormat | 'auto';
   textField: string;
   groupSize?: string;
   xi?: string;
@@ -42,20 +47,16 @@ interface CompressCliOptions {
   residualBuckets?: string;
   allocation?: string;
   whiten?: boolean;
-  format: string;
+  format: 'factored' | 'dense';
   evalSequences: string;
   eval: boolean;
   engine: string;
   threads?: string;
   resume?: boolean;
+  shard?: string;
+  layers?: string;
   json?: boolean;
   quiet?: boolean;
-}
-
-function parseNumber(flag: string, value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new OptionError(`${flag} must be a number, got "${value}"`);
-  return n;
 }
 
 /** Recipe from --recipe (if any) with the flags given on the command line applied on top. */
@@ -90,55 +91,68 @@ export function recipeFromOptions(
   return parseRecipe(base);
 }
 
+/** The recipe's own defaults, shown in --help (flags left out keep the --recipe file's values). */
+const RECIPE_DEFAULTS = parseRecipe({ retain: 0.5 });
+
 export function register(program: Command): void {
+  const recipeOption = (flags: string, help: string, shown: unknown) => defaultText(new Option(flags, help), `${String(shown)}, or the --recipe file's`);
   addOptions(
     program
       .command('compress')
       .description('compress the routed experts of an MoE checkpoint with RFID-MoE')
       .argument('<model>', 'checkpoint directory')
-      .requiredOption('--out <dir>', 'output directory (new or empty; or an interrupted run with --resume)')
-      .option('--retain <γ>', 'fraction of the gate+up parameters kept, in (0, 1)')
-      .option('--remove <ρ>', 'fraction of the gate+up parameters removed, in (0, 1)')
-      .option('--preset <name>', `named recipe (flags given here override it): ${PRESET_NAMES.join(', ')}; default: "default", the best measured (now ${DEFAULT_PRESET}); "paper" is RFID-MoE as published`)
-      .option('--recipe <file>', 'recipe JSON (flags given here override it)')
-      .option('--dataset <file>', 'calibrate on this text (plain text, .jsonl or WikiText .raw)')
-      .option('--stats <file>', 'routing statistics from `rfid-moe calibrate`')
-      .option('--grams <dir>', 'per-expert Gram matrices from `rfid-moe calibrate --grams` (for --whiten with --stats)')
-      .option('--samples <n>', 'calibration windows / sampled sequences (default 128 with --dataset, 32 sampled)')
-      .option('--seq-len <L>', 'tokens per calibration window / sampled sequence (default 512 with --dataset, 128 sampled)')
-      .option('--seed <s>', 'seed of calibration windows or sampling', '0')
-      .option('--group-size <k>', 'experts per shared basis (1 = per-expert SVD)')
-      .option('--xi <ξ>', 'weight of effective rank in the fused score C = ξ·E + (1 − ξ)·F')
-      .option('--residual-share <β>', 'share of the parameters spent on residual vectors (0 disables)')
-      .option('--residual-buckets <scheme>', 'tile | random')
-      .option('--allocation <mode>', ALLOCATIONS.join(' | '))
-      .option('--whiten', 'activation-aware (whitened) SVD from calibration Gram matrices')
-      .option('--no-whiten', 'plain SVD of the raw weights (overrides a preset that whitens)')
-      .option('--refit', "refit each expert's coefficients against its own calibration activations")
-      .option('--no-refit', 'keep the coefficients of the shared factorisation')
-      .option('--gram-weighting <w>', 'how routed tokens count in the calibration Gram matrices: tokens | routing | routing-squared')
-      .option('--format <format>', 'factored (saves memory) | dense (reconstructed weights, any HF loader)', 'factored')
-      .option('--eval-sequences <n>', 'held-out sequences for the KL / top-1 check against the original', '16')
-      .option('--no-eval', 'skip the KL / top-1 check')
-      .option('--resume', 'continue an interrupted run in --out (same model, recipe, statistics and format)'),
-    datasetTextOptions('dataset-format', "tokenizer.json for --dataset (default: the model directory's)"),
+      .requiredOption('--out <dir>', 'output directory (new or empty; or an interrupted run with --resume)'),
+    [
+      defaultText(new Option('--retain <γ>', 'fraction of the gate+up parameters kept, in (0, 1)'), 'none: give --retain or --remove'),
+      defaultText(new Option('--remove <ρ>', 'fraction of the gate+up parameters removed, in (0, 1)'), 'none: give --retain or --remove'),
+      defaultText(new Option('--preset <name>', `named recipe (flags given here override it): ${PRESET_NAMES.join(', ')}; "default" is the best measured (now ${DEFAULT_PRESET}); "paper" is RFID-MoE as published`), 'default'),
+      defaultText(new Option('--recipe <file>', 'recipe JSON (flags given here override it)'), 'none'),
+      defaultText(new Option('--dataset <file>', 'calibrate on this text (plain text, .jsonl or WikiText .raw)'), 'sequences sampled from the model'),
+      defaultText(new Option('--stats <file>', 'routing statistics from `rfid-moe calibrate`'), 'none'),
+      defaultText(new Option('--grams <dir>', 'per-expert Gram matrices from `rfid-moe calibrate --grams` (for --whiten with --stats)'), 'none'),
+      defaultText(new Option('--samples <n>', 'calibration windows / sampled sequences'), '128 with --dataset, 32 sampled'),
+      defaultText(new Option('--seq-len <L>', 'tokens per calibration window / sampled sequence'), '512 with --dataset, 128 sampled'),
+      new Option('--seed <s>', 'seed of calibration windows or sampling').default('0'),
+      recipeOption('--group-size <k>', 'experts per shared basis (1 = per-expert SVD)', RECIPE_DEFAULTS.groupSize),
+      recipeOption('--xi <ξ>', 'weight of effective rank in the fused score C = ξ·E + (1 − ξ)·F', RECIPE_DEFAULTS.xi),
+      recipeOption('--residual-share <β>', 'share of the parameters spent on residual vectors (0 disables)', RECIPE_DEFAULTS.residual.share),
+      recipeOption('--residual-buckets <scheme>', 'bucket scheme of the sparse projection: tile | random', RECIPE_DEFAULTS.residual.buckets),
+      recipeOption('--allocation <mode>', `rank allocation: ${ALLOCATIONS.join(' | ')}`, RECIPE_DEFAULTS.allocation),
+      defaultText(new Option('--whiten', 'activation-aware (whitened) SVD from calibration Gram matrices'), 'per preset'),
+      new Option('--no-whiten', 'plain SVD of the raw weights (overrides a preset that whitens)'),
+      defaultText(new Option('--refit', "refit each expert's coefficients against its own calibration activations"), 'per preset'),
+      new Option('--no-refit', 'keep the coefficients of the shared factorisation'),
+      defaultText(new Option('--gram-weighting <w>', 'how routed tokens count in the calibration Gram matrices: tokens | routing | routing-squared'), 'per preset'),
+      new Option('--format <format>', 'output format: factored (saves memory and disk) | dense (reconstructed weights, any HF loader; saves nothing)')
+        .choices(['factored', 'dense'])
+        .default('factored'),
+      new Option('--eval-sequences <n>', 'held-out sequences for the KL / top-1 check against the original').default('16'),
+      new Option('--no-eval', 'skip the KL / top-1 check (default: the check runs)'),
+      new Option('--resume', 'continue an interrupted run in --out (same model, recipe, statistics and format)').default(false),
+      defaultText(
+        new Option(
+          '--shard <i/N>',
+          "compress only task i of N (counted from 0) of the decoder layers into a partial output; assemble the parts with `rfid-moe merge`. Needs --stats: sharded runs use the original model's statistics, since sequential calibration (statistics from already-compressed layers) cannot be split by layer",
+        ),
+        'every layer',
+      ),
+      defaultText(new Option('--layers <list>', 'compress only these decoder layers (e.g. 0-11 or 0-3,8-11) into a partial output; needs --stats'), 'every layer'),
+    ],
+    datasetTextOptions('tokenizer.json for --dataset'),
     engineOptions(),
-  )
-    .option('--json', 'print the report as JSON on stdout')
-    .option('--quiet', 'no progress on stderr')
-    .action(async (model: string, opts: CompressCliOptions) => {
-      try {
-        await run(model, opts);
-      } catch (err) {
-        fail(err, opts.json ?? false);
-      }
-    });
+    outputOptions('print the report as JSON on stdout'),
+  ).action(async (model: string, opts: CompressCliOptions, command: Command) => run(model, opts, command));
 }
 
-async function run(model: string, opts: CompressCliOptions): Promise<void> {
+async function run(model: string, opts: CompressCliOptions, command: Command): Promise<void> {
   if (opts.retain !== undefined && opts.remove !== undefined) throw new OptionError('give either --retain or --remove, not both');
   if (opts.dataset !== undefined && opts.stats !== undefined) throw new OptionError('give routing statistics either as --stats or as --dataset, not both');
-  if (opts.format !== 'factored' && opts.format !== 'dense') throw new OptionError(`--format must be factored or dense, got "${opts.format}"`);
+  if (opts.shard !== undefined && opts.layers !== undefined) throw new OptionError('give either --shard or --layers, not both');
+  if ((opts.shard !== undefined || opts.layers !== undefined) && opts.stats === undefined) {
+    throw new OptionError(
+      "a sharded compression needs routing statistics made beforehand: run `rfid-moe calibrate` (itself shardable with --shard i/N and `rfid-moe merge-stats`) and pass them with --stats. Sequential calibration (statistics from already-compressed layers) cannot be split by layer, so sharded runs use the original model's statistics",
+    );
+  }
   let recipe = recipeFromOptions(opts);
   if (opts.recipe === undefined && opts.preset === undefined && opts.stats !== undefined && opts.grams === undefined && (recipe.whiten !== false || recipe.refit)) {
     // the default whitens, which needs each expert's Gram matrix; statistics alone do not carry them
@@ -157,8 +171,13 @@ async function run(model: string, opts: CompressCliOptions): Promise<void> {
     resume: opts.resume ?? false,
     evaluation: { sequences: evalSequences },
     ...(opts.grams ? { grams: opts.grams } : {}),
-    ...(opts.quiet ? {} : { onProgress: stderrProgress() }),
   };
+  // the library's messages name its options (`storage`); this command shows its flags instead
+  const flags = optionFlags(command);
+  const progress = opts.quiet ? undefined : await compressProgress(model, opts, evalSequences, (text) => translateOptions(text, flags));
+  if (progress) options.onProgress = progress.listener;
+  if (opts.shard !== undefined) options.layers = { shard: parseShard(opts.shard, '--shard') };
+  else if (opts.layers !== undefined) options.layers = { layers: opts.layers };
   if (opts.stats) options.stats = opts.stats;
   else if (opts.dataset) {
     options.dataset = {
@@ -167,10 +186,77 @@ async function run(model: string, opts: CompressCliOptions): Promise<void> {
       seqLen,
       seed,
       tokenizer: opts.tokenizer,
-      format: parseDatasetFormat(opts.datasetFormat),
+      format: opts.datasetFormat,
       textField: opts.textField,
     };
   } else options.selfSampled = { samples, seqLen, seed };
-  const report = await compress(model, recipe, options);
+  const compressed = await compress(model, recipe, options);
+  progress?.display.finish();
+  const report = { ...compressed, warnings: compressed.warnings.map((w) => translateOptions(w, flags)) };
+  if (report.part && !opts.json) {
+    process.stdout.write(`part complete: ${report.part.layers.length} of ${report.part.numLayers} layers in ${report.out}; when every task is done: rfid-moe merge <part dirs…> --out <dir>\n`);
+    return;
+  }
   process.stdout.write(opts.json ? JSON.stringify({ ok: true, ...report }) + '\n' : reportSummary(report));
+}
+
+/**
+ * The shared progress display for a compression run: calibration (one step per decoder layer,
+ * unless --stats gives the statistics), compression (one step per MoE layer), the fidelity check.
+ * The plan is read from the checkpoint's layout (config and headers only) so the ETA covers the
+ * whole run from the first layer on. Compression steps are decoder layers, as the library reports
+ * them (a dense layer's step is only copying its tensors).
+ */
+async function compressProgress(
+  model: string,
+  opts: CompressCliOptions,
+  evalSequences: number,
+  translate: (text: string) => string,
+): Promise<{ display: CommandProgress; listener: (e: CompressProgress) => void }> {
+  const ckpt = await openCheckpoint(model);
+  const layers = ckpt.layout.layers.length;
+  await ckpt.close();
+  const selfSampled = !opts.stats && !opts.dataset;
+  const sampledLength = opts.seqLen === undefined ? 128 : Number(opts.seqLen);
+  const display = new CommandProgress('compress', [
+    // self-sampled calibration first generates its sequences, one step per position
+    { name: 'sampling position', steps: selfSampled ? sampledLength - 1 : 0 },
+    { name: 'calibration layer', steps: opts.stats ? 0 : layers },
+    { name: 'layer', steps: layers },
+    { name: 'evaluation', steps: evalSequences > 0 ? 1 : 0 },
+  ]);
+  // a self-sampled calibration starts twice: sampling the sequences, then the routing pass
+  let calibrationStarts = 0;
+  const listener = (e: CompressProgress): void => {
+    switch (e.type) {
+      case 'calibration':
+        if (e.phase === 'start') calibrationStarts++;
+        if (e.phase === 'layer') {
+          const stage = e.source === 'self-sampled' && calibrationStarts === 1 ? 'sampling position' : 'calibration layer';
+          display.step(stage, (e.layer ?? 0) + 1, e.of);
+        } else display.note(`calibrate: ${e.message}`);
+        return;
+      case 'layer-start':
+        if (e.layer === 0) display.begin('layer');
+        return;
+      case 'layer-group':
+        return;
+      case 'layer-done':
+        display.step('layer', e.layer + 1, e.of, e.resumed ? '(kept from the interrupted run)' : `(${e.seconds.toFixed(1)} s)`);
+        return;
+      case 'evaluation':
+        if (e.phase === 'start') {
+          display.begin('evaluation');
+          display.note(`evaluate: ${e.message}`);
+        } else display.step('evaluation', 1, 1, `(${e.message})`);
+        return;
+      case 'finalize':
+        display.note(`finalize: ${e.message}`);
+        return;
+      case 'warning':
+        display.note(`warning: ${translate(e.message)}`);
+        return;
+    }
+  };
+  return { display, listener };
 }

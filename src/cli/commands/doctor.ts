@@ -5,9 +5,14 @@
  */
 import type { Command } from 'commander';
 import { runDoctor, type DoctorReport, type EngineReport, type PackageReport } from '../../engine/doctor.js';
-import { fail } from '../errors.js';
 
-const GPU_HINT = 'for GPU GEMM: npm i @tensorflow/tfjs-node-gpu (NVIDIA + CUDA)';
+/**
+ * What @tensorflow/tfjs-node-gpu 4.22 needs, from its documentation (the tfjs-node README): it
+ * bundles libtensorflow 2.9.1, built against CUDA 11.2 and cuDNN 8.1. README.md and
+ * docs/engines.md state the same (test/package/docs.test.ts keeps them in step).
+ */
+export const TFJS_NODE_GPU_NEEDS = { driver: '450', cuda: '11.2', cudnn: '8.1' } as const;
+const GPU_HINT = `for GPU GEMM: npm i @tensorflow/tfjs-node-gpu (4.22 needs an NVIDIA driver > ${TFJS_NODE_GPU_NEEDS.driver}, CUDA ${TFJS_NODE_GPU_NEEDS.cuda} and cuDNN ${TFJS_NODE_GPU_NEEDS.cudnn})`;
 
 function yesNo(value: boolean | null): string {
   return value === null ? 'unknown' : value ? 'yes' : 'no';
@@ -61,14 +66,9 @@ export function register(program: Command): void {
   program
     .command('doctor')
     .description('Report the linear-algebra engines available here (versions, kernels, threads), Node, CPU features and optional GPU packages.')
-    .option('--json', 'print the report as one JSON object')
-    .action(async (options: { json?: boolean }) => {
-      const json = options.json === true;
-      try {
-        const report = await runDoctor();
-        process.stdout.write(json ? JSON.stringify({ ok: true, ...report }) + '\n' : formatDoctorReport(report));
-      } catch (err) {
-        fail(err, json);
-      }
+    .option('--json', 'print the report as one JSON object', false)
+    .action(async (options: { json: boolean }) => {
+      const report = await runDoctor();
+      process.stdout.write(options.json ? JSON.stringify({ ok: true, ...report }) + '\n' : formatDoctorReport(report));
     });
 }

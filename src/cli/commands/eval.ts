@@ -1,24 +1,27 @@
 /**
  * `rfid-moe eval <model> --dataset <file> [--seq-len L] [--max-windows N] [--reference <model>] [--json]`
  *
- * Perplexity by method.md's protocol (text joined and tokenized once without BOS, consecutive
+ * Perplexity by docs/method.md's protocol (text joined and tokenized once without BOS, consecutive
  * non-overlapping windows, mean NLL over every predicted token), the number of tokens
  * evaluated, and with --reference the reference's perplexity, the mean KL(P_ref ‖ P_model) and
  * the top-1 agreement of next-token distributions. Progress on stderr, results on stdout.
  */
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { openModel } from '../../compressed/open-model.js';
+import { withFiniteChecks } from '../../checkpoint/finite.js';
+import { stderrHashProgress } from '../../compressed/verify.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { evaluateWindows, type EvaluationResult } from '../../eval/evaluate.js';
 import { checkEvalSeqLen, defaultEvalSeqLen } from '../../eval/seq-len.js';
 import { assertRunnable } from '../../runtime/checkpoint-weights.js';
-import { parseDatasetFormat, parseInteger } from '../../tokens/cli-options.js';
+import type { DatasetFormat } from '../../tokens/dataset.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import { evaluationWindows } from '../../tokens/windows.js';
-import { fail } from '../errors.js';
-import { addOptions, datasetTextOptions, engineOptions } from '../shared-options.js';
+import { parseInteger } from '../options.js';
+import { CommandProgress } from '../progress.js';
+import { addOptions, datasetTextOptions, defaultText, engineOptions, outputOptions } from '../shared-options.js';
 
 interface EvalCliOptions {
   dataset: string;
@@ -26,7 +29,7 @@ interface EvalCliOptions {
   maxWindows?: string;
   reference?: string;
   tokenizer?: string;
-  format: string;
+  datasetFormat: DatasetFormat | 'auto';
   textField: string;
   batchTokens: string;
   engine: string;
@@ -42,27 +45,22 @@ export function register(program: Command): void {
       .description('perplexity on a dataset, and KL / top-1 agreement against a reference model')
       .argument('<model>', 'checkpoint directory')
       .requiredOption('--dataset <file>', 'evaluation text: plain text, .jsonl, or WikiText .raw')
-      .option('--seq-len <L>', "tokens per window (default: 2048, or the model's max_position_embeddings when shorter)")
-      .option('--max-windows <n>', 'evaluate only the first n windows')
-      .option('--reference <model>', 'reference checkpoint (e.g. the uncompressed model) for KL and top-1 agreement')
       .option('--batch-tokens <n>', 'tokens per layer-by-layer pass (bounds activation memory)', '16384'),
-    datasetTextOptions('format', "tokenizer.json (default: the model directory's)"),
+    [
+      defaultText(new Option('--seq-len <L>', 'tokens per window'), "2048, or the model's max_position_embeddings when shorter"),
+      defaultText(new Option('--max-windows <n>', 'evaluate only the first n windows'), 'every window'),
+      defaultText(new Option('--reference <model>', 'reference checkpoint (e.g. the uncompressed model) for KL and top-1 agreement'), 'none'),
+    ],
+    datasetTextOptions('tokenizer.json to tokenize the dataset with'),
     engineOptions(),
-  )
-    .option('--json', 'print the result as JSON on stdout')
-    .option('--quiet', 'no progress on stderr')
-    .action(async (model: string, opts: EvalCliOptions) => {
-      try {
-        await evaluate(model, opts);
-      } catch (err) {
-        fail(err, opts.json ?? false);
-      }
-    });
+    outputOptions('print the result as JSON on stdout'),
+  ).action(async (model: string, opts: EvalCliOptions) => evaluate(model, opts));
 }
 
-async function open(dir: string): Promise<Checkpoint> {
+async function open(dir: string, quiet: boolean): Promise<Checkpoint> {
   // an rfid-moe output (config.json with an rfid_moe block) runs its factored experts directly
-  const ckpt = await openModel(dir);
+  // (after every file is checked against its recorded sha256; weights are checked for NaN/Inf)
+  const ckpt = withFiniteChecks(await openModel(dir, quiet ? {} : { onVerifyProgress: stderrHashProgress() }));
   try {
     assertRunnable(ckpt);
   } catch (err) {
@@ -75,15 +73,14 @@ async function open(dir: string): Promise<Checkpoint> {
 async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
   const maxWindows = opts.maxWindows === undefined ? undefined : parseInteger('--max-windows', opts.maxWindows, 1);
   const batchTokens = parseInteger('--batch-tokens', opts.batchTokens, 1);
-  const format = parseDatasetFormat(opts.format);
+  const format = opts.datasetFormat;
   const engineChoice = parseEngineChoice(opts.engine);
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
-  const log = (line: string) => {
-    if (!opts.quiet) process.stderr.write(line + '\n');
-  };
+  const progress = new CommandProgress('eval', [{ name: 'layer', steps: 0 }], { enabled: !opts.quiet });
+  const log = (line: string) => progress.note(line);
 
-  const ckpt = await open(model);
-  const reference = opts.reference ? await open(opts.reference).catch(async (err) => {
+  const ckpt = await open(model, opts.quiet ?? false);
+  const reference = opts.reference ? await open(opts.reference, opts.quiet ?? false).catch(async (err) => {
     await ckpt.close();
     throw err;
   }) : undefined;
@@ -97,15 +94,18 @@ async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
     log(notice);
     try {
       const started = Date.now();
+      progress.begin('layer');
+      // every pass runs the model's layers, then (with --reference) the reference's: one stage of
+      // passes × layers × models steps, so the ETA covers the whole evaluation
+      let stepsDone = 0;
       const result = await evaluateWindows(ckpt, engine, windows, reference, {
         batchTokens,
         onProgress: (p) => {
-          if (opts.quiet) return;
-          const done = p.layer.layer + 1;
-          const eta = (p.layer.elapsedMs / done) * (p.layer.numLayers - done);
-          process.stderr.write(`eval: pass ${p.pass + 1}/${p.passes} ${p.model} layer ${done}/${p.layer.numLayers} (ETA ${(eta / 1000).toFixed(1)} s for this pass)\n`);
+          const steps = p.passes * p.layer.numLayers * (reference ? 2 : 1);
+          progress.step('layer', ++stepsDone, steps, `(${p.model}, pass ${p.pass + 1}/${p.passes})`);
         },
       });
+      progress.finish();
       const report = {
         ok: true,
         modelDir: path.resolve(model),

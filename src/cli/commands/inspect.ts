@@ -3,6 +3,9 @@
  *
  * A directory: opened and validated as an MoE checkpoint, then summarised (family, which layers
  * are MoE, experts and top-k, expert shapes, dtypes, parameter counts, shards, validation).
+ * An rfid-moe output: how it was made, and per MoE layer and type the groups, ranks, residual
+ * lengths and bytes stored vs original (`--verify` also checks every file's recorded sha256).
+ * An unfinished run: says so, and how to finish it (--resume).
  * A single .safetensors file: its tensors (name, dtype, shape, byte range) and metadata.
  * Any failure exits with status 2 and one message (a JSON error object with --json).
  */
@@ -13,7 +16,10 @@ import { describeCheckpoint, type CheckpointDescription } from '../../checkpoint
 import { CheckpointError } from '../../checkpoint/errors.js';
 import { openCheckpoint } from '../../checkpoint/open.js';
 import { SafetensorsFile } from '../../io/safetensors-reader.js';
-import { fail } from '../errors.js';
+import { describeCompressed, unfinishedRun, type CompressedDescription } from '../../compressed/describe.js';
+import { isCompressedDir, loadCompressed } from '../../compressed/load.js';
+import { stderrHashProgress } from '../../compressed/verify.js';
+import { OptionError } from '../options.js';
 
 export interface SafetensorsFileDescription {
   file: string;
@@ -135,14 +141,64 @@ export function formatSafetensorsFile(d: SafetensorsFileDescription): string {
 
 // ---------------------------------------------------------------------------------------------
 
-async function inspect(target: string, json: boolean): Promise<void> {
+export function formatCompressed(d: CompressedDescription): string {
+  const mb = (n: number) => (n < 1e6 ? `${(n / 1e3).toFixed(1)} KB` : n < 1e9 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e9).toFixed(2)} GB`);
+  const rows: string[][] = [['layer', 'type', 'groups', 'ranks', 'residual q', 'stored', 'original', 'ratio']];
+  for (const l of d.layers) {
+    for (const [type, t] of Object.entries(l.types)) {
+      if (!t) continue;
+      const residuals = [...new Set(t.groups.map((g) => (g.residualLength === null ? '-' : String(g.residualLength))))].join('/');
+      rows.push([
+        String(l.layer),
+        type,
+        `${t.groups.length} × ${t.groups.map((g) => g.experts.length).join('/')}`,
+        t.groups.map((g) => g.rank).join(', '),
+        residuals,
+        mb(t.storedBytes),
+        mb(t.originalBytes),
+        (t.storedBytes / t.originalBytes).toFixed(3),
+      ]);
+    }
+    rows.push([String(l.layer), 'all tensors', '', '', '', mb(l.layerBytes), '', '']);
+  }
+  const aligned = rightAlignColumns(rows, [5, 6, 7]);
+  return [
+    table([
+      ['compressed model', d.dir],
+      ['made by', `${d.tool}, ${d.storage} storage (${d.factorDtype} factors), types ${d.matrixTypes.join(', ')}`],
+      ['family', `${d.family} (model_type ${d.modelType}), ${d.numLayers} layers, ${d.numExperts} experts per MoE layer`],
+      ['recipe', JSON.stringify(d.recipe)],
+      ['calibration', `${d.calibration.source}: ${d.calibration.description}`],
+      ['size', `${mb(d.totalBytes)} of tensors`],
+      ['files', d.files.verified ? `${d.files.recorded} files: sha256 verified` : `${d.files.recorded} files with recorded sha256, not checked (pass --verify)`],
+    ]),
+    '',
+    table(aligned),
+  ].join('\n');
+}
+
+async function inspectCompressed(dir: string, json: boolean, verify: boolean): Promise<void> {
+  const model = await loadCompressed(dir, { verifyHashes: verify, ...(verify && !json ? { onVerifyProgress: stderrHashProgress() } : {}) });
+  try {
+    const d = describeCompressed(model, verify);
+    process.stdout.write((json ? JSON.stringify({ ok: true, type: 'compressed', ...d }) : formatCompressed(d)) + '\n');
+  } finally {
+    await model.close();
+  }
+}
+
+async function inspect(target: string, json: boolean, verify: boolean): Promise<void> {
   let info;
   try {
     info = await stat(target);
   } catch {
-    throw new CheckpointError('not-found', `${target} does not exist; pass a checkpoint directory or a .safetensors file`);
+    throw new CheckpointError('NotFound', `${target} does not exist; pass a checkpoint directory or a .safetensors file`);
   }
   if (info.isDirectory()) {
+    const unfinished = await unfinishedRun(target);
+    if (unfinished) throw unfinished;
+    if (await isCompressedDir(target)) return inspectCompressed(target, json, verify);
+    if (verify) throw new OptionError(`--verify checks the sha256 recorded by rfid-moe compress; ${target} is not an rfid-moe output and records none`);
     const d = await describeCheckpointDir(target);
     process.stdout.write((json ? JSON.stringify({ ok: true, type: 'checkpoint', ...d }) : formatCheckpoint(d)) + '\n');
   } else {
@@ -156,13 +212,7 @@ export function register(program: Command): void {
     .command('inspect')
     .description('summarise a checkpoint directory (family, MoE layers, experts, parameter counts, validation) or list the tensors of one .safetensors file')
     .argument('<path>', 'checkpoint directory (config.json + *.safetensors) or a single .safetensors file')
-    .option('--json', 'print one JSON object instead of tables')
-    .action(async (target: string, opts: { json?: boolean }) => {
-      const json = opts.json === true;
-      try {
-        await inspect(target, json);
-      } catch (err) {
-        fail(err, json);
-      }
-    });
+    .option('--json', 'print one JSON object instead of tables', false)
+    .option('--verify', 'for an rfid-moe output: check every file against the sha256 recorded in its config.json', false)
+    .action(async (target: string, opts: { json: boolean; verify: boolean }) => inspect(target, opts.json, opts.verify));
 }

@@ -8,6 +8,7 @@
  * It contains no timings, so an interrupted and resumed run writes the same bytes.
  */
 import { z } from 'zod';
+import { RfidMoeError } from '../../errors.js';
 
 const descriptorSchema = z.object({
   scheme: z.enum(['tile', 'random']),
@@ -65,6 +66,24 @@ export const rfidBlockSchema = z.object({
   }),
   tensorNames: z.object({ basis: z.string(), coefficients: z.string(), residual: z.string() }),
   layers: z.array(layerBlockSchema),
+  /**
+   * hex sha256 of every file the model is made of (shards, index, tokenizer files, statistics),
+   * by name relative to the directory; checked by loadCompressed, eval, inspect --verify and
+   * compress --resume (src/compressed/verify.ts)
+   */
+  files: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
+  /**
+   * hex sha256 of the source weights each output shard was made from (src/compress/source-scan.ts):
+   * one per decoder layer, and `rest` for the tensors outside the layers
+   */
+  sourceSha256: z.object({ layers: z.array(z.string()), rest: z.string() }),
+  /**
+   * The source model's own model_type and architectures. A factored output's top-level ones name
+   * rfid-moe (so Hugging Face loaders refuse it); loaders read the model's from here.
+   */
+  source: z.object({ modelType: z.string().min(1), architectures: z.array(z.string()).optional() }).optional(),
+  /** set when `rfid-moe densify` wrote this dense directory from a factored output */
+  densified: z.object({ from: z.string(), note: z.string() }).optional(),
 });
 
 export type GroupBlock = z.infer<typeof groupBlockSchema>;
@@ -72,12 +91,8 @@ export type TypeBlock = z.infer<typeof typeBlockSchema>;
 export type LayerBlock = z.infer<typeof layerBlockSchema>;
 export type RfidBlock = z.infer<typeof rfidBlockSchema>;
 
-export class CompressedFormatError extends Error {
+export class CompressedFormatError extends RfidMoeError {
   readonly kind = 'CompressedFormatError';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CompressedFormatError';
-  }
 }
 
 /** Validates the block read from a config.json; throws CompressedFormatError naming the key. */

@@ -61,6 +61,8 @@ export function shardFileName(layer: number, numLayers: number): string {
 }
 
 export const PROGRESS_FILE = '.rfid-moe-progress.json';
+/** claims the output directory for one live run (lock.ts) */
+export const LOCK_FILE = '.rfid-moe.lock';
 export const REPORT_JSON = 'rfid-moe-report.json';
 export const REPORT_MD = 'rfid-moe-report.md';
 /** routing statistics the run used (saved so a resumed run need not calibrate again) */

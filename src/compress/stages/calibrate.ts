@@ -9,9 +9,10 @@ import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
 import { collectRoutingStats } from '../../routing-stats/collect.js';
 import { GramDirectorySink, type GramWeighting } from '../../routing-stats/gram.js';
-import { loadRoutingStats, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
+import { loadRoutingStats, RoutingStatsError, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable, CheckpointWeights } from '../../runtime/checkpoint-weights.js';
 import { residentIfFits } from '../../runtime/resident-weights.js';
+import { defaultCalibrationSeqLen } from '../../eval/seq-len.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import { calibrationWindows, evaluationWindows } from '../../tokens/windows.js';
 import { sampleSequences } from '../../compressed/sample.js';
@@ -54,6 +55,9 @@ export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<En
   if (opts.stats !== undefined) {
     const source = typeof opts.stats === 'string' ? opts.stats : 'the routing statistics given';
     const stats = typeof opts.stats === 'string' ? await loadRoutingStats(opts.stats) : validateRoutingStats(opts.stats);
+    if (stats.shard) {
+      throw new RoutingStatsError(`${source} is shard ${stats.shard.index}/${stats.shard.count} of a sharded calibration, not the whole statistics; add the parts up with \`rfid-moe merge-stats\` and pass the merged file`);
+    }
     checkStatsMatchModel(stats, ckpt, modelFp, source);
     const seqLen = Math.max(2, Math.min(stats.calibration.seqLen, 128));
     return {
@@ -69,20 +73,21 @@ export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<En
     assertRunnable(ckpt);
     const d = opts.dataset;
     const samples = d.samples ?? 128;
-    const seqLen = d.seqLen ?? 512;
+    const seqLen = d.seqLen ?? defaultCalibrationSeqLen(ckpt.config);
     const seed = d.seed ?? 0;
     const data = await tokenizeDataset(d.tokenizer ?? ckpt.dir, d.file, { format: d.format, textField: d.textField });
     // calibration draws from the first 90 % of the tokens; the fidelity check uses the rest
     const split = Math.floor(data.ids.length * 0.9);
     const calibrationIds = data.ids.subarray(0, split);
     const heldOutIds = data.ids.subarray(split);
+    // cut now, so a dataset too short for the windows is refused before the output is touched
+    const windows = calibrationWindows(calibrationIds, samples, seqLen, seed);
     const description = `${samples} windows of ${seqLen} tokens (seed ${seed}) from the first 90% of ${path.basename(d.file)}`;
     return {
       source: 'dataset',
       key: withGrams(`dataset:${data.dataset.sha256}:${sha256(data.tokenizerPath)}:${samples}:${seqLen}:${seed}`),
       description,
       run: async () => {
-        const windows = calibrationWindows(calibrationIds, samples, seqLen, seed);
         const gramsDir = opts.grams ?? (await calibrationGramsDir(opts));
         const stats = await calibrate(ckpt, await engine(), windows, gramsDir, modelFp, emit, 'dataset', {
           dataset: { file: path.basename(d.file), format: data.dataset.format, sha256: data.dataset.sha256, tokens: data.ids.length },
@@ -105,7 +110,7 @@ export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<En
   assertRunnable(ckpt);
   const s = opts.selfSampled ?? {};
   const samples = s.samples ?? 32;
-  const seqLen = s.seqLen ?? 128;
+  const seqLen = s.seqLen ?? defaultCalibrationSeqLen(ckpt.config, 128);
   const seed = s.seed ?? 0;
   return {
     source: 'self-sampled',

@@ -3,6 +3,7 @@
  * every MoE layer (γ, group size, budget), contradictory options, statistics made on another model.
  */
 import type { Checkpoint, LayerLayout } from '../../checkpoint/types.js';
+import { checkCalibrationSeqLen } from '../../eval/seq-len.js';
 import { RoutingStatsError, type RoutingStats } from '../../routing-stats/schema.js';
 import { droppedTensors } from '../output/layer-shard.js';
 import { CompressError, type CompressOptions } from '../options.js';
@@ -30,16 +31,19 @@ export function validateBeforeWork(ckpt: Checkpoint, recipe: Recipe, storage: 'f
     }
   }
   if (storage === 'factored') for (const l of layers) droppedTensors(l, recipe.matrixTypes);
-  if (opts.stats !== undefined && opts.dataset !== undefined) throw new CompressError('give routing statistics either as --stats or as --dataset, not both');
+  if (opts.stats !== undefined && opts.dataset !== undefined) throw new CompressError('give routing statistics either as `stats` or as `dataset`, not both');
+  // a window longer than the model's context is meaningless and, sampled token by token, would crawl
+  if (opts.dataset?.seqLen !== undefined) checkCalibrationSeqLen(ckpt.config, opts.dataset.seqLen);
+  if (opts.stats === undefined && opts.dataset === undefined && opts.selfSampled?.seqLen !== undefined) checkCalibrationSeqLen(ckpt.config, opts.selfSampled.seqLen);
   if (recipeNeedsGrams(recipe) && opts.stats !== undefined && opts.grams === undefined) {
-    throw new CompressError('whitening and refit need each expert\'s input Gram matrix: pass --grams <dir> written by `rfid-moe calibrate --grams`, or calibrate here with --dataset');
+    throw new CompressError('whitening and refit need each expert\'s input Gram matrix: pass `grams`, a directory of Gram matrices written by calibration (rfid-moe calibrate with its grams directory), or calibrate here with `dataset`');
   }
 }
 
 export function checkStatsMatchModel(stats: RoutingStats, ckpt: Checkpoint, fingerprint: string, source: string): void {
   if (stats.model.fingerprint !== fingerprint) {
     throw new RoutingStatsError(
-      `${source} was collected on another model (fingerprint ${stats.model.fingerprint.slice(0, 19)}…, this model ${fingerprint.slice(0, 19)}…, ${stats.model.family} with ${stats.model.numLayers} layers vs ${ckpt.config.family} with ${ckpt.config.numLayers}); calibrate this model with \`rfid-moe calibrate\` or pass --dataset`,
+      `${source} was collected on another model (fingerprint ${stats.model.fingerprint.slice(0, 19)}…, this model ${fingerprint.slice(0, 19)}…, ${stats.model.family} with ${stats.model.numLayers} layers vs ${ckpt.config.family} with ${ckpt.config.numLayers}); calibrate this model with \`rfid-moe calibrate\` or pass \`dataset\``,
     );
   }
   for (const l of moeLayers(ckpt)) {

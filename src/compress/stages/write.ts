@@ -11,6 +11,7 @@ import type { DType } from '../../io/dtype.js';
 import { SafetensorsFile } from '../../io/safetensors-reader.js';
 import { TOOL_VERSION } from '../../version.js';
 import { canonical } from '../hashing.js';
+import { modelIdentity } from '../output/config-json.js';
 import type { LayerBlock, RfidBlock } from '../output/block.js';
 import { COPIED_FILES, INDEX_FILE, NAME_TEMPLATES } from '../output/names.js';
 import { recipeFingerprint, type Recipe } from '../recipe.js';
@@ -29,25 +30,7 @@ export function tensorsByShard(ckpt: Checkpoint): string[][] {
   return shards;
 }
 
-export async function writeIndex(out: string, files: string[]): Promise<void> {
-  const weightMap: Record<string, string> = {};
-  const entries: Array<[string, string]> = [];
-  let totalSize = 0;
-  for (const file of files) {
-    const f = await SafetensorsFile.open(path.join(out, file));
-    try {
-      for (const name of f.tensorNames()) {
-        entries.push([name, file]);
-        totalSize += f.tensor(name)!.byteLength;
-      }
-    } finally {
-      await f.close();
-    }
-  }
-  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  for (const [name, file] of entries) weightMap[name] = file;
-  await writeFileAtomic(path.join(out, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + '\n');
-}
+export { writeIndex } from '../output/index-file.js';
 
 export async function copyModelFiles(modelDir: string, out: string): Promise<void> {
   for (const name of COPIED_FILES) {
@@ -86,6 +69,8 @@ export function rfidBlock(args: {
   calibration: CalibrationPlan;
   statsSha256: string;
   layers: LayerBlock[];
+  files: RfidBlock['files'];
+  sourceSha256: RfidBlock['sourceSha256'];
 }): RfidBlock {
   const { ckpt, recipe } = args;
   return {
@@ -103,5 +88,8 @@ export function rfidBlock(args: {
     calibration: { source: args.calibration.source, description: args.calibration.description, statsSha256: args.statsSha256 },
     tensorNames: { basis: NAME_TEMPLATES.basis, coefficients: NAME_TEMPLATES.coefficients, residual: NAME_TEMPLATES.residual },
     layers: args.layers,
+    source: modelIdentity(ckpt.config.raw),
+    files: args.files,
+    sourceSha256: args.sourceSha256,
   };
 }

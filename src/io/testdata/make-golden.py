@@ -2,7 +2,7 @@
 """Regenerate the golden JSON files in this folder from independent implementations.
 
 Run with the Debian python that has torch 1.13 + numpy 1.24:
-    /usr/bin/python3 src/io/testdata/make-golden.py [path/to/shared/data]
+    /usr/bin/python3 src/io/testdata/make-golden.py <data dir>   (or set RFID_MOE_DATA)
 
 - dtype-golden.json: f32 bit patterns (specials, ties, subnormal edges, seeded random) and what
   torch's own conversions give for .to(torch.float16) and .to(torch.bfloat16) (both round to
@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, '..', '..', '..', '..', 'shared', 'data')
+DATA = sys.argv[1] if len(sys.argv) > 1 else os.environ.get('RFID_MOE_DATA')
+if not DATA:
+    sys.exit('usage: make-golden.py <data dir holding safetensors-realworld/> (or set RFID_MOE_DATA)')
 
 
 def f32_bits(x):

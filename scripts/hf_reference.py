@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""
+Runs checkpoints through Hugging Face transformers itself (AutoConfig + AutoModelForCausalLM), the
+client real users load rfid-moe outputs with. The tests and the golden generator use it as an
+independent truth beside scripts/torch_reference.py (plain torch, no transformers).
+
+One process runs a whole list of jobs (importing torch + transformers costs seconds), read as JSON
+from stdin:
+
+  {"jobs": [
+    {"op": "logits", "model": DIR, "ids": [[...]], "mask": [[...]]},
+        -> {"ok": true, "logits": [[...] per valid position, batch-major], "loading": {...}}
+    {"op": "ppl", "model": DIR, "ids": FILE.i32, "seqLen": L, "maxWindows": N},
+        -> {"ok": true, "windows", "tokens", "meanNll", "perplexity", "loading": {...}}
+    {"op": "load", "model": DIR}
+        -> {"ok": true, "modelClass": ..., "loading": {...}} or {"ok": false, "error": ..., "type": ...}
+  ]}
+
+and answers {"transformers": version, "torch": version, "results": [...]} on stdout, one result per
+job in order. A job that fails to load answers {"ok": false, "type", "error"} (the exception's
+class and message) instead of stopping the others. `loading` lists the checkpoint's tensors that
+transformers did not use (unexpected), could not find (missing, hence randomly initialised) or
+found with another shape (mismatched): a faithful load has all three empty.
+
+Weights are loaded as float32 (the rfid-moe runtime computes in f32 whatever the storage dtype),
+in eval mode; the perplexity follows `rfid-moe eval`: consecutive non-overlapping windows of L
+tokens from the start, the remainder dropped, mean NLL over the L - 1 predicted tokens of each.
+"""
+import json
+import math
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import transformers
+from transformers import AutoModelForCausalLM
+
+
+def load(model_dir):
+    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True)
+    model.eval()
+    loading = {k: sorted(str(x) for x in info.get(k, [])) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
+    return model, loading
+
+
+def logits_job(job):
+    model, loading = load(job["model"])
+    ids = torch.tensor(job["ids"], dtype=torch.int64)
+    mask = torch.tensor(job["mask"], dtype=torch.int64)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+    rows = [out[b, t].tolist() for b in range(ids.shape[0]) for t in range(ids.shape[1]) if int(mask[b, t]) == 1]
+    return {"ok": True, "logits": rows, "loading": loading}
+
+
+def ppl_job(job):
+    model, loading = load(job["model"])
+    ids = np.fromfile(job["ids"], dtype="<i4").astype(np.int64)
+    seq_len = int(job["seqLen"])
+    n = len(ids) // seq_len
+    if job.get("maxWindows") is not None:
+        n = min(n, int(job["maxWindows"]))
+    total, count = 0.0, 0
+    batch = 8
+    with torch.no_grad():
+        for s in range(0, n, batch):
+            w = torch.from_numpy(ids[s * seq_len : min(n, s + batch) * seq_len]).view(-1, seq_len)
+            logits = model(input_ids=w, attention_mask=torch.ones_like(w), use_cache=False).logits.float()[:, :-1]
+            nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1), reduction="sum")
+            total += float(nll.double())
+            count += w.shape[0] * (seq_len - 1)
+    return {"ok": True, "windows": n, "tokens": count, "meanNll": total / count, "perplexity": math.exp(total / count), "loading": loading}
+
+
+def load_job(job):
+    model, loading = load(job["model"])
+    return {"ok": True, "modelClass": type(model).__name__, "loading": loading}
+
+
+OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job}
+
+
+def main():
+    spec = json.load(sys.stdin)
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    torch.manual_seed(0)
+    results = []
+    for job in spec["jobs"]:
+        op = OPS.get(job.get("op"))
+        if op is None:
+            results.append({"ok": False, "type": "UnknownOp", "error": "unknown op %r" % job.get("op")})
+            continue
+        try:
+            results.append(op(job))
+        except Exception as err:  # reported per job: a refusal is a result the tests check
+            results.append({"ok": False, "type": type(err).__name__, "error": str(err)})
+    json.dump({"transformers": transformers.__version__, "torch": torch.__version__, "results": results}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

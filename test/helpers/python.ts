@@ -1,0 +1,105 @@
+/**
+ * The Python with torch + transformers that the Hugging Face compatibility tests run
+ * (scripts/hf_reference.py): $RFID_MOE_PYTHON, else `<repo>/.venv/bin/python` (which .ci/run
+ * creates). Without it those tests are skipped with a loud message — except in CI (CI=true), where
+ * a missing transformers is a failure: the point of the tests is that outputs load in the real
+ * client, and a CI that silently skipped them would prove nothing.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'vitest';
+import { repoRoot } from './shared-data.js';
+
+export const pythonPath: string = process.env.RFID_MOE_PYTHON ?? path.join(repoRoot, '.venv', 'bin', 'python');
+
+const inCi = process.env.CI === 'true' || process.env.CI === '1';
+
+/** Why transformers cannot be used, or undefined when it can (checked without importing torch). */
+function unavailableReason(): string | undefined {
+  if (!existsSync(pythonPath)) return `no Python at ${pythonPath}`;
+  try {
+    execFileSync(pythonPath, ['-c', "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torch') and u.find_spec('transformers') else 3)"], { stdio: 'ignore', timeout: 30_000 });
+    return undefined;
+  } catch {
+    return `${pythonPath} has no torch/transformers`;
+  }
+}
+
+const reason = unavailableReason();
+export const hasTransformers = reason === undefined;
+export const transformersSkipReason = `${reason}: create the venv with \`python3 -m venv .venv && .venv/bin/pip install torch transformers numpy\` (or set RFID_MOE_PYTHON)`;
+
+if (!hasTransformers) {
+  const banner = inCi ? 'FAILING (CI=true)' : 'SKIPPED';
+  console.warn(`\n*** Hugging Face transformers tests ${banner}: ${transformersSkipReason} ***\n`);
+}
+
+/**
+ * `describe` for suites that need transformers: skipped (loudly) without it, or, in CI, replaced
+ * by one failing test that says what is missing.
+ */
+export function describeWithTransformers(name: string, body: () => void): void {
+  if (hasTransformers) describe(name, body);
+  else if (inCi) describe(name, () => it('needs Python with torch + transformers (CI=true: this is a failure, not a skip)', () => { throw new Error(transformersSkipReason); }));
+  else describe.skip(`${name} [skipped: ${transformersSkipReason}]`, body);
+}
+
+export interface HfJobResult {
+  ok: boolean;
+  type?: string;
+  error?: string;
+  logits?: number[][];
+  modelClass?: string;
+  windows?: number;
+  tokens?: number;
+  meanNll?: number;
+  perplexity?: number;
+  loading?: { missing_keys: string[]; unexpected_keys: string[]; mismatched_keys: string[] };
+}
+
+export type HfJob =
+  | { op: 'logits'; model: string; ids: number[][]; mask: number[][] }
+  | { op: 'ppl'; model: string; ids: string; seqLen: number; maxWindows?: number }
+  | { op: 'load'; model: string };
+
+/** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
+export async function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {
+  const child = spawn(pythonPath, [path.join(repoRoot, 'scripts', 'hf_reference.py')], {
+    env: {
+      ...process.env,
+      HF_HUB_OFFLINE: '1',
+      TRANSFORMERS_OFFLINE: '1',
+      HF_HUB_DISABLE_PROGRESS_BARS: '1',
+      TRANSFORMERS_VERBOSITY: 'error',
+      TOKENIZERS_PARALLELISM: 'false',
+      OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2',
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(JSON.stringify({ jobs }));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (code !== 0) throw new Error(`scripts/hf_reference.py exited with ${code}: ${stderr.slice(-2000)}`);
+  return JSON.parse(stdout) as { transformers: string; torch: string; results: HfJobResult[] };
+}
+
+/** max |a − b| over max |b| of two logits matrices given row-major. */
+export function relativeError(actual: ArrayLike<number>, expected: number[][]): number {
+  const vocab = expected[0].length;
+  let maxDiff = 0;
+  let maxRef = 0;
+  expected.forEach((row, r) =>
+    row.forEach((v, j) => {
+      maxDiff = Math.max(maxDiff, Math.abs(actual[r * vocab + j] - v));
+      maxRef = Math.max(maxRef, Math.abs(v));
+    }),
+  );
+  return maxDiff / maxRef;
+}

@@ -1,0 +1,175 @@
+/**
+ * The outputs of `compress` in the real client, Hugging Face transformers (AutoModelForCausalLM,
+ * through scripts/hf_reference.py), for every family transformers knows:
+ *
+ * - the dense output loads with nothing missing, unexpected or mismatched, and its logits on a
+ *   right-padded batch equal the rfid-moe runtime's on the same directory (f32 tolerance);
+ * - the factored output is refused by AutoConfig/AutoModelForCausalLM with a message that names
+ *   rfid-moe (before: it loaded with its experts randomly initialised);
+ * - `densify` of the factored output loads and gives the same logits.
+ *
+ * Source checkpoints: the Python-written fixtures under test/golden/runtime (their config.json is
+ * what transformers itself accepts, floats as floats). DeepSeek (v1, model_type `deepseek`) is
+ * not part of transformers (it needs trust_remote_code); the test records that transformers
+ * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
+ * on-disk expert form and DeepSeek-V2 (MLA attention, which the rfid-moe runtime cannot run yet,
+ * so its dense output must load completely, with no logits of ours to compare) come from the
+ * TypeScript fixture generator, their float keys rewritten as floats as transformers writes them.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { compress } from '../../src/compress/pipeline.js';
+import { densify } from '../../src/compressed/densify.js';
+import { createTsEngine } from '../../src/engine/ts/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { writeRoutingStats } from '../../src/routing-stats/schema.js';
+import { makeTinyCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
+import type { FamilyName } from '../../src/checkpoint/types.js';
+import { countRouting } from '../../src/routing-stats/counter.js';
+import { batchFromPadded } from '../../src/runtime/index.js';
+import { syntheticStats, tempDir } from '../compress/helpers.js';
+import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { repoRoot } from '../helpers/shared-data.js';
+
+const goldenDir = path.join(repoRoot, 'test', 'golden', 'runtime');
+const golden = JSON.parse(readFileSync(path.join(goldenDir, 'families.json'), 'utf8')) as {
+  ids: number[][];
+  mask: number[][];
+  cases: Array<{ name: string; family: string }>;
+};
+
+/** model_types transformers 5 does not ship (DeepSeek v1 lives in remote code only) */
+const NOT_IN_TRANSFORMERS = new Set(['deepseek']);
+
+interface Case {
+  name: string;
+  family: string;
+  /** an existing fixture directory, or the TypeScript fixture generator's options */
+  dir?: string;
+  fixture?: TinyCheckpointOptions;
+}
+
+/** float keys the TypeScript fixture generator writes as integers when they are whole (JSON.stringify) */
+const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
+
+const CASES: Case[] = [
+  ...golden.cases.filter((c) => !NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) })),
+  // transformers ≥ 5's fused on-disk expert form (mlp.experts.gate_up_proj / down_proj)
+  { name: 'mixtral-fused', family: 'mixtral', fixture: { seed: 4, fusedExperts: true } },
+];
+const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));
+/** DeepSeek-V2 (MLA attention, which the rfid-moe runtime cannot run yet) */
+const NOT_RUNNABLE: Case[] = [{ name: 'deepseek_v2', family: 'deepseek_v2', fixture: { seed: 2 } }];
+
+describeWithTransformers('compressed outputs in Hugging Face transformers', () => {
+  let engine: Engine;
+  let root: Awaited<ReturnType<typeof tempDir>>;
+  const ours = new Map<string, Float32Array>();
+  const hf = new Map<string, HfJobResult>();
+  let versions = '';
+
+  /** The case's source directory (a TypeScript fixture is written with its float keys as floats, as transformers writes them). */
+  async function source(c: Case): Promise<string> {
+    if (c.dir) return c.dir;
+    const dir = path.join(root.dir, `${c.name}-model`);
+    await makeTinyCheckpoint(dir, c.family as FamilyName, c.fixture);
+    const text = await readFile(path.join(dir, 'config.json'), 'utf8');
+    await writeFile(path.join(dir, 'config.json'), text.replace(FLOAT_KEYS, (_, k: string, v: string) => `"${k}": ${Number.isInteger(Number(v)) ? Number(v).toFixed(1) : Number(v).toExponential()}`));
+    return dir;
+  }
+
+  beforeAll(async () => {
+    engine = createTsEngine({ threads: 1 });
+    root = await tempDir('hf-families');
+    const jobs: Array<{ key: string; job: HfJob }> = [];
+    const logits = (model: string): HfJob => ({ op: 'logits', model, ids: golden.ids, mask: golden.mask });
+    for (const c of [...CASES, ...UNSUPPORTED, ...NOT_RUNNABLE]) {
+      const model = await source(c);
+      const base = path.join(root.dir, c.name);
+      const stats = `${base}-stats.json`;
+      const ckpt = await openCheckpoint(model);
+      try {
+        await writeRoutingStats(stats, syntheticStats(ckpt));
+        const recipe = { retain: 0.5, groupSize: 3, residual: { share: 0.05 } };
+        await compress(ckpt, recipe, { out: `${base}-dense`, stats, engine, storage: 'dense', evaluation: false });
+        await compress(ckpt, recipe, { out: `${base}-factored`, stats, engine, evaluation: false });
+      } finally {
+        await ckpt.close();
+      }
+      await densify(`${base}-factored`, { out: `${base}-densified`, engine });
+      if (UNSUPPORTED.includes(c)) {
+        jobs.push({ key: `${c.name}/dense`, job: { op: 'load', model: `${base}-dense` } });
+        continue;
+      }
+      if (NOT_RUNNABLE.includes(c)) jobs.push({ key: `${c.name}/original`, job: logits(model) });
+      else {
+        const dense = await openCheckpoint(`${base}-dense`);
+        try {
+          ours.set(c.name, (await countRouting(dense, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!);
+        } finally {
+          await dense.close();
+        }
+      }
+      for (const kind of ['dense', 'densified'] as const) jobs.push({ key: `${c.name}/${kind}`, job: logits(`${base}-${kind}`) });
+      jobs.push({ key: `${c.name}/factored`, job: { op: 'load', model: `${base}-factored` } });
+    }
+    const run = await runHfJobs(jobs.map((j) => j.job));
+    versions = `transformers ${run.transformers}, torch ${run.torch}`;
+    jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
+  }, 600_000);
+
+  afterAll(async () => {
+    engine?.dispose();
+    await root?.cleanup();
+  });
+
+  for (const c of CASES) {
+    it(`${c.name} (${c.family}): the dense output loads completely and its logits equal the runtime's`, () => {
+      const r = hf.get(`${c.name}/dense`)!;
+      expect(r.error, versions).toBeUndefined();
+      expect(r.ok).toBe(true);
+      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+      expect(r.logits!.length * r.logits![0].length).toBe(ours.get(c.name)!.length);
+      expect(relativeError(ours.get(c.name)!, r.logits!)).toBeLessThan(1e-4);
+    });
+
+    it(`${c.name} (${c.family}): the factored output is refused, naming rfid-moe; densify gives a loadable copy`, () => {
+      const refused = hf.get(`${c.name}/factored`)!;
+      expect(refused.ok).toBe(false);
+      expect(refused.error).toMatch(/rfid-moe/);
+      const densified = hf.get(`${c.name}/densified`)!;
+      expect(densified.error).toBeUndefined();
+      expect(densified.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+      expect(relativeError(ours.get(c.name)!, densified.logits!)).toBeLessThan(1e-4);
+    });
+  }
+
+  for (const c of NOT_RUNNABLE) {
+    it(`${c.name} (MLA, not runnable by rfid-moe yet): dense and densified outputs load completely and run; the factored one is refused naming rfid-moe`, () => {
+      const original = hf.get(`${c.name}/original`)!;
+      expect(original.error, 'the fixture itself must load in transformers').toBeUndefined();
+      for (const kind of ['dense', 'densified']) {
+        const r = hf.get(`${c.name}/${kind}`)!;
+        expect(r.error).toBeUndefined();
+        expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+        expect(r.logits!.length).toBe(original.logits!.length);
+        expect(r.logits!.flat().every(Number.isFinite)).toBe(true);
+      }
+      expect(hf.get(`${c.name}/densified`)!.logits).toEqual(hf.get(`${c.name}/dense`)!.logits);
+      const refused = hf.get(`${c.name}/factored`)!;
+      expect(refused.ok).toBe(false);
+      expect(refused.error).toMatch(/rfid-moe/);
+    });
+  }
+
+  for (const c of UNSUPPORTED) {
+    it(`${c.name} (${c.family}): transformers does not know model_type ${c.family} (not a family it ships)`, () => {
+      const r = hf.get(`${c.name}/dense`)!;
+      expect(r.ok).toBe(false);
+      expect(r.error).toMatch(new RegExp(`model type \`${c.family}\` but Transformers does not recognize`));
+    });
+  }
+});
