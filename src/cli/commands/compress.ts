@@ -119,9 +119,9 @@ export function register(program: Command): void {
       recipeOption('--residual-buckets <scheme>', 'bucket scheme of the sparse projection: tile | random', RECIPE_DEFAULTS.residual.buckets),
       recipeOption('--allocation <mode>', `rank allocation: ${ALLOCATIONS.join(' | ')}`, RECIPE_DEFAULTS.allocation),
       defaultText(new Option('--whiten', 'activation-aware (whitened) SVD from calibration Gram matrices'), 'per preset'),
-      new Option('--no-whiten', 'plain SVD of the raw weights (overrides a preset that whitens)'),
+      new Option('--no-whiten', 'plain SVD of the raw weights (default: as the preset says)'),
       defaultText(new Option('--refit', "refit each expert's coefficients against its own calibration activations"), 'per preset'),
-      new Option('--no-refit', 'keep the coefficients of the shared factorisation'),
+      new Option('--no-refit', 'keep the coefficients of the shared factorisation (default: as the preset says)'),
       defaultText(new Option('--gram-weighting <w>', 'how routed tokens count in the calibration Gram matrices: tokens | routing | routing-squared'), 'per preset'),
       new Option('--format <format>', 'output format: factored (saves memory and disk) | dense (reconstructed weights, any HF loader; saves nothing)')
         .choices(['factored', 'dense'])
