@@ -14,7 +14,7 @@
  * a seeded permutation of the experts.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,10 +23,8 @@ import { compressLayerType } from '../src/compress/compress-layer.js';
 import { parseRecipe } from '../src/compress/recipe.js';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import type { Engine } from '../src/engine/types.js';
-import { mulberry32 } from '../src/residual/prng.js';
+import { D, generateLayer, P } from './lib/qwen3-layer.js';
 
-const P = 768;
-const D = 2048;
 const RECIPE = { retain: 0.6, groupSize: 4, xi: 0.8, residual: { share: 0.03, buckets: 'tile' as const } };
 
 const benchFile = fileURLToPath(import.meta.url);
@@ -81,50 +79,6 @@ async function worker(): Promise<void> {
   };
   engine.dispose();
   process.stdout.write(JSON.stringify(report) + '\n');
-}
-
-// ---------------------------------------------------------------- data
-
-function gaussianFiller(seed: number): (out: Float32Array, scale: number) => void {
-  const uniform = mulberry32(seed);
-  return (out, scale) => {
-    for (let j = 0; j < out.length; j += 2) {
-      const r = Math.sqrt(-2 * Math.log(uniform() + 1e-300)) * scale;
-      const a = 2 * Math.PI * uniform();
-      out[j] = r * Math.cos(a);
-      if (j + 1 < out.length) out[j + 1] = r * Math.sin(a);
-    }
-  };
-}
-
-/** Writes n experts (p×d f32) to `file`, one at a time, and returns Zipf-like routing counts. */
-function generateLayer(engine: Engine, file: string, n: number, seed: number): number[] {
-  const fill = gaussianFiller(seed);
-  const shape = mulberry32(seed ^ 0x5bd1e995);
-  const fd = openSync(file, 'w');
-  const W = new Float32Array(P * D);
-  for (let i = 0; i < n; i++) {
-    const r = 16 + Math.floor(shape() * 81);
-    const decay = 0.5 + shape();
-    const U = new Float32Array(P * r);
-    fill(U, 1);
-    for (let row = 0; row < P; row++) for (let j = 0; j < r; j++) U[row * r + j] *= 3 / (1 + j) ** decay;
-    const V = new Float32Array(r * D);
-    fill(V, 1 / Math.sqrt(D));
-    fill(W, 0.01 + 0.02 * shape()); // noise floor, then the signal on top
-    engine.gemm(P, D, r, U, V, W, { beta: 1 });
-    writeSync(fd, W);
-  }
-  closeSync(fd);
-  const perm = Array.from({ length: n }, (_, i) => i);
-  const rand = mulberry32(seed + 17);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [perm[i], perm[j]] = [perm[j], perm[i]];
-  }
-  const counts = new Array<number>(n);
-  perm.forEach((expert, rank) => (counts[expert] = Math.floor(100000 / (1 + rank) ** 1.1)));
-  return counts;
 }
 
 // ---------------------------------------------------------------- driver

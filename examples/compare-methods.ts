@@ -38,13 +38,13 @@ import { evaluateWindows } from '../src/eval/index.js';
 import { writeFileAtomic } from '../src/io/atomic.js';
 import { collectRoutingStats } from '../src/routing-stats/collect.js';
 import { modelFingerprint } from '../src/routing-stats/fingerprint.js';
-import { GramDirectorySink } from '../src/routing-stats/gram.js';
+import { GRAM_WEIGHTINGS, GramDirectorySink, type GramWeighting } from '../src/routing-stats/gram.js';
 import { writeRoutingStats } from '../src/routing-stats/schema.js';
 import { loadTokenizer } from '../src/tokens/tokenizer.js';
 import { evaluationWindows } from '../src/tokens/windows.js';
 import { approximationError } from './lib/approximation-error.js';
 import { EVAL_SET_KEYS, loadCalibration, loadEvalSets, type EvalSet } from './lib/datasets.js';
-import { METHOD_LABELS, METHODS, parseMethods, parseRetains, recipeFor, type MethodName } from './lib/methods.js';
+import { METHOD_LABELS, METHODS, QUICK_METHODS, parseMethods, parseRetains, recipeFor, type MethodName } from './lib/methods.js';
 import { PALETTE, lineChartSvg } from './lib/svg-chart.js';
 import { resultsMarkdown, spliceResults, SWEEP_FORMAT, type EvalNumbers, type EvalSetInfo, type RunResult, type SweepResults } from './lib/sweep-results.js';
 
@@ -53,22 +53,24 @@ const repoRoot = path.resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare') },
-    retain: { type: 'string', default: '0.8,0.6,0.4,0.2,0.1' },
-    methods: { type: 'string', default: METHODS.join(',') },
+    retain: { type: 'string' },
+    methods: { type: 'string' },
     out: { type: 'string', default: path.join(repoRoot, 'results') },
     'results-md': { type: 'string', default: path.join(repoRoot, 'RESULTS.md') },
     data: { type: 'string' },
     tokenizer: { type: 'string' },
     'seq-len': { type: 'string', default: '256' },
     'max-windows': { type: 'string' },
-    'calib-samples': { type: 'string', default: '128' },
+    'calib-samples': { type: 'string' },
     'calib-seq-len': { type: 'string', default: '256' },
     seed: { type: 'string', default: '0' },
-    'kl-sets': { type: 'string', default: 'shakespeare' },
+    'kl-sets': { type: 'string' },
     sets: { type: 'string' },
     tag: { type: 'string' },
     engine: { type: 'string', default: 'auto' },
     fresh: { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    'gram-weighting': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -111,6 +113,9 @@ interface Settings {
   sets: string[] | undefined;
   /** names this sweep's block in RESULTS.md, so several sweeps can share the document */
   tag: string | undefined;
+  /** how routed tokens count in the Gram matrices every compressor uses, overriding each recipe's
+   * own (the output-space error is always measured with the plain, token-counted ones) */
+  gramWeighting: GramWeighting | undefined;
 }
 
 function parseSetKeys(list: string): string[] {
@@ -120,25 +125,37 @@ function parseSetKeys(list: string): string[] {
   return keys;
 }
 
+/**
+ * --quick: a measured comparison in minutes instead of hours — γ 0.6 and 0.4, the quick method
+ * list, 32 windows of each of two sets (the training domain and WikiText-2 test), KL against the
+ * original on both, 64 calibration windows; results go to <out>/QUICK.md, never RESULTS.md.
+ * Any flag given explicitly still wins.
+ */
 function readSettings(): Settings {
   if (values.data === undefined) {
     throw new Error('no data folder: pass --data <dir> holding wikitext-2-raw/, ptb/ and tinyshakespeare/ (the README says where to get them)');
   }
+  const quick = values.quick!;
+  const out = path.resolve(values.out!);
+  const resultsMdGiven = process.argv.some((a) => a === '--results-md' || a.startsWith('--results-md='));
+  const gramWeighting = values['gram-weighting'];
+  if (gramWeighting !== undefined && !(GRAM_WEIGHTINGS as readonly string[]).includes(gramWeighting)) throw new Error(`--gram-weighting must be one of ${GRAM_WEIGHTINGS.join(', ')}, got "${gramWeighting}"`);
   return {
     model: path.resolve(values.model!),
-    retains: parseRetains(values.retain!),
-    methods: parseMethods(values.methods!),
-    out: path.resolve(values.out!),
-    resultsMd: path.resolve(values['results-md']!),
+    retains: parseRetains(values.retain ?? (quick ? '0.6,0.4' : '0.8,0.6,0.4,0.2,0.1')),
+    methods: parseMethods(values.methods ?? (quick ? QUICK_METHODS : METHODS).join(',')),
+    out,
+    resultsMd: quick && !resultsMdGiven ? path.join(out, 'QUICK.md') : path.resolve(values['results-md']!),
     dataDir: path.resolve(values.data!),
     seqLen: positiveInt('--seq-len', values['seq-len'])!,
-    maxWindows: positiveInt('--max-windows', values['max-windows']),
-    calibSamples: positiveInt('--calib-samples', values['calib-samples'])!,
+    maxWindows: positiveInt('--max-windows', values['max-windows'] ?? (quick ? '32' : undefined)),
+    calibSamples: positiveInt('--calib-samples', values['calib-samples'] ?? (quick ? '64' : '128'))!,
     calibSeqLen: positiveInt('--calib-seq-len', values['calib-seq-len'])!,
     seed: Number(values.seed),
-    klSets: values['kl-sets']!.split(',').map((k) => k.trim()).filter(Boolean),
-    sets: values.sets === undefined ? undefined : parseSetKeys(values.sets),
+    klSets: (values['kl-sets'] ?? (quick ? 'shakespeare,wikitext2' : 'shakespeare')).split(',').map((k) => k.trim()).filter(Boolean),
+    sets: values.sets !== undefined ? parseSetKeys(values.sets) : quick ? ['shakespeare', 'wikitext2'] : undefined,
     tag: values.tag,
+    gramWeighting: gramWeighting as GramWeighting | undefined,
   };
 }
 
@@ -268,7 +285,7 @@ async function main(): Promise<void> {
     }));
     const fingerprint = modelFingerprint(original);
     const settingsKey = createHash('sha256')
-      .update(JSON.stringify({ fingerprint, seqLen: s.seqLen, maxWindows: s.maxWindows ?? null, calibration: calibration.description, evalSets, engine: engine.name }))
+      .update(JSON.stringify({ fingerprint, seqLen: s.seqLen, maxWindows: s.maxWindows ?? null, calibration: calibration.description, evalSets, engine: engine.name, ...(s.gramWeighting !== undefined ? { gramWeighting: s.gramWeighting } : {}) }))
       .digest('hex')
       .slice(0, 16);
     const jsonFile = path.join(s.out, 'compare-methods.json');
@@ -298,6 +315,10 @@ async function main(): Promise<void> {
     const statsFile = path.join(work, 'stats.json');
     const gramsDir = path.join(work, 'grams');
     const grams = new GramDirectorySink(gramsDir, c.hiddenSize, fingerprint);
+    // the compressors' Gram matrices, weighted as each method's recipe says (or as --gram-weighting
+    // says for all); the output-space error is always measured with the token-counted ones
+    const weightingOf = (m: MethodName): GramWeighting => s.gramWeighting ?? parseRecipe(recipeFor(m, 0.5)).gramWeighting;
+    const gramsDirOf = (w: GramWeighting) => (w === 'tokens' ? gramsDir : path.join(work, `grams-${w}`));
     const stats = await collectRoutingStats(
       original,
       engine,
@@ -311,6 +332,13 @@ async function main(): Promise<void> {
       { grams },
     );
     await grams.finish();
+    for (const w of new Set(s.methods.map(weightingOf))) {
+      if (w === 'tokens') continue;
+      log(`collecting ${w}-weighted Gram matrices for the compressors`);
+      const sink = new GramDirectorySink(gramsDirOf(w), c.hiddenSize, fingerprint);
+      await collectRoutingStats(original, engine, calibration.windows, { dataset: { file: 'x', format: 'text', sha256: '0', tokens: calibration.tokens }, samples: calibration.windows.length, seqLen: s.calibSeqLen, seed: s.seed }, { grams: sink, gramWeighting: w });
+      await sink.finish();
+    }
     await writeRoutingStats(statsFile, stats);
     for (const w of stats.warnings) log(`warning: ${w}`);
 
@@ -338,7 +366,7 @@ async function main(): Promise<void> {
         report = await compress(original, parseRecipe(recipeFor(method, retain)), {
           out: dir,
           stats: statsFile,
-          grams: gramsDir,
+          grams: gramsDirOf(weightingOf(method)),
           engine,
           evaluation: false,
           onProgress: (e) => {

@@ -10,7 +10,21 @@
  */
 import type { RecipeInput } from '../../src/compress/recipe.js';
 
-export const METHODS = ['uniform', 'grouped-uniform', 'frequency', 'erank', 'rfid-no-residual', 'rfid', 'rfid-whiten'] as const;
+export const METHODS = [
+  'uniform',
+  'grouped-uniform',
+  'frequency',
+  'erank',
+  'rfid-no-residual',
+  'rfid',
+  'rfid-whiten',
+  'uniform-whiten',
+  'waterfill',
+  'waterfill-whiten',
+  'waterfill-whiten-grouped',
+  'waterfill-whiten-norefit',
+  'waterfill-whiten-affinity',
+] as const;
 export type MethodName = (typeof METHODS)[number];
 
 export const METHOD_LABELS: Record<MethodName, string> = {
@@ -21,7 +35,27 @@ export const METHOD_LABELS: Record<MethodName, string> = {
   'rfid-no-residual': 'RFID without residual',
   rfid: 'RFID',
   'rfid-whiten': 'RFID + whitening',
+  'uniform-whiten': 'uniform + whitening (per-expert SVD-LLM)',
+  waterfill: 'water-filling on raw spectra, structure and residual chosen',
+  'waterfill-whiten': 'whitened water-filling + refit, structure and residual chosen',
+  'waterfill-whiten-grouped': 'whitened water-filling + refit, always grouped',
+  'waterfill-whiten-norefit': 'whitened water-filling, no refit',
+  'waterfill-whiten-affinity': 'whitened water-filling + refit, affinity groups',
 };
+
+/** The quick comparison's methods: the baselines the issue names and every new preset. */
+export const QUICK_METHODS: readonly MethodName[] = [
+  'uniform',
+  'uniform-whiten',
+  'grouped-uniform',
+  'rfid',
+  'rfid-no-residual',
+  'waterfill',
+  'waterfill-whiten',
+  'waterfill-whiten-grouped',
+  'waterfill-whiten-norefit',
+  'waterfill-whiten-affinity',
+];
 
 const NO_RESIDUAL = { share: 0 } as const;
 
@@ -41,6 +75,14 @@ export function recipeFor(method: MethodName, retain: number): RecipeInput {
       return { retain, allocation: 'fused' };
     case 'rfid-whiten':
       return { retain, allocation: 'fused', whiten: {} };
+    case 'uniform-whiten':
+    case 'waterfill':
+    case 'waterfill-whiten':
+    case 'waterfill-whiten-grouped':
+    case 'waterfill-whiten-norefit':
+      return { retain, preset: method };
+    case 'waterfill-whiten-affinity':
+      return { retain, preset: 'waterfill-whiten', grouping: 'affinity' };
   }
 }
 

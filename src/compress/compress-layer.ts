@@ -23,10 +23,12 @@ import {
   recipeFingerprint,
   resolvedResidualShare,
   usesEqualRanks,
+  usesSpectralPath,
   validateRecipeForLayer,
   type Recipe,
 } from './recipe.js';
 import { sumGrams, whitenedTruncatedSvd } from './whitening.js';
+import { compressLayerSpectral, type LayerChoices } from './spectral-layer.js';
 import { RfidMoeError } from '../errors.js';
 
 export interface CompressLayerInput {
@@ -43,6 +45,9 @@ export interface CompressLayerInput {
   gram?: (expert: number) => Float64Array;
   /** called after each group is factored */
   onGroupDone?: (done: number, total: number) => void;
+  /** parameters the factors may spend in this layer and type, when a model-wide allocation set it
+   * (spectral path only; default: the layer's own share of the budget) */
+  rankBudgetParams?: number;
 }
 
 export interface ResidualVsRank {
@@ -179,6 +184,8 @@ export interface CompressLayerResult {
   };
   /** experts with fewer routed calibration tokens than recipe.minExpertTokens, etc. */
   warnings: string[];
+  /** what the spectral path chose by measurement (structure, residual gate); absent on the paper path */
+  choices?: LayerChoices;
   recipeFingerprint: string;
   engine: string;
   timings: LayerTimings;
@@ -188,7 +195,7 @@ export class CompressInputError extends RfidMoeError {
   readonly kind = 'CompressInputError';
 }
 
-function checkInput(input: CompressLayerInput): void {
+export function checkInput(input: CompressLayerInput): void {
   const { matrices, p, d, frequencies } = input;
   if (matrices.length !== frequencies.length) {
     throw new CompressInputError(`${matrices.length} expert matrices but ${frequencies.length} routing frequencies; give one count per expert`);
@@ -203,13 +210,16 @@ function checkInput(input: CompressLayerInput): void {
   for (const [i, f] of frequencies.entries()) {
     if (!Number.isFinite(f) || f < 0) throw new CompressInputError(`expert ${i}: routing frequency ${f} must be a finite count ≥ 0`);
   }
+  if (input.recipe.refit && !input.gram) {
+    throw new CompressInputError('the recipe asks to refit coefficients against calibration activations but no Gram matrices were given; collect activations or set refit: false');
+  }
   if (input.recipe.whiten !== false && !input.gram) {
     throw new CompressInputError('the recipe asks for whitening but no calibration Gram matrices were given; collect activations or set whiten: false');
   }
 }
 
 /** The group's matrices stacked row-wise, (|g|·p)×d; a single expert is used as is (no copy). */
-function stack(matrices: readonly Float32Array[], experts: readonly number[], p: number, d: number): Float32Array {
+export function stack(matrices: readonly Float32Array[], experts: readonly number[], p: number, d: number): Float32Array {
   if (experts.length === 1) return matrices[experts[0]];
   const out = new Float32Array(experts.length * p * d);
   experts.forEach((e, j) => out.set(matrices[e], j * p * d));
@@ -250,6 +260,8 @@ export function compressLayerType(input: CompressLayerInput): CompressLayerResul
     );
   }
 
+  if (usesSpectralPath(recipe)) return compressLayerSpectral(input, budget, warnings, t0);
+
   // 1–3. groups and their exact spectra (raw weights, as the paper)
   const groups = groupExperts(frequencies, effectiveGroupSize(recipe), groupOrderOf(recipe));
   const sizes = groups.map((g) => g.length);
@@ -271,7 +283,8 @@ export function compressLayerType(input: CompressLayerInput): CompressLayerResul
   const out: CompressedGroup[] = [];
   for (const [g, experts] of groups.entries()) {
     const signals = { erank: eranks[g], F: F[g], E: E[g], C: C[g] };
-    out.push(compressGroup(input, g, experts, allocation.ranks[g], spectra[g], signals, q, timings));
+    const factorise = (M: Float32Array) => factorGroup(input, g, experts, M, allocation.ranks[g]);
+    out.push(compressGroup(input, g, experts, allocation.ranks[g], spectra[g], signals, q, timings, factorise));
     input.onGroupDone?.(g + 1, groups.length);
   }
 
@@ -322,7 +335,7 @@ function factorGroup(input: CompressLayerInput, g: number, experts: readonly num
   return truncatedFactors(engine, m, d, M, rank, recipe.svd, randomized);
 }
 
-function compressGroup(
+export function compressGroup(
   input: CompressLayerInput,
   g: number,
   experts: number[],
@@ -331,13 +344,15 @@ function compressGroup(
   signals: Pick<CompressedGroup, 'erank' | 'F' | 'E' | 'C'>,
   q: number,
   timings: { factorMs: number; residualMs: number; errorsMs: number },
+  makeFactors: (M: Float32Array) => { A: Float32Array; B: Float32Array; damping?: number },
+  rankEnergyIsOutput = false,
 ): CompressedGroup {
   const { engine, recipe, matrices, p, d } = input;
   const size = p * d;
   const m = experts.length * p;
   let t = performance.now();
   const M = stack(matrices, experts, p, d);
-  const factors = factorGroup(input, g, experts, M, rank);
+  const factors = makeFactors(M);
   // R = M − A·B in one GEMM (C starts as a copy of M, beta = 1)
   const R = Float32Array.from(M);
   engine.gemm(m, d, rank, factors.A, factors.B, R, { alpha: -1, beta: 1 });
@@ -413,7 +428,11 @@ function compressGroup(
     errors.outputRelBefore = ratio(sum(outputBefore), sum(outputNorms));
     errors.outputRel = ratio(sum(outputAfter), sum(outputNorms));
   }
-  if (q > 0) errors.residualVsRank = residualVsRank(spectrum, rank, experts.length, p, d, q, recoveredEnergy);
+  if (q > 0) {
+    // with a whitened spectrum the next ranks are priced in output space, and so is the residual
+    const recovered = rankEnergyIsOutput && outputBefore && outputAfter ? Math.max(0, sum(outputBefore) - sum(outputAfter)) : recoveredEnergy;
+    errors.residualVsRank = residualVsRank(spectrum, rank, experts.length, p, d, q, recovered);
+  }
   const energies: ErrorEnergies = { weight: totalWeight, residualBefore: totalBefore, residualAfter: sum(residualAfter) };
   if (outputBefore && outputAfter && outputNorms) energies.output = { weight: sum(outputNorms), before: sum(outputBefore), after: sum(outputAfter) };
 

@@ -40,7 +40,7 @@ import type { LayerBlock } from './output/block.js';
 import { factorDtypeFor, writeShard } from './output/layer-shard.js';
 import { PROGRESS_FILE, REPORT_JSON, STATS_FILE, shardFileName } from './output/names.js';
 import { EtaClock, type ProgressListener } from './progress.js';
-import { parseRecipe, recipeFingerprint, type Recipe, type RecipeInput } from './recipe.js';
+import { parseRecipe, recipeFingerprint, recipeNeedsGrams, type Recipe, type RecipeInput } from './recipe.js';
 import { reductionsOf, type CompressionReport, type LayerReport } from './report.js';
 import { assertFactorsFinite, checkCompleteOutput, checkStatsUnchanged, keptLayers } from './integrity.js';
 import { lockOutputDir, type OutputLock } from './lock.js';
@@ -50,6 +50,7 @@ import { withFiniteChecks } from '../checkpoint/finite.js';
 import { hashProgressLines } from '../compressed/verify.js';
 import { inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
 import { GRAMS_WORK_DIR, planCalibration } from './stages/calibrate.js';
+import { modelRankBudgets } from './stages/allocate-model.js';
 import { factoriseLayer, layerBlockFromReport } from './stages/factorise.js';
 import { finishOutput } from './stages/finish.js';
 import { validateBeforeWork } from './stages/plan.js';
@@ -87,7 +88,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     // 1. plan
     validateBeforeWork(ckpt, recipe, storage, options);
     const modelFp = modelFingerprint(ckpt);
-    const opts = { ...options, recipeWhitens: recipe.whiten !== false };
+    const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe), gramWeighting: recipe.gramWeighting };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
     const selection = options.layers ? partSelection(options.layers, ckpt.config.numLayers, calibration.source) : undefined;
     const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage, engine: (await engine()).describe() });
@@ -122,7 +123,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     const saved = state.state === 'resume' ? await loadRoutingStats(statsPath).catch(() => undefined) : undefined;
     if (saved) {
       stats = saved;
-      if (!options.grams && recipe.whiten !== false) gramsDir = path.join(out, GRAMS_WORK_DIR);
+      if (!options.grams && recipeNeedsGrams(recipe)) gramsDir = path.join(out, GRAMS_WORK_DIR);
     } else {
       const resolved = await calibration.run();
       stats = resolved.stats;
@@ -146,6 +147,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       warnings.push(DENSE_SAVES_NOTHING);
     }
     const countsOf = (l: number) => stats.layers.find((s) => s.layer === l)?.counts ?? [];
+    const rankBudgets = recipe.allocationScope === 'model' ? await modelRankBudgets({ ckpt, recipe, engine: eng, countsOf, gramsDir, emit }) : undefined;
     const layerWarnings = new Map<number, string[]>();
     const owned = selection ? new Set(selection.layers) : undefined;
     const toDo = (from: number) => (owned ? selection!.layers.filter((x) => x >= from).length : L - from);
@@ -169,7 +171,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       const sourceSha256 = await scanSourceTensors(store, shards[l]);
       let compressed: Parameters<typeof writeShard>[0]['compressed'] = [];
       if (layout.kind === 'moe') {
-        const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir, factorDtype, emit });
+        const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir, factorDtype, emit, ...(rankBudgets ? { rankBudgets } : {}) });
         compressed = done.compressed;
         assertFactorsFinite(l, compressed);
         report.types = done.types;

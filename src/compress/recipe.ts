@@ -11,13 +11,16 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { breakEvenRank, layerBudget, rankCap, rankUnitCost, type LayerBudget } from '../rank-allocation/budget.js';
 import type { GroupOrder } from './grouping.js';
+import { mergeOver, PRESET_NAMES, presetBody } from './presets.js';
+import { GRAM_WEIGHTINGS } from '../routing-stats/gram.js';
 import { RfidMoeError } from '../errors.js';
 
 export class RecipeError extends RfidMoeError {
   readonly kind = 'RecipeError';
 }
 
-export const ALLOCATIONS = ['fused', 'uniform', 'grouped-uniform', 'frequency', 'erank'] as const;
+/** 'waterfill': marginal-gain water-filling over each group's (whitened) σ² per parameter (beyond the paper) */
+export const ALLOCATIONS = ['fused', 'uniform', 'grouped-uniform', 'frequency', 'erank', 'waterfill'] as const;
 export type AllocationMode = (typeof ALLOCATIONS)[number];
 
 export const MATRIX_TYPES = ['gate', 'up', 'down'] as const;
@@ -39,6 +42,9 @@ const ResidualSchema = z.strictObject({
   buckets: z.enum(['tile', 'random']).default('tile'),
   /** seed of the 'random' scheme (per group it is mixed with the group index) */
   seed: z.number().int().min(0).max(0xffffffff).default(0),
+  /** spend β on residual vectors in a layer only when the energy they recover per parameter beats
+   * the same parameters spent as rank (otherwise the layer spends them as rank) */
+  gate: z.boolean().default(false),
 });
 
 const WhitenSchema = z.union(
@@ -76,6 +82,24 @@ export const RecipeSchema = z
     whiten: WhitenSchema.default(false),
     svd: z.enum(['exact', 'randomized']).default('exact'),
     randomizedSvd: RandomizedSvdSchema.prefault({}),
+    /** 'grouped': groups of groupSize as given; 'auto': per layer and matrix type, the lower
+     * predicted output-space error at equal budget of per-expert factors and groups of groupSize */
+    structure: z.enum(['grouped', 'auto']).default('grouped'),
+    /** how groups are formed; default: index order for grouped-uniform, routing frequency otherwise;
+     * 'affinity': experts whose leading input subspaces overlap most share a basis */
+    grouping: z.enum(['frequency', 'index', 'affinity']).optional(),
+    /** refit each expert's coefficients in closed form against its own calibration Gram matrix */
+    refit: z.boolean().default(false),
+    /** water-filling within each layer and matrix type ('layer'), or over every MoE layer of the
+     * model under one budget ('model'; each layer's share follows its spectra, relative to its own
+     * output energy) */
+    allocationScope: z.enum(['layer', 'model']).default('layer'),
+    /** how routed tokens count in the calibration Gram matrices (whitening, refit): 'tokens' (each
+     * once), 'routing' (× routing weight w), 'routing-squared' (× w², the first-order weight of the
+     * expert's error in the block output) */
+    gramWeighting: z.enum(GRAM_WEIGHTINGS as unknown as ['tokens', 'routing', 'routing-squared']).default('tokens'),
+    /** the named preset this recipe started from (its values are filled in; written fields win) */
+    preset: z.string().optional(),
     matrixTypes: z
       .array(z.enum(MATRIX_TYPES))
       .min(1, 'matrixTypes needs at least one of gate, up, down')
@@ -101,6 +125,9 @@ export const RecipeSchema = z
     return { retain, budgetGivenAs: givenAs as 'retain' | 'remove', ...rest };
   })
   .superRefine((r, ctx) => {
+    if (r.allocationScope === 'model' && r.allocation !== 'waterfill') {
+      ctx.addIssue({ code: 'custom', path: ['allocationScope'], message: 'allocationScope "model" needs allocation "waterfill" (the only allocation that compares groups across layers)' });
+    }
     const beta = resolvedResidualShare(r);
     if (beta >= r.retain) {
       ctx.addIssue({
@@ -135,9 +162,20 @@ export function parseRecipe(json: unknown): Recipe {
       throw new RecipeError(`recipe is not valid JSON (${(err as Error).message}); fix the file's syntax`);
     }
   }
-  const result = RecipeSchema.safeParse(value);
+  const result = RecipeSchema.safeParse(withPreset(value));
   if (!result.success) throw new RecipeError(`invalid recipe: ${formatIssues(result.error)}`);
   return result.data;
+}
+
+/** Fill in the named preset under the written fields (see presets.ts). */
+function withPreset(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const written = value as Record<string, unknown>;
+  if (written.preset === undefined) return value;
+  if (typeof written.preset !== 'string') throw new RecipeError(`invalid recipe: preset must be a name, one of ${PRESET_NAMES.join(', ')}`);
+  const body = presetBody(written.preset);
+  if (!body) throw new RecipeError(`invalid recipe: unknown preset "${written.preset}"; choose one of ${PRESET_NAMES.join(', ')}`);
+  return mergeOver(body as Record<string, unknown>, written);
 }
 
 /** Read and parse a recipe JSON file. */
@@ -194,9 +232,30 @@ export function effectiveXi(recipe: Pick<Recipe, 'allocation' | 'xi'>): number {
   return recipe.xi;
 }
 
-/** grouped-uniform groups in index order (MoBE); everything else by routing frequency. */
-export function groupOrderOf(recipe: Pick<Recipe, 'allocation'>): GroupOrder {
+/** grouped-uniform groups in index order (MoBE); everything else by routing frequency, unless
+ * `grouping` says otherwise ('affinity' orders seeds by frequency). */
+export function groupOrderOf(recipe: Pick<Recipe, 'allocation'> & { grouping?: Recipe['grouping'] }): GroupOrder {
+  if (recipe.grouping === 'index') return 'index';
+  if (recipe.grouping === 'frequency' || recipe.grouping === 'affinity') return 'frequency';
   return recipe.allocation === 'grouped-uniform' ? 'index' : 'frequency';
+}
+
+/** Whether the recipe needs each expert's calibration Gram matrix (whitening or refit). */
+export function recipeNeedsGrams(recipe: Pick<Recipe, 'whiten' | 'refit'>): boolean {
+  return recipe.whiten !== false || recipe.refit;
+}
+
+/** Whether the layer runs the spectral path (one factorisation per group, see compress-layer.ts). */
+export function usesSpectralPath(recipe: Recipe): boolean {
+  return (
+    recipe.whiten !== false ||
+    recipe.allocation === 'waterfill' ||
+    recipe.allocationScope === 'model' ||
+    recipe.structure === 'auto' ||
+    recipe.refit ||
+    recipe.residual.gate ||
+    recipe.grouping === 'affinity'
+  );
 }
 
 /** The equal-rank baselines. */

@@ -5,6 +5,7 @@
  * recovered; parameter counts with the three reductions; time per layer; engine; calibration;
  * fidelity against the original when it was measured.
  */
+import type { LayerChoices } from './spectral-layer.js';
 import type { ParameterCounts } from '../checkpoint/counts.js';
 import type { ProjectionDescriptor } from '../residual/projection.js';
 
@@ -39,6 +40,9 @@ export interface TypeReport {
   rankUnitShare: number;
   groups: GroupReport[];
   warnings: string[];
+  /** what the layer chose by measurement (structure candidates and their predicted errors, the
+   * residual gate's energy comparison), on the spectral path */
+  choices?: LayerChoices;
 }
 
 export interface LayerReport {

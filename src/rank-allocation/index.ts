@@ -1,3 +1,4 @@
 export * from './budget.js';
 export * from './fuse.js';
 export * from './allocate.js';
+export * from './waterfill.js';

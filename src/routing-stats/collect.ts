@@ -12,12 +12,14 @@ import type { WeightProvider } from '../runtime/weights.js';
 import { TOOL_VERSION } from '../version.js';
 import { combineObservers, RoutingCounter, type RoutingCounts } from './counter.js';
 import { modelFingerprint } from './fingerprint.js';
-import { GramObserver, type GramSink } from './gram.js';
+import { GramObserver, type GramSink, type GramWeighting } from './gram.js';
 import { ROUTING_STATS_FORMAT, ROUTING_STATS_VERSION, RoutingStatsError, type RoutingStats } from './schema.js';
 
 export interface CollectOptions {
   /** receive each expert's input Gram matrix XᵀX (f64) */
   grams?: GramSink;
+  /** how routed tokens count in the Gram matrices (default 'tokens') */
+  gramWeighting?: GramWeighting;
   onLayer?(p: LayerProgress): void;
   /** use this provider instead of the checkpoint's own weights (e.g. a compressed model) */
   provider?: WeightProvider;
@@ -27,7 +29,7 @@ export interface CollectOptions {
 export async function collectRoutingCounts(ckpt: Checkpoint, engine: Engine, windows: Int32Array[], opts: CollectOptions = {}): Promise<RoutingCounts> {
   const provider = opts.provider ?? new CheckpointWeights(ckpt);
   const counter = new RoutingCounter(ckpt.config.numExperts);
-  const grams = opts.grams ? new GramObserver(engine, ckpt.config.hiddenSize, opts.grams) : undefined;
+  const grams = opts.grams ? new GramObserver(engine, ckpt.config.hiddenSize, opts.grams, opts.gramWeighting) : undefined;
   let lastMoe = -1;
   ckpt.layout.layers.forEach((l, i) => (lastMoe = l.kind === 'moe' ? i : lastMoe));
   if (lastMoe < 0) throw new RoutingStatsError('the model has no MoE layer: there is no routing to calibrate');

@@ -49,8 +49,8 @@ export function combineObservers(...observers: (MoeObserver | undefined)[]): Moe
   const list = observers.filter((o): o is MoeObserver => o !== undefined);
   return {
     onRouting: (layer, routing) => list.forEach((o) => o.onRouting?.(layer, routing)),
-    onExpertInput: async (layer, expert, x, rows) => {
-      for (const o of list) await o.onExpertInput?.(layer, expert, x, rows);
+    onExpertInput: async (layer, expert, x, rows, weights) => {
+      for (const o of list) await o.onExpertInput?.(layer, expert, x, rows, weights);
     },
   };
 }

@@ -1,4 +1,5 @@
 /** One F64 Gram matrix per safetensors file (tensor "gram" [H, H]), through src/io. */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseSafetensorsBuffer } from '../io/safetensors-reader.js';
 import { writeSafetensors as writeTensors } from '../io/safetensors-writer.js';
@@ -10,7 +11,15 @@ export async function writeGramFile(file: string, gram: Float64Array, hidden: nu
 }
 
 export async function readGramFile(file: string): Promise<{ data: Float64Array; metadata: Record<string, string> | null }> {
-  const buffer = await readFile(file);
+  return decodeGramFile(file, await readFile(file));
+}
+
+/** The same, synchronously (the per-layer algorithm asks for one Gram matrix at a time). */
+export function readGramFileSync(file: string): { data: Float64Array; metadata: Record<string, string> | null } {
+  return decodeGramFile(file, readFileSync(file));
+}
+
+function decodeGramFile(file: string, buffer: Buffer): { data: Float64Array; metadata: Record<string, string> | null } {
   const parsed = parseSafetensorsBuffer(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), file);
   const entry = parsed.tensors.get('gram');
   if (!entry || entry.dtype !== 'F64') throw new RoutingStatsError(`${file} holds no F64 tensor "gram"; it is not a Gram matrix written by calibration (\`grams\`)`);

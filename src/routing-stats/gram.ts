@@ -10,22 +10,43 @@ import path from 'node:path';
 import type { Engine } from '../engine/types.js';
 import type { MoeObserver } from '../runtime/moe.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { readGramFile, writeGramFile } from './gram-io.js';
+import { readGramFile, readGramFileSync, writeGramFile } from './gram-io.js';
 
 export interface GramSink {
   /** `gram` is hidden × hidden row-major f64 summed over `tokens` rows */
   add(layer: number, expert: number, gram: Float64Array, tokens: number): void | Promise<void>;
 }
 
+/**
+ * How each routed token counts in an expert's Gram matrix:
+ *  'tokens'            Σ x xᵀ, every routed token once (the plain input statistics);
+ *  'routing'           Σ w x xᵀ, weighted by the routing weight w the block multiplies the expert's
+ *                      output by: a token that barely uses the expert barely shapes its factors;
+ *  'routing-squared'   Σ w² x xᵀ: the first-order weight of the expert's error in the block output.
+ */
+export type GramWeighting = 'tokens' | 'routing' | 'routing-squared';
+export const GRAM_WEIGHTINGS: readonly GramWeighting[] = ['tokens', 'routing', 'routing-squared'];
+
 export class GramObserver implements MoeObserver {
   constructor(
     private readonly engine: Engine,
     private readonly hidden: number,
     private readonly sink: GramSink,
+    private readonly weighting: GramWeighting = 'tokens',
   ) {}
 
-  async onExpertInput(layer: number, expert: number, x: Float32Array, rows: number): Promise<void> {
+  async onExpertInput(layer: number, expert: number, x: Float32Array, rows: number, routingWeights?: Float32Array): Promise<void> {
     const x64 = Float64Array.from(x);
+    if (this.weighting !== 'tokens') {
+      if (!routingWeights || routingWeights.length !== rows) throw new Error(`routing-weighted Gram matrices need the ${rows} routing weights of expert ${expert} (layer ${layer})`);
+      const h = this.hidden;
+      for (let i = 0; i < rows; i++) {
+        // rows scaled by √w (or w) so that XᵀX sums w·x xᵀ (or w²·x xᵀ)
+        const w = Math.abs(routingWeights[i]);
+        const s = this.weighting === 'routing' ? Math.sqrt(w) : w;
+        for (let j = 0; j < h; j++) x64[i * h + j] *= s;
+      }
+    }
     const gram = new Float64Array(this.hidden * this.hidden);
     this.engine.syrk(this.hidden, rows, x64, gram, { trans: true });
     await this.sink.add(layer, expert, gram, rows);
@@ -83,4 +104,29 @@ export async function loadGram(dir: string, layer: number, expert: number): Prom
   const entry = manifest.entries[`${layer}/${expert}`];
   if (!entry) return null;
   return { gram: (await readGramFile(path.join(dir, entry.file))).data, tokens: entry.tokens, hiddenSize: manifest.hiddenSize };
+}
+
+/**
+ * One layer's Gram matrices read on demand, keeping only the `keep` most recently used ones: the
+ * per-layer algorithm works group by group, so memory stays at about one group's Gram matrices
+ * instead of every expert's (128 × 32 MiB at Qwen3-30B-A3B shapes). Experts no calibration token
+ * reached read as zero matrices.
+ */
+export async function lazyLayerGrams(dir: string, layer: number, hidden: number, keep: number): Promise<(expert: number) => Float64Array> {
+  const manifest = JSON.parse(await readFile(path.join(dir, GRAM_MANIFEST), 'utf8')) as GramManifest;
+  const cache = new Map<number, Float64Array>();
+  return (expert) => {
+    const hit = cache.get(expert);
+    if (hit) {
+      cache.delete(expert);
+      cache.set(expert, hit);
+      return hit;
+    }
+    const entry = manifest.entries[`${layer}/${expert}`];
+    const gram = entry ? readGramFileSync(path.join(dir, entry.file)).data : new Float64Array(hidden * hidden);
+    if (gram.length !== hidden * hidden) throw new Error(`${dir}: the Gram matrix of layer ${layer} expert ${expert} has ${gram.length} entries, expected ${hidden}×${hidden}`);
+    cache.set(expert, gram);
+    while (cache.size > Math.max(1, keep)) cache.delete(cache.keys().next().value as number);
+    return gram;
+  };
 }

@@ -1,7 +1,7 @@
 export { RoutingCounter, countRouting, combineObservers, type RoutingCounts, type LayerRoutingCounts } from './counter.js';
 export { collectRoutingStats, collectRoutingCounts, type CollectOptions, type CalibrationInfo } from './collect.js';
 export { modelFingerprint } from './fingerprint.js';
-export { GramObserver, GramDirectorySink, loadGram, GRAM_MANIFEST, type GramSink, type GramManifest } from './gram.js';
+export { GramObserver, GramDirectorySink, loadGram, lazyLayerGrams, GRAM_MANIFEST, GRAM_WEIGHTINGS, type GramSink, type GramManifest, type GramWeighting } from './gram.js';
 export {
   loadRoutingStats,
   writeRoutingStats,

@@ -23,8 +23,9 @@ export interface Routing {
 /** Hooks into the MoE block (routing statistics, per-expert activation Gram matrices). */
 export interface MoeObserver {
   onRouting?(layer: number, routing: Routing): void;
-  /** the normalised rows routed to `expert` (rows × hidden), before its gate/up projections */
-  onExpertInput?(layer: number, expert: number, x: Float32Array, rows: number): void | Promise<void>;
+  /** the normalised rows routed to `expert` (rows × hidden), before its gate/up projections, and
+   * each row's routing weight (what the block multiplies the expert's output by) */
+  onExpertInput?(layer: number, expert: number, x: Float32Array, rows: number, routingWeights?: Float32Array): void | Promise<void>;
 }
 
 export function route(engine: Engine, config: ModelConfig, router: Float32Array, x: Float32Array, tokens: number): Routing {
@@ -84,7 +85,7 @@ export async function moeBlock(
     const xe = new Float32Array(rows * h);
     const idx = members[e];
     for (let i = 0; i < rows; i++) xe.set(x.subarray(idx[i] * h, (idx[i] + 1) * h), i * h);
-    await observer?.onExpertInput?.(layer, e, xe, rows);
+    await observer?.onExpertInput?.(layer, e, xe, rows, memberWeights[e]);
     const expert = await w.expert(e);
     const ye = new Float32Array(rows * h);
     expert.forward(engine, xe, rows, ye);

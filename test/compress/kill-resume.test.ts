@@ -66,7 +66,8 @@ describe('SIGKILL mid-run, then --resume', () => {
     await root.cleanup();
   });
 
-  it('resumes to the bytes of an uninterrupted run without redoing finished layers', async () => {
+  // four CLI runs of the default recipe (whitening, structure choice, refit) on the pure-TS engine
+  it('resumes to the bytes of an uninterrupted run without redoing finished layers', { timeout: 300_000 }, async () => {
     const reference = path.join(root.dir, 'reference');
     const done = await runCli([model, '--out', reference, ...FLAGS]);
     expect(done.code, done.stderr).toBe(0);

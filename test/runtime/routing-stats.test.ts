@@ -14,7 +14,9 @@ import {
   countRouting,
   GramDirectorySink,
   GramObserver,
+  lazyLayerGrams,
   loadGram,
+  type GramWeighting,
   loadRoutingStats,
   modelFingerprint,
   writeRoutingStats,
@@ -99,6 +101,45 @@ describe('routing statistics', () => {
           for (const c of chunks) for (let r = 0; r < c.length / h; r++) direct += c[r * h + i] * c[r * h + j];
           expect(loaded!.gram[i * h + j]).toBeCloseTo(direct, 9);
           expect(loaded!.gram[j * h + i]).toBeCloseTo(direct, 9);
+        }
+      }
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it('routing-weighted Gram matrices sum w·x xᵀ (w² for routing-squared) with the weights the block applies; the lazy reader returns them, zeros for unreached experts', async () => {
+    const ckpt = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'gw'), 'qwen2_moe', { seed: 7 })).dir);
+    try {
+      const h = ckpt.config.hiddenSize;
+      const seen = new Map<string, Array<{ x: Float32Array; w: Float32Array }>>();
+      const dirs = { routing: path.join(work, 'grams-w'), 'routing-squared': path.join(work, 'grams-w2') } as const;
+      const sinks = Object.fromEntries(Object.entries(dirs).map(([k, dir]) => [k, new GramDirectorySink(dir, h, modelFingerprint(ckpt))]));
+      const observers = Object.entries(sinks).map(([k, sink]) => new GramObserver(engine, h, sink, k as GramWeighting));
+      const observer = {
+        onExpertInput: async (l: number, e: number, x: Float32Array, rows: number, w?: Float32Array) => {
+          seen.set(`${l}/${e}`, [...(seen.get(`${l}/${e}`) ?? []), { x: x.slice(), w: w!.slice() }]);
+          for (const o of observers) await o.onExpertInput(l, e, x, rows, w);
+        },
+      };
+      await countRouting(ckpt, engine, batchFromSequences(windows), { observer });
+      for (const sink of Object.values(sinks)) await sink.finish();
+      const [firstKey] = seen.keys();
+      const layer = Number(firstKey.split('/')[0]);
+      for (const [weighting, dir] of Object.entries(dirs)) {
+        const lazy = await lazyLayerGrams(dir, layer, h, 2);
+        for (let e = 0; e < ckpt.config.numExperts; e++) {
+          const chunks = seen.get(`${layer}/${e}`);
+          const g = lazy(e);
+          if (!chunks) {
+            expect(g.every((v) => v === 0)).toBe(true);
+            continue;
+          }
+          for (const [i, j] of [[0, 0], [2, 7]]) {
+            let direct = 0;
+            for (const { x, w } of chunks) for (let r = 0; r < w.length; r++) direct += (weighting === 'routing' ? w[r] : w[r] * w[r]) * x[r * h + i] * x[r * h + j];
+            expect(g[i * h + j]).toBeCloseTo(direct, 6);
+          }
         }
       }
     } finally {

@@ -11,6 +11,11 @@ import { openCheckpoint } from '../../checkpoint/open.js';
 import { compress, type CompressOptions } from '../../compress/pipeline.js';
 import type { CompressProgress } from '../../compress/progress.js';
 import { ALLOCATIONS, loadRecipe, parseRecipe, RecipeError, type RecipeInput } from '../../compress/recipe.js';
+import { DEFAULT_PRESET, PRESET_NAMES } from '../../compress/presets.js';
+
+/** What the CLI uses instead of the default when only routing statistics (no Gram matrices) are given. */
+const FALLBACK_PRESET = 'waterfill';
+
 import { reportSummary } from '../../compress/report.js';
 import { parseShard } from '../../compress/shard/layers.js';
 import type { DatasetFormat } from '../../tokens/dataset.js';
@@ -24,6 +29,9 @@ interface CompressCliOptions {
   retain?: string;
   remove?: string;
   recipe?: string;
+  preset?: string;
+  refit?: boolean;
+  gramWeighting?: string;
   dataset?: string;
   stats?: string;
   grams?: string;
@@ -52,8 +60,14 @@ interface CompressCliOptions {
 }
 
 /** Recipe from --recipe (if any) with the flags given on the command line applied on top. */
-export function recipeFromOptions(opts: Pick<CompressCliOptions, 'recipe' | 'retain' | 'remove' | 'groupSize' | 'xi' | 'residualShare' | 'residualBuckets' | 'allocation' | 'whiten'>): RecipeInput {
-  const base: Record<string, unknown> = opts.recipe ? { ...loadRecipe(opts.recipe) } : {};
+export function recipeFromOptions(
+  opts: Pick<CompressCliOptions, 'recipe' | 'preset' | 'retain' | 'remove' | 'groupSize' | 'xi' | 'residualShare' | 'residualBuckets' | 'allocation' | 'whiten' | 'refit' | 'gramWeighting'>,
+): RecipeInput {
+  if (opts.recipe !== undefined && opts.preset !== undefined) {
+    throw new OptionError('give either --preset or --recipe (a recipe file already names every setting); flags given with either override it');
+  }
+  // no recipe file: the named preset, by default the one that measured best (README, "Choosing a method")
+  const base: Record<string, unknown> = opts.recipe ? { ...loadRecipe(opts.recipe) } : { preset: opts.preset ?? 'default' };
   if (opts.retain !== undefined || opts.remove !== undefined) {
     delete base.retain;
     delete base.remove;
@@ -71,7 +85,9 @@ export function recipeFromOptions(opts: Pick<CompressCliOptions, 'recipe' | 'ret
   if (opts.residualBuckets !== undefined) residual.buckets = opts.residualBuckets;
   base.residual = residual;
   if (opts.allocation !== undefined) base.allocation = opts.allocation;
-  if (opts.whiten) base.whiten = {};
+  if (opts.whiten !== undefined) base.whiten = opts.whiten ? {} : false;
+  if (opts.refit !== undefined) base.refit = opts.refit;
+  if (opts.gramWeighting !== undefined) base.gramWeighting = opts.gramWeighting;
   return parseRecipe(base);
 }
 
@@ -89,6 +105,7 @@ export function register(program: Command): void {
     [
       defaultText(new Option('--retain <γ>', 'fraction of the gate+up parameters kept, in (0, 1)'), 'none: give --retain or --remove'),
       defaultText(new Option('--remove <ρ>', 'fraction of the gate+up parameters removed, in (0, 1)'), 'none: give --retain or --remove'),
+      defaultText(new Option('--preset <name>', `named recipe (flags given here override it): ${PRESET_NAMES.join(', ')}; "default" is the best measured (now ${DEFAULT_PRESET}); "paper" is RFID-MoE as published`), 'default'),
       defaultText(new Option('--recipe <file>', 'recipe JSON (flags given here override it)'), 'none'),
       defaultText(new Option('--dataset <file>', 'calibrate on this text (plain text, .jsonl or WikiText .raw)'), 'sequences sampled from the model'),
       defaultText(new Option('--stats <file>', 'routing statistics from `rfid-moe calibrate`'), 'none'),
@@ -101,7 +118,11 @@ export function register(program: Command): void {
       recipeOption('--residual-share <β>', 'share of the parameters spent on residual vectors (0 disables)', RECIPE_DEFAULTS.residual.share),
       recipeOption('--residual-buckets <scheme>', 'bucket scheme of the sparse projection: tile | random', RECIPE_DEFAULTS.residual.buckets),
       recipeOption('--allocation <mode>', `rank allocation: ${ALLOCATIONS.join(' | ')}`, RECIPE_DEFAULTS.allocation),
-      recipeOption('--whiten', 'activation-aware (whitened) SVD from calibration Gram matrices', 'off'),
+      defaultText(new Option('--whiten', 'activation-aware (whitened) SVD from calibration Gram matrices'), 'per preset'),
+      new Option('--no-whiten', 'plain SVD of the raw weights (default: as the preset says)'),
+      defaultText(new Option('--refit', "refit each expert's coefficients against its own calibration activations"), 'per preset'),
+      new Option('--no-refit', 'keep the coefficients of the shared factorisation (default: as the preset says)'),
+      defaultText(new Option('--gram-weighting <w>', 'how routed tokens count in the calibration Gram matrices: tokens | routing | routing-squared'), 'per preset'),
       new Option('--format <format>', 'output format: factored (saves memory and disk) | dense (reconstructed weights, any HF loader; saves nothing)')
         .choices(['factored', 'dense'])
         .default('factored'),
@@ -132,7 +153,12 @@ async function run(model: string, opts: CompressCliOptions, command: Command): P
       "a sharded compression needs routing statistics made beforehand: run `rfid-moe calibrate` (itself shardable with --shard i/N and `rfid-moe merge-stats`) and pass them with --stats. Sequential calibration (statistics from already-compressed layers) cannot be split by layer, so sharded runs use the original model's statistics",
     );
   }
-  const recipe = recipeFromOptions(opts);
+  let recipe = recipeFromOptions(opts);
+  if (opts.recipe === undefined && opts.preset === undefined && opts.stats !== undefined && opts.grams === undefined && (recipe.whiten !== false || recipe.refit)) {
+    // the default whitens, which needs each expert's Gram matrix; statistics alone do not carry them
+    process.stderr.write(`note: the default preset (${DEFAULT_PRESET}) needs calibration Gram matrices (--grams, or --dataset); with --stats alone using preset "${FALLBACK_PRESET}" (raw spectra)\n`);
+    recipe = recipeFromOptions({ ...opts, preset: FALLBACK_PRESET });
+  }
   const samples = opts.samples === undefined ? undefined : parseInteger('--samples', opts.samples, 1);
   const seqLen = opts.seqLen === undefined ? undefined : parseInteger('--seq-len', opts.seqLen, 2);
   const seed = parseInteger('--seed', opts.seed, 0);

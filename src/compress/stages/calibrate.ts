@@ -8,7 +8,7 @@ import { parameterCounts } from '../../checkpoint/counts.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
 import { collectRoutingStats } from '../../routing-stats/collect.js';
-import { GramDirectorySink } from '../../routing-stats/gram.js';
+import { GramDirectorySink, type GramWeighting } from '../../routing-stats/gram.js';
 import { loadRoutingStats, RoutingStatsError, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable, CheckpointWeights } from '../../runtime/checkpoint-weights.js';
 import { residentIfFits } from '../../runtime/resident-weights.js';
@@ -44,7 +44,7 @@ function samplingWeights(ckpt: Checkpoint) {
   return residentIfFits(new CheckpointWeights(ckpt), parameterCounts(ckpt).total);
 }
 
-export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<Engine>, opts: CompressOptions & { recipeWhitens: boolean }, modelFp: string, emit: ProgressListener): Promise<CalibrationPlan> {
+export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<Engine>, opts: CompressOptions & { recipeWhitens: boolean; gramWeighting?: GramWeighting }, modelFp: string, emit: ProgressListener): Promise<CalibrationPlan> {
   const withGrams = (key: string) => (opts.grams ? `${key}|grams:${path.resolve(opts.grams)}` : key);
   const selfHeldOut = async (count: number, seqLen: number, seed: number): Promise<{ sequences: Int32Array[]; on: string }> => ({
     sequences: await sampleSequences(samplingWeights(ckpt), await engine(), { count, length: seqLen, seed }),
@@ -154,12 +154,13 @@ async function calibrate(
   emit: ProgressListener,
   source: 'dataset' | 'self-sampled',
   info: Parameters<typeof collectRoutingStats>[3],
-  opts: CompressOptions,
+  opts: CompressOptions & { gramWeighting?: GramWeighting },
 ): Promise<RoutingStats> {
   emit({ type: 'calibration', phase: 'start', source, message: `routing statistics over ${windows.length} sequence(s)` });
   const sink = gramsDir && !opts.grams ? new GramDirectorySink(gramsDir, ckpt.config.hiddenSize, modelFp) : undefined;
   const stats = await collectRoutingStats(ckpt, engine, windows, info, {
     grams: sink,
+    ...(opts.gramWeighting ? { gramWeighting: opts.gramWeighting } : {}),
     onLayer: (p) => emit({ type: 'calibration', phase: 'layer', source, layer: p.layer, of: p.numLayers, message: `layer ${p.layer + 1}/${p.numLayers}` }),
   });
   if (sink) await sink.finish();

@@ -5,7 +5,7 @@
  */
 import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
-import { loadGram } from '../../routing-stats/gram.js';
+import { lazyLayerGrams } from '../../routing-stats/gram.js';
 import { rankUnitCost } from '../../rank-allocation/budget.js';
 import { compressLayerType, type CompressLayerResult } from '../compress-layer.js';
 import type { LayerBlock } from '../output/block.js';
@@ -33,10 +33,13 @@ export async function factoriseLayer(args: {
   gramsDir?: string;
   factorDtype: EncodableDType;
   emit: ProgressListener;
+  /** per `${layer}/${type}`, from a model-wide allocation */
+  rankBudgets?: Map<string, number>;
 }): Promise<FactorisedLayer> {
   const { ckpt, layer: l, recipe, engine, frequencies, factorDtype, emit } = args;
   const L = ckpt.config.numLayers;
-  const gram = args.gramsDir ? await loadLayerGrams(args.gramsDir, l, ckpt.config.numExperts, ckpt.config.hiddenSize) : undefined;
+  // read on demand, about one group's worth held at a time
+  const gram = args.gramsDir ? await lazyLayerGrams(args.gramsDir, l, ckpt.config.hiddenSize, recipe.groupSize + 1) : undefined;
   const compressed: CompressedTypeData[] = [];
   const types: LayerReport['types'] = {};
   const warnings: string[] = [];
@@ -52,6 +55,7 @@ export async function factoriseLayer(args: {
       d,
       frequencies,
       ...(gram ? { gram } : {}),
+      ...(args.rankBudgets?.has(`${l}/${type}`) ? { rankBudgetParams: args.rankBudgets.get(`${l}/${type}`) } : {}),
       onGroupDone: (done, total) => emit({ type: 'layer-group', layer: l, of: L, matrixType: type, group: done, groups: total }),
     });
     roundFactors(result.groups, factorDtype);
@@ -90,6 +94,7 @@ function typeReport(result: CompressLayerResult, p: number, d: number, groupSize
     rankUnitShare: rankUnitCost(groupSize, p, d) / result.params.original,
     groups: groupReports(result),
     warnings: result.warnings,
+    ...(result.choices ? { choices: result.choices } : {}),
   };
 }
 
@@ -126,14 +131,3 @@ export function layerBlockFromReport(report: LayerReport, counts: number[]): Lay
   }
   return { layer: report.layer, routingCounts: counts, types };
 }
-
-async function loadLayerGrams(gramsDir: string, layer: number, numExperts: number, hidden: number): Promise<(e: number) => Float64Array> {
-  const grams: Float64Array[] = [];
-  for (let e = 0; e < numExperts; e++) {
-    const g = await loadGram(gramsDir, layer, e);
-    // an expert no calibration token reached has XᵀX = 0 (whitening then damps it)
-    grams.push(g?.gram ?? new Float64Array(hidden * hidden));
-  }
-  return (e) => grams[e];
-}
-

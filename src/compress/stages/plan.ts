@@ -7,7 +7,7 @@ import { checkCalibrationSeqLen } from '../../eval/seq-len.js';
 import { RoutingStatsError, type RoutingStats } from '../../routing-stats/schema.js';
 import { droppedTensors } from '../output/layer-shard.js';
 import { CompressError, type CompressOptions } from '../options.js';
-import { validateRecipeForLayer, type MatrixType, type Recipe } from '../recipe.js';
+import { recipeNeedsGrams, validateRecipeForLayer, type MatrixType, type Recipe } from '../recipe.js';
 
 export function moeLayers(ckpt: Checkpoint): LayerLayout[] {
   return ckpt.layout.layers.filter((l) => l.kind === 'moe');
@@ -35,8 +35,8 @@ export function validateBeforeWork(ckpt: Checkpoint, recipe: Recipe, storage: 'f
   // a window longer than the model's context is meaningless and, sampled token by token, would crawl
   if (opts.dataset?.seqLen !== undefined) checkCalibrationSeqLen(ckpt.config, opts.dataset.seqLen);
   if (opts.stats === undefined && opts.dataset === undefined && opts.selfSampled?.seqLen !== undefined) checkCalibrationSeqLen(ckpt.config, opts.selfSampled.seqLen);
-  if (recipe.whiten !== false && opts.stats !== undefined && opts.grams === undefined) {
-    throw new CompressError('whitening needs each expert\'s input Gram matrix: pass `grams`, a directory of Gram matrices written by calibration (rfid-moe calibrate with its grams directory), or calibrate here with `dataset`');
+  if (recipeNeedsGrams(recipe) && opts.stats !== undefined && opts.grams === undefined) {
+    throw new CompressError('whitening and refit need each expert\'s input Gram matrix: pass `grams`, a directory of Gram matrices written by calibration (rfid-moe calibrate with its grams directory), or calibrate here with `dataset`');
   }
 }
 
