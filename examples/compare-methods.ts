@@ -128,7 +128,7 @@ function parseSetKeys(list: string): string[] {
 /**
  * --quick: a measured comparison in minutes instead of hours — γ 0.6 and 0.4, the quick method
  * list, 32 windows of each of two sets (the training domain and WikiText-2 test), KL against the
- * original on both, 64 calibration windows; results go to <out>/QUICK.md, never RESULTS.md.
+ * original on both, 64 calibration windows; results go to a quick-results Markdown file in the output folder, never to RESULTS.md.
  * Any flag given explicitly still wins.
  */
 function readSettings(): Settings {

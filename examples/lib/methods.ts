@@ -43,7 +43,7 @@ export const METHOD_LABELS: Record<MethodName, string> = {
   'waterfill-whiten-affinity': 'whitened water-filling + refit, affinity groups',
 };
 
-/** The quick comparison's methods: the baselines the issue names and every new preset. */
+/** The quick comparison's methods: the baselines (uniform, uniform + whitening, grouped uniform, the paper's method) and every new preset. */
 export const QUICK_METHODS: readonly MethodName[] = [
   'uniform',
   'uniform-whiten',

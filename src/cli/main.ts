@@ -46,6 +46,7 @@ const commandModules: Array<() => Promise<{ register(program: Command): void }>>
   () => import('./commands/compress.js'),
   () => import('./commands/merge.js'),
   () => import('./commands/merge-stats.js'),
+  () => import('./commands/allocate.js'),
   () => import('./commands/densify.js'),
   () => import('./commands/serve.js'),
   () => import('./commands/generate.js'),

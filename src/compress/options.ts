@@ -54,6 +54,13 @@ export interface CompressOptions {
    * `stats`). `rfid-moe merge` assembles the parts into the directory a one-process run writes.
    */
   layers?: LayerSelection;
+  /**
+   * Model-wide allocation of a sharded run, phase 1: write the spectra of this task's layers to
+   * this file and stop (nothing else is written). Phase 2 is `rfid-moe allocate`.
+   */
+  spectraOut?: string;
+  /** Model-wide allocation, phase 3: the rank budgets written by `rfid-moe allocate` */
+  rankBudgets?: string;
   evaluation?: EvaluationOptions | false;
   onProgress?: ProgressListener;
 }

@@ -50,7 +50,8 @@ import { withFiniteChecks } from '../checkpoint/finite.js';
 import { hashProgressLines } from '../compressed/verify.js';
 import { inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
 import { GRAMS_WORK_DIR, planCalibration } from './stages/calibrate.js';
-import { modelRankBudgets } from './stages/allocate-model.js';
+import { layerSpectra, modelRankBudgets } from './stages/allocate-model.js';
+import { loadRankBudgets, writeSpectraFile, type RunIdentity as AllocationIdentity } from './shard/spectra.js';
 import { factoriseLayer, layerBlockFromReport } from './stages/factorise.js';
 import { finishOutput } from './stages/finish.js';
 import { validateBeforeWork } from './stages/plan.js';
@@ -91,6 +92,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe), gramWeighting: recipe.gramWeighting };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
     const selection = options.layers ? partSelection(options.layers, ckpt.config.numLayers, calibration.source) : undefined;
+    if (options.spectraOut !== undefined) return await writeSpectraOnly({ ckpt, recipe, options, calibration, selection, engine: await engine(), modelFp, started, emit });
     const fingerprint = runFingerprint({ toolVersion: TOOL_VERSION, modelFingerprint: modelFp, recipeFingerprint: recipeFingerprint(recipe), calibrationKey: calibration.key, storage, engine: (await engine()).describe() });
     const out = path.resolve(options.out);
     const dirOpts = { resume: options.resume ?? false, modelDir: ckpt.dir, selection: selection?.key };
@@ -147,7 +149,16 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       warnings.push(DENSE_SAVES_NOTHING);
     }
     const countsOf = (l: number) => stats.layers.find((s) => s.layer === l)?.counts ?? [];
-    const rankBudgets = recipe.allocationScope === 'model' ? await modelRankBudgets({ ckpt, recipe, engine: eng, countsOf, gramsDir, emit }) : undefined;
+    let rankBudgets: Map<string, number> | undefined;
+    if (recipe.allocationScope === 'model') {
+      if (options.rankBudgets !== undefined) rankBudgets = await loadRankBudgets(options.rankBudgets, runIdentity(ckpt, recipe, modelFp, stats));
+      else {
+        if (selection) emit({ type: 'warning', message: 'model-wide allocation in a part of a sharded run: this task computes the spectra of every layer; the two-phase flow (`spectraOut`, rfid-moe allocate, `rankBudgets`) does each layer once' });
+        rankBudgets = await modelRankBudgets({ ckpt, recipe, engine: eng, countsOf, gramsDir, emit });
+      }
+    } else if (options.rankBudgets !== undefined) {
+      throw new CompressError('`rankBudgets` are for model-wide allocation (recipe allocationScope "model"); this recipe allocates within each layer');
+    }
     const layerWarnings = new Map<number, string[]>();
     const owned = selection ? new Set(selection.layers) : undefined;
     const toDo = (from: number) => (owned ? selection!.layers.filter((x) => x >= from).length : L - from);
@@ -297,4 +308,43 @@ function partReport(a: {
     warnings: a.warnings,
     part: { layers: a.layers, numLayers: a.ckpt.config.numLayers, manifest: path.join(a.out, PART_FILE) },
   };
+}
+
+/** The identity that spectra and rank-budget files carry. */
+function runIdentity(ckpt: Checkpoint, recipe: Recipe, modelFp: string, stats: RoutingStats): AllocationIdentity {
+  return {
+    tool: `rfid-moe ${TOOL_VERSION}`,
+    modelFingerprint: modelFp,
+    recipeFingerprint: recipeFingerprint(recipe),
+    statsSha256: statsHash(stats),
+    moeLayers: ckpt.layout.layers.filter((l) => l.kind === 'moe').map((l) => l.index),
+    recipe: JSON.parse(JSON.stringify(canonical(recipe))) as Record<string, unknown>,
+  };
+}
+
+/** Phase 1 of model-wide allocation in a sharded run: the spectra of this task's layers, nothing else. */
+async function writeSpectraOnly(a: {
+  ckpt: Checkpoint;
+  recipe: Recipe;
+  options: CompressOptions;
+  calibration: Awaited<ReturnType<typeof planCalibration>>;
+  selection: { layers: number[]; key: string } | undefined;
+  engine: Engine;
+  modelFp: string;
+  started: number;
+  emit: ProgressListener;
+}): Promise<CompressionReport> {
+  const { ckpt, recipe } = a;
+  if (recipe.allocationScope !== 'model') throw new CompressError('`spectraOut` is the first phase of model-wide allocation (recipe allocationScope "model"); this recipe allocates within each layer, so each task can compress its layers directly');
+  if (a.calibration.source !== 'stats') throw new CompressError('`spectraOut` needs routing statistics made beforehand: pass `stats`');
+  const { stats, gramsDir } = await a.calibration.run();
+  const layers = a.selection?.layers ?? ckpt.layout.layers.map((l) => l.index);
+  const countsOf = (l: number) => stats.layers.find((s) => s.layer === l)?.counts ?? [];
+  const parts = await layerSpectra({ ckpt, recipe, engine: a.engine, countsOf, gramsDir, emit: a.emit, layers: new Set(layers) });
+  const id = runIdentity(ckpt, recipe, a.modelFp, stats);
+  const moe = layers.filter((l) => id.moeLayers.includes(l));
+  await writeSpectraFile(path.resolve(a.options.spectraOut!), id, moe, parts);
+  a.emit({ type: 'finalize', message: `spectra of layers ${formatLayerList(moe)} written to ${path.resolve(a.options.spectraOut!)}; when every task is done: rfid-moe allocate <spectra files…> --out budgets.json` });
+  const fingerprint = 'spectra-only';
+  return partReport({ ckpt, out: path.resolve(a.options.spectraOut!), storage: a.options.storage ?? 'factored', recipe, fingerprint, modelFp: a.modelFp, engine: a.engine.describe(), calibration: a.calibration, layerReports: [], resumedLayers: [], started: a.started, warnings: [], layers: moe });
 }

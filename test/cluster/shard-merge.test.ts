@@ -180,6 +180,38 @@ describe.each(models.map((m) => [path.basename(m), m]))('sharded runs on the shi
   });
 });
 
+describe('model-wide allocation in a sharded run (spectra → allocate → factorise)', () => {
+  it('gives the bytes of a one-process run, and refuses spectra of another run or with a missing layer', async () => {
+    const work = path.join(root.dir, 'global');
+    const model = path.join(work, 'model');
+    await makeTinyCheckpoint(model, 'qwen3_moe', { numLayers: 4, hiddenSize: 64, expertIntermediateSize: 24, seed: 9 });
+    const seed = await compress(model, { retain: 0.5 }, { out: path.join(work, 'seed-run'), engine: 'ts', threads: 1, evaluation: false, selfSampled: { samples: 4, seqLen: 16 } });
+    expect(seed.runFingerprint).toBeTruthy();
+    const stats = path.join(work, 'stats.json');
+    await cp(path.join(work, 'seed-run', 'rfid-moe-routing-stats.json'), stats);
+    const recipe = { retain: 0.5, allocation: 'waterfill', allocationScope: 'model', residual: { share: 0 } } as const;
+    const base = { stats, engine: 'ts' as const, threads: 1, evaluation: false as const };
+    await compress(model, recipe, { ...base, out: path.join(work, 'one') });
+    for (const i of [0, 1]) {
+      await compress(model, recipe, { ...base, out: path.join(work, 'unused'), layers: { shard: { index: i, count: 2 } }, spectraOut: path.join(work, `spectra-${i}.json`) });
+    }
+    expect(existsSync(path.join(work, 'unused'))).toBe(false);
+    const missing = await cli('allocate', path.join(work, 'spectra-0.json'), '--out', path.join(work, 'nope.json'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/MoE layers 2-3 are in no spectra file/);
+    expect(existsSync(path.join(work, 'nope.json'))).toBe(false);
+    const r = await cli('allocate', path.join(work, 'spectra-1.json'), path.join(work, 'spectra-0.json'), '--out', path.join(work, 'budgets.json'));
+    expect(r.code, r.stderr).toBe(0);
+    for (const i of [0, 1]) {
+      await compress(model, recipe, { ...base, out: path.join(work, `p${i}`), layers: { shard: { index: i, count: 2 } }, rankBudgets: path.join(work, 'budgets.json') });
+    }
+    await merge([path.join(work, 'p0'), path.join(work, 'p1')], { out: path.join(work, 'merged'), engine: 'ts', threads: 1, evaluation: false });
+    await expectSameOutput(path.join(work, 'one'), path.join(work, 'merged'));
+    // budgets of another recipe are refused
+    await expect(compress(model, { ...recipe, retain: 0.4 }, { ...base, out: path.join(work, 'other'), rankBudgets: path.join(work, 'budgets.json') })).rejects.toThrow(/different runs: their recipe differ/);
+  });
+});
+
 describe('a shard killed with SIGKILL', () => {
   it('resumes with --resume, and the merge still equals a one-process run', async () => {
     const work = path.join(root.dir, 'kill');

@@ -1,5 +1,5 @@
 /**
- * Nothing silently wrong (issue 9, integrity):
+ * Nothing silently wrong:
  * - every output file's sha256 is recorded; a flipped byte or a missing shard is refused by
  *   loadCompressed and by `compress --resume` on the complete directory;
  * - --resume notices different weights with the same shapes (per-layer source hashes), another

@@ -15,7 +15,8 @@ const ALLOWED_OUTSIDE = new Set(['.ci/run']);
 /** Scripts that write Markdown elsewhere: their relative links are relative to that place. */
 const WRITES_INTO: Record<string, string> = { 'scripts/train_demo_moe.py': 'examples/models/mixtral-tiny-shakespeare' };
 /** File names the tool writes, mentioned as such (not documents of this repository). */
-const GENERATED_MD = new Set(['rfid-moe-report.md']);
+/** Markdown files the tools write into their output folders (never part of the repository) */
+const GENERATED_MD = new Set(['rfid-moe-report.md', 'QUICK.md']);
 const TEXT = /\.(ts|mts|mjs|js|py|md|json|sh|cc|h|gyp|yml|yaml|txt)$|^\.ci\/run$/;
 
 function trackedTextFiles(): string[] {

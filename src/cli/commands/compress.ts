@@ -55,6 +55,8 @@ interface CompressCliOptions {
   resume?: boolean;
   shard?: string;
   layers?: string;
+  spectraOut?: string;
+  rankBudgets?: string;
   json?: boolean;
   quiet?: boolean;
 }
@@ -137,6 +139,11 @@ export function register(program: Command): void {
         'every layer',
       ),
       defaultText(new Option('--layers <list>', 'compress only these decoder layers (e.g. 0-11 or 0-3,8-11) into a partial output; needs --stats'), 'every layer'),
+      defaultText(
+        new Option('--spectra-out <file>', 'model-wide allocation of a sharded run, phase 1: write the spectra of this task\'s layers to this file and stop; then `rfid-moe allocate`'),
+        'not written',
+      ),
+      defaultText(new Option('--rank-budgets <file>', 'model-wide allocation of a sharded run, phase 3: the budgets written by `rfid-moe allocate`'), 'computed here'),
     ],
     datasetTextOptions('tokenizer.json for --dataset'),
     engineOptions(),
@@ -176,6 +183,8 @@ async function run(model: string, opts: CompressCliOptions, command: Command): P
   const flags = optionFlags(command);
   const progress = opts.quiet ? undefined : await compressProgress(model, opts, evalSequences, (text) => translateOptions(text, flags));
   if (progress) options.onProgress = progress.listener;
+  if (opts.spectraOut !== undefined) options.spectraOut = opts.spectraOut;
+  if (opts.rankBudgets !== undefined) options.rankBudgets = opts.rankBudgets;
   if (opts.shard !== undefined) options.layers = { shard: parseShard(opts.shard, '--shard') };
   else if (opts.layers !== undefined) options.layers = { layers: opts.layers };
   if (opts.stats) options.stats = opts.stats;
@@ -193,6 +202,10 @@ async function run(model: string, opts: CompressCliOptions, command: Command): P
   const compressed = await compress(model, recipe, options);
   progress?.display.finish();
   const report = { ...compressed, warnings: compressed.warnings.map((w) => translateOptions(w, flags)) };
+  if (opts.spectraOut !== undefined && !opts.json) {
+    process.stdout.write(`spectra of ${report.part?.layers.length ?? 0} MoE layer(s) written to ${report.out}; when every task is done: rfid-moe allocate <spectra files…> --out budgets.json\n`);
+    return;
+  }
   if (report.part && !opts.json) {
     process.stdout.write(`part complete: ${report.part.layers.length} of ${report.part.numLayers} layers in ${report.out}; when every task is done: rfid-moe merge <part dirs…> --out <dir>\n`);
     return;

@@ -19,21 +19,30 @@ import { shapeOf } from './plan.js';
 /** key `${layer}/${type}` → parameters the factors of that layer and type may spend */
 export type RankBudgets = Map<string, number>;
 
-export async function modelRankBudgets(args: {
+/** One layer and matrix type's groups as the model-wide water-filling sees them (JSON-safe). */
+export interface SpectraPart {
+  layer: number;
+  type: MatrixType;
+  /** parameters this layer and type contribute to the model's budget */
+  budgetParams: number;
+  groups: Array<{ energies: number[]; weight: number; unitCost: number; cap: number }>;
+}
+
+/** Phase 1: the spectra of the given MoE layers (every MoE layer by default), layer by layer. */
+export async function layerSpectra(args: {
   ckpt: Checkpoint;
   recipe: Recipe;
   engine: Engine;
   countsOf: (layer: number) => number[];
   gramsDir?: string;
   emit: ProgressListener;
-}): Promise<RankBudgets> {
+  layers?: ReadonlySet<number>;
+}): Promise<SpectraPart[]> {
   const { ckpt, recipe, engine, countsOf, emit } = args;
-  const parts: Array<{ key: string; from: number; to: number }> = [];
-  const groups: WaterfillGroup[] = [];
-  let total = 0;
+  const parts: SpectraPart[] = [];
   const L = ckpt.config.numLayers;
   for (const layout of ckpt.layout.layers) {
-    if (layout.kind !== 'moe') continue;
+    if (layout.kind !== 'moe' || (args.layers && !args.layers.has(layout.index))) continue;
     const l = layout.index;
     emit({ type: 'layer-start', layer: l, of: L, etaSeconds: null });
     const gram = args.gramsDir ? await lazyLayerGrams(args.gramsDir, l, ckpt.config.hiddenSize, recipe.groupSize + 1) : undefined;
@@ -44,17 +53,50 @@ export async function modelRankBudgets(args: {
       const n = matrices.length;
       const budget = layerBudget({ n, p, d, k: effectiveGroupSize(recipe), retain: recipe.retain, residualShare: resolvedResidualShare(recipe) });
       const plan = planLayerSpectra({ engine, recipe, matrices, p, d, frequencies: countsOf(l), ...(gram ? { gram } : {}) }, budget);
-      total += plan.residualParams > 0 ? budget.rankBudgetParams : budget.targetParams;
-      parts.push({ key: `${l}/${type}`, from: groups.length, to: groups.length + plan.groups.length });
-      groups.push(...plan.groups);
+      parts.push({
+        layer: l,
+        type,
+        budgetParams: plan.residualParams > 0 ? budget.rankBudgetParams : budget.targetParams,
+        groups: plan.groups.map((g) => ({ energies: Array.from(g.energies), weight: g.weight, unitCost: g.unitCost, cap: g.cap })),
+      });
     }
+  }
+  return parts;
+}
+
+/**
+ * Phase 2: one water-filling over every part's groups under the sum of their budgets. Parts are
+ * taken in layer order and, within a layer, in the recipe's type order, whichever order they come
+ * in, so that spectra gathered from shards give the budgets of a one-process run.
+ */
+export function budgetsFromSpectra(parts: readonly SpectraPart[], recipe: Recipe): RankBudgets {
+  const order = (t: MatrixType) => recipe.matrixTypes.indexOf(t);
+  const sorted = [...parts].sort((a, b) => a.layer - b.layer || order(a.type) - order(b.type));
+  const groups: WaterfillGroup[] = [];
+  const spans: Array<{ key: string; from: number; to: number }> = [];
+  let total = 0;
+  for (const part of sorted) {
+    spans.push({ key: `${part.layer}/${part.type}`, from: groups.length, to: groups.length + part.groups.length });
+    groups.push(...part.groups);
+    total += part.budgetParams;
   }
   const { ranks } = waterfill(groups, total);
   const budgets: RankBudgets = new Map();
-  for (const part of parts) {
+  for (const span of spans) {
     let spent = 0;
-    for (let g = part.from; g < part.to; g++) spent += ranks[g] * groups[g].unitCost;
-    budgets.set(part.key, spent);
+    for (let g = span.from; g < span.to; g++) spent += ranks[g] * groups[g].unitCost;
+    budgets.set(span.key, spent);
   }
   return budgets;
+}
+
+export async function modelRankBudgets(args: {
+  ckpt: Checkpoint;
+  recipe: Recipe;
+  engine: Engine;
+  countsOf: (layer: number) => number[];
+  gramsDir?: string;
+  emit: ProgressListener;
+}): Promise<RankBudgets> {
+  return budgetsFromSpectra(await layerSpectra(args), args.recipe);
 }
