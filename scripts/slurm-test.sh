@@ -111,10 +111,11 @@ for model in "${models[@]}"; do
   echo "slurm-test: $name: sharded pipeline done in $(($(date +%s) - t0)) s"
 
   # the same work in one process
-  # (the statistics file keeps its name: the config block records it)
+  # (the statistics file keeps its name: the config block records it; one thread, as the shard
+  # tasks ran: the run fingerprint records the engine and its settings)
   mkdir -p "$work/single"
-  $cli calibrate "$model" --dataset "$DATASET" --samples 8 --seq-len 64 --seed 0 --out "$work/single/stats.json" --engine ts --quiet >/dev/null
-  $cli compress "$model" --stats "$work/single/stats.json" --retain 0.6 --out "$work/one" --engine ts --eval-sequences 2 --quiet >/dev/null
+  $cli calibrate "$model" --dataset "$DATASET" --samples 8 --seq-len 64 --seed 0 --out "$work/single/stats.json" --engine ts --threads 1 --quiet >/dev/null
+  $cli compress "$model" --stats "$work/single/stats.json" --retain 0.6 --out "$work/one" --engine ts --threads 1 --eval-sequences 2 --quiet >/dev/null
   cmp "$work/single/stats.json" "$WORK/stats.json" || { echo "slurm-test: $name: merged statistics differ from a one-process run" >&2; status=1; }
   for f in "$work/one"/*; do
     b=$(basename "$f")

@@ -44,7 +44,7 @@ export function familyForConfig(raw: Record<string, unknown>): Family {
   if (modelType === FACTORED_MODEL_TYPE)
     throw new CheckpointError(
       'UnknownModelType',
-      `config.json marks a factored rfid-moe output (model_type '${FACTORED_MODEL_TYPE}'), not an ordinary checkpoint: open it with loadCompressed (rfid-moe eval reads it directly), or convert it with \`rfid-moe densify <dir> --out <dense-dir>\``,
+      `config.json marks a factored rfid-moe output (model_type '${FACTORED_MODEL_TYPE}'), not an ordinary checkpoint: open it with loadCompressed (rfid-moe eval reads it directly), or convert it to a dense checkpoint with rfid-moe densify`,
     );
   const family = byModelType.get(modelType);
   if (!family)

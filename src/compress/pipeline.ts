@@ -344,7 +344,7 @@ async function writeSpectraOnly(a: {
   const id = runIdentity(ckpt, recipe, a.modelFp, stats);
   const moe = layers.filter((l) => id.moeLayers.includes(l));
   await writeSpectraFile(path.resolve(a.options.spectraOut!), id, moe, parts);
-  a.emit({ type: 'finalize', message: `spectra of layers ${formatLayerList(moe)} written to ${path.resolve(a.options.spectraOut!)}; when every task is done: rfid-moe allocate <spectra files…> --out budgets.json` });
+  a.emit({ type: 'finalize', message: `spectra of layers ${formatLayerList(moe)} written to ${path.resolve(a.options.spectraOut!)}; when every task is done, run rfid-moe allocate over every task\'s spectra file` });
   const fingerprint = 'spectra-only';
   return partReport({ ckpt, out: path.resolve(a.options.spectraOut!), storage: a.options.storage ?? 'factored', recipe, fingerprint, modelFp: a.modelFp, engine: a.engine.describe(), calibration: a.calibration, layerReports: [], resumedLayers: [], started: a.started, warnings: [], layers: moe });
 }

@@ -27,8 +27,9 @@ import { droppedTensors } from '../compress/output/layer-shard.js';
 import { basisName, CONFIG_FILE, COPIED_FILES, INDEX_FILE, moePrefix, STATS_FILE } from '../compress/output/names.js';
 import { materialise } from './factored-expert.js';
 import { loadCompressed, type CompressedModel } from './load.js';
+import { RfidMoeError } from '../errors.js';
 
-export class DensifyError extends Error {
+export class DensifyError extends RfidMoeError {
   readonly kind = 'DensifyError';
   constructor(message: string) {
     super(message);
@@ -58,11 +59,11 @@ const MARKER_FILE = '.rfid-moe-densify.json';
 async function claimOutputDir(out: string, source: string, block: RfidBlock): Promise<void> {
   const rel = path.relative(source, out);
   if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
-    throw new DensifyError(`--out ${out} is the factored directory or inside it; give a new directory`);
+    throw new DensifyError(`\`out\` ${out} is the factored directory or inside it; give a new directory`);
   }
   let entries: string[] = [];
   try {
-    if (!(await stat(out)).isDirectory()) throw new DensifyError(`--out ${out} exists and is not a directory; give a new directory`);
+    if (!(await stat(out)).isDirectory()) throw new DensifyError(`\`out\` ${out} exists and is not a directory; give a new directory`);
     entries = await readdir(out);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -75,7 +76,7 @@ async function claimOutputDir(out: string, source: string, block: RfidBlock): Pr
       marker = undefined;
     }
     if (!marker || marker.source !== source || marker.runFingerprint !== block.runFingerprint) {
-      throw new DensifyError(`--out ${out} is not empty and holds no unfinished densify of ${source}; give a new or empty directory (nothing there was changed)`);
+      throw new DensifyError(`\`out\` ${out} is not empty and holds no unfinished densify of ${source}; give a new or empty directory (nothing there was changed)`);
     }
     // our own unfinished run: its temp files are never valid, its shards are rewritten below
     for (const name of entries) if (name.startsWith('.') && name.endsWith('.tmp')) await rm(path.join(out, name), { force: true });

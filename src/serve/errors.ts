@@ -3,13 +3,15 @@
  * with a 4xx/5xx status. Clients such as the official `openai` package parse this shape into
  * typed exceptions. Messages name the problem and the fix; no stack trace ever reaches a client.
  */
+import { RfidMoeError } from '../errors.js';
 export type ApiErrorType = 'invalid_request_error' | 'not_found_error' | 'server_error' | 'service_unavailable_error';
 
 export interface ApiErrorBody {
   error: { message: string; type: ApiErrorType; param: string | null; code: string | null };
 }
 
-export class ApiError extends Error {
+export class ApiError extends RfidMoeError {
+  readonly kind = 'ApiError';
   constructor(
     readonly status: number,
     message: string,
@@ -39,8 +41,8 @@ export function toApiError(err: unknown): ApiError {
   const kind = (err as { kind?: unknown } | null)?.kind;
   const message = err instanceof Error ? err.message : String(err);
   // typed generation errors from src/runtime/generation map to client errors
-  if (kind === 'InvalidGenerationParams') return badRequest(message, null, 'invalid_parameter');
-  if (kind === 'ContextLengthExceeded') return badRequest(message, 'prompt', 'context_length_exceeded');
-  if (kind === 'DecoderClosed') return new ApiError(503, message, 'service_unavailable_error', null, 'shutting_down');
+  if (kind === 'GenerationParamsError') return badRequest(message, null, 'invalid_parameter');
+  if (kind === 'ContextLengthError') return badRequest(message, 'prompt', 'context_length_exceeded');
+  if (kind === 'DecoderClosedError') return new ApiError(503, message, 'service_unavailable_error', null, 'shutting_down');
   return new ApiError(500, `internal error: ${message}`, 'server_error');
 }

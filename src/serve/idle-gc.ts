@@ -39,7 +39,8 @@ export class IdleCollector {
   }
 
   end(): void {
-    if (--this.busy > 0) return;
+    this.busy -= 1;
+    if (this.busy > 0) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       if (this.busy === 0) this.gc();

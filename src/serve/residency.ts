@@ -17,6 +17,7 @@
 import type { Clock } from './clock.js';
 import type { ModelView, ResidencyPolicy } from './policies.js';
 import { ArrivalRateEstimator } from './tyche.js';
+import { RfidMoeError } from '../errors.js';
 
 export interface LoadedModel<H> {
   handle: H;
@@ -84,10 +85,10 @@ export interface ModelStats {
   rate: number | null;
 }
 
-export class ModelTooLargeError extends Error {
-  readonly kind = 'ModelTooLarge';
+export class ModelTooLargeError extends RfidMoeError {
+  readonly kind = 'ModelTooLargeError';
   constructor(id: string, bytes: number, budget: number) {
-    super(`model ${id} needs ${fmtBytes(bytes)} resident, more than the whole memory budget of ${fmtBytes(budget)}; raise --memory-budget or serve a compressed checkpoint`);
+    super(`model ${id} needs ${fmtBytes(bytes)} resident, more than the whole memory budget of ${fmtBytes(budget)}; raise \`memoryBudget\` or serve a compressed checkpoint`);
     this.name = 'ModelTooLargeError';
   }
 }

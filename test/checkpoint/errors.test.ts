@@ -191,7 +191,7 @@ describe('tensors that do not match the config', () => {
       const victim = 'model.layers.1.mlp.experts.3.down_proj.weight';
       await rewriteModelFile(dir, (ts) => ts.map((t) => (t.name === victim ? { ...t, dtype, data: new Uint8Array((t.data.length / 4) * width) } : t)));
       const err = await openError(dir);
-      expect(err.kind).toBe('layout-mismatch');
+      expect(err.variant).toBe('LayoutMismatch');
       expect(err.message).toContain(`tensor ${victim} has integer dtype ${dtype}: weights must be floating point`);
     }
   });

@@ -66,7 +66,7 @@ describe('rfid-moe generate', () => {
     expect(bad.stderr).toMatch(/^rfid-moe: --top-p must be a number in \(0, 1\]/m);
     const long = await cli('generate', model, '--prompt', 'the '.repeat(50), '--context-length', '16', '--json');
     expect(long.code).toBe(2);
-    expect(JSON.parse(long.stdout)).toMatchObject({ ok: false, error: { kind: 'ContextLengthExceeded' } });
+    expect(JSON.parse(long.stdout)).toMatchObject({ ok: false, error: { kind: 'ContextLengthError' } });
   });
 });
 

@@ -80,7 +80,8 @@ describe('error classes', () => {
         .forEach((line, i) => {
           const code = line.trimStart();
           if (code.startsWith('*') || code.startsWith('//') || code.startsWith('/*')) return;
-          if (/--[a-z][a-z-]+/.test(code)) offenders.push(`${path.relative(repoRoot, file)}:${i + 1}: ${code}`);
+          // V8's own flags (set programmatically) are not command-line flags of this tool
+          if (/--[a-z][a-z-]+/.test(code) && !code.includes('setFlagsFromString')) offenders.push(`${path.relative(repoRoot, file)}:${i + 1}: ${code}`);
         });
     }
     expect(offenders).toEqual([]);

@@ -213,7 +213,7 @@ describe('memory budget', () => {
   it('refuses a model larger than the whole budget', () => {
     const { mgr } = setup('tyche', 100, []);
     expect(() => mgr.register('huge', 101)).toThrow(ModelTooLargeError);
-    expect(() => mgr.register('huge', 101)).toThrow(/raise --memory-budget/);
+    expect(() => mgr.register('huge', 101)).toThrow(/raise `memoryBudget`/);
   });
 
   it('accounts resident bytes × seconds from load to unload', async () => {

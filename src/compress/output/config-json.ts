@@ -21,8 +21,9 @@ import { FACTORED_ARCHITECTURE, FACTORED_MODEL_TYPE } from '../../checkpoint/reg
 import { writeFileAtomic } from '../../io/atomic.js';
 import type { RfidBlock } from './block.js';
 import { CONFIG_BLOCK_KEY, CONFIG_FILE } from './names.js';
+import { RfidMoeError } from '../../errors.js';
 
-export class ConfigTextError extends Error {
+export class ConfigTextError extends RfidMoeError {
   readonly kind = 'ConfigTextError';
   constructor(message: string) {
     super(message);

@@ -2,10 +2,11 @@
  * Typed errors of generation, each with a `kind` the CLI prints and the server maps to an
  * OpenAI-shaped 4xx (bad parameters, a prompt that does not fit the context) or 5xx.
  */
+import { RfidMoeError } from '../../errors.js';
 
 /** A generation parameter is out of range or of the wrong type. */
-export class GenerationParamsError extends Error {
-  readonly kind = 'InvalidGenerationParams';
+export class GenerationParamsError extends RfidMoeError {
+  readonly kind = 'GenerationParamsError';
   constructor(message: string) {
     super(message);
     this.name = 'GenerationParamsError';
@@ -13,8 +14,8 @@ export class GenerationParamsError extends Error {
 }
 
 /** The prompt (alone) does not fit the decoder's context length. */
-export class ContextLengthError extends Error {
-  readonly kind = 'ContextLengthExceeded';
+export class ContextLengthError extends RfidMoeError {
+  readonly kind = 'ContextLengthError';
   constructor(
     readonly promptTokens: number,
     readonly contextLength: number,
@@ -25,8 +26,8 @@ export class ContextLengthError extends Error {
 }
 
 /** The decoder was closed (shutdown) before or while the request ran. */
-export class DecoderClosedError extends Error {
-  readonly kind = 'DecoderClosed';
+export class DecoderClosedError extends RfidMoeError {
+  readonly kind = 'DecoderClosedError';
   constructor() {
     super('the decoder has been closed; no new requests are accepted');
     this.name = 'DecoderClosedError';
