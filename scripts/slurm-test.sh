@@ -92,6 +92,7 @@ if [ ${#models[@]} = 0 ]; then
 fi
 status=0
 for model in "${models[@]}"; do
+  model=$(cd "$model" && pwd)
   name=$(basename "$model")
   work="$tmp/$name"
   mkdir -p "$work"
@@ -99,8 +100,17 @@ for model in "${models[@]}"; do
   export SAMPLES=8 SEQ_LEN=64 SEED=0 RETAIN=0.6 COMPRESS_ARGS="--engine ts" MERGE_ARGS="--engine ts --eval-sequences 2 --quiet" CALIBRATE_ARGS="--engine ts --quiet"
   t0=$(date +%s)
   last=$("$repo/examples/cluster/slurm/submit.sh")
-  # wait for the merge job (and so every job before it) to leave the queue
-  while squeue -h -j "$last" 2>/dev/null | grep -q .; do sleep 1; done
+  # wait for the merge job (and so every job before it) to leave the queue; a failed job leaves
+  # its dependants pending forever (DependencyNeverSatisfied): stop at that, or after 15 minutes
+  waited=0
+  while squeue -h -j "$last" 2>/dev/null | grep -q .; do
+    if squeue -h -o %r 2>/dev/null | grep -q DependencyNeverSatisfied || [ $waited -gt 900 ]; then
+      scancel --user=root 2>/dev/null || true
+      break
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
   state=$(sacct -n -X -j "$last" -o State 2>/dev/null | head -1 | tr -d ' ' || true)
   if [ ! -f "$OUT/config.json" ]; then
     echo "slurm-test: $name: the pipeline did not produce $OUT (merge job $last ${state:-gone}); job logs:" >&2
