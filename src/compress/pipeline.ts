@@ -28,7 +28,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { openCheckpoint } from '../checkpoint/open.js';
 import type { Checkpoint } from '../checkpoint/types.js';
-import { createEngine, type EngineChoice } from '../engine/index.js';
+import { lazyEngine } from '../engine/lazy.js';
 import type { Engine } from '../engine/types.js';
 import { TensorStore } from '../io/sharded.js';
 import { modelFingerprint } from '../routing-stats/fingerprint.js';
@@ -72,17 +72,8 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
   if (storage !== 'factored' && storage !== 'dense') throw new CompressError(`\`storage\` must be factored or dense, got ${String(storage)}`);
   // every weight read (calibration, factorisation) is checked for NaN/Inf, naming layer and tensor
   const ckpt = withFiniteChecks(typeof model === 'string' ? await openCheckpoint(model) : model);
-  let ownedEngine: Engine | undefined;
-  let engineNotice = '';
-  const engine = async (): Promise<Engine> => {
-    if (options.engine !== undefined && typeof options.engine === 'object') return options.engine;
-    if (!ownedEngine) {
-      const created = await createEngine((options.engine as EngineChoice | undefined) ?? 'auto', { threads: options.threads });
-      ownedEngine = created.engine;
-      engineNotice = created.notice;
-    }
-    return ownedEngine;
-  };
+  const lazy = lazyEngine(options.engine, options.threads);
+  const engine = lazy.get;
   const store = await TensorStore.open(ckpt.dir);
   let lock: OutputLock | undefined;
   try {
@@ -236,7 +227,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       recipe,
       storage,
       engine: eng,
-      engineNotice,
+      engineNotice: lazy.notice(),
       factorDtype,
       calibration,
       stats,
@@ -256,7 +247,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     await lock?.release();
     await store.close();
     if (typeof model === 'string') await ckpt.close();
-    ownedEngine?.dispose();
+    lazy.dispose();
   }
 }
 

@@ -21,6 +21,7 @@ import { SafetensorsWriter, type TensorPlan } from '../io/safetensors-writer.js'
 import { TensorStore } from '../io/sharded.js';
 import type { RfidBlock } from '../compress/output/block.js';
 import { hashFiles } from './verify.js';
+import { copyModelFiles } from '../compress/stages/write.js';
 import { outputConfigText } from '../compress/output/config-json.js';
 import { writeIndex } from '../compress/output/index-file.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
@@ -187,17 +188,7 @@ export async function densify(dir: string, opts: DensifyOptions): Promise<Densif
       spent += (Date.now() - t0) / 1000;
     }
     await writeIndex(out, files.map((f) => path.basename(f)));
-    const written = [...files.map((f) => path.basename(f)), INDEX_FILE];
-    for (const name of [...COPIED_FILES, STATS_FILE]) {
-      let bytes: Buffer;
-      try {
-        bytes = await readFile(path.join(source, name));
-      } catch {
-        continue;
-      }
-      await writeFileAtomic(path.join(out, name), bytes);
-      written.push(name);
-    }
+    const written = [...files.map((f) => path.basename(f)), INDEX_FILE, ...(await copyModelFiles(source, out, [...COPIED_FILES, STATS_FILE]))];
     // the dense files' own hashes (the source weights' hashes carry over: same source model)
     const hashes = await hashFiles(out, written);
     const denseBlock: RfidBlock = {

@@ -16,6 +16,7 @@ import { batchFromPadded, batchFromSequences, forwardLogits } from '../../src/ru
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { GramObserver } from '../../src/routing-stats/gram.js';
 import { repoRoot } from '../helpers/shared-data.js';
+import { relativeError } from '../helpers/python.js';
 
 interface GoldenCase {
   name: string;
@@ -42,20 +43,6 @@ const hfGolden = JSON.parse(readFileSync(path.join(goldenDir, 'transformers.json
 };
 const engine = createTsEngine({ threads: 1 });
 afterAll(() => engine.dispose());
-
-/** max |a − b| over max |b|: the "relative" error of a logits matrix */
-function relativeError(actual: Float32Array, expected: number[][]): number {
-  const vocab = expected[0].length;
-  let maxDiff = 0;
-  let maxRef = 0;
-  expected.forEach((row, r) =>
-    row.forEach((v, j) => {
-      maxDiff = Math.max(maxDiff, Math.abs(actual[r * vocab + j] - v));
-      maxRef = Math.max(maxRef, Math.abs(v));
-    }),
-  );
-  return maxDiff / maxRef;
-}
 
 describe('forward pass matches the PyTorch reference', () => {
   it('covers every runnable family', () => {

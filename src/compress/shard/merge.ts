@@ -12,7 +12,8 @@ import { constants } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { openCheckpoint } from '../../checkpoint/open.js';
-import { createEngine, type EngineChoice } from '../../engine/index.js';
+import type { EngineChoice } from '../../engine/index.js';
+import { lazyEngine } from '../../engine/lazy.js';
 import type { Engine } from '../../engine/types.js';
 import { TensorStore } from '../../io/sharded.js';
 import { modelFingerprint } from '../../routing-stats/fingerprint.js';
@@ -177,17 +178,8 @@ export async function merge(partDirs: string[], options: MergeOptions): Promise<
   await checkShards(parts, emit);
 
   const ckpt = await openCheckpoint(options.model ?? manifest.modelDir);
-  let ownedEngine: Engine | undefined;
-  let engineNotice = '';
-  const engine = async (): Promise<Engine> => {
-    if (options.engine !== undefined && typeof options.engine === 'object') return options.engine;
-    if (!ownedEngine) {
-      const created = await createEngine((options.engine as EngineChoice | undefined) ?? 'auto', { threads: options.threads });
-      ownedEngine = created.engine;
-      engineNotice = created.notice;
-    }
-    return ownedEngine;
-  };
+  const lazy = lazyEngine(options.engine, options.threads);
+  const engine = lazy.get;
   const temp = path.join(path.dirname(out), `.${path.basename(out)}.rfid-moe-merge.tmp`);
   const store = await TensorStore.open(ckpt.dir);
   try {
@@ -242,7 +234,7 @@ export async function merge(partDirs: string[], options: MergeOptions): Promise<
         recipe,
         storage: manifest.storage,
         engine: eng,
-        engineNotice,
+        engineNotice: lazy.notice(),
         factorDtype: factorDtypeFor(gatheredDtype(ckpt, recipe)),
         calibration,
         stats,
@@ -271,7 +263,7 @@ export async function merge(partDirs: string[], options: MergeOptions): Promise<
   } finally {
     await store.close();
     await ckpt.close();
-    ownedEngine?.dispose();
+    lazy.dispose();
   }
 }
 

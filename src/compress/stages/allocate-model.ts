@@ -90,13 +90,7 @@ export function budgetsFromSpectra(parts: readonly SpectraPart[], recipe: Recipe
   return budgets;
 }
 
-export async function modelRankBudgets(args: {
-  ckpt: Checkpoint;
-  recipe: Recipe;
-  engine: Engine;
-  countsOf: (layer: number) => number[];
-  gramsDir?: string;
-  emit: ProgressListener;
-}): Promise<RankBudgets> {
+/** Phases 1 and 2 in one process: every MoE layer's spectra, then the budgets. */
+export async function modelRankBudgets(args: Omit<Parameters<typeof layerSpectra>[0], 'layers'>): Promise<RankBudgets> {
   return budgetsFromSpectra(await layerSpectra(args), args.recipe);
 }

@@ -32,8 +32,10 @@ export function tensorsByShard(ckpt: Checkpoint): string[][] {
 
 export { writeIndex } from '../output/index-file.js';
 
-export async function copyModelFiles(modelDir: string, out: string): Promise<void> {
-  for (const name of COPIED_FILES) {
+/** Copies those of `names` that `modelDir` has (tokenizer files by default); returns the ones copied. */
+export async function copyModelFiles(modelDir: string, out: string, names: readonly string[] = COPIED_FILES): Promise<string[]> {
+  const copied: string[] = [];
+  for (const name of names) {
     let bytes: Buffer;
     try {
       bytes = await readFile(path.join(modelDir, name));
@@ -41,7 +43,9 @@ export async function copyModelFiles(modelDir: string, out: string): Promise<voi
       continue;
     }
     await writeFileAtomic(path.join(out, name), bytes);
+    copied.push(name);
   }
+  return copied;
 }
 
 export function gatheredDtype(ckpt: Checkpoint, recipe: Recipe): DType {
@@ -51,12 +55,10 @@ export function gatheredDtype(ckpt: Checkpoint, recipe: Recipe): DType {
   return ckpt.tensor(name)?.dtype ?? 'F32';
 }
 
-
 /** Temp files of atomic writes a killed run left behind (never renamed into place, so never valid). */
 export async function removeStrayTempFiles(out: string): Promise<void> {
   for (const name of await readdir(out)) if (name.startsWith('.') && name.endsWith('.tmp')) await rm(path.join(out, name), { force: true });
 }
-
 
 /** The `rfid_moe` block of config.json: how to read the factored tensors, and what made them. */
 export function rfidBlock(args: {
