@@ -9,11 +9,11 @@
  *   RESULTS.md                          the tables, between markers (prose around them is kept)
  *
  *   node --import tsx examples/compare-methods.ts [--model examples/models/mixtral-tiny-shakespeare]
- *        [--retain 0.8,0.6,0.4,0.2,0.1] [--methods uniform,grouped-uniform,frequency,erank,rfid-no-residual,rfid,rfid-whiten]
+ *        [--retain 0.8,0.6,0.4,0.2] [--methods waterfill-whiten,uniform,uniform-whiten,grouped-uniform,rfid,rfid-no-residual]
  *        --data <dir> [--out results] [--results-md RESULTS.md] [--seq-len 256]
  *        [--max-windows N] [--calib-samples 128] [--calib-seq-len 256] [--seed 0]
- *        [--kl-sets shakespeare] [--sets wikitext2,ptb,shakespeare,wikivalid] [--tag name]
- *        [--engine auto] [--fresh]
+ *        [--kl-sets wikitext2,ptb,shakespeare,wikivalid] [--sets wikitext2,ptb,shakespeare,wikivalid] [--tag name]
+ *        [--engine auto] [--threads N] [--fresh]
  *
  * Every method gets the same routing statistics and Gram matrices, from one calibration pass over
  * the training parts of the model's training text (never a test set). A rerun with the same
@@ -34,7 +34,7 @@ import { parseRecipe } from '../src/compress/recipe.js';
 import { loadCompressed } from '../src/compressed/load.js';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import type { Engine } from '../src/engine/types.js';
-import { evaluateWindows } from '../src/eval/index.js';
+import { evaluateWindows, ReferenceCache } from '../src/eval/index.js';
 import { writeFileAtomic } from '../src/io/atomic.js';
 import { collectRoutingStats } from '../src/routing-stats/collect.js';
 import { modelFingerprint } from '../src/routing-stats/fingerprint.js';
@@ -44,7 +44,7 @@ import { loadTokenizer } from '../src/tokens/tokenizer.js';
 import { evaluationWindows } from '../src/tokens/windows.js';
 import { approximationError } from './lib/approximation-error.js';
 import { EVAL_SET_KEYS, loadCalibration, loadEvalSets, type EvalSet } from './lib/datasets.js';
-import { METHOD_LABELS, METHODS, QUICK_METHODS, parseMethods, parseRetains, recipeFor, type MethodName } from './lib/methods.js';
+import { METHOD_LABELS, METHODS, QUICK_METHODS, RESULTS_METHODS, parseMethods, parseRetains, recipeFor, type MethodName } from './lib/methods.js';
 import { PALETTE, lineChartSvg } from './lib/svg-chart.js';
 import { resultsMarkdown, spliceResults, SWEEP_FORMAT, type EvalNumbers, type EvalSetInfo, type RunResult, type SweepResults } from './lib/sweep-results.js';
 
@@ -68,6 +68,7 @@ const { values } = parseArgs({
     sets: { type: 'string' },
     tag: { type: 'string' },
     engine: { type: 'string', default: 'auto' },
+    threads: { type: 'string' },
     fresh: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     'gram-weighting': { type: 'string' },
@@ -76,8 +77,8 @@ const { values } = parseArgs({
 });
 
 const USAGE =
-  'usage: node --import tsx examples/compare-methods.ts [--model dir] [--retain 0.8,0.6,0.4,0.2,0.1] [--methods a,b,…] [--out results] ' +
-  '--data <dir> [--results-md RESULTS.md] [--seq-len 256] [--max-windows N] [--calib-samples 128] [--calib-seq-len 256] [--seed 0] [--kl-sets shakespeare] [--sets wikitext2,ptb,shakespeare,wikivalid] [--tag name] [--engine auto] [--fresh]\n' +
+  'usage: node --import tsx examples/compare-methods.ts [--model dir] [--retain 0.8,0.6,0.4,0.2] [--methods a,b,…] [--out results] ' +
+  '--data <dir> [--results-md RESULTS.md] [--seq-len 256] [--max-windows N] [--calib-samples 128] [--calib-seq-len 256] [--seed 0] [--kl-sets <every set>] [--sets wikitext2,ptb,shakespeare,wikivalid] [--tag name] [--engine auto] [--threads N] [--fresh]\n' +
   `methods: ${METHODS.join(', ')}\n`;
 
 function positiveInt(flag: string, value: string | undefined): number | undefined {
@@ -142,8 +143,8 @@ function readSettings(): Settings {
   if (gramWeighting !== undefined && !(GRAM_WEIGHTINGS as readonly string[]).includes(gramWeighting)) throw new Error(`--gram-weighting must be one of ${GRAM_WEIGHTINGS.join(', ')}, got "${gramWeighting}"`);
   return {
     model: path.resolve(values.model!),
-    retains: parseRetains(values.retain ?? (quick ? '0.6,0.4' : '0.8,0.6,0.4,0.2,0.1')),
-    methods: parseMethods(values.methods ?? (quick ? QUICK_METHODS : METHODS).join(',')),
+    retains: parseRetains(values.retain ?? (quick ? '0.6,0.4' : '0.8,0.6,0.4,0.2')),
+    methods: parseMethods(values.methods ?? (quick ? QUICK_METHODS : RESULTS_METHODS).join(',')),
     out,
     resultsMd: quick && !resultsMdGiven ? path.join(out, 'QUICK.md') : path.resolve(values['results-md']!),
     dataDir: path.resolve(values.data!),
@@ -152,7 +153,7 @@ function readSettings(): Settings {
     calibSamples: positiveInt('--calib-samples', values['calib-samples'] ?? (quick ? '64' : '128'))!,
     calibSeqLen: positiveInt('--calib-seq-len', values['calib-seq-len'])!,
     seed: Number(values.seed),
-    klSets: (values['kl-sets'] ?? (quick ? 'shakespeare,wikitext2' : 'shakespeare')).split(',').map((k) => k.trim()).filter(Boolean),
+    klSets: (values['kl-sets'] ?? (quick ? 'shakespeare,wikitext2' : EVAL_SET_KEYS.join(','))).split(',').map((k) => k.trim()).filter(Boolean),
     sets: values.sets !== undefined ? parseSetKeys(values.sets) : quick ? ['shakespeare', 'wikitext2'] : undefined,
     tag: values.tag,
     gramWeighting: gramWeighting as GramWeighting | undefined,
@@ -162,14 +163,17 @@ function readSettings(): Settings {
 interface PreparedSet {
   set: EvalSet;
   windows: Int32Array[];
+  /** the original's final hidden states on these windows, kept after the first comparison so
+   * that every later method's KL costs no second pass of the original (memory: tokens × hidden f32) */
+  referenceCache: ReferenceCache;
 }
 
 async function evaluateAll(model: Checkpoint, reference: Checkpoint | undefined, engine: Engine, sets: PreparedSet[], klSets: readonly string[]): Promise<Record<string, EvalNumbers>> {
   const out: Record<string, EvalNumbers> = {};
-  for (const { set, windows } of sets) {
-    // KL / top-1 only where asked: the reference pass doubles the cost of a set
+  for (const { set, windows, referenceCache } of sets) {
+    // KL / top-1 only where asked: the first comparison on a set runs the original once more
     const ref = reference && klSets.includes(set.key) ? reference : undefined;
-    const r = await evaluateWindows(model, engine, windows, ref);
+    const r = await evaluateWindows(model, engine, windows, ref, { referenceCache });
     out[set.key] = {
       perplexity: r.model.perplexity,
       tokens: r.model.tokens,
@@ -257,7 +261,7 @@ async function main(): Promise<void> {
       throw new Error(`the model files in ${s.model} changed during the sweep (replaced by another run?): the numbers would mix two models; rerun with --fresh`);
     }
   };
-  const { engine, notice } = await createEngine(parseEngineChoice(values.engine!));
+  const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: positiveInt('--threads', values.threads) });
   log(notice);
   const work = await mkdtemp(path.join(os.tmpdir(), 'rfid-compare-'));
   try {
@@ -269,7 +273,8 @@ async function main(): Promise<void> {
         log(`skipping ${set.label}: ${set.ids.length} tokens, fewer than one window of ${s.seqLen}`);
         continue;
       }
-      sets.push({ set, windows: evaluationWindows(set.ids, s.seqLen, s.maxWindows) });
+      const windows = evaluationWindows(set.ids, s.seqLen, s.maxWindows);
+      sets.push({ set, windows, referenceCache: new ReferenceCache(windows) });
     }
     if (sets.length === 0) throw new Error(`no evaluation text under ${s.dataDir}; pass --data <data folder>`);
     const calibration = loadCalibration(s.dataDir, tokenizer, s.calibSamples, s.calibSeqLen, s.seed);

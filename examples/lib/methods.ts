@@ -57,6 +57,13 @@ export const QUICK_METHODS: readonly MethodName[] = [
   'waterfill-whiten-affinity',
 ];
 
+/**
+ * The full comparison's methods (RESULTS.md): the default preset first, then the baselines a
+ * user would otherwise pick: per-expert SVD, per-expert SVD-LLM, grouped uniform, the paper's
+ * RFID and RFID without its residual.
+ */
+export const RESULTS_METHODS: readonly MethodName[] = ['waterfill-whiten', 'uniform', 'uniform-whiten', 'grouped-uniform', 'rfid', 'rfid-no-residual'];
+
 const NO_RESIDUAL = { share: 0 } as const;
 
 export function recipeFor(method: MethodName, retain: number): RecipeInput {

@@ -17,6 +17,46 @@ export interface EvalOptions {
   /** tokens per layer-by-layer pass (default 16384): bounds activation memory */
   batchTokens?: number;
   onProgress?(p: EvalProgress): void;
+  /**
+   * Keeps the reference's final hidden states of every pass, so that comparing several models
+   * with one reference on the same windows runs the reference's decoder once, not once per model.
+   */
+  referenceCache?: ReferenceCache;
+}
+
+/**
+ * The reference model's final hidden states (tokens × hidden, f32) per pass over one list of
+ * windows. It holds every evaluated token's hidden state in memory (400k tokens of a 256-wide
+ * model are 400 MiB), which is why it is opt-in; it is tied to the windows, the reference and the
+ * pass size it was filled with and refuses any other.
+ */
+export class ReferenceCache {
+  private readonly passes = new Map<number, Float32Array>();
+  private owner: { reference: ModelSource; perPass: number } | undefined;
+
+  constructor(readonly windows: Int32Array[]) {}
+
+  /** Bytes held. */
+  get bytes(): number {
+    let total = 0;
+    for (const h of this.passes.values()) total += h.byteLength;
+    return total;
+  }
+
+  /** @internal the hidden states of pass `p`, computed by `compute` on first use */
+  async hidden(reference: ModelSource, windows: Int32Array[], perPass: number, p: number, compute: () => Promise<Float32Array>): Promise<Float32Array> {
+    if (windows !== this.windows) throw new EvalSettingsError('this reference cache was filled on other windows: give each window list its own cache');
+    if (this.owner === undefined) this.owner = { reference, perPass };
+    else if (this.owner.reference !== reference || this.owner.perPass !== perPass) {
+      throw new EvalSettingsError('this reference cache was filled with another reference model or `batchTokens`: give each its own cache');
+    }
+    let h = this.passes.get(p);
+    if (h === undefined) {
+      h = await compute();
+      this.passes.set(p, h);
+    }
+    return h;
+  }
 }
 
 export interface EvalProgress {
@@ -91,7 +131,8 @@ export async function evaluateWindows(
         nll += v;
       }
     } else {
-      const refHidden = await runDecoder(refProvider, engine, batch, { onLayer: progress('reference') });
+      const runReference = () => runDecoder(refProvider, engine, batch, { onLayer: progress('reference') });
+      const refHidden = opts.referenceCache ? await opts.referenceCache.hidden(reference!, windows, perPass, p, runReference) : await runReference();
       const stats = new KlStats(targets);
       await streamLogits([{ provider: refProvider, hidden: refHidden }, { provider, hidden }], engine, rows, (b) =>
         stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0], b.logits[1]),

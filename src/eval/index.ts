@@ -1,5 +1,6 @@
 export {
   evaluateWindows,
+  ReferenceCache,
   computePerplexity,
   compareModels,
   type EvalOptions,
