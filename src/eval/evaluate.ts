@@ -82,7 +82,7 @@ export async function evaluateWindows(
     const progress = (which: 'model' | 'reference') => (layer: LayerProgress) => opts.onProgress?.({ pass: p, passes, model: which, layer });
     const hidden = await runDecoder(provider, engine, batch, { onLayer: progress('model') });
     if (!refProvider) {
-      const stats = new NextTokenStats(targets);
+      const stats = new NextTokenStats(targets, engine.kernels);
       await streamLogits([{ provider, hidden }], engine, rows, (b) => stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0]));
       for (let r = 0; r < rows; r++) {
         if (targets[r] < 0) continue;
@@ -92,7 +92,7 @@ export async function evaluateWindows(
       }
     } else {
       const refHidden = await runDecoder(refProvider, engine, batch, { onLayer: progress('reference') });
-      const stats = new KlStats(targets);
+      const stats = new KlStats(targets, engine.kernels);
       await streamLogits([{ provider: refProvider, hidden: refHidden }, { provider, hidden }], engine, rows, (b) =>
         stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0], b.logits[1]),
       );
