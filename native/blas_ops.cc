@@ -78,6 +78,15 @@ Napi::Value JsGemm(const Napi::CallbackInfo& info) {
   }
   const int lda = transA ? m : k;
   const int ldb = transB ? k : n;
+  if (m == 1 && a.dtype == DType::F32) {
+    // One row (a decoding step): a matrix-vector product. OpenBLAS 0.3.21's sgemm packs all of B
+    // on every call, which for one row costs more than the product itself (the lm_head of a
+    // 32000-token vocabulary: 50 ms against ~15 ms). a is a vector either way (stride 1).
+    if (beta == 0) ScaleInPlace(c.f32(), count, 0);  // BLAS gemv reads y even when beta = 0 in some builds
+    cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : k, transB ? k : n, static_cast<float>(alpha),
+                b.f32(), ldb, a.f32(), 1, static_cast<float>(beta), c.f32(), 1);
+    return env.Undefined();
+  }
   if (a.dtype == DType::F32) {
     rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(),
                ldb, static_cast<float>(beta), c.f32(), n);

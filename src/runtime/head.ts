@@ -9,16 +9,20 @@ import { tsKernels } from '../engine/ts/kernels/index.js';
 import type { WeightProvider } from './weights.js';
 import { ModelInputError } from './errors.js';
 
-/** Bytes of one lm_head chunk (f32) and of one logits block; bounded whatever the vocabulary. */
+/**
+ * Bytes of one lm_head chunk (f32) and of one logits block; bounded whatever the vocabulary. The
+ * block is small enough to still be in cache when the consumer reads it right after the GEMM.
+ */
 const HEAD_CHUNK_BYTES = 32 * 1024 * 1024;
-const LOGIT_BLOCK_BYTES = 64 * 1024 * 1024;
+const LOGIT_BLOCK_BYTES = 8 * 1024 * 1024;
 
 export interface LogitBlock {
   rowStart: number;
   rowCount: number;
   vocabStart: number;
   vocabCount: number;
-  /** one (rowCount × vocabCount) block per model, same rows and vocabulary range */
+  /** one (rowCount × vocabCount) block per model, same rows and vocabulary range; valid only
+   * during the `consume` call (the buffers are reused for the next block) */
   logits: Float32Array[];
 }
 
@@ -44,6 +48,8 @@ export async function streamLogits(
   const maxHidden = Math.max(...models.map((m) => m.provider.config.hiddenSize));
   const chunk = Math.min(vocab, opts.chunkRows ?? Math.max(256, Math.floor(HEAD_CHUNK_BYTES / (4 * maxHidden))));
   const rowBlock = Math.max(1, Math.min(rows, Math.floor(LOGIT_BLOCK_BYTES / (4 * chunk * models.length))));
+  // one block buffer per model for the whole call (consumers must not keep a block)
+  const buffers = models.map(() => new Float32Array(rowBlock * chunk));
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const vc = Math.min(chunk, vocab - v0);
     const weights = await Promise.all(models.map((m) => m.provider.lmHeadRows(v0, v0 + vc)));
@@ -51,7 +57,7 @@ export async function streamLogits(
       const rc = Math.min(rowBlock, rows - r0);
       const logits = models.map((m, i) => {
         const h = m.provider.config.hiddenSize;
-        const out = new Float32Array(rc * vc);
+        const out = rc * vc === buffers[i].length ? buffers[i] : buffers[i].subarray(0, rc * vc);
         engine.gemm(rc, vc, h, m.hidden.subarray(r0 * h, (r0 + rc) * h), weights[i], out, { transB: true });
         return out;
       });

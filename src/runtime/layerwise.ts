@@ -80,7 +80,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
     const layer = await provider.layer(l);
     if (cache) ctx.kv = { cache, layer: l, slots };
     engine.kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);
-    addInPlace(x, attentionBlock(ctx, layer.attention, normed));
+    attentionBlock(ctx, layer.attention, normed, x); // x += attention(normed)
     engine.kernels.rmsNorm(rows, h, x, layer.postAttentionNorm, config.rmsNormEps, normed);
     const mlpOut =
       layer.mlp.kind === 'moe'

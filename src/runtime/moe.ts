@@ -80,6 +80,7 @@ export async function moeBlock(
   }
 
   const kernels = engine.kernels;
+  // accumulated apart from the residual and added once, in the order transformers sums them
   const out = new Float32Array(tokens * h);
   for (let e = 0; e < E; e++) {
     const rows = first[e + 1] - first[e];
