@@ -63,6 +63,13 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("singularValues", Napi::Function::New(env, JsSingularValues, "singularValues"));
   exports.Set("svdRandomized", Napi::Function::New(env, JsSvdRandomized, "svdRandomized"));
   exports.Set("gaussian", Napi::Function::New(env, JsGaussian, "gaussian"));
+  exports.Set("causalSoftmax", Napi::Function::New(env, JsCausalSoftmax, "causalSoftmax"));
+  exports.Set("logitStats", Napi::Function::New(env, JsLogitStats, "logitStats"));
+  exports.Set("rmsNorm", Napi::Function::New(env, JsRmsNorm, "rmsNorm"));
+  exports.Set("siluMul", Napi::Function::New(env, JsSiluMul, "siluMul"));
+  exports.Set("gatherRows", Napi::Function::New(env, JsGatherRows, "gatherRows"));
+  exports.Set("scatterAddRows", Napi::Function::New(env, JsScatterAddRows, "scatterAddRows"));
+  exports.Set("copyBlock", Napi::Function::New(env, JsCopyBlock, "copyBlock"));
   return exports;
 }
 

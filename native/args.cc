@@ -73,6 +73,35 @@ ArrayArg Float64ArrayArg(const Napi::CallbackInfo& info, size_t index, const cha
   return a;
 }
 
+ArrayArg Float32ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Value v = Arg(info, index);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    ThrowError(info.Env(), op, std::string(name) + " must be a Float32Array");
+  }
+  return FloatArrayArg(info, index, op, name);
+}
+
+IndexArg Int32ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Value v = Arg(info, index);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    ThrowError(info.Env(), op, std::string(name) + " must be an Int32Array");
+  }
+  Napi::Int32Array ta = v.As<Napi::Int32Array>();
+  IndexArg out;
+  out.name = name;
+  out.length = ta.ElementLength();
+  out.data = ta.Data();
+  return out;
+}
+
+void RequireAtLeast(Napi::Env env, const char* op, const char* name, size_t length, size_t needed, const char* hint) {
+  if (length < needed) {
+    ThrowError(env, op,
+               std::string(name) + " has " + std::to_string(length) + " elements but at least " + std::to_string(needed) +
+                   " are needed (check " + hint + ")");
+  }
+}
+
 void RequireShape(Napi::Env env, const char* op, const ArrayArg& arr, size_t rows, size_t cols, const char* hint) {
   const size_t expected = rows * cols;
   if (arr.length != expected) {

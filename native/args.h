@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace rfid {
@@ -58,5 +59,23 @@ void RequireFinite(Napi::Env env, const char* op, const ArrayArg& arr);
 
 /** "m×n" for messages. */
 std::string ShapeText(size_t rows, size_t cols);
+
+}  // namespace rfid
+
+namespace rfid {
+
+/** A Float32Array argument (the forward-pass kernels run in f32 only). */
+ArrayArg Float32ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
+
+/** An Int32Array argument (token or row indices), viewed without copying. */
+struct IndexArg {
+  int32_t* data = nullptr;
+  size_t length = 0;
+  const char* name = "";
+};
+IndexArg Int32ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
+
+/** The array must hold at least `needed` elements; `hint` names the dimensions to check. */
+void RequireAtLeast(Napi::Env env, const char* op, const char* name, size_t length, size_t needed, const char* hint);
 
 }  // namespace rfid

@@ -8,11 +8,39 @@
 #include "lapack.h"
 #include "ops.h"
 
+extern "C" {
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+}
+
 namespace rfid {
 
 namespace {
 
 CBLAS_TRANSPOSE Trans(bool t) { return t ? CblasTrans : CblasNoTrans; }
+
+/**
+ * Products below this many multiply-adds run on one OpenBLAS thread. A threaded call hands work to
+ * the worker threads and waits for all of them; for a small product (one attention head's QKᵀ of
+ * a 256-token window: ~2 M multiply-adds, well under a millisecond) that hand-off costs as much
+ * as the work, and on a busy machine a worker that is not scheduled stalls the call for a whole
+ * time slice: an eval with 2 threads measured 2-3x slower than with 1 (load ~11), from the
+ * thousand such calls per layer.
+ */
+constexpr double kThreadedGemmMin = 16.0 * 1024 * 1024;
+
+/** Runs `op` on one OpenBLAS thread when the product is small (see kThreadedGemmMin). */
+template <typename F>
+void WithThreadsFor(double macs, F op) {
+  const int threads = openblas_get_num_threads();
+  if (threads > 1 && macs < kThreadedGemmMin) {
+    openblas_set_num_threads(1);
+    op();
+    openblas_set_num_threads(threads);
+  } else {
+    op();
+  }
+}
 
 /** C := beta·C, with beta = 0 clearing C even when it holds NaN (BLAS semantics). */
 template <typename T>
@@ -78,13 +106,24 @@ Napi::Value JsGemm(const Napi::CallbackInfo& info) {
   }
   const int lda = transA ? m : k;
   const int ldb = transB ? k : n;
-  if (a.dtype == DType::F32) {
-    rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(),
-               ldb, static_cast<float>(beta), c.f32(), n);
-  } else {
-    rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a.f64(), lda, b.f64(), ldb, beta, c.f64(),
-               n);
+  if (m == 1 && a.dtype == DType::F32) {
+    // One row (a decoding step): a matrix-vector product. OpenBLAS 0.3.21's sgemm packs all of B
+    // on every call, which for one row costs more than the product itself (the lm_head of a
+    // 32000-token vocabulary: 50 ms against ~15 ms). a is a vector either way (stride 1).
+    if (beta == 0) ScaleInPlace(c.f32(), count, 0);  // BLAS gemv reads y even when beta = 0 in some builds
+    cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : k, transB ? k : n, static_cast<float>(alpha),
+                b.f32(), ldb, a.f32(), 1, static_cast<float>(beta), c.f32(), 1);
+    return env.Undefined();
   }
+  WithThreadsFor(static_cast<double>(m) * n * k, [&] {
+    if (a.dtype == DType::F32) {
+      rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(),
+                 ldb, static_cast<float>(beta), c.f32(), n);
+    } else {
+      rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a.f64(), lda, b.f64(), ldb, beta, c.f64(),
+                 n);
+    }
+  });
   return env.Undefined();
 }
 

@@ -22,4 +22,17 @@ Napi::Value JsSingularValues(const Napi::CallbackInfo& info);
 Napi::Value JsSvdRandomized(const Napi::CallbackInfo& info);
 Napi::Value JsGaussian(const Napi::CallbackInfo& info);
 
+// softmax.cc
+Napi::Value JsCausalSoftmax(const Napi::CallbackInfo& info);
+Napi::Value JsLogitStats(const Napi::CallbackInfo& info);
+
+// pointwise.cc
+Napi::Value JsRmsNorm(const Napi::CallbackInfo& info);
+Napi::Value JsSiluMul(const Napi::CallbackInfo& info);
+
+// rows.cc
+Napi::Value JsGatherRows(const Napi::CallbackInfo& info);
+Napi::Value JsScatterAddRows(const Napi::CallbackInfo& info);
+Napi::Value JsCopyBlock(const Napi::CallbackInfo& info);
+
 }  // namespace rfid

@@ -18,7 +18,7 @@
  */
 import type { Engine } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
-import { scratch, siluMulInPlace } from '../runtime/numerics.js';
+import { scratch } from '../runtime/numerics.js';
 import type { ExpertWeights } from '../runtime/weights.js';
 import { CompressedFormatError } from '../compress/output/block.js';
 
@@ -217,7 +217,7 @@ export class SwiGluExpert implements ExpertWeights {
     const u = scratch('swiglu-up', rows * width);
     this.gate.apply(engine, x, rows, g);
     this.up.apply(engine, x, rows, u);
-    siluMulInPlace(g, u, rows * width);
+    engine.kernels.siluMul(rows * width, g, u);
     this.down.apply(engine, g, rows, out);
   }
 }

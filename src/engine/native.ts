@@ -20,6 +20,7 @@ import {
   type EigResult,
   type Engine,
   type FloatArray,
+  type ForwardKernels,
   type GemmOptions,
   type RandomizedSvdOptions,
   type SvdResult,
@@ -44,6 +45,16 @@ interface NativeBinding {
   singularValues(m: number, n: number, a: FloatArray): Float64Array;
   svdRandomized(m: number, n: number, a: FloatArray, r: number, oversample: number, powerIterations: number, seed: number): SvdResult;
   gaussian(count: number, seed: number): Float64Array;
+  causalSoftmax(blocks: number, rows: number, cols: number, past: number, window: number, scores: Float32Array): void;
+  logitStats(
+    rows: number, cols: number, logits: Float32Array, max: Float64Array, sumExp: Float64Array, argmax: Int32Array,
+    other?: Float32Array, weightedDiff?: Float64Array,
+  ): void;
+  rmsNorm(rows: number, width: number, x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
+  siluMul(length: number, gate: Float32Array, up: Float32Array): void;
+  gatherRows(width: number, index: Int32Array, count: number, src: Float32Array, dst: Float32Array): void;
+  scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
+  copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
 }
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
@@ -122,9 +133,40 @@ function toEngineError(err: unknown): EngineError {
   return new EngineError(err instanceof Error ? err.message : String(err));
 }
 
+/**
+ * The addon's forward kernels. They neither use OpenBLAS nor its threads, so unlike the
+ * primitives below they skip setThreads (they run per attention head and per logits block, often
+ * enough for the extra N-API call to show).
+ */
+function nativeKernels(b: NativeBinding, live: () => void): ForwardKernels {
+  const guard = <T>(op: () => T): T => {
+    live();
+    try {
+      return op();
+    } catch (err) {
+      throw toEngineError(err);
+    }
+  };
+  return {
+    causalSoftmax: (blocks, rows, cols, past, window, scores) => {
+      if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new EngineError(`causalSoftmax: window must be a positive integer or null, got ${String(window)}`);
+      guard(() => b.causalSoftmax(blocks, rows, cols, past, window ?? 0, scores));
+    },
+    logitStats: (rows, cols, logits, out, other) =>
+      guard(() => b.logitStats(rows, cols, logits, out.max, out.sumExp, out.argmax, other?.logits, other?.weightedDiff)),
+    rmsNorm: (rows, width, x, weight, eps, out) => guard(() => b.rmsNorm(rows, width, x, weight, eps, out)),
+    siluMul: (length, gate, up) => guard(() => b.siluMul(length, gate, up)),
+    gatherRows: (width, index, count, src, dst) => guard(() => b.gatherRows(width, index, count, src, dst)),
+    scatterAddRows: (width, index, weights, count, src, dst) => guard(() => b.scatterAddRows(width, index, weights, count, src, dst)),
+    copyBlock: (rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride) =>
+      guard(() => b.copyBlock(rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride)),
+  };
+}
+
 export class NativeEngine implements Engine {
   readonly name = 'native' as const;
   readonly openblas: OpenblasInfo;
+  readonly kernels: ForwardKernels;
   private disposed = false;
 
   constructor(
@@ -133,6 +175,9 @@ export class NativeEngine implements Engine {
     readonly threads: number,
   ) {
     this.useThreads();
+    this.kernels = nativeKernels(binding, () => {
+      if (this.disposed) throw new EngineError('the native engine was disposed; create a new one');
+    });
     const info = binding.info();
     const version = /OpenBLAS\s+(\S+)/.exec(info.config)?.[1] ?? 'unknown version';
     this.openblas = { version, corename: info.corename, config: info.config.trim(), coretype };

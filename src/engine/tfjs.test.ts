@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineError, type Engine, type FloatArray, type GemmOptions } from './types.js';
 import { loadTfjsEngine, type TfjsEngine } from './tfjs.js';
 import type { ModuleImporter } from './tfjs/backends.js';
+import { tsKernels } from './ts/kernels/index.js';
 
 /** Deterministic uniform values in [-1, 1) (mulberry32). */
 function randomArray<T extends FloatArray>(ctor: new (length: number) => T, length: number, seed: number): T {
@@ -56,6 +57,7 @@ function referenceGemm(m: number, n: number, k: number, a: FloatArray, b: FloatA
  */
 class RecordingEngine implements Engine {
   readonly name = 'ts' as const;
+  readonly kernels = tsKernels;
   readonly threads = 1;
   readonly calls: Array<{ method: string; args: unknown[] }> = [];
   disposed = false;

@@ -19,6 +19,7 @@ import {
   type EigResult,
   type Engine,
   type FloatArray,
+  type ForwardKernels,
   type GemmOptions,
   type RandomizedSvdOptions,
   type SvdResult,
@@ -66,6 +67,11 @@ export class TfjsEngine implements Engine {
   describe(): string {
     const threads = `${this.threads} thread${this.threads === 1 ? '' : 's'}`;
     return `tfjs (${this.backend} backend, tfjs-core ${this.coreVersion}, ${threads}, f32 GEMM only; f64 GEMM and other ops on ${this.delegate.describe()})`;
+  }
+
+  /** tfjs has no fused kernels of its own: the delegate's (native or TS) serve. */
+  get kernels(): ForwardKernels {
+    return this.live().kernels;
   }
 
   /** The engine running every primitive but f32 GEMM. */

@@ -89,8 +89,52 @@ export interface TriangularSolveOptions {
   side?: 'left' | 'right';
 }
 
+/** Per-row results of `ForwardKernels.logitStats`, one entry per row of the block. */
+export interface LogitStatsOut {
+  /** largest logit of the row (NaN ignored; −Infinity when there is none) */
+  max: Float64Array;
+  /** Σ_j exp(l_j − max): NaN when a logit is NaN */
+  sumExp: Float64Array;
+  /** first column holding the max (−1 when there is none) */
+  argmax: Int32Array;
+}
+
+/**
+ * The element-wise and row kernels of the forward pass (f32, row-major, single-threaded). The
+ * ts engine runs them in TypeScript (src/engine/ts/kernels); the native engine in vectorised C++
+ * (native/softmax.cc, pointwise.cc, rows.cc), whose exp is f32 (≈1 ulp) with f64 sums, so the two
+ * agree to f32 rounding. All validate sizes and throw `EngineError`.
+ */
+export interface ForwardKernels {
+  /**
+   * `scores` holds `blocks` stacked rows×cols blocks (one per attention head). Row i is the query
+   * at position past + i: it keeps key columns first..past+i, first = max(0, past + i − window + 1)
+   * with a sliding window (null: none), gets their softmax, and exact zeros elsewhere.
+   * Requires past + rows ≤ cols.
+   */
+  causalSoftmax(blocks: number, rows: number, cols: number, past: number, window: number | null, scores: Float32Array): void;
+  /**
+   * Row statistics of a rows×cols logits block (see `LogitStatsOut`). With `other` (a second
+   * rows×cols block b of the same rows), also weightedDiff[r] = Σ_j exp(l_j − max_r)·(l_j − b_j),
+   * the unnormalised KL sum.
+   */
+  logitStats(rows: number, cols: number, logits: Float32Array, out: LogitStatsOut, other?: { logits: Float32Array; weightedDiff: Float64Array }): void;
+  /** out row r = weight · x_r / sqrt(mean(x_r²) + eps), the inverse root rounded to f32 (HF RMSNorm); out may be x. */
+  rmsNorm(rows: number, width: number, x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
+  /** gate[i] = silu(gate[i]) · up[i] for i < length (SwiGLU), in place. */
+  siluMul(length: number, gate: Float32Array, up: Float32Array): void;
+  /** dst row i = src row index[i] for i < count (rows `width` wide). */
+  gatherRows(width: number, index: Int32Array, count: number, src: Float32Array, dst: Float32Array): void;
+  /** dst row index[i] += weights[i] · src row i for i < count. */
+  scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
+  /** Copies a rows×cols block: row i from src[srcOffset + i·srcStride …) to dst[dstOffset + i·dstStride …). */
+  copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
+}
+
 export interface Engine {
   readonly name: EngineName;
+  /** the forward pass's element-wise and row kernels */
+  readonly kernels: ForwardKernels;
   /** one line for users, e.g. "native (OpenBLAS 0.3.21, SkylakeX kernels, 2 threads)" */
   describe(): string;
   /** number of threads this engine uses for large operations */

@@ -122,7 +122,7 @@ export async function evaluateWindows(
     const progress = (which: 'model' | 'reference') => (layer: LayerProgress) => opts.onProgress?.({ pass: p, passes, model: which, layer });
     const hidden = await runDecoder(provider, engine, batch, { onLayer: progress('model') });
     if (!refProvider) {
-      const stats = new NextTokenStats(targets);
+      const stats = new NextTokenStats(targets, engine.kernels);
       await streamLogits([{ provider, hidden }], engine, rows, (b) => stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0]));
       for (let r = 0; r < rows; r++) {
         if (targets[r] < 0) continue;
@@ -133,7 +133,7 @@ export async function evaluateWindows(
     } else {
       const runReference = () => runDecoder(refProvider, engine, batch, { onLayer: progress('reference') });
       const refHidden = opts.referenceCache ? await opts.referenceCache.hidden(reference!, windows, perPass, p, runReference) : await runReference();
-      const stats = new KlStats(targets);
+      const stats = new KlStats(targets, engine.kernels);
       await streamLogits([{ provider: refProvider, hidden: refHidden }, { provider, hidden }], engine, rows, (b) =>
         stats.add(b.rowStart, b.rowCount, b.vocabStart, b.vocabCount, b.logits[0], b.logits[1]),
       );

@@ -4,20 +4,25 @@
  * materialised whole. Consumers (next-token NLL, KL between two models) accumulate per-token
  * statistics online across vocabulary chunks.
  */
-import type { Engine } from '../engine/types.js';
+import type { Engine, ForwardKernels, LogitStatsOut } from '../engine/types.js';
+import { tsKernels } from '../engine/ts/kernels/index.js';
 import type { WeightProvider } from './weights.js';
 import { ModelInputError } from './errors.js';
 
-/** Bytes of one lm_head chunk (f32) and of one logits block; bounded whatever the vocabulary. */
+/**
+ * Bytes of one lm_head chunk (f32) and of one logits block; bounded whatever the vocabulary. The
+ * block is small enough to still be in cache when the consumer reads it right after the GEMM.
+ */
 const HEAD_CHUNK_BYTES = 32 * 1024 * 1024;
-const LOGIT_BLOCK_BYTES = 64 * 1024 * 1024;
+const LOGIT_BLOCK_BYTES = 8 * 1024 * 1024;
 
 export interface LogitBlock {
   rowStart: number;
   rowCount: number;
   vocabStart: number;
   vocabCount: number;
-  /** one (rowCount × vocabCount) block per model, same rows and vocabulary range */
+  /** one (rowCount × vocabCount) block per model, same rows and vocabulary range; valid only
+   * during the `consume` call (the buffers are reused for the next block) */
   logits: Float32Array[];
 }
 
@@ -43,6 +48,8 @@ export async function streamLogits(
   const maxHidden = Math.max(...models.map((m) => m.provider.config.hiddenSize));
   const chunk = Math.min(vocab, opts.chunkRows ?? Math.max(256, Math.floor(HEAD_CHUNK_BYTES / (4 * maxHidden))));
   const rowBlock = Math.max(1, Math.min(rows, Math.floor(LOGIT_BLOCK_BYTES / (4 * chunk * models.length))));
+  // one block buffer per model for the whole call (consumers must not keep a block)
+  const buffers = models.map(() => new Float32Array(rowBlock * chunk));
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const vc = Math.min(chunk, vocab - v0);
     const weights = await Promise.all(models.map((m) => m.provider.lmHeadRows(v0, v0 + vc)));
@@ -50,7 +57,7 @@ export async function streamLogits(
       const rc = Math.min(rowBlock, rows - r0);
       const logits = models.map((m, i) => {
         const h = m.provider.config.hiddenSize;
-        const out = new Float32Array(rc * vc);
+        const out = rc * vc === buffers[i].length ? buffers[i] : buffers[i].subarray(0, rc * vc);
         engine.gemm(rc, vc, h, m.hidden.subarray(r0 * h, (r0 + rc) * h), weights[i], out, { transB: true });
         return out;
       });
@@ -72,17 +79,39 @@ export async function fullLogits(provider: WeightProvider, engine: Engine, hidde
   return out;
 }
 
+/** Per-block row statistics, reused across blocks (grown when a block has more rows). */
+class BlockScratch {
+  out: LogitStatsOut = { max: new Float64Array(0), sumExp: new Float64Array(0), argmax: new Int32Array(0) };
+  weightedDiff = new Float64Array(0);
+
+  ensure(rows: number): void {
+    if (this.out.max.length >= rows) return;
+    this.out = { max: new Float64Array(rows), sumExp: new Float64Array(rows), argmax: new Int32Array(rows) };
+    this.weightedDiff = new Float64Array(rows);
+  }
+}
+
 /**
  * Online log-sum-exp, target logit and argmax per row, fed block by block.
  * nll(r) = logsumexp(logits_r) − logits_r[target_r].
+ *
+ * Each block is reduced by `kernels.logitStats` (vectorised in the native engine) to its row max,
+ * argmax and Σ exp(l − block max); rows then merge blocks with the usual rescaling
+ * Σ exp(l − M) = Σ exp(l − m_block) · exp(m_block − M).
  */
 export class NextTokenStats {
   readonly max: Float64Array;
   readonly sumExp: Float64Array;
   readonly targetLogit: Float64Array;
   readonly argmax: Int32Array;
+  private readonly block = new BlockScratch();
+  /** exp(block max − running max) of the last merge() */
+  blockScale = 1;
 
-  constructor(readonly targets: Int32Array) {
+  constructor(
+    readonly targets: Int32Array,
+    private readonly kernels: ForwardKernels = tsKernels,
+  ) {
     const n = targets.length;
     this.max = new Float64Array(n).fill(-Infinity);
     this.sumExp = new Float64Array(n);
@@ -90,39 +119,43 @@ export class NextTokenStats {
     this.argmax = new Int32Array(n).fill(-1);
   }
 
+  /** Reduces a block to per-row statistics (in `this.block`). */
+  reduce(rowCount: number, vocabCount: number, logits: Float32Array, other?: Float32Array): BlockScratch {
+    this.block.ensure(rowCount);
+    const { out, weightedDiff } = this.block;
+    this.kernels.logitStats(rowCount, vocabCount, logits.subarray(0, rowCount * vocabCount), out, other ? { logits: other.subarray(0, rowCount * vocabCount), weightedDiff } : undefined);
+    return this.block;
+  }
+
   /**
-   * Moves row r's running max to include this block (rescaling the running sum), records the
-   * argmax and the target logit, and returns the new max. Callers then add Σ exp(l − max).
+   * Merges block row i (already reduced) into row r: moves the running max (rescaling the running
+   * sum), records the argmax and the target logit. Returns exp(old max − new max), the factor any
+   * other sum kept relative to the max must be rescaled by, and sets `blockScale` to
+   * exp(block max − new max).
    */
-  rebase(r: number, vocabStart: number, vocabCount: number, logits: Float32Array, base: number): number {
-    let blockMax = -Infinity;
-    let blockArg = -1;
-    for (let j = 0; j < vocabCount; j++) {
-      if (logits[base + j] > blockMax) {
-        blockMax = logits[base + j];
-        blockArg = j;
-      }
-    }
+  merge(r: number, i: number, vocabStart: number, vocabCount: number, logits: Float32Array): number {
+    const { max: bmax, sumExp: bsum, argmax: barg } = this.block.out;
     const m = this.max[r];
-    if (blockMax > m) {
-      this.sumExp[r] *= Math.exp(m - blockMax);
-      this.max[r] = blockMax;
-      this.argmax[r] = vocabStart + blockArg;
+    const bm = bmax[i];
+    let rescale = 1;
+    if (bm > m) {
+      rescale = Math.exp(m - bm);
+      this.sumExp[r] = this.sumExp[r] * rescale + bsum[i];
+      this.max[r] = bm;
+      this.argmax[r] = vocabStart + barg[i];
+      this.blockScale = 1;
+    } else {
+      this.blockScale = Math.exp(bm - m);
+      this.sumExp[r] += bsum[i] * this.blockScale;
     }
     const t = this.targets[r];
-    if (t >= vocabStart && t < vocabStart + vocabCount) this.targetLogit[r] = logits[base + t - vocabStart];
-    return this.max[r];
+    if (t >= vocabStart && t < vocabStart + vocabCount) this.targetLogit[r] = logits[i * vocabCount + t - vocabStart];
+    return rescale;
   }
 
   add(rowStart: number, rowCount: number, vocabStart: number, vocabCount: number, logits: Float32Array): void {
-    for (let i = 0; i < rowCount; i++) {
-      const r = rowStart + i;
-      const base = i * vocabCount;
-      const m = this.rebase(r, vocabStart, vocabCount, logits, base);
-      let s = 0;
-      for (let j = 0; j < vocabCount; j++) s += Math.exp(logits[base + j] - m);
-      this.sumExp[r] += s;
-    }
+    this.reduce(rowCount, vocabCount, logits);
+    for (let i = 0; i < rowCount; i++) this.merge(rowStart + i, i, vocabStart, vocabCount, logits);
   }
 
   logSumExp(r: number): number {
@@ -146,34 +179,20 @@ export class KlStats {
   readonly model: NextTokenStats;
   private readonly weightedDiff: Float64Array;
 
-  constructor(targets: Int32Array) {
-    this.ref = new NextTokenStats(targets);
-    this.model = new NextTokenStats(targets);
+  constructor(targets: Int32Array, kernels: ForwardKernels = tsKernels) {
+    this.ref = new NextTokenStats(targets, kernels);
+    this.model = new NextTokenStats(targets, kernels);
     this.weightedDiff = new Float64Array(targets.length);
   }
 
   add(rowStart: number, rowCount: number, vocabStart: number, vocabCount: number, refLogits: Float32Array, modelLogits: Float32Array): void {
+    const refBlock = this.ref.reduce(rowCount, vocabCount, refLogits, modelLogits);
+    this.model.reduce(rowCount, vocabCount, modelLogits);
     for (let i = 0; i < rowCount; i++) {
       const r = rowStart + i;
-      const base = i * vocabCount;
-      const before = this.ref.max[r];
-      const ma = this.ref.rebase(r, vocabStart, vocabCount, refLogits, base);
-      if (ma > before && before !== -Infinity) this.weightedDiff[r] *= Math.exp(before - ma);
-      const mb = this.model.rebase(r, vocabStart, vocabCount, modelLogits, base);
-      let sa = 0;
-      let sb = 0;
-      let wd = 0;
-      for (let j = 0; j < vocabCount; j++) {
-        const a = refLogits[base + j];
-        const b = modelLogits[base + j];
-        const ea = Math.exp(a - ma);
-        sa += ea;
-        wd += ea * (a - b);
-        sb += Math.exp(b - mb);
-      }
-      this.ref.sumExp[r] += sa;
-      this.model.sumExp[r] += sb;
-      this.weightedDiff[r] += wd;
+      const rescale = this.ref.merge(r, i, vocabStart, vocabCount, refLogits);
+      this.weightedDiff[r] = this.weightedDiff[r] * rescale + refBlock.weightedDiff[i] * this.ref.blockScale;
+      this.model.merge(r, i, vocabStart, vocabCount, modelLogits);
     }
   }
 

@@ -8,7 +8,7 @@ import type { Engine } from '../engine/types.js';
 import { attentionBlock, type AttentionContext } from './attention.js';
 import { longestSequence, positionsOf, type TokenBatch } from './batch.js';
 import { moeBlock, type MoeObserver } from './moe.js';
-import { addInPlace, rmsNormRows, ropeTables } from './numerics.js';
+import { addInPlace, ropeTables } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
 import type { WeightProvider } from './weights.js';
 
@@ -79,9 +79,9 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   for (let l = 0; l < numLayers; l++) {
     const layer = await provider.layer(l);
     if (cache) ctx.kv = { cache, layer: l, slots };
-    rmsNormRows(x, rows, h, layer.inputNorm, config.rmsNormEps, normed);
-    addInPlace(x, attentionBlock(ctx, layer.attention, normed));
-    rmsNormRows(x, rows, h, layer.postAttentionNorm, config.rmsNormEps, normed);
+    engine.kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);
+    attentionBlock(ctx, layer.attention, normed, x); // x += attention(normed)
+    engine.kernels.rmsNorm(rows, h, x, layer.postAttentionNorm, config.rmsNormEps, normed);
     const mlpOut =
       layer.mlp.kind === 'moe'
         ? await moeBlock(engine, config, l, layer.mlp.moe, normed, rows, opts.observer)
@@ -90,7 +90,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
     opts.onLayer?.({ layer: l, numLayers, elapsedMs: Date.now() - started });
   }
   cache?.advance(added, slots);
-  if (opts.finalNorm ?? true) rmsNormRows(x, rows, h, await provider.finalNorm(), config.rmsNormEps);
+  if (opts.finalNorm ?? true) engine.kernels.rmsNorm(rows, h, x, await provider.finalNorm(), config.rmsNormEps, x);
   return x;
 }
 

@@ -1,6 +1,6 @@
 /** The dense SwiGLU MLP: the uncompressed form of every expert, shared expert and dense layer. */
 import type { Engine } from '../engine/types.js';
-import { scratch, siluMulInPlace } from './numerics.js';
+import { scratch } from './numerics.js';
 import type { ExpertWeights } from './weights.js';
 
 export class DenseSwiGlu implements ExpertWeights {
@@ -27,7 +27,7 @@ export class DenseSwiGlu implements ExpertWeights {
     const u = scratch('swiglu-up', rows * width);
     engine.gemm(rows, width, hidden, x, this.gate, g, { transB: true });
     engine.gemm(rows, width, hidden, x, this.up, u, { transB: true });
-    siluMulInPlace(g, u, rows * width);
+    engine.kernels.siluMul(rows * width, g, u);
     engine.gemm(rows, hidden, width, g, this.down, out, { transB: true });
   }
 }

@@ -8,7 +8,7 @@
  */
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
-import { softmaxInPlace, topK } from './numerics.js';
+import { scratch, softmaxInPlace, topK } from './numerics.js';
 import type { MoeWeights } from './weights.js';
 
 export interface Routing {
@@ -63,39 +63,46 @@ export async function moeBlock(
   const routing = route(engine, config, w.router, x, tokens);
   observer?.onRouting?.(layer, routing);
 
-  // token lists per expert (slot order within a token does not matter for the sum)
-  const { experts, weights, topK: k } = routing;
-  const counts = new Int32Array(config.numExperts);
-  for (const e of experts) counts[e]++;
-  const members: Int32Array[] = Array.from(counts, (c) => new Int32Array(c));
-  const memberWeights: Float32Array[] = Array.from(counts, (c) => new Float32Array(c));
-  const fill = new Int32Array(config.numExperts);
-  for (let t = 0; t < tokens; t++) {
-    for (let s = 0; s < k; s++) {
-      const e = experts[t * k + s];
-      members[e][fill[e]] = t;
-      memberWeights[e][fill[e]++] = weights[t * k + s];
-    }
+  // tokens grouped by expert (slot order within a token does not matter for the sum): expert e's
+  // tokens are order[first[e]..first[e+1]), with their routing weights alongside
+  const { experts, weights } = routing;
+  const E = config.numExperts;
+  const first = new Int32Array(E + 1);
+  for (const e of experts) first[e + 1]++;
+  for (let e = 0; e < E; e++) first[e + 1] += first[e];
+  const order = new Int32Array(experts.length);
+  const orderWeights = new Float32Array(experts.length);
+  const fill = first.slice(0, E);
+  for (let i = 0; i < experts.length; i++) {
+    const e = experts[i];
+    order[fill[e]] = Math.floor(i / routing.topK);
+    orderWeights[fill[e]++] = weights[i];
   }
 
+  const kernels = engine.kernels;
+  // accumulated apart from the residual and added once, in the order transformers sums them
   const out = new Float32Array(tokens * h);
-  for (let e = 0; e < config.numExperts; e++) {
-    const rows = counts[e];
+  for (let e = 0; e < E; e++) {
+    const rows = first[e + 1] - first[e];
     if (rows === 0) continue;
-    const xe = new Float32Array(rows * h);
-    const idx = members[e];
-    for (let i = 0; i < rows; i++) xe.set(x.subarray(idx[i] * h, (idx[i] + 1) * h), i * h);
-    await observer?.onExpertInput?.(layer, e, xe, rows, memberWeights[e]);
-    const expert = await w.expert(e);
-    const ye = new Float32Array(rows * h);
-    expert.forward(engine, xe, rows, ye);
-    const we = memberWeights[e];
-    for (let i = 0; i < rows; i++) {
-      const dst = idx[i] * h;
-      const src = i * h;
-      const wt = we[i];
-      for (let j = 0; j < h; j++) out[dst + j] += wt * ye[src + j];
+    const idx = order.subarray(first[e], first[e + 1]);
+    const we = orderWeights.subarray(first[e], first[e + 1]);
+    let xe: Float32Array | undefined;
+    if (observer?.onExpertInput) {
+      // the observer may keep its input or await on it: give it an array of its own
+      xe = new Float32Array(rows * h);
+      kernels.gatherRows(h, idx, rows, x, xe);
+      await observer.onExpertInput(layer, e, xe, rows, we);
     }
+    const expert = await w.expert(e);
+    // synchronous from here to the scatter: the scratch buffers cannot be reused meanwhile
+    if (!xe) {
+      xe = scratch('moe-expert-in', rows * h);
+      kernels.gatherRows(h, idx, rows, x, xe);
+    }
+    const ye = scratch('moe-expert-out', rows * h);
+    expert.forward(engine, xe, rows, ye);
+    kernels.scatterAddRows(h, idx, we, rows, ye, out);
   }
 
   if (w.shared) {

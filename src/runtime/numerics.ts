@@ -4,29 +4,17 @@
  * does, because at long positions an f64 angle differs from torch's by more than 1e-4) and use
  * f64 accumulators elsewhere (sums of squares, softmax normalisers), which only removes rounding.
  */
+import { rmsNormRows } from '../engine/ts/kernels/rms-norm.js';
 
-/** Rows of `x` (rows × width) normalised in place: x · w / sqrt(mean(x²) + eps) (HF *RMSNorm). */
-export function rmsNormRows(x: Float32Array, rows: number, width: number, weight: Float32Array, eps: number, out: Float32Array = x): void {
-  for (let r = 0; r < rows; r++) {
-    const base = r * width;
-    let sumSq = 0;
-    for (let j = 0; j < width; j++) sumSq += x[base + j] * x[base + j];
-    const inv = Math.fround(1 / Math.sqrt(Math.fround(sumSq / width) + eps));
-    for (let j = 0; j < width; j++) out[base + j] = weight[j] * Math.fround(x[base + j] * inv);
-  }
-}
+// The TypeScript kernels live with the ts engine (src/engine/ts/kernels); re-exported for callers
+// that run them directly rather than through engine.kernels.
+export { rmsNormRows } from '../engine/ts/kernels/rms-norm.js';
+export { siluMulInPlace } from '../engine/ts/kernels/silu-mul.js';
+export { softmaxInPlace } from '../engine/ts/kernels/softmax.js';
 
 /** RMSNorm applied to every `segment`-wide slice of each row (Qwen3's per-head q/k norm). */
 export function rmsNormSegments(x: Float32Array, rows: number, width: number, segment: number, weight: Float32Array, eps: number): void {
   rmsNormRows(x, (rows * width) / segment, segment, weight, eps);
-}
-
-/** out[i] = silu(gate[i]) · up[i] (SwiGLU), written over `gate`. */
-export function siluMulInPlace(gate: Float32Array, up: Float32Array, length: number): void {
-  for (let i = 0; i < length; i++) {
-    const g = gate[i];
-    gate[i] = (g / (1 + Math.exp(-g))) * up[i];
-  }
 }
 
 export function addInPlace(target: Float32Array, source: Float32Array, length: number = target.length): void {
@@ -118,20 +106,6 @@ export function applyRope(x: Float32Array, rows: number, heads: number, headDim:
       }
     }
   }
-}
-
-/** Softmax of `row[0..length)` in place (f64 normaliser, f32 results). */
-export function softmaxInPlace(row: Float32Array, offset: number, length: number): void {
-  let max = -Infinity;
-  for (let j = 0; j < length; j++) if (row[offset + j] > max) max = row[offset + j];
-  let sum = 0;
-  for (let j = 0; j < length; j++) {
-    const e = Math.exp(row[offset + j] - max);
-    row[offset + j] = e;
-    sum += e;
-  }
-  const inv = 1 / sum;
-  for (let j = 0; j < length; j++) row[offset + j] *= inv;
 }
 
 /**

@@ -43,6 +43,26 @@ describe.skipIf(peers.length === 0)('parity with the ts engine', () => {
       }
     });
 
+    // one row (a decoding step) takes the native engine's gemv path; one column too for symmetry
+    it.each([
+      [1, 300, 70, false],
+      [1, 300, 70, true],
+      [1, 1, 70, true],
+      [5, 1, 70, false],
+    ])('f32 gemm %i×%i×%i (transB %s) with alpha and beta', (mm, nn, kk, transB) => {
+      const a = Float32Array.from(testMatrix(mm * kk, 31));
+      const b = Float32Array.from(testMatrix(kk * nn, 32));
+      const c0 = Float32Array.from(testMatrix(mm * nn, 33));
+      for (const beta of [0, 1, -0.5]) {
+        const x = c0.slice();
+        const y = c0.slice();
+        if (beta === 0) y.fill(NaN); // beta = 0 ignores C's previous content
+        ts.gemm(mm, nn, kk, a, b, x, { transB, alpha: 0.75, beta });
+        peer.gemm(mm, nn, kk, a, b, y, { transB, alpha: 0.75, beta });
+        expect(relErr(x, y), `beta ${beta}`).toBeLessThan(TOL.f32.product);
+      }
+    });
+
     it('syrk f64 and f32', () => {
       const a = testMatrix(n * k, 24);
       const x = new Float64Array(n * n);

@@ -15,6 +15,7 @@ import {
   type TriangularSolveOptions,
 } from '../types.js';
 import { cholesky } from './cholesky.js';
+import { tsKernels } from './kernels/index.js';
 import { eigSym } from './eig-sym.js';
 import { gemm } from './gemm.js';
 import { GemmPool } from './gemm-parallel.js';
@@ -42,6 +43,7 @@ export function createTsEngine(opts: TsEngineOptions = {}): Engine {
 
 class TsEngine implements Engine {
   readonly name = 'ts' as const;
+  readonly kernels = tsKernels;
   private readonly pool: GemmPool | null;
   private disposed = false;
 

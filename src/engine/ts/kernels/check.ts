@@ -1,0 +1,24 @@
+/** Size checks of the forward kernels (the native addon makes the same ones in C++). */
+import { EngineError } from '../../types.js';
+import { checkDims } from '../validate.js';
+
+export { checkDims };
+
+export function checkFloat32(op: string, name: string, array: unknown): asserts array is Float32Array {
+  if (!(array instanceof Float32Array)) throw new EngineError(`${op}: ${name} must be a Float32Array`);
+}
+
+/** The array must hold at least `needed` elements. */
+export function checkAtLeast(op: string, name: string, array: ArrayLike<number>, needed: number, hint: string): void {
+  if (array.length < needed) {
+    throw new EngineError(`${op}: ${name} has ${array.length} elements but at least ${needed} are needed (check ${hint})`);
+  }
+}
+
+/** Every index must name one of `rows` rows. */
+export function checkIndices(op: string, index: Int32Array, count: number, rows: number, what: string): void {
+  for (let i = 0; i < count; i++) {
+    const v = index[i];
+    if (v < 0 || v >= rows) throw new EngineError(`${op}: index[${i}] = ${v} is not a row of ${what} (${rows} rows)`);
+  }
+}

@@ -1,0 +1,13 @@
+/**
+ * The forward kernels in TypeScript: the ts engine's implementation of `ForwardKernels`, the
+ * tfjs engine's when its delegate has none of its own, and the reference the native kernels are
+ * tested against.
+ */
+import type { ForwardKernels } from '../../types.js';
+import { causalSoftmax } from './causal-softmax.js';
+import { logitStats } from './logit-stats.js';
+import { rmsNorm } from './rms-norm.js';
+import { copyBlock, gatherRows, scatterAddRows } from './rows.js';
+import { siluMul } from './silu-mul.js';
+
+export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, gatherRows, scatterAddRows, copyBlock };

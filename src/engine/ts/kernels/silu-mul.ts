@@ -1,0 +1,20 @@
+/** SwiGLU's activation: gate[i] = silu(gate[i]) · up[i], in place (f64 arithmetic, one rounding). */
+import { checkAtLeast, checkDims, checkFloat32 } from './check.js';
+
+export function siluMulInPlace(gate: Float32Array, up: Float32Array, length: number): void {
+  for (let i = 0; i < length; i++) {
+    const g = gate[i];
+    gate[i] = (g / (1 + Math.exp(-g))) * up[i];
+  }
+}
+
+/** ForwardKernels.siluMul. */
+export function siluMul(length: number, gate: Float32Array, up: Float32Array): void {
+  const op = 'siluMul';
+  checkDims(op, { length });
+  checkFloat32(op, 'gate', gate);
+  checkFloat32(op, 'up', up);
+  checkAtLeast(op, 'gate', gate, length, 'length');
+  checkAtLeast(op, 'up', up, length, 'length');
+  siluMulInPlace(gate, up, length);
+}
