@@ -1,5 +1,5 @@
 // LAPACK factorizations: Cholesky with damped retry (dpotrf), symmetric eigendecomposition
-// (dsyevd, reordered to descending), thin / top-r SVD (sgesdd/dgesdd 'S') and singular values
+// (dsyevd's stages, eig_sym.cc, reordered to descending), thin / top-r SVD (sgesdd/dgesdd 'S') and singular values
 // only (dgesdd 'N').
 //
 // Row-major inputs are used through the transpose trick (see lapack.h): the lower triangle of a
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "args.h"
+#include "eig_sym.h"
 #include "lapack.h"
 #include "ops.h"
 
@@ -42,25 +43,6 @@ void CopyLowerTriangleFinite(Napi::Env env, const char* op, const ArrayArg& a, s
         if (!std::isfinite(row[j])) {
           ThrowError(env, op, std::string(a.name) + "[" + std::to_string(i) + "][" + std::to_string(j) + "] is NaN or Inf");
         }
-      }
-    }
-  }
-}
-
-/**
- * dst (row-major n×n) column j ← src (column-major n×n) column n−1−j: LAPACK's ascending
- * eigenvectors as the contract's descending columns. A transpose, done in tiles so that both
- * sides stay in cache (a plain double loop strides n·8 bytes on every write).
- */
-void TransposeReversingColumns(size_t n, const double* src, double* dst) {
-  constexpr size_t kTile = 32;
-  for (size_t j0 = 0; j0 < n; j0 += kTile) {
-    const size_t j1 = std::min(n, j0 + kTile);
-    for (size_t i0 = 0; i0 < n; i0 += kTile) {
-      const size_t i1 = std::min(n, i0 + kTile);
-      for (size_t j = j0; j < j1; ++j) {
-        const double* col = src + (n - 1 - j) * n;
-        for (size_t i = i0; i < i1; ++i) dst[i * n + j] = col[i];
       }
     }
   }
@@ -166,34 +148,20 @@ Napi::Value JsEigSym(const Napi::CallbackInfo& info) {
   result.Set("vectors", vectors);
   if (n == 0) return result;
 
-  // Scratch buffers are left uninitialised (make_unique<T[]>(size) would zero them, a full pass
-  // over memory LAPACK overwrites anyway). dsyevd 'U' reads only the column-major upper triangle
-  // of z (the row-major lower triangle of A) before it overwrites all of z with the vectors.
+  // dsyevd 'U' semantics: only the column-major upper triangle of z (the row-major lower
+  // triangle of A) is read. The buffer is left uninitialised (make_unique<T[]>(size) would zero
+  // it, a full pass over memory LAPACK overwrites anyway).
   std::unique_ptr<double[]> z(new double[nn]);
   CopyLowerTriangleFinite(env, op, a, n, z.get());
-  std::unique_ptr<double[]> w(new double[n]);
-  double workQuery = 0;
-  lapack_int iworkQuery = 0;
-  lapack_int status =
-      LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'U', n, z.get(), n, w.get(), &workQuery, -1, &iworkQuery, -1);
-  if (status == 0) {
-    const lapack_int lwork = WorkspaceSize(workQuery);
-    const lapack_int liwork = std::max<lapack_int>(1, iworkQuery);
-    std::unique_ptr<double[]> work(new double[static_cast<size_t>(lwork)]);
-    std::unique_ptr<lapack_int[]> iwork(new lapack_int[static_cast<size_t>(liwork)]);
-    // dsyevd (tridiagonal reduction, divide and conquer, back-transformation) measured fastest
-    // for all eigenvectors here: dsyevr (MRRR) took 1.2× its time at n = 768, dsyev 7×.
-    status = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'U', n, z.get(), n, w.get(), work.get(), lwork, iwork.get(),
-                                 liwork);
+  // dsyevd's three stages with a faster, thread-split back-transformation (eig_sym.cc). dsyevd
+  // itself measured fastest of LAPACK's drivers for all eigenvectors: dsyevr (MRRR) took 1.2×
+  // its time at n = 768, dsyev 7×.
+  const EigStatus status = SymmetricEigenDescending(n, z.get(), values.Data(), vectors.Data());
+  if (status.info != 0) {
+    ThrowError(env, op,
+               std::string("LAPACK ") + status.routine + " failed (info " + std::to_string(status.info) + ") on a " +
+                   ShapeText(n, n) + " matrix");
   }
-  if (status != 0) {
-    ThrowError(env, op, "LAPACK dsyevd failed (info " + std::to_string(status) + ") on a " + ShapeText(n, n) + " matrix");
-  }
-  // z holds eigenvector k in column k (column-major), ascending; the contract is descending
-  // values with eigenvector j in column j of a row-major matrix.
-  double* vals = values.Data();
-  for (size_t j = 0; j < static_cast<size_t>(n); ++j) vals[j] = w[n - 1 - j];
-  TransposeReversingColumns(static_cast<size_t>(n), z.get(), vectors.Data());
   return result;
 }
 
