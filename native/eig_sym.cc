@@ -9,15 +9,20 @@
 //   applies Q to its own slice of columns with OpenBLAS on one thread, instead of OpenBLAS
 //   splitting every one of the ~12 small dlarfb products (and synchronising after each). The
 //   same threads then write their slice of the result, transposed and reversed, to the output.
+// - On two or more threads, divide and conquer's first split is done here (TridiagonalEigenSplit):
+//   dstedc solves the two halves at once, one per thread, and LAPACK dlaed1 merges them; dstedc
+//   alone would solve them one after the other, threading only its dgemm products.
 //
-// dsytrd and dstedc are LAPACK's, unchanged (own blockings of dsytrd measured no faster).
+// dsytrd is LAPACK's, unchanged (own blockings of it, 16 to 128, measured no faster than its 32).
 #include "eig_sym.h"
 
 #include <cblas.h>
 #include <lapacke.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
+#include <utility>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -27,6 +32,9 @@
 extern "C" {
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+// LAPACK's merge step of divide and conquer (no LAPACKE wrapper exists).
+void dlaed1_(const lapack_int* n, double* d, double* q, const lapack_int* ldq, lapack_int* indxq, const double* rho,
+             const lapack_int* cutpnt, double* work, lapack_int* iwork, lapack_int* info);
 }
 
 namespace rfid {
@@ -37,6 +45,8 @@ namespace {
 constexpr int kBackTransformBlock = 64;
 /** Below this many eigenvector columns per thread, splitting costs more than it saves. */
 constexpr int kMinColumnsPerThread = 64;
+/** From this size on, with two or more threads, divide and conquer's halves run at once. */
+constexpr int kMinSplitSize = 256;
 
 /**
  * Columns [c0, c1) of z ← Q·z, where Q = H(n−1)…H(1) is dsytrd 'U''s orthogonal factor, held in
@@ -98,67 +108,214 @@ class SingleThreadedBlas {
   int previous_;
 };
 
+/**
+ * fn(0) … fn(parts − 1), each on its own thread (fn(0) on this one), with OpenBLAS on one
+ * thread meanwhile so the parts do not also compete through OpenBLAS's own threads.
+ */
+template <typename Fn>
+void RunParts(int parts, const Fn& fn) {
+  if (parts == 1) {
+    fn(0);
+    return;
+  }
+  SingleThreadedBlas oneBlasThread;
+  std::vector<std::thread> helpers;
+  int started = 1;
+  try {
+    for (; started < parts; ++started) helpers.emplace_back(fn, started);
+  } catch (const std::system_error&) {
+    // No thread to be had: this thread does the parts that found none.
+  }
+  for (int part = started; part < parts; ++part) fn(part);
+  fn(0);
+  for (std::thread& h : helpers) h.join();
+}
+
+/** dstedc('I')'s workspace for an m×m tridiagonal: {work doubles, iwork ints}. */
+std::pair<size_t, size_t> StedcWorkspace(int m) {
+  double workQuery = 0;
+  lapack_int iworkQuery = 0;
+  double dummy = 0;
+  LAPACKE_dstedc_work(LAPACK_COL_MAJOR, 'I', m, &dummy, &dummy, nullptr, std::max(1, m), &workQuery, -1, &iworkQuery, -1);
+  return {static_cast<size_t>(WorkspaceSize(workQuery)), static_cast<size_t>(std::max<lapack_int>(1, iworkQuery))};
+}
+
+/**
+ * This thread's scratch memory, reused across calls: the matrix, eigenvector and work buffers of
+ * one n = 768 call are 14–21 MB, and fresh allocations of that size come back as untouched pages
+ * each time (glibc returns them to the system on free), costing ~2,300 page faults per call here
+ * (sys time 7–15 ms against ~100 ms). Up to kMaxRetainedBytes stays allocated between calls.
+ */
+constexpr size_t kMaxRetainedBytes = size_t{64} << 20;
+struct ThreadScratch {
+  std::unique_ptr<double[]> data;
+  size_t size = 0;
+};
+thread_local ThreadScratch tScratch;
+
+double* ScratchFor(size_t count) {
+  if (tScratch.size < count) {
+    tScratch.data.reset();
+    tScratch.data.reset(new double[count]);  // uninitialised on purpose: every use writes first
+    tScratch.size = count;
+  }
+  return tScratch.data.get();
+}
+
+void ReleaseLargeScratch() {
+  if (tScratch.size * sizeof(double) > kMaxRetainedBytes) {
+    tScratch.data.reset();
+    tScratch.size = 0;
+  }
+}
+
 }  // namespace
 
-EigStatus SymmetricEigenDescending(int n, double* a, double* values, double* vectors) {
+EigenWorkspace::EigenWorkspace(int n) : n_(n) {
+  const int blasThreads = openblas_get_num_threads();
+  threads_ = std::max(1, std::min(blasThreads, n / kMinColumnsPerThread));
+  split_ = blasThreads >= 2 && n >= kMinSplitSize;
+  const size_t nn = static_cast<size_t>(n) * n;
+  double sytrdQuery = 0, dummy = 0;
+  const int ld = std::max(1, n);
+  LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'U', n, &dummy, ld, &dummy, &dummy, &dummy, &sytrdQuery, -1);
+  const size_t blockSq = static_cast<size_t>(kBackTransformBlock) * kBackTransformBlock;
+  const size_t backTransformWork = blockSq * threads_ + static_cast<size_t>(n) * kBackTransformBlock;
+  size_t tridiagonalWork = 0;
+  if (split_) {
+    const auto first = StedcWorkspace(n / 2);
+    const auto second = StedcWorkspace(n - n / 2);
+    halfWork_[0] = first.first;
+    halfWork_[1] = second.first;
+    halfIwork_[0] = first.second;
+    halfIwork_[1] = second.second;
+    tridiagonalWork = 4 * static_cast<size_t>(n) + nn;  // dlaed1
+    iwork_.resize(std::max({4 * static_cast<size_t>(n), first.second + second.second}));
+  } else {
+    const auto stedc = StedcWorkspace(n);
+    tridiagonalWork = stedc.first;
+    iwork_.resize(stedc.second);
+  }
+  work_ = std::max({static_cast<size_t>(WorkspaceSize(sytrdQuery)), tridiagonalWork, backTransformWork});
+  const size_t total = nn * (split_ ? 3 : 2) + work_ + halfWork_[0] + halfWork_[1] + 3 * static_cast<size_t>(n);
+  base_ = ScratchFor(total);
+  matrix_ = base_;
+}
+
+EigenWorkspace::~EigenWorkspace() { ReleaseLargeScratch(); }
+
+/**
+ * The eigenvectors of the n×n tridiagonal (d, e) into z (n×n), on two threads: the first level of
+ * divide and conquer done here, as dstedc's dlaed0 does it, so that its two halves run at once.
+ * T = diag(T₁, T₂) + |ρ|·uuᵀ with ρ = e[cut−1], u = e_cut−1 + sign(ρ)·e_cut (the rank-one tear);
+ * dstedc solves T₁ and T₂, one per thread; LAPACK dlaed1 merges them (deflation, secular
+ * equation, and one dgemm on all OpenBLAS threads). On return d[order[i]] (0-based) ascend and
+ * z's column order[i] is their eigenvector. T is scaled to max |entry| 1 first, as dstedc does.
+ * Returns 0 or the failing LAPACK info, with *routine set.
+ */
+lapack_int EigenWorkspace::TridiagonalSplit(double* d, double* e, double* z, double* work, double* halfWork,
+                                            lapack_int* order, const char** routine) {
+  const int n = n_;
+  double norm = 0;
+  for (int i = 0; i < n; ++i) norm = std::max(norm, std::fabs(d[i]));
+  for (int i = 0; i + 1 < n; ++i) norm = std::max(norm, std::fabs(e[i]));
+  if (norm == 0) norm = 1;
+  for (int i = 0; i < n; ++i) d[i] /= norm;
+  for (int i = 0; i + 1 < n; ++i) e[i] /= norm;
+
+  const int cut = n / 2;  // dlaed1 requires cut ≤ n/2
+  const double rho = e[cut - 1];
+  d[cut - 1] -= std::fabs(rho);
+  d[cut] -= std::fabs(rho);
+  // dlaed1 reads the two diagonal blocks of z; the off-diagonal blocks are zero by definition.
+  for (int j = 0; j < n; ++j) {
+    double* col = z + static_cast<size_t>(j) * n;
+    if (j < cut) std::fill(col + cut, col + n, 0.0);
+    else std::fill(col, col + cut, 0.0);
+  }
+  lapack_int halfInfo[2] = {0, 0};
+  RunParts(2, [&](int part) {
+    const int start = part == 0 ? 0 : cut;
+    const int size = part == 0 ? cut : n - cut;
+    double* w = halfWork + (part == 0 ? 0 : halfWork_[0]);
+    lapack_int* iw = iwork_.data() + (part == 0 ? 0 : halfIwork_[0]);
+    halfInfo[part] = LAPACKE_dstedc_work(LAPACK_COL_MAJOR, 'I', size, d + start, e + start,
+                                         z + start + static_cast<size_t>(start) * n, n, w,
+                                         static_cast<lapack_int>(halfWork_[part]), iw,
+                                         static_cast<lapack_int>(halfIwork_[part]));
+  });
+  for (lapack_int info : halfInfo) {
+    if (info != 0) {
+      *routine = "dstedc";
+      return info;
+    }
+  }
+  // Each half comes back ascending: dlaed1's entry permutation is the identity within each half.
+  for (int i = 0; i < cut; ++i) order[i] = i + 1;
+  for (int i = cut; i < n; ++i) order[i] = i - cut + 1;
+  const lapack_int size = n, ldq = n, cutpnt = cut;
+  lapack_int info = 0;
+  dlaed1_(&size, d, z, &ldq, order, &rho, &cutpnt, work, iwork_.data(), &info);
+  if (info != 0) {
+    *routine = "dlaed1";
+    return info;
+  }
+  for (int i = 0; i < n; ++i) {
+    d[i] *= norm;
+    order[i] -= 1;
+  }
+  return 0;
+}
+
+EigStatus EigenWorkspace::Solve(double* values, double* vectors) {
+  const int n = n_;
   if (n == 0) return {0, nullptr};
   const size_t nn = static_cast<size_t>(n) * n;
-  std::vector<double> d(n), e(n), tau(n);
+  double* a = matrix_;
+  double* z = a + nn;
+  double* zSorted = split_ ? z + nn : nullptr;
+  double* work = z + nn * (split_ ? 2 : 1);
+  double* halfWork = work + work_;
+  double* d = halfWork + halfWork_[0] + halfWork_[1];
+  double* e = d + n;
+  double* tau = e + n;
+  const lapack_int lwork = static_cast<lapack_int>(work_);
 
-  // Workspace sizes from LAPACK's own queries; one buffer serves both stages.
-  double sytrdQuery = 0, stedcQuery = 0;
-  lapack_int iworkQuery = 0;
-  lapack_int info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'U', n, a, n, d.data(), e.data(), tau.data(), &sytrdQuery, -1);
+  lapack_int info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'U', n, a, n, d, e, tau, work, lwork);
   if (info != 0) return {info, "dsytrd"};
-  info = LAPACKE_dstedc_work(LAPACK_COL_MAJOR, 'I', n, d.data(), e.data(), nullptr, n, &stedcQuery, -1, &iworkQuery, -1);
-  if (info != 0) return {info, "dstedc"};
-  const int threads = std::max(1, std::min(openblas_get_num_threads(), n / kMinColumnsPerThread));
-  // The back-transformation reuses the buffer: per thread dlarft's triangular factor (block²),
-  // and dlarfb's work (its columns × block).
-  const size_t blockSq = static_cast<size_t>(kBackTransformBlock) * kBackTransformBlock;
-  const size_t backTransformWork = blockSq * threads + static_cast<size_t>(n) * kBackTransformBlock;
-  const lapack_int lwork = std::max({WorkspaceSize(sytrdQuery), WorkspaceSize(stedcQuery),
-                                     static_cast<lapack_int>(backTransformWork)});
-  // Uninitialised on purpose (make_unique<T[]>(size) would zero them, a pass LAPACK overwrites).
-  std::unique_ptr<double[]> work(new double[static_cast<size_t>(lwork)]);
-  std::unique_ptr<lapack_int[]> iwork(new lapack_int[static_cast<size_t>(std::max<lapack_int>(1, iworkQuery))]);
-  std::unique_ptr<double[]> z(new double[nn]);
-
-  info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'U', n, a, n, d.data(), e.data(), tau.data(), work.get(), lwork);
-  if (info != 0) return {info, "dsytrd"};
-  info = LAPACKE_dstedc_work(LAPACK_COL_MAJOR, 'I', n, d.data(), e.data(), z.get(), n, work.get(), lwork, iwork.get(),
-                             std::max<lapack_int>(1, iworkQuery));
-  if (info != 0) return {info, "dstedc"};
-  for (int j = 0; j < n; ++j) values[j] = d[n - 1 - j];
-
-  double* scratch = work.get();
-  auto slice = [&](int part, int* c0, int* c1) {
-    *c0 = static_cast<int>(static_cast<long long>(n) * part / threads);
-    *c1 = static_cast<int>(static_cast<long long>(n) * (part + 1) / threads);
-  };
-  auto run = [&](int part) {
-    int c0, c1;
-    slice(part, &c0, &c1);
-    double* t = scratch + blockSq * part;
-    double* w = scratch + blockSq * threads + static_cast<size_t>(c0) * kBackTransformBlock;
-    BackTransformColumns(n, a, tau.data(), z.get(), c0, c1, w, t);
-    TransposeReversingColumns(static_cast<size_t>(n), z.get(), vectors, static_cast<size_t>(c0), static_cast<size_t>(c1));
-  };
-  if (threads == 1) {
-    run(0);
+  // After the split, eigenvalue i (ascending) is d[order[i]] with its vector in z's column
+  // order[i]; each back-transformation thread gathers its columns in order into zSorted.
+  std::vector<lapack_int> order;
+  if (split_) {
+    order.resize(n);
+    const char* routine = nullptr;
+    info = TridiagonalSplit(d, e, z, work, halfWork, order.data(), &routine);
+    if (info != 0) return {info, routine};
+    for (int j = 0; j < n; ++j) values[j] = d[order[n - 1 - j]];
   } else {
-    SingleThreadedBlas oneBlasThread;
-    std::vector<std::thread> helpers;
-    int started = 1;
-    try {
-      for (; started < threads; ++started) helpers.emplace_back(run, started);
-    } catch (const std::system_error&) {
-      // No thread to be had: this thread does the parts that found none.
-    }
-    for (int part = started; part < threads; ++part) run(part);
-    run(0);
-    for (std::thread& h : helpers) h.join();
+    info = LAPACKE_dstedc_work(LAPACK_COL_MAJOR, 'I', n, d, e, z, n, work, lwork, iwork_.data(),
+                               static_cast<lapack_int>(iwork_.size()));
+    if (info != 0) return {info, "dstedc"};
+    for (int j = 0; j < n; ++j) values[j] = d[n - 1 - j];
   }
+
+  const int threads = threads_;
+  const size_t blockSq = static_cast<size_t>(kBackTransformBlock) * kBackTransformBlock;
+  double* vecs = split_ ? zSorted : z;
+  RunParts(threads, [&](int part) {
+    const int c0 = static_cast<int>(static_cast<long long>(n) * part / threads);
+    const int c1 = static_cast<int>(static_cast<long long>(n) * (part + 1) / threads);
+    if (split_) {
+      for (int c = c0; c < c1; ++c) {
+        const double* src = z + static_cast<size_t>(order[c]) * n;
+        std::copy(src, src + n, vecs + static_cast<size_t>(c) * n);
+      }
+    }
+    double* t = work + blockSq * part;
+    double* w = work + blockSq * threads + static_cast<size_t>(c0) * kBackTransformBlock;
+    BackTransformColumns(n, a, tau, vecs, c0, c1, w, t);
+    TransposeReversingColumns(static_cast<size_t>(n), vecs, vectors, static_cast<size_t>(c0), static_cast<size_t>(c1));
+  });
   return {0, nullptr};
 }
 

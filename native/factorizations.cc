@@ -148,15 +148,13 @@ Napi::Value JsEigSym(const Napi::CallbackInfo& info) {
   result.Set("vectors", vectors);
   if (n == 0) return result;
 
-  // dsyevd 'U' semantics: only the column-major upper triangle of z (the row-major lower
-  // triangle of A) is read. The buffer is left uninitialised (make_unique<T[]>(size) would zero
-  // it, a full pass over memory LAPACK overwrites anyway).
-  std::unique_ptr<double[]> z(new double[nn]);
-  CopyLowerTriangleFinite(env, op, a, n, z.get());
-  // dsyevd's three stages with a faster, thread-split back-transformation (eig_sym.cc). dsyevd
-  // itself measured fastest of LAPACK's drivers for all eigenvectors: dsyevr (MRRR) took 1.2×
-  // its time at n = 768, dsyev 7×.
-  const EigStatus status = SymmetricEigenDescending(n, z.get(), values.Data(), vectors.Data());
+  // dsyevd 'U' semantics: only the column-major upper triangle of the matrix (the row-major lower
+  // triangle of A) is read. dsyevd's three stages with a faster, thread-split back-transformation
+  // and reused memory (eig_sym.cc). dsyevd itself measured fastest of LAPACK's drivers for all
+  // eigenvectors: dsyevr (MRRR) took 1.2× its time at n = 768, dsyev 7×.
+  EigenWorkspace workspace(n);
+  CopyLowerTriangleFinite(env, op, a, n, workspace.matrix());
+  const EigStatus status = workspace.Solve(values.Data(), vectors.Data());
   if (status.info != 0) {
     ThrowError(env, op,
                std::string("LAPACK ") + status.routine + " failed (info " + std::to_string(status.info) + ") on a " +

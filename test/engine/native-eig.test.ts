@@ -45,6 +45,44 @@ describe.skipIf(skipReason !== undefined)(`native eigSym${skipReason ? ` (skippe
     for (const { values } of results.slice(1)) expect(relErr(values, results[0].values)).toBeLessThan(1e-14);
   });
 
+  it('I + J (all ones), n = 300: λ = n + 1 once and 1 n − 1 times (divide and conquer deflates almost everything)', () => {
+    const n = 300;
+    const a = new Float64Array(n * n).fill(1);
+    for (let i = 0; i < n; i++) a[i * n + i] = 2;
+    for (const engine of engines) {
+      const { values, vectors } = engine.eigSym(n, a);
+      expect(Math.abs(values[0] - (n + 1))).toBeLessThan(1e-12 * n);
+      for (let i = 1; i < n; i++) expect(Math.abs(values[i] - 1)).toBeLessThan(1e-12 * n);
+      expect(orthonormalityError(n, n, vectors)).toBeLessThan(1e-12);
+      for (let i = 0; i < n; i++) expect(Math.abs(Math.abs(vectors[i * n]) - 1 / Math.sqrt(n))).toBeLessThan(1e-12);
+    }
+  });
+
+  it('block-diagonal n = 300 (the split point falls between independent blocks): spectra of the blocks', () => {
+    const n = 300;
+    const h = n / 2;
+    const top = symmetricMatrix(h, 11);
+    const bottom = symmetricMatrix(h, 12);
+    const a = new Float64Array(n * n);
+    for (let i = 0; i < h; i++) {
+      for (let j = 0; j < h; j++) {
+        a[i * n + j] = top[i * h + j];
+        a[(i + h) * n + j + h] = bottom[i * h + j];
+      }
+    }
+    const [reference] = engines;
+    const parts = [...reference.eigSym(h, top).values, ...reference.eigSym(h, bottom).values].sort((x, y) => y - x);
+    for (const engine of engines) {
+      const { values, vectors } = engine.eigSym(n, a);
+      expect(relErr(values, parts)).toBeLessThan(1e-13);
+      expect(orthonormalityError(n, n, vectors)).toBeLessThan(1e-12);
+      const av = naiveMatmul(n, n, n, a, false, vectors, false);
+      let residual = 0;
+      for (let i = 0; i < n * n; i++) residual = Math.max(residual, Math.abs(av[i] - vectors[i] * values[i % n]));
+      expect(residual).toBeLessThan(1e-12 * Math.abs(values[0]));
+    }
+  });
+
   it('reads only the lower triangle and leaves the input untouched', () => {
     const n = 130;
     const a = symmetricMatrix(n, 7);
