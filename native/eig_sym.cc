@@ -10,8 +10,10 @@
 //   splitting every one of the ~12 small dlarfb products (and synchronising after each). The
 //   same threads then write their slice of the result, transposed and reversed, to the output.
 // - On two or more threads, divide and conquer's first split is done here (TridiagonalEigenSplit):
-//   dstedc solves the two halves at once, one per thread, and LAPACK dlaed1 merges them; dstedc
-//   alone would solve them one after the other, threading only its dgemm products.
+//   dstedc solves the two halves at once, one per thread, and MergeHalves (LAPACK dlaed1 with
+//   dlaed3's secular-equation loops on two threads) merges them. dstedc alone would solve the
+//   halves one after the other, and the secular equations on one thread, threading only its
+//   dgemm products (newer OpenBLAS, numpy's 0.3.31, threads dlaed3; Debian's 0.3.21 does not).
 //
 // dsytrd is LAPACK's, unchanged (own blockings of it, 16 to 128, measured no faster than its 32).
 #include "eig_sym.h"
@@ -32,9 +34,18 @@
 extern "C" {
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
-// LAPACK's merge step of divide and conquer (no LAPACKE wrapper exists).
-void dlaed1_(const lapack_int* n, double* d, double* q, const lapack_int* ldq, lapack_int* indxq, const double* rho,
-             const lapack_int* cutpnt, double* work, lapack_int* iwork, lapack_int* info);
+// LAPACK's divide-and-conquer merge steps (no LAPACKE wrappers exist): deflation, the secular
+// equation's roots, the sequential secular solve, and the merge permutation.
+void dlaed2_(lapack_int* k, const lapack_int* n, const lapack_int* n1, double* d, double* q, const lapack_int* ldq,
+             lapack_int* indxq, double* rho, double* z, double* dlamda, double* w, double* q2, lapack_int* indx,
+             lapack_int* indxc, lapack_int* indxp, lapack_int* coltyp, lapack_int* info);
+void dlaed3_(const lapack_int* k, const lapack_int* n, const lapack_int* n1, double* d, double* q, const lapack_int* ldq,
+             const double* rho, double* dlamda, const double* q2, const lapack_int* indx, const lapack_int* ctot,
+             double* w, double* s, lapack_int* info);
+void dlaed4_(const lapack_int* n, const lapack_int* i, const double* d, const double* z, double* delta,
+             const double* rho, double* dlam, lapack_int* info);
+void dlamrg_(const lapack_int* n1, const lapack_int* n2, const double* a, const lapack_int* dtrd1,
+             const lapack_int* dtrd2, lapack_int* index);
 }
 
 namespace rfid {
@@ -140,6 +151,117 @@ std::pair<size_t, size_t> StedcWorkspace(int m) {
   return {static_cast<size_t>(WorkspaceSize(workQuery)), static_cast<size_t>(std::max<lapack_int>(1, iworkQuery))};
 }
 
+/** [begin, end) of part `part` of `parts` equal slices of [0, count). */
+std::pair<int, int> Slice(int count, int part, int parts) {
+  return {static_cast<int>(static_cast<long long>(count) * part / parts),
+          static_cast<int>(static_cast<long long>(count) * (part + 1) / parts)};
+}
+
+/**
+ * LAPACK dlaed3 (the secular equation of a rank-one merge, its stable eigenvectors and their
+ * product with the halves' eigenvectors) with its three O(k²) loops split over two threads:
+ * the k roots (dlaed4, which keeps no state), the Gu–Eisenstat update of w (by rows), and the
+ * normalised eigenvectors (by columns). Every entry is computed with the same operations in the
+ * same order as in dlaed3, so the results are identical; only the final products (dgemm) use
+ * OpenBLAS's threads. Arguments as dlaed3's; `rowScratch` holds 2·k doubles.
+ * Debian's OpenBLAS 0.3.21 runs dlaed3 on one thread, and dlaed4 plus dlaed3's own loops were
+ * 46% of dstedc's time at n = 768 (perf).
+ */
+lapack_int SecularSolveParallel(lapack_int k, lapack_int n, lapack_int n1, double* d, double* q, lapack_int ldq,
+                                double rho, double* dlamda, const double* q2, const lapack_int* indx,
+                                const lapack_int* ctot, double* w, double* s, double* rowScratch) {
+  if (k <= 2) {  // dlaed3's special cases
+    lapack_int info = 0;
+    dlaed3_(&k, &n, &n1, d, q, &ldq, &rho, dlamda, q2, indx, ctot, w, s, &info);
+    return info;
+  }
+  lapack_int rootInfo[2] = {0, 0};
+  RunParts(2, [&](int part) {
+    const auto [j0, j1] = Slice(k, part, 2);
+    for (int j = j0; j < j1 && rootInfo[part] == 0; ++j) {
+      const lapack_int index = j + 1;
+      dlaed4_(&k, &index, dlamda, w, q + static_cast<size_t>(j) * ldq, &rho, d + j, &rootInfo[part]);
+    }
+  });
+  if (rootInfo[0] != 0) return rootInfo[0];
+  if (rootInfo[1] != 0) return rootInfo[1];
+
+  std::copy(w, w + k, s);  // the signs of the original w
+  RunParts(2, [&](int part) {
+    const auto [i0, i1] = Slice(k, part, 2);
+    for (int i = i0; i < i1; ++i) w[i] = q[i + static_cast<size_t>(i) * ldq];
+    for (int j = 0; j < k; ++j) {
+      const double* col = q + static_cast<size_t>(j) * ldq;
+      for (int i = i0; i < i1; ++i) {
+        if (i != j) w[i] *= col[i] / (dlamda[i] - dlamda[j]);
+      }
+    }
+    for (int i = i0; i < i1; ++i) w[i] = std::copysign(std::sqrt(-w[i]), s[i]);
+  });
+  RunParts(2, [&](int part) {
+    const auto [j0, j1] = Slice(k, part, 2);
+    double* v = rowScratch + static_cast<size_t>(part) * k;
+    for (int j = j0; j < j1; ++j) {
+      double* col = q + static_cast<size_t>(j) * ldq;
+      for (int i = 0; i < k; ++i) v[i] = w[i] / col[i];
+      const double norm = cblas_dnrm2(k, v, 1);
+      for (int i = 0; i < k; ++i) col[i] = v[indx[i] - 1] / norm;
+    }
+  });
+
+  // Back to the halves' bases: Q(n1:, :k) = Q2₂·S₂₃ and Q(:n1, :k) = Q2₁·S₁₂ (dlaed3's products).
+  const lapack_int n2 = n - n1;
+  const lapack_int n12 = ctot[0] + ctot[1];
+  const lapack_int n23 = ctot[1] + ctot[2];
+  if (n23 != 0) {
+    LAPACKE_dlacpy_work(LAPACK_COL_MAJOR, 'A', n23, k, q + ctot[0], ldq, s, n23);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n2, k, n23, 1.0, q2 + static_cast<size_t>(n1) * n12, n2,
+                s, n23, 0.0, q + n1, ldq);
+  } else {
+    LAPACKE_dlaset_work(LAPACK_COL_MAJOR, 'A', n2, k, 0.0, 0.0, q + n1, ldq);
+  }
+  if (n12 != 0) {
+    LAPACKE_dlacpy_work(LAPACK_COL_MAJOR, 'A', n12, k, q, ldq, s, n12);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n1, k, n12, 1.0, q2, n1, s, n12, 0.0, q, ldq);
+  } else {
+    LAPACKE_dlaset_work(LAPACK_COL_MAJOR, 'A', n1, k, 0.0, 0.0, q, ldq);
+  }
+  return 0;
+}
+
+/**
+ * LAPACK dlaed1 (merge two solved halves joined by a rank-one tear ρ·uuᵀ at `cut`) with the
+ * secular solve on two threads (SecularSolveParallel). Arguments as dlaed1's; `work` holds
+ * n² + 4n doubles, `iwork` 4n, `rowScratch` 2n.
+ */
+lapack_int MergeHalves(lapack_int n, double* d, double* q, lapack_int* indxq, double rho, lapack_int cut, double* work,
+                       lapack_int* iwork, double* rowScratch) {
+  double* z = work;
+  double* dlamda = z + n;
+  double* w = dlamda + n;
+  double* q2 = w + n;
+  lapack_int* indx = iwork;
+  lapack_int* indxc = indx + n;
+  lapack_int* coltyp = indxc + n;
+  lapack_int* indxp = coltyp + n;
+  // z: the last row of the first half's eigenvectors, then the first row of the second's.
+  for (lapack_int j = 0; j < cut; ++j) z[j] = q[(cut - 1) + static_cast<size_t>(j) * n];
+  for (lapack_int j = cut; j < n; ++j) z[j] = q[cut + static_cast<size_t>(j) * n];
+  lapack_int k = 0, info = 0;
+  dlaed2_(&k, &n, &cut, d, q, &n, indxq, &rho, z, dlamda, w, q2, indx, indxc, indxp, coltyp, &info);
+  if (info != 0) return info;
+  if (k == 0) {
+    for (lapack_int i = 0; i < n; ++i) indxq[i] = i + 1;
+    return 0;
+  }
+  const size_t s = static_cast<size_t>(coltyp[0] + coltyp[1]) * cut + static_cast<size_t>(coltyp[1] + coltyp[2]) * (n - cut);
+  info = SecularSolveParallel(k, n, cut, d, q, n, rho, dlamda, q2, indxc, coltyp, w, q2 + s, rowScratch);
+  if (info != 0) return info;
+  const lapack_int rest = n - k, one = 1, minusOne = -1;
+  dlamrg_(&k, &rest, d, &one, &minusOne, indxq);
+  return 0;
+}
+
 /**
  * This thread's scratch memory, reused across calls: the matrix, eigenvector and work buffers of
  * one n = 768 call are 14–21 MB, and fresh allocations of that size come back as untouched pages
@@ -189,7 +311,7 @@ EigenWorkspace::EigenWorkspace(int n) : n_(n) {
     halfWork_[1] = second.first;
     halfIwork_[0] = first.second;
     halfIwork_[1] = second.second;
-    tridiagonalWork = 4 * static_cast<size_t>(n) + nn;  // dlaed1
+    tridiagonalWork = nn + 6 * static_cast<size_t>(n);  // MergeHalves: n² + 4n, and 2n
     iwork_.resize(std::max({4 * static_cast<size_t>(n), first.second + second.second}));
   } else {
     const auto stedc = StedcWorkspace(n);
@@ -208,14 +330,15 @@ EigenWorkspace::~EigenWorkspace() { ReleaseLargeScratch(); }
  * The eigenvectors of the n×n tridiagonal (d, e) into z (n×n), on two threads: the first level of
  * divide and conquer done here, as dstedc's dlaed0 does it, so that its two halves run at once.
  * T = diag(T₁, T₂) + |ρ|·uuᵀ with ρ = e[cut−1], u = e_cut−1 + sign(ρ)·e_cut (the rank-one tear);
- * dstedc solves T₁ and T₂, one per thread; LAPACK dlaed1 merges them (deflation, secular
- * equation, and one dgemm on all OpenBLAS threads). On return d[order[i]] (0-based) ascend and
+ * dstedc solves T₁ and T₂, one per thread; MergeHalves merges them (deflation, secular
+ * equation on two threads, and dgemm on all OpenBLAS threads). On return d[order[i]] (0-based) ascend and
  * z's column order[i] is their eigenvector. T is scaled to max |entry| 1 first, as dstedc does.
  * Returns 0 or the failing LAPACK info, with *routine set.
  */
 lapack_int EigenWorkspace::TridiagonalSplit(double* d, double* e, double* z, double* work, double* halfWork,
                                             lapack_int* order, const char** routine) {
   const int n = n_;
+  const size_t nn = static_cast<size_t>(n) * n;
   double norm = 0;
   for (int i = 0; i < n; ++i) norm = std::max(norm, std::fabs(d[i]));
   for (int i = 0; i + 1 < n; ++i) norm = std::max(norm, std::fabs(e[i]));
@@ -253,11 +376,9 @@ lapack_int EigenWorkspace::TridiagonalSplit(double* d, double* e, double* z, dou
   // Each half comes back ascending: dlaed1's entry permutation is the identity within each half.
   for (int i = 0; i < cut; ++i) order[i] = i + 1;
   for (int i = cut; i < n; ++i) order[i] = i - cut + 1;
-  const lapack_int size = n, ldq = n, cutpnt = cut;
-  lapack_int info = 0;
-  dlaed1_(&size, d, z, &ldq, order, &rho, &cutpnt, work, iwork_.data(), &info);
+  const lapack_int info = MergeHalves(n, d, z, order, rho, cut, work, iwork_.data(), work + nn + 4 * static_cast<size_t>(n));
   if (info != 0) {
-    *routine = "dlaed1";
+    *routine = "dlaed2/dlaed4 (divide-and-conquer merge)";
     return info;
   }
   for (int i = 0; i < n; ++i) {
