@@ -15,7 +15,8 @@
 //   halves one after the other, and the secular equations on one thread, threading only its
 //   dgemm products (newer OpenBLAS, numpy's 0.3.31, threads dlaed3; Debian's 0.3.21 does not).
 //
-// dsytrd is LAPACK's, unchanged (own blockings of it, 16 to 128, measured no faster than its 32).
+// dsytrd is LAPACK's, unchanged (own blockings of it, 16 to 128, measured no faster than its 32),
+// on the lower triangle: its dsymv_L kernel ran dsytrd 5% faster than 'U' (interleaved, 1 thread).
 #include "eig_sym.h"
 
 #include <cblas.h>
@@ -60,10 +61,10 @@ constexpr int kMinColumnsPerThread = 64;
 constexpr int kMinSplitSize = 256;
 
 /**
- * Columns [c0, c1) of z ← Q·z, where Q = H(n−1)…H(1) is dsytrd 'U''s orthogonal factor, held in
- * `a` (column-major) above the superdiagonal, with scalars `tau`. This is LAPACK dormql
- * ('L', 'N') on A(1:n−1, 2:n) and z(1:n−1, :), with our block size: H(i) acts on rows 1..i only,
- * so block i (reflectors i..i+ib−1) touches rows 1..i+ib−1 — dormql's own loop.
+ * Columns [c0, c1) of z ← Q·z, where Q = H(1)…H(n−1) is dsytrd 'L''s orthogonal factor, held in
+ * `a` (column-major) below the subdiagonal, with scalars `tau`. This is LAPACK dormqr ('L', 'N')
+ * on A(2:n, 1:n−1) and z(2:n, :), with our block size: H(i) acts on rows i+1..n only, so the
+ * blocks are applied last to first, block i to rows i+1..n — dormqr's own loop.
  * `work` holds (c1−c0)·kBackTransformBlock doubles, `t` kBackTransformBlock².
  */
 void BackTransformColumns(int n, const double* a, const double* tau, double* z, int c0, int c1, double* work,
@@ -71,14 +72,14 @@ void BackTransformColumns(int n, const double* a, const double* tau, double* z, 
   const int k = n - 1;
   const int ni = c1 - c0;
   if (k <= 0 || ni <= 0) return;
-  const double* v = a + n;  // column i of v is reflector i (0-based), v(i) = 1 implied
-  double* c = z + static_cast<size_t>(c0) * n;
-  for (int i = 0; i < k; i += kBackTransformBlock) {
+  const double* v = a + 1;  // column i of v is reflector i (0-based) from its row i, v(i) = 1 implied
+  double* c = z + 1 + static_cast<size_t>(c0) * n;
+  for (int i = ((k - 1) / kBackTransformBlock) * kBackTransformBlock; i >= 0; i -= kBackTransformBlock) {
     const int ib = std::min(kBackTransformBlock, k - i);
-    const int rows = i + ib;
-    const double* block = v + static_cast<size_t>(i) * n;
-    LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'B', 'C', rows, ib, block, n, tau + i, t, kBackTransformBlock);
-    LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'B', 'C', rows, ni, ib, block, n, t, kBackTransformBlock, c, n,
+    const int rows = k - i;
+    const double* block = v + i + static_cast<size_t>(i) * n;
+    LAPACKE_dlarft_work(LAPACK_COL_MAJOR, 'F', 'C', rows, ib, block, n, tau + i, t, kBackTransformBlock);
+    LAPACKE_dlarfb_work(LAPACK_COL_MAJOR, 'L', 'N', 'F', 'C', rows, ni, ib, block, n, t, kBackTransformBlock, c + i, n,
                         work, ni);
   }
 }
@@ -300,7 +301,7 @@ EigenWorkspace::EigenWorkspace(int n) : n_(n) {
   const size_t nn = static_cast<size_t>(n) * n;
   double sytrdQuery = 0, dummy = 0;
   const int ld = std::max(1, n);
-  LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'U', n, &dummy, ld, &dummy, &dummy, &dummy, &sytrdQuery, -1);
+  LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'L', n, &dummy, ld, &dummy, &dummy, &dummy, &sytrdQuery, -1);
   const size_t blockSq = static_cast<size_t>(kBackTransformBlock) * kBackTransformBlock;
   const size_t backTransformWork = blockSq * threads_ + static_cast<size_t>(n) * kBackTransformBlock;
   size_t tridiagonalWork = 0;
@@ -402,7 +403,7 @@ EigStatus EigenWorkspace::Solve(double* values, double* vectors) {
   double* tau = e + n;
   const lapack_int lwork = static_cast<lapack_int>(work_);
 
-  lapack_int info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'U', n, a, n, d, e, tau, work, lwork);
+  lapack_int info = LAPACKE_dsytrd_work(LAPACK_COL_MAJOR, 'L', n, a, n, d, e, tau, work, lwork);
   if (info != 0) return {info, "dsytrd"};
   // After the split, eigenvalue i (ascending) is d[order[i]] with its vector in z's column
   // order[i]; each back-transformation thread gathers its columns in order into zSorted.

@@ -17,8 +17,8 @@ struct EigStatus {
 /**
  * One eigendecomposition of an n×n symmetric matrix on this thread, with its memory (reused from
  * call to call on the same thread, see eig_sym.cc). The thread count is OpenBLAS's at construction.
- * Usage: fill matrix() with the upper triangle, column-major (the lower triangle of a row-major
- * matrix), then Solve: values[j] is the j-th largest eigenvalue, column j of the row-major n×n
+ * Usage: fill matrix() with the lower triangle, column-major (the transposed lower triangle of a
+ * row-major matrix), then Solve: values[j] is the j-th largest eigenvalue, column j of the row-major n×n
  * `vectors` its unit eigenvector. matrix() is destroyed.
  */
 class EigenWorkspace {

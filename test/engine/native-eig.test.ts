@@ -83,6 +83,16 @@ describe.skipIf(skipReason !== undefined)(`native eigSym${skipReason ? ` (skippe
     }
   });
 
+  it('names the first NaN or Inf of the lower triangle (row-major position) and rejects it', () => {
+    const n = 300;
+    for (const [i, j, bad] of [[200, 150, Number.NaN], [299, 0, Number.POSITIVE_INFINITY], [40, 40, Number.NEGATIVE_INFINITY]] as const) {
+      const a = symmetricMatrix(n, 5);
+      a[i * n + j] = bad;
+      if (j < i) a[i * n + j + 1] = Number.NaN; // a later element in row order: not the one named
+      for (const engine of engines) expect(() => engine.eigSym(n, a)).toThrow(`a[${i}][${j}] is NaN or Inf`);
+    }
+  });
+
   it('reads only the lower triangle and leaves the input untouched', () => {
     const n = 130;
     const a = symmetricMatrix(n, 7);
