@@ -50,23 +50,22 @@ void CopyLowerTriangleFinite(Napi::Env env, const char* op, const ArrayArg& a, s
 
 /**
  * Like CopyLowerTriangleFinite, but into the column-major lower triangle of dst (dst[i + j·n] =
- * A[i][j], j ≤ i): a transpose of the triangle, in 32×32 tiles so both sides stay in cache.
- * Rows are checked for NaN/Inf a tile row at a time.
+ * A[i][j], j ≤ i): a transpose of the triangle, in 16×16 tiles with each destination column
+ * segment written contiguously (the faster order for the output transpose too, eig_sym.cc).
+ * Elements are checked for NaN/Inf a tile row at a time.
  */
 void CopyLowerTriangleTransposedFinite(Napi::Env env, const char* op, const ArrayArg& a, size_t n, double* dst) {
-  constexpr size_t kTile = 32;
+  constexpr size_t kTile = 16;
   const double* src = a.f64();
   for (size_t i0 = 0; i0 < n; i0 += kTile) {
     const size_t i1 = std::min(n, i0 + kTile);
     double flag = 0;
-    for (size_t j0 = 0; j0 <= i0; j0 += kTile) {
-      for (size_t i = i0; i < i1; ++i) {
-        const double* row = src + i * n;
-        const size_t j1 = std::min(j0 + kTile, i + 1);
-        for (size_t j = j0; j < j1; ++j) {
-          dst[i + j * n] = row[j];
-          flag += row[j] * 0.0;
-        }
+    for (size_t j = 0; j < i1; ++j) {
+      double* col = dst + j * n;
+      for (size_t i = std::max(i0, j); i < i1; ++i) {
+        const double v = src[i * n + j];
+        col[i] = v;
+        flag += v * 0.0;
       }
     }
     if (flag != 0.0 || std::isnan(flag)) {
