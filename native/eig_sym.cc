@@ -1,22 +1,24 @@
 // Symmetric eigendecomposition with all eigenvectors, written out as the three stages LAPACK's
-// dsyevd runs (tridiagonal reduction dsytrd, divide and conquer dstedc, back-transformation),
-// so that the last stage can be done better than dsyevd does it with Debian's OpenBLAS 0.3.21:
+// dsyevd runs (tridiagonal reduction, divide and conquer, back-transformation), because with
+// Debian's OpenBLAS 0.3.21 dsyevd ran 1.1–1.2× numpy's eigh (OpenBLAS 0.3.31). What differs from
+// dsyevd, each kept only where interleaved A/B runs showed it faster (BENCHMARKS.md):
 //
-// - dsyevd back-transforms with dormtr → dormql, whose block of reflectors is ilaenv's 32. Each
-//   block is one dlarfb (dgemm/dtrmm with inner dimension = block size), and 32 keeps those
-//   products far from dgemm's speed; 64 measured 6–9% faster here (32, 96, 128, 160 slower).
-// - The back-transformation Q·Z is independent per column of Z, so on t threads each thread
-//   applies Q to its own slice of columns with OpenBLAS on one thread, instead of OpenBLAS
-//   splitting every one of the ~12 small dlarfb products (and synchronising after each). The
-//   same threads then write their slice of the result, transposed and reversed, to the output.
-// - On two or more threads, divide and conquer's first split is done here (TridiagonalEigenSplit):
-//   dstedc solves the two halves at once, one per thread, and MergeHalves (LAPACK dlaed1 with
-//   dlaed3's secular-equation loops on two threads) merges them. dstedc alone would solve the
-//   halves one after the other, and the secular equations on one thread, threading only its
-//   dgemm products (newer OpenBLAS, numpy's 0.3.31, threads dlaed3; Debian's 0.3.21 does not).
-//
-// dsytrd is LAPACK's, unchanged (own blockings of it, 16 to 128, measured no faster than its 32),
-// on the lower triangle: its dsymv_L kernel ran dsytrd 5% faster than 'U' (interleaved, 1 thread).
+// - dsytrd reduces the lower triangle ('L'): Debian's dsymv_L kernel made it 5% faster than 'U'.
+//   dsytrd itself is unchanged (own blockings of it, 16 to 128, measured no faster than its 32).
+// - The back-transformation applies 64 reflectors per dlarft + dlarfb (dormqr's loop), not
+//   ilaenv's 32, which keeps each dlarfb's products (inner dimension = block) far from dgemm's
+//   speed: CPU median 23.0 against 24.9 ms at n = 768 (32, 96, 128, 160 were slower).
+// - Q·Z is independent per column of Z, so on t threads each thread applies Q to its own slice
+//   of columns with OpenBLAS on one thread, instead of OpenBLAS splitting each of the ~12 small
+//   dlarfb products (and synchronising after each). The same threads then write their slice of
+//   the result, transposed and reversed, to the output.
+// - On two or more threads, divide and conquer's first split is done here
+//   (EigenWorkspace::TridiagonalSplit): dstedc solves the two halves at once, one per thread,
+//   and MergeHalves (LAPACK dlaed1 with dlaed3's secular-equation loops on two threads) merges
+//   them. dstedc alone solves the halves one after the other, and Debian's 0.3.21 runs the
+//   secular equations on one thread (numpy's 0.3.31 threads dlaed3).
+// - Scratch memory stays with the calling thread between calls (ThreadScratch), and both
+//   transposes write contiguous segments.
 #include "eig_sym.h"
 
 #include <cblas.h>
@@ -54,11 +56,12 @@ namespace rfid {
 
 namespace {
 
-/** Reflectors per dlarfb in the back-transformation (see the file comment). */
+/** Reflectors per dlarft + dlarfb in the back-transformation (see the file comment). */
 constexpr int kBackTransformBlock = 64;
-/** Below this many eigenvector columns per thread, splitting costs more than it saves. */
+/** At least this many eigenvector columns per back-transformation thread (small problems stay on one). */
 constexpr int kMinColumnsPerThread = 64;
-/** From this size on, with two or more threads, divide and conquer's halves run at once. */
+/** From this size on, with two or more threads, divide and conquer's halves run at once (a guess, not tuned:
+ * below it the halves are small against the cost of starting threads). */
 constexpr int kMinSplitSize = 256;
 
 /**
