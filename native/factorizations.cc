@@ -1,5 +1,5 @@
 // LAPACK factorizations: Cholesky with damped retry (dpotrf), symmetric eigendecomposition
-// (dsyevd, reordered to descending), thin / top-r SVD (sgesdd/dgesdd 'S') and singular values
+// (dsyevd's stages, eig_sym.cc, reordered to descending), thin / top-r SVD (sgesdd/dgesdd 'S') and singular values
 // only (dgesdd 'N').
 //
 // Row-major inputs are used through the transpose trick (see lapack.h): the lower triangle of a
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "args.h"
+#include "eig_sym.h"
 #include "lapack.h"
 #include "ops.h"
 
@@ -48,19 +49,32 @@ void CopyLowerTriangleFinite(Napi::Env env, const char* op, const ArrayArg& a, s
 }
 
 /**
- * dst (row-major n×n) column j ← src (column-major n×n) column n−1−j: LAPACK's ascending
- * eigenvectors as the contract's descending columns. A transpose, done in tiles so that both
- * sides stay in cache (a plain double loop strides n·8 bytes on every write).
+ * Like CopyLowerTriangleFinite, but into the column-major lower triangle of dst (dst[i + j·n] =
+ * A[i][j], j ≤ i): a transpose of the triangle, in 16×16 tiles with each destination column
+ * segment written contiguously (the faster order for the output transpose too, eig_sym.cc).
+ * Elements are checked for NaN/Inf a tile row at a time.
  */
-void TransposeReversingColumns(size_t n, const double* src, double* dst) {
-  constexpr size_t kTile = 32;
-  for (size_t j0 = 0; j0 < n; j0 += kTile) {
-    const size_t j1 = std::min(n, j0 + kTile);
-    for (size_t i0 = 0; i0 < n; i0 += kTile) {
-      const size_t i1 = std::min(n, i0 + kTile);
-      for (size_t j = j0; j < j1; ++j) {
-        const double* col = src + (n - 1 - j) * n;
-        for (size_t i = i0; i < i1; ++i) dst[i * n + j] = col[i];
+void CopyLowerTriangleTransposedFinite(Napi::Env env, const char* op, const ArrayArg& a, size_t n, double* dst) {
+  constexpr size_t kTile = 16;
+  const double* src = a.f64();
+  for (size_t i0 = 0; i0 < n; i0 += kTile) {
+    const size_t i1 = std::min(n, i0 + kTile);
+    double flag = 0;
+    for (size_t j = 0; j < i1; ++j) {
+      double* col = dst + j * n;
+      for (size_t i = std::max(i0, j); i < i1; ++i) {
+        const double v = src[i * n + j];
+        col[i] = v;
+        flag += v * 0.0;
+      }
+    }
+    if (flag != 0.0 || std::isnan(flag)) {
+      for (size_t i = i0; i < i1; ++i) {
+        for (size_t j = 0; j <= i; ++j) {
+          if (!std::isfinite(src[i * n + j])) {
+            ThrowError(env, op, std::string(a.name) + "[" + std::to_string(i) + "][" + std::to_string(j) + "] is NaN or Inf");
+          }
+        }
       }
     }
   }
@@ -166,34 +180,18 @@ Napi::Value JsEigSym(const Napi::CallbackInfo& info) {
   result.Set("vectors", vectors);
   if (n == 0) return result;
 
-  // Scratch buffers are left uninitialised (make_unique<T[]>(size) would zero them, a full pass
-  // over memory LAPACK overwrites anyway). dsyevd 'U' reads only the column-major upper triangle
-  // of z (the row-major lower triangle of A) before it overwrites all of z with the vectors.
-  std::unique_ptr<double[]> z(new double[nn]);
-  CopyLowerTriangleFinite(env, op, a, n, z.get());
-  std::unique_ptr<double[]> w(new double[n]);
-  double workQuery = 0;
-  lapack_int iworkQuery = 0;
-  lapack_int status =
-      LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'U', n, z.get(), n, w.get(), &workQuery, -1, &iworkQuery, -1);
-  if (status == 0) {
-    const lapack_int lwork = WorkspaceSize(workQuery);
-    const lapack_int liwork = std::max<lapack_int>(1, iworkQuery);
-    std::unique_ptr<double[]> work(new double[static_cast<size_t>(lwork)]);
-    std::unique_ptr<lapack_int[]> iwork(new lapack_int[static_cast<size_t>(liwork)]);
-    // dsyevd (tridiagonal reduction, divide and conquer, back-transformation) measured fastest
-    // for all eigenvectors here: dsyevr (MRRR) took 1.2× its time at n = 768, dsyev 7×.
-    status = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, 'V', 'U', n, z.get(), n, w.get(), work.get(), lwork, iwork.get(),
-                                 liwork);
+  // Only the lower triangle of A is read, transposed into the column-major lower triangle that
+  // eig_sym.cc's dsytrd 'L' reads. dsyevd's three stages with a faster, thread-split back-transformation
+  // and reused memory (eig_sym.cc). dsyevd itself measured fastest of LAPACK's drivers for all
+  // eigenvectors: dsyevr (MRRR) took 1.2× its time at n = 768, dsyev 7×.
+  EigenWorkspace workspace(n);
+  CopyLowerTriangleTransposedFinite(env, op, a, n, workspace.matrix());
+  const EigStatus status = workspace.Solve(values.Data(), vectors.Data());
+  if (status.info != 0) {
+    ThrowError(env, op,
+               std::string("LAPACK ") + status.routine + " failed (info " + std::to_string(status.info) + ") on a " +
+                   ShapeText(n, n) + " matrix");
   }
-  if (status != 0) {
-    ThrowError(env, op, "LAPACK dsyevd failed (info " + std::to_string(status) + ") on a " + ShapeText(n, n) + " matrix");
-  }
-  // z holds eigenvector k in column k (column-major), ascending; the contract is descending
-  // values with eigenvector j in column j of a row-major matrix.
-  double* vals = values.Data();
-  for (size_t j = 0; j < static_cast<size_t>(n); ++j) vals[j] = w[n - 1 - j];
-  TransposeReversingColumns(static_cast<size_t>(n), z.get(), vectors.Data());
   return result;
 }
 
