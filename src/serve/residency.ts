@@ -51,6 +51,8 @@ interface ModelState<H> {
   inFlight: number;
   idleSince: number | null;
   rate: ArrivalRateEstimator;
+  /** how long the last load took (ms); null before the first */
+  lastLoadMs: number | null;
   // statistics
   loads: number;
   coldStarts: number;
@@ -141,6 +143,7 @@ export class ResidencyManager<H> {
       inFlight: 0,
       idleSince: null,
       rate: new ArrivalRateEstimator(),
+      lastLoadMs: null,
       loads: 0,
       coldStarts: 0,
       requests: 0,
@@ -202,7 +205,8 @@ export class ResidencyManager<H> {
     if (this.closed) throw new Error('the server is shutting down');
     const m = this.state(id);
     const arrived = this.opts.clock.now();
-    m.rate.arrive(arrived);
+    // a policy may count a request that finds its model busy as part of the same busy period (tyche's burst rule)
+    if (m.inFlight === 0 || !this.opts.policy.mergeBusyArrivals) m.rate.arrive(arrived);
     m.requests++;
     m.inFlight++;
     const cold = m.status !== 'resident';
@@ -275,6 +279,7 @@ export class ResidencyManager<H> {
       rate: m.rate.rate(),
       rateSamples: m.rate.samples,
       rateWindowMs: m.rate.windowMs,
+      loadMs: m.lastLoadMs,
     };
   }
 
@@ -336,6 +341,7 @@ export class ResidencyManager<H> {
         m.handle = loaded.handle;
         m.bytes = loaded.bytes;
         m.loads++;
+        m.lastLoadMs = this.opts.clock.now() - started;
         this.setStatus(m, 'resident');
         this.opts.events?.onLoad?.({ id: m.id, reason, ms: this.opts.clock.now() - started, bytes: loaded.bytes });
       } catch (err) {
