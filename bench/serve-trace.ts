@@ -17,6 +17,7 @@
  * server's own accounting). Results on stdout (markdown, or JSON with --json), progress on stderr.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -57,6 +58,11 @@ const { values } = parseArgs({
     'sim-service': { type: 'string', default: '1' },
     'sim-keep-alive': { type: 'string', default: '600' },
     'sim-seeds': { type: 'string', default: '10' },
+    /**
+     * keep the generated checkpoints here (reused when their shape matches) instead of a temp dir
+     * removed at the end; e.g. .bench-tmp/serve-models (gitignored). Never inside a tracked folder.
+     */
+    'models-dir': { type: 'string' },
     /** the servers' load messages on stderr */
     verbose: { type: 'boolean', default: false },
   },
@@ -266,15 +272,22 @@ try {
     await rm(work, { recursive: true, force: true });
     process.exit(0);
   }
+  const shapeTag = `h${num('hidden')}-l${num('layers')}-e${num('experts')}-w${num('width')}`;
+  const modelsDir = values['models-dir'] ? path.resolve(values['models-dir']) : work;
   for (let i = 0; i < n; i++) {
-    const dir = path.join(work, `qwen3-shaped-${i}`);
+    const dir = path.join(modelsDir, `qwen3-shaped-${shapeTag}-${i}`);
     const t0 = performance.now();
-    await makeModel(dir, 100 + i);
+    if (existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'tokenizer.json'))) {
+      log(`reusing model m${i} at ${dir}`);
+    } else {
+      await makeModel(dir, 100 + i);
+      log(`generated model m${i} in ${((performance.now() - t0) / 1000).toFixed(1)} s at ${dir}`);
+    }
     dirs.push(`m${i}=${dir}`);
-    log(`generated model m${i} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const config = JSON.parse(await readFile(path.join(work, 'qwen3-shaped-0', 'config.json'), 'utf8')) as Record<string, unknown>;
-  const probe = await openCheckpoint(path.join(work, 'qwen3-shaped-0'));
+  const firstModel = dirs[0].slice(dirs[0].indexOf('=') + 1);
+  const config = JSON.parse(await readFile(path.join(firstModel, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const probe = await openCheckpoint(firstModel);
   const f32Bytes = probe.tensorNames().reduce((s, t) => s + probe.tensor(t)!.shape.reduce((a, b) => a * b, 1) * 4, 0);
   const bf16Bytes = probe.tensorNames().reduce((s, t) => s + probe.tensor(t)!.byteLength, 0);
   await probe.close();
@@ -301,7 +314,7 @@ try {
     log('compressing m0 at retain 0.6 (factored) for the cold-start comparison …');
     const out = path.join(work, 'qwen3-shaped-0-r0.6');
     const t0 = performance.now();
-    await compress(path.join(work, 'qwen3-shaped-0'), { retain: 0.6 }, { out, selfSampled: { samples: 8, seqLen: 32, seed: 1 }, evaluation: false });
+    await compress(firstModel, { retain: 0.6 }, { out, selfSampled: { samples: 8, seqLen: 32, seed: 1 }, evaluation: false });
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TOKENIZER_DIR, f), path.join(out, f)).catch(() => undefined);
     log(`  compressed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     // the factored model's f32 weights alone (a budget of exactly this leaves no share for dense experts)
@@ -309,7 +322,7 @@ try {
     const factoredBytes = factoredModel.tensorNames().reduce((s, t) => s + factoredModel.tensor(t)!.shape.reduce((a, b) => a * b, 1) * 4, 0);
     await factoredModel.close();
     cold = [
-      await coldStart('original (BF16 on disk)', path.join(work, 'qwen3-shaped-0'), num('cold-repeats'), f32Bytes),
+      await coldStart('original (BF16 on disk)', firstModel, num('cold-repeats'), f32Bytes),
       await coldStart('factored, retain 0.6, no expert materialised', out, num('cold-repeats'), factoredBytes),
       await coldStart('factored, retain 0.6, hottest experts materialised up to the original’s size', out, num('cold-repeats'), f32Bytes),
     ];

@@ -15,7 +15,8 @@ import { renderChat } from './chat-template.js';
 import { ApiError, badRequest, modelNotFound, modelUnavailable, toApiError } from './errors.js';
 import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
-import type { ResidencyManager } from './residency.js';
+import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
+import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
 import { chatRequest, completionRequest, flattenMessages, parseBody, stopList, type ChatRequest, type CompletionRequest } from './schemas.js';
 
 export interface RouteContext {
@@ -54,6 +55,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
           kind: m.kind,
           status: s.status,
           bytes: s.bytes,
+          kv_reserved_bytes: s.kvBytes,
           in_flight: s.inFlight,
           requests: s.requests,
           loads: s.loads,
@@ -183,8 +185,11 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
   let acquired: Awaited<ReturnType<ResidencyManager<LoadedHandle>['acquire']>> | null = null;
   try {
     try {
-      acquired = await ctx.residency.acquire(model.id);
+      // the KV cache this request can grow to counts in the memory budget while it runs
+      const positions = Math.min(model.contextLength, prepared.ids.length + prepared.maxTokens);
+      acquired = await ctx.residency.acquire(model.id, { kvBytes: kvSlotBoundBytes(model.kv.layers, model.kv.width, model.contextLength, positions) });
     } catch (err) {
+      if (err instanceof KvCacheTooLargeError) throw badRequest(err.message, 'max_tokens', 'memory_budget_exceeded');
       throw err instanceof ApiError ? err : modelUnavailable(model.id, `loading it failed: ${(err as Error).message}`);
     }
     if (acquired.cold) ctx.metrics.coldStarts.inc({ model: model.id });
