@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerationEvent, GenerationStream } from '../runtime/generation/decoder.js';
-import { renderChat } from './chat-template.js';
+import { buildChatPrompt } from './chat-template.js';
 import { ApiError, badRequest, modelNotFound, modelUnavailable, toApiError } from './errors.js';
 import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
@@ -108,9 +108,7 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
   let ids: Int32Array;
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
-    const text = await renderChat(model.chatTemplate, model.id, flattenMessages(chat.messages), model.specialTokens);
-    // the template already holds the special tokens it wants
-    ids = Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: false }).ids);
+    ids = (await buildChatPrompt(model, flattenMessages(chat.messages))).ids;
   } else {
     const prompt = (req as CompletionRequest).prompt;
     if (typeof prompt === 'string' || typeof prompt[0] === 'string') {
