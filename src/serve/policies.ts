@@ -3,7 +3,9 @@
  * evicted first when the memory budget is short. All times are milliseconds on the residency
  * manager's clock (real or virtual), so every policy is testable deterministically.
  *
- * - tyche: the seed's rule (tyche.ts): resident from idle time t_load, offloaded at t_off.
+ * - tyche: the seed's rule (tyche.ts): resident from idle time t_load, offloaded at t_off; plus
+ *   what it does where the seed is silent (TycheOptions: prior filling, burst merging, load lead,
+ *   reload guard; each can be switched off, and bench:serve compares with them all off).
  * - keep-alive: offloaded after a fixed TTL of idleness (the usual serverless keep-alive).
  * - on-demand: loaded when a request needs it, offloaded as soon as no request is in flight.
  * - lru: never offloaded on its own; the least recently used model is evicted under pressure.

@@ -5,10 +5,12 @@
  * server calls it on a timer, tests call it on a virtual clock.
  *
  * The memory budget counts the bytes of every model that is loading, resident or unloading (a
- * load reserves its bytes before it starts, so concurrent loads never overshoot). When a load
- * needs room, idle resident models are evicted lowest `keepScore` first. A model with a request
- * in flight is never evicted; a request load that cannot make room waits until a model becomes
- * idle. A pre-load only evicts models the policy ranks below the one being pre-loaded, and gives
+ * load reserves its bytes before it starts, so concurrent loads never overshoot), plus the KV
+ * cache each admitted request reserves (`acquire(id, { kvBytes })`). When a load or a KV
+ * reservation needs room, idle resident models are evicted lowest `keepScore` first. A model with
+ * an admitted request is never evicted; requests still waiting (for the load or for KV room) do
+ * not pin their model, so models cannot hold each other's room forever; a request that cannot
+ * make room waits until a request ends. A pre-load only evicts models the policy ranks below the one being pre-loaded, and gives
  * up otherwise (it is a guess; it must not push out a likelier model).
  *
  * A model larger than the whole budget can never be loaded: `register` refuses it, and the
