@@ -17,6 +17,7 @@
  * server's own accounting). Results on stdout (markdown, or JSON with --json), progress on stderr.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,7 +26,7 @@ import { openCheckpoint } from '../src/checkpoint/open.js';
 import { compress } from '../src/compress/index.js';
 import { openModel } from '../src/compressed/open-model.js';
 import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
-import { simulate, type SimulationResult } from './serve/simulate.js';
+import { formatScenario, scenarioTable, type ScenarioTable } from './serve/simulation-table.js';
 import { makeTrace, type Arrival } from './serve/trace.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
@@ -56,6 +57,12 @@ const { values } = parseArgs({
     'sim-load': { type: 'string', default: '5' },
     'sim-service': { type: 'string', default: '1' },
     'sim-keep-alive': { type: 'string', default: '600' },
+    'sim-seeds': { type: 'string', default: '10' },
+    /**
+     * keep the generated checkpoints here (reused when their shape matches) instead of a temp dir
+     * removed at the end; e.g. .bench-tmp/serve-models (gitignored). Never inside a tracked folder.
+     */
+    'models-dir': { type: 'string' },
     /** the servers' load messages on stderr */
     verbose: { type: 'boolean', default: false },
   },
@@ -236,49 +243,21 @@ async function makeModel(dir: string, seed: number): Promise<void> {
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TOKENIZER_DIR, f), path.join(dir, f));
 }
 
-interface SimulationTable {
-  setup: Record<string, number>;
-  rows: SimulationResult[];
-  /** keep-alive at several TTLs: hit rate against resident GB·s */
-  keepAliveSweep: Array<{ ttlS: number; hitRate: number; residentGBs: number; meanWaitS: number }>;
+interface SimulationTables {
+  shapes: ScenarioTable;
+  random: ScenarioTable;
 }
 
-async function simulationTable(): Promise<SimulationTable> {
-  const models = ['m0', 'm1', 'm2'];
-  const durationS = num('sim-duration');
-  const trace = makeTrace(models, durationS, num('seed'), num('sim-rate-scale'));
-  const base = { trace, models, modelBytes: 1e9, budgetBytes: 2.05e9, loadS: num('sim-load'), serviceS: num('sim-service') };
-  const rows: SimulationResult[] = [];
-  for (const policy of ['tyche', 'keep-alive', 'on-demand', 'lru'] as const) rows.push(await simulate({ ...base, policy, keepAliveS: num('sim-keep-alive') }));
-  const keepAliveSweep = [];
-  for (const ttlS of [15, 30, 60, 120, 180, 300, 600, 900]) {
-    const r = await simulate({ ...base, policy: 'keep-alive', keepAliveS: ttlS });
-    keepAliveSweep.push({ ttlS, hitRate: 1 - r.coldStarts / r.requests, residentGBs: r.residentGBs, meanWaitS: r.meanWaitS });
-  }
-  return { setup: { durationS, requests: trace.length, loadS: base.loadS, serviceS: base.serviceS, keepAliveS: num('sim-keep-alive'), modelGB: 1, budgetGB: 2.05 }, rows, keepAliveSweep };
+async function simulationTables(): Promise<SimulationTables> {
+  const seeds = Array.from({ length: num('sim-seeds') }, (_, i) => i + 1);
+  const common = { loadS: num('sim-load'), serviceS: num('sim-service'), keepAliveS: num('sim-keep-alive'), seeds };
+  const progress = log;
+  const shapes = await scenarioTable({ name: 'shapes', models: 3, budgetModels: 2, durationS: num('sim-duration'), ...common }, { rateScale: num('sim-rate-scale'), progress });
+  const random = await scenarioTable({ name: 'random', models: 6, budgetModels: 3, durationS: 2 * num('sim-duration'), ...common }, { rateScale: 1, progress });
+  return { shapes, random };
 }
 
-
-function formatSimulation(sim: SimulationTable): string[] {
-  const od = sim.rows.find((r) => r.policy === 'on-demand')!;
-  return [
-        `Simulation on a virtual clock (the same residency manager and policies; no CPU contention, no time compression): 3 models of 1 GB, budget 2.05 GB, ${sim.setup.requests} requests over ${sim.setup.durationS} s with the trace's shapes at per-minute rates (×${num('sim-rate-scale')} of the per-second rates above), every load ${sim.setup.loadS} s, every request ${sim.setup.serviceS} s, keep-alive TTL ${sim.setup.keepAliveS} s.`,
-        '',
-        '| policy | mean load wait | p50 | p99 | load wait vs on-demand (− = less) | share of request time waiting | cold starts | hit rate | loads | resident GB·s |',
-        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-        ...sim.rows.map(
-          (r) =>
-            `| ${r.policy} | ${r.meanWaitS.toFixed(2)} s | ${r.p50WaitS.toFixed(1)} s | ${r.p99WaitS.toFixed(1)} s | ${(((r.meanWaitS - od.meanWaitS) / od.meanWaitS) * 100).toFixed(0)}% | ${(r.waitShare * 100).toFixed(1)}% | ${r.coldStarts}/${r.requests} | ${((1 - r.coldStarts / r.requests) * 100).toFixed(0)}% | ${r.loads} | ${r.residentGBs.toFixed(0)} |`,
-        ),
-        '',
-        'Keep-alive at other TTLs (same simulation), for resident GB·s at a given hit rate:',
-        '',
-        '| keep-alive TTL | hit rate | mean load wait | resident GB·s |',
-        '|---:|---:|---:|---:|',
-        ...sim.keepAliveSweep.map((k) => `| ${k.ttlS} s | ${(k.hitRate * 100).toFixed(0)}% | ${k.meanWaitS.toFixed(2)} s | ${k.residentGBs.toFixed(0)} |`),
-
-  ];
-}
+const formatSimulation = (sim: SimulationTables): string[] => [...formatScenario(sim.shapes), '', ...formatScenario(sim.random)];
 
 const work = await mkdtemp(path.join(tmpdir(), 'rfid-bench-serve-'));
 try {
@@ -288,20 +267,27 @@ try {
   const wantCold = values['cold-start'] && !values['no-cold-start'];
   if (policies.length === 0 && !wantCold) {
     // the simulation alone needs no checkpoints
-    const sim = await simulationTable();
+    const sim = await simulationTables();
     process.stdout.write((values.json ? JSON.stringify(sim, null, 2) : formatSimulation(sim).join('\n')) + '\n');
     await rm(work, { recursive: true, force: true });
     process.exit(0);
   }
+  const shapeTag = `h${num('hidden')}-l${num('layers')}-e${num('experts')}-w${num('width')}`;
+  const modelsDir = values['models-dir'] ? path.resolve(values['models-dir']) : work;
   for (let i = 0; i < n; i++) {
-    const dir = path.join(work, `qwen3-shaped-${i}`);
+    const dir = path.join(modelsDir, `qwen3-shaped-${shapeTag}-${i}`);
     const t0 = performance.now();
-    await makeModel(dir, 100 + i);
+    if (existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'tokenizer.json'))) {
+      log(`reusing model m${i} at ${dir}`);
+    } else {
+      await makeModel(dir, 100 + i);
+      log(`generated model m${i} in ${((performance.now() - t0) / 1000).toFixed(1)} s at ${dir}`);
+    }
     dirs.push(`m${i}=${dir}`);
-    log(`generated model m${i} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const config = JSON.parse(await readFile(path.join(work, 'qwen3-shaped-0', 'config.json'), 'utf8')) as Record<string, unknown>;
-  const probe = await openCheckpoint(path.join(work, 'qwen3-shaped-0'));
+  const firstModel = dirs[0].slice(dirs[0].indexOf('=') + 1);
+  const config = JSON.parse(await readFile(path.join(firstModel, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const probe = await openCheckpoint(firstModel);
   const f32Bytes = probe.tensorNames().reduce((s, t) => s + probe.tensor(t)!.shape.reduce((a, b) => a * b, 1) * 4, 0);
   const bf16Bytes = probe.tensorNames().reduce((s, t) => s + probe.tensor(t)!.byteLength, 0);
   await probe.close();
@@ -314,7 +300,7 @@ try {
   );
   log(`trace: ${trace.length} requests over ${num('duration')} s (seed ${num('seed')}); each model ${(bf16Bytes / 1e9).toFixed(2)} GB BF16 on disk, ${(f32Bytes / 1e9).toFixed(2)} GB resident; budget ${(budget / 1e9).toFixed(2)} GB (${num('budget-models')} of ${n} models)`);
 
-  const sim = values['no-simulate'] ? null : await simulationTable();
+  const sim = values['no-simulate'] ? null : await simulationTables();
   const rows: PolicyRow[] = [];
   for (const policy of policies) {
     log(`replaying with ${policy} …`);
@@ -328,7 +314,7 @@ try {
     log('compressing m0 at retain 0.6 (factored) for the cold-start comparison …');
     const out = path.join(work, 'qwen3-shaped-0-r0.6');
     const t0 = performance.now();
-    await compress(path.join(work, 'qwen3-shaped-0'), { retain: 0.6 }, { out, selfSampled: { samples: 8, seqLen: 32, seed: 1 }, evaluation: false });
+    await compress(firstModel, { retain: 0.6 }, { out, selfSampled: { samples: 8, seqLen: 32, seed: 1 }, evaluation: false });
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TOKENIZER_DIR, f), path.join(out, f)).catch(() => undefined);
     log(`  compressed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     // the factored model's f32 weights alone (a budget of exactly this leaves no share for dense experts)
@@ -336,7 +322,7 @@ try {
     const factoredBytes = factoredModel.tensorNames().reduce((s, t) => s + factoredModel.tensor(t)!.shape.reduce((a, b) => a * b, 1) * 4, 0);
     await factoredModel.close();
     cold = [
-      await coldStart('original (BF16 on disk)', path.join(work, 'qwen3-shaped-0'), num('cold-repeats'), f32Bytes),
+      await coldStart('original (BF16 on disk)', firstModel, num('cold-repeats'), f32Bytes),
       await coldStart('factored, retain 0.6, no expert materialised', out, num('cold-repeats'), factoredBytes),
       await coldStart('factored, retain 0.6, hottest experts materialised up to the original’s size', out, num('cold-repeats'), f32Bytes),
     ];

@@ -5,7 +5,7 @@
  * the result is deterministic (the same seed gives the same table on any machine).
  */
 import { VirtualClock } from '../../src/serve/clock.js';
-import { createPolicy, type PolicyName } from '../../src/serve/policies.js';
+import { createPolicy, type PolicyName, type TycheOptions } from '../../src/serve/policies.js';
 import { ResidencyManager, type ModelLoader } from '../../src/serve/residency.js';
 import type { Arrival } from './trace.js';
 
@@ -21,6 +21,8 @@ export interface SimulationOptions {
   keepAliveS: number;
   /** policy tick (s) */
   tickS?: number;
+  /** tyche's options (the load-time lead and the rest; defaults as served) */
+  tyche?: TycheOptions;
 }
 
 export interface SimulationResult {
@@ -33,7 +35,15 @@ export interface SimulationResult {
   waitShare: number;
   loads: number;
   residentGBs: number;
+  /**
+   * Why each cold start happened, from the model's state when the request arrived: never loaded
+   * before, offloaded by the policy, evicted for another model under the budget, or a load
+   * (a pre-load or another request's) already under way, or an unload still running.
+   */
+  coldCauses: Record<ColdCause, number>;
 }
+
+export type ColdCause = 'first' | 'offloaded' | 'evicted' | 'loading' | 'unloading';
 
 /** Virtual timers: promises resolved when the clock passes their due time. */
 class Timers {
@@ -65,7 +75,15 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     },
     unload: async () => undefined,
   };
-  const mgr = new ResidencyManager({ clock, loader, budgetBytes: o.budgetBytes, policy: createPolicy(o.policy, { keepAliveMs: o.keepAliveS * 1000 }) });
+  const lastUnload = new Map<string, 'offloaded' | 'evicted'>();
+  const coldCauses: Record<ColdCause, number> = { first: 0, offloaded: 0, evicted: 0, loading: 0, unloading: 0 };
+  const mgr = new ResidencyManager({
+    clock,
+    loader,
+    budgetBytes: o.budgetBytes,
+    policy: createPolicy(o.policy, { keepAliveMs: o.keepAliveS * 1000, ...(o.tyche ?? {}) }),
+    events: { onUnload: (e) => lastUnload.set(e.id, e.reason === 'evicted' ? 'evicted' : 'offloaded') },
+  });
   for (const m of o.models) mgr.register(m, o.modelBytes);
   const waits: number[] = [];
   const totals: number[] = [];
@@ -85,6 +103,9 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     while (i < o.trace.length && o.trace[i].at * 1000 <= clock.now()) {
       const a = o.trace[i++];
       const arrived = clock.now();
+      const status = mgr.stats(a.model).status;
+      if (status === 'loading' || status === 'unloading') coldCauses[status]++;
+      else if (status === 'offloaded') coldCauses[lastUnload.get(a.model) ?? 'first']++;
       const p = (async () => {
         const got = await mgr.acquire(a.model);
         if (got.cold) cold++;
@@ -119,5 +140,6 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     waitShare: waits.reduce((a, b) => a + b, 0) / totals.reduce((a, b) => a + b, 0),
     loads: stats.reduce((s, m) => s + m.loads, 0),
     residentGBs: stats.reduce((s, m) => s + m.residentByteSeconds, 0) / 1e9,
+    coldCauses,
   };
 }

@@ -53,3 +53,35 @@ export function makeTrace(models: string[], durationS: number, seed: number, rat
   });
   return out.sort((a, b) => a.at - b.at);
 }
+
+/**
+ * A second, randomly shaped trace, so that no conclusion rests on the three hand-made shapes
+ * above. Per model, from the seed: the duration is cut into phases of exponentially distributed
+ * length (mean a quarter of the duration); each phase is a lull (probability 1/4) or Poisson at a
+ * rate drawn log-uniformly between `minRate` and `maxRate` per second; and a Poisson number of
+ * bursts (mean 1.5) of 4–16 requests within 2 s at uniform times.
+ */
+export function makeRandomTrace(models: string[], durationS: number, seed: number, minRate = 0.05 / 60, maxRate = 3 / 60): Arrival[] {
+  const rand = mulberry32(seed);
+  const exp = (mean: number) => -Math.log(1 - rand()) * mean;
+  const out: Arrival[] = [];
+  for (const model of models) {
+    for (let from = 0; from < durationS; ) {
+      const to = Math.min(durationS, from + exp(durationS / 4));
+      if (rand() >= 0.25) {
+        const rate = minRate * Math.pow(maxRate / minRate, rand());
+        for (let t = from + exp(1 / rate); t < to; t += exp(1 / rate)) out.push({ at: t, model });
+      }
+      from = to;
+    }
+    // Poisson(1.5) bursts by inversion
+    let bursts = 0;
+    for (let p = Math.exp(-1.5), cum = p, u = rand(); u > cum; bursts++) cum += p *= 1.5 / (bursts + 1);
+    for (let b = 0; b < bursts; b++) {
+      const at = rand() * durationS;
+      const count = 4 + Math.floor(rand() * 13);
+      for (let k = 0; k < count; k++) out.push({ at: at + rand() * 2, model });
+    }
+  }
+  return out.sort((a, b) => a.at - b.at);
+}

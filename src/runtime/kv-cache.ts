@@ -17,6 +17,17 @@
  * [headDim], so attention reads one kv head's keys as one contiguous matrix without gathering.
  * With headDim = kvWidth (the default) that is plain position-major rows of kvWidth.
  */
+/**
+ * Most bytes one slot's buffers can reach while its sequence grows to `positions` (prompt and
+ * generated tokens) under the doubling rule of `reserve` (at least 16 positions, at most 2× the
+ * positions, never beyond `capacity`): what a server reserves for a request in its memory budget.
+ * The copy made while a buffer grows (old and new side by side) is not included.
+ */
+export function kvSlotBoundBytes(numLayers: number, kvWidth: number, capacity: number, positions: number): number {
+  const allocated = Math.min(capacity, Math.max(16, 2 * positions));
+  return numLayers * 2 * allocated * kvWidth * 4;
+}
+
 export class KvCache {
   /** positions already cached per slot (the same for every layer between steps) */
   readonly lengths: Int32Array;

@@ -6,6 +6,7 @@
  * answers chat requests with a 400 that says what to install.
  */
 import { badRequest } from './errors.js';
+import type { ServedModel } from './models.js';
 import type { ChatMessage } from './schemas.js';
 
 interface JinjaTemplate {
@@ -45,4 +46,17 @@ export async function renderChat(template: string | null, modelId: string, messa
     // templates raise errors on purpose (e.g. "roles must alternate user/assistant")
     throw badRequest(`the chat template rejected the messages: ${(err as Error).message}`, 'messages', 'chat_template_error');
   }
+}
+
+/**
+ * The prompt /v1/chat/completions decodes from: the rendered template, tokenised without the
+ * tokenizer's own special tokens (the template already holds those it wants), as transformers'
+ * `apply_chat_template(..., tokenize=True)` does.
+ */
+export async function buildChatPrompt(
+  model: Pick<ServedModel, 'id' | 'chatTemplate' | 'specialTokens' | 'tokenizer'>,
+  messages: ChatMessage[],
+): Promise<{ text: string; ids: Int32Array }> {
+  const text = await renderChat(model.chatTemplate, model.id, messages, model.specialTokens);
+  return { text, ids: Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: false }).ids) };
 }

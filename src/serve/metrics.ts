@@ -36,7 +36,7 @@ export function createMetrics(opts: { residentBytes: () => Array<{ model: string
     coldStarts: new Counter({ name: 'rfid_moe_cold_starts_total', help: 'Requests that arrived while their model was not resident', labelNames: ['model'], registers }),
     residentBytes: new Gauge({
       name: 'rfid_moe_resident_bytes',
-      help: 'Bytes held (or reserved while loading) per model',
+      help: 'Bytes held (or reserved while loading) per model: weights and the KV cache reserved by its requests',
       labelNames: ['model'],
       registers,
       collect() {

@@ -44,6 +44,8 @@ export interface ServedModel {
   created: number;
   /** bytes of densely materialised experts a factored model gets within its share */
   materialiseBytes: number;
+  /** decoder layers and key/value width per position, for the KV-cache reservation of a request */
+  kv: { layers: number; width: number };
 }
 
 export interface RefusedModel {
@@ -145,6 +147,7 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number): P
       eosTokenId: ckpt.config.eosTokenId,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,
+      kv: { layers: ckpt.config.numLayers, width: ckpt.config.numKvHeads * ckpt.config.headDim },
     };
   } finally {
     await ckpt.close();

@@ -3,12 +3,14 @@
  * evicted first when the memory budget is short. All times are milliseconds on the residency
  * manager's clock (real or virtual), so every policy is testable deterministically.
  *
- * - tyche: the seed's rule (tyche.ts): resident from idle time t_load, offloaded at t_off.
+ * - tyche: the seed's rule (tyche.ts): resident from idle time t_load, offloaded at t_off; plus
+ *   what it does where the seed is silent (TycheOptions: prior filling, burst merging, load lead,
+ *   reload guard; each can be switched off, and bench:serve compares with them all off).
  * - keep-alive: offloaded after a fixed TTL of idleness (the usual serverless keep-alive).
  * - on-demand: loaded when a request needs it, offloaded as soon as no request is in flight.
  * - lru: never offloaded on its own; the least recently used model is evicted under pressure.
  */
-import { P_LOAD, P_OFF, idleTimeForProbability } from './tyche.js';
+import { P_LOAD, P_OFF, TYCHE_WINDOW, idleTimeForProbability } from './tyche.js';
 
 export type PolicyName = 'tyche' | 'keep-alive' | 'on-demand' | 'lru';
 export const POLICY_NAMES: readonly PolicyName[] = ['tyche', 'keep-alive', 'on-demand', 'lru'];
@@ -29,6 +31,8 @@ export interface ModelView {
   rateSamples: number;
   /** sum of the windowed inter-arrival times (ms) */
   rateWindowMs: number;
+  /** how long the model's last load took (ms); null before its first load */
+  loadMs: number | null;
 }
 
 export type IdleAction = 'preload' | 'offload' | 'none';
@@ -41,6 +45,11 @@ export interface ResidencyPolicy {
   keepScore(m: ModelView, now: number): number;
   /** Unload as soon as the last in-flight request ends (on-demand). */
   readonly offloadWhenIdle: boolean;
+  /**
+   * Record an arrival in the rate window only when the model has no request in flight: the
+   * requests of a burst join the busy period that the first one opened (tyche's burst rule).
+   */
+  readonly mergeBusyArrivals?: boolean;
 }
 
 export const DEFAULT_KEEP_ALIVE_MS = 60_000;
@@ -86,11 +95,25 @@ export interface TycheOptions {
   pLoad?: number;
   pOff?: number;
   /**
-   * Before a model's second request λ is unknown; it then behaves like keep-alive with this TTL
-   * (no pre-load; offload after the TTL), and ranks for eviction with the prior rate that puts
-   * t_off at this TTL: λ₀ = −ln(1 − P_off)/TTL.
+   * The prior for a model with fewer than W inter-arrival times: the rate λ₀ = −ln(1 − P_off)/TTL
+   * whose t_off equals this TTL (keep-alive's), i.e. a prior mean interval τ₀ = 1/λ₀.
    */
   priorTtlMs?: number;
+  /**
+   * Fewer than W intervals: fill the window's missing intervals with τ₀, so λ = W/(Σ + (W − k)·τ₀)
+   * (true, the default), instead of the bare k/Σ over the intervals seen (false; unknown with none).
+   */
+  priorFill?: boolean;
+  /** Start a pre-load the model's last measured load time before t_load, so it is resident at t_load (default true). */
+  loadLead?: boolean;
+  /**
+   * At t_off, keep a model whose reload would take at least its current t_load (its own rule would
+   * have to start pre-loading it again at once), judged with the idle-discounted rate so that a
+   * model that stopped being requested is still offloaded (default true).
+   */
+  reloadGuard?: boolean;
+  /** Count only arrivals that find the model without a request in flight (default true). */
+  mergeBursts?: boolean;
 }
 
 export class TychePolicy implements ResidencyPolicy {
@@ -99,26 +122,60 @@ export class TychePolicy implements ResidencyPolicy {
   readonly pLoad: number;
   readonly pOff: number;
   readonly priorTtlMs: number;
+  readonly priorFill: boolean;
+  readonly loadLead: boolean;
+  readonly reloadGuard: boolean;
+  readonly mergeBusyArrivals: boolean;
 
   constructor(opts: TycheOptions = {}) {
     this.pLoad = opts.pLoad ?? P_LOAD;
     this.pOff = opts.pOff ?? P_OFF;
     this.priorTtlMs = opts.priorTtlMs ?? DEFAULT_KEEP_ALIVE_MS;
+    this.priorFill = opts.priorFill ?? true;
+    this.loadLead = opts.loadLead ?? true;
+    this.reloadGuard = opts.reloadGuard ?? true;
+    this.mergeBusyArrivals = opts.mergeBursts ?? true;
   }
 
-  /** t_load and t_off in ms for the model's current λ (the prior's when unknown). */
+  /** The prior mean inter-arrival time τ₀ (ms): 1/λ₀ with λ₀ = −ln(1 − P_off)/TTL. */
+  get priorIntervalMs(): number {
+    return this.priorTtlMs / idleTimeForProbability(1, this.pOff);
+  }
+
+  /**
+   * λ (per ms) from the window; with fewer than W intervals, the missing ones are the prior's τ₀
+   * (priorFill), so a model with one short interval is not taken to be busy on that alone. Once
+   * W intervals exist this is exactly the seed's k/Σ. `extraMs` adds an open interval (idle time).
+   */
+  rate(m: ModelView, extraMs = 0): number | null {
+    const k = Math.min(m.rateSamples, TYCHE_WINDOW);
+    if (this.priorFill && k < TYCHE_WINDOW) return TYCHE_WINDOW / (m.rateWindowMs + (TYCHE_WINDOW - k) * this.priorIntervalMs + extraMs);
+    if (k === 0) return null;
+    return k / (m.rateWindowMs + extraMs);
+  }
+
+  /** t_load and t_off in ms for the model's current λ (the prior's TTL when unknown). */
   thresholds(m: ModelView): { tLoad: number; tOff: number } | { tLoad: null; tOff: number } {
-    if (m.rate === null) return { tLoad: null, tOff: this.priorTtlMs };
-    return { tLoad: idleTimeForProbability(m.rate, this.pLoad), tOff: idleTimeForProbability(m.rate, this.pOff) };
+    const rate = this.rate(m);
+    if (rate === null) return { tLoad: null, tOff: this.priorTtlMs };
+    return { tLoad: idleTimeForProbability(rate, this.pLoad), tOff: idleTimeForProbability(rate, this.pOff) };
   }
 
   idleAction(m: ModelView, now: number): IdleAction {
     if (m.idleSince === null) return 'none';
     const idle = idleFor(m, now);
     const { tLoad, tOff } = this.thresholds(m);
-    if (idle >= tOff) return m.resident ? 'offload' : 'none';
-    if (tLoad !== null && idle >= tLoad && !m.resident) return 'preload';
-    return 'none';
+    if (idle >= tOff) return m.resident && !this.keepForReload(m, idle) ? 'offload' : 'none';
+    if (tLoad === null || m.resident) return 'none';
+    const lead = this.loadLead ? (m.loadMs ?? 0) : 0;
+    return idle >= Math.max(0, tLoad - lead) ? 'preload' : 'none';
+  }
+
+  /** The reload guard: the load time reaches t_load at the idle-discounted rate. */
+  private keepForReload(m: ModelView, idle: number): boolean {
+    if (!this.reloadGuard || m.loadMs === null) return false;
+    const rate = this.rate(m, idle);
+    return rate !== null && m.loadMs >= idleTimeForProbability(rate, this.pLoad);
   }
 
   /**
@@ -129,8 +186,7 @@ export class TychePolicy implements ResidencyPolicy {
    */
   keepScore(m: ModelView, now: number): number {
     const idle = idleFor(m, now);
-    if (m.rate === null) return idleTimeForProbability(1, this.pOff) / (this.priorTtlMs + idle);
-    return m.rateSamples / (m.rateWindowMs + idle);
+    return this.rate(m, idle) ?? 1 / (this.priorIntervalMs + idle);
   }
 }
 

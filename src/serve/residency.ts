@@ -5,10 +5,12 @@
  * server calls it on a timer, tests call it on a virtual clock.
  *
  * The memory budget counts the bytes of every model that is loading, resident or unloading (a
- * load reserves its bytes before it starts, so concurrent loads never overshoot). When a load
- * needs room, idle resident models are evicted lowest `keepScore` first. A model with a request
- * in flight is never evicted; a request load that cannot make room waits until a model becomes
- * idle. A pre-load only evicts models the policy ranks below the one being pre-loaded, and gives
+ * load reserves its bytes before it starts, so concurrent loads never overshoot), plus the KV
+ * cache each admitted request reserves (`acquire(id, { kvBytes })`). When a load or a KV
+ * reservation needs room, idle resident models are evicted lowest `keepScore` first. A model with
+ * an admitted request is never evicted; requests still waiting (for the load or for KV room) do
+ * not pin their model, so models cannot hold each other's room forever; a request that cannot
+ * make room waits until a request ends. A pre-load only evicts models the policy ranks below the one being pre-loaded, and gives
  * up otherwise (it is a guess; it must not push out a likelier model).
  *
  * A model larger than the whole budget can never be loaded: `register` refuses it, and the
@@ -48,9 +50,16 @@ interface ModelState<H> {
   handle: H | null;
   loading: Promise<void> | null;
   unloading: Promise<void> | null;
+  /** requests admitted (model resident, KV cache reserved): these pin the model */
   inFlight: number;
+  /** requests arrived but not yet admitted (waiting for the load or for KV-cache room); they do not pin */
+  pending: number;
+  /** KV-cache bytes reserved by the admitted requests (and by a request whose load is under way) */
+  kvBytes: number;
   idleSince: number | null;
   rate: ArrivalRateEstimator;
+  /** how long the last load took (ms); null before the first */
+  lastLoadMs: number | null;
   // statistics
   loads: number;
   coldStarts: number;
@@ -73,16 +82,27 @@ export interface Acquired<H> {
 export interface ModelStats {
   id: string;
   status: Status;
+  /** the model's weights once resident (the estimate before its first load) */
   bytes: number;
+  /** KV cache reserved by its admitted requests */
+  kvBytes: number;
   inFlight: number;
   requests: number;
   loads: number;
   coldStarts: number;
   loadWaitMs: number;
-  /** resident (incl. loading and unloading) bytes × seconds */
+  /** resident (incl. loading and unloading) bytes × seconds, KV caches included */
   residentByteSeconds: number;
   /** requests per second (null while unknown) */
   rate: number | null;
+}
+
+export class KvCacheTooLargeError extends RfidMoeError {
+  readonly kind = 'KvCacheTooLargeError';
+  constructor(id: string, kvBytes: number, modelBytes: number, budget: number) {
+    super(`this request needs ${fmtBytes(kvBytes)} of KV cache next to model ${id}'s ${fmtBytes(modelBytes)}, more than the whole memory budget of ${fmtBytes(budget)}; lower \`max_tokens\` or the prompt, or raise the memory budget`);
+    this.name = 'KvCacheTooLargeError';
+  }
 }
 
 export class ModelTooLargeError extends RfidMoeError {
@@ -139,8 +159,11 @@ export class ResidencyManager<H> {
       loading: null,
       unloading: null,
       inFlight: 0,
+      pending: 0,
+      kvBytes: 0,
       idleSince: null,
       rate: new ArrivalRateEstimator(),
+      lastLoadMs: null,
       loads: 0,
       coldStarts: 0,
       requests: 0,
@@ -158,10 +181,10 @@ export class ResidencyManager<H> {
     return [...this.models.keys()];
   }
 
-  /** Bytes held or reserved (loading, resident, unloading). */
+  /** Bytes held or reserved (loading, resident, unloading), KV caches of admitted requests included. */
   usedBytes(): number {
     let used = 0;
-    for (const m of this.models.values()) if (m.status !== 'offloaded') used += m.bytes;
+    for (const m of this.models.values()) if (m.status !== 'offloaded') used += m.bytes + m.kvBytes;
     return used;
   }
 
@@ -183,6 +206,7 @@ export class ResidencyManager<H> {
       id,
       status: m.status,
       bytes: m.bytes,
+      kvBytes: m.kvBytes,
       inFlight: m.inFlight,
       requests: m.requests,
       loads: m.loads,
@@ -197,20 +221,31 @@ export class ResidencyManager<H> {
     return this.ids().map((id) => this.stats(id));
   }
 
-  /** A request for `id` arrives: record it, make the model resident (waiting if needed). */
-  async acquire(id: string): Promise<Acquired<H>> {
+  /**
+   * A request for `id` arrives: record it, make the model resident (waiting if needed) and reserve
+   * `kvBytes` of KV cache for it in the budget (the most its sequence can hold, kvSlotBoundBytes).
+   * Admission waits while the reservation does not fit next to the busy models (evicting idle
+   * ones first); a reservation that could not fit next to the model even in an empty budget is
+   * refused at once (KvCacheTooLargeError) rather than left waiting forever.
+   */
+  async acquire(id: string, opts: { kvBytes?: number } = {}): Promise<Acquired<H>> {
     if (this.closed) throw new Error('the server is shutting down');
     const m = this.state(id);
+    const kv = opts.kvBytes ?? 0;
+    if (!(kv >= 0 && Number.isFinite(kv))) throw new RangeError(`kvBytes must be a non-negative number, got ${kv}`);
+    if (m.bytes + kv > this.opts.budgetBytes) throw new KvCacheTooLargeError(id, kv, m.bytes, this.opts.budgetBytes);
     const arrived = this.opts.clock.now();
-    m.rate.arrive(arrived);
+    // a policy may count a request that finds its model busy as part of the same busy period (tyche's burst rule)
+    if (!this.busy(m) || !this.opts.policy.mergeBusyArrivals) m.rate.arrive(arrived);
     m.requests++;
-    m.inFlight++;
+    m.pending++;
     const cold = m.status !== 'resident';
     if (cold) m.coldStarts++;
     try {
-      while (m.status !== 'resident') await this.ensureResident(m, 'request');
+      await this.admit(m, kv);
     } catch (err) {
-      this.releaseState(m);
+      m.pending--;
+      this.settle(m);
       throw err;
     }
     const waitMs = this.opts.clock.now() - arrived;
@@ -223,7 +258,10 @@ export class ResidencyManager<H> {
       release: () => {
         if (released) return;
         released = true;
-        this.releaseState(m);
+        this.account(m);
+        m.kvBytes -= kv;
+        m.inFlight--;
+        this.settle(m);
       },
     };
   }
@@ -233,10 +271,10 @@ export class ResidencyManager<H> {
     const now = this.opts.clock.now();
     const work: Promise<unknown>[] = [];
     for (const m of this.models.values()) {
-      if (m.inFlight > 0) continue;
+      if (this.busy(m)) continue;
       const action = this.opts.policy.idleAction(this.viewOf(m), now);
       if (action === 'offload' && m.status === 'resident') work.push(this.unload(m, 'policy'));
-      else if (action === 'preload' && m.status === 'offloaded') work.push(this.ensureResident(m, 'preload').catch(() => undefined));
+      else if (action === 'preload' && m.status === 'offloaded') work.push(this.preload(m).catch(() => undefined));
     }
     await Promise.all(work);
   }
@@ -269,19 +307,20 @@ export class ResidencyManager<H> {
     return {
       id: m.id,
       resident: m.status === 'resident' || m.status === 'loading',
-      inFlight: m.inFlight,
+      inFlight: m.inFlight + m.pending,
       idleSince: m.idleSince,
       lastArrival: m.rate.lastArrival,
       rate: m.rate.rate(),
       rateSamples: m.rate.samples,
       rateWindowMs: m.rate.windowMs,
+      loadMs: m.lastLoadMs,
     };
   }
 
   /** Add bytes × time since the last change to the model's resident GB·s. */
   private account(m: ModelState<H>): void {
     const now = this.opts.clock.now();
-    if (m.status !== 'offloaded') m.byteMs += m.bytes * (now - m.accountedAt);
+    if (m.status !== 'offloaded') m.byteMs += (m.bytes + m.kvBytes) * (now - m.accountedAt);
     m.accountedAt = now;
   }
 
@@ -290,9 +329,14 @@ export class ResidencyManager<H> {
     m.status = status;
   }
 
-  private releaseState(m: ModelState<H>): void {
-    m.inFlight--;
-    if (m.inFlight === 0) {
+  /** admitted or waiting requests: the model is not idle */
+  private busy(m: ModelState<H>): boolean {
+    return m.inFlight + m.pending > 0;
+  }
+
+  /** After a request leaves: the model may have become idle; waiters may now fit. */
+  private settle(m: ModelState<H>): void {
+    if (!this.busy(m)) {
       m.idleSince = this.opts.clock.now();
       if (this.opts.policy.offloadWhenIdle && m.status === 'resident') void this.unload(m, 'policy');
     }
@@ -310,23 +354,56 @@ export class ResidencyManager<H> {
   }
 
   /**
-   * One attempt to make `m` resident. Resolves when it is (or, for a pre-load, when it gives up);
-   * a request loops until the status is resident.
+   * Admit one request of `m`: loop until the model is resident and `kv` bytes are reserved. A
+   * request that starts the load reserves its KV cache together with the weights and is admitted
+   * the moment the load ends (nothing can evict the model in between).
    */
-  private async ensureResident(m: ModelState<H>, reason: LoadReason): Promise<void> {
-    if (m.status === 'resident') return;
-    if (m.status === 'loading') return m.loading!;
-    if (m.status === 'unloading') {
-      await m.unloading;
-      return;
+  private async admit(m: ModelState<H>, kv: number): Promise<void> {
+    for (;;) {
+      if (this.closed) throw new Error('the server is shutting down');
+      if (m.status === 'resident') {
+        if (this.makeRoom(m, kv, 'request')) {
+          this.account(m);
+          m.kvBytes += kv;
+          m.pending--;
+          m.inFlight++;
+          return;
+        }
+        await this.changed();
+      } else if (m.status === 'loading') {
+        await m.loading!.catch(() => undefined);
+      } else if (m.status === 'unloading') {
+        await m.unloading;
+      } else if (this.makeRoom(m, m.bytes + kv, 'request')) {
+        this.account(m);
+        m.kvBytes += kv;
+        try {
+          await this.load(m, 'request', () => {
+            m.pending--;
+            m.inFlight++;
+          });
+        } catch (err) {
+          this.account(m);
+          m.kvBytes -= kv;
+          throw err;
+        }
+        return;
+      } else {
+        // unloads started by makeRoom, or requests finishing elsewhere, will wake us
+        await this.changed();
+      }
     }
-    if (this.closed) throw new Error('the server is shutting down');
-    if (!this.makeRoom(m, reason)) {
-      if (reason === 'preload') return;
-      // unloads started by makeRoom, or requests finishing elsewhere, will wake us
-      await this.changed();
-      return;
-    }
+  }
+
+  /** A pre-load: load `m` when it fits (evicting only models ranked below it); otherwise give up. */
+  private async preload(m: ModelState<H>): Promise<void> {
+    if (m.status !== 'offloaded' || this.closed) return;
+    if (!this.makeRoom(m, m.bytes, 'preload')) return;
+    await this.load(m, 'preload');
+  }
+
+  /** Load `m` (its bytes are free); `admitted` runs as it becomes resident, before anyone else sees it. */
+  private async load(m: ModelState<H>, reason: LoadReason, admitted?: () => void): Promise<void> {
     this.setStatus(m, 'loading');
     const started = this.opts.clock.now();
     m.loading = (async () => {
@@ -336,7 +413,9 @@ export class ResidencyManager<H> {
         m.handle = loaded.handle;
         m.bytes = loaded.bytes;
         m.loads++;
+        m.lastLoadMs = this.opts.clock.now() - started;
         this.setStatus(m, 'resident');
+        admitted?.();
         this.opts.events?.onLoad?.({ id: m.id, reason, ms: this.opts.clock.now() - started, bytes: loaded.bytes });
       } catch (err) {
         this.setStatus(m, 'offloaded');
@@ -351,29 +430,31 @@ export class ResidencyManager<H> {
   }
 
   /**
-   * Whether `m.bytes` fit now. Otherwise starts evicting idle models (lowest keepScore first;
-   * for a pre-load only models ranked below `m`) and returns false: the caller waits for them.
+   * Whether `need` more bytes (for `m`) fit now. Otherwise starts evicting idle models: resident,
+   * no admitted request; models nobody is waiting for first, then lowest keepScore (for a
+   * pre-load only models ranked below `m` that nobody waits for), and returns false: the caller
+   * waits for the unloads.
    */
-  private makeRoom(m: ModelState<H>, reason: LoadReason): boolean {
+  private makeRoom(m: ModelState<H>, need: number, reason: LoadReason): boolean {
     const free = this.opts.budgetBytes - this.usedBytes();
-    if (m.bytes <= free) return true;
+    if (need <= free) return true;
     const now = this.opts.clock.now();
     const policy = this.opts.policy;
     const myScore = policy.keepScore(this.viewOf(m), now);
     const candidates = [...this.models.values()]
       .filter((o) => o !== m && o.status === 'resident' && o.inFlight === 0)
       .map((o) => ({ o, score: policy.keepScore(this.viewOf(o), now) }))
-      .filter((c) => reason === 'request' || c.score < myScore)
-      .sort((a, b) => a.score - b.score || (a.o.idleSince ?? 0) - (b.o.idleSince ?? 0));
-    const pendingFree = [...this.models.values()].filter((o) => o.status === 'unloading').reduce((s, o) => s + o.bytes, 0);
+      .filter((c) => reason === 'request' || (c.score < myScore && c.o.pending === 0))
+      .sort((a, b) => Number(a.o.pending > 0) - Number(b.o.pending > 0) || a.score - b.score || (a.o.idleSince ?? 0) - (b.o.idleSince ?? 0));
+    const pendingFree = [...this.models.values()].filter((o) => o.status === 'unloading').reduce((s, o) => s + o.bytes + o.kvBytes, 0);
     let freed = 0;
     const victims: ModelState<H>[] = [];
     for (const c of candidates) {
-      if (free + pendingFree + freed >= m.bytes) break;
+      if (free + pendingFree + freed >= need) break;
       victims.push(c.o);
       freed += c.o.bytes;
     }
-    if (reason === 'preload' && free + pendingFree + freed < m.bytes) return false;
+    if (reason === 'preload' && free + pendingFree + freed < need) return false;
     for (const v of victims) void this.unload(v, 'evicted');
     return false;
   }

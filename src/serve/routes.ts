@@ -11,11 +11,12 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerationEvent, GenerationStream } from '../runtime/generation/decoder.js';
-import { renderChat } from './chat-template.js';
+import { buildChatPrompt } from './chat-template.js';
 import { ApiError, badRequest, modelNotFound, modelUnavailable, toApiError } from './errors.js';
 import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
-import type { ResidencyManager } from './residency.js';
+import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
+import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
 import { chatRequest, completionRequest, flattenMessages, parseBody, stopList, type ChatRequest, type CompletionRequest } from './schemas.js';
 
 export interface RouteContext {
@@ -54,6 +55,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
           kind: m.kind,
           status: s.status,
           bytes: s.bytes,
+          kv_reserved_bytes: s.kvBytes,
           in_flight: s.inFlight,
           requests: s.requests,
           loads: s.loads,
@@ -106,9 +108,7 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
   let ids: Int32Array;
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
-    const text = await renderChat(model.chatTemplate, model.id, flattenMessages(chat.messages), model.specialTokens);
-    // the template already holds the special tokens it wants
-    ids = Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: false }).ids);
+    ids = (await buildChatPrompt(model, flattenMessages(chat.messages))).ids;
   } else {
     const prompt = (req as CompletionRequest).prompt;
     if (typeof prompt === 'string' || typeof prompt[0] === 'string') {
@@ -183,8 +183,11 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
   let acquired: Awaited<ReturnType<ResidencyManager<LoadedHandle>['acquire']>> | null = null;
   try {
     try {
-      acquired = await ctx.residency.acquire(model.id);
+      // the KV cache this request can grow to counts in the memory budget while it runs
+      const positions = Math.min(model.contextLength, prepared.ids.length + prepared.maxTokens);
+      acquired = await ctx.residency.acquire(model.id, { kvBytes: kvSlotBoundBytes(model.kv.layers, model.kv.width, model.contextLength, positions) });
     } catch (err) {
+      if (err instanceof KvCacheTooLargeError) throw badRequest(err.message, 'max_tokens', 'memory_budget_exceeded');
       throw err instanceof ApiError ? err : modelUnavailable(model.id, `loading it failed: ${(err as Error).message}`);
     }
     if (acquired.cold) ctx.metrics.coldStarts.inc({ model: model.id });

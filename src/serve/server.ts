@@ -99,7 +99,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   for (const m of models.values()) residency.register(m.id, m.estimatedBytes);
   metrics = createMetrics({
     defaultMetrics: opts.processMetrics ?? true,
-    residentBytes: () => residency.allStats().map((s) => ({ model: s.id, bytes: s.status === 'offloaded' ? 0 : s.bytes })),
+    residentBytes: () => residency.allStats().map((s) => ({ model: s.id, bytes: s.status === 'offloaded' ? 0 : s.bytes + s.kvBytes })),
   });
 
   let draining = false;

@@ -5,13 +5,10 @@
  * probability reaches P is t(P) = −ln(1 − P)/λ. The model is made resident (pre-loaded) when its
  * idle time reaches t_load = t(P_load = 0.06) and offloaded when it reaches t_off = t(P_off = 0.94).
  *
- * Where the seed is silent (decisions recorded here and in the README's Serving section):
- * - Fewer than W inter-arrival times: λ is the maximum-likelihood estimate over the intervals
- *   seen so far (k / Σ intervals). With none (one arrival), λ is unknown: `rate()` returns null
- *   and the policy falls back to its prior (see policies.ts).
- * - A burst (arrivals at the same instant): an interval is floored at `minIntervalMs` (1 ms), so
- *   λ stays finite; a burst raises λ sharply and shortens both thresholds, exactly as the seed's
- *   rule implies; W = 5 lets the estimate recover within five arrivals once the burst ends.
+ * This module is the seed's rule alone: the estimator returns the bare k/Σ over the intervals it
+ * has (null before the second arrival). What tyche does where the seed is silent (a prior for the
+ * first W requests, bursts, the load time, the reload guard) is in policies.ts (TychePolicy) and
+ * the README's "Where the seed is silent".
  */
 export const TYCHE_WINDOW = 5;
 export const P_LOAD = 0.06;

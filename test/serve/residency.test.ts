@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/serve/clock.js';
 import { createPolicy, type PolicyName } from '../../src/serve/policies.js';
-import { ModelTooLargeError, ResidencyManager, type ModelLoader } from '../../src/serve/residency.js';
+import { KvCacheTooLargeError, ModelTooLargeError, ResidencyManager, type ModelLoader } from '../../src/serve/residency.js';
 import { tycheThresholds } from '../../src/serve/tyche.js';
 
 const MIN = 60_000;
@@ -225,5 +225,77 @@ describe('memory budget', () => {
     await mgr.tick(); // offloaded at 10 s
     clock.advance(50_000);
     expect(mgr.stats('a').residentByteSeconds).toBeCloseTo(100 * 10, 9);
+  });
+});
+
+describe('KV cache in the memory budget', () => {
+  it('an admitted request’s KV reservation counts as its model’s resident bytes until it ends', async () => {
+    const { clock, mgr } = setup('keep-alive', 1000, ['a'], 60_000);
+    const r = await mgr.acquire('a', { kvBytes: 30 });
+    expect(mgr.usedBytes()).toBe(130);
+    expect(mgr.stats('a').kvBytes).toBe(30);
+    clock.advance(10_000);
+    r.release();
+    expect(mgr.usedBytes()).toBe(100);
+    clock.advance(10_000);
+    // 130 B for 10 s, then 100 B for 10 s
+    expect(mgr.stats('a').residentByteSeconds).toBeCloseTo(130 * 10 + 100 * 10, 9);
+  });
+
+  it('a request whose KV cache does not fit next to the busy ones queues until one ends', async () => {
+    for (const policy of ['tyche', 'keep-alive', 'on-demand', 'lru'] as const) {
+      const { clock, mgr } = setup(policy, 200, ['a']);
+      const first = await mgr.acquire('a', { kvBytes: 60 });
+      let admitted = false;
+      const second = mgr.acquire('a', { kvBytes: 60 }).then((r) => ((admitted = true), r));
+      for (let i = 0; i < 3; i++) {
+        clock.advance(1000);
+        await mgr.tick();
+        await flush();
+      }
+      expect(admitted).toBe(false);
+      expect(mgr.usedBytes()).toBe(160);
+      first.release();
+      const got = await second;
+      expect(got.waitMs).toBe(3000);
+      expect(got.cold).toBe(false);
+      expect(mgr.usedBytes()).toBe(160);
+      got.release();
+    }
+  });
+
+  it('makes KV room by evicting an idle model, never one that is serving', async () => {
+    const { mgr, request } = setup('lru', 250, ['a', 'b', 'c']);
+    await request('a');
+    await request('b');
+    const busy = await mgr.acquire('a', { kvBytes: 20 }); // 100 + 100 + 20
+    const r = await mgr.acquire('a', { kvBytes: 40 }); // 260 > 250: b (idle) goes
+    expect(mgr.stats('b').status).toBe('offloaded');
+    expect(mgr.stats('a').status).toBe('resident');
+    expect(mgr.usedBytes()).toBe(160);
+    busy.release();
+    r.release();
+  });
+
+  it('two models each filling the budget with weights still both get served (no deadlock)', async () => {
+    const { mgr, request } = setup('lru', 220, ['a', 'b']);
+    await request('a');
+    await request('b');
+    const [ra, rb] = [mgr.acquire('a', { kvBytes: 50 }), mgr.acquire('b', { kvBytes: 50 })];
+    const first = await Promise.race([ra, rb]);
+    expect(mgr.usedBytes()).toBeLessThanOrEqual(220);
+    first.release();
+    const both = await Promise.all([ra, rb]);
+    expect(mgr.usedBytes()).toBeLessThanOrEqual(220);
+    both.forEach((r) => r.release());
+  });
+
+  it('refuses at once a KV cache that could not fit next to its model in an empty budget', async () => {
+    const { mgr } = setup('tyche', 200, ['a']);
+    await expect(mgr.acquire('a', { kvBytes: 101 })).rejects.toThrow(KvCacheTooLargeError);
+    await expect(mgr.acquire('a', { kvBytes: 101 })).rejects.toThrow(/lower `max_tokens`/);
+    expect(mgr.stats('a').requests).toBe(0);
+    const ok = await mgr.acquire('a', { kvBytes: 100 });
+    ok.release();
   });
 });

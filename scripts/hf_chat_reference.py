@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""
+The independent truth for /v1/chat/completions: Hugging Face transformers renders each
+conversation with the tokenizer's own chat template (`apply_chat_template(...,
+add_generation_prompt=True)`, as text and as token ids) and decodes greedily from those ids with
+the model itself (`generate(do_sample=False)`), so the test can check both the prompt the server
+builds and what it answers.
+
+stdin:  {"model": DIR, "newTokens": N, "conversations": [[{"role", "content"}, ...], ...]}
+stdout: {"transformers": version, "results": [{"text", "ids", "generated"}, ...]}
+"""
+import json
+import sys
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    tok = AutoTokenizer.from_pretrained(job["model"])
+    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch.float32).eval()
+    results = []
+    for messages in job["conversations"]:
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        templated = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+        if list(templated) != list(ids):
+            raise SystemExit("apply_chat_template(tokenize=True) disagrees with tokenising its own text")
+        with torch.no_grad():
+            out = model.generate(
+                torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=job["newTokens"],
+                do_sample=False,
+            )
+        results.append({"text": text, "ids": list(ids), "generated": out[0, len(ids):].tolist()})
+    json.dump({"transformers": transformers.__version__, "results": results}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+/**
+ * /v1/chat/completions with a real chat template. Neither shipped model has one, so the tiny
+ * model is copied to a temp dir and given Qwen2-Instruct's ChatML template (verbatim from its
+ * tokenizer_config.json). Independent truth: transformers renders and tokenises each
+ * conversation with `apply_chat_template(..., add_generation_prompt=True)` and decodes greedily
+ * from those ids (scripts/hf_chat_reference.py). The prompt the server builds must equal it,
+ * text and ids, and the official openai client's chat call, streamed and not, must answer with
+ * transformers' greedy continuation. Skipped without the venv (failing under CI=true).
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { buildChatPrompt } from '../../src/serve/chat-template.js';
+import { repoRoot } from '../helpers/shared-data.js';
+import { describeWithTransformers, pythonPath } from '../helpers/python.js';
+import { startServer, TINY_DIR, type Running } from './helpers.js';
+
+// Qwen/Qwen2-7B-Instruct's chat_template
+const CHATML =
+  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+type Message = { role: 'system' | 'user' | 'assistant'; content: string };
+const CONVERSATIONS: Message[][] = [
+  [{ role: 'user', content: 'Who art thou?' }],
+  [
+    { role: 'system', content: 'Thou speakest as a player in Verona.' },
+    { role: 'user', content: 'ROMEO, what news?' },
+    { role: 'assistant', content: 'None, good cousin; the Capulets are abed.' },
+    { role: 'user', content: 'Then speak of JULIET:' },
+  ],
+];
+const NEW_TOKENS = 12;
+
+interface Reference {
+  text: string;
+  ids: number[];
+  generated: number[];
+}
+
+describeWithTransformers('chat completions with a real chat template', () => {
+  let dir: string;
+  let s: Running;
+  let client: OpenAI;
+  let refs: Reference[];
+  let decode: (ids: number[]) => string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'rfid-chat-'));
+    cpSync(TINY_DIR, dir, { recursive: true });
+    const configFile = path.join(dir, 'tokenizer_config.json');
+    const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configFile, JSON.stringify({ ...config, chat_template: CHATML }, null, 2));
+    const out = execFileSync(pythonPath, [path.join(repoRoot, 'scripts', 'hf_chat_reference.py')], {
+      input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations: CONVERSATIONS }),
+      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: 300_000,
+    });
+    refs = (JSON.parse(out.toString()) as { results: Reference[] }).results;
+    s = await startServer({ models: [`chat=${dir}`] });
+    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const tok = s.server.models.get('chat')!.tokenizer.tokenizer;
+    decode = (ids) => tok.decode(ids, { skip_special_tokens: true });
+  }, 300_000);
+
+  afterAll(async () => {
+    await s?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the server builds the prompt transformers renders, text and token ids', async () => {
+    const model = s.server.models.get('chat')!;
+    expect(model.chatTemplate).toBe(CHATML);
+    for (const [i, messages] of CONVERSATIONS.entries()) {
+      const built = await buildChatPrompt(model, messages);
+      expect(built.text).toBe(refs[i].text);
+      expect([...built.ids]).toEqual(refs[i].ids);
+    }
+    // the template's default system prompt appears only when the conversation has none
+    expect(refs[0].text.startsWith('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n')).toBe(true);
+    expect(refs[1].text).not.toContain('You are a helpful assistant');
+  });
+
+  it('openai client, not streamed: greedy answer equals transformers', async () => {
+    for (const [i, messages] of CONVERSATIONS.entries()) {
+      const r = await client.chat.completions.create({ model: 'chat', messages, max_tokens: NEW_TOKENS, temperature: 0 });
+      expect(r.object).toBe('chat.completion');
+      expect(r.choices[0].message.role).toBe('assistant');
+      expect(r.choices[0].message.content).toBe(decode(refs[i].generated));
+      expect(r.usage!.prompt_tokens).toBe(refs[i].ids.length);
+      expect(r.usage!.completion_tokens).toBe(refs[i].generated.length);
+    }
+  });
+
+  it('openai client, streamed: the deltas join to the same answer', async () => {
+    const messages = CONVERSATIONS[1];
+    const stream = await client.chat.completions.create({ model: 'chat', messages, max_tokens: NEW_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let text = '';
+    let role: string | undefined;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      role ??= chunk.choices[0]?.delta.role;
+      text += chunk.choices[0]?.delta.content ?? '';
+      usage = chunk.usage ?? usage;
+    }
+    expect(role).toBe('assistant');
+    expect(text).toBe(decode(refs[1].generated));
+    expect(usage?.prompt_tokens).toBe(refs[1].ids.length);
+  });
+});
