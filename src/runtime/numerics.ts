@@ -1,21 +1,12 @@
 /**
- * Element-wise kernels of the forward pass. They mirror Hugging Face's f32 arithmetic where the
- * result feeds a decision (RoPE angles are formed in f32 exactly as `LlamaRotaryEmbedding`
- * does, because at long positions an f64 angle differs from torch's by more than 1e-4) and use
- * f64 accumulators elsewhere (sums of squares, softmax normalisers), which only removes rounding.
+ * Element-wise helpers of the forward pass; the heavy kernels (softmaxes, norms, silu·mul,
+ * gathers) are `engine.kernels`. They mirror Hugging Face's f32 arithmetic where the result
+ * feeds a decision (RoPE angles are formed in f32 exactly as `LlamaRotaryEmbedding` does,
+ * because at long positions an f64 angle differs from torch's by more than 1e-4).
  */
-import { rmsNormRows } from '../engine/ts/kernels/rms-norm.js';
-
-// The TypeScript kernels live with the ts engine (src/engine/ts/kernels); re-exported for callers
-// that run them directly rather than through engine.kernels.
-export { rmsNormRows } from '../engine/ts/kernels/rms-norm.js';
-export { siluMulInPlace } from '../engine/ts/kernels/silu-mul.js';
+// The softmax kernel lives with the ts engine's forward kernels (src/engine/ts/kernels); routing
+// runs it directly (a few experts per token: not worth a native call).
 export { softmaxInPlace } from '../engine/ts/kernels/softmax.js';
-
-/** RMSNorm applied to every `segment`-wide slice of each row (Qwen3's per-head q/k norm). */
-export function rmsNormSegments(x: Float32Array, rows: number, width: number, segment: number, weight: Float32Array, eps: number): void {
-  rmsNormRows(x, (rows * width) / segment, segment, weight, eps);
-}
 
 export function addInPlace(target: Float32Array, source: Float32Array, length: number = target.length): void {
   for (let i = 0; i < length; i++) target[i] += source[i];
