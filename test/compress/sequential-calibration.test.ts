@@ -8,10 +8,12 @@
  * routing counts must equal those recorded. Layer 0 sees the same inputs in both modes; later
  * layers must not (else "sequential" would be the original activations under another name).
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { loadCompressed } from '../../src/compressed/load.js';
 import { compress, CompressError, type CompressOptions } from '../../src/compress/pipeline.js';
 import type { CompressProgress } from '../../src/compress/progress.js';
@@ -27,7 +29,7 @@ import { tokenizeDataset } from '../../src/tokens/prepare.js';
 import { calibrationWindows } from '../../src/tokens/windows.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/shared-data.js';
-import { tempDir } from './helpers.js';
+import { syntheticStats, tempDir } from './helpers.js';
 
 /** the shipped Qwen3-MoE model's tokenizer (vocabulary 4096) tokenizes the repository's README */
 const TOKENIZER = path.join(repoRoot, 'examples', 'models', 'qwen3-moe-tiny-shakespeare');
@@ -226,13 +228,21 @@ describe('sequential calibration', () => {
 
   it('refuses what it cannot do, with the reason and the fix', async () => {
     const statsFile = path.join(root.dir, 'stats.json');
-    await writeFile(statsFile, await readFile(path.join(root.dir, 'sequential', STATS_FILE)));
+    const ckpt = await openCheckpoint(model);
+    await writeFile(statsFile, JSON.stringify(syntheticStats(ckpt)));
+    await ckpt.close();
     const run = (opts: Partial<CompressOptions>, recipe: object = RECIPE) => compress(model, recipe, { ...base(path.join(root.dir, 'refused')), ...opts });
     await expect(run({ dataset: undefined, stats: statsFile, grams: root.dir, calibration: 'sequential' })).rejects.toThrow(CompressError);
     await expect(run({ dataset: undefined, stats: statsFile, calibration: 'sequential' }, { preset: 'waterfill', retain: 0.4 })).rejects.toThrow(/must calibrate itself: pass `dataset`/);
     await expect(run({ calibration: 'sequential' }, { preset: 'waterfill', allocationScope: 'model', retain: 0.4 })).rejects.toThrow(/allocationScope "model" needs the spectra of every layer.*`calibration` "original"/);
     await expect(run({ calibration: 'sequential', grams: root.dir })).rejects.toThrow(/leave `grams` out, or use `calibration` "original"/);
     await expect(run({ calibration: 'both' as never })).rejects.toThrow(/`calibration` must be sequential or original/);
+    expect(existsSync(path.join(root.dir, 'refused'))).toBe(false);
+
+    // the CLI names its flags, exits 2, and refuses before touching --out
+    const cli = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), 'compress', model, '--out', path.join(root.dir, 'refused'), '--retain', '0.4', '--preset', 'waterfill', '--stats', statsFile, '--calibration', 'sequential'], { cwd: repoRoot, encoding: 'utf8' });
+    expect(cli.status).toBe(2);
+    expect(cli.stderr).toMatch(/must calibrate itself: pass --dataset instead of --stats/);
     expect(existsSync(path.join(root.dir, 'refused'))).toBe(false);
   });
 
