@@ -6,6 +6,7 @@
 # For each model and γ: compress with each mode (same dataset windows, default preset), then
 # `rfid-moe eval --reference <original>` on 32 windows of 256 tokens of the WikiText-2 test set and
 # of the held-out last 5% of Tiny Shakespeare (cut at a line start, as the model cards hold it out).
+# Environment: RETAINS, MODELS, SAMPLES (128), SEQ_LEN (256), WINDOWS (32), SEED (0, of the calibration windows).
 # Prints a Markdown table: KL(original ‖ compressed), top-1 agreement and perplexity per text.
 # <data dir> holds wikitext-2-raw/ and tinyshakespeare/ (see the README's Examples section).
 set -euo pipefail
@@ -16,6 +17,7 @@ MODELS=${MODELS:-"qwen3-moe-tiny-shakespeare mixtral-tiny-shakespeare"}
 SAMPLES=${SAMPLES:-128}
 SEQ_LEN=${SEQ_LEN:-256}
 WINDOWS=${WINDOWS:-32}
+SEED=${SEED:-0}
 cd "$(dirname "$0")/.."
 CLI=(node --import tsx src/cli/main.ts)
 mkdir -p "$WORK"
@@ -38,7 +40,7 @@ for model in $MODELS; do
       rm -rf "$out"
       start=$(date +%s.%N)
       "${CLI[@]}" compress "$src" --out "$out" --retain "$retain" --dataset "$DATA/tinyshakespeare/input.txt" \
-        --samples "$SAMPLES" --seq-len "$SEQ_LEN" --calibration "$mode" --no-eval --quiet --json >"$out.report.json"
+        --samples "$SAMPLES" --seq-len "$SEQ_LEN" --seed "$SEED" --calibration "$mode" --no-eval --quiet --json >"$out.report.json"
       seconds=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.0f}')" "$start" "$(date +%s.%N)")
       row="| $model | $retain | $mode | $seconds"
       for set in wikitext2 shakespeare; do

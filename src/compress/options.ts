@@ -44,9 +44,10 @@ export interface CompressOptions {
   /** with neither stats nor dataset: calibration sequences sampled from the model (these settings) */
   selfSampled?: SelfSampledCalibration;
   /**
-   * For a run that calibrates itself (dataset, or sampled sequences): 'sequential' (default with a
-   * per-layer allocation) collects layer l's statistics on the outputs of the already-compressed
-   * layers 0..l−1; 'original' on the original model's activations, in one pass before compressing.
+   * For a run that calibrates itself (dataset, or sampled sequences): 'sequential' collects layer
+   * l's statistics on the outputs of the already-compressed layers 0..l−1; 'original' (default, the
+   * better of the two measured on the shipped models) on the original model's activations, in one
+   * pass before compressing.
    * Statistics given as `stats` are the original model's; a model-wide allocation needs 'original'.
    */
   calibration?: 'sequential' | 'original';

@@ -6,9 +6,9 @@
  *                statistics of another model, an output directory of another run);
  *  2. calibrate  routing statistics from a stats file, a dataset, or sequences sampled from the
  *                model itself; saved in the output directory so a resumed run does not redo them.
- *                A run that calibrates itself does so sequentially by default (stages/sequential.ts):
- *                layer l's statistics are collected just before it is factorised, on the outputs of
- *                the compressed layers 0..l−1, and a resumed run recomputes them from those layers;
+ *                With `calibration: 'sequential'` a run that calibrates itself (stages/sequential.ts)
+ *                collects layer l's statistics just before factorising it, on the outputs of the
+ *                compressed layers 0..l−1, and a resumed run recomputes them from those layers;
  *  3. allocate   within each layer, as part of factorise (compress-layer.ts): ranks per group
  *                under the layer's budget;
  *  4. factorise  per decoder layer: read its experts one matrix type at a time, compress, write the

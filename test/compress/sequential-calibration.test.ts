@@ -1,5 +1,5 @@
 /**
- * Sequential calibration (`calibration: 'sequential'`, the default when compress calibrates itself):
+ * Sequential calibration (`calibration: 'sequential'`, an option when compress calibrates itself):
  * layer l's statistics come from the hidden states of the already-compressed layers 0..l−1.
  *
  * Independent truth: the finished output opened with `loadCompressed` and run by the runtime up to
@@ -96,7 +96,7 @@ describe('sequential calibration', () => {
   let model: string;
   let windows: Int32Array[];
   const dataset = { file: TEXT, tokenizer: TOKENIZER, samples: SAMPLES, seqLen: SEQ_LEN, seed: 3 };
-  const base = (out: string): CompressOptions => ({ out, dataset, engine: 'ts', threads: 1, evaluation: false });
+  const base = (out: string): CompressOptions => ({ out, dataset, engine: 'ts', threads: 1, evaluation: false, calibration: 'sequential' });
 
   beforeAll(async () => {
     root = await tempDir('seqcal');
@@ -246,8 +246,14 @@ describe('sequential calibration', () => {
     expect(existsSync(path.join(root.dir, 'refused'))).toBe(false);
   });
 
-  it('a model-wide allocation left to the default calibrates on the original activations', { timeout: 120_000 }, async () => {
-    const report = await compress(model, { preset: 'waterfill', allocationScope: 'model', retain: 0.4 }, base(path.join(root.dir, 'model-wide')));
-    expect(report.calibration.description).not.toMatch(/sequential/);
+  it('left to the default, a run calibrates on the original activations (model-wide allocation too)', { timeout: 120_000 }, async () => {
+    const defaults = (dir: string) => {
+      const { calibration: _mode, ...rest } = base(path.join(root.dir, dir));
+      return rest;
+    };
+    for (const [dir, recipe] of [['default-mode', RECIPE], ['model-wide', { preset: 'waterfill', allocationScope: 'model', retain: 0.4 }]] as const) {
+      const report = await compress(model, recipe, defaults(dir));
+      expect(report.calibration.description, dir).not.toMatch(/sequential/);
+    }
   });
 });
