@@ -43,6 +43,14 @@ export interface CompressOptions {
   dataset?: DatasetCalibration;
   /** with neither stats nor dataset: calibration sequences sampled from the model (these settings) */
   selfSampled?: SelfSampledCalibration;
+  /**
+   * For a run that calibrates itself (dataset, or sampled sequences): 'sequential' collects layer
+   * l's statistics on the outputs of the already-compressed layers 0..l−1; 'original' (default, the
+   * better of the two measured on the shipped models) on the original model's activations, in one
+   * pass before compressing.
+   * Statistics given as `stats` are the original model's; a model-wide allocation needs 'original'.
+   */
+  calibration?: 'sequential' | 'original';
   /** per-expert Gram matrices from `rfid-moe calibrate --grams` (needed for --whiten with --stats) */
   grams?: string;
   /** an engine instance (not disposed), or a choice (created and disposed here); default 'auto' */

@@ -5,7 +5,10 @@
  *  1. plan       refuse bad input before any work (recipe against every MoE layer, options,
  *                statistics of another model, an output directory of another run);
  *  2. calibrate  routing statistics from a stats file, a dataset, or sequences sampled from the
- *                model itself; saved in the output directory so a resumed run does not redo them;
+ *                model itself; saved in the output directory so a resumed run does not redo them.
+ *                With `calibration: 'sequential'` a run that calibrates itself (stages/sequential.ts)
+ *                collects layer l's statistics just before factorising it, on the outputs of the
+ *                compressed layers 0..l−1, and a resumed run recomputes them from those layers;
  *  3. allocate   within each layer, as part of factorise (compress-layer.ts): ranks per group
  *                under the layer's budget;
  *  4. factorise  per decoder layer: read its experts one matrix type at a time, compress, write the
@@ -49,13 +52,14 @@ import { scanSourceTensors } from './source-scan.js';
 import { withFiniteChecks } from '../checkpoint/finite.js';
 import { hashProgressLines } from '../compressed/verify.js';
 import { inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
-import { GRAMS_WORK_DIR, planCalibration } from './stages/calibrate.js';
+import { GRAMS_WORK_DIR, planCalibration, resolveCalibrationMode } from './stages/calibrate.js';
+import { SequentialCalibration } from './stages/sequential.js';
 import { layerSpectra, modelRankBudgets } from './stages/allocate-model.js';
 import { loadRankBudgets, writeSpectraFile, type RunIdentity as AllocationIdentity } from './shard/spectra.js';
 import { factoriseLayer, layerBlockFromReport } from './stages/factorise.js';
 import { finishOutput } from './stages/finish.js';
 import { validateBeforeWork } from './stages/plan.js';
-import { gatheredDtype, removeStrayTempFiles, tensorsByShard } from './stages/write.js';
+import { gatheredDtype, removeStrayTempFiles, rfidBlock, tensorsByShard } from './stages/write.js';
 import { formatLayerList, selectedLayers } from './shard/layers.js';
 import { PART_FILE, writePartManifest, type PartLayerEntry } from './shard/part.js';
 import { canonical, statsHash } from './hashing.js';
@@ -80,7 +84,8 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     // 1. plan
     validateBeforeWork(ckpt, recipe, storage, options);
     const modelFp = modelFingerprint(ckpt);
-    const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe), gramWeighting: recipe.gramWeighting };
+    const mode = resolveCalibrationMode(recipe, options);
+    const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe), gramWeighting: recipe.gramWeighting, mode };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
     const selection = options.layers ? partSelection(options.layers, ckpt.config.numLayers, calibration.source) : undefined;
     if (options.spectraOut !== undefined) return await writeSpectraOnly({ ckpt, recipe, options, calibration, selection, engine: await engine(), modelFp, started, emit });
@@ -109,39 +114,61 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     const progress: ProgressFile = state.state === 'resume' ? state.progress : newProgress(fingerprint, ckpt.dir, selection?.key);
     await writeProgress(out, progress);
 
-    // 2. calibrate: reuse the statistics saved by the interrupted run, else resolve and save them
+    // 2. calibrate: reuse the statistics saved by the interrupted run, else resolve and save them;
+    // sequential calibration instead collects each layer's statistics as the layer is reached
     const statsPath = path.join(out, STATS_FILE);
-    let stats: RoutingStats;
+    let stats: RoutingStats | undefined;
     let gramsDir: string | undefined = options.grams;
-    const saved = state.state === 'resume' ? await loadRoutingStats(statsPath).catch(() => undefined) : undefined;
-    if (saved) {
-      stats = saved;
-      if (!options.grams && recipeNeedsGrams(recipe)) gramsDir = path.join(out, GRAMS_WORK_DIR);
-    } else {
-      const resolved = await calibration.run();
-      stats = resolved.stats;
-      gramsDir = resolved.gramsDir;
-      await writeRoutingStats(statsPath, stats);
-    }
-    checkStatsUnchanged(out, progress, statsHash(stats));
-    progress.statsSha256 = statsHash(stats);
+    let sequential: SequentialCalibration | undefined;
     const eng = await engine();
+    const factorDtype = factorDtypeFor(gatheredDtype(ckpt, recipe));
+    if (mode === 'sequential' && calibration.windows) {
+      const { windows, info } = await calibration.windows();
+      const scratch = path.join(out, GRAMS_WORK_DIR);
+      await rm(scratch, { recursive: true, force: true }); // a killed run's half-collected layer
+      sequential = await SequentialCalibration.start({
+        ckpt,
+        engine: eng,
+        windows,
+        info,
+        out,
+        shardFile: (l) => shardFileName(l, ckpt.config.numLayers),
+        blockOf: (layers) =>
+          rfidBlock({ ckpt, recipe, storage, runFingerprint: fingerprint, modelFingerprint: modelFp, factorDtype, calibration, statsSha256: '', layers, files: {}, sourceSha256: { layers: [], rest: '' } }),
+        ...(recipeNeedsGrams(recipe) ? { grams: { scratch, weighting: recipe.gramWeighting, modelFingerprint: modelFp } } : {}),
+      });
+      emit({ type: 'calibration', phase: 'start', source: calibration.source === 'dataset' ? 'dataset' : 'self-sampled', message: `sequential: each layer's statistics over ${windows.length} sequence(s), on the outputs of the compressed layers before it` });
+    } else {
+      const saved = state.state === 'resume' ? await loadRoutingStats(statsPath).catch(() => undefined) : undefined;
+      if (saved) {
+        stats = saved;
+        if (!options.grams && recipeNeedsGrams(recipe)) gramsDir = path.join(out, GRAMS_WORK_DIR);
+      } else {
+        const resolved = await calibration.run();
+        stats = resolved.stats;
+        gramsDir = resolved.gramsDir;
+        await writeRoutingStats(statsPath, stats);
+      }
+      checkStatsUnchanged(out, progress, statsHash(stats));
+      progress.statsSha256 = statsHash(stats);
+    }
     const engineDescription = eng.describe();
 
     // 3–4. allocate and factorise, one layer's shard at a time
-    const factorDtype = factorDtypeFor(gatheredDtype(ckpt, recipe));
     const clock = new EtaClock();
     const layerReports: LayerReport[] = [];
     const blocks: LayerBlock[] = [];
     const resumedLayers: number[] = [];
-    const warnings: string[] = [...stats.warnings];
+    const warnings: string[] = [...(stats?.warnings ?? [])];
     if (storage === 'dense') {
       emit({ type: 'warning', message: DENSE_SAVES_NOTHING });
       warnings.push(DENSE_SAVES_NOTHING);
     }
-    const countsOf = (l: number) => stats.layers.find((s) => s.layer === l)?.counts ?? [];
+    const sequentialCounts = new Map<number, number[]>();
+    const countsOf = (l: number) => (sequential ? sequentialCounts.get(l) : stats?.layers.find((s) => s.layer === l)?.counts) ?? [];
     let rankBudgets: Map<string, number> | undefined;
     if (recipe.allocationScope === 'model') {
+      if (!stats) throw new Error('internal: model-wide allocation without statistics (resolveCalibrationMode refuses sequential calibration for it)');
       if (options.rankBudgets !== undefined) rankBudgets = await loadRankBudgets(options.rankBudgets, runIdentity(ckpt, recipe, modelFp, stats));
       else {
         if (selection) emit({ type: 'warning', message: 'model-wide allocation in a part of a sharded run: this task computes the spectra of every layer; the two-phase flow (`spectraOut`, rfid-moe allocate, `rankBudgets`) does each layer once' });
@@ -160,6 +187,9 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       const file = shardFileName(l, L);
       const previous = progress.layers[String(l)];
       if (previous && kept.has(l)) {
+        // sequential: run the finished layer from its shard, for the next layer's inputs and its counts
+        const replayed = await sequential?.replay(l, layout.kind === 'moe' ? layerBlockFromReport(previous.report, []) : undefined);
+        if (replayed) sequentialCounts.set(l, replayed);
         layerReports.push({ ...previous.report, seconds: 0 });
         if (layout.kind === 'moe') blocks.push(layerBlockFromReport(previous.report, countsOf(l)));
         resumedLayers.push(l);
@@ -172,8 +202,16 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       // content hash of the layer's source (for --resume) and NaN/Inf check of all its tensors
       const sourceSha256 = await scanSourceTensors(store, shards[l]);
       let compressed: Parameters<typeof writeShard>[0]['compressed'] = [];
+      let layerGrams = gramsDir;
+      if (sequential) {
+        const observed = await sequential.observe(l);
+        if (observed.counts) sequentialCounts.set(l, observed.counts);
+        layerGrams = observed.gramsDir;
+      }
+      let block: LayerBlock | undefined;
       if (layout.kind === 'moe') {
-        const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir, factorDtype, emit, ...(rankBudgets ? { rankBudgets } : {}) });
+        const done = await factoriseLayer({ ckpt, layer: l, recipe, engine: eng, frequencies: countsOf(l), gramsDir: layerGrams, factorDtype, emit, ...(rankBudgets ? { rankBudgets } : {}) });
+        block = done.block;
         compressed = done.compressed;
         assertFactorsFinite(l, compressed);
         report.types = done.types;
@@ -182,6 +220,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
         layerWarnings.set(l, done.warnings);
       }
       await writeShard({ file: path.join(out, file), tensors: shards[l], ckpt, store, engine: eng, storage, factorDtype, layer: layout, compressed });
+      await sequential?.advance(l, block);
       report.seconds = (Date.now() - t0) / 1000;
       clock.record(report.seconds);
       layerReports.push(report);
@@ -189,6 +228,16 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       await writeProgress(out, progress);
       emit({ type: 'layer-done', layer: l, of: L, seconds: report.seconds, etaSeconds: clock.eta(toDo(l + 1)), resumed: false });
     }
+
+    if (sequential) {
+      stats = sequential.statistics();
+      await writeRoutingStats(statsPath, stats);
+      progress.statsSha256 = statsHash(stats);
+      warnings.push(...stats.warnings);
+      emit({ type: 'calibration', phase: 'done', source: calibration.source === 'dataset' ? 'dataset' : 'self-sampled', message: `${stats.calibration.tokens} tokens per layer, ${stats.warnings.length} warning(s)` });
+    }
+    if (!stats) throw new Error('internal: no routing statistics at the end of the run');
+    const finalStats = stats;
 
     if (selection) {
       // a part of a sharded run: its manifest marks it complete; `merge` writes the rest
@@ -207,7 +256,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
         storage,
         modelDir: ckpt.dir,
         numLayers: L,
-        statsSha256: statsHash(stats),
+        statsSha256: statsHash(finalStats),
         grams: options.grams ? path.resolve(options.grams) : null,
         calibrationDescription: calibration.description,
         layers: selection.layers,
@@ -230,7 +279,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       engineNotice: lazy.notice(),
       factorDtype,
       calibration,
-      stats,
+      stats: finalStats,
       runFingerprint: fingerprint,
       modelFingerprint: modelFp,
       blocks,

@@ -61,18 +61,17 @@ export async function collectRoutingStats(
 ): Promise<RoutingStats> {
   const counts = await collectRoutingCounts(ckpt, engine, windows, opts);
   return statsDocument(
-    {
-      fingerprint: modelFingerprint(ckpt),
-      family: ckpt.config.family,
-      modelType: ckpt.config.modelType,
-      numLayers: ckpt.config.numLayers,
-      numExperts: ckpt.config.numExperts,
-      topK: ckpt.config.topK,
-    },
+    statsModel(ckpt),
     info,
     windows.reduce((a, w) => a + w.length, 0),
     counts.layers.map((l) => ({ layer: l.layer, tokens: l.tokens, topK: l.topK, counts: l.counts })),
   );
+}
+
+/** The model section of a statistics document. */
+export function statsModel(ckpt: Checkpoint): RoutingStats['model'] {
+  const c = ckpt.config;
+  return { fingerprint: modelFingerprint(ckpt), family: c.family, modelType: c.modelType, numLayers: c.numLayers, numExperts: c.numExperts, topK: c.topK };
 }
 
 /** Experts routed fewer than `minTokens` tokens, one warning per layer. */

@@ -10,7 +10,8 @@ import { longestSequence, positionsOf, type TokenBatch } from './batch.js';
 import { moeBlock, type MoeObserver } from './moe.js';
 import { addInPlace, ropeTables } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
-import type { WeightProvider } from './weights.js';
+import type { LayerWeights, WeightProvider } from './weights.js';
+import type { ModelConfig } from '../checkpoint/types.js';
 
 export interface LayerProgress {
   layer: number;
@@ -64,14 +65,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
       longest = Math.max(longest, past + added[s]);
     }
   }
-  const ctx: AttentionContext = {
-    engine,
-    config,
-    batch,
-    positions,
-    rope: ropeTables(config.headDim, config.ropeTheta, Math.max(1, longest)),
-    slidingWindow: slidingWindowOf(config.family, config.raw),
-  };
+  const ctx = decoderContext(engine, config, batch, positions, longest);
 
   const x = await provider.embed(batch.ids);
   const normed = new Float32Array(rows * h);
@@ -79,19 +73,50 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   for (let l = 0; l < numLayers; l++) {
     const layer = await provider.layer(l);
     if (cache) ctx.kv = { cache, layer: l, slots };
-    engine.kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);
-    attentionBlock(ctx, layer.attention, normed, x); // x += attention(normed)
-    engine.kernels.rmsNorm(rows, h, x, layer.postAttentionNorm, config.rmsNormEps, normed);
-    const mlpOut =
-      layer.mlp.kind === 'moe'
-        ? await moeBlock(engine, config, l, layer.mlp.moe, normed, rows, opts.observer)
-        : denseForward(engine, layer.mlp.dense, normed, rows, h);
-    addInPlace(x, mlpOut);
+    attentionStep(ctx, layer, x, normed);
+    await mlpStep(ctx, l, layer, x, normed, opts.observer);
     opts.onLayer?.({ layer: l, numLayers, elapsedMs: Date.now() - started });
   }
   cache?.advance(added, slots);
   if (opts.finalNorm ?? true) engine.kernels.rmsNorm(rows, h, x, await provider.finalNorm(), config.rmsNormEps, x);
   return x;
+}
+
+/** Attention context of a batch without a KV cache (positions from 0), for stepping layer by layer. */
+export function decoderContext(engine: Engine, config: ModelConfig, batch: TokenBatch, positions: Int32Array = positionsOf(batch), longest: number = longestSequence(batch)): AttentionContext {
+  return {
+    engine,
+    config,
+    batch,
+    positions,
+    rope: ropeTables(config.headDim, config.ropeTheta, Math.max(1, longest)),
+    slidingWindow: slidingWindowOf(config.family, config.raw),
+  };
+}
+
+/**
+ * The first half of a decoder layer: x += attention(inputNorm(x)), then `normed` =
+ * postAttentionNorm(x), the MLP's input. Split from `mlpStep` so that a caller can look at the
+ * MLP's input (sequential calibration) before choosing the MLP weights that finish the layer.
+ */
+export function attentionStep(ctx: AttentionContext, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
+  const { config } = ctx;
+  const rows = ctx.batch.ids.length;
+  const h = config.hiddenSize;
+  ctx.engine.kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);
+  attentionBlock(ctx, layer.attention, normed, x); // x += attention(normed)
+  ctx.engine.kernels.rmsNorm(rows, h, x, layer.postAttentionNorm, config.rmsNormEps, normed);
+}
+
+/** The second half: x += mlp(normed), MoE or dense, with the MLP weights of `layer` (decoder layer `index`). */
+export async function mlpStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array, observer?: MoeObserver): Promise<void> {
+  const { engine, config } = ctx;
+  const rows = ctx.batch.ids.length;
+  const mlpOut =
+    layer.mlp.kind === 'moe'
+      ? await moeBlock(engine, config, index, layer.mlp.moe, normed, rows, observer)
+      : denseForward(engine, layer.mlp.dense, normed, rows, config.hiddenSize);
+  addInPlace(x, mlpOut);
 }
 
 function denseForward(engine: Engine, mlp: { forward: (e: Engine, x: Float32Array, rows: number, out: Float32Array) => void }, x: Float32Array, rows: number, h: number): Float32Array {

@@ -121,3 +121,43 @@ export async function moeBlock(
   }
   return out;
 }
+
+/** Token lists per expert and their routing weights (slot order within a token does not matter for the sum). */
+function routedMembers(routing: Routing, numExperts: number): { members: Int32Array[]; memberWeights: Float32Array[] } {
+  const { experts, weights, topK: k, tokens } = routing;
+  const counts = new Int32Array(numExperts);
+  for (const e of experts) counts[e]++;
+  const members: Int32Array[] = Array.from(counts, (c) => new Int32Array(c));
+  const memberWeights: Float32Array[] = Array.from(counts, (c) => new Float32Array(c));
+  const fill = new Int32Array(numExperts);
+  for (let t = 0; t < tokens; t++) {
+    for (let s = 0; s < k; s++) {
+      const e = experts[t * k + s];
+      members[e][fill[e]] = t;
+      memberWeights[e][fill[e]++] = weights[t * k + s];
+    }
+  }
+  return { members, memberWeights };
+}
+
+function gatherRows(x: Float32Array, idx: Int32Array, h: number): Float32Array {
+  const xe = new Float32Array(idx.length * h);
+  for (let i = 0; i < idx.length; i++) xe.set(x.subarray(idx[i] * h, (idx[i] + 1) * h), i * h);
+  return xe;
+}
+
+/**
+ * What `moeBlock` shows its observer — the routing, then each expert's routed rows in the same
+ * order — without running any expert: sequential calibration observes a layer's inputs before
+ * the layer's experts are compressed, and only the compressed experts' output is needed after.
+ */
+export async function observeMoeInputs(engine: Engine, config: ModelConfig, layer: number, router: Float32Array, x: Float32Array, tokens: number, observer: MoeObserver): Promise<void> {
+  const routing = route(engine, config, router, x, tokens);
+  observer.onRouting?.(layer, routing);
+  if (!observer.onExpertInput) return;
+  const { members, memberWeights } = routedMembers(routing, config.numExperts);
+  for (let e = 0; e < config.numExperts; e++) {
+    if (members[e].length === 0) continue;
+    await observer.onExpertInput(layer, e, gatherRows(x, members[e], config.hiddenSize), members[e].length, memberWeights[e]);
+  }
+}

@@ -12,6 +12,7 @@ import { compress, type CompressOptions } from '../../compress/pipeline.js';
 import type { CompressProgress } from '../../compress/progress.js';
 import { ALLOCATIONS, loadRecipe, parseRecipe, RecipeError, type RecipeInput } from '../../compress/recipe.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from '../../compress/presets.js';
+import { DEFAULT_CALIBRATION_MODE, resolveCalibrationMode } from '../../compress/stages/calibrate.js';
 
 /** What the CLI uses instead of the default when only routing statistics (no Gram matrices) are given. */
 const FALLBACK_PRESET = 'waterfill';
@@ -35,6 +36,7 @@ interface CompressCliOptions {
   dataset?: string;
   stats?: string;
   grams?: string;
+  calibration?: 'sequential' | 'original';
   samples?: string;
   seqLen?: string;
   seed: string;
@@ -112,6 +114,13 @@ export function register(program: Command): void {
       defaultText(new Option('--dataset <file>', 'calibrate on this text (plain text, .jsonl or WikiText .raw)'), 'sequences sampled from the model'),
       defaultText(new Option('--stats <file>', 'routing statistics from `rfid-moe calibrate`'), 'none'),
       defaultText(new Option('--grams <dir>', 'per-expert Gram matrices from `rfid-moe calibrate --grams` (for --whiten with --stats)'), 'none'),
+      defaultText(
+        new Option(
+          '--calibration <mode>',
+          "where a run that calibrates itself (--dataset, or sampled sequences) takes each layer's statistics from: sequential (the outputs of the already-compressed layers before it) | original (the original model's activations, one pass before compressing)",
+        ).choices(['sequential', 'original']),
+        `${DEFAULT_CALIBRATION_MODE} (measured the better on the shipped models; sequential cannot be used with --stats, --grams or a model-wide allocation)`,
+      ),
       defaultText(new Option('--samples <n>', 'calibration windows / sampled sequences'), '128 with --dataset, 32 sampled'),
       defaultText(new Option('--seq-len <L>', 'tokens per calibration window / sampled sequence'), '512 with --dataset, 128 sampled'),
       new Option('--seed <s>', 'seed of calibration windows or sampling').default('0'),
@@ -178,10 +187,13 @@ async function run(model: string, opts: CompressCliOptions, command: Command): P
     resume: opts.resume ?? false,
     evaluation: { sequences: evalSequences },
     ...(opts.grams ? { grams: opts.grams } : {}),
+    ...(opts.calibration ? { calibration: opts.calibration } : {}),
   };
   // the library's messages name its options (`storage`); this command shows its flags instead
   const flags = optionFlags(command);
-  const progress = opts.quiet ? undefined : await compressProgress(model, opts, evalSequences, (text) => translateOptions(text, flags));
+  // sequential calibration runs inside each layer's step: no separate calibration pass to show
+  const calibrationPass = opts.stats === undefined && resolveCalibrationMode({ allocationScope: recipe.allocationScope ?? 'layer' }, { ...options, ...(opts.stats ? { stats: opts.stats } : {}) }) === 'original';
+  const progress = opts.quiet ? undefined : await compressProgress(model, opts, calibrationPass, evalSequences, (text) => translateOptions(text, flags));
   if (progress) options.onProgress = progress.listener;
   if (opts.spectraOut !== undefined) options.spectraOut = opts.spectraOut;
   if (opts.rankBudgets !== undefined) options.rankBudgets = opts.rankBudgets;
@@ -223,6 +235,7 @@ async function run(model: string, opts: CompressCliOptions, command: Command): P
 async function compressProgress(
   model: string,
   opts: CompressCliOptions,
+  calibrationPass: boolean,
   evalSequences: number,
   translate: (text: string) => string,
 ): Promise<{ display: CommandProgress; listener: (e: CompressProgress) => void }> {
@@ -234,7 +247,7 @@ async function compressProgress(
   const display = new CommandProgress('compress', [
     // self-sampled calibration first generates its sequences, one step per position
     { name: 'sampling position', steps: selfSampled ? sampledLength - 1 : 0 },
-    { name: 'calibration layer', steps: opts.stats ? 0 : layers },
+    { name: 'calibration layer', steps: calibrationPass ? layers : 0 },
     { name: 'layer', steps: layers },
     { name: 'evaluation', steps: evalSequences > 0 ? 1 : 0 },
   ]);

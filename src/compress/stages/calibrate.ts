@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parameterCounts } from '../../checkpoint/counts.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
-import { collectRoutingStats } from '../../routing-stats/collect.js';
+import { collectRoutingStats, type CalibrationInfo } from '../../routing-stats/collect.js';
 import { GramDirectorySink, type GramWeighting } from '../../routing-stats/gram.js';
 import { loadRoutingStats, RoutingStatsError, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable, CheckpointWeights } from '../../runtime/checkpoint-weights.js';
@@ -17,7 +17,8 @@ import { tokenizeDataset } from '../../tokens/prepare.js';
 import { calibrationWindows, evaluationWindows } from '../../tokens/windows.js';
 import { sampleSequences } from '../../runtime/generation/sample-sequences.js';
 import { sha256, statsHash } from '../hashing.js';
-import type { CompressOptions } from '../options.js';
+import { CompressError, type CompressOptions } from '../options.js';
+import type { Recipe } from '../recipe.js';
 import type { ProgressListener } from '../progress.js';
 import { checkStatsMatchModel } from './plan.js';
 
@@ -29,8 +30,63 @@ export interface CalibrationPlan {
   description: string;
   /** resolves the statistics (and grams dir) once the output directory is claimed */
   run(): Promise<{ stats: RoutingStats; gramsDir?: string }>;
+  /**
+   * The calibration windows themselves, for a run that calibrates itself (dataset, self-sampled):
+   * sequential calibration (sequential.ts) runs them through the compressed layers as it goes.
+   */
+  windows?(): Promise<CalibrationWindows>;
   /** held-out sequences for the fidelity check */
   heldOut(count: number): Promise<{ sequences: Int32Array[]; on: string } | undefined>;
+}
+
+export interface CalibrationWindows {
+  windows: Int32Array[];
+  info: CalibrationInfo;
+}
+
+/**
+ * Where a run that calibrates itself takes layer l's statistics from:
+ *  'sequential'  the inputs produced by the already-compressed layers 0..l−1 (GPTQ-style), so each
+ *                layer is fitted to the activations it will see in the compressed model;
+ *  'original'    the original model's activations, all layers in one pass before any compression.
+ * Statistics given as `stats` are always the original model's.
+ */
+export type CalibrationMode = 'sequential' | 'original';
+export const CALIBRATION_MODES: readonly CalibrationMode[] = ['sequential', 'original'];
+/**
+ * The default of the library and the CLI (docs/method.md): chosen by measurement. On the shipped
+ * models sequential calibration lost to the original activations on Mixtral (all 8 KL comparisons,
+ * by 0.5–2.6%) and tied on qwen3 (4 of 8); see docs/evidence.md.
+ */
+export const DEFAULT_CALIBRATION_MODE: CalibrationMode = 'original';
+
+/**
+ * The mode this run uses, or a refusal: sequential calibration needs the run to calibrate itself,
+ * and cannot serve a model-wide allocation (every layer's spectra before any layer is factorised).
+ * Left to the default, every run calibrates on the original activations.
+ */
+export function resolveCalibrationMode(recipe: Pick<Recipe, 'allocationScope'>, opts: CompressOptions): CalibrationMode {
+  const asked = opts.calibration;
+  if (asked !== undefined && !CALIBRATION_MODES.includes(asked)) throw new CompressError(`\`calibration\` must be ${CALIBRATION_MODES.join(' or ')}, got ${String(asked)}`);
+  if (opts.grams !== undefined) {
+    if (asked === 'sequential') {
+      throw new CompressError('`grams` are Gram matrices collected on the original model\'s activations, but sequential calibration collects each layer\'s own on the outputs of the compressed layers before it: leave `grams` out, or use `calibration` "original"');
+    }
+    return 'original';
+  }
+  if (opts.stats !== undefined) {
+    if (asked === 'sequential') {
+      throw new CompressError('sequential calibration collects each layer\'s statistics on the outputs of the already-compressed layers, so the run must calibrate itself: pass `dataset` instead of `stats` (statistics from a file are the original model\'s; use `calibration` "original" or leave it out)');
+    }
+    return 'original';
+  }
+  if (recipe.allocationScope === 'model') {
+    if (asked === 'sequential') {
+      throw new CompressError('allocationScope "model" needs the spectra of every layer before any layer is factorised, but sequential calibration only knows layer l\'s statistics once layers 0..l−1 are compressed: use `calibration` "original", or allocationScope "layer"');
+    }
+    return 'original';
+  }
+  return asked ?? DEFAULT_CALIBRATION_MODE;
 }
 
 /** Scratch directory (inside the output) for Gram matrices collected by this run. */
@@ -44,8 +100,16 @@ function samplingWeights(ckpt: Checkpoint) {
   return residentIfFits(new CheckpointWeights(ckpt), parameterCounts(ckpt).total);
 }
 
-export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<Engine>, opts: CompressOptions & { recipeWhitens: boolean; gramWeighting?: GramWeighting }, modelFp: string, emit: ProgressListener): Promise<CalibrationPlan> {
+export async function planCalibration(
+  ckpt: Checkpoint,
+  engine: () => Promise<Engine>,
+  opts: CompressOptions & { recipeWhitens: boolean; gramWeighting?: GramWeighting; mode?: CalibrationMode },
+  modelFp: string,
+  emit: ProgressListener,
+): Promise<CalibrationPlan> {
   const withGrams = (key: string) => (opts.grams ? `${key}|grams:${path.resolve(opts.grams)}` : key);
+  // a sequential run's statistics differ from the original activations': part of the run's identity
+  const withMode = (key: string) => (opts.mode === 'sequential' ? `${key}|sequential` : key);
   const selfHeldOut = async (count: number, seqLen: number, seed: number): Promise<{ sequences: Int32Array[]; on: string }> => ({
     sequences: await sampleSequences(samplingWeights(ckpt), await engine(), { count, length: seqLen, seed }),
     on: `${count} sequence(s) of ${seqLen} tokens sampled from the original model (seed ${seed}, held out from calibration)`,
@@ -82,21 +146,23 @@ export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<En
     const heldOutIds = data.ids.subarray(split);
     // cut now, so a dataset too short for the windows is refused before the output is touched
     const windows = calibrationWindows(calibrationIds, samples, seqLen, seed);
-    const description = `${samples} windows of ${seqLen} tokens (seed ${seed}) from the first 90% of ${path.basename(d.file)}`;
+    const description = `${samples} windows of ${seqLen} tokens (seed ${seed}) from the first 90% of ${path.basename(d.file)}${sequentialNote(opts.mode)}`;
+    const info: CalibrationInfo = {
+      dataset: { file: path.basename(d.file), format: data.dataset.format, sha256: data.dataset.sha256, tokens: data.ids.length },
+      samples,
+      seqLen,
+      seed,
+    };
     return {
       source: 'dataset',
-      key: withGrams(`dataset:${data.dataset.sha256}:${sha256(data.tokenizerPath)}:${samples}:${seqLen}:${seed}`),
+      key: withMode(withGrams(`dataset:${data.dataset.sha256}:${sha256(data.tokenizerPath)}:${samples}:${seqLen}:${seed}`)),
       description,
       run: async () => {
         const gramsDir = opts.grams ?? (await calibrationGramsDir(opts));
-        const stats = await calibrate(ckpt, await engine(), windows, gramsDir, modelFp, emit, 'dataset', {
-          dataset: { file: path.basename(d.file), format: data.dataset.format, sha256: data.dataset.sha256, tokens: data.ids.length },
-          samples,
-          seqLen,
-          seed,
-        }, opts);
+        const stats = await calibrate(ckpt, await engine(), windows, gramsDir, modelFp, emit, 'dataset', info, opts);
         return { stats, gramsDir };
       },
+      windows: async () => ({ windows, info }),
       heldOut: async (count) => {
         if (heldOutIds.length < seqLen) return undefined;
         return {
@@ -112,32 +178,38 @@ export async function planCalibration(ckpt: Checkpoint, engine: () => Promise<En
   const samples = s.samples ?? 32;
   const seqLen = s.seqLen ?? defaultCalibrationSeqLen(ckpt.config, 128);
   const seed = s.seed ?? 0;
+  const sampled = async (): Promise<CalibrationWindows> => {
+    emit({ type: 'calibration', phase: 'start', source: 'self-sampled', message: `sampling ${samples} sequences of ${seqLen} tokens from the model (seed ${seed})` });
+    const sequences = await sampleSequences(samplingWeights(ckpt), await engine(), {
+      count: samples,
+      length: seqLen,
+      seed,
+      onStep: (done, of) => emit({ type: 'calibration', phase: 'layer', source: 'self-sampled', layer: done - 1, of, message: `sampled ${done}/${of} positions` }),
+    });
+    const ids = new Int32Array(sequences.flatMap((q) => Array.from(q)));
+    return {
+      windows: sequences,
+      info: { dataset: { file: '(sampled from the model)', format: 'self-sampled', sha256: sha256(new Uint8Array(ids.buffer)), tokens: ids.length }, samples, seqLen, seed },
+    };
+  };
   return {
     source: 'self-sampled',
-    key: withGrams(`self-sampled:${samples}:${seqLen}:${seed}`),
-    description: `no dataset given: ${samples} sequences of ${seqLen} tokens sampled from the model itself (temperature 1, seed ${seed})`,
+    key: withMode(withGrams(`self-sampled:${samples}:${seqLen}:${seed}`)),
+    description: `no dataset given: ${samples} sequences of ${seqLen} tokens sampled from the model itself (temperature 1, seed ${seed})${sequentialNote(opts.mode)}`,
     run: async () => {
-      emit({ type: 'calibration', phase: 'start', source: 'self-sampled', message: `sampling ${samples} sequences of ${seqLen} tokens from the model (seed ${seed})` });
-      const eng = await engine();
-      const sequences = await sampleSequences(samplingWeights(ckpt), eng, {
-        count: samples,
-        length: seqLen,
-        seed,
-        onStep: (done, of) => emit({ type: 'calibration', phase: 'layer', source: 'self-sampled', layer: done - 1, of, message: `sampled ${done}/${of} positions` }),
-      });
-      const ids = new Int32Array(sequences.flatMap((q) => Array.from(q)));
+      const { windows, info } = await sampled();
       const gramsDir = opts.grams ?? (await calibrationGramsDir(opts));
-      const stats = await calibrate(ckpt, eng, sequences, gramsDir, modelFp, emit, 'self-sampled', {
-        dataset: { file: '(sampled from the model)', format: 'self-sampled', sha256: sha256(new Uint8Array(ids.buffer)), tokens: ids.length },
-        samples,
-        seqLen,
-        seed,
-      }, opts);
+      const stats = await calibrate(ckpt, await engine(), windows, gramsDir, modelFp, emit, 'self-sampled', info, opts);
       return { stats, gramsDir };
     },
+    windows: sampled,
     // a different seed than calibration, so the check runs on sequences the compressor never saw
     heldOut: async (count) => selfHeldOut(count, seqLen, (seed ^ 0x5eed1234) >>> 0),
   };
+}
+
+function sequentialNote(mode: CalibrationMode | undefined): string {
+  return mode === 'sequential' ? ', each layer calibrated on the outputs of the already-compressed layers before it (sequential)' : '';
 }
 
 /** Gram matrices are only collected when the recipe whitens (they cost hidden² per expert). */
