@@ -27,7 +27,7 @@ import {
   validateRecipeForLayer,
   type Recipe,
 } from './recipe.js';
-import { sumGrams, whitenedTruncatedSvd } from './whitening.js';
+import { sumGramsOf, whitenedTruncatedSvd } from './whitening.js';
 import { compressLayerSpectral, type LayerChoices } from './spectral-layer.js';
 import { RfidMoeError } from '../errors.js';
 
@@ -339,7 +339,7 @@ function factorGroup(input: CompressLayerInput, g: number, experts: readonly num
     // One basis per group needs one whitening: the summed Gram weighs each expert's inputs by how
     // many tokens it saw, i.e. the group objective Σ_i ‖(W_i − Ŵ_i)X_iᵀ‖² with a common metric.
     // Whitened factors always use the exact SVD (W·L is f64 and the optimum is the point).
-    const gram = sumGrams(d, experts.map((e) => (input.gram as (e: number) => Float64Array)(e)));
+    const gram = sumGramsOf(d, experts, input.gram as (e: number) => Float64Array);
     return whitenedTruncatedSvd(engine, m, d, M, gram, rank, { dampingSchedule: recipe.whiten.dampingSchedule });
   }
   const randomized = { ...recipe.randomizedSvd, seed: mixSeed(recipe.randomizedSvd.seed, g) };

@@ -51,7 +51,8 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
   let whitening: WhiteningUsed = 'none';
   let damping = 0;
   let L: Float64Array | undefined;
-  const X = Float64Array.from(M);
+  // the stack in f64: whitened (M·L) or as it is; one f64 copy of M besides X at most
+  let X: Float64Array | undefined;
   if (opts.gram) {
     if (opts.gram.length !== d * d) throw new RangeError(`Gram matrix has ${opts.gram.length} entries, expected ${d}×${d}`);
     if (!(trace(d, opts.gram) > 0)) {
@@ -61,9 +62,11 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
       L = chol.L;
       damping = chol.damping;
       whitening = 'cholesky';
+      X = new Float64Array(m * d);
       engine.gemm(m, d, d, Float64Array.from(M), L, X);
     }
   }
+  X ??= Float64Array.from(M);
 
   const energies = new Float64Array(r);
   const Vt = new Float64Array(cap * d);

@@ -27,7 +27,7 @@ import { factoriseBaseDelta, factoriseOutputBasis, outputBasisColumns, outputCoe
 import { groupExperts } from './grouping.js';
 import { DEFAULT_STRUCTURES, effectiveGroupSize, effectiveXi, groupOrderOf, type StructureKind, recipeFingerprint, resolvedResidualShare, usesEqualRanks } from './recipe.js';
 import { gramTrace, refitCoefficients } from './refit.js';
-import { sumGrams } from './whitening.js';
+import { sumGramsOf } from './whitening.js';
 
 /**
  * Per-expert refit shrinks each expert's Gram towards its group's average input statistics with
@@ -139,7 +139,7 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number): { best:
   const schedule = recipe.whiten !== false ? recipe.whiten.dampingSchedule : undefined;
   const k = effectiveGroupSize(recipe);
   const gramOf = (e: number): Float64Array => (input.gram as (e: number) => Float64Array)(e);
-  const groupGram = (experts: readonly number[]): Float64Array => sumGrams(d, experts.map(gramOf));
+  const groupGram = (experts: readonly number[]): Float64Array => sumGramsOf(d, experts, gramOf);
   const formGroups = (size: number): number[][] => {
     if (size === 1) return groupExperts(frequencies, 1, groupOrderOf(recipe));
     if (recipe.grouping === 'affinity') return affinityGroups(engine, matrices, p, d, frequencies, size);
@@ -273,7 +273,7 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   const schedule = recipe.whiten !== false ? recipe.whiten.dampingSchedule : undefined;
   const q = resolvedResidualShare(recipe) > 0 ? budget.residualPerExpert : 0;
   const gramOf = (e: number): Float64Array => (input.gram as (e: number) => Float64Array)(e);
-  const groupGram = (experts: readonly number[]): Float64Array => sumGrams(d, experts.map(gramOf));
+  const groupGram = (experts: readonly number[]): Float64Array => sumGramsOf(d, experts, gramOf);
 
   const allocate = (c: Candidate, budgetParams: number): number[] => allocateFor(input, c, budgetParams);
 
