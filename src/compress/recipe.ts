@@ -139,6 +139,12 @@ export const RecipeSchema = z
     return { retain, budgetGivenAs: givenAs as 'retain' | 'remove', ...rest };
   })
   .superRefine((r, ctx) => {
+    if (r.structures && r.structure !== 'auto') {
+      ctx.addIssue({ code: 'custom', path: ['structures'], message: 'structures lists the candidates of structure "auto"; set structure: "auto" or drop structures' });
+    }
+    if (r.structures?.some((s) => s === 'output-basis' || s === 'base-delta') && r.allocation !== 'waterfill') {
+      ctx.addIssue({ code: 'custom', path: ['structures'], message: 'structures output-basis and base-delta allocate rank per unit and need allocation "waterfill"' });
+    }
     if (r.allocationScope === 'model' && r.allocation !== 'waterfill') {
       ctx.addIssue({ code: 'custom', path: ['allocationScope'], message: 'allocationScope "model" needs allocation "waterfill" (the only allocation that compares groups across layers)' });
     }

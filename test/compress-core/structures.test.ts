@@ -213,3 +213,12 @@ describe('structure choice with the new candidates', () => {
     }
   });
 });
+
+describe('recipe option structures', () => {
+  it('refuses structures without structure "auto", and the new ones without water-filling, naming the fix', () => {
+    expect(() => parseRecipe({ retain: 0.5, structures: ['per-expert'] })).toThrow(/structure: "auto"/);
+    expect(() => parseRecipe({ retain: 0.5, structure: 'auto', allocation: 'fused', structures: ['output-basis'] })).toThrow(/need allocation "waterfill"/);
+    expect(() => parseRecipe({ retain: 0.5, preset: 'waterfill-whiten', structures: ['base-delta', 'base-delta'] } as never)).toThrow(/twice/);
+    expect(parseRecipe({ retain: 0.5, preset: 'waterfill-whiten', structures: ['output-basis'] } as never).structures).toEqual(['output-basis']);
+  });
+});
