@@ -133,7 +133,35 @@ function structuresToTry(recipe: CompressLayerInput['recipe'], k: number): Struc
   });
 }
 
-function chooseStructure(input: CompressLayerInput, rankBudget: number): { best: { c: Candidate; ranks: number[]; rel: number }; candidates: StructureCandidate[] } {
+/**
+ * Peak memory: a candidate's bases are cut to the rows its allocation can use (with and, for the
+ * residual gate, without the residual's share) as soon as it is allocated, so the best candidate
+ * so far is held at its ranks, not at its rank caps, while the next one is factorised; a losing
+ * candidate is dropped whole. Bases are read only up to the allocated rank, so outputs are the same.
+ */
+function trimToRanks(c: Candidate, ...allocations: ReadonlyArray<readonly number[]>): void {
+  const need = (u: number) => Math.max(...allocations.map((r) => r[u]));
+  if (c.facts) {
+    c.facts = c.facts.map((f, u) => {
+      const rows = need(u);
+      const d = f.basis.length / f.cap;
+      return f.basis.length > rows * d ? { ...f, basis: f.basis.slice(0, rows * d) } : f;
+    });
+  }
+  if (c.bdFacts) {
+    let u = 0;
+    c.bdFacts = c.bdFacts.map((f) => ({
+      ...f,
+      deltas: f.deltas.map((x) => {
+        const rows = need(u++);
+        const d = x.basis.length / x.cap;
+        return x.basis.length > rows * d ? { ...x, basis: x.basis.slice(0, rows * d) } : x;
+      }),
+    }));
+  }
+}
+
+function chooseStructure(input: CompressLayerInput, rankBudget: number, gateParams = 0): { best: { c: Candidate; ranks: number[]; rel: number }; candidates: StructureCandidate[] } {
   const { engine, recipe, matrices, p, d, frequencies } = input;
   const whiten = recipe.whiten !== false;
   const schedule = recipe.whiten !== false ? recipe.whiten.dampingSchedule : undefined;
@@ -163,7 +191,10 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number): { best:
     const ranks = allocateFor(input, c, rankBudget);
     const rel = c.total > 0 ? lostEnergy(c, ranks) / c.total : 0;
     report(rel, true);
-    if (!best || rel < best.rel) best = { c, ranks, rel };
+    if (!best || rel < best.rel) {
+      trimToRanks(c, ranks, ...(gateParams > 0 ? [allocateFor(input, c, rankBudget + gateParams)] : []));
+      best = { c, ranks, rel };
+    }
   }
   if (!best) throw new Error(`no structure fits the rank budget of ${Math.floor(rankBudget)} parameters (tried ${candidates.map((c) => c.structure).join(', ')}; one rank per group, and for base-delta each group's base, is the minimum): raise retain or add per-expert to structures`);
   return { best, candidates };
@@ -280,7 +311,7 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   // 1–2. candidate structures: factorise every group once, allocate, predict the error
   const ownRankBudget = q > 0 ? budget.rankBudgetParams : budget.targetParams;
   const rankBudget = input.rankBudgetParams ?? ownRankBudget;
-  const { best, candidates } = chooseStructure(input, rankBudget);
+  const { best, candidates } = chooseStructure(input, rankBudget, q > 0 && recipe.residual.gate ? n * q : 0);
   const chosen = best.c;
   const tSpectrum = performance.now();
 
