@@ -24,6 +24,7 @@ export const METHODS = [
   'waterfill-whiten-grouped',
   'waterfill-whiten-norefit',
   'waterfill-whiten-affinity',
+  'waterfill-whiten-structures',
 ] as const;
 export type MethodName = (typeof METHODS)[number];
 
@@ -41,6 +42,7 @@ export const METHOD_LABELS: Record<MethodName, string> = {
   'waterfill-whiten-grouped': 'whitened water-filling + refit, always grouped',
   'waterfill-whiten-norefit': 'whitened water-filling, no refit',
   'waterfill-whiten-affinity': 'whitened water-filling + refit, affinity groups',
+  'waterfill-whiten-structures': 'whitened water-filling + refit, structure chosen among all four (adds output basis, base + delta)',
 };
 
 /** The quick comparison's methods: the baselines (uniform, uniform + whitening, grouped uniform, the paper's method) and every new preset. */
@@ -90,6 +92,8 @@ export function recipeFor(method: MethodName, retain: number): RecipeInput {
       return { retain, preset: method };
     case 'waterfill-whiten-affinity':
       return { retain, preset: 'waterfill-whiten', grouping: 'affinity' };
+    case 'waterfill-whiten-structures':
+      return { retain, preset: 'waterfill-whiten', structures: ['per-expert', 'input-basis', 'output-basis', 'base-delta'] };
   }
 }
 

@@ -27,7 +27,7 @@ import {
   validateRecipeForLayer,
   type Recipe,
 } from './recipe.js';
-import { sumGrams, whitenedTruncatedSvd } from './whitening.js';
+import { sumGramsOf, whitenedTruncatedSvd } from './whitening.js';
 import { compressLayerSpectral, type LayerChoices } from './spectral-layer.js';
 import { RfidMoeError } from '../errors.js';
 
@@ -145,10 +145,21 @@ export interface CompressedGroup {
   F: number;
   E: number;
   C: number;
-  /** B_g, rank×d row-major, shared by the group */
+  /**
+   * absent: shared input-side basis, Ŵ_i = A_i·B_g (basis B_g rank×d, coefficients A_i p×rank);
+   * 'output-basis': Ŵ_i = U_g·C_i (basis U_g p×rank, coefficients C_i rank×d);
+   * 'base-delta': Ŵ_i = W̄_g + A_i·B_i (`base` W̄_g p×d, coefficients A_i p×K_i, expertBases B_i
+   * K_i×d, K_i = expertRanks[i]; `basis` is empty and `rank` the largest K_i)
+   */
+  structure?: 'output-basis' | 'base-delta';
+  /** B_g (rank×d) shared by the group; U_g (p×rank) for 'output-basis' */
   basis: Float32Array;
-  /** A_i per expert (same order as `experts`), p×rank row-major */
+  /** per expert (same order as `experts`): A_i p×rank; C_i rank×d for 'output-basis' */
   coefficients: Float32Array[];
+  /** 'base-delta' only */
+  base?: Float32Array;
+  expertBases?: Float32Array[];
+  expertRanks?: number[];
   residual?: { descriptor: ProjectionDescriptor; vectors: Float32Array[] };
   /** relative damping the whitening Cholesky needed */
   whiteningDamping?: number;
@@ -328,12 +339,18 @@ function factorGroup(input: CompressLayerInput, g: number, experts: readonly num
     // One basis per group needs one whitening: the summed Gram weighs each expert's inputs by how
     // many tokens it saw, i.e. the group objective Σ_i ‖(W_i − Ŵ_i)X_iᵀ‖² with a common metric.
     // Whitened factors always use the exact SVD (W·L is f64 and the optimum is the point).
-    const gram = sumGrams(d, experts.map((e) => (input.gram as (e: number) => Float64Array)(e)));
+    const gram = sumGramsOf(d, experts, input.gram as (e: number) => Float64Array);
     return whitenedTruncatedSvd(engine, m, d, M, gram, rank, { dampingSchedule: recipe.whiten.dampingSchedule });
   }
   const randomized = { ...recipe.randomizedSvd, seed: mixSeed(recipe.randomizedSvd.seed, g) };
   return truncatedFactors(engine, m, d, M, rank, recipe.svd, randomized);
 }
+
+/** The factors of one group, in the structure it was factored in (see CompressedGroup). */
+export type GroupFactors =
+  | { structure?: undefined; A: Float32Array; B: Float32Array; damping?: number }
+  | { structure: 'output-basis'; U: Float32Array; C: Float32Array[]; damping?: number }
+  | { structure: 'base-delta'; base: Float32Array; A: Float32Array[]; B: Float32Array[]; ranks: number[]; damping?: number };
 
 export function compressGroup(
   input: CompressLayerInput,
@@ -344,8 +361,10 @@ export function compressGroup(
   signals: Pick<CompressedGroup, 'erank' | 'F' | 'E' | 'C'>,
   q: number,
   timings: { factorMs: number; residualMs: number; errorsMs: number },
-  makeFactors: (M: Float32Array) => { A: Float32Array; B: Float32Array; damping?: number },
+  makeFactors: (M: Float32Array) => GroupFactors,
   rankEnergyIsOutput = false,
+  /** what the residual's parameters would buy as rank, when not the group's own spectrum beyond `rank` at |g|·p + d per unit */
+  rankAlternative?: { spectrum: Float64Array; rank: number; unitCost: number },
 ): CompressedGroup {
   const { engine, recipe, matrices, p, d } = input;
   const size = p * d;
@@ -353,10 +372,25 @@ export function compressGroup(
   let t = performance.now();
   const M = stack(matrices, experts, p, d);
   const factors = makeFactors(M);
-  // R = M − A·B in one GEMM (C starts as a copy of M, beta = 1)
   const R = Float32Array.from(M);
-  engine.gemm(m, d, rank, factors.A, factors.B, R, { alpha: -1, beta: 1 });
-  const coefficients = experts.map((_, j) => factors.A.slice(j * p * rank, (j + 1) * p * rank));
+  let shape: Pick<CompressedGroup, 'structure' | 'basis' | 'coefficients' | 'base' | 'expertBases' | 'expertRanks'>;
+  if (factors.structure === 'output-basis') {
+    // R_i = W_i − U·C_i
+    factors.C.forEach((C, j) => engine.gemm(p, d, rank, factors.U, C, R.subarray(j * size, (j + 1) * size), { alpha: -1, beta: 1 }));
+    shape = { structure: 'output-basis', basis: factors.U, coefficients: factors.C };
+  } else if (factors.structure === 'base-delta') {
+    // R_i = W_i − W̄ − A_i·B_i
+    experts.forEach((_, j) => {
+      const Rj = R.subarray(j * size, (j + 1) * size);
+      for (let i = 0; i < size; i++) Rj[i] -= factors.base[i];
+      engine.gemm(p, d, factors.ranks[j], factors.A[j], factors.B[j], Rj, { alpha: -1, beta: 1 });
+    });
+    shape = { structure: 'base-delta', basis: new Float32Array(0), coefficients: factors.A, base: factors.base, expertBases: factors.B, expertRanks: factors.ranks };
+  } else {
+    // R = M − A·B in one GEMM (C starts as a copy of M, beta = 1)
+    engine.gemm(m, d, rank, factors.A, factors.B, R, { alpha: -1, beta: 1 });
+    shape = { basis: factors.B, coefficients: experts.map((_, j) => factors.A.slice(j * p * rank, (j + 1) * p * rank)) };
+  }
   const now1 = performance.now();
   timings.factorMs += now1 - t;
   t = now1;
@@ -431,7 +465,8 @@ export function compressGroup(
   if (q > 0) {
     // with a whitened spectrum the next ranks are priced in output space, and so is the residual
     const recovered = rankEnergyIsOutput && outputBefore && outputAfter ? Math.max(0, sum(outputBefore) - sum(outputAfter)) : recoveredEnergy;
-    errors.residualVsRank = residualVsRank(spectrum, rank, experts.length, p, d, q, recovered);
+    const alt = rankAlternative ?? { spectrum, rank, unitCost: rankUnitCost(experts.length, p, d) };
+    errors.residualVsRank = residualVsRank(alt.spectrum, alt.rank, experts.length * q, alt.unitCost, recovered);
   }
   const energies: ErrorEnergies = { weight: totalWeight, residualBefore: totalBefore, residualAfter: sum(residualAfter) };
   if (outputBefore && outputAfter && outputNorms) energies.output = { weight: sum(outputNorms), before: sum(outputBefore), after: sum(outputAfter) };
@@ -442,8 +477,7 @@ export function compressGroup(
     d,
     rank,
     ...signals,
-    basis: factors.B,
-    coefficients,
+    ...shape,
     residual,
     ...(factors.damping !== undefined ? { whiteningDamping: factors.damping } : {}),
     errors,
@@ -457,9 +491,7 @@ export function compressGroup(
 }
 
 /** What the residual's |g|·q numbers recovered, against what as many parameters buy as rank. */
-function residualVsRank(spectrum: Float64Array, rank: number, groupSize: number, p: number, d: number, q: number, recovered: number): ResidualVsRank {
-  const params = groupSize * q;
-  const unit = rankUnitCost(groupSize, p, d);
+function residualVsRank(spectrum: Float64Array, rank: number, params: number, unit: number, recovered: number): ResidualVsRank {
   const equivalentRanks = params / unit;
   const whole = Math.floor(equivalentRanks);
   // σ² of the next ranks, the fractional last one pro rata
@@ -470,7 +502,7 @@ function residualVsRank(spectrum: Float64Array, rank: number, groupSize: number,
 const projectionCache = new WeakMap<ProjectionDescriptor, SparseProjection>();
 
 /**
- * Ŵ_i = A_i·B_g + P·η_i for the expert at `position` in the group (not the expert index):
+ * Ŵ_i = A_i·B_g + P·η_i (or the group's structure's form) for the expert at `position` in the group (not the expert index):
  * what dense output writes and what tests compare against.
  */
 export function reconstructExpert(group: CompressedGroup, position: number, engine: Engine): Float32Array {
@@ -479,7 +511,12 @@ export function reconstructExpert(group: CompressedGroup, position: number, engi
   }
   const { p, d, rank } = group;
   const W = new Float32Array(p * d);
-  engine.gemm(p, d, rank, group.coefficients[position], group.basis, W);
+  if (group.structure === 'output-basis') engine.gemm(p, d, rank, group.basis, group.coefficients[position], W);
+  else if (group.structure === 'base-delta') {
+    W.set(group.base as Float32Array);
+    const K = (group.expertRanks as number[])[position];
+    engine.gemm(p, d, K, group.coefficients[position], (group.expertBases as Float32Array[])[position], W, { beta: 1 });
+  } else engine.gemm(p, d, rank, group.coefficients[position], group.basis, W);
   if (group.residual) {
     const { descriptor, vectors } = group.residual;
     let projection = projectionCache.get(descriptor);

@@ -51,7 +51,8 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
   let whitening: WhiteningUsed = 'none';
   let damping = 0;
   let L: Float64Array | undefined;
-  const X = Float64Array.from(M);
+  // the stack in f64: whitened (M·L) or as it is; one f64 copy of M besides X at most
+  let X: Float64Array | undefined;
   if (opts.gram) {
     if (opts.gram.length !== d * d) throw new RangeError(`Gram matrix has ${opts.gram.length} entries, expected ${d}×${d}`);
     if (!(trace(d, opts.gram) > 0)) {
@@ -61,16 +62,24 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
       L = chol.L;
       damping = chol.damping;
       whitening = 'cholesky';
+      X = new Float64Array(m * d);
       engine.gemm(m, d, d, Float64Array.from(M), L, X);
     }
   }
+  X ??= Float64Array.from(M);
 
   const energies = new Float64Array(r);
   const Vt = new Float64Array(cap * d);
+  // Peak memory: each temporary is let go as soon as it is used up (references cleared), so that
+  // the stack, its d×d Gram and the eigenvectors are never all held at once at real shapes.
   if (m >= d) {
-    const C = new Float64Array(d * d);
+    let C: Float64Array | undefined = new Float64Array(d * d);
     engine.syrk(d, m, X, C, { trans: true });
-    const { values, vectors } = engine.eigSym(d, C);
+    X = undefined;
+    let eig: ReturnType<Engine['eigSym']> | undefined = engine.eigSym(d, C);
+    C = undefined;
+    const { values, vectors } = eig;
+    eig = undefined;
     for (let j = 0; j < r; j++) energies[j] = Math.max(0, values[j]);
     for (let j = 0; j < cap; j++) for (let i = 0; i < d; i++) Vt[j * d + i] = vectors[i * d + j];
   } else {
@@ -89,6 +98,7 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
       for (let i = 0; i < d; i++) Vt[j * d + i] *= scale;
     }
   }
+  X = undefined;
   // B·L = Vᵀ  ⇒  B = Vᵀ·L⁻¹ (the basis in the original input coordinates)
   if (L) engine.solveTriangular(d, cap, L, Vt, { lower: true, side: 'right' });
   return { energies, basis: Float32Array.from(Vt), cap, whitening, damping };

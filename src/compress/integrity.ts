@@ -30,6 +30,8 @@ export function assertFactorsFinite(layer: number, compressed: readonly Compress
     c.groups.forEach((g, gi) => {
       assertFinite(g.basis, `layer ${layer} ${c.type}: basis of group ${gi}`, FACTOR_FIX);
       g.coefficients.forEach((a, j) => assertFinite(a, `layer ${layer} ${c.type}: coefficients of expert ${g.experts[j]}`, FACTOR_FIX));
+      if (g.base) assertFinite(g.base, `layer ${layer} ${c.type}: base of group ${gi}`, FACTOR_FIX);
+      g.expertBases?.forEach((b, j) => assertFinite(b, `layer ${layer} ${c.type}: basis of expert ${g.experts[j]}`, FACTOR_FIX));
       g.residual?.vectors.forEach((v, j) => assertFinite(v, `layer ${layer} ${c.type}: residual vector of expert ${g.experts[j]}`, FACTOR_FIX));
     });
   }

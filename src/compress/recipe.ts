@@ -63,6 +63,12 @@ const RandomizedSvdSchema = z.strictObject({
   seed: z.number().int().min(0).max(0xffffffff).default(0),
 });
 
+/** The group structures a layer may be factored in (compress/structures.ts, group-factorisation.ts). */
+export const STRUCTURE_KINDS = ['per-expert', 'input-basis', 'output-basis', 'base-delta'] as const;
+export type StructureKind = (typeof STRUCTURE_KINDS)[number];
+/** What structure 'auto' compares when the recipe names no `structures`. */
+export const DEFAULT_STRUCTURES: readonly StructureKind[] = ['per-expert', 'input-basis'];
+
 export const RecipeSchema = z
   .strictObject({
     /** γ: fraction of gate+up parameters kept (give this or `remove`) */
@@ -85,6 +91,14 @@ export const RecipeSchema = z
     /** 'grouped': groups of groupSize as given; 'auto': per layer and matrix type, the lower
      * predicted output-space error at equal budget of per-expert factors and groups of groupSize */
     structure: z.enum(['grouped', 'auto']).default('grouped'),
+    /** the structures 'auto' compares (default per-expert and input-basis): 'per-expert',
+     * 'input-basis' (one basis B_g per group, W_i ≈ A_i·B_g), 'output-basis' (W_i ≈ U_g·C_i),
+     * 'base-delta' (W_i ≈ W̄_g + A_i·B_i); the last two need allocation 'waterfill' */
+    structures: z
+      .array(z.enum(STRUCTURE_KINDS))
+      .min(1, 'structures needs at least one of per-expert, input-basis, output-basis, base-delta')
+      .refine((a) => new Set(a).size === a.length, { message: 'structures lists a structure twice' })
+      .optional(),
     /** how groups are formed; default: index order for grouped-uniform, routing frequency otherwise;
      * 'affinity': experts whose leading input subspaces overlap most share a basis */
     grouping: z.enum(['frequency', 'index', 'affinity']).optional(),
@@ -125,6 +139,12 @@ export const RecipeSchema = z
     return { retain, budgetGivenAs: givenAs as 'retain' | 'remove', ...rest };
   })
   .superRefine((r, ctx) => {
+    if (r.structures && r.structure !== 'auto') {
+      ctx.addIssue({ code: 'custom', path: ['structures'], message: 'structures lists the candidates of structure "auto"; set structure: "auto" or drop structures' });
+    }
+    if (r.structures?.some((s) => s === 'output-basis' || s === 'base-delta') && r.allocation !== 'waterfill') {
+      ctx.addIssue({ code: 'custom', path: ['structures'], message: 'structures output-basis and base-delta allocate rank per unit and need allocation "waterfill"' });
+    }
     if (r.allocationScope === 'model' && r.allocation !== 'waterfill') {
       ctx.addIssue({ code: 'custom', path: ['allocationScope'], message: 'allocationScope "model" needs allocation "waterfill" (the only allocation that compares groups across layers)' });
     }

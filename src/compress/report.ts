@@ -28,6 +28,10 @@ export interface GroupReport {
   residualEnergyRecovered: number;
   residual: ProjectionDescriptor | null;
   whiteningDamping?: number;
+  /** absent: shared input-side basis (see CompressedGroup.structure) */
+  structure?: 'output-basis' | 'base-delta';
+  /** per expert rank of a 'base-delta' group */
+  expertRanks?: number[];
 }
 
 export interface TypeReport {

@@ -16,17 +16,18 @@
  */
 import { performance } from 'node:perf_hooks';
 import { allocateEqualRanks, allocateRanks } from '../rank-allocation/allocate.js';
-import { rankCap, rankUnitCost, storedParams, type LayerBudget } from '../rank-allocation/budget.js';
+import { rankCap, rankUnitCost, type LayerBudget } from '../rank-allocation/budget.js';
 import { fuseImportance, shareNormalise } from '../rank-allocation/fuse.js';
 import { waterfill, type WaterfillGroup } from '../rank-allocation/waterfill.js';
 import { effectiveRank } from '../svd/effective-rank.js';
 import { affinityGroups } from './affinity.js';
-import { compressGroup, poolErrors, stack, type CompressedGroup, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
+import { compressGroup, poolErrors, stack, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
 import { factoriseGroup, type GroupFactorisation } from './group-factorisation.js';
+import { factoriseBaseDelta, factoriseOutputBasis, outputBasisColumns, outputCoefficients, type BaseDeltaFactorisation, type OutputBasisFactorisation } from './structures.js';
 import { groupExperts } from './grouping.js';
-import { effectiveGroupSize, effectiveXi, groupOrderOf, recipeFingerprint, resolvedResidualShare, usesEqualRanks } from './recipe.js';
+import { DEFAULT_STRUCTURES, effectiveGroupSize, effectiveXi, groupOrderOf, type StructureKind, recipeFingerprint, resolvedResidualShare, usesEqualRanks } from './recipe.js';
 import { gramTrace, refitCoefficients } from './refit.js';
-import { sumGrams } from './whitening.js';
+import { sumGramsOf } from './whitening.js';
 
 /**
  * Per-expert refit shrinks each expert's Gram towards its group's average input statistics with
@@ -35,7 +36,9 @@ import { sumGrams } from './whitening.js';
  */
 export const REFIT_PRIOR_TOKENS = 32;
 
+
 export interface StructureCandidate {
+  structure: StructureKind;
   groupSize: number;
   grouping: 'frequency' | 'index' | 'affinity';
   /** predicted error energy at this structure's allocation, over the total energy */
@@ -53,18 +56,34 @@ export interface ResidualGate {
 }
 
 export interface LayerChoices {
-  structure: { chosenGroupSize: number; candidates: StructureCandidate[] };
+  structure: { chosen: StructureKind; chosenGroupSize: number; candidates: StructureCandidate[] };
   residualGate?: ResidualGate;
   /** groups no calibration token reached: plain SVD instead of whitening */
   whiteningFallbacks: number;
 }
 
+/** One allocation unit: a group's shared factor (input/output basis) or one expert's delta. */
+interface Unit {
+  energies: Float64Array;
+  weight: number;
+  unitCost: number;
+  cap: number;
+}
+
 interface Candidate {
+  kind: StructureKind;
   groupSize: number;
   groups: number[][];
-  facts: GroupFactorisation[];
+  units: Unit[];
+  /** parameters spent before any rank (the bases W̄ of base-delta) */
+  fixedParams: number;
+  /** input-side bases (per-expert, input-basis), one per group */
+  facts?: GroupFactorisation[];
+  outFacts?: OutputBasisFactorisation[];
+  bdFacts?: BaseDeltaFactorisation[];
   /** gain multiplier per group (1 whitened, 0 for unreached groups; frequency share on raw weights) */
   weights: number[];
+  fallbacks: number;
   F: number[];
   E: number[];
   C: number[];
@@ -74,82 +93,206 @@ interface Candidate {
 
 function lostEnergy(c: Candidate, ranks: readonly number[]): number {
   let lost = 0;
-  c.facts.forEach((f, g) => {
-    for (let j = ranks[g]; j < f.energies.length; j++) lost += c.weights[g] * f.energies[j];
+  c.units.forEach((u, i) => {
+    for (let j = ranks[i]; j < u.energies.length; j++) lost += u.weight * u.energies[j];
   });
   return lost;
 }
 
-/** Pass 1 for a model-wide allocation: the chosen structure's groups as water-filling input, each
- * layer's gains relative to its own total energy (so layers of different scale compare). */
-export function planLayerSpectra(input: CompressLayerInput, budget: LayerBudget): { groups: WaterfillGroup[]; residualParams: number } {
+/** Pass 1 for a model-wide allocation: the chosen structure's units as water-filling input, each
+ * layer's gains relative to its own total energy (so layers of different scale compare), and the
+ * parameters the structure spends before any rank (W̄ of base-delta). */
+export function planLayerSpectra(input: CompressLayerInput, budget: LayerBudget): { groups: WaterfillGroup[]; residualParams: number; fixedParams: number } {
   const q = resolvedResidualShare(input.recipe) > 0 ? budget.residualPerExpert : 0;
   const { best } = chooseStructure(input, q > 0 ? budget.rankBudgetParams : budget.targetParams);
   const c = best.c;
   const scale = c.total > 0 ? 1 / c.total : 0;
   return {
-    groups: c.facts.map((f, g) => ({ energies: f.energies, weight: c.weights[g] * scale, unitCost: rankUnitCost(c.groups[g].length, input.p, input.d), cap: f.cap })),
+    groups: c.units.map((u) => ({ energies: u.energies, weight: u.weight * scale, unitCost: u.unitCost, cap: u.cap })),
     residualParams: input.matrices.length * q,
+    fixedParams: c.fixedParams,
   };
 }
 
-function chooseStructure(input: CompressLayerInput, rankBudget: number): { best: { c: Candidate; ranks: number[]; rel: number }; candidates: StructureCandidate[] } {
+/** The structures 'auto' compares, in order (the first wins ties). */
+function structuresToTry(recipe: CompressLayerInput['recipe'], k: number): StructureKind[] {
+  if (recipe.structure !== 'auto' || recipe.allocation === 'uniform') return [k === 1 ? 'per-expert' : 'input-basis'];
+  const wanted = new Set<StructureKind>(recipe.structures ?? DEFAULT_STRUCTURES);
+  // input-basis first, as before; with k = 1 every shared structure is per-expert
+  const order: StructureKind[] = ['input-basis', 'per-expert', 'output-basis', 'base-delta'];
+  const kinds = order.filter((s) => wanted.has(s) && (k > 1 || s === 'per-expert' || s === 'input-basis'));
+  // the shared output basis and base+delta allocate per unit: only water-filling does
+  const out = recipe.allocation === 'waterfill' ? kinds : kinds.filter((s) => s === 'per-expert' || s === 'input-basis');
+  const sizes = new Set<number>();
+  return out.filter((s) => {
+    if (s !== 'per-expert' && s !== 'input-basis') return true;
+    const size = s === 'per-expert' ? 1 : k;
+    if (sizes.has(size)) return false;
+    sizes.add(size);
+    return true;
+  });
+}
+
+/**
+ * Peak memory: a candidate's bases are cut to the rows its allocation can use (with and, for the
+ * residual gate, without the residual's share) as soon as it is allocated, so the best candidate
+ * so far is held at its ranks, not at its rank caps, while the next one is factorised; a losing
+ * candidate is dropped whole. Bases are read only up to the allocated rank, so outputs are the same.
+ */
+function trimToRanks(c: Candidate, ...allocations: ReadonlyArray<readonly number[]>): void {
+  const need = (u: number) => Math.max(...allocations.map((r) => r[u]));
+  if (c.facts) {
+    c.facts = c.facts.map((f, u) => {
+      const rows = need(u);
+      const d = f.basis.length / f.cap;
+      return f.basis.length > rows * d ? { ...f, basis: f.basis.slice(0, rows * d) } : f;
+    });
+  }
+  if (c.bdFacts) {
+    let u = 0;
+    c.bdFacts = c.bdFacts.map((f) => ({
+      ...f,
+      deltas: f.deltas.map((x) => {
+        const rows = need(u++);
+        const d = x.basis.length / x.cap;
+        return x.basis.length > rows * d ? { ...x, basis: x.basis.slice(0, rows * d) } : x;
+      }),
+    }));
+  }
+}
+
+function chooseStructure(input: CompressLayerInput, rankBudget: number, gateParams = 0): { best: { c: Candidate; ranks: number[]; rel: number }; candidates: StructureCandidate[] } {
   const { engine, recipe, matrices, p, d, frequencies } = input;
   const whiten = recipe.whiten !== false;
   const schedule = recipe.whiten !== false ? recipe.whiten.dampingSchedule : undefined;
   const k = effectiveGroupSize(recipe);
   const gramOf = (e: number): Float64Array => (input.gram as (e: number) => Float64Array)(e);
-  const groupGram = (experts: readonly number[]): Float64Array => sumGrams(d, experts.map(gramOf));
+  const groupGram = (experts: readonly number[]): Float64Array => sumGramsOf(d, experts, gramOf);
   const formGroups = (size: number): number[][] => {
     if (size === 1) return groupExperts(frequencies, 1, groupOrderOf(recipe));
     if (recipe.grouping === 'affinity') return affinityGroups(engine, matrices, p, d, frequencies, size);
     return groupExperts(frequencies, size, groupOrderOf(recipe));
   };
-  const sizesToTry = recipe.structure === 'auto' && recipe.allocation !== 'uniform' ? [...new Set([k, 1])] : [k];
+  const grouping = recipe.grouping ?? (groupOrderOf(recipe) === 'index' ? 'index' : 'frequency');
   const candidates: StructureCandidate[] = [];
   let best: { c: Candidate; ranks: number[]; rel: number } | undefined;
-  for (const size of sizesToTry) {
-    const groups = formGroups(size);
+  let groupsOfK: number[][] | undefined;
+  for (const kind of structuresToTry(recipe, k)) {
+    const size = kind === 'per-expert' ? 1 : k;
+    const groups = size === 1 ? formGroups(1) : (groupsOfK ??= formGroups(size));
     const sizes = groups.map((g) => g.length);
-    const grouping = recipe.grouping ?? (groupOrderOf(recipe) === 'index' ? 'index' : 'frequency');
-    const oneEach = sizes.reduce((a, s) => a + rankUnitCost(s, p, d), 0);
-    if (oneEach > rankBudget || sizes.some((s) => rankCap(s, p, d) < 1)) {
-      candidates.push({ groupSize: size, grouping, predictedRelError: NaN, feasible: false });
+    const F = shareNormalise(groups.map((g) => g.reduce((acc, e) => acc + frequencies[e], 0)));
+    const report = (rel: number, feasible: boolean) => candidates.push({ structure: kind, groupSize: size, grouping: size === 1 ? 'frequency' : grouping, predictedRelError: rel, feasible });
+    const c = buildCandidate(kind, size, groups, sizes, F, rankBudget);
+    if (!c) {
+      report(NaN, false);
       continue;
     }
-    const facts = groups.map((g) =>
-      factoriseGroup(engine, g.length * p, d, stack(matrices, g, p, d), rankCap(g.length, p, d), {
-        ...(whiten ? { gram: groupGram(g) } : {}),
-        ...(schedule ? { dampingSchedule: schedule } : {}),
-      }),
-    );
-    const F = shareNormalise(groups.map((g) => g.reduce((acc, e) => acc + frequencies[e], 0)));
-    const eranks = facts.map((f) => effectiveRank(f.energies.map(Math.sqrt)));
-    const E = shareNormalise(eranks);
-    const C = fuseImportance(F, E, effectiveXi(recipe));
-    const weights = whiten ? facts.map((f) => (f.whitening === 'identity-fallback' ? 0 : 1)) : F;
-    let total = 0;
-    facts.forEach((f, g) => f.energies.forEach((e) => (total += weights[g] * e)));
-    const c: Candidate = { groupSize: size, groups, facts, weights, F, E, C, eranks, total };
     const ranks = allocateFor(input, c, rankBudget);
-    const rel = total > 0 ? lostEnergy(c, ranks) / total : 0;
-    candidates.push({ groupSize: size, grouping: size === 1 ? 'frequency' : grouping, predictedRelError: rel, feasible: true });
-    if (!best || rel < best.rel) best = { c, ranks, rel };
+    const rel = c.total > 0 ? lostEnergy(c, ranks) / c.total : 0;
+    report(rel, true);
+    if (!best || rel < best.rel) {
+      trimToRanks(c, ranks, ...(gateParams > 0 ? [allocateFor(input, c, rankBudget + gateParams)] : []));
+      best = { c, ranks, rel };
+    }
   }
-  if (!best) throw new Error(`no structure fits the rank budget of ${Math.floor(rankBudget)} parameters (one rank per group is the minimum)`);
+  if (!best) throw new Error(`no structure fits the rank budget of ${Math.floor(rankBudget)} parameters (tried ${candidates.map((c) => c.structure).join(', ')}; one rank per group, and for base-delta each group's base, is the minimum): raise retain or add per-expert to structures`);
   return { best, candidates };
+
+  function buildCandidate(kind: StructureKind, size: number, groups: number[][], sizes: number[], F: number[], budgetParams: number): Candidate | undefined {
+    if (kind === 'per-expert' || kind === 'input-basis') {
+      const oneEach = sizes.reduce((a, s) => a + rankUnitCost(s, p, d), 0);
+      if (oneEach > budgetParams || sizes.some((s) => rankCap(s, p, d) < 1)) return undefined;
+      const facts = groups.map((g) =>
+        factoriseGroup(engine, g.length * p, d, stack(matrices, g, p, d), rankCap(g.length, p, d), {
+          ...(whiten ? { gram: groupGram(g) } : {}),
+          ...(schedule ? { dampingSchedule: schedule } : {}),
+        }),
+      );
+      const eranks = facts.map((f) => effectiveRank(f.energies.map(Math.sqrt)));
+      const E = shareNormalise(eranks);
+      const C = fuseImportance(F, E, effectiveXi(recipe));
+      const weights = whiten ? facts.map((f) => (f.whitening === 'identity-fallback' ? 0 : 1)) : F;
+      const units = facts.map((f, g) => ({ energies: f.energies, weight: weights[g], unitCost: rankUnitCost(sizes[g], p, d), cap: f.cap }));
+      return finish({ kind, groupSize: size, groups, units, fixedParams: 0, facts, weights, fallbacks: weights.filter((w, g) => whiten && facts[g].whitening === 'identity-fallback').length, F, E, C, eranks, total: 0 });
+    }
+    if (kind === 'output-basis') {
+      // W_e ≈ U·C_e: the input-side formulas with p and d swapped
+      const oneEach = sizes.reduce((a, s) => a + rankUnitCost(s, d, p), 0);
+      if (oneEach > budgetParams || sizes.some((s) => rankCap(s, d, p) < 1)) return undefined;
+      const outFacts = groups.map((g) => factoriseOutputBasis(engine, p, d, g.map((e) => matrices[e]), rankCap(g.length, d, p), whiten ? g.map(gramOf) : undefined));
+      const eranks = outFacts.map((f) => effectiveRank(f.energies.map(Math.sqrt)));
+      const E = shareNormalise(eranks);
+      const weights = whiten ? outFacts.map((f) => (f.whitened ? 1 : 0)) : F;
+      const units = outFacts.map((f, g) => ({ energies: f.energies, weight: weights[g], unitCost: rankUnitCost(sizes[g], d, p), cap: f.cap }));
+      return finish({ kind, groupSize: size, groups, units, fixedParams: 0, outFacts, weights, fallbacks: outFacts.filter((f) => whiten && !f.whitened).length, F, E, C: fuseImportance(F, E, effectiveXi(recipe)), eranks, total: 0 });
+    }
+    // base-delta: W̄ per group, then one rank at least per expert's delta
+    const fixedParams = groups.length * p * d;
+    const cap = rankCap(1, p, d);
+    if (cap < 1 || fixedParams + matrices.length * rankUnitCost(1, p, d) > budgetParams) return undefined;
+    const bdFacts = groups.map((g) => {
+      const groupTokens = g.reduce((a, e) => a + frequencies[e], 0);
+      const groupMetric = whiten ? groupGram(g) : undefined;
+      const metricOf = (j: number): Float64Array | undefined => {
+        if (!groupMetric) return undefined;
+        const own = gramOf(g[j]);
+        const prior = groupTokens > 0 ? REFIT_PRIOR_TOKENS / groupTokens : 1;
+        const G = new Float64Array(d * d);
+        for (let i = 0; i < G.length; i++) G[i] = own[i] + prior * groupMetric[i];
+        return G;
+      };
+      return factoriseBaseDelta(engine, p, d, g.map((e) => matrices[e]), g.map((e) => frequencies[e]), cap, metricOf, schedule);
+    });
+    const units: Unit[] = [];
+    let fallbacks = 0;
+    const weights: number[] = [];
+    // the error is measured against the whole matrices' energy, not the deltas': total below
+    let total = 0;
+    bdFacts.forEach((f, g) => {
+      const w = whiten ? (f.deltas.every((x) => x.whitening === 'identity-fallback') ? 0 : 1) : F[g];
+      weights.push(w);
+      if (whiten && w === 0) fallbacks++;
+      f.deltas.forEach((x, j) => {
+        const wu = whiten ? (x.whitening === 'identity-fallback' ? 0 : 1) : F[g] / groups[g].length;
+        units.push({ energies: x.energies, weight: wu, unitCost: rankUnitCost(1, p, d), cap: x.cap });
+        total += wu * wholeEnergy(groups[g][j], f.grams[j]);
+      });
+    });
+    const eranks = bdFacts.map((f) => effectiveRank(f.deltas.flatMap((x) => Array.from(x.energies, Math.sqrt)).sort((a, b) => b - a)));
+    const E = shareNormalise(eranks);
+    return { kind, groupSize: size, groups, units, fixedParams, bdFacts, weights, fallbacks, F, E, C: fuseImportance(F, E, effectiveXi(recipe)), eranks, total };
+  }
+
+  /** ‖W_e‖² in the metric G (the energy the other structures' spectra sum to) */
+  function wholeEnergy(e: number, G: Float64Array | undefined): number {
+    const W = matrices[e];
+    if (!G) {
+      let s = 0;
+      for (let i = 0; i < W.length; i++) s += W[i] * W[i];
+      return s;
+    }
+    const Wd = Float64Array.from(W);
+    const T = new Float64Array(p * d);
+    engine.gemm(p, d, d, Wd, G, T);
+    let s = 0;
+    for (let i = 0; i < T.length; i++) s += T[i] * Wd[i];
+    return Math.max(0, s);
+  }
+
+  function finish(c: Candidate): Candidate {
+    let total = 0;
+    c.units.forEach((u) => u.energies.forEach((e) => (total += u.weight * e)));
+    c.total = total;
+    return c;
+  }
 }
 
 function allocateFor(input: CompressLayerInput, c: Candidate, budgetParams: number): number[] {
   const { recipe, p, d } = input;
+  if (recipe.allocation === 'waterfill') return waterfill(c.units, budgetParams - c.fixedParams).ranks;
   const sizes = c.groups.map((g) => g.length);
   const opts = { p, d, rankBudgetParams: budgetParams, rounding: recipe.rounding };
-  if (recipe.allocation === 'waterfill') {
-    return waterfill(
-      c.facts.map((f, g) => ({ energies: f.energies, weight: c.weights[g], unitCost: rankUnitCost(sizes[g], p, d), cap: f.cap })),
-      budgetParams,
-    ).ranks;
-  }
   if (usesEqualRanks(recipe)) return allocateEqualRanks(sizes, opts).ranks;
   return allocateRanks(c.C, sizes, opts).ranks;
 }
@@ -161,18 +304,18 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   const schedule = recipe.whiten !== false ? recipe.whiten.dampingSchedule : undefined;
   const q = resolvedResidualShare(recipe) > 0 ? budget.residualPerExpert : 0;
   const gramOf = (e: number): Float64Array => (input.gram as (e: number) => Float64Array)(e);
-  const groupGram = (experts: readonly number[]): Float64Array => sumGrams(d, experts.map(gramOf));
+  const groupGram = (experts: readonly number[]): Float64Array => sumGramsOf(d, experts, gramOf);
 
   const allocate = (c: Candidate, budgetParams: number): number[] => allocateFor(input, c, budgetParams);
 
   // 1–2. candidate structures: factorise every group once, allocate, predict the error
   const ownRankBudget = q > 0 ? budget.rankBudgetParams : budget.targetParams;
   const rankBudget = input.rankBudgetParams ?? ownRankBudget;
-  const { best, candidates } = chooseStructure(input, rankBudget);
+  const { best, candidates } = chooseStructure(input, rankBudget, q > 0 && recipe.residual.gate ? n * q : 0);
   const chosen = best.c;
   const tSpectrum = performance.now();
 
-  const fallbacks = chosen.facts.filter((f) => f.whitening === 'identity-fallback').length;
+  const fallbacks = chosen.fallbacks;
   if (fallbacks > 0) {
     warnings.push(`${fallbacks} group(s) saw no calibration token: factored on raw weights (no whitening) at the minimum rank the budget leaves them; use more calibration tokens`);
   }
@@ -180,26 +323,57 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   const ranksWithResidual = best.ranks;
   const ranksWithout = q > 0 && recipe.residual.gate ? allocate(chosen, rankBudget + n * q) : undefined;
   const tAllocate = performance.now();
+  // base-delta allocates per expert: the units of group g start at unitStart[g]
+  const unitStart: number[] = [];
+  sizes.reduce((acc, s) => (unitStart.push(acc), acc + s), 0);
+  const groupRanks = (unitRanks: readonly number[]): number[] =>
+    chosen.kind === 'base-delta' ? chosen.groups.map((g, gi) => Math.max(...unitRanks.slice(unitStart[gi], unitStart[gi] + g.length))) : [...unitRanks];
 
   // 3. factors
   const timings = { factorMs: 0, residualMs: 0, errorsMs: 0 };
-  const factorPass = (ranks: readonly number[], qq: number): CompressedGroup[] =>
+  const factorPass = (unitRanks: readonly number[], qq: number): CompressedGroup[] =>
     chosen.groups.map((experts, g) => {
-      const K = ranks[g];
-      const fact = chosen.facts[g];
-      const makeFactors = (M: Float32Array) => ({ A: coefficients(experts, M, fact, K), B: fact.basis.slice(0, K * d), ...(whiten ? { damping: fact.damping } : {}) });
-      const group = compressGroup(
-        input,
-        g,
-        experts,
-        K,
-        fact.energies.map(Math.sqrt),
-        { erank: chosen.eranks[g], F: chosen.F[g], E: chosen.E[g], C: chosen.C[g] },
-        qq,
-        timings,
-        makeFactors,
-        whiten && fact.whitening === 'cholesky',
-      );
+      const signals = { erank: chosen.eranks[g], F: chosen.F[g], E: chosen.E[g], C: chosen.C[g] };
+      let group: CompressedGroup;
+      if (chosen.kind === 'output-basis') {
+        const K = unitRanks[g];
+        const fact = (chosen.outFacts as OutputBasisFactorisation[])[g];
+        const makeFactors = (): GroupFactors => {
+          const U = outputBasisColumns(fact, p, K);
+          return { structure: 'output-basis', U, C: experts.map((e) => outputCoefficients(engine, p, d, K, U, matrices[e])) };
+        };
+        const alt = { spectrum: fact.energies.map(Math.sqrt), rank: K, unitCost: chosen.units[g].unitCost };
+        group = compressGroup(input, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.whitened, alt);
+      } else if (chosen.kind === 'base-delta') {
+        const fact = (chosen.bdFacts as BaseDeltaFactorisation[])[g];
+        const Ks = experts.map((_, j) => unitRanks[unitStart[g] + j]);
+        const makeFactors = (): GroupFactors => {
+          const B = fact.deltas.map((x, j) => x.basis.slice(0, Ks[j] * d));
+          const A = experts.map((e, j) => {
+            const D = new Float32Array(p * d);
+            const W = matrices[e];
+            for (let i = 0; i < D.length; i++) D[i] = W[i] - fact.base[i];
+            const G = fact.grams[j];
+            if (!G || fact.deltas[j].whitening !== 'cholesky') {
+              const Aj = new Float32Array(p * Ks[j]);
+              engine.gemm(p, Ks[j], d, D, B[j], Aj, { transB: true });
+              return Aj;
+            }
+            return refitCoefficients(engine, p, d, Ks[j], D, B[j], G, schedule);
+          });
+          return { structure: 'base-delta', base: fact.base, A, B, ranks: Ks };
+        };
+        // the next rank units of this group, best first, as the residual's alternative
+        const tail = fact.deltas.flatMap((x, j) => Array.from(x.energies.subarray(Ks[j]))).sort((x, y) => y - x);
+        const K = Math.max(...Ks);
+        const alt = { spectrum: Float64Array.from(tail, Math.sqrt), rank: 0, unitCost: rankUnitCost(1, p, d) };
+        group = compressGroup(input, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.deltas.every((x) => x.whitening === 'cholesky'), alt);
+      } else {
+        const K = unitRanks[g];
+        const fact = (chosen.facts as GroupFactorisation[])[g];
+        const makeFactors = (M: Float32Array): GroupFactors => ({ A: coefficients(experts, M, fact, K), B: fact.basis.slice(0, K * d), ...(whiten ? { damping: fact.damping } : {}) });
+        group = compressGroup(input, g, experts, K, fact.energies.map(Math.sqrt), signals, qq, timings, makeFactors, whiten && fact.whitening === 'cholesky');
+      }
       input.onGroupDone?.(g + 1, chosen.groups.length);
       return group;
     });
@@ -249,9 +423,9 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
     }
   }
 
-  const unitCosts = sizes.map((s) => rankUnitCost(s, p, d));
-  const used = ranks.reduce((a, K, g) => a + K * unitCosts[g], 0);
-  const stored = storedParams(ranks, sizes, p, d, qUsed);
+  const unitCosts = chosen.units.map((u) => u.unitCost);
+  const used = chosen.fixedParams + ranks.reduce((a, K, i) => a + K * unitCosts[i], 0);
+  const stored = used + n * qUsed;
   const shortfall = rankBudget + n * q - stored;
   if (shortfall >= Math.max(...unitCosts) && !usesEqualRanks(recipe)) {
     warnings.push(`stored parameters ${stored} fall ${Math.round(shortfall)} short of retain ${recipe.retain} (${(stored / budget.originalParams).toFixed(4)} kept): every group is at its rank cap`);
@@ -259,21 +433,21 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   const tEnd = performance.now();
   return {
     groups,
-    ranks,
+    ranks: groupRanks(ranks),
     budget,
     errors: poolErrors(groups.map((g) => g.energies)),
     allocation: {
       kTotal: budget.kTotal,
       usedParams: used,
       leftoverParams: (qUsed > 0 ? rankBudget : rankBudget + n * q) - used,
-      caps: sizes.map((s) => rankCap(s, p, d)),
+      caps: chosen.groups.map((_, g) => chosen.units[chosen.kind === 'base-delta' ? unitStart[g] : g].cap),
     },
     params: { original: budget.originalParams, stored, rank: used, residual: n * qUsed, ratio: stored / budget.originalParams },
     warnings,
     recipeFingerprint: recipeFingerprint(recipe),
     engine: engine.describe(),
     timings: { spectrumMs: tSpectrum - t0, allocateMs: tAllocate - tSpectrum, ...timings, totalMs: tEnd - t0 },
-    choices: { structure: { chosenGroupSize: chosen.groupSize, candidates }, ...(gate ? { residualGate: gate } : {}), whiteningFallbacks: fallbacks },
+    choices: { structure: { chosen: chosen.kind, chosenGroupSize: chosen.groupSize, candidates }, ...(gate ? { residualGate: gate } : {}), whiteningFallbacks: fallbacks },
   };
 }
 

@@ -50,6 +50,20 @@ export function whitenedTruncatedSvd(
   return { A, B: Float32Array.from(Vt), singularValues: Float64Array.from(S), damping };
 }
 
+/**
+ * Σ_e G_e over a group's experts, fetching one Gram at a time: the same sum, in the same order, as
+ * sumGrams of all of them, without holding k of them at once (k·d²·8 bytes at real shapes).
+ */
+export function sumGramsOf(d: number, experts: readonly number[], gramOf: (e: number) => Float64Array): Float64Array {
+  const total = new Float64Array(d * d);
+  for (const e of experts) {
+    const g = gramOf(e);
+    if (g.length !== d * d) throw new RangeError(`Gram matrix of expert ${e} has ${g.length} entries, expected ${d}×${d}`);
+    for (let j = 0; j < total.length; j++) total[j] += g[j];
+  }
+  return total;
+}
+
 /** Σ of several d×d Gram matrices (a group's experts share one whitening). */
 export function sumGrams(d: number, grams: readonly Float64Array[]): Float64Array {
   const total = new Float64Array(d * d);

@@ -25,7 +25,7 @@ import { copyModelFiles } from '../compress/stages/write.js';
 import { outputConfigText } from '../compress/output/config-json.js';
 import { writeIndex } from '../compress/output/index-file.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
-import { basisName, CONFIG_FILE, COPIED_FILES, INDEX_FILE, moePrefix, STATS_FILE } from '../compress/output/names.js';
+import { basisName, groupBaseName, CONFIG_FILE, COPIED_FILES, INDEX_FILE, moePrefix, STATS_FILE } from '../compress/output/names.js';
 import { materialise } from './factored-expert.js';
 import { loadCompressed, type CompressedModel } from './load.js';
 import { RfidMoeError } from '../errors.js';
@@ -141,8 +141,9 @@ export async function densify(dir: string, opts: DensifyOptions): Promise<Densif
     // the factored tensors of each compressed layer live in one shard; its dense tensors go there
     const layersByFile = new Map<string, number[]>();
     for (const l of block.layers) {
-      const type = Object.keys(l.types)[0];
-      const basis = store.tensor(basisName(moePrefix(model.layout.layers[l.layer].moe!.router), type, 0));
+      const [type, t] = Object.entries(l.types)[0];
+      const prefix = moePrefix(model.layout.layers[l.layer].moe!.router);
+      const basis = store.tensor(t?.groups[0].structure === 'base-delta' ? groupBaseName(prefix, type, 0) : basisName(prefix, type, 0));
       if (!basis) throw new DensifyError(`${dir}: layer ${l.layer} has no factored ${type} tensors; the output is damaged — recompress the model`);
       layersByFile.set(basis.file, [...(layersByFile.get(basis.file) ?? []), l.layer]);
     }

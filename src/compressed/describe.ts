@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bytesPerElement } from '../io/dtype.js';
-import { basisName, coefficientName, moePrefix, PROGRESS_FILE, residualName } from '../compress/output/names.js';
+import { basisName, coefficientName, expertBasisName, groupBaseName, moePrefix, PROGRESS_FILE, residualName } from '../compress/output/names.js';
 import type { CompressedModel } from './load.js';
 import { RfidMoeError } from '../errors.js';
 
@@ -60,8 +60,11 @@ export function describeCompressed(model: CompressedModel, verified: boolean): C
       let stored = 0;
       if (block.storage === 'factored') {
         t.groups.forEach((g, gi) => {
-          stored += bytesOf(basisName(prefix, type, gi));
-          for (const e of g.experts) stored += bytesOf(coefficientName(prefix, type, e)) + (g.residual ? bytesOf(residualName(prefix, type, e)) : 0);
+          stored += bytesOf(g.structure === 'base-delta' ? groupBaseName(prefix, type, gi) : basisName(prefix, type, gi));
+          for (const e of g.experts) {
+            stored += bytesOf(coefficientName(prefix, type, e)) + (g.residual ? bytesOf(residualName(prefix, type, e)) : 0);
+            if (g.structure === 'base-delta') stored += bytesOf(expertBasisName(prefix, type, e));
+          }
         });
       } else {
         stored = model.config.numExperts * t.p * t.d * width;
@@ -69,7 +72,7 @@ export function describeCompressed(model: CompressedModel, verified: boolean): C
       types[type] = {
         p: t.p,
         d: t.d,
-        groups: t.groups.map((g) => ({ experts: g.experts, rank: g.rank, erank: g.erank, residualLength: g.residual ? g.residual.q : null })),
+        groups: t.groups.map((g) => ({ experts: g.experts, rank: g.rank, erank: g.erank, residualLength: g.residual ? g.residual.q : null, ...(g.structure ? { structure: g.structure } : {}), ...(g.expertRanks ? { expertRanks: g.expertRanks } : {}) })),
         storedBytes: stored,
         originalBytes: model.config.numExperts * t.p * t.d * width,
       };

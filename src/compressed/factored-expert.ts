@@ -51,6 +51,8 @@ export interface FactoredMatrix {
   basis: Float32Array;
   /** A, p × rank */
   coefficients: Float32Array;
+  /** W̄, p × d, added to A·B (a 'base-delta' group's shared base) */
+  base?: Float32Array;
   residual?: { descriptor: ProjectionDescriptor; vector: Float32Array };
 }
 
@@ -58,8 +60,8 @@ export type ApplyMode = 'auto' | 'factored' | 'materialised';
 
 /** W = A·B + unvec(P·η) as f32, p × d. */
 export function materialise(engine: Engine, m: FactoredMatrix): Float32Array {
-  const W = new Float32Array(m.p * m.d);
-  engine.gemm(m.p, m.d, m.rank, m.coefficients, m.basis, W);
+  const W = m.base ? Float32Array.from(m.base) : new Float32Array(m.p * m.d);
+  engine.gemm(m.p, m.d, m.rank, m.coefficients, m.basis, W, { beta: m.base ? 1 : 0 });
   if (m.residual) createProjection(m.residual.descriptor).addReconstruction(W, m.residual.vector);
   return W;
 }
@@ -70,7 +72,7 @@ export const SCALAR_STEP_COST = 64;
 /** Cost (in BLAS multiply-adds) of the two ways of applying `m` to `rows` rows. */
 export function applyCosts(m: FactoredMatrix, rows: number): { factored: number; materialised: number } {
   const { p, d, rank: K } = m;
-  let factored = rows * K * (d + p);
+  let factored = rows * K * (d + p) + (m.base ? rows * p * d : 0);
   let materialised = p * K * d + rows * p * d;
   if (m.residual) {
     factored += m.residual.descriptor.scheme === 'tile' ? SCALAR_STEP_COST * rows * (d + p + m.residual.descriptor.q) : SCALAR_STEP_COST * p * d + rows * p * d;
@@ -89,7 +91,7 @@ export class FactoredLinear implements LinearOperator {
     private readonly mode: ApplyMode = 'auto',
   ) {
     const { p, d, rank, basis, coefficients } = matrix;
-    if (basis.length !== rank * d || coefficients.length !== p * rank) {
+    if (basis.length !== rank * d || coefficients.length !== p * rank || (matrix.base && matrix.base.length !== p * d)) {
       throw new CompressedFormatError(`factors do not match p=${p}, d=${d}, rank=${rank} (basis ${basis.length}, coefficients ${coefficients.length} values)`);
     }
     if (matrix.residual && matrix.residual.descriptor.length !== p * d) {
@@ -122,7 +124,8 @@ export class FactoredLinear implements LinearOperator {
     }
     const t = new Float32Array(rows * rank);
     engine.gemm(rows, rank, d, x, this.matrix.basis, t, { transB: true });
-    engine.gemm(rows, p, rank, t, this.matrix.coefficients, out, { transB: true });
+    if (this.matrix.base) engine.gemm(rows, p, d, x, this.matrix.base, out, { transB: true });
+    engine.gemm(rows, p, rank, t, this.matrix.coefficients, out, { transB: true, beta: this.matrix.base ? 1 : 0 });
     const residual = this.matrix.residual;
     if (!residual) return;
     if (residual.descriptor.scheme === 'tile') {

@@ -25,7 +25,7 @@ import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/wei
 import { CompressedFormatError, parseRfidBlock, type LayerBlock, type RfidBlock } from '../compress/output/block.js';
 import { modelConfigOf } from '../compress/output/config-json.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
-import { basisName, CONFIG_BLOCK_KEY, coefficientName, moePrefix, residualName } from '../compress/output/names.js';
+import { basisName, CONFIG_BLOCK_KEY, coefficientName, expertBasisName, groupBaseName, moePrefix, residualName } from '../compress/output/names.js';
 import { verifyOutputFiles, type HashProgress } from './verify.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
 
@@ -51,7 +51,7 @@ type MatrixType = ExpertMatrixType;
 /** Ŵ = A·B (+ P·η) without an engine (plain loops), for the Checkpoint view. */
 function reconstructPlain(m: FactoredMatrix): Float32Array {
   const { p, d, rank } = m;
-  const W = new Float32Array(p * d);
+  const W = m.base ? Float32Array.from(m.base) : new Float32Array(p * d);
   for (let i = 0; i < p; i++) {
     const row = i * d;
     for (let k = 0; k < rank; k++) {
@@ -126,17 +126,22 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     }
     const group = t.groups[g];
     const prefix = moePrefix(this.layout.layers[layer].moe!.router);
-    const [basis, coefficients, residual] = await Promise.all([
-      this.store.readF32(basisName(prefix, type, g)),
+    const delta = group.structure === 'base-delta';
+    const [shared, own, base, residual] = await Promise.all([
+      this.store.readF32(delta ? expertBasisName(prefix, type, expert) : basisName(prefix, type, g)),
       this.store.readF32(coefficientName(prefix, type, expert)),
+      delta ? this.store.readF32(groupBaseName(prefix, type, g)) : Promise.resolve(undefined),
       group.residual ? this.store.readF32(residualName(prefix, type, expert)) : Promise.resolve(undefined),
     ]);
+    // Ŵ = coefficients·basis (+ base): an output-side basis U is the left factor, C_e the right one
+    const outputSide = group.structure === 'output-basis';
     return {
       p: t.p,
       d: t.d,
-      rank: group.rank,
-      basis,
-      coefficients,
+      rank: delta ? (group.expertRanks as number[])[group.experts.indexOf(expert)] : group.rank,
+      basis: outputSide ? own : shared,
+      coefficients: outputSide ? shared : own,
+      ...(base ? { base } : {}),
       ...(group.residual && residual ? { residual: { descriptor: group.residual, vector: residual } } : {}),
     };
   }
@@ -262,9 +267,14 @@ function checkFactorShapes(model: { tensor(name: string): TensorMeta | undefined
       if (seen.length !== numExperts || seen.some((e, i) => e !== i)) problems.push(`layer ${l.layer} ${type}: the groups do not cover experts 0..${numExperts - 1} exactly once`);
       if (block.storage !== 'factored') continue;
       t.groups.forEach((g, gi) => {
-        expectShape(basisName(prefix, type, gi), [g.rank, t.d]);
-        for (const e of g.experts) {
-          expectShape(coefficientName(prefix, type, e), [t.p, g.rank]);
+        if (g.structure === 'base-delta') expectShape(groupBaseName(prefix, type, gi), [t.p, t.d]);
+        else expectShape(basisName(prefix, type, gi), g.structure === 'output-basis' ? [t.p, g.rank] : [g.rank, t.d]);
+        for (const [j, e] of g.experts.entries()) {
+          if (g.structure === 'base-delta') {
+            const K = (g.expertRanks as number[])[j];
+            expectShape(coefficientName(prefix, type, e), [t.p, K]);
+            expectShape(expertBasisName(prefix, type, e), [K, t.d]);
+          } else expectShape(coefficientName(prefix, type, e), g.structure === 'output-basis' ? [g.rank, t.d] : [t.p, g.rank]);
           if (g.residual) expectShape(residualName(prefix, type, e), [g.residual.q]);
         }
       });

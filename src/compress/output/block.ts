@@ -27,6 +27,21 @@ export const groupBlockSchema = z.object({
   erankShare: z.number(),
   fusedScore: z.number(),
   residual: descriptorSchema.nullable(),
+  /**
+   * absent: one input-side basis per group (version 1). 'output-basis': Ŵ_e = U_g·C_e, the group
+   * tensor `basis` is U_g [p, rank] and each `coeff` is C_e [rank, d]. 'base-delta':
+   * Ŵ_e = W̄_g + A_e·B_e, the group tensor `base` is W̄_g [p, d], each expert has `coeff` A_e
+   * [p, K_e] and `basis` B_e [K_e, d] with K_e = expertRanks (in the order of `experts`).
+   * Blocks with either are written as version 2, which older readers refuse.
+   */
+  structure: z.enum(['output-basis', 'base-delta']).optional(),
+  expertRanks: z.array(z.number().int().positive()).optional(),
+}).superRefine((g, ctx) => {
+  if ((g.structure === 'base-delta') !== (g.expertRanks !== undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['expertRanks'], message: 'expertRanks is given exactly for base-delta groups' });
+  } else if (g.expertRanks && (g.expertRanks.length !== g.experts.length || Math.max(...g.expertRanks) !== g.rank)) {
+    ctx.addIssue({ code: 'custom', path: ['expertRanks'], message: 'expertRanks needs one rank per expert, the largest equal to rank' });
+  }
 });
 
 export const typeBlockSchema = z.object({
@@ -45,7 +60,8 @@ export const layerBlockSchema = z.object({
 
 export const rfidBlockSchema = z.object({
   format: z.literal('rfid-moe'),
-  version: z.literal(1),
+  /** 1: input-side bases only; 2: groups may carry a `structure` (see groupBlockSchema) */
+  version: z.union([z.literal(1), z.literal(2)]),
   tool: z.string(),
   /** 'factored': bases/coefficients/residuals; 'dense': reconstructed weights under the original names */
   storage: z.enum(['factored', 'dense']),
@@ -87,6 +103,11 @@ export const rfidBlockSchema = z.object({
 });
 
 export type GroupBlock = z.infer<typeof groupBlockSchema>;
+
+/** The lowest format version that can hold these layers (2 once any group has a structure tag). */
+export function formatVersionFor(layers: readonly z.infer<typeof layerBlockSchema>[]): 1 | 2 {
+  return layers.some((l) => Object.values(l.types).some((t) => t?.groups.some((g) => g.structure !== undefined))) ? 2 : 1;
+}
 export type TypeBlock = z.infer<typeof typeBlockSchema>;
 export type LayerBlock = z.infer<typeof layerBlockSchema>;
 export type RfidBlock = z.infer<typeof rfidBlockSchema>;

@@ -16,7 +16,7 @@ import { SafetensorsWriter, type TensorPlan } from '../../io/safetensors-writer.
 import type { TensorStore } from '../../io/sharded.js';
 import { reconstructExpert, type CompressedGroup } from '../compress-layer.js';
 import type { MatrixType } from '../recipe.js';
-import { basisName, coefficientName, moePrefix, residualName } from './names.js';
+import { basisName, coefficientName, expertBasisName, groupBaseName, moePrefix, residualName } from './names.js';
 
 export interface CompressedTypeData {
   type: MatrixType;
@@ -55,6 +55,8 @@ export function roundFactors(groups: CompressedGroup[], dtype: EncodableDType): 
   for (const g of groups) {
     g.basis = roundTo(dtype, g.basis);
     g.coefficients = g.coefficients.map((c) => roundTo(dtype, c));
+    if (g.base) g.base = roundTo(dtype, g.base);
+    if (g.expertBases) g.expertBases = g.expertBases.map((b) => roundTo(dtype, b));
     if (g.residual) g.residual = { descriptor: g.residual.descriptor, vectors: g.residual.vectors.map((v) => roundTo(dtype, v)) };
   }
 }
@@ -82,9 +84,14 @@ export function droppedTensors(layer: LayerLayout, types: readonly MatrixType[])
 function factorPlan(prefix: string, data: CompressedTypeData, dtype: EncodableDType): Array<TensorPlan & { data: Float32Array }> {
   const out: Array<TensorPlan & { data: Float32Array }> = [];
   data.groups.forEach((g, gi) => {
-    out.push({ name: basisName(prefix, data.type, gi), dtype, shape: [g.rank, g.d], data: g.basis });
+    if (g.structure === 'base-delta') out.push({ name: groupBaseName(prefix, data.type, gi), dtype, shape: [g.p, g.d], data: g.base as Float32Array });
+    else out.push({ name: basisName(prefix, data.type, gi), dtype, shape: g.structure === 'output-basis' ? [g.p, g.rank] : [g.rank, g.d], data: g.basis });
     g.experts.forEach((e, j) => {
-      out.push({ name: coefficientName(prefix, data.type, e), dtype, shape: [g.p, g.rank], data: g.coefficients[j] });
+      if (g.structure === 'base-delta') {
+        const K = (g.expertRanks as number[])[j];
+        out.push({ name: coefficientName(prefix, data.type, e), dtype, shape: [g.p, K], data: g.coefficients[j] });
+        out.push({ name: expertBasisName(prefix, data.type, e), dtype, shape: [K, g.d], data: (g.expertBases as Float32Array[])[j] });
+      } else out.push({ name: coefficientName(prefix, data.type, e), dtype, shape: g.structure === 'output-basis' ? [g.rank, g.d] : [g.p, g.rank], data: g.coefficients[j] });
       if (g.residual) out.push({ name: residualName(prefix, data.type, e), dtype, shape: [g.residual.descriptor.q], data: g.residual.vectors[j] });
     });
   });

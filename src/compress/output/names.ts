@@ -12,6 +12,12 @@
  * | `<prefix>.rfid.<type>.experts.<e>.coeff`       | [p, K_g]   | A_e, expert e's coefficients (its group's K) |
  * | `<prefix>.rfid.<type>.experts.<e>.residual`    | [q]        | η_e, the residual through P (if β > 0)   |
  *
+ * Groups of another structure (the group's `structure` in the block, format version 2):
+ *
+ * | 'output-basis': `groups.<g>.basis` is U_g [p, K_g], `experts.<e>.coeff` is C_e [K_g, d]; Ŵ_e = U_g·C_e
+ * | 'base-delta':   `groups.<g>.base` W̄_g [p, d], `experts.<e>.coeff` A_e [p, K_e],
+ * |                 `experts.<e>.basis` B_e [K_e, d]; Ŵ_e = W̄_g + A_e·B_e
+ *
  * <type> is gate, up or down; for gate/up p is the expert width and d the hidden size, for down
  * p = hidden and d = width (nn.Linear's [out, in]). Ŵ_e = A_e·B_g + unvec(P·η_e), with P rebuilt
  * from the group's descriptor in config.json's `rfid_moe` block. The original tensors of the
@@ -30,6 +36,14 @@ export function moePrefix(routerName: string): string {
 
 export function basisName(prefix: string, type: string, group: number): string {
   return `${prefix}.rfid.${type}.groups.${group}.basis`;
+}
+
+export function groupBaseName(prefix: string, type: string, group: number): string {
+  return `${prefix}.rfid.${type}.groups.${group}.base`;
+}
+
+export function expertBasisName(prefix: string, type: string, expert: number): string {
+  return `${prefix}.rfid.${type}.experts.${expert}.basis`;
 }
 
 export function coefficientName(prefix: string, type: string, expert: number): string {

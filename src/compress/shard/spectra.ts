@@ -39,6 +39,7 @@ const spectraSchema = z.object({
       layer: z.number().int().nonnegative(),
       type: z.enum(['gate', 'up', 'down']),
       budgetParams: z.number(),
+      fixedParams: z.number().optional(),
       groups: z.array(z.object({ energies: z.array(z.number()), weight: z.number(), unitCost: z.number(), cap: z.number() })),
     }),
   ),

@@ -25,6 +25,8 @@ export interface SpectraPart {
   type: MatrixType;
   /** parameters this layer and type contribute to the model's budget */
   budgetParams: number;
+  /** parameters the chosen structure spends before any rank (W̄ of base-delta); not water-filled */
+  fixedParams?: number;
   groups: Array<{ energies: number[]; weight: number; unitCost: number; cap: number }>;
 }
 
@@ -56,7 +58,8 @@ export async function layerSpectra(args: {
       parts.push({
         layer: l,
         type,
-        budgetParams: plan.residualParams > 0 ? budget.rankBudgetParams : budget.targetParams,
+        budgetParams: (plan.residualParams > 0 ? budget.rankBudgetParams : budget.targetParams) - plan.fixedParams,
+        ...(plan.fixedParams > 0 ? { fixedParams: plan.fixedParams } : {}),
         groups: plan.groups.map((g) => ({ energies: Array.from(g.energies), weight: g.weight, unitCost: g.unitCost, cap: g.cap })),
       });
     }
@@ -83,7 +86,7 @@ export function budgetsFromSpectra(parts: readonly SpectraPart[], recipe: Recipe
   const { ranks } = waterfill(groups, total);
   const budgets: RankBudgets = new Map();
   for (const span of spans) {
-    let spent = 0;
+    let spent = sorted.find((p) => `${p.layer}/${p.type}` === span.key)?.fixedParams ?? 0;
     for (let g = span.from; g < span.to; g++) spent += ranks[g] * groups[g].unitCost;
     budgets.set(span.key, spent);
   }

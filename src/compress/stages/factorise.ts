@@ -82,7 +82,13 @@ function groupReports(result: CompressLayerResult): GroupReport[] {
     residualEnergyRecovered: g.errors.residualEnergyRecovered,
     residual: g.residual ? { ...g.residual.descriptor } : null,
     ...(g.whiteningDamping !== undefined ? { whiteningDamping: g.whiteningDamping } : {}),
+    ...structureFields(g),
   }));
+}
+
+/** The structure tag of a group that is not a shared input-side basis (block and report). */
+function structureFields(g: { structure?: 'output-basis' | 'base-delta'; expertRanks?: number[] }): { structure?: 'output-basis' | 'base-delta'; expertRanks?: number[] } {
+  return { ...(g.structure ? { structure: g.structure } : {}), ...(g.expertRanks ? { expertRanks: [...g.expertRanks] } : {}) };
 }
 
 function typeReport(result: CompressLayerResult, p: number, d: number, groupSize: number): TypeReport {
@@ -112,6 +118,7 @@ function layerBlock(layer: number, counts: number[], compressed: CompressedTypeD
         erankShare: g.E,
         fusedScore: g.C,
         residual: g.residual ? { ...g.residual.descriptor } : null,
+        ...structureFields(g),
       })),
     };
   }
@@ -126,7 +133,7 @@ export function layerBlockFromReport(report: LayerReport, counts: number[]): Lay
     types[type as MatrixType] = {
       p: t.p,
       d: t.d,
-      groups: t.groups.map((g) => ({ experts: g.experts, rank: g.rank, erank: g.erank, frequencyShare: g.F, erankShare: g.E, fusedScore: g.C, residual: g.residual })),
+      groups: t.groups.map((g) => ({ experts: g.experts, rank: g.rank, erank: g.erank, frequencyShare: g.F, erankShare: g.E, fusedScore: g.C, residual: g.residual, ...structureFields(g) })),
     };
   }
   return { layer: report.layer, routingCounts: counts, types };

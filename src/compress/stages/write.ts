@@ -12,7 +12,7 @@ import { SafetensorsFile } from '../../io/safetensors-reader.js';
 import { TOOL_VERSION } from '../../version.js';
 import { canonical } from '../hashing.js';
 import { modelIdentity } from '../output/config-json.js';
-import type { LayerBlock, RfidBlock } from '../output/block.js';
+import { formatVersionFor, type LayerBlock, type RfidBlock } from '../output/block.js';
 import { COPIED_FILES, INDEX_FILE, NAME_TEMPLATES } from '../output/names.js';
 import { recipeFingerprint, type Recipe } from '../recipe.js';
 import type { CalibrationPlan } from './calibrate.js';
@@ -77,7 +77,7 @@ export function rfidBlock(args: {
   const { ckpt, recipe } = args;
   return {
     format: 'rfid-moe',
-    version: 1,
+    version: formatVersionFor(args.layers),
     tool: `rfid-moe ${TOOL_VERSION}`,
     storage: args.storage,
     runFingerprint: args.runFingerprint,
