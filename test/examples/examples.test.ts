@@ -84,7 +84,7 @@ describe.skipIf(!existsSync(DEMO_TOKENIZER))('examples on a tiny fixture', () =>
     const args = [
       '--model', fixture.model, '--data', fixture.data, '--out', out, '--results-md', md,
       '--retain', '0.6,0.3', '--methods', methods.join(','), '--seq-len', '16', '--max-windows', '2',
-      '--calib-samples', '8', '--calib-seq-len', '16', '--engine', 'ts',
+      '--calib-samples', '8', '--calib-seq-len', '16', '--engine', 'ts', '--kl-sets', 'shakespeare,wikitext2',
     ];
     const r = runExample('compare-methods.ts', args);
     expect(r.status, r.stderr).toBe(0);
@@ -99,6 +99,7 @@ describe.skipIf(!existsSync(DEMO_TOKENIZER))('examples on a tiny fixture', () =>
       expect(run.error.weightRel).toBeLessThan(1);
       for (const s of json.evalSets) expect(run.eval[s.key].perplexity).toBeGreaterThan(1);
       expect(run.eval.shakespeare.meanKl).toBeGreaterThan(0);
+      expect(run.eval.wikitext2.meanKl).toBeGreaterThan(0);
       expect(run.eval.ptb.meanKl).toBeUndefined();
     }
     // more parameters kept → closer weights, for every method
