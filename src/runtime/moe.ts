@@ -63,21 +63,8 @@ export async function moeBlock(
   const routing = route(engine, config, w.router, x, tokens);
   observer?.onRouting?.(layer, routing);
 
-  // tokens grouped by expert (slot order within a token does not matter for the sum): expert e's
-  // tokens are order[first[e]..first[e+1]), with their routing weights alongside
-  const { experts, weights } = routing;
+  const { first, order, orderWeights } = groupByExpert(routing, config.numExperts);
   const E = config.numExperts;
-  const first = new Int32Array(E + 1);
-  for (const e of experts) first[e + 1]++;
-  for (let e = 0; e < E; e++) first[e + 1] += first[e];
-  const order = new Int32Array(experts.length);
-  const orderWeights = new Float32Array(experts.length);
-  const fill = first.slice(0, E);
-  for (let i = 0; i < experts.length; i++) {
-    const e = experts[i];
-    order[fill[e]] = Math.floor(i / routing.topK);
-    orderWeights[fill[e]++] = weights[i];
-  }
 
   const kernels = engine.kernels;
   // accumulated apart from the residual and added once, in the order transformers sums them
@@ -122,28 +109,24 @@ export async function moeBlock(
   return out;
 }
 
-/** Token lists per expert and their routing weights (slot order within a token does not matter for the sum). */
-function routedMembers(routing: Routing, numExperts: number): { members: Int32Array[]; memberWeights: Float32Array[] } {
-  const { experts, weights, topK: k, tokens } = routing;
-  const counts = new Int32Array(numExperts);
-  for (const e of experts) counts[e]++;
-  const members: Int32Array[] = Array.from(counts, (c) => new Int32Array(c));
-  const memberWeights: Float32Array[] = Array.from(counts, (c) => new Float32Array(c));
-  const fill = new Int32Array(numExperts);
-  for (let t = 0; t < tokens; t++) {
-    for (let s = 0; s < k; s++) {
-      const e = experts[t * k + s];
-      members[e][fill[e]] = t;
-      memberWeights[e][fill[e]++] = weights[t * k + s];
-    }
+/**
+ * Tokens grouped by expert (slot order within a token does not matter for the sum): expert e's
+ * tokens are order[first[e]..first[e+1]), in token order, with their routing weights alongside.
+ */
+function groupByExpert(routing: Routing, numExperts: number): { first: Int32Array; order: Int32Array; orderWeights: Float32Array } {
+  const { experts, weights } = routing;
+  const first = new Int32Array(numExperts + 1);
+  for (const e of experts) first[e + 1]++;
+  for (let e = 0; e < numExperts; e++) first[e + 1] += first[e];
+  const order = new Int32Array(experts.length);
+  const orderWeights = new Float32Array(experts.length);
+  const fill = first.slice(0, numExperts);
+  for (let i = 0; i < experts.length; i++) {
+    const e = experts[i];
+    order[fill[e]] = Math.floor(i / routing.topK);
+    orderWeights[fill[e]++] = weights[i];
   }
-  return { members, memberWeights };
-}
-
-function gatherRows(x: Float32Array, idx: Int32Array, h: number): Float32Array {
-  const xe = new Float32Array(idx.length * h);
-  for (let i = 0; i < idx.length; i++) xe.set(x.subarray(idx[i] * h, (idx[i] + 1) * h), i * h);
-  return xe;
+  return { first, order, orderWeights };
 }
 
 /**
@@ -155,9 +138,14 @@ export async function observeMoeInputs(engine: Engine, config: ModelConfig, laye
   const routing = route(engine, config, router, x, tokens);
   observer.onRouting?.(layer, routing);
   if (!observer.onExpertInput) return;
-  const { members, memberWeights } = routedMembers(routing, config.numExperts);
+  const h = config.hiddenSize;
+  const { first, order, orderWeights } = groupByExpert(routing, config.numExperts);
   for (let e = 0; e < config.numExperts; e++) {
-    if (members[e].length === 0) continue;
-    await observer.onExpertInput(layer, e, gatherRows(x, members[e], config.hiddenSize), members[e].length, memberWeights[e]);
+    const rows = first[e + 1] - first[e];
+    if (rows === 0) continue;
+    // an array of its own, as in moeBlock: the observer may keep it
+    const xe = new Float32Array(rows * h);
+    engine.kernels.gatherRows(h, order.subarray(first[e], first[e + 1]), rows, x, xe);
+    await observer.onExpertInput(layer, e, xe, rows, orderWeights.subarray(first[e], first[e + 1]));
   }
 }
