@@ -18,6 +18,12 @@ export function defaultText(option: Option, text: string): Option {
 }
 
 /** `--engine` and `--threads` (calibrate, eval, compress). */
+/** What commander parses from `engineOptions()`. */
+export interface EngineCliOptions {
+  engine: string;
+  threads?: string;
+}
+
 export function engineOptions(): Option[] {
   return [
     new Option('--engine <engine>', 'linear-algebra engine').choices(['auto', 'native', 'ts', 'tfjs']).default('auto'),
@@ -35,6 +41,12 @@ export function datasetTextOptions(tokenizerHelp: string): Option[] {
 }
 
 /** `--json` and `--quiet` (every long command). */
+/** What commander parses from `outputOptions()`. */
+export interface OutputCliOptions {
+  json?: boolean;
+  quiet?: boolean;
+}
+
 export function outputOptions(jsonHelp: string): Option[] {
   return [new Option('--json', jsonHelp).default(false), new Option('--quiet', 'no progress on stderr').default(false)];
 }

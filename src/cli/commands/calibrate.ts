@@ -24,9 +24,9 @@ import { tokenizeDataset } from '../../tokens/prepare.js';
 import type { DatasetFormat } from '../../tokens/dataset.js';
 import { OptionError, parseInteger } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, datasetTextOptions, defaultText, engineOptions, outputOptions } from '../shared-options.js';
+import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
 
-interface CalibrateOptions {
+interface CalibrateOptions extends EngineCliOptions, OutputCliOptions {
   dataset: string;
   samples: string;
   seqLen?: string;
@@ -38,10 +38,6 @@ interface CalibrateOptions {
   textField: string;
   grams?: string;
   minTokens: string;
-  engine: string;
-  threads?: string;
-  json?: boolean;
-  quiet?: boolean;
 }
 
 export function register(program: Command): void {

@@ -23,9 +23,9 @@ import type { DatasetFormat } from '../../tokens/dataset.js';
 import { OptionError, parseInteger, parseNumber } from '../options.js';
 import { CommandProgress } from '../progress.js';
 import { translateOptions, optionFlags } from '../errors.js';
-import { addOptions, datasetTextOptions, defaultText, engineOptions, outputOptions } from '../shared-options.js';
+import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
 
-interface CompressCliOptions {
+interface CompressCliOptions extends EngineCliOptions, OutputCliOptions {
   out: string;
   retain?: string;
   remove?: string;
@@ -52,15 +52,11 @@ interface CompressCliOptions {
   format: 'factored' | 'dense';
   evalSequences: string;
   eval: boolean;
-  engine: string;
-  threads?: string;
   resume?: boolean;
   shard?: string;
   layers?: string;
   spectraOut?: string;
   rankBudgets?: string;
-  json?: boolean;
-  quiet?: boolean;
 }
 
 /** Recipe from --recipe (if any) with the flags given on the command line applied on top. */

@@ -11,14 +11,10 @@ import { densify } from '../../compressed/densify.js';
 import { parseEngineChoice } from '../../engine/index.js';
 import { parseInteger } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, engineOptions, outputOptions } from '../shared-options.js';
+import { addOptions, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
 
-interface DensifyCliOptions {
+interface DensifyCliOptions extends EngineCliOptions, OutputCliOptions {
   out: string;
-  engine: string;
-  threads?: string;
-  json?: boolean;
-  quiet?: boolean;
 }
 
 export function register(program: Command): void {

@@ -21,9 +21,9 @@ import { tokenizeDataset } from '../../tokens/prepare.js';
 import { evaluationWindows } from '../../tokens/windows.js';
 import { parseInteger } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, datasetTextOptions, defaultText, engineOptions, outputOptions } from '../shared-options.js';
+import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
 
-interface EvalCliOptions {
+interface EvalCliOptions extends EngineCliOptions, OutputCliOptions {
   dataset: string;
   seqLen?: string;
   maxWindows?: string;
@@ -32,10 +32,6 @@ interface EvalCliOptions {
   datasetFormat: DatasetFormat | 'auto';
   textField: string;
   batchTokens: string;
-  engine: string;
-  threads?: string;
-  json?: boolean;
-  quiet?: boolean;
 }
 
 export function register(program: Command): void {

@@ -19,9 +19,9 @@ import { loadTextCodec } from '../../runtime/generation/codec.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
 import { DEFAULT_RESIDENT_BYTES } from '../../runtime/resident-weights.js';
 import { OptionError, parseInteger } from '../options.js';
-import { addOptions, defaultText, engineOptions } from '../shared-options.js';
+import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions } from '../shared-options.js';
 
-interface GenerateCliOptions {
+interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   prompt: string;
   maxNewTokens: string;
   temperature: string;
@@ -32,10 +32,6 @@ interface GenerateCliOptions {
   ignoreEos?: boolean;
   contextLength?: string;
   tokenizer?: string;
-  engine: string;
-  threads?: string;
-  json?: boolean;
-  quiet?: boolean;
 }
 
 export function register(program: Command): void {

@@ -11,17 +11,13 @@ import { reportSummary } from '../../compress/report.js';
 import { merge } from '../../compress/shard/merge.js';
 import { parseInteger } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, defaultText, engineOptions, outputOptions } from '../shared-options.js';
+import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
 
-interface MergeCliOptions {
+interface MergeCliOptions extends EngineCliOptions, OutputCliOptions {
   out: string;
   model?: string;
   evalSequences: string;
   eval: boolean;
-  engine: string;
-  threads?: string;
-  json?: boolean;
-  quiet?: boolean;
 }
 
 export function register(program: Command): void {

@@ -124,9 +124,7 @@ export class SequentialCalibration {
     const grams = sink && this.a.grams ? new GramObserver(engine, ckpt.config.hiddenSize, sink, this.a.grams.weighting) : undefined;
     await observeMoeInputs(engine, ckpt.config, layer, weights.mlp.moe.router, this.normed, this.ctx.batch.ids.length, combineObservers(counter, grams));
     await sink?.finish();
-    const entry = counter.result().layers[0];
-    this.counts.set(layer, { tokens: entry.tokens, topK: entry.topK, counts: entry.counts });
-    return { counts: entry.counts, ...(gramsDir ? { gramsDir } : {}) };
+    return { counts: this.record(layer, counter), ...(gramsDir ? { gramsDir } : {}) };
   }
 
   /** After layer `layer`'s shard is written: its MLP half with the weights read back from the shard. */
@@ -156,6 +154,11 @@ export class SequentialCalibration {
       await mlpStep(this.ctx, layer, weights, this.x, this.normed, counter);
     });
     this.next = layer + 1;
+    return this.record(layer, counter);
+  }
+
+  /** Keeps the layer's routing counts for the statistics document; undefined for a dense layer. */
+  private record(layer: number, counter: RoutingCounter): number[] | undefined {
     const entry = counter.result().layers[0];
     if (!entry) return undefined;
     this.counts.set(layer, { tokens: entry.tokens, topK: entry.topK, counts: entry.counts });
