@@ -38,7 +38,7 @@ export const METHOD_LABELS: Record<MethodName, string> = {
   'rfid-whiten': 'RFID + whitening',
   'uniform-whiten': 'uniform + whitening (per-expert SVD-LLM)',
   waterfill: 'water-filling on raw spectra, structure and residual chosen',
-  'waterfill-whiten': 'whitened water-filling + refit, structure and residual chosen',
+  'waterfill-whiten': 'default: whitened water-filling + refit, structure and residual chosen',
   'waterfill-whiten-grouped': 'whitened water-filling + refit, always grouped',
   'waterfill-whiten-norefit': 'whitened water-filling, no refit',
   'waterfill-whiten-affinity': 'whitened water-filling + refit, affinity groups',
