@@ -21,7 +21,7 @@ import { fuseImportance, shareNormalise } from '../rank-allocation/fuse.js';
 import { waterfill, type WaterfillGroup } from '../rank-allocation/waterfill.js';
 import { effectiveRank } from '../svd/effective-rank.js';
 import { affinityGroups } from './affinity.js';
-import { compressGroup, poolErrors, stack, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
+import { compressGroup, poolErrors, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
 import { factoriseGroup, type GroupFactorisation } from './group-factorisation.js';
 import { factoriseBaseDelta, factoriseOutputBasis, outputBasisColumns, outputCoefficients, type BaseDeltaFactorisation, type OutputBasisFactorisation } from './structures.js';
 import { groupExperts } from './grouping.js';
@@ -203,9 +203,10 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
     if (kind === 'per-expert' || kind === 'input-basis') {
       const oneEach = sizes.reduce((a, s) => a + rankUnitCost(s, p, d), 0);
       if (oneEach > budgetParams || sizes.some((s) => rankCap(s, p, d) < 1)) return undefined;
+      // the experts' own matrices (no stacked copy) and the group's summed Gram handed over
       const facts = groups.map((g) =>
-        factoriseGroup(engine, g.length * p, d, stack(matrices, g, p, d), rankCap(g.length, p, d), {
-          ...(whiten ? { gram: groupGram(g) } : {}),
+        factoriseGroup(engine, g.length * p, d, g.map((e) => matrices[e]), rankCap(g.length, p, d), {
+          ...(whiten ? { gram: groupGram(g), gramIsScratch: true } : {}),
           ...(schedule ? { dampingSchedule: schedule } : {}),
         }),
       );
@@ -390,14 +391,19 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
       engine.gemm(m, K, d, M, B, A, { transB: true });
       return A;
     }
+    // Peak memory: one blended Gram buffer serves the group's experts in turn, and the last
+    // expert's blend is written over the group metric (our own sum, read by nothing after it), so
+    // a single expert needs no second d×d buffer at all.
+    let blended: Float64Array | undefined;
     experts.forEach((e, j) => {
       const W = M.subarray(j * p * d, (j + 1) * p * d);
       let G = groupMetric;
       if (recipe.refit) {
         const own = gramOf(e);
         const prior = groupTokens > 0 ? REFIT_PRIOR_TOKENS / groupTokens : 1;
-        G = new Float64Array(d * d);
-        for (let i = 0; i < G.length; i++) G[i] = own[i] + prior * groupMetric[i];
+        const into = j === experts.length - 1 ? groupMetric : (blended ??= new Float64Array(d * d));
+        for (let i = 0; i < into.length; i++) into[i] = own[i] + prior * groupMetric[i];
+        G = into;
       }
       A.set(refitCoefficients(engine, p, d, K, W, B, G, schedule), j * p * K);
     });
