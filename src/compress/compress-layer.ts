@@ -48,6 +48,12 @@ export interface CompressLayerInput {
   /** parameters the factors may spend in this layer and type, when a model-wide allocation set it
    * (spectral path only; default: the layer's own share of the budget) */
   rankBudgetParams?: number;
+  /**
+   * spectral path: bases at their rank caps beyond this many bytes (all groups of a candidate
+   * structure together) wait on disk for the allocation instead of in memory; default one group's
+   * Gram matrices (groupSize·d²·8). Results are the same either way.
+   */
+  spillBasesOverBytes?: number;
 }
 
 export interface ResidualVsRank {

@@ -294,6 +294,25 @@ describe('compressLayerType on the spectral path', () => {
     expect(kept.groups.every((grp) => grp.residual !== undefined)).toBe(true);
   });
 
+  it('bases parked on disk until the allocation (spillBasesOverBytes) give the same layer, bit for bit, as bases held in memory', () => {
+    const matrices = layer(false, 14);
+    const freq = [90, 70, 60, 50, 40, 30, 20, 10];
+    const G = grams(70, (e) => 20 + 10 * e);
+    for (const preset of ['default', 'waterfill-whiten-grouped'] as const) {
+      const recipe = parseRecipe({ retain: 0.5, preset, groupSize: 2, residual: { share: 0.05, gate: true } });
+      const common = { engine, recipe, matrices, p, d, frequencies: freq, gram: (e: number) => G[e] };
+      const held = compressLayerType({ ...common, spillBasesOverBytes: Infinity });
+      const parked = compressLayerType({ ...common, spillBasesOverBytes: 0 });
+      expect(parked.ranks).toEqual(held.ranks);
+      expect(parked.choices).toEqual(held.choices);
+      expect(parked.errors).toEqual(held.errors);
+      parked.groups.forEach((grp, g) => {
+        expect(Array.from(grp.basis)).toEqual(Array.from(held.groups[g].basis));
+        grp.coefficients.forEach((A, j) => expect(Array.from(A)).toEqual(Array.from(held.groups[g].coefficients[j])));
+      });
+    }
+  });
+
   it('refit never raises the calibration output error of a shared basis', () => {
     const matrices = layer(false, 12);
     const freq = [90, 70, 60, 50, 40, 30, 20, 10];
