@@ -50,8 +50,8 @@ export interface CompressLayerInput {
   rankBudgetParams?: number;
   /**
    * spectral path: bases at their rank caps beyond this many bytes (all groups of a candidate
-   * structure together) wait on disk for the allocation instead of in memory; default one group's
-   * Gram matrices (groupSize·d²·8). Results are the same either way.
+   * structure together) wait on disk for the allocation instead of in memory; default 16 MiB.
+   * Results are the same either way.
    */
   spillBasesOverBytes?: number;
 }

@@ -165,10 +165,13 @@ function trimToRanks(c: Candidate, ...allocations: ReadonlyArray<readonly number
   }
 }
 
-/** One group's Gram matrices (k × d² f64): the default limit on bases held at their rank caps. */
-function defaultSpillBytes(input: CompressLayerInput): number {
-  return Math.max(1, effectiveGroupSize(input.recipe)) * input.d * input.d * 8;
-}
+/**
+ * Default limit on a candidate's bases held at their rank caps: 16 MiB. Small models keep them in
+ * memory (no file per layer); at real shapes (one Qwen3-30B-A3B expert's basis at its cap is
+ * 4.4 MiB) they go to disk, where they cost a write and a read of the rows kept, instead of up to
+ * a third of the layer's weights held through the whole factorisation.
+ */
+const DEFAULT_SPILL_BYTES = 16 * 2 ** 20;
 
 /** B_K of group g (K×d, its own array), from memory or from the spill file. */
 function basisRows(c: Candidate, g: number, K: number, d: number): Float32Array {
@@ -231,11 +234,11 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
     if (kind === 'per-expert' || kind === 'input-basis') {
       const oneEach = sizes.reduce((a, s) => a + rankUnitCost(s, p, d), 0);
       if (oneEach > budgetParams || sizes.some((s) => rankCap(s, p, d) < 1)) return undefined;
-      // Peak memory: bases at their rank caps wait for the allocation; beyond one group's Gram
-      // matrices' worth (input.spillBasesOverBytes) they wait on disk, so that what is held does
+      // Peak memory: bases at their rank caps wait for the allocation; beyond a few MiB
+      // (input.spillBasesOverBytes, default 16 MiB) they wait on disk, so that what is held does
       // not grow with the number of experts.
       const capBytes = groups.reduce((a, g) => a + rankCap(g.length, p, d) * d * 4, 0);
-      const spill = keepBases && capBytes > (input.spillBasesOverBytes ?? defaultSpillBytes(input)) ? { file: RowSpill.create(), handles: [] as SpillHandle[] } : undefined;
+      const spill = keepBases && capBytes > (input.spillBasesOverBytes ?? DEFAULT_SPILL_BYTES) ? { file: RowSpill.create(), handles: [] as SpillHandle[] } : undefined;
       let facts: GroupFactorisation[];
       try {
         // the experts' own matrices (no stacked copy) and the group's summed Gram handed over
