@@ -35,4 +35,8 @@ describe('RowSpill', () => {
     expect(() => spill.read(ha)).toThrow(/after close/);
     expect(existsSync(parent)).toBe(true);
   });
+
+  it('a directory it cannot write in is refused with what to do, not a bare errno', () => {
+    expect(() => RowSpill.create(path.join(parent, 'does-not-exist'))).toThrow(/could not park basis rows in a temporary file under .*does-not-exist .*ENOENT.*TMPDIR/);
+  });
 });

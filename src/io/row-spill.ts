@@ -12,12 +12,25 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { RfidMoeError } from '../errors.js';
 
 export interface SpillHandle {
   /** byte offset in the file */
   offset: number;
   /** f32 values stored */
   length: number;
+}
+
+/** What failed, where, and what to do about it (the directory is the system's temporary one). */
+export class SpillError extends RfidMoeError {
+  readonly kind = 'SpillError';
+}
+
+function spillError(parent: string, err: unknown): SpillError {
+  return new SpillError(
+    `could not park basis rows in a temporary file under ${parent} (${(err as Error).message}); free space there or point TMPDIR at a directory with room (a layer's bases at their rank caps need about a third of its weights' f32 bytes)`,
+    { cause: err },
+  );
 }
 
 export class RowSpill {
@@ -32,12 +45,13 @@ export class RowSpill {
   }
 
   static create(parent: string = os.tmpdir()): RowSpill {
-    const dir = mkdtempSync(path.join(parent, 'rfid-moe-spill-'));
+    let dir: string | undefined;
     try {
+      dir = mkdtempSync(path.join(parent, 'rfid-moe-spill-'));
       return new RowSpill(dir, openSync(path.join(dir, 'rows.f32'), 'w+'));
     } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw err;
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      throw spillError(parent, err);
     }
   }
 
@@ -50,7 +64,11 @@ export class RowSpill {
   put(data: Float32Array): SpillHandle {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     let done = 0;
-    while (done < bytes.length) done += writeSync(this.open, bytes, done, bytes.length - done, this.end + done);
+    try {
+      while (done < bytes.length) done += writeSync(this.open, bytes, done, bytes.length - done, this.end + done);
+    } catch (err) {
+      throw spillError(path.dirname(this.dir), err);
+    }
     const handle = { offset: this.end, length: data.length };
     this.end += bytes.length;
     return handle;
