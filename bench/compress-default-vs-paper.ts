@@ -1,5 +1,5 @@
 /**
- * npx tsx bench/compress-default-vs-paper.ts [--quick] [--experts N] [--types gate,up] [--engine auto|native|ts] [--seed S]
+ * npx tsx bench/compress-default-vs-paper.ts [--quick] [--experts N] [--types gate,up] [--engine auto|native|ts] [--seed S] [--json]
  *
  * Compresses one generated MoE layer at Qwen3-30B-A3B shapes (128 experts of 768×2048; --quick:
  * 16) with the default recipe (preset "default") and with the paper preset, in the same run, on
@@ -9,6 +9,13 @@
  * Gram matrices plus one layer's weights. Times are the algorithm's (compressLayerType's own
  * clock): weight loading is excluded for both, and for the default so is the time its gram()
  * callback spends making the synthetic Gram matrices (a real run reads them from disk).
+ *
+ * The memory bound is computed as: the worker's RSS before it read the layer (runtime, engine,
+ * code) + the layer's weights of the type (f32) + one group's Gram matrices (4 × d² f64). The
+ * compressed result the call returns (stored parameters in f32) is reported beside it: it is
+ * γ × the weights, held by any method, and the bound as the issue states it leaves no room for it.
+ *
+ * Output: progress with ETA on stderr; a table on stdout, or with --json one JSON object.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +47,10 @@ interface WorkerReport {
   /** RSS of the process before it read the layer (runtime, engine, code) */
   startRssMiB: number;
   weightsMiB: number;
+  /** the compressed factors the call returned, f32 */
+  resultMiB: number;
+  /** CPU time of the whole process (all BLAS threads) during the call, less the synthetic Gram's */
+  cpuSeconds: number;
   ranks: number[];
   ratio: number;
   outputRel?: number;
@@ -63,17 +74,34 @@ async function worker(): Promise<void> {
   });
   closeSync(fd);
   let gramMs = 0;
+  let gramCpuUs = 0;
   // the paper preset ignores Gram matrices for its factors, but both get them so that both report
   // the output-space error the same way
   const gram = (e: number): Float64Array => {
     const t = performance.now();
+    const c = process.cpuUsage();
     const g = syntheticGram(engine, e, frequencies[e], seed);
+    const dc = process.cpuUsage(c);
+    gramCpuUs += dc.user + dc.system;
     gramMs += performance.now() - t;
     return g;
   };
   const recipe = parseRecipe({ retain: RETAIN, preset });
   const needsGram = recipe.whiten !== false || recipe.refit;
-  const result = compressLayerType({ engine, recipe, matrices, p: P, d: D, frequencies, ...(needsGram ? { gram } : {}) });
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let lastReport = t0;
+  // factor pass: one line every 10 s with the ETA of this pass (the spectra come before it)
+  const onGroupDone = (done: number, total: number): void => {
+    const now = performance.now();
+    if (now - lastReport < 10_000 && done < total) return;
+    lastReport = now;
+    const elapsed = (now - t0) / 1000;
+    process.stderr.write(`  [${preset}] factors: group ${done}/${total}, ${elapsed.toFixed(0)} s since start\n`);
+  };
+  process.stderr.write(`  [${preset}] ${n} experts: spectra of every group first (no progress until the factor pass)\n`);
+  const result = compressLayerType({ engine, recipe, matrices, p: P, d: D, frequencies, onGroupDone, ...(needsGram ? { gram } : {}) });
+  const cpu = process.cpuUsage(cpu0);
   const report: WorkerReport = {
     preset,
     totalMs: result.timings.totalMs,
@@ -83,6 +111,8 @@ async function worker(): Promise<void> {
     peakRssMiB: process.resourceUsage().maxRSS / 1024,
     startRssMiB,
     weightsMiB: (n * P * D * 4) / 2 ** 20,
+    resultMiB: (result.params.stored * 4) / 2 ** 20,
+    cpuSeconds: (cpu.user + cpu.system - gramCpuUs) / 1e6,
     ranks: result.ranks,
     ratio: result.params.ratio,
     ...(result.errors.outputRel !== undefined ? { outputRel: result.errors.outputRel } : {}),
@@ -95,23 +125,38 @@ async function worker(): Promise<void> {
 }
 
 function runChild(args: string[]): WorkerReport {
-  const proc = spawnSync(process.execPath, ['--import', 'tsx', benchFile, '--worker', ...args], { encoding: 'utf8', maxBuffer: 1 << 26, cwd: repoRoot });
+  // stderr is the worker's progress and any error: shown as it comes
+  const proc = spawnSync(process.execPath, ['--import', 'tsx', benchFile, '--worker', ...args], { encoding: 'utf8', maxBuffer: 1 << 26, cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
   if (proc.error) throw new Error(`worker could not be started: ${proc.error.message}`);
-  if (proc.status !== 0) throw new Error(`worker failed (status ${proc.status}): ${(proc.stderr || '').trim().split('\n').slice(-5).join('\n')}`);
+  if (proc.status !== 0) throw new Error(`worker failed (status ${proc.status}); its error is above`);
   return JSON.parse(proc.stdout.trim().split('\n').pop() as string) as WorkerReport;
+}
+
+interface TypeResult {
+  type: string;
+  paper: WorkerReport;
+  default: WorkerReport;
+  /** default's algorithm time over paper's (target ≤ 1.5) */
+  timeRatio: number;
+  cpuRatio: number;
+  bound: { startRssMiB: number; weightsMiB: number; groupGramsMiB: number; totalMiB: number; withResultMiB: number };
+  withinBound: boolean;
 }
 
 async function driver(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  const json = process.argv.includes('--json');
   const n = Number(argValue('--experts') ?? (quick ? 16 : 128));
   const types = (argValue('--types') ?? 'gate').split(',');
   const engineChoice = argValue('--engine') ?? 'auto';
   const seed = Number(argValue('--seed') ?? 1);
+  if (!Number.isInteger(n) || n < 4) throw new Error(`--experts ${argValue('--experts')}: give a whole number ≥ 4 (one group of 4)`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rfid-bench-dvp-'));
   const { engine, notice } = await createEngine('auto');
-  console.log(`default-vs-paper bench: ${n} experts of ${P}×${D}, γ ${RETAIN}, default = preset "${DEFAULT_PRESET}"; data generation ${notice}`);
+  const log = (line: string) => (json ? process.stderr : process.stdout).write(line + '\n');
+  log(`default-vs-paper bench: ${n} experts of ${P}×${D}, γ ${RETAIN}, default = preset "${DEFAULT_PRESET}"; data generation ${notice}; load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   const groupGramsMiB = (4 * D * D * 8) / 2 ** 20;
-  const summary: string[] = [];
+  const results: TypeResult[] = [];
   try {
     for (const [t, type] of types.entries()) {
       const bin = path.join(dir, `${type}.bin`);
@@ -120,28 +165,49 @@ async function driver(): Promise<void> {
       const common = ['--input', bin, '--frequencies', freqFile, '--n', String(n), '--seed', String(seed), '--engine', engineChoice];
       const paper = runChild(['--preset', 'paper', ...common]);
       const best = runChild(['--preset', 'default', ...common]);
-      for (const r of [paper, best]) {
-        console.log(
-          `[${type}] ${r.preset.padEnd(7)} algorithm ${(r.algorithmMs / 1000).toFixed(2)} s (total ${(r.totalMs / 1000).toFixed(2)} s, synthetic Gram ${(r.gramMs / 1000).toFixed(2)} s; ` +
-            `spectrum ${(r.timings.spectrumMs / 1000).toFixed(2)}, factor ${(r.timings.factorMs / 1000).toFixed(2)}, residual ${(r.timings.residualMs / 1000).toFixed(2)}, errors ${(r.timings.errorsMs / 1000).toFixed(2)}), ` +
-            `peak RSS ${r.peakRssMiB.toFixed(0)} MiB; kept ${r.ratio.toFixed(4)}; output error ${r.outputRel?.toFixed(4) ?? '—'}, weight error ${r.weightRel.toFixed(4)}`,
-        );
-      }
-      if (best.choices) console.log(`[${type}] default chose: ${JSON.stringify(best.choices)}`);
-      const ratio = best.algorithmMs / paper.algorithmMs;
-      const bound = best.startRssMiB + best.weightsMiB + groupGramsMiB;
-      console.log(
-        `[${type}] time default/paper ${ratio.toFixed(2)}× (target ≤ 1.5×); peak RSS default ${best.peakRssMiB.toFixed(0)} MiB vs the process at start ${best.startRssMiB.toFixed(0)} MiB + one layer's ${type} weights (f32) ${best.weightsMiB.toFixed(0)} MiB + one group's Gram matrices ${groupGramsMiB.toFixed(0)} MiB = ${bound.toFixed(0)} MiB` +
-          ` (paper ${paper.peakRssMiB.toFixed(0)} MiB); output error default ${best.outputRel?.toFixed(4)} vs paper ${paper.outputRel?.toFixed(4)}`,
-      );
-      summary.push(`${type}: ${ratio.toFixed(2)}×, RSS ${best.peakRssMiB.toFixed(0)}/${bound.toFixed(0)} MiB`);
+      const total = best.startRssMiB + best.weightsMiB + groupGramsMiB;
+      results.push({
+        type,
+        paper,
+        default: best,
+        timeRatio: best.algorithmMs / paper.algorithmMs,
+        cpuRatio: best.cpuSeconds / paper.cpuSeconds,
+        bound: { startRssMiB: best.startRssMiB, weightsMiB: best.weightsMiB, groupGramsMiB, totalMiB: total, withResultMiB: total + best.resultMiB },
+        withinBound: best.peakRssMiB <= total,
+      });
       rmSync(bin);
     }
   } finally {
     engine.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`summary: default/paper time ${summary.join('; ')}`);
+  if (json) {
+    process.stdout.write(JSON.stringify({ experts: n, p: P, d: D, retain: RETAIN, defaultPreset: DEFAULT_PRESET, loadAverage: os.loadavg(), results }) + '\n');
+    return;
+  }
+  const f = (x: number, digits = 0) => x.toFixed(digits);
+  console.log('');
+  console.log('| type | preset | algorithm s | CPU s | spectrum / factor / residual / errors s | peak RSS MiB | kept | output error | weight error |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    for (const w of [r.paper, r.default]) {
+      const tm = w.timings;
+      console.log(
+        `| ${r.type} | ${w.preset} | ${f(w.algorithmMs / 1000, 1)} | ${f(w.cpuSeconds, 1)} | ${f(tm.spectrumMs / 1000, 1)} / ${f(tm.factorMs / 1000, 1)} / ${f(tm.residualMs / 1000, 1)} / ${f(tm.errorsMs / 1000, 1)} | ${f(w.peakRssMiB)} | ${f(w.ratio, 4)} | ${w.outputRel?.toFixed(4) ?? '—'} | ${f(w.weightRel, 4)} |`,
+      );
+    }
+  }
+  console.log('');
+  for (const r of results) {
+    if (r.default.choices) console.log(`[${r.type}] default chose: ${JSON.stringify(r.default.choices)}`);
+    const b = r.bound;
+    console.log(
+      `[${r.type}] time default/paper ${f(r.timeRatio, 2)}× (CPU ${f(r.cpuRatio, 2)}×; target ≤ 1.5×). Peak RSS default ${f(r.default.peakRssMiB)} MiB, paper ${f(r.paper.peakRssMiB)} MiB; ` +
+        `bound = start ${f(b.startRssMiB)} + weights (f32) ${f(b.weightsMiB)} + one group's Grams ${f(b.groupGramsMiB)} = ${f(b.totalMiB)} MiB (${r.withinBound ? 'within' : 'OVER'}); ` +
+        `with the compressed result it returns (${f(r.default.resultMiB)} MiB) ${f(b.withResultMiB)} MiB`,
+    );
+  }
+  console.log(`summary: ${results.map((r) => `${r.type}: time ${f(r.timeRatio, 2)}×, peak ${f(r.default.peakRssMiB)}/${f(r.bound.totalMiB)} MiB (paper ${f(r.paper.peakRssMiB)})`).join('; ')}`);
 }
 
 if (process.argv.includes('--worker')) await worker();

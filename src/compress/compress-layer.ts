@@ -48,6 +48,12 @@ export interface CompressLayerInput {
   /** parameters the factors may spend in this layer and type, when a model-wide allocation set it
    * (spectral path only; default: the layer's own share of the budget) */
   rankBudgetParams?: number;
+  /**
+   * spectral path: bases at their rank caps beyond this many bytes (all groups of a candidate
+   * structure together) wait on disk for the allocation instead of in memory; default 16 MiB.
+   * Results are the same either way.
+   */
+  spillBasesOverBytes?: number;
 }
 
 export interface ResidualVsRank {
@@ -372,7 +378,9 @@ export function compressGroup(
   let t = performance.now();
   const M = stack(matrices, experts, p, d);
   const factors = makeFactors(M);
-  const R = Float32Array.from(M);
+  // the residual starts as M: a stacked group is our own copy (makeFactors is done reading it),
+  // a single expert is the caller's matrix and is copied
+  const R = experts.length > 1 ? M : Float32Array.from(M);
   let shape: Pick<CompressedGroup, 'structure' | 'basis' | 'coefficients' | 'base' | 'expertBases' | 'expertRanks'>;
   if (factors.structure === 'output-basis') {
     // R_i = W_i − U·C_i
@@ -395,30 +403,19 @@ export function compressGroup(
   timings.factorMs += now1 - t;
   t = now1;
 
-  const weightNorms = experts.map((e) => squaredNorm(matrices[e]));
-  const residualBefore = experts.map((_, j) => squaredNorm(R, j * size, (j + 1) * size));
-
-  // output error before the residual (needs each expert's Gram); R is still the pure low-rank error
-  let outputBefore: number[] | undefined;
-  let outputNorms: number[] | undefined;
-  const grams32: Float32Array[] = [];
-  if (input.gram) {
-    const scratch = new Float32Array(size);
-    outputBefore = [];
-    outputNorms = [];
-    for (const [j, e] of experts.entries()) {
-      const gram32 = Float32Array.from(input.gram(e));
-      grams32.push(gram32);
-      outputNorms.push(outputSquaredNorm(engine, p, d, matrices[e], gram32, scratch));
-      outputBefore.push(outputSquaredNorm(engine, p, d, R.subarray(j * size, (j + 1) * size), gram32, scratch));
-    }
-  }
-  const now2 = performance.now();
-  timings.errorsMs += now2 - t;
-  t = now2;
-
+  // Per expert, one at a time: its Gram (f32, one reused buffer) serves the output error before
+  // and after its residual, so only one expert's Gram is alive, never the group's.
+  const weightNorms: number[] = [];
+  const residualBefore: number[] = [];
+  const residualAfter: number[] = [];
+  const outputBefore: number[] | undefined = input.gram ? [] : undefined;
+  const outputNorms: number[] | undefined = input.gram ? [] : undefined;
+  const outputAfter: number[] | undefined = input.gram ? [] : undefined;
+  const gram32 = input.gram ? new Float32Array(d * d) : undefined;
+  const scratch = input.gram ? new Float32Array(size) : undefined;
   let residual: CompressedGroup['residual'];
-  let recoveredEnergy = 0;
+  let projection: SparseProjection | undefined;
+  let vectors: Float32Array[] | undefined;
   if (q > 0) {
     const descriptor: ProjectionDescriptor = {
       scheme: recipe.residual.buckets,
@@ -426,27 +423,38 @@ export function compressGroup(
       length: size,
       seed: recipe.residual.buckets === 'random' ? mixSeed(recipe.residual.seed, g) : 0,
     };
-    const projection = createProjection(descriptor);
-    const vectors = experts.map((_, j) => {
-      const Rj = R.subarray(j * size, (j + 1) * size);
+    projection = createProjection(descriptor);
+    vectors = [];
+    residual = { descriptor, vectors };
+  }
+  let recoveredEnergy = 0;
+  for (const [j, e] of experts.entries()) {
+    const Rj = R.subarray(j * size, (j + 1) * size);
+    weightNorms.push(squaredNorm(matrices[e]));
+    const before = squaredNorm(Rj);
+    residualBefore.push(before);
+    // output error before the residual (Rj is still the pure low-rank error)
+    if (gram32 && scratch && outputNorms && outputBefore) {
+      gram32.set((input.gram as (e: number) => Float64Array)(e));
+      outputNorms.push(outputSquaredNorm(engine, p, d, matrices[e], gram32, scratch));
+      outputBefore.push(outputSquaredNorm(engine, p, d, Rj, gram32, scratch));
+    }
+    const now2 = performance.now();
+    timings.errorsMs += now2 - t;
+    t = now2;
+    if (projection && vectors) {
       const eta = projection.project(Rj);
       projection.addReconstruction(Rj, eta, -1); // R_j ← R_j − P·η_j
       recoveredEnergy += squaredNorm(eta);
-      return eta;
-    });
-    residual = { descriptor, vectors };
-  }
-  const residualAfter = experts.map((_, j) => squaredNorm(R, j * size, (j + 1) * size));
-  const now3 = performance.now();
-  timings.residualMs += now3 - t;
-  t = now3;
-
-  let outputAfter: number[] | undefined;
-  if (input.gram) {
-    if (q > 0) {
-      const scratch = new Float32Array(size);
-      outputAfter = experts.map((_, j) => outputSquaredNorm(engine, p, d, R.subarray(j * size, (j + 1) * size), grams32[j], scratch));
-    } else outputAfter = outputBefore;
+      vectors.push(eta);
+      residualAfter.push(squaredNorm(Rj));
+    } else residualAfter.push(before);
+    const now3 = performance.now();
+    timings.residualMs += now3 - t;
+    t = now3;
+    if (gram32 && scratch && outputAfter && outputBefore) {
+      outputAfter.push(q > 0 ? outputSquaredNorm(engine, p, d, Rj, gram32, scratch) : outputBefore[j]);
+    }
   }
   timings.errorsMs += performance.now() - t;
 

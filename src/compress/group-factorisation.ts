@@ -34,6 +34,12 @@ export interface GroupFactorisation {
 export interface FactoriseOptions {
   /** Σ of the group's experts' Gram matrices (d×d f64): whiten with it; absent: plain SVD */
   gram?: Float64Array;
+  /**
+   * The caller hands `gram` over: once the Cholesky has read it, its memory is reused for the
+   * d×d product (m ≥ d), so the group holds one d×d f64 fewer at its peak. Its content is then
+   * overwritten; never set this for a Gram someone else still reads (a cache's).
+   */
+  gramIsScratch?: boolean;
   dampingSchedule?: number[];
 }
 
@@ -43,16 +49,62 @@ function trace(d: number, g: Float64Array): number {
   return t;
 }
 
-/** Factorise the stacked group M (m×d f32) and keep the basis rows for ranks up to `cap`. */
-export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32Array, cap: number, opts: FactoriseOptions = {}): GroupFactorisation {
-  if (M.length !== m * d) throw new RangeError(`group matrix has ${M.length} entries, expected ${m}×${d}`);
+/** Rows of the stack converted to f64 (and whitened) at a time: ~8 MiB per block. */
+function blockRows(m: number, d: number): number {
+  return Math.max(1, Math.min(m, Math.floor(2 ** 20 / d)));
+}
+
+/** The group's matrices: one stacked m×d array, or its experts' p×d matrices in stacking order. */
+export type GroupRows = Float32Array | readonly Float32Array[];
+
+/** Rows [r0, r1) of the stack into `dst` (f64, exactly (r1 − r0)·d), read across the experts. */
+function copyRows(M: GroupRows, d: number, r0: number, r1: number, dst: Float64Array): void {
+  if (!Array.isArray(M)) {
+    dst.set((M as Float32Array).subarray(r0 * d, r1 * d));
+    return;
+  }
+  const parts = M as readonly Float32Array[];
+  const p = parts[0].length / d;
+  for (let r = r0; r < r1; ) {
+    const e = Math.floor(r / p);
+    const upto = Math.min(r1, (e + 1) * p);
+    dst.set(parts[e].subarray((r - e * p) * d, (upto - e * p) * d), (r - r0) * d);
+    r = upto;
+  }
+}
+
+/**
+ * Rows [r0, r1) of the stack as f64, whitened (·L) when L is given, into `out` (f64, at least
+ * (r1 − r0)·d; `raw` is the conversion buffer of the same size when whitening).
+ */
+function rowsF64(engine: Engine, d: number, M: GroupRows, r0: number, r1: number, L: Float64Array | undefined, raw: Float64Array, out: Float64Array): Float64Array {
+  const rows = r1 - r0;
+  const x = out.subarray(0, rows * d);
+  if (!L) {
+    copyRows(M, d, r0, r1, x);
+    return x;
+  }
+  const r = raw.subarray(0, rows * d);
+  copyRows(M, d, r0, r1, r);
+  engine.gemm(rows, d, d, r, L, x);
+  return x;
+}
+
+/**
+ * Factorise the stacked group M (m×d f32, or its experts' matrices in stacking order, which saves
+ * the stacked copy) and keep the basis rows for ranks up to `cap`.
+ */
+export function factoriseGroup(engine: Engine, m: number, d: number, M: GroupRows, cap: number, opts: FactoriseOptions = {}): GroupFactorisation {
+  const entries = Array.isArray(M) ? (M as readonly Float32Array[]).reduce((a, x) => a + x.length, 0) : (M as Float32Array).length;
+  if (entries !== m * d || (Array.isArray(M) && (M as readonly Float32Array[]).some((x) => x.length !== (M as readonly Float32Array[])[0].length))) {
+    throw new RangeError(`group matrix has ${entries} entries, expected ${m}×${d}${Array.isArray(M) ? ' in experts of equal shape' : ''}`);
+  }
   const r = Math.min(m, d);
   if (!Number.isInteger(cap) || cap < 1 || cap > r) throw new RangeError(`rank cap ${cap} outside [1, ${r}]`);
   let whitening: WhiteningUsed = 'none';
   let damping = 0;
   let L: Float64Array | undefined;
-  // the stack in f64: whitened (M·L) or as it is; one f64 copy of M besides X at most
-  let X: Float64Array | undefined;
+  let spare: Float64Array | undefined;
   if (opts.gram) {
     if (opts.gram.length !== d * d) throw new RangeError(`Gram matrix has ${opts.gram.length} entries, expected ${d}×${d}`);
     if (!(trace(d, opts.gram) > 0)) {
@@ -62,20 +114,29 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
       L = chol.L;
       damping = chol.damping;
       whitening = 'cholesky';
-      X = new Float64Array(m * d);
-      engine.gemm(m, d, d, Float64Array.from(M), L, X);
+      if (opts.gramIsScratch) spare = opts.gram;
     }
   }
-  X ??= Float64Array.from(M);
 
   const energies = new Float64Array(r);
   const Vt = new Float64Array(cap * d);
-  // Peak memory: each temporary is let go as soon as it is used up (references cleared), so that
-  // the stack, its d×d Gram and the eigenvectors are never all held at once at real shapes.
+  // Peak memory: the stack is never held in f64 as a whole when m ≥ d: its (whitened) rows go
+  // through one block at a time into XᵀX (blocked accumulation: the same sums up to rounding).
+  // Each temporary is let go as soon as it is used up, so the d×d product, its eigenvectors and
+  // the eigensolver's own workspace are the largest things alive together.
+  const block = blockRows(m, d);
   if (m >= d) {
-    let C: Float64Array | undefined = new Float64Array(d * d);
-    engine.syrk(d, m, X, C, { trans: true });
-    X = undefined;
+    let C: Float64Array | undefined = spare ?? new Float64Array(d * d);
+    spare = undefined;
+    {
+      const raw = new Float64Array(L ? block * d : 0);
+      const out = new Float64Array(block * d);
+      for (let r0 = 0; r0 < m; r0 += block) {
+        const r1 = Math.min(m, r0 + block);
+        const x = rowsF64(engine, d, M, r0, r1, L, raw, out);
+        engine.syrk(d, r1 - r0, x, C, { trans: true, beta: r0 === 0 ? 0 : 1 });
+      }
+    }
     let eig: ReturnType<Engine['eigSym']> | undefined = engine.eigSym(d, C);
     C = undefined;
     const { values, vectors } = eig;
@@ -83,6 +144,15 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
     for (let j = 0; j < r; j++) energies[j] = Math.max(0, values[j]);
     for (let j = 0; j < cap; j++) for (let i = 0; i < d; i++) Vt[j * d + i] = vectors[i * d + j];
   } else {
+    // X (m×d f64) is needed twice here (XXᵀ, then Uᵀ·X); m < d keeps it the smaller side
+    let X: Float64Array | undefined = new Float64Array(m * d);
+    {
+      const raw = new Float64Array(L ? block * d : 0);
+      for (let r0 = 0; r0 < m; r0 += block) {
+        const r1 = Math.min(m, r0 + block);
+        rowsF64(engine, d, M, r0, r1, L, raw, X.subarray(r0 * d, r1 * d));
+      }
+    }
     const C = new Float64Array(m * m);
     engine.syrk(m, d, X, C);
     const { values, vectors } = engine.eigSym(m, C);
@@ -91,6 +161,7 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
     for (let i = 0; i < m; i++) for (let j = 0; j < cap; j++) U[i * cap + j] = vectors[i * m + j];
     // v_j = Xᵀu_j / σ_j; directions with no energy carry nothing: left at zero
     engine.gemm(cap, d, m, U, X, Vt, { transA: true });
+    X = undefined;
     const floor = 1e-12 * Math.sqrt(energies[0]);
     for (let j = 0; j < cap; j++) {
       const s = Math.sqrt(energies[j]);
@@ -98,7 +169,6 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: Float32A
       for (let i = 0; i < d; i++) Vt[j * d + i] *= scale;
     }
   }
-  X = undefined;
   // B·L = Vᵀ  ⇒  B = Vᵀ·L⁻¹ (the basis in the original input coordinates)
   if (L) engine.solveTriangular(d, cap, L, Vt, { lower: true, side: 'right' });
   return { energies, basis: Float32Array.from(Vt), cap, whitening, damping };

@@ -21,13 +21,14 @@ import { fuseImportance, shareNormalise } from '../rank-allocation/fuse.js';
 import { waterfill, type WaterfillGroup } from '../rank-allocation/waterfill.js';
 import { effectiveRank } from '../svd/effective-rank.js';
 import { affinityGroups } from './affinity.js';
-import { compressGroup, poolErrors, stack, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
+import { compressGroup, poolErrors, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
 import { factoriseGroup, type GroupFactorisation } from './group-factorisation.js';
 import { factoriseBaseDelta, factoriseOutputBasis, outputBasisColumns, outputCoefficients, type BaseDeltaFactorisation, type OutputBasisFactorisation } from './structures.js';
 import { groupExperts } from './grouping.js';
 import { DEFAULT_STRUCTURES, effectiveGroupSize, effectiveXi, groupOrderOf, type StructureKind, recipeFingerprint, resolvedResidualShare, usesEqualRanks } from './recipe.js';
 import { gramTrace, refitCoefficients } from './refit.js';
 import { sumGramsOf } from './whitening.js';
+import { RowSpill, type SpillHandle } from '../io/row-spill.js';
 
 /**
  * Per-expert refit shrinks each expert's Gram towards its group's average input statistics with
@@ -79,6 +80,8 @@ interface Candidate {
   fixedParams: number;
   /** input-side bases (per-expert, input-basis), one per group */
   facts?: GroupFactorisation[];
+  /** where `facts`' bases went when they were parked on disk (their `basis` is then empty) */
+  spill?: { file: RowSpill; handles: SpillHandle[] };
   outFacts?: OutputBasisFactorisation[];
   bdFacts?: BaseDeltaFactorisation[];
   /** gain multiplier per group (1 whitened, 0 for unreached groups; frequency share on raw weights) */
@@ -104,7 +107,8 @@ function lostEnergy(c: Candidate, ranks: readonly number[]): number {
  * parameters the structure spends before any rank (W̄ of base-delta). */
 export function planLayerSpectra(input: CompressLayerInput, budget: LayerBudget): { groups: WaterfillGroup[]; residualParams: number; fixedParams: number } {
   const q = resolvedResidualShare(input.recipe) > 0 ? budget.residualPerExpert : 0;
-  const { best } = chooseStructure(input, q > 0 ? budget.rankBudgetParams : budget.targetParams);
+  // only the spectra are used here: bases are dropped as soon as they are made
+  const { best } = chooseStructure(input, q > 0 ? budget.rankBudgetParams : budget.targetParams, 0, false);
   const c = best.c;
   const scale = c.total > 0 ? 1 / c.total : 0;
   return {
@@ -141,7 +145,7 @@ function structuresToTry(recipe: CompressLayerInput['recipe'], k: number): Struc
  */
 function trimToRanks(c: Candidate, ...allocations: ReadonlyArray<readonly number[]>): void {
   const need = (u: number) => Math.max(...allocations.map((r) => r[u]));
-  if (c.facts) {
+  if (c.facts && !c.spill) {
     c.facts = c.facts.map((f, u) => {
       const rows = need(u);
       const d = f.basis.length / f.cap;
@@ -161,7 +165,27 @@ function trimToRanks(c: Candidate, ...allocations: ReadonlyArray<readonly number
   }
 }
 
-function chooseStructure(input: CompressLayerInput, rankBudget: number, gateParams = 0): { best: { c: Candidate; ranks: number[]; rel: number }; candidates: StructureCandidate[] } {
+/**
+ * Default limit on a candidate's bases held at their rank caps: 16 MiB. Small models keep them in
+ * memory (no file per layer); at real shapes (one Qwen3-30B-A3B expert's basis at its cap is
+ * 4.4 MiB) they go to disk, where they cost a write and a read of the rows kept, instead of up to
+ * a third of the layer's weights held through the whole factorisation.
+ */
+const DEFAULT_SPILL_BYTES = 16 * 2 ** 20;
+
+/** B_K of group g (K×d, its own array), from memory or from the spill file. */
+function basisRows(c: Candidate, g: number, K: number, d: number): Float32Array {
+  const f = (c.facts as GroupFactorisation[])[g];
+  if (c.spill) return c.spill.file.read(c.spill.handles[g], K * d);
+  return f.basis.slice(0, K * d);
+}
+
+/**
+ * The best structure for this layer and type. `keepBases` false: the bases are dropped as they are
+ * made (only the spectra are wanted). The returned candidate may hold a spill file: the caller
+ * closes it (best.c.spill?.file.close()).
+ */
+function chooseStructure(input: CompressLayerInput, rankBudget: number, gateParams = 0, keepBases = true): { best: { c: Candidate; ranks: number[]; rel: number }; candidates: StructureCandidate[] } {
   const { engine, recipe, matrices, p, d, frequencies } = input;
   const whiten = recipe.whiten !== false;
   const schedule = recipe.whiten !== false ? recipe.whiten.dampingSchedule : undefined;
@@ -183,7 +207,13 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
     const sizes = groups.map((g) => g.length);
     const F = shareNormalise(groups.map((g) => g.reduce((acc, e) => acc + frequencies[e], 0)));
     const report = (rel: number, feasible: boolean) => candidates.push({ structure: kind, groupSize: size, grouping: size === 1 ? 'frequency' : grouping, predictedRelError: rel, feasible });
-    const c = buildCandidate(kind, size, groups, sizes, F, rankBudget);
+    let c: Candidate | undefined;
+    try {
+      c = buildCandidate(kind, size, groups, sizes, F, rankBudget);
+    } catch (err) {
+      best?.c.spill?.file.close();
+      throw err;
+    }
     if (!c) {
       report(NaN, false);
       continue;
@@ -193,8 +223,9 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
     report(rel, true);
     if (!best || rel < best.rel) {
       trimToRanks(c, ranks, ...(gateParams > 0 ? [allocateFor(input, c, rankBudget + gateParams)] : []));
+      best?.c.spill?.file.close();
       best = { c, ranks, rel };
-    }
+    } else c.spill?.file.close();
   }
   if (!best) throw new Error(`no structure fits the rank budget of ${Math.floor(rankBudget)} parameters (tried ${candidates.map((c) => c.structure).join(', ')}; one rank per group, and for base-delta each group's base, is the minimum): raise retain or add per-expert to structures`);
   return { best, candidates };
@@ -203,18 +234,32 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
     if (kind === 'per-expert' || kind === 'input-basis') {
       const oneEach = sizes.reduce((a, s) => a + rankUnitCost(s, p, d), 0);
       if (oneEach > budgetParams || sizes.some((s) => rankCap(s, p, d) < 1)) return undefined;
-      const facts = groups.map((g) =>
-        factoriseGroup(engine, g.length * p, d, stack(matrices, g, p, d), rankCap(g.length, p, d), {
-          ...(whiten ? { gram: groupGram(g) } : {}),
-          ...(schedule ? { dampingSchedule: schedule } : {}),
-        }),
-      );
+      // Peak memory: bases at their rank caps wait for the allocation; beyond a few MiB
+      // (input.spillBasesOverBytes, default 16 MiB) they wait on disk, so that what is held does
+      // not grow with the number of experts.
+      const capBytes = groups.reduce((a, g) => a + rankCap(g.length, p, d) * d * 4, 0);
+      const spill = keepBases && capBytes > (input.spillBasesOverBytes ?? DEFAULT_SPILL_BYTES) ? { file: RowSpill.create(), handles: [] as SpillHandle[] } : undefined;
+      let facts: GroupFactorisation[];
+      try {
+        // the experts' own matrices (no stacked copy) and the group's summed Gram handed over
+        facts = groups.map((g) => {
+          const f = factoriseGroup(engine, g.length * p, d, g.map((e) => matrices[e]), rankCap(g.length, p, d), {
+            ...(whiten ? { gram: groupGram(g), gramIsScratch: true } : {}),
+            ...(schedule ? { dampingSchedule: schedule } : {}),
+          });
+          if (spill) spill.handles.push(spill.file.put(f.basis));
+          return spill || !keepBases ? { ...f, basis: new Float32Array(0) } : f;
+        });
+      } catch (err) {
+        spill?.file.close();
+        throw err;
+      }
       const eranks = facts.map((f) => effectiveRank(f.energies.map(Math.sqrt)));
       const E = shareNormalise(eranks);
       const C = fuseImportance(F, E, effectiveXi(recipe));
       const weights = whiten ? facts.map((f) => (f.whitening === 'identity-fallback' ? 0 : 1)) : F;
       const units = facts.map((f, g) => ({ energies: f.energies, weight: weights[g], unitCost: rankUnitCost(sizes[g], p, d), cap: f.cap }));
-      return finish({ kind, groupSize: size, groups, units, fixedParams: 0, facts, weights, fallbacks: weights.filter((w, g) => whiten && facts[g].whitening === 'identity-fallback').length, F, E, C, eranks, total: 0 });
+      return finish({ kind, groupSize: size, groups, units, fixedParams: 0, facts, ...(spill ? { spill } : {}), weights, fallbacks: weights.filter((w, g) => whiten && facts[g].whitening === 'identity-fallback').length, F, E, C, eranks, total: 0 });
     }
     if (kind === 'output-basis') {
       // W_e ≈ U·C_e: the input-side formulas with p and d swapped
@@ -298,6 +343,27 @@ function allocateFor(input: CompressLayerInput, c: Candidate, budgetParams: numb
 }
 
 export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBudget, warnings: string[], t0: number): CompressLayerResult & { choices: LayerChoices } {
+  const { recipe, matrices } = input;
+  const q = resolvedResidualShare(recipe) > 0 ? budget.residualPerExpert : 0;
+  // 1–2. candidate structures: factorise every group once, allocate, predict the error
+  const rankBudget = input.rankBudgetParams ?? (q > 0 ? budget.rankBudgetParams : budget.targetParams);
+  const { best, candidates } = chooseStructure(input, rankBudget, q > 0 && recipe.residual.gate ? matrices.length * q : 0);
+  try {
+    return finishLayer(input, budget, warnings, t0, best, candidates);
+  } finally {
+    best.c.spill?.file.close();
+  }
+}
+
+/** 3. The chosen structure's factors, residual gate and errors. */
+function finishLayer(
+  input: CompressLayerInput,
+  budget: LayerBudget,
+  warnings: string[],
+  t0: number,
+  best: { c: Candidate; ranks: number[]; rel: number },
+  candidates: StructureCandidate[],
+): CompressLayerResult & { choices: LayerChoices } {
   const { engine, recipe, matrices, p, d, frequencies } = input;
   const n = matrices.length;
   const whiten = recipe.whiten !== false;
@@ -305,13 +371,9 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
   const q = resolvedResidualShare(recipe) > 0 ? budget.residualPerExpert : 0;
   const gramOf = (e: number): Float64Array => (input.gram as (e: number) => Float64Array)(e);
   const groupGram = (experts: readonly number[]): Float64Array => sumGramsOf(d, experts, gramOf);
-
   const allocate = (c: Candidate, budgetParams: number): number[] => allocateFor(input, c, budgetParams);
-
-  // 1–2. candidate structures: factorise every group once, allocate, predict the error
   const ownRankBudget = q > 0 ? budget.rankBudgetParams : budget.targetParams;
   const rankBudget = input.rankBudgetParams ?? ownRankBudget;
-  const { best, candidates } = chooseStructure(input, rankBudget, q > 0 && recipe.residual.gate ? n * q : 0);
   const chosen = best.c;
   const tSpectrum = performance.now();
 
@@ -371,17 +433,19 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
       } else {
         const K = unitRanks[g];
         const fact = (chosen.facts as GroupFactorisation[])[g];
-        const makeFactors = (M: Float32Array): GroupFactors => ({ A: coefficients(experts, M, fact, K), B: fact.basis.slice(0, K * d), ...(whiten ? { damping: fact.damping } : {}) });
+        const makeFactors = (M: Float32Array): GroupFactors => {
+          const B = basisRows(chosen, g, K, d);
+          return { A: coefficients(experts, M, fact, K, B), B, ...(whiten ? { damping: fact.damping } : {}) };
+        };
         group = compressGroup(input, g, experts, K, fact.energies.map(Math.sqrt), signals, qq, timings, makeFactors, whiten && fact.whitening === 'cholesky');
       }
       input.onGroupDone?.(g + 1, chosen.groups.length);
       return group;
     });
 
-  const coefficients = (experts: readonly number[], M: Float32Array, fact: GroupFactorisation, K: number): Float32Array => {
+  const coefficients = (experts: readonly number[], M: Float32Array, fact: GroupFactorisation, K: number, B: Float32Array): Float32Array => {
     const m = experts.length * p;
     const A = new Float32Array(m * K);
-    const B = fact.basis.subarray(0, K * d);
     const groupMetric = input.gram && (whiten || recipe.refit) ? groupGram(experts) : undefined;
     const groupTokens = experts.reduce((a, e) => a + frequencies[e], 0);
     if (!groupMetric || !(gramTrace(d, groupMetric) > 0)) {
@@ -390,14 +454,19 @@ export function compressLayerSpectral(input: CompressLayerInput, budget: LayerBu
       engine.gemm(m, K, d, M, B, A, { transB: true });
       return A;
     }
+    // Peak memory: one blended Gram buffer serves the group's experts in turn, and the last
+    // expert's blend is written over the group metric (our own sum, read by nothing after it), so
+    // a single expert needs no second d×d buffer at all.
+    let blended: Float64Array | undefined;
     experts.forEach((e, j) => {
       const W = M.subarray(j * p * d, (j + 1) * p * d);
       let G = groupMetric;
       if (recipe.refit) {
         const own = gramOf(e);
         const prior = groupTokens > 0 ? REFIT_PRIOR_TOKENS / groupTokens : 1;
-        G = new Float64Array(d * d);
-        for (let i = 0; i < G.length; i++) G[i] = own[i] + prior * groupMetric[i];
+        const into = j === experts.length - 1 ? groupMetric : (blended ??= new Float64Array(d * d));
+        for (let i = 0; i < into.length; i++) into[i] = own[i] + prior * groupMetric[i];
+        G = into;
       }
       A.set(refitCoefficients(engine, p, d, K, W, B, G, schedule), j * p * K);
     });

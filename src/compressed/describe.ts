@@ -15,7 +15,12 @@ export interface CompressedTypeDescription {
   /** rows and columns of one expert matrix */
   p: number;
   d: number;
-  groups: Array<{ experts: number[]; rank: number; erank: number; residualLength: number | null }>;
+  groups: Array<{ experts: number[]; rank: number; erank: number; residualLength: number | null; structure?: 'output-basis' | 'base-delta'; expertRanks?: number[] }>;
+  /**
+   * the structure the factors are stored in: 'per-expert' (groups of one), 'input-basis' (a shared
+   * input-side basis), 'output-basis', 'base-delta', or several joined by '+' if the groups differ
+   */
+  structure: string;
   /** bytes of this type's stored tensors in this layer (bases, coefficients, residuals; or dense) */
   storedBytes: number;
   /** bytes the original dense experts of this type took (E·p·d at the factor dtype) */
@@ -47,6 +52,12 @@ export interface CompressedDescription {
   files: { recorded: number; verified: boolean };
 }
 
+/** The structure label of a type's groups (see CompressedTypeDescription.structure). */
+export function structureOf(groups: ReadonlyArray<{ experts: readonly number[]; structure?: string }>): string {
+  const kinds = new Set(groups.map((g) => g.structure ?? (g.experts.length === 1 ? 'per-expert' : 'input-basis')));
+  return [...kinds].join('+');
+}
+
 export function describeCompressed(model: CompressedModel, verified: boolean): CompressedDescription {
   const block = model.block;
   const width = bytesPerElement(block.factorDtype);
@@ -73,6 +84,7 @@ export function describeCompressed(model: CompressedModel, verified: boolean): C
         p: t.p,
         d: t.d,
         groups: t.groups.map((g) => ({ experts: g.experts, rank: g.rank, erank: g.erank, residualLength: g.residual ? g.residual.q : null, ...(g.structure ? { structure: g.structure } : {}), ...(g.expertRanks ? { expertRanks: g.expertRanks } : {}) })),
+        structure: block.storage === 'factored' ? structureOf(t.groups) : 'dense',
         storedBytes: stored,
         originalBytes: model.config.numExperts * t.p * t.d * width,
       };

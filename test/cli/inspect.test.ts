@@ -12,6 +12,8 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { compress } from '../../src/compress/pipeline.js';
 import type { RfidBlock } from '../../src/compress/output/block.js';
 import type { CompressedDescription } from '../../src/compressed/describe.js';
+import { densify } from '../../src/compressed/densify.js';
+import { loadCompressed } from '../../src/compressed/load.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import { TensorStore } from '../../src/io/sharded.js';
 import { writeRoutingStats } from '../../src/routing-stats/schema.js';
@@ -204,8 +206,59 @@ describe('inspect an rfid-moe output', () => {
     }
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/made by\s+rfid-moe .*factored storage/);
-    expect(human.stdout).toMatch(/\n0\s+gate\s+4 × 2\/2\/2\/2\s+[\d, ]+\s+\d+\s+[\d.]+ KB\s+[\d.]+ KB\s+0\.\d+/);
+    expect(human.stdout).toMatch(/\n0\s+gate\s+4 × 2\/2\/2\/2\s+[\d, ]+\s+\d+\s+[\d.]+ KB\s+[\d.]+ KB\s+0\.\d+\s+(input-basis|per-expert)\n/);
     expect(human.stdout).toContain('not checked (pass --verify)');
+  });
+
+  it('a format-2 output (structures chosen per layer and type): the text names each type\'s structure, as the block records it', async () => {
+    const out = scratch.sub('c-structures');
+    // gate/up (p < d here) get a shared output-side basis, down a shared base plus deltas: both format 2
+    await compress(
+      model,
+      { retain: 0.7, groupSize: 2, allocation: 'waterfill', structure: 'auto', structures: ['output-basis', 'base-delta'], whiten: false, refit: false, residual: { share: 0 }, matrixTypes: ['gate', 'up', 'down'] },
+      { out, stats, engine, evaluation: false },
+    );
+    const block = JSON.parse(await readFile(path.join(out, 'config.json'), 'utf8')).rfid_moe as RfidBlock;
+    expect(block.version).toBe(2);
+    const [json, human] = await Promise.all([inspect(out, '--json'), inspect(out)]);
+    expect(human.code, human.stderr).toBe(0);
+    const d = JSON.parse(json.stdout) as CompressedDescription;
+    const rows = human.stdout.split('\n');
+    const seen = new Set<string>();
+    for (const l of block.layers) {
+      for (const [type, t] of Object.entries(l.types)) {
+        // independent of describe.ts: the structure tags the block gives this layer and type
+        const tags = [...new Set(t!.groups.map((g) => g.structure ?? (g.experts.length === 1 ? 'per-expert' : 'input-basis')))].join('+');
+        seen.add(tags);
+        expect(d.layers.find((x) => x.layer === l.layer)!.types[type as 'gate']!.structure).toBe(tags);
+        const row = rows.find((r) => new RegExp(`^${l.layer}\\s+${type}\\s`).test(r));
+        expect(row, `row of layer ${l.layer} ${type}`).toBeDefined();
+        expect(row!.trim().split(/\s+/).at(-1)).toBe(tags);
+      }
+    }
+    // the measurement chose something beyond the input-side basis somewhere (else this proves little)
+    expect([...seen].some((t) => t.includes('output-basis') || t.includes('base-delta'))).toBe(true);
+    expect(rows[rows.findIndex((r) => r.startsWith('layer'))]).toMatch(/ratio\s+structure$/);
+  });
+
+  it('a newer format version (3) is refused by inspect, loadCompressed and densify, naming rfid-moe and the version', async () => {
+    const out = scratch.sub('c-v3');
+    await compress(model, { retain: 0.5 }, { out, stats, engine, evaluation: false });
+    const file = path.join(out, 'config.json');
+    const config = JSON.parse(await readFile(file, 'utf8')) as { rfid_moe: { version: number } };
+    config.rfid_moe.version = 3;
+    await writeFile(file, JSON.stringify(config, null, 2));
+    const expected = /rfid-moe format version 3, and this rfid-moe reads versions 1 and 2 only; upgrade rfid-moe/;
+    const text = await inspect(out);
+    expect(text.code).toBe(2);
+    expect(text.stderr).toMatch(expected);
+    const json = await inspect(out, '--json');
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout).error).toMatchObject({ kind: 'CompressedFormatError', message: expect.stringMatching(expected) });
+    await expect(loadCompressed(out)).rejects.toThrow(expected);
+    const target = scratch.sub('c-v3-dense');
+    await expect(densify(out, { out: target, engine })).rejects.toThrow(expected);
+    await expect(readFile(path.join(target, 'config.json'))).rejects.toThrow(/ENOENT/);
   });
 
   it('--verify checks every recorded sha256; a flipped byte exits 2 naming the file', async () => {

@@ -131,6 +131,32 @@ describe('whitened factorisation', () => {
     for (let j = 0; j < 4; j++) expect(f.energies[j]).toBeCloseTo(plain.energies[j], 8);
   });
 
+  it('a stack larger than one block (m·d > 2²⁰), given as its experts, matches the SVD of the whitened stack', () => {
+    // 4 experts of 2200×128: whitened rows go through XᵀX in blocks of 8192 rows, the block
+    // boundary inside the last expert, each block read across expert boundaries
+    const pp = 2200;
+    const dd = 128;
+    const experts = [0, 1, 2, 3].map((s) => lowRankPlusNoise(pp, dd, 40 + s, 6, 0.2));
+    const m = 4 * pp;
+    const { gram: G } = anisotropicGram(dd, 400, 9);
+    const stacked = new Float32Array(m * dd);
+    experts.forEach((x, j) => stacked.set(x, j * pp * dd));
+    const f = factoriseGroup(engine, m, dd, experts, 20, { gram: Float64Array.from(G), gramIsScratch: true });
+    const g = factoriseGroup(engine, m, dd, stacked, 20, { gram: G });
+    expect(Array.from(f.basis)).toEqual(Array.from(g.basis));
+    expect(Array.from(f.energies)).toEqual(Array.from(g.energies));
+    // truth: σ² of M·L (Cholesky of G), by a singular-value routine on the whole f64 stack
+    const { L } = engine.cholesky(dd, G);
+    const ML = new Float64Array(m * dd);
+    engine.gemm(m, dd, dd, Float64Array.from(stacked), L, ML);
+    const sv = engine.singularValues(m, dd, ML);
+    for (let j = 0; j < 20; j++) expect(f.energies[j] / sv[j] ** 2).toBeCloseTo(1, 8);
+    // and the basis is orthonormal in the metric G: B·G·Bᵀ = I
+    const B = toMatrix(20, dd, f.basis);
+    const I = B.mmul(toMatrix(dd, dd, G)).mmul(B.transpose());
+    for (let i = 0; i < 20; i++) for (let j = 0; j < 20; j++) expect(I.get(i, j)).toBeCloseTo(i === j ? 1 : 0, 4);
+  });
+
   it('the m < d route (Gram of rows) gives the same spectrum and subspace as the m ≥ d route', () => {
     const wide = factoriseGroup(engine, p, d, W, 5); // p < d: XXᵀ route
     const Wt = new Float32Array(d * p);
@@ -266,6 +292,25 @@ describe('compressLayerType on the spectral path', () => {
     expect(kept.choices?.residualGate?.kept).toBe(true);
     expect(kept.choices!.residualGate!.residualGain).toBeGreaterThan(kept.choices!.residualGate!.rankGain);
     expect(kept.groups.every((grp) => grp.residual !== undefined)).toBe(true);
+  });
+
+  it('bases parked on disk until the allocation (spillBasesOverBytes) give the same layer, bit for bit, as bases held in memory', () => {
+    const matrices = layer(false, 14);
+    const freq = [90, 70, 60, 50, 40, 30, 20, 10];
+    const G = grams(70, (e) => 20 + 10 * e);
+    for (const preset of ['default', 'waterfill-whiten-grouped'] as const) {
+      const recipe = parseRecipe({ retain: 0.5, preset, groupSize: 2, residual: { share: 0.05, gate: true } });
+      const common = { engine, recipe, matrices, p, d, frequencies: freq, gram: (e: number) => G[e] };
+      const held = compressLayerType({ ...common, spillBasesOverBytes: Infinity });
+      const parked = compressLayerType({ ...common, spillBasesOverBytes: 0 });
+      expect(parked.ranks).toEqual(held.ranks);
+      expect(parked.choices).toEqual(held.choices);
+      expect(parked.errors).toEqual(held.errors);
+      parked.groups.forEach((grp, g) => {
+        expect(Array.from(grp.basis)).toEqual(Array.from(held.groups[g].basis));
+        grp.coefficients.forEach((A, j) => expect(Array.from(A)).toEqual(Array.from(held.groups[g].coefficients[j])));
+      });
+    }
   });
 
   it('refit never raises the calibration output error of a shared basis', () => {

@@ -4,7 +4,8 @@
  * A directory: opened and validated as an MoE checkpoint, then summarised (family, which layers
  * are MoE, experts and top-k, expert shapes, dtypes, parameter counts, shards, validation).
  * An rfid-moe output: how it was made, and per MoE layer and type the groups, ranks, residual
- * lengths and bytes stored vs original (`--verify` also checks every file's recorded sha256).
+ * lengths, bytes stored vs original and the structure the factors are stored in (`--verify` also
+ * checks every file's recorded sha256).
  * An unfinished run: says so, and how to finish it (--resume).
  * A single .safetensors file: its tensors (name, dtype, shape, byte range) and metadata.
  * Any failure exits with status 2 and one message (a JSON error object with --json).
@@ -143,7 +144,7 @@ export function formatSafetensorsFile(d: SafetensorsFileDescription): string {
 
 export function formatCompressed(d: CompressedDescription): string {
   const mb = (n: number) => (n < 1e6 ? `${(n / 1e3).toFixed(1)} KB` : n < 1e9 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e9).toFixed(2)} GB`);
-  const rows: string[][] = [['layer', 'type', 'groups', 'ranks', 'residual q', 'stored', 'original', 'ratio']];
+  const rows: string[][] = [['layer', 'type', 'groups', 'ranks', 'residual q', 'stored', 'original', 'ratio', 'structure']];
   for (const l of d.layers) {
     for (const [type, t] of Object.entries(l.types)) {
       if (!t) continue;
@@ -157,9 +158,10 @@ export function formatCompressed(d: CompressedDescription): string {
         mb(t.storedBytes),
         mb(t.originalBytes),
         (t.storedBytes / t.originalBytes).toFixed(3),
+        t.structure,
       ]);
     }
-    rows.push([String(l.layer), 'all tensors', '', '', '', mb(l.layerBytes), '', '']);
+    rows.push([String(l.layer), 'all tensors', '', '', '', mb(l.layerBytes), '', '', '']);
   }
   const aligned = rightAlignColumns(rows, [5, 6, 7]);
   return [

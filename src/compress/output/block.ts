@@ -116,8 +116,21 @@ export class CompressedFormatError extends RfidMoeError {
   readonly kind = 'CompressedFormatError';
 }
 
+/** The format versions this reader understands (rfidBlockSchema's `version`). */
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
+
 /** Validates the block read from a config.json; throws CompressedFormatError naming the key. */
 export function parseRfidBlock(value: unknown, source: string): RfidBlock {
+  // a newer writer's block: say so before the schema reports whatever field it changed
+  if (value !== null && typeof value === 'object' && (value as { format?: unknown }).format === 'rfid-moe') {
+    const version = (value as { version?: unknown }).version;
+    const newest = Math.max(...READABLE_FORMAT_VERSIONS);
+    if (typeof version === 'number' && Number.isInteger(version) && version > newest) {
+      throw new CompressedFormatError(
+        `${source}: written in rfid-moe format version ${version}, and this rfid-moe reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')} only; upgrade rfid-moe to open it (npm install rfid-moe@latest), or recompress the model with this version`,
+      );
+    }
+  }
   const result = rfidBlockSchema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0];
