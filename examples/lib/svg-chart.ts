@@ -39,7 +39,9 @@ export function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2).replace(/0+$/, '').replace(/\.$/, ''));
+// Below 0.01 (KL values on a log axis) two decimals would print 0: use one significant digit, e.g. 2e-5.
+const fmt = (v: number) =>
+  Number.isInteger(v) ? String(v) : v !== 0 && Math.abs(v) < 0.01 ? v.toExponential(0) : v.toFixed(2).replace(/0+$/, '').replace(/\.$/, '');
 
 /** "Nice" tick values covering [lo, hi]: 1-2-5 steps on a linear axis. */
 export function linearTicks(lo: number, hi: number, target = 5): number[] {

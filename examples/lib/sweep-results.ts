@@ -123,7 +123,7 @@ function grid(
 }
 
 /** The generated block of RESULTS.md (without the markers). */
-export function resultsMarkdown(r: SweepResults, chartPath: string): string {
+export function resultsMarkdown(r: SweepResults, chartPath: string, klChartPath?: string): string {
   const lines: string[] = [];
   const minutes = (r.sweepSeconds / 60).toFixed(1);
   lines.push(
@@ -137,6 +137,7 @@ export function resultsMarkdown(r: SweepResults, chartPath: string): string {
     '',
     `![perplexity against retained gate+up parameters](${chartPath})`,
     '',
+    ...(klChartPath ? [`![mean KL against the original, against retained gate+up parameters](${klChartPath})`, ''] : []),
     '### Perplexity',
     '',
     'γ = fraction of the routed gate+up parameters kept; lowest perplexity per column in bold.',

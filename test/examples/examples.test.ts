@@ -129,6 +129,11 @@ describe.skipIf(!existsSync(DEMO_TOKENIZER))('examples on a tiny fixture', () =>
     // one polyline per method and panel, two points each
     expect(svg.match(/<polyline /g)).toHaveLength(methods.length * json.evalSets.length);
     for (const m of methods) expect(svg).toContain(METHOD_LABELS[m]);
+    // the KL chart: one panel per set compared with the original (here shakespeare and wikitext2)
+    const klSvg = readFileSync(path.join(out, 'kl-vs-retained.svg'), 'utf8');
+    assertWellFormedXml(klSvg);
+    expect(klSvg.match(/<polyline /g)).toHaveLength(methods.length * 2);
+    expect(doc).toMatch(/\]\([^)]*kl-vs-retained\.svg\)/);
 
     // a rerun with the same settings reuses every finished run
     const again = runExample('compare-methods.ts', args);
