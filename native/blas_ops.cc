@@ -7,6 +7,7 @@
 #include "args.h"
 #include "lapack.h"
 #include "ops.h"
+#include "small_gemm.h"
 
 extern "C" {
 void openblas_set_num_threads(int num_threads);
@@ -113,6 +114,12 @@ Napi::Value JsGemm(const Napi::CallbackInfo& info) {
     if (beta == 0) ScaleInPlace(c.f32(), count, 0);  // BLAS gemv reads y even when beta = 0 in some builds
     cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : k, transB ? k : n, static_cast<float>(alpha),
                 b.f32(), ldb, a.f32(), 1, static_cast<float>(beta), c.f32(), 1);
+    return env.Undefined();
+  }
+  if (m <= kSmallRowsMax && a.dtype == DType::F32 && !transA && transB) {
+    // A few rows against a row-major weight matrix (a decoding step with several sequences, the
+    // rows routed to one expert): B read once, no packing (small_gemm.cc).
+    SmallRowsGemmTransB(m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(), ldb, static_cast<float>(beta), c.f32(), n);
     return env.Undefined();
   }
   WithThreadsFor(static_cast<double>(m) * n * k, [&] {
