@@ -19,7 +19,8 @@
  *
  * Prints one JSON line. Both sides time prefill + decode with the weights already loaded (best of
  * the repeats), in wall seconds and in CPU seconds of the whole process (…CpuMsPerToken: what a
- * token costs in CPU, which a loaded machine inflates less than wall time). `sameTokens` checks that both produced the same greedy ids.
+ * token costs in CPU, which a loaded machine inflates less than wall time; …DecodeCpuMsPerToken:
+ * the same for the decoding steps alone, after the first token). `sameTokens` checks that both produced the same greedy ids.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -97,9 +98,18 @@ try {
   const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
   const provider = weightProviderOf(ckpt);
   const params = { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] as number[] };
+  // CPU time once every stream has its first token: what follows is decoding steps only (the
+  // prefills, which batch very differently, come before it)
+  let firstTokenCpu: NodeJS.CpuUsage | null = null;
+  let started = 0;
+  let expected = 1;
   const drain = async (s: GenerationStream) => {
     const tokens: number[] = [];
-    for await (const e of s) if (e.type === 'token') tokens.push(e.token);
+    for await (const e of s) {
+      if (e.type !== 'token') continue;
+      if (tokens.length === 0 && ++started === expected) firstTokenCpu = process.cpuUsage();
+      tokens.push(e.token);
+    }
     return tokens;
   };
 
@@ -112,13 +122,16 @@ try {
   };
   let singleSeconds = Infinity;
   let singleCpu = Infinity;
+  let singleDecodeCpu = Infinity;
   let tsTokens: number[] = [];
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now();
     const c0 = process.cpuUsage();
+    [firstTokenCpu, started, expected] = [null, 0, 1];
     tsTokens = await drain(single.submit(prompt, params));
     singleSeconds = Math.min(singleSeconds, (performance.now() - t0) / 1000);
     singleCpu = Math.min(singleCpu, cpuSeconds(c0));
+    singleDecodeCpu = Math.min(singleDecodeCpu, cpuSeconds(firstTokenCpu!));
   }
   await single.close();
 
@@ -127,14 +140,17 @@ try {
   await drain(batched.submit(prompt, { ...params, maxNewTokens: 4 }));
   let batchSeconds = Infinity;
   let batchCpu = Infinity;
+  let batchDecodeCpu = Infinity;
   let steps = 0;
   for (let r = 0; r < repeats; r++) {
     const before = batched.stats.steps;
     const t0 = performance.now();
     const c0 = process.cpuUsage();
+    [firstTokenCpu, started, expected] = [null, 0, streams];
     await Promise.all(Array.from({ length: streams }, (_, i) => drain(batched.submit(i === 0 ? prompt : promptOf(100 + i), params))));
     batchSeconds = Math.min(batchSeconds, (performance.now() - t0) / 1000);
     batchCpu = Math.min(batchCpu, cpuSeconds(c0));
+    batchDecodeCpu = Math.min(batchDecodeCpu, cpuSeconds(firstTokenCpu!));
     steps = batched.stats.steps - before;
   }
   await batched.close();
@@ -159,6 +175,10 @@ try {
     tsSingleCpuMsPerToken: (1000 * singleCpu) / newTokens,
     tsAggregateCpuMsPerToken: (1000 * batchCpu) / (streams * newTokens),
     cpuPerTokenSingleOverAggregate: singleCpu / newTokens / (batchCpu / (streams * newTokens)),
+    // decoding steps only (after the first token): CPU ms per token, and the batching gain on it
+    tsSingleDecodeCpuMsPerToken: (1000 * singleDecodeCpu) / (newTokens - 1),
+    tsAggregateDecodeCpuMsPerToken: (1000 * batchDecodeCpu) / (streams * (newTokens - 1)),
+    decodeCpuPerTokenSingleOverAggregate: singleDecodeCpu / (newTokens - 1) / (batchDecodeCpu / (streams * (newTokens - 1))),
     batchedForwardPasses: steps,
   };
   if (!values['skip-torch']) {
