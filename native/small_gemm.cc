@@ -12,6 +12,8 @@
 
 #include <cstring>
 
+#include "vectorize.h"
+
 
 namespace rfid {
 
@@ -135,19 +137,14 @@ void Baseline(int m, int n, int k, float alpha, const float* a, int lda, const f
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
-// AVX2 + FMA (8 floats a step, fused multiply-adds), chosen at run time. Not target_clones (see
-// vectorize.h): its resolver tests "arch=haswell" as "is a Haswell" and, run by the dynamic
-// loader while this addon is being relocated, read the CPU features as absent here, so every
-// clone fell back to SSE2 on an AVX-512 Xeon.
+// AVX2 + FMA (8 floats a step, fused multiply-adds), chosen at run time (why not target_clones:
+// see vectorize.h).
 __attribute__((target("avx2,fma"))) void Avx2Fma(int m, int n, int k, float alpha, const float* a, int lda,
                                                  const float* b, int ldb, float beta, float* c, int ldc) {
   Body(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-Kernel Pick() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? Avx2Fma : Baseline;
-}
+Kernel Pick() { return HasAvx2Fma() ? Avx2Fma : Baseline; }
 #else
 Kernel Pick() { return Baseline; }
 #endif
