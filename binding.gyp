@@ -8,6 +8,7 @@
         "native/addon.cc",
         "native/args.cc",
         "native/blas_ops.cc",
+        "native/small_gemm.cc",
         "native/eig_sym.cc",
         "native/factorizations.cc",
         "native/randomized_svd.cc",

@@ -4,16 +4,23 @@
  * same model, the same prompt ids and the same number of new tokens, in the same run; then the
  * aggregate throughput of 8 concurrent streams decoded together by one continuous-batching decoder.
  *
- *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic] [--prompt-tokens 32]
- *        [--new-tokens 128] [--streams 8] [--threads 1] [--repeats 3] [--python .venv/bin/python]
+ *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b]]
+ *        [--prompt-tokens 32] [--new-tokens 128] [--streams 8] [--threads 1] [--repeats 3]
+ *        [--python .venv/bin/python]
  *
- * --synthetic generates a larger Mixtral-layout checkpoint (hidden 512, expert width 1408, 4
- * layers, 8 experts, top-2, vocabulary 32000, the shape of bench:calibrate) instead of the shipped
- * model. Both sides use the same thread count (default 1: decoding a small model is latency-bound,
+ * --synthetic generates a larger checkpoint instead of the shipped model: --shape mixtral (the
+ * default; hidden 512, expert width 1408, 4 layers, 8 experts, top-2, vocabulary 32000, the shape
+ * of bench:calibrate) or --shape qwen3-30b-a3b, Qwen3-30B-A3B's proportions at a size this machine
+ * decodes: many small experts (64, top-4, the same 1/16 active; expert width 384 < hidden 512),
+ * grouped-query attention with head_dim 128 (8 query heads, 1 kv head), and per-token weight
+ * shares like the real model's (attention : active experts ≈ 1 : 2 per layer, lm_head ≈ 13% of a
+ * token's weights; see BENCHMARKS.md, "Decode", for its weight-read bound). Both sides use the same thread count (default 1: decoding a small model is latency-bound,
  * and on a shared machine a second thread mostly waits for a busy core; torch suffers most).
  *
  * Prints one JSON line. Both sides time prefill + decode with the weights already loaded (best of
- * the repeats). `sameTokens` checks that both produced the same greedy ids.
+ * the repeats), in wall seconds and in CPU seconds of the whole process (…CpuMsPerToken: what a
+ * token costs in CPU, which a loaded machine inflates less than wall time; …DecodeCpuMsPerToken:
+ * the same for the decoding steps alone, after the first token). `sameTokens` checks that both produced the same greedy ids.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,6 +44,7 @@ const { values } = parseArgs({
     streams: { type: 'string', default: '8' },
     threads: { type: 'string', default: '1' },
     synthetic: { type: 'boolean', default: false },
+    shape: { type: 'string', default: 'mixtral' },
     repeats: { type: 'string', default: '3' },
     python: { type: 'string', default: existsSync(venv) ? venv : 'python3' },
     'skip-torch': { type: 'boolean', default: false },
@@ -48,9 +56,36 @@ const streams = num('streams');
 const repeats = num('repeats');
 
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-bench-decode-'));
+const SHAPES = {
+  mixtral: {
+    label: 'synthetic mixtral (hidden 512, expert width 1408, 4 layers, 8 experts, vocab 32000)',
+    make: (dir: string) =>
+      makeTinyCheckpoint(dir, 'mixtral', { seed: 1, hiddenSize: 512, numHeads: 8, numKvHeads: 2, expertIntermediateSize: 1408, numLayers: 4, numExperts: 8, topK: 2, vocabSize: 32000, dtype: 'BF16' }),
+  },
+  'qwen3-30b-a3b': {
+    label: 'synthetic Qwen3-30B-A3B proportions (qwen3_moe, hidden 512, 8 q heads / 1 kv head of 128, 4 layers, 64 experts of width 384, top-4, vocab 4096)',
+    make: (dir: string) =>
+      makeTinyCheckpoint(dir, 'qwen3_moe', {
+        seed: 1,
+        hiddenSize: 512,
+        numHeads: 8,
+        numKvHeads: 1,
+        headDim: 128,
+        expertIntermediateSize: 384,
+        numLayers: 4,
+        numExperts: 64,
+        topK: 4,
+        normTopkProb: true,
+        vocabSize: 4096,
+        dtype: 'BF16',
+      }),
+  },
+} as const;
+const shape = SHAPES[values.shape as keyof typeof SHAPES];
+if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}; got "${values.shape}"`);
 if (values.synthetic) {
-  values.model = path.join(work, 'synthetic-mixtral');
-  await makeTinyCheckpoint(values.model, 'mixtral', { seed: 1, hiddenSize: 512, numHeads: 8, numKvHeads: 2, expertIntermediateSize: 1408, numLayers: 4, numExperts: 8, topK: 2, vocabSize: 32000, dtype: 'BF16' });
+  values.model = path.join(work, `synthetic-${values.shape}`);
+  await shape.make(values.model);
 }
 const ckpt = await openModel(values.model!);
 const vocab = ckpt.config.vocabSize;
@@ -63,21 +98,40 @@ try {
   const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
   const provider = weightProviderOf(ckpt);
   const params = { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] as number[] };
+  // CPU time once every stream has its first token: what follows is decoding steps only (the
+  // prefills, which batch very differently, come before it)
+  let firstTokenCpu: NodeJS.CpuUsage | null = null;
+  let started = 0;
+  let expected = 1;
   const drain = async (s: GenerationStream) => {
     const tokens: number[] = [];
-    for await (const e of s) if (e.type === 'token') tokens.push(e.token);
+    for await (const e of s) {
+      if (e.type !== 'token') continue;
+      if (tokens.length === 0 && ++started === expected) firstTokenCpu = process.cpuUsage();
+      tokens.push(e.token);
+    }
     return tokens;
   };
 
   // single stream (one decoder kept across repeats, as a server keeps it; weights resident after the warm-up)
   const single = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
   await drain(single.submit(prompt, { ...params, maxNewTokens: 4 }));
+  const cpuSeconds = (since: NodeJS.CpuUsage) => {
+    const u = process.cpuUsage(since);
+    return (u.user + u.system) / 1e6;
+  };
   let singleSeconds = Infinity;
+  let singleCpu = Infinity;
+  let singleDecodeCpu = Infinity;
   let tsTokens: number[] = [];
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    [firstTokenCpu, started, expected] = [null, 0, 1];
     tsTokens = await drain(single.submit(prompt, params));
     singleSeconds = Math.min(singleSeconds, (performance.now() - t0) / 1000);
+    singleCpu = Math.min(singleCpu, cpuSeconds(c0));
+    singleDecodeCpu = Math.min(singleDecodeCpu, cpuSeconds(firstTokenCpu!));
   }
   await single.close();
 
@@ -85,12 +139,18 @@ try {
   const batched = new BatchDecoder(provider, engine, { maxBatchSize: streams });
   await drain(batched.submit(prompt, { ...params, maxNewTokens: 4 }));
   let batchSeconds = Infinity;
+  let batchCpu = Infinity;
+  let batchDecodeCpu = Infinity;
   let steps = 0;
   for (let r = 0; r < repeats; r++) {
     const before = batched.stats.steps;
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    [firstTokenCpu, started, expected] = [null, 0, streams];
     await Promise.all(Array.from({ length: streams }, (_, i) => drain(batched.submit(i === 0 ? prompt : promptOf(100 + i), params))));
     batchSeconds = Math.min(batchSeconds, (performance.now() - t0) / 1000);
+    batchCpu = Math.min(batchCpu, cpuSeconds(c0));
+    batchDecodeCpu = Math.min(batchDecodeCpu, cpuSeconds(firstTokenCpu!));
     steps = batched.stats.steps - before;
   }
   await batched.close();
@@ -99,7 +159,7 @@ try {
   const singleTps = newTokens / singleSeconds;
   const aggregateTps = (streams * newTokens) / batchSeconds;
   const report: Record<string, unknown> = {
-    model: values.synthetic ? 'synthetic mixtral (hidden 512, expert width 1408, 4 layers, 8 experts, vocab 32000)' : path.relative(root, path.resolve(values.model!)),
+    model: values.synthetic ? shape.label : path.relative(root, path.resolve(values.model!)),
     family: ckpt.config.family,
     hidden: ckpt.config.hiddenSize,
     layers: ckpt.config.numLayers,
@@ -112,6 +172,13 @@ try {
     tsAggregateSeconds: batchSeconds,
     tsAggregateTokensPerSecond: aggregateTps,
     aggregateOverSingle: aggregateTps / singleTps,
+    tsSingleCpuMsPerToken: (1000 * singleCpu) / newTokens,
+    tsAggregateCpuMsPerToken: (1000 * batchCpu) / (streams * newTokens),
+    cpuPerTokenSingleOverAggregate: singleCpu / newTokens / (batchCpu / (streams * newTokens)),
+    // decoding steps only (after the first token): CPU ms per token, and the batching gain on it
+    tsSingleDecodeCpuMsPerToken: (1000 * singleDecodeCpu) / (newTokens - 1),
+    tsAggregateDecodeCpuMsPerToken: (1000 * batchDecodeCpu) / (streams * (newTokens - 1)),
+    decodeCpuPerTokenSingleOverAggregate: singleDecodeCpu / (newTokens - 1) / (batchDecodeCpu / (streams * (newTokens - 1))),
     batchedForwardPasses: steps,
   };
   if (!values['skip-torch']) {
@@ -123,10 +190,11 @@ try {
         maxBuffer: 1 << 24,
         stdio: ['ignore', 'pipe', 'ignore'],
       }),
-    ) as { seconds: number; tokens: number[]; threads: number; torch: string; transformers: string };
+    ) as { seconds: number; cpuSeconds: number; tokens: number[]; threads: number; torch: string; transformers: string };
     Object.assign(report, {
       torchSeconds: torch.seconds,
       torchTokensPerSecond: newTokens / torch.seconds,
+      torchCpuMsPerToken: (1000 * torch.cpuSeconds) / newTokens,
       torchVersion: `torch ${torch.torch}, transformers ${torch.transformers}, ${torch.threads} threads`,
       singleRatio: torch.seconds / singleSeconds,
       sameTokens: JSON.stringify(torch.tokens) === JSON.stringify(tsTokens),

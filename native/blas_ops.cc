@@ -7,6 +7,7 @@
 #include "args.h"
 #include "lapack.h"
 #include "ops.h"
+#include "small_gemm.h"
 
 extern "C" {
 void openblas_set_num_threads(int num_threads);
@@ -115,7 +116,16 @@ Napi::Value JsGemm(const Napi::CallbackInfo& info) {
                 b.f32(), ldb, a.f32(), 1, static_cast<float>(beta), c.f32(), 1);
     return env.Undefined();
   }
-  WithThreadsFor(static_cast<double>(m) * n * k, [&] {
+  const double macs = static_cast<double>(m) * n * k;
+  if (m <= kSmallRowsMax && a.dtype == DType::F32 && !transA && transB &&
+      (macs < kThreadedGemmMin || openblas_get_num_threads() == 1)) {
+    // A few rows against a row-major weight matrix (a decoding step with several sequences, the
+    // rows routed to one expert): B read once, no packing (small_gemm.cc). Single-threaded, so a
+    // product big enough for OpenBLAS's threads stays with sgemm when it has several.
+    SmallRowsGemmTransB(m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(), ldb, static_cast<float>(beta), c.f32(), n);
+    return env.Undefined();
+  }
+  WithThreadsFor(macs, [&] {
     if (a.dtype == DType::F32) {
       rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(),
                  ldb, static_cast<float>(beta), c.f32(), n);

@@ -12,7 +12,7 @@ namespace rfid {
 
 namespace {
 
-RFID_VECTOR_CLONES double SumSquares(const float* x, int n) {
+RFID_VECTORIZED(double, SumSquares, (const float* x, int n), (x, n)) {
   // f64 products of f32 values are exact; four accumulators let the adds overlap
   double acc[4] = {0, 0, 0, 0};
   int j = 0;
@@ -23,11 +23,11 @@ RFID_VECTOR_CLONES double SumSquares(const float* x, int n) {
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
-RFID_VECTOR_CLONES void ScaleByWeight(const float* x, const float* w, float inv, int n, float* out) {
+RFID_VECTORIZED(void, ScaleByWeight, (const float* x, const float* w, float inv, int n, float* out), (x, w, inv, n, out)) {
   for (int j = 0; j < n; ++j) out[j] = w[j] * (x[j] * inv);
 }
 
-RFID_VECTOR_CLONES void SiluMul(float* gate, const float* up, size_t n) {
+RFID_VECTORIZED(void, SiluMul, (float* gate, const float* up, size_t n), (gate, up, n)) {
   for (size_t i = 0; i < n; ++i) {
     const float g = gate[i];
     gate[i] = g / (1.0f + FastExp(-g)) * up[i];

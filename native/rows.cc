@@ -12,7 +12,7 @@ namespace rfid {
 
 namespace {
 
-RFID_VECTOR_CLONES void AxpyRow(float* dst, const float* src, float weight, int n) {
+RFID_VECTORIZED(void, AxpyRow, (float* dst, const float* src, float weight, int n), (dst, src, weight, n)) {
   for (int j = 0; j < n; ++j) dst[j] += weight * src[j];
 }
 

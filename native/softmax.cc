@@ -25,7 +25,7 @@ constexpr int kChunk = 64;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 /** max of x[0..n), NaN ignored (−Inf when there is nothing else), like `if (v > max) max = v`. */
-RFID_VECTOR_CLONES float RowMax(const float* x, int n) {
+RFID_VECTORIZED(float, RowMax, (const float* x, int n), (x, n)) {
   float lanes[kLanes];
   for (int l = 0; l < kLanes; ++l) lanes[l] = kNegInf;
   int j = 0;
@@ -39,7 +39,7 @@ RFID_VECTOR_CLONES float RowMax(const float* x, int n) {
 }
 
 /** out[j] = exp(x[j] − m) for j < n (n ≤ kChunk); returns their sum (f32 lanes, then f64). */
-RFID_VECTOR_CLONES double ExpChunk(const float* x, int n, float m, float* out) {
+RFID_VECTORIZED(double, ExpChunk, (const float* x, int n, float m, float* out), (x, n, m, out)) {
   for (int j = 0; j < n; ++j) out[j] = FastExp(x[j] - m);
   float lanes[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
   int j = 0;
@@ -53,7 +53,7 @@ RFID_VECTOR_CLONES double ExpChunk(const float* x, int n, float m, float* out) {
 }
 
 /** Σ e[j]·(a[j] − b[j]) for j < n ≤ kChunk (f32 lanes, then f64). */
-RFID_VECTOR_CLONES double WeightedDiffChunk(const float* e, const float* a, const float* b, int n) {
+RFID_VECTORIZED(double, WeightedDiffChunk, (const float* e, const float* a, const float* b, int n), (e, a, b, n)) {
   float lanes[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
   int j = 0;
   for (; j + kLanes <= n; j += kLanes) {
@@ -65,7 +65,7 @@ RFID_VECTOR_CLONES double WeightedDiffChunk(const float* e, const float* a, cons
   return s;
 }
 
-RFID_VECTOR_CLONES void ScaleRow(float* x, int n, float factor) {
+RFID_VECTORIZED(void, ScaleRow, (float* x, int n, float factor), (x, n, factor)) {
   for (int j = 0; j < n; ++j) x[j] *= factor;
 }
 

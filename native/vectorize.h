@@ -1,11 +1,45 @@
-// Hot element-wise loops are compiled twice on x86-64 GCC: for the baseline (SSE2, 4 floats a
-// step) and for Haswell-class CPUs (AVX2 + FMA, 8 a step); the loader picks the clone the CPU
-// runs (ifunc), so one build serves every machine and no -march=native build is needed.
-// Elsewhere (Clang, ARM) the loops are simply compiled for the baseline.
+// Hot element-wise loops are compiled twice on x86-64: for the baseline (SSE2, 4 floats a step)
+// and for AVX2 + FMA (8 a step), and the first call picks the one the CPU runs, so one build
+// serves every machine and no -march=native build is needed. Elsewhere (ARM) they are simply
+// compiled for the baseline.
+//
+// Not GCC's target_clones: its resolver tests a clone "arch=haswell" as "this CPU is a Haswell"
+// (model number), so no later CPU got the AVX2 code, and run by the dynamic loader while the addon
+// is being relocated it read the CPU features as absent even for a plain "avx2" clone (GCC 12,
+// measured on an AVX-512 Xeon): every loop ran its SSE2 version.
+//
+//   RFID_VECTORIZED(double, SumSquares, (const float* x, int n), (x, n)) { ...body... }
+//
+// defines SumSquares(x, n) dispatching once to the body compiled for the CPU.
 #pragma once
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define RFID_VECTOR_CLONES __attribute__((target_clones("arch=haswell", "default")))
+namespace rfid {
+
+/** Whether the CPU runs AVX2 and FMA (decided once). */
+inline bool HasAvx2Fma() {
+#if defined(__GNUC__) && defined(__x86_64__)
+  static const bool yes = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }();
+  return yes;
 #else
-#define RFID_VECTOR_CLONES
+  return false;
+#endif
+}
+
+}  // namespace rfid
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define RFID_VECTORIZED(ret, name, params, args)                                           \
+  __attribute__((always_inline)) inline ret name##Body params;                             \
+  __attribute__((target("avx2,fma"))) ret name##Avx2Fma params { return name##Body args; } \
+  ret name##Baseline params { return name##Body args; }                                    \
+  ret name params {                                                                        \
+    static ret(*const chosen) params = ::rfid::HasAvx2Fma() ? name##Avx2Fma : name##Baseline; \
+    return chosen args;                                                                    \
+  }                                                                                        \
+  __attribute__((always_inline)) inline ret name##Body params
+#else
+#define RFID_VECTORIZED(ret, name, params, args) ret name params
 #endif

@@ -50,17 +50,27 @@ export interface ResidencyPolicy {
    * requests of a burst join the busy period that the first one opened (tyche's burst rule).
    */
   readonly mergeBusyArrivals?: boolean;
+  /** inter-arrival times in the rate window (default W = TYCHE_WINDOW) */
+  readonly rateWindow?: number;
+  /** the policy and its parameters in one line (the CLI prints it at startup) */
+  describe(): string;
 }
 
 export const DEFAULT_KEEP_ALIVE_MS = 60_000;
 
+const fmtSeconds = (ms: number) => `${+(ms / 1000).toPrecision(6)} s`;
 const idleFor = (m: ModelView, now: number) => (m.idleSince === null ? 0 : Math.max(0, now - m.idleSince));
 const lastUse = (m: ModelView) => m.idleSince ?? m.lastArrival ?? -Infinity;
 
 export class KeepAlivePolicy implements ResidencyPolicy {
   readonly name = 'keep-alive' as const;
   readonly offloadWhenIdle = false;
-  constructor(readonly ttlMs = DEFAULT_KEEP_ALIVE_MS) {}
+  constructor(readonly ttlMs = DEFAULT_KEEP_ALIVE_MS) {
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new RangeError(`the keep-alive TTL must be a positive number of ms, got ${ttlMs}`);
+  }
+  describe(): string {
+    return `keep-alive (TTL ${fmtSeconds(this.ttlMs)})`;
+  }
   idleAction(m: ModelView, now: number): IdleAction {
     return m.resident && m.idleSince !== null && idleFor(m, now) >= this.ttlMs ? 'offload' : 'none';
   }
@@ -72,6 +82,9 @@ export class KeepAlivePolicy implements ResidencyPolicy {
 export class OnDemandPolicy implements ResidencyPolicy {
   readonly name = 'on-demand' as const;
   readonly offloadWhenIdle = true;
+  describe(): string {
+    return 'on-demand';
+  }
   idleAction(m: ModelView): IdleAction {
     return m.resident ? 'offload' : 'none';
   }
@@ -83,6 +96,9 @@ export class OnDemandPolicy implements ResidencyPolicy {
 export class LruPolicy implements ResidencyPolicy {
   readonly name = 'lru' as const;
   readonly offloadWhenIdle = false;
+  describe(): string {
+    return 'lru';
+  }
   idleAction(): IdleAction {
     return 'none';
   }
@@ -92,7 +108,11 @@ export class LruPolicy implements ResidencyPolicy {
 }
 
 export interface TycheOptions {
+  /** inter-arrival times in the sliding window, W (default 5) */
+  window?: number;
+  /** pre-load when P(a request within the idle time) reaches this (default 0.06) */
   pLoad?: number;
+  /** offload when it reaches this (default 0.94); must exceed pLoad */
   pOff?: number;
   /**
    * The prior for a model with fewer than W inter-arrival times: the rate λ₀ = −ln(1 − P_off)/TTL
@@ -119,6 +139,7 @@ export interface TycheOptions {
 export class TychePolicy implements ResidencyPolicy {
   readonly name = 'tyche' as const;
   readonly offloadWhenIdle = false;
+  readonly rateWindow: number;
   readonly pLoad: number;
   readonly pOff: number;
   readonly priorTtlMs: number;
@@ -128,13 +149,32 @@ export class TychePolicy implements ResidencyPolicy {
   readonly mergeBusyArrivals: boolean;
 
   constructor(opts: TycheOptions = {}) {
+    this.rateWindow = opts.window ?? TYCHE_WINDOW;
     this.pLoad = opts.pLoad ?? P_LOAD;
     this.pOff = opts.pOff ?? P_OFF;
     this.priorTtlMs = opts.priorTtlMs ?? DEFAULT_KEEP_ALIVE_MS;
+    if (!Number.isInteger(this.rateWindow) || this.rateWindow < 1) throw new RangeError(`the Tyche window W must be a positive integer, got ${this.rateWindow}`);
+    for (const [name, p] of [['P_load', this.pLoad], ['P_off', this.pOff]] as const) {
+      if (!(p > 0 && p < 1)) throw new RangeError(`${name} must be a probability strictly between 0 and 1, got ${p}`);
+    }
+    if (!(this.pLoad < this.pOff)) throw new RangeError(`P_load (${this.pLoad}) must be below P_off (${this.pOff}): a model would be offloaded before it is pre-loaded`);
+    if (!(this.priorTtlMs > 0) || !Number.isFinite(this.priorTtlMs)) throw new RangeError(`the prior TTL must be a positive number of ms, got ${this.priorTtlMs}`);
     this.priorFill = opts.priorFill ?? true;
     this.loadLead = opts.loadLead ?? true;
     this.reloadGuard = opts.reloadGuard ?? true;
     this.mergeBusyArrivals = opts.mergeBursts ?? true;
+  }
+
+  describe(): string {
+    const off = [
+      ['prior fill', this.priorFill],
+      ['load lead', this.loadLead],
+      ['reload guard', this.reloadGuard],
+      ['burst merging', this.mergeBusyArrivals],
+    ]
+      .filter(([, on]) => !on)
+      .map(([name]) => name);
+    return `tyche (W ${this.rateWindow}, P_load ${this.pLoad}, P_off ${this.pOff}, prior TTL ${fmtSeconds(this.priorTtlMs)}${off.length ? `; off: ${off.join(', ')}` : ''})`;
   }
 
   /** The prior mean inter-arrival time τ₀ (ms): 1/λ₀ with λ₀ = −ln(1 − P_off)/TTL. */
@@ -148,8 +188,9 @@ export class TychePolicy implements ResidencyPolicy {
    * W intervals exist this is exactly the seed's k/Σ. `extraMs` adds an open interval (idle time).
    */
   rate(m: ModelView, extraMs = 0): number | null {
-    const k = Math.min(m.rateSamples, TYCHE_WINDOW);
-    if (this.priorFill && k < TYCHE_WINDOW) return TYCHE_WINDOW / (m.rateWindowMs + (TYCHE_WINDOW - k) * this.priorIntervalMs + extraMs);
+    const W = this.rateWindow;
+    const k = Math.min(m.rateSamples, W);
+    if (this.priorFill && k < W) return W / (m.rateWindowMs + (W - k) * this.priorIntervalMs + extraMs);
     if (k === 0) return null;
     return k / (m.rateWindowMs + extraMs);
   }

@@ -162,7 +162,7 @@ export class ResidencyManager<H> {
       pending: 0,
       kvBytes: 0,
       idleSince: null,
-      rate: new ArrivalRateEstimator(),
+      rate: new ArrivalRateEstimator(this.opts.policy.rateWindow),
       lastLoadMs: null,
       loads: 0,
       coldStarts: 0,

@@ -13,7 +13,7 @@ import { ApiError, toApiError } from './errors.js';
 import { exposeGc, IdleCollector } from './idle-gc.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type RefusedModel, type ServedModel } from './models.js';
-import { createPolicy, type PolicyName } from './policies.js';
+import { createPolicy, type PolicyName, type TycheOptions } from './policies.js';
 import { ModelTooLargeError, ResidencyManager } from './residency.js';
 import { registerRoutes, sendError } from './routes.js';
 
@@ -26,6 +26,8 @@ export interface ServeOptions {
   memoryBudget?: number;
   /** keep-alive TTL, and Tyche's TTL while a model's rate is still unknown (default 60 s) */
   keepAliveMs?: number;
+  /** Tyche's parameters (window W, P_load, P_off, the switches of its rules where the seed is silent); used by policy 'tyche' */
+  tyche?: TycheOptions;
   /** requests decoded together per model (default 32) */
   maxBatchSize?: number;
   /** how often idle models are checked against the policy (default 100 ms) */
@@ -85,7 +87,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   let metrics!: ServeMetrics;
   const residency: ResidencyManager<LoadedHandle> = new ResidencyManager({
     clock,
-    policy: createPolicy(policyName, { keepAliveMs: opts.keepAliveMs }),
+    policy: createPolicy(policyName, { ...opts.tyche, keepAliveMs: opts.keepAliveMs }),
     budgetBytes: budget,
     loader: new ModelStore(models, { engine: opts.engine, maxBatchSize: opts.maxBatchSize ?? 32 }),
     events: {

@@ -55,6 +55,7 @@ describe.skipIf(!hasSharedData)('calibrate and eval commands', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.model).toMatchObject({ windows: 3, seqLen: 64, tokens: 189 });
+    expect(report.engine).toMatch(/^ts\b/); // the engine that ran is recorded with the timing
     expect(report.model.perplexity).toBeGreaterThan(1);
     expect(report.comparison.top1Agreement).toBe(1);
     expect(Math.abs(report.comparison.meanKl)).toBeLessThan(1e-9);

@@ -108,6 +108,8 @@ async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
         referenceDir: opts.reference ? path.resolve(opts.reference) : null,
         dataset: { file: path.resolve(opts.dataset), format: data.dataset.format, sha256: data.dataset.sha256, tokens: data.ids.length },
         seconds: (Date.now() - started) / 1000,
+        // which engine ran: with --engine auto a missing native addon (e.g. mid-rebuild) silently means the ~10x slower ts engine
+        engine: engine.describe(),
         ...result,
       };
       process.stdout.write(opts.json ? JSON.stringify(report) + '\n' : formatReport(result));

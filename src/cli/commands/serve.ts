@@ -1,6 +1,8 @@
 /**
  * `rfid-moe serve <model-or-dir>… [--port 8000] [--host 127.0.0.1] [--memory-budget BYTES]
- *   [--policy tyche|keep-alive|on-demand|lru]`
+ *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
+ *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
+ *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts]`
  *
  * One process serves every given model (a directory, or name=dir) through an OpenAI-compatible
  * HTTP API; the residency policy decides which are in memory within the budget. A model whose
@@ -9,10 +11,11 @@
  */
 import { Option, type Command } from 'commander';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
-import { POLICY_NAMES, type PolicyName } from '../../serve/policies.js';
+import { DEFAULT_KEEP_ALIVE_MS, POLICY_NAMES, type PolicyName, type TycheOptions } from '../../serve/policies.js';
+import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
 import { fmtBytes } from '../../serve/residency.js';
 import { createServer } from '../../serve/server.js';
-import { OptionError, parseInteger } from '../options.js';
+import { OptionError, parseInteger, parseNumber } from '../options.js';
 import { fail } from '../errors.js';
 import { addOptions, defaultText, engineOptions } from '../shared-options.js';
 
@@ -22,6 +25,13 @@ interface ServeCliOptions {
   memoryBudget?: string;
   policy: string;
   keepAlive: string;
+  tycheWindow: string;
+  tychePLoad: string;
+  tychePOff: string;
+  tychePriorFill: boolean;
+  tycheLoadLead: boolean;
+  tycheReloadGuard: boolean;
+  tycheMergeBursts: boolean;
   maxBatchSize: string;
   drainTimeout: string;
   engine: string;
@@ -41,6 +51,44 @@ export function parseBytes(flag: string, value: string): number {
   return bytes;
 }
 
+/** A probability strictly between 0 and 1. */
+function parseProbability(flag: string, value: string): number {
+  const p = parseNumber(flag, value);
+  if (!(p > 0 && p < 1)) throw new OptionError(`${flag} must be a probability strictly between 0 and 1, got "${value}"`);
+  return p;
+}
+
+/** The Tyche flags, as their option keys and names (to refuse them with another policy). */
+const TYCHE_FLAGS: Array<[keyof ServeCliOptions, string]> = [
+  ['tycheWindow', '--tyche-window'],
+  ['tychePLoad', '--tyche-p-load'],
+  ['tychePOff', '--tyche-p-off'],
+  ['tychePriorFill', '--no-tyche-prior-fill'],
+  ['tycheLoadLead', '--no-tyche-load-lead'],
+  ['tycheReloadGuard', '--no-tyche-reload-guard'],
+  ['tycheMergeBursts', '--no-tyche-merge-bursts'],
+];
+
+/** Tyche's parameters from the flags; a flag given with another policy is refused (it would do nothing). */
+export function tycheOptionsFrom(opts: ServeCliOptions, policy: PolicyName, givenOnCommandLine: (key: string) => boolean): TycheOptions {
+  if (policy !== 'tyche') {
+    const given = TYCHE_FLAGS.filter(([key]) => givenOnCommandLine(key)).map(([, flag]) => flag);
+    if (given.length > 0) throw new OptionError(`${given.join(', ')} appl${given.length > 1 ? 'y' : 'ies'} to --policy tyche only (the policy is ${policy})`);
+  }
+  const pLoad = parseProbability('--tyche-p-load', opts.tychePLoad);
+  const pOff = parseProbability('--tyche-p-off', opts.tychePOff);
+  if (!(pLoad < pOff)) throw new OptionError(`--tyche-p-load (${pLoad}) must be below --tyche-p-off (${pOff}): a model would be offloaded before it is pre-loaded`);
+  return {
+    window: parseInteger('--tyche-window', opts.tycheWindow, 1),
+    pLoad,
+    pOff,
+    priorFill: opts.tychePriorFill,
+    loadLead: opts.tycheLoadLead,
+    reloadGuard: opts.tycheReloadGuard,
+    mergeBursts: opts.tycheMergeBursts,
+  };
+}
+
 function parsePolicy(value: string): PolicyName {
   if ((POLICY_NAMES as readonly string[]).includes(value)) return value as PolicyName;
   throw new OptionError(`--policy must be one of ${POLICY_NAMES.join(', ')}; got "${value}"`);
@@ -56,21 +104,29 @@ export function register(program: Command): void {
       .option('--host <addr>', 'address to listen on', '127.0.0.1')
       .addOption(defaultText(new Option('--memory-budget <bytes>', 'bytes all resident models may hold together, e.g. 8G'), 'half the machine memory'))
       .option('--policy <name>', `residency policy: ${POLICY_NAMES.join(' | ')}`, 'tyche')
-      .option('--keep-alive <seconds>', 'keep-alive TTL, and Tyche’s TTL while a model’s arrival rate is unknown', '60')
+      .option('--keep-alive <seconds>', 'keep-alive TTL, and Tyche’s TTL while a model’s arrival rate is unknown', String(DEFAULT_KEEP_ALIVE_MS / 1000))
+      .option('--tyche-window <n>', 'tyche: inter-arrival times in the sliding window the arrival rate λ is taken from (W)', String(TYCHE_WINDOW))
+      .option('--tyche-p-load <p>', 'tyche: pre-load an idle model when P(a request within its idle time) reaches this', String(P_LOAD))
+      .option('--tyche-p-off <p>', 'tyche: offload an idle model when that probability reaches this (above --tyche-p-load)', String(P_OFF))
+      .option('--no-tyche-prior-fill', 'tyche: before W intervals are seen, take λ from the intervals alone instead of filling the window with the keep-alive prior')
+      .option('--no-tyche-load-lead', 'tyche: start a pre-load at t_load, not the model’s last load time before it')
+      .option('--no-tyche-reload-guard', 'tyche: offload at t_off even when reloading would take longer than t_load')
+      .option('--no-tyche-merge-bursts', 'tyche: count every arrival in the rate window, also those that find the model busy')
       .option('--max-batch-size <n>', 'requests decoded together per model (continuous batching)', '32')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30'),
     engineOptions(),
   )
     .option('--quiet', 'no load/unload messages on stderr', false)
-    .action(async (models: string[], opts: ServeCliOptions) => serve(models, opts));
+    .action(async (models: string[], opts: ServeCliOptions, command: Command) => serve(models, opts, (key) => command.getOptionValueSource(key) === 'cli'));
 }
 
-async function serve(models: string[], opts: ServeCliOptions): Promise<void> {
+async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine: (key: string) => boolean): Promise<void> {
   const port = parseInteger('--port', opts.port, 0);
   if (port > 65535) throw new OptionError(`--port must be at most 65535, got ${port}`);
   const policy = parsePolicy(opts.policy);
   const memoryBudget = opts.memoryBudget === undefined ? undefined : parseBytes('--memory-budget', opts.memoryBudget);
   const keepAliveMs = parseInteger('--keep-alive', opts.keepAlive, 1) * 1000;
+  const tyche = tycheOptionsFrom(opts, policy, givenOnCommandLine);
   const maxBatchSize = parseInteger('--max-batch-size', opts.maxBatchSize, 1);
   const drainTimeoutMs = parseInteger('--drain-timeout', opts.drainTimeout, 0) * 1000;
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
@@ -85,6 +141,7 @@ async function serve(models: string[], opts: ServeCliOptions): Promise<void> {
     policy,
     memoryBudget,
     keepAliveMs,
+    tyche,
     maxBatchSize,
     drainTimeoutMs,
     idleGc: true,
@@ -97,7 +154,7 @@ async function serve(models: string[], opts: ServeCliOptions): Promise<void> {
   }
   const url = await server.listen({ port, host: opts.host });
   // always printed, --quiet or not: scripts read the URL from it (with --port 0 too)
-  process.stderr.write(`serving ${[...server.models.keys()].join(', ')} at ${url} (policy ${policy}, memory budget ${fmtBytes(server.residency.budgetBytes)})\n`);
+  process.stderr.write(`serving ${[...server.models.keys()].join(', ')} at ${url} (policy ${server.residency.policy.describe()}, memory budget ${fmtBytes(server.residency.budgetBytes)})\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

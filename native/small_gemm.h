@@ -1,0 +1,17 @@
+// Products with a few rows against a weight matrix stored row by row (y = x·Wᵀ), the shape of
+// every projection of a decoding step with several sequences: see small_gemm.cc.
+#pragma once
+
+namespace rfid {
+
+/** Rows up to which SmallRowsGemmTransB is used instead of sgemm (measured; see small_gemm.cc). */
+constexpr int kSmallRowsMax = 8;
+
+/**
+ * C (m×n, row stride ldc) = alpha·A·Bᵀ + beta·C for A m×k (row stride lda) and B n×k (row stride
+ * ldb), f32, single-threaded; beta = 0 ignores C's old contents (NaN included), as BLAS does.
+ */
+void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
+                         float* c, int ldc);
+
+}  // namespace rfid
