@@ -95,13 +95,33 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
   if (!existsSync(nativeAddonPath)) return { reason: `the native addon is not built (${nativeAddonPath} is missing)` };
   // Must precede the first load of libopenblas: it reads OPENBLAS_CORETYPE in its constructor.
   const coretype = applyOpenblasCoretype();
+  const restoreTimeout = applyOpenblasThreadTimeout();
   try {
     const binding = createRequire(import.meta.url)(nativeAddonPath) as NativeBinding;
     loaded = { binding, coretype };
     return loaded;
   } catch (err) {
     return { reason: `the native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };
+  } finally {
+    restoreTimeout();
   }
+}
+
+/**
+ * OpenBLAS's idle worker threads spin for 2^28 cycles (about 0.1 s) after each threaded call
+ * before they sleep. Where this addon runs its own threads right after a BLAS call (eigSym's two
+ * divide-and-conquer halves, the forward kernels), a spinning worker then holds one of the cores
+ * they need. 2^20 cycles (about 0.4 ms) still keeps the workers awake across back-to-back BLAS
+ * calls. The variable is read once, by the library's constructor, so it is set only around the
+ * load and then restored: child processes see the user's environment. A value the user set wins.
+ */
+export const OPENBLAS_THREAD_TIMEOUT_EXPONENT = 20;
+export function applyOpenblasThreadTimeout(env: NodeJS.ProcessEnv = process.env): () => void {
+  if (env.OPENBLAS_THREAD_TIMEOUT !== undefined) return () => {};
+  env.OPENBLAS_THREAD_TIMEOUT = String(OPENBLAS_THREAD_TIMEOUT_EXPONENT);
+  return () => {
+    delete env.OPENBLAS_THREAD_TIMEOUT;
+  };
 }
 
 /** Loads the addon and creates an engine; never throws. */
