@@ -13,7 +13,7 @@
  * The memory bound is computed as: the worker's RSS before it read the layer (runtime, engine,
  * code) + the layer's weights of the type (f32) + one group's Gram matrices (4 × d² f64). The
  * compressed result the call returns (stored parameters in f32) is reported beside it: it is
- * γ × the weights, held by any method, and the bound as the issue states it leaves no room for it.
+ * γ × the weights, held by any method, and the bound as stated leaves no room for it.
  *
  * Output: progress with ETA on stderr; a table on stdout, or with --json one JSON object.
  */
