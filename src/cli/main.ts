@@ -26,7 +26,7 @@ program
   .configureOutput({ outputError: () => {} }) // fail() prints the one message
   .configureHelp({
     // commander shows only defaults it fills in itself; options whose default is decided at run
-    // time carry it as text (shared-options.ts `defaultText`), shown the same way
+    // time carry it as text (common-options.ts `defaultText`), shown the same way
     optionDescription(option: Option): string {
       const base = Help.prototype.optionDescription.call(this, option);
       return option.defaultValue === undefined && option.defaultValueDescription ? `${base} (default: ${option.defaultValueDescription})` : base;

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { allocateFromSpectra, writeBudgetsFile } from '../../compress/shard/spectra.js';
-import { addOptions, outputOptions } from '../shared-options.js';
+import { addOptions, outputOptions } from '../common-options.js';
 
 export function register(program: Command): void {
   addOptions(

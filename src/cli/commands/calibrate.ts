@@ -24,7 +24,7 @@ import { tokenizeDataset } from '../../tokens/prepare.js';
 import type { DatasetFormat } from '../../tokens/dataset.js';
 import { OptionError, parseInteger } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
+import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../common-options.js';
 
 interface CalibrateOptions extends EngineCliOptions, OutputCliOptions {
   dataset: string;

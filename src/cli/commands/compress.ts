@@ -23,7 +23,7 @@ import type { DatasetFormat } from '../../tokens/dataset.js';
 import { OptionError, parseInteger, parseNumber } from '../options.js';
 import { CommandProgress } from '../progress.js';
 import { translateOptions, optionFlags } from '../errors.js';
-import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
+import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../common-options.js';
 
 interface CompressCliOptions extends EngineCliOptions, OutputCliOptions {
   out: string;

@@ -11,7 +11,7 @@ import { densify } from '../../compressed/densify.js';
 import { parseEngineChoice } from '../../engine/index.js';
 import { parseInteger } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
+import { addOptions, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../common-options.js';
 
 interface DensifyCliOptions extends EngineCliOptions, OutputCliOptions {
   out: string;

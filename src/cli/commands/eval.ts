@@ -21,7 +21,7 @@ import { tokenizeDataset } from '../../tokens/prepare.js';
 import { evaluationWindows } from '../../tokens/windows.js';
 import { parseInteger } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
+import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../common-options.js';
 
 interface EvalCliOptions extends EngineCliOptions, OutputCliOptions {
   dataset: string;

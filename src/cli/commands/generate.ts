@@ -19,7 +19,7 @@ import { loadTextCodec } from '../../runtime/generation/codec.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
 import { DEFAULT_RESIDENT_BYTES } from '../../runtime/resident-weights.js';
 import { OptionError, parseInteger } from '../options.js';
-import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions } from '../shared-options.js';
+import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions } from '../common-options.js';
 
 interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   prompt: string;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { mergeGrams, mergeRoutingStats, type StatsPart } from '../../routing-stats/merge.js';
 import { loadRoutingStats, RoutingStatsError, writeRoutingStats } from '../../routing-stats/schema.js';
-import { addOptions, defaultText, outputOptions } from '../shared-options.js';
+import { addOptions, defaultText, outputOptions } from '../common-options.js';
 
 interface MergeStatsOptions {
   out: string;

@@ -11,7 +11,7 @@ import { reportSummary } from '../../compress/report.js';
 import { merge } from '../../compress/shard/merge.js';
 import { parseInteger } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../shared-options.js';
+import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../common-options.js';
 
 interface MergeCliOptions extends EngineCliOptions, OutputCliOptions {
   out: string;

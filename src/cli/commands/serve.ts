@@ -17,7 +17,7 @@ import { fmtBytes } from '../../serve/residency.js';
 import { createServer } from '../../serve/server.js';
 import { OptionError, parseInteger, parseNumber } from '../options.js';
 import { fail } from '../errors.js';
-import { addOptions, defaultText, engineOptions } from '../shared-options.js';
+import { addOptions, defaultText, engineOptions } from '../common-options.js';
 
 interface ServeCliOptions {
   port: string;
