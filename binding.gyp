@@ -10,6 +10,7 @@
         "native/blas_ops.cc",
         "native/small_gemm.cc",
         "native/eig_sym.cc",
+        "native/eig_sym_top.cc",
         "native/factorizations.cc",
         "native/randomized_svd.cc",
         "native/softmax.cc",

@@ -56,6 +56,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("solveTriangular", Napi::Function::New(env, JsSolveTriangular, "solveTriangular"));
   exports.Set("cholesky", Napi::Function::New(env, JsCholesky, "cholesky"));
   exports.Set("eigSym", Napi::Function::New(env, JsEigSym, "eigSym"));
+  exports.Set("eigSymTop", Napi::Function::New(env, JsEigSymTop, "eigSymTop"));
   static const char kSvd[] = "svd";
   static const char kSvdTop[] = "svdTop";
   exports.Set("svd", Napi::Function::New(env, JsSvd, "svd", const_cast<char*>(kSvd)));

@@ -298,6 +298,18 @@ void ReleaseLargeScratch() {
 
 }  // namespace
 
+void ApplyTridiagonalQ(int n, const double* a, const double* tau, double* z, int cols) {
+  if (n <= 1 || cols <= 0) return;
+  const int threads = std::max(1, std::min(openblas_get_num_threads(), cols / kMinColumnsPerThread));
+  const size_t blockSq = static_cast<size_t>(kBackTransformBlock) * kBackTransformBlock;
+  std::vector<double> work(blockSq * threads + static_cast<size_t>(cols) * kBackTransformBlock);
+  RunParts(threads, [&](int part) {
+    const auto [c0, c1] = Slice(cols, part, threads);
+    BackTransformColumns(n, a, tau, z, c0, c1, work.data() + blockSq * threads + static_cast<size_t>(c0) * kBackTransformBlock,
+                         work.data() + blockSq * part);
+  });
+}
+
 EigenWorkspace::EigenWorkspace(int n) : n_(n) {
   const int blasThreads = openblas_get_num_threads();
   threads_ = std::max(1, std::min(blasThreads, n / kMinColumnsPerThread));

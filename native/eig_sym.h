@@ -21,6 +21,14 @@ struct EigStatus {
  * row-major matrix), then Solve: values[j] is the j-th largest eigenvalue, column j of the row-major n×n
  * `vectors` its unit eigenvector. matrix() is destroyed.
  */
+/**
+ * Columns 0..cols−1 of z (column-major, n rows) ← Q·z, where Q is the orthogonal factor dsytrd 'L'
+ * left in the column-major lower triangle of `a` with scalars `tau`: the back-transformation of
+ * eigenvectors of the tridiagonal, with EigenWorkspace's blocking and its split of the columns over
+ * OpenBLAS's thread count.
+ */
+void ApplyTridiagonalQ(int n, const double* a, const double* tau, double* z, int cols);
+
 class EigenWorkspace {
  public:
   explicit EigenWorkspace(int n);

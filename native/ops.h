@@ -18,6 +18,9 @@ Napi::Value JsEigSym(const Napi::CallbackInfo& info);
 Napi::Value JsSvd(const Napi::CallbackInfo& info);
 Napi::Value JsSingularValues(const Napi::CallbackInfo& info);
 
+// eig_sym_top.cc
+Napi::Value JsEigSymTop(const Napi::CallbackInfo& info);
+
 // randomized_svd.cc
 Napi::Value JsSvdRandomized(const Napi::CallbackInfo& info);
 Napi::Value JsGaussian(const Napi::CallbackInfo& info);

@@ -119,11 +119,13 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: GroupRow
   }
 
   const energies = new Float64Array(r);
-  const Vt = new Float64Array(cap * d);
+  let Vt: Float64Array;
   // Peak memory: the stack is never held in f64 as a whole when m ≥ d: its (whitened) rows go
   // through one block at a time into XᵀX (blocked accumulation: the same sums up to rounding).
-  // Each temporary is let go as soon as it is used up, so the d×d product, its eigenvectors and
-  // the eigensolver's own workspace are the largest things alive together.
+  // Each temporary is let go as soon as it is used up. The eigensolver works in place on the d×d
+  // product and returns only the cap leading vectors (eigSymTop): with L, the product and those
+  // vectors are the largest things alive together (a full eigSym added ≈ 5.5·d² f64, 163 MiB
+  // at d = 2048, more than one group's Gram matrices).
   const block = blockRows(m, d);
   if (m >= d) {
     let C: Float64Array | undefined = spare ?? new Float64Array(d * d);
@@ -137,12 +139,10 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: GroupRow
         engine.syrk(d, r1 - r0, x, C, { trans: true, beta: r0 === 0 ? 0 : 1 });
       }
     }
-    let eig: ReturnType<Engine['eigSym']> | undefined = engine.eigSym(d, C);
+    const { values, rows } = engine.eigSymTop(d, C, cap);
     C = undefined;
-    const { values, vectors } = eig;
-    eig = undefined;
     for (let j = 0; j < r; j++) energies[j] = Math.max(0, values[j]);
-    for (let j = 0; j < cap; j++) for (let i = 0; i < d; i++) Vt[j * d + i] = vectors[i * d + j];
+    Vt = rows;
   } else {
     // X (m×d f64) is needed twice here (XXᵀ, then Uᵀ·X); m < d keeps it the smaller side
     let X: Float64Array | undefined = new Float64Array(m * d);
@@ -160,6 +160,7 @@ export function factoriseGroup(engine: Engine, m: number, d: number, M: GroupRow
     const U = new Float64Array(m * cap);
     for (let i = 0; i < m; i++) for (let j = 0; j < cap; j++) U[i * cap + j] = vectors[i * m + j];
     // v_j = Xᵀu_j / σ_j; directions with no energy carry nothing: left at zero
+    Vt = new Float64Array(cap * d);
     engine.gemm(cap, d, m, U, X, Vt, { transA: true });
     X = undefined;
     const floor = 1e-12 * Math.sqrt(energies[0]);

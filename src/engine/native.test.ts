@@ -442,6 +442,27 @@ describe.skipIf(!loaded.ok)('native engine', () => {
       a[299 * n + 298] = 0;
       a[150 * n + 150] = Number.NaN;
       expectEngineError(() => engine.eigSym(n, a), /eigSym: a\[150\]\[150\] is NaN or Inf/);
+      expectEngineError(() => engine.eigSymTop(n, a, 10), /eigSymTop: a\[150\]\[150\] is NaN or Inf/);
+    });
+
+    it('eigSymTop 269 with a known spectrum, NaN above the diagonal: values exact, the 40 leading vectors', () => {
+      const n = 269;
+      const lambda = Array.from({ length: n }, (_, k) => 10 - (20 * k) / (n - 1) + (k % 7) * 1e-3);
+      const q = orthogonal(n, 34);
+      const ql = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) ql[i * n + j] = q[i * n + j] * lambda[j];
+      const a = naiveProduct(n, n, n, ql, q, false, true);
+      for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a[i * n + j] = a[j * n + i] = (a[i * n + j] + a[j * n + i]) / 2;
+      const k = 40;
+      const work = withNaNAbove(n, a);
+      const { values, rows } = engine.eigSymTop(n, work, k);
+      expect(maxAbsDiff(values, [...lambda].sort((x, y) => y - x))).toBeLessThan(1e-12);
+      // rows as the columns of an n×k V: AV = VΛ_k, VᵀV = I
+      const v = new Float64Array(n * k);
+      for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) v[i * k + j] = rows[j * n + i];
+      expect(columnOrthonormalityError(n, k, v)).toBeLessThan(1e-12);
+      const av = naiveProduct(n, k, n, a, v);
+      expect(maxAbsDiff(av, v.map((x, idx) => x * values[idx % k]))).toBeLessThan(1e-11);
     });
   });
 

@@ -18,6 +18,7 @@ import {
   type CholeskyOptions,
   type CholeskyResult,
   type EigResult,
+  type EigTopResult,
   type Engine,
   type FloatArray,
   type ForwardKernels,
@@ -40,6 +41,7 @@ interface NativeBinding {
   solveTriangular(n: number, m: number, L: Float64Array, b: Float64Array, lower: boolean, transL: boolean, left: boolean): void;
   cholesky(n: number, a: Float64Array, dampingSchedule: Float64Array): CholeskyResult;
   eigSym(n: number, a: Float64Array): EigResult;
+  eigSymTop(n: number, a: Float64Array, k: number): EigTopResult;
   svd(m: number, n: number, a: FloatArray, r: number): SvdResult;
   svdTop(m: number, n: number, a: FloatArray, r: number): SvdResult;
   singularValues(m: number, n: number, a: FloatArray): Float64Array;
@@ -244,6 +246,10 @@ export class NativeEngine implements Engine {
 
   eigSym(n: number, a: Float64Array): EigResult {
     return this.run(() => this.binding.eigSym(n, a));
+  }
+
+  eigSymTop(n: number, a: Float64Array, k: number): EigTopResult {
+    return this.run(() => this.binding.eigSymTop(n, a, k));
   }
 
   svd(m: number, n: number, a: Float32Array): SvdResult<Float32Array>;

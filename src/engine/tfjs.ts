@@ -17,6 +17,7 @@ import {
   type CholeskyOptions,
   type CholeskyResult,
   type EigResult,
+  type EigTopResult,
   type Engine,
   type FloatArray,
   type ForwardKernels,
@@ -110,6 +111,10 @@ export class TfjsEngine implements Engine {
 
   eigSym(n: number, a: Float64Array): EigResult {
     return this.live().eigSym(n, a);
+  }
+
+  eigSymTop(n: number, a: Float64Array, k: number): EigTopResult {
+    return this.live().eigSymTop(n, a, k);
   }
 
   svd(m: number, n: number, a: Float32Array): SvdResult<Float32Array>;

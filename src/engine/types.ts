@@ -60,6 +60,13 @@ export interface EigResult {
   vectors: Float64Array;
 }
 
+export interface EigTopResult {
+  /** all n eigenvalues, DESCENDING */
+  values: Float64Array;
+  /** k×n row-major; row j is the unit eigenvector of values[j] */
+  rows: Float64Array;
+}
+
 /** Thin SVD A (m×n) = U · diag(S) · Vt with r = min(m, n) (or the requested rank). */
 export interface SvdResult<T extends FloatArray = FloatArray> {
   /** m×r row-major */
@@ -151,6 +158,13 @@ export interface Engine {
 
   /** Symmetric eigendecomposition of n×n A (lower triangle read); A is not modified. */
   eigSym(n: number, a: Float64Array): EigResult;
+
+  /**
+   * Every eigenvalue of symmetric n×n A (lower triangle read) and the eigenvectors of the k
+   * largest, 1 ≤ k ≤ n. A's content is undefined afterwards (the native engine reduces it in
+   * place): memory beyond A is the k×n vectors, not eigSym's n×n vectors and their workspace.
+   */
+  eigSymTop(n: number, a: Float64Array, k: number): EigTopResult;
 
   /** Thin SVD with vectors; A (m×n) not modified. Same dtype out as in. */
   svd(m: number, n: number, a: Float32Array): SvdResult<Float32Array>;

@@ -75,6 +75,22 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
       expect(columnsUpToSign(n, n, vectors, golden.get(c, 'vectors')).err).toBeLessThan(VECTOR_TOL.f64);
     });
 
+    it.each(casesOf('eigSym').map((c) => [label(c), c] as const))('eigSymTop (half the vectors) %s', (_l, c) => {
+      const n = num(c, 'n');
+      const k = Math.ceil(n / 2);
+      const want = golden.get(c, 'vectors');
+      const { values, rows } = engine.eigSymTop(n, golden.get(c, 'a'), k);
+      expect(relErr(values, golden.get(c, 'values'))).toBeLessThan(FACTOR_TOL.f64);
+      // rows (k×n) against the golden's first k columns, compared as columns up to sign
+      const got = new Float64Array(n * k);
+      const ref = new Float64Array(n * k);
+      for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) {
+        got[i * k + j] = rows[j * n + i];
+        ref[i * k + j] = want[i * n + j];
+      }
+      expect(columnsUpToSign(n, k, got, ref).err).toBeLessThan(VECTOR_TOL.f64);
+    });
+
     it.each(casesOf('svd').map((c) => [label(c), c] as const))('svd, svdTop, singularValues %s', (_l, c) => {
       const [m, n] = [num(c, 'm'), num(c, 'n')];
       const r = Math.min(m, n);
@@ -149,6 +165,9 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
       ['syrk with c of the wrong size', () => engine.syrk(3, 5, f32(15), f32(8))],
       ['cholesky with a of the wrong size', () => engine.cholesky(3, f64(8))],
       ['eigSym with a of the wrong size', () => engine.eigSym(3, f64(10))],
+      ['eigSymTop with a of the wrong size', () => engine.eigSymTop(3, f64(10), 2)],
+      ['eigSymTop with k = 0', () => engine.eigSymTop(3, f64(9), 0)],
+      ['eigSymTop with k above n', () => engine.eigSymTop(3, f64(9), 4)],
       ['svd with a of the wrong size', () => engine.svd(3, 4, f64(11))],
       ['singularValues with a of the wrong size', () => engine.singularValues(3, 4, f32(13))],
       ['svdTop with rank 0', () => engine.svdTop(3, 4, f64(12), 0)],

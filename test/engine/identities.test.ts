@@ -119,6 +119,38 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     for (let i = 1; i < N; i++) expect(values[i]).toBeLessThanOrEqual(values[i - 1]);
   });
 
+  it('eigSymTop 200, 60 vectors: the same values as eigSym, A·v = λv for each row, rows orthonormal', () => {
+    const x = testMatrix(N * N, 12);
+    const a = new Float64Array(N * N);
+    for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) a[i * N + j] = x[i * N + j] + x[j * N + i];
+    const full = engine.eigSym(N, a);
+    const k = 60;
+    const { values, rows } = engine.eigSymTop(N, a.slice(), k);
+    expect(relErr(values, full.values)).toBeLessThan(1e-12);
+    expectEigenRows(a, values, rows, k);
+  });
+
+  it('eigSymTop with repeated eigenvalues (Q·diag·Qᵀ, multiplicities 5 and 3 at the top): an orthonormal basis of each eigenspace', () => {
+    // Q from the eigenvectors of a random symmetric matrix; spectrum 9 (×5), 4 (×3), then 1…
+    const x = testMatrix(N * N, 13);
+    const s = new Float64Array(N * N);
+    for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) s[i * N + j] = x[i * N + j] + x[j * N + i];
+    const Q = engine.eigSym(N, s).vectors;
+    const spectrum = Array.from({ length: N }, (_, i) => (i < 5 ? 9 : i < 8 ? 4 : 1 / (i - 6)));
+    const a = new Float64Array(N * N);
+    for (let i = 0; i < N; i++) for (let j = 0; j <= i; j++) {
+      let v = 0;
+      for (let t = 0; t < N; t++) v += Q[i * N + t] * spectrum[t] * Q[j * N + t];
+      a[i * N + j] = v;
+      a[j * N + i] = v;
+    }
+    const k = 8;
+    const { values, rows } = engine.eigSymTop(N, a.slice(), k);
+    const sorted = [...spectrum].sort((p, q) => q - p);
+    expect(relErr(values, sorted)).toBeLessThan(1e-12);
+    expectEigenRows(a, values, rows, k);
+  });
+
   it('solveTriangular 200×30 with a Cholesky factor: L·X = B', () => {
     const x = testMatrix(N * M, 10);
     const { L } = engine.cholesky(N, naiveMatmul(N, N, M, x, false, x, true));
@@ -128,3 +160,23 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     expect(relErr(naiveMatmul(N, 30, N, L, false, sol, false), b)).toBeLessThan(1e-12);
   });
 });
+
+/** Each of the k rows is a unit eigenvector of a for values[j] (residual relative to |λ₁|), and the rows are orthonormal. */
+function expectEigenRows(a: Float64Array, values: Float64Array, rows: Float64Array, k: number): void {
+  const n = values.length;
+  expect(rows.length).toBe(k * n);
+  for (let j = 0; j < k; j++) {
+    let res = 0;
+    for (let i = 0; i < n; i++) {
+      let av = 0;
+      for (let t = 0; t < n; t++) av += a[i * n + t] * rows[j * n + t];
+      res = Math.max(res, Math.abs(av - values[j] * rows[j * n + i]));
+    }
+    expect(res).toBeLessThan(1e-11 * Math.abs(values[0]));
+  }
+  for (let p = 0; p < k; p++) for (let q = 0; q <= p; q++) {
+    let dot = 0;
+    for (let i = 0; i < n; i++) dot += rows[p * n + i] * rows[q * n + i];
+    expect(Math.abs(dot - (p === q ? 1 : 0))).toBeLessThan(1e-12);
+  }
+}

@@ -6,7 +6,7 @@
  * phases then walks a contiguous row of the row-major array instead of a strided column, which
  * is what makes n in the hundreds to thousands practical in JS.
  */
-import { EngineError, type EigResult } from '../types.js';
+import { EngineError, type EigResult, type EigTopResult } from '../types.js';
 import { checkDim, checkFloat64, checkLength } from './validate.js';
 
 export function eigSym(n: number, a: Float64Array): EigResult {
@@ -15,6 +15,24 @@ export function eigSym(n: number, a: Float64Array): EigResult {
   checkFloat64(op, 'a', a);
   checkLength(op, 'a (n×n)', a, n, n);
   return eigSymUnchecked(n, a, true);
+}
+
+/**
+ * Every eigenvalue and the k leading eigenvectors as rows. The native engine reduces A in place to
+ * save memory; this one has no such saving to make (tql2 accumulates all n vectors), so it
+ * decomposes fully and keeps k, leaving A as it was.
+ */
+export function eigSymTop(n: number, a: Float64Array, k: number): EigTopResult {
+  const op = 'eigSymTop';
+  checkDim(op, 'n', n);
+  checkFloat64(op, 'a', a);
+  checkLength(op, 'a (n×n)', a, n, n);
+  checkDim(op, 'k', k);
+  if (k > n || (k === 0 && n > 0)) throw new EngineError(`${op}: k = ${k} eigenvectors must be in [1, n = ${n}]`);
+  const { values, vectors } = eigSymUnchecked(n, a, true);
+  const rows = new Float64Array(k * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) rows[j * n + i] = vectors[i * n + j];
+  return { values, rows };
 }
 
 /** Eigenvalues only (descending): skips accumulating the transformations, ~3× cheaper. */

@@ -16,7 +16,7 @@ import {
 } from '../types.js';
 import { cholesky } from './cholesky.js';
 import { tsKernels } from './kernels/index.js';
-import { eigSym } from './eig-sym.js';
+import { eigSym, eigSymTop } from './eig-sym.js';
 import { gemm } from './gemm.js';
 import { GemmPool } from './gemm-parallel.js';
 import { singularValues, svd, svdTop } from './svd.js';
@@ -79,6 +79,11 @@ class TsEngine implements Engine {
   eigSym(n: number, a: Float64Array) {
     this.live();
     return eigSym(n, a);
+  }
+
+  eigSymTop(n: number, a: Float64Array, k: number) {
+    this.live();
+    return eigSymTop(n, a, k);
   }
 
   svd(m: number, n: number, a: Float32Array): SvdResult<Float32Array>;
