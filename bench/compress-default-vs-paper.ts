@@ -100,7 +100,8 @@ async function worker(): Promise<void> {
     process.stderr.write(`  [${preset}] factors: group ${done}/${total}, ${elapsed.toFixed(0)} s since start\n`);
   };
   process.stderr.write(`  [${preset}] ${n} experts: spectra of every group first (no progress until the factor pass)\n`);
-  const result = compressLayerType({ engine, recipe, matrices, p: P, d: D, frequencies, onGroupDone, ...(needsGram ? { gram } : {}) });
+  // handed over, as the compress pipeline does: each group's weights go once its factors are made
+  const result = compressLayerType({ engine, recipe, matrices, p: P, d: D, frequencies, onGroupDone, handOverMatrices: true, ...(needsGram ? { gram } : {}) });
   const cpu = process.cpuUsage(cpu0);
   const report: WorkerReport = {
     preset,

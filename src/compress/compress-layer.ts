@@ -4,7 +4,8 @@
  * every group by truncated SVD (shared basis B_g, per-expert coefficients A_i), and keep each
  * expert's residual as q numbers through a sparse projection shared within the group.
  *
- * Everything runs on the synchronous Engine. The caller's matrices are only read.
+ * Everything runs on the synchronous Engine. The caller's matrices are only read (unless the caller
+ * hands them over: handOverMatrices).
  */
 import { performance } from 'node:perf_hooks';
 import type { Engine } from '../engine/types.js';
@@ -54,6 +55,20 @@ export interface CompressLayerInput {
    * Results are the same either way.
    */
   spillBasesOverBytes?: number;
+  /**
+   * The caller hands the matrices over: once a group's final factors and errors are made, its
+   * experts' entries in `matrices` are replaced by empty arrays, so that the layer's weights and
+   * its result are never both whole in memory (the result replaces the weights group by group).
+   * Only for a `matrices` array that nothing else holds or reads afterwards.
+   */
+  handOverMatrices?: boolean;
+}
+
+const RELEASED = new Float32Array(0);
+
+/** With handOverMatrices: the experts' matrices are let go (see CompressLayerInput). */
+export function releaseMatrices(input: CompressLayerInput, experts: readonly number[]): void {
+  for (const e of experts) (input.matrices as Float32Array[])[e] = RELEASED;
 }
 
 export interface ResidualVsRank {
@@ -302,6 +317,7 @@ export function compressLayerType(input: CompressLayerInput): CompressLayerResul
     const signals = { erank: eranks[g], F: F[g], E: E[g], C: C[g] };
     const factorise = (M: Float32Array) => factorGroup(input, g, experts, M, allocation.ranks[g]);
     out.push(compressGroup(input, g, experts, allocation.ranks[g], spectra[g], signals, q, timings, factorise));
+    if (input.handOverMatrices) releaseMatrices(input, experts);
     input.onGroupDone?.(g + 1, groups.length);
   }
 

@@ -21,7 +21,7 @@ import { fuseImportance, shareNormalise } from '../rank-allocation/fuse.js';
 import { waterfill, type WaterfillGroup } from '../rank-allocation/waterfill.js';
 import { effectiveRank } from '../svd/effective-rank.js';
 import { affinityGroups } from './affinity.js';
-import { compressGroup, poolErrors, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
+import { compressGroup, poolErrors, releaseMatrices, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
 import { factoriseGroup, type GroupFactorisation } from './group-factorisation.js';
 import { factoriseBaseDelta, factoriseOutputBasis, outputBasisColumns, outputCoefficients, type BaseDeltaFactorisation, type OutputBasisFactorisation } from './structures.js';
 import { groupExperts } from './grouping.js';
@@ -333,6 +333,15 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
   }
 }
 
+/** Bytes of a compressed group's factors and residual vectors. */
+function groupBytes(g: CompressedGroup): number {
+  let bytes = g.basis.byteLength + (g.base?.byteLength ?? 0);
+  for (const x of g.coefficients) bytes += x.byteLength;
+  for (const x of g.expertBases ?? []) bytes += x.byteLength;
+  for (const x of g.residual?.vectors ?? []) bytes += x.byteLength;
+  return bytes;
+}
+
 function allocateFor(input: CompressLayerInput, c: Candidate, budgetParams: number): number[] {
   const { recipe, p, d } = input;
   if (recipe.allocation === 'waterfill') return waterfill(c.units, budgetParams - c.fixedParams).ranks;
@@ -393,53 +402,61 @@ function finishLayer(
 
   // 3. factors
   const timings = { factorMs: 0, residualMs: 0, errorsMs: 0 };
+  const factorGroupAt = (g: number, unitRanks: readonly number[], qq: number): CompressedGroup => {
+    const experts = chosen.groups[g];
+    const signals = { erank: chosen.eranks[g], F: chosen.F[g], E: chosen.E[g], C: chosen.C[g] };
+    let group: CompressedGroup;
+    if (chosen.kind === 'output-basis') {
+      const K = unitRanks[g];
+      const fact = (chosen.outFacts as OutputBasisFactorisation[])[g];
+      const makeFactors = (): GroupFactors => {
+        const U = outputBasisColumns(fact, p, K);
+        return { structure: 'output-basis', U, C: experts.map((e) => outputCoefficients(engine, p, d, K, U, matrices[e])) };
+      };
+      const alt = { spectrum: fact.energies.map(Math.sqrt), rank: K, unitCost: chosen.units[g].unitCost };
+      group = compressGroup(input, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.whitened, alt);
+    } else if (chosen.kind === 'base-delta') {
+      const fact = (chosen.bdFacts as BaseDeltaFactorisation[])[g];
+      const Ks = experts.map((_, j) => unitRanks[unitStart[g] + j]);
+      const makeFactors = (): GroupFactors => {
+        const B = fact.deltas.map((x, j) => x.basis.slice(0, Ks[j] * d));
+        const A = experts.map((e, j) => {
+          const D = new Float32Array(p * d);
+          const W = matrices[e];
+          for (let i = 0; i < D.length; i++) D[i] = W[i] - fact.base[i];
+          const G = fact.grams[j];
+          if (!G || fact.deltas[j].whitening !== 'cholesky') {
+            const Aj = new Float32Array(p * Ks[j]);
+            engine.gemm(p, Ks[j], d, D, B[j], Aj, { transB: true });
+            return Aj;
+          }
+          return refitCoefficients(engine, p, d, Ks[j], D, B[j], G, schedule);
+        });
+        return { structure: 'base-delta', base: fact.base, A, B, ranks: Ks };
+      };
+      // the next rank units of this group, best first, as the residual's alternative
+      const tail = fact.deltas.flatMap((x, j) => Array.from(x.energies.subarray(Ks[j]))).sort((x, y) => y - x);
+      const K = Math.max(...Ks);
+      const alt = { spectrum: Float64Array.from(tail, Math.sqrt), rank: 0, unitCost: rankUnitCost(1, p, d) };
+      group = compressGroup(input, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.deltas.every((x) => x.whitening === 'cholesky'), alt);
+    } else {
+      const K = unitRanks[g];
+      const fact = (chosen.facts as GroupFactorisation[])[g];
+      const makeFactors = (M: Float32Array): GroupFactors => {
+        const B = basisRows(chosen, g, K, d);
+        return { A: coefficients(experts, M, fact, K, B), B, ...(whiten ? { damping: fact.damping } : {}) };
+      };
+      group = compressGroup(input, g, experts, K, fact.energies.map(Math.sqrt), signals, qq, timings, makeFactors, whiten && fact.whitening === 'cholesky');
+    }
+    input.onGroupDone?.(g + 1, chosen.groups.length);
+    return group;
+  };
+  // The final pass: with handOverMatrices, each group's matrices go as soon as its factors are
+  // made, so the result replaces the weights group by group.
   const factorPass = (unitRanks: readonly number[], qq: number): CompressedGroup[] =>
     chosen.groups.map((experts, g) => {
-      const signals = { erank: chosen.eranks[g], F: chosen.F[g], E: chosen.E[g], C: chosen.C[g] };
-      let group: CompressedGroup;
-      if (chosen.kind === 'output-basis') {
-        const K = unitRanks[g];
-        const fact = (chosen.outFacts as OutputBasisFactorisation[])[g];
-        const makeFactors = (): GroupFactors => {
-          const U = outputBasisColumns(fact, p, K);
-          return { structure: 'output-basis', U, C: experts.map((e) => outputCoefficients(engine, p, d, K, U, matrices[e])) };
-        };
-        const alt = { spectrum: fact.energies.map(Math.sqrt), rank: K, unitCost: chosen.units[g].unitCost };
-        group = compressGroup(input, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.whitened, alt);
-      } else if (chosen.kind === 'base-delta') {
-        const fact = (chosen.bdFacts as BaseDeltaFactorisation[])[g];
-        const Ks = experts.map((_, j) => unitRanks[unitStart[g] + j]);
-        const makeFactors = (): GroupFactors => {
-          const B = fact.deltas.map((x, j) => x.basis.slice(0, Ks[j] * d));
-          const A = experts.map((e, j) => {
-            const D = new Float32Array(p * d);
-            const W = matrices[e];
-            for (let i = 0; i < D.length; i++) D[i] = W[i] - fact.base[i];
-            const G = fact.grams[j];
-            if (!G || fact.deltas[j].whitening !== 'cholesky') {
-              const Aj = new Float32Array(p * Ks[j]);
-              engine.gemm(p, Ks[j], d, D, B[j], Aj, { transB: true });
-              return Aj;
-            }
-            return refitCoefficients(engine, p, d, Ks[j], D, B[j], G, schedule);
-          });
-          return { structure: 'base-delta', base: fact.base, A, B, ranks: Ks };
-        };
-        // the next rank units of this group, best first, as the residual's alternative
-        const tail = fact.deltas.flatMap((x, j) => Array.from(x.energies.subarray(Ks[j]))).sort((x, y) => y - x);
-        const K = Math.max(...Ks);
-        const alt = { spectrum: Float64Array.from(tail, Math.sqrt), rank: 0, unitCost: rankUnitCost(1, p, d) };
-        group = compressGroup(input, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.deltas.every((x) => x.whitening === 'cholesky'), alt);
-      } else {
-        const K = unitRanks[g];
-        const fact = (chosen.facts as GroupFactorisation[])[g];
-        const makeFactors = (M: Float32Array): GroupFactors => {
-          const B = basisRows(chosen, g, K, d);
-          return { A: coefficients(experts, M, fact, K, B), B, ...(whiten ? { damping: fact.damping } : {}) };
-        };
-        group = compressGroup(input, g, experts, K, fact.energies.map(Math.sqrt), signals, qq, timings, makeFactors, whiten && fact.whitening === 'cholesky');
-      }
-      input.onGroupDone?.(g + 1, chosen.groups.length);
+      const group = factorGroupAt(g, unitRanks, qq);
+      if (input.handOverMatrices) releaseMatrices(input, experts);
       return group;
     });
 
@@ -475,22 +492,42 @@ function finishLayer(
 
   let ranks = ranksWithResidual;
   let qUsed = q;
-  let groups = factorPass(ranks, q);
+  let groups: CompressedGroup[];
   let gate: ResidualGate | undefined;
   if (ranksWithout) {
+    // The gate's trial pass (with the residual) is needed for its error energies only. Peak
+    // memory: its factors are kept only while they stay small (the spill limit), so that a layer
+    // whose residual is dropped never holds two results at once; a kept residual is then
+    // factorised again unless its trial factors were all kept.
+    const limit = input.spillBasesOverBytes ?? DEFAULT_SPILL_BYTES;
+    let held: CompressedGroup[] | undefined = [];
+    let heldBytes = 0;
+    const trial = chosen.groups.map((_, g) => {
+      const grp = factorGroupAt(g, ranksWithResidual, q);
+      if (held) {
+        heldBytes += groupBytes(grp);
+        if (heldBytes <= limit) held.push(grp);
+        else held = undefined;
+      }
+      return grp.energies;
+    });
     const rankGain = lostEnergy(chosen, ranksWithResidual) - lostEnergy(chosen, ranksWithout);
-    const residualGain = groups.reduce((acc, grp, g) => {
-      const out = grp.energies.output;
-      const recovered = whiten && out ? out.before - out.after : grp.energies.residualBefore - grp.energies.residualAfter;
+    const residualGain = trial.reduce((acc, energies, g) => {
+      const out = energies.output;
+      const recovered = whiten && out ? out.before - out.after : energies.residualBefore - energies.residualAfter;
       return acc + (whiten ? recovered : chosen.weights[g] * recovered);
     }, 0);
     gate = { residualGain, rankGain, params: n * q, kept: residualGain > rankGain };
-    if (!gate.kept) {
+    if (gate.kept) {
+      groups = held ?? factorPass(ranks, q);
+      if (held && input.handOverMatrices) chosen.groups.forEach((experts) => releaseMatrices(input, experts));
+    } else {
+      held = undefined;
       ranks = ranksWithout;
       qUsed = 0;
       groups = factorPass(ranks, 0);
     }
-  }
+  } else groups = factorPass(ranks, q);
 
   const unitCosts = chosen.units.map((u) => u.unitCost);
   const used = chosen.fixedParams + ranks.reduce((a, K, i) => a + K * unitCosts[i], 0);

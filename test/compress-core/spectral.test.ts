@@ -292,6 +292,29 @@ describe('compressLayerType on the spectral path', () => {
     expect(kept.choices?.residualGate?.kept).toBe(true);
     expect(kept.choices!.residualGate!.residualGain).toBeGreaterThan(kept.choices!.residualGate!.rankGain);
     expect(kept.groups.every((grp) => grp.residual !== undefined)).toBe(true);
+
+    // Peak memory changes nothing in the result: the gate's trial factors not held (spill limit 0:
+    // a kept residual is factorised again) and the matrices handed over (let go group by group)
+    // give both layers bit for bit, and leave the handed-over array empty.
+    const noisyMatrices = layer(false, 8);
+    const cases = [
+      { want: noisy, matrices: noisyMatrices, args: { recipe: parseRecipe(recipe), p, d, gram: (e: number) => G[e] } },
+      { want: kept, matrices: wide, args: { recipe: parseRecipe({ ...recipe, residual: { ...recipe.residual, buckets: 'random' } }), p: pw, d: dw, gram: (e: number) => iso[e] } },
+    ];
+    for (const { want, matrices, args } of cases) {
+      const handed = matrices.map((w) => w.slice());
+      const again = compressLayerType({ engine, ...args, matrices: handed, frequencies: freq, spillBasesOverBytes: 0, handOverMatrices: true });
+      expect(handed.every((w) => w.length === 0)).toBe(true);
+      expect(again.ranks).toEqual(want.ranks);
+      expect(again.choices).toEqual(want.choices);
+      expect(again.errors).toEqual(want.errors);
+      again.groups.forEach((grp, g) => {
+        const ref = want.groups[g];
+        expect(Array.from(grp.basis)).toEqual(Array.from(ref.basis));
+        grp.coefficients.forEach((A, j) => expect(Array.from(A)).toEqual(Array.from(ref.coefficients[j])));
+        expect(grp.residual?.vectors.map((v) => Array.from(v))).toEqual(ref.residual?.vectors.map((v) => Array.from(v)));
+      });
+    }
   });
 
   it('bases parked on disk until the allocation (spillBasesOverBytes) give the same layer, bit for bit, as bases held in memory', () => {

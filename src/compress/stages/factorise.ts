@@ -54,6 +54,8 @@ export async function factoriseLayer(args: {
       p,
       d,
       frequencies,
+      // nothing else holds these arrays: each group's weights go once its factors are made
+      handOverMatrices: true,
       ...(gram ? { gram } : {}),
       ...(args.rankBudgets?.has(`${l}/${type}`) ? { rankBudgetParams: args.rankBudgets.get(`${l}/${type}`) } : {}),
       onGroupDone: (done, total) => emit({ type: 'layer-group', layer: l, of: L, matrixType: type, group: done, groups: total }),
