@@ -276,9 +276,30 @@ function ratio(num: number, den: number): number {
   return den > 0 ? Math.sqrt(num / den) : 0;
 }
 
+/**
+ * The Gram callback with its last answer remembered. The factor pass asks for one expert's Gram up
+ * to three times in a row (group metric, refit, output errors); a callback that builds or reads a
+ * fresh d×d f64 array each time would otherwise leave two spare copies per expert (64 MiB at
+ * Qwen3-30B-A3B shapes) for the garbage collector, which frees them late.
+ */
+function rememberLastGram(gram: (expert: number) => Float64Array): (expert: number) => Float64Array {
+  let last = -1;
+  let value: Float64Array | undefined;
+  return (expert) => {
+    if (expert !== last || !value) {
+      value = undefined; // the previous one can go before the next is made
+      value = gram(expert);
+      last = expert;
+    }
+    return value;
+  };
+}
+
 /** Compress one matrix type of one layer. Validates everything before any heavy work. */
-export function compressLayerType(input: CompressLayerInput): CompressLayerResult {
+export function compressLayerType(callerInput: CompressLayerInput): CompressLayerResult {
   const t0 = performance.now();
+  // the same matrices array (handOverMatrices empties the caller's), the Gram callback remembered
+  const input: CompressLayerInput = callerInput.gram ? { ...callerInput, gram: rememberLastGram(callerInput.gram) } : callerInput;
   const { engine, recipe, matrices, p, d, frequencies } = input;
   const n = matrices.length;
   const budget = validateRecipeForLayer(recipe, { numExperts: n, p, d });
