@@ -38,7 +38,8 @@ export interface ModelView {
 export type IdleAction = 'preload' | 'offload' | 'none';
 
 export interface ResidencyPolicy {
-  readonly name: PolicyName;
+  /** one of POLICY_NAMES for the served policies; benchmarks add their own (the oracle) */
+  readonly name: string;
   /** Decision for an idle model (inFlight 0) at time `now`, evaluated on every tick. */
   idleAction(m: ModelView, now: number): IdleAction;
   /** Higher = more worth keeping. Eviction takes the lowest first; ties go to the older idleSince. */
@@ -52,6 +53,11 @@ export interface ResidencyPolicy {
   readonly mergeBusyArrivals?: boolean;
   /** inter-arrival times in the rate window (default W = TYCHE_WINDOW) */
   readonly rateWindow?: number;
+  /**
+   * A pre-load may evict an idle model only when the pre-loaded model's keepScore is at least this
+   * factor times the victim's (default 1: whenever it ranks above; Infinity: free room only).
+   */
+  readonly preloadEvictMargin?: number;
   /** the policy and its parameters in one line (the CLI prints it at startup) */
   describe(): string;
 }
@@ -134,6 +140,20 @@ export interface TycheOptions {
   reloadGuard?: boolean;
   /** Count only arrivals that find the model without a request in flight (default true). */
   mergeBursts?: boolean;
+  /**
+   * A pre-load evicts an idle resident model only when the pre-loaded model's keep score is at
+   * least `swapMargin` times the victim's (a proactive swap). Default Infinity: a pre-load uses
+   * free room only and never evicts (bench:serve measured swaps costing more cold starts than they
+   * save: a swap spends a load time of the budget on a guess and pushes out a model that may be
+   * requested next). 1 swaps whenever the pre-loaded model ranks above the victim.
+   */
+  swapMargin?: number;
+  /**
+   * Where the seed is silent on memory cost: t_off never exceeds this idle time (ms), however low
+   * λ is (the seed's t_off = 2.8/λ keeps a model requested every 10 min for half an hour).
+   * Default: no cap, the seed's t_off alone.
+   */
+  maxIdleMs?: number;
 }
 
 export class TychePolicy implements ResidencyPolicy {
@@ -147,6 +167,8 @@ export class TychePolicy implements ResidencyPolicy {
   readonly loadLead: boolean;
   readonly reloadGuard: boolean;
   readonly mergeBusyArrivals: boolean;
+  readonly preloadEvictMargin: number;
+  readonly maxIdleMs: number;
 
   constructor(opts: TycheOptions = {}) {
     this.rateWindow = opts.window ?? TYCHE_WINDOW;
@@ -163,6 +185,10 @@ export class TychePolicy implements ResidencyPolicy {
     this.loadLead = opts.loadLead ?? true;
     this.reloadGuard = opts.reloadGuard ?? true;
     this.mergeBusyArrivals = opts.mergeBursts ?? true;
+    this.preloadEvictMargin = opts.swapMargin ?? Infinity;
+    if (!(this.preloadEvictMargin >= 1)) throw new RangeError(`the swap margin must be a number ≥ 1 (Infinity: pre-loads never evict), got ${opts.swapMargin}`);
+    this.maxIdleMs = opts.maxIdleMs ?? Infinity;
+    if (!(this.maxIdleMs > 0)) throw new RangeError(`the idle cap must be a positive number of ms, got ${opts.maxIdleMs}`);
   }
 
   describe(): string {
@@ -174,7 +200,9 @@ export class TychePolicy implements ResidencyPolicy {
     ]
       .filter(([, on]) => !on)
       .map(([name]) => name);
-    return `tyche (W ${this.rateWindow}, P_load ${this.pLoad}, P_off ${this.pOff}, prior TTL ${fmtSeconds(this.priorTtlMs)}${off.length ? `; off: ${off.join(', ')}` : ''})`;
+    const swap = this.preloadEvictMargin === Infinity ? 'pre-loads never evict' : `swap margin ${this.preloadEvictMargin}`;
+    const cap = Number.isFinite(this.maxIdleMs) ? `, t_off ≤ ${fmtSeconds(this.maxIdleMs)}` : '';
+    return `tyche (W ${this.rateWindow}, P_load ${this.pLoad}, P_off ${this.pOff}, prior TTL ${fmtSeconds(this.priorTtlMs)}, ${swap}${cap}${off.length ? `; off: ${off.join(', ')}` : ''})`;
   }
 
   /** The prior mean inter-arrival time τ₀ (ms): 1/λ₀ with λ₀ = −ln(1 − P_off)/TTL. */
@@ -205,7 +233,8 @@ export class TychePolicy implements ResidencyPolicy {
   idleAction(m: ModelView, now: number): IdleAction {
     if (m.idleSince === null) return 'none';
     const idle = idleFor(m, now);
-    const { tLoad, tOff } = this.thresholds(m);
+    const { tLoad, tOff: seedOff } = this.thresholds(m);
+    const tOff = Math.min(seedOff, this.maxIdleMs);
     if (idle >= tOff) return m.resident && !this.keepForReload(m, idle) ? 'offload' : 'none';
     if (tLoad === null || m.resident) return 'none';
     const lead = this.loadLead ? (m.loadMs ?? 0) : 0;
