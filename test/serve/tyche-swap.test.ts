@@ -167,6 +167,8 @@ describe('tyche: pre-loads use free room only unless swapMargin says otherwise',
   it('refuses a margin below 1', () => {
     expect(() => new TychePolicy({ swapMargin: 0.5 })).toThrow(/swap margin must be a number ≥ 1/);
     expect(new TychePolicy().preloadEvictMargin).toBe(Infinity);
+    expect(new TychePolicy().describe()).toMatch(/pre-loads never evict/);
+    expect(new TychePolicy({ swapMargin: 2 }).describe()).toMatch(/swap margin 2/);
   });
 });
 
