@@ -14,8 +14,8 @@
  * (oracle.ts): foresight of every arrival (Belady with prefetching; Belady's MIN with loads on
  * request only), knowledge of the generated rates, and an unlimited budget.
  *
- * "GB·s vs keep-alive at the same hit rate": per seed, keep-alive is run at a sweep of TTLs and
- * its resident GB·s is interpolated linearly at the policy's hit rate; the ratio is averaged over
+ * "GB·s vs keep-alive at the same hit rate": per seed, keep-alive is run at a sweep of TTLs (0 being
+ * on-demand) and its resident GB·s is interpolated linearly at the policy's hit rate; the ratio is averaged over
  * the seeds where keep-alive reaches that hit rate (n says how many).
  */
 import { OraclePolicy, RateOraclePolicy } from './oracle.js';
@@ -61,7 +61,8 @@ export interface ScenarioTable {
 }
 
 const SEED_RULE: TycheOptions = { priorFill: false, loadLead: false, reloadGuard: false, mergeBursts: false, swapMargin: 1 };
-const TTLS = [15, 30, 60, 120, 180, 300, 450, 600, 900, 1800, 3600];
+/** keep-alive's TTL sweep; 0 is on-demand (offloaded the moment it falls idle), keep-alive's limit */
+const TTLS = [0, 15, 30, 60, 120, 180, 300, 450, 600, 900, 1800, 3600];
 
 interface SeededTrace {
   trace: Arrival[];
@@ -99,6 +100,7 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
     { label: 'tyche, proactive swaps (swap margin 1)', policy: 'tyche', tyche: { swapMargin: 1 } },
     { label: 'tyche, swaps with hysteresis (margin 2)', policy: 'tyche', tyche: { swapMargin: 2 } },
     { label: 'tyche, t_off ≤ keep-alive TTL', policy: 'tyche', tyche: { maxIdleMs: s.keepAliveS * 1000 } },
+    { label: 'tyche, warm start', policy: 'tyche', tyche: { warmStart: true } },
     { label: 'tyche, the seed’s rule alone', policy: 'tyche', tyche: SEED_RULE },
     { label: 'keep-alive', policy: 'keep-alive' },
     { label: 'on-demand', policy: 'on-demand' },
@@ -141,7 +143,7 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
     };
     const ka: SimulationResult[] = [];
     for (const [i, ttlS] of TTLS.entries()) {
-      const r = await simulate({ ...base, policy: 'keep-alive', keepAliveS: ttlS });
+      const r = ttlS === 0 ? await simulate({ ...base, policy: 'on-demand', keepAliveS: s.keepAliveS }) : await simulate({ ...base, policy: 'keep-alive', keepAliveS: ttlS });
       ka.push(r);
       sweep[i].push(r);
     }
@@ -149,7 +151,8 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
       const pts = ka.map((r) => ({ hit: 1 - r.coldStarts / r.requests, gbs: r.residentGBs }));
       for (let i = 0; i < pts.length; i++) {
         if (pts[i].hit < hit) continue;
-        if (i === 0) return pts[0].gbs;
+        // below on-demand's hit rate (the sweep's lowest) there is nothing to compare with
+        if (i === 0) return pts[0].hit === hit ? pts[0].gbs : NaN;
         const a = pts[i - 1];
         const b = pts[i];
         return b.hit === a.hit ? b.gbs : a.gbs + ((b.gbs - a.gbs) * (hit - a.hit)) / (b.hit - a.hit);
@@ -161,7 +164,7 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
       per[i].push(r);
       const ref = kaAt(1 - r.coldStarts / r.requests);
       if (Number.isFinite(ref)) ratios[i].push(r.residentGBs / ref);
-      else above[i]++;
+      else if (ka.every((k) => 1 - k.coldStarts / k.requests < 1 - r.coldStarts / r.requests)) above[i]++;
     }
     opts.progress?.(`  simulation ${s.name}, seed ${seed}: done`);
   }
@@ -222,6 +225,6 @@ export function formatScenario(t: ScenarioTable): string[] {
     '',
     '| TTL | hit rate | mean load wait | resident GB·s |',
     '|---:|---:|---:|---:|',
-    ...t.keepAliveSweep.map((k) => `| ${k.ttlS} s | ${pct(k.hitRate)} | ${k.meanWaitS.toFixed(2)} s | ${k.residentGBs.toFixed(0)} |`),
+    ...t.keepAliveSweep.map((k) => `| ${k.ttlS === 0 ? '0 (on-demand)' : `${k.ttlS} s`} | ${pct(k.hitRate)} | ${k.meanWaitS.toFixed(2)} s | ${k.residentGBs.toFixed(0)} |`),
   ];
 }

@@ -33,6 +33,8 @@ export interface ModelView {
   rateWindowMs: number;
   /** how long the model's last load took (ms); null before its first load */
   loadMs: number | null;
+  /** when the model was registered (served from); absent in views built by hand */
+  registeredAt?: number;
 }
 
 export type IdleAction = 'preload' | 'offload' | 'none';
@@ -154,6 +156,12 @@ export interface TycheOptions {
    * Default: no cap, the seed's t_off alone.
    */
   maxIdleMs?: number;
+  /**
+   * A model never requested yet is idle since it was registered, at the prior's rate λ₀: it is
+   * pre-loaded into free room at t_load(λ₀) and offloaded at t_off(λ₀) = the keep-alive TTL, as
+   * the seed's rule does for any model (default false: a model is first loaded by its first request).
+   */
+  warmStart?: boolean;
 }
 
 export class TychePolicy implements ResidencyPolicy {
@@ -169,6 +177,7 @@ export class TychePolicy implements ResidencyPolicy {
   readonly mergeBusyArrivals: boolean;
   readonly preloadEvictMargin: number;
   readonly maxIdleMs: number;
+  readonly warmStart: boolean;
 
   constructor(opts: TycheOptions = {}) {
     this.rateWindow = opts.window ?? TYCHE_WINDOW;
@@ -188,6 +197,7 @@ export class TychePolicy implements ResidencyPolicy {
     this.preloadEvictMargin = opts.swapMargin ?? Infinity;
     if (!(this.preloadEvictMargin >= 1)) throw new RangeError(`the swap margin must be a number ≥ 1 (Infinity: pre-loads never evict), got ${opts.swapMargin}`);
     this.maxIdleMs = opts.maxIdleMs ?? Infinity;
+    this.warmStart = opts.warmStart ?? false;
     if (!(this.maxIdleMs > 0)) throw new RangeError(`the idle cap must be a positive number of ms, got ${opts.maxIdleMs}`);
   }
 
@@ -201,7 +211,7 @@ export class TychePolicy implements ResidencyPolicy {
       .filter(([, on]) => !on)
       .map(([name]) => name);
     const swap = this.preloadEvictMargin === Infinity ? 'pre-loads never evict' : `swap margin ${this.preloadEvictMargin}`;
-    const cap = Number.isFinite(this.maxIdleMs) ? `, t_off ≤ ${fmtSeconds(this.maxIdleMs)}` : '';
+    const cap = (Number.isFinite(this.maxIdleMs) ? `, t_off ≤ ${fmtSeconds(this.maxIdleMs)}` : '') + (this.warmStart ? ', warm start' : '');
     return `tyche (W ${this.rateWindow}, P_load ${this.pLoad}, P_off ${this.pOff}, prior TTL ${fmtSeconds(this.priorTtlMs)}, ${swap}${cap}${off.length ? `; off: ${off.join(', ')}` : ''})`;
   }
 
@@ -231,8 +241,9 @@ export class TychePolicy implements ResidencyPolicy {
   }
 
   idleAction(m: ModelView, now: number): IdleAction {
-    if (m.idleSince === null) return 'none';
-    const idle = idleFor(m, now);
+    const since = m.idleSince ?? (this.warmStart && m.lastArrival === null ? m.registeredAt : undefined);
+    if (since === undefined || since === null) return 'none';
+    const idle = Math.max(0, now - since);
     const { tLoad, tOff: seedOff } = this.thresholds(m);
     const tOff = Math.min(seedOff, this.maxIdleMs);
     if (idle >= tOff) return m.resident && !this.keepForReload(m, idle) ? 'offload' : 'none';

@@ -68,6 +68,8 @@ interface ModelState<H> {
   loadWaitMs: number;
   byteMs: number;
   accountedAt: number;
+  /** when the model was registered (the server started serving it) */
+  registeredAt: number;
 }
 
 export interface Acquired<H> {
@@ -171,6 +173,7 @@ export class ResidencyManager<H> {
       loadWaitMs: 0,
       byteMs: 0,
       accountedAt: now,
+      registeredAt: now,
     });
   }
 
@@ -310,6 +313,7 @@ export class ResidencyManager<H> {
       resident: m.status === 'resident' || m.status === 'loading',
       inFlight: m.inFlight + m.pending,
       idleSince: m.idleSince,
+      registeredAt: m.registeredAt,
       lastArrival: m.rate.lastArrival,
       rate: m.rate.rate(),
       rateSamples: m.rate.samples,

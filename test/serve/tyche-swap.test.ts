@@ -196,3 +196,43 @@ describe('tyche: the optional idle cap on t_off', () => {
     expect(() => new TychePolicy({ maxIdleMs: 0 })).toThrow(/idle cap must be a positive/);
   });
 });
+
+describe('tyche: warm start (a model not yet requested is idle since it was registered)', () => {
+  async function fresh(opts: { warmStart?: boolean }) {
+    const clock = new VirtualClock();
+    const loader = new FakeLoader();
+    const ttl = 60_000;
+    const mgr = new ResidencyManager({ clock, loader, policy: new TychePolicy({ priorTtlMs: ttl, ...opts }), budgetBytes: 150 });
+    clock.advance(5000); // registered at 5 s
+    mgr.register('a', 100);
+    mgr.register('b', 100);
+    // the prior λ₀ = −ln(1 − P_off)/TTL: t_load(λ₀) = TTL·ln(1 − P_load)/ln(1 − P_off), t_off(λ₀) = TTL
+    const tLoad = (ttl * Math.log(1 - 0.06)) / Math.log(1 - P_OFF);
+    const step = async (toIdleMs: number) => {
+      clock.set(5000 + toIdleMs);
+      await mgr.tick();
+      await flush();
+    };
+    return { mgr, loader, tLoad, ttl, step };
+  }
+
+  it('pre-loaded into free room at t_load(λ₀) after registration, offloaded at the TTL; the second finds no room', async () => {
+    const { mgr, loader, tLoad, ttl, step } = await fresh({ warmStart: true });
+    expect(tLoad / 1000).toBeCloseTo(1.32, 2);
+    await step(tLoad - 1);
+    expect(mgr.stats('a').status).toBe('offloaded');
+    await step(tLoad);
+    // room for one: a is pre-loaded; b's pre-load finds no free room and evicts nothing
+    expect(loader.log).toEqual(['load a']);
+    await step(ttl - 1);
+    expect(mgr.stats('a').status).toBe('resident');
+    await step(ttl + 1); // t_off(λ₀) is the TTL up to rounding
+    expect(loader.log.slice(0, 2)).toEqual(['load a', 'unload a']);
+  });
+
+  it('off (the default): nothing is loaded before its first request', async () => {
+    const { loader, ttl, step } = await fresh({});
+    await step(ttl / 2);
+    expect(loader.log).toEqual([]);
+  });
+});
