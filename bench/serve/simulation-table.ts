@@ -58,9 +58,13 @@ export interface ScenarioTable {
   rows: ScenarioRow[];
   /** keep-alive's sweep, means over the seeds */
   keepAliveSweep: Array<{ ttlS: number; hitRate: number; residentGBs: number; meanWaitS: number }>;
+  /** tyche (as served otherwise) at other P_off: its own memory/hit-rate curve against keep-alive's */
+  tycheSweep: Array<{ pOff: number; hitRate: number; residentGBs: number; meanWaitS: number; gbsVsKeepAlive: number; seeds: number }>;
 }
 
 const SEED_RULE: TycheOptions = { priorFill: false, loadLead: false, reloadGuard: false, mergeBursts: false, swapMargin: 1 };
+/** tyche's P_off sweep (0.94 is the seed's, in the main table) */
+const P_OFFS = [0.5, 0.8, 0.9, 0.98, 0.99, 0.999];
 /** keep-alive's TTL sweep; 0 is on-demand (offloaded the moment it falls idle), keep-alive's limit */
 const TTLS = [0, 15, 30, 60, 120, 180, 300, 450, 600, 900, 1800, 3600];
 
@@ -124,6 +128,7 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
   const ratios: number[][] = variants.map(() => []);
   const above: number[] = variants.map(() => 0);
   const sweep: SimulationResult[][] = TTLS.map(() => []);
+  const tycheSweep: Array<{ runs: SimulationResult[]; ratios: number[] }> = P_OFFS.map(() => ({ runs: [], ratios: [] }));
   for (const seed of s.seeds) {
     const t = traceOf(s, seed, opts.rateScale);
     const { trace, models } = t;
@@ -166,6 +171,12 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
       if (Number.isFinite(ref)) ratios[i].push(r.residentGBs / ref);
       else if (ka.every((k) => 1 - k.coldStarts / k.requests < 1 - r.coldStarts / r.requests)) above[i]++;
     }
+    for (const [i, pOff] of P_OFFS.entries()) {
+      const r = await simulate({ ...base, policy: 'tyche', keepAliveS: s.keepAliveS, tyche: { pOff } });
+      tycheSweep[i].runs.push(r);
+      const ref = kaAt(1 - r.coldStarts / r.requests);
+      if (Number.isFinite(ref)) tycheSweep[i].ratios.push(r.residentGBs / ref);
+    }
     opts.progress?.(`  simulation ${s.name}, seed ${seed}: done`);
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -197,7 +208,22 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
     residentGBs: mean(sweep[i].map((r) => r.residentGBs)),
     meanWaitS: mean(sweep[i].map((r) => r.meanWaitS)),
   }));
-  return { setup: s, rows, keepAliveSweep };
+  return {
+    setup: s,
+    rows,
+    keepAliveSweep,
+    tycheSweep: P_OFFS.map((pOff, i) => {
+      const { runs, ratios: rs } = tycheSweep[i];
+      return {
+        pOff,
+        hitRate: mean(runs.map((r) => 1 - r.coldStarts / r.requests)),
+        residentGBs: mean(runs.map((r) => r.residentGBs)),
+        meanWaitS: mean(runs.map((r) => r.meanWaitS)),
+        gbsVsKeepAlive: rs.length ? mean(rs) : NaN,
+        seeds: rs.length,
+      };
+    }),
+  };
 }
 
 export function formatScenario(t: ScenarioTable): string[] {
@@ -226,5 +252,11 @@ export function formatScenario(t: ScenarioTable): string[] {
     '| TTL | hit rate | mean load wait | resident GB·s |',
     '|---:|---:|---:|---:|',
     ...t.keepAliveSweep.map((k) => `| ${k.ttlS === 0 ? '0 (on-demand)' : `${k.ttlS} s`} | ${pct(k.hitRate)} | ${k.meanWaitS.toFixed(2)} s | ${k.residentGBs.toFixed(0)} |`),
+    '',
+    `Tyche at other P_off (${s.name} traces, otherwise as served; means over the seeds; the GB·s ratio over the seeds where keep-alive reaches the hit rate, n):`,
+    '',
+    '| P_off | hit rate | mean load wait | resident GB·s | GB·s ÷ keep-alive’s at the same hit rate (n) |',
+    '|---:|---:|---:|---:|---:|',
+    ...t.tycheSweep.map((k) => `| ${k.pOff} | ${pct(k.hitRate)} | ${k.meanWaitS.toFixed(2)} s | ${k.residentGBs.toFixed(0)} | ${Number.isFinite(k.gbsVsKeepAlive) ? k.gbsVsKeepAlive.toFixed(2) : '–'} (${k.seeds}) |`),
   ];
 }

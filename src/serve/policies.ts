@@ -5,7 +5,9 @@
  *
  * - tyche: the seed's rule (tyche.ts): resident from idle time t_load, offloaded at t_off; plus
  *   what it does where the seed is silent (TycheOptions: prior filling, burst merging, load lead,
- *   reload guard; each can be switched off, and bench:serve compares with them all off).
+ *   reload guard, pre-loads into free room only; each can be switched off, and bench:serve
+ *   compares with them all off), and optional rules off by default (swaps with a margin, a cap on
+ *   t_off, warm start), each a row of bench:serve's simulation.
  * - keep-alive: offloaded after a fixed TTL of idleness (the usual serverless keep-alive).
  * - on-demand: loaded when a request needs it, offloaded as soon as no request is in flight.
  * - lru: never offloaded on its own; the least recently used model is evicted under pressure.
