@@ -246,6 +246,7 @@ async function makeModel(dir: string, seed: number): Promise<void> {
 interface SimulationTables {
   shapes: ScenarioTable;
   random: ScenarioTable;
+  skewed: ScenarioTable;
 }
 
 async function simulationTables(): Promise<SimulationTables> {
@@ -254,10 +255,12 @@ async function simulationTables(): Promise<SimulationTables> {
   const progress = log;
   const shapes = await scenarioTable({ name: 'shapes', models: 3, budgetModels: 2, durationS: num('sim-duration'), ...common }, { rateScale: num('sim-rate-scale'), progress });
   const random = await scenarioTable({ name: 'random', models: 6, budgetModels: 3, durationS: 2 * num('sim-duration'), ...common }, { rateScale: 1, progress });
-  return { shapes, random };
+  // budgetModels is nominal here: the budget is half the models' bytes, which differ
+  const skewed = await scenarioTable({ name: 'skewed', models: 12, budgetModels: 6, durationS: 2 * num('sim-duration'), ...common }, { rateScale: 1, progress });
+  return { shapes, random, skewed };
 }
 
-const formatSimulation = (sim: SimulationTables): string[] => [...formatScenario(sim.shapes), '', ...formatScenario(sim.random)];
+const formatSimulation = (sim: SimulationTables): string[] => [...formatScenario(sim.shapes), '', ...formatScenario(sim.random), '', ...formatScenario(sim.skewed)];
 
 const work = await mkdtemp(path.join(tmpdir(), 'rfid-bench-serve-'));
 try {

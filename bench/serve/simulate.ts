@@ -5,12 +5,12 @@
  * the result is deterministic (the same seed gives the same table on any machine).
  */
 import { VirtualClock } from '../../src/serve/clock.js';
-import { createPolicy, type PolicyName, type TycheOptions } from '../../src/serve/policies.js';
+import { createPolicy, type PolicyName, type ResidencyPolicy, type TycheOptions } from '../../src/serve/policies.js';
 import { ResidencyManager, type ModelLoader } from '../../src/serve/residency.js';
 import type { Arrival } from './trace.js';
 
 export interface SimulationOptions {
-  policy: PolicyName;
+  policy: PolicyName | 'oracle';
   /** seconds; arrivals in seconds */
   trace: Arrival[];
   models: string[];
@@ -23,10 +23,16 @@ export interface SimulationOptions {
   tickS?: number;
   /** tyche's options (the load-time lead and the rest; defaults as served) */
   tyche?: TycheOptions;
+  /** a policy that is not one of the served ones (the oracle); `policy` then only labels the result */
+  makePolicy?: () => ResidencyPolicy;
+  /** bytes per model when they differ (default `modelBytes` for every model) */
+  bytesOf?: (model: string) => number;
+  /** load time per model when they differ (default `loadS` for every model) */
+  loadSOf?: (model: string) => number;
 }
 
 export interface SimulationResult {
-  policy: PolicyName;
+  policy: string;
   requests: number;
   coldStarts: number;
   meanWaitS: number;
@@ -70,8 +76,8 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   const timers = new Timers(clock);
   const loader: ModelLoader<string> = {
     load: async (id) => {
-      await timers.after(o.loadS * 1000);
-      return { handle: id, bytes: o.modelBytes };
+      await timers.after((o.loadSOf?.(id) ?? o.loadS) * 1000);
+      return { handle: id, bytes: o.bytesOf?.(id) ?? o.modelBytes };
     },
     unload: async () => undefined,
   };
@@ -81,10 +87,10 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     clock,
     loader,
     budgetBytes: o.budgetBytes,
-    policy: createPolicy(o.policy, { keepAliveMs: o.keepAliveS * 1000, ...(o.tyche ?? {}) }),
+    policy: o.makePolicy?.() ?? createPolicy(o.policy as PolicyName, { keepAliveMs: o.keepAliveS * 1000, ...(o.tyche ?? {}) }),
     events: { onUnload: (e) => lastUnload.set(e.id, e.reason === 'evicted' ? 'evicted' : 'offloaded') },
   });
-  for (const m of o.models) mgr.register(m, o.modelBytes);
+  for (const m of o.models) mgr.register(m, o.bytesOf?.(m) ?? o.modelBytes);
   const waits: number[] = [];
   const totals: number[] = [];
   let cold = 0;

@@ -5,7 +5,9 @@
  *
  * - tyche: the seed's rule (tyche.ts): resident from idle time t_load, offloaded at t_off; plus
  *   what it does where the seed is silent (TycheOptions: prior filling, burst merging, load lead,
- *   reload guard; each can be switched off, and bench:serve compares with them all off).
+ *   reload guard, pre-loads into free room only; each can be switched off, and bench:serve
+ *   compares with them all off), and optional rules off by default (swaps with a margin, a cap on
+ *   t_off, warm start), each a row of bench:serve's simulation.
  * - keep-alive: offloaded after a fixed TTL of idleness (the usual serverless keep-alive).
  * - on-demand: loaded when a request needs it, offloaded as soon as no request is in flight.
  * - lru: never offloaded on its own; the least recently used model is evicted under pressure.
@@ -33,12 +35,15 @@ export interface ModelView {
   rateWindowMs: number;
   /** how long the model's last load took (ms); null before its first load */
   loadMs: number | null;
+  /** when the model was registered (served from); absent in views built by hand */
+  registeredAt?: number;
 }
 
 export type IdleAction = 'preload' | 'offload' | 'none';
 
 export interface ResidencyPolicy {
-  readonly name: PolicyName;
+  /** one of POLICY_NAMES for the served policies; benchmarks add their own (the oracle) */
+  readonly name: string;
   /** Decision for an idle model (inFlight 0) at time `now`, evaluated on every tick. */
   idleAction(m: ModelView, now: number): IdleAction;
   /** Higher = more worth keeping. Eviction takes the lowest first; ties go to the older idleSince. */
@@ -52,6 +57,11 @@ export interface ResidencyPolicy {
   readonly mergeBusyArrivals?: boolean;
   /** inter-arrival times in the rate window (default W = TYCHE_WINDOW) */
   readonly rateWindow?: number;
+  /**
+   * A pre-load may evict an idle model only when the pre-loaded model's keepScore is at least this
+   * factor times the victim's (default 1: whenever it ranks above; Infinity: free room only).
+   */
+  readonly preloadEvictMargin?: number;
   /** the policy and its parameters in one line (the CLI prints it at startup) */
   describe(): string;
 }
@@ -134,6 +144,26 @@ export interface TycheOptions {
   reloadGuard?: boolean;
   /** Count only arrivals that find the model without a request in flight (default true). */
   mergeBursts?: boolean;
+  /**
+   * A pre-load evicts an idle resident model only when the pre-loaded model's keep score is at
+   * least `swapMargin` times the victim's (a proactive swap). Default Infinity: a pre-load uses
+   * free room only and never evicts (bench:serve measured swaps costing more cold starts than they
+   * save: a swap spends a load time of the budget on a guess and pushes out a model that may be
+   * requested next). 1 swaps whenever the pre-loaded model ranks above the victim.
+   */
+  swapMargin?: number;
+  /**
+   * Where the seed is silent on memory cost: t_off never exceeds this idle time (ms), however low
+   * λ is (the seed's t_off = 2.8/λ keeps a model requested every 10 min for half an hour).
+   * Default: no cap, the seed's t_off alone.
+   */
+  maxIdleMs?: number;
+  /**
+   * A model never requested yet is idle since it was registered, at the prior's rate λ₀: it is
+   * pre-loaded into free room at t_load(λ₀) and offloaded at t_off(λ₀) = the keep-alive TTL, as
+   * the seed's rule does for any model (default false: a model is first loaded by its first request).
+   */
+  warmStart?: boolean;
 }
 
 export class TychePolicy implements ResidencyPolicy {
@@ -147,6 +177,9 @@ export class TychePolicy implements ResidencyPolicy {
   readonly loadLead: boolean;
   readonly reloadGuard: boolean;
   readonly mergeBusyArrivals: boolean;
+  readonly preloadEvictMargin: number;
+  readonly maxIdleMs: number;
+  readonly warmStart: boolean;
 
   constructor(opts: TycheOptions = {}) {
     this.rateWindow = opts.window ?? TYCHE_WINDOW;
@@ -163,6 +196,11 @@ export class TychePolicy implements ResidencyPolicy {
     this.loadLead = opts.loadLead ?? true;
     this.reloadGuard = opts.reloadGuard ?? true;
     this.mergeBusyArrivals = opts.mergeBursts ?? true;
+    this.preloadEvictMargin = opts.swapMargin ?? Infinity;
+    if (!(this.preloadEvictMargin >= 1)) throw new RangeError(`the swap margin must be a number ≥ 1 (Infinity: pre-loads never evict), got ${opts.swapMargin}`);
+    this.maxIdleMs = opts.maxIdleMs ?? Infinity;
+    this.warmStart = opts.warmStart ?? false;
+    if (!(this.maxIdleMs > 0)) throw new RangeError(`the idle cap must be a positive number of ms, got ${opts.maxIdleMs}`);
   }
 
   describe(): string {
@@ -174,7 +212,9 @@ export class TychePolicy implements ResidencyPolicy {
     ]
       .filter(([, on]) => !on)
       .map(([name]) => name);
-    return `tyche (W ${this.rateWindow}, P_load ${this.pLoad}, P_off ${this.pOff}, prior TTL ${fmtSeconds(this.priorTtlMs)}${off.length ? `; off: ${off.join(', ')}` : ''})`;
+    const swap = this.preloadEvictMargin === Infinity ? 'pre-loads never evict' : `swap margin ${this.preloadEvictMargin}`;
+    const cap = (Number.isFinite(this.maxIdleMs) ? `, t_off ≤ ${fmtSeconds(this.maxIdleMs)}` : '') + (this.warmStart ? ', warm start' : '');
+    return `tyche (W ${this.rateWindow}, P_load ${this.pLoad}, P_off ${this.pOff}, prior TTL ${fmtSeconds(this.priorTtlMs)}, ${swap}${cap}${off.length ? `; off: ${off.join(', ')}` : ''})`;
   }
 
   /** The prior mean inter-arrival time τ₀ (ms): 1/λ₀ with λ₀ = −ln(1 − P_off)/TTL. */
@@ -203,9 +243,11 @@ export class TychePolicy implements ResidencyPolicy {
   }
 
   idleAction(m: ModelView, now: number): IdleAction {
-    if (m.idleSince === null) return 'none';
-    const idle = idleFor(m, now);
-    const { tLoad, tOff } = this.thresholds(m);
+    const since = m.idleSince ?? (this.warmStart && m.lastArrival === null ? m.registeredAt : undefined);
+    if (since === undefined || since === null) return 'none';
+    const idle = Math.max(0, now - since);
+    const { tLoad, tOff: seedOff } = this.thresholds(m);
+    const tOff = Math.min(seedOff, this.maxIdleMs);
     if (idle >= tOff) return m.resident && !this.keepForReload(m, idle) ? 'offload' : 'none';
     if (tLoad === null || m.resident) return 'none';
     const lead = this.loadLead ? (m.loadMs ?? 0) : 0;

@@ -10,8 +10,9 @@
  * reservation needs room, idle resident models are evicted lowest `keepScore` first. A model with
  * an admitted request is never evicted; requests still waiting (for the load or for KV room) do
  * not pin their model, so models cannot hold each other's room forever; a request that cannot
- * make room waits until a request ends. A pre-load only evicts models the policy ranks below the one being pre-loaded, and gives
- * up otherwise (it is a guess; it must not push out a likelier model).
+ * make room waits until a request ends. A pre-load only evicts models the policy ranks below the one
+ * being pre-loaded by at least the policy's `preloadEvictMargin` (tyche: never, by default), and
+ * gives up otherwise (it is a guess; it must not push out a likelier model).
  *
  * A model larger than the whole budget can never be loaded: `register` refuses it, and the
  * server reports it as unavailable (503) instead of letting its requests wait forever.
@@ -67,6 +68,8 @@ interface ModelState<H> {
   loadWaitMs: number;
   byteMs: number;
   accountedAt: number;
+  /** when the model was registered (the server started serving it) */
+  registeredAt: number;
 }
 
 export interface Acquired<H> {
@@ -170,6 +173,7 @@ export class ResidencyManager<H> {
       loadWaitMs: 0,
       byteMs: 0,
       accountedAt: now,
+      registeredAt: now,
     });
   }
 
@@ -309,6 +313,7 @@ export class ResidencyManager<H> {
       resident: m.status === 'resident' || m.status === 'loading',
       inFlight: m.inFlight + m.pending,
       idleSince: m.idleSince,
+      registeredAt: m.registeredAt,
       lastArrival: m.rate.lastArrival,
       rate: m.rate.rate(),
       rateSamples: m.rate.samples,
@@ -432,7 +437,7 @@ export class ResidencyManager<H> {
   /**
    * Whether `need` more bytes (for `m`) fit now. Otherwise starts evicting idle models: resident,
    * no admitted request; models nobody is waiting for first, then lowest keepScore (for a
-   * pre-load only models ranked below `m` that nobody waits for), and returns false: the caller
+   * pre-load only models that nobody waits for, ranked below `m` by the policy's margin), and returns false: the caller
    * waits for the unloads.
    */
   private makeRoom(m: ModelState<H>, need: number, reason: LoadReason): boolean {
@@ -444,7 +449,7 @@ export class ResidencyManager<H> {
     const candidates = [...this.models.values()]
       .filter((o) => o !== m && o.status === 'resident' && o.inFlight === 0)
       .map((o) => ({ o, score: policy.keepScore(this.viewOf(o), now) }))
-      .filter((c) => reason === 'request' || (c.score < myScore && c.o.pending === 0))
+      .filter((c) => reason === 'request' || (c.o.pending === 0 && this.preloadMayEvict(c.score, myScore)))
       .sort((a, b) => Number(a.o.pending > 0) - Number(b.o.pending > 0) || a.score - b.score || (a.o.idleSince ?? 0) - (b.o.idleSince ?? 0));
     const pendingFree = [...this.models.values()].filter((o) => o.status === 'unloading').reduce((s, o) => s + o.bytes + o.kvBytes, 0);
     let freed = 0;
@@ -457,6 +462,13 @@ export class ResidencyManager<H> {
     if (reason === 'preload' && free + pendingFree + freed < need) return false;
     for (const v of victims) void this.unload(v, 'evicted');
     return false;
+  }
+
+  /** A pre-load of a model scored `mine` may push out an idle one scored `victim` (policy's margin). */
+  private preloadMayEvict(victim: number, mine: number): boolean {
+    const margin = this.opts.policy.preloadEvictMargin ?? 1;
+    if (margin === Infinity) return false;
+    return margin === 1 ? victim < mine : victim * margin <= mine && victim < mine;
   }
 
   private unload(m: ModelState<H>, reason: 'policy' | 'evicted' | 'shutdown'): Promise<void> {

@@ -7,8 +7,8 @@
  *
  * This module is the seed's rule alone: the estimator returns the bare k/Σ over the intervals it
  * has (null before the second arrival). What tyche does where the seed is silent (a prior for the
- * first W requests, bursts, the load time, the reload guard) is in policies.ts (TychePolicy) and
- * the README's "Where the seed is silent".
+ * first W requests, bursts, the load time, the reload guard, pre-loads under the budget) is in
+ * policies.ts (TychePolicy) and the README's "Where the seed is silent".
  */
 export const TYCHE_WINDOW = 5;
 export const P_LOAD = 0.06;

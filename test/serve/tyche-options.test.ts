@@ -76,6 +76,8 @@ describe('rfid-moe serve: Tyche flags', () => {
     await expect(spawnServeCli([TINY_DIR, '--tyche-p-off', 'often'])).rejects.toThrow(/exited with 2.*--tyche-p-off must be a number/s);
     await expect(spawnServeCli([TINY_DIR, '--tyche-p-load', '0.5', '--tyche-p-off', '0.4'])).rejects.toThrow(/exited with 2.*--tyche-p-load \(0.5\) must be below --tyche-p-off \(0.4\)/s);
     await expect(spawnServeCli([TINY_DIR, '--policy', 'lru', '--tyche-window', '3'])).rejects.toThrow(/exited with 2.*--tyche-window applies to --policy tyche only/s);
+    await expect(spawnServeCli([TINY_DIR, '--tyche-swap-margin', '0.5'])).rejects.toThrow(/exited with 2.*--tyche-swap-margin must be a number ≥ 1/s);
+    await expect(spawnServeCli([TINY_DIR, '--tyche-max-idle', '0'])).rejects.toThrow(/exited with 2.*--tyche-max-idle must be an integer ≥ 1, got "0"/s);
   });
 
   it('good values reach the serving policy (its own description, printed at startup)', async () => {
@@ -93,9 +95,14 @@ describe('rfid-moe serve: Tyche flags', () => {
       '--tyche-p-off',
       '0.9',
       '--no-tyche-reload-guard',
+      '--tyche-swap-margin',
+      '2',
+      '--tyche-max-idle',
+      '600',
+      '--tyche-warm-start',
     ]);
     try {
-      expect(cli.stderr()).toMatch(/policy tyche \(W 3, P_load 0\.1, P_off 0\.9, prior TTL 30 s; off: reload guard\)/);
+      expect(cli.stderr()).toMatch(/policy tyche \(W 3, P_load 0\.1, P_off 0\.9, prior TTL 30 s, swap margin 2, t_off ≤ 600 s, warm start; off: reload guard\)/);
     } finally {
       cli.child.kill('SIGTERM');
       await cli.exited;

@@ -2,7 +2,8 @@
  * `rfid-moe serve <model-or-dir>… [--port 8000] [--host 127.0.0.1] [--memory-budget BYTES]
  *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
- *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts]`
+ *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
+ *   [--tyche-max-idle S] [--tyche-warm-start]`
  *
  * One process serves every given model (a directory, or name=dir) through an OpenAI-compatible
  * HTTP API; the residency policy decides which are in memory within the budget. A model whose
@@ -32,6 +33,9 @@ interface ServeCliOptions {
   tycheLoadLead: boolean;
   tycheReloadGuard: boolean;
   tycheMergeBursts: boolean;
+  tycheSwapMargin?: string;
+  tycheMaxIdle?: string;
+  tycheWarmStart?: boolean;
   maxBatchSize: string;
   drainTimeout: string;
   engine: string;
@@ -67,6 +71,9 @@ const TYCHE_FLAGS: Array<[keyof ServeCliOptions, string]> = [
   ['tycheLoadLead', '--no-tyche-load-lead'],
   ['tycheReloadGuard', '--no-tyche-reload-guard'],
   ['tycheMergeBursts', '--no-tyche-merge-bursts'],
+  ['tycheSwapMargin', '--tyche-swap-margin'],
+  ['tycheMaxIdle', '--tyche-max-idle'],
+  ['tycheWarmStart', '--tyche-warm-start'],
 ];
 
 /** Tyche's parameters from the flags; a flag given with another policy is refused (it would do nothing). */
@@ -86,7 +93,16 @@ export function tycheOptionsFrom(opts: ServeCliOptions, policy: PolicyName, give
     loadLead: opts.tycheLoadLead,
     reloadGuard: opts.tycheReloadGuard,
     mergeBursts: opts.tycheMergeBursts,
+    swapMargin: opts.tycheSwapMargin === undefined ? undefined : parseSwapMargin(opts.tycheSwapMargin),
+    maxIdleMs: opts.tycheMaxIdle === undefined ? undefined : parseInteger('--tyche-max-idle', opts.tycheMaxIdle, 1) * 1000,
+    warmStart: opts.tycheWarmStart ?? false,
   };
+}
+
+function parseSwapMargin(value: string): number {
+  const x = parseNumber('--tyche-swap-margin', value);
+  if (!(x >= 1)) throw new OptionError(`--tyche-swap-margin must be a number ≥ 1 (the factor by which a pre-loaded model must outrank the one it evicts), got "${value}"`);
+  return x;
 }
 
 function parsePolicy(value: string): PolicyName {
@@ -112,6 +128,9 @@ export function register(program: Command): void {
       .option('--no-tyche-load-lead', 'tyche: start a pre-load at t_load, not the model’s last load time before it')
       .option('--no-tyche-reload-guard', 'tyche: offload at t_off even when reloading would take longer than t_load')
       .option('--no-tyche-merge-bursts', 'tyche: count every arrival in the rate window, also those that find the model busy')
+      .addOption(defaultText(new Option('--tyche-swap-margin <x>', 'tyche: a pre-load may evict an idle model whose keep score is at most 1/x of its own (≥ 1)'), 'never: pre-loads use free room only'))
+      .addOption(defaultText(new Option('--tyche-max-idle <seconds>', 'tyche: offload an idle model after this long even when its t_off is later'), 'no cap: t_off alone'))
+      .option('--tyche-warm-start', 'tyche: a model not yet requested is idle since startup at the prior rate: pre-loaded into free room at its t_load, offloaded at the keep-alive TTL')
       .option('--max-batch-size <n>', 'requests decoded together per model (continuous batching)', '32')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30'),
     engineOptions(),
