@@ -31,6 +31,7 @@ import {
 import { sumGramsOf, whitenedTruncatedSvd } from './whitening.js';
 import { compressLayerSpectral, type LayerChoices } from './spectral-layer.js';
 import { RfidMoeError } from '../errors.js';
+import { mapLargeAllocations } from '../engine/native.js';
 
 export interface CompressLayerInput {
   engine: Engine;
@@ -282,7 +283,7 @@ function ratio(num: number, den: number): number {
  * fresh d×d f64 array each time would otherwise leave two spare copies per expert (64 MiB at
  * Qwen3-30B-A3B shapes) for the garbage collector, which frees them late.
  */
-function rememberLastGram(gram: (expert: number) => Float64Array): (expert: number) => Float64Array {
+export function rememberLastGram(gram: (expert: number) => Float64Array): (expert: number) => Float64Array {
   let last = -1;
   let value: Float64Array | undefined;
   return (expert) => {
@@ -296,14 +297,14 @@ function rememberLastGram(gram: (expert: number) => Float64Array): (expert: numb
 }
 
 /** Compress one matrix type of one layer. Validates everything before any heavy work. */
-export function compressLayerType(callerInput: CompressLayerInput): CompressLayerResult {
+export function compressLayerType(input: CompressLayerInput): CompressLayerResult {
   const t0 = performance.now();
-  // the same matrices array (handOverMatrices empties the caller's), the Gram callback remembered
-  const input: CompressLayerInput = callerInput.gram ? { ...callerInput, gram: rememberLastGram(callerInput.gram) } : callerInput;
   const { engine, recipe, matrices, p, d, frequencies } = input;
   const n = matrices.length;
   const budget = validateRecipeForLayer(recipe, { numExperts: n, p, d });
   checkInput(input);
+  // the layer's large temporaries go back to the system when freed (peak memory; see there)
+  if (engine.name === 'native') mapLargeAllocations();
 
   const warnings: string[] = [];
   const rare = frequencies.flatMap((f, i) => (f < recipe.minExpertTokens ? [i] : []));

@@ -21,7 +21,7 @@ import { fuseImportance, shareNormalise } from '../rank-allocation/fuse.js';
 import { waterfill, type WaterfillGroup } from '../rank-allocation/waterfill.js';
 import { effectiveRank } from '../svd/effective-rank.js';
 import { affinityGroups } from './affinity.js';
-import { compressGroup, poolErrors, releaseMatrices, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
+import { compressGroup, poolErrors, releaseMatrices, rememberLastGram, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
 import { factoriseGroup, type GroupFactorisation } from './group-factorisation.js';
 import { factoriseBaseDelta, factoriseOutputBasis, outputBasisColumns, outputCoefficients, type BaseDeltaFactorisation, type OutputBasisFactorisation } from './structures.js';
 import { groupExperts } from './grouping.js';
@@ -244,7 +244,8 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
         // the experts' own matrices (no stacked copy) and the group's summed Gram handed over
         facts = groups.map((g) => {
           const f = factoriseGroup(engine, g.length * p, d, g.map((e) => matrices[e]), rankCap(g.length, p, d), {
-            ...(whiten ? { gram: groupGram(g), gramIsScratch: true } : {}),
+            // a single expert's Gram as given (read only); a group's sum is ours to reuse
+            ...(whiten ? (g.length === 1 ? { gram: gramOf(g[0]) } : { gram: groupGram(g), gramIsScratch: true }) : {}),
             ...(schedule ? { dampingSchedule: schedule } : {}),
           });
           if (spill) spill.handles.push(spill.file.put(f.basis));
@@ -404,6 +405,9 @@ function finishLayer(
   const timings = { factorMs: 0, residualMs: 0, errorsMs: 0 };
   const factorGroupAt = (g: number, unitRanks: readonly number[], qq: number): CompressedGroup => {
     const experts = chosen.groups[g];
+    // within one group, an expert's Gram is asked for up to three times in a row (metric, refit,
+    // output errors): remembered for the group only, so nothing outlives it
+    const gi: CompressLayerInput = input.gram ? { ...input, gram: rememberLastGram(input.gram) } : input;
     const signals = { erank: chosen.eranks[g], F: chosen.F[g], E: chosen.E[g], C: chosen.C[g] };
     let group: CompressedGroup;
     if (chosen.kind === 'output-basis') {
@@ -414,7 +418,7 @@ function finishLayer(
         return { structure: 'output-basis', U, C: experts.map((e) => outputCoefficients(engine, p, d, K, U, matrices[e])) };
       };
       const alt = { spectrum: fact.energies.map(Math.sqrt), rank: K, unitCost: chosen.units[g].unitCost };
-      group = compressGroup(input, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.whitened, alt);
+      group = compressGroup(gi, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.whitened, alt);
     } else if (chosen.kind === 'base-delta') {
       const fact = (chosen.bdFacts as BaseDeltaFactorisation[])[g];
       const Ks = experts.map((_, j) => unitRanks[unitStart[g] + j]);
@@ -438,15 +442,15 @@ function finishLayer(
       const tail = fact.deltas.flatMap((x, j) => Array.from(x.energies.subarray(Ks[j]))).sort((x, y) => y - x);
       const K = Math.max(...Ks);
       const alt = { spectrum: Float64Array.from(tail, Math.sqrt), rank: 0, unitCost: rankUnitCost(1, p, d) };
-      group = compressGroup(input, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.deltas.every((x) => x.whitening === 'cholesky'), alt);
+      group = compressGroup(gi, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.deltas.every((x) => x.whitening === 'cholesky'), alt);
     } else {
       const K = unitRanks[g];
       const fact = (chosen.facts as GroupFactorisation[])[g];
       const makeFactors = (M: Float32Array): GroupFactors => {
         const B = basisRows(chosen, g, K, d);
-        return { A: coefficients(experts, M, fact, K, B), B, ...(whiten ? { damping: fact.damping } : {}) };
+        return { A: coefficients(gi, experts, M, fact, K, B), B, ...(whiten ? { damping: fact.damping } : {}) };
       };
-      group = compressGroup(input, g, experts, K, fact.energies.map(Math.sqrt), signals, qq, timings, makeFactors, whiten && fact.whitening === 'cholesky');
+      group = compressGroup(gi, g, experts, K, fact.energies.map(Math.sqrt), signals, qq, timings, makeFactors, whiten && fact.whitening === 'cholesky');
     }
     input.onGroupDone?.(g + 1, chosen.groups.length);
     return group;
@@ -460,10 +464,16 @@ function finishLayer(
       return group;
     });
 
-  const coefficients = (experts: readonly number[], M: Float32Array, fact: GroupFactorisation, K: number, B: Float32Array): Float32Array => {
+  const coefficients = (gi: CompressLayerInput, experts: readonly number[], M: Float32Array, fact: GroupFactorisation, K: number, B: Float32Array): Float32Array => {
+    const gramOf = gi.gram as (e: number) => Float64Array;
+    const groupGram = (members: readonly number[]): Float64Array => sumGramsOf(d, members, gramOf);
     const m = experts.length * p;
     const A = new Float32Array(m * K);
-    const groupMetric = input.gram && (whiten || recipe.refit) ? groupGram(experts) : undefined;
+    // A single expert's metric is its own Gram, used as given (no summed copy): its refit blend
+    // would be (1 + prior)·G, and the coefficients do not change with the metric's scale (the
+    // Cholesky's damping is relative too).
+    const single = experts.length === 1;
+    const groupMetric = input.gram && (whiten || recipe.refit) ? (single ? gramOf(experts[0]) : groupGram(experts)) : undefined;
     const groupTokens = experts.reduce((a, e) => a + frequencies[e], 0);
     if (!groupMetric || !(gramTrace(d, groupMetric) > 0)) {
       if (fact.whitening === 'cholesky') throw new Error('whitened basis without a Gram matrix (bug)');
@@ -472,13 +482,12 @@ function finishLayer(
       return A;
     }
     // Peak memory: one blended Gram buffer serves the group's experts in turn, and the last
-    // expert's blend is written over the group metric (our own sum, read by nothing after it), so
-    // a single expert needs no second d×d buffer at all.
+    // expert's blend is written over the group metric (our own sum, read by nothing after it).
     let blended: Float64Array | undefined;
     experts.forEach((e, j) => {
       const W = M.subarray(j * p * d, (j + 1) * p * d);
       let G = groupMetric;
-      if (recipe.refit) {
+      if (recipe.refit && !single) {
         const own = gramOf(e);
         const prior = groupTokens > 0 ? REFIT_PRIOR_TOKENS / groupTokens : 1;
         const into = j === experts.length - 1 ? groupMetric : (blended ??= new Float64Array(d * d));

@@ -47,7 +47,7 @@ export async function layerSpectra(args: {
     if (layout.kind !== 'moe' || (args.layers && !args.layers.has(layout.index))) continue;
     const l = layout.index;
     emit({ type: 'layer-start', layer: l, of: L, etaSeconds: null });
-    const gram = args.gramsDir ? await lazyLayerGrams(args.gramsDir, l, ckpt.config.hiddenSize, recipe.groupSize + 1) : undefined;
+    const gram = args.gramsDir ? await lazyLayerGrams(args.gramsDir, l, ckpt.config.hiddenSize, 1) : undefined;
     for (const type of recipe.matrixTypes as MatrixType[]) {
       const { p, d } = shapeOf(ckpt, type);
       const matrices: Float32Array[] = [];

@@ -38,8 +38,10 @@ export async function factoriseLayer(args: {
 }): Promise<FactorisedLayer> {
   const { ckpt, layer: l, recipe, engine, frequencies, factorDtype, emit } = args;
   const L = ckpt.config.numLayers;
-  // read on demand, about one group's worth held at a time
-  const gram = args.gramsDir ? await lazyLayerGrams(args.gramsDir, l, ckpt.config.hiddenSize, recipe.groupSize + 1) : undefined;
+  // read on demand, one at a time: compressLayerType remembers the last one within a group, and
+  // a re-read (a page-cached file) costs little against factorising the group; more kept here
+  // would sit beside the group's own sum and factors (32 MiB each at Qwen3-30B-A3B shapes)
+  const gram = args.gramsDir ? await lazyLayerGrams(args.gramsDir, l, ckpt.config.hiddenSize, 1) : undefined;
   const compressed: CompressedTypeData[] = [];
   const types: LayerReport['types'] = {};
   const warnings: string[] = [];
