@@ -29,6 +29,7 @@ import { DEFAULT_STRUCTURES, effectiveGroupSize, effectiveXi, groupOrderOf, type
 import { gramTrace, refitCoefficients } from './refit.js';
 import { sumGramsOf } from './whitening.js';
 import { RowSpill, type SpillHandle } from '../io/row-spill.js';
+import { releaseGarbage } from '../util/release-garbage.js';
 
 /**
  * Per-expert refit shrinks each expert's Gram towards its group's average input statistics with
@@ -173,6 +174,9 @@ function trimToRanks(c: Candidate, ...allocations: ReadonlyArray<readonly number
  */
 const DEFAULT_SPILL_BYTES = 16 * 2 ** 20;
 
+/** From d×d f64 temporaries of this size on, each group's dead buffers are collected when it is done (util/release-garbage.ts). */
+const LARGE_TEMPORARY_BYTES = 8 * 2 ** 20;
+
 /** B_K of group g (K×d, its own array), from memory or from the spill file. */
 function basisRows(c: Candidate, g: number, K: number, d: number): Float32Array {
   const f = (c.facts as GroupFactorisation[])[g];
@@ -249,6 +253,7 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
             ...(schedule ? { dampingSchedule: schedule } : {}),
           });
           if (spill) spill.handles.push(spill.file.put(f.basis));
+          if (d * d * 8 >= LARGE_TEMPORARY_BYTES) releaseGarbage();
           return spill || !keepBases ? { ...f, basis: new Float32Array(0) } : f;
         });
       } catch (err) {
@@ -452,6 +457,7 @@ function finishLayer(
       };
       group = compressGroup(gi, g, experts, K, fact.energies.map(Math.sqrt), signals, qq, timings, makeFactors, whiten && fact.whitening === 'cholesky');
     }
+    if (d * d * 8 >= LARGE_TEMPORARY_BYTES) releaseGarbage();
     input.onGroupDone?.(g + 1, chosen.groups.length);
     return group;
   };
