@@ -1,0 +1,68 @@
+/**
+ * Peak-memory helpers of the compression: large heap blocks mapped on their own (returned to the
+ * system when freed) and dead typed arrays collected on request. Checked in child processes,
+ * because both change the whole process.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { nativeAddonPath } from '../../src/engine/native.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+const nativeReason = existsSync(nativeAddonPath) ? undefined : 'the native addon is not built';
+
+/** Runs `body` (ESM, top-level await) in a fresh node with tsx; returns its last stdout line as JSON. */
+function child(body: string, env: NodeJS.ProcessEnv = {}): Record<string, number | boolean> {
+  const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { cwd: repo, encoding: 'utf8', env: { ...process.env, ...env } });
+  if (proc.status !== 0) throw new Error(`child failed: ${proc.stderr}`);
+  return JSON.parse(proc.stdout.trim().split('\n').pop() as string) as Record<string, number | boolean>;
+}
+
+// Allocate 24 blocks of 4 MiB with a small live array after each (so freed blocks are holes, not
+// the heap's top), let the big ones go, collect, and report how much of them left the RSS.
+const churn = (map: boolean) => `
+  import { mapLargeAllocations } from './src/engine/native.ts';
+  import { releaseGarbage } from './src/util/release-garbage.ts';
+  const applied = ${map} ? mapLargeAllocations() : false;
+  // one large block freed first: glibc then raises its threshold above 4 MiB
+  { let warm = new Float64Array(6 * 2 ** 17); warm[1] = 1; warm = null; releaseGarbage(); }
+  const keep = [];
+  let big = [];
+  for (let i = 0; i < 24; i++) {
+    const b = new Float64Array(2 ** 19); b.fill(1); big.push(b);
+    const s = new Float64Array(2 ** 12); s.fill(1); keep.push(s);
+  }
+  const before = process.memoryUsage().rss;
+  big = null;
+  releaseGarbage();
+  const after = process.memoryUsage().rss;
+  console.log(JSON.stringify({ applied, returnedMiB: (before - after) / 2 ** 20, kept: keep.length }));
+`;
+
+describe.skipIf(nativeReason !== undefined)(`large blocks mapped on their own${nativeReason ? ` (skipped: ${nativeReason})` : ''}`, () => {
+  it('once mapped, 96 MiB of freed 4 MiB blocks between live ones leave the RSS', () => {
+    const out = child(churn(true));
+    if (process.platform === 'linux' && out.applied === false) throw new Error('mapLargeAllocations did not apply on Linux (not glibc?)');
+    if (out.applied) expect(out.returnedMiB).toBeGreaterThan(0.9 * 96);
+  });
+
+  it("a MALLOC_MMAP_THRESHOLD_ the user set wins: nothing is changed", () => {
+    const out = child(churn(true), { MALLOC_MMAP_THRESHOLD_: '131072' });
+    expect(out.applied).toBe(false);
+  });
+});
+
+describe('releaseGarbage', () => {
+  it('frees dead typed arrays at once', () => {
+    const out = child(`
+      import { releaseGarbage } from './src/util/release-garbage.ts';
+      let held = Array.from({ length: 8 }, () => new Float64Array(2 ** 20).fill(1));
+      const before = process.memoryUsage().arrayBuffers;
+      held = null;
+      releaseGarbage();
+      console.log(JSON.stringify({ freedMiB: (before - process.memoryUsage().arrayBuffers) / 2 ** 20 }));
+    `);
+    expect(out.freedMiB).toBeGreaterThanOrEqual(63);
+  });
+});
