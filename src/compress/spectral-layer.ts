@@ -501,6 +501,8 @@ function finishLayer(
         G = into;
       }
       A.set(refitCoefficients(engine, p, d, K, W, B, G, schedule), j * p * K);
+      // the refit's f64 copies of W and B and its products are dead before the errors are made
+      if (d * d * 8 >= LARGE_TEMPORARY_BYTES) releaseGarbage();
     });
     return A;
   };

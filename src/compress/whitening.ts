@@ -7,6 +7,7 @@
  * λ·mean(diag(G)) over a schedule; the result is then optimal for the damped G only.
  */
 import type { Engine } from '../engine/types.js';
+import { releaseGarbage } from '../util/release-garbage.js';
 
 export interface WhitenedFactors {
   /** m×K row-major, U_K·Σ_K of W·L (the same convention as unwhitened factors: A carries Σ) */
@@ -57,9 +58,13 @@ export function whitenedTruncatedSvd(
 export function sumGramsOf(d: number, experts: readonly number[], gramOf: (e: number) => Float64Array): Float64Array {
   const total = new Float64Array(d * d);
   for (const e of experts) {
-    const g = gramOf(e);
+    let g: Float64Array | undefined = gramOf(e);
     if (g.length !== d * d) throw new RangeError(`Gram matrix of expert ${e} has ${g.length} entries, expected ${d}×${d}`);
     for (let j = 0; j < total.length; j++) total[j] += g[j];
+    // a Gram read fresh for this sum is dead now: at real shapes (32 MiB at d = 2048) it goes
+    // before the next is read, not with the group's other temporaries
+    g = undefined;
+    if (experts.length > 1 && d * d * 8 >= 8 * 2 ** 20) releaseGarbage();
   }
   return total;
 }
