@@ -265,12 +265,33 @@ function squaredNorm(x: Float32Array | Float64Array, start = 0, end = x.length):
   return s;
 }
 
-/** ‖D·Xᵀ‖² = Σ (D·G) ∘ D for D (p×d) and G = XᵀX given as f32 (d×d). */
-function outputSquaredNorm(engine: Engine, p: number, d: number, D: Float32Array, gram32: Float32Array, scratch: Float32Array): number {
-  engine.gemm(p, d, d, D, gram32, scratch);
-  let s = 0;
-  for (let j = 0; j < D.length; j++) s += scratch[j] * D[j];
-  return Math.max(s, 0);
+/** Columns of the Gram converted to f32 at a time in outputSquaredNorms. */
+const GRAM_COLUMN_BLOCK = 256;
+
+/**
+ * ‖D·Xᵀ‖² = Σ (D·G) ∘ D for each D (p×d f32) and G = XᵀX (d×d f64), in f32 products over blocks
+ * of G's columns. Peak memory: a d×256 f32 block and a p×256 product instead of G in f32 and a
+ * p×d product (22 MiB at Qwen3-30B-A3B shapes) beside the group's factors.
+ */
+function outputSquaredNorms(engine: Engine, p: number, d: number, Ds: readonly Float32Array[], G: Float64Array): number[] {
+  const sums = Ds.map(() => 0);
+  const bw = Math.min(GRAM_COLUMN_BLOCK, d);
+  const block = new Float32Array(d * bw);
+  const prod = new Float32Array(p * bw);
+  for (let c0 = 0; c0 < d; c0 += bw) {
+    const w = Math.min(bw, d - c0);
+    for (let i = 0; i < d; i++) for (let c = 0; c < w; c++) block[i * w + c] = G[i * d + c0 + c];
+    Ds.forEach((D, k) => {
+      engine.gemm(p, w, d, D, block.subarray(0, d * w), prod.subarray(0, p * w));
+      let s = 0;
+      for (let r = 0; r < p; r++) {
+        const row = r * d + c0;
+        for (let c = 0; c < w; c++) s += prod[r * w + c] * D[row + c];
+      }
+      sums[k] += s;
+    });
+  }
+  return sums.map((x) => Math.max(x, 0));
 }
 
 function ratio(num: number, den: number): number {
@@ -441,16 +462,14 @@ export function compressGroup(
   timings.factorMs += now1 - t;
   t = now1;
 
-  // Per expert, one at a time: its Gram (f32, one reused buffer) serves the output error before
-  // and after its residual, so only one expert's Gram is alive, never the group's.
+  // Per expert, one at a time: its Gram serves the output error before and after its residual,
+  // so only one expert's Gram is alive, never the group's.
   const weightNorms: number[] = [];
   const residualBefore: number[] = [];
   const residualAfter: number[] = [];
   const outputBefore: number[] | undefined = input.gram ? [] : undefined;
   const outputNorms: number[] | undefined = input.gram ? [] : undefined;
   const outputAfter: number[] | undefined = input.gram ? [] : undefined;
-  const gram32 = input.gram ? new Float32Array(d * d) : undefined;
-  const scratch = input.gram ? new Float32Array(size) : undefined;
   let residual: CompressedGroup['residual'];
   let projection: SparseProjection | undefined;
   let vectors: Float32Array[] | undefined;
@@ -472,10 +491,10 @@ export function compressGroup(
     const before = squaredNorm(Rj);
     residualBefore.push(before);
     // output error before the residual (Rj is still the pure low-rank error)
-    if (gram32 && scratch && outputNorms && outputBefore) {
-      gram32.set((input.gram as (e: number) => Float64Array)(e));
-      outputNorms.push(outputSquaredNorm(engine, p, d, matrices[e], gram32, scratch));
-      outputBefore.push(outputSquaredNorm(engine, p, d, Rj, gram32, scratch));
+    if (input.gram && outputNorms && outputBefore) {
+      const [norm, err] = outputSquaredNorms(engine, p, d, [matrices[e], Rj], input.gram(e));
+      outputNorms.push(norm);
+      outputBefore.push(err);
     }
     const now2 = performance.now();
     timings.errorsMs += now2 - t;
@@ -490,8 +509,8 @@ export function compressGroup(
     const now3 = performance.now();
     timings.residualMs += now3 - t;
     t = now3;
-    if (gram32 && scratch && outputAfter && outputBefore) {
-      outputAfter.push(q > 0 ? outputSquaredNorm(engine, p, d, Rj, gram32, scratch) : outputBefore[j]);
+    if (input.gram && outputAfter && outputBefore) {
+      outputAfter.push(q > 0 ? outputSquaredNorms(engine, p, d, [Rj], input.gram(e))[0] : outputBefore[j]);
     }
   }
   timings.errorsMs += performance.now() - t;

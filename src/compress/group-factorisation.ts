@@ -49,9 +49,10 @@ function trace(d: number, g: Float64Array): number {
   return t;
 }
 
-/** Rows of the stack converted to f64 (and whitened) at a time: ~8 MiB per block. */
+/** Rows of the stack converted to f64 (and whitened) at a time: ~2 MiB per block (128 rows at
+ * d = 2048, still enough for the products to run at full speed). */
 function blockRows(m: number, d: number): number {
-  return Math.max(1, Math.min(m, Math.floor(2 ** 20 / d)));
+  return Math.max(1, Math.min(m, Math.floor(2 ** 18 / d)));
 }
 
 /** The group's matrices: one stacked m×d array, or its experts' p×d matrices in stacking order. */
