@@ -5,23 +5,9 @@
  * moment after the last in-flight request ended, returns them; it costs a few milliseconds when
  * nobody is waiting.
  *
- * `gc()` is not exposed without --expose-gc; the documented v8.setFlagsFromString switch exposes
- * it to new contexts at runtime (the CLI cannot add node flags to its own process).
+ * The collector is exposed by util/release-garbage.ts.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
-
-export function exposeGc(): (() => void) | null {
-  const existing = (globalThis as { gc?: unknown }).gc;
-  if (typeof existing === 'function') return existing as () => void;
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
-    return typeof gc === 'function' ? (gc as () => void) : null;
-  } catch {
-    return null;
-  }
-}
+export { exposeGc } from '../util/release-garbage.js';
 
 /** Calls `gc` once `delayMs` after the count of busy requests last dropped to zero. */
 export class IdleCollector {

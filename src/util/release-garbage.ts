@@ -1,44 +1,40 @@
 /**
- * Collects the young generation now, so that the large typed arrays a step of the compression has
- * just let go are freed at once.
+ * Garbage collection on request, for the places where V8's own timing holds memory too long: the
+ * compression between groups (below) and the server when it falls idle (serve/idle-gc.ts).
  *
- * Why: V8 frees an ArrayBuffer's memory only when a collection finds its wrapper dead, and it
- * starts one for external memory only after tens of MiB have been allocated since the last. A
- * layer's factorisation lets go of several d×d f64 buffers per expert (32 MiB each at d = 2048:
- * the Gram matrix read for it, the Cholesky factor, the products), so without this about two
- * experts' worth of dead buffers sit beside the live ones at the peak. A young-generation
- * collection costs about a millisecond against the seconds a group's factorisation takes.
- *
- * `gc` is exposed at run time (`--expose-gc` through v8.setFlagsFromString, then read from a
- * fresh context, which is where run-time flags apply); where that is unavailable this is a no-op.
+ * `gc()` is not exposed without --expose-gc, and a library or CLI cannot add node flags to its own
+ * process; the documented v8.setFlagsFromString switch exposes it to new contexts at run time.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-type Gc = (options?: { type?: 'major' | 'minor' }) => void;
-
-let collect: Gc | null | undefined;
-
-function gcFunction(): Gc | null {
-  if (collect !== undefined) return collect;
+/** The collector, or null where it cannot be exposed. */
+export function exposeGc(): (() => void) | null {
   const existing = (globalThis as { gc?: unknown }).gc;
-  if (typeof existing === 'function') return (collect = existing as Gc);
+  if (typeof existing === 'function') return existing as () => void;
   try {
     v8.setFlagsFromString('--expose-gc');
-    const fn = vm.runInNewContext('gc') as unknown;
-    collect = typeof fn === 'function' ? (fn as Gc) : null;
+    const gc = vm.runInNewContext('gc') as unknown;
+    return typeof gc === 'function' ? (gc as () => void) : null;
   } catch {
-    collect = null;
+    return null;
   }
-  return collect;
 }
 
+let collect: (() => void) | null | undefined;
+
+/**
+ * A full collection now, so that the large typed arrays a step of the compression has just let go
+ * are freed (V8 may finish freeing them on a background thread).
+ *
+ * Why: V8 frees an ArrayBuffer's memory only when a collection finds its wrapper dead, and it
+ * starts one for external memory only after tens of MiB have been allocated since the last. A
+ * layer's factorisation lets go of several d×d f64 buffers per expert (32 MiB each at d = 2048:
+ * a Gram matrix read for a sum, the Cholesky factor, the refit's copies), so without this a few
+ * of them sit beside the live ones at the peak. With a small heap a collection takes milliseconds,
+ * against the seconds a group's factorisation takes. A no-op where the collector is unavailable.
+ */
 export function releaseGarbage(): void {
-  const gc = gcFunction();
-  if (!gc) return;
-  try {
-    gc();
-  } catch {
-    collect = null;
-  }
+  if (collect === undefined) collect = exposeGc();
+  collect?.();
 }
