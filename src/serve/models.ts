@@ -19,6 +19,7 @@ import { weightProviderOf } from '../runtime/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
 import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
+import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
 
 export interface ModelSpec {
   /** the id clients use in "model" */
@@ -130,8 +131,15 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number): P
       kind = ckpt.storage === 'factored' ? 'compressed-factored' : 'compressed-dense';
       if (kind === 'compressed-factored') {
         const { hiddenSize: H, expertIntermediateSize: I, numExperts } = ckpt.config;
-        const allDense = ckpt.block.layers.length * numExperts * 3 * H * I * 4;
-        materialiseBytes = Math.max(0, Math.min(allDense, shareBytes - base));
+        const perExpert = 3 * H * I * 4;
+        const allDense = ckpt.block.layers.length * numExperts * perExpert;
+        // Whole experts only (the provider materialises whole ones), in the room the share leaves
+        // after one full-context sequence's KV cache: an estimate that filled the share exactly
+        // left no room for any request's KV cache, and a budget sized to the model refused every
+        // request.
+        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, ckpt.config.numKvHeads * ckpt.config.headDim, contextLength, contextLength);
+        const room = Math.max(0, shareBytes - base - kvReserve);
+        materialiseBytes = Math.min(allDense, Math.floor(room / perExpert) * perExpert);
       }
     }
     return {

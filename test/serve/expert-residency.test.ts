@@ -10,6 +10,10 @@ import { compress } from '../../src/compress/index.js';
 import { loadCompressed, type CompressedModel } from '../../src/compressed/load.js';
 import { createEngine } from '../../src/engine/index.js';
 import { LiveExpertProvider } from '../../src/serve/expert-residency.js';
+import { inspectServedModel } from '../../src/serve/models.js';
+import { kvSlotBoundBytes } from '../../src/runtime/kv-cache.js';
+import { copyFile } from 'node:fs/promises';
+import { TINY_DIR } from './helpers.js';
 import { tempDir, syntheticStats } from '../compress/helpers.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { mulberry32 } from '../helpers/rng.js';
@@ -17,6 +21,7 @@ import { mulberry32 } from '../helpers/rng.js';
 const { engine } = await createEngine('auto', { threads: 1 });
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let model: CompressedModel;
+let factoredDir: string;
 
 beforeAll(async () => {
   tmp = await tempDir('expert-residency');
@@ -27,6 +32,7 @@ beforeAll(async () => {
   await compress(original, { retain: 0.6, groupSize: 2 }, { out, stats: syntheticStats(original, 256, 5), engine, evaluation: false });
   await original.close();
   model = await loadCompressed(out);
+  factoredDir = out;
 });
 afterAll(async () => {
   await model?.close();
@@ -102,5 +108,25 @@ describe('LiveExpertProvider', () => {
     const b = await run(factored);
     const scale = Math.max(...b.map(Math.abs));
     for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-4 * scale + 1e-6);
+  });
+});
+
+describe('a factored model\'s planned size in the server', () => {
+  it('materialises whole experts only, in the room its share leaves after one full-context KV cache', async () => {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TINY_DIR, f), path.join(factoredDir, f));
+    const spec = { id: 'm', dir: factoredDir };
+    const base = (await inspectServedModel(spec, 0)).estimatedBytes;
+    const probe = await inspectServedModel(spec, 0);
+    const c = model.config;
+    const kv = kvSlotBoundBytes(c.numLayers, c.numKvHeads * c.headDim, probe.contextLength, probe.contextLength);
+    const per = bytesPerExpert(model);
+    // room for half an expert after the KV reserve: none planned, and the KV cache fits beside it
+    const tight = await inspectServedModel(spec, base + kv + 0.5 * per);
+    expect(tight.materialiseBytes).toBe(0);
+    expect(tight.estimatedBytes + kv).toBeLessThanOrEqual(base + kv + 0.5 * per);
+    // room for 2.5 experts after the KV reserve: two are planned
+    const roomy = await inspectServedModel(spec, base + kv + 2.5 * per);
+    expect(roomy.materialiseBytes).toBe(2 * per);
+    expect(roomy.estimatedBytes + kv).toBeLessThanOrEqual(base + kv + 2.5 * per);
   });
 });
