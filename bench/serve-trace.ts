@@ -368,7 +368,12 @@ try {
     if (cold.length) {
       lines.push('', 'Cold start (on-demand policy, every request loads the model; mean of the repeats):', '', '| checkpoint | on disk | resident | load (read + materialise) | time to first token |', '|---|---:|---:|---:|---:|');
       for (const c of cold) lines.push(`| ${c.model} | ${c.diskMB.toFixed(0)} MB | ${c.residentMB.toFixed(0)} MB | ${c.loadS.toFixed(2)} s | ${c.ttftMs.toFixed(0)} ms |`);
-      for (const c of cold.slice(1)) lines.push('', `${c.model}: ${((1 - c.loadS / cold[0].loadS) * 100).toFixed(0)}% less load time and ${((1 - c.ttftMs / cold[0].ttftMs) * 100).toFixed(0)}% less cold time to first token than the original.`);
+      // "x% less" or "x% more" (a compressed checkpoint can load slower: it decodes and builds more)
+      const change = (now: number, was: number, what: string) => {
+        const pct = (1 - now / was) * 100;
+        return `${Math.abs(pct).toFixed(0)}% ${pct >= 0 ? 'less' : 'more'} ${what}`;
+      };
+      for (const c of cold.slice(1)) lines.push('', `${c.model}: ${change(c.loadS, cold[0].loadS, 'load time')} and ${change(c.ttftMs, cold[0].ttftMs, 'cold time to first token')} than the original.`);
     }
     process.stdout.write(lines.join('\n') + '\n');
   }
