@@ -80,6 +80,10 @@ class RecordingEngine implements Engine {
   eigSym(...args: unknown[]): never {
     return this.record('eigSym', args) as never;
   }
+
+  eigSymTop(...args: unknown[]): never {
+    return this.record('eigSymTop', args) as never;
+  }
   svd(...args: unknown[]): never {
     return this.record('svd', args) as never;
   }
@@ -203,20 +207,22 @@ describe('tfjs engine on the wasm backend', () => {
     const results = [
       engine.cholesky(2, f64(4)),
       engine.eigSym(2, f64(4)),
+      engine.eigSymTop(2, f64(4), 1),
       engine.svd(2, 3, a),
       engine.singularValues(2, 3, a),
       engine.svdTop(2, 3, a, 1),
       engine.svdRandomized(2, 3, a, 1, { seed: 5 }),
     ];
     engine.solveTriangular(2, 3, f64(4), a, { side: 'left' });
-    expect(delegate.calls.map((call) => call.method)).toEqual(['gemm', 'syrk', 'cholesky', 'eigSym', 'svd', 'singularValues', 'svdTop', 'svdRandomized', 'solveTriangular']);
-    expect(results.map((result) => (result as unknown as { marker: string }).marker)).toEqual(['cholesky', 'eigSym', 'svd', 'singularValues', 'svdTop', 'svdRandomized']);
+    expect(delegate.calls.map((call) => call.method)).toEqual(['gemm', 'syrk', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'singularValues', 'svdTop', 'svdRandomized', 'solveTriangular']);
+    expect(results.map((result) => (result as unknown as { marker: string }).marker)).toEqual(['cholesky', 'eigSym', 'eigSymTop', 'svd', 'singularValues', 'svdTop', 'svdRandomized']);
     expect(delegate.calls[0].args).toEqual([2, 3, 1, f64(2), f64(3), a, { alpha: 2 }]);
-    expect(delegate.calls[5].args[2]).toBe(a);
-    expect(delegate.calls[7].args[4]).toEqual({ seed: 5 });
+    expect(delegate.calls[4].args[2]).toBe(1);
+    expect(delegate.calls[6].args[2]).toBe(a);
+    expect(delegate.calls[8].args[4]).toEqual({ seed: 5 });
     // the f64 GEMM was validated before being handed over
     expect(() => engine.gemm(2, 3, 1, f64(2), f64(3), f64(5))).toThrow(EngineError);
-    expect(delegate.calls).toHaveLength(9);
+    expect(delegate.calls).toHaveLength(10);
   });
 });
 
