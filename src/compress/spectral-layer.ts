@@ -29,7 +29,7 @@ import { DEFAULT_STRUCTURES, effectiveGroupSize, effectiveXi, groupOrderOf, type
 import { gramTrace, refitCoefficients } from './refit.js';
 import { sumGramsOf } from './whitening.js';
 import { RowSpill, type SpillHandle } from '../io/row-spill.js';
-import { releaseGarbage } from '../util/release-garbage.js';
+import { releaseGarbageOf } from '../util/release-garbage.js';
 
 /**
  * Per-expert refit shrinks each expert's Gram towards its group's average input statistics with
@@ -174,9 +174,6 @@ function trimToRanks(c: Candidate, ...allocations: ReadonlyArray<readonly number
  */
 const DEFAULT_SPILL_BYTES = 16 * 2 ** 20;
 
-/** From d×d f64 temporaries of this size on, each group's dead buffers are collected when it is done (util/release-garbage.ts). */
-const LARGE_TEMPORARY_BYTES = 8 * 2 ** 20;
-
 /** B_K of group g (K×d, its own array), from memory or from the spill file. */
 function basisRows(c: Candidate, g: number, K: number, d: number): Float32Array {
   const f = (c.facts as GroupFactorisation[])[g];
@@ -253,7 +250,8 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
             ...(schedule ? { dampingSchedule: schedule } : {}),
           });
           if (spill) spill.handles.push(spill.file.put(f.basis));
-          if (d * d * 8 >= LARGE_TEMPORARY_BYTES) releaseGarbage();
+          // the group's d×d temporaries (its Gram sum, Cholesky factor, product) are dead now
+          releaseGarbageOf(d * d * 8);
           return spill || !keepBases ? { ...f, basis: new Float32Array(0) } : f;
         });
       } catch (err) {
@@ -457,7 +455,8 @@ function finishLayer(
       };
       group = compressGroup(gi, g, experts, K, fact.energies.map(Math.sqrt), signals, qq, timings, makeFactors, whiten && fact.whitening === 'cholesky');
     }
-    if (d * d * 8 >= LARGE_TEMPORARY_BYTES) releaseGarbage();
+    // the group's d×d temporaries are dead now
+    releaseGarbageOf(d * d * 8);
     input.onGroupDone?.(g + 1, chosen.groups.length);
     return group;
   };
@@ -502,7 +501,7 @@ function finishLayer(
       }
       A.set(refitCoefficients(engine, p, d, K, W, B, G, schedule), j * p * K);
       // the refit's f64 copies of W and B and its products are dead before the errors are made
-      if (d * d * 8 >= LARGE_TEMPORARY_BYTES) releaseGarbage();
+      releaseGarbageOf(d * d * 8);
     });
     return A;
   };

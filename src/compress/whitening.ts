@@ -7,7 +7,7 @@
  * λ·mean(diag(G)) over a schedule; the result is then optimal for the damped G only.
  */
 import type { Engine } from '../engine/types.js';
-import { releaseGarbage } from '../util/release-garbage.js';
+import { releaseGarbageOf } from '../util/release-garbage.js';
 
 export interface WhitenedFactors {
   /** m×K row-major, U_K·Σ_K of W·L (the same convention as unwhitened factors: A carries Σ) */
@@ -64,7 +64,7 @@ export function sumGramsOf(d: number, experts: readonly number[], gramOf: (e: nu
     // a Gram read fresh for this sum is dead now: at real shapes (32 MiB at d = 2048) it goes
     // before the next is read, not with the group's other temporaries
     g = undefined;
-    if (experts.length > 1 && d * d * 8 >= 8 * 2 ** 20) releaseGarbage();
+    if (experts.length > 1) releaseGarbageOf(d * d * 8);
   }
   return total;
 }

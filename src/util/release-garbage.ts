@@ -38,3 +38,11 @@ export function releaseGarbage(): void {
   if (collect === undefined) collect = exposeGc();
   collect?.();
 }
+
+/** Below this, dead buffers are left to V8's own timing: a collection would cost more than they hold. */
+export const LARGE_GARBAGE_BYTES = 8 * 2 ** 20;
+
+/** releaseGarbage when what just died is large: `bytes` is the size of one dead buffer. */
+export function releaseGarbageOf(bytes: number): void {
+  if (bytes >= LARGE_GARBAGE_BYTES) releaseGarbage();
+}
