@@ -10,12 +10,12 @@
  */
 import type { Engine } from '../engine/types.js';
 
-export function affinityGroups(engine: Engine, matrices: readonly Float32Array[], p: number, d: number, frequencies: readonly number[], k: number, signatureRank = 16, seed = 0): number[][] {
-  const n = matrices.length;
+/** `weightOf(i)`: expert i's p×d matrix (asked for one at a time, so a caller may decode on demand). */
+export function affinityGroups(engine: Engine, weightOf: (i: number) => Float32Array, n: number, p: number, d: number, frequencies: readonly number[], k: number, signatureRank = 16, seed = 0): number[][] {
   const r = Math.max(1, Math.min(signatureRank, p, d));
   const Q = new Float32Array(n * r * d);
   for (let i = 0; i < n; i++) {
-    const svd = engine.svdRandomized(p, d, matrices[i], r, { seed: (seed + i) >>> 0 });
+    const svd = engine.svdRandomized(p, d, weightOf(i), r, { seed: (seed + i) >>> 0 });
     Q.set(svd.Vt.subarray(0, r * d), i * r * d);
   }
   const N = n * r;

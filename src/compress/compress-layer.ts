@@ -32,12 +32,13 @@ import { sumGramsOf, whitenedTruncatedSvd } from './whitening.js';
 import { compressLayerSpectral, type LayerChoices } from './spectral-layer.js';
 import { RfidMoeError } from '../errors.js';
 import { mapLargeAllocations } from '../engine/native.js';
+import { copyInto, decodesFresh, firstNonFinite, PackedBf16, toF32, valueAt, type ExpertWeights } from './expert-weights.js';
 
 export interface CompressLayerInput {
   engine: Engine;
   recipe: Recipe;
-  /** n experts, each p×d row-major */
-  matrices: readonly Float32Array[];
+  /** n experts, each p×d row-major: f32, or packed bf16 (packLossless; half the memory, same results) */
+  matrices: readonly ExpertWeights[];
   p: number;
   d: number;
   /** routing counts per expert (tokens that chose it) */
@@ -69,7 +70,12 @@ const RELEASED = new Float32Array(0);
 
 /** With handOverMatrices: the experts' matrices are let go (see CompressLayerInput). */
 export function releaseMatrices(input: CompressLayerInput, experts: readonly number[]): void {
-  for (const e of experts) (input.matrices as Float32Array[])[e] = RELEASED;
+  for (const e of experts) (input.matrices as ExpertWeights[])[e] = RELEASED;
+}
+
+/** Expert e's matrix in f32: the caller's array (read only), or a fresh decode of a packed one. */
+export function weightOf(input: Pick<CompressLayerInput, 'matrices'>, e: number): Float32Array {
+  return toF32(input.matrices[e]);
 }
 
 export interface ResidualVsRank {
@@ -234,11 +240,12 @@ export function checkInput(input: CompressLayerInput): void {
     throw new CompressInputError(`${matrices.length} expert matrices but ${frequencies.length} routing frequencies; give one count per expert`);
   }
   for (const [i, m] of matrices.entries()) {
-    if (!(m instanceof Float32Array)) throw new CompressInputError(`expert ${i}: matrix must be a Float32Array (convert bf16/f16 weights first)`);
-    if (m.length !== p * d) throw new CompressInputError(`expert ${i}: matrix has ${m.length} entries, expected ${p}×${d} = ${p * d}`);
-    for (let j = 0; j < m.length; j++) {
-      if (!Number.isFinite(m[j])) throw new CompressInputError(`expert ${i}: entry ${j} (row ${Math.floor(j / d)}, column ${j % d}) is ${m[j]}; weights must be finite`);
+    if (!(m instanceof Float32Array) && !(m instanceof PackedBf16)) {
+      throw new CompressInputError(`expert ${i}: matrix must be a Float32Array or packed bf16 (packLossless); convert f16 weights to f32 first`);
     }
+    if (m.length !== p * d) throw new CompressInputError(`expert ${i}: matrix has ${m.length} entries, expected ${p}×${d} = ${p * d}`);
+    const j = firstNonFinite(m);
+    if (j >= 0) throw new CompressInputError(`expert ${i}: entry ${j} (row ${Math.floor(j / d)}, column ${j % d}) is ${valueAt(m, j)}; weights must be finite`);
   }
   for (const [i, f] of frequencies.entries()) {
     if (!Number.isFinite(f) || f < 0) throw new CompressInputError(`expert ${i}: routing frequency ${f} must be a finite count ≥ 0`);
@@ -251,12 +258,20 @@ export function checkInput(input: CompressLayerInput): void {
   }
 }
 
-/** The group's matrices stacked row-wise, (|g|·p)×d; a single expert is used as is (no copy). */
-export function stack(matrices: readonly Float32Array[], experts: readonly number[], p: number, d: number): Float32Array {
-  if (experts.length === 1) return matrices[experts[0]];
+/**
+ * The group's matrices stacked row-wise, (|g|·p)×d; a single f32 expert is used as is (no copy:
+ * read only, see stackIsOwn).
+ */
+export function stack(matrices: readonly ExpertWeights[], experts: readonly number[], p: number, d: number): Float32Array {
+  if (experts.length === 1) return toF32(matrices[experts[0]]);
   const out = new Float32Array(experts.length * p * d);
-  experts.forEach((e, j) => out.set(matrices[e], j * p * d));
+  experts.forEach((e, j) => copyInto(matrices[e], out, j * p * d));
   return out;
+}
+
+/** Whether stack() returns an array of our own (stacked or decoded) rather than the caller's. */
+function stackIsOwn(matrices: readonly ExpertWeights[], experts: readonly number[]): boolean {
+  return experts.length > 1 || decodesFresh(matrices[experts[0]]);
 }
 
 function squaredNorm(x: Float32Array | Float64Array, start = 0, end = x.length): number {
@@ -437,9 +452,9 @@ export function compressGroup(
   let t = performance.now();
   const M = stack(matrices, experts, p, d);
   const factors = makeFactors(M);
-  // the residual starts as M: a stacked group is our own copy (makeFactors is done reading it),
-  // a single expert is the caller's matrix and is copied
-  const R = experts.length > 1 ? M : Float32Array.from(M);
+  // the residual starts as M: a stacked or decoded group is our own copy (makeFactors is done
+  // reading it), a single f32 expert is the caller's matrix and is copied
+  const R = stackIsOwn(matrices, experts) ? M : Float32Array.from(M);
   let shape: Pick<CompressedGroup, 'structure' | 'basis' | 'coefficients' | 'base' | 'expertBases' | 'expertRanks'>;
   if (factors.structure === 'output-basis') {
     // R_i = W_i − U·C_i
@@ -487,12 +502,14 @@ export function compressGroup(
   let recoveredEnergy = 0;
   for (const [j, e] of experts.entries()) {
     const Rj = R.subarray(j * size, (j + 1) * size);
-    weightNorms.push(squaredNorm(matrices[e]));
+    // (a packed expert is decoded again: M became the residual)
+    const W = toF32(matrices[e]);
+    weightNorms.push(squaredNorm(W));
     const before = squaredNorm(Rj);
     residualBefore.push(before);
     // output error before the residual (Rj is still the pure low-rank error)
     if (input.gram && outputNorms && outputBefore) {
-      const [norm, err] = outputSquaredNorms(engine, p, d, [matrices[e], Rj], input.gram(e));
+      const [norm, err] = outputSquaredNorms(engine, p, d, [W, Rj], input.gram(e));
       outputNorms.push(norm);
       outputBefore.push(err);
     }

@@ -21,7 +21,7 @@ import { fuseImportance, shareNormalise } from '../rank-allocation/fuse.js';
 import { waterfill, type WaterfillGroup } from '../rank-allocation/waterfill.js';
 import { effectiveRank } from '../svd/effective-rank.js';
 import { affinityGroups } from './affinity.js';
-import { compressGroup, poolErrors, releaseMatrices, rememberLastGram, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
+import { compressGroup, poolErrors, releaseMatrices, rememberLastGram, weightOf, type CompressedGroup, type GroupFactors, type CompressLayerInput, type CompressLayerResult } from './compress-layer.js';
 import { factoriseGroup, type GroupFactorisation } from './group-factorisation.js';
 import { factoriseBaseDelta, factoriseOutputBasis, outputBasisColumns, outputCoefficients, type BaseDeltaFactorisation, type OutputBasisFactorisation } from './structures.js';
 import { groupExperts } from './grouping.js';
@@ -195,7 +195,7 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
   const groupGram = (experts: readonly number[]): Float64Array => sumGramsOf(d, experts, gramOf);
   const formGroups = (size: number): number[][] => {
     if (size === 1) return groupExperts(frequencies, 1, groupOrderOf(recipe));
-    if (recipe.grouping === 'affinity') return affinityGroups(engine, matrices, p, d, frequencies, size);
+    if (recipe.grouping === 'affinity') return affinityGroups(engine, (e) => weightOf(input, e), matrices.length, p, d, frequencies, size);
     return groupExperts(frequencies, size, groupOrderOf(recipe));
   };
   const grouping = recipe.grouping ?? (groupOrderOf(recipe) === 'index' ? 'index' : 'frequency');
@@ -244,7 +244,7 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
       try {
         // the experts' own matrices (no stacked copy) and the group's summed Gram handed over
         facts = groups.map((g) => {
-          const f = factoriseGroup(engine, g.length * p, d, g.map((e) => matrices[e]), rankCap(g.length, p, d), {
+          const f = factoriseGroup(engine, g.length * p, d, g.map((e) => weightOf(input, e)), rankCap(g.length, p, d), {
             // a single expert's Gram as given (read only); a group's sum is ours to reuse
             ...(whiten ? (g.length === 1 ? { gram: gramOf(g[0]) } : { gram: groupGram(g), gramIsScratch: true }) : {}),
             ...(schedule ? { dampingSchedule: schedule } : {}),
@@ -269,7 +269,7 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
       // W_e ≈ U·C_e: the input-side formulas with p and d swapped
       const oneEach = sizes.reduce((a, s) => a + rankUnitCost(s, d, p), 0);
       if (oneEach > budgetParams || sizes.some((s) => rankCap(s, d, p) < 1)) return undefined;
-      const outFacts = groups.map((g) => factoriseOutputBasis(engine, p, d, g.map((e) => matrices[e]), rankCap(g.length, d, p), whiten ? g.map(gramOf) : undefined));
+      const outFacts = groups.map((g) => factoriseOutputBasis(engine, p, d, g.map((e) => weightOf(input, e)), rankCap(g.length, d, p), whiten ? g.map(gramOf) : undefined));
       const eranks = outFacts.map((f) => effectiveRank(f.energies.map(Math.sqrt)));
       const E = shareNormalise(eranks);
       const weights = whiten ? outFacts.map((f) => (f.whitened ? 1 : 0)) : F;
@@ -291,7 +291,7 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
         for (let i = 0; i < G.length; i++) G[i] = own[i] + prior * groupMetric[i];
         return G;
       };
-      return factoriseBaseDelta(engine, p, d, g.map((e) => matrices[e]), g.map((e) => frequencies[e]), cap, metricOf, schedule);
+      return factoriseBaseDelta(engine, p, d, g.map((e) => weightOf(input, e)), g.map((e) => frequencies[e]), cap, metricOf, schedule);
     });
     const units: Unit[] = [];
     let fallbacks = 0;
@@ -315,7 +315,7 @@ function chooseStructure(input: CompressLayerInput, rankBudget: number, gatePara
 
   /** ‖W_e‖² in the metric G (the energy the other structures' spectra sum to) */
   function wholeEnergy(e: number, G: Float64Array | undefined): number {
-    const W = matrices[e];
+    const W = weightOf(input, e);
     if (!G) {
       let s = 0;
       for (let i = 0; i < W.length; i++) s += W[i] * W[i];
@@ -418,7 +418,7 @@ function finishLayer(
       const fact = (chosen.outFacts as OutputBasisFactorisation[])[g];
       const makeFactors = (): GroupFactors => {
         const U = outputBasisColumns(fact, p, K);
-        return { structure: 'output-basis', U, C: experts.map((e) => outputCoefficients(engine, p, d, K, U, matrices[e])) };
+        return { structure: 'output-basis', U, C: experts.map((e) => outputCoefficients(engine, p, d, K, U, weightOf(input, e))) };
       };
       const alt = { spectrum: fact.energies.map(Math.sqrt), rank: K, unitCost: chosen.units[g].unitCost };
       group = compressGroup(gi, g, experts, K, alt.spectrum, signals, qq, timings, makeFactors, whiten && fact.whitened, alt);
@@ -429,7 +429,7 @@ function finishLayer(
         const B = fact.deltas.map((x, j) => x.basis.slice(0, Ks[j] * d));
         const A = experts.map((e, j) => {
           const D = new Float32Array(p * d);
-          const W = matrices[e];
+          const W = weightOf(input, e);
           for (let i = 0; i < D.length; i++) D[i] = W[i] - fact.base[i];
           const G = fact.grams[j];
           if (!G || fact.deltas[j].whitening !== 'cholesky') {

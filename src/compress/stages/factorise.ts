@@ -15,6 +15,7 @@ import type { MatrixType, Recipe } from '../recipe.js';
 import type { GroupReport, LayerReport, TypeReport } from '../report.js';
 import { shapeOf } from './plan.js';
 import type { EncodableDType } from '../../io/dtype.js';
+import { packLossless, type ExpertWeights } from '../expert-weights.js';
 
 export interface FactorisedLayer {
   compressed: CompressedTypeData[];
@@ -47,8 +48,9 @@ export async function factoriseLayer(args: {
   const warnings: string[] = [];
   for (const type of recipe.matrixTypes) {
     const { p, d } = shapeOf(ckpt, type);
-    const matrices: Float32Array[] = [];
-    for (let e = 0; e < ckpt.config.numExperts; e++) matrices.push(await ckpt.readExpert(l, e, type));
+    // held packed while it stays exact (a bf16 checkpoint): half the memory of f32, same results
+    const matrices: ExpertWeights[] = [];
+    for (let e = 0; e < ckpt.config.numExperts; e++) matrices.push(packLossless(await ckpt.readExpert(l, e, type)));
     const result = compressLayerType({
       engine,
       recipe,
