@@ -306,7 +306,13 @@ try {
   );
   log(`trace: ${trace.length} requests over ${num('duration')} s (seed ${num('seed')}); each model ${(bf16Bytes / 1e9).toFixed(2)} GB BF16 on disk, ${(f32Bytes / 1e9).toFixed(2)} GB resident; budget ${(budget / 1e9).toFixed(2)} GB (${num('budget-models')} of ${n} models)`);
 
+  // Tables go to stdout as each part finishes (a failure in a later part keeps the earlier ones);
+  // --json writes one object at the end.
+  const printPart = (lines: string[]): void => {
+    if (!values.json) process.stdout.write(lines.join('\n') + '\n\n');
+  };
   const sim = values['no-simulate'] ? null : await simulationTables();
+  if (sim) printPart(formatSimulation(sim));
   const rows: PolicyRow[] = [];
   for (const policy of policies) {
     log(`replaying with ${policy} …`);
@@ -314,6 +320,7 @@ try {
     rows.push(row);
     log(`  ${policy}: mean TTFT ${row.ttftMeanMs.toFixed(0)} ms, mean load wait ${row.loadWaitMeanMs.toFixed(0)} ms, cold ${row.coldStarts}, ${row.residentGBs.toFixed(1)} GB·s`);
   }
+  if (rows.length > 0) printPart(replayTable(rows, n, trace.length, budget, bf16Bytes, f32Bytes));
 
   let cold: ColdRow[] = [];
   if (wantCold) {
@@ -335,6 +342,7 @@ try {
       await coldStart('factored, retain 0.6, no expert materialised', out, num('cold-repeats'), factoredBytes + kvRoom),
       await coldStart('factored, retain 0.6, hottest experts materialised up to the original’s size', out, num('cold-repeats'), f32Bytes + kvRoom),
     ];
+    printPart(coldStartTable(cold));
   }
 
   const setup = {
@@ -350,33 +358,33 @@ try {
     keepAliveS: num('keep-alive'),
     maxTokens: num('max-tokens'),
   };
-  if (values.json) {
-    process.stdout.write(JSON.stringify({ setup, policies: rows, coldStart: cold, simulation: sim }, null, 2) + '\n');
-  } else {
-    const onDemand = rows.find((r) => r.policy === 'on-demand');
-    const lines = [
-      `Trace replay: ${n} Qwen3-shaped models (${setup.diskGBPerModel.toFixed(2)} GB BF16 each, ${setup.residentGBPerModel.toFixed(2)} GB resident), budget ${setup.budgetGB.toFixed(2)} GB, ${trace.length} requests over ${setup.durationS} s (time-compressed trace, seed ${setup.seed}), keep-alive TTL ${setup.keepAliveS} s, ${setup.maxTokens} tokens per request.`,
-      '',
-      '| policy | mean TTFT | p50 TTFT | p99 TTFT | mean load wait | load wait vs on-demand (− = less) | share of request time waiting for loads | cold starts | hit rate | loads | mean load time | resident GB·s |',
-      '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-      ...rows.map(
-        (r) =>
-          `| ${r.policy} | ${r.ttftMeanMs.toFixed(0)} ms | ${r.ttftP50Ms.toFixed(0)} ms | ${r.ttftP99Ms.toFixed(0)} ms | ${r.loadWaitMeanMs.toFixed(0)} ms | ${onDemand ? `${(((onDemand.loadWaitMeanMs - r.loadWaitMeanMs) / onDemand.loadWaitMeanMs) * -100).toFixed(0)}%` : '–'} | ${(r.loadWaitShare * 100).toFixed(1)}% | ${r.coldStarts}/${r.requests - r.failed}${r.failed ? ` (${r.failed} failed)` : ''} | ${(r.hitRate * 100).toFixed(0)}% | ${r.loads} | ${r.meanLoadS.toFixed(2)} s | ${r.residentGBs.toFixed(1)} |`,
-      ),
-    ];
-    if (sim) lines.push('', ...formatSimulation(sim));
-    if (cold.length) {
-      lines.push('', 'Cold start (on-demand policy, every request loads the model; mean of the repeats):', '', '| checkpoint | on disk | resident | load (read + materialise) | time to first token |', '|---|---:|---:|---:|---:|');
-      for (const c of cold) lines.push(`| ${c.model} | ${c.diskMB.toFixed(0)} MB | ${c.residentMB.toFixed(0)} MB | ${c.loadS.toFixed(2)} s | ${c.ttftMs.toFixed(0)} ms |`);
-      // "x% less" or "x% more" (a compressed checkpoint can load slower: it decodes and builds more)
-      const change = (now: number, was: number, what: string) => {
-        const pct = (1 - now / was) * 100;
-        return `${Math.abs(pct).toFixed(0)}% ${pct >= 0 ? 'less' : 'more'} ${what}`;
-      };
-      for (const c of cold.slice(1)) lines.push('', `${c.model}: ${change(c.loadS, cold[0].loadS, 'load time')} and ${change(c.ttftMs, cold[0].ttftMs, 'cold time to first token')} than the original.`);
-    }
-    process.stdout.write(lines.join('\n') + '\n');
-  }
+  if (values.json) process.stdout.write(JSON.stringify({ setup, policies: rows, coldStart: cold, simulation: sim }, null, 2) + '\n');
 } finally {
   await rm(work, { recursive: true, force: true });
+}
+
+function replayTable(rows: PolicyRow[], n: number, requests: number, budget: number, bf16Bytes: number, f32Bytes: number): string[] {
+  const onDemand = rows.find((r) => r.policy === 'on-demand');
+  return [
+    `Trace replay: ${n} Qwen3-shaped models (${(bf16Bytes / 1e9).toFixed(2)} GB BF16 each, ${(f32Bytes / 1e9).toFixed(2)} GB resident), budget ${(budget / 1e9).toFixed(2)} GB, ${requests} requests over ${num('duration')} s (time-compressed trace, seed ${num('seed')}), keep-alive TTL ${num('keep-alive')} s, ${num('max-tokens')} tokens per request.`,
+    '',
+    '| policy | mean TTFT | p50 TTFT | p99 TTFT | mean load wait | load wait vs on-demand (− = less) | share of request time waiting for loads | cold starts | hit rate | loads | mean load time | resident GB·s |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.policy} | ${r.ttftMeanMs.toFixed(0)} ms | ${r.ttftP50Ms.toFixed(0)} ms | ${r.ttftP99Ms.toFixed(0)} ms | ${r.loadWaitMeanMs.toFixed(0)} ms | ${onDemand ? `${(((onDemand.loadWaitMeanMs - r.loadWaitMeanMs) / onDemand.loadWaitMeanMs) * -100).toFixed(0)}%` : '–'} | ${(r.loadWaitShare * 100).toFixed(1)}% | ${r.coldStarts}/${r.requests - r.failed}${r.failed ? ` (${r.failed} failed)` : ''} | ${(r.hitRate * 100).toFixed(0)}% | ${r.loads} | ${r.meanLoadS.toFixed(2)} s | ${r.residentGBs.toFixed(1)} |`,
+    ),
+  ];
+}
+
+function coldStartTable(cold: ColdRow[]): string[] {
+  const lines = ['Cold start (on-demand policy, every request loads the model; mean of the repeats):', '', '| checkpoint | on disk | resident | load (read + materialise) | time to first token |', '|---|---:|---:|---:|---:|'];
+  for (const c of cold) lines.push(`| ${c.model} | ${c.diskMB.toFixed(0)} MB | ${c.residentMB.toFixed(0)} MB | ${c.loadS.toFixed(2)} s | ${c.ttftMs.toFixed(0)} ms |`);
+  // "x% less" or "x% more" (a compressed checkpoint can load slower: it decodes and builds more)
+  const change = (now: number, was: number, what: string) => {
+    const pct = (1 - now / was) * 100;
+    return `${Math.abs(pct).toFixed(0)}% ${pct >= 0 ? 'less' : 'more'} ${what}`;
+  };
+  for (const c of cold.slice(1)) lines.push('', `${c.model}: ${change(c.loadS, cold[0].loadS, 'load time')} and ${change(c.ttftMs, cold[0].ttftMs, 'cold time to first token')} than the original.`);
+  return lines;
 }
