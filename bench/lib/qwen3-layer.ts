@@ -6,6 +6,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Engine } from '../../src/engine/types.js';
+import { f32BitsToBf16 } from '../../src/io/dtype.js';
 import { mulberry32 } from '../../src/residual/prng.js';
 
 export const P = 768;
@@ -23,8 +24,12 @@ export function gaussianFiller(seed: number): (out: Float32Array, scale: number)
   };
 }
 
-/** Writes n experts (p×d f32) to `file`, one at a time, and returns Zipf-like routing counts. */
-export function generateLayer(engine: Engine, file: string, n: number, seed: number): number[] {
+/**
+ * Writes n experts (p×d f32) to `file`, one at a time, and returns Zipf-like routing counts.
+ * `bf16`: every value rounded to the nearest bf16 number (still written as f32), as the weights of
+ * a checkpoint stored in bf16 arrive.
+ */
+export function generateLayer(engine: Engine, file: string, n: number, seed: number, opts: { bf16?: boolean } = {}): number[] {
   const fill = gaussianFiller(seed);
   const shape = mulberry32(seed ^ 0x5bd1e995);
   const fd = openSync(file, 'w');
@@ -39,6 +44,10 @@ export function generateLayer(engine: Engine, file: string, n: number, seed: num
     fill(V, 1 / Math.sqrt(D));
     fill(W, 0.01 + 0.02 * shape()); // noise floor, then the signal on top
     engine.gemm(P, D, r, U, V, W, { beta: 1 });
+    if (opts.bf16) {
+      const words = new Uint32Array(W.buffer);
+      for (let j = 0; j < words.length; j++) words[j] = f32BitsToBf16(words[j]) << 16;
+    }
     writeSync(fd, W);
   }
   closeSync(fd);
