@@ -90,6 +90,8 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("logitStats", Napi::Function::New(env, JsLogitStats, "logitStats"));
   exports.Set("rmsNorm", Napi::Function::New(env, JsRmsNorm, "rmsNorm"));
   exports.Set("siluMul", Napi::Function::New(env, JsSiluMul, "siluMul"));
+  exports.Set("rope", Napi::Function::New(env, JsRope, "rope"));
+  exports.Set("addInto", Napi::Function::New(env, JsAddInto, "addInto"));
   exports.Set("gatherRows", Napi::Function::New(env, JsGatherRows, "gatherRows"));
   exports.Set("scatterAddRows", Napi::Function::New(env, JsScatterAddRows, "scatterAddRows"));
   exports.Set("copyBlock", Napi::Function::New(env, JsCopyBlock, "copyBlock"));

@@ -32,6 +32,8 @@ Napi::Value JsLogitStats(const Napi::CallbackInfo& info);
 // pointwise.cc
 Napi::Value JsRmsNorm(const Napi::CallbackInfo& info);
 Napi::Value JsSiluMul(const Napi::CallbackInfo& info);
+Napi::Value JsRope(const Napi::CallbackInfo& info);
+Napi::Value JsAddInto(const Napi::CallbackInfo& info);
 
 // rows.cc
 Napi::Value JsGatherRows(const Napi::CallbackInfo& info);

@@ -90,3 +90,89 @@ Napi::Value JsSiluMul(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace rfid
+
+namespace rfid {
+
+namespace {
+
+// RoPE's rotation of one head: pairs (i, i + half) with the angle of table row `t`. The products of
+// f32 values are exact in f64 and the difference is rounded once to f64, then to f32 on the store:
+// the same operations as the TypeScript kernel (JavaScript's numbers are f64), so bit for bit its
+// result whether or not the compiler fuses a multiply-add.
+RFID_VECTORIZED(void, RotateHalf, (float* x, const float* cos, const float* sin, int half), (x, cos, sin, half)) {
+  for (int i = 0; i < half; ++i) {
+    const double a = x[i];
+    const double b = x[i + half];
+    const double c = cos[i];
+    const double s = sin[i];
+    x[i] = static_cast<float>(a * c - b * s);
+    x[i + half] = static_cast<float>(b * c + a * s);
+  }
+}
+
+RFID_VECTORIZED(void, AddInto, (float* target, const float* source, size_t n), (target, source, n)) {
+  for (size_t i = 0; i < n; ++i) target[i] += source[i];
+}
+
+}  // namespace
+
+/**
+ * rope(rows, heads, headDim, positions, cos, sin, x): rotates each head of row r of x (rows ×
+ * heads·headDim) by the angles of table row positions[r] (rotate-half pairs i, i + headDim/2;
+ * cos and sin hold headDim/2 values per position), in place.
+ */
+Napi::Value JsRope(const Napi::CallbackInfo& info) {
+  const char* op = "rope";
+  Napi::Env env = info.Env();
+  const int rows = DimArg(info, 0, op, "rows");
+  const int heads = DimArg(info, 1, op, "heads");
+  const int headDim = DimArg(info, 2, op, "headDim");
+  const IndexArg positions = Int32ArrayArg(info, 3, op, "positions");
+  const ArrayArg cos = Float32ArrayArg(info, 4, op, "cos");
+  const ArrayArg sin = Float32ArrayArg(info, 5, op, "sin");
+  const ArrayArg x = Float32ArrayArg(info, 6, op, "x");
+  if (headDim % 2 != 0) ThrowError(env, op, "headDim " + std::to_string(headDim) + " must be even (rotate-half pairs)");
+  const int half = headDim / 2;
+  const size_t width = static_cast<size_t>(heads) * headDim;
+  RequireAtLeast(env, op, "positions", positions.length, rows, "rows");
+  RequireAtLeast(env, op, "x", x.length, static_cast<size_t>(rows) * width, "rows, heads and headDim: x is rows×(heads·headDim)");
+  if (sin.length != cos.length) ThrowError(env, op, "cos has " + std::to_string(cos.length) + " values but sin " + std::to_string(sin.length) + "; give tables of one size");
+  if (half == 0 || rows == 0 || heads == 0) return env.Undefined();
+  const size_t tablePositions = cos.length / half;
+  for (int r = 0; r < rows; ++r) {
+    const int32_t p = positions.data[r];
+    if (p < 0 || static_cast<size_t>(p) >= tablePositions) {
+      ThrowError(env, op, "position " + std::to_string(p) + " of row " + std::to_string(r) + " is outside the tables (" + std::to_string(tablePositions) + " positions); build tables for the longest sequence");
+    }
+  }
+  ArrayArg xs = x;
+  xs.length = static_cast<size_t>(rows) * width;
+  RequireNoOverlap(env, op, xs, cos);
+  RequireNoOverlap(env, op, xs, sin);
+  float* xp = x.f32();
+  for (int r = 0; r < rows; ++r) {
+    const size_t t = static_cast<size_t>(positions.data[r]) * half;
+    for (int h = 0; h < heads; ++h) RotateHalf(xp + static_cast<size_t>(r) * width + static_cast<size_t>(h) * headDim, cos.f32() + t, sin.f32() + t, half);
+  }
+  return env.Undefined();
+}
+
+/** addInto(length, target, source): target[i] += source[i] for i < length. */
+Napi::Value JsAddInto(const Napi::CallbackInfo& info) {
+  const char* op = "addInto";
+  Napi::Env env = info.Env();
+  const int length = DimArg(info, 0, op, "length");
+  const ArrayArg target = Float32ArrayArg(info, 1, op, "target");
+  const ArrayArg source = Float32ArrayArg(info, 2, op, "source");
+  RequireAtLeast(env, op, "target", target.length, length, "length");
+  RequireAtLeast(env, op, "source", source.length, length, "length");
+  ArrayArg t = target;
+  t.length = length;
+  ArrayArg s = source;
+  s.length = length;
+  RequireNoOverlap(env, op, t, s);
+  AddInto(target.f32(), source.f32(), static_cast<size_t>(length));
+  return env.Undefined();
+}
+
+}  // namespace rfid

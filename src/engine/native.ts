@@ -55,6 +55,8 @@ interface NativeBinding {
   ): void;
   rmsNorm(rows: number, width: number, x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
   siluMul(length: number, gate: Float32Array, up: Float32Array): void;
+  rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array): void;
+  addInto(length: number, target: Float32Array, source: Float32Array): void;
   gatherRows(width: number, index: Int32Array, count: number, src: Float32Array, dst: Float32Array): void;
   scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
@@ -93,6 +95,22 @@ export type NativeLoadResult = { ok: true; engine: NativeEngine } | { ok: false;
 
 let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 
+/**
+ * Every function the engine calls. An addon built from older sources (a checkout updated without
+ * rebuilding it) lacks the newest: it is refused at load, with the fix, instead of failing in the
+ * middle of a forward pass.
+ */
+const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
+  'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
+  'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
+  'scatterAddRows', 'copyBlock',
+];
+
+/** The functions the engine needs that `binding` does not export (empty when it is current). */
+export function missingBindingFunctions(binding: Record<string, unknown>): string[] {
+  return BINDING_FUNCTIONS.filter((name) => typeof binding[name] !== 'function');
+}
+
 function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } | { reason: string } {
   if (loaded) return loaded;
   if (!existsSync(nativeAddonPath)) return { reason: `the native addon is not built (${nativeAddonPath} is missing)` };
@@ -101,6 +119,10 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
   const restoreTimeout = applyOpenblasThreadTimeout();
   try {
     const binding = createRequire(import.meta.url)(nativeAddonPath) as NativeBinding;
+    const missing = missingBindingFunctions(binding as unknown as Record<string, unknown>);
+    if (missing.length > 0) {
+      return { reason: `the native addon is older than this code (it lacks ${missing.join(', ')}); rebuild it with \`npm rebuild rfid-moe\` (in a checkout: node scripts/install-native.mjs)` };
+    }
     loaded = { binding, coretype };
     return loaded;
   } catch (err) {
@@ -201,6 +223,8 @@ function nativeKernels(b: NativeBinding, live: () => void): ForwardKernels {
       guard(() => b.logitStats(rows, cols, logits, out.max, out.sumExp, out.argmax, other?.logits, other?.weightedDiff)),
     rmsNorm: (rows, width, x, weight, eps, out) => guard(() => b.rmsNorm(rows, width, x, weight, eps, out)),
     siluMul: (length, gate, up) => guard(() => b.siluMul(length, gate, up)),
+    rope: (rows, heads, headDim, positions, cos, sin, x) => guard(() => b.rope(rows, heads, headDim, positions, cos, sin, x)),
+    addInto: (length, target, source) => guard(() => b.addInto(length, target, source)),
     gatherRows: (width, index, count, src, dst) => guard(() => b.gatherRows(width, index, count, src, dst)),
     scatterAddRows: (width, index, weights, count, src, dst) => guard(() => b.scatterAddRows(width, index, weights, count, src, dst)),
     copyBlock: (rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride) =>

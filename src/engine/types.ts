@@ -130,6 +130,14 @@ export interface ForwardKernels {
   rmsNorm(rows: number, width: number, x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
   /** gate[i] = silu(gate[i]) · up[i] for i < length (SwiGLU), in place. */
   siluMul(length: number, gate: Float32Array, up: Float32Array): void;
+  /**
+   * Rotary position embedding, rotate-half form, in place: each of the `heads` heads of row r of x
+   * (rows × heads·headDim) has its pairs (i, i + headDim/2) rotated by the angles of table row
+   * positions[r]; cos and sin hold headDim/2 values per position.
+   */
+  rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array): void;
+  /** target[i] += source[i] for i < length. */
+  addInto(length: number, target: Float32Array, source: Float32Array): void;
   /** dst row i = src row index[i] for i < count (rows `width` wide). */
   gatherRows(width: number, index: Int32Array, count: number, src: Float32Array, dst: Float32Array): void;
   /** dst row index[i] += weights[i] · src row i for i < count. */

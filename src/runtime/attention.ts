@@ -7,7 +7,7 @@
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { TokenBatch } from './batch.js';
-import { addRowBias, applyRope, clampInPlace, scratch, type RopeTables } from './numerics.js';
+import { addRowBias, clampInPlace, scratch, type RopeTables } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights } from './weights.js';
 
@@ -65,8 +65,8 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     kernels.rmsNorm(rows * numHeads, headDim, q, required(w.qNorm, 'q_norm'), eps, q);
     kernels.rmsNorm(rows * numKvHeads, headDim, k, required(w.kNorm, 'k_norm'), eps, k);
   }
-  applyRope(q, rows, numHeads, headDim, rope, (r) => positions[r]);
-  applyRope(k, rows, numKvHeads, headDim, rope, (r) => positions[r]);
+  kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q);
+  kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k);
 
   const context = scratch('attention-context', rows * qWidth);
   const groupSize = numHeads / numKvHeads;

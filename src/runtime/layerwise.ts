@@ -8,7 +8,7 @@ import type { Engine } from '../engine/types.js';
 import { attentionBlock, type AttentionContext } from './attention.js';
 import { longestSequence, positionsOf, type TokenBatch } from './batch.js';
 import { moeBlock, type MoeObserver } from './moe.js';
-import { addInPlace, ropeTables } from './numerics.js';
+import { ropeTables } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
 import type { LayerWeights, WeightProvider } from './weights.js';
 import type { ModelConfig } from '../checkpoint/types.js';
@@ -116,7 +116,7 @@ export async function mlpStep(ctx: AttentionContext, index: number, layer: Layer
     layer.mlp.kind === 'moe'
       ? await moeBlock(engine, config, index, layer.mlp.moe, normed, rows, observer)
       : denseForward(engine, layer.mlp.dense, normed, rows, config.hiddenSize);
-  addInPlace(x, mlpOut);
+  engine.kernels.addInto(rows * config.hiddenSize, x, mlpOut);
 }
 
 function denseForward(engine: Engine, mlp: { forward: (e: Engine, x: Float32Array, rows: number, out: Float32Array) => void }, x: Float32Array, rows: number, h: number): Float32Array {

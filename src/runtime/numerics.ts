@@ -1,16 +1,12 @@
 /**
- * Element-wise helpers of the forward pass; the heavy kernels (softmaxes, norms, silu·mul,
- * gathers) are `engine.kernels`. They mirror Hugging Face's f32 arithmetic where the result
- * feeds a decision (RoPE angles are formed in f32 exactly as `LlamaRotaryEmbedding` does,
+ * Element-wise helpers of the forward pass; the heavy kernels (softmaxes, norms, silu·mul, RoPE,
+ * the residual add, gathers) are `engine.kernels`. They mirror Hugging Face's f32 arithmetic where
+ * the result feeds a decision (RoPE angles are formed in f32 exactly as `LlamaRotaryEmbedding` does,
  * because at long positions an f64 angle differs from torch's by more than 1e-4).
  */
 // The softmax kernel lives with the ts engine's forward kernels (src/engine/ts/kernels); routing
 // runs it directly (a few experts per token: not worth a native call).
 export { softmaxInPlace } from '../engine/ts/kernels/softmax.js';
-
-export function addInPlace(target: Float32Array, source: Float32Array, length: number = target.length): void {
-  for (let i = 0; i < length; i++) target[i] += source[i];
-}
 
 /** Adds a bias vector to every row. */
 export function addRowBias(x: Float32Array, rows: number, width: number, bias: Float32Array): void {
@@ -72,31 +68,6 @@ function buildRopeTables(headDim: number, theta: number, positions: number): Rop
     }
   }
   return { positions, half, cos, sin };
-}
-
-/**
- * Rotates every head of `rows` tokens in place with the rotate_half convention:
- * x' = x·cos + rotate_half(x)·sin, rotate_half([a, b]) = [−b, a]. `positionOf(r)` gives the
- * position of row r within its sequence.
- */
-export function applyRope(x: Float32Array, rows: number, heads: number, headDim: number, tables: RopeTables, positionOf: (row: number) => number): void {
-  const half = headDim / 2;
-  const width = heads * headDim;
-  for (let r = 0; r < rows; r++) {
-    const pos = positionOf(r);
-    const t = pos * half;
-    for (let h = 0; h < heads; h++) {
-      const base = r * width + h * headDim;
-      for (let i = 0; i < half; i++) {
-        const a = x[base + i];
-        const b = x[base + i + half];
-        const c = tables.cos[t + i];
-        const s = tables.sin[t + i];
-        x[base + i] = a * c - b * s;
-        x[base + i + half] = b * c + a * s;
-      }
-    }
-  }
 }
 
 /**

@@ -147,6 +147,66 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     expect(() => k.siluMul(n + 1, gate, up)).toThrow(EngineError);
   });
 
+  it('rope rotates each head by its row position: the f32 rounding of the exact rotation, and norm-preserving', () => {
+    const rows = 9;
+    const heads = 3;
+    const headDim = 8;
+    const half = headDim / 2;
+    const tablePositions = 40;
+    // arbitrary angles (not a real frequency ladder): any table must be applied as given
+    const angles = uniform(tablePositions * half, 20, -7, 7);
+    const cos = Float32Array.from(angles, (a) => Math.cos(a));
+    const sin = Float32Array.from(angles, (a) => Math.sin(a));
+    const positions = Int32Array.from([0, 1, 2, 39, 5, 5, 17, 0, 38]);
+    const x = uniform(rows * heads * headDim, 21, -3, 3);
+    const before = Float32Array.from(x);
+    k.rope(rows, heads, headDim, positions, cos, sin, x);
+    for (let r = 0; r < rows; r++) {
+      for (let h = 0; h < heads; h++) {
+        const base = (r * heads + h) * headDim;
+        let normBefore = 0;
+        let normAfter = 0;
+        for (let i = 0; i < half; i++) {
+          const a = before[base + i];
+          const b = before[base + i + half];
+          const c = cos[positions[r] * half + i];
+          const sn = sin[positions[r] * half + i];
+          // f32·f32 products are exact in f64: one rounding to f64, one to f32
+          expect(x[base + i]).toBe(Math.fround(a * c - b * sn));
+          expect(x[base + i + half]).toBe(Math.fround(b * c + a * sn));
+          normBefore += a * a + b * b;
+          normAfter += x[base + i] ** 2 + x[base + i + half] ** 2;
+        }
+        expect(Math.abs(normAfter - normBefore)).toBeLessThanOrEqual(1e-5 * normBefore);
+      }
+    }
+    // position 0 of a real table (angle 0) is the identity
+    const identity = uniform(headDim, 22, -1, 1);
+    const kept = Float32Array.from(identity);
+    k.rope(1, 1, headDim, Int32Array.from([0]), new Float32Array(half).fill(1), new Float32Array(half), identity);
+    expect(identity).toEqual(kept);
+
+    expect(() => k.rope(rows, heads, headDim, Int32Array.from([...positions.slice(0, 8), 40]), cos, sin, x)).toThrow(/position 40 of row 8 is outside the tables/);
+    expect(() => k.rope(rows, heads, headDim, Int32Array.from([-1, ...positions.slice(1)]), cos, sin, x)).toThrow(EngineError);
+    expect(() => k.rope(rows, heads, 7, positions, cos, sin, x)).toThrow(/must be even/);
+    expect(() => k.rope(rows + 1, heads, headDim, Int32Array.from([...positions, 0]), cos, sin, x)).toThrow(EngineError);
+    expect(() => k.rope(rows, heads, headDim, positions, cos, sin.subarray(1), x)).toThrow(/give tables of one size/);
+  });
+
+  it('addInto adds element by element (one f32 rounding) and checks sizes', () => {
+    const n = 1003;
+    const target = uniform(n, 23, -5, 5);
+    target[0] = 3e38;
+    const source = uniform(n, 24, -5, 5);
+    source[0] = 3e38; // overflows to Infinity, as f32 addition does
+    const expected = Array.from(target, (t, i) => Math.fround(t + source[i]));
+    k.addInto(n, target, source);
+    expect(Array.from(target)).toEqual(expected);
+    expect(target[0]).toBe(Infinity);
+    expect(() => k.addInto(n + 1, target, source)).toThrow(EngineError);
+    expect(() => k.addInto(n, target, source.subarray(1))).toThrow(EngineError);
+  });
+
   it('gatherRows, scatterAddRows and copyBlock move the right rows', () => {
     const width = 7;
     const src = uniform(5 * width, 14, -1, 1);

@@ -9,5 +9,7 @@ import { logitStats } from './logit-stats.js';
 import { rmsNorm } from './rms-norm.js';
 import { copyBlock, gatherRows, scatterAddRows } from './rows.js';
 import { siluMul } from './silu-mul.js';
+import { rope } from './rope.js';
+import { addInto } from './add-into.js';
 
-export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, gatherRows, scatterAddRows, copyBlock };
+export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock };
