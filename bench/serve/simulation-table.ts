@@ -105,6 +105,7 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
     { label: 'tyche, swaps with hysteresis (margin 2)', policy: 'tyche', tyche: { swapMargin: 2 } },
     { label: 'tyche, t_off ≤ keep-alive TTL', policy: 'tyche', tyche: { maxIdleMs: s.keepAliveS * 1000 } },
     { label: 'tyche, warm start', policy: 'tyche', tyche: { warmStart: true } },
+    { label: 'tyche, eviction ranked by the prior-filled window (before 2026-12-02)', policy: 'tyche', tyche: { rankWithFilledWindow: true } },
     { label: 'tyche, the seed’s rule alone', policy: 'tyche', tyche: SEED_RULE },
     { label: 'keep-alive', policy: 'keep-alive' },
     { label: 'on-demand', policy: 'on-demand' },

@@ -164,6 +164,13 @@ export interface TycheOptions {
    * the seed's rule does for any model (default false: a model is first loaded by its first request).
    */
   warmStart?: boolean;
+  /**
+   * Rank models for eviction by the prior-filled window W/(Σ + (W − k)·τ₀ + idle), as the
+   * thresholds use it, instead of lending the prior one interval, (k + 1)/(Σ + τ₀ + idle) (see
+   * keepScore). Default false; true is the ranking before the loopback replay showed it evicting
+   * busy models for once-requested ones, kept as a row of bench:serve's simulation.
+   */
+  rankWithFilledWindow?: boolean;
 }
 
 export class TychePolicy implements ResidencyPolicy {
@@ -180,6 +187,7 @@ export class TychePolicy implements ResidencyPolicy {
   readonly preloadEvictMargin: number;
   readonly maxIdleMs: number;
   readonly warmStart: boolean;
+  readonly rankWithFilledWindow: boolean;
 
   constructor(opts: TycheOptions = {}) {
     this.rateWindow = opts.window ?? TYCHE_WINDOW;
@@ -200,6 +208,7 @@ export class TychePolicy implements ResidencyPolicy {
     if (!(this.preloadEvictMargin >= 1)) throw new RangeError(`the swap margin must be a number ≥ 1 (Infinity: pre-loads never evict), got ${opts.swapMargin}`);
     this.maxIdleMs = opts.maxIdleMs ?? Infinity;
     this.warmStart = opts.warmStart ?? false;
+    this.rankWithFilledWindow = opts.rankWithFilledWindow ?? false;
     if (!(this.maxIdleMs > 0)) throw new RangeError(`the idle cap must be a positive number of ms, got ${opts.maxIdleMs}`);
   }
 
@@ -213,7 +222,7 @@ export class TychePolicy implements ResidencyPolicy {
       .filter(([, on]) => !on)
       .map(([name]) => name);
     const swap = this.preloadEvictMargin === Infinity ? 'pre-loads never evict' : `swap margin ${this.preloadEvictMargin}`;
-    const cap = (Number.isFinite(this.maxIdleMs) ? `, t_off ≤ ${fmtSeconds(this.maxIdleMs)}` : '') + (this.warmStart ? ', warm start' : '');
+    const cap = (Number.isFinite(this.maxIdleMs) ? `, t_off ≤ ${fmtSeconds(this.maxIdleMs)}` : '') + (this.warmStart ? ', warm start' : '') + (this.rankWithFilledWindow ? ', ranked by the filled window' : '');
     return `tyche (W ${this.rateWindow}, P_load ${this.pLoad}, P_off ${this.pOff}, prior TTL ${fmtSeconds(this.priorTtlMs)}, ${swap}${cap}${off.length ? `; off: ${off.join(', ')}` : ''})`;
   }
 
@@ -262,13 +271,28 @@ export class TychePolicy implements ResidencyPolicy {
   }
 
   /**
-   * How likely a request is soon: the rate estimate with the current idle time counted as an
-   * open interval of the window (k / (Σ intervals + idle)), so that a model whose last burst
-   * was long ago ranks below one that is steadily busy (Poisson is memoryless, but a stale λ is
-   * not evidence of a high rate now). Unknown λ: the prior rate.
+   * How likely a request is soon (eviction ranks by it, lowest first): the rate estimate with the
+   * current idle time counted as an open interval of the window, so that a model whose last
+   * burst was long ago ranks below one that is steadily busy (Poisson is memoryless, but a stale
+   * λ is not evidence of a high rate now). With W intervals: k / (Σ intervals + idle), the seed's
+   * λ discounted by the idle time.
+   *
+   * With k < W intervals the prior counts as ONE interval of τ₀, not as the W − k missing ones:
+   * (k + 1) / (Σ + τ₀ + idle), the posterior mean of λ under an exponential prior of mean λ₀ =
+   * 1/τ₀ (Gamma–Poisson). The thresholds keep the filled window (rate()): there it only decides
+   * when this model moves. In a ranking it is weighed against other models' evidence, and
+   * filled with W − k intervals of τ₀ it outweighed them: a model requested once, 18 s ago, scored
+   * W/(W·τ₀ + 18 s) = 0.14/s at a 10 s keep-alive TTL (τ₀ = 3.6 s), above a model requested
+   * 4 times in the last 30 s (0.13/s), and the busy model was evicted (the loopback replay of
+   * bench:serve lost cold starts to LRU this way; test/serve/tyche-ranking.test.ts). With one
+   * interval of τ₀ the once-requested model scores 1/(τ₀ + 18 s) = 0.05/s. Without a prior
+   * (priorFill false) this is the bare k / (Σ + idle), and 1/(τ₀ + idle) while λ is unknown.
+   * `rankWithFilledWindow` restores the ranking by the filled window (bench:serve's comparison).
    */
   keepScore(m: ModelView, now: number): number {
     const idle = idleFor(m, now);
+    const k = Math.min(m.rateSamples, this.rateWindow);
+    if (this.priorFill && k < this.rateWindow && !this.rankWithFilledWindow) return (k + 1) / (m.rateWindowMs + this.priorIntervalMs + idle);
     return this.rate(m, idle) ?? 1 / (this.priorIntervalMs + idle);
   }
 }

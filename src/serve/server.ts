@@ -38,6 +38,8 @@ export interface ServeOptions {
   /** called for every model refused at startup */
   onRefused?(m: RefusedModel): void;
   onLoad?(e: { id: string; reason: string; ms: number; bytes: number }): void;
+  /** called when a model leaves memory: offloaded by the policy, evicted for another, or at shutdown */
+  onUnload?(e: { id: string; reason: 'policy' | 'evicted' | 'shutdown'; bytes: number }): void;
   /** one full GC a second after the server falls idle, so dead buffers do not pin RSS (the CLI sets it) */
   idleGc?: boolean;
   /** no prom-client process metrics (several servers in one process) */
@@ -96,6 +98,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         metrics.loadSeconds.observe({ model: e.id }, e.ms / 1000);
         opts.onLoad?.(e);
       },
+      onUnload: (e) => opts.onUnload?.(e),
     },
   });
   for (const m of models.values()) residency.register(m.id, m.estimatedBytes);

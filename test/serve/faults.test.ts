@@ -141,6 +141,9 @@ describe('rfid-moe serve as a process', () => {
     expect(text.trimEnd().endsWith('data: [DONE]')).toBe(true);
     expect(await cli.exited).toBe(0);
     expect(cli.stderr()).toMatch(/SIGTERM: draining/);
+    // without --quiet every load and unload is logged with its reason (the bench's --verbose reads them)
+    expect(cli.stderr()).toMatch(/loaded tiny \([^)]*, request\)/);
+    expect(cli.stderr()).toMatch(/unloaded tiny \([^)]*, shutdown\)\n(.|\n)*drained; exiting/);
   });
 
   it('bad options exit 2 with one message', async () => {

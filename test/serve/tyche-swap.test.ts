@@ -115,7 +115,7 @@ describe('the manager: may a pre-load evict an idle model?', () => {
 
 describe('tyche: pre-loads use free room only unless swapMargin says otherwise', () => {
   // a: 6 requests 2 min apart (λ = 0.5/min, t_load 7.4 s); b: one request and a prior TTL of
-  // 1 h, so b's rate is the prior's λ₀ = W/(W·τ₀ + idle) with τ₀ = 1 h/−ln(1 − P_off) (≈ 0.047/min),
+  // 1 h, so b's keep score is the prior's one interval, 1/(τ₀ + idle) with τ₀ = 1 h/−ln(1 − P_off) (≈ 0.047/min),
   // about a tenth of a's. Budget for one model: b's request evicts a; when a's idle time reaches
   // t_load it is pre-loaded only if it may evict b.
   async function scenario(opts: { swapMargin?: number }) {
@@ -136,7 +136,7 @@ describe('tyche: pre-loads use free room only unless swapMargin says otherwise',
     // the scores the manager compares, in closed form
     const tau0 = (60 * MIN) / -Math.log(1 - P_OFF);
     const scoreA = TYCHE_WINDOW / (10 * MIN + tLoad);
-    const scoreB = TYCHE_WINDOW / (TYCHE_WINDOW * tau0 + tLoad);
+    const scoreB = 1 / (tau0 + tLoad);
     expect(policy.keepScore(mgr.view('a'), clock.now())).toBeCloseTo(scoreA, 15);
     expect(policy.keepScore(mgr.view('b'), clock.now())).toBeCloseTo(scoreB, 15);
     for (let i = 0; i < 3; i++) {

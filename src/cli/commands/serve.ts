@@ -166,6 +166,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),
     onLoad: (e) => log(`loaded ${e.id} (${fmtBytes(e.bytes)}, ${(e.ms / 1000).toFixed(2)} s, ${e.reason})`),
+    onUnload: (e) => log(`unloaded ${e.id} (${fmtBytes(e.bytes)}, ${e.reason === 'policy' ? 'offloaded by the policy' : e.reason})`),
   });
   if (server.models.size === 0) {
     await server.close();
