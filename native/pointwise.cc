@@ -1,4 +1,5 @@
-// Per-row and element-wise kernels of the decoder layers: RMSNorm and SwiGLU's silu(gate)·up.
+// Per-row and element-wise kernels of the decoder layers: RMSNorm, SwiGLU's silu(gate)·up, RoPE
+// and the residual add.
 // They mirror src/engine/ts/kernels (the pure-TS fallback) operation for operation; only the
 // order of the f64 sum of squares and the exp (fast_exp.h) differ, by f32 rounding.
 #include <cmath>
@@ -32,6 +33,25 @@ RFID_VECTORIZED(void, SiluMul, (float* gate, const float* up, size_t n), (gate, 
     const float g = gate[i];
     gate[i] = g / (1.0f + FastExp(-g)) * up[i];
   }
+}
+
+/** The arguments (length, a, b) of an element-wise kernel: two separate f32 arrays of ≥ length values. */
+struct ElementwisePair {
+  size_t length;
+  float* a;
+  const float* b;
+};
+ElementwisePair ElementwisePairArgs(const Napi::CallbackInfo& info, const char* op, const char* aName, const char* bName) {
+  Napi::Env env = info.Env();
+  const int length = DimArg(info, 0, op, "length");
+  ArrayArg a = Float32ArrayArg(info, 1, op, aName);
+  ArrayArg b = Float32ArrayArg(info, 2, op, bName);
+  RequireAtLeast(env, op, aName, a.length, length, "length");
+  RequireAtLeast(env, op, bName, b.length, length, "length");
+  a.length = length;
+  b.length = length;
+  RequireNoOverlap(env, op, a, b);
+  return {static_cast<size_t>(length), a.f32(), b.f32()};
 }
 
 }  // namespace
@@ -73,25 +93,10 @@ Napi::Value JsRmsNorm(const Napi::CallbackInfo& info) {
 
 /** siluMul(length, gate, up): gate[i] = silu(gate[i])·up[i] for i < length (SwiGLU), in place. */
 Napi::Value JsSiluMul(const Napi::CallbackInfo& info) {
-  const char* op = "siluMul";
-  Napi::Env env = info.Env();
-  const int length = DimArg(info, 0, op, "length");
-  const ArrayArg gate = Float32ArrayArg(info, 1, op, "gate");
-  const ArrayArg up = Float32ArrayArg(info, 2, op, "up");
-  RequireAtLeast(env, op, "gate", gate.length, length, "length");
-  RequireAtLeast(env, op, "up", up.length, length, "length");
-  ArrayArg g = gate;
-  g.length = length;
-  ArrayArg u = up;
-  u.length = length;
-  RequireNoOverlap(env, op, g, u);
-  SiluMul(gate.f32(), up.f32(), static_cast<size_t>(length));
-  return env.Undefined();
+  const ElementwisePair args = ElementwisePairArgs(info, "siluMul", "gate", "up");
+  SiluMul(args.a, args.b, args.length);
+  return info.Env().Undefined();
 }
-
-}  // namespace rfid
-
-namespace rfid {
 
 namespace {
 
@@ -159,20 +164,9 @@ Napi::Value JsRope(const Napi::CallbackInfo& info) {
 
 /** addInto(length, target, source): target[i] += source[i] for i < length. */
 Napi::Value JsAddInto(const Napi::CallbackInfo& info) {
-  const char* op = "addInto";
-  Napi::Env env = info.Env();
-  const int length = DimArg(info, 0, op, "length");
-  const ArrayArg target = Float32ArrayArg(info, 1, op, "target");
-  const ArrayArg source = Float32ArrayArg(info, 2, op, "source");
-  RequireAtLeast(env, op, "target", target.length, length, "length");
-  RequireAtLeast(env, op, "source", source.length, length, "length");
-  ArrayArg t = target;
-  t.length = length;
-  ArrayArg s = source;
-  s.length = length;
-  RequireNoOverlap(env, op, t, s);
-  AddInto(target.f32(), source.f32(), static_cast<size_t>(length));
-  return env.Undefined();
+  const ElementwisePair args = ElementwisePairArgs(info, "addInto", "target", "source");
+  AddInto(args.a, args.b, args.length);
+  return info.Env().Undefined();
 }
 
 }  // namespace rfid

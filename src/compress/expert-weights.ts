@@ -36,9 +36,7 @@ export function packLossless(x: Float32Array): ExpertWeights {
 export function toF32(w: ExpertWeights): Float32Array {
   if (w instanceof Float32Array) return w;
   const out = new Float32Array(w.bits.length);
-  const words = new Uint32Array(out.buffer);
-  const bits = w.bits;
-  for (let i = 0; i < bits.length; i++) words[i] = bits[i] << 16;
+  copyInto(w, out, 0);
   return out;
 }
 

@@ -9,22 +9,12 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/serve/clock.js';
 import { TychePolicy, type ModelView } from '../../src/serve/policies.js';
-import { ResidencyManager, type ModelLoader } from '../../src/serve/residency.js';
+import { ResidencyManager } from '../../src/serve/residency.js';
+import { FakeLoader } from './fake-loader.js';
 import { P_OFF, TYCHE_WINDOW } from '../../src/serve/tyche.js';
 
 const TTL = 10_000;
 const tau0 = TTL / -Math.log(1 - P_OFF);
-
-class FakeLoader implements ModelLoader<string> {
-  log: string[] = [];
-  async load(id: string) {
-    this.log.push(`load ${id}`);
-    return { handle: id, bytes: 100 };
-  }
-  async unload(id: string) {
-    this.log.push(`unload ${id}`);
-  }
-}
 
 function view(over: Partial<ModelView>): ModelView {
   return { id: 'x', resident: true, inFlight: 0, idleSince: 0, lastArrival: 0, rate: null, rateSamples: 0, rateWindowMs: 0, loadMs: null, ...over };

@@ -8,22 +8,12 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/serve/clock.js';
 import { TychePolicy, type IdleAction, type ModelView, type ResidencyPolicy } from '../../src/serve/policies.js';
-import { ResidencyManager, type ModelLoader } from '../../src/serve/residency.js';
+import { ResidencyManager } from '../../src/serve/residency.js';
+import { FakeLoader } from './fake-loader.js';
 import { P_OFF, TYCHE_WINDOW, tycheThresholds } from '../../src/serve/tyche.js';
 
 const MIN = 60_000;
 const flush = () => new Promise((r) => setImmediate(r));
-
-class FakeLoader implements ModelLoader<string> {
-  log: string[] = [];
-  async load(id: string) {
-    this.log.push(`load ${id}`);
-    return { handle: id, bytes: 100 };
-  }
-  async unload(id: string) {
-    this.log.push(`unload ${id}`);
-  }
-}
 
 /** A scripted policy: fixed keep scores, and 'preload' for the models in `wanted`. */
 class ScriptedPolicy implements ResidencyPolicy {

@@ -22,3 +22,12 @@ export function checkIndices(op: string, index: Int32Array, count: number, rows:
     if (v < 0 || v >= rows) throw new EngineError(`${op}: index[${i}] = ${v} is not a row of ${what} (${rows} rows)`);
   }
 }
+
+/** An element-wise kernel's two f32 operands, each of at least `length` values. */
+export function checkElementwisePair(op: string, length: number, aName: string, a: unknown, bName: string, b: unknown): void {
+  checkDims(op, { length });
+  checkFloat32(op, aName, a);
+  checkFloat32(op, bName, b);
+  checkAtLeast(op, aName, a, length, 'length');
+  checkAtLeast(op, bName, b, length, 'length');
+}

@@ -1,5 +1,5 @@
 /** SwiGLU's activation: gate[i] = silu(gate[i]) · up[i], in place (f64 arithmetic, one rounding). */
-import { checkAtLeast, checkDims, checkFloat32 } from './check.js';
+import { checkElementwisePair } from './check.js';
 
 export function siluMulInPlace(gate: Float32Array, up: Float32Array, length: number): void {
   for (let i = 0; i < length; i++) {
@@ -10,11 +10,6 @@ export function siluMulInPlace(gate: Float32Array, up: Float32Array, length: num
 
 /** ForwardKernels.siluMul. */
 export function siluMul(length: number, gate: Float32Array, up: Float32Array): void {
-  const op = 'siluMul';
-  checkDims(op, { length });
-  checkFloat32(op, 'gate', gate);
-  checkFloat32(op, 'up', up);
-  checkAtLeast(op, 'gate', gate, length, 'length');
-  checkAtLeast(op, 'up', up, length, 'length');
+  checkElementwisePair('siluMul', length, 'gate', gate, 'up', up);
   siluMulInPlace(gate, up, length);
 }
