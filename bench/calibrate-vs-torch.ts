@@ -5,13 +5,17 @@
  *
  *   node --import tsx bench/calibrate-vs-torch.ts [--engine native|ts|auto] [--samples 16]
  *        [--seq-len 512] [--hidden 512] [--width 1408] [--layers 4] [--experts 8] [--repeats 3]
+ *        [--rounds 1]
  *
  * Prints one JSON line; the ratio is TS tokens/s ÷ torch tokens/s (forward only on the torch side,
- * so TS also pays for reading and decoding the weights: the comparison is conservative).
+ * so TS also pays for reading and decoding the weights: the comparison is conservative). With
+ * `--rounds N` the two sides alternate N times (torch's best of `repeats`, then ours) and the
+ * reported ratio is the median of the rounds' ratios, with every round listed: on a shared machine
+ * one round's ratio moves by ±15% with the load, so one round is an anecdote.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
@@ -30,12 +34,16 @@ const { values } = parseArgs({
     layers: { type: 'string', default: '4' },
     experts: { type: 'string', default: '8' },
     repeats: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '1' },
     threads: { type: 'string', default: '2' },
     // the peer: the project's venv (PyTorch 2.x) when present, else the system python
     python: { type: 'string', default: existsSync(path.join(import.meta.dirname, '..', '.venv', 'bin', 'python')) ? path.join(import.meta.dirname, '..', '.venv', 'bin', 'python') : 'python3' },
   },
 });
 const num = (k: keyof typeof values) => Number(values[k]);
+for (const k of ['rounds', 'repeats'] as const) {
+  if (!Number.isInteger(num(k)) || num(k) < 1) throw new Error(`--${k} must be a whole number ≥ 1 (got ${values[k]})`);
+}
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-bench-calib-'));
 try {
   const hidden = num('hidden');
@@ -60,43 +68,63 @@ try {
   writeFileSync(idsFile, new Uint8Array(flat.buffer));
   const tokens = flat.length;
 
-  const torch = JSON.parse(
-    execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_forward.py'), '--model', model, '--ids', idsFile, '--seq-len', String(seqLen), '--threads', values.threads!, '--repeats', values.repeats!], {
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-    }),
-  ) as { loadSeconds: number; forwardSeconds: number; tokens: number; threads: number; torch: string; counts: Record<string, number[]> };
+  type TorchRun = { loadSeconds: number; forwardSeconds: number; tokens: number; threads: number; torch: string; counts: Record<string, number[]> };
+  const runTorch = (): TorchRun =>
+    JSON.parse(
+      execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_forward.py'), '--model', model, '--ids', idsFile, '--seq-len', String(seqLen), '--threads', values.threads!, '--repeats', values.repeats!], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      }),
+    ) as TorchRun;
 
   const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
   const ckpt = await openCheckpoint(model);
-  const times: number[] = [];
+  const rounds: Array<{ tsSeconds: number; torchSeconds: number; ratio: number; loadAverage: number }> = [];
+  let torch: TorchRun | undefined;
   let counts: Record<string, number[]> = {};
-  for (let r = 0; r < num('repeats'); r++) {
-    const t0 = performance.now();
-    const result = await collectRoutingCounts(ckpt, engine, windows);
-    times.push((performance.now() - t0) / 1000);
-    counts = Object.fromEntries(result.layers.map((l) => [String(l.layer), l.counts]));
+  let sameCounts = true;
+  for (let round = 0; round < num('rounds'); round++) {
+    torch = runTorch();
+    const times: number[] = [];
+    for (let r = 0; r < num('repeats'); r++) {
+      const t0 = performance.now();
+      const result = await collectRoutingCounts(ckpt, engine, windows);
+      times.push((performance.now() - t0) / 1000);
+      counts = Object.fromEntries(result.layers.map((l) => [String(l.layer), l.counts]));
+    }
+    const tsSeconds = Math.min(...times);
+    sameCounts &&= JSON.stringify(counts) === JSON.stringify(torch.counts);
+    rounds.push({ tsSeconds, torchSeconds: torch.forwardSeconds, ratio: torch.forwardSeconds / tsSeconds, loadAverage: loadavg()[0] });
+    process.stderr.write(`round ${round + 1}/${num('rounds')}: rfid-moe ${tsSeconds.toFixed(2)} s, torch ${torch.forwardSeconds.toFixed(2)} s, ratio ${(torch.forwardSeconds / tsSeconds).toFixed(2)}x (load average ${loadavg()[0].toFixed(1)})\n`);
   }
   await ckpt.close();
   engine.dispose();
-  const tsSeconds = Math.min(...times);
-  const sameCounts = JSON.stringify(counts) === JSON.stringify(torch.counts);
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
+  const tsSeconds = median(rounds.map((r) => r.tsSeconds));
+  const torchSeconds = median(rounds.map((r) => r.torchSeconds));
   const report = {
     model: { family: 'mixtral', hidden, expertWidth: num('width'), layers: num('layers'), experts: num('experts'), topK: 2 },
     tokens,
     engine: notice,
     tsSeconds,
     tsTokensPerSecond: tokens / tsSeconds,
-    torchForwardSeconds: torch.forwardSeconds,
-    torchLoadSeconds: torch.loadSeconds,
-    torchTokensPerSecond: tokens / torch.forwardSeconds,
-    torchThreads: torch.threads,
-    torchVersion: torch.torch,
-    ratio: torch.forwardSeconds / tsSeconds,
+    torchForwardSeconds: torchSeconds,
+    torchLoadSeconds: torch!.loadSeconds,
+    torchTokensPerSecond: tokens / torchSeconds,
+    torchThreads: torch!.threads,
+    torchVersion: torch!.torch,
+    // the median of the rounds' ratios (one round: its ratio)
+    ratio: median(rounds.map((r) => r.ratio)),
+    ratioRange: [Math.min(...rounds.map((r) => r.ratio)), Math.max(...rounds.map((r) => r.ratio))],
+    rounds,
     sameRoutingCounts: sameCounts,
   };
   process.stdout.write(JSON.stringify(report) + '\n');
-  if (!sameCounts) process.stderr.write(`routing counts differ:\n ts    ${JSON.stringify(counts)}\n torch ${JSON.stringify(torch.counts)}\n`);
+  if (!sameCounts) process.stderr.write(`routing counts differ:\n ts    ${JSON.stringify(counts)}\n torch ${JSON.stringify(torch!.counts)}\n`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

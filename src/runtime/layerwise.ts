@@ -1,14 +1,16 @@
 /**
  * Layer-by-layer execution: the batch's hidden states (rows × hidden) are carried from layer to
  * layer while only the current decoder layer's weights are resident (and, inside a MoE layer,
- * one expert at a time). Peak memory ≈ one layer's attention weights + one expert + the batch's
- * activations, so checkpoints larger than RAM can be calibrated and evaluated.
+ * one expert at a time), plus the next layer's (or expert's) being read meanwhile. Peak memory ≈
+ * two layers' attention weights + two experts + the batch's activations, so checkpoints larger
+ * than RAM can be calibrated and evaluated.
  */
 import type { Engine } from '../engine/types.js';
 import { attentionBlock, type AttentionContext } from './attention.js';
 import { longestSequence, positionsOf, type TokenBatch } from './batch.js';
 import { moeBlock, type MoeObserver } from './moe.js';
 import { ropeTables } from './numerics.js';
+import { prefetch } from './prefetch.js';
 import type { KvCache } from './kv-cache.js';
 import type { LayerWeights, WeightProvider } from './weights.js';
 import type { ModelConfig } from '../checkpoint/types.js';
@@ -70,8 +72,12 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   const x = await provider.embed(batch.ids);
   const normed = new Float32Array(rows * h);
   const numLayers = Math.min(opts.layers ?? config.numLayers, config.numLayers);
+  // The next layer's weights are read from disk while this layer computes: the compute is
+  // synchronous native work, so the reads (libuv's threads) would otherwise wait for it and it for them.
+  let next = numLayers > 0 ? prefetch(provider.layer(0)) : undefined;
   for (let l = 0; l < numLayers; l++) {
-    const layer = await provider.layer(l);
+    const layer = await next!;
+    next = l + 1 < numLayers ? prefetch(provider.layer(l + 1)) : undefined;
     if (cache) ctx.kv = { cache, layer: l, slots };
     attentionStep(ctx, layer, x, normed);
     await mlpStep(ctx, l, layer, x, normed, opts.observer);

@@ -4,11 +4,13 @@
  *   for Mixtral; DeepSeek adds 1e-20 to the denominator as its remote code does) → × routed
  *   scaling factor → Σ_k w_k · expert_k(x)
  * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
- * Experts are loaded one at a time, so only one expert's weights are resident.
+ * Experts are loaded one at a time, the next one read while the current one computes, so at
+ * most two experts' weights are resident.
  */
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { scratch, softmaxInPlace, topK } from './numerics.js';
+import { prefetch } from './prefetch.js';
 import type { MoeWeights } from './weights.js';
 
 export interface Routing {
@@ -69,9 +71,19 @@ export async function moeBlock(
   const kernels = engine.kernels;
   // accumulated apart from the residual and added once, in the order transformers sums them
   const out = new Float32Array(tokens * h);
-  for (let e = 0; e < E; e++) {
+  const routed = (from: number): number => {
+    let e = from;
+    while (e < E && first[e + 1] === first[e]) e++;
+    return e;
+  };
+  let e = routed(0);
+  let nextWeights = e < E ? prefetch(w.expert(e)) : undefined;
+  while (e < E) {
     const rows = first[e + 1] - first[e];
-    if (rows === 0) continue;
+    // the next routed expert is read while this one computes
+    const expert = await nextWeights!;
+    const following = routed(e + 1);
+    nextWeights = following < E ? prefetch(w.expert(following)) : undefined;
     const idx = order.subarray(first[e], first[e + 1]);
     const we = orderWeights.subarray(first[e], first[e + 1]);
     let xe: Float32Array | undefined;
@@ -81,7 +93,6 @@ export async function moeBlock(
       kernels.gatherRows(h, idx, rows, x, xe);
       await observer.onExpertInput(layer, e, xe, rows, we);
     }
-    const expert = await w.expert(e);
     // synchronous from here to the scatter: the scratch buffers cannot be reused meanwhile
     if (!xe) {
       xe = scratch('moe-expert-in', rows * h);
@@ -90,6 +101,7 @@ export async function moeBlock(
     const ye = scratch('moe-expert-out', rows * h);
     expert.forward(engine, xe, rows, ye);
     kernels.scatterAddRows(h, idx, we, rows, ye, out);
+    e = following;
   }
 
   if (w.shared) {
