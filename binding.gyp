@@ -6,6 +6,7 @@
       "target_name": "rfid_moe_native",
       "sources": [
         "native/addon.cc",
+        "native/attention.cc",
         "native/args.cc",
         "native/blas_ops.cc",
         "native/small_gemm.cc",

@@ -95,6 +95,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("gatherRows", Napi::Function::New(env, JsGatherRows, "gatherRows"));
   exports.Set("scatterAddRows", Napi::Function::New(env, JsScatterAddRows, "scatterAddRows"));
   exports.Set("copyBlock", Napi::Function::New(env, JsCopyBlock, "copyBlock"));
+  exports.Set("causalAttention", Napi::Function::New(env, JsCausalAttention, "causalAttention"));
   return exports;
 }
 

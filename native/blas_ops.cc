@@ -8,6 +8,7 @@
 #include "lapack.h"
 #include "ops.h"
 #include "small_gemm.h"
+#include "gemm_f32.h"
 
 extern "C" {
 void openblas_set_num_threads(int num_threads);
@@ -71,6 +72,29 @@ void MirrorLowerToUpper(T* c, size_t n) {
 
 }  // namespace
 
+void GemmF32(int m, int n, int k, float alpha, const float* a, bool transA, const float* b, bool transB, float beta, float* c) {
+  const size_t count = static_cast<size_t>(m) * n;
+  const int lda = transA ? m : k;
+  const int ldb = transB ? k : n;
+  if (m == 1) {
+    // One row (a decoding step): a matrix-vector product. OpenBLAS 0.3.21's sgemm packs all of B
+    // on every call, which for one row costs more than the product itself (the lm_head of a
+    // 32000-token vocabulary: 50 ms against ~15 ms). a is a vector either way (stride 1).
+    if (beta == 0) ScaleInPlace(c, count, 0);  // BLAS gemv reads y even when beta = 0 in some builds
+    cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : k, transB ? k : n, alpha, b, ldb, a, 1, beta, c, 1);
+    return;
+  }
+  const double macs = static_cast<double>(m) * n * k;
+  if (m <= kSmallRowsMax && !transA && transB && (macs < kThreadedGemmMin || openblas_get_num_threads() == 1)) {
+    // A few rows against a row-major weight matrix (a decoding step with several sequences, the
+    // rows routed to one expert): B read once, no packing (small_gemm.cc). Single-threaded, so a
+    // product big enough for OpenBLAS's threads stays with sgemm when it has several.
+    SmallRowsGemmTransB(m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+    return;
+  }
+  WithThreadsFor(macs, [&] { rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, n); });
+}
+
 /**
  * gemm(m, n, k, a, b, c, transA, transB, alpha, beta): C (m×n) = alpha·op(A)·op(B) + beta·C.
  * A is m×k (k×m when transA), B is k×n (n×k when transB).
@@ -105,35 +129,14 @@ Napi::Value JsGemm(const Napi::CallbackInfo& info) {
     else ScaleInPlace(c.f64(), count, beta);
     return env.Undefined();
   }
-  const int lda = transA ? m : k;
-  const int ldb = transB ? k : n;
-  if (m == 1 && a.dtype == DType::F32) {
-    // One row (a decoding step): a matrix-vector product. OpenBLAS 0.3.21's sgemm packs all of B
-    // on every call, which for one row costs more than the product itself (the lm_head of a
-    // 32000-token vocabulary: 50 ms against ~15 ms). a is a vector either way (stride 1).
-    if (beta == 0) ScaleInPlace(c.f32(), count, 0);  // BLAS gemv reads y even when beta = 0 in some builds
-    cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : k, transB ? k : n, static_cast<float>(alpha),
-                b.f32(), ldb, a.f32(), 1, static_cast<float>(beta), c.f32(), 1);
-    return env.Undefined();
+  if (a.dtype == DType::F32) {
+    GemmF32(m, n, k, static_cast<float>(alpha), a.f32(), transA, b.f32(), transB, static_cast<float>(beta), c.f32());
+  } else {
+    WithThreadsFor(static_cast<double>(m) * n * k, [&] {
+      rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a.f64(), transA ? m : k, b.f64(), transB ? k : n, beta,
+                 c.f64(), n);
+    });
   }
-  const double macs = static_cast<double>(m) * n * k;
-  if (m <= kSmallRowsMax && a.dtype == DType::F32 && !transA && transB &&
-      (macs < kThreadedGemmMin || openblas_get_num_threads() == 1)) {
-    // A few rows against a row-major weight matrix (a decoding step with several sequences, the
-    // rows routed to one expert): B read once, no packing (small_gemm.cc). Single-threaded, so a
-    // product big enough for OpenBLAS's threads stays with sgemm when it has several.
-    SmallRowsGemmTransB(m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(), ldb, static_cast<float>(beta), c.f32(), n);
-    return env.Undefined();
-  }
-  WithThreadsFor(macs, [&] {
-    if (a.dtype == DType::F32) {
-      rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, static_cast<float>(alpha), a.f32(), lda, b.f32(),
-                 ldb, static_cast<float>(beta), c.f32(), n);
-    } else {
-      rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a.f64(), lda, b.f64(), ldb, beta, c.f64(),
-                 n);
-    }
-  });
   return env.Undefined();
 }
 

@@ -35,6 +35,9 @@ Napi::Value JsSiluMul(const Napi::CallbackInfo& info);
 Napi::Value JsRope(const Napi::CallbackInfo& info);
 Napi::Value JsAddInto(const Napi::CallbackInfo& info);
 
+// attention.cc
+Napi::Value JsCausalAttention(const Napi::CallbackInfo& info);
+
 // rows.cc
 Napi::Value JsGatherRows(const Napi::CallbackInfo& info);
 Napi::Value JsScatterAddRows(const Napi::CallbackInfo& info);

@@ -14,6 +14,7 @@
 #include "args.h"
 #include "fast_exp.h"
 #include "ops.h"
+#include "softmax.h"
 #include "vectorize.h"
 
 namespace rfid {
@@ -80,6 +81,18 @@ void SoftmaxRow(float* x, int n) {
 
 }  // namespace
 
+void CausalSoftmaxBlocks(int blocks, int rows, int cols, int past, int window, float* s) {
+  for (size_t r = 0; r < static_cast<size_t>(blocks) * rows; ++r) {
+    const int i = static_cast<int>(r % rows);
+    const int last = past + i;
+    const int first = window == 0 ? 0 : std::max(0, last - window + 1);
+    float* row = s + r * cols;
+    std::fill(row, row + first, 0.0f);
+    SoftmaxRow(row + first, last + 1 - first);
+    std::fill(row + last + 1, row + cols, 0.0f);
+  }
+}
+
 /**
  * causalSoftmax(blocks, rows, cols, past, window, scores): scores holds `blocks` stacked
  * rows×cols blocks (one per attention head). Row i of a block is the query at position past + i:
@@ -99,16 +112,7 @@ Napi::Value JsCausalSoftmax(const Napi::CallbackInfo& info) {
     ThrowError(env, op, "past + rows = " + std::to_string(static_cast<size_t>(past) + rows) + " exceeds cols = " + std::to_string(cols) + " (the last query must see its own key)");
   }
   RequireShape(env, op, scores, static_cast<size_t>(blocks) * rows, cols, "blocks, rows and cols: scores is (blocks·rows)×cols");
-  float* s = scores.f32();
-  for (size_t r = 0; r < static_cast<size_t>(blocks) * rows; ++r) {
-    const int i = static_cast<int>(r % rows);
-    const int last = past + i;
-    const int first = window == 0 ? 0 : std::max(0, last - window + 1);
-    float* row = s + r * cols;
-    std::fill(row, row + first, 0.0f);
-    SoftmaxRow(row + first, last + 1 - first);
-    std::fill(row + last + 1, row + cols, 0.0f);
-  }
+  CausalSoftmaxBlocks(blocks, rows, cols, past, window, scores.f32());
   return env.Undefined();
 }
 

@@ -60,6 +60,10 @@ interface NativeBinding {
   gatherRows(width: number, index: Int32Array, count: number, src: Float32Array, dst: Float32Array): void;
   scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
+  causalAttention(
+    numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
+    q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
+  ): void;
 }
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
@@ -103,7 +107,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock',
+  'scatterAddRows', 'copyBlock', 'causalAttention',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -203,9 +207,10 @@ function toEngineError(err: unknown): EngineError {
 /**
  * The addon's forward kernels. They neither use OpenBLAS nor its threads, so unlike the
  * primitives below they skip setThreads (they run per attention head and per logits block, often
- * enough for the extra N-API call to show).
+ * enough for the extra N-API call to show); causalAttention, which runs products, claims the
+ * engine's thread count like the primitives do.
  */
-function nativeKernels(b: NativeBinding, live: () => void): ForwardKernels {
+function nativeKernels(b: NativeBinding, live: () => void, threads: number): ForwardKernels {
   const guard = <T>(op: () => T): T => {
     live();
     try {
@@ -229,6 +234,15 @@ function nativeKernels(b: NativeBinding, live: () => void): ForwardKernels {
     scatterAddRows: (width, index, weights, count, src, dst) => guard(() => b.scatterAddRows(width, index, weights, count, src, dst)),
     copyBlock: (rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride) =>
       guard(() => b.copyBlock(rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride)),
+    // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
+    causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context) => {
+      if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new EngineError(`causalAttention: window must be a positive integer or null, got ${String(window)}`);
+      if (!(offsets instanceof Int32Array)) throw new EngineError('causalAttention: offsets must be an Int32Array');
+      guard(() => {
+        b.setThreads(threads);
+        b.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window ?? 0, threads, context);
+      });
+    },
   };
 }
 
@@ -244,9 +258,13 @@ export class NativeEngine implements Engine {
     readonly threads: number,
   ) {
     this.useThreads();
-    this.kernels = nativeKernels(binding, () => {
-      if (this.disposed) throw new EngineError('the native engine was disposed; create a new one');
-    });
+    this.kernels = nativeKernels(
+      binding,
+      () => {
+        if (this.disposed) throw new EngineError('the native engine was disposed; create a new one');
+      },
+      threads,
+    );
     const info = binding.info();
     const version = /OpenBLAS\s+(\S+)/.exec(info.config)?.[1] ?? 'unknown version';
     this.openblas = { version, corename: info.corename, config: info.config.trim(), coretype };

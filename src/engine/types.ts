@@ -107,7 +107,8 @@ export interface LogitStatsOut {
 }
 
 /**
- * The element-wise and row kernels of the forward pass (f32, row-major, single-threaded). The
+ * The element-wise and row kernels of the forward pass (f32, row-major, single-threaded but for
+ * causalAttention). The
  * ts engine runs them in TypeScript (src/engine/ts/kernels); the native engine in vectorised C++
  * (native/softmax.cc, pointwise.cc, rows.cc), whose exp is f32 (≈1 ulp) with f64 sums, so the two
  * agree to f32 rounding. All validate sizes and throw `EngineError`.
@@ -144,6 +145,18 @@ export interface ForwardKernels {
   scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
   /** Copies a rows×cols block: row i from src[srcOffset + i·srcStride …) to dst[dstOffset + i·dstStride …). */
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
+  /**
+   * Causal self-attention of a ragged batch without a KV cache, after the projections and RoPE:
+   * q and context are rows × numHeads·headDim, k and v rows × numKvHeads·headDim; sequence s is
+   * rows offsets[s]..offsets[s+1] (offsets[0] = 0). Query head h uses kv head h / (numHeads /
+   * numKvHeads); row i of a sequence attends to its keys max(0, i − window + 1)..i (window null:
+   * from 0) with weights softmax(scale · q·k). `context` is overwritten. Unlike the other kernels
+   * this one runs products, and the native engine spreads its heads over the engine's threads.
+   */
+  causalAttention(
+    numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
+    q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array,
+  ): void;
 }
 
 export interface Engine {

@@ -9,6 +9,7 @@ import type { ModelConfig } from '../checkpoint/types.js';
 import type { TokenBatch } from './batch.js';
 import { addRowBias, clampInPlace, scratch, type RopeTables } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
+import { QUERY_TILE, SCORE_BLOCK } from '../engine/ts/kernels/causal-attention.js';
 import type { AttentionWeights } from './weights.js';
 
 export interface AttentionContext {
@@ -69,29 +70,52 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k);
 
   const context = scratch('attention-context', rows * qWidth);
-  const groupSize = numHeads / numKvHeads;
   const scale = 1 / Math.sqrt(headDim);
+  if (!ctx.kv) {
+    // no cache: every sequence attends to its own rows, all heads in one kernel call (the native
+    // engine spreads them over its threads)
+    kernels.causalAttention(numHeads, numKvHeads, headDim, batch.offsets, q, k, v, scale, ctx.slidingWindow, context);
+  } else {
+    attendWithCache(ctx, ctx.kv, q, k, v, context, scale);
+  }
+  const out = residual ?? new Float32Array(rows * hidden);
+  engine.gemm(rows, hidden, qWidth, context, w.o, out, { transB: true, beta: residual ? 1 : 0 });
+  return out;
+}
+
+/**
+ * Attention of sequences that continue those in the KV cache (decoding, a prompt's prefill into
+ * the cache): this layer's new keys and values are appended, and each sequence's rows attend to
+ * its cached past and its own rows, one product pair per kv head and causal tile.
+ */
+function attendWithCache(
+  ctx: AttentionContext,
+  kv: NonNullable<AttentionContext['kv']>,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  context: Float32Array,
+  scale: number,
+): void {
+  const { engine, config, batch } = ctx;
+  const kernels = engine.kernels;
+  const { numHeads, numKvHeads, headDim } = config;
+  const qWidth = numHeads * headDim;
+  const kvWidth = numKvHeads * headDim;
+  const groupSize = numHeads / numKvHeads;
+  const { cache, layer, slots } = kv;
   for (let s = 0; s + 1 < batch.offsets.length; s++) {
     const start = batch.offsets[s];
     const len = batch.offsets[s + 1] - start;
     if (len === 0) continue;
-    // keys/values this sequence attends to: the cached past (if any) followed by its new rows
-    let keys: Float32Array = k;
-    let values: Float32Array = v;
-    let keyStart = start;
-    let past = 0;
+    // keys/values this sequence attends to: its cached past followed by its new rows
+    const slot = slots ? slots[s] : s;
+    const past = cache.lengths[slot];
+    const keys = cache.keys(layer, slot);
+    const values = cache.values(layer, slot);
+    cache.write(layer, slot, past, k, v, start, len);
     /** positions per kv head in a head-major cache buffer (0: keys/values are row-major, gathered per head) */
-    let headStride = 0;
-    if (ctx.kv) {
-      const { cache, layer, slots } = ctx.kv;
-      const slot = slots ? slots[s] : s;
-      past = cache.lengths[slot];
-      keys = cache.keys(layer, slot);
-      values = cache.values(layer, slot);
-      keyStart = 0;
-      cache.write(layer, slot, past, k, v, start, len);
-      if (cache.headDim === headDim) headStride = cache.allocated(slot);
-    }
+    const headStride = cache.headDim === headDim ? cache.allocated(slot) : 0;
     const total = past + len;
     // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
     // at a time as keep the score block under SCORE_BLOCK values
@@ -110,8 +134,8 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
         kHead = keys.subarray(base, base + total * headDim);
         vHead = values.subarray(base, base + total * headDim);
       } else {
-        kernels.copyBlock(total, headDim, keys, keyStart * kvWidth + kvHead * headDim, kvWidth, kh!, 0, headDim);
-        kernels.copyBlock(total, headDim, values, keyStart * kvWidth + kvHead * headDim, kvWidth, vh!, 0, headDim);
+        kernels.copyBlock(total, headDim, keys, kvHead * headDim, kvWidth, kh!, 0, headDim);
+        kernels.copyBlock(total, headDim, values, kvHead * headDim, kvWidth, vh!, 0, headDim);
         kHead = kh!;
         vHead = vh!;
       }
@@ -146,16 +170,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
       }
     }
   }
-  const out = residual ?? new Float32Array(rows * hidden);
-  engine.gemm(rows, hidden, qWidth, context, w.o, out, { transB: true, beta: residual ? 1 : 0 });
-  return out;
 }
-
-/** Largest score block (values) computed at once: 8 M floats = 32 MiB. */
-const SCORE_BLOCK = 8 * 1024 * 1024;
-
-/** Fewest query rows per causal tile: smaller tiles skip more masked work but make thinner GEMMs. */
-const QUERY_TILE = 64;
 
 /** The first `length` values of a scratch buffer (the buffer itself when that is all of it). */
 function view(buf: Float32Array, length: number): Float32Array {

@@ -11,5 +11,6 @@ import { copyBlock, gatherRows, scatterAddRows } from './rows.js';
 import { siluMul } from './silu-mul.js';
 import { rope } from './rope.js';
 import { addInto } from './add-into.js';
+import { causalAttention } from './causal-attention.js';
 
-export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock };
+export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention };
