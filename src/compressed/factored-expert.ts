@@ -81,15 +81,28 @@ export function applyCosts(m: FactoredMatrix, rows: number): { factored: number;
   return { factored, materialised };
 }
 
+export interface FactoredLinearOptions {
+  /**
+   * Keep the dense forms built on the way (the materialised matrix a big batch asks for, a
+   * scattered residual) for later calls (default true: an evaluation reuses them). false builds
+   * them per call and drops them, so the operator never holds more than its factors: the server,
+   * whose memory budget counts a factored expert at its factored size, sets it.
+   */
+  keepDense?: boolean;
+}
+
 export class FactoredLinear implements LinearOperator {
   private dense: Float32Array | null = null;
   private scatteredResidual: Float32Array | null = null;
   private segments: TileSegments | null = null;
+  private readonly keepDense: boolean;
 
   constructor(
     readonly matrix: FactoredMatrix,
     private readonly mode: ApplyMode = 'auto',
+    opts: FactoredLinearOptions = {},
   ) {
+    this.keepDense = opts.keepDense ?? true;
     const { p, d, rank, basis, coefficients } = matrix;
     if (basis.length !== rank * d || coefficients.length !== p * rank || (matrix.base && matrix.base.length !== p * d)) {
       throw new CompressedFormatError(`factors do not match p=${p}, d=${d}, rank=${rank} (basis ${basis.length}, coefficients ${coefficients.length} values)`);
@@ -118,8 +131,10 @@ export class FactoredLinear implements LinearOperator {
   apply(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     const { p, d, rank } = this.matrix;
     if (this.pathFor(rows) === 'materialised') {
-      this.dense ??= materialise(engine, this.matrix);
-      engine.gemm(rows, p, d, x, this.dense, out, { transB: true });
+      // the cost model counts building the dense form on every call, so dropping it is never a loss it did not weigh
+      const dense = this.dense ?? materialise(engine, this.matrix);
+      if (this.keepDense) this.dense = dense;
+      engine.gemm(rows, p, d, x, dense, out, { transB: true });
       return;
     }
     const t = new Float32Array(rows * rank);
@@ -132,8 +147,9 @@ export class FactoredLinear implements LinearOperator {
       this.segments ??= tileSegments(residual.descriptor, residual.vector, d);
       addTileSegments(this.segments, d, p, x, rows, out);
     } else {
-      this.scatteredResidual ??= createProjection(residual.descriptor).reconstruct(residual.vector);
-      engine.gemm(rows, p, d, x, this.scatteredResidual, out, { transB: true, beta: 1 });
+      const scattered = this.scatteredResidual ?? createProjection(residual.descriptor).reconstruct(residual.vector);
+      if (this.keepDense) this.scatteredResidual = scattered;
+      engine.gemm(rows, p, d, x, scattered, out, { transB: true, beta: 1 });
     }
   }
 }

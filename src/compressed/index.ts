@@ -11,6 +11,7 @@ export {
   type FactoredMatrix,
   type LinearOperator,
   type ApplyMode,
+  type FactoredLinearOptions,
 } from './factored-expert.js';
 // moved to the runtime (src/runtime/generation); re-exported for existing callers
 export { sampleSequences, drawToken, type SampleOptions } from '../runtime/generation/index.js';

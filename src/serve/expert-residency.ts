@@ -177,7 +177,9 @@ export class LiveExpertProvider implements WeightProvider {
         continue;
       }
       const m = await this.factors(layer, expert, type);
-      ops.push(dense ? new DenseLinear(materialise(this.engine, m), m.p, m.d) : new FactoredLinear(m, 'auto'));
+      // a factored expert must stay at its factored size: the budget counts it so, and the dense
+      // room of the share belongs to the hottest experts (a long prompt builds a dense form for one call only)
+      ops.push(dense ? new DenseLinear(materialise(this.engine, m), m.p, m.d) : new FactoredLinear(m, 'auto', { keepDense: false }));
     }
     return new SwiGluExpert(ops[0], ops[1], ops[2]);
   }

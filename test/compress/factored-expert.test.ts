@@ -9,6 +9,7 @@ import { FactoredLinear, addTileResidual, applyCosts, type FactoredMatrix } from
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import { createProjection, type BucketScheme } from '../../src/residual/projection.js';
 import { gaussian } from '../compress-core/fixtures.js';
+import { mulberry32 } from '../helpers/rng.js';
 
 const engine = createTsEngine({ threads: 1 });
 afterAll(() => engine.dispose());
@@ -95,5 +96,35 @@ describe('factored expert matrices', () => {
     expect(linear.pathFor(many)).toBe('materialised');
     // a random-bucket residual costs a dense product either way, so materialising wins early
     expect(new FactoredLinear(factored(64, 128, 40, 100, 'random')).pathFor(64)).toBe('materialised');
+  });
+
+  it('with keepDense false builds a dense form for one call only: same output, and few rows stay factored afterwards', () => {
+    for (const scheme of ['tile', 'random'] as const) {
+      const m = factored(64, 128, 60, 100, scheme);
+      const kept = new FactoredLinear(m);
+      const dropped = new FactoredLinear(m, 'auto', { keepDense: false });
+      const rows = scheme === 'tile' ? 10_000 : 64;
+      expect(dropped.pathFor(rows)).toBe('materialised');
+      const rand = mulberry32(21);
+      const x = Float32Array.from({ length: rows * m.d }, () => rand() * 2 - 1);
+      const a = new Float32Array(rows * m.p);
+      const b = new Float32Array(rows * m.p);
+      kept.apply(engine, x, rows, a);
+      dropped.apply(engine, x, rows, b);
+      expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+      // the default keeps the dense form, so one row then takes it too; keepDense false does not
+      expect(kept.pathFor(1)).toBe('materialised');
+      expect(dropped.pathFor(1)).toBe('factored');
+      // and the factored path with a scattered residual neither keeps the p×d residual
+      const one = new Float32Array(m.p);
+      const factoredOnly = new FactoredLinear(m, 'factored', { keepDense: false });
+      factoredOnly.apply(engine, x.subarray(0, m.d), 1, one);
+      expect((factoredOnly as unknown as { scatteredResidual: Float32Array | null }).scatteredResidual).toBeNull();
+      const keptResidual = new FactoredLinear(m, 'factored');
+      const two = new Float32Array(m.p);
+      keptResidual.apply(engine, x.subarray(0, m.d), 1, two);
+      expect(Buffer.from(one.buffer).equals(Buffer.from(two.buffer))).toBe(true);
+      expect((keptResidual as unknown as { scatteredResidual: Float32Array | null }).scatteredResidual !== null).toBe(scheme !== 'tile');
+    }
   });
 });

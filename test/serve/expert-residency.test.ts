@@ -10,6 +10,7 @@ import { compress } from '../../src/compress/index.js';
 import { loadCompressed, type CompressedModel } from '../../src/compressed/load.js';
 import { createEngine } from '../../src/engine/index.js';
 import { LiveExpertProvider } from '../../src/serve/expert-residency.js';
+import { FactoredLinear, SwiGluExpert } from '../../src/compressed/factored-expert.js';
 import { inspectServedModel } from '../../src/serve/models.js';
 import { kvSlotBoundBytes } from '../../src/runtime/kv-cache.js';
 import { copyFile } from 'node:fs/promises';
@@ -108,6 +109,31 @@ describe('LiveExpertProvider', () => {
     const b = await run(factored);
     const scale = Math.max(...b.map(Math.abs));
     for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-4 * scale + 1e-6);
+  });
+});
+
+describe('a factored expert in the server', () => {
+  it('stays at its factored size after a long prompt: the dense form a big batch builds is used for that call only', async () => {
+    const p = new LiveExpertProvider(model, engine, { denseBytes: 0 });
+    await p.loadAll();
+    const layer = await p.layer(model.block.layers[0].layer);
+    if (layer.mlp.kind !== 'moe') throw new Error('not an MoE layer');
+    const expert = (await layer.mlp.moe.expert(0)) as SwiGluExpert;
+    const ops = [expert.gate, expert.up, expert.down].filter((op): op is FactoredLinear => op instanceof FactoredLinear);
+    expect(ops.length).toBeGreaterThan(0);
+    // enough rows that a dense product is cheaper than the factored one for some projection
+    let rows = 16;
+    while (rows < 1 << 16 && !ops.some((op) => op.pathFor(rows) === 'materialised')) rows *= 2;
+    expect(ops.some((op) => op.pathFor(rows) === 'materialised')).toBe(true);
+    const H = model.config.hiddenSize;
+    const rand = mulberry32(4);
+    const x = Float32Array.from({ length: rows * H }, () => rand() * 2 - 1);
+    const out = new Float32Array(rows * H);
+    expert.forward(engine, x, rows, out);
+    expect(out.every(Number.isFinite)).toBe(true);
+    // a decoding step afterwards still runs factored: nothing dense was kept
+    for (const op of ops) expect(op.pathFor(1)).toBe('factored');
+    expect(p.denseExperts()).toEqual([]);
   });
 });
 
