@@ -60,6 +60,15 @@ describe('rfid-moe generate', () => {
     expect(a.usage.seed).toBe(42);
   });
 
+  it('--top-k 1 samples the greedy tokens at any temperature; --top-p keeps sampling reproducible under a seed', async () => {
+    const r = await cli('generate', model, '--prompt', c.prompt, '--temperature', '1.5', '--top-k', '1', '--seed', '7', '--max-new-tokens', '20', '--ignore-eos', '--json', '--quiet');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).tokens).toEqual(c.tokens.slice(0, 20));
+    const args = ['generate', model, '--prompt', 'ROMEO:', '--top-p', '0.9', '--top-k', '40', '--seed', '3', '--max-new-tokens', '12', '--json', '--quiet'];
+    const [a, b] = await Promise.all([cli(...args), cli(...args)]);
+    expect(JSON.parse(a.stdout).tokens).toEqual(JSON.parse(b.stdout).tokens);
+  });
+
   it('bad flags and a too-long prompt exit 2 with one message', async () => {
     const bad = await cli('generate', model, '--prompt', 'x', '--top-p', '1.5');
     expect(bad.code).toBe(2);

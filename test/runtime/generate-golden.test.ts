@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openModel } from '../../src/compressed/open-model.js';
 import type { Checkpoint } from '../../src/checkpoint/types.js';
 import { createEngine } from '../../src/engine/index.js';
-import { BatchDecoder, generateAll, loadTextCodec, weightProviderOf } from '../../src/runtime/index.js';
+import { BatchDecoder, generate, generateAll, loadTextCodec, weightProviderOf } from '../../src/runtime/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
 interface GoldenCase {
@@ -83,6 +83,22 @@ describe('greedy generation equals transformers', () => {
       expect(firstDifference(result.tokens, c)).toBeNull();
       expect(result.usage).toMatchObject({ promptTokens: c.promptIds.length, completionTokens: golden.newTokens, finishReason: 'length' });
       expect(result.text).toBe(c.text);
+    });
+
+    it('generate() yields one token event per token, whose texts join to the completion, then one end event with usage', async () => {
+      const { ckpt, codec } = await setup;
+      const c = golden.cases[0];
+      const events = [];
+      for await (const e of generate(ckpt, engine, c.prompt, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [], tokenizer: codec })) events.push(e);
+      const last = events.pop()!;
+      expect(events.every((e) => e.type === 'token')).toBe(true);
+      const tokens = events.map((e) => (e.type === 'token' ? e.token : -1));
+      expect(firstDifference(tokens, c)).toBeNull();
+      expect(last.type).toBe('end');
+      if (last.type !== 'end') return;
+      expect(last.usage).toMatchObject({ promptTokens: c.promptIds.length, completionTokens: golden.newTokens, finishReason: 'length' });
+      expect(events.map((e) => (e.type === 'token' ? e.text : '')).join('')).toBe(c.text);
+      expect(last.text).toBe(c.text);
     });
 
     it('all prompts decoded together by one BatchDecoder give the same tokens', async () => {
