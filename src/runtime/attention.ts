@@ -71,9 +71,11 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
 
   const context = scratch('attention-context', rows * qWidth);
   const scale = 1 / Math.sqrt(headDim);
-  if (!ctx.kv) {
-    // no cache: every sequence attends to its own rows, all heads in one kernel call (the native
-    // engine spreads them over its threads)
+  if (!ctx.kv || freshPrefill(ctx.kv, batch)) {
+    // every sequence attends to its own rows only (no cache, or a prompt's first chunk, whose
+    // keys and values go into the cache as well): all heads in one kernel call, which the native
+    // engine spreads over its threads
+    if (ctx.kv) writeToCache(ctx.kv, batch, k, v);
     kernels.causalAttention(numHeads, numKvHeads, headDim, batch.offsets, q, k, v, scale, ctx.slidingWindow, context);
   } else {
     attendWithCache(ctx, ctx.kv, q, k, v, context, scale);
@@ -81,6 +83,25 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   const out = residual ?? new Float32Array(rows * hidden);
   engine.gemm(rows, hidden, qWidth, context, w.o, out, { transB: true, beta: residual ? 1 : 0 });
   return out;
+}
+
+/** True when no sequence of the batch has a cached past: each then attends to its own new rows only. */
+function freshPrefill(kv: NonNullable<AttentionContext['kv']>, batch: TokenBatch): boolean {
+  for (let s = 0; s + 1 < batch.offsets.length; s++) {
+    if (kv.cache.lengths[kv.slots ? kv.slots[s] : s] !== 0) return false;
+  }
+  return true;
+}
+
+/** This layer's keys and values of every sequence of the batch, appended to its cache slot. */
+function writeToCache(kv: NonNullable<AttentionContext['kv']>, batch: TokenBatch, k: Float32Array, v: Float32Array): void {
+  const { cache, layer, slots } = kv;
+  for (let s = 0; s + 1 < batch.offsets.length; s++) {
+    const len = batch.offsets[s + 1] - batch.offsets[s];
+    if (len === 0) continue;
+    const slot = slots ? slots[s] : s;
+    cache.write(layer, slot, cache.lengths[slot], k, v, batch.offsets[s], len);
+  }
 }
 
 /**
