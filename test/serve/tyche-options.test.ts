@@ -100,9 +100,10 @@ describe('rfid-moe serve: Tyche flags', () => {
       '--tyche-max-idle',
       '600',
       '--tyche-warm-start',
+      '--tyche-rank-filled-window',
     ]);
     try {
-      expect(cli.stderr()).toMatch(/policy tyche \(W 3, P_load 0\.1, P_off 0\.9, prior TTL 30 s, swap margin 2, t_off ≤ 600 s, warm start; off: reload guard\)/);
+      expect(cli.stderr()).toMatch(/policy tyche \(W 3, P_load 0\.1, P_off 0\.9, prior TTL 30 s, swap margin 2, t_off ≤ 600 s, warm start, ranked by the filled window; off: reload guard\)/);
     } finally {
       cli.child.kill('SIGTERM');
       await cli.exited;

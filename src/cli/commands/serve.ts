@@ -3,7 +3,7 @@
  *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
  *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
- *   [--tyche-max-idle S] [--tyche-warm-start]`
+ *   [--tyche-max-idle S] [--tyche-warm-start] [--tyche-rank-filled-window]`
  *
  * One process serves every given model (a directory, or name=dir) through an OpenAI-compatible
  * HTTP API; the residency policy decides which are in memory within the budget. A model whose
@@ -36,6 +36,7 @@ interface ServeCliOptions {
   tycheSwapMargin?: string;
   tycheMaxIdle?: string;
   tycheWarmStart?: boolean;
+  tycheRankFilledWindow?: boolean;
   maxBatchSize: string;
   drainTimeout: string;
   engine: string;
@@ -74,6 +75,7 @@ const TYCHE_FLAGS: Array<[keyof ServeCliOptions, string]> = [
   ['tycheSwapMargin', '--tyche-swap-margin'],
   ['tycheMaxIdle', '--tyche-max-idle'],
   ['tycheWarmStart', '--tyche-warm-start'],
+  ['tycheRankFilledWindow', '--tyche-rank-filled-window'],
 ];
 
 /** Tyche's parameters from the flags; a flag given with another policy is refused (it would do nothing). */
@@ -96,6 +98,7 @@ export function tycheOptionsFrom(opts: ServeCliOptions, policy: PolicyName, give
     swapMargin: opts.tycheSwapMargin === undefined ? undefined : parseSwapMargin(opts.tycheSwapMargin),
     maxIdleMs: opts.tycheMaxIdle === undefined ? undefined : parseInteger('--tyche-max-idle', opts.tycheMaxIdle, 1) * 1000,
     warmStart: opts.tycheWarmStart ?? false,
+    rankWithFilledWindow: opts.tycheRankFilledWindow ?? false,
   };
 }
 
@@ -131,6 +134,7 @@ export function register(program: Command): void {
       .addOption(defaultText(new Option('--tyche-swap-margin <x>', 'tyche: a pre-load may evict an idle model whose keep score is at most 1/x of its own (≥ 1)'), 'never: pre-loads use free room only'))
       .addOption(defaultText(new Option('--tyche-max-idle <seconds>', 'tyche: offload an idle model after this long even when its t_off is later'), 'no cap: t_off alone'))
       .option('--tyche-warm-start', 'tyche: a model not yet requested is idle since startup at the prior rate: pre-loaded into free room at its t_load, offloaded at the keep-alive TTL')
+      .option('--tyche-rank-filled-window', 'tyche: rank models for eviction by the prior-filled window, as the thresholds do, instead of lending the prior one interval (the ranking before the loopback replay)')
       .option('--max-batch-size <n>', 'requests decoded together per model (continuous batching)', '32')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30'),
     engineOptions(),
