@@ -5,13 +5,15 @@
  *
  *   node --import tsx bench/calibrate-vs-torch.ts [--engine native|ts|auto] [--samples 16]
  *        [--seq-len 512] [--hidden 512] [--width 1408] [--layers 4] [--experts 8] [--repeats 3]
- *        [--rounds 1]
+ *        [--rounds 1] [--eval]
  *
  * Prints one JSON line; the ratio is TS tokens/s ÷ torch tokens/s (forward only on the torch side,
  * so TS also pays for reading and decoding the weights: the comparison is conservative). With
  * `--rounds N` the two sides alternate N times (torch's best of `repeats`, then ours) and the
  * reported ratio is the median of the rounds' ratios, with every round listed: on a shared machine
- * one round's ratio moves by ±15% with the load, so one round is an anecdote.
+ * one round's ratio moves by ±15% with the load, so one round is an anecdote. With `--eval` both
+ * sides evaluate instead (every layer, the lm_head and the next-token loss over the same windows:
+ * `computePerplexity` against the reference's perplexity), and the mean NLLs are compared.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +22,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
+import { computePerplexity } from '../src/eval/index.js';
 import { collectRoutingCounts } from '../src/routing-stats/index.js';
 import { calibrationWindows } from '../src/tokens/windows.js';
 import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
@@ -35,6 +38,7 @@ const { values } = parseArgs({
     experts: { type: 'string', default: '8' },
     repeats: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
+    eval: { type: 'boolean', default: false },
     threads: { type: 'string', default: '2' },
     // the peer: the project's venv (PyTorch 2.x) when present, else the system python
     python: { type: 'string', default: existsSync(path.join(import.meta.dirname, '..', '.venv', 'bin', 'python')) ? path.join(import.meta.dirname, '..', '.venv', 'bin', 'python') : 'python3' },
@@ -68,10 +72,11 @@ try {
   writeFileSync(idsFile, new Uint8Array(flat.buffer));
   const tokens = flat.length;
 
-  type TorchRun = { loadSeconds: number; forwardSeconds: number; tokens: number; threads: number; torch: string; counts: Record<string, number[]> };
+  type TorchRun = { loadSeconds: number; forwardSeconds: number; tokens: number; threads: number; torch: string; counts?: Record<string, number[]>; meanNll?: number };
+  const evaluate = values.eval!;
   const runTorch = (): TorchRun =>
     JSON.parse(
-      execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_forward.py'), '--model', model, '--ids', idsFile, '--seq-len', String(seqLen), '--threads', values.threads!, '--repeats', values.repeats!], {
+      execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_forward.py'), '--model', model, '--ids', idsFile, '--seq-len', String(seqLen), '--threads', values.threads!, '--repeats', values.repeats!, ...(evaluate ? ['--eval'] : [])], {
         encoding: 'utf8',
         maxBuffer: 1 << 24,
       }),
@@ -83,17 +88,25 @@ try {
   let torch: TorchRun | undefined;
   let counts: Record<string, number[]> = {};
   let sameCounts = true;
+  let meanNll = Number.NaN;
+  /** largest |mean NLL − torch's| over the rounds (--eval) */
+  let nllGap = 0;
   for (let round = 0; round < num('rounds'); round++) {
     torch = runTorch();
     const times: number[] = [];
     for (let r = 0; r < num('repeats'); r++) {
       const t0 = performance.now();
-      const result = await collectRoutingCounts(ckpt, engine, windows);
+      if (evaluate) {
+        meanNll = (await computePerplexity(ckpt, engine, windows)).meanNll;
+      } else {
+        const result = await collectRoutingCounts(ckpt, engine, windows);
+        counts = Object.fromEntries(result.layers.map((l) => [String(l.layer), l.counts]));
+      }
       times.push((performance.now() - t0) / 1000);
-      counts = Object.fromEntries(result.layers.map((l) => [String(l.layer), l.counts]));
     }
     const tsSeconds = Math.min(...times);
-    sameCounts &&= JSON.stringify(counts) === JSON.stringify(torch.counts);
+    if (evaluate) nllGap = Math.max(nllGap, Math.abs(meanNll - torch.meanNll!));
+    else sameCounts &&= JSON.stringify(counts) === JSON.stringify(torch.counts);
     rounds.push({ tsSeconds, torchSeconds: torch.forwardSeconds, ratio: torch.forwardSeconds / tsSeconds, loadAverage: loadavg()[0] });
     process.stderr.write(`round ${round + 1}/${num('rounds')}: rfid-moe ${tsSeconds.toFixed(2)} s, torch ${torch.forwardSeconds.toFixed(2)} s, ratio ${(torch.forwardSeconds / tsSeconds).toFixed(2)}x (load average ${loadavg()[0].toFixed(1)})\n`);
   }
@@ -121,10 +134,10 @@ try {
     ratio: median(rounds.map((r) => r.ratio)),
     ratioRange: [Math.min(...rounds.map((r) => r.ratio)), Math.max(...rounds.map((r) => r.ratio))],
     rounds,
-    sameRoutingCounts: sameCounts,
+    ...(evaluate ? { mode: 'eval', meanNll, torchMeanNll: torch!.meanNll, meanNllGap: nllGap } : { mode: 'calibrate', sameRoutingCounts: sameCounts }),
   };
   process.stdout.write(JSON.stringify(report) + '\n');
-  if (!sameCounts) process.stderr.write(`routing counts differ:\n ts    ${JSON.stringify(counts)}\n torch ${JSON.stringify(torch!.counts)}\n`);
+  if (!evaluate && !sameCounts) process.stderr.write(`routing counts differ:\n ts    ${JSON.stringify(counts)}\n torch ${JSON.stringify(torch!.counts)}\n`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """
 PyTorch side of bench/calibrate-vs-torch.ts: the calibration forward (embedding → decoder layers
-up to the last MoE layer, routing counted) of scripts/torch_reference.py over the same windows.
-Prints JSON: load and forward seconds, tokens, routing counts (to cross-check the TS counts).
+up to the last MoE layer, routing counted) of scripts/torch_reference.py over the same windows,
+or with --eval the evaluation (every layer, the lm_head and the next-token loss: its perplexity
+protocol). Prints JSON: load and forward seconds, tokens, routing counts (to cross-check the TS
+counts) or the mean NLL (to cross-check the TS loss).
 
-  /usr/bin/python3 bench/torch_forward.py --model DIR --ids windows.i32 --seq-len L [--threads N]
+  /usr/bin/python3 bench/torch_forward.py --model DIR --ids windows.i32 --seq-len L [--threads N] [--eval]
 """
 import argparse
 import json
@@ -26,12 +28,24 @@ def main():
     ap.add_argument("--seq-len", type=int, required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--eval", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     model = ref.Model(args.model)
     load = time.perf_counter() - t0
     ids = torch.from_numpy(np.fromfile(args.ids, dtype="<i4").astype(np.int64)).view(-1, args.seq_len)
+    if args.eval:
+        flat = ids.reshape(-1).tolist()
+        windows = ids.shape[0]
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            result = ref.perplexity(model, flat, args.seq_len, batch=windows)
+            times.append(time.perf_counter() - t0)
+        json.dump({"loadSeconds": load, "forwardSeconds": min(times), "allForwardSeconds": times, "tokens": int(ids.numel()),
+                   "threads": torch.get_num_threads(), "torch": torch.__version__, "meanNll": result["meanNll"]}, sys.stdout)
+        return
     last_moe = max(model.cfg.moe_layers)
     times = []
     for _ in range(args.repeats):
