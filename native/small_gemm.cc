@@ -33,6 +33,14 @@ __attribute__((always_inline)) inline float Sum(V8 v) {
   return s;
 }
 
+/** Asks for the cache line at `row` in each of four rows `stride` apart, into L2 (a hint: results are unchanged). */
+__attribute__((always_inline)) inline void ReadAhead(const float* row, int stride) {
+  __builtin_prefetch(row, 0, 2);
+  __builtin_prefetch(row + stride, 0, 2);
+  __builtin_prefetch(row + 2 * static_cast<size_t>(stride), 0, 2);
+  __builtin_prefetch(row + 3 * static_cast<size_t>(stride), 0, 2);
+}
+
 inline void Store(float* c, float value, float alpha, float beta) {
   *c = beta == 0 ? alpha * value : alpha * value + beta * *c;
 }
@@ -51,12 +59,18 @@ __attribute__((always_inline)) inline void Body(int m, int n, int k, float alpha
     const float* b1 = b0 + ldb;
     const float* b2 = b1 + ldb;
     const float* b3 = b2 + ldb;
+    // The next group of four rows is read ahead (into L2) during the first pass over this one:
+    // the passes over a group that follow run from L1 and issue no memory requests, so without it
+    // memory sat idle meanwhile and 2-8 rows cost the memory time of one plus their compute.
+    const float* next = j + 8 <= n ? b3 + ldb : nullptr;
     int r = 0;
     for (; r + 2 <= m; r += 2) {
       const float* x0 = a + static_cast<size_t>(r) * lda;
       const float* x1 = x0 + lda;
       V8 s00 = {}, s01 = {}, s02 = {}, s03 = {}, s10 = {}, s11 = {}, s12 = {}, s13 = {};
+      const float* ahead = r == 0 ? next : nullptr;
       for (int p = 0; p < k8; p += 8) {
+        if (ahead && (p & 15) == 0) ReadAhead(ahead + p, ldb);
         const V8 u0 = Load(x0 + p), u1 = Load(x1 + p);
         const V8 w0 = Load(b0 + p), w1 = Load(b1 + p), w2 = Load(b2 + p), w3 = Load(b3 + p);
         s00 += u0 * w0;
@@ -94,7 +108,9 @@ __attribute__((always_inline)) inline void Body(int m, int n, int k, float alpha
     for (; r < m; ++r) {
       const float* x0 = a + static_cast<size_t>(r) * lda;
       V8 s0 = {}, s1 = {}, s2 = {}, s3 = {};
+      const float* ahead = r == 0 ? next : nullptr;
       for (int p = 0; p < k8; p += 8) {
+        if (ahead && (p & 15) == 0) ReadAhead(ahead + p, ldb);
         const V8 u0 = Load(x0 + p);
         s0 += u0 * Load(b0 + p);
         s1 += u0 * Load(b1 + p);
