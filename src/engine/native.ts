@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
+import { checkWindow } from './ts/kernels/check.js';
 import {
   EngineError,
   type CholeskyOptions,
@@ -221,7 +222,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
   };
   return {
     causalSoftmax: (blocks, rows, cols, past, window, scores) => {
-      if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new EngineError(`causalSoftmax: window must be a positive integer or null, got ${String(window)}`);
+      checkWindow('causalSoftmax', window);
       guard(() => b.causalSoftmax(blocks, rows, cols, past, window ?? 0, scores));
     },
     logitStats: (rows, cols, logits, out, other) =>
@@ -236,8 +237,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
       guard(() => b.copyBlock(rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
     causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context) => {
-      if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new EngineError(`causalAttention: window must be a positive integer or null, got ${String(window)}`);
-      if (!(offsets instanceof Int32Array)) throw new EngineError('causalAttention: offsets must be an Int32Array');
+      checkWindow('causalAttention', window);
       guard(() => {
         b.setThreads(threads);
         b.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window ?? 0, threads, context);

@@ -6,7 +6,7 @@
  * against, bit for bit.
  */
 import { EngineError } from '../../types.js';
-import { checkDims, checkFloat32 } from './check.js';
+import { checkDims, checkFloat32, checkWindow } from './check.js';
 import { causalSoftmax } from './causal-softmax.js';
 import { copyBlock } from './rows.js';
 import { gemmBlock } from '../gemm-kernel.js';
@@ -25,14 +25,14 @@ export interface AttentionProducts {
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
 }
 
-/** Checks the arguments as the native kernel does; returns the batch's rows. */
+/** Checks the arguments as the native kernel does. */
 export function checkCausalAttention(
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
   q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array,
-): number {
+): void {
   const op = 'causalAttention';
   checkDims(op, { numHeads, numKvHeads, headDim });
-  if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new EngineError(`${op}: window must be a positive integer or null, got ${String(window)}`);
+  checkWindow(op, window);
   if (numHeads === 0 || numKvHeads === 0 || headDim === 0) throw new EngineError(`${op}: numHeads, numKvHeads and headDim must be at least 1`);
   if (numHeads % numKvHeads !== 0) throw new EngineError(`${op}: numHeads = ${numHeads} is not a multiple of numKvHeads = ${numKvHeads}`);
   if (!Number.isFinite(scale)) throw new EngineError(`${op}: scale must be finite`);
@@ -59,7 +59,6 @@ export function checkCausalAttention(
       throw new EngineError(`${op}: context shares memory with ${name}`);
     }
   }
-  return rows;
 }
 
 /** The per-head loop on the given products (arguments already checked). */
@@ -71,23 +70,35 @@ export function causalAttentionUnits(
   const qWidth = numHeads * headDim;
   const kvWidth = numKvHeads * headDim;
   const groupSize = numHeads / numKvHeads;
+  // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
+  // at a time as keep the score block under SCORE_BLOCK values; query rows go in tiles: tile rows
+  // i0..i0+tr see keys only up to i0 + tr (and, with a window, from i0 − window + 1), so the
+  // products skip the masked upper triangle (62% of the full work for 4 tiles)
+  const headsFor = (len: number) => Math.max(1, Math.min(groupSize, Math.floor(SCORE_BLOCK / (len * len))));
+  const tileFor = (len: number) => Math.max(QUERY_TILE, Math.ceil(len / 8));
+  // buffers for the largest unit of the batch, allocated once
+  let qhSize = 0;
+  let khSize = 0;
+  let scoreSize = 0;
+  for (let s = 0; s + 1 < offsets.length; s++) {
+    const len = offsets[s + 1] - offsets[s];
+    if (len === 0) continue;
+    const block = headsFor(len) * Math.min(tileFor(len), len);
+    qhSize = Math.max(qhSize, block * headDim);
+    khSize = Math.max(khSize, len * headDim);
+    scoreSize = Math.max(scoreSize, block * len);
+  }
+  const qh = new Float32Array(qhSize);
+  const kh = new Float32Array(khSize);
+  const vh = new Float32Array(khSize);
+  const scores = new Float32Array(scoreSize);
+  const oh = new Float32Array(qhSize);
   for (let s = 0; s + 1 < offsets.length; s++) {
     const start = offsets[s];
     const len = offsets[s + 1] - start;
     if (len === 0) continue;
-    // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
-    // at a time as keep the score block under SCORE_BLOCK values
-    const heads = Math.max(1, Math.min(groupSize, Math.floor(SCORE_BLOCK / (len * len))));
-    // Query rows in tiles: tile rows i0..i0+tr see keys only up to i0 + tr (and, with a window,
-    // from i0 − window + 1), so the products skip the masked upper triangle (62% of the full work
-    // for 4 tiles).
-    const tile = Math.max(QUERY_TILE, Math.ceil(len / 8));
-    const rowsPerTile = Math.min(tile, len);
-    const qh = new Float32Array(heads * rowsPerTile * headDim);
-    const kh = new Float32Array(len * headDim);
-    const vh = new Float32Array(len * headDim);
-    const scores = new Float32Array(heads * rowsPerTile * len);
-    const oh = new Float32Array(heads * rowsPerTile * headDim);
+    const heads = headsFor(len);
+    const tile = tileFor(len);
     for (let kvHead = 0; kvHead < numKvHeads; kvHead++) {
       for (let g0 = 0; g0 < groupSize; g0 += heads) {
         const hb = Math.min(heads, groupSize - g0);

@@ -23,6 +23,11 @@ export function checkIndices(op: string, index: Int32Array, count: number, rows:
   }
 }
 
+/** An attention window: a positive integer, or null for none. */
+export function checkWindow(op: string, window: number | null): void {
+  if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new EngineError(`${op}: window must be a positive integer or null, got ${String(window)}`);
+}
+
 /** An element-wise kernel's two f32 operands, each of at least `length` values. */
 export function checkElementwisePair(op: string, length: number, aName: string, a: unknown, bName: string, b: unknown): void {
   checkDims(op, { length });
