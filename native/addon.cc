@@ -12,6 +12,7 @@
 #include "args.h"
 #include "lapack.h"
 #include "ops.h"
+#include "vectorize.h"
 
 extern "C" {
 // Declared by OpenBLAS's cblas.h; repeated so a cblas.h from another vendor fails loudly at link
@@ -25,13 +26,18 @@ char* openblas_get_corename(void);
 namespace rfid {
 namespace {
 
-/** info() → { config, corename, threads }: OpenBLAS build string, active kernel, thread count. */
+/**
+ * info() → { config, corename, threads, simd }: OpenBLAS build string, active kernel, thread
+ * count, and the instruction set of the addon's own kernels ("avx512", "avx2" or "baseline").
+ */
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
   out.Set("config", Napi::String::New(env, openblas_get_config()));
   out.Set("corename", Napi::String::New(env, openblas_get_corename()));
   out.Set("threads", Napi::Number::New(env, openblas_get_num_threads()));
+  const Simd simd = SimdLevel();
+  out.Set("simd", Napi::String::New(env, simd == Simd::kAvx512 ? "avx512" : simd == Simd::kAvx2Fma ? "avx2" : "baseline"));
   return out;
 }
 

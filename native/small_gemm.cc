@@ -4,16 +4,27 @@
 // Why not sgemm: OpenBLAS 0.3.21 packs all of B into its panel layout on every call, which for
 // a few rows costs more than the product (B is read, written and read again, while the product
 // itself does 2·m·n·k flops on data that fits in cache). Why not m sgemv calls: each reads all of
-// B again, m times the memory traffic. Here each group of four rows of B is read from memory
-// once and, while it sits in L1, multiplied with every row of A (which stays in L1/L2 too): the
-// weight traffic of one gemv for m rows. Two rows of A × four rows of B per inner loop keep eight
-// accumulators in registers (six loads per eight multiply-adds).
+// B again, m times the memory traffic. Both kernels here read each row of B from memory once, for
+// all m rows of A: the weight traffic of one gemv.
+//
+// Two kernels, chosen by m (measured, BENCHMARKS.md):
+// - 1-2 rows: groups of four rows of B, each read once and then multiplied with every row of A
+//   while it sits in L1 (two rows of A × four of B per inner loop: eight accumulators, six loads
+//   per eight multiply-adds), the next group read ahead into L2.
+// - 3-8 rows: one row of B at a time against all m rows of A in one pass (m accumulators, B's
+//   row loaded once per step), the row a few KiB ahead read into L2, and k in chunks that keep
+//   the m rows' chunk of A in L1. The grouped kernel is bound by its compute at 8 rows (its
+//   reductions and reloads of B from L1: 8 rows cost 1.6-1.9× one), this one by memory; with
+//   k in one piece, A (8 × 56 KiB at k = 14336) would be read from L2 on every step.
+//   Compiled for AVX2 + FMA and for AVX-512 (16 floats a step); a CPU with neither (or
+//   RFID_MOE_NATIVE_SIMD=baseline) runs the grouped kernel for every m.
 #include "small_gemm.h"
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "vectorize.h"
-
 
 namespace rfid {
 
@@ -49,8 +60,8 @@ inline void Store(float* c, float value, float alpha, float beta) {
 
 namespace {
 
-// The body, inlined into one function per instruction set below (compiled for that set).
-__attribute__((always_inline)) inline void Body(int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+// The grouped kernel, inlined into one function per instruction set below (compiled for that set).
+__attribute__((always_inline)) inline void GroupedBody(int m, int n, int k, float alpha, const float* a, int lda, const float* b,
                                                 int ldb, float beta, float* c, int ldc) {
   const int k8 = k & ~7;
   int j = 0;
@@ -149,18 +160,147 @@ using Kernel = void (*)(int, int, int, float, const float*, int, const float*, i
 
 void Baseline(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,
               int ldc) {
-  Body(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  GroupedBody(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
-// AVX2 + FMA (8 floats a step, fused multiply-adds), chosen at run time (why not target_clones:
-// see vectorize.h).
-__attribute__((target("avx2,fma"))) void Avx2Fma(int m, int n, int k, float alpha, const float* a, int lda,
-                                                 const float* b, int ldb, float beta, float* c, int ldc) {
-  Body(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+/** How far ahead the one-pass kernel reads B (bytes): a few rows of the usual widths, so that
+    the request is out well before the row is needed, without evicting A's chunk from L1. */
+constexpr size_t kReadAheadBytes = 8192;
+
+typedef float V16 __attribute__((vector_size(64)));
+typedef int I8 __attribute__((vector_size(32)));
+
+/** A vector's lanes folded to eight floats (a 16-float vector: its two halves added). */
+__attribute__((always_inline)) inline V8 Fold(const V8& v) { return v; }
+__attribute__((always_inline)) inline V8 Fold(const V16& v) {
+  V8 lo, hi;
+  std::memcpy(&lo, &v, sizeof(V8));
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(V8), sizeof(V8));
+  return lo + hi;
 }
 
-Kernel Pick() { return HasAvx2Fma() ? Avx2Fma : Baseline; }
+/** Pairwise sums within each 128-bit half, as AVX's hadd: {a0+a1, a2+a3, b0+b1, b2+b3 | the same above}. */
+__attribute__((always_inline)) inline V8 PairSums(V8 x, V8 y) {
+  return __builtin_shuffle(x, y, I8{0, 2, 8, 10, 4, 6, 12, 14}) + __builtin_shuffle(x, y, I8{1, 3, 9, 11, 5, 7, 13, 15});
+}
+
+/** The sums of the lanes of s[0..m-1] into t[0..m-1]: three rounds of pairwise sums and a
+    cross-half add for all eight instead of eight serial lane sums. Generic vector code (no
+    intrinsics), so it compiles inside the kernel of whichever instruction set inlines it. */
+template <typename V>
+__attribute__((always_inline)) inline void LaneSums(const V* s, int m, float* t) {
+  V8 h[8];
+  for (int r = 0; r < 8; ++r) h[r] = r < m ? Fold(s[r]) : V8{};
+  const V8 u0 = PairSums(PairSums(h[0], h[1]), PairSums(h[2], h[3]));
+  const V8 u1 = PairSums(PairSums(h[4], h[5]), PairSums(h[6], h[7]));
+  const V8 sums = __builtin_shuffle(u0, u1, I8{0, 1, 2, 3, 8, 9, 10, 11}) + __builtin_shuffle(u0, u1, I8{4, 5, 6, 7, 12, 13, 14, 15});
+  std::memcpy(t, &sums, sizeof(sums));
+}
+
+template <typename V>
+__attribute__((always_inline)) inline V LoadV(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+/** The one-pass kernel for M rows of A (3 ≤ M ≤ 8) with vectors V (8 or 16 floats). */
+template <int M, typename V>
+__attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha, const float* a, int lda, const float* b,
+                                                       int ldb, float beta, float* c, int ldc) {
+  constexpr int kLanes = sizeof(V) / sizeof(float);
+  // A's chunk (M rows) takes at most 24 KiB, half of a 48 KiB L1, leaving room for B's lines.
+  constexpr int kChunk = std::max(256, (24576 / (4 * M)) & ~15);
+  // Up to four rows the two-step loop keeps two sets of accumulators, so that the multiply-adds
+  // into one accumulator (4 cycles apart) do not bind.
+  constexpr bool kTwoSets = M <= 4;
+  for (int k0 = 0; k0 < k; k0 += kChunk) {
+    const int kc = std::min(kChunk, k - k0);
+    const int kv = kc & ~(kLanes - 1);
+    const size_t chunkBytes = static_cast<size_t>(kc) * sizeof(float);
+    const int aheadRows = static_cast<int>(std::max<size_t>(1, (kReadAheadBytes + chunkBytes - 1) / chunkBytes));
+    const float* x = a + k0;
+    for (int j = 0; j < n; ++j) {
+      const float* w = b + static_cast<size_t>(j) * ldb + k0;
+      const float* ahead = j + aheadRows < n ? w + static_cast<size_t>(aheadRows) * ldb : nullptr;
+      V s[M];
+      for (int r = 0; r < M; ++r) s[r] = V{};
+      int p = 0;
+      if constexpr (kTwoSets) {
+        V s2[M];
+        for (int r = 0; r < M; ++r) s2[r] = V{};
+        for (; p + 2 * kLanes <= kv; p += 2 * kLanes) {
+          // one hint per 64-byte line of the row ahead
+          if (ahead && (p & 15) == 0) __builtin_prefetch(ahead + p, 0, 2);
+          if (ahead && kLanes == 16) __builtin_prefetch(ahead + p + 16, 0, 2);
+          const V w0 = LoadV<V>(w + p), w1 = LoadV<V>(w + p + kLanes);
+#pragma GCC unroll 8
+          for (int r = 0; r < M; ++r) {
+            s[r] += LoadV<V>(x + static_cast<size_t>(r) * lda + p) * w0;
+            s2[r] += LoadV<V>(x + static_cast<size_t>(r) * lda + p + kLanes) * w1;
+          }
+        }
+        for (int r = 0; r < M; ++r) s[r] += s2[r];
+      }
+      for (; p < kv; p += kLanes) {
+        if (ahead && (p & 15) == 0) __builtin_prefetch(ahead + p, 0, 2);
+        const V w0 = LoadV<V>(w + p);
+#pragma GCC unroll 8
+        for (int r = 0; r < M; ++r) s[r] += LoadV<V>(x + static_cast<size_t>(r) * lda + p) * w0;
+      }
+      float t[8];
+      LaneSums(s, M, t);
+      for (; p < kc; ++p) {
+        for (int r = 0; r < M; ++r) t[r] += x[static_cast<size_t>(r) * lda + p] * w[p];
+      }
+      for (int r = 0; r < M; ++r) {
+        float* out = c + static_cast<size_t>(r) * ldc + j;
+        // the first chunk writes C (beta = 0 ignores what was there), later chunks add to it
+        if (k0 > 0) {
+          *out += alpha * t[r];
+        } else {
+          Store(out, t[r], alpha, beta);
+        }
+      }
+    }
+  }
+}
+
+template <typename V>
+__attribute__((always_inline)) inline void Dispatch(int m, int n, int k, float alpha, const float* a, int lda,
+                                                    const float* b, int ldb, float beta, float* c, int ldc) {
+  switch (m) {
+    case 3: return OnePassBody<3, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 4: return OnePassBody<4, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 5: return OnePassBody<5, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 6: return OnePassBody<6, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 7: return OnePassBody<7, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 8: return OnePassBody<8, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    default: return GroupedBody(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
+// Chosen at run time (why not target_clones: see vectorize.h).
+__attribute__((target("avx2,fma"))) void Avx2Fma(int m, int n, int k, float alpha, const float* a, int lda,
+                                                 const float* b, int ldb, float beta, float* c, int ldc) {
+  Dispatch<V8>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// The grouped kernel stays at 256 bits here (1-2 rows are bound by memory, not by width).
+__attribute__((target("avx512f,avx2,fma"))) void Avx512(int m, int n, int k, float alpha, const float* a, int lda,
+                                                        const float* b, int ldb, float beta, float* c, int ldc) {
+  Dispatch<V16>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+Kernel Pick() {
+  switch (SimdLevel()) {
+    case Simd::kAvx512: return Avx512;
+    case Simd::kAvx2Fma: return Avx2Fma;
+    default: return Baseline;
+  }
+}
 #else
 Kernel Pick() { return Baseline; }
 #endif

@@ -13,20 +13,41 @@
 // defines SumSquares(x, n) dispatching once to the body compiled for the CPU.
 #pragma once
 
+#include <cstdlib>
+#include <cstring>
+
 namespace rfid {
 
-/** Whether the CPU runs AVX2 and FMA (decided once). */
-inline bool HasAvx2Fma() {
+/**
+ * The widest instruction set the native kernels may use: the CPU's, capped by
+ * RFID_MOE_NATIVE_SIMD ("avx512", "avx2" or "baseline"; unset or anything else: no cap), read
+ * once. The cap lets the narrower kernels be tested on a wider CPU, and lets a user keep
+ * 512-bit code off a CPU that lowers its clock for it.
+ */
+enum class Simd { kBaseline = 0, kAvx2Fma = 1, kAvx512 = 2 };
+
+inline Simd SimdLevel() {
 #if defined(__GNUC__) && defined(__x86_64__)
-  static const bool yes = [] {
+  static const Simd level = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    Simd cpu = Simd::kBaseline;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      cpu = __builtin_cpu_supports("avx512f") ? Simd::kAvx512 : Simd::kAvx2Fma;
+    }
+    const char* cap = std::getenv("RFID_MOE_NATIVE_SIMD");
+    Simd limit = Simd::kAvx512;
+    if (cap && std::strcmp(cap, "avx2") == 0) limit = Simd::kAvx2Fma;
+    if (cap && std::strcmp(cap, "baseline") == 0) limit = Simd::kBaseline;
+    return cpu < limit ? cpu : limit;
   }();
-  return yes;
+  return level;
 #else
-  return false;
+  return Simd::kBaseline;
 #endif
 }
+
+/** Whether the kernels run AVX2 and FMA (decided once). */
+inline bool HasAvx2Fma() { return SimdLevel() >= Simd::kAvx2Fma; }
 
 }  // namespace rfid
 

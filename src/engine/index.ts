@@ -19,7 +19,7 @@ export interface CreateEngineOptions {
 
 export interface SelectedEngine {
   engine: Engine;
-  /** e.g. "engine: native (OpenBLAS 0.3.21, SkylakeX kernels, 2 threads)" */
+  /** e.g. "engine: native (OpenBLAS 0.3.21, SkylakeX kernels, own kernels avx512, 2 threads)" */
   notice: string;
 }
 

@@ -32,7 +32,7 @@ import {
 
 /** What build/Release/rfid_moe_native.node exports (see native/ops.h for each function). */
 interface NativeBinding {
-  info(): { config: string; corename: string; threads: number };
+  info(): { config: string; corename: string; threads: number; simd?: string };
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
   gemm(
@@ -94,6 +94,21 @@ export interface OpenblasInfo {
   config: string;
   /** how OPENBLAS_CORETYPE was chosen before the library loaded */
   coretype: CoretypeDecision;
+  /** the instruction set of the addon's own kernels: "avx512", "avx2", "baseline" ("unknown": an older addon) */
+  simd: string;
+}
+
+/** The values RFID_MOE_NATIVE_SIMD may take: a cap on the instruction set of the addon's own kernels. */
+export const NATIVE_SIMD_LEVELS = ['avx512', 'avx2', 'baseline'] as const;
+
+/**
+ * Why RFID_MOE_NATIVE_SIMD cannot be used (undefined when it is unset or valid). The addon reads it
+ * once and would ignore a value it does not know, so a typo is refused here instead.
+ */
+export function invalidSimdSetting(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env.RFID_MOE_NATIVE_SIMD;
+  if (value === undefined || value === '' || (NATIVE_SIMD_LEVELS as readonly string[]).includes(value)) return undefined;
+  return `RFID_MOE_NATIVE_SIMD is "${value}"; it must be one of ${NATIVE_SIMD_LEVELS.join(', ')} (the widest instruction set the native kernels may use), or unset`;
 }
 
 export type NativeLoadResult = { ok: true; engine: NativeEngine } | { ok: false; reason: string; fix: string };
@@ -116,9 +131,11 @@ export function missingBindingFunctions(binding: Record<string, unknown>): strin
   return BINDING_FUNCTIONS.filter((name) => typeof binding[name] !== 'function');
 }
 
-function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } | { reason: string } {
+function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } | { reason: string; fix?: string } {
   if (loaded) return loaded;
   if (!existsSync(nativeAddonPath)) return { reason: `the native addon is not built (${nativeAddonPath} is missing)` };
+  const badSimd = invalidSimdSetting();
+  if (badSimd) return { reason: badSimd, fix: `set RFID_MOE_NATIVE_SIMD to one of ${NATIVE_SIMD_LEVELS.join(', ')}, or unset it` };
   // Must precede the first load of libopenblas: it reads OPENBLAS_CORETYPE in its constructor.
   const coretype = applyOpenblasCoretype();
   const restoreTimeout = applyOpenblasThreadTimeout();
@@ -184,7 +201,7 @@ export function loadNativeEngine(opts: NativeEngineOptions = {}): NativeLoadResu
     return { ok: false, reason, fix: 'pass threads ≥ 1 or leave it out' };
   }
   const result = loadBinding();
-  if ('reason' in result) return { ok: false, reason: result.reason, fix: ENABLE_FIX };
+  if ('reason' in result) return { ok: false, reason: result.reason, fix: result.fix ?? ENABLE_FIX };
   try {
     return { ok: true, engine: new NativeEngine(result.binding, result.coretype, threads) };
   } catch (err) {
@@ -267,13 +284,13 @@ export class NativeEngine implements Engine {
     );
     const info = binding.info();
     const version = /OpenBLAS\s+(\S+)/.exec(info.config)?.[1] ?? 'unknown version';
-    this.openblas = { version, corename: info.corename, config: info.config.trim(), coretype };
+    this.openblas = { version, corename: info.corename, config: info.config.trim(), coretype, simd: info.simd ?? 'unknown' };
   }
 
   describe(): string {
-    const { version, corename, coretype } = this.openblas;
+    const { version, corename, coretype, simd } = this.openblas;
     const how = { user: ', OPENBLAS_CORETYPE from the environment', detected: ', kernel chosen from CPU flags', none: '' }[coretype.source];
-    return `native (OpenBLAS ${version}, ${corename} kernels${how}, ${this.threads} thread${this.threads === 1 ? '' : 's'})`;
+    return `native (OpenBLAS ${version}, ${corename} kernels${how}, own kernels ${simd}, ${this.threads} thread${this.threads === 1 ? '' : 's'})`;
   }
 
   /** OpenBLAS's thread count is process-wide: claim ours before each call (cheap when unchanged). */

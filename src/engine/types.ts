@@ -163,7 +163,7 @@ export interface Engine {
   readonly name: EngineName;
   /** the forward pass's element-wise and row kernels */
   readonly kernels: ForwardKernels;
-  /** one line for users, e.g. "native (OpenBLAS 0.3.21, SkylakeX kernels, 2 threads)" */
+  /** one line for users, e.g. "native (OpenBLAS 0.3.21, SkylakeX kernels, own kernels avx512, 2 threads)" */
   describe(): string;
   /** number of threads this engine uses for large operations */
   readonly threads: number;

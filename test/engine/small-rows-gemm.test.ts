@@ -1,64 +1,83 @@
 /**
  * Products with a few rows against a row-major weight matrix, C = alpha·A·Bᵀ + beta·C (the
- * native engine runs m ≤ 8 through its own kernel, native/small_gemm.cc, instead of sgemm):
- * every engine against an f64 sum of products written here, over the shapes that exercise the
- * kernel's blocks and tails (rows in pairs, B rows in fours, k in steps of 8), with alpha and
- * beta, and beta = 0 ignoring NaN already in C. The bound is f32 accumulation of k terms.
+ * native engine runs m ≤ 8 through its own kernels, native/small_gemm.cc, instead of sgemm):
+ * every engine against an f64 sum of products (test/helpers/small-rows-check.ts), with alpha and
+ * beta, and beta = 0 ignoring NaN already in C. The native kernels are compiled for several
+ * instruction sets and the CPU's widest is used, so the narrower ones are checked in child
+ * processes capped by RFID_MOE_NATIVE_SIMD.
  */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
+import { NATIVE_SIMD_LEVELS, invalidSimdSetting } from '../../src/engine/native.js';
 import { mulberry32 } from '../helpers/rng.js';
+import { SMALL_ROWS_SHAPES, checkSmallRows } from '../helpers/small-rows-check.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
-
-const U = 2 ** -24;
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function uniform(n: number, seed: number): Float32Array {
   const r = mulberry32(seed);
   return Float32Array.from({ length: n }, () => 2 * r() - 1);
 }
 
-const SHAPES: Array<[number, number, number]> = [];
-for (const m of [1, 2, 3, 7, 8, 9, 17]) for (const [n, k] of [[1, 1], [3, 7], [4, 8], [5, 9], [33, 40], [130, 515]]) SHAPES.push([m, n, k]);
-
 describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
-  it.each(SHAPES)('m=%i n=%i k=%i: alpha·A·Bᵀ + beta·C against an f64 reference', (m, n, k) => {
-    const a = uniform(m * k, 1 + m * 1000 + n);
-    const b = uniform(n * k, 2 + k);
-    for (const [alpha, beta] of [[1, 0], [0.5, 1], [-2, 0.25]]) {
-      const c0 = uniform(m * n, 3);
-      const c = Float32Array.from(c0);
-      engine.gemm(m, n, k, a, b, c, { transB: true, alpha, beta });
+  it.each(SMALL_ROWS_SHAPES)('m=%i n=%i k=%i: alpha·A·Bᵀ + beta·C against an f64 reference', (m, n, k) => {
+    expect(checkSmallRows(engine, m, n, k)).toEqual([]);
+  });
+
+  it('beta = 0 ignores NaN already in C; a subarray view of A is read from its offset', () => {
+    for (const [m, n, k] of [[5, 9, 13], [2, 9, 13], [8, 3, 900]]) {
+      const backing = uniform(3 + m * k, 7);
+      const a = backing.subarray(3);
+      const b = uniform(n * k, 8);
+      const c = new Float32Array(m * n).fill(Number.NaN);
+      engine.gemm(m, n, k, a, b, c, { transB: true });
       for (let i = 0; i < m; i++) {
         for (let j = 0; j < n; j++) {
           let exact = 0;
-          let scale = 0;
-          for (let p = 0; p < k; p++) {
-            exact += a[i * k + p] * b[j * k + p];
-            scale += Math.abs(a[i * k + p] * b[j * k + p]);
-          }
-          const want = alpha * exact + beta * c0[i * n + j];
-          const bound = 2 * k * U * Math.abs(alpha) * scale + 4 * U * (Math.abs(want) + Math.abs(beta * c0[i * n + j]));
-          expect(Math.abs(c[i * n + j] - want)).toBeLessThanOrEqual(bound);
+          for (let p = 0; p < k; p++) exact += a[i * k + p] * b[j * k + p];
+          expect(c[i * n + j]).toBeCloseTo(exact, 3);
         }
       }
     }
   });
+});
 
-  it('beta = 0 ignores NaN already in C; a subarray view of A is read from its offset', () => {
-    const [m, n, k] = [5, 9, 13];
-    const backing = uniform(3 + m * k, 7);
-    const a = backing.subarray(3);
-    const b = uniform(n * k, 8);
-    const c = new Float32Array(m * n).fill(Number.NaN);
-    engine.gemm(m, n, k, a, b, c, { transB: true });
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let exact = 0;
-        for (let p = 0; p < k; p++) exact += a[i * k + p] * b[j * k + p];
-        expect(c[i * n + j]).toBeCloseTo(exact, 4);
-      }
-    }
+const native = engines.find((e) => e.name === 'native');
+
+describe('the native kernels of each instruction set (RFID_MOE_NATIVE_SIMD)', () => {
+  const widest = native ? /own kernels (\w+)/.exec(native.describe())?.[1] : undefined;
+  const levels = NATIVE_SIMD_LEVELS.filter((level) => widest !== undefined && NATIVE_SIMD_LEVELS.indexOf(level) >= NATIVE_SIMD_LEVELS.indexOf(widest as (typeof NATIVE_SIMD_LEVELS)[number]));
+
+  it.skipIf(!native)('the engine names the instruction set its kernels use', () => {
+    expect(NATIVE_SIMD_LEVELS).toContain(widest);
+  });
+
+  // The CPU's widest set runs in this process (above); each narrower one the CPU also runs, here.
+  it.skipIf(!native || levels.length < 2).each(levels.slice(1))('capped at %s: every shape within its bound', (level) => {
+    const body = `
+      import { createEngine } from './src/engine/index.ts';
+      import { SMALL_ROWS_SHAPES, checkSmallRows } from './test/helpers/small-rows-check.ts';
+      const { engine } = await createEngine('native', { threads: 1 });
+      const failures = SMALL_ROWS_SHAPES.flatMap(([m, n, k]) => checkSmallRows(engine, m, n, k));
+      console.log(JSON.stringify({ describe: engine.describe(), failures: failures.slice(0, 5), count: failures.length }));`;
+    const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {
+      cwd: repo, encoding: 'utf8', env: { ...process.env, RFID_MOE_NATIVE_SIMD: level },
+    });
+    expect(proc.status, proc.stderr).toBe(0);
+    const result = JSON.parse(proc.stdout.trim().split('\n').pop() as string) as { describe: string; failures: string[]; count: number };
+    expect(result.describe).toContain(`own kernels ${level},`);
+    expect(result.failures).toEqual([]);
+    expect(result.count).toBe(0);
+  }, 60_000);
+
+  it('an unknown RFID_MOE_NATIVE_SIMD is refused with the values it may take', () => {
+    expect(invalidSimdSetting({})).toBeUndefined();
+    expect(invalidSimdSetting({ RFID_MOE_NATIVE_SIMD: 'avx2' })).toBeUndefined();
+    expect(invalidSimdSetting({ RFID_MOE_NATIVE_SIMD: 'avx-512' })).toMatch(/RFID_MOE_NATIVE_SIMD is "avx-512"; it must be one of avx512, avx2, baseline/);
   });
 });

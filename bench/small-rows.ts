@@ -1,0 +1,76 @@
+/**
+ * npm run bench:small-rows [-- --json] [-- --rounds 3] [-- --shapes 16384x512,4096x14336]
+ *
+ * What a decoding step's products cost per row: engine.gemm of m = 1…8 rows against a weight
+ * matrix stored row by row (x·Wᵀ, the native engine's small-rows kernels; m = 1 is OpenBLAS's
+ * sgemv), on one thread, for the projections of the synthetic bench models and of real MoE models
+ * (Mixtral-8x7B's expert up/down, Qwen3-30B-A3B's expert gate/down, a 32000-token lm_head block).
+ * The weights rotate through copies that together exceed the last-level cache, so every call
+ * reads its weights from memory, as a decoding step does.
+ *
+ * The figure is the ratio m rows ÷ 1 row of the same round (the peer is the memory-bound gemv,
+ * and the machine is noisy): 1.0 means the extra rows cost nothing, m means no sharing at all.
+ * Rounds alternate the row counts; medians over rounds are printed.
+ */
+import { parseArgs } from 'node:util';
+import { createEngine } from '../src/engine/index.js';
+import { mulberry32 } from '../src/util/prng.js';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
+    shapes: { type: 'string', default: '16384x512,1408x512,512x1408,14336x4096,4096x14336,768x2048,2048x768' },
+    'cache-mib': { type: 'string', default: '640' },
+  },
+});
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a positive integer; got "${values.rounds}"`);
+const shapes = values.shapes.split(',').map((s) => {
+  const m = /^(\d+)x(\d+)$/.exec(s.trim());
+  if (!m) throw new Error(`--shapes takes NxK pairs (weight rows x columns) separated by commas; got "${s}"`);
+  return [Number(m[1]), Number(m[2])] as const;
+});
+const ROWS = [1, 2, 3, 4, 8];
+const { engine, notice } = await createEngine('native', { threads: 1 });
+process.stderr.write(`${notice}\n`);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const results: Array<{ n: number; k: number; msPerCall: Record<number, number>; overOneRow: Record<number, number> }> = [];
+for (const [n, k] of shapes) {
+  const copies = Math.max(2, Math.ceil((Number(values['cache-mib']) * 2 ** 20) / (n * k * 4)));
+  const next = mulberry32(n * 31 + k);
+  const weights = Array.from({ length: copies }, () => Float32Array.from({ length: n * k }, () => next() - 0.5));
+  const x = Float32Array.from({ length: 8 * k }, () => next() - 0.5);
+  const out = new Float32Array(8 * n);
+  let turn = 0;
+  const perCall = (m: number): number => {
+    const calls = Math.max(copies, Math.ceil(2e8 / (n * k)));
+    const t = performance.now();
+    for (let i = 0; i < calls; i++) engine.gemm(m, n, k, x.subarray(0, m * k), weights[turn++ % copies], out.subarray(0, m * n), { transB: true });
+    return (performance.now() - t) / calls;
+  };
+  for (const m of ROWS) perCall(m); // warm-up: every copy paged in, every kernel loaded
+  const times: Record<number, number[]> = Object.fromEntries(ROWS.map((m) => [m, []]));
+  const ratios: Record<number, number[]> = Object.fromEntries(ROWS.map((m) => [m, []]));
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? ROWS : [...ROWS].reverse();
+    const round: Record<number, number> = {};
+    for (const m of order) round[m] = perCall(m);
+    for (const m of ROWS) {
+      times[m].push(round[m]);
+      ratios[m].push(round[m] / round[1]);
+    }
+  }
+  const row = {
+    n, k,
+    msPerCall: Object.fromEntries(ROWS.map((m) => [m, median(times[m])])),
+    overOneRow: Object.fromEntries(ROWS.map((m) => [m, median(ratios[m])])),
+  };
+  results.push(row);
+  if (!values.json) {
+    process.stdout.write(`W ${n}×${k} (${((n * k * 4) / 2 ** 20).toFixed(1)} MiB): ` + ROWS.map((m) => `${m} row${m > 1 ? 's' : ''} ${row.msPerCall[m].toFixed(3)} ms (${row.overOneRow[m].toFixed(2)}×)`).join(', ') + '\n');
+  }
+}
+if (values.json) process.stdout.write(JSON.stringify({ engine: notice, rounds, results }) + '\n');
+engine.dispose();
