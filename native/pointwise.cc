@@ -1,8 +1,10 @@
 // Per-row and element-wise kernels of the decoder layers: RMSNorm, SwiGLU's silu(gate)·up, RoPE
-// and the residual add.
+// and the residual add; and the widening of BF16 weights to f32 as they are read.
 // They mirror src/engine/ts/kernels (the pure-TS fallback) operation for operation; only the
 // order of the f64 sum of squares and the exp (fast_exp.h) differ, by f32 rounding.
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "args.h"
 #include "fast_exp.h"
@@ -52,6 +54,33 @@ ElementwisePair ElementwisePairArgs(const Napi::CallbackInfo& info, const char* 
   b.length = length;
   RequireNoOverlap(env, op, a, b);
   return {static_cast<size_t>(length), a.f32(), b.f32()};
+}
+
+
+/**
+ * BF16 → f32 in place (src/io/dtype.ts widenHalvesInPlace, which this replaces when the addon is
+ * loaded): the `count` 16-bit values sit in the upper half of the result's bytes; element i's
+ * four bytes are written after its two bytes (and every later one's) were read, front to back, so
+ * a block of 16 is loaded whole before its 64 bytes are stored. Exact: a BF16 value is the top
+ * half of its f32. Single-threaded: in place, a later range's output covers an earlier range's
+ * input.
+ */
+RFID_VECTORIZED(void, WidenBf16InPlace, (unsigned char* bytes, size_t count), (bytes, count)) {
+  const unsigned char* halves = bytes + 2 * count;
+  size_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    uint16_t h[16];
+    std::memcpy(h, halves + 2 * i, sizeof(h));
+    uint32_t w[16];
+    for (int j = 0; j < 16; ++j) w[j] = static_cast<uint32_t>(h[j]) << 16;
+    std::memcpy(bytes + 4 * i, w, sizeof(w));
+  }
+  for (; i < count; ++i) {
+    uint16_t h;
+    std::memcpy(&h, halves + 2 * i, sizeof(h));
+    const uint32_t w = static_cast<uint32_t>(h) << 16;
+    std::memcpy(bytes + 4 * i, &w, sizeof(w));
+  }
 }
 
 }  // namespace
@@ -163,6 +192,13 @@ Napi::Value JsRope(const Napi::CallbackInfo& info) {
 }
 
 /** addInto(length, target, source): target[i] += source[i] for i < length. */
+/** widenBf16(out): out (Float32Array) holds out.length BF16 values in the upper half of its bytes; widened in place. */
+Napi::Value JsWidenBf16(const Napi::CallbackInfo& info) {
+  const ArrayArg out = Float32ArrayArg(info, 0, "widenBf16", "out");
+  WidenBf16InPlace(static_cast<unsigned char*>(out.data), out.length);
+  return info.Env().Undefined();
+}
+
 Napi::Value JsAddInto(const Napi::CallbackInfo& info) {
   const ElementwisePair args = ElementwisePairArgs(info, "addInto", "target", "source");
   AddInto(args.a, args.b, args.length);

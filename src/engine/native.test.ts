@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
+import { widenHalvesInPlace } from '../io/dtype.js';
 import { loadNativeEngine, nativeAddonPath, type NativeEngine } from './native.js';
 import { coretypeForCpuFlags, decideOpenblasCoretype, applyOpenblasCoretype, parseCpuFlags } from './openblas-coretype.js';
 import { EngineError, type FloatArray } from './types.js';
@@ -176,6 +177,32 @@ if (!loaded.ok) console.warn(`skipping native engine tests: ${loaded.reason} (to
 const engine = (loaded.ok ? loaded.engine : undefined) as NativeEngine;
 
 describe.skipIf(!loaded.ok)('native engine', () => {
+  it('widens BF16 in place for the io layer once loaded, bit for bit (all 65,536 patterns, every tail length, a view at an offset)', () => {
+    const addon = createRequire(import.meta.url)(nativeAddonPath) as { widenBf16(out: Float32Array): void };
+    const reference = (h: number) => {
+      const view = new DataView(new ArrayBuffer(4));
+      view.setUint32(0, h << 16, true);
+      return view.getUint32(0, true);
+    };
+    for (const count of [0, 1, 15, 16, 17, 33, 65536 + 3]) {
+      for (const lead of [0, 1]) {
+        // the result is a view `lead` floats into its buffer; its halves fill the upper half of its bytes
+        const buffer = new ArrayBuffer((lead + count) * 4);
+        const halves = new Uint16Array(buffer, (lead + count) * 4 - count * 2, count);
+        for (let i = 0; i < count; i++) halves[i] = (i * 40503 + 7) & 0xffff;
+        const want = Array.from(halves, reference);
+        const out = new Float32Array(buffer, lead * 4, count);
+        addon.widenBf16(out);
+        expect(Array.from(new Uint32Array(buffer, lead * 4, count))).toEqual(want);
+        // and the io layer's entry point now runs it
+        halves.set(Uint16Array.from({ length: count }, (_, i) => (i * 40503 + 7) & 0xffff));
+        widenHalvesInPlace('BF16', out);
+        expect(Array.from(new Uint32Array(buffer, lead * 4, count))).toEqual(want);
+      }
+    }
+    expect(() => addon.widenBf16(new Float64Array(2) as unknown as Float32Array)).toThrow(/out must be a Float32Array/);
+  });
+
   it('reports OpenBLAS, its kernel and the thread count', () => {
     expect(engine.name).toBe('native');
     expect(engine.threads).toBe(2);

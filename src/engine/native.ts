@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { setFastBf16Widener } from '../io/dtype.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
 import { checkWindow } from './ts/kernels/check.js';
 import {
@@ -33,6 +34,7 @@ import {
 /** What build/Release/rfid_moe_native.node exports (see native/ops.h for each function). */
 interface NativeBinding {
   info(): { config: string; corename: string; threads: number; simd?: string };
+  widenBf16(out: Float32Array): void;
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
   gemm(
@@ -123,7 +125,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'widenBf16',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -146,6 +148,8 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
       return { reason: `the native addon is older than this code (it lacks ${missing.join(', ')}); rebuild it with \`npm rebuild rfid-moe\` (in a checkout: node scripts/install-native.mjs)` };
     }
     loaded = { binding, coretype };
+    // BF16 weights read from here on are widened by the addon (io cannot import the engine)
+    setFastBf16Widener((out) => binding.widenBf16(out));
     return loaded;
   } catch (err) {
     return { reason: `the native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };

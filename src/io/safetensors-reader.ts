@@ -4,7 +4,7 @@
  * positioned reads.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { DTYPE_BITS, DTYPES, decodeToF32, isDType, type DType } from './dtype.js';
+import { DTYPE_BITS, DTYPES, decodeToF32, isDType, widenHalvesInPlace, type DType } from './dtype.js';
 import { SafetensorsError } from './errors.js';
 import { JsonNumber, JsonSyntaxError, isJsonObject, jsonTypeName, parseStrictJson, type JsonValue } from './header-json.js';
 
@@ -300,7 +300,23 @@ export class SafetensorsFile {
       const out = new Float32Array(bytes.buffer, 0, entry.elementCount);
       return out;
     }
+    if (isHalf(entry.dtype) && littleEndianHost) {
+      return this.readHalvesWidened(entry, this.dataStart + entry.dataOffsets[0], entry.elementCount, name);
+    }
     return decodeWithContext(entry, await this.readBytes(name), this.path);
+  }
+
+  /**
+   * `count` BF16/F16 values from `position`, read into the upper half of the f32 result and
+   * widened there: one buffer of the result's size instead of the bytes plus the result (the
+   * checkpoints served and compressed are mostly BF16, and this is their load).
+   */
+  private async readHalvesWidened(entry: TensorEntry, position: number, count: number, name: string): Promise<Float32Array> {
+    const bytes = uninitialisedBytes(count * 4);
+    await readInto(this.handle, bytes.subarray(count * 2), position, this.path, name);
+    const out = new Float32Array(bytes.buffer, 0, count);
+    widenHalvesInPlace(entry.dtype as 'BF16' | 'F16', out);
+    return out;
   }
 
   /** Rows [start, end) of the 2-D view [prod(shape[:-1]), shape[-1]], as f32. */
@@ -316,6 +332,9 @@ export class SafetensorsFile {
       throw new SafetensorsError('UnsupportedDType', `row reads of packed sub-byte dtype ${entry.dtype} are not supported; use readBytes()`, { file: this.path, tensor: name });
     }
     const rowBytes = cols * (bits / 8);
+    if (isHalf(entry.dtype) && littleEndianHost) {
+      return this.readHalvesWidened(entry, this.dataStart + entry.dataOffsets[0] + start * rowBytes, (end - start) * cols, name);
+    }
     const bytes = await readExactly(this.handle, (end - start) * rowBytes, this.dataStart + entry.dataOffsets[0] + start * rowBytes, this.path, name);
     return decodeWithContext(entry, bytes, this.path);
   }
@@ -328,6 +347,8 @@ export class SafetensorsFile {
 }
 
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+const isHalf = (dtype: DType): dtype is 'BF16' | 'F16' => dtype === 'BF16' || dtype === 'F16';
 
 function decodeWithContext(entry: TensorEntry, bytes: Uint8Array, file: string): Float32Array {
   try {
