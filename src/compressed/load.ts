@@ -117,8 +117,13 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     return this.block.storage === 'factored' && this.blocks.get(layer)?.types[type] !== undefined;
   }
 
-  /** The stored factors of one expert matrix. */
-  async factors(layer: number, expert: number, type: MatrixType): Promise<FactoredMatrix> {
+  /**
+   * The stored factors of one expert matrix. The tensors a group shares (its basis, or its base
+   * for base-delta groups) are read through `shared` when given, keyed by tensor name: every
+   * expert of the group then holds the same array, read once (a server keeps all of them; without
+   * the map each expert reads and keeps its own copy).
+   */
+  async factors(layer: number, expert: number, type: MatrixType, shared?: Map<string, Promise<Float32Array>>): Promise<FactoredMatrix> {
     const t = this.blocks.get(layer)?.types[type];
     const g = this.groupOf.get(`${layer}/${type}/${expert}`);
     if (!t || g === undefined || this.block.storage !== 'factored') {
@@ -127,10 +132,20 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     const group = t.groups[g];
     const prefix = moePrefix(this.layout.layers[layer].moe!.router);
     const delta = group.structure === 'base-delta';
-    const [shared, own, base, residual] = await Promise.all([
-      this.store.readF32(delta ? expertBasisName(prefix, type, expert) : basisName(prefix, type, g)),
+    const readShared = (name: string): Promise<Float32Array> => {
+      if (!shared) return this.store.readF32(name);
+      let read = shared.get(name);
+      if (!read) {
+        read = this.store.readF32(name);
+        shared.set(name, read);
+        read.catch(() => shared.delete(name)); // a failed read is retried by the next caller, not cached
+      }
+      return read;
+    };
+    const [basis, own, base, residual] = await Promise.all([
+      delta ? this.store.readF32(expertBasisName(prefix, type, expert)) : readShared(basisName(prefix, type, g)),
       this.store.readF32(coefficientName(prefix, type, expert)),
-      delta ? this.store.readF32(groupBaseName(prefix, type, g)) : Promise.resolve(undefined),
+      delta ? readShared(groupBaseName(prefix, type, g)) : Promise.resolve(undefined),
       group.residual ? this.store.readF32(residualName(prefix, type, expert)) : Promise.resolve(undefined),
     ]);
     // Ŵ = coefficients·basis (+ base): an output-side basis U is the left factor, C_e the right one
@@ -139,8 +154,8 @@ export class CompressedModel implements Checkpoint, WeightProvider {
       p: t.p,
       d: t.d,
       rank: delta ? (group.expertRanks as number[])[group.experts.indexOf(expert)] : group.rank,
-      basis: outputSide ? own : shared,
-      coefficients: outputSide ? shared : own,
+      basis: outputSide ? own : basis,
+      coefficients: outputSide ? basis : own,
       ...(base ? { base } : {}),
       ...(group.residual && residual ? { residual: { descriptor: group.residual, vector: residual } } : {}),
     };

@@ -303,7 +303,7 @@ describe('BF16 and F16 read straight into the f32 result and widened in place', 
     ['BF16', [37, 7]], ['BF16', [16, 16]], ['BF16', [5, 1]], ['BF16', [1]],
     ['F16', [37, 7]], ['F16', [16, 16]], ['F16', [5, 1]],
   ] as const)('%s %j: readF32 and readRowsF32 give each value exactly', async (dtype, shape) => {
-    const count = shape.reduce((a, b) => a * b, 1);
+    const count = (shape as readonly number[]).reduce((a, b) => a * b, 1);
     const bits = patterns(count, count * 7 + dtype.length);
     let header = `{"t":${info(dtype, [...shape], 0, count * 2)}}`;
     header += ' '.repeat(3 - (header.length % 3));

@@ -15,7 +15,7 @@
  * Bases are shared per (layer, type, group) instead of copied into every expert of the group.
  */
 import type { CompressedModel } from '../compressed/load.js';
-import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type FactoredMatrix, type LinearOperator } from '../compressed/factored-expert.js';
+import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type LinearOperator } from '../compressed/factored-expert.js';
 import type { ExpertMatrixType } from '../checkpoint/types.js';
 import type { Engine } from '../engine/types.js';
 import { ResidentWeights } from '../runtime/resident-weights.js';
@@ -42,7 +42,8 @@ export class LiveExpertProvider implements WeightProvider {
   private readonly slots = new Map<string, Slot>();
   private readonly prior = new Map<number, Float64Array>();
   private readonly live = new Map<number, Float64Array>();
-  private readonly bases = new Map<string, Float32Array>();
+  /** the tensors each group of experts shares, read once and held by all of them */
+  private readonly shared = new Map<string, Promise<Float32Array>>();
   private readonly bytesPerExpert: number;
   private readonly priorWeight: number;
   private readonly rebalanceEvery: number;
@@ -157,15 +158,6 @@ export class LiveExpertProvider implements WeightProvider {
     return weights;
   }
 
-  private async factors(layer: number, expert: number, type: ExpertMatrixType): Promise<FactoredMatrix> {
-    const m = await this.model.factors(layer, expert, type);
-    const key = `${layer}/${type}/${m.rank}/${m.basis.length}/${hashHead(m.basis)}`;
-    const shared = this.bases.get(key);
-    if (shared && sameArray(shared, m.basis)) return { ...m, basis: shared };
-    this.bases.set(key, m.basis);
-    return m;
-  }
-
   private async build(layer: number, expert: number, dense: boolean): Promise<ExpertWeights> {
     const ops: LinearOperator[] = [];
     for (const type of TYPES) {
@@ -176,25 +168,11 @@ export class LiveExpertProvider implements WeightProvider {
         ops.push(new DenseLinear(W, p, d));
         continue;
       }
-      const m = await this.factors(layer, expert, type);
+      const m = await this.model.factors(layer, expert, type, this.shared);
       // a factored expert must stay at its factored size: the budget counts it so, and the dense
       // room of the share belongs to the hottest experts (a long prompt builds a dense form for one call only)
       ops.push(dense ? new DenseLinear(materialise(this.engine, m), m.p, m.d) : new FactoredLinear(m, 'auto', { keepDense: false }));
     }
     return new SwiGluExpert(ops[0], ops[1], ops[2]);
   }
-}
-
-/** A cheap fingerprint of a basis, so equal bases of one group are found without a full compare first. */
-function hashHead(a: Float32Array): string {
-  let h = 0;
-  const n = Math.min(a.length, 64);
-  for (let i = 0; i < n; i++) h = (Math.imul(h, 31) + Math.round(a[i] * 1e6)) | 0;
-  return String(h);
-}
-
-function sameArray(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

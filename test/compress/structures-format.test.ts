@@ -98,6 +98,36 @@ describe.each(CASES)('factored structures: $label', ({ label, family, structure,
     for (const f of dense) expect(Buffer.compare(await readFile(path.join(dirs.densified, f)), await readFile(path.join(dirs.dense, f))), f).toBe(0);
   });
 
+  it("through one map, a group's experts hold the same shared tensor (read once), with the values read without it", async () => {
+    const model = await loadCompressed(dirs.factored);
+    try {
+      const shared = new Map<string, Promise<Float32Array>>();
+      let groups = 0;
+      for (const l of model.block.layers) {
+        for (const [type, t] of Object.entries(l.types) as Array<['gate' | 'up' | 'down', NonNullable<(typeof l.types)['gate']>]>) {
+          for (const g of t.groups) {
+            if (g.experts.length < 2) continue;
+            groups++;
+            const [a, b] = [g.experts[0], g.experts[g.experts.length - 1]];
+            const fa = await model.factors(l.layer, a, type, shared);
+            const fb = await model.factors(l.layer, b, type, shared);
+            // the group's tensor: the base of base-delta, U (the left factor) of output-basis
+            const pick = (m: typeof fa) => (structure === 'base-delta' ? m.base! : m.coefficients);
+            expect(pick(fa)).toBe(pick(fb));
+            const plain = await model.factors(l.layer, b, type);
+            expect(pick(plain)).not.toBe(pick(fb));
+            expect(pick(plain)).toEqual(pick(fb));
+            expect(plain.basis).toEqual(fb.basis);
+            expect(plain.coefficients).toEqual(fb.coefficients);
+          }
+        }
+      }
+      expect(groups).toBeGreaterThan(0);
+    } finally {
+      await model.close();
+    }
+  });
+
   it('the factored forward (thin GEMMs, plus the base) equals x·Ŵᵀ with the densified weights; the factors materialise to them', async () => {
     const model = await loadCompressed(dirs.factored);
     const dense = await openCheckpoint(dirs.densified);

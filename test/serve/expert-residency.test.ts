@@ -112,6 +112,25 @@ describe('LiveExpertProvider', () => {
   });
 });
 
+describe("a group's shared basis in the server", () => {
+  it('is one array for all experts of the group, holding the stored basis', async () => {
+    const provider = new LiveExpertProvider(model, engine, { denseBytes: 0 });
+    await provider.loadAll();
+    const layer = model.block.layers[0];
+    const [type, t] = Object.entries(layer.types)[0] as ['gate' | 'up' | 'down', NonNullable<(typeof layer.types)['gate']>];
+    const group = t.groups.find((g) => g.experts.length >= 2)!;
+    const mlp = (await provider.layer(layer.layer)).mlp;
+    if (mlp.kind !== 'moe') throw new Error('not an MoE layer');
+    const ops = await Promise.all(group.experts.map(async (e) => (await mlp.moe.expert(e)) as SwiGluExpert));
+    const index = { gate: 0, up: 1, down: 2 }[type];
+    const linear = (x: SwiGluExpert) => [x.gate, x.up, x.down][index] as FactoredLinear;
+    const bases = ops.map((x) => linear(x).matrix.basis);
+    for (const b of bases) expect(b).toBe(bases[0]);
+    // the shared array holds the stored basis
+    expect(bases[0]).toEqual((await model.factors(layer.layer, group.experts[0], type)).basis);
+  });
+});
+
 describe('a factored expert in the server', () => {
   it('stays at its factored size after a long prompt: the dense form a big batch builds is used for that call only', async () => {
     const p = new LiveExpertProvider(model, engine, { denseBytes: 0 });
