@@ -8,10 +8,18 @@
  * one sequential read (minutes on a disk); `onProgress` reports bytes done for a progress line.
  * Callers that trust a directory they just wrote can skip it (`verifyHashes: false` in
  * loadCompressed).
+ *
+ * A file this process has already found to match, and that is unchanged since (same device,
+ * inode, size, and modification and change times to the nanosecond), is not hashed again: a server
+ * reloads its models many times, and re-hashing a 60 GB model would add a minute to each cold
+ * start. As git does with "racily clean" files, a file modified less than two seconds before it
+ * was hashed is not remembered, since a write in the same clock tick can leave its times as they
+ * were. `reverify: true` hashes regardless.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import path from 'node:path';
 import { RfidMoeError } from '../errors.js';
 
@@ -28,7 +36,17 @@ export interface HashProgress {
 export interface VerifyOptions {
   /** called after each chunk with the bytes hashed so far over all files */
   onProgress?(p: HashProgress): void;
+  /** hash every file even if this process verified it unchanged before */
+  reverify?: boolean;
 }
+
+/** Files this process found to match their recorded sha256: absolute path → identity and hash. */
+const verified = new Map<string, { identity: string; sha256: string }>();
+
+/** Only files whose last change is at least this much older than their hashing are remembered. */
+const SETTLED_NS = 2_000_000_000n;
+
+const identityOf = (s: BigIntStats) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 
 /** Hex sha256 of a file's bytes, streamed. `onBytes` receives each chunk's length. */
 export async function sha256OfFile(file: string, onBytes?: (n: number) => void): Promise<string> {
@@ -93,17 +111,30 @@ export async function verifyOutputFiles(dir: string, files: Record<string, strin
   if (missing.length > 0) throw new IntegrityError(`${dir} is missing ${missing.length === 1 ? 'file' : 'files'} ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''} recorded in its config.json; ${fix}`);
   const unrecorded = (await indexedShards(dir)).filter((s) => !(s in files));
   if (unrecorded.length > 0) throw new IntegrityError(`${dir}: shard ${unrecorded[0]} is named by the index but has no recorded sha256 in config.json; ${fix}`);
-  const sizes = await Promise.all(names.map(async (n) => (await stat(path.join(dir, n))).size));
-  const total = sizes.reduce((a, b) => a + b, 0);
+  const stats = await Promise.all(names.map((n) => stat(path.join(dir, n), { bigint: true })));
+  const total = stats.reduce((a, s) => a + Number(s.size), 0);
   let done = 0;
-  for (const name of names) {
-    const actual = await sha256OfFile(path.join(dir, name), (n) => {
+  for (const [i, name] of names.entries()) {
+    const file = path.resolve(dir, name);
+    const identity = identityOf(stats[i]);
+    const known = verified.get(file);
+    if (!opts.reverify && known && known.identity === identity && known.sha256 === files[name]) {
+      done += Number(stats[i].size);
+      opts.onProgress?.({ file: name, bytesDone: done, bytesTotal: total });
+      continue;
+    }
+    const startedNs = BigInt(Date.now()) * 1_000_000n;
+    const actual = await sha256OfFile(file, (n) => {
       done += n;
       opts.onProgress?.({ file: name, bytesDone: done, bytesTotal: total });
     });
     if (actual !== files[name]) {
+      verified.delete(file);
       throw new IntegrityError(`${dir}/${name} does not have the sha256 recorded in config.json (recorded ${files[name].slice(0, 12)}…, found ${actual.slice(0, 12)}…); ${fix}`);
     }
+    const after = await stat(file, { bigint: true });
+    const settled = after.mtimeNs + SETTLED_NS <= startedNs && after.ctimeNs + SETTLED_NS <= startedNs;
+    if (settled && identityOf(after) === identity) verified.set(file, { identity, sha256: actual });
   }
 }
 
