@@ -16,7 +16,8 @@
  * few rows (decoding, a cold expert) factored wins; with many (a prefill, an eval batch) the
  * matrix is materialised.
  */
-import type { Engine } from '../engine/types.js';
+import { tsKernels } from '../engine/ts/kernels/index.js';
+import type { Engine, RowSegments } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
 import { scratch } from '../runtime/numerics.js';
 import type { ExpertWeights } from '../runtime/weights.js';
@@ -145,7 +146,7 @@ export class FactoredLinear implements LinearOperator {
     if (!residual) return;
     if (residual.descriptor.scheme === 'tile') {
       this.segments ??= tileSegments(residual.descriptor, residual.vector, d);
-      addTileSegments(this.segments, d, p, x, rows, out);
+      engine.kernels.addRowSegments(d, p, this.segments, x, rows, out);
     } else {
       const scattered = this.scatteredResidual ?? createProjection(residual.descriptor).reconstruct(residual.vector);
       if (this.keepDense) this.scatteredResidual = scattered;
@@ -161,12 +162,7 @@ export class FactoredLinear implements LinearOperator {
  * Computed once per matrix, so applying R costs one prefix sum per input row plus one
  * multiply-add per segment (about q + p), with no divisions or square roots in the loop.
  */
-export interface TileSegments {
-  row: Int32Array;
-  from: Int32Array;
-  to: Int32Array;
-  value: Float64Array;
-}
+export type TileSegments = RowSegments;
 
 export function tileSegments(desc: ProjectionDescriptor, eta: Float32Array, d: number): TileSegments {
   const { q, length } = desc;
@@ -195,26 +191,9 @@ export function tileSegments(desc: ProjectionDescriptor, eta: Float32Array, d: n
   return { row: Int32Array.from(row), from: Int32Array.from(from), to: Int32Array.from(to), value: Float64Array.from(value) };
 }
 
-/** out (rows × p) += x · Rᵀ for the segments of a 'tile' residual (see tileSegments). */
-export function addTileSegments(seg: TileSegments, d: number, p: number, x: Float32Array, rows: number, out: Float32Array): void {
-  const prefix = new Float64Array(d + 1);
-  const { row, from, to, value } = seg;
-  const n = row.length;
-  for (let r = 0; r < rows; r++) {
-    const xr = r * d;
-    let acc = 0;
-    for (let j = 0; j < d; j++) {
-      acc += x[xr + j];
-      prefix[j + 1] = acc;
-    }
-    const yr = r * p;
-    for (let s = 0; s < n; s++) out[yr + row[s]] += value[s] * (prefix[to[s]] - prefix[from[s]]);
-  }
-}
-
 /** out (rows × p) += x · Rᵀ for R = unvec(P·η) with P's 'tile' buckets (one-off form of tileSegments + addTileSegments). */
 export function addTileResidual(desc: ProjectionDescriptor, eta: Float32Array, p: number, d: number, x: Float32Array, rows: number, out: Float32Array): void {
-  addTileSegments(tileSegments(desc, eta, d), d, p, x, rows, out);
+  tsKernels.addRowSegments(d, p, tileSegments(desc, eta, d), x, rows, out);
 }
 
 /** A SwiGLU expert whose three projections may each be dense or factored. */

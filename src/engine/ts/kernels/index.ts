@@ -12,5 +12,6 @@ import { siluMul } from './silu-mul.js';
 import { rope } from './rope.js';
 import { addInto } from './add-into.js';
 import { causalAttention } from './causal-attention.js';
+import { addRowSegments } from './row-segments.js';
 
-export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention };
+export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, addRowSegments };
