@@ -166,13 +166,24 @@ export type TileSegments = RowSegments;
 
 export function tileSegments(desc: ProjectionDescriptor, eta: Float32Array, d: number): TileSegments {
   const { q, length } = desc;
-  const row: number[] = [];
-  const from: number[] = [];
-  const to: number[] = [];
-  const value: number[] = [];
+  const startOf = (b: number) => Math.floor((b * length) / q);
+  // first the count (a bucket spans the matrix rows from its first entry's to its last's), so the
+  // segments go straight into typed arrays: built on a served model's first request, where
+  // growing JavaScript arrays cost as much as the rest of the request
+  let n = 0;
   for (let b = 0; b < q; b++) {
-    const start = Math.floor((b * length) / q);
-    const end = Math.floor(((b + 1) * length) / q);
+    const start = startOf(b);
+    const end = startOf(b + 1);
+    if (end > start) n += Math.floor((end - 1) / d) - Math.floor(start / d) + 1;
+  }
+  const row = new Int32Array(n);
+  const from = new Int32Array(n);
+  const to = new Int32Array(n);
+  const value = new Float64Array(n);
+  let s = 0;
+  for (let b = 0; b < q; b++) {
+    const start = startOf(b);
+    const end = startOf(b + 1);
     if (end <= start) continue;
     const v = eta[b] / Math.sqrt(end - start);
     let i = Math.floor(start / d);
@@ -180,15 +191,16 @@ export function tileSegments(desc: ProjectionDescriptor, eta: Float32Array, d: n
     while (pos < end) {
       const rowStart = i * d;
       const stop = Math.min(end, rowStart + d);
-      row.push(i);
-      from.push(pos - rowStart);
-      to.push(stop - rowStart);
-      value.push(v);
+      row[s] = i;
+      from[s] = pos - rowStart;
+      to[s] = stop - rowStart;
+      value[s] = v;
+      s++;
       pos = stop;
       i++;
     }
   }
-  return { row: Int32Array.from(row), from: Int32Array.from(from), to: Int32Array.from(to), value: Float64Array.from(value) };
+  return { row, from, to, value };
 }
 
 /** out (rows × p) += x · Rᵀ for R = unvec(P·η) with P's 'tile' buckets (one-off form of tileSegments + addTileSegments). */
