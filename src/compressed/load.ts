@@ -142,7 +142,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
       }
       return read;
     };
-    const [basis, own, base, residual] = await Promise.all([
+    const [groupBasis, own, base, residual] = await Promise.all([
       delta ? this.store.readF32(expertBasisName(prefix, type, expert)) : readShared(basisName(prefix, type, g)),
       this.store.readF32(coefficientName(prefix, type, expert)),
       delta ? readShared(groupBaseName(prefix, type, g)) : Promise.resolve(undefined),
@@ -154,8 +154,8 @@ export class CompressedModel implements Checkpoint, WeightProvider {
       p: t.p,
       d: t.d,
       rank: delta ? (group.expertRanks as number[])[group.experts.indexOf(expert)] : group.rank,
-      basis: outputSide ? own : basis,
-      coefficients: outputSide ? basis : own,
+      basis: outputSide ? own : groupBasis,
+      coefficients: outputSide ? groupBasis : own,
       ...(base ? { base } : {}),
       ...(group.residual && residual ? { residual: { descriptor: group.residual, vector: residual } } : {}),
     };

@@ -301,7 +301,7 @@ export class SafetensorsFile {
       return out;
     }
     if (isHalf(entry.dtype) && littleEndianHost) {
-      return this.readHalvesWidened(entry, this.dataStart + entry.dataOffsets[0], entry.elementCount, name);
+      return this.readHalvesWidened(entry.dtype, this.dataStart + entry.dataOffsets[0], entry.elementCount, name);
     }
     return decodeWithContext(entry, await this.readBytes(name), this.path);
   }
@@ -311,11 +311,11 @@ export class SafetensorsFile {
    * widened there: one buffer of the result's size instead of the bytes plus the result (the
    * checkpoints served and compressed are mostly BF16, and this is their load).
    */
-  private async readHalvesWidened(entry: TensorEntry, position: number, count: number, name: string): Promise<Float32Array> {
+  private async readHalvesWidened(dtype: 'BF16' | 'F16', position: number, count: number, name: string): Promise<Float32Array> {
     const bytes = uninitialisedBytes(count * 4);
     await readInto(this.handle, bytes.subarray(count * 2), position, this.path, name);
     const out = new Float32Array(bytes.buffer, 0, count);
-    widenHalvesInPlace(entry.dtype as 'BF16' | 'F16', out);
+    widenHalvesInPlace(dtype, out);
     return out;
   }
 
@@ -333,7 +333,7 @@ export class SafetensorsFile {
     }
     const rowBytes = cols * (bits / 8);
     if (isHalf(entry.dtype) && littleEndianHost) {
-      return this.readHalvesWidened(entry, this.dataStart + entry.dataOffsets[0] + start * rowBytes, (end - start) * cols, name);
+      return this.readHalvesWidened(entry.dtype, this.dataStart + entry.dataOffsets[0] + start * rowBytes, (end - start) * cols, name);
     }
     const bytes = await readExactly(this.handle, (end - start) * rowBytes, this.dataStart + entry.dataOffsets[0] + start * rowBytes, this.path, name);
     return decodeWithContext(entry, bytes, this.path);
