@@ -56,7 +56,6 @@ ElementwisePair ElementwisePairArgs(const Napi::CallbackInfo& info, const char* 
   return {static_cast<size_t>(length), a.f32(), b.f32()};
 }
 
-
 /**
  * BF16 → f32 in place (src/io/dtype.ts widenHalvesInPlace, which this replaces when the addon is
  * loaded): the `count` 16-bit values sit in the upper half of the result's bytes; element i's
@@ -191,7 +190,6 @@ Napi::Value JsRope(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-/** addInto(length, target, source): target[i] += source[i] for i < length. */
 /** widenBf16(out): out (Float32Array) holds out.length BF16 values in the upper half of its bytes; widened in place. */
 Napi::Value JsWidenBf16(const Napi::CallbackInfo& info) {
   const ArrayArg out = Float32ArrayArg(info, 0, "widenBf16", "out");
@@ -199,6 +197,7 @@ Napi::Value JsWidenBf16(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+/** addInto(length, target, source): target[i] += source[i] for i < length. */
 Napi::Value JsAddInto(const Napi::CallbackInfo& info) {
   const ElementwisePair args = ElementwisePairArgs(info, "addInto", "target", "source");
   AddInto(args.a, args.b, args.length);

@@ -100,7 +100,6 @@ Napi::Value JsCopyBlock(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-
 /**
  * addRowSegments(d, p, row, from, to, value, x, rows, out): out (rows × p) += x · Rᵀ for R given
  * as row segments (src/engine/ts/kernels/row-segments.ts, the same sums in the same order; the

@@ -101,9 +101,10 @@ export async function verifyOutputFiles(dir: string, files: Record<string, strin
     if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) throw new IntegrityError(`${dir}/config.json records a file outside the directory (${name}); ${fix}`);
   }
   const missing: string[] = [];
+  const stats: BigIntStats[] = [];
   for (const name of names) {
     try {
-      await stat(path.join(dir, name));
+      stats.push(await stat(path.join(dir, name), { bigint: true }));
     } catch {
       missing.push(name);
     }
@@ -111,7 +112,6 @@ export async function verifyOutputFiles(dir: string, files: Record<string, strin
   if (missing.length > 0) throw new IntegrityError(`${dir} is missing ${missing.length === 1 ? 'file' : 'files'} ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''} recorded in its config.json; ${fix}`);
   const unrecorded = (await indexedShards(dir)).filter((s) => !(s in files));
   if (unrecorded.length > 0) throw new IntegrityError(`${dir}: shard ${unrecorded[0]} is named by the index but has no recorded sha256 in config.json; ${fix}`);
-  const stats = await Promise.all(names.map((n) => stat(path.join(dir, n), { bigint: true })));
   const total = stats.reduce((a, s) => a + Number(s.size), 0);
   let done = 0;
   for (const [i, name] of names.entries()) {

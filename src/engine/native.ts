@@ -15,7 +15,6 @@ import { fileURLToPath } from 'node:url';
 import { setFastBf16Widener } from '../io/dtype.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
 import { checkWindow } from './ts/kernels/check.js';
-import { checkRowSegments } from './ts/kernels/row-segments.js';
 import {
   EngineError,
   type CholeskyOptions,
@@ -258,10 +257,8 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
     scatterAddRows: (width, index, weights, count, src, dst) => guard(() => b.scatterAddRows(width, index, weights, count, src, dst)),
     copyBlock: (rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride) =>
       guard(() => b.copyBlock(rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride)),
-    addRowSegments: (d, p, segments, x, rows, out) => {
-      checkRowSegments('addRowSegments', d, p, segments, x, rows, out);
-      guard(() => b.addRowSegments(d, p, segments.row, segments.from, segments.to, segments.value, x, rows, out));
-    },
+    addRowSegments: (d, p, segments, x, rows, out) =>
+      guard(() => b.addRowSegments(d, p, segments.row, segments.from, segments.to, segments.value, x, rows, out)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
     causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context) => {
       checkWindow('causalAttention', window);

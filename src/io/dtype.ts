@@ -318,7 +318,7 @@ export function setFastBf16Widener(widen: ((out: Float32Array) => void) | undefi
  * end at or before the 16-bit values not yet read (4i + 4 ≤ 2·count + 2i + 2 while i < count), so
  * nothing is overwritten before it is read. This lets a reader put the file's bytes straight into
  * the result and decode without a second buffer of the tensor's size (and its page faults and
- * garbage). Two values are read per 32-bit word where the layout allows it (half the loads of a
+ * garbage). Two values are read per 32-bit word when the count is even (half the loads of a
  * 16-bit loop); F16 goes through the same 65,536-entry table as decodeToF32.
  */
 export function widenHalvesInPlace(dtype: 'BF16' | 'F16', out: Float32Array): void {
@@ -331,26 +331,21 @@ export function widenHalvesInPlace(dtype: 'BF16' | 'F16', out: Float32Array): vo
   const halvesAt = out.byteOffset + 2 * count;
   const bits = new Uint32Array(out.buffer, out.byteOffset, count);
   const table = dtype === 'F16' ? cachedTable('F16', buildF16Table) : undefined;
-  if (halvesAt % 4 === 0) {
-    const pairs = count >>> 1;
-    const words = new Uint32Array(out.buffer, halvesAt, pairs);
+  // out starts 4-aligned, so the halves are 4-aligned (readable as 32-bit words) when count is even
+  if (count % 2 === 0) {
+    const words = new Uint32Array(out.buffer, halvesAt, count / 2);
     if (table) {
-      for (let p = 0, i = 0; p < pairs; p++, i += 2) {
+      for (let p = 0, i = 0; i < count; p++, i += 2) {
         const w = words[p];
         out[i] = table[w & 0xffff];
         out[i + 1] = table[w >>> 16];
       }
     } else {
-      for (let p = 0, i = 0; p < pairs; p++, i += 2) {
+      for (let p = 0, i = 0; i < count; p++, i += 2) {
         const w = words[p];
         bits[i] = w << 16;
         bits[i + 1] = w & 0xffff0000;
       }
-    }
-    if (count % 2 === 1) {
-      const last = new Uint16Array(out.buffer, halvesAt + 4 * pairs, 1)[0];
-      if (table) out[count - 1] = table[last];
-      else bits[count - 1] = last << 16;
     }
     return;
   }

@@ -261,76 +261,68 @@ describe('SafetensorsFile (positioned reads)', () => {
       await f.close();
     }
   });
-});
 
-describe('BF16 and F16 read straight into the f32 result and widened in place', () => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'st-halves-'));
-  });
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  /** Every 16-bit pattern class: ± zero, subnormals, normals, ± Inf, NaNs, and pseudo-random bits. */
-  function patterns(count: number, seed: number): Uint16Array {
-    const special = [0x0000, 0x8000, 0x0001, 0x807f, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0xffff, 0x7c00, 0xfc00, 0x7e00, 0x03ff, 0x3c00];
-    let x = seed;
-    return Uint16Array.from({ length: count }, (_, i) => {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      return i < special.length ? special[i] : x >>> 16;
-    });
-  }
-
-  /** The f32 of a 16-bit pattern, written independently of the reader: BF16 by bits, F16 by formula. */
-  function reference(dtype: 'BF16' | 'F16', h: number): number {
-    if (dtype === 'BF16') {
-      const view = new DataView(new ArrayBuffer(4));
-      view.setUint32(0, h << 16);
-      return view.getFloat32(0);
+  describe('BF16 and F16 read straight into the f32 result and widened in place', () => {
+    /** Every 16-bit pattern class: ± zero, subnormals, normals, ± Inf, NaNs, and pseudo-random bits. */
+    function patterns(count: number, seed: number): Uint16Array {
+      const special = [0x0000, 0x8000, 0x0001, 0x807f, 0x3f80, 0xbf80, 0x7f80, 0xff80, 0x7fc0, 0xffff, 0x7c00, 0xfc00, 0x7e00, 0x03ff, 0x3c00];
+      let x = seed;
+      return Uint16Array.from({ length: count }, (_, i) => {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        return i < special.length ? special[i] : x >>> 16;
+      });
     }
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) return sign * frac * 2 ** -24;
-    if (exp === 31) return frac === 0 ? sign * Infinity : Number.NaN;
-    return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
 
-  // 1 and 7 columns give odd element counts and odd row offsets (the halves at a 2-byte, not
-  // 4-byte, boundary of the result); the header padding puts the data at an unaligned file offset.
-  it.each([
-    ['BF16', [37, 7]], ['BF16', [16, 16]], ['BF16', [5, 1]], ['BF16', [1]],
-    ['F16', [37, 7]], ['F16', [16, 16]], ['F16', [5, 1]],
-  ] as const)('%s %j: readF32 and readRowsF32 give each value exactly', async (dtype, shape) => {
-    const count = (shape as readonly number[]).reduce((a, b) => a * b, 1);
-    const bits = patterns(count, count * 7 + dtype.length);
-    let header = `{"t":${info(dtype, [...shape], 0, count * 2)}}`;
-    header += ' '.repeat(3 - (header.length % 3));
-    const file = path.join(dir, `${dtype}-${shape.join('x')}.safetensors`);
-    await writeFile(file, build(header, new Uint8Array(bits.buffer)));
-    const f = await SafetensorsFile.open(file);
-    try {
-      const want = Array.from(bits, (h) => reference(dtype, h));
-      const same = (got: Float32Array, from: number) => {
-        got.forEach((v, i) => {
-          const w = want[from + i];
-          if (Number.isNaN(w)) expect(v).toBeNaN();
-          else expect(Object.is(v, Math.fround(w)), `element ${from + i}: ${v} against ${w}`).toBe(true);
-        });
-      };
-      const whole = await f.readF32('t');
-      expect(whole).toHaveLength(count);
-      same(whole, 0);
-      const cols = shape.length === 1 ? 1 : shape[shape.length - 1];
-      const rows = count / cols;
-      for (const [s, e] of [[0, rows], [1, rows], [Math.floor(rows / 2), rows - 1]]) {
-        const got = await f.readRowsF32('t', s, e);
-        expect(got).toHaveLength((e - s) * cols);
-        same(got, s * cols);
+    /** The f32 of a 16-bit pattern, written independently of the reader: BF16 by bits, F16 by formula. */
+    function reference(dtype: 'BF16' | 'F16', h: number): number {
+      if (dtype === 'BF16') {
+        const view = new DataView(new ArrayBuffer(4));
+        view.setUint32(0, h << 16);
+        return view.getFloat32(0);
       }
-    } finally {
-      await f.close();
+      const sign = h & 0x8000 ? -1 : 1;
+      const exp = (h >> 10) & 0x1f;
+      const frac = h & 0x3ff;
+      if (exp === 0) return sign * frac * 2 ** -24;
+      if (exp === 31) return frac === 0 ? sign * Infinity : Number.NaN;
+      return sign * (1 + frac / 1024) * 2 ** (exp - 15);
     }
+
+    // 1 and 7 columns give odd element counts and odd row offsets (the halves at a 2-byte, not
+    // 4-byte, boundary of the result); the header padding puts the data at an unaligned file offset.
+    it.each([
+      ['BF16', [37, 7]], ['BF16', [16, 16]], ['BF16', [5, 1]], ['BF16', [1]],
+      ['F16', [37, 7]], ['F16', [16, 16]], ['F16', [5, 1]],
+    ] as const)('%s %j: readF32 and readRowsF32 give each value exactly', async (dtype, shape) => {
+      const count = (shape as readonly number[]).reduce((a, b) => a * b, 1);
+      const bits = patterns(count, count * 7 + dtype.length);
+      let header = `{"t":${info(dtype, [...shape], 0, count * 2)}}`;
+      header += ' '.repeat(3 - (header.length % 3));
+      const file = path.join(dir, `${dtype}-${shape.join('x')}.safetensors`);
+      await writeFile(file, build(header, new Uint8Array(bits.buffer)));
+      const f = await SafetensorsFile.open(file);
+      try {
+        const want = Array.from(bits, (h) => reference(dtype, h));
+        const same = (got: Float32Array, from: number) => {
+          got.forEach((v, i) => {
+            const w = want[from + i];
+            if (Number.isNaN(w)) expect(v).toBeNaN();
+            else expect(Object.is(v, Math.fround(w)), `element ${from + i}: ${v} against ${w}`).toBe(true);
+          });
+        };
+        const whole = await f.readF32('t');
+        expect(whole).toHaveLength(count);
+        same(whole, 0);
+        const cols = shape.length === 1 ? 1 : shape[shape.length - 1];
+        const rows = count / cols;
+        for (const [s, e] of [[0, rows], [1, rows], [Math.floor(rows / 2), rows - 1]]) {
+          const got = await f.readRowsF32('t', s, e);
+          expect(got).toHaveLength((e - s) * cols);
+          same(got, s * cols);
+        }
+      } finally {
+        await f.close();
+      }
+    });
   });
 });

@@ -12,17 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
 import { NATIVE_SIMD_LEVELS, invalidSimdSetting } from '../../src/engine/native.js';
-import { mulberry32 } from '../helpers/rng.js';
-import { SMALL_ROWS_SHAPES, checkSmallRows } from '../helpers/small-rows-check.js';
+import { SMALL_ROWS_SHAPES, checkSmallRows, uniform } from '../helpers/small-rows-check.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function uniform(n: number, seed: number): Float32Array {
-  const r = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => 2 * r() - 1);
-}
 
 describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
   it.each(SMALL_ROWS_SHAPES)('m=%i n=%i k=%i: alpha·A·Bᵀ + beta·C against an f64 reference', (m, n, k) => {

@@ -9,7 +9,8 @@ import { mulberry32 } from './rng.js';
 
 const U = 2 ** -24;
 
-function uniform(n: number, seed: number): Float32Array {
+/** n values uniform in [−1, 1), seeded. */
+export function uniform(n: number, seed: number): Float32Array {
   const r = mulberry32(seed);
   return Float32Array.from({ length: n }, () => 2 * r() - 1);
 }
