@@ -103,7 +103,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("copyBlock", Napi::Function::New(env, JsCopyBlock, "copyBlock"));
   exports.Set("causalAttention", Napi::Function::New(env, JsCausalAttention, "causalAttention"));
   exports.Set("widenBf16", Napi::Function::New(env, JsWidenBf16, "widenBf16"));
-  exports.Set("addRowSegments", Napi::Function::New(env, JsAddRowSegments, "addRowSegments"));
+  exports.Set("addTileResidual", Napi::Function::New(env, JsAddTileResidual, "addTileResidual"));
   return exports;
 }
 

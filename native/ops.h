@@ -43,6 +43,6 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info);
 Napi::Value JsGatherRows(const Napi::CallbackInfo& info);
 Napi::Value JsScatterAddRows(const Napi::CallbackInfo& info);
 Napi::Value JsCopyBlock(const Napi::CallbackInfo& info);
-Napi::Value JsAddRowSegments(const Napi::CallbackInfo& info);
+Napi::Value JsAddTileResidual(const Napi::CallbackInfo& info);
 
 }  // namespace rfid

@@ -2,7 +2,9 @@
 // the weighted scatter-add of its output back to them, and the strided block copy that takes one
 // attention head's columns out of (and back into) a rows×heads·headDim matrix. In JavaScript
 // these were per-row subarray()+set() calls (an allocation each) or scalar loops. Also the
-// product with a matrix given as row segments (a factored expert's 'tile' residual).
+// product with a factored expert's 'tile' residual.
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include <string>
@@ -100,63 +102,131 @@ Napi::Value JsCopyBlock(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+namespace {
+
+struct TileShape {
+  int d, p, q;
+  uint64_t small, carry;
+  double smallScale, largeScale;
+};
+
 /**
- * addRowSegments(d, p, row, from, to, value, x, rows, out): out (rows × p) += x · Rᵀ for R given
- * as row segments (src/engine/ts/kernels/row-segments.ts, the same sums in the same order; the
- * compiler may fuse a multiply-add, so the two agree to rounding): an f64 prefix sum
- * of each row of x, one multiply-add per segment, a run of segments on one row of R summed in f64
- * and added to out once. Every segment is checked to lie inside R before anything is written.
+ * The tile residual for C rows of x at once: their prefix sums interleaved (prefix[j·C + r]), so
+ * the bucket bounds are stepped once for the C rows and each bucket's C products are one
+ * contiguous loop the compiler unrolls.
  */
-Napi::Value JsAddRowSegments(const Napi::CallbackInfo& info) {
-  const char* op = "addRowSegments";
+template <int C>
+void TileChunk(const TileShape& t, const float* eta, const float* x, float* out, double* prefix) {
+  for (int r = 0; r < C; ++r) {
+    const float* xr = x + static_cast<size_t>(r) * t.d;
+    double acc = 0;
+    prefix[r] = 0;
+    for (int j = 0; j < t.d; ++j) {
+      acc += xr[j];
+      prefix[static_cast<size_t>(j + 1) * C + r] = acc;
+    }
+  }
+  double sum[C] = {};
+  const uint64_t d = static_cast<uint64_t>(t.d);
+  const uint64_t q = static_cast<uint64_t>(t.q);
+  // bucket b starts at ⌊b·L/q⌋; each step adds `small`, plus one when the remainders carry over q
+  uint64_t remainder = 0;
+  int row = 0;
+  uint64_t col = 0;
+  for (int b = 0; b < t.q; ++b) {
+    remainder += t.carry;
+    uint64_t left = t.small;
+    double scale = t.smallScale;
+    if (remainder >= q) {
+      remainder -= q;
+      ++left;
+      scale = t.largeScale;
+    }
+    const double v = static_cast<double>(eta[b]) * scale;
+    while (left > 0) {
+      const uint64_t room = d - col;
+      const uint64_t take = left < room ? left : room;
+      const double* hi = prefix + (col + take) * C;
+      const double* lo = prefix + col * C;
+      for (int r = 0; r < C; ++r) {
+        const double product = v * (hi[r] - lo[r]);
+        sum[r] += product;
+      }
+      col += take;
+      left -= take;
+      if (col == d) {
+        for (int r = 0; r < C; ++r) {
+          float* y = out + static_cast<size_t>(r) * t.p + row;
+          *y = static_cast<float>(static_cast<double>(*y) + sum[r]);
+          sum[r] = 0;
+        }
+        ++row;
+        col = 0;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+/**
+ * addTileResidual(d, p, q, eta, x, rows, out): out (rows × p) += x · Rᵀ for the p×d matrix
+ * R = unvec(P·η) of a factored expert's 'tile' residual: q contiguous buckets
+ * [⌊b·L/q⌋, ⌊(b+1)·L/q⌋) of R's L = p·d row-major entries, bucket b's entries all η_b/√|b|
+ * (src/engine/ts/kernels/tile-residual.ts, the same sums in the same order; the compiler may fuse
+ * a multiply-add, so the two agree to rounding). The bounds are stepped exactly in integers, so
+ * nothing per matrix is kept. Per row of x an f64 prefix sum, one multiply-add per bucket and
+ * row end, a row of R's products summed in f64 and added to out once; up to 8 rows of x share one
+ * pass over the buckets.
+ */
+Napi::Value JsAddTileResidual(const Napi::CallbackInfo& info) {
+  const char* op = "addTileResidual";
   Napi::Env env = info.Env();
   const int d = DimArg(info, 0, op, "d");
   const int p = DimArg(info, 1, op, "p");
-  const IndexArg row = Int32ArrayArg(info, 2, op, "row");
-  const IndexArg from = Int32ArrayArg(info, 3, op, "from");
-  const IndexArg to = Int32ArrayArg(info, 4, op, "to");
-  const ArrayArg value = Float64ArrayArg(info, 5, op, "value");
-  const ArrayArg x = Float32ArrayArg(info, 6, op, "x");
-  const int rows = DimArg(info, 7, op, "rows");
-  const ArrayArg out = Float32ArrayArg(info, 8, op, "out");
-  const size_t n = row.length;
-  if (from.length != n || to.length != n || value.length != n) {
-    ThrowError(env, op, "segments disagree in length (row " + std::to_string(n) + ", from " + std::to_string(from.length) + ", to " +
-                            std::to_string(to.length) + ", value " + std::to_string(value.length) + ")");
+  const int q = DimArg(info, 2, op, "q");
+  const ArrayArg eta = Float32ArrayArg(info, 3, op, "eta");
+  const ArrayArg x = Float32ArrayArg(info, 4, op, "x");
+  const int rows = DimArg(info, 5, op, "rows");
+  const ArrayArg out = Float32ArrayArg(info, 6, op, "out");
+  const uint64_t length = static_cast<uint64_t>(p) * static_cast<uint64_t>(d);
+  if (q < 1 || static_cast<uint64_t>(q) > length) {
+    ThrowError(env, op, "q = " + std::to_string(q) + " buckets cannot cover a " + std::to_string(p) + "×" + std::to_string(d) +
+                            " matrix (every bucket holds at least one entry: 1 ≤ q ≤ p·d)");
   }
+  RequireAtLeast(env, op, "eta", eta.length, static_cast<size_t>(q), "q: eta holds one value per bucket");
   RequireAtLeast(env, op, "x", x.length, static_cast<size_t>(rows) * d, "rows and d: x is rows×d");
   RequireAtLeast(env, op, "out", out.length, static_cast<size_t>(rows) * p, "rows and p: out is rows×p");
-  for (size_t s = 0; s < n; ++s) {
-    if (row.data[s] < 0 || row.data[s] >= p || from.data[s] < 0 || from.data[s] > to.data[s] || to.data[s] > d) {
-      ThrowError(env, op, "segment " + std::to_string(s) + " (row " + std::to_string(row.data[s]) + ", columns " + std::to_string(from.data[s]) +
-                              ".." + std::to_string(to.data[s]) + ") is outside the " + std::to_string(p) + "×" + std::to_string(d) + " matrix");
-    }
-  }
-  if (n == 0) return env.Undefined();
+  if (rows == 0) return env.Undefined();
   RequireNoOverlap(env, op, out, x);
-  std::vector<double> prefix(static_cast<size_t>(d) + 1, 0.0);
-  const double* v = value.f64();
-  for (int r = 0; r < rows; ++r) {
-    const float* xr = x.f32() + static_cast<size_t>(r) * d;
-    double acc = 0;
-    for (int j = 0; j < d; ++j) {
-      acc += xr[j];
-      prefix[j + 1] = acc;
+  RequireNoOverlap(env, op, out, eta);
+  // bucket sizes are ⌊L/q⌋ or ⌊L/q⌋ + 1
+  const uint64_t small = length / static_cast<uint64_t>(q);
+  const uint64_t carry = length - small * static_cast<uint64_t>(q);
+  const double smallScale = 1.0 / std::sqrt(static_cast<double>(small));
+  const double largeScale = 1.0 / std::sqrt(static_cast<double>(small + 1));
+  constexpr int kChunk = 8;
+  // reused between calls: a fresh (d + 1)·8 f64 buffer is above malloc's mmap threshold for d ≥ 2048,
+  // and its page faults cost as much as the products
+  static thread_local std::vector<double> prefixBuffer;
+  const size_t need = (static_cast<size_t>(d) + 1) * static_cast<size_t>(rows < kChunk ? rows : kChunk);
+  if (prefixBuffer.size() < need) prefixBuffer.resize(need);
+  double* prefix = prefixBuffer.data();
+  const TileShape shape{d, p, q, small, carry, smallScale, largeScale};
+  for (int r0 = 0; r0 < rows; r0 += kChunk) {
+    const int c = rows - r0 < kChunk ? rows - r0 : kChunk;
+    const float* xs = x.f32() + static_cast<size_t>(r0) * d;
+    float* ys = out.f32() + static_cast<size_t>(r0) * p;
+    switch (c) {
+      case 1: TileChunk<1>(shape, eta.f32(), xs, ys, prefix); break;
+      case 2: TileChunk<2>(shape, eta.f32(), xs, ys, prefix); break;
+      case 3: TileChunk<3>(shape, eta.f32(), xs, ys, prefix); break;
+      case 4: TileChunk<4>(shape, eta.f32(), xs, ys, prefix); break;
+      case 5: TileChunk<5>(shape, eta.f32(), xs, ys, prefix); break;
+      case 6: TileChunk<6>(shape, eta.f32(), xs, ys, prefix); break;
+      case 7: TileChunk<7>(shape, eta.f32(), xs, ys, prefix); break;
+      default: TileChunk<8>(shape, eta.f32(), xs, ys, prefix); break;
     }
-    float* yr = out.f32() + static_cast<size_t>(r) * p;
-    int current = row.data[0];
-    double sum = 0;
-    for (size_t s = 0; s < n; ++s) {
-      const int i = row.data[s];
-      if (i != current) {
-        yr[current] = static_cast<float>(static_cast<double>(yr[current]) + sum);
-        sum = 0;
-        current = i;
-      }
-      const double product = v[s] * (prefix[to.data[s]] - prefix[from.data[s]]);
-      sum += product;
-    }
-    yr[current] = static_cast<float>(static_cast<double>(yr[current]) + sum);
   }
   return env.Undefined();
 }

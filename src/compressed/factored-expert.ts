@@ -17,7 +17,7 @@
  * matrix is materialised.
  */
 import { tsKernels } from '../engine/ts/kernels/index.js';
-import type { Engine, RowSegments } from '../engine/types.js';
+import type { Engine } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
 import { scratch } from '../runtime/numerics.js';
 import type { ExpertWeights } from '../runtime/weights.js';
@@ -95,7 +95,6 @@ export interface FactoredLinearOptions {
 export class FactoredLinear implements LinearOperator {
   private dense: Float32Array | null = null;
   private scatteredResidual: Float32Array | null = null;
-  private segments: TileSegments | null = null;
   private readonly keepDense: boolean;
 
   constructor(
@@ -145,8 +144,7 @@ export class FactoredLinear implements LinearOperator {
     const residual = this.matrix.residual;
     if (!residual) return;
     if (residual.descriptor.scheme === 'tile') {
-      this.segments ??= tileSegments(residual.descriptor, residual.vector, d);
-      engine.kernels.addRowSegments(d, p, this.segments, x, rows, out);
+      engine.kernels.addTileResidual(d, p, residual.descriptor.q, residual.vector, x, rows, out);
     } else {
       const scattered = this.scatteredResidual ?? createProjection(residual.descriptor).reconstruct(residual.vector);
       if (this.keepDense) this.scatteredResidual = scattered;
@@ -155,57 +153,10 @@ export class FactoredLinear implements LinearOperator {
   }
 }
 
-/**
- * The 'tile' residual R = unvec(P·η) as runs of equal values along the matrix rows: bucket b
- * covers the row-major entries [⌊b·L/q⌋, ⌊(b+1)·L/q⌋) with the value η_b/√|b| (the contract of
- * src/residual/projection.ts), cut at matrix-row ends into segments (row, from, to, value).
- * Computed once per matrix, so applying R costs one prefix sum per input row plus one
- * multiply-add per segment (about q + p), with no divisions or square roots in the loop.
- */
-export type TileSegments = RowSegments;
-
-export function tileSegments(desc: ProjectionDescriptor, eta: Float32Array, d: number): TileSegments {
-  const { q, length } = desc;
-  const startOf = (b: number) => Math.floor((b * length) / q);
-  // first the count (a bucket spans the matrix rows from its first entry's to its last's), so the
-  // segments go straight into typed arrays: built on a served model's first request, where
-  // growing JavaScript arrays cost as much as the rest of the request
-  let n = 0;
-  for (let b = 0; b < q; b++) {
-    const start = startOf(b);
-    const end = startOf(b + 1);
-    if (end > start) n += Math.floor((end - 1) / d) - Math.floor(start / d) + 1;
-  }
-  const row = new Int32Array(n);
-  const from = new Int32Array(n);
-  const to = new Int32Array(n);
-  const value = new Float64Array(n);
-  let s = 0;
-  for (let b = 0; b < q; b++) {
-    const start = startOf(b);
-    const end = startOf(b + 1);
-    if (end <= start) continue;
-    const v = eta[b] / Math.sqrt(end - start);
-    let i = Math.floor(start / d);
-    let pos = start;
-    while (pos < end) {
-      const rowStart = i * d;
-      const stop = Math.min(end, rowStart + d);
-      row[s] = i;
-      from[s] = pos - rowStart;
-      to[s] = stop - rowStart;
-      value[s] = v;
-      s++;
-      pos = stop;
-      i++;
-    }
-  }
-  return { row, from, to, value };
-}
-
-/** out (rows × p) += x · Rᵀ for R = unvec(P·η) with P's 'tile' buckets (one-off form of tileSegments + addTileSegments). */
+/** out (rows × p) += x · Rᵀ for R = unvec(P·η) with P's 'tile' buckets (the ts kernel, for callers without an engine). */
 export function addTileResidual(desc: ProjectionDescriptor, eta: Float32Array, p: number, d: number, x: Float32Array, rows: number, out: Float32Array): void {
-  tsKernels.addRowSegments(d, p, tileSegments(desc, eta, d), x, rows, out);
+  if (desc.scheme !== 'tile' || desc.length !== p * d) throw new CompressedFormatError(`addTileResidual needs a 'tile' projection over ${p}×${d} entries, got '${desc.scheme}' over ${desc.length}`);
+  tsKernels.addTileResidual(d, p, desc.q, eta, x, rows, out);
 }
 
 /** A SwiGLU expert whose three projections may each be dense or factored. */

@@ -35,7 +35,7 @@ import {
 interface NativeBinding {
   info(): { config: string; corename: string; threads: number; simd?: string };
   widenBf16(out: Float32Array): void;
-  addRowSegments(d: number, p: number, row: Int32Array, from: Int32Array, to: Int32Array, value: Float64Array, x: Float32Array, rows: number, out: Float32Array): void;
+  addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
   gemm(
@@ -126,7 +126,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention', 'widenBf16', 'addRowSegments',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'widenBf16', 'addTileResidual',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -257,8 +257,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
     scatterAddRows: (width, index, weights, count, src, dst) => guard(() => b.scatterAddRows(width, index, weights, count, src, dst)),
     copyBlock: (rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride) =>
       guard(() => b.copyBlock(rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride)),
-    addRowSegments: (d, p, segments, x, rows, out) =>
-      guard(() => b.addRowSegments(d, p, segments.row, segments.from, segments.to, segments.value, x, rows, out)),
+    addTileResidual: (d, p, q, eta, x, rows, out) => guard(() => b.addTileResidual(d, p, q, eta, x, rows, out)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
     causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context) => {
       checkWindow('causalAttention', window);

@@ -107,17 +107,6 @@ export interface LogitStatsOut {
 }
 
 /**
- * A p×d matrix as runs of equal values along its rows: segment s sets R[row[s]][from[s] .. to[s])
- * to value[s] (0 ≤ row < p, 0 ≤ from ≤ to ≤ d); entries no segment covers are zero.
- */
-export interface RowSegments {
-  row: Int32Array;
-  from: Int32Array;
-  to: Int32Array;
-  value: Float64Array;
-}
-
-/**
  * The element-wise and row kernels of the forward pass (f32, row-major, single-threaded but for
  * causalAttention). The
  * ts engine runs them in TypeScript (src/engine/ts/kernels); the native engine in vectorised C++
@@ -155,11 +144,13 @@ export interface ForwardKernels {
   /** dst row index[i] += weights[i] · src row i for i < count. */
   scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
   /**
-   * out (rows × p) += x · Rᵀ for x rows × d and R given as row segments (a factored expert's
-   * 'tile' residual): per row of x an f64 prefix sum, then one multiply-add per segment; the
-   * products of consecutive segments on one row of R are summed in f64 and added to out once.
+   * out (rows × p) += x · Rᵀ for x rows × d and R = unvec(P·η) of a factored expert's 'tile'
+   * residual: R's L = p·d row-major entries in q contiguous buckets [⌊b·L/q⌋, ⌊(b+1)·L/q⌋), bucket
+   * b's entries all η_b/√|b| (src/residual/projection.ts). Per row of x an f64 prefix sum, then one
+   * multiply-add per bucket (cut at the ends of R's rows); a row of R's products is summed in f64
+   * and added to out once. Needs 1 ≤ q ≤ p·d and η of at least q values; keeps nothing between calls.
    */
-  addRowSegments(d: number, p: number, segments: RowSegments, x: Float32Array, rows: number, out: Float32Array): void;
+  addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
   /** Copies a rows×cols block: row i from src[srcOffset + i·srcStride …) to dst[dstOffset + i·dstStride …). */
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
   /**

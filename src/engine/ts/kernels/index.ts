@@ -12,6 +12,6 @@ import { siluMul } from './silu-mul.js';
 import { rope } from './rope.js';
 import { addInto } from './add-into.js';
 import { causalAttention } from './causal-attention.js';
-import { addRowSegments } from './row-segments.js';
+import { addTileResidual } from './tile-residual.js';
 
-export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, addRowSegments };
+export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, addTileResidual };
