@@ -32,6 +32,8 @@ export interface ScenarioSetup {
   loadS: number;
   serviceS: number;
   keepAliveS: number;
+  /** the skewed family's budget as a share of its models' bytes (default 0.5) */
+  budgetShare?: number;
 }
 
 export interface ScenarioRow {
@@ -98,8 +100,17 @@ interface Variant {
   with?: (t: SeededTrace, base: Omit<SimulationOptions, 'policy' | 'keepAliveS'>) => Partial<SimulationOptions>;
 }
 
-export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number; progress?: (line: string) => void }): Promise<ScenarioTable> {
-  const variants: Variant[] = [
+export interface ScenarioOptions {
+  rateScale: number;
+  progress?: (line: string) => void;
+  /** run only the rows with these labels (default all) */
+  only?: readonly string[];
+  /** run tyche's P_off sweep (default true) */
+  pOffSweep?: boolean;
+}
+
+export async function scenarioTable(s: ScenarioSetup, opts: ScenarioOptions): Promise<ScenarioTable> {
+  const allVariants: Variant[] = [
     { label: 'tyche', policy: 'tyche' },
     { label: 'tyche, proactive swaps (swap margin 1)', policy: 'tyche', tyche: { swapMargin: 1 } },
     { label: 'tyche, swaps with hysteresis (margin 2)', policy: 'tyche', tyche: { swapMargin: 2 } },
@@ -125,11 +136,14 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
     { label: '*rate oracle: generated rates known*', policy: 'oracle', reference: true, with: (t) => ({ makePolicy: () => new RateOraclePolicy(t.schedule) }) },
     { label: '*unlimited budget, never offload*', policy: 'lru', reference: true, with: (t) => ({ budgetBytes: [...t.bytes.values()].reduce((a, b) => a + b, 0) * 2 }) },
   ];
+  const variants = opts.only ? allVariants.filter((v) => opts.only!.includes(v.label)) : allVariants;
+  if (!variants.some((v) => v.policy === 'on-demand')) throw new Error('the scenario needs its on-demand row: every cut is measured against it');
+  const pOffs = opts.pOffSweep === false ? [] : P_OFFS;
   const per: SimulationResult[][] = variants.map(() => []);
   const ratios: number[][] = variants.map(() => []);
   const above: number[] = variants.map(() => 0);
   const sweep: SimulationResult[][] = TTLS.map(() => []);
-  const tycheSweep: Array<{ runs: SimulationResult[]; ratios: number[] }> = P_OFFS.map(() => ({ runs: [], ratios: [] }));
+  const tycheSweep: Array<{ runs: SimulationResult[]; ratios: number[] }> = pOffs.map(() => ({ runs: [], ratios: [] }));
   for (const seed of s.seeds) {
     const t = traceOf(s, seed, opts.rateScale);
     const { trace, models } = t;
@@ -142,7 +156,7 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
       bytesOf: (m: string) => t.bytes.get(m)!,
       // the skewed family's models differ in size: loads take loadS per GB
       loadSOf: sized ? (m: string) => (s.loadS * t.bytes.get(m)!) / 1e9 : undefined,
-      budgetBytes: sized ? totalBytes / 2 : (s.budgetModels + 0.05) * 1e9,
+      budgetBytes: sized ? totalBytes * (s.budgetShare ?? 0.5) : (s.budgetModels + 0.05) * 1e9,
       loadS: s.loadS,
       serviceS: s.serviceS,
       tickS: s.name === 'shapes' ? 0.1 : 0.5,
@@ -172,7 +186,7 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
       if (Number.isFinite(ref)) ratios[i].push(r.residentGBs / ref);
       else if (ka.every((k) => 1 - k.coldStarts / k.requests < 1 - r.coldStarts / r.requests)) above[i]++;
     }
-    for (const [i, pOff] of P_OFFS.entries()) {
+    for (const [i, pOff] of pOffs.entries()) {
       const r = await simulate({ ...base, policy: 'tyche', keepAliveS: s.keepAliveS, tyche: { pOff } });
       tycheSweep[i].runs.push(r);
       const ref = kaAt(1 - r.coldStarts / r.requests);
@@ -213,7 +227,7 @@ export async function scenarioTable(s: ScenarioSetup, opts: { rateScale: number;
     setup: s,
     rows,
     keepAliveSweep,
-    tycheSweep: P_OFFS.map((pOff, i) => {
+    tycheSweep: pOffs.map((pOff, i) => {
       const { runs, ratios: rs } = tycheSweep[i];
       return {
         pOff,
@@ -259,5 +273,49 @@ export function formatScenario(t: ScenarioTable): string[] {
     '| P_off | hit rate | mean load wait | resident GB·s | GB·s ÷ keep-alive’s at the same hit rate (n) |',
     '|---:|---:|---:|---:|---:|',
     ...t.tycheSweep.map((k) => `| ${k.pOff} | ${pct(k.hitRate)} | ${k.meanWaitS.toFixed(2)} s | ${k.residentGBs.toFixed(0)} | ${Number.isFinite(k.gbsVsKeepAlive) ? k.gbsVsKeepAlive.toFixed(2) : '–'} (${k.seeds}) |`),
+  ];
+}
+
+/** The rows of the budget sweep: the served policies and the two references that bound them. */
+const BUDGET_ROWS = ['tyche', 'keep-alive', 'lru', 'on-demand', '*rate oracle: generated rates known*', '*unlimited budget, never offload*'];
+
+export interface BudgetPoint {
+  /** models that fit (random family) or share of the models' bytes (skewed family) */
+  budget: number;
+  table: ScenarioTable;
+}
+
+/**
+ * The same family and seeds at several memory budgets: how the cut against on-demand and the
+ * GB·s against keep-alive's curve move as the budget grows from tight to nearly all models.
+ * `budgets` are numbers of models for the 1 GB families and shares of the bytes for skewed.
+ */
+export async function budgetSweep(s: ScenarioSetup, budgets: readonly number[], opts: ScenarioOptions): Promise<BudgetPoint[]> {
+  const points: BudgetPoint[] = [];
+  for (const budget of budgets) {
+    const setup = s.name === 'skewed' ? { ...s, budgetShare: budget } : { ...s, budgetModels: budget };
+    const table = await scenarioTable(setup, { ...opts, only: BUDGET_ROWS, pOffSweep: false, progress: opts.progress && ((line) => opts.progress!(`${line} (budget ${budget})`)) });
+    points.push({ budget, table });
+  }
+  return points;
+}
+
+export function formatBudgetSweep(name: string, points: readonly BudgetPoint[]): string[] {
+  if (points.length === 0) return [];
+  const s = points[0].table.setup;
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const row = (t: ScenarioTable, label: string) => t.rows.find((r) => r.label === label)!;
+  const budgetOf = (p: BudgetPoint) => (s.name === 'skewed' ? `${Math.round(p.budget * 100)}% of the bytes` : `${p.budget} of ${s.models} models`);
+  return [
+    `**Budget sweep, ${name} traces** (as the ${name} table above, ${s.seeds.length} seeds, the budget varied; load wait cut against on-demand at the same budget, means over the seeds; tyche's GB·s against keep-alive's TTL curve at tyche's hit rate, n seeds where that curve reaches it):`,
+    '',
+    '| budget | tyche | keep-alive | lru | *rate oracle* | *unlimited budget* | tyche hit rate | tyche GB·s ÷ keep-alive’s at the same hit rate (n) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...points.map((p) => {
+      const t = p.table;
+      const ty = row(t, 'tyche');
+      const vsKa = `${Number.isFinite(ty.gbsVsKeepAlive) ? ty.gbsVsKeepAlive.toFixed(2) : '–'} (${ty.gbsVsKeepAliveSeeds}${ty.aboveKeepAliveSeeds ? `; above keep-alive’s best in ${ty.aboveKeepAliveSeeds}` : ''})`;
+      return `| ${budgetOf(p)} | −${pct(ty.waitReduction)} | −${pct(row(t, 'keep-alive').waitReduction)} | −${pct(row(t, 'lru').waitReduction)} | −${pct(row(t, '*rate oracle: generated rates known*').waitReduction)} | −${pct(row(t, '*unlimited budget, never offload*').waitReduction)} | ${pct(ty.hitRate)} | ${vsKa} |`;
+    }),
   ];
 }
