@@ -10,9 +10,11 @@
  *                 residual 'random': p·d to scatter R once + rows·p·d;
  *   materialised: p·K·d (+ p·d scalar steps for the residual) once, then rows·p·d.
  *
- * Multiply-adds inside BLAS and scalar steps of a JavaScript loop do not cost the same: profiling
- * an eval of a factored model put one step of the tile-residual loop at about 100 BLAS
- * multiply-adds (20 ns against 0.2 ns), so scalar steps are weighted by SCALAR_STEP_COST. With
+ * Multiply-adds inside BLAS and scalar steps of the residual do not cost the same: profiling an
+ * eval of a factored model put one step of the tile residual, then a JavaScript loop, at about 100
+ * BLAS multiply-adds (20 ns against 0.2 ns), so scalar steps are weighted by SCALAR_STEP_COST. The
+ * engines' addTileResidual kernel now takes 0.7–2 ns a step natively: still 30–70 multiply-adds of
+ * a compute-bound GEMM, the many-row regime where the choice is made, so the weight stays. With
  * few rows (decoding, a cold expert) factored wins; with many (a prefill, an eval batch) the
  * matrix is materialised.
  */
@@ -67,7 +69,7 @@ export function materialise(engine: Engine, m: FactoredMatrix): Float32Array {
   return W;
 }
 
-/** Cost of one scalar step of a JavaScript loop, in BLAS multiply-adds (measured; see above). */
+/** Cost of one scalar step of the residual, in BLAS multiply-adds (measured; see above). */
 export const SCALAR_STEP_COST = 64;
 
 /** Cost (in BLAS multiply-adds) of the two ways of applying `m` to `rows` rows. */
