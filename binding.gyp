@@ -9,6 +9,7 @@
         "native/attention.cc",
         "native/args.cc",
         "native/blas_ops.cc",
+        "native/bf16_gemm.cc",
         "native/small_gemm.cc",
         "native/eig_sym.cc",
         "native/eig_sym_top.cc",

@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { compress } from '../src/compress/index.js';
 import { openModel } from '../src/compressed/open-model.js';
+import { residentWeightBytes } from '../src/runtime/resident-weights.js';
 import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
 import type { PolicyName } from '../src/serve/policies.js';
 import { budgetSweep, formatBudgetSweep, formatScenario, scenarioTable, type BudgetPoint, type ScenarioTable } from './serve/simulation-table.js';
@@ -227,8 +228,8 @@ interface ColdRow {
 }
 
 /** Cold start of one model: on-demand policy, so every request loads it again. */
-async function coldStart(label: string, dir: string, repeats: number, budget: number): Promise<ColdRow> {
-  const server = await startServe([`m=${dir}`, '--policy', 'on-demand', '--memory-budget', String(budget)]);
+async function coldStart(label: string, dir: string, repeats: number, budget: number, extra: string[] = []): Promise<ColdRow> {
+  const server = await startServe([`m=${dir}`, '--policy', 'on-demand', '--memory-budget', String(budget), ...extra]);
   try {
     const ttft: number[] = [];
     const waits: number[] = [];
@@ -331,17 +332,19 @@ try {
   const firstModel = dirs[0].slice(dirs[0].indexOf('=') + 1);
   const config = JSON.parse(await readFile(path.join(firstModel, 'config.json'), 'utf8')) as Record<string, unknown>;
   const probe = await openCheckpoint(firstModel);
-  const f32Bytes = probe.tensorNames().reduce((s, t) => s + probe.tensor(t)!.shape.reduce((a, b) => a * b, 1) * 4, 0);
+  // what the server holds: f32, but the routed experts, which stay BF16 (its default)
+  const residentBytes = residentWeightBytes(probe, { bf16Experts: true });
+  const f32Bytes = residentWeightBytes(probe);
   const bf16Bytes = probe.tensorNames().reduce((s, t) => s + probe.tensor(t)!.byteLength, 0);
   await probe.close();
-  const budget = Math.floor(f32Bytes * num('budget-models') * 1.02);
+  const budget = Math.floor(residentBytes * num('budget-models') * 1.02);
   const trace = makeTrace(
     dirs.map((d) => d.split('=')[0]),
     num('duration'),
     num('seed'),
     num('rate-scale'),
   );
-  log(`trace: ${trace.length} requests over ${num('duration')} s (seed ${num('seed')}); each model ${(bf16Bytes / 1e9).toFixed(2)} GB BF16 on disk, ${(f32Bytes / 1e9).toFixed(2)} GB resident; budget ${(budget / 1e9).toFixed(2)} GB (${num('budget-models')} of ${n} models)`);
+  log(`trace: ${trace.length} requests over ${num('duration')} s (seed ${num('seed')}); each model ${(bf16Bytes / 1e9).toFixed(2)} GB BF16 on disk, ${(residentBytes / 1e9).toFixed(2)} GB resident; budget ${(budget / 1e9).toFixed(2)} GB (${num('budget-models')} of ${n} models)`);
 
   // Tables go to stdout as each part finishes (a failure in a later part keeps the earlier ones);
   // --json writes one object at the end.
@@ -357,11 +360,11 @@ try {
     rows.push(row);
     log(`  ${policy}: mean TTFT ${row.ttftMeanMs.toFixed(0)} ms, mean load wait ${row.loadWaitMeanMs.toFixed(0)} ms, cold ${row.coldStarts}, ${row.residentGBs.toFixed(1)} GB·s`);
   }
-  if (rows.length > 0) printPart(replayTable(rows, n, trace.length, budget, bf16Bytes, f32Bytes));
+  if (rows.length > 0) printPart(replayTable(rows, n, trace.length, budget, bf16Bytes, residentBytes));
   // The same trace on the virtual clock with the replay's mean load and service times: what the
   // policies do without CPU contention or timing noise, so a gap between the two tables is the
   // server's (or the timings'), not the policy's.
-  const onClock = rows.length > 0 ? await virtualReplay(rows, dirs.map((d) => d.split('=')[0]), trace, f32Bytes, budget) : null;
+  const onClock = rows.length > 0 ? await virtualReplay(rows, dirs.map((d) => d.split('=')[0]), trace, residentBytes, budget) : null;
   if (onClock) printPart(virtualReplayTable(onClock));
 
   let cold: ColdRow[] = [];
@@ -380,9 +383,10 @@ try {
     // the server reserves it in the budget), less than one expert's dense form
     const kvRoom = 2 ** 20;
     cold = [
-      await coldStart('original (BF16 on disk)', firstModel, num('cold-repeats'), f32Bytes + kvRoom),
+      await coldStart('original (BF16 on disk, experts kept BF16)', firstModel, num('cold-repeats'), residentBytes + kvRoom),
+      await coldStart('original, experts widened to f32 (--no-bf16-experts)', firstModel, num('cold-repeats'), f32Bytes + kvRoom, ['--no-bf16-experts']),
       await coldStart('factored, retain 0.6, no expert materialised', out, num('cold-repeats'), factoredBytes + kvRoom),
-      await coldStart('factored, retain 0.6, hottest experts materialised up to the original’s size', out, num('cold-repeats'), f32Bytes + kvRoom),
+      await coldStart('factored, retain 0.6, hottest experts materialised up to the original’s resident size', out, num('cold-repeats'), residentBytes + kvRoom),
     ];
     printPart(coldStartTable(cold));
   }
@@ -391,7 +395,7 @@ try {
     models: n,
     shape: { family: 'qwen3_moe', hidden: num('hidden'), layers: num('layers'), experts: num('experts'), expertWidth: num('width'), topK: 2, vocab: 4096, heads: config.num_attention_heads, kvHeads: config.num_key_value_heads },
     diskGBPerModel: bf16Bytes / 1e9,
-    residentGBPerModel: f32Bytes / 1e9,
+    residentGBPerModel: residentBytes / 1e9,
     budgetGB: budget / 1e9,
     durationS: num('duration'),
     rateScale: num('rate-scale'),
@@ -405,10 +409,10 @@ try {
   await rm(work, { recursive: true, force: true });
 }
 
-function replayTable(rows: PolicyRow[], n: number, requests: number, budget: number, bf16Bytes: number, f32Bytes: number): string[] {
+function replayTable(rows: PolicyRow[], n: number, requests: number, budget: number, bf16Bytes: number, residentBytes: number): string[] {
   const onDemand = rows.find((r) => r.policy === 'on-demand');
   return [
-    `Trace replay: ${n} Qwen3-shaped models (${(bf16Bytes / 1e9).toFixed(2)} GB BF16 each, ${(f32Bytes / 1e9).toFixed(2)} GB resident), budget ${(budget / 1e9).toFixed(2)} GB, ${requests} requests over ${num('duration')} s (time-compressed trace, seed ${num('seed')}), keep-alive TTL ${num('keep-alive')} s, ${num('max-tokens')} tokens per request.`,
+    `Trace replay: ${n} Qwen3-shaped models (${(bf16Bytes / 1e9).toFixed(2)} GB BF16 each, ${(residentBytes / 1e9).toFixed(2)} GB resident), budget ${(budget / 1e9).toFixed(2)} GB, ${requests} requests over ${num('duration')} s (time-compressed trace, seed ${num('seed')}), keep-alive TTL ${num('keep-alive')} s, ${num('max-tokens')} tokens per request.`,
     '',
     '| policy | mean TTFT | p50 TTFT | p99 TTFT | mean load wait | load wait vs on-demand (− = less) | share of request time waiting for loads | cold starts | hit rate | loads | mean load time | resident GB·s |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',

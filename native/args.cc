@@ -81,6 +81,19 @@ ArrayArg Float32ArrayArg(const Napi::CallbackInfo& info, size_t index, const cha
   return FloatArrayArg(info, index, op, name);
 }
 
+HalfArg Uint16ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Value v = Arg(info, index);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
+    ThrowError(info.Env(), op, std::string(name) + " must be a Uint16Array");
+  }
+  Napi::Uint16Array ta = v.As<Napi::Uint16Array>();
+  HalfArg out;
+  out.name = name;
+  out.length = ta.ElementLength();
+  out.data = ta.Data();
+  return out;
+}
+
 IndexArg Int32ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
   Napi::Value v = Arg(info, index);
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {

@@ -75,6 +75,14 @@ struct IndexArg {
 };
 IndexArg Int32ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
 
+/** A Uint16Array argument (BF16 weights kept as stored), viewed without copying. */
+struct HalfArg {
+  const uint16_t* data = nullptr;
+  size_t length = 0;
+  const char* name = "";
+};
+HalfArg Uint16ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
+
 /** The array must hold at least `needed` elements; `hint` names the dimensions to check. */
 void RequireAtLeast(Napi::Env env, const char* op, const char* name, size_t length, size_t needed, const char* hint);
 

@@ -73,6 +73,11 @@ void MirrorLowerToUpper(T* c, size_t n) {
 }  // namespace
 
 void GemmF32(int m, int n, int k, float alpha, const float* a, bool transA, const float* b, bool transB, float beta, float* c) {
+  GemmF32Strided(m, n, k, alpha, a, transA, b, transB, beta, c, n);
+}
+
+void GemmF32Strided(int m, int n, int k, float alpha, const float* a, bool transA, const float* b, bool transB, float beta, float* c,
+                    int ldc) {
   const size_t count = static_cast<size_t>(m) * n;
   const int lda = transA ? m : k;
   const int ldb = transB ? k : n;
@@ -89,10 +94,10 @@ void GemmF32(int m, int n, int k, float alpha, const float* a, bool transA, cons
     // A few rows against a row-major weight matrix (a decoding step with several sequences, the
     // rows routed to one expert): B read once, no packing (small_gemm.cc). Single-threaded, so a
     // product big enough for OpenBLAS's threads stays with sgemm when it has several.
-    SmallRowsGemmTransB(m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+    SmallRowsGemmTransB(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  WithThreadsFor(macs, [&] { rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, n); });
+  WithThreadsFor(macs, [&] { rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });
 }
 
 /**

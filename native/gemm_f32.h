@@ -10,4 +10,8 @@ namespace rfid {
  */
 void GemmF32(int m, int n, int k, float alpha, const float* a, bool transA, const float* b, bool transB, float beta, float* c);
 
+/** The same with C's rows ldc ≥ n apart (a column block of a wider C). */
+void GemmF32Strided(int m, int n, int k, float alpha, const float* a, bool transA, const float* b, bool transB, float beta, float* c,
+                    int ldc);
+
 }  // namespace rfid

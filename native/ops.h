@@ -44,5 +44,6 @@ Napi::Value JsGatherRows(const Napi::CallbackInfo& info);
 Napi::Value JsScatterAddRows(const Napi::CallbackInfo& info);
 Napi::Value JsCopyBlock(const Napi::CallbackInfo& info);
 Napi::Value JsAddTileResidual(const Napi::CallbackInfo& info);
+Napi::Value JsGemmBf16(const Napi::CallbackInfo& info);
 
 }  // namespace rfid

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include "vectorize.h"
@@ -38,6 +39,28 @@ __attribute__((always_inline)) inline V8 Load(const float* p) {
   return v;
 }
 
+typedef unsigned short U16x8 __attribute__((vector_size(16)));
+typedef unsigned int U32x8 __attribute__((vector_size(32)));
+
+/** Eight BF16 weights widened to f32 (exact: the 16 bits become the upper half). */
+__attribute__((always_inline)) inline V8 Load(const uint16_t* p) {
+  U16x8 h;
+  std::memcpy(&h, p, sizeof(h));
+  const U32x8 w = __builtin_convertvector(h, U32x8) << 16;
+  V8 v;
+  std::memcpy(&v, &w, sizeof(v));
+  return v;
+}
+
+/** One weight as f32. */
+__attribute__((always_inline)) inline float Scalar(float w) { return w; }
+__attribute__((always_inline)) inline float Scalar(uint16_t w) {
+  const uint32_t bits = static_cast<uint32_t>(w) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
 __attribute__((always_inline)) inline float Sum(V8 v) {
   float s = 0;
   for (int i = 0; i < 8; ++i) s += v[i];
@@ -45,7 +68,8 @@ __attribute__((always_inline)) inline float Sum(V8 v) {
 }
 
 /** Asks for the cache line at `row` in each of four rows `stride` apart, into L2 (a hint: results are unchanged). */
-__attribute__((always_inline)) inline void ReadAhead(const float* row, int stride) {
+template <typename W>
+__attribute__((always_inline)) inline void ReadAhead(const W* row, int stride) {
   __builtin_prefetch(row, 0, 2);
   __builtin_prefetch(row + stride, 0, 2);
   __builtin_prefetch(row + 2 * static_cast<size_t>(stride), 0, 2);
@@ -61,25 +85,26 @@ inline void Store(float* c, float value, float alpha, float beta) {
 namespace {
 
 // The grouped kernel, inlined into one function per instruction set below (compiled for that set).
-__attribute__((always_inline)) inline void GroupedBody(int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+template <typename W>
+__attribute__((always_inline)) inline void GroupedBody(int m, int n, int k, float alpha, const float* a, int lda, const W* b,
                                                 int ldb, float beta, float* c, int ldc) {
   const int k8 = k & ~7;
   int j = 0;
   for (; j + 4 <= n; j += 4) {
-    const float* b0 = b + static_cast<size_t>(j) * ldb;
-    const float* b1 = b0 + ldb;
-    const float* b2 = b1 + ldb;
-    const float* b3 = b2 + ldb;
+    const W* b0 = b + static_cast<size_t>(j) * ldb;
+    const W* b1 = b0 + ldb;
+    const W* b2 = b1 + ldb;
+    const W* b3 = b2 + ldb;
     // The next group of four rows is read ahead (into L2) during the first pass over this one:
     // the passes over a group that follow run from L1 and issue no memory requests, so without it
     // memory sat idle meanwhile and 2-8 rows cost the memory time of one plus their compute.
-    const float* next = j + 8 <= n ? b3 + ldb : nullptr;
+    const W* next = j + 8 <= n ? b3 + ldb : nullptr;
     int r = 0;
     for (; r + 2 <= m; r += 2) {
       const float* x0 = a + static_cast<size_t>(r) * lda;
       const float* x1 = x0 + lda;
       V8 s00 = {}, s01 = {}, s02 = {}, s03 = {}, s10 = {}, s11 = {}, s12 = {}, s13 = {};
-      const float* ahead = r == 0 ? next : nullptr;
+      const W* ahead = r == 0 ? next : nullptr;
       for (int p = 0; p < k8; p += 8) {
         if (ahead && (p & 15) == 0) ReadAhead(ahead + p, ldb);
         const V8 u0 = Load(x0 + p), u1 = Load(x1 + p);
@@ -96,14 +121,14 @@ __attribute__((always_inline)) inline void GroupedBody(int m, int n, int k, floa
       float t00 = Sum(s00), t01 = Sum(s01), t02 = Sum(s02), t03 = Sum(s03);
       float t10 = Sum(s10), t11 = Sum(s11), t12 = Sum(s12), t13 = Sum(s13);
       for (int p = k8; p < k; ++p) {
-        t00 += x0[p] * b0[p];
-        t01 += x0[p] * b1[p];
-        t02 += x0[p] * b2[p];
-        t03 += x0[p] * b3[p];
-        t10 += x1[p] * b0[p];
-        t11 += x1[p] * b1[p];
-        t12 += x1[p] * b2[p];
-        t13 += x1[p] * b3[p];
+        t00 += x0[p] * Scalar(b0[p]);
+        t01 += x0[p] * Scalar(b1[p]);
+        t02 += x0[p] * Scalar(b2[p]);
+        t03 += x0[p] * Scalar(b3[p]);
+        t10 += x1[p] * Scalar(b0[p]);
+        t11 += x1[p] * Scalar(b1[p]);
+        t12 += x1[p] * Scalar(b2[p]);
+        t13 += x1[p] * Scalar(b3[p]);
       }
       float* c0 = c + static_cast<size_t>(r) * ldc + j;
       float* c1 = c0 + ldc;
@@ -119,7 +144,7 @@ __attribute__((always_inline)) inline void GroupedBody(int m, int n, int k, floa
     for (; r < m; ++r) {
       const float* x0 = a + static_cast<size_t>(r) * lda;
       V8 s0 = {}, s1 = {}, s2 = {}, s3 = {};
-      const float* ahead = r == 0 ? next : nullptr;
+      const W* ahead = r == 0 ? next : nullptr;
       for (int p = 0; p < k8; p += 8) {
         if (ahead && (p & 15) == 0) ReadAhead(ahead + p, ldb);
         const V8 u0 = Load(x0 + p);
@@ -130,10 +155,10 @@ __attribute__((always_inline)) inline void GroupedBody(int m, int n, int k, floa
       }
       float t0 = Sum(s0), t1 = Sum(s1), t2 = Sum(s2), t3 = Sum(s3);
       for (int p = k8; p < k; ++p) {
-        t0 += x0[p] * b0[p];
-        t1 += x0[p] * b1[p];
-        t2 += x0[p] * b2[p];
-        t3 += x0[p] * b3[p];
+        t0 += x0[p] * Scalar(b0[p]);
+        t1 += x0[p] * Scalar(b1[p]);
+        t2 += x0[p] * Scalar(b2[p]);
+        t3 += x0[p] * Scalar(b3[p]);
       }
       float* c0 = c + static_cast<size_t>(r) * ldc + j;
       Store(c0, t0, alpha, beta);
@@ -144,23 +169,24 @@ __attribute__((always_inline)) inline void GroupedBody(int m, int n, int k, floa
   }
   // the last n mod 4 rows of B, one at a time
   for (; j < n; ++j) {
-    const float* b0 = b + static_cast<size_t>(j) * ldb;
+    const W* b0 = b + static_cast<size_t>(j) * ldb;
     for (int r = 0; r < m; ++r) {
       const float* x0 = a + static_cast<size_t>(r) * lda;
       V8 s0 = {};
       for (int p = 0; p < k8; p += 8) s0 += Load(x0 + p) * Load(b0 + p);
       float t0 = Sum(s0);
-      for (int p = k8; p < k; ++p) t0 += x0[p] * b0[p];
+      for (int p = k8; p < k; ++p) t0 += x0[p] * Scalar(b0[p]);
       Store(c + static_cast<size_t>(r) * ldc + j, t0, alpha, beta);
     }
   }
 }
 
-using Kernel = void (*)(int, int, int, float, const float*, int, const float*, int, float, float*, int);
+template <typename W>
+using Kernel = void (*)(int, int, int, float, const float*, int, const W*, int, float, float*, int);
 
-void Baseline(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,
-              int ldc) {
-  GroupedBody(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+template <typename W>
+void Baseline(int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb, float beta, float* c, int ldc) {
+  GroupedBody<W>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -206,9 +232,29 @@ __attribute__((always_inline)) inline V LoadV(const float* p) {
   return v;
 }
 
+typedef unsigned short U16x16 __attribute__((vector_size(32)));
+typedef unsigned int U32x16 __attribute__((vector_size(64)));
+
+/** A vector's worth of BF16 weights widened to f32 (exact). */
+template <typename V>
+__attribute__((always_inline)) inline V LoadV(const uint16_t* p);
+template <>
+__attribute__((always_inline)) inline V8 LoadV<V8>(const uint16_t* p) {
+  return Load(p);
+}
+template <>
+__attribute__((always_inline)) inline V16 LoadV<V16>(const uint16_t* p) {
+  U16x16 h;
+  std::memcpy(&h, p, sizeof(h));
+  const U32x16 w = __builtin_convertvector(h, U32x16) << 16;
+  V16 v;
+  std::memcpy(&v, &w, sizeof(v));
+  return v;
+}
+
 /** The one-pass kernel for M rows of A (3 ≤ M ≤ 8) with vectors V (8 or 16 floats). */
-template <int M, typename V>
-__attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha, const float* a, int lda, const float* b,
+template <int M, typename V, typename W>
+__attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha, const float* a, int lda, const W* b,
                                                        int ldb, float beta, float* c, int ldc) {
   constexpr int kLanes = sizeof(V) / sizeof(float);
   // A's chunk (M rows) takes at most 24 KiB, half of a 48 KiB L1, leaving room for B's lines.
@@ -219,12 +265,12 @@ __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha
   for (int k0 = 0; k0 < k; k0 += kChunk) {
     const int kc = std::min(kChunk, k - k0);
     const int kv = kc & ~(kLanes - 1);
-    const size_t chunkBytes = static_cast<size_t>(kc) * sizeof(float);
+    const size_t chunkBytes = static_cast<size_t>(kc) * sizeof(W);
     const int aheadRows = static_cast<int>(std::max<size_t>(1, (kReadAheadBytes + chunkBytes - 1) / chunkBytes));
     const float* x = a + k0;
     for (int j = 0; j < n; ++j) {
-      const float* w = b + static_cast<size_t>(j) * ldb + k0;
-      const float* ahead = j + aheadRows < n ? w + static_cast<size_t>(aheadRows) * ldb : nullptr;
+      const W* w = b + static_cast<size_t>(j) * ldb + k0;
+      const W* ahead = j + aheadRows < n ? w + static_cast<size_t>(aheadRows) * ldb : nullptr;
       V s[M];
       for (int r = 0; r < M; ++r) s[r] = V{};
       int p = 0;
@@ -253,7 +299,7 @@ __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha
       float t[8];
       LaneSums(s, M, t);
       for (; p < kc; ++p) {
-        for (int r = 0; r < M; ++r) t[r] += x[static_cast<size_t>(r) * lda + p] * w[p];
+        for (int r = 0; r < M; ++r) t[r] += x[static_cast<size_t>(r) * lda + p] * Scalar(w[p]);
       }
       for (int r = 0; r < M; ++r) {
         float* out = c + static_cast<size_t>(r) * ldc + j;
@@ -268,48 +314,58 @@ __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha
   }
 }
 
-template <typename V>
-__attribute__((always_inline)) inline void Dispatch(int m, int n, int k, float alpha, const float* a, int lda,
-                                                    const float* b, int ldb, float beta, float* c, int ldc) {
+template <typename V, typename W>
+__attribute__((always_inline)) inline void Dispatch(int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb,
+                                                    float beta, float* c, int ldc) {
   switch (m) {
-    case 3: return OnePassBody<3, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    case 4: return OnePassBody<4, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    case 5: return OnePassBody<5, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    case 6: return OnePassBody<6, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    case 7: return OnePassBody<7, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    case 8: return OnePassBody<8, V>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    default: return GroupedBody(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 3: return OnePassBody<3, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 4: return OnePassBody<4, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 5: return OnePassBody<5, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 6: return OnePassBody<6, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 7: return OnePassBody<7, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    case 8: return OnePassBody<8, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    default: return GroupedBody<W>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 }
 
 // Chosen at run time (why not target_clones: see vectorize.h).
-__attribute__((target("avx2,fma"))) void Avx2Fma(int m, int n, int k, float alpha, const float* a, int lda,
-                                                 const float* b, int ldb, float beta, float* c, int ldc) {
-  Dispatch<V8>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+template <typename W>
+__attribute__((target("avx2,fma"))) void Avx2Fma(int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb,
+                                                 float beta, float* c, int ldc) {
+  Dispatch<V8, W>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // The grouped kernel stays at 256 bits here (1-2 rows are bound by memory, not by width).
-__attribute__((target("avx512f,avx2,fma"))) void Avx512(int m, int n, int k, float alpha, const float* a, int lda,
-                                                        const float* b, int ldb, float beta, float* c, int ldc) {
-  Dispatch<V16>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+template <typename W>
+__attribute__((target("avx512f,avx2,fma"))) void Avx512(int m, int n, int k, float alpha, const float* a, int lda, const W* b,
+                                                        int ldb, float beta, float* c, int ldc) {
+  Dispatch<V16, W>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-Kernel Pick() {
+template <typename W>
+Kernel<W> Pick() {
   switch (SimdLevel()) {
-    case Simd::kAvx512: return Avx512;
-    case Simd::kAvx2Fma: return Avx2Fma;
-    default: return Baseline;
+    case Simd::kAvx512: return Avx512<W>;
+    case Simd::kAvx2Fma: return Avx2Fma<W>;
+    default: return Baseline<W>;
   }
 }
 #else
-Kernel Pick() { return Baseline; }
+template <typename W>
+Kernel<W> Pick() { return Baseline<W>; }
 #endif
 
 }  // namespace
 
 void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
                          float* c, int ldc) {
-  static const Kernel kernel = Pick();
+  static const Kernel<float> kernel = Pick<float>();
+  kernel(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
+                             float* c, int ldc) {
+  static const Kernel<uint16_t> kernel = Pick<uint16_t>();
   kernel(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

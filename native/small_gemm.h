@@ -2,6 +2,8 @@
 // every projection of a decoding step with several sequences: see small_gemm.cc.
 #pragma once
 
+#include <cstdint>
+
 namespace rfid {
 
 /** Rows up to which SmallRowsGemmTransB is used instead of sgemm (measured; see small_gemm.cc). */
@@ -13,5 +15,12 @@ constexpr int kSmallRowsMax = 8;
  */
 void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
                          float* c, int ldc);
+
+/**
+ * The same with B in BF16 (each value the upper 16 bits of an f32), widened in registers as it is
+ * read: the same sums as SmallRowsGemmTransB on the widened matrix, from half the bytes.
+ */
+void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
+                             float* c, int ldc);
 
 }  // namespace rfid

@@ -52,8 +52,14 @@ export function assertFiniteTensor(values: ArrayLike<number>, tensor: string, of
   throw new NonFiniteError(`${layerOfTensor(tensor)}, tensor ${tensor}: holds ${describeValue(values[i])} (element ${offset + i}); ${DAMAGED_WEIGHTS_FIX}`);
 }
 
+function expertNonFinite(ckpt: Checkpoint, layer: number, expert: number, type: 'gate' | 'up' | 'down', value: number, index: number): NonFiniteError {
+  const moe = ckpt.layout.layers[layer]?.moe;
+  const tensor = moe?.experts ? moe.experts[expert][type] : type === 'down' ? moe?.fused?.down : moe?.fused?.gateUp;
+  return new NonFiniteError(`layer ${layer}, expert ${expert} ${type} (tensor ${tensor ?? '?'}): holds ${describeValue(value)} (element ${index} of the expert's matrix); ${DAMAGED_WEIGHTS_FIX}`);
+}
+
 /**
- * The checkpoint with every f32 read checked for NaN/Inf. A Proxy, so everything else (config,
+ * The checkpoint with every f32 read (and BF16 expert read) checked for NaN/Inf. A Proxy, so everything else (config,
  * layout, close, instanceof) is the original's.
  */
 export function withFiniteChecks<T extends Checkpoint>(ckpt: T): T {
@@ -78,10 +84,18 @@ export function withFiniteChecks<T extends Checkpoint>(ckpt: T): T {
         return async (layer: number, expert: number, type: 'gate' | 'up' | 'down') => {
           const v = await target.readExpert(layer, expert, type);
           const i = firstNonFinite(v);
-          if (i >= 0) {
-            const moe = target.layout.layers[layer]?.moe;
-            const tensor = moe?.experts ? moe.experts[expert][type] : type === 'down' ? moe?.fused?.down : moe?.fused?.gateUp;
-            throw new NonFiniteError(`layer ${layer}, expert ${expert} ${type} (tensor ${tensor ?? '?'}): holds ${describeValue(v[i])} (element ${i} of the expert's matrix); ${DAMAGED_WEIGHTS_FIX}`);
+          if (i >= 0) throw expertNonFinite(target, layer, expert, type, v[i], i);
+          return v;
+        };
+      }
+      if (prop === 'readExpertBf16' && target.readExpertBf16) {
+        const read = target.readExpertBf16.bind(target);
+        return async (layer: number, expert: number, type: 'gate' | 'up' | 'down') => {
+          const v = await read(layer, expert, type);
+          if (v === null) return v;
+          // a BF16 value is Inf or NaN when its 8 exponent bits are all set
+          for (let i = 0; i < v.length; i++) {
+            if ((v[i] & 0x7f80) === 0x7f80) throw expertNonFinite(target, layer, expert, type, new Float32Array(new Uint32Array([v[i] << 16]).buffer)[0], i);
           }
           return v;
         };

@@ -92,20 +92,35 @@ class OpenedCheckpoint implements Checkpoint {
   }
 
   async readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array> {
+    const { tensor, start, end } = this.expertRows(layer, expert, type);
+    return start === null ? this.store.readF32(tensor) : this.store.readRowsF32(tensor, start, end);
+  }
+
+  async readExpertBf16(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null> {
+    const { tensor, start, end } = this.expertRows(layer, expert, type);
+    const info = this.store.tensor(tensor);
+    if (info?.dtype !== 'BF16') return null;
+    if (start !== null) return this.store.readRowsBf16(tensor, start, end);
+    const cols = info.shape.at(-1) ?? 1;
+    return this.store.readRowsBf16(tensor, 0, info.shape.length === 0 ? 1 : info.elementCount / cols);
+  }
+
+  /** Where one expert's matrix is stored: a whole tensor (start null) or rows of a fused one. */
+  private expertRows(layer: number, expert: number, type: ExpertMatrixType): { tensor: string; start: null; end: null } | { tensor: string; start: number; end: number } {
     const moe = this.layout.layers[layer]?.moe;
     if (!Number.isInteger(layer) || !moe)
       throw new CheckpointError('OutOfRange', `layer ${layer} is not an MoE layer (MoE layers: ${this.moeLayerList()})`);
     if (!Number.isInteger(expert) || expert < 0 || expert >= this.config.numExperts)
       throw new CheckpointError('OutOfRange', `expert ${expert} does not exist; layer ${layer} has experts 0..${this.config.numExperts - 1}`);
-    if (moe.experts) return this.store.readF32(moe.experts[expert][type]);
+    if (moe.experts) return { tensor: moe.experts[expert][type], start: null, end: null };
     if (!moe.fused) throw new CheckpointError('OutOfRange', `layer ${layer} names no expert tensors`);
     const I = this.config.expertIntermediateSize;
     const H = this.config.hiddenSize;
     // fused gate_up [E, 2I, H] viewed as rows of H: expert e's gate rows come first, then its up rows
-    if (type === 'gate') return this.store.readRowsF32(moe.fused.gateUp, expert * 2 * I, expert * 2 * I + I);
-    if (type === 'up') return this.store.readRowsF32(moe.fused.gateUp, expert * 2 * I + I, (expert + 1) * 2 * I);
+    if (type === 'gate') return { tensor: moe.fused.gateUp, start: expert * 2 * I, end: expert * 2 * I + I };
+    if (type === 'up') return { tensor: moe.fused.gateUp, start: expert * 2 * I + I, end: (expert + 1) * 2 * I };
     // fused down [E, H, I] viewed as rows of I: expert e owns rows e·H..(e+1)·H, i.e. its [H, I] matrix
-    return this.store.readRowsF32(moe.fused.down, expert * H, (expert + 1) * H);
+    return { tensor: moe.fused.down, start: expert * H, end: (expert + 1) * H };
   }
 
   async close(): Promise<void> {

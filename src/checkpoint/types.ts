@@ -161,5 +161,10 @@ export interface Checkpoint {
   readRowsF32(name: string, start: number, end: number): Promise<Float32Array>;
   /** one routed expert's matrix ([p, d] for gate/up, [d, p] for down), per-expert or fused on disk */
   readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array>;
+  /**
+   * The same matrix as stored, when it is stored as BF16: its 16-bit patterns (half the memory of
+   * readExpert's f32; see ForwardKernels.gemmBf16). null when the tensor has another dtype.
+   */
+  readExpertBf16?(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null>;
   close(): Promise<void>;
 }

@@ -36,6 +36,7 @@ interface NativeBinding {
   info(): { config: string; corename: string; threads: number; simd?: string };
   widenBf16(out: Float32Array): void;
   addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
+  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number): void;
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
   gemm(
@@ -126,7 +127,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention', 'widenBf16', 'addTileResidual',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'widenBf16', 'addTileResidual', 'gemmBf16',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -258,6 +259,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
     copyBlock: (rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride) =>
       guard(() => b.copyBlock(rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride)),
     addTileResidual: (d, p, q, eta, x, rows, out) => guard(() => b.addTileResidual(d, p, q, eta, x, rows, out)),
+    gemmBf16: (m, n, k, a, w, c, beta) => guard(() => b.gemmBf16(m, n, k, a, w, c, beta)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
     causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context) => {
       checkWindow('causalAttention', window);

@@ -151,6 +151,14 @@ export interface ForwardKernels {
    * and added to out once. Needs 1 ≤ q ≤ p·d and η of at least q values; keeps nothing between calls.
    */
   addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
+  /**
+   * c (m×n) = a·bᵀ + beta·c for a (m×k, f32) and b (n×k) a weight matrix kept in BF16 as the
+   * checkpoint stores it (each value the upper 16 bits of an f32: widening is exact, so the
+   * result is that of gemm on the widened matrix, to the engine's summation order). Half the
+   * memory of an f32 copy, and half the bytes a decoding step reads. beta = 0 ignores c's old
+   * contents. The native engine runs the product through the same kernels as gemm.
+   */
+  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number): void;
   /** Copies a rows×cols block: row i from src[srcOffset + i·srcStride …) to dst[dstOffset + i·dstStride …). */
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
   /**

@@ -319,6 +319,16 @@ describe('SafetensorsFile (positioned reads)', () => {
           const got = await f.readRowsF32('t', s, e);
           expect(got).toHaveLength((e - s) * cols);
           same(got, s * cols);
+          if (dtype === 'BF16') {
+            // the stored bit patterns as they are (weights kept BF16 in memory)
+            expect(await f.readRowsBf16('t', s, e)).toEqual(bits.subarray(s * cols, e * cols));
+          } else {
+            await expect(f.readRowsBf16('t', s, e)).rejects.toMatchObject({ variant: 'UnsupportedDType', tensor: 't' });
+          }
+        }
+        if (dtype === 'BF16') {
+          await expect(f.readRowsBf16('t', 0, rows + 1)).rejects.toMatchObject({ variant: 'SliceOutOfRange' });
+          await expect(f.readRowsBf16('t', 2, 1)).rejects.toMatchObject({ variant: 'SliceOutOfRange' });
         }
       } finally {
         await f.close();

@@ -339,6 +339,26 @@ export class SafetensorsFile {
     return decodeWithContext(entry, bytes, this.path);
   }
 
+  /**
+   * Rows [start, end) of a BF16 tensor's 2-D view, as stored: the 16-bit patterns in a Uint16Array
+   * (each the upper half of an f32, so widening later is exact). For weights kept in BF16 in
+   * memory (half the bytes of f32). Refuses any other dtype.
+   */
+  async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array> {
+    const entry = this.entry(name);
+    if (entry.dtype !== 'BF16') {
+      throw new SafetensorsError('UnsupportedDType', `readRowsBf16 needs a BF16 tensor, this one is ${entry.dtype}; use readRowsF32()`, { file: this.path, tensor: name });
+    }
+    const { rows, cols } = rowView(entry);
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > rows) {
+      throw new SafetensorsError('SliceOutOfRange', `rows [${start}, ${end}) are outside [0, ${rows}] of the ${rows}×${cols} view`, { file: this.path, tensor: name });
+    }
+    const bytes = await readExactly(this.handle, (end - start) * cols * 2, this.dataStart + entry.dataOffsets[0] + start * cols * 2, this.path, name);
+    const out = new Uint16Array(bytes.buffer, bytes.byteOffset, (end - start) * cols);
+    if (!littleEndianHost) for (let i = 0; i < out.length; i++) out[i] = (out[i] >>> 8) | ((out[i] & 0xff) << 8);
+    return out;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -227,6 +227,10 @@ export class TensorStore {
     return this.shardOf(name).readRowsF32(name, start, end);
   }
 
+  async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array> {
+    return this.shardOf(name).readRowsBf16(name, start, end);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.shards.map((s) => s.close()));
   }

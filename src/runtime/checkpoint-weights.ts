@@ -1,10 +1,11 @@
 /**
  * `WeightProvider` over an opened checkpoint: every tensor is read from disk (BF16/F16 decoded
- * to f32 by the checkpoint reader) only when the forward pass reaches it, and nothing is cached
+ * to f32 by the checkpoint reader, or routed experts kept BF16 with `bf16Experts`) only when the
+ * forward pass reaches it, and nothing is cached
  * beyond the embedding/output rows of small vocabularies, so a model larger than RAM can run.
  */
 import type { Checkpoint, LayerLayout, MlpNames } from '../checkpoint/types.js';
-import { DenseSwiGlu } from './mlp.js';
+import { Bf16SwiGlu, DenseSwiGlu } from './mlp.js';
 import type { AttentionWeights, ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
 import { RfidMoeError } from '../errors.js';
 import { ModelInputError } from './errors.js';
@@ -32,12 +33,27 @@ export function assertRunnable(ckpt: Checkpoint): void {
   }
 }
 
+export interface CheckpointWeightsOptions {
+  /**
+   * Routed experts stored as BF16 stay BF16 in memory (Bf16SwiGlu): half the bytes of f32, and
+   * decoding's few-row products read half as much (default false: every weight widened to f32).
+   * Generation and the server turn it on; evaluation and calibration, whose products have many
+   * rows per expert, keep f32.
+   */
+  bf16Experts?: boolean;
+}
+
 export class CheckpointWeights implements WeightProvider {
   private embedCache: Float32Array | null = null;
   private headCache: Float32Array | null = null;
+  readonly bf16Experts: boolean;
 
-  constructor(readonly checkpoint: Checkpoint) {
+  constructor(
+    readonly checkpoint: Checkpoint,
+    opts: CheckpointWeightsOptions = {},
+  ) {
     assertRunnable(checkpoint);
+    this.bf16Experts = opts.bf16Experts ?? false;
   }
 
   get config() {
@@ -136,6 +152,12 @@ export class CheckpointWeights implements WeightProvider {
     const moe: MoeWeights = {
       router,
       expert: async (e) => {
+        if (this.bf16Experts && ckpt.readExpertBf16) {
+          const read = ckpt.readExpertBf16.bind(ckpt);
+          const [gate, up, down] = await Promise.all([read(layout.index, e, 'gate'), read(layout.index, e, 'up'), read(layout.index, e, 'down')]);
+          if (gate && up && down) return new Bf16SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
+          // not all three stored as BF16: the expert is widened to f32 as a whole
+        }
         const [gate, up, down] = await Promise.all([ckpt.readExpert(layout.index, e, 'gate'), ckpt.readExpert(layout.index, e, 'up'), ckpt.readExpert(layout.index, e, 'down')]);
         return new DenseSwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
       },

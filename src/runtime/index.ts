@@ -10,8 +10,8 @@ import { weightProviderOf, type ModelSource } from './model-source.js';
 
 export * from './batch.js';
 export * from './weights.js';
-export { DenseSwiGlu } from './mlp.js';
-export { CheckpointWeights, withExperts, assertRunnable, UnsupportedModelError, MLA_NOT_IMPLEMENTED } from './checkpoint-weights.js';
+export { DenseSwiGlu, Bf16SwiGlu } from './mlp.js';
+export { CheckpointWeights, type CheckpointWeightsOptions, withExperts, assertRunnable, UnsupportedModelError, MLA_NOT_IMPLEMENTED } from './checkpoint-weights.js';
 export { runDecoder, slidingWindowOf, type DecoderOptions, type LayerProgress } from './layerwise.js';
 export { route, moeBlock, type Routing, type MoeObserver } from './moe.js';
 export { streamLogits, fullLogits, NextTokenStats, KlStats, type LogitBlock } from './head.js';
@@ -38,6 +38,6 @@ export async function forwardLogits(model: ModelSource, engine: Engine, batch: T
   return (await runModel(model, engine, batch, opts)).logits;
 }
 export { stderrLayerProgress } from './progress.js';
-export { ResidentWeights, residentIfFits, DEFAULT_RESIDENT_BYTES } from './resident-weights.js';
+export { ResidentWeights, residentIfFits, residentWeightBytes, DEFAULT_RESIDENT_BYTES } from './resident-weights.js';
 export { KvCache } from './kv-cache.js';
 export * from './generation/index.js';

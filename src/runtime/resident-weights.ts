@@ -7,6 +7,8 @@
  * Only use it when the model fits comfortably in memory: `residentIfFits` falls back to the
  * streaming provider above the byte budget, which keeps large checkpoints layer by layer.
  */
+import type { Checkpoint } from '../checkpoint/types.js';
+import type { CheckpointWeightsOptions } from './checkpoint-weights.js';
 import type { ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
 
 /** Default budget for keeping a model resident: decoded f32 weights up to 2 GiB. */
@@ -76,4 +78,28 @@ function keepExperts(layer: LayerWeights): LayerWeights {
  */
 export function residentIfFits(provider: WeightProvider, parameterCount: number, maxBytes = DEFAULT_RESIDENT_BYTES): WeightProvider {
   return parameterCount * 4 <= maxBytes ? new ResidentWeights(provider) : provider;
+}
+
+/**
+ * Bytes a checkpoint's weights take once resident: f32 for every tensor, except routed experts
+ * stored as BF16 when CheckpointWeights keeps them so (`bf16Experts`, 2 bytes a value; only
+ * checkpoints that can read them as stored).
+ */
+export function residentWeightBytes(ckpt: Checkpoint, opts: CheckpointWeightsOptions = {}): number {
+  const keptBf16 = new Set<string>();
+  if (opts.bf16Experts && typeof ckpt.readExpertBf16 === 'function') {
+    for (const layer of ckpt.layout.layers) {
+      const moe = layer.moe;
+      if (!moe) continue;
+      for (const names of moe.experts ?? []) for (const name of [names.gate, names.up, names.down]) keptBf16.add(name);
+      if (moe.fused) for (const name of [moe.fused.gateUp, moe.fused.down]) keptBf16.add(name);
+    }
+  }
+  let bytes = 0;
+  for (const name of ckpt.tensorNames()) {
+    const t = ckpt.tensor(name)!;
+    const values = t.shape.reduce((a, b) => a * b, 1);
+    bytes += values * (t.dtype === 'BF16' && keptBf16.has(name) ? 2 : 4);
+  }
+  return bytes;
 }

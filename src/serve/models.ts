@@ -2,7 +2,8 @@
  * The models a server hosts: each directory is validated at startup (config, tensors, shapes,
  * file sizes, tokenizer) without loading its weights, and a broken one is refused with its
  * reason while the others are served. `ModelStore` is the residency manager's loader: a load
- * opens the checkpoint and reads and decodes every weight into memory (f32), so a request after
+ * opens the checkpoint and reads every weight into memory (f32; routed experts stored as BF16
+ * stay BF16 unless `bf16Experts` is off), so a request after
  * it never touches the disk; a factored compressed model additionally materialises its hottest
  * experts densely within its memory share (the checkpoint's routing frequencies).
  */
@@ -15,7 +16,7 @@ import { openModel } from '../compressed/open-model.js';
 import type { Engine } from '../engine/types.js';
 import { assertRunnable } from '../runtime/checkpoint-weights.js';
 import { BatchDecoder } from '../runtime/generation/decoder.js';
-import { weightProviderOf } from '../runtime/index.js';
+import { residentWeightBytes, weightProviderOf } from '../runtime/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
 import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
@@ -31,7 +32,7 @@ export interface ServedModel {
   id: string;
   dir: string;
   kind: 'original' | 'compressed-factored' | 'compressed-dense';
-  /** bytes of decoded (f32) weights once loaded, materialised experts included */
+  /** bytes of the weights once loaded (f32, routed experts BF16 where kept so), materialised experts included */
   estimatedBytes: number;
   /** bytes of the stored tensors on disk */
   diskBytes: number;
@@ -99,13 +100,6 @@ function chatTemplateOf(config: Record<string, unknown>): string | null {
   return null;
 }
 
-/** Decoded f32 bytes of every stored tensor. */
-function decodedBytes(ckpt: Checkpoint): number {
-  let n = 0;
-  for (const name of ckpt.tensorNames()) n += ckpt.tensor(name)!.shape.reduce((a, b) => a * b, 1) * 4;
-  return n;
-}
-
 function storedBytes(ckpt: Checkpoint): number {
   return ckpt.tensorNames().reduce((s, name) => s + ckpt.tensor(name)!.byteLength, 0);
 }
@@ -114,7 +108,7 @@ function storedBytes(ckpt: Checkpoint): number {
  * Validate one model directory without loading its weights. `shareBytes` is the memory share a
  * factored model may fill with densely materialised experts.
  */
-export async function inspectServedModel(spec: ModelSpec, shareBytes: number): Promise<ServedModel> {
+export async function inspectServedModel(spec: ModelSpec, shareBytes: number, opts: { bf16Experts?: boolean } = {}): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`${spec.dir} is not a directory; pass a checkpoint directory (config.json + *.safetensors + tokenizer.json)`);
   const ckpt = await openModel(spec.dir);
@@ -126,7 +120,7 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number): P
     const contextLength = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
     let kind: ServedModel['kind'] = 'original';
     let materialiseBytes = 0;
-    const base = decodedBytes(ckpt);
+    const base = residentWeightBytes(ckpt, { bf16Experts: opts.bf16Experts ?? true });
     if (ckpt instanceof CompressedModel) {
       kind = ckpt.storage === 'factored' ? 'compressed-factored' : 'compressed-dense';
       if (kind === 'compressed-factored') {
@@ -168,6 +162,8 @@ export interface ModelStoreOptions {
   maxBatchSize: number;
   /** prompt tokens per forward pass across prefilling requests */
   maxPrefillTokens?: number;
+  /** routed experts stored as BF16 stay BF16 in memory (default true; see CheckpointWeightsOptions) */
+  bf16Experts?: boolean;
 }
 
 /** Loads and unloads served models for the residency manager. */
@@ -195,7 +191,8 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
         const decoder = new BatchDecoder(experts, this.opts.engine, { ...decoderOptions, keepWeights: false });
         return { handle: { checkpoint, decoder, experts }, bytes: model.estimatedBytes };
       }
-      const decoder = new BatchDecoder(weightProviderOf(checkpoint), this.opts.engine, { ...decoderOptions, keepWeights: true });
+      const provider = weightProviderOf(checkpoint, { bf16Experts: this.opts.bf16Experts ?? true });
+      const decoder = new BatchDecoder(provider, this.opts.engine, { ...decoderOptions, keepWeights: true });
       await readEverything(decoder, checkpoint);
       return { handle: { checkpoint, decoder, experts: null }, bytes: model.estimatedBytes };
     } catch (err) {

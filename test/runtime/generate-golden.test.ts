@@ -77,9 +77,15 @@ describe('greedy generation equals transformers', () => {
       for (const c of golden.cases) expect(Array.from(codec.encode(c.prompt))).toEqual(c.promptIds);
     });
 
-    it.each(golden.cases.map((c, i) => [i, JSON.stringify(c.prompt), c] as const))('prompt %i %s alone: tokens equal', async (_i, _p, c) => {
+    // the shipped models store their experts as BF16: generate() keeps them so by default
+    // (Bf16SwiGlu, the gemmBf16 kernel); bf16Experts: false widens them to f32 (DenseSwiGlu)
+    const modes = [
+      ['BF16 experts', true],
+      ['f32 experts', false],
+    ] as const;
+    it.each(modes.flatMap(([mode, bf16Experts]) => golden.cases.map((c, i) => [i, JSON.stringify(c.prompt), mode, bf16Experts, c] as const)))('prompt %i %s alone, %s: tokens equal', async (_i, _p, _mode, bf16Experts, c) => {
       const { ckpt, codec } = await setup;
-      const result = await generateAll(ckpt, engine, c.promptIds, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [], tokenizer: codec });
+      const result = await generateAll(ckpt, engine, c.promptIds, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [], tokenizer: codec, bf16Experts });
       expect(firstDifference(result.tokens, c)).toBeNull();
       expect(result.usage).toMatchObject({ promptTokens: c.promptIds.length, completionTokens: golden.newTokens, finishReason: 'length' });
       expect(result.text).toBe(c.text);
@@ -101,9 +107,9 @@ describe('greedy generation equals transformers', () => {
       expect(last.text).toBe(c.text);
     });
 
-    it('all prompts decoded together by one BatchDecoder give the same tokens', async () => {
+    it.each(modes)('all prompts decoded together by one BatchDecoder give the same tokens, %s', async (_mode, bf16Experts) => {
       const { ckpt } = await setup;
-      const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: golden.cases.length });
+      const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Experts }), engine, { maxBatchSize: golden.cases.length });
       const streams = golden.cases.map((c) => decoder.submit(c.promptIds, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [] }));
       const tokens = await Promise.all(
         streams.map(async (s) => {

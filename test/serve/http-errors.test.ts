@@ -4,7 +4,8 @@
  * (models, health, metrics) answer in their documented shapes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postJson, startServer, type Running, getJson } from './helpers.js';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { postJson, startServer, type Running, getJson, TINY_DIR } from './helpers.js';
 
 let s: Running;
 beforeAll(async () => {
@@ -122,9 +123,21 @@ describe('read-only endpoints', () => {
     expect(value(/rfid_moe_model_loads_total\{model="tiny",reason="request"\} (\d+)/)).toBe(1);
     expect(value(/rfid_moe_time_to_first_token_seconds_count\{model="tiny"\} (\d+)/)).toBeGreaterThanOrEqual(1);
     expect(value(/rfid_moe_load_wait_seconds_count\{model="tiny"\} (\d+)/)).toBeGreaterThanOrEqual(1);
-    // the shipped model's tensors decoded to f32
+    // the shipped model's tensors in f32, but its routed experts (stored BF16) kept at 2 bytes a value
     expect(value(/rfid_moe_resident_bytes\{model="tiny"\} (\d+)/)).toBe(s.server.models.get('tiny')!.estimatedBytes);
-    expect(s.server.models.get('tiny')!.estimatedBytes).toBeGreaterThan(2 * 11_000_000);
+    const ckpt = await openCheckpoint(TINY_DIR);
+    let values = 0;
+    let expertValues = 0;
+    for (const name of ckpt.tensorNames()) {
+      const t = ckpt.tensor(name)!;
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      expect(t.dtype).toBe('BF16');
+      values += n;
+      if (/\.experts\.\d+\./.test(name)) expertValues += n;
+    }
+    await ckpt.close();
+    expect(expertValues).toBeGreaterThan(values / 2);
+    expect(s.server.models.get('tiny')!.estimatedBytes).toBe(4 * values - 2 * expertValues);
     expect(text).toMatch(/rfid_moe_requests_total\{model="unknown",endpoint="completions",status="404"\}/);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
- *   [--top-p P] [--seed S] [--stop STR]… [--json]`
+ *   [--top-p P] [--seed S] [--stop STR]… [--no-bf16-experts] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
  * are produced (with --json: one object at the end instead). Original, dense-compressed and
@@ -17,7 +17,7 @@ import { assertRunnable } from '../../runtime/checkpoint-weights.js';
 import { generate } from '../../runtime/generation/generate.js';
 import { loadTextCodec } from '../../runtime/generation/codec.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
-import { DEFAULT_RESIDENT_BYTES } from '../../runtime/resident-weights.js';
+import { DEFAULT_RESIDENT_BYTES, residentWeightBytes } from '../../runtime/resident-weights.js';
 import { OptionError, parseInteger } from '../options.js';
 import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions } from '../common-options.js';
 
@@ -30,6 +30,7 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   seed?: string;
   stop: string[];
   ignoreEos?: boolean;
+  bf16Experts: boolean;
   contextLength?: string;
   tokenizer?: string;
 }
@@ -48,6 +49,7 @@ export function register(program: Command): void {
       .addOption(defaultText(new Option('--seed <s>', 'seed of the sampler'), 'random, printed on stderr'))
       .option('--stop <text>', 'stop when the completion contains this text (repeatable; the text is not printed)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .option('--ignore-eos', 'keep generating past the end-of-sequence token', false)
+      .option('--no-bf16-experts', 'widen routed experts stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16)')
       .addOption(defaultText(new Option('--context-length <n>', 'positions for prompt + completion'), "the model's max_position_embeddings"))
       .addOption(defaultText(new Option('--tokenizer <path>', 'tokenizer.json'), "the model directory's")),
     engineOptions(),
@@ -85,14 +87,15 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
     note(notice);
     try {
       // keep the decoded weights across steps when they fit; a larger model streams layer by layer
-      const keepWeights = parameterCounts(ckpt).total * 4 <= DEFAULT_RESIDENT_BYTES;
+      const residentBytes = typeof ckpt.readExpertBf16 === 'function' ? residentWeightBytes(ckpt, { bf16Experts: opts.bf16Experts }) : parameterCounts(ckpt).total * 4;
+      const keepWeights = residentBytes <= DEFAULT_RESIDENT_BYTES;
       if (!keepWeights) note('the model is larger than the resident-weights budget: weights are read from disk at every step (slow)');
       const kind = 'storage' in ckpt ? `compressed (${String((ckpt as { storage: string }).storage)})` : 'original';
       note(`model: ${path.resolve(model)} (${ckpt.config.family}, ${kind}), opened in ${((performance.now() - loadStart) / 1000).toFixed(2)} s`);
       const tokens: number[] = [];
       const started = performance.now();
       let firstTokenMs: number | null = null;
-      for await (const event of generate(weightProviderOf(ckpt), engine, opts.prompt, {
+      for await (const event of generate(weightProviderOf(ckpt, { bf16Experts: opts.bf16Experts }), engine, opts.prompt, {
         tokenizer: codec,
         maxNewTokens,
         temperature,

@@ -1,0 +1,105 @@
+// Products against a weight matrix kept in BF16, as the checkpoint stores it: C = A·Bᵀ + beta·C
+// for A m×k in f32 and B n×k in BF16 (nn.Linear's layout, y = x·Wᵀ).
+//
+// Why: a served model held as f32 takes twice its checkpoint's bytes (a 60 GB BF16 model would
+// need 120 GB), and decoding reads every weight once per step, so the f32 copy also doubles the
+// memory traffic that bounds decoding. BF16 → f32 is exact (the 16 bits become the upper half of
+// the f32), so widening B a panel at a time into a small buffer and running the f32 product on
+// the panel gives exactly what the same product on f32 weights gives, with half the weight bytes
+// read from memory.
+//
+// Panels: for a few rows (decoding) a panel of ~128 KiB of f32, which stays in L2 between its
+// widening and its product; for more rows (a prompt's prefill) ~4 MiB, so that sgemm gets
+// panels big enough to block well. Each panel goes through GemmF32Strided (the gemm entry point's
+// kernel choice), into its column block of C.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "gemm_f32.h"
+#include "ops.h"
+#include "small_gemm.h"
+#include "vectorize.h"
+
+namespace rfid {
+
+namespace {
+
+/**
+ * Rows up to which the small-rows kernel runs in passes of 8 rows (each pass reads B once, in
+ * BF16) instead of widened panels and sgemm: at 12-16 rows 1.07-1.6x faster than sgemm on f32
+ * weights, at 24 rows 0.82-1.08x (expert shapes of Mixtral and Qwen3-MoE, one thread).
+ */
+constexpr int kChunkedRowsMax = 16;
+
+/** f32 values of one widened panel of B (1 MiB, in L2 while sgemm reads it). */
+constexpr size_t kPanelFloats = 1 << 18;
+
+/** dst[i] = the f32 whose upper 16 bits are src[i] (exact). */
+RFID_VECTORIZED(void, WidenBf16, (const uint16_t* src, float* dst, size_t count), (src, dst, count)) {
+  for (size_t i = 0; i < count; ++i) {
+    const uint32_t w = static_cast<uint32_t>(src[i]) << 16;
+    std::memcpy(dst + i, &w, sizeof(w));
+  }
+}
+
+}  // namespace
+
+/**
+ * gemmBf16(m, n, k, a, b, c, beta): C (m×n) = A·Bᵀ + beta·C for A (Float32Array, m×k) and B
+ * (Uint16Array of BF16 bits, n×k). beta = 0 ignores C's old contents (NaN included), as BLAS does.
+ */
+Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
+  const char* op = "gemmBf16";
+  Napi::Env env = info.Env();
+  const int m = DimArg(info, 0, op, "m");
+  const int n = DimArg(info, 1, op, "n");
+  const int k = DimArg(info, 2, op, "k");
+  const ArrayArg a = Float32ArrayArg(info, 3, op, "a");
+  const HalfArg b = Uint16ArrayArg(info, 4, op, "b");
+  const ArrayArg c = Float32ArrayArg(info, 5, op, "c");
+  const double beta = NumberArg(info, 6, op, "beta");
+  RequireShape(env, op, a, m, k, "m and k: a is m×k");
+  if (b.length != static_cast<size_t>(n) * k) {
+    ThrowError(env, op, std::string("b holds ") + std::to_string(b.length) + " values, expected " + ShapeText(n, k) + " (check n and k: b is n×k)");
+  }
+  RequireShape(env, op, c, m, n, "m and n: c is m×n");
+  RequireNoOverlap(env, op, c, a);
+  const char* bBytes = reinterpret_cast<const char*>(b.data);
+  const char* cBytes = static_cast<const char*>(c.data);
+  if (b.length > 0 && c.length > 0 && cBytes < bBytes + 2 * b.length && bBytes < cBytes + c.bytes()) {
+    ThrowError(env, op, "c shares memory with b; pass a separate output array");
+  }
+  if (m == 0 || n == 0) return env.Undefined();
+  float* out = c.f32();
+  if (k == 0) {
+    const size_t count = static_cast<size_t>(m) * n;
+    for (size_t i = 0; i < count; ++i) out[i] = beta == 0 ? 0.0f : static_cast<float>(out[i] * beta);
+    return env.Undefined();
+  }
+  if (m <= kChunkedRowsMax) {
+    for (int r0 = 0; r0 < m; r0 += kSmallRowsMax) {
+      const int rows = std::min(kSmallRowsMax, m - r0);
+      SmallRowsGemmTransBBf16(rows, n, k, 1.0f, a.f32() + static_cast<size_t>(r0) * k, k, b.data, k, static_cast<float>(beta),
+                              out + static_cast<size_t>(r0) * n, n);
+    }
+    return env.Undefined();
+  }
+  const size_t panelFloats = kPanelFloats;
+  const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, panelFloats / k)));
+  // kept with the thread between calls: a fresh multi-MiB buffer per call would come back as
+  // untouched pages (see eig_sym.cc)
+  static thread_local std::vector<float> panel;
+  if (panel.size() < static_cast<size_t>(panelRows) * k) panel.resize(static_cast<size_t>(panelRows) * k);
+  for (int j0 = 0; j0 < n; j0 += panelRows) {
+    const int rows = std::min(panelRows, n - j0);
+    WidenBf16(b.data + static_cast<size_t>(j0) * k, panel.data(), static_cast<size_t>(rows) * k);
+    GemmF32Strided(m, rows, k, 1.0f, a.f32(), false, panel.data(), true, static_cast<float>(beta), out + j0, n);
+  }
+  return env.Undefined();
+}
+
+}  // namespace rfid

@@ -1,0 +1,46 @@
+/**
+ * ForwardKernels.gemmBf16 in TypeScript: c (m×n) = a·bᵀ + beta·c for a (m×k, f32) and b (n×k) a
+ * weight matrix kept as the checkpoint stores it, BF16 (the upper 16 bits of an f32, so widening
+ * is exact). Each row of b is widened once into a row buffer and multiplied with every row of a,
+ * so b is read once per call; sums run in f64 and round to f32 once, as the TypeScript gemm does.
+ */
+import { EngineError } from '../../types.js';
+import { checkDims, checkFloat32 } from './check.js';
+
+/** The checks the native addon makes too. */
+function checkGemmBf16(op: string, m: number, n: number, k: number, a: unknown, b: unknown, c: unknown, beta: number): void {
+  checkDims(op, { m, n, k });
+  checkFloat32(op, 'a', a);
+  if (!(b instanceof Uint16Array)) throw new EngineError(`${op}: b must be a Uint16Array`);
+  checkFloat32(op, 'c', c);
+  if (!Number.isFinite(beta)) throw new EngineError(`${op}: beta must be a finite number, got ${String(beta)}`);
+  const shape = (name: string, arr: ArrayLike<number>, rows: number, cols: number, hint: string) => {
+    if (arr.length !== rows * cols) throw new EngineError(`${op}: ${name} holds ${arr.length} values, expected ${rows}×${cols} (check ${hint})`);
+  };
+  shape('a', a, m, k, 'm and k: a is m×k');
+  shape('b', b, n, k, 'n and k: b is n×k');
+  shape('c', c, m, n, 'm and n: c is m×n');
+  if (c.buffer === a.buffer && c.byteOffset < a.byteOffset + a.byteLength && a.byteOffset < c.byteOffset + c.byteLength) {
+    throw new EngineError(`${op}: c shares memory with a; pass a separate output array`);
+  }
+  if (c.buffer === b.buffer && c.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < c.byteOffset + c.byteLength) {
+    throw new EngineError(`${op}: c shares memory with b; pass a separate output array`);
+  }
+}
+
+export function gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number): void {
+  checkGemmBf16('gemmBf16', m, n, k, a, b, c, beta);
+  const row = new Float32Array(k);
+  const bits = new Uint32Array(row.buffer);
+  for (let j = 0; j < n; j++) {
+    const base = j * k;
+    for (let p = 0; p < k; p++) bits[p] = b[base + p] << 16;
+    for (let i = 0; i < m; i++) {
+      const ai = i * k;
+      let sum = 0;
+      for (let p = 0; p < k; p++) sum += a[ai + p] * row[p];
+      const at = i * n + j;
+      c[at] = beta === 0 ? sum : sum + beta * c[at];
+    }
+  }
+}

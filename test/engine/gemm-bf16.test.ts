@@ -1,0 +1,77 @@
+/**
+ * Products against weights kept in BF16 (ForwardKernels.gemmBf16, the served routed experts):
+ * every engine against an f64 reference on the exactly widened matrix
+ * (test/helpers/bf16-gemm-check.ts), beta = 0 ignoring NaN already in c, the native kernel of each
+ * instruction set in a child process capped by RFID_MOE_NATIVE_SIMD, sizes refused before
+ * anything is written. (Against gemm on the widened f32 matrix the native results are bit for bit
+ * equal with the AVX2 kernels and differ in the last bit for some k with AVX-512, where the
+ * compiler treats the two element types' tails differently; the bound here covers both.)
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { listAvailableEngines } from '../../src/engine/index.js';
+import { NATIVE_SIMD_LEVELS } from '../../src/engine/native.js';
+import { BF16_SHAPES, bf16Uniform, checkGemmBf16 } from '../helpers/bf16-gemm-check.js';
+import { uniform } from '../helpers/small-rows-check.js';
+
+const engines = await listAvailableEngines();
+afterAll(() => engines.forEach((e) => e.dispose()));
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
+  it.each(BF16_SHAPES)('m=%i n=%i k=%i: a·bᵀ + beta·c against an f64 reference on the widened b', (m, n, k) => {
+    expect(checkGemmBf16(engine, m, n, k)).toEqual([]);
+  });
+
+  it('no rows, no columns or k = 0: c is beta·c (beta = 0 clears NaN)', () => {
+    engine.kernels.gemmBf16(0, 3, 4, new Float32Array(0), new Uint16Array(12), new Float32Array(0), 0);
+    const c = Float32Array.of(Number.NaN, 2);
+    engine.kernels.gemmBf16(1, 2, 0, new Float32Array(0), new Uint16Array(0), c, 0);
+    expect(Array.from(c)).toEqual([0, 0]);
+    const d = Float32Array.of(3, -4);
+    engine.kernels.gemmBf16(2, 1, 0, new Float32Array(0), new Uint16Array(0), d, 0.5);
+    expect(Array.from(d)).toEqual([1.5, -2]);
+  });
+
+  it('refuses wrong types, sizes and an output that overlaps an input, before writing', () => {
+    const a = uniform(6, 1);
+    const b = bf16Uniform(12, 2);
+    const c = new Float32Array(8).fill(7);
+    const k = engine.kernels;
+    expect(() => k.gemmBf16(2, 4, 3, a, new Float32Array(12) as unknown as Uint16Array, c, 0)).toThrow(/b must be a Uint16Array/);
+    expect(() => k.gemmBf16(2, 4, 3, a, b.subarray(1), c, 0)).toThrow(/b holds 11 values, expected 4×3/);
+    expect(() => k.gemmBf16(2, 4, 3, a.subarray(1), b, c, 0)).toThrow(/a/);
+    expect(() => k.gemmBf16(2, 4, 3, a, b, c.subarray(1), 0)).toThrow(/c/);
+    expect(() => k.gemmBf16(2, 4, -1, a, b, c, 0)).toThrow(/k/);
+    const shared = new Float32Array(14);
+    expect(() => k.gemmBf16(2, 4, 3, shared.subarray(0, 6), b, shared.subarray(6, 14), 0)).not.toThrow();
+    expect(() => k.gemmBf16(2, 4, 3, shared.subarray(2, 8), b, shared.subarray(6, 14), 0)).toThrow(/shares memory/);
+    const bytes = new ArrayBuffer(64);
+    expect(() => k.gemmBf16(2, 4, 3, a, new Uint16Array(bytes, 0, 12), new Float32Array(bytes, 16, 8), 0)).toThrow(/shares memory/);
+    expect(Array.from(c)).toEqual(new Array(8).fill(7));
+  });
+});
+
+const native = engines.find((e) => e.name === 'native');
+
+describe('native', () => {
+  const widest = native ? /own kernels (\w+)/.exec(native.describe())?.[1] : undefined;
+  const levels = NATIVE_SIMD_LEVELS.filter((level) => widest !== undefined && NATIVE_SIMD_LEVELS.indexOf(level) >= NATIVE_SIMD_LEVELS.indexOf(widest as (typeof NATIVE_SIMD_LEVELS)[number]));
+  it.skipIf(!native || levels.length < 2).each(levels.slice(1))('capped at %s: every shape within its bound', (level) => {
+    const body = `
+      import { createEngine } from './src/engine/index.ts';
+      import { BF16_SHAPES, checkGemmBf16 } from './test/helpers/bf16-gemm-check.ts';
+      const { engine } = await createEngine('native', { threads: 1 });
+      const failures = BF16_SHAPES.flatMap(([m, n, k]) => checkGemmBf16(engine, m, n, k));
+      console.log(JSON.stringify({ describe: engine.describe(), failures: failures.slice(0, 5), count: failures.length }));`;
+    const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {
+      cwd: repo, encoding: 'utf8', env: { ...process.env, RFID_MOE_NATIVE_SIMD: level },
+    });
+    expect(proc.status, proc.stderr).toBe(0);
+    const result = JSON.parse(proc.stdout.trim().split('\n').pop() as string) as { describe: string; failures: string[]; count: number };
+    expect(result.describe).toContain(`own kernels ${level},`);
+    expect(result.failures).toEqual([]);
+  }, 120_000);
+});

@@ -1,0 +1,67 @@
+/**
+ * The BF16-weight product check shared by test/engine/gemm-bf16.test.ts and the child processes
+ * it starts with RFID_MOE_NATIVE_SIMD set: c = a·bᵀ + beta·c with b held as BF16 bit patterns,
+ * against an f64 sum of products over b widened here (BF16 → f32 is the bit pattern shifted up by
+ * 16, exact). The bound is f32 accumulation of k terms in any order, plus the rounding of the
+ * final add.
+ */
+import type { Engine } from '../../src/engine/types.js';
+import { uniform } from './small-rows-check.js';
+
+const U = 2 ** -24;
+
+/** BF16 bit patterns of n seeded values in [−1, 1) (their f32's upper halves). */
+export function bf16Uniform(n: number, seed: number): Uint16Array {
+  const f = uniform(n, seed);
+  const bits = new Uint32Array(f.buffer);
+  return Uint16Array.from(bits, (b) => b >>> 16);
+}
+
+/** The f32 values of BF16 bit patterns (exact). */
+export function widenBf16(h: Uint16Array): Float32Array {
+  const out = new Float32Array(h.length);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < h.length; i++) bits[i] = h[i] << 16;
+  return out;
+}
+
+/**
+ * (m, n, k): the native paths. m 1-8 run the small-rows kernels on BF16 directly (grouped for 1-2,
+ * one-pass for 3-8, with their k steps and chunks); 9-16 the same in passes of 8 rows; 17 and up
+ * widen B in panels of 2^18 values (k = 515: 509 rows a panel, so n = 1100 takes three) for sgemm.
+ */
+export const BF16_SHAPES: Array<[number, number, number]> = [];
+for (const m of [1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 40]) {
+  for (const [n, k] of [[1, 1], [3, 7], [4, 8], [5, 9], [6, 33], [33, 40], [130, 515]]) BF16_SHAPES.push([m, n, k]);
+}
+for (const m of [3, 8]) for (const [n, k] of [[7, 1600], [5, 4200]]) BF16_SHAPES.push([m, n, k]);
+for (const m of [17, 40]) BF16_SHAPES.push([m, 1100, 515]);
+
+/** The failures (empty when every element is within its bound) of `kernels.gemmBf16` on one shape. */
+export function checkGemmBf16(engine: Engine, m: number, n: number, k: number): string[] {
+  const failures: string[] = [];
+  const a = uniform(m * k, 11 + m * 1000 + n);
+  const b = bf16Uniform(n * k, 12 + k);
+  const w = widenBf16(b);
+  for (const beta of [0, 1, -0.5]) {
+    const c0 = uniform(m * n, 13);
+    const c = beta === 0 ? new Float32Array(m * n).fill(Number.NaN) : Float32Array.from(c0);
+    engine.kernels.gemmBf16(m, n, k, a, b, c, beta);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let exact = 0;
+        let scale = 0;
+        for (let p = 0; p < k; p++) {
+          exact += a[i * k + p] * w[j * k + p];
+          scale += Math.abs(a[i * k + p] * w[j * k + p]);
+        }
+        const old = beta === 0 ? 0 : beta * c0[i * n + j];
+        const want = exact + old;
+        const bound = 2 * k * U * scale + 4 * U * (Math.abs(want) + Math.abs(old));
+        const got = c[i * n + j];
+        if (!(Math.abs(got - want) <= bound)) failures.push(`m=${m} n=${n} k=${k} beta=${beta} C[${i},${j}] = ${got}, want ${want} ± ${bound}`);
+      }
+    }
+  }
+  return failures;
+}
