@@ -1,5 +1,5 @@
 /**
- * npm run bench:small-rows [-- --json] [-- --rounds 3] [-- --shapes 16384x512,4096x14336]
+ * npm run bench:small-rows [-- --json] [-- --rounds 3] [-- --shapes 16384x512,4096x14336] [-- --bf16]
  *
  * What a decoding step's products cost per row: engine.gemm of m = 1…8 rows against a weight
  * matrix stored row by row (x·Wᵀ, the native engine's small-rows kernels; m = 1 is OpenBLAS's
@@ -11,6 +11,10 @@
  * The figure is the ratio m rows ÷ 1 row of the same round (the peer is the memory-bound gemv,
  * and the machine is noisy): 1.0 means the extra rows cost nothing, m means no sharing at all.
  * Rounds alternate the row counts; medians over rounds are printed.
+ *
+ * --bf16 measures instead the weights kept in BF16 (kernels.gemmBf16, the served routed experts)
+ * against the same weights widened to f32 (engine.gemm), at 1-32 rows: per row count, the f32
+ * product's time ÷ the BF16 product's in the same round (above 1: BF16 is faster).
  */
 import { parseArgs } from 'node:util';
 import { createEngine } from '../src/engine/index.js';
@@ -22,6 +26,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     shapes: { type: 'string', default: '16384x512,1408x512,512x1408,14336x4096,4096x14336,768x2048,2048x768' },
     'cache-mib': { type: 'string', default: '640' },
+    bf16: { type: 'boolean', default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -36,6 +41,11 @@ const { engine, notice } = await createEngine('native', { threads: 1 });
 process.stderr.write(`${notice}\n`);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+if (values.bf16) {
+  await bf16AgainstF32();
+  engine.dispose();
+  process.exit(0);
+}
 const results: Array<{ n: number; k: number; msPerCall: Record<number, number>; overOneRow: Record<number, number> }> = [];
 for (const [n, k] of shapes) {
   const copies = Math.max(2, Math.ceil((Number(values['cache-mib']) * 2 ** 20) / (n * k * 4)));
@@ -74,3 +84,61 @@ for (const [n, k] of shapes) {
 }
 if (values.json) process.stdout.write(JSON.stringify({ engine: notice, rounds, results }) + '\n');
 engine.dispose();
+
+/** BF16 weights (gemmBf16) against the same weights widened to f32 (gemm), alternated per round. */
+async function bf16AgainstF32(): Promise<void> {
+  const rows = [1, 2, 4, 8, 12, 16, 32];
+  const out: Array<{ n: number; k: number; f32Ms: Record<number, number>; bf16Ms: Record<number, number>; f32OverBf16: Record<number, number> }> = [];
+  for (const [n, k] of shapes) {
+    // copies of the BF16 form that together exceed the last-level cache, and their f32 widening
+    const copies = Math.max(2, Math.ceil((Number(values['cache-mib']) * 2 ** 20) / (n * k * 2)));
+    const next = mulberry32(n * 37 + k);
+    const half = Array.from({ length: copies }, () => Uint16Array.from({ length: n * k }, () => new Uint32Array(Float32Array.of(next() - 0.5).buffer)[0] >>> 16));
+    const wide = half.map((h) => new Float32Array(Uint32Array.from(h, (b) => b << 16).buffer));
+    const x = Float32Array.from({ length: 32 * k }, () => next() - 0.5);
+    const c = new Float32Array(32 * n);
+    let turn = 0;
+    const perCall = (m: number, bf16: boolean): number => {
+      const calls = Math.max(copies, Math.ceil(1e8 / (n * k)));
+      const a = x.subarray(0, m * k);
+      const y = c.subarray(0, m * n);
+      const t = performance.now();
+      for (let i = 0; i < calls; i++) {
+        const w = turn++ % copies;
+        if (bf16) engine.kernels.gemmBf16(m, n, k, a, half[w], y, 0);
+        else engine.gemm(m, n, k, a, wide[w], y, { transB: true });
+      }
+      return (performance.now() - t) / calls;
+    };
+    for (const m of rows) perCall(m, false), perCall(m, true);
+    const f32: Record<number, number[]> = Object.fromEntries(rows.map((m) => [m, []]));
+    const b16: Record<number, number[]> = Object.fromEntries(rows.map((m) => [m, []]));
+    const ratio: Record<number, number[]> = Object.fromEntries(rows.map((m) => [m, []]));
+    for (let r = 0; r < rounds; r++) {
+      for (const m of rows) {
+        // the order alternates between rounds
+        let a: number;
+        let b: number;
+        if (r % 2 === 0) {
+          a = perCall(m, false);
+          b = perCall(m, true);
+        } else {
+          b = perCall(m, true);
+          a = perCall(m, false);
+        }
+        f32[m].push(a);
+        b16[m].push(b);
+        ratio[m].push(a / b);
+      }
+    }
+    const row = {
+      n, k,
+      f32Ms: Object.fromEntries(rows.map((m) => [m, median(f32[m])])),
+      bf16Ms: Object.fromEntries(rows.map((m) => [m, median(b16[m])])),
+      f32OverBf16: Object.fromEntries(rows.map((m) => [m, median(ratio[m])])),
+    };
+    out.push(row);
+    if (!values.json) process.stdout.write(`W ${n}×${k}: ` + rows.map((m) => `${m} row${m > 1 ? 's' : ''} ${row.f32Ms[m].toFixed(3)} / ${row.bf16Ms[m].toFixed(3)} ms (${row.f32OverBf16[m].toFixed(2)}×)`).join(', ') + '\n');
+  }
+  if (values.json) process.stdout.write(JSON.stringify({ engine: notice, rounds, bf16: out }) + '\n');
+}

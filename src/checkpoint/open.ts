@@ -105,6 +105,17 @@ class OpenedCheckpoint implements Checkpoint {
     return this.store.readRowsBf16(tensor, 0, info.shape.length === 0 ? 1 : info.elementCount / cols);
   }
 
+  bf16TensorNames(): Set<string> {
+    const names = new Set<string>();
+    for (const layer of this.layout.layers) {
+      const moe = layer.moe;
+      if (!moe) continue;
+      const candidates = [...(moe.experts ?? []).flatMap((e) => [e.gate, e.up, e.down]), ...(moe.fused ? [moe.fused.gateUp, moe.fused.down] : [])];
+      for (const name of candidates) if (this.store.tensor(name)?.dtype === 'BF16') names.add(name);
+    }
+    return names;
+  }
+
   /** Where one expert's matrix is stored: a whole tensor (start null) or rows of a fused one. */
   private expertRows(layer: number, expert: number, type: ExpertMatrixType): { tensor: string; start: null; end: null } | { tensor: string; start: number; end: number } {
     const moe = this.layout.layers[layer]?.moe;

@@ -166,5 +166,7 @@ export interface Checkpoint {
    * readExpert's f32; see ForwardKernels.gemmBf16). null when the tensor has another dtype.
    */
   readExpertBf16?(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null>;
+  /** The tensors a runtime that keeps BF16 weights holds as stored (2 bytes a value): with readExpertBf16. */
+  bf16TensorNames?(): Set<string>;
   close(): Promise<void>;
 }

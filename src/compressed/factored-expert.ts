@@ -25,6 +25,27 @@ import { scratch } from '../runtime/numerics.js';
 import type { ExpertWeights } from '../runtime/weights.js';
 import { CompressedFormatError } from '../compress/output/block.js';
 
+/**
+ * A weight matrix as held in memory: f32 values, or BF16 bit patterns kept as the checkpoint
+ * stores them (half the bytes; products through ForwardKernels.gemmBf16, exact widening).
+ */
+export type Weights = Float32Array | Uint16Array;
+
+/** out (rows × n) = x (rows × k) · Wᵀ (+ beta·out) for W (n × k) in either form. */
+export function productTransB(engine: Engine, rows: number, n: number, k: number, x: Float32Array, w: Weights, out: Float32Array, beta = 0): void {
+  if (w instanceof Uint16Array) engine.kernels.gemmBf16(rows, n, k, x, w, out, beta);
+  else engine.gemm(rows, n, k, x, w, out, { transB: true, beta });
+}
+
+/** The f32 values of a matrix in either form (BF16 widened exactly; an f32 matrix is returned as it is). */
+export function asF32(w: Weights): Float32Array {
+  if (w instanceof Float32Array) return w;
+  const out = new Float32Array(w.length);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < w.length; i++) bits[i] = w[i] << 16;
+  return out;
+}
+
 /** y (rows × p) = x (rows × d) · Wᵀ */
 export interface LinearOperator {
   readonly p: number;
@@ -34,7 +55,7 @@ export interface LinearOperator {
 
 export class DenseLinear implements LinearOperator {
   constructor(
-    readonly weight: Float32Array,
+    readonly weight: Weights,
     readonly p: number,
     readonly d: number,
   ) {
@@ -42,7 +63,7 @@ export class DenseLinear implements LinearOperator {
   }
 
   apply(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
-    engine.gemm(rows, this.p, this.d, x, this.weight, out, { transB: true });
+    productTransB(engine, rows, this.p, this.d, x, this.weight, out);
   }
 }
 
@@ -51,11 +72,11 @@ export interface FactoredMatrix {
   d: number;
   rank: number;
   /** B, rank × d */
-  basis: Float32Array;
+  basis: Weights;
   /** A, p × rank */
-  coefficients: Float32Array;
+  coefficients: Weights;
   /** W̄, p × d, added to A·B (a 'base-delta' group's shared base) */
-  base?: Float32Array;
+  base?: Weights;
   residual?: { descriptor: ProjectionDescriptor; vector: Float32Array };
 }
 
@@ -63,8 +84,8 @@ export type ApplyMode = 'auto' | 'factored' | 'materialised';
 
 /** W = A·B + unvec(P·η) as f32, p × d. */
 export function materialise(engine: Engine, m: FactoredMatrix): Float32Array {
-  const W = m.base ? Float32Array.from(m.base) : new Float32Array(m.p * m.d);
-  engine.gemm(m.p, m.d, m.rank, m.coefficients, m.basis, W, { beta: m.base ? 1 : 0 });
+  const W = m.base ? Float32Array.from(asF32(m.base)) : new Float32Array(m.p * m.d);
+  engine.gemm(m.p, m.d, m.rank, asF32(m.coefficients), asF32(m.basis), W, { beta: m.base ? 1 : 0 });
   if (m.residual) createProjection(m.residual.descriptor).addReconstruction(W, m.residual.vector);
   return W;
 }
@@ -140,9 +161,9 @@ export class FactoredLinear implements LinearOperator {
       return;
     }
     const t = new Float32Array(rows * rank);
-    engine.gemm(rows, rank, d, x, this.matrix.basis, t, { transB: true });
-    if (this.matrix.base) engine.gemm(rows, p, d, x, this.matrix.base, out, { transB: true });
-    engine.gemm(rows, p, rank, t, this.matrix.coefficients, out, { transB: true, beta: this.matrix.base ? 1 : 0 });
+    productTransB(engine, rows, rank, d, x, this.matrix.basis, t);
+    if (this.matrix.base) productTransB(engine, rows, p, d, x, this.matrix.base, out);
+    productTransB(engine, rows, p, rank, t, this.matrix.coefficients, out, this.matrix.base ? 1 : 0);
     const residual = this.matrix.residual;
     if (!residual) return;
     if (residual.descriptor.scheme === 'tile') {

@@ -27,7 +27,7 @@ import { modelConfigOf } from '../compress/output/config-json.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
 import { basisName, CONFIG_BLOCK_KEY, coefficientName, expertBasisName, groupBaseName, moePrefix, residualName } from '../compress/output/names.js';
 import { verifyOutputFiles, type HashProgress } from './verify.js';
-import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
+import { asF32, DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator, type Weights } from './factored-expert.js';
 
 export interface LoadCompressedOptions {
   /** how factored matrices are applied: by FLOP count per call (default), always factored, or materialised */
@@ -51,13 +51,15 @@ type MatrixType = ExpertMatrixType;
 /** Ŵ = A·B (+ P·η) without an engine (plain loops), for the Checkpoint view. */
 function reconstructPlain(m: FactoredMatrix): Float32Array {
   const { p, d, rank } = m;
-  const W = m.base ? Float32Array.from(m.base) : new Float32Array(p * d);
+  const W = m.base ? Float32Array.from(asF32(m.base)) : new Float32Array(p * d);
+  const coefficients = asF32(m.coefficients);
+  const basis = asF32(m.basis);
   for (let i = 0; i < p; i++) {
     const row = i * d;
     for (let k = 0; k < rank; k++) {
-      const a = m.coefficients[i * rank + k];
+      const a = coefficients[i * rank + k];
       const b = k * d;
-      for (let j = 0; j < d; j++) W[row + j] += a * m.basis[b + j];
+      for (let j = 0; j < d; j++) W[row + j] += a * basis[b + j];
     }
   }
   if (m.residual) createProjection(m.residual.descriptor).addReconstruction(W, m.residual.vector);
@@ -123,7 +125,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
    * expert of the group then holds the same array, read once (a server keeps all of them; without
    * the map each expert reads and keeps its own copy).
    */
-  async factors(layer: number, expert: number, type: MatrixType, shared?: Map<string, Promise<Float32Array>>): Promise<FactoredMatrix> {
+  async factors(layer: number, expert: number, type: MatrixType, shared?: Map<string, Promise<Weights>>, opts: { bf16?: boolean } = {}): Promise<FactoredMatrix> {
     const t = this.blocks.get(layer)?.types[type];
     const g = this.groupOf.get(`${layer}/${type}/${expert}`);
     if (!t || g === undefined || this.block.storage !== 'factored') {
@@ -132,19 +134,23 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     const group = t.groups[g];
     const prefix = moePrefix(this.layout.layers[layer].moe!.router);
     const delta = group.structure === 'base-delta';
-    const readShared = (name: string): Promise<Float32Array> => {
-      if (!shared) return this.store.readF32(name);
-      let read = shared.get(name);
+    // with opts.bf16, factors stored as BF16 stay BF16 (the residual η, small, is always f32)
+    const readFactor = (name: string): Promise<Weights> => (opts.bf16 ? this.readKeepingBf16(name) : this.store.readF32(name));
+    const readShared = (name: string): Promise<Weights> => {
+      if (!shared) return readFactor(name);
+      // a map is filled in one form only: the key says which
+      const key = opts.bf16 ? `bf16:${name}` : name;
+      let read = shared.get(key);
       if (!read) {
-        read = this.store.readF32(name);
-        shared.set(name, read);
-        read.catch(() => shared.delete(name)); // a failed read is retried by the next caller, not cached
+        read = readFactor(name);
+        shared.set(key, read);
+        read.catch(() => shared.delete(key)); // a failed read is retried by the next caller, not cached
       }
       return read;
     };
     const [groupBasis, own, base, residual] = await Promise.all([
-      delta ? this.store.readF32(expertBasisName(prefix, type, expert)) : readShared(basisName(prefix, type, g)),
-      this.store.readF32(coefficientName(prefix, type, expert)),
+      delta ? readFactor(expertBasisName(prefix, type, expert)) : readShared(basisName(prefix, type, g)),
+      readFactor(coefficientName(prefix, type, expert)),
       delta ? readShared(groupBaseName(prefix, type, g)) : Promise.resolve(undefined),
       group.residual ? this.store.readF32(residualName(prefix, type, expert)) : Promise.resolve(undefined),
     ]);
@@ -159,6 +165,68 @@ export class CompressedModel implements Checkpoint, WeightProvider {
       ...(base ? { base } : {}),
       ...(group.residual && residual ? { residual: { descriptor: group.residual, vector: residual } } : {}),
     };
+  }
+
+  /** A tensor as stored when it is BF16 (its bit patterns), else decoded to f32. */
+  private async readKeepingBf16(name: string): Promise<Weights> {
+    const info = this.store.tensor(name);
+    if (info?.dtype !== 'BF16') return this.store.readF32(name);
+    const cols = info.shape.at(-1) ?? 1;
+    return this.store.readRowsBf16(name, 0, info.shape.length === 0 ? 1 : info.elementCount / cols);
+  }
+
+  /**
+   * An expert matrix that is stored as it is (not factored) and as BF16: its bit patterns, for a
+   * runtime that keeps BF16 weights (Checkpoint.readExpertBf16). null when it is factored or has
+   * another dtype.
+   */
+  async readExpertBf16(layer: number, expert: number, type: MatrixType): Promise<Uint16Array | null> {
+    if (this.isFactored(layer, type)) return null;
+    const moe = this.layout.layers[layer]?.moe;
+    if (!moe) throw new CompressedFormatError(`layer ${layer} is not an MoE layer`);
+    if (!Number.isInteger(expert) || expert < 0 || expert >= this.config.numExperts) {
+      throw new CompressedFormatError(`expert ${expert} does not exist; layer ${layer} has experts 0..${this.config.numExperts - 1}`);
+    }
+    const rows = (name: string, start: number, end: number) => (this.store.tensor(name)?.dtype === 'BF16' ? this.store.readRowsBf16(name, start, end) : Promise.resolve(null));
+    if (moe.experts) {
+      const w = await this.readKeepingBf16(moe.experts[expert][type]);
+      return w instanceof Uint16Array ? w : null;
+    }
+    const I = this.config.expertIntermediateSize;
+    const H = this.config.hiddenSize;
+    if (!moe.fused) throw new CompressedFormatError(`layer ${layer} names no expert tensors`);
+    if (type === 'gate') return rows(moe.fused.gateUp, expert * 2 * I, expert * 2 * I + I);
+    if (type === 'up') return rows(moe.fused.gateUp, expert * 2 * I + I, (expert + 1) * 2 * I);
+    return rows(moe.fused.down, expert * H, (expert + 1) * H);
+  }
+
+  /**
+   * The tensors a server keeps as stored BF16 when it keeps BF16 weights: routed experts stored
+   * as they are and the factors of factored ones (bases, coefficients, a base-delta group's base),
+   * where stored as BF16. Residual vectors and every other tensor are held as f32.
+   */
+  bf16TensorNames(): Set<string> {
+    const names = new Set<string>();
+    const bf16 = (name: string) => this.store.tensor(name)?.dtype === 'BF16';
+    for (const layer of this.layout.layers) {
+      const moe = layer.moe;
+      if (!moe) continue;
+      const prefix = moePrefix(moe.router);
+      for (const type of ['gate', 'up', 'down'] as const) {
+        if (!this.isFactored(layer.index, type)) {
+          for (const e of moe.experts ?? []) if (bf16(e[type])) names.add(e[type]);
+          if (moe.fused) for (const n of type === 'down' ? [moe.fused.down] : [moe.fused.gateUp]) if (bf16(n)) names.add(n);
+          continue;
+        }
+        const t = this.blocks.get(layer.index)!.types[type]!;
+        t.groups.forEach((g, gi) => {
+          const candidates = g.structure === 'base-delta' ? [groupBaseName(prefix, type, gi), ...g.experts.map((e) => expertBasisName(prefix, type, e))] : [basisName(prefix, type, gi)];
+          for (const e of g.experts) candidates.push(coefficientName(prefix, type, e));
+          for (const n of candidates) if (bf16(n)) names.add(n);
+        });
+      }
+    }
+    return names;
   }
 
   async readExpert(layer: number, expert: number, type: MatrixType): Promise<Float32Array> {

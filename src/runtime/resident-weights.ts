@@ -81,25 +81,16 @@ export function residentIfFits(provider: WeightProvider, parameterCount: number,
 }
 
 /**
- * Bytes a checkpoint's weights take once resident: f32 for every tensor, except routed experts
- * stored as BF16 when CheckpointWeights keeps them so (`bf16Experts`, 2 bytes a value; only
- * checkpoints that can read them as stored).
+ * Bytes a checkpoint's weights take once resident: f32 for every tensor, except those a runtime
+ * keeping BF16 weights holds as stored (`bf16Experts`: Checkpoint.bf16TensorNames, 2 bytes a
+ * value; routed experts for an original checkpoint).
  */
 export function residentWeightBytes(ckpt: Checkpoint, opts: CheckpointWeightsOptions = {}): number {
-  const keptBf16 = new Set<string>();
-  if (opts.bf16Experts && typeof ckpt.readExpertBf16 === 'function') {
-    for (const layer of ckpt.layout.layers) {
-      const moe = layer.moe;
-      if (!moe) continue;
-      for (const names of moe.experts ?? []) for (const name of [names.gate, names.up, names.down]) keptBf16.add(name);
-      if (moe.fused) for (const name of [moe.fused.gateUp, moe.fused.down]) keptBf16.add(name);
-    }
-  }
+  const keptBf16 = opts.bf16Experts && ckpt.bf16TensorNames ? ckpt.bf16TensorNames() : new Set<string>();
   let bytes = 0;
   for (const name of ckpt.tensorNames()) {
-    const t = ckpt.tensor(name)!;
-    const values = t.shape.reduce((a, b) => a * b, 1);
-    bytes += values * (t.dtype === 'BF16' && keptBf16.has(name) ? 2 : 4);
+    const values = ckpt.tensor(name)!.shape.reduce((a, b) => a * b, 1);
+    bytes += values * (keptBf16.has(name) ? 2 : 4);
   }
   return bytes;
 }

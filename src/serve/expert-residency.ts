@@ -15,7 +15,7 @@
  * Bases are shared per (layer, type, group) instead of copied into every expert of the group.
  */
 import type { CompressedModel } from '../compressed/load.js';
-import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type LinearOperator } from '../compressed/factored-expert.js';
+import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type LinearOperator, type Weights } from '../compressed/factored-expert.js';
 import type { ExpertMatrixType } from '../checkpoint/types.js';
 import type { Engine } from '../engine/types.js';
 import { ResidentWeights } from '../runtime/resident-weights.js';
@@ -30,6 +30,11 @@ export interface ExpertResidencyOptions {
   priorWeight?: number;
   /** expert calls between two recomputations of the dense set (default 2048) */
   rebalanceEvery?: number;
+  /**
+   * Factors and unfactored expert matrices stored as BF16 stay BF16 (default false: f32). The
+   * materialised experts are f32 either way (A·B is not a BF16 matrix).
+   */
+  bf16?: boolean;
 }
 
 interface Slot {
@@ -43,7 +48,7 @@ export class LiveExpertProvider implements WeightProvider {
   private readonly prior = new Map<number, Float64Array>();
   private readonly live = new Map<number, Float64Array>();
   /** the tensors each group of experts shares, read once and held by all of them */
-  private readonly shared = new Map<string, Promise<Float32Array>>();
+  private readonly shared = new Map<string, Promise<Weights>>();
   private readonly bytesPerExpert: number;
   private readonly priorWeight: number;
   private readonly rebalanceEvery: number;
@@ -162,13 +167,13 @@ export class LiveExpertProvider implements WeightProvider {
     const ops: LinearOperator[] = [];
     for (const type of TYPES) {
       if (!this.model.isFactored(layer, type)) {
-        const W = await this.model.readExpert(layer, expert, type);
+        const W = (this.opts.bf16 ? await this.model.readExpertBf16(layer, expert, type) : null) ?? (await this.model.readExpert(layer, expert, type));
         const { hiddenSize: H, expertIntermediateSize: I } = this.model.config;
         const [p, d] = type === 'down' ? [H, I] : [I, H];
         ops.push(new DenseLinear(W, p, d));
         continue;
       }
-      const m = await this.model.factors(layer, expert, type, this.shared);
+      const m = await this.model.factors(layer, expert, type, this.shared, { bf16: this.opts.bf16 });
       // a factored expert must stay at its factored size: the budget counts it so, and the dense
       // room of the share belongs to the hottest experts (a long prompt builds a dense form for one call only)
       ops.push(dense ? new DenseLinear(materialise(this.engine, m), m.p, m.d) : new FactoredLinear(m, 'auto', { keepDense: false }));

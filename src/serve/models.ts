@@ -120,7 +120,10 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
     const contextLength = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
     let kind: ServedModel['kind'] = 'original';
     let materialiseBytes = 0;
-    const base = residentWeightBytes(ckpt, { bf16Experts: opts.bf16Experts ?? true });
+    // BF16 kept as stored by an original checkpoint's experts and a factored model's factors; a
+    // dense compressed model runs its own f32 provider
+    const keepsBf16 = !(ckpt instanceof CompressedModel && ckpt.storage === 'dense');
+    const base = residentWeightBytes(ckpt, { bf16Experts: keepsBf16 && (opts.bf16Experts ?? true) });
     if (ckpt instanceof CompressedModel) {
       kind = ckpt.storage === 'factored' ? 'compressed-factored' : 'compressed-dense';
       if (kind === 'compressed-factored') {
@@ -186,7 +189,7 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
       };
       if (checkpoint instanceof CompressedModel && checkpoint.storage === 'factored') {
         // factored experts, the hottest materialised within the share (checkpoint, then live counts)
-        const experts = new LiveExpertProvider(checkpoint, this.opts.engine, { denseBytes: model.materialiseBytes });
+        const experts = new LiveExpertProvider(checkpoint, this.opts.engine, { denseBytes: model.materialiseBytes, bf16: this.opts.bf16Experts ?? true });
         await experts.loadAll();
         const decoder = new BatchDecoder(experts, this.opts.engine, { ...decoderOptions, keepWeights: false });
         return { handle: { checkpoint, decoder, experts }, bytes: model.estimatedBytes };
