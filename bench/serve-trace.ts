@@ -375,9 +375,10 @@ try {
     await compress(firstModel, { retain: 0.6 }, { out, selfSampled: { samples: 8, seqLen: 32, seed: 1 }, evaluation: false });
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TOKENIZER_DIR, f), path.join(out, f)).catch(() => undefined);
     log(`  compressed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    // the factored model's f32 weights alone (a budget of exactly this leaves no share for dense experts)
+    // the factored model's weights alone, as the server holds them (its BF16 factors kept as
+    // stored): a budget of exactly this leaves no share for dense experts
     const factoredModel = await openModel(out);
-    const factoredBytes = factoredModel.tensorNames().reduce((s, t) => s + factoredModel.tensor(t)!.shape.reduce((a, b) => a * b, 1) * 4, 0);
+    const factoredBytes = residentWeightBytes(factoredModel, { bf16Experts: true });
     await factoredModel.close();
     // each budget leaves 1 MiB beside the weights for the request's KV cache (a few positions here;
     // the server reserves it in the budget), less than one expert's dense form

@@ -93,8 +93,18 @@ async function bf16AgainstF32(): Promise<void> {
     // copies of the BF16 form that together exceed the last-level cache, and their f32 widening
     const copies = Math.max(2, Math.ceil((Number(values['cache-mib']) * 2 ** 20) / (n * k * 2)));
     const next = mulberry32(n * 37 + k);
-    const half = Array.from({ length: copies }, () => Uint16Array.from({ length: n * k }, () => new Uint32Array(Float32Array.of(next() - 0.5).buffer)[0] >>> 16));
-    const wide = half.map((h) => new Float32Array(Uint32Array.from(h, (b) => b << 16).buffer));
+    const wide = Array.from({ length: copies }, () => {
+      const w = Float32Array.from({ length: n * k }, () => next() - 0.5);
+      const bits = new Uint32Array(w.buffer);
+      for (let i = 0; i < bits.length; i++) bits[i] &= 0xffff0000; // exactly representable in BF16
+      return w;
+    });
+    const half = wide.map((w) => {
+      const bits = new Uint32Array(w.buffer);
+      const h = new Uint16Array(bits.length);
+      for (let i = 0; i < bits.length; i++) h[i] = bits[i] >>> 16;
+      return h;
+    });
     const x = Float32Array.from({ length: 32 * k }, () => next() - 0.5);
     const c = new Float32Array(32 * n);
     let turn = 0;

@@ -87,7 +87,8 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
     note(notice);
     try {
       // keep the decoded weights across steps when they fit; a larger model streams layer by layer
-      const residentBytes = typeof ckpt.readExpertBf16 === 'function' ? residentWeightBytes(ckpt, { bf16Experts: opts.bf16Experts }) : parameterCounts(ckpt).total * 4;
+      // a compressed model runs its own f32 provider; an original one keeps its BF16 experts as stored
+      const residentBytes = 'storage' in ckpt ? parameterCounts(ckpt).total * 4 : residentWeightBytes(ckpt, { bf16Experts: opts.bf16Experts });
       const keepWeights = residentBytes <= DEFAULT_RESIDENT_BYTES;
       if (!keepWeights) note('the model is larger than the resident-weights budget: weights are read from disk at every step (slow)');
       const kind = 'storage' in ckpt ? `compressed (${String((ckpt as { storage: string }).storage)})` : 'original';
