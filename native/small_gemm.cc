@@ -18,6 +18,10 @@
 //   k in one piece, A (8 × 56 KiB at k = 14336) would be read from L2 on every step.
 //   Compiled for AVX2 + FMA and for AVX-512 (16 floats a step); a CPU with neither (or
 //   RFID_MOE_NATIVE_SIMD=baseline) runs the grouped kernel for every m.
+//
+// Both kernels are templates over B's element type: f32, or BF16 bit patterns (weights kept as a
+// checkpoint stores them, bf16_gemm.cc), widened in registers as they are loaded. The read-ahead
+// hints step in elements, so with BF16 they are issued twice per cache line (harmless).
 #include "small_gemm.h"
 
 #include <algorithm>
