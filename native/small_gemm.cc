@@ -46,15 +46,22 @@ __attribute__((always_inline)) inline V8 Load(const float* p) {
 typedef unsigned short U16x8 __attribute__((vector_size(16)));
 typedef unsigned int U32x8 __attribute__((vector_size(32)));
 
-/** Eight BF16 weights widened to f32 (exact: the 16 bits become the upper half). */
-__attribute__((always_inline)) inline V8 Load(const uint16_t* p) {
-  U16x8 h;
+/**
+ * A vector VF of floats from as many BF16 weights (VH of uint16, VW of uint32 of the same lane
+ * count), widened exactly: the 16 bits become the upper half of each float.
+ */
+template <typename VF, typename VH, typename VW>
+__attribute__((always_inline)) inline VF WidenBf16Vector(const uint16_t* p) {
+  VH h;
   std::memcpy(&h, p, sizeof(h));
-  const U32x8 w = __builtin_convertvector(h, U32x8) << 16;
-  V8 v;
+  const VW w = __builtin_convertvector(h, VW) << 16;
+  VF v;
   std::memcpy(&v, &w, sizeof(v));
   return v;
 }
+
+/** Eight BF16 weights widened to f32. */
+__attribute__((always_inline)) inline V8 Load(const uint16_t* p) { return WidenBf16Vector<V8, U16x8, U32x8>(p); }
 
 /** One weight as f32. */
 __attribute__((always_inline)) inline float Scalar(float w) { return w; }
@@ -248,12 +255,7 @@ __attribute__((always_inline)) inline V8 LoadV<V8>(const uint16_t* p) {
 }
 template <>
 __attribute__((always_inline)) inline V16 LoadV<V16>(const uint16_t* p) {
-  U16x16 h;
-  std::memcpy(&h, p, sizeof(h));
-  const U32x16 w = __builtin_convertvector(h, U32x16) << 16;
-  V16 v;
-  std::memcpy(&v, &w, sizeof(v));
-  return v;
+  return WidenBf16Vector<V16, U16x16, U32x16>(p);
 }
 
 /** The one-pass kernel for M rows of A (3 ≤ M ≤ 8) with vectors V (8 or 16 floats). */

@@ -4,6 +4,7 @@
  * builds the layout and checks every expected tensor's presence, shape and dtype, so later code
  * can trust the names and shapes without re-checking.
  */
+import { expertLocation, expertTensorNames, type ExpertLocation } from './expert-location.js';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TensorStore } from '../io/sharded.js';
@@ -92,46 +93,30 @@ class OpenedCheckpoint implements Checkpoint {
   }
 
   async readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array> {
-    const { tensor, start, end } = this.expertRows(layer, expert, type);
-    return start === null ? this.store.readF32(tensor) : this.store.readRowsF32(tensor, start, end);
+    const { tensor, rows } = this.expertLocation(layer, expert, type);
+    return rows === null ? this.store.readF32(tensor) : this.store.readRowsF32(tensor, rows[0], rows[1]);
   }
 
   async readExpertBf16(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null> {
-    const { tensor, start, end } = this.expertRows(layer, expert, type);
-    const info = this.store.tensor(tensor);
-    if (info?.dtype !== 'BF16') return null;
-    if (start !== null) return this.store.readRowsBf16(tensor, start, end);
-    const cols = info.shape.at(-1) ?? 1;
-    return this.store.readRowsBf16(tensor, 0, info.shape.length === 0 ? 1 : info.elementCount / cols);
+    const { tensor, rows } = this.expertLocation(layer, expert, type);
+    if (this.store.tensor(tensor)?.dtype !== 'BF16') return null;
+    return rows === null ? this.store.readBf16(tensor) : this.store.readRowsBf16(tensor, rows[0], rows[1]);
   }
 
   bf16TensorNames(): Set<string> {
-    const names = new Set<string>();
-    for (const layer of this.layout.layers) {
-      const moe = layer.moe;
-      if (!moe) continue;
-      const candidates = [...(moe.experts ?? []).flatMap((e) => [e.gate, e.up, e.down]), ...(moe.fused ? [moe.fused.gateUp, moe.fused.down] : [])];
-      for (const name of candidates) if (this.store.tensor(name)?.dtype === 'BF16') names.add(name);
-    }
-    return names;
+    const names = this.layout.layers.flatMap((l) => (l.moe ? expertTensorNames(l.moe) : []));
+    return new Set(names.filter((name) => this.store.tensor(name)?.dtype === 'BF16'));
   }
 
-  /** Where one expert's matrix is stored: a whole tensor (start null) or rows of a fused one. */
-  private expertRows(layer: number, expert: number, type: ExpertMatrixType): { tensor: string; start: null; end: null } | { tensor: string; start: number; end: number } {
+  private expertLocation(layer: number, expert: number, type: ExpertMatrixType): ExpertLocation {
     const moe = this.layout.layers[layer]?.moe;
     if (!Number.isInteger(layer) || !moe)
       throw new CheckpointError('OutOfRange', `layer ${layer} is not an MoE layer (MoE layers: ${this.moeLayerList()})`);
     if (!Number.isInteger(expert) || expert < 0 || expert >= this.config.numExperts)
       throw new CheckpointError('OutOfRange', `expert ${expert} does not exist; layer ${layer} has experts 0..${this.config.numExperts - 1}`);
-    if (moe.experts) return { tensor: moe.experts[expert][type], start: null, end: null };
-    if (!moe.fused) throw new CheckpointError('OutOfRange', `layer ${layer} names no expert tensors`);
-    const I = this.config.expertIntermediateSize;
-    const H = this.config.hiddenSize;
-    // fused gate_up [E, 2I, H] viewed as rows of H: expert e's gate rows come first, then its up rows
-    if (type === 'gate') return { tensor: moe.fused.gateUp, start: expert * 2 * I, end: expert * 2 * I + I };
-    if (type === 'up') return { tensor: moe.fused.gateUp, start: expert * 2 * I + I, end: (expert + 1) * 2 * I };
-    // fused down [E, H, I] viewed as rows of I: expert e owns rows e·H..(e+1)·H, i.e. its [H, I] matrix
-    return { tensor: moe.fused.down, start: expert * H, end: (expert + 1) * H };
+    const location = expertLocation(moe, this.config, expert, type);
+    if (!location) throw new CheckpointError('OutOfRange', `layer ${layer} names no expert tensors`);
+    return location;
   }
 
   async close(): Promise<void> {

@@ -23,28 +23,8 @@ import type { Engine } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
 import { scratch } from '../runtime/numerics.js';
 import type { ExpertWeights } from '../runtime/weights.js';
+import { asF32, productTransB, type Weights } from '../runtime/weight-matrix.js';
 import { CompressedFormatError } from '../compress/output/block.js';
-
-/**
- * A weight matrix as held in memory: f32 values, or BF16 bit patterns kept as the checkpoint
- * stores them (half the bytes; products through ForwardKernels.gemmBf16, exact widening).
- */
-export type Weights = Float32Array | Uint16Array;
-
-/** out (rows × n) = x (rows × k) · Wᵀ (+ beta·out) for W (n × k) in either form. */
-export function productTransB(engine: Engine, rows: number, n: number, k: number, x: Float32Array, w: Weights, out: Float32Array, beta = 0): void {
-  if (w instanceof Uint16Array) engine.kernels.gemmBf16(rows, n, k, x, w, out, beta);
-  else engine.gemm(rows, n, k, x, w, out, { transB: true, beta });
-}
-
-/** The f32 values of a matrix in either form (BF16 widened exactly; an f32 matrix is returned as it is). */
-export function asF32(w: Weights): Float32Array {
-  if (w instanceof Float32Array) return w;
-  const out = new Float32Array(w.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < w.length; i++) bits[i] = w[i] << 16;
-  return out;
-}
 
 /** y (rows × p) = x (rows × d) · Wᵀ */
 export interface LinearOperator {

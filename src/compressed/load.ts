@@ -9,6 +9,7 @@
  * routing frequency (stored in the rfid_moe block) until the byte budget is spent: the hottest
  * experts are then served as dense matrices from memory, the rest factored from disk.
  */
+import { expertLocation, expertTensorNames, type ExpertLocation } from '../checkpoint/expert-location.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expectedTensors } from '../checkpoint/expected.js';
@@ -27,7 +28,8 @@ import { modelConfigOf } from '../compress/output/config-json.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
 import { basisName, CONFIG_BLOCK_KEY, coefficientName, expertBasisName, groupBaseName, moePrefix, residualName } from '../compress/output/names.js';
 import { verifyOutputFiles, type HashProgress } from './verify.js';
-import { asF32, DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator, type Weights } from './factored-expert.js';
+import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
+import { asF32, type Weights } from '../runtime/weight-matrix.js';
 
 export interface LoadCompressedOptions {
   /** how factored matrices are applied: by FLOP count per call (default), always factored, or materialised */
@@ -169,10 +171,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
 
   /** A tensor as stored when it is BF16 (its bit patterns), else decoded to f32. */
   private async readKeepingBf16(name: string): Promise<Weights> {
-    const info = this.store.tensor(name);
-    if (info?.dtype !== 'BF16') return this.store.readF32(name);
-    const cols = info.shape.at(-1) ?? 1;
-    return this.store.readRowsBf16(name, 0, info.shape.length === 0 ? 1 : info.elementCount / cols);
+    return this.store.tensor(name)?.dtype === 'BF16' ? this.store.readBf16(name) : this.store.readF32(name);
   }
 
   /**
@@ -182,22 +181,9 @@ export class CompressedModel implements Checkpoint, WeightProvider {
    */
   async readExpertBf16(layer: number, expert: number, type: MatrixType): Promise<Uint16Array | null> {
     if (this.isFactored(layer, type)) return null;
-    const moe = this.layout.layers[layer]?.moe;
-    if (!moe) throw new CompressedFormatError(`layer ${layer} is not an MoE layer`);
-    if (!Number.isInteger(expert) || expert < 0 || expert >= this.config.numExperts) {
-      throw new CompressedFormatError(`expert ${expert} does not exist; layer ${layer} has experts 0..${this.config.numExperts - 1}`);
-    }
-    const rows = (name: string, start: number, end: number) => (this.store.tensor(name)?.dtype === 'BF16' ? this.store.readRowsBf16(name, start, end) : Promise.resolve(null));
-    if (moe.experts) {
-      const w = await this.readKeepingBf16(moe.experts[expert][type]);
-      return w instanceof Uint16Array ? w : null;
-    }
-    const I = this.config.expertIntermediateSize;
-    const H = this.config.hiddenSize;
-    if (!moe.fused) throw new CompressedFormatError(`layer ${layer} names no expert tensors`);
-    if (type === 'gate') return rows(moe.fused.gateUp, expert * 2 * I, expert * 2 * I + I);
-    if (type === 'up') return rows(moe.fused.gateUp, expert * 2 * I + I, (expert + 1) * 2 * I);
-    return rows(moe.fused.down, expert * H, (expert + 1) * H);
+    const { tensor, rows } = this.expertLocation(layer, expert, type);
+    if (this.store.tensor(tensor)?.dtype !== 'BF16') return null;
+    return rows === null ? this.store.readBf16(tensor) : this.store.readRowsBf16(tensor, rows[0], rows[1]);
   }
 
   /**
@@ -214,8 +200,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
       const prefix = moePrefix(moe.router);
       for (const type of ['gate', 'up', 'down'] as const) {
         if (!this.isFactored(layer.index, type)) {
-          for (const e of moe.experts ?? []) if (bf16(e[type])) names.add(e[type]);
-          if (moe.fused) for (const n of type === 'down' ? [moe.fused.down] : [moe.fused.gateUp]) if (bf16(n)) names.add(n);
+          for (const n of expertTensorNames(moe, [type])) if (bf16(n)) names.add(n);
           continue;
         }
         const t = this.blocks.get(layer.index)!.types[type]!;
@@ -231,18 +216,20 @@ export class CompressedModel implements Checkpoint, WeightProvider {
 
   async readExpert(layer: number, expert: number, type: MatrixType): Promise<Float32Array> {
     if (this.isFactored(layer, type)) return reconstructPlain(await this.factors(layer, expert, type));
+    const { tensor, rows } = this.expertLocation(layer, expert, type);
+    return rows === null ? this.store.readF32(tensor) : this.store.readRowsF32(tensor, rows[0], rows[1]);
+  }
+
+  /** Where an unfactored expert matrix is stored. */
+  private expertLocation(layer: number, expert: number, type: MatrixType): ExpertLocation {
     const moe = this.layout.layers[layer]?.moe;
     if (!moe) throw new CompressedFormatError(`layer ${layer} is not an MoE layer`);
     if (!Number.isInteger(expert) || expert < 0 || expert >= this.config.numExperts) {
       throw new CompressedFormatError(`expert ${expert} does not exist; layer ${layer} has experts 0..${this.config.numExperts - 1}`);
     }
-    if (moe.experts) return this.store.readF32(moe.experts[expert][type]);
-    const I = this.config.expertIntermediateSize;
-    const H = this.config.hiddenSize;
-    if (!moe.fused) throw new CompressedFormatError(`layer ${layer} names no expert tensors`);
-    if (type === 'gate') return this.store.readRowsF32(moe.fused.gateUp, expert * 2 * I, expert * 2 * I + I);
-    if (type === 'up') return this.store.readRowsF32(moe.fused.gateUp, expert * 2 * I + I, (expert + 1) * 2 * I);
-    return this.store.readRowsF32(moe.fused.down, expert * H, (expert + 1) * H);
+    const location = expertLocation(moe, this.config, expert, type);
+    if (!location) throw new CompressedFormatError(`layer ${layer} names no expert tensors`);
+    return location;
   }
 
   private async linear(layer: number, expert: number, type: MatrixType): Promise<LinearOperator> {

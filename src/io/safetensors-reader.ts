@@ -359,6 +359,12 @@ export class SafetensorsFile {
     return out;
   }
 
+  /** A whole BF16 tensor as stored (see readRowsBf16). */
+  async readBf16(name: string): Promise<Uint16Array> {
+    const { rows } = rowView(this.entry(name));
+    return this.readRowsBf16(name, 0, rows);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

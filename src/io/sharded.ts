@@ -227,6 +227,10 @@ export class TensorStore {
     return this.shardOf(name).readRowsF32(name, start, end);
   }
 
+  async readBf16(name: string): Promise<Uint16Array> {
+    return this.shardOf(name).readBf16(name);
+  }
+
   async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array> {
     return this.shardOf(name).readRowsBf16(name, start, end);
   }

@@ -15,7 +15,8 @@
  * Bases are shared per (layer, type, group) instead of copied into every expert of the group.
  */
 import type { CompressedModel } from '../compressed/load.js';
-import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type LinearOperator, type Weights } from '../compressed/factored-expert.js';
+import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type LinearOperator } from '../compressed/factored-expert.js';
+import type { Weights } from '../runtime/weight-matrix.js';
 import type { ExpertMatrixType } from '../checkpoint/types.js';
 import type { Engine } from '../engine/types.js';
 import { ResidentWeights } from '../runtime/resident-weights.js';

@@ -7,18 +7,14 @@
  * equal with the AVX2 kernels and differ in the last bit for some k with AVX-512, where the
  * compiler treats the two element types' tails differently; the bound here covers both.)
  */
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
-import { NATIVE_SIMD_LEVELS } from '../../src/engine/native.js';
 import { BF16_SHAPES, bf16Uniform, checkGemmBf16 } from '../helpers/bf16-gemm-check.js';
 import { uniform } from '../helpers/small-rows-check.js';
+import { runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
   it.each(BF16_SHAPES)('m=%i n=%i k=%i: a·bᵀ + beta·c against an f64 reference on the widened b', (m, n, k) => {
@@ -57,20 +53,10 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
 const native = engines.find((e) => e.name === 'native');
 
 describe('native', () => {
-  const widest = native ? /own kernels (\w+)/.exec(native.describe())?.[1] : undefined;
-  const levels = NATIVE_SIMD_LEVELS.filter((level) => widest !== undefined && NATIVE_SIMD_LEVELS.indexOf(level) >= NATIVE_SIMD_LEVELS.indexOf(widest as (typeof NATIVE_SIMD_LEVELS)[number]));
+  const levels = simdLevelsOf(native);
   it.skipIf(!native || levels.length < 2).each(levels.slice(1))('capped at %s: every shape within its bound', (level) => {
-    const body = `
-      import { createEngine } from './src/engine/index.ts';
-      import { BF16_SHAPES, checkGemmBf16 } from './test/helpers/bf16-gemm-check.ts';
-      const { engine } = await createEngine('native', { threads: 1 });
-      const failures = BF16_SHAPES.flatMap(([m, n, k]) => checkGemmBf16(engine, m, n, k));
-      console.log(JSON.stringify({ describe: engine.describe(), failures: failures.slice(0, 5), count: failures.length }));`;
-    const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {
-      cwd: repo, encoding: 'utf8', env: { ...process.env, RFID_MOE_NATIVE_SIMD: level },
-    });
-    expect(proc.status, proc.stderr).toBe(0);
-    const result = JSON.parse(proc.stdout.trim().split('\n').pop() as string) as { describe: string; failures: string[]; count: number };
+    const { status, stderr, result } = runCappedCheck(level, 'test/helpers/bf16-gemm-check.ts', 'BF16_SHAPES', 'checkGemmBf16');
+    expect(status, stderr).toBe(0);
     expect(result.describe).toContain(`own kernels ${level},`);
     expect(result.failures).toEqual([]);
   }, 120_000);

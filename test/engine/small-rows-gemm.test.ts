@@ -6,17 +6,14 @@
  * instruction sets and the CPU's widest is used, so the narrower ones are checked in child
  * processes capped by RFID_MOE_NATIVE_SIMD.
  */
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
 import { NATIVE_SIMD_LEVELS, invalidSimdSetting } from '../../src/engine/native.js';
 import { SMALL_ROWS_SHAPES, checkSmallRows, uniform } from '../helpers/small-rows-check.js';
+import { runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
   it.each(SMALL_ROWS_SHAPES)('m=%i n=%i k=%i: alpha·A·Bᵀ + beta·C against an f64 reference', (m, n, k) => {
@@ -45,7 +42,7 @@ const native = engines.find((e) => e.name === 'native');
 
 describe('the native kernels of each instruction set (RFID_MOE_NATIVE_SIMD)', () => {
   const widest = native ? /own kernels (\w+)/.exec(native.describe())?.[1] : undefined;
-  const levels = NATIVE_SIMD_LEVELS.filter((level) => widest !== undefined && NATIVE_SIMD_LEVELS.indexOf(level) >= NATIVE_SIMD_LEVELS.indexOf(widest as (typeof NATIVE_SIMD_LEVELS)[number]));
+  const levels = simdLevelsOf(native);
 
   it.skipIf(!native)('the engine names the instruction set its kernels use', () => {
     expect(NATIVE_SIMD_LEVELS).toContain(widest);
@@ -53,17 +50,8 @@ describe('the native kernels of each instruction set (RFID_MOE_NATIVE_SIMD)', ()
 
   // The CPU's widest set runs in this process (above); each narrower one the CPU also runs, here.
   it.skipIf(!native || levels.length < 2).each(levels.slice(1))('capped at %s: every shape within its bound', (level) => {
-    const body = `
-      import { createEngine } from './src/engine/index.ts';
-      import { SMALL_ROWS_SHAPES, checkSmallRows } from './test/helpers/small-rows-check.ts';
-      const { engine } = await createEngine('native', { threads: 1 });
-      const failures = SMALL_ROWS_SHAPES.flatMap(([m, n, k]) => checkSmallRows(engine, m, n, k));
-      console.log(JSON.stringify({ describe: engine.describe(), failures: failures.slice(0, 5), count: failures.length }));`;
-    const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {
-      cwd: repo, encoding: 'utf8', env: { ...process.env, RFID_MOE_NATIVE_SIMD: level },
-    });
-    expect(proc.status, proc.stderr).toBe(0);
-    const result = JSON.parse(proc.stdout.trim().split('\n').pop() as string) as { describe: string; failures: string[]; count: number };
+    const { status, stderr, result } = runCappedCheck(level, 'test/helpers/small-rows-check.ts', 'SMALL_ROWS_SHAPES', 'checkSmallRows');
+    expect(status, stderr).toBe(0);
     expect(result.describe).toContain(`own kernels ${level},`);
     expect(result.failures).toEqual([]);
     expect(result.count).toBe(0);
