@@ -6,11 +6,11 @@
  *
  *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b]]
  *        [--prompt-tokens 32] [--new-tokens 128] [--streams 8] [--threads 1] [--repeats 3]
- *        [--python .venv/bin/python] [--experts bf16|f32]
+ *        [--python .venv/bin/python] [--weights bf16|f32]
  *
- * --experts: routed experts stored as BF16 stay BF16 in memory (bf16, the default of generate and
- * serve) or are widened to f32 (f32, as before they could stay BF16); both compute on the same
- * values, so the tokens are the same.
+ * --weights: weight matrices stored as BF16 (experts, attention, dense and shared MLPs, embedding,
+ * lm_head) stay BF16 in memory (bf16, the default of generate and serve) or are widened to f32
+ * (f32); both compute on the same values, so the tokens are the same.
  *
  * --synthetic generates a larger checkpoint instead of the shipped model: --shape mixtral (the
  * default; hidden 512, expert width 1408, 4 layers, 8 experts, top-2, vocabulary 32000, the shape
@@ -52,10 +52,10 @@ const { values } = parseArgs({
     repeats: { type: 'string', default: '3' },
     python: { type: 'string', default: existsSync(venv) ? venv : 'python3' },
     'skip-torch': { type: 'boolean', default: false },
-    experts: { type: 'string', default: 'bf16' },
+    weights: { type: 'string', default: 'bf16' },
   },
 });
-if (values.experts !== 'bf16' && values.experts !== 'f32') throw new Error(`--experts must be bf16 or f32; got "${values.experts}"`);
+if (values.weights !== 'bf16' && values.weights !== 'f32') throw new Error(`--weights must be bf16 or f32; got "${values.weights}"`);
 const num = (k: keyof typeof values) => Number(values[k]);
 const newTokens = num('new-tokens');
 const streams = num('streams');
@@ -102,7 +102,7 @@ const promptOf = (seed: number) => {
 const prompt = promptOf(1);
 try {
   const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
-  const provider = weightProviderOf(ckpt, { bf16Experts: values.experts === 'bf16' });
+  const provider = weightProviderOf(ckpt, { bf16Weights: values.weights === 'bf16' });
   const params = { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] as number[] };
   // CPU time once every stream has its first token: what follows is decoding steps only (the
   // prefills, which batch very differently, come before it)
@@ -172,7 +172,7 @@ try {
     promptTokens: prompt.length,
     newTokens,
     engine: notice,
-    experts: values.experts,
+    weights: values.weights,
     tsSingleSeconds: singleSeconds,
     tsSingleTokensPerSecond: singleTps,
     streams,

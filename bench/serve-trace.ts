@@ -332,8 +332,8 @@ try {
   const firstModel = dirs[0].slice(dirs[0].indexOf('=') + 1);
   const config = JSON.parse(await readFile(path.join(firstModel, 'config.json'), 'utf8')) as Record<string, unknown>;
   const probe = await openCheckpoint(firstModel);
-  // what the server holds: f32, but the routed experts, which stay BF16 (its default)
-  const residentBytes = residentWeightBytes(probe, { bf16Experts: true });
+  // what the server holds: matrices as stored (BF16, its default), norms and router in f32
+  const residentBytes = residentWeightBytes(probe, { bf16Weights: true });
   const f32Bytes = residentWeightBytes(probe);
   const bf16Bytes = probe.tensorNames().reduce((s, t) => s + probe.tensor(t)!.byteLength, 0);
   await probe.close();
@@ -378,14 +378,14 @@ try {
     // the factored model's weights alone, as the server holds them (its BF16 factors kept as
     // stored): a budget of exactly this leaves no share for dense experts
     const factoredModel = await openModel(out);
-    const factoredBytes = residentWeightBytes(factoredModel, { bf16Experts: true });
+    const factoredBytes = residentWeightBytes(factoredModel, { bf16Weights: true });
     await factoredModel.close();
     // each budget leaves 1 MiB beside the weights for the request's KV cache (a few positions here;
     // the server reserves it in the budget), less than one expert's dense form
     const kvRoom = 2 ** 20;
     cold = [
-      await coldStart('original (BF16 on disk, experts kept BF16)', firstModel, num('cold-repeats'), residentBytes + kvRoom),
-      await coldStart('original, experts widened to f32 (--no-bf16-experts)', firstModel, num('cold-repeats'), f32Bytes + kvRoom, ['--no-bf16-experts']),
+      await coldStart('original (BF16 on disk, kept BF16)', firstModel, num('cold-repeats'), residentBytes + kvRoom),
+      await coldStart('original, widened to f32 (--no-bf16-weights)', firstModel, num('cold-repeats'), f32Bytes + kvRoom, ['--no-bf16-weights']),
       await coldStart('factored, retain 0.6, no expert materialised', out, num('cold-repeats'), factoredBytes + kvRoom),
       await coldStart('factored, retain 0.6, hottest experts materialised up to the original’s resident size', out, num('cold-repeats'), residentBytes + kvRoom),
     ];

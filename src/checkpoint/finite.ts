@@ -52,6 +52,22 @@ export function assertFiniteTensor(values: ArrayLike<number>, tensor: string, of
   throw new NonFiniteError(`${layerOfTensor(tensor)}, tensor ${tensor}: holds ${describeValue(values[i])} (element ${offset + i}); ${DAMAGED_WEIGHTS_FIX}`);
 }
 
+/** Index of the first BF16 pattern that is NaN or ±Inf (all 8 exponent bits set), or -1. */
+export function firstNonFiniteBf16(bits: Uint16Array): number {
+  for (let i = 0; i < bits.length; i++) if ((bits[i] & 0x7f80) === 0x7f80) return i;
+  return -1;
+}
+
+function bf16Value(bits: number): number {
+  return new Float32Array(new Uint32Array([bits << 16]).buffer)[0];
+}
+
+/** assertFiniteTensor for BF16 bit patterns as stored. */
+function assertFiniteBf16Tensor(bits: Uint16Array, tensor: string, offset = 0): void {
+  const i = firstNonFiniteBf16(bits);
+  if (i >= 0) assertFiniteTensor([bf16Value(bits[i])], tensor, offset + i);
+}
+
 function expertNonFinite(ckpt: Checkpoint, layer: number, expert: number, type: 'gate' | 'up' | 'down', value: number, index: number): NonFiniteError {
   const moe = ckpt.layout.layers[layer]?.moe;
   const tensor = moe?.experts ? moe.experts[expert][type] : type === 'down' ? moe?.fused?.down : moe?.fused?.gateUp;
@@ -59,7 +75,7 @@ function expertNonFinite(ckpt: Checkpoint, layer: number, expert: number, type: 
 }
 
 /**
- * The checkpoint with every f32 read (and BF16 expert read) checked for NaN/Inf. A Proxy, so everything else (config,
+ * The checkpoint with every read (f32, and BF16 as stored) checked for NaN/Inf. A Proxy, so everything else (config,
  * layout, close, instanceof) is the original's.
  */
 export function withFiniteChecks<T extends Checkpoint>(ckpt: T): T {
@@ -92,11 +108,24 @@ export function withFiniteChecks<T extends Checkpoint>(ckpt: T): T {
         const read = target.readExpertBf16.bind(target);
         return async (layer: number, expert: number, type: 'gate' | 'up' | 'down') => {
           const v = await read(layer, expert, type);
-          if (v === null) return v;
-          // a BF16 value is Inf or NaN when its 8 exponent bits are all set
-          for (let i = 0; i < v.length; i++) {
-            if ((v[i] & 0x7f80) === 0x7f80) throw expertNonFinite(target, layer, expert, type, new Float32Array(new Uint32Array([v[i] << 16]).buffer)[0], i);
-          }
+          const i = v === null ? -1 : firstNonFiniteBf16(v);
+          if (i >= 0) throw expertNonFinite(target, layer, expert, type, bf16Value(v![i]), i);
+          return v;
+        };
+      }
+      if (prop === 'readBf16' && target.readBf16) {
+        const read = target.readBf16.bind(target);
+        return async (name: string) => {
+          const v = await read(name);
+          if (v !== null) assertFiniteBf16Tensor(v, name);
+          return v;
+        };
+      }
+      if (prop === 'readRowsBf16' && target.readRowsBf16) {
+        const read = target.readRowsBf16.bind(target);
+        return async (name: string, start: number, end: number) => {
+          const v = await read(name, start, end);
+          if (v !== null) assertFiniteBf16Tensor(v, name, start * (target.tensor(name)?.shape.at(-1) ?? 0));
           return v;
         };
       }

@@ -92,6 +92,14 @@ class OpenedCheckpoint implements Checkpoint {
     return this.store.readRowsF32(name, start, end);
   }
 
+  async readBf16(name: string): Promise<Uint16Array | null> {
+    return this.store.tensor(name)?.dtype === 'BF16' ? this.store.readBf16(name) : null;
+  }
+
+  async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array | null> {
+    return this.store.tensor(name)?.dtype === 'BF16' ? this.store.readRowsBf16(name, start, end) : null;
+  }
+
   async readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array> {
     const { tensor, rows } = this.expertLocation(layer, expert, type);
     return rows === null ? this.store.readF32(tensor) : this.store.readRowsF32(tensor, rows[0], rows[1]);

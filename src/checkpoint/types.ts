@@ -159,6 +159,13 @@ export interface Checkpoint {
   readF32(name: string): Promise<Float32Array>;
   /** rows [start, end) of a tensor viewed as 2-D [prod(shape[:-1]), shape[-1]] */
   readRowsF32(name: string, start: number, end: number): Promise<Float32Array>;
+  /**
+   * The whole tensor as stored, when it is stored as BF16: its 16-bit patterns (half the memory of
+   * readF32's f32; widening them is exact). null when the tensor has another dtype.
+   */
+  readBf16?(name: string): Promise<Uint16Array | null>;
+  /** Rows [start, end) as stored when the tensor is BF16 (see readBf16); null for another dtype. */
+  readRowsBf16?(name: string, start: number, end: number): Promise<Uint16Array | null>;
   /** one routed expert's matrix ([p, d] for gate/up, [d, p] for down), per-expert or fused on disk */
   readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array>;
   /**
@@ -166,7 +173,11 @@ export interface Checkpoint {
    * readExpert's f32; see ForwardKernels.gemmBf16). null when the tensor has another dtype.
    */
   readExpertBf16?(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null>;
-  /** The tensors a runtime that keeps BF16 weights holds as stored (2 bytes a value): with readExpertBf16. */
+  /**
+   * The routed experts' tensors (for a compressed model: also their factors) that a runtime keeping
+   * BF16 weights holds as stored, 2 bytes a value (with readExpertBf16). The runtime adds the
+   * non-expert matrices it keeps itself (bf16HeldTensorNames in src/runtime).
+   */
   bf16TensorNames?(): Set<string>;
   close(): Promise<void>;
 }

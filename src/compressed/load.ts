@@ -21,7 +21,7 @@ import { findLayoutProblems } from '../checkpoint/validate.js';
 import type { Engine } from '../engine/types.js';
 import { TensorStore } from '../io/sharded.js';
 import { createProjection } from '../residual/projection.js';
-import { CheckpointWeights, withExperts } from '../runtime/checkpoint-weights.js';
+import { CheckpointWeights, withExperts, type CheckpointWeightsOptions } from '../runtime/checkpoint-weights.js';
 import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
 import { CompressedFormatError, parseRfidBlock, type LayerBlock, type RfidBlock } from '../compress/output/block.js';
 import { modelConfigOf } from '../compress/output/config-json.js';
@@ -70,6 +70,7 @@ function reconstructPlain(m: FactoredMatrix): Float32Array {
 
 export class CompressedModel implements Checkpoint, WeightProvider {
   private runtime: WeightProvider | null = null;
+  private bf16Runtime: WeightProvider | null = null;
   private readonly preloaded = new Map<string, ExpertWeights>();
   private readonly blocks: Map<number, LayerBlock>;
   /** expert → (group, basis) per layer and type */
@@ -114,6 +115,14 @@ export class CompressedModel implements Checkpoint, WeightProvider {
 
   readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {
     return this.store.readRowsF32(name, start, end);
+  }
+
+  async readBf16(name: string): Promise<Uint16Array | null> {
+    return this.store.tensor(name)?.dtype === 'BF16' ? this.store.readBf16(name) : null;
+  }
+
+  async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array | null> {
+    return this.store.tensor(name)?.dtype === 'BF16' ? this.store.readRowsBf16(name, start, end) : null;
   }
 
   /** Whether (layer, type) is stored factored. */
@@ -232,18 +241,20 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     return location;
   }
 
-  private async linear(layer: number, expert: number, type: MatrixType): Promise<LinearOperator> {
+  /** With `bf16`, factors and unfactored matrices stored as BF16 stay BF16. */
+  private async linear(layer: number, expert: number, type: MatrixType, opts: { bf16?: boolean } = {}): Promise<LinearOperator> {
     const { hiddenSize: H, expertIntermediateSize: I } = this.config;
-    if (this.isFactored(layer, type)) return new FactoredLinear(await this.factors(layer, expert, type), this.opts.expertMode ?? 'auto');
+    if (this.isFactored(layer, type)) return new FactoredLinear(await this.factors(layer, expert, type, undefined, opts), this.opts.expertMode ?? 'auto');
     const [p, d] = type === 'down' ? [H, I] : [I, H];
-    return new DenseLinear(await this.readExpert(layer, expert, type), p, d);
+    const W = (opts.bf16 ? await this.readExpertBf16(layer, expert, type) : null) ?? (await this.readExpert(layer, expert, type));
+    return new DenseLinear(W, p, d);
   }
 
   /** The routed expert as the runtime runs it (preloaded dense, or factored from disk). */
-  async expert(layer: number, expert: number): Promise<ExpertWeights> {
+  async expert(layer: number, expert: number, opts: { bf16?: boolean } = {}): Promise<ExpertWeights> {
     const hot = this.preloaded.get(`${layer}/${expert}`);
     if (hot) return hot;
-    const [gate, up, down] = await Promise.all((['gate', 'up', 'down'] as const).map((t) => this.linear(layer, expert, t)));
+    const [gate, up, down] = await Promise.all((['gate', 'up', 'down'] as const).map((t) => this.linear(layer, expert, t, opts)));
     return new SwiGluExpert(gate, up, down);
   }
 
@@ -285,6 +296,17 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     return this.runtime;
   }
 
+  /**
+   * The model as a provider for these options: with `bf16Weights`, every matrix stored as BF16
+   * stays BF16 (attention, head, embedding, unfactored experts and the factors of factored ones;
+   * experts materialised by preload() stay f32). Without, the model itself (all f32).
+   */
+  providerWith(opts: CheckpointWeightsOptions): WeightProvider {
+    if (!opts.bf16Weights) return this;
+    this.bf16Runtime ??= withExperts(new CheckpointWeights(this, opts), async (layer, e) => (this.blocks.has(layer) ? this.expert(layer, e, { bf16: true }) : undefined));
+    return this.bf16Runtime;
+  }
+
   embed(ids: Int32Array): Promise<Float32Array> {
     return this.provider().embed(ids);
   }
@@ -297,8 +319,12 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     return this.provider().finalNorm();
   }
 
-  lmHeadRows(start: number, end: number): Promise<Float32Array> {
+  lmHeadRows(start: number, end: number): Promise<Weights> {
     return this.provider().lmHeadRows(start, end);
+  }
+
+  embedRows(start: number, end: number): Promise<Weights> {
+    return this.provider().embedRows!(start, end);
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,8 @@
  * Causal self-attention of one decoder layer over a ragged batch, in the Hugging Face Llama
  * lineage: q/k/v projections (+ Qwen2-MoE biases), OLMoE whole-projection or Qwen3 per-head
  * q/k RMSNorm, OLMoE clip_qkv, RoPE (rotate_half), grouped-query heads, softmax(QKᵀ/√d) with a
- * causal (optionally sliding-window) mask, o_proj. Every product goes through engine.gemm.
+ * causal (optionally sliding-window) mask, o_proj. The projections go through productTransB (their
+ * weights f32 or BF16 as held), the attention products through engine.gemm.
  */
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
@@ -11,6 +12,7 @@ import { addRowBias, clampInPlace, scratch, type RopeTables } from './numerics.j
 import type { KvCache } from './kv-cache.js';
 import { QUERY_TILE, SCORE_BLOCK } from '../engine/ts/kernels/causal-attention.js';
 import type { AttentionWeights } from './weights.js';
+import { productTransB } from './weight-matrix.js';
 
 export interface AttentionContext {
   engine: Engine;
@@ -47,9 +49,9 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   const q = scratch('attention-q', rows * qWidth);
   const k = scratch('attention-k', rows * kvWidth);
   const v = scratch('attention-v', rows * kvWidth);
-  engine.gemm(rows, qWidth, hidden, x, w.q, q, { transB: true });
-  engine.gemm(rows, kvWidth, hidden, x, w.k, k, { transB: true });
-  engine.gemm(rows, kvWidth, hidden, x, w.v, v, { transB: true });
+  productTransB(engine, rows, qWidth, hidden, x, w.q, q);
+  productTransB(engine, rows, kvWidth, hidden, x, w.k, k);
+  productTransB(engine, rows, kvWidth, hidden, x, w.v, v);
   if (w.qBias) addRowBias(q, rows, qWidth, w.qBias);
   if (w.kBias) addRowBias(k, rows, kvWidth, w.kBias);
   if (w.vBias) addRowBias(v, rows, kvWidth, w.vBias);
@@ -81,7 +83,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     attendWithCache(ctx, ctx.kv, q, k, v, context, scale);
   }
   const out = residual ?? new Float32Array(rows * hidden);
-  engine.gemm(rows, hidden, qWidth, context, w.o, out, { transB: true, beta: residual ? 1 : 0 });
+  productTransB(engine, rows, hidden, qWidth, context, w.o, out, residual ? 1 : 0);
   return out;
 }
 

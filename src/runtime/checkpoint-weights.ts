@@ -1,11 +1,12 @@
 /**
  * `WeightProvider` over an opened checkpoint: every tensor is read from disk (BF16/F16 decoded
- * to f32 by the checkpoint reader, or routed experts kept BF16 with `bf16Experts`) only when the
- * forward pass reaches it, and nothing is cached
- * beyond the embedding/output rows of small vocabularies, so a model larger than RAM can run.
+ * to f32 by the checkpoint reader, or BF16 matrices kept as stored with `bf16Weights`) only when
+ * the forward pass reaches it, and nothing is cached beyond the embedding/output rows of small
+ * vocabularies, so a model larger than RAM can run.
  */
-import type { Checkpoint, LayerLayout, MlpNames } from '../checkpoint/types.js';
-import { Bf16SwiGlu, DenseSwiGlu } from './mlp.js';
+import type { Checkpoint, LayerLayout, MlpNames, ModelLayout } from '../checkpoint/types.js';
+import { Bf16SwiGlu, DenseSwiGlu, SwiGlu } from './mlp.js';
+import { gatherRows, type Weights } from './weight-matrix.js';
 import type { AttentionWeights, ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
 import { RfidMoeError } from '../errors.js';
 import { ModelInputError } from './errors.js';
@@ -18,10 +19,17 @@ export class UnsupportedModelError extends RfidMoeError {
 export const MLA_NOT_IMPLEMENTED =
   'attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied as `stats` from another tool';
 
-/** Tables up to this size are read whole once and kept (embedding lookups, lm_head chunks). */
+/** Tables up to this size (as held) are read whole once and kept (embedding lookups, lm_head chunks). */
 const CACHE_LIMIT_BYTES = 256 * 1024 * 1024;
 /** Rows per read when a big embedding table is scanned for the ids a batch needs. */
 const EMBED_SCAN_ROWS = 8192;
+
+/** Refuses token ids outside the vocabulary (a model run with another model's tokenizer). */
+export function assertTokenIds(ids: Int32Array, vocabSize: number): void {
+  for (const id of ids) {
+    if (id < 0 || id >= vocabSize) throw new ModelInputError(`token id ${id} is outside the model's vocabulary [0, ${vocabSize}); is the tokenizer the model's own?`);
+  }
+}
 
 export function assertRunnable(ckpt: Checkpoint): void {
   if (ckpt.config.attention === 'mla') throw new UnsupportedModelError(MLA_NOT_IMPLEMENTED);
@@ -35,46 +43,57 @@ export function assertRunnable(ckpt: Checkpoint): void {
 
 export interface CheckpointWeightsOptions {
   /**
-   * Routed experts stored as BF16 stay BF16 in memory (Bf16SwiGlu): half the bytes of f32, and
-   * decoding's few-row products read half as much (default false: every weight widened to f32).
-   * Generation and the server turn it on; evaluation and calibration, whose products have many
-   * rows per expert, keep f32.
+   * Weight matrices stored as BF16 stay BF16 in memory: routed experts (Bf16SwiGlu), the attention
+   * projections, dense and shared MLPs, the embedding table and the lm_head. Half the bytes of
+   * f32, and decoding's few-row products read half as much (ForwardKernels.gemmBf16, whose
+   * widening is exact). Norms, biases and the router stay f32. Default false: every weight widened
+   * to f32. Generation and the server turn it on; evaluation and calibration, whose products have
+   * many rows, keep f32.
    */
-  bf16Experts?: boolean;
+  bf16Weights?: boolean;
 }
 
 export class CheckpointWeights implements WeightProvider {
-  private embedCache: Float32Array | null = null;
-  private headCache: Float32Array | null = null;
-  readonly bf16Experts: boolean;
+  private embedCache: Weights | null = null;
+  private headCache: Weights | null = null;
+  readonly bf16Weights: boolean;
 
   constructor(
     readonly checkpoint: Checkpoint,
     opts: CheckpointWeightsOptions = {},
   ) {
     assertRunnable(checkpoint);
-    this.bf16Experts = opts.bf16Experts ?? false;
+    this.bf16Weights = opts.bf16Weights ?? false;
   }
 
   get config() {
     return this.checkpoint.config;
   }
 
-  private tableFits(): boolean {
-    return this.config.vocabSize * this.config.hiddenSize * 4 <= CACHE_LIMIT_BYTES;
+  /** A matrix as held: its BF16 patterns when kept so and stored so, else f32. */
+  private async matrix(name: string): Promise<Weights> {
+    const ckpt = this.checkpoint;
+    return (this.bf16Weights && ckpt.readBf16 ? await ckpt.readBf16(name) : null) ?? ckpt.readF32(name);
+  }
+
+  private async matrixRows(name: string, start: number, end: number): Promise<Weights> {
+    const ckpt = this.checkpoint;
+    return (this.bf16Weights && ckpt.readRowsBf16 ? await ckpt.readRowsBf16(name, start, end) : null) ?? ckpt.readRowsF32(name, start, end);
+  }
+
+  private tableFits(name: string): boolean {
+    const bytesPerValue = this.bf16Weights && this.checkpoint.readBf16 && this.checkpoint.tensor(name)?.dtype === 'BF16' ? 2 : 4;
+    return this.config.vocabSize * this.config.hiddenSize * bytesPerValue <= CACHE_LIMIT_BYTES;
   }
 
   async embed(ids: Int32Array): Promise<Float32Array> {
     const { hiddenSize: h, vocabSize } = this.config;
-    for (const id of ids) {
-      if (id < 0 || id >= vocabSize) throw new ModelInputError(`token id ${id} is outside the model's vocabulary [0, ${vocabSize}); is the tokenizer the model's own?`);
-    }
+    assertTokenIds(ids, vocabSize);
     const out = new Float32Array(ids.length * h);
     const name = this.checkpoint.layout.embed;
-    if (this.tableFits()) {
-      this.embedCache ??= await this.checkpoint.readF32(name);
-      const table = this.embedCache;
-      ids.forEach((id, i) => out.set(table.subarray(id * h, (id + 1) * h), i * h));
+    if (this.tableFits(name)) {
+      this.embedCache ??= name === this.checkpoint.layout.lmHead && this.headCache ? this.headCache : await this.matrix(name);
+      gatherRows(this.embedCache, h, ids, out);
       return out;
     }
     // Large vocabulary: scan the table in row blocks, reading only blocks some id falls in.
@@ -93,13 +112,19 @@ export class CheckpointWeights implements WeightProvider {
     return out;
   }
 
-  async lmHeadRows(start: number, end: number): Promise<Float32Array> {
+  embedRows(start: number, end: number): Promise<Weights> {
+    return this.matrixRows(this.checkpoint.layout.embed, start, end);
+  }
+
+  async lmHeadRows(start: number, end: number): Promise<Weights> {
     const h = this.config.hiddenSize;
-    if (this.tableFits()) {
-      this.headCache ??= await this.checkpoint.readF32(this.checkpoint.layout.lmHead);
+    const name = this.checkpoint.layout.lmHead;
+    if (this.tableFits(name)) {
+      // tied embeddings: one table serves both
+      this.headCache ??= name === this.checkpoint.layout.embed && this.embedCache ? this.embedCache : await this.matrix(name);
       return this.headCache.subarray(start * h, end * h);
     }
-    return this.checkpoint.readRowsF32(this.checkpoint.layout.lmHead, start, end);
+    return this.matrixRows(name, start, end);
   }
 
   finalNorm(): Promise<Float32Array> {
@@ -124,10 +149,10 @@ export class CheckpointWeights implements WeightProvider {
     const a = layout.attention;
     const read = (name: string | undefined) => (name ? this.checkpoint.readF32(name) : Promise.resolve(undefined));
     const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm] = await Promise.all([
-      this.checkpoint.readF32(a.q),
-      this.checkpoint.readF32(a.k),
-      this.checkpoint.readF32(a.v),
-      this.checkpoint.readF32(a.o),
+      this.matrix(a.q),
+      this.matrix(a.k),
+      this.matrix(a.v),
+      this.matrix(a.o),
       read(a.qBias),
       read(a.kBias),
       read(a.vBias),
@@ -137,10 +162,10 @@ export class CheckpointWeights implements WeightProvider {
     return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm };
   }
 
-  /** A dense or shared MLP; its width is taken from the tensor (DenseSwiGlu checks the three agree). */
+  /** A dense or shared MLP; its width is taken from the tensor (SwiGlu checks the three agree). */
   private async mlp(names: MlpNames): Promise<ExpertWeights> {
-    const [gate, up, down] = await Promise.all([names.gate, names.up, names.down].map((n) => this.checkpoint.readF32(n)));
-    return new DenseSwiGlu(gate, up, down, this.config.hiddenSize, gate.length / this.config.hiddenSize);
+    const [gate, up, down] = await Promise.all([names.gate, names.up, names.down].map((n) => this.matrix(n)));
+    return new SwiGlu(gate, up, down, this.config.hiddenSize, gate.length / this.config.hiddenSize);
   }
 
   private async moe(layout: LayerLayout): Promise<MoeWeights> {
@@ -149,23 +174,50 @@ export class CheckpointWeights implements WeightProvider {
     const ckpt = this.checkpoint;
     const { hiddenSize, expertIntermediateSize } = this.config;
     const router = await ckpt.readF32(names.router);
+    const keepBf16 = this.bf16Weights && ckpt.readExpertBf16 ? ckpt.readExpertBf16.bind(ckpt) : null;
     const moe: MoeWeights = {
       router,
       expert: async (e) => {
-        if (this.bf16Experts && ckpt.readExpertBf16) {
-          const read = ckpt.readExpertBf16.bind(ckpt);
-          const [gate, up, down] = await Promise.all([read(layout.index, e, 'gate'), read(layout.index, e, 'up'), read(layout.index, e, 'down')]);
-          if (gate && up && down) return new Bf16SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
-          // not all three stored as BF16: the expert is widened to f32 as a whole
+        const read = (type: 'gate' | 'up' | 'down') => ckpt.readExpert(layout.index, e, type);
+        if (!keepBf16) {
+          const [gate, up, down] = await Promise.all([read('gate'), read('up'), read('down')]);
+          return new DenseSwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
         }
-        const [gate, up, down] = await Promise.all([ckpt.readExpert(layout.index, e, 'gate'), ckpt.readExpert(layout.index, e, 'up'), ckpt.readExpert(layout.index, e, 'down')]);
-        return new DenseSwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
+        // each matrix as stored: BF16 kept, any other dtype widened to f32
+        const [gate, up, down] = await Promise.all((['gate', 'up', 'down'] as const).map(async (type) => (await keepBf16(layout.index, e, type)) ?? read(type)));
+        if (gate instanceof Uint16Array && up instanceof Uint16Array && down instanceof Uint16Array) return new Bf16SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
+        if (gate instanceof Float32Array && up instanceof Float32Array && down instanceof Float32Array) return new DenseSwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
+        return new SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
       },
     };
     if (names.shared) moe.shared = await this.mlp(names.shared);
     if (names.sharedGate) moe.sharedGate = await ckpt.readF32(names.sharedGate);
     return moe;
   }
+}
+
+/**
+ * The tensors CheckpointWeights with `bf16Weights` holds as stored BF16 (2 bytes a value): the
+ * attention projections, dense and shared MLPs, the embedding table and lm_head, and the routed
+ * experts (Checkpoint.bf16TensorNames: for a compressed model, their factors), where stored as
+ * BF16 and where the checkpoint can read them so.
+ */
+export function bf16HeldTensorNames(ckpt: Checkpoint): Set<string> {
+  const names = new Set(ckpt.bf16TensorNames ? ckpt.bf16TensorNames() : []);
+  if (!ckpt.readBf16) return names;
+  for (const name of matrixNames(ckpt.layout)) if (ckpt.tensor(name)?.dtype === 'BF16') names.add(name);
+  return names;
+}
+
+/** The non-expert matrices a forward pass multiplies by (and the embedding table). */
+function matrixNames(layout: ModelLayout): string[] {
+  const names = [layout.embed, layout.lmHead];
+  for (const l of layout.layers) {
+    const a = l.attention;
+    names.push(a.q, a.k, a.v, a.o);
+    for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(mlp.gate, mlp.up, mlp.down);
+  }
+  return names;
 }
 
 /**
@@ -176,6 +228,7 @@ export function withExperts(base: WeightProvider, expertFor: (layer: number, exp
   return {
     config: base.config,
     embed: (ids) => base.embed(ids),
+    ...(base.embedRows ? { embedRows: base.embedRows.bind(base) } : {}),
     finalNorm: () => base.finalNorm(),
     lmHeadRows: (s, e) => base.lmHeadRows(s, e),
     layer: async (index) => {

@@ -7,6 +7,7 @@
 import type { Engine, ForwardKernels, LogitStatsOut } from '../engine/types.js';
 import { tsKernels } from '../engine/ts/kernels/index.js';
 import type { WeightProvider } from './weights.js';
+import { productTransB } from './weight-matrix.js';
 import { ModelInputError } from './errors.js';
 
 /**
@@ -58,7 +59,7 @@ export async function streamLogits(
       const logits = models.map((m, i) => {
         const h = m.provider.config.hiddenSize;
         const out = rc * vc === buffers[i].length ? buffers[i] : buffers[i].subarray(0, rc * vc);
-        engine.gemm(rc, vc, h, m.hidden.subarray(r0 * h, (r0 + rc) * h), weights[i], out, { transB: true });
+        productTransB(engine, rc, vc, h, m.hidden.subarray(r0 * h, (r0 + rc) * h), weights[i], out);
         return out;
       });
       consume({ rowStart: r0, rowCount: rc, vocabStart: v0, vocabCount: vc, logits });

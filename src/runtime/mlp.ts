@@ -39,6 +39,12 @@ abstract class SwiGluMlp<W extends Weights> implements ExpertWeights {
   }
 }
 
+/**
+ * Each matrix in the form it is held in (a BF16 checkpoint with one matrix stored otherwise keeps
+ * the others BF16 and that one f32).
+ */
+export class SwiGlu extends SwiGluMlp<Weights> {}
+
 /** The three matrices in f32. */
 export class DenseSwiGlu extends SwiGluMlp<Float32Array> {}
 

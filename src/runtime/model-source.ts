@@ -5,7 +5,16 @@ import type { WeightProvider } from './weights.js';
 
 export type ModelSource = Checkpoint | WeightProvider;
 
-/** `opts` apply when `model` is a checkpoint (a provider is returned as it is). */
+/** A model that builds its own provider for the options (a compressed model, for its factored experts). */
+interface ProviderFactory {
+  providerWith(opts: CheckpointWeightsOptions): WeightProvider;
+}
+
+/**
+ * `opts` apply when `model` is a checkpoint, or a model that builds its providers itself
+ * (`providerWith`); any other provider is returned as it is.
+ */
 export function weightProviderOf(model: ModelSource, opts: CheckpointWeightsOptions = {}): WeightProvider {
+  if (typeof (model as Partial<ProviderFactory>).providerWith === 'function') return (model as unknown as ProviderFactory).providerWith(opts);
   return 'layer' in model && typeof model.layer === 'function' ? model : new CheckpointWeights(model as Checkpoint, opts);
 }

@@ -8,7 +8,8 @@
  * streaming provider above the byte budget, which keeps large checkpoints layer by layer.
  */
 import type { Checkpoint } from '../checkpoint/types.js';
-import type { CheckpointWeightsOptions } from './checkpoint-weights.js';
+import { assertTokenIds, bf16HeldTensorNames, type CheckpointWeightsOptions } from './checkpoint-weights.js';
+import { gatherRows, type Weights } from './weight-matrix.js';
 import type { ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
 
 /** Default budget for keeping a model resident: decoded f32 weights up to 2 GiB. */
@@ -17,7 +18,8 @@ export const DEFAULT_RESIDENT_BYTES = 2 * 1024 ** 3;
 export class ResidentWeights implements WeightProvider {
   private readonly layers = new Map<number, Promise<LayerWeights>>();
   private norm: Promise<Float32Array> | null = null;
-  private readonly headRows = new Map<string, Promise<Float32Array>>();
+  private embedTable: Promise<Weights> | null = null;
+  private head: Promise<Weights> | null = null;
 
   constructor(private readonly inner: WeightProvider) {}
 
@@ -25,8 +27,31 @@ export class ResidentWeights implements WeightProvider {
     return this.inner.config;
   }
 
-  embed(ids: Int32Array): Promise<Float32Array> {
-    return this.inner.embed(ids);
+  /**
+   * Looked up in the whole table, held once (as the inner provider holds it: BF16 stays BF16)
+   * when the inner provider can give its rows; a large vocabulary is otherwise scanned from disk
+   * at every step.
+   */
+  async embed(ids: Int32Array): Promise<Float32Array> {
+    if (!this.inner.embedRows) return this.inner.embed(ids);
+    const { hiddenSize: h, vocabSize } = this.config;
+    assertTokenIds(ids, vocabSize);
+    const out = new Float32Array(ids.length * h);
+    gatherRows(await this.embeddingTable(), h, ids, out);
+    return out;
+  }
+
+  embedRows(start: number, end: number): Promise<Weights> {
+    const h = this.config.hiddenSize;
+    return this.embeddingTable().then((t) => t.subarray(start * h, end * h));
+  }
+
+  private embeddingTable(): Promise<Weights> {
+    this.embedTable ??= this.inner.embedRows!(0, this.config.vocabSize).catch((err: unknown) => {
+      this.embedTable = null;
+      throw err;
+    });
+    return this.embedTable;
   }
 
   finalNorm(): Promise<Float32Array> {
@@ -34,14 +59,17 @@ export class ResidentWeights implements WeightProvider {
     return this.norm;
   }
 
-  lmHeadRows(start: number, end: number): Promise<Float32Array> {
-    const key = `${start}:${end}`;
-    let rows = this.headRows.get(key);
-    if (!rows) {
-      rows = this.inner.lmHeadRows(start, end);
-      this.headRows.set(key, rows);
+  /** Rows of the whole output projection, read once (tied embeddings: the embedding table's). */
+  lmHeadRows(start: number, end: number): Promise<Weights> {
+    const h = this.config.hiddenSize;
+    if (!this.head) {
+      this.head = this.config.tieWordEmbeddings && this.inner.embedRows ? this.embeddingTable() : this.inner.lmHeadRows(0, this.config.vocabSize);
+      this.head = this.head.catch((err: unknown) => {
+        this.head = null;
+        throw err;
+      });
     }
-    return rows;
+    return this.head.then((t) => t.subarray(start * h, end * h));
   }
 
   layer(index: number): Promise<LayerWeights> {
@@ -82,11 +110,10 @@ export function residentIfFits(provider: WeightProvider, parameterCount: number,
 
 /**
  * Bytes a checkpoint's weights take once resident: f32 for every tensor, except those a runtime
- * keeping BF16 weights holds as stored (`bf16Experts`: Checkpoint.bf16TensorNames, 2 bytes a
- * value; routed experts for an original checkpoint).
+ * keeping BF16 weights holds as stored (`bf16Weights`: bf16HeldTensorNames, 2 bytes a value).
  */
 export function residentWeightBytes(ckpt: Checkpoint, opts: CheckpointWeightsOptions = {}): number {
-  const keptBf16 = opts.bf16Experts && ckpt.bf16TensorNames ? ckpt.bf16TensorNames() : new Set<string>();
+  const keptBf16 = opts.bf16Weights ? bf16HeldTensorNames(ckpt) : new Set<string>();
   let bytes = 0;
   for (const name of ckpt.tensorNames()) {
     const values = ckpt.tensor(name)!.shape.reduce((a, b) => a * b, 1);

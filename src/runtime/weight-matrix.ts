@@ -20,3 +20,20 @@ export function asF32(w: Weights): Float32Array {
   for (let i = 0; i < w.length; i++) bits[i] = w[i] << 16;
   return out;
 }
+
+/**
+ * Rows `ids` of a [rows × width] matrix in either form, widened into `out` (ids.length × width):
+ * the embedding lookup of a table kept as stored.
+ */
+export function gatherRows(table: Weights, width: number, ids: ArrayLike<number>, out: Float32Array): void {
+  if (table instanceof Float32Array) {
+    for (let i = 0; i < ids.length; i++) out.set(table.subarray(ids[i] * width, (ids[i] + 1) * width), i * width);
+    return;
+  }
+  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < ids.length; i++) {
+    const from = ids[i] * width;
+    const to = i * width;
+    for (let j = 0; j < width; j++) bits[to + j] = table[from + j] << 16;
+  }
+}

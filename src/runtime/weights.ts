@@ -10,6 +10,7 @@
  */
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
+import type { Weights } from './weight-matrix.js';
 
 /** One SwiGLU MLP (a routed expert, a shared expert or a dense layer's MLP). */
 export interface ExpertWeights {
@@ -20,14 +21,15 @@ export interface ExpertWeights {
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void;
 }
 
+/** The four projections are f32 or BF16 as stored (Weights); biases and norms are f32. */
 export interface AttentionWeights {
   /** [numHeads·headDim, hidden] */
-  q: Float32Array;
+  q: Weights;
   /** [numKvHeads·headDim, hidden] */
-  k: Float32Array;
-  v: Float32Array;
+  k: Weights;
+  v: Weights;
   /** [hidden, numHeads·headDim] */
-  o: Float32Array;
+  o: Weights;
   qBias?: Float32Array;
   kBias?: Float32Array;
   vBias?: Float32Array;
@@ -61,6 +63,11 @@ export interface WeightProvider {
   embed(ids: Int32Array): Promise<Float32Array>;
   layer(index: number): Promise<LayerWeights>;
   finalNorm(): Promise<Float32Array>;
-  /** rows [start, end) of the output projection (tied embeddings: of the embedding table) */
-  lmHeadRows(start: number, end: number): Promise<Float32Array>;
+  /** rows [start, end) of the output projection (tied embeddings: of the embedding table), f32 or BF16 */
+  lmHeadRows(start: number, end: number): Promise<Weights>;
+  /**
+   * Rows [start, end) of the embedding table as held (f32 or BF16), for a wrapper that keeps the
+   * table resident and looks ids up itself (ResidentWeights). Optional: `embed` is the contract.
+   */
+  embedRows?(start: number, end: number): Promise<Weights>;
 }

@@ -20,6 +20,7 @@ import type { Weights } from '../runtime/weight-matrix.js';
 import type { ExpertMatrixType } from '../checkpoint/types.js';
 import type { Engine } from '../engine/types.js';
 import { ResidentWeights } from '../runtime/resident-weights.js';
+import { CheckpointWeights } from '../runtime/checkpoint-weights.js';
 import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
 
 const TYPES: readonly ExpertMatrixType[] = ['gate', 'up', 'down'];
@@ -32,8 +33,9 @@ export interface ExpertResidencyOptions {
   /** expert calls between two recomputations of the dense set (default 2048) */
   rebalanceEvery?: number;
   /**
-   * Factors and unfactored expert matrices stored as BF16 stay BF16 (default false: f32). The
-   * materialised experts are f32 either way (A·B is not a BF16 matrix).
+   * Matrices stored as BF16 stay BF16: factors, unfactored expert matrices, attention, embedding
+   * and head (default false: f32). The materialised experts are f32 either way (A·B is not a
+   * BF16 matrix).
    */
   bf16?: boolean;
 }
@@ -64,7 +66,8 @@ export class LiveExpertProvider implements WeightProvider {
     private readonly engine: Engine,
     private readonly opts: ExpertResidencyOptions,
   ) {
-    this.base = new ResidentWeights(model);
+    // attention, head and embedding held as the server holds an original's (BF16 kept with `bf16`)
+    this.base = new ResidentWeights(new CheckpointWeights(model, { bf16Weights: opts.bf16 ?? false }));
     const { hiddenSize: H, expertIntermediateSize: I, numExperts } = model.config;
     this.bytesPerExpert = 3 * H * I * 4;
     this.priorWeight = opts.priorWeight ?? 256;
@@ -103,8 +106,12 @@ export class LiveExpertProvider implements WeightProvider {
     return this.base.finalNorm();
   }
 
-  lmHeadRows(start: number, end: number): Promise<Float32Array> {
+  lmHeadRows(start: number, end: number): Promise<Weights> {
     return this.base.lmHeadRows(start, end);
+  }
+
+  embedRows(start: number, end: number): Promise<Weights> {
+    return this.base.embedRows(start, end);
   }
 
   async layer(index: number): Promise<LayerWeights> {

@@ -2,8 +2,8 @@
  * The models a server hosts: each directory is validated at startup (config, tensors, shapes,
  * file sizes, tokenizer) without loading its weights, and a broken one is refused with its
  * reason while the others are served. `ModelStore` is the residency manager's loader: a load
- * opens the checkpoint and reads every weight into memory (f32; routed experts stored as BF16
- * stay BF16 unless `bf16Experts` is off), so a request after
+ * opens the checkpoint and reads every weight into memory (matrices stored as BF16 stay BF16
+ * unless `bf16Weights` is off; the rest f32), so a request after
  * it never touches the disk; a factored compressed model additionally materialises its hottest
  * experts densely within its memory share (the checkpoint's routing frequencies).
  */
@@ -108,7 +108,7 @@ function storedBytes(ckpt: Checkpoint): number {
  * Validate one model directory without loading its weights. `shareBytes` is the memory share a
  * factored model may fill with densely materialised experts.
  */
-export async function inspectServedModel(spec: ModelSpec, shareBytes: number, opts: { bf16Experts?: boolean } = {}): Promise<ServedModel> {
+export async function inspectServedModel(spec: ModelSpec, shareBytes: number, opts: { bf16Weights?: boolean } = {}): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`${spec.dir} is not a directory; pass a checkpoint directory (config.json + *.safetensors + tokenizer.json)`);
   const ckpt = await openModel(spec.dir);
@@ -120,10 +120,8 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
     const contextLength = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
     let kind: ServedModel['kind'] = 'original';
     let materialiseBytes = 0;
-    // BF16 kept as stored by an original checkpoint's experts and a factored model's factors; a
-    // dense compressed model runs its own f32 provider
-    const keepsBf16 = !(ckpt instanceof CompressedModel && ckpt.storage === 'dense');
-    const base = residentWeightBytes(ckpt, { bf16Experts: keepsBf16 && (opts.bf16Experts ?? true) });
+    // matrices stored as BF16 are held so (a factored model's factors too), unless widened
+    const base = residentWeightBytes(ckpt, { bf16Weights: opts.bf16Weights ?? true });
     if (ckpt instanceof CompressedModel) {
       kind = ckpt.storage === 'factored' ? 'compressed-factored' : 'compressed-dense';
       if (kind === 'compressed-factored') {
@@ -165,8 +163,8 @@ export interface ModelStoreOptions {
   maxBatchSize: number;
   /** prompt tokens per forward pass across prefilling requests */
   maxPrefillTokens?: number;
-  /** routed experts stored as BF16 stay BF16 in memory (default true; see CheckpointWeightsOptions) */
-  bf16Experts?: boolean;
+  /** weight matrices stored as BF16 stay BF16 in memory (default true; see CheckpointWeightsOptions) */
+  bf16Weights?: boolean;
 }
 
 /** Loads and unloads served models for the residency manager. */
@@ -189,12 +187,12 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
       };
       if (checkpoint instanceof CompressedModel && checkpoint.storage === 'factored') {
         // factored experts, the hottest materialised within the share (checkpoint, then live counts)
-        const experts = new LiveExpertProvider(checkpoint, this.opts.engine, { denseBytes: model.materialiseBytes, bf16: this.opts.bf16Experts ?? true });
+        const experts = new LiveExpertProvider(checkpoint, this.opts.engine, { denseBytes: model.materialiseBytes, bf16: this.opts.bf16Weights ?? true });
         await experts.loadAll();
         const decoder = new BatchDecoder(experts, this.opts.engine, { ...decoderOptions, keepWeights: false });
         return { handle: { checkpoint, decoder, experts }, bytes: model.estimatedBytes };
       }
-      const provider = weightProviderOf(checkpoint, { bf16Experts: this.opts.bf16Experts ?? true });
+      const provider = weightProviderOf(checkpoint, { bf16Weights: this.opts.bf16Weights ?? true });
       const decoder = new BatchDecoder(provider, this.opts.engine, { ...decoderOptions, keepWeights: true });
       await readEverything(decoder, checkpoint);
       return { handle: { checkpoint, decoder, experts: null }, bytes: model.estimatedBytes };
@@ -211,8 +209,9 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
 }
 
 /**
- * Read and decode every weight through the decoder's resident provider, so the load (not the
- * first request) pays for the disk and the BF16 → f32 decoding.
+ * Read every weight through the decoder's resident provider (which holds the whole embedding
+ * table and lm_head once read), so the load, not the first request, pays for the disk and any
+ * widening to f32.
  */
 async function readEverything(decoder: BatchDecoder, ckpt: Checkpoint): Promise<void> {
   const provider = decoder.provider;

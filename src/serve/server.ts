@@ -31,7 +31,7 @@ export interface ServeOptions {
   /** requests decoded together per model (default 32) */
   maxBatchSize?: number;
   /** routed experts stored as BF16 stay BF16 in memory (default true: half their bytes); false widens them to f32 */
-  bf16Experts?: boolean;
+  bf16Weights?: boolean;
   /** how often idle models are checked against the policy (default 100 ms) */
   tickMs?: number;
   /** in-flight requests get this long to finish on shutdown (default 30 s) */
@@ -79,7 +79,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   };
   for (const spec of specs) {
     try {
-      const model = await inspectServedModel(spec, share, { bf16Experts: opts.bf16Experts ?? true });
+      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true });
       if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
       models.set(model.id, model);
     } catch (err) {
@@ -93,7 +93,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     clock,
     policy: createPolicy(policyName, { ...opts.tyche, keepAliveMs: opts.keepAliveMs }),
     budgetBytes: budget,
-    loader: new ModelStore(models, { engine: opts.engine, maxBatchSize: opts.maxBatchSize ?? 32, bf16Experts: opts.bf16Experts ?? true }),
+    loader: new ModelStore(models, { engine: opts.engine, maxBatchSize: opts.maxBatchSize ?? 32, bf16Weights: opts.bf16Weights ?? true }),
     events: {
       onLoad: (e) => {
         metrics.modelLoads.inc({ model: e.id, reason: e.reason });

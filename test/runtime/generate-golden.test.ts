@@ -78,14 +78,14 @@ describe('greedy generation equals transformers', () => {
     });
 
     // the shipped models store their experts as BF16: generate() keeps them so by default
-    // (Bf16SwiGlu, the gemmBf16 kernel); bf16Experts: false widens them to f32 (DenseSwiGlu)
+    // (Bf16SwiGlu, the gemmBf16 kernel); bf16Weights: false widens them to f32 (DenseSwiGlu)
     const modes = [
       ['BF16 experts', true],
       ['f32 experts', false],
     ] as const;
-    it.each(modes.flatMap(([mode, bf16Experts]) => golden.cases.map((c, i) => [i, JSON.stringify(c.prompt), mode, bf16Experts, c] as const)))('prompt %i %s alone, %s: tokens equal', async (_i, _p, _mode, bf16Experts, c) => {
+    it.each(modes.flatMap(([mode, bf16Weights]) => golden.cases.map((c, i) => [i, JSON.stringify(c.prompt), mode, bf16Weights, c] as const)))('prompt %i %s alone, %s: tokens equal', async (_i, _p, _mode, bf16Weights, c) => {
       const { ckpt, codec } = await setup;
-      const result = await generateAll(ckpt, engine, c.promptIds, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [], tokenizer: codec, bf16Experts });
+      const result = await generateAll(ckpt, engine, c.promptIds, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [], tokenizer: codec, bf16Weights });
       expect(firstDifference(result.tokens, c)).toBeNull();
       expect(result.usage).toMatchObject({ promptTokens: c.promptIds.length, completionTokens: golden.newTokens, finishReason: 'length' });
       expect(result.text).toBe(c.text);
@@ -107,9 +107,9 @@ describe('greedy generation equals transformers', () => {
       expect(last.text).toBe(c.text);
     });
 
-    it.each(modes)('all prompts decoded together by one BatchDecoder give the same tokens, %s', async (_mode, bf16Experts) => {
+    it.each(modes)('all prompts decoded together by one BatchDecoder give the same tokens, %s', async (_mode, bf16Weights) => {
       const { ckpt } = await setup;
-      const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Experts }), engine, { maxBatchSize: golden.cases.length });
+      const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Weights }), engine, { maxBatchSize: golden.cases.length });
       const streams = golden.cases.map((c) => decoder.submit(c.promptIds, { temperature: 0, maxNewTokens: golden.newTokens, stopTokenIds: [] }));
       const tokens = await Promise.all(
         streams.map(async (s) => {

@@ -13,7 +13,7 @@ import { compress } from '../../src/compress/index.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert } from '../../src/compressed/factored-expert.js';
 import { loadCompressed, type CompressedModel } from '../../src/compressed/load.js';
 import { createEngine } from '../../src/engine/index.js';
-import { residentWeightBytes } from '../../src/runtime/index.js';
+import { bf16HeldTensorNames, residentWeightBytes } from '../../src/runtime/index.js';
 import { LiveExpertProvider } from '../../src/serve/expert-residency.js';
 import { inspectServedModel } from '../../src/serve/models.js';
 import { tempDir, syntheticStats } from '../compress/helpers.js';
@@ -107,9 +107,23 @@ describe('a factored model with BF16 weights kept as stored', () => {
     expect(ops.some((op) => op.pathFor(4096) === 'materialised')).toBe(true);
   });
 
+  it('holds its attention, embedding table and lm_head as their stored bits too', async () => {
+    const p = new LiveExpertProvider(model, engine, { denseBytes: 0, bf16: true });
+    await p.loadAll();
+    const names = model.layout.layers[0].attention;
+    const attention = (await p.layer(0)).attention;
+    const bitsOf = (f: Float32Array) => Uint16Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length), (b) => b >>> 16);
+    for (const m of ['q', 'k', 'v', 'o'] as const) expect(attention[m]).toEqual(bitsOf(await model.readF32(names[m])));
+    const V = model.config.vocabSize;
+    expect(await p.lmHeadRows(0, V)).toEqual(bitsOf(await model.readF32(model.layout.lmHead)));
+    expect(await p.embedRows(0, V)).toEqual(bitsOf(await model.readF32(model.layout.embed)));
+    const f32 = new LiveExpertProvider(model, engine, { denseBytes: 0 });
+    expect((await f32.layer(0)).attention.q).toBeInstanceOf(Float32Array);
+  });
+
   it('its planned resident size counts 2 bytes for each kept BF16 value', async () => {
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TINY_DIR, f), path.join(factoredDir, f));
-    const kept = model.bf16TensorNames();
+    const kept = bf16HeldTensorNames(model);
     let values = 0;
     let keptValues = 0;
     for (const name of model.tensorNames()) {
@@ -119,13 +133,14 @@ describe('a factored model with BF16 weights kept as stored', () => {
       if (kept.has(name)) {
         expect(t.dtype).toBe('BF16');
         keptValues += n;
-        expect(name).toMatch(/coeff|basis|base|experts\.\d+\./);
+        expect(name).toMatch(/coeff|basis|base|experts\.\d+\.|_proj\.weight$|embed_tokens|lm_head/);
+        expect(name).not.toMatch(/norm|\.gate\.weight$|residual/);
       }
     }
     expect(keptValues).toBeGreaterThan(0);
     expect([...model.tensorNames()].filter((n) => /residual/.test(n)).some((n) => kept.has(n))).toBe(false);
-    expect(residentWeightBytes(model, { bf16Experts: true })).toBe(4 * values - 2 * keptValues);
+    expect(residentWeightBytes(model, { bf16Weights: true })).toBe(4 * values - 2 * keptValues);
     expect((await inspectServedModel({ id: 'm', dir: factoredDir }, 0)).estimatedBytes).toBe(4 * values - 2 * keptValues);
-    expect((await inspectServedModel({ id: 'm', dir: factoredDir }, 0, { bf16Experts: false })).estimatedBytes).toBe(4 * values);
+    expect((await inspectServedModel({ id: 'm', dir: factoredDir }, 0, { bf16Weights: false })).estimatedBytes).toBe(4 * values);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
- *   [--top-p P] [--seed S] [--stop STR]… [--no-bf16-experts] [--json]`
+ *   [--top-p P] [--seed S] [--stop STR]… [--no-bf16-weights] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
  * are produced (with --json: one object at the end instead). Original, dense-compressed and
@@ -30,7 +30,7 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   seed?: string;
   stop: string[];
   ignoreEos?: boolean;
-  bf16Experts: boolean;
+  bf16Weights: boolean;
   contextLength?: string;
   tokenizer?: string;
 }
@@ -49,7 +49,7 @@ export function register(program: Command): void {
       .addOption(defaultText(new Option('--seed <s>', 'seed of the sampler'), 'random, printed on stderr'))
       .option('--stop <text>', 'stop when the completion contains this text (repeatable; the text is not printed)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .option('--ignore-eos', 'keep generating past the end-of-sequence token', false)
-      .option('--no-bf16-experts', 'widen routed experts stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16)')
+      .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .addOption(defaultText(new Option('--context-length <n>', 'positions for prompt + completion'), "the model's max_position_embeddings"))
       .addOption(defaultText(new Option('--tokenizer <path>', 'tokenizer.json'), "the model directory's")),
     engineOptions(),
@@ -87,8 +87,10 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
     note(notice);
     try {
       // keep the decoded weights across steps when they fit; a larger model streams layer by layer
-      // a compressed model runs its own f32 provider; an original one keeps its BF16 experts as stored
-      const residentBytes = 'storage' in ckpt ? parameterCounts(ckpt).total * 4 : residentWeightBytes(ckpt, { bf16Experts: opts.bf16Experts });
+      // weights stored as BF16 are held so; a factored model's experts each hold their own copy of
+      // their group's basis here, so it is counted as f32 parameters (an overestimate, on the safe side)
+      const factored = 'storage' in ckpt && (ckpt as { storage: string }).storage === 'factored';
+      const residentBytes = factored ? parameterCounts(ckpt).total * 4 : residentWeightBytes(ckpt, { bf16Weights: opts.bf16Weights });
       const keepWeights = residentBytes <= DEFAULT_RESIDENT_BYTES;
       if (!keepWeights) note('the model is larger than the resident-weights budget: weights are read from disk at every step (slow)');
       const kind = 'storage' in ckpt ? `compressed (${String((ckpt as { storage: string }).storage)})` : 'original';
@@ -96,7 +98,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
       const tokens: number[] = [];
       const started = performance.now();
       let firstTokenMs: number | null = null;
-      for await (const event of generate(weightProviderOf(ckpt, { bf16Experts: opts.bf16Experts }), engine, opts.prompt, {
+      for await (const event of generate(weightProviderOf(ckpt, { bf16Weights: opts.bf16Weights }), engine, opts.prompt, {
         tokenizer: codec,
         maxNewTokens,
         temperature,

@@ -3,7 +3,7 @@
  *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
  *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
- *   [--tyche-max-idle S] [--tyche-warm-start] [--tyche-rank-filled-window] [--no-bf16-experts]`
+ *   [--tyche-max-idle S] [--tyche-warm-start] [--tyche-rank-filled-window] [--no-bf16-weights]`
  *
  * One process serves every given model (a directory, or name=dir) through an OpenAI-compatible
  * HTTP API; the residency policy decides which are in memory within the budget. A model whose
@@ -38,7 +38,7 @@ interface ServeCliOptions {
   tycheWarmStart?: boolean;
   tycheRankFilledWindow?: boolean;
   maxBatchSize: string;
-  bf16Experts: boolean;
+  bf16Weights: boolean;
   drainTimeout: string;
   engine: string;
   threads?: string;
@@ -137,7 +137,7 @@ export function register(program: Command): void {
       .option('--tyche-warm-start', 'tyche: a model not yet requested is idle since startup at the prior rate: pre-loaded into free room at its t_load, offloaded at the keep-alive TTL')
       .option('--tyche-rank-filled-window', 'tyche: rank models for eviction by the prior-filled window, as the thresholds do, instead of lending the prior one interval (the ranking before the loopback replay)')
       .option('--max-batch-size <n>', 'requests decoded together per model (continuous batching)', '32')
-      .option('--no-bf16-experts', 'widen routed experts stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16)')
+      .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30'),
     engineOptions(),
   )
@@ -168,7 +168,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     keepAliveMs,
     tyche,
     maxBatchSize,
-    bf16Experts: opts.bf16Experts,
+    bf16Weights: opts.bf16Weights,
     drainTimeoutMs,
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),

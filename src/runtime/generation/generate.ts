@@ -18,10 +18,10 @@ export interface GenerateOptions extends GenerationParams {
   /** keep weights in memory between steps (default true) */
   keepWeights?: boolean;
   /**
-   * Keep routed experts stored as BF16 in BF16 (default true: half the memory, faster decoding
-   * steps); false widens them to f32. Applies when `model` is a checkpoint.
+   * Keep weight matrices stored as BF16 in BF16 (default true: half the memory, faster decoding
+   * steps); false widens them to f32. Applies when `model` is a checkpoint (see weightProviderOf).
    */
-  bf16Experts?: boolean;
+  bf16Weights?: boolean;
 }
 
 export async function* generate(model: ModelSource, engine: Engine, prompt: string | ArrayLike<number>, opts: GenerateOptions = {}): AsyncGenerator<GenerationEvent> {
@@ -31,7 +31,7 @@ export async function* generate(model: ModelSource, engine: Engine, prompt: stri
     if (!codec || !('encode' in codec)) throw new GenerationParamsError('a text prompt needs a tokenizer (opts.tokenizer, e.g. from loadTextCodec(modelDir)); or pass token ids');
     ids = codec.encode(prompt);
   } else ids = prompt;
-  const decoder = new BatchDecoder(weightProviderOf(model, { bf16Experts: opts.bf16Experts ?? true }), engine, {
+  const decoder = new BatchDecoder(weightProviderOf(model, { bf16Weights: opts.bf16Weights ?? true }), engine, {
     maxBatchSize: 1,
     contextLength: opts.contextLength,
     tokenizer: opts.tokenizer,
