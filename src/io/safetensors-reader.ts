@@ -408,12 +408,14 @@ const PAGE_BYTES = 4096;
 let touched = 0;
 
 /**
- * Reads one byte of every page of `bytes`, once, after the file's bytes were read into it. On some
- * hosts (seen on a 2-core VM) the first access from user space to each page that read() filled
- * still costs a fault of ~6 µs (2 MB: ~3 ms), so a tensor kept as read (BF16 weights held as
- * stored) made the first request after a load pay for every page it used: 216–308 ms against
- * 110–154 ms for weights widened to f32, whose widening touches them during the load. Touching
- * here moves that cost into the read; where pages are already mapped it is 256 loads a MiB.
+ * Reads one byte of every page of `bytes`, once, after the file's bytes were read into it. Under a
+ * hypervisor with shadow page tables (seen in a Firecracker microVM on PVM) the first access from
+ * user space to each page that read() filled still takes a fault of ~6 µs (2 MB: ~3 ms), so a
+ * tensor kept as read (BF16 weights held as stored) made the first request after a load pay for
+ * every page it used: 216–308 ms against 110–154 ms for weights widened to f32, whose widening
+ * touches them during the load. Touching here moves that cost into the load, ahead of the
+ * requests a pre-loaded model serves; where read() maps the pages (bare metal, hardware-assisted
+ * paging) it is 256 loads a MiB.
  */
 function touchPages(bytes: Uint8Array): void {
   let sum = 0;
