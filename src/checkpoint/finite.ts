@@ -6,6 +6,7 @@
  * `withFiniteChecks(ckpt)` returns the same checkpoint with every read checked (one extra pass
  * over each tensor read, negligible next to the arithmetic done on it).
  */
+import { expertLocation } from './expert-location.js';
 import type { Checkpoint } from './types.js';
 import { RfidMoeError } from '../errors.js';
 
@@ -70,7 +71,7 @@ function assertFiniteBf16Tensor(bits: Uint16Array, tensor: string, offset = 0): 
 
 function expertNonFinite(ckpt: Checkpoint, layer: number, expert: number, type: 'gate' | 'up' | 'down', value: number, index: number): NonFiniteError {
   const moe = ckpt.layout.layers[layer]?.moe;
-  const tensor = moe?.experts ? moe.experts[expert][type] : type === 'down' ? moe?.fused?.down : moe?.fused?.gateUp;
+  const tensor = moe ? expertLocation(moe, ckpt.config, expert, type)?.tensor : undefined;
   return new NonFiniteError(`layer ${layer}, expert ${expert} ${type} (tensor ${tensor ?? '?'}): holds ${describeValue(value)} (element ${index} of the expert's matrix); ${DAMAGED_WEIGHTS_FIX}`);
 }
 

@@ -107,8 +107,7 @@ class OpenedCheckpoint implements Checkpoint {
 
   async readExpertBf16(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null> {
     const { tensor, rows } = this.expertLocation(layer, expert, type);
-    if (this.store.tensor(tensor)?.dtype !== 'BF16') return null;
-    return rows === null ? this.store.readBf16(tensor) : this.store.readRowsBf16(tensor, rows[0], rows[1]);
+    return rows === null ? this.readBf16(tensor) : this.readRowsBf16(tensor, rows[0], rows[1]);
   }
 
   bf16TensorNames(): Set<string> {

@@ -180,7 +180,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
 
   /** A tensor as stored when it is BF16 (its bit patterns), else decoded to f32. */
   private async readKeepingBf16(name: string): Promise<Weights> {
-    return this.store.tensor(name)?.dtype === 'BF16' ? this.store.readBf16(name) : this.store.readF32(name);
+    return (await this.readBf16(name)) ?? this.store.readF32(name);
   }
 
   /**
@@ -191,8 +191,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
   async readExpertBf16(layer: number, expert: number, type: MatrixType): Promise<Uint16Array | null> {
     if (this.isFactored(layer, type)) return null;
     const { tensor, rows } = this.expertLocation(layer, expert, type);
-    if (this.store.tensor(tensor)?.dtype !== 'BF16') return null;
-    return rows === null ? this.store.readBf16(tensor) : this.store.readRowsBf16(tensor, rows[0], rows[1]);
+    return rows === null ? this.readBf16(tensor) : this.readRowsBf16(tensor, rows[0], rows[1]);
   }
 
   /**

@@ -297,6 +297,7 @@ export class SafetensorsFile {
       // Read straight into the result: no second copy of the tensor.
       const bytes = uninitialisedBytes(entry.byteLength);
       await readInto(this.handle, bytes, this.dataStart + entry.dataOffsets[0], this.path, name);
+      touchPages(bytes);
       const out = new Float32Array(bytes.buffer, 0, entry.elementCount);
       return out;
     }
@@ -400,7 +401,6 @@ async function readInto(handle: FileHandle, target: Uint8Array, position: number
     }
     done += bytesRead;
   }
-  touchPages(target);
 }
 
 /** Bytes between two touches: the smallest page size a host uses. */
@@ -408,7 +408,8 @@ const PAGE_BYTES = 4096;
 let touched = 0;
 
 /**
- * Reads one byte of every page of `bytes`, once, after the file's bytes were read into it. Under a
+ * Reads one byte of every page of `bytes`, once, after the file's bytes were read into it, where
+ * they are handed out as read (a widening pass touches every page anyway). Under a
  * hypervisor with shadow page tables (seen in a Firecracker microVM on PVM) the first access from
  * user space to each page that read() filled still takes a fault of ~6 µs (2 MB: ~3 ms), so a
  * tensor kept as read (BF16 weights held as stored) made the first request after a load pay for
@@ -435,5 +436,6 @@ function uninitialisedBytes(length: number): Uint8Array {
 async function readExactly(handle: FileHandle, length: number, position: number, file: string, tensor?: string): Promise<Uint8Array> {
   const out = uninitialisedBytes(length);
   await readInto(handle, out, position, file, tensor);
+  touchPages(out);
   return out;
 }

@@ -5,7 +5,7 @@
  * vocabularies, so a model larger than RAM can run.
  */
 import type { Checkpoint, LayerLayout, MlpNames, ModelLayout } from '../checkpoint/types.js';
-import { Bf16SwiGlu, DenseSwiGlu, SwiGlu } from './mlp.js';
+import { swiGlu } from './mlp.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
 import type { AttentionWeights, ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
 import { RfidMoeError } from '../errors.js';
@@ -165,7 +165,7 @@ export class CheckpointWeights implements WeightProvider {
   /** A dense or shared MLP; its width is taken from the tensor (SwiGlu checks the three agree). */
   private async mlp(names: MlpNames): Promise<ExpertWeights> {
     const [gate, up, down] = await Promise.all([names.gate, names.up, names.down].map((n) => this.matrix(n)));
-    return new SwiGlu(gate, up, down, this.config.hiddenSize, gate.length / this.config.hiddenSize);
+    return swiGlu(gate, up, down, this.config.hiddenSize, gate.length / this.config.hiddenSize);
   }
 
   private async moe(layout: LayerLayout): Promise<MoeWeights> {
@@ -178,16 +178,10 @@ export class CheckpointWeights implements WeightProvider {
     const moe: MoeWeights = {
       router,
       expert: async (e) => {
-        const read = (type: 'gate' | 'up' | 'down') => ckpt.readExpert(layout.index, e, type);
-        if (!keepBf16) {
-          const [gate, up, down] = await Promise.all([read('gate'), read('up'), read('down')]);
-          return new DenseSwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
-        }
-        // each matrix as stored: BF16 kept, any other dtype widened to f32
-        const [gate, up, down] = await Promise.all((['gate', 'up', 'down'] as const).map(async (type) => (await keepBf16(layout.index, e, type)) ?? read(type)));
-        if (gate instanceof Uint16Array && up instanceof Uint16Array && down instanceof Uint16Array) return new Bf16SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
-        if (gate instanceof Float32Array && up instanceof Float32Array && down instanceof Float32Array) return new DenseSwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
-        return new SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
+        // each matrix as held: BF16 kept where stored so (with bf16Weights), any other dtype widened
+        const read = async (type: 'gate' | 'up' | 'down') => (keepBf16 ? await keepBf16(layout.index, e, type) : null) ?? ckpt.readExpert(layout.index, e, type);
+        const [gate, up, down] = await Promise.all([read('gate'), read('up'), read('down')]);
+        return swiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
       },
     };
     if (names.shared) moe.shared = await this.mlp(names.shared);

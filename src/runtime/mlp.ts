@@ -4,8 +4,11 @@ import { scratch } from './numerics.js';
 import { productTransB, type Weights } from './weight-matrix.js';
 import type { ExpertWeights } from './weights.js';
 
-/** out = down(silu(gate(x)) ⊙ up(x)) over three matrices held in one form (f32 or BF16). */
-abstract class SwiGluMlp<W extends Weights> implements ExpertWeights {
+/**
+ * out = down(silu(gate(x)) ⊙ up(x)), each matrix in the form it is held in (f32, or BF16 as stored;
+ * a BF16 checkpoint with one matrix stored otherwise keeps the others BF16 and that one f32).
+ */
+export class SwiGlu<W extends Weights = Weights> implements ExpertWeights {
   /**
    * @param gate [width, hidden]  @param up [width, hidden]  @param down [hidden, width]
    * (nn.Linear layout: y = x·Wᵀ)
@@ -39,14 +42,8 @@ abstract class SwiGluMlp<W extends Weights> implements ExpertWeights {
   }
 }
 
-/**
- * Each matrix in the form it is held in (a BF16 checkpoint with one matrix stored otherwise keeps
- * the others BF16 and that one f32).
- */
-export class SwiGlu extends SwiGluMlp<Weights> {}
-
 /** The three matrices in f32. */
-export class DenseSwiGlu extends SwiGluMlp<Float32Array> {}
+export class DenseSwiGlu extends SwiGlu<Float32Array> {}
 
 /**
  * The three matrices kept in BF16 as the checkpoint stores them: half the memory of DenseSwiGlu,
@@ -54,4 +51,11 @@ export class DenseSwiGlu extends SwiGluMlp<Float32Array> {}
  * step. BF16 → f32 is exact, so it computes what DenseSwiGlu computes on the widened matrices, to
  * the engine's summation order.
  */
-export class Bf16SwiGlu extends SwiGluMlp<Uint16Array> {}
+export class Bf16SwiGlu extends SwiGlu<Uint16Array> {}
+
+/** The SwiGLU over these matrices, as DenseSwiGlu or Bf16SwiGlu when all three share a form. */
+export function swiGlu(gate: Weights, up: Weights, down: Weights, hidden: number, width: number): SwiGlu {
+  if (gate instanceof Uint16Array && up instanceof Uint16Array && down instanceof Uint16Array) return new Bf16SwiGlu(gate, up, down, hidden, width);
+  if (gate instanceof Float32Array && up instanceof Float32Array && down instanceof Float32Array) return new DenseSwiGlu(gate, up, down, hidden, width);
+  return new SwiGlu(gate, up, down, hidden, width);
+}

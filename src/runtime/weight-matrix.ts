@@ -12,12 +12,17 @@ export function productTransB(engine: Engine, rows: number, n: number, k: number
   else engine.gemm(rows, n, k, x, w, out, { transB: true, beta });
 }
 
+/** `count` BF16 patterns from src[from] widened into dst[to…] (exact: the 16 bits become the upper half). */
+function widenBf16Into(src: Uint16Array, from: number, count: number, dst: Float32Array, to: number): void {
+  const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+  for (let j = 0; j < count; j++) bits[to + j] = src[from + j] << 16;
+}
+
 /** The f32 values of a matrix in either form (BF16 widened exactly; an f32 matrix is returned as it is). */
 export function asF32(w: Weights): Float32Array {
   if (w instanceof Float32Array) return w;
   const out = new Float32Array(w.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < w.length; i++) bits[i] = w[i] << 16;
+  widenBf16Into(w, 0, w.length, out, 0);
   return out;
 }
 
@@ -26,14 +31,8 @@ export function asF32(w: Weights): Float32Array {
  * the embedding lookup of a table kept as stored.
  */
 export function gatherRows(table: Weights, width: number, ids: ArrayLike<number>, out: Float32Array): void {
-  if (table instanceof Float32Array) {
-    for (let i = 0; i < ids.length; i++) out.set(table.subarray(ids[i] * width, (ids[i] + 1) * width), i * width);
-    return;
-  }
-  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
   for (let i = 0; i < ids.length; i++) {
-    const from = ids[i] * width;
-    const to = i * width;
-    for (let j = 0; j < width; j++) bits[to + j] = table[from + j] << 16;
+    if (table instanceof Float32Array) out.set(table.subarray(ids[i] * width, (ids[i] + 1) * width), i * width);
+    else widenBf16Into(table, ids[i] * width, width, out, i * width);
   }
 }
