@@ -11,6 +11,7 @@
         "native/blas_ops.cc",
         "native/bf16_gemm.cc",
         "native/small_gemm.cc",
+        "native/thread_pool.cc",
         "native/eig_sym.cc",
         "native/eig_sym_top.cc",
         "native/factorizations.cc",

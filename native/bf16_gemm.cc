@@ -51,8 +51,10 @@ RFID_VECTORIZED(void, WidenBf16, (const uint16_t* src, float* dst, size_t count)
 }  // namespace
 
 /**
- * gemmBf16(m, n, k, a, b, c, beta): C (m×n) = A·Bᵀ + beta·C for A (Float32Array, m×k) and B
- * (Uint16Array of BF16 bits, n×k). beta = 0 ignores C's old contents (NaN included), as BLAS does.
+ * gemmBf16(m, n, k, a, b, c, beta, threads): C (m×n) = A·Bᵀ + beta·C for A (Float32Array, m×k) and
+ * B (Uint16Array of BF16 bits, n×k). beta = 0 ignores C's old contents (NaN included), as BLAS
+ * does. Up to 16 rows on at most `threads` threads (small_gemm.h); more rows through sgemm on
+ * OpenBLAS's.
  */
 Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
   const char* op = "gemmBf16";
@@ -64,6 +66,8 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
   const HalfArg b = Uint16ArrayArg(info, 4, op, "b");
   const ArrayArg c = Float32ArrayArg(info, 5, op, "c");
   const double beta = NumberArg(info, 6, op, "beta");
+  const int threads = DimArg(info, 7, op, "threads");
+  if (threads == 0) ThrowError(env, op, "threads must be at least 1");
   RequireShape(env, op, a, m, k, "m and k: a is m×k");
   if (b.length != static_cast<size_t>(n) * k) {
     ThrowError(env, op, std::string("b holds ") + std::to_string(b.length) + " values, expected " + ShapeText(n, k) + " (check n and k: b is n×k)");
@@ -86,7 +90,7 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
     for (int r0 = 0; r0 < m; r0 += kSmallRowsMax) {
       const int rows = std::min(kSmallRowsMax, m - r0);
       SmallRowsGemmTransBBf16(rows, n, k, 1.0f, a.f32() + static_cast<size_t>(r0) * k, k, b.data, k, static_cast<float>(beta),
-                              out + static_cast<size_t>(r0) * n, n);
+                              out + static_cast<size_t>(r0) * n, n, threads);
     }
     return env.Undefined();
   }

@@ -85,16 +85,20 @@ void GemmF32Strided(int m, int n, int k, float alpha, const float* a, bool trans
     // One row (a decoding step): a matrix-vector product. OpenBLAS 0.3.21's sgemm packs all of B
     // on every call, which for one row costs more than the product itself (the lm_head of a
     // 32000-token vocabulary: 50 ms against ~15 ms). a is a vector either way (stride 1).
+    // A small one (a router, one head's scores) on one thread: OpenBLAS threads gemv from 9216
+    // elements, and handing that to its workers cost ~50 µs a call against ~9 µs of work.
     if (beta == 0) ScaleInPlace(c, count, 0);  // BLAS gemv reads y even when beta = 0 in some builds
-    cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : k, transB ? k : n, alpha, b, ldb, a, 1, beta, c, 1);
+    WithThreadsFor(static_cast<double>(n) * k, [&] {
+      cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? n : k, transB ? k : n, alpha, b, ldb, a, 1, beta, c, 1);
+    });
     return;
   }
   const double macs = static_cast<double>(m) * n * k;
-  if (m <= kSmallRowsMax && !transA && transB && (macs < kThreadedGemmMin || openblas_get_num_threads() == 1)) {
+  if (m <= kSmallRowsMax && !transA && transB) {
     // A few rows against a row-major weight matrix (a decoding step with several sequences, the
-    // rows routed to one expert): B read once, no packing (small_gemm.cc). Single-threaded, so a
-    // product big enough for OpenBLAS's threads stays with sgemm when it has several.
-    SmallRowsGemmTransB(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    // rows routed to one expert): B read once, no packing (small_gemm.cc), on the engine's thread
+    // count (the OpenBLAS count it sets: one inside RunParts' units).
+    SmallRowsGemmTransB(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, openblas_get_num_threads());
     return;
   }
   WithThreadsFor(macs, [&] { rfid::Gemm(CblasRowMajor, Trans(transA), Trans(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); });

@@ -22,6 +22,12 @@
 // Both kernels are templates over B's element type: f32, or BF16 bit patterns (weights kept as a
 // checkpoint stores them, bf16_gemm.cc), widened in registers as they are loaded. The read-ahead
 // hints step in elements, so with BF16 they are issued twice per cache line (harmless).
+//
+// On several threads (InPieces, below) B's rows are cut into pieces that threads take in turn
+// (thread_pool.h). A decoding step is bound by how fast the weights come from memory, and one
+// core does not draw all the bandwidth there is: on the 2-core machine of BENCHMARKS.md two
+// processes streaming at once each got the rate one got alone, and a 32000-row BF16 lm_head
+// block took 2.2-3.0 ms on one thread against 1.15-1.25 ms on two.
 #include "small_gemm.h"
 
 #include <algorithm>
@@ -29,6 +35,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "thread_pool.h"
 #include "vectorize.h"
 
 namespace rfid {
@@ -363,16 +370,54 @@ Kernel<W> Pick() { return Baseline<W>; }
 
 }  // namespace
 
+namespace {
+
+/** Bytes of B below which a product runs on one thread, and the least a piece gets: handing a
+    piece to a worker costs a few microseconds, a 64 KiB piece about as many as that from memory. */
+constexpr size_t kPieceBytesMin = 64 * 1024;
+
+/** Rows of B a piece's first row is a multiple of: the grouped kernel takes B's rows four at a
+    time and treats the rest one at a time with the same sums, so pieces cut at multiples of four
+    give every element the sums it gets on one thread, bit for bit. */
+constexpr int kPieceRowsAlign = 16;
+
+/** Pieces per thread: more pieces than threads, so that one thread late to start (a busy
+    machine) holds up at most a piece, not a share. */
+constexpr int kPiecesPerThread = 4;
+
+/** kernel over rows of B cut into pieces run on up to `threads` threads (see thread_pool.h). */
+template <typename W>
+void InPieces(Kernel<W> kernel, int threads, int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb,
+              float beta, float* c, int ldc) {
+  const size_t bytes = static_cast<size_t>(n) * k * sizeof(W);
+  const size_t byBytes = bytes / kPieceBytesMin;
+  const size_t byRows = static_cast<size_t>(n) / kPieceRowsAlign;
+  const int pieces = static_cast<int>(std::min<size_t>({static_cast<size_t>(std::max(threads, 1)) * kPiecesPerThread, byBytes, byRows}));
+  if (threads <= 1 || pieces <= 1) {
+    kernel(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // piece p takes rows [first(p), first(p + 1)) of B, each start a multiple of kPieceRowsAlign
+  const int blocks = (n + kPieceRowsAlign - 1) / kPieceRowsAlign;
+  RunPieces(threads, pieces, [&](int p) {
+    const int j0 = static_cast<int>(static_cast<int64_t>(blocks) * p / pieces) * kPieceRowsAlign;
+    const int j1 = std::min(n, static_cast<int>(static_cast<int64_t>(blocks) * (p + 1) / pieces) * kPieceRowsAlign);
+    if (j1 > j0) kernel(m, j1 - j0, k, alpha, a, lda, b + static_cast<size_t>(j0) * ldb, ldb, beta, c + j0, ldc);
+  });
+}
+
+}  // namespace
+
 void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
-                         float* c, int ldc) {
+                         float* c, int ldc, int threads) {
   static const Kernel<float> kernel = Pick<float>();
-  kernel(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  InPieces(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
-                             float* c, int ldc) {
+                             float* c, int ldc, int threads) {
   static const Kernel<uint16_t> kernel = Pick<uint16_t>();
-  kernel(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  InPieces(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace rfid

@@ -11,16 +11,18 @@ constexpr int kSmallRowsMax = 8;
 
 /**
  * C (m×n, row stride ldc) = alpha·A·Bᵀ + beta·C for A m×k (row stride lda) and B n×k (row stride
- * ldb), f32, single-threaded; beta = 0 ignores C's old contents (NaN included), as BLAS does.
+ * ldb), f32; beta = 0 ignores C's old contents (NaN included), as BLAS does. On up to `threads`
+ * threads (thread_pool.h) when B is large enough to share: each takes whole rows of B, so every
+ * element of C gets the same sums whatever the thread count.
  */
 void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
-                         float* c, int ldc);
+                         float* c, int ldc, int threads);
 
 /**
  * The same with B in BF16 (each value the upper 16 bits of an f32), widened in registers as it is
  * read: the same sums as SmallRowsGemmTransB on the widened matrix, from half the bytes.
  */
 void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
-                             float* c, int ldc);
+                             float* c, int ldc, int threads);
 
 }  // namespace rfid

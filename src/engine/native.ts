@@ -36,7 +36,8 @@ interface NativeBinding {
   info(): { config: string; corename: string; threads: number; simd?: string };
   widenBf16(out: Float32Array): void;
   addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
-  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number): void;
+  /** `threads`: the most threads its small-rows products may use (the engine's count) */
+  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number): void;
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
   gemm(
@@ -259,7 +260,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
     copyBlock: (rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride) =>
       guard(() => b.copyBlock(rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride)),
     addTileResidual: (d, p, q, eta, x, rows, out) => guard(() => b.addTileResidual(d, p, q, eta, x, rows, out)),
-    gemmBf16: (m, n, k, a, w, c, beta) => guard(() => b.gemmBf16(m, n, k, a, w, c, beta)),
+    gemmBf16: (m, n, k, a, w, c, beta) => guard(() => b.gemmBf16(m, n, k, a, w, c, beta, threads)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
     causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context) => {
       checkWindow('causalAttention', window);
