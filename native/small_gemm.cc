@@ -27,7 +27,7 @@
 // (thread_pool.h). A decoding step is bound by how fast the weights come from memory, and one
 // core does not draw all the bandwidth there is: on the 2-core machine of BENCHMARKS.md two
 // processes streaming at once each got the rate one got alone, and a 32000-row BF16 lm_head
-// block took 2.2-3.0 ms on one thread against 1.15-1.25 ms on two.
+// block took 2.1-3.0 ms on one thread against 1.1-1.25 ms on two.
 #include "small_gemm.h"
 
 #include <algorithm>
