@@ -205,20 +205,47 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     for (const layer of this.layout.layers) {
       const moe = layer.moe;
       if (!moe) continue;
-      const prefix = moePrefix(moe.router);
       for (const type of ['gate', 'up', 'down'] as const) {
         if (!this.isFactored(layer.index, type)) {
           for (const n of expertTensorNames(moe, [type])) if (bf16(n)) names.add(n);
           continue;
         }
-        const t = this.blocks.get(layer.index)!.types[type]!;
-        t.groups.forEach((g, gi) => {
-          const candidates = g.structure === 'base-delta' ? [groupBaseName(prefix, type, gi), ...g.experts.map((e) => expertBasisName(prefix, type, e))] : [basisName(prefix, type, gi)];
-          for (const e of g.experts) candidates.push(coefficientName(prefix, type, e));
-          for (const n of candidates) if (bf16(n)) names.add(n);
-        });
+        for (const n of this.factorTensorNames(layer.index, type)) if (bf16(n)) names.add(n);
       }
     }
+    return names;
+  }
+
+  /**
+   * Whether the experts a server materialises from this model's factors are held as BF16 when
+   * it keeps BF16 weights: when every factor of every factored matrix is stored as BF16, Ŵ is
+   * rounded to BF16, the precision of the checkpoint it came from (Ŵ itself is no BF16 matrix).
+   * A model with any factor stored otherwise (F32, F16) materialises f32.
+   */
+  materialisesBf16(): boolean {
+    let factors = 0;
+    for (const layer of this.layout.layers) {
+      if (!layer.moe) continue;
+      for (const type of ['gate', 'up', 'down'] as const) {
+        if (!this.isFactored(layer.index, type)) continue;
+        for (const n of this.factorTensorNames(layer.index, type)) {
+          if (this.store.tensor(n)?.dtype !== 'BF16') return false;
+          factors++;
+        }
+      }
+    }
+    return factors > 0;
+  }
+
+  /** The factor tensors of a factored matrix type in one layer: bases, coefficients, a base-delta group's base. */
+  private factorTensorNames(layer: number, type: MatrixType): string[] {
+    const prefix = moePrefix(this.layout.layers[layer].moe!.router);
+    const names: string[] = [];
+    this.blocks.get(layer)!.types[type]!.groups.forEach((g, gi) => {
+      if (g.structure === 'base-delta') names.push(groupBaseName(prefix, type, gi), ...g.experts.map((e) => expertBasisName(prefix, type, e)));
+      else names.push(basisName(prefix, type, gi));
+      for (const e of g.experts) names.push(coefficientName(prefix, type, e));
+    });
     return names;
   }
 

@@ -360,6 +360,14 @@ export function f32BitsToBf16(bits: number): number {
   return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
+/** BF16 bit patterns of f32 values, each rounded to nearest even (f32BitsToBf16). */
+export function roundToBf16(data: Float32Array): Uint16Array {
+  const srcBits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = f32BitsToBf16(srcBits[i]);
+  return out;
+}
+
 /** f32 bit pattern → IEEE binary16 bit pattern, round to nearest even, with subnormals, overflow to ±Inf. */
 export function f32BitsToF16(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
@@ -395,10 +403,14 @@ export function encodeFromF32(dtype: EncodableDType, data: Float32Array): Uint8A
     }
     case 'BF16':
     case 'F16': {
-      const srcBits = new Uint32Array(data.buffer, data.byteOffset, data.length);
-      const out = new Uint16Array(data.length);
-      const convert = dtype === 'BF16' ? f32BitsToBf16 : f32BitsToF16;
-      for (let i = 0; i < data.length; i++) out[i] = convert(srcBits[i]);
+      let out: Uint16Array;
+      if (dtype === 'BF16') {
+        out = roundToBf16(data);
+      } else {
+        const srcBits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+        out = new Uint16Array(data.length);
+        for (let i = 0; i < data.length; i++) out[i] = f32BitsToF16(srcBits[i]);
+      }
       return toLittleEndianBytes(new Uint8Array(out.buffer), 2);
     }
     default:

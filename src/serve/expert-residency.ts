@@ -1,7 +1,7 @@
 /**
  * Which experts of a resident factored model run densely. A factored expert is applied as two
  * thin GEMMs per projection; a materialised one (Ŵ = A·B + residual, built once) as one dense
- * GEMM, which is faster per token but costs p·d floats instead of r·(p + d). Within the model's
+ * GEMM, which is faster per token but holds p·d values instead of r·(p + d). Within the model's
  * memory share the hottest experts are materialised: first by the routing frequency stored in
  * the checkpoint (its calibration counts), then by the live routing counts of the requests it
  * serves, which take over as they accumulate:
@@ -19,6 +19,7 @@ import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type LinearOper
 import type { Weights } from '../runtime/weight-matrix.js';
 import type { ExpertMatrixType } from '../checkpoint/types.js';
 import type { Engine } from '../engine/types.js';
+import { roundToBf16 } from '../io/dtype.js';
 import { ResidentWeights } from '../runtime/resident-weights.js';
 import { CheckpointWeights } from '../runtime/checkpoint-weights.js';
 import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
@@ -34,8 +35,9 @@ export interface ExpertResidencyOptions {
   rebalanceEvery?: number;
   /**
    * Matrices stored as BF16 stay BF16: factors, unfactored expert matrices, attention, embedding
-   * and head (default false: f32). The materialised experts are f32 either way (A·B is not a
-   * BF16 matrix).
+   * and head (default false: f32). The materialised experts too, rounded to BF16, when every
+   * factor is stored as BF16 (CompressedModel.materialisesBf16): half the bytes, so twice the
+   * experts fit in the same share, and half the memory a dense product reads.
    */
   bf16?: boolean;
 }
@@ -53,6 +55,8 @@ export class LiveExpertProvider implements WeightProvider {
   /** the tensors each group of experts shares, read once and held by all of them */
   private readonly shared = new Map<string, Promise<Weights>>();
   private readonly bytesPerExpert: number;
+  /** materialised experts held as BF16 (see ExpertResidencyOptions.bf16) */
+  private readonly denseBf16: boolean;
   private readonly priorWeight: number;
   private readonly rebalanceEvery: number;
   private callsSinceRebalance = 0;
@@ -69,7 +73,8 @@ export class LiveExpertProvider implements WeightProvider {
     // attention, head and embedding held as the server holds an original's (BF16 kept with `bf16`)
     this.base = new ResidentWeights(new CheckpointWeights(model, { bf16Weights: opts.bf16 ?? false }));
     const { hiddenSize: H, expertIntermediateSize: I, numExperts } = model.config;
-    this.bytesPerExpert = 3 * H * I * 4;
+    this.denseBf16 = (opts.bf16 ?? false) && model.materialisesBf16();
+    this.bytesPerExpert = 3 * H * I * (this.denseBf16 ? 2 : 4);
     this.priorWeight = opts.priorWeight ?? 256;
     this.rebalanceEvery = opts.rebalanceEvery ?? 2048;
     for (const l of model.block.layers) {
@@ -184,7 +189,12 @@ export class LiveExpertProvider implements WeightProvider {
       const m = await this.model.factors(layer, expert, type, this.shared, { bf16: this.opts.bf16 });
       // a factored expert must stay at its factored size: the budget counts it so, and the dense
       // room of the share belongs to the hottest experts (a long prompt builds a dense form for one call only)
-      ops.push(dense ? new DenseLinear(materialise(this.engine, m), m.p, m.d) : new FactoredLinear(m, 'auto', { keepDense: false }));
+      if (dense) {
+        const W = materialise(this.engine, m);
+        ops.push(new DenseLinear(this.denseBf16 ? roundToBf16(W) : W, m.p, m.d));
+      } else {
+        ops.push(new FactoredLinear(m, 'auto', { keepDense: false }));
+      }
     }
     return new SwiGluExpert(ops[0], ops[1], ops[2]);
   }

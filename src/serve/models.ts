@@ -126,7 +126,8 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       kind = ckpt.storage === 'factored' ? 'compressed-factored' : 'compressed-dense';
       if (kind === 'compressed-factored') {
         const { hiddenSize: H, expertIntermediateSize: I, numExperts } = ckpt.config;
-        const perExpert = 3 * H * I * 4;
+        // held as the server's LiveExpertProvider holds them: BF16 when it keeps BF16 weights and every factor is BF16
+        const perExpert = 3 * H * I * ((opts.bf16Weights ?? true) && ckpt.materialisesBf16() ? 2 : 4);
         const allDense = ckpt.block.layers.length * numExperts * perExpert;
         // Whole experts only (the provider materialises whole ones), in the room the share leaves
         // after one full-context sequence's KV cache: an estimate that filled the share exactly

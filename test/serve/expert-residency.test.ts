@@ -165,6 +165,8 @@ describe('a factored model\'s planned size in the server', () => {
     const c = model.config;
     const kv = kvSlotBoundBytes(c.numLayers, c.numKvHeads * c.headDim, probe.contextLength, probe.contextLength);
     const per = bytesPerExpert(model);
+    // an F32 model's materialised experts stay f32 (4 bytes a value) even with BF16 weights kept
+    expect(model.materialisesBf16()).toBe(false);
     // room for half an expert after the KV reserve: none planned, and the KV cache fits beside it
     const tight = await inspectServedModel(spec, base + kv + 0.5 * per);
     expect(tight.materialiseBytes).toBe(0);

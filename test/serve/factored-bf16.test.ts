@@ -2,8 +2,9 @@
  * A factored model served with BF16 weights kept as stored (the server's default): its bases,
  * coefficients and unfactored expert matrices stay BF16 bit patterns (half the bytes), a group's
  * basis is still one shared array, every expert computes what the f32 form computes (factored
- * for a few rows, materialised for many), and the planned resident size counts 2 bytes for each
- * kept value. The model is compressed here from a BF16 checkpoint, so its factors are BF16.
+ * for a few rows, materialised for many), its materialised experts are the f32 ones rounded to
+ * BF16, and the planned resident size counts 2 bytes for each kept value and materialised one.
+ * The model is compressed here from a BF16 checkpoint, so its factors are BF16.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { createEngine } from '../../src/engine/index.js';
 import { bf16HeldTensorNames, residentWeightBytes } from '../../src/runtime/index.js';
 import { LiveExpertProvider } from '../../src/serve/expert-residency.js';
 import { inspectServedModel } from '../../src/serve/models.js';
+import { kvSlotBoundBytes } from '../../src/runtime/kv-cache.js';
 import { tempDir, syntheticStats } from '../compress/helpers.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { mulberry32 } from '../helpers/rng.js';
@@ -107,6 +109,52 @@ describe('a factored model with BF16 weights kept as stored', () => {
     expect(ops.some((op) => op.pathFor(4096) === 'materialised')).toBe(true);
   });
 
+  it('materialises its hottest experts as the f32 matrices rounded to BF16: 2 bytes a value, so twice as many fit in a share', async () => {
+    expect(model.materialisesBf16()).toBe(true);
+    const { hiddenSize: H, expertIntermediateSize: I } = model.config;
+    const share = 3.5 * 3 * H * I * 4; // 3.5 experts in f32
+    const bf16 = new LiveExpertProvider(model, engine, { denseBytes: share, bf16: true });
+    const f32 = new LiveExpertProvider(model, engine, { denseBytes: share });
+    await bf16.loadAll();
+    await f32.loadAll();
+    expect(f32.denseCapacity).toBe(3);
+    expect(bf16.denseCapacity).toBe(7);
+    // the same prior picks the same order: f32's three are bf16's three hottest
+    const dense = f32.denseExperts();
+    expect(dense).toHaveLength(3);
+    expect(bf16.denseExperts()).toHaveLength(7);
+    expect(bf16.denseExperts()).toEqual(expect.arrayContaining(dense));
+    for (const key of dense) {
+      const [l, e] = key.split('/').map(Number);
+      const a = opsOf(await expertOf(bf16, l, e));
+      const b = opsOf(await expertOf(f32, l, e));
+      for (let i = 0; i < 3; i++) {
+        const [opA, opB] = [a[i], b[i]];
+        if (!(opA instanceof DenseLinear) || !(opB instanceof DenseLinear)) throw new Error(`${key}: not materialised`);
+        if (!(opB.weight instanceof Float32Array)) throw new Error('the f32 form holds f32');
+        // exactly the round-to-nearest-even of the f32 matrix, rounded here bit by bit
+        const expected = Uint16Array.from(new Uint32Array(opB.weight.buffer, opB.weight.byteOffset, opB.weight.length), (w) => ((w + 0x7fff + ((w >>> 16) & 1)) >>> 16) & 0xffff);
+        expect(opA.weight).toBeInstanceOf(Uint16Array);
+        expect(opA.weight).toEqual(expected);
+        // its products differ from the f32 ones by at most the rounding: 2^-9 of Σ|w·x| per output
+        const rows = 3;
+        const rand = mulberry32(17 + i);
+        const x = Float32Array.from({ length: rows * opB.d }, () => rand() * 2 - 1);
+        const ya = new Float32Array(rows * opB.p);
+        const yb = new Float32Array(rows * opB.p);
+        opA.apply(engine, x, rows, ya);
+        opB.apply(engine, x, rows, yb);
+        for (let r = 0; r < rows; r++) {
+          for (let j = 0; j < opB.p; j++) {
+            let magnitude = 0;
+            for (let q = 0; q < opB.d; q++) magnitude += Math.abs(opB.weight[j * opB.d + q] * x[r * opB.d + q]);
+            expect(Math.abs(ya[r * opB.p + j] - yb[r * opB.p + j])).toBeLessThanOrEqual(2 ** -9 * magnitude * 1.01 + 1e-6);
+          }
+        }
+      }
+    }
+  });
+
   it('holds its attention, embedding table and lm_head as their stored bits too', async () => {
     const p = new LiveExpertProvider(model, engine, { denseBytes: 0, bf16: true });
     await p.loadAll();
@@ -142,5 +190,14 @@ describe('a factored model with BF16 weights kept as stored', () => {
     expect(residentWeightBytes(model, { bf16Weights: true })).toBe(4 * values - 2 * keptValues);
     expect((await inspectServedModel({ id: 'm', dir: factoredDir }, 0)).estimatedBytes).toBe(4 * values - 2 * keptValues);
     expect((await inspectServedModel({ id: 'm', dir: factoredDir }, 0, { bf16Weights: false })).estimatedBytes).toBe(4 * values);
+    // room for 2.5 f32 experts beyond the weights and one full-context KV cache: 5 BF16 ones planned, 2 f32 ones when widened
+    const c = model.config;
+    const perF32 = 3 * c.hiddenSize * c.expertIntermediateSize * 4;
+    const probe = await inspectServedModel({ id: 'm', dir: factoredDir }, 0);
+    const kv = kvSlotBoundBytes(c.numLayers, c.numKvHeads * c.headDim, probe.contextLength, probe.contextLength);
+    const keptBf16 = await inspectServedModel({ id: 'm', dir: factoredDir }, probe.estimatedBytes + kv + 2.5 * perF32);
+    expect(keptBf16.materialiseBytes).toBe(5 * (perF32 / 2));
+    const widened = await inspectServedModel({ id: 'm', dir: factoredDir }, 4 * values + kv + 2.5 * perF32, { bf16Weights: false });
+    expect(widened.materialiseBytes).toBe(2 * perF32);
   });
 });
