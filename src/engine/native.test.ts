@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
-import { widenHalvesInPlace } from '../io/dtype.js';
+import { f32BitsToBf16, roundToBf16, widenHalvesInPlace } from '../io/dtype.js';
 import { loadNativeEngine, nativeAddonPath, type NativeEngine } from './native.js';
 import { coretypeForCpuFlags, decideOpenblasCoretype, applyOpenblasCoretype, parseCpuFlags } from './openblas-coretype.js';
 import { EngineError, type FloatArray } from './types.js';
@@ -201,6 +201,29 @@ describe.skipIf(!loaded.ok)('native engine', () => {
       }
     }
     expect(() => addon.widenBf16(new Float64Array(2) as unknown as Float32Array)).toThrow(/out must be a Float32Array/);
+  });
+
+  it('rounds f32 to BF16 for the io layer once loaded, as f32BitsToBf16 does, bit for bit (ties, NaN, ±Inf, subnormals, max f32)', () => {
+    const addon = createRequire(import.meta.url)(nativeAddonPath) as { roundToBf16(src: Float32Array, dst: Uint16Array): void };
+    const special = [0, 0x80000000, 0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7f800001, 0xffc00000, 0x7fbfffff, 0x00000001, 0x00008000, 0x00018000, 0x007fffff, 0x80008000];
+    const count = 100_003; // a tail after every vector width
+    const bits = new Uint32Array(count);
+    bits.set(special);
+    let x = 0x9e3779b9;
+    for (let i = special.length; i < count; i++) {
+      x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + i) >>> 0;
+      // every fourth value a tie or one ulp beside it, where rounding decides
+      bits[i] = i % 4 === 0 ? ((x & 0xffff0000) | 0x8000) + ((x >>> 3) % 3) - 1 : x;
+    }
+    const src = new Float32Array(bits.buffer);
+    const want = Uint16Array.from(bits, (b) => f32BitsToBf16(b));
+    const dst = new Uint16Array(count);
+    addon.roundToBf16(src, dst);
+    expect(dst.every((v, i) => v === want[i])).toBe(true);
+    // the io layer's entry point now runs it, and a view at an offset is read from there
+    const io = roundToBf16(src.subarray(5));
+    expect(io.every((v, i) => v === want[i + 5])).toBe(true);
+    expect(() => addon.roundToBf16(src, new Uint16Array(3))).toThrow(/dst holds 3 values and src 100003; pass arrays of the same length/);
   });
 
   it('reports OpenBLAS, its kernel and the thread count', () => {

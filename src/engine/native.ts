@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { setFastBf16Widener } from '../io/dtype.js';
+import { setFastBf16Rounder, setFastBf16Widener } from '../io/dtype.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
 import { checkWindow } from './ts/kernels/check.js';
 import {
@@ -35,6 +35,7 @@ import {
 interface NativeBinding {
   info(): { config: string; corename: string; threads: number; simd?: string };
   widenBf16(out: Float32Array): void;
+  roundToBf16(src: Float32Array, dst: Uint16Array): void;
   addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
   /** `threads`: the most threads its small-rows products may use (the engine's count) */
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number): void;
@@ -128,7 +129,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention', 'widenBf16', 'addTileResidual', 'gemmBf16',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -153,6 +154,7 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
     loaded = { binding, coretype };
     // BF16 weights read from here on are widened by the addon (io cannot import the engine)
     setFastBf16Widener((out) => binding.widenBf16(out));
+    setFastBf16Rounder((src, dst) => binding.roundToBf16(src, dst));
     return loaded;
   } catch (err) {
     return { reason: `the native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };

@@ -360,10 +360,24 @@ export function f32BitsToBf16(bits: number): number {
   return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
+let fastBf16Rounder: ((src: Float32Array, dst: Uint16Array) => void) | undefined;
+
+/**
+ * Installs a faster roundToBf16 (same bits), or removes it (undefined): the native engine installs
+ * its vectorised loop when it loads, as with setFastBf16Widener.
+ */
+export function setFastBf16Rounder(round: ((src: Float32Array, dst: Uint16Array) => void) | undefined): void {
+  fastBf16Rounder = round;
+}
+
 /** BF16 bit patterns of f32 values, each rounded to nearest even (f32BitsToBf16). */
 export function roundToBf16(data: Float32Array): Uint16Array {
-  const srcBits = new Uint32Array(data.buffer, data.byteOffset, data.length);
   const out = new Uint16Array(data.length);
+  if (fastBf16Rounder) {
+    fastBf16Rounder(data, out);
+    return out;
+  }
+  const srcBits = new Uint32Array(data.buffer, data.byteOffset, data.length);
   for (let i = 0; i < data.length; i++) out[i] = f32BitsToBf16(srcBits[i]);
   return out;
 }
