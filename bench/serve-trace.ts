@@ -456,7 +456,7 @@ function virtualReplayTable(v: VirtualReplay): string[] {
 }
 
 function coldStartTable(cold: ColdRow[]): string[] {
-  const lines = ['Cold start (on-demand policy, every request loads the model; mean of the repeats):', '', '| checkpoint | on disk | resident | load (read + materialise) | time to first token |', '|---|---:|---:|---:|---:|'];
+  const lines = ['Cold start (on-demand policy, every request loads the model; mean of the repeats):', '', '| checkpoint | on disk | resident | load (reads; dense experts are built after it, in the background) | time to first token |', '|---|---:|---:|---:|---:|'];
   for (const c of cold) lines.push(`| ${c.model} | ${c.diskMB.toFixed(0)} MB | ${c.residentMB.toFixed(0)} MB | ${c.loadS.toFixed(2)} s | ${c.ttftMs.toFixed(0)} ms |`);
   // "x% less" or "x% more" (a compressed checkpoint can load slower: it decodes and builds more)
   const change = (now: number, was: number, what: string) => {

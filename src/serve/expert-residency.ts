@@ -40,6 +40,18 @@ export interface ExpertResidencyOptions {
    * experts fit in the same share, and half the memory a dense product reads.
    */
   bf16?: boolean;
+  /** told when materialising in the background fails (the experts concerned stay factored) */
+  onError?(err: unknown): void;
+}
+
+export interface LoadAllOptions {
+  /**
+   * 'now' (default): loadAll returns once the hottest experts are materialised. 'background': it
+   * returns once every expert is read in its factored form, and the hottest are materialised
+   * afterwards, between the requests it serves (the server: a cold request then waits for the
+   * reads alone, and runs factored until its experts are dense).
+   */
+  materialise?: 'now' | 'background';
 }
 
 interface Slot {
@@ -62,6 +74,7 @@ export class LiveExpertProvider implements WeightProvider {
   private callsSinceRebalance = 0;
   private rebalancing: Promise<void> | null = null;
   private counting = false;
+  private closed = false;
   /** recomputations of the dense set so far */
   rebalances = 0;
 
@@ -128,16 +141,50 @@ export class LiveExpertProvider implements WeightProvider {
 
   /**
    * Read every weight: non-expert tensors, every expert factored, then the hottest by the
-   * checkpoint's frequencies materialised. Live counting starts afterwards.
+   * checkpoint's frequencies materialised (see LoadAllOptions). Live counting starts afterwards.
    */
-  async loadAll(): Promise<void> {
+  async loadAll(opts: LoadAllOptions = {}): Promise<void> {
     const { numLayers, vocabSize } = this.model.config;
     await this.base.embed(Int32Array.of(0));
     await this.base.finalNorm();
     await this.base.lmHeadRows(0, Math.min(1, vocabSize));
     for (let l = 0; l < numLayers; l++) await this.base.layer(l);
-    await this.rebalance();
+    if (opts.materialise !== 'background') {
+      await this.rebalance();
+      this.counting = true;
+      return;
+    }
+    // every expert factored first: the reads a request would otherwise wait for
+    for (const [layer] of this.prior) {
+      for (let e = 0; e < this.model.config.numExperts; e++) {
+        const key = `${layer}/${e}`;
+        if (!this.slots.has(key)) this.slots.set(key, { weights: await this.build(layer, e, false), dense: false });
+      }
+    }
     this.counting = true;
+    this.rebalanceInBackground();
+  }
+
+  /** Resolves when no materialisation is under way (one started in the background included). */
+  async settled(): Promise<void> {
+    while (this.rebalancing) await this.rebalancing;
+  }
+
+  /**
+   * Stops materialising: one under way ends after the expert it is building, none starts after.
+   * Call before closing the model it reads from.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.settled();
+  }
+
+  /** Starts a rebalance unless one is under way; a failure goes to onError and leaves the experts as they were. */
+  private rebalanceInBackground(): void {
+    if (this.rebalancing || this.closed) return;
+    this.rebalancing = this.rebalance()
+      .catch((err: unknown) => this.opts.onError?.(err))
+      .finally(() => (this.rebalancing = null));
   }
 
   /** Recompute the dense set from the current scores and apply it. */
@@ -152,6 +199,7 @@ export class LiveExpertProvider implements WeightProvider {
     scored.sort((a, b) => b.score - a.score || a.layer - b.layer || a.expert - b.expert);
     const hot = new Set(scored.slice(0, this.denseCapacity).map((s) => s.key));
     for (const s of scored) {
+      if (this.closed) return;
       const slot = this.slots.get(s.key);
       const wantDense = hot.has(s.key);
       if (slot && slot.dense === wantDense) continue;
@@ -165,7 +213,7 @@ export class LiveExpertProvider implements WeightProvider {
       this.live.get(layer)![expert]++;
       if (++this.callsSinceRebalance >= this.rebalanceEvery && !this.rebalancing) {
         this.callsSinceRebalance = 0;
-        this.rebalancing = this.rebalance().finally(() => (this.rebalancing = null));
+        this.rebalanceInBackground();
       }
     }
     const slot = this.slots.get(`${layer}/${expert}`);

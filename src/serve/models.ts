@@ -166,6 +166,8 @@ export interface ModelStoreOptions {
   maxPrefillTokens?: number;
   /** weight matrices stored as BF16 stay BF16 in memory (default true; see CheckpointWeightsOptions) */
   bf16Weights?: boolean;
+  /** a problem that does not stop a model from serving (default: ignored) */
+  onWarning?(message: string): void;
 }
 
 /** Loads and unloads served models for the residency manager. */
@@ -188,8 +190,13 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
       };
       if (checkpoint instanceof CompressedModel && checkpoint.storage === 'factored') {
         // factored experts, the hottest materialised within the share (checkpoint, then live counts)
-        const experts = new LiveExpertProvider(checkpoint, this.opts.engine, { denseBytes: model.materialiseBytes, bf16: this.opts.bf16Weights ?? true });
-        await experts.loadAll();
+        const experts = new LiveExpertProvider(checkpoint, this.opts.engine, {
+          denseBytes: model.materialiseBytes,
+          bf16: this.opts.bf16Weights ?? true,
+          onError: (err) => this.opts.onWarning?.(`model ${id}: materialising its hottest experts failed, they stay factored: ${err instanceof Error ? err.message : String(err)}`),
+        });
+        // a cold request waits for the reads, not for building the dense experts (~0.1 s each)
+        await experts.loadAll({ materialise: 'background' });
         const decoder = new BatchDecoder(experts, this.opts.engine, { ...decoderOptions, keepWeights: false });
         return { handle: { checkpoint, decoder, experts }, bytes: model.estimatedBytes };
       }
@@ -205,6 +212,7 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
 
   async unload(_id: string, handle: LoadedHandle): Promise<void> {
     await handle.decoder.close();
+    await handle.experts?.close();
     await handle.checkpoint.close();
   }
 }

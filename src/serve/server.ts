@@ -39,6 +39,8 @@ export interface ServeOptions {
   clock?: Clock;
   /** called for every model refused at startup */
   onRefused?(m: RefusedModel): void;
+  /** a problem that does not stop a model from serving (a background materialisation that failed) */
+  onWarning?(message: string): void;
   onLoad?(e: { id: string; reason: string; ms: number; bytes: number }): void;
   /** called when a model leaves memory: offloaded by the policy, evicted for another, or at shutdown */
   onUnload?(e: { id: string; reason: 'policy' | 'evicted' | 'shutdown'; bytes: number }): void;
@@ -93,7 +95,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     clock,
     policy: createPolicy(policyName, { ...opts.tyche, keepAliveMs: opts.keepAliveMs }),
     budgetBytes: budget,
-    loader: new ModelStore(models, { engine: opts.engine, maxBatchSize: opts.maxBatchSize ?? 32, bf16Weights: opts.bf16Weights ?? true }),
+    loader: new ModelStore(models, { engine: opts.engine, maxBatchSize: opts.maxBatchSize ?? 32, bf16Weights: opts.bf16Weights ?? true, onWarning: opts.onWarning }),
     events: {
       onLoad: (e) => {
         metrics.modelLoads.inc({ model: e.id, reason: e.reason });

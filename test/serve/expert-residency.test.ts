@@ -60,6 +60,72 @@ describe('LiveExpertProvider', () => {
     expect(p.denseExperts().sort()).toEqual(checkpointOrder(model).slice(0, 3).sort());
   });
 
+  it('in the background (the server): loadAll returns with every expert read factored, and the same hottest are dense once settled', async () => {
+    const calls = { factors: 0 };
+    const counted = new Proxy(model, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (prop !== 'factors') return typeof v === 'function' ? v.bind(target) : v;
+        return (...args: Parameters<CompressedModel['factors']>) => {
+          calls.factors++;
+          return target.factors(...args);
+        };
+      },
+    });
+    const p = new LiveExpertProvider(counted, engine, { denseBytes: 3.5 * bytesPerExpert(model) });
+    await p.loadAll({ materialise: 'background' });
+    // one factored read per factored matrix of every expert, before loadAll returned
+    let factoredMatrices = 0;
+    for (const l of model.block.layers) for (const t of ['gate', 'up', 'down'] as const) if (model.isFactored(l.layer, t)) factoredMatrices++;
+    expect(calls.factors).toBeGreaterThanOrEqual(factoredMatrices * model.config.numExperts);
+    // an expert asked for meanwhile is there and computes
+    const [l, e] = checkpointOrder(model)[0].split('/').map(Number);
+    const layer = await p.layer(l);
+    if (layer.mlp.kind !== 'moe') throw new Error('not an MoE layer');
+    const x = Float32Array.from({ length: 2 * model.config.hiddenSize }, (_, i) => Math.sin(i));
+    const out = new Float32Array(x.length);
+    (await layer.mlp.moe.expert(e)).forward(engine, x, 2, out);
+    expect(out.every(Number.isFinite)).toBe(true);
+    await p.settled();
+    expect(p.denseExperts().sort()).toEqual(checkpointOrder(model).slice(0, 3).sort());
+    // materialising read each hot expert's factors once more, nothing else
+    expect(calls.factors).toBe(factoredMatrices * model.config.numExperts + 3 * (factoredMatrices / model.block.layers.length));
+  });
+
+  it('a background materialisation that fails leaves the experts factored and says so; close() stops one under way', async () => {
+    let factoredMatrices = 0;
+    for (const l of model.block.layers) for (const t of ['gate', 'up', 'down'] as const) if (model.isFactored(l.layer, t)) factoredMatrices++;
+    let calls = 0;
+    // the reads of loadAll succeed, every later one fails
+    const failing = new Proxy(model, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (prop !== 'factors') return typeof v === 'function' ? v.bind(target) : v;
+        return (...args: Parameters<CompressedModel['factors']>) =>
+          ++calls > factoredMatrices * model.config.numExperts ? Promise.reject(new Error('disk gone')) : target.factors(...args);
+      },
+    });
+    const errors: unknown[] = [];
+    const p = new LiveExpertProvider(failing, engine, { denseBytes: 3.5 * bytesPerExpert(model), onError: (err) => errors.push(err) });
+    await p.loadAll({ materialise: 'background' });
+    await p.settled();
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as Error).message).toBe('disk gone');
+    expect(p.denseExperts()).toEqual([]);
+    const layer = await p.layer(model.block.layers[0].layer);
+    if (layer.mlp.kind !== 'moe') throw new Error('not an MoE layer');
+    expect(await layer.mlp.moe.expert(0)).toBeInstanceOf(SwiGluExpert);
+
+    // close() while a materialisation runs: it ends after the expert it is building
+    const q = new LiveExpertProvider(model, engine, { denseBytes: 3.5 * bytesPerExpert(model), onError: (err) => errors.push(err) });
+    await q.loadAll({ materialise: 'background' });
+    await q.close();
+    expect(q.denseExperts().length).toBeLessThanOrEqual(1);
+    await q.rebalance();
+    expect(q.denseExperts().length).toBeLessThanOrEqual(1);
+    expect(errors).toHaveLength(1);
+  });
+
   it('then follows the live routing counts', async () => {
     const p = new LiveExpertProvider(model, engine, { denseBytes: 3 * bytesPerExpert(model), priorWeight: 16, rebalanceEvery: 50 });
     await p.loadAll();

@@ -172,6 +172,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     drainTimeoutMs,
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),
+    onWarning: (message) => process.stderr.write(`rfid-moe: ${message}\n`),
     onLoad: (e) => log(`loaded ${e.id} (${fmtBytes(e.bytes)}, ${(e.ms / 1000).toFixed(2)} s, ${e.reason})`),
     onUnload: (e) => log(`unloaded ${e.id} (${fmtBytes(e.bytes)}, ${e.reason === 'policy' ? 'offloaded by the policy' : e.reason})`),
   });
