@@ -48,6 +48,13 @@ export interface PreloadResult {
   bytes: number;
 }
 
+export interface ExpertReadOptions {
+  /** factors and unfactored matrices stored as BF16 stay BF16 */
+  bf16?: boolean;
+  /** a group's shared factors, read once and held by every expert of it (see factors()) */
+  shared?: Map<string, Promise<Weights>>;
+}
+
 type MatrixType = ExpertMatrixType;
 
 /** Ŵ = A·B (+ P·η) without an engine (plain loops), for the Checkpoint view. */
@@ -71,6 +78,8 @@ function reconstructPlain(m: FactoredMatrix): Float32Array {
 export class CompressedModel implements Checkpoint, WeightProvider {
   private runtime: WeightProvider | null = null;
   private bf16Runtime: WeightProvider | null = null;
+  /** the group factors bf16Runtime's experts share (see factors()) */
+  private readonly bf16SharedFactors = new Map<string, Promise<Weights>>();
   private readonly preloaded = new Map<string, ExpertWeights>();
   private readonly blocks: Map<number, LayerBlock>;
   /** expert → (group, basis) per layer and type */
@@ -267,17 +276,17 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     return location;
   }
 
-  /** With `bf16`, factors and unfactored matrices stored as BF16 stay BF16. */
-  private async linear(layer: number, expert: number, type: MatrixType, opts: { bf16?: boolean } = {}): Promise<LinearOperator> {
+  /** With `bf16`, factors and unfactored matrices stored as BF16 stay BF16; `shared` as for factors(). */
+  private async linear(layer: number, expert: number, type: MatrixType, opts: ExpertReadOptions = {}): Promise<LinearOperator> {
     const { hiddenSize: H, expertIntermediateSize: I } = this.config;
-    if (this.isFactored(layer, type)) return new FactoredLinear(await this.factors(layer, expert, type, undefined, opts), this.opts.expertMode ?? 'auto');
+    if (this.isFactored(layer, type)) return new FactoredLinear(await this.factors(layer, expert, type, opts.shared, opts), this.opts.expertMode ?? 'auto');
     const [p, d] = type === 'down' ? [H, I] : [I, H];
     const W = (opts.bf16 ? await this.readExpertBf16(layer, expert, type) : null) ?? (await this.readExpert(layer, expert, type));
     return new DenseLinear(W, p, d);
   }
 
   /** The routed expert as the runtime runs it (preloaded dense, or factored from disk). */
-  async expert(layer: number, expert: number, opts: { bf16?: boolean } = {}): Promise<ExpertWeights> {
+  async expert(layer: number, expert: number, opts: ExpertReadOptions = {}): Promise<ExpertWeights> {
     const hot = this.preloaded.get(`${layer}/${expert}`);
     if (hot) return hot;
     const [gate, up, down] = await Promise.all((['gate', 'up', 'down'] as const).map((t) => this.linear(layer, expert, t, opts)));
@@ -329,7 +338,11 @@ export class CompressedModel implements Checkpoint, WeightProvider {
    */
   providerWith(opts: CheckpointWeightsOptions): WeightProvider {
     if (!opts.bf16Weights) return this;
-    this.bf16Runtime ??= withExperts(new CheckpointWeights(this, opts), async (layer, e) => (this.blocks.has(layer) ? this.expert(layer, e, { bf16: true }) : undefined));
+    // a group's shared factors read once for all its experts: this provider serves generation,
+    // which holds every expert it reads (the plain model streams, and shares nothing it would keep)
+    this.bf16Runtime ??= withExperts(new CheckpointWeights(this, opts), async (layer, e) =>
+      this.blocks.has(layer) ? this.expert(layer, e, { bf16: true, shared: this.bf16SharedFactors }) : undefined,
+    );
     return this.bf16Runtime;
   }
 
@@ -355,6 +368,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
 
   async close(): Promise<void> {
     this.preloaded.clear();
+    this.bf16SharedFactors.clear();
     await this.store.close();
   }
 }

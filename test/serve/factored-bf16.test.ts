@@ -155,6 +155,31 @@ describe('a factored model with BF16 weights kept as stored', () => {
     }
   });
 
+  it('generation on it (providerWith, the provider `generate` uses) reads a group\'s shared factor once for all its experts', async () => {
+    const provider = model.providerWith({ bf16Weights: true });
+    let groups = 0;
+    for (const l of model.block.layers) {
+      const mlp = (await provider.layer(l.layer)).mlp;
+      if (mlp.kind !== 'moe') throw new Error('not an MoE layer');
+      for (const [type, t] of Object.entries(l.types) as Array<['gate' | 'up' | 'down', NonNullable<(typeof l.types)['gate']>]>) {
+        for (const g of t.groups) {
+          if (g.experts.length < 2 || g.structure === 'base-delta') continue;
+          const index = { gate: 0, up: 1, down: 2 }[type];
+          const shared = await Promise.all(
+            g.experts.map(async (e) => {
+              const op = opsOf((await mlp.moe.expert(e)) as SwiGluExpert)[index] as FactoredLinear;
+              return g.structure === 'output-basis' ? op.matrix.coefficients : op.matrix.basis;
+            }),
+          );
+          for (const x of shared) expect(x).toBe(shared[0]);
+          expect(shared[0]).toBeInstanceOf(Uint16Array);
+          groups++;
+        }
+      }
+    }
+    expect(groups).toBeGreaterThan(0);
+  });
+
   it('holds its attention, embedding table and lm_head as their stored bits too', async () => {
     const p = new LiveExpertProvider(model, engine, { denseBytes: 0, bf16: true });
     await p.loadAll();
