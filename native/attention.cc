@@ -22,6 +22,7 @@
 #include "ops.h"
 #include "parallel.h"
 #include "softmax.h"
+#include "thread_pool.h"
 
 namespace rfid {
 
@@ -175,6 +176,207 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
       }
     }
   });
+  return env.Undefined();
+}
+
+namespace {
+
+/** One piece of work of cachedAttention: like Unit, with the sequence's past. */
+struct CachedPlan {
+  int start = 0;
+  int len = 0;
+  int past = 0;
+  int heads = 1;
+  int tile = kQueryTile;
+  const float* keys = nullptr;
+  const float* values = nullptr;
+  /** positions per kv head of a head-major buffer; 0: row-major rows of numKvHeads·headDim */
+  int headStride = 0;
+};
+
+/** The Float32Array at `index` of the JavaScript array argument `arg`. */
+ArrayArg Float32Element(Napi::Env env, const char* op, const Napi::Array& array, uint32_t index, const char* name) {
+  Napi::Value v = array.Get(index);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    ThrowError(env, op, std::string(name) + "[" + std::to_string(index) + "] must be a Float32Array");
+  }
+  Napi::Float32Array ta = v.As<Napi::Float32Array>();
+  ArrayArg out;
+  out.name = name;
+  out.length = ta.ElementLength();
+  out.dtype = DType::F32;
+  out.data = ta.Data();
+  return out;
+}
+
+}  // namespace
+
+/**
+ * cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale,
+ * window, threads, context): attention of a ragged batch whose sequences continue those in a KV
+ * cache (a decoding step, a prompt's prefill after its first chunk). Sequence s is rows
+ * offsets[s]..offsets[s+1] of q and context (rows × numHeads·headDim); its keys and values are
+ * keys[s] and values[s], past[s] cached positions followed by its own new rows (already written):
+ * head-major [numKvHeads][headStride[s]][headDim], or row-major rows of numKvHeads·headDim when
+ * headStride[s] = 0. Row i of sequence s is position past[s] + i and attends to positions
+ * max(0, past[s] + i − window + 1)..past[s] + i (window 0: from 0).
+ *
+ * Why a kernel: the per-sequence loop in JavaScript made about ten N-API calls per sequence, kv
+ * head and layer (copies, two products, a softmax), each costing about as much as the work it did
+ * on a decoding step's one row; with 8 sequences that was over a thousand calls per step. Here the
+ * units (sequence, kv head, group of query heads, tile of query rows: the loop's own) run on the
+ * persistent pool's threads, with the products, softmax and copies the loop ran, so the result is
+ * bit for bit the loop's on one thread, on any number of threads.
+ */
+Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
+  const char* op = "cachedAttention";
+  Napi::Env env = info.Env();
+  const int numHeads = DimArg(info, 0, op, "numHeads");
+  const int numKvHeads = DimArg(info, 1, op, "numKvHeads");
+  const int headDim = DimArg(info, 2, op, "headDim");
+  const IndexArg offsets = Int32ArrayArg(info, 3, op, "offsets");
+  const IndexArg past = Int32ArrayArg(info, 4, op, "past");
+  if (info.Length() <= 6 || !info[5].IsArray() || !info[6].IsArray()) ThrowError(env, op, "keys and values must be arrays of Float32Array (one per sequence)");
+  const Napi::Array keys = info[5].As<Napi::Array>();
+  const Napi::Array values = info[6].As<Napi::Array>();
+  const IndexArg headStride = Int32ArrayArg(info, 7, op, "headStride");
+  const ArrayArg q = Float32ArrayArg(info, 8, op, "q");
+  const double scale = NumberArg(info, 9, op, "scale");
+  const int window = DimArg(info, 10, op, "window");
+  const int threads = DimArg(info, 11, op, "threads");
+  const ArrayArg context = Float32ArrayArg(info, 12, op, "context");
+  if (numHeads == 0 || numKvHeads == 0 || headDim == 0) ThrowError(env, op, "numHeads, numKvHeads and headDim must be at least 1");
+  if (numHeads % numKvHeads != 0) {
+    ThrowError(env, op, "numHeads = " + std::to_string(numHeads) + " is not a multiple of numKvHeads = " + std::to_string(numKvHeads));
+  }
+  if (threads == 0) ThrowError(env, op, "threads must be at least 1");
+  if (!std::isfinite(scale)) ThrowError(env, op, "scale must be finite");
+  if (offsets.length < 1 || offsets.data[0] != 0) ThrowError(env, op, "offsets must start at 0 (one more entry than sequences)");
+  const size_t sequences = offsets.length - 1;
+  if (past.length != sequences || headStride.length != sequences || keys.Length() != sequences || values.Length() != sequences) {
+    ThrowError(env, op, "past, keys, values and headStride must have one entry per sequence (" + std::to_string(sequences) + ")");
+  }
+  const size_t rows = static_cast<size_t>(offsets.data[sequences]);
+  const size_t qWidth = static_cast<size_t>(numHeads) * headDim;
+  const size_t kvWidth = static_cast<size_t>(numKvHeads) * headDim;
+  RequireShape(env, op, q, rows, qWidth, "offsets, numHeads and headDim: q is rows × numHeads·headDim");
+  RequireShape(env, op, context, rows, qWidth, "offsets, numHeads and headDim: context is rows × numHeads·headDim");
+  RequireNoOverlap(env, op, context, q);
+
+  const int groupSize = numHeads / numKvHeads;
+  std::vector<CachedPlan> plans(sequences);
+  std::vector<Unit> units;
+  size_t qhSize = 0;
+  size_t khSize = 0;
+  size_t scoreSize = 0;
+  for (size_t s = 0; s < sequences; ++s) {
+    CachedPlan& p = plans[s];
+    if (offsets.data[s + 1] < offsets.data[s]) ThrowError(env, op, "offsets must not decrease (sequence " + std::to_string(s) + ")");
+    p.start = offsets.data[s];
+    p.len = offsets.data[s + 1] - offsets.data[s];
+    p.past = past.data[s];
+    p.headStride = headStride.data[s];
+    if (p.past < 0 || p.headStride < 0) ThrowError(env, op, "past and headStride must not be negative (sequence " + std::to_string(s) + ")");
+    if (p.len == 0) continue;
+    const size_t total = static_cast<size_t>(p.past) + p.len;
+    if (p.headStride != 0 && static_cast<size_t>(p.headStride) < total) {
+      ThrowError(env, op, "headStride[" + std::to_string(s) + "] = " + std::to_string(p.headStride) + " holds fewer than the sequence's " + std::to_string(total) + " positions");
+    }
+    const size_t needed = p.headStride == 0 ? total * kvWidth : static_cast<size_t>(numKvHeads) * p.headStride * headDim;
+    const ArrayArg k = Float32Element(env, op, keys, static_cast<uint32_t>(s), "keys");
+    const ArrayArg v = Float32Element(env, op, values, static_cast<uint32_t>(s), "values");
+    RequireAtLeast(env, op, "keys", k.length, needed, "past, headStride and the new rows: keys[s] holds every position of sequence s");
+    RequireAtLeast(env, op, "values", v.length, needed, "past, headStride and the new rows: values[s] holds every position of sequence s");
+    RequireNoOverlap(env, op, context, k);
+    RequireNoOverlap(env, op, context, v);
+    p.keys = k.f32();
+    p.values = v.f32();
+    const double block = static_cast<double>(p.len) * static_cast<double>(total);
+    p.heads = std::max(1, std::min(groupSize, static_cast<int>(std::floor(kScoreBlock / block))));
+    p.tile = std::max(kQueryTile, (p.len + 7) / 8);
+    const size_t tileRows = static_cast<size_t>(std::min(p.tile, p.len));
+    qhSize = std::max(qhSize, static_cast<size_t>(p.heads) * tileRows * headDim);
+    if (p.headStride == 0) khSize = std::max(khSize, total * headDim);
+    scoreSize = std::max(scoreSize, static_cast<size_t>(p.heads) * tileRows * total);
+    for (int kvHead = 0; kvHead < numKvHeads; ++kvHead) {
+      for (int g0 = 0; g0 < groupSize; g0 += p.heads) {
+        for (int i0 = 0; i0 < p.len; i0 += p.tile) units.push_back({static_cast<int>(s), kvHead, g0, i0});
+      }
+    }
+  }
+  if (units.empty()) return env.Undefined();
+  // the engine's OpenBLAS thread count, as its gemm calls set it (a large product of one unit uses it)
+  if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
+  const int parts = static_cast<int>(std::min<size_t>(threads, units.size()));
+  struct Scratch {
+    std::unique_ptr<float[]> qh, kh, vh, scores, oh;
+  };
+  std::vector<Scratch> scratch(parts);
+  try {
+    for (Scratch& b : scratch) {
+      b.qh.reset(new float[qhSize]);
+      if (khSize) {
+        b.kh.reset(new float[khSize]);
+        b.vh.reset(new float[khSize]);
+      }
+      b.scores.reset(new float[scoreSize]);
+      b.oh.reset(new float[qhSize]);
+    }
+  } catch (const std::bad_alloc&) {
+    ThrowError(env, op, "out of memory for the attention scratch buffers (" + std::to_string((2 * qhSize + 2 * khSize + scoreSize) * 4 * parts) + " bytes)");
+  }
+
+  const float* qd = q.f32();
+  float* out = context.f32();
+  const float alpha = static_cast<float>(scale);
+  std::atomic<size_t> next{0};
+  auto part = [&](int index) {
+    Scratch& b = scratch[index];
+    for (size_t u = next.fetch_add(1); u < units.size(); u = next.fetch_add(1)) {
+      const Unit& unit = units[u];
+      const CachedPlan& p = plans[unit.seq];
+      const int hb = std::min(p.heads, groupSize - unit.g0);
+      const int tr = std::min(p.tile, p.len - unit.i0);
+      const int keyEnd = p.past + unit.i0 + tr;
+      const int keyFirst = window == 0 ? 0 : std::max(0, p.past + unit.i0 - window + 1);
+      const int kc = keyEnd - keyFirst;
+      const int m = hb * tr;
+      const float* kBlock;
+      const float* vBlock;
+      if (p.headStride != 0) {
+        // head-major: this head's positions are contiguous rows of headDim
+        const size_t base = (static_cast<size_t>(unit.kvHead) * p.headStride + keyFirst) * headDim;
+        kBlock = p.keys + base;
+        vBlock = p.values + base;
+      } else {
+        const size_t base = static_cast<size_t>(keyFirst) * kvWidth + static_cast<size_t>(unit.kvHead) * headDim;
+        CopyRows(kc, headDim, p.keys + base, kvWidth, b.kh.get(), headDim);
+        CopyRows(kc, headDim, p.values + base, kvWidth, b.vh.get(), headDim);
+        kBlock = b.kh.get();
+        vBlock = b.vh.get();
+      }
+      const size_t queryRow = static_cast<size_t>(p.start) + unit.i0;
+      for (int g = 0; g < hb; ++g) {
+        const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
+        CopyRows(tr, headDim, qd + queryRow * qWidth + col, qWidth, b.qh.get() + static_cast<size_t>(g) * tr * headDim, headDim);
+      }
+      GemmF32(m, kc, headDim, alpha, b.qh.get(), false, kBlock, true, 0.0f, b.scores.get());
+      CausalSoftmaxBlocks(hb, tr, kc, p.past + unit.i0 - keyFirst, window, b.scores.get());
+      GemmF32(m, headDim, kc, 1.0f, b.scores.get(), false, vBlock, false, 0.0f, b.oh.get());
+      for (int g = 0; g < hb; ++g) {
+        const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
+        CopyRows(tr, headDim, b.oh.get() + static_cast<size_t>(g) * tr * headDim, headDim, out + queryRow * qWidth + col, qWidth);
+      }
+    }
+  };
+  if (parts == 1) {
+    // OpenBLAS keeps the engine's threads for a large product of one unit, as the loop's calls did
+    part(0);
+  } else {
+    // each unit on one thread: OpenBLAS held to one meanwhile (its thread count is process-wide)
+    SingleThreadedBlas oneBlasThread;
+    RunPieces(parts, parts, part);
+  }
   return env.Undefined();
 }
 

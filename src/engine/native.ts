@@ -71,6 +71,11 @@ interface NativeBinding {
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
     q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
   ): void;
+  cachedAttention(
+    numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, past: Int32Array,
+    keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
+    q: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
+  ): void;
 }
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
@@ -129,7 +134,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -270,6 +275,12 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
         b.setThreads(threads);
         b.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window ?? 0, threads, context);
       });
+    },
+    // the same on the persistent pool's threads (a decoding step calls it once per layer); it sets
+    // OpenBLAS's count to the engine's itself, saving a call
+    cachedAttention: (numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window, context) => {
+      checkWindow('cachedAttention', window);
+      guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context));
     },
   };
 }

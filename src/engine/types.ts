@@ -173,6 +173,21 @@ export interface ForwardKernels {
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
     q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array,
   ): void;
+  /**
+   * Causal self-attention of a ragged batch whose sequences continue those in a KV cache (a
+   * decoding step; a prompt's chunk after its first), after the projections and RoPE: q and
+   * context as for causalAttention; sequence s's keys and values are keys[s] and values[s], its
+   * past[s] cached positions followed by its own new rows (written there before the call),
+   * head-major [numKvHeads][headStride[s]][headDim], or row-major rows of numKvHeads·headDim when
+   * headStride[s] = 0. Row i of sequence s is position past[s] + i and attends to positions
+   * max(0, past[s] + i − window + 1)..past[s] + i. One call for the whole batch: the native engine
+   * spreads its sequences and heads over the engine's threads.
+   */
+  cachedAttention(
+    numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
+    past: Int32Array, keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
+    q: Float32Array, scale: number, window: number | null, context: Float32Array,
+  ): void;
 }
 
 export interface Engine {

@@ -10,7 +10,6 @@ import type { ModelConfig } from '../checkpoint/types.js';
 import type { TokenBatch } from './batch.js';
 import { addRowBias, clampInPlace, scratch, type RopeTables } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
-import { QUERY_TILE, SCORE_BLOCK } from '../engine/ts/kernels/causal-attention.js';
 import type { AttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
 
@@ -109,7 +108,7 @@ function writeToCache(kv: NonNullable<AttentionContext['kv']>, batch: TokenBatch
 /**
  * Attention of sequences that continue those in the KV cache (decoding, a prompt's prefill into
  * the cache): this layer's new keys and values are appended, and each sequence's rows attend to
- * its cached past and its own rows, one product pair per kv head and causal tile.
+ * its cached past and its own rows, the whole batch in one kernel call (ForwardKernels.cachedAttention).
  */
 function attendWithCache(
   ctx: AttentionContext,
@@ -120,79 +119,26 @@ function attendWithCache(
   context: Float32Array,
   scale: number,
 ): void {
-  const { engine, config, batch } = ctx;
-  const kernels = engine.kernels;
+  const { config, batch } = ctx;
   const { numHeads, numKvHeads, headDim } = config;
-  const qWidth = numHeads * headDim;
-  const kvWidth = numKvHeads * headDim;
-  const groupSize = numHeads / numKvHeads;
   const { cache, layer, slots } = kv;
-  for (let s = 0; s + 1 < batch.offsets.length; s++) {
+  const sequences = batch.offsets.length - 1;
+  const past = new Int32Array(sequences);
+  const headStride = new Int32Array(sequences);
+  const keys: Float32Array[] = [];
+  const values: Float32Array[] = [];
+  for (let s = 0; s < sequences; s++) {
     const start = batch.offsets[s];
     const len = batch.offsets[s + 1] - start;
-    if (len === 0) continue;
-    // keys/values this sequence attends to: its cached past followed by its new rows
     const slot = slots ? slots[s] : s;
-    const past = cache.lengths[slot];
-    const keys = cache.keys(layer, slot);
-    const values = cache.values(layer, slot);
-    cache.write(layer, slot, past, k, v, start, len);
-    /** positions per kv head in a head-major cache buffer (0: keys/values are row-major, gathered per head) */
-    const headStride = cache.headDim === headDim ? cache.allocated(slot) : 0;
-    const total = past + len;
-    // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
-    // at a time as keep the score block under SCORE_BLOCK values
-    const heads = Math.max(1, Math.min(groupSize, Math.floor(SCORE_BLOCK / (len * total))));
-    const qh = scratch('attention-qh', heads * len * headDim);
-    const kh = headStride ? null : scratch('attention-kh', total * headDim);
-    const vh = headStride ? null : scratch('attention-vh', total * headDim);
-    const scores = scratch('attention-scores', heads * len * total);
-    const oh = scratch('attention-oh', heads * len * headDim);
-    for (let kvHead = 0; kvHead < numKvHeads; kvHead++) {
-      let kHead: Float32Array;
-      let vHead: Float32Array;
-      if (headStride) {
-        // head-major cache: this head's positions are contiguous, no copy needed
-        const base = kvHead * headStride * headDim;
-        kHead = keys.subarray(base, base + total * headDim);
-        vHead = values.subarray(base, base + total * headDim);
-      } else {
-        kernels.copyBlock(total, headDim, keys, kvHead * headDim, kvWidth, kh!, 0, headDim);
-        kernels.copyBlock(total, headDim, values, kvHead * headDim, kvWidth, vh!, 0, headDim);
-        kHead = kh!;
-        vHead = vh!;
-      }
-      for (let g0 = 0; g0 < groupSize; g0 += heads) {
-        const hb = Math.min(heads, groupSize - g0);
-        // Query rows in tiles: tile rows i0..i0+tr see keys only up to past + i0 + tr (and, with a
-        // window, from past + i0 − window + 1), so the products skip the masked upper triangle
-        // (62% of the full work for 4 tiles).
-        const tile = Math.max(QUERY_TILE, Math.ceil(len / 8));
-        for (let i0 = 0; i0 < len; i0 += tile) {
-          const tr = Math.min(tile, len - i0);
-          const keyEnd = past + i0 + tr;
-          const keyFirst = ctx.slidingWindow === null ? 0 : Math.max(0, past + i0 - ctx.slidingWindow + 1);
-          const kc = keyEnd - keyFirst;
-          const m = hb * tr;
-          for (let g = 0; g < hb; g++) {
-            const col = (kvHead * groupSize + g0 + g) * headDim;
-            kernels.copyBlock(tr, headDim, q, (start + i0) * qWidth + col, qWidth, qh, g * tr * headDim, headDim);
-          }
-          const blockScores = view(scores, m * kc);
-          const blockOut = view(oh, m * headDim);
-          const kBlock = kHead.subarray(keyFirst * headDim, keyEnd * headDim);
-          const vBlock = vHead.subarray(keyFirst * headDim, keyEnd * headDim);
-          engine.gemm(m, kc, headDim, view(qh, m * headDim), kBlock, blockScores, { transB: true, alpha: scale });
-          kernels.causalSoftmax(hb, tr, kc, past + i0 - keyFirst, ctx.slidingWindow, blockScores);
-          engine.gemm(m, headDim, kc, blockScores, vBlock, blockOut);
-          for (let g = 0; g < hb; g++) {
-            const col = (kvHead * groupSize + g0 + g) * headDim;
-            kernels.copyBlock(tr, headDim, oh, g * tr * headDim, headDim, context, (start + i0) * qWidth + col, qWidth);
-          }
-        }
-      }
-    }
+    past[s] = cache.lengths[slot];
+    if (len > 0) cache.write(layer, slot, past[s], k, v, start, len);
+    keys.push(cache.keys(layer, slot));
+    values.push(cache.values(layer, slot));
+    // positions per kv head in a head-major cache buffer (0: keys/values are row-major)
+    headStride[s] = cache.headDim === headDim ? cache.allocated(slot) : 0;
   }
+  ctx.engine.kernels.cachedAttention(numHeads, numKvHeads, headDim, batch.offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context);
 }
 
 /** The first `length` values of a scratch buffer (the buffer itself when that is all of it). */

@@ -12,7 +12,8 @@ import { siluMul } from './silu-mul.js';
 import { rope } from './rope.js';
 import { addInto } from './add-into.js';
 import { causalAttention } from './causal-attention.js';
+import { cachedAttention } from './cached-attention.js';
 import { addTileResidual } from './tile-residual.js';
 import { gemmBf16 } from './gemm-bf16.js';
 
-export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, addTileResidual, gemmBf16 };
+export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, cachedAttention, addTileResidual, gemmBf16 };

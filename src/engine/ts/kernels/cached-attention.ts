@@ -1,0 +1,162 @@
+/**
+ * ForwardKernels.cachedAttention in TypeScript (see src/engine/types.ts): attention of sequences
+ * that continue those in a KV cache, one product pair per sequence, kv head, group of query heads
+ * and causal tile of query rows. The native engine runs the same units on its threads
+ * (native/attention.cc); `cachedAttentionUnits` with the native engine's own products is what that
+ * kernel is tested against, bit for bit.
+ */
+import { EngineError } from '../../types.js';
+import { checkDims, checkFloat32, checkWindow } from './check.js';
+import { causalSoftmax } from './causal-softmax.js';
+import { copyBlock } from './rows.js';
+import { gemmBlock } from '../gemm-kernel.js';
+import { QUERY_TILE, SCORE_BLOCK, type AttentionProducts } from './causal-attention.js';
+
+/** Each sequence's cache: what cachedAttention reads besides q. */
+export interface CachedKeys {
+  /** positions cached before this call, per sequence */
+  past: Int32Array;
+  /** per sequence: every position (past ones, then the new rows, already written) */
+  keys: Float32Array[];
+  values: Float32Array[];
+  /** per sequence: positions per kv head of a head-major buffer, or 0 for row-major rows of numKvHeads·headDim */
+  headStride: Int32Array;
+}
+
+function overlaps(a: Float32Array, b: Float32Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+/** Checks the arguments as the native kernel does. */
+export function checkCachedAttention(
+  numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, cache: CachedKeys,
+  q: Float32Array, scale: number, window: number | null, context: Float32Array,
+): void {
+  const op = 'cachedAttention';
+  checkDims(op, { numHeads, numKvHeads, headDim });
+  checkWindow(op, window);
+  if (numHeads === 0 || numKvHeads === 0 || headDim === 0) throw new EngineError(`${op}: numHeads, numKvHeads and headDim must be at least 1`);
+  if (numHeads % numKvHeads !== 0) throw new EngineError(`${op}: numHeads = ${numHeads} is not a multiple of numKvHeads = ${numKvHeads}`);
+  if (!Number.isFinite(scale)) throw new EngineError(`${op}: scale must be finite`);
+  if (!(offsets instanceof Int32Array)) throw new EngineError(`${op}: offsets must be an Int32Array`);
+  if (offsets.length < 1 || offsets[0] !== 0) throw new EngineError(`${op}: offsets must start at 0 (one more entry than sequences)`);
+  const sequences = offsets.length - 1;
+  if (!(cache.past instanceof Int32Array)) throw new EngineError(`${op}: past must be an Int32Array`);
+  if (!(cache.headStride instanceof Int32Array)) throw new EngineError(`${op}: headStride must be an Int32Array`);
+  if (!Array.isArray(cache.keys) || !Array.isArray(cache.values)) throw new EngineError(`${op}: keys and values must be arrays of Float32Array (one per sequence)`);
+  if (cache.past.length !== sequences || cache.headStride.length !== sequences || cache.keys.length !== sequences || cache.values.length !== sequences) {
+    throw new EngineError(`${op}: past, keys, values and headStride must have one entry per sequence (${sequences})`);
+  }
+  const rows = offsets[sequences];
+  const qWidth = numHeads * headDim;
+  const kvWidth = numKvHeads * headDim;
+  checkFloat32(op, 'q', q);
+  checkFloat32(op, 'context', context);
+  for (const [name, array] of [['q', q], ['context', context]] as const) {
+    if (array.length !== rows * qWidth) throw new EngineError(`${op}: ${name} has ${array.length} elements but is ${rows}×${qWidth} (check offsets, heads and headDim)`);
+  }
+  if (overlaps(q, context)) throw new EngineError(`${op}: context shares memory with q`);
+  for (let s = 0; s < sequences; s++) {
+    if (offsets[s + 1] < offsets[s]) throw new EngineError(`${op}: offsets must not decrease (sequence ${s})`);
+    const past = cache.past[s];
+    const stride = cache.headStride[s];
+    if (past < 0 || stride < 0) throw new EngineError(`${op}: past and headStride must not be negative (sequence ${s})`);
+    const len = offsets[s + 1] - offsets[s];
+    if (len === 0) continue;
+    const total = past + len;
+    if (stride !== 0 && stride < total) throw new EngineError(`${op}: headStride[${s}] = ${stride} holds fewer than the sequence's ${total} positions`);
+    const needed = stride === 0 ? total * kvWidth : numKvHeads * stride * headDim;
+    for (const [name, array] of [['keys', cache.keys[s]], ['values', cache.values[s]]] as const) {
+      if (!(array instanceof Float32Array)) throw new EngineError(`${op}: ${name}[${s}] must be a Float32Array`);
+      if (array.length < needed) {
+        throw new EngineError(`${op}: ${name} has ${array.length} elements but at least ${needed} are needed (check past, headStride and the new rows: ${name}[s] holds every position of sequence s)`);
+      }
+      if (overlaps(array, context)) throw new EngineError(`${op}: context shares memory with ${name}`);
+    }
+  }
+}
+
+/** The per-sequence loop on the given products (arguments already checked). */
+export function cachedAttentionUnits(
+  products: AttentionProducts,
+  numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, cache: CachedKeys,
+  q: Float32Array, scale: number, window: number | null, context: Float32Array,
+): void {
+  const qWidth = numHeads * headDim;
+  const kvWidth = numKvHeads * headDim;
+  const groupSize = numHeads / numKvHeads;
+  for (let s = 0; s + 1 < offsets.length; s++) {
+    const start = offsets[s];
+    const len = offsets[s + 1] - start;
+    if (len === 0) continue;
+    const past = cache.past[s];
+    const stride = cache.headStride[s];
+    const total = past + len;
+    // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
+    // at a time as keep the score block under SCORE_BLOCK values
+    const heads = Math.max(1, Math.min(groupSize, Math.floor(SCORE_BLOCK / (len * total))));
+    const tile = Math.max(QUERY_TILE, Math.ceil(len / 8));
+    const tileRows = Math.min(tile, len);
+    const qh = new Float32Array(heads * tileRows * headDim);
+    const oh = new Float32Array(heads * tileRows * headDim);
+    const scores = new Float32Array(heads * tileRows * total);
+    const kh = stride ? null : new Float32Array(total * headDim);
+    const vh = stride ? null : new Float32Array(total * headDim);
+    for (let kvHead = 0; kvHead < numKvHeads; kvHead++) {
+      for (let g0 = 0; g0 < groupSize; g0 += heads) {
+        const hb = Math.min(heads, groupSize - g0);
+        // query rows in tiles: tile rows i0..i0+tr see keys only up to past + i0 + tr (and, with
+        // a window, from past + i0 − window + 1), so the products skip the masked upper triangle
+        for (let i0 = 0; i0 < len; i0 += tile) {
+          const tr = Math.min(tile, len - i0);
+          const keyEnd = past + i0 + tr;
+          const keyFirst = window === null ? 0 : Math.max(0, past + i0 - window + 1);
+          const kc = keyEnd - keyFirst;
+          const m = hb * tr;
+          let kBlock: Float32Array;
+          let vBlock: Float32Array;
+          if (stride) {
+            // head-major: this head's positions are contiguous rows of headDim
+            const base = (kvHead * stride + keyFirst) * headDim;
+            kBlock = cache.keys[s].subarray(base, base + kc * headDim);
+            vBlock = cache.values[s].subarray(base, base + kc * headDim);
+          } else {
+            products.copyBlock(kc, headDim, cache.keys[s], keyFirst * kvWidth + kvHead * headDim, kvWidth, kh!, 0, headDim);
+            products.copyBlock(kc, headDim, cache.values[s], keyFirst * kvWidth + kvHead * headDim, kvWidth, vh!, 0, headDim);
+            kBlock = kh!.subarray(0, kc * headDim);
+            vBlock = vh!.subarray(0, kc * headDim);
+          }
+          for (let g = 0; g < hb; g++) {
+            const col = (kvHead * groupSize + g0 + g) * headDim;
+            products.copyBlock(tr, headDim, q, (start + i0) * qWidth + col, qWidth, qh, g * tr * headDim, headDim);
+          }
+          const blockScores = scores.subarray(0, m * kc);
+          const blockOut = oh.subarray(0, m * headDim);
+          products.gemm(m, kc, headDim, qh.subarray(0, m * headDim), kBlock, blockScores, true, scale);
+          products.causalSoftmax(hb, tr, kc, past + i0 - keyFirst, window, blockScores);
+          products.gemm(m, headDim, kc, blockScores, vBlock, blockOut, false, 1);
+          for (let g = 0; g < hb; g++) {
+            const col = (kvHead * groupSize + g0 + g) * headDim;
+            products.copyBlock(tr, headDim, oh, g * tr * headDim, headDim, context, (start + i0) * qWidth + col, qWidth);
+          }
+        }
+      }
+    }
+  }
+}
+
+const tsProducts: AttentionProducts = {
+  gemm: (m, n, kk, a, b, c, transB, alpha) => gemmBlock(m, n, kk, a, false, b, transB, c, alpha, 0, 0, m, 0, n),
+  causalSoftmax,
+  copyBlock,
+};
+
+export function cachedAttention(
+  numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
+  past: Int32Array, keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
+  q: Float32Array, scale: number, window: number | null, context: Float32Array,
+): void {
+  const cache = { past, keys, values, headStride };
+  checkCachedAttention(numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context);
+  cachedAttentionUnits(tsProducts, numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context);
+}
