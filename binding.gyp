@@ -12,6 +12,7 @@
         "native/bf16_gemm.cc",
         "native/small_gemm.cc",
         "native/thread_pool.cc",
+        "native/moe_experts.cc",
         "native/eig_sym.cc",
         "native/eig_sym_top.cc",
         "native/factorizations.cc",

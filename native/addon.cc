@@ -103,6 +103,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("copyBlock", Napi::Function::New(env, JsCopyBlock, "copyBlock"));
   exports.Set("causalAttention", Napi::Function::New(env, JsCausalAttention, "causalAttention"));
   exports.Set("cachedAttention", Napi::Function::New(env, JsCachedAttention, "cachedAttention"));
+  exports.Set("swiGluExperts", Napi::Function::New(env, JsSwiGluExperts, "swiGluExperts"));
   exports.Set("widenBf16", Napi::Function::New(env, JsWidenBf16, "widenBf16"));
   exports.Set("roundToBf16", Napi::Function::New(env, JsRoundToBf16, "roundToBf16"));
   exports.Set("addTileResidual", Napi::Function::New(env, JsAddTileResidual, "addTileResidual"));

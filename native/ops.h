@@ -40,6 +40,7 @@ Napi::Value JsRoundToBf16(const Napi::CallbackInfo& info);
 // attention.cc
 Napi::Value JsCausalAttention(const Napi::CallbackInfo& info);
 Napi::Value JsCachedAttention(const Napi::CallbackInfo& info);
+Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info);
 
 // rows.cc
 Napi::Value JsGatherRows(const Napi::CallbackInfo& info);

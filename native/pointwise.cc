@@ -9,6 +9,7 @@
 #include "args.h"
 #include "fast_exp.h"
 #include "ops.h"
+#include "row_kernels.h"
 #include "vectorize.h"
 
 namespace rfid {
@@ -30,12 +31,6 @@ RFID_VECTORIZED(void, ScaleByWeight, (const float* x, const float* w, float inv,
   for (int j = 0; j < n; ++j) out[j] = w[j] * (x[j] * inv);
 }
 
-RFID_VECTORIZED(void, SiluMul, (float* gate, const float* up, size_t n), (gate, up, n)) {
-  for (size_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + FastExp(-g)) * up[i];
-  }
-}
 
 /** The arguments (length, a, b) of an element-wise kernel: two separate f32 arrays of ≥ length values. */
 struct ElementwisePair {
@@ -83,6 +78,13 @@ RFID_VECTORIZED(void, WidenBf16InPlace, (unsigned char* bytes, size_t count), (b
 }
 
 }  // namespace
+
+RFID_VECTORIZED(void, SiluMul, (float* gate, const float* up, size_t n), (gate, up, n)) {
+  for (size_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + FastExp(-g)) * up[i];
+  }
+}
 
 /**
  * rmsNorm(rows, width, x, weight, eps, out): out row r = weight · x_r / sqrt(mean(x_r²) + eps)

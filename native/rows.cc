@@ -12,15 +12,17 @@
 
 #include "args.h"
 #include "ops.h"
+#include "row_kernels.h"
 #include "vectorize.h"
 
 namespace rfid {
 
-namespace {
-
 RFID_VECTORIZED(void, AxpyRow, (float* dst, const float* src, float weight, int n), (dst, src, weight, n)) {
   for (int j = 0; j < n; ++j) dst[j] += weight * src[j];
 }
+
+namespace {
+
 
 /** Every index must name a row of a matrix with `rows` rows. */
 void RequireIndices(Napi::Env env, const char* op, const IndexArg& index, int count, size_t rows, const char* what) {

@@ -22,7 +22,7 @@ import { tsKernels } from '../engine/ts/kernels/index.js';
 import type { Engine } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
 import { scratch } from '../runtime/numerics.js';
-import type { ExpertWeights } from '../runtime/weights.js';
+import type { ExpertWeights, SwiGluMatrices } from '../runtime/weights.js';
 import { asF32, productTransB, type Weights } from '../runtime/weight-matrix.js';
 import { CompressedFormatError } from '../compress/output/block.js';
 
@@ -172,6 +172,13 @@ export class SwiGluExpert implements ExpertWeights {
     if (gate.d !== up.d || gate.p !== up.p || down.d !== gate.p || down.p !== gate.d) {
       throw new CompressedFormatError(`expert projections do not fit: gate ${gate.p}×${gate.d}, up ${up.p}×${up.d}, down ${down.p}×${down.d}`);
     }
+  }
+
+  /** The matrices when all three are dense (materialised or never factored); null otherwise. */
+  swiGluMatrices(): SwiGluMatrices | null {
+    const { gate, up, down } = this;
+    if (gate instanceof DenseLinear && up instanceof DenseLinear && down instanceof DenseLinear) return { gate: gate.weight, up: up.weight, down: down.weight };
+    return null;
   }
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {

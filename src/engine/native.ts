@@ -76,6 +76,11 @@ interface NativeBinding {
     keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
     q: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
   ): void;
+  swiGluExperts(
+    hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
+    gates: Array<Uint16Array | Float32Array>, ups: Array<Uint16Array | Float32Array>, downs: Array<Uint16Array | Float32Array>,
+    work: Float32Array, threads: number, out: Float32Array,
+  ): void;
 }
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
@@ -134,7 +139,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -282,6 +287,9 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
       checkWindow('cachedAttention', window);
       guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context));
     },
+    // one expert per piece of the persistent pool, up to the engine's thread count
+    swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out) =>
+      guard(() => b.swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, out)),
   };
 }
 

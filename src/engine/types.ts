@@ -188,6 +188,21 @@ export interface ForwardKernels {
     past: Int32Array, keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
     q: Float32Array, scale: number, window: number | null, context: Float32Array,
   ): void;
+  /**
+   * The routed experts of one MoE block in one call (a decoding step): routed expert i (0 ≤ i <
+   * first.length − 1) takes rows order[first[i]..first[i+1]) of x (tokens × hidden), at most 8,
+   * computes down(silu(x·gateᵀ) ⊙ x·upᵀ) with gates[i], ups[i] (width × hidden) and downs[i]
+   * (hidden × width), each BF16 as stored (Uint16Array) or f32, and adds weights[j] times row j's
+   * result into out row order[j] (out: tokens × hidden, accumulated), expert after expert in
+   * order. `work` is scratch of at least (first[last] − first[0])·(2·hidden + 2·width) floats.
+   * The native engine runs the experts on its threads, with the products and kernels each would
+   * get from separate calls, so the result is theirs bit for bit.
+   */
+  swiGluExperts(
+    hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
+    gates: Array<Uint16Array | Float32Array>, ups: Array<Uint16Array | Float32Array>, downs: Array<Uint16Array | Float32Array>,
+    work: Float32Array, out: Float32Array,
+  ): void;
 }
 
 export interface Engine {

@@ -2,7 +2,7 @@
 import type { Engine } from '../engine/types.js';
 import { scratch } from './numerics.js';
 import { productTransB, type Weights } from './weight-matrix.js';
-import type { ExpertWeights } from './weights.js';
+import type { ExpertWeights, SwiGluMatrices } from './weights.js';
 
 /**
  * out = down(silu(gate(x)) ⊙ up(x)), each matrix in the form it is held in (f32, or BF16 as stored;
@@ -28,6 +28,10 @@ export class SwiGlu<W extends Weights = Weights> implements ExpertWeights {
   /** bytes held */
   get byteLength(): number {
     return this.gate.byteLength + this.up.byteLength + this.down.byteLength;
+  }
+
+  swiGluMatrices(): SwiGluMatrices {
+    return this;
   }
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {

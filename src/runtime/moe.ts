@@ -5,13 +5,14 @@
  *   scaling factor → Σ_k w_k · expert_k(x)
  * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
  * Experts are loaded one at a time, the next one read while the current one computes, so at
- * most two experts' weights are resident.
+ * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
+ * lets a decoding step run every routed dense expert in one kernel call instead.
  */
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { scratch, softmaxInPlace, topK } from './numerics.js';
 import { prefetch } from './prefetch.js';
-import type { MoeWeights } from './weights.js';
+import type { ExpertWeights, MoeWeights, SwiGluMatrices } from './weights.js';
 
 export interface Routing {
   tokens: number;
@@ -71,19 +72,99 @@ export async function moeBlock(
   const kernels = engine.kernels;
   // accumulated apart from the residual and added once, in the order transformers sums them
   const out = new Float32Array(tokens * h);
+  // a decoding step over resident dense experts: all of them in one kernel call
+  const held = observer?.onExpertInput ? null : heldExperts(w, first, E);
+  if (held?.dense) {
+    const { experts, matrices } = held.dense;
+    const width = matrices[0].gate.length / h;
+    const groups = Int32Array.from({ length: experts.length + 1 }, (_, i) => first[i < experts.length ? experts[i] : E]);
+    const work = scratch('moe-experts-work', (first[E] - first[0]) * (2 * h + 2 * width));
+    kernels.swiGluExperts(h, width, x, groups, order, orderWeights, matrices.map((m) => m.gate), matrices.map((m) => m.up), matrices.map((m) => m.down), work, out);
+  } else {
+    await expertByExpert(engine, layer, w, x, h, first, order, orderWeights, out, held?.got, observer);
+  }
+
+  if (w.shared) {
+    const shared = new Float32Array(tokens * h);
+    w.shared.forward(engine, x, tokens, shared);
+    if (w.sharedGate) {
+      const gate = new Float32Array(tokens);
+      engine.gemm(tokens, 1, h, x, w.sharedGate, gate, { transB: true });
+      for (let t = 0; t < tokens; t++) {
+        const g = 1 / (1 + Math.exp(-gate[t]));
+        for (let j = 0; j < h; j++) out[t * h + j] += g * shared[t * h + j];
+      }
+    } else {
+      for (let i = 0; i < out.length; i++) out[i] += shared[i];
+    }
+  }
+  return out;
+}
+
+/** Routed experts at most this many rows each run in one kernel call (ForwardKernels.swiGluExperts). */
+const ONE_CALL_MAX_ROWS = 8;
+
+/**
+ * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
+ * when every routed expert is held, is dense and has at most ONE_CALL_MAX_ROWS rows, their matrices
+ * for the one-call path. Null when the provider hands experts out only by reading them.
+ */
+function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<number, ExpertWeights>; dense: { experts: number[]; matrices: SwiGluMatrices[] } | null } | null {
+  if (!w.residentExpert) return null;
+  const got = new Map<number, ExpertWeights>();
+  const experts: number[] = [];
+  const matrices: SwiGluMatrices[] = [];
+  let dense = true;
+  let width = -1;
+  for (let e = 0; e < E; e++) {
+    const rows = first[e + 1] - first[e];
+    if (rows === 0) continue;
+    if (rows > ONE_CALL_MAX_ROWS) dense = false;
+    const expert = w.residentExpert(e);
+    if (!expert) return { got, dense: null };
+    got.set(e, expert);
+    const m = dense ? expert.swiGluMatrices?.() : null;
+    if (!m || (width >= 0 && m.gate.length !== width)) {
+      dense = false;
+      continue;
+    }
+    width = m.gate.length;
+    experts.push(e);
+    matrices.push(m);
+  }
+  return { got, dense: dense && experts.length > 0 ? { experts, matrices } : null };
+}
+
+/** The routed experts one at a time, the next one read while the current one computes (`got`: already held). */
+async function expertByExpert(
+  engine: Engine,
+  layer: number,
+  w: MoeWeights,
+  x: Float32Array,
+  h: number,
+  first: Int32Array,
+  order: Int32Array,
+  orderWeights: Float32Array,
+  out: Float32Array,
+  got: Map<number, ExpertWeights> | undefined,
+  observer?: MoeObserver,
+): Promise<void> {
+  const kernels = engine.kernels;
+  const E = first.length - 1;
   const routed = (from: number): number => {
     let e = from;
     while (e < E && first[e + 1] === first[e]) e++;
     return e;
   };
+  const load = (e: number) => got?.get(e) ?? prefetch(w.expert(e));
   let e = routed(0);
-  let nextWeights = e < E ? prefetch(w.expert(e)) : undefined;
+  let nextWeights = e < E ? load(e) : undefined;
   while (e < E) {
     const rows = first[e + 1] - first[e];
     // the next routed expert is read while this one computes
     const expert = await nextWeights!;
     const following = routed(e + 1);
-    nextWeights = following < E ? prefetch(w.expert(following)) : undefined;
+    nextWeights = following < E ? load(following) : undefined;
     const idx = order.subarray(first[e], first[e + 1]);
     const we = orderWeights.subarray(first[e], first[e + 1]);
     let xe: Float32Array | undefined;
@@ -103,22 +184,6 @@ export async function moeBlock(
     kernels.scatterAddRows(h, idx, we, rows, ye, out);
     e = following;
   }
-
-  if (w.shared) {
-    const shared = new Float32Array(tokens * h);
-    w.shared.forward(engine, x, tokens, shared);
-    if (w.sharedGate) {
-      const gate = new Float32Array(tokens);
-      engine.gemm(tokens, 1, h, x, w.sharedGate, gate, { transB: true });
-      for (let t = 0; t < tokens; t++) {
-        const g = 1 / (1 + Math.exp(-gate[t]));
-        for (let j = 0; j < h; j++) out[t * h + j] += g * shared[t * h + j];
-      }
-    } else {
-      for (let i = 0; i < out.length; i++) out[i] += shared[i];
-    }
-  }
-  return out;
 }
 
 /**

@@ -86,16 +86,22 @@ function keepExperts(layer: LayerWeights): LayerWeights {
   if (layer.mlp.kind !== 'moe') return layer;
   const moe = layer.mlp.moe;
   const experts = new Map<number, Promise<ExpertWeights>>();
+  // the experts read so far, for the MoE block's one-call path
+  const ready = new Map<number, ExpertWeights>();
   const resident: MoeWeights = {
     ...moe,
     expert(index: number) {
       let expert = experts.get(index);
       if (!expert) {
-        expert = moe.expert(index);
+        expert = moe.expert(index).then((e) => {
+          ready.set(index, e);
+          return e;
+        });
         experts.set(index, expert);
       }
       return expert;
     },
+    residentExpert: (index: number) => ready.get(index),
   };
   return { ...layer, mlp: { kind: 'moe', moe: resident } };
 }

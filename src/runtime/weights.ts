@@ -19,6 +19,19 @@ export interface ExpertWeights {
    * overwritten. Implementations must not keep references to x or out.
    */
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void;
+  /**
+   * The three matrices when the expert holds them densely (f32 or BF16 as stored: gate and up
+   * [width, hidden], down [hidden, width]), so that the MoE block can run every routed expert of
+   * a decoding step in one kernel call; null or absent otherwise (a factored expert).
+   */
+  swiGluMatrices?(): SwiGluMatrices | null;
+}
+
+/** A SwiGLU's matrices in nn.Linear layout (y = x·Wᵀ). */
+export interface SwiGluMatrices {
+  gate: Weights;
+  up: Weights;
+  down: Weights;
 }
 
 /** The four projections are f32 or BF16 as stored (Weights); biases and norms are f32. */
@@ -43,6 +56,12 @@ export interface MoeWeights {
   router: Float32Array;
   /** loads one routed expert; the caller drops it before asking for the next */
   expert(index: number): Promise<ExpertWeights>;
+  /**
+   * The routed expert when it is held in memory already, handed out at once (counted as a use,
+   * as `expert` counts one); undefined when it would have to be read. Providers that keep their
+   * experts resident have it, streaming ones do not.
+   */
+  residentExpert?(index: number): ExpertWeights | undefined;
   /** shared expert(s), when the family has them */
   shared?: ExpertWeights;
   /** Qwen2-MoE: [hidden] row of the sigmoid gate that scales the shared expert */

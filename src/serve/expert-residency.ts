@@ -136,7 +136,7 @@ export class LiveExpertProvider implements WeightProvider {
     const layer = await this.base.layer(index);
     if (layer.mlp.kind !== 'moe' || !this.live.has(index)) return layer;
     const moe = layer.mlp.moe;
-    return { ...layer, mlp: { kind: 'moe', moe: { ...moe, expert: (e) => this.expert(index, e) } } };
+    return { ...layer, mlp: { kind: 'moe', moe: { ...moe, expert: (e) => this.expert(index, e), residentExpert: (e) => this.residentExpert(index, e) } } };
   }
 
   /**
@@ -209,6 +209,24 @@ export class LiveExpertProvider implements WeightProvider {
   }
 
   private async expert(layer: number, expert: number): Promise<ExpertWeights> {
+    const held = this.residentExpert(layer, expert);
+    if (held) return held;
+    // before loadAll (or a layer the block does not list): built on demand, factored
+    this.count(layer, expert);
+    const weights = await this.build(layer, expert, false);
+    this.slots.set(`${layer}/${expert}`, { weights, dense: false });
+    return weights;
+  }
+
+  /** The expert as held now, counted as a use (undefined when it has not been read yet). */
+  private residentExpert(layer: number, expert: number): ExpertWeights | undefined {
+    const slot = this.slots.get(`${layer}/${expert}`);
+    if (slot) this.count(layer, expert);
+    return slot?.weights;
+  }
+
+  /** One routing of a token to the expert, for the live counts and the rebalance they drive. */
+  private count(layer: number, expert: number): void {
     if (this.counting) {
       this.live.get(layer)![expert]++;
       if (++this.callsSinceRebalance >= this.rebalanceEvery && !this.rebalancing) {
@@ -216,12 +234,6 @@ export class LiveExpertProvider implements WeightProvider {
         this.rebalanceInBackground();
       }
     }
-    const slot = this.slots.get(`${layer}/${expert}`);
-    if (slot) return slot.weights;
-    // before loadAll (or a layer the block does not list): built on demand, factored
-    const weights = await this.build(layer, expert, false);
-    this.slots.set(`${layer}/${expert}`, { weights, dense: false });
-    return weights;
   }
 
   private async build(layer: number, expert: number, dense: boolean): Promise<ExpertWeights> {

@@ -151,6 +151,27 @@ describe('LiveExpertProvider', () => {
     }
   });
 
+  it('hands held experts out at once for the one-call MoE path, counted as expert() counts them', async () => {
+    const p = new LiveExpertProvider(model, engine, { denseBytes: 2 * bytesPerExpert(model), priorWeight: 16, rebalanceEvery: 1e9 });
+    const [l, e] = checkpointOrder(model)[0].split('/').map(Number);
+    const before = await p.layer(l);
+    if (before.mlp.kind !== 'moe') throw new Error('expected a MoE layer');
+    expect(before.mlp.moe.residentExpert?.(e)).toBeUndefined(); // not read yet: the block reads it
+    await p.loadAll();
+    const layer = await p.layer(l);
+    if (layer.mlp.kind !== 'moe') throw new Error('expected a MoE layer');
+    const held = layer.mlp.moe.residentExpert!(e)!;
+    expect(held).toBe(await layer.mlp.moe.expert(e));
+    // the hottest expert is materialised: dense matrices for the one call; a factored one has none
+    expect(held.swiGluMatrices?.()).not.toBeNull();
+    const cold = checkpointOrder(model).at(-1)!.split('/').map(Number);
+    const coldLayer = await p.layer(cold[0]);
+    if (coldLayer.mlp.kind !== 'moe') throw new Error('expected a MoE layer');
+    expect(coldLayer.mlp.moe.residentExpert!(cold[1])!.swiGluMatrices?.()).toBeNull();
+    expect(p.liveCounts().get(l)![e]).toBe(2);
+    expect(p.liveCounts().get(cold[0])![cold[1]]).toBe(1);
+  });
+
   it('a materialised expert computes what its factored form computes', async () => {
     const key = checkpointOrder(model)[0];
     const [l, e] = key.split('/').map(Number);

@@ -13,7 +13,8 @@ import { rope } from './rope.js';
 import { addInto } from './add-into.js';
 import { causalAttention } from './causal-attention.js';
 import { cachedAttention } from './cached-attention.js';
+import { swiGluExperts } from './swiglu-experts.js';
 import { addTileResidual } from './tile-residual.js';
 import { gemmBf16 } from './gemm-bf16.js';
 
-export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, cachedAttention, addTileResidual, gemmBf16 };
+export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, cachedAttention, swiGluExperts, addTileResidual, gemmBf16 };

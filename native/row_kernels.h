@@ -1,0 +1,16 @@
+// Row kernels shared by several entry points (the MoE block's one-call path runs the same
+// SwiGLU and scatter-add as the separate siluMul and scatterAddRows calls, so it computes what
+// they compute).
+#pragma once
+
+#include <cstddef>
+
+namespace rfid {
+
+/** gate[i] = silu(gate[i]) · up[i] for i < n (pointwise.cc). */
+void SiluMul(float* gate, const float* up, size_t n);
+
+/** dst[j] += weight · src[j] for j < n (rows.cc). */
+void AxpyRow(float* dst, const float* src, float weight, int n);
+
+}  // namespace rfid

@@ -1,0 +1,203 @@
+/**
+ * The swiGluExperts kernel (every routed expert of one MoE block in one call):
+ * - every engine against gather → down(silu(gate·x) ⊙ up·x) → weighted scatter-add computed in
+ *   f64 here, with BF16 and f32 matrices (and a mix), an expert with no rows, several rows per
+ *   expert, tokens routed to several experts, and `out` accumulated onto what it held;
+ * - the native kernel, which runs the experts on the persistent pool, bit for bit against the
+ *   per-expert loop of separate native calls (gatherRows, gemmBf16 / gemm, siluMul,
+ *   scatterAddRows: what the MoE block ran before the kernel), on 1 and 2 threads;
+ * - bad arguments: the same errors from every engine.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine, listAvailableEngines } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { EngineError } from '../../src/engine/types.js';
+import { mulberry32 } from '../helpers/rng.js';
+
+const engines = await listAvailableEngines();
+afterAll(() => engines.forEach((e) => e.dispose()));
+
+type Matrix = Uint16Array | Float32Array;
+
+function uniform(n: number, seed: number, scale = 1): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => scale * (2 * r() - 1));
+}
+
+/** The BF16 patterns of f32 values (truncated: any BF16 value will do as a weight). */
+function toBf16(x: Float32Array): Uint16Array {
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  return Uint16Array.from(bits, (b) => b >>> 16);
+}
+
+function widen(m: Matrix): Float32Array {
+  if (m instanceof Float32Array) return m;
+  const out = new Float32Array(m.length);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < m.length; i++) bits[i] = m[i] << 16;
+  return out;
+}
+
+interface Case {
+  name: string;
+  hidden: number;
+  width: number;
+  tokens: number;
+  /** rows per routed expert (0: an expert in the list with no rows) */
+  rows: number[];
+  form: 'bf16' | 'f32' | 'mixed';
+}
+
+const CASES: Case[] = [
+  { name: 'one row per expert, BF16 (a single-stream decoding step)', hidden: 64, width: 48, tokens: 1, rows: [1, 1, 1, 1], form: 'bf16' },
+  { name: 'ragged rows, an empty expert, BF16 (8 streams)', hidden: 96, width: 40, tokens: 8, rows: [2, 0, 1, 5, 3, 8, 1, 4], form: 'bf16' },
+  { name: 'f32 matrices', hidden: 32, width: 72, tokens: 6, rows: [3, 6, 1, 2], form: 'f32' },
+  { name: 'BF16 and f32 mixed, odd sizes', hidden: 37, width: 19, tokens: 5, rows: [4, 1, 5], form: 'mixed' },
+];
+
+function inputs(c: Case, seed: number) {
+  const r = mulberry32(seed);
+  const experts = c.rows.length;
+  const first = new Int32Array(experts + 1);
+  c.rows.forEach((n, i) => (first[i + 1] = first[i] + n));
+  // each expert takes distinct tokens in ascending order (as the MoE block groups them); a token may go to several experts
+  const order = new Int32Array(first[experts]);
+  for (let i = 0; i < experts; i++) {
+    const pool = Array.from({ length: c.tokens }, (_, t) => t).sort(() => r() - 0.5).slice(0, c.rows[i]).sort((a, b) => a - b);
+    order.set(pool, first[i]);
+  }
+  const weights = Float32Array.from(order, () => r());
+  const matrix = (n: number, s: number, i: number): Matrix => {
+    const values = uniform(n, s, 0.2);
+    const bf16 = c.form === 'bf16' || (c.form === 'mixed' && i % 2 === 0);
+    return bf16 ? toBf16(values) : values;
+  };
+  const gates = c.rows.map((_, i) => matrix(c.width * c.hidden, seed + 10 * i + 1, i));
+  const ups = c.rows.map((_, i) => matrix(c.width * c.hidden, seed + 10 * i + 2, i + 1));
+  const downs = c.rows.map((_, i) => matrix(c.hidden * c.width, seed + 10 * i + 3, i));
+  return { first, order, weights, gates, ups, downs, x: uniform(c.tokens * c.hidden, seed + 7), start: uniform(c.tokens * c.hidden, seed + 8) };
+}
+
+/** The block's routed-expert sum in f64, added to `start`. */
+function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
+  const { hidden: h, width: w } = c;
+  const out = Float64Array.from(x.start);
+  for (let i = 0; i + 1 < x.first.length; i++) {
+    const [G, U, D] = [widen(x.gates[i]), widen(x.ups[i]), widen(x.downs[i])];
+    for (let j = x.first[i]; j < x.first[i + 1]; j++) {
+      const t = x.order[j];
+      const act = new Float64Array(w);
+      for (let a = 0; a < w; a++) {
+        let g = 0;
+        let u = 0;
+        for (let b = 0; b < h; b++) {
+          g += G[a * h + b] * x.x[t * h + b];
+          u += U[a * h + b] * x.x[t * h + b];
+        }
+        act[a] = (g / (1 + Math.exp(-g))) * u;
+      }
+      for (let b = 0; b < h; b++) {
+        let y = 0;
+        for (let a = 0; a < w; a++) y += D[b * w + a] * act[a];
+        out[t * h + b] += x.weights[j] * y;
+      }
+    }
+  }
+  return out;
+}
+
+function work(c: Case, x: ReturnType<typeof inputs>): Float32Array {
+  return new Float32Array(x.first[x.first.length - 1] * (2 * c.hidden + 2 * c.width)).fill(Number.NaN);
+}
+
+function run(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
+  const out = Float32Array.from(x.start);
+  engine.kernels.swiGluExperts(c.hidden, c.width, x.x, x.first, x.order, x.weights, x.gates, x.ups, x.downs, work(c, x), out);
+  return out;
+}
+
+/** Expert by expert, one native call per step (the MoE block's loop before the kernel). */
+function loop(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
+  const { hidden: h, width: w } = c;
+  const out = Float32Array.from(x.start);
+  const product = (rows: number, n: number, k: number, a: Float32Array, b: Matrix, y: Float32Array) => {
+    if (b instanceof Uint16Array) engine.kernels.gemmBf16(rows, n, k, a, b, y, 0);
+    else engine.gemm(rows, n, k, a, b, y, { transB: true });
+  };
+  for (let i = 0; i + 1 < x.first.length; i++) {
+    const rows = x.first[i + 1] - x.first[i];
+    if (rows === 0) continue;
+    const idx = x.order.subarray(x.first[i], x.first[i + 1]);
+    const xe = new Float32Array(rows * h);
+    const g = new Float32Array(rows * w);
+    const u = new Float32Array(rows * w);
+    const y = new Float32Array(rows * h);
+    engine.kernels.gatherRows(h, idx, rows, x.x, xe);
+    product(rows, w, h, xe, x.gates[i], g);
+    product(rows, w, h, xe, x.ups[i], u);
+    engine.kernels.siluMul(rows * w, g, u);
+    product(rows, h, w, g, x.downs[i], y);
+    engine.kernels.scatterAddRows(h, idx, x.weights.subarray(x.first[i], x.first[i + 1]), rows, y, out);
+  }
+  return out;
+}
+
+describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
+  it.each(CASES.map((c) => [c.name, c] as const))('%s: equals the f64 block', (_n, c) => {
+    const x = inputs(c, 21);
+    const got = run(engine, c, x);
+    const want = reference(c, x);
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs(got[i] - want[i]));
+      scale = Math.max(scale, Math.abs(want[i]));
+    }
+    expect(scale).toBeGreaterThan(0.5);
+    expect(worst).toBeLessThan(1e-5 * Math.max(1, scale));
+  });
+
+  it('refuses bad arguments with the problem named', () => {
+    const c = CASES[1];
+    const x = inputs(c, 3);
+    const out = new Float32Array(x.x.length);
+    type Over = Partial<{ first: Int32Array; order: Int32Array; gates: Matrix[]; downs: Matrix[]; work: Float32Array; out: Float32Array; hidden: number }>;
+    const call = (o: Over) => () =>
+      engine.kernels.swiGluExperts(o.hidden ?? c.hidden, c.width, x.x, o.first ?? x.first, o.order ?? x.order, x.weights, o.gates ?? x.gates, x.ups, o.downs ?? x.downs, o.work ?? work(c, x), o.out ?? out);
+    expect(call({})).not.toThrow();
+    expect(call({ first: Int32Array.of(0, 9) })).toThrow(EngineError);
+    expect(call({ first: Int32Array.of(0, 9) })).toThrow(/one entry per routed expert/);
+    const nine = Int32Array.from(x.first);
+    nine[1] = 0;
+    nine[2] = 9;
+    expect(call({ first: nine })).toThrow(/routed expert 1 has 9 rows, more than 8/);
+    expect(call({ order: Int32Array.from(x.order, (t, j) => (j === 3 ? 8 : t)) })).toThrow(/order\[3\] = 8 is not a row of x \(8 rows\)/);
+    expect(call({ gates: [x.gates[0].subarray(1), ...x.gates.slice(1)] })).toThrow(/gates\[0\] holds \d+ values, expected \d+/);
+    expect(call({ downs: [new Int32Array(c.hidden * c.width) as unknown as Matrix, ...x.downs.slice(1)] })).toThrow(/downs\[0\] must be a Uint16Array \(BF16\) or a Float32Array/);
+    expect(call({ work: new Float32Array(10) })).toThrow(/work has 10 elements/);
+    expect(call({ out: new Float32Array(5) })).toThrow(/out/);
+    expect(call({ out: x.x })).toThrow(/out shares memory with x/);
+    expect(call({ hidden: 0 })).toThrow(/hidden and width must be at least 1/);
+  });
+});
+
+const native = engines.find((e) => e.name === 'native');
+describe.skipIf(!native)('native kernel against the per-expert loop on the same engine', () => {
+  it.each(CASES.map((c) => [c.name, c] as const))('%s: bit for bit, on 1 and 2 threads', async (_n, c) => {
+    const x = inputs(c, 5);
+    const results: Float32Array[] = [];
+    for (const threads of [1, 2]) {
+      const { engine } = await createEngine('native', { threads });
+      try {
+        results.push(run(engine, c, x));
+        results.push(loop(engine, c, x));
+      } finally {
+        engine.dispose();
+      }
+    }
+    const [kernel1, loop1, kernel2, loop2] = results.map((r) => Buffer.from(r.buffer));
+    expect(kernel1.equals(loop1)).toBe(true);
+    expect(kernel2.equals(kernel1)).toBe(true);
+    expect(loop2.equals(loop1)).toBe(true);
+  });
+});

@@ -1,0 +1,97 @@
+/**
+ * The MoE block's one-call path (ForwardKernels.swiGluExperts): once a resident provider holds a
+ * layer's experts, a block whose routed experts are dense and have at most 8 rows each runs them
+ * in one kernel call, and its output is bit for bit the expert-by-expert loop's (the first call,
+ * which reads the experts), on every engine, BF16 and f32, with Qwen2-MoE's gated shared expert
+ * (the tfjs engine's f32 products are its own, not the kernel's: there to f32 rounding);
+ * more rows per expert, a streaming provider or an observer of expert inputs keep the loop.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import type { Checkpoint, FamilyName } from '../../src/checkpoint/types.js';
+import { listAvailableEngines } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { CheckpointWeights, moeBlock, ResidentWeights, type MoeWeights } from '../../src/runtime/index.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { uniform } from '../helpers/small-rows-check.js';
+
+const dirs: string[] = [];
+const opened: Checkpoint[] = [];
+const engines = await listAvailableEngines();
+afterAll(async () => {
+  await Promise.all(opened.map((c) => c.close()));
+  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+  engines.forEach((e) => e.dispose());
+});
+
+async function fixture(family: FamilyName, dtype: 'F32' | 'BF16'): Promise<Checkpoint> {
+  const dir = mkdtempSync(path.join(tmpdir(), `rfid-moe-one-call-${family}-`));
+  dirs.push(dir);
+  await makeTinyCheckpoint(dir, family, { seed: 9, dtype, numExperts: 8, topK: 2, hiddenSize: 48, expertIntermediateSize: 40 });
+  const ckpt = await openCheckpoint(dir);
+  opened.push(ckpt);
+  return ckpt;
+}
+
+/** The engine with swiGluExperts calls counted. */
+function counting(engine: Engine): { engine: Engine; calls: () => number } {
+  let calls = 0;
+  const kernels = { ...engine.kernels, swiGluExperts: (...args: Parameters<Engine['kernels']['swiGluExperts']>) => (calls++, engine.kernels.swiGluExperts(...args)) };
+  return { engine: Object.create(engine, { kernels: { value: kernels } }) as Engine, calls: () => calls };
+}
+
+async function moeLayer(provider: { layer(i: number): Promise<import('../../src/runtime/index.js').LayerWeights> }, ckpt: Checkpoint): Promise<{ index: number; moe: MoeWeights }> {
+  for (let l = 0; l < ckpt.config.numLayers; l++) {
+    const layer = await provider.layer(l);
+    if (layer.mlp.kind === 'moe') return { index: l, moe: layer.mlp.moe };
+  }
+  throw new Error('no MoE layer');
+}
+
+const bytes = (f: Float32Array) => Buffer.from(f.buffer, f.byteOffset, f.byteLength);
+
+describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, base) => {
+  it.each([
+    ['mixtral', 'BF16', true],
+    ['mixtral', 'F32', false],
+    ['qwen2_moe', 'BF16', true],
+  ] as const)('%s %s: the one call equals the loop bit for bit', async (family, dtype, bf16Weights) => {
+    const ckpt = await fixture(family, dtype);
+    const { engine, calls } = counting(base);
+    const provider = new ResidentWeights(new CheckpointWeights(ckpt, { bf16Weights }));
+    const { index, moe } = await moeLayer(provider, ckpt);
+    expect(moe.residentExpert).toBeTypeOf('function');
+    const tokens = 6; // at most 6 rows per expert
+    const x = uniform(tokens * ckpt.config.hiddenSize, 3);
+    const loop = await moeBlock(engine, ckpt.config, index, moe, x, tokens);
+    expect(calls()).toBe(0); // the experts were read by this call, expert by expert
+    const oneCall = await moeBlock(engine, ckpt.config, index, moe, x, tokens);
+    expect(calls()).toBe(1);
+    if (base.name === 'tfjs' && !bf16Weights) {
+      for (let i = 0; i < loop.length; i++) expect(Math.abs(oneCall[i] - loop[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(loop[i])));
+    } else {
+      expect(bytes(oneCall).equals(bytes(loop))).toBe(true);
+    }
+    expect(oneCall.some((v) => v !== 0)).toBe(true);
+
+    // more than 8 rows for some expert: the loop again, with the same experts
+    const many = 40;
+    const y = uniform(many * ckpt.config.hiddenSize, 4);
+    const first = await moeBlock(engine, ckpt.config, index, moe, y, many);
+    expect(calls()).toBe(1);
+    const streaming = await moeLayer(new CheckpointWeights(ckpt, { bf16Weights }), ckpt);
+    expect(streaming.moe.residentExpert).toBeUndefined();
+    const again = await moeBlock(engine, ckpt.config, index, streaming.moe, y, many);
+    expect(bytes(first).equals(bytes(again))).toBe(true);
+
+    // an observer of expert inputs sees every expert: the loop
+    const seen: number[] = [];
+    const observed = await moeBlock(engine, ckpt.config, index, moe, x, tokens, { onExpertInput: (_l, e) => void seen.push(e) });
+    expect(calls()).toBe(1);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(bytes(observed).equals(bytes(loop))).toBe(true);
+  });
+});
