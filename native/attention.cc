@@ -307,7 +307,10 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
   if (units.empty()) return env.Undefined();
   // the engine's OpenBLAS thread count, as its gemm calls set it (a large product of one unit uses it)
   if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
-  const int parts = static_cast<int>(std::min<size_t>(threads, units.size()));
+  // units to threads when there are at least as many units as threads; fewer (one sequence on a
+  // machine with many cores) run one after the other, each product on the engine's threads as the
+  // loop's calls ran them
+  const int parts = units.size() >= static_cast<size_t>(threads) ? threads : 1;
   struct Scratch {
     std::unique_ptr<float[]> qh, kh, vh, scores, oh;
   };
@@ -370,7 +373,7 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
     }
   };
   if (parts == 1) {
-    // OpenBLAS keeps the engine's threads for a large product of one unit, as the loop's calls did
+    // OpenBLAS and the small-rows products keep the engine's threads, as the loop's calls did
     part(0);
   } else {
     // each unit on one thread: OpenBLAS held to one meanwhile (its thread count is process-wide)

@@ -7,7 +7,8 @@
 // (Qwen3-MoE's are 768 × 2048; the shipped demo's 96 × 256), so a step of 8 sequences spent a
 // fifth of its time calling. And the experts of one step are independent, which the per-product
 // split of small_gemm.cc cannot use: a 96 × 256 matrix is too small to share, while the 20 or so
-// experts 8 sequences route to share well, one expert per piece of the persistent pool.
+// experts 8 sequences route to share well, one expert per piece of the persistent pool (when
+// there are at least as many experts as threads; otherwise each product is shared, as before).
 //
 // The result is bit for bit that of the JavaScript loop, on any number of threads: every expert
 // runs the products the loop ran (SmallRowsGemmTransB[Bf16]: whole rows of B per thread, so the
@@ -58,9 +59,12 @@ Matrix MatrixElement(Napi::Env env, const char* op, const Napi::Array& array, ui
   return m;
 }
 
-/** c (m×n) = a (m×k) · Bᵀ for B n×k in either form, as gemmBf16 / gemm compute it for m ≤ kSmallRowsMax. */
-void Product(int m, int n, int k, const float* a, const Matrix& b, float* c) {
-  if (b.bf16) SmallRowsGemmTransBBf16(m, n, k, 1.0f, a, k, b.bf16, k, 0.0f, c, n, 1);
+/**
+ * c (m×n) = a (m×k) · Bᵀ for B n×k in either form, as gemmBf16 / gemm compute it for m ≤
+ * kSmallRowsMax, B's rows shared out over `threads` (the same sums on any count).
+ */
+void Product(int m, int n, int k, const float* a, const Matrix& b, float* c, int threads) {
+  if (b.bf16) SmallRowsGemmTransBBf16(m, n, k, 1.0f, a, k, b.bf16, k, 0.0f, c, n, threads);
   else GemmF32(m, n, k, 1.0f, a, false, b.f32, true, 0.0f, c);
 }
 
@@ -141,6 +145,11 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   float* us = gs + routedRows * w;
   float* ys = us + routedRows * w;
   const float* xd = x.f32();
+  // Experts to threads when there are enough of them (8 streams: ~20 small experts a layer);
+  // fewer (one stream's top-2 of large experts) run one after the other, each product's rows
+  // shared out over the threads as separate calls would.
+  const bool perExpert = threads > 1 && experts >= static_cast<size_t>(threads);
+  const int productThreads = perExpert ? 1 : threads;
   auto expert = [&](int i) {
     const int rows = first.data[i + 1] - first.data[i];
     if (rows == 0) return;
@@ -149,16 +158,18 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
     float* g = gs + at * w;
     float* u = us + at * w;
     for (int r = 0; r < rows; ++r) std::memcpy(xe + r * h, xd + static_cast<size_t>(order.data[first.data[i] + r]) * h, sizeof(float) * h);
-    Product(rows, width, hidden, xe, gate[i], g);
-    Product(rows, width, hidden, xe, up[i], u);
+    Product(rows, width, hidden, xe, gate[i], g, productThreads);
+    Product(rows, width, hidden, xe, up[i], u, productThreads);
     SiluMul(g, u, static_cast<size_t>(rows) * w);
-    Product(rows, hidden, width, g, down[i], ys + at * h);
+    Product(rows, hidden, width, g, down[i], ys + at * h, productThreads);
   };
-  if (threads > 1 && experts > 1) {
+  if (perExpert) {
     // each expert on one thread: OpenBLAS (an f32 one-row product's gemv) held to one meanwhile
     SingleThreadedBlas oneBlasThread;
     RunPieces(threads, static_cast<int>(experts), expert);
   } else {
+    // the engine's OpenBLAS count for an f32 product, as its gemm calls set it
+    if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
     for (size_t i = 0; i < experts; ++i) expert(static_cast<int>(i));
   }
   float* o = out.f32();

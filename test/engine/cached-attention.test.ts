@@ -4,7 +4,8 @@
  * - every engine against softmax(scale·q·kᵀ)·v summed in f64 here, over grouped heads, a ragged
  *   batch (an empty sequence, one-token decoding steps, a prompt chunk after a cached past that
  *   spans several causal tiles), a sliding window, head-major and row-major cache buffers;
- * - the native kernel, which spreads its units over the persistent pool's threads, bit for bit
+ * - the native kernel, which spreads its units over the persistent pool's threads (or, with fewer
+ *   units than threads, shares each product's rows out), bit for bit
  *   against the per-sequence loop run one product at a time on the native engine's own gemm and
  *   kernels (what the forward pass did before the kernel), and the same on 1 and 2 threads;
  * - bad arguments: the same errors from every engine.
@@ -42,6 +43,7 @@ const CASES: Case[] = [
   { name: 'a chunk of several causal tiles after a past', heads: 4, kvHeads: 1, headDim: 8, past: [90, 0], lengths: [300, 2], window: null, layout: 'head-major' },
   { name: 'sliding window shorter than the past', heads: 4, kvHeads: 2, headDim: 8, past: [50, 10, 3], lengths: [1, 70, 2], window: 13, layout: 'head-major' },
   { name: 'row-major cache rows', heads: 6, kvHeads: 3, headDim: 4, past: [9, 0, 25], lengths: [1, 4, 6], window: null, layout: 'row-major' },
+  { name: 'one sequence of one kv head: fewer units than threads, products shared', heads: 8, kvHeads: 1, headDim: 64, past: [700], lengths: [1], window: null, layout: 'head-major' },
 ];
 
 function inputs(c: Case, seed: number) {
