@@ -38,7 +38,7 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'decoding step of 8 sequences, grouped heads', heads: 8, kvHeads: 2, headDim: 16, past: [5, 1, 40, 0, 17, 3, 64, 9], lengths: [1, 1, 1, 1, 1, 1, 1, 1], window: null, layout: 'head-major' },
+  { name: 'decoding step of 8 sequences, grouped heads (enough work for the pool)', heads: 8, kvHeads: 2, headDim: 16, past: [300, 1, 400, 0, 170, 30, 640, 90], lengths: [1, 1, 1, 1, 1, 1, 1, 1], window: null, layout: 'head-major' },
   { name: 'ragged: an empty sequence, one token, a chunk after a past', heads: 4, kvHeads: 4, headDim: 8, past: [7, 30, 0, 12], lengths: [3, 0, 1, 20], window: null, layout: 'head-major' },
   { name: 'a chunk of several causal tiles after a past', heads: 4, kvHeads: 1, headDim: 8, past: [90, 0], lengths: [300, 2], window: null, layout: 'head-major' },
   { name: 'sliding window shorter than the past', heads: 4, kvHeads: 2, headDim: 8, past: [50, 10, 3], lengths: [1, 70, 2], window: 13, layout: 'head-major' },
