@@ -4,7 +4,7 @@
  *   f64 here, with BF16 and f32 matrices (and a mix), an expert with no rows, several rows per
  *   expert, tokens routed to several experts, and `out` accumulated onto what it held;
  * - the native kernel, which runs the experts on the persistent pool (or, with fewer experts than
- *   threads, shares each product's rows out), bit for bit against the
+ *   threads or under 1 MiB of weights, shares each product's rows out), bit for bit against the
  *   per-expert loop of separate native calls (gatherRows, gemmBf16 / gemm, siluMul,
  *   scatterAddRows: what the MoE block ran before the kernel), on 1 and 2 threads;
  * - bad arguments: the same errors from every engine.
@@ -55,6 +55,7 @@ const CASES: Case[] = [
   { name: 'f32 matrices', hidden: 32, width: 72, tokens: 6, rows: [3, 6, 1, 2], form: 'f32' },
   { name: 'BF16 and f32 mixed, odd sizes', hidden: 37, width: 19, tokens: 5, rows: [4, 1, 5], form: 'mixed' },
   { name: 'fewer experts than threads: each product shared by rows', hidden: 256, width: 272, tokens: 3, rows: [3], form: 'bf16' },
+  { name: 'experts with over 1 MiB of weights: one expert per thread', hidden: 160, width: 192, tokens: 8, rows: [1, 2, 1, 3, 1, 2], form: 'bf16' },
 ];
 
 function inputs(c: Case, seed: number) {
