@@ -244,8 +244,8 @@ function toEngineError(err: unknown): EngineError {
 /**
  * The addon's forward kernels. They neither use OpenBLAS nor its threads, so unlike the
  * primitives below they skip setThreads (they run per attention head and per logits block, often
- * enough for the extra N-API call to show); causalAttention, which runs products, claims the
- * engine's thread count like the primitives do.
+ * enough for the extra N-API call to show); the kernels that run products (gemmBf16,
+ * causalAttention, cachedAttention, swiGluExperts) take the engine's thread count.
  */
 function nativeKernels(b: NativeBinding, live: () => void, threads: number): ForwardKernels {
   const guard = <T>(op: () => T): T => {

@@ -108,10 +108,11 @@ export interface LogitStatsOut {
 
 /**
  * The element-wise and row kernels of the forward pass (f32, row-major, single-threaded but for
- * causalAttention). The
- * ts engine runs them in TypeScript (src/engine/ts/kernels); the native engine in vectorised C++
- * (native/softmax.cc, pointwise.cc, rows.cc), whose exp is f32 (≈1 ulp) with f64 sums, so the two
- * agree to f32 rounding. All validate sizes and throw `EngineError`.
+ * gemmBf16, causalAttention, cachedAttention and swiGluExperts, which run products on the
+ * engine's threads). The ts engine runs them in TypeScript (src/engine/ts/kernels); the native
+ * engine in vectorised C++ (native/softmax.cc, pointwise.cc, rows.cc, attention.cc,
+ * moe_experts.cc), whose exp is f32 (≈1 ulp) with f64 sums, so the two agree to f32 rounding.
+ * All validate sizes and throw `EngineError`.
  */
 export interface ForwardKernels {
   /**
