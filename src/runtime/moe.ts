@@ -12,6 +12,7 @@ import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { scratch, softmaxInPlace, topK } from './numerics.js';
 import { prefetch } from './prefetch.js';
+import { SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
 import type { ExpertWeights, MoeWeights, SwiGluMatrices } from './weights.js';
 
 export interface Routing {
@@ -101,13 +102,11 @@ export async function moeBlock(
   return out;
 }
 
-/** Routed experts at most this many rows each run in one kernel call (ForwardKernels.swiGluExperts). */
-const ONE_CALL_MAX_ROWS = 8;
 
 /**
  * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
- * when every routed expert is held, is dense and has at most ONE_CALL_MAX_ROWS rows, their matrices
- * for the one-call path. Null when the provider hands experts out only by reading them.
+ * when every routed expert is held, is dense and has at most SWIGLU_EXPERTS_MAX_ROWS rows, their
+ * matrices for the one-call path. Null when the provider hands experts out only by reading them.
  */
 function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<number, ExpertWeights>; dense: { experts: number[]; matrices: SwiGluMatrices[] } | null } | null {
   if (!w.residentExpert) return null;
@@ -119,7 +118,7 @@ function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<nu
   for (let e = 0; e < E; e++) {
     const rows = first[e + 1] - first[e];
     if (rows === 0) continue;
-    if (rows > ONE_CALL_MAX_ROWS) dense = false;
+    if (rows > SWIGLU_EXPERTS_MAX_ROWS) dense = false;
     const expert = w.residentExpert(e);
     if (!expert) return { got, dense: null };
     got.set(e, expert);
