@@ -102,7 +102,6 @@ export async function moeBlock(
   return out;
 }
 
-
 /**
  * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
  * when every routed expert is held, is dense and has at most SWIGLU_EXPERTS_MAX_ROWS rows, their
