@@ -9,6 +9,8 @@
 // dispatch), so the result is bit for bit that loop's on one thread, and the same on any number of
 // threads. (On 2 threads the loop gave products of 16 M multiply-adds or more to OpenBLAS's
 // threads, whose sgemm rounds some elements an ulp differently from its one-thread sgemm.)
+// cachedAttention, the same for sequences that continue a KV cache (decoding), runs the same
+// units (AttentionBatch) with each sequence's keys read where the cache holds them.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -33,12 +35,20 @@ constexpr double kScoreBlock = 8.0 * 1024 * 1024;
 /** Fewest query rows per causal tile; the same as QUERY_TILE in attention.ts. */
 constexpr int kQueryTile = 64;
 
-/** How one sequence is cut: query heads per product and query rows per tile (as attention.ts does). */
+/**
+ * How one sequence is cut, query heads per product and query rows per tile (as attention.ts
+ * does), and where its keys and values are: `past` positions before its rows, then its own.
+ */
 struct SequencePlan {
   int start = 0;
   int len = 0;
+  int past = 0;
   int heads = 1;
   int tile = kQueryTile;
+  const float* keys = nullptr;
+  const float* values = nullptr;
+  /** positions per kv head of a head-major buffer; 0: row-major rows of numKvHeads·headDim */
+  int headStride = 0;
 };
 
 /** One piece of work: tile [i0, i0 + tr) of query heads [g0, g0 + hb) of kv head `kvHead` of sequence `seq`. */
@@ -52,6 +62,119 @@ struct Unit {
 void CopyRows(int rows, int cols, const float* src, size_t srcStride, float* dst, size_t dstStride) {
   for (int i = 0; i < rows; ++i) std::memcpy(dst + i * dstStride, src + i * srcStride, sizeof(float) * cols);
 }
+
+/** A batch's attention cut into units (both kernels below), with what their scratch needs. */
+struct AttentionBatch {
+  int numKvHeads = 0;
+  int groupSize = 0;
+  int headDim = 0;
+  size_t qWidth = 0;
+  size_t kvWidth = 0;
+  /** 0: no sliding window */
+  int window = 0;
+  float alpha = 1;
+  const float* q = nullptr;
+  float* context = nullptr;
+  std::vector<SequencePlan> plans;
+  std::vector<Unit> units;
+  size_t qhSize = 0;
+  size_t khSize = 0;
+  size_t scoreSize = 0;
+  /** multiply-adds of all units' products */
+  double macs = 0;
+
+  /** Cuts sequence plans[s] (start, len, past and keys set) into units. */
+  void Plan(size_t s) {
+    SequencePlan& p = plans[s];
+    if (p.len == 0) return;
+    const size_t total = static_cast<size_t>(p.past) + p.len;
+    const double block = static_cast<double>(p.len) * static_cast<double>(total);
+    p.heads = std::max(1, std::min(groupSize, static_cast<int>(std::floor(kScoreBlock / block))));
+    p.tile = std::max(kQueryTile, (p.len + 7) / 8);
+    const size_t tileRows = static_cast<size_t>(std::min(p.tile, p.len));
+    qhSize = std::max(qhSize, static_cast<size_t>(p.heads) * tileRows * headDim);
+    if (p.headStride == 0) khSize = std::max(khSize, total * headDim);
+    scoreSize = std::max(scoreSize, static_cast<size_t>(p.heads) * tileRows * total);
+    for (int kvHead = 0; kvHead < numKvHeads; ++kvHead) {
+      for (int g0 = 0; g0 < groupSize; g0 += p.heads) {
+        for (int i0 = 0; i0 < p.len; i0 += p.tile) {
+          units.push_back({static_cast<int>(s), kvHead, g0, i0});
+          const int tr = std::min(p.tile, p.len - i0);
+          macs += 2.0 * std::min(p.heads, groupSize - g0) * tr * (p.past + i0 + tr) * headDim;
+        }
+      }
+    }
+  }
+
+  /**
+   * Runs every unit, each on one of `parts` scratch sets: run(parts, part) calls part(0 …
+   * parts − 1), on threads or not, and each part takes units until none is left. The scratch is
+   * allocated before any thread starts (an allocation failure is an error here, not in a thread).
+   */
+  template <typename Run>
+  void Attend(Napi::Env env, const char* op, int parts, const Run& run) const {
+    struct Scratch {
+      std::unique_ptr<float[]> qh, kh, vh, scores, oh;
+    };
+    std::vector<Scratch> scratch(parts);
+    try {
+      for (Scratch& b : scratch) {
+        b.qh.reset(new float[qhSize]);
+        if (khSize) {
+          b.kh.reset(new float[khSize]);
+          b.vh.reset(new float[khSize]);
+        }
+        b.scores.reset(new float[scoreSize]);
+        b.oh.reset(new float[qhSize]);
+      }
+    } catch (const std::bad_alloc&) {
+      ThrowError(env, op, "out of memory for the attention scratch buffers (" + std::to_string((2 * qhSize + 2 * khSize + scoreSize) * 4 * parts) + " bytes)");
+    }
+    std::atomic<size_t> next{0};
+    run(parts, [&](int part) {
+      Scratch& b = scratch[part];
+      for (size_t u = next.fetch_add(1); u < units.size(); u = next.fetch_add(1)) AttendUnit(units[u], b.qh.get(), b.kh.get(), b.vh.get(), b.scores.get(), b.oh.get());
+    });
+  }
+
+  /** One unit: scores over the keys its tile can see, their causal softmax, scores·V into context. */
+  void AttendUnit(const Unit& unit, float* qh, float* kh, float* vh, float* scores, float* oh) const {
+    const SequencePlan& p = plans[unit.seq];
+    const int hb = std::min(p.heads, groupSize - unit.g0);
+    const int tr = std::min(p.tile, p.len - unit.i0);
+    const int keyEnd = p.past + unit.i0 + tr;
+    const int keyFirst = window == 0 ? 0 : std::max(0, p.past + unit.i0 - window + 1);
+    const int kc = keyEnd - keyFirst;
+    const int m = hb * tr;
+    const float* kBlock;
+    const float* vBlock;
+    if (p.headStride != 0) {
+      // head-major: this head's positions are contiguous rows of headDim
+      const size_t base = (static_cast<size_t>(unit.kvHead) * p.headStride + keyFirst) * headDim;
+      kBlock = p.keys + base;
+      vBlock = p.values + base;
+    } else {
+      // this kv head's keys and values for the tile, rows keyFirst..keyEnd, made contiguous
+      const size_t base = static_cast<size_t>(keyFirst) * kvWidth + static_cast<size_t>(unit.kvHead) * headDim;
+      CopyRows(kc, headDim, p.keys + base, kvWidth, kh, headDim);
+      CopyRows(kc, headDim, p.values + base, kvWidth, vh, headDim);
+      kBlock = kh;
+      vBlock = vh;
+    }
+    const size_t queryRow = static_cast<size_t>(p.start) + unit.i0;
+    for (int g = 0; g < hb; ++g) {
+      const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
+      CopyRows(tr, headDim, q + queryRow * qWidth + col, qWidth, qh + static_cast<size_t>(g) * tr * headDim, headDim);
+    }
+    GemmF32(m, kc, headDim, alpha, qh, false, kBlock, true, 0.0f, scores);
+    CausalSoftmaxBlocks(hb, tr, kc, p.past + unit.i0 - keyFirst, window, scores);
+    GemmF32(m, headDim, kc, 1.0f, scores, false, vBlock, false, 0.0f, oh);
+    for (int g = 0; g < hb; ++g) {
+      const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
+      CopyRows(tr, headDim, oh + static_cast<size_t>(g) * tr * headDim, headDim, context + queryRow * qWidth + col, qWidth);
+    }
+  }
+};
 
 }  // namespace
 
@@ -99,83 +222,28 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
   RequireNoOverlap(env, op, context, v);
   if (rows == 0) return env.Undefined();
 
-  const int groupSize = numHeads / numKvHeads;
-  std::vector<SequencePlan> plans(sequences);
-  std::vector<Unit> units;
-  size_t qhSize = 0;
-  size_t khSize = 0;
-  size_t scoreSize = 0;
+  AttentionBatch batch;
+  batch.numKvHeads = numKvHeads;
+  batch.groupSize = numHeads / numKvHeads;
+  batch.headDim = headDim;
+  batch.qWidth = qWidth;
+  batch.kvWidth = kvWidth;
+  batch.window = window;
+  batch.alpha = static_cast<float>(scale);
+  batch.q = q.f32();
+  batch.context = context.f32();
+  batch.plans.resize(sequences);
   for (size_t s = 0; s < sequences; ++s) {
-    SequencePlan& p = plans[s];
+    SequencePlan& p = batch.plans[s];
     p.start = offsets.data[s];
     p.len = offsets.data[s + 1] - offsets.data[s];
-    if (p.len == 0) continue;
-    const double square = static_cast<double>(p.len) * p.len;
-    p.heads = std::max(1, std::min(groupSize, static_cast<int>(std::floor(kScoreBlock / square))));
-    p.tile = std::max(kQueryTile, (p.len + 7) / 8);
-    qhSize = std::max(qhSize, static_cast<size_t>(p.heads) * std::min(p.tile, p.len) * headDim);
-    khSize = std::max(khSize, static_cast<size_t>(p.len) * headDim);
-    scoreSize = std::max(scoreSize, static_cast<size_t>(p.heads) * std::min(p.tile, p.len) * p.len);
-    for (int kvHead = 0; kvHead < numKvHeads; ++kvHead) {
-      for (int g0 = 0; g0 < groupSize; g0 += p.heads) {
-        for (int i0 = 0; i0 < p.len; i0 += p.tile) units.push_back({static_cast<int>(s), kvHead, g0, i0});
-      }
-    }
+    // its keys and values are its own rows of k and v
+    p.keys = k.f32() + static_cast<size_t>(p.start) * kvWidth;
+    p.values = v.f32() + static_cast<size_t>(p.start) * kvWidth;
+    batch.Plan(s);
   }
-  const int parts = static_cast<int>(std::min<size_t>(threads, units.size()));
-  // every buffer a part needs, allocated before any thread starts (an allocation failure is an
-  // error here, not in a thread)
-  struct Scratch {
-    std::unique_ptr<float[]> qh, kh, vh, scores, oh;
-  };
-  std::vector<Scratch> scratch(parts);
-  try {
-    for (Scratch& b : scratch) {
-      b.qh.reset(new float[qhSize]);
-      b.kh.reset(new float[khSize]);
-      b.vh.reset(new float[khSize]);
-      b.scores.reset(new float[scoreSize]);
-      b.oh.reset(new float[qhSize]);
-    }
-  } catch (const std::bad_alloc&) {
-    ThrowError(env, op, "out of memory for the attention scratch buffers (" + std::to_string((2 * qhSize + 2 * khSize + scoreSize) * 4 * parts) + " bytes)");
-  }
-
-  const float* qd = q.f32();
-  const float* kd = k.f32();
-  const float* vd = v.f32();
-  float* out = context.f32();
-  const float alpha = static_cast<float>(scale);
-  std::atomic<size_t> next{0};
-  RunParts(parts, [&](int part) {
-    Scratch& b = scratch[part];
-    for (size_t u = next.fetch_add(1); u < units.size(); u = next.fetch_add(1)) {
-      const Unit& unit = units[u];
-      const SequencePlan& p = plans[unit.seq];
-      const int hb = std::min(p.heads, groupSize - unit.g0);
-      const int tr = std::min(p.tile, p.len - unit.i0);
-      const int keyEnd = unit.i0 + tr;
-      const int keyFirst = window == 0 ? 0 : std::max(0, unit.i0 - window + 1);
-      const int kc = keyEnd - keyFirst;
-      const int m = hb * tr;
-      // this kv head's keys and values for the tile, rows keyFirst..keyEnd, contiguous
-      const size_t keyRow = static_cast<size_t>(p.start) + keyFirst;
-      CopyRows(kc, headDim, kd + keyRow * kvWidth + static_cast<size_t>(unit.kvHead) * headDim, kvWidth, b.kh.get(), headDim);
-      CopyRows(kc, headDim, vd + keyRow * kvWidth + static_cast<size_t>(unit.kvHead) * headDim, kvWidth, b.vh.get(), headDim);
-      const size_t queryRow = static_cast<size_t>(p.start) + unit.i0;
-      for (int g = 0; g < hb; ++g) {
-        const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
-        CopyRows(tr, headDim, qd + queryRow * qWidth + col, qWidth, b.qh.get() + static_cast<size_t>(g) * tr * headDim, headDim);
-      }
-      GemmF32(m, kc, headDim, alpha, b.qh.get(), false, b.kh.get(), true, 0.0f, b.scores.get());
-      CausalSoftmaxBlocks(hb, tr, kc, unit.i0 - keyFirst, window, b.scores.get());
-      GemmF32(m, headDim, kc, 1.0f, b.scores.get(), false, b.vh.get(), false, 0.0f, b.oh.get());
-      for (int g = 0; g < hb; ++g) {
-        const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
-        CopyRows(tr, headDim, b.oh.get() + static_cast<size_t>(g) * tr * headDim, headDim, out + queryRow * qWidth + col, qWidth);
-      }
-    }
-  });
+  const int parts = static_cast<int>(std::min<size_t>(threads, batch.units.size()));
+  batch.Attend(env, op, parts, [](int n, const auto& part) { RunParts(n, part); });
   return env.Undefined();
 }
 
@@ -187,19 +255,6 @@ namespace {
  * on one thread and 8.9 µs shared over two; eight sequences' (~400 K) gain.
  */
 constexpr double kUnitsOnThreadsMin = 256.0 * 1024;
-
-/** One piece of work of cachedAttention: like Unit, with the sequence's past. */
-struct CachedPlan {
-  int start = 0;
-  int len = 0;
-  int past = 0;
-  int heads = 1;
-  int tile = kQueryTile;
-  const float* keys = nullptr;
-  const float* values = nullptr;
-  /** positions per kv head of a head-major buffer; 0: row-major rows of numKvHeads·headDim */
-  int headStride = 0;
-};
 
 /** The Float32Array at `index` of the JavaScript array argument `arg`. */
 ArrayArg Float32Element(Napi::Env env, const char* op, const Napi::Array& array, uint32_t index, const char* name) {
@@ -270,14 +325,19 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
   RequireShape(env, op, context, rows, qWidth, "offsets, numHeads and headDim: context is rows × numHeads·headDim");
   RequireNoOverlap(env, op, context, q);
 
-  const int groupSize = numHeads / numKvHeads;
-  std::vector<CachedPlan> plans(sequences);
-  std::vector<Unit> units;
-  size_t qhSize = 0;
-  size_t khSize = 0;
-  size_t scoreSize = 0;
+  AttentionBatch batch;
+  batch.numKvHeads = numKvHeads;
+  batch.groupSize = numHeads / numKvHeads;
+  batch.headDim = headDim;
+  batch.qWidth = qWidth;
+  batch.kvWidth = kvWidth;
+  batch.window = window;
+  batch.alpha = static_cast<float>(scale);
+  batch.q = q.f32();
+  batch.context = context.f32();
+  batch.plans.resize(sequences);
   for (size_t s = 0; s < sequences; ++s) {
-    CachedPlan& p = plans[s];
+    SequencePlan& p = batch.plans[s];
     if (offsets.data[s + 1] < offsets.data[s]) ThrowError(env, op, "offsets must not decrease (sequence " + std::to_string(s) + ")");
     p.start = offsets.data[s];
     p.len = offsets.data[s + 1] - offsets.data[s];
@@ -298,101 +358,25 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
     RequireNoOverlap(env, op, context, v);
     p.keys = k.f32();
     p.values = v.f32();
-    const double block = static_cast<double>(p.len) * static_cast<double>(total);
-    p.heads = std::max(1, std::min(groupSize, static_cast<int>(std::floor(kScoreBlock / block))));
-    p.tile = std::max(kQueryTile, (p.len + 7) / 8);
-    const size_t tileRows = static_cast<size_t>(std::min(p.tile, p.len));
-    qhSize = std::max(qhSize, static_cast<size_t>(p.heads) * tileRows * headDim);
-    if (p.headStride == 0) khSize = std::max(khSize, total * headDim);
-    scoreSize = std::max(scoreSize, static_cast<size_t>(p.heads) * tileRows * total);
-    for (int kvHead = 0; kvHead < numKvHeads; ++kvHead) {
-      for (int g0 = 0; g0 < groupSize; g0 += p.heads) {
-        for (int i0 = 0; i0 < p.len; i0 += p.tile) units.push_back({static_cast<int>(s), kvHead, g0, i0});
-      }
-    }
+    batch.Plan(s);
   }
-  if (units.empty()) return env.Undefined();
+  if (batch.units.empty()) return env.Undefined();
   // the engine's OpenBLAS thread count, as its gemm calls set it (a large product of one unit uses it)
   if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
   // units to threads when there are at least as many units as threads and enough work to pay for
   // handing them out; otherwise (one sequence on a machine with many cores, a short context) one
   // after the other, each product on the engine's threads as the loop's calls ran them
-  double macs = 0;
-  for (const Unit& unit : units) {
-    const CachedPlan& p = plans[unit.seq];
-    const int tr = std::min(p.tile, p.len - unit.i0);
-    macs += 2.0 * std::min(p.heads, groupSize - unit.g0) * tr * (p.past + unit.i0 + tr) * headDim;
-  }
-  const int parts = units.size() >= static_cast<size_t>(threads) && macs >= kUnitsOnThreadsMin ? threads : 1;
-  struct Scratch {
-    std::unique_ptr<float[]> qh, kh, vh, scores, oh;
-  };
-  std::vector<Scratch> scratch(parts);
-  try {
-    for (Scratch& b : scratch) {
-      b.qh.reset(new float[qhSize]);
-      if (khSize) {
-        b.kh.reset(new float[khSize]);
-        b.vh.reset(new float[khSize]);
-      }
-      b.scores.reset(new float[scoreSize]);
-      b.oh.reset(new float[qhSize]);
+  const int parts = batch.units.size() >= static_cast<size_t>(threads) && batch.macs >= kUnitsOnThreadsMin ? threads : 1;
+  batch.Attend(env, op, parts, [](int n, const auto& part) {
+    if (n == 1) {
+      // OpenBLAS and the small-rows products keep the engine's threads, as the loop's calls did
+      part(0);
+      return;
     }
-  } catch (const std::bad_alloc&) {
-    ThrowError(env, op, "out of memory for the attention scratch buffers (" + std::to_string((2 * qhSize + 2 * khSize + scoreSize) * 4 * parts) + " bytes)");
-  }
-
-  const float* qd = q.f32();
-  float* out = context.f32();
-  const float alpha = static_cast<float>(scale);
-  std::atomic<size_t> next{0};
-  auto part = [&](int index) {
-    Scratch& b = scratch[index];
-    for (size_t u = next.fetch_add(1); u < units.size(); u = next.fetch_add(1)) {
-      const Unit& unit = units[u];
-      const CachedPlan& p = plans[unit.seq];
-      const int hb = std::min(p.heads, groupSize - unit.g0);
-      const int tr = std::min(p.tile, p.len - unit.i0);
-      const int keyEnd = p.past + unit.i0 + tr;
-      const int keyFirst = window == 0 ? 0 : std::max(0, p.past + unit.i0 - window + 1);
-      const int kc = keyEnd - keyFirst;
-      const int m = hb * tr;
-      const float* kBlock;
-      const float* vBlock;
-      if (p.headStride != 0) {
-        // head-major: this head's positions are contiguous rows of headDim
-        const size_t base = (static_cast<size_t>(unit.kvHead) * p.headStride + keyFirst) * headDim;
-        kBlock = p.keys + base;
-        vBlock = p.values + base;
-      } else {
-        const size_t base = static_cast<size_t>(keyFirst) * kvWidth + static_cast<size_t>(unit.kvHead) * headDim;
-        CopyRows(kc, headDim, p.keys + base, kvWidth, b.kh.get(), headDim);
-        CopyRows(kc, headDim, p.values + base, kvWidth, b.vh.get(), headDim);
-        kBlock = b.kh.get();
-        vBlock = b.vh.get();
-      }
-      const size_t queryRow = static_cast<size_t>(p.start) + unit.i0;
-      for (int g = 0; g < hb; ++g) {
-        const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
-        CopyRows(tr, headDim, qd + queryRow * qWidth + col, qWidth, b.qh.get() + static_cast<size_t>(g) * tr * headDim, headDim);
-      }
-      GemmF32(m, kc, headDim, alpha, b.qh.get(), false, kBlock, true, 0.0f, b.scores.get());
-      CausalSoftmaxBlocks(hb, tr, kc, p.past + unit.i0 - keyFirst, window, b.scores.get());
-      GemmF32(m, headDim, kc, 1.0f, b.scores.get(), false, vBlock, false, 0.0f, b.oh.get());
-      for (int g = 0; g < hb; ++g) {
-        const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
-        CopyRows(tr, headDim, b.oh.get() + static_cast<size_t>(g) * tr * headDim, headDim, out + queryRow * qWidth + col, qWidth);
-      }
-    }
-  };
-  if (parts == 1) {
-    // OpenBLAS and the small-rows products keep the engine's threads, as the loop's calls did
-    part(0);
-  } else {
     // each unit on one thread: OpenBLAS held to one meanwhile (its thread count is process-wide)
     SingleThreadedBlas oneBlasThread;
-    RunPieces(parts, parts, part);
-  }
+    RunPieces(n, n, part);
+  });
   return env.Undefined();
 }
 
