@@ -30,9 +30,9 @@ namespace rfid {
 
 namespace {
 
-/** Largest score block (values) computed at once; the same as SCORE_BLOCK in attention.ts. */
+/** Largest score block (values) computed at once; the same as SCORE_BLOCK in src/engine/ts/kernels/cached-attention.ts. */
 constexpr double kScoreBlock = 8.0 * 1024 * 1024;
-/** Fewest query rows per causal tile; the same as QUERY_TILE in attention.ts. */
+/** Fewest query rows per causal tile; the same as QUERY_TILE there. */
 constexpr int kQueryTile = 64;
 
 /**

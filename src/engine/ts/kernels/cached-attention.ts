@@ -10,7 +10,20 @@ import { checkDims, checkFloat32, checkWindow } from './check.js';
 import { causalSoftmax } from './causal-softmax.js';
 import { copyBlock } from './rows.js';
 import { gemmBlock } from '../gemm-kernel.js';
-import { QUERY_TILE, SCORE_BLOCK, type AttentionProducts } from './causal-attention.js';
+
+/** Largest score block (values) computed at once: 8 M floats = 32 MiB. */
+export const SCORE_BLOCK = 8 * 1024 * 1024;
+
+/** Fewest query rows per causal tile: smaller tiles skip more masked work but make thinner GEMMs. */
+export const QUERY_TILE = 64;
+
+/** The products and kernels the loop runs on (an engine's, or the ts ones). */
+export interface AttentionProducts {
+  /** C (m×n) = alpha·A·op(B) (B n×k when transB, else k×n), C overwritten */
+  gemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, transB: boolean, alpha: number): void;
+  causalSoftmax(blocks: number, rows: number, cols: number, past: number, window: number | null, scores: Float32Array): void;
+  copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
+}
 
 /** Each sequence's cache: what cachedAttention reads besides q. */
 export interface CachedKeys {
@@ -76,7 +89,10 @@ export function checkCachedAttention(
   }
 }
 
-/** The per-sequence loop on the given products (arguments already checked). */
+/**
+ * The per-sequence loop on the given products (arguments already checked); causalAttention's too
+ * (sequences with no past, reading their own rows).
+ */
 export function cachedAttentionUnits(
   products: AttentionProducts,
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, cache: CachedKeys,
@@ -85,28 +101,41 @@ export function cachedAttentionUnits(
   const qWidth = numHeads * headDim;
   const kvWidth = numKvHeads * headDim;
   const groupSize = numHeads / numKvHeads;
+  // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
+  // at a time as keep the score block under SCORE_BLOCK values; query rows go in tiles: tile rows
+  // i0..i0+tr see keys only up to past + i0 + tr (and, with a window, from past + i0 − window + 1),
+  // so the products skip the masked upper triangle (62% of the full work for 4 tiles)
+  const headsFor = (len: number, total: number) => Math.max(1, Math.min(groupSize, Math.floor(SCORE_BLOCK / (len * total))));
+  const tileFor = (len: number) => Math.max(QUERY_TILE, Math.ceil(len / 8));
+  // buffers for the largest unit of the batch, allocated once
+  let qhSize = 0;
+  let khSize = 0;
+  let scoreSize = 0;
+  for (let s = 0; s + 1 < offsets.length; s++) {
+    const len = offsets[s + 1] - offsets[s];
+    if (len === 0) continue;
+    const total = cache.past[s] + len;
+    const block = headsFor(len, total) * Math.min(tileFor(len), len);
+    qhSize = Math.max(qhSize, block * headDim);
+    if (!cache.headStride[s]) khSize = Math.max(khSize, total * headDim);
+    scoreSize = Math.max(scoreSize, block * total);
+  }
+  const qh = new Float32Array(qhSize);
+  const oh = new Float32Array(qhSize);
+  const scores = new Float32Array(scoreSize);
+  const kh = new Float32Array(khSize);
+  const vh = new Float32Array(khSize);
   for (let s = 0; s + 1 < offsets.length; s++) {
     const start = offsets[s];
     const len = offsets[s + 1] - start;
     if (len === 0) continue;
     const past = cache.past[s];
     const stride = cache.headStride[s];
-    const total = past + len;
-    // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
-    // at a time as keep the score block under SCORE_BLOCK values
-    const heads = Math.max(1, Math.min(groupSize, Math.floor(SCORE_BLOCK / (len * total))));
-    const tile = Math.max(QUERY_TILE, Math.ceil(len / 8));
-    const tileRows = Math.min(tile, len);
-    const qh = new Float32Array(heads * tileRows * headDim);
-    const oh = new Float32Array(heads * tileRows * headDim);
-    const scores = new Float32Array(heads * tileRows * total);
-    const kh = stride ? null : new Float32Array(total * headDim);
-    const vh = stride ? null : new Float32Array(total * headDim);
+    const heads = headsFor(len, past + len);
+    const tile = tileFor(len);
     for (let kvHead = 0; kvHead < numKvHeads; kvHead++) {
       for (let g0 = 0; g0 < groupSize; g0 += heads) {
         const hb = Math.min(heads, groupSize - g0);
-        // query rows in tiles: tile rows i0..i0+tr see keys only up to past + i0 + tr (and, with
-        // a window, from past + i0 − window + 1), so the products skip the masked upper triangle
         for (let i0 = 0; i0 < len; i0 += tile) {
           const tr = Math.min(tile, len - i0);
           const keyEnd = past + i0 + tr;
@@ -121,10 +150,10 @@ export function cachedAttentionUnits(
             kBlock = cache.keys[s].subarray(base, base + kc * headDim);
             vBlock = cache.values[s].subarray(base, base + kc * headDim);
           } else {
-            products.copyBlock(kc, headDim, cache.keys[s], keyFirst * kvWidth + kvHead * headDim, kvWidth, kh!, 0, headDim);
-            products.copyBlock(kc, headDim, cache.values[s], keyFirst * kvWidth + kvHead * headDim, kvWidth, vh!, 0, headDim);
-            kBlock = kh!.subarray(0, kc * headDim);
-            vBlock = vh!.subarray(0, kc * headDim);
+            products.copyBlock(kc, headDim, cache.keys[s], keyFirst * kvWidth + kvHead * headDim, kvWidth, kh, 0, headDim);
+            products.copyBlock(kc, headDim, cache.values[s], keyFirst * kvWidth + kvHead * headDim, kvWidth, vh, 0, headDim);
+            kBlock = kh.subarray(0, kc * headDim);
+            vBlock = vh.subarray(0, kc * headDim);
           }
           for (let g = 0; g < hb; g++) {
             const col = (kvHead * groupSize + g0 + g) * headDim;
@@ -145,7 +174,8 @@ export function cachedAttentionUnits(
   }
 }
 
-const tsProducts: AttentionProducts = {
+/** The TypeScript products the ts kernels run the loop on. */
+export const tsProducts: AttentionProducts = {
   gemm: (m, n, kk, a, b, c, transB, alpha) => gemmBlock(m, n, kk, a, false, b, transB, c, alpha, 0, 0, m, 0, n),
   causalSoftmax,
   copyBlock,
