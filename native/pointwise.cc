@@ -31,7 +31,6 @@ RFID_VECTORIZED(void, ScaleByWeight, (const float* x, const float* w, float inv,
   for (int j = 0; j < n; ++j) out[j] = w[j] * (x[j] * inv);
 }
 
-
 /** The arguments (length, a, b) of an element-wise kernel: two separate f32 arrays of ≥ length values. */
 struct ElementwisePair {
   size_t length;

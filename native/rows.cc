@@ -23,7 +23,6 @@ RFID_VECTORIZED(void, AxpyRow, (float* dst, const float* src, float weight, int 
 
 namespace {
 
-
 /** Every index must name a row of a matrix with `rows` rows. */
 void RequireIndices(Napi::Env env, const char* op, const IndexArg& index, int count, size_t rows, const char* what) {
   for (int i = 0; i < count; ++i) {

@@ -6,7 +6,7 @@
  * kernel is tested against, bit for bit.
  */
 import { EngineError } from '../../types.js';
-import { checkDims, checkFloat32, checkWindow } from './check.js';
+import { checkDims, checkFloat32, checkWindow, sharesMemory } from './check.js';
 import { causalSoftmax } from './causal-softmax.js';
 import { copyBlock } from './rows.js';
 import { gemmBlock } from '../gemm-kernel.js';
@@ -34,10 +34,6 @@ export interface CachedKeys {
   values: Float32Array[];
   /** per sequence: positions per kv head of a head-major buffer, or 0 for row-major rows of numKvHeads·headDim */
   headStride: Int32Array;
-}
-
-function overlaps(a: Float32Array, b: Float32Array): boolean {
-  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
 
 /** Checks the arguments as the native kernel does. */
@@ -68,7 +64,7 @@ export function checkCachedAttention(
   for (const [name, array] of [['q', q], ['context', context]] as const) {
     if (array.length !== rows * qWidth) throw new EngineError(`${op}: ${name} has ${array.length} elements but is ${rows}×${qWidth} (check offsets, heads and headDim)`);
   }
-  if (overlaps(q, context)) throw new EngineError(`${op}: context shares memory with q`);
+  if (sharesMemory(q, context)) throw new EngineError(`${op}: context shares memory with q`);
   for (let s = 0; s < sequences; s++) {
     if (offsets[s + 1] < offsets[s]) throw new EngineError(`${op}: offsets must not decrease (sequence ${s})`);
     const past = cache.past[s];
@@ -84,7 +80,7 @@ export function checkCachedAttention(
       if (array.length < needed) {
         throw new EngineError(`${op}: ${name} has ${array.length} elements but at least ${needed} are needed (check past, headStride and the new rows: ${name}[s] holds every position of sequence s)`);
       }
-      if (overlaps(array, context)) throw new EngineError(`${op}: context shares memory with ${name}`);
+      if (sharesMemory(array, context)) throw new EngineError(`${op}: context shares memory with ${name}`);
     }
   }
 }

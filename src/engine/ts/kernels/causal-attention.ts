@@ -6,7 +6,7 @@
  * against, bit for bit.
  */
 import { EngineError } from '../../types.js';
-import { checkDims, checkFloat32, checkWindow } from './check.js';
+import { checkDims, checkFloat32, checkWindow, sharesMemory } from './check.js';
 import { cachedAttentionUnits, tsProducts, type AttentionProducts } from './cached-attention.js';
 
 /** Checks the arguments as the native kernel does. */
@@ -39,7 +39,7 @@ export function checkCausalAttention(
     }
   }
   for (const [name, array] of [['q', q], ['k', k], ['v', v]] as const) {
-    if (array.buffer === context.buffer && array.byteOffset < context.byteOffset + context.byteLength && context.byteOffset < array.byteOffset + array.byteLength) {
+    if (sharesMemory(array, context)) {
       throw new EngineError(`${op}: context shares memory with ${name}`);
     }
   }

@@ -8,6 +8,11 @@ export function checkFloat32(op: string, name: string, array: unknown): asserts 
   if (!(array instanceof Float32Array)) throw new EngineError(`${op}: ${name} must be a Float32Array`);
 }
 
+/** Whether two typed arrays share memory (the kernels refuse an output that overlaps an input). */
+export function sharesMemory(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
 /** The array must hold at least `needed` elements. */
 export function checkAtLeast(op: string, name: string, array: ArrayLike<number>, needed: number, hint: string): void {
   if (array.length < needed) {

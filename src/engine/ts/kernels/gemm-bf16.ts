@@ -5,7 +5,7 @@
  * so b is read once per call; sums run in f64 and round to f32 once, as the TypeScript gemm does.
  */
 import { EngineError } from '../../types.js';
-import { checkDims, checkFloat32 } from './check.js';
+import { checkDims, checkFloat32, sharesMemory } from './check.js';
 
 /** The checks the native addon makes too. */
 function checkGemmBf16(op: string, m: number, n: number, k: number, a: unknown, b: unknown, c: unknown, beta: number): void {
@@ -20,10 +20,10 @@ function checkGemmBf16(op: string, m: number, n: number, k: number, a: unknown, 
   shape('a', a, m, k, 'm and k: a is m×k');
   shape('b', b, n, k, 'n and k: b is n×k');
   shape('c', c, m, n, 'm and n: c is m×n');
-  if (c.buffer === a.buffer && c.byteOffset < a.byteOffset + a.byteLength && a.byteOffset < c.byteOffset + c.byteLength) {
+  if (sharesMemory(c, a)) {
     throw new EngineError(`${op}: c shares memory with a; pass a separate output array`);
   }
-  if (c.buffer === b.buffer && c.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < c.byteOffset + c.byteLength) {
+  if (sharesMemory(c, b)) {
     throw new EngineError(`${op}: c shares memory with b; pass a separate output array`);
   }
 }

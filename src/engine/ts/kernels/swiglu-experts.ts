@@ -4,7 +4,7 @@
  * product, weighted scatter-add), in the loop's order.
  */
 import { EngineError } from '../../types.js';
-import { checkDims, checkFloat32 } from './check.js';
+import { checkDims, checkFloat32, sharesMemory } from './check.js';
 import { gemmBf16 } from './gemm-bf16.js';
 import { gemmBlock } from '../gemm-kernel.js';
 import { gatherRows, scatterAddRows } from './rows.js';
@@ -16,9 +16,6 @@ export const SWIGLU_EXPERTS_MAX_ROWS = 8;
 /** A weight matrix in either form: BF16 as stored (Uint16Array) or f32. */
 export type ExpertMatrix = Uint16Array | Float32Array;
 
-function overlaps(a: ArrayBufferView, b: ArrayBufferView): boolean {
-  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
-}
 
 /** Checks the arguments as the native kernel does. */
 export function checkSwiGluExperts(
@@ -43,9 +40,9 @@ export function checkSwiGluExperts(
   if (x.length % hidden !== 0) throw new EngineError(`${op}: x has ${x.length} values, not a multiple of hidden = ${hidden}`);
   const tokens = x.length / hidden;
   if (out.length !== tokens * hidden) throw new EngineError(`${op}: out has ${out.length} elements but a ${tokens}×${hidden} matrix needs ${tokens * hidden} (check hidden and x: out is tokens × hidden, as x is)`);
-  if (overlaps(out, x)) throw new EngineError(`${op}: out shares memory with x`);
-  if (overlaps(work, x)) throw new EngineError(`${op}: work shares memory with x`);
-  if (overlaps(work, out)) throw new EngineError(`${op}: work shares memory with out`);
+  if (sharesMemory(out, x)) throw new EngineError(`${op}: out shares memory with x`);
+  if (sharesMemory(work, x)) throw new EngineError(`${op}: work shares memory with x`);
+  if (sharesMemory(work, out)) throw new EngineError(`${op}: work shares memory with out`);
   if (first[0] < 0) throw new EngineError(`${op}: first[0] must not be negative`);
   for (let i = 0; i < experts; i++) {
     const rows = first[i + 1] - first[i];
