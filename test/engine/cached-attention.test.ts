@@ -11,19 +11,15 @@
  * - bad arguments: the same errors from every engine.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, listAvailableEngines } from '../../src/engine/index.js';
+import { listAvailableEngines } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { EngineError } from '../../src/engine/types.js';
 import { cachedAttentionUnits } from '../../src/engine/ts/kernels/cached-attention.js';
-import { mulberry32 } from '../helpers/rng.js';
+import { uniform } from '../helpers/rng.js';
+import { onNativeEngines } from '../helpers/native-threads.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
-
-function uniform(n: number, seed: number, scale = 1): Float32Array {
-  const r = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => scale * (2 * r() - 1));
-}
 
 interface Case {
   name: string;
@@ -171,16 +167,7 @@ const native = engines.find((e) => e.name === 'native');
 describe.skipIf(!native)('native kernel against the per-sequence loop on the same engine', () => {
   it.each(CASES.map((c) => [c.name, c] as const))('%s: bit for bit, on 1 and 2 threads', async (_n, c) => {
     const x = inputs(c, 5);
-    const results: Float32Array[] = [];
-    for (const threads of [1, 2]) {
-      const { engine } = await createEngine('native', { threads });
-      try {
-        results.push(run(engine, c, x));
-        if (threads === 1) results.push(loop(engine, c, x));
-      } finally {
-        engine.dispose();
-      }
-    }
+    const results = (await onNativeEngines([1, 2], (engine, threads) => (threads === 1 ? [run(engine, c, x), loop(engine, c, x)] : [run(engine, c, x)]))).flat();
     const [kernel1, loop1, kernel2] = results.map((r) => Buffer.from(r.buffer));
     expect(kernel1.equals(loop1)).toBe(true);
     expect(kernel2.equals(kernel1)).toBe(true);

@@ -10,20 +10,16 @@
  * - bad arguments: the same errors from every engine.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createEngine, listAvailableEngines } from '../../src/engine/index.js';
+import { listAvailableEngines } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { EngineError } from '../../src/engine/types.js';
-import { mulberry32 } from '../helpers/rng.js';
+import { mulberry32, uniform } from '../helpers/rng.js';
+import { onNativeEngines } from '../helpers/native-threads.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
 
 type Matrix = Uint16Array | Float32Array;
-
-function uniform(n: number, seed: number, scale = 1): Float32Array {
-  const r = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => scale * (2 * r() - 1));
-}
 
 /** The BF16 patterns of f32 values (truncated: any BF16 value will do as a weight). */
 function toBf16(x: Float32Array): Uint16Array {
@@ -188,16 +184,7 @@ const native = engines.find((e) => e.name === 'native');
 describe.skipIf(!native)('native kernel against the per-expert loop on the same engine', () => {
   it.each(CASES.map((c) => [c.name, c] as const))('%s: bit for bit, on 1 and 2 threads', async (_n, c) => {
     const x = inputs(c, 5);
-    const results: Float32Array[] = [];
-    for (const threads of [1, 2]) {
-      const { engine } = await createEngine('native', { threads });
-      try {
-        results.push(run(engine, c, x));
-        results.push(loop(engine, c, x));
-      } finally {
-        engine.dispose();
-      }
-    }
+    const results = (await onNativeEngines([1, 2], (engine) => [run(engine, c, x), loop(engine, c, x)])).flat();
     const [kernel1, loop1, kernel2, loop2] = results.map((r) => Buffer.from(r.buffer));
     expect(kernel1.equals(loop1)).toBe(true);
     expect(kernel2.equals(kernel1)).toBe(true);

@@ -15,6 +15,12 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** n values uniform in [−scale, scale), seeded. */
+export function uniform(n: number, seed: number, scale = 1): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => scale * (2 * r() - 1));
+}
+
 /** 32-bit FNV-1a hash of a string: derives independent per-tensor seeds from names. */
 export function hashString(text: string): number {
   let h = 0x811c9dc5;

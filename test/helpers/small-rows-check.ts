@@ -5,15 +5,11 @@
  * k terms (any order), plus the rounding of alpha·x + beta·c.
  */
 import type { Engine } from '../../src/engine/types.js';
-import { mulberry32 } from './rng.js';
+import { mulberry32, uniform } from './rng.js';
+
+export { uniform };
 
 const U = 2 ** -24;
-
-/** n values uniform in [−1, 1), seeded. */
-export function uniform(n: number, seed: number): Float32Array {
-  const r = mulberry32(seed);
-  return Float32Array.from({ length: n }, () => 2 * r() - 1);
-}
 
 /**
  * (m, n, k): the native kernels' blocks and tails. m 1-2 run the grouped kernel (rows in pairs, B
