@@ -13,7 +13,8 @@ import type { ModelConfig } from '../checkpoint/types.js';
 import { scratch, softmaxInPlace, topK } from './numerics.js';
 import { prefetch } from './prefetch.js';
 import { SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
-import type { ExpertWeights, MoeWeights, SwiGluMatrices } from './weights.js';
+import type { ExpertWeights, MoeWeights } from './weights.js';
+import type { Weights } from './weight-matrix.js';
 
 export interface Routing {
   tokens: number;
@@ -75,12 +76,11 @@ export async function moeBlock(
   const out = new Float32Array(tokens * h);
   // a decoding step over resident dense experts: all of them in one kernel call
   const held = observer?.onExpertInput ? null : heldExperts(w, first, E);
-  if (held?.dense) {
-    const { experts, matrices } = held.dense;
-    const width = matrices[0].gate.length / h;
-    const groups = Int32Array.from({ length: experts.length + 1 }, (_, i) => first[i < experts.length ? experts[i] : E]);
+  if (held?.oneCall) {
+    const { groups, gates, ups, downs } = held.oneCall;
+    const width = gates[0].length / h;
     const work = scratch('moe-experts-work', (first[E] - first[0]) * (2 * h + 2 * width));
-    kernels.swiGluExperts(h, width, x, groups, order, orderWeights, matrices.map((m) => m.gate), matrices.map((m) => m.up), matrices.map((m) => m.down), work, out);
+    kernels.swiGluExperts(h, width, x, groups, order, orderWeights, gates, ups, downs, work, out);
   } else {
     await expertByExpert(engine, layer, w, x, h, first, order, orderWeights, out, held?.got, observer);
   }
@@ -102,35 +102,46 @@ export async function moeBlock(
   return out;
 }
 
+/** The routed experts' matrices for ForwardKernels.swiGluExperts, and their rows' ranges in `order`. */
+interface OneCall {
+  groups: Int32Array;
+  gates: Weights[];
+  ups: Weights[];
+  downs: Weights[];
+}
+
 /**
  * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
- * when every routed expert is held, is dense and has at most SWIGLU_EXPERTS_MAX_ROWS rows, their
- * matrices for the one-call path. Null when the provider hands experts out only by reading them.
+ * when every routed expert is held, is dense, has the same width and at most
+ * SWIGLU_EXPERTS_MAX_ROWS rows, what the one-call path needs. Null when the provider hands experts
+ * out only by reading them.
  */
-function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<number, ExpertWeights>; dense: { experts: number[]; matrices: SwiGluMatrices[] } | null } | null {
+function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<number, ExpertWeights>; oneCall: OneCall | null } | null {
   if (!w.residentExpert) return null;
   const got = new Map<number, ExpertWeights>();
-  const experts: number[] = [];
-  const matrices: SwiGluMatrices[] = [];
-  let dense = true;
-  let width = -1;
+  const groups = [first[0]];
+  const gates: Weights[] = [];
+  const ups: Weights[] = [];
+  const downs: Weights[] = [];
+  let oneCall = true;
   for (let e = 0; e < E; e++) {
     const rows = first[e + 1] - first[e];
     if (rows === 0) continue;
-    if (rows > SWIGLU_EXPERTS_MAX_ROWS) dense = false;
     const expert = w.residentExpert(e);
-    if (!expert) return { got, dense: null };
+    if (!expert) return { got, oneCall: null };
     got.set(e, expert);
-    const m = dense ? expert.swiGluMatrices?.() : null;
-    if (!m || (width >= 0 && m.gate.length !== width)) {
-      dense = false;
+    const m = oneCall && rows <= SWIGLU_EXPERTS_MAX_ROWS ? expert.swiGluMatrices?.() : null;
+    if (!m || (gates.length > 0 && m.gate.length !== gates[0].length)) {
+      oneCall = false;
       continue;
     }
-    width = m.gate.length;
-    experts.push(e);
-    matrices.push(m);
+    // routed experts' rows are contiguous in `order` (the others have none)
+    groups.push(first[e + 1]);
+    gates.push(m.gate);
+    ups.push(m.up);
+    downs.push(m.down);
   }
-  return { got, dense: dense && experts.length > 0 ? { experts, matrices } : null };
+  return { got, oneCall: oneCall && gates.length > 0 ? { groups: Int32Array.from(groups), gates, ups, downs } : null };
 }
 
 /** The routed experts one at a time, the next one read while the current one computes (`got`: already held). */
