@@ -287,7 +287,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
       checkWindow('cachedAttention', window);
       guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context));
     },
-    // one expert per piece of the persistent pool, up to the engine's thread count
+    // on the engine's threads: whole experts per thread, or each product's rows shared (moe_experts.cc)
     swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out) =>
       guard(() => b.swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, out)),
   };

@@ -141,11 +141,6 @@ function attendWithCache(
   ctx.engine.kernels.cachedAttention(numHeads, numKvHeads, headDim, batch.offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context);
 }
 
-/** The first `length` values of a scratch buffer (the buffer itself when that is all of it). */
-function view(buf: Float32Array, length: number): Float32Array {
-  return length === buf.length ? buf : buf.subarray(0, length);
-}
-
 function required(t: Float32Array | undefined, name: string): Float32Array {
   if (!t) throw new Error(`the model's config asks for a q/k norm but the checkpoint has no ${name} weight`);
   return t;
