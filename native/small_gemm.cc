@@ -7,17 +7,21 @@
 // B again, m times the memory traffic. Both kernels here read each row of B from memory once, for
 // all m rows of A: the weight traffic of one gemv.
 //
-// Two kernels, chosen by m (measured, BENCHMARKS.md):
-// - 1-2 rows: groups of four rows of B, each read once and then multiplied with every row of A
-//   while it sits in L1 (two rows of A × four of B per inner loop: eight accumulators, six loads
-//   per eight multiply-adds), the next group read ahead into L2.
-// - 3-8 rows: one row of B at a time against all m rows of A in one pass (m accumulators, B's
-//   row loaded once per step), the row a few KiB ahead read into L2, and k in chunks that keep
-//   the m rows' chunk of A in L1. The grouped kernel is bound by its compute at 8 rows (its
-//   reductions and reloads of B from L1: 8 rows cost 1.6-1.9× one), this one by memory; with
-//   k in one piece, A (8 × 56 KiB at k = 14336) would be read from L2 on every step.
-//   Compiled for AVX2 + FMA and for AVX-512 (16 floats a step); a CPU with neither (or
-//   RFID_MOE_NATIVE_SIMD=baseline) runs the grouped kernel for every m.
+// Two kernels, chosen by m and k (measured, BENCHMARKS.md):
+// - one-pass: one row of B at a time against all m rows of A (m accumulators, or four sets of
+//   them at 1-2 rows), so that B is read as one sequential stream. At 1-2 rows that stream runs at
+//   the read rate of a core (BF16 at one row, one thread: 24-27 GB/s against 15-21 for the
+//   grouped kernel it replaced there); from 3 rows, where the arithmetic slows the stream, the
+//   row a few KiB ahead is read into L2 during the current one, and k runs in chunks that keep
+//   the m rows' chunk of A in L1 (8 rows of A at k = 14336, 448 KiB, would otherwise come from L2
+//   on every step). The grouped kernel at 8 rows was bound by its compute (its reductions and
+//   reloads of B from L1: 8 rows cost 1.6-1.9× one).
+// - grouped, for 1-2 rows whose A does not fit in half of L1 (k above 4096 at one row, 2048 at
+//   two): groups of four rows of B, each multiplied with every row of A while it sits in L1 (two
+//   rows of A × four of B per inner loop: eight accumulators, six loads per eight multiply-adds),
+//   the next group read ahead into L2. Each piece of A then serves four rows of B.
+// The one-pass kernel is compiled for AVX2 + FMA and for AVX-512 (16 floats a step); a CPU with
+// neither (or RFID_MOE_NATIVE_SIMD=baseline) runs the grouped kernel for every m.
 //
 // Both kernels are templates over B's element type: f32, or BF16 bit patterns (weights kept as a
 // checkpoint stores them, bf16_gemm.cc), widened in registers as they are loaded. The read-ahead
@@ -265,16 +269,23 @@ __attribute__((always_inline)) inline V16 LoadV<V16>(const uint16_t* p) {
   return WidenBf16Vector<V16, U16x16, U32x16>(p);
 }
 
-/** The one-pass kernel for M rows of A (3 ≤ M ≤ 8) with vectors V (8 or 16 floats). */
+/** The one-pass kernel for M rows of A (1 ≤ M ≤ 8) with vectors V (8 or 16 floats). */
 template <int M, typename V, typename W>
 __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha, const float* a, int lda, const W* b,
                                                        int ldb, float beta, float* c, int ldc) {
   constexpr int kLanes = sizeof(V) / sizeof(float);
   // A's chunk (M rows) takes at most 24 KiB, half of a 48 KiB L1, leaving room for B's lines.
-  constexpr int kChunk = std::max(256, (24576 / (4 * M)) & ~15);
-  // Up to four rows the two-step loop keeps two sets of accumulators, so that the multiply-adds
-  // into one accumulator (4 cycles apart) do not bind.
-  constexpr bool kTwoSets = M <= 4;
+  // At 1-2 rows k is not cut: one row of B streams through whole.
+  const int kChunk = M <= 2 ? std::max(k, 1) : std::max(256, (24576 / (4 * M)) & ~15);
+  // Sets of accumulators, so that the multiply-adds into one accumulator (4 cycles apart) do not
+  // bind: four at 1-2 rows (a row of B then streams at the rate memory delivers it), two up to
+  // four rows, one beyond (M accumulators are enough chains).
+  constexpr int kSets = M <= 2 ? 4 : M <= 4 ? 2 : 1;
+  // The row a few KiB ahead is read into L2 only from 3 rows on. At 1-2 rows the kernel reads B
+  // as one sequential stream, which the hardware prefetcher follows at the full read rate of a
+  // core; the hints only took issue slots from it (a row at a time with hints: 19.9-25.4 GB/s,
+  // without: 22.6-28.0 GB/s, a plain read 22.9-29.5; BENCHMARKS.md "One row of B at a time").
+  constexpr bool kReadAhead = M >= 3;
   for (int k0 = 0; k0 < k; k0 += kChunk) {
     const int kc = std::min(kChunk, k - k0);
     const int kv = kc & ~(kLanes - 1);
@@ -283,11 +294,27 @@ __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha
     const float* x = a + k0;
     for (int j = 0; j < n; ++j) {
       const W* w = b + static_cast<size_t>(j) * ldb + k0;
-      const W* ahead = j + aheadRows < n ? w + static_cast<size_t>(aheadRows) * ldb : nullptr;
+      const W* ahead = kReadAhead && j + aheadRows < n ? w + static_cast<size_t>(aheadRows) * ldb : nullptr;
       V s[M];
       for (int r = 0; r < M; ++r) s[r] = V{};
       int p = 0;
-      if constexpr (kTwoSets) {
+      if constexpr (kSets == 4) {
+        V s1[M], s2[M], s3[M];
+        for (int r = 0; r < M; ++r) s1[r] = s2[r] = s3[r] = V{};
+        for (; p + 4 * kLanes <= kv; p += 4 * kLanes) {
+          const V w0 = LoadV<V>(w + p), w1 = LoadV<V>(w + p + kLanes);
+          const V w2 = LoadV<V>(w + p + 2 * kLanes), w3 = LoadV<V>(w + p + 3 * kLanes);
+          for (int r = 0; r < M; ++r) {
+            const float* xr = x + static_cast<size_t>(r) * lda + p;
+            s[r] += LoadV<V>(xr) * w0;
+            s1[r] += LoadV<V>(xr + kLanes) * w1;
+            s2[r] += LoadV<V>(xr + 2 * kLanes) * w2;
+            s3[r] += LoadV<V>(xr + 3 * kLanes) * w3;
+          }
+        }
+        for (int r = 0; r < M; ++r) s[r] += s1[r] + (s2[r] + s3[r]);
+      }
+      if constexpr (kSets == 2) {
         V s2[M];
         for (int r = 0; r < M; ++r) s2[r] = V{};
         for (; p + 2 * kLanes <= kv; p += 2 * kLanes) {
@@ -327,18 +354,32 @@ __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha
   }
 }
 
+/** Longest row (floats) of a one-row A for which the one-pass kernel runs 1-2 rows: A's rows
+    then take at most 16 KiB, half of a 32 KiB L1. */
+constexpr int kOnePassSmallMaxK = 4096;
+
 template <typename V, typename W>
 __attribute__((always_inline)) inline void Dispatch(int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb,
                                                     float beta, float* c, int ldc) {
   switch (m) {
+    // 1-2 rows: one row of B at a time while A's rows fit in half of L1; beyond, the grouped
+    // kernel, which loads each piece of A once for four rows of B (the one-pass kernel at 2 rows
+    // and k = 4096 ran at 12-13 GB/s against the grouped kernel's 18-19).
+    case 1:
+      if (k <= kOnePassSmallMaxK) return OnePassBody<1, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      break;
+    case 2:
+      if (k <= kOnePassSmallMaxK / 2) return OnePassBody<2, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      break;
     case 3: return OnePassBody<3, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     case 4: return OnePassBody<4, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     case 5: return OnePassBody<5, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     case 6: return OnePassBody<6, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     case 7: return OnePassBody<7, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     case 8: return OnePassBody<8, V, W>(n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    default: return GroupedBody<W>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    default: break;
   }
+  GroupedBody<W>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 // Chosen at run time (why not target_clones: see vectorize.h).
