@@ -47,7 +47,7 @@ export async function streamLogits(
     }
   }
   const maxHidden = Math.max(...models.map((m) => m.provider.config.hiddenSize));
-  const chunk = Math.min(vocab, opts.chunkRows ?? Math.max(256, Math.floor(HEAD_CHUNK_BYTES / (4 * maxHidden))));
+  const chunk = headChunkRows(vocab, maxHidden, opts.chunkRows);
   const rowBlock = Math.max(1, Math.min(rows, Math.floor(LOGIT_BLOCK_BYTES / (4 * chunk * models.length))));
   // one block buffer per model for the whole call (consumers must not keep a block)
   const buffers = models.map(() => new Float32Array(rowBlock * chunk));
@@ -67,14 +67,60 @@ export async function streamLogits(
   }
 }
 
+/** lm_head rows per product: HEAD_CHUNK_BYTES of f32 weights, at least 256, at most the vocabulary. */
+function headChunkRows(vocab: number, hidden: number, chunkRows?: number): number {
+  return Math.min(vocab, chunkRows ?? Math.max(256, Math.floor(HEAD_CHUNK_BYTES / (4 * hidden))));
+}
+
+/**
+ * Buffers `logitsInto` reuses from call to call: a decoding loop that asks for a step's logits
+ * every few milliseconds would otherwise allocate (and fault in, and collect) a fresh block each
+ * time. One per caller; a call must finish before the next one with the same workspace starts.
+ */
+export interface LogitsWorkspace {
+  block?: Float32Array;
+}
+
+/**
+ * The whole [rows × vocab] logits of `hidden` (rows × hidden) into `out`, for a few rows (a
+ * decoding step's sampling rows). One row, or a vocabulary that fits in one chunk, is computed in
+ * place; otherwise each chunk of the head goes through `work.block` and its rows are copied out.
+ */
+export async function logitsInto(
+  provider: WeightProvider,
+  engine: Engine,
+  hidden: Float32Array,
+  rows: number,
+  out: Float32Array,
+  work: LogitsWorkspace = {},
+  opts: { chunkRows?: number } = {},
+): Promise<void> {
+  const { vocabSize: vocab, hiddenSize: h } = provider.config;
+  if (out.length < rows * vocab) throw new RangeError(`logitsInto: out holds ${out.length} values, ${rows} rows × ${vocab} need ${rows * vocab}`);
+  const chunk = headChunkRows(vocab, h, opts.chunkRows);
+  const x = hidden.subarray(0, rows * h);
+  for (let v0 = 0; v0 < vocab; v0 += chunk) {
+    const vc = Math.min(chunk, vocab - v0);
+    const weights = await provider.lmHeadRows(v0, v0 + vc);
+    if (vc === vocab || rows === 1) {
+      // the product's rows are already out's: all of each row, or one row's columns [v0, v0 + vc)
+      productTransB(engine, rows, vc, h, x, weights, rows === 1 ? out.subarray(v0, v0 + vc) : out.subarray(0, rows * vocab));
+      continue;
+    }
+    if (!work.block || work.block.length < rows * vc) work.block = new Float32Array(rows * vc);
+    const block = work.block.subarray(0, rows * vc);
+    productTransB(engine, rows, vc, h, x, weights, block);
+    for (let r = 0; r < rows; r++) out.set(block.subarray(r * vc, (r + 1) * vc), r * vocab + v0);
+  }
+}
+
 /** The whole [rows × vocab] logits matrix (for small vocabularies and tests). */
 export async function fullLogits(provider: WeightProvider, engine: Engine, hidden: Float32Array, rows: number): Promise<Float32Array> {
-  const vocab = provider.config.vocabSize;
-  const out = new Float32Array(rows * vocab);
+  const out = new Float32Array(rows * provider.config.vocabSize);
   await streamLogits([{ provider, hidden }], engine, rows, (b) => {
     const block = b.logits[0];
     for (let r = 0; r < b.rowCount; r++) {
-      out.set(block.subarray(r * b.vocabCount, (r + 1) * b.vocabCount), (b.rowStart + r) * vocab + b.vocabStart);
+      out.set(block.subarray(r * b.vocabCount, (r + 1) * b.vocabCount), (b.rowStart + r) * provider.config.vocabSize + b.vocabStart);
     }
   });
   return out;

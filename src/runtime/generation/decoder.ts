@@ -12,7 +12,7 @@
  */
 import type { Engine } from '../../engine/types.js';
 import { batchFromSequences } from '../batch.js';
-import { streamLogits } from '../head.js';
+import { logitsInto, type LogitsWorkspace } from '../head.js';
 import { KvCache } from '../kv-cache.js';
 import { runDecoder } from '../layerwise.js';
 import { ResidentWeights } from '../resident-weights.js';
@@ -149,6 +149,28 @@ export class GenerationStream implements AsyncIterable<GenerationEvent> {
 /** Default positions per sequence when the config gives none. */
 const DEFAULT_CONTEXT = 4096;
 
+/**
+ * The buffers a step's sampling rows go through (final hidden states, logits, the head's block),
+ * kept from step to step: a fresh [rows × vocab] array every step (1 MB at 8 rows of a 32000-token
+ * vocabulary) was zero-filled, faulted in and collected again a few hundred times a second. Steps
+ * run one at a time, and a sampler reads its row before the next step starts.
+ */
+class StepBuffers {
+  private lastRows = new Float32Array(0);
+  private logitRows = new Float32Array(0);
+  readonly head: LogitsWorkspace = {};
+
+  last(length: number): Float32Array {
+    if (this.lastRows.length < length) this.lastRows = new Float32Array(length);
+    return this.lastRows.subarray(0, length);
+  }
+
+  logits(length: number): Float32Array {
+    if (this.logitRows.length < length) this.logitRows = new Float32Array(length);
+    return this.logitRows.subarray(0, length);
+  }
+}
+
 export class BatchDecoder {
   readonly provider: WeightProvider;
   readonly maxBatchSize: number;
@@ -160,6 +182,7 @@ export class BatchDecoder {
   private running: Promise<void> | null = null;
   private closed = false;
   private nextId = 1;
+  private readonly stepBuffers = new StepBuffers();
   /** forward passes run and tokens generated since creation */
   readonly stats = { steps: 0, generatedTokens: 0, promptTokens: 0 };
 
@@ -328,19 +351,15 @@ export class BatchDecoder {
     if (sampling.length === 0) return;
     // final hidden state of the last row of each sampling request
     const h = this.provider.config.hiddenSize;
-    const last = new Float32Array(sampling.length * h);
+    const last = this.stepBuffers.last(sampling.length * h);
     sampling.forEach((seq, i) => {
       const s = members.indexOf(seq);
       const row = batch.offsets[s + 1] - 1;
       last.set(hidden.subarray(row * h, (row + 1) * h), i * h);
     });
     const vocab = this.provider.config.vocabSize;
-    const logits = new Float32Array(sampling.length * vocab);
-    await streamLogits([{ provider: this.provider, hidden: last }], this.engine, sampling.length, (b) => {
-      for (let r = 0; r < b.rowCount; r++) {
-        logits.set(b.logits[0].subarray(r * b.vocabCount, (r + 1) * b.vocabCount), (b.rowStart + r) * vocab + b.vocabStart);
-      }
-    });
+    const logits = this.stepBuffers.logits(sampling.length * vocab);
+    await logitsInto(this.provider, this.engine, last, sampling.length, logits, this.stepBuffers.head);
     sampling.forEach((seq, i) => {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
       const token = seq.sampler.next(logits.subarray(i * vocab, (i + 1) * vocab));
