@@ -12,8 +12,9 @@
 //   bytes. Widening a panel into a buffer first and multiplying from there measured 0.65-0.97x the
 //   f32 product's speed (the widening pass and the product do not overlap); in registers they do.
 // - More rows (a prompt's prefill, compute-bound): B is widened a 1 MiB panel at a time and each
-//   panel goes through GemmF32Strided (the gemm entry point's sgemm), into its column block of C.
-//   This costs 0.74-0.98x the f32 product's speed (the widening pass; measured at 32 rows).
+//   panel goes through GemmF32Strided (the gemm entry point's sgemm), into its column block of C,
+//   the panels shared over the engine's threads. This cost 0.74-0.98x the f32 product's speed on
+//   one thread (the widening pass; measured at 32 rows).
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -23,7 +24,9 @@
 #include "args.h"
 #include "gemm_f32.h"
 #include "ops.h"
+#include "parallel.h"
 #include "small_gemm.h"
+#include "thread_pool.h"
 #include "vectorize.h"
 
 namespace rfid {
@@ -53,8 +56,8 @@ RFID_VECTORIZED(void, WidenBf16, (const uint16_t* src, float* dst, size_t count)
 /**
  * gemmBf16(m, n, k, a, b, c, beta, threads): C (m×n) = A·Bᵀ + beta·C for A (Float32Array, m×k) and
  * B (Uint16Array of BF16 bits, n×k). beta = 0 ignores C's old contents (NaN included), as BLAS
- * does. Up to 16 rows on at most `threads` threads (small_gemm.h); more rows through sgemm on
- * OpenBLAS's.
+ * does. Up to 16 rows on at most `threads` threads (small_gemm.h); more rows through sgemm, a
+ * panel per thread.
  */
 Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
   const char* op = "gemmBf16";
@@ -95,15 +98,24 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelFloats / k)));
-  // kept with the thread between calls: a fresh multi-MiB buffer per call would come back as
-  // untouched pages (see eig_sym.cc)
-  static thread_local std::vector<float> panel;
-  if (panel.size() < static_cast<size_t>(panelRows) * k) panel.resize(static_cast<size_t>(panelRows) * k);
-  for (int j0 = 0; j0 < n; j0 += panelRows) {
+  const int panels = (n + panelRows - 1) / panelRows;
+  // Each panel is widened and multiplied by one thread, the panels shared over the engine's
+  // threads with OpenBLAS held to one: the widening pass shares the threads too, and every
+  // element gets the same sums whatever the thread count. (sgemm on OpenBLAS's threads left both
+  // on one core: the widening ran on the caller, and a panel of 64 rows at k = 4096 against 32-64
+  // rows of A is under the 16 M multiply-adds from which blas_ops.cc threads a product.)
+  auto panel = [&](int p) {
+    // kept with the thread between calls: a fresh multi-MiB buffer per call would come back as
+    // untouched pages (see eig_sym.cc)
+    static thread_local std::vector<float> buffer;
+    if (buffer.size() < static_cast<size_t>(panelRows) * k) buffer.resize(static_cast<size_t>(panelRows) * k);
+    const int j0 = p * panelRows;
     const int rows = std::min(panelRows, n - j0);
-    WidenBf16(b.data + static_cast<size_t>(j0) * k, panel.data(), static_cast<size_t>(rows) * k);
-    GemmF32Strided(m, rows, k, 1.0f, a.f32(), false, panel.data(), true, static_cast<float>(beta), out + j0, n);
-  }
+    WidenBf16(b.data + static_cast<size_t>(j0) * k, buffer.data(), static_cast<size_t>(rows) * k);
+    GemmF32Strided(m, rows, k, 1.0f, a.f32(), false, buffer.data(), true, static_cast<float>(beta), out + j0, n);
+  };
+  SingleThreadedBlas oneBlasThread;
+  RunPieces(threads, panels, panel);
   return env.Undefined();
 }
 
