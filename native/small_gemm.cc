@@ -38,6 +38,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "thread_pool.h"
 #include "vectorize.h"
@@ -457,17 +458,46 @@ void InPieces(Kernel<W> kernel, int threads, int m, int n, int k, float alpha, c
   });
 }
 
+/** Alignment of the rows of A the kernels read: a cache line, the width of an AVX-512 vector. */
+constexpr uintptr_t kRowAlign = 64;
+
+/**
+ * A's rows where every row starts on a cache line: `a` itself when they already do, else a copy
+ * in this thread's buffer (lda becomes the copy's stride). The kernels load A in whole vectors,
+ * once per row of B, and A comes from JavaScript typed arrays, which are 8- or 16-byte aligned:
+ * every 64-byte load then spans two lines and costs two. With 8 rows that was the kernel's limit
+ * (BENCHMARKS.md, "Decode"). The copy is m·k floats against n·k weights read, and the arithmetic
+ * is unchanged, so the result is the same bit for bit. The buffer is the calling thread's; the
+ * pieces run on other threads read it only during this call.
+ */
+const float* RowsAligned(int m, int k, const float* a, int& lda) {
+  const bool aligned = reinterpret_cast<uintptr_t>(a) % kRowAlign == 0 && (m == 1 || (static_cast<size_t>(lda) * sizeof(float)) % kRowAlign == 0);
+  if (aligned || k < 16) return a;
+  constexpr int kRowFloats = kRowAlign / sizeof(float);
+  const int ld = (k + kRowFloats - 1) / kRowFloats * kRowFloats;
+  thread_local std::vector<float> buffer;
+  const size_t need = static_cast<size_t>(m) * ld + kRowFloats;
+  if (buffer.size() < need) buffer.resize(need);
+  float* rows = buffer.data();
+  rows += (kRowAlign - reinterpret_cast<uintptr_t>(rows) % kRowAlign) % kRowAlign / sizeof(float);
+  for (int r = 0; r < m; ++r) std::memcpy(rows + static_cast<size_t>(r) * ld, a + static_cast<size_t>(r) * lda, static_cast<size_t>(k) * sizeof(float));
+  lda = ld;
+  return rows;
+}
+
 }  // namespace
 
 void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
                          float* c, int ldc, int threads) {
   static const Kernel<float> kernel = Pick<float>();
+  a = RowsAligned(m, k, a, lda);
   InPieces(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
                              float* c, int ldc, int threads) {
   static const Kernel<uint16_t> kernel = Pick<uint16_t>();
+  a = RowsAligned(m, k, a, lda);
   InPieces(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

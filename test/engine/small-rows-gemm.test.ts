@@ -40,6 +40,54 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
 
 const native = engines.find((e) => e.name === 'native');
 
+function sameBits(x: Float32Array, y: Float32Array): boolean {
+  const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const v = new Uint32Array(y.buffer, y.byteOffset, y.length);
+  return u.length === v.length && u.every((bits, i) => bits === v[i]);
+}
+
+// The native kernels read A's rows from a cache-line-aligned copy when they are not aligned
+// already (JavaScript arrays rarely are): sixteen offsets of 4 bytes cover every position in a
+// 64-byte line, so one of them is read in place and the others through the copy, with k that
+// leaves rows unaligned, with m = 1 (no row stride) and past 8 rows (gemmBf16's passes of 8).
+describe.skipIf(!native)('native small-rows products wherever A starts', () => {
+  it.each([
+    [1, 37, 300],
+    [2, 37, 300],
+    [4, 40, 512],
+    [8, 37, 515],
+    [8, 20, 1600],
+    [12, 21, 64],
+  ])('m=%i n=%i k=%i: the same bits at every offset of A, f32 and BF16 weights', (m, n, k) => {
+    const b = uniform(n * k, 5);
+    const bBf16 = new Uint16Array(n * k);
+    for (let i = 0; i < b.length; i++) bBf16[i] = new Uint32Array(Float32Array.of(b[i]).buffer)[0] >>> 16;
+    const a0 = uniform(m * k, 6);
+    const results: Array<[Float32Array, Float32Array]> = [];
+    for (let offset = 0; offset < 16; offset++) {
+      const a = new Float32Array(offset + m * k).subarray(offset);
+      a.set(a0);
+      const c = new Float32Array(m * n);
+      const cBf16 = new Float32Array(m * n);
+      native!.gemm(m, n, k, a, b, c, { transB: true });
+      native!.kernels.gemmBf16(m, n, k, a, bBf16, cBf16, 0);
+      results.push([c, cBf16]);
+    }
+    for (let offset = 1; offset < 16; offset++) {
+      expect(sameBits(results[offset][0], results[0][0]), `f32 weights, A at +${4 * offset} bytes`).toBe(true);
+      expect(sameBits(results[offset][1], results[0][1]), `BF16 weights, A at +${4 * offset} bytes`).toBe(true);
+    }
+    // and the products themselves are right (the copy is of the whole of every row)
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let exact = 0;
+        for (let p = 0; p < k; p++) exact += a0[i * k + p] * b[j * k + p];
+        expect(results[0][0][i * n + j]).toBeCloseTo(exact, 3);
+      }
+    }
+  });
+});
+
 describe('the native kernels of each instruction set (RFID_MOE_NATIVE_SIMD)', () => {
   const widest = native ? /own kernels (\w+)/.exec(native.describe())?.[1] : undefined;
   const levels = simdLevelsOf(native);
