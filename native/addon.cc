@@ -94,6 +94,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("gaussian", Napi::Function::New(env, JsGaussian, "gaussian"));
   exports.Set("causalSoftmax", Napi::Function::New(env, JsCausalSoftmax, "causalSoftmax"));
   exports.Set("logitStats", Napi::Function::New(env, JsLogitStats, "logitStats"));
+  exports.Set("argmaxRows", Napi::Function::New(env, JsArgmaxRows, "argmaxRows"));
   exports.Set("rmsNorm", Napi::Function::New(env, JsRmsNorm, "rmsNorm"));
   exports.Set("siluMul", Napi::Function::New(env, JsSiluMul, "siluMul"));
   exports.Set("rope", Napi::Function::New(env, JsRope, "rope"));

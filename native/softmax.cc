@@ -39,6 +39,21 @@ RFID_VECTORIZED(float, RowMax, (const float* x, int n), (x, n)) {
   return m;
 }
 
+/** The first j < n with x[j] == m, or −1: blocks of 64 compared at once (the compare and its
+    reduction vectorise), then the block that holds it element by element. */
+RFID_VECTORIZED(int, FirstIndexOf, (const float* x, int n, float m), (x, n, m)) {
+  int j = 0;
+  for (; j + 64 <= n; j += 64) {
+    int hit = 0;
+    for (int l = 0; l < 64; ++l) hit |= x[j + l] == m;
+    if (hit) break;
+  }
+  for (; j < n; ++j) {
+    if (x[j] == m) return j;
+  }
+  return -1;
+}
+
 /** out[j] = exp(x[j] − m) for j < n (n ≤ kChunk); returns their sum (f32 lanes, then f64). */
 RFID_VECTORIZED(double, ExpChunk, (const float* x, int n, float m, float* out), (x, n, m, out)) {
   for (int j = 0; j < n; ++j) out[j] = FastExp(x[j] - m);
@@ -164,6 +179,25 @@ Napi::Value JsLogitStats(const Napi::CallbackInfo& info) {
     sumExp.f64()[r] = sum;
     argmax.data[r] = arg;
     if (weightedDiff) weightedDiff[r] = wd;
+  }
+  return env.Undefined();
+}
+
+Napi::Value JsArgmaxRows(const Napi::CallbackInfo& info) {
+  const char* op = "argmaxRows";
+  Napi::Env env = info.Env();
+  const int rows = DimArg(info, 0, op, "rows");
+  const int cols = DimArg(info, 1, op, "cols");
+  const ArrayArg logits = Float32ArrayArg(info, 2, op, "logits");
+  const IndexArg out = Int32ArrayArg(info, 3, op, "out");
+  RequireShape(env, op, logits, rows, cols, "rows and cols: logits is rows×cols");
+  RequireAtLeast(env, op, "out", out.length, rows, "rows");
+  const float* l = logits.f32();
+  for (int r = 0; r < rows; ++r) {
+    const float* row = l + static_cast<size_t>(r) * cols;
+    // the max ignoring NaN, then its first column; a row of NaN alone has none: column 0
+    const int j = FirstIndexOf(row, cols, RowMax(row, cols));
+    out.data[r] = j < 0 ? 0 : j;
   }
   return env.Undefined();
 }

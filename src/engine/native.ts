@@ -60,6 +60,7 @@ interface NativeBinding {
     rows: number, cols: number, logits: Float32Array, max: Float64Array, sumExp: Float64Array, argmax: Int32Array,
     other?: Float32Array, weightedDiff?: Float64Array,
   ): void;
+  argmaxRows(rows: number, cols: number, logits: Float32Array, out: Int32Array): void;
   rmsNorm(rows: number, width: number, x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
   siluMul(length: number, gate: Float32Array, up: Float32Array): void;
   rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array): void;
@@ -138,7 +139,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
  */
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
-  'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
+  'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'argmaxRows', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
   'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
 ];
 
@@ -263,6 +264,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
     },
     logitStats: (rows, cols, logits, out, other) =>
       guard(() => b.logitStats(rows, cols, logits, out.max, out.sumExp, out.argmax, other?.logits, other?.weightedDiff)),
+    argmaxRows: (rows, cols, logits, out) => guard(() => b.argmaxRows(rows, cols, logits, out)),
     rmsNorm: (rows, width, x, weight, eps, out) => guard(() => b.rmsNorm(rows, width, x, weight, eps, out)),
     siluMul: (length, gate, up) => guard(() => b.siluMul(length, gate, up)),
     rope: (rows, heads, headDim, positions, cos, sin, x) => guard(() => b.rope(rows, heads, headDim, positions, cos, sin, x)),

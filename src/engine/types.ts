@@ -128,6 +128,12 @@ export interface ForwardKernels {
    * the unnormalised KL sum.
    */
   logitStats(rows: number, cols: number, logits: Float32Array, out: LogitStatsOut, other?: { logits: Float32Array; weightedDiff: Float64Array }): void;
+  /**
+   * out[r] = the first column of row r of a rows×cols logits block holding the row's largest
+   * value, NaN ignored (0 for a row of NaN alone): the greedy token of each row, as
+   * `argmax` in src/runtime/generation/sampling.ts picks it.
+   */
+  argmaxRows(rows: number, cols: number, logits: Float32Array, out: Int32Array): void;
   /** out row r = weight · x_r / sqrt(mean(x_r²) + eps), the inverse root rounded to f32 (HF RMSNorm); out may be x. */
   rmsNorm(rows: number, width: number, x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
   /** gate[i] = silu(gate[i]) · up[i] for i < length (SwiGLU), in place. */

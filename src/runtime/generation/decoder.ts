@@ -158,6 +158,7 @@ const DEFAULT_CONTEXT = 4096;
 class StepBuffers {
   private lastRows = new Float32Array(0);
   private logitRows = new Float32Array(0);
+  private pickRows = new Int32Array(0);
   readonly head: LogitsWorkspace = {};
 
   last(length: number): Float32Array {
@@ -168,6 +169,11 @@ class StepBuffers {
   logits(length: number): Float32Array {
     if (this.logitRows.length < length) this.logitRows = new Float32Array(length);
     return this.logitRows.subarray(0, length);
+  }
+
+  picks(length: number): Int32Array {
+    if (this.pickRows.length < length) this.pickRows = new Int32Array(length);
+    return this.pickRows.subarray(0, length);
   }
 }
 
@@ -360,9 +366,20 @@ export class BatchDecoder {
     const vocab = this.provider.config.vocabSize;
     const logits = this.stepBuffers.logits(sampling.length * vocab);
     await logitsInto(this.provider, this.engine, last, sampling.length, logits, this.stepBuffers.head);
+    // Greedy rows' tokens from the engine's kernel, all rows in one call when every row is greedy
+    // (the usual case): the JavaScript scan took ~30 µs per row of a 32,000-token vocabulary and
+    // ~120 µs at 151,936, a tenth of a Qwen3-sized decoding step. Same choice as Sampler.next.
+    const greedy = this.stepBuffers.picks(sampling.length);
+    if (sampling.every((seq) => seq.sampler.params.temperature === 0)) {
+      this.engine.kernels.argmaxRows(sampling.length, vocab, logits, greedy);
+    } else {
+      sampling.forEach((seq, i) => {
+        if (seq.sampler.params.temperature === 0) this.engine.kernels.argmaxRows(1, vocab, logits.subarray(i * vocab, (i + 1) * vocab), greedy.subarray(i, i + 1));
+      });
+    }
     sampling.forEach((seq, i) => {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
-      const token = seq.sampler.next(logits.subarray(i * vocab, (i + 1) * vocab));
+      const token = seq.sampler.params.temperature === 0 ? greedy[i] : seq.sampler.next(logits.subarray(i * vocab, (i + 1) * vocab));
       seq.generated.push(token);
       this.stats.generatedTokens++;
       const isStopToken = seq.stopIds.has(token);

@@ -4,6 +4,7 @@
  * seeded generator (the same seed gives the same tokens on every machine). Temperature 0 is
  * greedy: the arg-max, lowest id on ties (what torch.argmax returns).
  */
+import { argmaxOf } from '../../engine/ts/kernels/argmax-rows.js';
 import { mulberry32 } from '../../util/prng.js';
 import { GenerationParamsError } from './errors.js';
 
@@ -40,17 +41,9 @@ export function resolveSampling(p: SamplingParams): ResolvedSampling {
   return { temperature, topK, topP, seed };
 }
 
-/** Index of the largest logit (first on ties). */
+/** Index of the largest logit (first on ties, NaN ignored; 0 when every logit is NaN). */
 export function argmax(logits: Float32Array): number {
-  let best = 0;
-  let max = logits[0];
-  for (let j = 1; j < logits.length; j++) {
-    if (logits[j] > max) {
-      max = logits[j];
-      best = j;
-    }
-  }
-  return best;
+  return argmaxOf(logits);
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { ForwardKernels } from '../../types.js';
 import { causalSoftmax } from './causal-softmax.js';
 import { logitStats } from './logit-stats.js';
+import { argmaxRows } from './argmax-rows.js';
 import { rmsNorm } from './rms-norm.js';
 import { copyBlock, gatherRows, scatterAddRows } from './rows.js';
 import { siluMul } from './silu-mul.js';
@@ -17,4 +18,4 @@ import { swiGluExperts } from './swiglu-experts.js';
 import { addTileResidual } from './tile-residual.js';
 import { gemmBf16 } from './gemm-bf16.js';
 
-export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, cachedAttention, swiGluExperts, addTileResidual, gemmBf16 };
+export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, argmaxRows, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, cachedAttention, swiGluExperts, addTileResidual, gemmBf16 };
