@@ -158,7 +158,8 @@ const DEFAULT_CONTEXT = 4096;
 class StepBuffers {
   private lastRows = new Float32Array(0);
   private logitRows = new Float32Array(0);
-  private pickRows = new Int32Array(0);
+  /** the greedy token of one row, from the engine's kernel */
+  readonly pick = new Int32Array(1);
   readonly head: LogitsWorkspace = {};
 
   last(length: number): Float32Array {
@@ -171,10 +172,6 @@ class StepBuffers {
     return this.logitRows.subarray(0, length);
   }
 
-  picks(length: number): Int32Array {
-    if (this.pickRows.length < length) this.pickRows = new Int32Array(length);
-    return this.pickRows.subarray(0, length);
-  }
 }
 
 export class BatchDecoder {
@@ -189,6 +186,14 @@ export class BatchDecoder {
   private closed = false;
   private nextId = 1;
   private readonly stepBuffers = new StepBuffers();
+  /**
+   * Greedy rows' tokens from the engine's kernel: the JavaScript scan took ~35 µs per row of a
+   * 32,000-token vocabulary and ~130 µs at 151,936, 5-6× the kernel's time (npm run bench:argmax).
+   */
+  private readonly pickGreedy = (row: Float32Array): number => {
+    this.engine.kernels.argmaxRows(1, row.length, row, this.stepBuffers.pick);
+    return this.stepBuffers.pick[0];
+  };
   /** forward passes run and tokens generated since creation */
   readonly stats = { steps: 0, generatedTokens: 0, promptTokens: 0 };
 
@@ -366,20 +371,9 @@ export class BatchDecoder {
     const vocab = this.provider.config.vocabSize;
     const logits = this.stepBuffers.logits(sampling.length * vocab);
     await logitsInto(this.provider, this.engine, last, sampling.length, logits, this.stepBuffers.head);
-    // Greedy rows' tokens from the engine's kernel, all rows in one call when every row is greedy
-    // (the usual case): the JavaScript scan took ~30 µs per row of a 32,000-token vocabulary and
-    // ~120 µs at 151,936, a tenth of a Qwen3-sized decoding step. Same choice as Sampler.next.
-    const greedy = this.stepBuffers.picks(sampling.length);
-    if (sampling.every((seq) => seq.sampler.params.temperature === 0)) {
-      this.engine.kernels.argmaxRows(sampling.length, vocab, logits, greedy);
-    } else {
-      sampling.forEach((seq, i) => {
-        if (seq.sampler.params.temperature === 0) this.engine.kernels.argmaxRows(1, vocab, logits.subarray(i * vocab, (i + 1) * vocab), greedy.subarray(i, i + 1));
-      });
-    }
     sampling.forEach((seq, i) => {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
-      const token = seq.sampler.params.temperature === 0 ? greedy[i] : seq.sampler.next(logits.subarray(i * vocab, (i + 1) * vocab));
+      const token = seq.sampler.next(logits.subarray(i * vocab, (i + 1) * vocab), this.pickGreedy);
       seq.generated.push(token);
       this.stats.generatedTokens++;
       const isStopToken = seq.stopIds.has(token);

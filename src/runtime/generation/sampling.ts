@@ -155,9 +155,13 @@ export class Sampler {
     this.random = mulberry32(this.params.seed);
   }
 
-  /** The next token for this row of logits (consumes one uniform unless greedy). */
-  next(logits: Float32Array): number {
-    if (this.params.temperature === 0) return argmax(logits);
+  /**
+   * The next token for this row of logits (consumes one uniform unless greedy). `pickGreedy`
+   * replaces the JavaScript arg-max for greedy rows (the decoder passes the engine's kernel); it
+   * must choose as `argmax` does.
+   */
+  next(logits: Float32Array, pickGreedy: (logits: Float32Array) => number = argmax): number {
+    if (this.params.temperature === 0) return pickGreedy(logits);
     return drawFrom(samplingDistribution(logits, this.params), this.random());
   }
 }
