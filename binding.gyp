@@ -19,7 +19,8 @@
         "native/randomized_svd.cc",
         "native/softmax.cc",
         "native/pointwise.cc",
-        "native/rows.cc"
+        "native/rows.cc",
+        "native/huge_pages.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"

@@ -79,6 +79,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("mapLargeAllocations", Napi::Function::New(env, MapLargeAllocations, "mapLargeAllocations"));
+  exports.Set("hugePageBuffer", Napi::Function::New(env, JsHugePageBuffer, "hugePageBuffer"));
   exports.Set("gemm", Napi::Function::New(env, JsGemm, "gemm"));
   exports.Set("syrk", Napi::Function::New(env, JsSyrk, "syrk"));
   exports.Set("solveTriangular", Napi::Function::New(env, JsSolveTriangular, "solveTriangular"));

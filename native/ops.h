@@ -29,6 +29,7 @@ Napi::Value JsGaussian(const Napi::CallbackInfo& info);
 Napi::Value JsCausalSoftmax(const Napi::CallbackInfo& info);
 Napi::Value JsLogitStats(const Napi::CallbackInfo& info);
 Napi::Value JsArgmaxRows(const Napi::CallbackInfo& info);
+Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info);
 
 // pointwise.cc
 Napi::Value JsRmsNorm(const Napi::CallbackInfo& info);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { setFastBf16Rounder, setFastBf16Widener } from '../io/dtype.js';
+import { setLargeBufferAllocator } from '../io/tensor-buffers.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
 import { checkWindow } from './ts/kernels/check.js';
 import {
@@ -41,6 +42,8 @@ interface NativeBinding {
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number): void;
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
+  /** an ArrayBuffer of `bytes` in memory advised to use huge pages; null where unavailable */
+  hugePageBuffer(bytes: number): ArrayBuffer | null;
   gemm(
     m: number, n: number, k: number, a: FloatArray, b: FloatArray, c: FloatArray,
     transA: boolean, transB: boolean, alpha: number, beta: number,
@@ -138,7 +141,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
  * middle of a forward pass.
  */
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
-  'info', 'setThreads', 'mapLargeAllocations', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
+  'info', 'setThreads', 'mapLargeAllocations', 'hugePageBuffer', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'argmaxRows', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
   'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
 ];
@@ -166,6 +169,8 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
     // BF16 weights read from here on are widened by the addon (io cannot import the engine)
     setFastBf16Widener((out) => binding.widenBf16(out));
     setFastBf16Rounder((src, dst) => binding.roundToBf16(src, dst));
+    // tensors of 2 MiB or more are read into memory that may use huge pages (io/tensor-buffers.ts)
+    setLargeBufferAllocator((bytes) => binding.hugePageBuffer(bytes));
     return loaded;
   } catch (err) {
     return { reason: `the native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };

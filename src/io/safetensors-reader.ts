@@ -6,6 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { DTYPE_BITS, DTYPES, decodeToF32, isDType, widenHalvesInPlace, type DType } from './dtype.js';
 import { SafetensorsError } from './errors.js';
+import { tensorBytes } from './tensor-buffers.js';
 import { JsonNumber, JsonSyntaxError, isJsonObject, jsonTypeName, parseStrictJson, type JsonValue } from './header-json.js';
 
 export interface TensorEntry {
@@ -295,7 +296,7 @@ export class SafetensorsFile {
     const entry = this.entry(name);
     if (entry.dtype === 'F32' && littleEndianHost) {
       // Read straight into the result: no second copy of the tensor.
-      const bytes = uninitialisedBytes(entry.byteLength);
+      const bytes = tensorBytes(entry.byteLength);
       await readInto(this.handle, bytes, this.dataStart + entry.dataOffsets[0], this.path, name);
       touchPages(bytes);
       const out = new Float32Array(bytes.buffer, 0, entry.elementCount);
@@ -313,7 +314,7 @@ export class SafetensorsFile {
    * checkpoints served and compressed are mostly BF16, and this is their load).
    */
   private async readHalvesWidened(dtype: 'BF16' | 'F16', position: number, count: number, name: string): Promise<Float32Array> {
-    const bytes = uninitialisedBytes(count * 4);
+    const bytes = tensorBytes(count * 4);
     await readInto(this.handle, bytes.subarray(count * 2), position, this.path, name);
     const out = new Float32Array(bytes.buffer, 0, count);
     widenHalvesInPlace(dtype, out);
@@ -424,17 +425,8 @@ function touchPages(bytes: Uint8Array): void {
   touched = (touched + sum) | 0;
 }
 
-/**
- * A fresh, unshared, 8-aligned buffer left uninitialised: callers fill every byte or throw, and
- * skipping the zero-fill roughly halves the cost of reading a warm-cache tensor. It is returned as
- * a plain Uint8Array (not a Buffer, whose slice() would alias).
- */
-function uninitialisedBytes(length: number): Uint8Array {
-  return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
-}
-
 async function readExactly(handle: FileHandle, length: number, position: number, file: string, tensor?: string): Promise<Uint8Array> {
-  const out = uninitialisedBytes(length);
+  const out = tensorBytes(length);
   await readInto(handle, out, position, file, tensor);
   touchPages(out);
   return out;

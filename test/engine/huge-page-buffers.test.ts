@@ -1,0 +1,91 @@
+/**
+ * Tensors of 2 MiB or more read into memory that Linux backs with huge pages (the native engine's
+ * allocator, native/huge_pages.cc, installed into io/tensor-buffers.ts when the addon loads):
+ * measured in the kernel's own count (AnonHugePages of /proc/self/smaps_rollup), against the same
+ * allocation with RFID_MOE_HUGE_PAGES=0; the memory leaves the process once the buffer is
+ * collected; bad sizes are refused. Child processes, because the allocator is process-wide.
+ * Skipped where the addon is not built or the kernel has no transparent huge pages.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { nativeAddonPath } from '../../src/engine/native.js';
+
+const repo = path.resolve(import.meta.dirname, '../..');
+
+function thpMode(): string | undefined {
+  try {
+    return /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+const mode = thpMode();
+const skipReason = !existsSync(nativeAddonPath)
+  ? 'the native addon is not built'
+  : mode === undefined || mode === 'never' || !existsSync('/proc/self/smaps_rollup')
+    ? `this kernel offers no transparent huge pages (mode: ${mode ?? 'absent'})`
+    : undefined;
+
+function child(body: string, env: NodeJS.ProcessEnv = {}): Record<string, number | boolean> {
+  const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { cwd: repo, encoding: 'utf8', env: { ...process.env, ...env } });
+  if (proc.status !== 0) throw new Error(`child failed: ${proc.stderr}`);
+  return JSON.parse(proc.stdout.trim().split('\n').pop() as string) as Record<string, number | boolean>;
+}
+
+// 64 MiB through the reader's allocation, written once (pages exist only when touched), then let go
+const hugeUse = `
+  import { readFileSync } from 'node:fs';
+  import { loadNativeEngine } from './src/engine/native.ts';
+  import { tensorBytes } from './src/io/tensor-buffers.ts';
+  import { releaseGarbage } from './src/util/release-garbage.ts';
+  const huge = () => Number(/AnonHugePages:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]) / 1024;
+  const loaded = loadNativeEngine({ threads: 1 });
+  if (!loaded.ok) throw new Error(loaded.reason);
+  const before = huge();
+  let bytes = tensorBytes(64 * 2 ** 20);
+  bytes.fill(7);
+  const sum = bytes[0] + bytes[bytes.length - 1];
+  const held = huge() - before;
+  const rssHeld = process.memoryUsage().rss;
+  bytes = null;
+  releaseGarbage();
+  let rss = process.memoryUsage().rss;
+  for (let t = 0; t < 200 && rssHeld - rss < 60 * 2 ** 20; t++) {
+    await new Promise((r) => setTimeout(r, 10));
+    rss = process.memoryUsage().rss;
+  }
+  console.log(JSON.stringify({ heldMiB: held, afterMiB: huge() - before, returnedMiB: (rssHeld - rss) / 2 ** 20, sum }));
+`;
+
+describe.skipIf(skipReason !== undefined)(`tensor buffers in huge pages${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
+  it('a 64 MiB tensor buffer is backed by huge pages, and its memory leaves once collected', () => {
+    const on = child(hugeUse);
+    expect(on.sum).toBe(14);
+    // the kernel may fall back to small pages for a few ranges when memory is fragmented
+    expect(on.heldMiB).toBeGreaterThanOrEqual(32);
+    expect(on.afterMiB).toBeLessThan(on.heldMiB as number);
+    expect(on.returnedMiB).toBeGreaterThanOrEqual(60);
+  });
+
+  it('RFID_MOE_HUGE_PAGES=0: the same buffer on small pages', () => {
+    const off = child(hugeUse, { RFID_MOE_HUGE_PAGES: '0' });
+    expect(off.sum).toBe(14);
+    // in "always" mode the kernel may use huge pages for any large mapping; in "madvise" only where asked
+    if (mode === 'madvise') expect(off.heldMiB).toBeLessThan(8);
+  });
+
+  it('refuses sizes that are not positive integers', () => {
+    const out = child(`
+      import { createRequire } from 'node:module';
+      import { loadNativeEngine, nativeAddonPath } from './src/engine/native.ts';
+      loadNativeEngine({ threads: 1 });
+      const addon = createRequire(import.meta.url)(nativeAddonPath);
+      const refused = [0, -1, 1.5, Number.NaN, 2 ** 60].map((n) => { try { addon.hugePageBuffer(n); return ''; } catch (e) { return e.message; } });
+      const b = addon.hugePageBuffer(5);
+      console.log(JSON.stringify({ refused: refused.every((m) => /^hugePageBuffer: bytes must be (a positive integer|finite)$/.test(m)), length: b.byteLength, zero: new Uint8Array(b).every((x) => x === 0) }));
+    `);
+    expect(out).toEqual({ refused: true, length: 5, zero: true });
+  });
+});
