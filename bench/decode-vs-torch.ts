@@ -6,11 +6,17 @@
  *
  *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b]]
  *        [--prompt-tokens 32] [--new-tokens 128] [--streams 8] [--threads 1] [--repeats 3]
- *        [--python .venv/bin/python] [--weights bf16|f32]
+ *        [--python .venv/bin/python] [--weights bf16|f32] [--native-coretype auto|NAME]
  *
  * --weights: weight matrices stored as BF16 (experts, attention, dense and shared MLPs, embedding,
  * lm_head) stay BF16 in memory (bf16, the default of generate and serve) or are widened to f32
  * (f32); both compute on the same values, so the tokens are the same.
+ *
+ * --native-coretype (this run only): `auto` ignores an OPENBLAS_CORETYPE set in the environment and
+ * lets the engine choose OpenBLAS's kernels from the CPU flags, as it does wherever the variable is
+ * unset (SkylakeX on an AVX-512 CPU); a name forces those kernels. OpenBLAS runs the products of a
+ * prompt's prefill (more rows than the decoding kernels take), so the kernels it uses move the
+ * time of the 8 streams' prefills; the decoding steps run the engine's own kernels either way.
  *
  * --synthetic generates a larger checkpoint instead of the shipped model: --shape mixtral (the
  * default; hidden 512, expert width 1408, 4 layers, 8 experts, top-2, vocabulary 32000, the shape
@@ -53,6 +59,7 @@ const { values } = parseArgs({
     python: { type: 'string', default: existsSync(venv) ? venv : 'python3' },
     'skip-torch': { type: 'boolean', default: false },
     weights: { type: 'string', default: 'bf16' },
+    'native-coretype': { type: 'string' },
   },
 });
 if (values.weights !== 'bf16' && values.weights !== 'f32') throw new Error(`--weights must be bf16 or f32; got "${values.weights}"`);
@@ -101,6 +108,9 @@ const promptOf = (seed: number) => {
 };
 const prompt = promptOf(1);
 try {
+  // before the native addon loads: OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded
+  if (values['native-coretype'] === 'auto') delete process.env.OPENBLAS_CORETYPE;
+  else if (values['native-coretype']) process.env.OPENBLAS_CORETYPE = values['native-coretype'];
   const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
   const provider = weightProviderOf(ckpt, { bf16Weights: values.weights === 'bf16' });
   const params = { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] as number[] };
