@@ -13,8 +13,17 @@
 // small ones). It is returned to the system (munmap) when JavaScript's garbage collector frees the
 // ArrayBuffer, and its size is reported to V8 as external memory meanwhile, so that holding it
 // counts towards the collector's decisions as an ordinary ArrayBuffer's memory does.
+//
+// Each buffer is a mapping of its own, and the kernel limits a process's mappings
+// (vm.max_map_count, 65530 by default): a Qwen3-235B-A22B checkpoint alone has ~36,000 expert
+// matrices of 12 MiB. So at most a quarter of that limit is used here (RFID_MOE_HUGE_PAGE_MAPPINGS
+// sets another cap); beyond it the reader allocates as usual (null below), and the rest of the
+// process keeps the mappings it needs.
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "args.h"
 #include "ops.h"
@@ -39,14 +48,33 @@ struct Mapping {
 
 /** Rounds up to a multiple of `unit` (a power of two). */
 size_t RoundUp(size_t x, size_t unit) { return (x + unit - 1) & ~(unit - 1); }
+
+/** Buffers handed out and not yet freed. */
+std::atomic<int64_t> live{0};
+
+/** The most buffers alive at once: RFID_MOE_HUGE_PAGE_MAPPINGS, else a quarter of vm.max_map_count. */
+int64_t MappingCap() {
+  static const int64_t cap = [] {
+    if (const char* v = std::getenv("RFID_MOE_HUGE_PAGE_MAPPINGS")) {
+      char* end = nullptr;
+      const long long n = std::strtoll(v, &end, 10);
+      if (end != v && *end == '\0' && n >= 0) return static_cast<int64_t>(n);
+    }
+    long long limit = 65530;
+    std::ifstream in("/proc/sys/vm/max_map_count");
+    if (!(in >> limit) || limit <= 0) limit = 65530;
+    return static_cast<int64_t>(limit / 4);
+  }();
+  return cap;
+}
 #endif
 
 }  // namespace
 
 /**
  * hugePageBuffer(bytes): an ArrayBuffer of `bytes` bytes (zero-filled) in memory advised to use
- * huge pages, or null where that is not available (not Linux, or the mapping failed): the caller
- * then allocates as usual.
+ * huge pages, or null where that is not available (not Linux, the mapping failed, or MappingCap()
+ * buffers are alive): the caller then allocates as usual.
  */
 Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -56,12 +84,19 @@ Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info) {
   }
 #if defined(__linux__)
   const size_t bytes = static_cast<size_t>(requested);
+  if (live.fetch_add(1) >= MappingCap()) {
+    live.fetch_sub(1);
+    return env.Null();
+  }
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
   const size_t length = RoundUp(bytes, page);
   // map a huge page more than needed, keep the part that starts on a 2 MiB boundary
   const size_t reserve = length + kHugePage;
   void* base = mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) return env.Null();
+  if (base == MAP_FAILED) {
+    live.fetch_sub(1);
+    return env.Null();
+  }
   const uintptr_t raw = reinterpret_cast<uintptr_t>(base);
   const uintptr_t aligned = RoundUp(raw, kHugePage);
   if (aligned > raw) munmap(base, aligned - raw);
@@ -76,6 +111,7 @@ Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info) {
       env, start, bytes,
       [](Napi::Env finalizeEnv, void*, Mapping* m) {
         munmap(m->start, m->length);
+        live.fetch_sub(1);
         Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -m->accounted);
         delete m;
       },

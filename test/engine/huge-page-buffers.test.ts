@@ -3,7 +3,8 @@
  * allocator, native/huge_pages.cc, installed into io/tensor-buffers.ts when the addon loads):
  * measured in the kernel's own count (AnonHugePages of /proc/self/smaps_rollup), against the same
  * allocation with RFID_MOE_HUGE_PAGES=0; the memory leaves the process once the buffer is
- * collected; bad sizes are refused. Child processes, because the allocator is process-wide.
+ * collected; bad sizes are refused; at most RFID_MOE_HUGE_PAGE_MAPPINGS buffers (by default a
+ * quarter of vm.max_map_count) are alive at once, and beyond that Node allocates. Child processes, because the allocator is process-wide.
  * Skipped where the addon is not built or the kernel has no transparent huge pages.
  */
 import { spawnSync } from 'node:child_process';
@@ -74,6 +75,32 @@ describe.skipIf(skipReason !== undefined)(`tensor buffers in huge pages${skipRea
     expect(off.sum).toBe(14);
     // in "always" mode the kernel may use huge pages for any large mapping; in "madvise" only where asked
     if (mode === 'madvise') expect(off.heldMiB).toBeLessThan(8);
+  });
+
+  it('hands out at most RFID_MOE_HUGE_PAGE_MAPPINGS buffers at once; the reader then allocates as usual', () => {
+    const out = child(
+      `
+      import { createRequire } from 'node:module';
+      import { loadNativeEngine, nativeAddonPath } from './src/engine/native.ts';
+      import { tensorBytes } from './src/io/tensor-buffers.ts';
+      import { releaseGarbage } from './src/util/release-garbage.ts';
+      loadNativeEngine({ threads: 1 });
+      const addon = createRequire(import.meta.url)(nativeAddonPath);
+      let held = [addon.hugePageBuffer(4096), addon.hugePageBuffer(4096)];
+      const third = addon.hugePageBuffer(4096);
+      const fallback = tensorBytes(4 * 2 ** 20); // the reader's path: Node's memory, same size
+      held = null;
+      releaseGarbage();
+      let again = null;
+      for (let t = 0; t < 200 && again === null; t++) {
+        again = addon.hugePageBuffer(4096);
+        if (again === null) await new Promise((r) => setTimeout(r, 10));
+      }
+      console.log(JSON.stringify({ third: third === null, fallback: fallback.length, again: again !== null && again.byteLength === 4096 }));
+    `,
+      { RFID_MOE_HUGE_PAGE_MAPPINGS: '2' },
+    );
+    expect(out).toEqual({ third: true, fallback: 4 * 2 ** 20, again: true });
   });
 
   it('refuses sizes that are not positive integers', () => {
