@@ -106,16 +106,28 @@ Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info) {
   // advice only: where transparent huge pages are off, the mapping keeps small pages and works the same
   (void)madvise(start, length, MADV_HUGEPAGE);
   Mapping* mapping = new Mapping{start, length, static_cast<int64_t>(length)};
+  Napi::ArrayBuffer buffer;
+  try {
+    buffer = Napi::ArrayBuffer::New(
+        env, start, bytes,
+        [](Napi::Env finalizeEnv, void*, Mapping* m) {
+          munmap(m->start, m->length);
+          live.fetch_sub(1);
+          Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -m->accounted);
+          delete m;
+        },
+        mapping);
+  } catch (const Napi::Error&) {
+    // a runtime that refuses memory it did not allocate (V8's sandbox, as in Electron): the
+    // mapping is ours to return, and the reader allocates as usual
+    env.GetAndClearPendingException();
+    munmap(start, length);
+    live.fetch_sub(1);
+    delete mapping;
+    return env.Null();
+  }
   Napi::MemoryManagement::AdjustExternalMemory(env, mapping->accounted);
-  return Napi::ArrayBuffer::New(
-      env, start, bytes,
-      [](Napi::Env finalizeEnv, void*, Mapping* m) {
-        munmap(m->start, m->length);
-        live.fetch_sub(1);
-        Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -m->accounted);
-        delete m;
-      },
-      mapping);
+  return buffer;
 #else
   return env.Null();
 #endif
