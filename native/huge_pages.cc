@@ -22,7 +22,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 
 #include "args.h"
@@ -43,7 +42,6 @@ constexpr size_t kHugePage = size_t{2} << 20;
 struct Mapping {
   void* start;
   size_t length;
-  int64_t accounted;
 };
 
 /** Rounds up to a multiple of `unit` (a power of two). */
@@ -105,7 +103,7 @@ Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info) {
   void* start = reinterpret_cast<void*>(aligned);
   // advice only: where transparent huge pages are off, the mapping keeps small pages and works the same
   (void)madvise(start, length, MADV_HUGEPAGE);
-  Mapping* mapping = new Mapping{start, length, static_cast<int64_t>(length)};
+  Mapping* mapping = new Mapping{start, length};
   Napi::ArrayBuffer buffer;
   try {
     buffer = Napi::ArrayBuffer::New(
@@ -113,7 +111,7 @@ Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info) {
         [](Napi::Env finalizeEnv, void*, Mapping* m) {
           munmap(m->start, m->length);
           live.fetch_sub(1);
-          Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -m->accounted);
+          Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -static_cast<int64_t>(m->length));
           delete m;
         },
         mapping);
@@ -126,7 +124,7 @@ Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info) {
     delete mapping;
     return env.Null();
   }
-  Napi::MemoryManagement::AdjustExternalMemory(env, mapping->accounted);
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(length));
   return buffer;
 #else
   return env.Null();

@@ -3,21 +3,12 @@
  * system when freed) and dead typed arrays collected on request. Checked in child processes,
  * because both change the whole process.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeAddonPath } from '../../src/engine/native.js';
+import { childJson } from '../helpers/child-node.js';
 
-const repo = path.resolve(import.meta.dirname, '../..');
 const nativeReason = existsSync(nativeAddonPath) ? undefined : 'the native addon is not built';
-
-/** Runs `body` (ESM, top-level await) in a fresh node with tsx; returns its last stdout line as JSON. */
-function child(body: string, env: NodeJS.ProcessEnv = {}): Record<string, number | boolean> {
-  const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { cwd: repo, encoding: 'utf8', env: { ...process.env, ...env } });
-  if (proc.status !== 0) throw new Error(`child failed: ${proc.stderr}`);
-  return JSON.parse(proc.stdout.trim().split('\n').pop() as string) as Record<string, number | boolean>;
-}
 
 // Allocate 24 blocks of 4 MiB with a small live array after each (so freed blocks are holes, not
 // the heap's top), let the big ones go, collect, and report how much of them left the RSS.
@@ -47,20 +38,20 @@ const churn = (map: boolean) => `
 
 describe.skipIf(nativeReason !== undefined)(`large blocks mapped on their own${nativeReason ? ` (skipped: ${nativeReason})` : ''}`, () => {
   it('once mapped, 96 MiB of freed 4 MiB blocks between live ones leave the RSS', () => {
-    const out = child(churn(true));
+    const out = childJson(churn(true));
     if (process.platform === 'linux' && out.applied === false) throw new Error('mapLargeAllocations did not apply on Linux (not glibc?)');
     if (out.applied) expect(out.returnedMiB).toBeGreaterThan(0.9 * 96);
   });
 
   it("a MALLOC_MMAP_THRESHOLD_ the user set wins: nothing is changed", () => {
-    const out = child(churn(true), { MALLOC_MMAP_THRESHOLD_: '131072' });
+    const out = childJson(churn(true), { MALLOC_MMAP_THRESHOLD_: '131072' });
     expect(out.applied).toBe(false);
   });
 });
 
 describe('releaseGarbage', () => {
   it('frees dead typed arrays (without waiting for V8 to decide to collect)', () => {
-    const out = child(`
+    const out = childJson(`
       import { releaseGarbage } from './src/util/release-garbage.ts';
       let held = Array.from({ length: 8 }, () => new Float64Array(2 ** 20).fill(1));
       const before = process.memoryUsage().arrayBuffers;

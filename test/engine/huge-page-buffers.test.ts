@@ -7,13 +7,10 @@
  * quarter of vm.max_map_count) are alive at once, and beyond that Node allocates. Child processes, because the allocator is process-wide.
  * Skipped where the addon is not built or the kernel has no transparent huge pages.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeAddonPath } from '../../src/engine/native.js';
-
-const repo = path.resolve(import.meta.dirname, '../..');
+import { childJson } from '../helpers/child-node.js';
 
 function thpMode(): string | undefined {
   try {
@@ -28,12 +25,6 @@ const skipReason = !existsSync(nativeAddonPath)
   : mode === undefined || mode === 'never' || !existsSync('/proc/self/smaps_rollup')
     ? `this kernel offers no transparent huge pages (mode: ${mode ?? 'absent'})`
     : undefined;
-
-function child(body: string, env: NodeJS.ProcessEnv = {}): Record<string, number | boolean> {
-  const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { cwd: repo, encoding: 'utf8', env: { ...process.env, ...env } });
-  if (proc.status !== 0) throw new Error(`child failed: ${proc.stderr}`);
-  return JSON.parse(proc.stdout.trim().split('\n').pop() as string) as Record<string, number | boolean>;
-}
 
 // 64 MiB through the reader's allocation, written once (pages exist only when touched), then let go
 const hugeUse = `
@@ -62,7 +53,7 @@ const hugeUse = `
 
 describe.skipIf(skipReason !== undefined)(`tensor buffers in huge pages${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   it('a 64 MiB tensor buffer is backed by huge pages, and its memory leaves once collected', () => {
-    const on = child(hugeUse);
+    const on = childJson(hugeUse);
     expect(on.sum).toBe(14);
     // the kernel may fall back to small pages for a few ranges when memory is fragmented
     expect(on.heldMiB).toBeGreaterThanOrEqual(32);
@@ -71,14 +62,14 @@ describe.skipIf(skipReason !== undefined)(`tensor buffers in huge pages${skipRea
   });
 
   it('RFID_MOE_HUGE_PAGES=0: the same buffer on small pages', () => {
-    const off = child(hugeUse, { RFID_MOE_HUGE_PAGES: '0' });
+    const off = childJson(hugeUse, { RFID_MOE_HUGE_PAGES: '0' });
     expect(off.sum).toBe(14);
     // in "always" mode the kernel may use huge pages for any large mapping; in "madvise" only where asked
     if (mode === 'madvise') expect(off.heldMiB).toBeLessThan(8);
   });
 
   it('hands out at most RFID_MOE_HUGE_PAGE_MAPPINGS buffers at once; the reader then allocates as usual', () => {
-    const out = child(
+    const out = childJson(
       `
       import { createRequire } from 'node:module';
       import { loadNativeEngine, nativeAddonPath } from './src/engine/native.ts';
@@ -104,7 +95,7 @@ describe.skipIf(skipReason !== undefined)(`tensor buffers in huge pages${skipRea
   });
 
   it('refuses sizes that are not positive integers', () => {
-    const out = child(`
+    const out = childJson(`
       import { createRequire } from 'node:module';
       import { loadNativeEngine, nativeAddonPath } from './src/engine/native.ts';
       loadNativeEngine({ threads: 1 });
