@@ -15,6 +15,7 @@ import { buildLayout } from './layout.js';
 import { familyForConfig } from './registry.js';
 import type { Checkpoint, ExpertMatrixType, ModelConfig, ModelLayout, TensorMeta } from './types.js';
 import { assertNoLayoutProblems, findLayoutProblems } from './validate.js';
+import type { TensorArena } from '../io/tensor-buffers.js';
 
 async function readConfigJson(dir: string): Promise<Record<string, unknown>> {
   const file = path.join(dir, 'config.json');
@@ -124,6 +125,10 @@ class OpenedCheckpoint implements Checkpoint {
     const location = expertLocation(moe, this.config, expert, type);
     if (!location) throw new CheckpointError('OutOfRange', `layer ${layer} names no expert tensors`);
     return location;
+  }
+
+  packReads(arena: TensorArena | null): void {
+    this.store.packInto(arena);
   }
 
   async close(): Promise<void> {

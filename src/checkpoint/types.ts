@@ -3,6 +3,7 @@
  * compression code use. Family-specific key names live only in `src/checkpoint/families/*`.
  */
 import type { DType } from '../io/dtype.js';
+import type { TensorArena } from '../io/tensor-buffers.js';
 
 export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2';
 
@@ -179,5 +180,10 @@ export interface Checkpoint {
    * non-expert matrices it keeps itself (bf16HeldTensorNames in src/runtime).
    */
   bf16TensorNames?(): Set<string>;
+  /**
+   * Reads from now on take their memory from `arena` (null: each read its own buffer again); see
+   * TensorArena. For a load whose tensors are all kept and dropped together.
+   */
+  packReads?(arena: TensorArena | null): void;
   close(): Promise<void>;
 }

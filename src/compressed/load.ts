@@ -30,6 +30,7 @@ import { basisName, CONFIG_BLOCK_KEY, coefficientName, expertBasisName, groupBas
 import { verifyOutputFiles, type HashProgress } from './verify.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
 import { asF32, type Weights } from '../runtime/weight-matrix.js';
+import type { TensorArena } from '../io/tensor-buffers.js';
 
 export interface LoadCompressedOptions {
   /** how factored matrices are applied: by FLOP count per call (default), always factored, or materialised */
@@ -364,6 +365,10 @@ export class CompressedModel implements Checkpoint, WeightProvider {
 
   embedRows(start: number, end: number): Promise<Weights> {
     return this.provider().embedRows!(start, end);
+  }
+
+  packReads(arena: TensorArena | null): void {
+    this.store.packInto(arena);
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { DTYPE_BITS, DTYPES, decodeToF32, isDType, widenHalvesInPlace, type DType } from './dtype.js';
 import { SafetensorsError } from './errors.js';
-import { tensorBytes } from './tensor-buffers.js';
+import { tensorBytes, type TensorArena, type TensorBufferSource } from './tensor-buffers.js';
 import { JsonNumber, JsonSyntaxError, isJsonObject, jsonTypeName, parseStrictJson, type JsonValue } from './header-json.js';
 
 export interface TensorEntry {
@@ -234,6 +234,8 @@ const MAX_READ_CHUNK = 1 << 30;
 
 export class SafetensorsFile {
   private closed = false;
+  /** the memory tensors are read into (see packInto) */
+  private source: TensorBufferSource = tensorBytes;
 
   private constructor(
     readonly path: string,
@@ -269,6 +271,16 @@ export class SafetensorsFile {
     }
   }
 
+  /**
+   * Reads from now on take their memory from `arena` (tensors of a few hundred KiB share huge
+   * pages; see TensorArena), or, with null, each its own buffer again. For reads whose results
+   * are kept together, as a served model's load. Only memory handed to the caller is packed;
+   * bytes decoded into a new array (dtypes other than F32, BF16 and F16) are not.
+   */
+  packInto(arena: TensorArena | null): void {
+    this.source = arena === null ? tensorBytes : arena.bytes;
+  }
+
   /** Names in data-offset order. */
   tensorNames(): string[] {
     return [...this.entries.keys()];
@@ -288,7 +300,7 @@ export class SafetensorsFile {
   /** The tensor's raw little-endian bytes (a fresh, 8-aligned buffer). */
   async readBytes(name: string): Promise<Uint8Array> {
     const entry = this.entry(name);
-    return readExactly(this.handle, entry.byteLength, this.dataStart + entry.dataOffsets[0], this.path, name);
+    return readExactly(this.handle, entry.byteLength, this.dataStart + entry.dataOffsets[0], this.path, name, this.source);
   }
 
   /** The whole tensor as f32 (flattened, row-major). */
@@ -296,16 +308,16 @@ export class SafetensorsFile {
     const entry = this.entry(name);
     if (entry.dtype === 'F32' && littleEndianHost) {
       // Read straight into the result: no second copy of the tensor.
-      const bytes = tensorBytes(entry.byteLength);
+      const bytes = this.source(entry.byteLength);
       await readInto(this.handle, bytes, this.dataStart + entry.dataOffsets[0], this.path, name);
       touchPages(bytes);
-      const out = new Float32Array(bytes.buffer, 0, entry.elementCount);
-      return out;
+      return new Float32Array(bytes.buffer, bytes.byteOffset, entry.elementCount);
     }
     if (isHalf(entry.dtype) && littleEndianHost) {
       return this.readHalvesWidened(entry.dtype, this.dataStart + entry.dataOffsets[0], entry.elementCount, name);
     }
-    return decodeWithContext(entry, await this.readBytes(name), this.path);
+    // the bytes are decoded into a new array and dropped: never packed (see packInto)
+    return decodeWithContext(entry, await readExactly(this.handle, entry.byteLength, this.dataStart + entry.dataOffsets[0], this.path, name), this.path);
   }
 
   /**
@@ -314,9 +326,9 @@ export class SafetensorsFile {
    * checkpoints served and compressed are mostly BF16, and this is their load).
    */
   private async readHalvesWidened(dtype: 'BF16' | 'F16', position: number, count: number, name: string): Promise<Float32Array> {
-    const bytes = tensorBytes(count * 4);
+    const bytes = this.source(count * 4);
     await readInto(this.handle, bytes.subarray(count * 2), position, this.path, name);
-    const out = new Float32Array(bytes.buffer, 0, count);
+    const out = new Float32Array(bytes.buffer, bytes.byteOffset, count);
     widenHalvesInPlace(dtype, out);
     return out;
   }
@@ -355,7 +367,7 @@ export class SafetensorsFile {
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > rows) {
       throw new SafetensorsError('SliceOutOfRange', `rows [${start}, ${end}) are outside [0, ${rows}] of the ${rows}×${cols} view`, { file: this.path, tensor: name });
     }
-    const bytes = await readExactly(this.handle, (end - start) * cols * 2, this.dataStart + entry.dataOffsets[0] + start * cols * 2, this.path, name);
+    const bytes = await readExactly(this.handle, (end - start) * cols * 2, this.dataStart + entry.dataOffsets[0] + start * cols * 2, this.path, name, this.source);
     const out = new Uint16Array(bytes.buffer, bytes.byteOffset, (end - start) * cols);
     if (!littleEndianHost) for (let i = 0; i < out.length; i++) out[i] = (out[i] >>> 8) | ((out[i] & 0xff) << 8);
     return out;
@@ -425,8 +437,8 @@ function touchPages(bytes: Uint8Array): void {
   touched = (touched + sum) | 0;
 }
 
-async function readExactly(handle: FileHandle, length: number, position: number, file: string, tensor?: string): Promise<Uint8Array> {
-  const out = tensorBytes(length);
+async function readExactly(handle: FileHandle, length: number, position: number, file: string, tensor?: string, source: TensorBufferSource = tensorBytes): Promise<Uint8Array> {
+  const out = source(length);
   await readInto(handle, out, position, file, tensor);
   touchPages(out);
   return out;

@@ -10,6 +10,7 @@ import { SafetensorsError } from './errors.js';
 import { JsonNumber, JsonSyntaxError, isJsonObject, parseStrictJson, type JsonValue } from './header-json.js';
 import { SafetensorsFile, type TensorEntry } from './safetensors-reader.js';
 import { SafetensorsWriter, planEntrySize, serializeSafetensorsHeader, type TensorData, type TensorPlan } from './safetensors-writer.js';
+import type { TensorArena } from './tensor-buffers.js';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -233,6 +234,11 @@ export class TensorStore {
 
   async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array> {
     return this.shardOf(name).readRowsBf16(name, start, end);
+  }
+
+  /** Every shard's reads take their memory from `arena` from now on, or their own again with null (SafetensorsFile.packInto). */
+  packInto(arena: TensorArena | null): void {
+    for (const shard of this.shards) shard.packInto(arena);
   }
 
   async close(): Promise<void> {

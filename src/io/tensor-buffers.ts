@@ -13,6 +13,15 @@
 /** Buffers from this size on go to the large-buffer allocator: one huge page. */
 export const LARGE_BUFFER_BYTES = 2 * 2 ** 20;
 
+/** Buffers from this size up to LARGE_BUFFER_BYTES are packed into a TensorArena's chunks. */
+export const PACKED_BUFFER_BYTES = 64 * 2 ** 10;
+
+/** A TensorArena's chunk: eight huge pages. */
+export const ARENA_CHUNK_BYTES = 16 * 2 ** 20;
+
+/** Where packed buffers start within a chunk: a cache line, as the kernels' own buffers. */
+const ARENA_ALIGN = 64;
+
 /** Returns an ArrayBuffer of exactly `bytes` bytes, or null to let Node allocate it. */
 export type LargeBufferAllocator = (bytes: number) => ArrayBuffer | null;
 
@@ -29,6 +38,7 @@ export function setLargeBufferAllocator(allocator: LargeBufferAllocator | null):
 }
 
 function hugePagesOff(): boolean {
+  // read on each large allocation, not once: the tests (and a host process) may change it at run time
   const v = process.env.RFID_MOE_HUGE_PAGES;
   return v === '0' || v === 'false' || v === 'off';
 }
@@ -49,4 +59,65 @@ export function tensorBytes(length: number): Uint8Array {
     if (buffer !== null && buffer.byteLength === length) return new Uint8Array(buffer);
   }
   return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+}
+
+/** Where a reader gets the memory of each tensor it reads. */
+export type TensorBufferSource = (length: number) => Uint8Array;
+
+/**
+ * Packs tensors too small for a huge page of their own (PACKED_BUFFER_BYTES up to
+ * LARGE_BUFFER_BYTES) into shared chunks from the large-buffer allocator, so that they are read
+ * into huge pages too. A factored checkpoint is mostly such tensors (factors of a few hundred KiB
+ * to ~2 MiB each), and without packing its load paid 512 faults per 2 MiB for them, slower than
+ * the original it was compressed from (BENCHMARKS.md, "Cold start").
+ *
+ * The price is lifetime: a chunk goes back to the system only when every tensor packed into it
+ * has been collected. So an arena is for reads whose results live and die together, a served
+ * model's load (src/serve/models.ts), and is closed when that ends; reads after close(), other
+ * sizes, a failed or refused chunk, and RFID_MOE_HUGE_PAGES=0 all take `tensorBytes` as before.
+ * The memory the chunks hold beyond their tensors is the unfilled end of each chunk, of which only
+ * the huge page under the last tensor is ever touched: under 2 MiB of resident memory per chunk.
+ */
+export class TensorArena {
+  private chunk: ArrayBuffer | null = null;
+  private used = 0;
+  private closed = false;
+  private packedBytes = 0;
+  private chunks = 0;
+
+  /** `allocator` is the one installed by setLargeBufferAllocator unless given (tests). */
+  constructor(private readonly allocator: LargeBufferAllocator | null = null) {}
+
+  /** A fresh, unshared range of `length` bytes, 64-aligned, whose contents the caller overwrites. */
+  readonly bytes: TensorBufferSource = (length: number): Uint8Array => {
+    const allocator = this.allocator ?? largeAllocator;
+    if (this.closed || allocator === null || length < PACKED_BUFFER_BYTES || length >= LARGE_BUFFER_BYTES || hugePagesOff()) return tensorBytes(length);
+    let at = Math.ceil(this.used / ARENA_ALIGN) * ARENA_ALIGN;
+    if (this.chunk === null || at + length > this.chunk.byteLength) {
+      let chunk: ArrayBuffer | null = null;
+      try {
+        chunk = allocator(ARENA_CHUNK_BYTES);
+      } catch {
+        chunk = null;
+      }
+      if (chunk === null || chunk.byteLength !== ARENA_CHUNK_BYTES) return tensorBytes(length);
+      this.chunk = chunk;
+      this.chunks++;
+      at = 0;
+    }
+    this.used = at + length;
+    this.packedBytes += length;
+    return new Uint8Array(this.chunk, at, length);
+  };
+
+  /** Stops packing: later reads get buffers of their own. The chunks live on in their tensors. */
+  close(): void {
+    this.closed = true;
+    this.chunk = null;
+  }
+
+  /** Bytes packed so far and the chunks they took. */
+  get stats(): { packedBytes: number; chunks: number } {
+    return { packedBytes: this.packedBytes, chunks: this.chunks };
+  }
 }

@@ -21,6 +21,7 @@ import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
 import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
+import { TensorArena } from '../io/tensor-buffers.js';
 
 export interface ModelSpec {
   /** the id clients use in "model" */
@@ -181,6 +182,10 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
     const model = this.models.get(id);
     if (!model) throw new Error(`model ${id} is not served`);
     const checkpoint = await openModel(model.dir);
+    // every tensor read now is held until the model is unloaded: factors of a few hundred KiB are
+    // packed into shared huge pages (TensorArena), reads after the load each get their own
+    const arena = new TensorArena();
+    checkpoint.packReads?.(arena);
     try {
       const decoderOptions = {
         maxBatchSize: this.opts.maxBatchSize,
@@ -207,6 +212,9 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
     } catch (err) {
       await checkpoint.close();
       throw err;
+    } finally {
+      checkpoint.packReads?.(null);
+      arena.close();
     }
   }
 

@@ -94,6 +94,34 @@ describe.skipIf(skipReason !== undefined)(`tensor buffers in huge pages${skipRea
     expect(out).toEqual({ third: true, fallback: 4 * 2 ** 20, again: true });
   });
 
+  it('a TensorArena puts tensors of a few hundred KiB into huge pages too', () => {
+    // 40 factor-sized tensors of 850 KiB (33 MiB), packed, against the same reads each in its own buffer
+    const script = `
+      import { readFileSync } from 'node:fs';
+      import { loadNativeEngine } from './src/engine/native.ts';
+      import { TensorArena, tensorBytes } from './src/io/tensor-buffers.ts';
+      const huge = () => Number(/AnonHugePages:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]) / 1024;
+      const loaded = loadNativeEngine({ threads: 1 });
+      if (!loaded.ok) throw new Error(loaded.reason);
+      const arena = new TensorArena();
+      const before = huge();
+      const held = Array.from({ length: 40 }, (_, i) => {
+        const b = process.env.PACK === '1' ? arena.bytes(850 * 1024) : tensorBytes(850 * 1024);
+        b.fill(i + 1);
+        return b;
+      });
+      const intact = held.every((b, i) => b[0] === i + 1 && b[b.length - 1] === i + 1);
+      console.log(JSON.stringify({ hugeMiB: huge() - before, intact, chunks: arena.stats.chunks }));
+    `;
+    const packed = childJson(script, { PACK: '1' });
+    expect(packed.intact).toBe(true);
+    expect(packed.chunks).toBe(3);
+    expect(packed.hugeMiB).toBeGreaterThanOrEqual(16);
+    const own = childJson(script, { PACK: '0' });
+    expect(own.intact).toBe(true);
+    if (mode === 'madvise') expect(own.hugeMiB).toBeLessThan(8);
+  });
+
   it('refuses sizes that are not positive integers', () => {
     const out = childJson(`
       import { createRequire } from 'node:module';
