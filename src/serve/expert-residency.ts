@@ -26,6 +26,8 @@ import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/wei
 
 const TYPES: readonly ExpertMatrixType[] = ['gate', 'up', 'down'];
 
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export interface ExpertResidencyOptions {
   /** bytes of densely materialised experts allowed (the model's share beyond its factored weights) */
   denseBytes: number;
@@ -203,6 +205,10 @@ export class LiveExpertProvider implements WeightProvider {
       const slot = this.slots.get(s.key);
       const wantDense = hot.has(s.key);
       if (slot && slot.dense === wantDense) continue;
+      // one expert per turn of the event loop: building one is ~0.1 s of synchronous products,
+      // and with its factors already held nothing else would let requests in between
+      await yieldToEventLoop();
+      if (this.closed) return;
       this.slots.set(s.key, { weights: await this.build(s.layer, s.expert, wantDense), dense: wantDense });
     }
     this.rebalances++;
@@ -237,16 +243,25 @@ export class LiveExpertProvider implements WeightProvider {
   }
 
   private async build(layer: number, expert: number, dense: boolean): Promise<ExpertWeights> {
+    // what the expert holds now is reused, not read again: the factors of a factored form, an
+    // unfactored matrix (the same dense or not). So materialising a hot expert reads nothing from
+    // disk, and its factors stay the buffers the load read (packed in huge pages, src/serve/models.ts).
+    const held = this.slots.get(`${layer}/${expert}`)?.weights;
     const ops: LinearOperator[] = [];
     for (const type of TYPES) {
+      const heldOp = held instanceof SwiGluExpert ? held[type] : undefined;
       if (!this.model.isFactored(layer, type)) {
+        if (heldOp instanceof DenseLinear) {
+          ops.push(heldOp);
+          continue;
+        }
         const W = (this.opts.bf16 ? await this.model.readExpertBf16(layer, expert, type) : null) ?? (await this.model.readExpert(layer, expert, type));
         const { hiddenSize: H, expertIntermediateSize: I } = this.model.config;
         const [p, d] = type === 'down' ? [H, I] : [I, H];
         ops.push(new DenseLinear(W, p, d));
         continue;
       }
-      const m = await this.model.factors(layer, expert, type, this.shared, { bf16: this.opts.bf16 });
+      const m = heldOp instanceof FactoredLinear ? heldOp.matrix : await this.model.factors(layer, expert, type, this.shared, { bf16: this.opts.bf16 });
       // a factored expert must stay at its factored size: the budget counts it so, and the dense
       // room of the share belongs to the hottest experts (a long prompt builds a dense form for one call only)
       if (dense) {
