@@ -44,7 +44,7 @@ export interface ServeOptions {
   onLoad?(e: { id: string; reason: string; ms: number; bytes: number }): void;
   /** called when a model leaves memory: offloaded by the policy, evicted for another, or at shutdown */
   onUnload?(e: { id: string; reason: 'policy' | 'evicted' | 'shutdown'; bytes: number }): void;
-  /** one full GC a second after the server falls idle, so dead buffers do not pin RSS (the CLI sets it) */
+  /** one full GC a second after the server falls idle or unloads a model, so dead buffers do not pin RSS (the CLI sets it) */
   idleGc?: boolean;
   /** no prom-client process metrics (several servers in one process) */
   processMetrics?: boolean;
@@ -102,7 +102,14 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         metrics.loadSeconds.observe({ model: e.id }, e.ms / 1000);
         opts.onLoad?.(e);
       },
-      onUnload: (e) => opts.onUnload?.(e),
+      onUnload: (e) => {
+        opts.onUnload?.(e);
+        // An offload exists to give memory back, but the model's buffers leave the process only
+        // when V8 collects them, and an idle server does not collect: a model offloaded by its
+        // policy's timer kept its RSS until the next request. So an unload counts as work done.
+        idle?.begin();
+        idle?.end();
+      },
     },
   });
   for (const m of models.values()) residency.register(m.id, m.estimatedBytes);
