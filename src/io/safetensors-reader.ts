@@ -297,7 +297,7 @@ export class SafetensorsFile {
     return entry;
   }
 
-  /** The tensor's raw little-endian bytes (a fresh, 8-aligned buffer). */
+  /** The tensor's raw little-endian bytes (a fresh, 8-aligned buffer; a range of a shared one after packInto). */
   async readBytes(name: string): Promise<Uint8Array> {
     const entry = this.entry(name);
     return readExactly(this.handle, entry.byteLength, this.dataStart + entry.dataOffsets[0], this.path, name, this.source);
