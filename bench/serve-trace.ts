@@ -17,7 +17,7 @@
  * server's own accounting). Results on stdout (markdown, or JSON with --json), progress on stderr.
  */
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -77,6 +77,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface ServerProcess {
   url: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -97,6 +98,7 @@ function startServe(args: string[]): Promise<ServerProcess> {
       if (m)
         resolve({
           url: m[1],
+          pid: child.pid!,
           async stop() {
             child.kill('SIGTERM');
             await exited;
@@ -223,6 +225,8 @@ interface ColdRow {
   model: string;
   diskMB: number;
   residentMB: number;
+  /** the server's peak RSS over the cold requests, less its RSS before the first (measured, not planned) */
+  peakRssGrowthMB: number;
   loadS: number;
   ttftMs: number;
 }
@@ -233,6 +237,7 @@ async function coldStart(label: string, dir: string, repeats: number, budget: nu
   try {
     const ttft: number[] = [];
     const waits: number[] = [];
+    const rssBefore = procStatusBytes(server.pid, 'VmRSS');
     for (let i = 0; i < repeats; i++) {
       const r = await request(server.url, 'm', 1, i);
       if (!r.ok || !r.cold) throw new Error(`cold-start request ${i} on ${label} was ${r.ok ? 'not cold' : `refused: ${r.error}`}`);
@@ -245,9 +250,20 @@ async function coldStart(label: string, dir: string, repeats: number, budget: nu
     const { readdir } = await import('node:fs/promises');
     let disk = 0;
     for (const f of await readdir(dir)) if (f.endsWith('.safetensors')) disk += (await stat(path.join(dir, f))).size;
-    return { model: label, diskMB: disk / 1e6, residentMB: health.models[0].bytes / 1e6, loadS: mean(waits) / 1000, ttftMs: mean(ttft) };
+    const peakRssGrowthMB = (procStatusBytes(server.pid, 'VmHWM') - rssBefore) / 1e6;
+    return { model: label, diskMB: disk / 1e6, residentMB: health.models[0].bytes / 1e6, peakRssGrowthMB, loadS: mean(waits) / 1000, ttftMs: mean(ttft) };
   } finally {
     await server.stop();
+  }
+}
+
+/** A field of /proc/PID/status in bytes (Linux; NaN elsewhere, and the column reads "–"). */
+function procStatusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  try {
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
   }
 }
 
@@ -456,8 +472,13 @@ function virtualReplayTable(v: VirtualReplay): string[] {
 }
 
 function coldStartTable(cold: ColdRow[]): string[] {
-  const lines = ['Cold start (on-demand policy, every request loads the model; mean of the repeats):', '', '| checkpoint | on disk | resident | load (reads; dense experts are built after it, in the background) | time to first token |', '|---|---:|---:|---:|---:|'];
-  for (const c of cold) lines.push(`| ${c.model} | ${c.diskMB.toFixed(0)} MB | ${c.residentMB.toFixed(0)} MB | ${c.loadS.toFixed(2)} s | ${c.ttftMs.toFixed(0)} ms |`);
+  const lines = [
+    'Cold start (on-demand policy, every request loads the model; mean of the repeats). "resident" is the server\'s plan; the peak RSS growth is measured (the server\'s VmHWM less its RSS before the first request; dense experts are built between the request and the unload, so that row shows only those built by then):',
+    '',
+    '| checkpoint | on disk | resident (plan) | peak RSS growth | load (reads; dense experts are built after it, in the background) | time to first token |',
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  for (const c of cold) lines.push(`| ${c.model} | ${c.diskMB.toFixed(0)} MB | ${c.residentMB.toFixed(0)} MB | ${Number.isFinite(c.peakRssGrowthMB) ? `${c.peakRssGrowthMB.toFixed(0)} MB` : '–'} | ${c.loadS.toFixed(2)} s | ${c.ttftMs.toFixed(0)} ms |`);
   // "x% less" or "x% more" (a compressed checkpoint can load slower: it decodes and builds more)
   const change = (now: number, was: number, what: string) => {
     const pct = (1 - now / was) * 100;
