@@ -49,16 +49,19 @@ function hugePagesOff(): boolean {
  * tensor. A plain Uint8Array (not a Buffer, whose slice() would alias).
  */
 export function tensorBytes(length: number): Uint8Array {
-  if (largeAllocator !== null && length >= LARGE_BUFFER_BYTES && !hugePagesOff()) {
-    let buffer: ArrayBuffer | null = null;
-    try {
-      buffer = largeAllocator(length);
-    } catch {
-      buffer = null; // an allocator's failure is not the read's: Node's memory serves
-    }
-    if (buffer !== null && buffer.byteLength === length) return new Uint8Array(buffer);
+  const buffer = largeAllocator !== null && length >= LARGE_BUFFER_BYTES && !hugePagesOff() ? allocateLarge(largeAllocator, length) : null;
+  return buffer !== null ? new Uint8Array(buffer) : new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+}
+
+/** `allocator`'s buffer of exactly `bytes`, or null when it gives none, throws or gives another size. */
+function allocateLarge(allocator: LargeBufferAllocator, bytes: number): ArrayBuffer | null {
+  let buffer: ArrayBuffer | null;
+  try {
+    buffer = allocator(bytes);
+  } catch {
+    return null; // an allocator's failure is not the read's: Node's memory serves
   }
-  return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+  return buffer !== null && buffer.byteLength === bytes ? buffer : null;
 }
 
 /** Where a reader gets the memory of each tensor it reads. */
@@ -94,13 +97,8 @@ export class TensorArena {
     if (this.closed || allocator === null || length < PACKED_BUFFER_BYTES || length >= LARGE_BUFFER_BYTES || hugePagesOff()) return tensorBytes(length);
     let at = Math.ceil(this.used / ARENA_ALIGN) * ARENA_ALIGN;
     if (this.chunk === null || at + length > this.chunk.byteLength) {
-      let chunk: ArrayBuffer | null = null;
-      try {
-        chunk = allocator(ARENA_CHUNK_BYTES);
-      } catch {
-        chunk = null;
-      }
-      if (chunk === null || chunk.byteLength !== ARENA_CHUNK_BYTES) return tensorBytes(length);
+      const chunk = allocateLarge(allocator, ARENA_CHUNK_BYTES);
+      if (chunk === null) return tensorBytes(length);
       this.chunk = chunk;
       this.chunks++;
       at = 0;
