@@ -14,6 +14,7 @@
  *
  * Bases are shared per (layer, type, group) instead of copied into every expert of the group.
  */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { CompressedModel } from '../compressed/load.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type LinearOperator } from '../compressed/factored-expert.js';
 import type { Weights } from '../runtime/weight-matrix.js';
@@ -25,8 +26,6 @@ import { CheckpointWeights } from '../runtime/checkpoint-weights.js';
 import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
 
 const TYPES: readonly ExpertMatrixType[] = ['gate', 'up', 'down'];
-
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export interface ExpertResidencyOptions {
   /** bytes of densely materialised experts allowed (the model's share beyond its factored weights) */

@@ -15,6 +15,7 @@ const nativeReason = existsSync(nativeAddonPath) ? undefined : 'the native addon
 const churn = (map: boolean) => `
   import { mapLargeAllocations } from './src/engine/native.ts';
   import { releaseGarbage } from './src/util/release-garbage.ts';
+  import { rssAfterRelease } from './test/helpers/process-memory.ts';
   const applied = ${map} ? mapLargeAllocations() : false;
   // one large block freed first: glibc then raises its threshold above 4 MiB
   { let warm = new Float64Array(6 * 2 ** 17); warm[1] = 1; warm = null; releaseGarbage(); }
@@ -27,12 +28,7 @@ const churn = (map: boolean) => `
   const before = process.memoryUsage().rss;
   big = null;
   releaseGarbage();
-  // V8 may free the collected buffers on a background thread: wait up to 2 s for them
-  let after = process.memoryUsage().rss;
-  for (let t = 0; t < 200 && before - after < 90 * 2 ** 20; t++) {
-    await new Promise((r) => setTimeout(r, 10));
-    after = process.memoryUsage().rss;
-  }
+  const after = await rssAfterRelease(before, 90 * 2 ** 20);
   console.log(JSON.stringify({ applied, returnedMiB: (before - after) / 2 ** 20, kept: keep.length }));
 `;
 

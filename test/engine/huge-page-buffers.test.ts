@@ -28,11 +28,10 @@ const skipReason = !existsSync(nativeAddonPath)
 
 // 64 MiB through the reader's allocation, written once (pages exist only when touched), then let go
 const hugeUse = `
-  import { readFileSync } from 'node:fs';
   import { loadNativeEngine } from './src/engine/native.ts';
   import { tensorBytes } from './src/io/tensor-buffers.ts';
   import { releaseGarbage } from './src/util/release-garbage.ts';
-  const huge = () => Number(/AnonHugePages:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]) / 1024;
+  import { anonHugePagesMiB as huge, rssAfterRelease } from './test/helpers/process-memory.ts';
   const loaded = loadNativeEngine({ threads: 1 });
   if (!loaded.ok) throw new Error(loaded.reason);
   const before = huge();
@@ -43,11 +42,7 @@ const hugeUse = `
   const rssHeld = process.memoryUsage().rss;
   bytes = null;
   releaseGarbage();
-  let rss = process.memoryUsage().rss;
-  for (let t = 0; t < 200 && rssHeld - rss < 60 * 2 ** 20; t++) {
-    await new Promise((r) => setTimeout(r, 10));
-    rss = process.memoryUsage().rss;
-  }
+  const rss = await rssAfterRelease(rssHeld, 60 * 2 ** 20);
   console.log(JSON.stringify({ heldMiB: held, afterMiB: huge() - before, returnedMiB: (rssHeld - rss) / 2 ** 20, sum }));
 `;
 
@@ -97,10 +92,9 @@ describe.skipIf(skipReason !== undefined)(`tensor buffers in huge pages${skipRea
   it('a TensorArena puts tensors of a few hundred KiB into huge pages too', () => {
     // 40 factor-sized tensors of 850 KiB (33 MiB), packed, against the same reads each in its own buffer
     const script = `
-      import { readFileSync } from 'node:fs';
       import { loadNativeEngine } from './src/engine/native.ts';
       import { TensorArena, tensorBytes } from './src/io/tensor-buffers.ts';
-      const huge = () => Number(/AnonHugePages:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]) / 1024;
+      import { anonHugePagesMiB as huge } from './test/helpers/process-memory.ts';
       const loaded = loadNativeEngine({ threads: 1 });
       if (!loaded.ok) throw new Error(loaded.reason);
       const arena = new TensorArena();
