@@ -10,7 +10,8 @@
  *
  * with α = `priorWeight` pseudo-calls, so the checkpoint decides until the layer has seen about
  * α expert calls of its own. Every `rebalanceEvery` expert calls the dense set is recomputed:
- * newly hot experts are materialised, cooled ones go back to their factored form.
+ * newly hot experts are materialised, cooled ones go back to the factored form
+ * they kept (nothing is read again from disk after the load).
  *
  * Bases are shared per (layer, type, group) instead of copied into every expert of the group.
  */
@@ -58,6 +59,13 @@ export interface LoadAllOptions {
 interface Slot {
   weights: ExpertWeights;
   dense: boolean;
+  /**
+   * A dense expert's factored forms, kept so that it goes back to factored without reading them
+   * again when it cools. They cost nothing the plan does not count (a served model's estimate
+   * holds every expert's factors, src/serve/models.ts), and the load's packed chunks would keep
+   * their bytes anyway.
+   */
+  factored?: Partial<Record<ExpertMatrixType, FactoredLinear>>;
 }
 
 export class LiveExpertProvider implements WeightProvider {
@@ -159,7 +167,7 @@ export class LiveExpertProvider implements WeightProvider {
     for (const [layer] of this.prior) {
       for (let e = 0; e < this.model.config.numExperts; e++) {
         const key = `${layer}/${e}`;
-        if (!this.slots.has(key)) this.slots.set(key, { weights: await this.build(layer, e, false), dense: false });
+        if (!this.slots.has(key)) this.slots.set(key, await this.build(layer, e, false));
       }
     }
     this.counting = true;
@@ -208,7 +216,7 @@ export class LiveExpertProvider implements WeightProvider {
       // and with its factors already held nothing else would let requests in between
       await yieldToEventLoop();
       if (this.closed) return;
-      this.slots.set(s.key, { weights: await this.build(s.layer, s.expert, wantDense), dense: wantDense });
+      this.slots.set(s.key, await this.build(s.layer, s.expert, wantDense));
     }
     this.rebalances++;
   }
@@ -218,9 +226,9 @@ export class LiveExpertProvider implements WeightProvider {
     if (held) return held;
     // before loadAll (or a layer the block does not list): built on demand, factored
     this.count(layer, expert);
-    const weights = await this.build(layer, expert, false);
-    this.slots.set(`${layer}/${expert}`, { weights, dense: false });
-    return weights;
+    const slot = await this.build(layer, expert, false);
+    this.slots.set(`${layer}/${expert}`, slot);
+    return slot.weights;
   }
 
   /** The expert as held now, counted as a use (undefined when it has not been read yet). */
@@ -241,12 +249,15 @@ export class LiveExpertProvider implements WeightProvider {
     }
   }
 
-  private async build(layer: number, expert: number, dense: boolean): Promise<ExpertWeights> {
-    // what the expert holds now is reused, not read again: the factors of a factored form, an
-    // unfactored matrix (the same dense or not). So materialising a hot expert reads nothing from
-    // disk, and its factors stay the buffers the load read (packed in huge pages, src/serve/models.ts).
-    const held = this.slots.get(`${layer}/${expert}`)?.weights;
+  private async build(layer: number, expert: number, dense: boolean): Promise<Slot> {
+    // what the expert holds now is reused, not read again: the factors of a factored form or of
+    // a dense one (Slot.factored), an unfactored matrix (the same dense or not). So materialising
+    // a hot expert or returning a cooled one to factored reads nothing from disk, and its factors
+    // stay the buffers the load read (packed in huge pages, src/serve/models.ts).
+    const slot = this.slots.get(`${layer}/${expert}`);
+    const held = slot?.weights;
     const ops: LinearOperator[] = [];
+    const factored: Partial<Record<ExpertMatrixType, FactoredLinear>> = {};
     for (const type of TYPES) {
       const heldOp = held instanceof SwiGluExpert ? held[type] : undefined;
       if (!this.model.isFactored(layer, type)) {
@@ -260,16 +271,18 @@ export class LiveExpertProvider implements WeightProvider {
         ops.push(new DenseLinear(W, p, d));
         continue;
       }
-      const m = heldOp instanceof FactoredLinear ? heldOp.matrix : await this.model.factors(layer, expert, type, this.shared, { bf16: this.opts.bf16 });
       // a factored expert must stay at its factored size: the budget counts it so, and the dense
       // room of the share belongs to the hottest experts (a long prompt builds a dense form for one call only)
+      const heldFactored = heldOp instanceof FactoredLinear ? heldOp : slot?.factored?.[type];
+      const op = heldFactored ?? new FactoredLinear(await this.model.factors(layer, expert, type, this.shared, { bf16: this.opts.bf16 }), 'auto', { keepDense: false });
       if (dense) {
-        const W = materialise(this.engine, m);
-        ops.push(new DenseLinear(this.denseBf16 ? roundToBf16(W) : W, m.p, m.d));
+        const W = materialise(this.engine, op.matrix);
+        ops.push(new DenseLinear(this.denseBf16 ? roundToBf16(W) : W, op.matrix.p, op.matrix.d));
+        factored[type] = op;
       } else {
-        ops.push(new FactoredLinear(m, 'auto', { keepDense: false }));
+        ops.push(op);
       }
     }
-    return new SwiGluExpert(ops[0], ops[1], ops[2]);
+    return { weights: new SwiGluExpert(ops[0], ops[1], ops[2]), dense, ...(dense ? { factored } : {}) };
   }
 }

@@ -50,6 +50,29 @@ function checkpointOrder(m: CompressedModel): string[] {
   return all.sort((a, b) => b.share - a.share || a.layer - b.layer || a.e - b.e).map((x) => x.key);
 }
 
+/** The model with its `factors` reads counted. */
+function countingFactorReads(m: CompressedModel): { counted: CompressedModel; calls: { factors: number } } {
+  const calls = { factors: 0 };
+  const counted = new Proxy(m, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (prop !== 'factors') return typeof v === 'function' ? v.bind(target) : v;
+      return (...args: Parameters<CompressedModel['factors']>) => {
+        calls.factors++;
+        return target.factors(...args);
+      };
+    },
+  });
+  return { counted, calls };
+}
+
+/** factored matrices (of gate, up, down) summed over the layers, for one expert index */
+function factoredMatricesPerExpert(m: CompressedModel): number {
+  let n = 0;
+  for (const l of m.block.layers) for (const t of ['gate', 'up', 'down'] as const) if (m.isFactored(l.layer, t)) n++;
+  return n;
+}
+
 const bytesPerExpert = (m: CompressedModel) => 3 * m.config.hiddenSize * m.config.expertIntermediateSize * 4;
 
 describe('LiveExpertProvider', () => {
@@ -61,22 +84,11 @@ describe('LiveExpertProvider', () => {
   });
 
   it('in the background (the server): loadAll returns with every expert read factored, and the same hottest are dense once settled', async () => {
-    const calls = { factors: 0 };
-    const counted = new Proxy(model, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (prop !== 'factors') return typeof v === 'function' ? v.bind(target) : v;
-        return (...args: Parameters<CompressedModel['factors']>) => {
-          calls.factors++;
-          return target.factors(...args);
-        };
-      },
-    });
+    const { counted, calls } = countingFactorReads(model);
     const p = new LiveExpertProvider(counted, engine, { denseBytes: 3.5 * bytesPerExpert(model) });
     await p.loadAll({ materialise: 'background' });
     // one factored read per factored matrix of every expert, before loadAll returned
-    let factoredMatrices = 0;
-    for (const l of model.block.layers) for (const t of ['gate', 'up', 'down'] as const) if (model.isFactored(l.layer, t)) factoredMatrices++;
+    const factoredMatrices = factoredMatricesPerExpert(model);
     expect(calls.factors).toBeGreaterThanOrEqual(factoredMatrices * model.config.numExperts);
     // an expert asked for meanwhile is there and computes
     const [l, e] = checkpointOrder(model)[0].split('/').map(Number);
@@ -139,9 +151,12 @@ describe('LiveExpertProvider', () => {
     expect(errors).toHaveLength(1);
   });
 
-  it('then follows the live routing counts', async () => {
-    const p = new LiveExpertProvider(model, engine, { denseBytes: 3 * bytesPerExpert(model), priorWeight: 16, rebalanceEvery: 50 });
+  it('then follows the live routing counts, and an expert that cools goes back to the factors it held', async () => {
+    const { counted, calls } = countingFactorReads(model);
+    const p = new LiveExpertProvider(counted, engine, { denseBytes: 3 * bytesPerExpert(model), priorWeight: 16, rebalanceEvery: 50 });
     await p.loadAll();
+    expect(calls.factors).toBe(factoredMatricesPerExpert(model) * model.config.numExperts);
+    const hotAtLoad = p.denseExperts();
     const coldest = checkpointOrder(model).slice(-2); // e.g. experts the calibration data rarely used
     for (const key of coldest) expect(p.denseExperts()).not.toContain(key);
     for (let i = 0; i < 200; i++) {
@@ -157,6 +172,18 @@ describe('LiveExpertProvider', () => {
     const dense = p.denseExperts();
     expect(dense).toHaveLength(3);
     for (const key of coldest) expect(dense).toContain(key);
+    // the two that cooled run factored again, on the factors read at load: no read since
+    const cooled = hotAtLoad.filter((key) => !dense.includes(key));
+    expect(cooled).toHaveLength(2);
+    for (const key of cooled) {
+      const [l, e] = key.split('/').map(Number);
+      const layer = await p.layer(l);
+      if (layer.mlp.kind !== 'moe') throw new Error('expected a MoE layer');
+      const expert = await layer.mlp.moe.expert(e);
+      expect(expert).toBeInstanceOf(SwiGluExpert);
+      for (const t of ['gate', 'up', 'down'] as const) if (model.isFactored(l, t)) expect((expert as SwiGluExpert)[t]).toBeInstanceOf(FactoredLinear);
+    }
+    expect(calls.factors).toBe(factoredMatricesPerExpert(model) * model.config.numExperts);
     const live = p.liveCounts();
     for (const key of coldest) {
       const [l, e] = key.split('/').map(Number);
