@@ -36,6 +36,7 @@ export {
   GenerationParamsError,
   ContextLengthError,
   DecoderClosedError,
+  type GenerationParam,
   type GenerateOptions,
   type GenerationParams,
   type GenerationEvent,

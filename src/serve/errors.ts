@@ -35,13 +35,27 @@ export const modelNotFound = (model: string, available: readonly string[]) =>
 
 export const modelUnavailable = (model: string, reason: string) => new ApiError(503, `The model \`${model}\` cannot be served: ${reason}`, 'service_unavailable_error', 'model', 'model_unavailable');
 
+/** The request field of each generation input (GenerationParamsError.param). */
+const REQUEST_FIELD: Record<string, string> = {
+  prompt: 'prompt',
+  maxNewTokens: 'max_tokens',
+  stop: 'stop',
+  temperature: 'temperature',
+  topK: 'top_k',
+  topP: 'top_p',
+  seed: 'seed',
+};
+
 /** Any thrown value as an ApiError; unexpected errors keep only their message (no stack). */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   const kind = (err as { kind?: unknown } | null)?.kind;
   const message = err instanceof Error ? err.message : String(err);
   // typed generation errors from src/runtime/generation map to client errors
-  if (kind === 'GenerationParamsError') return badRequest(message, null, 'invalid_parameter');
+  if (kind === 'GenerationParamsError') {
+    const param = (err as { param?: string }).param;
+    return badRequest(message, param === undefined ? null : (REQUEST_FIELD[param] ?? null), 'invalid_parameter');
+  }
   if (kind === 'ContextLengthError') return badRequest(message, 'prompt', 'context_length_exceeded');
   if (kind === 'DecoderClosedError') return new ApiError(503, message, 'service_unavailable_error', null, 'shutting_down');
   return new ApiError(500, `internal error: ${message}`, 'server_error');

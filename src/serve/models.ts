@@ -43,6 +43,8 @@ export interface ServedModel {
   chatTemplate: string | null;
   specialTokens: { bos: string | null; eos: string | null };
   eosTokenId: number | null;
+  /** token ids are 0 … vocabSize − 1 (a request's token-id prompt is checked before any load) */
+  vocabSize: number;
   /** unix seconds when the server registered it */
   created: number;
   /** bytes of densely materialised experts a factored model gets within its share */
@@ -150,6 +152,7 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       chatTemplate: chatTemplateOf(tconf),
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenId: ckpt.config.eosTokenId,
+      vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,
       kv: { layers: ckpt.config.numLayers, width: ckpt.config.numKvHeads * ckpt.config.headDim },

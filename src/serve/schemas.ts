@@ -2,8 +2,8 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (n > 1, logprobs, echo, penalties, several prompts) are refused with a 400 instead of being
- * silently ignored.
+ * (n > 1, best_of > 1, logprobs, echo, suffix, penalties, logit_bias, several prompts; for chat,
+ * tools and JSON response formats) are refused with a 400 instead of being silently ignored.
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
@@ -12,7 +12,7 @@ import { badRequest, type ApiError } from './errors.js';
 export const MAX_TOKENS_LIMIT = 1_000_000;
 
 const maxTokens = z.number().int().min(1).max(MAX_TOKENS_LIMIT).nullish();
-const stop = z.union([z.string(), z.array(z.string()).max(16)]).nullish();
+const stop = z.union([z.string(), z.array(z.string()).max(16)], { message: 'stop must be a string or an array of at most 16 strings' }).nullish();
 
 const sampling = {
   model: z.string().min(1),
@@ -30,6 +30,7 @@ const sampling = {
   frequency_penalty: z.literal(0, { message: 'frequency_penalty is not supported (only 0)' }).nullish(),
   logprobs: z.union([z.literal(false), z.null()], { message: 'logprobs are not supported' }).optional(),
   user: z.string().nullish(),
+  logit_bias: z.record(z.string(), z.unknown()).refine((b) => Object.keys(b).length === 0, { message: 'logit_bias is not supported' }).nullish(),
 };
 
 export const completionRequest = z.object({
@@ -40,13 +41,14 @@ export const completionRequest = z.object({
   echo: z.union([z.literal(false), z.null()], { message: 'echo is not supported' }).optional(),
   logprobs: z.union([z.literal(0), z.null()], { message: 'logprobs are not supported' }).optional(),
   suffix: z.null({ message: 'suffix is not supported' }).optional(),
+  best_of: z.literal(1, { message: 'only best_of = 1 is supported' }).nullish(),
 });
 export type CompletionRequest = z.infer<typeof completionRequest>;
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const message = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string(), z.array(textPart)]),
+  content: z.union([z.string(), z.array(textPart)], { message: 'content must be a string or an array of {type: "text", text} parts (only text is supported)' }),
   name: z.string().optional(),
 });
 
@@ -55,6 +57,9 @@ export const chatRequest = z.object({
   messages: z.array(message, { message: 'messages must be an array of {role, content} objects' }).min(1),
   max_completion_tokens: maxTokens,
   top_logprobs: z.null({ message: 'logprobs are not supported' }).optional(),
+  tools: z.array(z.unknown()).max(0, { message: 'tools (function calling) are not supported' }).nullish(),
+  tool_choice: z.literal('none', { message: 'tools (function calling) are not supported; tool_choice can only be "none"' }).nullish(),
+  response_format: z.object({ type: z.literal('text', { message: 'only response_format {"type": "text"} is supported (no JSON mode or schemas)' }) }).nullish(),
 });
 export type ChatRequest = z.infer<typeof chatRequest>;
 export type ChatMessage = { role: string; content: string };
@@ -64,15 +69,28 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
   const r = schema.safeParse(body);
   if (r.success) return r.data;
-  throw zodToApiError(r.error);
+  throw zodToApiError(r.error, body);
 }
 
-function zodToApiError(err: z.ZodError): ApiError {
+function zodToApiError(err: z.ZodError, body: object): ApiError {
   const issue = err.issues[0];
   const param = issue.path.map(String).join('.') || null;
   let detail = issue.message;
-  if (issue.code === 'invalid_type' && issue.input === undefined) detail = 'this field is required';
+  // zod's issues do not carry the input, so "missing" is read from the body itself (only a
+  // required field fails when absent); a field of the wrong type keeps zod's "expected boolean,
+  // received string"
+  if (issue.path.length > 0 && !isPresent(body, issue.path)) detail = 'this field is required';
   return badRequest(`${param ?? 'body'}: ${detail}`, param, 'invalid_value');
+}
+
+/** Whether the body has a value (null included) at the path. */
+function isPresent(body: unknown, path: readonly PropertyKey[]): boolean {
+  let at: unknown = body;
+  for (const key of path) {
+    if (at === null || typeof at !== 'object' || !Object.hasOwn(at, key)) return false;
+    at = (at as Record<PropertyKey, unknown>)[key];
+  }
+  return at !== undefined;
 }
 
 /** Messages' content as plain strings (text parts joined). */

@@ -289,6 +289,10 @@ describe('BatchDecoder', () => {
     expect(() => decoder.submit([1, 2, 3, 4, 5, 6, 7, 8], {})).toThrow(ContextLengthError);
     expect(() => decoder.submit([1, 2], { maxNewTokens: 0 })).toThrow(GenerationParamsError);
     expect(() => decoder.submit([1, 999], {})).toThrow(/outside the vocabulary/);
+    // checked before the Int32 conversion, which would turn 2³² + 1 into token 1
+    expect(() => decoder.submit([2 ** 32 + 1], {})).toThrow(/4294967297 \(position 0\) is outside the vocabulary/);
+    expect(() => decoder.submit([1, -1], {})).toThrow(expect.objectContaining({ param: 'prompt' }));
+    expect(() => decoder.submit([1, 2], { maxNewTokens: 0 })).toThrow(expect.objectContaining({ param: 'maxNewTokens' }));
     expect(() => decoder.submit([1], { stop: ['x'] })).toThrow(/tokenizer/);
     const r = await collect(decoder.submit([1, 2, 3, 4, 5], { temperature: 0, maxNewTokens: 100, stopTokenIds: [] }));
     expect(r.end.usage).toMatchObject({ promptTokens: 5, completionTokens: 3, finishReason: 'length' });

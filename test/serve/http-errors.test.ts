@@ -40,9 +40,15 @@ describe('bad requests', () => {
   it('known fields of the wrong type', async () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', max_tokens: 'ten' }), 400, 'max_tokens', /max_tokens/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 42 }), 400, 'prompt', /prompt must be a string/);
-    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', stream: 'yes' }), 400, 'stream', /stream/);
-    expectApiError(await postJson(completions(), { model: 7, prompt: 'x' }), 400, 'model', /model/);
-    expectApiError(await postJson(completions(), { prompt: 'x' }), 400, 'model', /required/);
+    // a field of the wrong type is named with its type, not called missing
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', stream: 'yes' }), 400, 'stream', /^stream: .*expected boolean, received string/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', stream: true, stream_options: 'yes' }), 400, 'stream_options', /expected object, received string/);
+    expectApiError(await postJson(completions(), { model: 7, prompt: 'x' }), 400, 'model', /^model: .*expected string, received number/);
+    expectApiError(await postJson(completions(), { prompt: 'x' }), 400, 'model', /^model: this field is required$/);
+    const chat = `${s.url}/v1/chat/completions`;
+    expectApiError(await postJson(chat, { model: 'tiny', messages: [{ content: 'hi' }] }), 400, 'messages.0.role', /this field is required/);
+    expectApiError(await postJson(chat, { model: 'tiny', messages: [{ role: 'user' }] }), 400, 'messages.0.content', /this field is required/);
+    expectApiError(await postJson(chat, { model: 'tiny', messages: [{ role: 'user', content: 3 }] }), 400, 'messages.0.content', /content must be a string or an array of .*text/);
   });
 
   it('unknown fields are ignored, as the OpenAI API does', async () => {
@@ -81,10 +87,30 @@ describe('bad requests', () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', n: 3 }), 400, 'n', /only n = 1/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', logprobs: 5 }), 400, 'logprobs', /not supported/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: ['a', 'b'] }), 400, 'prompt', /prompt/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', best_of: 2 }), 400, 'best_of', /only best_of = 1/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', logit_bias: { '50256': -100 } }), 400, 'logit_bias', /logit_bias is not supported/);
+    const chat = `${s.url}/v1/chat/completions`;
+    const messages = [{ role: 'user', content: 'hi' }];
+    const tool = { type: 'function', function: { name: 'f', parameters: {} } };
+    expectApiError(await postJson(chat, { model: 'tiny', messages, tools: [tool] }), 400, 'tools', /function calling.*not supported/);
+    expectApiError(await postJson(chat, { model: 'tiny', messages, tool_choice: 'auto' }), 400, 'tool_choice', /not supported/);
+    expectApiError(await postJson(chat, { model: 'tiny', messages, response_format: { type: 'json_object' } }), 400, 'response_format.type', /no JSON mode/);
+    // the neutral values some clients always send pass (on to the missing chat template, here)
+    const neutral = await postJson(chat, { model: 'tiny', messages, tools: [], tool_choice: 'none', response_format: { type: 'text' }, logit_bias: {}, n: 1, presence_penalty: 0 });
+    expectApiError(neutral, 400, 'messages', /has no chat template/);
   });
 
-  it('a token id outside the vocabulary', async () => {
-    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [1, 99999], max_tokens: 1 }), 400, null, /outside the vocabulary/);
+  it('a token id outside the vocabulary, including one that a 32-bit conversion would wrap to a valid id', async () => {
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [1, 99999], max_tokens: 1 }), 400, 'prompt', /id 99999 \(position 1\) is outside the vocabulary/);
+    // 2³² + 1 is token 1 once it is an Int32: it must be refused, not decoded as 1
+    const r = await postJson(completions(), { model: 'tiny', prompt: [2 ** 32 + 1], max_tokens: 1 });
+    expectApiError(r, 400, 'prompt', /id 4294967297 \(position 0\) is outside the vocabulary/);
+    expect(r.json.error.code).toBe('invalid_parameter');
+  });
+
+  it('a stop that is neither a string nor a list of strings', async () => {
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', stop: 5 }), 400, 'stop', /stop must be a string or an array of at most 16 strings/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', stop: [''] }), 400, 'stop', /must not be empty/);
   });
 
   it('chat on a model whose tokenizer has no chat template is a clear 400', async () => {

@@ -235,20 +235,23 @@ export class BatchDecoder {
   submit(prompt: ArrayLike<number>, params: GenerationParams = {}): GenerationStream {
     if (this.closed) throw new DecoderClosedError();
     const config = this.provider.config;
-    let ids = Int32Array.from(prompt as ArrayLike<number>);
-    if (ids.length === 0) {
-      if (config.bosTokenId === null) throw new GenerationParamsError('the prompt is empty and the model names no BOS token to start from; give at least one token');
-      ids = Int32Array.of(config.bosTokenId);
+    // checked before the conversion to Int32Array, which would wrap 2³² + 1 to a valid id 1
+    const given = prompt as ArrayLike<number>;
+    for (let i = 0; i < given.length; i++) {
+      const id = given[i];
+      if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) throw new GenerationParamsError(`prompt token id ${String(id)} (position ${i}) is outside the vocabulary [0, ${config.vocabSize})`, 'prompt');
     }
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) throw new GenerationParamsError(`prompt token id ${id} is outside the vocabulary [0, ${config.vocabSize})`);
+    let ids = Int32Array.from(given);
+    if (ids.length === 0) {
+      if (config.bosTokenId === null) throw new GenerationParamsError('the prompt is empty and the model names no BOS token to start from; give at least one token', 'prompt');
+      ids = Int32Array.of(config.bosTokenId);
     }
     if (ids.length >= this.contextLength) throw new ContextLengthError(ids.length, this.contextLength);
     const maxNew = params.maxNewTokens ?? 128;
-    if (!Number.isSafeInteger(maxNew) || maxNew < 1) throw new GenerationParamsError(`max new tokens must be a positive integer, got ${String(params.maxNewTokens)}`);
+    if (!Number.isSafeInteger(maxNew) || maxNew < 1) throw new GenerationParamsError(`max new tokens must be a positive integer, got ${String(params.maxNewTokens)}`, 'maxNewTokens');
     const stops = params.stop ?? [];
-    if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s.length === 0)) throw new GenerationParamsError('stop strings must be non-empty strings');
-    if (stops.length > 0 && !this.opts.tokenizer) throw new GenerationParamsError('stop strings need the decoder to have a tokenizer');
+    if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s.length === 0)) throw new GenerationParamsError('stop strings must be non-empty strings', 'stop');
+    if (stops.length > 0 && !this.opts.tokenizer) throw new GenerationParamsError('stop strings need the decoder to have a tokenizer', 'stop');
     const stopIds = params.stopTokenIds ?? (config.eosTokenId === null ? [] : [config.eosTokenId]);
     const sampler = new Sampler(resolveSampling(params));
 

@@ -4,10 +4,17 @@
  */
 import { RfidMoeError } from '../../errors.js';
 
+/** The generation input a GenerationParamsError is about (the server names the request field from it). */
+export type GenerationParam = 'prompt' | 'maxNewTokens' | 'stop' | 'temperature' | 'topK' | 'topP' | 'seed';
+
 /** A generation parameter is out of range or of the wrong type. */
 export class GenerationParamsError extends RfidMoeError {
   readonly kind = 'GenerationParamsError';
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** which input is wrong; absent for the decoder's own options */
+    readonly param?: GenerationParam,
+  ) {
     super(message);
     this.name = 'GenerationParamsError';
   }

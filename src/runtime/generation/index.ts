@@ -15,5 +15,5 @@ export { generate, generateAll, type GenerateOptions } from './generate.js';
 export { Sampler, resolveSampling, samplingDistribution, argmax, drawFrom, drawToken, type SamplingParams, type ResolvedSampling } from './sampling.js';
 export { StopTextStream, type TextDecoderLike } from './stop.js';
 export { textCodec, loadTextCodec, type TextCodec } from './codec.js';
-export { GenerationParamsError, ContextLengthError, DecoderClosedError } from './errors.js';
+export { GenerationParamsError, ContextLengthError, DecoderClosedError, type GenerationParam } from './errors.js';
 export { sampleSequences, type SampleOptions } from './sample-sequences.js';

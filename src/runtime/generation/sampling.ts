@@ -30,14 +30,14 @@ export interface ResolvedSampling {
 export function resolveSampling(p: SamplingParams): ResolvedSampling {
   const temperature = p.temperature ?? 1;
   if (typeof temperature !== 'number' || !Number.isFinite(temperature) || temperature < 0) {
-    throw new GenerationParamsError(`temperature must be a finite number ≥ 0 (0 = greedy), got ${String(p.temperature)}`);
+    throw new GenerationParamsError(`temperature must be a finite number ≥ 0 (0 = greedy), got ${String(p.temperature)}`, 'temperature');
   }
   const topK = p.topK ?? 0;
-  if (!Number.isSafeInteger(topK) || topK < 0) throw new GenerationParamsError(`top-k must be an integer ≥ 0 (0 = off), got ${String(p.topK)}`);
+  if (!Number.isSafeInteger(topK) || topK < 0) throw new GenerationParamsError(`top-k must be an integer ≥ 0 (0 = off), got ${String(p.topK)}`, 'topK');
   const topP = p.topP ?? 1;
-  if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new GenerationParamsError(`top-p must be in (0, 1] (1 = off), got ${String(p.topP)}`);
+  if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new GenerationParamsError(`top-p must be in (0, 1] (1 = off), got ${String(p.topP)}`, 'topP');
   const seed = p.seed ?? Math.floor(Math.random() * 2 ** 32);
-  if (!Number.isSafeInteger(seed)) throw new GenerationParamsError(`seed must be an integer, got ${String(p.seed)}`);
+  if (!Number.isSafeInteger(seed)) throw new GenerationParamsError(`seed must be an integer, got ${String(p.seed)}`, 'seed');
   return { temperature, topK, topP, seed };
 }
 
