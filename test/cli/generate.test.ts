@@ -76,6 +76,11 @@ describe('rfid-moe generate', () => {
     const long = await cli('generate', model, '--prompt', 'the '.repeat(50), '--context-length', '16', '--json');
     expect(long.code).toBe(2);
     expect(JSON.parse(long.stdout)).toMatchObject({ ok: false, error: { kind: 'ContextLengthError' } });
+    // a wrong model path is reported as one, not as a missing tokenizer
+    const missing = await cli('generate', path.join(tmpdir(), 'rfid-no-such-model'), '--prompt', 'x');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/rfid-no-such-model does not exist; pass a checkpoint directory/);
+    expect(missing.stderr).not.toMatch(/tokenizer/);
   });
 });
 

@@ -79,9 +79,10 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   };
 
   const loadStart = performance.now();
-  const codec = await loadTextCodec(opts.tokenizer ?? model);
+  // the model first: a wrong model path is reported as that, not as a missing tokenizer
   const ckpt: Checkpoint = await openModel(model);
   try {
+    const codec = await loadTextCodec(opts.tokenizer ?? model);
     assertRunnable(ckpt);
     const { engine, notice } = await createEngine(engineChoice, { threads });
     note(notice);
