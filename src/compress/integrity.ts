@@ -11,14 +11,13 @@
  *   complete directory checks both instead of answering "nothing to do" for a damaged output
  *   or another model's weights.
  */
-import { access } from 'node:fs/promises';
-import path from 'node:path';
 import { assertFinite, NonFiniteError } from '../checkpoint/finite.js';
 import { hashFiles, verifyOutputFiles, type VerifyOptions } from '../compressed/verify.js';
 import type { TensorStore } from '../io/sharded.js';
 import type { RfidBlock } from './output/block.js';
 import type { CompressedTypeData } from './output/layer-shard.js';
-import { COPIED_FILES, INDEX_FILE, STATS_FILE } from './output/names.js';
+import { modelFilesToCopy } from './output/model-files.js';
+import { INDEX_FILE, STATS_FILE } from './output/names.js';
 import { finishedLayerIntact, OutputDirError, type ProgressFile } from './resume.js';
 import { scanSourceTensors } from './source-scan.js';
 
@@ -75,10 +74,7 @@ export async function outputFileHashes(out: string, layerFiles: ReadonlyArray<{ 
     if (!entry) throw new Error(`internal: layer ${l} has no progress entry at the end of the run`);
     files[entry.file] = entry.sha256;
   }
-  const others = [lastShard, INDEX_FILE, STATS_FILE];
-  for (const name of COPIED_FILES) {
-    if (await access(path.join(out, name)).then(() => true, () => false)) others.push(name);
-  }
+  const others = [lastShard, INDEX_FILE, STATS_FILE, ...(await modelFilesToCopy(out))];
   Object.assign(files, await hashFiles(out, others, opts));
   return Object.fromEntries(Object.entries(files).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

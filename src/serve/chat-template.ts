@@ -28,7 +28,7 @@ const compiled = new Map<string, JinjaTemplate>();
 export async function renderChat(template: string | null, modelId: string, messages: ChatMessage[], special: { bos: string | null; eos: string | null }): Promise<string> {
   if (template === null) {
     throw badRequest(
-      `the model \`${modelId}\` has no chat template (its tokenizer_config.json defines no chat_template), so /v1/chat/completions cannot build a prompt for it; use /v1/completions with a plain prompt`,
+      `the model \`${modelId}\` has no chat template (neither a chat_template.jinja nor a chat_template in its tokenizer_config.json), so /v1/chat/completions cannot build a prompt for it; use /v1/completions with a plain prompt`,
       'messages',
       'chat_template_missing',
     );

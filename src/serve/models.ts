@@ -92,7 +92,20 @@ async function tokenizerConfig(dir: string): Promise<Record<string, unknown>> {
   }
 }
 
-function chatTemplateOf(config: Record<string, unknown>): string | null {
+/**
+ * The model's chat template as transformers finds it: chat_template.jinja (where transformers 5
+ * saves it) over tokenizer_config.json's chat_template (a string, or a list of named templates
+ * whose "default" is used).
+ */
+async function chatTemplateOf(dir: string, config: Record<string, unknown>): Promise<string | null> {
+  const file = path.join(dir, 'chat_template.jinja');
+  if (existsSync(file)) {
+    try {
+      return await readFile(file, 'utf8');
+    } catch (err) {
+      throw new Error(`${file} cannot be read (${(err as Error).message})`);
+    }
+  }
   const t = config.chat_template;
   if (typeof t === 'string') return t;
   // a list of named templates: the "default" one
@@ -149,7 +162,7 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       diskBytes: storedBytes(ckpt),
       contextLength,
       tokenizer,
-      chatTemplate: chatTemplateOf(tconf),
+      chatTemplate: await chatTemplateOf(spec.dir, tconf),
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenId: ckpt.config.eosTokenId,
       vocabSize: ckpt.config.vocabSize,

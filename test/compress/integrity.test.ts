@@ -89,6 +89,33 @@ describe('sha256 of every output file', () => {
     expect(config.rfid_moe.sourceSha256.layers).toHaveLength(2);
   });
 
+  it('chat templates are carried and hashed: chat_template.jinja and additional_chat_templates/<name>.jinja', async () => {
+    // transformers 5 saves a tokenizer's chat template in these files, not in tokenizer_config.json
+    const model = path.join(root.dir, 'with-templates');
+    await makeTinyCheckpoint(model, 'qwen3_moe', { seed: 3 });
+    await writeFile(path.join(model, 'chat_template.jinja'), '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}');
+    await mkdir(path.join(model, 'additional_chat_templates', 'nested.jinja'), { recursive: true });
+    await writeFile(path.join(model, 'additional_chat_templates', 'tool_use.jinja'), '{{ tools | tojson }}');
+    await writeFile(path.join(model, 'additional_chat_templates', 'notes.txt'), 'not a template');
+    const ckpt = await openCheckpoint(model);
+    try {
+      await run(ckpt, 'templates');
+    } finally {
+      await ckpt.close();
+    }
+    const dir = path.join(root.dir, 'templates');
+    for (const name of ['chat_template.jinja', 'additional_chat_templates/tool_use.jinja']) {
+      expect(await readFile(path.join(dir, name), 'utf8'), name).toBe(await readFile(path.join(model, name), 'utf8'));
+    }
+    expect((await readdir(path.join(dir, 'additional_chat_templates'))).sort()).toEqual(['tool_use.jinja']);
+    const files = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')).rfid_moe.files as Record<string, string>;
+    expect(files['chat_template.jinja']).toBe(sha(await readFile(path.join(model, 'chat_template.jinja'))));
+    expect(files['additional_chat_templates/tool_use.jinja']).toBe(sha(await readFile(path.join(model, 'additional_chat_templates', 'tool_use.jinja'))));
+    (await loadCompressed(dir)).close();
+    await flipByte(path.join(dir, 'additional_chat_templates', 'tool_use.jinja'), 0);
+    await expect(loadCompressed(dir)).rejects.toThrow(/additional_chat_templates\/tool_use\.jinja does not have the sha256 recorded/);
+  });
+
   it('a flipped byte is refused by loadCompressed and by compress --resume on the complete directory', async () => {
     await run(modelA, 'h2');
     const dir = path.join(root.dir, 'h2');

@@ -5,7 +5,9 @@
  * conversation with `apply_chat_template(..., add_generation_prompt=True)` and decodes greedily
  * from those ids (scripts/hf_chat_reference.py). The prompt the server builds must equal it,
  * text and ids, and the official openai client's chat call, streamed and not, must answer with
- * transformers' greedy continuation. Skipped without the venv (failing under CI=true).
+ * transformers' greedy continuation. The same tokenizer saved by transformers itself (which puts the
+ * template in chat_template.jinja, not tokenizer_config.json) must give transformers' prompts too.
+ * Skipped without the venv (failing under CI=true).
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,8 +42,21 @@ interface Reference {
   generated: number[];
 }
 
+/** transformers' rendering, ids and greedy continuation of each conversation with the model in `dir` */
+function reference(dir: string): Reference[] {
+  const out = execFileSync(pythonPath, [path.join(repoRoot, 'scripts', 'hf_chat_reference.py')], {
+    input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations: CONVERSATIONS }),
+    env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    timeout: 300_000,
+  });
+  return (JSON.parse(out.toString()) as { results: Reference[] }).results;
+}
+
 describeWithTransformers('chat completions with a real chat template', () => {
   let dir: string;
+  let jinjaDir: string;
+  let jinjaRefs: Reference[];
   let s: Running;
   let client: OpenAI;
   let refs: Reference[];
@@ -53,14 +68,18 @@ describeWithTransformers('chat completions with a real chat template', () => {
     const configFile = path.join(dir, 'tokenizer_config.json');
     const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
     writeFileSync(configFile, JSON.stringify({ ...config, chat_template: CHATML }, null, 2));
-    const out = execFileSync(pythonPath, [path.join(repoRoot, 'scripts', 'hf_chat_reference.py')], {
-      input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations: CONVERSATIONS }),
-      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
-      stdio: ['pipe', 'pipe', 'pipe'],
+    refs = reference(dir);
+    // the same tokenizer saved by transformers itself, which (from version 5) writes the template
+    // to chat_template.jinja and leaves it out of tokenizer_config.json
+    jinjaDir = mkdtempSync(path.join(tmpdir(), 'rfid-chat-jinja-'));
+    cpSync(TINY_DIR, jinjaDir, { recursive: true });
+    execFileSync(pythonPath, ['-c', 'import sys; from transformers import AutoTokenizer; AutoTokenizer.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2])', dir, jinjaDir], {
+      env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
+      stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 300_000,
     });
-    refs = (JSON.parse(out.toString()) as { results: Reference[] }).results;
-    s = await startServer({ models: [`chat=${dir}`] });
+    jinjaRefs = reference(jinjaDir);
+    s = await startServer({ models: [`chat=${dir}`, `chat-jinja=${jinjaDir}`] });
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     const tok = s.server.models.get('chat')!.tokenizer.tokenizer;
     decode = (ids) => tok.decode(ids, { skip_special_tokens: true });
@@ -69,6 +88,7 @@ describeWithTransformers('chat completions with a real chat template', () => {
   afterAll(async () => {
     await s?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
+    if (jinjaDir) rmSync(jinjaDir, { recursive: true, force: true });
   });
 
   it('the server builds the prompt transformers renders, text and token ids', async () => {
@@ -82,6 +102,20 @@ describeWithTransformers('chat completions with a real chat template', () => {
     // the template's default system prompt appears only when the conversation has none
     expect(refs[0].text.startsWith('<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n')).toBe(true);
     expect(refs[1].text).not.toContain('You are a helpful assistant');
+  });
+
+  it('finds a template where transformers 5 saves it (chat_template.jinja, none in tokenizer_config.json)', async () => {
+    const config = JSON.parse(readFileSync(path.join(jinjaDir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config.chat_template).toBeUndefined();
+    const model = s.server.models.get('chat-jinja')!;
+    expect(model.chatTemplate).toBe(readFileSync(path.join(jinjaDir, 'chat_template.jinja'), 'utf8'));
+    for (const [i, messages] of CONVERSATIONS.entries()) {
+      const built = await buildChatPrompt(model, messages);
+      expect(built.text).toBe(jinjaRefs[i].text);
+      expect([...built.ids]).toEqual(jinjaRefs[i].ids);
+    }
+    const r = await client.chat.completions.create({ model: 'chat-jinja', messages: CONVERSATIONS[0], max_tokens: NEW_TOKENS, temperature: 0 });
+    expect(r.choices[0].message.content).toBe(decode(jinjaRefs[0].generated));
   });
 
   it('openai client, not streamed: greedy answer equals transformers', async () => {

@@ -84,16 +84,29 @@ export const STATS_FILE = 'rfid-moe-routing-stats.json';
 export const CONFIG_FILE = 'config.json';
 export const INDEX_FILE = 'model.safetensors.index.json';
 
-/** Files copied unchanged from the model directory when present. */
+/**
+ * Files copied unchanged from the model directory when present: the tokenizer's, and its chat
+ * template, which transformers 5 saves in chat_template.jinja rather than tokenizer_config.json
+ * (named extra templates in additional_chat_templates/, see CHAT_TEMPLATE_DIR).
+ */
 export const COPIED_FILES = [
   'tokenizer.json',
   'tokenizer_config.json',
   'special_tokens_map.json',
+  'added_tokens.json',
   'tokenizer.model',
   'vocab.json',
   'merges.txt',
+  'chat_template.jinja',
+  'chat_template.json',
   'generation_config.json',
 ] as const;
+
+/** transformers' folder of named chat templates (`<name>.jinja`), copied with COPIED_FILES. */
+export const CHAT_TEMPLATE_DIR = 'additional_chat_templates';
+
+/** A template name transformers would save (and nothing that could leave the folder). */
+export const CHAT_TEMPLATE_FILE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*\.jinja$/;
 
 /** The config.json key of the compression block (namespaced; never `quantization_config`). */
 export const CONFIG_BLOCK_KEY = 'rfid_moe';

@@ -3,17 +3,15 @@
  * which tensors go to which shard, the index, the copied tokenizer files, the `rfid_moe` config
  * block — and the clean-up of a killed run's temp files.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Checkpoint } from '../../checkpoint/types.js';
-import { writeFileAtomic } from '../../io/atomic.js';
 import type { DType } from '../../io/dtype.js';
-import { SafetensorsFile } from '../../io/safetensors-reader.js';
 import { TOOL_VERSION } from '../../version.js';
 import { canonical } from '../hashing.js';
 import { modelIdentity } from '../output/config-json.js';
 import { formatVersionFor, type LayerBlock, type RfidBlock } from '../output/block.js';
-import { COPIED_FILES, INDEX_FILE, NAME_TEMPLATES } from '../output/names.js';
+import { CHAT_TEMPLATE_DIR, NAME_TEMPLATES } from '../output/names.js';
 import { recipeFingerprint, type Recipe } from '../recipe.js';
 import type { CalibrationPlan } from './calibrate.js';
 import { moeLayers } from './plan.js';
@@ -32,21 +30,7 @@ export function tensorsByShard(ckpt: Checkpoint): string[][] {
 
 export { writeIndex } from '../output/index-file.js';
 
-/** Copies those of `names` that `modelDir` has (tokenizer files by default); returns the ones copied. */
-export async function copyModelFiles(modelDir: string, out: string, names: readonly string[] = COPIED_FILES): Promise<string[]> {
-  const copied: string[] = [];
-  for (const name of names) {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path.join(modelDir, name));
-    } catch {
-      continue;
-    }
-    await writeFileAtomic(path.join(out, name), bytes);
-    copied.push(name);
-  }
-  return copied;
-}
+export { copyModelFiles, modelFilesToCopy } from '../output/model-files.js';
 
 export function gatheredDtype(ckpt: Checkpoint, recipe: Recipe): DType {
   const l = moeLayers(ckpt)[0];
@@ -57,7 +41,10 @@ export function gatheredDtype(ckpt: Checkpoint, recipe: Recipe): DType {
 
 /** Temp files of atomic writes a killed run left behind (never renamed into place, so never valid). */
 export async function removeStrayTempFiles(out: string): Promise<void> {
-  for (const name of await readdir(out)) if (name.startsWith('.') && name.endsWith('.tmp')) await rm(path.join(out, name), { force: true });
+  for (const dir of [out, path.join(out, CHAT_TEMPLATE_DIR)]) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names) if (name.startsWith('.') && name.endsWith('.tmp')) await rm(path.join(dir, name), { force: true });
+  }
 }
 
 /** The `rfid_moe` block of config.json: how to read the factored tensors, and what made them. */
