@@ -6,7 +6,9 @@ add_generation_prompt=True)`, as text and as token ids) and decodes greedily fro
 the model itself (`generate(do_sample=False)`), so the test can check both the prompt the server
 builds and what it answers.
 
-stdin:  {"model": DIR, "newTokens": N, "conversations": [[{"role", "content"}, ...], ...]}
+stdin:  {"model": DIR, "newTokens": N, "conversations": [CONVERSATION, ...]}, where a conversation
+        is [{"role", "content"}, ...] or {"messages": [...], "kwargs": {...}}, the kwargs passed
+        to the template (e.g. {"enable_thinking": false})
 stdout: {"transformers": version, "results": [{"text", "ids", "generated"}, ...]}
 """
 import json
@@ -22,10 +24,12 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(job["model"])
     model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch.float32).eval()
     results = []
-    for messages in job["conversations"]:
-        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    for conversation in job["conversations"]:
+        messages = conversation["messages"] if isinstance(conversation, dict) else conversation
+        kwargs = conversation.get("kwargs", {}) if isinstance(conversation, dict) else {}
+        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
         ids = tok(text, add_special_tokens=False)["input_ids"]
-        templated = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"]
+        templated = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True, **kwargs)["input_ids"]
         if list(templated) != list(ids):
             raise SystemExit("apply_chat_template(tokenize=True) disagrees with tokenising its own text")
         with torch.no_grad():

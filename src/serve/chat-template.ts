@@ -25,7 +25,18 @@ function loadJinja(): Promise<JinjaModule | null> {
 
 const compiled = new Map<string, JinjaTemplate>();
 
-export async function renderChat(template: string | null, modelId: string, messages: ChatMessage[], special: { bos: string | null; eos: string | null }): Promise<string> {
+/**
+ * The template rendered as transformers' `apply_chat_template(messages, add_generation_prompt=True,
+ * **kwargs)` renders it. `kwargs` (a request's chat_template_kwargs) cannot replace the messages,
+ * the generation prompt or the special tokens.
+ */
+export async function renderChat(
+  template: string | null,
+  modelId: string,
+  messages: ChatMessage[],
+  special: { bos: string | null; eos: string | null },
+  kwargs: Record<string, unknown> = {},
+): Promise<string> {
   if (template === null) {
     throw badRequest(
       `the model \`${modelId}\` has no chat template (neither a chat_template.jinja nor a chat_template in its tokenizer_config.json), so /v1/chat/completions cannot build a prompt for it; use /v1/completions with a plain prompt`,
@@ -41,7 +52,7 @@ export async function renderChat(template: string | null, modelId: string, messa
     compiled.set(template, t);
   }
   try {
-    return t.render({ messages, add_generation_prompt: true, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
+    return t.render({ ...kwargs, messages, add_generation_prompt: true, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
   } catch (err) {
     // templates raise errors on purpose (e.g. "roles must alternate user/assistant")
     throw badRequest(`the chat template rejected the messages: ${(err as Error).message}`, 'messages', 'chat_template_error');
@@ -56,7 +67,8 @@ export async function renderChat(template: string | null, modelId: string, messa
 export async function buildChatPrompt(
   model: Pick<ServedModel, 'id' | 'chatTemplate' | 'specialTokens' | 'tokenizer'>,
   messages: ChatMessage[],
+  kwargs: Record<string, unknown> = {},
 ): Promise<{ text: string; ids: Int32Array }> {
-  const text = await renderChat(model.chatTemplate, model.id, messages, model.specialTokens);
+  const text = await renderChat(model.chatTemplate, model.id, messages, model.specialTokens, kwargs);
   return { text, ids: Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: false }).ids) };
 }

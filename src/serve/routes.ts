@@ -108,7 +108,7 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
   let ids: Int32Array;
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
-    ids = (await buildChatPrompt(model, flattenMessages(chat.messages))).ids;
+    ids = (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {})).ids;
   } else {
     const prompt = (req as CompletionRequest).prompt;
     if (typeof prompt === 'string' || typeof prompt[0] === 'string') {

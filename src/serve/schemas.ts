@@ -60,6 +60,8 @@ export const chatRequest = z.object({
   tools: z.array(z.unknown()).max(0, { message: 'tools (function calling) are not supported' }).nullish(),
   tool_choice: z.literal('none', { message: 'tools (function calling) are not supported; tool_choice can only be "none"' }).nullish(),
   response_format: z.object({ type: z.literal('text', { message: 'only response_format {"type": "text"} is supported (no JSON mode or schemas)' }) }).nullish(),
+  /** vLLM's extension: variables for the chat template, e.g. {"enable_thinking": false} for Qwen3 */
+  chat_template_kwargs: z.record(z.string(), z.unknown(), { message: 'chat_template_kwargs must be an object of template variables' }).nullish(),
 });
 export type ChatRequest = z.infer<typeof chatRequest>;
 export type ChatMessage = { role: string; content: string };

@@ -24,6 +24,10 @@ import { startServer, TINY_DIR, type Running } from './helpers.js';
 const CHATML =
   "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+// ChatML that closes an empty reasoning block when the caller turns thinking off, as Qwen3's
+// template does (chat_template_kwargs: {"enable_thinking": false})
+const THINKING_SWITCH = `${CHATML}{% if add_generation_prompt and enable_thinking is defined and enable_thinking is false %}{{ '<think>\\n\\n</think>\\n\\n' }}{% endif %}`;
+
 type Message = { role: 'system' | 'user' | 'assistant'; content: string };
 const CONVERSATIONS: Message[][] = [
   [{ role: 'user', content: 'Who art thou?' }],
@@ -36,6 +40,8 @@ const CONVERSATIONS: Message[][] = [
 ];
 const NEW_TOKENS = 12;
 
+const NO_THINKING = { enable_thinking: false };
+
 interface Reference {
   text: string;
   ids: number[];
@@ -43,9 +49,9 @@ interface Reference {
 }
 
 /** transformers' rendering, ids and greedy continuation of each conversation with the model in `dir` */
-function reference(dir: string): Reference[] {
+function reference(dir: string, conversations: Array<Message[] | { messages: Message[]; kwargs: Record<string, unknown> }> = CONVERSATIONS): Reference[] {
   const out = execFileSync(pythonPath, [path.join(repoRoot, 'scripts', 'hf_chat_reference.py')], {
-    input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations: CONVERSATIONS }),
+    input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations }),
     env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
     stdio: ['pipe', 'pipe', 'pipe'],
     timeout: 300_000,
@@ -69,16 +75,17 @@ describeWithTransformers('chat completions with a real chat template', () => {
     const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
     writeFileSync(configFile, JSON.stringify({ ...config, chat_template: CHATML }, null, 2));
     refs = reference(dir);
-    // the same tokenizer saved by transformers itself, which (from version 5) writes the template
-    // to chat_template.jinja and leaves it out of tokenizer_config.json
+    // the tokenizer with the thinking switch, saved by transformers itself, which (from version 5)
+    // writes the template to chat_template.jinja and leaves it out of tokenizer_config.json
     jinjaDir = mkdtempSync(path.join(tmpdir(), 'rfid-chat-jinja-'));
     cpSync(TINY_DIR, jinjaDir, { recursive: true });
-    execFileSync(pythonPath, ['-c', 'import sys; from transformers import AutoTokenizer; AutoTokenizer.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2])', dir, jinjaDir], {
+    const save = 'import sys; from transformers import AutoTokenizer; t = AutoTokenizer.from_pretrained(sys.argv[1]); t.chat_template = sys.argv[3]; t.save_pretrained(sys.argv[2])';
+    execFileSync(pythonPath, ['-c', save, dir, jinjaDir, THINKING_SWITCH], {
       env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 300_000,
     });
-    jinjaRefs = reference(jinjaDir);
+    jinjaRefs = reference(jinjaDir, [...CONVERSATIONS, ...CONVERSATIONS.map((messages) => ({ messages, kwargs: NO_THINKING }))]);
     s = await startServer({ models: [`chat=${dir}`, `chat-jinja=${jinjaDir}`] });
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     const tok = s.server.models.get('chat')!.tokenizer.tokenizer;
@@ -109,6 +116,7 @@ describeWithTransformers('chat completions with a real chat template', () => {
     expect(config.chat_template).toBeUndefined();
     const model = s.server.models.get('chat-jinja')!;
     expect(model.chatTemplate).toBe(readFileSync(path.join(jinjaDir, 'chat_template.jinja'), 'utf8'));
+    expect(model.chatTemplate).toBe(THINKING_SWITCH);
     for (const [i, messages] of CONVERSATIONS.entries()) {
       const built = await buildChatPrompt(model, messages);
       expect(built.text).toBe(jinjaRefs[i].text);
@@ -116,6 +124,25 @@ describeWithTransformers('chat completions with a real chat template', () => {
     }
     const r = await client.chat.completions.create({ model: 'chat-jinja', messages: CONVERSATIONS[0], max_tokens: NEW_TOKENS, temperature: 0 });
     expect(r.choices[0].message.content).toBe(decode(jinjaRefs[0].generated));
+  });
+
+  it('chat_template_kwargs reach the template as apply_chat_template(**kwargs) passes them (Qwen3’s enable_thinking)', async () => {
+    const model = s.server.models.get('chat-jinja')!;
+    const n = CONVERSATIONS.length;
+    for (const [i, messages] of CONVERSATIONS.entries()) {
+      const built = await buildChatPrompt(model, messages, NO_THINKING);
+      expect(built.text).toBe(jinjaRefs[n + i].text);
+      expect([...built.ids]).toEqual(jinjaRefs[n + i].ids);
+      expect(built.text.endsWith('<|im_start|>assistant\n<think>\n\n</think>\n\n')).toBe(true);
+    }
+    // through the official client: a field the server accepts beyond OpenAI's own, as vLLM does
+    const params = { model: 'chat-jinja', messages: CONVERSATIONS[1], max_tokens: NEW_TOKENS, temperature: 0, chat_template_kwargs: NO_THINKING };
+    const r = await client.chat.completions.create(params as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    expect(r.usage!.prompt_tokens).toBe(jinjaRefs[n + 1].ids.length);
+    expect(r.choices[0].message.content).toBe(decode(jinjaRefs[n + 1].generated));
+    // the kwargs cannot replace the conversation
+    const kept = await buildChatPrompt(model, CONVERSATIONS[0], { messages: CONVERSATIONS[1], add_generation_prompt: false });
+    expect(kept.text).toBe(jinjaRefs[0].text);
   });
 
   it('openai client, not streamed: greedy answer equals transformers', async () => {

@@ -49,6 +49,7 @@ describe('bad requests', () => {
     expectApiError(await postJson(chat, { model: 'tiny', messages: [{ content: 'hi' }] }), 400, 'messages.0.role', /this field is required/);
     expectApiError(await postJson(chat, { model: 'tiny', messages: [{ role: 'user' }] }), 400, 'messages.0.content', /this field is required/);
     expectApiError(await postJson(chat, { model: 'tiny', messages: [{ role: 'user', content: 3 }] }), 400, 'messages.0.content', /content must be a string or an array of .*text/);
+    expectApiError(await postJson(chat, { model: 'tiny', messages: [{ role: 'user', content: 'hi' }], chat_template_kwargs: 'think' }), 400, 'chat_template_kwargs', /must be an object of template variables/);
   });
 
   it('unknown fields are ignored, as the OpenAI API does', async () => {
