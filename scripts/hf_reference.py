@@ -14,6 +14,10 @@ from stdin:
         -> {"ok": true, "windows", "tokens", "meanNll", "perplexity", "loading": {...}}
     {"op": "load", "model": DIR}
         -> {"ok": true, "modelClass": ..., "loading": {...}} or {"ok": false, "error": ..., "type": ...}
+    {"op": "generate", "model": DIR, "ids": [...], "maxNewTokens": N}
+        -> {"ok": true, "generated": [...], "eosTokenId": ...}: greedy generate() with the model's
+           own generation config (generation_config.json when present), so it stops where
+           transformers stops
   ]}
 
 and answers {"transformers": version, "torch": version, "results": [...]} on stdout, one result per
@@ -78,7 +82,16 @@ def load_job(job):
     return {"ok": True, "modelClass": type(model).__name__, "loading": loading}
 
 
-OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job}
+def generate_job(job):
+    model, loading = load(job["model"])
+    ids = torch.tensor([job["ids"]], dtype=torch.int64)
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=int(job["maxNewTokens"]), do_sample=False)
+    eos = model.generation_config.eos_token_id
+    return {"ok": True, "generated": out[0, ids.shape[1]:].tolist(), "eosTokenId": eos, "loading": loading}
+
+
+OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job}
 
 
 def main():

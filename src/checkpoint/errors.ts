@@ -16,6 +16,8 @@ export type CheckpointErrorVariant =
   | 'UnknownModelType'
   /** config.json fails the family schema (the message names the key) */
   | 'InvalidConfig'
+  /** generation_config.json is not valid JSON, or names end-of-sequence ids that are not token ids */
+  | 'InvalidGenerationConfig'
   /** the directory holds no safetensors weights */
   | 'NoWeights'
   /** a shard file resolves outside the checkpoint directory */

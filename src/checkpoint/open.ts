@@ -13,6 +13,7 @@ import { expectedTensors } from './expected.js';
 import type { Family } from './family.js';
 import { buildLayout } from './layout.js';
 import { familyForConfig } from './registry.js';
+import { withGenerationConfig } from './generation-config.js';
 import type { Checkpoint, ExpertMatrixType, ModelConfig, ModelLayout, TensorMeta } from './types.js';
 import { assertNoLayoutProblems, findLayoutProblems } from './validate.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
@@ -162,7 +163,7 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
     const layout = buildLayout(family, resolved, (name) => store.tensor(name) !== undefined);
     const problems = findLayoutProblems(expectedTensors(resolved.config, layout), (name) => store.tensor(name));
     assertNoLayoutProblems(problems, absDir, family.label);
-    return new OpenedCheckpoint(absDir, resolved.config, layout, family, store);
+    return new OpenedCheckpoint(absDir, await withGenerationConfig(absDir, resolved.config), layout, family, store);
   } catch (err) {
     await store.close();
     throw err;

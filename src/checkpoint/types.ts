@@ -56,7 +56,14 @@ export interface ModelConfig {
   /** token id used for padding, if any */
   padTokenId: number | null;
   bosTokenId: number | null;
+  /** config.json's end-of-sequence id (the first, where it lists several) */
   eosTokenId: number | null;
+  /**
+   * Every id generation stops at, as transformers' generate() finds them: generation_config.json's
+   * eos_token_id when that file names one (src/checkpoint/generation-config.ts), else all of
+   * config.json's. Empty when neither names one.
+   */
+  eosTokenIds: readonly number[];
   /** the parsed config.json, untouched, for writing back */
   raw: Record<string, unknown>;
 }

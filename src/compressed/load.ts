@@ -16,6 +16,7 @@ import { expectedTensors } from '../checkpoint/expected.js';
 import { fillName } from '../checkpoint/family.js';
 import { buildLayout } from '../checkpoint/layout.js';
 import { familyForConfig } from '../checkpoint/registry.js';
+import { withGenerationConfig } from '../checkpoint/generation-config.js';
 import type { Checkpoint, ExpertMatrixType, ModelConfig, ModelLayout, TensorMeta } from '../checkpoint/types.js';
 import { findLayoutProblems } from '../checkpoint/validate.js';
 import type { Engine } from '../engine/types.js';
@@ -476,7 +477,7 @@ export async function openCompressed(dir: string, raw: Record<string, unknown>, 
     if (problems.length > 0) {
       throw new CompressedFormatError(`${dir} is not a valid compressed output: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}. Recompress the model`);
     }
-    return new CompressedModel(absDir, resolved.config, layout, block, store, opts);
+    return new CompressedModel(absDir, await withGenerationConfig(absDir, resolved.config), layout, block, store, opts);
   } catch (err) {
     await store.close();
     throw err;

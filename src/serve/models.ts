@@ -42,7 +42,8 @@ export interface ServedModel {
   /** the tokenizer's chat template (Jinja), null when it has none */
   chatTemplate: string | null;
   specialTokens: { bos: string | null; eos: string | null };
-  eosTokenId: number | null;
+  /** the ids generation stops at (ModelConfig.eosTokenIds: generation_config.json's, else config.json's) */
+  eosTokenIds: readonly number[];
   /** token ids are 0 … vocabSize − 1 (a request's token-id prompt is checked before any load) */
   vocabSize: number;
   /** unix seconds when the server registered it */
@@ -164,7 +165,7 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       tokenizer,
       chatTemplate: await chatTemplateOf(spec.dir, tconf),
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
-      eosTokenId: ckpt.config.eosTokenId,
+      eosTokenIds: ckpt.config.eosTokenIds,
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,

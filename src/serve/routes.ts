@@ -202,7 +202,7 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
     const stream = acquired.handle.decoder.submit(prepared.ids, {
       maxNewTokens: prepared.maxTokens,
       ...prepared.params,
-      stopTokenIds: model.eosTokenId === null ? [] : [model.eosTokenId],
+      stopTokenIds: model.eosTokenIds,
       signal: controller.signal,
     });
     ctx.metrics.promptTokens.inc({ model: model.id }, prepared.ids.length);

@@ -56,12 +56,16 @@ export interface HfJobResult {
   meanNll?: number;
   perplexity?: number;
   loading?: { missing_keys: string[]; unexpected_keys: string[]; mismatched_keys: string[] };
+  /** generate: the new token ids, and the stop ids transformers used */
+  generated?: number[];
+  eosTokenId?: number | number[] | null;
 }
 
 export type HfJob =
   | { op: 'logits'; model: string; ids: number[][]; mask: number[][] }
   | { op: 'ppl'; model: string; ids: string; seqLen: number; maxWindows?: number }
-  | { op: 'load'; model: string };
+  | { op: 'load'; model: string }
+  | { op: 'generate'; model: string; ids: number[]; maxNewTokens: number };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
 export async function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {

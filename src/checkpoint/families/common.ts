@@ -77,6 +77,12 @@ function firstTokenId(id: number | number[] | null): number | null {
   return id;
 }
 
+/** Every id of a token-id key, without repeats. */
+export function allTokenIds(id: number | readonly number[] | null | undefined): number[] {
+  if (id === null || id === undefined) return [];
+  return [...new Set(Array.isArray(id) ? id : [id as number])];
+}
+
 /** The attention/embedding part of ModelConfig; the family fills in the MoE part. */
 export function llamaConfigPart(
   family: FamilyName,
@@ -99,6 +105,7 @@ export function llamaConfigPart(
   | 'padTokenId'
   | 'bosTokenId'
   | 'eosTokenId'
+  | 'eosTokenIds'
   | 'raw'
 > {
   return {
@@ -116,6 +123,7 @@ export function llamaConfigPart(
     padTokenId: firstTokenId(p.pad_token_id),
     bosTokenId: firstTokenId(p.bos_token_id),
     eosTokenId: firstTokenId(p.eos_token_id),
+    eosTokenIds: allTokenIds(p.eos_token_id),
     raw,
   };
 }

@@ -48,7 +48,7 @@ export function register(program: Command): void {
       .option('--top-p <p>', 'sample only from the smallest set of tokens with this much probability (1 = off)', '1')
       .addOption(defaultText(new Option('--seed <s>', 'seed of the sampler'), 'random, printed on stderr'))
       .option('--stop <text>', 'stop when the completion contains this text (repeatable; the text is not printed)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-      .option('--ignore-eos', 'keep generating past the end-of-sequence token', false)
+      .option('--ignore-eos', 'keep generating past the end-of-sequence tokens (eos_token_id of generation_config.json, else of config.json)', false)
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .addOption(defaultText(new Option('--context-length <n>', 'positions for prompt + completion'), "the model's max_position_embeddings"))
       .addOption(defaultText(new Option('--tokenizer <path>', 'tokenizer.json'), "the model directory's")),

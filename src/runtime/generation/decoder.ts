@@ -28,7 +28,7 @@ export interface GenerationParams extends SamplingParams {
   maxNewTokens?: number;
   /** stop strings, matched on the decoded completion text; the text is cut before the match */
   stop?: readonly string[];
-  /** token ids that end generation (the id is counted but has no text); default: the model's EOS id; [] = never */
+  /** token ids that end generation (the id is counted but has no text); default: the model's end-of-sequence ids (ModelConfig.eosTokenIds, generation_config.json's where it names them); [] = never */
   stopTokenIds?: readonly number[];
   /** aborting stops the request at the next step boundary and frees its KV slot */
   signal?: AbortSignal;
@@ -252,7 +252,7 @@ export class BatchDecoder {
     const stops = params.stop ?? [];
     if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s.length === 0)) throw new GenerationParamsError('stop strings must be non-empty strings', 'stop');
     if (stops.length > 0 && !this.opts.tokenizer) throw new GenerationParamsError('stop strings need the decoder to have a tokenizer', 'stop');
-    const stopIds = params.stopTokenIds ?? (config.eosTokenId === null ? [] : [config.eosTokenId]);
+    const stopIds = params.stopTokenIds ?? config.eosTokenIds;
     const sampler = new Sampler(resolveSampling(params));
 
     const id = this.nextId++;
