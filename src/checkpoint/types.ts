@@ -10,6 +10,14 @@ export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deep
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
 /** Normalised hyper-parameters, read from config.json per family (never hard-coded). */
+/** generation_config.json's temperature, top_p and top_k, each where it sets one. */
+export interface SamplingDefaults {
+  temperature?: number;
+  topP?: number;
+  /** 0 = off */
+  topK?: number;
+}
+
 export interface ModelConfig {
   family: FamilyName;
   /** config.json's model_type as written */
@@ -64,6 +72,11 @@ export interface ModelConfig {
    * config.json's. Empty when neither names one.
    */
   eosTokenIds: readonly number[];
+  /**
+   * The model's own sampling settings, from generation_config.json (empty without one): what a
+   * request or command that does not set them samples with, as vLLM applies them.
+   */
+  samplingDefaults: SamplingDefaults;
   /** the parsed config.json, untouched, for writing back */
   raw: Record<string, unknown>;
 }

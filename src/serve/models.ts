@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Checkpoint } from '../checkpoint/types.js';
+import type { Checkpoint, SamplingDefaults } from '../checkpoint/types.js';
 import { CompressedModel } from '../compressed/load.js';
 import { openModel } from '../compressed/open-model.js';
 import type { Engine } from '../engine/types.js';
@@ -44,6 +44,8 @@ export interface ServedModel {
   specialTokens: { bos: string | null; eos: string | null };
   /** the ids generation stops at (ModelConfig.eosTokenIds: generation_config.json's, else config.json's) */
   eosTokenIds: readonly number[];
+  /** generation_config.json's temperature, top_p, top_k: a request's defaults (ModelConfig.samplingDefaults) */
+  samplingDefaults: SamplingDefaults;
   /** token ids are 0 … vocabSize − 1 (a request's token-id prompt is checked before any load) */
   vocabSize: number;
   /** unix seconds when the server registered it */
@@ -166,6 +168,7 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       chatTemplate: await chatTemplateOf(spec.dir, tconf),
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenIds: ckpt.config.eosTokenIds,
+      samplingDefaults: ckpt.config.samplingDefaults,
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,

@@ -136,7 +136,9 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
       'context_length_exceeded',
     );
   }
-  const topK = req.top_k ?? undefined;
+  // fields the request leaves out take the model's generation_config.json settings, as in vLLM
+  const defaults = model.samplingDefaults;
+  const topK = req.top_k ?? defaults.topK;
   return {
     model,
     ids,
@@ -144,8 +146,8 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,
     params: {
-      temperature: req.temperature ?? undefined,
-      topP: req.top_p ?? undefined,
+      temperature: req.temperature ?? defaults.temperature,
+      topP: req.top_p ?? defaults.topP,
       topK: topK === undefined || topK < 0 ? undefined : topK,
       seed: req.seed ?? undefined,
       stop: stopList(req.stop),

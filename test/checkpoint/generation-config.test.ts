@@ -58,6 +58,23 @@ describe('end-of-sequence ids', () => {
     expect(await eosIdsOf(await tiny('gen-silent', [2, 7], { temperature: 0.6 }))).toEqual([2, 7]);
   });
 
+  it('its temperature, top_p and top_k are the sampling defaults; absent ones stay unset', async () => {
+    const read = async (dir: string) => {
+      const ckpt = await openCheckpoint(dir);
+      try {
+        return ckpt.config.samplingDefaults;
+      } finally {
+        await ckpt.close();
+      }
+    };
+    expect(await read(await tiny('sampling', 2, { do_sample: true, temperature: 0.6, top_p: 0.95, top_k: 20 }))).toEqual({ temperature: 0.6, topP: 0.95, topK: 20 });
+    expect(await read(await tiny('sampling-some', 2, { top_p: 0.8, top_k: null }))).toEqual({ topP: 0.8 });
+    expect(await read(await tiny('sampling-none', 2))).toEqual({});
+    await expect(openCheckpoint(await tiny('bad-temperature', 2, { temperature: -1 }))).rejects.toThrow(/generation_config\.json: temperature -1 must be a number ≥ 0/);
+    await expect(openCheckpoint(await tiny('bad-top-p', 2, { top_p: 0 }))).rejects.toThrow(/top_p 0 must be a number in \(0, 1\]/);
+    await expect(openCheckpoint(await tiny('bad-top-k', 2, { top_k: 2.5 }))).rejects.toThrow(/top_k 2\.5 must be an integer ≥ 0/);
+  });
+
   it('a generation_config.json that is not JSON, or whose ids are not token ids, is refused naming the file', async () => {
     await expect(openCheckpoint(await tiny('bad-json', 2, '{"eos_token_id": [1,'))).rejects.toMatchObject({ variant: 'InvalidGenerationConfig', message: expect.stringMatching(/generation_config\.json is not valid JSON/) });
     await expect(openCheckpoint(await tiny('bad-id', 2, { eos_token_id: [1, 1e9] }))).rejects.toThrow(/generation_config\.json: eos_token_id \[1,1000000000\] must be a token id or a list of them, each an integer in \[0, \d+\)/);

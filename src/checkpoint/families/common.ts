@@ -106,6 +106,7 @@ export function llamaConfigPart(
   | 'bosTokenId'
   | 'eosTokenId'
   | 'eosTokenIds'
+  | 'samplingDefaults'
   | 'raw'
 > {
   return {
@@ -124,6 +125,7 @@ export function llamaConfigPart(
     bosTokenId: firstTokenId(p.bos_token_id),
     eosTokenId: firstTokenId(p.eos_token_id),
     eosTokenIds: allTokenIds(p.eos_token_id),
+    samplingDefaults: {},
     raw,
   };
 }

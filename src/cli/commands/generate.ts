@@ -24,9 +24,9 @@ import { addOptions, defaultText, type EngineCliOptions, engineOptions, type Out
 interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   prompt: string;
   maxNewTokens: string;
-  temperature: string;
-  topK: string;
-  topP: string;
+  temperature?: string;
+  topK?: string;
+  topP?: string;
   seed?: string;
   stop: string[];
   ignoreEos?: boolean;
@@ -43,9 +43,9 @@ export function register(program: Command): void {
       .argument('<model>', 'checkpoint directory (original, or an rfid-moe compressed output)')
       .requiredOption('--prompt <text>', 'the prompt')
       .option('--max-new-tokens <n>', 'most tokens to generate', '128')
-      .option('--temperature <t>', 'sampling temperature; 0 = greedy', '1')
-      .option('--top-k <k>', 'sample only from the k most likely tokens (0 = off)', '0')
-      .option('--top-p <p>', 'sample only from the smallest set of tokens with this much probability (1 = off)', '1')
+      .addOption(defaultText(new Option('--temperature <t>', 'sampling temperature; 0 = greedy'), "the model's generation_config.json, else 1"))
+      .addOption(defaultText(new Option('--top-k <k>', 'sample only from the k most likely tokens (0 = off)'), "the model's generation_config.json, else 0"))
+      .addOption(defaultText(new Option('--top-p <p>', 'sample only from the smallest set of tokens with this much probability (1 = off)'), "the model's generation_config.json, else 1"))
       .addOption(defaultText(new Option('--seed <s>', 'seed of the sampler'), 'random, printed on stderr'))
       .option('--stop <text>', 'stop when the completion contains this text (repeatable; the text is not printed)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .option('--ignore-eos', 'keep generating past the end-of-sequence tokens (eos_token_id of generation_config.json, else of config.json)', false)
@@ -67,9 +67,10 @@ function parseNumber(flag: string, value: string, ok: (n: number) => boolean, wh
 
 async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   const maxNewTokens = parseInteger('--max-new-tokens', opts.maxNewTokens, 1);
-  const temperature = parseNumber('--temperature', opts.temperature, (n) => n >= 0, 'a number ≥ 0 (0 = greedy)');
-  const topK = parseInteger('--top-k', opts.topK, 0);
-  const topP = parseNumber('--top-p', opts.topP, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+  // flags checked before the model is opened; those not given come from the model (below)
+  const temperatureFlag = opts.temperature === undefined ? undefined : parseNumber('--temperature', opts.temperature, (n) => n >= 0, 'a number ≥ 0 (0 = greedy)');
+  const topKFlag = opts.topK === undefined ? undefined : parseInteger('--top-k', opts.topK, 0);
+  const topPFlag = opts.topP === undefined ? undefined : parseNumber('--top-p', opts.topP, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
   const seed = opts.seed === undefined ? undefined : parseInteger('--seed', opts.seed, 0);
   const contextLength = opts.contextLength === undefined ? undefined : parseInteger('--context-length', opts.contextLength, 2);
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
@@ -84,6 +85,12 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   try {
     const codec = await loadTextCodec(opts.tokenizer ?? model);
     assertRunnable(ckpt);
+    const defaults = ckpt.config.samplingDefaults;
+    const temperature = temperatureFlag ?? defaults.temperature ?? 1;
+    const topK = topKFlag ?? defaults.topK ?? 0;
+    const topP = topPFlag ?? defaults.topP ?? 1;
+    const fromModel = [temperatureFlag === undefined && defaults.temperature !== undefined ? `temperature ${temperature}` : '', topKFlag === undefined && defaults.topK !== undefined ? `top-k ${topK}` : '', topPFlag === undefined && defaults.topP !== undefined ? `top-p ${topP}` : ''].filter(Boolean);
+    if (fromModel.length > 0) note(`sampling with the model's generation_config.json: ${fromModel.join(', ')} (flags override)`);
     const { engine, notice } = await createEngine(engineChoice, { threads });
     note(notice);
     try {

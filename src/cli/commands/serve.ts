@@ -183,6 +183,11 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const url = await server.listen({ port, host: opts.host });
   // always printed, --quiet or not: scripts read the URL from it (with --port 0 too)
   process.stderr.write(`serving ${[...server.models.keys()].join(', ')} at ${url} (policy ${server.residency.policy.describe()}, memory budget ${fmtBytes(server.residency.budgetBytes)})\n`);
+  for (const m of server.models.values()) {
+    const d = m.samplingDefaults;
+    const set = [d.temperature === undefined ? '' : `temperature ${d.temperature}`, d.topP === undefined ? '' : `top_p ${d.topP}`, d.topK === undefined ? '' : `top_k ${d.topK}`].filter(Boolean);
+    if (set.length > 0) process.stderr.write(`${m.id}: requests that do not set them sample with its generation_config.json's ${set.join(', ')}\n`);
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

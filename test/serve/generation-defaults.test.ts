@@ -1,0 +1,118 @@
+/**
+ * A served model follows its generation_config.json: requests end at every id of its
+ * eos_token_id list, and fields a request leaves out (temperature, top_p, top_k) take its values,
+ * as vLLM applies them; fields a request sets win. `rfid-moe generate` does the same with its flags.
+ * Truth: identities of the sampler (top_k 1 samples the greedy tokens whatever the seed) and the
+ * greedy continuation of the same checkpoint without the file.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { createEngine } from '../../src/engine/index.js';
+import { BatchDecoder, weightProviderOf, type GenerationStream } from '../../src/runtime/index.js';
+import { repoRoot } from '../helpers/shared-data.js';
+import { postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+
+const PROMPT = 'ROMEO:\n';
+const NEW = 24;
+let work: string;
+let s: Running;
+let greedyText: string;
+/** the greedy continuation's token ids (no EOS stop) */
+let greedyIds: number[];
+/** index in greedyIds of the token made a second EOS id */
+let at: number;
+
+beforeAll(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'rfid-gen-defaults-'));
+  const copy = (name: string, generationConfig: Record<string, unknown> | null) => {
+    const dir = path.join(work, name);
+    cpSync(TINY_DIR, dir, { recursive: true });
+    if (generationConfig) writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify(generationConfig));
+    return dir;
+  };
+  const plain = copy('plain', null);
+  // the greedy continuation of the prompt, past any EOS
+  const ckpt = await openCheckpoint(plain);
+  const { engine } = await createEngine('auto', { threads: 1 });
+  const first = await startServer({ models: [`plain=${plain}`] });
+  const r = await postJson(`${first.url}/v1/completions`, { model: 'plain', prompt: PROMPT, max_tokens: NEW, temperature: 0 });
+  await first.close();
+  expect(r.json.choices[0].finish_reason).toBe('length');
+  greedyText = r.json.choices[0].text as string;
+  const promptIds = Int32Array.from(first.server.models.get('plain')!.tokenizer.tokenizer.encode(PROMPT).ids);
+  const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1 });
+  greedyIds = [];
+  const drain = async (st: GenerationStream) => {
+    for await (const e of st) if (e.type === 'token') greedyIds.push(e.token);
+  };
+  await drain(decoder.submit(promptIds, { temperature: 0, maxNewTokens: NEW, stopTokenIds: [] }));
+  await decoder.close();
+  await ckpt.close();
+  engine.dispose();
+  at = greedyIds.findIndex((t, i) => i >= 6 && greedyIds.indexOf(t) === i);
+  expect(at).toBeGreaterThanOrEqual(6);
+  const eos = ckpt.config.eosTokenIds[0];
+  expect(greedyIds).not.toContain(eos);
+
+  s = await startServer({
+    models: [
+      `plain=${plain}`,
+      `eos-list=${copy('eos-list', { eos_token_id: [eos, greedyIds[at]] })}`,
+      `top-k-1=${copy('top-k-1', { temperature: 1.3, top_k: 1 })}`,
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await s?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+const complete = (body: Record<string, unknown>) => postJson(`${s.url}/v1/completions`, { prompt: PROMPT, max_tokens: NEW, ...body });
+
+describe('generation_config.json in the server', () => {
+  it('a request ends at the second id of its eos_token_id list', async () => {
+    const r = await complete({ model: 'eos-list', temperature: 0 });
+    expect(r.json.choices[0].finish_reason).toBe('stop');
+    expect(r.json.usage.completion_tokens).toBe(at + 1);
+    expect(greedyText.startsWith(r.json.choices[0].text)).toBe(true);
+    // without the file, the same request runs to max_tokens
+    const plain = await complete({ model: 'plain', temperature: 0 });
+    expect(plain.json.usage.completion_tokens).toBe(NEW);
+  });
+
+  it('fields a request leaves out take its temperature, top_p and top_k; fields it sets win', async () => {
+    // top_k 1 from the file: the greedy tokens whatever the seed and the file's temperature
+    for (const seed of [1, 2]) {
+      const r = await complete({ model: 'top-k-1', seed });
+      expect(r.json.choices[0].text).toBe(greedyText);
+    }
+    // the request's own top_k (off) and temperature win: sampling leaves the greedy path
+    const sampled = await Promise.all([3, 4, 5].map((seed) => complete({ model: 'top-k-1', seed, top_k: 0, temperature: 1.5 })));
+    expect(sampled.some((r) => r.json.choices[0].text !== greedyText)).toBe(true);
+    // a model without the file samples at OpenAI's defaults (temperature 1, no top-k)
+    const plain = await Promise.all([3, 4, 5].map((seed) => complete({ model: 'plain', seed })));
+    expect(plain.some((r) => r.json.choices[0].text !== greedyText)).toBe(true);
+  });
+});
+
+describe('generation_config.json in `rfid-moe generate`', () => {
+  const run = promisify(execFile);
+  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), 'generate', ...args], { cwd: repoRoot });
+
+  it('flags not given take the model’s settings (noted on stderr); a flag given wins', async () => {
+    const dir = path.join(work, 'top-k-1');
+    const fromModel = await cli(dir, '--prompt', PROMPT, '--max-new-tokens', String(NEW), '--seed', '9');
+    // stdout is the completion and a final newline
+    expect(fromModel.stdout).toBe(`${greedyText}\n`);
+    expect(fromModel.stderr).toMatch(/sampling with the model's generation_config\.json: temperature 1\.3, top-k 1 \(flags override\)/);
+    const overridden = await Promise.all(['3', '4', '5'].map((seed) => cli(dir, '--prompt', PROMPT, '--max-new-tokens', String(NEW), '--seed', seed, '--top-k', '0', '--temperature', '1.5')));
+    expect(overridden.some((r) => r.stdout !== `${greedyText}\n`)).toBe(true);
+    expect(overridden[0].stderr).not.toMatch(/top-k 1/);
+  }, 120_000);
+});
