@@ -9,6 +9,7 @@ import os from 'node:os';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Engine } from '../engine/types.js';
 import { realClock, type Clock } from './clock.js';
+import { bearerChecker, requiresApiKey } from './api-key.js';
 import { ApiError, toApiError } from './errors.js';
 import { exposeGc, IdleCollector } from './idle-gc.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
@@ -48,6 +49,8 @@ export interface ServeOptions {
   idleGc?: boolean;
   /** no prom-client process metrics (several servers in one process) */
   processMetrics?: boolean;
+  /** when set, /v1 requests must send `Authorization: Bearer <apiKey>` (api-key.ts); /health and /metrics stay open */
+  apiKey?: string;
 }
 
 export interface RfidMoeServer {
@@ -141,6 +144,18 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     metrics.requests.inc({ model: 'unknown', endpoint: 'other', status: String(e.status) });
     sendError(reply, e);
   });
+  if (opts.apiKey !== undefined) {
+    const check = bearerChecker(opts.apiKey);
+    app.addHook('onRequest', async (req, reply) => {
+      if (!requiresApiKey(req.url)) return;
+      const refused = check(req.headers.authorization);
+      if (refused) {
+        metrics.requests.inc({ model: 'unknown', endpoint: 'other', status: '401' });
+        sendError(reply, refused);
+        return reply;
+      }
+    });
+  }
   app.setNotFoundHandler((req, reply) => {
     sendError(reply, new ApiError(404, `no route ${req.method} ${req.url}; the endpoints are GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /health, GET /metrics`, 'not_found_error', null, 'route_not_found'));
   });

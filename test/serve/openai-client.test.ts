@@ -116,6 +116,54 @@ describe('openai client', () => {
   });
 });
 
+describe('an API key (--api-key)', () => {
+  it('the client’s apiKey is accepted, a wrong or missing one is its AuthenticationError; /health and /metrics stay open', async () => {
+    const locked = await startServer({ apiKey: 'sk-test-123' });
+    try {
+      const right = new OpenAI({ baseURL: `${locked.url}/v1`, apiKey: 'sk-test-123', maxRetries: 0 });
+      const r = await right.completions.create({ model: 'tiny', prompt: golden.cases[0].prompt, max_tokens: N, temperature: 0 });
+      expect(r.choices[0].text).toBe(want[0]);
+      expect((await right.models.list()).data.map((m) => m.id)).toEqual(['tiny']);
+
+      const wrong = new OpenAI({ baseURL: `${locked.url}/v1`, apiKey: 'sk-test-124', maxRetries: 0 });
+      const refused = await wrong.completions.create({ model: 'tiny', prompt: 'x' }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.AuthenticationError);
+      expect((refused as InstanceType<typeof OpenAI.AuthenticationError>).status).toBe(401);
+      expect((refused as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe('invalid_api_key');
+      const listing = await wrong.models.list().catch((e: unknown) => e);
+      expect(listing).toBeInstanceOf(OpenAI.AuthenticationError);
+
+      // no header at all: a 401 in the OpenAI error shape, before the body is read
+      const bare = await fetch(`${locked.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+      expect(bare.status).toBe(401);
+      expect(((await bare.json()) as { error: { code: string } }).error.code).toBe('missing_api_key');
+      expect((await fetch(`${locked.url}/health`)).status).toBe(200);
+      expect((await fetch(`${locked.url}/metrics`)).status).toBe(200);
+    } finally {
+      await locked.close();
+    }
+  });
+
+  it('the CLI takes it from RFID_MOE_API_KEY (kept out of the process list) and refuses an empty one', async () => {
+    const { spawnServeCli, TINY_DIR } = await import('./helpers.js');
+    const cli = await spawnServeCli([TINY_DIR, '--port', '0', '--quiet'], { ...process.env, RFID_MOE_API_KEY: 'sk-env-7' });
+    try {
+      const body = JSON.stringify({ model: 'mixtral-tiny-shakespeare', prompt: 'x', max_tokens: 1 });
+      const post = (headers: Record<string, string>) => fetch(`${cli.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      expect((await post({})).status).toBe(401);
+      expect((await post({ authorization: 'Bearer sk-env-7' })).status).toBe(200);
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exited;
+    }
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const empty = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', TINY_DIR, '--api-key', ' '], { cwd: repoRoot }).catch((e: { code: number; stderr: string }) => e);
+    expect((empty as { code: number }).code).toBe(2);
+    expect((empty as { stderr: string }).stderr).toMatch(/--api-key must not be empty/);
+  }, 90_000);
+});
+
 describe('examples/openai-client.ts', () => {
   it('runs against a server on the shipped model, as the README shows', async () => {
     const { execFile } = await import('node:child_process');

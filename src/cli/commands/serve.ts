@@ -1,5 +1,5 @@
 /**
- * `rfid-moe serve <model-or-dir>… [--port 8000] [--host 127.0.0.1] [--memory-budget BYTES]
+ * `rfid-moe serve <model-or-dir>… [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--memory-budget BYTES]
  *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
  *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
@@ -23,6 +23,7 @@ import { addOptions, defaultText, engineOptions } from '../common-options.js';
 interface ServeCliOptions {
   port: string;
   host: string;
+  apiKey?: string;
   memoryBudget?: string;
   policy: string;
   keepAlive: string;
@@ -122,6 +123,7 @@ export function register(program: Command): void {
       .argument('<models...>', 'model directories (original or compressed), or name=dir to choose the id clients use')
       .option('--port <n>', 'TCP port (0 = any free port)', '8000')
       .option('--host <addr>', 'address to listen on', '127.0.0.1')
+      .addOption(defaultText(new Option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 requests (RFID_MOE_API_KEY sets it without showing it in the process list)').env('RFID_MOE_API_KEY'), 'none: anyone who reaches the port may use it'))
       .addOption(defaultText(new Option('--memory-budget <bytes>', 'bytes all resident models may hold together, e.g. 8G'), 'half the machine memory'))
       .option('--policy <name>', `residency policy: ${POLICY_NAMES.join(' | ')}`, 'tyche')
       .option('--keep-alive <seconds>', 'keep-alive TTL, and Tyche’s TTL while a model’s arrival rate is unknown', String(DEFAULT_KEEP_ALIVE_MS / 1000))
@@ -145,7 +147,13 @@ export function register(program: Command): void {
     .action(async (models: string[], opts: ServeCliOptions, command: Command) => serve(models, opts, (key) => command.getOptionValueSource(key) === 'cli'));
 }
 
+/** Addresses only this machine can reach. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine: (key: string) => boolean): Promise<void> {
+  if (opts.apiKey !== undefined && opts.apiKey.trim() === '') throw new OptionError('--api-key must not be empty (an empty key would admit anyone); leave it out to serve without one');
   const port = parseInteger('--port', opts.port, 0);
   if (port > 65535) throw new OptionError(`--port must be at most 65535, got ${port}`);
   const policy = parsePolicy(opts.policy);
@@ -170,6 +178,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     maxBatchSize,
     bf16Weights: opts.bf16Weights,
     drainTimeoutMs,
+    apiKey: opts.apiKey,
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),
     onWarning: (message) => process.stderr.write(`rfid-moe: ${message}\n`),
@@ -181,6 +190,9 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     throw new Error('none of the given models can be served (see the reasons above)');
   }
   const url = await server.listen({ port, host: opts.host });
+  if (opts.apiKey === undefined && !isLoopback(opts.host)) {
+    process.stderr.write(`rfid-moe: listening on ${opts.host} without an API key: anyone who can reach the port can generate; set --api-key or RFID_MOE_API_KEY\n`);
+  }
   // always printed, --quiet or not: scripts read the URL from it (with --port 0 too)
   process.stderr.write(`serving ${[...server.models.keys()].join(', ')} at ${url} (policy ${server.residency.policy.describe()}, memory budget ${fmtBytes(server.residency.budgetBytes)})\n`);
   for (const m of server.models.values()) {
