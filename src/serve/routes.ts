@@ -76,10 +76,16 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return ctx.metrics.registry.metrics();
   });
 
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: [...ctx.models.values()].map((m) => ({ id: m.id, object: 'model', created: m.created, owned_by: 'rfid-moe', max_model_len: m.contextLength })),
-  }));
+  const modelObject = (m: ServedModel) => ({ id: m.id, object: 'model', created: m.created, owned_by: 'rfid-moe', max_model_len: m.contextLength });
+  app.get('/v1/models', async () => ({ object: 'list', data: [...ctx.models.values()].map(modelObject) }));
+  // the OpenAI API's "retrieve model" (client.models.retrieve(id)); ids may contain '/' (org/name)
+  app.get('/v1/models/*', async (req, reply) => {
+    try {
+      return modelObject(lookupModel(ctx, (req.params as { '*': string })['*']));
+    } catch (err) {
+      return sendError(reply, toApiError(err));
+    }
+  });
 
   app.post('/v1/completions', (req, reply) => generation(ctx, 'completions', req, reply));
   app.post('/v1/chat/completions', (req, reply) => generation(ctx, 'chat', req, reply));

@@ -36,9 +36,15 @@ afterAll(async () => {
 });
 
 describe('openai client', () => {
-  it('lists the models', async () => {
+  it('lists the models, and retrieves one by id', async () => {
     const list = await client.models.list();
     expect(list.data.map((m) => m.id)).toEqual(['tiny']);
+    const one = await client.models.retrieve('tiny');
+    expect(one).toMatchObject({ id: 'tiny', object: 'model', owned_by: 'rfid-moe' });
+    expect(one).toEqual(list.data[0]);
+    const missing = await client.models.retrieve('nope').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((missing as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
   });
 
   it('non-streamed greedy completion equals transformers', async () => {
