@@ -97,7 +97,15 @@ interface Prepared {
   maxTokens: number;
   stream: boolean;
   includeUsage: boolean;
-  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[] };
+  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[]; stopTokenIds: number[] };
+}
+
+/** A request's stop_token_ids, each a token id of the model. */
+function stopTokenIdsOf(ids: readonly number[] | null | undefined, model: ServedModel): number[] {
+  for (const id of ids ?? []) {
+    if (id >= model.vocabSize) throw badRequest(`stop_token_ids: ${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'stop_token_ids', 'invalid_parameter');
+  }
+  return [...(ids ?? [])];
 }
 
 function lookupModel(ctx: RouteContext, name: string): ServedModel {
@@ -157,6 +165,7 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
       topK: topK === undefined || topK < 0 ? undefined : topK,
       seed: req.seed ?? undefined,
       stop: stopList(req.stop),
+      stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...stopTokenIdsOf(req.stop_token_ids, model)])],
     },
   };
 }
@@ -210,7 +219,6 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
     const stream = acquired.handle.decoder.submit(prepared.ids, {
       maxNewTokens: prepared.maxTokens,
       ...prepared.params,
-      stopTokenIds: model.eosTokenIds,
       signal: controller.signal,
     });
     ctx.metrics.promptTokens.inc({ model: model.id }, prepared.ids.length);

@@ -2,8 +2,9 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (n > 1, best_of > 1, logprobs, echo, suffix, penalties, logit_bias, several prompts; for chat,
- * tools and JSON response formats) are refused with a 400 instead of being silently ignored.
+ * (n > 1, best_of > 1, logprobs, echo, suffix, penalties, logit_bias, min_tokens, several
+ * prompts; for chat, tools and JSON response formats) are refused with a 400 instead of being
+ * silently ignored. vLLM's ignore_eos and stop_token_ids are implemented.
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
@@ -31,6 +32,10 @@ const sampling = {
   logprobs: z.union([z.literal(false), z.null()], { message: 'logprobs are not supported' }).optional(),
   user: z.string().nullish(),
   logit_bias: z.record(z.string(), z.unknown()).refine((b) => Object.keys(b).length === 0, { message: 'logit_bias is not supported' }).nullish(),
+  /** vLLM's extensions, which benchmark clients send: generate past the model's end-of-sequence ids, or stop at more ids */
+  ignore_eos: z.boolean().nullish(),
+  stop_token_ids: z.array(z.number().int().min(0)).max(64).nullish(),
+  min_tokens: z.literal(0, { message: 'min_tokens is not supported (only 0)' }).nullish(),
 };
 
 export const completionRequest = z.object({

@@ -86,6 +86,22 @@ describe('generation_config.json in the server', () => {
     expect(plain.json.usage.completion_tokens).toBe(NEW);
   });
 
+  it('vLLM’s ignore_eos generates past those ids; its stop_token_ids stop at more', async () => {
+    const past = await complete({ model: 'eos-list', temperature: 0, ignore_eos: true });
+    expect(past.json.choices[0].finish_reason).toBe('length');
+    expect(past.json.usage.completion_tokens).toBe(NEW);
+    expect(past.json.choices[0].text).toBe(greedyText);
+    const extra = await complete({ model: 'plain', temperature: 0, stop_token_ids: [greedyIds[at]] });
+    expect(extra.json.choices[0].finish_reason).toBe('stop');
+    expect(extra.json.usage.completion_tokens).toBe(at + 1);
+    const outside = await complete({ model: 'plain', stop_token_ids: [1e9] });
+    expect(outside.status).toBe(400);
+    expect(outside.json.error).toMatchObject({ param: 'stop_token_ids', message: expect.stringMatching(/1000000000 is outside the vocabulary/) });
+    const minTokens = await complete({ model: 'plain', min_tokens: 4 });
+    expect(minTokens.status).toBe(400);
+    expect(minTokens.json.error.message).toMatch(/min_tokens is not supported/);
+  });
+
   it('fields a request leaves out take its temperature, top_p and top_k; fields it sets win', async () => {
     // top_k 1 from the file: the greedy tokens whatever the seed and the file's temperature
     for (const seed of [1, 2]) {
