@@ -44,6 +44,7 @@ const REQUEST_FIELD: Record<string, string> = {
   topK: 'top_k',
   topP: 'top_p',
   seed: 'seed',
+  logprobs: 'logprobs',
 };
 
 /** Any thrown value as an ApiError; unexpected errors keep only their message (no stack). */

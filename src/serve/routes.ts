@@ -13,6 +13,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerationEvent, GenerationStream } from '../runtime/generation/decoder.js';
 import { buildChatPrompt } from './chat-template.js';
 import { ApiError, badRequest, modelNotFound, modelUnavailable, toApiError } from './errors.js';
+import { chatLogprobs, CompletionLogprobsBuilder, type TokenText } from './logprobs-format.js';
+import type { TokenLogprob } from '../runtime/generation/logprobs.js';
 import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
@@ -97,8 +99,22 @@ interface Prepared {
   maxTokens: number;
   stream: boolean;
   includeUsage: boolean;
-  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[]; stopTokenIds: number[] };
+  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[]; stopTokenIds: number[]; logprobs?: number };
 }
+
+/** Alternatives per token the request asks log-probabilities for (undefined: none), in either endpoint's form. */
+function logprobsOf(endpoint: Endpoint, req: CompletionRequest | ChatRequest): number | undefined {
+  if (endpoint !== 'chat') return (req as CompletionRequest).logprobs ?? undefined;
+  const chat = req as ChatRequest;
+  if (!chat.logprobs) {
+    if (chat.top_logprobs !== null && chat.top_logprobs !== undefined) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs', 'invalid_value');
+    return undefined;
+  }
+  return chat.top_logprobs ?? 0;
+}
+
+/** Each token's own text, special tokens shown (the token a log-probability is about). */
+const tokenText = (model: ServedModel): TokenText => (id) => model.tokenizer.tokenizer.decode([id], { skip_special_tokens: false });
 
 /** A request's stop_token_ids, each a token id of the model. */
 function stopTokenIdsOf(ids: readonly number[] | null | undefined, model: ServedModel): number[] {
@@ -119,6 +135,7 @@ function lookupModel(ctx: RouteContext, name: string): ServedModel {
 async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Promise<Prepared> {
   const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
   const model = lookupModel(ctx, req.model);
+  const logprobs = logprobsOf(endpoint, req);
   let ids: Int32Array;
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
@@ -166,6 +183,7 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
       seed: req.seed ?? undefined,
       stop: stopList(req.stop),
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...stopTokenIdsOf(req.stop_token_ids, model)])],
+      logprobs,
     },
   };
 }
@@ -255,11 +273,13 @@ async function jsonResponse(
 ): Promise<void> {
   let first = true;
   let end: Extract<GenerationEvent, { type: 'end' }> | null = null;
+  const logprobs: TokenLogprob[] = [];
   for await (const event of stream) {
     if (event.type === 'token') {
       if (first) onFirstToken();
       first = false;
       ctx.metrics.generatedTokens.inc({ model: p.model.id });
+      if (event.logprob) logprobs.push(event.logprob);
     } else end = event;
   }
   if (!end || end.usage.finishReason === 'abort') return; // the client is gone
@@ -272,7 +292,7 @@ async function jsonResponse(
       object: 'chat.completion',
       created,
       model: p.model.id,
-      choices: [{ index: 0, message: { role: 'assistant', content: end.text }, logprobs: null, finish_reason }],
+      choices: [{ index: 0, message: { role: 'assistant', content: end.text }, logprobs: p.params.logprobs === undefined ? null : chatLogprobs(logprobs, tokenText(p.model)), finish_reason }],
       usage: usageOf(end.usage),
     });
   } else {
@@ -281,7 +301,7 @@ async function jsonResponse(
       object: 'text_completion',
       created,
       model: p.model.id,
-      choices: [{ index: 0, text: end.text, logprobs: null, finish_reason }],
+      choices: [{ index: 0, text: end.text, logprobs: p.params.logprobs === undefined ? null : new CompletionLogprobsBuilder(tokenText(p.model)).take(logprobs), finish_reason }],
       usage: usageOf(end.usage),
     });
   }
@@ -311,10 +331,19 @@ async function streamResponse(
   const send = (data: unknown) => {
     if (!raw.writableEnded && !raw.destroyed) raw.write(`data: ${JSON.stringify(data)}\n\n`);
   };
+  // log-probabilities of tokens whose text is held back (a partial character, a possible stop
+  // string) go out with the next chunk that carries text, or with the last one
+  const pending: TokenLogprob[] = [];
+  const completionLogprobs = endpoint === 'chat' ? null : new CompletionLogprobsBuilder(tokenText(p.model));
+  const takeLogprobs = () => {
+    if (p.params.logprobs === undefined) return null;
+    const entries = pending.splice(0);
+    return completionLogprobs ? completionLogprobs.take(entries) : chatLogprobs(entries, tokenText(p.model));
+  };
   const choice = (text: string | null, finish_reason: string | null, firstChunk = false) =>
     endpoint === 'chat'
-      ? { index: 0, delta: text === null ? {} : firstChunk ? { role: 'assistant', content: text } : { content: text }, logprobs: null, finish_reason }
-      : { index: 0, text: text ?? '', logprobs: null, finish_reason };
+      ? { index: 0, delta: text === null ? {} : firstChunk ? { role: 'assistant', content: text } : { content: text }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
+      : { index: 0, text: text ?? '', logprobs: takeLogprobs(), finish_reason };
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ id, object, created, model: p.model.id, choices, ...extra });
   if (endpoint === 'chat') send(chunk([choice('', null, true)], p.includeUsage ? { usage: null } : {}));
   let first = true;
@@ -323,6 +352,7 @@ async function streamResponse(
       if (first) onFirstToken();
       first = false;
       ctx.metrics.generatedTokens.inc({ model: p.model.id });
+      if (event.logprob) pending.push(event.logprob);
       if (event.text) send(chunk([choice(event.text, null)], p.includeUsage ? { usage: null } : {}));
       continue;
     }

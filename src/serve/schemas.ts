@@ -2,12 +2,13 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (n > 1, best_of > 1, logprobs, echo, suffix, penalties, logit_bias, min_tokens, several
- * prompts; for chat, tools and JSON response formats) are refused with a 400 instead of being
- * silently ignored. vLLM's ignore_eos and stop_token_ids are implemented.
+ * (n > 1, best_of > 1, echo and so a prompt's log-probabilities, suffix, penalties, logit_bias,
+ * min_tokens, several prompts; for chat, tools and JSON response formats) are refused with a 400
+ * instead of being silently ignored. vLLM's ignore_eos and stop_token_ids are implemented.
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
+import { MAX_TOP_LOGPROBS } from '../runtime/generation/logprobs.js';
 
 /** The largest max_tokens accepted before the context check (anything beyond is "absurd"). */
 export const MAX_TOKENS_LIMIT = 1_000_000;
@@ -29,7 +30,6 @@ const sampling = {
   seed: z.number().int().nullish(),
   presence_penalty: z.literal(0, { message: 'presence_penalty is not supported (only 0)' }).nullish(),
   frequency_penalty: z.literal(0, { message: 'frequency_penalty is not supported (only 0)' }).nullish(),
-  logprobs: z.union([z.literal(false), z.null()], { message: 'logprobs are not supported' }).optional(),
   user: z.string().nullish(),
   logit_bias: z.record(z.string(), z.unknown()).refine((b) => Object.keys(b).length === 0, { message: 'logit_bias is not supported' }).nullish(),
   /** vLLM's extensions, which benchmark clients send: generate past the model's end-of-sequence ids, or stop at more ids */
@@ -44,7 +44,8 @@ export const completionRequest = z.object({
     message: 'the prompt must be a string, an array of one string, or a non-empty array of token ids',
   }),
   echo: z.union([z.literal(false), z.null()], { message: 'echo is not supported' }).optional(),
-  logprobs: z.union([z.literal(0), z.null()], { message: 'logprobs are not supported' }).optional(),
+  /** the log-probability of each token and this many alternatives (the legacy completions form) */
+  logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   suffix: z.null({ message: 'suffix is not supported' }).optional(),
   best_of: z.literal(1, { message: 'only best_of = 1 is supported' }).nullish(),
 });
@@ -61,7 +62,9 @@ export const chatRequest = z.object({
   ...sampling,
   messages: z.array(message, { message: 'messages must be an array of {role, content} objects' }).min(1),
   max_completion_tokens: maxTokens,
-  top_logprobs: z.null({ message: 'logprobs are not supported' }).optional(),
+  /** chat: log-probabilities of the tokens of the answer, with top_logprobs alternatives each */
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   tools: z.array(z.unknown()).max(0, { message: 'tools (function calling) are not supported' }).nullish(),
   tool_choice: z.literal('none', { message: 'tools (function calling) are not supported; tool_choice can only be "none"' }).nullish(),
   response_format: z.object({ type: z.literal('text', { message: 'only response_format {"type": "text"} is supported (no JSON mode or schemas)' }) }).nullish(),

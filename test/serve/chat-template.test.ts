@@ -156,6 +156,28 @@ describeWithTransformers('chat completions with a real chat template', () => {
     }
   });
 
+  it('chat log-probabilities (logprobs: true, top_logprobs), streamed and not, in the chat shape', async () => {
+    const params = { model: 'chat', messages: CONVERSATIONS[1], max_tokens: NEW_TOKENS, temperature: 0, logprobs: true, top_logprobs: 2 };
+    const r = await client.chat.completions.create(params);
+    const content = r.choices[0].logprobs!.content!;
+    expect(content).toHaveLength(r.usage!.completion_tokens);
+    for (const c of content) {
+      expect(c.logprob).toBeLessThanOrEqual(0);
+      expect(c.bytes).toEqual([...Buffer.from(c.token, 'utf8')]);
+      expect(c.top_logprobs).toHaveLength(2);
+      // greedy: the chosen token is the most likely one
+      expect(c.top_logprobs[0]).toEqual({ token: c.token, logprob: c.logprob, bytes: c.bytes });
+      expect(c.top_logprobs[1].logprob).toBeLessThanOrEqual(c.logprob);
+    }
+    if (r.choices[0].finish_reason === 'length') expect(content.map((c) => c.token).join('')).toBe(r.choices[0].message.content);
+    const stream = await client.chat.completions.create({ ...params, stream: true });
+    const streamed: typeof content = [];
+    for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    expect(streamed).toEqual(content);
+    const without = await client.chat.completions.create({ ...params, logprobs: false, top_logprobs: undefined });
+    expect(without.choices[0].logprobs).toBeNull();
+  });
+
   it('openai client, streamed: the deltas join to the same answer', async () => {
     const messages = CONVERSATIONS[1];
     const stream = await client.chat.completions.create({ model: 'chat', messages, max_tokens: NEW_TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } });

@@ -20,6 +20,7 @@ import type { WeightProvider } from '../weights.js';
 import { ContextLengthError, DecoderClosedError, GenerationParamsError } from './errors.js';
 import { resolveSampling, Sampler, type SamplingParams } from './sampling.js';
 import { StopTextStream, type TextDecoderLike } from './stop.js';
+import { MAX_TOP_LOGPROBS, tokenLogprobs, type TokenLogprob } from './logprobs.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
@@ -32,6 +33,11 @@ export interface GenerationParams extends SamplingParams {
   stopTokenIds?: readonly number[];
   /** aborting stops the request at the next step boundary and frees its KV slot */
   signal?: AbortSignal;
+  /**
+   * Report each generated token's log-probability and this many most likely alternatives
+   * (0 … MAX_TOP_LOGPROBS) on its event (logprobs.ts); undefined: none.
+   */
+  logprobs?: number;
 }
 
 export interface GenerationUsage {
@@ -44,7 +50,7 @@ export interface GenerationUsage {
 
 export type GenerationEvent =
   /** one generated token; `text` is the newly decodable completion text (may be empty) */
-  | { type: 'token'; token: number; text: string }
+  | { type: 'token'; token: number; text: string; logprob?: TokenLogprob }
   /** always the last event; `text` is the whole completion text (stop string excluded) */
   | { type: 'end'; usage: GenerationUsage; text: string };
 
@@ -70,6 +76,8 @@ interface Sequence {
   maxNew: number;
   sampler: Sampler;
   stopIds: ReadonlySet<number>;
+  /** alternatives to report with each token's log-probability; null: no log-probabilities */
+  logprobs: number | null;
   text: StopTextStream;
   slot: number;
   stream: GenerationStream;
@@ -253,6 +261,10 @@ export class BatchDecoder {
     if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s.length === 0)) throw new GenerationParamsError('stop strings must be non-empty strings', 'stop');
     if (stops.length > 0 && !this.opts.tokenizer) throw new GenerationParamsError('stop strings need the decoder to have a tokenizer', 'stop');
     const stopIds = params.stopTokenIds ?? config.eosTokenIds;
+    const logprobs = params.logprobs ?? null;
+    if (logprobs !== null && (!Number.isSafeInteger(logprobs) || logprobs < 0 || logprobs > MAX_TOP_LOGPROBS)) {
+      throw new GenerationParamsError(`logprobs must be an integer in [0, ${MAX_TOP_LOGPROBS}] (alternatives per token), got ${String(params.logprobs)}`, 'logprobs');
+    }
     const sampler = new Sampler(resolveSampling(params));
 
     const id = this.nextId++;
@@ -264,6 +276,7 @@ export class BatchDecoder {
       maxNew: Math.min(maxNew, this.contextLength - ids.length),
       sampler,
       stopIds: new Set(stopIds),
+      logprobs,
       text: new StopTextStream(this.opts.tokenizer, stops),
       slot: -1,
       stream: undefined as unknown as GenerationStream,
@@ -376,7 +389,9 @@ export class BatchDecoder {
     await logitsInto(this.provider, this.engine, last, sampling.length, logits, this.stepBuffers.head);
     sampling.forEach((seq, i) => {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
-      const token = seq.sampler.next(logits.subarray(i * vocab, (i + 1) * vocab), this.pickGreedy);
+      const row = logits.subarray(i * vocab, (i + 1) * vocab);
+      const token = seq.sampler.next(row, this.pickGreedy);
+      const logprob = seq.logprobs === null ? undefined : tokenLogprobs(row, token, seq.logprobs);
       seq.generated.push(token);
       this.stats.generatedTokens++;
       const isStopToken = seq.stopIds.has(token);
@@ -384,7 +399,7 @@ export class BatchDecoder {
       const reason: FinishReason | null = isStopToken || pushed.stop ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
       // text held back for a possible stop string is released with the last token
       const text = reason !== null && !pushed.stop ? pushed.text + seq.text.flush() : pushed.text;
-      seq.stream.push({ type: 'token', token, text });
+      seq.stream.push(logprob ? { type: 'token', token, text, logprob } : { type: 'token', token, text });
       if (reason !== null) this.complete(seq, reason);
     });
   }

@@ -17,3 +17,4 @@ export { StopTextStream, type TextDecoderLike } from './stop.js';
 export { textCodec, loadTextCodec, type TextCodec } from './codec.js';
 export { GenerationParamsError, ContextLengthError, DecoderClosedError, type GenerationParam } from './errors.js';
 export { sampleSequences, type SampleOptions } from './sample-sequences.js';
+export { tokenLogprobs, MAX_TOP_LOGPROBS, type TokenLogprob } from './logprobs.js';

@@ -1,0 +1,43 @@
+/**
+ * Log-probabilities of generated tokens, as the OpenAI API reports them: the model's own
+ * distribution, softmax of the raw logits (temperature 1, before top-k or top-p; vLLM's default
+ * "raw logprobs"), of the chosen token and of the `top` most likely tokens. f64 sums.
+ */
+
+/** Most alternatives a request may ask for (vLLM's default max_logprobs). */
+export const MAX_TOP_LOGPROBS = 20;
+
+export interface TokenLogprob {
+  /** the generated token and its log-probability */
+  token: number;
+  logprob: number;
+  /** the most likely tokens, most likely first (ties: lower id first); `top` of them */
+  top: ReadonlyArray<{ token: number; logprob: number }>;
+}
+
+/** log softmax(logits)[token] and the `top` largest entries. */
+export function tokenLogprobs(logits: Float32Array, token: number, top: number): TokenLogprob {
+  let max = -Infinity;
+  for (let j = 0; j < logits.length; j++) if (logits[j] > max) max = logits[j];
+  let sum = 0;
+  for (let j = 0; j < logits.length; j++) sum += Math.exp(logits[j] - max);
+  const lse = max + Math.log(sum);
+  return { token, logprob: logits[token] - lse, top: largest(logits, top).map((t) => ({ token: t, logprob: logits[t] - lse })) };
+}
+
+/** Ids of the k largest values, largest first, lower id first among equals (NaN never chosen). */
+function largest(values: Float32Array, k: number): number[] {
+  const ids: number[] = [];
+  if (k <= 0) return ids;
+  for (let j = 0; j < values.length; j++) {
+    const v = values[j];
+    if (Number.isNaN(v)) continue;
+    if (ids.length === k && v <= values[ids[k - 1]]) continue;
+    // insert after every kept value ≥ v (equal values keep the earlier id first)
+    let i = ids.length < k ? ids.length : k - 1;
+    while (i > 0 && values[ids[i - 1]] < v) i--;
+    ids.splice(i, 0, j);
+    if (ids.length > k) ids.pop();
+  }
+  return ids;
+}

@@ -1,0 +1,125 @@
+/**
+ * Token log-probabilities. Truth: transformers' own logits for the same tokens
+ * (scripts/hf_reference.py), whose log-softmax at each generated position must equal what the
+ * decoder reports for the chosen token and its most likely alternatives; then the server's two
+ * OpenAI shapes of them (completions, streamed and not) must carry the same numbers, and greedy
+ * identities hold (the chosen token is the most likely one).
+ */
+import OpenAI from 'openai';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import type { Checkpoint } from '../../src/checkpoint/types.js';
+import { createEngine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { BatchDecoder, GenerationParamsError, weightProviderOf, type TokenLogprob } from '../../src/runtime/index.js';
+import { describeWithTransformers, runHfJobs } from '../helpers/python.js';
+import { postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+
+const NEW = 12;
+const TOP = 5;
+let engine: Engine;
+let ckpt: Checkpoint;
+let s: Running;
+let prompt: number[];
+let generated: Array<{ token: number; logprob: TokenLogprob }>;
+
+beforeAll(async () => {
+  ({ engine } = await createEngine('auto', { threads: 1 }));
+  ckpt = await openCheckpoint(TINY_DIR);
+  s = await startServer();
+  prompt = [...s.server.models.get('tiny')!.tokenizer.tokenizer.encode('ROMEO:\n').ids];
+  const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1 });
+  generated = [];
+  for await (const e of decoder.submit(prompt, { temperature: 0, maxNewTokens: NEW, stopTokenIds: [], logprobs: TOP })) {
+    if (e.type === 'token') generated.push({ token: e.token, logprob: e.logprob! });
+  }
+  await decoder.close();
+}, 120_000);
+
+afterAll(async () => {
+  await s?.close();
+  await ckpt?.close();
+  engine?.dispose();
+});
+
+it('the decoder refuses a logprobs count outside [0, 20]', () => {
+  const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1 });
+  expect(() => decoder.submit([1, 2], { logprobs: 21 })).toThrow(GenerationParamsError);
+  expect(() => decoder.submit([1, 2], { logprobs: 1.5 })).toThrow(expect.objectContaining({ param: 'logprobs' }));
+  void decoder.close();
+});
+
+describeWithTransformers('log-probabilities against transformers', () => {
+  it('each generated token’s log-probability and its top alternatives are log-softmax of transformers’ logits', async () => {
+    const ids = [...prompt, ...generated.slice(0, -1).map((g) => g.token)];
+    const [hf] = (await runHfJobs([{ op: 'logits', model: TINY_DIR, ids: [ids], mask: [ids.map(() => 1)] }])).results;
+    expect(hf.ok, hf.error).toBe(true);
+    for (const [i, g] of generated.entries()) {
+      const row = hf.logits![prompt.length - 1 + i];
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
+      expect(g.logprob.token).toBe(g.token);
+      expect(Math.abs(g.logprob.logprob - (row[g.token] - lse))).toBeLessThan(2e-3);
+      // the alternatives: transformers' most likely tokens, with their log-probabilities
+      const order = row.map((v, j) => [v, j] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+      expect(g.logprob.top).toHaveLength(TOP);
+      for (const [k, alt] of g.logprob.top.entries()) {
+        const gapBelow = k + 1 < order.length ? order[k][0] - order[k + 1][0] : Infinity;
+        const gapAbove = k > 0 ? order[k - 1][0] - order[k][0] : Infinity;
+        // a near-tie may swap two places under f32 rounding; otherwise the same token
+        if (Math.min(gapBelow, gapAbove) > 1e-3) expect(alt.token).toBe(order[k][1]);
+        expect(Math.abs(alt.logprob - (row[alt.token] - lse))).toBeLessThan(2e-3);
+      }
+      // greedy: the chosen token is the most likely one
+      expect(g.logprob.top[0].logprob).toBe(g.logprob.logprob);
+    }
+  }, 120_000);
+});
+
+it('completions carry the same numbers in the legacy shape, streamed and not', async () => {
+  const body = { model: 'tiny', prompt, max_tokens: NEW, temperature: 0, logprobs: 3, ignore_eos: true };
+  const r = await postJson(`${s.url}/v1/completions`, body);
+  expect(r.status).toBe(200);
+  const lp = r.json.choices[0].logprobs as { tokens: string[]; token_logprobs: number[]; top_logprobs: Array<Record<string, number>>; text_offset: number[] };
+  expect(lp.tokens.join('')).toBe(r.json.choices[0].text);
+  // the server's engine settings differ from the library run above (threads, BF16 weights kept): f32 rounding apart
+  expect(lp.token_logprobs).toHaveLength(NEW);
+  for (const [i, g] of generated.entries()) expect(Math.abs(lp.token_logprobs[i] - g.logprob.logprob)).toBeLessThan(1e-4);
+  let offset = 0;
+  for (const [i, t] of lp.tokens.entries()) {
+    expect(lp.text_offset[i]).toBe(offset);
+    offset += t.length;
+    // the chosen token is always among them, beside up to 3 alternatives
+    expect(lp.top_logprobs[i][t]).toBe(lp.token_logprobs[i]);
+    expect(Object.keys(lp.top_logprobs[i]).length).toBeLessThanOrEqual(4);
+  }
+  // streamed: the chunks' pieces join to the same lists
+  const streamed = await fetch(`${s.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+  const joined = { tokens: [] as string[], token_logprobs: [] as number[], text_offset: [] as number[] };
+  for (const line of (await streamed.text()).split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const piece = JSON.parse(line.slice(6)).choices[0]?.logprobs;
+    if (!piece) continue;
+    joined.tokens.push(...piece.tokens);
+    joined.token_logprobs.push(...piece.token_logprobs);
+    joined.text_offset.push(...piece.text_offset);
+  }
+  expect(joined).toEqual({ tokens: lp.tokens, token_logprobs: lp.token_logprobs, text_offset: lp.text_offset });
+  // without logprobs there are none
+  const plain = await postJson(`${s.url}/v1/completions`, { ...body, logprobs: undefined });
+  expect(plain.json.choices[0].logprobs).toBeNull();
+});
+
+it('the openai client reads them, and out-of-range counts are 400s naming the field', async () => {
+  const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  const c = await client.completions.create({ model: 'tiny', prompt, max_tokens: 4, temperature: 0, logprobs: 2 });
+  const got = c.choices[0].logprobs?.token_logprobs ?? [];
+  expect(got).toHaveLength(4);
+  for (const [i, g] of generated.slice(0, 4).entries()) expect(Math.abs(got[i] - g.logprob.logprob)).toBeLessThan(1e-4);
+  const tooMany = await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: 'x', logprobs: 21 });
+  expect(tooMany.status).toBe(400);
+  expect(tooMany.json.error.param).toBe('logprobs');
+  const orphan = await postJson(`${s.url}/v1/chat/completions`, { model: 'tiny', messages: [{ role: 'user', content: 'hi' }], top_logprobs: 2 });
+  expect(orphan.status).toBe(400);
+  expect(orphan.json.error).toMatchObject({ param: 'top_logprobs', message: 'top_logprobs needs logprobs: true' });
+});
