@@ -391,7 +391,7 @@ export class BatchDecoder {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
       const token = seq.sampler.next(row, this.pickGreedy);
-      const logprob = seq.logprobs === null ? undefined : tokenLogprobs(row, token, seq.logprobs);
+      const logprob = seq.logprobs === null ? undefined : tokenLogprobs(row, token, seq.logprobs, this.logSumExp(row));
       seq.generated.push(token);
       this.stats.generatedTokens++;
       const isStopToken = seq.stopIds.has(token);
@@ -402,6 +402,13 @@ export class BatchDecoder {
       seq.stream.push(logprob ? { type: 'token', token, text, logprob } : { type: 'token', token, text });
       if (reason !== null) this.complete(seq, reason);
     });
+  }
+
+  /** log Σ exp(row) through the engine's logitStats kernel */
+  private logSumExp(row: Float32Array): number {
+    const out = { max: new Float64Array(1), sumExp: new Float64Array(1), argmax: new Int32Array(1) };
+    this.engine.kernels.logitStats(1, row.length, row, out);
+    return out.max[0] + Math.log(out.sumExp[0]);
   }
 
   private complete(seq: Sequence, reason: FinishReason): void {
