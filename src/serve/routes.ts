@@ -148,7 +148,7 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
     } else {
       // token ids, checked here: before a load is started for them, and before the Int32
       // conversion, which would wrap 2³² + 1 to the valid id 1 (the schema checked integer ≥ 0)
-      const given = prompt as number[];
+      const given = (Array.isArray(prompt[0]) ? prompt[0] : prompt) as number[];
       const bad = given.findIndex((id) => id >= model.vocabSize);
       if (bad >= 0) throw badRequest(`prompt token id ${given[bad]} (position ${bad}) is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'prompt', 'invalid_parameter');
       ids = Int32Array.from(given);

@@ -40,9 +40,17 @@ const sampling = {
 
 export const completionRequest = z.object({
   ...sampling,
-  prompt: z.union([z.string(), z.array(z.string()).length(1, { message: 'exactly one prompt per request is supported' }), z.array(z.number().int().min(0)).min(1)], {
-    message: 'the prompt must be a string, an array of one string, or a non-empty array of token ids',
-  }),
+  // the API's four forms, one prompt each: a string, [string], token ids, [token ids] (what
+  // clients that batch, such as lm-evaluation-harness, send with a batch of one)
+  prompt: z.union(
+    [
+      z.string(),
+      z.array(z.string()).length(1, { message: 'exactly one prompt per request is supported' }),
+      z.array(z.number().int().min(0)).min(1),
+      z.array(z.array(z.number().int().min(0)).min(1)).length(1, { message: 'exactly one prompt per request is supported' }),
+    ],
+    { message: 'the prompt must be a string, an array of one string, a non-empty array of token ids, or an array of one such array' },
+  ),
   echo: z.union([z.literal(false), z.null()], { message: 'echo is not supported' }).optional(),
   /** the log-probability of each token and this many alternatives (the legacy completions form) */
   logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),

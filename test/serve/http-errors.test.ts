@@ -101,11 +101,24 @@ describe('bad requests', () => {
     expectApiError(neutral, 400, 'messages', /has no chat template/);
   });
 
+  it('one prompt in any of the API’s four forms gives the same completion; two prompts are refused', async () => {
+    const ids = [...s.server.models.get('tiny')!.tokenizer.tokenizer.encode('ROMEO:').ids];
+    const texts = [];
+    for (const prompt of ['ROMEO:', ['ROMEO:'], ids, [ids]]) {
+      const r = await postJson(completions(), { model: 'tiny', prompt, max_tokens: 4, temperature: 0 });
+      expect(r.status).toBe(200);
+      texts.push(r.json.choices[0].text);
+    }
+    expect(new Set(texts).size).toBe(1);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [ids, ids] }), 400, 'prompt', /prompt must be a string/);
+  });
+
   it('a token id outside the vocabulary, including one that a 32-bit conversion would wrap to a valid id', async () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: [1, 99999], max_tokens: 1 }), 400, 'prompt', /id 99999 \(position 1\) is outside the vocabulary/);
     // 2³² + 1 is token 1 once it is an Int32: it must be refused, not decoded as 1
     const r = await postJson(completions(), { model: 'tiny', prompt: [2 ** 32 + 1], max_tokens: 1 });
     expectApiError(r, 400, 'prompt', /id 4294967297 \(position 0\) is outside the vocabulary/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [[1, 99999]], max_tokens: 1 }), 400, 'prompt', /id 99999 \(position 1\)/);
     expect(r.json.error.code).toBe('invalid_parameter');
   });
 
