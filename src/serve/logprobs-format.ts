@@ -15,9 +15,10 @@ const bytesOf = (s: string) => Array.from(Buffer.from(s, 'utf8'));
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  /** the top alternatives and the chosen token, by their text */
-  top_logprobs: Array<Record<string, number>>;
+  /** null for an echoed prompt's first token, which nothing predicts */
+  token_logprobs: Array<number | null>;
+  /** the top alternatives and the chosen token, by their text (null where token_logprobs is) */
+  top_logprobs: Array<Record<string, number> | null>;
   /** where each token's text starts in the completion text */
   text_offset: number[];
 }
@@ -28,19 +29,24 @@ export class CompletionLogprobsBuilder {
 
   constructor(private readonly text: TokenText) {}
 
-  take(entries: readonly TokenLogprob[]): CompletionLogprobs {
+  take(entries: ReadonlyArray<{ token: number; logprob: TokenLogprob | null }>): CompletionLogprobs {
     const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
-    for (const e of entries) {
-      const t = this.text(e.token);
+    for (const { token, logprob: e } of entries) {
+      const t = this.text(token);
       out.tokens.push(t);
+      out.text_offset.push(this.offset);
+      this.offset += t.length;
+      if (e === null) {
+        out.token_logprobs.push(null);
+        out.top_logprobs.push(null);
+        continue;
+      }
       out.token_logprobs.push(finite(e.logprob));
       // the API always includes the chosen token beside the alternatives
       const top: Record<string, number> = {};
       for (const a of e.top) top[this.text(a.token)] = finite(a.logprob);
       top[t] = finite(e.logprob);
       out.top_logprobs.push(top);
-      out.text_offset.push(this.offset);
-      this.offset += t.length;
     }
     return out;
   }

@@ -97,9 +97,13 @@ interface Prepared {
   model: ServedModel;
   ids: Int32Array;
   maxTokens: number;
+  /** completions' echo: the prompt's text, sent back before the completion; null without echo */
+  echo: string | null;
+  /** max_tokens 0 with echo: one token is decoded (the prompt's last logits need a step) but none is returned */
+  scoreOnly: boolean;
   stream: boolean;
   includeUsage: boolean;
-  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[]; stopTokenIds: number[]; logprobs?: number };
+  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[]; stopTokenIds: number[]; logprobs?: number; promptLogprobs?: number };
 }
 
 /** Alternatives per token the request asks log-probabilities for (undefined: none), in either endpoint's form. */
@@ -111,6 +115,24 @@ function logprobsOf(endpoint: Endpoint, req: CompletionRequest | ChatRequest): n
     return undefined;
   }
   return chat.top_logprobs ?? 0;
+}
+
+/** The prompt as echoed: the text given, or the decoding of the token ids given. */
+function promptText(model: ServedModel, prompt: CompletionRequest['prompt'], ids: Int32Array): string {
+  if (typeof prompt === 'string') return prompt;
+  if (typeof prompt[0] === 'string') return prompt[0];
+  return model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false });
+}
+
+/** A token with its log-probability; null for the first prompt token, which nothing predicts. */
+interface Scored {
+  token: number;
+  logprob: TokenLogprob | null;
+}
+
+/** The prompt's tokens with their log-probabilities (the decoder's promptLogprobs, first null). */
+function promptScored(p: Prepared, entries: ReadonlyArray<TokenLogprob | null>): Scored[] {
+  return entries.map((logprob, i) => ({ token: p.ids[i], logprob }));
 }
 
 /** Each token's own text, special tokens shown (the token a log-probability is about). */
@@ -159,7 +181,10 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
     throw badRequest(`This model's maximum context length is ${context} tokens, but the prompt has ${ids.length} tokens (at least one position must be left to generate). Shorten the prompt.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
   }
   const requested = endpoint === 'chat' ? ((req as ChatRequest).max_completion_tokens ?? req.max_tokens) : req.max_tokens;
-  const maxTokens = requested ?? (endpoint === 'chat' ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length));
+  const echo = endpoint === 'chat' ? false : ((req as CompletionRequest).echo ?? false);
+  if (requested === 0 && !echo) throw badRequest('max_tokens must be at least 1 (0 only with echo, to score the prompt)', 'max_tokens', 'invalid_value');
+  const scoreOnly = requested === 0;
+  const maxTokens = scoreOnly ? 1 : (requested ?? (endpoint === 'chat' ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length)));
   if (ids.length + maxTokens > context) {
     throw badRequest(
       `This model's maximum context length is ${context} tokens. However, you requested ${ids.length + maxTokens} tokens (${ids.length} in the prompt, ${maxTokens} for the completion). Reduce the prompt or max_tokens.`,
@@ -174,6 +199,8 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
     model,
     ids,
     maxTokens,
+    echo: echo ? promptText(model, (req as CompletionRequest).prompt, ids) : null,
+    scoreOnly,
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,
     params: {
@@ -184,6 +211,7 @@ async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Pr
       stop: stopList(req.stop),
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...stopTokenIdsOf(req.stop_token_ids, model)])],
       logprobs,
+      promptLogprobs: echo ? logprobs : undefined,
     },
   };
 }
@@ -273,13 +301,14 @@ async function jsonResponse(
 ): Promise<void> {
   let first = true;
   let end: Extract<GenerationEvent, { type: 'end' }> | null = null;
-  const logprobs: TokenLogprob[] = [];
+  const logprobs: Scored[] = [];
   for await (const event of stream) {
     if (event.type === 'token') {
       if (first) onFirstToken();
       first = false;
       ctx.metrics.generatedTokens.inc({ model: p.model.id });
-      if (event.logprob) logprobs.push(event.logprob);
+      if (event.promptLogprobs) logprobs.push(...promptScored(p, event.promptLogprobs));
+      if (event.logprob && !p.scoreOnly) logprobs.push({ token: event.token, logprob: event.logprob });
     } else end = event;
   }
   if (!end || end.usage.finishReason === 'abort') return; // the client is gone
@@ -292,7 +321,7 @@ async function jsonResponse(
       object: 'chat.completion',
       created,
       model: p.model.id,
-      choices: [{ index: 0, message: { role: 'assistant', content: end.text }, logprobs: p.params.logprobs === undefined ? null : chatLogprobs(logprobs, tokenText(p.model)), finish_reason }],
+      choices: [{ index: 0, message: { role: 'assistant', content: end.text }, logprobs: p.params.logprobs === undefined ? null : chatLogprobs(logprobs.map((l) => l.logprob!), tokenText(p.model)), finish_reason }],
       usage: usageOf(end.usage),
     });
   } else {
@@ -301,8 +330,8 @@ async function jsonResponse(
       object: 'text_completion',
       created,
       model: p.model.id,
-      choices: [{ index: 0, text: end.text, logprobs: p.params.logprobs === undefined ? null : new CompletionLogprobsBuilder(tokenText(p.model)).take(logprobs), finish_reason }],
-      usage: usageOf(end.usage),
+      choices: [{ index: 0, text: (p.echo ?? '') + (p.scoreOnly ? '' : end.text), logprobs: p.params.logprobs === undefined ? null : new CompletionLogprobsBuilder(tokenText(p.model)).take(logprobs), finish_reason }],
+      usage: usageOf(p.scoreOnly ? { ...end.usage, completionTokens: 0 } : end.usage),
     });
   }
 }
@@ -333,12 +362,12 @@ async function streamResponse(
   };
   // log-probabilities of tokens whose text is held back (a partial character, a possible stop
   // string) go out with the next chunk that carries text, or with the last one
-  const pending: TokenLogprob[] = [];
+  const pending: Scored[] = [];
   const completionLogprobs = endpoint === 'chat' ? null : new CompletionLogprobsBuilder(tokenText(p.model));
   const takeLogprobs = () => {
     if (p.params.logprobs === undefined) return null;
     const entries = pending.splice(0);
-    return completionLogprobs ? completionLogprobs.take(entries) : chatLogprobs(entries, tokenText(p.model));
+    return completionLogprobs ? completionLogprobs.take(entries) : chatLogprobs(entries.map((l) => l.logprob!), tokenText(p.model));
   };
   const choice = (text: string | null, finish_reason: string | null, firstChunk = false) =>
     endpoint === 'chat'
@@ -347,12 +376,20 @@ async function streamResponse(
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ id, object, created, model: p.model.id, choices, ...extra });
   if (endpoint === 'chat') send(chunk([choice('', null, true)], p.includeUsage ? { usage: null } : {}));
   let first = true;
+  let echoed = false;
   for await (const event of stream) {
     if (event.type === 'token') {
       if (first) onFirstToken();
       first = false;
       ctx.metrics.generatedTokens.inc({ model: p.model.id });
-      if (event.logprob) pending.push(event.logprob);
+      if (p.echo !== null && !echoed) {
+        // the prompt (and its log-probabilities) first, as its own chunk
+        echoed = true;
+        if (event.promptLogprobs) pending.push(...promptScored(p, event.promptLogprobs));
+        send(chunk([choice(p.echo, null)], p.includeUsage ? { usage: null } : {}));
+      }
+      if (p.scoreOnly) continue;
+      if (event.logprob) pending.push({ token: event.token, logprob: event.logprob });
       if (event.text) send(chunk([choice(event.text, null)], p.includeUsage ? { usage: null } : {}));
       continue;
     }

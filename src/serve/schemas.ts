@@ -2,9 +2,8 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (n > 1, best_of > 1, echo and so a prompt's log-probabilities, suffix, penalties, logit_bias,
- * min_tokens, several prompts; for chat, tools and JSON response formats) are refused with a 400
- * instead of being silently ignored. vLLM's ignore_eos and stop_token_ids are implemented.
+ * (n > 1, best_of > 1, suffix, penalties, logit_bias, min_tokens, several prompts; for chat,
+ * tools and JSON response formats) are refused with a 400 instead of being silently ignored. vLLM's ignore_eos and stop_token_ids are implemented.
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
@@ -51,7 +50,10 @@ export const completionRequest = z.object({
     ],
     { message: 'the prompt must be a string, an array of one string, a non-empty array of token ids, or an array of one such array' },
   ),
-  echo: z.union([z.literal(false), z.null()], { message: 'echo is not supported' }).optional(),
+  /** the prompt comes back before the completion, with its log-probabilities when logprobs is set */
+  echo: z.boolean().nullish(),
+  /** 0 is allowed with echo: the prompt scored, nothing generated */
+  max_tokens: z.number().int().min(0).max(MAX_TOKENS_LIMIT).nullish(),
   /** the log-probability of each token and this many alternatives (the legacy completions form) */
   logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   suffix: z.null({ message: 'suffix is not supported' }).optional(),

@@ -86,7 +86,7 @@ describe('bad requests', () => {
 
   it('features that are not implemented are refused, not ignored', async () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', n: 3 }), 400, 'n', /only n = 1/);
-    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', echo: true }), 400, 'echo', /echo is not supported/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', suffix: 'y' }), 400, 'suffix', /suffix is not supported/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: ['a', 'b'] }), 400, 'prompt', /prompt/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', best_of: 2 }), 400, 'best_of', /only best_of = 1/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', logit_bias: { '50256': -100 } }), 400, 'logit_bias', /logit_bias is not supported/);

@@ -1,7 +1,8 @@
 /**
  * Token log-probabilities. Truth: transformers' own logits for the same tokens
- * (scripts/hf_reference.py), whose log-softmax at each generated position must equal what the
- * decoder reports for the chosen token and its most likely alternatives; then the server's two
+ * (scripts/hf_reference.py), whose log-softmax at each generated position (and, for a scored
+ * prompt, at each prompt position) must equal what the decoder reports for the chosen token and
+ * its most likely alternatives; then the server's two
  * OpenAI shapes of them (completions, streamed and not) must carry the same numbers, and greedy
  * identities hold (the chosen token is the most likely one).
  */
@@ -22,6 +23,10 @@ let ckpt: Checkpoint;
 let s: Running;
 let prompt: number[];
 let generated: Array<{ token: number; logprob: TokenLogprob }>;
+/** a longer prompt, scored by the decoder in chunks of 5 tokens */
+const LONG = 'JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;';
+let longIds: number[];
+let promptScores: Array<TokenLogprob | null>;
 
 beforeAll(async () => {
   ({ engine } = await createEngine('auto', { threads: 1 }));
@@ -34,6 +39,12 @@ beforeAll(async () => {
     if (e.type === 'token') generated.push({ token: e.token, logprob: e.logprob! });
   }
   await decoder.close();
+  longIds = [...s.server.models.get('tiny')!.tokenizer.tokenizer.encode(LONG).ids];
+  const chunked = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 2, maxPrefillTokens: 5 });
+  for await (const e of chunked.submit(longIds, { temperature: 0, maxNewTokens: 1, promptLogprobs: 2 })) {
+    if (e.type === 'token') promptScores = e.promptLogprobs!;
+  }
+  await chunked.close();
 }, 120_000);
 
 afterAll(async () => {
@@ -74,6 +85,24 @@ describeWithTransformers('log-probabilities against transformers', () => {
       expect(g.logprob.top[0].logprob).toBe(g.logprob.logprob);
     }
   }, 120_000);
+
+  it('a prompt’s log-probabilities, scored chunk by chunk, are log-softmax of transformers’ logits at the position before each token', async () => {
+    expect(longIds.length).toBeGreaterThan(12);
+    expect(promptScores).toHaveLength(longIds.length);
+    expect(promptScores[0]).toBeNull();
+    const [hf] = (await runHfJobs([{ op: 'logits', model: TINY_DIR, ids: [longIds], mask: [longIds.map(() => 1)] }])).results;
+    expect(hf.ok, hf.error).toBe(true);
+    for (let p = 1; p < longIds.length; p++) {
+      const row = hf.logits![p - 1];
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
+      const got = promptScores[p]!;
+      expect(got.token).toBe(longIds[p]);
+      expect(Math.abs(got.logprob - (row[longIds[p]] - lse))).toBeLessThan(2e-3);
+      expect(got.top).toHaveLength(2);
+      expect(Math.abs(got.top[0].logprob - (max - lse))).toBeLessThan(2e-3);
+    }
+  }, 120_000);
 });
 
 it('completions carry the same numbers in the legacy shape, streamed and not', async () => {
@@ -108,6 +137,45 @@ it('completions carry the same numbers in the legacy shape, streamed and not', a
   // without logprobs there are none
   const plain = await postJson(`${s.url}/v1/completions`, { ...body, logprobs: undefined });
   expect(plain.json.choices[0].logprobs).toBeNull();
+});
+
+it('echo returns the prompt and its log-probabilities before the completion; max_tokens 0 scores the prompt alone', async () => {
+  const url = `${s.url}/v1/completions`;
+  const scored = await postJson(url, { model: 'tiny', prompt: LONG, max_tokens: 0, echo: true, logprobs: 1 });
+  expect(scored.status).toBe(200);
+  const c = scored.json.choices[0];
+  expect(c.text).toBe(LONG);
+  expect(scored.json.usage).toMatchObject({ prompt_tokens: longIds.length, completion_tokens: 0 });
+  expect(c.logprobs.tokens).toHaveLength(longIds.length);
+  expect(c.logprobs.tokens.join('')).toBe(LONG);
+  expect(c.logprobs.token_logprobs[0]).toBeNull();
+  expect(c.logprobs.top_logprobs[0]).toBeNull();
+  for (let i = 1; i < longIds.length; i++) expect(Math.abs(c.logprobs.token_logprobs[i] - promptScores[i]!.logprob)).toBeLessThan(1e-4);
+  // with a completion: the prompt's tokens, then the generated ones; streamed, the same lists
+  const body = { model: 'tiny', prompt: LONG, max_tokens: 3, echo: true, logprobs: 0, temperature: 0 };
+  const both = await postJson(url, body);
+  const lp = both.json.choices[0].logprobs;
+  expect(both.json.choices[0].text.startsWith(LONG)).toBe(true);
+  expect(lp.tokens).toHaveLength(longIds.length + both.json.usage.completion_tokens);
+  expect(lp.tokens.join('')).toBe(both.json.choices[0].text);
+  const streamed = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream: true }) });
+  let text = '';
+  const tokens: string[] = [];
+  const logprobs: Array<number | null> = [];
+  for (const line of (await streamed.text()).split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const choice = JSON.parse(line.slice(6)).choices[0];
+    text += choice.text;
+    tokens.push(...choice.logprobs.tokens);
+    logprobs.push(...choice.logprobs.token_logprobs);
+  }
+  expect(text).toBe(both.json.choices[0].text);
+  expect(tokens).toEqual(lp.tokens);
+  expect(logprobs).toEqual(lp.token_logprobs);
+  // max_tokens 0 without echo has nothing to return
+  const empty = await postJson(url, { model: 'tiny', prompt: 'x', max_tokens: 0 });
+  expect(empty.status).toBe(400);
+  expect(empty.json.error.message).toMatch(/0 only with echo/);
 });
 
 it('the openai client reads them, and out-of-range counts are 400s naming the field', async () => {

@@ -38,6 +38,12 @@ export interface GenerationParams extends SamplingParams {
    * (0 … MAX_TOP_LOGPROBS) on its event (logprobs.ts); undefined: none.
    */
   logprobs?: number;
+  /**
+   * Also report the prompt's log-probabilities, each token given those before it, with this many
+   * alternatives (0 … MAX_TOP_LOGPROBS): on the first token's event, null for the first prompt
+   * token (nothing predicts it). Costs the output head over every prompt position.
+   */
+  promptLogprobs?: number;
 }
 
 export interface GenerationUsage {
@@ -50,7 +56,7 @@ export interface GenerationUsage {
 
 export type GenerationEvent =
   /** one generated token; `text` is the newly decodable completion text (may be empty) */
-  | { type: 'token'; token: number; text: string; logprob?: TokenLogprob }
+  | { type: 'token'; token: number; text: string; logprob?: TokenLogprob; promptLogprobs?: Array<TokenLogprob | null> }
   /** always the last event; `text` is the whole completion text (stop string excluded) */
   | { type: 'end'; usage: GenerationUsage; text: string };
 
@@ -78,6 +84,9 @@ interface Sequence {
   stopIds: ReadonlySet<number>;
   /** alternatives to report with each token's log-probability; null: no log-probabilities */
   logprobs: number | null;
+  /** the prompt's log-probabilities as its chunks are fed (null: not asked for), and their alternatives */
+  promptLogprobs: Array<TokenLogprob | null> | null;
+  promptTop: number;
   text: StopTextStream;
   slot: number;
   stream: GenerationStream;
@@ -262,8 +271,11 @@ export class BatchDecoder {
     if (stops.length > 0 && !this.opts.tokenizer) throw new GenerationParamsError('stop strings need the decoder to have a tokenizer', 'stop');
     const stopIds = params.stopTokenIds ?? config.eosTokenIds;
     const logprobs = params.logprobs ?? null;
-    if (logprobs !== null && (!Number.isSafeInteger(logprobs) || logprobs < 0 || logprobs > MAX_TOP_LOGPROBS)) {
-      throw new GenerationParamsError(`logprobs must be an integer in [0, ${MAX_TOP_LOGPROBS}] (alternatives per token), got ${String(params.logprobs)}`, 'logprobs');
+    const promptTop = params.promptLogprobs ?? null;
+    for (const n of [logprobs, promptTop]) {
+      if (n !== null && (!Number.isSafeInteger(n) || n < 0 || n > MAX_TOP_LOGPROBS)) {
+        throw new GenerationParamsError(`logprobs must be an integer in [0, ${MAX_TOP_LOGPROBS}] (alternatives per token), got ${String(n)}`, 'logprobs');
+      }
     }
     const sampler = new Sampler(resolveSampling(params));
 
@@ -277,6 +289,8 @@ export class BatchDecoder {
       sampler,
       stopIds: new Set(stopIds),
       logprobs,
+      promptLogprobs: promptTop === null ? null : [null],
+      promptTop: promptTop ?? 0,
       text: new StopTextStream(this.opts.tokenizer, stops),
       slot: -1,
       stream: undefined as unknown as GenerationStream,
@@ -356,12 +370,15 @@ export class BatchDecoder {
     const sampling: Sequence[] = [];
     let prefillBudget = this.maxPrefillTokens;
     const members: Sequence[] = [];
+    /** prompt position of the first row of each prefilling member's chunk */
+    const chunkStart = new Map<Sequence, number>();
     for (const seq of this.active) {
       if (seq.fed < seq.prompt.length) {
         // a prefilling request gets a chunk of its prompt (at least one token so it always progresses)
         if (prefillBudget <= 0 && members.length > 0) continue;
         const take = Math.min(seq.prompt.length - seq.fed, Math.max(1, prefillBudget));
         prefillBudget -= take;
+        chunkStart.set(seq, seq.fed);
         inputs.push(seq.prompt.subarray(seq.fed, seq.fed + take));
         seq.fed += take;
         if (seq.fed === seq.prompt.length) sampling.push(seq);
@@ -375,6 +392,10 @@ export class BatchDecoder {
     const batch = batchFromSequences(inputs);
     const hidden = await runDecoder(this.provider, this.engine, batch, { kvCache: this.cache, kvSlots: slots });
     this.stats.steps++;
+    for (const [s, seq] of members.entries()) {
+      const start = chunkStart.get(seq);
+      if (seq.promptLogprobs !== null && start !== undefined) await this.scorePrompt(seq, start, hidden, batch.offsets[s], batch.offsets[s + 1]);
+    }
     if (sampling.length === 0) return;
     // final hidden state of the last row of each sampling request
     const h = this.provider.config.hiddenSize;
@@ -399,9 +420,33 @@ export class BatchDecoder {
       const reason: FinishReason | null = isStopToken || pushed.stop ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
       // text held back for a possible stop string is released with the last token
       const text = reason !== null && !pushed.stop ? pushed.text + seq.text.flush() : pushed.text;
-      seq.stream.push(logprob ? { type: 'token', token, text, logprob } : { type: 'token', token, text });
+      const first = seq.generated.length === 1 && seq.promptLogprobs !== null ? { promptLogprobs: seq.promptLogprobs } : {};
+      seq.stream.push({ type: 'token', token, text, ...(logprob ? { logprob } : {}), ...first });
       if (reason !== null) this.complete(seq, reason);
     });
+  }
+
+  /**
+   * Log-probabilities of the prompt tokens that rows [rowStart, rowEnd) of this step's hidden
+   * states predict (the chunk that starts at prompt position `start`; the row at position p
+   * predicts token p + 1, the last prompt row the first generated token, which sampling reports).
+   * The head runs over a few rows at a time, so a long prompt never holds rows × vocab logits.
+   */
+  private async scorePrompt(seq: Sequence, start: number, hidden: Float32Array, rowStart: number, rowEnd: number): Promise<void> {
+    const { hiddenSize: h, vocabSize: vocab } = this.provider.config;
+    const rows = Math.min(rowEnd - rowStart, seq.prompt.length - 1 - start);
+    const block = 16;
+    const logits = new Float32Array(Math.min(block, Math.max(rows, 1)) * vocab);
+    for (let r0 = 0; r0 < rows; r0 += block) {
+      const m = Math.min(block, rows - r0);
+      const x = hidden.slice((rowStart + r0) * h, (rowStart + r0 + m) * h);
+      await logitsInto(this.provider, this.engine, x, m, logits, this.stepBuffers.head);
+      for (let i = 0; i < m; i++) {
+        const row = logits.subarray(i * vocab, (i + 1) * vocab);
+        const next = seq.prompt[start + r0 + i + 1];
+        seq.promptLogprobs!.push(tokenLogprobs(row, next, seq.promptTop, this.logSumExp(row)));
+      }
+    }
   }
 
   /** log Σ exp(row) through the engine's logitStats kernel */
