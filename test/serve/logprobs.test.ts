@@ -178,6 +178,16 @@ it('echo returns the prompt and its log-probabilities before the completion; max
   expect(empty.json.error.message).toMatch(/0 only with echo/);
 });
 
+it('a window scored through echo has the perplexity `rfid-moe eval` computes for it', async () => {
+  const r = await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: longIds, max_tokens: 0, echo: true, logprobs: 0 });
+  const logprobs = (r.json.choices[0].logprobs.token_logprobs as Array<number | null>).slice(1) as number[];
+  const served = Math.exp(-logprobs.reduce((a, b) => a + b, 0) / logprobs.length);
+  const { evaluateWindows } = await import('../../src/eval/evaluate.js');
+  const evaluated = await evaluateWindows(ckpt, engine, [Int32Array.from(longIds)]);
+  expect(evaluated.model.tokens).toBe(logprobs.length);
+  expect(Math.abs(served / evaluated.model.perplexity - 1)).toBeLessThan(1e-4);
+});
+
 it('the openai client reads them, and out-of-range counts are 400s naming the field', async () => {
   const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   const c = await client.completions.create({ model: 'tiny', prompt, max_tokens: 4, temperature: 0, logprobs: 2 });
