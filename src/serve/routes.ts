@@ -1,6 +1,7 @@
 /**
- * The OpenAI-compatible endpoints on fastify: GET /v1/models, POST /v1/completions and
- * /v1/chat/completions (JSON or server-sent events), GET /health, GET /metrics.
+ * The OpenAI-compatible endpoints on fastify: GET /v1/models (and /v1/models/{id}), POST
+ * /v1/completions and /v1/chat/completions (JSON or server-sent events: responses.ts), GET
+ * /health, GET /metrics. Requests are made ready in prepare.ts.
  *
  * A generation request is validated and tokenized before its model is touched (a bad request
  * never causes a load), then acquires its model from the residency manager (waiting for a load
@@ -8,18 +9,14 @@
  * the model when its stream ends. A client that disconnects aborts its request: the decoder
  * drops it at the next step and frees its KV-cache slot.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { GenerationEvent, GenerationStream } from '../runtime/generation/decoder.js';
-import { buildChatPrompt } from './chat-template.js';
-import { ApiError, badRequest, modelNotFound, modelUnavailable, toApiError } from './errors.js';
-import { chatLogprobs, CompletionLogprobsBuilder, type TokenText } from './logprobs-format.js';
-import type { TokenLogprob } from '../runtime/generation/logprobs.js';
+import { ApiError, badRequest, modelUnavailable, toApiError } from './errors.js';
 import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
+import { lookupModel, prepare, type Endpoint, type Prepared } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
+import { jsonResponse, streamResponse } from './responses.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
-import { chatRequest, completionRequest, flattenMessages, parseBody, stopList, type ChatRequest, type CompletionRequest } from './schemas.js';
 
 export interface RouteContext {
   models: ReadonlyMap<string, ServedModel>;
@@ -31,11 +28,6 @@ export interface RouteContext {
   /** in-flight generation requests register here so a drain can wait for them */
   track(done: Promise<unknown>, abort: () => void): void;
 }
-
-type Endpoint = 'completions' | 'chat';
-
-/** Default completion length when a request gives none: OpenAI's 16 for completions, the rest of the context for chat (as vLLM). */
-const DEFAULT_COMPLETION_TOKENS = 16;
 
 export function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
   return reply.code(err.status).header('content-type', 'application/json; charset=utf-8').send(err.body());
@@ -80,7 +72,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   const modelObject = (m: ServedModel) => ({ id: m.id, object: 'model', created: m.created, owned_by: 'rfid-moe', max_model_len: m.contextLength });
   app.get('/v1/models', async () => ({ object: 'list', data: [...ctx.models.values()].map(modelObject) }));
-  // the OpenAI API's "retrieve model" (client.models.retrieve(id)); ids may contain '/' (org/name)
+  // the OpenAI API's "retrieve model" (client.models.retrieve(id)); the id is the rest of the path
   app.get('/v1/models/*', async (req, reply) => {
     try {
       return modelObject(lookupModel(ctx, (req.params as { '*': string })['*']));
@@ -92,130 +84,6 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.post('/v1/completions', (req, reply) => generation(ctx, 'completions', req, reply));
   app.post('/v1/chat/completions', (req, reply) => generation(ctx, 'chat', req, reply));
 }
-
-interface Prepared {
-  model: ServedModel;
-  ids: Int32Array;
-  maxTokens: number;
-  /** completions' echo: the prompt's text, sent back before the completion; null without echo */
-  echo: string | null;
-  /** max_tokens 0 with echo: one token is decoded (the prompt's last logits need a step) but none is returned */
-  scoreOnly: boolean;
-  stream: boolean;
-  includeUsage: boolean;
-  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[]; stopTokenIds: number[]; logprobs?: number; promptLogprobs?: number };
-}
-
-/** Alternatives per token the request asks log-probabilities for (undefined: none), in either endpoint's form. */
-function logprobsOf(endpoint: Endpoint, req: CompletionRequest | ChatRequest): number | undefined {
-  if (endpoint !== 'chat') return (req as CompletionRequest).logprobs ?? undefined;
-  const chat = req as ChatRequest;
-  if (!chat.logprobs) {
-    if (chat.top_logprobs !== null && chat.top_logprobs !== undefined) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs', 'invalid_value');
-    return undefined;
-  }
-  return chat.top_logprobs ?? 0;
-}
-
-/** The prompt as echoed: the text given, or the decoding of the token ids given. */
-function promptText(model: ServedModel, prompt: CompletionRequest['prompt'], ids: Int32Array): string {
-  if (typeof prompt === 'string') return prompt;
-  if (typeof prompt[0] === 'string') return prompt[0];
-  return model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false });
-}
-
-/** A token with its log-probability; null for the first prompt token, which nothing predicts. */
-interface Scored {
-  token: number;
-  logprob: TokenLogprob | null;
-}
-
-/** The prompt's tokens with their log-probabilities (the decoder's promptLogprobs, first null). */
-function promptScored(p: Prepared, entries: ReadonlyArray<TokenLogprob | null>): Scored[] {
-  return entries.map((logprob, i) => ({ token: p.ids[i], logprob }));
-}
-
-/** Each token's own text, special tokens shown (the token a log-probability is about). */
-const tokenText = (model: ServedModel): TokenText => (id) => model.tokenizer.tokenizer.decode([id], { skip_special_tokens: false });
-
-/** A request's stop_token_ids, each a token id of the model. */
-function stopTokenIdsOf(ids: readonly number[] | null | undefined, model: ServedModel): number[] {
-  for (const id of ids ?? []) {
-    if (id >= model.vocabSize) throw badRequest(`stop_token_ids: ${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'stop_token_ids', 'invalid_parameter');
-  }
-  return [...(ids ?? [])];
-}
-
-function lookupModel(ctx: RouteContext, name: string): ServedModel {
-  const model = ctx.models.get(name);
-  if (model) return model;
-  const refused = ctx.refused.get(name);
-  if (refused) throw modelUnavailable(name, refused.reason);
-  throw modelNotFound(name, [...ctx.models.keys()]);
-}
-
-async function prepare(ctx: RouteContext, endpoint: Endpoint, body: unknown): Promise<Prepared> {
-  const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
-  const model = lookupModel(ctx, req.model);
-  const logprobs = logprobsOf(endpoint, req);
-  let ids: Int32Array;
-  if (endpoint === 'chat') {
-    const chat = req as ChatRequest;
-    ids = (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {})).ids;
-  } else {
-    const prompt = (req as CompletionRequest).prompt;
-    if (typeof prompt === 'string' || typeof prompt[0] === 'string') {
-      const text = typeof prompt === 'string' ? prompt : (prompt[0] as string);
-      ids = Int32Array.from(model.tokenizer.tokenizer.encode(text).ids);
-    } else {
-      // token ids, checked here: before a load is started for them, and before the Int32
-      // conversion, which would wrap 2³² + 1 to the valid id 1 (the schema checked integer ≥ 0)
-      const given = (Array.isArray(prompt[0]) ? prompt[0] : prompt) as number[];
-      const bad = given.findIndex((id) => id >= model.vocabSize);
-      if (bad >= 0) throw badRequest(`prompt token id ${given[bad]} (position ${bad}) is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'prompt', 'invalid_parameter');
-      ids = Int32Array.from(given);
-    }
-  }
-  const context = model.contextLength;
-  if (ids.length >= context) {
-    throw badRequest(`This model's maximum context length is ${context} tokens, but the prompt has ${ids.length} tokens (at least one position must be left to generate). Shorten the prompt.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
-  }
-  const requested = endpoint === 'chat' ? ((req as ChatRequest).max_completion_tokens ?? req.max_tokens) : req.max_tokens;
-  const echo = endpoint === 'chat' ? false : ((req as CompletionRequest).echo ?? false);
-  if (requested === 0 && !echo) throw badRequest('max_tokens must be at least 1 (0 only with echo, to score the prompt)', 'max_tokens', 'invalid_value');
-  const scoreOnly = requested === 0;
-  const maxTokens = scoreOnly ? 1 : (requested ?? (endpoint === 'chat' ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length)));
-  if (ids.length + maxTokens > context) {
-    throw badRequest(
-      `This model's maximum context length is ${context} tokens. However, you requested ${ids.length + maxTokens} tokens (${ids.length} in the prompt, ${maxTokens} for the completion). Reduce the prompt or max_tokens.`,
-      'max_tokens',
-      'context_length_exceeded',
-    );
-  }
-  // fields the request leaves out take the model's generation_config.json settings, as in vLLM
-  const defaults = model.samplingDefaults;
-  const topK = req.top_k ?? defaults.topK;
-  return {
-    model,
-    ids,
-    maxTokens,
-    echo: echo ? promptText(model, (req as CompletionRequest).prompt, ids) : null,
-    scoreOnly,
-    stream: req.stream ?? false,
-    includeUsage: req.stream_options?.include_usage ?? false,
-    params: {
-      temperature: req.temperature ?? defaults.temperature,
-      topP: req.top_p ?? defaults.topP,
-      topK: topK === undefined || topK < 0 ? undefined : topK,
-      seed: req.seed ?? undefined,
-      stop: stopList(req.stop),
-      stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...stopTokenIdsOf(req.stop_token_ids, model)])],
-      logprobs,
-      promptLogprobs: echo ? logprobs : undefined,
-    },
-  };
-}
-
 async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const arrived = performance.now();
   let modelLabel = 'unknown';
@@ -286,118 +154,4 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
     ctx.metrics.inFlight.dec({ model: model.id });
     finish();
   }
-}
-
-const usageOf = (u: { promptTokens: number; completionTokens: number }) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
-
-async function jsonResponse(
-  endpoint: Endpoint,
-  p: Prepared,
-  stream: GenerationStream,
-  reply: FastifyReply,
-  onFirstToken: () => void,
-  ctx: RouteContext,
-  count: (status: number) => void,
-): Promise<void> {
-  let first = true;
-  let end: Extract<GenerationEvent, { type: 'end' }> | null = null;
-  const logprobs: Scored[] = [];
-  for await (const event of stream) {
-    if (event.type === 'token') {
-      if (first) onFirstToken();
-      first = false;
-      ctx.metrics.generatedTokens.inc({ model: p.model.id });
-      if (event.promptLogprobs) logprobs.push(...promptScored(p, event.promptLogprobs));
-      if (event.logprob && !p.scoreOnly) logprobs.push({ token: event.token, logprob: event.logprob });
-    } else end = event;
-  }
-  if (!end || end.usage.finishReason === 'abort') return; // the client is gone
-  const created = Math.floor(Date.now() / 1000);
-  const finish_reason = end.usage.finishReason;
-  count(200);
-  if (endpoint === 'chat') {
-    reply.send({
-      id: `chatcmpl-${randomUUID()}`,
-      object: 'chat.completion',
-      created,
-      model: p.model.id,
-      choices: [{ index: 0, message: { role: 'assistant', content: end.text }, logprobs: p.params.logprobs === undefined ? null : chatLogprobs(logprobs.map((l) => l.logprob!), tokenText(p.model)), finish_reason }],
-      usage: usageOf(end.usage),
-    });
-  } else {
-    reply.send({
-      id: `cmpl-${randomUUID()}`,
-      object: 'text_completion',
-      created,
-      model: p.model.id,
-      choices: [{ index: 0, text: (p.echo ?? '') + (p.scoreOnly ? '' : end.text), logprobs: p.params.logprobs === undefined ? null : new CompletionLogprobsBuilder(tokenText(p.model)).take(logprobs), finish_reason }],
-      usage: usageOf(p.scoreOnly ? { ...end.usage, completionTokens: 0 } : end.usage),
-    });
-  }
-}
-
-async function streamResponse(
-  endpoint: Endpoint,
-  p: Prepared,
-  stream: GenerationStream,
-  reply: FastifyReply,
-  onFirstToken: () => void,
-  ctx: RouteContext,
-  count: (status: number) => void,
-): Promise<void> {
-  const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
-  const created = Math.floor(Date.now() / 1000);
-  const object = endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-  const raw = reply.raw;
-  reply.hijack();
-  raw.writeHead(200, {
-    ...(reply.getHeaders() as Record<string, string>),
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
-  const send = (data: unknown) => {
-    if (!raw.writableEnded && !raw.destroyed) raw.write(`data: ${JSON.stringify(data)}\n\n`);
-  };
-  // log-probabilities of tokens whose text is held back (a partial character, a possible stop
-  // string) go out with the next chunk that carries text, or with the last one
-  const pending: Scored[] = [];
-  const completionLogprobs = endpoint === 'chat' ? null : new CompletionLogprobsBuilder(tokenText(p.model));
-  const takeLogprobs = () => {
-    if (p.params.logprobs === undefined) return null;
-    const entries = pending.splice(0);
-    return completionLogprobs ? completionLogprobs.take(entries) : chatLogprobs(entries.map((l) => l.logprob!), tokenText(p.model));
-  };
-  const choice = (text: string | null, finish_reason: string | null, firstChunk = false) =>
-    endpoint === 'chat'
-      ? { index: 0, delta: text === null ? {} : firstChunk ? { role: 'assistant', content: text } : { content: text }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
-      : { index: 0, text: text ?? '', logprobs: takeLogprobs(), finish_reason };
-  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ id, object, created, model: p.model.id, choices, ...extra });
-  if (endpoint === 'chat') send(chunk([choice('', null, true)], p.includeUsage ? { usage: null } : {}));
-  let first = true;
-  let echoed = false;
-  for await (const event of stream) {
-    if (event.type === 'token') {
-      if (first) onFirstToken();
-      first = false;
-      ctx.metrics.generatedTokens.inc({ model: p.model.id });
-      if (p.echo !== null && !echoed) {
-        // the prompt (and its log-probabilities) first, as its own chunk
-        echoed = true;
-        if (event.promptLogprobs) pending.push(...promptScored(p, event.promptLogprobs));
-        send(chunk([choice(p.echo, null)], p.includeUsage ? { usage: null } : {}));
-      }
-      if (p.scoreOnly) continue;
-      if (event.logprob) pending.push({ token: event.token, logprob: event.logprob });
-      if (event.text) send(chunk([choice(event.text, null)], p.includeUsage ? { usage: null } : {}));
-      continue;
-    }
-    if (event.usage.finishReason === 'abort') break;
-    send(chunk([choice(endpoint === 'chat' ? null : '', event.usage.finishReason)], p.includeUsage ? { usage: null } : {}));
-    if (p.includeUsage) send(chunk([], { usage: usageOf(event.usage) }));
-    raw.write('data: [DONE]\n\n');
-    count(200);
-  }
-  if (!raw.writableEnded) raw.end();
 }

@@ -1,0 +1,134 @@
+/**
+ * A generation request made ready: validated and tokenized, with its sampling, stop and
+ * log-probability options resolved against the model it names.
+ */
+import { buildChatPrompt } from './chat-template.js';
+import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
+import type { RefusedModel, ServedModel } from './models.js';
+import { chatRequest, completionRequest, flattenMessages, parseBody, stopList, type ChatRequest, type CompletionRequest } from './schemas.js';
+
+/** The served and refused models a request is looked up in. */
+export interface ModelsInView {
+  models: ReadonlyMap<string, ServedModel>;
+  refused: ReadonlyMap<string, RefusedModel>;
+}
+
+export type Endpoint = 'completions' | 'chat';
+
+/** Default completion length when a request gives none: OpenAI's 16 for completions, the rest of the context for chat (as vLLM). */
+const DEFAULT_COMPLETION_TOKENS = 16;
+/** A validated request, tokenized, with what its response needs. */
+export interface Prepared {
+  model: ServedModel;
+  ids: Int32Array;
+  maxTokens: number;
+  /** completions' echo: the prompt's text, sent back before the completion; null without echo */
+  echo: string | null;
+  /** max_tokens 0 with echo: one token is decoded (the prompt's last logits need a step) but none is returned */
+  scoreOnly: boolean;
+  stream: boolean;
+  includeUsage: boolean;
+  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[]; stopTokenIds: number[]; logprobs?: number; promptLogprobs?: number };
+}
+
+/** Alternatives per token the request asks log-probabilities for (undefined: none), in either endpoint's form. */
+function logprobsOf(endpoint: Endpoint, req: CompletionRequest | ChatRequest): number | undefined {
+  if (endpoint !== 'chat') return (req as CompletionRequest).logprobs ?? undefined;
+  const chat = req as ChatRequest;
+  if (!chat.logprobs) {
+    if (chat.top_logprobs !== null && chat.top_logprobs !== undefined) throw badRequest('top_logprobs needs logprobs: true', 'top_logprobs', 'invalid_value');
+    return undefined;
+  }
+  return chat.top_logprobs ?? 0;
+}
+
+/** The prompt as echoed: the text given, or the decoding of the token ids given. */
+function promptText(model: ServedModel, prompt: CompletionRequest['prompt'], ids: Int32Array): string {
+  if (typeof prompt === 'string') return prompt;
+  if (typeof prompt[0] === 'string') return prompt[0];
+  return model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false });
+}
+
+/** A request's stop_token_ids, each a token id of the model. */
+function stopTokenIdsOf(ids: readonly number[] | null | undefined, model: ServedModel): number[] {
+  for (const id of ids ?? []) {
+    if (id >= model.vocabSize) throw badRequest(`stop_token_ids: ${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'stop_token_ids', 'invalid_parameter');
+  }
+  return [...(ids ?? [])];
+}
+
+/** The served model of that name; a 503 naming the reason for a refused one, a 404 listing the others. */
+export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
+  const model = ctx.models.get(name);
+  if (model) return model;
+  const refused = ctx.refused.get(name);
+  if (refused) throw modelUnavailable(name, refused.reason);
+  throw modelNotFound(name, [...ctx.models.keys()]);
+}
+
+/**
+ * Validates and tokenizes a request body before its model is touched (a bad request never causes
+ * a load): the schema, the model, log-probability options, the prompt in any of its forms, the
+ * context length, and the sampling fields with the model's defaults.
+ */
+export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unknown): Promise<Prepared> {
+  const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
+  const model = lookupModel(ctx, req.model);
+  const logprobs = logprobsOf(endpoint, req);
+  let ids: Int32Array;
+  if (endpoint === 'chat') {
+    const chat = req as ChatRequest;
+    ids = (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {})).ids;
+  } else {
+    const prompt = (req as CompletionRequest).prompt;
+    if (typeof prompt === 'string' || typeof prompt[0] === 'string') {
+      const text = typeof prompt === 'string' ? prompt : (prompt[0] as string);
+      ids = Int32Array.from(model.tokenizer.tokenizer.encode(text).ids);
+    } else {
+      // token ids, checked here: before a load is started for them, and before the Int32
+      // conversion, which would wrap 2³² + 1 to the valid id 1 (the schema checked integer ≥ 0)
+      const given = (Array.isArray(prompt[0]) ? prompt[0] : prompt) as number[];
+      const bad = given.findIndex((id) => id >= model.vocabSize);
+      if (bad >= 0) throw badRequest(`prompt token id ${given[bad]} (position ${bad}) is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'prompt', 'invalid_parameter');
+      ids = Int32Array.from(given);
+    }
+  }
+  const context = model.contextLength;
+  if (ids.length >= context) {
+    throw badRequest(`This model's maximum context length is ${context} tokens, but the prompt has ${ids.length} tokens (at least one position must be left to generate). Shorten the prompt.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
+  }
+  const requested = endpoint === 'chat' ? ((req as ChatRequest).max_completion_tokens ?? req.max_tokens) : req.max_tokens;
+  const echo = endpoint === 'chat' ? false : ((req as CompletionRequest).echo ?? false);
+  if (requested === 0 && !echo) throw badRequest('max_tokens must be at least 1 (0 only with echo, to score the prompt)', 'max_tokens', 'invalid_value');
+  const scoreOnly = requested === 0;
+  const maxTokens = scoreOnly ? 1 : (requested ?? (endpoint === 'chat' ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length)));
+  if (ids.length + maxTokens > context) {
+    throw badRequest(
+      `This model's maximum context length is ${context} tokens. However, you requested ${ids.length + maxTokens} tokens (${ids.length} in the prompt, ${maxTokens} for the completion). Reduce the prompt or max_tokens.`,
+      'max_tokens',
+      'context_length_exceeded',
+    );
+  }
+  // fields the request leaves out take the model's generation_config.json settings, as in vLLM
+  const defaults = model.samplingDefaults;
+  const topK = req.top_k ?? defaults.topK;
+  return {
+    model,
+    ids,
+    maxTokens,
+    echo: echo ? promptText(model, (req as CompletionRequest).prompt, ids) : null,
+    scoreOnly,
+    stream: req.stream ?? false,
+    includeUsage: req.stream_options?.include_usage ?? false,
+    params: {
+      temperature: req.temperature ?? defaults.temperature,
+      topP: req.top_p ?? defaults.topP,
+      topK: topK === undefined || topK < 0 ? undefined : topK,
+      seed: req.seed ?? undefined,
+      stop: stopList(req.stop),
+      stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...stopTokenIdsOf(req.stop_token_ids, model)])],
+      logprobs,
+      promptLogprobs: echo ? logprobs : undefined,
+    },
+  };
+}
