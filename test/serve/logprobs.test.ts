@@ -27,6 +27,7 @@ let generated: Array<{ token: number; logprob: TokenLogprob }>;
 const LONG = 'JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;';
 let longIds: number[];
 let promptScores: Array<TokenLogprob | null>;
+let promptScoresInBlocks: Array<TokenLogprob | null>;
 
 beforeAll(async () => {
   ({ engine } = await createEngine('auto', { threads: 1 }));
@@ -45,6 +46,12 @@ beforeAll(async () => {
     if (e.type === 'token') promptScores = e.promptLogprobs!;
   }
   await chunked.close();
+  // the whole prompt in one chunk, its rows through the head 3 at a time
+  const blocks = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1, promptLogitsBytes: 3 * 4 * ckpt.config.vocabSize });
+  for await (const e of blocks.submit(longIds, { temperature: 0, maxNewTokens: 1, promptLogprobs: 2 })) {
+    if (e.type === 'token') promptScoresInBlocks = e.promptLogprobs!;
+  }
+  await blocks.close();
 }, 120_000);
 
 afterAll(async () => {
@@ -101,7 +108,11 @@ describeWithTransformers('log-probabilities against transformers', () => {
       expect(Math.abs(got.logprob - (row[longIds[p]] - lse))).toBeLessThan(2e-3);
       expect(got.top).toHaveLength(2);
       expect(Math.abs(got.top[0].logprob - (max - lse))).toBeLessThan(2e-3);
+      // the same scores when the head runs over blocks of 3 rows of one chunk
+      expect(promptScoresInBlocks[p]!.token).toBe(longIds[p]);
+      expect(Math.abs(promptScoresInBlocks[p]!.logprob - got.logprob)).toBeLessThan(1e-4);
     }
+    expect(promptScoresInBlocks).toHaveLength(longIds.length);
   }, 120_000);
 });
 

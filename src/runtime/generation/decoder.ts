@@ -24,6 +24,9 @@ import { MAX_TOP_LOGPROBS, tokenLogprobs, type TokenLogprob } from './logprobs.j
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
+/** Most bytes of logits a prompt's scoring holds at once, by default (BatchDecoderOptions.promptLogitsBytes). */
+const PROMPT_LOGITS_BYTES = 32 * 2 ** 20;
+
 export interface GenerationParams extends SamplingParams {
   /** most tokens to generate (default 128); generation also ends at the context length */
   maxNewTokens?: number;
@@ -41,7 +44,8 @@ export interface GenerationParams extends SamplingParams {
   /**
    * Also report the prompt's log-probabilities, each token given those before it, with this many
    * alternatives (0 … MAX_TOP_LOGPROBS): on the first token's event, null for the first prompt
-   * token (nothing predicts it). Costs the output head over every prompt position.
+   * token (nothing predicts it). Costs the output head over every prompt position, in blocks of
+   * up to 32 MiB of logits.
    */
   promptLogprobs?: number;
 }
@@ -71,6 +75,8 @@ export interface BatchDecoderOptions {
   tokenizer?: TextDecoderLike;
   /** keep weights in memory across steps (default true); false when the caller's provider manages residency */
   keepWeights?: boolean;
+  /** most bytes of logits a prompt's scoring (GenerationParams.promptLogprobs) holds at once (default 32 MiB) */
+  promptLogitsBytes?: number;
 }
 
 interface Sequence {
@@ -430,12 +436,14 @@ export class BatchDecoder {
    * Log-probabilities of the prompt tokens that rows [rowStart, rowEnd) of this step's hidden
    * states predict (the chunk that starts at prompt position `start`; the row at position p
    * predicts token p + 1, the last prompt row the first generated token, which sampling reports).
-   * The head runs over a few rows at a time, so a long prompt never holds rows × vocab logits.
+   * The head runs over blocks of rows, so a long prompt never holds rows × vocab logits.
    */
   private async scorePrompt(seq: Sequence, start: number, hidden: Float32Array, rowStart: number, rowEnd: number): Promise<void> {
     const { hiddenSize: h, vocabSize: vocab } = this.provider.config;
     const rows = Math.min(rowEnd - rowStart, seq.prompt.length - 1 - start);
-    const block = 16;
+    // rows per pass of the head: enough to amortise reading it (a large vocabulary's head is
+    // hundreds of MB), few enough that their logits stay under PROMPT_LOGITS_BYTES
+    const block = Math.max(1, Math.min(256, Math.floor((this.opts.promptLogitsBytes ?? PROMPT_LOGITS_BYTES) / (4 * vocab))));
     const logits = new Float32Array(Math.min(block, Math.max(rows, 1)) * vocab);
     for (let r0 = 0; r0 < rows; r0 += block) {
       const m = Math.min(block, rows - r0);
