@@ -22,6 +22,8 @@ export interface Prepared {
   model: ServedModel;
   ids: Int32Array;
   maxTokens: number;
+  /** choices to generate (n) */
+  n: number;
   /** completions' echo: the prompt's text, sent back before the completion; null without echo */
   echo: string | null;
   /** max_tokens 0 with echo: one token is decoded (the prompt's last logits need a step) but none is returned */
@@ -116,6 +118,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     model,
     ids,
     maxTokens,
+    n: req.n ?? 1,
     echo: echo ? promptText(model, (req as CompletionRequest).prompt, ids) : null,
     scoreOnly,
     stream: req.stream ?? false,

@@ -26,41 +26,75 @@ function promptScored(p: Prepared, entries: ReadonlyArray<TokenLogprob | null>):
 /** Each token's own text, special tokens shown (the token a log-probability is about). */
 const tokenText = (model: ServedModel): TokenText => (id) => model.tokenizer.tokenizer.decode([id], { skip_special_tokens: false });
 
-const usageOf = (u: { promptTokens: number; completionTokens: number }) => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.promptTokens + u.completionTokens });
+/** Usage of a request's choices: the prompt counted once, the completions summed (none when only scored). */
+function usageOf(p: Prepared, ends: ReadonlyArray<Extract<GenerationEvent, { type: 'end' }>>) {
+  const completion = p.scoreOnly ? 0 : ends.reduce((a, e) => a + e.usage.completionTokens, 0);
+  return { prompt_tokens: p.ids.length, completion_tokens: completion, total_tokens: p.ids.length + completion };
+}
+
+/** The token events of one choice, as the response shapes need them. */
+function observe(p: Prepared, ctx: RouteContext, onFirstToken: () => void) {
+  let first = true;
+  return (event: Extract<GenerationEvent, { type: 'token' }>): { prompt: Scored[]; token: Scored | null } => {
+    if (first) onFirstToken();
+    first = false;
+    ctx.metrics.generatedTokens.inc({ model: p.model.id });
+    const prompt = event.promptLogprobs ? promptScored(p, event.promptLogprobs) : [];
+    const token = event.logprob && !p.scoreOnly ? { token: event.token, logprob: event.logprob } : null;
+    return { prompt, token };
+  };
+}
 
 export async function jsonResponse(
   endpoint: Endpoint,
   p: Prepared,
-  stream: GenerationStream,
+  streams: readonly GenerationStream[],
   reply: FastifyReply,
   onFirstToken: () => void,
   ctx: RouteContext,
   count: (status: number) => void,
 ): Promise<void> {
-  let first = true;
-  let end: Extract<GenerationEvent, { type: 'end' }> | null = null;
-  const logprobs: Scored[] = [];
-  for await (const event of stream) {
-    if (event.type === 'token') {
-      if (first) onFirstToken();
-      first = false;
-      ctx.metrics.generatedTokens.inc({ model: p.model.id });
-      if (event.promptLogprobs) logprobs.push(...promptScored(p, event.promptLogprobs));
-      if (event.logprob && !p.scoreOnly) logprobs.push({ token: event.token, logprob: event.logprob });
-    } else end = event;
-  }
-  if (!end || end.usage.finishReason === 'abort') return; // the client is gone
+  let firstOfAll = true;
+  const firstToken = () => {
+    if (firstOfAll) onFirstToken();
+    firstOfAll = false;
+  };
+  // the choices decode together (one batch); each is collected on its own
+  const choices = await Promise.all(
+    streams.map(async (stream) => {
+      const seen = observe(p, ctx, firstToken);
+      const logprobs: Scored[] = [];
+      let end: Extract<GenerationEvent, { type: 'end' }> | null = null;
+      for await (const event of stream) {
+        if (event.type !== 'token') {
+          end = event;
+          continue;
+        }
+        const { prompt, token } = seen(event);
+        logprobs.push(...prompt, ...(token ? [token] : []));
+      }
+      return { end, logprobs };
+    }),
+  );
+  const ends = choices.map((c) => c.end);
+  if (ends.some((e) => !e || e.usage.finishReason === 'abort')) return; // the client is gone
+  const done = ends as Array<Extract<GenerationEvent, { type: 'end' }>>;
   const created = Math.floor(Date.now() / 1000);
-  const finish_reason = end.usage.finishReason;
   count(200);
+  const text = tokenText(p.model);
   if (endpoint === 'chat') {
     reply.send({
       id: `chatcmpl-${randomUUID()}`,
       object: 'chat.completion',
       created,
       model: p.model.id,
-      choices: [{ index: 0, message: { role: 'assistant', content: end.text }, logprobs: p.params.logprobs === undefined ? null : chatLogprobs(logprobs.map((l) => l.logprob!), tokenText(p.model)), finish_reason }],
-      usage: usageOf(end.usage),
+      choices: choices.map((c, index) => ({
+        index,
+        message: { role: 'assistant', content: done[index].text },
+        logprobs: p.params.logprobs === undefined ? null : chatLogprobs(c.logprobs.map((l) => l.logprob!), text),
+        finish_reason: done[index].usage.finishReason,
+      })),
+      usage: usageOf(p, done),
     });
   } else {
     reply.send({
@@ -68,8 +102,13 @@ export async function jsonResponse(
       object: 'text_completion',
       created,
       model: p.model.id,
-      choices: [{ index: 0, text: (p.echo ?? '') + (p.scoreOnly ? '' : end.text), logprobs: p.params.logprobs === undefined ? null : new CompletionLogprobsBuilder(tokenText(p.model)).take(logprobs), finish_reason }],
-      usage: usageOf(p.scoreOnly ? { ...end.usage, completionTokens: 0 } : end.usage),
+      choices: choices.map((c, index) => ({
+        index,
+        text: (p.echo ?? '') + (p.scoreOnly ? '' : done[index].text),
+        logprobs: p.params.logprobs === undefined ? null : new CompletionLogprobsBuilder(text).take(c.logprobs),
+        finish_reason: done[index].usage.finishReason,
+      })),
+      usage: usageOf(p, done),
     });
   }
 }
@@ -77,7 +116,7 @@ export async function jsonResponse(
 export async function streamResponse(
   endpoint: Endpoint,
   p: Prepared,
-  stream: GenerationStream,
+  streams: readonly GenerationStream[],
   reply: FastifyReply,
   onFirstToken: () => void,
   ctx: RouteContext,
@@ -98,42 +137,56 @@ export async function streamResponse(
   const send = (data: unknown) => {
     if (!raw.writableEnded && !raw.destroyed) raw.write(`data: ${JSON.stringify(data)}\n\n`);
   };
-  // log-probabilities of tokens whose text is held back (a partial character, a possible stop
-  // string) go out with the next chunk that carries text, or with the last one
-  const pending: Scored[] = [];
-  const completionLogprobs = endpoint === 'chat' ? null : new CompletionLogprobsBuilder(tokenText(p.model));
-  const takeLogprobs = () => {
-    if (p.params.logprobs === undefined) return null;
-    const entries = pending.splice(0);
-    return completionLogprobs ? completionLogprobs.take(entries) : chatLogprobs(entries.map((l) => l.logprob!), tokenText(p.model));
+  const usageNull = p.includeUsage ? { usage: null } : {};
+  const chunk = (choices: unknown[], extra: Record<string, unknown> = usageNull) => ({ id, object, created, model: p.model.id, choices, ...extra });
+  const text = tokenText(p.model);
+  let firstOfAll = true;
+  const firstToken = () => {
+    if (firstOfAll) onFirstToken();
+    firstOfAll = false;
   };
-  const choice = (text: string | null, finish_reason: string | null, firstChunk = false) =>
-    endpoint === 'chat'
-      ? { index: 0, delta: text === null ? {} : firstChunk ? { role: 'assistant', content: text } : { content: text }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
-      : { index: 0, text: text ?? '', logprobs: takeLogprobs(), finish_reason };
-  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ id, object, created, model: p.model.id, choices, ...extra });
-  if (endpoint === 'chat') send(chunk([choice('', null, true)], p.includeUsage ? { usage: null } : {}));
-  let first = true;
-  let echoed = false;
-  for await (const event of stream) {
-    if (event.type === 'token') {
-      if (first) onFirstToken();
-      first = false;
-      ctx.metrics.generatedTokens.inc({ model: p.model.id });
+
+  /** One choice's chunks, written as its tokens come (the choices' chunks interleave). */
+  const streamChoice = async (stream: GenerationStream, index: number): Promise<Extract<GenerationEvent, { type: 'end' }> | null> => {
+    const seen = observe(p, ctx, firstToken);
+    // log-probabilities of tokens whose text is held back (a partial character, a possible stop
+    // string) go out with the next chunk that carries text, or with the last one
+    const pending: Scored[] = [];
+    const completionLogprobs = endpoint === 'chat' ? null : new CompletionLogprobsBuilder(text);
+    const takeLogprobs = () => {
+      if (p.params.logprobs === undefined) return null;
+      const entries = pending.splice(0);
+      return completionLogprobs ? completionLogprobs.take(entries) : chatLogprobs(entries.map((l) => l.logprob!), text);
+    };
+    const choice = (piece: string | null, finish_reason: string | null, firstChunk = false) =>
+      endpoint === 'chat'
+        ? { index, delta: piece === null ? {} : firstChunk ? { role: 'assistant', content: piece } : { content: piece }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
+        : { index, text: piece ?? '', logprobs: takeLogprobs(), finish_reason };
+    if (endpoint === 'chat') send(chunk([choice('', null, true)]));
+    let echoed = false;
+    for await (const event of stream) {
+      if (event.type !== 'token') {
+        if (event.usage.finishReason === 'abort') return null;
+        send(chunk([choice(endpoint === 'chat' ? null : '', event.usage.finishReason)]));
+        return event;
+      }
+      const { prompt, token } = seen(event);
       if (p.echo !== null && !echoed) {
         // the prompt (and its log-probabilities) first, as its own chunk
         echoed = true;
-        if (event.promptLogprobs) pending.push(...promptScored(p, event.promptLogprobs));
-        send(chunk([choice(p.echo, null)], p.includeUsage ? { usage: null } : {}));
+        pending.push(...prompt);
+        send(chunk([choice(p.echo, null)]));
       }
       if (p.scoreOnly) continue;
-      if (event.logprob) pending.push({ token: event.token, logprob: event.logprob });
-      if (event.text) send(chunk([choice(event.text, null)], p.includeUsage ? { usage: null } : {}));
-      continue;
+      if (token) pending.push(token);
+      if (event.text) send(chunk([choice(event.text, null)]));
     }
-    if (event.usage.finishReason === 'abort') break;
-    send(chunk([choice(endpoint === 'chat' ? null : '', event.usage.finishReason)], p.includeUsage ? { usage: null } : {}));
-    if (p.includeUsage) send(chunk([], { usage: usageOf(event.usage) }));
+    return null;
+  };
+
+  const ends = await Promise.all(streams.map(streamChoice));
+  if (ends.every((e) => e !== null)) {
+    if (p.includeUsage) send(chunk([], { usage: usageOf(p, ends as Array<Extract<GenerationEvent, { type: 'end' }>>) }));
     raw.write('data: [DONE]\n\n');
     count(200);
   }

@@ -120,7 +120,7 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
     try {
       // the KV cache this request can grow to counts in the memory budget while it runs
       const positions = Math.min(model.contextLength, prepared.ids.length + prepared.maxTokens);
-      acquired = await ctx.residency.acquire(model.id, { kvBytes: kvSlotBoundBytes(model.kv.layers, model.kv.width, model.contextLength, positions) });
+      acquired = await ctx.residency.acquire(model.id, { kvBytes: prepared.n * kvSlotBoundBytes(model.kv.layers, model.kv.width, model.contextLength, positions) });
     } catch (err) {
       if (err instanceof KvCacheTooLargeError) throw badRequest(err.message, 'max_tokens', 'memory_budget_exceeded');
       throw err instanceof ApiError ? err : modelUnavailable(model.id, `loading it failed: ${(err as Error).message}`);
@@ -130,15 +130,21 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
     reply.header('x-rfid-moe-load-wait-ms', acquired.waitMs.toFixed(1));
     reply.header('x-rfid-moe-cold-start', acquired.cold ? '1' : '0');
     ctx.metrics.loadWait.observe({ model: model.id }, acquired.waitMs / 1000);
-    const stream = acquired.handle.decoder.submit(prepared.ids, {
-      maxNewTokens: prepared.maxTokens,
-      ...prepared.params,
-      signal: controller.signal,
-    });
+    // n choices are n sequences of the same prompt, decoded together; a given seed s seeds
+    // choice i with s + i, so they differ and each is reproducible
+    const { seed } = prepared.params;
+    const streams = Array.from({ length: prepared.n }, (_, i) =>
+      acquired!.handle.decoder.submit(prepared.ids, {
+        maxNewTokens: prepared.maxTokens,
+        ...prepared.params,
+        seed: seed === undefined ? undefined : seed + i,
+        signal: controller.signal,
+      }),
+    );
     ctx.metrics.promptTokens.inc({ model: model.id }, prepared.ids.length);
     const onFirstToken = () => ctx.metrics.timeToFirstToken.observe({ model: model.id }, (performance.now() - arrived) / 1000);
-    if (prepared.stream) await streamResponse(endpoint, prepared, stream, reply, onFirstToken, ctx, count);
-    else await jsonResponse(endpoint, prepared, stream, reply, onFirstToken, ctx, count);
+    if (prepared.stream) await streamResponse(endpoint, prepared, streams, reply, onFirstToken, ctx, count);
+    else await jsonResponse(endpoint, prepared, streams, reply, onFirstToken, ctx, count);
   } catch (err) {
     const e = toApiError(err);
     count(e.status);

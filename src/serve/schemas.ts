@@ -2,12 +2,15 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (n > 1, best_of > 1, suffix, penalties, logit_bias, min_tokens, several prompts; for chat,
+ * (best_of > 1, suffix, penalties, logit_bias, min_tokens, several prompts; for chat,
  * tools and JSON response formats) are refused with a 400 instead of being silently ignored. vLLM's ignore_eos and stop_token_ids are implemented.
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
 import { MAX_TOP_LOGPROBS } from '../runtime/generation/logprobs.js';
+
+/** Most choices (n) one request may ask for. */
+export const MAX_CHOICES = 16;
 
 /** The largest max_tokens accepted before the context check (anything beyond is "absurd"). */
 export const MAX_TOKENS_LIMIT = 1_000_000;
@@ -22,7 +25,8 @@ const sampling = {
   top_p: z.number().gt(0).max(1).nullish(),
   /** vLLM's extension; -1 or 0 = off */
   top_k: z.number().int().min(-1).nullish(),
-  n: z.literal(1, { message: 'only n = 1 is supported' }).nullish(),
+  /** choices per request, decoded together (at most MAX_CHOICES) */
+  n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   stop,

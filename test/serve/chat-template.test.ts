@@ -193,4 +193,18 @@ describeWithTransformers('chat completions with a real chat template', () => {
     expect(text).toBe(decode(refs[1].generated));
     expect(usage?.prompt_tokens).toBe(refs[1].ids.length);
   });
+
+  it('n = 2 chat choices, streamed: each index gets its role, then deltas joining to the greedy answer', async () => {
+    const stream = await client.chat.completions.create({ model: 'chat', messages: CONVERSATIONS[1], max_tokens: NEW_TOKENS, temperature: 0, n: 2, stream: true });
+    const texts = ['', ''];
+    const roles: Array<string | undefined> = [undefined, undefined];
+    for await (const chunk of stream) {
+      for (const c of chunk.choices) {
+        roles[c.index] ??= c.delta.role;
+        texts[c.index] += c.delta.content ?? '';
+      }
+    }
+    expect(roles).toEqual(['assistant', 'assistant']);
+    expect(texts).toEqual([decode(refs[1].generated), decode(refs[1].generated)]);
+  });
 });

@@ -85,7 +85,7 @@ describe('bad requests', () => {
   });
 
   it('features that are not implemented are refused, not ignored', async () => {
-    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', n: 3 }), 400, 'n', /only n = 1/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', n: 17 }), 400, 'n', /n: Too big/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', suffix: 'y' }), 400, 'suffix', /suffix is not supported/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: ['a', 'b'] }), 400, 'prompt', /prompt/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', best_of: 2 }), 400, 'best_of', /only best_of = 1/);

@@ -102,6 +102,37 @@ describe('openai client', () => {
     expect(golden.cases[0].text.slice(r.choices[0].text.length)).toMatch(/^king/);
   });
 
+  it('n choices: decoded together, each its own sequence; a seed makes every choice reproducible', async () => {
+    const c = golden.cases[0];
+    // greedy: every choice is transformers' greedy completion
+    const greedy = await client.completions.create({ model: 'tiny', prompt: c.prompt, max_tokens: N, temperature: 0, n: 3 });
+    expect(greedy.choices.map((x) => x.index)).toEqual([0, 1, 2]);
+    for (const x of greedy.choices) expect(x.text).toBe(want[0]);
+    expect(greedy.usage).toMatchObject({ completion_tokens: 3 * N });
+    // sampled: choice i of seed s is the single completion of seed s + i
+    const params = { model: 'tiny', prompt: c.prompt, max_tokens: N, temperature: 1.2 };
+    const three = await client.completions.create({ ...params, n: 3, seed: 40 });
+    const singles = await Promise.all([40, 41, 42].map((seed) => client.completions.create({ ...params, seed })));
+    expect(three.choices.map((x) => x.text)).toEqual(singles.map((x) => x.choices[0].text));
+    expect(new Set(three.choices.map((x) => x.text)).size).toBeGreaterThan(1);
+    expect(three.usage!.prompt_tokens).toBe(singles[0].usage!.prompt_tokens);
+    // streamed: the chunks of each index join to that choice, each ends with its finish reason
+    const stream = await client.completions.create({ ...params, n: 3, seed: 40, stream: true, stream_options: { include_usage: true } });
+    const texts = ['', '', ''];
+    const finished: Array<string | null> = [null, null, null];
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      for (const x of chunk.choices) {
+        texts[x.index] += x.text;
+        if (x.finish_reason) finished[x.index] = x.finish_reason;
+      }
+      usage = chunk.usage ?? usage;
+    }
+    expect(texts).toEqual(three.choices.map((x) => x.text));
+    expect(finished).toEqual(three.choices.map((x) => x.finish_reason));
+    expect(usage?.completion_tokens).toBe(three.usage!.completion_tokens);
+  });
+
   it('errors arrive as the client’s typed exceptions', async () => {
     const notFound = await client.completions.create({ model: 'nope', prompt: 'x' }).catch((e: unknown) => e);
     expect(notFound).toBeInstanceOf(OpenAI.NotFoundError);
