@@ -21,7 +21,7 @@ export function bearerChecker(key: string): (authorization: string | undefined) 
       return new ApiError(401, 'this server requires an API key: send it as "Authorization: Bearer <key>" (the openai clients send their apiKey so)', 'invalid_request_error', null, 'missing_api_key');
     }
     if (!timingSafeEqual(digest(m[1].trim()), expected)) {
-      return new ApiError(401, 'incorrect API key provided; use the key the server was started with (--api-key or RFID_MOE_API_KEY)', 'invalid_request_error', null, 'invalid_api_key');
+      return new ApiError(401, 'incorrect API key provided; send the key this server was started with', 'invalid_request_error', null, 'invalid_api_key');
     }
     return null;
   };
