@@ -29,18 +29,23 @@ export function tokenLogprobs(logits: Float32Array, token: number, top: number, 
 function largest(values: Float32Array, k: number): number[] {
   const ids: number[] = [];
   if (k <= 0) return ids;
-  // the smallest kept value once k are kept: most entries fail this one comparison
-  let floor = -Infinity;
-  for (let j = 0; j < values.length; j++) {
+  const insert = (j: number) => {
+    // after every kept value ≥ this one (equal values keep the earlier id first)
     const v = values[j];
-    if (!(v > floor) && (ids.length === k || Number.isNaN(v))) continue;
-    if (Number.isNaN(v)) continue;
-    // insert after every kept value ≥ v (equal values keep the earlier id first)
     let i = ids.length < k ? ids.length : k - 1;
     while (i > 0 && values[ids[i - 1]] < v) i--;
     ids.splice(i, 0, j);
     if (ids.length > k) ids.pop();
-    if (ids.length === k) floor = values[ids[k - 1]];
+  };
+  let j = 0;
+  for (; j < values.length && ids.length < k; j++) if (!Number.isNaN(values[j])) insert(j);
+  // then one comparison per entry against the smallest kept value (NaN compares false)
+  let floor = ids.length === k ? values[ids[k - 1]] : Infinity;
+  for (; j < values.length; j++) {
+    if (values[j] > floor) {
+      insert(j);
+      floor = values[ids[k - 1]];
+    }
   }
   return ids;
 }
