@@ -8,7 +8,8 @@
  * transformers ends, so every checkpoint carries the full list in ModelConfig.eosTokenIds.
  *
  * The model's sampling settings (temperature, top_p, top_k): ModelConfig.samplingDefaults, which
- * the server and `rfid-moe generate` use where a request or flag does not set them. */
+ * the server and `rfid-moe generate` use where a request or flag does not set them.
+ */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError } from './errors.js';
@@ -64,18 +65,18 @@ function samplingOf(file: string, g: Record<string, unknown>): SamplingDefaults 
   const out: SamplingDefaults = {};
   const bad = (key: string, what: string) =>
     new CheckpointError('InvalidGenerationConfig', `${file}: ${key} ${JSON.stringify(g[key])} must be ${what}; fix or remove it`);
-  const number = (key: string) => (g[key] === undefined || g[key] === null ? undefined : g[key]);
-  const t = number('temperature');
+  const setting = (key: string) => (g[key] === null ? undefined : g[key]);
+  const t = setting('temperature');
   if (t !== undefined) {
     if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw bad('temperature', 'a number ≥ 0');
     out.temperature = t;
   }
-  const p = number('top_p');
+  const p = setting('top_p');
   if (p !== undefined) {
     if (typeof p !== 'number' || !(p > 0 && p <= 1)) throw bad('top_p', 'a number in (0, 1]');
     out.topP = p;
   }
-  const k = number('top_k');
+  const k = setting('top_k');
   if (k !== undefined) {
     if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 0) throw bad('top_k', 'an integer ≥ 0');
     out.topK = k;

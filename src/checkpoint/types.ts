@@ -9,7 +9,6 @@ export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deep
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
-/** Normalised hyper-parameters, read from config.json per family (never hard-coded). */
 /** generation_config.json's temperature, top_p and top_k, each where it sets one. */
 export interface SamplingDefaults {
   temperature?: number;
@@ -18,6 +17,7 @@ export interface SamplingDefaults {
   topK?: number;
 }
 
+/** Normalised hyper-parameters, read from config.json per family (never hard-coded). */
 export interface ModelConfig {
   family: FamilyName;
   /** config.json's model_type as written */

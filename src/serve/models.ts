@@ -102,12 +102,10 @@ async function tokenizerConfig(dir: string): Promise<Record<string, unknown>> {
  */
 async function chatTemplateOf(dir: string, config: Record<string, unknown>): Promise<string | null> {
   const file = path.join(dir, 'chat_template.jinja');
-  if (existsSync(file)) {
-    try {
-      return await readFile(file, 'utf8');
-    } catch (err) {
-      throw new Error(`${file} cannot be read (${(err as Error).message})`);
-    }
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`${file} cannot be read (${(err as Error).message})`);
   }
   const t = config.chat_template;
   if (typeof t === 'string') return t;

@@ -2,6 +2,7 @@
  * A generation request made ready: validated and tokenized, with its sampling, stop and
  * log-probability options resolved against the model it names.
  */
+import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
 import { buildChatPrompt } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
@@ -87,11 +88,9 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       const text = typeof prompt === 'string' ? prompt : (prompt[0] as string);
       ids = Int32Array.from(model.tokenizer.tokenizer.encode(text).ids);
     } else {
-      // token ids, checked here: before a load is started for them, and before the Int32
-      // conversion, which would wrap 2³² + 1 to the valid id 1 (the schema checked integer ≥ 0)
+      // token ids, checked here so that a bad one never starts a load (a 400 naming the prompt)
       const given = (Array.isArray(prompt[0]) ? prompt[0] : prompt) as number[];
-      const bad = given.findIndex((id) => id >= model.vocabSize);
-      if (bad >= 0) throw badRequest(`prompt token id ${given[bad]} (position ${bad}) is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'prompt', 'invalid_parameter');
+      assertPromptIds(given, model.vocabSize);
       ids = Int32Array.from(given);
     }
   }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyReply } from 'fastify';
 import type { GenerationEvent, GenerationStream } from '../runtime/generation/decoder.js';
 import type { TokenLogprob } from '../runtime/generation/logprobs.js';
-import { chatLogprobs, CompletionLogprobsBuilder, type TokenText } from './logprobs-format.js';
+import { chatLogprobs, CompletionLogprobsBuilder, type ChatLogprobs, type CompletionLogprobs, type TokenText } from './logprobs-format.js';
 import type { ServedModel } from './models.js';
 import type { Endpoint, Prepared } from './prepare.js';
 import type { RouteContext } from './routes.js';
@@ -26,102 +26,99 @@ function promptScored(p: Prepared, entries: ReadonlyArray<TokenLogprob | null>):
 /** Each token's own text, special tokens shown (the token a log-probability is about). */
 const tokenText = (model: ServedModel): TokenText => (id) => model.tokenizer.tokenizer.decode([id], { skip_special_tokens: false });
 
+type EndEvent = Extract<GenerationEvent, { type: 'end' }>;
+type TokenEvent = Extract<GenerationEvent, { type: 'token' }>;
+
+/** What both response shapes are written from. */
+export interface ResponseArgs {
+  endpoint: Endpoint;
+  p: Prepared;
+  /** one per choice (n), decoding together */
+  streams: readonly GenerationStream[];
+  reply: FastifyReply;
+  /** called once, at the first token of any choice */
+  onFirstToken: () => void;
+  ctx: RouteContext;
+  count: (status: number) => void;
+}
+
 /** Usage of a request's choices: the prompt counted once, the completions summed (none when only scored). */
-function usageOf(p: Prepared, ends: ReadonlyArray<Extract<GenerationEvent, { type: 'end' }>>) {
+function usageOf(p: Prepared, ends: readonly EndEvent[]) {
   const completion = p.scoreOnly ? 0 : ends.reduce((a, e) => a + e.usage.completionTokens, 0);
   return { prompt_tokens: p.ids.length, completion_tokens: completion, total_tokens: p.ids.length + completion };
 }
 
-/** The token events of one choice, as the response shapes need them. */
-function observe(p: Prepared, ctx: RouteContext, onFirstToken: () => void) {
-  let first = true;
-  return (event: Extract<GenerationEvent, { type: 'token' }>): { prompt: Scored[]; token: Scored | null } => {
-    if (first) onFirstToken();
-    first = false;
-    ctx.metrics.generatedTokens.inc({ model: p.model.id });
-    const prompt = event.promptLogprobs ? promptScored(p, event.promptLogprobs) : [];
-    const token = event.logprob && !p.scoreOnly ? { token: event.token, logprob: event.logprob } : null;
-    return { prompt, token };
+/** `fn` on its first call only. */
+function once(fn: () => void): () => void {
+  let called = false;
+  return () => {
+    if (!called) fn();
+    called = true;
   };
 }
 
-export async function jsonResponse(
-  endpoint: Endpoint,
-  p: Prepared,
-  streams: readonly GenerationStream[],
-  reply: FastifyReply,
-  onFirstToken: () => void,
-  ctx: RouteContext,
-  count: (status: number) => void,
-): Promise<void> {
-  let firstOfAll = true;
-  const firstToken = () => {
-    if (firstOfAll) onFirstToken();
-    firstOfAll = false;
-  };
+/** A token event as the response shapes need it: counted, and its log-probabilities as scored tokens. */
+function observe(a: ResponseArgs, firstToken: () => void, event: TokenEvent): { prompt: Scored[]; token: Scored | null } {
+  firstToken();
+  a.ctx.metrics.generatedTokens.inc({ model: a.p.model.id });
+  const prompt = event.promptLogprobs ? promptScored(a.p, event.promptLogprobs) : [];
+  const token = event.logprob && !a.p.scoreOnly ? { token: event.token, logprob: event.logprob } : null;
+  return { prompt, token };
+}
+
+/**
+ * One choice's log-probabilities in its endpoint's shape, taken piece by piece (a completions
+ * builder keeps its text offsets across the pieces); null when the request asked for none.
+ */
+function logprobsWriter(endpoint: Endpoint, p: Prepared, text: TokenText): (entries: Scored[]) => CompletionLogprobs | ChatLogprobs | null {
+  if (p.params.logprobs === undefined) return () => null;
+  if (endpoint === 'chat') return (entries) => chatLogprobs(entries.map((l) => l.logprob!), text);
+  const builder = new CompletionLogprobsBuilder(text);
+  return (entries) => builder.take(entries);
+}
+
+export async function jsonResponse(a: ResponseArgs): Promise<void> {
+  const { endpoint, p, reply } = a;
+  const firstToken = once(a.onFirstToken);
   // the choices decode together (one batch); each is collected on its own
   const choices = await Promise.all(
-    streams.map(async (stream) => {
-      const seen = observe(p, ctx, firstToken);
+    a.streams.map(async (stream) => {
       const logprobs: Scored[] = [];
-      let end: Extract<GenerationEvent, { type: 'end' }> | null = null;
+      let end: EndEvent | null = null;
       for await (const event of stream) {
         if (event.type !== 'token') {
           end = event;
           continue;
         }
-        const { prompt, token } = seen(event);
+        const { prompt, token } = observe(a, firstToken, event);
         logprobs.push(...prompt, ...(token ? [token] : []));
       }
       return { end, logprobs };
     }),
   );
-  const ends = choices.map((c) => c.end);
-  if (ends.some((e) => !e || e.usage.finishReason === 'abort')) return; // the client is gone
-  const done = ends as Array<Extract<GenerationEvent, { type: 'end' }>>;
-  const created = Math.floor(Date.now() / 1000);
-  count(200);
+  if (choices.some((c) => !c.end || c.end.usage.finishReason === 'abort')) return; // the client is gone
+  const done = choices.map((c) => c.end!);
   const text = tokenText(p.model);
-  if (endpoint === 'chat') {
-    reply.send({
-      id: `chatcmpl-${randomUUID()}`,
-      object: 'chat.completion',
-      created,
-      model: p.model.id,
-      choices: choices.map((c, index) => ({
-        index,
-        message: { role: 'assistant', content: done[index].text },
-        logprobs: p.params.logprobs === undefined ? null : chatLogprobs(c.logprobs.map((l) => l.logprob!), text),
-        finish_reason: done[index].usage.finishReason,
-      })),
-      usage: usageOf(p, done),
-    });
-  } else {
-    reply.send({
-      id: `cmpl-${randomUUID()}`,
-      object: 'text_completion',
-      created,
-      model: p.model.id,
-      choices: choices.map((c, index) => ({
-        index,
-        text: (p.echo ?? '') + (p.scoreOnly ? '' : done[index].text),
-        logprobs: p.params.logprobs === undefined ? null : new CompletionLogprobsBuilder(text).take(c.logprobs),
-        finish_reason: done[index].usage.finishReason,
-      })),
-      usage: usageOf(p, done),
-    });
-  }
+  a.count(200);
+  const choice = (c: (typeof choices)[number], index: number) => {
+    const logprobs = logprobsWriter(endpoint, p, text)(c.logprobs);
+    const finish_reason = done[index].usage.finishReason;
+    return endpoint === 'chat'
+      ? { index, message: { role: 'assistant', content: done[index].text }, logprobs, finish_reason }
+      : { index, text: (p.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason };
+  };
+  reply.send({
+    id: `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`,
+    object: endpoint === 'chat' ? 'chat.completion' : 'text_completion',
+    created: Math.floor(Date.now() / 1000),
+    model: p.model.id,
+    choices: choices.map(choice),
+    usage: usageOf(p, done),
+  });
 }
 
-export async function streamResponse(
-  endpoint: Endpoint,
-  p: Prepared,
-  streams: readonly GenerationStream[],
-  reply: FastifyReply,
-  onFirstToken: () => void,
-  ctx: RouteContext,
-  count: (status: number) => void,
-): Promise<void> {
+export async function streamResponse(a: ResponseArgs): Promise<void> {
+  const { endpoint, p, reply } = a;
   const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const object = endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion';
@@ -140,24 +137,15 @@ export async function streamResponse(
   const usageNull = p.includeUsage ? { usage: null } : {};
   const chunk = (choices: unknown[], extra: Record<string, unknown> = usageNull) => ({ id, object, created, model: p.model.id, choices, ...extra });
   const text = tokenText(p.model);
-  let firstOfAll = true;
-  const firstToken = () => {
-    if (firstOfAll) onFirstToken();
-    firstOfAll = false;
-  };
+  const firstToken = once(a.onFirstToken);
 
   /** One choice's chunks, written as its tokens come (the choices' chunks interleave). */
-  const streamChoice = async (stream: GenerationStream, index: number): Promise<Extract<GenerationEvent, { type: 'end' }> | null> => {
-    const seen = observe(p, ctx, firstToken);
+  const streamChoice = async (stream: GenerationStream, index: number): Promise<EndEvent | null> => {
     // log-probabilities of tokens whose text is held back (a partial character, a possible stop
     // string) go out with the next chunk that carries text, or with the last one
     const pending: Scored[] = [];
-    const completionLogprobs = endpoint === 'chat' ? null : new CompletionLogprobsBuilder(text);
-    const takeLogprobs = () => {
-      if (p.params.logprobs === undefined) return null;
-      const entries = pending.splice(0);
-      return completionLogprobs ? completionLogprobs.take(entries) : chatLogprobs(entries.map((l) => l.logprob!), text);
-    };
+    const write = logprobsWriter(endpoint, p, text);
+    const takeLogprobs = () => write(pending.splice(0));
     const choice = (piece: string | null, finish_reason: string | null, firstChunk = false) =>
       endpoint === 'chat'
         ? { index, delta: piece === null ? {} : firstChunk ? { role: 'assistant', content: piece } : { content: piece }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
@@ -170,7 +158,7 @@ export async function streamResponse(
         send(chunk([choice(endpoint === 'chat' ? null : '', event.usage.finishReason)]));
         return event;
       }
-      const { prompt, token } = seen(event);
+      const { prompt, token } = observe(a, firstToken, event);
       if (p.echo !== null && !echoed) {
         // the prompt (and its log-probabilities) first, as its own chunk
         echoed = true;
@@ -184,11 +172,11 @@ export async function streamResponse(
     return null;
   };
 
-  const ends = await Promise.all(streams.map(streamChoice));
+  const ends = await Promise.all(a.streams.map(streamChoice));
   if (ends.every((e) => e !== null)) {
-    if (p.includeUsage) send(chunk([], { usage: usageOf(p, ends as Array<Extract<GenerationEvent, { type: 'end' }>>) }));
+    if (p.includeUsage) send(chunk([], { usage: usageOf(p, ends as EndEvent[]) }));
     raw.write('data: [DONE]\n\n');
-    count(200);
+    a.count(200);
   }
   if (!raw.writableEnded) raw.end();
 }

@@ -143,8 +143,8 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
     );
     ctx.metrics.promptTokens.inc({ model: model.id }, prepared.ids.length);
     const onFirstToken = () => ctx.metrics.timeToFirstToken.observe({ model: model.id }, (performance.now() - arrived) / 1000);
-    if (prepared.stream) await streamResponse(endpoint, prepared, streams, reply, onFirstToken, ctx, count);
-    else await jsonResponse(endpoint, prepared, streams, reply, onFirstToken, ctx, count);
+    const args = { endpoint, p: prepared, streams, reply, onFirstToken, ctx, count };
+    await (prepared.stream ? streamResponse(args) : jsonResponse(args));
   } catch (err) {
     const e = toApiError(err);
     count(e.status);

@@ -2,8 +2,9 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (best_of > 1, suffix, penalties, logit_bias, min_tokens, several prompts; for chat,
- * tools and JSON response formats) are refused with a 400 instead of being silently ignored. vLLM's ignore_eos and stop_token_ids are implemented.
+ * (best_of > 1, suffix, penalties, logit_bias, min_tokens, several prompts; for chat, tools and
+ * JSON response formats) are refused with a 400 instead of being silently ignored. vLLM's
+ * ignore_eos, stop_token_ids and chat_template_kwargs are implemented.
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';

@@ -10,7 +10,7 @@
  * refused at `submit` (ContextLengthError); a generation that reaches the context ends with
  * finishReason 'length'.
  */
-import type { Engine } from '../../engine/types.js';
+import type { Engine, LogitStatsOut } from '../../engine/types.js';
 import { batchFromSequences } from '../batch.js';
 import { logitsInto, type LogitsWorkspace } from '../head.js';
 import { KvCache } from '../kv-cache.js';
@@ -21,6 +21,7 @@ import { ContextLengthError, DecoderClosedError, GenerationParamsError } from '.
 import { resolveSampling, Sampler, type SamplingParams } from './sampling.js';
 import { StopTextStream, type TextDecoderLike } from './stop.js';
 import { MAX_TOP_LOGPROBS, tokenLogprobs, type TokenLogprob } from './logprobs.js';
+import { assertPromptIds } from './prompt-ids.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
@@ -209,6 +210,8 @@ export class BatchDecoder {
   private closed = false;
   private nextId = 1;
   private readonly stepBuffers = new StepBuffers();
+  /** one row's logitStats, reused by every log-probability this decoder reports */
+  private readonly rowStats: LogitStatsOut = { max: new Float64Array(1), sumExp: new Float64Array(1), argmax: new Int32Array(1) };
   /**
    * Greedy rows' tokens from the engine's kernel: the JavaScript scan took ~35 µs per row of a
    * 32,000-token vocabulary and ~130 µs at 151,936, 5-6× the kernel's time (npm run bench:argmax).
@@ -258,13 +261,8 @@ export class BatchDecoder {
   submit(prompt: ArrayLike<number>, params: GenerationParams = {}): GenerationStream {
     if (this.closed) throw new DecoderClosedError();
     const config = this.provider.config;
-    // checked before the conversion to Int32Array, which would wrap 2³² + 1 to a valid id 1
-    const given = prompt as ArrayLike<number>;
-    for (let i = 0; i < given.length; i++) {
-      const id = given[i];
-      if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) throw new GenerationParamsError(`prompt token id ${String(id)} (position ${i}) is outside the vocabulary [0, ${config.vocabSize})`, 'prompt');
-    }
-    let ids = Int32Array.from(given);
+    assertPromptIds(prompt, config.vocabSize);
+    let ids = Int32Array.from(prompt);
     if (ids.length === 0) {
       if (config.bosTokenId === null) throw new GenerationParamsError('the prompt is empty and the model names no BOS token to start from; give at least one token', 'prompt');
       ids = Int32Array.of(config.bosTokenId);
@@ -376,15 +374,15 @@ export class BatchDecoder {
     const sampling: Sequence[] = [];
     let prefillBudget = this.maxPrefillTokens;
     const members: Sequence[] = [];
-    /** prompt position of the first row of each prefilling member's chunk */
-    const chunkStart = new Map<Sequence, number>();
+    /** members whose prompt is scored (promptLogprobs), with their index and chunk's first position */
+    const scoring: Array<{ seq: Sequence; member: number; start: number }> = [];
     for (const seq of this.active) {
       if (seq.fed < seq.prompt.length) {
         // a prefilling request gets a chunk of its prompt (at least one token so it always progresses)
         if (prefillBudget <= 0 && members.length > 0) continue;
         const take = Math.min(seq.prompt.length - seq.fed, Math.max(1, prefillBudget));
         prefillBudget -= take;
-        chunkStart.set(seq, seq.fed);
+        if (seq.promptLogprobs !== null) scoring.push({ seq, member: members.length, start: seq.fed });
         inputs.push(seq.prompt.subarray(seq.fed, seq.fed + take));
         seq.fed += take;
         if (seq.fed === seq.prompt.length) sampling.push(seq);
@@ -398,10 +396,7 @@ export class BatchDecoder {
     const batch = batchFromSequences(inputs);
     const hidden = await runDecoder(this.provider, this.engine, batch, { kvCache: this.cache, kvSlots: slots });
     this.stats.steps++;
-    for (const [s, seq] of members.entries()) {
-      const start = chunkStart.get(seq);
-      if (seq.promptLogprobs !== null && start !== undefined) await this.scorePrompt(seq, start, hidden, batch.offsets[s], batch.offsets[s + 1]);
-    }
+    for (const { seq, member, start } of scoring) await this.scorePrompt(seq, start, hidden, batch.offsets[member], batch.offsets[member + 1]);
     if (sampling.length === 0) return;
     // final hidden state of the last row of each sampling request
     const h = this.provider.config.hiddenSize;
@@ -426,8 +421,10 @@ export class BatchDecoder {
       const reason: FinishReason | null = isStopToken || pushed.stop ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
       // text held back for a possible stop string is released with the last token
       const text = reason !== null && !pushed.stop ? pushed.text + seq.text.flush() : pushed.text;
-      const first = seq.generated.length === 1 && seq.promptLogprobs !== null ? { promptLogprobs: seq.promptLogprobs } : {};
-      seq.stream.push({ type: 'token', token, text, ...(logprob ? { logprob } : {}), ...first });
+      const event: Extract<GenerationEvent, { type: 'token' }> = { type: 'token', token, text };
+      if (logprob) event.logprob = logprob;
+      if (seq.generated.length === 1 && seq.promptLogprobs !== null) event.promptLogprobs = seq.promptLogprobs;
+      seq.stream.push(event);
       if (reason !== null) this.complete(seq, reason);
     });
   }
@@ -459,7 +456,7 @@ export class BatchDecoder {
 
   /** log Σ exp(row) through the engine's logitStats kernel */
   private logSumExp(row: Float32Array): number {
-    const out = { max: new Float64Array(1), sumExp: new Float64Array(1), argmax: new Int32Array(1) };
+    const out = this.rowStats;
     this.engine.kernels.logitStats(1, row.length, row, out);
     return out.max[0] + Math.log(out.sumExp[0]);
   }
