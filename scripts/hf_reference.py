@@ -14,10 +14,14 @@ from stdin:
         -> {"ok": true, "windows", "tokens", "meanNll", "perplexity", "loading": {...}}
     {"op": "load", "model": DIR}
         -> {"ok": true, "modelClass": ..., "loading": {...}} or {"ok": false, "error": ..., "type": ...}
-    {"op": "generate", "model": DIR, "ids": [...], "maxNewTokens": N}
+    {"op": "generate", "model": DIR, "ids": [...], "maxNewTokens": N,
+     "repetitionPenalty": R, "logitBias": [[id, bias], ...], "frequencyPenalty": F, "presencePenalty": P}
         -> {"ok": true, "generated": [...], "eosTokenId": ...}: greedy generate() with the model's
            own generation config (generation_config.json when present), so it stops where
-           transformers stops
+           transformers stops. The optional fields: repetition_penalty and sequence_bias (one
+           token per entry) are transformers' own logits processors; the OpenAI frequency and
+           presence penalties, which transformers lacks, are OpenAIPenalties below, a logits
+           processor transformers runs after its own, as vLLM applies them after the others
   ]}
 
 and answers {"transformers": version, "torch": version, "results": [...]} on stdout, one result per
@@ -82,11 +86,35 @@ def load_job(job):
     return {"ok": True, "modelClass": type(model).__name__, "loading": loading}
 
 
+class OpenAIPenalties(transformers.LogitsProcessor):
+    """OpenAI's penalties over the completion so far: logits -= frequency * count; logits -= presence * (count > 0)."""
+
+    def __init__(self, prompt_length, frequency, presence):
+        self.prompt_length = prompt_length
+        self.frequency = frequency
+        self.presence = presence
+
+    def __call__(self, input_ids, scores):
+        completion = input_ids[:, self.prompt_length :]
+        counts = torch.zeros_like(scores)
+        counts.scatter_add_(1, completion, torch.ones_like(completion, dtype=scores.dtype))
+        scores = scores - self.frequency * counts
+        return scores - self.presence * (counts > 0).to(scores.dtype)
+
+
 def generate_job(job):
     model, loading = load(job["model"])
     ids = torch.tensor([job["ids"]], dtype=torch.int64)
+    extra = {}
+    if job.get("repetitionPenalty") is not None:
+        extra["repetition_penalty"] = float(job["repetitionPenalty"])
+    if job.get("logitBias"):
+        extra["sequence_bias"] = {(int(t),): float(b) for t, b in job["logitBias"]}
+    frequency, presence = float(job.get("frequencyPenalty") or 0), float(job.get("presencePenalty") or 0)
+    if frequency != 0 or presence != 0:
+        extra["logits_processor"] = transformers.LogitsProcessorList([OpenAIPenalties(ids.shape[1], frequency, presence)])
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=int(job["maxNewTokens"]), do_sample=False)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=int(job["maxNewTokens"]), do_sample=False, **extra)
     eos = model.generation_config.eos_token_id
     return {"ok": True, "generated": out[0, ids.shape[1]:].tolist(), "eosTokenId": eos, "loading": loading}
 

@@ -65,7 +65,17 @@ export type HfJob =
   | { op: 'logits'; model: string; ids: number[][]; mask: number[][] }
   | { op: 'ppl'; model: string; ids: string; seqLen: number; maxWindows?: number }
   | { op: 'load'; model: string }
-  | { op: 'generate'; model: string; ids: number[]; maxNewTokens: number };
+  | {
+      op: 'generate';
+      model: string;
+      ids: number[];
+      maxNewTokens: number;
+      /** transformers' repetition_penalty and sequence_bias, and OpenAI's penalties (scripts/hf_reference.py) */
+      repetitionPenalty?: number;
+      logitBias?: Array<[number, number]>;
+      frequencyPenalty?: number;
+      presencePenalty?: number;
+    };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
 export async function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {

@@ -22,13 +22,14 @@ import { resolveSampling, Sampler, type SamplingParams } from './sampling.js';
 import { StopTextStream, type TextDecoderLike } from './stop.js';
 import { MAX_TOP_LOGPROBS, tokenLogprobs, type TokenLogprob } from './logprobs.js';
 import { assertPromptIds } from './prompt-ids.js';
+import { LogitsPenalties, resolvePenalties, type PenaltyParams } from './penalties.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 /** Most bytes of logits a prompt's scoring holds at once, by default (BatchDecoderOptions.promptLogitsBytes). */
 const PROMPT_LOGITS_BYTES = 32 * 2 ** 20;
 
-export interface GenerationParams extends SamplingParams {
+export interface GenerationParams extends SamplingParams, PenaltyParams {
   /** most tokens to generate (default 128); generation also ends at the context length */
   maxNewTokens?: number;
   /** stop strings, matched on the decoded completion text; the text is cut before the match */
@@ -88,6 +89,8 @@ interface Sequence {
   generated: number[];
   maxNew: number;
   sampler: Sampler;
+  /** logit bias and repetition, frequency and presence penalties; null: none asked for */
+  penalties: LogitsPenalties | null;
   stopIds: ReadonlySet<number>;
   /** alternatives to report with each token's log-probability; null: no log-probabilities */
   logprobs: number | null;
@@ -182,6 +185,7 @@ const DEFAULT_CONTEXT = 4096;
 class StepBuffers {
   private lastRows = new Float32Array(0);
   private logitRows = new Float32Array(0);
+  private rawRow = new Float32Array(0);
   /** the greedy token of one row, from the engine's kernel */
   readonly pick = new Int32Array(1);
   readonly head: LogitsWorkspace = {};
@@ -194,6 +198,14 @@ class StepBuffers {
   logits(length: number): Float32Array {
     if (this.logitRows.length < length) this.logitRows = new Float32Array(length);
     return this.logitRows.subarray(0, length);
+  }
+
+  /** a copy of one row's raw logits (log-probabilities report them; penalties change the row) */
+  raw(row: Float32Array): Float32Array {
+    if (this.rawRow.length < row.length) this.rawRow = new Float32Array(row.length);
+    const copy = this.rawRow.subarray(0, row.length);
+    copy.set(row);
+    return copy;
   }
 
 }
@@ -282,6 +294,7 @@ export class BatchDecoder {
       }
     }
     const sampler = new Sampler(resolveSampling(params));
+    const penalties = resolvePenalties(params, config.vocabSize);
 
     const id = this.nextId++;
     const seq: Sequence = {
@@ -291,6 +304,7 @@ export class BatchDecoder {
       generated: [],
       maxNew: Math.min(maxNew, this.contextLength - ids.length),
       sampler,
+      penalties: penalties === null ? null : new LogitsPenalties(penalties, ids),
       stopIds: new Set(stopIds),
       logprobs,
       promptLogprobs: promptTop === null ? null : [null],
@@ -412,8 +426,12 @@ export class BatchDecoder {
     sampling.forEach((seq, i) => {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
+      // log-probabilities are the model's own (raw logits, vLLM's default), whatever the penalties
+      const raw = seq.penalties !== null && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
+      seq.penalties?.apply(row);
       const token = seq.sampler.next(row, this.pickGreedy);
-      const logprob = seq.logprobs === null ? undefined : tokenLogprobs(row, token, seq.logprobs, this.logSumExp(row));
+      const logprob = seq.logprobs === null ? undefined : tokenLogprobs(raw, token, seq.logprobs, this.logSumExp(raw));
+      seq.penalties?.observe(token);
       seq.generated.push(token);
       this.stats.generatedTokens++;
       const isStopToken = seq.stopIds.has(token);

@@ -1,0 +1,122 @@
+/**
+ * Per-request adjustments of a row of logits before a token is chosen: a bias per token, the
+ * repetition penalty, and the frequency and presence penalties. They run in the order both
+ * transformers' generate() and vLLM apply them (bias, then repetition, then frequency and
+ * presence), before temperature, top-k and top-p, and they change greedy choices too.
+ *
+ * - logit bias (OpenAI's `logit_bias`): a fixed amount added to a token's logit, in [-100, 100].
+ * - repetition penalty (transformers' `repetition_penalty`, also a vLLM request field): every token
+ *   that occurs in the prompt or the completion so far has its logit divided by the penalty when
+ *   positive and multiplied by it when negative (> 1 discourages repeats; 1 = off).
+ * - frequency and presence penalties (OpenAI's, in [-2, 2]): a token generated c times so far has
+ *   c·frequency + presence subtracted from its logit (completion tokens only, as OpenAI and vLLM
+ *   count them).
+ *
+ * The arithmetic is float32, each operation rounded as PyTorch rounds it (a Float32Array store
+ * rounds the exact f64 result once, which for +, ×, ÷ of float32 operands equals the float32
+ * operation), so that a greedy decode matches transformers' token for token
+ * (test/runtime/penalties.test.ts). Only the tokens seen so far are touched: a step costs the
+ * number of distinct tokens, not the vocabulary.
+ */
+import { GenerationParamsError } from './errors.js';
+
+/** Largest magnitude of a logit bias (OpenAI's range). */
+export const MAX_LOGIT_BIAS = 100;
+/** Largest magnitude of the frequency and presence penalties (OpenAI's range). */
+export const MAX_FREQUENCY_PENALTY = 2;
+
+export interface PenaltyParams {
+  /** > 0; 1 or absent = off (transformers' and vLLM's repetition_penalty) */
+  repetitionPenalty?: number;
+  /** in [-2, 2]; 0 or absent = off */
+  frequencyPenalty?: number;
+  /** in [-2, 2]; 0 or absent = off */
+  presencePenalty?: number;
+  /** token id → amount added to its logit, each in [-100, 100] */
+  logitBias?: ReadonlyMap<number, number>;
+}
+
+interface ResolvedPenalties {
+  repetition: number;
+  frequency: number;
+  presence: number;
+  bias: ReadonlyArray<readonly [number, number]>;
+}
+
+/**
+ * Validates the parameters against a vocabulary; null when none of them changes anything (the
+ * decoder then skips the row entirely). Throws GenerationParamsError naming the field.
+ */
+export function resolvePenalties(p: PenaltyParams, vocabSize: number): ResolvedPenalties | null {
+  const repetition = p.repetitionPenalty ?? 1;
+  if (typeof repetition !== 'number' || !Number.isFinite(repetition) || !(repetition > 0)) {
+    throw new GenerationParamsError(`the repetition penalty must be a finite number > 0 (1 = off), got ${String(p.repetitionPenalty)}`, 'repetitionPenalty');
+  }
+  const ranged = (value: number | undefined, param: 'frequencyPenalty' | 'presencePenalty', name: string) => {
+    const v = value ?? 0;
+    if (typeof v !== 'number' || !(Math.abs(v) <= MAX_FREQUENCY_PENALTY)) {
+      throw new GenerationParamsError(`the ${name} penalty must be a number in [-${MAX_FREQUENCY_PENALTY}, ${MAX_FREQUENCY_PENALTY}] (0 = off), got ${String(value)}`, param);
+    }
+    return v;
+  };
+  const frequency = ranged(p.frequencyPenalty, 'frequencyPenalty', 'frequency');
+  const presence = ranged(p.presencePenalty, 'presencePenalty', 'presence');
+  const bias: Array<readonly [number, number]> = [];
+  if (p.logitBias !== undefined) {
+    if (!(p.logitBias instanceof Map)) throw new GenerationParamsError('the logit bias must be a Map of token id → bias', 'logitBias');
+    for (const [token, amount] of p.logitBias) {
+      if (!Number.isSafeInteger(token) || token < 0 || token >= vocabSize) {
+        throw new GenerationParamsError(`logit bias token ${String(token)} is not a token id of this model's vocabulary [0, ${vocabSize})`, 'logitBias');
+      }
+      if (typeof amount !== 'number' || !(Math.abs(amount) <= MAX_LOGIT_BIAS)) {
+        throw new GenerationParamsError(`the logit bias of token ${token} must be a number in [-${MAX_LOGIT_BIAS}, ${MAX_LOGIT_BIAS}], got ${String(amount)}`, 'logitBias');
+      }
+      if (amount !== 0) bias.push([token, Math.fround(amount)]);
+    }
+  }
+  if (repetition === 1 && frequency === 0 && presence === 0 && bias.length === 0) return null;
+  return { repetition: Math.fround(repetition), frequency: Math.fround(frequency), presence: Math.fround(presence), bias };
+}
+
+/**
+ * One request's penalties and the token counts they depend on. `observe` each generated token;
+ * `apply` to the row of logits its next token is chosen from.
+ */
+export class LogitsPenalties {
+  /** completion tokens and how often each was generated */
+  private readonly counts = new Map<number, number>();
+  /** the prompt's distinct tokens (the repetition penalty's other half) */
+  private readonly promptTokens: ReadonlySet<number>;
+
+  constructor(
+    private readonly p: ResolvedPenalties,
+    prompt: ArrayLike<number>,
+  ) {
+    this.promptTokens = p.repetition === 1 ? new Set() : new Set(Array.from(prompt));
+  }
+
+  observe(token: number): void {
+    this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
+  }
+
+  /** Adjusts `row` (one token's logits over the vocabulary) in place. */
+  apply(row: Float32Array): void {
+    const { repetition, frequency, presence, bias } = this.p;
+    for (const [token, amount] of bias) row[token] += amount;
+    if (repetition !== 1) {
+      const penalise = (token: number) => {
+        const v = row[token];
+        row[token] = v < 0 ? v * repetition : v / repetition;
+      };
+      for (const token of this.promptTokens) penalise(token);
+      for (const token of this.counts.keys()) if (!this.promptTokens.has(token)) penalise(token);
+    }
+    if (frequency !== 0 || presence !== 0) {
+      for (const [token, count] of this.counts) {
+        // two float32 subtractions, as vLLM's logits -= f·counts; logits -= p·mask
+        if (frequency !== 0) row[token] -= Math.fround(frequency * count);
+        if (presence !== 0) row[token] -= presence;
+      }
+    }
+  }
+}
