@@ -15,6 +15,8 @@ export interface SamplingDefaults {
   topP?: number;
   /** 0 = off */
   topK?: number;
+  /** 1 = off (transformers' repetition_penalty) */
+  repetitionPenalty?: number;
 }
 
 /** Normalised hyper-parameters, read from config.json per family (never hard-coded). */

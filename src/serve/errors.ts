@@ -45,6 +45,10 @@ const REQUEST_FIELD: Record<string, string> = {
   topP: 'top_p',
   seed: 'seed',
   logprobs: 'logprobs',
+  repetitionPenalty: 'repetition_penalty',
+  frequencyPenalty: 'frequency_penalty',
+  presencePenalty: 'presence_penalty',
+  logitBias: 'logit_bias',
 };
 
 /** Any thrown value as an ApiError; unexpected errors keep only their message (no stack). */

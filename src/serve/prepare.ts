@@ -3,6 +3,8 @@
  * log-probability options resolved against the model it names.
  */
 import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
+import type { PenaltyParams } from '../runtime/generation/penalties.js';
+import type { SamplingParams } from '../runtime/generation/sampling.js';
 import { buildChatPrompt } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
@@ -31,7 +33,8 @@ export interface Prepared {
   scoreOnly: boolean;
   stream: boolean;
   includeUsage: boolean;
-  params: { temperature?: number; topP?: number; topK?: number; seed?: number; stop: string[]; stopTokenIds: number[]; logprobs?: number; promptLogprobs?: number };
+  params: SamplingParams &
+    PenaltyParams & { stop: string[]; stopTokenIds: number[]; logprobs?: number; promptLogprobs?: number };
 }
 
 /** Alternatives per token the request asks log-probabilities for (undefined: none), in either endpoint's form. */
@@ -58,6 +61,18 @@ function stopTokenIdsOf(ids: readonly number[] | null | undefined, model: Served
     if (id >= model.vocabSize) throw badRequest(`stop_token_ids: ${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'stop_token_ids', 'invalid_parameter');
   }
   return [...(ids ?? [])];
+}
+
+/** logit_bias as token id → bias, its ids checked against the vocabulary before any load starts. */
+function logitBiasOf(bias: Record<string, number> | null | undefined, model: ServedModel): Map<number, number> | undefined {
+  if (!bias) return undefined;
+  const out = new Map<number, number>();
+  for (const [key, amount] of Object.entries(bias)) {
+    const id = Number(key);
+    if (id >= model.vocabSize) throw badRequest(`logit_bias: token ${key} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'logit_bias', 'invalid_parameter');
+    out.set(id, amount);
+  }
+  return out;
 }
 
 /** The served model of that name; a 503 naming the reason for a refused one, a 404 listing the others. */
@@ -126,6 +141,10 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       temperature: req.temperature ?? defaults.temperature,
       topP: req.top_p ?? defaults.topP,
       topK: topK === undefined || topK < 0 ? undefined : topK,
+      repetitionPenalty: req.repetition_penalty ?? defaults.repetitionPenalty,
+      frequencyPenalty: req.frequency_penalty ?? undefined,
+      presencePenalty: req.presence_penalty ?? undefined,
+      logitBias: logitBiasOf(req.logit_bias, model),
       seed: req.seed ?? undefined,
       stop: stopList(req.stop),
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...stopTokenIdsOf(req.stop_token_ids, model)])],

@@ -2,16 +2,23 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (best_of > 1, suffix, penalties, logit_bias, min_tokens, several prompts; for chat, tools and
- * JSON response formats) are refused with a 400 instead of being silently ignored. vLLM's
- * ignore_eos, stop_token_ids and chat_template_kwargs are implemented.
+ * (best_of > 1, suffix, min_tokens, several prompts; for chat, tools and JSON response formats)
+ * are refused with a 400 instead of being silently ignored. vLLM's ignore_eos, stop_token_ids,
+ * repetition_penalty and chat_template_kwargs are implemented.
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
 import { MAX_TOP_LOGPROBS } from '../runtime/generation/logprobs.js';
+import { MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS } from '../runtime/generation/penalties.js';
 
 /** Most choices (n) one request may ask for. */
 export const MAX_CHOICES = 16;
+
+/** Most tokens one request's logit_bias may name (OpenAI's documented limit is 300; vLLM sets none). */
+export const MAX_LOGIT_BIAS_TOKENS = 1024;
+
+/** The largest repetition_penalty accepted (a bound against absurd values; 1.0-1.5 is the usual range). */
+export const MAX_REPETITION_PENALTY = 100;
 
 /** The largest max_tokens accepted before the context check (anything beyond is "absurd"). */
 export const MAX_TOKENS_LIMIT = 1_000_000;
@@ -32,10 +39,19 @@ const sampling = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   stop,
   seed: z.number().int().nullish(),
-  presence_penalty: z.literal(0, { message: 'presence_penalty is not supported (only 0)' }).nullish(),
-  frequency_penalty: z.literal(0, { message: 'frequency_penalty is not supported (only 0)' }).nullish(),
+  presence_penalty: z.number().min(-MAX_FREQUENCY_PENALTY).max(MAX_FREQUENCY_PENALTY).nullish(),
+  frequency_penalty: z.number().min(-MAX_FREQUENCY_PENALTY).max(MAX_FREQUENCY_PENALTY).nullish(),
+  /** vLLM's (and transformers') extension; 1 = off */
+  repetition_penalty: z.number().gt(0).max(MAX_REPETITION_PENALTY).nullish(),
   user: z.string().nullish(),
-  logit_bias: z.record(z.string(), z.unknown()).refine((b) => Object.keys(b).length === 0, { message: 'logit_bias is not supported' }).nullish(),
+  /** token id (a decimal string, as JSON object keys are) → bias in [-100, 100]; ids are checked against the model's vocabulary later */
+  logit_bias: z
+    .record(
+      z.string().regex(/^(0|[1-9][0-9]{0,9})$/, { message: 'logit_bias keys must be token ids (decimal integers)' }),
+      z.number().min(-MAX_LOGIT_BIAS).max(MAX_LOGIT_BIAS),
+    )
+    .refine((b) => Object.keys(b).length <= MAX_LOGIT_BIAS_TOKENS, { message: `logit_bias may name at most ${MAX_LOGIT_BIAS_TOKENS} tokens` })
+    .nullish(),
   /** vLLM's extensions, which benchmark clients send: generate past the model's end-of-sequence ids, or stop at more ids */
   ignore_eos: z.boolean().nullish(),
   stop_token_ids: z.array(z.number().int().min(0)).max(64).nullish(),
@@ -100,7 +116,8 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 function zodToApiError(err: z.ZodError, body: object): ApiError {
   const issue = err.issues[0];
   const param = issue.path.map(String).join('.') || null;
-  let detail = issue.message;
+  // a record's bad key is reported as "Invalid key in record" with the key's own issue nested
+  let detail = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
   // zod's issues do not carry the input, so "missing" is read from the body itself (only a
   // required field fails when absent); a field of the wrong type keeps zod's "expected boolean,
   // received string"

@@ -1,6 +1,7 @@
 /**
  * A served model follows its generation_config.json: requests end at every id of its
- * eos_token_id list, and fields a request leaves out (temperature, top_p, top_k) take its values,
+ * eos_token_id list, and fields a request leaves out (temperature, top_p, top_k,
+ * repetition_penalty) take its values,
  * as vLLM applies them; fields a request sets win. `rfid-moe generate` does the same with its flags.
  * Truth: identities of the sampler (top_k 1 samples the greedy tokens whatever the seed) and the
  * greedy continuation of the same checkpoint without the file.
@@ -64,6 +65,7 @@ beforeAll(async () => {
       `plain=${plain}`,
       `eos-list=${copy('eos-list', { eos_token_id: [eos, greedyIds[at]] })}`,
       `top-k-1=${copy('top-k-1', { temperature: 1.3, top_k: 1 })}`,
+      `repetition=${copy('repetition', { repetition_penalty: 1.4 })}`,
     ],
   });
 }, 120_000);
@@ -117,6 +119,17 @@ describe('generation_config.json in the server', () => {
   });
 });
 
+describe('repetition_penalty from generation_config.json', () => {
+  it('applies to requests that leave it out, as the same penalty given in the request; a request’s own value wins', async () => {
+    const fromFile = await complete({ model: 'repetition', temperature: 0 });
+    const asked = await complete({ model: 'plain', temperature: 0, repetition_penalty: 1.4 });
+    expect(fromFile.json.choices[0].text).toBe(asked.json.choices[0].text);
+    expect(fromFile.json.choices[0].text).not.toBe(greedyText);
+    const off = await complete({ model: 'repetition', temperature: 0, repetition_penalty: 1 });
+    expect(off.json.choices[0].text).toBe(greedyText);
+  });
+});
+
 describe('generation_config.json in `rfid-moe generate`', () => {
   const run = promisify(execFile);
   const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), 'generate', ...args], { cwd: repoRoot });
@@ -130,5 +143,18 @@ describe('generation_config.json in `rfid-moe generate`', () => {
     const overridden = await Promise.all(['3', '4', '5'].map((seed) => cli(dir, '--prompt', PROMPT, '--max-new-tokens', String(NEW), '--seed', seed, '--top-k', '0', '--temperature', '1.5')));
     expect(overridden.some((r) => r.stdout !== `${greedyText}\n`)).toBe(true);
     expect(overridden[0].stderr).not.toMatch(/top-k 1/);
+  }, 120_000);
+
+  it('repetition_penalty too, and --repetition-penalty 1 turns it off', async () => {
+    const dir = path.join(work, 'repetition');
+    const server = await complete({ model: 'repetition', temperature: 0 });
+    const fromModel = await cli(dir, '--prompt', PROMPT, '--max-new-tokens', String(NEW), '--temperature', '0');
+    expect(fromModel.stdout).toBe(`${server.json.choices[0].text}\n`);
+    expect(fromModel.stderr).toMatch(/generation_config\.json: repetition-penalty 1\.4 \(flags override\)/);
+    const off = await cli(dir, '--prompt', PROMPT, '--max-new-tokens', String(NEW), '--temperature', '0', '--repetition-penalty', '1');
+    expect(off.stdout).toBe(`${greedyText}\n`);
+    const bad = await cli(dir, '--prompt', PROMPT, '--frequency-penalty', '3').catch((e: { stderr: string; code: number }) => e);
+    expect((bad as { code: number }).code).not.toBe(0);
+    expect((bad as { stderr: string }).stderr).toMatch(/--frequency-penalty must be a number in \[-2, 2\], got "3"/);
   }, 120_000);
 });

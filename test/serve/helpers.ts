@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createEngine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/types.js';
 import { createServer, type RfidMoeServer, type ServeOptions } from '../../src/serve/server.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
@@ -10,6 +11,8 @@ export const TINY_DIR = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-
 export interface Running {
   server: RfidMoeServer;
   url: string;
+  /** the server's engine (for a library decode beside it) */
+  engine: Engine;
   close(): Promise<void>;
 }
 
@@ -20,6 +23,7 @@ export async function startServer(opts: Partial<ServeOptions> = {}): Promise<Run
   return {
     server,
     url,
+    engine,
     async close() {
       await server.close();
       engine.dispose();

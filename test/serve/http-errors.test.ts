@@ -84,12 +84,26 @@ describe('bad requests', () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', top_p: 0 }), 400, 'top_p', /top_p/);
   });
 
+  it('penalties and logit_bias out of range, or naming no token of the vocabulary', async () => {
+    const bad: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ frequency_penalty: 2.5 }, 'frequency_penalty', /frequency_penalty: Too big/],
+      [{ presence_penalty: -3 }, 'presence_penalty', /presence_penalty: Too small/],
+      [{ repetition_penalty: 0 }, 'repetition_penalty', /repetition_penalty: Too small/],
+      [{ repetition_penalty: 'high' }, 'repetition_penalty', /expected number/],
+      [{ logit_bias: { '12': 101 } }, 'logit_bias.12', /Too big/],
+      [{ logit_bias: { ab: 1 } }, 'logit_bias.ab', /token ids/],
+      [{ logit_bias: { '-1': 1 } }, 'logit_bias.-1', /token ids/],
+      [{ logit_bias: { '4096': 1 } }, 'logit_bias', /token 4096 is outside the vocabulary \[0, 4096\)/],
+      [{ logit_bias: [1, 2] }, 'logit_bias', /expected record/],
+    ];
+    for (const [fields, param, message] of bad) expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', ...fields }), 400, param, message);
+  });
+
   it('features that are not implemented are refused, not ignored', async () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', n: 17 }), 400, 'n', /n: Too big/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', suffix: 'y' }), 400, 'suffix', /suffix is not supported/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: ['a', 'b'] }), 400, 'prompt', /prompt/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', best_of: 2 }), 400, 'best_of', /only best_of = 1/);
-    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', logit_bias: { '50256': -100 } }), 400, 'logit_bias', /logit_bias is not supported/);
     const chat = `${s.url}/v1/chat/completions`;
     const messages = [{ role: 'user', content: 'hi' }];
     const tool = { type: 'function', function: { name: 'f', parameters: {} } };

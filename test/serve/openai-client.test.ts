@@ -9,7 +9,9 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/shared-data.js';
-import { startServer, type Running } from './helpers.js';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { BatchDecoder, weightProviderOf, type GenerationParams } from '../../src/runtime/index.js';
+import { startServer, TINY_DIR, type Running } from './helpers.js';
 
 interface GoldenCase {
   prompt: string;
@@ -92,6 +94,33 @@ describe('openai client', () => {
     const ask = () => client.completions.create({ model: 'tiny', prompt: 'ROMEO:', max_tokens: 12, temperature: 0.8, top_p: 0.9, seed: 1234 });
     const [a, b] = await Promise.all([ask(), ask()]);
     expect(a.choices[0].text).toBe(b.choices[0].text);
+  });
+
+  it('penalties and logit_bias: each of several concurrent requests gets the library decoder’s tokens for its own settings', async () => {
+    const tok = s.server.models.get('tiny')!.tokenizer.tokenizer;
+    const prompt = golden.cases[2].prompt;
+    const ids = [...tok.encode(prompt).ids];
+    const banned = golden.cases[2].tokens[1];
+    const settings: Array<{ body: Record<string, unknown>; params: GenerationParams }> = [
+      { body: {}, params: {} },
+      { body: { frequency_penalty: 1.2, presence_penalty: 0.5 }, params: { frequencyPenalty: 1.2, presencePenalty: 0.5 } },
+      { body: { repetition_penalty: 1.4 }, params: { repetitionPenalty: 1.4 } },
+      { body: { logit_bias: { [String(banned)]: -100 } }, params: { logitBias: new Map([[banned, -100]]) } },
+    ];
+    // the library's decoder, one request at a time (its tokens are checked against transformers in test/runtime/penalties.test.ts)
+    const ckpt = await openCheckpoint(TINY_DIR);
+    const decoder = new BatchDecoder(weightProviderOf(ckpt), s.engine, { maxBatchSize: 1, tokenizer: tok });
+    const want: string[] = [];
+    try {
+      for (const { params } of settings) want.push((await decoder.submit(ids, { temperature: 0, maxNewTokens: 32, ...params }).result).text);
+    } finally {
+      await decoder.close();
+      await ckpt.close();
+    }
+    expect(new Set(want).size).toBe(settings.length); // every setting changes the text
+    // the server, all four at once (one continuous batch, per-request state)
+    const got = await Promise.all(settings.map(({ body }) => client.completions.create({ model: 'tiny', prompt, max_tokens: 32, temperature: 0, ...body } as OpenAI.CompletionCreateParamsNonStreaming)));
+    expect(got.map((r) => r.choices[0].text)).toEqual(want);
   });
 
   it('stop strings end the completion before the match', async () => {
