@@ -22,6 +22,10 @@ from stdin:
            token per entry) are transformers' own logits processors; the OpenAI frequency and
            presence penalties, which transformers lacks, are OpenAIPenalties below, a logits
            processor transformers runs after its own, as vLLM applies them after the others
+    {"op": "warp", "logits": [[...]], "temperature": T, "topK": K, "topP": P, "minP": M}
+        -> {"ok": true, "probs": [[...]]}: softmax of the rows after transformers' own sampling
+           warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
+           min-p, in its order), float32
   ]}
 
 and answers {"transformers": version, "torch": version, "results": [...]} on stdout, one result per
@@ -119,7 +123,19 @@ def generate_job(job):
     return {"ok": True, "generated": out[0, ids.shape[1]:].tolist(), "eosTokenId": eos, "loading": loading}
 
 
-OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job}
+def warp_job(job):
+    config = transformers.GenerationConfig(do_sample=True, temperature=float(job["temperature"]), top_k=int(job["topK"]), top_p=float(job["topP"]), min_p=job.get("minP"))
+    # the processors generate() would run, built by its own method on a model-less GenerationMixin
+    processors = transformers.GenerationMixin._get_logits_processor(
+        transformers.GenerationMixin(), generation_config=config, input_ids_seq_length=1, encoder_input_ids=None, prefix_allowed_tokens_fn=None, logits_processor=transformers.LogitsProcessorList()
+    )
+    scores = torch.tensor(job["logits"], dtype=torch.float32)
+    ids = torch.zeros((scores.shape[0], 1), dtype=torch.int64)
+    probs = torch.softmax(processors(ids, scores), dim=-1)
+    return {"ok": True, "probs": probs.tolist(), "processors": [type(p).__name__ for p in processors]}
+
+
+OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job, "warp": warp_job}
 
 
 def main():

@@ -7,7 +7,7 @@
  * that stopped only at config.json's first id would run past the end of a document that
  * transformers ends, so every checkpoint carries the full list in ModelConfig.eosTokenIds.
  *
- * The model's sampling settings (temperature, top_p, top_k, repetition_penalty):
+ * The model's sampling settings (temperature, top_p, top_k, min_p, repetition_penalty):
  * ModelConfig.samplingDefaults, which the server and `rfid-moe generate` use where a request or
  * flag does not set them.
  */
@@ -59,7 +59,7 @@ function eosIdsOf(file: string, eos: unknown, config: ModelConfig): readonly num
 }
 
 /**
- * temperature, top_p, top_k and repetition_penalty where the file sets them (Qwen2.5's files set
+ * temperature, top_p, top_k, min_p and repetition_penalty where the file sets them (Qwen2.5's files set
  * repetition_penalty 1.05; vLLM applies it as a default too). do_sample is not consulted: vLLM, whose
  * server this one follows, applies these whatever it says. top_k 0 (transformers' "off") stays 0.
  */
@@ -82,6 +82,11 @@ function samplingOf(file: string, g: Record<string, unknown>): SamplingDefaults 
   if (k !== undefined) {
     if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 0) throw bad('top_k', 'an integer ≥ 0');
     out.topK = k;
+  }
+  const m = setting('min_p');
+  if (m !== undefined) {
+    if (typeof m !== 'number' || !(m >= 0 && m <= 1)) throw bad('min_p', 'a number in [0, 1]');
+    out.minP = m;
   }
   const r = setting('repetition_penalty');
   if (r !== undefined) {

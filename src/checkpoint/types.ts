@@ -15,6 +15,8 @@ export interface SamplingDefaults {
   topP?: number;
   /** 0 = off */
   topK?: number;
+  /** 0 = off (transformers' min_p) */
+  minP?: number;
   /** 1 = off (transformers' repetition_penalty) */
   repetitionPenalty?: number;
 }

@@ -43,6 +43,7 @@ const REQUEST_FIELD: Record<string, string> = {
   temperature: 'temperature',
   topK: 'top_k',
   topP: 'top_p',
+  minP: 'min_p',
   seed: 'seed',
   logprobs: 'logprobs',
   repetitionPenalty: 'repetition_penalty',

@@ -44,7 +44,7 @@ export interface ServedModel {
   specialTokens: { bos: string | null; eos: string | null };
   /** the ids generation stops at (ModelConfig.eosTokenIds: generation_config.json's, else config.json's) */
   eosTokenIds: readonly number[];
-  /** generation_config.json's temperature, top_p, top_k, repetition_penalty: a request's defaults (ModelConfig.samplingDefaults) */
+  /** generation_config.json's temperature, top_p, top_k, min_p, repetition_penalty: a request's defaults (ModelConfig.samplingDefaults) */
   samplingDefaults: SamplingDefaults;
   /** token ids are 0 … vocabSize − 1 (a request's token-id prompt is checked before any load) */
   vocabSize: number;

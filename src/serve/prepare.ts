@@ -141,6 +141,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       temperature: req.temperature ?? defaults.temperature,
       topP: req.top_p ?? defaults.topP,
       topK: topK === undefined || topK < 0 ? undefined : topK,
+      minP: req.min_p ?? defaults.minP,
       repetitionPenalty: req.repetition_penalty ?? defaults.repetitionPenalty,
       frequencyPenalty: req.frequency_penalty ?? undefined,
       presencePenalty: req.presence_penalty ?? undefined,

@@ -33,6 +33,8 @@ const sampling = {
   top_p: z.number().gt(0).max(1).nullish(),
   /** vLLM's extension; -1 or 0 = off */
   top_k: z.number().int().min(-1).nullish(),
+  /** vLLM's extension; 0 = off */
+  min_p: z.number().min(0).max(1).nullish(),
   /** choices per request, decoded together (at most MAX_CHOICES) */
   n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
   stream: z.boolean().nullish(),

@@ -58,7 +58,7 @@ describe('end-of-sequence ids', () => {
     expect(await eosIdsOf(await tiny('gen-silent', [2, 7], { temperature: 0.6 }))).toEqual([2, 7]);
   });
 
-  it('its temperature, top_p, top_k and repetition_penalty are the sampling defaults; absent ones stay unset', async () => {
+  it('its temperature, top_p, top_k, min_p and repetition_penalty are the sampling defaults; absent ones stay unset', async () => {
     const read = async (dir: string) => {
       const ckpt = await openCheckpoint(dir);
       try {
@@ -69,12 +69,13 @@ describe('end-of-sequence ids', () => {
     };
     expect(await read(await tiny('sampling', 2, { do_sample: true, temperature: 0.6, top_p: 0.95, top_k: 20 }))).toEqual({ temperature: 0.6, topP: 0.95, topK: 20 });
     // Qwen2.5's generation_config.json sets repetition_penalty 1.05 beside these
-    expect(await read(await tiny('sampling-rep', 2, { repetition_penalty: 1.05, temperature: 0.7 }))).toEqual({ temperature: 0.7, repetitionPenalty: 1.05 });
+    expect(await read(await tiny('sampling-rep', 2, { repetition_penalty: 1.05, temperature: 0.7, min_p: 0.1 }))).toEqual({ temperature: 0.7, repetitionPenalty: 1.05, minP: 0.1 });
     expect(await read(await tiny('sampling-some', 2, { top_p: 0.8, top_k: null }))).toEqual({ topP: 0.8 });
     expect(await read(await tiny('sampling-none', 2))).toEqual({});
     await expect(openCheckpoint(await tiny('bad-temperature', 2, { temperature: -1 }))).rejects.toThrow(/generation_config\.json: temperature -1 must be a number ≥ 0/);
     await expect(openCheckpoint(await tiny('bad-top-p', 2, { top_p: 0 }))).rejects.toThrow(/top_p 0 must be a number in \(0, 1\]/);
     await expect(openCheckpoint(await tiny('bad-top-k', 2, { top_k: 2.5 }))).rejects.toThrow(/top_k 2\.5 must be an integer ≥ 0/);
+    await expect(openCheckpoint(await tiny('bad-min-p', 2, { min_p: 1.5 }))).rejects.toThrow(/min_p 1\.5 must be a number in \[0, 1\]/);
     await expect(openCheckpoint(await tiny('bad-rep', 2, { repetition_penalty: 0 }))).rejects.toThrow(/repetition_penalty 0 must be a number > 0 \(1 = off\)/);
   });
 

@@ -59,6 +59,8 @@ export interface HfJobResult {
   /** generate: the new token ids, and the stop ids transformers used */
   generated?: number[];
   eosTokenId?: number | number[] | null;
+  /** warp: softmax of each row after transformers' sampling warpers */
+  probs?: number[][];
 }
 
 export type HfJob =
@@ -75,7 +77,8 @@ export type HfJob =
       logitBias?: Array<[number, number]>;
       frequencyPenalty?: number;
       presencePenalty?: number;
-    };
+    }
+  | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
 export async function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {

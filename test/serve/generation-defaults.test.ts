@@ -119,6 +119,17 @@ describe('generation_config.json in the server', () => {
   });
 });
 
+describe('min_p (vLLM’s field)', () => {
+  it('min_p 1 keeps only the most likely token: the greedy text whatever the seed and temperature', async () => {
+    for (const seed of [1, 2]) {
+      const r = await complete({ model: 'plain', seed, temperature: 1.5, min_p: 1 });
+      expect(r.json.choices[0].text).toBe(greedyText);
+    }
+    const sampled = await Promise.all([1, 2, 3].map((seed) => complete({ model: 'plain', seed, temperature: 1.5, min_p: 0 })));
+    expect(sampled.some((r) => r.json.choices[0].text !== greedyText)).toBe(true);
+  });
+});
+
 describe('repetition_penalty from generation_config.json', () => {
   it('applies to requests that leave it out, as the same penalty given in the request; a request’s own value wins', async () => {
     const fromFile = await complete({ model: 'repetition', temperature: 0 });

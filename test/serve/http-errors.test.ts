@@ -79,9 +79,10 @@ describe('bad requests', () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', max_tokens: 2.5 }), 400, 'max_tokens', /max_tokens/);
   });
 
-  it('a negative temperature, top_p outside (0, 1]', async () => {
+  it('a negative temperature, top_p outside (0, 1], min_p outside [0, 1]', async () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', temperature: -0.5 }), 400, 'temperature', /temperature/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', top_p: 0 }), 400, 'top_p', /top_p/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', min_p: 1.5 }), 400, 'min_p', /min_p: Too big/);
   });
 
   it('penalties and logit_bias out of range, or naming no token of the vocabulary', async () => {

@@ -1,6 +1,6 @@
 /**
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
- *   [--top-p P] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S]
+ *   [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S]
  *   [--stop STR]… [--no-bf16-weights] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
@@ -28,6 +28,7 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   temperature?: string;
   topK?: string;
   topP?: string;
+  minP?: string;
   repetitionPenalty?: string;
   frequencyPenalty?: string;
   presencePenalty?: string;
@@ -50,6 +51,7 @@ export function register(program: Command): void {
       .addOption(defaultText(new Option('--temperature <t>', 'sampling temperature; 0 = greedy'), "the model's generation_config.json, else 1"))
       .addOption(defaultText(new Option('--top-k <k>', 'sample only from the k most likely tokens (0 = off)'), "the model's generation_config.json, else 0"))
       .addOption(defaultText(new Option('--top-p <p>', 'sample only from the smallest set of tokens with this much probability (1 = off)'), "the model's generation_config.json, else 1"))
+      .addOption(defaultText(new Option('--min-p <m>', 'sample only tokens at least m times as likely as the most likely one (0 = off)'), "the model's generation_config.json, else 0"))
       .addOption(defaultText(new Option('--repetition-penalty <r>', 'divide the logits of tokens already in the prompt or completion by r (multiply negative ones); > 1 discourages repeats, 1 = off'), "the model's generation_config.json, else 1"))
       .option('--frequency-penalty <f>', 'subtract f × (times generated so far) from each completion token\'s logit, in [-2, 2]', '0')
       .option('--presence-penalty <p>', 'subtract p from the logit of each token already generated, in [-2, 2]', '0')
@@ -78,6 +80,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   const temperatureFlag = opts.temperature === undefined ? undefined : parseNumber('--temperature', opts.temperature, (n) => n >= 0, 'a number ≥ 0 (0 = greedy)');
   const topKFlag = opts.topK === undefined ? undefined : parseInteger('--top-k', opts.topK, 0);
   const topPFlag = opts.topP === undefined ? undefined : parseNumber('--top-p', opts.topP, (n) => n > 0 && n <= 1, 'a number in (0, 1]');
+  const minPFlag = opts.minP === undefined ? undefined : parseNumber('--min-p', opts.minP, (n) => n >= 0 && n <= 1, 'a number in [0, 1]');
   const repetitionFlag = opts.repetitionPenalty === undefined ? undefined : parseNumber('--repetition-penalty', opts.repetitionPenalty, (n) => n > 0, 'a number > 0 (1 = off)');
   const frequencyPenalty = parseNumber('--frequency-penalty', opts.frequencyPenalty ?? '0', (n) => Math.abs(n) <= 2, 'a number in [-2, 2]');
   const presencePenalty = parseNumber('--presence-penalty', opts.presencePenalty ?? '0', (n) => Math.abs(n) <= 2, 'a number in [-2, 2]');
@@ -99,11 +102,13 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
     const temperature = temperatureFlag ?? defaults.temperature ?? 1;
     const topK = topKFlag ?? defaults.topK ?? 0;
     const topP = topPFlag ?? defaults.topP ?? 1;
+    const minP = minPFlag ?? defaults.minP ?? 0;
     const repetitionPenalty = repetitionFlag ?? defaults.repetitionPenalty ?? 1;
     const fromModel = [
       temperatureFlag === undefined && defaults.temperature !== undefined ? `temperature ${temperature}` : '',
       topKFlag === undefined && defaults.topK !== undefined ? `top-k ${topK}` : '',
       topPFlag === undefined && defaults.topP !== undefined ? `top-p ${topP}` : '',
+      minPFlag === undefined && defaults.minP !== undefined ? `min-p ${minP}` : '',
       repetitionFlag === undefined && defaults.repetitionPenalty !== undefined ? `repetition-penalty ${repetitionPenalty}` : '',
     ].filter(Boolean);
     if (fromModel.length > 0) note(`sampling with the model's generation_config.json: ${fromModel.join(', ')} (flags override)`);
@@ -128,6 +133,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
         temperature,
         topK,
         topP,
+        minP,
         repetitionPenalty,
         frequencyPenalty,
         presencePenalty,
@@ -155,7 +161,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
               text: event.text,
               tokens,
               usage: u,
-              params: { maxNewTokens, temperature, topK, topP, repetitionPenalty, frequencyPenalty, presencePenalty, seed: u.seed, stop: opts.stop, ignoreEos: opts.ignoreEos ?? false },
+              params: { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, seed: u.seed, stop: opts.stop, ignoreEos: opts.ignoreEos ?? false },
               seconds,
               timeToFirstTokenSeconds: (firstTokenMs ?? 0) / 1000,
               tokensPerSecond: perSecond,

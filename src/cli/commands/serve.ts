@@ -197,7 +197,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   process.stderr.write(`serving ${[...server.models.keys()].join(', ')} at ${url} (policy ${server.residency.policy.describe()}, memory budget ${fmtBytes(server.residency.budgetBytes)})\n`);
   for (const m of server.models.values()) {
     const d = m.samplingDefaults;
-    const set = [d.temperature === undefined ? '' : `temperature ${d.temperature}`, d.topP === undefined ? '' : `top_p ${d.topP}`, d.topK === undefined ? '' : `top_k ${d.topK}`, d.repetitionPenalty === undefined ? '' : `repetition_penalty ${d.repetitionPenalty}`].filter(Boolean);
+    const set = [d.temperature === undefined ? '' : `temperature ${d.temperature}`, d.topP === undefined ? '' : `top_p ${d.topP}`, d.topK === undefined ? '' : `top_k ${d.topK}`, d.minP === undefined ? '' : `min_p ${d.minP}`, d.repetitionPenalty === undefined ? '' : `repetition_penalty ${d.repetitionPenalty}`].filter(Boolean);
     if (set.length > 0) process.stderr.write(`${m.id}: requests that do not set them sample with its generation_config.json's ${set.join(', ')}\n`);
   }
   let stopping = false;

@@ -1,8 +1,11 @@
 /**
  * Next-token choice from a row of logits, in the order Hugging Face's logits warpers apply:
- * temperature → top-k → top-p (nucleus), then one draw from the renormalised distribution with a
- * seeded generator (the same seed gives the same tokens on every machine). Temperature 0 is
+ * temperature → top-k → top-p (nucleus) → min-p, then one draw from the renormalised distribution
+ * with a seeded generator (the same seed gives the same tokens on every machine). Temperature 0 is
  * greedy: the arg-max, lowest id on ties (what torch.argmax returns).
+ *
+ * vLLM applies min-p before top-k and top-p; transformers after them. The two differ only where
+ * top-p cuts inside the tokens min-p keeps; this follows transformers, the reference the tests use.
  */
 import { argmaxOf } from '../../engine/ts/kernels/argmax-rows.js';
 import { mulberry32 } from '../../util/prng.js';
@@ -15,6 +18,8 @@ export interface SamplingParams {
   topK?: number;
   /** keep the smallest set of most likely tokens whose probability reaches p; 1 or absent = all */
   topP?: number;
+  /** drop tokens less likely than min-p × the most likely token's probability; 0 or absent = off */
+  minP?: number;
   /** seed of the draws; absent = a random seed (reported in the request's usage) */
   seed?: number;
 }
@@ -23,6 +28,7 @@ export interface ResolvedSampling {
   temperature: number;
   topK: number;
   topP: number;
+  minP: number;
   seed: number;
 }
 
@@ -36,9 +42,11 @@ export function resolveSampling(p: SamplingParams): ResolvedSampling {
   if (!Number.isSafeInteger(topK) || topK < 0) throw new GenerationParamsError(`top-k must be an integer ≥ 0 (0 = off), got ${String(p.topK)}`, 'topK');
   const topP = p.topP ?? 1;
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new GenerationParamsError(`top-p must be in (0, 1] (1 = off), got ${String(p.topP)}`, 'topP');
+  const minP = p.minP ?? 0;
+  if (typeof minP !== 'number' || !(minP >= 0 && minP <= 1)) throw new GenerationParamsError(`min-p must be in [0, 1] (0 = off), got ${String(p.minP)}`, 'minP');
   const seed = p.seed ?? Math.floor(Math.random() * 2 ** 32);
   if (!Number.isSafeInteger(seed)) throw new GenerationParamsError(`seed must be an integer, got ${String(p.seed)}`, 'seed');
-  return { temperature, topK, topP, seed };
+  return { temperature, topK, topP, minP, seed };
 }
 
 /** Index of the largest logit (first on ties, NaN ignored; 0 when every logit is NaN). */
@@ -47,12 +55,16 @@ export function argmax(logits: Float32Array): number {
 }
 
 /**
- * The distribution that is sampled: probabilities after temperature, top-k and top-p, as a
+ * The distribution that is sampled: probabilities after temperature, top-k, top-p and min-p, as a
  * sparse list (token ids, their renormalised probabilities, in descending probability order).
  * Exposed for tests and for callers that want log-probabilities.
  */
-export function samplingDistribution(logits: Float32Array, params: Pick<ResolvedSampling, 'temperature' | 'topK' | 'topP'>): { ids: Int32Array; probs: Float64Array } {
+export function samplingDistribution(
+  logits: Float32Array,
+  params: Pick<ResolvedSampling, 'temperature' | 'topK' | 'topP'> & { minP?: number },
+): { ids: Int32Array; probs: Float64Array } {
   const { temperature, topK, topP } = params;
+  const minP = params.minP ?? 0;
   const vocab = logits.length;
   if (temperature === 0) return { ids: Int32Array.of(argmax(logits)), probs: Float64Array.of(1) };
   let max = -Infinity;
@@ -81,7 +93,9 @@ export function samplingDistribution(logits: Float32Array, params: Pick<Resolved
   for (;;) {
     candidates = [];
     let mass = 0;
-    const floor = Math.max(threshold, tau * total);
+    // (min-p's floor too: the largest weight is exp(0) = 1, so min-p drops weights below minP;
+    // leaving them out here spares sorting a whole vocabulary when top-p is off)
+    const floor = Math.max(threshold, tau * total, minP);
     for (let j = 0; j < vocab; j++) {
       if (weights[j] >= floor && weights[j] > 0) {
         candidates.push(j);
@@ -98,6 +112,14 @@ export function samplingDistribution(logits: Float32Array, params: Pick<Resolved
     let cumulative = 0;
     keep = 0;
     while (keep < candidates.length && (keep === 0 || cumulative < need)) cumulative += weights[candidates[keep++]];
+  }
+  // min-p (transformers' MinPLogitsWarper): a token stays if its probability is at least min-p
+  // times the largest; the ratio is the same before and after renormalising, so weights serve
+  if (minP > 0) {
+    const floor = minP * weights[candidates[0]];
+    let kept = 1;
+    while (kept < keep && weights[candidates[kept]] >= floor) kept++;
+    keep = kept;
   }
   const ids = Int32Array.from(candidates.slice(0, keep));
   let kept = 0;

@@ -1,0 +1,46 @@
+/**
+ * The sampled distribution (samplingDistribution: temperature → top-k → top-p → min-p) against
+ * transformers' own warpers, built by generate()'s processor list for do_sample=True and run by
+ * scripts/hf_reference.py on the same logits: the same tokens kept, the same probabilities (to
+ * float32 rounding, transformers' precision).
+ */
+import { expect, it } from 'vitest';
+import { samplingDistribution } from '../../src/runtime/index.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { describeWithTransformers, runHfJobs, type HfJob } from '../helpers/python.js';
+
+const VOCAB = 300;
+const random = mulberry32(11);
+// Gaussian-ish logits with a few dominant tokens, as a language model's rows look
+const rows = Array.from({ length: 3 }, (_, r) => Array.from({ length: VOCAB }, (_, j) => (random() + random() + random() - 1.5) * 2.5 + (j % 37 === r ? 6 : 0)));
+
+const grid: Array<{ temperature: number; topK: number; topP: number; minP: number }> = [];
+for (const temperature of [0.6, 1, 1.7]) {
+  for (const topK of [0, 5, 60]) {
+    for (const topP of [1, 0.9, 0.5]) {
+      for (const minP of [0, 0.05, 0.3]) grid.push({ temperature, topK, topP, minP });
+    }
+  }
+}
+
+describeWithTransformers('sampling distribution against transformers’ warpers', () => {
+  it(`${grid.length} settings × ${rows.length} rows: the same tokens kept, the same probabilities`, async () => {
+    const jobs: HfJob[] = grid.map((g) => ({ op: 'warp', logits: rows, ...g, minP: g.minP === 0 ? null : g.minP }));
+    const { results } = await runHfJobs(jobs);
+    let minPCuts = 0;
+    grid.forEach((g, i) => {
+      expect(results[i].ok, results[i].error).toBe(true);
+      const hf = results[i].probs!;
+      rows.forEach((row, r) => {
+        const ours = samplingDistribution(Float32Array.from(row), g);
+        const want = new Map(hf[r].flatMap((p, j) => (p > 0 ? [[j, p] as const] : [])));
+        const label = `${JSON.stringify(g)} row ${r}`;
+        expect(new Set(ours.ids), label).toEqual(new Set(want.keys()));
+        ours.ids.forEach((id, k) => expect(Math.abs(ours.probs[k] - want.get(id)!), label).toBeLessThan(2e-6));
+        if (g.minP > 0 && ours.ids.length < samplingDistribution(Float32Array.from(row), { ...g, minP: 0 }).ids.length) minPCuts++;
+      });
+    });
+    // min-p removes tokens in many of its cases (the comparison is not of no-ops)
+    expect(minPCuts).toBeGreaterThan(grid.length / 6);
+  }, 120_000);
+});
