@@ -7,8 +7,9 @@ the model itself (`generate(do_sample=False)`), so the test can check both the p
 builds and what it answers.
 
 stdin:  {"model": DIR, "newTokens": N, "conversations": [CONVERSATION, ...]}, where a conversation
-        is [{"role", "content"}, ...] or {"messages": [...], "kwargs": {...}}, the kwargs passed
-        to the template (e.g. {"enable_thinking": false})
+        is [{"role", "content"}, ...] or {"messages": [...], "kwargs": {...}, "options": {...}}, the
+        kwargs passed to the template (e.g. {"enable_thinking": false}) and the options to
+        apply_chat_template itself (add_generation_prompt, default true; continue_final_message)
 stdout: {"transformers": version, "results": [{"text", "ids", "generated"}, ...]}
 """
 import json
@@ -27,9 +28,10 @@ def main() -> None:
     for conversation in job["conversations"]:
         messages = conversation["messages"] if isinstance(conversation, dict) else conversation
         kwargs = conversation.get("kwargs", {}) if isinstance(conversation, dict) else {}
-        text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
+        options = {"add_generation_prompt": True, **(conversation.get("options", {}) if isinstance(conversation, dict) else {})}
+        text = tok.apply_chat_template(messages, tokenize=False, **options, **kwargs)
         ids = tok(text, add_special_tokens=False)["input_ids"]
-        templated = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True, **kwargs)["input_ids"]
+        templated = tok.apply_chat_template(messages, tokenize=True, return_dict=True, **options, **kwargs)["input_ids"]
         if list(templated) != list(ids):
             raise SystemExit("apply_chat_template(tokenize=True) disagrees with tokenising its own text")
         with torch.no_grad():

@@ -15,13 +15,15 @@ from stdin:
     {"op": "load", "model": DIR}
         -> {"ok": true, "modelClass": ..., "loading": {...}} or {"ok": false, "error": ..., "type": ...}
     {"op": "generate", "model": DIR, "ids": [...], "maxNewTokens": N,
-     "repetitionPenalty": R, "logitBias": [[id, bias], ...], "frequencyPenalty": F, "presencePenalty": P}
+     "repetitionPenalty": R, "logitBias": [[id, bias], ...], "frequencyPenalty": F, "presencePenalty": P,
+     "allowedTokenIds": [...]}
         -> {"ok": true, "generated": [...], "eosTokenId": ...}: greedy generate() with the model's
            own generation config (generation_config.json when present), so it stops where
            transformers stops. The optional fields: repetition_penalty and sequence_bias (one
            token per entry) are transformers' own logits processors; the OpenAI frequency and
            presence penalties, which transformers lacks, are OpenAIPenalties below, a logits
-           processor transformers runs after its own, as vLLM applies them after the others
+           processor transformers runs after its own, as vLLM applies them after the others;
+           allowed token ids go through generate()'s prefix_allowed_tokens_fn
     {"op": "warp", "logits": [[...]], "temperature": T, "topK": K, "topP": P, "minP": M}
         -> {"ok": true, "probs": [[...]]}: softmax of the rows after transformers' own sampling
            warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
@@ -117,6 +119,9 @@ def generate_job(job):
     frequency, presence = float(job.get("frequencyPenalty") or 0), float(job.get("presencePenalty") or 0)
     if frequency != 0 or presence != 0:
         extra["logits_processor"] = transformers.LogitsProcessorList([OpenAIPenalties(ids.shape[1], frequency, presence)])
+    if job.get("allowedTokenIds"):
+        allowed = [int(t) for t in job["allowedTokenIds"]]
+        extra["prefix_allowed_tokens_fn"] = lambda batch_id, input_ids: allowed
     with torch.no_grad():
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=int(job["maxNewTokens"]), do_sample=False, **extra)
     eos = model.generation_config.eos_token_id

@@ -25,10 +25,25 @@ function loadJinja(): Promise<JinjaModule | null> {
 
 const compiled = new Map<string, JinjaTemplate>();
 
+/** How the conversation ends (vLLM's request fields of the same names). */
+export interface ChatPromptOptions {
+  /** end with the header of a new assistant message (default true, false with continueFinalMessage) */
+  addGenerationPrompt?: boolean;
+  /** end inside the last message, which the model continues (default false) */
+  continueFinalMessage?: boolean;
+  /** tokenise with the tokenizer's own special tokens (BOS) too (default false: the template holds those it wants) */
+  addSpecialTokens?: boolean;
+}
+
+/** Appended to the final message to find where the template put it (transformers' own tag). */
+const CONTINUE_TAG = 'CONTINUE_FINAL_MESSAGE_TAG ';
+
 /**
- * The template rendered as transformers' `apply_chat_template(messages, add_generation_prompt=True,
- * **kwargs)` renders it. `kwargs` (a request's chat_template_kwargs) cannot replace the messages,
- * the generation prompt or the special tokens.
+ * The template rendered as transformers' `apply_chat_template(messages, add_generation_prompt,
+ * continue_final_message, **kwargs)` renders it. `kwargs` (a request's chat_template_kwargs)
+ * cannot replace the messages, the generation prompt or the special tokens. To continue the final
+ * message, transformers appends a tag to it, renders, and cuts the text at the tag (and the
+ * whitespace before it where the template trimmed the message); so does this.
  */
 export async function renderChat(
   template: string | null,
@@ -36,7 +51,13 @@ export async function renderChat(
   messages: ChatMessage[],
   special: { bos: string | null; eos: string | null },
   kwargs: Record<string, unknown> = {},
+  options: ChatPromptOptions = {},
 ): Promise<string> {
+  const continueFinal = options.continueFinalMessage ?? false;
+  const addGenerationPrompt = options.addGenerationPrompt ?? !continueFinal;
+  if (continueFinal && addGenerationPrompt) {
+    throw badRequest('continue_final_message and add_generation_prompt cannot both be true: the prompt either continues the last message or starts a new one', 'continue_final_message', 'invalid_value');
+  }
   if (template === null) {
     throw badRequest(
       `the model \`${modelId}\` has no chat template (neither a chat_template.jinja nor a chat_template in its tokenizer_config.json), so /v1/chat/completions cannot build a prompt for it; use /v1/completions with a plain prompt`,
@@ -51,12 +72,22 @@ export async function renderChat(
     t = new mod.Template(template);
     compiled.set(template, t);
   }
+  const final = messages[messages.length - 1];
+  const rendering = continueFinal ? [...messages.slice(0, -1), { ...final, content: final.content + CONTINUE_TAG }] : messages;
+  let rendered: string;
   try {
-    return t.render({ ...kwargs, messages, add_generation_prompt: true, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
+    rendered = t.render({ ...kwargs, messages: rendering, add_generation_prompt: addGenerationPrompt, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
   } catch (err) {
     // templates raise errors on purpose (e.g. "roles must alternate user/assistant")
     throw badRequest(`the chat template rejected the messages: ${(err as Error).message}`, 'messages', 'chat_template_error');
   }
+  if (!continueFinal) return rendered;
+  const tag = CONTINUE_TAG.trim();
+  if (!rendered.includes(final.content.trim()) || !rendered.includes(tag)) {
+    throw badRequest('continue_final_message is set but the chat template does not keep the final message as given, so there is nothing to continue', 'continue_final_message', 'chat_template_error');
+  }
+  const at = rendered.lastIndexOf(tag);
+  return rendered.startsWith(CONTINUE_TAG, at) ? rendered.slice(0, at) : rendered.slice(0, at).trimEnd();
 }
 
 /**
@@ -68,7 +99,8 @@ export async function buildChatPrompt(
   model: Pick<ServedModel, 'id' | 'chatTemplate' | 'specialTokens' | 'tokenizer'>,
   messages: ChatMessage[],
   kwargs: Record<string, unknown> = {},
+  options: ChatPromptOptions = {},
 ): Promise<{ text: string; ids: Int32Array }> {
-  const text = await renderChat(model.chatTemplate, model.id, messages, model.specialTokens, kwargs);
-  return { text, ids: Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: false }).ids) };
+  const text = await renderChat(model.chatTemplate, model.id, messages, model.specialTokens, kwargs, options);
+  return { text, ids: Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids) };
 }

@@ -50,6 +50,8 @@ const REQUEST_FIELD: Record<string, string> = {
   frequencyPenalty: 'frequency_penalty',
   presencePenalty: 'presence_penalty',
   logitBias: 'logit_bias',
+  allowedTokenIds: 'allowed_token_ids',
+  minNewTokens: 'min_tokens',
 };
 
 /** Any thrown value as an ApiError; unexpected errors keep only their message (no stack). */

@@ -209,7 +209,7 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
         maxBatchSize: this.opts.maxBatchSize,
         contextLength: model.contextLength,
         maxPrefillTokens: this.opts.maxPrefillTokens,
-        tokenizer: { decode: (ids: number[]) => model.tokenizer.tokenizer.decode(ids, { skip_special_tokens: true }) },
+        tokenizer: { decode: (ids: number[], options?: { skipSpecialTokens?: boolean }) => model.tokenizer.tokenizer.decode(ids, { skip_special_tokens: options?.skipSpecialTokens ?? true }) },
       };
       if (checkpoint instanceof CompressedModel && checkpoint.storage === 'factored') {
         // factored experts, the hottest materialised within the share (checkpoint, then live counts)

@@ -3,8 +3,9 @@
  * log-probability options resolved against the model it names.
  */
 import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
-import type { PenaltyParams } from '../runtime/generation/penalties.js';
+import type { LogitsProcessingParams } from '../runtime/generation/logits-processors.js';
 import type { SamplingParams } from '../runtime/generation/sampling.js';
+import type { GenerationParams } from '../runtime/generation/decoder.js';
 import { buildChatPrompt } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
@@ -34,7 +35,8 @@ export interface Prepared {
   stream: boolean;
   includeUsage: boolean;
   params: SamplingParams &
-    PenaltyParams & { stop: string[]; stopTokenIds: number[]; logprobs?: number; promptLogprobs?: number };
+    LogitsProcessingParams &
+    Pick<GenerationParams, 'minNewTokens' | 'includeStopInText' | 'skipSpecialTokens'> & { stop: string[]; stopTokenIds: number[]; logprobs?: number; promptLogprobs?: number };
 }
 
 /** Alternatives per token the request asks log-probabilities for (undefined: none), in either endpoint's form. */
@@ -96,12 +98,13 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
   let ids: Int32Array;
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
-    ids = (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {})).ids;
+    const options = { addGenerationPrompt: chat.add_generation_prompt ?? undefined, continueFinalMessage: chat.continue_final_message ?? false, addSpecialTokens: chat.add_special_tokens ?? false };
+    ids = (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, options)).ids;
   } else {
     const prompt = (req as CompletionRequest).prompt;
     if (typeof prompt === 'string' || typeof prompt[0] === 'string') {
       const text = typeof prompt === 'string' ? prompt : (prompt[0] as string);
-      ids = Int32Array.from(model.tokenizer.tokenizer.encode(text).ids);
+      ids = Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: (req as CompletionRequest).add_special_tokens ?? true }).ids);
     } else {
       // token ids, checked here so that a bad one never starts a load (a 400 naming the prompt)
       const given = (Array.isArray(prompt[0]) ? prompt[0] : prompt) as number[];
@@ -109,6 +112,9 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       ids = Int32Array.from(given);
     }
   }
+  // vLLM's truncate_prompt_tokens: the last k tokens (the echoed prompt is then their text)
+  const truncated = req.truncate_prompt_tokens !== null && req.truncate_prompt_tokens !== undefined && req.truncate_prompt_tokens < ids.length;
+  if (truncated) ids = ids.slice(ids.length - req.truncate_prompt_tokens!);
   const context = model.contextLength;
   if (ids.length >= context) {
     throw badRequest(`This model's maximum context length is ${context} tokens, but the prompt has ${ids.length} tokens (at least one position must be left to generate). Shorten the prompt.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
@@ -125,6 +131,10 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       'context_length_exceeded',
     );
   }
+  if ((req.min_tokens ?? 0) > maxTokens) throw badRequest(`min_tokens (${req.min_tokens}) must not exceed max_tokens (${maxTokens})`, 'min_tokens', 'invalid_value');
+  for (const id of req.allowed_token_ids ?? []) {
+    if (id >= model.vocabSize) throw badRequest(`allowed_token_ids: ${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'allowed_token_ids', 'invalid_parameter');
+  }
   // fields the request leaves out take the model's generation_config.json settings, as in vLLM
   const defaults = model.samplingDefaults;
   const topK = req.top_k ?? defaults.topK;
@@ -133,7 +143,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     ids,
     maxTokens,
     n: req.n ?? 1,
-    echo: echo ? promptText(model, (req as CompletionRequest).prompt, ids) : null,
+    echo: echo ? (truncated ? model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false }) : promptText(model, (req as CompletionRequest).prompt, ids)) : null,
     scoreOnly,
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,
@@ -146,6 +156,10 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       frequencyPenalty: req.frequency_penalty ?? undefined,
       presencePenalty: req.presence_penalty ?? undefined,
       logitBias: logitBiasOf(req.logit_bias, model),
+      allowedTokenIds: req.allowed_token_ids ?? undefined,
+      minNewTokens: req.min_tokens ?? undefined,
+      includeStopInText: req.include_stop_str_in_output ?? undefined,
+      skipSpecialTokens: req.skip_special_tokens ?? undefined,
       seed: req.seed ?? undefined,
       stop: stopList(req.stop),
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...stopTokenIdsOf(req.stop_token_ids, model)])],

@@ -2,14 +2,17 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (best_of > 1, suffix, min_tokens, several prompts; for chat, tools and JSON response formats)
- * are refused with a 400 instead of being silently ignored. vLLM's ignore_eos, stop_token_ids,
- * repetition_penalty and chat_template_kwargs are implemented.
+ * (best_of > 1, suffix, several prompts, tools, JSON response formats, and vLLM's beam search,
+ * guided decoding and prompt_logprobs) are refused with a 400 instead of being silently ignored;
+ * their neutral values pass. vLLM's sampling fields are implemented (top_k, min_p,
+ * repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output,
+ * skip_special_tokens, allowed_token_ids, truncate_prompt_tokens, add_special_tokens) and, for
+ * chat, chat_template_kwargs, add_generation_prompt and continue_final_message.
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
 import { MAX_TOP_LOGPROBS } from '../runtime/generation/logprobs.js';
-import { MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS } from '../runtime/generation/penalties.js';
+import { MAX_ALLOWED_TOKENS, MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS } from '../runtime/generation/logits-processors.js';
 
 /** Most choices (n) one request may ask for. */
 export const MAX_CHOICES = 16;
@@ -25,6 +28,9 @@ export const MAX_TOKENS_LIMIT = 1_000_000;
 
 const maxTokens = z.number().int().min(1).max(MAX_TOKENS_LIMIT).nullish();
 const stop = z.union([z.string(), z.array(z.string()).max(16)], { message: 'stop must be a string or an array of at most 16 strings' }).nullish();
+
+/** vLLM's guided-decoding fields: absent or null only. */
+const guided = (name: string) => z.null({ message: `${name}: guided decoding is not supported` }).optional();
 
 const sampling = {
   model: z.string().min(1),
@@ -57,8 +63,30 @@ const sampling = {
   /** vLLM's extensions, which benchmark clients send: generate past the model's end-of-sequence ids, or stop at more ids */
   ignore_eos: z.boolean().nullish(),
   stop_token_ids: z.array(z.number().int().min(0)).max(64).nullish(),
-  min_tokens: z.literal(0, { message: 'min_tokens is not supported (only 0)' }).nullish(),
+  /** vLLM's other sampling fields */
+  min_tokens: z.number().int().min(0).max(MAX_TOKENS_LIMIT).nullish(),
+  include_stop_str_in_output: z.boolean().nullish(),
+  skip_special_tokens: z.boolean().nullish(),
+  /** vLLM uses it only with slow (Python) tokenizers; the tokenizers here are fast ones, so it changes nothing, there as here */
+  spaces_between_special_tokens: z.boolean().nullish(),
+  allowed_token_ids: z.array(z.number().int().min(0)).min(1).max(MAX_ALLOWED_TOKENS).nullish(),
+  /** keep only the last k prompt tokens */
+  truncate_prompt_tokens: z.number().int().min(1).nullish(),
+  // vLLM's fields this server does not implement: refused where they would change anything
+  use_beam_search: z.literal(false, { message: 'beam search (use_beam_search) is not supported' }).nullish(),
+  length_penalty: z.literal(1, { message: 'length_penalty applies to beam search, which is not supported' }).nullish(),
+  prompt_logprobs: z.null({ message: 'prompt_logprobs is not supported; on /v1/completions, echo: true with logprobs returns the prompt’s log-probabilities' }).optional(),
+  return_tokens_as_token_ids: z.literal(false, { message: 'return_tokens_as_token_ids is not supported' }).nullish(),
+  logits_processors: z.null({ message: 'custom logits_processors are not supported' }).optional(),
+  guided_json: guided('guided_json'),
+  guided_regex: guided('guided_regex'),
+  guided_choice: guided('guided_choice'),
+  guided_grammar: guided('guided_grammar'),
+  structured_outputs: guided('structured_outputs'),
 };
+
+/** Only response_format {"type": "text"} (no JSON mode or schemas). */
+const responseFormat = z.object({ type: z.literal('text', { message: 'only response_format {"type": "text"} is supported (no JSON mode or schemas)' }) }).nullish();
 
 export const completionRequest = z.object({
   ...sampling,
@@ -81,6 +109,9 @@ export const completionRequest = z.object({
   logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   suffix: z.null({ message: 'suffix is not supported' }).optional(),
   best_of: z.literal(1, { message: 'only best_of = 1 is supported' }).nullish(),
+  /** vLLM's: false leaves out the special tokens (BOS) the tokenizer adds to a text prompt */
+  add_special_tokens: z.boolean().nullish(),
+  response_format: responseFormat,
 });
 export type CompletionRequest = z.infer<typeof completionRequest>;
 
@@ -100,9 +131,17 @@ export const chatRequest = z.object({
   top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
   tools: z.array(z.unknown()).max(0, { message: 'tools (function calling) are not supported' }).nullish(),
   tool_choice: z.literal('none', { message: 'tools (function calling) are not supported; tool_choice can only be "none"' }).nullish(),
-  response_format: z.object({ type: z.literal('text', { message: 'only response_format {"type": "text"} is supported (no JSON mode or schemas)' }) }).nullish(),
+  response_format: responseFormat,
   /** vLLM's extension: variables for the chat template, e.g. {"enable_thinking": false} for Qwen3 */
   chat_template_kwargs: z.record(z.string(), z.unknown(), { message: 'chat_template_kwargs must be an object of template variables' }).nullish(),
+  /** vLLM's: end the prompt with a new assistant header (default), or inside the last message, which the model continues */
+  add_generation_prompt: z.boolean().nullish(),
+  continue_final_message: z.boolean().nullish(),
+  /** vLLM's: add the tokenizer's special tokens (BOS) to the rendered template (default false: the template holds them) */
+  add_special_tokens: z.boolean().nullish(),
+  echo: z.literal(false, { message: 'echo is not supported on /v1/chat/completions (use continue_final_message to continue the last message)' }).nullish(),
+  chat_template: z.null({ message: 'a chat_template in the request is not supported; the model’s own template is used' }).optional(),
+  documents: z.null({ message: 'documents are not supported' }).optional(),
 });
 export type ChatRequest = z.infer<typeof chatRequest>;
 export type ChatMessage = { role: string; content: string };

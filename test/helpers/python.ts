@@ -77,6 +77,7 @@ export type HfJob =
       logitBias?: Array<[number, number]>;
       frequencyPenalty?: number;
       presencePenalty?: number;
+      allowedTokenIds?: number[];
     }
   | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null };
 

@@ -186,6 +186,40 @@ describe('stop strings', () => {
     expect(out).toBe(text.slice(0, text.indexOf('日本')));
   });
 
+  const run = (stream: StopTextStream, text: string, checkFrom = 0) => {
+    let out = '';
+    let n = 0;
+    for (const id of ids(text)) {
+      const r = stream.push(id, ++n > checkFrom);
+      out += r.text;
+      if (r.stop) return { out, stopped: true };
+    }
+    return { out: out + stream.flush(), stopped: false };
+  };
+
+  it('keeps the stop string when asked (vLLM’s include_stop_str_in_output), and still the earliest match', () => {
+    expect(run(new StopTextStream(decoder, ['dead', 'fgh'], { includeStop: true }), 'abc dea\nfgh dead beef')).toEqual({ out: 'abc dea\nfgh', stopped: true });
+    expect(run(new StopTextStream(decoder, ['\n\n', 'dead'], { includeStop: true }), 'abc dea\nfgh dead beef')).toEqual({ out: 'abc dea\nfgh dead', stopped: true });
+  });
+
+  it('no stop string ends within the first tokens of a minimum length; one that ends after them stops, even if it starts within', () => {
+    // 'ab' ends at the 2nd token (inside the first 4): ignored; the next 'ab' ends at the 7th
+    expect(run(new StopTextStream(decoder, ['ab']), 'abcdeabfg', 4)).toEqual({ out: 'abcde', stopped: true });
+    // 'de' starts at the 4th token and ends at the 5th: found
+    expect(run(new StopTextStream(decoder, ['de']), 'abcdeabfg', 4)).toEqual({ out: 'abc', stopped: true });
+    // 'cd' ends at the 4th: ignored, and never again
+    expect(run(new StopTextStream(decoder, ['cd']), 'abcdeabfg', 4)).toEqual({ out: 'abcdeabfg', stopped: false });
+    expect(run(new StopTextStream(decoder, ['cd']), 'abcdeabfg', 3)).toEqual({ out: 'ab', stopped: true });
+  });
+
+  it('decodes special tokens only when skipSpecialTokens is false', () => {
+    const calls: Array<boolean | undefined> = [];
+    const spy = { decode: (i: number[], o?: { skipSpecialTokens?: boolean }) => (calls.push(o?.skipSpecialTokens), decoder.decode(i)) };
+    new StopTextStream(spy, []).push(1);
+    new StopTextStream(spy, [], { skipSpecialTokens: false }).push(1);
+    expect(calls.every((c, i) => c === (i < calls.length / 2))).toBe(true);
+  });
+
   it('releases held-back text at the end when no stop string completes', () => {
     const stream = new StopTextStream(decoder, ['dead']);
     let out = '';

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildChatPrompt } from '../../src/serve/chat-template.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { describeWithTransformers, pythonPath } from '../helpers/python.js';
-import { startServer, TINY_DIR, type Running } from './helpers.js';
+import { postJson, startServer, TINY_DIR, type Running } from './helpers.js';
 
 // Qwen/Qwen2-7B-Instruct's chat_template
 const CHATML =
@@ -40,6 +40,19 @@ const CONVERSATIONS: Message[][] = [
 ];
 const NEW_TOKENS = 12;
 
+// the conversation's end as vLLM's add_generation_prompt and continue_final_message set it
+const ENDINGS: Array<{ messages: Message[]; options: { add_generation_prompt: boolean; continue_final_message?: boolean } }> = [
+  {
+    messages: [
+      { role: 'user', content: 'Who art thou?' },
+      { role: 'assistant', content: 'I am the ghost of' },
+    ],
+    options: { add_generation_prompt: false, continue_final_message: true },
+  },
+  { messages: [{ role: 'user', content: 'Who art thou?' }, { role: 'assistant', content: 'A friend.  ' }], options: { add_generation_prompt: false, continue_final_message: true } },
+  { messages: CONVERSATIONS[1], options: { add_generation_prompt: false } },
+];
+
 const NO_THINKING = { enable_thinking: false };
 
 interface Reference {
@@ -49,7 +62,7 @@ interface Reference {
 }
 
 /** transformers' rendering, ids and greedy continuation of each conversation with the model in `dir` */
-function reference(dir: string, conversations: Array<Message[] | { messages: Message[]; kwargs: Record<string, unknown> }> = CONVERSATIONS): Reference[] {
+function reference(dir: string, conversations: Array<Message[] | { messages: Message[]; kwargs?: Record<string, unknown>; options?: Record<string, unknown> }> = CONVERSATIONS): Reference[] {
   const out = execFileSync(pythonPath, [path.join(repoRoot, 'scripts', 'hf_chat_reference.py')], {
     input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations }),
     env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
@@ -74,7 +87,7 @@ describeWithTransformers('chat completions with a real chat template', () => {
     const configFile = path.join(dir, 'tokenizer_config.json');
     const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
     writeFileSync(configFile, JSON.stringify({ ...config, chat_template: CHATML }, null, 2));
-    refs = reference(dir);
+    refs = reference(dir, [...CONVERSATIONS, ...ENDINGS]);
     // the tokenizer with the thinking switch, saved by transformers itself, which (from version 5)
     // writes the template to chat_template.jinja and leaves it out of tokenizer_config.json
     jinjaDir = mkdtempSync(path.join(tmpdir(), 'rfid-chat-jinja-'));
@@ -143,6 +156,30 @@ describeWithTransformers('chat completions with a real chat template', () => {
     // the kwargs cannot replace the conversation
     const kept = await buildChatPrompt(model, CONVERSATIONS[0], { messages: CONVERSATIONS[1], add_generation_prompt: false });
     expect(kept.text).toBe(jinjaRefs[0].text);
+  });
+
+  it('add_generation_prompt and continue_final_message end the prompt as transformers’ apply_chat_template does', async () => {
+    const model = s.server.models.get('chat')!;
+    for (const [i, { messages, options }] of ENDINGS.entries()) {
+      const ref = refs[CONVERSATIONS.length + i];
+      const built = await buildChatPrompt(model, messages, {}, { addGenerationPrompt: options.add_generation_prompt, continueFinalMessage: options.continue_final_message });
+      expect(built.text).toBe(ref.text);
+      expect([...built.ids]).toEqual(ref.ids);
+      // through the server, with vLLM's request fields: the greedy continuation transformers decodes
+      const r = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages, max_tokens: NEW_TOKENS, temperature: 0, ...options });
+      expect(r.status).toBe(200);
+      expect(r.json.usage.prompt_tokens).toBe(ref.ids.length);
+      expect(r.json.choices[0].message.content).toBe(decode(ref.generated));
+    }
+    // the continued message is open (no end marker after it); the spaces it ends with are kept
+    expect(refs[CONVERSATIONS.length].text.endsWith('<|im_start|>assistant\nI am the ghost of')).toBe(true);
+    expect(refs[CONVERSATIONS.length + 1].text.endsWith('A friend.  ')).toBe(true);
+    // continue_final_message alone implies no generation prompt; asking for both is a 400
+    const alone = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: ENDINGS[0].messages, max_tokens: 2, temperature: 0, continue_final_message: true });
+    expect(alone.json.usage.prompt_tokens).toBe(refs[CONVERSATIONS.length].ids.length);
+    const both = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: ENDINGS[0].messages, continue_final_message: true, add_generation_prompt: true });
+    expect(both.status).toBe(400);
+    expect(both.json.error).toMatchObject({ param: 'continue_final_message', message: expect.stringMatching(/cannot both be true/) });
   });
 
   it('openai client, not streamed: greedy answer equals transformers', async () => {

@@ -99,9 +99,12 @@ describe('generation_config.json in the server', () => {
     const outside = await complete({ model: 'plain', stop_token_ids: [1e9] });
     expect(outside.status).toBe(400);
     expect(outside.json.error).toMatchObject({ param: 'stop_token_ids', message: expect.stringMatching(/1000000000 is outside the vocabulary/) });
-    const minTokens = await complete({ model: 'plain', min_tokens: 4 });
-    expect(minTokens.status).toBe(400);
-    expect(minTokens.json.error.message).toMatch(/min_tokens is not supported/);
+    // min_tokens keeps the stop ids out until that many tokens are generated
+    const held = await complete({ model: 'eos-list', temperature: 0, min_tokens: at + 3 });
+    expect(held.json.usage.completion_tokens).toBeGreaterThanOrEqual(at + 3);
+    const tooMany = await complete({ model: 'plain', min_tokens: NEW + 1 });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.json.error).toMatchObject({ param: 'min_tokens', message: expect.stringMatching(/must not exceed max_tokens/) });
   });
 
   it('fields a request leaves out take its temperature, top_p and top_k; fields it sets win', async () => {

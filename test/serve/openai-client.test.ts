@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/shared-data.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
-import { BatchDecoder, weightProviderOf, type GenerationParams } from '../../src/runtime/index.js';
+import { BatchDecoder, textCodec, weightProviderOf, type GenerationParams } from '../../src/runtime/index.js';
 import { startServer, TINY_DIR, type Running } from './helpers.js';
 
 interface GoldenCase {
@@ -107,9 +107,9 @@ describe('openai client', () => {
       { body: { repetition_penalty: 1.4 }, params: { repetitionPenalty: 1.4 } },
       { body: { logit_bias: { [String(banned)]: -100 } }, params: { logitBias: new Map([[banned, -100]]) } },
     ];
-    // the library's decoder, one request at a time (its tokens are checked against transformers in test/runtime/penalties.test.ts)
+    // the library's decoder, one request at a time (its tokens are checked against transformers in test/runtime/logits-processors.test.ts)
     const ckpt = await openCheckpoint(TINY_DIR);
-    const decoder = new BatchDecoder(weightProviderOf(ckpt), s.engine, { maxBatchSize: 1, tokenizer: tok });
+    const decoder = new BatchDecoder(weightProviderOf(ckpt), s.engine, { maxBatchSize: 1, tokenizer: textCodec(s.server.models.get('tiny')!.tokenizer) });
     const want: string[] = [];
     try {
       for (const { params } of settings) want.push((await decoder.submit(ids, { temperature: 0, maxNewTokens: 32, ...params }).result).text);

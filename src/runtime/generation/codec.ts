@@ -2,14 +2,14 @@
  * Text ↔ token ids for generation, from the model's own tokenizer (src/tokens/tokenizer.ts).
  * Prompts are encoded with the tokenizer's own special-token rule (its post-processor decides
  * whether a BOS is added, as `tokenizer(prompt)` does in transformers); completions are decoded
- * without special tokens.
+ * without special tokens unless asked to keep them.
  */
 import { loadTokenizer, type LoadedTokenizer } from '../../tokens/tokenizer.js';
 import type { TextDecoderLike } from './stop.js';
 
 export interface TextCodec extends TextDecoderLike {
   encode(text: string): Int32Array;
-  decode(ids: number[]): string;
+  decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
 }
 
 export function textCodec(loaded: LoadedTokenizer): TextCodec {
@@ -17,7 +17,7 @@ export function textCodec(loaded: LoadedTokenizer): TextCodec {
   return {
     encode: (text) => Int32Array.from(tok.encode(text).ids),
     // the library refuses an empty list; the empty completion decodes to ''
-    decode: (ids) => (ids.length === 0 ? '' : tok.decode(ids, { skip_special_tokens: true })),
+    decode: (ids, options) => (ids.length === 0 ? '' : tok.decode(ids, { skip_special_tokens: options?.skipSpecialTokens ?? true })),
   };
 }
 

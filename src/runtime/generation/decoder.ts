@@ -22,18 +22,27 @@ import { resolveSampling, Sampler, type SamplingParams } from './sampling.js';
 import { StopTextStream, type TextDecoderLike } from './stop.js';
 import { MAX_TOP_LOGPROBS, tokenLogprobs, type TokenLogprob } from './logprobs.js';
 import { assertPromptIds } from './prompt-ids.js';
-import { LogitsPenalties, resolvePenalties, type PenaltyParams } from './penalties.js';
+import { RequestLogitsProcessor, resolveLogitsProcessing, type LogitsProcessingParams } from './logits-processors.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 /** Most bytes of logits a prompt's scoring holds at once, by default (BatchDecoderOptions.promptLogitsBytes). */
 const PROMPT_LOGITS_BYTES = 32 * 2 ** 20;
 
-export interface GenerationParams extends SamplingParams, PenaltyParams {
+export interface GenerationParams extends SamplingParams, LogitsProcessingParams {
   /** most tokens to generate (default 128); generation also ends at the context length */
   maxNewTokens?: number;
   /** stop strings, matched on the decoded completion text; the text is cut before the match */
   stop?: readonly string[];
+  /** keep the stop string (or the stop token's text) that ended generation in the text (vLLM's include_stop_str_in_output; default false) */
+  includeStopInText?: boolean;
+  /** leave special tokens out of the completion text (default true) */
+  skipSpecialTokens?: boolean;
+  /**
+   * Generate at least this many tokens (default 0): until then the stop token ids cannot be
+   * chosen (their logits are -∞) and no stop string ends the text, as vLLM's min_tokens.
+   */
+  minNewTokens?: number;
   /** token ids that end generation (the id is counted but has no text); default: the model's end-of-sequence ids (ModelConfig.eosTokenIds, generation_config.json's where it names them); [] = never */
   stopTokenIds?: readonly number[];
   /** aborting stops the request at the next step boundary and frees its KV slot */
@@ -88,9 +97,12 @@ interface Sequence {
   fed: number;
   generated: number[];
   maxNew: number;
+  /** tokens before which no stop id or stop string ends the request */
+  minNew: number;
+  includeStop: boolean;
   sampler: Sampler;
-  /** logit bias and repetition, frequency and presence penalties; null: none asked for */
-  penalties: LogitsPenalties | null;
+  /** allowed tokens, logit bias, repetition, frequency and presence penalties; null: none asked for */
+  logitsProcessor: RequestLogitsProcessor | null;
   stopIds: ReadonlySet<number>;
   /** alternatives to report with each token's log-probability; null: no log-probabilities */
   logprobs: number | null;
@@ -286,6 +298,8 @@ export class BatchDecoder {
     if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s.length === 0)) throw new GenerationParamsError('stop strings must be non-empty strings', 'stop');
     if (stops.length > 0 && !this.opts.tokenizer) throw new GenerationParamsError('stop strings need the decoder to have a tokenizer', 'stop');
     const stopIds = params.stopTokenIds ?? config.eosTokenIds;
+    const minNew = params.minNewTokens ?? 0;
+    if (!Number.isSafeInteger(minNew) || minNew < 0 || minNew > maxNew) throw new GenerationParamsError(`min new tokens must be an integer in [0, max new tokens = ${maxNew}], got ${String(params.minNewTokens)}`, 'minNewTokens');
     const logprobs = params.logprobs ?? null;
     const promptTop = params.promptLogprobs ?? null;
     for (const n of [logprobs, promptTop]) {
@@ -294,7 +308,7 @@ export class BatchDecoder {
       }
     }
     const sampler = new Sampler(resolveSampling(params));
-    const penalties = resolvePenalties(params, config.vocabSize);
+    const processing = resolveLogitsProcessing(params, config.vocabSize);
 
     const id = this.nextId++;
     const seq: Sequence = {
@@ -303,13 +317,15 @@ export class BatchDecoder {
       fed: 0,
       generated: [],
       maxNew: Math.min(maxNew, this.contextLength - ids.length),
+      minNew,
+      includeStop: params.includeStopInText ?? false,
       sampler,
-      penalties: penalties === null ? null : new LogitsPenalties(penalties, ids),
+      logitsProcessor: processing === null ? null : new RequestLogitsProcessor(processing, ids),
       stopIds: new Set(stopIds),
       logprobs,
       promptLogprobs: promptTop === null ? null : [null],
       promptTop: promptTop ?? 0,
-      text: new StopTextStream(this.opts.tokenizer, stops),
+      text: new StopTextStream(this.opts.tokenizer, stops, { includeStop: params.includeStopInText ?? false, skipSpecialTokens: params.skipSpecialTokens ?? true }),
       slot: -1,
       stream: undefined as unknown as GenerationStream,
       aborted: false,
@@ -426,16 +442,20 @@ export class BatchDecoder {
     sampling.forEach((seq, i) => {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
-      // log-probabilities are the model's own (raw logits, vLLM's default), whatever the penalties
-      const raw = seq.penalties !== null && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
-      seq.penalties?.apply(row);
+      const belowMin = seq.generated.length < seq.minNew;
+      // log-probabilities are the model's own (raw logits, vLLM's default), whatever the processing
+      const raw = (seq.logitsProcessor !== null || belowMin) && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
+      seq.logitsProcessor?.apply(row);
+      if (belowMin) for (const id of seq.stopIds) row[id] = -Infinity;
       const token = seq.sampler.next(row, this.pickGreedy);
       const logprob = seq.logprobs === null ? undefined : tokenLogprobs(raw, token, seq.logprobs, this.logSumExp(raw));
-      seq.penalties?.observe(token);
+      seq.logitsProcessor?.observe(token);
       seq.generated.push(token);
       this.stats.generatedTokens++;
       const isStopToken = seq.stopIds.has(token);
-      const pushed = isStopToken ? { text: '', stop: false } : seq.text.push(token);
+      const checkStops = seq.generated.length > seq.minNew;
+      // a stop token's own text (empty unless special tokens are kept) only when the stop is to be included, as vLLM does
+      const pushed = isStopToken ? (seq.includeStop ? { text: seq.text.push(token, false).text, stop: false } : { text: '', stop: false }) : seq.text.push(token, checkStops);
       const reason: FinishReason | null = isStopToken || pushed.stop ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
       // text held back for a possible stop string is released with the last token
       const text = reason !== null && !pushed.stop ? pushed.text + seq.text.flush() : pushed.text;

@@ -18,4 +18,4 @@ export { textCodec, loadTextCodec, type TextCodec } from './codec.js';
 export { GenerationParamsError, ContextLengthError, DecoderClosedError, type GenerationParam } from './errors.js';
 export { sampleSequences, type SampleOptions } from './sample-sequences.js';
 export { tokenLogprobs, MAX_TOP_LOGPROBS, type TokenLogprob } from './logprobs.js';
-export { LogitsPenalties, resolvePenalties, MAX_LOGIT_BIAS, MAX_FREQUENCY_PENALTY, type PenaltyParams } from './penalties.js';
+export { RequestLogitsProcessor, resolveLogitsProcessing, MAX_LOGIT_BIAS, MAX_FREQUENCY_PENALTY, MAX_ALLOWED_TOKENS, type LogitsProcessingParams } from './logits-processors.js';

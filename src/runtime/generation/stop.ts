@@ -6,10 +6,19 @@
  * piece of a window (SentencePiece's leading space) changes both sides alike. A multi-byte
  * character split across tokens decodes to U+FFFD until its last byte arrives, so a trailing
  * U+FFFD waits. Any tail that could still grow into a stop string is held back too, so a stop
- * string never reaches the client, not even in part.
+ * string never reaches the client, not even in part (unless it is to be included: vLLM's
+ * include_stop_str_in_output).
  */
 export interface TextDecoderLike {
-  decode(ids: number[]): string;
+  /** the text of `ids`; special tokens (EOS, chat markers) are left out unless skipSpecialTokens is false */
+  decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
+}
+
+export interface StopTextOptions {
+  /** keep the stop string that ended the text at its end (default false: cut before it) */
+  includeStop?: boolean;
+  /** leave special tokens out of the text (default true) */
+  skipSpecialTokens?: boolean;
 }
 
 export class StopTextStream {
@@ -23,19 +32,27 @@ export class StopTextStream {
   private prefixOffset = 0;
   private readOffset = 0;
 
+  /** text before this position is not searched for stop strings (GenerationParams.minNewTokens) */
+  private checkFrom = 0;
+
   constructor(
     private readonly decoder: TextDecoderLike | undefined,
     private readonly stops: readonly string[],
+    private readonly options: StopTextOptions = {},
   ) {
     if (stops.length > 0 && !decoder) throw new Error('stop strings need a tokenizer to decode the generated text');
   }
 
   private decode(from: number, to: number = this.ids.length): string {
-    return to > from ? this.decoder!.decode(this.ids.slice(from, to)) : '';
+    return to > from ? this.decoder!.decode(this.ids.slice(from, to), { skipSpecialTokens: this.options.skipSpecialTokens ?? true }) : '';
   }
 
-  /** Adds a generated token; returns the new text to emit and whether a stop string was completed. */
-  push(id: number): { text: string; stop: boolean } {
+  /**
+   * Adds a generated token; returns the new text to emit and whether a stop string was completed.
+   * With `checkStops` false (a token within the minimum length) no stop string can end in the
+   * text this token adds, as vLLM does for min_tokens.
+   */
+  push(id: number, checkStops = true): { text: string; stop: boolean } {
     if (this.stopped) return { text: '', stop: true };
     this.ids.push(id);
     if (!this.decoder) return { text: '', stop: false };
@@ -51,15 +68,24 @@ export class StopTextStream {
     const longest = this.stops.reduce((m, s) => Math.max(m, s.length), 0);
     const from = Math.max(0, this.emitted - longest + 1);
     let cut = -1;
-    for (const s of this.stops) {
-      const at = text.indexOf(s, from);
-      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    let end = -1;
+    if (!checkStops) this.checkFrom = text.length;
+    else {
+      for (const s of this.stops) {
+        // a match must end in text that may hold one: after checkFrom
+        const at = text.indexOf(s, Math.max(from, this.checkFrom - s.length + 1));
+        if (at >= 0 && (cut < 0 || at < cut)) {
+          cut = at;
+          end = at + s.length;
+        }
+      }
     }
     if (cut >= 0) {
       this.stopped = true;
-      const out = text.slice(this.emitted, Math.max(cut, this.emitted));
-      this.emitted = Math.max(cut, this.emitted);
-      this.text = text.slice(0, this.emitted);
+      const until = Math.max(this.options.includeStop ? end : cut, this.emitted);
+      const out = text.slice(this.emitted, until);
+      this.emitted = until;
+      this.text = text.slice(0, until);
       return { text: out, stop: true };
     }
     const safe = Math.max(this.emitted, text.length - heldForStop(text, this.stops));

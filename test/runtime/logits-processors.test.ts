@@ -2,8 +2,8 @@
  * Logit bias and the repetition, frequency and presence penalties (src/runtime/generation/penalties.ts):
  * - the arithmetic of one row against the formulas, float32 operation by operation;
  * - greedy decodes of both shipped models, token for token against transformers' generate() with
- *   its own repetition_penalty and sequence_bias and an independent torch processor for OpenAI's
- *   penalties (scripts/hf_reference.py);
+ *   its own repetition_penalty, sequence_bias and prefix_allowed_tokens_fn and an independent torch
+ *   processor for OpenAI's penalties (scripts/hf_reference.py);
  * - log-probabilities stay the model's own under penalties.
  */
 import path from 'node:path';
@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
-import { BatchDecoder, GenerationParamsError, LogitsPenalties, resolvePenalties, weightProviderOf, type GenerationParams } from '../../src/runtime/index.js';
+import { BatchDecoder, GenerationParamsError, RequestLogitsProcessor, resolveLogitsProcessing, weightProviderOf, type GenerationParams } from '../../src/runtime/index.js';
 import { describeWithTransformers, runHfJobs, type HfJob } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
@@ -21,7 +21,7 @@ describe('one row of logits', () => {
   const row = () => Float32Array.from([2.5, -1.25, 0.3, -0.7, 4.1, 0, 1.9, -3.3]);
 
   it('adds the bias, then divides positive and multiplies negative logits of every prompt or completion token by the repetition penalty', () => {
-    const p = new LogitsPenalties(resolvePenalties({ repetitionPenalty: 1.3, logitBias: new Map([[0, -2], [5, 1.5]]) }, 8)!, [1, 2, 1]);
+    const p = new RequestLogitsProcessor(resolveLogitsProcessing({ repetitionPenalty: 1.3, logitBias: new Map([[0, -2], [5, 1.5]]) }, 8)!, [1, 2, 1]);
     p.observe(4);
     p.observe(0);
     const x = row();
@@ -37,7 +37,7 @@ describe('one row of logits', () => {
   });
 
   it('subtracts count × frequency and then presence from completion tokens only', () => {
-    const p = new LogitsPenalties(resolvePenalties({ frequencyPenalty: 0.7, presencePenalty: -0.4 }, 8)!, [6, 6, 7]);
+    const p = new RequestLogitsProcessor(resolveLogitsProcessing({ frequencyPenalty: 0.7, presencePenalty: -0.4 }, 8)!, [6, 6, 7]);
     for (const t of [2, 3, 2, 2]) p.observe(t);
     const x = row();
     p.apply(x);
@@ -48,9 +48,16 @@ describe('one row of logits', () => {
     expect(x[6]).toBe(f32(1.9)); // a prompt token is not a completion token
   });
 
+  it('keeps only the allowed tokens’ logits (every other one -∞), before the rest', () => {
+    const p = new RequestLogitsProcessor(resolveLogitsProcessing({ allowedTokenIds: [6, 1, 6, 4], logitBias: new Map([[4, 1], [0, 50]]) }, 8)!, []);
+    const x = row();
+    p.apply(x);
+    expect(Array.from(x)).toEqual([-Infinity, f32(-1.25), -Infinity, -Infinity, f32(f32(4.1) + 1), -Infinity, f32(1.9), -Infinity]);
+  });
+
   it('is null when nothing would change, and names the bad field', () => {
-    expect(resolvePenalties({}, 8)).toBeNull();
-    expect(resolvePenalties({ repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, logitBias: new Map([[3, 0]]) }, 8)).toBeNull();
+    expect(resolveLogitsProcessing({}, 8)).toBeNull();
+    expect(resolveLogitsProcessing({ repetitionPenalty: 1, frequencyPenalty: 0, presencePenalty: 0, logitBias: new Map([[3, 0]]) }, 8)).toBeNull();
     const bad: Array<[GenerationParams, string]> = [
       [{ repetitionPenalty: 0 }, 'repetitionPenalty'],
       [{ repetitionPenalty: -1 }, 'repetitionPenalty'],
@@ -62,11 +69,14 @@ describe('one row of logits', () => {
       [{ logitBias: new Map([[-1, 1]]) }, 'logitBias'],
       [{ logitBias: new Map([[2, 101]]) }, 'logitBias'],
       [{ logitBias: { 2: 1 } as unknown as Map<number, number> }, 'logitBias'],
+      [{ allowedTokenIds: [] }, 'allowedTokenIds'],
+      [{ allowedTokenIds: [3, 8] }, 'allowedTokenIds'],
+      [{ allowedTokenIds: [1.5] }, 'allowedTokenIds'],
     ];
     for (const [params, field] of bad) {
       let err: unknown;
       try {
-        resolvePenalties(params, 8);
+        resolveLogitsProcessing(params, 8);
       } catch (e) {
         err = e;
       }
@@ -120,12 +130,15 @@ describeWithTransformers('penalties and logit bias against transformers’ gener
           [free[2], -100],
           [free[3], 3.5],
         ];
+        const allowed = [...new Set([...free.slice(1), ...Array.from({ length: 40 }, (_, i) => 300 - 7 * i)])];
         const settings: Array<{ params: GenerationParams; hf: Partial<HfJob> }> = [
           { params: { repetitionPenalty: 1.3 }, hf: { repetitionPenalty: 1.3 } },
           { params: { repetitionPenalty: 0.8 }, hf: { repetitionPenalty: 0.8 } },
           { params: { frequencyPenalty: 0.9, presencePenalty: 0.6 }, hf: { frequencyPenalty: 0.9, presencePenalty: 0.6 } },
           { params: { frequencyPenalty: -0.5 }, hf: { frequencyPenalty: -0.5 } },
           { params: { logitBias: new Map(bias) }, hf: { logitBias: bias } },
+          // allowed: the plain decode's tokens after its first, and 40 ids counted down from 300
+          { params: { allowedTokenIds: allowed }, hf: { allowedTokenIds: allowed } },
           {
             params: { repetitionPenalty: 1.2, frequencyPenalty: 0.5, presencePenalty: 0.3, logitBias: new Map(bias) },
             hf: { repetitionPenalty: 1.2, frequencyPenalty: 0.5, presencePenalty: 0.3, logitBias: bias },

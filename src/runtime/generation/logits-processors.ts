@@ -1,9 +1,11 @@
 /**
- * Per-request adjustments of a row of logits before a token is chosen: a bias per token, the
- * repetition penalty, and the frequency and presence penalties. They run in the order both
- * transformers' generate() and vLLM apply them (bias, then repetition, then frequency and
- * presence), before temperature, top-k and top-p, and they change greedy choices too.
+ * Per-request adjustments of a row of logits before a token is chosen: a set of allowed tokens, a
+ * bias per token, the repetition penalty, and the frequency and presence penalties. They run in
+ * the order vLLM applies them (allowed tokens, bias, repetition, then frequency and presence;
+ * transformers has the same order for those it has), before temperature, top-k and top-p, and
+ * they change greedy choices too.
  *
+ * - allowed tokens (vLLM's `allowed_token_ids`): every other token's logit becomes -∞.
  * - logit bias (OpenAI's `logit_bias`): a fixed amount added to a token's logit, in [-100, 100].
  * - repetition penalty (transformers' `repetition_penalty`, also a vLLM request field): every token
  *   that occurs in the prompt or the completion so far has its logit divided by the penalty when
@@ -15,7 +17,7 @@
  * The arithmetic is float32, each operation rounded as PyTorch rounds it (a Float32Array store
  * rounds the exact f64 result once, which for +, ×, ÷ of float32 operands equals the float32
  * operation), so that a greedy decode matches transformers' token for token
- * (test/runtime/penalties.test.ts). Only the tokens seen so far are touched: a step costs the
+ * (test/runtime/logits-processors.test.ts). Only the tokens seen so far are touched: a step costs the
  * number of distinct tokens, not the vocabulary.
  */
 import { GenerationParamsError } from './errors.js';
@@ -25,7 +27,12 @@ export const MAX_LOGIT_BIAS = 100;
 /** Largest magnitude of the frequency and presence penalties (OpenAI's range). */
 export const MAX_FREQUENCY_PENALTY = 2;
 
-export interface PenaltyParams {
+/** Most tokens an allowed-token list may name. */
+export const MAX_ALLOWED_TOKENS = 65536;
+
+export interface LogitsProcessingParams {
+  /** only these token ids can be chosen (absent = all) */
+  allowedTokenIds?: readonly number[];
   /** > 0; 1 or absent = off (transformers' and vLLM's repetition_penalty) */
   repetitionPenalty?: number;
   /** in [-2, 2]; 0 or absent = off */
@@ -36,7 +43,9 @@ export interface PenaltyParams {
   logitBias?: ReadonlyMap<number, number>;
 }
 
-interface ResolvedPenalties {
+interface ResolvedLogitsProcessing {
+  /** sorted, distinct; null = all */
+  allowed: Int32Array | null;
   repetition: number;
   frequency: number;
   presence: number;
@@ -47,7 +56,7 @@ interface ResolvedPenalties {
  * Validates the parameters against a vocabulary; null when none of them changes anything (the
  * decoder then skips the row entirely). Throws GenerationParamsError naming the field.
  */
-export function resolvePenalties(p: PenaltyParams, vocabSize: number): ResolvedPenalties | null {
+export function resolveLogitsProcessing(p: LogitsProcessingParams, vocabSize: number): ResolvedLogitsProcessing | null {
   const repetition = p.repetitionPenalty ?? 1;
   if (typeof repetition !== 'number' || !Number.isFinite(repetition) || !(repetition > 0)) {
     throw new GenerationParamsError(`the repetition penalty must be a finite number > 0 (1 = off), got ${String(p.repetitionPenalty)}`, 'repetitionPenalty');
@@ -74,34 +83,56 @@ export function resolvePenalties(p: PenaltyParams, vocabSize: number): ResolvedP
       if (amount !== 0) bias.push([token, Math.fround(amount)]);
     }
   }
-  if (repetition === 1 && frequency === 0 && presence === 0 && bias.length === 0) return null;
-  return { repetition: Math.fround(repetition), frequency: Math.fround(frequency), presence: Math.fround(presence), bias };
+  let allowed: Int32Array | null = null;
+  if (p.allowedTokenIds !== undefined) {
+    const list = p.allowedTokenIds;
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_ALLOWED_TOKENS) {
+      throw new GenerationParamsError(`the allowed token ids must be a non-empty list of at most ${MAX_ALLOWED_TOKENS} token ids`, 'allowedTokenIds');
+    }
+    for (const id of list) {
+      if (!Number.isSafeInteger(id) || id < 0 || id >= vocabSize) {
+        throw new GenerationParamsError(`allowed token ${String(id)} is not a token id of this model's vocabulary [0, ${vocabSize})`, 'allowedTokenIds');
+      }
+    }
+    allowed = Int32Array.from(new Set(list)).sort();
+  }
+  if (allowed === null && repetition === 1 && frequency === 0 && presence === 0 && bias.length === 0) return null;
+  return { allowed, repetition: Math.fround(repetition), frequency: Math.fround(frequency), presence: Math.fround(presence), bias };
 }
 
 /**
  * One request's penalties and the token counts they depend on. `observe` each generated token;
  * `apply` to the row of logits its next token is chosen from.
  */
-export class LogitsPenalties {
+export class RequestLogitsProcessor {
   /** completion tokens and how often each was generated */
   private readonly counts = new Map<number, number>();
   /** the prompt's distinct tokens (the repetition penalty's other half) */
   private readonly promptTokens: ReadonlySet<number>;
 
   constructor(
-    private readonly p: ResolvedPenalties,
+    private readonly p: ResolvedLogitsProcessing,
     prompt: ArrayLike<number>,
   ) {
     this.promptTokens = p.repetition === 1 ? new Set() : new Set(Array.from(prompt));
+    this.kept = new Float32Array(p.allowed?.length ?? 0);
   }
 
   observe(token: number): void {
     this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
   }
 
+  /** the allowed tokens' logits, kept while the row is masked */
+  private readonly kept: Float32Array;
+
   /** Adjusts `row` (one token's logits over the vocabulary) in place. */
   apply(row: Float32Array): void {
-    const { repetition, frequency, presence, bias } = this.p;
+    const { allowed, repetition, frequency, presence, bias } = this.p;
+    if (allowed !== null) {
+      for (let i = 0; i < allowed.length; i++) this.kept[i] = row[allowed[i]];
+      row.fill(-Infinity);
+      for (let i = 0; i < allowed.length; i++) row[allowed[i]] = this.kept[i];
+    }
     for (const [token, amount] of bias) row[token] += amount;
     if (repetition !== 1) {
       const penalise = (token: number) => {

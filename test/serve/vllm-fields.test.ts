@@ -1,0 +1,148 @@
+/**
+ * vLLM's request fields beyond OpenAI's, as vLLM defines them: min_tokens,
+ * include_stop_str_in_output, skip_special_tokens, allowed_token_ids, truncate_prompt_tokens,
+ * add_special_tokens; and those not implemented, refused unless neutral. Truth: identities of the
+ * decoder (a bias of +100 on the end-of-sequence token makes it the greedy choice at every step;
+ * the greedy continuation of the same prompt) and the tokenizer's own special tokens.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+
+const PROMPT = 'ROMEO:\n';
+const EOS = 4095; // <|endoftext|>, the demo tokenizer's one special token and the model's EOS
+let work: string;
+let s: Running;
+/** the plain greedy continuation (24 tokens, no EOS among them) */
+let greedy: { text: string; ids: number[] };
+
+const complete = (body: Record<string, unknown>) => postJson(`${s.url}/v1/completions`, { model: 'plain', prompt: PROMPT, max_tokens: 24, temperature: 0, ...body });
+
+beforeAll(async () => {
+  work = mkdtempSync(path.join(tmpdir(), 'rfid-vllm-fields-'));
+  // the same model with a tokenizer that adds <|endoftext|> before every text, as BOS-adding tokenizers (Llama, Mixtral) do
+  const bos = path.join(work, 'bos');
+  cpSync(TINY_DIR, bos, { recursive: true });
+  const tokFile = path.join(bos, 'tokenizer.json');
+  const tok = JSON.parse(readFileSync(tokFile, 'utf8')) as Record<string, unknown>;
+  tok.post_processor = {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: '<|endoftext|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [{ SpecialToken: { id: '<|endoftext|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }],
+    special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [EOS], tokens: ['<|endoftext|>'] } },
+  };
+  writeFileSync(tokFile, JSON.stringify(tok));
+  s = await startServer({ models: [`plain=${TINY_DIR}`, `bos=${bos}`] });
+  const r = await complete({ logprobs: 0 });
+  expect(r.json.choices[0].finish_reason).toBe('length');
+  greedy = { text: r.json.choices[0].text, ids: [...s.server.models.get('plain')!.tokenizer.tokenizer.encode(r.json.choices[0].text).ids] };
+}, 120_000);
+
+afterAll(async () => {
+  await s?.close();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('vLLM’s sampling fields', () => {
+  it('min_tokens: the end-of-sequence token, forced by a bias, comes only after that many tokens', async () => {
+    const forced = await complete({ logit_bias: { [EOS]: 100 } });
+    expect(forced.json.usage.completion_tokens).toBe(1);
+    expect(forced.json.choices[0].finish_reason).toBe('stop');
+    const held = await complete({ logit_bias: { [EOS]: 100 }, min_tokens: 5 });
+    expect(held.json.usage.completion_tokens).toBe(6);
+    expect(held.json.choices[0].finish_reason).toBe('stop');
+    // the 5 tokens before it are the greedy ones (EOS masked, nothing else changed)
+    const five = await complete({ max_tokens: 5 });
+    expect(held.json.choices[0].text).toBe(five.json.choices[0].text);
+  });
+
+  it('min_tokens: no stop string ends within the first tokens', async () => {
+    const stop = greedy.text.slice(0, 2);
+    const early = await complete({ stop: [stop] });
+    expect(early.json.choices[0].text).toBe('');
+    const held = await complete({ stop: [stop], min_tokens: 6 });
+    const tok = s.server.models.get('plain')!.tokenizer.tokenizer;
+    const boundary = tok.decode(greedy.ids.slice(0, 6), { skip_special_tokens: true }).length;
+    // the first match that ends after the text of the first 6 tokens, as vLLM searches
+    const at = greedy.text.indexOf(stop, boundary - stop.length + 1);
+    expect(held.json.choices[0].text).toBe(at < 0 ? greedy.text : greedy.text.slice(0, at));
+    expect(held.json.usage.completion_tokens).toBeGreaterThanOrEqual(6);
+  });
+
+  it('include_stop_str_in_output keeps the stop string; skip_special_tokens false keeps special tokens’ text', async () => {
+    const stop = greedy.text.slice(5, 9);
+    const cut = await complete({ stop: [stop] });
+    expect(cut.json.choices[0].text).toBe(greedy.text.slice(0, greedy.text.indexOf(stop)));
+    const kept = await complete({ stop: [stop], include_stop_str_in_output: true });
+    expect(kept.json.choices[0].text).toBe(greedy.text.slice(0, greedy.text.indexOf(stop) + stop.length));
+    // EOS at every step, generated past (ignore_eos): its text only with skip_special_tokens false
+    const eos = { logit_bias: { [EOS]: 100 }, ignore_eos: true, max_tokens: 3 };
+    expect((await complete(eos)).json.choices[0].text).toBe('');
+    expect((await complete({ ...eos, skip_special_tokens: false })).json.choices[0].text).toBe('<|endoftext|>'.repeat(3));
+    // the stop token's text is in the output only with include_stop_str_in_output (and kept special tokens)
+    const stopEos = { logit_bias: { [EOS]: 100 }, skip_special_tokens: false };
+    expect((await complete(stopEos)).json.choices[0].text).toBe('');
+    expect((await complete({ ...stopEos, include_stop_str_in_output: true })).json.choices[0].text).toBe('<|endoftext|>');
+  });
+
+  it('allowed_token_ids: only those tokens come out; the greedy choice among them', async () => {
+    const allowed = [greedy.ids[3], greedy.ids[7], greedy.ids[11]];
+    const r = await complete({ allowed_token_ids: allowed, logprobs: 0, max_tokens: 8 });
+    const ids = [...s.server.models.get('plain')!.tokenizer.tokenizer.encode(r.json.choices[0].text).ids];
+    expect(ids.length).toBeGreaterThan(0);
+    for (const id of ids) expect(allowed).toContain(id);
+    expect((await complete({ allowed_token_ids: [4096] })).json.error).toMatchObject({ param: 'allowed_token_ids', message: expect.stringMatching(/outside the vocabulary/) });
+  });
+
+  it('truncate_prompt_tokens keeps the prompt’s last k tokens', async () => {
+    const tok = s.server.models.get('plain')!.tokenizer.tokenizer;
+    const long = 'JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nROMEO:\n';
+    const ids = [...tok.encode(long).ids];
+    const k = 5;
+    const truncated = await complete({ prompt: long, truncate_prompt_tokens: k, echo: true });
+    const direct = await complete({ prompt: ids.slice(-k) });
+    expect(truncated.json.usage.prompt_tokens).toBe(k);
+    const echoed = tok.decode(ids.slice(-k), { skip_special_tokens: false });
+    expect(truncated.json.choices[0].text).toBe(echoed + direct.json.choices[0].text);
+    // a k beyond the prompt's length leaves it whole
+    expect((await complete({ prompt: long, truncate_prompt_tokens: 1000 })).json.usage.prompt_tokens).toBe(ids.length);
+  });
+
+  it('add_special_tokens false leaves out the special tokens a tokenizer adds to a text prompt', async () => {
+    const withBos = await complete({ model: 'bos' });
+    const without = await complete({ model: 'bos', add_special_tokens: false });
+    const plainIds = s.server.models.get('plain')!.tokenizer.tokenizer.encode(PROMPT).ids.length;
+    expect(withBos.json.usage.prompt_tokens).toBe(plainIds + 1);
+    expect(without.json.usage.prompt_tokens).toBe(plainIds);
+    expect(without.json.choices[0].text).toBe(greedy.text);
+  });
+
+  it('fields not implemented are refused unless neutral', async () => {
+    const bad: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ use_beam_search: true }, 'use_beam_search', /beam search/],
+      [{ length_penalty: 0.8 }, 'length_penalty', /beam search/],
+      [{ prompt_logprobs: 1 }, 'prompt_logprobs', /echo/],
+      [{ guided_json: { type: 'object' } }, 'guided_json', /guided decoding/],
+      [{ guided_choice: ['a', 'b'] }, 'guided_choice', /guided decoding/],
+      [{ structured_outputs: { regex: 'a+' } }, 'structured_outputs', /guided decoding/],
+      [{ return_tokens_as_token_ids: true }, 'return_tokens_as_token_ids', /not supported/],
+      [{ logits_processors: ['x'] }, 'logits_processors', /not supported/],
+      [{ response_format: { type: 'json_object' } }, 'response_format.type', /no JSON mode/],
+    ];
+    for (const [fields, param, message] of bad) {
+      const r = await complete(fields);
+      expect(r.status, JSON.stringify(fields)).toBe(400);
+      expect(r.json.error).toMatchObject({ param, message: expect.stringMatching(message) });
+    }
+    // what LangChain's VLLMOpenAI and vLLM's own defaults send
+    const neutral = await complete({ use_beam_search: false, length_penalty: 1, prompt_logprobs: null, guided_json: null, best_of: 1, top_k: -1, min_p: 0, repetition_penalty: 1, min_tokens: 0, skip_special_tokens: true, spaces_between_special_tokens: true, include_stop_str_in_output: false, return_tokens_as_token_ids: false });
+    expect(neutral.status).toBe(200);
+    expect(neutral.json.choices[0].text).toBe(greedy.text);
+    const chat = await postJson(`${s.url}/v1/chat/completions`, { model: 'plain', messages: [{ role: 'user', content: 'hi' }], echo: true });
+    expect(chat.json.error).toMatchObject({ param: 'echo' });
+    const chatTemplate = await postJson(`${s.url}/v1/chat/completions`, { model: 'plain', messages: [{ role: 'user', content: 'hi' }], chat_template: '{{ x }}' });
+    expect(chatTemplate.json.error).toMatchObject({ param: 'chat_template' });
+  });
+});
