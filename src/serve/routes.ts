@@ -1,7 +1,8 @@
 /**
  * The OpenAI-compatible endpoints on fastify: GET /v1/models (and /v1/models/{id}), POST
  * /v1/completions and /v1/chat/completions (JSON or server-sent events: responses.ts), GET
- * /health, GET /metrics. Requests are made ready in prepare.ts.
+ * /health, GET /metrics, and vLLM's POST /tokenize and /detokenize (tokenize.ts). Requests are
+ * made ready in prepare.ts.
  *
  * A generation request is validated and tokenized before its model is touched (a bad request
  * never causes a load), then acquires its model from the residency manager (waiting for a load
@@ -16,6 +17,7 @@ import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
 import { lookupModel, prepare, type Endpoint, type Prepared } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
 import { jsonResponse, streamResponse } from './responses.js';
+import { detokenizeRequest, tokenize } from './tokenize.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
 
 export interface RouteContext {
@@ -76,6 +78,22 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/v1/models/*', async (req, reply) => {
     try {
       return modelObject(lookupModel(ctx, (req.params as { '*': string })['*']));
+    } catch (err) {
+      return sendError(reply, toApiError(err));
+    }
+  });
+
+  // vLLM's tokenizer endpoints (tokenize.ts): the tokenizer alone, no load
+  app.post('/tokenize', async (req, reply) => {
+    try {
+      return await tokenize(ctx, req.body);
+    } catch (err) {
+      return sendError(reply, toApiError(err));
+    }
+  });
+  app.post('/detokenize', async (req, reply) => {
+    try {
+      return detokenizeRequest(ctx, req.body);
     } catch (err) {
       return sendError(reply, toApiError(err));
     }

@@ -122,9 +122,12 @@ const message = z.object({
   name: z.string().optional(),
 });
 
+/** A conversation: at least one message. */
+export const messagesSchema = z.array(message, { message: 'messages must be an array of {role, content} objects' }).min(1);
+
 export const chatRequest = z.object({
   ...sampling,
-  messages: z.array(message, { message: 'messages must be an array of {role, content} objects' }).min(1),
+  messages: messagesSchema,
   max_completion_tokens: maxTokens,
   /** chat: log-probabilities of the tokens of the answer, with top_logprobs alternatives each */
   logprobs: z.boolean().nullish(),

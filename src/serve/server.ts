@@ -157,7 +157,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     });
   }
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, new ApiError(404, `no route ${req.method} ${req.url}; the endpoints are GET /v1/models, GET /v1/models/{id}, POST /v1/completions, POST /v1/chat/completions, GET /health, GET /metrics`, 'not_found_error', null, 'route_not_found'));
+    sendError(reply, new ApiError(404, `no route ${req.method} ${req.url}; the endpoints are GET /v1/models, GET /v1/models/{id}, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, POST /detokenize, GET /health, GET /metrics`, 'not_found_error', null, 'route_not_found'));
   });
 
   registerRoutes(app, {

@@ -174,6 +174,12 @@ describeWithTransformers('chat completions with a real chat template', () => {
     // the continued message is open (no end marker after it); the spaces it ends with are kept
     expect(refs[CONVERSATIONS.length].text.endsWith('<|im_start|>assistant\nI am the ghost of')).toBe(true);
     expect(refs[CONVERSATIONS.length + 1].text.endsWith('A friend.  ')).toBe(true);
+    // vLLM's /tokenize builds the same ids for a conversation, with the same options
+    for (const [i, messages] of CONVERSATIONS.entries()) {
+      expect((await postJson(`${s.url}/tokenize`, { model: 'chat', messages })).json.tokens).toEqual(refs[i].ids);
+    }
+    const continued = await postJson(`${s.url}/tokenize`, { model: 'chat', messages: ENDINGS[0].messages, ...ENDINGS[0].options });
+    expect(continued.json.tokens).toEqual(refs[CONVERSATIONS.length].ids);
     // continue_final_message alone implies no generation prompt; asking for both is a 400
     const alone = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: ENDINGS[0].messages, max_tokens: 2, temperature: 0, continue_final_message: true });
     expect(alone.json.usage.prompt_tokens).toBe(refs[CONVERSATIONS.length].ids.length);

@@ -183,7 +183,7 @@ describe('openai client', () => {
 });
 
 describe('an API key (--api-key)', () => {
-  it('the client’s apiKey is accepted, a wrong or missing one is its AuthenticationError; /health and /metrics stay open', async () => {
+  it('the client’s apiKey is accepted, a wrong or missing one is its AuthenticationError; /health and /metrics stay open, /tokenize does not', async () => {
     const locked = await startServer({ apiKey: 'sk-test-123' });
     try {
       const right = new OpenAI({ baseURL: `${locked.url}/v1`, apiKey: 'sk-test-123', maxRetries: 0 });
@@ -205,6 +205,11 @@ describe('an API key (--api-key)', () => {
       expect(((await bare.json()) as { error: { code: string } }).error.code).toBe('missing_api_key');
       expect((await fetch(`${locked.url}/health`)).status).toBe(200);
       expect((await fetch(`${locked.url}/metrics`)).status).toBe(200);
+      // vLLM's tokenizer endpoints read the models' tokenizers: closed too
+      const tokenize = (auth?: string) => fetch(`${locked.url}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) }, body: JSON.stringify({ prompt: 'x' }) });
+      expect((await tokenize()).status).toBe(401);
+      expect((await tokenize('Bearer sk-test-123')).status).toBe(200);
+      expect((await fetch(`${locked.url}/detokenize?x`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(401);
     } finally {
       await locked.close();
     }

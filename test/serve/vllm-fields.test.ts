@@ -1,7 +1,8 @@
 /**
  * vLLM's request fields beyond OpenAI's, as vLLM defines them: min_tokens,
  * include_stop_str_in_output, skip_special_tokens, allowed_token_ids, truncate_prompt_tokens,
- * add_special_tokens; and those not implemented, refused unless neutral. Truth: identities of the
+ * add_special_tokens; those not implemented, refused unless neutral; and the /tokenize and
+ * /detokenize endpoints. Truth: identities of the
  * decoder (a bias of +100 on the end-of-sequence token makes it the greedy choice at every step;
  * the greedy continuation of the same prompt) and the tokenizer's own special tokens.
  */
@@ -144,5 +145,43 @@ describe('vLLM’s sampling fields', () => {
     expect(chat.json.error).toMatchObject({ param: 'echo' });
     const chatTemplate = await postJson(`${s.url}/v1/chat/completions`, { model: 'plain', messages: [{ role: 'user', content: 'hi' }], chat_template: '{{ x }}' });
     expect(chatTemplate.json.error).toMatchObject({ param: 'chat_template' });
+  });
+});
+
+describe('vLLM’s /tokenize and /detokenize', () => {
+  const post = (route: string, body: unknown) => postJson(`${s.url}${route}`, body);
+
+  it('/tokenize gives the ids a completion’s prompt is made of, with the count and the context length', async () => {
+    const prompt = 'JULIET:\nO Romeo, Romeo!';
+    const r = await post('/tokenize', { model: 'plain', prompt, return_token_strs: true });
+    expect(r.status).toBe(200);
+    const tok = s.server.models.get('plain')!.tokenizer.tokenizer;
+    expect(r.json.tokens).toEqual([...tok.encode(prompt).ids]);
+    expect(r.json.count).toBe(r.json.tokens.length);
+    expect(r.json.max_model_len).toBe(s.server.models.get('plain')!.contextLength);
+    expect((r.json.token_strs as string[]).join('')).toBe(prompt);
+    const used = await complete({ prompt, max_tokens: 1 });
+    expect(used.json.usage.prompt_tokens).toBe(r.json.count);
+    // a tokenizer that adds a BOS: counted, unless add_special_tokens is false
+    const loadsBefore = s.server.residency.stats('bos').loads;
+    const withBos = await post('/tokenize', { model: 'bos', prompt });
+    expect(withBos.json.tokens).toEqual([EOS, ...r.json.tokens]);
+    expect((await post('/tokenize', { model: 'bos', prompt, add_special_tokens: false })).json.tokens).toEqual(r.json.tokens);
+    // the tokenizer alone: no load
+    expect(s.server.residency.stats('bos').loads).toBe(loadsBefore);
+  });
+
+  it('/detokenize gives the text back, special tokens kept; bad input is a 4xx naming the field', async () => {
+    const ids = (await post('/tokenize', { model: 'plain', prompt: 'ROMEO: Ay me!' })).json.tokens as number[];
+    expect((await post('/detokenize', { model: 'plain', tokens: ids })).json).toEqual({ prompt: 'ROMEO: Ay me!' });
+    expect((await post('/detokenize', { model: 'plain', tokens: [...ids, EOS] })).json.prompt).toBe('ROMEO: Ay me!<|endoftext|>');
+    expect((await post('/detokenize', { model: 'plain', tokens: [4096] })).json.error).toMatchObject({ param: 'tokens', message: expect.stringMatching(/outside the vocabulary/) });
+    expect((await post('/detokenize', { model: 'plain', tokens: 'abc' })).json.error).toMatchObject({ param: 'tokens' });
+    // two models served: one must be named; an unknown one is a 404
+    expect((await post('/tokenize', { prompt: 'x' })).json.error).toMatchObject({ param: 'model', message: expect.stringMatching(/serves 2 models/) });
+    const unknown = await post('/detokenize', { model: 'nope', tokens: [1] });
+    expect(unknown.status).toBe(404);
+    // chat without a chat template: the same 400 as /v1/chat/completions
+    expect((await post('/tokenize', { model: 'plain', messages: [{ role: 'user', content: 'hi' }] })).json.error).toMatchObject({ code: 'chat_template_missing' });
   });
 });
