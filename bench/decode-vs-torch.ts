@@ -201,14 +201,27 @@ try {
   if (!values['skip-torch']) {
     const idsFile = path.join(work, 'prompt.i32');
     writeFileSync(idsFile, new Uint8Array(prompt.buffer));
+    // the same prompts as the concurrent streams, for PyTorch's batch of rows
+    const batchFile = path.join(work, 'prompts.i32');
+    const rows = Array.from({ length: streams }, (_, i) => (i === 0 ? prompt : promptOf(100 + i)));
+    const flat = new Int32Array(streams * prompt.length);
+    rows.forEach((r, i) => flat.set(r, i * prompt.length));
+    writeFileSync(batchFile, new Uint8Array(flat.buffer));
     const torch = JSON.parse(
-      execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_decode.py'), '--model', path.resolve(values.model!), '--ids', idsFile, '--new-tokens', String(newTokens), '--threads', values.threads!, '--repeats', String(repeats)], {
+      execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_decode.py'), '--model', path.resolve(values.model!), '--ids', idsFile, '--new-tokens', String(newTokens), '--threads', values.threads!, '--repeats', String(repeats), '--batch-ids', batchFile, '--streams', String(streams)], {
         encoding: 'utf8',
         maxBuffer: 1 << 24,
         stdio: ['ignore', 'pipe', 'ignore'],
       }),
-    ) as { seconds: number; cpuSeconds: number; tokens: number[]; threads: number; torch: string; transformers: string };
+    ) as { seconds: number; cpuSeconds: number; tokens: number[]; threads: number; torch: string; transformers: string; batchSeconds: number; batchFirstRow: number[] };
+    const torchAggregate = (streams * newTokens) / torch.batchSeconds;
     Object.assign(report, {
+      // PyTorch's own batch of `streams` rows: its aggregate against its single stream, and ours against it
+      torchAggregateTokensPerSecond: torchAggregate,
+      torchAggregateOverSingle: torchAggregate / (newTokens / torch.seconds),
+      aggregateRatio: aggregateTps / torchAggregate,
+      // the batch loop decodes row 0 as the single loop does (same tokens, up to f32 summation order)
+      torchBatchFirstRowSame: JSON.stringify(torch.batchFirstRow) === JSON.stringify(torch.tokens),
       torchSeconds: torch.seconds,
       torchTokensPerSecond: newTokens / torch.seconds,
       torchCpuMsPerToken: (1000 * torch.cpuSeconds) / newTokens,

@@ -6,7 +6,12 @@ overheads such as logits processors) on the same model and prompt ids. Prints JS
 repeat (prefill included, model load excluded), the CPU seconds of the fastest one and the generated ids (to check both sides
 produce the same tokens).
 
+With --batch-ids (S prompts of the same length, S × L int32), also the same greedy loop over all
+S at once as one batch of rows (no padding needed: equal lengths), PyTorch's counterpart of S
+concurrent streams: batchSeconds (fastest repeat) and the first row's ids.
+
   .venv/bin/python bench/torch_decode.py --model DIR --ids prompt.i32 --new-tokens N [--threads T] [--repeats R]
+      [--batch-ids prompts.i32 --streams S]
 """
 import argparse
 import json
@@ -34,6 +39,21 @@ def greedy(model, ids, steps):
     return out
 
 
+@torch.inference_mode()
+def greedy_batch(model, rows, steps):
+    """The same loop over a batch of equal-length prompts: one forward pass per step for all rows."""
+    out = []
+    past = None
+    inp = torch.tensor(rows, dtype=torch.long)
+    for _ in range(steps):
+        res = model(input_ids=inp, past_key_values=past, use_cache=True)
+        past = res.past_key_values
+        nxt = torch.argmax(res.logits[:, -1], dim=-1)
+        out.append(nxt.tolist())
+        inp = nxt.unsqueeze(1)
+    return [[step[r] for step in out] for r in range(len(rows))]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -41,6 +61,8 @@ def main():
     ap.add_argument("--new-tokens", type=int, required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-ids")
+    ap.add_argument("--streams", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -64,8 +86,21 @@ def main():
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     # CPU seconds (all threads) of the fastest repeat: less sensitive to a loaded machine than wall time
-    json.dump({"loadSeconds": load, "seconds": min(times), "cpuSeconds": cpu[times.index(min(times))], "allSeconds": times, "tokens": tokens, "threads": torch.get_num_threads(),
-               "torch": torch.__version__, "transformers": transformers.__version__}, sys.stdout)
+    result = {"loadSeconds": load, "seconds": min(times), "cpuSeconds": cpu[times.index(min(times))], "allSeconds": times, "tokens": tokens, "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "transformers": transformers.__version__}
+    if args.batch_ids:
+        flat = np.fromfile(args.batch_ids, dtype="<i4")
+        rows = flat.reshape(args.streams, -1).tolist()
+        greedy_batch(model, rows, 4)  # warm-up
+        btimes, bcpu, brows = [], [], []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            c0 = time.process_time()
+            brows = greedy_batch(model, rows, args.new_tokens)
+            btimes.append(time.perf_counter() - t0)
+            bcpu.append(time.process_time() - c0)
+        result.update({"batchSeconds": min(btimes), "batchCpuSeconds": bcpu[btimes.index(min(btimes))], "allBatchSeconds": btimes, "batchFirstRow": brows[0]})
+    json.dump(result, sys.stdout)
 
 
 if __name__ == "__main__":

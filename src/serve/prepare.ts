@@ -22,14 +22,22 @@ export type Endpoint = 'completions' | 'chat';
 /** Default completion length when a request gives none: OpenAI's 16 for completions, the rest of the context for chat (as vLLM). */
 const DEFAULT_COMPLETION_TOKENS = 16;
 /** A validated request, tokenized, with what its response needs. */
-export interface Prepared {
-  model: ServedModel;
+export interface PreparedPrompt {
   ids: Int32Array;
   maxTokens: number;
-  /** choices to generate (n) */
-  n: number;
   /** completions' echo: the prompt's text, sent back before the completion; null without echo */
   echo: string | null;
+}
+
+/** Most sequences (prompts × n) one request may ask for. */
+export const MAX_SEQUENCES = 256;
+
+export interface Prepared {
+  model: ServedModel;
+  /** one for chat; one or more for completions (a batch of prompts), each with n choices */
+  prompts: PreparedPrompt[];
+  /** choices to generate per prompt (n) */
+  n: number;
   /** max_tokens 0 with echo: one token is decoded (the prompt's last logits need a step) but none is returned */
   scoreOnly: boolean;
   stream: boolean;
@@ -50,11 +58,12 @@ function logprobsOf(endpoint: Endpoint, req: CompletionRequest | ChatRequest): n
   return chat.top_logprobs ?? 0;
 }
 
-/** The prompt as echoed: the text given, or the decoding of the token ids given. */
-function promptText(model: ServedModel, prompt: CompletionRequest['prompt'], ids: Int32Array): string {
-  if (typeof prompt === 'string') return prompt;
-  if (typeof prompt[0] === 'string') return prompt[0];
-  return model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false });
+/** The request's prompts, each a string or token ids (the API's four forms). */
+function promptList(prompt: CompletionRequest['prompt']): Array<string | number[]> {
+  if (typeof prompt === 'string') return [prompt];
+  if (prompt.every((p) => typeof p === 'string')) return prompt as string[];
+  if (prompt.every((p) => typeof p === 'number')) return [prompt as number[]];
+  return prompt as number[][];
 }
 
 /** A request's stop_token_ids, each a token id of the model. */
@@ -95,43 +104,54 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
   const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
   const model = lookupModel(ctx, req.model);
   const logprobs = logprobsOf(endpoint, req);
-  let ids: Int32Array;
+  // each prompt as token ids, with its text when the request gave text (echo sends it back)
+  const given: Array<{ ids: Int32Array; text: string | null }> = [];
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
     const options = { addGenerationPrompt: chat.add_generation_prompt ?? undefined, continueFinalMessage: chat.continue_final_message ?? false, addSpecialTokens: chat.add_special_tokens ?? false };
-    ids = (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, options)).ids;
+    given.push({ ids: (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, options)).ids, text: null });
   } else {
-    const prompt = (req as CompletionRequest).prompt;
-    if (typeof prompt === 'string' || typeof prompt[0] === 'string') {
-      const text = typeof prompt === 'string' ? prompt : (prompt[0] as string);
-      ids = Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: (req as CompletionRequest).add_special_tokens ?? true }).ids);
-    } else {
-      // token ids, checked here so that a bad one never starts a load (a 400 naming the prompt)
-      const given = (Array.isArray(prompt[0]) ? prompt[0] : prompt) as number[];
-      assertPromptIds(given, model.vocabSize);
-      ids = Int32Array.from(given);
+    const completion = req as CompletionRequest;
+    for (const prompt of promptList(completion.prompt)) {
+      if (typeof prompt === 'string') {
+        given.push({ ids: Int32Array.from(model.tokenizer.tokenizer.encode(prompt, { add_special_tokens: completion.add_special_tokens ?? true }).ids), text: prompt });
+      } else {
+        // token ids, checked here so that a bad one never starts a load (a 400 naming the prompt)
+        assertPromptIds(prompt, model.vocabSize);
+        given.push({ ids: Int32Array.from(prompt), text: null });
+      }
     }
   }
-  // vLLM's truncate_prompt_tokens: the last k tokens (the echoed prompt is then their text)
-  const truncated = req.truncate_prompt_tokens !== null && req.truncate_prompt_tokens !== undefined && req.truncate_prompt_tokens < ids.length;
-  if (truncated) ids = ids.slice(ids.length - req.truncate_prompt_tokens!);
-  const context = model.contextLength;
-  if (ids.length >= context) {
-    throw badRequest(`This model's maximum context length is ${context} tokens, but the prompt has ${ids.length} tokens (at least one position must be left to generate). Shorten the prompt.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
+  const n = req.n ?? 1;
+  if (given.length * n > MAX_SEQUENCES) {
+    throw badRequest(`${given.length} prompts × n = ${n} is ${given.length * n} sequences, more than the ${MAX_SEQUENCES} one request may ask for; split the request`, 'n', 'invalid_value');
   }
   const requested = endpoint === 'chat' ? ((req as ChatRequest).max_completion_tokens ?? req.max_tokens) : req.max_tokens;
   const echo = endpoint === 'chat' ? false : ((req as CompletionRequest).echo ?? false);
   if (requested === 0 && !echo) throw badRequest('max_tokens must be at least 1 (0 only with echo, to score the prompt)', 'max_tokens', 'invalid_value');
   const scoreOnly = requested === 0;
-  const maxTokens = scoreOnly ? 1 : (requested ?? (endpoint === 'chat' ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length)));
-  if (ids.length + maxTokens > context) {
-    throw badRequest(
-      `This model's maximum context length is ${context} tokens. However, you requested ${ids.length + maxTokens} tokens (${ids.length} in the prompt, ${maxTokens} for the completion). Reduce the prompt or max_tokens.`,
-      'max_tokens',
-      'context_length_exceeded',
-    );
-  }
-  if ((req.min_tokens ?? 0) > maxTokens) throw badRequest(`min_tokens (${req.min_tokens}) must not exceed max_tokens (${maxTokens})`, 'min_tokens', 'invalid_value');
+  const context = model.contextLength;
+  const prompts = given.map(({ ids: full, text }, i): PreparedPrompt => {
+    const which = given.length > 1 ? `prompt ${i}` : 'the prompt';
+    // vLLM's truncate_prompt_tokens: the last k tokens (the echoed prompt is then their text)
+    const k = req.truncate_prompt_tokens;
+    const truncated = k !== null && k !== undefined && k < full.length;
+    const ids = truncated ? full.slice(full.length - k) : full;
+    if (ids.length >= context) {
+      throw badRequest(`This model's maximum context length is ${context} tokens, but ${which} has ${ids.length} tokens (at least one position must be left to generate). Shorten it.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
+    }
+    const maxTokens = scoreOnly ? 1 : (requested ?? (endpoint === 'chat' ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length)));
+    if (ids.length + maxTokens > context) {
+      throw badRequest(
+        `This model's maximum context length is ${context} tokens. However, you requested ${ids.length + maxTokens} tokens (${ids.length} in ${which}, ${maxTokens} for the completion). Reduce the prompt or max_tokens.`,
+        'max_tokens',
+        'context_length_exceeded',
+      );
+    }
+    if ((req.min_tokens ?? 0) > maxTokens) throw badRequest(`min_tokens (${req.min_tokens}) must not exceed max_tokens (${maxTokens})`, 'min_tokens', 'invalid_value');
+    const echoText = !echo ? null : text !== null && !truncated ? text : model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false });
+    return { ids, maxTokens, echo: echoText };
+  });
   for (const id of req.allowed_token_ids ?? []) {
     if (id >= model.vocabSize) throw badRequest(`allowed_token_ids: ${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'allowed_token_ids', 'invalid_parameter');
   }
@@ -140,10 +160,8 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
   const topK = req.top_k ?? defaults.topK;
   return {
     model,
-    ids,
-    maxTokens,
-    n: req.n ?? 1,
-    echo: echo ? (truncated ? model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false }) : promptText(model, (req as CompletionRequest).prompt, ids)) : null,
+    prompts,
+    n,
     scoreOnly,
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,

@@ -9,7 +9,7 @@ import type { GenerationEvent, GenerationStream } from '../runtime/generation/de
 import type { TokenLogprob } from '../runtime/generation/logprobs.js';
 import { chatLogprobs, CompletionLogprobsBuilder, type ChatLogprobs, type CompletionLogprobs, type TokenText } from './logprobs-format.js';
 import type { ServedModel } from './models.js';
-import type { Endpoint, Prepared } from './prepare.js';
+import type { Endpoint, Prepared, PreparedPrompt } from './prepare.js';
 import type { RouteContext } from './routes.js';
 
 /** A token with its log-probability; null for the first prompt token, which nothing predicts. */
@@ -19,8 +19,8 @@ interface Scored {
 }
 
 /** The prompt's tokens with their log-probabilities (the decoder's promptLogprobs, first null). */
-function promptScored(p: Prepared, entries: ReadonlyArray<TokenLogprob | null>): Scored[] {
-  return entries.map((logprob, i) => ({ token: p.ids[i], logprob }));
+function promptScored(prompt: PreparedPrompt, entries: ReadonlyArray<TokenLogprob | null>): Scored[] {
+  return entries.map((logprob, i) => ({ token: prompt.ids[i], logprob }));
 }
 
 /** Each token's own text, special tokens shown (the token a log-probability is about). */
@@ -33,8 +33,8 @@ type TokenEvent = Extract<GenerationEvent, { type: 'token' }>;
 export interface ResponseArgs {
   endpoint: Endpoint;
   p: Prepared;
-  /** one per choice (n), decoding together */
-  streams: readonly GenerationStream[];
+  /** n per prompt, in the order of their indexes (prompt by prompt), decoding together */
+  choices: ReadonlyArray<{ prompt: PreparedPrompt; stream: GenerationStream }>;
   reply: FastifyReply;
   /** called once, at the first token of any choice */
   onFirstToken: () => void;
@@ -42,10 +42,11 @@ export interface ResponseArgs {
   count: (status: number) => void;
 }
 
-/** Usage of a request's choices: the prompt counted once, the completions summed (none when only scored). */
+/** Usage of a request's choices: each prompt counted once, the completions summed (none when only scored). */
 function usageOf(p: Prepared, ends: readonly EndEvent[]) {
+  const prompt = p.prompts.reduce((a, pr) => a + pr.ids.length, 0);
   const completion = p.scoreOnly ? 0 : ends.reduce((a, e) => a + e.usage.completionTokens, 0);
-  return { prompt_tokens: p.ids.length, completion_tokens: completion, total_tokens: p.ids.length + completion };
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
 /** `fn` on its first call only. */
@@ -58,10 +59,10 @@ function once(fn: () => void): () => void {
 }
 
 /** A token event as the response shapes need it: counted, and its log-probabilities as scored tokens. */
-function observe(a: ResponseArgs, firstToken: () => void, event: TokenEvent): { prompt: Scored[]; token: Scored | null } {
+function observe(a: ResponseArgs, firstToken: () => void, of: PreparedPrompt, event: TokenEvent): { prompt: Scored[]; token: Scored | null } {
   firstToken();
   a.ctx.metrics.generatedTokens.inc({ model: a.p.model.id });
-  const prompt = event.promptLogprobs ? promptScored(a.p, event.promptLogprobs) : [];
+  const prompt = event.promptLogprobs ? promptScored(of, event.promptLogprobs) : [];
   const token = event.logprob && !a.p.scoreOnly ? { token: event.token, logprob: event.logprob } : null;
   return { prompt, token };
 }
@@ -82,7 +83,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
   const firstToken = once(a.onFirstToken);
   // the choices decode together (one batch); each is collected on its own
   const choices = await Promise.all(
-    a.streams.map(async (stream) => {
+    a.choices.map(async ({ prompt: of, stream }) => {
       const logprobs: Scored[] = [];
       let end: EndEvent | null = null;
       for await (const event of stream) {
@@ -90,7 +91,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
           end = event;
           continue;
         }
-        const { prompt, token } = observe(a, firstToken, event);
+        const { prompt, token } = observe(a, firstToken, of, event);
         logprobs.push(...prompt, ...(token ? [token] : []));
       }
       return { end, logprobs };
@@ -105,7 +106,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
     const finish_reason = done[index].usage.finishReason;
     return endpoint === 'chat'
       ? { index, message: { role: 'assistant', content: done[index].text }, logprobs, finish_reason }
-      : { index, text: (p.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason };
+      : { index, text: (a.choices[index].prompt.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason };
   };
   reply.send({
     id: `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`,
@@ -140,7 +141,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
   const firstToken = once(a.onFirstToken);
 
   /** One choice's chunks, written as its tokens come (the choices' chunks interleave). */
-  const streamChoice = async (stream: GenerationStream, index: number): Promise<EndEvent | null> => {
+  const streamChoice = async ({ prompt: of, stream }: ResponseArgs['choices'][number], index: number): Promise<EndEvent | null> => {
     // log-probabilities of tokens whose text is held back (a partial character, a possible stop
     // string) go out with the next chunk that carries text, or with the last one
     const pending: Scored[] = [];
@@ -158,12 +159,12 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
         send(chunk([choice(endpoint === 'chat' ? null : '', event.usage.finishReason)]));
         return event;
       }
-      const { prompt, token } = observe(a, firstToken, event);
-      if (p.echo !== null && !echoed) {
+      const { prompt, token } = observe(a, firstToken, of, event);
+      if (of.echo !== null && !echoed) {
         // the prompt (and its log-probabilities) first, as its own chunk
         echoed = true;
         pending.push(...prompt);
-        send(chunk([choice(p.echo, null)]));
+        send(chunk([choice(of.echo, null)]));
       }
       if (p.scoreOnly) continue;
       if (token) pending.push(token);
@@ -172,7 +173,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
     return null;
   };
 
-  const ends = await Promise.all(a.streams.map(streamChoice));
+  const ends = await Promise.all(a.choices.map(streamChoice));
   if (ends.every((e) => e !== null)) {
     if (p.includeUsage) send(chunk([], { usage: usageOf(p, ends as EndEvent[]) }));
     raw.write('data: [DONE]\n\n');

@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, badRequest, modelUnavailable, toApiError } from './errors.js';
 import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
-import { lookupModel, prepare, type Endpoint, type Prepared } from './prepare.js';
+import { lookupModel, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
 import { jsonResponse, streamResponse } from './responses.js';
 import { detokenizeRequest, tokenize } from './tokenize.js';
@@ -137,8 +137,8 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
   try {
     try {
       // the KV cache this request can grow to counts in the memory budget while it runs
-      const positions = Math.min(model.contextLength, prepared.ids.length + prepared.maxTokens);
-      acquired = await ctx.residency.acquire(model.id, { kvBytes: prepared.n * kvSlotBoundBytes(model.kv.layers, model.kv.width, model.contextLength, positions) });
+      const slotBytes = (pr: PreparedPrompt) => kvSlotBoundBytes(model.kv.layers, model.kv.width, model.contextLength, Math.min(model.contextLength, pr.ids.length + pr.maxTokens));
+      acquired = await ctx.residency.acquire(model.id, { kvBytes: prepared.n * prepared.prompts.reduce((sum, pr) => sum + slotBytes(pr), 0) });
     } catch (err) {
       if (err instanceof KvCacheTooLargeError) throw badRequest(err.message, 'max_tokens', 'memory_budget_exceeded');
       throw err instanceof ApiError ? err : modelUnavailable(model.id, `loading it failed: ${(err as Error).message}`);
@@ -148,20 +148,24 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
     reply.header('x-rfid-moe-load-wait-ms', acquired.waitMs.toFixed(1));
     reply.header('x-rfid-moe-cold-start', acquired.cold ? '1' : '0');
     ctx.metrics.loadWait.observe({ model: model.id }, acquired.waitMs / 1000);
-    // n choices are n sequences of the same prompt, decoded together; a given seed s seeds
-    // choice i with s + i, so they differ and each is reproducible
+    // each prompt's n choices are n sequences of it, all of the request's decoded together; a
+    // given seed s seeds choice i of every prompt with s + i, so they differ and each is
+    // reproducible, the same as when its prompt is sent alone
     const { seed } = prepared.params;
-    const streams = Array.from({ length: prepared.n }, (_, i) =>
-      acquired!.handle.decoder.submit(prepared.ids, {
-        maxNewTokens: prepared.maxTokens,
-        ...prepared.params,
-        seed: seed === undefined ? undefined : seed + i,
-        signal: controller.signal,
-      }),
+    const choices = prepared.prompts.flatMap((prompt) =>
+      Array.from({ length: prepared.n }, (_, i) => ({
+        prompt,
+        stream: acquired!.handle.decoder.submit(prompt.ids, {
+          maxNewTokens: prompt.maxTokens,
+          ...prepared.params,
+          seed: seed === undefined ? undefined : seed + i,
+          signal: controller.signal,
+        }),
+      })),
     );
-    ctx.metrics.promptTokens.inc({ model: model.id }, prepared.ids.length);
+    ctx.metrics.promptTokens.inc({ model: model.id }, prepared.prompts.reduce((sum, pr) => sum + pr.ids.length, 0));
     const onFirstToken = () => ctx.metrics.timeToFirstToken.observe({ model: model.id }, (performance.now() - arrived) / 1000);
-    const args = { endpoint, p: prepared, streams, reply, onFirstToken, ctx, count };
+    const args = { endpoint, p: prepared, choices, reply, onFirstToken, ctx, count };
     await (prepared.stream ? streamResponse(args) : jsonResponse(args));
   } catch (err) {
     const e = toApiError(err);

@@ -17,6 +17,9 @@ import { MAX_ALLOWED_TOKENS, MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS } from '../ru
 /** Most choices (n) one request may ask for. */
 export const MAX_CHOICES = 16;
 
+/** Most prompts one completions request may send. */
+export const MAX_PROMPTS = 64;
+
 /** Most tokens one request's logit_bias may name (OpenAI's documented limit is 300; vLLM sets none). */
 export const MAX_LOGIT_BIAS_TOKENS = 1024;
 
@@ -90,16 +93,16 @@ const responseFormat = z.object({ type: z.literal('text', { message: 'only respo
 
 export const completionRequest = z.object({
   ...sampling,
-  // the API's four forms, one prompt each: a string, [string], token ids, [token ids] (what
-  // clients that batch, such as lm-evaluation-harness, send with a batch of one)
+  // the API's four forms: a string, strings, token ids, arrays of token ids (what clients that
+  // batch, such as lm-evaluation-harness, send); each prompt gets its n choices
   prompt: z.union(
     [
       z.string(),
-      z.array(z.string()).length(1, { message: 'exactly one prompt per request is supported' }),
+      z.array(z.string()).min(1).max(MAX_PROMPTS),
       z.array(z.number().int().min(0)).min(1),
-      z.array(z.array(z.number().int().min(0)).min(1)).length(1, { message: 'exactly one prompt per request is supported' }),
+      z.array(z.array(z.number().int().min(0)).min(1)).min(1).max(MAX_PROMPTS),
     ],
-    { message: 'the prompt must be a string, an array of one string, a non-empty array of token ids, or an array of one such array' },
+    { message: `the prompt must be a string, an array of strings, a non-empty array of token ids, or an array of such arrays (at most ${MAX_PROMPTS} prompts)` },
   ),
   /** the prompt comes back before the completion, with its log-probabilities when logprobs is set */
   echo: z.boolean().nullish(),

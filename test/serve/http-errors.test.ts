@@ -103,7 +103,6 @@ describe('bad requests', () => {
   it('features that are not implemented are refused, not ignored', async () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', n: 17 }), 400, 'n', /n: Too big/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', suffix: 'y' }), 400, 'suffix', /suffix is not supported/);
-    expectApiError(await postJson(completions(), { model: 'tiny', prompt: ['a', 'b'] }), 400, 'prompt', /prompt/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', best_of: 2 }), 400, 'best_of', /only best_of = 1/);
     const chat = `${s.url}/v1/chat/completions`;
     const messages = [{ role: 'user', content: 'hi' }];
@@ -116,7 +115,7 @@ describe('bad requests', () => {
     expectApiError(neutral, 400, 'messages', /has no chat template/);
   });
 
-  it('one prompt in any of the API’s four forms gives the same completion; two prompts are refused', async () => {
+  it('one prompt in any of the API’s four forms gives the same completion; batches of prompts beyond the limits are refused', async () => {
     const ids = [...s.server.models.get('tiny')!.tokenizer.tokenizer.encode('ROMEO:').ids];
     const texts = [];
     for (const prompt of ['ROMEO:', ['ROMEO:'], ids, [ids]]) {
@@ -125,7 +124,13 @@ describe('bad requests', () => {
       texts.push(r.json.choices[0].text);
     }
     expect(new Set(texts).size).toBe(1);
-    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [ids, ids] }), 400, 'prompt', /prompt must be a string/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: ['ROMEO:', ids] }), 400, 'prompt', /prompt must be a string/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [] }), 400, 'prompt', /prompt must be a string/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: Array(65).fill('x') }), 400, 'prompt', /at most 64 prompts/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: Array(17).fill('x'), n: 16 }), 400, 'n', /272 sequences, more than the 256/);
+    // a prompt of the batch beyond the context is named
+    const long = Array(1100).fill(ids[0]);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [ids, long] }), 400, 'prompt', /prompt 1 has 1100 tokens/);
   });
 
   it('a token id outside the vocabulary, including one that a 32-bit conversion would wrap to a valid id', async () => {

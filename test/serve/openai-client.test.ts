@@ -123,6 +123,25 @@ describe('openai client', () => {
     expect(got.map((r) => r.choices[0].text)).toEqual(want);
   });
 
+  it('a batch of prompts: n choices each, indexed prompt by prompt, each equal to the prompt sent alone; streamed too', async () => {
+    const prompts = golden.cases.slice(0, 3).map((c) => c.prompt);
+    const r = await client.completions.create({ model: 'tiny', prompt: prompts, max_tokens: N, temperature: 0, n: 2 });
+    expect(r.choices.map((c) => c.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(r.choices.map((c) => c.text)).toEqual([want[0], want[0], want[1], want[1], want[2], want[2]]);
+    const tok = s.server.models.get('tiny')!.tokenizer.tokenizer;
+    const promptTokens = prompts.reduce((a, p) => a + tok.encode(p).ids.length, 0);
+    expect(r.usage).toMatchObject({ prompt_tokens: promptTokens, completion_tokens: 6 * N });
+    // seeded sampling: each prompt's choice i is what that prompt alone gives with the same seed
+    const sampled = await client.completions.create({ model: 'tiny', prompt: prompts.slice(0, 2), max_tokens: 8, temperature: 0.9, seed: 77, n: 2 });
+    const alone = await client.completions.create({ model: 'tiny', prompt: prompts[1], max_tokens: 8, temperature: 0.9, seed: 77, n: 2 });
+    expect(sampled.choices.slice(2).map((c) => c.text)).toEqual(alone.choices.map((c) => c.text));
+    // streamed, with echo: each index gets its own prompt back, then its completion
+    const stream = await client.completions.create({ model: 'tiny', prompt: prompts, max_tokens: N, temperature: 0, stream: true, echo: true });
+    const texts = ['', '', ''];
+    for await (const chunk of stream) for (const c of chunk.choices) texts[c.index] += c.text;
+    expect(texts).toEqual(prompts.map((p, i) => p + want[i]));
+  });
+
   it('stop strings end the completion before the match', async () => {
     const r = await client.completions.create({ model: 'tiny', prompt: golden.cases[0].prompt, max_tokens: 64, temperature: 0, stop: ['king'] });
     expect(r.choices[0].finish_reason).toBe('stop');
