@@ -90,6 +90,33 @@ export class KvCache {
     }
   }
 
+  /**
+   * Copies the first `positions` cached positions of slot `from` into the empty slot `to` (every
+   * layer's keys and values), so a sequence with the same prompt starts from them instead of
+   * computing them again. `from` keeps its own.
+   */
+  copyPrefix(from: number, to: number, positions: number): void {
+    this.checkSlot(from);
+    this.checkSlot(to);
+    if (!Number.isInteger(positions) || positions < 0 || positions > this.lengths[from]) {
+      throw new RangeError(`cannot copy ${positions} positions of slot ${from}, which holds ${this.lengths[from]}`);
+    }
+    if (this.lengths[to] !== 0) throw new RangeError(`slot ${to} already holds ${this.lengths[to]} positions; a prefix is copied into an empty slot`);
+    this.reserve(to, positions);
+    const { headDim } = this;
+    const heads = this.kvWidth / headDim;
+    const strideFrom = this.allocated(from);
+    const strideTo = this.allocated(to);
+    for (let l = 0; l < this.numLayers; l++) {
+      for (const buffers of [this.keyBuffers, this.valueBuffers]) {
+        const src = buffers[from][l];
+        const dst = buffers[to][l];
+        for (let h = 0; h < heads; h++) dst.set(src.subarray(h * strideFrom * headDim, (h * strideFrom + positions) * headDim), h * strideTo * headDim);
+      }
+    }
+    this.lengths[to] = positions;
+  }
+
   /** Slots not handed out. */
   get freeSlots(): number {
     let free = 0;

@@ -21,7 +21,7 @@ export type Endpoint = 'completions' | 'chat';
 
 /** Default completion length when a request gives none: OpenAI's 16 for completions, the rest of the context for chat (as vLLM). */
 const DEFAULT_COMPLETION_TOKENS = 16;
-/** A validated request, tokenized, with what its response needs. */
+/** One prompt of a request, tokenized, with its completion length and its echo. */
 export interface PreparedPrompt {
   ids: Int32Array;
   maxTokens: number;
@@ -32,6 +32,7 @@ export interface PreparedPrompt {
 /** Most sequences (prompts × n) one request may ask for. */
 export const MAX_SEQUENCES = 256;
 
+/** A validated request, tokenized, with what its response needs. */
 export interface Prepared {
   model: ServedModel;
   /** one for chat; one or more for completions (a batch of prompts), each with n choices */

@@ -268,6 +268,54 @@ describe('BatchDecoder', () => {
     await decoder.close();
   });
 
+  it('requests with the same prompt compute it once: the others copy its cache and decode as each would alone', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const prompt = [5, 9, 13, 2, 40, 41, 7, 7, 30, 12, 3];
+    const L = prompt.length;
+    const params = (seed: number) => ({ temperature: 0.8, seed, maxNewTokens: 10, stopTokenIds: [], promptLogprobs: 2 });
+    const alone = [];
+    for (const seed of [1, 2, 3, 4]) {
+      const d = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
+      const tokens: number[] = [];
+      let promptLogprobs: unknown;
+      for await (const e of d.submit(prompt, params(seed))) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
+      await d.close();
+      alone.push({ tokens, promptLogprobs });
+    }
+    // four sequences of one prompt (a request's n choices), with a different prompt between them
+    const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 5, maxPrefillTokens: 4 });
+    const run = async (st: GenerationStream) => {
+      const tokens: number[] = [];
+      let promptLogprobs: unknown;
+      for await (const e of st) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
+      return { tokens, promptLogprobs };
+    };
+    const streams = [decoder.submit(prompt, params(1)), decoder.submit([8, 8, 1], { temperature: 0, maxNewTokens: 3 }), ...[2, 3, 4].map((seed) => decoder.submit(prompt, params(seed)))];
+    const together = await Promise.all(streams.map(run));
+    expect([together[0], ...together.slice(2)]).toEqual(alone);
+    // the prompt ran once, in chunks of 4; each copy ran only its last token
+    expect(decoder.stats.prefillTokens).toBe(L + 3 + 3 * 1);
+    expect(decoder.stats.sharedPrefixTokens).toBe(3 * (L - 1));
+    expect(decoder.kvCacheBytes).toBe(0);
+    await decoder.close();
+  });
+
+  it('a copy whose leader is aborted before its prompt is cached computes the prompt itself', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const prompt = [5, 9, 13, 2, 40, 41, 7, 7];
+    const want = (await generateAll(provider, engine, prompt, { temperature: 0, maxNewTokens: 6, stopTokenIds: [] })).tokens;
+    const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 2, maxPrefillTokens: 2 });
+    const controller = new AbortController();
+    const leader = decoder.submit(prompt, { temperature: 0, maxNewTokens: 6, stopTokenIds: [], signal: controller.signal });
+    const copy = decoder.submit(prompt, { temperature: 0, maxNewTokens: 6, stopTokenIds: [] });
+    controller.abort();
+    const [l, c] = await Promise.all([collect(leader), collect(copy)]);
+    expect(l.end.usage.finishReason).toBe('abort');
+    expect(c.tokens).toEqual(want);
+    expect(decoder.stats.sharedPrefixTokens).toBe(0);
+    await decoder.close();
+  });
+
   it('a reused KV slot decodes exactly like a fresh one', async () => {
     const provider = await tinyModel('mixtral', 9);
     const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 1 });

@@ -85,3 +85,34 @@ describe('KV cache', () => {
     expect(cache.lengths[0]).toBe(2);
   });
 });
+
+describe('KvCache.copyPrefix', () => {
+  it('copies the first positions of every layer and head into an empty slot of another stride, and nothing else', () => {
+    const cache = new KvCache(2, 3, 64, 8, 4); // 2 layers, 3 slots, 2 kv heads of 4
+    const held = 21; // slot 0 grows past its first allocation (16 positions), so the strides differ
+    expect(cache.acquire()).toBe(0);
+    cache.assertRoom([held], [0]);
+    const row = (layer: number, pos: number, kind: number) => Float32Array.from({ length: 8 }, (_, j) => 1000 * kind + 100 * layer + pos + j / 10);
+    for (let l = 0; l < 2; l++) {
+      for (let p = 0; p < held; p++) cache.write(l, 0, p, row(l, p, 1), row(l, p, 2), 0, 1);
+    }
+    cache.advance([held], [0]);
+    const to = cache.acquire()!;
+    cache.copyPrefix(0, to, 10);
+    expect(cache.lengths[to]).toBe(10);
+    expect(cache.allocated(to)).not.toBe(cache.allocated(0));
+    for (let l = 0; l < 2; l++) {
+      for (let p = 0; p < 10; p++) {
+        for (let h = 0; h < 2; h++) {
+          const at = (h * cache.allocated(to) + p) * 4;
+          expect(Array.from(cache.keys(l, to).subarray(at, at + 4))).toEqual(Array.from(row(l, p, 1).subarray(h * 4, h * 4 + 4)));
+          expect(Array.from(cache.values(l, to).subarray(at, at + 4))).toEqual(Array.from(row(l, p, 2).subarray(h * 4, h * 4 + 4)));
+        }
+      }
+    }
+    expect(cache.lengths[0]).toBe(held);
+    expect(() => cache.copyPrefix(0, to, 3)).toThrow(/already holds 10 positions/);
+    const other = cache.acquire()!;
+    expect(() => cache.copyPrefix(0, other, held + 1)).toThrow(/cannot copy 22 positions of slot 0, which holds 21/);
+  });
+});

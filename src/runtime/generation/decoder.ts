@@ -88,6 +88,12 @@ export interface BatchDecoderOptions {
   keepWeights?: boolean;
   /** most bytes of logits a prompt's scoring (GenerationParams.promptLogprobs) holds at once (default 32 MiB) */
   promptLogitsBytes?: number;
+  /**
+   * A request whose prompt equals that of a live one copies that one's cached prompt instead of
+   * computing it (default true): the n choices of a request prefill once. Off, every request
+   * runs its own prompt (the comparison of bench/shared-prefix.ts).
+   */
+  sharePrefixes?: boolean;
 }
 
 interface Sequence {
@@ -111,6 +117,11 @@ interface Sequence {
   promptTop: number;
   text: StopTextStream;
   slot: number;
+  /**
+   * A sequence with the same prompt submitted before this one: this one waits for it to cache the
+   * prompt, then copies those positions instead of computing them (null: none, or taken).
+   */
+  leader: Sequence | null;
   stream: GenerationStream;
   aborted: boolean;
   detach?: () => void;
@@ -244,8 +255,11 @@ export class BatchDecoder {
     this.engine.kernels.argmaxRows(1, row.length, row, this.stepBuffers.pick);
     return this.stepBuffers.pick[0];
   };
-  /** forward passes run and tokens generated since creation */
-  readonly stats = { steps: 0, generatedTokens: 0, promptTokens: 0 };
+  /**
+   * Forward passes run and tokens generated since creation; prompt tokens of the requests served,
+   * those the forward passes ran, and those copied from a sequence with the same prompt.
+   */
+  readonly stats = { steps: 0, generatedTokens: 0, promptTokens: 0, prefillTokens: 0, sharedPrefixTokens: 0 };
 
   constructor(
     provider: WeightProvider,
@@ -327,6 +341,7 @@ export class BatchDecoder {
       promptTop: promptTop ?? 0,
       text: new StopTextStream(this.opts.tokenizer, stops, { includeStop: params.includeStopInText ?? false, skipSpecialTokens: params.skipSpecialTokens ?? true }),
       slot: -1,
+      leader: this.prefixLeader(ids, promptTop),
       stream: undefined as unknown as GenerationStream,
       aborted: false,
     };
@@ -344,6 +359,45 @@ export class BatchDecoder {
     this.waiting.push(seq);
     this.kick();
     return seq.stream;
+  }
+
+  /**
+   * A live sequence with the same prompt (and the same prompt scoring) for a new one to copy its
+   * cached prompt from: the n choices of a request, or the same prompt sent twice at once. Prompts
+   * of one token have nothing to share.
+   */
+  private prefixLeader(ids: Int32Array, promptTop: number | null): Sequence | null {
+    if (ids.length < 2 || this.opts.sharePrefixes === false) return null;
+    for (const s of [...this.active, ...this.waiting]) {
+      if (s.aborted || s.leader !== null || s.prompt.length !== ids.length) continue;
+      if (promptTop !== null && (s.promptLogprobs === null || s.promptTop !== promptTop)) continue;
+      let same = true;
+      for (let i = 0; i < ids.length && same; i++) same = s.prompt[i] === ids[i];
+      if (same) return s;
+    }
+    return null;
+  }
+
+  /**
+   * Whether `seq` can run this step, having taken its leader's cached prompt (all but the last
+   * token, which it runs itself for its own first logits) once the leader holds it. A leader
+   * that ended or was aborted first leaves `seq` to compute its prompt as any other.
+   */
+  private takePrefix(seq: Sequence): boolean {
+    const leader = seq.leader!;
+    const need = seq.prompt.length - 1;
+    if (leader.aborted || leader.slot < 0) {
+      seq.leader = null;
+      return true;
+    }
+    if (this.cache.lengths[leader.slot] < need) return false;
+    this.cache.copyPrefix(leader.slot, seq.slot, need);
+    seq.fed = need;
+    // the leader has scored those positions too (rows 0 … need − 1 predict tokens 1 … need)
+    if (seq.promptLogprobs !== null) seq.promptLogprobs = leader.promptLogprobs!.slice(0, need + 1);
+    seq.leader = null;
+    this.stats.sharedPrefixTokens += need;
+    return true;
   }
 
   /** Aborts every request, waits for the loop to stop; later submits throw DecoderClosedError. */
@@ -407,11 +461,13 @@ export class BatchDecoder {
     /** members whose prompt is scored (promptLogprobs), with their index and chunk's first position */
     const scoring: Array<{ seq: Sequence; member: number; start: number }> = [];
     for (const seq of this.active) {
+      if (seq.leader !== null && !this.takePrefix(seq)) continue;
       if (seq.fed < seq.prompt.length) {
         // a prefilling request gets a chunk of its prompt (at least one token so it always progresses)
         if (prefillBudget <= 0 && members.length > 0) continue;
         const take = Math.min(seq.prompt.length - seq.fed, Math.max(1, prefillBudget));
         prefillBudget -= take;
+        this.stats.prefillTokens += take;
         if (seq.promptLogprobs !== null) scoring.push({ seq, member: members.length, start: seq.fed });
         inputs.push(seq.prompt.subarray(seq.fed, seq.fed + take));
         seq.fed += take;
@@ -423,6 +479,7 @@ export class BatchDecoder {
       slots.push(seq.slot);
       members.push(seq);
     }
+    if (inputs.length === 0) return; // every active sequence waits for a leader's prompt (not reached: a leader is active)
     const batch = batchFromSequences(inputs);
     const hidden = await runDecoder(this.provider, this.engine, batch, { kvCache: this.cache, kvSlots: slots });
     this.stats.steps++;
