@@ -113,12 +113,17 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     given.push({ ids: (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, options)).ids, text: null });
   } else {
     const completion = req as CompletionRequest;
-    for (const prompt of promptList(completion.prompt)) {
+    const list = promptList(completion.prompt);
+    for (const [i, prompt] of list.entries()) {
       if (typeof prompt === 'string') {
         given.push({ ids: Int32Array.from(model.tokenizer.tokenizer.encode(prompt, { add_special_tokens: completion.add_special_tokens ?? true }).ids), text: prompt });
       } else {
         // token ids, checked here so that a bad one never starts a load (a 400 naming the prompt)
-        assertPromptIds(prompt, model.vocabSize);
+        try {
+          assertPromptIds(prompt, model.vocabSize);
+        } catch (err) {
+          throw list.length > 1 ? badRequest(`prompt ${i}: ${(err as Error).message}`, 'prompt', 'invalid_parameter') : err;
+        }
         given.push({ ids: Int32Array.from(prompt), text: null });
       }
     }

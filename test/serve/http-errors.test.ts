@@ -139,6 +139,7 @@ describe('bad requests', () => {
     const r = await postJson(completions(), { model: 'tiny', prompt: [2 ** 32 + 1], max_tokens: 1 });
     expectApiError(r, 400, 'prompt', /id 4294967297 \(position 0\) is outside the vocabulary/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: [[1, 99999]], max_tokens: 1 }), 400, 'prompt', /id 99999 \(position 1\)/);
+    expectApiError(await postJson(completions(), { model: 'tiny', prompt: [[1, 2], [1, 99999]], max_tokens: 1 }), 400, 'prompt', /prompt 1: prompt token id 99999 \(position 1\)/);
     expect(r.json.error.code).toBe('invalid_parameter');
   });
 
