@@ -1,10 +1,12 @@
 /**
- * npm run bench:shared-prefix [-- --model DIR] [-- --prompt-tokens 512] [-- --n 8] [-- --new-tokens 16] [-- --rounds 3] [-- --threads 2]
+ * npm run bench:shared-prefix [-- --model DIR] [-- --prompt-tokens 512] [-- --suffix-tokens 0] [-- --n 8] [-- --new-tokens 16] [-- --rounds 3] [-- --threads 2]
  *
  * What sharing a prompt's cache saves a request for n choices: n sequences of one prompt submitted
  * together to one BatchDecoder (as the server submits a request's n choices), with the prompt
  * computed once and copied (the default) against computed by every sequence
- * (sharePrefixes: false), alternated per round on the same model (the machine is noisy). Reports
+ * (sharePrefixes: false), alternated per round on the same model (the machine is noisy). With
+ * --suffix-tokens S, n prompts that share the first prompt-tokens and end in S tokens of their
+ * own (a multiple-choice question's context and its endings, as a batch of prompts). Reports
  * per setting the median time until every choice has its first token and until all are done,
  * and the prompt tokens the forward passes ran. Greedy, so both settings must give the same
  * tokens (checked). Default model: the Mixtral-shaped synthetic checkpoint of bench:decode in
@@ -24,6 +26,7 @@ const { values } = parseArgs({
   options: {
     model: { type: 'string', default: existsSync(synthetic) ? synthetic : path.join(root, 'examples', 'models', 'mixtral-tiny-shakespeare') },
     'prompt-tokens': { type: 'string', default: '512' },
+    'suffix-tokens': { type: 'string', default: '0' },
     n: { type: 'string', default: '8' },
     'new-tokens': { type: 'string', default: '16' },
     rounds: { type: 'string', default: '3' },
@@ -35,7 +38,7 @@ const int = (name: keyof typeof values, min: number) => {
   if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be an integer ≥ ${min}; got "${values[name]}"`);
   return v;
 };
-const [promptTokens, n, newTokens, rounds, threads] = [int('prompt-tokens', 2), int('n', 2), int('new-tokens', 1), int('rounds', 1), int('threads', 1)];
+const [promptTokens, suffixTokens, n, newTokens, rounds, threads] = [int('prompt-tokens', 2), int('suffix-tokens', 0), int('n', 2), int('new-tokens', 1), int('rounds', 1), int('threads', 1)];
 
 const ckpt = await openModel(values.model!);
 const { engine, notice } = await createEngine('native', { threads });
@@ -44,11 +47,13 @@ process.stderr.write(`${notice}\n`);
 // provider would decode them again at its first step)
 const provider = new ResidentWeights(weightProviderOf(ckpt));
 const next = mulberry32(7);
-const prompt = Int32Array.from({ length: promptTokens }, () => Math.floor(next() * ckpt.config.vocabSize));
+const randomIds = (length: number) => Array.from({ length }, () => Math.floor(next() * ckpt.config.vocabSize));
+const context = randomIds(promptTokens);
+const prompts = Array.from({ length: n }, () => Int32Array.from([...context, ...randomIds(suffixTokens)]));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function once(share: boolean): Promise<{ firstMs: number; totalMs: number; prefill: number; tokens: string }> {
-  const decoder = new BatchDecoder(provider, engine, { maxBatchSize: n, sharePrefixes: share, contextLength: promptTokens + newTokens + 1 });
+  const decoder = new BatchDecoder(provider, engine, { maxBatchSize: n, sharePrefixes: share, contextLength: promptTokens + suffixTokens + newTokens + 1 });
   const t0 = performance.now();
   let firsts = 0;
   let firstMs = 0;
@@ -61,7 +66,7 @@ async function once(share: boolean): Promise<{ firstMs: number; totalMs: number;
     }
     return tokens;
   };
-  const all = await Promise.all(Array.from({ length: n }, () => drain(decoder.submit(prompt, { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] }))));
+  const all = await Promise.all(prompts.map((prompt) => drain(decoder.submit(prompt, { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] }))));
   const totalMs = performance.now() - t0;
   const prefill = decoder.stats.prefillTokens;
   await decoder.close();
@@ -82,6 +87,7 @@ process.stdout.write(
   JSON.stringify({
     model: path.relative(root, values.model!),
     promptTokens,
+    suffixTokens,
     n,
     newTokens,
     rounds,

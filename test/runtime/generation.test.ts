@@ -300,6 +300,40 @@ describe('BatchDecoder', () => {
     await decoder.close();
   });
 
+  it('prompts with a common beginning of at least 16 tokens compute it once; each decodes as it would alone', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const context = Array.from({ length: 20 }, (_, i) => (i * 7 + 3) % 96);
+    const prompts = [
+      [...context, 50, 51, 52],
+      [...context, 60, 61],
+      [...context.slice(0, 12), 70, 71, 72], // only 12 in common: computed in full
+    ];
+    const params = { temperature: 0, maxNewTokens: 6, stopTokenIds: [], promptLogprobs: 1 };
+    const alone = [];
+    for (const p of prompts) {
+      const d = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
+      const tokens: number[] = [];
+      let promptLogprobs: unknown;
+      for await (const e of d.submit(p, params)) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
+      await d.close();
+      alone.push({ tokens, promptLogprobs });
+    }
+    const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 3 });
+    const together = await Promise.all(
+      prompts.map(async (p) => {
+        const tokens: number[] = [];
+        let promptLogprobs: unknown;
+        for await (const e of decoder.submit(p, params)) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
+        return { tokens, promptLogprobs };
+      }),
+    );
+    expect(together).toEqual(alone);
+    // the second copies the 19 positions before the last common token, the third nothing
+    expect(decoder.stats.sharedPrefixTokens).toBe(19);
+    expect(decoder.stats.prefillTokens).toBe(23 + (22 - 19) + 15);
+    await decoder.close();
+  });
+
   it('a copy whose leader is aborted before its prompt is cached computes the prompt itself', async () => {
     const provider = await tinyModel('mixtral', 9);
     const prompt = [5, 9, 13, 2, 40, 41, 7, 7];

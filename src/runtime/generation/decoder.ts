@@ -89,9 +89,10 @@ export interface BatchDecoderOptions {
   /** most bytes of logits a prompt's scoring (GenerationParams.promptLogprobs) holds at once (default 32 MiB) */
   promptLogitsBytes?: number;
   /**
-   * A request whose prompt equals that of a live one copies that one's cached prompt instead of
-   * computing it (default true): the n choices of a request prefill once. Off, every request
-   * runs its own prompt (the comparison of bench/shared-prefix.ts).
+   * A request whose prompt begins as a live one's does copies the cached positions they share
+   * instead of computing them (default true): the n choices of a request prefill once, and so
+   * does a context common to several prompts. Off, every request runs its own prompt (the
+   * comparison of bench/shared-prefix.ts).
    */
   sharePrefixes?: boolean;
 }
@@ -118,10 +119,12 @@ interface Sequence {
   text: StopTextStream;
   slot: number;
   /**
-   * A sequence with the same prompt submitted before this one: this one waits for it to cache the
-   * prompt, then copies those positions instead of computing them (null: none, or taken).
+   * A sequence whose prompt begins as this one's, submitted before it: this one waits for it to
+   * cache the shared positions, then copies them instead of computing them (null: none, or taken).
    */
   leader: Sequence | null;
+  /** the leading positions it copies from the leader */
+  sharedPositions: number;
   stream: GenerationStream;
   aborted: boolean;
   detach?: () => void;
@@ -195,6 +198,13 @@ export class GenerationStream implements AsyncIterable<GenerationEvent> {
     }
   }
 }
+
+/**
+ * Fewest positions a prompt copies from another that begins the same way (a whole prompt but its
+ * last token is always copied): below it, waiting a step for the other's prefill costs about what
+ * computing them does.
+ */
+const MIN_SHARED_POSITIONS = 16;
 
 /** Default positions per sequence when the config gives none. */
 const DEFAULT_CONTEXT = 4096;
@@ -325,6 +335,7 @@ export class BatchDecoder {
     const processing = resolveLogitsProcessing(params, config.vocabSize);
 
     const id = this.nextId++;
+    const shared = this.prefixLeader(ids, promptTop);
     const seq: Sequence = {
       id,
       prompt: ids,
@@ -341,7 +352,8 @@ export class BatchDecoder {
       promptTop: promptTop ?? 0,
       text: new StopTextStream(this.opts.tokenizer, stops, { includeStop: params.includeStopInText ?? false, skipSpecialTokens: params.skipSpecialTokens ?? true }),
       slot: -1,
-      leader: this.prefixLeader(ids, promptTop),
+      leader: shared?.leader ?? null,
+      sharedPositions: shared?.positions ?? 0,
       stream: undefined as unknown as GenerationStream,
       aborted: false,
     };
@@ -362,30 +374,38 @@ export class BatchDecoder {
   }
 
   /**
-   * A live sequence with the same prompt (and the same prompt scoring) for a new one to copy its
-   * cached prompt from: the n choices of a request, or the same prompt sent twice at once. Prompts
-   * of one token have nothing to share.
+   * A live sequence whose prompt begins as `ids` does (with the same prompt scoring), for the new
+   * one to copy the cached positions they share from: the n choices of a request, the same prompt
+   * sent twice at once, or prompts with a common beginning (a system prompt, few-shot examples,
+   * a multiple-choice question's context before each ending). The longest shared beginning
+   * wins; it must cover the whole prompt but its last token, or at least MIN_SHARED_POSITIONS.
+   * The last shared token is left out, so that the copy's next token (and its log-probability)
+   * is its own.
    */
-  private prefixLeader(ids: Int32Array, promptTop: number | null): Sequence | null {
+  private prefixLeader(ids: Int32Array, promptTop: number | null): { leader: Sequence; positions: number } | null {
     if (ids.length < 2 || this.opts.sharePrefixes === false) return null;
+    let best: { leader: Sequence; positions: number } | null = null;
     for (const s of [...this.active, ...this.waiting]) {
-      if (s.aborted || s.leader !== null || s.prompt.length !== ids.length) continue;
+      if (s.aborted || s.leader !== null) continue;
       if (promptTop !== null && (s.promptLogprobs === null || s.promptTop !== promptTop)) continue;
-      let same = true;
-      for (let i = 0; i < ids.length && same; i++) same = s.prompt[i] === ids[i];
-      if (same) return s;
+      const limit = Math.min(s.prompt.length, ids.length);
+      let common = 0;
+      while (common < limit && s.prompt[common] === ids[common]) common++;
+      const positions = common - 1;
+      if (positions < 1 || (positions < MIN_SHARED_POSITIONS && positions < ids.length - 1)) continue;
+      if (best === null || positions > best.positions) best = { leader: s, positions };
     }
-    return null;
+    return best;
   }
 
   /**
-   * Whether `seq` can run this step, having taken its leader's cached prompt (all but the last
-   * token, which it runs itself for its own first logits) once the leader holds it. A leader
-   * that ended or was aborted first leaves `seq` to compute its prompt as any other.
+   * Whether `seq` can run this step, having taken its leader's cached positions once the leader
+   * holds them. A leader that ended or was aborted first leaves `seq` to compute its prompt as
+   * any other.
    */
   private takePrefix(seq: Sequence): boolean {
     const leader = seq.leader!;
-    const need = seq.prompt.length - 1;
+    const need = seq.sharedPositions;
     if (leader.aborted || leader.slot < 0) {
       seq.leader = null;
       return true;
@@ -393,7 +413,7 @@ export class BatchDecoder {
     if (this.cache.lengths[leader.slot] < need) return false;
     this.cache.copyPrefix(leader.slot, seq.slot, need);
     seq.fed = need;
-    // the leader has scored those positions too (rows 0 … need − 1 predict tokens 1 … need)
+    // the leader has scored those positions too (rows 0 … need − 1 predict tokens 1 … need, the same tokens)
     if (seq.promptLogprobs !== null) seq.promptLogprobs = leader.promptLogprobs!.slice(0, need + 1);
     seq.leader = null;
     this.stats.sharedPrefixTokens += need;
