@@ -334,6 +334,24 @@ describe('BatchDecoder', () => {
     await decoder.close();
   });
 
+  it('a leader that ends in the step that caches its prompt keeps its slot until its copies have it; with no slot to spare, they compute it', async () => {
+    const provider = await tinyModel('mixtral', 9);
+    const prompt = [5, 9, 13, 2, 40, 41, 7, 7, 30, 12, 3, 17, 19, 23, 29, 31, 37, 41];
+    const want = (await generateAll(provider, engine, prompt, { temperature: 0, maxNewTokens: 3, stopTokenIds: [] })).tokens;
+    for (const maxBatchSize of [3, 1]) {
+      const decoder = new BatchDecoder(provider, engine, { maxBatchSize });
+      // one token for the leader (a prompt scored with max_tokens 0 ends so); its copies arrive while its prefill runs
+      const leader = collect(decoder.submit(prompt, { temperature: 0, maxNewTokens: 1, stopTokenIds: [] }));
+      const copies = [collect(decoder.submit(prompt, { temperature: 0, maxNewTokens: 3, stopTokenIds: [] })), collect(decoder.submit(prompt, { temperature: 0, maxNewTokens: 3, stopTokenIds: [] }))];
+      expect((await leader).tokens).toEqual(want.slice(0, 1));
+      for (const c of await Promise.all(copies)) expect(c.tokens).toEqual(want);
+      // with 3 slots both copies took the leader's positions; with 1 the lingering leader gave its slot up
+      expect(decoder.stats.sharedPrefixTokens).toBe(maxBatchSize === 3 ? 2 * (prompt.length - 1) : 0);
+      expect(decoder.kvCacheBytes).toBe(0);
+      await decoder.close();
+    }
+  });
+
   it('a copy whose leader is aborted before its prompt is cached computes the prompt itself', async () => {
     const provider = await tinyModel('mixtral', 9);
     const prompt = [5, 9, 13, 2, 40, 41, 7, 7];

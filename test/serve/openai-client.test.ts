@@ -142,6 +142,29 @@ describe('openai client', () => {
     expect(texts).toEqual(prompts.map((p, i) => p + want[i]));
   });
 
+  it('log-likelihood scoring of a batch of endings after one context (echo, max_tokens 0): each as when scored alone (to float32 rounding), the context computed once', async () => {
+    const context = 'JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;\n';
+    const prompts = [' Or, if thou wilt not, be but sworn my love,', ' And I will love thee well.', ' ROMEO:\nShall I hear more?'].map((e) => context + e);
+    const decoder = s.server.residency.handleIfResident('tiny')?.decoder;
+    const sharedBefore = decoder?.stats.sharedPrefixTokens ?? 0;
+    const batch = await client.completions.create({ model: 'tiny', prompt: prompts, max_tokens: 0, echo: true, logprobs: 0 });
+    const sharedAfter = s.server.residency.handleIfResident('tiny')!.decoder.stats.sharedPrefixTokens;
+    for (const [i, prompt] of prompts.entries()) {
+      const alone = await client.completions.create({ model: 'tiny', prompt, max_tokens: 0, echo: true, logprobs: 0 });
+      expect(batch.choices[i].text).toBe(prompt);
+      expect(batch.choices[i].logprobs!.tokens).toEqual(alone.choices[0].logprobs!.tokens);
+      // copied positions were computed in another prompt's prefill, a product of another shape:
+      // the same values up to float32 summation order (OpenBLAS blocks by the number of rows)
+      const [got, want] = [batch.choices[i].logprobs!.token_logprobs!, alone.choices[0].logprobs!.token_logprobs!];
+      expect(got.length).toBe(want.length);
+      expect(got[0]).toBeNull();
+      got.slice(1).forEach((v, j) => expect(Math.abs((v as number) - (want[j + 1] as number))).toBeLessThan(1e-4));
+    }
+    // the endings after the first copied the context's positions instead of computing them
+    const contextTokens = s.server.models.get('tiny')!.tokenizer.tokenizer.encode(context).ids.length;
+    expect(sharedAfter - sharedBefore).toBeGreaterThanOrEqual(2 * (contextTokens - 2));
+  });
+
   it('stop strings end the completion before the match', async () => {
     const r = await client.completions.create({ model: 'tiny', prompt: golden.cases[0].prompt, max_tokens: 64, temperature: 0, stop: ['king'] });
     expect(r.choices[0].finish_reason).toBe('stop');

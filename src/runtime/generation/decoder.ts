@@ -127,6 +127,8 @@ interface Sequence {
   sharedPositions: number;
   stream: GenerationStream;
   aborted: boolean;
+  /** its end event (or error) has been sent */
+  ended: boolean;
   detach?: () => void;
 }
 
@@ -178,11 +180,11 @@ export class GenerationStream implements AsyncIterable<GenerationEvent> {
       for (;;) {
         const event = this.queue.shift();
         if (event) {
+          // set before the yield: a consumer that stops at the end event (returns from its loop)
+          // must not abort a request that has already ended (its cache may be lingering for others)
+          if (event.type === 'end') finished = true;
           yield event;
-          if (event.type === 'end') {
-            finished = true;
-            return;
-          }
+          if (finished) return;
           continue;
         }
         if (this.failure !== null) {
@@ -251,6 +253,8 @@ export class BatchDecoder {
   private readonly cache: KvCache;
   private readonly waiting: Sequence[] = [];
   private readonly active: Sequence[] = [];
+  /** finished sequences whose slots are kept for others to copy their cached prompt from (release) */
+  private readonly lingering: Sequence[] = [];
   private running: Promise<void> | null = null;
   private closed = false;
   private nextId = 1;
@@ -356,8 +360,10 @@ export class BatchDecoder {
       sharedPositions: shared?.positions ?? 0,
       stream: undefined as unknown as GenerationStream,
       aborted: false,
+      ended: false,
     };
     seq.stream = new GenerationStream(id, ids.length, () => {
+      if (seq.ended) return; // nothing left to stop (and a lingering cache stays usable)
       seq.aborted = true;
       this.kick();
     });
@@ -439,6 +445,7 @@ export class BatchDecoder {
   private async loop(): Promise<void> {
     while (this.waiting.length > 0 || this.active.length > 0) {
       this.reap();
+      this.freeLingering();
       this.admit();
       if (this.active.length === 0) continue;
       try {
@@ -450,6 +457,7 @@ export class BatchDecoder {
       // let submitters, consumers and abort signals run between steps
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
+    this.freeLingering(true);
   }
 
   /** Ends aborted requests (active or waiting) with finishReason 'abort'. */
@@ -463,7 +471,14 @@ export class BatchDecoder {
 
   private admit(): void {
     while (this.waiting.length > 0 && this.active.length < this.maxBatchSize) {
-      const slot = this.cache.acquire();
+      let slot = this.cache.acquire();
+      if (slot === null && this.lingering.length > 0) {
+        // a waiting request needs the slot more than a copy saves: its followers compute their prompts
+        const oldest = this.lingering.shift()!;
+        this.cache.release(oldest.slot);
+        oldest.slot = -1;
+        slot = this.cache.acquire();
+      }
       if (slot === null) break;
       const seq = this.waiting.shift()!;
       seq.slot = slot;
@@ -582,13 +597,40 @@ export class BatchDecoder {
     this.finish(seq, reason);
   }
 
-  private release(seq: Sequence): void {
-    if (seq.slot >= 0) this.cache.release(seq.slot);
-    seq.slot = -1;
+  /**
+   * Frees a finished sequence's KV slot, unless sequences still wait to copy positions from it:
+   * then it lingers until they have (freeLingering). A request scored with max_tokens 0 ends in
+   * the step that caches its prompt, before the other prompts of its batch could copy from it.
+   * An aborted or failed sequence never lingers (its cache may be incomplete).
+   */
+  private release(seq: Sequence, linger = true): void {
     seq.detach?.();
+    if (seq.slot < 0) return;
+    if (linger && !seq.aborted && this.hasFollowers(seq)) {
+      this.lingering.push(seq);
+      return;
+    }
+    this.cache.release(seq.slot);
+    seq.slot = -1;
+  }
+
+  private hasFollowers(seq: Sequence): boolean {
+    return this.active.some((f) => f.leader === seq && !f.aborted) || this.waiting.some((f) => f.leader === seq && !f.aborted);
+  }
+
+  /** Frees the slots of lingering sequences nobody waits for any more (all of them with `all`). */
+  private freeLingering(all = false): void {
+    for (let i = this.lingering.length - 1; i >= 0; i--) {
+      const seq = this.lingering[i];
+      if (!all && this.hasFollowers(seq)) continue;
+      this.lingering.splice(i, 1);
+      this.cache.release(seq.slot);
+      seq.slot = -1;
+    }
   }
 
   private finish(seq: Sequence, reason: FinishReason): void {
+    seq.ended = true;
     this.release(seq);
     seq.stream.push({
       type: 'end',
@@ -598,7 +640,8 @@ export class BatchDecoder {
   }
 
   private finishWithError(seq: Sequence, err: unknown): void {
-    this.release(seq);
+    seq.ended = true;
+    this.release(seq, false);
     seq.stream.fail(err);
   }
 }
