@@ -8,7 +8,9 @@
  *
  * Requests beyond `maxBatchSize` wait in FIFO order. A prompt that cannot fit the context is
  * refused at `submit` (ContextLengthError); a generation that reaches the context ends with
- * finishReason 'length'.
+ * finishReason 'length'. A prompt whose beginning a live request shares copies those cached
+ * positions instead of computing them (shared-prefix.ts). Per-request logits processing
+ * (penalties, bias, allowed tokens) is logits-processors.ts; the event stream, generation-stream.ts.
  */
 import type { Engine, LogitStatsOut } from '../../engine/types.js';
 import { batchFromSequences } from '../batch.js';
@@ -23,8 +25,10 @@ import { StopTextStream, type TextDecoderLike } from './stop.js';
 import { MAX_TOP_LOGPROBS, tokenLogprobs, type TokenLogprob } from './logprobs.js';
 import { assertPromptIds } from './prompt-ids.js';
 import { RequestLogitsProcessor, resolveLogitsProcessing, type LogitsProcessingParams } from './logits-processors.js';
+import { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage } from './generation-stream.js';
+import { longestSharedBeginning } from './shared-prefix.js';
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
 
 /** Most bytes of logits a prompt's scoring holds at once, by default (BatchDecoderOptions.promptLogitsBytes). */
 const PROMPT_LOGITS_BYTES = 32 * 2 ** 20;
@@ -60,20 +64,6 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    */
   promptLogprobs?: number;
 }
-
-export interface GenerationUsage {
-  promptTokens: number;
-  completionTokens: number;
-  finishReason: FinishReason;
-  /** the sampling seed used (drawn at random when the request gave none) */
-  seed: number;
-}
-
-export type GenerationEvent =
-  /** one generated token; `text` is the newly decodable completion text (may be empty) */
-  | { type: 'token'; token: number; text: string; logprob?: TokenLogprob; promptLogprobs?: Array<TokenLogprob | null> }
-  /** always the last event; `text` is the whole completion text (stop string excluded) */
-  | { type: 'end'; usage: GenerationUsage; text: string };
 
 export interface BatchDecoderOptions {
   /** requests decoded together at most (default 8); more wait */
@@ -131,82 +121,6 @@ interface Sequence {
   ended: boolean;
   detach?: () => void;
 }
-
-/** The events of one request, as an async iterator. Breaking out of a for-await aborts it. */
-export class GenerationStream implements AsyncIterable<GenerationEvent> {
-  private readonly queue: GenerationEvent[] = [];
-  private failure: unknown = null;
-  private ended = false;
-  private wake: (() => void) | null = null;
-  /** resolves with the final usage and text (rejects if the forward pass failed) */
-  readonly result: Promise<{ usage: GenerationUsage; text: string }>;
-  private settle!: { resolve(v: { usage: GenerationUsage; text: string }): void; reject(e: unknown): void };
-
-  constructor(
-    readonly id: number,
-    readonly promptTokens: number,
-    private readonly onAbort: () => void,
-  ) {
-    this.result = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
-    this.result.catch(() => undefined); // consumers that only iterate see the error there
-  }
-
-  /** Stop this request (as a disconnecting client does); its stream then ends with finishReason 'abort'. */
-  abort(): void {
-    this.onAbort();
-  }
-
-  /** @internal */
-  push(event: GenerationEvent): void {
-    this.queue.push(event);
-    if (event.type === 'end') {
-      this.ended = true;
-      this.settle.resolve({ usage: event.usage, text: event.text });
-    }
-    this.wake?.();
-  }
-
-  /** @internal */
-  fail(err: unknown): void {
-    this.failure = err;
-    this.ended = true;
-    this.settle.reject(err);
-    this.wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<GenerationEvent> {
-    let finished = false;
-    try {
-      for (;;) {
-        const event = this.queue.shift();
-        if (event) {
-          // set before the yield: a consumer that stops at the end event (returns from its loop)
-          // must not abort a request that has already ended (its cache may be lingering for others)
-          if (event.type === 'end') finished = true;
-          yield event;
-          if (finished) return;
-          continue;
-        }
-        if (this.failure !== null) {
-          finished = true;
-          throw this.failure;
-        }
-        if (this.ended) return;
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        this.wake = null;
-      }
-    } finally {
-      if (!finished) this.abort();
-    }
-  }
-}
-
-/**
- * Fewest positions a prompt copies from another that begins the same way (a whole prompt but its
- * last token is always copied): below it, waiting a step for the other's prefill costs about what
- * computing them does.
- */
-const MIN_SHARED_POSITIONS = 16;
 
 /** Default positions per sequence when the config gives none. */
 const DEFAULT_CONTEXT = 4096;
@@ -379,29 +293,10 @@ export class BatchDecoder {
     return seq.stream;
   }
 
-  /**
-   * A live sequence whose prompt begins as `ids` does (with the same prompt scoring), for the new
-   * one to copy the cached positions they share from: the n choices of a request, the same prompt
-   * sent twice at once, or prompts with a common beginning (a system prompt, few-shot examples,
-   * a multiple-choice question's context before each ending). The longest shared beginning
-   * wins; it must cover the whole prompt but its last token, or at least MIN_SHARED_POSITIONS.
-   * The last shared token is left out, so that the copy's next token (and its log-probability)
-   * is its own.
-   */
+  /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */
   private prefixLeader(ids: Int32Array, promptTop: number | null): { leader: Sequence; positions: number } | null {
-    if (ids.length < 2 || this.opts.sharePrefixes === false) return null;
-    let best: { leader: Sequence; positions: number } | null = null;
-    for (const s of [...this.active, ...this.waiting]) {
-      if (s.aborted || s.leader !== null) continue;
-      if (promptTop !== null && (s.promptLogprobs === null || s.promptTop !== promptTop)) continue;
-      const limit = Math.min(s.prompt.length, ids.length);
-      let common = 0;
-      while (common < limit && s.prompt[common] === ids[common]) common++;
-      const positions = common - 1;
-      if (positions < 1 || (positions < MIN_SHARED_POSITIONS && positions < ids.length - 1)) continue;
-      if (best === null || positions > best.positions) best = { leader: s, positions };
-    }
-    return best;
+    if (this.opts.sharePrefixes === false) return null;
+    return longestSharedBeginning([...this.active, ...this.waiting], ids, promptTop);
   }
 
   /**
