@@ -61,6 +61,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
           resident_byte_seconds: s.residentByteSeconds,
           active_sequences: decoder ? decoder.activeCount + decoder.waitingCount : 0,
           kv_cache_bytes: decoder ? decoder.kvCacheBytes : 0,
+          // since the model was last loaded: prompt tokens its forward passes ran, and those copied from a prompt with the same beginning
+          prefill_tokens: decoder ? decoder.stats.prefillTokens : 0,
+          shared_prefix_tokens: decoder ? decoder.stats.sharedPrefixTokens : 0,
         };
       }),
       ...[...ctx.refused.values()].map((m) => ({ id: m.id, status: 'refused', reason: m.reason })),

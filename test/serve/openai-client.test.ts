@@ -163,6 +163,11 @@ describe('openai client', () => {
     // the endings after the first copied the context's positions instead of computing them
     const contextTokens = s.server.models.get('tiny')!.tokenizer.tokenizer.encode(context).ids.length;
     expect(sharedAfter - sharedBefore).toBeGreaterThanOrEqual(2 * (contextTokens - 2));
+    // /health reports it per model
+    const health = (await (await fetch(`${s.url}/health`)).json()) as { models: Array<{ id: string; shared_prefix_tokens: number; prefill_tokens: number }> };
+    const tiny = health.models.find((m) => m.id === 'tiny')!;
+    expect(tiny.shared_prefix_tokens).toBe(sharedAfter);
+    expect(tiny.prefill_tokens).toBeGreaterThan(0);
   });
 
   it('stop strings end the completion before the match', async () => {
