@@ -42,6 +42,7 @@ import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import { BatchDecoder, weightProviderOf, type GenerationStream } from '../src/runtime/index.js';
 import { mulberry32 } from '../src/util/prng.js';
 import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
+import { streamTokens } from './lib/stream-tokens.js';
 
 const root = path.join(import.meta.dirname, '..');
 const venv = path.join(root, '.venv', 'bin', 'python');
@@ -119,15 +120,10 @@ try {
   let firstTokenCpu: NodeJS.CpuUsage | null = null;
   let started = 0;
   let expected = 1;
-  const drain = async (s: GenerationStream) => {
-    const tokens: number[] = [];
-    for await (const e of s) {
-      if (e.type !== 'token') continue;
-      if (tokens.length === 0 && ++started === expected) firstTokenCpu = process.cpuUsage();
-      tokens.push(e.token);
-    }
-    return tokens;
-  };
+  const drain = (s: GenerationStream) =>
+    streamTokens(s, () => {
+      if (++started === expected) firstTokenCpu = process.cpuUsage();
+    });
 
   // single stream (one decoder kept across repeats, as a server keeps it; weights resident after the warm-up)
   const single = new BatchDecoder(provider, engine, { maxBatchSize: 1 });

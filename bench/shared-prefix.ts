@@ -19,6 +19,7 @@ import { openModel } from '../src/compressed/open-model.js';
 import { createEngine } from '../src/engine/index.js';
 import { BatchDecoder, ResidentWeights, weightProviderOf, type GenerationStream } from '../src/runtime/index.js';
 import { mulberry32 } from '../src/util/prng.js';
+import { streamTokens } from './lib/stream-tokens.js';
 
 const root = path.join(import.meta.dirname, '..');
 const synthetic = path.join(root, '.bench-tmp', 'synth-mixtral');
@@ -57,15 +58,10 @@ async function once(share: boolean): Promise<{ firstMs: number; totalMs: number;
   const t0 = performance.now();
   let firsts = 0;
   let firstMs = 0;
-  const drain = async (s: GenerationStream) => {
-    const tokens: number[] = [];
-    for await (const e of s) {
-      if (e.type !== 'token') continue;
-      if (tokens.length === 0 && ++firsts === n) firstMs = performance.now() - t0;
-      tokens.push(e.token);
-    }
-    return tokens;
-  };
+  const drain = (s: GenerationStream) =>
+    streamTokens(s, () => {
+      if (++firsts === n) firstMs = performance.now() - t0;
+    });
   const all = await Promise.all(prompts.map((prompt) => drain(decoder.submit(prompt, { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] }))));
   const totalMs = performance.now() - t0;
   const prefill = decoder.stats.prefillTokens;

@@ -8,7 +8,8 @@ produce the same tokens).
 
 With --batch-ids (S prompts of the same length, S × L int32), also the same greedy loop over all
 S at once as one batch of rows (no padding needed: equal lengths), PyTorch's counterpart of S
-concurrent streams: batchSeconds (fastest repeat) and the first row's ids.
+concurrent streams: batchSeconds (fastest repeat) and the first row's ids. The single stream is
+that loop over a batch of one.
 
   .venv/bin/python bench/torch_decode.py --model DIR --ids prompt.i32 --new-tokens N [--threads T] [--repeats R]
       [--batch-ids prompts.i32 --streams S]
@@ -26,22 +27,8 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 
 @torch.inference_mode()
-def greedy(model, ids, steps):
-    out = []
-    past = None
-    inp = torch.tensor([ids], dtype=torch.long)
-    for _ in range(steps):
-        res = model(input_ids=inp, past_key_values=past, use_cache=True)
-        past = res.past_key_values
-        nxt = int(torch.argmax(res.logits[0, -1]))
-        out.append(nxt)
-        inp = torch.tensor([[nxt]], dtype=torch.long)
-    return out
-
-
-@torch.inference_mode()
-def greedy_batch(model, rows, steps):
-    """The same loop over a batch of equal-length prompts: one forward pass per step for all rows."""
+def greedy(model, rows, steps):
+    """Greedy decoding of equal-length prompts as one batch of rows: one forward pass per step for all rows."""
     out = []
     past = None
     inp = torch.tensor(rows, dtype=torch.long)
@@ -52,6 +39,19 @@ def greedy_batch(model, rows, steps):
         out.append(nxt.tolist())
         inp = nxt.unsqueeze(1)
     return [[step[r] for step in out] for r in range(len(rows))]
+
+
+def timed(run, repeats):
+    """run() `repeats` times (the caller warms up first): the fastest wall seconds, the CPU seconds of that repeat, every repeat's seconds, the last result."""
+    times, cpu, result = [], [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        result = run()
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    best = min(times)
+    return best, cpu[times.index(best)], times, result
 
 
 def main():
@@ -77,29 +77,16 @@ def main():
     model.eval()
     load = time.perf_counter() - t0
     ids = np.fromfile(args.ids, dtype="<i4").tolist()
-    greedy(model, ids, 4)  # warm-up
-    times, cpu, tokens = [], [], []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        tokens = greedy(model, ids, args.new_tokens)
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
+    greedy(model, [ids], 4)  # warm-up
     # CPU seconds (all threads) of the fastest repeat: less sensitive to a loaded machine than wall time
-    result = {"loadSeconds": load, "seconds": min(times), "cpuSeconds": cpu[times.index(min(times))], "allSeconds": times, "tokens": tokens, "threads": torch.get_num_threads(),
+    seconds, cpu, times, single = timed(lambda: greedy(model, [ids], args.new_tokens), args.repeats)
+    result = {"loadSeconds": load, "seconds": seconds, "cpuSeconds": cpu, "allSeconds": times, "tokens": single[0], "threads": torch.get_num_threads(),
               "torch": torch.__version__, "transformers": transformers.__version__}
     if args.batch_ids:
-        flat = np.fromfile(args.batch_ids, dtype="<i4")
-        rows = flat.reshape(args.streams, -1).tolist()
-        greedy_batch(model, rows, 4)  # warm-up
-        btimes, bcpu, brows = [], [], []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            c0 = time.process_time()
-            brows = greedy_batch(model, rows, args.new_tokens)
-            btimes.append(time.perf_counter() - t0)
-            bcpu.append(time.process_time() - c0)
-        result.update({"batchSeconds": min(btimes), "batchCpuSeconds": bcpu[btimes.index(min(btimes))], "allBatchSeconds": btimes, "batchFirstRow": brows[0]})
+        rows = np.fromfile(args.batch_ids, dtype="<i4").reshape(args.streams, -1).tolist()
+        greedy(model, rows, 4)  # warm-up
+        seconds, cpu, times, batch = timed(lambda: greedy(model, rows, args.new_tokens), args.repeats)
+        result.update({"batchSeconds": seconds, "batchCpuSeconds": cpu, "allBatchSeconds": times, "batchFirstRow": batch[0]})
     json.dump(result, sys.stdout)
 
 

@@ -9,7 +9,7 @@ export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deep
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
-/** generation_config.json's temperature, top_p and top_k, each where it sets one. */
+/** generation_config.json's temperature, top_p, top_k, min_p and repetition_penalty, each where it sets one. */
 export interface SamplingDefaults {
   temperature?: number;
   topP?: number;

@@ -35,6 +35,11 @@ export interface ChatPromptOptions {
   addSpecialTokens?: boolean;
 }
 
+/** A request's chat prompt fields (schemas.ts, chatPromptFields) as options. */
+export function chatPromptOptionsOf(req: { add_generation_prompt?: boolean | null; continue_final_message?: boolean | null; add_special_tokens?: boolean | null }): ChatPromptOptions {
+  return { addGenerationPrompt: req.add_generation_prompt ?? undefined, continueFinalMessage: req.continue_final_message ?? false, addSpecialTokens: req.add_special_tokens ?? false };
+}
+
 /** Appended to the final message to find where the template put it (transformers' own tag). */
 const CONTINUE_TAG = 'CONTINUE_FINAL_MESSAGE_TAG ';
 

@@ -3,10 +3,8 @@
  * log-probability options resolved against the model it names.
  */
 import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
-import type { LogitsProcessingParams } from '../runtime/generation/logits-processors.js';
-import type { SamplingParams } from '../runtime/generation/sampling.js';
 import type { GenerationParams } from '../runtime/generation/decoder.js';
-import { buildChatPrompt } from './chat-template.js';
+import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
 import { chatRequest, completionRequest, flattenMessages, parseBody, stopList, type ChatRequest, type CompletionRequest } from './schemas.js';
@@ -43,9 +41,8 @@ export interface Prepared {
   scoreOnly: boolean;
   stream: boolean;
   includeUsage: boolean;
-  params: SamplingParams &
-    LogitsProcessingParams &
-    Pick<GenerationParams, 'minNewTokens' | 'includeStopInText' | 'skipSpecialTokens'> & { stop: string[]; stopTokenIds: number[]; logprobs?: number; promptLogprobs?: number };
+  /** the decoder's parameters but each prompt's length and the abort signal (routes.ts adds them) */
+  params: Omit<GenerationParams, 'maxNewTokens' | 'signal' | 'stop' | 'stopTokenIds'> & { stop: string[]; stopTokenIds: number[] };
 }
 
 /** Alternatives per token the request asks log-probabilities for (undefined: none), in either endpoint's form. */
@@ -67,23 +64,21 @@ function promptList(prompt: CompletionRequest['prompt']): Array<string | number[
   return prompt as number[][];
 }
 
-/** A request's stop_token_ids, each a token id of the model. */
-function stopTokenIdsOf(ids: readonly number[] | null | undefined, model: ServedModel): number[] {
-  for (const id of ids ?? []) {
-    if (id >= model.vocabSize) throw badRequest(`stop_token_ids: ${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'stop_token_ids', 'invalid_parameter');
+/**
+ * Token ids a request names in `field` (integers ≥ 0, from the schema), each checked against the
+ * model's vocabulary before any load starts: a 400 naming the field.
+ */
+export function assertVocabularyIds(ids: Iterable<number>, model: ServedModel, field: string, what = ''): void {
+  for (const id of ids) {
+    if (id >= model.vocabSize) throw badRequest(`${field}: ${what}${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, field, 'invalid_parameter');
   }
-  return [...(ids ?? [])];
 }
 
-/** logit_bias as token id → bias, its ids checked against the vocabulary before any load starts. */
+/** logit_bias as token id → bias. */
 function logitBiasOf(bias: Record<string, number> | null | undefined, model: ServedModel): Map<number, number> | undefined {
   if (!bias) return undefined;
-  const out = new Map<number, number>();
-  for (const [key, amount] of Object.entries(bias)) {
-    const id = Number(key);
-    if (id >= model.vocabSize) throw badRequest(`logit_bias: token ${key} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'logit_bias', 'invalid_parameter');
-    out.set(id, amount);
-  }
+  const out = new Map(Object.entries(bias).map(([key, amount]) => [Number(key), amount]));
+  assertVocabularyIds(out.keys(), model, 'logit_bias', 'token ');
   return out;
 }
 
@@ -109,8 +104,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
   const given: Array<{ ids: Int32Array; text: string | null }> = [];
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
-    const options = { addGenerationPrompt: chat.add_generation_prompt ?? undefined, continueFinalMessage: chat.continue_final_message ?? false, addSpecialTokens: chat.add_special_tokens ?? false };
-    given.push({ ids: (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, options)).ids, text: null });
+    given.push({ ids: (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, chatPromptOptionsOf(chat))).ids, text: null });
   } else {
     const completion = req as CompletionRequest;
     const list = promptList(completion.prompt);
@@ -158,9 +152,8 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     const echoText = !echo ? null : text !== null && !truncated ? text : model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false });
     return { ids, maxTokens, echo: echoText };
   });
-  for (const id of req.allowed_token_ids ?? []) {
-    if (id >= model.vocabSize) throw badRequest(`allowed_token_ids: ${id} is outside the vocabulary [0, ${model.vocabSize}) of \`${model.id}\``, 'allowed_token_ids', 'invalid_parameter');
-  }
+  assertVocabularyIds(req.allowed_token_ids ?? [], model, 'allowed_token_ids');
+  assertVocabularyIds(req.stop_token_ids ?? [], model, 'stop_token_ids');
   // fields the request leaves out take the model's generation_config.json settings, as in vLLM
   const defaults = model.samplingDefaults;
   const topK = req.top_k ?? defaults.topK;
@@ -186,7 +179,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       skipSpecialTokens: req.skip_special_tokens ?? undefined,
       seed: req.seed ?? undefined,
       stop: stopList(req.stop),
-      stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...stopTokenIdsOf(req.stop_token_ids, model)])],
+      stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...(req.stop_token_ids ?? [])])],
       logprobs,
       promptLogprobs: echo ? logprobs : undefined,
     },

@@ -35,6 +35,17 @@ export function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
   return reply.code(err.status).header('content-type', 'application/json; charset=utf-8').send(err.body());
 }
 
+/** A handler whose result is the JSON answer and whose errors are OpenAI-shaped error objects. */
+function answer(handle: (req: FastifyRequest) => unknown): (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> {
+  return async (req, reply) => {
+    try {
+      return await handle(req);
+    } catch (err) {
+      return sendError(reply, toApiError(err));
+    }
+  };
+}
+
 export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.get('/health', async () => ({
     status: ctx.isDraining() ? 'draining' : 'ok',
@@ -78,29 +89,11 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const modelObject = (m: ServedModel) => ({ id: m.id, object: 'model', created: m.created, owned_by: 'rfid-moe', max_model_len: m.contextLength });
   app.get('/v1/models', async () => ({ object: 'list', data: [...ctx.models.values()].map(modelObject) }));
   // the OpenAI API's "retrieve model" (client.models.retrieve(id)); the id is the rest of the path
-  app.get('/v1/models/*', async (req, reply) => {
-    try {
-      return modelObject(lookupModel(ctx, (req.params as { '*': string })['*']));
-    } catch (err) {
-      return sendError(reply, toApiError(err));
-    }
-  });
+  app.get('/v1/models/*', answer((req) => modelObject(lookupModel(ctx, (req.params as { '*': string })['*']))));
 
   // vLLM's tokenizer endpoints (tokenize.ts): the tokenizer alone, no load
-  app.post('/tokenize', async (req, reply) => {
-    try {
-      return await tokenize(ctx, req.body);
-    } catch (err) {
-      return sendError(reply, toApiError(err));
-    }
-  });
-  app.post('/detokenize', async (req, reply) => {
-    try {
-      return detokenizeRequest(ctx, req.body);
-    } catch (err) {
-      return sendError(reply, toApiError(err));
-    }
-  });
+  app.post('/tokenize', answer((req) => tokenize(ctx, req.body)));
+  app.post('/detokenize', answer((req) => detokenizeRequest(ctx, req.body)));
 
   app.post('/v1/completions', (req, reply) => generation(ctx, 'completions', req, reply));
   app.post('/v1/chat/completions', (req, reply) => generation(ctx, 'chat', req, reply));

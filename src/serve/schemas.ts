@@ -128,6 +128,17 @@ const message = z.object({
 /** A conversation: at least one message. */
 export const messagesSchema = z.array(message, { message: 'messages must be an array of {role, content} objects' }).min(1);
 
+/** How a conversation becomes a prompt (vLLM's fields), for /v1/chat/completions and /tokenize alike (chatPromptOptionsOf). */
+export const chatPromptFields = {
+  /** vLLM's extension: variables for the chat template, e.g. {"enable_thinking": false} for Qwen3 */
+  chat_template_kwargs: z.record(z.string(), z.unknown(), { message: 'chat_template_kwargs must be an object of template variables' }).nullish(),
+  /** end the prompt with a new assistant header (default), or inside the last message, which the model continues */
+  add_generation_prompt: z.boolean().nullish(),
+  continue_final_message: z.boolean().nullish(),
+  /** add the tokenizer's special tokens (BOS) to the rendered template (default false: the template holds them) */
+  add_special_tokens: z.boolean().nullish(),
+};
+
 export const chatRequest = z.object({
   ...sampling,
   messages: messagesSchema,
@@ -138,13 +149,7 @@ export const chatRequest = z.object({
   tools: z.array(z.unknown()).max(0, { message: 'tools (function calling) are not supported' }).nullish(),
   tool_choice: z.literal('none', { message: 'tools (function calling) are not supported; tool_choice can only be "none"' }).nullish(),
   response_format: responseFormat,
-  /** vLLM's extension: variables for the chat template, e.g. {"enable_thinking": false} for Qwen3 */
-  chat_template_kwargs: z.record(z.string(), z.unknown(), { message: 'chat_template_kwargs must be an object of template variables' }).nullish(),
-  /** vLLM's: end the prompt with a new assistant header (default), or inside the last message, which the model continues */
-  add_generation_prompt: z.boolean().nullish(),
-  continue_final_message: z.boolean().nullish(),
-  /** vLLM's: add the tokenizer's special tokens (BOS) to the rendered template (default false: the template holds them) */
-  add_special_tokens: z.boolean().nullish(),
+  ...chatPromptFields,
   echo: z.literal(false, { message: 'echo is not supported on /v1/chat/completions (use continue_final_message to continue the last message)' }).nullish(),
   chat_template: z.null({ message: 'a chat_template in the request is not supported; the model’s own template is used' }).optional(),
   documents: z.null({ message: 'documents are not supported' }).optional(),

@@ -12,11 +12,11 @@
  * `model` may be left out when one model is served, as vLLM serves one.
  */
 import { z } from 'zod';
-import { buildChatPrompt } from './chat-template.js';
+import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
 import { badRequest } from './errors.js';
 import type { ServedModel } from './models.js';
-import { lookupModel, type ModelsInView } from './prepare.js';
-import { flattenMessages, messagesSchema, parseBody } from './schemas.js';
+import { assertVocabularyIds, lookupModel, type ModelsInView } from './prepare.js';
+import { chatPromptFields, flattenMessages, messagesSchema, parseBody } from './schemas.js';
 
 /** Most token ids one /detokenize request may send. */
 const MAX_DETOKENIZE_TOKENS = 1_000_000;
@@ -33,10 +33,7 @@ const tokenizeCompletion = z.object({
 const tokenizeChat = z.object({
   model,
   messages: messagesSchema,
-  add_generation_prompt: z.boolean().nullish(),
-  continue_final_message: z.boolean().nullish(),
-  add_special_tokens: z.boolean().nullish(),
-  chat_template_kwargs: z.record(z.string(), z.unknown(), { message: 'chat_template_kwargs must be an object of template variables' }).nullish(),
+  ...chatPromptFields,
   return_token_strs: z.boolean().nullish(),
 });
 
@@ -60,8 +57,7 @@ export async function tokenize(ctx: ModelsInView, body: unknown): Promise<Record
   if (isChat) {
     const req = parseBody(tokenizeChat, body);
     served = modelOf(ctx, req.model);
-    const options = { addGenerationPrompt: req.add_generation_prompt ?? undefined, continueFinalMessage: req.continue_final_message ?? false, addSpecialTokens: req.add_special_tokens ?? false };
-    ids = [...(await buildChatPrompt(served, flattenMessages(req.messages), req.chat_template_kwargs ?? {}, options)).ids];
+    ids = [...(await buildChatPrompt(served, flattenMessages(req.messages), req.chat_template_kwargs ?? {}, chatPromptOptionsOf(req))).ids];
     strs = req.return_token_strs ?? false;
   } else {
     const req = parseBody(tokenizeCompletion, body);
@@ -77,7 +73,6 @@ export async function tokenize(ctx: ModelsInView, body: unknown): Promise<Record
 export function detokenizeRequest(ctx: ModelsInView, body: unknown): { prompt: string } {
   const req = parseBody(detokenize, body);
   const served = modelOf(ctx, req.model);
-  const outside = req.tokens.find((id) => id >= served.vocabSize);
-  if (outside !== undefined) throw badRequest(`tokens: ${outside} is outside the vocabulary [0, ${served.vocabSize}) of \`${served.id}\``, 'tokens', 'invalid_parameter');
+  assertVocabularyIds(req.tokens, served, 'tokens');
   return { prompt: req.tokens.length === 0 ? '' : served.tokenizer.tokenizer.decode(req.tokens, { skip_special_tokens: false }) };
 }

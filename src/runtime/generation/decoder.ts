@@ -98,7 +98,7 @@ interface Sequence {
   minNew: number;
   includeStop: boolean;
   sampler: Sampler;
-  /** allowed tokens, logit bias, repetition, frequency and presence penalties; null: none asked for */
+  /** allowed tokens, logit bias, penalties and the minimum length's held stops; null: none asked for */
   logitsProcessor: RequestLogitsProcessor | null;
   stopIds: ReadonlySet<number>;
   /** alternatives to report with each token's log-probability; null: no log-probabilities */
@@ -117,8 +117,6 @@ interface Sequence {
   sharedPositions: number;
   stream: GenerationStream;
   aborted: boolean;
-  /** its end event (or error) has been sent */
-  ended: boolean;
   detach?: () => void;
 }
 
@@ -250,7 +248,7 @@ export class BatchDecoder {
       }
     }
     const sampler = new Sampler(resolveSampling(params));
-    const processing = resolveLogitsProcessing(params, config.vocabSize);
+    const processing = resolveLogitsProcessing(params, config.vocabSize, { minTokens: minNew, stopIds });
 
     const id = this.nextId++;
     const shared = this.prefixLeader(ids, promptTop);
@@ -274,10 +272,8 @@ export class BatchDecoder {
       sharedPositions: shared?.positions ?? 0,
       stream: undefined as unknown as GenerationStream,
       aborted: false,
-      ended: false,
     };
     seq.stream = new GenerationStream(id, ids.length, () => {
-      if (seq.ended) return; // nothing left to stop (and a lingering cache stays usable)
       seq.aborted = true;
       this.kick();
     });
@@ -369,9 +365,7 @@ export class BatchDecoder {
       let slot = this.cache.acquire();
       if (slot === null && this.lingering.length > 0) {
         // a waiting request needs the slot more than a copy saves: its followers compute their prompts
-        const oldest = this.lingering.shift()!;
-        this.cache.release(oldest.slot);
-        oldest.slot = -1;
+        this.freeSlot(this.lingering.shift()!);
         slot = this.cache.acquire();
       }
       if (slot === null) break;
@@ -429,11 +423,9 @@ export class BatchDecoder {
     sampling.forEach((seq, i) => {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
-      const belowMin = seq.generated.length < seq.minNew;
       // log-probabilities are the model's own (raw logits, vLLM's default), whatever the processing
-      const raw = (seq.logitsProcessor !== null || belowMin) && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
+      const raw = seq.logitsProcessor !== null && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
       seq.logitsProcessor?.apply(row);
-      if (belowMin) for (const id of seq.stopIds) row[id] = -Infinity;
       const token = seq.sampler.next(row, this.pickGreedy);
       const logprob = seq.logprobs === null ? undefined : tokenLogprobs(raw, token, seq.logprobs, this.logSumExp(raw));
       seq.logitsProcessor?.observe(token);
@@ -505,6 +497,10 @@ export class BatchDecoder {
       this.lingering.push(seq);
       return;
     }
+    this.freeSlot(seq);
+  }
+
+  private freeSlot(seq: Sequence): void {
     this.cache.release(seq.slot);
     seq.slot = -1;
   }
@@ -519,13 +515,11 @@ export class BatchDecoder {
       const seq = this.lingering[i];
       if (!all && this.hasFollowers(seq)) continue;
       this.lingering.splice(i, 1);
-      this.cache.release(seq.slot);
-      seq.slot = -1;
+      this.freeSlot(seq);
     }
   }
 
   private finish(seq: Sequence, reason: FinishReason): void {
-    seq.ended = true;
     this.release(seq);
     seq.stream.push({
       type: 'end',
@@ -535,7 +529,6 @@ export class BatchDecoder {
   }
 
   private finishWithError(seq: Sequence, err: unknown): void {
-    seq.ended = true;
     this.release(seq, false);
     seq.stream.fail(err);
   }

@@ -42,7 +42,8 @@ export class GenerationStream implements AsyncIterable<GenerationEvent> {
 
   /** Stop this request (as a disconnecting client does); its stream then ends with finishReason 'abort'. */
   abort(): void {
-    this.onAbort();
+    // an ended request has nothing left to stop (and its cache may still serve others' prompts)
+    if (!this.ended) this.onAbort();
   }
 
   /** @internal */
@@ -69,11 +70,11 @@ export class GenerationStream implements AsyncIterable<GenerationEvent> {
       for (;;) {
         const event = this.queue.shift();
         if (event) {
-          // set before the yield: a consumer that stops at the end event (returns from its loop)
-          // must not abort a request that has already ended (its cache may be lingering for others)
-          if (event.type === 'end') finished = true;
           yield event;
-          if (finished) return;
+          if (event.type === 'end') {
+            finished = true;
+            return;
+          }
           continue;
         }
         if (this.failure !== null) {

@@ -13,6 +13,8 @@
  * - frequency and presence penalties (OpenAI's, in [-2, 2]): a token generated c times so far has
  *   c·frequency + presence subtracted from its logit (completion tokens only, as OpenAI and vLLM
  *   count them).
+ * - a minimum length (vLLM's `min_tokens`): the request's stop token ids are -∞ until that many
+ *   tokens have been generated.
  *
  * The arithmetic is float32, each operation rounded as PyTorch rounds it (a Float32Array store
  * rounds the exact f64 result once, which for +, ×, ÷ of float32 operands equals the float32
@@ -43,9 +45,18 @@ export interface LogitsProcessingParams {
   logitBias?: ReadonlyMap<number, number>;
 }
 
+/** The stop token ids a minimum length holds back (GenerationParams.minNewTokens, stopTokenIds). */
+export interface HeldStops {
+  /** tokens to generate before a stop id may be chosen */
+  minTokens: number;
+  stopIds: Iterable<number>;
+}
+
 interface ResolvedLogitsProcessing {
   /** sorted, distinct; null = all */
   allowed: Int32Array | null;
+  minTokens: number;
+  stopIds: Int32Array;
   repetition: number;
   frequency: number;
   presence: number;
@@ -54,9 +65,10 @@ interface ResolvedLogitsProcessing {
 
 /**
  * Validates the parameters against a vocabulary; null when none of them changes anything (the
- * decoder then skips the row entirely). Throws GenerationParamsError naming the field.
+ * decoder then skips the row entirely). Throws GenerationParamsError naming the field. `held`
+ * (validated by the decoder) masks the stop ids for a minimum length.
  */
-export function resolveLogitsProcessing(p: LogitsProcessingParams, vocabSize: number): ResolvedLogitsProcessing | null {
+export function resolveLogitsProcessing(p: LogitsProcessingParams, vocabSize: number, held: HeldStops = { minTokens: 0, stopIds: [] }): ResolvedLogitsProcessing | null {
   const repetition = p.repetitionPenalty ?? 1;
   if (typeof repetition !== 'number' || !Number.isFinite(repetition) || !(repetition > 0)) {
     throw new GenerationParamsError(`the repetition penalty must be a finite number > 0 (1 = off), got ${String(p.repetitionPenalty)}`, 'repetitionPenalty');
@@ -96,19 +108,24 @@ export function resolveLogitsProcessing(p: LogitsProcessingParams, vocabSize: nu
     }
     allowed = Int32Array.from(new Set(list)).sort();
   }
-  if (allowed === null && repetition === 1 && frequency === 0 && presence === 0 && bias.length === 0) return null;
-  return { allowed, repetition: Math.fround(repetition), frequency: Math.fround(frequency), presence: Math.fround(presence), bias };
+  const minTokens = held.minTokens;
+  if (allowed === null && minTokens === 0 && repetition === 1 && frequency === 0 && presence === 0 && bias.length === 0) return null;
+  return { allowed, minTokens, stopIds: Int32Array.from(held.stopIds), repetition: Math.fround(repetition), frequency: Math.fround(frequency), presence: Math.fround(presence), bias };
 }
 
 /**
- * One request's penalties and the token counts they depend on. `observe` each generated token;
- * `apply` to the row of logits its next token is chosen from.
+ * One request's logits processing and the token counts it depends on. `observe` each generated
+ * token; `apply` to the row of logits its next token is chosen from.
  */
 export class RequestLogitsProcessor {
   /** completion tokens and how often each was generated */
   private readonly counts = new Map<number, number>();
+  /** completion tokens generated */
+  private generated = 0;
   /** the prompt's distinct tokens (the repetition penalty's other half) */
   private readonly promptTokens: ReadonlySet<number>;
+  /** the allowed tokens' logits, kept while the row is masked */
+  private readonly kept: Float32Array;
 
   constructor(
     private readonly p: ResolvedLogitsProcessing,
@@ -120,14 +137,12 @@ export class RequestLogitsProcessor {
 
   observe(token: number): void {
     this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
+    this.generated++;
   }
-
-  /** the allowed tokens' logits, kept while the row is masked */
-  private readonly kept: Float32Array;
 
   /** Adjusts `row` (one token's logits over the vocabulary) in place. */
   apply(row: Float32Array): void {
-    const { allowed, repetition, frequency, presence, bias } = this.p;
+    const { allowed, minTokens, stopIds, repetition, frequency, presence, bias } = this.p;
     if (allowed !== null) {
       for (let i = 0; i < allowed.length; i++) this.kept[i] = row[allowed[i]];
       row.fill(-Infinity);
@@ -149,5 +164,7 @@ export class RequestLogitsProcessor {
         if (presence !== 0) row[token] -= presence;
       }
     }
+    // -∞ stays -∞ under all of the above, so where this comes makes no difference
+    if (this.generated < minTokens) for (const id of stopIds) row[id] = -Infinity;
   }
 }
