@@ -41,6 +41,8 @@ export interface ServedModel {
   tokenizer: LoadedTokenizer;
   /** the tokenizer's chat template (Jinja), null when it has none */
   chatTemplate: string | null;
+  /** vLLM's GET /tokenizer_info: tokenizer_config.json as JSON, special tokens as their text (tokenizerInfoOf) */
+  tokenizerInfo: Record<string, unknown>;
   specialTokens: { bos: string | null; eos: string | null };
   /** the ids generation stops at (ModelConfig.eosTokenIds: generation_config.json's, else config.json's) */
   eosTokenIds: readonly number[];
@@ -85,6 +87,11 @@ function tokenString(v: unknown): string | null {
   return null;
 }
 
+/** An added-token object ({content, lstrip, …}) as its text; any other value as it is. */
+function asTokenText(v: unknown): unknown {
+  return v && typeof v === 'object' && !Array.isArray(v) && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : v;
+}
+
 async function tokenizerConfig(dir: string): Promise<Record<string, unknown>> {
   const file = path.join(dir, 'tokenizer_config.json');
   if (!existsSync(file)) return {};
@@ -117,6 +124,27 @@ async function chatTemplateOf(dir: string, config: Record<string, unknown>): Pro
   return null;
 }
 
+/**
+ * What vLLM's GET /tokenizer_info answers: the tokenizer's configuration as tokenizer_config.json
+ * holds it, with each special token as its text (the file may store it as an added-token object),
+ * the table of added tokens left out (tokenizer.json has it), the chat template as it is found
+ * (chat_template.jinja or the config), and eos/bos/pad tokens always present (null when none;
+ * clients such as lm-evaluation-harness probe eos_token to detect the endpoint).
+ */
+export function tokenizerInfoOf(config: Record<string, unknown>, chatTemplate: string | null, eosFallback: string | null): Record<string, unknown> {
+  const info: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(config)) {
+    if (key === 'added_tokens_decoder' || key === 'chat_template') continue;
+    info[key] = Array.isArray(value) ? value.map((v) => asTokenText(v)) : asTokenText(value);
+  }
+  info.tokenizer_class = typeof config.tokenizer_class === 'string' ? config.tokenizer_class : 'PreTrainedTokenizerFast';
+  info.eos_token = tokenString(config.eos_token) ?? eosFallback;
+  info.bos_token = tokenString(config.bos_token);
+  info.pad_token = tokenString(config.pad_token);
+  info.chat_template = chatTemplate;
+  return info;
+}
+
 function storedBytes(ckpt: Checkpoint): number {
   return ckpt.tensorNames().reduce((s, name) => s + ckpt.tensor(name)!.byteLength, 0);
 }
@@ -135,6 +163,9 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
     const tconf = await tokenizerConfig(spec.dir);
     const fromConfig = ckpt.config.raw.max_position_embeddings;
     const contextLength = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
+    const chatTemplate = await chatTemplateOf(spec.dir, tconf);
+    const eosId = ckpt.config.eosTokenIds[0];
+    const eosFallback = eosId === undefined ? null : tokenizer.tokenizer.decode([eosId], { skip_special_tokens: false });
     let kind: ServedModel['kind'] = 'original';
     let materialiseBytes = 0;
     // matrices stored as BF16 are held so (a factored model's factors too), unless widened
@@ -163,7 +194,8 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       diskBytes: storedBytes(ckpt),
       contextLength,
       tokenizer,
-      chatTemplate: await chatTemplateOf(spec.dir, tconf),
+      chatTemplate,
+      tokenizerInfo: tokenizerInfoOf(tconf, chatTemplate, eosFallback),
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenIds: ckpt.config.eosTokenIds,
       samplingDefaults: ckpt.config.samplingDefaults,

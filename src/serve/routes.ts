@@ -1,7 +1,8 @@
 /**
  * The OpenAI-compatible endpoints on fastify: GET /v1/models (and /v1/models/{id}), POST
  * /v1/completions and /v1/chat/completions (JSON or server-sent events: responses.ts), GET
- * /health, GET /metrics, and vLLM's POST /tokenize and /detokenize (tokenize.ts). Requests are
+ * /health, GET /metrics, and vLLM's POST /tokenize and /detokenize and GET /tokenizer_info
+ * (tokenize.ts). Requests are
  * made ready in prepare.ts.
  *
  * A generation request is validated and tokenized before its model is touched (a bad request
@@ -17,7 +18,7 @@ import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
 import { lookupModel, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
 import { jsonResponse, streamResponse } from './responses.js';
-import { detokenizeRequest, tokenize } from './tokenize.js';
+import { detokenizeRequest, tokenize, tokenizerInfo } from './tokenize.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
 
 export interface RouteContext {
@@ -94,6 +95,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   // vLLM's tokenizer endpoints (tokenize.ts): the tokenizer alone, no load
   app.post('/tokenize', answer((req) => tokenize(ctx, req.body)));
   app.post('/detokenize', answer((req) => detokenizeRequest(ctx, req.body)));
+  app.get('/tokenizer_info', answer((req) => tokenizerInfo(ctx, req.query)));
 
   app.post('/v1/completions', (req, reply) => generation(ctx, 'completions', req, reply));
   app.post('/v1/chat/completions', (req, reply) => generation(ctx, 'chat', req, reply));

@@ -8,8 +8,11 @@
  *   chat_template_kwargs}: {count, max_model_len, tokens[, token_strs]}, the ids exactly as
  *   /v1/completions and /v1/chat/completions would build them.
  * - /detokenize {model, tokens}: {prompt}, the text with special tokens kept.
+ * - GET /tokenizer_info[?model=id]: the tokenizer's configuration (ServedModel.tokenizerInfo),
+ *   which lm-evaluation-harness's remote tokenizer reads with the two above.
  *
- * `model` may be left out when one model is served, as vLLM serves one.
+ * `model` may be left out when one model is served, as vLLM serves one (it serves only one, so its
+ * /tokenizer_info takes no model; here the query names one when several are served).
  */
 import { z } from 'zod';
 import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
@@ -75,4 +78,10 @@ export function detokenizeRequest(ctx: ModelsInView, body: unknown): { prompt: s
   const served = modelOf(ctx, req.model);
   assertVocabularyIds(req.tokens, served, 'tokens');
   return { prompt: req.tokens.length === 0 ? '' : served.tokenizer.tokenizer.decode(req.tokens, { skip_special_tokens: false }) };
+}
+
+export function tokenizerInfo(ctx: ModelsInView, query: unknown): Record<string, unknown> {
+  const name = (query as { model?: unknown } | null)?.model;
+  if (name !== undefined && typeof name !== 'string') throw badRequest('model: name one model, once (?model=ID)', 'model', 'invalid_value');
+  return modelOf(ctx, name).tokenizerInfo;
 }

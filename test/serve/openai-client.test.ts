@@ -257,6 +257,8 @@ describe('an API key (--api-key)', () => {
       expect((await tokenize()).status).toBe(401);
       expect((await tokenize('Bearer sk-test-123')).status).toBe(200);
       expect((await fetch(`${locked.url}/detokenize?x`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(401);
+      expect((await fetch(`${locked.url}/tokenizer_info`)).status).toBe(401);
+      expect((await fetch(`${locked.url}/tokenizer_info`, { headers: { authorization: 'Bearer sk-test-123' } })).status).toBe(200);
     } finally {
       await locked.close();
     }

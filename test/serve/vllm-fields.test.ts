@@ -1,8 +1,8 @@
 /**
  * vLLM's request fields beyond OpenAI's, as vLLM defines them: min_tokens,
  * include_stop_str_in_output, skip_special_tokens, allowed_token_ids, truncate_prompt_tokens,
- * add_special_tokens; those not implemented, refused unless neutral; and the /tokenize and
- * /detokenize endpoints. Truth: identities of the
+ * add_special_tokens; those not implemented, refused unless neutral; and the /tokenize,
+ * /detokenize and /tokenizer_info endpoints. Truth: identities of the
  * decoder (a bias of +100 on the end-of-sequence token makes it the greedy choice at every step;
  * the greedy continuation of the same prompt) and the tokenizer's own special tokens.
  */
@@ -148,7 +148,7 @@ describe('vLLM’s sampling fields', () => {
   });
 });
 
-describe('vLLM’s /tokenize and /detokenize', () => {
+describe('vLLM’s /tokenize, /detokenize and /tokenizer_info', () => {
   const post = (route: string, body: unknown) => postJson(`${s.url}${route}`, body);
 
   it('/tokenize gives the ids a completion’s prompt is made of, with the count and the context length', async () => {
@@ -183,5 +183,21 @@ describe('vLLM’s /tokenize and /detokenize', () => {
     expect(unknown.status).toBe(404);
     // chat without a chat template: the same 400 as /v1/chat/completions
     expect((await post('/tokenize', { model: 'plain', messages: [{ role: 'user', content: 'hi' }] })).json.error).toMatchObject({ code: 'chat_template_missing' });
+  });
+
+  it('/tokenizer_info is tokenizer_config.json with special tokens as text; with two models the query names one', async () => {
+    const config = JSON.parse(readFileSync(path.join(TINY_DIR, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    const r = await fetch(`${s.url}/tokenizer_info?model=plain`);
+    expect(r.status).toBe(200);
+    const info = (await r.json()) as Record<string, unknown>;
+    const { added_tokens_decoder: _table, ...rest } = config;
+    expect(info).toEqual({ ...rest, pad_token: null, chat_template: null });
+    // the special token's text is the one /tokenize and /detokenize map to and from its id (lm-evaluation-harness's remote tokenizer relies on it)
+    expect((await post('/tokenize', { model: 'plain', prompt: info.eos_token, add_special_tokens: false })).json.tokens).toEqual([EOS]);
+    const bare = await fetch(`${s.url}/tokenizer_info`);
+    expect(bare.status).toBe(400);
+    expect(((await bare.json()) as { error: { param: string } }).error.param).toBe('model');
+    expect((await fetch(`${s.url}/tokenizer_info?model=nope`)).status).toBe(404);
+    expect((await fetch(`${s.url}/tokenizer_info?model=a&model=b`)).status).toBe(400);
   });
 });
