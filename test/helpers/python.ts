@@ -15,18 +15,19 @@ export const pythonPath: string = process.env.RFID_MOE_PYTHON ?? path.join(repoR
 
 const inCi = process.env.CI === 'true' || process.env.CI === '1';
 
-/** Why transformers cannot be used, or undefined when it can (checked without importing torch). */
-function unavailableReason(): string | undefined {
+/** Why these Python modules cannot be used, or undefined when they can (found without importing them). */
+function unavailableReason(modules: string[]): string | undefined {
   if (!existsSync(pythonPath)) return `no Python at ${pythonPath}`;
+  const found = modules.map((m) => `u.find_spec('${m}')`).join(' and ');
   try {
-    execFileSync(pythonPath, ['-c', "import importlib.util as u, sys; sys.exit(0 if u.find_spec('torch') and u.find_spec('transformers') else 3)"], { stdio: 'ignore', timeout: 30_000 });
+    execFileSync(pythonPath, ['-c', `import importlib.util as u, sys; sys.exit(0 if ${found} else 3)`], { stdio: 'ignore', timeout: 30_000 });
     return undefined;
   } catch {
-    return `${pythonPath} has no torch/transformers`;
+    return `${pythonPath} has no ${modules.join('/')}`;
   }
 }
 
-const reason = unavailableReason();
+const reason = unavailableReason(['torch', 'transformers']);
 export const hasTransformers = reason === undefined;
 export const transformersSkipReason = `${reason}: create the venv with \`python3 -m venv .venv && .venv/bin/pip install torch transformers numpy\` (or set RFID_MOE_PYTHON)`;
 
@@ -43,6 +44,20 @@ export function describeWithTransformers(name: string, body: () => void): void {
   if (hasTransformers) describe(name, body);
   else if (inCi) describe(name, () => it('needs Python with torch + transformers (CI=true: this is a failure, not a skip)', () => { throw new Error(transformersSkipReason); }));
   else describe.skip(`${name} [skipped: ${transformersSkipReason}]`, body);
+}
+
+const lmEvalReason = reason ?? unavailableReason(['lm_eval', 'datasets', 'accelerate']);
+/** lm-evaluation-harness (scripts/lm_eval_check.py), installed by .ci/run beside transformers */
+export const lmEvalSkipReason = `${lmEvalReason}: install lm-evaluation-harness as .ci/run does (or set RFID_MOE_PYTHON)`;
+
+/** `describe` for suites that need lm-evaluation-harness: as describeWithTransformers. */
+export function describeWithLmEval(name: string, body: () => void): void {
+  if (lmEvalReason === undefined) describe(name, body);
+  else if (inCi) describe(name, () => it('needs Python with lm-evaluation-harness (CI=true: this is a failure, not a skip)', () => { throw new Error(lmEvalSkipReason); }));
+  else {
+    console.warn(`\n*** lm-evaluation-harness tests SKIPPED: ${lmEvalSkipReason} ***\n`);
+    describe.skip(`${name} [skipped: ${lmEvalSkipReason}]`, body);
+  }
 }
 
 export interface HfJobResult {

@@ -1,0 +1,116 @@
+/**
+ * lm-evaluation-harness, the tool ML engineers check a served model's quality with, against
+ * `rfid-moe serve` on both shipped models (scripts/lm_eval_check.py). Its `local-completions`
+ * model scores text through /v1/completions (echo + logprobs) and generates with stop strings;
+ * it runs once with the tokenizer on the client and once with the server's (/tokenizer_info,
+ * /tokenize, /detokenize). Independent truth: the same harness and tasks on lm-eval's `hf` model,
+ * transformers in float32 on the same checkpoint. Every document's score, every choice's score
+ * and greedy flag, and every generated text must agree.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect, it, onTestFinished } from 'vitest';
+import { hasSharedData, repoRoot, sharedDataSkipReason, sharedPath } from '../helpers/shared-data.js';
+import { describeWithLmEval, pythonPath } from '../helpers/python.js';
+import { startServer } from './helpers.js';
+
+const MAX_LENGTH = 130; // tokens per request: shorter than the scored paragraphs, so they are windowed
+const MODELS = ['mixtral-tiny-shakespeare', 'qwen3-moe-tiny-shakespeare'];
+
+type Samples = Record<string, Array<{ doc_id: number; resps: unknown[] }>>;
+interface Run {
+  results: Record<string, Record<string, number>>;
+  samples: Samples;
+}
+interface Check {
+  lm_eval: string;
+  rolling_tokens: number[];
+  runs: Record<'hf' | 'api' | 'api-remote', Run>;
+}
+
+function runCheck(job: Record<string, unknown>): Promise<Check> {
+  // the datasets library caches the tasks' files: in a folder of the test's own, not the user's cache
+  const cache = mkdtempSync(path.join(tmpdir(), 'rfid-lm-eval-cache-'));
+  onTestFinished(() => rmSync(cache, { recursive: true, force: true }));
+  const child = spawn(pythonPath, [path.join(repoRoot, 'scripts', 'lm_eval_check.py')], {
+    env: {
+      ...process.env,
+      HF_HUB_OFFLINE: '1',
+      HF_DATASETS_OFFLINE: '1',
+      HF_DATASETS_CACHE: cache,
+      TRANSFORMERS_VERBOSITY: 'error',
+      TOKENIZERS_PARALLELISM: 'false',
+      OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2',
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(JSON.stringify(job));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`scripts/lm_eval_check.py exited with ${code}: ${stderr.slice(-3000)}`));
+      else resolve(JSON.parse(stdout) as Check);
+    });
+  });
+}
+
+/** Per document of each task: the API run's responses agree with the hf run's, scores within `tol`. */
+function expectAgreement(api: Run, hf: Run, tol = 1e-3): void {
+  expect(Object.keys(api.samples).sort()).toEqual(['rfid_choice', 'rfid_generate', 'rfid_rolling']);
+  for (const [task, docs] of Object.entries(hf.samples)) {
+    const ours = api.samples[task];
+    expect(ours.map((d) => d.doc_id)).toEqual(docs.map((d) => d.doc_id));
+    docs.forEach((want, i) => {
+      const got = ours[i].resps;
+      if (task === 'rfid_generate') expect(got, `${task} document ${want.doc_id}`).toEqual(want.resps);
+      else if (task === 'rfid_rolling') expect(Math.abs((got[0] as number) - (want.resps[0] as number)), `${task} document ${want.doc_id}`).toBeLessThan(tol);
+      else
+        (want.resps as Array<[number, boolean]>).forEach(([ll, greedy], c) => {
+          const [gotLl, gotGreedy] = got[c] as [number, boolean];
+          expect(Math.abs(gotLl - ll), `${task} document ${want.doc_id} choice ${c}`).toBeLessThan(tol);
+          expect(gotGreedy, `${task} document ${want.doc_id} choice ${c} is_greedy`).toBe(greedy);
+        });
+    });
+  }
+  expect(api.results.rfid_choice).toEqual(hf.results.rfid_choice);
+  expect(api.results.rfid_generate).toEqual(hf.results.rfid_generate);
+  const perplexity = (r: Run) => r.results.rfid_rolling.word_perplexity;
+  expect(Math.abs(perplexity(api) / perplexity(hf) - 1)).toBeLessThan(1e-5);
+}
+
+describeWithLmEval('lm-evaluation-harness against the server, and against transformers', () => {
+  if (!hasSharedData) {
+    it.skip(`needs the Tiny Shakespeare text: ${sharedDataSkipReason}`, () => undefined);
+    return;
+  }
+  for (const model of MODELS) {
+    it(`${model}: local-completions (client and server tokenizers) agrees with lm-eval's hf model`, async () => {
+      // one model per server: the remote tokenizer's endpoints name no model (vLLM serves one)
+      const s = await startServer({ models: [`${model}=${path.join(repoRoot, 'examples', 'models', model)}`] });
+      onTestFinished(() => s.close());
+      const check = await runCheck({
+        base_url: `${s.url}/v1/completions`,
+        model,
+        model_dir: path.join(repoRoot, 'examples', 'models', model),
+        text_file: sharedPath('tinyshakespeare', 'input.txt'),
+        max_length: MAX_LENGTH,
+        backends: ['hf', 'api', 'api-remote'],
+        documents: 6,
+      });
+      // the scored paragraphs are longer than one window: the harness's windowing is exercised
+      expect(Math.max(...check.rolling_tokens)).toBeGreaterThan(2 * MAX_LENGTH);
+      expect(check.runs.hf.results.rfid_rolling.sample_len).toBe(6);
+      expectAgreement(check.runs.api, check.runs.hf);
+      expectAgreement(check.runs['api-remote'], check.runs.hf);
+      // the server's tokenizer gave the client's ids: the same requests, the same answers (to the
+      // rounding of the batches they shared with others, which differ between the two runs)
+      expectAgreement(check.runs['api-remote'], check.runs.api, 1e-4);
+    }, 600_000);
+  }
+});
