@@ -130,6 +130,10 @@ describeWithTransformers('chat completions with a real chat template', () => {
     const model = s.server.models.get('chat-jinja')!;
     expect(model.chatTemplate).toBe(readFileSync(path.join(jinjaDir, 'chat_template.jinja'), 'utf8'));
     expect(model.chatTemplate).toBe(THINKING_SWITCH);
+    // vLLM's /tokenizer_info serves the template found there, and the special tokens as text
+    const info = (await (await fetch(`${s.url}/tokenizer_info?model=chat-jinja`)).json()) as Record<string, unknown>;
+    expect(info).toMatchObject({ chat_template: THINKING_SWITCH, eos_token: '<|endoftext|>', tokenizer_class: config.tokenizer_class });
+    expect(info.added_tokens_decoder).toBeUndefined();
     for (const [i, messages] of CONVERSATIONS.entries()) {
       const built = await buildChatPrompt(model, messages);
       expect(built.text).toBe(jinjaRefs[i].text);
