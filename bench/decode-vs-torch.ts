@@ -41,8 +41,8 @@ import { openModel } from '../src/compressed/open-model.js';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import { BatchDecoder, weightProviderOf, type GenerationStream } from '../src/runtime/index.js';
 import { mulberry32 } from '../src/util/prng.js';
-import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
 import { streamTokens } from './lib/stream-tokens.js';
+import { SHAPES } from './lib/synthetic-shapes.js';
 
 const root = path.join(import.meta.dirname, '..');
 const venv = path.join(root, '.venv', 'bin', 'python');
@@ -70,31 +70,6 @@ const streams = num('streams');
 const repeats = num('repeats');
 
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-bench-decode-'));
-const SHAPES = {
-  mixtral: {
-    label: 'synthetic mixtral (hidden 512, expert width 1408, 4 layers, 8 experts, vocab 32000)',
-    make: (dir: string) =>
-      makeTinyCheckpoint(dir, 'mixtral', { seed: 1, hiddenSize: 512, numHeads: 8, numKvHeads: 2, expertIntermediateSize: 1408, numLayers: 4, numExperts: 8, topK: 2, vocabSize: 32000, dtype: 'BF16' }),
-  },
-  'qwen3-30b-a3b': {
-    label: 'synthetic Qwen3-30B-A3B proportions (qwen3_moe, hidden 512, 8 q heads / 1 kv head of 128, 4 layers, 64 experts of width 384, top-4, vocab 4096)',
-    make: (dir: string) =>
-      makeTinyCheckpoint(dir, 'qwen3_moe', {
-        seed: 1,
-        hiddenSize: 512,
-        numHeads: 8,
-        numKvHeads: 1,
-        headDim: 128,
-        expertIntermediateSize: 384,
-        numLayers: 4,
-        numExperts: 64,
-        topK: 4,
-        normTopkProb: true,
-        vocabSize: 4096,
-        dtype: 'BF16',
-      }),
-  },
-} as const;
 const shape = SHAPES[values.shape as keyof typeof SHAPES];
 if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}; got "${values.shape}"`);
 if (values.synthetic) {

@@ -19,10 +19,11 @@ Three tasks are built from a text file (each paragraph a document):
 Input: one JSON object on stdin:
   {"base_url": "http://127.0.0.1:PORT/v1/completions", "model": "served id",
    "model_dir": "checkpoint directory", "text_file": "path", "max_length": 130,
-   "backends": ["hf", "api", "api-remote"], "documents": 8}
+   "backends": ["hf", "api", "api-remote"], "documents": 8,
+   "hf_batch_size": 1, "api_batch_size": 4, "num_concurrent": 2}  (the last three optional)
 Output: one JSON object on stdout: {"lm_eval": version, "rolling_tokens": [tokens of each scored
 paragraph], "runs": {backend: {"results": {task: {metric: value}}, "samples": {task:
-[per-document responses]}}}}.
+[per-document responses]}, "seconds": wall time}}}.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -110,8 +112,8 @@ def model_of(backend: str, job: dict) -> tuple[str, dict]:
         # local-completions keeps max_length − 1 tokens of input and windows its rolling scores at
         # max_length − 2 tokens; hf windows at its max_length: so max_length − 2 gives both the same
         # windows and the same left-truncation
-        return "hf", {"pretrained": job["model_dir"], "dtype": "float32", "device": "cpu", "max_length": length - 2, "batch_size": 1}
-    common = {"base_url": job["base_url"], "model": job["model"], "max_length": length, "num_concurrent": 2, "max_retries": 1, "batch_size": 4}
+        return "hf", {"pretrained": job["model_dir"], "dtype": "float32", "device": "cpu", "max_length": length - 2, "batch_size": int(job.get("hf_batch_size", 1))}
+    common = {"base_url": job["base_url"], "model": job["model"], "max_length": length, "num_concurrent": int(job.get("num_concurrent", 2)), "max_retries": 1, "batch_size": int(job.get("api_batch_size", 4))}
     if backend == "api":
         return "local-completions", {**common, "tokenizer_backend": "huggingface", "tokenizer": job["model_dir"], "tokenized_requests": True}
     if backend == "api-remote":
@@ -137,6 +139,7 @@ def main() -> None:
         out["rolling_tokens"] = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in pages]
         for backend in job["backends"]:
             name, args = model_of(backend, job)
+            started = time.perf_counter()
             result = simple_evaluate(
                 model=name,
                 model_args=args,
@@ -154,7 +157,8 @@ def main() -> None:
                 t: [{"doc_id": s["doc_id"], "resps": s["filtered_resps"]} for s in sorted(docs, key=lambda s: s["doc_id"])]
                 for t, docs in result["samples"].items()
             }
-            out["runs"][backend] = {"results": results, "samples": samples}
+            # wall seconds of the whole evaluation, the model's loading included (hf: from disk; the server: already loaded)
+            out["runs"][backend] = {"results": results, "samples": samples, "seconds": time.perf_counter() - started}
     json.dump(out, sys.stdout, default=lambda o: o.item() if hasattr(o, "item") else str(o))
 
 
