@@ -20,7 +20,9 @@ Input: one JSON object on stdin:
   {"base_url": "http://127.0.0.1:PORT/v1/completions", "model": "served id",
    "model_dir": "checkpoint directory", "text_file": "path", "max_length": 130,
    "backends": ["hf", "api", "api-remote"], "documents": 8,
-   "hf_batch_size": 1, "api_batch_size": 4, "num_concurrent": 2}  (the last three optional)
+   "hf_batch_size": 1, "api_batch_size": 4, "num_concurrent": 2,
+   "hf_model_dir": "checkpoint directory for hf"}  (the last four optional; hf_model_dir: hf loads
+   another form of the served model, e.g. the dense output of a compression served factored)
 Output: one JSON object on stdout: {"lm_eval": version, "rolling_tokens": [tokens of each scored
 paragraph], "runs": {backend: {"results": {task: {metric: value}}, "samples": {task:
 [per-document responses]}, "seconds": wall time}}}.
@@ -112,7 +114,7 @@ def model_of(backend: str, job: dict) -> tuple[str, dict]:
         # local-completions keeps max_length − 1 tokens of input and windows its rolling scores at
         # max_length − 2 tokens; hf windows at its max_length: so max_length − 2 gives both the same
         # windows and the same left-truncation
-        return "hf", {"pretrained": job["model_dir"], "dtype": "float32", "device": "cpu", "max_length": length - 2, "batch_size": int(job.get("hf_batch_size", 1))}
+        return "hf", {"pretrained": job.get("hf_model_dir", job["model_dir"]), "dtype": "float32", "device": "cpu", "max_length": length - 2, "batch_size": int(job.get("hf_batch_size", 1))}
     common = {"base_url": job["base_url"], "model": job["model"], "max_length": length, "num_concurrent": int(job.get("num_concurrent", 2)), "max_retries": 1, "batch_size": int(job.get("api_batch_size", 4))}
     if backend == "api":
         return "local-completions", {**common, "tokenizer_backend": "huggingface", "tokenizer": job["model_dir"], "tokenized_requests": True}

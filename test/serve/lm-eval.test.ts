@@ -15,6 +15,7 @@ import { expect, it, onTestFinished } from 'vitest';
 import { hasSharedData, repoRoot, sharedDataSkipReason, sharedPath } from '../helpers/shared-data.js';
 import { describeWithLmEval, pythonPath } from '../helpers/python.js';
 import { startServer } from './helpers.js';
+import { compress } from '../../src/compress/pipeline.js';
 
 const MAX_LENGTH = 130; // tokens per request: shorter than the scored paragraphs, so they are windowed
 const MODELS = ['mixtral-tiny-shakespeare', 'qwen3-moe-tiny-shakespeare'];
@@ -60,8 +61,12 @@ function runCheck(job: Record<string, unknown>): Promise<Check> {
   });
 }
 
-/** Per document of each task: the API run's responses agree with the hf run's, scores within `tol`. */
-function expectAgreement(api: Run, hf: Run, tol = 1e-3): void {
+/**
+ * Per document of each task: the API run's responses agree with the hf run's, each score within
+ * `abs` + `rel`·|score| and word perplexity within `perplexityRel`.
+ */
+function expectAgreement(api: Run, hf: Run, { abs = 1e-3, rel = 0, perplexityRel = 1e-5 } = {}): void {
+  const close = (got: number, want: number, what: string) => expect(Math.abs(got - want), what).toBeLessThan(abs + rel * Math.abs(want));
   expect(Object.keys(api.samples).sort()).toEqual(['rfid_choice', 'rfid_generate', 'rfid_rolling']);
   for (const [task, docs] of Object.entries(hf.samples)) {
     const ours = api.samples[task];
@@ -69,11 +74,11 @@ function expectAgreement(api: Run, hf: Run, tol = 1e-3): void {
     docs.forEach((want, i) => {
       const got = ours[i].resps;
       if (task === 'rfid_generate') expect(got, `${task} document ${want.doc_id}`).toEqual(want.resps);
-      else if (task === 'rfid_rolling') expect(Math.abs((got[0] as number) - (want.resps[0] as number)), `${task} document ${want.doc_id}`).toBeLessThan(tol);
+      else if (task === 'rfid_rolling') close(got[0] as number, want.resps[0] as number, `${task} document ${want.doc_id}`);
       else
         (want.resps as Array<[number, boolean]>).forEach(([ll, greedy], c) => {
           const [gotLl, gotGreedy] = got[c] as [number, boolean];
-          expect(Math.abs(gotLl - ll), `${task} document ${want.doc_id} choice ${c}`).toBeLessThan(tol);
+          close(gotLl, ll, `${task} document ${want.doc_id} choice ${c}`);
           expect(gotGreedy, `${task} document ${want.doc_id} choice ${c} is_greedy`).toBe(greedy);
         });
     });
@@ -81,7 +86,7 @@ function expectAgreement(api: Run, hf: Run, tol = 1e-3): void {
   expect(api.results.rfid_choice).toEqual(hf.results.rfid_choice);
   expect(api.results.rfid_generate).toEqual(hf.results.rfid_generate);
   const perplexity = (r: Run) => r.results.rfid_rolling.word_perplexity;
-  expect(Math.abs(perplexity(api) / perplexity(hf) - 1)).toBeLessThan(1e-5);
+  expect(Math.abs(perplexity(api) / perplexity(hf) - 1)).toBeLessThan(perplexityRel);
 }
 
 describeWithLmEval('lm-evaluation-harness against the server, and against transformers', () => {
@@ -110,7 +115,36 @@ describeWithLmEval('lm-evaluation-harness against the server, and against transf
       expectAgreement(check.runs['api-remote'], check.runs.hf);
       // the server's tokenizer gave the client's ids: the same requests, the same answers (to the
       // rounding of the batches they shared with others, which differ between the two runs)
-      expectAgreement(check.runs['api-remote'], check.runs.api, 1e-4);
+      expectAgreement(check.runs['api-remote'], check.runs.api, { abs: 1e-4 });
     }, 600_000);
   }
+
+  it('a compressed checkpoint served factored scores as its dense form does in transformers', async () => {
+    // one compression run written twice: factored (served, its experts as two thin products) and
+    // dense (the same weights multiplied out, loaded by lm-eval's hf model)
+    const work = mkdtempSync(path.join(tmpdir(), 'rfid-lm-eval-compressed-'));
+    onTestFinished(() => rmSync(work, { recursive: true, force: true }));
+    const source = path.join(repoRoot, 'examples', 'models', MODELS[0]);
+    const dataset = { file: sharedPath('tinyshakespeare', 'input.txt'), samples: 8, seqLen: 128, seed: 1 };
+    const factored = path.join(work, 'factored');
+    const dense = path.join(work, 'dense');
+    await compress(source, { retain: 0.6 }, { out: factored, dataset, evaluation: false });
+    await compress(source, { retain: 0.6 }, { out: dense, storage: 'dense', dataset, evaluation: false });
+    const s = await startServer({ models: [`compressed=${factored}`] });
+    onTestFinished(() => s.close());
+    expect(s.server.models.get('compressed')!.kind).toBe('compressed-factored');
+    const check = await runCheck({
+      base_url: `${s.url}/v1/completions`,
+      model: 'compressed',
+      model_dir: factored,
+      hf_model_dir: dense,
+      text_file: sharedPath('tinyshakespeare', 'input.txt'),
+      max_length: MAX_LENGTH,
+      backends: ['hf', 'api'],
+      documents: 6,
+    });
+    // the dense form holds each expert's product rounded once more (to its stored dtype): scores
+    // agree to about 1e-4 relative, not to the last digits
+    expectAgreement(check.runs.api, check.runs.hf, { abs: 1e-3, rel: 2e-4, perplexityRel: 2e-4 });
+  }, 600_000);
 });
