@@ -16,12 +16,16 @@ Three tasks are built from a text file (each paragraph a document):
 - choice: multiple_choice, a line's beginning followed by its own ending or another line's;
 - generate: generate_until, greedy, stopping at a blank line or after a few tokens.
 
+Backends "chat" and "hf-chat" run the generate task alone with lm-eval's --apply_chat_template:
+each document becomes a user message, sent to /v1/chat/completions by lm-eval's
+`local-chat-completions` model, or rendered with transformers' apply_chat_template for `hf`.
+
 Input: one JSON object on stdin:
   {"base_url": "http://127.0.0.1:PORT/v1/completions", "model": "served id",
    "model_dir": "checkpoint directory", "text_file": "path", "max_length": 130,
    "backends": ["hf", "api", "api-remote"], "documents": 8,
    "hf_batch_size": 1, "api_batch_size": 4, "num_concurrent": 2,
-   "hf_model_dir": "checkpoint directory for hf"}  (the last four optional; hf_model_dir: hf loads
+   "hf_model_dir": "checkpoint directory for hf", "chat_max_length": 1024}  (the last five optional; hf_model_dir: hf loads
    another form of the served model, e.g. the dense output of a compression served factored)
 Output: one JSON object on stdout: {"lm_eval": version, "rolling_tokens": [tokens of each scored
 paragraph], "runs": {backend: {"results": {task: {metric: value}}, "samples": {task:
@@ -120,6 +124,14 @@ def model_of(backend: str, job: dict) -> tuple[str, dict]:
         return "local-completions", {**common, "tokenizer_backend": "huggingface", "tokenizer": job["model_dir"], "tokenized_requests": True}
     if backend == "api-remote":
         return "local-completions", {**common, "tokenizer_backend": "remote", "tokenized_requests": True}
+    if backend == "chat":
+        # messages in, text out: the server renders the chat template and tokenizes
+        chat_url = job["base_url"].replace("/v1/completions", "/v1/chat/completions")
+        return "local-chat-completions", {**common, "base_url": chat_url, "max_length": job.get("chat_max_length", 1024), "tokenizer_backend": None, "tokenized_requests": False, "batch_size": 1}
+    if backend == "hf-chat":
+        # lm-eval cuts a context to fit max_length only where it holds the tokens (hf), never in a
+        # chat request, which the server renders: so the chat runs get room for whole prompts
+        return model_of("hf", {**job, "max_length": job.get("chat_max_length", 1024)})
     raise SystemExit(f"unknown backend {backend!r}")
 
 
@@ -141,11 +153,14 @@ def main() -> None:
         out["rolling_tokens"] = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in pages]
         for backend in job["backends"]:
             name, args = model_of(backend, job)
+            chat = backend in ("chat", "hf-chat")
             started = time.perf_counter()
             result = simple_evaluate(
                 model=name,
                 model_args=args,
-                tasks=tasks,
+                # a chat model only generates: each document's text is the user's message, in the model's chat template
+                tasks=[t for t in tasks if t["output_type"] == "generate_until"] if chat else tasks,
+                apply_chat_template=chat,
                 task_manager=TaskManager(),
                 log_samples=True,
                 random_seed=0,

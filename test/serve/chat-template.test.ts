@@ -18,11 +18,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildChatPrompt } from '../../src/serve/chat-template.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { describeWithTransformers, pythonPath } from '../helpers/python.js';
-import { postJson, startServer, TINY_DIR, type Running } from './helpers.js';
-
-// Qwen/Qwen2-7B-Instruct's chat_template
-const CHATML =
-  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+import { CHATML, postJson, startServer, TINY_DIR, type Running } from './helpers.js';
 
 // ChatML that closes an empty reasoning block when the caller turns thinking off, as Qwen3's
 // template does (chat_template_kwargs: {"enable_thinking": false})

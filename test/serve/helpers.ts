@@ -8,6 +8,11 @@ import { repoRoot } from '../helpers/shared-data.js';
 
 export const TINY_DIR = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare');
 
+// Qwen/Qwen2-7B-Instruct's chat_template
+export const CHATML =
+  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+
 export interface Running {
   server: RfidMoeServer;
   url: string;

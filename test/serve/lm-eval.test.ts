@@ -5,16 +5,18 @@
  * it runs once with the tokenizer on the client and once with the server's (/tokenizer_info,
  * /tokenize, /detokenize). Independent truth: the same harness and tasks on lm-eval's `hf` model,
  * transformers in float32 on the same checkpoint. Every document's score, every choice's score
- * and greedy flag, and every generated text must agree.
+ * and greedy flag, and every generated text must agree. The same holds for a compressed
+ * checkpoint served factored against its dense output in transformers, and for chat:
+ * `local-chat-completions` against the hf model rendering the same chat template.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, it, onTestFinished } from 'vitest';
 import { hasSharedData, repoRoot, sharedDataSkipReason, sharedPath } from '../helpers/shared-data.js';
 import { describeWithLmEval, pythonPath } from '../helpers/python.js';
-import { startServer } from './helpers.js';
+import { CHATML, startServer } from './helpers.js';
 import { compress } from '../../src/compress/pipeline.js';
 
 const MAX_LENGTH = 130; // tokens per request: shorter than the scored paragraphs, so they are windowed
@@ -28,7 +30,7 @@ interface Run {
 interface Check {
   lm_eval: string;
   rolling_tokens: number[];
-  runs: Record<'hf' | 'api' | 'api-remote', Run>;
+  runs: Record<'hf' | 'api' | 'api-remote' | 'hf-chat' | 'chat', Run>;
 }
 
 function runCheck(job: Record<string, unknown>): Promise<Check> {
@@ -146,5 +148,31 @@ describeWithLmEval('lm-evaluation-harness against the server, and against transf
     // the dense form holds each expert's product rounded once more (to its stored dtype): scores
     // agree to about 1e-4 relative, not to the last digits
     expectAgreement(check.runs.api, check.runs.hf, { abs: 1e-3, rel: 2e-4, perplexityRel: 2e-4 });
+  }, 600_000);
+
+  it('chat: local-chat-completions generates what lm-eval’s hf model generates with transformers’ chat template', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'rfid-lm-eval-chat-'));
+    onTestFinished(() => rmSync(work, { recursive: true, force: true }));
+    const dir = path.join(work, 'chatml');
+    cpSync(path.join(repoRoot, 'examples', 'models', MODELS[0]), dir, { recursive: true });
+    const configFile = path.join(dir, 'tokenizer_config.json');
+    writeFileSync(configFile, JSON.stringify({ ...(JSON.parse(readFileSync(configFile, 'utf8')) as object), chat_template: CHATML }));
+    const s = await startServer({ models: [`chat=${dir}`] });
+    onTestFinished(() => s.close());
+    const check = await runCheck({
+      base_url: `${s.url}/v1/completions`,
+      model: 'chat',
+      model_dir: dir,
+      text_file: sharedPath('tinyshakespeare', 'input.txt'),
+      max_length: MAX_LENGTH,
+      backends: ['hf-chat', 'chat'],
+      documents: 6,
+    });
+    const texts = (r: Run) => r.samples.rfid_generate.map((d) => d.resps[0] as string);
+    expect(texts(check.runs.chat)).toEqual(texts(check.runs['hf-chat']));
+    expect(texts(check.runs.chat).every((t) => t.length > 0)).toBe(true);
+    // every document went through /v1/chat/completions
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    expect(metrics).toMatch(/rfid_moe_requests_total\{[^}]*endpoint="chat"[^}]*status="200"[^}]*\} 6\b/);
   }, 600_000);
 });
