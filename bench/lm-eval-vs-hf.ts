@@ -136,7 +136,6 @@ function runCheck(job: Record<string, unknown>): Promise<{ lm_eval: string; roll
       ...process.env,
       HF_HUB_OFFLINE: '1',
       HF_DATASETS_OFFLINE: '1',
-      HF_DATASETS_CACHE: path.join(work, 'datasets'),
       TRANSFORMERS_VERBOSITY: 'error',
       TOKENIZERS_PARALLELISM: 'false',
       OMP_NUM_THREADS: String(threads),

@@ -137,13 +137,16 @@ def model_of(backend: str, job: dict) -> tuple[str, dict]:
 
 def main() -> None:
     job = json.load(sys.stdin)
-    import lm_eval
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
-
     text = Path(job["text_file"]).read_text(encoding="utf-8")
-    out = {"lm_eval": getattr(lm_eval, "__version__", "unknown"), "runs": {}}
     with tempfile.TemporaryDirectory(prefix="rfid-lm-eval-") as tmp:
+        # the datasets library caches what it reads (and its builders' locks): here, not in the
+        # user's ~/.cache, unless the caller chose a place (read when the library is imported)
+        os.environ.setdefault("HF_DATASETS_CACHE", str(Path(tmp) / "datasets"))
+        import lm_eval
+        from lm_eval import simple_evaluate
+        from lm_eval.tasks import TaskManager
+
+        out = {"lm_eval": getattr(lm_eval, "__version__", "unknown"), "runs": {}}
         tasks = build_tasks(text, int(job.get("documents", 8)), Path(tmp))
         # how long the scored paragraphs are, in the model's tokens (longer than a window: windowed)
         from transformers import AutoTokenizer
@@ -151,6 +154,8 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(job["model_dir"])
         pages = [json.loads(l)["page"] for l in Path(tasks[0]["dataset_kwargs"]["data_files"]["test"]).read_text().splitlines()]
         out["rolling_tokens"] = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in pages]
+        # the tasks are given as configs: lm-eval's own thousands need not be indexed (seconds each time)
+        tasks_only = TaskManager(include_defaults=False)
         for backend in job["backends"]:
             name, args = model_of(backend, job)
             chat = backend in ("chat", "hf-chat")
@@ -161,7 +166,7 @@ def main() -> None:
                 # a chat model only generates: each document's text is the user's message, in the model's chat template
                 tasks=[t for t in tasks if t["output_type"] == "generate_until"] if chat else tasks,
                 apply_chat_template=chat,
-                task_manager=TaskManager(),
+                task_manager=tasks_only,
                 log_samples=True,
                 random_seed=0,
                 numpy_random_seed=0,

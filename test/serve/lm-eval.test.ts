@@ -34,15 +34,11 @@ interface Check {
 }
 
 function runCheck(job: Record<string, unknown>): Promise<Check> {
-  // the datasets library caches the tasks' files: in a folder of the test's own, not the user's cache
-  const cache = mkdtempSync(path.join(tmpdir(), 'rfid-lm-eval-cache-'));
-  onTestFinished(() => rmSync(cache, { recursive: true, force: true }));
   const child = spawn(pythonPath, [path.join(repoRoot, 'scripts', 'lm_eval_check.py')], {
     env: {
       ...process.env,
       HF_HUB_OFFLINE: '1',
       HF_DATASETS_OFFLINE: '1',
-      HF_DATASETS_CACHE: cache,
       TRANSFORMERS_VERBOSITY: 'error',
       TOKENIZERS_PARALLELISM: 'false',
       OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2',
