@@ -81,15 +81,15 @@ export function parseModelSpec(arg: string): ModelSpec {
   return { id: path.basename(path.resolve(arg)), dir: arg };
 }
 
-function tokenString(v: unknown): string | null {
-  if (typeof v === 'string') return v;
-  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
-  return null;
-}
-
 /** An added-token object ({content, lstrip, …}) as its text; any other value as it is. */
 function asTokenText(v: unknown): unknown {
   return v && typeof v === 'object' && !Array.isArray(v) && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : v;
+}
+
+/** A special token of tokenizer_config.json (its text, or an added-token object) as its text; null when absent. */
+function tokenString(v: unknown): string | null {
+  const text = asTokenText(v);
+  return typeof text === 'string' ? text : null;
 }
 
 async function tokenizerConfig(dir: string): Promise<Record<string, unknown>> {

@@ -2,8 +2,7 @@
  * The OpenAI-compatible endpoints on fastify: GET /v1/models (and /v1/models/{id}), POST
  * /v1/completions and /v1/chat/completions (JSON or server-sent events: responses.ts), GET
  * /health, GET /metrics, and vLLM's POST /tokenize and /detokenize and GET /tokenizer_info
- * (tokenize.ts). Requests are
- * made ready in prepare.ts.
+ * (tokenize.ts). Requests are made ready in prepare.ts.
  *
  * A generation request is validated and tokenized before its model is touched (a bad request
  * never causes a load), then acquires its model from the residency manager (waiting for a load
