@@ -42,7 +42,7 @@ import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import { BatchDecoder, weightProviderOf, type GenerationStream } from '../src/runtime/index.js';
 import { mulberry32 } from '../src/util/prng.js';
 import { streamTokens } from './lib/stream-tokens.js';
-import { SHAPES } from './lib/synthetic-shapes.js';
+import { shapeNamed } from './lib/synthetic-shapes.js';
 
 const root = path.join(import.meta.dirname, '..');
 const venv = path.join(root, '.venv', 'bin', 'python');
@@ -70,8 +70,7 @@ const streams = num('streams');
 const repeats = num('repeats');
 
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-bench-decode-'));
-const shape = SHAPES[values.shape as keyof typeof SHAPES];
-if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}; got "${values.shape}"`);
+const shape = shapeNamed(values.shape);
 if (values.synthetic) {
   values.model = path.join(work, `synthetic-${values.shape}`);
   await shape.make(values.model);

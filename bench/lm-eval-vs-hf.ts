@@ -18,14 +18,14 @@
  * Prints one JSON line: seconds per backend, the ratio, and the largest difference of a
  * document's score between the two (they must agree: the same windows on the same weights).
  */
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import { createServer } from '../src/serve/server.js';
-import { SHAPES } from './lib/synthetic-shapes.js';
+import { shapeNamed } from './lib/synthetic-shapes.js';
+import { runLmEvalCheck, type LmEvalJob } from '../test/helpers/lm-eval.js';
 
 const root = path.join(import.meta.dirname, '..');
 const venv = path.join(root, '.venv', 'bin', 'python');
@@ -54,13 +54,10 @@ try {
   let modelDir = path.resolve(values.model!);
   let label = path.relative(root, modelDir);
   if (values.synthetic) {
-    const shape = SHAPES[values.shape as keyof typeof SHAPES];
-    if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}; got "${values.shape}"`);
+    const shape = shapeNamed(values.shape);
     modelDir = path.join(work, `synthetic-${values.shape}`);
-    await shape.make(modelDir);
-    // the generated config's context (256 positions) is shorter than any real model's; its weights do not depend on it
-    const configFile = path.join(modelDir, 'config.json');
-    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace(/("max_position_embeddings":\s*)\d+/, `$1${Math.max(256, Number(values['max-length']))}`));
+    // the generated config's context (256 positions) is shorter than any real model's
+    await shape.make(modelDir, { context: Math.max(256, Number(values['max-length'])) });
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(demo, f), path.join(modelDir, f));
     label = shape.label;
   }
@@ -71,7 +68,7 @@ try {
   // load the model before the clock starts (a served model is resident when a user evaluates it)
   await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'bench', prompt: 'a', max_tokens: 1 }) });
 
-  const job = {
+  const job: LmEvalJob = {
     base_url: `${url}/v1/completions`,
     model: 'bench',
     model_dir: modelDir,
@@ -83,7 +80,7 @@ try {
     api_batch_size: Number(values['api-batch-size']),
     num_concurrent: Number(values.concurrent),
   };
-  const check = await runCheck(job);
+  const check = await runLmEvalCheck(values.python!, job, { env: { OMP_NUM_THREADS: String(threads) }, inheritStderr: true });
   await server.close();
   engine.dispose();
 
@@ -122,31 +119,4 @@ try {
 
 function round(x: number): number {
   return Math.round(x * 100) / 100;
-}
-
-interface Run {
-  results: Record<string, Record<string, number>>;
-  samples: Record<string, Array<{ doc_id: number; resps: unknown[] }>>;
-  seconds: number;
-}
-
-function runCheck(job: Record<string, unknown>): Promise<{ lm_eval: string; rolling_tokens: number[]; runs: Record<string, Run> }> {
-  const child = spawn(values.python!, [path.join(root, 'scripts', 'lm_eval_check.py')], {
-    env: {
-      ...process.env,
-      HF_HUB_OFFLINE: '1',
-      HF_DATASETS_OFFLINE: '1',
-      TRANSFORMERS_VERBOSITY: 'error',
-      TOKENIZERS_PARALLELISM: 'false',
-      OMP_NUM_THREADS: String(threads),
-    },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stdin.end(JSON.stringify(job));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(stdout)) : reject(new Error(`scripts/lm_eval_check.py exited with ${code}`))));
-  });
 }

@@ -10,27 +10,33 @@ import { makeTinyCheckpoint as makeFixture } from '../../test/helpers/fixtures.j
 /** Float fields transformers 5 validates strictly (a float-typed field refuses the int 0). */
 const FLOAT_FIELDS = ['router_jitter_noise', 'attention_dropout', 'rms_norm_eps', 'rope_theta', 'router_aux_loss_coef'];
 
+export interface ShapeOptions {
+  /** max_position_embeddings (default the fixture's 256); the weights do not depend on it */
+  context?: number;
+}
+
 /**
  * The fixture's checkpoint, with its config.json loadable by transformers itself: JSON.stringify
  * writes 0.0 as 0, so integral values of float fields get their ".0" back in the text.
  */
-async function makeTinyCheckpoint(dir: string, ...rest: Parameters<typeof makeFixture> extends [string, ...infer R] ? R : never): Promise<void> {
-  await makeFixture(dir, ...rest);
+async function makeTinyCheckpoint(dir: string, family: Parameters<typeof makeFixture>[1], dims: Parameters<typeof makeFixture>[2], opts: ShapeOptions): Promise<void> {
+  await makeFixture(dir, family, dims);
   const file = path.join(dir, 'config.json');
   let text = readFileSync(file, 'utf8');
   for (const key of FLOAT_FIELDS) text = text.replace(new RegExp(`("${key}":\\s*)(-?\\d+)(?=\\s*[,}\\n])`), '$1$2.0');
+  if (opts.context !== undefined) text = text.replace(/("max_position_embeddings":\s*)\d+/, `$1${opts.context}`);
   writeFileSync(file, text);
 }
 
 export const SHAPES = {
   mixtral: {
     label: 'synthetic mixtral (hidden 512, expert width 1408, 4 layers, 8 experts, vocab 32000)',
-    make: (dir: string) =>
-      makeTinyCheckpoint(dir, 'mixtral', { seed: 1, hiddenSize: 512, numHeads: 8, numKvHeads: 2, expertIntermediateSize: 1408, numLayers: 4, numExperts: 8, topK: 2, vocabSize: 32000, dtype: 'BF16' }),
+    make: (dir: string, opts: ShapeOptions = {}) =>
+      makeTinyCheckpoint(dir, 'mixtral', { seed: 1, hiddenSize: 512, numHeads: 8, numKvHeads: 2, expertIntermediateSize: 1408, numLayers: 4, numExperts: 8, topK: 2, vocabSize: 32000, dtype: 'BF16' }, opts),
   },
   'qwen3-30b-a3b': {
     label: 'synthetic Qwen3-30B-A3B proportions (qwen3_moe, hidden 512, 8 q heads / 1 kv head of 128, 4 layers, 64 experts of width 384, top-4, vocab 4096)',
-    make: (dir: string) =>
+    make: (dir: string, opts: ShapeOptions = {}) =>
       makeTinyCheckpoint(dir, 'qwen3_moe', {
         seed: 1,
         hiddenSize: 512,
@@ -44,6 +50,13 @@ export const SHAPES = {
         normTopkProb: true,
         vocabSize: 4096,
         dtype: 'BF16',
-      }),
+      }, opts),
   },
 } as const;
+
+/** The shape of a --shape argument; throws naming the choices. */
+export function shapeNamed(name: string | undefined): (typeof SHAPES)[keyof typeof SHAPES] {
+  const shape = SHAPES[name as keyof typeof SHAPES];
+  if (!shape) throw new Error(`--shape must be one of ${Object.keys(SHAPES).join(', ')}; got "${name}"`);
+  return shape;
+}

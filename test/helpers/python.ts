@@ -5,10 +5,11 @@
  * a missing transformers is a failure: the point of the tests is that outputs load in the real
  * client, and a CI that silently skipped them would prove nothing.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'vitest';
+import { runPythonJson } from './python-json.js';
 import { repoRoot } from './shared-data.js';
 
 export const pythonPath: string = process.env.RFID_MOE_PYTHON ?? path.join(repoRoot, '.venv', 'bin', 'python');
@@ -37,27 +38,28 @@ if (!hasTransformers) {
 }
 
 /**
- * `describe` for suites that need transformers: skipped (loudly) without it, or, in CI, replaced
- * by one failing test that says what is missing.
+ * `describe` for suites that need these Python modules: skipped (loudly) without them, or, in CI,
+ * replaced by one failing test that says what is missing.
  */
+function describeNeeding(what: string, missing: string | undefined, skipReason: string, name: string, body: () => void): void {
+  if (missing === undefined) describe(name, body);
+  else if (inCi) describe(name, () => it(`needs Python with ${what} (CI=true: this is a failure, not a skip)`, () => { throw new Error(skipReason); }));
+  else describe.skip(`${name} [skipped: ${skipReason}]`, body);
+}
+
+/** `describe` for suites that need transformers (describeNeeding). */
 export function describeWithTransformers(name: string, body: () => void): void {
-  if (hasTransformers) describe(name, body);
-  else if (inCi) describe(name, () => it('needs Python with torch + transformers (CI=true: this is a failure, not a skip)', () => { throw new Error(transformersSkipReason); }));
-  else describe.skip(`${name} [skipped: ${transformersSkipReason}]`, body);
+  describeNeeding('torch + transformers', reason, transformersSkipReason, name, body);
 }
 
 const lmEvalReason = reason ?? unavailableReason(['lm_eval', 'datasets', 'accelerate']);
 /** lm-evaluation-harness (scripts/lm_eval_check.py), installed by .ci/run beside transformers */
 export const lmEvalSkipReason = `${lmEvalReason}: install lm-evaluation-harness as .ci/run does (or set RFID_MOE_PYTHON)`;
 
-/** `describe` for suites that need lm-evaluation-harness: as describeWithTransformers. */
+/** `describe` for suites that need lm-evaluation-harness (describeNeeding). */
 export function describeWithLmEval(name: string, body: () => void): void {
-  if (lmEvalReason === undefined) describe(name, body);
-  else if (inCi) describe(name, () => it('needs Python with lm-evaluation-harness (CI=true: this is a failure, not a skip)', () => { throw new Error(lmEvalSkipReason); }));
-  else {
-    console.warn(`\n*** lm-evaluation-harness tests SKIPPED: ${lmEvalSkipReason} ***\n`);
-    describe.skip(`${name} [skipped: ${lmEvalSkipReason}]`, body);
-  }
+  if (lmEvalReason !== undefined && !inCi) console.warn(`\n*** lm-evaluation-harness tests SKIPPED: ${lmEvalSkipReason} ***\n`);
+  describeNeeding('lm-evaluation-harness', lmEvalReason, lmEvalSkipReason, name, body);
 }
 
 export interface HfJobResult {
@@ -97,30 +99,8 @@ export type HfJob =
   | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
-export async function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {
-  const child = spawn(pythonPath, [path.join(repoRoot, 'scripts', 'hf_reference.py')], {
-    env: {
-      ...process.env,
-      HF_HUB_OFFLINE: '1',
-      TRANSFORMERS_OFFLINE: '1',
-      HF_HUB_DISABLE_PROGRESS_BARS: '1',
-      TRANSFORMERS_VERBOSITY: 'error',
-      TOKENIZERS_PARALLELISM: 'false',
-      OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.end(JSON.stringify({ jobs }));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  if (code !== 0) throw new Error(`scripts/hf_reference.py exited with ${code}: ${stderr.slice(-2000)}`);
-  return JSON.parse(stdout) as { transformers: string; torch: string; results: HfJobResult[] };
+export function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {
+  return runPythonJson(pythonPath, path.join(repoRoot, 'scripts', 'hf_reference.py'), { jobs });
 }
 
 /** max |a − b| over max |b| of two logits matrices given row-major. */

@@ -9,61 +9,26 @@
  * checkpoint served factored against its dense output in transformers, and for chat:
  * `local-chat-completions` against the hf model rendering the same chat template.
  */
-import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, it, onTestFinished } from 'vitest';
 import { hasSharedData, repoRoot, sharedDataSkipReason, sharedPath } from '../helpers/shared-data.js';
 import { describeWithLmEval, pythonPath } from '../helpers/python.js';
+import { runLmEvalCheck, type LmEvalCheck, type LmEvalJob, type LmEvalRun } from '../helpers/lm-eval.js';
 import { CHATML, startServer } from './helpers.js';
 import { compress } from '../../src/compress/pipeline.js';
 
 const MAX_LENGTH = 130; // tokens per request: shorter than the scored paragraphs, so they are windowed
 const MODELS = ['mixtral-tiny-shakespeare', 'qwen3-moe-tiny-shakespeare'];
 
-type Samples = Record<string, Array<{ doc_id: number; resps: unknown[] }>>;
-interface Run {
-  results: Record<string, Record<string, number>>;
-  samples: Samples;
-}
-interface Check {
-  lm_eval: string;
-  rolling_tokens: number[];
-  runs: Record<'hf' | 'api' | 'api-remote' | 'hf-chat' | 'chat', Run>;
-}
-
-function runCheck(job: Record<string, unknown>): Promise<Check> {
-  const child = spawn(pythonPath, [path.join(repoRoot, 'scripts', 'lm_eval_check.py')], {
-    env: {
-      ...process.env,
-      HF_HUB_OFFLINE: '1',
-      HF_DATASETS_OFFLINE: '1',
-      TRANSFORMERS_VERBOSITY: 'error',
-      TOKENIZERS_PARALLELISM: 'false',
-      OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2',
-    },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin.end(JSON.stringify(job));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`scripts/lm_eval_check.py exited with ${code}: ${stderr.slice(-3000)}`));
-      else resolve(JSON.parse(stdout) as Check);
-    });
-  });
-}
+const runCheck = (job: LmEvalJob): Promise<LmEvalCheck> => runLmEvalCheck(pythonPath, job);
 
 /**
  * Per document of each task: the API run's responses agree with the hf run's, each score within
  * `abs` + `rel`·|score| and word perplexity within `perplexityRel`.
  */
-function expectAgreement(api: Run, hf: Run, { abs = 1e-3, rel = 0, perplexityRel = 1e-5 } = {}): void {
+function expectAgreement(api: LmEvalRun, hf: LmEvalRun, { abs = 1e-3, rel = 0, perplexityRel = 1e-5 } = {}): void {
   const close = (got: number, want: number, what: string) => expect(Math.abs(got - want), what).toBeLessThan(abs + rel * Math.abs(want));
   expect(Object.keys(api.samples).sort()).toEqual(['rfid_choice', 'rfid_generate', 'rfid_rolling']);
   for (const [task, docs] of Object.entries(hf.samples)) {
@@ -83,7 +48,7 @@ function expectAgreement(api: Run, hf: Run, { abs = 1e-3, rel = 0, perplexityRel
   }
   expect(api.results.rfid_choice).toEqual(hf.results.rfid_choice);
   expect(api.results.rfid_generate).toEqual(hf.results.rfid_generate);
-  const perplexity = (r: Run) => r.results.rfid_rolling.word_perplexity;
+  const perplexity = (r: LmEvalRun) => r.results.rfid_rolling.word_perplexity;
   expect(Math.abs(perplexity(api) / perplexity(hf) - 1)).toBeLessThan(perplexityRel);
 }
 
@@ -164,7 +129,7 @@ describeWithLmEval('lm-evaluation-harness against the server, and against transf
       backends: ['hf-chat', 'chat'],
       documents: 6,
     });
-    const texts = (r: Run) => r.samples.rfid_generate.map((d) => d.resps[0] as string);
+    const texts = (r: LmEvalRun) => r.samples.rfid_generate.map((d) => d.resps[0] as string);
     expect(texts(check.runs.chat)).toEqual(texts(check.runs['hf-chat']));
     expect(texts(check.runs.chat).every((t) => t.length > 0)).toBe(true);
     // every document went through /v1/chat/completions
