@@ -12,6 +12,7 @@ import { realClock, type Clock } from './clock.js';
 import { bearerChecker, requiresApiKey } from './api-key.js';
 import { ApiError, toApiError } from './errors.js';
 import { exposeGc, IdleCollector } from './idle-gc.js';
+import { parseJsonBody } from './json-body.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type RefusedModel, type ServedModel } from './models.js';
 import { createPolicy, type PolicyName, type TycheOptions } from './policies.js';
@@ -126,19 +127,20 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   const idle = gc ? new IdleCollector(gc) : null;
   const inFlight = new Map<Promise<unknown>, () => void>();
   const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, return503OnClosing: true });
-  // curl -d sends form-urlencoded by default; every body is JSON here
+  // every body is JSON, whatever its content type (curl -d sends form-urlencoded): json-body.ts
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     try {
-      done(null, JSON.parse(body as string));
+      done(null, parseJsonBody(body as string));
     } catch (err) {
-      done(Object.assign(new Error(`the request body is not valid JSON: ${(err as Error).message}`), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' }), undefined);
+      done(err as ApiError, undefined);
     }
   });
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
+  app.setErrorHandler((err: FastifyError | ApiError, _req, reply) => {
     let e: ApiError;
-    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || (err.statusCode === 400 && err instanceof SyntaxError)) {
-      e = new ApiError(400, err.message.startsWith('the request body') ? err.message : `the request body is not valid JSON: ${err.message}`, 'invalid_request_error', null, 'invalid_json');
-    } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    // the body parser's own errors (parseJsonBody) are already API errors
+    if (err instanceof ApiError) e = err;
+    else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       e = new ApiError(err.statusCode, err.message, 'invalid_request_error', null, err.code ?? null);
     } else e = toApiError(err);
     metrics.requests.inc({ model: 'unknown', endpoint: 'other', status: String(e.status) });
@@ -157,7 +159,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     });
   }
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, new ApiError(404, `no route ${req.method} ${req.url}; the endpoints are GET /v1/models, GET /v1/models/{id}, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, POST /detokenize, GET /health, GET /metrics`, 'not_found_error', null, 'route_not_found'));
+    sendError(reply, new ApiError(404, `no route ${req.method} ${req.url}; the endpoints are GET /v1/models, GET /v1/models/{id}, POST /v1/completions, POST /v1/chat/completions, POST /tokenize, POST /detokenize, GET /tokenizer_info, GET /health, GET /metrics`, 'not_found_error', null, 'route_not_found'));
   });
 
   registerRoutes(app, {
