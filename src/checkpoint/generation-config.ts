@@ -17,6 +17,15 @@ import { CheckpointError } from './errors.js';
 import { allTokenIds } from './families/common.js';
 import type { ModelConfig, SamplingDefaults } from './types.js';
 
+/**
+ * Range of the repetition penalty, as a default here and in a request: [1/100, 100]. vLLM and
+ * transformers accept any positive value, but below 1/100 a penalised logit is multiplied by more
+ * than 100, and a penalty that rounds to 0 in float32 (1e-300) turns logits into ±∞ and NaN,
+ * which no sampler can draw from.
+ */
+export const MAX_REPETITION_PENALTY = 100;
+export const MIN_REPETITION_PENALTY = 1 / MAX_REPETITION_PENALTY;
+
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
 
 /**
@@ -90,7 +99,7 @@ function samplingOf(file: string, g: Record<string, unknown>): SamplingDefaults 
   }
   const r = setting('repetition_penalty');
   if (r !== undefined) {
-    if (typeof r !== 'number' || !Number.isFinite(r) || !(r > 0)) throw bad('repetition_penalty', 'a number > 0 (1 = off)');
+    if (typeof r !== 'number' || !(r >= MIN_REPETITION_PENALTY && r <= MAX_REPETITION_PENALTY)) throw bad('repetition_penalty', `a number in [${MIN_REPETITION_PENALTY}, ${MAX_REPETITION_PENALTY}] (1 = off)`);
     out.repetitionPenalty = r;
   }
   return out;

@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
 import { MAX_TOP_LOGPROBS } from '../runtime/generation/logprobs.js';
-import { MAX_ALLOWED_TOKENS, MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS } from '../runtime/generation/logits-processors.js';
+import { MAX_ALLOWED_TOKENS, MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY } from '../runtime/generation/logits-processors.js';
 
 /** Most choices (n) one request may ask for. */
 export const MAX_CHOICES = 16;
@@ -22,9 +22,6 @@ export const MAX_PROMPTS = 64;
 
 /** Most tokens one request's logit_bias may name (OpenAI's documented limit is 300; vLLM sets none). */
 export const MAX_LOGIT_BIAS_TOKENS = 1024;
-
-/** The largest repetition_penalty accepted (a bound against absurd values; 1.0-1.5 is the usual range). */
-export const MAX_REPETITION_PENALTY = 100;
 
 /** The largest max_tokens accepted before the context check (anything beyond is "absurd"). */
 export const MAX_TOKENS_LIMIT = 1_000_000;
@@ -52,8 +49,8 @@ const sampling = {
   seed: z.number().int().nullish(),
   presence_penalty: z.number().min(-MAX_FREQUENCY_PENALTY).max(MAX_FREQUENCY_PENALTY).nullish(),
   frequency_penalty: z.number().min(-MAX_FREQUENCY_PENALTY).max(MAX_FREQUENCY_PENALTY).nullish(),
-  /** vLLM's (and transformers') extension; 1 = off */
-  repetition_penalty: z.number().gt(0).max(MAX_REPETITION_PENALTY).nullish(),
+  /** vLLM's (and transformers') extension; 1 = off; bounded (1.0-1.5 is the usual range), see MIN_REPETITION_PENALTY */
+  repetition_penalty: z.number().min(MIN_REPETITION_PENALTY).max(MAX_REPETITION_PENALTY).nullish(),
   user: z.string().nullish(),
   /** token id (a decimal string, as JSON object keys are) → bias in [-100, 100]; ids are checked against the model's vocabulary later */
   logit_bias: z

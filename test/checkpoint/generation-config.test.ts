@@ -76,7 +76,8 @@ describe('end-of-sequence ids', () => {
     await expect(openCheckpoint(await tiny('bad-top-p', 2, { top_p: 0 }))).rejects.toThrow(/top_p 0 must be a number in \(0, 1\]/);
     await expect(openCheckpoint(await tiny('bad-top-k', 2, { top_k: 2.5 }))).rejects.toThrow(/top_k 2\.5 must be an integer ≥ 0/);
     await expect(openCheckpoint(await tiny('bad-min-p', 2, { min_p: 1.5 }))).rejects.toThrow(/min_p 1\.5 must be a number in \[0, 1\]/);
-    await expect(openCheckpoint(await tiny('bad-rep', 2, { repetition_penalty: 0 }))).rejects.toThrow(/repetition_penalty 0 must be a number > 0 \(1 = off\)/);
+    await expect(openCheckpoint(await tiny('bad-rep', 2, { repetition_penalty: 0 }))).rejects.toThrow(/repetition_penalty 0 must be a number in \[0\.01, 100\] \(1 = off\)/);
+    await expect(openCheckpoint(await tiny('tiny-rep', 2, { repetition_penalty: 1e-300 }))).rejects.toThrow(/repetition_penalty 1e-300 must be a number in \[0\.01, 100\]/);
   });
 
   it('a generation_config.json that is not JSON, or whose ids are not token ids, is refused naming the file', async () => {

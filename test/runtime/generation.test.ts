@@ -133,6 +133,20 @@ describe('sampling', () => {
     for (const [id, p] of want) expect(Math.abs(counts.get(id)! / n - p)).toBeLessThan(4 * Math.sqrt((p * (1 - p)) / n));
   });
 
+  it('logits that are not finite: +∞ ones share all the mass, NaN ones weigh nothing, none finite is an error', () => {
+    // the limit of softmax as those logits grow: exp((l − max)/T) alone would give NaN everywhere
+    const inf = samplingDistribution(Float32Array.from([1, Infinity, 3, Infinity, Number.NaN]), { temperature: 0.7, topK: 0, topP: 1 });
+    expect(Array.from(inf.ids)).toEqual([1, 3]);
+    expect(Array.from(inf.probs)).toEqual([0.5, 0.5]);
+    const nan = samplingDistribution(Float32Array.from([0, Number.NaN, Math.log(3)]), { temperature: 1, topK: 0, topP: 1 });
+    expect(Array.from(nan.ids)).toEqual([2, 0]);
+    expect(nan.probs[0]).toBeCloseTo(0.75, 6);
+    expect(nan.probs[1]).toBeCloseTo(0.25, 6);
+    for (const row of [[-Infinity, -Infinity], [Number.NaN, -Infinity]]) {
+      expect(() => samplingDistribution(Float32Array.from(row), { temperature: 1, topK: 0, topP: 1 })).toThrow(/no token can be sampled: every logit is -∞ or NaN/);
+    }
+  });
+
   it('rejects bad parameters with a typed error', () => {
     expect(() => new Sampler({ temperature: -0.1 })).toThrow(GenerationParamsError);
     expect(() => new Sampler({ topP: 0 })).toThrow(/top-p/);

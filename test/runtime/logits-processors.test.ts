@@ -62,6 +62,10 @@ describe('one row of logits', () => {
       [{ repetitionPenalty: 0 }, 'repetitionPenalty'],
       [{ repetitionPenalty: -1 }, 'repetitionPenalty'],
       [{ repetitionPenalty: Number.NaN }, 'repetitionPenalty'],
+      // rounds to 0 in float32: penalised logits would become ±∞ and NaN
+      [{ repetitionPenalty: 1e-300 }, 'repetitionPenalty'],
+      [{ repetitionPenalty: 0.0099 }, 'repetitionPenalty'],
+      [{ repetitionPenalty: 100.5 }, 'repetitionPenalty'],
       [{ frequencyPenalty: 2.5 }, 'frequencyPenalty'],
       [{ presencePenalty: -2.01 }, 'presencePenalty'],
       [{ presencePenalty: Number.NaN }, 'presencePenalty'],
@@ -83,6 +87,27 @@ describe('one row of logits', () => {
       expect(err, JSON.stringify(params)).toBeInstanceOf(GenerationParamsError);
       expect((err as GenerationParamsError).param).toBe(field);
     }
+    expect(resolveLogitsProcessing({ repetitionPenalty: 0.01 }, 8)?.repetition).toBe(Math.fround(0.01));
+    expect(resolveLogitsProcessing({ repetitionPenalty: 100 }, 8)?.repetition).toBe(100);
+  });
+
+  it('refuses a minimum length that holds back every allowed token (nothing could be chosen)', () => {
+    const held = { minTokens: 2, stopIds: [7, 3] };
+    let err: unknown;
+    try {
+      resolveLogitsProcessing({ allowedTokenIds: [3, 7, 3] }, 8, held);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GenerationParamsError);
+    expect((err as GenerationParamsError).param).toBe('allowedTokenIds');
+    expect((err as Error).message).toMatch(/every allowed token \(3, 7\) is a stop token that the minimum length of 2 tokens holds back/);
+    // one allowed token that is not held, or no minimum length, leaves something to choose
+    const some = new RequestLogitsProcessor(resolveLogitsProcessing({ allowedTokenIds: [3, 7, 5] }, 8, held)!, []);
+    const row = Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]);
+    some.apply(row);
+    expect(Array.from(row)).toEqual([-Infinity, -Infinity, -Infinity, -Infinity, -Infinity, 5, -Infinity, -Infinity]);
+    expect(resolveLogitsProcessing({ allowedTokenIds: [3, 7] }, 8, { minTokens: 0, stopIds: [7, 3] })).not.toBeNull();
   });
 });
 

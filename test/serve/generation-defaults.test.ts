@@ -142,6 +142,15 @@ describe('repetition_penalty from generation_config.json', () => {
     const off = await complete({ model: 'repetition', temperature: 0, repetition_penalty: 1 });
     expect(off.json.choices[0].text).toBe(greedyText);
   });
+
+  it('is bounded to [0.01, 100] in a request as in the file: 1e-300 rounds to 0 in float32 and would make the logits ±∞', async () => {
+    for (const value of [1e-300, 0.009, 101]) {
+      const r = await complete({ model: 'plain', temperature: 0.7, logprobs: 2, repetition_penalty: value });
+      expect(r.status).toBe(400);
+      expect(r.json.error.param).toBe('repetition_penalty');
+    }
+    for (const value of [0.01, 100]) expect((await complete({ model: 'plain', temperature: 0.7, logprobs: 2, repetition_penalty: value })).status).toBe(200);
+  });
 });
 
 describe('generation_config.json in `rfid-moe generate`', () => {

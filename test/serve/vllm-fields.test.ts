@@ -95,6 +95,15 @@ describe('vLLM’s sampling fields', () => {
     expect(ids.length).toBeGreaterThan(0);
     for (const id of ids) expect(allowed).toContain(id);
     expect((await complete({ allowed_token_ids: [4096] })).json.error).toMatchObject({ param: 'allowed_token_ids', message: expect.stringMatching(/outside the vocabulary/) });
+    // allowed tokens that min_tokens all holds back leave nothing to generate: a 400, not a token outside the list
+    const heldBack = await complete({ allowed_token_ids: [EOS], min_tokens: 2 });
+    expect(heldBack.status).toBe(400);
+    expect(heldBack.json.error).toMatchObject({ param: 'allowed_token_ids', message: expect.stringMatching(/is a stop token that the minimum length of 2 tokens holds back/) });
+    const stopIds = await complete({ allowed_token_ids: [EOS, greedy.ids[3]], stop_token_ids: [greedy.ids[3]], min_tokens: 1, stream: true });
+    expect(stopIds.status).toBe(400);
+    // with ignore_eos the end-of-sequence token is not held, so it can be generated
+    const ignored = await complete({ allowed_token_ids: [EOS], min_tokens: 2, ignore_eos: true, max_tokens: 3, skip_special_tokens: false });
+    expect(ignored.json.choices[0].text).toBe('<|endoftext|>'.repeat(3));
   });
 
   it('truncate_prompt_tokens keeps the prompt’s last k tokens', async () => {

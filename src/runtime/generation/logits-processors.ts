@@ -22,7 +22,10 @@
  * (test/runtime/logits-processors.test.ts). Only the tokens seen so far are touched: a step costs the
  * number of distinct tokens, not the vocabulary.
  */
+import { MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY } from '../../checkpoint/generation-config.js';
 import { GenerationParamsError } from './errors.js';
+
+export { MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY };
 
 /** Largest magnitude of a logit bias (OpenAI's range). */
 export const MAX_LOGIT_BIAS = 100;
@@ -70,8 +73,8 @@ interface ResolvedLogitsProcessing {
  */
 export function resolveLogitsProcessing(p: LogitsProcessingParams, vocabSize: number, held: HeldStops = { minTokens: 0, stopIds: [] }): ResolvedLogitsProcessing | null {
   const repetition = p.repetitionPenalty ?? 1;
-  if (typeof repetition !== 'number' || !Number.isFinite(repetition) || !(repetition > 0)) {
-    throw new GenerationParamsError(`the repetition penalty must be a finite number > 0 (1 = off), got ${String(p.repetitionPenalty)}`, 'repetitionPenalty');
+  if (typeof repetition !== 'number' || !(repetition >= MIN_REPETITION_PENALTY && repetition <= MAX_REPETITION_PENALTY)) {
+    throw new GenerationParamsError(`the repetition penalty must be a number in [${MIN_REPETITION_PENALTY}, ${MAX_REPETITION_PENALTY}] (1 = off), got ${String(p.repetitionPenalty)}`, 'repetitionPenalty');
   }
   const ranged = (value: number | undefined, param: 'frequencyPenalty' | 'presencePenalty', name: string) => {
     const v = value ?? 0;
@@ -109,6 +112,17 @@ export function resolveLogitsProcessing(p: LogitsProcessingParams, vocabSize: nu
     allowed = Int32Array.from(new Set(list)).sort();
   }
   const minTokens = held.minTokens;
+  // every allowed token held back by the minimum length: every logit would be -∞ and no token
+  // could be chosen (greedy would pick one that is not allowed, sampling would have nothing)
+  if (allowed !== null && minTokens > 0) {
+    const heldIds = new Set(held.stopIds);
+    if (allowed.every((id) => heldIds.has(id))) {
+      throw new GenerationParamsError(
+        `every allowed token (${[...allowed].join(', ')}) is a stop token that the minimum length of ${minTokens} tokens holds back, so no token could be generated; allow another token or drop the minimum length`,
+        'allowedTokenIds',
+      );
+    }
+  }
   if (allowed === null && minTokens === 0 && repetition === 1 && frequency === 0 && presence === 0 && bias.length === 0) return null;
   return { allowed, minTokens, stopIds: Int32Array.from(held.stopIds), repetition: Math.fround(repetition), frequency: Math.fround(frequency), presence: Math.fround(presence), bias };
 }

@@ -69,13 +69,20 @@ export function samplingDistribution(
   if (temperature === 0) return { ids: Int32Array.of(argmax(logits)), probs: Float64Array.of(1) };
   let max = -Infinity;
   for (let j = 0; j < vocab; j++) if (logits[j] > max) max = logits[j];
-  // f64 probabilities of logits / T (unnormalised: exp((l − max) / T))
+  // the limits, which exp((l − max) / T) would turn into NaN: no finite or +∞ logit leaves nothing
+  // to draw (the request's own checks refuse what would cause it), and +∞ logits share all the mass
+  if (!(max > -Infinity)) throw new RangeError('no token can be sampled: every logit is -∞ or NaN');
+  if (max === Infinity) {
+    const ids = Int32Array.from(Array.from(logits.keys()).filter((j) => logits[j] === Infinity));
+    return { ids, probs: new Float64Array(ids.length).fill(1 / ids.length) };
+  }
+  // f64 probabilities of logits / T (unnormalised: exp((l − max) / T)); a NaN logit weighs 0
   const weights = new Float64Array(vocab);
   let total = 0;
   for (let j = 0; j < vocab; j++) {
     const w = Math.exp((logits[j] - max) / temperature);
-    weights[j] = w;
-    total += w;
+    weights[j] = w === w ? w : 0;
+    total += weights[j];
   }
   // top-k like HF's TopKLogitsWarper: drop values below the k-th largest (ties at the k-th are kept)
   let threshold = 0;
