@@ -46,6 +46,8 @@ export interface ServedModel {
   specialTokens: { bos: string | null; eos: string | null };
   /** the ids generation stops at (ModelConfig.eosTokenIds: generation_config.json's, else config.json's) */
   eosTokenIds: readonly number[];
+  /** config.json's BOS id: what an empty prompt starts from (null: an empty prompt is refused) */
+  bosTokenId: number | null;
   /** generation_config.json's temperature, top_p, top_k, min_p, repetition_penalty: a request's defaults (ModelConfig.samplingDefaults) */
   samplingDefaults: SamplingDefaults;
   /** token ids are 0 … vocabSize − 1 (a request's token-id prompt is checked before any load) */
@@ -198,6 +200,7 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       tokenizerInfo: tokenizerInfoOf(tconf, chatTemplate, eosFallback),
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenIds: ckpt.config.eosTokenIds,
+      bosTokenId: ckpt.config.bosTokenId,
       samplingDefaults: ckpt.config.samplingDefaults,
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),

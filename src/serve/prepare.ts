@@ -136,7 +136,14 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     // vLLM's truncate_prompt_tokens: the last k tokens (the echoed prompt is then their text)
     const k = req.truncate_prompt_tokens;
     const truncated = k !== null && k !== undefined && k < full.length;
-    const ids = truncated ? full.slice(full.length - k) : full;
+    let ids = truncated ? full.slice(full.length - k) : full;
+    // an empty prompt starts from BOS, as the decoder would start it; made explicit here so that
+    // usage, the echo's log-probabilities and the KV reservation count the token that is run
+    const empty = ids.length === 0;
+    if (empty) {
+      if (model.bosTokenId === null) throw badRequest(`${which} is empty and the model names no BOS token to start from; give at least one token`, 'prompt', 'invalid_value');
+      ids = Int32Array.of(model.bosTokenId);
+    }
     if (ids.length >= context) {
       throw badRequest(`This model's maximum context length is ${context} tokens, but ${which} has ${ids.length} tokens (at least one position must be left to generate). Shorten it.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
     }
@@ -149,7 +156,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       );
     }
     if ((req.min_tokens ?? 0) > maxTokens) throw badRequest(`min_tokens (${req.min_tokens}) must not exceed max_tokens (${maxTokens})`, 'min_tokens', 'invalid_value');
-    const echoText = !echo ? null : text !== null && !truncated ? text : model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false });
+    const echoText = !echo ? null : text !== null && !truncated && !empty ? text : model.tokenizer.tokenizer.decode([...ids], { skip_special_tokens: false });
     return { ids, maxTokens, echo: echoText };
   });
   assertVocabularyIds(req.allowed_token_ids ?? [], model, 'allowed_token_ids');

@@ -189,6 +189,26 @@ it('echo returns the prompt and its log-probabilities before the completion; max
   expect(empty.json.error.message).toMatch(/0 only with echo/);
 });
 
+it('an empty prompt starts from BOS, counted and echoed as the token ids [BOS] would be', async () => {
+  const url = `${s.url}/v1/completions`;
+  const bos = s.server.models.get('tiny')!.bosTokenId!;
+  expect(Number.isInteger(bos)).toBe(true);
+  const body = { model: 'tiny', max_tokens: 3, echo: true, logprobs: 1, temperature: 0 };
+  for (const stream of [false, true]) {
+    const asText = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream, prompt: [''] }) });
+    const asIds = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...body, stream, prompt: [bos] }) });
+    expect(asText.status).toBe(200);
+    const strip = (t: string) => t.replace(/"(id|created)":("[^"]*"|\d+)/g, '');
+    expect(strip(await asText.text())).toBe(strip(await asIds.text()));
+  }
+  const r = await postJson(url, { ...body, prompt: '' });
+  expect(r.json.usage.prompt_tokens).toBe(1);
+  const lp = r.json.choices[0].logprobs;
+  expect(lp.tokens.join('')).toBe(r.json.choices[0].text);
+  expect(lp.token_logprobs[0]).toBeNull();
+  expect(lp.text_offset[1]).toBe(lp.tokens[0].length);
+});
+
 it('a window scored through echo has the perplexity `rfid-moe eval` computes for it', async () => {
   const r = await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: longIds, max_tokens: 0, echo: true, logprobs: 0 });
   const logprobs = (r.json.choices[0].logprobs.token_logprobs as Array<number | null>).slice(1) as number[];
