@@ -103,11 +103,6 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
   const arrived = performance.now();
   let modelLabel = 'unknown';
   const count = (status: number) => ctx.metrics.requests.inc({ model: modelLabel, endpoint, status: String(status) });
-  if (ctx.isDraining()) {
-    count(503);
-    sendError(reply, new ApiError(503, 'the server is shutting down and accepts no new requests', 'service_unavailable_error', null, 'shutting_down'));
-    return;
-  }
   let prepared: Prepared;
   try {
     prepared = await prepare(ctx, endpoint, req.body);

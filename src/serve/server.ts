@@ -5,6 +5,8 @@
  * requests run to their end (bounded by `drainTimeoutMs`, after which they are aborted), then
  * every model is unloaded.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import os from 'node:os';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { Engine } from '../engine/types.js';
@@ -67,6 +69,29 @@ export interface RfidMoeServer {
 
 export const DEFAULT_MEMORY_BUDGET = () => Math.floor(os.totalmem() / 2);
 
+/** What a draining server still answers: its state, for the orchestrator that stops it. */
+const OPEN_WHILE_DRAINING = new Set(['/health', '/metrics']);
+
+/**
+ * A request Node's HTTP parser refuses before any route sees it (headers too large, a malformed
+ * request line, a timeout), answered as Fastify's default handler answers it but with an OpenAI
+ * error object; the connection then closes, as Node's own handler does.
+ */
+function writeClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'the request was not received in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request line and headers are larger than the 16 KiB Node accepts by default; shorten them']
+        : [400, `the request could not be parsed as HTTP (${err.code ?? err.message})`];
+  if (socket.writable) {
+    const body = JSON.stringify(new ApiError(status, message, 'invalid_request_error', null, 'bad_http_request').body());
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}
+
 export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   const policyName = opts.policy ?? 'tyche';
   const budget = opts.memoryBudget ?? DEFAULT_MEMORY_BUDGET();
@@ -126,7 +151,25 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   const gc = opts.idleGc ? exposeGc() : null;
   const idle = gc ? new IdleCollector(gc) : null;
   const inFlight = new Map<Promise<unknown>, () => void>();
-  const app = Fastify({ logger: false, bodyLimit: 16 * 1024 * 1024, return503OnClosing: true });
+  // Every answer is an OpenAI error object, also where Fastify and Node would write their own
+  // shapes: a URL that does not decode, a request line or headers the parser refuses, and a request
+  // that arrives while the server drains (the hook below, in place of return503OnClosing's body).
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 16 * 1024 * 1024,
+    return503OnClosing: false,
+    frameworkErrors: (err, _req, reply) => {
+      metrics.requests.inc({ model: 'unknown', endpoint: 'other', status: '400' });
+      sendError(reply, new ApiError(400, `the request URL is not valid: ${err.message}`, 'invalid_request_error', null, 'invalid_url'));
+    },
+    clientErrorHandler: writeClientError,
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    if (!draining || OPEN_WHILE_DRAINING.has(req.url.split('?')[0])) return;
+    metrics.requests.inc({ model: 'unknown', endpoint: 'other', status: '503' });
+    sendError(reply, new ApiError(503, 'the server is shutting down and accepts no new requests', 'service_unavailable_error', null, 'shutting_down'));
+    return reply;
+  });
   // every body is JSON, whatever its content type (curl -d sends form-urlencoded): json-body.ts
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {

@@ -3,6 +3,7 @@
  * 4xx statuses and messages that name the problem, never a stack trace; the read-only endpoints
  * (models, health, metrics) answer in their documented shapes.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { postJson, startServer, type Running, getJson, TINY_DIR } from './helpers.js';
@@ -56,6 +57,29 @@ describe('bad requests', () => {
     const r = await postJson(completions(), { model: 'tiny', prompt: 'ROMEO:', max_tokens: 2, temperature: 0, some_future_field: { a: 1 } });
     expect(r.status).toBe(200);
     expect(r.json.usage.completion_tokens).toBe(2);
+  });
+
+  it('what Fastify and Node refuse before any route is an OpenAI error object too: a URL that does not decode, headers too large, bytes that are not HTTP', async () => {
+    const badUrl = await fetch(`${s.url}/v1/models/%E0%A4%A`);
+    const badUrlText = await badUrl.text();
+    expectApiError({ status: badUrl.status, json: JSON.parse(badUrlText), text: badUrlText }, 400, null, /^the request URL is not valid: .*not a valid url component/);
+    const long = await fetch(`${s.url}/v1/models/${'a'.repeat(40_000)}`);
+    const longText = await long.text();
+    expect(long.status).toBe(431);
+    expect(JSON.parse(longText)).toEqual({ error: { message: expect.stringMatching(/larger than the 16 KiB/), type: 'invalid_request_error', param: null, code: 'bad_http_request' } });
+    // a raw connection that sends something other than HTTP gets a 400 and is closed
+    const { port } = new URL(s.url);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+      let got = '';
+      socket.on('data', (d) => (got += d.toString()));
+      socket.on('close', () => resolve(got));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4))).toEqual({ error: { message: expect.stringMatching(/could not be parsed as HTTP/), type: 'invalid_request_error', param: null, code: 'bad_http_request' } });
+    // and the server goes on serving
+    expect((await postJson(completions(), { model: 'tiny', prompt: 'ROMEO:', max_tokens: 1 })).status).toBe(200);
   });
 
   it('an unknown model is a 404 that lists the served ones', async () => {
