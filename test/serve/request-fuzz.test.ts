@@ -1,0 +1,353 @@
+/**
+ * Hostile requests, generated (fast-check, seeded): valid requests to every POST endpoint with one
+ * to four fields mutated (values of the field's own type at its edges, wrong types, absurd
+ * numbers, huge and lone-surrogate strings, missing required fields, unknown fields), bodies that are JSON but not requests, and
+ * bytes that are not JSON. Whatever comes in, the server must:
+ * - answer within a bound, with a 2xx in the endpoint's documented shape or a 4xx OpenAI error
+ *   object ({"error": {message, type, param, code}}) that carries no stack trace; never a 5xx;
+ * - end every stream with [DONE], or with an error event when it fails after the headers;
+ * - keep serving: afterwards nothing is in flight, no KV cache is reserved, and a plain greedy
+ *   request gets the same text as before the fuzzing.
+ * Hand-picked cases of each kind are in http-errors.test.ts; this file looks for the cases nobody
+ * thought of. A failure prints the shrunk request (fast-check's counterexample) and the seed.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHATML, getJson, postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+
+/** How long one answer may take: the largest request a mutation can make (16 choices up to the 1024-token context) decodes in a few seconds on the tiny model. */
+const ANSWER_TIMEOUT_MS = 60_000;
+/** fast-check's seed: fixed, so a failure reproduces; RFID_MOE_FUZZ_SEED and RFID_MOE_FUZZ_RUNS (a multiplier) explore further. */
+const SEED = Number(process.env.RFID_MOE_FUZZ_SEED ?? 20261204);
+const RUNS = Number(process.env.RFID_MOE_FUZZ_RUNS ?? 1);
+
+let s: Running;
+let dir: string;
+let vocab: number;
+let plainText: string;
+
+const PLAIN = { model: 'tiny', prompt: 'ROMEO:', max_tokens: 8, temperature: 0 };
+
+beforeAll(async () => {
+  // the shipped model with a chat template, so chat requests reach generation
+  dir = mkdtempSync(path.join(tmpdir(), 'rfid-fuzz-'));
+  cpSync(TINY_DIR, dir, { recursive: true });
+  const configFile = path.join(dir, 'tokenizer_config.json');
+  writeFileSync(configFile, JSON.stringify({ ...(JSON.parse(readFileSync(configFile, 'utf8')) as object), chat_template: CHATML }));
+  s = await startServer({ models: [`tiny=${dir}`], maxBatchSize: 8 });
+  vocab = s.server.models.get('tiny')!.vocabSize;
+  const r = await postJson(`${s.url}/v1/completions`, PLAIN);
+  expect(r.status).toBe(200);
+  plainText = r.json.choices[0].text;
+});
+
+afterAll(async () => {
+  await s?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+// ---- what a mutated field may become ----
+
+const loneSurrogates = fc.constantFrom('\ud800', 'a\udfffb', '\udbff\udbff');
+const hugeString = fc.integer({ min: 10_000, max: 200_000 }).map((n) => 'the king '.repeat(Math.ceil(n / 9)).slice(0, n));
+const absurdNumber = fc.constantFrom(-1, 0, 1, 2, -0.5, 0.5, 1.5, 100, 101, 1023, 1024, 1025, 2 ** 31, 2 ** 53, -(2 ** 53), 1e308, -1e308, Number.MIN_VALUE, 1e-320);
+const tokenId = fc.oneof(fc.integer({ min: 0, max: 600 }), fc.constantFrom(-1, 2 ** 31, 1e12, 0.5));
+const anyJson = fc.jsonValue({ maxDepth: 3 });
+const fieldValue = fc.oneof(
+  { weight: 4, arbitrary: anyJson },
+  { weight: 3, arbitrary: absurdNumber },
+  { weight: 2, arbitrary: fc.constantFrom(null, true, false, '', 'x', [], {}, [1, 2], { a: 1 }) },
+  { weight: 1, arbitrary: loneSurrogates },
+  { weight: 1, arbitrary: hugeString },
+  { weight: 2, arbitrary: fc.array(tokenId, { maxLength: 40 }) },
+  { weight: 1, arbitrary: fc.dictionary(fc.oneof(fc.integer({ min: 0, max: 600 }).map(String), fc.string()), fc.oneof(absurdNumber, anyJson), { maxKeys: 5 }) },
+);
+
+/**
+ * Values of each field's own type, at its edges and in odd combinations: these pass validation
+ * and reach tokenisation, sampling and decoding, where a NaN or an empty set of candidates would
+ * show up (a temperature of 1e-300, top_p of 1e-300, every allowed token biased to -100, …).
+ */
+function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
+  const id = fc.integer({ min: 0, max: vocab - 1 });
+  const text = fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: 'binary', maxLength: 30 }), loneSurrogates, fc.constantFrom('', ' ', '\n', 'ROMEO:', '<|endoftext|>', '\u0000'));
+  const tiny = fc.constantFrom(1e-300, 1e-30, 1e-8, Number.MIN_VALUE);
+  return {
+    prompt: fc.oneof(text, fc.array(text, { minLength: 1, maxLength: 3 }), fc.array(id, { minLength: 1, maxLength: 30 }), fc.array(fc.array(id, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 3 })),
+    messages: fc.array(
+      fc.record({ role: fc.constantFrom('system', 'developer', 'user', 'assistant'), content: fc.oneof(text, fc.array(fc.record({ type: fc.constant('text'), text }), { maxLength: 3 })) }),
+      { minLength: 1, maxLength: 4 },
+    ),
+    max_tokens: fc.oneof(fc.integer({ min: 0, max: 24 }), fc.integer({ min: 900, max: 1100 })),
+    max_completion_tokens: fc.integer({ min: 1, max: 24 }),
+    temperature: fc.oneof(tiny, fc.double({ min: 0, max: 100, noNaN: true })),
+    top_p: fc.oneof(tiny, fc.double({ min: 1e-6, max: 1, noNaN: true })),
+    top_k: fc.oneof(fc.constantFrom(-1, 0, 1, 2, 2 ** 31), fc.integer({ min: 0, max: vocab + 10 })),
+    min_p: fc.oneof(tiny, fc.constantFrom(0, 1, 0.999999), fc.double({ min: 0, max: 1, noNaN: true })),
+    n: fc.integer({ min: 1, max: 16 }),
+    stop: fc.oneof(text.filter((t) => t !== ''), fc.array(text.filter((t) => t !== ''), { maxLength: 4 })),
+    seed: fc.oneof(fc.integer(), fc.constantFrom(2 ** 53 - 1, -(2 ** 53) + 1)),
+    presence_penalty: fc.double({ min: -2, max: 2, noNaN: true }),
+    frequency_penalty: fc.double({ min: -2, max: 2, noNaN: true }),
+    repetition_penalty: fc.oneof(tiny, fc.constantFrom(0.01, 1, 100), fc.double({ min: 0.01, max: 100, noNaN: true })),
+    logit_bias: fc.dictionary(id.map(String), fc.oneof(fc.constantFrom(-100, 100), fc.double({ min: -100, max: 100, noNaN: true })), { maxKeys: 20 }),
+    ignore_eos: fc.boolean(),
+    stop_token_ids: fc.array(id, { maxLength: 6 }),
+    min_tokens: fc.oneof(fc.integer({ min: 0, max: 30 }), fc.constant(1_000_000)),
+    include_stop_str_in_output: fc.boolean(),
+    skip_special_tokens: fc.boolean(),
+    allowed_token_ids: fc.array(id, { minLength: 1, maxLength: 5 }),
+    truncate_prompt_tokens: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.constant(1_000_000)),
+    echo: fc.boolean(),
+    logprobs: fc.oneof(fc.integer({ min: 0, max: 20 }), fc.boolean()),
+    top_logprobs: fc.integer({ min: 0, max: 20 }),
+    stream: fc.boolean(),
+    stream_options: fc.record({ include_usage: fc.boolean() }),
+    add_special_tokens: fc.boolean(),
+    add_generation_prompt: fc.boolean(),
+    continue_final_message: fc.boolean(),
+    chat_template_kwargs: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+    return_token_strs: fc.boolean(),
+    tokens: fc.array(id, { maxLength: 40 }),
+    user: fc.string({ maxLength: 20 }),
+  };
+}
+
+const SAMPLING = [
+  'model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'n', 'stream', 'stream_options', 'stop', 'seed', 'presence_penalty',
+  'frequency_penalty', 'repetition_penalty', 'logit_bias', 'ignore_eos', 'stop_token_ids', 'min_tokens', 'include_stop_str_in_output',
+  'skip_special_tokens', 'allowed_token_ids', 'truncate_prompt_tokens', 'user', 'response_format', 'use_beam_search', 'guided_json',
+];
+const FIELDS: Record<string, string[]> = {
+  '/v1/completions': [...SAMPLING, 'prompt', 'echo', 'logprobs', 'suffix', 'best_of', 'add_special_tokens'],
+  '/v1/chat/completions': [
+    ...SAMPLING, 'messages', 'max_completion_tokens', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'chat_template_kwargs',
+    'add_generation_prompt', 'continue_final_message', 'add_special_tokens', 'echo', 'chat_template',
+  ],
+  '/tokenize': ['model', 'prompt', 'messages', 'add_special_tokens', 'return_token_strs', 'add_generation_prompt', 'continue_final_message', 'chat_template_kwargs'],
+  '/detokenize': ['model', 'tokens'],
+};
+
+/** A valid request per endpoint, varied in the ways that reach different code (streaming, choices, echo, logprobs, prompt forms). */
+const validBody: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
+  '/v1/completions': fc.record(
+    {
+      model: fc.constant('tiny'),
+      prompt: fc.oneof(fc.constant('ROMEO:'), fc.constant(['JULIET:', 'the king']), fc.array(fc.integer({ min: 0, max: 200 }), { minLength: 1, maxLength: 12 })),
+      max_tokens: fc.integer({ min: 0, max: 6 }),
+      temperature: fc.constantFrom(0, 0.7, 1.3),
+      n: fc.integer({ min: 1, max: 3 }),
+      stream: fc.boolean(),
+      echo: fc.boolean(),
+      logprobs: fc.integer({ min: 0, max: 3 }),
+      seed: fc.integer({ min: 0, max: 1000 }),
+    },
+    { requiredKeys: ['model', 'prompt', 'max_tokens'] },
+  ),
+  '/v1/chat/completions': fc.record(
+    {
+      model: fc.constant('tiny'),
+      messages: fc.constantFrom(
+        [{ role: 'user', content: 'Speak, friend.' }],
+        [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: [{ type: 'text', text: 'Who goes there?' }] }],
+      ),
+      max_tokens: fc.integer({ min: 1, max: 6 }),
+      temperature: fc.constantFrom(0, 0.9),
+      n: fc.integer({ min: 1, max: 2 }),
+      stream: fc.boolean(),
+      logprobs: fc.boolean(),
+      top_logprobs: fc.integer({ min: 0, max: 3 }),
+    },
+    { requiredKeys: ['model', 'messages', 'max_tokens'] },
+  ).map(({ top_logprobs, ...rest }) => (rest.logprobs ? { ...rest, top_logprobs } : rest)),
+  '/tokenize': fc.oneof(
+    fc.record({ model: fc.constant('tiny'), prompt: fc.string({ maxLength: 40 }), add_special_tokens: fc.boolean(), return_token_strs: fc.boolean() }, { requiredKeys: ['prompt'] }),
+    fc.record({ model: fc.constant('tiny'), messages: fc.constant([{ role: 'user', content: 'hi' }]) }, { requiredKeys: ['messages'] }),
+  ),
+  '/detokenize': fc.record({ model: fc.constant('tiny'), tokens: fc.array(fc.integer({ min: 0, max: 255 }), { maxLength: 20 }) }, { requiredKeys: ['tokens'] }),
+};
+
+type Mutation = { kind: 'set'; field: string; value: unknown } | { kind: 'delete'; field: string } | { kind: 'unknown'; field: string; value: unknown };
+
+function mutations(endpoint: string, typed: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Mutation[]> {
+  const fields = FIELDS[endpoint];
+  const ofType = fields.filter((f) => f in typed);
+  const one: fc.Arbitrary<Mutation> = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant('set' as const), field: fc.constantFrom(...fields), value: fieldValue }) },
+    { weight: 8, arbitrary: fc.constantFrom(...ofType).chain((field) => typed[field].map((value): Mutation => ({ kind: 'set', field, value }))) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), field: fc.constantFrom(...fields) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('unknown' as const), field: fc.constantFrom('__proto__', 'constructor', 'prompt ', 'x-extra', 'choices'), value: anyJson }) },
+  );
+  return fc.array(one, { minLength: 1, maxLength: 4 });
+}
+
+/** The mutated body as the JSON text a client sends ("__proto__" as a real key, not the prototype). */
+function bodyText(base: Record<string, unknown>, ms: Mutation[]): string {
+  const entries = new Map(Object.entries(base));
+  for (const m of ms) {
+    if (m.kind === 'delete') entries.delete(m.field);
+    else entries.set(m.field, m.value);
+  }
+  return `{${[...entries].map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v) ?? 'null'}`).join(',')}}`;
+}
+
+interface Answer {
+  status: number;
+  contentType: string;
+  text: string;
+}
+
+async function send(endpoint: string, text: string, contentType = 'application/json'): Promise<Answer> {
+  const res = await fetch(`${s.url}${endpoint}`, { method: 'POST', headers: { 'content-type': contentType }, body: text, signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS) });
+  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+function expectNoStack(text: string): void {
+  expect(text).not.toMatch(/\n\s+at |\.ts:\d+|\.js:\d+|node_modules|\/src\//);
+}
+
+function expectApiError(json: unknown, status: number): void {
+  expect(Object.keys(json as object)).toEqual(['error']);
+  const e = (json as { error: Record<string, unknown> }).error;
+  expect(Object.keys(e).sort()).toEqual(['code', 'message', 'param', 'type']);
+  expect(typeof e.message).toBe('string');
+  expect((e.message as string).length).toBeGreaterThan(0);
+  expect(e.type).toBe(status === 404 ? 'not_found_error' : status === 401 ? 'authentication_error' : 'invalid_request_error');
+}
+
+/** The answer's shape, whatever the request was. */
+function checkAnswer(endpoint: string, a: Answer): void {
+  expect(a.status, a.text.slice(0, 400)).toBeLessThan(500);
+  expectNoStack(a.text);
+  if (a.status >= 400) {
+    expect(a.status).toBeOneOf([400, 404, 413]);
+    expectApiError(JSON.parse(a.text), a.status);
+    return;
+  }
+  expect(a.status).toBe(200);
+  if (a.contentType.startsWith('text/event-stream')) {
+    const events = a.text
+      .split('\n\n')
+      .filter((e) => e.trim() !== '')
+      .map((e) => {
+        expect(e.startsWith('data: '), e).toBe(true);
+        return e.slice('data: '.length);
+      });
+    const last = events.at(-1);
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e) as Record<string, unknown>);
+    if (last === '[DONE]') {
+      for (const c of chunks) {
+        if ('error' in c) expectApiError(c, 400);
+        else expect(c.object).toBe(endpoint === '/v1/completions' ? 'text_completion' : 'chat.completion.chunk');
+      }
+    } else {
+      // a failure after the headers: the last event is the error object
+      expectApiError(JSON.parse(last!), 400);
+    }
+    return;
+  }
+  const json = JSON.parse(a.text) as Record<string, any>;
+  switch (endpoint) {
+    case '/v1/completions':
+    case '/v1/chat/completions': {
+      expect(json.object).toBe(endpoint === '/v1/completions' ? 'text_completion' : 'chat.completion');
+      expect(json.choices.length).toBeGreaterThan(0);
+      for (const c of json.choices) {
+        expect(['stop', 'length']).toContain(c.finish_reason);
+        expect(typeof (endpoint === '/v1/completions' ? c.text : c.message.content)).toBe('string');
+      }
+      for (const k of ['prompt_tokens', 'completion_tokens', 'total_tokens']) expect(Number.isInteger(json.usage[k]) && json.usage[k] >= 0).toBe(true);
+      expect(json.usage.total_tokens).toBe(json.usage.prompt_tokens + json.usage.completion_tokens);
+      break;
+    }
+    case '/tokenize':
+      expect(json.tokens.every((t: unknown) => Number.isInteger(t) && (t as number) >= 0 && (t as number) < vocab)).toBe(true);
+      expect(json.count).toBe(json.tokens.length);
+      break;
+    case '/detokenize':
+      expect(typeof json.prompt).toBe('string');
+      break;
+  }
+}
+
+async function expectStillServing(): Promise<void> {
+  // the last stream's request may still be finishing after its [DONE]; give it a moment
+  let health: any;
+  for (let i = 0; i < 100; i++) {
+    health = await getJson(`${s.url}/health`);
+    if (health.models[0].in_flight === 0 && health.models[0].kv_reserved_bytes === 0 && health.models[0].active_sequences === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(health.status).toBe('ok');
+  expect(health.models[0]).toMatchObject({ in_flight: 0, kv_reserved_bytes: 0, active_sequences: 0 });
+  const r = await postJson(`${s.url}/v1/completions`, PLAIN);
+  expect(r.status).toBe(200);
+  expect(r.json.choices[0].text).toBe(plainText);
+}
+
+describe('generated hostile requests', () => {
+  it.each(Object.keys(FIELDS))('%s: every mutated request gets a documented answer, never a 5xx', async (endpoint) => {
+    await fc.assert(
+      fc.asyncProperty(validBody[endpoint], mutations(endpoint, wellTyped(vocab)), async (base, ms) => {
+        checkAnswer(endpoint, await send(endpoint, bodyText(base, ms)));
+      }),
+      { seed: SEED, numRuns: RUNS * (endpoint.startsWith('/v1/') ? 300 : 150), endOnFailure: true },
+    );
+    await expectStillServing();
+  }, 600_000);
+
+  it('bodies that are JSON but not requests, and bytes that are not JSON', async () => {
+    const notRequests = fc.oneof(
+      fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v) ?? 'null'),
+      fc.string({ maxLength: 200 }),
+      fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('latin1')),
+      // deep nesting and truncation
+      fc.integer({ min: 1, max: 200_000 }).map((n) => '['.repeat(n) + ']'.repeat(n)),
+      fc.integer({ min: 1, max: 200_000 }).map((n) => '{"a":'.repeat(n) + '1' + '}'.repeat(n)),
+      fc.integer({ min: 1, max: 60 }).map((n) => bodyText({ model: 'tiny', prompt: 'ROMEO:', max_tokens: 2 }, []).slice(0, n)),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...Object.keys(FIELDS)), notRequests, fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded'), async (endpoint, text, type) => {
+        const a = await send(endpoint, text, type);
+        if (a.status === 200) checkAnswer(endpoint, a);
+        else {
+          expect(a.status, a.text.slice(0, 400)).toBeOneOf([400, 404, 413]);
+          expectNoStack(a.text);
+          expectApiError(JSON.parse(a.text), a.status);
+        }
+      }),
+      { seed: SEED, numRuns: RUNS * 300, endOnFailure: true },
+    );
+    await expectStillServing();
+  }, 600_000);
+
+  it('GET paths and query strings: model ids, percent-escapes that do not decode, repeated and odd keys', async () => {
+    const piece = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 20 }), fc.constantFrom('tiny', '%', '%E0%A4%A', '%00', '..%2F..', '%ZZ', '?', '#', 'a'.repeat(20_000)));
+    const target = fc.oneof(
+      piece.map((p) => `/v1/models/${p.startsWith('%') || p === 'a'.repeat(20_000) ? p : encodeURIComponent(p)}`),
+      fc.array(fc.tuple(fc.constantFrom('model', 'model[]', '__proto__', 'x'), piece), { maxLength: 3 }).map((q) => `/tokenizer_info?${q.map(([k, v]) => `${k}=${v.startsWith('%') ? v : encodeURIComponent(v)}`).join('&')}`),
+      fc.constantFrom('/health?%ZZ', '/metrics?x=%', '/v1/models?model=tiny', '/v1/completions', '/'),
+    );
+    await fc.assert(
+      fc.asyncProperty(target, async (t) => {
+        const res = await fetch(`${s.url}${t}`, { signal: AbortSignal.timeout(ANSWER_TIMEOUT_MS) });
+        const text = await res.text();
+        expect(res.status, text.slice(0, 300)).toBeOneOf([200, 400, 404, 431]);
+        expectNoStack(text);
+        if (res.status !== 200) expectApiError(JSON.parse(text), res.status);
+      }),
+      { seed: SEED, numRuns: RUNS * 200, endOnFailure: true },
+    );
+    await expectStillServing();
+  }, 600_000);
+
+  it('a body over the size limit is a 413 error object', async () => {
+    const a = await send('/v1/completions', JSON.stringify({ model: 'tiny', prompt: 'x'.repeat(17 * 1024 * 1024) }));
+    expect(a.status).toBe(413);
+    expectApiError(JSON.parse(a.text), 413);
+    await expectStillServing();
+  });
+});
