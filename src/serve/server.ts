@@ -15,6 +15,7 @@ import { bearerChecker, requiresApiKey } from './api-key.js';
 import { ApiError, toApiError } from './errors.js';
 import { exposeGc, IdleCollector } from './idle-gc.js';
 import { parseJsonBody } from './json-body.js';
+import { trackConnections } from './connections.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type RefusedModel, type ServedModel } from './models.js';
 import { createPolicy, type PolicyName, type TycheOptions } from './policies.js';
@@ -164,6 +165,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     },
     clientErrorHandler: writeClientError,
   });
+  const connections = trackConnections(app.server);
   app.addHook('onRequest', async (req, reply) => {
     if (!draining || OPEN_WHILE_DRAINING.has(req.url.split('?')[0])) return;
     metrics.requests.inc({ model: 'unknown', endpoint: 'other', status: '503' });
@@ -243,7 +245,13 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         clearTimeout(timer);
         if (timedOut) for (const abort of inFlight.values()) abort();
         await all;
+        // what Node's close leaves open once nothing is in flight: connections with no request
+        // being answered, among them ones a client opened and never used (connections.ts); swept
+        // until the server has closed, since a stream that just ended leaves its connection idle
+        connections.closeUnused();
+        const sweep = setInterval(() => connections.closeUnused(), 100);
         await closed;
+        clearInterval(sweep);
         await residency.close();
         idle?.stop();
       })();

@@ -148,6 +148,32 @@ describe('draining', () => {
   });
 });
 
+describe('closing', () => {
+  it('a connection a client opened and never used does not keep the drained server open', async () => {
+    const s = await startServer();
+    const port = Number(new URL(s.url).port);
+    // one connection that served a request and stays open (keep-alive), one that never sent a byte
+    const used = connect(port, '127.0.0.1');
+    let answer = '';
+    await new Promise<void>((resolve) => {
+      used.on('data', (d: Buffer) => {
+        answer += d.toString();
+        if (answer.includes('"status"')) resolve();
+      });
+      used.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    });
+    const unused = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => unused.once('connect', () => resolve()));
+    const closedBy = (socket: typeof unused) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const both = Promise.all([closedBy(used), closedBy(unused)]);
+    const started = performance.now();
+    await s.close();
+    await both;
+    // Node's own close leaves the unused connection to its 60 s header timeout
+    expect(performance.now() - started).toBeLessThan(5_000);
+  }, 20_000);
+});
+
 describe('rfid-moe serve as a process', () => {
   it('SIGTERM drains the in-flight stream to its end, then exits 0', async () => {
     const cli = await spawnServeCli([`tiny=${TINY_DIR}`, '--port', '0']);
