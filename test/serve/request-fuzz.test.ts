@@ -299,6 +299,35 @@ describe('generated hostile requests', () => {
     await expectStillServing();
   }, 600_000);
 
+  it('requests decoded together: mixed endpoints and settings at once, some clients leaving mid-answer', async () => {
+    const typed = wellTyped(vocab);
+    const one = fc
+      .constantFrom('/v1/completions', '/v1/chat/completions')
+      .chain((ep) => fc.tuple(fc.constant(ep), validBody[ep], mutations(ep, typed), fc.option(fc.integer({ min: 0, max: 300 }), { freq: 3 })));
+    await fc.assert(
+      fc.asyncProperty(fc.array(one, { minLength: 2, maxLength: 8 }), async (batch) => {
+        await Promise.all(
+          batch.map(async ([endpoint, base, ms, leaveAfterMs]) => {
+            const text = bodyText(base, ms);
+            if (leaveAfterMs === null) return checkAnswer(endpoint, await send(endpoint, text));
+            // a client that disconnects: whatever it got is not checked, the server's state afterwards is
+            const leave = new AbortController();
+            const timer = setTimeout(() => leave.abort(), leaveAfterMs);
+            try {
+              await (await fetch(`${s.url}${endpoint}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text, signal: leave.signal })).text();
+            } catch {
+              /* left */
+            } finally {
+              clearTimeout(timer);
+            }
+          }),
+        );
+      }),
+      { seed: SEED, numRuns: RUNS * 40, endOnFailure: true },
+    );
+    await expectStillServing();
+  }, 600_000);
+
   it('bodies that are JSON but not requests, and bytes that are not JSON', async () => {
     const notRequests = fc.oneof(
       fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v) ?? 'null'),
