@@ -10,11 +10,12 @@
  * the model when its stream ends. A client that disconnects aborts its request: the decoder
  * drops it at the next step and frees its KV-cache slot.
  */
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, badRequest, modelUnavailable, toApiError } from './errors.js';
 import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
-import { lookupModel, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
+import { lookupModel, MAX_SEQUENCES, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
 import { jsonResponse, streamResponse } from './responses.js';
 import { detokenizeRequest, tokenize, tokenizerInfo } from './tokenize.js';
@@ -117,6 +118,9 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
   modelLabel = model.id;
 
   const controller = new AbortController();
+  // every sequence of the request (n × prompts, up to MAX_SEQUENCES) listens for the abort: more
+  // than Node's default of 10 listeners is expected here, not a leak to warn about
+  setMaxListeners(MAX_SEQUENCES + 1, controller.signal);
   const onClose = () => {
     if (!reply.raw.writableEnded) controller.abort();
   };

@@ -152,6 +152,19 @@ describe('bad requests', () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: [] }), 400, 'prompt', /prompt must be a string/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: Array(65).fill('x') }), 400, 'prompt', /at most 64 prompts/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: Array(17).fill('x'), n: 16 }), 400, 'n', /272 sequences, more than the 256/);
+    // the most sequences one request may have decode without Node warning of a listener leak
+    // (each listens for the request's abort)
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const most = await postJson(completions(), { model: 'tiny', prompt: Array(16).fill('ROMEO:'), n: 16, max_tokens: 1 });
+      expect(most.json.choices).toHaveLength(256);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => /MaxListeners/.test(w))).toEqual([]);
     // a prompt of the batch beyond the context is named
     const long = Array(1100).fill(ids[0]);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: [ids, long] }), 400, 'prompt', /prompt 1 has 1100 tokens/);
