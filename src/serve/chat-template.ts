@@ -101,11 +101,11 @@ export async function renderChat(
  * `apply_chat_template(..., tokenize=True)` does.
  */
 export async function buildChatPrompt(
-  model: Pick<ServedModel, 'id' | 'chatTemplate' | 'specialTokens' | 'tokenizer'>,
+  model: Pick<ServedModel, 'id' | 'chatTemplate' | 'specialTokens' | 'encode'>,
   messages: ChatMessage[],
   kwargs: Record<string, unknown> = {},
   options: ChatPromptOptions = {},
 ): Promise<{ text: string; ids: Int32Array }> {
   const text = await renderChat(model.chatTemplate, model.id, messages, model.specialTokens, kwargs, options);
-  return { text, ids: Int32Array.from(model.tokenizer.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? false }).ids) };
+  return { text, ids: await model.encode(text, options.addSpecialTokens ?? false) };
 }

@@ -18,6 +18,7 @@ import { assertRunnable } from '../runtime/checkpoint-weights.js';
 import { BatchDecoder } from '../runtime/generation/decoder.js';
 import { residentWeightBytes, weightProviderOf } from '../runtime/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
+import type { OffThreadEncoder } from './encode-off-thread.js';
 import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
@@ -48,6 +49,8 @@ export interface ServedModel {
   eosTokenIds: readonly number[];
   /** config.json's BOS id: what an empty prompt starts from (null: an empty prompt is refused) */
   bosTokenId: number | null;
+  /** a request's text as ids, as tokenizer.encode gives them; long texts off the event loop (encode-off-thread.ts) */
+  encode(text: string, addSpecialTokens: boolean): Promise<Int32Array>;
   /** generation_config.json's temperature, top_p, top_k, min_p, repetition_penalty: a request's defaults (ModelConfig.samplingDefaults) */
   samplingDefaults: SamplingDefaults;
   /** token ids are 0 … vocabSize − 1 (a request's token-id prompt is checked before any load) */
@@ -155,7 +158,7 @@ function storedBytes(ckpt: Checkpoint): number {
  * Validate one model directory without loading its weights. `shareBytes` is the memory share a
  * factored model may fill with densely materialised experts.
  */
-export async function inspectServedModel(spec: ModelSpec, shareBytes: number, opts: { bf16Weights?: boolean } = {}): Promise<ServedModel> {
+export async function inspectServedModel(spec: ModelSpec, shareBytes: number, opts: { bf16Weights?: boolean; encoder?: OffThreadEncoder } = {}): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`${spec.dir} is not a directory; pass a checkpoint directory (config.json + *.safetensors + tokenizer.json)`);
   const ckpt = await openModel(spec.dir);
@@ -201,6 +204,8 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenIds: ckpt.config.eosTokenIds,
       bosTokenId: ckpt.config.bosTokenId,
+      encode: (text, addSpecialTokens) =>
+        opts.encoder ? opts.encoder.encode(tokenizer, text, addSpecialTokens) : Promise.resolve(Int32Array.from(tokenizer.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids)),
       samplingDefaults: ckpt.config.samplingDefaults,
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),

@@ -110,7 +110,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     const list = promptList(completion.prompt);
     for (const [i, prompt] of list.entries()) {
       if (typeof prompt === 'string') {
-        given.push({ ids: Int32Array.from(model.tokenizer.tokenizer.encode(prompt, { add_special_tokens: completion.add_special_tokens ?? true }).ids), text: prompt });
+        given.push({ ids: await model.encode(prompt, completion.add_special_tokens ?? true), text: prompt });
       } else {
         // token ids, checked here so that a bad one never starts a load (a 400 naming the prompt)
         try {

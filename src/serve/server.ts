@@ -14,6 +14,7 @@ import { realClock, type Clock } from './clock.js';
 import { bearerChecker, requiresApiKey } from './api-key.js';
 import { ApiError, toApiError } from './errors.js';
 import { exposeGc, IdleCollector } from './idle-gc.js';
+import { OffThreadEncoder } from './encode-off-thread.js';
 import { parseJsonBody } from './json-body.js';
 import { trackConnections } from './connections.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
@@ -103,6 +104,8 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     seen.add(s.id);
   }
   const share = Math.floor(budget / Math.max(1, specs.length));
+  // long prompts are tokenised off the event loop, by one worker for all models
+  const encoder = new OffThreadEncoder();
   const models = new Map<string, ServedModel>();
   const refused = new Map<string, RefusedModel>();
   const refuse = (m: RefusedModel) => {
@@ -111,7 +114,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   };
   for (const spec of specs) {
     try {
-      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true });
+      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true, encoder });
       if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
       models.set(model.id, model);
     } catch (err) {
@@ -253,6 +256,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         await closed;
         clearInterval(sweep);
         await residency.close();
+        await encoder.close();
         idle?.stop();
       })();
       return closing;

@@ -65,7 +65,7 @@ export async function tokenize(ctx: ModelsInView, body: unknown): Promise<Record
   } else {
     const req = parseBody(tokenizeCompletion, body);
     served = modelOf(ctx, req.model);
-    ids = served.tokenizer.tokenizer.encode(req.prompt, { add_special_tokens: req.add_special_tokens ?? true }).ids;
+    ids = [...(await served.encode(req.prompt, req.add_special_tokens ?? true))];
     strs = req.return_token_strs ?? false;
   }
   const out: Record<string, unknown> = { count: ids.length, max_model_len: served.contextLength, tokens: ids };
