@@ -10,13 +10,17 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 
 export interface ConnectionTracker {
-  /** Destroys every connection that has no request being answered (Node's own close leaves fresh ones open). */
-  closeUnused(): void;
+  /**
+   * Destroys every connection that has no request being answered (Node's own close leaves fresh
+   * ones open), and from then on each other one as soon as its last answer ends.
+   */
+  closeWhenUnused(): void;
 }
 
 export function trackConnections(server: Server): ConnectionTracker {
   // requests being answered per connection (more than one when a client pipelines)
   const open = new Map<Socket, number>();
+  let closing = false;
   server.on('connection', (socket: Socket) => {
     open.set(socket, 0);
     socket.once('close', () => open.delete(socket));
@@ -26,11 +30,14 @@ export function trackConnections(server: Server): ConnectionTracker {
     open.set(socket, (open.get(socket) ?? 0) + 1);
     res.once('close', () => {
       const n = open.get(socket);
-      if (n !== undefined) open.set(socket, n - 1);
+      if (n === undefined) return;
+      open.set(socket, n - 1);
+      if (closing && n === 1) socket.destroy();
     });
   });
   return {
-    closeUnused() {
+    closeWhenUnused() {
+      closing = true;
       for (const [socket, requests] of open) if (requests === 0) socket.destroy();
     },
   };

@@ -31,17 +31,16 @@ function inlineCharsFromEnv(value: string | undefined): number | null {
   return n;
 }
 
+// the files are the ones loadTokenizer read (LoadedTokenizer.path and configPath)
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { readFileSync, existsSync } = require('node:fs');
-const path = require('node:path');
+const { readFileSync } = require('node:fs');
 const { Tokenizer } = require(workerData.tokenizersPath);
 const loaded = new Map();
-function tokenizerFor(file) {
+function tokenizerFor(file, configFile) {
   let t = loaded.get(file);
   if (!t) {
-    const configFile = path.join(path.dirname(file), 'tokenizer_config.json');
-    const config = existsSync(configFile) ? JSON.parse(readFileSync(configFile, 'utf8')) : {};
+    const config = configFile ? JSON.parse(readFileSync(configFile, 'utf8')) : {};
     t = new Tokenizer(JSON.parse(readFileSync(file, 'utf8')), config);
     loaded.set(file, t);
   }
@@ -49,13 +48,18 @@ function tokenizerFor(file) {
 }
 parentPort.on('message', (m) => {
   try {
-    const ids = Int32Array.from(tokenizerFor(m.file).encode(m.text, { add_special_tokens: m.addSpecialTokens }).ids);
+    const ids = Int32Array.from(tokenizerFor(m.file, m.configFile).encode(m.text, { add_special_tokens: m.addSpecialTokens }).ids);
     parentPort.postMessage({ id: m.id, ids }, [ids.buffer]);
   } catch (err) {
     parentPort.postMessage({ id: m.id, error: String((err && err.message) || err) });
   }
 });
 `;
+
+/** `tokenizer.encode(text, { add_special_tokens })` on this thread, as ids. */
+export function encodeInPlace(tok: LoadedTokenizer, text: string, addSpecialTokens: boolean): Int32Array {
+  return Int32Array.from(tok.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids);
+}
 
 type Pending = { resolve: (ids: Int32Array) => void; reject: (err: Error) => void };
 
@@ -65,14 +69,14 @@ export class OffThreadEncoder {
   private nextId = 0;
   private readonly pending = new Map<number, Pending>();
 
-  /** The ids of `text`, as `tokenizer.encode(text, { add_special_tokens })` gives them. */
+  /** The ids of `text`, as encodeInPlace gives them. */
   async encode(tok: LoadedTokenizer, text: string, addSpecialTokens: boolean): Promise<Int32Array> {
-    if (text.length <= INLINE_CHARS) return Int32Array.from(tok.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids);
+    if (text.length <= INLINE_CHARS) return encodeInPlace(tok, text, addSpecialTokens);
     const worker = this.start();
     const id = this.nextId++;
     return new Promise<Int32Array>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, file: path.resolve(tok.path), text, addSpecialTokens });
+      worker.postMessage({ id, file: path.resolve(tok.path), configFile: tok.configPath && path.resolve(tok.configPath), text, addSpecialTokens });
     });
   }
 

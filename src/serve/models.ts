@@ -18,7 +18,7 @@ import { assertRunnable } from '../runtime/checkpoint-weights.js';
 import { BatchDecoder } from '../runtime/generation/decoder.js';
 import { residentWeightBytes, weightProviderOf } from '../runtime/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
-import type { OffThreadEncoder } from './encode-off-thread.js';
+import { encodeInPlace, type OffThreadEncoder } from './encode-off-thread.js';
 import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
@@ -204,8 +204,7 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenIds: ckpt.config.eosTokenIds,
       bosTokenId: ckpt.config.bosTokenId,
-      encode: (text, addSpecialTokens) =>
-        opts.encoder ? opts.encoder.encode(tokenizer, text, addSpecialTokens) : Promise.resolve(Int32Array.from(tokenizer.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids)),
+      encode: async (text, addSpecialTokens) => (opts.encoder ? opts.encoder.encode(tokenizer, text, addSpecialTokens) : encodeInPlace(tokenizer, text, addSpecialTokens)),
       samplingDefaults: ckpt.config.samplingDefaults,
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),

@@ -12,7 +12,8 @@
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
 import { MAX_TOP_LOGPROBS } from '../runtime/generation/logprobs.js';
-import { MAX_ALLOWED_TOKENS, MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS, MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY } from '../runtime/generation/logits-processors.js';
+import { MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY } from '../checkpoint/generation-config.js';
+import { MAX_ALLOWED_TOKENS, MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS } from '../runtime/generation/logits-processors.js';
 
 /** Most choices (n) one request may ask for. */
 export const MAX_CHOICES = 16;

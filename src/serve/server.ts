@@ -249,12 +249,10 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         if (timedOut) for (const abort of inFlight.values()) abort();
         await all;
         // what Node's close leaves open once nothing is in flight: connections with no request
-        // being answered, among them ones a client opened and never used (connections.ts); swept
-        // until the server has closed, since a stream that just ended leaves its connection idle
-        connections.closeUnused();
-        const sweep = setInterval(() => connections.closeUnused(), 100);
+        // being answered, among them ones a client opened and never used, and those whose last
+        // answer is still being sent once it ends (connections.ts)
+        connections.closeWhenUnused();
         await closed;
-        clearInterval(sweep);
         await residency.close();
         await encoder.close();
         idle?.stop();

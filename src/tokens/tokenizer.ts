@@ -25,6 +25,8 @@ export interface TextTokenizer {
 export interface LoadedTokenizer {
   /** the tokenizer.json used */
   path: string;
+  /** the tokenizer_config.json read beside it, null when there is none */
+  configPath: string | null;
   tokenizer: TextTokenizer;
   /**
    * true when splitting text at a non-space → space boundary cannot change the ids: a ByteLevel
@@ -57,14 +59,15 @@ export async function loadTokenizer(location: string): Promise<LoadedTokenizer> 
     throw new TokenizerError(`${file} has no "model" section: it is not a Hugging Face tokenizer.json (a SentencePiece tokenizer.model must be converted first)`);
   }
   const configFile = path.join(path.dirname(file), 'tokenizer_config.json');
-  const config = existsSync(configFile) ? (JSON.parse(await readFile(configFile, 'utf8')) as Record<string, unknown>) : {};
+  const configPath = existsSync(configFile) ? configFile : null;
+  const config = configPath ? (JSON.parse(await readFile(configPath, 'utf8')) as Record<string, unknown>) : {};
   let tokenizer: Tokenizer;
   try {
     tokenizer = new Tokenizer(json, config);
   } catch (err) {
     throw new TokenizerError(`could not load ${file}: ${(err as Error).message}`);
   }
-  return { path: file, tokenizer, chunkSafe: isChunkSafe(json) };
+  return { path: file, configPath, tokenizer, chunkSafe: isChunkSafe(json) };
 }
 
 function isChunkSafe(json: Record<string, unknown>): boolean {

@@ -20,7 +20,7 @@
  *   the budget, not the offload rule, ends most residencies.
  */
 import { describe, expect, it } from 'vitest';
-import { simulate } from '../../bench/serve/simulate.js';
+import { simulate, type SimulationOptions } from '../../bench/serve/simulate.js';
 import type { Arrival } from '../../bench/serve/trace.js';
 import { mulberry32 } from '../helpers/rng.js';
 
@@ -37,6 +37,19 @@ function poissonTrace(rates: Record<string, number>, durationS: number, seed: nu
 // loads and requests short against the gaps, so the resident time is the idle time
 // (ticks of 1 s: a twentieth of the shortest mean gap, so idle times are measured to ~2.5%)
 const fast = { modelBytes: 1e9, loadS: 0.001, serviceS: 0.001, tickS: 1 };
+
+/** Keep-alive's curve (hit rate, GB·s) over `ttls`, interpolated at `hit`; the TTLs must bracket it. */
+async function keepAliveGBsAt(base: Omit<SimulationOptions, 'policy' | 'keepAliveS'>, ttls: number[], hit: number): Promise<number> {
+  const curve = [];
+  for (const ttl of ttls) {
+    const r = await simulate({ ...base, policy: 'keep-alive', keepAliveS: ttl });
+    curve.push({ hit: 1 - r.coldStarts / r.requests, gbs: r.residentGBs });
+  }
+  const above = curve.findIndex((p) => p.hit >= hit);
+  expect(above).toBeGreaterThan(0);
+  const [a, b] = [curve[above - 1], curve[above]];
+  return a.gbs + ((hit - a.hit) / (b.hit - a.hit)) * (b.gbs - a.gbs);
+}
 
 describe('idle timeouts under stationary Poisson arrivals', () => {
   const rate = 1 / 60;
@@ -60,16 +73,7 @@ describe('idle timeouts under stationary Poisson arrivals', () => {
     const base = { ...fast, trace: two, models: Object.keys(rates), budgetBytes: 3e9 };
     const tyche = await simulate({ ...base, policy: 'tyche', keepAliveS: 600 });
     const tycheHit = 1 - tyche.coldStarts / tyche.requests;
-    // keep-alive's curve (hit rate, GB·s) over TTLs, interpolated at tyche's hit rate
-    const curve = [];
-    for (const ttl of [40, 70, 100, 140, 200, 300]) {
-      const r = await simulate({ ...base, policy: 'keep-alive', keepAliveS: ttl });
-      curve.push({ hit: 1 - r.coldStarts / r.requests, gbs: r.residentGBs });
-    }
-    const above = curve.findIndex((p) => p.hit >= tycheHit);
-    expect(above).toBeGreaterThan(0);
-    const [a, b] = [curve[above - 1], curve[above]];
-    const keepAliveGBs = a.gbs + ((tycheHit - a.hit) / (b.hit - a.hit)) * (b.gbs - a.gbs);
+    const keepAliveGBs = await keepAliveGBsAt(base, [40, 70, 100, 140, 200, 300], tycheHit);
     // tyche gives both models about the same hit rate (P_off = 0.94 of its own gaps); keep-alive
     // reaches that overall rate with the busy model's cheap hits. Closed form at h = 0.94: tyche
     // 0.94·(D + D) = 1.88·D GB·s, keep-alive (T ≈ 101 s) 0.99·D + 0.40·D = 1.39·D.
@@ -91,15 +95,7 @@ describe('idle timeouts under stationary Poisson arrivals', () => {
     expect(requests).toBe(two.length);
     const thresholdHit = 1 - (kept.coldStarts + dropped.coldStarts) / requests;
     const thresholdGBs = kept.residentGBs + dropped.residentGBs;
-    const curve = [];
-    for (const ttl of [40, 55, 70, 85, 100, 140]) {
-      const r = await simulate({ ...base, policy: 'keep-alive', keepAliveS: ttl });
-      curve.push({ hit: 1 - r.coldStarts / r.requests, gbs: r.residentGBs });
-    }
-    const above = curve.findIndex((p) => p.hit >= thresholdHit);
-    expect(above).toBeGreaterThan(0);
-    const [a, b] = [curve[above - 1], curve[above]];
-    const keepAliveGBs = a.gbs + ((thresholdHit - a.hit) / (b.hit - a.hit)) * (b.gbs - a.gbs);
+    const keepAliveGBs = await keepAliveGBsAt(base, [40, 55, 70, 85, 100, 140], thresholdHit);
     // closed form: the threshold hits λ_busy/(λ_busy + λ_rare) = 10/11 of the requests holding one
     // model for the whole trace (1.00·D GB·s); keep-alive reaches 10/11 at T ≈ 70 s, holding
     // h_busy + h_rare = 0.97 + 0.30 = 1.27·D

@@ -25,8 +25,6 @@
 import { MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY } from '../../checkpoint/generation-config.js';
 import { GenerationParamsError } from './errors.js';
 
-export { MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY };
-
 /** Largest magnitude of a logit bias (OpenAI's range). */
 export const MAX_LOGIT_BIAS = 100;
 /** Largest magnitude of the frequency and presence penalties (OpenAI's range). */
