@@ -7,14 +7,23 @@
 // the f32), so the products below give what the same products on f32 weights give, up to
 // summation order.
 //
-// - Up to kChunkedRowsMax rows (decoding): the small-rows kernels read B's BF16 values and widen
-//   them in registers (small_gemm.cc), in passes of up to 8 rows, so a step reads half the weight
-//   bytes. Widening a panel into a buffer first and multiplying from there measured 0.65-0.97x the
-//   f32 product's speed (the widening pass and the product do not overlap); in registers they do.
-// - More rows (a prompt's prefill, compute-bound): B is widened a 1 MiB panel at a time and each
-//   panel goes through GemmF32Strided (the gemm entry point's sgemm), into its column block of C,
-//   the panels shared over the engine's threads. This cost 0.74-0.98x the f32 product's speed on
-//   one thread (the widening pass; measured at 32 rows).
+// - Up to 8 rows (a decoding step): the small-rows kernels (small_gemm.cc) read B's BF16 values
+//   and widen them in registers, in one pass over B, so a step reads half the weight bytes.
+//   Widening a panel into a buffer first and multiplying from there measured 0.65-0.97x the f32
+//   product's speed (the widening pass and the product do not overlap); in registers they do.
+// - More rows (a prompt's prefill, the rows routed to one expert) where the tiled product wins:
+//   A's rows in blocks of 8 against tiles of B that stay in L2 while every block passes over them
+//   (small_gemm.cc), the same kernels, B read from memory once.
+// - Otherwise B is widened a 1 MiB panel at a time and each panel goes through GemmF32Strided (the
+//   gemm entry point's sgemm), into its column block of C, the panels shared over the engine's
+//   threads. This cost 0.74-0.98x the f32 product's speed on one thread (the widening pass;
+//   measured at 32 rows).
+// Which wins (BENCHMARKS.md, "Prefill"): with the AVX-512 kernels the tiled product was 1.2-2.9x
+// as fast as the panels with OpenBLAS's Haswell kernels on 2 threads at every shape measured
+// (24-1024 rows, k 512-4096), and 0.94-1.6x the panels with OpenBLAS's AVX-512 kernels. With the
+// AVX2 kernels (16 vector registers: 8 rows of A cannot take B's rows in pairs) it was 1.2-1.65x
+// as fast at 24-81 rows and k = 512, level with them at 32 rows of 14336 × 4096, and 0.83-0.9x
+// at more rows with k of 768-4096; so there the tiled product takes up to 32 rows.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -33,13 +42,6 @@ namespace rfid {
 
 namespace {
 
-/**
- * Rows up to which the small-rows kernel runs in passes of 8 rows (each pass reads B once, in
- * BF16) instead of widened panels and sgemm: at 12-16 rows 1.07-1.6x faster than sgemm on f32
- * weights, at 24 rows 0.82-1.08x (expert shapes of Mixtral and Qwen3-MoE, one thread).
- */
-constexpr int kChunkedRowsMax = 16;
-
 /** f32 values of one widened panel of B (1 MiB, in L2 while sgemm reads it). */
 constexpr size_t kPanelFloats = 1 << 18;
 
@@ -56,8 +58,8 @@ RFID_VECTORIZED(void, WidenBf16, (const uint16_t* src, float* dst, size_t count)
 /**
  * gemmBf16(m, n, k, a, b, c, beta, threads): C (m×n) = A·Bᵀ + beta·C for A (Float32Array, m×k) and
  * B (Uint16Array of BF16 bits, n×k). beta = 0 ignores C's old contents (NaN included), as BLAS
- * does. Up to 16 rows on at most `threads` threads (small_gemm.h); more rows through sgemm, a
- * panel per thread.
+ * does. Up to 8 rows, and more where the tiled product wins, on at most `threads` threads
+ * (small_gemm.h); otherwise through sgemm, a panel per thread.
  */
 Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
   const char* op = "gemmBf16";
@@ -89,12 +91,12 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < count; ++i) out[i] = beta == 0 ? 0.0f : static_cast<float>(out[i] * beta);
     return env.Undefined();
   }
-  if (m <= kChunkedRowsMax) {
-    for (int r0 = 0; r0 < m; r0 += kSmallRowsMax) {
-      const int rows = std::min(kSmallRowsMax, m - r0);
-      SmallRowsGemmTransBBf16(rows, n, k, 1.0f, a.f32() + static_cast<size_t>(r0) * k, k, b.data, k, static_cast<float>(beta),
-                              out + static_cast<size_t>(r0) * n, n, threads);
-    }
+  if (m <= kSmallRowsMax) {
+    SmallRowsGemmTransBBf16(m, n, k, 1.0f, a.f32(), k, b.data, k, static_cast<float>(beta), out, n, threads);
+    return env.Undefined();
+  }
+  if (TiledRowsGemmPreferred(m)) {
+    TiledRowsGemmTransBBf16(m, n, k, 1.0f, a.f32(), k, b.data, k, static_cast<float>(beta), out, n, threads);
     return env.Undefined();
   }
   const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelFloats / k)));

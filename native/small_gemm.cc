@@ -280,6 +280,101 @@ __attribute__((always_inline)) inline V16 LoadV<V16>(const uint16_t* p) {
   return v;
 }
 
+/**
+ * NB consecutive rows of B (from `w`, ldb apart) against the M rows of A's chunk `x`: C's columns
+ * j..j + NB − 1. Each element's sums run in the same order whatever NB is (one chain per set of
+ * accumulators, over the chunk in order), so taking B's rows in pairs changes no bit of C.
+ */
+template <int M, int NB, int kSets, typename V, typename W>
+__attribute__((always_inline)) inline void OnePassRows(int kc, int kv, float alpha, const float* x, int lda, const W* w, int ldb,
+                                                       const W* ahead, float beta, float* c, int ldc, bool first) {
+  constexpr int kLanes = sizeof(V) / sizeof(float);
+  V s[NB][M];
+  for (int q = 0; q < NB; ++q)
+    for (int r = 0; r < M; ++r) s[q][r] = V{};
+  int p = 0;
+  if constexpr (kSets == 4) {
+    static_assert(NB == 1, "four sets only at 1-2 rows, one row of B at a time");
+    V s1[M], s2[M], s3[M];
+    for (int r = 0; r < M; ++r) s1[r] = s2[r] = s3[r] = V{};
+    for (; p + 4 * kLanes <= kv; p += 4 * kLanes) {
+      const V w0 = LoadV<V>(w + p), w1 = LoadV<V>(w + p + kLanes);
+      const V w2 = LoadV<V>(w + p + 2 * kLanes), w3 = LoadV<V>(w + p + 3 * kLanes);
+      for (int r = 0; r < M; ++r) {
+        const float* xr = x + static_cast<size_t>(r) * lda + p;
+        s[0][r] += LoadV<V>(xr) * w0;
+        s1[r] += LoadV<V>(xr + kLanes) * w1;
+        s2[r] += LoadV<V>(xr + 2 * kLanes) * w2;
+        s3[r] += LoadV<V>(xr + 3 * kLanes) * w3;
+      }
+    }
+    for (int r = 0; r < M; ++r) s[0][r] += s1[r] + (s2[r] + s3[r]);
+  }
+  if constexpr (kSets == 2) {
+    V s2[NB][M];
+    for (int q = 0; q < NB; ++q)
+      for (int r = 0; r < M; ++r) s2[q][r] = V{};
+    for (; p + 2 * kLanes <= kv; p += 2 * kLanes) {
+      // one hint per 64-byte line of the rows ahead
+      if (ahead) {
+        for (int q = 0; q < NB; ++q) {
+          const W* aq = ahead + static_cast<size_t>(q) * ldb;
+          if ((p & 15) == 0) __builtin_prefetch(aq + p, 0, 2);
+          if (kLanes == 16) __builtin_prefetch(aq + p + 16, 0, 2);
+        }
+      }
+      V w0[NB], w1[NB];
+      for (int q = 0; q < NB; ++q) {
+        w0[q] = LoadV<V>(w + static_cast<size_t>(q) * ldb + p);
+        w1[q] = LoadV<V>(w + static_cast<size_t>(q) * ldb + p + kLanes);
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r < M; ++r) {
+        V x0 = LoadV<V>(x + static_cast<size_t>(r) * lda + p);
+        V x1 = LoadV<V>(x + static_cast<size_t>(r) * lda + p + kLanes);
+        // in registers once for both rows of B (the compiler would fold each load into each multiply-add)
+        if constexpr (NB > 1) asm("" : "+v"(x0), "+v"(x1));
+        for (int q = 0; q < NB; ++q) {
+          s[q][r] += x0 * w0[q];
+          s2[q][r] += x1 * w1[q];
+        }
+      }
+    }
+    for (int q = 0; q < NB; ++q)
+      for (int r = 0; r < M; ++r) s[q][r] += s2[q][r];
+  }
+  for (; p < kv; p += kLanes) {
+    if (ahead && (p & 15) == 0) {
+      for (int q = 0; q < NB; ++q) __builtin_prefetch(ahead + static_cast<size_t>(q) * ldb + p, 0, 2);
+    }
+    V w0[NB];
+    for (int q = 0; q < NB; ++q) w0[q] = LoadV<V>(w + static_cast<size_t>(q) * ldb + p);
+#pragma GCC unroll 8
+    for (int r = 0; r < M; ++r) {
+      V x0 = LoadV<V>(x + static_cast<size_t>(r) * lda + p);
+      if constexpr (NB > 1) asm("" : "+v"(x0));
+      for (int q = 0; q < NB; ++q) s[q][r] += x0 * w0[q];
+    }
+  }
+  for (int q = 0; q < NB; ++q) {
+    const W* wq = w + static_cast<size_t>(q) * ldb;
+    float t[8];
+    LaneSums(s[q], M, t);
+    for (int pp = p; pp < kc; ++pp) {
+      for (int r = 0; r < M; ++r) t[r] += x[static_cast<size_t>(r) * lda + pp] * Scalar(wq[pp]);
+    }
+    for (int r = 0; r < M; ++r) {
+      float* out = c + static_cast<size_t>(r) * ldc + q;
+      // the first chunk writes C (beta = 0 ignores what was there), later chunks add to it
+      if (!first) {
+        *out += alpha * t[r];
+      } else {
+        Store(out, t[r], alpha, beta);
+      }
+    }
+  }
+}
+
 /** The one-pass kernel for M rows of A (1 ≤ M ≤ 8) with vectors V (8 or 16 floats). */
 template <int M, typename V, typename W>
 __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha, const float* a, int lda, const W* b,
@@ -292,6 +387,10 @@ __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha
   // bind: four at 1-2 rows (a row of B then streams at the rate memory delivers it), two up to
   // four rows, one beyond (M accumulators are enough chains).
   constexpr int kSets = M <= 2 ? 4 : M <= 4 ? 2 : 1;
+  // From 3 rows on B's rows are taken two at a time, so that each vector of A, loaded once into a
+  // register, serves two multiply-adds: one row at a time, every multiply-add loaded its own piece
+  // of A, and the loads set the pace when B comes from cache (the tiled product below).
+  constexpr int kPair = M >= 3 && sizeof(V) == 64 ? 2 : 1;
   // The row a few KiB ahead is read into L2 only from 3 rows on. At 1-2 rows the kernel reads B
   // as one sequential stream, which the hardware prefetcher follows at the full read rate of a
   // core; the hints only took issue slots from it (a row at a time with hints: 19.9-25.4 GB/s,
@@ -303,64 +402,18 @@ __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha
     const size_t chunkBytes = static_cast<size_t>(kc) * sizeof(W);
     const int aheadRows = static_cast<int>(std::max<size_t>(1, (kReadAheadBytes + chunkBytes - 1) / chunkBytes));
     const float* x = a + k0;
-    for (int j = 0; j < n; ++j) {
+    int j = 0;
+    if constexpr (kPair == 2) {
+      for (; j + 1 < n; j += 2) {
+        const W* w = b + static_cast<size_t>(j) * ldb + k0;
+        const W* ahead = kReadAhead && j + aheadRows + 1 < n ? w + static_cast<size_t>(aheadRows) * ldb : nullptr;
+        OnePassRows<M, 2, kSets, V, W>(kc, kv, alpha, x, lda, w, ldb, ahead, beta, c + j, ldc, k0 == 0);
+      }
+    }
+    for (; j < n; ++j) {
       const W* w = b + static_cast<size_t>(j) * ldb + k0;
       const W* ahead = kReadAhead && j + aheadRows < n ? w + static_cast<size_t>(aheadRows) * ldb : nullptr;
-      V s[M];
-      for (int r = 0; r < M; ++r) s[r] = V{};
-      int p = 0;
-      if constexpr (kSets == 4) {
-        V s1[M], s2[M], s3[M];
-        for (int r = 0; r < M; ++r) s1[r] = s2[r] = s3[r] = V{};
-        for (; p + 4 * kLanes <= kv; p += 4 * kLanes) {
-          const V w0 = LoadV<V>(w + p), w1 = LoadV<V>(w + p + kLanes);
-          const V w2 = LoadV<V>(w + p + 2 * kLanes), w3 = LoadV<V>(w + p + 3 * kLanes);
-          for (int r = 0; r < M; ++r) {
-            const float* xr = x + static_cast<size_t>(r) * lda + p;
-            s[r] += LoadV<V>(xr) * w0;
-            s1[r] += LoadV<V>(xr + kLanes) * w1;
-            s2[r] += LoadV<V>(xr + 2 * kLanes) * w2;
-            s3[r] += LoadV<V>(xr + 3 * kLanes) * w3;
-          }
-        }
-        for (int r = 0; r < M; ++r) s[r] += s1[r] + (s2[r] + s3[r]);
-      }
-      if constexpr (kSets == 2) {
-        V s2[M];
-        for (int r = 0; r < M; ++r) s2[r] = V{};
-        for (; p + 2 * kLanes <= kv; p += 2 * kLanes) {
-          // one hint per 64-byte line of the row ahead
-          if (ahead && (p & 15) == 0) __builtin_prefetch(ahead + p, 0, 2);
-          if (ahead && kLanes == 16) __builtin_prefetch(ahead + p + 16, 0, 2);
-          const V w0 = LoadV<V>(w + p), w1 = LoadV<V>(w + p + kLanes);
-#pragma GCC unroll 8
-          for (int r = 0; r < M; ++r) {
-            s[r] += LoadV<V>(x + static_cast<size_t>(r) * lda + p) * w0;
-            s2[r] += LoadV<V>(x + static_cast<size_t>(r) * lda + p + kLanes) * w1;
-          }
-        }
-        for (int r = 0; r < M; ++r) s[r] += s2[r];
-      }
-      for (; p < kv; p += kLanes) {
-        if (ahead && (p & 15) == 0) __builtin_prefetch(ahead + p, 0, 2);
-        const V w0 = LoadV<V>(w + p);
-#pragma GCC unroll 8
-        for (int r = 0; r < M; ++r) s[r] += LoadV<V>(x + static_cast<size_t>(r) * lda + p) * w0;
-      }
-      float t[8];
-      LaneSums(s, M, t);
-      for (; p < kc; ++p) {
-        for (int r = 0; r < M; ++r) t[r] += x[static_cast<size_t>(r) * lda + p] * Scalar(w[p]);
-      }
-      for (int r = 0; r < M; ++r) {
-        float* out = c + static_cast<size_t>(r) * ldc + j;
-        // the first chunk writes C (beta = 0 ignores what was there), later chunks add to it
-        if (k0 > 0) {
-          *out += alpha * t[r];
-        } else {
-          Store(out, t[r], alpha, beta);
-        }
-      }
+      OnePassRows<M, 1, kSets, V, W>(kc, kv, alpha, x, lda, w, ldb, ahead, beta, c + j, ldc, k0 == 0);
     }
   }
 }
@@ -485,6 +538,50 @@ const float* RowsAligned(int m, int k, const float* a, int& lda) {
   return rows;
 }
 
+/** Bytes of B a tile takes in the tiled product: in L2 (with 8 rows of A beside it) while every
+    block of A's rows passes over it. */
+constexpr size_t kTileBytes = 256 * 1024;
+
+/**
+ * kernel over A's rows in blocks of kSmallRowsMax against B cut into tiles of rows that stay in L2
+ * while each block passes over them: B comes from memory once, the blocks' products from L2. The
+ * units (a tile and a run of blocks) go to up to `threads` threads. Every element's sums are those
+ * of the kernel for its block's rows, whatever the tiles, runs and threads (blocks start at
+ * multiples of kSmallRowsMax; tiles at multiples of kPieceRowsAlign).
+ */
+template <typename W>
+void InTiles(Kernel<W> kernel, int threads, int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb,
+             float beta, float* c, int ldc) {
+  const int tileRows = static_cast<int>(std::max<size_t>(
+      kPieceRowsAlign, kTileBytes / (static_cast<size_t>(k) * sizeof(W)) / kPieceRowsAlign * kPieceRowsAlign));
+  const int tiles = (n + tileRows - 1) / tileRows;
+  const int blocks = (m + kSmallRowsMax - 1) / kSmallRowsMax;
+  // runs of blocks per tile: enough units for every thread to get several, none of less than
+  // one block (B's tile is then read from L2 once per block, not from memory)
+  const int want = std::max(threads, 1) * kPiecesPerThread;
+  const int runs = threads <= 1 ? 1 : std::min(blocks, std::max(1, (want + tiles - 1) / tiles));
+  auto unit = [&](int u) {
+    const int t = u / runs;
+    const int r = u % runs;
+    const int j0 = t * tileRows;
+    const int nt = std::min(tileRows, n - j0);
+    const int b0 = static_cast<int>(static_cast<int64_t>(blocks) * r / runs);
+    const int b1 = static_cast<int>(static_cast<int64_t>(blocks) * (r + 1) / runs);
+    for (int blk = b0; blk < b1; ++blk) {
+      const int r0 = blk * kSmallRowsMax;
+      const int rows = std::min(kSmallRowsMax, m - r0);
+      kernel(rows, nt, k, alpha, a + static_cast<size_t>(r0) * lda, lda, b + static_cast<size_t>(j0) * ldb, ldb, beta,
+             c + static_cast<size_t>(r0) * ldc + j0, ldc);
+    }
+  };
+  const int units = tiles * runs;
+  if (threads <= 1 || units <= 1) {
+    for (int u = 0; u < units; ++u) unit(u);
+    return;
+  }
+  RunPieces(threads, units, unit);
+}
+
 }  // namespace
 
 void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb, float beta,
@@ -499,6 +596,19 @@ void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, i
   static const Kernel<uint16_t> kernel = Pick<uint16_t>();
   a = RowsAligned(m, k, a, lda);
   InPieces(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+bool TiledRowsGemmPreferred(int m) {
+  // with AVX-512 at any number of rows; with 256-bit vectors (or none) up to 32 (bf16_gemm.cc)
+  constexpr int kTiledRowsMaxNarrow = 32;
+  return SimdLevel() == Simd::kAvx512 || m <= kTiledRowsMaxNarrow;
+}
+
+void TiledRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
+                             float* c, int ldc, int threads) {
+  static const Kernel<uint16_t> kernel = Pick<uint16_t>();
+  a = RowsAligned(m, k, a, lda);
+  InTiles(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace rfid

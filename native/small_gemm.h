@@ -25,4 +25,16 @@ void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int l
 void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
                              float* c, int ldc, int threads);
 
+/**
+ * The same for any number of rows: A's rows in blocks of kSmallRowsMax (each block's elements get
+ * SmallRowsGemmTransBBf16's sums for those rows) against B in tiles that stay in L2 while the
+ * blocks pass over them, so B is read from memory once. Every element's sums are the same whatever
+ * the thread count.
+ */
+/** Whether TiledRowsGemmTransBBf16 beats widened panels through sgemm at m rows on this CPU (measured; bf16_gemm.cc). */
+bool TiledRowsGemmPreferred(int m);
+
+void TiledRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
+                             float* c, int ldc, int threads);
+
 }  // namespace rfid

@@ -2,7 +2,7 @@
  * The native small-rows products on several threads (native/thread_pool.cc): a product whose
  * weights are large enough is cut into pieces of whole weight rows, so its result must be the
  * one-thread result bit for bit at every thread count, for f32 weights (engine.gemm with 2 ≤ m ≤ 8;
- * one row is OpenBLAS's sgemv, which cuts its threads' work its own way) and BF16 weights (kernels.gemmBf16: the small-rows kernels up to 16 rows, beyond them widened panels, each panel's sgemm on one thread), with n and k that leave tails everywhere; and the
+ * one row is OpenBLAS's sgemv, which cuts its threads' work its own way) and BF16 weights (kernels.gemmBf16: the small-rows kernels up to 8 rows, beyond them the tiled product, whose units are tiles of B and runs of 8-row blocks of A, or on CPUs without AVX-512 beyond 32 rows widened panels, each panel's sgemm on one thread), with n and k that leave tails everywhere; and the
  * pool serves one call at a time, so calls made at once from several JS threads (each with its own
  * engine) must each still get that result (the busy pool runs them on their callers).
  */
@@ -54,9 +54,9 @@ describe.skipIf(!one)('native small-rows products on several threads', () => {
     }
   });
 
-  it.each(SHAPES)('BF16 weights n=%i k=%i: m = 1…64 give the one-thread result bit for bit on 2, 3 and 5 threads, beta too', (n, k) => {
+  it.each(SHAPES)('BF16 weights n=%i k=%i: m = 1…130 give the one-thread result bit for bit on 2, 3 and 5 threads, beta too', (n, k) => {
     const b = bf16Uniform(n * k, 12);
-    for (const m of [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 40]) {
+    for (const m of [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 40, 130]) {
       const a = uniform(m * k, 40 + m);
       const start = uniform(m * n, 60 + m);
       const reference = start.slice();

@@ -27,9 +27,13 @@ export function widenBf16(h: Uint16Array): Float32Array {
 
 /**
  * (m, n, k): the native paths. m 1-8 run the small-rows kernels on BF16 directly (one-pass, or
- * grouped for 1-2 rows beyond k = 4096 / 2048, with their k steps and chunks); 9-16 the same in
- * passes of 8 rows; 17 and up widen B in panels of 2^18 values (k = 515: 509 rows a panel, so
- * n = 1100 takes three) for sgemm, a panel per thread.
+ * grouped for 1-2 rows beyond k = 4096 / 2048, with their k steps and chunks, B's rows in pairs
+ * from 3 rows on, odd n leaving one); more rows run the tiled product: blocks of 8 rows and a
+ * remainder against tiles of B of 256 KiB (k = 515: 240 rows a tile, so n = 1100 takes five and
+ * n = 300 two), with k beyond the 8-row kernel's chunk of 768 (k = 1600). Capped below AVX-512
+ * (the child processes of gemm-bf16.test.ts) the tiled product takes up to 32 rows and more rows
+ * widen B in panels of 2^18 values (k = 515: 509 rows a panel, so n = 1100 takes three) for
+ * sgemm, a panel per thread.
  */
 export const BF16_SHAPES: Array<[number, number, number]> = [];
 for (const m of [1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 40]) {
@@ -37,6 +41,7 @@ for (const m of [1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 40]) {
 }
 for (const m of [3, 8]) for (const [n, k] of [[7, 1600], [5, 4200]]) BF16_SHAPES.push([m, n, k]);
 for (const m of [17, 65]) BF16_SHAPES.push([m, 1100, 515]);
+for (const m of [20, 130]) BF16_SHAPES.push([m, 300, 515], [m, 33, 1600]);
 // either side of the one-pass kernel's limit at 1-2 rows (k 4096 at one row, 2048 at two), and
 // its tails after a whole step of 64
 for (const [m, n, k] of [[1, 6, 4096], [1, 6, 4097], [2, 5, 2048], [2, 5, 2050], [1, 3, 127], [2, 3, 100]] as const) BF16_SHAPES.push([m, n, k]);
