@@ -18,9 +18,9 @@
 //   gemm entry point's sgemm), into its column block of C, the panels shared over the engine's
 //   threads. This cost 0.74-0.98x the f32 product's speed on one thread (the widening pass;
 //   measured at 32 rows).
-// Which wins (BENCHMARKS.md, "Prefill"): with the AVX-512 kernels the tiled product was 1.2-2.9x
+// Which wins (BENCHMARKS.md, "Prefill"): with the AVX-512 kernels the tiled product was 1.6-3.1x
 // as fast as the panels with OpenBLAS's Haswell kernels on 2 threads at every shape measured
-// (24-1024 rows, k 512-4096), and 0.94-1.6x the panels with OpenBLAS's AVX-512 kernels. With the
+// (24-1024 rows, k 512-4096), and 0.86-1.6x the panels with OpenBLAS's AVX-512 kernels. With the
 // AVX2 kernels (16 vector registers: 8 rows of A cannot take B's rows in pairs) it was 1.2-1.65x
 // as fast at 24-81 rows and k = 512, level with them at 32 rows of 14336 × 4096, and 0.83-0.9x
 // at more rows with k of 768-4096; so there the tiled product takes up to 32 rows.

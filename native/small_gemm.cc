@@ -32,6 +32,10 @@
 // core does not draw all the bandwidth there is: on the 2-core machine of BENCHMARKS.md two
 // processes streaming at once each got the rate one got alone, and a 32000-row BF16 lm_head
 // block took 2.1-3.0 ms on one thread against 1.1-1.25 ms on two.
+//
+// More rows (a prompt's prefill; InTiles, below): A's rows in blocks of 8 through the same kernels
+// against tiles of B that stay in L2 while every block passes over them, so B comes from memory
+// once and the blocks' products from L2 (bf16_gemm.cc says where this beats sgemm).
 #include "small_gemm.h"
 
 #include <algorithm>
@@ -387,9 +391,11 @@ __attribute__((always_inline)) inline void OnePassBody(int n, int k, float alpha
   // bind: four at 1-2 rows (a row of B then streams at the rate memory delivers it), two up to
   // four rows, one beyond (M accumulators are enough chains).
   constexpr int kSets = M <= 2 ? 4 : M <= 4 ? 2 : 1;
-  // From 3 rows on B's rows are taken two at a time, so that each vector of A, loaded once into a
-  // register, serves two multiply-adds: one row at a time, every multiply-add loaded its own piece
-  // of A, and the loads set the pace when B comes from cache (the tiled product below).
+  // With AVX-512, from 3 rows on, B's rows are taken two at a time, so that each vector of A,
+  // loaded once into a register, serves two multiply-adds: one row at a time, every multiply-add
+  // loaded its own piece of A, and the loads set the pace when B comes from cache (the tiled
+  // product below). AVX2's 16 registers cannot hold the pairs' accumulators: they spilled, and the
+  // AVX2 kernel ran at 0.70-0.94x its speed without them.
   constexpr int kPair = M >= 3 && sizeof(V) == 64 ? 2 : 1;
   // The row a few KiB ahead is read into L2 only from 3 rows on. At 1-2 rows the kernel reads B
   // as one sequential stream, which the hardware prefetcher follows at the full read rate of a
