@@ -23,8 +23,12 @@
 // (24-1024 rows, k 512-4096), and 0.86-1.6x the panels with OpenBLAS's AVX-512 kernels. With the
 // AVX2 kernels (16 vector registers: 8 rows of A cannot take B's rows in pairs) it was 1.2-1.65x
 // as fast at 24-81 rows and k = 512, level with them at 32 rows of 14336 × 4096, and 0.83-0.9x
-// at more rows with k of 768-4096; so there the tiled product takes up to 32 rows.
+// at more rows with k of 768-4096; so there the tiled product takes up to 32 rows. Where OpenBLAS
+// runs its AVX-512 kernels, its panels win from 128 rows on against weights of at least two
+// panels (and at least one a thread): 0.82-0.86x sgemm on f32 against the tiled product's
+// 0.74-0.82x at 256-512 rows, so those go to the panels too.
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -37,6 +41,8 @@
 #include "small_gemm.h"
 #include "thread_pool.h"
 #include "vectorize.h"
+
+extern "C" char* openblas_get_corename(void);
 
 namespace rfid {
 
@@ -51,6 +57,25 @@ RFID_VECTORIZED(void, WidenBf16, (const uint16_t* src, float* dst, size_t count)
     const uint32_t w = static_cast<uint32_t>(src[i]) << 16;
     std::memcpy(dst + i, &w, sizeof(w));
   }
+}
+
+/** Rows from which sgemm on widened panels beats the tiled product when OpenBLAS runs AVX-512 kernels. */
+constexpr int kPanelsRowsMinAvx512 = 128;
+
+/**
+ * Whether OpenBLAS runs AVX-512 kernels (its SkylakeX, Cooperlake and SapphireRapids targets:
+ * chosen from the CPU flags, or by OPENBLAS_CORETYPE) and m is a product of kPanelsRowsMinAvx512
+ * rows or more. Its packed panels then reached 141-171 GMAC/s against the tiled product's 109-142
+ * on products of 256-512 rows against weights of several panels (BENCHMARKS.md, "Prefill"),
+ * while with its AVX2 kernels the tiled product won everywhere.
+ */
+bool PanelsWinWithOpenblasAvx512(int m) {
+  static const bool avx512 = [] {
+    std::string name = openblas_get_corename();
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return name == "skylakex" || name == "cooperlake" || name == "sapphirerapids";
+  }();
+  return avx512 && m >= kPanelsRowsMinAvx512;
 }
 
 }  // namespace
@@ -95,12 +120,12 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
     SmallRowsGemmTransBBf16(m, n, k, 1.0f, a.f32(), k, b.data, k, static_cast<float>(beta), out, n, threads);
     return env.Undefined();
   }
-  if (TiledRowsGemmPreferred(m)) {
+  const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelFloats / k)));
+  const int panels = (n + panelRows - 1) / panelRows;
+  if (TiledRowsGemmPreferred(m) && !(PanelsWinWithOpenblasAvx512(m) && panels >= std::max(2, threads))) {
     TiledRowsGemmTransBBf16(m, n, k, 1.0f, a.f32(), k, b.data, k, static_cast<float>(beta), out, n, threads);
     return env.Undefined();
   }
-  const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelFloats / k)));
-  const int panels = (n + panelRows - 1) / panelRows;
   // Each panel is widened and multiplied by one thread, the panels shared over the engine's
   // threads with OpenBLAS held to one: the widening pass shares the threads too, and every
   // element gets the same sums whatever the thread count. (sgemm on OpenBLAS's threads left both

@@ -33,14 +33,15 @@ export function widenBf16(h: Uint16Array): Float32Array {
  * n = 300 two), with k beyond the 8-row kernel's chunk of 768 (k = 1600). Capped below AVX-512
  * (the child processes of gemm-bf16.test.ts) the tiled product takes up to 32 rows and more rows
  * widen B in panels of 2^18 values (k = 515: 509 rows a panel, so n = 1100 takes three) for
- * sgemm, a panel per thread.
+ * sgemm, a panel per thread. So do 128 rows and more against weights of two panels or more when
+ * OpenBLAS runs its AVX-512 kernels (m = 130 with n = 1100 at k = 515: three panels).
  */
 export const BF16_SHAPES: Array<[number, number, number]> = [];
 for (const m of [1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 40]) {
   for (const [n, k] of [[1, 1], [3, 7], [4, 8], [5, 9], [6, 33], [33, 40], [130, 515]]) BF16_SHAPES.push([m, n, k]);
 }
 for (const m of [3, 8]) for (const [n, k] of [[7, 1600], [5, 4200]]) BF16_SHAPES.push([m, n, k]);
-for (const m of [17, 65]) BF16_SHAPES.push([m, 1100, 515]);
+for (const m of [17, 65, 130]) BF16_SHAPES.push([m, 1100, 515]);
 for (const m of [20, 130]) BF16_SHAPES.push([m, 300, 515], [m, 33, 1600]);
 // either side of the one-pass kernel's limit at 1-2 rows (k 4096 at one row, 2048 at two), and
 // its tails after a whole step of 64

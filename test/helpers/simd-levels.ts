@@ -26,9 +26,10 @@ export interface CappedRun {
 
 /**
  * Runs `check(engine, ...shape)` over every shape of `shapes` (both exported by `helper`, a path
- * from the repository root) on a native engine capped at `level`, in a child process.
+ * from the repository root) on a native engine capped at `level`, in a child process, with `env`
+ * added to its environment.
  */
-export function runCappedCheck(level: string, helper: string, shapes: string, check: string): CappedRun {
+export function runCappedCheck(level: string, helper: string, shapes: string, check: string, env: NodeJS.ProcessEnv = {}): CappedRun {
   const body = `
     import { createEngine } from './src/engine/index.ts';
     import { ${shapes}, ${check} } from './${helper}';
@@ -36,7 +37,7 @@ export function runCappedCheck(level: string, helper: string, shapes: string, ch
     const failures = ${shapes}.flatMap(([m, n, k]) => ${check}(engine, m, n, k));
     console.log(JSON.stringify({ describe: engine.describe(), failures: failures.slice(0, 5), count: failures.length }));`;
   const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {
-    cwd: repo, encoding: 'utf8', env: { ...process.env, RFID_MOE_NATIVE_SIMD: level },
+    cwd: repo, encoding: 'utf8', env: { ...process.env, ...env, RFID_MOE_NATIVE_SIMD: level },
   });
   const last = proc.stdout.trim().split('\n').pop() ?? '';
   return { status: proc.status, stderr: proc.stderr, result: (proc.status === 0 ? JSON.parse(last) : { describe: '', failures: [], count: 0 }) as CappedRun['result'] };
