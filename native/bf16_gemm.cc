@@ -59,23 +59,33 @@ RFID_VECTORIZED(void, WidenBf16, (const uint16_t* src, float* dst, size_t count)
   }
 }
 
+/** Rows up to which the tiled product runs with 256-bit vectors or none (more go to the panels). */
+constexpr int kTiledRowsMaxNarrow = 32;
+
 /** Rows from which sgemm on widened panels beats the tiled product when OpenBLAS runs AVX-512 kernels. */
 constexpr int kPanelsRowsMinAvx512 = 128;
 
-/**
- * Whether OpenBLAS runs AVX-512 kernels (its SkylakeX, Cooperlake and SapphireRapids targets:
- * chosen from the CPU flags, or by OPENBLAS_CORETYPE) and m is a product of kPanelsRowsMinAvx512
- * rows or more. Its packed panels then reached 141-171 GMAC/s against the tiled product's 109-142
- * on products of 256-512 rows against weights of several panels (BENCHMARKS.md, "Prefill"),
- * while with its AVX2 kernels the tiled product won everywhere.
- */
-bool PanelsWinWithOpenblasAvx512(int m) {
+/** Whether OpenBLAS runs AVX-512 kernels: its SkylakeX, Cooperlake and SapphireRapids targets, chosen from the CPU flags or by OPENBLAS_CORETYPE. */
+bool OpenblasRunsAvx512() {
   static const bool avx512 = [] {
     std::string name = openblas_get_corename();
     for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     return name == "skylakex" || name == "cooperlake" || name == "sapphirerapids";
   }();
-  return avx512 && m >= kPanelsRowsMinAvx512;
+  return avx512;
+}
+
+/**
+ * Whether a product of m rows (more than kSmallRowsMax) against weights of `panels` panels runs
+ * as the tiled product rather than through the panels and sgemm (the measurements above): with
+ * the AVX-512 kernels, unless OpenBLAS runs AVX-512 kernels too and the product has
+ * kPanelsRowsMinAvx512 rows or more and at least two panels, one per thread (its packed panels
+ * then reached 141-171 GMAC/s against the tiled product's 109-142); otherwise up to
+ * kTiledRowsMaxNarrow rows.
+ */
+bool TiledProductWins(int m, int panels, int threads) {
+  if (SimdLevel() != Simd::kAvx512) return m <= kTiledRowsMaxNarrow;
+  return !(OpenblasRunsAvx512() && m >= kPanelsRowsMinAvx512 && panels >= std::max(2, threads));
 }
 
 }  // namespace
@@ -122,7 +132,7 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
   }
   const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelFloats / k)));
   const int panels = (n + panelRows - 1) / panelRows;
-  if (TiledRowsGemmPreferred(m) && !(PanelsWinWithOpenblasAvx512(m) && panels >= std::max(2, threads))) {
+  if (TiledProductWins(m, panels, threads)) {
     TiledRowsGemmTransBBf16(m, n, k, 1.0f, a.f32(), k, b.data, k, static_cast<float>(beta), out, n, threads);
     return env.Undefined();
   }

@@ -604,12 +604,6 @@ void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, i
   InPieces(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-bool TiledRowsGemmPreferred(int m) {
-  // with AVX-512 at any number of rows; with 256-bit vectors (or none) up to 32 (bf16_gemm.cc)
-  constexpr int kTiledRowsMaxNarrow = 32;
-  return SimdLevel() == Simd::kAvx512 || m <= kTiledRowsMaxNarrow;
-}
-
 void TiledRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
                              float* c, int ldc, int threads) {
   static const Kernel<uint16_t> kernel = Pick<uint16_t>();

@@ -31,9 +31,6 @@ void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, i
  * blocks pass over them, so B is read from memory once. Every element's sums are the same whatever
  * the thread count.
  */
-/** Whether TiledRowsGemmTransBBf16 beats widened panels through sgemm at m rows on this CPU (measured; bf16_gemm.cc). */
-bool TiledRowsGemmPreferred(int m);
-
 void TiledRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
                              float* c, int ldc, int threads);
 
