@@ -88,6 +88,20 @@ bool TiledProductWins(int m, int panels, int threads) {
   return !(OpenblasRunsAvx512() && m >= kPanelsRowsMinAvx512 && panels >= std::max(2, threads));
 }
 
+/** Rows of A a unit of the panel path takes at least (fewer leave sgemm packing B for little work). */
+constexpr int kPanelBlockRowsMin = 16;
+
+/**
+ * The rows of A in a unit of the panel path: all m where there are as many panels as threads;
+ * otherwise m cut evenly into enough blocks for a unit a thread, of at least kPanelBlockRowsMin
+ * rows each (so no block is a row or two, which an OpenBLAS may send to gemv).
+ */
+int PanelBlockRows(int m, int panels, int threads) {
+  if (panels >= threads) return m;
+  const int blocks = std::min((threads + panels - 1) / panels, std::max(1, m / kPanelBlockRowsMin));
+  return (m + blocks - 1) / blocks;
+}
+
 }  // namespace
 
 /**
@@ -136,23 +150,36 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
     TiledRowsGemmTransBBf16(m, n, k, 1.0f, a.f32(), k, b.data, k, static_cast<float>(beta), out, n, threads);
     return env.Undefined();
   }
-  // Each panel is widened and multiplied by one thread, the panels shared over the engine's
-  // threads with OpenBLAS held to one: the widening pass shares the threads too, and every
-  // element gets the same sums whatever the thread count. (sgemm on OpenBLAS's threads left both
-  // on one core: the widening ran on the caller, and a panel of 64 rows at k = 4096 against 32-64
-  // rows of A is under the 16 M multiply-adds from which blas_ops.cc threads a product.)
-  auto panel = [&](int p) {
+  // Each unit (a panel, and a block of A's rows where there are fewer panels than threads) is
+  // widened and multiplied by one thread, the units shared over the engine's threads with
+  // OpenBLAS held to one, so the widening pass shares the threads too. (sgemm on OpenBLAS's
+  // threads left both on one core: the widening ran on the caller, and a panel of 64 rows at
+  // k = 4096 against 32-64 rows of A is under the 16 M multiply-adds from which blas_ops.cc
+  // threads a product.) With a panel a thread every element gets the same sums whatever the
+  // thread count. With fewer, A's rows are cut too: a weight of one panel (512 × 512, a small
+  // expert) ran on one thread, at 0.58-0.66x sgemm on f32 on 2 threads, and a 16-core machine ran
+  // an expert of Qwen3-MoE's shape (6 panels) on 6. The price is that sgemm's sums for a row
+  // depend on which rows come with it (OpenBLAS's Haswell kernels differ in the last bit), so
+  // there an element may differ in its last bit with the thread count, as OpenBLAS's own threads
+  // make f32 products do. Each block widens its panel itself: the threads widen at once, so it
+  // costs no time on the clock beside the one widening before.
+  const int blockRows = PanelBlockRows(m, panels, threads);
+  const int rowBlocks = (m + blockRows - 1) / blockRows;
+  auto unit = [&](int u) {
     // kept with the thread between calls: a fresh multi-MiB buffer per call would come back as
     // untouched pages (see eig_sym.cc)
     static thread_local std::vector<float> buffer;
     if (buffer.size() < static_cast<size_t>(panelRows) * k) buffer.resize(static_cast<size_t>(panelRows) * k);
-    const int j0 = p * panelRows;
+    const int j0 = (u / rowBlocks) * panelRows;
     const int rows = std::min(panelRows, n - j0);
+    const int i0 = (u % rowBlocks) * blockRows;
+    const int aRows = std::min(blockRows, m - i0);
     WidenBf16(b.data + static_cast<size_t>(j0) * k, buffer.data(), static_cast<size_t>(rows) * k);
-    GemmF32Strided(m, rows, k, 1.0f, a.f32(), false, buffer.data(), true, static_cast<float>(beta), out + j0, n);
+    GemmF32Strided(aRows, rows, k, 1.0f, a.f32() + static_cast<size_t>(i0) * k, false, buffer.data(), true, static_cast<float>(beta),
+                   out + static_cast<size_t>(i0) * n + j0, n);
   };
   SingleThreadedBlas oneBlasThread;
-  RunPieces(threads, panels, panel);
+  RunPieces(threads, panels * rowBlocks, unit);
   return env.Undefined();
 }
 

@@ -61,6 +61,15 @@ describe('native', () => {
     expect(result.failures).toEqual([]);
   }, 120_000);
 
+  // Below AVX-512 more than 32 rows go through widened panels, and a weight of fewer panels than
+  // threads has its rows cut into blocks too, one a thread: every unit must land where it belongs.
+  it.skipIf(!native || levels.length < 2).each(levels.slice(1))('capped at %s: the panel path on 2, 3, 5 and 8 threads, within the bound and bit for bit where there is a panel a thread', (level) => {
+    const { status, stderr, result } = runCappedCheck(level, 'test/helpers/bf16-gemm-check.ts', 'PANEL_THREAD_SHAPES', 'checkGemmBf16Threads');
+    expect(status, stderr).toBe(0);
+    expect(result.describe).toContain(`own kernels ${level},`);
+    expect(result.failures).toEqual([]);
+  }, 120_000);
+
   // With OpenBLAS's AVX-512 kernels, products of 128 rows and more against weights of several
   // panels go through the panels and sgemm again (bf16_gemm.cc): the shapes of 130 rows take them.
   it.skipIf(!native || levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: every shape within its bound', () => {

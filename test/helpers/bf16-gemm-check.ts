@@ -5,6 +5,8 @@
  * 16, exact). The bound is f32 accumulation of k terms in any order, plus the rounding of the
  * final add.
  */
+import { createRequire } from 'node:module';
+import { nativeAddonPath } from '../../src/engine/native.js';
 import type { Engine } from '../../src/engine/types.js';
 import { uniform } from './small-rows-check.js';
 
@@ -43,12 +45,20 @@ for (const m of [1, 2, 3, 4, 5, 8, 9, 12, 16, 17, 40]) {
 for (const m of [3, 8]) for (const [n, k] of [[7, 1600], [5, 4200]]) BF16_SHAPES.push([m, n, k]);
 for (const m of [17, 65, 130]) BF16_SHAPES.push([m, 1100, 515]);
 for (const m of [20, 130]) BF16_SHAPES.push([m, 300, 515], [m, 33, 1600]);
+BF16_SHAPES.push([97, 1100, 515], [257, 64, 1600]);
 // either side of the one-pass kernel's limit at 1-2 rows (k 4096 at one row, 2048 at two), and
 // its tails after a whole step of 64
 for (const [m, n, k] of [[1, 6, 4096], [1, 6, 4097], [2, 5, 2048], [2, 5, 2050], [1, 3, 127], [2, 3, 100]] as const) BF16_SHAPES.push([m, n, k]);
 
 /** The failures (empty when every element is within its bound) of `kernels.gemmBf16` on one shape. */
 export function checkGemmBf16(engine: Engine, m: number, n: number, k: number): string[] {
+  return boundFailures(m, n, k, '', (a, b, c, beta) => engine.kernels.gemmBf16(m, n, k, a, b, c, beta));
+}
+
+type Bf16Product = (a: Float32Array, b: Uint16Array, c: Float32Array, beta: number) => void;
+
+/** The elements of `run`'s c = a·bᵀ + beta·c outside their bound, for beta 0 (c full of NaN), 1 and −0.5. */
+function boundFailures(m: number, n: number, k: number, label: string, run: Bf16Product): string[] {
   const failures: string[] = [];
   const a = uniform(m * k, 11 + m * 1000 + n);
   const b = bf16Uniform(n * k, 12 + k);
@@ -56,7 +66,7 @@ export function checkGemmBf16(engine: Engine, m: number, n: number, k: number): 
   for (const beta of [0, 1, -0.5]) {
     const c0 = uniform(m * n, 13);
     const c = beta === 0 ? new Float32Array(m * n).fill(Number.NaN) : Float32Array.from(c0);
-    engine.kernels.gemmBf16(m, n, k, a, b, c, beta);
+    run(a, b, c, beta);
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         let exact = 0;
@@ -69,9 +79,52 @@ export function checkGemmBf16(engine: Engine, m: number, n: number, k: number): 
         const want = exact + old;
         const bound = 2 * k * U * scale + 4 * U * (Math.abs(want) + Math.abs(old));
         const got = c[i * n + j];
-        if (!(Math.abs(got - want) <= bound)) failures.push(`m=${m} n=${n} k=${k} beta=${beta} C[${i},${j}] = ${got}, want ${want} ± ${bound}`);
+        if (!(Math.abs(got - want) <= bound)) failures.push(`m=${m} n=${n} k=${k} beta=${beta}${label} C[${i},${j}] = ${got}, want ${want} ± ${bound}`);
       }
     }
+  }
+  return failures;
+}
+
+/**
+ * (m, n, k) for the panel path's units below AVX-512 (more than 32 rows): weights of one panel
+ * (n·k ≤ 2^18), whose rows are cut into blocks, one a thread, and of three panels (n = 1100,
+ * k = 515) against 5 threads; rows not a multiple of the blocks or of 16.
+ */
+export const PANEL_THREAD_SHAPES: Array<[number, number, number]> = [
+  [40, 300, 515],
+  [130, 300, 515],
+  [97, 1100, 515],
+  [257, 64, 1600],
+];
+
+interface Bf16GemmBinding {
+  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number): void;
+}
+
+/**
+ * The failures of the native gemmBf16 called on 2, 3, 5 and 8 threads: every element within its
+ * bound, and bit for bit the one-thread result wherever the weights have a panel a thread (the
+ * rows are not cut then). The addon is called directly, since an engine's thread count is fixed
+ * when it is made; `engine` only says which kernels the process runs.
+ */
+export function checkGemmBf16Threads(_engine: Engine, m: number, n: number, k: number): string[] {
+  const binding = createRequire(import.meta.url)(nativeAddonPath) as Bf16GemmBinding;
+  const failures: string[] = [];
+  const panels = Math.ceil(n / Math.max(1, Math.min(n, Math.floor(2 ** 18 / k))));
+  const a = uniform(m * k, 31 + m);
+  const b = bf16Uniform(n * k, 32 + n);
+  const reference = new Float32Array(m * n);
+  binding.gemmBf16(m, n, k, a, b, reference, 0, 1);
+  const want = new Uint32Array(reference.buffer);
+  for (const threads of [2, 3, 5, 8]) {
+    failures.push(...boundFailures(m, n, k, ` on ${threads} threads`, (a2, b2, c, beta) => binding.gemmBf16(m, n, k, a2, b2, c, beta, threads)));
+    if (panels < threads) continue;
+    const c = new Float32Array(m * n);
+    binding.gemmBf16(m, n, k, a, b, c, 0, threads);
+    const got = new Uint32Array(c.buffer);
+    const first = got.findIndex((bits, i) => bits !== want[i]);
+    if (first >= 0) failures.push(`m=${m} n=${n} k=${k} on ${threads} threads (${panels} panels): C[${Math.floor(first / n)},${first % n}] = ${c[first]}, one thread gives ${reference[first]}`);
   }
   return failures;
 }
