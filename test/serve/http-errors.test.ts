@@ -38,6 +38,14 @@ describe('bad requests', () => {
     expectApiError(await postJson(completions(), '[1, 2]', true), 400, null, /JSON object/);
   });
 
+  it('a body nested too deeply, or of too many objects and arrays, is refused before it is parsed', async () => {
+    expectApiError(await postJson(completions(), `{"model":"tiny","prompt":"x","extra":${'['.repeat(600)}${']'.repeat(600)}}`, true), 400, null, /nests objects and arrays more than 512 levels deep/);
+    // 15 MiB of "{}," (within the 16 MiB body limit; parsed, seconds of the event loop and hundreds of MB)
+    const r = await postJson(completions(), `{"model":"tiny","prompt":[${new Array(5_000_000).fill('{}').join(',')}]}`, true);
+    expectApiError(r, 400, null, /holds more than 100000 objects and arrays; send fewer prompts or messages per request/);
+    expect(r.json.error.code).toBe('body_too_complex');
+  });
+
   it('known fields of the wrong type', async () => {
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 'x', max_tokens: 'ten' }), 400, 'max_tokens', /max_tokens/);
     expectApiError(await postJson(completions(), { model: 'tiny', prompt: 42 }), 400, 'prompt', /prompt must be a string/);
