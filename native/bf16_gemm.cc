@@ -81,7 +81,9 @@ bool OpenblasRunsAvx512() {
  * the AVX-512 kernels, unless OpenBLAS runs AVX-512 kernels too and the product has
  * kPanelsRowsMinAvx512 rows or more and at least two panels, one per thread (its packed panels
  * then reached 141-171 GMAC/s against the tiled product's 109-142); otherwise up to
- * kTiledRowsMaxNarrow rows.
+ * kTiledRowsMaxNarrow rows. The choice depends on the thread count there (fewer panels than
+ * threads: the tiled product), so such a product's elements may differ in the last bit between
+ * thread counts (test/engine/kernel-threads.test.ts says where).
  */
 bool TiledProductWins(int m, int panels, int threads) {
   if (SimdLevel() != Simd::kAvx512) return m <= kTiledRowsMaxNarrow;

@@ -78,4 +78,13 @@ describe('native', () => {
     expect(result.describe).toMatch(/SkylakeX kernels/);
     expect(result.failures).toEqual([]);
   }, 120_000);
+
+  // There the path depends on the thread count (the panels with a panel a thread, the tiled
+  // product with fewer): on any count within the bound, bit for bit where the panels suffice.
+  it.skipIf(!native || levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: 2, 3, 5 and 8 threads within the bound, bit for bit where there is a panel a thread', () => {
+    const { status, stderr, result } = runCappedCheck('avx512', 'test/helpers/bf16-gemm-check.ts', 'PANEL_THREAD_SHAPES', 'checkGemmBf16Threads', { OPENBLAS_CORETYPE: 'SkylakeX' });
+    expect(status, stderr).toBe(0);
+    expect(result.describe).toMatch(/SkylakeX kernels/);
+    expect(result.failures).toEqual([]);
+  }, 120_000);
 });

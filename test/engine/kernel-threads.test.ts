@@ -2,7 +2,7 @@
  * The native small-rows products on several threads (native/thread_pool.cc): a product whose
  * weights are large enough is cut into pieces of whole weight rows, so its result must be the
  * one-thread result bit for bit at every thread count, for f32 weights (engine.gemm with 2 ≤ m ≤ 8;
- * one row is OpenBLAS's sgemv, which cuts its threads' work its own way) and BF16 weights (kernels.gemmBf16: the small-rows kernels up to 8 rows, beyond them the tiled product, whose units are tiles of B and runs of 8-row blocks of A, or on CPUs without AVX-512 beyond 32 rows widened panels, each panel's sgemm on one thread; there, where the weights have fewer panels than threads, A's rows are cut into blocks a thread, whose sums OpenBLAS may round differently, so those are checked against the f64 bound instead), with n and k that leave tails everywhere; and the
+ * one row is OpenBLAS's sgemv, which cuts its threads' work its own way) and BF16 weights (kernels.gemmBf16: the small-rows kernels up to 8 rows, beyond them the tiled product, whose units are tiles of B and runs of 8-row blocks of A, or on CPUs without AVX-512 beyond 32 rows, and where OpenBLAS runs AVX-512 kernels from 128 rows against weights of a panel a thread, widened panels, each panel's sgemm on one thread; against fewer panels than threads the first cuts A's rows into blocks a thread and the second takes the tiled product, so the sums may differ in the last bit from one thread's, and those are checked against the f64 bound instead), with n and k that leave tails everywhere; and the
  * pool serves one call at a time, so calls made at once from several JS threads (each with its own
  * engine) must each still get that result (the busy pool runs them on their callers).
  */
@@ -24,12 +24,21 @@ async function nativeWith(threads: number): Promise<Engine | undefined> {
 const one = await nativeWith(1);
 const THREADS = [2, 3, 5];
 const several = one ? await Promise.all(THREADS.map((t) => nativeWith(t))) : [];
-const ownKernels = one ? /own kernels (\w+)/.exec(one.describe())?.[1] : undefined;
+const engineLine = one?.describe() ?? '';
+const ownKernels = /own kernels (\w+)/.exec(engineLine)?.[1];
+const openblasAvx512 = /(skylakex|cooperlake|sapphirerapids) kernels/i.test(engineLine);
 
-/** Whether gemmBf16 cuts A's rows by the thread count (native/bf16_gemm.cc): below AVX-512, beyond 32 rows, against fewer 1 MiB f32 panels than threads. */
-function rowsCutByThreads(m: number, n: number, k: number, threads: number): boolean {
+/**
+ * Whether gemmBf16's sums may depend on the thread count (native/bf16_gemm.cc), which only
+ * happens against weights of fewer 1 MiB f32 panels than threads: below AVX-512 beyond 32 rows
+ * (the panel path then cuts A's rows by the thread count too), and where OpenBLAS runs AVX-512
+ * kernels from 128 rows against two panels or more (the panels on fewer threads, the tiled
+ * product on more).
+ */
+function sumsDependOnThreads(m: number, n: number, k: number, threads: number): boolean {
   const panels = Math.ceil(n / Math.max(1, Math.min(n, Math.floor(2 ** 18 / k))));
-  return ownKernels !== 'avx512' && m > 32 && panels < threads;
+  if (panels >= threads) return false;
+  return ownKernels !== 'avx512' ? m > 32 : openblasAvx512 && m >= 128 && panels >= 2;
 }
 afterAll(() => [one, ...several].forEach((e) => e?.dispose()));
 
@@ -62,7 +71,7 @@ describe.skipIf(!one)('native small-rows products on several threads', () => {
     }
   });
 
-  it.each(SHAPES)('BF16 weights n=%i k=%i: m = 1…130 give the one-thread result bit for bit on 2, 3 and 5 threads, beta too (within the bound where rows are cut by threads)', (n, k) => {
+  it.each(SHAPES)('BF16 weights n=%i k=%i: m = 1…130 give the one-thread result bit for bit on 2, 3 and 5 threads, beta too (within the bound where the path depends on the threads)', (n, k) => {
     const b = bf16Uniform(n * k, 12);
     for (const m of [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 40, 130]) {
       const a = uniform(m * k, 40 + m);
@@ -70,7 +79,7 @@ describe.skipIf(!one)('native small-rows products on several threads', () => {
       const reference = start.slice();
       one!.kernels.gemmBf16(m, n, k, a, b, reference, 0.5);
       several.forEach((engine, t) => {
-        if (rowsCutByThreads(m, n, k, THREADS[t])) {
+        if (sumsDependOnThreads(m, n, k, THREADS[t])) {
           expect(checkGemmBf16(engine!, m, n, k), `m=${m} on ${engine!.describe()}`).toEqual([]);
           return;
         }

@@ -87,14 +87,17 @@ function boundFailures(m: number, n: number, k: number, label: string, run: Bf16
 }
 
 /**
- * (m, n, k) for the panel path's units below AVX-512 (more than 32 rows): weights of one panel
+ * (m, n, k) for the panel path's units: below AVX-512 (more than 32 rows) weights of one panel
  * (n·k ≤ 2^18), whose rows are cut into blocks, one a thread, and of three panels (n = 1100,
- * k = 515) against 5 threads; rows not a multiple of the blocks or of 16.
+ * k = 515) against 5 threads, rows not a multiple of the blocks or of 16; where OpenBLAS runs
+ * AVX-512 kernels, 130 rows against three panels (the panels on up to 3 threads, the tiled
+ * product on more).
  */
 export const PANEL_THREAD_SHAPES: Array<[number, number, number]> = [
   [40, 300, 515],
   [130, 300, 515],
   [97, 1100, 515],
+  [130, 1100, 515],
   [257, 64, 1600],
 ];
 
