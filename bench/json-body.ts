@@ -6,9 +6,10 @@
  * walk where the text can hold the key) against JSON.parse alone on the same text, in the same
  * round, on bodies of up to the 16 MiB body limit: a batch of token ids (with and without a
  * \u escape or "__proto__" in it), one long string, and the hostile shapes the structure check
- * refuses (millions of empty objects, millions of nested brackets). Per body: the median time of
- * each over the rounds, what the parser answered, and the JS heap the parsed body holds (heap in
- * use after a collection with the result still referenced, less that before the call).
+ * refuses (millions of empty objects, object keys, short strings or nested brackets). Per body:
+ * the median time of each over the rounds, what the parser answered, and the JS heap the parsed
+ * body holds (heap in use after a collection with the result still referenced, less that before
+ * the call).
  */
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
@@ -26,6 +27,17 @@ for (let len = 40; len < LIMIT - 100; ) {
   ids.push(s);
   len += s.length + 1;
 }
+/** item(0), item(1), … joined by commas, as many as fit in `chars`. */
+function countedUpTo(chars: number, item: (i: number) => string): string {
+  const items: string[] = [];
+  for (let len = 0; ; ) {
+    const next = item(items.length);
+    if (len + next.length + 1 > chars) break;
+    items.push(next);
+    len += next.length + 1;
+  }
+  return items.join(',');
+}
 const idBody = `{"model":"m","prompt":[${ids.join(',')}]}`;
 const bodies: Array<[string, string]> = [
   [`${(ids.length / 1e6).toFixed(1)} M token ids`, idBody],
@@ -33,6 +45,8 @@ const bodies: Array<[string, string]> = [
   ['the same with "__proto__" in a string', idBody.replace('"m"', '"__proto__"')],
   ['one string of 16 MiB', `{"model":"m","prompt":"${'x'.repeat(LIMIT - 40)}"}`],
   ['5.6 M empty objects', `[${new Array(Math.floor(LIMIT / 3)).fill('{}').join(',')}]`],
+  ['an object of 1.4 M keys', `{"model":"m","logit_bias":{${countedUpTo(LIMIT - 40, (i) => `"k${i}":1`)}}}`],
+  ['1.6 M short strings', `{"model":"m","stop":[${countedUpTo(LIMIT - 40, (i) => `"s${i}"`)}]}`],
   ['8 M nested brackets', `{"b":${'['.repeat(LIMIT / 2 - 10)}${']'.repeat(LIMIT / 2 - 10)}}`],
 ];
 

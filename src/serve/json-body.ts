@@ -7,12 +7,14 @@
  *   which Object.assign or a for-in copy would turn into the prototype of the copy.
  * - invalid JSON is a 400 whose message says where the text stops being JSON (JSON.parse's own
  *   message).
- * - a body is measured before it is parsed, and one that nests deeper than MAX_BODY_DEPTH or
- *   holds more than MAX_BODY_CONTAINERS objects and arrays is a 400 that says which. JSON.parse
+ * - a body is measured before it is parsed, and one that nests deeper than MAX_BODY_DEPTH, or
+ *   holds more than MAX_BODY_CONTAINERS objects and arrays or MAX_BODY_STRINGS strings, is a
+ *   400 that says which. JSON.parse
  *   runs on the event loop, which every stream's decoding shares: within the 16 MiB body limit,
- *   "{}," repeated took 2.6-2.9 s to parse into 358 MB of heap (5.6 M empty objects), and 8 M
- *   nested brackets 5.0-5.4 s into 470 MB (npm run bench:json-body). A flat array of 2.8 M token
- *   ids, which the limits let through, takes ~0.2 s.
+ *   "{}," repeated took 2.6-2.9 s to parse into 358 MB of heap (5.6 M empty objects), an object
+ *   of 1.4 M keys 1.5 s, and 8 M nested brackets 4.8-5.4 s into 470 MB (npm run
+ *   bench:json-body). A flat array of 2.8 M token ids, which the limits let through, takes
+ *   ~0.2 s.
  */
 
 import { badRequest } from './errors.js';
@@ -30,6 +32,14 @@ export const MAX_BODY_DEPTH = 512;
  */
 export const MAX_BODY_CONTAINERS = 100_000;
 
+/**
+ * Strings a body may hold, object keys included. A request's strings are its prompts (at most
+ * 64), its messages' roles and contents, stop strings (16), logit_bias keys (1024) and field
+ * names; 16 MiB of distinct short strings took 0.7-1.3 s to parse, and an object of 1.4 M keys
+ * 1.4-2.3 s.
+ */
+export const MAX_BODY_STRINGS = 100_000;
+
 const invalid = (message: string, code = 'invalid_json') => badRequest(message, null, code);
 
 const QUOTE = 0x22;
@@ -38,13 +48,14 @@ const OPEN_BRACE = 0x7b;
 const OPEN_BRACKET = 0x5b;
 
 /**
- * Refuses a body that nests too deeply or holds too many objects and arrays, in one pass over the
+ * Refuses a body that nests too deeply or holds too many objects and arrays or strings, in one pass over the
  * text that skips strings whole (a long prompt costs an indexOf, not a loop per character). Only
  * valid JSON needs counting right: JSON.parse refuses the rest afterwards.
  */
 function checkStructure(text: string): void {
   let depth = 0;
   let containers = 0;
+  let strings = 0;
   // the regular expression skips digits, commas and spaces in native code: on a body of 2.8 M
   // token ids this adds ~15 ms to JSON.parse's ~170, where a loop over every character added ~40
   const structure = /[[\]{}"]/g;
@@ -52,6 +63,12 @@ function checkStructure(text: string): void {
     const i = found.index;
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
+      if (++strings > MAX_BODY_STRINGS) {
+        throw invalid(
+          `the request body holds more than ${MAX_BODY_STRINGS} strings (object keys included); send fewer prompts or messages per request (split a large batch into several requests)`,
+          'body_too_complex',
+        );
+      }
       // the closing quote is the first one not escaped by an odd run of backslashes
       let end = text.indexOf('"', i + 1);
       while (end > 0) {

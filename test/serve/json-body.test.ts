@@ -1,7 +1,7 @@
 /** Request bodies: one JSON parser for every content type, "__proto__" keys dropped, clear 400s. */
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../src/serve/errors.js';
-import { MAX_BODY_CONTAINERS, MAX_BODY_DEPTH, parseJsonBody } from '../../src/serve/json-body.js';
+import { MAX_BODY_CONTAINERS, MAX_BODY_DEPTH, MAX_BODY_STRINGS, parseJsonBody } from '../../src/serve/json-body.js';
 
 /** The ApiError parseJsonBody throws on `text`. */
 function refusal(text: string): ApiError {
@@ -77,6 +77,18 @@ describe('parseJsonBody', () => {
     expect(err.message).toMatch(/holds more than 100000 objects and arrays; send fewer prompts or messages per request/);
     // 16 MiB of "{}," (seconds to parse, into hundreds of MB) is refused the same way
     expect(refusal(`[${new Array(5_000_000).fill('{}').join(',')}]`).code).toBe('body_too_complex');
+  });
+
+  it(`up to ${MAX_BODY_STRINGS} strings, object keys included, are read; more is a 400 that says how to split the request`, () => {
+    // "model", "m", "prompt", "logit_bias" and the keys: four strings besides the prompt's
+    const body = (prompts: number, keys: number) =>
+      `{"model":"m","prompt":[${Array.from({ length: prompts }, (_, i) => `"p${i}"`).join(',')}],"logit_bias":{${Array.from({ length: keys }, (_, i) => `"${i}":1`).join(',')}}}`;
+    expect((parseJsonBody(body(MAX_BODY_STRINGS - 4 - 10, 10)) as { prompt: unknown[] }).prompt).toHaveLength(MAX_BODY_STRINGS - 14);
+    for (const [prompts, keys] of [[MAX_BODY_STRINGS - 4 - 10, 11], [0, MAX_BODY_STRINGS]]) {
+      const err = refusal(body(prompts, keys));
+      expect(err).toMatchObject({ status: 400, code: 'body_too_complex' });
+      expect(err.message).toMatch(/holds more than 100000 strings \(object keys included\); send fewer prompts or messages per request/);
+    }
   });
 
   it('brackets and quotes inside strings are text, not structure', () => {
