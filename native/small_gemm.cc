@@ -580,12 +580,8 @@ void InTiles(Kernel<W> kernel, int threads, int m, int n, int k, float alpha, co
              c + static_cast<size_t>(r0) * ldc + j0, ldc);
     }
   };
-  const int units = tiles * runs;
-  if (threads <= 1 || units <= 1) {
-    for (int u = 0; u < units; ++u) unit(u);
-    return;
-  }
-  RunPieces(threads, units, unit);
+  // on one thread, or with one unit, RunPieces runs them in order on this thread
+  RunPieces(threads, tiles * runs, unit);
 }
 
 }  // namespace

@@ -42,6 +42,9 @@ export const MAX_BODY_STRINGS = 100_000;
 
 const invalid = (message: string, code = 'invalid_json') => badRequest(message, null, code);
 
+/** What a body of too many objects, arrays or strings is to do instead. */
+const SPLIT_THE_BATCH = 'send fewer prompts or messages per request (split a large batch into several requests)';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_BRACE = 0x7b;
@@ -65,7 +68,7 @@ function checkStructure(text: string): void {
     if (c === QUOTE) {
       if (++strings > MAX_BODY_STRINGS) {
         throw invalid(
-          `the request body holds more than ${MAX_BODY_STRINGS} strings (object keys included); send fewer prompts or messages per request (split a large batch into several requests)`,
+          `the request body holds more than ${MAX_BODY_STRINGS} strings (object keys included); ${SPLIT_THE_BATCH}`,
           'body_too_complex',
         );
       }
@@ -85,7 +88,7 @@ function checkStructure(text: string): void {
       }
       if (++containers > MAX_BODY_CONTAINERS) {
         throw invalid(
-          `the request body holds more than ${MAX_BODY_CONTAINERS} objects and arrays; send fewer prompts or messages per request (split a large batch into several requests)`,
+          `the request body holds more than ${MAX_BODY_CONTAINERS} objects and arrays; ${SPLIT_THE_BATCH}`,
           'body_too_complex',
         );
       }

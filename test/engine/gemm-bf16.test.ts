@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
 import { BF16_SHAPES, bf16Uniform, checkGemmBf16 } from '../helpers/bf16-gemm-check.js';
 import { uniform } from '../helpers/small-rows-check.js';
-import { runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
+import { runCappedCheck, simdLevelsOf, type CappedRun } from '../helpers/simd-levels.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
@@ -52,39 +52,35 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
 
 const native = engines.find((e) => e.name === 'native');
 
+/** A child process's check (runCappedCheck) ran, on the kernels named, and found nothing out of place. */
+function expectClean({ status, stderr, result }: CappedRun, kernels: string | RegExp) {
+  expect(status, stderr).toBe(0);
+  if (typeof kernels === 'string') expect(result.describe).toContain(kernels);
+  else expect(result.describe).toMatch(kernels);
+  expect(result.failures).toEqual([]);
+}
+
 describe('native', () => {
   const levels = simdLevelsOf(native);
   it.skipIf(!native || levels.length < 2).each(levels.slice(1))('capped at %s: every shape within its bound', (level) => {
-    const { status, stderr, result } = runCappedCheck(level, 'test/helpers/bf16-gemm-check.ts', 'BF16_SHAPES', 'checkGemmBf16');
-    expect(status, stderr).toBe(0);
-    expect(result.describe).toContain(`own kernels ${level},`);
-    expect(result.failures).toEqual([]);
+    expectClean(runCappedCheck(level, 'test/helpers/bf16-gemm-check.ts', 'BF16_SHAPES', 'checkGemmBf16'), `own kernels ${level},`);
   }, 120_000);
 
   // Below AVX-512 more than 32 rows go through widened panels, and a weight of fewer panels than
   // threads has its rows cut into blocks too, one a thread: every unit must land where it belongs.
   it.skipIf(!native || levels.length < 2).each(levels.slice(1))('capped at %s: the panel path on 2, 3, 5 and 8 threads, within the bound and bit for bit where there is a panel a thread', (level) => {
-    const { status, stderr, result } = runCappedCheck(level, 'test/helpers/bf16-gemm-check.ts', 'PANEL_THREAD_SHAPES', 'checkGemmBf16Threads');
-    expect(status, stderr).toBe(0);
-    expect(result.describe).toContain(`own kernels ${level},`);
-    expect(result.failures).toEqual([]);
+    expectClean(runCappedCheck(level, 'test/helpers/bf16-gemm-check.ts', 'PANEL_THREAD_SHAPES', 'checkGemmBf16Threads'), `own kernels ${level},`);
   }, 120_000);
 
   // With OpenBLAS's AVX-512 kernels, products of 128 rows and more against weights of several
   // panels go through the panels and sgemm again (bf16_gemm.cc): the shapes of 130 rows take them.
   it.skipIf(!native || levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: every shape within its bound', () => {
-    const { status, stderr, result } = runCappedCheck('avx512', 'test/helpers/bf16-gemm-check.ts', 'BF16_SHAPES', 'checkGemmBf16', { OPENBLAS_CORETYPE: 'SkylakeX' });
-    expect(status, stderr).toBe(0);
-    expect(result.describe).toMatch(/SkylakeX kernels/);
-    expect(result.failures).toEqual([]);
+    expectClean(runCappedCheck('avx512', 'test/helpers/bf16-gemm-check.ts', 'BF16_SHAPES', 'checkGemmBf16', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
   }, 120_000);
 
   // There the path depends on the thread count (the panels with a panel a thread, the tiled
   // product with fewer): on any count within the bound, bit for bit where the panels suffice.
   it.skipIf(!native || levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: 2, 3, 5 and 8 threads within the bound, bit for bit where there is a panel a thread', () => {
-    const { status, stderr, result } = runCappedCheck('avx512', 'test/helpers/bf16-gemm-check.ts', 'PANEL_THREAD_SHAPES', 'checkGemmBf16Threads', { OPENBLAS_CORETYPE: 'SkylakeX' });
-    expect(status, stderr).toBe(0);
-    expect(result.describe).toMatch(/SkylakeX kernels/);
-    expect(result.failures).toEqual([]);
+    expectClean(runCappedCheck('avx512', 'test/helpers/bf16-gemm-check.ts', 'PANEL_THREAD_SHAPES', 'checkGemmBf16Threads', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
   }, 120_000);
 });

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/index.js';
 import { nativeAddonPath } from '../../src/engine/native.js';
 import type { Engine } from '../../src/engine/types.js';
-import { bf16Uniform, checkGemmBf16 } from '../helpers/bf16-gemm-check.js';
+import { bf16Uniform, checkGemmBf16, panelsOf } from '../helpers/bf16-gemm-check.js';
 import { uniform } from '../helpers/small-rows-check.js';
 
 async function nativeWith(threads: number): Promise<Engine | undefined> {
@@ -36,7 +36,7 @@ const openblasAvx512 = /(skylakex|cooperlake|sapphirerapids) kernels/i.test(engi
  * product on more).
  */
 function sumsDependOnThreads(m: number, n: number, k: number, threads: number): boolean {
-  const panels = Math.ceil(n / Math.max(1, Math.min(n, Math.floor(2 ** 18 / k))));
+  const panels = panelsOf(n, k);
   if (panels >= threads) return false;
   return ownKernels !== 'avx512' ? m > 32 : openblasAvx512 && m >= 128 && panels >= 2;
 }

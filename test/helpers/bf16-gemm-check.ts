@@ -86,6 +86,11 @@ function boundFailures(m: number, n: number, k: number, label: string, run: Bf16
   return failures;
 }
 
+/** The 1 MiB f32 panels (2^18 values) native/bf16_gemm.cc widens an n × k weight in, on its panel path. */
+export function panelsOf(n: number, k: number): number {
+  return Math.ceil(n / Math.max(1, Math.min(n, Math.floor(2 ** 18 / k))));
+}
+
 /**
  * (m, n, k) for the panel path's units: below AVX-512 (more than 32 rows) weights of one panel
  * (n·k ≤ 2^18), whose rows are cut into blocks, one a thread, and of three panels (n = 1100,
@@ -114,7 +119,7 @@ interface Bf16GemmBinding {
 export function checkGemmBf16Threads(_engine: Engine, m: number, n: number, k: number): string[] {
   const binding = createRequire(import.meta.url)(nativeAddonPath) as Bf16GemmBinding;
   const failures: string[] = [];
-  const panels = Math.ceil(n / Math.max(1, Math.min(n, Math.floor(2 ** 18 / k))));
+  const panels = panelsOf(n, k);
   const a = uniform(m * k, 31 + m);
   const b = bf16Uniform(n * k, 32 + n);
   const reference = new Float32Array(m * n);
