@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "args.h"
+#include "bf16_gemm.h"
 #include "gemm_f32.h"
 #include "ops.h"
 #include "parallel.h"
@@ -104,7 +105,59 @@ int PanelBlockRows(int m, int panels, int threads) {
   return (m + blocks - 1) / blocks;
 }
 
+/** Rows of B in one widened panel of the panel path. */
+int PanelRows(int n, int k) { return static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelFloats / k))); }
+
 }  // namespace
+
+Bf16Path Bf16PathFor(int m, int n, int k, int threads) {
+  if (m <= kSmallRowsMax) return Bf16Path::kSmallRows;
+  const int panelRows = PanelRows(n, k);
+  return TiledProductWins(m, (n + panelRows - 1) / panelRows, threads) ? Bf16Path::kTiled : Bf16Path::kPanels;
+}
+
+void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* out, int threads) {
+  if (path == Bf16Path::kSmallRows) {
+    SmallRowsGemmTransBBf16(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
+    return;
+  }
+  if (path == Bf16Path::kTiled) {
+    TiledRowsGemmTransBBf16(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
+    return;
+  }
+  const int panelRows = PanelRows(n, k);
+  const int panels = (n + panelRows - 1) / panelRows;
+  // Each unit (a panel, and a block of A's rows where there are fewer panels than threads) is
+  // widened and multiplied by one thread, the units shared over the engine's threads with
+  // OpenBLAS held to one, so the widening pass shares the threads too. (sgemm on OpenBLAS's
+  // threads left both on one core: the widening ran on the caller, and a panel of 64 rows at
+  // k = 4096 against 32-64 rows of A is under the 16 M multiply-adds from which blas_ops.cc
+  // threads a product.) With a panel a thread every element gets the same sums whatever the
+  // thread count. With fewer, A's rows are cut too: a weight of one panel (512 × 512, a small
+  // expert) ran on one thread, at 0.58-0.66x sgemm on f32 on 2 threads, and a 16-core machine ran
+  // an expert of Qwen3-MoE's shape (6 panels) on 6. The price is that sgemm's sums for a row
+  // depend on which rows come with it (OpenBLAS's Haswell kernels differ in the last bit), so
+  // there an element may differ in its last bit with the thread count, as OpenBLAS's own threads
+  // make f32 products do. Each block widens its panel itself: the threads widen at once, so it
+  // costs no time on the clock beside the one widening before.
+  const int blockRows = PanelBlockRows(m, panels, threads);
+  const int rowBlocks = (m + blockRows - 1) / blockRows;
+  auto unit = [&](int u) {
+    // kept with the thread between calls: a fresh multi-MiB buffer per call would come back as
+    // untouched pages (see eig_sym.cc)
+    static thread_local std::vector<float> buffer;
+    if (buffer.size() < static_cast<size_t>(panelRows) * k) buffer.resize(static_cast<size_t>(panelRows) * k);
+    const int j0 = (u / rowBlocks) * panelRows;
+    const int rows = std::min(panelRows, n - j0);
+    const int i0 = (u % rowBlocks) * blockRows;
+    const int aRows = std::min(blockRows, m - i0);
+    WidenBf16(b + static_cast<size_t>(j0) * k, buffer.data(), static_cast<size_t>(rows) * k);
+    GemmF32Strided(aRows, rows, k, 1.0f, a + static_cast<size_t>(i0) * k, false, buffer.data(), true, beta,
+                   out + static_cast<size_t>(i0) * n + j0, n);
+  };
+  SingleThreadedBlas oneBlasThread;
+  RunPieces(threads, panels * rowBlocks, unit);
+}
 
 /**
  * gemmBf16(m, n, k, a, b, c, beta, threads): C (m×n) = A·Bᵀ + beta·C for A (Float32Array, m×k) and
@@ -142,46 +195,7 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < count; ++i) out[i] = beta == 0 ? 0.0f : static_cast<float>(out[i] * beta);
     return env.Undefined();
   }
-  if (m <= kSmallRowsMax) {
-    SmallRowsGemmTransBBf16(m, n, k, 1.0f, a.f32(), k, b.data, k, static_cast<float>(beta), out, n, threads);
-    return env.Undefined();
-  }
-  const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelFloats / k)));
-  const int panels = (n + panelRows - 1) / panelRows;
-  if (TiledProductWins(m, panels, threads)) {
-    TiledRowsGemmTransBBf16(m, n, k, 1.0f, a.f32(), k, b.data, k, static_cast<float>(beta), out, n, threads);
-    return env.Undefined();
-  }
-  // Each unit (a panel, and a block of A's rows where there are fewer panels than threads) is
-  // widened and multiplied by one thread, the units shared over the engine's threads with
-  // OpenBLAS held to one, so the widening pass shares the threads too. (sgemm on OpenBLAS's
-  // threads left both on one core: the widening ran on the caller, and a panel of 64 rows at
-  // k = 4096 against 32-64 rows of A is under the 16 M multiply-adds from which blas_ops.cc
-  // threads a product.) With a panel a thread every element gets the same sums whatever the
-  // thread count. With fewer, A's rows are cut too: a weight of one panel (512 × 512, a small
-  // expert) ran on one thread, at 0.58-0.66x sgemm on f32 on 2 threads, and a 16-core machine ran
-  // an expert of Qwen3-MoE's shape (6 panels) on 6. The price is that sgemm's sums for a row
-  // depend on which rows come with it (OpenBLAS's Haswell kernels differ in the last bit), so
-  // there an element may differ in its last bit with the thread count, as OpenBLAS's own threads
-  // make f32 products do. Each block widens its panel itself: the threads widen at once, so it
-  // costs no time on the clock beside the one widening before.
-  const int blockRows = PanelBlockRows(m, panels, threads);
-  const int rowBlocks = (m + blockRows - 1) / blockRows;
-  auto unit = [&](int u) {
-    // kept with the thread between calls: a fresh multi-MiB buffer per call would come back as
-    // untouched pages (see eig_sym.cc)
-    static thread_local std::vector<float> buffer;
-    if (buffer.size() < static_cast<size_t>(panelRows) * k) buffer.resize(static_cast<size_t>(panelRows) * k);
-    const int j0 = (u / rowBlocks) * panelRows;
-    const int rows = std::min(panelRows, n - j0);
-    const int i0 = (u % rowBlocks) * blockRows;
-    const int aRows = std::min(blockRows, m - i0);
-    WidenBf16(b.data + static_cast<size_t>(j0) * k, buffer.data(), static_cast<size_t>(rows) * k);
-    GemmF32Strided(aRows, rows, k, 1.0f, a.f32() + static_cast<size_t>(i0) * k, false, buffer.data(), true, static_cast<float>(beta),
-                   out + static_cast<size_t>(i0) * n + j0, n);
-  };
-  SingleThreadedBlas oneBlasThread;
-  RunPieces(threads, panels * rowBlocks, unit);
+  GemmTransBBf16Along(Bf16PathFor(m, n, k, threads), m, n, k, a.f32(), b.data, static_cast<float>(beta), out, threads);
   return env.Undefined();
 }
 

@@ -1,6 +1,6 @@
-// The routed experts of one MoE block in one call, for a decoding step: each expert's rows are
-// gathered, run through its SwiGLU (gate and up products, silu(g)·u, down product) and scattered
-// back, weighted, into the block's output.
+// The routed experts of one MoE block in one call: each expert's rows are gathered, run through
+// its SwiGLU (gate and up products, silu(g)·u, down product) and scattered back, weighted, into
+// the block's output.
 //
 // Why a kernel: from JavaScript each routed expert cost six N-API calls (gather, three products,
 // SwiGLU, scatter) and an await, about 3 µs of overhead beside 5-10 µs of work for a small expert
@@ -9,13 +9,18 @@
 // split of small_gemm.cc cannot use: a 96 × 256 matrix is too small to share, while the 20 or so
 // experts 8 sequences route to share well, one expert per piece of the persistent pool (when
 // there are at least as many experts as threads; otherwise each product is shared, as before).
+// A prompt's prefill routes tens of rows to each of many experts (224 tokens, top-4 of 64: ~14
+// each), and there the per-product split woke the pool for three products of tens of µs per
+// expert: a third of a 224-token prefill of a Qwen3-shaped model went to the experts' calls.
 //
 // The result is bit for bit that of the JavaScript loop, on any number of threads: every expert
-// runs the products the loop ran (SmallRowsGemmTransB[Bf16]: whole rows of B per thread, so the
-// same sums on any count) into a buffer of its own, and the scatter-adds run afterwards on this
-// thread in the loop's order (experts ascending, rows in token order), with the same AxpyRow.
-// Only up to kSmallRowsMax rows per expert: beyond that (a prompt's prefill) the loop's products
-// go to OpenBLAS's sgemm, whose threads would round differently, and are large enough to share.
+// runs the products the loop ran (gemmBf16's own path for the engine's thread count; for f32
+// matrices, at most kSmallRowsMax rows, SmallRowsGemmTransB via GemmF32) into a buffer of its
+// own, and the scatter-adds run afterwards on this thread in the loop's order (experts ascending,
+// rows in token order), with the same AxpyRow. An expert runs on one thread beside the others
+// only where its products' sums do not depend on the thread count (the small-rows and tiled
+// paths of bf16_gemm.h); an expert whose product gemmBf16 sends through sgemm's panels, or which
+// holds more than its share of the rows, runs alone with every thread, as the loop ran it.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -23,6 +28,7 @@
 #include <vector>
 
 #include "args.h"
+#include "bf16_gemm.h"
 #include "gemm_f32.h"
 #include "ops.h"
 #include "parallel.h"
@@ -60,12 +66,19 @@ Matrix MatrixElement(Napi::Env env, const char* op, const Napi::Array& array, ui
 }
 
 /**
- * c (m×n) = a (m×k) · Bᵀ for B n×k in either form, as gemmBf16 / gemm compute it for m ≤
- * kSmallRowsMax, B's rows shared out over `threads` (the same sums on any count).
+ * c (m×n) = a (m×k) · Bᵀ for B n×k in either form, as gemmBf16 / gemm compute it on
+ * `engineThreads` threads, on `threads` of them (fewer only where the sums are the same: see the
+ * top of the file). f32 matrices take at most kSmallRowsMax rows here.
  */
-void Product(int m, int n, int k, const float* a, const Matrix& b, float* c, int threads) {
-  if (b.bf16) SmallRowsGemmTransBBf16(m, n, k, 1.0f, a, k, b.bf16, k, 0.0f, c, n, threads);
+void Product(int m, int n, int k, const float* a, const Matrix& b, float* c, int engineThreads, int threads) {
+  if (b.bf16) GemmTransBBf16Along(Bf16PathFor(m, n, k, engineThreads), m, n, k, a, b.bf16, 0.0f, c, threads);
   else GemmF32(m, n, k, 1.0f, a, false, b.f32, true, 0.0f, c);
+}
+
+/** Whether every product of an expert of `rows` rows gets the same sums on one thread as on `threads`. */
+bool SameSumsAlone(int rows, int hidden, int width, const Matrix& gate, const Matrix& up, const Matrix& down, int threads) {
+  const auto same = [&](const Matrix& b, int n, int k) { return !b.bf16 || Bf16PathFor(rows, n, k, threads) != Bf16Path::kPanels; };
+  return same(gate, width, hidden) && same(up, width, hidden) && same(down, hidden, width);
 }
 
 /**
@@ -84,7 +97,8 @@ constexpr size_t kExpertsOnThreadsMinBytes = size_t{1} << 20;
  * (tokens × hidden) go through down(silu(gate·x)·(up·x)) with gates[i], ups[i] (width × hidden)
  * and downs[i] (hidden × width), each a Uint16Array (BF16) or a Float32Array, and out row
  * order[j] += weights[j] · that row's result (out: tokens × hidden, accumulated). At most
- * kSmallRowsMax rows per expert. `work` holds at least (first[R] − first[0]) · (2·hidden +
+ * kSmallRowsMax rows per expert with an f32 matrix (more go expert by expert, through gemm's
+ * sgemm, whose sums this kernel does not reproduce). `work` holds at least (first[R] − first[0]) · (2·hidden +
  * 2·width) floats of scratch. At most `threads` threads.
  */
 Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
@@ -121,11 +135,7 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   const int base = first.data[0];
   if (base < 0) ThrowError(env, op, "first[0] must not be negative");
   for (size_t i = 0; i < experts; ++i) {
-    const int rows = first.data[i + 1] - first.data[i];
-    if (rows < 0) ThrowError(env, op, "first must not decrease (expert " + std::to_string(i) + ")");
-    if (rows > kSmallRowsMax) {
-      ThrowError(env, op, "routed expert " + std::to_string(i) + " has " + std::to_string(rows) + " rows, more than " + std::to_string(kSmallRowsMax) + " (run larger groups expert by expert)");
-    }
+    if (first.data[i + 1] < first.data[i]) ThrowError(env, op, "first must not decrease (expert " + std::to_string(i) + ")");
   }
   const size_t end = static_cast<size_t>(first.data[experts]);
   RequireAtLeast(env, op, "order", order.length, end, "first: order holds every routed row");
@@ -144,6 +154,11 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
     gate[i] = MatrixElement(env, op, gates, static_cast<uint32_t>(i), "gates", w * h);
     up[i] = MatrixElement(env, op, ups, static_cast<uint32_t>(i), "ups", w * h);
     down[i] = MatrixElement(env, op, downs, static_cast<uint32_t>(i), "downs", h * w);
+    const int rows = first.data[i + 1] - first.data[i];
+    if (rows > kSmallRowsMax && !(gate[i].bf16 && up[i].bf16 && down[i].bf16)) {
+      ThrowError(env, op, "routed expert " + std::to_string(i) + " has " + std::to_string(rows) + " rows and f32 matrices: at most " + std::to_string(kSmallRowsMax) +
+                              " rows with f32 (run larger groups of f32 experts expert by expert)");
+    }
   }
   if (routedRows == 0) return env.Undefined();
 
@@ -153,16 +168,16 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   float* us = gs + routedRows * w;
   float* ys = us + routedRows * w;
   const float* xd = x.f32();
-  // Experts to threads when there are enough of them (8 streams: ~20 small experts a layer) with
-  // enough weights to pay for it; otherwise (one stream's top-2 of large experts, a few tiny ones)
-  // one after the other, each product's rows shared out over the threads as separate calls would.
+  // Experts to threads when there are enough of them (8 streams: ~20 small experts a layer; a
+  // prompt: most of them) with enough weights to pay for it; otherwise (one stream's top-2 of
+  // large experts, a few tiny ones) one after the other, each product shared over the threads as
+  // separate calls would.
   size_t weightBytes = 0;
   for (size_t i = 0; i < experts; ++i) {
     for (const Matrix* m : {&gate[i], &up[i], &down[i]}) weightBytes += w * h * (m->bf16 ? 2 : 4);
   }
   const bool perExpert = threads > 1 && experts >= static_cast<size_t>(threads) && weightBytes >= kExpertsOnThreadsMinBytes;
-  const int productThreads = perExpert ? 1 : threads;
-  auto expert = [&](int i) {
+  auto expert = [&](int i, int productThreads) {
     const int rows = first.data[i + 1] - first.data[i];
     if (rows == 0) return;
     const size_t at = static_cast<size_t>(first.data[i] - base);
@@ -170,19 +185,28 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
     float* g = gs + at * w;
     float* u = us + at * w;
     for (int r = 0; r < rows; ++r) std::memcpy(xe + r * h, xd + static_cast<size_t>(order.data[first.data[i] + r]) * h, sizeof(float) * h);
-    Product(rows, width, hidden, xe, gate[i], g, productThreads);
-    Product(rows, width, hidden, xe, up[i], u, productThreads);
+    Product(rows, width, hidden, xe, gate[i], g, threads, productThreads);
+    Product(rows, width, hidden, xe, up[i], u, threads, productThreads);
     SiluMul(g, u, static_cast<size_t>(rows) * w);
-    Product(rows, hidden, width, g, down[i], ys + at * h, productThreads);
+    Product(rows, hidden, width, g, down[i], ys + at * h, threads, productThreads);
   };
-  if (perExpert) {
-    // each expert on one thread: OpenBLAS (an f32 one-row product's gemv) held to one meanwhile
+  // the engine's OpenBLAS count for an f32 product, as its gemm calls set it
+  if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
+  std::vector<int> alone;  // experts for one thread each, the largest first (the pool takes them in order)
+  for (size_t i = 0; i < experts; ++i) {
+    const int rows = first.data[i + 1] - first.data[i];
+    if (rows == 0) continue;
+    // an expert with more than a thread's share of the rows would hold the call up on one thread
+    const bool shared = !perExpert || static_cast<size_t>(rows) * threads > routedRows ||
+                        !SameSumsAlone(rows, hidden, width, gate[i], up[i], down[i], threads);
+    if (shared) expert(static_cast<int>(i), threads);
+    else alone.push_back(static_cast<int>(i));
+  }
+  if (!alone.empty()) {
+    std::stable_sort(alone.begin(), alone.end(), [&](int a, int b) { return first.data[a + 1] - first.data[a] > first.data[b + 1] - first.data[b]; });
+    // each on one thread: OpenBLAS (an f32 one-row product's gemv) held to one meanwhile
     SingleThreadedBlas oneBlasThread;
-    RunPieces(threads, static_cast<int>(experts), expert);
-  } else {
-    // the engine's OpenBLAS count for an f32 product, as its gemm calls set it
-    if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
-    for (size_t i = 0; i < experts; ++i) expert(static_cast<int>(i));
+    RunPieces(threads, static_cast<int>(alone.size()), [&](int p) { expert(alone[p], 1); });
   }
   float* o = out.f32();
   for (size_t j = static_cast<size_t>(base); j < end; ++j) {

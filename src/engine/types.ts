@@ -196,8 +196,9 @@ export interface ForwardKernels {
     q: Float32Array, scale: number, window: number | null, context: Float32Array,
   ): void;
   /**
-   * The routed experts of one MoE block in one call (a decoding step): routed expert i (0 ≤ i <
-   * first.length − 1) takes rows order[first[i]..first[i+1]) of x (tokens × hidden), at most 8,
+   * The routed experts of one MoE block in one call (a decoding step, or a prompt's): routed
+   * expert i (0 ≤ i < first.length − 1) takes rows order[first[i]..first[i+1]) of x (tokens ×
+   * hidden), at most 8 where one of its matrices is f32 (more only when all three are BF16),
    * computes down(silu(x·gateᵀ) ⊙ x·upᵀ) with gates[i], ups[i] (width × hidden) and downs[i]
    * (hidden × width), each BF16 as stored (Uint16Array) or f32, and adds weights[j] times row j's
    * result into out row order[j] (out: tokens × hidden, accumulated), expert after expert in

@@ -6,7 +6,8 @@
  * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
  * Experts are loaded one at a time, the next one read while the current one computes, so at
  * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
- * lets a decoding step run every routed dense expert in one kernel call instead.
+ * lets a decoding step, or a prompt over BF16 experts, run every routed dense expert in one kernel
+ * call instead.
  */
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
@@ -77,10 +78,7 @@ export async function moeBlock(
   // a decoding step over resident dense experts: all of them in one kernel call
   const held = observer?.onExpertInput ? null : heldExperts(w, first, E);
   if (held?.oneCall) {
-    const { groups, gates, ups, downs } = held.oneCall;
-    const width = gates[0].length / h;
-    const work = scratch('moe-experts-work', (first[E] - first[0]) * (2 * h + 2 * width));
-    kernels.swiGluExperts(h, width, x, groups, order, orderWeights, gates, ups, downs, work, out);
+    heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out);
   } else {
     await expertByExpert(engine, layer, w, x, h, first, order, orderWeights, out, held?.got, observer);
   }
@@ -102,6 +100,35 @@ export async function moeBlock(
   return out;
 }
 
+/**
+ * Most scratch (floats) one swiGluExperts call gets before the routed experts are split over
+ * several calls, in order (16 MiB): a prompt routes every token to top-k experts, and one call
+ * holding all of them would need tokens · top-k · (2·hidden + 2·width) floats (a 4096-token
+ * prompt of Qwen3-30B-A3B: 740 MB). An expert with more rows than that takes a call of its own,
+ * with the scratch its rows need, as the loop's own buffers would.
+ */
+const EXPERTS_CALL_SCRATCH_FLOATS = 1 << 22;
+
+/** The held routed experts through ForwardKernels.swiGluExperts, as few calls as the scratch bound allows. */
+function heldExpertsInCalls(engine: Engine, h: number, x: Float32Array, call: OneCall, order: Int32Array, orderWeights: Float32Array, out: Float32Array): void {
+  const { groups, gates, ups, downs } = call;
+  const width = gates[0].length / h;
+  const perRow = 2 * h + 2 * width;
+  const routed = gates.length;
+  let from = 0;
+  while (from < routed) {
+    let to = from + 1;
+    while (to < routed && (groups[to + 1] - groups[from]) * perRow <= EXPERTS_CALL_SCRATCH_FLOATS) to++;
+    const work = scratch('moe-experts-work', (groups[to] - groups[from]) * perRow);
+    const range = from === 0 && to === routed;
+    engine.kernels.swiGluExperts(
+      h, width, x, range ? groups : groups.subarray(from, to + 1), order, orderWeights,
+      range ? gates : gates.slice(from, to), range ? ups : ups.slice(from, to), range ? downs : downs.slice(from, to), work, out,
+    );
+    from = to;
+  }
+}
+
 /** The routed experts' matrices for ForwardKernels.swiGluExperts, and their rows' ranges in `order`. */
 interface OneCall {
   groups: Int32Array;
@@ -113,7 +140,7 @@ interface OneCall {
 /**
  * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
  * when every routed expert is held, is dense, has the same width and at most
- * SWIGLU_EXPERTS_MAX_ROWS rows, what the one-call path needs. Null when the provider hands experts
+ * SWIGLU_EXPERTS_MAX_ROWS rows or three BF16 matrices, what the one-call path needs. Null when the provider hands experts
  * out only by reading them.
  */
 function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<number, ExpertWeights>; oneCall: OneCall | null } | null {
@@ -130,8 +157,10 @@ function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<nu
     const expert = w.residentExpert(e);
     if (!expert) return { got, oneCall: null };
     got.set(e, expert);
-    const m = oneCall && rows <= SWIGLU_EXPERTS_MAX_ROWS ? expert.swiGluMatrices?.() : null;
-    if (!m || (gates.length > 0 && m.gate.length !== gates[0].length)) {
+    const m = oneCall ? expert.swiGluMatrices?.() : null;
+    // more rows (a prompt's) only when all three are BF16: f32 products of more rows go through sgemm
+    const rowsFit = rows <= SWIGLU_EXPERTS_MAX_ROWS || (m && m.gate instanceof Uint16Array && m.up instanceof Uint16Array && m.down instanceof Uint16Array);
+    if (!m || !rowsFit || (gates.length > 0 && m.gate.length !== gates[0].length)) {
       oneCall = false;
       continue;
     }

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
 import { BF16_SHAPES, bf16Uniform, checkGemmBf16 } from '../helpers/bf16-gemm-check.js';
 import { uniform } from '../helpers/small-rows-check.js';
-import { runCappedCheck, simdLevelsOf, type CappedRun } from '../helpers/simd-levels.js';
+import { expectClean, runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
@@ -51,14 +51,6 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
 });
 
 const native = engines.find((e) => e.name === 'native');
-
-/** A child process's check (runCappedCheck) ran, on the kernels named, and found nothing out of place. */
-function expectClean({ status, stderr, result }: CappedRun, kernels: string | RegExp) {
-  expect(status, stderr).toBe(0);
-  if (typeof kernels === 'string') expect(result.describe).toContain(kernels);
-  else expect(result.describe).toMatch(kernels);
-  expect(result.failures).toEqual([]);
-}
 
 describe('native', () => {
   const levels = simdLevelsOf(native);

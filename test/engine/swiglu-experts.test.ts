@@ -2,11 +2,14 @@
  * The swiGluExperts kernel (every routed expert of one MoE block in one call):
  * - every engine against gather → down(silu(gate·x) ⊙ up·x) → weighted scatter-add computed in
  *   f64 here, with BF16 and f32 matrices (and a mix), an expert with no rows, several rows per
- *   expert, tokens routed to several experts, and `out` accumulated onto what it held;
+ *   expert, a prompt's tens of rows per BF16 expert, tokens routed to several experts, and `out`
+ *   accumulated onto what it held;
  * - the native kernel, which runs the experts on the persistent pool (or, with fewer experts than
  *   threads or under 1 MiB of weights, shares each product's rows out), bit for bit against the
  *   per-expert loop of separate native calls (gatherRows, gemmBf16 / gemm, siluMul,
- *   scatterAddRows: what the MoE block ran before the kernel), on 1 and 2 threads;
+ *   scatterAddRows: what the MoE block ran before the kernel), on 1 and 2 threads, and a prompt's
+ *   experts on 1, 2, 3 and 5 threads, also in child processes with narrower kernels or OpenBLAS's
+ *   AVX-512 kernels, where some products take sgemm's panels (test/helpers/swiglu-experts-check.ts);
  * - bad arguments: the same errors from every engine.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +18,8 @@ import type { Engine } from '../../src/engine/types.js';
 import { EngineError } from '../../src/engine/types.js';
 import { mulberry32, uniform } from '../helpers/rng.js';
 import { onNativeEngines } from '../helpers/native-threads.js';
+import { expectClean, runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
+import { SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt } from '../helpers/swiglu-experts-check.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
@@ -52,6 +57,8 @@ const CASES: Case[] = [
   { name: 'BF16 and f32 mixed, odd sizes', hidden: 37, width: 19, tokens: 5, rows: [4, 1, 5], form: 'mixed' },
   { name: 'fewer experts than threads: each product shared by rows', hidden: 256, width: 272, tokens: 3, rows: [3], form: 'bf16' },
   { name: 'experts with over 1 MiB of weights: one expert per thread', hidden: 160, width: 192, tokens: 8, rows: [1, 2, 1, 3, 1, 2], form: 'bf16' },
+  { name: 'a prompt: 9 to 30 rows an expert, BF16 (the tiled product)', hidden: 48, width: 40, tokens: 30, rows: [30, 9, 0, 17, 2], form: 'bf16' },
+  { name: 'a prompt over 1 MiB of BF16 weights: experts on threads, the one with every row on all of them', hidden: 160, width: 192, tokens: 24, rows: [24, 12, 9, 1, 20, 5], form: 'bf16' },
 ];
 
 function inputs(c: Case, seed: number) {
@@ -160,16 +167,18 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     const c = CASES[1];
     const x = inputs(c, 3);
     const out = new Float32Array(x.x.length);
-    type Over = Partial<{ first: Int32Array; order: Int32Array; gates: Matrix[]; downs: Matrix[]; work: Float32Array; out: Float32Array; hidden: number }>;
+    type Over = Partial<{ first: Int32Array; order: Int32Array; gates: Matrix[]; ups: Matrix[]; downs: Matrix[]; work: Float32Array; out: Float32Array; hidden: number }>;
     const call = (o: Over) => () =>
-      engine.kernels.swiGluExperts(o.hidden ?? c.hidden, c.width, x.x, o.first ?? x.first, o.order ?? x.order, x.weights, o.gates ?? x.gates, x.ups, o.downs ?? x.downs, o.work ?? work(c, x), o.out ?? out);
+      engine.kernels.swiGluExperts(o.hidden ?? c.hidden, c.width, x.x, o.first ?? x.first, o.order ?? x.order, x.weights, o.gates ?? x.gates, o.ups ?? x.ups, o.downs ?? x.downs, o.work ?? work(c, x), o.out ?? out);
     expect(call({})).not.toThrow();
     expect(call({ first: Int32Array.of(0, 9) })).toThrow(EngineError);
     expect(call({ first: Int32Array.of(0, 9) })).toThrow(/one entry per routed expert/);
-    const nine = Int32Array.from(x.first);
-    nine[1] = 0;
-    nine[2] = 9;
-    expect(call({ first: nine })).toThrow(/routed expert 1 has 9 rows, more than 8/);
+    // more than 8 rows only where all three matrices are BF16 (f32 ones would go through sgemm)
+    const two = { gates: x.gates.slice(0, 2), ups: x.ups.slice(0, 2), downs: x.downs.slice(0, 2) };
+    const f32 = [new Float32Array(c.width * c.hidden), new Float32Array(c.width * c.hidden)];
+    expect(call({ ...two, first: Int32Array.of(0, 0, 9) })).not.toThrow();
+    expect(call({ ...two, first: Int32Array.of(0, 0, 9), gates: f32 })).toThrow(/routed expert 1 has 9 rows and f32 matrices: at most 8 rows with f32/);
+    expect(call({ ...two, first: Int32Array.of(0, 1, 9), gates: f32 })).not.toThrow();
     expect(call({ order: Int32Array.from(x.order, (t, j) => (j === 3 ? 8 : t)) })).toThrow(/order\[3\] = 8 is not a row of x \(8 rows\)/);
     expect(call({ gates: [x.gates[0].subarray(1), ...x.gates.slice(1)] })).toThrow(/gates\[0\] holds \d+ values, expected \d+/);
     expect(call({ downs: [new Int32Array(c.hidden * c.width) as unknown as Matrix, ...x.downs.slice(1)] })).toThrow(/downs\[0\] must be a Uint16Array \(BF16\) or a Float32Array/);
@@ -182,6 +191,23 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
 
 const native = engines.find((e) => e.name === 'native');
 describe.skipIf(!native)('native kernel against the per-expert loop on the same engine', () => {
+  // a prompt's experts (tens of rows each) on the path gemmBf16 takes for each product, experts on
+  // threads only where the product's sums do not depend on the thread count
+  it.each(SWIGLU_PROMPT_SHAPES)('a prompt of %i tokens, width %i, hidden %i: bit for bit on 1, 2, 3 and 5 threads', (tokens, width, hidden) => {
+    expect(checkSwiGluExpertsPrompt(native!, tokens, width, hidden)).toEqual([]);
+  }, 60_000);
+
+  const levels = simdLevelsOf(native);
+  // below AVX-512 the experts of more than 32 rows take sgemm's panels, so the kernel runs them on every thread
+  it.skipIf(levels.length < 2).each(levels.slice(1))('capped at %s: a prompt bit for bit on 1, 2, 3 and 5 threads', (level) => {
+    expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt'), `own kernels ${level},`);
+  }, 120_000);
+
+  // with OpenBLAS's AVX-512 kernels the experts of 128+ rows take the panels on up to 2 threads
+  it.skipIf(levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: a prompt bit for bit on 1, 2, 3 and 5 threads', () => {
+    expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
+  }, 120_000);
+
   it.each(CASES.map((c) => [c.name, c] as const))('%s: bit for bit, on 1 and 2 threads', async (_n, c) => {
     const x = inputs(c, 5);
     const results = (await onNativeEngines([1, 2], (engine) => [run(engine, c, x), loop(engine, c, x)])).flat();

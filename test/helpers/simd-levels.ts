@@ -4,6 +4,7 @@
  * RFID_MOE_NATIVE_SIMD. Shared by the kernel tests that do this.
  */
 import { spawnSync } from 'node:child_process';
+import { expect } from 'vitest';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Engine } from '../../src/engine/types.js';
@@ -41,4 +42,12 @@ export function runCappedCheck(level: string, helper: string, shapes: string, ch
   });
   const last = proc.stdout.trim().split('\n').pop() ?? '';
   return { status: proc.status, stderr: proc.stderr, result: (proc.status === 0 ? JSON.parse(last) : { describe: '', failures: [], count: 0 }) as CappedRun['result'] };
+}
+
+/** A child process's check (runCappedCheck) ran, on the kernels named, and found nothing out of place. */
+export function expectClean({ status, stderr, result }: CappedRun, kernels: string | RegExp) {
+  expect(status, stderr).toBe(0);
+  if (typeof kernels === 'string') expect(result.describe).toContain(kernels);
+  else expect(result.describe).toMatch(kernels);
+  expect(result.failures).toEqual([]);
 }

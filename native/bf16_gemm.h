@@ -1,0 +1,30 @@
+// The BF16-weight product behind gemmBf16 (bf16_gemm.cc), for the kernels that run it inside a
+// larger call (moe_experts.cc's routed experts).
+#pragma once
+
+#include <cstdint>
+
+namespace rfid {
+
+/** Which of bf16_gemm.cc's paths a product takes (see there for why each wins where it does). */
+enum class Bf16Path {
+  /** up to kSmallRowsMax rows: the small-rows kernels; the same sums on any thread count */
+  kSmallRows,
+  /** more rows, A in blocks of 8 against L2-sized tiles of B; the same sums on any thread count */
+  kTiled,
+  /** B widened a panel at a time through sgemm; the sums may depend on the thread count */
+  kPanels,
+};
+
+/** The path gemmBf16 takes for C (m×n) = A (m×k) · Bᵀ on `threads` threads. */
+Bf16Path Bf16PathFor(int m, int n, int k, int threads);
+
+/**
+ * C (m×n) = A (m×k) · Bᵀ + beta·C for B (n×k, BF16 bits) along `path`, on up to `threads` threads.
+ * Along kSmallRows and kTiled the result is the same bit for bit for every thread count, so a
+ * product that Bf16PathFor gives one of those for the engine's count may run on fewer threads (one,
+ * beside other products) and still give what gemmBf16 gives.
+ */
+void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* c, int threads);
+
+}  // namespace rfid
