@@ -70,6 +70,14 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
 #endif
 }
 
+/**
+ * The revision of what the functions accept, for changes that add no function: an addon built
+ * before one (a checkout updated without rebuilding it) is refused at load instead of throwing in
+ * the middle of a forward pass. 2: swiGluExperts takes a prompt's BF16 experts (any rows) and
+ * factored matrices.
+ */
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 2); }
+
 }  // namespace
 }  // namespace rfid
 
@@ -77,6 +85,7 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
 static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   using namespace rfid;
   exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("kernelRevision", Napi::Function::New(env, KernelRevision, "kernelRevision"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("mapLargeAllocations", Napi::Function::New(env, MapLargeAllocations, "mapLargeAllocations"));
   exports.Set("hugePageBuffer", Napi::Function::New(env, JsHugePageBuffer, "hugePageBuffer"));

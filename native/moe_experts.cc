@@ -40,44 +40,123 @@ namespace rfid {
 
 namespace {
 
-/** One weight matrix of an expert: BF16 as stored, or f32. */
+/** One weight matrix: BF16 as stored, or f32. */
 struct Matrix {
   const uint16_t* bf16 = nullptr;
   const float* f32 = nullptr;
+  size_t bytes = 0;
 };
 
-Matrix MatrixElement(Napi::Env env, const char* op, const Napi::Array& array, uint32_t index, const char* name, size_t values) {
-  Napi::Value v = array.Get(index);
-  const std::string label = std::string(name) + "[" + std::to_string(index) + "]";
+/**
+ * One projection of an expert (p × d): a dense matrix, or factored, W = A·B (+ W̄) + R, applied as
+ * the runtime's FactoredLinear applies it: t = x·Bᵀ, y = t·Aᵀ (onto x·W̄ᵀ), then R's 'tile'
+ * residual added.
+ */
+struct Operand {
+  Matrix dense;
+  bool factored = false;
+  int rank = 0;
+  Matrix basis;         // B, rank × d
+  Matrix coefficients;  // A, p × rank
+  Matrix base;          // W̄, p × d, or none
+  int tileQ = 0;        // 0: no residual
+  const float* tileEta = nullptr;
+  size_t Bytes() const { return dense.bytes + basis.bytes + coefficients.bytes + base.bytes + sizeof(float) * static_cast<size_t>(tileQ); }
+};
+
+Matrix MatrixValue(Napi::Env env, const char* op, Napi::Value v, const std::string& label, size_t values, const char* check) {
   if (!v.IsTypedArray()) ThrowError(env, op, label + " must be a Uint16Array (BF16) or a Float32Array");
   Napi::TypedArray ta = v.As<Napi::TypedArray>();
   Matrix m;
   if (ta.TypedArrayType() == napi_uint16_array) {
     m.bf16 = v.As<Napi::Uint16Array>().Data();
+    m.bytes = 2 * ta.ElementLength();
   } else if (ta.TypedArrayType() == napi_float32_array) {
     m.f32 = v.As<Napi::Float32Array>().Data();
+    m.bytes = 4 * ta.ElementLength();
   } else {
     ThrowError(env, op, label + " must be a Uint16Array (BF16) or a Float32Array");
   }
   if (ta.ElementLength() != values) {
-    ThrowError(env, op, label + " holds " + std::to_string(ta.ElementLength()) + " values, expected " + std::to_string(values) + " (check hidden and width)");
+    ThrowError(env, op, label + " holds " + std::to_string(ta.ElementLength()) + " values, expected " + std::to_string(values) + " (check " + check + ")");
   }
   return m;
 }
 
+/** Element `index` of gates / ups / downs: a p × d matrix, or { basis, coefficients, rank, base?, residualQ?, residualEta? }. */
+Operand OperandElement(Napi::Env env, const char* op, const Napi::Array& array, uint32_t index, const char* name, int p, int d) {
+  Napi::Value v = array.Get(index);
+  const std::string label = std::string(name) + "[" + std::to_string(index) + "]";
+  Operand o;
+  const size_t pd = static_cast<size_t>(p) * static_cast<size_t>(d);
+  if (v.IsTypedArray() || !v.IsObject()) {
+    if (!v.IsTypedArray()) ThrowError(env, op, label + " must be a Uint16Array (BF16), a Float32Array or a factored matrix { basis, coefficients, rank }");
+    o.dense = MatrixValue(env, op, v, label, pd, "hidden and width");
+    return o;
+  }
+  Napi::Object f = v.As<Napi::Object>();
+  o.factored = true;
+  Napi::Value rank = f.Get("rank");
+  if (!rank.IsNumber() || rank.As<Napi::Number>().DoubleValue() != static_cast<double>(rank.As<Napi::Number>().Int32Value()) || rank.As<Napi::Number>().Int32Value() < 0) {
+    ThrowError(env, op, label + ".rank must be a whole number ≥ 0");
+  }
+  o.rank = rank.As<Napi::Number>().Int32Value();
+  const size_t r = static_cast<size_t>(o.rank);
+  o.basis = MatrixValue(env, op, f.Get("basis"), label + ".basis", r * d, "rank and the matrix's columns: basis is rank × columns");
+  o.coefficients = MatrixValue(env, op, f.Get("coefficients"), label + ".coefficients", static_cast<size_t>(p) * r, "rank and the matrix's rows: coefficients is rows × rank");
+  Napi::Value base = f.Get("base");
+  if (!base.IsUndefined() && !base.IsNull()) o.base = MatrixValue(env, op, base, label + ".base", pd, "hidden and width");
+  Napi::Value q = f.Get("residualQ");
+  if (!q.IsUndefined() && !q.IsNull()) {
+    const double qv = q.IsNumber() ? q.As<Napi::Number>().DoubleValue() : -1;
+    if (!(qv >= 1 && qv <= static_cast<double>(pd) && qv == static_cast<double>(static_cast<int64_t>(qv)) && qv <= 2147483647.0)) {
+      ThrowError(env, op, label + ".residualQ must be a whole number of buckets from 1 to the matrix's entries (" + std::to_string(pd) + ")");
+    }
+    o.tileQ = static_cast<int>(qv);
+    Napi::Value eta = f.Get("residualEta");
+    if (!eta.IsTypedArray() || eta.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) ThrowError(env, op, label + ".residualEta must be a Float32Array");
+    if (eta.As<Napi::Float32Array>().ElementLength() < static_cast<size_t>(o.tileQ)) ThrowError(env, op, label + ".residualEta holds fewer values than residualQ buckets");
+    o.tileEta = eta.As<Napi::Float32Array>().Data();
+  }
+  return o;
+}
+
 /**
- * c (m×n) = a (m×k) · Bᵀ for B n×k in either form, as gemmBf16 / gemm compute it on
+ * c (m×n) = a (m×k) · Bᵀ + beta·c for B n×k in either form, as gemmBf16 / gemm compute it on
  * `engineThreads` threads, on `threads` of them (fewer only where the sums are the same: see the
  * top of the file). f32 matrices take at most kSmallRowsMax rows here.
  */
-void Product(int m, int n, int k, const float* a, const Matrix& b, float* c, int engineThreads, int threads) {
-  if (b.bf16) GemmTransBBf16Along(Bf16PathFor(m, n, k, engineThreads), m, n, k, a, b.bf16, 0.0f, c, threads);
-  else GemmF32(m, n, k, 1.0f, a, false, b.f32, true, 0.0f, c);
+void Product(int m, int n, int k, const float* a, const Matrix& b, float beta, float* c, int engineThreads, int threads) {
+  if (n == 0) return;
+  if (k == 0) {
+    const size_t count = static_cast<size_t>(m) * n;
+    for (size_t i = 0; i < count; ++i) c[i] = beta == 0 ? 0.0f : c[i] * beta;
+    return;
+  }
+  if (b.bf16) GemmTransBBf16Along(Bf16PathFor(m, n, k, engineThreads), m, n, k, a, b.bf16, beta, c, threads);
+  else GemmF32(m, n, k, 1.0f, a, false, b.f32, true, beta, c);
+}
+
+/** y (m × p) = x (m × d) · Wᵀ for the projection `o`, as the runtime's DenseLinear / FactoredLinear apply it. */
+void Apply(int m, int p, int d, const float* x, const Operand& o, float* y, int engineThreads, int threads) {
+  if (!o.factored) {
+    Product(m, p, d, x, o.dense, 0.0f, y, engineThreads, threads);
+    return;
+  }
+  // kept with the thread between calls, as bf16_gemm.cc's panels are
+  static thread_local std::vector<float> t;
+  if (t.size() < static_cast<size_t>(m) * o.rank) t.resize(static_cast<size_t>(m) * o.rank);
+  Product(m, o.rank, d, x, o.basis, 0.0f, t.data(), engineThreads, threads);
+  const bool base = o.base.bf16 || o.base.f32;
+  if (base) Product(m, p, d, x, o.base, 0.0f, y, engineThreads, threads);
+  Product(m, p, o.rank, t.data(), o.coefficients, base ? 1.0f : 0.0f, y, engineThreads, threads);
+  if (o.tileQ > 0) AddTileResidual(d, p, o.tileQ, o.tileEta, x, m, y);
 }
 
 /** Whether every product of an expert of `rows` rows gets the same sums on one thread as on `threads`. */
-bool SameSumsAlone(int rows, int hidden, int width, const Matrix& gate, const Matrix& up, const Matrix& down, int threads) {
-  const auto same = [&](const Matrix& b, int n, int k) { return !b.bf16 || Bf16PathFor(rows, n, k, threads) != Bf16Path::kPanels; };
+bool SameSumsAlone(int rows, int hidden, int width, const Operand& gate, const Operand& up, const Operand& down, int threads) {
+  // factored operands take at most kSmallRowsMax rows: the small-rows kernels, the same on any count
+  const auto same = [&](const Operand& o, int n, int k) { return o.factored || !o.dense.bf16 || Bf16PathFor(rows, n, k, threads) != Bf16Path::kPanels; };
   return same(gate, width, hidden) && same(up, width, hidden) && same(down, hidden, width);
 }
 
@@ -149,13 +228,17 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   const size_t h = static_cast<size_t>(hidden);
   const size_t w = static_cast<size_t>(width);
   RequireAtLeast(env, op, "work", work.length, routedRows * (2 * h + 2 * w), "first, hidden and width: work holds routed rows × (2·hidden + 2·width)");
-  std::vector<Matrix> gate(experts), up(experts), down(experts);
+  std::vector<Operand> gate(experts), up(experts), down(experts);
   for (size_t i = 0; i < experts; ++i) {
-    gate[i] = MatrixElement(env, op, gates, static_cast<uint32_t>(i), "gates", w * h);
-    up[i] = MatrixElement(env, op, ups, static_cast<uint32_t>(i), "ups", w * h);
-    down[i] = MatrixElement(env, op, downs, static_cast<uint32_t>(i), "downs", h * w);
+    gate[i] = OperandElement(env, op, gates, static_cast<uint32_t>(i), "gates", width, hidden);
+    up[i] = OperandElement(env, op, ups, static_cast<uint32_t>(i), "ups", width, hidden);
+    down[i] = OperandElement(env, op, downs, static_cast<uint32_t>(i), "downs", hidden, width);
     const int rows = first.data[i + 1] - first.data[i];
-    if (rows > kSmallRowsMax && !(gate[i].bf16 && up[i].bf16 && down[i].bf16)) {
+    if (rows > kSmallRowsMax && (gate[i].factored || up[i].factored || down[i].factored)) {
+      ThrowError(env, op, "routed expert " + std::to_string(i) + " has " + std::to_string(rows) + " rows and a factored matrix: at most " + std::to_string(kSmallRowsMax) +
+                              " rows with factored matrices (run larger groups expert by expert)");
+    }
+    if (rows > kSmallRowsMax && !(gate[i].dense.bf16 && up[i].dense.bf16 && down[i].dense.bf16)) {
       ThrowError(env, op, "routed expert " + std::to_string(i) + " has " + std::to_string(rows) + " rows and f32 matrices: at most " + std::to_string(kSmallRowsMax) +
                               " rows with f32 (run larger groups of f32 experts expert by expert)");
     }
@@ -173,9 +256,7 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   // large experts, a few tiny ones) one after the other, each product shared over the threads as
   // separate calls would.
   size_t weightBytes = 0;
-  for (size_t i = 0; i < experts; ++i) {
-    for (const Matrix* m : {&gate[i], &up[i], &down[i]}) weightBytes += w * h * (m->bf16 ? 2 : 4);
-  }
+  for (size_t i = 0; i < experts; ++i) weightBytes += gate[i].Bytes() + up[i].Bytes() + down[i].Bytes();
   const bool perExpert = threads > 1 && experts >= static_cast<size_t>(threads) && weightBytes >= kExpertsOnThreadsMinBytes;
   auto expert = [&](int i, int productThreads) {
     const int rows = first.data[i + 1] - first.data[i];
@@ -185,10 +266,10 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
     float* g = gs + at * w;
     float* u = us + at * w;
     for (int r = 0; r < rows; ++r) std::memcpy(xe + r * h, xd + static_cast<size_t>(order.data[first.data[i] + r]) * h, sizeof(float) * h);
-    Product(rows, width, hidden, xe, gate[i], g, threads, productThreads);
-    Product(rows, width, hidden, xe, up[i], u, threads, productThreads);
+    Apply(rows, width, hidden, xe, gate[i], g, threads, productThreads);
+    Apply(rows, width, hidden, xe, up[i], u, threads, productThreads);
     SiluMul(g, u, static_cast<size_t>(rows) * w);
-    Product(rows, hidden, width, g, down[i], ys + at * h, threads, productThreads);
+    Apply(rows, hidden, width, g, down[i], ys + at * h, threads, productThreads);
   };
   // the engine's OpenBLAS count for an f32 product, as its gemm calls set it
   if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);

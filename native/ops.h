@@ -49,6 +49,8 @@ Napi::Value JsGatherRows(const Napi::CallbackInfo& info);
 Napi::Value JsScatterAddRows(const Napi::CallbackInfo& info);
 Napi::Value JsCopyBlock(const Napi::CallbackInfo& info);
 Napi::Value JsAddTileResidual(const Napi::CallbackInfo& info);
+/** addTileResidual's work on checked arguments (rows.cc): out (rows × p) += x · Rᵀ, 1 ≤ q ≤ p·d. */
+void AddTileResidual(int d, int p, int q, const float* eta, const float* x, int rows, float* out);
 Napi::Value JsGemmBf16(const Napi::CallbackInfo& info);
 
 }  // namespace rfid

@@ -201,6 +201,12 @@ Napi::Value JsAddTileResidual(const Napi::CallbackInfo& info) {
   if (rows == 0) return env.Undefined();
   RequireNoOverlap(env, op, out, x);
   RequireNoOverlap(env, op, out, eta);
+  AddTileResidual(d, p, q, eta.f32(), x.f32(), rows, out.f32());
+  return env.Undefined();
+}
+
+void AddTileResidual(int d, int p, int q, const float* eta, const float* x, int rows, float* out) {
+  const uint64_t length = static_cast<uint64_t>(p) * static_cast<uint64_t>(d);
   // bucket sizes are ⌊L/q⌋ or ⌊L/q⌋ + 1
   const uint64_t small = length / static_cast<uint64_t>(q);
   const uint64_t carry = length - small * static_cast<uint64_t>(q);
@@ -216,20 +222,19 @@ Napi::Value JsAddTileResidual(const Napi::CallbackInfo& info) {
   const TileShape shape{d, p, q, small, carry, smallScale, largeScale};
   for (int r0 = 0; r0 < rows; r0 += kChunk) {
     const int c = rows - r0 < kChunk ? rows - r0 : kChunk;
-    const float* xs = x.f32() + static_cast<size_t>(r0) * d;
-    float* ys = out.f32() + static_cast<size_t>(r0) * p;
+    const float* xs = x + static_cast<size_t>(r0) * d;
+    float* ys = out + static_cast<size_t>(r0) * p;
     switch (c) {
-      case 1: TileChunk<1>(shape, eta.f32(), xs, ys, prefix); break;
-      case 2: TileChunk<2>(shape, eta.f32(), xs, ys, prefix); break;
-      case 3: TileChunk<3>(shape, eta.f32(), xs, ys, prefix); break;
-      case 4: TileChunk<4>(shape, eta.f32(), xs, ys, prefix); break;
-      case 5: TileChunk<5>(shape, eta.f32(), xs, ys, prefix); break;
-      case 6: TileChunk<6>(shape, eta.f32(), xs, ys, prefix); break;
-      case 7: TileChunk<7>(shape, eta.f32(), xs, ys, prefix); break;
-      default: TileChunk<8>(shape, eta.f32(), xs, ys, prefix); break;
+      case 1: TileChunk<1>(shape, eta, xs, ys, prefix); break;
+      case 2: TileChunk<2>(shape, eta, xs, ys, prefix); break;
+      case 3: TileChunk<3>(shape, eta, xs, ys, prefix); break;
+      case 4: TileChunk<4>(shape, eta, xs, ys, prefix); break;
+      case 5: TileChunk<5>(shape, eta, xs, ys, prefix); break;
+      case 6: TileChunk<6>(shape, eta, xs, ys, prefix); break;
+      case 7: TileChunk<7>(shape, eta, xs, ys, prefix); break;
+      default: TileChunk<8>(shape, eta, xs, ys, prefix); break;
     }
   }
-  return env.Undefined();
 }
 
 }  // namespace rfid

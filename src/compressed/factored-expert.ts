@@ -19,10 +19,10 @@
  * matrix is materialised.
  */
 import { tsKernels } from '../engine/ts/kernels/index.js';
-import type { Engine } from '../engine/types.js';
+import type { Engine, ExpertOperand } from '../engine/types.js';
 import { createProjection, type ProjectionDescriptor } from '../residual/projection.js';
 import { scratch } from '../runtime/numerics.js';
-import type { ExpertWeights, SwiGluMatrices } from '../runtime/weights.js';
+import type { ExpertWeights, SwiGluMatrices, SwiGluOperands } from '../runtime/weights.js';
 import { asF32, productTransB, type Weights } from '../runtime/weight-matrix.js';
 import { CompressedFormatError } from '../compress/output/block.js';
 
@@ -44,6 +44,10 @@ export class DenseLinear implements LinearOperator {
 
   apply(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     productTransB(engine, rows, this.p, this.d, x, this.weight, out);
+  }
+
+  operand(): ExpertOperand {
+    return this.weight;
   }
 }
 
@@ -131,6 +135,20 @@ export class FactoredLinear implements LinearOperator {
     return cost.materialised < cost.factored ? 'materialised' : 'factored';
   }
 
+  /**
+   * What `apply` computes for `rows` rows as ForwardKernels.swiGluExperts takes it (the same
+   * products and residual kernel in the same order): the kept dense matrix, or the factors when it
+   * would apply them factored with a 'tile' residual or none; null where it would materialise the
+   * matrix first or scatter a 'random' residual.
+   */
+  operand(rows: number): ExpertOperand | null {
+    if (this.dense) return this.dense;
+    if (this.pathFor(rows) !== 'factored') return null;
+    const { rank, basis, coefficients, base, residual } = this.matrix;
+    if (residual && residual.descriptor.scheme !== 'tile') return null;
+    return { rank, basis, coefficients, base, residualQ: residual?.descriptor.q, residualEta: residual?.vector };
+  }
+
   apply(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     const { p, d, rank } = this.matrix;
     if (this.pathFor(rows) === 'materialised') {
@@ -179,6 +197,15 @@ export class SwiGluExpert implements ExpertWeights {
     const { gate, up, down } = this;
     if (gate instanceof DenseLinear && up instanceof DenseLinear && down instanceof DenseLinear) return { gate: gate.weight, up: up.weight, down: down.weight };
     return null;
+  }
+
+  /** The projections for the MoE block's one-call path (ExpertWeights.swiGluOperands). */
+  swiGluOperands(rows: number): SwiGluOperands | null {
+    const operand = (op: LinearOperator) => (op instanceof DenseLinear || op instanceof FactoredLinear ? op.operand(rows) : null);
+    const gate = operand(this.gate);
+    const up = operand(this.up);
+    const down = operand(this.down);
+    return gate && up && down ? { width: this.gate.p, gate, up, down } : null;
   }
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {

@@ -23,6 +23,7 @@ import {
   type EigResult,
   type EigTopResult,
   type Engine,
+  type ExpertOperand,
   type FloatArray,
   type ForwardKernels,
   type GemmOptions,
@@ -82,10 +83,15 @@ interface NativeBinding {
   ): void;
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
-    gates: Array<Uint16Array | Float32Array>, ups: Array<Uint16Array | Float32Array>, downs: Array<Uint16Array | Float32Array>,
+    gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[],
     work: Float32Array, threads: number, out: Float32Array,
   ): void;
+  /** what the functions accept (native/addon.cc KernelRevision) */
+  kernelRevision(): number;
 }
+
+/** The kernel revision these sources need (native/addon.cc KernelRevision). */
+export const KERNEL_REVISION = 2;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -141,7 +147,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
  * middle of a forward pass.
  */
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
-  'info', 'setThreads', 'mapLargeAllocations', 'hugePageBuffer', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
+  'info', 'kernelRevision', 'setThreads', 'mapLargeAllocations', 'hugePageBuffer', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'argmaxRows', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
   'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
 ];
@@ -162,8 +168,9 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
   try {
     const binding = createRequire(import.meta.url)(nativeAddonPath) as NativeBinding;
     const missing = missingBindingFunctions(binding as unknown as Record<string, unknown>);
-    if (missing.length > 0) {
-      return { reason: `the native addon is older than this code (it lacks ${missing.join(', ')}); rebuild it with \`npm rebuild rfid-moe\` (in a checkout: node scripts/install-native.mjs)` };
+    const stale = missing.length > 0 ? `it lacks ${missing.join(', ')}` : binding.kernelRevision() < KERNEL_REVISION ? `its kernels are revision ${binding.kernelRevision()}, these sources need ${KERNEL_REVISION}` : '';
+    if (stale) {
+      return { reason: `the native addon is older than this code (${stale}); rebuild it with \`npm rebuild rfid-moe\` (in a checkout: node scripts/install-native.mjs)` };
     }
     loaded = { binding, coretype };
     // BF16 weights read from here on are widened by the addon (io cannot import the engine)

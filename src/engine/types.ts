@@ -198,9 +198,10 @@ export interface ForwardKernels {
   /**
    * The routed experts of one MoE block in one call (a decoding step, or a prompt's): routed
    * expert i (0 ≤ i < first.length − 1) takes rows order[first[i]..first[i+1]) of x (tokens ×
-   * hidden), at most 8 where one of its matrices is f32 (more only when all three are BF16),
-   * computes down(silu(x·gateᵀ) ⊙ x·upᵀ) with gates[i], ups[i] (width × hidden) and downs[i]
-   * (hidden × width), each BF16 as stored (Uint16Array) or f32, and adds weights[j] times row j's
+   * hidden), at most 8 where one of its matrices is f32 or factored (more only when all three
+   * are BF16), computes down(silu(x·gateᵀ) ⊙ x·upᵀ) with gates[i], ups[i] (width × hidden) and
+   * downs[i] (hidden × width), each BF16 as stored (Uint16Array), f32 or factored
+   * (FactoredOperand), and adds weights[j] times row j's
    * result into out row order[j] (out: tokens × hidden, accumulated), expert after expert in
    * order. `work` is scratch of at least (first[last] − first[0])·(2·hidden + 2·width) floats.
    * The native engine runs the experts on its threads, with the products and kernels each would
@@ -208,9 +209,34 @@ export interface ForwardKernels {
    */
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
-    gates: Array<Uint16Array | Float32Array>, ups: Array<Uint16Array | Float32Array>, downs: Array<Uint16Array | Float32Array>,
+    gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[],
     work: Float32Array, out: Float32Array,
   ): void;
+}
+
+/**
+ * One projection (p × d) of a routed expert for ForwardKernels.swiGluExperts: a dense matrix (BF16
+ * as stored, or f32), or a factored one.
+ */
+export type ExpertOperand = Uint16Array | Float32Array | FactoredOperand;
+
+/**
+ * W = A·B (+ W̄) + R applied factored, as a compressed expert's FactoredLinear applies it for a few
+ * rows: t = x·Bᵀ, then y = t·Aᵀ (added onto x·W̄ᵀ when there is a base), then the 'tile' residual
+ * R = unvec(P·η) added (addTileResidual with q buckets). At most 8 rows an expert.
+ */
+export interface FactoredOperand {
+  rank: number;
+  /** B, rank × d */
+  basis: Uint16Array | Float32Array;
+  /** A, p × rank */
+  coefficients: Uint16Array | Float32Array;
+  /** W̄, p × d */
+  base?: Uint16Array | Float32Array;
+  /** buckets of the 'tile' residual (none when absent) */
+  residualQ?: number;
+  /** the residual's η, one value a bucket */
+  residualEta?: Float32Array;
 }
 
 export interface Engine {

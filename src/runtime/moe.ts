@@ -9,12 +9,12 @@
  * lets a decoding step, or a prompt over BF16 experts, run every routed dense expert in one kernel
  * call instead.
  */
-import type { Engine } from '../engine/types.js';
+import type { Engine, ExpertOperand } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { scratch, softmaxInPlace, topK } from './numerics.js';
 import { prefetch } from './prefetch.js';
 import { SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
-import type { ExpertWeights, MoeWeights } from './weights.js';
+import type { ExpertWeights, MoeWeights, SwiGluOperands } from './weights.js';
 import type { Weights } from './weight-matrix.js';
 
 export interface Routing {
@@ -76,7 +76,7 @@ export async function moeBlock(
   // accumulated apart from the residual and added once, in the order transformers sums them
   const out = new Float32Array(tokens * h);
   // a decoding step over resident dense experts: all of them in one kernel call
-  const held = observer?.onExpertInput ? null : heldExperts(w, first, E);
+  const held = observer?.onExpertInput ? null : heldExperts(w, first, E, h);
   if (held?.oneCall) {
     heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out);
   } else {
@@ -112,7 +112,7 @@ const EXPERTS_CALL_SCRATCH_FLOATS = 1 << 22;
 /** The held routed experts through ForwardKernels.swiGluExperts, as few calls as the scratch bound allows. */
 function heldExpertsInCalls(engine: Engine, h: number, x: Float32Array, call: OneCall, order: Int32Array, orderWeights: Float32Array, out: Float32Array): void {
   const { groups, gates, ups, downs } = call;
-  const width = gates[0].length / h;
+  const width = call.width;
   const perRow = 2 * h + 2 * width;
   const routed = gates.length;
   let from = 0;
@@ -129,27 +129,30 @@ function heldExpertsInCalls(engine: Engine, h: number, x: Float32Array, call: On
   }
 }
 
-/** The routed experts' matrices for ForwardKernels.swiGluExperts, and their rows' ranges in `order`. */
+/** The routed experts' projections for ForwardKernels.swiGluExperts, and their rows' ranges in `order`. */
 interface OneCall {
   groups: Int32Array;
-  gates: Weights[];
-  ups: Weights[];
-  downs: Weights[];
+  width: number;
+  gates: ExpertOperand[];
+  ups: ExpertOperand[];
+  downs: ExpertOperand[];
 }
 
 /**
  * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
- * when every routed expert is held, is dense, has the same width and at most
- * SWIGLU_EXPERTS_MAX_ROWS rows or three BF16 matrices, what the one-call path needs. Null when the provider hands experts
- * out only by reading them.
+ * when every routed expert is held and has the same width, what the one-call path needs: experts
+ * held densely (at most SWIGLU_EXPERTS_MAX_ROWS rows unless all three matrices are BF16), or with
+ * at most that many rows, applied as the kernel applies them (swiGluOperands: a factored expert
+ * in a decoding step). Null when the provider hands experts out only by reading them.
  */
-function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<number, ExpertWeights>; oneCall: OneCall | null } | null {
+function heldExperts(w: MoeWeights, first: Int32Array, E: number, h: number): { got: Map<number, ExpertWeights>; oneCall: OneCall | null } | null {
   if (!w.residentExpert) return null;
   const got = new Map<number, ExpertWeights>();
   const groups = [first[0]];
-  const gates: Weights[] = [];
-  const ups: Weights[] = [];
-  const downs: Weights[] = [];
+  const gates: ExpertOperand[] = [];
+  const ups: ExpertOperand[] = [];
+  const downs: ExpertOperand[] = [];
+  let width = 0;
   let oneCall = true;
   for (let e = 0; e < E; e++) {
     const rows = first[e + 1] - first[e];
@@ -157,20 +160,33 @@ function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<nu
     const expert = w.residentExpert(e);
     if (!expert) return { got, oneCall: null };
     got.set(e, expert);
-    const m = oneCall ? expert.swiGluMatrices?.() : null;
-    // more rows (a prompt's) only when all three are BF16: f32 products of more rows go through sgemm
-    const rowsFit = rows <= SWIGLU_EXPERTS_MAX_ROWS || (m && m.gate instanceof Uint16Array && m.up instanceof Uint16Array && m.down instanceof Uint16Array);
-    if (!m || !rowsFit || (gates.length > 0 && m.gate.length !== gates[0].length)) {
+    if (!oneCall) continue;
+    const ops = kernelOperands(expert, rows, h);
+    if (!ops || (width > 0 && ops.width !== width)) {
       oneCall = false;
       continue;
     }
+    width = ops.width;
     // routed experts' rows are contiguous in `order` (the others have none)
     groups.push(first[e + 1]);
-    gates.push(m.gate);
-    ups.push(m.up);
-    downs.push(m.down);
+    gates.push(ops.gate);
+    ups.push(ops.up);
+    downs.push(ops.down);
   }
-  return { got, oneCall: oneCall && gates.length > 0 ? { groups: Int32Array.from(groups), gates, ups, downs } : null };
+  return { got, oneCall: oneCall && gates.length > 0 ? { groups: Int32Array.from(groups), width, gates, ups, downs } : null };
+}
+
+/** An expert's projections for ForwardKernels.swiGluExperts with `rows` rows, and its width; null where it must run on its own. */
+function kernelOperands(expert: ExpertWeights, rows: number, h: number): (SwiGluOperands & { width: number }) | null {
+  const m = expert.swiGluMatrices?.();
+  if (m) {
+    // more rows (a prompt's) only when all three are BF16: f32 products of more rows go through sgemm
+    const allBf16 = m.gate instanceof Uint16Array && m.up instanceof Uint16Array && m.down instanceof Uint16Array;
+    return rows <= SWIGLU_EXPERTS_MAX_ROWS || allBf16 ? { gate: m.gate, up: m.up, down: m.down, width: m.gate.length / h } : null;
+  }
+  if (rows > SWIGLU_EXPERTS_MAX_ROWS) return null;
+  const ops = expert.swiGluOperands?.(rows);
+  return ops ?? null;
 }
 
 /** The routed experts one at a time, the next one read while the current one computes (`got`: already held). */

@@ -8,7 +8,7 @@
  * To run a compressed model, implement `ExpertWeights.forward` for the factored form and wrap a
  * provider so that `MoeWeights.expert(e)` returns it (see `withExperts` in ./checkpoint-weights.ts).
  */
-import type { Engine } from '../engine/types.js';
+import type { Engine, ExpertOperand } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { Weights } from './weight-matrix.js';
 
@@ -25,6 +25,23 @@ export interface ExpertWeights {
    * a decoding step in one kernel call; null or absent otherwise (a factored expert).
    */
   swiGluMatrices?(): SwiGluMatrices | null;
+  /**
+   * The three projections as ForwardKernels.swiGluExperts takes them when `forward` would apply
+   * them for `rows` rows exactly as that kernel does (dense matrices, or factored ones applied
+   * factored with a 'tile' residual or none), so that a decoding step's factored experts run in
+   * the one call too; null or absent otherwise (a matrix that would be materialised, a 'random'
+   * residual).
+   */
+  swiGluOperands?(rows: number): SwiGluOperands | null;
+}
+
+/** A SwiGLU's projections for ForwardKernels.swiGluExperts (gate and up [width, hidden], down [hidden, width]). */
+export interface SwiGluOperands {
+  /** the expert's intermediate size */
+  width: number;
+  gate: ExpertOperand;
+  up: ExpertOperand;
+  down: ExpertOperand;
 }
 
 /** A SwiGLU's matrices in nn.Linear layout (y = x·Wᵀ). */

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { missingBindingFunctions, nativeAddonPath } from '../../src/engine/native.js';
+import { KERNEL_REVISION, missingBindingFunctions, nativeAddonPath } from '../../src/engine/native.js';
 
 describe('native addon exports', () => {
   it('names what an older addon lacks', () => {
@@ -21,5 +21,11 @@ describe('native addon exports', () => {
   it.skipIf(!existsSync(nativeAddonPath))('the built addon exports every function the engine calls', () => {
     const binding = createRequire(import.meta.url)(nativeAddonPath) as Record<string, unknown>;
     expect(missingBindingFunctions(binding)).toEqual([]);
+    // what the functions accept: an addon of an older revision is refused at load
+    expect((binding.kernelRevision as () => number)()).toBe(KERNEL_REVISION);
+  });
+
+  it('names the kernel revision an addon lacks', () => {
+    expect(missingBindingFunctions({})).toContain('kernelRevision');
   });
 });

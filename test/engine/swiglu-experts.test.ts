@@ -14,7 +14,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
-import type { Engine } from '../../src/engine/types.js';
+import type { Engine, ExpertOperand, FactoredOperand } from '../../src/engine/types.js';
+import { FactoredLinear } from '../../src/compressed/factored-expert.js';
+import { createProjection } from '../../src/residual/projection.js';
 import { EngineError } from '../../src/engine/types.js';
 import { mulberry32, uniform } from '../helpers/rng.js';
 import { onNativeEngines } from '../helpers/native-threads.js';
@@ -24,7 +26,7 @@ import { SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt } from '../helpers/swigl
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
 
-type Matrix = Uint16Array | Float32Array;
+type Matrix = ExpertOperand;
 
 /** The BF16 patterns of f32 values (truncated: any BF16 value will do as a weight). */
 function toBf16(x: Float32Array): Uint16Array {
@@ -32,12 +34,54 @@ function toBf16(x: Float32Array): Uint16Array {
   return Uint16Array.from(bits, (b) => b >>> 16);
 }
 
-function widen(m: Matrix): Float32Array {
+function widen(m: Uint16Array | Float32Array): Float32Array {
   if (m instanceof Float32Array) return m;
   const out = new Float32Array(m.length);
   const bits = new Uint32Array(out.buffer);
   for (let i = 0; i < m.length; i++) bits[i] = m[i] << 16;
   return out;
+}
+
+/** The p × d matrix an operand stands for, in f64: A·B (+ W̄) + unvec(P·η) for a factored one. */
+function denseOf(m: Matrix, p: number, d: number): Float64Array {
+  if (m instanceof Uint16Array || m instanceof Float32Array) return Float64Array.from(widen(m));
+  const out = m.base ? Float64Array.from(widen(m.base)) : new Float64Array(p * d);
+  const [A, B] = [widen(m.coefficients), widen(m.basis)];
+  for (let i = 0; i < p; i++) for (let r = 0; r < m.rank; r++) for (let j = 0; j < d; j++) out[i * d + j] += A[i * m.rank + r] * B[r * d + j];
+  if (m.residualQ !== undefined) {
+    const residual = createProjection({ scheme: 'tile', q: m.residualQ, length: p * d, seed: 0 }).reconstruct(m.residualEta!);
+    for (let i = 0; i < p * d; i++) out[i] += residual[i];
+  }
+  return out;
+}
+
+/**
+ * A factored operand of kind 1-4 (a compressed expert's projections): rank half the smaller side
+ * with a 'tile' residual; a third with a base and a residual; a quarter in f32 without a residual;
+ * rank 0 with a residual alone. Kind 0 is a dense BF16 matrix.
+ */
+function factoredOperand(kind: number, p: number, d: number, seed: number): Matrix {
+  if (kind === 0) return toBf16(uniform(p * d, seed, 0.2));
+  const rank = [0, Math.ceil(Math.min(p, d) / 2), Math.ceil(Math.min(p, d) / 3), Math.ceil(Math.min(p, d) / 4), 0][kind];
+  const f32 = kind === 3;
+  const form = (v: Float32Array) => (f32 ? v : toBf16(v));
+  const o: FactoredOperand = { rank, basis: form(uniform(rank * d, seed + 1, 0.5)), coefficients: form(uniform(p * rank, seed + 2, 0.5)) };
+  if (kind === 2) o.base = form(uniform(p * d, seed + 3, 0.1));
+  if (kind !== 3) {
+    o.residualQ = Math.min(p * d, 7 + 4 * kind);
+    o.residualEta = uniform(o.residualQ, seed + 4, 2);
+  }
+  return o;
+}
+
+/** The runtime's own application of an operand (DenseLinear's product, or FactoredLinear applied factored). */
+function applyLikeRuntime(engine: Engine, rows: number, p: number, d: number, a: Float32Array, m: Matrix, y: Float32Array): void {
+  if (m instanceof Uint16Array) engine.kernels.gemmBf16(rows, p, d, a, m, y, 0);
+  else if (m instanceof Float32Array) engine.gemm(rows, p, d, a, m, y, { transB: true });
+  else {
+    const residual = m.residualQ === undefined ? undefined : { descriptor: { scheme: 'tile' as const, q: m.residualQ, length: p * d, seed: 0 }, vector: m.residualEta! };
+    new FactoredLinear({ p, d, rank: m.rank, basis: m.basis, coefficients: m.coefficients, base: m.base, residual }, 'factored').apply(engine, a, rows, y);
+  }
 }
 
 interface Case {
@@ -47,7 +91,8 @@ interface Case {
   tokens: number;
   /** rows per routed expert (0: an expert in the list with no rows) */
   rows: number[];
-  form: 'bf16' | 'f32' | 'mixed';
+  /** factored: the five kinds of factoredOperand in turn over the experts' projections */
+  form: 'bf16' | 'f32' | 'mixed' | 'factored';
 }
 
 const CASES: Case[] = [
@@ -59,6 +104,8 @@ const CASES: Case[] = [
   { name: 'experts with over 1 MiB of weights: one expert per thread', hidden: 160, width: 192, tokens: 8, rows: [1, 2, 1, 3, 1, 2], form: 'bf16' },
   { name: 'a prompt: 9 to 30 rows an expert, BF16 (the tiled product)', hidden: 48, width: 40, tokens: 30, rows: [30, 9, 0, 17, 2], form: 'bf16' },
   { name: 'a prompt over 1 MiB of BF16 weights: experts on threads, the one with every row on all of them', hidden: 160, width: 192, tokens: 24, rows: [24, 12, 9, 1, 20, 5], form: 'bf16' },
+  { name: 'factored matrices (a base, tile residuals, f32 factors, rank 0) beside dense ones: a compressed model decoding', hidden: 40, width: 24, tokens: 8, rows: [2, 8, 0, 1, 5, 3], form: 'factored' },
+  { name: 'factored experts over 1 MiB: one expert per thread', hidden: 256, width: 192, tokens: 8, rows: [1, 2, 1, 3, 1, 2, 4, 1], form: 'factored' },
 ];
 
 function inputs(c: Case, seed: number) {
@@ -78,9 +125,11 @@ function inputs(c: Case, seed: number) {
     const bf16 = c.form === 'bf16' || (c.form === 'mixed' && i % 2 === 0);
     return bf16 ? toBf16(values) : values;
   };
-  const gates = c.rows.map((_, i) => matrix(c.width * c.hidden, seed + 10 * i + 1, i));
-  const ups = c.rows.map((_, i) => matrix(c.width * c.hidden, seed + 10 * i + 2, i + 1));
-  const downs = c.rows.map((_, i) => matrix(c.hidden * c.width, seed + 10 * i + 3, i));
+  const operand = (p: number, d: number, s: number, i: number, slot: number): Matrix =>
+    c.form === 'factored' ? factoredOperand((3 * i + slot) % 5, p, d, s) : matrix(p * d, s, slot === 1 ? i + 1 : i);
+  const gates = c.rows.map((_, i) => operand(c.width, c.hidden, seed + 10 * i + 1, i, 0));
+  const ups = c.rows.map((_, i) => operand(c.width, c.hidden, seed + 10 * i + 2, i, 1));
+  const downs = c.rows.map((_, i) => operand(c.hidden, c.width, seed + 10 * i + 3, i, 2));
   return { first, order, weights, gates, ups, downs, x: uniform(c.tokens * c.hidden, seed + 7), start: uniform(c.tokens * c.hidden, seed + 8) };
 }
 
@@ -89,7 +138,7 @@ function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
   const { hidden: h, width: w } = c;
   const out = Float64Array.from(x.start);
   for (let i = 0; i + 1 < x.first.length; i++) {
-    const [G, U, D] = [widen(x.gates[i]), widen(x.ups[i]), widen(x.downs[i])];
+    const [G, U, D] = [denseOf(x.gates[i], w, h), denseOf(x.ups[i], w, h), denseOf(x.downs[i], h, w)];
     for (let j = x.first[i]; j < x.first[i + 1]; j++) {
       const t = x.order[j];
       const act = new Float64Array(w);
@@ -126,10 +175,7 @@ function run(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Arra
 function loop(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
   const { hidden: h, width: w } = c;
   const out = Float32Array.from(x.start);
-  const product = (rows: number, n: number, k: number, a: Float32Array, b: Matrix, y: Float32Array) => {
-    if (b instanceof Uint16Array) engine.kernels.gemmBf16(rows, n, k, a, b, y, 0);
-    else engine.gemm(rows, n, k, a, b, y, { transB: true });
-  };
+  const product = (rows: number, n: number, k: number, a: Float32Array, b: Matrix, y: Float32Array) => applyLikeRuntime(engine, rows, n, k, a, b, y);
   for (let i = 0; i + 1 < x.first.length; i++) {
     const rows = x.first[i + 1] - x.first[i];
     if (rows === 0) continue;
@@ -180,8 +226,19 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     expect(call({ ...two, first: Int32Array.of(0, 0, 9), gates: f32 })).toThrow(/routed expert 1 has 9 rows and f32 matrices: at most 8 rows with f32/);
     expect(call({ ...two, first: Int32Array.of(0, 1, 9), gates: f32 })).not.toThrow();
     expect(call({ order: Int32Array.from(x.order, (t, j) => (j === 3 ? 8 : t)) })).toThrow(/order\[3\] = 8 is not a row of x \(8 rows\)/);
-    expect(call({ gates: [x.gates[0].subarray(1), ...x.gates.slice(1)] })).toThrow(/gates\[0\] holds \d+ values, expected \d+/);
+    expect(call({ gates: [(x.gates[0] as Uint16Array).subarray(1), ...x.gates.slice(1)] })).toThrow(/gates\[0\] holds \d+ values, expected \d+/);
     expect(call({ downs: [new Int32Array(c.hidden * c.width) as unknown as Matrix, ...x.downs.slice(1)] })).toThrow(/downs\[0\] must be a Uint16Array \(BF16\) or a Float32Array/);
+    // factored operands: their sizes, rank and residual checked; at most 8 rows
+    const f: FactoredOperand = { rank: 2, basis: new Uint16Array(2 * c.hidden), coefficients: new Uint16Array(c.width * 2), residualQ: 3, residualEta: new Float32Array(3) };
+    const withGate = (g: unknown) => [g as Matrix, ...x.gates.slice(1)];
+    expect(call({ gates: withGate(f) })).not.toThrow();
+    expect(call({ gates: withGate({ ...f, rank: 2.5 }) })).toThrow(/gates\[0\]\.rank must be a whole number/);
+    expect(call({ gates: withGate({ ...f, basis: new Uint16Array(5) }) })).toThrow(/gates\[0\]\.basis holds 5 values, expected/);
+    expect(call({ gates: withGate({ ...f, coefficients: new Int32Array(c.width * 2) }) })).toThrow(/gates\[0\]\.coefficients must be a Uint16Array/);
+    expect(call({ gates: withGate({ ...f, residualQ: c.width * c.hidden + 1 }) })).toThrow(/gates\[0\]\.residualQ must be a whole number of buckets/);
+    expect(call({ gates: withGate({ ...f, residualEta: new Float32Array(2) }) })).toThrow(/residualEta holds fewer values than residualQ/);
+    expect(call({ gates: withGate('gate') })).toThrow(/gates\[0\] must be a Uint16Array \(BF16\), a Float32Array or a factored matrix/);
+    expect(call({ ...two, first: Int32Array.of(0, 0, 9), gates: [f, f] })).toThrow(/routed expert 1 has 9 rows and a factored matrix: at most 8/);
     expect(call({ work: new Float32Array(10) })).toThrow(/work has 10 elements/);
     expect(call({ out: new Float32Array(5) })).toThrow(/out/);
     expect(call({ out: x.x })).toThrow(/out shares memory with x/);

@@ -14,6 +14,9 @@ import { compress } from '../../src/compress/index.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert } from '../../src/compressed/factored-expert.js';
 import { loadCompressed, type CompressedModel } from '../../src/compressed/load.js';
 import { createEngine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { moeBlock } from '../../src/runtime/index.js';
+import { uniform } from '../helpers/rng.js';
 import { bf16HeldTensorNames, residentWeightBytes } from '../../src/runtime/index.js';
 import { LiveExpertProvider } from '../../src/serve/expert-residency.js';
 import { inspectServedModel } from '../../src/serve/models.js';
@@ -224,5 +227,33 @@ describe('a factored model with BF16 weights kept as stored', () => {
     expect(keptBf16.materialiseBytes).toBe(5 * (perF32 / 2));
     const widened = await inspectServedModel({ id: 'm', dir: factoredDir }, 4 * values + kv + 2.5 * perF32, { bf16Weights: false });
     expect(widened.materialiseBytes).toBe(2 * perF32);
+  });
+
+  it('a decoding step runs its resident factored experts in one kernel call, bit for bit what the expert-by-expert loop gives', async () => {
+    const p = new LiveExpertProvider(model, engine, { denseBytes: 0, bf16: true });
+    await p.loadAll();
+    let calls = 0;
+    const kernels = { ...engine.kernels, swiGluExperts: (...args: Parameters<Engine['kernels']['swiGluExperts']>) => (calls++, engine.kernels.swiGluExperts(...args)) };
+    const counted = Object.create(engine, { kernels: { value: kernels } }) as Engine;
+    const config = model.config;
+    for (let l = 0; l < config.numLayers; l++) {
+      const mlp = (await p.layer(l)).mlp;
+      if (mlp.kind !== 'moe') continue;
+      // the projections the kernel takes include factored ones (not only dense matrices)
+      const ops = (await mlp.moe.expert(0)).swiGluOperands?.(1);
+      expect(ops).toBeTruthy();
+      expect([ops!.gate, ops!.up, ops!.down].some((o) => !ArrayBuffer.isView(o))).toBe(true);
+      for (const tokens of [1, 6]) {
+        const x = uniform(tokens * config.hiddenSize, 40 + l + tokens);
+        const before = calls;
+        const oneCall = await moeBlock(counted, config, l, mlp.moe, x, tokens);
+        expect(calls).toBe(before + 1);
+        // an observer of expert inputs takes the loop (expert.forward, one operator at a time)
+        const loop = await moeBlock(counted, config, l, mlp.moe, x, tokens, { onExpertInput: () => undefined });
+        expect(calls).toBe(before + 1);
+        expect(Buffer.from(oneCall.buffer).equals(Buffer.from(loop.buffer))).toBe(true);
+        expect(oneCall.some((v) => v !== 0)).toBe(true);
+      }
+    }
   });
 });

@@ -3,12 +3,13 @@
  * expert, with the kernels the block's loop runs (gather, gate and up products, SwiGLU, down
  * product, weighted scatter-add), in the loop's order.
  */
-import { EngineError } from '../../types.js';
+import { EngineError, type ExpertOperand, type FactoredOperand } from '../../types.js';
 import { checkDims, checkFloat32, sharesMemory } from './check.js';
 import { gemmBf16 } from './gemm-bf16.js';
 import { gemmBlock } from '../gemm-kernel.js';
 import { gatherRows, scatterAddRows } from './rows.js';
 import { siluMul } from './silu-mul.js';
+import { addTileResidual } from './tile-residual.js';
 
 /**
  * Most rows a routed expert with an f32 matrix may have in a call (the native kernel's small-rows
@@ -20,11 +21,14 @@ export const SWIGLU_EXPERTS_MAX_ROWS = 8;
 /** A weight matrix in either form: BF16 as stored (Uint16Array) or f32. */
 export type ExpertMatrix = Uint16Array | Float32Array;
 
+function isMatrix(m: unknown): m is ExpertMatrix {
+  return m instanceof Uint16Array || m instanceof Float32Array;
+}
 
 /** Checks the arguments as the native kernel does. */
 export function checkSwiGluExperts(
   hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
-  gates: ExpertMatrix[], ups: ExpertMatrix[], downs: ExpertMatrix[], work: Float32Array, out: Float32Array,
+  gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[], work: Float32Array, out: Float32Array,
 ): void {
   const op = 'swiGluExperts';
   checkDims(op, { hidden, width });
@@ -60,16 +64,39 @@ export function checkSwiGluExperts(
   }
   const needed = (end - first[0]) * (2 * hidden + 2 * width);
   if (work.length < needed) throw new EngineError(`${op}: work has ${work.length} elements but at least ${needed} are needed (check first, hidden and width: work holds routed rows × (2·hidden + 2·width))`);
-  const matrix = (name: string, list: ExpertMatrix[], i: number, values: number) => {
-    const m = list[i];
-    if (!(m instanceof Uint16Array) && !(m instanceof Float32Array)) throw new EngineError(`${op}: ${name}[${i}] must be a Uint16Array (BF16) or a Float32Array`);
-    if (m.length !== values) throw new EngineError(`${op}: ${name}[${i}] holds ${m.length} values, expected ${values} (check hidden and width)`);
+  const matrix = (label: string, m: unknown, values: number, check: string) => {
+    if (!isMatrix(m)) throw new EngineError(`${op}: ${label} must be a Uint16Array (BF16) or a Float32Array`);
+    if (m.length !== values) throw new EngineError(`${op}: ${label} holds ${m.length} values, expected ${values} (check ${check})`);
+  };
+  const operand = (name: string, list: ExpertOperand[], i: number, p: number, d: number) => {
+    const o: unknown = list[i];
+    const label = `${name}[${i}]`;
+    if (ArrayBuffer.isView(o) || typeof o !== 'object' || o === null) {
+      if (!ArrayBuffer.isView(o)) throw new EngineError(`${op}: ${label} must be a Uint16Array (BF16), a Float32Array or a factored matrix { basis, coefficients, rank }`);
+      matrix(label, o, p * d, 'hidden and width');
+      return false;
+    }
+    const f = o as Partial<FactoredOperand>;
+    if (typeof f.rank !== 'number' || !Number.isInteger(f.rank) || f.rank < 0 || f.rank > 0x7fffffff) throw new EngineError(`${op}: ${label}.rank must be a whole number ≥ 0`);
+    matrix(`${label}.basis`, f.basis, f.rank * d, "rank and the matrix's columns: basis is rank × columns");
+    matrix(`${label}.coefficients`, f.coefficients, p * f.rank, "rank and the matrix's rows: coefficients is rows × rank");
+    if (f.base !== undefined && f.base !== null) matrix(`${label}.base`, f.base, p * d, 'hidden and width');
+    if (f.residualQ !== undefined && f.residualQ !== null) {
+      const q = f.residualQ;
+      if (typeof q !== 'number' || !Number.isInteger(q) || q < 1 || q > p * d || q > 0x7fffffff) {
+        throw new EngineError(`${op}: ${label}.residualQ must be a whole number of buckets from 1 to the matrix's entries (${p * d})`);
+      }
+      if (!(f.residualEta instanceof Float32Array)) throw new EngineError(`${op}: ${label}.residualEta must be a Float32Array`);
+      if (f.residualEta.length < q) throw new EngineError(`${op}: ${label}.residualEta holds fewer values than residualQ buckets`);
+    }
+    return true;
   };
   for (let i = 0; i < experts; i++) {
-    matrix('gates', gates, i, width * hidden);
-    matrix('ups', ups, i, width * hidden);
-    matrix('downs', downs, i, hidden * width);
+    const factored = [operand('gates', gates, i, width, hidden), operand('ups', ups, i, width, hidden), operand('downs', downs, i, hidden, width)].some(Boolean);
     const rows = first[i + 1] - first[i];
+    if (rows > SWIGLU_EXPERTS_MAX_ROWS && factored) {
+      throw new EngineError(`${op}: routed expert ${i} has ${rows} rows and a factored matrix: at most ${SWIGLU_EXPERTS_MAX_ROWS} rows with factored matrices (run larger groups expert by expert)`);
+    }
     const allBf16 = gates[i] instanceof Uint16Array && ups[i] instanceof Uint16Array && downs[i] instanceof Uint16Array;
     if (rows > SWIGLU_EXPERTS_MAX_ROWS && !allBf16) {
       throw new EngineError(`${op}: routed expert ${i} has ${rows} rows and f32 matrices: at most ${SWIGLU_EXPERTS_MAX_ROWS} rows with f32 (run larger groups of f32 experts expert by expert)`);
@@ -77,14 +104,27 @@ export function checkSwiGluExperts(
   }
 }
 
-function product(rows: number, n: number, k: number, a: Float32Array, b: ExpertMatrix, c: Float32Array): void {
-  if (b instanceof Uint16Array) gemmBf16(rows, n, k, a, b, c, 0);
-  else gemmBlock(rows, n, k, a, false, b, true, c, 1, 0, 0, rows, 0, n);
+function product(rows: number, n: number, k: number, a: Float32Array, b: ExpertMatrix, c: Float32Array, beta = 0): void {
+  if (b instanceof Uint16Array) gemmBf16(rows, n, k, a, b, c, beta);
+  else gemmBlock(rows, n, k, a, false, b, true, c, 1, beta, 0, rows, 0, n);
+}
+
+/** y (rows × p) = x (rows × d) · Wᵀ for one projection, as the runtime's DenseLinear / FactoredLinear apply it. */
+function apply(rows: number, p: number, d: number, x: Float32Array, o: ExpertOperand, y: Float32Array): void {
+  if (isMatrix(o)) {
+    product(rows, p, d, x, o, y);
+    return;
+  }
+  const t = new Float32Array(rows * o.rank);
+  product(rows, o.rank, d, x, o.basis, t);
+  if (o.base) product(rows, p, d, x, o.base, y);
+  product(rows, p, o.rank, t, o.coefficients, y, o.base ? 1 : 0);
+  if (o.residualQ !== undefined && o.residualEta) addTileResidual(d, p, o.residualQ, o.residualEta, x, rows, y);
 }
 
 export function swiGluExperts(
   hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
-  gates: ExpertMatrix[], ups: ExpertMatrix[], downs: ExpertMatrix[], work: Float32Array, out: Float32Array,
+  gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[], work: Float32Array, out: Float32Array,
 ): void {
   checkSwiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, out);
   for (let i = 0; i + 1 < first.length; i++) {
@@ -96,10 +136,10 @@ export function swiGluExperts(
     const u = work.subarray(rows * (hidden + width), rows * (hidden + 2 * width));
     const y = work.subarray(rows * (hidden + 2 * width), rows * (2 * hidden + 2 * width));
     gatherRows(hidden, idx, rows, x, xe);
-    product(rows, width, hidden, xe, gates[i], g);
-    product(rows, width, hidden, xe, ups[i], u);
+    apply(rows, width, hidden, xe, gates[i], g);
+    apply(rows, width, hidden, xe, ups[i], u);
     siluMul(rows * width, g, u);
-    product(rows, hidden, width, g, downs[i], y);
+    apply(rows, hidden, width, g, downs[i], y);
     scatterAddRows(hidden, idx, weights.subarray(first[i], first[i + 1]), rows, y, out);
   }
 }
