@@ -174,11 +174,12 @@ constexpr size_t kExpertsOnThreadsMinBytes = size_t{1} << 20;
  * swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, out):
  * for routed expert i (0 ≤ i < R = first.length − 1), rows order[first[i]..first[i+1]) of x
  * (tokens × hidden) go through down(silu(gate·x)·(up·x)) with gates[i], ups[i] (width × hidden)
- * and downs[i] (hidden × width), each a Uint16Array (BF16) or a Float32Array, and out row
- * order[j] += weights[j] · that row's result (out: tokens × hidden, accumulated). At most
- * kSmallRowsMax rows per expert with an f32 matrix (more go expert by expert, through gemm's
- * sgemm, whose sums this kernel does not reproduce). `work` holds at least (first[R] − first[0]) · (2·hidden +
- * 2·width) floats of scratch. At most `threads` threads.
+ * and downs[i] (hidden × width), each a Uint16Array (BF16), a Float32Array or a factored matrix
+ * (an object: see OperandElement), and out row order[j] += weights[j] · that row's result (out:
+ * tokens × hidden, accumulated). At most kSmallRowsMax rows per expert with an f32 or factored
+ * matrix (more go expert by expert: f32 products through gemm's sgemm, whose sums this kernel
+ * does not reproduce, factored ones materialised). `work` holds at least (first[R] − first[0]) ·
+ * (2·hidden + 2·width) floats of scratch. At most `threads` threads.
  */
 Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   const char* op = "swiGluExperts";

@@ -6,8 +6,8 @@
  * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
  * Experts are loaded one at a time, the next one read while the current one computes, so at
  * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
- * lets a decoding step, or a prompt over BF16 experts, run every routed dense expert in one kernel
- * call instead.
+ * lets a decoding step (its experts dense or factored) or a prompt (over dense BF16 experts) run
+ * every routed expert in one kernel call instead.
  */
 import type { Engine, ExpertOperand } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
@@ -15,7 +15,6 @@ import { scratch, softmaxInPlace, topK } from './numerics.js';
 import { prefetch } from './prefetch.js';
 import { SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
 import type { ExpertWeights, MoeWeights, SwiGluOperands } from './weights.js';
-import type { Weights } from './weight-matrix.js';
 
 export interface Routing {
   tokens: number;
@@ -72,10 +71,9 @@ export async function moeBlock(
   const { first, order, orderWeights } = groupByExpert(routing, config.numExperts);
   const E = config.numExperts;
 
-  const kernels = engine.kernels;
   // accumulated apart from the residual and added once, in the order transformers sums them
   const out = new Float32Array(tokens * h);
-  // a decoding step over resident dense experts: all of them in one kernel call
+  // resident experts the kernel can run as they are (heldExperts): all of them in one kernel call
   const held = observer?.onExpertInput ? null : heldExperts(w, first, E, h);
   if (held?.oneCall) {
     heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out);

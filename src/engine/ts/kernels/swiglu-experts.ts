@@ -119,7 +119,7 @@ function apply(rows: number, p: number, d: number, x: Float32Array, o: ExpertOpe
   product(rows, o.rank, d, x, o.basis, t);
   if (o.base) product(rows, p, d, x, o.base, y);
   product(rows, p, o.rank, t, o.coefficients, y, o.base ? 1 : 0);
-  if (o.residualQ !== undefined && o.residualEta) addTileResidual(d, p, o.residualQ, o.residualEta, x, rows, y);
+  if (o.residualQ != null && o.residualEta) addTileResidual(d, p, o.residualQ, o.residualEta, x, rows, y);
 }
 
 export function swiGluExperts(
