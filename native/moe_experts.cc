@@ -45,6 +45,8 @@ struct Matrix {
   const uint16_t* bf16 = nullptr;
   const float* f32 = nullptr;
   size_t bytes = 0;
+  bool given = false;  // passed at all (a factored matrix's base is optional)
+  bool isBf16 = false;  // a Uint16Array (its data pointer may be null when it is empty: rank 0)
 };
 
 /**
@@ -62,13 +64,17 @@ struct Operand {
   int tileQ = 0;        // 0: no residual
   const float* tileEta = nullptr;
   size_t Bytes() const { return dense.bytes + basis.bytes + coefficients.bytes + base.bytes + sizeof(float) * static_cast<size_t>(tileQ); }
+  /** Every matrix it holds is BF16 (so any number of rows goes along gemmBf16's paths). */
+  bool AllBf16() const { return factored ? basis.isBf16 && coefficients.isBf16 && (!base.given || base.isBf16) : dense.isBf16; }
 };
 
 Matrix MatrixValue(Napi::Env env, const char* op, Napi::Value v, const std::string& label, size_t values, const char* check) {
   if (!v.IsTypedArray()) ThrowError(env, op, label + " must be a Uint16Array (BF16) or a Float32Array");
   Napi::TypedArray ta = v.As<Napi::TypedArray>();
   Matrix m;
+  m.given = true;
   if (ta.TypedArrayType() == napi_uint16_array) {
+    m.isBf16 = true;
     m.bf16 = v.As<Napi::Uint16Array>().Data();
     m.bytes = 2 * ta.ElementLength();
   } else if (ta.TypedArrayType() == napi_float32_array) {
@@ -147,17 +153,24 @@ void Apply(int m, int p, int d, const float* x, const Operand& o, float* y, int 
   static thread_local std::vector<float> t;
   if (t.size() < static_cast<size_t>(m) * o.rank) t.resize(static_cast<size_t>(m) * o.rank);
   Product(m, o.rank, d, x, o.basis, 0.0f, t.data(), engineThreads, threads);
-  const bool base = o.base.bf16 || o.base.f32;
+  const bool base = o.base.given;
   if (base) Product(m, p, d, x, o.base, 0.0f, y, engineThreads, threads);
   Product(m, p, o.rank, t.data(), o.coefficients, base ? 1.0f : 0.0f, y, engineThreads, threads);
   if (o.tileQ > 0) AddTileResidual(d, p, o.tileQ, o.tileEta, x, m, y);
 }
 
-/** Whether every product of an expert of `rows` rows gets the same sums on one thread as on `threads`. */
+/**
+ * Whether every product of an expert of `rows` rows gets the same sums on one thread as on
+ * `threads` (f32 matrices take at most kSmallRowsMax rows, whose products are the same on any
+ * count; the tile residual's sums are each row's own).
+ */
 bool SameSumsAlone(int rows, int hidden, int width, const Operand& gate, const Operand& up, const Operand& down, int threads) {
-  // factored operands take at most kSmallRowsMax rows: the small-rows kernels, the same on any count
-  const auto same = [&](const Operand& o, int n, int k) { return o.factored || !o.dense.bf16 || Bf16PathFor(rows, n, k, threads) != Bf16Path::kPanels; };
-  return same(gate, width, hidden) && same(up, width, hidden) && same(down, hidden, width);
+  const auto same = [&](const Matrix& b, int n, int k) { return !b.bf16 || n == 0 || k == 0 || Bf16PathFor(rows, n, k, threads) != Bf16Path::kPanels; };
+  const auto operand = [&](const Operand& o, int p, int d) {
+    if (!o.factored) return same(o.dense, p, d);
+    return same(o.basis, o.rank, d) && same(o.coefficients, p, o.rank) && same(o.base, p, d);
+  };
+  return operand(gate, width, hidden) && operand(up, width, hidden) && operand(down, hidden, width);
 }
 
 /**
@@ -176,9 +189,9 @@ constexpr size_t kExpertsOnThreadsMinBytes = size_t{1} << 20;
  * (tokens × hidden) go through down(silu(gate·x)·(up·x)) with gates[i], ups[i] (width × hidden)
  * and downs[i] (hidden × width), each a Uint16Array (BF16), a Float32Array or a factored matrix
  * (an object: see OperandElement), and out row order[j] += weights[j] · that row's result (out:
- * tokens × hidden, accumulated). At most kSmallRowsMax rows per expert with an f32 or factored
- * matrix (more go expert by expert: f32 products through gemm's sgemm, whose sums this kernel
- * does not reproduce, factored ones materialised). `work` holds at least (first[R] − first[0]) ·
+ * tokens × hidden, accumulated). At most kSmallRowsMax rows per expert with an f32 matrix (a
+ * factored one's factors included): more go expert by expert, their f32 products through gemm's
+ * sgemm, whose sums this kernel does not reproduce. `work` holds at least (first[R] − first[0]) ·
  * (2·hidden + 2·width) floats of scratch. At most `threads` threads.
  */
 Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
@@ -235,11 +248,7 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
     up[i] = OperandElement(env, op, ups, static_cast<uint32_t>(i), "ups", width, hidden);
     down[i] = OperandElement(env, op, downs, static_cast<uint32_t>(i), "downs", hidden, width);
     const int rows = first.data[i + 1] - first.data[i];
-    if (rows > kSmallRowsMax && (gate[i].factored || up[i].factored || down[i].factored)) {
-      ThrowError(env, op, "routed expert " + std::to_string(i) + " has " + std::to_string(rows) + " rows and a factored matrix: at most " + std::to_string(kSmallRowsMax) +
-                              " rows with factored matrices (run larger groups expert by expert)");
-    }
-    if (rows > kSmallRowsMax && !(gate[i].dense.bf16 && up[i].dense.bf16 && down[i].dense.bf16)) {
+    if (rows > kSmallRowsMax && !(gate[i].AllBf16() && up[i].AllBf16() && down[i].AllBf16())) {
       ThrowError(env, op, "routed expert " + std::to_string(i) + " has " + std::to_string(rows) + " rows and f32 matrices: at most " + std::to_string(kSmallRowsMax) +
                               " rows with f32 (run larger groups of f32 experts expert by expert)");
     }

@@ -198,8 +198,8 @@ export interface ForwardKernels {
   /**
    * The routed experts of one MoE block in one call (a decoding step, or a prompt's): routed
    * expert i (0 ≤ i < first.length − 1) takes rows order[first[i]..first[i+1]) of x (tokens ×
-   * hidden), at most 8 where one of its matrices is f32 or factored (more only when all three
-   * are BF16), computes down(silu(x·gateᵀ) ⊙ x·upᵀ) with gates[i], ups[i] (width × hidden) and
+   * hidden), at most 8 where one of its matrices is f32 (a factored one's factors included; more
+   * only when every matrix is BF16), computes down(silu(x·gateᵀ) ⊙ x·upᵀ) with gates[i], ups[i] (width × hidden) and
    * downs[i] (hidden × width), each BF16 as stored (Uint16Array), f32 or factored
    * (FactoredOperand), and adds weights[j] times row j's
    * result into out row order[j] (out: tokens × hidden, accumulated), expert after expert in
@@ -223,7 +223,8 @@ export type ExpertOperand = Uint16Array | Float32Array | FactoredOperand;
 /**
  * W = A·B (+ W̄) + R applied factored, as a compressed expert's FactoredLinear applies it for a few
  * rows: t = x·Bᵀ, then y = t·Aᵀ (added onto x·W̄ᵀ when there is a base), then the 'tile' residual
- * R = unvec(P·η) added (addTileResidual with q buckets). At most 8 rows an expert.
+ * R = unvec(P·η) added (addTileResidual with q buckets). At most 8 rows an expert where a factor
+ * is f32.
  */
 export interface FactoredOperand {
   rank: number;

@@ -6,14 +6,15 @@
  * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
  * Experts are loaded one at a time, the next one read while the current one computes, so at
  * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
- * lets a decoding step (its experts dense or factored) or a prompt (over dense BF16 experts) run
- * every routed expert in one kernel call instead.
+ * lets a decoding step or a prompt run every routed expert in one kernel call instead (dense, or
+ * factored as the expert would apply its factors; more than 8 rows an expert when all its
+ * matrices are BF16).
  */
 import type { Engine, ExpertOperand } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { scratch, softmaxInPlace, topK } from './numerics.js';
 import { prefetch } from './prefetch.js';
-import { SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
+import { allBf16, SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
 import type { ExpertWeights, MoeWeights, SwiGluOperands } from './weights.js';
 
 export interface Routing {
@@ -139,9 +140,9 @@ interface OneCall {
 /**
  * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
  * when every routed expert is held and has the same width, what the one-call path needs: experts
- * held densely (at most SWIGLU_EXPERTS_MAX_ROWS rows unless all three matrices are BF16), or with
- * at most that many rows, applied as the kernel applies them (swiGluOperands: a factored expert
- * in a decoding step). Null when the provider hands experts out only by reading them.
+ * held densely, or factored where they would apply their factors as the kernel does for these
+ * rows (swiGluOperands), with at most SWIGLU_EXPERTS_MAX_ROWS rows unless every matrix is BF16.
+ * Null when the provider hands experts out only by reading them.
  */
 function heldExperts(w: MoeWeights, first: Int32Array, E: number, h: number): { got: Map<number, ExpertWeights>; oneCall: OneCall | null } | null {
   if (!w.residentExpert) return null;
@@ -175,16 +176,12 @@ function heldExperts(w: MoeWeights, first: Int32Array, E: number, h: number): { 
 }
 
 /** An expert's projections for ForwardKernels.swiGluExperts with `rows` rows, and its width; null where it must run on its own. */
-function kernelOperands(expert: ExpertWeights, rows: number, h: number): (SwiGluOperands & { width: number }) | null {
+function kernelOperands(expert: ExpertWeights, rows: number, h: number): SwiGluOperands | null {
   const m = expert.swiGluMatrices?.();
-  if (m) {
-    // more rows (a prompt's) only when all three are BF16: f32 products of more rows go through sgemm
-    const allBf16 = m.gate instanceof Uint16Array && m.up instanceof Uint16Array && m.down instanceof Uint16Array;
-    return rows <= SWIGLU_EXPERTS_MAX_ROWS || allBf16 ? { gate: m.gate, up: m.up, down: m.down, width: m.gate.length / h } : null;
-  }
-  if (rows > SWIGLU_EXPERTS_MAX_ROWS) return null;
-  const ops = expert.swiGluOperands?.(rows);
-  return ops ?? null;
+  const ops = m ? { gate: m.gate, up: m.up, down: m.down, width: m.gate.length / h } : expert.swiGluOperands?.(rows);
+  if (!ops) return null;
+  // more rows (a prompt's) only when every matrix is BF16: f32 products of more rows go through sgemm
+  return rows <= SWIGLU_EXPERTS_MAX_ROWS || (allBf16(ops.gate) && allBf16(ops.up) && allBf16(ops.down)) ? ops : null;
 }
 
 /** The routed experts one at a time, the next one read while the current one computes (`got`: already held). */

@@ -28,8 +28,8 @@ export interface ExpertWeights {
   /**
    * The three projections as ForwardKernels.swiGluExperts takes them when `forward` would apply
    * them for `rows` rows exactly as that kernel does (dense matrices, or factored ones applied
-   * factored with a 'tile' residual or none), so that a decoding step's factored experts run in
-   * the one call too; null or absent otherwise (a matrix that would be materialised, a 'random'
+   * factored with a 'tile' residual or none), so that factored experts run in the one call too
+   * (a decoding step's, and a prompt's where they are applied factored); null or absent otherwise (a matrix that would be materialised, a 'random'
    * residual).
    */
   swiGluOperands?(rows: number): SwiGluOperands | null;

@@ -21,7 +21,7 @@ import { EngineError } from '../../src/engine/types.js';
 import { mulberry32, uniform } from '../helpers/rng.js';
 import { onNativeEngines } from '../helpers/native-threads.js';
 import { expectClean, runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
-import { SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt } from '../helpers/swiglu-experts-check.js';
+import { SWIGLU_PROMPT_FACTORED_SHAPES, SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt, checkSwiGluExpertsPromptFactored } from '../helpers/swiglu-experts-check.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
@@ -91,8 +91,8 @@ interface Case {
   tokens: number;
   /** rows per routed expert (0: an expert in the list with no rows) */
   rows: number[];
-  /** factored: the five kinds of factoredOperand in turn over the experts' projections */
-  form: 'bf16' | 'f32' | 'mixed' | 'factored';
+  /** factored: the five kinds of factoredOperand in turn over the experts' projections; factored-bf16: the four without f32 factors */
+  form: 'bf16' | 'f32' | 'mixed' | 'factored' | 'factored-bf16';
 }
 
 const CASES: Case[] = [
@@ -106,6 +106,7 @@ const CASES: Case[] = [
   { name: 'a prompt over 1 MiB of BF16 weights: experts on threads, the one with every row on all of them', hidden: 160, width: 192, tokens: 24, rows: [24, 12, 9, 1, 20, 5], form: 'bf16' },
   { name: 'factored matrices (a base, tile residuals, f32 factors, rank 0) beside dense ones: a compressed model decoding', hidden: 40, width: 24, tokens: 8, rows: [2, 8, 0, 1, 5, 3], form: 'factored' },
   { name: 'factored experts over 1 MiB: one expert per thread', hidden: 256, width: 192, tokens: 8, rows: [1, 2, 1, 3, 1, 2, 4, 1], form: 'factored' },
+  { name: 'a prompt over BF16 factors: 9 to 30 rows a factored expert', hidden: 40, width: 24, tokens: 30, rows: [30, 9, 0, 17, 2, 12], form: 'factored-bf16' },
 ];
 
 function inputs(c: Case, seed: number) {
@@ -126,7 +127,9 @@ function inputs(c: Case, seed: number) {
     return bf16 ? toBf16(values) : values;
   };
   const operand = (p: number, d: number, s: number, i: number, slot: number): Matrix =>
-    c.form === 'factored' ? factoredOperand((3 * i + slot) % 5, p, d, s) : matrix(p * d, s, slot === 1 ? i + 1 : i);
+    c.form === 'factored' ? factoredOperand((3 * i + slot) % 5, p, d, s)
+      : c.form === 'factored-bf16' ? factoredOperand([0, 1, 2, 4][(3 * i + slot) % 4], p, d, s)
+        : matrix(p * d, s, slot === 1 ? i + 1 : i);
   const gates = c.rows.map((_, i) => operand(c.width, c.hidden, seed + 10 * i + 1, i, 0));
   const ups = c.rows.map((_, i) => operand(c.width, c.hidden, seed + 10 * i + 2, i, 1));
   const downs = c.rows.map((_, i) => operand(c.hidden, c.width, seed + 10 * i + 3, i, 2));
@@ -238,7 +241,10 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     expect(call({ gates: withGate({ ...f, residualQ: c.width * c.hidden + 1 }) })).toThrow(/gates\[0\]\.residualQ must be a whole number of buckets/);
     expect(call({ gates: withGate({ ...f, residualEta: new Float32Array(2) }) })).toThrow(/residualEta holds fewer values than residualQ/);
     expect(call({ gates: withGate('gate') })).toThrow(/gates\[0\] must be a Uint16Array \(BF16\), a Float32Array or a factored matrix/);
-    expect(call({ ...two, first: Int32Array.of(0, 0, 9), gates: [f, f] })).toThrow(/routed expert 1 has 9 rows and a factored matrix: at most 8/);
+    // a factored matrix of BF16 factors takes any rows, of f32 ones at most 8
+    expect(call({ ...two, first: Int32Array.of(0, 0, 9), gates: [f, f] })).not.toThrow();
+    const f32Factors = { ...f, coefficients: new Float32Array(c.width * 2) };
+    expect(call({ ...two, first: Int32Array.of(0, 0, 9), gates: [f32Factors, f32Factors] })).toThrow(/routed expert 1 has 9 rows and f32 matrices: at most 8/);
     expect(call({ work: new Float32Array(10) })).toThrow(/work has 10 elements/);
     expect(call({ out: new Float32Array(5) })).toThrow(/out/);
     expect(call({ out: x.x })).toThrow(/out shares memory with x/);
@@ -254,16 +260,22 @@ describe.skipIf(!native)('native kernel against the per-expert loop on the same 
     expect(checkSwiGluExpertsPrompt(native!, tokens, width, hidden)).toEqual([]);
   }, 60_000);
 
+  it.each(SWIGLU_PROMPT_FACTORED_SHAPES)('a prompt of %i tokens over factored experts, width %i, hidden %i: bit for bit on 1, 2, 3 and 5 threads', (tokens, width, hidden) => {
+    expect(checkSwiGluExpertsPromptFactored(native!, tokens, width, hidden)).toEqual([]);
+  }, 60_000);
+
   const levels = simdLevelsOf(native);
   // below AVX-512 the experts of more than 32 rows take sgemm's panels, so the kernel runs them on every thread
   it.skipIf(levels.length < 2).each(levels.slice(1))('capped at %s: a prompt bit for bit on 1, 2, 3 and 5 threads', (level) => {
     expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt'), `own kernels ${level},`);
-  }, 120_000);
+    expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_FACTORED_SHAPES', 'checkSwiGluExpertsPromptFactored'), `own kernels ${level},`);
+  }, 240_000);
 
   // with OpenBLAS's AVX-512 kernels the experts of 128+ rows take the panels on up to 2 threads
   it.skipIf(levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: a prompt bit for bit on 1, 2, 3 and 5 threads', () => {
     expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
-  }, 120_000);
+    expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_FACTORED_SHAPES', 'checkSwiGluExpertsPromptFactored', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
+  }, 240_000);
 
   it.each(CASES.map((c) => [c.name, c] as const))('%s: bit for bit, on 1 and 2 threads', async (_n, c) => {
     const x = inputs(c, 5);

@@ -33,14 +33,21 @@ export function promptRows(tokens: number): number[] {
   return [tokens, Math.ceil(tokens * 0.6), 0, 9, Math.ceil(tokens * 0.35), 1, 8];
 }
 
+/** (tokens, width, hidden) for the same check with factored experts (checkSwiGluExpertsPromptFactored). */
+export const SWIGLU_PROMPT_FACTORED_SHAPES: Array<[number, number, number]> = [
+  [60, 300, 515],
+  [160, 300, 1100],
+];
+
 interface Binding {
   gatherRows(width: number, index: Int32Array, count: number, src: Float32Array, dst: Float32Array): void;
   scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
   siluMul(length: number, gate: Float32Array, up: Float32Array): void;
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number): void;
+  addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
-    gates: Uint16Array[], ups: Uint16Array[], downs: Uint16Array[], work: Float32Array, threads: number, out: Float32Array,
+    gates: Operand[], ups: Operand[], downs: Operand[], work: Float32Array, threads: number, out: Float32Array,
   ): void;
 }
 
@@ -50,6 +57,29 @@ interface Binding {
  * when it is made; `engine` only says which kernels the process runs.
  */
 export function checkSwiGluExpertsPrompt(_engine: Engine, tokens: number, width: number, hidden: number): string[] {
+  return checkPrompt(tokens, width, hidden, false);
+}
+
+/**
+ * The same with factored experts: every other expert's projections BF16 factors (rank a third of
+ * the smaller side, a 'tile' residual; some with a base), the others dense, applied as FactoredLinear
+ * applies them (t = x·Bᵀ, y = t·Aᵀ onto x·W̄ᵀ, the residual added), through separate native calls.
+ */
+export function checkSwiGluExpertsPromptFactored(_engine: Engine, tokens: number, width: number, hidden: number): string[] {
+  return checkPrompt(tokens, width, hidden, true);
+}
+
+interface Factored {
+  rank: number;
+  basis: Uint16Array;
+  coefficients: Uint16Array;
+  base?: Uint16Array;
+  residualQ: number;
+  residualEta: Float32Array;
+}
+type Operand = Uint16Array | Factored;
+
+function checkPrompt(tokens: number, width: number, hidden: number, factored: boolean): string[] {
   const binding = createRequire(import.meta.url)(nativeAddonPath) as Binding;
   const r = mulberry32(tokens * 31 + hidden);
   const rows = promptRows(tokens);
@@ -62,9 +92,27 @@ export function checkSwiGluExpertsPrompt(_engine: Engine, tokens: number, width:
     order.set(picked, first[i]);
   });
   const weights = Float32Array.from(order, () => r());
-  const gates = rows.map((_, i) => bf16Uniform(width * hidden, 100 + 3 * i));
-  const ups = rows.map((_, i) => bf16Uniform(width * hidden, 101 + 3 * i));
-  const downs = rows.map((_, i) => bf16Uniform(hidden * width, 102 + 3 * i));
+  const operand = (p: number, d: number, seed: number, i: number): Operand => {
+    if (!factored || i % 2 === 0) return bf16Uniform(p * d, seed);
+    const rank = Math.ceil(Math.min(p, d) / 3);
+    const f: Factored = { rank, basis: bf16Uniform(rank * d, seed + 1000), coefficients: bf16Uniform(p * rank, seed + 2000), residualQ: 37, residualEta: uniform(37, seed) };
+    if (seed % 3 === 0) f.base = bf16Uniform(p * d, seed + 3000);
+    return f;
+  };
+  const gates = rows.map((_, i) => operand(width, hidden, 100 + 3 * i, i));
+  const ups = rows.map((_, i) => operand(width, hidden, 101 + 3 * i, i));
+  const downs = rows.map((_, i) => operand(hidden, width, 102 + 3 * i, i));
+  const apply = (n: number, p: number, d: number, a: Float32Array, o: Operand, y: Float32Array, threads: number) => {
+    if (o instanceof Uint16Array) {
+      binding.gemmBf16(n, p, d, a, o, y, 0, threads);
+      return;
+    }
+    const t = new Float32Array(n * o.rank);
+    binding.gemmBf16(n, o.rank, d, a, o.basis, t, 0, threads);
+    if (o.base) binding.gemmBf16(n, p, d, a, o.base, y, 0, threads);
+    binding.gemmBf16(n, p, o.rank, t, o.coefficients, y, o.base ? 1 : 0, threads);
+    binding.addTileResidual(d, p, o.residualQ, o.residualEta, a, n, y);
+  };
   const x = uniform(tokens * hidden, 7);
   const start = uniform(tokens * hidden, 8);
   const failures: string[] = [];
@@ -82,17 +130,17 @@ export function checkSwiGluExpertsPrompt(_engine: Engine, tokens: number, width:
       const u = new Float32Array(n * width);
       const y = new Float32Array(n * hidden);
       binding.gatherRows(hidden, idx, n, x, xe);
-      binding.gemmBf16(n, width, hidden, xe, gates[i], g, 0, threads);
-      binding.gemmBf16(n, width, hidden, xe, ups[i], u, 0, threads);
+      apply(n, width, hidden, xe, gates[i], g, threads);
+      apply(n, width, hidden, xe, ups[i], u, threads);
       binding.siluMul(n * width, g, u);
-      binding.gemmBf16(n, hidden, width, g, downs[i], y, 0, threads);
+      apply(n, hidden, width, g, downs[i], y, threads);
       binding.scatterAddRows(hidden, idx, weights.subarray(first[i], first[i + 1]), n, y, loop);
     }
     const got = new Uint32Array(kernel.buffer);
     const want = new Uint32Array(loop.buffer);
     const at = got.findIndex((bits, i) => bits !== want[i]);
     if (at >= 0) {
-      failures.push(`tokens=${tokens} width=${width} hidden=${hidden} on ${threads} threads: out[${Math.floor(at / hidden)},${at % hidden}] = ${kernel[at]}, the loop gives ${loop[at]}`);
+      failures.push(`tokens=${tokens} width=${width} hidden=${hidden}${factored ? ' factored' : ''} on ${threads} threads: out[${Math.floor(at / hidden)},${at % hidden}] = ${kernel[at]}, the loop gives ${loop[at]}`);
     }
     if (!loop.some((v, i) => v !== start[i])) failures.push(`tokens=${tokens} width=${width} hidden=${hidden}: the loop changed nothing (the check would pass vacuously)`);
   }

@@ -12,9 +12,10 @@ import { siluMul } from './silu-mul.js';
 import { addTileResidual } from './tile-residual.js';
 
 /**
- * Most rows a routed expert with an f32 matrix may have in a call (the native kernel's small-rows
- * limit: beyond it the per-expert loop's f32 products go through sgemm, whose sums the kernel does
- * not reproduce). An expert whose three matrices are BF16 may have any number.
+ * Most rows a routed expert with an f32 matrix (a factored one's factors included) may have in a
+ * call (the native kernel's small-rows limit: beyond it the per-expert loop's f32 products go
+ * through sgemm, whose sums the kernel does not reproduce). An expert whose matrices are all BF16
+ * may have any number.
  */
 export const SWIGLU_EXPERTS_MAX_ROWS = 8;
 
@@ -23,6 +24,12 @@ export type ExpertMatrix = Uint16Array | Float32Array;
 
 function isMatrix(m: unknown): m is ExpertMatrix {
   return m instanceof Uint16Array || m instanceof Float32Array;
+}
+
+/** Every matrix of an operand is BF16 (a factored one's factors and base included). */
+export function allBf16(o: ExpertOperand): boolean {
+  if (isMatrix(o)) return o instanceof Uint16Array;
+  return o.basis instanceof Uint16Array && o.coefficients instanceof Uint16Array && (o.base == null || o.base instanceof Uint16Array);
 }
 
 /** Checks the arguments as the native kernel does. */
@@ -74,7 +81,7 @@ export function checkSwiGluExperts(
     if (ArrayBuffer.isView(o) || typeof o !== 'object' || o === null) {
       if (!ArrayBuffer.isView(o)) throw new EngineError(`${op}: ${label} must be a Uint16Array (BF16), a Float32Array or a factored matrix { basis, coefficients, rank }`);
       matrix(label, o, p * d, 'hidden and width');
-      return false;
+      return;
     }
     const f = o as Partial<FactoredOperand>;
     if (typeof f.rank !== 'number' || !Number.isInteger(f.rank) || f.rank < 0 || f.rank > 0x7fffffff) throw new EngineError(`${op}: ${label}.rank must be a whole number ≥ 0`);
@@ -89,16 +96,13 @@ export function checkSwiGluExperts(
       if (!(f.residualEta instanceof Float32Array)) throw new EngineError(`${op}: ${label}.residualEta must be a Float32Array`);
       if (f.residualEta.length < q) throw new EngineError(`${op}: ${label}.residualEta holds fewer values than residualQ buckets`);
     }
-    return true;
   };
   for (let i = 0; i < experts; i++) {
-    const factored = [operand('gates', gates, i, width, hidden), operand('ups', ups, i, width, hidden), operand('downs', downs, i, hidden, width)].some(Boolean);
+    operand('gates', gates, i, width, hidden);
+    operand('ups', ups, i, width, hidden);
+    operand('downs', downs, i, hidden, width);
     const rows = first[i + 1] - first[i];
-    if (rows > SWIGLU_EXPERTS_MAX_ROWS && factored) {
-      throw new EngineError(`${op}: routed expert ${i} has ${rows} rows and a factored matrix: at most ${SWIGLU_EXPERTS_MAX_ROWS} rows with factored matrices (run larger groups expert by expert)`);
-    }
-    const allBf16 = gates[i] instanceof Uint16Array && ups[i] instanceof Uint16Array && downs[i] instanceof Uint16Array;
-    if (rows > SWIGLU_EXPERTS_MAX_ROWS && !allBf16) {
+    if (rows > SWIGLU_EXPERTS_MAX_ROWS && !(allBf16(gates[i]) && allBf16(ups[i]) && allBf16(downs[i]))) {
       throw new EngineError(`${op}: routed expert ${i} has ${rows} rows and f32 matrices: at most ${SWIGLU_EXPERTS_MAX_ROWS} rows with f32 (run larger groups of f32 experts expert by expert)`);
     }
   }
