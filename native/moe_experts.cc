@@ -143,20 +143,26 @@ void Product(int m, int n, int k, const float* a, const Matrix& b, float beta, f
   else GemmF32(m, n, k, 1.0f, a, false, b.f32, true, beta, c);
 }
 
+/** Floats of x·Bᵀ a thread keeps between calls (1 MiB: 8 rows at rank 32 K, 256 rows at rank 1 K). */
+constexpr size_t kKeptFactorFloats = size_t{1} << 18;
+
 /** y (m × p) = x (m × d) · Wᵀ for the projection `o`, as the runtime's DenseLinear / FactoredLinear apply it. */
 void Apply(int m, int p, int d, const float* x, const Operand& o, float* y, int engineThreads, int threads) {
   if (!o.factored) {
     Product(m, p, d, x, o.dense, 0.0f, y, engineThreads, threads);
     return;
   }
-  // kept with the thread between calls, as bf16_gemm.cc's panels are
+  // kept with the thread between calls, as bf16_gemm.cc's panels are, up to kKeptFactorFloats: a
+  // long prompt's buffer (rows × rank) is freed after use, or every pool thread would hold one
   static thread_local std::vector<float> t;
-  if (t.size() < static_cast<size_t>(m) * o.rank) t.resize(static_cast<size_t>(m) * o.rank);
+  const size_t need = static_cast<size_t>(m) * o.rank;
+  if (t.size() < need) t.resize(need);
   Product(m, o.rank, d, x, o.basis, 0.0f, t.data(), engineThreads, threads);
   const bool base = o.base.given;
   if (base) Product(m, p, d, x, o.base, 0.0f, y, engineThreads, threads);
   Product(m, p, o.rank, t.data(), o.coefficients, base ? 1.0f : 0.0f, y, engineThreads, threads);
   if (o.tileQ > 0) AddTileResidual(d, p, o.tileQ, o.tileEta, x, m, y);
+  if (t.size() > kKeptFactorFloats) std::vector<float>().swap(t);
 }
 
 /**
