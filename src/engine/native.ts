@@ -168,7 +168,8 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
   try {
     const binding = createRequire(import.meta.url)(nativeAddonPath) as NativeBinding;
     const missing = missingBindingFunctions(binding as unknown as Record<string, unknown>);
-    const stale = missing.length > 0 ? `it lacks ${missing.join(', ')}` : binding.kernelRevision() < KERNEL_REVISION ? `its kernels are revision ${binding.kernelRevision()}, these sources need ${KERNEL_REVISION}` : '';
+    const revision = missing.length > 0 ? 0 : binding.kernelRevision();
+    const stale = missing.length > 0 ? `it lacks ${missing.join(', ')}` : revision < KERNEL_REVISION ? `its kernels are revision ${revision}, these sources need ${KERNEL_REVISION}` : '';
     if (stale) {
       return { reason: `the native addon is older than this code (${stale}); rebuild it with \`npm rebuild rfid-moe\` (in a checkout: node scripts/install-native.mjs)` };
     }

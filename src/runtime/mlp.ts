@@ -2,7 +2,7 @@
 import type { Engine } from '../engine/types.js';
 import { scratch } from './numerics.js';
 import { productTransB, type Weights } from './weight-matrix.js';
-import type { ExpertWeights, SwiGluMatrices } from './weights.js';
+import type { ExpertWeights, SwiGluMatrices, SwiGluOperands } from './weights.js';
 
 /**
  * out = down(silu(gate(x)) ⊙ up(x)), each matrix in the form it is held in (f32, or BF16 as stored;
@@ -31,6 +31,10 @@ export class SwiGlu<W extends Weights = Weights> implements ExpertWeights {
   }
 
   swiGluMatrices(): SwiGluMatrices {
+    return this;
+  }
+
+  swiGluOperands(): SwiGluOperands {
     return this;
   }
 

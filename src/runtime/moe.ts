@@ -75,7 +75,7 @@ export async function moeBlock(
   // accumulated apart from the residual and added once, in the order transformers sums them
   const out = new Float32Array(tokens * h);
   // resident experts the kernel can run as they are (heldExperts): all of them in one kernel call
-  const held = observer?.onExpertInput ? null : heldExperts(w, first, E, h);
+  const held = observer?.onExpertInput ? null : heldExperts(w, first, E);
   if (held?.oneCall) {
     heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out);
   } else {
@@ -139,12 +139,12 @@ interface OneCall {
 
 /**
  * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
- * when every routed expert is held and has the same width, what the one-call path needs: experts
- * held densely, or factored where they would apply their factors as the kernel does for these
- * rows (swiGluOperands), with at most SWIGLU_EXPERTS_MAX_ROWS rows unless every matrix is BF16.
+ * when every routed expert is held and has the same width, what the one-call path needs: its
+ * projections as the kernel takes them (swiGluOperands: dense, or factored where the expert would
+ * apply its factors as the kernel does for these rows), with at most SWIGLU_EXPERTS_MAX_ROWS rows unless every matrix is BF16.
  * Null when the provider hands experts out only by reading them.
  */
-function heldExperts(w: MoeWeights, first: Int32Array, E: number, h: number): { got: Map<number, ExpertWeights>; oneCall: OneCall | null } | null {
+function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<number, ExpertWeights>; oneCall: OneCall | null } | null {
   if (!w.residentExpert) return null;
   const got = new Map<number, ExpertWeights>();
   const groups = [first[0]];
@@ -160,7 +160,7 @@ function heldExperts(w: MoeWeights, first: Int32Array, E: number, h: number): { 
     if (!expert) return { got, oneCall: null };
     got.set(e, expert);
     if (!oneCall) continue;
-    const ops = kernelOperands(expert, rows, h);
+    const ops = kernelOperands(expert, rows);
     if (!ops || (width > 0 && ops.width !== width)) {
       oneCall = false;
       continue;
@@ -176,9 +176,8 @@ function heldExperts(w: MoeWeights, first: Int32Array, E: number, h: number): { 
 }
 
 /** An expert's projections for ForwardKernels.swiGluExperts with `rows` rows, and its width; null where it must run on its own. */
-function kernelOperands(expert: ExpertWeights, rows: number, h: number): SwiGluOperands | null {
-  const m = expert.swiGluMatrices?.();
-  const ops = m ? { gate: m.gate, up: m.up, down: m.down, width: m.gate.length / h } : expert.swiGluOperands?.(rows);
+function kernelOperands(expert: ExpertWeights, rows: number): SwiGluOperands | null {
+  const ops = expert.swiGluOperands?.(rows);
   if (!ops) return null;
   // more rows (a prompt's) only when every matrix is BF16: f32 products of more rows go through sgemm
   return rows <= SWIGLU_EXPERTS_MAX_ROWS || (allBf16(ops.gate) && allBf16(ops.up) && allBf16(ops.down)) ? ops : null;

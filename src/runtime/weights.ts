@@ -21,16 +21,15 @@ export interface ExpertWeights {
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void;
   /**
    * The three matrices when the expert holds them densely (f32 or BF16 as stored: gate and up
-   * [width, hidden], down [hidden, width]), so that the MoE block can run every routed expert of
-   * a decoding step in one kernel call; null or absent otherwise (a factored expert).
+   * [width, hidden], down [hidden, width]); null or absent otherwise (a factored expert).
    */
   swiGluMatrices?(): SwiGluMatrices | null;
   /**
    * The three projections as ForwardKernels.swiGluExperts takes them when `forward` would apply
-   * them for `rows` rows exactly as that kernel does (dense matrices, or factored ones applied
-   * factored with a 'tile' residual or none), so that factored experts run in the one call too
-   * (a decoding step's, and a prompt's where they are applied factored); null or absent otherwise (a matrix that would be materialised, a 'random'
-   * residual).
+   * them for `rows` rows exactly as that kernel does: dense matrices, or factored ones applied
+   * factored with a 'tile' residual or none. The MoE block runs every routed expert of a decoding
+   * step or a prompt in one kernel call when each has them; null or absent otherwise (a matrix
+   * that would be materialised, a 'random' residual).
    */
   swiGluOperands?(rows: number): SwiGluOperands | null;
 }
