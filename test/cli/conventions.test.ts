@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/shared-data.js';
 import { DEMO_TOKENIZER, makeExampleFixture } from '../examples/fixture.js';
 import { calibrationWindows } from '../../src/tokens/windows.js';
+import { cliArgs } from '../helpers/cli.js';
 
 interface Run {
   code: number | null;
@@ -25,7 +26,7 @@ interface Run {
 }
 
 function cli(...args: string[]): Run {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], {
+  const r = spawnSync(process.execPath, [...cliArgs, ...args], {
     cwd: repoRoot,
     encoding: 'utf8',
     timeout: 120_000,

@@ -1,5 +1,5 @@
 /**
- * `rfid-moe doctor` as a user runs it (a child process through tsx): the JSON report follows its
+ * `rfid-moe doctor` as a user runs it (a child process, test/helpers/cli.ts): the JSON report follows its
  * schema and agrees with what loads in this process and with what is on disk.
  */
 import { execFile } from 'node:child_process';
@@ -12,11 +12,12 @@ import { DoctorReportSchema, OPTIONAL_PACKAGES, type DoctorReport } from '../../
 import { loadTfjsEngine } from '../../src/engine/tfjs.js';
 import { loadNativePeer, loadTsPeer, type EngineLoad } from '../../src/engine/tfjs/peer-engines.js';
 import { repoRoot } from '../helpers/shared-data.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 
 async function doctor(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ stdout: string; stderr: string }> {
-  return run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'doctor', ...args], { cwd: repoRoot, env, timeout: 60_000 });
+  return run(process.execPath, [...cliArgs, 'doctor', ...args], { cwd: repoRoot, env, timeout: 60_000 });
 }
 
 async function doctorJson(env?: NodeJS.ProcessEnv): Promise<DoctorReport> {

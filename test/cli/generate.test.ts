@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { compress } from '../../src/compress/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const model = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare');
@@ -21,7 +22,7 @@ const golden = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'golden', 'ge
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], { cwd: repoRoot });
+    const { stdout, stderr } = await run(process.execPath, [...cliArgs, ...args], { cwd: repoRoot });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

@@ -1,5 +1,5 @@
 /**
- * `rfid-moe inspect` run as a user runs it (node + tsx on src/cli/main.ts, in a child process):
+ * `rfid-moe inspect` run as a user runs it (in a child process; test/helpers/cli.ts says which entry):
  * `--json` on a generated checkpoint of every family reports the counts computed independently from
  * config.json; a single .safetensors file lists its tensors; broken input exits 2 with one line.
  */
@@ -22,6 +22,7 @@ import { FIXTURE_FAMILIES, makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { independentCounts } from '../checkpoint/expected-counts.js';
 import { makeScratch } from '../checkpoint/tmp-dirs.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 
@@ -33,7 +34,7 @@ interface CliResult {
 
 async function inspect(...args: string[]): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src/cli/main.ts'), 'inspect', ...args], { cwd: repoRoot });
+    const { stdout, stderr } = await run(process.execPath, [...cliArgs, 'inspect', ...args], { cwd: repoRoot });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };

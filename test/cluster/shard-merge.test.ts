@@ -19,9 +19,9 @@ import { loadGram } from '../../src/routing-stats/gram.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { tempDir } from '../compress/helpers.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const execFileP = promisify(execFile);
-const MAIN = path.join(repoRoot, 'src', 'cli', 'main.ts');
 const TIMED = new Set(['rfid-moe-report.json', 'rfid-moe-report.md']);
 const models = existsSync(path.join(repoRoot, 'examples', 'models'))
   ? (await readdir(path.join(repoRoot, 'examples', 'models'))).map((m) => path.join(repoRoot, 'examples', 'models', m)).filter((m) => existsSync(path.join(m, 'config.json')))
@@ -29,7 +29,7 @@ const models = existsSync(path.join(repoRoot, 'examples', 'models'))
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await execFileP(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: repoRoot, maxBuffer: 64 << 20 });
+    const { stdout, stderr } = await execFileP(process.execPath, [...cliArgs, ...args], { cwd: repoRoot, maxBuffer: 64 << 20 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -237,7 +237,7 @@ describe('a shard killed with SIGKILL', () => {
     const out = path.join(work, 's1');
     const firstShard = path.join(out, 'model-00005-of-00009.safetensors');
     const killed = await new Promise<NodeJS.Signals | null>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'compress', model, '--out', out, ...withStats, '--stats', stats, '--shard', '1/2'], { cwd: repoRoot, stdio: 'ignore' });
+      const child = spawn(process.execPath, [...cliArgs, 'compress', model, '--out', out, ...withStats, '--stats', stats, '--shard', '1/2'], { cwd: repoRoot, stdio: 'ignore' });
       const poll = setInterval(() => {
         if (existsSync(firstShard)) {
           clearInterval(poll);

@@ -12,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/shared-data.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { tempDir } from './helpers.js';
+import { cliArgs } from '../helpers/cli.js';
 
-const CLI = ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), 'compress'];
+const CLI = [...cliArgs, 'compress'];
 const COMMON_FLAGS = ['--retain', '0.5', '--samples', '4', '--seq-len', '8', '--no-eval', '--engine', 'ts', '--threads', '1', '--quiet'];
 /** outputs that legitimately differ between runs (wall times) */
 const TIMED = new Set(['rfid-moe-report.json', 'rfid-moe-report.md']);

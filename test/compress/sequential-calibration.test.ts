@@ -30,6 +30,7 @@ import { calibrationWindows } from '../../src/tokens/windows.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { syntheticStats, tempDir } from './helpers.js';
+import { cliArgs } from '../helpers/cli.js';
 
 /** the shipped Qwen3-MoE model's tokenizer (vocabulary 4096) tokenizes the repository's README */
 const TOKENIZER = path.join(repoRoot, 'examples', 'models', 'qwen3-moe-tiny-shakespeare');
@@ -240,7 +241,7 @@ describe('sequential calibration', () => {
     expect(existsSync(path.join(root.dir, 'refused'))).toBe(false);
 
     // the CLI names its flags, exits 2, and refuses before touching --out
-    const cli = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), 'compress', model, '--out', path.join(root.dir, 'refused'), '--retain', '0.4', '--preset', 'waterfill', '--stats', statsFile, '--calibration', 'sequential'], { cwd: repoRoot, encoding: 'utf8' });
+    const cli = spawnSync(process.execPath, [...cliArgs, 'compress', model, '--out', path.join(root.dir, 'refused'), '--retain', '0.4', '--preset', 'waterfill', '--stats', statsFile, '--calibration', 'sequential'], { cwd: repoRoot, encoding: 'utf8' });
     expect(cli.status).toBe(2);
     expect(cli.stderr).toMatch(/must calibrate itself: pass --dataset instead of --stats/);
     expect(existsSync(path.join(root.dir, 'refused'))).toBe(false);

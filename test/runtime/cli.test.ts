@@ -12,6 +12,7 @@ import { loadRoutingStats } from '../../src/routing-stats/index.js';
 import { rewriteModelFile } from '../checkpoint/rewrite.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { hasSharedData, repoRoot, sharedPath } from '../helpers/shared-data.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-cli-'));
@@ -19,7 +20,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), ...args], { cwd: repoRoot });
+    const { stdout, stderr } = await run(process.execPath, [...cliArgs, ...args], { cwd: repoRoot });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

@@ -17,6 +17,7 @@ import { createEngine } from '../../src/engine/index.js';
 import { BatchDecoder, weightProviderOf, type GenerationStream } from '../../src/runtime/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+import { cliArgs } from '../helpers/cli.js';
 
 const PROMPT = 'ROMEO:\n';
 const NEW = 24;
@@ -155,7 +156,7 @@ describe('repetition_penalty from generation_config.json', () => {
 
 describe('generation_config.json in `rfid-moe generate`', () => {
   const run = promisify(execFile);
-  const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'src', 'cli', 'main.ts'), 'generate', ...args], { cwd: repoRoot });
+  const cli = (...args: string[]) => run(process.execPath, [...cliArgs, 'generate', ...args], { cwd: repoRoot });
 
   it('flags not given take the model’s settings (noted on stderr); a flag given wins', async () => {
     const dir = path.join(work, 'top-k-1');

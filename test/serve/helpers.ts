@@ -5,6 +5,7 @@ import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { createServer, type RfidMoeServer, type ServeOptions } from '../../src/serve/server.js';
 import { repoRoot } from '../helpers/shared-data.js';
+import { cliArgs } from '../helpers/cli.js';
 
 export const TINY_DIR = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare');
 
@@ -55,9 +56,9 @@ export interface CliServer {
   exited: Promise<number | null>;
 }
 
-/** `rfid-moe serve …` as a child process (through tsx); resolves once it prints its URL. */
+/** `rfid-moe serve …` as a child process (see test/helpers/cli.ts); resolves once it prints its URL. */
 export function spawnServeCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CliServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...cliArgs, 'serve', ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {

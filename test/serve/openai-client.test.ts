@@ -12,6 +12,7 @@ import { repoRoot } from '../helpers/shared-data.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { BatchDecoder, textCodec, weightProviderOf, type GenerationParams } from '../../src/runtime/index.js';
 import { startServer, TINY_DIR, type Running } from './helpers.js';
+import { cliArgs } from '../helpers/cli.js';
 
 interface GoldenCase {
   prompt: string;
@@ -278,7 +279,7 @@ describe('an API key (--api-key)', () => {
     }
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
-    const empty = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', TINY_DIR, '--api-key', ' '], { cwd: repoRoot }).catch((e: { code: number; stderr: string }) => e);
+    const empty = await promisify(execFile)(process.execPath, [...cliArgs, 'serve', TINY_DIR, '--api-key', ' '], { cwd: repoRoot }).catch((e: { code: number; stderr: string }) => e);
     expect((empty as { code: number }).code).toBe(2);
     expect((empty as { stderr: string }).stderr).toMatch(/--api-key must not be empty/);
   }, 90_000);
