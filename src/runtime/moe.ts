@@ -141,7 +141,8 @@ interface OneCall {
  * The routed experts the provider holds in memory now (`got`, each counted once as a use), and,
  * when every routed expert is held and has the same width, what the one-call path needs: its
  * projections as the kernel takes them (swiGluOperands: dense, or factored where the expert would
- * apply its factors as the kernel does for these rows), with at most SWIGLU_EXPERTS_MAX_ROWS rows unless every matrix is BF16.
+ * apply its factors as the kernel does for these rows), with at most SWIGLU_EXPERTS_MAX_ROWS rows
+ * unless every matrix is BF16.
  * Null when the provider hands experts out only by reading them.
  */
 function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<number, ExpertWeights>; oneCall: OneCall | null } | null {

@@ -26,8 +26,5 @@ function chooseBuilt(): boolean {
   return process.env.npm_lifecycle_event === 'test' && existsSync(DIST_MAIN);
 }
 
-/** Whether the child processes run the compiled CLI (true) or the sources through tsx. */
-export const cliIsBuilt: boolean = chooseBuilt();
-
 /** Node arguments that start the CLI; append its own (`[...cliArgs, 'serve', dir]`). */
-export const cliArgs: readonly string[] = cliIsBuilt ? [DIST_MAIN] : ['--import', 'tsx', SRC_MAIN];
+export const cliArgs: readonly string[] = chooseBuilt() ? [DIST_MAIN] : ['--import', 'tsx', SRC_MAIN];
