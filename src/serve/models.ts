@@ -158,7 +158,11 @@ function storedBytes(ckpt: Checkpoint): number {
  * Validate one model directory without loading its weights. `shareBytes` is the memory share a
  * factored model may fill with densely materialised experts.
  */
-export async function inspectServedModel(spec: ModelSpec, shareBytes: number, opts: { bf16Weights?: boolean; encoder?: OffThreadEncoder } = {}): Promise<ServedModel> {
+export async function inspectServedModel(
+  spec: ModelSpec,
+  shareBytes: number,
+  opts: { bf16Weights?: boolean; materialiseExperts?: boolean; encoder?: OffThreadEncoder } = {},
+): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`${spec.dir} is not a directory; pass a checkpoint directory (config.json + *.safetensors + tokenizer.json)`);
   const ckpt = await openModel(spec.dir);
@@ -177,7 +181,8 @@ export async function inspectServedModel(spec: ModelSpec, shareBytes: number, op
     const base = residentWeightBytes(ckpt, { bf16Weights: opts.bf16Weights ?? true });
     if (ckpt instanceof CompressedModel) {
       kind = ckpt.storage === 'factored' ? 'compressed-factored' : 'compressed-dense';
-      if (kind === 'compressed-factored') {
+      // materialiseExperts false: every expert stays factored (no dense copies, nothing planned for them)
+      if (kind === 'compressed-factored' && (opts.materialiseExperts ?? true)) {
         const { hiddenSize: H, expertIntermediateSize: I, numExperts } = ckpt.config;
         // held as the server's LiveExpertProvider holds them: BF16 when it keeps BF16 weights and every factor is BF16
         const perExpert = 3 * H * I * ((opts.bf16Weights ?? true) && ckpt.materialisesBf16() ? 2 : 4);

@@ -38,6 +38,12 @@ export interface ServeOptions {
   maxBatchSize?: number;
   /** routed experts stored as BF16 stay BF16 in memory (default true: half their bytes); false widens them to f32 */
   bf16Weights?: boolean;
+  /**
+   * a factored model builds its hottest experts densely within its memory share (default true);
+   * false keeps every expert factored, so its results do not change while it serves (the dense
+   * forms are rounded to the factors' dtype, and the dense set follows live routing)
+   */
+  materialiseExperts?: boolean;
   /** how often idle models are checked against the policy (default 100 ms) */
   tickMs?: number;
   /** in-flight requests get this long to finish on shutdown (default 30 s) */
@@ -114,7 +120,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   };
   for (const spec of specs) {
     try {
-      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true, encoder });
+      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true, materialiseExperts: opts.materialiseExperts ?? true, encoder });
       if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
       models.set(model.id, model);
     } catch (err) {

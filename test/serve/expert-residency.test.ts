@@ -302,5 +302,9 @@ describe('a factored model\'s planned size in the server', () => {
     const roomy = await inspectServedModel(spec, base + kv + 2.5 * per);
     expect(roomy.materialiseBytes).toBe(2 * per);
     expect(roomy.estimatedBytes + kv).toBeLessThanOrEqual(base + kv + 2.5 * per);
+    // --no-materialise-experts: the same room plans no dense experts, the model is its factors alone
+    const factoredOnly = await inspectServedModel(spec, base + kv + 2.5 * per, { materialiseExperts: false });
+    expect(factoredOnly.materialiseBytes).toBe(0);
+    expect(factoredOnly.estimatedBytes).toBe(base);
   });
 });

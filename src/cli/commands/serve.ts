@@ -3,7 +3,8 @@
  *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
  *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
- *   [--tyche-max-idle S] [--tyche-warm-start] [--tyche-rank-filled-window] [--no-bf16-weights]`
+ *   [--tyche-max-idle S] [--tyche-warm-start] [--tyche-rank-filled-window] [--no-bf16-weights]
+ *   [--no-materialise-experts]`
  *
  * One process serves every given model (a directory, or name=dir) through an OpenAI-compatible
  * HTTP API; the residency policy decides which are in memory within the budget. A model whose
@@ -40,6 +41,7 @@ interface ServeCliOptions {
   tycheRankFilledWindow?: boolean;
   maxBatchSize: string;
   bf16Weights: boolean;
+  materialiseExperts: boolean;
   drainTimeout: string;
   engine: string;
   threads?: string;
@@ -140,6 +142,7 @@ export function register(program: Command): void {
       .option('--tyche-rank-filled-window', 'tyche: rank models for eviction by the prior-filled window, as the thresholds do, instead of lending the prior one interval (the ranking before the loopback replay)')
       .option('--max-batch-size <n>', 'requests decoded together per model (continuous batching)', '32')
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
+      .option('--no-materialise-experts', 'keep a factored model\'s experts factored: no dense copies of the hottest, so its results do not change while it serves')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30'),
     engineOptions(),
   )
@@ -177,6 +180,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     tyche,
     maxBatchSize,
     bf16Weights: opts.bf16Weights,
+    materialiseExperts: opts.materialiseExperts,
     drainTimeoutMs,
     apiKey: opts.apiKey,
     idleGc: true,
