@@ -12,6 +12,7 @@ import { createEngine } from '../../src/engine/index.js';
 import { LiveExpertProvider } from '../../src/serve/expert-residency.js';
 import { FactoredLinear, SwiGluExpert } from '../../src/compressed/factored-expert.js';
 import { inspectServedModel } from '../../src/serve/models.js';
+import { createServer } from '../../src/serve/server.js';
 import { kvSlotBoundBytes } from '../../src/runtime/kv-cache.js';
 import { copyFile } from 'node:fs/promises';
 import { TINY_DIR } from './helpers.js';
@@ -306,5 +307,49 @@ describe('a factored model\'s planned size in the server', () => {
     const factoredOnly = await inspectServedModel(spec, base + kv + 2.5 * per, { materialiseExperts: false });
     expect(factoredOnly.materialiseBytes).toBe(0);
     expect(factoredOnly.estimatedBytes).toBe(base);
+  });
+});
+
+describe('a factored model served with materialiseExperts false (--no-materialise-experts)', () => {
+  /** The prompt log-probabilities of `prompt` (token ids: the tiny model has 64), echoed, from a served model. */
+  async function promptLogprobs(url: string, prompt: number[]): Promise<number[]> {
+    const res = await fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', prompt, max_tokens: 0, echo: true, logprobs: 1 }),
+    });
+    if (res.status !== 200) throw new Error(`${res.status}: ${await res.text()}`);
+    const body = (await res.json()) as { choices: { logprobs: { token_logprobs: (number | null)[] } }[] };
+    return body.choices[0]!.logprobs.token_logprobs.slice(1) as number[];
+  }
+
+  /** Log-probs of one prompt from a fresh server, then again after other traffic has run through it. */
+  async function beforeAndAfterTraffic(materialiseExperts: boolean): Promise<{ before: number[]; after: number[] }> {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TINY_DIR, f), path.join(factoredDir, f));
+    const server = await createServer({ models: [`m=${factoredDir}`], engine, processMetrics: false, maxBatchSize: 1, materialiseExperts, policy: 'keep-alive' });
+    try {
+      const url = await server.listen({ port: 0, host: '127.0.0.1' });
+      const rng = mulberry32(7);
+      const tokens = (n: number) => Array.from({ length: n }, () => Math.floor(rng() * 64));
+      const prompt = tokens(48);
+      const before = await promptLogprobs(url, prompt);
+      // enough routed calls for the live counts to take over (the dense set is recomputed every 2048)
+      for (let i = 0; i < 12; i++) await promptLogprobs(url, tokens(120));
+      await new Promise((r) => setTimeout(r, 300)); // background materialisation settles
+      const after = await promptLogprobs(url, prompt);
+      return { before, after };
+    } finally {
+      await server.close();
+    }
+  }
+
+  it('gives the same log-probabilities before and after it has served other requests; by default its dense experts change them', async () => {
+    const fixed = await beforeAndAfterTraffic(false);
+    expect(fixed.after).toEqual(fixed.before);
+    // by default, once its experts are dense, the same prompt's results move in the last digits
+    // (the dense Ŵ sums its products in another order than (x·Bᵀ)·Aᵀ): the flag is what holds them
+    const live = await beforeAndAfterTraffic(true);
+    expect(live.after).not.toEqual(fixed.after);
+    for (let i = 0; i < fixed.after.length; i++) expect(Math.abs(live.after[i]! - fixed.after[i]!)).toBeLessThan(1e-4);
   });
 });
