@@ -40,7 +40,7 @@ import { parseArgs } from 'node:util';
 import { openModel } from '../src/compressed/open-model.js';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import { BatchDecoder, weightProviderOf, type GenerationStream } from '../src/runtime/index.js';
-import { mulberry32 } from '../src/util/prng.js';
+import { randomPrompt } from './lib/random-prompt.js';
 import { streamTokens } from './lib/stream-tokens.js';
 import { shapeNamed } from './lib/synthetic-shapes.js';
 
@@ -77,10 +77,7 @@ if (values.synthetic) {
 }
 const ckpt = await openModel(values.model!);
 const vocab = ckpt.config.vocabSize;
-const promptOf = (seed: number) => {
-  const next = mulberry32(seed);
-  return Int32Array.from({ length: num('prompt-tokens') }, () => Math.floor(next() * vocab));
-};
+const promptOf = (seed: number) => randomPrompt(vocab, num('prompt-tokens'), seed);
 const prompt = promptOf(1);
 try {
   // before the native addon loads: OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded

@@ -38,7 +38,7 @@ import { openModel } from '../src/compressed/open-model.js';
 import { createEngine } from '../src/engine/index.js';
 import type { Engine, ExpertOperand, ForwardKernels } from '../src/engine/types.js';
 import { BatchDecoder, weightProviderOf } from '../src/runtime/index.js';
-import { mulberry32 } from '../src/util/prng.js';
+import { randomPrompt } from './lib/random-prompt.js';
 import { streamTokens } from './lib/stream-tokens.js';
 
 /** Parameters one routed token's product with expert `e` of this type reads. */
@@ -52,16 +52,15 @@ function perExpert(type: TypeBlock, group: GroupBlock, e: number): number {
   return group.rank * (p + d) + residual;
 }
 
-/** Parameters one routed row's product with this operand reads (a factored one's factors, base and η). */
-function operandParams(o: ExpertOperand): number {
-  if (o instanceof Uint16Array || o instanceof Float32Array) return o.length;
-  return o.basis.length + o.coefficients.length + (o.base?.length ?? 0) + (o.residualQ ?? 0);
-}
-
-/** Bytes of the same. */
-function operandBytes(o: ExpertOperand): number {
-  if (o instanceof Uint16Array || o instanceof Float32Array) return o.byteLength;
-  return o.basis.byteLength + o.coefficients.byteLength + (o.base?.byteLength ?? 0) + (o.residualEta ? 4 * (o.residualQ ?? 0) : 0);
+/** Parameters and bytes one routed row's product with this operand reads (a factored one's factors, base and η). */
+function operandReads(o: ExpertOperand): { params: number; bytes: number } {
+  if (o instanceof Uint16Array || o instanceof Float32Array) return { params: o.length, bytes: o.byteLength };
+  const q = o.residualQ ?? 0;
+  const matrices = [o.basis, o.coefficients, ...(o.base ? [o.base] : [])];
+  return {
+    params: matrices.reduce((n, m) => n + m.length, q),
+    bytes: matrices.reduce((n, m) => n + m.byteLength, o.residualEta ? 4 * q : 0),
+  };
 }
 
 interface DecodeReads {
@@ -94,19 +93,18 @@ async function measuredInDecode(dir: string, streams: number, newTokens: number,
     calls++;
     for (let i = 0; i + 1 < first.length; i++) {
       if (first[i + 1] === first[i]) continue;
-      read += operandParams(gates[i]) + operandParams(ups[i]) + operandParams(downs[i]);
-      bytes += operandBytes(gates[i]) + operandBytes(ups[i]) + operandBytes(downs[i]);
+      for (const o of [gates[i], ups[i], downs[i]]) {
+        const r = operandReads(o);
+        read += r.params;
+        bytes += r.bytes;
+      }
       original += 3 * hidden * width;
     }
   };
   // the engine as the decoder sees it, with the one call counted
   const counted: Engine = Object.create(engine, { kernels: { value: kernels } }) as Engine;
   const decoder = new BatchDecoder(weightProviderOf(model, { bf16Weights: true }), counted, { maxBatchSize: streams });
-  const vocab = model.config.vocabSize;
-  const promptOf = (seed: number) => {
-    const next = mulberry32(seed);
-    return Int32Array.from({ length: 32 }, () => Math.floor(next() * vocab));
-  };
+  const promptOf = (seed: number) => randomPrompt(model.config.vocabSize, 32, seed);
   const params = { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] as number[] };
   const run = () => Promise.all(Array.from({ length: streams }, (_, i) => streamTokens(decoder.submit(promptOf(i === 0 ? 1 : 100 + i), params))));
   await run(); // warm-up: weights resident, buffers grown

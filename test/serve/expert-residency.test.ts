@@ -35,6 +35,8 @@ beforeAll(async () => {
   await original.close();
   model = await loadCompressed(out);
   factoredDir = out;
+  // a served model needs a tokenizer: the shipped demo's (requests below send token ids, under this checkpoint's 64)
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TINY_DIR, f), path.join(out, f));
 });
 afterAll(async () => {
   await model?.close();
@@ -286,7 +288,6 @@ describe('a factored expert in the server', () => {
 
 describe('a factored model\'s planned size in the server', () => {
   it('materialises whole experts only, in the room its share leaves after one full-context KV cache', async () => {
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TINY_DIR, f), path.join(factoredDir, f));
     const spec = { id: 'm', dir: factoredDir };
     const base = (await inspectServedModel(spec, 0)).estimatedBytes;
     const probe = await inspectServedModel(spec, 0);
@@ -325,7 +326,6 @@ describe('a factored model served with materialiseExperts false (--no-materialis
 
   /** Log-probs of one prompt from a fresh server, then again after other traffic has run through it. */
   async function beforeAndAfterTraffic(materialiseExperts: boolean): Promise<{ before: number[]; after: number[] }> {
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TINY_DIR, f), path.join(factoredDir, f));
     const server = await createServer({ models: [`m=${factoredDir}`], engine, processMetrics: false, maxBatchSize: 1, materialiseExperts, policy: 'keep-alive' });
     try {
       const url = await server.listen({ port: 0, host: '127.0.0.1' });
