@@ -62,6 +62,16 @@ export function describeWithLmEval(name: string, body: () => void): void {
   describeNeeding('lm-evaluation-harness', lmEvalReason, lmEvalSkipReason, name, body);
 }
 
+const openaiReason = existsSync(pythonPath) ? unavailableReason(['openai']) : `no Python at ${pythonPath}`;
+/** the official `openai` Python client (scripts/openai_python_check.py), installed by .ci/run beside transformers */
+export const openaiPythonSkipReason = `${openaiReason}: install it as .ci/run does (\`.venv/bin/pip install openai\`, or set RFID_MOE_PYTHON)`;
+
+/** `describe` for suites that need the `openai` Python client (describeNeeding). */
+export function describeWithPythonOpenai(name: string, body: () => void): void {
+  if (openaiReason !== undefined && !inCi) console.warn(`\n*** openai Python client tests SKIPPED: ${openaiPythonSkipReason} ***\n`);
+  describeNeeding('the openai client', openaiReason, openaiPythonSkipReason, name, body);
+}
+
 export interface HfJobResult {
   ok: boolean;
   type?: string;

@@ -1,0 +1,210 @@
+/**
+ * The official `openai` Python client, which Python code reaches OpenAI-compatible servers with,
+ * against the server (scripts/openai_python_check.py makes the calls and reports what the client
+ * handed back). Independent truth: transformers' greedy tokens (the committed generation goldens)
+ * for the completions' text, and the server's own raw JSON for what the client parsed
+ * (log-probabilities, usage, the chat message). Also: streams read by the client's SSE decoder,
+ * the async client's concurrent requests, errors as its typed exceptions, and a stream the client
+ * closes early, which must stop its generation on the server.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeWithPythonOpenai, pythonPath } from '../helpers/python.js';
+import { runPythonJson } from '../helpers/python-json.js';
+import { repoRoot } from '../helpers/shared-data.js';
+import { CHATML, getJson, postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+
+const SCRIPT = path.join(repoRoot, 'scripts', 'openai_python_check.py');
+const N = 24; // new tokens a completion (a prefix of the goldens' 64)
+const CONVERSATION = [
+  { role: 'system', content: 'You speak as a player in Shakespeare.' },
+  { role: 'user', content: 'Who comes there?' },
+];
+
+interface ClientError {
+  class: string;
+  message: string;
+  status_code?: number;
+  code?: string;
+  param?: string;
+}
+type Attempt<T> = { ok: T; error?: undefined } | { ok?: undefined; error: ClientError };
+interface CompletionReport {
+  id: string;
+  object: string;
+  model: string;
+  text: string;
+  finish_reason: string;
+  usage: Record<string, number>;
+  logprobs: { tokens: string[]; token_logprobs: number[]; top_logprobs: Array<Record<string, number>>; text_offset: number[] };
+}
+interface Report {
+  openai: string;
+  models: Attempt<string[]>;
+  retrieve: Attempt<Record<string, unknown>>;
+  retrieve_missing: Attempt<string>;
+  completions: Array<Attempt<CompletionReport>>;
+  streamed: Attempt<{ pieces: string[]; finish_reason: string; usage: Record<string, number> }>;
+  batch: Attempt<Array<{ index: number; text: string; finish_reason: string }>>;
+  concurrent: Attempt<string[]>;
+  errors: Record<'unknown_model' | 'negative_temperature' | 'too_long_streamed' | 'chat_without_template', Attempt<unknown>>;
+  chat: Attempt<{ object: string; role: string; content: string; finish_reason: string; usage: Record<string, number>; logprobs: Array<{ token: string; logprob: number; top: Array<[string, number]> }> }>;
+  streamed_chat: Attempt<{ pieces: string[]; roles: string[]; finish_reason: string }>;
+}
+
+/** The value of an attempt that must have succeeded (the client's exception in the failure otherwise). */
+function ok<T>(a: Attempt<T>, what: string): T {
+  expect(a.error, `${what}: the client raised`).toBeUndefined();
+  return a.ok as T;
+}
+
+/** The exception of an attempt that must have failed. */
+function raised(a: Attempt<unknown>, what: string): ClientError {
+  expect(a.error, `${what}: the client raised nothing`).toBeDefined();
+  return a.error!;
+}
+
+function generatedTokens(metrics: string): number {
+  return Number(/rfid_moe_generated_tokens_total\{model="tiny"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+}
+
+describeWithPythonOpenai('the openai Python client against the server', () => {
+  const golden = JSON.parse(readFileSync(path.join(repoRoot, 'test/golden/generate/mixtral-tiny-shakespeare.json'), 'utf8')) as {
+    cases: Array<{ prompt: string; tokens: number[] }>;
+  };
+  const prompts = golden.cases.slice(0, 3).map((c) => c.prompt);
+  let s: Running;
+  let chatDir: string;
+  let want: string[];
+  let report: Report;
+  const job = () => ({ base_url: `${s.url}/v1`, model: 'tiny', chat_model: 'chat', prompts, max_tokens: N, conversation: CONVERSATION, cancel_after: 3 });
+
+  beforeAll(async () => {
+    // the shipped model with a chat template, for the chat endpoint
+    chatDir = mkdtempSync(path.join(tmpdir(), 'rfid-py-chat-'));
+    cpSync(TINY_DIR, chatDir, { recursive: true });
+    const configFile = path.join(chatDir, 'tokenizer_config.json');
+    writeFileSync(configFile, JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), chat_template: CHATML }, null, 2));
+    s = await startServer({ models: [`tiny=${TINY_DIR}`, `chat=${chatDir}`] });
+    const tok = s.server.models.get('tiny')!.tokenizer.tokenizer;
+    want = golden.cases.slice(0, 3).map((c) => tok.decode(c.tokens.slice(0, N), { skip_special_tokens: true }));
+    report = await runPythonJson<Report>(pythonPath, SCRIPT, job());
+  }, 180_000);
+  afterAll(async () => {
+    await s?.close();
+    if (chatDir) rmSync(chatDir, { recursive: true, force: true });
+  });
+
+  it('lists and retrieves the models as the server sends them; an unknown one is its NotFoundError', async () => {
+    expect(ok(report.models, 'models.list')).toEqual(['tiny', 'chat']);
+    expect(ok(report.retrieve, 'models.retrieve')).toEqual(await getJson(`${s.url}/v1/models/tiny`));
+    expect(raised(report.retrieve_missing, 'models.retrieve of an unknown id')).toMatchObject({ class: 'NotFoundError', status_code: 404, code: 'model_not_found' });
+  });
+
+  it('greedy completions: the text is transformers’ greedy text; the parsed log-probabilities and usage are the server’s own, to the last bit', async () => {
+    for (const [i, attempt] of report.completions.entries()) {
+      const got = ok(attempt, `completion ${i}`);
+      expect(got.text).toBe(want[i]);
+      expect(got).toMatchObject({ object: 'text_completion', model: 'tiny', finish_reason: 'length' });
+      // the same request, read as raw JSON
+      const raw = await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: prompts[i], max_tokens: N, temperature: 0, logprobs: 2 });
+      expect(raw.status).toBe(200);
+      const choice = raw.json.choices[0];
+      expect(got.text).toBe(choice.text);
+      expect(got.logprobs).toEqual(choice.logprobs);
+      expect(got.usage).toEqual(raw.json.usage);
+      expect(got.usage.completion_tokens).toBe(N);
+      // greedy: each chosen token is its step's most likely, so it heads its own alternatives
+      expect(got.logprobs.tokens.join('')).toBe(got.text);
+      got.logprobs.top_logprobs.forEach((top, t) => {
+        expect(top[got.logprobs.tokens[t]]).toBe(got.logprobs.token_logprobs[t]);
+        expect(Math.max(...Object.values(top))).toBe(got.logprobs.token_logprobs[t]);
+      });
+    }
+  });
+
+  it('a streamed completion read by the client’s SSE decoder: token by token, the same text, then usage', () => {
+    const got = ok(report.streamed, 'streamed completion');
+    expect(got.pieces.join('')).toBe(want[1]);
+    expect(got.pieces.length).toBeGreaterThan(N / 2);
+    expect(got.finish_reason).toBe('length');
+    expect(got.usage.completion_tokens).toBe(N);
+  });
+
+  it('a batch of prompts and the async client’s concurrent requests each give that prompt’s greedy text', () => {
+    const batch = ok(report.batch, 'batch completion');
+    expect(batch.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(batch.map((c) => c.text)).toEqual(want);
+    expect(ok(report.concurrent, 'AsyncOpenAI, concurrent')).toEqual(want);
+  });
+
+  it('chat: the parsed message and log-probabilities are the server’s; streamed deltas join to the same content', async () => {
+    const got = ok(report.chat, 'chat completion');
+    const raw = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: CONVERSATION, max_tokens: N, temperature: 0, logprobs: true, top_logprobs: 2 });
+    expect(raw.status).toBe(200);
+    const choice = raw.json.choices[0];
+    expect(got).toMatchObject({ object: 'chat.completion', role: 'assistant', content: choice.message.content, finish_reason: choice.finish_reason });
+    expect(got.content.length).toBeGreaterThan(0);
+    expect(got.usage).toEqual(raw.json.usage);
+    expect(got.logprobs).toEqual(
+      (choice.logprobs.content as Array<{ token: string; logprob: number; top_logprobs: Array<{ token: string; logprob: number }> }>).map((t) => ({
+        token: t.token,
+        logprob: t.logprob,
+        top: t.top_logprobs.map((a) => [a.token, a.logprob]),
+      })),
+    );
+    const streamed = ok(report.streamed_chat, 'streamed chat');
+    expect(streamed.pieces.join('')).toBe(got.content);
+    expect(streamed.roles).toEqual(['assistant']);
+    expect(streamed.finish_reason).toBe(got.finish_reason);
+  });
+
+  it('errors arrive as the client’s typed exceptions, with the code and param it reads', () => {
+    expect(raised(report.errors.unknown_model, 'unknown model')).toMatchObject({ class: 'NotFoundError', status_code: 404, code: 'model_not_found' });
+    expect(raised(report.errors.negative_temperature, 'negative temperature')).toMatchObject({ class: 'BadRequestError', status_code: 400, param: 'temperature' });
+    const tooLong = raised(report.errors.too_long_streamed, 'max_tokens beyond the context, streamed');
+    expect(tooLong).toMatchObject({ class: 'BadRequestError', status_code: 400 });
+    expect(tooLong.message).toMatch(/maximum context length/);
+    const chat = raised(report.errors.chat_without_template, 'chat on a model without a template');
+    expect(chat).toMatchObject({ class: 'BadRequestError', status_code: 400 });
+    expect(chat.message).toMatch(/no chat template/);
+  });
+
+  it('a stream the client closes early stops its generation and frees its sequence', async () => {
+    const metrics = async () => generatedTokens(await (await fetch(`${s.url}/metrics`)).text());
+    const before = await metrics();
+    const { cancelled } = await runPythonJson<{ cancelled: Attempt<{ read: number }> }>(pythonPath, SCRIPT, { ...job(), cancel: true });
+    expect(ok(cancelled, 'closing a stream').read).toBe(3);
+    const tiny = async () => ((await getJson(`${s.url}/health`)).models as Array<{ id: string; active_sequences: number; in_flight: number }>).find((m) => m.id === 'tiny')!;
+    let state = await tiny();
+    for (let i = 0; i < 100 && (state.active_sequences > 0 || state.in_flight > 0); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      state = await tiny();
+    }
+    expect(state).toMatchObject({ active_sequences: 0, in_flight: 0 });
+    const generated = (await metrics()) - before;
+    expect(generated).toBeGreaterThanOrEqual(3);
+    expect(generated).toBeLessThan(1000); // it asked for 1000
+  }, 60_000);
+
+  it('examples/openai_client.py runs against a server on the shipped model, as the README shows', async () => {
+    const served = await startServer({ models: [TINY_DIR] });
+    try {
+      const { stdout } = await promisify(execFile)(pythonPath, [path.join(repoRoot, 'examples', 'openai_client.py')], {
+        env: { ...process.env, RFID_MOE_URL: `${served.url}/v1` },
+        timeout: 60_000,
+      });
+      // its greedy completion of "ROMEO:\n" (golden case 0) is transformers' greedy text
+      expect(golden.cases[0].prompt).toBe('ROMEO:\n');
+      expect(stdout).toContain(want[0]);
+      expect(stdout).toMatch(/completion_tokens=32/);
+      expect(stdout).toMatch(/404: .*`no-such-model` does not exist/);
+    } finally {
+      await served.close();
+    }
+  });
+});
