@@ -10,7 +10,7 @@
  * Skipped without the venv (failing under CI=true).
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -18,7 +18,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildChatPrompt } from '../../src/serve/chat-template.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { describeWithTransformers, pythonPath } from '../helpers/python.js';
-import { CHATML, postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+import { CHATML, postJson, startServer, tinyWithChatTemplate, TINY_DIR, type Running } from './helpers.js';
 
 // ChatML that closes an empty reasoning block when the caller turns thinking off, as Qwen3's
 // template does (chat_template_kwargs: {"enable_thinking": false})
@@ -78,11 +78,7 @@ describeWithTransformers('chat completions with a real chat template', () => {
   let decode: (ids: number[]) => string;
 
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'rfid-chat-'));
-    cpSync(TINY_DIR, dir, { recursive: true });
-    const configFile = path.join(dir, 'tokenizer_config.json');
-    const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-    writeFileSync(configFile, JSON.stringify({ ...config, chat_template: CHATML }, null, 2));
+    dir = tinyWithChatTemplate(mkdtempSync(path.join(tmpdir(), 'rfid-chat-')));
     refs = reference(dir, [...CONVERSATIONS, ...ENDINGS]);
     // the tokenizer with the thinking switch, saved by transformers itself, which (from version 5)
     // writes the template to chat_template.jinja and leaves it out of tokenizer_config.json

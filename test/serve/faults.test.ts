@@ -10,16 +10,12 @@ import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_DIR, postJson, rssOf, spawnServeCli, startServer, type Running, getJson } from './helpers.js';
+import { TINY_DIR, generatedTokens, postJson, rssOf, spawnServeCli, startServer, type Running, getJson } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function health(url: string): Promise<any> {
   return getJson(`${url}/health`);
-}
-
-function generatedTokens(metrics: string): number {
-  return Number(/rfid_moe_generated_tokens_total\{model="tiny"\} (\d+)/.exec(metrics)?.[1] ?? 0);
 }
 
 describe('client disconnect mid-stream', () => {

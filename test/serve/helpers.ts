@@ -1,5 +1,6 @@
 /** A server on the shipped tiny model over loopback, for the serving tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
@@ -13,6 +14,19 @@ export const TINY_DIR = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-
 export const CHATML =
   "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+
+/** Copies the shipped tiny model to `dir` with `template` as its chat template (tokenizer_config.json), for the chat endpoint. */
+export function tinyWithChatTemplate(dir: string, template: string = CHATML): string {
+  cpSync(TINY_DIR, dir, { recursive: true });
+  const configFile = path.join(dir, 'tokenizer_config.json');
+  writeFileSync(configFile, JSON.stringify({ ...(JSON.parse(readFileSync(configFile, 'utf8')) as object), chat_template: template }, null, 2));
+  return dir;
+}
+
+/** `rfid_moe_generated_tokens_total` of one model in a /metrics text (0 before its first token). */
+export function generatedTokens(metrics: string, model = 'tiny'): number {
+  return Number(new RegExp(`rfid_moe_generated_tokens_total\\{model="${model}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);
+}
 
 export interface Running {
   server: RfidMoeServer;

@@ -9,14 +9,14 @@
  * checkpoint served factored against its dense output in transformers, and for chat:
  * `local-chat-completions` against the hf model rendering the same chat template.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect, it, onTestFinished } from 'vitest';
 import { hasSharedData, repoRoot, sharedDataSkipReason, sharedPath } from '../helpers/shared-data.js';
 import { describeWithLmEval, pythonPath } from '../helpers/python.js';
 import { runLmEvalCheck, type LmEvalCheck, type LmEvalJob, type LmEvalRun } from '../helpers/lm-eval.js';
-import { CHATML, startServer } from './helpers.js';
+import { startServer, tinyWithChatTemplate } from './helpers.js';
 import { compress } from '../../src/compress/pipeline.js';
 
 const MAX_LENGTH = 130; // tokens per request: shorter than the scored paragraphs, so they are windowed
@@ -120,10 +120,7 @@ describeWithLmEval('lm-evaluation-harness against the server, and against transf
   it('chat: local-chat-completions generates what lm-eval’s hf model generates with transformers’ chat template', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'rfid-lm-eval-chat-'));
     onTestFinished(() => rmSync(work, { recursive: true, force: true }));
-    const dir = path.join(work, 'chatml');
-    cpSync(path.join(repoRoot, 'examples', 'models', MODELS[0]), dir, { recursive: true });
-    const configFile = path.join(dir, 'tokenizer_config.json');
-    writeFileSync(configFile, JSON.stringify({ ...(JSON.parse(readFileSync(configFile, 'utf8')) as object), chat_template: CHATML }));
+    const dir = tinyWithChatTemplate(path.join(work, 'chatml')); // MODELS[0], the shipped Mixtral-shaped model
     const s = await startServer({ models: [`chat=${dir}`] });
     onTestFinished(() => s.close());
     const check = await runCheck({

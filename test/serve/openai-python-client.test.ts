@@ -8,7 +8,7 @@
  * closes early, which must stop its generation on the server.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,7 +16,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWithPythonOpenai, pythonPath } from '../helpers/python.js';
 import { runPythonJson } from '../helpers/python-json.js';
 import { repoRoot } from '../helpers/shared-data.js';
-import { CHATML, getJson, postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+import { generatedTokens, getJson, postJson, startServer, tinyWithChatTemplate, TINY_DIR, type Running } from './helpers.js';
 
 const SCRIPT = path.join(repoRoot, 'scripts', 'openai_python_check.py');
 const N = 24; // new tokens a completion (a prefix of the goldens' 64)
@@ -68,10 +68,6 @@ function raised(a: Attempt<unknown>, what: string): ClientError {
   return a.error!;
 }
 
-function generatedTokens(metrics: string): number {
-  return Number(/rfid_moe_generated_tokens_total\{model="tiny"\} (\d+)/.exec(metrics)?.[1] ?? 0);
-}
-
 describeWithPythonOpenai('the openai Python client against the server', () => {
   const golden = JSON.parse(readFileSync(path.join(repoRoot, 'test/golden/generate/mixtral-tiny-shakespeare.json'), 'utf8')) as {
     cases: Array<{ prompt: string; tokens: number[] }>;
@@ -85,10 +81,7 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
 
   beforeAll(async () => {
     // the shipped model with a chat template, for the chat endpoint
-    chatDir = mkdtempSync(path.join(tmpdir(), 'rfid-py-chat-'));
-    cpSync(TINY_DIR, chatDir, { recursive: true });
-    const configFile = path.join(chatDir, 'tokenizer_config.json');
-    writeFileSync(configFile, JSON.stringify({ ...JSON.parse(readFileSync(configFile, 'utf8')), chat_template: CHATML }, null, 2));
+    chatDir = tinyWithChatTemplate(mkdtempSync(path.join(tmpdir(), 'rfid-py-chat-')));
     s = await startServer({ models: [`tiny=${TINY_DIR}`, `chat=${chatDir}`] });
     const tok = s.server.models.get('tiny')!.tokenizer.tokenizer;
     want = golden.cases.slice(0, 3).map((c) => tok.decode(c.tokens.slice(0, N), { skip_special_tokens: true }));

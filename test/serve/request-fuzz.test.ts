@@ -11,12 +11,12 @@
  * Hand-picked cases of each kind are in http-errors.test.ts; this file looks for the cases nobody
  * thought of. A failure prints the shrunk request (fast-check's counterexample) and the seed.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHATML, getJson, postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+import { getJson, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 /** How long one answer may take: the largest request a mutation can make (16 choices up to the 1024-token context) decodes in a few seconds on the tiny model. */
 const ANSWER_TIMEOUT_MS = 60_000;
@@ -33,10 +33,7 @@ const PLAIN = { model: 'tiny', prompt: 'ROMEO:', max_tokens: 8, temperature: 0 }
 
 beforeAll(async () => {
   // the shipped model with a chat template, so chat requests reach generation
-  dir = mkdtempSync(path.join(tmpdir(), 'rfid-fuzz-'));
-  cpSync(TINY_DIR, dir, { recursive: true });
-  const configFile = path.join(dir, 'tokenizer_config.json');
-  writeFileSync(configFile, JSON.stringify({ ...(JSON.parse(readFileSync(configFile, 'utf8')) as object), chat_template: CHATML }));
+  dir = tinyWithChatTemplate(mkdtempSync(path.join(tmpdir(), 'rfid-fuzz-')));
   s = await startServer({ models: [`tiny=${dir}`], maxBatchSize: 8 });
   vocab = s.server.models.get('tiny')!.vocabSize;
   const r = await postJson(`${s.url}/v1/completions`, PLAIN);
