@@ -1,0 +1,309 @@
+/**
+ * Whether a text can still become one JSON object (RFC 8259, the object form that OpenAI's
+ * `response_format: {"type": "json_object"}` asks for), read one character at a time. JSON mode
+ * (json-constraint.ts) asks it of every candidate token: a token is allowed when the text it adds
+ * keeps the whole completion a viable prefix, and generation ends when the object closes.
+ *
+ * Hand-written because what is needed is a prefix check, not a parser: JSON.parse and the npm
+ * parsers answer "valid or not" for a whole text, and streaming parsers build values the
+ * constraint does not need. The state is a few fields and the open containers as a string, so a
+ * copy per candidate token is cheap.
+ *
+ * One deliberate restriction beyond the grammar: at most `maxWhitespace` whitespace characters in a
+ * row outside strings (default 32), because a model held to JSON otherwise can emit newlines
+ * until max_tokens runs out, a known failure of grammar-constrained decoding.
+ */
+
+/** Where the next character falls. */
+enum Mode {
+  /** before the top-level value: whitespace, then '{' */
+  Start,
+  /** a value (after ':' or ',' in an array) */
+  Value,
+  /** after '[': a value or ']' */
+  ValueOrClose,
+  /** after '{': a key or '}' */
+  KeyOrClose,
+  /** after ',' in an object: a key */
+  Key,
+  /** after a key: ':' */
+  Colon,
+  /** after a value inside a container: ',' or its closing bracket */
+  AfterValue,
+  /** inside a string (`inKey` says whether it is an object's key) */
+  String,
+  /** after a backslash inside a string */
+  Escape,
+  /** inside \uXXXX (`count` hex digits read) */
+  Unicode,
+  /** after '-': a digit */
+  Minus,
+  /** after a leading 0: '.', 'e', or the end of the number */
+  Zero,
+  /** integer digits */
+  Integer,
+  /** after '.': a digit */
+  Point,
+  /** fraction digits */
+  Fraction,
+  /** after 'e' or 'E': a sign or a digit */
+  Exponent,
+  /** after the exponent's sign: a digit */
+  ExponentSign,
+  /** exponent digits */
+  ExponentDigits,
+  /** inside true, false or null (`literal`, `count` characters read) */
+  Literal,
+  /** the top-level object is closed: nothing more may follow */
+  Done,
+}
+
+const LITERALS = ['true', 'false', 'null'] as const;
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+const isHex = (c: number) => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+/** JSON's four whitespace characters */
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+export interface JsonPrefixOptions {
+  /** most whitespace characters in a row outside strings (default 32) */
+  maxWhitespace?: number;
+}
+
+export class JsonPrefix {
+  private mode: Mode = Mode.Start;
+  /** open containers, innermost last: 'o' object, 'a' array */
+  private stack = '';
+  private inKey = false;
+  private count = 0;
+  private literal = 0;
+  private spaces = 0;
+  private readonly maxWhitespace: number;
+
+  constructor(opts: JsonPrefixOptions = {}) {
+    this.maxWhitespace = opts.maxWhitespace ?? 32;
+  }
+
+  /** An independent copy (candidates are tried on copies). */
+  clone(): JsonPrefix {
+    return new JsonPrefix({ maxWhitespace: this.maxWhitespace }).copyFrom(this);
+  }
+
+  /** Makes this state equal to `other`, made with the same options (a scratch state reused for many checks allocates nothing). */
+  copyFrom(other: JsonPrefix): this {
+    this.mode = other.mode;
+    this.stack = other.stack;
+    this.inKey = other.inKey;
+    this.count = other.count;
+    this.literal = other.literal;
+    this.spaces = other.spaces;
+    return this;
+  }
+
+  /** The whole state as a string: two states with the same key accept the same texts. */
+  get key(): string {
+    return `${this.mode},${this.stack},${this.inKey ? 1 : 0},${this.count},${this.literal},${this.spaces},${this.maxWhitespace}`;
+  }
+
+  /** the top-level object is complete */
+  get complete(): boolean {
+    return this.mode === Mode.Done;
+  }
+
+  /** inside a string (where a character still being decoded, U+FFFD for now, may go) */
+  get inString(): boolean {
+    return this.mode === Mode.String;
+  }
+
+  /**
+   * Reads `text`; false as soon as a character makes the text impossible to complete as one JSON
+   * object (this object's state is then unspecified: push onto a clone to keep the last good one).
+   */
+  push(text: string): boolean {
+    for (let i = 0; i < text.length; i++) if (!this.char(text.charCodeAt(i))) return false;
+    return true;
+  }
+
+  private space(): boolean {
+    return ++this.spaces <= this.maxWhitespace;
+  }
+
+  /** a value begins with c (in Value or ValueOrClose) */
+  private startValue(c: number): boolean {
+    switch (c) {
+      case 0x7b: // {
+        this.stack += 'o';
+        this.mode = Mode.KeyOrClose;
+        return true;
+      case 0x5b: // [
+        this.stack += 'a';
+        this.mode = Mode.ValueOrClose;
+        return true;
+      case 0x22: // "
+        this.mode = Mode.String;
+        this.inKey = false;
+        return true;
+      case 0x2d: // -
+        this.mode = Mode.Minus;
+        return true;
+      case 0x30: // 0
+        this.mode = Mode.Zero;
+        return true;
+      case 0x74: // t
+      case 0x66: // f
+      case 0x6e: // n
+        this.literal = c === 0x74 ? 0 : c === 0x66 ? 1 : 2;
+        this.count = 1;
+        this.mode = Mode.Literal;
+        return true;
+      default:
+        if (c >= 0x31 && c <= 0x39) {
+          this.mode = Mode.Integer;
+          return true;
+        }
+        return false;
+    }
+  }
+
+  /** an object's key begins with c (in KeyOrClose or Key) */
+  private startKey(c: number): boolean {
+    if (c !== 0x22) return false;
+    this.mode = Mode.String;
+    this.inKey = true;
+    return true;
+  }
+
+  /** a value ended: what may follow depends on the container it is in */
+  private endValue(): void {
+    this.mode = this.stack.length === 0 ? Mode.Done : Mode.AfterValue;
+  }
+
+  /** c after a complete number: the number ends and c is read in AfterValue */
+  private afterNumber(c: number): boolean {
+    this.endValue();
+    return this.char(c);
+  }
+
+  private char(c: number): boolean {
+    if (this.mode !== Mode.String && this.mode !== Mode.Escape && this.mode !== Mode.Unicode && !isSpace(c)) this.spaces = 0;
+    switch (this.mode) {
+      case Mode.Start:
+        if (isSpace(c)) return this.space();
+        if (c !== 0x7b) return false; // JSON mode's top level is an object
+        this.stack = 'o';
+        this.mode = Mode.KeyOrClose;
+        return true;
+      case Mode.Value:
+        if (isSpace(c)) return this.space();
+        return this.startValue(c);
+      case Mode.ValueOrClose:
+        if (isSpace(c)) return this.space();
+        if (c === 0x5d) return this.close('a');
+        return this.startValue(c);
+      case Mode.KeyOrClose:
+        if (isSpace(c)) return this.space();
+        if (c === 0x7d) return this.close('o');
+        return this.startKey(c);
+      case Mode.Key:
+        if (isSpace(c)) return this.space();
+        return this.startKey(c);
+      case Mode.Colon:
+        if (isSpace(c)) return this.space();
+        if (c !== 0x3a) return false;
+        this.mode = Mode.Value;
+        return true;
+      case Mode.AfterValue: {
+        if (isSpace(c)) return this.space();
+        const inner = this.stack[this.stack.length - 1];
+        if (c === 0x2c) {
+          this.mode = inner === 'o' ? Mode.Key : Mode.Value;
+          return true;
+        }
+        if (c === 0x7d) return this.close('o');
+        if (c === 0x5d) return this.close('a');
+        return false;
+      }
+      case Mode.String:
+        if (c === 0x22) {
+          if (this.inKey) this.mode = Mode.Colon;
+          else this.endValue();
+          return true;
+        }
+        if (c === 0x5c) {
+          this.mode = Mode.Escape;
+          return true;
+        }
+        return c >= 0x20; // control characters must be escaped
+      case Mode.Escape:
+        if (c === 0x75) {
+          this.mode = Mode.Unicode;
+          this.count = 0;
+          return true;
+        }
+        // " \ / b f n r t
+        if (c === 0x22 || c === 0x5c || c === 0x2f || c === 0x62 || c === 0x66 || c === 0x6e || c === 0x72 || c === 0x74) {
+          this.mode = Mode.String;
+          return true;
+        }
+        return false;
+      case Mode.Unicode:
+        if (!isHex(c)) return false;
+        if (++this.count === 4) this.mode = Mode.String;
+        return true;
+      case Mode.Minus:
+        if (c === 0x30) this.mode = Mode.Zero;
+        else if (isDigit(c)) this.mode = Mode.Integer;
+        else return false;
+        return true;
+      case Mode.Zero:
+        if (c === 0x2e) this.mode = Mode.Point;
+        else if (c === 0x65 || c === 0x45) this.mode = Mode.Exponent;
+        else return this.afterNumber(c);
+        return true;
+      case Mode.Integer:
+        if (isDigit(c)) return true;
+        if (c === 0x2e) this.mode = Mode.Point;
+        else if (c === 0x65 || c === 0x45) this.mode = Mode.Exponent;
+        else return this.afterNumber(c);
+        return true;
+      case Mode.Point:
+        if (!isDigit(c)) return false;
+        this.mode = Mode.Fraction;
+        return true;
+      case Mode.Fraction:
+        if (isDigit(c)) return true;
+        if (c === 0x65 || c === 0x45) {
+          this.mode = Mode.Exponent;
+          return true;
+        }
+        return this.afterNumber(c);
+      case Mode.Exponent:
+        if (c === 0x2b || c === 0x2d) this.mode = Mode.ExponentSign;
+        else if (isDigit(c)) this.mode = Mode.ExponentDigits;
+        else return false;
+        return true;
+      case Mode.ExponentSign:
+        if (!isDigit(c)) return false;
+        this.mode = Mode.ExponentDigits;
+        return true;
+      case Mode.ExponentDigits:
+        if (isDigit(c)) return true;
+        return this.afterNumber(c);
+      case Mode.Literal: {
+        const word = LITERALS[this.literal];
+        if (c !== word.charCodeAt(this.count)) return false;
+        if (++this.count === word.length) this.endValue();
+        return true;
+      }
+      case Mode.Done:
+        return false;
+    }
+  }
+
+  private close(kind: 'o' | 'a'): boolean {
+    if (this.stack[this.stack.length - 1] !== kind) return false;
+    this.stack = this.stack.slice(0, -1);
+    this.endValue();
+    return true;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * An independent judge of JSON prefixes, V8's own JSON.parse: `text` can still become one JSON
+ * object when JSON.parse accepts it, or fails only because the input ended (its message says
+ * "Unexpected end of JSON input", or gives the text's length as the position of the failure; an
+ * invalid character is reported at its own position, before the end). The JSON-mode tests hold
+ * src/runtime/generation/json-prefix.ts and the generated text to it.
+ */
+export function viableJsonObject(text: string): boolean {
+  const first = /^[ \t\n\r]*(.)?/s.exec(text)![1];
+  if (first !== undefined && first !== '{') return false;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch (err) {
+    const message = (err as Error).message;
+    if (message.includes('Unexpected end of JSON input')) return true;
+    const at = /at position (\d+)/.exec(message);
+    return at !== null && Number(at[1]) === text.length;
+  }
+}
+
+/** `text` is one complete JSON object (JSON.parse accepts it and gives an object). */
+export function isJsonObject(text: string): boolean {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
+}
+
+/** The longest run of JSON whitespace outside strings in a JSON text (or beginning of one). */
+export function longestWhitespaceRun(text: string): number {
+  let inString = false;
+  let escaped = false;
+  let run = 0;
+  let longest = 0;
+  for (const ch of text) {
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (ch === '\\') escaped = true;
+      else if (ch === '"') inString = false;
+      continue;
+    }
+    if (ch === ' ' || ch === '\n' || ch === '\r' || ch === '\t') {
+      longest = Math.max(longest, ++run);
+      continue;
+    }
+    run = 0;
+    if (ch === '"') inString = true;
+  }
+  return longest;
+}
+
+/**
+ * Whether JSON mode may add the token that turns the completion's text `before` into `after`: the
+ * text must change and stay a viable object, with no more than `maxWhitespace` whitespace
+ * characters in a row outside strings (JSON mode's limit); a trailing U+FFFD (a character whose
+ * last bytes have not arrived) must be where a character can go, inside a string.
+ */
+export function tokenFitsJson(before: string, after: string, maxWhitespace = 32): boolean {
+  if (after === before) return false;
+  const partial = after.endsWith('\uFFFD');
+  const settled = partial ? after.replace(/\uFFFD+$/, '') : after;
+  if (!viableJsonObject(settled) || longestWhitespaceRun(settled) > maxWhitespace) return false;
+  return !partial || viableJsonObject(`${settled}é`);
+}
