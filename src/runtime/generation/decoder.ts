@@ -27,6 +27,7 @@ import { assertPromptIds } from './prompt-ids.js';
 import { RequestLogitsProcessor, resolveLogitsProcessing, type LogitsProcessingParams } from './logits-processors.js';
 import { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage } from './generation-stream.js';
 import { longestSharedBeginning } from './shared-prefix.js';
+import { JsonObjectConstraint, tokenPieces } from './json-constraint.js';
 
 export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
 
@@ -63,6 +64,13 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * up to 32 MiB of logits.
    */
   promptLogprobs?: number;
+  /**
+   * 'json_object' (OpenAI's JSON mode): every token keeps the completion a viable prefix of one
+   * JSON object, and the generation ends ('stop') when the object closes, before any minimum
+   * length (json-constraint.ts). It may still end unfinished at maxNewTokens ('length') or at a
+   * stop string. Needs the decoder's tokenizer. Default 'text': no constraint.
+   */
+  responseFormat?: 'text' | 'json_object';
 }
 
 export interface BatchDecoderOptions {
@@ -100,6 +108,8 @@ interface Sequence {
   sampler: Sampler;
   /** allowed tokens, logit bias, penalties and the minimum length's held stops; null: none asked for */
   logitsProcessor: RequestLogitsProcessor | null;
+  /** JSON mode's constraint; null: free text */
+  json: JsonObjectConstraint | null;
   stopIds: ReadonlySet<number>;
   /** alternatives to report with each token's log-probability; null: no log-probabilities */
   logprobs: number | null;
@@ -249,6 +259,10 @@ export class BatchDecoder {
     }
     const sampler = new Sampler(resolveSampling(params));
     const processing = resolveLogitsProcessing(params, config.vocabSize, { minTokens: minNew, stopIds });
+    const format = params.responseFormat ?? 'text';
+    if (format !== 'text' && format !== 'json_object') throw new GenerationParamsError(`the response format must be 'text' or 'json_object', got ${String(params.responseFormat)}`, 'responseFormat');
+    if (format === 'json_object' && !this.opts.tokenizer) throw new GenerationParamsError('JSON mode needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
+    const json = format === 'json_object' ? new JsonObjectConstraint(this.opts.tokenizer!, tokenPieces(this.opts.tokenizer!, config.vocabSize), new Set(stopIds), params.skipSpecialTokens ?? true) : null;
 
     const id = this.nextId++;
     const shared = this.prefixLeader(ids, promptTop);
@@ -262,6 +276,7 @@ export class BatchDecoder {
       includeStop: params.includeStopInText ?? false,
       sampler,
       logitsProcessor: processing === null ? null : new RequestLogitsProcessor(processing, ids),
+      json,
       stopIds: new Set(stopIds),
       logprobs,
       promptLogprobs: promptTop === null ? null : [null],
@@ -424,9 +439,16 @@ export class BatchDecoder {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
       // log-probabilities are the model's own (raw logits, vLLM's default), whatever the processing
-      const raw = seq.logitsProcessor !== null && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
+      const raw = (seq.logitsProcessor !== null || seq.json !== null) && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
       seq.logitsProcessor?.apply(row);
-      const token = seq.sampler.next(row, this.pickGreedy);
+      const token = seq.json === null ? seq.sampler.next(row, this.pickGreedy) : seq.json.choose(row, seq.sampler, this.pickGreedy);
+      if (token < 0) {
+        // only reachable when other processing (allowed tokens, bias) leaves no token that fits the JSON
+        this.active.splice(this.active.indexOf(seq), 1);
+        this.finishWithError(seq, new GenerationParamsError('no token can continue the JSON object: the other sampling restrictions of the request (allowed tokens, logit bias) leave none that fits', 'responseFormat'));
+        return;
+      }
+      seq.json?.commit(token);
       const logprob = seq.logprobs === null ? undefined : tokenLogprobs(raw, token, seq.logprobs, this.logSumExp(raw));
       seq.logitsProcessor?.observe(token);
       seq.generated.push(token);
@@ -435,7 +457,7 @@ export class BatchDecoder {
       const checkStops = seq.generated.length > seq.minNew;
       // a stop token's own text (empty unless special tokens are kept) only when the stop is to be included, as vLLM does
       const pushed = isStopToken ? (seq.includeStop ? { text: seq.text.push(token, false).text, stop: false } : { text: '', stop: false }) : seq.text.push(token, checkStops);
-      const reason: FinishReason | null = isStopToken || pushed.stop ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
+      const reason: FinishReason | null = isStopToken || pushed.stop || seq.json?.complete ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
       // text held back for a possible stop string is released with the last token
       const text = reason !== null && !pushed.stop ? pushed.text + seq.text.flush() : pushed.text;
       const event: Extract<GenerationEvent, { type: 'token' }> = { type: 'token', token, text };

@@ -1,0 +1,250 @@
+/**
+ * JSON mode (OpenAI's `response_format: {"type": "json_object"}`): each token is chosen among
+ * those that keep the completion a viable prefix of one JSON object (json-prefix.ts), and the
+ * generation ends when the object closes.
+ *
+ * A token is judged by the text it adds in context, decoded as the completion's text is
+ * (stop.ts's window: the ids since the last settled character, so SentencePiece's leading space
+ * and bytes of a character split across tokens come out as in the response). A token that ends
+ * in part of a character (U+FFFD until its last byte arrives) is allowed only inside a string.
+ *
+ * Masking the whole vocabulary every step would cost a check per token (151,936 for Qwen); the
+ * model's own choice is usually valid, so the choice is lazy where that is exact: for greedy
+ * decoding and for plain temperature sampling the sampler picks, and a token that breaks the
+ * JSON is masked (-∞) and the sampler picks again. (Rejecting a draw and drawing again from the
+ * rest is sampling from the distribution restricted to valid tokens.) After LAZY_TRIES such
+ * rejections, and from the start under top-k, top-p or min-p (whose cut-offs must be taken over
+ * the valid tokens only), the vocabulary is screened once by each token's text in isolation (its
+ * "piece", cached per tokenizer), and every choice is still checked in context before it is taken.
+ */
+import { JsonPrefix } from './json-prefix.js';
+import type { Sampler } from './sampling.js';
+import type { TextDecoderLike } from './stop.js';
+
+/** Draws checked in context before the vocabulary is screened. */
+const LAZY_TRIES = 16;
+/** Draws checked in context after the screening before giving up (the screening misjudged them all). */
+const SCREENED_TRIES = 256;
+/** what a character still waiting for its last bytes decodes to */
+const PARTIAL = '\uFFFD';
+/**
+ * Screens kept per tokenizer, by JSON state: states recur (inside a string value, after a comma),
+ * and screening a 50,257-token vocabulary took ~25 ms a step before they were kept (~0.1 MB each
+ * at that size, 0.15 MB at 151,936).
+ */
+const MAX_SCREENS = 128;
+
+/**
+ * Each token's text on its own, decoded on first use, and which of them can follow a JSON state;
+ * kept for every request of the tokenizer.
+ */
+export class TokenPieces {
+  private readonly pieces: Array<string | undefined>;
+  /** JsonPrefix key → 1 for each token whose piece fits, least recently used first */
+  private readonly screens = new Map<string, Uint8Array>();
+  /** a plain word the pieces are decoded after, so a leading space survives (SentencePiece strips it at the start) */
+  private anchor: { ids: number[]; text: string } | null | undefined;
+
+  constructor(
+    private readonly decoder: TextDecoderLike,
+    readonly vocabSize: number,
+  ) {
+    this.pieces = new Array<string | undefined>(vocabSize);
+  }
+
+  get(id: number): string {
+    let piece = this.pieces[id];
+    if (piece === undefined) {
+      const anchor = this.findAnchor();
+      piece = anchor === null ? this.decode([id]) : this.decode([...anchor.ids, id]).slice(anchor.text.length);
+      this.pieces[id] = piece;
+    }
+    return piece;
+  }
+
+  /** 1 for each token whose piece can follow `state`, else 0 (do not modify it: it is kept for the next request in this state) */
+  screen(state: JsonPrefix): Uint8Array {
+    const key = state.key;
+    let fits = this.screens.get(key);
+    if (fits !== undefined) {
+      this.screens.delete(key);
+      this.screens.set(key, fits);
+      return fits;
+    }
+    fits = new Uint8Array(this.vocabSize);
+    const scratch = state.clone();
+    for (let id = 0; id < this.vocabSize; id++) fits[id] = pieceFits(scratch.copyFrom(state), this.get(id)) ? 1 : 0;
+    if (this.screens.size >= MAX_SCREENS) this.screens.delete(this.screens.keys().next().value!);
+    this.screens.set(key, fits);
+    return fits;
+  }
+
+  private decode(ids: number[]): string {
+    try {
+      return this.decoder.decode(ids, { skipSpecialTokens: true });
+    } catch {
+      // an id beyond the tokenizer's own vocabulary (an embedding padded past it) has no text
+      return '';
+    }
+  }
+
+  private findAnchor(): { ids: number[]; text: string } | null {
+    if (this.anchor !== undefined) return this.anchor;
+    this.anchor = null;
+    for (let id = 0; id < Math.min(this.vocabSize, 10_000); id++) {
+      const text = this.decode([id]);
+      if (/^[A-Za-z]{2,8}$/.test(text)) {
+        this.anchor = { ids: [id], text };
+        break;
+      }
+    }
+    return this.anchor;
+  }
+}
+
+const piecesByTokenizer = new WeakMap<TextDecoderLike, TokenPieces>();
+
+/** The tokenizer's pieces, shared by every request that uses it. */
+export function tokenPieces(decoder: TextDecoderLike, vocabSize: number): TokenPieces {
+  let pieces = piecesByTokenizer.get(decoder);
+  if (pieces === undefined || pieces.vocabSize !== vocabSize) {
+    pieces = new TokenPieces(decoder, vocabSize);
+    piecesByTokenizer.set(decoder, pieces);
+  }
+  return pieces;
+}
+
+/** A token's effect: the JSON state after it, and whether its text is settled (no character still partial). */
+interface Judged {
+  token: number;
+  state: JsonPrefix;
+  settled: boolean;
+}
+
+export class JsonObjectConstraint {
+  private readonly ids: number[] = [];
+  /** ids [prefixOffset, readOffset) decode to `windowText`, the end of the settled text; later ids are partial */
+  private prefixOffset = 0;
+  private readOffset = 0;
+  private windowText = '';
+  /** the JSON read so far (the settled text) */
+  private state = new JsonPrefix();
+  /** the judgement of the token `choose` returned, for `commit` */
+  private chosen: Judged | null = null;
+
+  constructor(
+    private readonly decoder: TextDecoderLike,
+    private readonly pieces: TokenPieces,
+    /** tokens that would end the generation: never allowed, the closing brace ends it */
+    private readonly stopIds: ReadonlySet<number>,
+    private readonly skipSpecialTokens = true,
+  ) {}
+
+  /** the object has closed: the generation is complete */
+  get complete(): boolean {
+    return this.state.complete;
+  }
+
+  /**
+   * The next token from this row of (processed) logits, chosen by the sampler among those that
+   * keep the JSON viable; -1 when no token can. Masks rejected tokens in `row` (-∞).
+   */
+  choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number {
+    for (const id of this.stopIds) if (id < row.length) row[id] = -Infinity;
+    let left = countFinite(row);
+    const { temperature, topK, topP, minP } = sampler.params;
+    const exactWhenLazy = temperature === 0 || (topK === 0 && topP === 1 && minP === 0);
+    if (exactWhenLazy) {
+      for (let t = 0; t < LAZY_TRIES && left > 0; t++) {
+        const token = sampler.next(row, pickGreedy);
+        const judged = this.judge(token);
+        if (judged !== null) return this.take(judged);
+        row[token] = -Infinity;
+        left--;
+      }
+    }
+    left -= this.screen(row);
+    for (let t = 0; t < SCREENED_TRIES && left > 0; t++) {
+      const token = sampler.next(row, pickGreedy);
+      const judged = this.judge(token);
+      if (judged !== null) return this.take(judged);
+      row[token] = -Infinity;
+      left--;
+    }
+    return -1;
+  }
+
+  /** Records the token `choose` returned (it must be that token). */
+  commit(token: number): void {
+    const judged = this.chosen !== null && this.chosen.token === token ? this.chosen : this.judge(token);
+    this.chosen = null;
+    if (judged === null) throw new Error(`token ${token} does not continue the JSON object`);
+    this.ids.push(token);
+    if (judged.settled) {
+      this.state = judged.state;
+      this.prefixOffset = this.readOffset;
+      this.readOffset = this.ids.length;
+      this.windowText = this.decode(this.prefixOffset, this.readOffset);
+    }
+  }
+
+  private take(judged: Judged): number {
+    this.chosen = judged;
+    return judged.token;
+  }
+
+  private decode(from: number, to: number, extra?: number): string {
+    const ids = this.ids.slice(from, to);
+    if (extra !== undefined) ids.push(extra);
+    return ids.length === 0 ? '' : this.decoder.decode(ids, { skipSpecialTokens: this.skipSpecialTokens });
+  }
+
+  /** The JSON state after `token` in context, or null where it breaks the object (or adds nothing). */
+  private judge(token: number): Judged | null {
+    if (this.stopIds.has(token)) return null;
+    const after = this.decode(this.prefixOffset, this.ids.length, token);
+    let state: JsonPrefix;
+    let added: string;
+    if (after.startsWith(this.windowText)) {
+      state = this.state.clone();
+      added = after.slice(this.windowText.length);
+    } else {
+      // the tokenizer rewrote text it had produced (a clean-up rule): read the whole completion again
+      state = new JsonPrefix();
+      added = this.decode(0, this.ids.length, token);
+    }
+    const partial = added.endsWith(PARTIAL);
+    if (partial) added = added.replace(/\uFFFD+$/, '');
+    if (added.length === 0 && !partial) return null; // no text: a special token, or nothing yet
+    if (!state.push(added)) return null;
+    if (partial && !state.inString) return null; // a character being completed can only go in a string
+    return { token, state, settled: !partial };
+  }
+
+  /** Masks every token whose piece cannot follow the JSON so far; returns how many it masked. */
+  private screen(row: Float32Array): number {
+    const fits = this.pieces.screen(this.state);
+    let masked = 0;
+    for (let id = 0; id < row.length; id++) {
+      if (row[id] !== -Infinity && (id >= fits.length || fits[id] === 0)) {
+        row[id] = -Infinity;
+        masked++;
+      }
+    }
+    return masked;
+  }
+}
+
+/** Whether a token's piece can be read from `state` (which it changes). */
+function pieceFits(state: JsonPrefix, piece: string): boolean {
+  const partial = piece.endsWith(PARTIAL);
+  const text = partial ? piece.replace(/\uFFFD+$/, '') : piece;
+  if (text.length === 0 && !partial) return false;
+  return state.push(text) && (!partial || state.inString);
+}
+
+function countFinite(row: Float32Array): number {
+  let n = 0;
+  for (let i = 0; i < row.length; i++) if (row[i] > -Infinity) n++;
+  return n;
+}
