@@ -52,6 +52,7 @@ const REQUEST_FIELD: Record<string, string> = {
   logitBias: 'logit_bias',
   allowedTokenIds: 'allowed_token_ids',
   minNewTokens: 'min_tokens',
+  responseFormat: 'response_format',
 };
 
 /** Any thrown value as an ApiError; unexpected errors keep only their message (no stack). */

@@ -189,6 +189,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...(req.stop_token_ids ?? [])])],
       logprobs,
       promptLogprobs: echo ? logprobs : undefined,
+      responseFormat: req.response_format?.type ?? undefined,
     },
   };
 }

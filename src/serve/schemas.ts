@@ -2,7 +2,7 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (best_of > 1, suffix, several prompts, tools, JSON response formats, and vLLM's beam search,
+ * (best_of > 1, suffix, tools, JSON schemas as response formats, and vLLM's beam search,
  * guided decoding and prompt_logprobs) are refused with a 400 instead of being silently ignored;
  * their neutral values pass. vLLM's sampling fields are implemented (top_k, min_p,
  * repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output,
@@ -86,8 +86,18 @@ const sampling = {
   structured_outputs: guided('structured_outputs'),
 };
 
-/** Only response_format {"type": "text"} (no JSON mode or schemas). */
-const responseFormat = z.object({ type: z.literal('text', { message: 'only response_format {"type": "text"} is supported (no JSON mode or schemas)' }) }).nullish();
+/**
+ * response_format: {"type": "text"} or JSON mode, {"type": "json_object"} (json-constraint.ts).
+ * JSON schemas ({"type": "json_schema"}) are refused: the completion would be valid JSON but not
+ * held to the schema.
+ */
+const responseFormat = z
+  .object({
+    type: z.enum(['text', 'json_object'], {
+      message: 'response_format.type must be "text" or "json_object"; JSON schemas ("json_schema") are not supported: use "json_object" and describe the fields in the prompt',
+    }),
+  })
+  .nullish();
 
 export const completionRequest = z.object({
   ...sampling,

@@ -1,7 +1,7 @@
 /**
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
  *   [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S]
- *   [--stop STR]… [--no-bf16-weights] [--json]`
+ *   [--stop STR]… [--response-format text|json_object] [--no-bf16-weights] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
  * are produced (with --json: one object at the end instead). Original, dense-compressed and
@@ -35,6 +35,7 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   seed?: string;
   stop: string[];
   ignoreEos?: boolean;
+  responseFormat: 'text' | 'json_object';
   bf16Weights: boolean;
   contextLength?: string;
   tokenizer?: string;
@@ -57,6 +58,7 @@ export function register(program: Command): void {
       .option('--presence-penalty <p>', 'subtract p from the logit of each token already generated, in [-2, 2]', '0')
       .addOption(defaultText(new Option('--seed <s>', 'seed of the sampler'), 'random, printed on stderr'))
       .option('--stop <text>', 'stop when the completion contains this text (repeatable; the text is not printed)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+      .addOption(new Option('--response-format <format>', 'json_object: the completion is one JSON object, and ends when it closes (JSON mode)').choices(['text', 'json_object']).default('text'))
       .option('--ignore-eos', 'keep generating past the end-of-sequence tokens (eos_token_id of generation_config.json, else of config.json)', false)
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .addOption(defaultText(new Option('--context-length <n>', 'positions for prompt + completion'), "the model's max_position_embeddings"))
@@ -140,6 +142,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
         seed,
         stop: opts.stop,
         stopTokenIds: opts.ignoreEos ? [] : undefined,
+        responseFormat: opts.responseFormat,
         contextLength,
         keepWeights,
       })) {
@@ -161,7 +164,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
               text: event.text,
               tokens,
               usage: u,
-              params: { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, seed: u.seed, stop: opts.stop, ignoreEos: opts.ignoreEos ?? false },
+              params: { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, seed: u.seed, stop: opts.stop, ignoreEos: opts.ignoreEos ?? false, responseFormat: opts.responseFormat },
               seconds,
               timeToFirstTokenSeconds: (firstTokenMs ?? 0) / 1000,
               tokensPerSecond: perSecond,
