@@ -1,0 +1,146 @@
+/**
+ * npm run bench:json-mode [-- --tokenizer DIR] [-- --model DIR] [-- --rounds 5]
+ *
+ * What JSON mode (response_format json_object) costs a decoding step.
+ *
+ * 1. The token choice alone, on rows of made-up logits (normal, σ = 3) over the tokenizer's
+ *    vocabulary: the plain sampler against JSON mode's choice, in two states: inside a string
+ *    (the model's own pick nearly always fits, so the choice stays lazy) and after a comma in an
+ *    object (only a key may follow, so the lazy tries fail and the vocabulary is screened; the
+ *    screen of a state is kept, and its first use is reported apart). Greedy and top-p 0.9.
+ * 2. Whole decodes of a model (default: the shipped Mixtral-shaped one): greedy tokens/s with and
+ *    without JSON mode on the same prompts, alternated per round (the machine is noisy).
+ *
+ * `--tokenizer` takes any model directory or tokenizer.json (default: the model's), e.g. one with
+ * a large vocabulary, where the screen costs most.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openCheckpoint } from '../src/checkpoint/open.js';
+import { createEngine } from '../src/engine/index.js';
+import { BatchDecoder, loadTextCodec, Sampler, weightProviderOf, type TextCodec } from '../src/runtime/index.js';
+import { JsonObjectConstraint, TokenPieces } from '../src/runtime/generation/json-constraint.js';
+import { mulberry32 } from '../src/util/prng.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: path.join(root, 'examples/models/mixtral-tiny-shakespeare') },
+    tokenizer: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
+    'new-tokens': { type: 'string', default: '64' },
+  },
+});
+const rounds = Number(values.rounds);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+// ---- 1. the choice alone -------------------------------------------------------------------
+const codec = await loadTextCodec(values.tokenizer ?? values.model!);
+const vocab = (() => {
+  // the tokenizer's own size: one past the largest id of its vocabulary and added tokens
+  const file = (values.tokenizer ?? values.model!).endsWith('.json') ? (values.tokenizer ?? values.model!) : path.join(values.tokenizer ?? values.model!, 'tokenizer.json');
+  const json = JSON.parse(readFileSync(file, 'utf8')) as { model: { vocab: Record<string, number> | Array<[string, number]> }; added_tokens?: Array<{ id: number }> };
+  const ids = Array.isArray(json.model.vocab) ? json.model.vocab.map((_, i) => i) : Object.values(json.model.vocab);
+  return Math.max(...ids, ...(json.added_tokens ?? []).map((t) => t.id)) + 1;
+})();
+const next = mulberry32(7);
+const gauss = () => 3 * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
+const rows = Array.from({ length: 16 }, () => Float32Array.from({ length: vocab }, gauss));
+const argmax = (r: Float32Array) => {
+  let b = 0;
+  for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
+  return b;
+};
+
+function constraintAt(pieces: TokenPieces, text: string): JsonObjectConstraint {
+  const c = new JsonObjectConstraint(codec, pieces, new Set());
+  for (const t of codec.encode(text)) {
+    const r = new Float32Array(vocab).fill(-Infinity);
+    r[t] = 0;
+    if (c.choose(r, new Sampler({ temperature: 0 }), argmax) !== t) throw new Error(`"${text}" is not a JSON beginning for this tokenizer`);
+    c.commit(t);
+  }
+  return c;
+}
+
+const states = { 'inside a string': '{"name": "Ro', 'after a comma': '{"name": "Romeo", ' };
+const samplers = { greedy: { temperature: 0 }, 'top-p 0.9': { temperature: 1, topP: 0.9 } };
+log(`tokenizer: ${values.tokenizer ?? values.model} (${vocab} tokens)`);
+const pieces = new TokenPieces(codec, vocab);
+let t0 = performance.now();
+for (let id = 0; id < vocab; id++) pieces.get(id);
+const piecesMs = performance.now() - t0;
+const firstScreen: Record<string, number> = {};
+for (const [name, text] of Object.entries(states)) {
+  const state = constraintAt(pieces, text);
+  const row = Float32Array.from(rows[0]);
+  t0 = performance.now();
+  state.choose(row, new Sampler({ temperature: 1, topP: 0.9, seed: 1 }), argmax);
+  firstScreen[name] = performance.now() - t0;
+}
+const choice: Array<{ state: string; sampler: string; plainUs: number; jsonUs: number }> = [];
+for (const [state, text] of Object.entries(states)) {
+  for (const [sName, params] of Object.entries(samplers)) {
+    const plain: number[] = [];
+    const json: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const s1 = new Sampler({ ...params, seed: r });
+      t0 = performance.now();
+      for (const row of rows) s1.next(Float32Array.from(row), argmax);
+      plain.push(((performance.now() - t0) * 1000) / rows.length);
+      const s2 = new Sampler({ ...params, seed: r });
+      const c = constraintAt(pieces, text);
+      t0 = performance.now();
+      for (const row of rows) c.choose(Float32Array.from(row), s2, argmax);
+      json.push(((performance.now() - t0) * 1000) / rows.length);
+    }
+    choice.push({ state, sampler: sName, plainUs: median(plain), jsonUs: median(json) });
+  }
+}
+
+// ---- 2. whole decodes ------------------------------------------------------------------------
+const { engine, notice } = await createEngine('auto', { threads: 1 });
+log(notice);
+const ckpt = await openCheckpoint(values.model!);
+const modelCodec: TextCodec = await loadTextCodec(values.model!);
+const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1, tokenizer: modelCodec });
+const prompts = ['ROMEO:', 'First Citizen:\n', 'Describe the king as JSON.', 'JULIET:\nO Romeo'].map((p) => Array.from(modelCodec.encode(p)));
+const newTokens = Number(values['new-tokens']);
+async function decodeAll(json: boolean): Promise<{ tokens: number; seconds: number }> {
+  let tokens = 0;
+  const t = performance.now();
+  for (const p of prompts) {
+    for await (const e of decoder.submit(p, { temperature: 0, maxNewTokens: newTokens, ...(json ? { responseFormat: 'json_object' as const } : {}) })) if (e.type === 'token') tokens++;
+  }
+  return { tokens, seconds: (performance.now() - t) / 1000 };
+}
+await decodeAll(false);
+await decodeAll(true);
+const plainRate: number[] = [];
+const jsonRate: number[] = [];
+for (let r = 0; r < rounds; r++) {
+  const a = await decodeAll(false);
+  plainRate.push(a.tokens / a.seconds);
+  const b = await decodeAll(true);
+  jsonRate.push(b.tokens / b.seconds);
+}
+await decoder.close();
+await ckpt.close();
+engine.dispose();
+
+const lines = [
+  `Token choice, ${vocab}-token vocabulary (µs a step, medians of ${rounds} rounds of 16 rows):`,
+  '',
+  '| state | sampler | plain | JSON mode | JSON ÷ plain |',
+  '|---|---|---:|---:|---:|',
+  ...choice.map((c) => `| ${c.state} | ${c.sampler} | ${c.plainUs.toFixed(0)} | ${c.jsonUs.toFixed(0)} | ${(c.jsonUs / c.plainUs).toFixed(2)} |`),
+  '',
+  `Once per tokenizer: every token's piece ${piecesMs.toFixed(0)} ms. A state's first screen (top-p draw included): ${Object.entries(firstScreen)
+    .map(([k, v]) => `${k} ${v.toFixed(1)} ms`)
+    .join(', ')}.`,
+  '',
+  `Greedy decodes of ${path.basename(values.model!)} (${prompts.length} prompts × up to ${newTokens} tokens, tokens/s, medians of ${rounds} rounds): plain ${median(plainRate).toFixed(0)}, JSON mode ${median(jsonRate).toFixed(0)}, JSON ÷ plain ${(median(jsonRate) / median(plainRate)).toFixed(2)}.`,
+];
+process.stdout.write(lines.join('\n') + '\n');
