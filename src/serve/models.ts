@@ -16,6 +16,7 @@ import { openModel } from '../compressed/open-model.js';
 import type { Engine } from '../engine/types.js';
 import { assertRunnable } from '../runtime/checkpoint-weights.js';
 import { BatchDecoder } from '../runtime/generation/decoder.js';
+import { textCodec } from '../runtime/generation/codec.js';
 import { residentWeightBytes, weightProviderOf } from '../runtime/index.js';
 import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
 import { encodeInPlace, type OffThreadEncoder } from './encode-off-thread.js';
@@ -253,7 +254,7 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
         maxBatchSize: this.opts.maxBatchSize,
         contextLength: model.contextLength,
         maxPrefillTokens: this.opts.maxPrefillTokens,
-        tokenizer: { decode: (ids: number[], options?: { skipSpecialTokens?: boolean }) => model.tokenizer.tokenizer.decode(ids, { skip_special_tokens: options?.skipSpecialTokens ?? true }) },
+        tokenizer: textCodec(model.tokenizer),
       };
       if (checkpoint instanceof CompressedModel && checkpoint.storage === 'factored') {
         // factored experts, the hottest materialised within the share (checkpoint, then live counts)

@@ -3,11 +3,14 @@
  * vocabulary, against what it must equal by definition: greedy is the arg-max over the tokens
  * that keep the text a viable JSON object; sampling draws from the sampling distribution of the
  * row with every other token masked (counted over many draws); a character split over two tokens
- * goes only inside a string; the stop ids are never chosen.
+ * goes only inside a string; the stop ids, and ids the tokenizer cannot decode, are never chosen.
  */
 import { describe, expect, it } from 'vitest';
-import { JsonObjectConstraint, TokenPieces } from '../../src/runtime/generation/json-constraint.js';
-import { Sampler, samplingDistribution } from '../../src/runtime/index.js';
+import path from 'node:path';
+import { JsonObjectConstraint, TokenPieces, tokenPieces } from '../../src/runtime/generation/json-constraint.js';
+import { Sampler, samplingDistribution, textCodec } from '../../src/runtime/index.js';
+import { loadTokenizer } from '../../src/tokens/tokenizer.js';
+import { repoRoot } from '../helpers/shared-data.js';
 import { tokenFitsJson } from '../helpers/json-judge.js';
 
 /** id → text; 'B1' and 'B2' are the two bytes of 'é' (each alone decodes to U+FFFD, as byte-level tokenizers do) */
@@ -118,6 +121,25 @@ describe('JSON mode’s token choice', () => {
     expect(validAfter(['{', '"']).has(id('B1'))).toBe(true);
     const c = constraintAfter(['{', '"', 'B1', 'B2', '"', ':', '1', '}']);
     expect(c.complete).toBe(true);
+  });
+
+  it('passes over ids the tokenizer cannot decode (an embedding padded past its vocabulary)', () => {
+    const strict = { decode: (ids: number[]) => (ids.some((t) => t >= VOCAB.length) ? fail(ids) : decoder.decode(ids)) };
+    const fail = (ids: number[]): string => {
+      throw new Error(`unknown id in ${ids.join(',')}`);
+    };
+    const c = new JsonObjectConstraint(strict, new TokenPieces(strict, VOCAB.length + 8), new Set([EOS]));
+    const row = new Float32Array(VOCAB.length + 8).fill(-5);
+    row.fill(50, VOCAB.length); // the padded ids are the most likely
+    row[id('{')] = 0;
+    expect(c.choose(Float32Array.from(row), new Sampler({ temperature: 0 }), argmaxOf)).toBe(id('{'));
+    expect(c.choose(Float32Array.from(row), new Sampler({ temperature: 1, topP: 0.9, seed: 3 }), argmaxOf)).toBe(id('{'));
+  });
+
+  it('keeps one set of pieces per tokenizer: a served model reloaded finds its screens again', async () => {
+    const loaded = await loadTokenizer(path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare'));
+    expect(textCodec(loaded)).toBe(textCodec(loaded));
+    expect(tokenPieces(textCodec(loaded), 4096)).toBe(tokenPieces(textCodec(loaded), 4096));
   });
 
   it('never chooses a stop id, and reports -1 when nothing fits', () => {

@@ -12,13 +12,24 @@ export interface TextCodec extends TextDecoderLike {
   decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
 }
 
+const codecs = new WeakMap<LoadedTokenizer, TextCodec>();
+
+/**
+ * The codec of a loaded tokenizer: the same object on every call, so what is kept per tokenizer
+ * (JSON mode's token pieces, json-constraint.ts) outlives a served model's unload and reload.
+ */
 export function textCodec(loaded: LoadedTokenizer): TextCodec {
-  const tok = loaded.tokenizer;
-  return {
-    encode: (text) => Int32Array.from(tok.encode(text).ids),
-    // the library refuses an empty list; the empty completion decodes to ''
-    decode: (ids, options) => (ids.length === 0 ? '' : tok.decode(ids, { skip_special_tokens: options?.skipSpecialTokens ?? true })),
-  };
+  let codec = codecs.get(loaded);
+  if (codec === undefined) {
+    const tok = loaded.tokenizer;
+    codec = {
+      encode: (text) => Int32Array.from(tok.encode(text).ids),
+      // the library refuses an empty list; the empty completion decodes to ''
+      decode: (ids, options) => (ids.length === 0 ? '' : tok.decode(ids, { skip_special_tokens: options?.skipSpecialTokens ?? true })),
+    };
+    codecs.set(loaded, codec);
+  }
+  return codec;
 }
 
 /** The tokenizer of a model directory (or a tokenizer.json path) as a codec. */

@@ -199,10 +199,20 @@ export class JsonObjectConstraint {
     return ids.length === 0 ? '' : this.decoder.decode(ids, { skipSpecialTokens: this.skipSpecialTokens });
   }
 
+  /** decode() for a candidate: an id the tokenizer cannot decode (an embedding padded past its vocabulary) is no text, not a failed step */
+  private decodeCandidate(from: number, to: number, extra: number): string | null {
+    try {
+      return this.decode(from, to, extra);
+    } catch {
+      return null;
+    }
+  }
+
   /** The JSON state after `token` in context, or null where it breaks the object (or adds nothing). */
   private judge(token: number): Judged | null {
     if (this.stopIds.has(token)) return null;
-    const after = this.decode(this.prefixOffset, this.ids.length, token);
+    const after = this.decodeCandidate(this.prefixOffset, this.ids.length, token);
+    if (after === null) return null;
     let state: JsonPrefix;
     let added: string;
     if (after.startsWith(this.windowText)) {
