@@ -1,0 +1,178 @@
+/**
+ * A JSON schema (OpenAI's `response_format: {"type": "json_schema", "json_schema": {"schema": …}}`)
+ * compiled into the nodes that schema-prefix.ts matches text against, character by character.
+ *
+ * The subset is the one structured-output clients generate (OpenAI's strict mode, Pydantic's
+ * model_json_schema, zod-to-json-schema): `type` (one or a list), `properties`, `required`,
+ * `additionalProperties` (false, true or a schema; absent = true), `items`, `minItems`,
+ * `maxItems`, `enum`, `const`, `anyOf`, `oneOf` (matched as anyOf: a value valid under two of
+ * its options is accepted), `$ref` to `#/$defs/…` or `#/definitions/…` (recursion included), and
+ * `nullable`. Keywords that only document (`title`, `description`, `default`, `examples`,
+ * `$schema`, `$id`, `format`, `$comment`, `strict`) are ignored. Any other keyword that would
+ * constrain a value (`pattern`, `minLength`, `minimum`, `allOf`, …) is refused with a
+ * SchemaError naming it, rather than silently not enforced. The top level must be an object.
+ */
+import { RfidMoeError } from '../../errors.js';
+
+export class SchemaError extends RfidMoeError {
+  readonly kind = 'SchemaError';
+  constructor(
+    message: string,
+    /** where in the schema, as a JSON pointer */
+    readonly at: string,
+  ) {
+    super(`${at === '' ? 'the schema' : `schema ${at}`}: ${message}`);
+    this.name = 'SchemaError';
+  }
+}
+
+export type SchemaNode =
+  | { kind: 'any' }
+  | {
+      kind: 'object';
+      /** property name → its node */
+      props: Map<string, SchemaNode>;
+      /** each property's name as it is written between the quotes (JSON.stringify without them) */
+      written: Map<string, string>;
+      required: ReadonlySet<string>;
+      /** the node of any other key; null: no other key */
+      additional: SchemaNode | null;
+    }
+  | { kind: 'array'; items: SchemaNode; min: number; max: number }
+  /** a string; `allowed`: the strings as written between the quotes, null: any */
+  | { kind: 'string'; allowed: readonly string[] | null }
+  | { kind: 'number'; integer: boolean }
+  /** exactly this JSON text (true, false, null, or a number from enum/const) */
+  | { kind: 'literal'; text: string }
+  | { kind: 'anyOf'; options: readonly SchemaNode[] };
+
+export const ANY: SchemaNode = { kind: 'any' };
+
+const DOCUMENTATION = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', 'format', '$comment', 'strict', 'readOnly', 'writeOnly', 'deprecated', '$defs', 'definitions']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable']);
+const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
+/** nodes a schema may compile to, against a schema crafted to expand without end */
+const MAX_NODES = 10_000;
+
+/** written form of a string between its quotes */
+const written = (s: string) => JSON.stringify(s).slice(1, -1);
+
+/** Compiles `schema`; throws SchemaError naming the first part it cannot hold a generation to. */
+export function compileSchema(schema: unknown): SchemaNode {
+  const refs = new Map<string, SchemaNode>();
+  let nodes = 0;
+  const root = schema;
+
+  function resolve(ref: string, at: string): unknown {
+    const m = /^#\/(\$defs|definitions)\/(.+)$/.exec(ref);
+    if (!m) throw new SchemaError(`$ref "${ref}" is not supported (only "#/$defs/NAME" and "#/definitions/NAME" in the same schema)`, at);
+    const defs = (root as Record<string, unknown>)[m[1]];
+    const name = m[2].replace(/~1/g, '/').replace(/~0/g, '~');
+    const target = defs !== null && typeof defs === 'object' && Object.hasOwn(defs, name) ? (defs as Record<string, unknown>)[name] : undefined;
+    if (target === undefined) throw new SchemaError(`$ref "${ref}" names no definition`, at);
+    return target;
+  }
+
+  function compile(s: unknown, at: string): SchemaNode {
+    if (++nodes > MAX_NODES) throw new SchemaError(`more than ${MAX_NODES} parts: too large to follow`, at);
+    if (s === true) return ANY;
+    if (s === null || typeof s !== 'object' || Array.isArray(s)) throw new SchemaError('a schema must be an object (or true)', at);
+    const o = s as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      if (!HANDLED.has(k) && !DOCUMENTATION.has(k)) throw new SchemaError(`the keyword "${k}" is not supported (generation could not be held to it)`, at);
+    }
+    if (typeof o.$ref === 'string') {
+      const others = Object.keys(o).filter((k) => k !== '$ref' && !DOCUMENTATION.has(k));
+      if (others.length > 0) throw new SchemaError(`"$ref" beside ${others.map((k) => `"${k}"`).join(', ')} is not supported`, at);
+      const ref = o.$ref;
+      let node = refs.get(ref);
+      if (node === undefined) {
+        // a placeholder first, filled in place, so that a recursive definition refers to itself
+        node = { kind: 'any' };
+        refs.set(ref, node);
+        Object.assign(node, compile(resolve(ref, at), ref.slice(1)));
+      }
+      return node;
+    }
+    if (o.$ref !== undefined) throw new SchemaError('"$ref" must be a string', at);
+    const nullable = o.nullable === true;
+    const withNull = (n: SchemaNode): SchemaNode => (nullable ? { kind: 'anyOf', options: [n, { kind: 'literal', text: 'null' }] } : n);
+
+    if (o.const !== undefined || o.enum !== undefined) {
+      const values = o.const !== undefined ? [o.const] : o.enum;
+      if (!Array.isArray(values) || values.length === 0) throw new SchemaError('"enum" must be a non-empty array', at);
+      const strings: string[] = [];
+      const options: SchemaNode[] = [];
+      for (const v of values) {
+        if (typeof v === 'string') strings.push(written(v));
+        else if (v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) options.push({ kind: 'literal', text: JSON.stringify(v) });
+        else throw new SchemaError('"enum" and "const" values must be strings, numbers, booleans or null', at);
+      }
+      if (strings.length > 0) options.push({ kind: 'string', allowed: strings });
+      return withNull(options.length === 1 ? options[0] : { kind: 'anyOf', options });
+    }
+    for (const key of ['anyOf', 'oneOf'] as const) {
+      if (o[key] === undefined) continue;
+      const list = o[key];
+      if (!Array.isArray(list) || list.length === 0) throw new SchemaError(`"${key}" must be a non-empty array of schemas`, at);
+      const rest = Object.keys(o).filter((k) => k !== key && k !== 'nullable' && !DOCUMENTATION.has(k));
+      if (rest.length > 0) throw new SchemaError(`"${key}" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
+      return withNull({ kind: 'anyOf', options: list.map((x, i) => compile(x, `${at}/${key}/${i}`)) });
+    }
+    let types: string[];
+    if (o.type === undefined) {
+      // no type: what the other keywords describe, else any value
+      if (o.properties !== undefined || o.required !== undefined || o.additionalProperties !== undefined) types = ['object'];
+      else if (o.items !== undefined || o.minItems !== undefined || o.maxItems !== undefined) types = ['array'];
+      else return ANY;
+    } else types = Array.isArray(o.type) ? (o.type as unknown[]).map(String) : [String(o.type)];
+    for (const t of types) if (!TYPES.includes(t)) throw new SchemaError(`unknown type "${t}"`, at);
+    const options = types.map((t) => typed(t, o, at));
+    return withNull(options.length === 1 ? options[0] : { kind: 'anyOf', options });
+  }
+
+  function typed(type: string, o: Record<string, unknown>, at: string): SchemaNode {
+    switch (type) {
+      case 'object': {
+        const props = new Map<string, SchemaNode>();
+        const names = new Map<string, string>();
+        const given = o.properties ?? {};
+        if (given === null || typeof given !== 'object' || Array.isArray(given)) throw new SchemaError('"properties" must be an object', at);
+        for (const [name, sub] of Object.entries(given)) {
+          props.set(name, compile(sub, `${at}/properties/${name}`));
+          names.set(name, written(name));
+        }
+        const required = o.required ?? [];
+        if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) throw new SchemaError('"required" must be an array of property names', at);
+        const extra = o.additionalProperties;
+        const additional = extra === false ? null : extra === undefined || extra === true ? ANY : compile(extra, `${at}/additionalProperties`);
+        for (const r of required as string[]) {
+          if (!props.has(r) && additional === null) throw new SchemaError(`required property "${r}" is not in "properties" and additionalProperties is false: no object could be valid`, at);
+        }
+        return { kind: 'object', props, written: names, required: new Set(required as string[]), additional };
+      }
+      case 'array': {
+        const min = o.minItems ?? 0;
+        const max = o.maxItems ?? Infinity;
+        if (!Number.isSafeInteger(min) || (min as number) < 0) throw new SchemaError('"minItems" must be an integer ≥ 0', at);
+        if (max !== Infinity && (!Number.isSafeInteger(max) || (max as number) < (min as number))) throw new SchemaError('"maxItems" must be an integer ≥ minItems', at);
+        if (Array.isArray(o.items)) throw new SchemaError('"items" as an array (tuples) is not supported', at);
+        return { kind: 'array', items: o.items === undefined ? ANY : compile(o.items, `${at}/items`), min: min as number, max: max as number };
+      }
+      case 'string':
+        return { kind: 'string', allowed: null };
+      case 'number':
+      case 'integer':
+        return { kind: 'number', integer: type === 'integer' };
+      case 'boolean':
+        return { kind: 'anyOf', options: [{ kind: 'literal', text: 'true' }, { kind: 'literal', text: 'false' }] };
+      default:
+        return { kind: 'literal', text: 'null' };
+    }
+  }
+
+  const node = compile(schema, '');
+  const top = node.kind === 'anyOf' ? node.options : [node];
+  if (!top.every((n) => n.kind === 'object')) throw new SchemaError('the top level must be an object ("type": "object")', '');
+  return node;
+}

@@ -1,0 +1,337 @@
+/**
+ * Whether a text can still become a JSON value valid under a compiled schema (json-schema.ts),
+ * read one character at a time: what JSON mode's constraint (json-constraint.ts) asks of every
+ * candidate token when the request gives `response_format: {"type": "json_schema", …}`.
+ *
+ * The state is a set of alternatives (anyOf's options are followed side by side until the text
+ * tells them apart), each a stack of frames kept as a linked list of immutable frames, so a copy
+ * costs nothing and a character replaces only the frames it changes. An object only closes once
+ * its required properties are there; a comma is only taken where another key or item can follow,
+ * so the text never reaches a point where nothing could complete it. Keys of objects without
+ * additionalProperties, and strings of an enum, must be written as JSON.stringify writes them.
+ * At most `maxWhitespace` whitespace characters in a row outside strings, as JsonPrefix.
+ */
+import type { SchemaNode } from './json-schema.js';
+
+type ObjectNode = Extract<SchemaNode, { kind: 'object' }>;
+type ArrayNode = Extract<SchemaNode, { kind: 'array' }>;
+
+/** escape state inside a string: 0 none, 1 after a backslash, 2–5 inside \u with n − 2 hex digits read */
+type Escape = number;
+
+type Frame =
+  /** a value of `node` comes next */
+  | { t: 'value'; node: SchemaNode }
+  /** inside an object: phase 0 after '{' (a key or '}'), 1 after ',' (a key), 2 after a key (':'), 3 after a value (',' or '}') */
+  | { t: 'object'; node: ObjectNode; seen: readonly string[]; phase: 0 | 1 | 2 | 3; key: string }
+  /** a key being written (`typed`: its text so far, between the quotes) */
+  | { t: 'key'; node: ObjectNode; seen: readonly string[]; typed: string; esc: Escape }
+  /** inside an array: phase 0 after '[' (a value or ']'), 1 after ',' (a value), 2 after a value (',' or ']') */
+  | { t: 'array'; node: ArrayNode; count: number; phase: 0 | 1 | 2 }
+  /** a string being written; `allowed` as in the node (null: any), `typed` kept only then */
+  | { t: 'string'; allowed: readonly string[] | null; typed: string; esc: Escape }
+  /** a number: phase as JsonPrefix's (1 after '-', 2 a leading 0, 3 digits, 4 after '.', 5 fraction, 6 after 'e', 7 after its sign, 8 exponent digits) */
+  | { t: 'number'; integer: boolean; phase: number }
+  /** a literal being written, `pos` characters of `text` read */
+  | { t: 'literal'; text: string; pos: number };
+
+interface Stack {
+  frame: Frame;
+  below: Stack | null;
+}
+
+/** One alternative: its frames (null: the value is complete) and the whitespace run outside strings. */
+interface Path {
+  stack: Stack | null;
+  spaces: number;
+}
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+const isHex = (c: number) => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+const on = (frame: Frame, below: Stack | null): Stack => ({ frame, below });
+
+/** frame ids in keys: objects and nodes are named by first appearance */
+const nodeIds = new WeakMap<object, number>();
+let nextNodeId = 1;
+const idOf = (node: object) => {
+  let id = nodeIds.get(node);
+  if (id === undefined) nodeIds.set(node, (id = nextNodeId++));
+  return id;
+};
+
+export class SchemaPrefix {
+  private paths: Path[];
+
+  constructor(
+    private readonly root: SchemaNode,
+    private readonly maxWhitespace = 32,
+  ) {
+    this.paths = [{ stack: on({ t: 'value', node: root }, null), spaces: 0 }];
+  }
+
+  clone(): SchemaPrefix {
+    return new SchemaPrefix(this.root, this.maxWhitespace).copyFrom(this);
+  }
+
+  /** Makes this state equal to `other` (made from the same schema and options). */
+  copyFrom(other: SchemaPrefix): this {
+    this.paths = other.paths; // paths are never changed in place
+    return this;
+  }
+
+  /** the value is complete (the top-level object has closed) */
+  get complete(): boolean {
+    return this.paths.some((p) => p.stack === null);
+  }
+
+  /** inside a string any character may come next (not an enum's or a fixed key's) */
+  get inString(): boolean {
+    return this.paths.some((p) => p.stack !== null && ((p.stack.frame.t === 'string' && p.stack.frame.allowed === null) || (p.stack.frame.t === 'key' && p.stack.frame.node.additional !== null)));
+  }
+
+  /** The whole state as a string: equal keys accept the same texts. */
+  get key(): string {
+    return this.paths.map(pathKey).sort().join('|') + `#${idOf(this.root)},${this.maxWhitespace}`;
+  }
+
+  /** Reads `text`; false as soon as no alternative can be completed (the state is then unspecified). */
+  push(text: string): boolean {
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      const next: Path[] = [];
+      for (const p of this.paths) this.step(p, c, next);
+      if (next.length === 0) return false;
+      this.paths = next.length > 1 ? dedupe(next) : next;
+    }
+    return true;
+  }
+
+  private step(p: Path, c: number, out: Path[]): void {
+    if (p.stack === null) return; // nothing follows a complete value
+    const f = p.stack.frame;
+    const below = p.stack.below;
+    const inText = f.t === 'string' || f.t === 'key';
+    if (!inText && isSpace(c)) {
+      // whitespace ends a number; elsewhere (between tokens) it is only counted
+      if (f.t === 'number') {
+        if (numberComplete(f.phase, f.integer)) this.step({ stack: below, spaces: p.spaces }, c, out);
+        return;
+      }
+      if (f.t === 'literal') return;
+      if (p.spaces + 1 <= this.maxWhitespace) out.push({ stack: p.stack, spaces: p.spaces + 1 });
+      return;
+    }
+    const spaces = inText ? p.spaces : 0;
+    const push = (stack: Stack | null) => out.push({ stack, spaces });
+    switch (f.t) {
+      case 'value':
+        this.start(f.node, below, c, spaces, out);
+        return;
+      case 'object': {
+        const n = f.node;
+        if (f.phase === 2) {
+          if (c === 0x3a) push(on({ t: 'value', node: n.props.get(f.key) ?? n.additional! }, on({ ...f, phase: 3, seen: [...f.seen, f.key] }, below)));
+          return;
+        }
+        if (c === 0x7d && (f.phase === 0 || f.phase === 3)) {
+          if ([...n.required].every((r) => f.seen.includes(r))) push(below);
+          return;
+        }
+        if (c === 0x2c && f.phase === 3) {
+          if (keyCanFollow(n, f.seen)) push(on({ ...f, phase: 1 }, below));
+          return;
+        }
+        if (c === 0x22 && (f.phase === 0 || f.phase === 1) && keyCanFollow(n, f.seen)) push(on({ t: 'key', node: n, seen: f.seen, typed: '', esc: 0 }, below));
+        return;
+      }
+      case 'key': {
+        const n = f.node;
+        if (f.esc === 0 && c === 0x22) {
+          // the key is complete: a property not yet given, or any other key where others are allowed
+          const name = nameOf(n, f.typed);
+          if (name !== null && !f.seen.includes(name)) push(on({ t: 'object', node: n, seen: f.seen, phase: 2, key: name }, below));
+          return;
+        }
+        const esc = nextEscape(f.esc, c);
+        if (esc < 0) return;
+        const typed = f.typed + String.fromCharCode(c);
+        if (n.additional === null && ![...n.written.entries()].some(([name, w]) => !f.seen.includes(name) && w.startsWith(typed))) return;
+        push(on({ ...f, typed, esc }, below));
+        return;
+      }
+      case 'array': {
+        const n = f.node;
+        if (c === 0x5d && (f.phase === 0 || f.phase === 2)) {
+          if (f.count >= n.min) push(below);
+          return;
+        }
+        if (c === 0x2c && f.phase === 2) {
+          if (f.count < n.max) push(on({ ...f, phase: 1 }, below));
+          return;
+        }
+        if (f.phase === 2 || f.count >= n.max) return;
+        this.start(n.items, on({ ...f, phase: 2, count: f.count + 1 }, below), c, spaces, out);
+        return;
+      }
+      case 'string': {
+        if (f.esc === 0 && c === 0x22) {
+          if (f.allowed === null || f.allowed.includes(f.typed)) push(below);
+          return;
+        }
+        const esc = nextEscape(f.esc, c);
+        if (esc < 0) return;
+        if (f.allowed === null) {
+          push(esc === f.esc && esc === 0 ? p.stack : on({ ...f, esc }, below));
+          return;
+        }
+        const typed = f.typed + String.fromCharCode(c);
+        if (f.allowed.some((a) => a.startsWith(typed))) push(on({ ...f, typed, esc }, below));
+        return;
+      }
+      case 'number': {
+        const phase = numberStep(f.phase, c, f.integer);
+        if (phase > 0) push(on({ ...f, phase }, below));
+        else if (numberComplete(f.phase, f.integer)) this.step({ stack: below, spaces }, c, out); // the number ended: c belongs to what holds it
+        return;
+      }
+      case 'literal': {
+        if (c !== f.text.charCodeAt(f.pos)) return;
+        push(f.pos + 1 === f.text.length ? below : on({ ...f, pos: f.pos + 1 }, below));
+        return;
+      }
+    }
+  }
+
+  /** a value of `node` beginning with c, above `below` */
+  private start(node: SchemaNode, below: Stack | null, c: number, spaces: number, out: Path[]): void {
+    const push = (stack: Stack | null) => out.push({ stack, spaces });
+    switch (node.kind) {
+      case 'anyOf':
+        for (const option of node.options) this.start(option, below, c, spaces, out);
+        return;
+      case 'any':
+        if (c === 0x7b) push(on({ t: 'object', node: ANY_OBJECT, seen: [], phase: 0, key: '' }, below));
+        else if (c === 0x5b) push(on({ t: 'array', node: ANY_ARRAY, count: 0, phase: 0 }, below));
+        else if (c === 0x22) push(on({ t: 'string', allowed: null, typed: '', esc: 0 }, below));
+        else if (c === 0x2d || isDigit(c)) this.start(ANY_NUMBER, below, c, spaces, out);
+        else for (const text of ['true', 'false', 'null']) this.start({ kind: 'literal', text }, below, c, spaces, out);
+        return;
+      case 'object':
+        if (c === 0x7b) push(on({ t: 'object', node, seen: [], phase: 0, key: '' }, below));
+        return;
+      case 'array':
+        if (c === 0x5b) push(on({ t: 'array', node, count: 0, phase: 0 }, below));
+        return;
+      case 'string':
+        if (c === 0x22) push(on({ t: 'string', allowed: node.allowed, typed: '', esc: 0 }, below));
+        return;
+      case 'number': {
+        const phase = numberStep(0, c, node.integer);
+        if (phase > 0) push(on({ t: 'number', integer: node.integer, phase }, below));
+        return;
+      }
+      case 'literal':
+        if (c === node.text.charCodeAt(0)) push(node.text.length === 1 ? below : on({ t: 'literal', text: node.text, pos: 1 }, below));
+        return;
+    }
+  }
+}
+
+const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' } };
+const ANY_ARRAY: ArrayNode = { kind: 'array', items: { kind: 'any' }, min: 0, max: Infinity };
+const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false };
+
+/** whether another key can be written in this object */
+function keyCanFollow(n: ObjectNode, seen: readonly string[]): boolean {
+  if (n.additional !== null) return true;
+  for (const name of n.props.keys()) if (!seen.includes(name)) return true;
+  return false;
+}
+
+/** the property a key's text names; null where it names none this object allows */
+function nameOf(n: ObjectNode, typed: string): string | null {
+  for (const [name, w] of n.written) if (w === typed) return name;
+  if (n.additional === null) return null;
+  try {
+    return JSON.parse(`"${typed}"`) as string;
+  } catch {
+    return null;
+  }
+}
+
+/** the escape state after c in a string; -1 where c cannot come */
+function nextEscape(esc: Escape, c: number): Escape {
+  if (esc === 0) return c === 0x5c ? 1 : c >= 0x20 ? 0 : -1;
+  if (esc === 1) {
+    if (c === 0x75) return 2;
+    return c === 0x22 || c === 0x5c || c === 0x2f || c === 0x62 || c === 0x66 || c === 0x6e || c === 0x72 || c === 0x74 ? 0 : -1;
+  }
+  if (!isHex(c)) return -1;
+  return esc === 5 ? 0 : esc + 1;
+}
+
+/** the number's phase after c (0: c does not continue it) */
+function numberStep(phase: number, c: number, integer: boolean): number {
+  switch (phase) {
+    case 0: // before the number
+      return c === 0x2d ? 1 : c === 0x30 ? 2 : isDigit(c) ? 3 : 0;
+    case 1:
+      return c === 0x30 ? 2 : isDigit(c) ? 3 : 0;
+    case 2:
+    case 3:
+      if (phase === 3 && isDigit(c)) return 3;
+      if (integer) return 0;
+      return c === 0x2e ? 4 : c === 0x65 || c === 0x45 ? 6 : 0;
+    case 4:
+      return isDigit(c) ? 5 : 0;
+    case 5:
+      return isDigit(c) ? 5 : c === 0x65 || c === 0x45 ? 6 : 0;
+    case 6:
+      return c === 0x2b || c === 0x2d ? 7 : isDigit(c) ? 8 : 0;
+    case 7:
+    case 8:
+      return isDigit(c) ? 8 : 0;
+    default:
+      return 0;
+  }
+}
+
+function numberComplete(phase: number, integer: boolean): boolean {
+  return phase === 2 || phase === 3 || (!integer && (phase === 5 || phase === 8));
+}
+
+function frameKey(f: Frame): string {
+  switch (f.t) {
+    case 'value':
+      return `v${idOf(f.node)}`;
+    case 'object':
+      return `o${idOf(f.node)}:${f.phase}:${f.key}:${f.seen.join('\u0000')}`;
+    case 'key':
+      return `k${idOf(f.node)}:${f.esc}:${f.typed}:${f.seen.join('\u0000')}`;
+    case 'array':
+      return `a${idOf(f.node)}:${f.phase}:${f.count}`;
+    case 'string':
+      return `s${f.allowed === null ? '' : idOf(f.allowed)}:${f.esc}:${f.allowed === null ? '' : f.typed}`;
+    case 'number':
+      return `n${f.integer ? 1 : 0}${f.phase}`;
+    case 'literal':
+      return `l${f.text}:${f.pos}`;
+  }
+}
+
+function pathKey(p: Path): string {
+  let key = `${p.spaces}`;
+  for (let s = p.stack; s !== null; s = s.below) key += `/${frameKey(s.frame)}`;
+  return key;
+}
+
+function dedupe(paths: Path[]): Path[] {
+  const seen = new Set<string>();
+  return paths.filter((p) => {
+    const k = pathKey(p);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
