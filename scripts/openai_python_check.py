@@ -12,7 +12,7 @@ Job (JSON on stdin):
   chat_model     a served model with one (or null)
   prompts        completion prompts (greedy, max_tokens each)
   max_tokens     new tokens a completion
-  conversation   chat messages for chat_model
+  conversation   chat messages for chat_model (also asked in JSON mode, 48 tokens)
   cancel_after   with `cancel` true, only this: read this many chunks of a long streamed
                  completion (max_tokens 1000), then close the stream, and report the chunks read
   cancel         see cancel_after
@@ -118,6 +118,14 @@ def streamed_chat(client, job):
     return {"pieces": pieces, "roles": roles, "finish_reason": finish}
 
 
+def json_chat(client, job):
+    """JSON mode: response_format={"type": "json_object"}."""
+    r = client.chat.completions.create(
+        model=job["chat_model"], messages=job["conversation"], max_tokens=48, temperature=0, response_format={"type": "json_object"}
+    )
+    return {"content": r.choices[0].message.content, "finish_reason": r.choices[0].finish_reason}
+
+
 def cancelled_stream(client, job):
     """Reads a few chunks of a long completion, then closes the stream (the client drops the connection)."""
     stream = client.completions.create(model=job["model"], prompt=job["prompts"][0], max_tokens=1000, temperature=0, stream=True)
@@ -167,6 +175,7 @@ def main() -> None:
     if job.get("chat_model"):
         report["chat"] = attempt(lambda: chat(client, job))
         report["streamed_chat"] = attempt(lambda: streamed_chat(client, job))
+        report["json_chat"] = attempt(lambda: json_chat(client, job))
     json.dump(report, sys.stdout)
 
 

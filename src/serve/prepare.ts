@@ -4,6 +4,8 @@
  */
 import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
 import type { GenerationParams } from '../runtime/generation/decoder.js';
+import { startingState } from '../runtime/generation/json-constraint.js';
+import { SchemaError } from '../runtime/generation/json-schema.js';
 import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
@@ -82,6 +84,20 @@ function logitBiasOf(bias: Record<string, number> | null | undefined, model: Ser
   return out;
 }
 
+/** The decoder's response format; a schema is compiled here, so a bad one is a 400 before any load. */
+function responseFormatOf(format: CompletionRequest['response_format']): GenerationParams['responseFormat'] {
+  if (!format || format.type === 'text') return undefined;
+  if (format.type === 'json_object') return 'json_object';
+  const schema = format.json_schema.schema;
+  try {
+    startingState(schema);
+  } catch (err) {
+    if (err instanceof SchemaError) throw badRequest(`response_format.json_schema.schema: ${err.message}`, 'response_format.json_schema.schema', 'invalid_value');
+    throw err;
+  }
+  return { jsonSchema: schema };
+}
+
 /** The served model of that name; a 503 naming the reason for a refused one, a 404 listing the others. */
 export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
   const model = ctx.models.get(name);
@@ -99,6 +115,7 @@ export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
 export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unknown): Promise<Prepared> {
   const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
   const model = lookupModel(ctx, req.model);
+  const responseFormat = responseFormatOf(req.response_format);
   const logprobs = logprobsOf(endpoint, req);
   // each prompt as token ids, with its text when the request gave text (echo sends it back)
   const given: Array<{ ids: Int32Array; text: string | null }> = [];
@@ -189,7 +206,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...(req.stop_token_ids ?? [])])],
       logprobs,
       promptLogprobs: echo ? logprobs : undefined,
-      responseFormat: req.response_format?.type ?? undefined,
+      responseFormat,
     },
   };
 }

@@ -2,7 +2,7 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (best_of > 1, suffix, tools, JSON schemas as response formats, and vLLM's beam search,
+ * (best_of > 1, suffix, tools, and vLLM's beam search,
  * guided decoding and prompt_logprobs) are refused with a 400 instead of being silently ignored;
  * their neutral values pass. vLLM's sampling fields are implemented (top_k, min_p,
  * repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output,
@@ -87,16 +87,31 @@ const sampling = {
 };
 
 /**
- * response_format: {"type": "text"} or JSON mode, {"type": "json_object"} (json-constraint.ts).
- * JSON schemas ({"type": "json_schema"}) are refused: the completion would be valid JSON but not
- * held to the schema.
+ * response_format: {"type": "text"}, JSON mode {"type": "json_object"}, or an object held to a
+ * schema, {"type": "json_schema", "json_schema": {"name", "schema", "strict"?, "description"?}}
+ * (json-constraint.ts; json-schema.ts says which keywords are followed, and the rest are a 400).
  */
 const responseFormat = z
-  .object({
-    type: z.enum(['text', 'json_object'], {
-      message: 'response_format.type must be "text" or "json_object"; JSON schemas ("json_schema") are not supported: use "json_object" and describe the fields in the prompt',
-    }),
-  })
+  .discriminatedUnion(
+    'type',
+    [
+      z.object({ type: z.literal('text') }),
+      z.object({ type: z.literal('json_object') }),
+      z.object({
+        type: z.literal('json_schema'),
+        json_schema: z.object(
+          {
+            name: z.string().max(256).optional(),
+            description: z.string().optional(),
+            schema: z.record(z.string(), z.unknown(), { message: 'json_schema.schema must be a JSON schema object' }),
+            strict: z.boolean().nullish(),
+          },
+          { message: 'json_schema must be an object {name, schema, strict}' },
+        ),
+      }),
+    ],
+    { message: 'response_format.type must be "text", "json_object" or "json_schema"' },
+  )
   .nullish();
 
 export const completionRequest = z.object({

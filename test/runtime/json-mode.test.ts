@@ -5,7 +5,8 @@
  * sequence: at every step, each token that transformers scores above the chosen one must be one
  * that cannot continue the JSON (judged on the tokenizer's full decode of the completion), and
  * the chosen token must fit. Sampled decodes, and JSON requests batched with a free-text one,
- * stay valid and leave the others' tokens unchanged.
+ * stay valid and leave the others' tokens unchanged. Held to a JSON schema, what finishes is valid
+ * under Ajv.
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { BatchDecoder, GenerationParamsError, loadTextCodec, weightProviderOf, type GenerationParams, type GenerationStream, type TextCodec } from '../../src/runtime/index.js';
+import { Ajv } from 'ajv';
 import { describeWithTransformers, runHfJobs } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { isJsonObject, tokenFitsJson, viableJsonObject } from '../helpers/json-judge.js';
@@ -106,6 +108,41 @@ describe('JSON mode on the shipped models', () => {
         expect(isJsonObject(free.text) || viableJsonObject(free.text)).toBe(false);
       });
     }
+  });
+
+  it('held to a schema: greedy and sampled decodes that finish are valid under Ajv, the rest valid JSON so far; a bad schema is refused', async () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        verdict: { enum: ['guilty', 'not guilty'] },
+        count: { type: 'integer' },
+        witnesses: { type: 'array', items: { $ref: '#/$defs/Witness' }, maxItems: 2 },
+      },
+      required: ['verdict', 'count', 'witnesses'],
+      additionalProperties: false,
+      $defs: { Witness: { type: 'object', properties: { name: { type: 'string' }, reliable: { type: ['boolean', 'null'] } }, required: ['reliable'], additionalProperties: false } },
+    };
+    const validate = new Ajv({ strict: false }).compile(schema);
+    let finished = 0;
+    for (const model of MODELS) {
+      await withDecoder(model, async (decoder, codec) => {
+        for (const [i, s] of ([{ temperature: 0 }, { temperature: 1, seed: 4 }, { temperature: 0.8, topP: 0.9, seed: 5 }] as GenerationParams[]).entries()) {
+          const prompt = Array.from(codec.encode(PROMPTS[i]));
+          const d = await collect(prompt, decoder.submit(prompt, { ...s, maxNewTokens: 200, responseFormat: { jsonSchema: schema } }));
+          const label = `${model} ${JSON.stringify(s)}: ${JSON.stringify(d.text)}`;
+          if (d.finishReason === 'stop') {
+            finished++;
+            expect(validate(JSON.parse(d.text)), `${label} ${JSON.stringify(validate.errors)}`).toBe(true);
+          } else expect(d.finishReason, label).toBe('length');
+          for (const t of d.texts) expect(viableJsonObject(t), label).toBe(true);
+        }
+      });
+    }
+    expect(finished).toBeGreaterThan(0);
+    await withDecoder(MODELS[0], async (decoder) => {
+      expect(() => decoder.submit([1, 2], { responseFormat: { jsonSchema: { type: 'object', properties: { a: { type: 'string', maxLength: 3 } } } } })).toThrow(/"maxLength" is not supported/);
+      expect(() => decoder.submit([1, 2], { responseFormat: { jsonSchema: { type: 'object', properties: { a: { type: 'string', maxLength: 3 } } } } })).toThrow(GenerationParamsError);
+    });
   });
 
   it('a request whose allowed tokens cannot start an object fails with a message, and the decoder needs a tokenizer', async () => {

@@ -141,7 +141,8 @@ describe('bad requests', () => {
     const tool = { type: 'function', function: { name: 'f', parameters: {} } };
     expectApiError(await postJson(chat, { model: 'tiny', messages, tools: [tool] }), 400, 'tools', /function calling.*not supported/);
     expectApiError(await postJson(chat, { model: 'tiny', messages, tool_choice: 'auto' }), 400, 'tool_choice', /not supported/);
-    expectApiError(await postJson(chat, { model: 'tiny', messages, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }), 400, 'response_format.type', /JSON schemas .* are not supported/);
+    const pattern = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^x' } } } } };
+    expectApiError(await postJson(chat, { model: 'tiny', messages, response_format: pattern }), 400, 'response_format.json_schema.schema', /the keyword "pattern" is not supported/);
     // the neutral values some clients always send pass (on to the missing chat template, here)
     const neutral = await postJson(chat, { model: 'tiny', messages, tools: [], tool_choice: 'none', response_format: { type: 'text' }, logit_bias: {}, n: 1, presence_penalty: 0 });
     expectApiError(neutral, 400, 'messages', /has no chat template/);

@@ -2,7 +2,8 @@
  * JSON mode through the server (`response_format: {"type": "json_object"}`): chat through the
  * official `openai` client and completions over raw HTTP give one JSON object (V8's JSON.parse,
  * test/helpers/json-judge.ts), the same tokens as the library's decoder on the same prompt ids,
- * the same text streamed as not, n choices each valid; JSON schemas get a 400 naming the field.
+ * the same text streamed as not, n choices each valid; json_schema gives an object Ajv finds valid
+ * under the schema, and a schema with keywords it cannot follow is a 400 naming the field.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,10 +12,28 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { BatchDecoder, textCodec, weightProviderOf } from '../../src/runtime/index.js';
+import { Ajv } from 'ajv';
 import { isJsonObject, viableJsonObject } from '../helpers/json-judge.js';
 import { postJson, startServer, TINY_DIR, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const MAX = 48;
+/**
+ * A schema as OpenAI's strict mode wants it (every property required, no others), of enums,
+ * booleans and an integer: a model trained on Shakespeare, not JSON, writes free strings until
+ * max_tokens runs out, but these it finishes.
+ */
+const CHARACTER = {
+  type: 'object',
+  properties: {
+    name: { enum: ['Romeo', 'Juliet', 'Tybalt'] },
+    age: { type: 'integer' },
+    house: { enum: ['Montague', 'Capulet', 'neither'] },
+    alive: { type: 'boolean' },
+    friends: { type: 'array', items: { enum: ['Mercutio', 'Benvolio', 'the Nurse'] }, maxItems: 3 },
+  },
+  required: ['name', 'age', 'house', 'alive', 'friends'],
+  additionalProperties: false,
+};
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-json-mode-'));
 let s: Running;
 let client: OpenAI;
@@ -81,14 +100,40 @@ describe('JSON mode through the server', () => {
     for (const c of n.json.choices) expectJson(c.text, c.finish_reason);
   });
 
-  it('a JSON schema, or another format, is a 400 naming response_format.type', async () => {
-    const schema = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object' } } };
-    const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], response_format: schema as OpenAI.ResponseFormatJSONSchema }).catch((e: unknown) => e);
+  it('json_schema through the openai client: an object valid under the schema (Ajv), streamed as not; every sampled choice too', async () => {
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Who is Romeo?' }];
+    const format = { type: 'json_schema' as const, json_schema: { name: 'character', strict: true, schema: CHARACTER } };
+    const validate = new Ajv({ strict: false }).compile(CHARACTER);
+    // enough tokens for the model (trained on Shakespeare) to finish the object
+    const r = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 400, temperature: 0, response_format: format });
+    const content = r.choices[0].message.content!;
+    expect(r.choices[0].finish_reason, content).toBe('stop');
+    expect(validate(JSON.parse(content)), `${content}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    const stream = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 400, temperature: 0, response_format: format, stream: true });
+    let streamed = '';
+    for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? '';
+    expect(streamed).toBe(content);
+    const n = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 400, temperature: 0.9, seed: 11, n: 3, response_format: format });
+    for (const c of n.choices) {
+      expect(c.finish_reason, c.message.content!).toBe('stop');
+      expect(validate(JSON.parse(c.message.content!)), `${c.message.content}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    }
+  });
+
+  it('a schema it cannot follow, or another format, is a 400 naming the field, before any load', async () => {
+    const pattern = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^a' } } } } };
+    const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], response_format: pattern as OpenAI.ResponseFormatJSONSchema }).catch((e: unknown) => e);
     expect(r).toBeInstanceOf(OpenAI.BadRequestError);
-    expect((r as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('response_format.type');
-    expect((r as Error).message).toMatch(/JSON schemas \("json_schema"\) are not supported: use "json_object"/);
-    const other = await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: 'x', response_format: { type: 'yaml' } });
-    expect(other.status).toBe(400);
-    expect(other.json.error.param).toBe('response_format.type');
+    expect((r as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('response_format.json_schema.schema');
+    expect((r as Error).message).toMatch(/schema \/properties\/a: the keyword "pattern" is not supported/);
+    for (const [format, param] of [
+      [{ type: 'yaml' }, 'response_format.type'],
+      [{ type: 'json_schema' }, 'response_format.json_schema'],
+      [{ type: 'json_schema', json_schema: { name: 'x', schema: { type: 'array' } } }, 'response_format.json_schema.schema'],
+    ] as const) {
+      const other = await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: 'x', response_format: format });
+      expect(other.status, JSON.stringify(format)).toBe(400);
+      expect(other.json.error.param, JSON.stringify(format)).toBe(param);
+    }
   });
 });

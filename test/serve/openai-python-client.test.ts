@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { isJsonObject, viableJsonObject } from '../helpers/json-judge.js';
 import { describeWithPythonOpenai, pythonPath } from '../helpers/python.js';
 import { runPythonJson } from '../helpers/python-json.js';
 import { repoRoot } from '../helpers/shared-data.js';
@@ -54,6 +55,7 @@ interface Report {
   errors: Record<'unknown_model' | 'negative_temperature' | 'too_long_streamed' | 'chat_without_template', Attempt<unknown>>;
   chat: Attempt<{ object: string; role: string; content: string; finish_reason: string; usage: Record<string, number>; logprobs: Array<{ token: string; logprob: number; top: Array<[string, number]> }> }>;
   streamed_chat: Attempt<{ pieces: string[]; roles: string[]; finish_reason: string }>;
+  json_chat: Attempt<{ content: string; finish_reason: string }>;
 }
 
 /** The value of an attempt that must have succeeded (the client's exception in the failure otherwise). */
@@ -154,6 +156,14 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
     expect(streamed.pieces.join('')).toBe(got.content);
     expect(streamed.roles).toEqual(['assistant']);
     expect(streamed.finish_reason).toBe(got.finish_reason);
+  });
+
+  it('JSON mode (response_format json_object): the server’s content, one JSON object or a viable beginning of one at max_tokens', async () => {
+    const got = ok(report.json_chat, 'chat in JSON mode');
+    const raw = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: CONVERSATION, max_tokens: 48, temperature: 0, response_format: { type: 'json_object' } });
+    expect(got).toEqual({ content: raw.json.choices[0].message.content, finish_reason: raw.json.choices[0].finish_reason });
+    if (got.finish_reason === 'stop') expect(isJsonObject(got.content)).toBe(true);
+    else expect(viableJsonObject(got.content)).toBe(true);
   });
 
   it('errors arrive as the client’s typed exceptions, with the code and param it reads', () => {

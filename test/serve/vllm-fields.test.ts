@@ -139,7 +139,7 @@ describe('vLLM’s sampling fields', () => {
       [{ structured_outputs: { regex: 'a+' } }, 'structured_outputs', /guided decoding/],
       [{ return_tokens_as_token_ids: true }, 'return_tokens_as_token_ids', /not supported/],
       [{ logits_processors: ['x'] }, 'logits_processors', /not supported/],
-      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }, 'response_format.type', /JSON schemas .* are not supported/],
+      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', allOf: [] } } } }, 'response_format.json_schema.schema', /"allOf" is not supported/],
     ];
     for (const [fields, param, message] of bad) {
       const r = await complete(fields);

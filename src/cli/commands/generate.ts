@@ -1,13 +1,14 @@
 /**
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
  *   [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S]
- *   [--stop STR]… [--response-format text|json_object] [--no-bf16-weights] [--json]`
+ *   [--stop STR]… [--response-format text|json_object] [--json-schema FILE] [--no-bf16-weights] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
  * are produced (with --json: one object at the end instead). Original, dense-compressed and
  * factored checkpoints all open through `openModel`; factored experts run factored. Notes
  * (engine, load time, speed, why generation stopped) go to stderr.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { parameterCounts } from '../../checkpoint/counts.js';
@@ -17,6 +18,8 @@ import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { assertRunnable } from '../../runtime/checkpoint-weights.js';
 import { generate } from '../../runtime/generation/generate.js';
 import { loadTextCodec } from '../../runtime/generation/codec.js';
+import { startingState } from '../../runtime/generation/json-constraint.js';
+import { SchemaError } from '../../runtime/generation/json-schema.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
 import { DEFAULT_RESIDENT_BYTES, residentWeightBytes } from '../../runtime/resident-weights.js';
 import { OptionError, parseInteger } from '../options.js';
@@ -36,6 +39,7 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   stop: string[];
   ignoreEos?: boolean;
   responseFormat: 'text' | 'json_object';
+  jsonSchema?: string;
   bf16Weights: boolean;
   contextLength?: string;
   tokenizer?: string;
@@ -59,6 +63,7 @@ export function register(program: Command): void {
       .addOption(defaultText(new Option('--seed <s>', 'seed of the sampler'), 'random, printed on stderr'))
       .option('--stop <text>', 'stop when the completion contains this text (repeatable; the text is not printed)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .addOption(new Option('--response-format <format>', 'json_object: the completion is one JSON object, and ends when it closes (JSON mode)').choices(['text', 'json_object']).default('text'))
+      .option('--json-schema <file>', 'hold the completion to the JSON schema in this file (an object valid under it; JSON mode with a schema)')
       .option('--ignore-eos', 'keep generating past the end-of-sequence tokens (eos_token_id of generation_config.json, else of config.json)', false)
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .addOption(defaultText(new Option('--context-length <n>', 'positions for prompt + completion'), "the model's max_position_embeddings"))
@@ -68,6 +73,23 @@ export function register(program: Command): void {
     .addOption(new Option('--json', 'print one JSON object (text, token ids, usage) instead of streaming').default(false))
     .addOption(new Option('--quiet', 'no notes on stderr').default(false))
     .action(async (model: string, opts: GenerateCliOptions) => run(model, opts));
+}
+
+/** The schema of --json-schema, read and compiled before the model is opened: a clear error names the file and what is wrong. */
+async function readSchema(file: string): Promise<unknown> {
+  let schema: unknown;
+  try {
+    schema = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new OptionError(`--json-schema: cannot read a JSON schema from ${file}: ${(err as Error).message}`);
+  }
+  try {
+    startingState(schema);
+  } catch (err) {
+    if (err instanceof SchemaError) throw new OptionError(`--json-schema ${file}: ${err.message}`);
+    throw err;
+  }
+  return schema;
 }
 
 function parseNumber(flag: string, value: string, ok: (n: number) => boolean, what: string): number {
@@ -90,6 +112,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   const contextLength = opts.contextLength === undefined ? undefined : parseInteger('--context-length', opts.contextLength, 2);
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
   const engineChoice = parseEngineChoice(opts.engine);
+  const responseFormat = opts.jsonSchema === undefined ? opts.responseFormat : { jsonSchema: await readSchema(opts.jsonSchema) };
   const note = (line: string) => {
     if (!opts.quiet) process.stderr.write(line + '\n');
   };
@@ -142,7 +165,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
         seed,
         stop: opts.stop,
         stopTokenIds: opts.ignoreEos ? [] : undefined,
-        responseFormat: opts.responseFormat,
+        responseFormat,
         contextLength,
         keepWeights,
       })) {
@@ -164,7 +187,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
               text: event.text,
               tokens,
               usage: u,
-              params: { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, seed: u.seed, stop: opts.stop, ignoreEos: opts.ignoreEos ?? false, responseFormat: opts.responseFormat },
+              params: { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, seed: u.seed, stop: opts.stop, ignoreEos: opts.ignoreEos ?? false, responseFormat },
               seconds,
               timeToFirstTokenSeconds: (firstTokenMs ?? 0) / 1000,
               tokensPerSecond: perSecond,

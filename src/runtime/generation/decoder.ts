@@ -27,7 +27,8 @@ import { assertPromptIds } from './prompt-ids.js';
 import { RequestLogitsProcessor, resolveLogitsProcessing, type LogitsProcessingParams } from './logits-processors.js';
 import { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage } from './generation-stream.js';
 import { longestSharedBeginning } from './shared-prefix.js';
-import { JsonObjectConstraint, tokenPieces } from './json-constraint.js';
+import { JsonObjectConstraint, startingState, tokenPieces, type JsonGrammarState } from './json-constraint.js';
+import { SchemaError } from './json-schema.js';
 
 export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
 
@@ -68,9 +69,11 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * 'json_object' (OpenAI's JSON mode): every token keeps the completion a viable prefix of one
    * JSON object, and the generation ends ('stop') when the object closes, before any minimum
    * length (json-constraint.ts). It may still end unfinished at maxNewTokens ('length') or at a
-   * stop string. Needs the decoder's tokenizer. Default 'text': no constraint.
+   * stop string. `{ jsonSchema }`: the same, for an object valid under the schema (json-schema.ts
+   * says which keywords; others are refused). Needs the decoder's tokenizer. Default 'text': no
+   * constraint.
    */
-  responseFormat?: 'text' | 'json_object';
+  responseFormat?: 'text' | 'json_object' | { jsonSchema: unknown };
 }
 
 export interface BatchDecoderOptions {
@@ -259,10 +262,7 @@ export class BatchDecoder {
     }
     const sampler = new Sampler(resolveSampling(params));
     const processing = resolveLogitsProcessing(params, config.vocabSize, { minTokens: minNew, stopIds });
-    const format = params.responseFormat ?? 'text';
-    if (format !== 'text' && format !== 'json_object') throw new GenerationParamsError(`the response format must be 'text' or 'json_object', got ${String(params.responseFormat)}`, 'responseFormat');
-    if (format === 'json_object' && !this.opts.tokenizer) throw new GenerationParamsError('JSON mode needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
-    const json = format === 'json_object' ? new JsonObjectConstraint(this.opts.tokenizer!, tokenPieces(this.opts.tokenizer!, config.vocabSize), new Set(stopIds), params.skipSpecialTokens ?? true) : null;
+    const json = this.jsonConstraint(params, config.vocabSize, stopIds);
 
     const id = this.nextId++;
     const shared = this.prefixLeader(ids, promptTop);
@@ -302,6 +302,23 @@ export class BatchDecoder {
     this.waiting.push(seq);
     this.kick();
     return seq.stream;
+  }
+
+  /** JSON mode's constraint for a request (null: free text); GenerationParamsError for a bad format or schema. */
+  private jsonConstraint(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): JsonObjectConstraint | null {
+    const format = params.responseFormat ?? 'text';
+    if (format === 'text') return null;
+    const schema = typeof format === 'object' && format !== null && 'jsonSchema' in format ? format.jsonSchema : undefined;
+    if (format !== 'json_object' && schema === undefined) throw new GenerationParamsError(`the response format must be 'text', 'json_object' or { jsonSchema }, got ${JSON.stringify(format)}`, 'responseFormat');
+    if (!this.opts.tokenizer) throw new GenerationParamsError('JSON mode needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
+    let start: JsonGrammarState;
+    try {
+      start = startingState(schema);
+    } catch (err) {
+      if (err instanceof SchemaError) throw new GenerationParamsError(err.message, 'responseFormat');
+      throw err;
+    }
+    return new JsonObjectConstraint(this.opts.tokenizer, tokenPieces(this.opts.tokenizer, vocabSize), new Set(stopIds), params.skipSpecialTokens ?? true, start);
   }
 
   /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */

@@ -1,7 +1,8 @@
 /**
- * JSON mode (OpenAI's `response_format: {"type": "json_object"}`): each token is chosen among
- * those that keep the completion a viable prefix of one JSON object (json-prefix.ts), and the
- * generation ends when the object closes.
+ * JSON mode (OpenAI's `response_format: {"type": "json_object"}`, or `"json_schema"` with a
+ * schema): each token is chosen among those that keep the completion a viable prefix of one JSON
+ * object (json-prefix.ts) or of one valid under the schema (schema-prefix.ts), and the generation
+ * ends when the object closes.
  *
  * A token is judged by the text it adds in context, decoded as the completion's text is
  * (stop.ts's window: the ids since the last settled character, so SentencePiece's leading space
@@ -18,6 +19,8 @@
  * "piece", cached per tokenizer), and every choice is still checked in context before it is taken.
  */
 import { JsonPrefix } from './json-prefix.js';
+import { compileSchema, type SchemaNode } from './json-schema.js';
+import { SchemaPrefix } from './schema-prefix.js';
 import type { Sampler } from './sampling.js';
 import type { TextDecoderLike } from './stop.js';
 
@@ -33,6 +36,37 @@ const PARTIAL = '\uFFFD';
  * at that size, 0.15 MB at 151,936).
  */
 const MAX_SCREENS = 128;
+
+/** What the constraint reads the text with: JsonPrefix (any object) or SchemaPrefix (a schema's). */
+export interface JsonGrammarState {
+  /** reads text; false where it can no longer be completed (the state is then unspecified) */
+  push(text: string): boolean;
+  clone(): JsonGrammarState;
+  /** this state made equal to `other`, a state of the same grammar */
+  copyFrom(other: JsonGrammarState): JsonGrammarState;
+  /** equal keys (of any grammar) accept the same texts */
+  readonly key: string;
+  readonly complete: boolean;
+  /** where any character may come next (a character still being decoded may go there) */
+  readonly inString: boolean;
+}
+
+/** Compiled schemas by their JSON text: a schema sent again finds its node, and so its kept screens. */
+const compiledSchemas = new Map<string, SchemaNode>();
+const MAX_COMPILED_SCHEMAS = 64;
+
+/** The grammar state a request starts from: any object, or an object valid under `schema` (SchemaError where the schema is not supported). */
+export function startingState(schema?: unknown): JsonGrammarState {
+  if (schema === undefined) return new JsonPrefix();
+  const text = JSON.stringify(schema);
+  let root = compiledSchemas.get(text);
+  if (root === undefined) {
+    root = compileSchema(schema);
+    if (compiledSchemas.size >= MAX_COMPILED_SCHEMAS) compiledSchemas.delete(compiledSchemas.keys().next().value!);
+    compiledSchemas.set(text, root);
+  }
+  return new SchemaPrefix(root);
+}
 
 /**
  * Each token's text on its own, decoded on first use, and which of them can follow a JSON state;
@@ -63,7 +97,7 @@ export class TokenPieces {
   }
 
   /** 1 for each token whose piece can follow `state`, else 0 (do not modify it: it is kept for the next request in this state) */
-  screen(state: JsonPrefix): Uint8Array {
+  screen(state: JsonGrammarState): Uint8Array {
     const key = state.key;
     let fits = this.screens.get(key);
     if (fits !== undefined) {
@@ -117,7 +151,7 @@ export function tokenPieces(decoder: TextDecoderLike, vocabSize: number): TokenP
 /** A token's effect: the JSON state after it, and whether its text is settled (no character still partial). */
 interface Judged {
   token: number;
-  state: JsonPrefix;
+  state: JsonGrammarState;
   settled: boolean;
 }
 
@@ -128,7 +162,9 @@ export class JsonObjectConstraint {
   private readOffset = 0;
   private windowText = '';
   /** the JSON read so far (the settled text) */
-  private state = new JsonPrefix();
+  private state: JsonGrammarState;
+  /** the state before any text, for a rereading */
+  private readonly start: JsonGrammarState;
   /** the judgement of the token `choose` returned, for `commit` */
   private chosen: Judged | null = null;
 
@@ -138,7 +174,12 @@ export class JsonObjectConstraint {
     /** tokens that would end the generation: never allowed, the closing brace ends it */
     private readonly stopIds: ReadonlySet<number>,
     private readonly skipSpecialTokens = true,
-  ) {}
+    /** what the text must become (default: any JSON object; startingState(schema) for a schema's) */
+    start: JsonGrammarState = new JsonPrefix(),
+  ) {
+    this.start = start;
+    this.state = start.clone();
+  }
 
   /** the object has closed: the generation is complete */
   get complete(): boolean {
@@ -213,14 +254,14 @@ export class JsonObjectConstraint {
     if (this.stopIds.has(token)) return null;
     const after = this.decodeCandidate(this.prefixOffset, this.ids.length, token);
     if (after === null) return null;
-    let state: JsonPrefix;
+    let state: JsonGrammarState;
     let added: string;
     if (after.startsWith(this.windowText)) {
       state = this.state.clone();
       added = after.slice(this.windowText.length);
     } else {
       // the tokenizer rewrote text it had produced (a clean-up rule): read the whole completion again
-      state = new JsonPrefix();
+      state = this.start.clone();
       added = this.decode(0, this.ids.length, token);
     }
     const partial = added.endsWith(PARTIAL);
@@ -246,7 +287,7 @@ export class JsonObjectConstraint {
 }
 
 /** Whether a token's piece can be read from `state` (which it changes). */
-function pieceFits(state: JsonPrefix, piece: string): boolean {
+function pieceFits(state: JsonGrammarState, piece: string): boolean {
   const partial = piece.endsWith(PARTIAL);
   const text = partial ? piece.replace(/\uFFFD+$/, '') : piece;
   if (text.length === 0 && !partial) return false;
