@@ -30,6 +30,7 @@ const LAZY_TRIES = 16;
 const SCREENED_TRIES = 256;
 /** what a character still waiting for its last bytes decodes to */
 const PARTIAL = '\uFFFD';
+const PARTIAL_CODE = 0xfffd;
 /**
  * Screens kept per tokenizer, by JSON state: states recur (inside a string value, after a comma),
  * and screening a 50,257-token vocabulary took ~25 ms a step before they were kept (~0.1 MB each
@@ -107,7 +108,18 @@ export class TokenPieces {
     }
     fits = new Uint8Array(this.vocabSize);
     const scratch = state.clone();
-    for (let id = 0; id < this.vocabSize; id++) fits[id] = pieceFits(scratch.copyFrom(state), this.get(id)) ? 1 : 0;
+    // most pieces are refused at their first character: judge each first character once
+    const firstFits = new Map<number, boolean>();
+    for (let id = 0; id < this.vocabSize; id++) {
+      const piece = this.get(id);
+      const first = piece.charCodeAt(0);
+      let ok = firstFits.get(first);
+      if (ok === undefined && piece.length > 0 && first !== PARTIAL_CODE) {
+        ok = scratch.copyFrom(state).push(piece[0]);
+        firstFits.set(first, ok);
+      }
+      fits[id] = ok !== false && pieceFits(scratch.copyFrom(state), piece) ? 1 : 0;
+    }
     if (this.screens.size >= MAX_SCREENS) this.screens.delete(this.screens.keys().next().value!);
     this.screens.set(key, fits);
     return fits;

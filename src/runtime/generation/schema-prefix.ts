@@ -49,6 +49,8 @@ interface Path {
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 const isHex = (c: number) => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+/** a character a string takes as it is: not a quote, a backslash or a control character */
+const isPlain = (c: number) => c >= 0x20 && c !== 0x22 && c !== 0x5c;
 const on = (frame: Frame, below: Stack | null): Stack => ({ frame, below });
 
 /** frame ids in keys: objects and nodes are named by first appearance */
@@ -98,6 +100,15 @@ export class SchemaPrefix {
   /** Reads `text`; false as soon as no alternative can be completed (the state is then unspecified). */
   push(text: string): boolean {
     for (let i = 0; i < text.length; i++) {
+      // inside one free string, a run of plain characters changes nothing: skip it without a step
+      // (a screen reads most of a vocabulary this way, inside a string value)
+      if (this.paths.length === 1) {
+        const top = this.paths[0].stack?.frame;
+        if (top !== undefined && top.t === 'string' && top.allowed === null && top.esc === 0) {
+          while (i < text.length && isPlain(text.charCodeAt(i))) i++;
+          if (i === text.length) break;
+        }
+      }
       const c = text.charCodeAt(i);
       const next: Path[] = [];
       for (const p of this.paths) this.step(p, c, next);
