@@ -91,11 +91,11 @@ describe('JSON mode’s token choice', () => {
     }
   });
 
-  it('sampling draws from the masked row’s distribution, lazily (plain temperature) and screened (top-p, top-k)', () => {
+  it('sampling draws from the masked row’s distribution, lazily (plain temperature; top-k, with top-p or min-p after it) and screened (top-p alone)', () => {
     const draws = 6000;
     for (const ctx of [['{'], ['{"', 'a', '":']]) {
       const valid = validAfter(ctx);
-      for (const params of [{ temperature: 0.8 }, { temperature: 1.3, topP: 0.7 }, { temperature: 1, topK: 3 }]) {
+      for (const params of [{ temperature: 0.8 }, { temperature: 1.3, topP: 0.7 }, { temperature: 1, topK: 3 }, { temperature: 0.9, topK: 4, topP: 0.8 }, { temperature: 1, topK: 2, minP: 0.3 }]) {
         const row = randomRow(ctx.length * 31 + 5);
         const masked = Float32Array.from(row, (v, t) => (valid.has(t) ? v : -Infinity));
         const sampler = new Sampler({ ...params, seed: 99 });

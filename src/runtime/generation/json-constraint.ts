@@ -13,10 +13,12 @@
  * model's own choice is usually valid, so the choice is lazy where that is exact: for greedy
  * decoding and for plain temperature sampling the sampler picks, and a token that breaks the
  * JSON is masked (-∞) and the sampler picks again. (Rejecting a draw and drawing again from the
- * rest is sampling from the distribution restricted to valid tokens.) After LAZY_TRIES such
- * rejections, and from the start under top-k, top-p or min-p (whose cut-offs must be taken over
- * the valid tokens only), the vocabulary is screened once by each token's text in isolation (its
- * "piece", cached per tokenizer), and every choice is still checked in context before it is taken.
+ * rest is sampling from the distribution restricted to valid tokens.) Under top-k the k best valid
+ * tokens are found in descending order of logit, and top-p and min-p act on them alone. After
+ * LAZY_TRIES rejections, and from the start under top-p or min-p without top-k (whose cut-offs
+ * must be taken over all the valid tokens), the vocabulary is screened once by each token's text
+ * in isolation (its "piece", cached per tokenizer and state), and every choice is still checked in
+ * context before it is taken.
  */
 import { JsonPrefix } from './json-prefix.js';
 import { compileSchema, type SchemaNode } from './json-schema.js';
@@ -125,6 +127,11 @@ export class TokenPieces {
     return fits;
   }
 
+  /** whether the screen of this state is kept (a choice that has it needs no other search) */
+  hasScreen(state: JsonGrammarState): boolean {
+    return this.screens.has(state.key);
+  }
+
   private decode(ids: number[]): string {
     try {
       return this.decoder.decode(ids, { skipSpecialTokens: true });
@@ -215,6 +222,14 @@ export class JsonObjectConstraint {
         row[token] = -Infinity;
         left--;
       }
+    } else if (topK > 0 && !this.pieces.hasScreen(this.state)) {
+      // top-k is exact without a screen: the k most likely tokens that fit, found in descending
+      // order; top-p and min-p then act on those alone, as they would after a screen
+      const kept = this.bestFitting(row, topK);
+      if (kept !== null) {
+        for (let id = 0; id < row.length; id++) if (!kept.has(id)) row[id] = -Infinity;
+        return this.take(kept.get(sampler.next(row, pickGreedy))!);
+      }
     }
     left -= this.screen(row);
     for (let t = 0; t < SCREENED_TRIES && left > 0; t++) {
@@ -239,6 +254,41 @@ export class JsonObjectConstraint {
       this.readOffset = this.ids.length;
       this.windowText = this.decode(this.prefixOffset, this.readOffset);
     }
+  }
+
+  /**
+   * The k most likely tokens that continue the JSON, and those tied with the k-th (top-k keeps
+   * ties), each judged in context; null when the most likely few hundred hold fewer than k of
+   * them (the caller screens the vocabulary instead).
+   */
+  private bestFitting(row: Float32Array, k: number): Map<number, Judged> | null {
+    const want = Math.max(8 * k, 256);
+    let max = -Infinity;
+    let finite = 0;
+    for (let i = 0; i < row.length; i++) {
+      if (row[i] > -Infinity) finite++;
+      if (row[i] > max) max = row[i];
+    }
+    if (finite === 0) return null;
+    // the candidates: every token within `span` of the largest logit, the span doubled until there are enough
+    let candidates: number[] = [];
+    for (let span = 4; ; span *= 2) {
+      candidates = [];
+      for (let i = 0; i < row.length; i++) if (row[i] >= max - span) candidates.push(i);
+      if (candidates.length >= Math.min(want, finite) || span > 1e6) break;
+    }
+    candidates.sort((a, b) => row[b] - row[a] || a - b);
+    const kept = new Map<number, Judged>();
+    let kth = -Infinity;
+    for (const id of candidates) {
+      if (kept.size >= k && row[id] < kth) return kept;
+      const judged = this.judge(id);
+      if (judged === null) continue;
+      kept.set(id, judged);
+      if (kept.size === k) kth = row[id];
+    }
+    // every finite token was a candidate: the ones that fit are all there are
+    return candidates.length >= finite && kept.size > 0 ? kept : null;
   }
 
   private take(judged: Judged): number {
