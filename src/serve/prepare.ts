@@ -84,18 +84,37 @@ function logitBiasOf(bias: Record<string, number> | null | undefined, model: Ser
   return out;
 }
 
-/** The decoder's response format; a schema is compiled here, so a bad one is a 400 before any load. */
-function responseFormatOf(format: CompletionRequest['response_format']): GenerationParams['responseFormat'] {
+/**
+ * The decoder's response format, from response_format or vLLM's guided_json (one of them); a
+ * schema is compiled here, so a bad one is a 400 before any load.
+ */
+function responseFormatOf(format: CompletionRequest['response_format'], guidedJson: CompletionRequest['guided_json']): GenerationParams['responseFormat'] {
+  if (guidedJson !== null && guidedJson !== undefined) {
+    if (format && format.type !== 'text') throw badRequest('give either response_format or guided_json, not both', 'guided_json', 'invalid_value');
+    let schema: unknown = guidedJson;
+    if (typeof guidedJson === 'string') {
+      try {
+        schema = JSON.parse(guidedJson);
+      } catch (err) {
+        throw badRequest(`guided_json: not a JSON schema: ${(err as Error).message}`, 'guided_json', 'invalid_value');
+      }
+    }
+    return { jsonSchema: compiled(schema, 'guided_json') };
+  }
   if (!format || format.type === 'text') return undefined;
   if (format.type === 'json_object') return 'json_object';
-  const schema = format.json_schema.schema;
+  return { jsonSchema: compiled(format.json_schema.schema, 'response_format.json_schema.schema') };
+}
+
+/** `schema`, once compiled (and kept) without a SchemaError; else a 400 naming `field`. */
+function compiled(schema: unknown, field: string): unknown {
   try {
     startingState(schema);
   } catch (err) {
-    if (err instanceof SchemaError) throw badRequest(`response_format.json_schema.schema: ${err.message}`, 'response_format.json_schema.schema', 'invalid_value');
+    if (err instanceof SchemaError) throw badRequest(`${field}: ${err.message}`, field, 'invalid_value');
     throw err;
   }
-  return { jsonSchema: schema };
+  return schema;
 }
 
 /** The served model of that name; a 503 naming the reason for a refused one, a 404 listing the others. */
@@ -115,7 +134,7 @@ export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
 export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unknown): Promise<Prepared> {
   const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
   const model = lookupModel(ctx, req.model);
-  const responseFormat = responseFormatOf(req.response_format);
+  const responseFormat = responseFormatOf(req.response_format, req.guided_json);
   const logprobs = logprobsOf(endpoint, req);
   // each prompt as token ids, with its text when the request gave text (echo sends it back)
   const given: Array<{ ids: Int32Array; text: string | null }> = [];

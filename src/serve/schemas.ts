@@ -3,7 +3,7 @@
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
  * (best_of > 1, suffix, tools, and vLLM's beam search,
- * guided decoding and prompt_logprobs) are refused with a 400 instead of being silently ignored;
+ * guided decoding other than guided_json, and prompt_logprobs) are refused with a 400 instead of being silently ignored;
  * their neutral values pass. vLLM's sampling fields are implemented (top_k, min_p,
  * repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output,
  * skip_special_tokens, allowed_token_ids, truncate_prompt_tokens, add_special_tokens) and, for
@@ -79,7 +79,8 @@ const sampling = {
   prompt_logprobs: z.null({ message: 'prompt_logprobs is not supported; on /v1/completions, echo: true with logprobs returns the prompt’s log-probabilities' }).optional(),
   return_tokens_as_token_ids: z.literal(false, { message: 'return_tokens_as_token_ids is not supported' }).nullish(),
   logits_processors: z.null({ message: 'custom logits_processors are not supported' }).optional(),
-  guided_json: guided('guided_json'),
+  /** vLLM's: a JSON schema (an object, or its JSON text) the completion is held to, as response_format json_schema */
+  guided_json: z.union([z.record(z.string(), z.unknown()), z.string()], { message: 'guided_json must be a JSON schema (an object or its JSON text)' }).nullish(),
   guided_regex: guided('guided_regex'),
   guided_choice: guided('guided_choice'),
   guided_grammar: guided('guided_grammar'),

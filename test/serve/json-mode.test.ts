@@ -120,6 +120,18 @@ describe('JSON mode through the server', () => {
     }
   });
 
+  it('vLLM’s guided_json (an object or its text) is the same as response_format json_schema', async () => {
+    const body = { model: 'tiny', prompt: 'KING HENRY:', max_tokens: 200, temperature: 0 };
+    const viaFormat = await postJson(`${s.url}/v1/completions`, { ...body, response_format: { type: 'json_schema', json_schema: { name: 'c', schema: CHARACTER } } });
+    expect(viaFormat.status).toBe(200);
+    for (const guided of [CHARACTER, JSON.stringify(CHARACTER)]) {
+      const r = await postJson(`${s.url}/v1/completions`, { ...body, guided_json: guided });
+      expect(r.status).toBe(200);
+      expect(r.json.choices[0]).toMatchObject({ text: viaFormat.json.choices[0].text, finish_reason: viaFormat.json.choices[0].finish_reason });
+    }
+    if (viaFormat.json.choices[0].finish_reason === 'stop') expect(new Ajv({ strict: false }).compile(CHARACTER)(JSON.parse(viaFormat.json.choices[0].text))).toBe(true);
+  });
+
   it('a schema it cannot follow, or another format, is a 400 naming the field, before any load', async () => {
     const pattern = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^a' } } } } };
     const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], response_format: pattern as OpenAI.ResponseFormatJSONSchema }).catch((e: unknown) => e);
