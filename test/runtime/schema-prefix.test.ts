@@ -14,7 +14,7 @@
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { compileSchema, SchemaError } from '../../src/runtime/generation/json-schema.js';
-import { SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
+import { MAX_PATHS, SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { viableJsonObject } from '../helpers/json-judge.js';
 
@@ -256,6 +256,11 @@ describe('schema-held JSON', () => {
       [{ type: 'object', properties: { a: { enum: [] } } }, /"enum" must be a non-empty array/],
       [{ type: 'object', properties: { a: { type: 'date' } } }, /unknown type "date"/],
       ['not a schema', /a schema must be an object/],
+      [{ type: 'object', properties: { a: { enum: Array.from({ length: 1025 }, (_, i) => `v${i}`) } } }, /"enum" has 1025 values, more than the 1024 followed/],
+      [{ type: 'object', properties: Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`p${i}`, {}])) }, /1025 properties, more than the 1024 followed in one object/],
+      [{ type: 'object', properties: { a: { anyOf: Array.from({ length: 129 }, () => ({ type: 'string' })) } } }, /"anyOf" has 129 options, more than the 128 followed/],
+      // and a schema of too many parts in all
+      [{ type: 'object', properties: { a: { anyOf: Array.from({ length: 100 }, () => ({ type: 'object', properties: Object.fromEntries(Array.from({ length: 120 }, (_, i) => [`k${i}`, {}])) })) } } }, /more than 10000 parts/],
     ];
     for (const [schema, message] of bad) {
       expect(() => compileSchema(schema), JSON.stringify(schema)).toThrow(SchemaError);
@@ -264,6 +269,18 @@ describe('schema-held JSON', () => {
     // documentation keywords pass, and nullable adds null
     const node = compileSchema({ title: 'T', description: 'd', type: 'object', properties: { a: { type: 'string', format: 'email', nullable: true } }, required: ['a'] });
     expect(answers(node, '{"a": null}').at(-1)).toBe('complete');
+  });
+
+  it('follows at most MAX_PATHS alternatives at once: anyOf inside anyOf is refused past it, not followed without bound', () => {
+    // n × n objects alike up to their innermost value: n² alternatives after '{"a": {"b": {'
+    const nested = (n: number) =>
+      compileSchema({
+        type: 'object',
+        properties: { a: { anyOf: Array.from({ length: n }, (_, i) => ({ type: 'object', properties: { b: { anyOf: Array.from({ length: n }, (_, j) => ({ type: 'object', properties: { [`v${i}_${j}`]: { type: 'integer' } } })) } } })) } },
+      });
+    expect(MAX_PATHS).toBe(1024);
+    expect(answers(nested(30), '{"a": {"b": {"v4_7": 1}}}').at(-1)).toBe('complete'); // 900 alternatives: followed
+    expect(answers(nested(33), '{"a": {"b": {').at(-1)).toBe('refused'); // 1089
   });
 
   it('never lets the text reach a point nothing completes: no comma without another key or item to follow', () => {

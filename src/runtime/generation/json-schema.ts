@@ -53,6 +53,15 @@ const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
 /** nodes a schema may compile to, against a schema crafted to expand without end */
 const MAX_NODES = 10_000;
+/**
+ * Most values of one enum and properties of one object: every character of an enum string or a
+ * key is checked against each, for every token of the vocabulary when a state is screened, so a
+ * request could otherwise hold the decoding thread for minutes.
+ */
+export const MAX_ENUM_VALUES = 1024;
+export const MAX_PROPERTIES = 1024;
+/** most options of one anyOf (the matcher follows them side by side) */
+export const MAX_ANY_OF = 128;
 
 /** written form of a string between its quotes */
 const written = (s: string) => JSON.stringify(s).slice(1, -1);
@@ -101,6 +110,7 @@ export function compileSchema(schema: unknown): SchemaNode {
     if (o.const !== undefined || o.enum !== undefined) {
       const values = o.const !== undefined ? [o.const] : o.enum;
       if (!Array.isArray(values) || values.length === 0) throw new SchemaError('"enum" must be a non-empty array', at);
+      if (values.length > MAX_ENUM_VALUES) throw new SchemaError(`"enum" has ${values.length} values, more than the ${MAX_ENUM_VALUES} followed`, at);
       const strings: string[] = [];
       const options: SchemaNode[] = [];
       for (const v of values) {
@@ -115,6 +125,7 @@ export function compileSchema(schema: unknown): SchemaNode {
       if (o[key] === undefined) continue;
       const list = o[key];
       if (!Array.isArray(list) || list.length === 0) throw new SchemaError(`"${key}" must be a non-empty array of schemas`, at);
+      if (list.length > MAX_ANY_OF) throw new SchemaError(`"${key}" has ${list.length} options, more than the ${MAX_ANY_OF} followed`, at);
       const rest = Object.keys(o).filter((k) => k !== key && k !== 'nullable' && !DOCUMENTATION.has(k));
       if (rest.length > 0) throw new SchemaError(`"${key}" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
       return withNull({ kind: 'anyOf', options: list.map((x, i) => compile(x, `${at}/${key}/${i}`)) });
@@ -138,6 +149,7 @@ export function compileSchema(schema: unknown): SchemaNode {
         const names = new Map<string, string>();
         const given = o.properties ?? {};
         if (given === null || typeof given !== 'object' || Array.isArray(given)) throw new SchemaError('"properties" must be an object', at);
+        if (Object.keys(given).length > MAX_PROPERTIES) throw new SchemaError(`${Object.keys(given).length} properties, more than the ${MAX_PROPERTIES} followed in one object`, at);
         for (const [name, sub] of Object.entries(given)) {
           props.set(name, compile(sub, `${at}/properties/${name}`));
           names.set(name, written(name));

@@ -46,6 +46,9 @@ interface Path {
   spaces: number;
 }
 
+/** most alternatives followed at once (anyOf's options still told apart) */
+export const MAX_PATHS = 1024;
+
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 const isHex = (c: number) => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
@@ -114,6 +117,9 @@ export class SchemaPrefix {
       for (const p of this.paths) this.step(p, c, next);
       if (next.length === 0) return false;
       this.paths = next.length > 1 ? dedupe(next) : next;
+      // anyOf inside anyOf multiplies the alternatives; past this many the text is not followed
+      // (the request then ends with "no token can continue"), rather than the thread held
+      if (this.paths.length > MAX_PATHS) return false;
     }
     return true;
   }
