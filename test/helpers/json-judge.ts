@@ -29,12 +29,14 @@ export function isJsonObject(text: string): boolean {
   }
 }
 
-/** The longest run of JSON whitespace outside strings in a JSON text (or beginning of one). */
-export function longestWhitespaceRun(text: string): number {
+/** The longest run of JSON whitespace outside strings in a JSON text (or beginning of one), and the most line breaks in one run. */
+export function whitespaceRuns(text: string): { longest: number; mostNewlines: number } {
   let inString = false;
   let escaped = false;
   let run = 0;
+  let newlines = 0;
   let longest = 0;
+  let mostNewlines = 0;
   for (const ch of text) {
     if (inString) {
       if (escaped) escaped = false;
@@ -44,24 +46,27 @@ export function longestWhitespaceRun(text: string): number {
     }
     if (ch === ' ' || ch === '\n' || ch === '\r' || ch === '\t') {
       longest = Math.max(longest, ++run);
+      if (ch === '\n') mostNewlines = Math.max(mostNewlines, ++newlines);
       continue;
     }
-    run = 0;
+    run = newlines = 0;
     if (ch === '"') inString = true;
   }
-  return longest;
+  return { longest, mostNewlines };
 }
 
 /**
  * Whether JSON mode may add the token that turns the completion's text `before` into `after`: the
  * text must change and stay a viable object, with no more than `maxWhitespace` whitespace
- * characters in a row outside strings (JSON mode's limit); a trailing U+FFFD (a character whose
- * last bytes have not arrived) must be where a character can go, inside a string.
+ * characters, and `maxNewlines` line breaks, in a row outside strings (JSON mode's limits); a
+ * trailing U+FFFD (a character whose last bytes have not arrived) must be where a character can
+ * go, inside a string.
  */
-export function tokenFitsJson(before: string, after: string, maxWhitespace = 32): boolean {
+export function tokenFitsJson(before: string, after: string, maxWhitespace = 32, maxNewlines = 1): boolean {
   if (after === before) return false;
   const partial = after.endsWith('\uFFFD');
   const settled = partial ? after.replace(/\uFFFD+$/, '') : after;
-  if (!viableJsonObject(settled) || longestWhitespaceRun(settled) > maxWhitespace) return false;
+  const runs = whitespaceRuns(settled);
+  if (!viableJsonObject(settled) || runs.longest > maxWhitespace || runs.mostNewlines > maxNewlines) return false;
   return !partial || viableJsonObject(`${settled}é`);
 }

@@ -9,7 +9,7 @@ import { viableJsonObject as viable } from '../helpers/json-judge.js';
 
 /** JsonPrefix's answer for each prefix of `text`: 'viable', 'complete' or 'refused' (then it stops). */
 function prefixes(text: string, maxWhitespace = Infinity): Array<'viable' | 'complete' | 'refused'> {
-  const json = new JsonPrefix({ maxWhitespace });
+  const json = new JsonPrefix({ maxWhitespace, maxNewlines: maxWhitespace });
   const out: Array<'viable' | 'complete' | 'refused'> = [];
   for (const ch of text.split('')) {
     if (!json.push(ch)) {
@@ -115,11 +115,19 @@ describe('JsonPrefix', () => {
     expect(prefixes('  \n{ }').at(-1)).toBe('complete');
   });
 
-  it('limits whitespace outside strings to maxWhitespace characters in a row, and not inside them', () => {
-    const json = new JsonPrefix({ maxWhitespace: 4 });
+  it('limits whitespace outside strings to maxWhitespace characters and maxNewlines line breaks in a row, and not inside them', () => {
+    const json = new JsonPrefix({ maxWhitespace: 4, maxNewlines: 4 });
     expect(json.push('{    ')).toBe(true);
     expect(json.clone().push(' ')).toBe(false);
     expect(json.push('"a":\n\n\n\n"   many    spaces   "  ,  "b" : 1    }')).toBe(true);
+    // by default one line break between two tokens, with indentation after it, as pretty-printers write
+    const pretty = new JsonPrefix();
+    expect(pretty.push(JSON.stringify({ a: [1, { b: 'x\n\ny' }], c: null }, null, 2))).toBe(true);
+    expect(pretty.complete).toBe(true);
+    const twice = new JsonPrefix();
+    expect(twice.push('{\n  \r')).toBe(true);
+    expect(twice.clone().push('\n')).toBe(false);
+    expect(twice.push(' "a": "\\n\\n"\n}')).toBe(true);
     expect(json.complete).toBe(true);
     // a number ends at whitespace, which counts from there
     const n = new JsonPrefix({ maxWhitespace: 2 });

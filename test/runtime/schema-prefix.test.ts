@@ -106,7 +106,7 @@ function spaced(value: unknown, rand: () => number): string {
 }
 
 function answers(node: ReturnType<typeof compileSchema>, text: string): Array<'viable' | 'complete' | 'refused'> {
-  const p = new SchemaPrefix(node, Infinity);
+  const p = new SchemaPrefix(node, Infinity, Infinity);
   const out: Array<'viable' | 'complete' | 'refused'> = [];
   for (const ch of text) {
     // a character outside the BMP is two code units: read both before judging
@@ -127,7 +127,7 @@ function answers(node: ReturnType<typeof compileSchema>, text: string): Array<'v
  * wanders off into keys made of brackets).
  */
 function completion(node: ReturnType<typeof compileSchema>, prefix: string, units: string[]): string | null {
-  const start = new SchemaPrefix(node, Infinity);
+  const start = new SchemaPrefix(node, Infinity, Infinity);
   if (!start.push(prefix)) return null;
   if (start.complete) return '';
   let frontier: Array<{ state: SchemaPrefix; text: string }> = [{ state: start, text: '' }];
@@ -281,6 +281,19 @@ describe('schema-held JSON', () => {
     expect(MAX_PATHS).toBe(1024);
     expect(answers(nested(30), '{"a": {"b": {"v4_7": 1}}}').at(-1)).toBe('complete'); // 900 alternatives: followed
     expect(answers(nested(33), '{"a": {"b": {').at(-1)).toBe('refused'); // 1089
+  });
+
+  it('between two tokens, at most 32 whitespace characters and one line break (by default): pretty-printed text passes', () => {
+    const node = compileSchema(SCHEMAS.strict);
+    const value = { answer: 'a\n\nb', confidence: 0.5, sources: [{ url: 'u', page: null }, { url: 'v', page: 3 }] };
+    const p = new SchemaPrefix(node);
+    expect(p.push(JSON.stringify(value, null, 4))).toBe(true);
+    expect(p.complete).toBe(true);
+    const q = new SchemaPrefix(node);
+    expect(q.push('{\n   ')).toBe(true);
+    expect(q.clone().push('\n')).toBe(false);
+    expect(q.clone().push(' '.repeat(28))).toBe(true);
+    expect(q.clone().push(' '.repeat(29))).toBe(false);
   });
 
   it('never lets the text reach a point nothing completes: no comma without another key or item to follow', () => {

@@ -9,9 +9,10 @@
  * constraint does not need. The state is a few fields and the open containers as a string, so a
  * copy per candidate token is cheap.
  *
- * One deliberate restriction beyond the grammar: at most `maxWhitespace` whitespace characters in a
- * row outside strings (default 32), because a model held to JSON otherwise can emit newlines
- * until max_tokens runs out, a known failure of grammar-constrained decoding.
+ * One deliberate restriction beyond the grammar: between two tokens of the JSON (outside strings)
+ * at most `maxWhitespace` whitespace characters (default 32), of which at most `maxNewlines` line
+ * breaks (default 1: what every pretty-printer writes), because a model held to JSON otherwise
+ * can emit newlines until max_tokens runs out, a known failure of grammar-constrained decoding.
  */
 
 /** Where the next character falls. */
@@ -68,6 +69,8 @@ const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0
 export interface JsonPrefixOptions {
   /** most whitespace characters in a row outside strings (default 32) */
   maxWhitespace?: number;
+  /** most line breaks (\n) among them (default 1) */
+  maxNewlines?: number;
 }
 
 export class JsonPrefix {
@@ -78,15 +81,18 @@ export class JsonPrefix {
   private count = 0;
   private literal = 0;
   private spaces = 0;
+  private newlines = 0;
   private readonly maxWhitespace: number;
+  private readonly maxNewlines: number;
 
   constructor(opts: JsonPrefixOptions = {}) {
     this.maxWhitespace = opts.maxWhitespace ?? 32;
+    this.maxNewlines = opts.maxNewlines ?? 1;
   }
 
   /** An independent copy (candidates are tried on copies). */
   clone(): JsonPrefix {
-    return new JsonPrefix({ maxWhitespace: this.maxWhitespace }).copyFrom(this);
+    return new JsonPrefix({ maxWhitespace: this.maxWhitespace, maxNewlines: this.maxNewlines }).copyFrom(this);
   }
 
   /** Makes this state equal to `other`, made with the same options (a scratch state reused for many checks allocates nothing). */
@@ -97,12 +103,13 @@ export class JsonPrefix {
     this.count = other.count;
     this.literal = other.literal;
     this.spaces = other.spaces;
+    this.newlines = other.newlines;
     return this;
   }
 
   /** The whole state as a string: two states with the same key accept the same texts. */
   get key(): string {
-    return `${this.mode},${this.stack},${this.inKey ? 1 : 0},${this.count},${this.literal},${this.spaces},${this.maxWhitespace}`;
+    return `${this.mode},${this.stack},${this.inKey ? 1 : 0},${this.count},${this.literal},${this.spaces},${this.newlines},${this.maxWhitespace},${this.maxNewlines}`;
   }
 
   /** the top-level object is complete */
@@ -124,7 +131,8 @@ export class JsonPrefix {
     return true;
   }
 
-  private space(): boolean {
+  private space(c: number): boolean {
+    if (c === 0x0a && ++this.newlines > this.maxNewlines) return false;
     return ++this.spaces <= this.maxWhitespace;
   }
 
@@ -185,35 +193,35 @@ export class JsonPrefix {
   }
 
   private char(c: number): boolean {
-    if (this.mode !== Mode.String && this.mode !== Mode.Escape && this.mode !== Mode.Unicode && !isSpace(c)) this.spaces = 0;
+    if (this.mode !== Mode.String && this.mode !== Mode.Escape && this.mode !== Mode.Unicode && !isSpace(c)) this.spaces = this.newlines = 0;
     switch (this.mode) {
       case Mode.Start:
-        if (isSpace(c)) return this.space();
+        if (isSpace(c)) return this.space(c);
         if (c !== 0x7b) return false; // JSON mode's top level is an object
         this.stack = 'o';
         this.mode = Mode.KeyOrClose;
         return true;
       case Mode.Value:
-        if (isSpace(c)) return this.space();
+        if (isSpace(c)) return this.space(c);
         return this.startValue(c);
       case Mode.ValueOrClose:
-        if (isSpace(c)) return this.space();
+        if (isSpace(c)) return this.space(c);
         if (c === 0x5d) return this.close('a');
         return this.startValue(c);
       case Mode.KeyOrClose:
-        if (isSpace(c)) return this.space();
+        if (isSpace(c)) return this.space(c);
         if (c === 0x7d) return this.close('o');
         return this.startKey(c);
       case Mode.Key:
-        if (isSpace(c)) return this.space();
+        if (isSpace(c)) return this.space(c);
         return this.startKey(c);
       case Mode.Colon:
-        if (isSpace(c)) return this.space();
+        if (isSpace(c)) return this.space(c);
         if (c !== 0x3a) return false;
         this.mode = Mode.Value;
         return true;
       case Mode.AfterValue: {
-        if (isSpace(c)) return this.space();
+        if (isSpace(c)) return this.space(c);
         const inner = this.stack[this.stack.length - 1];
         if (c === 0x2c) {
           this.mode = inner === 'o' ? Mode.Key : Mode.Value;

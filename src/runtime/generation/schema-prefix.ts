@@ -9,7 +9,8 @@
  * its required properties are there; a comma is only taken where another key or item can follow,
  * so the text never reaches a point where nothing could complete it. Keys of objects without
  * additionalProperties, and strings of an enum, must be written as JSON.stringify writes them.
- * At most `maxWhitespace` whitespace characters in a row outside strings, as JsonPrefix.
+ * Between two tokens of the JSON at most `maxWhitespace` whitespace characters, of which at most
+ * `maxNewlines` line breaks, as JsonPrefix.
  */
 import type { SchemaNode } from './json-schema.js';
 
@@ -40,11 +41,15 @@ interface Stack {
   below: Stack | null;
 }
 
-/** One alternative: its frames (null: the value is complete) and the whitespace run outside strings. */
+/** One alternative: its frames (null: the value is complete) and the whitespace run outside strings (characters, line breaks). */
 interface Path {
   stack: Stack | null;
   spaces: number;
+  newlines: number;
 }
+
+/** the whitespace run a path carries */
+type Run = Pick<Path, 'spaces' | 'newlines'>;
 
 /** most alternatives followed at once (anyOf's options still told apart) */
 export const MAX_PATHS = 1024;
@@ -71,12 +76,13 @@ export class SchemaPrefix {
   constructor(
     private readonly root: SchemaNode,
     private readonly maxWhitespace = 32,
+    private readonly maxNewlines = 1,
   ) {
-    this.paths = [{ stack: on({ t: 'value', node: root }, null), spaces: 0 }];
+    this.paths = [{ stack: on({ t: 'value', node: root }, null), spaces: 0, newlines: 0 }];
   }
 
   clone(): SchemaPrefix {
-    return new SchemaPrefix(this.root, this.maxWhitespace).copyFrom(this);
+    return new SchemaPrefix(this.root, this.maxWhitespace, this.maxNewlines).copyFrom(this);
   }
 
   /** Makes this state equal to `other` (made from the same schema and options). */
@@ -97,7 +103,7 @@ export class SchemaPrefix {
 
   /** The whole state as a string: equal keys accept the same texts. */
   get key(): string {
-    return this.paths.map(pathKey).sort().join('|') + `#${idOf(this.root)},${this.maxWhitespace}`;
+    return this.paths.map(pathKey).sort().join('|') + `#${idOf(this.root)},${this.maxWhitespace},${this.maxNewlines}`;
   }
 
   /** Reads `text`; false as soon as no alternative can be completed (the state is then unspecified). */
@@ -132,18 +138,19 @@ export class SchemaPrefix {
     if (!inText && isSpace(c)) {
       // whitespace ends a number; elsewhere (between tokens) it is only counted
       if (f.t === 'number') {
-        if (numberComplete(f.phase, f.integer)) this.step({ stack: below, spaces: p.spaces }, c, out);
+        if (numberComplete(f.phase, f.integer)) this.step({ stack: below, spaces: p.spaces, newlines: p.newlines }, c, out);
         return;
       }
       if (f.t === 'literal') return;
-      if (p.spaces + 1 <= this.maxWhitespace) out.push({ stack: p.stack, spaces: p.spaces + 1 });
+      const newlines = p.newlines + (c === 0x0a ? 1 : 0);
+      if (p.spaces + 1 <= this.maxWhitespace && newlines <= this.maxNewlines) out.push({ stack: p.stack, spaces: p.spaces + 1, newlines });
       return;
     }
-    const spaces = inText ? p.spaces : 0;
-    const push = (stack: Stack | null) => out.push({ stack, spaces });
+    const run: Run = inText ? p : { spaces: 0, newlines: 0 };
+    const push = (stack: Stack | null) => out.push({ stack, spaces: run.spaces, newlines: run.newlines });
     switch (f.t) {
       case 'value':
-        this.start(f.node, below, c, spaces, out);
+        this.start(f.node, below, c, run, out);
         return;
       case 'object': {
         const n = f.node;
@@ -188,7 +195,7 @@ export class SchemaPrefix {
           return;
         }
         if (f.phase === 2 || f.count >= n.max) return;
-        this.start(n.items, on({ ...f, phase: 2, count: f.count + 1 }, below), c, spaces, out);
+        this.start(n.items, on({ ...f, phase: 2, count: f.count + 1 }, below), c, run, out);
         return;
       }
       case 'string': {
@@ -209,7 +216,7 @@ export class SchemaPrefix {
       case 'number': {
         const phase = numberStep(f.phase, c, f.integer);
         if (phase > 0) push(on({ ...f, phase }, below));
-        else if (numberComplete(f.phase, f.integer)) this.step({ stack: below, spaces }, c, out); // the number ended: c belongs to what holds it
+        else if (numberComplete(f.phase, f.integer)) this.step({ stack: below, ...run }, c, out); // the number ended: c belongs to what holds it
         return;
       }
       case 'literal': {
@@ -221,18 +228,18 @@ export class SchemaPrefix {
   }
 
   /** a value of `node` beginning with c, above `below` */
-  private start(node: SchemaNode, below: Stack | null, c: number, spaces: number, out: Path[]): void {
-    const push = (stack: Stack | null) => out.push({ stack, spaces });
+  private start(node: SchemaNode, below: Stack | null, c: number, run: Run, out: Path[]): void {
+    const push = (stack: Stack | null) => out.push({ stack, spaces: run.spaces, newlines: run.newlines });
     switch (node.kind) {
       case 'anyOf':
-        for (const option of node.options) this.start(option, below, c, spaces, out);
+        for (const option of node.options) this.start(option, below, c, run, out);
         return;
       case 'any':
         if (c === 0x7b) push(on({ t: 'object', node: ANY_OBJECT, seen: [], phase: 0, key: '' }, below));
         else if (c === 0x5b) push(on({ t: 'array', node: ANY_ARRAY, count: 0, phase: 0 }, below));
         else if (c === 0x22) push(on({ t: 'string', allowed: null, typed: '', esc: 0 }, below));
-        else if (c === 0x2d || isDigit(c)) this.start(ANY_NUMBER, below, c, spaces, out);
-        else for (const text of ['true', 'false', 'null']) this.start({ kind: 'literal', text }, below, c, spaces, out);
+        else if (c === 0x2d || isDigit(c)) this.start(ANY_NUMBER, below, c, run, out);
+        else for (const text of ['true', 'false', 'null']) this.start({ kind: 'literal', text }, below, c, run, out);
         return;
       case 'object':
         if (c === 0x7b) push(on({ t: 'object', node, seen: [], phase: 0, key: '' }, below));
@@ -338,7 +345,7 @@ function frameKey(f: Frame): string {
 }
 
 function pathKey(p: Path): string {
-  let key = `${p.spaces}`;
+  let key = `${p.spaces}.${p.newlines}`;
   for (let s = p.stack; s !== null; s = s.below) key += `/${frameKey(s.frame)}`;
   return key;
 }
