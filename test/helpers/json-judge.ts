@@ -70,3 +70,13 @@ export function tokenFitsJson(before: string, after: string, maxWhitespace = 32,
   if (!viableJsonObject(settled) || runs.longest > maxWhitespace || runs.mostNewlines > maxNewlines) return false;
   return !partial || viableJsonObject(`${settled}é`);
 }
+
+/**
+ * What is wrong with a JSON-mode completion (null: nothing): its text must be one JSON object
+ * when it stopped, and a viable beginning of one when it ran out of tokens ('length').
+ */
+export function jsonOutcomeProblem(text: string, finishReason: string | null | undefined): string | null {
+  if (finishReason === 'stop') return isJsonObject(text) ? null : `stopped, but not one JSON object: ${JSON.stringify(text)}`;
+  if (finishReason !== 'length') return `finish reason ${String(finishReason)}, expected stop or length`;
+  return viableJsonObject(text) ? null : `ran out of tokens in text that is no beginning of a JSON object: ${JSON.stringify(text)}`;
+}

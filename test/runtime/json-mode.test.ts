@@ -17,7 +17,7 @@ import { BatchDecoder, GenerationParamsError, loadTextCodec, weightProviderOf, t
 import { Ajv } from 'ajv';
 import { describeWithTransformers, runHfJobs } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
-import { isJsonObject, tokenFitsJson, viableJsonObject } from '../helpers/json-judge.js';
+import { jsonOutcomeProblem, tokenFitsJson, viableJsonObject } from '../helpers/json-judge.js';
 
 const MODELS = ['qwen3-moe-tiny-shakespeare', 'mixtral-tiny-shakespeare'];
 const PROMPTS = ['Answer in JSON. ROMEO:', 'First Citizen:\nBefore we proceed any further, hear me speak.\n', '{"name": "Juliet", "age": 13}\n'];
@@ -69,10 +69,8 @@ const json: GenerationParams = { responseFormat: 'json_object', maxNewTokens: NE
 
 /** The text is one JSON object when generation stopped, a viable beginning of one when it ran out of tokens; so is every streamed prefix. */
 function expectJson(d: Decoded, label: string): void {
-  expect(['stop', 'length'], label).toContain(d.finishReason);
-  if (d.finishReason === 'stop') expect(isJsonObject(d.text), `${label}: ${JSON.stringify(d.text)}`).toBe(true);
-  else expect(d.tokens.length, label).toBe(NEW_TOKENS);
-  expect(viableJsonObject(d.text), `${label}: ${JSON.stringify(d.text)}`).toBe(true);
+  expect(jsonOutcomeProblem(d.text, d.finishReason), label).toBeNull();
+  if (d.finishReason === 'length') expect(d.tokens.length, label).toBe(NEW_TOKENS);
   for (const t of d.texts) expect(viableJsonObject(t), `${label}: ${JSON.stringify(t)}`).toBe(true);
 }
 
@@ -105,7 +103,7 @@ describe('JSON mode on the shipped models', () => {
         prompts.forEach((_, i) => expect(together[i].tokens, `${model} prompt ${i}`).toEqual(alone[i].tokens));
         expect(together[3].tokens).toEqual(free.tokens);
         // the constraint changed the free decode's text (Shakespeare is not JSON)
-        expect(isJsonObject(free.text) || viableJsonObject(free.text)).toBe(false);
+        expect(viableJsonObject(free.text)).toBe(false);
       });
     }
   });

@@ -14,6 +14,7 @@
  * breaks (default 1: what every pretty-printer writes), because a model held to JSON otherwise
  * can emit newlines until max_tokens runs out, a known failure of grammar-constrained decoding.
  */
+import { isDigit, isHex, isSpace } from './json-chars.js';
 
 /** Where the next character falls. */
 enum Mode {
@@ -60,11 +61,6 @@ enum Mode {
 }
 
 const LITERALS = ['true', 'false', 'null'] as const;
-
-const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
-const isHex = (c: number) => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-/** JSON's four whitespace characters */
-const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 export interface JsonPrefixOptions {
   /** most whitespace characters in a row outside strings (default 32) */

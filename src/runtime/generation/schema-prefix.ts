@@ -12,6 +12,7 @@
  * Between two tokens of the JSON at most `maxWhitespace` whitespace characters, of which at most
  * `maxNewlines` line breaks, as JsonPrefix.
  */
+import { isDigit, isHex, isPlain, isSpace } from './json-chars.js';
 import type { SchemaNode } from './json-schema.js';
 
 type ObjectNode = Extract<SchemaNode, { kind: 'object' }>;
@@ -54,11 +55,6 @@ type Run = Pick<Path, 'spaces' | 'newlines'>;
 /** most alternatives followed at once (anyOf's options still told apart) */
 export const MAX_PATHS = 1024;
 
-const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
-const isHex = (c: number) => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-/** a character a string takes as it is: not a quote, a backslash or a control character */
-const isPlain = (c: number) => c >= 0x20 && c !== 0x22 && c !== 0x5c;
 const on = (frame: Frame, below: Stack | null): Stack => ({ frame, below });
 
 /** frame ids in keys: objects and nodes are named by first appearance */
