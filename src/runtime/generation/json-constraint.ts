@@ -120,7 +120,7 @@ export class TokenPieces {
         ok = scratch.copyFrom(state).push(piece[0]);
         firstFits.set(first, ok);
       }
-      fits[id] = ok !== false && pieceFits(scratch.copyFrom(state), piece) ? 1 : 0;
+      fits[id] = ok !== false && textFits(scratch.copyFrom(state), piece) ? 1 : 0;
     }
     if (this.screens.size >= MAX_SCREENS) this.screens.delete(this.screens.keys().next().value!);
     this.screens.set(key, fits);
@@ -215,13 +215,9 @@ export class JsonObjectConstraint {
     const { temperature, topK, topP, minP } = sampler.params;
     const exactWhenLazy = temperature === 0 || (topK === 0 && topP === 1 && minP === 0);
     if (exactWhenLazy) {
-      for (let t = 0; t < LAZY_TRIES && left > 0; t++) {
-        const token = sampler.next(row, pickGreedy);
-        const judged = this.judge(token);
-        if (judged !== null) return this.take(judged);
-        row[token] = -Infinity;
-        left--;
-      }
+      const drawn = this.drawFitting(row, sampler, pickGreedy, LAZY_TRIES, left);
+      if (drawn.token >= 0) return drawn.token;
+      left = drawn.left;
     } else if (topK > 0 && !this.pieces.hasScreen(this.state)) {
       // top-k is exact without a screen: the k most likely tokens that fit, found in descending
       // order; top-p and min-p then act on those alone, as they would after a screen
@@ -232,14 +228,22 @@ export class JsonObjectConstraint {
       }
     }
     left -= this.screen(row);
-    for (let t = 0; t < SCREENED_TRIES && left > 0; t++) {
+    return this.drawFitting(row, sampler, pickGreedy, SCREENED_TRIES, left).token;
+  }
+
+  /**
+   * Up to `tries` draws from `row`, each judged in context and masked when it does not fit: the
+   * first that fits (token -1: none did), and how many tokens are left unmasked (`left` before).
+   */
+  private drawFitting(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number, tries: number, left: number): { token: number; left: number } {
+    for (let t = 0; t < tries && left > 0; t++) {
       const token = sampler.next(row, pickGreedy);
       const judged = this.judge(token);
-      if (judged !== null) return this.take(judged);
+      if (judged !== null) return { token: this.take(judged), left };
       row[token] = -Infinity;
       left--;
     }
-    return -1;
+    return { token: -1, left };
   }
 
   /** Records the token `choose` returned (it must be that token). */
@@ -326,12 +330,8 @@ export class JsonObjectConstraint {
       state = this.start.clone();
       added = this.decode(0, this.ids.length, token);
     }
-    const partial = added.endsWith(PARTIAL);
-    if (partial) added = added.replace(/\uFFFD+$/, '');
-    if (added.length === 0 && !partial) return null; // no text: a special token, or nothing yet
-    if (!state.push(added)) return null;
-    if (partial && !state.inString) return null; // a character being completed can only go in a string
-    return { token, state, settled: !partial };
+    if (!textFits(state, added)) return null;
+    return { token, state, settled: !added.endsWith(PARTIAL) };
   }
 
   /** Masks every token whose piece cannot follow the JSON so far; returns how many it masked. */
@@ -348,12 +348,16 @@ export class JsonObjectConstraint {
   }
 }
 
-/** Whether a token's piece can be read from `state` (which it changes). */
-function pieceFits(state: JsonGrammarState, piece: string): boolean {
-  const partial = piece.endsWith(PARTIAL);
-  const text = partial ? piece.replace(/\uFFFD+$/, '') : piece;
-  if (text.length === 0 && !partial) return false;
-  return state.push(text) && (!partial || state.inString);
+/**
+ * Whether `text`, a token's piece or what it adds in context, can be read from `state` (which it
+ * changes): it must add something, and a character still being completed (a trailing U+FFFD) can
+ * only go in a string.
+ */
+function textFits(state: JsonGrammarState, text: string): boolean {
+  const partial = text.endsWith(PARTIAL);
+  const settled = partial ? text.replace(/\uFFFD+$/, '') : text;
+  if (settled.length === 0 && !partial) return false; // no text: a special token, or nothing yet
+  return state.push(settled) && (!partial || state.inString);
 }
 
 function countFinite(row: Float32Array): number {

@@ -14,7 +14,7 @@
  * breaks (default 1: what every pretty-printer writes), because a model held to JSON otherwise
  * can emit newlines until max_tokens runs out, a known failure of grammar-constrained decoding.
  */
-import { isDigit, isHex, isSpace } from './json-chars.js';
+import { isSpace, nextEscape, numberComplete, numberStep, type Escape } from './json-chars.js';
 
 /** Where the next character falls. */
 enum Mode {
@@ -32,28 +32,10 @@ enum Mode {
   Colon,
   /** after a value inside a container: ',' or its closing bracket */
   AfterValue,
-  /** inside a string (`inKey` says whether it is an object's key) */
+  /** inside a string (`inKey` says whether it is an object's key, `esc` where in an escape it is) */
   String,
-  /** after a backslash inside a string */
-  Escape,
-  /** inside \uXXXX (`count` hex digits read) */
-  Unicode,
-  /** after '-': a digit */
-  Minus,
-  /** after a leading 0: '.', 'e', or the end of the number */
-  Zero,
-  /** integer digits */
-  Integer,
-  /** after '.': a digit */
-  Point,
-  /** fraction digits */
-  Fraction,
-  /** after 'e' or 'E': a sign or a digit */
-  Exponent,
-  /** after the exponent's sign: a digit */
-  ExponentSign,
-  /** exponent digits */
-  ExponentDigits,
+  /** inside a number (`phase`, as json-chars.ts's numberStep) */
+  Number,
   /** inside true, false or null (`literal`, `count` characters read) */
   Literal,
   /** the top-level object is closed: nothing more may follow */
@@ -74,6 +56,8 @@ export class JsonPrefix {
   /** open containers, innermost last: 'o' object, 'a' array */
   private stack = '';
   private inKey = false;
+  private esc: Escape = 0;
+  private phase = 0;
   private count = 0;
   private literal = 0;
   private spaces = 0;
@@ -96,6 +80,8 @@ export class JsonPrefix {
     this.mode = other.mode;
     this.stack = other.stack;
     this.inKey = other.inKey;
+    this.esc = other.esc;
+    this.phase = other.phase;
     this.count = other.count;
     this.literal = other.literal;
     this.spaces = other.spaces;
@@ -105,7 +91,7 @@ export class JsonPrefix {
 
   /** The whole state as a string: two states with the same key accept the same texts. */
   get key(): string {
-    return `${this.mode},${this.stack},${this.inKey ? 1 : 0},${this.count},${this.literal},${this.spaces},${this.newlines},${this.maxWhitespace},${this.maxNewlines}`;
+    return `${this.mode},${this.stack},${this.inKey ? 1 : 0},${this.esc},${this.phase},${this.count},${this.literal},${this.spaces},${this.newlines},${this.maxWhitespace},${this.maxNewlines}`;
   }
 
   /** the top-level object is complete */
@@ -115,7 +101,7 @@ export class JsonPrefix {
 
   /** inside a string (where a character still being decoded, U+FFFD for now, may go) */
   get inString(): boolean {
-    return this.mode === Mode.String;
+    return this.mode === Mode.String && this.esc === 0;
   }
 
   /**
@@ -146,12 +132,7 @@ export class JsonPrefix {
       case 0x22: // "
         this.mode = Mode.String;
         this.inKey = false;
-        return true;
-      case 0x2d: // -
-        this.mode = Mode.Minus;
-        return true;
-      case 0x30: // 0
-        this.mode = Mode.Zero;
+        this.esc = 0;
         return true;
       case 0x74: // t
       case 0x66: // f
@@ -161,11 +142,11 @@ export class JsonPrefix {
         this.mode = Mode.Literal;
         return true;
       default:
-        if (c >= 0x31 && c <= 0x39) {
-          this.mode = Mode.Integer;
-          return true;
-        }
-        return false;
+        // '-' or a digit begins a number
+        this.phase = numberStep(0, c, false);
+        if (this.phase === 0) return false;
+        this.mode = Mode.Number;
+        return true;
     }
   }
 
@@ -174,6 +155,7 @@ export class JsonPrefix {
     if (c !== 0x22) return false;
     this.mode = Mode.String;
     this.inKey = true;
+    this.esc = 0;
     return true;
   }
 
@@ -189,7 +171,7 @@ export class JsonPrefix {
   }
 
   private char(c: number): boolean {
-    if (this.mode !== Mode.String && this.mode !== Mode.Escape && this.mode !== Mode.Unicode && !isSpace(c)) this.spaces = this.newlines = 0;
+    if (this.mode !== Mode.String && !isSpace(c)) this.spaces = this.newlines = 0;
     switch (this.mode) {
       case Mode.Start:
         if (isSpace(c)) return this.space(c);
@@ -227,72 +209,26 @@ export class JsonPrefix {
         if (c === 0x5d) return this.close('a');
         return false;
       }
-      case Mode.String:
-        if (c === 0x22) {
+      case Mode.String: {
+        if (this.esc === 0 && c === 0x22) {
           if (this.inKey) this.mode = Mode.Colon;
           else this.endValue();
           return true;
         }
-        if (c === 0x5c) {
-          this.mode = Mode.Escape;
+        // control characters must be escaped; an escape is \" \\ \/ \b \f \n \r \t or \uXXXX
+        const esc = nextEscape(this.esc, c);
+        if (esc < 0) return false;
+        this.esc = esc;
+        return true;
+      }
+      case Mode.Number: {
+        const phase = numberStep(this.phase, c, false);
+        if (phase > 0) {
+          this.phase = phase;
           return true;
         }
-        return c >= 0x20; // control characters must be escaped
-      case Mode.Escape:
-        if (c === 0x75) {
-          this.mode = Mode.Unicode;
-          this.count = 0;
-          return true;
-        }
-        // " \ / b f n r t
-        if (c === 0x22 || c === 0x5c || c === 0x2f || c === 0x62 || c === 0x66 || c === 0x6e || c === 0x72 || c === 0x74) {
-          this.mode = Mode.String;
-          return true;
-        }
-        return false;
-      case Mode.Unicode:
-        if (!isHex(c)) return false;
-        if (++this.count === 4) this.mode = Mode.String;
-        return true;
-      case Mode.Minus:
-        if (c === 0x30) this.mode = Mode.Zero;
-        else if (isDigit(c)) this.mode = Mode.Integer;
-        else return false;
-        return true;
-      case Mode.Zero:
-        if (c === 0x2e) this.mode = Mode.Point;
-        else if (c === 0x65 || c === 0x45) this.mode = Mode.Exponent;
-        else return this.afterNumber(c);
-        return true;
-      case Mode.Integer:
-        if (isDigit(c)) return true;
-        if (c === 0x2e) this.mode = Mode.Point;
-        else if (c === 0x65 || c === 0x45) this.mode = Mode.Exponent;
-        else return this.afterNumber(c);
-        return true;
-      case Mode.Point:
-        if (!isDigit(c)) return false;
-        this.mode = Mode.Fraction;
-        return true;
-      case Mode.Fraction:
-        if (isDigit(c)) return true;
-        if (c === 0x65 || c === 0x45) {
-          this.mode = Mode.Exponent;
-          return true;
-        }
-        return this.afterNumber(c);
-      case Mode.Exponent:
-        if (c === 0x2b || c === 0x2d) this.mode = Mode.ExponentSign;
-        else if (isDigit(c)) this.mode = Mode.ExponentDigits;
-        else return false;
-        return true;
-      case Mode.ExponentSign:
-        if (!isDigit(c)) return false;
-        this.mode = Mode.ExponentDigits;
-        return true;
-      case Mode.ExponentDigits:
-        if (isDigit(c)) return true;
-        return this.afterNumber(c);
+        return numberComplete(this.phase, false) && this.afterNumber(c);
+      }
       case Mode.Literal: {
         const word = LITERALS[this.literal];
         if (c !== word.charCodeAt(this.count)) return false;

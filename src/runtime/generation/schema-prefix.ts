@@ -12,14 +12,11 @@
  * Between two tokens of the JSON at most `maxWhitespace` whitespace characters, of which at most
  * `maxNewlines` line breaks, as JsonPrefix.
  */
-import { isDigit, isHex, isPlain, isSpace } from './json-chars.js';
+import { isDigit, isPlain, isSpace, nextEscape, numberComplete, numberStep, type Escape } from './json-chars.js';
 import type { SchemaNode } from './json-schema.js';
 
 type ObjectNode = Extract<SchemaNode, { kind: 'object' }>;
 type ArrayNode = Extract<SchemaNode, { kind: 'array' }>;
-
-/** escape state inside a string: 0 none, 1 after a backslash, 2–5 inside \u with n − 2 hex digits read */
-type Escape = number;
 
 type Frame =
   /** a value of `node` comes next */
@@ -32,7 +29,7 @@ type Frame =
   | { t: 'array'; node: ArrayNode; count: number; phase: 0 | 1 | 2 }
   /** a string being written; `allowed` as in the node (null: any), `typed` kept only then */
   | { t: 'string'; allowed: readonly string[] | null; typed: string; esc: Escape }
-  /** a number: phase as JsonPrefix's (1 after '-', 2 a leading 0, 3 digits, 4 after '.', 5 fraction, 6 after 'e', 7 after its sign, 8 exponent digits) */
+  /** a number, in json-chars.ts's numberStep phases */
   | { t: 'number'; integer: boolean; phase: number }
   /** a literal being written, `pos` characters of `text` read */
   | { t: 'literal'; text: string; pos: number };
@@ -278,47 +275,6 @@ function nameOf(n: ObjectNode, typed: string): string | null {
   } catch {
     return null;
   }
-}
-
-/** the escape state after c in a string; -1 where c cannot come */
-function nextEscape(esc: Escape, c: number): Escape {
-  if (esc === 0) return c === 0x5c ? 1 : c >= 0x20 ? 0 : -1;
-  if (esc === 1) {
-    if (c === 0x75) return 2;
-    return c === 0x22 || c === 0x5c || c === 0x2f || c === 0x62 || c === 0x66 || c === 0x6e || c === 0x72 || c === 0x74 ? 0 : -1;
-  }
-  if (!isHex(c)) return -1;
-  return esc === 5 ? 0 : esc + 1;
-}
-
-/** the number's phase after c (0: c does not continue it) */
-function numberStep(phase: number, c: number, integer: boolean): number {
-  switch (phase) {
-    case 0: // before the number
-      return c === 0x2d ? 1 : c === 0x30 ? 2 : isDigit(c) ? 3 : 0;
-    case 1:
-      return c === 0x30 ? 2 : isDigit(c) ? 3 : 0;
-    case 2:
-    case 3:
-      if (phase === 3 && isDigit(c)) return 3;
-      if (integer) return 0;
-      return c === 0x2e ? 4 : c === 0x65 || c === 0x45 ? 6 : 0;
-    case 4:
-      return isDigit(c) ? 5 : 0;
-    case 5:
-      return isDigit(c) ? 5 : c === 0x65 || c === 0x45 ? 6 : 0;
-    case 6:
-      return c === 0x2b || c === 0x2d ? 7 : isDigit(c) ? 8 : 0;
-    case 7:
-    case 8:
-      return isDigit(c) ? 8 : 0;
-    default:
-      return 0;
-  }
-}
-
-function numberComplete(phase: number, integer: boolean): boolean {
-  return phase === 2 || phase === 3 || (!integer && (phase === 5 || phase === 8));
 }
 
 function frameKey(f: Frame): string {
