@@ -9,7 +9,8 @@ builds and what it answers.
 stdin:  {"model": DIR, "newTokens": N, "conversations": [CONVERSATION, ...]}, where a conversation
         is [{"role", "content"}, ...] or {"messages": [...], "kwargs": {...}, "options": {...}}, the
         kwargs passed to the template (e.g. {"enable_thinking": false}) and the options to
-        apply_chat_template itself (add_generation_prompt, default true; continue_final_message)
+        apply_chat_template itself (add_generation_prompt, default true; continue_final_message;
+        tools, the functions the template lists)
 stdout: {"transformers": version, "results": [{"text", "ids", "generated"}, ...]}
 """
 import json
@@ -29,6 +30,8 @@ def main() -> None:
         messages = conversation["messages"] if isinstance(conversation, dict) else conversation
         kwargs = conversation.get("kwargs", {}) if isinstance(conversation, dict) else {}
         options = {"add_generation_prompt": True, **(conversation.get("options", {}) if isinstance(conversation, dict) else {})}
+        if isinstance(conversation, dict) and conversation.get("tools") is not None:
+            options["tools"] = conversation["tools"]
         text = tok.apply_chat_template(messages, tokenize=False, **options, **kwargs)
         ids = tok(text, add_special_tokens=False)["input_ids"]
         templated = tok.apply_chat_template(messages, tokenize=True, return_dict=True, **options, **kwargs)["input_ids"]

@@ -57,6 +57,8 @@ export async function renderChat(
   special: { bos: string | null; eos: string | null },
   kwargs: Record<string, unknown> = {},
   options: ChatPromptOptions = {},
+  /** the functions the model may call, as transformers' `tools=` (tools/tool-choice.ts); null: none */
+  tools: unknown[] | null = null,
 ): Promise<string> {
   const continueFinal = options.continueFinalMessage ?? false;
   const addGenerationPrompt = options.addGenerationPrompt ?? !continueFinal;
@@ -78,17 +80,18 @@ export async function renderChat(
     compiled.set(template, t);
   }
   const final = messages[messages.length - 1];
-  const rendering = continueFinal ? [...messages.slice(0, -1), { ...final, content: final.content + CONTINUE_TAG }] : messages;
+  const rendering = continueFinal ? [...messages.slice(0, -1), { ...final, content: (final.content ?? '') + CONTINUE_TAG }] : messages;
   let rendered: string;
   try {
-    rendered = t.render({ ...kwargs, messages: rendering, add_generation_prompt: addGenerationPrompt, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
+    // transformers renders `tools` (None without tools) beside the messages
+    rendered = t.render({ ...kwargs, messages: rendering, tools, add_generation_prompt: addGenerationPrompt, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
   } catch (err) {
     // templates raise errors on purpose (e.g. "roles must alternate user/assistant")
     throw badRequest(`the chat template rejected the messages: ${(err as Error).message}`, 'messages', 'chat_template_error');
   }
   if (!continueFinal) return rendered;
   const tag = CONTINUE_TAG.trim();
-  if (!rendered.includes(final.content.trim()) || !rendered.includes(tag)) {
+  if (!rendered.includes((final.content ?? '').trim()) || !rendered.includes(tag)) {
     throw badRequest('continue_final_message is set but the chat template does not keep the final message as given, so there is nothing to continue', 'continue_final_message', 'chat_template_error');
   }
   const at = rendered.lastIndexOf(tag);
@@ -105,7 +108,8 @@ export async function buildChatPrompt(
   messages: ChatMessage[],
   kwargs: Record<string, unknown> = {},
   options: ChatPromptOptions = {},
+  tools: unknown[] | null = null,
 ): Promise<{ text: string; ids: Int32Array }> {
-  const text = await renderChat(model.chatTemplate, model.id, messages, model.specialTokens, kwargs, options);
+  const text = await renderChat(model.chatTemplate, model.id, messages, model.specialTokens, kwargs, options, tools);
   return { text, ids: await model.encode(text, options.addSpecialTokens ?? false) };
 }

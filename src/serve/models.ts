@@ -24,6 +24,7 @@ import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
 import { TensorArena } from '../io/tensor-buffers.js';
+import { detectToolCallFormat, type ToolCallFormat } from './tools/formats/index.js';
 
 export interface ModelSpec {
   /** the id clients use in "model" */
@@ -43,6 +44,8 @@ export interface ServedModel {
   tokenizer: LoadedTokenizer;
   /** the tokenizer's chat template (Jinja), null when it has none */
   chatTemplate: string | null;
+  /** how the model writes tool calls, for tool_choice "auto": the server's --tool-call-parser, else what the template writes (null: unknown) */
+  toolCallFormat: ToolCallFormat | null;
   /** vLLM's GET /tokenizer_info: tokenizer_config.json as JSON, special tokens as their text (tokenizerInfoOf) */
   tokenizerInfo: Record<string, unknown>;
   specialTokens: { bos: string | null; eos: string | null };
@@ -162,7 +165,7 @@ function storedBytes(ckpt: Checkpoint): number {
 export async function inspectServedModel(
   spec: ModelSpec,
   shareBytes: number,
-  opts: { bf16Weights?: boolean; materialiseExperts?: boolean; encoder?: OffThreadEncoder } = {},
+  opts: { bf16Weights?: boolean; materialiseExperts?: boolean; encoder?: OffThreadEncoder; toolCallFormat?: ToolCallFormat | null } = {},
 ): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`${spec.dir} is not a directory; pass a checkpoint directory (config.json + *.safetensors + tokenizer.json)`);
@@ -206,6 +209,7 @@ export async function inspectServedModel(
       contextLength,
       tokenizer,
       chatTemplate,
+      toolCallFormat: opts.toolCallFormat === undefined ? detectToolCallFormat(chatTemplate) : opts.toolCallFormat,
       tokenizerInfo: tokenizerInfoOf(tconf, chatTemplate, eosFallback),
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenIds: ckpt.config.eosTokenIds,

@@ -4,11 +4,11 @@
  */
 import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
 import type { GenerationParams } from '../runtime/generation/decoder.js';
-import { startingState } from '../runtime/generation/json-constraint.js';
-import { SchemaError } from '../runtime/generation/json-schema.js';
+import { compiled } from './compiled-schema.js';
 import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
+import { resolveTools, type ToolMode } from './tools/tool-choice.js';
 import { chatRequest, completionRequest, flattenMessages, parseBody, stopList, type ChatRequest, type CompletionRequest } from './schemas.js';
 
 /** The served and refused models a request is looked up in. */
@@ -43,6 +43,8 @@ export interface Prepared {
   scoreOnly: boolean;
   stream: boolean;
   includeUsage: boolean;
+  /** chat: what the request's tools ask (tools/tool-choice.ts); completions: none */
+  tools: ToolMode;
   /** the decoder's parameters but each prompt's length and the abort signal (routes.ts adds them) */
   params: Omit<GenerationParams, 'maxNewTokens' | 'signal' | 'stop' | 'stopTokenIds'> & { stop: string[]; stopTokenIds: number[] };
 }
@@ -99,22 +101,12 @@ function responseFormatOf(format: CompletionRequest['response_format'], guidedJs
         throw badRequest(`guided_json: not a JSON schema: ${(err as Error).message}`, 'guided_json', 'invalid_value');
       }
     }
-    return { jsonSchema: compiled(schema, 'guided_json') };
+    // vLLM's guided_json holds any value (an array, a string); OpenAI's response_format an object
+    return { jsonSchema: compiled(schema, 'guided_json', 'any'), topLevel: 'any' };
   }
   if (!format || format.type === 'text') return undefined;
   if (format.type === 'json_object') return 'json_object';
   return { jsonSchema: compiled(format.json_schema.schema, 'response_format.json_schema.schema') };
-}
-
-/** `schema`, once compiled (and kept) without a SchemaError; else a 400 naming `field`. */
-function compiled(schema: unknown, field: string): unknown {
-  try {
-    startingState(schema);
-  } catch (err) {
-    if (err instanceof SchemaError) throw badRequest(`${field}: ${err.message}`, field, 'invalid_value');
-    throw err;
-  }
-  return schema;
 }
 
 /** The served model of that name; a 503 naming the reason for a refused one, a 404 listing the others. */
@@ -134,13 +126,18 @@ export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
 export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unknown): Promise<Prepared> {
   const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
   const model = lookupModel(ctx, req.model);
-  const responseFormat = responseFormatOf(req.response_format, req.guided_json);
+  let responseFormat = responseFormatOf(req.response_format, req.guided_json);
   const logprobs = logprobsOf(endpoint, req);
+  let tools: ToolMode = { kind: 'none' };
   // each prompt as token ids, with its text when the request gave text (echo sends it back)
   const given: Array<{ ids: Int32Array; text: string | null }> = [];
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
-    given.push({ ids: (await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, chatPromptOptionsOf(chat))).ids, text: null });
+    const resolved = resolveTools(chat, model.toolCallFormat, model.id, responseFormat !== undefined);
+    tools = resolved.mode;
+    responseFormat = resolved.responseFormat ?? responseFormat;
+    const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, chatPromptOptionsOf(chat), resolved.templateTools);
+    given.push({ ids: prompt.ids, text: null });
   } else {
     const completion = req as CompletionRequest;
     const list = promptList(completion.prompt);
@@ -207,6 +204,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     scoreOnly,
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,
+    tools,
     params: {
       temperature: req.temperature ?? defaults.temperature,
       topP: req.top_p ?? defaults.topP,
@@ -219,7 +217,8 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       allowedTokenIds: req.allowed_token_ids ?? undefined,
       minNewTokens: req.min_tokens ?? undefined,
       includeStopInText: req.include_stop_str_in_output ?? undefined,
-      skipSpecialTokens: req.skip_special_tokens ?? undefined,
+      // "auto" reads calls from the text, and some families' call markers are special tokens ([TOOL_CALLS]): kept, as vLLM keeps them
+      skipSpecialTokens: req.skip_special_tokens ?? (tools.kind === 'auto' ? false : undefined),
       seed: req.seed ?? undefined,
       stop: stopList(req.stop),
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...(req.stop_token_ids ?? [])])],

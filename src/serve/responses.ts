@@ -9,6 +9,8 @@ import type { GenerationEvent, GenerationStream } from '../runtime/generation/de
 import type { TokenLogprob } from '../runtime/generation/logprobs.js';
 import { chatLogprobs, CompletionLogprobsBuilder, type ChatLogprobs, type CompletionLogprobs, type TokenText } from './logprobs-format.js';
 import type { ServedModel } from './models.js';
+import type { ChoiceDelta } from './tools/call-readers.js';
+import { callReader, finishReasonOf } from './tools/tool-choice.js';
 import type { Endpoint, Prepared, PreparedPrompt } from './prepare.js';
 import type { RouteContext } from './routes.js';
 
@@ -78,6 +80,31 @@ function logprobsWriter(endpoint: Endpoint, p: Prepared, text: TokenText): (entr
   return (entries) => builder.take(entries);
 }
 
+/** A call delta as a chunk's `delta` (OpenAI's shape: the first delta of a call names it, later ones add to its arguments). */
+function chunkDelta(d: ChoiceDelta): Record<string, unknown> {
+  switch (d.kind) {
+    case 'content':
+      return { content: d.text };
+    case 'call':
+      return { tool_calls: [{ index: d.index, id: d.id, type: 'function', function: { name: d.name, arguments: d.arguments } }] };
+    case 'arguments':
+      return { tool_calls: [{ index: d.index, function: { arguments: d.text } }] };
+  }
+}
+
+/** The assistant message the deltas add up to: content (null when the message only calls tools) and the calls. */
+function messageOf(deltas: readonly ChoiceDelta[]): Record<string, unknown> {
+  let content = '';
+  const calls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> = [];
+  for (const d of deltas) {
+    if (d.kind === 'content') content += d.text;
+    else if (d.kind === 'call') calls[d.index] = { id: d.id, type: 'function', function: { name: d.name, arguments: d.arguments } };
+    else calls[d.index].function.arguments += d.text;
+  }
+  if (calls.length === 0) return { role: 'assistant', content };
+  return { role: 'assistant', content: content === '' ? null : content, tool_calls: calls };
+}
+
 export async function jsonResponse(a: ResponseArgs): Promise<void> {
   const { endpoint, p, reply } = a;
   const firstToken = once(a.onFirstToken);
@@ -86,6 +113,9 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
     a.choices.map(async ({ prompt: of, stream }) => {
       const logprobs: Scored[] = [];
       let end: EndEvent | null = null;
+      // chat reads its text for tool calls (the same deltas a stream sends)
+      const reader = endpoint === 'chat' && p.tools.kind !== 'none' ? callReader(p.tools) : null;
+      const deltas: ChoiceDelta[] = [];
       for await (const event of stream) {
         if (event.type !== 'token') {
           end = event;
@@ -93,8 +123,10 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
         }
         const { prompt, token } = observe(a, firstToken, of, event);
         logprobs.push(...prompt, ...(token ? [token] : []));
+        if (reader && event.text) deltas.push(...reader.push(event.text));
       }
-      return { end, logprobs };
+      if (reader) deltas.push(...reader.end());
+      return { end, logprobs, reader, deltas };
     }),
   );
   if (choices.some((c) => !c.end || c.end.usage.finishReason === 'abort')) return; // the client is gone
@@ -103,9 +135,9 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
   a.count(200);
   const choice = (c: (typeof choices)[number], index: number) => {
     const logprobs = logprobsWriter(endpoint, p, text)(c.logprobs);
-    const finish_reason = done[index].usage.finishReason;
+    const finish_reason = c.reader ? finishReasonOf(p.tools, c.reader, done[index].usage.finishReason) : done[index].usage.finishReason;
     return endpoint === 'chat'
-      ? { index, message: { role: 'assistant', content: done[index].text }, logprobs, finish_reason }
+      ? { index, message: c.reader ? messageOf(c.deltas) : { role: 'assistant', content: done[index].text }, logprobs, finish_reason }
       : { index, text: (a.choices[index].prompt.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason };
   };
   reply.send({
@@ -149,14 +181,21 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
     const takeLogprobs = () => write(pending.splice(0));
     const choice = (piece: string | null, finish_reason: string | null, firstChunk = false) =>
       endpoint === 'chat'
-        ? { index, delta: piece === null ? {} : firstChunk ? { role: 'assistant', content: piece } : { content: piece }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
+        ? { index, delta: firstChunk ? { role: 'assistant', content: piece } : piece === null ? {} : { content: piece }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
         : { index, text: piece ?? '', logprobs: takeLogprobs(), finish_reason };
-    if (endpoint === 'chat') send(chunk([choice('', null, true)]));
+    // chat with tools: the text becomes content and call deltas (tools/call-readers.ts)
+    const reader = endpoint === 'chat' && p.tools.kind !== 'none' ? callReader(p.tools) : null;
+    const sendDeltas = (deltas: ChoiceDelta[]) => {
+      for (const d of deltas) send(chunk([{ index, delta: chunkDelta(d), logprobs: takeLogprobs(), finish_reason: null }]));
+    };
+    // a forced call has no text, so its first chunk says so (content null, as OpenAI's does)
+    if (endpoint === 'chat') send(chunk([choice(p.tools.kind === 'named' || p.tools.kind === 'required' ? null : '', null, true)]));
     let echoed = false;
     for await (const event of stream) {
       if (event.type !== 'token') {
         if (event.usage.finishReason === 'abort') return null;
-        send(chunk([choice(endpoint === 'chat' ? null : '', event.usage.finishReason)]));
+        if (reader) sendDeltas(reader.end());
+        send(chunk([choice(endpoint === 'chat' ? null : '', reader ? finishReasonOf(p.tools, reader, event.usage.finishReason) : event.usage.finishReason)]));
         return event;
       }
       const { prompt, token } = observe(a, firstToken, of, event);
@@ -168,7 +207,8 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
       }
       if (p.scoreOnly) continue;
       if (token) pending.push(token);
-      if (event.text) send(chunk([choice(event.text, null)]));
+      if (reader) sendDeltas(event.text ? reader.push(event.text) : []);
+      else if (event.text) send(chunk([choice(event.text, null)]));
     }
     return null;
   };

@@ -2,7 +2,7 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (best_of > 1, suffix, tools, and vLLM's beam search,
+ * (best_of > 1, suffix, and vLLM's beam search,
  * guided decoding other than guided_json, and prompt_logprobs) are refused with a 400 instead of being silently ignored;
  * their neutral values pass. vLLM's sampling fields are implemented (top_k, min_p,
  * repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output,
@@ -17,6 +17,10 @@ import { MAX_ALLOWED_TOKENS, MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS } from '../ru
 
 /** Most choices (n) one request may ask for. */
 export const MAX_CHOICES = 16;
+
+/** Most tools one request may give (each is a schema checked, and in "required", one option of the calls). */
+export const MAX_TOOLS = 128;
+const MAX_TOOL_NAME = 256;
 
 /** Most prompts one completions request may send. */
 export const MAX_PROMPTS = 64;
@@ -143,11 +147,40 @@ export const completionRequest = z.object({
 export type CompletionRequest = z.infer<typeof completionRequest>;
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
-const message = z.object({
-  role: z.enum(['system', 'developer', 'user', 'assistant']),
-  content: z.union([z.string(), z.array(textPart)], { message: 'content must be a string or an array of {type: "text", text} parts (only text is supported)' }),
-  name: z.string().optional(),
+const content = z.union([z.string(), z.array(textPart)], { message: 'content must be a string or an array of {type: "text", text} parts (only text is supported)' });
+/** A call an assistant message made, as the API gives it back (arguments are JSON text). */
+const toolCall = z.object({
+  id: z.string().max(256),
+  type: z.literal('function'),
+  function: z.object({ name: z.string().min(1).max(MAX_TOOL_NAME), arguments: z.string() }),
 });
+const message = z.object({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  // null where an assistant message only made calls (what the API returns for it)
+  content: content.nullable(),
+  name: z.string().optional(),
+  tool_calls: z.array(toolCall).max(MAX_TOOLS).nullish(),
+  tool_call_id: z.string().max(256).nullish(),
+});
+
+/** A function the model may call: {"type": "function", "function": {name, description, parameters (a JSON schema), strict}}. */
+const functionTool = z.object({
+  type: z.literal('function', { message: 'only function tools are supported ({"type": "function", "function": {...}})' }),
+  function: z.object({
+    name: z.string().min(1).max(MAX_TOOL_NAME),
+    description: z.string().nullish(),
+    parameters: z.record(z.string(), z.unknown(), { message: 'parameters must be a JSON schema object' }).nullish(),
+    strict: z.boolean().nullish(),
+  }),
+});
+
+/** The functions a conversation's model may call (tools/tool-choice.ts). */
+export const toolsField = z.array(functionTool).max(MAX_TOOLS).nullish();
+
+const toolChoice = z.union(
+  [z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), function: z.object({ name: z.string().min(1) }) })],
+  { message: 'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}' },
+);
 
 /** A conversation: at least one message. */
 export const messagesSchema = z.array(message, { message: 'messages must be an array of {role, content} objects' }).min(1);
@@ -170,8 +203,10 @@ export const chatRequest = z.object({
   /** chat: log-probabilities of the tokens of the answer, with top_logprobs alternatives each */
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
-  tools: z.array(z.unknown()).max(0, { message: 'tools (function calling) are not supported' }).nullish(),
-  tool_choice: z.literal('none', { message: 'tools (function calling) are not supported; tool_choice can only be "none"' }).nullish(),
+  /** functions the model may call (tools/tool-choice.ts) */
+  tools: toolsField,
+  tool_choice: toolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
   response_format: responseFormat,
   ...chatPromptFields,
   echo: z.literal(false, { message: 'echo is not supported on /v1/chat/completions (use continue_final_message to continue the last message)' }).nullish(),
@@ -179,7 +214,13 @@ export const chatRequest = z.object({
   documents: z.null({ message: 'documents are not supported' }).optional(),
 });
 export type ChatRequest = z.infer<typeof chatRequest>;
-export type ChatMessage = { role: string; content: string };
+export interface ChatMessage {
+  role: string;
+  content: string | null;
+  name?: string;
+  tool_calls?: Array<{ id: string; type: 'function'; function: { name: string; arguments: unknown } }>;
+  tool_call_id?: string;
+}
 
 /** Parse or throw a 400 naming the first bad field. */
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -211,9 +252,33 @@ function isPresent(body: unknown, path: readonly PropertyKey[]): boolean {
   return at !== undefined;
 }
 
-/** Messages' content as plain strings (text parts joined). */
+/**
+ * The messages as a chat template receives them (as transformers and vLLM pass them): text parts
+ * joined; an assistant's calls with their arguments parsed from JSON text into values, which is
+ * what templates expect (`tool_call.arguments | tojson`); a 400 where they are not JSON.
+ */
 export function flattenMessages(messages: ChatRequest['messages']): ChatMessage[] {
-  return messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') }));
+  return messages.map((m, i) => {
+    const out: ChatMessage = { role: m.role, content: m.content === null ? null : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') };
+    if (m.content === null && !(m.role === 'assistant' && m.tool_calls?.length)) {
+      throw badRequest(`messages[${i}]: content may be null only in an assistant message with tool_calls`, `messages.${i}.content`, 'invalid_value');
+    }
+    if (m.name !== undefined) out.name = m.name;
+    if (m.tool_calls?.length) {
+      if (m.role !== 'assistant') throw badRequest(`messages[${i}]: only assistant messages carry tool_calls`, `messages.${i}.tool_calls`, 'invalid_value');
+      out.tool_calls = m.tool_calls.map((c, j) => {
+        let args: unknown;
+        try {
+          args = JSON.parse(c.function.arguments);
+        } catch (err) {
+          throw badRequest(`messages[${i}].tool_calls[${j}].function.arguments is not JSON text: ${(err as Error).message}`, `messages.${i}.tool_calls.${j}.function.arguments`, 'invalid_value');
+        }
+        return { id: c.id, type: 'function', function: { name: c.function.name, arguments: args } };
+      });
+    }
+    if (m.tool_call_id !== null && m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;
+    return out;
+  });
 }
 
 export function stopList(s: string | string[] | null | undefined): string[] {

@@ -18,6 +18,7 @@ import { OffThreadEncoder } from './encode-off-thread.js';
 import { parseJsonBody } from './json-body.js';
 import { trackConnections } from './connections.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
+import type { ToolCallFormat } from './tools/formats/index.js';
 import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type RefusedModel, type ServedModel } from './models.js';
 import { createPolicy, type PolicyName, type TycheOptions } from './policies.js';
 import { ModelTooLargeError, ResidencyManager } from './residency.js';
@@ -44,6 +45,11 @@ export interface ServeOptions {
    * forms are rounded to the factors' dtype, and the dense set follows live routing)
    */
   materialiseExperts?: boolean;
+  /**
+   * how every model writes tool calls, for tool_choice "auto": a format of TOOL_CALL_FORMATS, or
+   * null for none; undefined (default): each model's from its chat template
+   */
+  toolCallFormat?: ToolCallFormat | null;
   /** how often idle models are checked against the policy (default 100 ms) */
   tickMs?: number;
   /** in-flight requests get this long to finish on shutdown (default 30 s) */
@@ -120,7 +126,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   };
   for (const spec of specs) {
     try {
-      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true, materialiseExperts: opts.materialiseExperts ?? true, encoder });
+      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true, materialiseExperts: opts.materialiseExperts ?? true, encoder, toolCallFormat: opts.toolCallFormat });
       if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
       models.set(model.id, model);
     } catch (err) {

@@ -19,7 +19,8 @@ import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
 import { badRequest } from './errors.js';
 import type { ServedModel } from './models.js';
 import { assertVocabularyIds, lookupModel, type ModelsInView } from './prepare.js';
-import { chatPromptFields, flattenMessages, messagesSchema, parseBody } from './schemas.js';
+import { chatPromptFields, flattenMessages, messagesSchema, parseBody, toolsField } from './schemas.js';
+import { templateToolsOf } from './tools/tool-choice.js';
 
 /** Most token ids one /detokenize request may send. */
 const MAX_DETOKENIZE_TOKENS = 1_000_000;
@@ -37,6 +38,8 @@ const tokenizeChat = z.object({
   model,
   messages: messagesSchema,
   ...chatPromptFields,
+  /** the prompt a chat request with these tools would start from (vLLM's field) */
+  tools: toolsField,
   return_token_strs: z.boolean().nullish(),
 });
 
@@ -60,7 +63,7 @@ export async function tokenize(ctx: ModelsInView, body: unknown): Promise<Record
   if (isChat) {
     const req = parseBody(tokenizeChat, body);
     served = modelOf(ctx, req.model);
-    ids = [...(await buildChatPrompt(served, flattenMessages(req.messages), req.chat_template_kwargs ?? {}, chatPromptOptionsOf(req))).ids];
+    ids = [...(await buildChatPrompt(served, flattenMessages(req.messages), req.chat_template_kwargs ?? {}, chatPromptOptionsOf(req), templateToolsOf(req.tools))).ids];
     strs = req.return_token_strs ?? false;
   } else {
     const req = parseBody(tokenizeCompletion, body);

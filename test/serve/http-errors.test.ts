@@ -139,8 +139,10 @@ describe('bad requests', () => {
     const chat = `${s.url}/v1/chat/completions`;
     const messages = [{ role: 'user', content: 'hi' }];
     const tool = { type: 'function', function: { name: 'f', parameters: {} } };
-    expectApiError(await postJson(chat, { model: 'tiny', messages, tools: [tool] }), 400, 'tools', /function calling.*not supported/);
-    expectApiError(await postJson(chat, { model: 'tiny', messages, tool_choice: 'auto' }), 400, 'tool_choice', /not supported/);
+    // tools default to tool_choice "auto", which needs the model's own call format (none here)
+    expectApiError(await postJson(chat, { model: 'tiny', messages, tools: [tool] }), 400, 'tool_choice', /writes no tool-call format this server knows/);
+    expectApiError(await postJson(chat, { model: 'tiny', messages, tool_choice: 'auto' }), 400, 'tool_choice', /tool_choice needs tools/);
+    expectApiError(await postJson(chat, { model: 'tiny', messages, tools: [{ type: 'retrieval' }] }), 400, 'tools.0.type', /only function tools/);
     const pattern = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^x' } } } } };
     expectApiError(await postJson(chat, { model: 'tiny', messages, response_format: pattern }), 400, 'response_format.json_schema.schema', /the keyword "pattern" is not supported/);
     // the neutral values some clients always send pass (on to the missing chat template, here)

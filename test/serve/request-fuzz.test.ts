@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getJson, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
+import { getJson, HERMES_TOOLS_CHATML, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 /** How long one answer may take: the largest request a mutation can make (16 choices up to the 1024-token context) decodes in a few seconds on the tiny model. */
 const ANSWER_TIMEOUT_MS = 60_000;
@@ -33,7 +33,8 @@ const PLAIN = { model: 'tiny', prompt: 'ROMEO:', max_tokens: 8, temperature: 0 }
 
 beforeAll(async () => {
   // the shipped model with a chat template, so chat requests reach generation
-  dir = tinyWithChatTemplate(mkdtempSync(path.join(tmpdir(), 'rfid-fuzz-')));
+  // a template with tool calls, so that every tool_choice reaches decoding
+  dir = tinyWithChatTemplate(mkdtempSync(path.join(tmpdir(), 'rfid-fuzz-')), HERMES_TOOLS_CHATML);
   s = await startServer({ models: [`tiny=${dir}`], maxBatchSize: 8 });
   vocab = s.server.models.get('tiny')!.vocabSize;
   const r = await postJson(`${s.url}/v1/completions`, PLAIN);
@@ -75,7 +76,14 @@ function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
   return {
     prompt: fc.oneof(text, fc.array(text, { minLength: 1, maxLength: 3 }), fc.array(id, { minLength: 1, maxLength: 30 }), fc.array(fc.array(id, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 3 })),
     messages: fc.array(
-      fc.record({ role: fc.constantFrom('system', 'developer', 'user', 'assistant'), content: fc.oneof(text, fc.array(fc.record({ type: fc.constant('text'), text }), { maxLength: 3 })) }),
+      fc.oneof(
+        fc.record({ role: fc.constantFrom('system', 'developer', 'user', 'assistant', 'tool'), content: fc.oneof(text, fc.array(fc.record({ type: fc.constant('text'), text }), { maxLength: 3 })) }),
+        fc.record({
+          role: fc.constantFrom('assistant', 'user'),
+          content: fc.constantFrom(null, '', 'Anon.'),
+          tool_calls: fc.array(fc.record({ id: fc.string({ maxLength: 8 }), type: fc.constant('function'), function: fc.record({ name: fc.constantFrom('f', 'g'), arguments: fc.oneof(fc.constantFrom('{}', '{"a": 1}', '{', '[1]'), text) }) }), { maxLength: 2 }),
+        }),
+      ),
       { minLength: 1, maxLength: 4 },
     ),
     max_tokens: fc.oneof(fc.integer({ min: 0, max: 24 }), fc.integer({ min: 900, max: 1100 })),
@@ -108,6 +116,28 @@ function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
     continue_final_message: fc.boolean(),
     chat_template_kwargs: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
     return_token_strs: fc.boolean(),
+    tools: fc.array(
+      fc.record(
+        {
+          type: fc.constant('function'),
+          function: fc.record(
+            {
+              name: fc.oneof(fc.constantFrom('f', 'g', 'get_weather'), text),
+              description: text,
+              parameters: fc.oneof(
+                fc.constantFrom({}, { type: 'object' }, { type: 'object', properties: { a: { type: 'string', pattern: 'x' } } }, { type: 'array' }, { $ref: '#/$defs/missing' }),
+                fc.record({ type: fc.constant('object'), properties: fc.dictionary(fc.string({ maxLength: 6 }), fc.constantFrom({ type: 'string' }, { type: 'integer' }, { enum: [1, 'a', null] }, { type: 'array', items: { type: 'boolean' } }), { maxKeys: 3 }), required: fc.array(fc.string({ maxLength: 6 }), { maxLength: 2 }), additionalProperties: fc.boolean() }),
+              ),
+            },
+            { requiredKeys: ['name'] },
+          ),
+        },
+        { requiredKeys: ['type', 'function'] },
+      ),
+      { maxLength: 3 },
+    ),
+    tool_choice: fc.constantFrom('none', 'auto', 'required', { type: 'function', function: { name: 'f' } }, { type: 'function', function: { name: 'absent' } }),
+    parallel_tool_calls: fc.boolean(),
     tokens: fc.array(id, { maxLength: 40 }),
     user: fc.string({ maxLength: 20 }),
   };
@@ -121,10 +151,10 @@ const SAMPLING = [
 const FIELDS: Record<string, string[]> = {
   '/v1/completions': [...SAMPLING, 'prompt', 'echo', 'logprobs', 'suffix', 'best_of', 'add_special_tokens'],
   '/v1/chat/completions': [
-    ...SAMPLING, 'messages', 'max_completion_tokens', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'chat_template_kwargs',
+    ...SAMPLING, 'messages', 'max_completion_tokens', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'parallel_tool_calls', 'chat_template_kwargs',
     'add_generation_prompt', 'continue_final_message', 'add_special_tokens', 'echo', 'chat_template',
   ],
-  '/tokenize': ['model', 'prompt', 'messages', 'add_special_tokens', 'return_token_strs', 'add_generation_prompt', 'continue_final_message', 'chat_template_kwargs'],
+  '/tokenize': ['model', 'prompt', 'messages', 'add_special_tokens', 'return_token_strs', 'add_generation_prompt', 'continue_final_message', 'chat_template_kwargs', 'tools'],
   '/detokenize': ['model', 'tokens'],
 };
 

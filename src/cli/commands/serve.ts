@@ -18,6 +18,7 @@ import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
 import { fmtBytes } from '../../serve/residency.js';
 import { createServer } from '../../serve/server.js';
 import { OptionError, parseInteger, parseNumber } from '../options.js';
+import { TOOL_CALL_FORMATS, type ToolCallFormat } from '../../serve/tools/formats/index.js';
 import { fail } from '../errors.js';
 import { addOptions, defaultText, engineOptions } from '../common-options.js';
 
@@ -43,6 +44,7 @@ interface ServeCliOptions {
   bf16Weights: boolean;
   materialiseExperts: boolean;
   drainTimeout: string;
+  toolCallParser?: string;
   engine: string;
   threads?: string;
   quiet?: boolean;
@@ -143,11 +145,21 @@ export function register(program: Command): void {
       .option('--max-batch-size <n>', 'requests decoded together per model (continuous batching)', '32')
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .option('--no-materialise-experts', 'keep a factored model\'s experts factored: no dense copies of the hottest, so its results do not change while it serves')
-      .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30'),
+      .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30')
+      .option('--tool-call-parser <name>', `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none (default: each model's from its chat template)`),
     engineOptions(),
   )
     .option('--quiet', 'no load/unload messages on stderr', false)
     .action(async (models: string[], opts: ServeCliOptions, command: Command) => serve(models, opts, (key) => command.getOptionValueSource(key) === 'cli'));
+}
+
+/** --tool-call-parser: a known format, "none", or absent (each model's own). */
+function parseToolCallParser(name: string | undefined): ToolCallFormat | null | undefined {
+  if (name === undefined) return undefined;
+  if (name === 'none') return null;
+  const format = TOOL_CALL_FORMATS.get(name);
+  if (!format) throw new OptionError(`--tool-call-parser must be one of ${[...TOOL_CALL_FORMATS.keys()].join(', ')} or none, got "${name}"`);
+  return format;
 }
 
 /** Addresses only this machine can reach. */
@@ -166,6 +178,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const maxBatchSize = parseInteger('--max-batch-size', opts.maxBatchSize, 1);
   const drainTimeoutMs = parseInteger('--drain-timeout', opts.drainTimeout, 0) * 1000;
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
+  const toolCallFormat = parseToolCallParser(opts.toolCallParser);
   const { engine, notice } = await createEngine(parseEngineChoice(opts.engine), { threads });
   const log = (line: string) => {
     if (!opts.quiet) process.stderr.write(`${line}\n`);
@@ -182,6 +195,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     bf16Weights: opts.bf16Weights,
     materialiseExperts: opts.materialiseExperts,
     drainTimeoutMs,
+    toolCallFormat,
     apiKey: opts.apiKey,
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),

@@ -28,7 +28,7 @@ import { RequestLogitsProcessor, resolveLogitsProcessing, type LogitsProcessingP
 import { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage } from './generation-stream.js';
 import { longestSharedBeginning } from './shared-prefix.js';
 import { JsonObjectConstraint, startingState, tokenPieces, type JsonGrammarState } from './json-constraint.js';
-import { SchemaError } from './json-schema.js';
+import { SchemaError, type TopLevel } from './json-schema.js';
 
 export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
 
@@ -70,10 +70,11 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * JSON object, and the generation ends ('stop') when the object closes, before any minimum
    * length (json-constraint.ts). It may still end unfinished at maxNewTokens ('length') or at a
    * stop string. `{ jsonSchema }`: the same, for an object valid under the schema (json-schema.ts
-   * says which keywords; others are refused). Needs the decoder's tokenizer. Default 'text': no
-   * constraint.
+   * says which keywords; others are refused); with `topLevel: 'any'` the value may be any JSON
+   * value (an array, say), as vLLM's guided_json allows. Needs the decoder's tokenizer. Default
+   * 'text': no constraint.
    */
-  responseFormat?: 'text' | 'json_object' | { jsonSchema: unknown };
+  responseFormat?: 'text' | 'json_object' | { jsonSchema: unknown; topLevel?: TopLevel };
 }
 
 export interface BatchDecoderOptions {
@@ -309,11 +310,12 @@ export class BatchDecoder {
     const format = params.responseFormat ?? 'text';
     if (format === 'text') return null;
     const schema = typeof format === 'object' && format !== null && 'jsonSchema' in format ? format.jsonSchema : undefined;
+    const topLevel = typeof format === 'object' && format !== null && format.topLevel === 'any' ? 'any' : 'object';
     if (format !== 'json_object' && schema === undefined) throw new GenerationParamsError(`the response format must be 'text', 'json_object' or { jsonSchema }, got ${JSON.stringify(format)}`, 'responseFormat');
     if (!this.opts.tokenizer) throw new GenerationParamsError('JSON mode needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
     let start: JsonGrammarState;
     try {
-      start = startingState(schema);
+      start = startingState(schema, topLevel);
     } catch (err) {
       if (err instanceof SchemaError) throw new GenerationParamsError(err.message, 'responseFormat');
       throw err;

@@ -21,7 +21,7 @@
  * context before it is taken.
  */
 import { JsonPrefix } from './json-prefix.js';
-import { compileSchema, type SchemaNode } from './json-schema.js';
+import { compileSchema, type SchemaNode, type TopLevel } from './json-schema.js';
 import { SchemaPrefix } from './schema-prefix.js';
 import type { Sampler } from './sampling.js';
 import type { TextDecoderLike } from './stop.js';
@@ -58,13 +58,16 @@ export interface JsonGrammarState {
 const compiledSchemas = new Map<string, SchemaNode>();
 const MAX_COMPILED_SCHEMAS = 64;
 
-/** The grammar state a request starts from: any object, or an object valid under `schema` (SchemaError where the schema is not supported). */
-export function startingState(schema?: unknown): JsonGrammarState {
+/**
+ * The grammar state a request starts from: any object, or a value valid under `schema` (an object
+ * unless `topLevel` is 'any'; SchemaError where the schema is not supported).
+ */
+export function startingState(schema?: unknown, topLevel: TopLevel = 'object'): JsonGrammarState {
   if (schema === undefined) return new JsonPrefix();
-  const text = JSON.stringify(schema);
+  const text = `${topLevel}:${JSON.stringify(schema)}`;
   let root = compiledSchemas.get(text);
   if (root === undefined) {
-    root = compileSchema(schema);
+    root = compileSchema(schema, topLevel);
     if (compiledSchemas.size >= MAX_COMPILED_SCHEMAS) compiledSchemas.delete(compiledSchemas.keys().next().value!);
     compiledSchemas.set(text, root);
   }

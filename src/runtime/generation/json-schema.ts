@@ -10,7 +10,9 @@
  * `nullable`. Keywords that only document (`title`, `description`, `default`, `examples`,
  * `$schema`, `$id`, `format`, `$comment`, `strict`) are ignored. Any other keyword that would
  * constrain a value (`pattern`, `minLength`, `minimum`, `allOf`, …) is refused with a
- * SchemaError naming it, rather than silently not enforced. The top level must be an object.
+ * SchemaError naming it, rather than silently not enforced. The top level must be an object
+ * (OpenAI's rule for response_format), unless the caller allows any value (vLLM's guided_json, and
+ * the server's forced tool calls, which are an array of calls).
  */
 import { RfidMoeError } from '../../errors.js';
 
@@ -66,8 +68,11 @@ export const MAX_ANY_OF = 128;
 /** written form of a string between its quotes */
 const written = (s: string) => JSON.stringify(s).slice(1, -1);
 
+/** What the top level of a schema may be: an object (response_format), or any JSON value. */
+export type TopLevel = 'object' | 'any';
+
 /** Compiles `schema`; throws SchemaError naming the first part it cannot hold a generation to. */
-export function compileSchema(schema: unknown): SchemaNode {
+export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): SchemaNode {
   const refs = new Map<string, SchemaNode>();
   let nodes = 0;
   const root = schema;
@@ -185,6 +190,6 @@ export function compileSchema(schema: unknown): SchemaNode {
 
   const node = compile(schema, '');
   const top = node.kind === 'anyOf' ? node.options : [node];
-  if (!top.every((n) => n.kind === 'object')) throw new SchemaError('the top level must be an object ("type": "object")', '');
+  if (topLevel === 'object' && !top.every((n) => n.kind === 'object')) throw new SchemaError('the top level must be an object ("type": "object")', '');
   return node;
 }

@@ -1,0 +1,49 @@
+/**
+ * How a model family writes tool calls in its own text, so that `tool_choice: "auto"` can tell its
+ * calls from its answer (one small file per family, as the chat templates differ per family).
+ */
+
+/** One call read from the model's text; `arguments` is JSON text, as the OpenAI API carries it. */
+export interface ParsedCall {
+  name: string;
+  arguments: string;
+}
+
+export interface ToolCallFormat {
+  /** the name `rfid-moe serve --tool-call-parser` takes */
+  readonly name: string;
+  /** the text that opens a block of calls */
+  readonly start: string;
+  /** the text that closes it; null: the block runs to the end of the generation */
+  readonly end: string | null;
+  /** the calls a block's text (between start and end) holds; null where it is not well-formed */
+  parse(body: string): ParsedCall[] | null;
+  /** whether a chat template writes (and so expects) calls this way */
+  detect(template: string): boolean;
+}
+
+/**
+ * A call from a parsed JSON value of the usual shape, {"name": "…", "arguments": {…}} (also
+ * "parameters", as some fine-tunes write it); null for anything else. Arguments given as JSON text
+ * are kept if they parse.
+ */
+export function callFromJson(value: unknown): ParsedCall | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+  const v = value as Record<string, unknown>;
+  if (typeof v.name !== 'string' || v.name.length === 0) return null;
+  const args = v.arguments ?? v.parameters ?? {};
+  if (typeof args === 'string') return jsonText(args) ? { name: v.name, arguments: args } : null;
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return null;
+  return { name: v.name, arguments: JSON.stringify(args) };
+}
+
+/** JSON.parse that answers undefined instead of throwing. */
+export function tryJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+const jsonText = (text: string) => tryJson(text) !== undefined;

@@ -1,0 +1,17 @@
+/**
+ * The Hermes format (NousResearch's Hermes 2 Pro, and the Qwen2.5 / Qwen3 families, Qwen3-MoE
+ * included): each call is `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>`; several
+ * calls are several blocks.
+ */
+import { callFromJson, tryJson, type ToolCallFormat } from './format.js';
+
+export const hermes: ToolCallFormat = {
+  name: 'hermes',
+  start: '<tool_call>',
+  end: '</tool_call>',
+  parse(body) {
+    const call = callFromJson(tryJson(body.trim()));
+    return call ? [call] : null;
+  },
+  detect: (template) => template.includes('<tool_call>'),
+};

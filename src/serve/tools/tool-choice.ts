@@ -1,0 +1,107 @@
+/**
+ * What a chat request's `tools`, `tool_choice` and `parallel_tool_calls` ask of the generation, as
+ * the OpenAI API defines them:
+ * - "none" (the default without tools): an answer, no calls (the tools still reach the template);
+ * - a named function: a call of it, its arguments held to its parameters (JSON schema);
+ * - "required": one or more calls (one when parallel_tool_calls is false), held to the
+ *   {"name", "arguments"} shape of any of the tools and each tool's parameters;
+ * - "auto" (the default with tools): the model decides; its calls are read from its text in its
+ *   family's format (formats/), which the model must have: its chat template writes one the server
+ *   knows, or `serve --tool-call-parser` names one. Otherwise "auto" is a 400 that says so, as in
+ *   vLLM, rather than calls that never come.
+ * Forced calls are held by the JSON constraint, so they are well-formed whatever the model.
+ */
+import { badRequest } from '../errors.js';
+import type { GenerationParams } from '../../runtime/generation/decoder.js';
+import { compiled } from '../compiled-schema.js';
+import { argumentsSchema, assertToolSchemas, callsSchema, type FunctionTool } from './call-schema.js';
+import { ContentReader, JsonCallsReader, NamedCallReader, TaggedCallsReader, type CallReader } from './call-readers.js';
+import type { ToolCallFormat } from './formats/index.js';
+
+export type ToolMode =
+  | { kind: 'none' }
+  | { kind: 'named'; name: string }
+  | { kind: 'required'; parallel: boolean }
+  | { kind: 'auto'; format: ToolCallFormat };
+
+/** The request fields this reads (schemas.ts, chatRequest). */
+export interface ToolFields {
+  tools?: Array<{ type: 'function'; function: FunctionTool }> | null;
+  tool_choice?: 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } } | null;
+  parallel_tool_calls?: boolean | null;
+}
+
+export interface ResolvedTools {
+  mode: ToolMode;
+  /** the constraint a forced call is generated under (undefined: none) */
+  responseFormat: GenerationParams['responseFormat'];
+  /** the tools as the chat template receives them (as transformers' apply_chat_template(tools=…)); null without tools */
+  templateTools: unknown[] | null;
+}
+
+export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null, modelId: string, otherFormat: boolean): ResolvedTools {
+  const tools = req.tools ?? [];
+  const choice = req.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
+  if (tools.length === 0) {
+    if (choice !== 'none') throw badRequest('tool_choice needs tools: give the functions the model may call in `tools`', 'tool_choice', 'invalid_value');
+    return { mode: { kind: 'none' }, responseFormat: undefined, templateTools: null };
+  }
+  const names = new Set<string>();
+  for (const [i, t] of tools.entries()) {
+    if (names.has(t.function.name)) throw badRequest(`tools[${i}]: the function name "${t.function.name}" is given twice; names must be unique`, `tools.${i}.function.name`, 'invalid_value');
+    names.add(t.function.name);
+  }
+  const templateTools = templateToolsOf(tools)!;
+  if (choice === 'none') return { mode: { kind: 'none' }, responseFormat: undefined, templateTools };
+  if (otherFormat) {
+    throw badRequest('response_format (or guided_json) cannot be combined with tool calls: the calls have their own format; use tool_choice "none" for a formatted answer', 'response_format', 'invalid_value');
+  }
+  if (typeof choice === 'object') {
+    const at = tools.findIndex((t) => t.function.name === choice.function.name);
+    if (at < 0) throw badRequest(`tool_choice names the function "${choice.function.name}", which is not among the tools (${[...names].join(', ')})`, 'tool_choice.function.name', 'invalid_value');
+    const tool = tools[at].function;
+    assertToolSchemas([tool]);
+    return { mode: { kind: 'named', name: tool.name }, responseFormat: { jsonSchema: compiled(argumentsSchema(tool), `tools.${at}.function.parameters`) }, templateTools };
+  }
+  if (choice === 'required') {
+    assertToolSchemas(tools.map((t) => t.function));
+    const parallel = req.parallel_tool_calls ?? true;
+    const { schema, topLevel } = callsSchema(
+      tools.map((t) => t.function),
+      parallel,
+    );
+    return { mode: { kind: 'required', parallel }, responseFormat: { jsonSchema: compiled(schema, 'tools', topLevel), topLevel }, templateTools };
+  }
+  if (modelFormat === null) {
+    throw badRequest(
+      `tool_choice "auto" needs to read the model's calls from its text, and the chat template of \`${modelId}\` writes no tool-call format this server knows (hermes: <tool_call>, mistral: [TOOL_CALLS]); use tool_choice "required" or a named function (the server then holds the output to the call), or start the server with --tool-call-parser`,
+      'tool_choice',
+      'tool_choice_unsupported',
+    );
+  }
+  return { mode: { kind: 'auto', format: modelFormat }, responseFormat: undefined, templateTools };
+}
+
+/** The tools as the chat template receives them, in the request's form; null without tools. */
+export function templateToolsOf(tools: ToolFields['tools']): unknown[] | null {
+  return tools?.length ? tools.map((t) => ({ type: 'function', function: t.function })) : null;
+}
+
+/** A fresh reader of one choice's text under the mode. */
+export function callReader(mode: ToolMode): CallReader {
+  switch (mode.kind) {
+    case 'none':
+      return new ContentReader();
+    case 'named':
+      return new NamedCallReader(mode.name);
+    case 'required':
+      return new JsonCallsReader(mode.parallel);
+    case 'auto':
+      return new TaggedCallsReader(mode.format);
+  }
+}
+
+/** The finish reason a choice reports: "tool_calls" where the model called tools and stopped by itself (OpenAI's rule; a named choice reports "stop"). */
+export function finishReasonOf(mode: ToolMode, reader: CallReader, reason: string): string {
+  return reason === 'stop' && reader.calls > 0 && (mode.kind === 'auto' || mode.kind === 'required') ? 'tool_calls' : reason;
+}

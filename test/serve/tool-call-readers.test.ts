@@ -1,0 +1,198 @@
+/**
+ * Reading tool calls out of generated text. Texts are built from known calls (JSON.stringify of
+ * made-up arguments, in each family's written form, with answer text around them); the readers
+ * must give back exactly those calls and that text, however the text is split into pieces (as a
+ * decoder's tokens split it), so a streamed response and a whole one agree. The combined schema of
+ * "required" is checked against Ajv on the tools' own schemas.
+ */
+import { Ajv } from 'ajv';
+import { describe, expect, it } from 'vitest';
+import { compileSchema } from '../../src/runtime/generation/json-schema.js';
+import { SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
+import { JsonCallsReader, NamedCallReader, TaggedCallsReader, type CallReader, type ChoiceDelta } from '../../src/serve/tools/call-readers.js';
+import { callsSchema } from '../../src/serve/tools/call-schema.js';
+import { detectToolCallFormat, TOOL_CALL_FORMATS } from '../../src/serve/tools/formats/index.js';
+import { mulberry32 } from '../helpers/rng.js';
+import { HERMES_TOOLS_CHATML } from './helpers.js';
+
+const hermes = TOOL_CALL_FORMATS.get('hermes')!;
+const mistral = TOOL_CALL_FORMATS.get('mistral')!;
+
+interface Outcome {
+  content: string;
+  calls: Array<{ name: string; arguments: unknown }>;
+  ids: string[];
+}
+
+/** What the deltas add up to (as a client accumulates a stream), with the arguments parsed. */
+function outcome(deltas: ChoiceDelta[]): Outcome {
+  let content = '';
+  const calls: Array<{ id: string; name: string; arguments: string }> = [];
+  for (const d of deltas) {
+    if (d.kind === 'content') content += d.text;
+    else if (d.kind === 'call') {
+      expect(d.index).toBe(calls.length);
+      calls.push({ id: d.id, name: d.name, arguments: d.arguments });
+    } else calls[d.index].arguments += d.text;
+  }
+  return { content, calls: calls.map((c) => ({ name: c.name, arguments: JSON.parse(c.arguments) as unknown })), ids: calls.map((c) => c.id) };
+}
+
+/** The reader's outcome with the text fed in the given pieces. */
+function read(make: () => CallReader, pieces: string[]): Outcome {
+  const reader = make();
+  const deltas = pieces.flatMap((p) => reader.push(p));
+  deltas.push(...reader.end());
+  const out = outcome(deltas);
+  expect(reader.calls).toBe(out.calls.length);
+  return out;
+}
+
+/** `text` cut at random places into pieces of 1–6 characters (and once into single characters). */
+function splits(text: string, seed: number): string[][] {
+  const r = mulberry32(seed);
+  const out: string[][] = [[text], [...text]];
+  for (let k = 0; k < 20; k++) {
+    const pieces: string[] = [];
+    for (let i = 0; i < text.length; ) {
+      const n = 1 + Math.floor(r() * 6);
+      pieces.push(text.slice(i, i + n));
+      i += n;
+    }
+    out.push(pieces);
+  }
+  return out;
+}
+
+const CALLS = [
+  { name: 'get_weather', arguments: { city: 'Verona', days: 3 } },
+  { name: 'send_letter', arguments: { to: 'Juliet', body: 'A "tag" </tool_call> inside a string, and } and ]', urgent: true } },
+  { name: 'no_arguments', arguments: {} },
+];
+
+describe('the Hermes format (Qwen2.5, Qwen3)', () => {
+  const block = (c: (typeof CALLS)[number]) => `<tool_call>\n${JSON.stringify({ name: c.name, arguments: c.arguments })}\n</tool_call>`;
+
+  it('gives back each call and the answer before it, however the text is split', () => {
+    const cases: Array<{ text: string; content: string; calls: typeof CALLS }> = [
+      { text: `I shall ask.\n${block(CALLS[0])}`, content: 'I shall ask.', calls: [CALLS[0]] },
+      { text: `${block(CALLS[0])}\n${block(CALLS[2])}\n`, content: '', calls: [CALLS[0], CALLS[2]] },
+      { text: 'No call at all; a < and a <tool in the text.\n\n', content: 'No call at all; a < and a <tool in the text.\n\n', calls: [] },
+      // a block that does not parse stays content, as written
+      { text: `${block(CALLS[0])}<tool_call>\n{"name": "broken", "arguments": {</tool_call> after`, content: '<tool_call>\n{"name": "broken", "arguments": {</tool_call> after', calls: [CALLS[0]] },
+      // a block cut short by the end of the generation, but whole JSON: still a call (as vLLM reads it)
+      { text: `Thus:\n<tool_call>\n${JSON.stringify({ name: 'get_weather', arguments: CALLS[0].arguments })}`, content: 'Thus:', calls: [CALLS[0]] },
+      // one cut inside its JSON: content
+      { text: 'Thus: <tool_call>\n{"name": "get_weather", "argu', content: 'Thus: <tool_call>\n{"name": "get_weather", "argu', calls: [] },
+    ];
+    for (const [i, c] of cases.entries()) {
+      for (const pieces of splits(c.text, i + 1)) {
+        const got = read(() => new TaggedCallsReader(hermes), pieces);
+        expect(got.content, JSON.stringify(pieces)).toBe(c.content);
+        expect(got.calls).toEqual(c.calls);
+        expect(new Set(got.ids).size).toBe(got.ids.length);
+        for (const id of got.ids) expect(id).toMatch(/^call_[0-9a-f]{24}$/);
+      }
+    }
+  });
+
+  it('a call whose JSON is not the call shape stays content', () => {
+    for (const body of ['{"arguments": {}}', '{"name": 3, "arguments": {}}', '{"name": "f", "arguments": [1]}', '[{"name": "f"}]', '{"name": "f", "arguments": "{not json"}']) {
+      const text = `<tool_call>${body}</tool_call>`;
+      expect(read(() => new TaggedCallsReader(hermes), [text])).toMatchObject({ content: text, calls: [] });
+    }
+    // arguments given as JSON text are kept as that text
+    const r = new TaggedCallsReader(hermes);
+    const deltas = [...r.push('<tool_call>{"name": "f", "parameters": "{\\"a\\": 1}"}</tool_call>'), ...r.end()];
+    expect(deltas).toMatchObject([{ kind: 'call', name: 'f', arguments: '{"a": 1}' }]);
+  });
+
+  it('is the format a Hermes template implies', () => {
+    expect(detectToolCallFormat(HERMES_TOOLS_CHATML)).toBe(hermes);
+    expect(detectToolCallFormat('{% for m in messages %}{{ m.content }}{% endfor %}')).toBeNull();
+    expect(detectToolCallFormat(null)).toBeNull();
+  });
+});
+
+describe('the Mistral format', () => {
+  it('reads the JSON array after [TOOL_CALLS], and the newer name[ARGS]{…} form', () => {
+    const array = `[TOOL_CALLS] ${JSON.stringify(CALLS.slice(0, 2))}`;
+    const newer = CALLS.map((c) => `[TOOL_CALLS]${c.name}[ARGS]${JSON.stringify(c.arguments)}`).join('');
+    for (const [text, calls] of [
+      [array, CALLS.slice(0, 2)],
+      [newer, CALLS],
+      [`Let me see. ${array}`, CALLS.slice(0, 2)],
+    ] as const) {
+      for (const pieces of splits(text, 7)) {
+        const got = read(() => new TaggedCallsReader(mistral), pieces);
+        expect(got.calls).toEqual(calls);
+        expect(got.content).toBe(text.startsWith('Let') ? 'Let me see.' : '');
+      }
+    }
+    expect(read(() => new TaggedCallsReader(mistral), ['[TOOL_CALLS] [{"name": "f", "argu'])).toMatchObject({ content: '[TOOL_CALLS] [{"name": "f", "argu', calls: [] });
+    expect(read(() => new TaggedCallsReader(mistral), ['[TOOL_CALLS]f[ARGS]{oops'])).toMatchObject({ calls: [] });
+    expect(detectToolCallFormat("{{ '[TOOL_CALLS]' + tool_calls|tojson }}")).toBe(mistral);
+  });
+});
+
+describe('forced calls (the JSON the constraint holds them to)', () => {
+  it('"required": each call of the array as soon as it closes, whatever the layout and the split', () => {
+    const r = mulberry32(5);
+    for (let k = 0; k < 30; k++) {
+      const calls = Array.from({ length: 1 + Math.floor(r() * 3) }, () => CALLS[Math.floor(r() * CALLS.length)]);
+      const text = JSON.stringify(calls, null, [0, 2, 4][k % 3]);
+      for (const pieces of splits(text, k).slice(0, 6)) expect(read(() => new JsonCallsReader(true), pieces)).toMatchObject({ content: '', calls });
+    }
+    // the single call (parallel_tool_calls false)
+    expect(read(() => new JsonCallsReader(false), [...JSON.stringify(CALLS[1], null, 2)])).toMatchObject({ content: '', calls: [CALLS[1]] });
+    // cut short at max_tokens: the calls that closed, then what was written of the next as content
+    const cut = `[${JSON.stringify(CALLS[0])}, {"name": "send_le`;
+    expect(read(() => new JsonCallsReader(true), [...cut])).toMatchObject({ content: '{"name": "send_le', calls: [CALLS[0]] });
+    // a call gives out its deltas as it closes, not at the end
+    const reader = new JsonCallsReader(true);
+    expect(reader.push(`[${JSON.stringify(CALLS[0])}`)).toMatchObject([{ kind: 'call', index: 0, name: 'get_weather' }]);
+  });
+
+  it('a named function: the text is its arguments, streamed as they come', () => {
+    const reader = new NamedCallReader('get_weather');
+    expect(reader.push('{"city"')).toMatchObject([{ kind: 'call', index: 0, name: 'get_weather', arguments: '{"city"' }]);
+    expect(reader.push(': "Verona"}')).toEqual([{ kind: 'arguments', index: 0, text: ': "Verona"}' }]);
+    expect(reader.end()).toEqual([]);
+    // nothing generated still names the call
+    expect(new NamedCallReader('f').end()).toMatchObject([{ kind: 'call', name: 'f', arguments: '' }]);
+  });
+
+  it('the combined schema accepts a call exactly when Ajv accepts its arguments under that tool’s own schema, $defs of the same name kept apart', () => {
+    const tools = [
+      {
+        name: 'order',
+        parameters: { type: 'object', properties: { item: { $ref: '#/$defs/Item' }, more: { type: 'array', items: { $ref: '#/$defs/Item' } } }, required: ['item'], additionalProperties: false, $defs: { Item: { type: 'string', enum: ['bread', 'wine'] } } },
+      },
+      {
+        name: 'count',
+        parameters: { type: 'object', properties: { n: { $ref: '#/definitions/Item' }, tag: { $ref: '#/$defs/a~1b' } }, required: ['n'], additionalProperties: false, definitions: { Item: { type: 'integer' } }, $defs: { 'a/b': { enum: [true] } } },
+      },
+      { name: 'anything' },
+    ];
+    const own = tools.map((t) => new Ajv({ strict: false }).compile(t.parameters ?? { type: 'object' }));
+    const values: unknown[] = [{ item: 'bread' }, { item: 'wine', more: ['bread'] }, { item: 3 }, { n: 3 }, { n: 'bread' }, { n: 1, tag: true }, { n: 1, tag: false }, {}, { other: [1, 2] }, { item: 'bread', n: 1 }];
+    for (const parallel of [false, true]) {
+      const { schema, topLevel } = callsSchema(tools, parallel);
+      const root = compileSchema(schema, topLevel);
+      const combined = new Ajv({ strict: false }).compile(schema);
+      for (const [i, tool] of tools.entries()) {
+        for (const value of values) {
+          const call = { name: tool.name, arguments: value };
+          const instance = parallel ? [call] : call;
+          const expected = own[i](value);
+          expect(combined(instance), `${tool.name} ${JSON.stringify(value)}`).toBe(expected);
+          const prefix = new SchemaPrefix(root);
+          expect(prefix.push(JSON.stringify(instance)) && prefix.complete).toBe(expected);
+        }
+      }
+      // an unknown name is never a call
+      const prefix = new SchemaPrefix(root);
+      expect(prefix.push(`${parallel ? '[' : ''}{"name": "other"`)).toBe(false);
+    }
+  });
+});

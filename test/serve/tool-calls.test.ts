@@ -1,0 +1,243 @@
+/**
+ * Tool calling through /v1/chat/completions, with the official openai client. The shipped tiny
+ * model is given a chat template with tool calls in the Hermes format (helpers.ts). Independent
+ * truth:
+ * - transformers renders each conversation with `apply_chat_template(messages, tools=…)` (the
+ *   assistant's calls with their arguments as values, as transformers wants them): the server's
+ *   prompt must be the same token ids, and its greedy answer (tool_choice "none", and "auto", where
+ *   this model writes no call) transformers' greedy continuation;
+ * - a forced call's arguments must be valid under the function's parameters by Ajv, streamed
+ *   (accumulated by the client's own stream helper) as not.
+ * Skipped without the venv (failing under CI=true).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import OpenAI from 'openai';
+import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/shared-data.js';
+import { describeWithTransformers, pythonPath } from '../helpers/python.js';
+import { CHATML, HERMES_TOOLS_CHATML, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
+
+const NEW_TOKENS = 12;
+
+const TOOLS: ChatCompletionTool[] = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Weather',
+      parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Verona', 'Mantua', 'Padua'] }, days: { type: 'integer' } }, required: ['city', 'days'], additionalProperties: false },
+    },
+  },
+  {
+    type: 'function',
+    function: {
+      name: 'send_letter',
+      description: 'A letter',
+      parameters: {
+        type: 'object',
+        properties: { to: { $ref: '#/$defs/Person' }, urgent: { type: 'boolean' }, copies: { type: 'array', items: { $ref: '#/$defs/Person' }, maxItems: 2 } },
+        required: ['to', 'urgent', 'copies'],
+        additionalProperties: false,
+        $defs: { Person: { type: 'string', enum: ['Romeo', 'Juliet', 'Friar Laurence'] } },
+      },
+    },
+  },
+];
+
+// short: the tools fill most of the model's 1,024 positions, and it writes JSON with much whitespace
+const ASK: ChatCompletionMessageParam[] = [{ role: 'user', content: 'What weather in Mantua?' }];
+// a conversation that went through a call: the assistant's call (no text), the tool's answer, a new question
+const AFTER_CALL: ChatCompletionMessageParam[] = [
+  { role: 'system', content: 'Thou art a messenger of Verona.' },
+  ...ASK,
+  { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city": "Mantua", "days": 2}' } }] },
+  { role: 'tool', tool_call_id: 'call_1', content: '{"sky": "stormy"}' },
+  { role: 'user', content: 'Then send word to Romeo.' },
+];
+
+interface Reference {
+  text: string;
+  ids: number[];
+  generated: number[];
+}
+
+/** The messages as transformers takes them: a call's arguments as values, not JSON text. */
+function forTransformers(messages: ChatCompletionMessageParam[]): unknown[] {
+  return messages.map((m) =>
+    'tool_calls' in m && m.tool_calls
+      ? { ...m, tool_calls: m.tool_calls.map((c) => (c.type === 'function' ? { ...c, function: { ...c.function, arguments: JSON.parse(c.function.arguments) as unknown } } : c)) }
+      : m,
+  );
+}
+
+function reference(dir: string, conversations: Array<{ messages: unknown[]; tools: unknown[] | null }>): Reference[] {
+  const out = execFileSync(pythonPath, [path.join(repoRoot, 'scripts', 'hf_chat_reference.py')], {
+    input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations }),
+    env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    timeout: 300_000,
+  });
+  return (JSON.parse(out.toString()) as { results: Reference[] }).results;
+}
+
+describeWithTransformers('tool calls through the chat endpoint', () => {
+  let dir: string;
+  let plainDir: string;
+  let s: Running;
+  let client: OpenAI;
+  let refs: Reference[];
+  let decode: (ids: number[]) => string;
+  const validators = new Map(TOOLS.map((t) => [t.type === 'function' ? t.function.name : '', new Ajv({ strict: false }).compile(t.type === 'function' ? t.function.parameters! : {})]));
+
+  /** The arguments are valid for the named tool (Ajv). */
+  const expectValidCall = (call: { function: { name: string; arguments: string } }) => {
+    const validate = validators.get(call.function.name);
+    expect(validate, call.function.name).toBeDefined();
+    expect(validate!(JSON.parse(call.function.arguments)), `${call.function.name}(${call.function.arguments})`).toBe(true);
+  };
+
+  beforeAll(async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'rfid-tools-'));
+    dir = tinyWithChatTemplate(path.join(root, 'hermes'), HERMES_TOOLS_CHATML);
+    plainDir = tinyWithChatTemplate(path.join(root, 'plain'), CHATML);
+    refs = reference(dir, [
+      { messages: ASK, tools: TOOLS },
+      { messages: forTransformers(AFTER_CALL), tools: TOOLS },
+      { messages: ASK, tools: null },
+    ]);
+    s = await startServer({ models: [`tiny=${dir}`, `plain=${plainDir}`] });
+    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const tok = s.server.models.get('tiny')!.tokenizer.tokenizer;
+    decode = (ids) => tok.decode(ids, { skip_special_tokens: false });
+  }, 300_000);
+
+  afterAll(async () => {
+    await s?.close();
+    if (dir) rmSync(path.dirname(dir), { recursive: true, force: true });
+  });
+
+  it('the prompt with tools, and after a call and its result, is the one transformers renders (token ids)', async () => {
+    for (const [i, messages] of [ASK, AFTER_CALL].entries()) {
+      const r = await postJson(`${s.url}/tokenize`, { model: 'tiny', messages, tools: TOOLS });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.tokens).toEqual(refs[i].ids);
+    }
+    // the tools are in the prompt (and not without them)
+    expect(refs[0].text).toContain('<tools>\n{"type": "function", "function": {"name": "get_weather"');
+    expect(refs[1].text).toContain('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Mantua", "days": 2}}\n</tool_call>');
+    expect(refs[1].text).toContain('<tool_response>\n{"sky": "stormy"}\n</tool_response>');
+    const bare = await postJson(`${s.url}/tokenize`, { model: 'tiny', messages: ASK });
+    expect(bare.json.tokens).toEqual(refs[2].ids);
+  });
+
+  it('tool_choice "none" and "auto" (no call written): transformers’ greedy answer to the prompt with tools', async () => {
+    for (const tool_choice of ['none', 'auto'] as const) {
+      for (const [i, messages] of [ASK, AFTER_CALL].entries()) {
+        const r = await client.chat.completions.create({ model: 'tiny', messages, tools: TOOLS, tool_choice, max_tokens: NEW_TOKENS, temperature: 0 });
+        const expected = decode(refs[i].generated);
+        expect(expected).not.toContain('<tool_call>');
+        expect(r.choices[0].message.content, tool_choice).toBe(expected);
+        expect(r.choices[0].message.tool_calls ?? []).toEqual([]);
+        expect(r.choices[0].finish_reason).toBe('length');
+      }
+    }
+    // "auto" is the default with tools
+    const byDefault = await client.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, max_tokens: NEW_TOKENS, temperature: 0 });
+    expect(byDefault.choices[0].message.content).toBe(decode(refs[0].generated));
+  });
+
+  it('a named function: one call of it, arguments valid under its parameters; streamed through the client’s helper, the same call', async () => {
+    for (const name of ['get_weather', 'send_letter']) {
+      // no max_tokens: the rest of the model's 1,024 positions (the tools fill most of them)
+      const body = { model: 'tiny', messages: AFTER_CALL, tools: TOOLS, tool_choice: { type: 'function' as const, function: { name } }, temperature: 0 };
+      const r = await client.chat.completions.create(body);
+      const choice = r.choices[0];
+      expect(choice.finish_reason).toBe('stop');
+      expect(choice.message.content).toBeNull();
+      expect(choice.message.tool_calls).toHaveLength(1);
+      const call = choice.message.tool_calls![0];
+      expect(call.type).toBe('function');
+      if (call.type !== 'function') continue;
+      expect(call.id).toMatch(/^call_[0-9a-f]{24}$/);
+      expect(call.function.name).toBe(name);
+      expectValidCall(call);
+      const streamed = await client.chat.completions.stream(body).finalChatCompletion();
+      const sc = streamed.choices[0].message.tool_calls![0];
+      expect(sc.type === 'function' && sc.function).toEqual(call.function);
+      expect(streamed.choices[0].finish_reason).toBe('stop');
+    }
+  });
+
+  it('"required": calls of the given tools, valid under each one’s parameters (one when parallel_tool_calls is false); sampled choices too', async () => {
+    for (const parallel_tool_calls of [true, false]) {
+      const body = { model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'required' as const, parallel_tool_calls, temperature: 0 };
+      const r = await client.chat.completions.create(body);
+      const choice = r.choices[0];
+      const calls = choice.message.tool_calls!;
+      expect(calls.length).toBeGreaterThanOrEqual(1);
+      for (const call of calls) if (call.type === 'function') expectValidCall(call);
+      if (parallel_tool_calls && choice.finish_reason === 'length') {
+        // this model goes on past its call(s) until the context is full: the calls that closed, and
+        // what was written of a further one (if it began) as content
+        expect(choice.message.content === null || choice.message.content.startsWith('{')).toBe(true);
+      } else {
+        expect(choice.finish_reason).toBe('tool_calls');
+        expect(choice.message.content).toBeNull();
+      }
+      if (!parallel_tool_calls) expect(calls).toHaveLength(1);
+      const streamed = await client.chat.completions.stream(body).finalChatCompletion();
+      expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(calls.map((c) => c.type === 'function' && c.function));
+      expect(streamed.choices[0].message.content).toBe(choice.message.content);
+      expect(streamed.choices[0].finish_reason).toBe(choice.finish_reason);
+    }
+    const sampled = await client.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'required', temperature: 1, n: 2, seed: 11 });
+    for (const c of sampled.choices) {
+      if (c.finish_reason === 'length') continue; // a sampled Shakespeare model may not finish
+      expect(c.finish_reason).toBe('tool_calls');
+      for (const call of c.message.tool_calls!) if (call.type === 'function') expectValidCall(call);
+    }
+  });
+
+  it('a forced call cut short by max_tokens ends with "length", what was written of it as content', async () => {
+    const body = { model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'required' as const, parallel_tool_calls: false, temperature: 0 };
+    const whole = await client.chat.completions.create(body);
+    expect(whole.choices[0].message.tool_calls).toHaveLength(1);
+    const cut = await client.chat.completions.create({ ...body, max_tokens: whole.usage!.completion_tokens - 1 });
+    expect(cut.choices[0].finish_reason).toBe('length');
+    expect(cut.choices[0].message.tool_calls ?? []).toEqual([]);
+    const content = cut.choices[0].message.content!;
+    expect(content.startsWith('{')).toBe(true);
+    expect(() => JSON.parse(content)).toThrow();
+  });
+
+  it('requests that cannot be served as asked are 400s naming the field', async () => {
+    const chat = `${s.url}/v1/chat/completions`;
+    const base = { model: 'tiny', messages: ASK, max_tokens: 4 };
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ tool_choice: 'required' }, 'tool_choice', /needs tools/],
+      [{ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'absent' } } }, 'tool_choice.function.name', /not among the tools/],
+      [{ tools: [TOOLS[0], TOOLS[0]] }, 'tools.1.function.name', /given twice/],
+      [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'string', minLength: 2 } } } } }], tool_choice: 'required' }, 'tools.0.function.parameters', /"minLength" is not supported/],
+      [{ tools: TOOLS, tool_choice: 'required', response_format: { type: 'json_object' } }, 'response_format', /cannot be combined with tool calls/],
+      [{ messages: [{ role: 'user', content: null }] }, 'messages.0.content', /null only in an assistant message with tool_calls/],
+      [{ messages: [...ASK, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] }, 'messages.1.tool_calls.0.function.arguments', /not JSON text/],
+      [{ model: 'plain', tools: TOOLS }, 'tool_choice', /writes no tool-call format/],
+    ];
+    for (const [fields, param, message] of cases) {
+      const r = await postJson(chat, { ...base, ...fields });
+      expect(r.status, JSON.stringify(fields)).toBe(400);
+      expect(r.json.error.param).toBe(param);
+      expect(r.json.error.message).toMatch(message);
+    }
+    // a model whose template has no call format still takes forced calls
+    const forced = await client.chat.completions.create({ model: 'plain', messages: ASK, tools: TOOLS, tool_choice: { type: 'function', function: { name: 'get_weather' } }, temperature: 0 });
+    expect(forced.choices[0].finish_reason).toBe('stop');
+    const call = forced.choices[0].message.tool_calls![0];
+    if (call.type === 'function') expectValidCall(call);
+  });
+});
