@@ -126,6 +126,32 @@ def json_chat(client, job):
     return {"content": r.choices[0].message.content, "finish_reason": r.choices[0].finish_reason}
 
 
+def tool_chat(client, job):
+    """A call of a named function: the parsed tool call, whole and streamed (the deltas' arguments joined)."""
+    args = dict(model=job["chat_model"], messages=job["conversation"], temperature=0, tools=job["tools"], tool_choice={"type": "function", "function": {"name": job["tools"][0]["function"]["name"]}})
+    r = client.chat.completions.create(**args)
+    call = r.choices[0].message.tool_calls[0]
+    streamed = {"name": None, "arguments": "", "ids": set()}
+    finish = None
+    for chunk in client.chat.completions.create(**args, stream=True):
+        for c in chunk.choices:
+            finish = c.finish_reason or finish
+            for d in c.delta.tool_calls or []:
+                streamed["ids"].add(d.id) if d.id else None
+                if d.function and d.function.name:
+                    streamed["name"] = d.function.name
+                if d.function and d.function.arguments:
+                    streamed["arguments"] += d.function.arguments
+    return {
+        "id": call.id,
+        "name": call.function.name,
+        "arguments": call.function.arguments,
+        "content": r.choices[0].message.content,
+        "finish_reason": r.choices[0].finish_reason,
+        "streamed": {"name": streamed["name"], "arguments": streamed["arguments"], "ids": len(streamed["ids"]), "finish_reason": finish},
+    }
+
+
 def cancelled_stream(client, job):
     """Reads a few chunks of a long completion, then closes the stream (the client drops the connection)."""
     stream = client.completions.create(model=job["model"], prompt=job["prompts"][0], max_tokens=1000, temperature=0, stream=True)
@@ -176,6 +202,8 @@ def main() -> None:
         report["chat"] = attempt(lambda: chat(client, job))
         report["streamed_chat"] = attempt(lambda: streamed_chat(client, job))
         report["json_chat"] = attempt(lambda: json_chat(client, job))
+        if job.get("tools"):
+            report["tool_chat"] = attempt(lambda: tool_chat(client, job))
     json.dump(report, sys.stdout)
 
 

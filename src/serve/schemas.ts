@@ -2,12 +2,12 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (best_of > 1, suffix, and vLLM's beam search,
- * guided decoding other than guided_json, and prompt_logprobs) are refused with a 400 instead of being silently ignored;
- * their neutral values pass. vLLM's sampling fields are implemented (top_k, min_p,
- * repetition_penalty, min_tokens, ignore_eos, stop_token_ids, include_stop_str_in_output,
- * skip_special_tokens, allowed_token_ids, truncate_prompt_tokens, add_special_tokens) and, for
- * chat, chat_template_kwargs, add_generation_prompt and continue_final_message.
+ * (best_of > 1, suffix, vLLM's beam search, guided decoding other than guided_json, and
+ * prompt_logprobs) are refused with a 400 instead of being silently ignored; their neutral values
+ * pass. vLLM's sampling fields are implemented (top_k, min_p, repetition_penalty, min_tokens,
+ * ignore_eos, stop_token_ids, include_stop_str_in_output, skip_special_tokens, allowed_token_ids,
+ * truncate_prompt_tokens, add_special_tokens) and, for chat, chat_template_kwargs,
+ * add_generation_prompt, continue_final_message, and tools (tools/tool-choice.ts).
  */
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Ajv } from 'ajv';
 import { jsonOutcomeProblem } from '../helpers/json-judge.js';
 import { describeWithPythonOpenai, pythonPath } from '../helpers/python.js';
 import { runPythonJson } from '../helpers/python-json.js';
@@ -25,6 +26,10 @@ const CONVERSATION = [
   { role: 'system', content: 'You speak as a player in Shakespeare.' },
   { role: 'user', content: 'Who comes there?' },
 ];
+const LETTER_TOOL = {
+  type: 'function',
+  function: { name: 'send_letter', parameters: { type: 'object', properties: { to: { enum: ['Romeo', 'Juliet'] }, urgent: { type: 'boolean' } }, required: ['to', 'urgent'], additionalProperties: false } },
+};
 
 interface ClientError {
   class: string;
@@ -56,6 +61,7 @@ interface Report {
   chat: Attempt<{ object: string; role: string; content: string; finish_reason: string; usage: Record<string, number>; logprobs: Array<{ token: string; logprob: number; top: Array<[string, number]> }> }>;
   streamed_chat: Attempt<{ pieces: string[]; roles: string[]; finish_reason: string }>;
   json_chat: Attempt<{ content: string; finish_reason: string }>;
+  tool_chat: Attempt<{ id: string; name: string; arguments: string; content: string | null; finish_reason: string; streamed: { name: string; arguments: string; ids: number; finish_reason: string } }>;
 }
 
 /** The value of an attempt that must have succeeded (the client's exception in the failure otherwise). */
@@ -79,7 +85,7 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
   let chatDir: string;
   let want: string[];
   let report: Report;
-  const job = () => ({ base_url: `${s.url}/v1`, model: 'tiny', chat_model: 'chat', prompts, max_tokens: N, conversation: CONVERSATION, cancel_after: 3 });
+  const job = () => ({ base_url: `${s.url}/v1`, model: 'tiny', chat_model: 'chat', prompts, max_tokens: N, conversation: CONVERSATION, cancel_after: 3, tools: [LETTER_TOOL] });
 
   beforeAll(async () => {
     // the shipped model with a chat template, for the chat endpoint
@@ -156,6 +162,16 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
     expect(streamed.pieces.join('')).toBe(got.content);
     expect(streamed.roles).toEqual(['assistant']);
     expect(streamed.finish_reason).toBe(got.finish_reason);
+  });
+
+  it('tool calls: a named function’s call, parsed by the client whole and from its streamed deltas, the server’s, with arguments valid under its parameters', async () => {
+    const got = ok(report.tool_chat, 'chat with a named tool');
+    const raw = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: CONVERSATION, temperature: 0, tools: [LETTER_TOOL], tool_choice: { type: 'function', function: { name: 'send_letter' } } });
+    const call = raw.json.choices[0].message.tool_calls[0];
+    expect(got).toMatchObject({ name: 'send_letter', arguments: call.function.arguments, content: null, finish_reason: 'stop' });
+    expect(got.id).toMatch(/^call_/);
+    expect(got.streamed).toEqual({ name: 'send_letter', arguments: call.function.arguments, ids: 1, finish_reason: 'stop' });
+    expect(new Ajv({ strict: false }).compile(LETTER_TOOL.function.parameters)(JSON.parse(got.arguments))).toBe(true);
   });
 
   it('JSON mode (response_format json_object): the server’s content, one JSON object or a viable beginning of one at max_tokens', async () => {

@@ -18,9 +18,10 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { ToolCallFormat } from '../../src/serve/tools/formats/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { describeWithTransformers, pythonPath } from '../helpers/python.js';
-import { CHATML, HERMES_TOOLS_CHATML, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
+import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const NEW_TOKENS = 12;
 
@@ -151,6 +152,43 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     expect(byDefault.choices[0].message.content).toBe(decode(refs[0].generated));
   });
 
+  it('"auto" where the text holds a call: the answer before it as content, the call, "tool_calls" when the model stops; streamed as whole', async () => {
+    // this model never writes <tool_call>, so a format of its own is given to the server (the
+    // library takes any ToolCallFormat): calls open at a piece of the model's own greedy answer
+    const body = { model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'auto' as const, max_tokens: 32, temperature: 0 };
+    const text = (await client.chat.completions.create(body)).choices[0].message.content!;
+    // the first 4 characters from a third of the way in that occur there first, and a stop string after them
+    let at = Math.floor(text.length / 3);
+    while (text.indexOf(text.slice(at, at + 4)) !== at) at++;
+    const marker = text.slice(at, at + 4);
+    let stopAt = at + marker.length + 8;
+    while (text.indexOf(text.slice(stopAt, stopAt + 3), at + marker.length) !== stopAt) stopAt++;
+    const stop = text.slice(stopAt, stopAt + 3);
+    expect(stopAt + 3).toBeLessThan(text.length);
+    const format: ToolCallFormat = { name: 'marked', start: marker, end: null, parse: (said) => [{ name: 'get_weather', arguments: JSON.stringify({ said }) }], detect: () => false };
+    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
+    try {
+      const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      for (const [request, finish] of [
+        [body, 'length'],
+        [{ ...body, stop }, 'tool_calls'],
+      ] as const) {
+        const r = await otherClient.chat.completions.create(request);
+        const message = r.choices[0].message;
+        expect(r.choices[0].finish_reason).toBe(finish);
+        expect(message.content).toBe(text.slice(0, at).trimEnd() || null);
+        const said = finish === 'length' ? text.slice(at + marker.length) : text.slice(at + marker.length, stopAt);
+        expect(message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual([{ name: 'get_weather', arguments: JSON.stringify({ said }) }]);
+        const streamed = await otherClient.chat.completions.stream(request).finalChatCompletion();
+        expect(streamed.choices[0].message.content).toBe(message.content ?? '');
+        expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
+        expect(streamed.choices[0].finish_reason).toBe(finish);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a named function: one call of it, arguments valid under its parameters; streamed through the client’s helper, the same call', async () => {
     for (const name of ['get_weather', 'send_letter']) {
       // no max_tokens: the rest of the model's 1,024 positions (the tools fill most of them)
@@ -233,6 +271,17 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.status, JSON.stringify(fields)).toBe(400);
       expect(r.json.error.param).toBe(param);
       expect(r.json.error.message).toMatch(message);
+    }
+    // rfid-moe serve --tool-call-parser: a format for every model (then "auto" serves), an unknown one exits 2
+    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of hermes, mistral or none/s);
+    const cli = await spawnServeCli([`plain=${plainDir}`, '--port', '0', '--quiet', '--tool-call-parser', 'hermes']);
+    try {
+      const r = await postJson(`${cli.url}/v1/chat/completions`, { ...base, model: 'plain', tools: TOOLS, temperature: 0 });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.choices[0].message.content.length).toBeGreaterThan(0);
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exited;
     }
     // a model whose template has no call format still takes forced calls
     const forced = await client.chat.completions.create({ model: 'plain', messages: ASK, tools: TOOLS, tool_choice: { type: 'function', function: { name: 'get_weather' } }, temperature: 0 });
