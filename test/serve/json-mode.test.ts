@@ -128,6 +128,18 @@ describe('JSON mode through the server', () => {
     if (viaFormat.json.choices[0].finish_reason === 'stop') expect(new Ajv({ strict: false }).compile(CHARACTER)(JSON.parse(viaFormat.json.choices[0].text))).toBe(true);
   });
 
+  it('guided_json takes any top-level value, as vLLM’s does (response_format only an object, as OpenAI’s)', async () => {
+    const list = { type: 'array', items: { enum: ['Romeo', 'Juliet', 'Tybalt'] }, minItems: 1, maxItems: 2 };
+    const body = { model: 'tiny', prompt: 'Who dies?', max_tokens: 200, temperature: 0 };
+    const r = await postJson(`${s.url}/v1/completions`, { ...body, guided_json: list });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.choices[0].finish_reason).toBe('stop');
+    expect(new Ajv({ strict: false }).compile(list)(JSON.parse(r.json.choices[0].text))).toBe(true);
+    const refused = await postJson(`${s.url}/v1/completions`, { ...body, response_format: { type: 'json_schema', json_schema: { name: 'l', schema: list } } });
+    expect(refused.status).toBe(400);
+    expect(refused.json.error.message).toMatch(/the top level must be an object/);
+  });
+
   it('a schema it cannot follow, or another format, is a 400 naming the field, before any load', async () => {
     const pattern = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^a' } } } } };
     const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], response_format: pattern as OpenAI.ResponseFormatJSONSchema }).catch((e: unknown) => e);
