@@ -39,6 +39,7 @@ export {
   type GenerationParam,
   type GenerateOptions,
   type GenerationParams,
+  type JsonSchemaFormat,
   type GenerationEvent,
   type GenerationUsage,
   type FinishReason,

@@ -18,7 +18,7 @@ import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ToolCallFormat } from '../../src/serve/tools/formats/index.js';
+import { callFromJson, tryJson, type ToolCallFormat } from '../../src/serve/tools/formats/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { describeWithTransformers, pythonPath } from '../helpers/python.js';
 import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
@@ -60,6 +60,29 @@ const AFTER_CALL: ChatCompletionMessageParam[] = [
   { role: 'tool', tool_call_id: 'call_1', content: '{"sky": "stormy"}' },
   { role: 'user', content: 'Then send word to Romeo.' },
 ];
+
+/** The first 4 characters of `text` from a third of the way in that occur there first (where a test's call format opens). */
+function markerIn(text: string): { at: number; marker: string } {
+  let at = Math.floor(text.length / 3);
+  while (text.indexOf(text.slice(at, at + 4)) !== at) at++;
+  return { at, marker: text.slice(at, at + 4) };
+}
+
+/** Where the JSON object at the start of `s` (after whitespace) closes: the index after its `}` (s.length while it has not). */
+function objectEnd(s: string): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
+  }
+  return s.length;
+}
 
 interface Reference {
   text: string;
@@ -157,10 +180,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     // library takes any ToolCallFormat): calls open at a piece of the model's own greedy answer
     const body = { model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'auto' as const, max_tokens: 32, temperature: 0 };
     const text = (await client.chat.completions.create(body)).choices[0].message.content!;
-    // the first 4 characters from a third of the way in that occur there first, and a stop string after them
-    let at = Math.floor(text.length / 3);
-    while (text.indexOf(text.slice(at, at + 4)) !== at) at++;
-    const marker = text.slice(at, at + 4);
+    const { at, marker } = markerIn(text);
     let stopAt = at + marker.length + 8;
     while (text.indexOf(text.slice(stopAt, stopAt + 3), at + marker.length) !== stopAt) stopAt++;
     const stop = text.slice(stopAt, stopAt + 3);
@@ -184,6 +204,36 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
         expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
         expect(streamed.choices[0].finish_reason).toBe(finish);
       }
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('"auto": a call block the model opens is held to the tools’ schemas (a format whose blocks are one JSON call)', async () => {
+    const tools = [TOOLS[0]];
+    const body = { model: 'tiny', messages: ASK, tools, tool_choice: 'auto' as const, temperature: 0 };
+    const text = (await client.chat.completions.create({ ...body, max_tokens: 32 })).choices[0].message.content!;
+    const { at, marker } = markerIn(text);
+    // like Hermes's blocks, but closed by the end of the JSON instead of a tag
+    const parse = (block: string) => {
+      const value = tryJson(block.slice(0, objectEnd(block)));
+      const call = callFromJson(value);
+      return call ? [call] : null;
+    };
+    const format: ToolCallFormat = { name: 'marked-json', start: marker, end: null, heldCall: 'one', parse, detect: () => false };
+    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
+    try {
+      const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const r = await otherClient.chat.completions.create(body);
+      const message = r.choices[0].message;
+      expect(message.content).toBe(text.slice(0, at).trimEnd() || null);
+      expect(message.tool_calls).toHaveLength(1);
+      const call = message.tool_calls![0];
+      if (call.type === 'function') expectValidCall(call);
+      // the model went on after the call, free again, until the context was full
+      expect(r.choices[0].finish_reason).toBe('length');
+      const streamed = await otherClient.chat.completions.stream(body).finalChatCompletion();
+      expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
     } finally {
       await other.close();
     }

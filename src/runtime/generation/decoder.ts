@@ -27,7 +27,8 @@ import { assertPromptIds } from './prompt-ids.js';
 import { RequestLogitsProcessor, resolveLogitsProcessing, type LogitsProcessingParams } from './logits-processors.js';
 import { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage } from './generation-stream.js';
 import { longestSharedBeginning } from './shared-prefix.js';
-import { JsonObjectConstraint, startingState, tokenPieces, type JsonGrammarState } from './json-constraint.js';
+import { JsonObjectConstraint, startingState, tokenPieces, type JsonGrammarState, type TokenConstraint } from './json-constraint.js';
+import { TriggeredConstraint } from './triggered-constraint.js';
 import { SchemaError, type TopLevel } from './json-schema.js';
 
 export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
@@ -74,7 +75,20 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * value (an array, say), as vLLM's guided_json allows. Needs the decoder's tokenizer. Default
    * 'text': no constraint.
    */
-  responseFormat?: 'text' | 'json_object' | { jsonSchema: unknown; topLevel?: TopLevel };
+  responseFormat?: 'text' | 'json_object' | JsonSchemaFormat;
+}
+
+/** A response held to a JSON schema (GenerationParams.responseFormat). */
+export interface JsonSchemaFormat {
+  jsonSchema: unknown;
+  /** 'object' (default): the value must be an object, as OpenAI's response_format; 'any': any JSON value, as vLLM's guided_json */
+  topLevel?: TopLevel;
+  /**
+   * Free text until the generated text holds this, then a value held to the schema, then free
+   * text again until the next occurrence (triggered-constraint.ts): what keeps a tool call the
+   * model chooses to make well-formed. The generation does not end when the value closes.
+   */
+  trigger?: string;
 }
 
 export interface BatchDecoderOptions {
@@ -113,7 +127,7 @@ interface Sequence {
   /** allowed tokens, logit bias, penalties and the minimum length's held stops; null: none asked for */
   logitsProcessor: RequestLogitsProcessor | null;
   /** JSON mode's constraint; null: free text */
-  json: JsonObjectConstraint | null;
+  json: TokenConstraint | null;
   stopIds: ReadonlySet<number>;
   /** alternatives to report with each token's log-probability; null: no log-probabilities */
   logprobs: number | null;
@@ -306,7 +320,7 @@ export class BatchDecoder {
   }
 
   /** JSON mode's constraint for a request (null: free text); GenerationParamsError for a bad format or schema. */
-  private jsonConstraint(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): JsonObjectConstraint | null {
+  private jsonConstraint(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
     const format = params.responseFormat ?? 'text';
     if (format === 'text') return null;
     const schema = typeof format === 'object' && format !== null && 'jsonSchema' in format ? format.jsonSchema : undefined;
@@ -320,7 +334,13 @@ export class BatchDecoder {
       if (err instanceof SchemaError) throw new GenerationParamsError(err.message, 'responseFormat');
       throw err;
     }
-    return new JsonObjectConstraint(this.opts.tokenizer, tokenPieces(this.opts.tokenizer, vocabSize), new Set(stopIds), params.skipSpecialTokens ?? true, start);
+    const tokenizer = this.opts.tokenizer;
+    const skipSpecial = params.skipSpecialTokens ?? true;
+    const hold = (state: JsonGrammarState) => new JsonObjectConstraint(tokenizer, tokenPieces(tokenizer, vocabSize), new Set(stopIds), skipSpecial, state);
+    const trigger = typeof format === 'object' && format !== null ? format.trigger : undefined;
+    if (trigger === undefined) return hold(start);
+    if (typeof trigger !== 'string' || trigger.length === 0) throw new GenerationParamsError('responseFormat.trigger must be a non-empty string', 'responseFormat');
+    return new TriggeredConstraint(tokenizer, trigger, start, hold, skipSpecial);
   }
 
   /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */

@@ -7,6 +7,7 @@ export {
   GenerationStream,
   type BatchDecoderOptions,
   type GenerationParams,
+  type JsonSchemaFormat,
   type GenerationEvent,
   type GenerationUsage,
   type FinishReason,

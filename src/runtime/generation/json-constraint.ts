@@ -54,6 +54,16 @@ export interface JsonGrammarState {
   readonly inString: boolean;
 }
 
+/** What the decoder asks of a constraint on a sequence's tokens (JsonObjectConstraint, TriggeredConstraint). */
+export interface TokenConstraint {
+  /** the next token from this row of (processed) logits, among those the constraint allows; -1 when none is */
+  choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number;
+  /** records the token `choose` returned */
+  commit(token: number): void;
+  /** the constrained text is complete: the generation ends */
+  readonly complete: boolean;
+}
+
 /** Compiled schemas by their JSON text: a schema sent again finds its node, and so its kept screens. */
 const compiledSchemas = new Map<string, SchemaNode>();
 const MAX_COMPILED_SCHEMAS = 64;
@@ -177,7 +187,7 @@ interface Judged {
   settled: boolean;
 }
 
-export class JsonObjectConstraint {
+export class JsonObjectConstraint implements TokenConstraint {
   private readonly ids: number[] = [];
   /** ids [prefixOffset, readOffset) decode to `windowText`, the end of the settled text; later ids are partial */
   private prefixOffset = 0;

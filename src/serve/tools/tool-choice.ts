@@ -8,7 +8,8 @@
  * - "auto" (the default with tools): the model decides; its calls are read from its text in its
  *   family's format (formats/), which the model must have: its chat template writes one the server
  *   knows, or `serve --tool-call-parser` names one. Otherwise "auto" is a 400 that says so, as in
- *   vLLM, rather than calls that never come.
+ *   vLLM, rather than calls that never come. A call block the model opens is held to the tools'
+ *   schemas where the format allows (Hermes).
  * Forced calls are held by the JSON constraint, so they are well-formed whatever the model.
  */
 import { badRequest } from '../errors.js';
@@ -79,7 +80,24 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
       'tool_choice_unsupported',
     );
   }
-  return { mode: { kind: 'auto', format: modelFormat }, responseFormat: undefined, templateTools };
+  return { mode: { kind: 'auto', format: modelFormat }, responseFormat: heldCalls(tools.map((t) => t.function), modelFormat), templateTools };
+}
+
+/**
+ * "auto": where the format's blocks are one JSON call, each block the model opens is held to a
+ * call of one of the tools (TriggeredConstraint), so what it writes there is a call the client can
+ * run. Tools whose parameters use keywords the constraint cannot follow leave the blocks free
+ * (the model chose to call; a 400 would refuse a request that needs no constraint to be served).
+ */
+function heldCalls(tools: FunctionTool[], format: ToolCallFormat): GenerationParams['responseFormat'] {
+  if (format.heldCall !== 'one') return undefined;
+  try {
+    assertToolSchemas(tools);
+  } catch {
+    return undefined;
+  }
+  const { schema, topLevel } = callsSchema(tools, false);
+  return { jsonSchema: compiled(schema, 'tools', topLevel), topLevel, trigger: format.start };
 }
 
 /** The tools as the chat template receives them, in the request's form; null without tools. */

@@ -16,6 +16,12 @@ export interface ToolCallFormat {
   readonly start: string;
   /** the text that closes it; null: the block runs to the end of the generation */
   readonly end: string | null;
+  /**
+   * What a block holds, when the server holds it to the tools' schemas once the model has opened
+   * it (TriggeredConstraint): one call {"name", "arguments"}; absent: the block is not held (its
+   * form is not one JSON value).
+   */
+  readonly heldCall?: 'one';
   /** the calls a block's text (between start and end) holds; null where it is not well-formed */
   parse(body: string): ParsedCall[] | null;
   /** whether a chat template writes (and so expects) calls this way */

@@ -1,7 +1,7 @@
 /**
  * The Hermes format (NousResearch's Hermes 2 Pro, and the Qwen2.5 / Qwen3 families, Qwen3-MoE
  * included): each call is `<tool_call>\n{"name": …, "arguments": {…}}\n</tool_call>`; several
- * calls are several blocks.
+ * calls are several blocks. The JSON of a block the model opens is held to the tools' schemas.
  */
 import { callFromJson, tryJson, type ToolCallFormat } from './format.js';
 
@@ -9,6 +9,7 @@ export const hermes: ToolCallFormat = {
   name: 'hermes',
   start: '<tool_call>',
   end: '</tool_call>',
+  heldCall: 'one',
   parse(body) {
     const call = callFromJson(tryJson(body.trim()));
     return call ? [call] : null;

@@ -1,7 +1,9 @@
 /**
  * Mistral's format (Mistral and Mixtral instruct models whose templates take tools): `[TOOL_CALLS]`
  * then a JSON array of {"name", "arguments"} objects, to the end of the message; the newer
- * tokenizers write `[TOOL_CALLS]name[ARGS]{…}` for each call instead. Both are read.
+ * tokenizers write `[TOOL_CALLS]name[ARGS]{…}` for each call instead. Both are read; neither is
+ * held to the tools' schemas while written (the two forms begin alike, and the second is not one
+ * JSON value).
  */
 import { callFromJson, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
 

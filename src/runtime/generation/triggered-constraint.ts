@@ -1,0 +1,73 @@
+/**
+ * A JSON constraint that waits for a trigger: the model writes freely until the generated text
+ * holds `trigger`, then the JSON that follows is held to the schema (json-constraint.ts), and once
+ * that value closes the model is free again, until the next trigger. This is how a tool call that
+ * the model decides to make ("auto") is still well-formed: its call block opens freely (Hermes's
+ * `<tool_call>`), and the call inside it can only be a call of one of the tools with arguments valid
+ * under its parameters (the same idea as llama.cpp's lazy grammars).
+ *
+ * What the trigger's own token carries after the trigger (GPT-2-style vocabularies split tags, and
+ * a piece may run on past it) is read into the JSON first; where that already breaks the JSON, the
+ * block stays free (the reader of the calls then leaves it as text).
+ */
+import type { JsonGrammarState, TokenConstraint } from './json-constraint.js';
+import type { Sampler } from './sampling.js';
+import type { TextDecoderLike } from './stop.js';
+
+/** Tokens decoded together to look for the trigger: enough for any trigger of this many characters, whatever the tokens. */
+const windowTokens = (trigger: string) => trigger.length + 8;
+
+export class TriggeredConstraint implements TokenConstraint {
+  /** free tokens since the last trigger (only the last few are decoded) */
+  private ids: number[] = [];
+  private held: TokenConstraint | null = null;
+
+  constructor(
+    private readonly decoder: TextDecoderLike,
+    private readonly trigger: string,
+    private readonly start: JsonGrammarState,
+    /** a constraint holding the text to `state` from here (json-constraint.ts's JsonObjectConstraint) */
+    private readonly hold: (state: JsonGrammarState) => TokenConstraint,
+    private readonly skipSpecialTokens = true,
+  ) {}
+
+  /** never ends the generation: a closed value hands the text back to the model */
+  get complete(): boolean {
+    return false;
+  }
+
+  /** whether the text is being held to the schema now */
+  get holding(): boolean {
+    return this.held !== null;
+  }
+
+  choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number {
+    return this.held ? this.held.choose(row, sampler, pickGreedy) : sampler.next(row, pickGreedy);
+  }
+
+  commit(token: number): void {
+    if (this.held) {
+      this.held.commit(token);
+      if (this.held.complete) {
+        this.held = null;
+        this.ids = [];
+      }
+      return;
+    }
+    this.ids.push(token);
+    const window = this.ids.slice(-windowTokens(this.trigger));
+    let text: string;
+    try {
+      text = this.decoder.decode(window, { skipSpecialTokens: this.skipSpecialTokens });
+    } catch {
+      return; // an id the tokenizer cannot decode writes no trigger
+    }
+    // the trigger ends in this token's text: it was not in the window one token before, or it
+    // would have been found then (and the tokens before it forgotten)
+    const at = text.lastIndexOf(this.trigger);
+    if (at < 0) return;
+    this.ids = [];
+    const state = this.start.clone();
+    if (state.push(text.slice(at + this.trigger.length))) this.held = this.hold(state);
+  }
+}

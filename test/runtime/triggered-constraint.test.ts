@@ -1,0 +1,134 @@
+/**
+ * A JSON schema held only after a trigger (responseFormat.trigger), on both shipped models: what
+ * keeps a tool call the model chooses to make well-formed. The trigger is taken from the model's
+ * own free greedy text, so the test knows where it comes. Independent truth: the free greedy
+ * decode (token-identical up to the trigger, and again for the tokens right after the held value
+ * closes, decoded afresh from the prompt and the tokens so far) and Ajv (the held value).
+ */
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { createEngine } from '../../src/engine/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { BatchDecoder, GenerationParamsError, loadTextCodec, weightProviderOf, type GenerationStream } from '../../src/runtime/index.js';
+import { repoRoot } from '../helpers/shared-data.js';
+
+const MODELS = ['qwen3-moe-tiny-shakespeare', 'mixtral-tiny-shakespeare'];
+const PROMPT_TEXT = 'ROMEO:\nWhat news from Verona?\n';
+const SCHEMA = {
+  type: 'object',
+  properties: { name: { enum: ['get_weather', 'send_letter'] }, arguments: { type: 'object', properties: { to: { enum: ['Romeo', 'Juliet'] }, urgent: { type: 'boolean' } }, required: ['to', 'urgent'], additionalProperties: false } },
+  required: ['name', 'arguments'],
+  additionalProperties: false,
+};
+
+let engine: Engine;
+beforeAll(async () => {
+  engine = (await createEngine('auto', { threads: 1 })).engine;
+});
+afterAll(() => engine?.dispose());
+
+interface Decoded {
+  tokens: number[];
+  /** the text after each token */
+  texts: string[];
+  finishReason: string;
+}
+
+async function collect(stream: GenerationStream): Promise<Decoded> {
+  const tokens: number[] = [];
+  const texts: string[] = [];
+  let text = '';
+  for await (const e of stream) {
+    if (e.type !== 'token') return { tokens, texts, finishReason: e.usage.finishReason };
+    tokens.push(e.token);
+    text += e.text;
+    texts.push(text);
+  }
+  throw new Error('no end event');
+}
+
+/** Where the JSON object at the start of `s` (after whitespace) closes: the index after its `}`; -1 while it has not. */
+function objectEnd(s: string): number {
+  let i = s.length - s.trimStart().length;
+  if (s[i] !== '{') return -1;
+  let depth = 0;
+  let inString = false;
+  for (; i < s.length; i++) {
+    const c = s[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
+  }
+  return -1;
+}
+
+describe('a schema held after a trigger', () => {
+  for (const model of MODELS) {
+    it(`${model}: free until the trigger, then a value valid under the schema, then free again`, async () => {
+      const dir = path.join(repoRoot, 'examples', 'models', model);
+      const ckpt = await openCheckpoint(dir);
+      const codec = await loadTextCodec(dir);
+      const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 4, tokenizer: codec });
+      try {
+        const prompt = codec.encode(PROMPT_TEXT);
+        const free = await collect(decoder.submit(prompt, { maxNewTokens: 40, temperature: 0, stopTokenIds: [] }));
+        // (the models write much whitespace inside JSON: room for it)
+        // the trigger: the last 3 characters of the text after token k, which first appear there
+        let k = 6;
+        const firstAt = (s: string, t: string) => s.indexOf(t);
+        while (!(free.texts[k].length >= 3 && firstAt(free.texts[k], free.texts[k].slice(-3)) === free.texts[k].length - 3)) k++;
+        const trigger = free.texts[k].slice(-3);
+
+        const held = await collect(decoder.submit(prompt, { maxNewTokens: 800, temperature: 0, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger } }));
+        expect(held.tokens.slice(0, k + 1)).toEqual(free.tokens.slice(0, k + 1));
+        const text = held.texts.at(-1)!;
+        const after = text.slice(free.texts[k].length);
+        const end = objectEnd(after);
+        expect(end, JSON.stringify(after)).toBeGreaterThan(0);
+        const value = JSON.parse(after.slice(0, end)) as unknown;
+        expect(new Ajv({ strict: false }).compile(SCHEMA)(value), after.slice(0, end)).toBe(true);
+        // the generation went on past the value (it does not end there), and the model was free again:
+        // the tokens after the one that closed the value are its free greedy choice from there
+        const closed = held.texts.findIndex((t, i) => i > k && objectEnd(t.slice(free.texts[k].length)) > 0);
+        expect(held.tokens.length).toBeGreaterThan(closed + 4);
+        expect(held.finishReason).toBe('length');
+        const resumed = await collect(decoder.submit(Int32Array.from([...prompt, ...held.tokens.slice(0, closed + 1)]), { maxNewTokens: 4, temperature: 0, stopTokenIds: [] }));
+        const next = held.texts[closed + 4].slice(held.texts[closed].length);
+        // (unless those tokens wrote the trigger again, which would hold the text once more)
+        if (!next.includes(trigger)) expect(held.tokens.slice(closed + 1, closed + 5)).toEqual(resumed.tokens);
+
+        // sampled: the held value is valid too, whenever it closed
+        for (const seed of [1, 2, 3]) {
+          const sampled = await collect(decoder.submit(prompt, { maxNewTokens: 200, temperature: 0.9, seed, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger } }));
+          const all = sampled.texts.at(-1)!;
+          const at = all.indexOf(trigger);
+          if (at < 0) continue;
+          const rest = all.slice(at + trigger.length);
+          const e = objectEnd(rest);
+          if (e > 0) expect(new Ajv({ strict: false }).compile(SCHEMA)(JSON.parse(rest.slice(0, e))), rest.slice(0, e)).toBe(true);
+        }
+      } finally {
+        await decoder.close();
+        await ckpt.close();
+      }
+    }, 120_000);
+  }
+
+  it('an empty trigger is refused', async () => {
+    const dir = path.join(repoRoot, 'examples', 'models', MODELS[1]);
+    const ckpt = await openCheckpoint(dir);
+    const codec = await loadTextCodec(dir);
+    const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1, tokenizer: codec });
+    try {
+      expect(() => decoder.submit(codec.encode('x'), { maxNewTokens: 2, responseFormat: { jsonSchema: SCHEMA, trigger: '' } })).toThrow(GenerationParamsError);
+    } finally {
+      await decoder.close();
+      await ckpt.close();
+    }
+  });
+});
