@@ -80,3 +80,21 @@ export function jsonOutcomeProblem(text: string, finishReason: string | null | u
   if (finishReason !== 'length') return `finish reason ${String(finishReason)}, expected stop or length`;
   return viableJsonObject(text) ? null : `ran out of tokens in text that is no beginning of a JSON object: ${JSON.stringify(text)}`;
 }
+
+/** Where the JSON object or array at the start of `s` (after whitespace) closes: the index after it; -1 where it does not start there or has not closed. */
+export function valueEnd(s: string): number {
+  let i = s.length - s.trimStart().length;
+  if (s[i] !== '{' && s[i] !== '[') return -1;
+  let depth = 0;
+  let inString = false;
+  for (; i < s.length; i++) {
+    const c = s[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
+  }
+  return -1;
+}

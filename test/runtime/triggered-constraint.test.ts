@@ -12,6 +12,7 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { BatchDecoder, GenerationParamsError, loadTextCodec, weightProviderOf, type GenerationStream } from '../../src/runtime/index.js';
+import { valueEnd } from '../helpers/json-judge.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
 const MODELS = ['qwen3-moe-tiny-shakespeare', 'mixtral-tiny-shakespeare'];
@@ -49,24 +50,6 @@ async function collect(stream: GenerationStream): Promise<Decoded> {
   throw new Error('no end event');
 }
 
-/** Where the JSON object at the start of `s` (after whitespace) closes: the index after its `}`; -1 while it has not. */
-function objectEnd(s: string): number {
-  let i = s.length - s.trimStart().length;
-  if (s[i] !== '{') return -1;
-  let depth = 0;
-  let inString = false;
-  for (; i < s.length; i++) {
-    const c = s[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{' || c === '[') depth++;
-    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
-  }
-  return -1;
-}
-
 describe('a schema held after a trigger', () => {
   for (const model of MODELS) {
     it(`${model}: free until the trigger, then a value valid under the schema, then free again`, async () => {
@@ -88,13 +71,13 @@ describe('a schema held after a trigger', () => {
         expect(held.tokens.slice(0, k + 1)).toEqual(free.tokens.slice(0, k + 1));
         const text = held.texts.at(-1)!;
         const after = text.slice(free.texts[k].length);
-        const end = objectEnd(after);
+        const end = valueEnd(after);
         expect(end, JSON.stringify(after)).toBeGreaterThan(0);
         const value = JSON.parse(after.slice(0, end)) as unknown;
         expect(new Ajv({ strict: false }).compile(SCHEMA)(value), after.slice(0, end)).toBe(true);
         // the generation went on past the value (it does not end there), and the model was free again:
         // the tokens after the one that closed the value are its free greedy choice from there
-        const closed = held.texts.findIndex((t, i) => i > k && objectEnd(t.slice(free.texts[k].length)) > 0);
+        const closed = held.texts.findIndex((t, i) => i > k && valueEnd(t.slice(free.texts[k].length)) > 0);
         expect(held.tokens.length).toBeGreaterThan(closed + 4);
         expect(held.finishReason).toBe('length');
         const resumed = await collect(decoder.submit(Int32Array.from([...prompt, ...held.tokens.slice(0, closed + 1)]), { maxNewTokens: 4, temperature: 0, stopTokenIds: [] }));
@@ -109,7 +92,7 @@ describe('a schema held after a trigger', () => {
           const at = all.indexOf(trigger);
           if (at < 0) continue;
           const rest = all.slice(at + trigger.length);
-          const e = objectEnd(rest);
+          const e = valueEnd(rest);
           if (e > 0) expect(new Ajv({ strict: false }).compile(SCHEMA)(JSON.parse(rest.slice(0, e))), rest.slice(0, e)).toBe(true);
         }
       } finally {

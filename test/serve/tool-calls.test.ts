@@ -19,6 +19,7 @@ import OpenAI from 'openai';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { callFromJson, tryJson, type ToolCallFormat } from '../../src/serve/tools/formats/index.js';
+import { valueEnd } from '../helpers/json-judge.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { describeWithTransformers, pythonPath } from '../helpers/python.js';
 import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
@@ -66,22 +67,6 @@ function markerIn(text: string): { at: number; marker: string } {
   let at = Math.floor(text.length / 3);
   while (text.indexOf(text.slice(at, at + 4)) !== at) at++;
   return { at, marker: text.slice(at, at + 4) };
-}
-
-/** Where the JSON object at the start of `s` (after whitespace) closes: the index after its `}` (s.length while it has not). */
-function objectEnd(s: string): number {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{' || c === '[') depth++;
-    else if ((c === '}' || c === ']') && --depth === 0) return i + 1;
-  }
-  return s.length;
 }
 
 interface Reference {
@@ -216,8 +201,8 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     const { at, marker } = markerIn(text);
     // like Hermes's blocks, but closed by the end of the JSON instead of a tag
     const parse = (block: string) => {
-      const value = tryJson(block.slice(0, objectEnd(block)));
-      const call = callFromJson(value);
+      const end = valueEnd(block);
+      const call = end < 0 ? null : callFromJson(tryJson(block.slice(0, end)));
       return call ? [call] : null;
     };
     const format: ToolCallFormat = { name: 'marked-json', start: marker, end: null, heldCall: 'one', parse, detect: () => false };
