@@ -116,6 +116,39 @@ describe('JSON mode’s token choice', () => {
     }
   });
 
+  it('once the model has missed the JSON two steps running, steps screen at once: the same greedy choice, the same distribution', () => {
+    const draws = 6000;
+    for (const ctx of [['{'], ['{"', 'a', '":']]) {
+      const valid = validAfter(ctx);
+      /** a constraint whose lazy draws have just failed twice (rows where only tokens that do not fit are left) */
+      const missed = () => {
+        const c = constraintAfter(ctx);
+        for (let k = 0; k < 2; k++) {
+          const row = Float32Array.from(randomRow(17 + k), (v, t) => (valid.has(t) ? -Infinity : v));
+          expect(c.choose(row, new Sampler({ temperature: 0 }), argmaxOf)).toBe(-1);
+        }
+        return c;
+      };
+      const row = randomRow(ctx.length * 31 + 5);
+      let want = -1;
+      for (const t of valid) if (want < 0 || row[t] > row[want]) want = t;
+      expect(missed().choose(Float32Array.from(row), new Sampler({ temperature: 0 }), argmaxOf)).toBe(want);
+      const masked = Float32Array.from(row, (v, t) => (valid.has(t) ? v : -Infinity));
+      const sampler = new Sampler({ temperature: 0.8, seed: 5 });
+      const expected = samplingDistribution(masked, sampler.params);
+      const counts = new Map<number, number>();
+      for (let k = 0; k < draws; k++) {
+        const t = missed().choose(Float32Array.from(row), sampler, argmaxOf);
+        counts.set(t, (counts.get(t) ?? 0) + 1);
+      }
+      for (const t of counts.keys()) expect(expected.ids.includes(t), `${ctx.join('|')}: token ${VOCAB[t]}`).toBe(true);
+      expected.ids.forEach((t, i) => {
+        const p = expected.probs[i];
+        expect(Math.abs((counts.get(t) ?? 0) / draws - p), `${ctx.join('|')}: ${VOCAB[t]}`).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / draws) + 1e-9);
+      });
+    }
+  });
+
   it('lets a split character into a string only, and completes it there', () => {
     expect(validAfter(['{']).has(id('B1'))).toBe(false);
     expect(validAfter(['{', '"']).has(id('B1'))).toBe(true);
