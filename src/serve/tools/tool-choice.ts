@@ -75,7 +75,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
   }
   if (modelFormat === null) {
     throw badRequest(
-      `tool_choice "auto" needs to read the model's calls from its text, and the chat template of \`${modelId}\` writes no tool-call format this server knows (hermes: <tool_call>, mistral: [TOOL_CALLS]); use tool_choice "required" or a named function (the server then holds the output to the call), or start the server with --tool-call-parser`,
+      `tool_choice "auto" needs to read the model's calls from its text, and the chat template of \`${modelId}\` writes no tool-call format this server knows (hermes: <tool_call>, mistral: [TOOL_CALLS]); use tool_choice "required" or a named function (the server then holds the output to the call), or start the server with a tool-call parser for it`,
       'tool_choice',
       'tool_choice_unsupported',
     );
