@@ -133,6 +133,37 @@ describe('sampling', () => {
     for (const [id, p] of want) expect(Math.abs(counts.get(id)! / n - p)).toBeLessThan(4 * Math.sqrt((p * (1 - p)) / n));
   });
 
+  it('without top-p the draw needs no order: plain temperature, min-p and top-k draws follow the distribution (HF’s warpers), NaN logits never drawn', () => {
+    const row = Float32Array.from({ length: 60 }, (_, i) => Math.sin(i * 2.3) * 2.5);
+    row[7] = Number.NaN;
+    const n = 30000;
+    for (const params of [{ temperature: 1 }, { temperature: 0.6 }, { temperature: 1.4, minP: 0.2 }, { temperature: 0.8, topK: 5 }, { temperature: 1, topK: 8, minP: 0.3 }]) {
+      const s = new Sampler({ ...params, seed: 21 });
+      const counts = new Map<number, number>();
+      for (let i = 0; i < n; i++) {
+        const t = s.next(row);
+        counts.set(t, (counts.get(t) ?? 0) + 1);
+      }
+      // HF's MinPLogitsWarper keeps a token whose probability is at least min-p times the largest
+      const finite = Array.from(row, (v) => (v === v ? v : -Infinity));
+      let want = referenceDistribution(finite, params.temperature, params.topK ?? 0, 1);
+      const minP = params.minP ?? 0;
+      if (minP > 0) {
+        const top = Math.max(...want.values());
+        const kept = [...want].filter(([, p]) => p >= minP * top);
+        const mass = kept.reduce((a, [, p]) => a + p, 0);
+        want = new Map(kept.map(([i, p]) => [i, p / mass]));
+      }
+      expect(counts.has(7)).toBe(false);
+      for (const id of counts.keys()) expect(want.has(id), `${JSON.stringify(params)} drew ${id}`).toBe(true);
+      for (const [id, p] of want) expect(Math.abs((counts.get(id) ?? 0) / n - p), `${JSON.stringify(params)} token ${id}`).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / n) + 1e-9);
+    }
+    // +∞ logits share all the mass there too
+    const s = new Sampler({ temperature: 1, seed: 3 });
+    const drawn = new Set(Array.from({ length: 200 }, () => s.next(Float32Array.from([0, Infinity, 2, Infinity]))));
+    expect(drawn).toEqual(new Set([1, 3]));
+  });
+
   it('logits that are not finite: +∞ ones share all the mass, NaN ones weigh nothing, none finite is an error', () => {
     // the limit of softmax as those logits grow: exp((l − max)/T) alone would give NaN everywhere
     const inf = samplingDistribution(Float32Array.from([1, Infinity, 3, Infinity, Number.NaN]), { temperature: 0.7, topK: 0, topP: 1 });

@@ -191,6 +191,45 @@ export class Sampler {
    */
   next(logits: Float32Array, pickGreedy: (logits: Float32Array) => number = argmax): number {
     if (this.params.temperature === 0) return pickGreedy(logits);
+    if (this.params.topP >= 1) return this.drawKept(logits);
     return drawFrom(samplingDistribution(logits, this.params), this.random());
+  }
+
+  /** scratch weights for drawKept, grown to the largest vocabulary seen */
+  private weights = new Float64Array(0);
+
+  /**
+   * A draw from samplingDistribution's distribution where no top-p cut needs the tokens in order
+   * (top-p off; top-k and min-p are thresholds on the weights): the inverse-CDF draw runs over the
+   * kept tokens in id order instead of sorted order. Same tokens kept, same probabilities; only
+   * which token a given uniform lands on differs. Sorting the vocabulary took 58 ms a token at
+   * 151,936 tokens for plain temperature sampling (the API's default).
+   */
+  private drawKept(logits: Float32Array): number {
+    const { temperature, topK } = this.params;
+    const vocab = logits.length;
+    let max = -Infinity;
+    for (let j = 0; j < vocab; j++) if (logits[j] > max) max = logits[j];
+    // no finite logit, or +∞ ones: samplingDistribution's limits (an error, or the +∞ ones sharing the mass)
+    if (!(max > -Infinity) || max === Infinity) return drawFrom(samplingDistribution(logits, this.params), this.random());
+    if (this.weights.length < vocab) this.weights = new Float64Array(vocab);
+    const weights = this.weights.subarray(0, vocab);
+    for (let j = 0; j < vocab; j++) {
+      const w = Math.exp((logits[j] - max) / temperature);
+      weights[j] = w === w ? w : 0;
+    }
+    // top-k's threshold (ties at the k-th kept) and min-p's floor (the largest weight is exp(0) = 1)
+    const floor = Math.max(topK > 0 && topK < vocab ? kthLargest(weights, topK) : 0, this.params.minP ?? 0);
+    let total = 0;
+    for (let j = 0; j < vocab; j++) if (weights[j] >= floor && weights[j] > 0) total += weights[j];
+    let target = this.random() * total;
+    let last = -1;
+    for (let j = 0; j < vocab; j++) {
+      if (!(weights[j] >= floor && weights[j] > 0)) continue;
+      target -= weights[j];
+      if (target < 0) return j;
+      last = j;
+    }
+    return last;
   }
 }
