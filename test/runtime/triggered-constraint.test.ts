@@ -85,6 +85,13 @@ describe('a schema held after a trigger', () => {
         // (unless those tokens wrote the trigger again, which would hold the text once more)
         if (!next.includes(trigger)) expect(held.tokens.slice(closed + 1, closed + 5)).toEqual(resumed.tokens);
 
+        // once: the generation ends ('stop') with the first held value
+        const once = await collect(decoder.submit(prompt, { maxNewTokens: 800, temperature: 0, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger, once: true } }));
+        expect(once.finishReason).toBe('stop');
+        expect(once.tokens).toEqual(held.tokens.slice(0, closed + 1));
+        const onceAfter = once.texts.at(-1)!.slice(free.texts[k].length);
+        expect(valueEnd(onceAfter)).toBe(onceAfter.length);
+
         // sampled: the held value is valid too, whenever it closed
         for (const seed of [1, 2, 3]) {
           const sampled = await collect(decoder.submit(prompt, { maxNewTokens: 200, temperature: 0.9, seed, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger } }));

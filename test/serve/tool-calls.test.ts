@@ -219,6 +219,11 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.choices[0].finish_reason).toBe('length');
       const streamed = await otherClient.chat.completions.stream(body).finalChatCompletion();
       expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
+      // parallel_tool_calls false: the message ends with that call
+      const one = await otherClient.chat.completions.create({ ...body, parallel_tool_calls: false });
+      expect(one.choices[0].finish_reason).toBe('tool_calls');
+      expect(one.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
+      expect(one.usage!.completion_tokens).toBeLessThan(r.usage!.completion_tokens);
     } finally {
       await other.close();
     }

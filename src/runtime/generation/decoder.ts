@@ -86,9 +86,11 @@ export interface JsonSchemaFormat {
   /**
    * Free text until the generated text holds this, then a value held to the schema, then free
    * text again until the next occurrence (triggered-constraint.ts): what keeps a tool call the
-   * model chooses to make well-formed. The generation does not end when the value closes.
+   * model chooses to make well-formed. The generation does not end when the value closes, unless
+   * `once`: then it ends ('stop') when the first held value closes.
    */
   trigger?: string;
+  once?: boolean;
 }
 
 export interface BatchDecoderOptions {
@@ -340,7 +342,7 @@ export class BatchDecoder {
     const trigger = typeof format === 'object' && format !== null ? format.trigger : undefined;
     if (trigger === undefined) return hold(start);
     if (typeof trigger !== 'string' || trigger.length === 0) throw new GenerationParamsError('responseFormat.trigger must be a non-empty string', 'responseFormat');
-    return new TriggeredConstraint(tokenizer, trigger, start, hold, skipSpecial);
+    return new TriggeredConstraint(tokenizer, trigger, start, hold, skipSpecial, format !== 'json_object' && format.once === true);
   }
 
   /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */

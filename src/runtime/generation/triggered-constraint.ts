@@ -29,11 +29,16 @@ export class TriggeredConstraint implements TokenConstraint {
     /** a constraint holding the text to `state` from here (json-constraint.ts's JsonObjectConstraint) */
     private readonly hold: (state: JsonGrammarState) => TokenConstraint,
     private readonly skipSpecialTokens = true,
+    /** end the generation when the first held value closes (one tool call, no more) */
+    private readonly once = false,
   ) {}
 
-  /** never ends the generation: a closed value hands the text back to the model */
+  /** a value held and closed, where the first ends the generation */
+  private closed = false;
+
+  /** a closed value hands the text back to the model, unless `once` */
   get complete(): boolean {
-    return false;
+    return this.closed;
   }
 
   /** whether the text is being held to the schema now */
@@ -51,6 +56,7 @@ export class TriggeredConstraint implements TokenConstraint {
       if (this.held.complete) {
         this.held = null;
         this.ids = [];
+        this.closed = this.once;
       }
       return;
     }

@@ -80,16 +80,16 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
       'tool_choice_unsupported',
     );
   }
-  return { mode: { kind: 'auto', format: modelFormat }, responseFormat: heldCalls(tools.map((t) => t.function), modelFormat), templateTools };
+  return { mode: { kind: 'auto', format: modelFormat }, responseFormat: heldCalls(tools.map((t) => t.function), modelFormat, req.parallel_tool_calls ?? true), templateTools };
 }
 
 /**
  * "auto": where the format's blocks are one JSON call, each block the model opens is held to a
  * call of one of the tools (TriggeredConstraint), so what it writes there is a call the client can
- * run. Tools whose parameters use keywords the constraint cannot follow leave the blocks free
+ * run; with parallel_tool_calls false the generation ends when the first call closes. Tools whose parameters use keywords the constraint cannot follow leave the blocks free
  * (the model chose to call; a 400 would refuse a request that needs no constraint to be served).
  */
-function heldCalls(tools: FunctionTool[], format: ToolCallFormat): GenerationParams['responseFormat'] {
+function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: boolean): GenerationParams['responseFormat'] {
   if (format.heldCall !== 'one') return undefined;
   try {
     assertToolSchemas(tools);
@@ -97,7 +97,9 @@ function heldCalls(tools: FunctionTool[], format: ToolCallFormat): GenerationPar
     return undefined;
   }
   const { schema, topLevel } = callsSchema(tools, false);
-  return { jsonSchema: compiled(schema, 'tools', topLevel), topLevel, trigger: format.start };
+  // parallel_tool_calls false: the message ends with its first call (the reader takes a block
+  // that the end of the generation closes)
+  return { jsonSchema: compiled(schema, 'tools', topLevel), topLevel, trigger: format.start, once: !parallel };
 }
 
 /** The tools as the chat template receives them, in the request's form; null without tools. */
