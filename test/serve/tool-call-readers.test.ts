@@ -17,6 +17,7 @@ import { HERMES_TOOLS_CHATML } from './helpers.js';
 
 const hermes = TOOL_CALL_FORMATS.get('hermes')!;
 const mistral = TOOL_CALL_FORMATS.get('mistral')!;
+const deepseek = TOOL_CALL_FORMATS.get('deepseek')!;
 
 interface Outcome {
   content: string;
@@ -132,6 +133,27 @@ describe('the Mistral format', () => {
     expect(read(() => new TaggedCallsReader(mistral), ['[TOOL_CALLS] [{"name": "f", "argu'])).toMatchObject({ content: '[TOOL_CALLS] [{"name": "f", "argu', calls: [] });
     expect(read(() => new TaggedCallsReader(mistral), ['[TOOL_CALLS]f[ARGS]{oops'])).toMatchObject({ calls: [] });
     expect(detectToolCallFormat("{{ '[TOOL_CALLS]' + tool_calls|tojson }}")).toBe(mistral);
+  });
+});
+
+describe('the DeepSeek format', () => {
+  const [begin, end, callBegin, callEnd, sep] = ['<｜tool▁calls▁begin｜>', '<｜tool▁calls▁end｜>', '<｜tool▁call▁begin｜>', '<｜tool▁call▁end｜>', '<｜tool▁sep｜>'];
+  const v3 = (c: (typeof CALLS)[number]) => `${callBegin}function${sep}${c.name}\n\`\`\`json\n${JSON.stringify(c.arguments)}\n\`\`\`${callEnd}`;
+  const v31 = (c: (typeof CALLS)[number]) => `${callBegin}${c.name}${sep}${JSON.stringify(c.arguments)}${callEnd}`;
+
+  it('reads V3’s fenced calls and V3.1’s plain ones, however the text is split', () => {
+    for (const form of [v3, v31]) {
+      const text = `Let me look.${begin}${CALLS.map(form).join('\n')}${end}`;
+      for (const pieces of splits(text, 3)) expect(read(() => new TaggedCallsReader(deepseek), pieces)).toMatchObject({ content: 'Let me look.', calls: CALLS });
+      // cut after the last call's end: still the calls
+      const cut = `${begin}${form(CALLS[0])}`;
+      expect(read(() => new TaggedCallsReader(deepseek), [...cut])).toMatchObject({ content: '', calls: [CALLS[0]] });
+    }
+    // arguments that are not JSON, or no separator: the block stays content
+    for (const bad of [`${begin}${callBegin}f${sep}{oops${callEnd}${end}`, `${begin}${callBegin}f{}${callEnd}${end}`]) {
+      expect(read(() => new TaggedCallsReader(deepseek), [bad])).toMatchObject({ content: bad, calls: [] });
+    }
+    expect(detectToolCallFormat(`{{'${begin}'}}`)).toBe(deepseek);
   });
 });
 

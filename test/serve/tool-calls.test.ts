@@ -313,7 +313,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.json.error.message).toMatch(message);
     }
     // rfid-moe serve --tool-call-parser: a format for every model (then "auto" serves), an unknown one exits 2
-    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of hermes, mistral or none/s);
+    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of hermes, mistral, deepseek or none/s);
     const cli = await spawnServeCli([`plain=${plainDir}`, '--port', '0', '--quiet', '--tool-call-parser', 'hermes']);
     try {
       const r = await postJson(`${cli.url}/v1/chat/completions`, { ...base, model: 'plain', tools: TOOLS, temperature: 0 });

@@ -17,7 +17,7 @@ import type { GenerationParams } from '../../runtime/generation/decoder.js';
 import { compiled } from '../compiled-schema.js';
 import { argumentsSchema, assertToolSchemas, callsSchema, type FunctionTool } from './call-schema.js';
 import { ContentReader, JsonCallsReader, NamedCallReader, TaggedCallsReader, type CallReader } from './call-readers.js';
-import type { ToolCallFormat } from './formats/index.js';
+import { TOOL_CALL_FORMATS, type ToolCallFormat } from './formats/index.js';
 
 export type ToolMode =
   | { kind: 'none' }
@@ -75,7 +75,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
   }
   if (modelFormat === null) {
     throw badRequest(
-      `tool_choice "auto" needs to read the model's calls from its text, and the chat template of \`${modelId}\` writes no tool-call format this server knows (hermes: <tool_call>, mistral: [TOOL_CALLS]); use tool_choice "required" or a named function (the server then holds the output to the call), or start the server with a tool-call parser for it`,
+      `tool_choice "auto" needs to read the model's calls from its text, and the chat template of \`${modelId}\` writes no tool-call format this server knows (${[...TOOL_CALL_FORMATS.values()].map((f) => `${f.name}: ${f.start}`).join(', ')}); use tool_choice "required" or a named function (the server then holds the output to the call), or start the server with a tool-call parser for it`,
       'tool_choice',
       'tool_choice_unsupported',
     );
