@@ -114,7 +114,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
       const logprobs: Scored[] = [];
       let end: EndEvent | null = null;
       // chat reads its text for tool calls (the same deltas a stream sends)
-      const reader = endpoint === 'chat' && p.tools.kind !== 'none' ? callReader(p.tools) : null;
+      const reader = endpoint === 'chat' ? callReader(p.tools) : null;
       const deltas: ChoiceDelta[] = [];
       for await (const event of stream) {
         if (event.type !== 'token') {
@@ -135,7 +135,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
   a.count(200);
   const choice = (c: (typeof choices)[number], index: number) => {
     const logprobs = logprobsWriter(endpoint, p, text)(c.logprobs);
-    const finish_reason = c.reader ? finishReasonOf(p.tools, c.reader, done[index].usage.finishReason) : done[index].usage.finishReason;
+    const finish_reason = finishReasonOf(p.tools, c.reader, done[index].usage.finishReason);
     return endpoint === 'chat'
       ? { index, message: c.reader ? messageOf(c.deltas) : { role: 'assistant', content: done[index].text }, logprobs, finish_reason }
       : { index, text: (a.choices[index].prompt.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason };
@@ -184,7 +184,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
         ? { index, delta: firstChunk ? { role: 'assistant', content: piece } : piece === null ? {} : { content: piece }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
         : { index, text: piece ?? '', logprobs: takeLogprobs(), finish_reason };
     // chat with tools: the text becomes content and call deltas (tools/call-readers.ts)
-    const reader = endpoint === 'chat' && p.tools.kind !== 'none' ? callReader(p.tools) : null;
+    const reader = endpoint === 'chat' ? callReader(p.tools) : null;
     const sendDeltas = (deltas: ChoiceDelta[]) => {
       for (const d of deltas) send(chunk([{ index, delta: chunkDelta(d), logprobs: takeLogprobs(), finish_reason: null }]));
     };
@@ -195,7 +195,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
       if (event.type !== 'token') {
         if (event.usage.finishReason === 'abort') return null;
         if (reader) sendDeltas(reader.end());
-        send(chunk([choice(endpoint === 'chat' ? null : '', reader ? finishReasonOf(p.tools, reader, event.usage.finishReason) : event.usage.finishReason)]));
+        send(chunk([choice(endpoint === 'chat' ? null : '', finishReasonOf(p.tools, reader, event.usage.finishReason))]));
         return event;
       }
       const { prompt, token } = observe(a, firstToken, of, event);

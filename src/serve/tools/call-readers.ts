@@ -25,17 +25,6 @@ export interface CallReader {
 /** An id for a call, in OpenAI's form ("call_" and 24 hex digits). */
 export const callId = () => `call_${randomBytes(12).toString('hex')}`;
 
-/** No tools: everything is content. */
-export class ContentReader implements CallReader {
-  readonly calls = 0;
-  push(text: string): ChoiceDelta[] {
-    return text ? [{ kind: 'content', text }] : [];
-  }
-  end(): ChoiceDelta[] {
-    return [];
-  }
-}
-
 /** A named function (`tool_choice: {"type": "function", …}`): the text is the call's arguments, streamed as they come. */
 export class NamedCallReader implements CallReader {
   calls = 0;

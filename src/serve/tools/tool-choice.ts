@@ -15,8 +15,9 @@
 import { badRequest } from '../errors.js';
 import type { GenerationParams } from '../../runtime/generation/decoder.js';
 import { compiled } from '../compiled-schema.js';
+import type { TopLevel } from '../../runtime/generation/json-schema.js';
 import { argumentsSchema, assertToolSchemas, callsSchema, type FunctionTool } from './call-schema.js';
-import { ContentReader, JsonCallsReader, NamedCallReader, TaggedCallsReader, type CallReader } from './call-readers.js';
+import { JsonCallsReader, NamedCallReader, TaggedCallsReader, type CallReader } from './call-readers.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from './formats/index.js';
 
 export type ToolMode =
@@ -64,14 +65,11 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
     assertToolSchemas([tool]);
     return { mode: { kind: 'named', name: tool.name }, responseFormat: { jsonSchema: compiled(argumentsSchema(tool), `tools.${at}.function.parameters`) }, templateTools };
   }
+  const functions = tools.map((t) => t.function);
+  const parallel = req.parallel_tool_calls ?? true;
   if (choice === 'required') {
-    assertToolSchemas(tools.map((t) => t.function));
-    const parallel = req.parallel_tool_calls ?? true;
-    const { schema, topLevel } = callsSchema(
-      tools.map((t) => t.function),
-      parallel,
-    );
-    return { mode: { kind: 'required', parallel }, responseFormat: { jsonSchema: compiled(schema, 'tools', topLevel), topLevel }, templateTools };
+    assertToolSchemas(functions);
+    return { mode: { kind: 'required', parallel }, responseFormat: callsFormat(functions, parallel), templateTools };
   }
   if (modelFormat === null) {
     throw badRequest(
@@ -80,14 +78,22 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
       'tool_choice_unsupported',
     );
   }
-  return { mode: { kind: 'auto', format: modelFormat }, responseFormat: heldCalls(tools.map((t) => t.function), modelFormat, req.parallel_tool_calls ?? true), templateTools };
+  return { mode: { kind: 'auto', format: modelFormat }, responseFormat: heldCalls(functions, modelFormat, parallel), templateTools };
+}
+
+/** The constraint of calls of `tools` (callsSchema: one call, or a non-empty array when parallel). */
+function callsFormat(tools: FunctionTool[], parallel: boolean): { jsonSchema: unknown; topLevel: TopLevel } {
+  const { schema, topLevel } = callsSchema(tools, parallel);
+  return { jsonSchema: compiled(schema, 'tools', topLevel), topLevel };
 }
 
 /**
  * "auto": where the format's blocks are one JSON call, each block the model opens is held to a
  * call of one of the tools (TriggeredConstraint), so what it writes there is a call the client can
- * run; with parallel_tool_calls false the generation ends when the first call closes. Tools whose parameters use keywords the constraint cannot follow leave the blocks free
- * (the model chose to call; a 400 would refuse a request that needs no constraint to be served).
+ * run; with parallel_tool_calls false the generation ends when the first call closes (the reader
+ * takes a block that the end of the generation closes). Tools whose parameters use keywords the
+ * constraint cannot follow leave the blocks free (the model chose to call; a 400 would refuse a
+ * request that needs no constraint to be served).
  */
 function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: boolean): GenerationParams['responseFormat'] {
   if (format.heldCall !== 'one') return undefined;
@@ -96,10 +102,7 @@ function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: bool
   } catch {
     return undefined;
   }
-  const { schema, topLevel } = callsSchema(tools, false);
-  // parallel_tool_calls false: the message ends with its first call (the reader takes a block
-  // that the end of the generation closes)
-  return { jsonSchema: compiled(schema, 'tools', topLevel), topLevel, trigger: format.start, once: !parallel };
+  return { ...callsFormat(tools, false), trigger: format.start, once: !parallel };
 }
 
 /** The tools as the chat template receives them, in the request's form; null without tools. */
@@ -107,11 +110,11 @@ export function templateToolsOf(tools: ToolFields['tools']): unknown[] | null {
   return tools?.length ? tools.map((t) => ({ type: 'function', function: t.function })) : null;
 }
 
-/** A fresh reader of one choice's text under the mode. */
-export function callReader(mode: ToolMode): CallReader {
+/** A fresh reader of one chat choice's text under the request's tools; null without calls to read (its text is the content). */
+export function callReader(mode: ToolMode): CallReader | null {
   switch (mode.kind) {
     case 'none':
-      return new ContentReader();
+      return null;
     case 'named':
       return new NamedCallReader(mode.name);
     case 'required':
@@ -122,6 +125,6 @@ export function callReader(mode: ToolMode): CallReader {
 }
 
 /** The finish reason a choice reports: "tool_calls" where the model called tools and stopped by itself (OpenAI's rule; a named choice reports "stop"). */
-export function finishReasonOf(mode: ToolMode, reader: CallReader, reason: string): string {
-  return reason === 'stop' && reader.calls > 0 && (mode.kind === 'auto' || mode.kind === 'required') ? 'tool_calls' : reason;
+export function finishReasonOf(mode: ToolMode, reader: CallReader | null, reason: string): string {
+  return reason === 'stop' && reader !== null && reader.calls > 0 && (mode.kind === 'auto' || mode.kind === 'required') ? 'tool_calls' : reason;
 }
