@@ -7,7 +7,7 @@
  */
 import { badRequest } from './errors.js';
 import type { ServedModel } from './models.js';
-import type { ChatMessage } from './schemas.js';
+import { argumentsAsText, type ChatMessage } from './schemas.js';
 
 interface JinjaTemplate {
   render(context: Record<string, unknown>): string;
@@ -39,6 +39,9 @@ export interface ChatPromptOptions {
 export function chatPromptOptionsOf(req: { add_generation_prompt?: boolean | null; continue_final_message?: boolean | null; add_special_tokens?: boolean | null }): ChatPromptOptions {
   return { addGenerationPrompt: req.add_generation_prompt ?? undefined, continueFinalMessage: req.continue_final_message ?? false, addSpecialTokens: req.add_special_tokens ?? false };
 }
+
+/** What a value concatenated into text renders as in @huggingface/jinja (its objects are Maps). */
+const OBJECT_TEXT = '[object Map]';
 
 /** Appended to the final message to find where the template put it (transformers' own tag). */
 const CONTINUE_TAG = 'CONTINUE_FINAL_MESSAGE_TAG ';
@@ -84,7 +87,11 @@ export async function renderChat(
   let rendered: string;
   try {
     // transformers renders `tools` (None without tools) beside the messages
-    rendered = t.render({ ...kwargs, messages: rendering, tools, add_generation_prompt: addGenerationPrompt, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
+    const render = (msgs: ChatMessage[]) => t.render({ ...kwargs, messages: msgs, tools, add_generation_prompt: addGenerationPrompt, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
+    rendered = render(rendering);
+    // calls' arguments go in as values (what `| tojson` templates expect); a template that
+    // concatenates them as text instead would write "[object Map]": it gets the JSON text
+    if (rendered.includes(OBJECT_TEXT) && messages.some((m) => m.tool_calls?.length) && !messages.some((m) => m.content?.includes(OBJECT_TEXT))) rendered = render(argumentsAsText(rendering));
   } catch (err) {
     // templates raise errors on purpose (e.g. "roles must alternate user/assistant")
     throw badRequest(`the chat template rejected the messages: ${(err as Error).message}`, 'messages', 'chat_template_error');

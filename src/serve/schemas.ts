@@ -252,6 +252,20 @@ function isPresent(body: unknown, path: readonly PropertyKey[]): boolean {
   return at !== undefined;
 }
 
+/** Each call's arguments as the client wrote them, by the call's function object (argumentsAsText). */
+const argumentTexts = new WeakMap<object, string>();
+
+/**
+ * The messages with each call's arguments as the JSON text the client sent instead of values: for
+ * templates that write the arguments by concatenation (DeepSeek's `+ tool['function']['arguments']
+ * +`), where a value renders as "[object Map]".
+ */
+export function argumentsAsText(messages: ChatMessage[]): ChatMessage[] {
+  return messages.map((m) =>
+    m.tool_calls ? { ...m, tool_calls: m.tool_calls.map((c) => ({ ...c, function: { ...c.function, arguments: argumentTexts.get(c.function) ?? JSON.stringify(c.function.arguments) } })) } : m,
+  );
+}
+
 /**
  * The messages as a chat template receives them (as transformers and vLLM pass them): text parts
  * joined; an assistant's calls with their arguments parsed from JSON text into values, which is
@@ -273,7 +287,9 @@ export function flattenMessages(messages: ChatRequest['messages']): ChatMessage[
         } catch (err) {
           throw badRequest(`messages[${i}].tool_calls[${j}].function.arguments is not JSON text: ${(err as Error).message}`, `messages.${i}.tool_calls.${j}.function.arguments`, 'invalid_value');
         }
-        return { id: c.id, type: 'function', function: { name: c.function.name, arguments: args } };
+        const fn = { name: c.function.name, arguments: args };
+        argumentTexts.set(fn, c.function.arguments);
+        return { id: c.id, type: 'function', function: fn };
       });
     }
     if (m.tool_call_id !== null && m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;

@@ -69,6 +69,21 @@ function markerIn(text: string): { at: number; marker: string } {
   return { at, marker: text.slice(at, at + 4) };
 }
 
+/**
+ * A template in the form of DeepSeek-V3's: the calls in its special tokens, and a call's arguments
+ * written by concatenation, so it needs them as text (a value would render as an object).
+ */
+const DEEPSEEK_STYLE = [
+  "{{ bos_token }}{%- for message in messages %}",
+  "{%- if message.role == 'user' %}{{ '<｜User｜>' + message.content }}",
+  "{%- elif message.role == 'assistant' and message.tool_calls %}{{ '<｜Assistant｜><｜tool▁calls▁begin｜>' }}",
+  "{%- for tool in message.tool_calls %}{{ '<｜tool▁call▁begin｜>' + tool.type + '<｜tool▁sep｜>' + tool.function.name + '\\n```json\\n' + tool.function.arguments + '\\n```<｜tool▁call▁end｜>' }}{%- endfor %}",
+  "{{ '<｜tool▁calls▁end｜><｜end▁of▁sentence｜>' }}",
+  "{%- elif message.role == 'assistant' %}{{ '<｜Assistant｜>' + message.content + '<｜end▁of▁sentence｜>' }}",
+  "{%- elif message.role == 'tool' %}{{ '<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + message.content + '<｜tool▁output▁end｜><｜tool▁outputs▁end｜>' }}",
+  "{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{ '<｜Assistant｜>' }}{%- endif %}",
+].join('');
+
 interface Reference {
   text: string;
   ids: number[];
@@ -142,6 +157,22 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     expect(refs[1].text).toContain('<tool_response>\n{"sky": "stormy"}\n</tool_response>');
     const bare = await postJson(`${s.url}/tokenize`, { model: 'tiny', messages: ASK });
     expect(bare.json.tokens).toEqual(refs[2].ids);
+  });
+
+  it('a template that writes a call’s arguments as text (DeepSeek’s form) gets the client’s JSON text, as transformers renders it given that text', async () => {
+    const deepseekDir = tinyWithChatTemplate(path.join(path.dirname(dir), 'deepseek'), DEEPSEEK_STYLE);
+    // transformers takes what this template needs: the arguments as the text the client sent
+    const [ref] = reference(deepseekDir, [{ messages: AFTER_CALL.slice(1), tools: TOOLS }]);
+    expect(ref.text).toContain('get_weather\n```json\n{"city": "Mantua", "days": 2}\n```');
+    const other = await startServer({ models: [`ds=${deepseekDir}`] });
+    try {
+      expect(other.server.models.get('ds')!.toolCallFormat?.name).toBe('deepseek');
+      const r = await postJson(`${other.url}/tokenize`, { model: 'ds', messages: AFTER_CALL.slice(1), tools: TOOLS });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.tokens).toEqual(ref.ids);
+    } finally {
+      await other.close();
+    }
   });
 
   it('tool_choice "none" and "auto" (no call written): transformers’ greedy answer to the prompt with tools', async () => {
