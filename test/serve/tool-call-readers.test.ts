@@ -78,6 +78,8 @@ describe('the Hermes format (Qwen2.5, Qwen3)', () => {
     const cases: Array<{ text: string; content: string; calls: typeof CALLS }> = [
       { text: `I shall ask.\n${block(CALLS[0])}`, content: 'I shall ask.', calls: [CALLS[0]] },
       { text: `${block(CALLS[0])}\n${block(CALLS[2])}\n`, content: '', calls: [CALLS[0], CALLS[2]] },
+      // the end tag inside a string of the call's JSON does not end the block
+      { text: `${block(CALLS[1])} Done.`, content: ' Done.', calls: [CALLS[1]] },
       { text: 'No call at all; a < and a <tool in the text.\n\n', content: 'No call at all; a < and a <tool in the text.\n\n', calls: [] },
       // a block that does not parse stays content, as written
       { text: `${block(CALLS[0])}<tool_call>\n{"name": "broken", "arguments": {</tool_call> after`, content: '<tool_call>\n{"name": "broken", "arguments": {</tool_call> after', calls: [CALLS[0]] },

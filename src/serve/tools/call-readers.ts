@@ -144,7 +144,9 @@ export class TaggedCallsReader implements CallReader {
         this.buffer = this.buffer.slice(this.buffer.length - keep);
         return out;
       }
-      const close = end === null ? -1 : this.buffer.indexOf(end);
+      // a block that is one JSON value (Hermes's) ends at the first end tag outside its strings,
+      // so a call whose arguments hold the tag's text is still one call
+      const close = end === null ? -1 : this.format.heldCall === 'one' ? indexOutsideStrings(this.buffer, end) : this.buffer.indexOf(end);
       if (close < 0 && !final) return out;
       const body = close < 0 ? this.buffer : this.buffer.slice(0, close);
       const calls = this.format.parse(body);
@@ -171,6 +173,20 @@ export class TaggedCallsReader implements CallReader {
     }
     this.heldSpace += trailing;
   }
+}
+
+/** The first index of `tag` in `text` outside JSON strings (-1: none yet). */
+function indexOutsideStrings(text: string, tag: string): number {
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (text.startsWith(tag, i)) return i;
+  }
+  return -1;
 }
 
 /** The length of the longest end of `text` that is a proper beginning of `tag`. */

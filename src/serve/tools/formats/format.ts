@@ -17,9 +17,9 @@ export interface ToolCallFormat {
   /** the text that closes it; null: the block runs to the end of the generation */
   readonly end: string | null;
   /**
-   * What a block holds, when the server holds it to the tools' schemas once the model has opened
-   * it (TriggeredConstraint): one call {"name", "arguments"}; absent: the block is not held (its
-   * form is not one JSON value).
+   * 'one': a block is one JSON call {"name", "arguments"}, so the server holds it to the tools'
+   * schemas once the model has opened it (TriggeredConstraint), and its end is looked for outside
+   * the JSON's strings; absent: the block's form is not one JSON value.
    */
   readonly heldCall?: 'one';
   /** the calls a block's text (between start and end) holds; null where it is not well-formed */
