@@ -152,6 +152,28 @@ def tool_chat(client, job):
     }
 
 
+def parsed_tool_chat(client, job):
+    """A strict tool from a pydantic model (openai.pydantic_function_tool), called by name and
+    parsed by the client's chat.completions.parse into that model."""
+    from typing import Literal, Optional
+
+    from pydantic import BaseModel
+
+    class Letter(BaseModel):
+        to: Literal["Romeo", "Juliet"]
+        urgent: bool
+        # (no free string: the test models write one until max_tokens)
+        note: Optional[Literal["in haste", "by the friar"]]
+
+    tool = openai.pydantic_function_tool(Letter)
+    r = client.chat.completions.parse(
+        model=job["chat_model"], messages=job["conversation"], temperature=0, tools=[tool], tool_choice={"type": "function", "function": {"name": "Letter"}}
+    )
+    call = r.choices[0].message.tool_calls[0]
+    parsed = call.function.parsed_arguments
+    return {"tool": tool, "arguments": call.function.arguments, "parsed_type": type(parsed).__name__, "parsed": parsed.model_dump(), "finish_reason": r.choices[0].finish_reason}
+
+
 def cancelled_stream(client, job):
     """Reads a few chunks of a long completion, then closes the stream (the client drops the connection)."""
     stream = client.completions.create(model=job["model"], prompt=job["prompts"][0], max_tokens=1000, temperature=0, stream=True)
@@ -204,6 +226,7 @@ def main() -> None:
         report["json_chat"] = attempt(lambda: json_chat(client, job))
         if job.get("tools"):
             report["tool_chat"] = attempt(lambda: tool_chat(client, job))
+            report["parsed_tool_chat"] = attempt(lambda: parsed_tool_chat(client, job))
     json.dump(report, sys.stdout)
 
 

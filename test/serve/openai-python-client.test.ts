@@ -61,6 +61,7 @@ interface Report {
   chat: Attempt<{ object: string; role: string; content: string; finish_reason: string; usage: Record<string, number>; logprobs: Array<{ token: string; logprob: number; top: Array<[string, number]> }> }>;
   streamed_chat: Attempt<{ pieces: string[]; roles: string[]; finish_reason: string }>;
   json_chat: Attempt<{ content: string; finish_reason: string }>;
+  parsed_tool_chat: Attempt<{ tool: { function: { parameters: object } }; arguments: string; parsed_type: string; parsed: Record<string, unknown>; finish_reason: string }>;
   tool_chat: Attempt<{ id: string; name: string; arguments: string; content: string | null; finish_reason: string; streamed: { name: string; arguments: string; ids: number; finish_reason: string } }>;
 }
 
@@ -172,6 +173,14 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
     expect(got.id).toMatch(/^call_/);
     expect(got.streamed).toEqual({ name: 'send_letter', arguments: call.function.arguments, ids: 1, finish_reason: 'stop' });
     expect(new Ajv({ strict: false }).compile(LETTER_TOOL.function.parameters)(JSON.parse(got.arguments))).toBe(true);
+  });
+
+  it('a strict tool from a pydantic model: the client’s chat.completions.parse gives back that model, from arguments valid under the schema it sent', async () => {
+    const got = ok(report.parsed_tool_chat, 'parse() with a pydantic tool');
+    expect(got.parsed_type).toBe('Letter');
+    expect(got.finish_reason).toBe('stop');
+    expect(JSON.parse(got.arguments)).toEqual(got.parsed);
+    expect(new Ajv({ strict: false }).compile(got.tool.function.parameters)(got.parsed)).toBe(true);
   });
 
   it('JSON mode (response_format json_object): the server’s content, one JSON object or a viable beginning of one at max_tokens', async () => {
