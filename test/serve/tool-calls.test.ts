@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import OpenAI from 'openai';
+import { zodFunction } from 'openai/helpers/zod';
+import { z } from 'zod';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { callFromJson, tryJson, type ToolCallFormat } from '../../src/serve/tools/formats/index.js';
@@ -280,6 +282,21 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(sc.type === 'function' && sc.function).toEqual(call.function);
       expect(streamed.choices[0].finish_reason).toBe('stop');
     }
+  });
+
+  it('the client’s strict tools from zod (zodFunction) and chat.completions.parse: the arguments come back parsed into the schema’s type', async () => {
+    const Letter = z.object({ to: z.enum(['Romeo', 'Juliet']), urgent: z.boolean(), note: z.enum(['in haste', 'by the friar']).nullable() });
+    const r = await client.chat.completions.parse({
+      model: 'tiny',
+      messages: ASK,
+      tools: [zodFunction({ name: 'send_letter', parameters: Letter })],
+      tool_choice: { type: 'function', function: { name: 'send_letter' } },
+      temperature: 0,
+    });
+    const call = r.choices[0].message.tool_calls?.[0];
+    expect(call?.type).toBe('function');
+    if (call?.type !== 'function') return;
+    expect(Letter.parse(call.function.parsed_arguments)).toEqual(JSON.parse(call.function.arguments));
   });
 
   it('"required": calls of the given tools, valid under each one’s parameters (one when parallel_tool_calls is false); sampled choices too', async () => {
