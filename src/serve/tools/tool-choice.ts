@@ -35,12 +35,13 @@ export interface ToolFields {
 
 export interface ResolvedTools {
   mode: ToolMode;
-  /** the constraint a forced call is generated under (undefined: none) */
+  /** the constraint the calls are generated under: forced calls, and held auto blocks (undefined: none) */
   responseFormat: GenerationParams['responseFormat'];
   /** the tools as the chat template receives them (as transformers' apply_chat_template(tools=…)); null without tools */
   templateTools: unknown[] | null;
 }
 
+/** The request's tool fields checked against each other and the model (400s naming the field), as the generation and the response need them. */
 export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null, modelId: string, otherFormat: boolean): ResolvedTools {
   const tools = req.tools ?? [];
   const choice = req.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
