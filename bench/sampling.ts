@@ -1,5 +1,5 @@
 /**
- * npm run bench:sampling [-- --rounds 5] [-- --vocab 4096,32000,151936]
+ * npm run bench:sampling [-- --rounds 5] [-- --vocab 4096,32000,151936] [-- --model DIR [--threads 2]]
  *
  * One sampled token's draw: the Sampler (what every sampled decoding step runs) against the
  * sorted draw it replaced where no top-p cut needs the tokens in order, `drawFrom(
@@ -8,15 +8,26 @@
  * tests check it against HF's warpers). Top-p still sorts its candidates; its row is the same
  * code on both sides, as a control. Rows: normal logits (σ = 3), flatter than a trained model's,
  * so top-p's candidates are many. Medians of µs per draw and of sorted ÷ Sampler.
+ *
+ * With `--model DIR`: whole single-stream decodes of that checkpoint (a 32-token random prompt, 128
+ * new tokens, `--threads` (2), BF16 weights kept as stored), greedy, temperature 1 with the Sampler, and temperature 1 with the sorted draw
+ * patched in for comparison, alternated per round: what the draw is worth in a decoding step.
  */
 import { parseArgs } from 'node:util';
+import { openModel } from '../src/compressed/open-model.js';
+import { createEngine } from '../src/engine/index.js';
 import { drawFrom, Sampler, samplingDistribution, type SamplingParams } from '../src/runtime/generation/sampling.js';
+import { BatchDecoder, weightProviderOf } from '../src/runtime/index.js';
 import { mulberry32 } from '../src/util/prng.js';
+import { randomPrompt } from './lib/random-prompt.js';
+import { streamTokens } from './lib/stream-tokens.js';
 
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
     vocab: { type: 'string', default: '4096,32000,151936' },
+    model: { type: 'string' },
+    threads: { type: 'string', default: '2' },
   },
 });
 const rounds = Number(values.rounds);
@@ -59,3 +70,43 @@ for (const vocab of vocabs) {
   }
 }
 process.stdout.write(`${lines.join('\n')}\n`);
+
+if (values.model) {
+  const ckpt = await openModel(values.model);
+  const { engine, notice } = await createEngine('native', { threads: Number(values.threads) });
+  process.stderr.write(`${notice}\n`);
+  // as the decode bench and the server run it: BF16 weights kept as stored
+  const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Weights: true }), engine, { maxBatchSize: 1 });
+  const prompt = randomPrompt(ckpt.config.vocabSize, 32, 1);
+  const NEW = 128;
+  const current = Sampler.prototype.next;
+  // the draw before: every kept token sorted by weight (samplingDistribution), then the inverse CDF
+  const sorted = function (this: Sampler, logits: Float32Array, pickGreedy?: (l: Float32Array) => number): number {
+    if (this.params.temperature === 0) return (pickGreedy ?? ((l: Float32Array) => current.call(this, l)))(logits);
+    return drawFrom(samplingDistribution(logits, this.params), (this as unknown as { random: () => number }).random());
+  };
+  const rate = async (temperature: number, seed: number) => {
+    const t0 = performance.now();
+    const tokens = await streamTokens(decoder.submit(prompt, { temperature, seed, maxNewTokens: NEW, stopTokenIds: [] }));
+    return tokens.length / ((performance.now() - t0) / 1000);
+  };
+  await rate(0, 0);
+  const runs = { greedy: [] as number[], sampler: [] as number[], sorted: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    runs.greedy.push(await rate(0, r));
+    runs.sampler.push(await rate(1, r));
+    Sampler.prototype.next = sorted;
+    try {
+      runs.sorted.push(await rate(1, r));
+    } finally {
+      Sampler.prototype.next = current;
+    }
+  }
+  await decoder.close();
+  await ckpt.close();
+  engine.dispose();
+  const m = (xs: number[]) => median(xs).toFixed(0);
+  process.stdout.write(
+    `\nWhole decodes of ${values.model} (${ckpt.config.vocabSize}-token vocabulary, 1 stream, ${NEW} new tokens, tokens/s, medians of ${rounds} rounds): greedy ${m(runs.greedy)}, temperature 1 with the Sampler ${m(runs.sampler)}, with the sorted draw ${m(runs.sorted)}.\n`,
+  );
+}
