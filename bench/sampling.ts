@@ -82,7 +82,7 @@ if (values.model) {
   const current = Sampler.prototype.next;
   // the draw before: every kept token sorted by weight (samplingDistribution), then the inverse CDF
   const sorted = function (this: Sampler, logits: Float32Array, pickGreedy?: (l: Float32Array) => number): number {
-    if (this.params.temperature === 0) return (pickGreedy ?? ((l: Float32Array) => current.call(this, l)))(logits);
+    if (this.params.temperature === 0) return current.call(this, logits, pickGreedy);
     return drawFrom(samplingDistribution(logits, this.params), (this as unknown as { random: () => number }).random());
   };
   const rate = async (temperature: number, seed: number) => {

@@ -13,11 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
-import { BatchDecoder, GenerationParamsError, loadTextCodec, weightProviderOf, type GenerationParams, type GenerationStream, type TextCodec } from '../../src/runtime/index.js';
+import { BatchDecoder, GenerationParamsError, weightProviderOf, type GenerationParams, type GenerationStream, type TextCodec } from '../../src/runtime/index.js';
 import { Ajv } from 'ajv';
 import { describeWithTransformers, runHfJobs } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { jsonOutcomeProblem, tokenFitsJson, viableJsonObject } from '../helpers/json-judge.js';
+import { collectDecode, withShippedDecoder, type Decoded as BaseDecoded } from '../helpers/shipped-decoder.js';
 
 const MODELS = ['qwen3-moe-tiny-shakespeare', 'mixtral-tiny-shakespeare'];
 const PROMPTS = ['Answer in JSON. ROMEO:', 'First Citizen:\nBefore we proceed any further, hear me speak.\n', '{"name": "Juliet", "age": 13}\n'];
@@ -29,41 +30,11 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.dispose());
 
-interface Decoded {
-  prompt: number[];
-  tokens: number[];
-  text: string;
-  finishReason: string;
-  /** the streamed text after each token */
-  texts: string[];
-}
+/** A decode and the prompt it continued. */
+type Decoded = BaseDecoded & { prompt: number[] };
 
-async function collect(prompt: number[], stream: GenerationStream): Promise<Decoded> {
-  const tokens: number[] = [];
-  const texts: string[] = [];
-  let streamed = '';
-  for await (const e of stream) {
-    if (e.type === 'token') {
-      tokens.push(e.token);
-      streamed += e.text;
-      texts.push(streamed);
-    } else return { prompt, tokens, text: e.text, finishReason: e.usage.finishReason, texts };
-  }
-  throw new Error('no end event');
-}
-
-async function withDecoder<T>(model: string, body: (decoder: BatchDecoder, codec: TextCodec) => Promise<T>): Promise<T> {
-  const dir = path.join(repoRoot, 'examples', 'models', model);
-  const ckpt = await openCheckpoint(dir);
-  const codec = await loadTextCodec(dir);
-  const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 4, tokenizer: codec });
-  try {
-    return await body(decoder, codec);
-  } finally {
-    await decoder.close();
-    await ckpt.close();
-  }
-}
+const collect = async (prompt: number[], stream: GenerationStream): Promise<Decoded> => ({ prompt, ...(await collectDecode(stream)) });
+const withDecoder = <T>(model: string, body: (decoder: BatchDecoder, codec: TextCodec) => Promise<T>) => withShippedDecoder(engine, model, body);
 
 const json: GenerationParams = { responseFormat: 'json_object', maxNewTokens: NEW_TOKENS };
 

@@ -5,15 +5,13 @@
  * decode (token-identical up to the trigger, and again for the tokens right after the held value
  * closes, decoded afresh from the prompt and the tokens so far) and Ajv (the held value).
  */
-import path from 'node:path';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
-import { BatchDecoder, GenerationParamsError, loadTextCodec, weightProviderOf, type GenerationStream } from '../../src/runtime/index.js';
+import { GenerationParamsError } from '../../src/runtime/index.js';
 import { valueEnd } from '../helpers/json-judge.js';
-import { repoRoot } from '../helpers/shared-data.js';
+import { collectDecode, withShippedDecoder } from '../helpers/shipped-decoder.js';
 
 const MODELS = ['qwen3-moe-tiny-shakespeare', 'mixtral-tiny-shakespeare'];
 const PROMPT_TEXT = 'ROMEO:\nWhat news from Verona?\n';
@@ -30,44 +28,19 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.dispose());
 
-interface Decoded {
-  tokens: number[];
-  /** the text after each token */
-  texts: string[];
-  finishReason: string;
-}
-
-async function collect(stream: GenerationStream): Promise<Decoded> {
-  const tokens: number[] = [];
-  const texts: string[] = [];
-  let text = '';
-  for await (const e of stream) {
-    if (e.type !== 'token') return { tokens, texts, finishReason: e.usage.finishReason };
-    tokens.push(e.token);
-    text += e.text;
-    texts.push(text);
-  }
-  throw new Error('no end event');
-}
-
 describe('a schema held after a trigger', () => {
   for (const model of MODELS) {
     it(`${model}: free until the trigger, then a value valid under the schema, then free again`, async () => {
-      const dir = path.join(repoRoot, 'examples', 'models', model);
-      const ckpt = await openCheckpoint(dir);
-      const codec = await loadTextCodec(dir);
-      const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 4, tokenizer: codec });
-      try {
+      await withShippedDecoder(engine, model, async (decoder, codec) => {
         const prompt = codec.encode(PROMPT_TEXT);
-        const free = await collect(decoder.submit(prompt, { maxNewTokens: 40, temperature: 0, stopTokenIds: [] }));
-        // (the models write much whitespace inside JSON: room for it)
+        const free = await collectDecode(decoder.submit(prompt, { maxNewTokens: 40, temperature: 0, stopTokenIds: [] }));
         // the trigger: the last 3 characters of the text after token k, which first appear there
         let k = 6;
-        const firstAt = (s: string, t: string) => s.indexOf(t);
-        while (!(free.texts[k].length >= 3 && firstAt(free.texts[k], free.texts[k].slice(-3)) === free.texts[k].length - 3)) k++;
+        while (!(free.texts[k].length >= 3 && free.texts[k].indexOf(free.texts[k].slice(-3)) === free.texts[k].length - 3)) k++;
         const trigger = free.texts[k].slice(-3);
 
-        const held = await collect(decoder.submit(prompt, { maxNewTokens: 800, temperature: 0, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger } }));
+        // (the models write much whitespace inside JSON: room for it)
+        const held = await collectDecode(decoder.submit(prompt, { maxNewTokens: 800, temperature: 0, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger } }));
         expect(held.tokens.slice(0, k + 1)).toEqual(free.tokens.slice(0, k + 1));
         const text = held.texts.at(-1)!;
         const after = text.slice(free.texts[k].length);
@@ -80,13 +53,13 @@ describe('a schema held after a trigger', () => {
         const closed = held.texts.findIndex((t, i) => i > k && valueEnd(t.slice(free.texts[k].length)) > 0);
         expect(held.tokens.length).toBeGreaterThan(closed + 4);
         expect(held.finishReason).toBe('length');
-        const resumed = await collect(decoder.submit(Int32Array.from([...prompt, ...held.tokens.slice(0, closed + 1)]), { maxNewTokens: 4, temperature: 0, stopTokenIds: [] }));
+        const resumed = await collectDecode(decoder.submit(Int32Array.from([...prompt, ...held.tokens.slice(0, closed + 1)]), { maxNewTokens: 4, temperature: 0, stopTokenIds: [] }));
         const next = held.texts[closed + 4].slice(held.texts[closed].length);
         // (unless those tokens wrote the trigger again, which would hold the text once more)
         if (!next.includes(trigger)) expect(held.tokens.slice(closed + 1, closed + 5)).toEqual(resumed.tokens);
 
         // once: the generation ends ('stop') with the first held value
-        const once = await collect(decoder.submit(prompt, { maxNewTokens: 800, temperature: 0, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger, once: true } }));
+        const once = await collectDecode(decoder.submit(prompt, { maxNewTokens: 800, temperature: 0, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger, once: true } }));
         expect(once.finishReason).toBe('stop');
         expect(once.tokens).toEqual(held.tokens.slice(0, closed + 1));
         const onceAfter = once.texts.at(-1)!.slice(free.texts[k].length);
@@ -94,7 +67,7 @@ describe('a schema held after a trigger', () => {
 
         // sampled: the held value is valid too, whenever it closed
         for (const seed of [1, 2, 3]) {
-          const sampled = await collect(decoder.submit(prompt, { maxNewTokens: 200, temperature: 0.9, seed, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger } }));
+          const sampled = await collectDecode(decoder.submit(prompt, { maxNewTokens: 200, temperature: 0.9, seed, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger } }));
           const all = sampled.texts.at(-1)!;
           const at = all.indexOf(trigger);
           if (at < 0) continue;
@@ -102,23 +75,18 @@ describe('a schema held after a trigger', () => {
           const e = valueEnd(rest);
           if (e > 0) expect(new Ajv({ strict: false }).compile(SCHEMA)(JSON.parse(rest.slice(0, e))), rest.slice(0, e)).toBe(true);
         }
-      } finally {
-        await decoder.close();
-        await ckpt.close();
-      }
+      });
     }, 120_000);
   }
 
   it('an empty trigger is refused', async () => {
-    const dir = path.join(repoRoot, 'examples', 'models', MODELS[1]);
-    const ckpt = await openCheckpoint(dir);
-    const codec = await loadTextCodec(dir);
-    const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1, tokenizer: codec });
-    try {
-      expect(() => decoder.submit(codec.encode('x'), { maxNewTokens: 2, responseFormat: { jsonSchema: SCHEMA, trigger: '' } })).toThrow(GenerationParamsError);
-    } finally {
-      await decoder.close();
-      await ckpt.close();
-    }
+    await withShippedDecoder(
+      engine,
+      MODELS[1],
+      async (decoder, codec) => {
+        expect(() => decoder.submit(codec.encode('x'), { maxNewTokens: 2, responseFormat: { jsonSchema: SCHEMA, trigger: '' } })).toThrow(GenerationParamsError);
+      },
+      1,
+    );
   });
 });

@@ -16,8 +16,8 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildChatPrompt } from '../../src/serve/chat-template.js';
-import { repoRoot } from '../helpers/shared-data.js';
 import { describeWithTransformers, pythonPath } from '../helpers/python.js';
+import { hfChatReference, type ChatReference, type ReferenceConversation } from './chat-reference.js';
 import { CHATML, postJson, startServer, tinyWithChatTemplate, TINY_DIR, type Running } from './helpers.js';
 
 // ChatML that closes an empty reasoning block when the caller turns thinking off, as Qwen3's
@@ -51,30 +51,16 @@ const ENDINGS: Array<{ messages: Message[]; options: { add_generation_prompt: bo
 
 const NO_THINKING = { enable_thinking: false };
 
-interface Reference {
-  text: string;
-  ids: number[];
-  generated: number[];
-}
-
 /** transformers' rendering, ids and greedy continuation of each conversation with the model in `dir` */
-function reference(dir: string, conversations: Array<Message[] | { messages: Message[]; kwargs?: Record<string, unknown>; options?: Record<string, unknown> }> = CONVERSATIONS): Reference[] {
-  const out = execFileSync(pythonPath, [path.join(repoRoot, 'scripts', 'hf_chat_reference.py')], {
-    input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations }),
-    env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    timeout: 300_000,
-  });
-  return (JSON.parse(out.toString()) as { results: Reference[] }).results;
-}
+const reference = (dir: string, conversations: ReferenceConversation[] = CONVERSATIONS) => hfChatReference(dir, conversations, NEW_TOKENS);
 
 describeWithTransformers('chat completions with a real chat template', () => {
   let dir: string;
   let jinjaDir: string;
-  let jinjaRefs: Reference[];
+  let jinjaRefs: ChatReference[];
   let s: Running;
   let client: OpenAI;
-  let refs: Reference[];
+  let refs: ChatReference[];
   let decode: (ids: number[]) => string;
 
   beforeAll(async () => {

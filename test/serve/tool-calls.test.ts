@@ -10,7 +10,6 @@
  *   (accumulated by the client's own stream helper) as not.
  * Skipped without the venv (failing under CI=true).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,8 +21,8 @@ import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/reso
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { callFromJson, tryJson, type ToolCallFormat } from '../../src/serve/tools/formats/index.js';
 import { valueEnd } from '../helpers/json-judge.js';
-import { repoRoot } from '../helpers/shared-data.js';
-import { describeWithTransformers, pythonPath } from '../helpers/python.js';
+import { describeWithTransformers } from '../helpers/python.js';
+import { hfChatReference, type ChatReference } from './chat-reference.js';
 import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const NEW_TOKENS = 12;
@@ -86,12 +85,6 @@ const DEEPSEEK_STYLE = [
   "{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{ '<｜Assistant｜>' }}{%- endif %}",
 ].join('');
 
-interface Reference {
-  text: string;
-  ids: number[];
-  generated: number[];
-}
-
 /** The messages as transformers takes them: a call's arguments as values, not JSON text. */
 function forTransformers(messages: ChatCompletionMessageParam[]): unknown[] {
   return messages.map((m) =>
@@ -101,22 +94,14 @@ function forTransformers(messages: ChatCompletionMessageParam[]): unknown[] {
   );
 }
 
-function reference(dir: string, conversations: Array<{ messages: unknown[]; tools: unknown[] | null }>): Reference[] {
-  const out = execFileSync(pythonPath, [path.join(repoRoot, 'scripts', 'hf_chat_reference.py')], {
-    input: JSON.stringify({ model: dir, newTokens: NEW_TOKENS, conversations }),
-    env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', HF_HUB_DISABLE_PROGRESS_BARS: '1' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    timeout: 300_000,
-  });
-  return (JSON.parse(out.toString()) as { results: Reference[] }).results;
-}
+const reference = (dir: string, conversations: Array<{ messages: unknown[]; tools: unknown[] | null }>) => hfChatReference(dir, conversations, NEW_TOKENS);
 
 describeWithTransformers('tool calls through the chat endpoint', () => {
   let dir: string;
   let plainDir: string;
   let s: Running;
   let client: OpenAI;
-  let refs: Reference[];
+  let refs: ChatReference[];
   let decode: (ids: number[]) => string;
   const validators = new Map(TOOLS.map((t) => [t.type === 'function' ? t.function.name : '', new Ajv({ strict: false }).compile(t.type === 'function' ? t.function.parameters! : {})]));
 

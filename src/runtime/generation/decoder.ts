@@ -325,8 +325,9 @@ export class BatchDecoder {
   private jsonConstraint(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
     const format = params.responseFormat ?? 'text';
     if (format === 'text') return null;
-    const schema = typeof format === 'object' && format !== null && 'jsonSchema' in format ? format.jsonSchema : undefined;
-    const topLevel = typeof format === 'object' && format !== null && format.topLevel === 'any' ? 'any' : 'object';
+    const schemaFormat = typeof format === 'object' && format !== null ? format : null;
+    const schema = schemaFormat?.jsonSchema;
+    const topLevel = schemaFormat?.topLevel === 'any' ? 'any' : 'object';
     if (format !== 'json_object' && schema === undefined) throw new GenerationParamsError(`the response format must be 'text', 'json_object' or { jsonSchema }, got ${JSON.stringify(format)}`, 'responseFormat');
     if (!this.opts.tokenizer) throw new GenerationParamsError('JSON mode needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
     let start: JsonGrammarState;
@@ -339,10 +340,10 @@ export class BatchDecoder {
     const tokenizer = this.opts.tokenizer;
     const skipSpecial = params.skipSpecialTokens ?? true;
     const hold = (state: JsonGrammarState) => new JsonObjectConstraint(tokenizer, tokenPieces(tokenizer, vocabSize), new Set(stopIds), skipSpecial, state);
-    const trigger = typeof format === 'object' && format !== null ? format.trigger : undefined;
+    const trigger = schemaFormat?.trigger;
     if (trigger === undefined) return hold(start);
     if (typeof trigger !== 'string' || trigger.length === 0) throw new GenerationParamsError('responseFormat.trigger must be a non-empty string', 'responseFormat');
-    return new TriggeredConstraint(tokenizer, trigger, start, hold, skipSpecial, format !== 'json_object' && format.once === true);
+    return new TriggeredConstraint(tokenizer, trigger, start, hold, skipSpecial, schemaFormat?.once === true);
   }
 
   /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */

@@ -31,7 +31,7 @@ const LAZY_TRIES = 16;
 /**
  * Steps in a row whose lazy draws all failed, after which steps screen at once: the model is not
  * writing what the JSON needs (a model that does not know JSON spent ~15 full-vocabulary draws a
- * step there, 20 ms a token at 50k tokens), and the screen is as exact. Every LAZY_RETRY-th step
+ * step there: 23 ms a token on the shipped demo model), and the screen is as exact. Every LAZY_RETRY-th step
  * still tries the lazy draws, to notice when the model writes JSON again.
  */
 const LAZY_MISSES = 2;

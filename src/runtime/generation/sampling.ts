@@ -67,8 +67,8 @@ export function samplingDistribution(
   const minP = params.minP ?? 0;
   const vocab = logits.length;
   if (temperature === 0) return { ids: Int32Array.of(argmax(logits)), probs: Float64Array.of(1) };
-  let max = -Infinity;
-  for (let j = 0; j < vocab; j++) if (logits[j] > max) max = logits[j];
+  const weights = new Float64Array(vocab);
+  const max = temperatureWeights(logits, temperature, weights);
   // the limits, which exp((l − max) / T) would turn into NaN: no finite or +∞ logit leaves nothing
   // to draw (the request's own checks refuse what would cause it), and +∞ logits share all the mass
   if (!(max > -Infinity)) throw new RangeError('no token can be sampled: every logit is -∞ or NaN');
@@ -76,14 +76,8 @@ export function samplingDistribution(
     const ids = Int32Array.from(Array.from(logits.keys()).filter((j) => logits[j] === Infinity));
     return { ids, probs: new Float64Array(ids.length).fill(1 / ids.length) };
   }
-  // f64 probabilities of logits / T (unnormalised: exp((l − max) / T)); a NaN logit weighs 0
-  const weights = new Float64Array(vocab);
   let total = 0;
-  for (let j = 0; j < vocab; j++) {
-    const w = Math.exp((logits[j] - max) / temperature);
-    weights[j] = w === w ? w : 0;
-    total += weights[j];
-  }
+  for (let j = 0; j < vocab; j++) total += weights[j];
   // top-k like HF's TopKLogitsWarper: drop values below the k-th largest (ties at the k-th are kept)
   let threshold = 0;
   if (topK > 0 && topK < vocab) {
@@ -133,6 +127,23 @@ export function samplingDistribution(
   for (const id of ids) kept += weights[id];
   const probs = Float64Array.from(ids, (id) => weights[id] / kept);
   return { ids, probs };
+}
+
+/**
+ * The largest logit, and where it is finite, the f64 weights of logits / T into `weights`
+ * (unnormalised probabilities: exp((l − max) / T); a NaN logit weighs 0). Where it is not (no finite
+ * logit, or +∞ ones) `weights` is left as it was: samplingDistribution handles those limits.
+ */
+function temperatureWeights(logits: Float32Array, temperature: number, weights: Float64Array): number {
+  let max = -Infinity;
+  for (let j = 0; j < logits.length; j++) if (logits[j] > max) max = logits[j];
+  if (max > -Infinity && max < Infinity) {
+    for (let j = 0; j < logits.length; j++) {
+      const w = Math.exp((logits[j] - max) / temperature);
+      weights[j] = w === w ? w : 0;
+    }
+  }
+  return max;
 }
 
 function kthLargest(values: Float64Array, k: number): number {
@@ -208,24 +219,20 @@ export class Sampler {
   private drawKept(logits: Float32Array): number {
     const { temperature, topK } = this.params;
     const vocab = logits.length;
-    let max = -Infinity;
-    for (let j = 0; j < vocab; j++) if (logits[j] > max) max = logits[j];
-    // no finite logit, or +∞ ones: samplingDistribution's limits (an error, or the +∞ ones sharing the mass)
-    if (!(max > -Infinity) || max === Infinity) return drawFrom(samplingDistribution(logits, this.params), this.random());
     if (this.weights.length < vocab) this.weights = new Float64Array(vocab);
     const weights = this.weights.subarray(0, vocab);
-    for (let j = 0; j < vocab; j++) {
-      const w = Math.exp((logits[j] - max) / temperature);
-      weights[j] = w === w ? w : 0;
-    }
+    const max = temperatureWeights(logits, temperature, weights);
+    // no finite logit, or +∞ ones: samplingDistribution's limits (an error, or the +∞ ones sharing the mass)
+    if (!(max > -Infinity) || max === Infinity) return drawFrom(samplingDistribution(logits, this.params), this.random());
     // top-k's threshold (ties at the k-th kept) and min-p's floor (the largest weight is exp(0) = 1)
     const floor = Math.max(topK > 0 && topK < vocab ? kthLargest(weights, topK) : 0, this.params.minP ?? 0);
+    const kept = (w: number) => w >= floor && w > 0;
     let total = 0;
-    for (let j = 0; j < vocab; j++) if (weights[j] >= floor && weights[j] > 0) total += weights[j];
+    for (let j = 0; j < vocab; j++) if (kept(weights[j])) total += weights[j];
     let target = this.random() * total;
     let last = -1;
     for (let j = 0; j < vocab; j++) {
-      if (!(weights[j] >= floor && weights[j] > 0)) continue;
+      if (!kept(weights[j])) continue;
       target -= weights[j];
       if (target < 0) return j;
       last = j;

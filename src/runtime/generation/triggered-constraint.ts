@@ -18,7 +18,7 @@ import type { TextDecoderLike } from './stop.js';
 const windowTokens = (trigger: string) => trigger.length + 8;
 
 export class TriggeredConstraint implements TokenConstraint {
-  /** free tokens since the last trigger (only the last few are decoded) */
+  /** the last free tokens since the last trigger, as many as can hold it (windowTokens) */
   private ids: number[] = [];
   private held: TokenConstraint | null = null;
 
@@ -41,11 +41,6 @@ export class TriggeredConstraint implements TokenConstraint {
     return this.closed;
   }
 
-  /** whether the text is being held to the schema now */
-  get holding(): boolean {
-    return this.held !== null;
-  }
-
   choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number {
     return this.held ? this.held.choose(row, sampler, pickGreedy) : sampler.next(row, pickGreedy);
   }
@@ -61,10 +56,10 @@ export class TriggeredConstraint implements TokenConstraint {
       return;
     }
     this.ids.push(token);
-    const window = this.ids.slice(-windowTokens(this.trigger));
+    if (this.ids.length > windowTokens(this.trigger)) this.ids.shift();
     let text: string;
     try {
-      text = this.decoder.decode(window, { skipSpecialTokens: this.skipSpecialTokens });
+      text = this.decoder.decode(this.ids, { skipSpecialTokens: this.skipSpecialTokens });
     } catch {
       return; // an id the tokenizer cannot decode writes no trigger
     }

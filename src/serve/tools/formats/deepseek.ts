@@ -6,7 +6,7 @@
  * `<｜tool▁calls▁end｜>`. Both are read; neither is held to the tools' schemas while written (a
  * block is not one JSON value).
  */
-import { callFromJson, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
+import { callWithArguments, type ParsedCall, type ToolCallFormat } from './format.js';
 
 const CALLS_BEGIN = '<｜tool▁calls▁begin｜>';
 const CALL_BEGIN = '<｜tool▁call▁begin｜>';
@@ -34,8 +34,7 @@ export const deepseek: ToolCallFormat = {
       const after = call.slice(sep + SEP.length);
       const fenced = FENCED.exec(after);
       const [name, argsText] = fenced && before === 'function' ? [fenced[1].trim(), fenced[2]] : [before, after.trim()];
-      const args = tryJson(argsText);
-      const parsed = args === undefined ? null : callFromJson({ name, arguments: args });
+      const parsed = callWithArguments(name, argsText);
       if (!parsed) return null;
       calls.push(parsed);
     }

@@ -43,6 +43,12 @@ export function callFromJson(value: unknown): ParsedCall | null {
   return { name: v.name, arguments: JSON.stringify(args) };
 }
 
+/** A call of `name` whose arguments are written apart from it, as JSON text (null where that text is not a JSON object). */
+export function callWithArguments(name: string, argumentsText: string): ParsedCall | null {
+  const args = tryJson(argumentsText);
+  return args === undefined ? null : callFromJson({ name, arguments: args });
+}
+
 /** JSON.parse that answers undefined instead of throwing. */
 export function tryJson(text: string): unknown {
   try {

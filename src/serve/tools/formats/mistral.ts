@@ -5,7 +5,7 @@
  * held to the tools' schemas while written (the two forms begin alike, and the second is not one
  * JSON value).
  */
-import { callFromJson, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
+import { callFromJson, callWithArguments, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
 
 const START = '[TOOL_CALLS]';
 const ARGS = '[ARGS]';
@@ -30,8 +30,7 @@ export const mistral: ToolCallFormat = {
       } else {
         const at = part.indexOf(ARGS);
         if (at <= 0) return null;
-        const args = tryJson(part.slice(at + ARGS.length));
-        const call = args === undefined ? null : callFromJson({ name: part.slice(0, at).trim(), arguments: args });
+        const call = callWithArguments(part.slice(0, at).trim(), part.slice(at + ARGS.length));
         if (!call) return null;
         calls.push(call);
       }
