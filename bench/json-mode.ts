@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine } from '../src/engine/index.js';
 import { BatchDecoder, loadTextCodec, Sampler, weightProviderOf, type TextCodec } from '../src/runtime/index.js';
-import { JsonObjectConstraint, startingState, TokenPieces } from '../src/runtime/generation/json-constraint.js';
+import { GrammarConstraint, startingState, TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
 import { mulberry32 } from '../src/util/prng.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -65,8 +65,8 @@ const SCHEMA = {
   additionalProperties: false,
 };
 
-function constraintAt(pieces: TokenPieces, text: string, schema?: object): JsonObjectConstraint {
-  const c = new JsonObjectConstraint(codec, pieces, new Set(), true, startingState(schema));
+function constraintAt(pieces: TokenPieces, text: string, schema?: object): GrammarConstraint {
+  const c = new GrammarConstraint(codec, pieces, new Set(), true, startingState(schema));
   for (const t of codec.encode(text)) {
     const r = new Float32Array(vocab).fill(-Infinity);
     r[t] = 0;

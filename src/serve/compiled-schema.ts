@@ -1,5 +1,5 @@
 /** A JSON schema a request holds generation to, checked before any load. */
-import { startingState } from '../runtime/generation/json-constraint.js';
+import { startingState } from '../runtime/generation/grammar-constraint.js';
 import { SchemaError, type TopLevel } from '../runtime/generation/json-schema.js';
 import { badRequest } from './errors.js';
 

@@ -94,7 +94,7 @@ const sampling = {
 /**
  * response_format: {"type": "text"}, JSON mode {"type": "json_object"}, or an object held to a
  * schema, {"type": "json_schema", "json_schema": {"name", "schema", "strict"?, "description"?}}
- * (json-constraint.ts; json-schema.ts says which keywords are followed, and the rest are a 400).
+ * (grammar-constraint.ts; json-schema.ts says which keywords are followed, and the rest are a 400).
  */
 const responseFormat = z
   .discriminatedUnion(

@@ -18,7 +18,7 @@ import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { assertRunnable } from '../../runtime/checkpoint-weights.js';
 import { generate } from '../../runtime/generation/generate.js';
 import { loadTextCodec } from '../../runtime/generation/codec.js';
-import { startingState } from '../../runtime/generation/json-constraint.js';
+import { startingState } from '../../runtime/generation/grammar-constraint.js';
 import { SchemaError } from '../../runtime/generation/json-schema.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
 import { DEFAULT_RESIDENT_BYTES, residentWeightBytes } from '../../runtime/resident-weights.js';

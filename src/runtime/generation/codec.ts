@@ -16,7 +16,7 @@ const codecs = new WeakMap<LoadedTokenizer, TextCodec>();
 
 /**
  * The codec of a loaded tokenizer: the same object on every call, so what is kept per tokenizer
- * (JSON mode's token pieces, json-constraint.ts) outlives a served model's unload and reload.
+ * (JSON mode's token pieces, grammar-constraint.ts) outlives a served model's unload and reload.
  */
 export function textCodec(loaded: LoadedTokenizer): TextCodec {
   let codec = codecs.get(loaded);

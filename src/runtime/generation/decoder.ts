@@ -27,7 +27,7 @@ import { assertPromptIds } from './prompt-ids.js';
 import { RequestLogitsProcessor, resolveLogitsProcessing, type LogitsProcessingParams } from './logits-processors.js';
 import { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage } from './generation-stream.js';
 import { longestSharedBeginning } from './shared-prefix.js';
-import { JsonObjectConstraint, startingState, tokenPieces, type JsonGrammarState, type TokenConstraint } from './json-constraint.js';
+import { GrammarConstraint, startingState, tokenPieces, type GrammarState, type TokenConstraint } from './grammar-constraint.js';
 import { TriggeredConstraint } from './triggered-constraint.js';
 import { SchemaError, type TopLevel } from './json-schema.js';
 
@@ -69,7 +69,7 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
   /**
    * 'json_object' (OpenAI's JSON mode): every token keeps the completion a viable prefix of one
    * JSON object, and the generation ends ('stop') when the object closes, before any minimum
-   * length (json-constraint.ts). It may still end unfinished at maxNewTokens ('length') or at a
+   * length (grammar-constraint.ts). It may still end unfinished at maxNewTokens ('length') or at a
    * stop string. `{ jsonSchema }`: the same, for an object valid under the schema (json-schema.ts
    * says which keywords; others are refused); with `topLevel: 'any'` the value may be any JSON
    * value (an array, say), as vLLM's guided_json allows. Needs the decoder's tokenizer. Default
@@ -330,7 +330,7 @@ export class BatchDecoder {
     const topLevel = schemaFormat?.topLevel === 'any' ? 'any' : 'object';
     if (format !== 'json_object' && schema === undefined) throw new GenerationParamsError(`the response format must be 'text', 'json_object' or { jsonSchema }, got ${JSON.stringify(format)}`, 'responseFormat');
     if (!this.opts.tokenizer) throw new GenerationParamsError('JSON mode needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
-    let start: JsonGrammarState;
+    let start: GrammarState;
     try {
       start = startingState(schema, topLevel);
     } catch (err) {
@@ -339,7 +339,7 @@ export class BatchDecoder {
     }
     const tokenizer = this.opts.tokenizer;
     const skipSpecial = params.skipSpecialTokens ?? true;
-    const hold = (state: JsonGrammarState) => new JsonObjectConstraint(tokenizer, tokenPieces(tokenizer, vocabSize), new Set(stopIds), skipSpecial, state);
+    const hold = (state: GrammarState) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize), new Set(stopIds), skipSpecial, state);
     const trigger = schemaFormat?.trigger;
     if (trigger === undefined) return hold(start);
     if (typeof trigger !== 'string' || trigger.length === 0) throw new GenerationParamsError('responseFormat.trigger must be a non-empty string', 'responseFormat');

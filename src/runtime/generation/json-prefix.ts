@@ -1,7 +1,7 @@
 /**
  * Whether a text can still become one JSON object (RFC 8259, the object form that OpenAI's
  * `response_format: {"type": "json_object"}` asks for), read one character at a time. JSON mode
- * (json-constraint.ts) asks it of every candidate token: a token is allowed when the text it adds
+ * (grammar-constraint.ts) asks it of every candidate token: a token is allowed when the text it adds
  * keeps the whole completion a viable prefix, and generation ends when the object closes.
  *
  * Hand-written because what is needed is a prefix check, not a parser: JSON.parse and the npm

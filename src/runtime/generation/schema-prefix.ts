@@ -1,6 +1,6 @@
 /**
  * Whether a text can still become a JSON value valid under a compiled schema (json-schema.ts),
- * read one character at a time: what JSON mode's constraint (json-constraint.ts) asks of every
+ * read one character at a time: what JSON mode's constraint (grammar-constraint.ts) asks of every
  * candidate token when the request gives `response_format: {"type": "json_schema", …}`.
  *
  * The state is a set of alternatives (anyOf's options are followed side by side until the text

@@ -1,6 +1,6 @@
 /**
  * A JSON constraint that waits for a trigger: the model writes freely until the generated text
- * holds `trigger`, then the JSON that follows is held to the schema (json-constraint.ts), and once
+ * holds `trigger`, then the JSON that follows is held to the schema (grammar-constraint.ts), and once
  * that value closes the model is free again, until the next trigger. This is how a tool call that
  * the model decides to make ("auto") is still well-formed: its call block opens freely (Hermes's
  * `<tool_call>`), and the call inside it can only be a call of one of the tools with arguments valid
@@ -10,7 +10,7 @@
  * a piece may run on past it) is read into the JSON first; where that already breaks the JSON, the
  * block stays free (the reader of the calls then leaves it as text).
  */
-import type { JsonGrammarState, TokenConstraint } from './json-constraint.js';
+import type { GrammarState, TokenConstraint } from './grammar-constraint.js';
 import type { Sampler } from './sampling.js';
 import type { TextDecoderLike } from './stop.js';
 
@@ -25,9 +25,9 @@ export class TriggeredConstraint implements TokenConstraint {
   constructor(
     private readonly decoder: TextDecoderLike,
     private readonly trigger: string,
-    private readonly start: JsonGrammarState,
-    /** a constraint holding the text to `state` from here (json-constraint.ts's JsonObjectConstraint) */
-    private readonly hold: (state: JsonGrammarState) => TokenConstraint,
+    private readonly start: GrammarState,
+    /** a constraint holding the text to `state` from here (grammar-constraint.ts's GrammarConstraint) */
+    private readonly hold: (state: GrammarState) => TokenConstraint,
     private readonly skipSpecialTokens = true,
     /** end the generation when the first held value closes (one tool call, no more) */
     private readonly once = false,

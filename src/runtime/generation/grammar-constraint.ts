@@ -49,12 +49,12 @@ const PARTIAL_CODE = 0xfffd;
 const MAX_SCREENS = 128;
 
 /** What the constraint reads the text with: JsonPrefix (any object) or SchemaPrefix (a schema's). */
-export interface JsonGrammarState {
+export interface GrammarState {
   /** reads text; false where it can no longer be completed (the state is then unspecified) */
   push(text: string): boolean;
-  clone(): JsonGrammarState;
+  clone(): GrammarState;
   /** this state made equal to `other`, a state of the same grammar */
-  copyFrom(other: JsonGrammarState): JsonGrammarState;
+  copyFrom(other: GrammarState): GrammarState;
   /** equal keys (of any grammar) accept the same texts */
   readonly key: string;
   readonly complete: boolean;
@@ -62,7 +62,7 @@ export interface JsonGrammarState {
   readonly inString: boolean;
 }
 
-/** What the decoder asks of a constraint on a sequence's tokens (JsonObjectConstraint, TriggeredConstraint). */
+/** What the decoder asks of a constraint on a sequence's tokens (GrammarConstraint, TriggeredConstraint). */
 export interface TokenConstraint {
   /** the next token from this row of (processed) logits, among those the constraint allows; -1 when none is */
   choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number;
@@ -80,7 +80,7 @@ const MAX_COMPILED_SCHEMAS = 64;
  * The grammar state a request starts from: any object, or a value valid under `schema` (an object
  * unless `topLevel` is 'any'; SchemaError where the schema is not supported).
  */
-export function startingState(schema?: unknown, topLevel: TopLevel = 'object'): JsonGrammarState {
+export function startingState(schema?: unknown, topLevel: TopLevel = 'object'): GrammarState {
   if (schema === undefined) return new JsonPrefix();
   const text = `${topLevel}:${JSON.stringify(schema)}`;
   let root = compiledSchemas.get(text);
@@ -121,7 +121,7 @@ export class TokenPieces {
   }
 
   /** 1 for each token whose piece can follow `state`, else 0 (do not modify it: it is kept for the next request in this state) */
-  screen(state: JsonGrammarState): Uint8Array {
+  screen(state: GrammarState): Uint8Array {
     const key = state.key;
     let fits = this.screens.get(key);
     if (fits !== undefined) {
@@ -149,7 +149,7 @@ export class TokenPieces {
   }
 
   /** whether the screen of this state is kept (a choice that has it needs no other search) */
-  hasScreen(state: JsonGrammarState): boolean {
+  hasScreen(state: GrammarState): boolean {
     return this.screens.has(state.key);
   }
 
@@ -191,20 +191,20 @@ export function tokenPieces(decoder: TextDecoderLike, vocabSize: number): TokenP
 /** A token's effect: the JSON state after it, and whether its text is settled (no character still partial). */
 interface Judged {
   token: number;
-  state: JsonGrammarState;
+  state: GrammarState;
   settled: boolean;
 }
 
-export class JsonObjectConstraint implements TokenConstraint {
+export class GrammarConstraint implements TokenConstraint {
   private readonly ids: number[] = [];
   /** ids [prefixOffset, readOffset) decode to `windowText`, the end of the settled text; later ids are partial */
   private prefixOffset = 0;
   private readOffset = 0;
   private windowText = '';
   /** the JSON read so far (the settled text) */
-  private state: JsonGrammarState;
+  private state: GrammarState;
   /** the state before any text, for a rereading */
-  private readonly start: JsonGrammarState;
+  private readonly start: GrammarState;
   /** the judgement of the token `choose` returned, for `commit` */
   private chosen: Judged | null = null;
   /** steps in a row whose lazy draws all failed, and steps since the last lazy try */
@@ -218,7 +218,7 @@ export class JsonObjectConstraint implements TokenConstraint {
     private readonly stopIds: ReadonlySet<number>,
     private readonly skipSpecialTokens = true,
     /** what the text must become (default: any JSON object; startingState(schema) for a schema's) */
-    start: JsonGrammarState = new JsonPrefix(),
+    start: GrammarState = new JsonPrefix(),
   ) {
     this.start = start;
     this.state = start.clone();
@@ -349,7 +349,7 @@ export class JsonObjectConstraint implements TokenConstraint {
     if (this.stopIds.has(token)) return null;
     const after = this.decodeCandidate(this.prefixOffset, this.ids.length, token);
     if (after === null) return null;
-    let state: JsonGrammarState;
+    let state: GrammarState;
     let added: string;
     if (after.startsWith(this.windowText)) {
       state = this.state.clone();
@@ -382,7 +382,7 @@ export class JsonObjectConstraint implements TokenConstraint {
  * changes): it must add something, and a character still being completed (a trailing U+FFFD) can
  * only go in a string.
  */
-function textFits(state: JsonGrammarState, text: string): boolean {
+function textFits(state: GrammarState, text: string): boolean {
   const partial = text.endsWith(PARTIAL);
   const settled = partial ? text.replace(/\uFFFD+$/, '') : text;
   if (settled.length === 0 && !partial) return false; // no text: a special token, or nothing yet

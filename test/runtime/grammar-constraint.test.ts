@@ -1,5 +1,5 @@
 /**
- * JSON mode's token choice (src/runtime/generation/json-constraint.ts) on a small made-up
+ * JSON mode's token choice (src/runtime/generation/grammar-constraint.ts) on a small made-up
  * vocabulary, against what it must equal by definition: greedy is the arg-max over the tokens
  * that keep the text a viable JSON object; sampling draws from the sampling distribution of the
  * row with every other token masked (counted over many draws); a character split over two tokens
@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { JsonObjectConstraint, TokenPieces, tokenPieces } from '../../src/runtime/generation/json-constraint.js';
+import { GrammarConstraint, TokenPieces, tokenPieces } from '../../src/runtime/generation/grammar-constraint.js';
 import { Sampler, samplingDistribution, textCodec } from '../../src/runtime/index.js';
 import { loadTokenizer } from '../../src/tokens/tokenizer.js';
 import { repoRoot } from '../helpers/shared-data.js';
@@ -34,8 +34,8 @@ const decoder = {
   },
 };
 
-function constraintAfter(pieces: string[]): JsonObjectConstraint {
-  const c = new JsonObjectConstraint(decoder, new TokenPieces(decoder, VOCAB.length), new Set([EOS]));
+function constraintAfter(pieces: string[]): GrammarConstraint {
+  const c = new GrammarConstraint(decoder, new TokenPieces(decoder, VOCAB.length), new Set([EOS]));
   for (const p of pieces) {
     const row = new Float32Array(VOCAB.length).fill(-Infinity);
     row[id(p)] = 0;
@@ -161,7 +161,7 @@ describe('JSON mode’s token choice', () => {
     const fail = (ids: number[]): string => {
       throw new Error(`unknown id in ${ids.join(',')}`);
     };
-    const c = new JsonObjectConstraint(strict, new TokenPieces(strict, VOCAB.length + 8), new Set([EOS]));
+    const c = new GrammarConstraint(strict, new TokenPieces(strict, VOCAB.length + 8), new Set([EOS]));
     const row = new Float32Array(VOCAB.length + 8).fill(-5);
     row.fill(50, VOCAB.length); // the padded ids are the most likely
     row[id('{')] = 0;
