@@ -40,6 +40,8 @@ export {
   type GenerateOptions,
   type GenerationParams,
   type JsonSchemaFormat,
+  type RegexFormat,
+  type ChoiceFormat,
   type GenerationEvent,
   type GenerationUsage,
   type FinishReason,

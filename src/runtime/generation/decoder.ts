@@ -29,6 +29,7 @@ import { GenerationStream, type FinishReason, type GenerationEvent, type Generat
 import { longestSharedBeginning } from './shared-prefix.js';
 import { GrammarConstraint, startingState, tokenPieces, type GrammarState, type TokenConstraint } from './grammar-constraint.js';
 import { TriggeredConstraint } from './triggered-constraint.js';
+import { choicePattern, compileRegex, RegexError, RegexPrefix } from './regex-prefix.js';
 import { SchemaError, type TopLevel } from './json-schema.js';
 
 export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
@@ -72,10 +73,23 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * length (grammar-constraint.ts). It may still end unfinished at maxNewTokens ('length') or at a
    * stop string. `{ jsonSchema }`: the same, for an object valid under the schema (json-schema.ts
    * says which keywords; others are refused); with `topLevel: 'any'` the value may be any JSON
-   * value (an array, say), as vLLM's guided_json allows. Needs the decoder's tokenizer. Default
-   * 'text': no constraint.
+   * value (an array, say), as vLLM's guided_json allows. `{ regex }`: the completion is a full
+   * match of the pattern (vLLM's guided_regex; regex-prefix.ts says which patterns), and it ends
+   * when nothing can extend the match, or where the model ends it once it matches; `{ choice }`:
+   * exactly one of the strings (guided_choice). Needs the decoder's tokenizer. Default 'text': no
+   * constraint.
    */
-  responseFormat?: 'text' | 'json_object' | JsonSchemaFormat;
+  responseFormat?: 'text' | 'json_object' | JsonSchemaFormat | RegexFormat | ChoiceFormat;
+}
+
+/** A completion that fully matches a regular expression (GenerationParams.responseFormat). */
+export interface RegexFormat {
+  regex: string;
+}
+
+/** A completion that is exactly one of some strings (GenerationParams.responseFormat). */
+export interface ChoiceFormat {
+  choice: readonly string[];
 }
 
 /** A response held to a JSON schema (GenerationParams.responseFormat). */
@@ -91,6 +105,8 @@ export interface JsonSchemaFormat {
    */
   trigger?: string;
   once?: boolean;
+  /** no whitespace outside strings (vLLM's disable_any_whitespace); default: at most 32 characters and one line break between two tokens of the JSON */
+  compact?: boolean;
 }
 
 export interface BatchDecoderOptions {
@@ -321,20 +337,21 @@ export class BatchDecoder {
     return seq.stream;
   }
 
-  /** JSON mode's constraint for a request (null: free text); GenerationParamsError for a bad format or schema. */
+  /** The constraint of a request's response format (null: free text); GenerationParamsError for a bad format, schema or pattern. */
   private jsonConstraint(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
     const format = params.responseFormat ?? 'text';
     if (format === 'text') return null;
-    const schemaFormat = typeof format === 'object' && format !== null ? format : null;
-    const schema = schemaFormat?.jsonSchema;
-    const topLevel = schemaFormat?.topLevel === 'any' ? 'any' : 'object';
-    if (format !== 'json_object' && schema === undefined) throw new GenerationParamsError(`the response format must be 'text', 'json_object' or { jsonSchema }, got ${JSON.stringify(format)}`, 'responseFormat');
-    if (!this.opts.tokenizer) throw new GenerationParamsError('JSON mode needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
+    const given = typeof format === 'object' && format !== null ? format : null;
+    const schemaFormat = given !== null && 'jsonSchema' in given ? given : null;
+    const pattern = given === null ? undefined : 'regex' in given ? given.regex : 'choice' in given ? given.choice : undefined;
+    if (format !== 'json_object' && schemaFormat === null && pattern === undefined) throw new GenerationParamsError(`the response format must be 'text', 'json_object', { jsonSchema }, { regex } or { choice }, got ${JSON.stringify(format)}`, 'responseFormat');
+    if (!this.opts.tokenizer) throw new GenerationParamsError('a response format other than text needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
     let start: GrammarState;
     try {
-      start = startingState(schema, topLevel);
+      if (pattern === undefined) start = startingState(schemaFormat?.jsonSchema, schemaFormat?.topLevel === 'any' ? 'any' : 'object', schemaFormat?.compact === true);
+      else start = new RegexPrefix(compileRegex(typeof pattern === 'string' ? pattern : choicePattern(pattern)));
     } catch (err) {
-      if (err instanceof SchemaError) throw new GenerationParamsError(err.message, 'responseFormat');
+      if (err instanceof SchemaError || err instanceof RegexError) throw new GenerationParamsError(err.message, 'responseFormat');
       throw err;
     }
     const tokenizer = this.opts.tokenizer;
@@ -487,7 +504,7 @@ export class BatchDecoder {
       if (token < 0) {
         // only reachable when other processing (allowed tokens, bias) leaves no token that fits the JSON
         this.active.splice(this.active.indexOf(seq), 1);
-        this.finishWithError(seq, new GenerationParamsError('no token can continue the JSON object: the other sampling restrictions of the request (allowed tokens, logit bias) leave none that fits', 'responseFormat'));
+        this.finishWithError(seq, new GenerationParamsError('no token can continue the constrained output (JSON, regex or choice): the other sampling restrictions of the request (allowed tokens, logit bias) leave none that fits', 'responseFormat'));
         return;
       }
       seq.json?.commit(token);

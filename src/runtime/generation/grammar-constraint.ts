@@ -1,8 +1,11 @@
 /**
- * JSON mode (OpenAI's `response_format: {"type": "json_object"}`, or `"json_schema"` with a
- * schema): each token is chosen among those that keep the completion a viable prefix of one JSON
- * object (json-prefix.ts) or of one valid under the schema (schema-prefix.ts), and the generation
- * ends when the object closes.
+ * Constrained decoding: each token is chosen among those that keep the completion a viable
+ * prefix of what a grammar state accepts, and the generation ends when the state is complete.
+ * The states: one JSON object (json-prefix.ts; OpenAI's `response_format: {"type":
+ * "json_object"}`), a value valid under a JSON schema (schema-prefix.ts; `"json_schema"`), a full
+ * match of a regular expression or one of some strings (regex-prefix.ts; vLLM's regex and
+ * choice). Where a state may end though more could follow (a regex's match), the stop tokens are
+ * allowed too; elsewhere they are not.
  *
  * A token is judged by the text it adds in context, decoded as the completion's text is
  * (stop.ts's window: the ids since the last settled character, so SentencePiece's leading space
@@ -58,6 +61,11 @@ export interface GrammarState {
   /** equal keys (of any grammar) accept the same texts */
   readonly key: string;
   readonly complete: boolean;
+  /**
+   * the text may end here though more could follow (a regex's match, which the model's
+   * end-of-sequence token may close); absent: only where `complete`
+   */
+  readonly canEnd?: boolean;
   /** where any character may come next (a character still being decoded may go there) */
   readonly inString: boolean;
 }
@@ -78,10 +86,13 @@ const MAX_COMPILED_SCHEMAS = 64;
 
 /**
  * The grammar state a request starts from: any object, or a value valid under `schema` (an object
- * unless `topLevel` is 'any'; SchemaError where the schema is not supported).
+ * unless `topLevel` is 'any'; SchemaError where the schema is not supported); `compact`: without
+ * whitespace outside strings.
  */
-export function startingState(schema?: unknown, topLevel: TopLevel = 'object'): GrammarState {
-  if (schema === undefined) return new JsonPrefix();
+export function startingState(schema?: unknown, topLevel: TopLevel = 'object', compact = false): GrammarState {
+  // compact: no whitespace outside strings (vLLM's disable_any_whitespace)
+  const [maxWhitespace, maxNewlines] = compact ? [0, 0] : [32, 1];
+  if (schema === undefined) return new JsonPrefix({ maxWhitespace, maxNewlines });
   const text = `${topLevel}:${JSON.stringify(schema)}`;
   let root = compiledSchemas.get(text);
   if (root === undefined) {
@@ -89,7 +100,7 @@ export function startingState(schema?: unknown, topLevel: TopLevel = 'object'): 
     if (compiledSchemas.size >= MAX_COMPILED_SCHEMAS) compiledSchemas.delete(compiledSchemas.keys().next().value!);
     compiledSchemas.set(text, root);
   }
-  return new SchemaPrefix(root);
+  return new SchemaPrefix(root, maxWhitespace, maxNewlines);
 }
 
 /**
@@ -214,7 +225,7 @@ export class GrammarConstraint implements TokenConstraint {
   constructor(
     private readonly decoder: TextDecoderLike,
     private readonly pieces: TokenPieces,
-    /** tokens that would end the generation: never allowed, the closing brace ends it */
+    /** tokens that would end the generation: allowed only where the state `canEnd` (JSON's closing brace ends it) */
     private readonly stopIds: ReadonlySet<number>,
     private readonly skipSpecialTokens = true,
     /** what the text must become (default: any JSON object; startingState(schema) for a schema's) */
@@ -234,7 +245,7 @@ export class GrammarConstraint implements TokenConstraint {
    * keep the JSON viable; -1 when no token can. Masks rejected tokens in `row` (-∞).
    */
   choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number {
-    for (const id of this.stopIds) if (id < row.length) row[id] = -Infinity;
+    if (!this.canEnd) for (const id of this.stopIds) if (id < row.length) row[id] = -Infinity;
     let left = countFinite(row);
     const { temperature, topK, topP, minP } = sampler.params;
     const exactWhenLazy = temperature === 0 || (topK === 0 && topP === 1 && minP === 0);
@@ -344,9 +355,14 @@ export class GrammarConstraint implements TokenConstraint {
     }
   }
 
+  /** a stop token may end the text here: the state allows it and no character is still being decoded */
+  private get canEnd(): boolean {
+    return this.state.canEnd === true && this.readOffset === this.ids.length;
+  }
+
   /** The JSON state after `token` in context, or null where it breaks the object (or adds nothing). */
   private judge(token: number): Judged | null {
-    if (this.stopIds.has(token)) return null;
+    if (this.stopIds.has(token)) return this.canEnd ? { token, state: this.state, settled: true } : null;
     const after = this.decodeCandidate(this.prefixOffset, this.ids.length, token);
     if (after === null) return null;
     let state: GrammarState;
@@ -366,9 +382,10 @@ export class GrammarConstraint implements TokenConstraint {
   /** Masks every token whose piece cannot follow the JSON so far; returns how many it masked. */
   private screen(row: Float32Array): number {
     const fits = this.pieces.screen(this.state);
+    const stops = this.canEnd ? this.stopIds : null;
     let masked = 0;
     for (let id = 0; id < row.length; id++) {
-      if (row[id] !== -Infinity && (id >= fits.length || fits[id] === 0)) {
+      if (row[id] !== -Infinity && (id >= fits.length || fits[id] === 0) && !(stops?.has(id) ?? false)) {
         row[id] = -Infinity;
         masked++;
       }

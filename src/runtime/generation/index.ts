@@ -8,6 +8,8 @@ export {
   type BatchDecoderOptions,
   type GenerationParams,
   type JsonSchemaFormat,
+  type RegexFormat,
+  type ChoiceFormat,
   type GenerationEvent,
   type GenerationUsage,
   type FinishReason,
