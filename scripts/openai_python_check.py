@@ -126,6 +126,17 @@ def json_chat(client, job):
     return {"content": r.choices[0].message.content, "finish_reason": r.choices[0].finish_reason}
 
 
+def guided_chat(client, job):
+    """vLLM's structured outputs through extra_body, as vLLM's documentation shows them: a choice and a regex."""
+    out = {}
+    for name, extra in (("choice", {"structured_outputs": {"choice": job["choices"]}}), ("regex", {"guided_regex": job["regex"]})):
+        r = client.chat.completions.create(
+            model=job["chat_model"], messages=job["conversation"], max_tokens=24, temperature=0, extra_body=extra
+        )
+        out[name] = {"content": r.choices[0].message.content, "finish_reason": r.choices[0].finish_reason}
+    return out
+
+
 def tool_chat(client, job):
     """A call of a named function: the parsed tool call, whole and streamed (the deltas' arguments joined)."""
     args = dict(model=job["chat_model"], messages=job["conversation"], temperature=0, tools=job["tools"], tool_choice={"type": "function", "function": {"name": job["tools"][0]["function"]["name"]}})
@@ -224,6 +235,8 @@ def main() -> None:
         report["chat"] = attempt(lambda: chat(client, job))
         report["streamed_chat"] = attempt(lambda: streamed_chat(client, job))
         report["json_chat"] = attempt(lambda: json_chat(client, job))
+        if job.get("choices"):
+            report["guided_chat"] = attempt(lambda: guided_chat(client, job))
         if job.get("tools"):
             report["tool_chat"] = attempt(lambda: tool_chat(client, job))
             report["parsed_tool_chat"] = attempt(lambda: parsed_tool_chat(client, job))

@@ -4,7 +4,7 @@
  */
 import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
 import type { GenerationParams } from '../runtime/generation/decoder.js';
-import { compiled } from './compiled-schema.js';
+import { responseFormatOf } from './structured-output.js';
 import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
@@ -86,29 +86,6 @@ function logitBiasOf(bias: Record<string, number> | null | undefined, model: Ser
   return out;
 }
 
-/**
- * The decoder's response format, from response_format or vLLM's guided_json (one of them); a
- * schema is compiled here, so a bad one is a 400 before any load.
- */
-function responseFormatOf(format: CompletionRequest['response_format'], guidedJson: CompletionRequest['guided_json']): GenerationParams['responseFormat'] {
-  if (guidedJson !== null && guidedJson !== undefined) {
-    if (format && format.type !== 'text') throw badRequest('give either response_format or guided_json, not both', 'guided_json', 'invalid_value');
-    let schema: unknown = guidedJson;
-    if (typeof guidedJson === 'string') {
-      try {
-        schema = JSON.parse(guidedJson);
-      } catch (err) {
-        throw badRequest(`guided_json: not a JSON schema: ${(err as Error).message}`, 'guided_json', 'invalid_value');
-      }
-    }
-    // vLLM's guided_json holds any value (an array, a string); OpenAI's response_format an object
-    return { jsonSchema: compiled(schema, 'guided_json', 'any'), topLevel: 'any' };
-  }
-  if (!format || format.type === 'text') return undefined;
-  if (format.type === 'json_object') return 'json_object';
-  return { jsonSchema: compiled(format.json_schema.schema, 'response_format.json_schema.schema') };
-}
-
 /** The served model of that name; a 503 naming the reason for a refused one, a 404 listing the others. */
 export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
   const model = ctx.models.get(name);
@@ -126,7 +103,7 @@ export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
 export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unknown): Promise<Prepared> {
   const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
   const model = lookupModel(ctx, req.model);
-  let responseFormat = responseFormatOf(req.response_format, req.guided_json);
+  let responseFormat = responseFormatOf(req);
   const logprobs = logprobsOf(endpoint, req);
   let tools: ToolMode = { kind: 'none' };
   // each prompt as token ids, with its text when the request gave text (echo sends it back)

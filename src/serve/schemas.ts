@@ -2,8 +2,8 @@
  * Request bodies of the OpenAI-compatible endpoints, validated with zod. Known fields are
  * type-checked (a wrong type is a 400 naming the field); unknown fields are ignored, as the
  * OpenAI API and vLLM do, so newer clients keep working. Features this server does not implement
- * (best_of > 1, suffix, vLLM's beam search, guided decoding other than guided_json, and
- * prompt_logprobs) are refused with a 400 instead of being silently ignored; their neutral values
+ * (best_of > 1, suffix, vLLM's beam search, grammars and structural tags in its structured
+ * outputs, and prompt_logprobs) are refused with a 400 instead of being silently ignored; their neutral values
  * pass. vLLM's sampling fields are implemented (top_k, min_p, repetition_penalty, min_tokens,
  * ignore_eos, stop_token_ids, include_stop_str_in_output, skip_special_tokens, allowed_token_ids,
  * truncate_prompt_tokens, add_special_tokens) and, for chat, chat_template_kwargs,
@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { badRequest, type ApiError } from './errors.js';
 import { MAX_TOP_LOGPROBS } from '../runtime/generation/logprobs.js';
+import { MAX_PATTERN_LENGTH } from '../runtime/generation/regex-prefix.js';
 import { MAX_REPETITION_PENALTY, MIN_REPETITION_PENALTY } from '../checkpoint/generation-config.js';
 import { MAX_ALLOWED_TOKENS, MAX_FREQUENCY_PENALTY, MAX_LOGIT_BIAS } from '../runtime/generation/logits-processors.js';
 
@@ -21,6 +22,9 @@ export const MAX_CHOICES = 16;
 /** Most tools one request may give (each is a schema checked, and in "required", one option of the calls). */
 export const MAX_TOOLS = 128;
 const MAX_TOOL_NAME = 256;
+
+/** Most strings of a guided choice (each is an alternative of the pattern it becomes). */
+export const MAX_GUIDED_CHOICES = 1024;
 
 /** Most prompts one completions request may send. */
 export const MAX_PROMPTS = 64;
@@ -34,8 +38,12 @@ export const MAX_TOKENS_LIMIT = 1_000_000;
 const maxTokens = z.number().int().min(1).max(MAX_TOKENS_LIMIT).nullish();
 const stop = z.union([z.string(), z.array(z.string()).max(16)], { message: 'stop must be a string or an array of at most 16 strings' }).nullish();
 
-/** vLLM's guided-decoding fields: absent or null only. */
-const guided = (name: string) => z.null({ message: `${name}: guided decoding is not supported` }).optional();
+/** a field this server does not implement: absent or null only */
+const unsupported = (message: string) => z.null({ message }).optional();
+/** a JSON schema (an object) or its JSON text */
+const jsonSchemaOrText = (name: string) => z.union([z.record(z.string(), z.unknown()), z.string()], { message: `${name} must be a JSON schema (an object or its JSON text)` });
+const pattern = z.string({ message: 'a regular expression must be a string' }).max(MAX_PATTERN_LENGTH);
+const choices = z.array(z.string(), { message: 'choices must be an array of strings' }).min(1, { message: 'give at least one choice' }).max(MAX_GUIDED_CHOICES, { message: `give at most ${MAX_GUIDED_CHOICES} choices` });
 
 const sampling = {
   model: z.string().min(1),
@@ -84,11 +92,29 @@ const sampling = {
   return_tokens_as_token_ids: z.literal(false, { message: 'return_tokens_as_token_ids is not supported' }).nullish(),
   logits_processors: z.null({ message: 'custom logits_processors are not supported' }).optional(),
   /** vLLM's: a JSON schema (an object, or its JSON text) the completion is held to, as response_format json_schema */
-  guided_json: z.union([z.record(z.string(), z.unknown()), z.string()], { message: 'guided_json must be a JSON schema (an object or its JSON text)' }).nullish(),
-  guided_regex: guided('guided_regex'),
-  guided_choice: guided('guided_choice'),
-  guided_grammar: guided('guided_grammar'),
-  structured_outputs: guided('structured_outputs'),
+  guided_json: jsonSchemaOrText('guided_json').nullish(),
+  /** vLLM's (before 0.12): the completion fully matches the pattern (regex-prefix.ts) */
+  guided_regex: pattern.nullish(),
+  /** vLLM's (before 0.12): the completion is exactly one of the strings */
+  guided_choice: choices.nullish(),
+  guided_grammar: unsupported('guided_grammar: grammars are not supported (guided_json, guided_regex and guided_choice are)'),
+  /** vLLM's (0.12 on): one of json, regex, choice, json_object (structured-output.ts) */
+  structured_outputs: z
+    .object({
+      json: jsonSchemaOrText('structured_outputs.json').nullish(),
+      regex: pattern.nullish(),
+      choice: choices.nullish(),
+      json_object: z.boolean().nullish(),
+      grammar: unsupported('structured_outputs.grammar: grammars are not supported (json, regex, choice and json_object are)'),
+      structural_tag: unsupported('structured_outputs.structural_tag is not supported'),
+      whitespace_pattern: unsupported('structured_outputs.whitespace_pattern is not supported (disable_any_whitespace is)'),
+      /** no whitespace outside a JSON value's strings */
+      disable_any_whitespace: z.boolean().nullish(),
+      disable_additional_properties: z.literal(false, { message: 'structured_outputs.disable_additional_properties is not supported: give additionalProperties: false in the schema' }).nullish(),
+      /** there is no other backend to fall back to */
+      disable_fallback: z.boolean().nullish(),
+    })
+    .nullish(),
 };
 
 /**

@@ -70,6 +70,25 @@ describe('rfid-moe generate', () => {
     expect(JSON.parse(a.stdout).tokens).toEqual(JSON.parse(b.stdout).tokens);
   });
 
+  it('--regex and --choice hold the completion to a full match or one of the texts', async () => {
+    const date = '(19|20)\\d\\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])';
+    const r = await cli('generate', model, '--prompt', 'ROMEO:\nWhat day is it?\nJULIET:\n', '--temperature', '0', '--regex', date, '--json', '--quiet');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.text).toMatch(new RegExp(`^(?:${date})$`));
+    expect(out.usage.finishReason).toBe('stop');
+    const choices = ['my lord', 'no, madam', 'never'];
+    const sampled = await cli('generate', model, '--prompt', c.prompt, '--seed', '5', ...choices.flatMap((t) => ['--choice', t]));
+    expect(sampled.code, sampled.stderr).toBe(0);
+    expect(choices).toContain(sampled.stdout.replace(/\n$/, ''));
+    const both = await cli('generate', model, '--prompt', 'x', '--regex', 'a+', '--choice', 'a');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/^rfid-moe: give one of --regex and --choice/m);
+    const lookahead = await cli('generate', model, '--prompt', 'x', '--regex', '(?=a)a');
+    expect(lookahead.code).toBe(2);
+    expect(lookahead.stderr).toMatch(/^rfid-moe: --regex: the pattern "\(\?=a\)a" is not supported: .*lookarounds/m);
+  });
+
   it('bad flags and a too-long prompt exit 2 with one message', async () => {
     const bad = await cli('generate', model, '--prompt', 'x', '--top-p', '1.5');
     expect(bad.code).toBe(2);

@@ -31,6 +31,9 @@ const LETTER_TOOL = {
   function: { name: 'send_letter', parameters: { type: 'object', properties: { to: { enum: ['Romeo', 'Juliet'] }, urgent: { type: 'boolean' } }, required: ['to', 'urgent'], additionalProperties: false } },
 };
 
+const CHOICES = ['Romeo', 'Juliet', 'the Nurse'];
+const REGEX = '[A-Z][a-z]+(, [a-z]+)*[.!]';
+
 interface ClientError {
   class: string;
   message: string;
@@ -61,6 +64,7 @@ interface Report {
   chat: Attempt<{ object: string; role: string; content: string; finish_reason: string; usage: Record<string, number>; logprobs: Array<{ token: string; logprob: number; top: Array<[string, number]> }> }>;
   streamed_chat: Attempt<{ pieces: string[]; roles: string[]; finish_reason: string }>;
   json_chat: Attempt<{ content: string; finish_reason: string }>;
+  guided_chat: Attempt<Record<'choice' | 'regex', { content: string; finish_reason: string }>>;
   parsed_tool_chat: Attempt<{ tool: { function: { parameters: object } }; arguments: string; parsed_type: string; parsed: Record<string, unknown>; finish_reason: string }>;
   tool_chat: Attempt<{ id: string; name: string; arguments: string; content: string | null; finish_reason: string; streamed: { name: string; arguments: string; ids: number; finish_reason: string } }>;
 }
@@ -86,7 +90,7 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
   let chatDir: string;
   let want: string[];
   let report: Report;
-  const job = () => ({ base_url: `${s.url}/v1`, model: 'tiny', chat_model: 'chat', prompts, max_tokens: N, conversation: CONVERSATION, cancel_after: 3, tools: [LETTER_TOOL] });
+  const job = () => ({ base_url: `${s.url}/v1`, model: 'tiny', chat_model: 'chat', prompts, max_tokens: N, conversation: CONVERSATION, cancel_after: 3, tools: [LETTER_TOOL], choices: CHOICES, regex: REGEX });
 
   beforeAll(async () => {
     // the shipped model with a chat template, for the chat endpoint
@@ -188,6 +192,17 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
     const raw = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: CONVERSATION, max_tokens: 48, temperature: 0, response_format: { type: 'json_object' } });
     expect(got).toEqual({ content: raw.json.choices[0].message.content, finish_reason: raw.json.choices[0].finish_reason });
     expect(jsonOutcomeProblem(got.content, got.finish_reason)).toBeNull();
+  });
+
+  it('vLLM’s structured outputs sent as extra_body (a choice, a regex): the server’s content, held to them', async () => {
+    const got = ok(report.guided_chat, 'chat with structured outputs');
+    for (const [name, extra] of [['choice', { structured_outputs: { choice: CHOICES } }], ['regex', { guided_regex: REGEX }]] as const) {
+      const raw = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: CONVERSATION, max_tokens: 24, temperature: 0, ...extra });
+      expect(got[name]).toEqual({ content: raw.json.choices[0].message.content, finish_reason: raw.json.choices[0].finish_reason });
+    }
+    expect(got.choice).toMatchObject({ content: expect.toBeOneOf(CHOICES), finish_reason: 'stop' });
+    if (got.regex.finish_reason === 'stop') expect(got.regex.content).toMatch(new RegExp(`^(?:${REGEX})$`));
+    else expect(got.regex.content).toMatch(/^(?:[A-Z][a-z]*|[A-Z][a-z]+(?:, [a-z]+)*(?:,|, [a-z]*)?)?$/);
   });
 
   it('errors arrive as the client’s typed exceptions, with the code and param it reads', () => {

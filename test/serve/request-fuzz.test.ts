@@ -73,6 +73,7 @@ function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
   const id = fc.integer({ min: 0, max: vocab - 1 });
   const text = fc.oneof(fc.string({ maxLength: 30 }), fc.string({ unit: 'binary', maxLength: 30 }), loneSurrogates, fc.constantFrom('', ' ', '\n', 'ROMEO:', '<|endoftext|>', '\u0000'));
   const tiny = fc.constantFrom(1e-300, 1e-30, 1e-8, Number.MIN_VALUE);
+  const pattern = fc.oneof(text, fc.constantFrom('[a-z]+', '\\d{3}', '(?=a)b', '(a|b)*', '.*', 'a?', '', '^$', 'a{1,99999}', '[^\\s\\S]', '(a+)\\1', 'é+😀'));
   return {
     prompt: fc.oneof(text, fc.array(text, { minLength: 1, maxLength: 3 }), fc.array(id, { minLength: 1, maxLength: 30 }), fc.array(fc.array(id, { minLength: 1, maxLength: 8 }), { minLength: 1, maxLength: 3 })),
     messages: fc.array(
@@ -116,6 +117,14 @@ function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
     continue_final_message: fc.boolean(),
     chat_template_kwargs: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
     return_token_strs: fc.boolean(),
+    guided_regex: pattern,
+    guided_choice: fc.array(text, { minLength: 1, maxLength: 4 }),
+    structured_outputs: fc.oneof(
+      fc.record({ regex: pattern }),
+      fc.record({ choice: fc.array(text, { minLength: 1, maxLength: 4 }) }),
+      fc.record({ json_object: fc.boolean(), disable_any_whitespace: fc.boolean() }),
+      fc.record({ json: fc.constantFrom({ type: 'integer' }, { enum: ['a', 'b'] }, { type: 'string', pattern: 'x' }), disable_any_whitespace: fc.boolean() }),
+    ),
     tools: fc.array(
       fc.record(
         {
@@ -147,6 +156,7 @@ const SAMPLING = [
   'model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'n', 'stream', 'stream_options', 'stop', 'seed', 'presence_penalty',
   'frequency_penalty', 'repetition_penalty', 'logit_bias', 'ignore_eos', 'stop_token_ids', 'min_tokens', 'include_stop_str_in_output',
   'skip_special_tokens', 'allowed_token_ids', 'truncate_prompt_tokens', 'user', 'response_format', 'use_beam_search', 'guided_json',
+  'guided_regex', 'guided_choice', 'structured_outputs',
 ];
 const FIELDS: Record<string, string[]> = {
   '/v1/completions': [...SAMPLING, 'prompt', 'echo', 'logprobs', 'suffix', 'best_of', 'add_special_tokens'],

@@ -17,8 +17,10 @@ import { openModel } from '../../compressed/open-model.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { assertRunnable } from '../../runtime/checkpoint-weights.js';
 import { generate } from '../../runtime/generation/generate.js';
+import type { GenerationParams } from '../../runtime/generation/decoder.js';
 import { loadTextCodec } from '../../runtime/generation/codec.js';
 import { startingState } from '../../runtime/generation/grammar-constraint.js';
+import { choicePattern, compileRegex, RegexError } from '../../runtime/generation/regex-prefix.js';
 import { SchemaError } from '../../runtime/generation/json-schema.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
 import { DEFAULT_RESIDENT_BYTES, residentWeightBytes } from '../../runtime/resident-weights.js';
@@ -40,6 +42,8 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   ignoreEos?: boolean;
   responseFormat: 'text' | 'json_object';
   jsonSchema?: string;
+  regex?: string;
+  choice: string[];
   bf16Weights: boolean;
   contextLength?: string;
   tokenizer?: string;
@@ -64,6 +68,8 @@ export function register(program: Command): void {
       .option('--stop <text>', 'stop when the completion contains this text (repeatable; the text is not printed)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .addOption(new Option('--response-format <format>', 'json_object: the completion is one JSON object, and ends when it closes (JSON mode)').choices(['text', 'json_object']).default('text'))
       .option('--json-schema <file>', 'hold the completion to the JSON schema in this file (an object valid under it; JSON mode with a schema)')
+      .option('--regex <pattern>', 'the completion fully matches this regular expression (JavaScript syntax; lookarounds and backreferences are refused); it ends when nothing can extend the match')
+      .option('--choice <text>', 'the completion is exactly one of these texts (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .option('--ignore-eos', 'keep generating past the end-of-sequence tokens (eos_token_id of generation_config.json, else of config.json)', false)
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .addOption(defaultText(new Option('--context-length <n>', 'positions for prompt + completion'), "the model's max_position_embeddings"))
@@ -92,6 +98,22 @@ async function readSchema(file: string): Promise<unknown> {
   return schema;
 }
 
+/** --response-format, --json-schema, --regex or --choice (one of them), checked before the model is opened. */
+async function responseFormatOf(opts: GenerateCliOptions): Promise<GenerationParams['responseFormat']> {
+  const given = [opts.responseFormat !== 'text' && '--response-format', opts.jsonSchema !== undefined && '--json-schema', opts.regex !== undefined && '--regex', opts.choice.length > 0 && '--choice'].filter((f) => f !== false);
+  if (given.length > 1) throw new OptionError(`give one of ${given.join(' and ')}: each holds the completion to a format`);
+  if (opts.jsonSchema !== undefined) return { jsonSchema: await readSchema(opts.jsonSchema) };
+  const pattern = opts.regex ?? (opts.choice.length > 0 ? choicePattern(opts.choice) : undefined);
+  if (pattern === undefined) return opts.responseFormat;
+  try {
+    compileRegex(pattern);
+  } catch (err) {
+    if (err instanceof RegexError) throw new OptionError(`${opts.regex !== undefined ? '--regex' : '--choice'}: ${err.message}`);
+    throw err;
+  }
+  return opts.regex !== undefined ? { regex: opts.regex } : { choice: opts.choice };
+}
+
 function parseNumber(flag: string, value: string, ok: (n: number) => boolean, what: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new OptionError(`${flag} must be ${what}, got "${value}"`);
@@ -112,7 +134,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   const contextLength = opts.contextLength === undefined ? undefined : parseInteger('--context-length', opts.contextLength, 2);
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
   const engineChoice = parseEngineChoice(opts.engine);
-  const responseFormat = opts.jsonSchema === undefined ? opts.responseFormat : { jsonSchema: await readSchema(opts.jsonSchema) };
+  const responseFormat = await responseFormatOf(opts);
   const note = (line: string) => {
     if (!opts.quiet) process.stderr.write(line + '\n');
   };
