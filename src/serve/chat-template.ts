@@ -6,6 +6,7 @@
  * answers chat requests with a 400 that says what to install.
  */
 import { badRequest } from './errors.js';
+import { pythonStrings } from './jinja-python.js';
 import type { ServedModel } from './models.js';
 import { argumentsAsText, type ChatMessage } from './schemas.js';
 
@@ -19,7 +20,12 @@ const JINJA_PACKAGE = '@huggingface/jinja';
 
 function loadJinja(): Promise<JinjaModule | null> {
   // the name is a variable so the compiler does not require the optional package
-  jinja ??= import(JINJA_PACKAGE as string).then((m) => m as JinjaModule).catch(() => null);
+  jinja ??= import(JINJA_PACKAGE as string)
+    .then((m) => {
+      pythonStrings(m as Parameters<typeof pythonStrings>[0]);
+      return m as JinjaModule;
+    })
+    .catch(() => null);
   return jinja;
 }
 
