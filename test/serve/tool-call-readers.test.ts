@@ -10,10 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { compileSchema } from '../../src/runtime/generation/json-schema.js';
 import { SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
 import { JsonCallsReader, NamedCallReader, TaggedCallsReader, type CallReader, type ChoiceDelta } from '../../src/serve/tools/call-readers.js';
-import { callsSchema } from '../../src/serve/tools/call-schema.js';
+import { callsSchema, type FunctionTool } from '../../src/serve/tools/call-schema.js';
 import { detectToolCallFormat, TOOL_CALL_FORMATS } from '../../src/serve/tools/formats/index.js';
 import { mulberry32 } from '../helpers/rng.js';
 import { HERMES_TOOLS_CHATML } from './helpers.js';
+import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 
 const hermes = TOOL_CALL_FORMATS.get('hermes')!;
 const mistral = TOOL_CALL_FORMATS.get('mistral')!;
@@ -156,6 +157,58 @@ describe('the DeepSeek format', () => {
       expect(read(() => new TaggedCallsReader(deepseek), [bad])).toMatchObject({ content: bad, calls: [] });
     }
     expect(detectToolCallFormat(`{{'${begin}'}}`)).toBe(deepseek);
+  });
+});
+
+describe('the Qwen3-Coder format', () => {
+  const qwen3Coder = TOOL_CALL_FORMATS.get('qwen3_coder')!;
+  const TOOLS: FunctionTool[] = [
+    {
+      name: 'write_file',
+      parameters: {
+        type: 'object',
+        properties: { path: { type: 'string' }, content: { type: 'string' }, mode: { type: 'integer' }, ratio: { type: 'number' }, force: { type: 'boolean' }, tags: { type: 'array' }, meta: { type: 'object' }, note: { type: ['string', 'null'] } },
+      },
+    },
+    { name: 'no_arguments', parameters: { type: 'object', properties: {} } },
+  ];
+  /** a call written as Qwen3-Coder's template writes one (a value: its JSON when an object or array, else its text) */
+  const block = (name: string, args: Record<string, unknown>) =>
+    `<tool_call>\n<function=${name}>\n${Object.entries(args)
+      .map(([k, v]) => `<parameter=${k}>\n${v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v)}\n</parameter>\n`)
+      .join('')}</function>\n</tool_call>`;
+  const WRITE = { path: 'src/a.ts', content: 'line one\n  <b>indented</b> "quoted"\nline three', mode: 644, ratio: 0.5, force: true, tags: ['x', 'y'], meta: { a: [1, 2] }, note: null };
+
+  it('gives back each call with its arguments typed by the tool’s schema, however the text is split', () => {
+    const cases: Array<{ text: string; content: string; calls: Array<{ name: string; arguments: unknown }> }> = [
+      { text: `I will write it.\n${block('write_file', WRITE)}`, content: 'I will write it.', calls: [{ name: 'write_file', arguments: WRITE }] },
+      { text: `${block('no_arguments', {})}\n${block('write_file', { path: '02134', mode: '0755x' })}`, content: '', calls: [{ name: 'no_arguments', arguments: {} }, { name: 'write_file', arguments: { path: '02134', mode: '0755x' } }] },
+      // a function not among the tools, and parameters its schema does not name: text as written
+      { text: block('other', { n: 3, b: true }), content: '', calls: [{ name: 'other', arguments: { n: '3', b: 'true' } }] },
+      // Python's True (what a template writes with |string) is a boolean too
+      { text: block('write_file', { force: 'True' }), content: '', calls: [{ name: 'write_file', arguments: { force: true } }] },
+      // a block without a function stays content
+      { text: 'Nothing: <tool_call>\nhello\n</tool_call>', content: 'Nothing: <tool_call>\nhello\n</tool_call>', calls: [] },
+    ];
+    for (const [i, c] of cases.entries()) {
+      for (const pieces of splits(c.text, 40 + i)) {
+        const got = read(() => new TaggedCallsReader(qwen3Coder, TOOLS), pieces);
+        expect(got.content, JSON.stringify(pieces)).toBe(c.content);
+        expect(got.calls).toEqual(c.calls);
+      }
+    }
+    // the arguments keep the order they were written in
+    const r = new TaggedCallsReader(qwen3Coder, TOOLS);
+    const deltas = [...r.push(block('write_file', { mode: 1, path: 'p' })), ...r.end()];
+    expect(deltas).toMatchObject([{ kind: 'call', name: 'write_file', arguments: '{"mode":1,"path":"p"}' }]);
+    // a call cut short by the end of the generation: what was written of it (as vLLM reads it)
+    const cut = read(() => new TaggedCallsReader(qwen3Coder, TOOLS), ['<tool_call>\n<function=write_file>\n<parameter=path>\na.ts\n</parameter>\n<parameter=mode>\n7']);
+    expect(cut.calls).toEqual([{ name: 'write_file', arguments: { path: 'a.ts', mode: 7 } }]);
+  });
+
+  it('is the format Qwen3-Coder’s template implies, not Hermes’s, though both hold <tool_call>', () => {
+    expect(detectToolCallFormat(QWEN3_CODER_STYLE)).toBe(qwen3Coder);
+    expect(detectToolCallFormat(HERMES_TOOLS_CHATML)).toBe(hermes);
   });
 });
 

@@ -23,6 +23,7 @@ import { callFromJson, tryJson, type ToolCallFormat } from '../../src/serve/tool
 import { valueEnd } from '../helpers/json-judge.js';
 import { describeWithTransformers } from '../helpers/python.js';
 import { hfChatReference, type ChatReference } from './chat-reference.js';
+import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const NEW_TOKENS = 12;
@@ -157,6 +158,37 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       const r = await postJson(`${other.url}/tokenize`, { model: 'ds', messages: AFTER_CALL.slice(1), tools: TOOLS });
       expect(r.status, r.text).toBe(200);
       expect(r.json.tokens).toEqual(ref.ids);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('Qwen3-Coder’s form: calls written parameter by parameter (booleans and null as Python writes them), the prompt transformers renders; "auto" reads that form', async () => {
+    const coderDir = tinyWithChatTemplate(path.join(path.dirname(dir), 'qwen3-coder'), QWEN3_CODER_STYLE);
+    const args = { path: 'verona.txt', lines: 3, force: true, dry_run: false, note: null, meta: { who: ['Romeo', 'Juliet'], act: 2 } };
+    const tools: ChatCompletionTool[] = [
+      { type: 'function', function: { name: 'write_file', description: 'Write a file', parameters: { type: 'object', properties: { path: { type: 'string' }, lines: { type: 'integer' }, force: { type: 'boolean' }, dry_run: { type: 'boolean' }, note: { type: ['string', 'null'] }, meta: { type: 'object' } } } } },
+    ];
+    const messages: ChatCompletionMessageParam[] = [
+      { role: 'system', content: 'Thou art a scribe.' },
+      { role: 'user', content: 'Write it down.' },
+      { role: 'assistant', content: 'I shall.', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'write_file', arguments: JSON.stringify(args) } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'written' },
+      { role: 'user', content: 'Now read it.' },
+    ];
+    const [ref] = reference(coderDir, [{ messages: forTransformers(messages), tools }]);
+    expect(ref.text).toContain('<parameter=force>\nTrue\n</parameter>\n<parameter=dry_run>\nFalse\n</parameter>\n<parameter=note>\nNone\n</parameter>');
+    expect(ref.text).toContain('<parameter=meta>\n{"who": ["Romeo", "Juliet"], "act": 2}\n</parameter>');
+    const other = await startServer({ models: [`coder=${coderDir}`] });
+    try {
+      expect(other.server.models.get('coder')!.toolCallFormat?.name).toBe('qwen3_coder');
+      const r = await postJson(`${other.url}/tokenize`, { model: 'coder', messages, tools });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.tokens).toEqual(ref.ids);
+      // "auto" is served (the model writes no call here; the reader takes its answer as content)
+      const auto = await postJson(`${other.url}/v1/chat/completions`, { model: 'coder', messages, tools, tool_choice: 'auto', max_tokens: 4, temperature: 0 });
+      expect(auto.status, auto.text).toBe(200);
+      expect(auto.json.choices[0].message.tool_calls ?? []).toEqual([]);
     } finally {
       await other.close();
     }
@@ -346,7 +378,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.json.error.message).toMatch(message);
     }
     // rfid-moe serve --tool-call-parser: a format for every model (then "auto" serves), an unknown one exits 2
-    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of hermes, mistral, deepseek or none/s);
+    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of qwen3_coder, hermes, mistral, deepseek or none/s);
     const cli = await spawnServeCli([`plain=${plainDir}`, '--port', '0', '--quiet', '--tool-call-parser', 'hermes']);
     try {
       const r = await postJson(`${cli.url}/v1/chat/completions`, { ...base, model: 'plain', tools: TOOLS, temperature: 0 });

@@ -5,6 +5,7 @@
  * deltas and cannot disagree.
  */
 import { randomBytes } from 'node:crypto';
+import type { FunctionTool } from './call-schema.js';
 import { callFromJson, tryJson, type ParsedCall, type ToolCallFormat } from './formats/index.js';
 
 export type ChoiceDelta =
@@ -113,7 +114,11 @@ export class TaggedCallsReader implements CallReader {
   private inBlock = false;
   private heldSpace = '';
 
-  constructor(private readonly format: ToolCallFormat) {}
+  constructor(
+    private readonly format: ToolCallFormat,
+    /** the request's tools, for formats that read the arguments' types from them */
+    private readonly tools: readonly FunctionTool[] = [],
+  ) {}
 
   push(text: string): ChoiceDelta[] {
     this.buffer += text;
@@ -149,7 +154,7 @@ export class TaggedCallsReader implements CallReader {
       const close = end === null ? -1 : this.format.heldCall === 'one' ? indexOutsideStrings(this.buffer, end) : this.buffer.indexOf(end);
       if (close < 0 && !final) return out;
       const body = close < 0 ? this.buffer : this.buffer.slice(0, close);
-      const calls = this.format.parse(body);
+      const calls = this.format.parse(body, this.tools);
       if (calls) {
         this.heldSpace = '';
         for (const call of calls) out.push({ kind: 'call', index: this.calls++, id: callId(), name: call.name, arguments: call.arguments });

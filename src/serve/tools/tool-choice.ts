@@ -24,7 +24,7 @@ export type ToolMode =
   | { kind: 'none' }
   | { kind: 'named'; name: string }
   | { kind: 'required'; parallel: boolean }
-  | { kind: 'auto'; format: ToolCallFormat };
+  | { kind: 'auto'; format: ToolCallFormat; tools: FunctionTool[] };
 
 /** The request fields this reads (schemas.ts, chatRequest). */
 export interface ToolFields {
@@ -79,7 +79,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
       'tool_choice_unsupported',
     );
   }
-  return { mode: { kind: 'auto', format: modelFormat }, responseFormat: heldCalls(functions, modelFormat, parallel), templateTools };
+  return { mode: { kind: 'auto', format: modelFormat, tools: functions }, responseFormat: heldCalls(functions, modelFormat, parallel), templateTools };
 }
 
 /** The constraint of calls of `tools` (callsSchema: one call, or a non-empty array when parallel). */
@@ -121,7 +121,7 @@ export function callReader(mode: ToolMode): CallReader | null {
     case 'required':
       return new JsonCallsReader(mode.parallel);
     case 'auto':
-      return new TaggedCallsReader(mode.format);
+      return new TaggedCallsReader(mode.format, mode.tools);
   }
 }
 

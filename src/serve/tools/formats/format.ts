@@ -2,6 +2,7 @@
  * How a model family writes tool calls in its own text, so that `tool_choice: "auto"` can tell its
  * calls from its answer (one small file per family, as the chat templates differ per family).
  */
+import type { FunctionTool } from '../call-schema.js';
 
 /** One call read from the model's text; `arguments` is JSON text, as the OpenAI API carries it. */
 export interface ParsedCall {
@@ -22,8 +23,11 @@ export interface ToolCallFormat {
    * the JSON's strings; absent: the block's form is not one JSON value.
    */
   readonly heldCall?: 'one';
-  /** the calls a block's text (between start and end) holds; null where it is not well-formed */
-  parse(body: string): ParsedCall[] | null;
+  /**
+   * the calls a block's text (between start and end) holds; null where it is not well-formed.
+   * `tools`: the request's, for formats whose text does not carry the arguments' types
+   */
+  parse(body: string, tools: readonly FunctionTool[]): ParsedCall[] | null;
   /** whether a chat template writes (and so expects) calls this way */
   detect(template: string): boolean;
 }
