@@ -42,6 +42,7 @@ export {
   type JsonSchemaFormat,
   type RegexFormat,
   type ChoiceFormat,
+  type ReasoningFormat,
   type GenerationEvent,
   type GenerationUsage,
   type FinishReason,

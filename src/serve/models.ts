@@ -25,6 +25,7 @@ import type { LoadedModel, ModelLoader } from './residency.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
 import { TensorArena } from '../io/tensor-buffers.js';
 import { detectToolCallFormat, type ToolCallFormat } from './tools/formats/index.js';
+import type { ReasoningParser } from './reasoning.js';
 
 export interface ModelSpec {
   /** the id clients use in "model" */
@@ -46,6 +47,8 @@ export interface ServedModel {
   chatTemplate: string | null;
   /** how the model writes tool calls, for tool_choice "auto": the server's --tool-call-parser, else what the template writes (null: unknown) */
   toolCallFormat: ToolCallFormat | null;
+  /** how the model's reasoning is told from its answer in chat responses: the server's --reasoning-parser (null: not told apart) */
+  reasoningParser: ReasoningParser | null;
   /** vLLM's GET /tokenizer_info: tokenizer_config.json as JSON, special tokens as their text (tokenizerInfoOf) */
   tokenizerInfo: Record<string, unknown>;
   specialTokens: { bos: string | null; eos: string | null };
@@ -165,7 +168,7 @@ function storedBytes(ckpt: Checkpoint): number {
 export async function inspectServedModel(
   spec: ModelSpec,
   shareBytes: number,
-  opts: { bf16Weights?: boolean; materialiseExperts?: boolean; encoder?: OffThreadEncoder; toolCallFormat?: ToolCallFormat | null } = {},
+  opts: { bf16Weights?: boolean; materialiseExperts?: boolean; encoder?: OffThreadEncoder; toolCallFormat?: ToolCallFormat | null; reasoningParser?: ReasoningParser | null } = {},
 ): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`${spec.dir} is not a directory; pass a checkpoint directory (config.json + *.safetensors + tokenizer.json)`);
@@ -210,6 +213,7 @@ export async function inspectServedModel(
       tokenizer,
       chatTemplate,
       toolCallFormat: opts.toolCallFormat === undefined ? detectToolCallFormat(chatTemplate) : opts.toolCallFormat,
+      reasoningParser: opts.reasoningParser ?? null,
       tokenizerInfo: tokenizerInfoOf(tconf, chatTemplate, eosFallback),
       specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
       eosTokenIds: ckpt.config.eosTokenIds,

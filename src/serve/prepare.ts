@@ -5,6 +5,8 @@
 import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
 import type { GenerationParams } from '../runtime/generation/decoder.js';
 import { responseFormatOf } from './structured-output.js';
+import { reasoningStart, type ReasoningParser } from './reasoning.js';
+import type { ReasoningStart } from '../runtime/generation/reasoning-gate.js';
 import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
@@ -45,6 +47,8 @@ export interface Prepared {
   includeUsage: boolean;
   /** chat: what the request's tools ask (tools/tool-choice.ts); completions: none */
   tools: ToolMode;
+  /** chat with a reasoning parser: its tags and where the completion starts (reasoning.ts); else null */
+  reasoning: { parser: ReasoningParser; start: ReasoningStart } | null;
   /** the decoder's parameters but each prompt's length and the abort signal (routes.ts adds them) */
   params: Omit<GenerationParams, 'maxNewTokens' | 'signal' | 'stop' | 'stopTokenIds'> & { stop: string[]; stopTokenIds: number[] };
 }
@@ -106,6 +110,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
   let responseFormat = responseFormatOf(req);
   const logprobs = logprobsOf(endpoint, req);
   let tools: ToolMode = { kind: 'none' };
+  let reasoning: Prepared['reasoning'] = null;
   // each prompt as token ids, with its text when the request gave text (echo sends it back)
   const given: Array<{ ids: Int32Array; text: string | null }> = [];
   if (endpoint === 'chat') {
@@ -115,6 +120,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     responseFormat = resolved.responseFormat ?? responseFormat;
     const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, chatPromptOptionsOf(chat), resolved.templateTools);
     given.push({ ids: prompt.ids, text: null });
+    if (model.reasoningParser) reasoning = { parser: model.reasoningParser, start: reasoningStart(prompt.text, model.reasoningParser) };
   } else {
     const completion = req as CompletionRequest;
     const list = promptList(completion.prompt);
@@ -182,6 +188,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,
     tools,
+    reasoning,
     params: {
       temperature: req.temperature ?? defaults.temperature,
       topP: req.top_p ?? defaults.topP,
@@ -198,6 +205,8 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       skipSpecialTokens: req.skip_special_tokens ?? (tools.kind === 'auto' ? false : undefined),
       seed: req.seed ?? undefined,
       stop: stopList(req.stop),
+      // a response format (or a held tool call) holds the answer after the reasoning
+      reasoning: reasoning ? { start: reasoning.parser.start, end: reasoning.parser.end, state: reasoning.start } : undefined,
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...(req.stop_token_ids ?? [])])],
       logprobs,
       promptLogprobs: echo ? logprobs : undefined,

@@ -9,7 +9,8 @@ import type { GenerationEvent, GenerationStream } from '../runtime/generation/de
 import type { TokenLogprob } from '../runtime/generation/logprobs.js';
 import { chatLogprobs, CompletionLogprobsBuilder, type ChatLogprobs, type CompletionLogprobs, type TokenText } from './logprobs-format.js';
 import type { ServedModel } from './models.js';
-import type { ChoiceDelta } from './tools/call-readers.js';
+import { ReasoningReader } from './reasoning.js';
+import type { CallReader, ChoiceDelta } from './tools/call-readers.js';
 import { callReader, finishReasonOf } from './tools/tool-choice.js';
 import type { Endpoint, Prepared, PreparedPrompt } from './prepare.js';
 import type { RouteContext } from './routes.js';
@@ -85,6 +86,9 @@ function chunkDelta(d: ChoiceDelta): Record<string, unknown> {
   switch (d.kind) {
     case 'content':
       return { content: d.text };
+    case 'reasoning':
+      // vLLM's field, under its older name too (clients read one or the other)
+      return { reasoning_content: d.text, reasoning: d.text };
     case 'call':
       return { tool_calls: [{ index: d.index, id: d.id, type: 'function', function: { name: d.name, arguments: d.arguments } }] };
     case 'arguments':
@@ -92,17 +96,30 @@ function chunkDelta(d: ChoiceDelta): Record<string, unknown> {
   }
 }
 
-/** The assistant message the deltas add up to: content (null when the message only calls tools) and the calls. */
-function messageOf(deltas: readonly ChoiceDelta[]): Record<string, unknown> {
+/**
+ * The assistant message the deltas add up to: content (null when the message only calls tools, or
+ * only reasoned), the calls, and with a reasoning parser the reasoning (null when there was none).
+ */
+function messageOf(deltas: readonly ChoiceDelta[], reasoningParsed: boolean): Record<string, unknown> {
   let content = '';
+  let reasoning = '';
   const calls: Array<{ id: string; type: 'function'; function: { name: string; arguments: string } }> = [];
   for (const d of deltas) {
     if (d.kind === 'content') content += d.text;
+    else if (d.kind === 'reasoning') reasoning += d.text;
     else if (d.kind === 'call') calls[d.index] = { id: d.id, type: 'function', function: { name: d.name, arguments: d.arguments } };
     else calls[d.index].function.arguments += d.text;
   }
-  if (calls.length === 0) return { role: 'assistant', content };
-  return { role: 'assistant', content: content === '' ? null : content, tool_calls: calls };
+  const message: Record<string, unknown> = { role: 'assistant', content: content === '' && (calls.length > 0 || reasoningParsed) ? null : content };
+  if (reasoningParsed) Object.assign(message, { reasoning_content: reasoning || null, reasoning: reasoning || null });
+  if (calls.length > 0) message.tool_calls = calls;
+  return message;
+}
+
+/** A reader of one chat choice's text: reasoning apart (with a reasoning parser), tool calls read (with tools); null: the text is the content. */
+function choiceReader(p: Prepared): CallReader | null {
+  const calls = callReader(p.tools);
+  return p.reasoning ? new ReasoningReader(p.reasoning.parser, p.reasoning.start, calls) : calls;
 }
 
 export async function jsonResponse(a: ResponseArgs): Promise<void> {
@@ -114,7 +131,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
       const logprobs: Scored[] = [];
       let end: EndEvent | null = null;
       // chat reads its text for tool calls (the same deltas a stream sends)
-      const reader = endpoint === 'chat' ? callReader(p.tools) : null;
+      const reader = endpoint === 'chat' ? choiceReader(p) : null;
       const deltas: ChoiceDelta[] = [];
       for await (const event of stream) {
         if (event.type !== 'token') {
@@ -137,7 +154,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
     const logprobs = logprobsWriter(endpoint, p, text)(c.logprobs);
     const finish_reason = finishReasonOf(p.tools, c.reader, done[index].usage.finishReason);
     return endpoint === 'chat'
-      ? { index, message: c.reader ? messageOf(c.deltas) : { role: 'assistant', content: done[index].text }, logprobs, finish_reason }
+      ? { index, message: c.reader ? messageOf(c.deltas, p.reasoning !== null) : { role: 'assistant', content: done[index].text }, logprobs, finish_reason }
       : { index, text: (a.choices[index].prompt.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason };
   };
   reply.send({
@@ -183,8 +200,8 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
       endpoint === 'chat'
         ? { index, delta: firstChunk ? { role: 'assistant', content: piece } : piece === null ? {} : { content: piece }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
         : { index, text: piece ?? '', logprobs: takeLogprobs(), finish_reason };
-    // chat with tools: the text becomes content and call deltas (tools/call-readers.ts)
-    const reader = endpoint === 'chat' ? callReader(p.tools) : null;
+    // chat with tools or a reasoning parser: the text becomes reasoning, content and call deltas (reasoning.ts, tools/call-readers.ts)
+    const reader = endpoint === 'chat' ? choiceReader(p) : null;
     const sendDeltas = (deltas: ChoiceDelta[]) => {
       for (const d of deltas) send(chunk([{ index, delta: chunkDelta(d), logprobs: takeLogprobs(), finish_reason: null }]));
     };

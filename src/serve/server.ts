@@ -19,6 +19,7 @@ import { parseJsonBody } from './json-body.js';
 import { trackConnections } from './connections.js';
 import { createMetrics, type ServeMetrics } from './metrics.js';
 import type { ToolCallFormat } from './tools/formats/index.js';
+import type { ReasoningParser } from './reasoning.js';
 import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type RefusedModel, type ServedModel } from './models.js';
 import { createPolicy, type PolicyName, type TycheOptions } from './policies.js';
 import { ModelTooLargeError, ResidencyManager } from './residency.js';
@@ -50,6 +51,8 @@ export interface ServeOptions {
    * null for none; undefined (default): each model's from its chat template
    */
   toolCallFormat?: ToolCallFormat | null;
+  /** tell each chat answer's reasoning from its content (reasoning.ts, REASONING_PARSERS); default none, the reasoning stays in the content */
+  reasoningParser?: ReasoningParser | null;
   /** how often idle models are checked against the policy (default 100 ms) */
   tickMs?: number;
   /** in-flight requests get this long to finish on shutdown (default 30 s) */
@@ -126,7 +129,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   };
   for (const spec of specs) {
     try {
-      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true, materialiseExperts: opts.materialiseExperts ?? true, encoder, toolCallFormat: opts.toolCallFormat });
+      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true, materialiseExperts: opts.materialiseExperts ?? true, encoder, toolCallFormat: opts.toolCallFormat, reasoningParser: opts.reasoningParser });
       if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
       models.set(model.id, model);
     } catch (err) {

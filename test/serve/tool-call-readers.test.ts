@@ -15,6 +15,8 @@ import { detectToolCallFormat, TOOL_CALL_FORMATS } from '../../src/serve/tools/f
 import { mulberry32 } from '../helpers/rng.js';
 import { HERMES_TOOLS_CHATML } from './helpers.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
+import { REASONING_PARSERS, ReasoningReader, reasoningStart } from '../../src/serve/reasoning.js';
+import type { ReasoningStart } from '../../src/runtime/generation/reasoning-gate.js';
 
 const hermes = TOOL_CALL_FORMATS.get('hermes')!;
 const mistral = TOOL_CALL_FORMATS.get('mistral')!;
@@ -22,6 +24,7 @@ const deepseek = TOOL_CALL_FORMATS.get('deepseek')!;
 
 interface Outcome {
   content: string;
+  reasoning: string;
   calls: Array<{ name: string; arguments: unknown }>;
   ids: string[];
 }
@@ -29,15 +32,17 @@ interface Outcome {
 /** What the deltas add up to (as a client accumulates a stream), with the arguments parsed. */
 function outcome(deltas: ChoiceDelta[]): Outcome {
   let content = '';
+  let reasoning = '';
   const calls: Array<{ id: string; name: string; arguments: string }> = [];
   for (const d of deltas) {
     if (d.kind === 'content') content += d.text;
+    else if (d.kind === 'reasoning') reasoning += d.text;
     else if (d.kind === 'call') {
       expect(d.index).toBe(calls.length);
       calls.push({ id: d.id, name: d.name, arguments: d.arguments });
     } else calls[d.index].arguments += d.text;
   }
-  return { content, calls: calls.map((c) => ({ name: c.name, arguments: JSON.parse(c.arguments) as unknown })), ids: calls.map((c) => c.id) };
+  return { content, reasoning, calls: calls.map((c) => ({ name: c.name, arguments: JSON.parse(c.arguments) as unknown })), ids: calls.map((c) => c.id) };
 }
 
 /** The reader's outcome with the text fed in the given pieces. */
@@ -209,6 +214,51 @@ describe('the Qwen3-Coder format', () => {
   it('is the format Qwen3-Coder’s template implies, not Hermes’s, though both hold <tool_call>', () => {
     expect(detectToolCallFormat(QWEN3_CODER_STYLE)).toBe(qwen3Coder);
     expect(detectToolCallFormat(HERMES_TOOLS_CHATML)).toBe(hermes);
+  });
+});
+
+describe('reasoning apart from the answer (--reasoning-parser)', () => {
+  const parser = REASONING_PARSERS.get('qwen3')!;
+  const hermesBlock = `<tool_call>\n${JSON.stringify({ name: 'get_weather', arguments: CALLS[0].arguments })}\n</tool_call>`;
+
+  it('splits the thinking from the answer however the text is split, from each place a completion can start', () => {
+    const cases: Array<{ start: ReasoningStart; text: string; reasoning: string; content: string }> = [
+      // the prompt opened the block (R1, Qwen3 thinking models)
+      { start: 'reasoning', text: 'Let me think: < and </ are not the tag.\n</think>\n\nThe answer.', reasoning: 'Let me think: < and </ are not the tag.\n', content: '\n\nThe answer.' },
+      // never closed: all reasoning
+      { start: 'reasoning', text: 'Still thinking </thi', reasoning: 'Still thinking </thi', content: '' },
+      // the model opens it (Qwen3's hybrid models)
+      { start: 'maybe', text: '\n<think>\nhmm\n</think>\n\nYes.', reasoning: '\nhmm\n', content: '\n\nYes.' },
+      // or does not: all content, the text that looked like the tag's beginning included
+      { start: 'maybe', text: '<thin ice', reasoning: '', content: '<thin ice' },
+      { start: 'maybe', text: '  plain answer', reasoning: '', content: '  plain answer' },
+      // the prompt closed it (thinking off): a tag in the answer is the answer's
+      { start: 'answer', text: 'No <think> here </think>.', reasoning: '', content: 'No <think> here </think>.' },
+    ];
+    for (const [i, c] of cases.entries()) {
+      for (const pieces of splits(c.text, 60 + i)) {
+        const got = read(() => new ReasoningReader(parser, c.start, null), pieces);
+        expect({ reasoning: got.reasoning, content: got.content }, `${c.start} ${JSON.stringify(pieces)}`).toEqual({ reasoning: c.reasoning, content: c.content });
+      }
+    }
+  });
+
+  it('tool calls are read from the answer only', () => {
+    const text = `<think>\nI could write ${hermesBlock} here, but I think.\n</think>\n\nAsking.\n${hermesBlock}`;
+    for (const pieces of splits(text, 70)) {
+      const got = read(() => new ReasoningReader(parser, 'maybe', new TaggedCallsReader(hermes)), pieces);
+      expect(got.reasoning).toBe(`\nI could write ${hermesBlock} here, but I think.\n`);
+      expect(got.content).toBe('\n\nAsking.');
+      expect(got.calls).toEqual([CALLS[0]]);
+    }
+  });
+
+  it('where a completion starts, from its prompt', () => {
+    expect(reasoningStart('<|im_start|>assistant\n<think>\n', parser)).toBe('reasoning');
+    expect(reasoningStart('<|im_start|>assistant\n<think>\n\n</think>\n\n', parser)).toBe('answer');
+    expect(reasoningStart('<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n', parser)).toBe('maybe');
+    // an earlier turn's closed block does not close this one
+    expect(reasoningStart('<think>a</think>b<|im_end|>\n<|im_start|>assistant\n', parser)).toBe('maybe');
   });
 });
 

@@ -19,6 +19,7 @@ import { fmtBytes } from '../../serve/residency.js';
 import { createServer } from '../../serve/server.js';
 import { OptionError, parseInteger, parseNumber } from '../options.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from '../../serve/tools/formats/index.js';
+import { REASONING_PARSERS, type ReasoningParser } from '../../serve/reasoning.js';
 import { fail } from '../errors.js';
 import { addOptions, defaultText, engineOptions } from '../common-options.js';
 
@@ -45,6 +46,7 @@ interface ServeCliOptions {
   materialiseExperts: boolean;
   drainTimeout: string;
   toolCallParser?: string;
+  reasoningParser?: string;
   engine: string;
   threads?: string;
   quiet?: boolean;
@@ -146,7 +148,8 @@ export function register(program: Command): void {
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .option('--no-materialise-experts', 'keep a factored model\'s experts factored: no dense copies of the hottest, so its results do not change while it serves')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30')
-      .option('--tool-call-parser <name>', `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none (default: each model's from its chat template)`),
+      .option('--tool-call-parser <name>', `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none (default: each model's from its chat template)`)
+      .option('--reasoning-parser <name>', `give chat answers' reasoning (<think>…</think>) apart as reasoning_content, and hold a response format to what follows it: ${[...REASONING_PARSERS.keys()].join(' | ')} (default: none, the reasoning stays in the content)`),
     engineOptions(),
   )
     .option('--quiet', 'no load/unload messages on stderr', false)
@@ -160,6 +163,14 @@ function parseToolCallParser(name: string | undefined): ToolCallFormat | null | 
   const format = TOOL_CALL_FORMATS.get(name);
   if (!format) throw new OptionError(`--tool-call-parser must be one of ${[...TOOL_CALL_FORMATS.keys()].join(', ')} or none, got "${name}"`);
   return format;
+}
+
+/** --reasoning-parser: a known parser, "none", or absent (none). */
+function parseReasoningParser(name: string | undefined): ReasoningParser | null {
+  if (name === undefined || name === 'none') return null;
+  const parser = REASONING_PARSERS.get(name);
+  if (!parser) throw new OptionError(`--reasoning-parser must be one of ${[...REASONING_PARSERS.keys()].join(', ')} or none, got "${name}"`);
+  return parser;
 }
 
 /** Addresses only this machine can reach. */
@@ -179,6 +190,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const drainTimeoutMs = parseInteger('--drain-timeout', opts.drainTimeout, 0) * 1000;
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
   const toolCallFormat = parseToolCallParser(opts.toolCallParser);
+  const reasoningParser = parseReasoningParser(opts.reasoningParser);
   const { engine, notice } = await createEngine(parseEngineChoice(opts.engine), { threads });
   const log = (line: string) => {
     if (!opts.quiet) process.stderr.write(`${line}\n`);
@@ -196,6 +208,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     materialiseExperts: opts.materialiseExperts,
     drainTimeoutMs,
     toolCallFormat,
+    reasoningParser,
     apiKey: opts.apiKey,
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),

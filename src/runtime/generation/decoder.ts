@@ -30,6 +30,7 @@ import { longestSharedBeginning } from './shared-prefix.js';
 import { GrammarConstraint, startingState, tokenPieces, type GrammarState, type TokenConstraint } from './grammar-constraint.js';
 import { TriggeredConstraint } from './triggered-constraint.js';
 import { choicePattern, compileRegex, RegexError, RegexPrefix } from './regex-prefix.js';
+import { ReasoningGate, type ReasoningFormat } from './reasoning-gate.js';
 import { SchemaError, type TopLevel } from './json-schema.js';
 
 export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
@@ -80,6 +81,12 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * constraint.
    */
   responseFormat?: 'text' | 'json_object' | JsonSchemaFormat | RegexFormat | ChoiceFormat;
+  /**
+   * The model may reason between these tags before it answers (`<think>`, `</think>`), and a
+   * response format holds only the answer (reasoning-gate.ts; `state`: where the completion
+   * starts). Without a response format it changes nothing.
+   */
+  reasoning?: ReasoningFormat;
 }
 
 /** A completion that fully matches a regular expression (GenerationParams.responseFormat). */
@@ -295,7 +302,7 @@ export class BatchDecoder {
     }
     const sampler = new Sampler(resolveSampling(params));
     const processing = resolveLogitsProcessing(params, config.vocabSize, { minTokens: minNew, stopIds });
-    const json = this.jsonConstraint(params, config.vocabSize, stopIds);
+    const json = this.constraintOf(params, config.vocabSize, stopIds);
 
     const id = this.nextId++;
     const shared = this.prefixLeader(ids, promptTop);
@@ -338,7 +345,18 @@ export class BatchDecoder {
   }
 
   /** The constraint of a request's response format (null: free text); GenerationParamsError for a bad format, schema or pattern. */
-  private jsonConstraint(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
+  private constraintOf(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
+    const inner = this.formatConstraint(params, vocabSize, stopIds);
+    const reasoning = params.reasoning;
+    if (inner === null || reasoning === undefined || reasoning.state === 'answer') return inner;
+    if (typeof reasoning.start !== 'string' || typeof reasoning.end !== 'string' || reasoning.start === '' || reasoning.end === '' || !['reasoning', 'maybe'].includes(reasoning.state)) {
+      throw new GenerationParamsError('reasoning must be { start, end, state } with non-empty tags and a state of reasoning, answer or maybe', 'responseFormat');
+    }
+    return new ReasoningGate(this.opts.tokenizer!, reasoning, inner);
+  }
+
+  /** The response format's constraint, from the first token (null: free text). */
+  private formatConstraint(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
     const format = params.responseFormat ?? 'text';
     if (format === 'text') return null;
     const given = typeof format === 'object' && format !== null ? format : null;

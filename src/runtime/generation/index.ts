@@ -14,6 +14,7 @@ export {
   type GenerationUsage,
   type FinishReason,
 } from './decoder.js';
+export type { ReasoningFormat } from './reasoning-gate.js';
 export { generate, generateAll, type GenerateOptions } from './generate.js';
 export { Sampler, resolveSampling, samplingDistribution, argmax, drawFrom, drawToken, type SamplingParams, type ResolvedSampling } from './sampling.js';
 export { StopTextStream, type TextDecoderLike } from './stop.js';

@@ -10,6 +10,8 @@ import { callFromJson, tryJson, type ParsedCall, type ToolCallFormat } from './f
 
 export type ChoiceDelta =
   | { kind: 'content'; text: string }
+  /** the model's reasoning, before its answer (reasoning.ts) */
+  | { kind: 'reasoning'; text: string }
   /** a call opens: its id, name and its arguments (whole, or their first piece for a named choice) */
   | { kind: 'call'; index: number; id: string; name: string; arguments: string }
   /** more of the arguments of the call at `index` */
@@ -195,7 +197,7 @@ function indexOutsideStrings(text: string, tag: string): number {
 }
 
 /** The length of the longest end of `text` that is a proper beginning of `tag`. */
-function partialTagAtEnd(text: string, tag: string): number {
+export function partialTagAtEnd(text: string, tag: string): number {
   for (let k = Math.min(tag.length - 1, text.length); k > 0; k--) if (text.endsWith(tag.slice(0, k))) return k;
   return 0;
 }

@@ -1,0 +1,103 @@
+/**
+ * A response format that waits for the model's reasoning to end. Reasoning models (DeepSeek-R1,
+ * Qwen3 and its thinking variants, QwQ) write `<think>…</think>` before their answer; a JSON
+ * schema, a regex or a tool call's format holds the answer, not the thinking (as vLLM does with a
+ * reasoning parser). The gate lets the model write freely while it reasons, and hands each token
+ * to the inner constraint (grammar-constraint.ts, triggered-constraint.ts) from the first token
+ * after the end tag.
+ *
+ * Where the completion starts:
+ * - 'reasoning': the prompt opened the block (R1's and Qwen3-Thinking's templates end the prompt
+ *   in `<think>\n`), so it ends at the end tag;
+ * - 'answer': the prompt closed it (Qwen3 with enable_thinking false ends in an empty block), so
+ *   the constraint holds from the first token;
+ * - 'maybe': the model may open the block itself (Qwen3's hybrid models): while the text can still
+ *   be (whitespace and) the start tag, the model's own draw is kept; the first draw that cannot
+ *   begin it makes the completion an answer, and that step is chosen by the inner constraint.
+ *
+ * Text after the end tag in the end tag's own token is not read by the inner constraint (in the
+ * tokenizers of these families the tags are single tokens, so there is none).
+ */
+import type { TokenConstraint } from './grammar-constraint.js';
+import type { Sampler } from './sampling.js';
+import type { TextDecoderLike } from './stop.js';
+
+export type ReasoningStart = 'reasoning' | 'answer' | 'maybe';
+
+/** The reasoning block's tags and where the completion starts (GenerationParams.reasoning). */
+export interface ReasoningFormat {
+  start: string;
+  end: string;
+  state: ReasoningStart;
+}
+
+export class ReasoningGate implements TokenConstraint {
+  private state: ReasoningStart;
+  /** tokens of the completion while not yet in the answer (decoded together to find the tags) */
+  private readonly ids: number[] = [];
+  /** the token `choose` returned came from the inner constraint (commit goes there) */
+  private innerChose = false;
+
+  constructor(
+    private readonly decoder: TextDecoderLike,
+    private readonly format: ReasoningFormat,
+    private readonly inner: TokenConstraint,
+  ) {
+    this.state = format.state;
+  }
+
+  get complete(): boolean {
+    return this.state === 'answer' && this.inner.complete;
+  }
+
+  choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number {
+    this.innerChose = false;
+    if (this.state === 'reasoning') return sampler.next(row, pickGreedy);
+    if (this.state === 'maybe') {
+      // the model's own draw, on a copy (the inner constraint may need the row as it is)
+      const token = sampler.next(Float32Array.from(row), pickGreedy);
+      if (this.opensBlock([...this.ids, token])) return token;
+      this.state = 'answer';
+    }
+    this.innerChose = true;
+    return this.inner.choose(row, sampler, pickGreedy);
+  }
+
+  commit(token: number): void {
+    if (this.innerChose || this.state === 'answer') {
+      this.inner.commit(token);
+      return;
+    }
+    this.ids.push(token);
+    const text = this.decode(this.ids);
+    if (this.state === 'maybe') {
+      const opened = text.trimStart();
+      if (!opened.startsWith(this.format.start)) return;
+      // the block opened: what follows the tag may already close it
+      this.ids.length = 0;
+      if (opened.includes(this.format.end, this.format.start.length)) this.state = 'answer';
+      else this.state = 'reasoning';
+      return;
+    }
+    if (text.includes(this.format.end)) {
+      this.state = 'answer';
+      return;
+    }
+    // the end tag ends in a later token: keep as many tokens as can hold it
+    if (this.ids.length > this.format.end.length + 8) this.ids.shift();
+  }
+
+  /** whether these tokens' text can still be whitespace and the start tag (or begins with it) */
+  private opensBlock(ids: number[]): boolean {
+    const text = this.decode(ids).trimStart();
+    return text.length === 0 ? true : text.length >= this.format.start.length ? text.startsWith(this.format.start) : this.format.start.startsWith(text);
+  }
+
+  private decode(ids: number[]): string {
+    try {
+      return this.decoder.decode(ids, { skipSpecialTokens: false });
+    } catch {
+      return '';
+    }
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Reasoning models' thinking apart from their answer, as vLLM's reasoning parsers give it: a
+ * chat message's `reasoning_content` (and `reasoning`, the name vLLM moved to; clients read one
+ * or the other) holds the text between `<think>` and `</think>`, `content` what follows. Set by
+ * `rfid-moe serve --reasoning-parser qwen3|deepseek_r1` (off by default, as in vLLM: without
+ * it the thinking stays in the content).
+ *
+ * Where a completion starts is read from its prompt (reasoningStart): inside the block when the
+ * template opened it (DeepSeek-R1's and the Qwen3 thinking models' templates end the prompt in
+ * `<think>\n`), in the answer when the template closed an empty one (Qwen3 with enable_thinking
+ * false), and otherwise the model may open it itself (Qwen3's hybrid models write `<think>`
+ * first). A block that the generation never closes is all reasoning, and its content null.
+ */
+import type { ReasoningFormat, ReasoningStart } from '../runtime/generation/reasoning-gate.js';
+import { partialTagAtEnd, type CallReader, type ChoiceDelta } from './tools/call-readers.js';
+
+export interface ReasoningParser {
+  /** the name `rfid-moe serve --reasoning-parser` takes */
+  readonly name: string;
+  readonly start: string;
+  readonly end: string;
+}
+
+const think = (name: string): ReasoningParser => ({ name, start: '<think>', end: '</think>' });
+
+/** The parsers by name: both families write `<think>…</think>` (vLLM's qwen3 and deepseek_r1 parsers). */
+export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map([think('qwen3'), think('deepseek_r1')].map((p) => [p.name, p]));
+
+/** Where a completion of this prompt starts: inside a reasoning block the prompt opened, in the answer after one it closed, or either. */
+export function reasoningStart(prompt: string, parser: ReasoningParser): ReasoningStart {
+  const opened = prompt.lastIndexOf(parser.start);
+  const closed = prompt.lastIndexOf(parser.end);
+  if (opened > closed) return 'reasoning';
+  if (closed >= 0 && prompt.trimEnd().endsWith(parser.end)) return 'answer';
+  return 'maybe';
+}
+
+/** The decoder's reasoning format (GenerationParams.reasoning) for a prompt. */
+export function reasoningFormatOf(prompt: string, parser: ReasoningParser): ReasoningFormat {
+  return { start: parser.start, end: parser.end, state: reasoningStart(prompt, parser) };
+}
+
+/**
+ * One choice's text split into reasoning and the rest, piece by piece: reasoning deltas, then the
+ * answer's text handed to `inner` (a tool-call reader) or given as content. Text that may be the
+ * beginning of a tag is held until it is told apart.
+ */
+export class ReasoningReader implements CallReader {
+  private state: ReasoningStart;
+  private buffer = '';
+
+  constructor(
+    private readonly parser: ReasoningParser,
+    start: ReasoningStart,
+    private readonly inner: CallReader | null,
+  ) {
+    this.state = start;
+  }
+
+  get calls(): number {
+    return this.inner?.calls ?? 0;
+  }
+
+  push(text: string): ChoiceDelta[] {
+    this.buffer += text;
+    return this.drain(false);
+  }
+
+  end(): ChoiceDelta[] {
+    const out = this.drain(true);
+    if (this.inner) out.push(...this.inner.end());
+    return out;
+  }
+
+  private drain(final: boolean): ChoiceDelta[] {
+    const out: ChoiceDelta[] = [];
+    if (this.state === 'maybe') {
+      const lead = this.buffer.trimStart();
+      if (lead.startsWith(this.parser.start)) {
+        this.buffer = lead.slice(this.parser.start.length);
+        this.state = 'reasoning';
+      } else if (!final && this.parser.start.startsWith(lead)) {
+        return out; // whitespace, or a beginning of the tag: not told apart yet
+      } else this.state = 'answer';
+    }
+    if (this.state === 'reasoning') {
+      const at = this.buffer.indexOf(this.parser.end);
+      if (at < 0) {
+        const keep = final ? 0 : partialTagAtEnd(this.buffer, this.parser.end);
+        const text = this.buffer.slice(0, this.buffer.length - keep);
+        this.buffer = this.buffer.slice(this.buffer.length - keep);
+        if (text) out.push({ kind: 'reasoning', text });
+        return out;
+      }
+      if (at > 0) out.push({ kind: 'reasoning', text: this.buffer.slice(0, at) });
+      this.buffer = this.buffer.slice(at + this.parser.end.length);
+      this.state = 'answer';
+    }
+    const text = this.buffer;
+    this.buffer = '';
+    if (text) {
+      if (this.inner) out.push(...this.inner.push(text));
+      else out.push({ kind: 'content', text });
+    }
+    return out;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * ReasoningGate: a response format holds the answer, not the reasoning before it. A scripted
+ * model (rows of logits that favour one token) writes with the shipped model's tokenizer; the
+ * inner constraint is a regex of digits. While the model reasons its favourite is taken even
+ * where the regex refuses it; from the first token after `</think>` the regex holds (the
+ * favourite, a letter, is refused and a digit chosen instead).
+ */
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { GrammarConstraint, TokenPieces } from '../../src/runtime/generation/grammar-constraint.js';
+import { ReasoningGate, type ReasoningStart } from '../../src/runtime/generation/reasoning-gate.js';
+import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
+import { loadTextCodec, Sampler, type TextCodec } from '../../src/runtime/index.js';
+import { repoRoot } from '../helpers/shared-data.js';
+
+let codec: TextCodec;
+let vocab: number;
+let pieces: TokenPieces;
+beforeAll(async () => {
+  codec = await loadTextCodec(path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare'));
+  vocab = 4096;
+  pieces = new TokenPieces(codec, vocab);
+});
+
+const argmax = (r: Float32Array) => {
+  let b = 0;
+  for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
+  return b;
+};
+
+/** a gate over a digits regex, starting in `state` */
+const gate = (state: ReasoningStart) => new ReasoningGate(codec, { start: '<think>', end: '</think>', state }, new GrammarConstraint(codec, pieces, new Set(), true, new RegexPrefix(compileRegex('\\d+'))));
+
+/** Feeds `text`'s tokens as the model's favourites, one step each; the tokens the gate chose. */
+function write(g: ReasoningGate, text: string): number[] {
+  const chosen: number[] = [];
+  for (const t of codec.encode(text)) {
+    const row = new Float32Array(vocab).fill(0);
+    row[t] = 10;
+    const token = g.choose(row, new Sampler({ temperature: 0 }), argmax);
+    g.commit(token);
+    chosen.push(token);
+  }
+  return chosen;
+}
+
+describe('ReasoningGate', () => {
+  it('open reasoning (the prompt opened it): free until the end tag, the format from the next token', () => {
+    const g = gate('reasoning');
+    const thinking = 'The answer is plain words </think>';
+    expect(codec.decode(write(g, thinking))).toBe(codec.decode(Array.from(codec.encode(thinking))));
+    // the model now favours a letter; the regex refuses it, so the choice is a digit
+    const answer = write(g, 'Juliet');
+    expect(codec.decode(answer)).toMatch(/^\d+$/);
+  });
+
+  it('maybe: the model opens the block itself, or answers at once under the format', () => {
+    const opened = gate('maybe');
+    expect(codec.decode(write(opened, '  <think> words, not digits </think>'))).toContain('words, not digits');
+    expect(codec.decode(write(opened, 'Romeo'))).toMatch(/^\d+$/);
+    // a first favourite that cannot begin the start tag: the format holds from that very token
+    const direct = gate('maybe');
+    expect(codec.decode(write(direct, 'Romeo'))).toMatch(/^\d+$/);
+    // a block opened and closed in one go
+    const both = gate('maybe');
+    write(both, '<think></think>');
+    expect(codec.decode(write(both, 'x'))).toMatch(/^\d+$/);
+  });
+
+  it('answer: the format holds from the first token', () => {
+    const g = gate('answer');
+    expect(codec.decode(write(g, '<think>'))).toMatch(/^\d+$/);
+  });
+});
