@@ -194,6 +194,33 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     }
   });
 
+  it('an assistant message’s reasoning_content (or reasoning) reaches the template, as transformers passes it', async () => {
+    // Qwen3's rule, in short: an assistant turn after the last question carries its reasoning back inside <think>
+    const template = CHATML.replace(
+      "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}",
+      "{%- if message.role == 'assistant' and message.reasoning_content is defined and message.reasoning_content is not none %}{{ '<|im_start|>assistant\\n<think>\\n' + message.reasoning_content + '\\n</think>\\n\\n' + (message.content or '') + '<|im_end|>\\n' }}{%- else %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{%- endif %}",
+    );
+    const thinkDir = tinyWithChatTemplate(path.join(path.dirname(dir), 'think'), template);
+    const conversation = [
+      { role: 'user', content: 'Weather in Mantua?' },
+      { role: 'assistant', content: 'Stormy.', reasoning_content: 'Mantua is inland; the sky was dark.' },
+      { role: 'user', content: 'And Verona?' },
+    ];
+    const [ref] = reference(thinkDir, [{ messages: conversation, tools: null }]);
+    expect(ref.text).toContain('<think>\nMantua is inland; the sky was dark.\n</think>\n\nStormy.');
+    const other = await startServer({ models: [`think=${thinkDir}`] });
+    try {
+      for (const field of ['reasoning_content', 'reasoning']) {
+        const messages = conversation.map((m) => ('reasoning_content' in m ? { role: m.role, content: m.content, [field]: m.reasoning_content } : m));
+        const r = await postJson(`${other.url}/tokenize`, { model: 'think', messages });
+        expect(r.status, r.text).toBe(200);
+        expect(r.json.tokens, field).toEqual(ref.ids);
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
   it('tool_choice "none" and "auto" (no call written): transformers’ greedy answer to the prompt with tools', async () => {
     for (const tool_choice of ['none', 'auto'] as const) {
       for (const [i, messages] of [ASK, AFTER_CALL].entries()) {
