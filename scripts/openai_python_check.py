@@ -137,6 +137,19 @@ def guided_chat(client, job):
     return out
 
 
+def responses(client, job):
+    """The Responses API: a text input with instructions, whole and streamed (the client's stream helper accumulates the events)."""
+    args = dict(model=job["chat_model"], instructions=job["conversation"][0]["content"], input=job["conversation"][1]["content"], max_output_tokens=24, temperature=0)
+    whole = client.responses.create(**args)
+    deltas = []
+    with client.responses.stream(**args) as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    return {"output_text": whole.output_text, "status": whole.status, "usage": whole.usage.model_dump(), "streamed": "".join(deltas), "final_text": final.output_text, "final_status": final.status}
+
+
 def tool_chat(client, job):
     """A call of a named function: the parsed tool call, whole and streamed (the deltas' arguments joined)."""
     args = dict(model=job["chat_model"], messages=job["conversation"], temperature=0, tools=job["tools"], tool_choice={"type": "function", "function": {"name": job["tools"][0]["function"]["name"]}})
@@ -235,6 +248,7 @@ def main() -> None:
         report["chat"] = attempt(lambda: chat(client, job))
         report["streamed_chat"] = attempt(lambda: streamed_chat(client, job))
         report["json_chat"] = attempt(lambda: json_chat(client, job))
+        report["responses"] = attempt(lambda: responses(client, job))
         if job.get("choices"):
             report["guided_chat"] = attempt(lambda: guided_chat(client, job))
         if job.get("tools"):

@@ -61,6 +61,11 @@ export class ReasoningReader implements CallReader {
     return this.inner?.calls ?? 0;
   }
 
+  /** inside the reasoning block (the text so far opened it and has not closed it) */
+  get inReasoning(): boolean {
+    return this.state === 'reasoning';
+  }
+
   push(text: string): ChoiceDelta[] {
     this.buffer += text;
     return this.drain(false);

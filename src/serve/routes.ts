@@ -1,6 +1,7 @@
 /**
  * The OpenAI-compatible endpoints on fastify: GET /v1/models (and /v1/models/{id}), POST
- * /v1/completions and /v1/chat/completions (JSON or server-sent events: responses.ts), GET
+ * /v1/completions and /v1/chat/completions (JSON or server-sent events: responses.ts), POST
+ * /v1/responses (served as the chat request it describes: openai-responses/), GET
  * /health, GET /metrics, and vLLM's POST /tokenize and /detokenize and GET /tokenizer_info
  * (tokenize.ts). Requests are made ready in prepare.ts.
  *
@@ -18,6 +19,8 @@ import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
 import { lookupModel, MAX_SEQUENCES, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
 import { jsonResponse, streamResponse } from './responses.js';
+import { responsesJson, responsesStream, responsesStreamError } from './openai-responses/output.js';
+import { parseResponsesRequest, responsesParam, type ResponsesRequest } from './openai-responses/request.js';
 import { detokenizeRequest, tokenize, tokenizerInfo } from './tokenize.js';
 import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
 
@@ -99,14 +102,29 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.post('/v1/completions', (req, reply) => generation(ctx, 'completions', req, reply));
   app.post('/v1/chat/completions', (req, reply) => generation(ctx, 'chat', req, reply));
+  app.post('/v1/responses', (req, reply) => generation(ctx, 'responses', req, reply));
+  // nothing is stored (openai-responses/request.ts): a stored response is never found
+  app.get('/v1/responses/:id', (req, reply) => sendError(reply, new ApiError(404, `no response ${JSON.stringify((req.params as { id: string }).id)}: this server does not store responses (store is accepted and ignored)`, 'invalid_request_error', 'id', 'response_not_found')));
 }
-async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function generation(ctx: RouteContext, route: Endpoint | 'responses', req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const arrived = performance.now();
   let modelLabel = 'unknown';
-  const count = (status: number) => ctx.metrics.requests.inc({ model: modelLabel, endpoint, status: String(status) });
+  const count = (status: number) => ctx.metrics.requests.inc({ model: modelLabel, endpoint: route, status: String(status) });
+  // the Responses API is served as the chat request it stands for (openai-responses/request.ts)
+  const endpoint: Endpoint = route === 'responses' ? 'chat' : route;
   let prepared: Prepared;
+  let responsesReq: ResponsesRequest | null = null;
   try {
-    prepared = await prepare(ctx, endpoint, req.body);
+    if (route === 'responses') {
+      const parsed = parseResponsesRequest(req.body);
+      responsesReq = parsed.request;
+      try {
+        prepared = await prepare(ctx, 'chat', parsed.chatBody);
+      } catch (err) {
+        const e = toApiError(err);
+        throw new ApiError(e.status, e.message, e.type, responsesParam(e.param), e.code);
+      }
+    } else prepared = await prepare(ctx, endpoint, req.body);
   } catch (err) {
     const e = toApiError(err);
     if (e.status !== 404 && typeof (req.body as { model?: unknown } | null)?.model === 'string' && ctx.models.has((req.body as { model: string }).model)) modelLabel = (req.body as { model: string }).model;
@@ -162,13 +180,14 @@ async function generation(ctx: RouteContext, endpoint: Endpoint, req: FastifyReq
     ctx.metrics.promptTokens.inc({ model: model.id }, prepared.prompts.reduce((sum, pr) => sum + pr.ids.length, 0));
     const onFirstToken = () => ctx.metrics.timeToFirstToken.observe({ model: model.id }, (performance.now() - arrived) / 1000);
     const args = { endpoint, p: prepared, choices, reply, onFirstToken, ctx, count };
-    await (prepared.stream ? streamResponse(args) : jsonResponse(args));
+    if (responsesReq !== null) await (prepared.stream ? responsesStream(args, responsesReq) : responsesJson(args, responsesReq));
+    else await (prepared.stream ? streamResponse(args) : jsonResponse(args));
   } catch (err) {
     const e = toApiError(err);
     count(e.status);
     if (reply.sent || reply.raw.headersSent) {
       if (!reply.raw.writableEnded) {
-        reply.raw.write(`data: ${JSON.stringify(e.body())}\n\n`);
+        reply.raw.write(responsesReq !== null ? responsesStreamError(e.body()) : `data: ${JSON.stringify(e.body())}\n\n`);
         reply.raw.end();
       }
     } else sendError(reply, e);

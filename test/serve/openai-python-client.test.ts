@@ -65,6 +65,7 @@ interface Report {
   streamed_chat: Attempt<{ pieces: string[]; roles: string[]; finish_reason: string }>;
   json_chat: Attempt<{ content: string; finish_reason: string }>;
   guided_chat: Attempt<Record<'choice' | 'regex', { content: string; finish_reason: string }>>;
+  responses: Attempt<{ output_text: string; status: string; usage: Record<string, number>; streamed: string; final_text: string; final_status: string }>;
   parsed_tool_chat: Attempt<{ tool: { function: { parameters: object } }; arguments: string; parsed_type: string; parsed: Record<string, unknown>; finish_reason: string }>;
   tool_chat: Attempt<{ id: string; name: string; arguments: string; content: string | null; finish_reason: string; streamed: { name: string; arguments: string; ids: number; finish_reason: string } }>;
 }
@@ -203,6 +204,14 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
     expect(got.choice).toMatchObject({ content: expect.toBeOneOf(CHOICES), finish_reason: 'stop' });
     if (got.regex.finish_reason === 'stop') expect(got.regex.content).toMatch(new RegExp(`^(?:${REGEX})$`));
     else expect(got.regex.content).toMatch(/^(?:[A-Z][a-z]*|[A-Z][a-z]+(?:, [a-z]+)*(?:,|, [a-z]*)?)?$/);
+  });
+
+  it('the Responses API: the client parses the response and accumulates the streamed events to the same text, the chat answer to system + user', async () => {
+    const got = ok(report.responses, 'responses');
+    const chat = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages: CONVERSATION, max_tokens: 24, temperature: 0 });
+    const want = chat.json.choices[0].message.content;
+    expect(got).toMatchObject({ output_text: want, streamed: want, final_text: want, status: 'incomplete', final_status: 'incomplete' });
+    expect(got.usage).toMatchObject({ output_tokens: 24, input_tokens: chat.json.usage.prompt_tokens });
   });
 
   it('errors arrive as the client’s typed exceptions, with the code and param it reads', () => {

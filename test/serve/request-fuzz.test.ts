@@ -117,6 +117,27 @@ function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
     continue_final_message: fc.boolean(),
     chat_template_kwargs: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
     return_token_strs: fc.boolean(),
+    input: fc.oneof(
+      text,
+      fc.array(
+        fc.oneof(
+          fc.record({ role: fc.constantFrom('user', 'assistant', 'system', 'developer'), content: fc.oneof(text, fc.array(fc.record({ type: fc.constantFrom('input_text', 'output_text'), text }), { maxLength: 2 })) }),
+          fc.record({ type: fc.constant('function_call'), call_id: fc.constantFrom('c1', 'c2'), name: fc.constantFrom('f', 'g'), arguments: fc.oneof(fc.constantFrom('{}', '{"a": 1}', '{'), text) }),
+          fc.record({ type: fc.constant('function_call_output'), call_id: fc.constantFrom('c1', 'c2', 'zz'), output: text }),
+          fc.record({ type: fc.constant('reasoning'), content: fc.array(fc.record({ type: fc.constant('reasoning_text'), text }), { maxLength: 2 }) }),
+        ),
+        { minLength: 1, maxLength: 5 },
+      ),
+    ),
+    instructions: text,
+    max_output_tokens: fc.oneof(fc.integer({ min: 1, max: 24 }), fc.integer({ min: 900, max: 1100 })),
+    text: fc.oneof(
+      fc.constant({ format: { type: 'text' } }),
+      fc.constant({ format: { type: 'json_object' } }),
+      fc.record({ format: fc.record({ type: fc.constant('json_schema'), name: fc.constant('x'), schema: fc.constantFrom({ type: 'object' }, { type: 'object', properties: { a: { enum: ['x', 'y'] } }, required: ['a'] }, { type: 'string' }) }) }),
+    ),
+    metadata: fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
+    store: fc.boolean(),
     guided_regex: pattern,
     guided_choice: fc.array(text, { minLength: 1, maxLength: 4 }),
     structured_outputs: fc.oneof(
@@ -144,8 +165,11 @@ function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
         { requiredKeys: ['type', 'function'] },
       ),
       { maxLength: 3 },
+    ).chain((tools) =>
+      // the chat shape, or the Responses API's flat one ({type, name, parameters}); each endpoint meets both
+      fc.constantFrom(tools, tools.map((t) => ({ type: t.type, ...(t.function as object) }))),
     ),
-    tool_choice: fc.constantFrom('none', 'auto', 'required', { type: 'function', function: { name: 'f' } }, { type: 'function', function: { name: 'absent' } }),
+    tool_choice: fc.constantFrom('none', 'auto', 'required', { type: 'function', function: { name: 'f' } }, { type: 'function', function: { name: 'absent' } }, { type: 'function', name: 'f' }),
     parallel_tool_calls: fc.boolean(),
     tokens: fc.array(id, { maxLength: 40 }),
     user: fc.string({ maxLength: 20 }),
@@ -163,6 +187,10 @@ const FIELDS: Record<string, string[]> = {
   '/v1/chat/completions': [
     ...SAMPLING, 'messages', 'max_completion_tokens', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'parallel_tool_calls', 'chat_template_kwargs',
     'add_generation_prompt', 'continue_final_message', 'add_special_tokens', 'echo', 'chat_template',
+  ],
+  '/v1/responses': [
+    'model', 'input', 'instructions', 'max_output_tokens', 'temperature', 'top_p', 'tools', 'tool_choice', 'parallel_tool_calls', 'text', 'stream', 'store',
+    'metadata', 'reasoning', 'truncation', 'include', 'previous_response_id', 'background', 'seed', 'stop', 'user',
   ],
   '/tokenize': ['model', 'prompt', 'messages', 'add_special_tokens', 'return_token_strs', 'add_generation_prompt', 'continue_final_message', 'chat_template_kwargs', 'tools'],
   '/detokenize': ['model', 'tokens'],
@@ -200,6 +228,17 @@ const validBody: Record<string, fc.Arbitrary<Record<string, unknown>>> = {
     },
     { requiredKeys: ['model', 'messages', 'max_tokens'] },
   ).map(({ top_logprobs, ...rest }) => (rest.logprobs ? { ...rest, top_logprobs } : rest)),
+  '/v1/responses': fc.record(
+    {
+      model: fc.constant('tiny'),
+      input: fc.constantFrom('Speak, friend.', [{ role: 'user', content: 'Who goes there?' }], [{ role: 'user', content: [{ type: 'input_text', text: 'Weather?' }] }, { type: 'function_call', call_id: 'c1', name: 'f', arguments: '{}' }, { type: 'function_call_output', call_id: 'c1', output: 'fair' }]),
+      instructions: fc.constant('Be brief.'),
+      max_output_tokens: fc.integer({ min: 1, max: 6 }),
+      temperature: fc.constantFrom(0, 0.9),
+      stream: fc.boolean(),
+    },
+    { requiredKeys: ['model', 'input', 'max_output_tokens'] },
+  ),
   '/tokenize': fc.oneof(
     fc.record({ model: fc.constant('tiny'), prompt: fc.string({ maxLength: 40 }), add_special_tokens: fc.boolean(), return_token_strs: fc.boolean() }, { requiredKeys: ['prompt'] }),
     fc.record({ model: fc.constant('tiny'), messages: fc.constant([{ role: 'user', content: 'hi' }]) }, { requiredKeys: ['messages'] }),
@@ -265,6 +304,7 @@ function checkAnswer(endpoint: string, a: Answer): void {
     return;
   }
   expect(a.status).toBe(200);
+  if (endpoint === '/v1/responses') return checkResponsesAnswer(a);
   if (a.contentType.startsWith('text/event-stream')) {
     const events = a.text
       .split('\n\n')
@@ -308,6 +348,36 @@ function checkAnswer(endpoint: string, a: Answer): void {
       expect(typeof json.prompt).toBe('string');
       break;
   }
+}
+
+/** A Responses API answer: typed events ending in response.completed (or an error event), or the response object. */
+function checkResponsesAnswer(a: Answer): void {
+  const checkResponse = (r: Record<string, any>) => {
+    expect(r.object).toBe('response');
+    expect(['completed', 'incomplete']).toContain(r.status);
+    expect(Array.isArray(r.output)).toBe(true);
+    for (const k of ['input_tokens', 'output_tokens', 'total_tokens']) expect(Number.isInteger(r.usage[k]) && r.usage[k] >= 0).toBe(true);
+    expect(r.usage.total_tokens).toBe(r.usage.input_tokens + r.usage.output_tokens);
+  };
+  if (!a.contentType.startsWith('text/event-stream')) return checkResponse(JSON.parse(a.text));
+  const events = a.text
+    .split('\n\n')
+    .filter((e) => e.trim() !== '')
+    .map((e) => {
+      const m = /^event: (\S+)\ndata: (.*)$/s.exec(e);
+      expect(m, e).not.toBeNull();
+      const data = JSON.parse(m![2]) as Record<string, any>;
+      expect(data.type).toBe(m![1]);
+      return data;
+    });
+  const last = events.at(-1)!;
+  if (last.type === 'error') {
+    expect(typeof last.message).toBe('string');
+    return;
+  }
+  expect(last.type).toBe('response.completed');
+  events.forEach((e, i) => expect(e.sequence_number).toBe(i));
+  checkResponse(last.response);
 }
 
 async function expectStillServing(): Promise<void> {
