@@ -53,7 +53,7 @@ function usageOf(p: Prepared, ends: readonly EndEvent[]) {
 }
 
 /** `fn` on its first call only. */
-function once(fn: () => void): () => void {
+export function once(fn: () => void): () => void {
   let called = false;
   return () => {
     if (!called) fn();
@@ -62,7 +62,7 @@ function once(fn: () => void): () => void {
 }
 
 /** A token event as the response shapes need it: counted, and its log-probabilities as scored tokens. */
-function observe(a: ResponseArgs, firstToken: () => void, of: PreparedPrompt, event: TokenEvent): { prompt: Scored[]; token: Scored | null } {
+export function observe(a: ResponseArgs, firstToken: () => void, of: PreparedPrompt, event: TokenEvent): { prompt: Scored[]; token: Scored | null } {
   firstToken();
   a.ctx.metrics.generatedTokens.inc({ model: a.p.model.id });
   const prompt = event.promptLogprobs ? promptScored(of, event.promptLogprobs) : [];
@@ -167,11 +167,8 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
   });
 }
 
-export async function streamResponse(a: ResponseArgs): Promise<void> {
-  const { endpoint, p, reply } = a;
-  const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
-  const created = Math.floor(Date.now() / 1000);
-  const object = endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+/** The reply taken over for server-sent events (its headers so far kept, proxies told not to buffer). */
+export function openEventStream(reply: FastifyReply): FastifyReply['raw'] {
   const raw = reply.raw;
   reply.hijack();
   raw.writeHead(200, {
@@ -181,6 +178,15 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
+  return raw;
+}
+
+export async function streamResponse(a: ResponseArgs): Promise<void> {
+  const { endpoint, p, reply } = a;
+  const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+  const created = Math.floor(Date.now() / 1000);
+  const object = endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const raw = openEventStream(reply);
   const send = (data: unknown) => {
     if (!raw.writableEnded && !raw.destroyed) raw.write(`data: ${JSON.stringify(data)}\n\n`);
   };

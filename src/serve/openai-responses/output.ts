@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { GenerationEvent } from '../../runtime/generation/decoder.js';
 import { ReasoningReader } from '../reasoning.js';
-import type { ResponseArgs } from '../responses.js';
+import { observe, once, openEventStream, type ResponseArgs } from '../responses.js';
 import type { CallReader, ChoiceDelta } from '../tools/call-readers.js';
 import { callReader } from '../tools/tool-choice.js';
 import type { ResponsesRequest } from './request.js';
@@ -144,11 +144,11 @@ function responseObject(req: ResponsesRequest, a: ResponseArgs, id: string, crea
 
 /** Reads the choice's events into the builder; the end event (null: the client left), and how many tokens were reasoning. */
 async function read(a: ResponseArgs, builder: OutputBuilder): Promise<{ end: EndEvent | null; reasoningTokens: number }> {
-  const { stream } = a.choices[0];
+  const { prompt, stream } = a.choices[0];
   const reader = readerOf(a);
   const reasoning = reader instanceof ReasoningReader ? reader : null;
+  const firstToken = once(a.onFirstToken);
   let reasoningTokens = 0;
-  let first = true;
   for await (const event of stream) {
     if (event.type !== 'token') {
       if (event.usage.finishReason === 'abort') return { end: null, reasoningTokens };
@@ -156,9 +156,7 @@ async function read(a: ResponseArgs, builder: OutputBuilder): Promise<{ end: End
       builder.finish(event.usage.finishReason === 'length' ? 'incomplete' : 'completed');
       return { end: event, reasoningTokens };
     }
-    if (first) a.onFirstToken();
-    first = false;
-    a.ctx.metrics.generatedTokens.inc({ model: a.p.model.id });
+    observe(a, firstToken, prompt, event);
     const before = reasoning?.inReasoning ?? false;
     const deltas = event.text ? reader.push(event.text) : [];
     if (before || (reasoning?.inReasoning ?? false)) reasoningTokens++;
@@ -182,15 +180,7 @@ export async function responsesJson(a: ResponseArgs, req: ResponsesRequest): Pro
 export async function responsesStream(a: ResponseArgs, req: ResponsesRequest): Promise<void> {
   const id = idOf('resp');
   const created = Math.floor(Date.now() / 1000);
-  const raw = a.reply.raw;
-  a.reply.hijack();
-  raw.writeHead(200, {
-    ...(a.reply.getHeaders() as Record<string, string>),
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-  });
+  const raw = openEventStream(a.reply);
   let sequence = 0;
   const emit: Emit = (type, fields) => {
     if (!raw.writableEnded && !raw.destroyed) raw.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...fields })}\n\n`);
