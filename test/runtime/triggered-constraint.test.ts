@@ -12,6 +12,7 @@ import type { Engine } from '../../src/engine/types.js';
 import { GenerationParamsError } from '../../src/runtime/index.js';
 import { valueEnd } from '../helpers/json-judge.js';
 import { collectDecode, withShippedDecoder } from '../helpers/shipped-decoder.js';
+import { qwen3Coder } from '../../src/serve/tools/formats/qwen3-coder.js';
 
 const MODELS = ['qwen3-moe-tiny-shakespeare', 'mixtral-tiny-shakespeare'];
 const PROMPT_TEXT = 'ROMEO:\nWhat news from Verona?\n';
@@ -78,6 +79,33 @@ describe('a schema held after a trigger', () => {
       });
     }, 120_000);
   }
+
+  it('a regex held after a trigger (Qwen3-Coder’s call tags): a full match of the pattern, and with once the generation ends there', async () => {
+    const pattern = qwen3Coder.heldPattern!([{ name: 'send_letter', parameters: { type: 'object', properties: { to: { enum: ['Romeo', 'Juliet'] }, urgent: { type: 'boolean' }, copies: { type: 'integer' } } } }]);
+    const full = new RegExp(`^(?:${pattern})$`, 'u');
+    for (const model of MODELS) {
+      await withShippedDecoder(engine, model, async (decoder, codec) => {
+        const prompt = codec.encode(PROMPT_TEXT);
+        const free = await collectDecode(decoder.submit(prompt, { maxNewTokens: 40, temperature: 0, stopTokenIds: [] }));
+        let k = 6;
+        while (!(free.texts[k].length >= 3 && free.texts[k].indexOf(free.texts[k].slice(-3)) === free.texts[k].length - 3)) k++;
+        const trigger = free.texts[k].slice(-3);
+        for (const params of [{ temperature: 0 }, { temperature: 0.9, seed: 5 }]) {
+          const held = await collectDecode(decoder.submit(prompt, { ...params, maxNewTokens: 400, stopTokenIds: [], responseFormat: { regex: pattern, trigger, once: true } }));
+          const text = held.texts.at(-1)!;
+          const at = text.indexOf(trigger);
+          // greedy writes the trigger where the free decode did; a sampled decode may never write it
+          if (params.temperature === 0) expect(at, `${model} ${JSON.stringify(text)}`).toBeGreaterThanOrEqual(0);
+          if (at < 0) continue;
+          const call = text.slice(at + trigger.length);
+          // greedy closes the call (at most three parameter blocks, then the end tags); a sampled one may run out
+          if (params.temperature === 0) expect(held.finishReason, `${model} ${JSON.stringify(call)}`).toBe('stop');
+          if (held.finishReason === 'stop') expect(full.test(call), `${model} ${JSON.stringify(call)}`).toBe(true);
+          else expect(held.tokens.length).toBe(400);
+        }
+      });
+    }
+  }, 120_000);
 
   it('an empty trigger is refused', async () => {
     await withShippedDecoder(

@@ -16,6 +16,7 @@ import { mulberry32 } from '../helpers/rng.js';
 import { HERMES_TOOLS_CHATML } from './helpers.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 import { REASONING_PARSERS, ReasoningReader, reasoningStart } from '../../src/serve/reasoning.js';
+import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
 import type { ReasoningStart } from '../../src/runtime/generation/reasoning-gate.js';
 
 const hermes = TOOL_CALL_FORMATS.get('hermes')!;
@@ -209,6 +210,41 @@ describe('the Qwen3-Coder format', () => {
     // a call cut short by the end of the generation: what was written of it (as vLLM reads it)
     const cut = read(() => new TaggedCallsReader(qwen3Coder, TOOLS), ['<tool_call>\n<function=write_file>\n<parameter=path>\na.ts\n</parameter>\n<parameter=mode>\n7']);
     expect(cut.calls).toEqual([{ name: 'write_file', arguments: { path: 'a.ts', mode: 7 } }]);
+  });
+
+  it('the held pattern: calls written as the template writes them match it and read back to their arguments; other names, types or end tags inside values do not', () => {
+    const pattern = qwen3Coder.heldPattern!(TOOLS);
+    const full = new RegExp(`^(?:${pattern})$`, 'u');
+    const regex = compileRegex(pattern);
+    const held = (text: string) => {
+      const state = new RegexPrefix(regex);
+      return state.push(text) && state.complete;
+    };
+    const r = mulberry32(9);
+    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
+    for (let k = 0; k < 200; k++) {
+      const args: Record<string, unknown> = {};
+      if (r() < 0.7) args.path = pick(['a.ts', 'dir/b c.txt', 'üñí', '<b>', 'x\ny']);
+      if (r() < 0.5) args.mode = pick([0, 644, -3]);
+      if (r() < 0.5) args.ratio = pick([0.5, 2, -1.25, 1e-3]);
+      if (r() < 0.5) args.force = r() < 0.5;
+      if (r() < 0.3) args.tags = ['x', 'y'];
+      if (r() < 0.3) args.meta = { a: [1, 2] };
+      if (r() < 0.3) args.note = pick([null, 'plain']);
+      // the template writes booleans with |string (Python: True), objects and lists as JSON
+      const written = (v: unknown) => (v === null ? 'None' : typeof v === 'boolean' ? (v ? 'True' : 'False') : typeof v === 'object' ? JSON.stringify(v) : String(v));
+      const text = block('write_file', Object.fromEntries(Object.entries(args).map(([key, v]) => [key, written(v)])));
+      const body = text.slice('<tool_call>'.length);
+      expect(full.test(body), body).toBe(true);
+      expect(held(body), body).toBe(true);
+      const back = read(() => new TaggedCallsReader(qwen3Coder, TOOLS), [text]);
+      expect(back.calls).toEqual([{ name: 'write_file', arguments: args }]);
+    }
+    for (const bad of [block('other_tool', {}), block('write_file', { mode: 'seven' }), block('write_file', { force: 'yes' }), block('write_file', { unknown_param: 'x' }), block('write_file', { path: 'a </tool_call> b' }), block('write_file', { path: 'a </parameter> b' })]) {
+      const body = bad.slice('<tool_call>'.length);
+      expect(full.test(body), body).toBe(false);
+      expect(held(body), body).toBe(false);
+    }
   });
 
   it('is the format Qwen3-Coder’s template implies, not Hermes’s, though both hold <tool_call>', () => {

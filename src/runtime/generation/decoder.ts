@@ -92,6 +92,9 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
 /** A completion that fully matches a regular expression (GenerationParams.responseFormat). */
 export interface RegexFormat {
   regex: string;
+  /** as JsonSchemaFormat's: free text until this, then a match of the pattern (a tool call in a format that is not JSON) */
+  trigger?: string;
+  once?: boolean;
 }
 
 /** A completion that is exactly one of some strings (GenerationParams.responseFormat). */
@@ -375,10 +378,11 @@ export class BatchDecoder {
     const tokenizer = this.opts.tokenizer;
     const skipSpecial = params.skipSpecialTokens ?? true;
     const hold = (state: GrammarState) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize), new Set(stopIds), skipSpecial, state);
-    const trigger = schemaFormat?.trigger;
+    const held = given as { trigger?: unknown; once?: unknown } | null;
+    const trigger = held?.trigger;
     if (trigger === undefined) return hold(start);
     if (typeof trigger !== 'string' || trigger.length === 0) throw new GenerationParamsError('responseFormat.trigger must be a non-empty string', 'responseFormat');
-    return new TriggeredConstraint(tokenizer, trigger, start, hold, skipSpecial, schemaFormat?.once === true);
+    return new TriggeredConstraint(tokenizer, trigger, start, hold, skipSpecial, held?.once === true);
   }
 
   /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */

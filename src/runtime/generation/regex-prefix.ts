@@ -126,23 +126,34 @@ export class CompiledRegex {
   }
 }
 
-/** Compiled patterns by their text: a pattern sent again finds its states, and so its kept screens. */
-const compiledPatterns = new Map<string, CompiledRegex>();
+/**
+ * Compiled patterns by their text: a pattern sent again finds its states, and so its kept screens;
+ * a refused one finds its error (building a large automaton before giving up takes a while).
+ */
+const compiledPatterns = new Map<string, CompiledRegex | RegexError>();
 const MAX_COMPILED_PATTERNS = 64;
 
 /** The pattern compiled (and kept); RegexError where it is not a regex this supports. */
 export function compileRegex(pattern: string): CompiledRegex {
+  if (typeof pattern !== 'string') throw new RegexError('the pattern must be a string');
+  // (checked before the cache, whose keys are the patterns)
+  if (pattern.length > MAX_PATTERN_LENGTH) throw new RegexError(`the pattern is ${pattern.length} characters long; at most ${MAX_PATTERN_LENGTH} are accepted`);
   let compiled = compiledPatterns.get(pattern);
-  if (compiled !== undefined) return compiled;
-  compiled = compile(pattern);
-  if (compiledPatterns.size >= MAX_COMPILED_PATTERNS) compiledPatterns.delete(compiledPatterns.keys().next().value!);
-  compiledPatterns.set(pattern, compiled);
+  if (compiled === undefined) {
+    try {
+      compiled = compile(pattern);
+    } catch (err) {
+      if (!(err instanceof RegexError)) throw err;
+      compiled = err;
+    }
+    if (compiledPatterns.size >= MAX_COMPILED_PATTERNS) compiledPatterns.delete(compiledPatterns.keys().next().value!);
+    compiledPatterns.set(pattern, compiled);
+  }
+  if (compiled instanceof RegexError) throw compiled;
   return compiled;
 }
 
 function compile(pattern: string): CompiledRegex {
-  if (typeof pattern !== 'string') throw new RegexError('the pattern must be a string');
-  if (pattern.length > MAX_PATTERN_LENGTH) throw new RegexError(`the pattern is ${pattern.length} characters long; at most ${MAX_PATTERN_LENGTH} are accepted`);
   const source = wholeMatchSource(pattern.replace(/\(\?P</g, '(?<'));
   let firstError: Error | null = null;
   for (const flags of ['u', ''] as const) {

@@ -1,10 +1,11 @@
 /**
- * A JSON constraint that waits for a trigger: the model writes freely until the generated text
- * holds `trigger`, then the JSON that follows is held to the schema (grammar-constraint.ts), and once
- * that value closes the model is free again, until the next trigger. This is how a tool call that
- * the model decides to make ("auto") is still well-formed: its call block opens freely (Hermes's
- * `<tool_call>`), and the call inside it can only be a call of one of the tools with arguments valid
- * under its parameters (the same idea as llama.cpp's lazy grammars).
+ * A grammar constraint that waits for a trigger: the model writes freely until the generated text
+ * holds `trigger`, then the text that follows is held to the grammar (a JSON schema, or a regex:
+ * grammar-constraint.ts), and once that value closes the model is free again, until the next
+ * trigger. This is how a tool call that the model decides to make ("auto") is still well-formed:
+ * its call block opens freely (`<tool_call>`), and the call inside it can only be a call of one of
+ * the tools with arguments valid under its parameters (Hermes's JSON, Qwen3-Coder's tags; the same
+ * idea as llama.cpp's lazy grammars).
  *
  * What the trigger's own token carries after the trigger (GPT-2-style vocabularies split tags, and
  * a piece may run on past it) is read into the JSON first; where that already breaks the JSON, the

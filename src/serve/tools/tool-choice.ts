@@ -19,6 +19,7 @@ import type { TopLevel } from '../../runtime/generation/json-schema.js';
 import { argumentsSchema, assertToolSchemas, callsSchema, type FunctionTool } from './call-schema.js';
 import { JsonCallsReader, NamedCallReader, TaggedCallsReader, type CallReader } from './call-readers.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from './formats/index.js';
+import { compileRegex, RegexError } from '../../runtime/generation/regex-prefix.js';
 
 export type ToolMode =
   | { kind: 'none' }
@@ -97,6 +98,17 @@ function callsFormat(tools: FunctionTool[], parallel: boolean): { jsonSchema: un
  * request that needs no constraint to be served).
  */
 function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: boolean): GenerationParams['responseFormat'] {
+  if (format.heldPattern) {
+    // a format of its own (Qwen3-Coder's tags): held to its pattern of the tools' calls
+    const regex = format.heldPattern(tools);
+    try {
+      compileRegex(regex);
+    } catch (err) {
+      if (err instanceof RegexError) return undefined; // too large to follow (thousands of parameters): left free
+      throw err;
+    }
+    return { regex, trigger: format.start, once: !parallel };
+  }
   if (format.heldCall !== 'one') return undefined;
   try {
     assertToolSchemas(tools);

@@ -24,6 +24,12 @@ export interface ToolCallFormat {
    */
   readonly heldCall?: 'one';
   /**
+   * a regular expression (JavaScript's syntax, regex-prefix.ts) of what follows `start` in a
+   * block of one call of these tools, end included: the server holds the block to it once the
+   * model has opened it, as it holds a 'one' block to the tools' JSON
+   */
+  heldPattern?(tools: readonly FunctionTool[]): string;
+  /**
    * the calls a block's text (between start and end) holds; null where it is not well-formed.
    * `tools`: the request's, for formats whose text does not carry the arguments' types
    */

@@ -11,11 +11,21 @@
  *
  * each parameter's value written as plain text, so its type comes from the tool's schema: a
  * string stays text, an integer, number or boolean is read as one where the text is one, an
- * object or array is read as JSON, and `null` is null (what vLLM's qwen3_coder parser does). A
+ * object or array is read as JSON, and `null` is null (what vLLM's qwen3_coder parser does), as is
+ * Python's `None` (what the template writes for null) where the value may be null or is no string. A
  * parameter the schema does not name, or a function not among the tools, keeps its values as
- * text. Blocks are not held to the tools' schemas (they are not one JSON value). Its template
- * also has `<tool_call>`, so it is told from Hermes's by `<function=` and `<parameter=`.
+ * text. Its template also has `<tool_call>`, so it is told from Hermes's by `<function=` and
+ * `<parameter=`.
+ *
+ * A block the model opens is held (heldPattern, a regular expression the decoder follows after
+ * the tag): a function among the tools, parameters among its properties, each value of its type
+ * (an integer, a number, a boolean, one of an enum; other values any text that does not hold
+ * `</parameter>` or `</tool_call>`, so the block ends where its reader finds the end), then
+ * `</function>` and `</tool_call>`, with at most as many parameter blocks as the function has
+ * parameters. Which parameters are required, that each comes once, and the form of object and
+ * array values, are not held.
  */
+import { DFA, JS, NFA } from 'refa';
 import type { FunctionTool } from '../call-schema.js';
 import type { ParsedCall, ToolCallFormat } from './format.js';
 
@@ -30,6 +40,7 @@ export const qwen3Coder: ToolCallFormat = {
   name: 'qwen3_coder',
   start: '<tool_call>',
   end: '</tool_call>',
+  heldPattern: callPattern,
   parse(body, tools) {
     const calls: ParsedCall[] = [];
     for (const [, rawName, inside] of body.matchAll(FUNCTION)) {
@@ -39,7 +50,7 @@ export const qwen3Coder: ToolCallFormat = {
       const args: Record<string, unknown> = {};
       for (const [, rawKey, rawValue] of inside.matchAll(PARAMETER)) {
         const key = rawKey.trim();
-        args[key] = valueOf(rawValue.replace(/^\n/, '').replace(/\n$/, ''), typeOf(properties?.[key]));
+        args[key] = valueOf(rawValue.replace(/^\n/, '').replace(/\n$/, ''), typeOf(properties?.[key]), nullable(properties?.[key]));
       }
       calls.push({ name, arguments: JSON.stringify(args) });
     }
@@ -66,11 +77,18 @@ function typeOf(property: unknown): string | null {
   return 'string';
 }
 
+/** whether a property's type list allows null */
+function nullable(property: unknown): boolean {
+  const type = property !== null && typeof property === 'object' ? (property as { type?: unknown }).type : undefined;
+  return Array.isArray(type) && type.includes('null');
+}
+
 /** A parameter's text as the value its type says (null type: a parameter the schema does not name, kept as text). */
-function valueOf(text: string, type: string | null): unknown {
+function valueOf(text: string, type: string | null, mayBeNull: boolean): unknown {
   if (type === null) return text;
   const t = text.trim();
-  if (t.toLowerCase() === 'null') return null;
+  // "null" as vLLM reads it; Python's None (what a template writes for it) where the value may be null or cannot be text
+  if (t.toLowerCase() === 'null' || (t === 'None' && (mayBeNull || type !== 'string'))) return null;
   if (INTEGER_TYPES.has(type)) return /^-?\d+$/.test(t) && Number.isSafeInteger(Number(t)) ? Number(t) : text;
   if (NUMBER_TYPES.has(type)) return /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(t) && Number.isFinite(Number(t)) ? Number(t) : text;
   if (BOOLEAN_TYPES.has(type)) return t.toLowerCase() === 'true' ? true : t.toLowerCase() === 'false' ? false : text;
@@ -82,4 +100,67 @@ function valueOf(text: string, type: string | null): unknown {
     }
   }
   return text;
+}
+
+/** a regex's special characters escaped, so the text matches itself */
+const literal = (text: string) => text.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+
+let freeText: string | undefined;
+/**
+ * Any text that does not hold `</parameter>` or `</tool_call>`: the complement of the texts that
+ * do, as refa builds it (a regex for "not containing" is long to write by hand and easy to get wrong).
+ */
+function textWithoutEndTags(): string {
+  if (freeText === undefined) {
+    const { expression, maxCharacter } = JS.Parser.fromLiteral({ source: '[^]*(?:<\\/parameter>|<\\/tool_call>)[^]*', flags: 'u' }).parse();
+    const dfa = DFA.fromFA(NFA.fromRegex(expression, { maxCharacter }));
+    dfa.complement();
+    dfa.minimize();
+    freeText = JS.toLiteral(dfa.toRegex()).source;
+  }
+  return freeText;
+}
+
+/** A parameter's value as the format writes it, by the type its schema gives (null: any text). */
+function valuePattern(property: unknown): string | null {
+  const p = property !== null && typeof property === 'object' ? (property as { type?: unknown; enum?: unknown }) : {};
+  const nullable = Array.isArray(p.type) && p.type.includes('null') ? '|null|None' : '';
+  if (Array.isArray(p.enum) && p.enum.length > 0 && p.enum.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null)) {
+    return `(?:${p.enum.map((v) => literal(v === null ? 'null' : typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v))).join('|')}${nullable})`;
+  }
+  switch (typeOf(property)) {
+    case 'integer':
+    case 'int':
+      return `(?:-?\\d+${nullable})`;
+    case 'number':
+    case 'float':
+      return `(?:-?\\d+(?:\\.\\d+)?(?:[eE][-+]?\\d+)?${nullable})`;
+    case 'boolean':
+    case 'bool':
+      return `(?:[Tt]rue|[Ff]alse${nullable})`;
+    default:
+      return null;
+  }
+}
+
+/** What a held block holds after `<tool_call>`: one call of one of the tools, then the end tags. */
+function callPattern(tools: readonly FunctionTool[]): string {
+  const block = (names: string, value: string) => `<parameter=${names}>\\n${value}\\n<\\/parameter>\\n`;
+  const functions = tools.map((tool) => {
+    const properties = Object.entries(propertiesOf(tool) ?? {});
+    const blocks: string[] = [];
+    // parameters of any text share one block (the pattern of free text is long: once per function)
+    const textNames: string[] = [];
+    for (const [name, schema] of properties) {
+      const value = valuePattern(schema);
+      if (value === null) textNames.push(literal(name));
+      else blocks.push(block(literal(name), value));
+    }
+    if (textNames.length > 0) blocks.push(block(`(?:${textNames.join('|')})`, `(?:${textWithoutEndTags()})`));
+    // parameters the schema does not name: any name, any text
+    if (properties.length === 0) blocks.push(block('[^>\\n<]+', `(?:${textWithoutEndTags()})`));
+    // at most as many parameter blocks as it has parameters (a model that repeats one must close the call)
+    return `<function=${literal(tool.name)}>\\n(?:${blocks.join('|')}){0,${properties.length || 64}}`;
+  });
+  return `\\n(?:${functions.join('|')})<\\/function>\\n<\\/tool_call>`;
 }
