@@ -16,6 +16,7 @@ import { mulberry32 } from '../helpers/rng.js';
 import { HERMES_TOOLS_CHATML } from './helpers.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 import { REASONING_PARSERS, ReasoningReader, reasoningStart } from '../../src/serve/reasoning.js';
+import { resolveTools } from '../../src/serve/tools/tool-choice.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
 import type { ReasoningStart } from '../../src/runtime/generation/reasoning-gate.js';
 
@@ -141,7 +142,33 @@ describe('the Mistral format', () => {
     }
     expect(read(() => new TaggedCallsReader(mistral), ['[TOOL_CALLS] [{"name": "f", "argu'])).toMatchObject({ content: '[TOOL_CALLS] [{"name": "f", "argu', calls: [] });
     expect(read(() => new TaggedCallsReader(mistral), ['[TOOL_CALLS]f[ARGS]{oops'])).toMatchObject({ calls: [] });
-    expect(detectToolCallFormat("{{ '[TOOL_CALLS]' + tool_calls|tojson }}")).toBe(mistral);
+    expect(detectToolCallFormat("{{ '[TOOL_CALLS]' + name + '[ARGS]' + arguments }}")).toBe(mistral);
+  });
+
+  it('where the template writes the calls as one JSON array (Mixtral-8x22B), the array the model opens is held to calls of the tools', () => {
+    const arrays = detectToolCallFormat("{{ '[TOOL_CALLS] [' }}{% for c in tool_calls %}{{ c|tojson }}{% endfor %}{{ ']' }}")!;
+    expect(arrays).toMatchObject({ name: 'mistral', heldCall: 'array', start: '[TOOL_CALLS]' });
+    const tools = [
+      { type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { enum: ['Verona', 'Mantua'] } }, required: ['city'], additionalProperties: false } } },
+      { type: 'function' as const, function: { name: 'ring', parameters: {} } },
+    ];
+    for (const parallel of [true, false]) {
+      const held = resolveTools({ tools, tool_choice: 'auto', parallel_tool_calls: parallel }, arrays, 'm', false).responseFormat as { jsonSchema: object; topLevel: string; trigger: string; once: boolean };
+      expect(held).toMatchObject({ topLevel: 'any', trigger: '[TOOL_CALLS]', once: true });
+      const validate = new Ajv({ strict: false }).compile(held.jsonSchema);
+      const call = { name: 'get_weather', arguments: { city: 'Verona' } };
+      expect(validate([call])).toBe(true);
+      expect(validate([call, { name: 'ring', arguments: {} }])).toBe(parallel);
+      expect(validate([])).toBe(false);
+      expect(validate(call)).toBe(false);
+      expect(validate([{ name: 'get_weather', arguments: { city: 'Rome' } }])).toBe(false);
+      expect(validate([{ name: 'other', arguments: {} }])).toBe(false);
+      // and what the constraint follows agrees (the schema compiles to the state it starts from)
+      const state = new SchemaPrefix(compileSchema(held.jsonSchema, 'any'));
+      expect(state.push(JSON.stringify([call])) && state.complete).toBe(true);
+    }
+    // the [ARGS] form, or the format named without a template, is read but not held
+    expect(resolveTools({ tools, tool_choice: 'auto' }, mistral, 'm', false).responseFormat).toBeUndefined();
   });
 });
 

@@ -37,12 +37,12 @@ export function assertToolSchemas(tools: readonly FunctionTool[]): void {
 }
 
 /**
- * The schema of one call of any of `tools` (`parallel` false), or of a non-empty array of calls,
- * and the top level it needs. Each tool's `$defs`/`definitions` move to the combined schema's
+ * The schema of one call of any of `tools` (`parallel` false), or of a non-empty array of calls
+ * (of one call when `array` but not `parallel`), and the top level it needs. Each tool's `$defs`/`definitions` move to the combined schema's
  * `$defs` under names of their own (its `$ref`s rewritten to match), since a `$ref` is resolved
  * against the whole schema.
  */
-export function callsSchema(tools: readonly FunctionTool[], parallel: boolean): { schema: Record<string, unknown>; topLevel: TopLevel } {
+export function callsSchema(tools: readonly FunctionTool[], parallel: boolean, array = parallel): { schema: Record<string, unknown>; topLevel: TopLevel } {
   const defs: Record<string, unknown> = {};
   const options = tools.map((tool, i) => ({
     type: 'object',
@@ -52,7 +52,9 @@ export function callsSchema(tools: readonly FunctionTool[], parallel: boolean): 
   }));
   const call = options.length === 1 ? options[0] : { anyOf: options };
   const withDefs = (s: Record<string, unknown>) => (Object.keys(defs).length > 0 ? { ...s, $defs: defs } : s);
-  return parallel ? { schema: withDefs({ type: 'array', minItems: 1, items: call }), topLevel: 'any' } : { schema: withDefs(call), topLevel: 'object' };
+  // (an array of one call where the format writes its calls as an array: Mistral's)
+  if (array) return { schema: withDefs({ type: 'array', minItems: 1, ...(parallel ? {} : { maxItems: 1 }), items: call }), topLevel: 'any' };
+  return { schema: withDefs(call), topLevel: 'object' };
 }
 
 /** A JSON pointer token (RFC 6901). */

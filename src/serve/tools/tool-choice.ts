@@ -109,13 +109,16 @@ function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: bool
     }
     return { regex, trigger: format.start, once: !parallel };
   }
-  if (format.heldCall !== 'one') return undefined;
+  if (format.heldCall === undefined) return undefined;
   try {
     assertToolSchemas(tools);
   } catch {
     return undefined;
   }
-  return { ...callsFormat(tools, false), trigger: format.start, once: !parallel };
+  if (format.heldCall === 'one') return { ...callsFormat(tools, false), trigger: format.start, once: !parallel };
+  // an array of the calls, the message's end (Mistral's): the generation ends when it closes
+  const { schema, topLevel } = callsSchema(tools, parallel, true);
+  return { jsonSchema: compiled(schema, 'tools', topLevel), topLevel, trigger: format.start, once: true };
 }
 
 /** The tools as the chat template receives them, in the request's form; null without tools. */

@@ -20,9 +20,10 @@ export interface ToolCallFormat {
   /**
    * 'one': a block is one JSON call {"name", "arguments"}, so the server holds it to the tools'
    * schemas once the model has opened it (TriggeredConstraint), and its end is looked for outside
-   * the JSON's strings; absent: the block's form is not one JSON value.
+   * the JSON's strings; 'array': a block is a JSON array of such calls (held the same way, and the
+   * generation ends when it closes); absent: the block's form is not one JSON value.
    */
-  readonly heldCall?: 'one';
+  readonly heldCall?: 'one' | 'array';
   /**
    * a regular expression (JavaScript's syntax, regex-prefix.ts) of what follows `start` in a
    * block of one call of these tools, end included: the server holds the block to it once the
@@ -36,6 +37,8 @@ export interface ToolCallFormat {
   parse(body: string, tools: readonly FunctionTool[]): ParsedCall[] | null;
   /** whether a chat template writes (and so expects) calls this way */
   detect(template: string): boolean;
+  /** the format as this template writes it, where a family has variants (Mistral's two forms) */
+  forTemplate?(template: string): ToolCallFormat;
 }
 
 /**

@@ -15,6 +15,6 @@ export const TOOL_CALL_FORMATS: ReadonlyMap<string, ToolCallFormat> = new Map([q
 /** The format whose calls the template writes (null: none this server knows, or no template). */
 export function detectToolCallFormat(template: string | null): ToolCallFormat | null {
   if (template === null) return null;
-  for (const f of TOOL_CALL_FORMATS.values()) if (f.detect(template)) return f;
+  for (const f of TOOL_CALL_FORMATS.values()) if (f.detect(template)) return f.forTemplate?.(template) ?? f;
   return null;
 }

@@ -1,9 +1,11 @@
 /**
  * Mistral's format (Mistral and Mixtral instruct models whose templates take tools): `[TOOL_CALLS]`
  * then a JSON array of {"name", "arguments"} objects, to the end of the message; the newer
- * tokenizers write `[TOOL_CALLS]name[ARGS]{…}` for each call instead. Both are read; neither is
- * held to the tools' schemas while written (the two forms begin alike, and the second is not one
- * JSON value).
+ * tokenizers write `[TOOL_CALLS]name[ARGS]{…}` for each call instead. Both are read. Where the
+ * model's template writes the array (Mixtral-8x22B's), the array the model opens is held to calls
+ * of the tools, as Hermes's JSON is; where it writes `[ARGS]`, or the format is named on the
+ * command line (the template unknown), the calls are not held (the second form is not one JSON
+ * value, and the two begin alike).
  */
 import { callFromJson, callWithArguments, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
 
@@ -38,4 +40,8 @@ export const mistral: ToolCallFormat = {
     return calls.length > 0 ? calls : null;
   },
   detect: (template) => template.includes(START),
+  forTemplate: (template) => (template.includes(ARGS) ? mistral : mistralArrays),
 };
+
+/** Mistral's format where the template writes the calls as one JSON array: held as it is written. */
+const mistralArrays: ToolCallFormat = { ...mistral, heldCall: 'array' };
