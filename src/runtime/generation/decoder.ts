@@ -154,8 +154,8 @@ interface Sequence {
   sampler: Sampler;
   /** allowed tokens, logit bias, penalties and the minimum length's held stops; null: none asked for */
   logitsProcessor: RequestLogitsProcessor | null;
-  /** JSON mode's constraint; null: free text */
-  json: TokenConstraint | null;
+  /** the response format's constraint (JSON, regex, a held tool call; grammar-constraint.ts); null: free text */
+  constraint: TokenConstraint | null;
   stopIds: ReadonlySet<number>;
   /** alternatives to report with each token's log-probability; null: no log-probabilities */
   logprobs: number | null;
@@ -305,7 +305,7 @@ export class BatchDecoder {
     }
     const sampler = new Sampler(resolveSampling(params));
     const processing = resolveLogitsProcessing(params, config.vocabSize, { minTokens: minNew, stopIds });
-    const json = this.constraintOf(params, config.vocabSize, stopIds);
+    const constraint = this.constraintOf(params, config.vocabSize, stopIds);
 
     const id = this.nextId++;
     const shared = this.prefixLeader(ids, promptTop);
@@ -319,7 +319,7 @@ export class BatchDecoder {
       includeStop: params.includeStopInText ?? false,
       sampler,
       logitsProcessor: processing === null ? null : new RequestLogitsProcessor(processing, ids),
-      json,
+      constraint,
       stopIds: new Set(stopIds),
       logprobs,
       promptLogprobs: promptTop === null ? null : [null],
@@ -520,16 +520,16 @@ export class BatchDecoder {
       if (seq.generated.length === 0) this.stats.promptTokens += seq.prompt.length;
       const row = logits.subarray(i * vocab, (i + 1) * vocab);
       // log-probabilities are the model's own (raw logits, vLLM's default), whatever the processing
-      const raw = (seq.logitsProcessor !== null || seq.json !== null) && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
+      const raw = (seq.logitsProcessor !== null || seq.constraint !== null) && seq.logprobs !== null ? this.stepBuffers.raw(row) : row;
       seq.logitsProcessor?.apply(row);
-      const token = seq.json === null ? seq.sampler.next(row, this.pickGreedy) : seq.json.choose(row, seq.sampler, this.pickGreedy);
+      const token = seq.constraint === null ? seq.sampler.next(row, this.pickGreedy) : seq.constraint.choose(row, seq.sampler, this.pickGreedy);
       if (token < 0) {
         // only reachable when other processing (allowed tokens, bias) leaves no token that fits the JSON
         this.active.splice(this.active.indexOf(seq), 1);
         this.finishWithError(seq, new GenerationParamsError('no token can continue the constrained output (JSON, regex or choice): the other sampling restrictions of the request (allowed tokens, logit bias) leave none that fits', 'responseFormat'));
         return;
       }
-      seq.json?.commit(token);
+      seq.constraint?.commit(token);
       const logprob = seq.logprobs === null ? undefined : tokenLogprobs(raw, token, seq.logprobs, this.logSumExp(raw));
       seq.logitsProcessor?.observe(token);
       seq.generated.push(token);
@@ -538,7 +538,7 @@ export class BatchDecoder {
       const checkStops = seq.generated.length > seq.minNew;
       // a stop token's own text (empty unless special tokens are kept) only when the stop is to be included, as vLLM does
       const pushed = isStopToken ? (seq.includeStop ? { text: seq.text.push(token, false).text, stop: false } : { text: '', stop: false }) : seq.text.push(token, checkStops);
-      const reason: FinishReason | null = isStopToken || pushed.stop || seq.json?.complete ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
+      const reason: FinishReason | null = isStopToken || pushed.stop || seq.constraint?.complete ? 'stop' : seq.generated.length >= seq.maxNew ? 'length' : null;
       // text held back for a possible stop string is released with the last token
       const text = reason !== null && !pushed.stop ? pushed.text + seq.text.flush() : pushed.text;
       const event: Extract<GenerationEvent, { type: 'token' }> = { type: 'token', token, text };
