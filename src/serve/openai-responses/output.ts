@@ -17,12 +17,12 @@ import type { ResponsesRequest } from './request.js';
 
 type EndEvent = Extract<GenerationEvent, { type: 'end' }>;
 type Item = Record<string, unknown> & { id: string; type: string };
-type Emit = (type: string, fields: Record<string, unknown>) => void;
+export type Emit = (type: string, fields: Record<string, unknown>) => void;
 
 const idOf = (prefix: string) => `${prefix}_${randomBytes(24).toString('hex')}`;
 
 /** Output items from deltas: each delta extends the open item or closes it and opens the next, with the events a stream sends for that. */
-class OutputBuilder {
+export class OutputBuilder {
   readonly items: Item[] = [];
   private open: { item: Item; text: string } | null = null;
 
