@@ -394,6 +394,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       [{ tools: [TOOLS[0], TOOLS[0]] }, 'tools.1.function.name', /given twice/],
       [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'string', minLength: 2 } } } } }], tool_choice: 'required' }, 'tools.0.function.parameters', /"minLength" is not supported/],
       [{ tools: TOOLS, tool_choice: 'required', response_format: { type: 'json_object' } }, 'response_format', /cannot be combined with tool calls/],
+      [{ tools: TOOLS, tool_choice: 'auto', structured_outputs: { choice: ['a', 'b'] } }, 'response_format', /structured_outputs or guided_\*\) cannot be combined with tool calls/],
       [{ messages: [{ role: 'user', content: null }] }, 'messages.0.content', /null only in an assistant message with tool_calls/],
       [{ messages: [...ASK, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] }, 'messages.1.tool_calls.0.function.arguments', /not JSON text/],
       [{ model: 'plain', tools: TOOLS }, 'tool_choice', /writes no tool-call format/],

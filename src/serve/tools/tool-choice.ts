@@ -58,7 +58,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
   const templateTools = templateToolsOf(tools)!;
   if (choice === 'none') return { mode: { kind: 'none' }, responseFormat: undefined, templateTools };
   if (otherFormat) {
-    throw badRequest('response_format (or guided_json) cannot be combined with tool calls: the calls have their own format; use tool_choice "none" for a formatted answer', 'response_format', 'invalid_value');
+    throw badRequest('a structured output (response_format, structured_outputs or guided_*) cannot be combined with tool calls: the calls have their own format; use tool_choice "none" for a formatted answer', 'response_format', 'invalid_value');
   }
   if (typeof choice === 'object') {
     const at = tools.findIndex((t) => t.function.name === choice.function.name);
