@@ -119,6 +119,8 @@ def generate_job(job):
     frequency, presence = float(job.get("frequencyPenalty") or 0), float(job.get("presencePenalty") or 0)
     if frequency != 0 or presence != 0:
         extra["logits_processor"] = transformers.LogitsProcessorList([OpenAIPenalties(ids.shape[1], frequency, presence)])
+    if job.get("badWordsIds"):
+        extra["bad_words_ids"] = [[int(t) for t in w] for w in job["badWordsIds"]]
     if job.get("allowedTokenIds"):
         allowed = [int(t) for t in job["allowedTokenIds"]]
         extra["prefix_allowed_tokens_fn"] = lambda batch_id, input_ids: allowed

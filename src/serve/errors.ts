@@ -53,6 +53,7 @@ const REQUEST_FIELD: Record<string, string> = {
   allowedTokenIds: 'allowed_token_ids',
   minNewTokens: 'min_tokens',
   responseFormat: 'response_format',
+  badWords: 'bad_words',
 };
 
 /** Any thrown value as an ApiError; unexpected errors keep only their message (no stack). */

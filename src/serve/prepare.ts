@@ -3,6 +3,7 @@
  * log-probability options resolved against the model it names.
  */
 import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
+import { MAX_BAD_WORD_TOKENS } from '../runtime/generation/logits-processors.js';
 import type { GenerationParams } from '../runtime/generation/decoder.js';
 import { responseFormatOf } from './structured-output.js';
 import { reasoningStart, type ReasoningParser } from './reasoning.js';
@@ -87,6 +88,25 @@ function logitBiasOf(bias: Record<string, number> | null | undefined, model: Ser
   if (!bias) return undefined;
   const out = new Map(Object.entries(bias).map(([key, amount]) => [Number(key), amount]));
   assertVocabularyIds(out.keys(), model, 'logit_bias', 'token ');
+  return out;
+}
+
+/**
+ * vLLM's bad_words as token sequences: each word (leading whitespace dropped) as it is tokenised
+ * at the start of a text, and with a space before it (the word in the middle of a text) where that
+ * tokenises otherwise. vLLM adds the second only where it has as many tokens as the first, so a
+ * word that is one token after a space and two without (" have" and "h"+"ave" in GPT-2-style
+ * vocabularies) is banned there only at the start of a text; here it is banned in both places.
+ */
+async function badWordSequences(model: ServedModel, words: readonly string[]): Promise<number[][]> {
+  const out: number[][] = [];
+  for (const word of words) {
+    const bare = Array.from(await model.encode(word.trimStart(), false));
+    if (bare.length > 0) out.push(bare);
+    const spaced = Array.from(await model.encode(` ${word.trimStart()}`, false));
+    if (spaced.length > 0 && spaced.join() !== bare.join()) out.push(spaced);
+  }
+  if (out.some((w) => w.length > MAX_BAD_WORD_TOKENS)) throw badRequest(`a bad word is longer than ${MAX_BAD_WORD_TOKENS} tokens`, 'bad_words', 'invalid_value');
   return out;
 }
 
@@ -199,6 +219,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       presencePenalty: req.presence_penalty ?? undefined,
       logitBias: logitBiasOf(req.logit_bias, model),
       allowedTokenIds: req.allowed_token_ids ?? undefined,
+      badWords: req.bad_words?.length ? await badWordSequences(model, req.bad_words) : undefined,
       minNewTokens: req.min_tokens ?? undefined,
       includeStopInText: req.include_stop_str_in_output ?? undefined,
       // "auto" reads calls from the text, and some families' call markers are special tokens ([TOOL_CALLS]): kept, as vLLM keeps them

@@ -6,7 +6,7 @@
  * outputs, and prompt_logprobs) are refused with a 400 instead of being silently ignored; their neutral values
  * pass. vLLM's sampling fields are implemented (top_k, min_p, repetition_penalty, min_tokens,
  * ignore_eos, stop_token_ids, include_stop_str_in_output, skip_special_tokens, allowed_token_ids,
- * truncate_prompt_tokens, add_special_tokens) and, for chat, chat_template_kwargs,
+ * bad_words, truncate_prompt_tokens, add_special_tokens) and, for chat, chat_template_kwargs,
  * add_generation_prompt, continue_final_message, and tools (tools/tool-choice.ts).
  */
 import { z } from 'zod';
@@ -25,6 +25,9 @@ const MAX_TOOL_NAME = 256;
 
 /** Most strings of a guided choice (each is an alternative of the pattern it becomes). */
 export const MAX_GUIDED_CHOICES = 1024;
+
+/** Most bad words one request may give (each is one or two token sequences). */
+export const MAX_BAD_WORD_STRINGS = 256;
 
 /** Most prompts one completions request may send. */
 export const MAX_PROMPTS = 64;
@@ -83,6 +86,8 @@ const sampling = {
   /** vLLM uses it only with slow (Python) tokenizers; the tokenizers here are fast ones, so it changes nothing, there as here */
   spaces_between_special_tokens: z.boolean().nullish(),
   allowed_token_ids: z.array(z.number().int().min(0)).min(1).max(MAX_ALLOWED_TOKENS).nullish(),
+  /** vLLM's: words never generated (prepare.ts turns them into token sequences as vLLM does) */
+  bad_words: z.array(z.string().max(1000).refine((w) => w.trim() !== '', { message: 'a bad word must hold more than whitespace' })).max(MAX_BAD_WORD_STRINGS).nullish(),
   /** keep only the last k prompt tokens */
   truncate_prompt_tokens: z.number().int().min(1).nullish(),
   // vLLM's fields this server does not implement: refused where they would change anything

@@ -105,6 +105,8 @@ export type HfJob =
       frequencyPenalty?: number;
       presencePenalty?: number;
       allowedTokenIds?: number[];
+      /** transformers' bad_words_ids */
+      badWordsIds?: number[][];
     }
   | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null };
 

@@ -164,6 +164,9 @@ describeWithTransformers('penalties and logit bias against transformers’ gener
           { params: { logitBias: new Map(bias) }, hf: { logitBias: bias } },
           // allowed: the plain decode's tokens after its first, and 40 ids counted down from 300
           { params: { allowedTokenIds: allowed }, hf: { allowedTokenIds: allowed } },
+          // bad words: the plain decode's third token never; its fifth never right after its fourth
+          { params: { badWords: [[free[2]]] }, hf: { badWordsIds: [[free[2]]] } },
+          { params: { badWords: [[free[3], free[4]]] }, hf: { badWordsIds: [[free[3], free[4]]] } },
           {
             params: { repetitionPenalty: 1.2, frequencyPenalty: 0.5, presencePenalty: 0.3, logitBias: new Map(bias) },
             hf: { repetitionPenalty: 1.2, frequencyPenalty: 0.5, presencePenalty: 0.3, logitBias: bias },

@@ -88,6 +88,32 @@ describe('vLLM’s sampling fields', () => {
     expect((await complete({ ...stopEos, include_stop_str_in_output: true })).json.choices[0].text).toBe('<|endoftext|>');
   });
 
+  it('bad_words: a word the greedy text holds never comes out, at the start of a text or inside it; the rest as greedy until then', async () => {
+    const tok = s.server.models.get('plain')!.tokenizer.tokenizer;
+    // the first word of three or more letters after a space in the greedy text
+    const word = /(?<= )[A-Za-z]{3,}/.exec(greedy.text)![0];
+    const r = await complete({ bad_words: [word] });
+    expect(r.status, r.text).toBe(200);
+    const text: string = r.json.choices[0].text;
+    expect(text).not.toBe(greedy.text);
+    // the token sequences banned: the word alone, and with a space before it (here one token, as vLLM would not ban it)
+    const bare = [...tok.encode(word, { add_special_tokens: false }).ids];
+    const spaced = [...tok.encode(` ${word}`, { add_special_tokens: false }).ids];
+    const ids = [...tok.encode(text, { add_special_tokens: false }).ids];
+    const holds = (seq: number[]) => ids.some((_, i) => seq.every((t, j) => ids[i + j] === t));
+    expect(holds(bare), `${word} in ${JSON.stringify(text)}`).toBe(false);
+    expect(spaced.length).toBeLessThan(bare.length);
+    expect(holds(spaced), ` ${word} in ${JSON.stringify(text)}`).toBe(false);
+    // up to where the word began, the text is the greedy one
+    const at = greedy.text.indexOf(word);
+    expect(text.slice(0, Math.max(0, at - 1))).toBe(greedy.text.slice(0, Math.max(0, at - 1)));
+    for (const words of [['x'.repeat(1001)], ['ok', ' \n']]) {
+      const bad = await complete({ bad_words: words });
+      expect(bad.status).toBe(400);
+      expect(bad.json.error.param).toBe(`bad_words.${words.length - 1}`);
+    }
+  });
+
   it('allowed_token_ids: only those tokens come out; the greedy choice among them', async () => {
     const allowed = [greedy.ids[3], greedy.ids[7], greedy.ids[11]];
     const r = await complete({ allowed_token_ids: allowed, logprobs: 0, max_tokens: 8 });

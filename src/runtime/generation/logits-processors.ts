@@ -15,6 +15,9 @@
  *   count them).
  * - a minimum length (vLLM's `min_tokens`): the request's stop token ids are -∞ until that many
  *   tokens have been generated.
+ * - bad words (vLLM's `bad_words`, transformers' `bad_words_ids`): token sequences never generated:
+ *   the last token of each is -∞ wherever the tokens generated so far end with the others (a
+ *   one-token sequence is never generated).
  *
  * The arithmetic is float32, each operation rounded as PyTorch rounds it (a Float32Array store
  * rounds the exact f64 result once, which for +, ×, ÷ of float32 operands equals the float32
@@ -32,6 +35,9 @@ export const MAX_FREQUENCY_PENALTY = 2;
 
 /** Most tokens an allowed-token list may name. */
 export const MAX_ALLOWED_TOKENS = 65536;
+/** Most bad-word sequences, and tokens in one. */
+export const MAX_BAD_WORDS = 1024;
+export const MAX_BAD_WORD_TOKENS = 64;
 
 export interface LogitsProcessingParams {
   /** only these token ids can be chosen (absent = all) */
@@ -44,6 +50,8 @@ export interface LogitsProcessingParams {
   presencePenalty?: number;
   /** token id → amount added to its logit, each in [-100, 100] */
   logitBias?: ReadonlyMap<number, number>;
+  /** token sequences never generated (the last token of each is banned after the others) */
+  badWords?: ReadonlyArray<readonly number[]>;
 }
 
 /** The stop token ids a minimum length holds back (GenerationParams.minNewTokens, stopTokenIds). */
@@ -62,6 +70,7 @@ interface ResolvedLogitsProcessing {
   frequency: number;
   presence: number;
   bias: ReadonlyArray<readonly [number, number]>;
+  badWords: ReadonlyArray<readonly number[]>;
 }
 
 /**
@@ -109,6 +118,14 @@ export function resolveLogitsProcessing(p: LogitsProcessingParams, vocabSize: nu
     }
     allowed = Int32Array.from(new Set(list)).sort();
   }
+  const badWords = p.badWords ?? [];
+  if (!Array.isArray(badWords) || badWords.length > MAX_BAD_WORDS) throw new GenerationParamsError(`bad words must be a list of at most ${MAX_BAD_WORDS} token sequences`, 'badWords');
+  for (const seq of badWords) {
+    if (!Array.isArray(seq) || seq.length === 0 || seq.length > MAX_BAD_WORD_TOKENS) throw new GenerationParamsError(`each bad word must be a sequence of 1 to ${MAX_BAD_WORD_TOKENS} token ids`, 'badWords');
+    for (const id of seq) {
+      if (!Number.isSafeInteger(id) || id < 0 || id >= vocabSize) throw new GenerationParamsError(`bad word token ${String(id)} is not a token id of this model's vocabulary [0, ${vocabSize})`, 'badWords');
+    }
+  }
   const minTokens = held.minTokens;
   // every allowed token held back by the minimum length: every logit would be -∞ and no token
   // could be chosen (greedy would pick one that is not allowed, sampling would have nothing)
@@ -121,8 +138,8 @@ export function resolveLogitsProcessing(p: LogitsProcessingParams, vocabSize: nu
       );
     }
   }
-  if (allowed === null && minTokens === 0 && repetition === 1 && frequency === 0 && presence === 0 && bias.length === 0) return null;
-  return { allowed, minTokens, stopIds: Int32Array.from(held.stopIds), repetition: Math.fround(repetition), frequency: Math.fround(frequency), presence: Math.fround(presence), bias };
+  if (allowed === null && minTokens === 0 && repetition === 1 && frequency === 0 && presence === 0 && bias.length === 0 && badWords.length === 0) return null;
+  return { allowed, minTokens, stopIds: Int32Array.from(held.stopIds), repetition: Math.fround(repetition), frequency: Math.fround(frequency), presence: Math.fround(presence), bias, badWords: badWords.map((w) => [...w]) };
 }
 
 /**
@@ -138,6 +155,9 @@ export class RequestLogitsProcessor {
   private readonly promptTokens: ReadonlySet<number>;
   /** the allowed tokens' logits, kept while the row is masked */
   private readonly kept: Float32Array;
+  /** the last tokens generated, as many as the longest bad word's prefix */
+  private readonly recent: number[] = [];
+  private readonly recentMax: number;
 
   constructor(
     private readonly p: ResolvedLogitsProcessing,
@@ -145,11 +165,16 @@ export class RequestLogitsProcessor {
   ) {
     this.promptTokens = p.repetition === 1 ? new Set() : new Set(Array.from(prompt));
     this.kept = new Float32Array(p.allowed?.length ?? 0);
+    this.recentMax = Math.max(0, ...p.badWords.map((w) => w.length - 1));
   }
 
   observe(token: number): void {
     this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
     this.generated++;
+    if (this.recentMax > 0) {
+      this.recent.push(token);
+      if (this.recent.length > this.recentMax) this.recent.shift();
+    }
   }
 
   /** Adjusts `row` (one token's logits over the vocabulary) in place. */
@@ -176,7 +201,16 @@ export class RequestLogitsProcessor {
         if (presence !== 0) row[token] -= presence;
       }
     }
-    // -∞ stays -∞ under all of the above, so where this comes makes no difference
+    // -∞ stays -∞ under all of the above, so where these come makes no difference
     if (this.generated < minTokens) for (const id of stopIds) row[id] = -Infinity;
+    for (const word of this.p.badWords) if (this.endsWith(word, word.length - 1)) row[word[word.length - 1]] = -Infinity;
+  }
+
+  /** whether the tokens generated so far end with the first `n` tokens of `word` */
+  private endsWith(word: readonly number[], n: number): boolean {
+    if (n > this.recent.length) return false;
+    const offset = this.recent.length - n;
+    for (let i = 0; i < n; i++) if (this.recent[offset + i] !== word[i]) return false;
+    return true;
   }
 }
