@@ -49,7 +49,7 @@ export interface Prepared {
   /** chat: what the request's tools ask (tools/tool-choice.ts); completions: none */
   tools: ToolMode;
   /** chat with a reasoning parser: its tags and where the completion starts (reasoning.ts); else null */
-  reasoning: { parser: ReasoningParser; start: ReasoningStart } | null;
+  reasoning: { parser: ReasoningParser; start: ReasoningStart; include: boolean } | null;
   /** the decoder's parameters but each prompt's length and the abort signal (routes.ts adds them) */
   params: Omit<GenerationParams, 'maxNewTokens' | 'signal' | 'stop' | 'stopTokenIds'> & { stop: string[]; stopTokenIds: number[] };
 }
@@ -140,7 +140,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     responseFormat = resolved.responseFormat ?? responseFormat;
     const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, chatPromptOptionsOf(chat), resolved.templateTools);
     given.push({ ids: prompt.ids, text: null });
-    if (model.reasoningParser) reasoning = { parser: model.reasoningParser, start: reasoningStart(prompt.text, model.reasoningParser) };
+    if (model.reasoningParser) reasoning = { parser: model.reasoningParser, start: reasoningStart(prompt.text, model.reasoningParser), include: chat.include_reasoning ?? true };
   } else {
     const completion = req as CompletionRequest;
     const list = promptList(completion.prompt);

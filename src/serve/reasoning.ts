@@ -53,6 +53,8 @@ export class ReasoningReader implements CallReader {
     private readonly parser: ReasoningParser,
     start: ReasoningStart,
     private readonly inner: CallReader | null,
+    /** false: the reasoning is read (to find the answer) but given out as nothing (vLLM's include_reasoning) */
+    private readonly include = true,
   ) {
     this.state = start;
   }
@@ -94,10 +96,10 @@ export class ReasoningReader implements CallReader {
         const keep = final ? 0 : partialTagAtEnd(this.buffer, this.parser.end);
         const text = this.buffer.slice(0, this.buffer.length - keep);
         this.buffer = this.buffer.slice(this.buffer.length - keep);
-        if (text) out.push({ kind: 'reasoning', text });
+        if (text && this.include) out.push({ kind: 'reasoning', text });
         return out;
       }
-      if (at > 0) out.push({ kind: 'reasoning', text: this.buffer.slice(0, at) });
+      if (at > 0 && this.include) out.push({ kind: 'reasoning', text: this.buffer.slice(0, at) });
       this.buffer = this.buffer.slice(at + this.parser.end.length);
       this.state = 'answer';
     }

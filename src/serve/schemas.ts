@@ -242,6 +242,8 @@ export const chatRequest = z.object({
   tool_choice: toolChoice.nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   response_format: responseFormat,
+  /** vLLM's: with a reasoning parser, false leaves the reasoning out of the response */
+  include_reasoning: z.boolean().nullish(),
   ...chatPromptFields,
   echo: z.literal(false, { message: 'echo is not supported on /v1/chat/completions (use continue_final_message to continue the last message)' }).nullish(),
   chat_template: z.null({ message: 'a chat_template in the request is not supported; the model’s own template is used' }).optional(),

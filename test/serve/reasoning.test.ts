@@ -64,6 +64,15 @@ describe('reasoning apart from the answer', () => {
     expect([reasoning, content]).toEqual([free, '']);
   });
 
+  it('include_reasoning false (vLLM’s): the reasoning is left out, the answer is still told from it', async () => {
+    const r = await postJson(`${s.url}/v1/chat/completions`, { model: 'open', messages, max_tokens: N, temperature: 0, include_reasoning: false });
+    expect(r.json.choices[0].message).toMatchObject({ content: null, reasoning_content: null, reasoning: null });
+    const streamed = await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'open', messages, max_tokens: N, temperature: 0, include_reasoning: false, stream: true }) });
+    const text = await streamed.text();
+    expect(text).not.toContain('reasoning_content');
+    expect(text).toContain('data: [DONE]');
+  });
+
   it('a prompt that closes it (thinking off), or has none: the text is content, the reasoning null', async () => {
     for (const model of ['closed', 'none']) {
       const free = await freeText(model);
