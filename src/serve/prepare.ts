@@ -48,6 +48,8 @@ export interface Prepared {
   includeUsage: boolean;
   /** chat: what the request's tools ask (tools/tool-choice.ts); completions: none */
   tools: ToolMode;
+  /** vLLM's return_token_ids: the prompt's and the choices' token ids go in the response */
+  returnTokenIds: boolean;
   /** chat with a reasoning parser: its tags and where the completion starts (reasoning.ts); else null */
   reasoning: { parser: ReasoningParser; start: ReasoningStart; include: boolean } | null;
   /** the decoder's parameters but each prompt's length and the abort signal (routes.ts adds them) */
@@ -209,6 +211,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     includeUsage: req.stream_options?.include_usage ?? false,
     tools,
     reasoning,
+    returnTokenIds: req.return_token_ids ?? false,
     params: {
       temperature: req.temperature ?? defaults.temperature,
       topP: req.top_p ?? defaults.topP,

@@ -133,6 +133,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
       // chat reads its text for tool calls (the same deltas a stream sends)
       const reader = endpoint === 'chat' ? choiceReader(p) : null;
       const deltas: ChoiceDelta[] = [];
+      const ids: number[] = [];
       for await (const event of stream) {
         if (event.type !== 'token') {
           end = event;
@@ -140,10 +141,11 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
         }
         const { prompt, token } = observe(a, firstToken, of, event);
         logprobs.push(...prompt, ...(token ? [token] : []));
+        if (!p.scoreOnly) ids.push(event.token);
         if (reader && event.text) deltas.push(...reader.push(event.text));
       }
       if (reader) deltas.push(...reader.end());
-      return { end, logprobs, reader, deltas };
+      return { end, logprobs, reader, deltas, ids };
     }),
   );
   if (choices.some((c) => !c.end || c.end.usage.finishReason === 'abort')) return; // the client is gone
@@ -153,9 +155,11 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
   const choice = (c: (typeof choices)[number], index: number) => {
     const logprobs = logprobsWriter(endpoint, p, text)(c.logprobs);
     const finish_reason = finishReasonOf(p.tools, c.reader, done[index].usage.finishReason);
+    // vLLM's return_token_ids: a completion choice carries its prompt's ids too, a chat response carries them once
+    const ids = p.returnTokenIds ? { ...(endpoint === 'chat' ? {} : { prompt_token_ids: [...a.choices[index].prompt.ids] }), token_ids: c.ids } : {};
     return endpoint === 'chat'
-      ? { index, message: c.reader ? messageOf(c.deltas, p.reasoning !== null) : { role: 'assistant', content: done[index].text }, logprobs, finish_reason }
-      : { index, text: (a.choices[index].prompt.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason };
+      ? { index, message: c.reader ? messageOf(c.deltas, p.reasoning !== null) : { role: 'assistant', content: done[index].text }, logprobs, finish_reason, ...ids }
+      : { index, text: (a.choices[index].prompt.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason, ...ids };
   };
   reply.send({
     id: `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`,
@@ -164,6 +168,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
     model: p.model.id,
     choices: choices.map(choice),
     usage: usageOf(p, done),
+    ...(p.returnTokenIds && endpoint === 'chat' ? { prompt_token_ids: [...p.prompts[0].ids] } : {}),
   });
 }
 
@@ -202,17 +207,29 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
     const pending: Scored[] = [];
     const write = logprobsWriter(endpoint, p, text);
     const takeLogprobs = () => write(pending.splice(0));
+    // return_token_ids: each chunk carries the ids of the tokens since the last (as logprobs go)
+    const pendingIds: number[] = [];
+    let promptIdsSent = false;
+    const takeIds = (): Record<string, unknown> => {
+      if (!p.returnTokenIds) return {};
+      const prompt = endpoint === 'completions' && !promptIdsSent ? { prompt_token_ids: [...of.ids] } : {};
+      promptIdsSent = true;
+      return { ...prompt, token_ids: pendingIds.splice(0) };
+    };
     const choice = (piece: string | null, finish_reason: string | null, firstChunk = false) =>
       endpoint === 'chat'
-        ? { index, delta: firstChunk ? { role: 'assistant', content: piece } : piece === null ? {} : { content: piece }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason }
-        : { index, text: piece ?? '', logprobs: takeLogprobs(), finish_reason };
+        ? { index, delta: firstChunk ? { role: 'assistant', content: piece } : piece === null ? {} : { content: piece }, logprobs: firstChunk ? null : takeLogprobs(), finish_reason, ...(firstChunk ? {} : takeIds()) }
+        : { index, text: piece ?? '', logprobs: takeLogprobs(), finish_reason, ...takeIds() };
     // chat with tools or a reasoning parser: the text becomes reasoning, content and call deltas (reasoning.ts, tools/call-readers.ts)
     const reader = endpoint === 'chat' ? choiceReader(p) : null;
     const sendDeltas = (deltas: ChoiceDelta[]) => {
-      for (const d of deltas) send(chunk([{ index, delta: chunkDelta(d), logprobs: takeLogprobs(), finish_reason: null }]));
+      for (const d of deltas) send(chunk([{ index, delta: chunkDelta(d), logprobs: takeLogprobs(), finish_reason: null, ...takeIds() }]));
     };
     // a forced call has no text, so its first chunk says so (content null, as OpenAI's does)
-    if (endpoint === 'chat') send(chunk([choice(p.tools.kind === 'named' || p.tools.kind === 'required' ? null : '', null, true)]));
+    if (endpoint === 'chat') {
+      const first = chunk([choice(p.tools.kind === 'named' || p.tools.kind === 'required' ? null : '', null, true)]);
+      send(p.returnTokenIds ? { ...first, prompt_token_ids: [...of.ids] } : first);
+    }
     let echoed = false;
     for await (const event of stream) {
       if (event.type !== 'token') {
@@ -230,6 +247,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
       }
       if (p.scoreOnly) continue;
       if (token) pending.push(token);
+      if (p.returnTokenIds) pendingIds.push(event.token);
       if (reader) sendDeltas(event.text ? reader.push(event.text) : []);
       else if (event.text) send(chunk([choice(event.text, null)]));
     }

@@ -95,6 +95,8 @@ const sampling = {
   length_penalty: z.literal(1, { message: 'length_penalty applies to beam search, which is not supported' }).nullish(),
   prompt_logprobs: z.null({ message: 'prompt_logprobs is not supported; on /v1/completions, echo: true with logprobs returns the prompt’s log-probabilities' }).optional(),
   return_tokens_as_token_ids: z.literal(false, { message: 'return_tokens_as_token_ids is not supported' }).nullish(),
+  /** vLLM's: the prompt's and each choice's token ids in the response (prompt_token_ids, token_ids) */
+  return_token_ids: z.boolean().nullish(),
   logits_processors: z.null({ message: 'custom logits_processors are not supported' }).optional(),
   /** vLLM's: a JSON schema (an object, or its JSON text) the completion is held to, as response_format json_schema */
   guided_json: jsonSchemaOrText('guided_json').nullish(),

@@ -106,6 +106,8 @@ function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
     include_stop_str_in_output: fc.boolean(),
     skip_special_tokens: fc.boolean(),
     allowed_token_ids: fc.array(id, { minLength: 1, maxLength: 5 }),
+    return_token_ids: fc.boolean(),
+    include_reasoning: fc.boolean(),
     bad_words: fc.array(fc.oneof(text.filter((t) => t !== ''), fc.constantFrom('the', ' king', 'ROMEO', '\n')), { maxLength: 4 }),
     truncate_prompt_tokens: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.constant(1_000_000)),
     echo: fc.boolean(),
@@ -181,12 +183,12 @@ const SAMPLING = [
   'model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'n', 'stream', 'stream_options', 'stop', 'seed', 'presence_penalty',
   'frequency_penalty', 'repetition_penalty', 'logit_bias', 'ignore_eos', 'stop_token_ids', 'min_tokens', 'include_stop_str_in_output',
   'skip_special_tokens', 'allowed_token_ids', 'truncate_prompt_tokens', 'user', 'response_format', 'use_beam_search', 'guided_json',
-  'guided_regex', 'guided_choice', 'structured_outputs', 'bad_words',
+  'guided_regex', 'guided_choice', 'structured_outputs', 'bad_words', 'return_token_ids',
 ];
 const FIELDS: Record<string, string[]> = {
   '/v1/completions': [...SAMPLING, 'prompt', 'echo', 'logprobs', 'suffix', 'best_of', 'add_special_tokens'],
   '/v1/chat/completions': [
-    ...SAMPLING, 'messages', 'max_completion_tokens', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'parallel_tool_calls', 'chat_template_kwargs',
+    ...SAMPLING, 'messages', 'max_completion_tokens', 'logprobs', 'top_logprobs', 'tools', 'tool_choice', 'parallel_tool_calls', 'chat_template_kwargs', 'include_reasoning',
     'add_generation_prompt', 'continue_final_message', 'add_special_tokens', 'echo', 'chat_template',
   ],
   '/v1/responses': [

@@ -10,7 +10,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postJson, startServer, TINY_DIR, type Running } from './helpers.js';
+import { postJson, startServer, tinyWithChatTemplate, TINY_DIR, type Running } from './helpers.js';
 
 const PROMPT = 'ROMEO:\n';
 const EOS = 4095; // <|endoftext|>, the demo tokenizer's one special token and the model's EOS
@@ -35,7 +35,7 @@ beforeAll(async () => {
     special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [EOS], tokens: ['<|endoftext|>'] } },
   };
   writeFileSync(tokFile, JSON.stringify(tok));
-  s = await startServer({ models: [`plain=${TINY_DIR}`, `bos=${bos}`] });
+  s = await startServer({ models: [`plain=${TINY_DIR}`, `bos=${bos}`, `chat=${tinyWithChatTemplate(path.join(work, 'chat'))}`] });
   const r = await complete({ logprobs: 0 });
   expect(r.json.choices[0].finish_reason).toBe('length');
   greedy = { text: r.json.choices[0].text, ids: [...s.server.models.get('plain')!.tokenizer.tokenizer.encode(r.json.choices[0].text).ids] };
@@ -112,6 +112,32 @@ describe('vLLM’s sampling fields', () => {
       expect(bad.status).toBe(400);
       expect(bad.json.error.param).toBe(`bad_words.${words.length - 1}`);
     }
+  });
+
+  it('return_token_ids: the prompt’s ids (those /tokenize gives) and each choice’s, streamed as whole, on both endpoints', async () => {
+    const tok = s.server.models.get('plain')!.tokenizer.tokenizer;
+    const promptIds = (await postJson(`${s.url}/tokenize`, { model: 'plain', prompt: PROMPT })).json.tokens;
+    const whole = await complete({ return_token_ids: true, n: 2, temperature: 0.8, seed: 3, stop: ['\n\n'] });
+    for (const c of whole.json.choices) {
+      expect(c.prompt_token_ids).toEqual(promptIds);
+      expect(tok.decode(c.token_ids, { skip_special_tokens: true }).startsWith(c.text)).toBe(true);
+    }
+    expect(whole.json.choices.reduce((n: number, c: { token_ids: number[] }) => n + c.token_ids.length, 0)).toBe(whole.json.usage.completion_tokens);
+    const streamed = await fetch(`${s.url}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: 'plain', prompt: PROMPT, max_tokens: 24, return_token_ids: true, n: 2, temperature: 0.8, seed: 3, stop: ['\n\n'], stream: true }) });
+    const events = (await streamed.text()).split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)));
+    for (const index of [0, 1]) {
+      const mine = events.map((e) => e.choices[0]).filter((c) => c.index === index);
+      expect(mine[0].prompt_token_ids).toEqual(promptIds);
+      expect(mine.flatMap((c) => c.token_ids)).toEqual(whole.json.choices[index].token_ids);
+    }
+    // chat: the prompt's ids once, at the top
+    const messages = [{ role: 'user', content: 'Speak.' }];
+    const chatIds = (await postJson(`${s.url}/tokenize`, { model: 'chat', messages })).json.tokens;
+    const chat = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages, max_tokens: 8, temperature: 0, return_token_ids: true });
+    expect(chat.json.prompt_token_ids).toEqual(chatIds);
+    expect(tok.decode(chat.json.choices[0].token_ids, { skip_special_tokens: true })).toBe(chat.json.choices[0].message.content);
+    // without it, none
+    expect((await complete({})).json.choices[0]).not.toHaveProperty('token_ids');
   });
 
   it('allowed_token_ids: only those tokens come out; the greedy choice among them', async () => {
@@ -215,7 +241,7 @@ describe('vLLM’s /tokenize, /detokenize and /tokenizer_info', () => {
     expect((await post('/detokenize', { model: 'plain', tokens: [4096] })).json.error).toMatchObject({ param: 'tokens', message: expect.stringMatching(/outside the vocabulary/) });
     expect((await post('/detokenize', { model: 'plain', tokens: 'abc' })).json.error).toMatchObject({ param: 'tokens' });
     // two models served: one must be named; an unknown one is a 404
-    expect((await post('/tokenize', { prompt: 'x' })).json.error).toMatchObject({ param: 'model', message: expect.stringMatching(/serves 2 models/) });
+    expect((await post('/tokenize', { prompt: 'x' })).json.error).toMatchObject({ param: 'model', message: expect.stringMatching(/serves 3 models/) });
     const unknown = await post('/detokenize', { model: 'nope', tokens: [1] });
     expect(unknown.status).toBe(404);
     // chat without a chat template: the same 400 as /v1/chat/completions
