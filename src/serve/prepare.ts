@@ -228,6 +228,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       // "auto" reads calls from the text, and some families' call markers are special tokens ([TOOL_CALLS]): kept, as vLLM keeps them
       skipSpecialTokens: req.skip_special_tokens ?? (tools.kind === 'auto' ? false : undefined),
       seed: req.seed ?? undefined,
+      cacheSalt: req.cache_salt ?? undefined,
       stop: stopList(req.stop),
       // a response format (or a held tool call) holds the answer after the reasoning
       reasoning: reasoning ? { start: reasoning.parser.start, end: reasoning.parser.end, state: reasoning.start } : undefined,

@@ -95,6 +95,8 @@ const sampling = {
   length_penalty: z.literal(1, { message: 'length_penalty applies to beam search, which is not supported' }).nullish(),
   prompt_logprobs: z.null({ message: 'prompt_logprobs is not supported; on /v1/completions, echo: true with logprobs returns the prompt’s log-probabilities' }).optional(),
   return_tokens_as_token_ids: z.literal(false, { message: 'return_tokens_as_token_ids is not supported' }).nullish(),
+  /** vLLM's: requests share a cached prompt beginning only with those of the same salt */
+  cache_salt: z.string().min(1).max(1024).nullish(),
   /** vLLM's: the prompt's and each choice's token ids in the response (prompt_token_ids, token_ids) */
   return_token_ids: z.boolean().nullish(),
   logits_processors: z.null({ message: 'custom logits_processors are not supported' }).optional(),

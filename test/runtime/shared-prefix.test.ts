@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { longestSharedBeginning, MIN_SHARED_POSITIONS, type PrefixCandidate } from '../../src/runtime/generation/shared-prefix.js';
 
-const seq = (prompt: number[], extra: Partial<PrefixCandidate> = {}): PrefixCandidate => ({ prompt: Int32Array.from(prompt), aborted: false, leader: null, promptLogprobs: null, promptTop: 0, ...extra });
+const seq = (prompt: number[], extra: Partial<PrefixCandidate> = {}): PrefixCandidate => ({ prompt: Int32Array.from(prompt), aborted: false, leader: null, promptLogprobs: null, promptTop: 0, cacheSalt: null, ...extra });
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
 describe('longestSharedBeginning', () => {
@@ -28,6 +28,15 @@ describe('longestSharedBeginning', () => {
     expect(longestSharedBeginning([short, longer], ids, null)?.leader).toBe(longer);
     expect(longestSharedBeginning([short, seq([...range(30), 70], { aborted: true })], ids, null)?.leader).toBe(short);
     expect(longestSharedBeginning([short, seq([...range(30), 70], { leader: short })], ids, null)?.leader).toBe(short);
+  });
+
+  it('a salted prompt (vLLM’s cache_salt) copies only from one of the same salt; unsalted ones from each other', () => {
+    const ids = Int32Array.from(range(20));
+    expect(longestSharedBeginning([seq(range(20), { cacheSalt: 'tenant-a' })], ids, null, 'tenant-b')).toBeNull();
+    expect(longestSharedBeginning([seq(range(20), { cacheSalt: 'tenant-a' })], ids, null, null)).toBeNull();
+    expect(longestSharedBeginning([seq(range(20))], ids, null, 'tenant-a')).toBeNull();
+    expect(longestSharedBeginning([seq(range(20), { cacheSalt: 'tenant-a' })], ids, null, 'tenant-a')?.positions).toBe(19);
+    expect(longestSharedBeginning([seq(range(20))], ids, null)?.positions).toBe(19);
   });
 
   it('a scored prompt copies only from one scored with the same alternatives', () => {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/shared-data.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { BatchDecoder, textCodec, weightProviderOf, type GenerationParams } from '../../src/runtime/index.js';
-import { startServer, TINY_DIR, type Running } from './helpers.js';
+import { postJson, startServer, TINY_DIR, type Running } from './helpers.js';
 import { cliArgs } from '../helpers/cli.js';
 
 interface GoldenCase {
@@ -169,6 +169,22 @@ describe('openai client', () => {
     const tiny = health.models.find((m) => m.id === 'tiny')!;
     expect(tiny.shared_prefix_tokens).toBe(sharedAfter);
     expect(tiny.prefill_tokens).toBeGreaterThan(0);
+  });
+
+  it('cache_salt (vLLM’s): concurrent requests with one prompt share its beginning only when their salts agree', async () => {
+    const prompt = 'JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;\nOr, if thou wilt not,';
+    const shared = () => s.server.residency.handleIfResident('tiny')?.decoder.stats.sharedPrefixTokens ?? 0;
+    const twice = async (salts: Array<string | undefined>) => {
+      const before = shared();
+      const answers = await Promise.all(salts.map((cache_salt) => postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt, max_tokens: 32, temperature: 0, ...(cache_salt ? { cache_salt } : {}) })));
+      for (const a of answers) expect(a.status, a.text).toBe(200);
+      expect(answers[1].json.choices[0].text).toBe(answers[0].json.choices[0].text);
+      return shared() - before;
+    };
+    expect(await twice(['tenant-a', 'tenant-b'])).toBe(0);
+    expect(await twice(['tenant-a', undefined])).toBe(0);
+    expect(await twice(['tenant-a', 'tenant-a'])).toBeGreaterThan(0);
+    expect(await twice([undefined, undefined])).toBeGreaterThan(0);
   });
 
   it('stop strings end the completion before the match', async () => {

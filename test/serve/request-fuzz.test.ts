@@ -107,6 +107,7 @@ function wellTyped(vocab: number): Record<string, fc.Arbitrary<unknown>> {
     skip_special_tokens: fc.boolean(),
     allowed_token_ids: fc.array(id, { minLength: 1, maxLength: 5 }),
     return_token_ids: fc.boolean(),
+    cache_salt: fc.oneof(text, fc.constantFrom('tenant-a', 'tenant-b')),
     include_reasoning: fc.boolean(),
     bad_words: fc.array(fc.oneof(text.filter((t) => t !== ''), fc.constantFrom('the', ' king', 'ROMEO', '\n')), { maxLength: 4 }),
     truncate_prompt_tokens: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.constant(1_000_000)),
@@ -183,7 +184,7 @@ const SAMPLING = [
   'model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'n', 'stream', 'stream_options', 'stop', 'seed', 'presence_penalty',
   'frequency_penalty', 'repetition_penalty', 'logit_bias', 'ignore_eos', 'stop_token_ids', 'min_tokens', 'include_stop_str_in_output',
   'skip_special_tokens', 'allowed_token_ids', 'truncate_prompt_tokens', 'user', 'response_format', 'use_beam_search', 'guided_json',
-  'guided_regex', 'guided_choice', 'structured_outputs', 'bad_words', 'return_token_ids',
+  'guided_regex', 'guided_choice', 'structured_outputs', 'bad_words', 'return_token_ids', 'cache_salt',
 ];
 const FIELDS: Record<string, string[]> = {
   '/v1/completions': [...SAMPLING, 'prompt', 'echo', 'logprobs', 'suffix', 'best_of', 'add_special_tokens'],

@@ -87,6 +87,12 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * starts). Without a response format it changes nothing.
    */
   reasoning?: ReasoningFormat;
+  /**
+   * vLLM's cache_salt: this request's prompt shares a cached beginning only with requests of the
+   * same salt (unsalted ones with each other), so one tenant cannot learn from the timing whether
+   * another sent the same beginning.
+   */
+  cacheSalt?: string;
 }
 
 /** A completion that fully matches a regular expression (GenerationParams.responseFormat). */
@@ -162,6 +168,8 @@ interface Sequence {
   /** the prompt's log-probabilities as its chunks are fed (null: not asked for), and their alternatives */
   promptLogprobs: Array<TokenLogprob | null> | null;
   promptTop: number;
+  /** vLLM's cache_salt (GenerationParams.cacheSalt); null: unsalted */
+  cacheSalt: string | null;
   text: StopTextStream;
   slot: number;
   /**
@@ -308,7 +316,9 @@ export class BatchDecoder {
     const constraint = this.constraintOf(params, config.vocabSize, stopIds);
 
     const id = this.nextId++;
-    const shared = this.prefixLeader(ids, promptTop);
+    const cacheSalt = params.cacheSalt ?? null;
+    if (cacheSalt !== null && typeof cacheSalt !== 'string') throw new GenerationParamsError('cacheSalt must be a string', 'prompt');
+    const shared = this.prefixLeader(ids, promptTop, cacheSalt);
     const seq: Sequence = {
       id,
       prompt: ids,
@@ -324,6 +334,7 @@ export class BatchDecoder {
       logprobs,
       promptLogprobs: promptTop === null ? null : [null],
       promptTop: promptTop ?? 0,
+      cacheSalt,
       text: new StopTextStream(this.opts.tokenizer, stops, { includeStop: params.includeStopInText ?? false, skipSpecialTokens: params.skipSpecialTokens ?? true }),
       slot: -1,
       leader: shared?.leader ?? null,
@@ -386,9 +397,9 @@ export class BatchDecoder {
   }
 
   /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */
-  private prefixLeader(ids: Int32Array, promptTop: number | null): { leader: Sequence; positions: number } | null {
+  private prefixLeader(ids: Int32Array, promptTop: number | null, cacheSalt: string | null): { leader: Sequence; positions: number } | null {
     if (this.opts.sharePrefixes === false) return null;
-    return longestSharedBeginning([...this.active, ...this.waiting], ids, promptTop);
+    return longestSharedBeginning([...this.active, ...this.waiting], ids, promptTop, cacheSalt);
   }
 
   /**

@@ -22,6 +22,8 @@ export interface PrefixCandidate {
   /** the prompt's log-probabilities (null: not scored) and their alternatives */
   promptLogprobs: unknown[] | null;
   promptTop: number;
+  /** vLLM's cache_salt: sequences share a beginning only with those of the same salt (null: unsalted) */
+  cacheSalt: string | null;
 }
 
 /**
@@ -29,13 +31,15 @@ export interface PrefixCandidate {
  * the shared tokens but the last, so that the copy's next token (and its log-probability) is its
  * own. The positions must cover all of `ids` but its last token, or at least MIN_SHARED_POSITIONS.
  * A prompt that is scored (`promptTop` not null) copies only from one scored with the same number
- * of alternatives, whose log-probabilities it takes too. null: none qualifies.
+ * of alternatives, whose log-probabilities it takes too, and a salted one (vLLM's cache_salt, which
+ * keeps tenants from learning each other's prompts by timing) only from one with the same salt.
+ * null: none qualifies.
  */
-export function longestSharedBeginning<T extends PrefixCandidate>(candidates: Iterable<T>, ids: Int32Array, promptTop: number | null): { leader: T; positions: number } | null {
+export function longestSharedBeginning<T extends PrefixCandidate>(candidates: Iterable<T>, ids: Int32Array, promptTop: number | null, cacheSalt: string | null = null): { leader: T; positions: number } | null {
   if (ids.length < 2) return null;
   let best: { leader: T; positions: number } | null = null;
   for (const s of candidates) {
-    if (s.aborted || s.leader !== null) continue;
+    if (s.aborted || s.leader !== null || s.cacheSalt !== cacheSalt) continue;
     if (promptTop !== null && (s.promptLogprobs === null || s.promptTop !== promptTop)) continue;
     const limit = Math.min(s.prompt.length, ids.length);
     let common = 0;
