@@ -14,6 +14,9 @@ export const TINY_DIR = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-
 export const CHATML =
   "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/** CHATML whose generation prompt ends in `suffix` after the assistant header (`<think>\n`: a prompt that opens reasoning, as DeepSeek-R1's and Qwen3-Thinking's do). */
+export const chatmlWithGenerationSuffix = (suffix: string) => CHATML.replace("{{ '<|im_start|>assistant\\n' }}", `{{ '<|im_start|>assistant\\n${suffix}' }}`);
+
 /**
  * ChatML with tool calls in the Hermes format, as the Qwen2.5 and Qwen3 families write them (the
  * tools listed in the system message as JSON, one per line; each call a <tool_call> block; tool

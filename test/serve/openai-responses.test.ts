@@ -14,7 +14,7 @@ import OpenAI from 'openai';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REASONING_PARSERS } from '../../src/serve/reasoning.js';
-import { CHATML, HERMES_TOOLS_CHATML, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
+import { chatmlWithGenerationSuffix, HERMES_TOOLS_CHATML, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const N = 16;
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-responses-'));
@@ -22,7 +22,7 @@ let s: Running;
 let client: OpenAI;
 beforeAll(async () => {
   const chat = tinyWithChatTemplate(path.join(work, 'chat'), HERMES_TOOLS_CHATML);
-  const thinking = tinyWithChatTemplate(path.join(work, 'thinking'), CHATML.replace("{{ '<|im_start|>assistant\\n' }}", "{{ '<|im_start|>assistant\\n<think>\\n' }}"));
+  const thinking = tinyWithChatTemplate(path.join(work, 'thinking'), chatmlWithGenerationSuffix('<think>\\n'));
   s = await startServer({ models: [`chat=${chat}`, `thinking=${thinking}`], reasoningParser: REASONING_PARSERS.get('deepseek_r1')! });
   client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });

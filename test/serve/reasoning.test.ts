@@ -15,11 +15,10 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REASONING_PARSERS } from '../../src/serve/reasoning.js';
 import { viableJsonObject } from '../helpers/json-judge.js';
-import { CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
+import { CHATML, chatmlWithGenerationSuffix, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const N = 16;
-const opening = (suffix: string) => CHATML.replace("{{ '<|im_start|>assistant\\n' }}", `{{ '<|im_start|>assistant\\n${suffix}' }}`);
-const TEMPLATES = { open: opening('<think>\\n'), closed: opening('<think>\\n\\n</think>\\n\\n'), none: CHATML };
+const TEMPLATES = { open: chatmlWithGenerationSuffix('<think>\\n'), closed: chatmlWithGenerationSuffix('<think>\\n\\n</think>\\n\\n'), none: CHATML };
 const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Who is at the window?' }];
 
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-reasoning-'));
