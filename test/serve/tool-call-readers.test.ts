@@ -277,6 +277,8 @@ describe('the Qwen3-Coder format', () => {
   it('is the format Qwen3-Coder’s template implies, not Hermes’s, though both hold <tool_call>', () => {
     expect(detectToolCallFormat(QWEN3_CODER_STYLE)).toBe(qwen3Coder);
     expect(detectToolCallFormat(HERMES_TOOLS_CHATML)).toBe(hermes);
+    // GLM-4.5's form (<tool_call>name<arg_key>…</arg_key><arg_value>…</arg_value>) is neither: no format, rather than JSON held in its blocks
+    expect(detectToolCallFormat("{{ '<tool_call>' + tc.name }}{% for k, v in tc.arguments|items %}{{ '<arg_key>' + k + '</arg_key><arg_value>' + v|tojson + '</arg_value>' }}{% endfor %}{{ '</tool_call>' }}")).toBeNull();
   });
 });
 

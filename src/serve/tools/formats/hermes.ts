@@ -14,5 +14,6 @@ export const hermes: ToolCallFormat = {
     const call = callFromJson(tryJson(body.trim()));
     return call ? [call] : null;
   },
-  detect: (template) => template.includes('<tool_call>'),
+  // GLM-4.5's templates hold <tool_call> too, around <arg_key>/<arg_value> pairs, not JSON: not this format
+  detect: (template) => template.includes('<tool_call>') && !template.includes('<arg_key>'),
 };
