@@ -136,6 +136,7 @@ describe('the Responses API', () => {
       [{ text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: 'x' } } } } } }, 400, 'text.format.schema', /"pattern" is not supported/],
       [{ tools: [WEATHER], tool_choice: { type: 'function', name: 'absent' } }, 400, 'tool_choice.name', /not among the tools/],
       [{ truncation: 'auto' }, 400, 'truncation', /never shortened/],
+      [{ input: [{ role: 'user', content: 'x' }, { type: 'function_call', call_id: 'c', name: 'f', arguments: '{' }] }, 400, 'input', /arguments is not JSON text/],
       [{ model: 'no-such-model' }, 404, 'model', /./],
     ];
     for (const [fields, status, param, message] of bad) {

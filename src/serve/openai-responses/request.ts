@@ -205,7 +205,9 @@ export function chatBodyOf(req: ResponsesRequest): Record<string, unknown> {
 export function responsesParam(param: string | null): string | null {
   if (param === null) return null;
   const renames: Array<[RegExp, string]> = [
-    [/^messages(\.|$)/, 'input$1'],
+    // the chat messages do not line up with the input items (instructions come first, calls join
+    // their assistant turn), so a message's index would name the wrong item: the field alone
+    [/^messages(\..*)?$/, 'input'],
     [/^max_tokens$/, 'max_output_tokens'],
     [/^response_format\.json_schema\.schema/, 'text.format.schema'],
     [/^response_format/, 'text.format'],
