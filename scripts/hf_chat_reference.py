@@ -7,7 +7,8 @@ the model itself (`generate(do_sample=False)`), so the test can check both the p
 builds and what it answers.
 
 stdin:  {"model": DIR, "newTokens": N, "conversations": [CONVERSATION, ...]}, where a conversation
-        is [{"role", "content"}, ...] or {"messages": [...], "kwargs": {...}, "options": {...}}, the
+        is [{"role", "content"}, ...] or {"messages": [...], "kwargs": {...}, "options": {...},
+        "tokenizer": DIR (another directory's tokenizer and chat template; default the model's)}, the
         kwargs passed to the template (e.g. {"enable_thinking": false}) and the options to
         apply_chat_template itself (add_generation_prompt, default true; continue_final_message;
         tools, the functions the template lists)
@@ -23,10 +24,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 def main() -> None:
     job = json.load(sys.stdin)
-    tok = AutoTokenizer.from_pretrained(job["model"])
+    tokenizers = {}
     model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch.float32).eval()
     results = []
     for conversation in job["conversations"]:
+        # a conversation may be rendered with another directory's tokenizer (its chat template), the model the same
+        where = conversation.get("tokenizer") if isinstance(conversation, dict) else None
+        where = where or job["model"]
+        if where not in tokenizers:
+            tokenizers[where] = AutoTokenizer.from_pretrained(where)
+        tok = tokenizers[where]
         messages = conversation["messages"] if isinstance(conversation, dict) else conversation
         kwargs = conversation.get("kwargs", {}) if isinstance(conversation, dict) else {}
         options = {"add_generation_prompt": True, **(conversation.get("options", {}) if isinstance(conversation, dict) else {})}

@@ -16,7 +16,7 @@ export interface ChatReference {
 }
 
 /** A conversation for hf_chat_reference.py: messages, or messages with template kwargs, apply_chat_template options and tools. */
-export type ReferenceConversation = unknown[] | { messages: unknown[]; kwargs?: Record<string, unknown>; options?: Record<string, unknown>; tools?: unknown[] | null };
+export type ReferenceConversation = unknown[] | { messages: unknown[]; kwargs?: Record<string, unknown>; options?: Record<string, unknown>; tools?: unknown[] | null; tokenizer?: string };
 
 /** transformers' reference for each conversation with the model in `dir`, `newTokens` greedy tokens each (needs the venv). */
 export function hfChatReference(dir: string, conversations: ReferenceConversation[], newTokens: number): ChatReference[] {

@@ -22,7 +22,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { callFromJson, tryJson, type ToolCallFormat } from '../../src/serve/tools/formats/index.js';
 import { valueEnd } from '../helpers/json-judge.js';
 import { describeWithTransformers } from '../helpers/python.js';
-import { hfChatReference, type ChatReference } from './chat-reference.js';
+import { hfChatReference, type ChatReference, type ReferenceConversation } from './chat-reference.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
@@ -95,11 +95,38 @@ function forTransformers(messages: ChatCompletionMessageParam[]): unknown[] {
   );
 }
 
-const reference = (dir: string, conversations: Array<{ messages: unknown[]; tools: unknown[] | null }>) => hfChatReference(dir, conversations, NEW_TOKENS);
+const reference = (dir: string, conversations: ReferenceConversation[]) => hfChatReference(dir, conversations, NEW_TOKENS);
+
+/** Qwen3-Coder's form: a conversation through a call whose arguments hold every kind of value */
+const CODER_ARGS = { path: 'verona.txt', lines: 3, force: true, dry_run: false, note: null, meta: { who: ['Romeo', 'Juliet'], act: 2 } };
+const CODER_TOOLS: ChatCompletionTool[] = [
+  { type: 'function', function: { name: 'write_file', description: 'Write a file', parameters: { type: 'object', properties: { path: { type: 'string' }, lines: { type: 'integer' }, force: { type: 'boolean' }, dry_run: { type: 'boolean' }, note: { type: ['string', 'null'] }, meta: { type: 'object' } } } } },
+];
+const CODER_MESSAGES: ChatCompletionMessageParam[] = [
+  { role: 'system', content: 'Thou art a scribe.' },
+  { role: 'user', content: 'Write it down.' },
+  { role: 'assistant', content: 'I shall.', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'write_file', arguments: JSON.stringify(CODER_ARGS) } }] },
+  { role: 'tool', tool_call_id: 'call_1', content: 'written' },
+  { role: 'user', content: 'Now read it.' },
+];
+
+/** Qwen3's rule, in short: an assistant turn after the last question carries its reasoning back inside <think> */
+const THINK_TEMPLATE = CHATML.replace(
+  "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}",
+  "{%- if message.role == 'assistant' and message.reasoning_content is defined and message.reasoning_content is not none %}{{ '<|im_start|>assistant\\n<think>\\n' + message.reasoning_content + '\\n</think>\\n\\n' + (message.content or '') + '<|im_end|>\\n' }}{%- else %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{%- endif %}",
+);
+const THINK_CONVERSATION = [
+  { role: 'user', content: 'Weather in Mantua?' },
+  { role: 'assistant', content: 'Stormy.', reasoning_content: 'Mantua is inland; the sky was dark.' },
+  { role: 'user', content: 'And Verona?' },
+];
 
 describeWithTransformers('tool calls through the chat endpoint', () => {
   let dir: string;
   let plainDir: string;
+  let deepseekDir: string;
+  let coderDir: string;
+  let thinkDir: string;
   let s: Running;
   let client: OpenAI;
   let refs: ChatReference[];
@@ -117,10 +144,18 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     const root = mkdtempSync(path.join(tmpdir(), 'rfid-tools-'));
     dir = tinyWithChatTemplate(path.join(root, 'hermes'), HERMES_TOOLS_CHATML);
     plainDir = tinyWithChatTemplate(path.join(root, 'plain'), CHATML);
+    deepseekDir = tinyWithChatTemplate(path.join(root, 'deepseek'), DEEPSEEK_STYLE);
+    coderDir = tinyWithChatTemplate(path.join(root, 'qwen3-coder'), QWEN3_CODER_STYLE);
+    thinkDir = tinyWithChatTemplate(path.join(root, 'think'), THINK_TEMPLATE);
+    // one Python run for every reference (its imports cost seconds): the other templates' prompts through their tokenizers
     refs = reference(dir, [
       { messages: ASK, tools: TOOLS },
       { messages: forTransformers(AFTER_CALL), tools: TOOLS },
       { messages: ASK, tools: null },
+      // transformers takes what the DeepSeek-style template needs: the arguments as the text the client sent
+      { messages: AFTER_CALL.slice(1), tools: TOOLS, tokenizer: deepseekDir },
+      { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: coderDir },
+      { messages: THINK_CONVERSATION, tools: null, tokenizer: thinkDir },
     ]);
     s = await startServer({ models: [`tiny=${dir}`, `plain=${plainDir}`] });
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -148,9 +183,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
   });
 
   it('a template that writes a call’s arguments as text (DeepSeek’s form) gets the client’s JSON text, as transformers renders it given that text', async () => {
-    const deepseekDir = tinyWithChatTemplate(path.join(path.dirname(dir), 'deepseek'), DEEPSEEK_STYLE);
-    // transformers takes what this template needs: the arguments as the text the client sent
-    const [ref] = reference(deepseekDir, [{ messages: AFTER_CALL.slice(1), tools: TOOLS }]);
+    const ref = refs[3];
     expect(ref.text).toContain('get_weather\n```json\n{"city": "Mantua", "days": 2}\n```');
     const other = await startServer({ models: [`ds=${deepseekDir}`] });
     try {
@@ -164,19 +197,8 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
   });
 
   it('Qwen3-Coder’s form: calls written parameter by parameter (booleans and null as Python writes them), the prompt transformers renders; "auto" reads that form', async () => {
-    const coderDir = tinyWithChatTemplate(path.join(path.dirname(dir), 'qwen3-coder'), QWEN3_CODER_STYLE);
-    const args = { path: 'verona.txt', lines: 3, force: true, dry_run: false, note: null, meta: { who: ['Romeo', 'Juliet'], act: 2 } };
-    const tools: ChatCompletionTool[] = [
-      { type: 'function', function: { name: 'write_file', description: 'Write a file', parameters: { type: 'object', properties: { path: { type: 'string' }, lines: { type: 'integer' }, force: { type: 'boolean' }, dry_run: { type: 'boolean' }, note: { type: ['string', 'null'] }, meta: { type: 'object' } } } } },
-    ];
-    const messages: ChatCompletionMessageParam[] = [
-      { role: 'system', content: 'Thou art a scribe.' },
-      { role: 'user', content: 'Write it down.' },
-      { role: 'assistant', content: 'I shall.', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'write_file', arguments: JSON.stringify(args) } }] },
-      { role: 'tool', tool_call_id: 'call_1', content: 'written' },
-      { role: 'user', content: 'Now read it.' },
-    ];
-    const [ref] = reference(coderDir, [{ messages: forTransformers(messages), tools }]);
+    const ref = refs[4];
+    const [messages, tools] = [CODER_MESSAGES, CODER_TOOLS];
     expect(ref.text).toContain('<parameter=force>\nTrue\n</parameter>\n<parameter=dry_run>\nFalse\n</parameter>\n<parameter=note>\nNone\n</parameter>');
     expect(ref.text).toContain('<parameter=meta>\n{"who": ["Romeo", "Juliet"], "act": 2}\n</parameter>');
     const other = await startServer({ models: [`coder=${coderDir}`] });
@@ -195,18 +217,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
   });
 
   it('an assistant message’s reasoning_content (or reasoning) reaches the template, as transformers passes it', async () => {
-    // Qwen3's rule, in short: an assistant turn after the last question carries its reasoning back inside <think>
-    const template = CHATML.replace(
-      "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}",
-      "{%- if message.role == 'assistant' and message.reasoning_content is defined and message.reasoning_content is not none %}{{ '<|im_start|>assistant\\n<think>\\n' + message.reasoning_content + '\\n</think>\\n\\n' + (message.content or '') + '<|im_end|>\\n' }}{%- else %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{%- endif %}",
-    );
-    const thinkDir = tinyWithChatTemplate(path.join(path.dirname(dir), 'think'), template);
-    const conversation = [
-      { role: 'user', content: 'Weather in Mantua?' },
-      { role: 'assistant', content: 'Stormy.', reasoning_content: 'Mantua is inland; the sky was dark.' },
-      { role: 'user', content: 'And Verona?' },
-    ];
-    const [ref] = reference(thinkDir, [{ messages: conversation, tools: null }]);
+    const [ref, conversation] = [refs[5], THINK_CONVERSATION];
     expect(ref.text).toContain('<think>\nMantua is inland; the sky was dark.\n</think>\n\nStormy.');
     const other = await startServer({ models: [`think=${thinkDir}`] });
     try {
