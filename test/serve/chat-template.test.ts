@@ -6,7 +6,8 @@
  * from those ids (scripts/hf_chat_reference.py). The prompt the server builds must equal it,
  * text and ids, and the official openai client's chat call, streamed and not, must answer with
  * transformers' greedy continuation. The same tokenizer saved by transformers itself (which puts the
- * template in chat_template.jinja, not tokenizer_config.json) must give transformers' prompts too.
+ * template in chat_template.jinja, not tokenizer_config.json) must give transformers' prompts too,
+ * and a template printing booleans, None, lists and dicts must render them as Python does.
  * Skipped without the venv (failing under CI=true).
  */
 import { execFileSync } from 'node:child_process';
@@ -15,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildChatPrompt } from '../../src/serve/chat-template.js';
+import { buildChatPrompt, renderChat } from '../../src/serve/chat-template.js';
 import { describeWithTransformers, pythonPath } from '../helpers/python.js';
 import { hfChatReference, type ChatReference, type ReferenceConversation } from './chat-reference.js';
 import { CHATML, postJson, startServer, tinyWithChatTemplate, TINY_DIR, type Running } from './helpers.js';
@@ -54,6 +55,27 @@ const NO_THINKING = { enable_thinking: false };
 /** transformers' rendering, ids and greedy continuation of each conversation with the model in `dir` */
 const reference = (dir: string, conversations: ReferenceConversation[] = CONVERSATIONS) => hfChatReference(dir, conversations, NEW_TOKENS);
 
+/** Template variables of every kind, and a template that prints them with |string and {{ }} (Python's str() of each, as transformers renders them). */
+const VALUES: Record<string, unknown> = {
+  yes: true,
+  no: false,
+  nothing: null,
+  list: ['string', 'null', 3, 0.5, true, null, "it's", 'say "hi"', 'both \' and "', 'tab\there\nnewline', 'é ü 😀'],
+  dict: { type: ['integer', 'null'], nested: { flags: [false], empty: {} }, "key with 'quote'": 1.25 },
+  empty: [],
+  text: 'plain text',
+  integer: 7,
+  fraction: 0.125,
+};
+const VALUES_TEMPLATE = [
+  '{%- for m in messages %}{{ m.content }}{% endfor %}',
+  ...Object.keys(VALUES).map((k) => `\n${k}: [{{ ${k} | string }}]`),
+  '\nprinted: {{ yes }} {{ no }} {{ integer }} {{ text }}',
+  "\nin text: {{ 'type=' ~ (dict.type | string) }}",
+  '\ntests: {{ yes is true }} {{ nothing is none }} {{ list is sequence }} {{ dict is mapping }}',
+].join('');
+const VALUES_MESSAGES = [{ role: 'user' as const, content: 'values' }];
+
 describeWithTransformers('chat completions with a real chat template', () => {
   let dir: string;
   let jinjaDir: string;
@@ -62,10 +84,11 @@ describeWithTransformers('chat completions with a real chat template', () => {
   let client: OpenAI;
   let refs: ChatReference[];
   let decode: (ids: number[]) => string;
+  let pythonValuesDir: string;
+  let valuesRef: ChatReference;
 
   beforeAll(async () => {
     dir = tinyWithChatTemplate(mkdtempSync(path.join(tmpdir(), 'rfid-chat-')));
-    refs = reference(dir, [...CONVERSATIONS, ...ENDINGS]);
     // the tokenizer with the thinking switch, saved by transformers itself, which (from version 5)
     // writes the template to chat_template.jinja and leaves it out of tokenizer_config.json
     jinjaDir = mkdtempSync(path.join(tmpdir(), 'rfid-chat-jinja-'));
@@ -76,7 +99,14 @@ describeWithTransformers('chat completions with a real chat template', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: 300_000,
     });
-    jinjaRefs = reference(jinjaDir, [...CONVERSATIONS, ...CONVERSATIONS.map((messages) => ({ messages, kwargs: NO_THINKING }))]);
+    pythonValuesDir = tinyWithChatTemplate(path.join(jinjaDir, '..', `${path.basename(jinjaDir)}-values`), VALUES_TEMPLATE);
+    // one Python run for every reference: the thinking-switch and values templates through their own tokenizers
+    const own = [...CONVERSATIONS, ...ENDINGS];
+    const thinking = [...CONVERSATIONS, ...CONVERSATIONS.map((messages) => ({ messages, kwargs: NO_THINKING }))].map((c) => (Array.isArray(c) ? { messages: c, tokenizer: jinjaDir } : { ...c, tokenizer: jinjaDir }));
+    const all = reference(dir, [...own, ...thinking, { messages: VALUES_MESSAGES, kwargs: VALUES, options: { add_generation_prompt: false }, tokenizer: pythonValuesDir }]);
+    refs = all.slice(0, own.length);
+    jinjaRefs = all.slice(own.length, own.length + thinking.length);
+    valuesRef = all[all.length - 1];
     s = await startServer({ models: [`chat=${dir}`, `chat-jinja=${jinjaDir}`] });
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     const tok = s.server.models.get('chat')!.tokenizer.tokenizer;
@@ -87,6 +117,15 @@ describeWithTransformers('chat completions with a real chat template', () => {
     await s?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (jinjaDir) rmSync(jinjaDir, { recursive: true, force: true });
+    if (pythonValuesDir) rmSync(pythonValuesDir, { recursive: true, force: true });
+  });
+
+  it('booleans, None, lists and dicts a template writes with |string or prints come out as Python writes them (src/serve/jinja-python.ts)', async () => {
+    const ours = await renderChat(VALUES_TEMPLATE, 'model', VALUES_MESSAGES, { bos: null, eos: null }, VALUES, { addGenerationPrompt: false });
+    expect(ours).toBe(valuesRef.text);
+    // what it renders (read from transformers' output, so the comparison above is not of two empty texts)
+    expect(valuesRef.text).toContain('yes: [True]\nno: [False]\nnothing: [None]');
+    expect(valuesRef.text).toContain("dict: [{'type': ['integer', 'null'], 'nested': {'flags': [False], 'empty': {}}, \"key with 'quote'\": 1.25}]");
   });
 
   it('the server builds the prompt transformers renders, text and token ids', async () => {
