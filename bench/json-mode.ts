@@ -17,14 +17,13 @@
  * `--tokenizer` takes any model directory or tokenizer.json (default: the model's), e.g. one with
  * a large vocabulary, where the screen costs most.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine } from '../src/engine/index.js';
 import { BatchDecoder, loadTextCodec, Sampler, weightProviderOf, type TextCodec } from '../src/runtime/index.js';
-import { GrammarConstraint, startingState, TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
-import { mulberry32 } from '../src/util/prng.js';
+import { startingState, TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
+import { argmax, constraintAt as constraintAtState, madeUpRows, tokenizerVocabSize } from './lib/constraint-bench.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -41,21 +40,8 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 
 // ---- 1. the choice alone -------------------------------------------------------------------
 const codec = await loadTextCodec(values.tokenizer ?? values.model!);
-const vocab = (() => {
-  // the tokenizer's own size: one past the largest id of its vocabulary and added tokens
-  const file = (values.tokenizer ?? values.model!).endsWith('.json') ? (values.tokenizer ?? values.model!) : path.join(values.tokenizer ?? values.model!, 'tokenizer.json');
-  const json = JSON.parse(readFileSync(file, 'utf8')) as { model: { vocab: Record<string, number> | Array<[string, number]> }; added_tokens?: Array<{ id: number }> };
-  const ids = Array.isArray(json.model.vocab) ? json.model.vocab.map((_, i) => i) : Object.values(json.model.vocab);
-  return Math.max(...ids, ...(json.added_tokens ?? []).map((t) => t.id)) + 1;
-})();
-const next = mulberry32(7);
-const gauss = () => 3 * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-const rows = Array.from({ length: 16 }, () => Float32Array.from({ length: vocab }, gauss));
-const argmax = (r: Float32Array) => {
-  let b = 0;
-  for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
-  return b;
-};
+const vocab = tokenizerVocabSize(values.tokenizer ?? values.model!);
+const rows = madeUpRows(vocab, 16, 7);
 
 /** a schema of the kind structured-output clients send, whose fields the states below are in */
 const SCHEMA = {
@@ -65,16 +51,7 @@ const SCHEMA = {
   additionalProperties: false,
 };
 
-function constraintAt(pieces: TokenPieces, text: string, schema?: object): GrammarConstraint {
-  const c = new GrammarConstraint(codec, pieces, new Set(), true, startingState(schema));
-  for (const t of codec.encode(text)) {
-    const r = new Float32Array(vocab).fill(-Infinity);
-    r[t] = 0;
-    if (c.choose(r, new Sampler({ temperature: 0 }), argmax) !== t) throw new Error(`"${text}" is not a JSON beginning for this tokenizer`);
-    c.commit(t);
-  }
-  return c;
-}
+const constraintAt = (pieces: TokenPieces, text: string, schema?: object) => constraintAtState(codec, pieces, startingState(schema), text);
 
 const states = { 'inside a string': '{"name": "Ro', 'after a comma': '{"name": "Romeo", ' };
 const samplers = { greedy: { temperature: 0 }, 'top-p 0.9': { temperature: 1, topP: 0.9 }, 'top-k 20, top-p 0.8': { temperature: 0.7, topK: 20, topP: 0.8 } };

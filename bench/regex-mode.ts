@@ -11,15 +11,14 @@
  * 3. Whole greedy decodes of a model (default: the shipped Mixtral-shaped one), tokens/s free
  *    against held to a regex and to a choice, alternated per round (the machine is noisy).
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine } from '../src/engine/index.js';
 import { BatchDecoder, loadTextCodec, Sampler, weightProviderOf, type GenerationParams } from '../src/runtime/index.js';
-import { GrammarConstraint, TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
+import { TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
+import { argmax, constraintAt as constraintAtState, madeUpRows, tokenizerVocabSize } from './lib/constraint-bench.js';
 import { choicePattern, compileRegex, RegexPrefix } from '../src/runtime/generation/regex-prefix.js';
-import { mulberry32 } from '../src/util/prng.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -49,32 +48,11 @@ for (const [name, pattern] of [['date', DATE], ['1,024 choices', choicePattern(C
 
 // ---- 2. the choice alone ---------------------------------------------------------------------
 const codec = await loadTextCodec(values.tokenizer ?? values.model!);
-const vocab = (() => {
-  const file = (values.tokenizer ?? values.model!).endsWith('.json') ? (values.tokenizer ?? values.model!) : path.join(values.tokenizer ?? values.model!, 'tokenizer.json');
-  const json = JSON.parse(readFileSync(file, 'utf8')) as { model: { vocab: Record<string, number> | Array<[string, number]> }; added_tokens?: Array<{ id: number }> };
-  const ids = Array.isArray(json.model.vocab) ? json.model.vocab.map((_, i) => i) : Object.values(json.model.vocab);
-  return Math.max(...ids, ...(json.added_tokens ?? []).map((t) => t.id)) + 1;
-})();
-const next = mulberry32(7);
-const gauss = () => 3 * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-const rows = Array.from({ length: 16 }, () => Float32Array.from({ length: vocab }, gauss));
-const argmax = (r: Float32Array) => {
-  let b = 0;
-  for (let i = 1; i < r.length; i++) if (r[i] > r[b]) b = i;
-  return b;
-};
+const vocab = tokenizerVocabSize(values.tokenizer ?? values.model!);
+const rows = madeUpRows(vocab, 16, 7);
 
 /** a constraint of `pattern` after the text `after` (fed as the tokenizer encodes it) */
-function constraintAt(pieces: TokenPieces, pattern: string, after: string): GrammarConstraint {
-  const c = new GrammarConstraint(codec, pieces, new Set(), true, new RegexPrefix(compileRegex(pattern)));
-  for (const t of codec.encode(after)) {
-    const r = new Float32Array(vocab).fill(-Infinity);
-    r[t] = 0;
-    if (c.choose(r, new Sampler({ temperature: 0 }), argmax) !== t) throw new Error(`"${after}" does not begin a match of ${pattern} for this tokenizer`);
-    c.commit(t);
-  }
-  return c;
-}
+const constraintAt = (pieces: TokenPieces, pattern: string, after: string) => constraintAtState(codec, pieces, new RegexPrefix(compileRegex(pattern)), after);
 
 const states: Array<[string, string, string]> = [
   ['date, at the start', DATE, ''],

@@ -19,6 +19,7 @@ import { createEngine } from '../src/engine/index.js';
 import { drawFrom, Sampler, samplingDistribution, type SamplingParams } from '../src/runtime/generation/sampling.js';
 import { BatchDecoder, weightProviderOf } from '../src/runtime/index.js';
 import { mulberry32 } from '../src/util/prng.js';
+import { madeUpRows } from './lib/constraint-bench.js';
 import { randomPrompt } from './lib/random-prompt.js';
 import { streamTokens } from './lib/stream-tokens.js';
 
@@ -44,9 +45,7 @@ const ROWS = 8;
 
 const lines = ['| vocabulary | setting | sorted (µs) | Sampler (µs) | sorted ÷ Sampler |', '|---:|---|---:|---:|---:|'];
 for (const vocab of vocabs) {
-  const next = mulberry32(vocab);
-  const gauss = () => 3 * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-  const rows = Array.from({ length: ROWS }, () => Float32Array.from({ length: vocab }, gauss));
+  const rows = madeUpRows(vocab, ROWS, vocab);
   for (const [name, params] of SETTINGS) {
     const sortedUs: number[] = [];
     const samplerUs: number[] = [];
