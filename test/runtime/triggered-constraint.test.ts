@@ -9,7 +9,7 @@ import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
-import { GenerationParamsError } from '../../src/runtime/index.js';
+import { GenerationParamsError, type BatchDecoder } from '../../src/runtime/index.js';
 import { valueEnd } from '../helpers/json-judge.js';
 import { collectDecode, withShippedDecoder } from '../helpers/shipped-decoder.js';
 import { qwen3Coder } from '../../src/serve/tools/formats/qwen3-coder.js';
@@ -29,16 +29,23 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.dispose());
 
+/**
+ * The model's free greedy decode and a trigger taken from it: the last 3 characters of the text
+ * after token k, which first appear there (so the test knows where the trigger comes).
+ */
+async function freeTrigger(decoder: BatchDecoder, prompt: ArrayLike<number>) {
+  const free = await collectDecode(decoder.submit(prompt, { maxNewTokens: 40, temperature: 0, stopTokenIds: [] }));
+  let k = 6;
+  while (!(free.texts[k].length >= 3 && free.texts[k].indexOf(free.texts[k].slice(-3)) === free.texts[k].length - 3)) k++;
+  return { free, k, trigger: free.texts[k].slice(-3) };
+}
+
 describe('a schema held after a trigger', () => {
   for (const model of MODELS) {
     it(`${model}: free until the trigger, then a value valid under the schema, then free again`, async () => {
       await withShippedDecoder(engine, model, async (decoder, codec) => {
         const prompt = codec.encode(PROMPT_TEXT);
-        const free = await collectDecode(decoder.submit(prompt, { maxNewTokens: 40, temperature: 0, stopTokenIds: [] }));
-        // the trigger: the last 3 characters of the text after token k, which first appear there
-        let k = 6;
-        while (!(free.texts[k].length >= 3 && free.texts[k].indexOf(free.texts[k].slice(-3)) === free.texts[k].length - 3)) k++;
-        const trigger = free.texts[k].slice(-3);
+        const { free, k, trigger } = await freeTrigger(decoder, prompt);
 
         // (the models write much whitespace inside JSON: room for it)
         const held = await collectDecode(decoder.submit(prompt, { maxNewTokens: 800, temperature: 0, stopTokenIds: [], responseFormat: { jsonSchema: SCHEMA, trigger } }));
@@ -86,10 +93,7 @@ describe('a schema held after a trigger', () => {
     for (const model of MODELS) {
       await withShippedDecoder(engine, model, async (decoder, codec) => {
         const prompt = codec.encode(PROMPT_TEXT);
-        const free = await collectDecode(decoder.submit(prompt, { maxNewTokens: 40, temperature: 0, stopTokenIds: [] }));
-        let k = 6;
-        while (!(free.texts[k].length >= 3 && free.texts[k].indexOf(free.texts[k].slice(-3)) === free.texts[k].length - 3)) k++;
-        const trigger = free.texts[k].slice(-3);
+        const { trigger } = await freeTrigger(decoder, prompt);
         for (const params of [{ temperature: 0 }, { temperature: 0.9, seed: 5 }]) {
           const held = await collectDecode(decoder.submit(prompt, { ...params, maxNewTokens: 400, stopTokenIds: [], responseFormat: { regex: pattern, trigger, once: true } }));
           const text = held.texts.at(-1)!;
