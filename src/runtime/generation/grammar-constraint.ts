@@ -45,13 +45,13 @@ const SCREENED_TRIES = 256;
 const PARTIAL = '\uFFFD';
 const PARTIAL_CODE = 0xfffd;
 /**
- * Screens kept per tokenizer, by JSON state: states recur (inside a string value, after a comma),
+ * Screens kept per tokenizer, by state: states recur (inside a string value, after a comma),
  * and screening a 50,257-token vocabulary took ~25 ms a step before they were kept (~0.1 MB each
  * at that size, 0.15 MB at 151,936).
  */
 const MAX_SCREENS = 128;
 
-/** What the constraint reads the text with: JsonPrefix (any object) or SchemaPrefix (a schema's). */
+/** What the constraint reads the text with: JsonPrefix (any object), SchemaPrefix (a schema's) or RegexPrefix (a pattern's). */
 export interface GrammarState {
   /** reads text; false where it can no longer be completed (the state is then unspecified) */
   push(text: string): boolean;
@@ -104,12 +104,12 @@ export function startingState(schema?: unknown, topLevel: TopLevel = 'object', c
 }
 
 /**
- * Each token's text on its own, decoded on first use, and which of them can follow a JSON state;
+ * Each token's text on its own, decoded on first use, and which of them can follow a state;
  * kept for every request of the tokenizer.
  */
 export class TokenPieces {
   private readonly pieces: Array<string | undefined>;
-  /** JsonPrefix key → 1 for each token whose piece fits, least recently used first */
+  /** state key → 1 for each token whose piece fits, least recently used first */
   private readonly screens = new Map<string, Uint8Array>();
   /** a plain word the pieces are decoded after, so a leading space survives (SentencePiece strips it at the start) */
   private anchor: { ids: number[]; text: string } | null | undefined;
@@ -199,7 +199,7 @@ export function tokenPieces(decoder: TextDecoderLike, vocabSize: number): TokenP
   return pieces;
 }
 
-/** A token's effect: the JSON state after it, and whether its text is settled (no character still partial). */
+/** A token's effect: the grammar state after it, and whether its text is settled (no character still partial). */
 interface Judged {
   token: number;
   state: GrammarState;
@@ -212,7 +212,7 @@ export class GrammarConstraint implements TokenConstraint {
   private prefixOffset = 0;
   private readOffset = 0;
   private windowText = '';
-  /** the JSON read so far (the settled text) */
+  /** the state of the text read so far (the settled text) */
   private state: GrammarState;
   /** the state before any text, for a rereading */
   private readonly start: GrammarState;
@@ -235,14 +235,14 @@ export class GrammarConstraint implements TokenConstraint {
     this.state = start.clone();
   }
 
-  /** the object has closed: the generation is complete */
+  /** the constrained text is complete (the object closed, the match cannot go on): the generation ends */
   get complete(): boolean {
     return this.state.complete;
   }
 
   /**
    * The next token from this row of (processed) logits, chosen by the sampler among those that
-   * keep the JSON viable; -1 when no token can. Masks rejected tokens in `row` (-∞).
+   * keep the text viable; -1 when no token can. Masks rejected tokens in `row` (-∞).
    */
   choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number {
     if (!this.canEnd) for (const id of this.stopIds) if (id < row.length) row[id] = -Infinity;
@@ -290,7 +290,7 @@ export class GrammarConstraint implements TokenConstraint {
   commit(token: number): void {
     const judged = this.chosen !== null && this.chosen.token === token ? this.chosen : this.judge(token);
     this.chosen = null;
-    if (judged === null) throw new Error(`token ${token} does not continue the JSON object`);
+    if (judged === null) throw new Error(`token ${token} does not continue the constrained text`);
     this.ids.push(token);
     if (judged.settled) {
       this.state = judged.state;
@@ -301,7 +301,7 @@ export class GrammarConstraint implements TokenConstraint {
   }
 
   /**
-   * The k most likely tokens that continue the JSON, and those tied with the k-th (top-k keeps
+   * The k most likely tokens that continue the text, and those tied with the k-th (top-k keeps
    * ties), each judged in context; null when the most likely few hundred hold fewer than k of
    * them (the caller screens the vocabulary instead).
    */
@@ -360,7 +360,7 @@ export class GrammarConstraint implements TokenConstraint {
     return this.state.canEnd === true && this.readOffset === this.ids.length;
   }
 
-  /** The JSON state after `token` in context, or null where it breaks the object (or adds nothing). */
+  /** The state after `token` in context, or null where it breaks the text (or adds nothing). */
   private judge(token: number): Judged | null {
     if (this.stopIds.has(token)) return this.canEnd ? { token, state: this.state, settled: true } : null;
     const after = this.decodeCandidate(this.prefixOffset, this.ids.length, token);
@@ -379,7 +379,7 @@ export class GrammarConstraint implements TokenConstraint {
     return { token, state, settled: !added.endsWith(PARTIAL) };
   }
 
-  /** Masks every token whose piece cannot follow the JSON so far; returns how many it masked. */
+  /** Masks every token whose piece cannot follow the text so far; returns how many it masked. */
   private screen(row: Float32Array): number {
     const fits = this.pieces.screen(this.state);
     const stops = this.canEnd ? this.stopIds : null;

@@ -21,6 +21,7 @@
 import type { TokenConstraint } from './grammar-constraint.js';
 import type { Sampler } from './sampling.js';
 import type { TextDecoderLike } from './stop.js';
+import { TagWatch } from './tag-watch.js';
 
 export type ReasoningStart = 'reasoning' | 'answer' | 'maybe';
 
@@ -33,8 +34,10 @@ export interface ReasoningFormat {
 
 export class ReasoningGate implements TokenConstraint {
   private state: ReasoningStart;
-  /** tokens of the completion while not yet in the answer (decoded together to find the tags) */
-  private readonly ids: number[] = [];
+  /** the completion's tokens while it may still open the block (decoded together to find the start tag) */
+  private readonly opening: number[] = [];
+  /** where the block ends */
+  private readonly end: TagWatch;
   /** the token `choose` returned came from the inner constraint (commit goes there) */
   private innerChose = false;
 
@@ -44,6 +47,7 @@ export class ReasoningGate implements TokenConstraint {
     private readonly inner: TokenConstraint,
   ) {
     this.state = format.state;
+    this.end = new TagWatch(decoder, format.end, false);
   }
 
   get complete(): boolean {
@@ -56,7 +60,7 @@ export class ReasoningGate implements TokenConstraint {
     if (this.state === 'maybe') {
       // the model's own draw, on a copy (the inner constraint may need the row as it is)
       const token = sampler.next(Float32Array.from(row), pickGreedy);
-      if (this.opensBlock([...this.ids, token])) return token;
+      if (this.opensBlock([...this.opening, token])) return token;
       this.state = 'answer';
     }
     this.innerChose = true;
@@ -68,23 +72,15 @@ export class ReasoningGate implements TokenConstraint {
       this.inner.commit(token);
       return;
     }
-    this.ids.push(token);
-    const text = this.decode(this.ids);
-    if (this.state === 'maybe') {
-      const opened = text.trimStart();
-      if (!opened.startsWith(this.format.start)) return;
-      // the block opened: what follows the tag may already close it
-      this.ids.length = 0;
-      if (opened.includes(this.format.end, this.format.start.length)) this.state = 'answer';
-      else this.state = 'reasoning';
+    if (this.state === 'reasoning') {
+      if (this.end.push(token) !== null) this.state = 'answer';
       return;
     }
-    if (text.includes(this.format.end)) {
-      this.state = 'answer';
-      return;
-    }
-    // the end tag ends in a later token: keep as many tokens as can hold it
-    if (this.ids.length > this.format.end.length + 8) this.ids.shift();
+    this.opening.push(token);
+    const opened = this.decode(this.opening).trimStart();
+    if (!opened.startsWith(this.format.start)) return;
+    // the block opened: what follows the tag may already close it
+    this.state = opened.includes(this.format.end, this.format.start.length) ? 'answer' : 'reasoning';
   }
 
   /** whether these tokens' text can still be whitespace and the start tag (or begins with it) */

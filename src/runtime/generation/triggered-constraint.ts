@@ -8,31 +8,30 @@
  * idea as llama.cpp's lazy grammars).
  *
  * What the trigger's own token carries after the trigger (GPT-2-style vocabularies split tags, and
- * a piece may run on past it) is read into the JSON first; where that already breaks the JSON, the
+ * a piece may run on past it) is read into the grammar first; where that already breaks it, the
  * block stays free (the reader of the calls then leaves it as text).
  */
 import type { GrammarState, TokenConstraint } from './grammar-constraint.js';
 import type { Sampler } from './sampling.js';
 import type { TextDecoderLike } from './stop.js';
-
-/** Tokens decoded together to look for the trigger: enough for any trigger of this many characters, whatever the tokens. */
-const windowTokens = (trigger: string) => trigger.length + 8;
+import { TagWatch } from './tag-watch.js';
 
 export class TriggeredConstraint implements TokenConstraint {
-  /** the last free tokens since the last trigger, as many as can hold it (windowTokens) */
-  private ids: number[] = [];
+  private readonly watch: TagWatch;
   private held: TokenConstraint | null = null;
 
   constructor(
-    private readonly decoder: TextDecoderLike,
-    private readonly trigger: string,
+    decoder: TextDecoderLike,
+    trigger: string,
     private readonly start: GrammarState,
     /** a constraint holding the text to `state` from here (grammar-constraint.ts's GrammarConstraint) */
     private readonly hold: (state: GrammarState) => TokenConstraint,
-    private readonly skipSpecialTokens = true,
+    skipSpecialTokens = true,
     /** end the generation when the first held value closes (one tool call, no more) */
     private readonly once = false,
-  ) {}
+  ) {
+    this.watch = new TagWatch(decoder, trigger, skipSpecialTokens);
+  }
 
   /** a value held and closed, where the first ends the generation */
   private closed = false;
@@ -51,25 +50,14 @@ export class TriggeredConstraint implements TokenConstraint {
       this.held.commit(token);
       if (this.held.complete) {
         this.held = null;
-        this.ids = [];
+        this.watch.reset();
         this.closed = this.once;
       }
       return;
     }
-    this.ids.push(token);
-    if (this.ids.length > windowTokens(this.trigger)) this.ids.shift();
-    let text: string;
-    try {
-      text = this.decoder.decode(this.ids, { skipSpecialTokens: this.skipSpecialTokens });
-    } catch {
-      return; // an id the tokenizer cannot decode writes no trigger
-    }
-    // the trigger ends in this token's text: it was not in the window one token before, or it
-    // would have been found then (and the tokens before it forgotten)
-    const at = text.lastIndexOf(this.trigger);
-    if (at < 0) return;
-    this.ids = [];
+    const after = this.watch.push(token);
+    if (after === null) return;
     const state = this.start.clone();
-    if (state.push(text.slice(at + this.trigger.length))) this.held = this.hold(state);
+    if (state.push(after)) this.held = this.hold(state);
   }
 }
