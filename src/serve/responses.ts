@@ -117,7 +117,7 @@ function messageOf(deltas: readonly ChoiceDelta[], reasoningParsed: boolean): Re
 }
 
 /** A reader of one chat choice's text: reasoning apart (with a reasoning parser), tool calls read (with tools); null: the text is the content. */
-function choiceReader(p: Prepared): CallReader | null {
+export function choiceReader(p: Prepared): CallReader | null {
   const calls = callReader(p.tools);
   return p.reasoning ? new ReasoningReader(p.reasoning.parser, p.reasoning.start, calls, p.reasoning.include) : calls;
 }

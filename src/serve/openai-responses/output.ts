@@ -10,9 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import type { GenerationEvent } from '../../runtime/generation/decoder.js';
 import { ReasoningReader } from '../reasoning.js';
-import { observe, once, openEventStream, type ResponseArgs } from '../responses.js';
+import { choiceReader, observe, once, openEventStream, type ResponseArgs } from '../responses.js';
 import type { CallReader, ChoiceDelta } from '../tools/call-readers.js';
-import { callReader } from '../tools/tool-choice.js';
 import type { ResponsesRequest } from './request.js';
 
 type EndEvent = Extract<GenerationEvent, { type: 'end' }>;
@@ -103,9 +102,7 @@ export class OutputBuilder {
 
 /** The reader of the choice's text: reasoning apart (with a parser), calls read (with tools), or plain content. */
 function readerOf(a: ResponseArgs): CallReader {
-  const calls = callReader(a.p.tools);
-  if (a.p.reasoning) return new ReasoningReader(a.p.reasoning.parser, a.p.reasoning.start, calls);
-  return calls ?? { calls: 0, push: (text) => (text ? [{ kind: 'content', text }] : []), end: () => [] };
+  return choiceReader(a.p) ?? { calls: 0, push: (text) => (text ? [{ kind: 'content', text }] : []), end: () => [] };
 }
 
 /** The response object around its output. */
