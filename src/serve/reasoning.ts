@@ -11,7 +11,7 @@
  * false), and otherwise the model may open it itself (Qwen3's hybrid models write `<think>`
  * first). A block that the generation never closes is all reasoning, and its content null.
  */
-import type { ReasoningFormat, ReasoningStart } from '../runtime/generation/reasoning-gate.js';
+import type { ReasoningStart } from '../runtime/generation/reasoning-gate.js';
 import { partialTagAtEnd, type CallReader, type ChoiceDelta } from './tools/call-readers.js';
 
 export interface ReasoningParser {
@@ -33,11 +33,6 @@ export function reasoningStart(prompt: string, parser: ReasoningParser): Reasoni
   if (opened > closed) return 'reasoning';
   if (closed >= 0 && prompt.trimEnd().endsWith(parser.end)) return 'answer';
   return 'maybe';
-}
-
-/** The decoder's reasoning format (GenerationParams.reasoning) for a prompt. */
-export function reasoningFormatOf(prompt: string, parser: ReasoningParser): ReasoningFormat {
-  return { start: parser.start, end: parser.end, state: reasoningStart(prompt, parser) };
 }
 
 /**

@@ -21,7 +21,7 @@ export const MAX_CHOICES = 16;
 
 /** Most tools one request may give (each is a schema checked, and in "required", one option of the calls). */
 export const MAX_TOOLS = 128;
-const MAX_TOOL_NAME = 256;
+export const MAX_TOOL_NAME = 256;
 
 /** Most strings of a guided choice (each is an alternative of the pattern it becomes). */
 export const MAX_GUIDED_CHOICES = 1024;
@@ -86,7 +86,7 @@ const sampling = {
   /** vLLM uses it only with slow (Python) tokenizers; the tokenizers here are fast ones, so it changes nothing, there as here */
   spaces_between_special_tokens: z.boolean().nullish(),
   allowed_token_ids: z.array(z.number().int().min(0)).min(1).max(MAX_ALLOWED_TOKENS).nullish(),
-  /** vLLM's: words never generated (prepare.ts turns them into token sequences as vLLM does) */
+  /** vLLM's: words never generated (prepare.ts turns them into token sequences, at a text's start and after a space) */
   bad_words: z.array(z.string().max(1000).refine((w) => w.trim() !== '', { message: 'a bad word must hold more than whitespace' })).max(MAX_BAD_WORD_STRINGS).nullish(),
   /** keep only the last k prompt tokens */
   truncate_prompt_tokens: z.number().int().min(1).nullish(),

@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 import { badRequest } from '../errors.js';
-import { MAX_TOOLS, parseBody } from '../schemas.js';
+import { MAX_TOOL_NAME, MAX_TOOLS, parseBody } from '../schemas.js';
 
 const text = z.string();
 /** a message's content: text, or parts of text (input_text; output_text in the model's earlier turns) */
@@ -40,7 +40,7 @@ const messageItem = z.object({
 const functionCallItem = z.object({
   type: z.literal('function_call'),
   call_id: z.string().min(1).max(256),
-  name: z.string().min(1).max(256),
+  name: z.string().min(1).max(MAX_TOOL_NAME),
   arguments: z.string(),
   id: z.string().optional(),
   status: z.string().optional(),
@@ -65,7 +65,7 @@ const inputItem = z.union([messageItem, functionCallItem, functionCallOutputItem
 
 const functionTool = z.object({
   type: z.literal('function', { message: 'only function tools are supported ({"type": "function", "name", "parameters"}); built-in tools (web search, file search, …) are not' }),
-  name: z.string().min(1).max(256),
+  name: z.string().min(1).max(MAX_TOOL_NAME),
   description: z.string().nullish(),
   parameters: z.record(z.string(), z.unknown(), { message: 'parameters must be a JSON schema object' }).nullish(),
   strict: z.boolean().nullish(),
