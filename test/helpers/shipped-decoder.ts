@@ -3,6 +3,7 @@ import path from 'node:path';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import type { Engine } from '../../src/engine/types.js';
 import { BatchDecoder, loadTextCodec, weightProviderOf, type GenerationStream, type TextCodec } from '../../src/runtime/index.js';
+import type { TokenLogprob } from '../../src/runtime/generation/logprobs.js';
 import { repoRoot } from './shared-data.js';
 
 /** `body` with a decoder on examples/models/<model> (closed after it). */
@@ -26,18 +27,22 @@ export interface Decoded {
   finishReason: string;
   /** the streamed text after each token */
   texts: string[];
+  /** each token's log-probability, where the generation reported them */
+  logprobs: TokenLogprob[];
 }
 
 /** A generation's tokens and text, streamed text after each token too. */
 export async function collectDecode(stream: GenerationStream): Promise<Decoded> {
   const tokens: number[] = [];
   const texts: string[] = [];
+  const logprobs: TokenLogprob[] = [];
   let streamed = '';
   for await (const e of stream) {
-    if (e.type !== 'token') return { tokens, text: e.text, finishReason: e.usage.finishReason, texts };
+    if (e.type !== 'token') return { tokens, text: e.text, finishReason: e.usage.finishReason, texts, logprobs };
     tokens.push(e.token);
     streamed += e.text;
     texts.push(streamed);
+    if (e.logprob) logprobs.push(e.logprob);
   }
   throw new Error('no end event');
 }

@@ -10,9 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
-import { GenerationParamsError, type BatchDecoder, type GenerationParams, type GenerationStream, type TextCodec } from '../../src/runtime/index.js';
-import type { TokenLogprob } from '../../src/runtime/generation/logprobs.js';
-import { withShippedDecoder } from '../helpers/shipped-decoder.js';
+import { GenerationParamsError, type BatchDecoder, type GenerationParams, type TextCodec } from '../../src/runtime/index.js';
+import { collectDecode, withShippedDecoder, type Decoded } from '../helpers/shipped-decoder.js';
 
 const MODELS = ['qwen3-moe-tiny-shakespeare', 'mixtral-tiny-shakespeare'];
 const PROMPTS = ['ROMEO:\nWhat say you, ', 'First Citizen:\nBefore we proceed any further, hear me speak.\n', 'JULIET:\nO Romeo, Romeo!'];
@@ -43,26 +42,7 @@ beforeAll(async () => {
 });
 afterAll(() => engine?.dispose());
 
-interface Decoded {
-  tokens: number[];
-  text: string;
-  finishReason: string;
-  texts: string[];
-  logprobs: TokenLogprob[];
-}
-
-async function collect(stream: GenerationStream): Promise<Decoded> {
-  const d: Decoded = { tokens: [], text: '', finishReason: '', texts: [], logprobs: [] };
-  let streamed = '';
-  for await (const e of stream) {
-    if (e.type !== 'token') return { ...d, text: e.text, finishReason: e.usage.finishReason };
-    d.tokens.push(e.token);
-    streamed += e.text;
-    d.texts.push(streamed);
-    if (e.logprob) d.logprobs.push(e.logprob);
-  }
-  throw new Error('no end event');
-}
+const collect = collectDecode;
 
 const withDecoder = <T>(model: string, body: (decoder: BatchDecoder, codec: TextCodec) => Promise<T>) => withShippedDecoder(engine, model, body);
 
