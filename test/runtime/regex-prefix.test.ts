@@ -115,6 +115,9 @@ describe('RegexPrefix against V8’s regex engine', () => {
       ['a\\bb', /lookarounds/],
       ['(a*)b\\1', /backreference/],
       ['a{1,200000}', /large count/],
+      // counted from the parsed pattern, before anything is built (10^9 nodes)
+      ['((a{1000}){1000}){1000}', /would have more than 100000 nodes.*large count/],
+      ['(ab|cd){30000}', /large count/],
       ['[', /Unterminated character class/],
       ['[^\\s\\S]', /matches no text/],
       ['', /matches only the empty text/],
