@@ -78,6 +78,9 @@ const CALLS = [
   { name: 'send_letter', arguments: { to: 'Juliet', body: 'A "tag" </tool_call> inside a string, and } and ]', urgent: true } },
   { name: 'no_arguments', arguments: {} },
 ];
+/** the tools the calls are of (the readers of held calls take calls of these only) */
+const NAMES = new Set(CALLS.map((c) => c.name));
+const TOOLS_OF_CALLS: FunctionTool[] = CALLS.map((c) => ({ name: c.name }));
 
 describe('the Hermes format (Qwen2.5, Qwen3)', () => {
   const block = (c: (typeof CALLS)[number]) => `<tool_call>\n${JSON.stringify({ name: c.name, arguments: c.arguments })}\n</tool_call>`;
@@ -116,6 +119,45 @@ describe('the Hermes format (Qwen2.5, Qwen3)', () => {
     const r = new TaggedCallsReader(hermes);
     const deltas = [...r.push('<tool_call>{"name": "f", "parameters": "{\\"a\\": 1}"}</tool_call>'), ...r.end()];
     expect(deltas).toMatchObject([{ kind: 'call', name: 'f', arguments: '{"a": 1}' }]);
+  });
+
+  it('blocks the server holds stream their call as it is written, and read as the unheld ones do', () => {
+    const held = () => new TaggedCallsReader(hermes, TOOLS_OF_CALLS, { held: true });
+    const cases: Array<{ text: string; content: string; calls: typeof CALLS }> = [
+      { text: `I shall ask.\n${block(CALLS[0])}`, content: 'I shall ask.', calls: [CALLS[0]] },
+      { text: `${block(CALLS[0])}\n${block(CALLS[2])}\n`, content: '', calls: [CALLS[0], CALLS[2]] },
+      { text: `${block(CALLS[1])} Done.`, content: ' Done.', calls: [CALLS[1]] },
+      { text: `Thus:\n<tool_call>\n${JSON.stringify({ name: 'get_weather', arguments: CALLS[0].arguments })}`, content: 'Thus:', calls: [CALLS[0]] },
+      // a block whose JSON is not a call of the tools stays content as written, its end tag too
+      { text: `<tool_call>\n{"name": "other", "arguments": {}}\n</tool_call> after`, content: '<tool_call>\n{"name": "other", "arguments": {}}\n</tool_call> after', calls: [] },
+      { text: 'Thus: <tool_call>\n{"na', content: 'Thus: <tool_call>\n{"na', calls: [] },
+    ];
+    for (const [i, c] of cases.entries()) {
+      for (const pieces of splits(c.text, i + 11)) {
+        const got = read(held, pieces);
+        expect(got.content, JSON.stringify(pieces)).toBe(c.content);
+        expect(got.calls).toEqual(c.calls);
+      }
+    }
+    const reader = held();
+    expect(reader.push('Let me look.\n<tool_call>\n{"name": "get_weather", "arguments": {"ci')).toMatchObject([
+      { kind: 'content', text: 'Let me look.' },
+      { kind: 'call', index: 0, name: 'get_weather', arguments: '{"ci' },
+    ]);
+    expect(reader.push('ty": "Verona"}}\n</tool_')).toEqual([{ kind: 'arguments', index: 0, text: 'ty": "Verona"}' }]);
+    expect([...reader.push('call>\n'), ...reader.end()]).toEqual([]);
+    // cut inside the arguments: the call with what was written of them
+    const cut = held();
+    expect([...cut.push('<tool_call>\n{"name": "send_letter", "arguments": {"to": '), ...cut.end()]).toMatchObject([{ kind: 'call', name: 'send_letter', arguments: '{"to":' }]);
+  });
+
+  it('parallel_tool_calls false: the first call only, whatever the format', () => {
+    const two = `${block(CALLS[0])}\n${block(CALLS[2])}`;
+    for (const held of [false, true]) {
+      for (const pieces of splits(two, 21)) {
+        expect(read(() => new TaggedCallsReader(hermes, TOOLS_OF_CALLS, { held, parallel: false }), pieces)).toMatchObject({ content: '', calls: [CALLS[0]] });
+      }
+    }
   });
 
   it('is the format a Hermes template implies', () => {
@@ -166,6 +208,13 @@ describe('the Mistral format', () => {
       // and what the constraint follows agrees (the schema compiles to the state it starts from)
       const state = new SchemaPrefix(compileSchema(held.jsonSchema, 'any'));
       expect(state.push(JSON.stringify([call])) && state.complete).toBe(true);
+    }
+    // a held array streams its calls as they are written
+    const reader = new TaggedCallsReader(arrays, TOOLS_OF_CALLS, { held: true });
+    expect(reader.push('[TOOL_CALLS] [{"name": "get_weather", "arguments": {"city"')).toMatchObject([{ kind: 'call', index: 0, name: 'get_weather', arguments: '{"city"' }]);
+    const text = `Let me see. [TOOL_CALLS] ${JSON.stringify(CALLS, null, 1)}`;
+    for (const pieces of splits(text, 8)) {
+      expect(read(() => new TaggedCallsReader(arrays, TOOLS_OF_CALLS, { held: true }), pieces)).toMatchObject({ content: 'Let me see.', calls: CALLS });
     }
     // the [ARGS] form, or the format named without a template, is read but not held
     expect(resolveTools({ tools, tool_choice: 'auto' }, mistral, 'm', false).responseFormat).toBeUndefined();
@@ -333,16 +382,43 @@ describe('forced calls (the JSON the constraint holds them to)', () => {
     for (let k = 0; k < 30; k++) {
       const calls = Array.from({ length: 1 + Math.floor(r() * 3) }, () => CALLS[Math.floor(r() * CALLS.length)]);
       const text = JSON.stringify(calls, null, [0, 2, 4][k % 3]);
-      for (const pieces of splits(text, k).slice(0, 6)) expect(read(() => new JsonCallsReader(true), pieces)).toMatchObject({ content: '', calls });
+      for (const pieces of splits(text, k).slice(0, 6)) expect(read(() => new JsonCallsReader(true, NAMES), pieces)).toMatchObject({ content: '', calls });
     }
     // the single call (parallel_tool_calls false)
-    expect(read(() => new JsonCallsReader(false), [...JSON.stringify(CALLS[1], null, 2)])).toMatchObject({ content: '', calls: [CALLS[1]] });
+    expect(read(() => new JsonCallsReader(false, NAMES), [...JSON.stringify(CALLS[1], null, 2)])).toMatchObject({ content: '', calls: [CALLS[1]] });
     // cut short at max_tokens: the calls that closed, then what was written of the next as content
     const cut = `[${JSON.stringify(CALLS[0])}, {"name": "send_le`;
-    expect(read(() => new JsonCallsReader(true), [...cut])).toMatchObject({ content: '{"name": "send_le', calls: [CALLS[0]] });
-    // a call gives out its deltas as it closes, not at the end
-    const reader = new JsonCallsReader(true);
-    expect(reader.push(`[${JSON.stringify(CALLS[0])}`)).toMatchObject([{ kind: 'call', index: 0, name: 'get_weather' }]);
+    expect(read(() => new JsonCallsReader(true, NAMES), [...cut])).toMatchObject({ content: '{"name": "send_le', calls: [CALLS[0]] });
+    // a call opens as soon as its name is written, and its arguments follow as they are written
+    const reader = new JsonCallsReader(true, NAMES);
+    expect(reader.push('[{"name": "get_weather"')).toMatchObject([{ kind: 'call', index: 0, name: 'get_weather', arguments: '' }]);
+    expect(reader.push(', "arguments": {"city": "Ver')).toEqual([{ kind: 'arguments', index: 0, text: '{"city": "Ver' }]);
+    expect(reader.push('ona"} }, {"arguments": {"a": 1}, ')).toEqual([{ kind: 'arguments', index: 0, text: 'ona"}' }]);
+    // (arguments before the name: they wait for it)
+    expect(reader.push('"name": "no_arguments"}]')).toMatchObject([{ kind: 'call', index: 1, name: 'no_arguments', arguments: '{"a": 1}' }]);
+    expect(reader.end()).toEqual([]);
+    // cut inside the arguments: the call, with what was written of them (the finish reason says "length")
+    const cutArgs = new JsonCallsReader(false, NAMES);
+    const deltas = [...cutArgs.push('{"name": "send_letter", "arguments": {"to": "Jul'), ...cutArgs.end()];
+    expect(deltas).toMatchObject([{ kind: 'call', name: 'send_letter', arguments: '{"to": "Jul' }]);
+  });
+
+  it('the streamed arguments are the value as written, whitespace inside it kept and after it not', () => {
+    const args = { city: 'Verona', days: [1, 2], note: '  spaced \n "quoted" ' };
+    for (const indent of [0, 2]) {
+      const text = JSON.stringify({ name: 'get_weather', arguments: args }, null, indent);
+      const asWritten = JSON.stringify(args, null, indent).replace(/\n/g, indent ? '\n  ' : '\n');
+      for (const pieces of splits(text, indent)) {
+        const reader = new JsonCallsReader(false, NAMES);
+        let written = '';
+        for (const d of [...pieces.flatMap((p) => reader.push(p)), ...reader.end()]) {
+          if (d.kind === 'call') written += d.arguments;
+          else if (d.kind === 'arguments') written += d.text;
+          else throw new Error(`unexpected ${d.kind}`);
+        }
+        expect(written).toBe(asWritten);
+      }
+    }
   });
 
   it('a named function: the text is its arguments, streamed as they come', () => {

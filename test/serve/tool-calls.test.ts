@@ -384,16 +384,36 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     }
   });
 
-  it('a forced call cut short by max_tokens ends with "length", what was written of it as content', async () => {
+  it('a forced call streams as it is written; cut short by max_tokens, it ends with "length" and what was written of its arguments', async () => {
     const body = { model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'required' as const, parallel_tool_calls: false, temperature: 0 };
     const whole = await client.chat.completions.create(body);
     expect(whole.choices[0].message.tool_calls).toHaveLength(1);
-    const cut = await client.chat.completions.create({ ...body, max_tokens: whole.usage!.completion_tokens - 1 });
+    const call = whole.choices[0].message.tool_calls![0];
+    if (call.type !== 'function') throw new Error('a function call was expected');
+    // streamed: the arguments come in several chunks, and add up to the whole response's
+    // (return_token_ids: the tokens each chunk stands for, to cut the generation inside the arguments)
+    const pieces: string[] = [];
+    let tokens = 0;
+    let tokensToLastPiece = 0;
+    for await (const chunk of await client.chat.completions.create({ ...body, stream: true, return_token_ids: true } as never as typeof body & { stream: true })) {
+      tokens += ((chunk.choices[0] as { token_ids?: number[] } | undefined)?.token_ids ?? []).length;
+      const args = chunk.choices[0]?.delta.tool_calls?.[0]?.function?.arguments;
+      if (args) {
+        pieces.push(args);
+        tokensToLastPiece = tokens;
+      }
+    }
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(pieces.join('')).toBe(call.function.arguments);
+    const cut = await client.chat.completions.create({ ...body, max_tokens: tokensToLastPiece - 1 });
     expect(cut.choices[0].finish_reason).toBe('length');
-    expect(cut.choices[0].message.tool_calls ?? []).toEqual([]);
-    const content = cut.choices[0].message.content!;
-    expect(content.startsWith('{')).toBe(true);
-    expect(() => JSON.parse(content)).toThrow();
+    expect(cut.choices[0].message.content).toBeNull();
+    const [partial] = cut.choices[0].message.tool_calls!;
+    expect(partial.type === 'function' && partial.function.name).toBe(call.function.name);
+    const written = partial.type === 'function' ? partial.function.arguments : '';
+    expect(call.function.arguments.startsWith(written), written).toBe(true);
+    expect(written.length).toBeLessThan(call.function.arguments.length);
+    expect(() => JSON.parse(written)).toThrow();
   });
 
   it('requests that cannot be served as asked are 400s naming the field', async () => {

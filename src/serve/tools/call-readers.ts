@@ -6,13 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FunctionTool } from './call-schema.js';
-import { callFromJson, tryJson, type ParsedCall, type ToolCallFormat } from './formats/index.js';
+import type { ToolCallFormat } from './formats/index.js';
+import { StreamedCalls } from './streamed-calls.js';
 
 export type ChoiceDelta =
   | { kind: 'content'; text: string }
   /** the model's reasoning, before its answer (reasoning.ts) */
   | { kind: 'reasoning'; text: string }
-  /** a call opens: its id, name and its arguments (whole, or their first piece for a named choice) */
+  /** a call opens: its id, name and its arguments so far (the whole of them where the call was read whole) */
   | { kind: 'call'; index: number; id: string; name: string; arguments: string }
   /** more of the arguments of the call at `index` */
   | { kind: 'arguments'; index: number; text: string };
@@ -47,60 +48,35 @@ export class NamedCallReader implements CallReader {
 
 /**
  * `tool_choice: "required"`: the text is one call `{"name", "arguments"}`, or an array of them
- * (callsSchema). Each call goes out whole as soon as its object closes; text that never became a
- * call (an object cut short at max_tokens) is content at the end, so nothing generated is lost.
+ * (callsSchema), held there by the constraint. Each call opens as soon as its name is written and
+ * its arguments stream as they come (streamed-calls.ts); an object cut short before its name (at
+ * max_tokens) is content at the end, so nothing generated is lost.
  */
 export class JsonCallsReader implements CallReader {
   calls = 0;
-  private text = '';
-  private scanned = 0;
-  private depth = 0;
-  private inString = false;
-  private escaped = false;
-  /** where the object being read began (-1: between objects) */
-  private itemStart = -1;
-  /** the depth calls are read at: inside the array, or the top level */
-  private readonly base: number;
+  private readonly reader: StreamedCalls;
 
-  constructor(parallel: boolean) {
-    this.base = parallel ? 1 : 0;
+  constructor(parallel: boolean, names: ReadonlySet<string>) {
+    this.reader = new StreamedCalls(parallel, names, () => ({ index: this.calls++, id: callId() }));
   }
 
   push(piece: string): ChoiceDelta[] {
-    this.text += piece;
-    const out: ChoiceDelta[] = [];
-    for (; this.scanned < this.text.length; this.scanned++) {
-      const c = this.text[this.scanned];
-      if (this.inString) {
-        if (this.escaped) this.escaped = false;
-        else if (c === '\\') this.escaped = true;
-        else if (c === '"') this.inString = false;
-        continue;
-      }
-      if (c === '"') this.inString = true;
-      else if (c === '{' || c === '[') {
-        if (c === '{' && this.depth === this.base && this.itemStart < 0) this.itemStart = this.scanned;
-        this.depth++;
-      } else if (c === '}' || c === ']') {
-        this.depth--;
-        if (this.depth === this.base && this.itemStart >= 0) {
-          const item = this.text.slice(this.itemStart, this.scanned + 1);
-          const call = callFromJson(tryJson(item));
-          out.push(call ? this.open(call) : { kind: 'content', text: item });
-          this.itemStart = -1;
-        }
-      }
-    }
-    return out;
+    return this.reader.push(piece).deltas;
   }
 
   end(): ChoiceDelta[] {
-    return this.itemStart >= 0 ? [{ kind: 'content', text: this.text.slice(this.itemStart) }] : [];
+    return this.reader.end();
   }
+}
 
-  private open(call: ParsedCall): ChoiceDelta {
-    return { kind: 'call', index: this.calls++, id: callId(), name: call.name, arguments: call.arguments };
-  }
+export interface TaggedCallsOptions {
+  /**
+   * the server holds the blocks the model opens to the tools' calls (a format whose blocks are
+   * JSON: tool-choice.ts's heldCalls): calls then stream as they are written
+   */
+  held?: boolean;
+  /** false: one call at most (parallel_tool_calls); calls after the first are dropped */
+  parallel?: boolean;
 }
 
 /**
@@ -108,19 +84,31 @@ export class JsonCallsReader implements CallReader {
  * both. Text outside the call blocks is content; a block that does not parse stays content as it
  * was written. Text that may be the start of a block is held until it is told apart, and a run of
  * whitespace until text follows it: whitespace before a call or after the last is dropped when
- * there are calls (what the template put between them), kept when there are none.
+ * there are calls (what the template put between them), kept when there are none. A block the
+ * server holds to the tools' JSON streams its call as it is written; any other block goes out
+ * whole when it closes.
  */
 export class TaggedCallsReader implements CallReader {
   calls = 0;
   private buffer = '';
   private inBlock = false;
   private heldSpace = '';
+  /** the held block being read, and its text so far (handed back whole if no call came of it) */
+  private streamed: StreamedCalls | null = null;
+  private blockText = '';
+  private blockFirstCall = 0;
+  /** a streamed call has closed: its block's end tag (and whitespace before it) is dropped when it follows */
+  private afterStreamed = false;
+  private readonly names: ReadonlySet<string>;
 
   constructor(
     private readonly format: ToolCallFormat,
     /** the request's tools, for formats that read the arguments' types from them */
     private readonly tools: readonly FunctionTool[] = [],
-  ) {}
+    private readonly options: TaggedCallsOptions = {},
+  ) {
+    this.names = new Set(tools.map((t) => t.name));
+  }
 
   push(text: string): ChoiceDelta[] {
     this.buffer += text;
@@ -138,12 +126,33 @@ export class TaggedCallsReader implements CallReader {
     const { start, end } = this.format;
     const out: ChoiceDelta[] = [];
     for (;;) {
+      if (this.streamed !== null) {
+        if (!this.readStreamed(final, out)) return out;
+        continue;
+      }
+      if (this.afterStreamed) {
+        if (end === null) {
+          // (the block runs to the end of the generation: what follows its calls is part of it)
+          this.buffer = '';
+          return out;
+        }
+        const rest = this.buffer.trimStart();
+        if (rest.startsWith(end)) this.buffer = rest.slice(end.length);
+        else if (!final && (rest.length === 0 || end.startsWith(rest))) return out;
+        this.afterStreamed = false;
+      }
       if (!this.inBlock) {
         const at = this.buffer.indexOf(start);
         if (at >= 0) {
           this.content(this.buffer.slice(0, at), out);
           this.buffer = this.buffer.slice(at + start.length);
           this.inBlock = true;
+          // (a block after the first call, with parallel_tool_calls false, is read whole and dropped)
+          if (this.options.held && this.format.heldCall !== undefined && !(this.options.parallel === false && this.calls > 0)) {
+            this.streamed = new StreamedCalls(this.format.heldCall === 'array', this.names, () => ({ index: this.calls++, id: callId() }));
+            this.blockText = '';
+            this.blockFirstCall = this.calls;
+          }
           continue;
         }
         const keep = final ? 0 : partialTagAtEnd(this.buffer, start);
@@ -159,7 +168,7 @@ export class TaggedCallsReader implements CallReader {
       const calls = this.format.parse(body, this.tools);
       if (calls) {
         this.heldSpace = '';
-        for (const call of calls) out.push({ kind: 'call', index: this.calls++, id: callId(), name: call.name, arguments: call.arguments });
+        for (const call of calls) this.call(call.name, call.arguments, out);
       } else {
         this.content(start + body + (close < 0 || end === null ? '' : end), out);
       }
@@ -167,6 +176,37 @@ export class TaggedCallsReader implements CallReader {
       this.inBlock = false;
       if (close < 0) return out;
     }
+  }
+
+  /**
+   * The buffer read into the held block's calls; false where it needs more text. A block from
+   * which no call came (its JSON was not a call of the tools) is content as written.
+   */
+  private readStreamed(final: boolean, out: ChoiceDelta[]): boolean {
+    const streamed = this.streamed!;
+    const { deltas, taken } = streamed.push(this.buffer);
+    this.blockText += this.buffer.slice(0, taken);
+    this.buffer = this.buffer.slice(taken);
+    for (const d of deltas) this.streamedDelta(d, out);
+    if (!streamed.done && !final) return false;
+    for (const d of streamed.end()) this.streamedDelta(d, out);
+    this.afterStreamed = streamed.done && this.calls > this.blockFirstCall;
+    this.streamed = null;
+    this.inBlock = false;
+    return true;
+  }
+
+  /** A delta of a held block's reader, as this reader gives it out: text of a block no call came from is the block as written. */
+  private streamedDelta(d: ChoiceDelta, out: ChoiceDelta[]): void {
+    if (d.kind === 'call') this.heldSpace = '';
+    if (d.kind !== 'content') out.push(d);
+    else this.content(this.calls > this.blockFirstCall ? d.text : this.format.start + this.blockText, out);
+  }
+
+  /** A call read whole; with parallel_tool_calls false, only the first. */
+  private call(name: string, args: string, out: ChoiceDelta[]): void {
+    if (this.options.parallel === false && this.calls > 0) return;
+    out.push({ kind: 'call', index: this.calls++, id: callId(), name, arguments: args });
   }
 
   /** Content, but its trailing whitespace held until more text follows it. */

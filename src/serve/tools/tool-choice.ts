@@ -24,8 +24,9 @@ import { compileRegex, RegexError } from '../../runtime/generation/regex-prefix.
 export type ToolMode =
   | { kind: 'none' }
   | { kind: 'named'; name: string }
-  | { kind: 'required'; parallel: boolean }
-  | { kind: 'auto'; format: ToolCallFormat; tools: FunctionTool[] };
+  | { kind: 'required'; parallel: boolean; tools: FunctionTool[] }
+  /** `held`: the blocks the model opens are held to the tools' JSON calls (heldCalls), so they stream as written */
+  | { kind: 'auto'; format: ToolCallFormat; tools: FunctionTool[]; held: boolean; parallel: boolean };
 
 /** The request fields this reads (schemas.ts, chatRequest). */
 export interface ToolFields {
@@ -71,7 +72,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
   const parallel = req.parallel_tool_calls ?? true;
   if (choice === 'required') {
     assertToolSchemas(functions);
-    return { mode: { kind: 'required', parallel }, responseFormat: callsFormat(functions, parallel), templateTools };
+    return { mode: { kind: 'required', parallel, tools: functions }, responseFormat: callsFormat(functions, parallel), templateTools };
   }
   if (modelFormat === null) {
     throw badRequest(
@@ -80,7 +81,9 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
       'tool_choice_unsupported',
     );
   }
-  return { mode: { kind: 'auto', format: modelFormat, tools: functions }, responseFormat: heldCalls(functions, modelFormat, parallel), templateTools };
+  const responseFormat = heldCalls(functions, modelFormat, parallel);
+  const held = responseFormat !== undefined && modelFormat.heldCall !== undefined;
+  return { mode: { kind: 'auto', format: modelFormat, tools: functions, held, parallel }, responseFormat, templateTools };
 }
 
 /** The constraint of calls of `tools` (callsSchema: one call, or a non-empty array when parallel). */
@@ -134,9 +137,9 @@ export function callReader(mode: ToolMode): CallReader | null {
     case 'named':
       return new NamedCallReader(mode.name);
     case 'required':
-      return new JsonCallsReader(mode.parallel);
+      return new JsonCallsReader(mode.parallel, new Set(mode.tools.map((t) => t.name)));
     case 'auto':
-      return new TaggedCallsReader(mode.format, mode.tools);
+      return new TaggedCallsReader(mode.format, mode.tools, { held: mode.held, parallel: mode.parallel });
   }
 }
 
