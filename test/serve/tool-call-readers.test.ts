@@ -57,6 +57,18 @@ function read(make: () => CallReader, pieces: string[]): Outcome {
   return out;
 }
 
+/** The content and the calls a reader gives for the pieces, arguments as the text sent. */
+function argumentTexts(reader: CallReader, pieces: string[]): { content: string; calls: Array<{ name: string; arguments: string }> } {
+  let content = '';
+  const calls: Array<{ name: string; arguments: string }> = [];
+  for (const d of [...pieces.flatMap((p) => reader.push(p)), ...reader.end()]) {
+    if (d.kind === 'content') content += d.text;
+    else if (d.kind === 'call') calls.push({ name: d.name, arguments: d.arguments });
+    else if (d.kind === 'arguments') calls[d.index].arguments += d.text;
+  }
+  return { content, calls };
+}
+
 /** `text` cut at random places into pieces of 1–6 characters (and once into single characters). */
 function splits(text: string, seed: number): string[][] {
   const r = mulberry32(seed);
@@ -288,6 +300,32 @@ describe('the Qwen3-Coder format', () => {
     expect(cut.calls).toEqual([{ name: 'write_file', arguments: { path: 'a.ts', mode: 7 } }]);
   });
 
+  it('a block the server holds streams its call as it is written: text values piece by piece, typed ones when their parameter closes', () => {
+    const reader = new TaggedCallsReader(qwen3Coder, TOOLS, { held: true });
+    const steps: Array<[string, ChoiceDelta[]]> = [
+      ['Writing.\n<tool_call>\n<function=write_', [{ kind: 'content', text: 'Writing.' }]],
+      ['file>\n<parameter=mode>\n6', [{ kind: 'call', index: 0, id: expect.any(String) as string, name: 'write_file', arguments: '{' }]],
+      ['44\n</parameter>\n<parameter=content>\nline one\n', [{ kind: 'arguments', index: 0, text: '"mode":644,"content":"line one' }]],
+      // (the line break waited: it could have been the format's, before </parameter>)
+      ['"two"\n</param', [{ kind: 'arguments', index: 0, text: '\\n\\"two\\"' }]],
+      ['eter>\n<parameter=note>\nNo', [{ kind: 'arguments', index: 0, text: '"' }]],
+      // (a nullable text that could still be None waits)
+      ['ne\n</parameter>\n</function>\n</tool_call>', [{ kind: 'arguments', index: 0, text: ',"note":null}' }]],
+    ];
+    for (const [text, deltas] of steps) expect(reader.push(text), text).toEqual(deltas);
+    expect(reader.end()).toEqual([]);
+    // cut short: the call with what was written of its arguments
+    const cut = argumentTexts(new TaggedCallsReader(qwen3Coder, TOOLS, { held: true }), ['<tool_call>\n<function=write_file>\n<parameter=path>\na.ts\n</parameter>\n<parameter=content>\nhalf a li']);
+    expect(cut).toEqual({ content: '', calls: [{ name: 'write_file', arguments: '{"path":"a.ts","content":"half a li' }] });
+    // a block that is no call of the tools stays content as written
+    const text = 'Nothing: <tool_call>\n<function=other>\n</function>\n</tool_call> done';
+    for (const pieces of splits(text, 3)) expect(argumentTexts(new TaggedCallsReader(qwen3Coder, TOOLS, { held: true }), pieces)).toEqual({ content: text, calls: [] });
+    // and the blocks after it are still read
+    for (const pieces of splits(`${text} ${block('write_file', { path: 'p' })}`, 4)) {
+      expect(argumentTexts(new TaggedCallsReader(qwen3Coder, TOOLS, { held: true }), pieces)).toEqual({ content: text, calls: [{ name: 'write_file', arguments: '{"path":"p"}' }] });
+    }
+  });
+
   it('the held pattern: calls written as the template writes them match it and read back to their arguments; other names, types or end tags inside values do not', () => {
     const pattern = qwen3Coder.heldPattern!(TOOLS);
     const full = new RegExp(`^(?:${pattern})$`, 'u');
@@ -315,6 +353,9 @@ describe('the Qwen3-Coder format', () => {
       expect(held(body), body).toBe(true);
       const back = read(() => new TaggedCallsReader(qwen3Coder, TOOLS), [text]);
       expect(back.calls).toEqual([{ name: 'write_file', arguments: args }]);
+      // read as the server reads a block it holds, as it is written: the same arguments, to the character
+      const whole = argumentTexts(new TaggedCallsReader(qwen3Coder, TOOLS), [text]);
+      for (const pieces of splits(text, k).slice(0, 4)) expect(argumentTexts(new TaggedCallsReader(qwen3Coder, TOOLS, { held: true }), pieces)).toEqual(whole);
     }
     for (const bad of [block('other_tool', {}), block('write_file', { mode: 'seven' }), block('write_file', { force: 'yes' }), block('write_file', { unknown_param: 'x' }), block('write_file', { path: 'a </tool_call> b' }), block('write_file', { path: 'a </parameter> b' })]) {
       const body = bad.slice('<tool_call>'.length);

@@ -19,7 +19,7 @@ import { zodFunction } from 'openai/helpers/zod';
 import { z } from 'zod';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { callFromJson, tryJson, type ToolCallFormat } from '../../src/serve/tools/formats/index.js';
+import { callFromJson, TOOL_CALL_FORMATS, tryJson, type ToolCallFormat } from '../../src/serve/tools/formats/index.js';
 import { valueEnd } from '../helpers/json-judge.js';
 import { describeWithTransformers } from '../helpers/python.js';
 import { hfChatReference, type ChatReference, type ReferenceConversation } from './chat-reference.js';
@@ -65,6 +65,13 @@ const AFTER_CALL: ChatCompletionMessageParam[] = [
 ];
 
 /** The first 4 characters of `text` from a third of the way in that occur there first (where a test's call format opens). */
+/** How many chunks of a streamed response carry a piece of its first call's arguments. */
+async function argumentChunks(client: OpenAI, body: Parameters<OpenAI['chat']['completions']['create']>[0]): Promise<number> {
+  let chunks = 0;
+  for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) if (chunk.choices[0]?.delta.tool_calls?.[0]?.function?.arguments) chunks++;
+  return chunks;
+}
+
 function markerIn(text: string): { at: number; marker: string } {
   let at = Math.floor(text.length / 3);
   while (text.indexOf(text.slice(at, at + 4)) !== at) at++;
@@ -293,7 +300,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       const call = end < 0 ? null : callFromJson(tryJson(block.slice(0, end)));
       return call ? [call] : null;
     };
-    const format: ToolCallFormat = { name: 'marked-json', start: marker, end: null, heldCall: 'one', parse, detect: () => false };
+    const format: ToolCallFormat = { name: 'marked-json', start: marker, end: null, heldCall: 'one', streamer: TOOL_CALL_FORMATS.get('hermes')!.streamer, parse, detect: () => false };
     const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
     try {
       const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -312,6 +319,54 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(one.choices[0].finish_reason).toBe('tool_calls');
       expect(one.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
       expect(one.usage!.completion_tokens).toBeLessThan(r.usage!.completion_tokens);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('"auto" in Qwen3-Coder’s form: a block the model opens is held to the tools’ calls in its tags, and streams as it is written', async () => {
+    const tools: ChatCompletionTool[] = [
+      { type: 'function', function: { name: 'write_note', parameters: { type: 'object', properties: { mode: { enum: ['fast', 'slow'] }, urgent: { type: 'boolean' }, text: { type: 'string' } } } } },
+    ];
+    const body = { model: 'tiny', messages: ASK, tools, tool_choice: 'auto' as const, temperature: 0, max_tokens: 160 };
+    // (the model writes no Hermes call here: its answer, from which a marker is taken that ends
+    // where a token ends, so the block is held from the next token on)
+    const pieces: string[] = [];
+    for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) if (chunk.choices[0]?.delta.content) pieces.push(chunk.choices[0].delta.content);
+    const text = pieces.join('');
+    let end = 0;
+    let at = -1;
+    for (const piece of pieces) {
+      end += piece.length;
+      if (end > text.length / 3 && text.indexOf(text.slice(end - 4, end)) === end - 4) {
+        at = end - 4;
+        break;
+      }
+    }
+    expect(at).toBeGreaterThan(0);
+    const marker = text.slice(at, at + 4);
+    const format: ToolCallFormat = { ...TOOL_CALL_FORMATS.get('qwen3_coder')!, name: 'marked-qwen3-coder', start: marker, detect: () => false };
+    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
+    try {
+      const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const r = await otherClient.chat.completions.create(body);
+      const message = r.choices[0].message;
+      // (the answer before the block; after it the model is free again)
+      expect((message.content ?? '').startsWith(text.slice(0, at).trimEnd()), message.content ?? '').toBe(true);
+      const [call] = message.tool_calls!;
+      expect(call.type === 'function' && call.function.name).toBe('write_note');
+      const args = call.type === 'function' ? call.function.arguments : '';
+      if (r.choices[0].finish_reason === 'tool_calls') {
+        const value = JSON.parse(args) as Record<string, unknown>;
+        expect(Object.keys(value).every((k) => ['mode', 'urgent', 'text'].includes(k)), args).toBe(true);
+        if ('mode' in value) expect(['fast', 'slow']).toContain(value.mode);
+        if ('urgent' in value) expect(typeof value.urgent).toBe('boolean');
+      } else expect(r.choices[0].finish_reason).toBe('length');
+      // streamed: the same call, its arguments in several chunks
+      const streamed = await otherClient.chat.completions.stream(body).finalChatCompletion();
+      expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
+      const n = await argumentChunks(otherClient, body);
+      expect(n).toBeGreaterThan(1);
     } finally {
       await other.close();
     }

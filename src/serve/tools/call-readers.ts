@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FunctionTool } from './call-schema.js';
-import type { ToolCallFormat } from './formats/index.js';
+import type { CallStream, ToolCallFormat } from './formats/index.js';
 import { StreamedCalls } from './streamed-calls.js';
 
 export type ChoiceDelta =
@@ -71,8 +71,8 @@ export class JsonCallsReader implements CallReader {
 
 export interface TaggedCallsOptions {
   /**
-   * the server holds the blocks the model opens to the tools' calls (a format whose blocks are
-   * JSON: tool-choice.ts's heldCalls): calls then stream as they are written
+   * the server holds the blocks the model opens to the tools' calls (tool-choice.ts's heldCalls):
+   * a format that can read them as they are written (its streamer) then streams them
    */
   held?: boolean;
   /** false: one call at most (parallel_tool_calls); calls after the first are dropped */
@@ -93,22 +93,18 @@ export class TaggedCallsReader implements CallReader {
   private buffer = '';
   private inBlock = false;
   private heldSpace = '';
-  /** the held block being read, and its text so far (handed back whole if no call came of it) */
-  private streamed: StreamedCalls | null = null;
-  private blockText = '';
+  /** the held block being read (formats' streamer), and the index its first call would have */
+  private streamed: CallStream | null = null;
   private blockFirstCall = 0;
   /** a streamed call has closed: its block's end tag (and whitespace before it) is dropped when it follows */
   private afterStreamed = false;
-  private readonly names: ReadonlySet<string>;
 
   constructor(
     private readonly format: ToolCallFormat,
     /** the request's tools, for formats that read the arguments' types from them */
     private readonly tools: readonly FunctionTool[] = [],
     private readonly options: TaggedCallsOptions = {},
-  ) {
-    this.names = new Set(tools.map((t) => t.name));
-  }
+  ) {}
 
   push(text: string): ChoiceDelta[] {
     this.buffer += text;
@@ -148,9 +144,8 @@ export class TaggedCallsReader implements CallReader {
           this.buffer = this.buffer.slice(at + start.length);
           this.inBlock = true;
           // (a block after the first call, with parallel_tool_calls false, is read whole and dropped)
-          if (this.options.held && this.format.heldCall !== undefined && !(this.options.parallel === false && this.calls > 0)) {
-            this.streamed = new StreamedCalls(this.format.heldCall === 'array', this.names, () => ({ index: this.calls++, id: callId() }));
-            this.blockText = '';
+          if (this.options.held && this.format.streamer && !(this.options.parallel === false && this.calls > 0)) {
+            this.streamed = this.format.streamer(this.tools, () => ({ index: this.calls++, id: callId() }));
             this.blockFirstCall = this.calls;
           }
           continue;
@@ -184,9 +179,8 @@ export class TaggedCallsReader implements CallReader {
    */
   private readStreamed(final: boolean, out: ChoiceDelta[]): boolean {
     const streamed = this.streamed!;
-    const { deltas, taken } = streamed.push(this.buffer);
-    this.blockText += this.buffer.slice(0, taken);
-    this.buffer = this.buffer.slice(taken);
+    const { deltas, rest } = streamed.push(this.buffer);
+    this.buffer = rest;
     for (const d of deltas) this.streamedDelta(d, out);
     if (!streamed.done && !final) return false;
     for (const d of streamed.end()) this.streamedDelta(d, out);
@@ -196,11 +190,11 @@ export class TaggedCallsReader implements CallReader {
     return true;
   }
 
-  /** A delta of a held block's reader, as this reader gives it out: text of a block no call came from is the block as written. */
+  /** A delta of a held block's reader, as this reader gives it out: a block no call came from is content as written, its tag too. */
   private streamedDelta(d: ChoiceDelta, out: ChoiceDelta[]): void {
     if (d.kind === 'call') this.heldSpace = '';
     if (d.kind !== 'content') out.push(d);
-    else this.content(this.calls > this.blockFirstCall ? d.text : this.format.start + this.blockText, out);
+    else this.content(this.calls > this.blockFirstCall ? d.text : this.format.start + d.text, out);
   }
 
   /** A call read whole; with parallel_tool_calls false, only the first. */

@@ -12,7 +12,7 @@
  * one cut before its name was known is handed back as text.
  */
 import type { ChoiceDelta } from './call-readers.js';
-import { callFromJson, tryJson } from './formats/format.js';
+import { callFromJson, tryJson, type CallStream, type OpenCall } from './formats/format.js';
 
 /** One call object being read, from the character after its `{`. */
 class CallObject {
@@ -98,37 +98,38 @@ class CallObject {
   }
 }
 
-export class StreamedCalls {
+export class StreamedCalls implements CallStream {
   /** the value has closed: the rest of the text is not this reader's */
   done = false;
   private started = false;
   private item: CallObject | null = null;
   /** the item's call, once opened */
   private index = -1;
+  /** calls opened, and the text read (a block no call came of is handed back whole) */
+  private opened = 0;
+  private written = '';
 
   constructor(
     /** an array of calls (true), or one call */
     private readonly array: boolean,
     /** the names a call may have (the request's tools); an object of another name is not a call */
     private readonly names: ReadonlySet<string>,
-    /** a new call's index and id (the reader's count of calls) */
-    private readonly open: () => { index: number; id: string },
+    private readonly open: OpenCall,
   ) {}
 
-  /**
-   * Reads `text`; answers the deltas that can go out now, and how much of `text` it took (all of
-   * it, unless the value closed inside it).
-   */
-  push(text: string): { deltas: ChoiceDelta[]; taken: number } {
+  push(text: string): { deltas: ChoiceDelta[]; rest: string } {
     const deltas: ChoiceDelta[] = [];
     let i = 0;
     while (i < text.length && !this.done) {
       if (this.item !== null) {
-        i += this.item.push(text.slice(i));
+        const n = this.item.push(text.slice(i));
+        this.written += text.slice(i, i + n);
+        i += n;
         this.flush(deltas);
         continue;
       }
       const c = text[i++];
+      this.written += c;
       if (!this.started) {
         if (c === (this.array ? '[' : '{')) {
           this.started = true;
@@ -140,25 +141,25 @@ export class StreamedCalls {
       if (c === '{') this.item = new CallObject();
       else if (c === ']') this.done = true;
     }
-    return { deltas, taken: i };
+    return { deltas, rest: text.slice(i) };
   }
 
-  /** What is left when the text ends: an object cut short before its name, as text. */
   end(): ChoiceDelta[] {
     const item = this.item;
     this.item = null;
-    return item !== null && this.index < 0 ? [{ kind: 'content', text: item.raw }] : [];
+    return item !== null && this.index < 0 ? [this.notACall(item)] : [];
   }
 
-  /** whether no call has opened from the object being read (it would be handed back as text) */
-  get unopened(): boolean {
-    return this.item !== null && this.index < 0;
+  /** an object that did not become a call, as text: the whole block where no call came of it */
+  private notACall(item: CallObject): ChoiceDelta {
+    return { kind: 'content', text: this.opened === 0 ? this.written : item.raw };
   }
 
   private flush(deltas: ChoiceDelta[]): void {
     const item = this.item!;
     if (this.index < 0 && item.name !== null && this.names.has(item.name)) {
       const { index, id } = this.open();
+      this.opened++;
       this.index = index;
       deltas.push({ kind: 'call', index, id, name: item.name, arguments: item.pending });
       item.pending = '';
@@ -172,8 +173,9 @@ export class StreamedCalls {
       const call = callFromJson(tryJson(item.raw));
       if (call !== null && this.names.has(call.name)) {
         const { index, id } = this.open();
+        this.opened++;
         deltas.push({ kind: 'call', index, id, name: call.name, arguments: call.arguments });
-      } else deltas.push({ kind: 'content', text: item.raw });
+      } else deltas.push(this.notACall(item));
     } else if (!item.hasArguments) deltas.push({ kind: 'arguments', index: this.index, text: '{}' });
     this.item = null;
     this.index = -1;

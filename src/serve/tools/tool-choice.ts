@@ -82,7 +82,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
     );
   }
   const responseFormat = heldCalls(functions, modelFormat, parallel);
-  const held = responseFormat !== undefined && modelFormat.heldCall !== undefined;
+  const held = responseFormat !== undefined && modelFormat.streamer !== undefined;
   return { mode: { kind: 'auto', format: modelFormat, tools: functions, held, parallel }, responseFormat, templateTools };
 }
 

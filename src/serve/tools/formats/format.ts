@@ -3,6 +3,7 @@
  * calls from its answer (one small file per family, as the chat templates differ per family).
  */
 import type { FunctionTool } from '../call-schema.js';
+import type { ChoiceDelta } from '../call-readers.js';
 
 /** One call read from the model's text; `arguments` is JSON text, as the OpenAI API carries it. */
 export interface ParsedCall {
@@ -30,6 +31,13 @@ export interface ToolCallFormat {
    * model has opened it, as it holds a 'one' block to the tools' JSON
    */
   heldPattern?(tools: readonly FunctionTool[]): string;
+  /**
+   * a reader of a held block's calls as they are written, from the text after `start` (the
+   * format's heldCall or heldPattern holds the block to that form): its calls then stream, a
+   * call's first delta as soon as its name is written. Absent: a block goes out whole when it
+   * closes (`parse`).
+   */
+  streamer?(tools: readonly FunctionTool[], open: OpenCall): CallStream;
   /**
    * the calls a block's text (between start and end) holds; null where it is not well-formed.
    * `tools`: the request's, for formats whose text does not carry the arguments' types
@@ -72,3 +80,20 @@ export function tryJson(text: string): unknown {
 }
 
 const jsonText = (text: string) => tryJson(text) !== undefined;
+
+/** A new call's index and id (the reader's count of calls). */
+export type OpenCall = () => { index: number; id: string };
+
+/** A held block's calls read as they are written (ToolCallFormat.streamer). */
+export interface CallStream {
+  /**
+   * Reads `text`; answers the deltas that can go out now, and `rest`: text that is not the
+   * block's calls (what followed their end), to be read as text again. Where no call comes of the
+   * block, its content delta is the block's text as written.
+   */
+  push(text: string): { deltas: ChoiceDelta[]; rest: string };
+  /** What is left when the generation ends: a call cut short before its name, as the text written. */
+  end(): ChoiceDelta[];
+  /** the block's calls have ended: what follows (its end tag, or more text) is not this reader's */
+  readonly done: boolean;
+}

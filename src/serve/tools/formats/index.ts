@@ -8,7 +8,7 @@ import { hermes } from './hermes.js';
 import { mistral } from './mistral.js';
 import { qwen3Coder } from './qwen3-coder.js';
 
-export { callFromJson, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
+export { callFromJson, tryJson, type CallStream, type OpenCall, type ParsedCall, type ToolCallFormat } from './format.js';
 
 export const TOOL_CALL_FORMATS: ReadonlyMap<string, ToolCallFormat> = new Map([qwen3Coder, hermes, mistral, deepseek].map((f) => [f.name, f]));
 

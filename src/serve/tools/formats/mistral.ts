@@ -8,6 +8,7 @@
  * value, and the two begin alike).
  */
 import { callFromJson, callWithArguments, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
+import { StreamedCalls } from '../streamed-calls.js';
 
 const START = '[TOOL_CALLS]';
 const ARGS = '[ARGS]';
@@ -44,4 +45,8 @@ export const mistral: ToolCallFormat = {
 };
 
 /** Mistral's format where the template writes the calls as one JSON array: held as it is written. */
-const mistralArrays: ToolCallFormat = { ...mistral, heldCall: 'array' };
+const mistralArrays: ToolCallFormat = {
+  ...mistral,
+  heldCall: 'array',
+  streamer: (tools, open) => new StreamedCalls(true, new Set(tools.map((t) => t.name)), open),
+};

@@ -28,19 +28,18 @@
 import { DFA, JS, NFA } from 'refa';
 import type { FunctionTool } from '../call-schema.js';
 import type { ParsedCall, ToolCallFormat } from './format.js';
+import { nullable, propertiesOf, typeOf, valueOf } from './qwen3-coder-values.js';
+import { Qwen3CoderCallStream } from './qwen3-coder-stream.js';
 
 const FUNCTION = /<function=([^>\n]+)>([\s\S]*?)(?:<\/function>|$)/g;
 const PARAMETER = /<parameter=([^>\n]+)>([\s\S]*?)(?:<\/parameter>|(?=<parameter=)|$)/g;
-const INTEGER_TYPES = new Set(['integer', 'int', 'long', 'short', 'uint', 'int32', 'int64']);
-const NUMBER_TYPES = new Set(['number', 'float', 'double', 'decimal']);
-const BOOLEAN_TYPES = new Set(['boolean', 'bool']);
-const JSON_TYPES = new Set(['object', 'array', 'dict', 'list']);
 
 export const qwen3Coder: ToolCallFormat = {
   name: 'qwen3_coder',
   start: '<tool_call>',
   end: '</tool_call>',
   heldPattern: callPattern,
+  streamer: (tools, open) => new Qwen3CoderCallStream(tools, open),
   parse(body, tools) {
     const calls: ParsedCall[] = [];
     for (const [, rawName, inside] of body.matchAll(FUNCTION)) {
@@ -58,49 +57,6 @@ export const qwen3Coder: ToolCallFormat = {
   },
   detect: (template) => template.includes('<function=') && template.includes('<parameter='),
 };
-
-function propertiesOf(tool: FunctionTool | undefined): Record<string, unknown> | undefined {
-  const props = tool?.parameters?.properties;
-  return props !== null && typeof props === 'object' && !Array.isArray(props) ? (props as Record<string, unknown>) : undefined;
-}
-
-/** A property's type, lower-cased ("string" where none is given; the first of a list that is not "null"). */
-function typeOf(property: unknown): string | null {
-  if (property === undefined) return null;
-  if (property === null || typeof property !== 'object') return 'string';
-  const type = (property as { type?: unknown }).type;
-  if (typeof type === 'string') return type.toLowerCase();
-  if (Array.isArray(type)) {
-    const first = type.find((t) => typeof t === 'string' && t !== 'null');
-    return typeof first === 'string' ? first.toLowerCase() : 'string';
-  }
-  return 'string';
-}
-
-/** whether a property's type list allows null */
-function nullable(property: unknown): boolean {
-  const type = property !== null && typeof property === 'object' ? (property as { type?: unknown }).type : undefined;
-  return Array.isArray(type) && type.includes('null');
-}
-
-/** A parameter's text as the value its type says (null type: a parameter the schema does not name, kept as text). */
-function valueOf(text: string, type: string | null, mayBeNull: boolean): unknown {
-  if (type === null) return text;
-  const t = text.trim();
-  // "null" as vLLM reads it; Python's None (what a template writes for it) where the value may be null or cannot be text
-  if (t.toLowerCase() === 'null' || (t === 'None' && (mayBeNull || type !== 'string'))) return null;
-  if (INTEGER_TYPES.has(type)) return /^-?\d+$/.test(t) && Number.isSafeInteger(Number(t)) ? Number(t) : text;
-  if (NUMBER_TYPES.has(type)) return /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(t) && Number.isFinite(Number(t)) ? Number(t) : text;
-  if (BOOLEAN_TYPES.has(type)) return t.toLowerCase() === 'true' ? true : t.toLowerCase() === 'false' ? false : text;
-  if (JSON_TYPES.has(type)) {
-    try {
-      return JSON.parse(t) as unknown;
-    } catch {
-      return text;
-    }
-  }
-  return text;
-}
 
 /** a regex's special characters escaped, so the text matches itself */
 const literal = (text: string) => text.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
