@@ -50,6 +50,8 @@ export interface Prepared {
   tools: ToolMode;
   /** vLLM's return_token_ids: the prompt's and the choices' token ids go in the response */
   returnTokenIds: boolean;
+  /** the client's id of the request (vLLM's request_id; routes.ts puts an X-Request-Id header's in its place): the response's id holds it */
+  requestId: string | null;
   /** chat with a reasoning parser: its tags and where the completion starts (reasoning.ts); else null */
   reasoning: { parser: ReasoningParser; start: ReasoningStart; include: boolean } | null;
   /** the decoder's parameters but each prompt's length and the abort signal (routes.ts adds them) */
@@ -212,6 +214,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     tools,
     reasoning,
     returnTokenIds: req.return_token_ids ?? false,
+    requestId: req.request_id ?? null,
     params: {
       temperature: req.temperature ?? defaults.temperature,
       topP: req.top_p ?? defaults.topP,

@@ -45,6 +45,9 @@ export interface ResponseArgs {
   count: (status: number) => void;
 }
 
+/** A response's id, OpenAI's prefix and the client's request id (or a fresh one). */
+const responseId = (endpoint: Endpoint, p: Prepared) => `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${p.requestId ?? randomUUID()}`;
+
 /** Usage of a request's choices: each prompt counted once, the completions summed (none when only scored). */
 function usageOf(p: Prepared, ends: readonly EndEvent[]) {
   const prompt = p.prompts.reduce((a, pr) => a + pr.ids.length, 0);
@@ -162,7 +165,7 @@ export async function jsonResponse(a: ResponseArgs): Promise<void> {
       : { index, text: (a.choices[index].prompt.echo ?? '') + (p.scoreOnly ? '' : done[index].text), logprobs, finish_reason, ...ids };
   };
   reply.send({
-    id: `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`,
+    id: responseId(endpoint, p),
     object: endpoint === 'chat' ? 'chat.completion' : 'text_completion',
     created: Math.floor(Date.now() / 1000),
     model: p.model.id,
@@ -188,7 +191,7 @@ export function openEventStream(reply: FastifyReply): FastifyReply['raw'] {
 
 export async function streamResponse(a: ResponseArgs): Promise<void> {
   const { endpoint, p, reply } = a;
-  const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID()}`;
+  const id = responseId(endpoint, p);
   const created = Math.floor(Date.now() / 1000);
   const object = endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const raw = openEventStream(reply);

@@ -19,6 +19,7 @@ import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
 import { lookupModel, MAX_SEQUENCES, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
 import { jsonResponse, streamResponse } from './responses.js';
+import { MAX_REQUEST_ID, requestId } from './schemas.js';
 import { responsesJson, responsesStream, responsesStreamError } from './openai-responses/output.js';
 import { parseResponsesRequest, responsesParam, type ResponsesRequest } from './openai-responses/request.js';
 import { detokenizeRequest, tokenize, tokenizerInfo } from './tokenize.js';
@@ -106,6 +107,15 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   // nothing is stored (openai-responses/request.ts): a stored response is never found
   app.get('/v1/responses/:id', (req, reply) => sendError(reply, new ApiError(404, `no response ${JSON.stringify((req.params as { id: string }).id)}: this server does not store responses (store is accepted and ignored)`, 'invalid_request_error', 'id', 'response_not_found')));
 }
+/** The X-Request-Id header's id (null: none); a 400 where it is not one. */
+function requestIdHeader(req: FastifyRequest): string | null {
+  const header = req.headers['x-request-id'];
+  if (header === undefined) return null;
+  const parsed = requestId.safeParse(header);
+  if (!parsed.success) throw badRequest(`the X-Request-Id header must be 1 to ${MAX_REQUEST_ID} visible ASCII characters`, null, 'invalid_value');
+  return parsed.data;
+}
+
 async function generation(ctx: RouteContext, route: Endpoint | 'responses', req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const arrived = performance.now();
   let modelLabel = 'unknown';
@@ -125,6 +135,8 @@ async function generation(ctx: RouteContext, route: Endpoint | 'responses', req:
         throw new ApiError(e.status, e.message, e.type, responsesParam(e.param), e.code);
       }
     } else prepared = await prepare(ctx, endpoint, req.body);
+    const header = requestIdHeader(req);
+    if (header !== null) prepared.requestId = header;
   } catch (err) {
     const e = toApiError(err);
     if (e.status !== 404 && typeof (req.body as { model?: unknown } | null)?.model === 'string' && ctx.models.has((req.body as { model: string }).model)) modelLabel = (req.body as { model: string }).model;
@@ -134,6 +146,8 @@ async function generation(ctx: RouteContext, route: Endpoint | 'responses', req:
   }
   const { model } = prepared;
   modelLabel = model.id;
+  // the client's id, said back for its logs (as vLLM's --enable-request-id-headers does)
+  if (prepared.requestId !== null) reply.header('x-request-id', prepared.requestId);
 
   const controller = new AbortController();
   // every sequence of the request (n × prompts, up to MAX_SEQUENCES) listens for the abort: more

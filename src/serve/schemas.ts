@@ -48,6 +48,15 @@ const jsonSchemaOrText = (name: string) => z.union([z.record(z.string(), z.unkno
 const pattern = z.string({ message: 'a regular expression must be a string' }).max(MAX_PATTERN_LENGTH);
 const choices = z.array(z.string(), { message: 'choices must be an array of strings' }).min(1, { message: 'give at least one choice' }).max(MAX_GUIDED_CHOICES, { message: `give at most ${MAX_GUIDED_CHOICES} choices` });
 
+/** the most characters of a request id (the request_id field, or the X-Request-Id header) */
+export const MAX_REQUEST_ID = 256;
+/** an id that goes into a response's id and a header: visible ASCII */
+export const requestId = z
+  .string()
+  .min(1)
+  .max(MAX_REQUEST_ID)
+  .regex(/^[\x21-\x7e]+$/, { message: 'a request id must be visible ASCII characters (no spaces)' });
+
 const sampling = {
   model: z.string().min(1),
   max_tokens: maxTokens,
@@ -99,6 +108,14 @@ const sampling = {
   cache_salt: z.string().min(1).max(1024).nullish(),
   /** vLLM's: the prompt's and each choice's token ids in the response (prompt_token_ids, token_ids) */
   return_token_ids: z.boolean().nullish(),
+  /** vLLM's: the response's id (after "chatcmpl-" or "cmpl-"), for tracing; an X-Request-Id header wins over it */
+  request_id: requestId.nullish(),
+  /** vLLM's: only with its priority scheduler; requests here are served in arrival order, as vLLM's default scheduler serves them */
+  priority: z
+    .number()
+    .int()
+    .refine((p) => p === 0, { message: 'priority scheduling is not enabled on this server (requests are decoded in arrival order); send priority 0 or leave it out' })
+    .nullish(),
   logits_processors: z.null({ message: 'custom logits_processors are not supported' }).optional(),
   /** vLLM's: a JSON schema (an object, or its JSON text) the completion is held to, as response_format json_schema */
   guided_json: jsonSchemaOrText('guided_json').nullish(),

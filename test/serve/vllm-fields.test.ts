@@ -1,7 +1,7 @@
 /**
  * vLLM's request fields beyond OpenAI's, as vLLM defines them: min_tokens,
  * include_stop_str_in_output, skip_special_tokens, allowed_token_ids, truncate_prompt_tokens,
- * add_special_tokens; those not implemented, refused unless neutral; and the /tokenize,
+ * add_special_tokens, request_id (and the X-Request-Id header); those not implemented, refused unless neutral; and the /tokenize,
  * /detokenize and /tokenizer_info endpoints. Truth: identities of the
  * decoder (a bias of +100 on the end-of-sequence token makes it the greedy choice at every step;
  * the greedy continuation of the same prompt) and the tokenizer's own special tokens.
@@ -140,6 +140,29 @@ describe('vLLM’s sampling fields', () => {
     expect((await complete({})).json.choices[0]).not.toHaveProperty('token_ids');
   });
 
+  it('request_id: the response’s id holds it, and the X-Request-Id header’s wins over it; both said back in the header', async () => {
+    const r = await complete({ request_id: 'trace-42' });
+    expect(r.json.id).toBe('cmpl-trace-42');
+    const send = (body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+      fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, ...body }) });
+    const chat = await send({ request_id: 'body-id' }, { 'x-request-id': 'header-id' });
+    expect(chat.headers.get('x-request-id')).toBe('header-id');
+    expect(((await chat.json()) as { id: string }).id).toBe('chatcmpl-header-id');
+    const streamed = await send({ request_id: 'body-id', stream: true });
+    expect(streamed.headers.get('x-request-id')).toBe('body-id');
+    const ids = new Set((await streamed.text()).split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => (JSON.parse(e.slice(6)) as { id: string }).id));
+    expect([...ids]).toEqual(['chatcmpl-body-id']);
+    // without one: a fresh id, and no header
+    const plain = await send({});
+    expect(plain.headers.get('x-request-id')).toBeNull();
+    expect(((await plain.json()) as { id: string }).id).toMatch(/^chatcmpl-[0-9a-f-]{36}$/);
+    // ids that cannot go into an id and a header are 400s
+    expect((await complete({ request_id: 'has space' })).json.error).toMatchObject({ param: 'request_id', message: expect.stringMatching(/visible ASCII/) });
+    const badHeader = await send({}, { 'x-request-id': 'x'.repeat(300) });
+    expect(badHeader.status).toBe(400);
+    expect(((await badHeader.json()) as { error: { message: string } }).error.message).toMatch(/X-Request-Id header must be 1 to 256 visible ASCII characters/);
+  });
+
   it('allowed_token_ids: only those tokens come out; the greedy choice among them', async () => {
     const allowed = [greedy.ids[3], greedy.ids[7], greedy.ids[11]];
     const r = await complete({ allowed_token_ids: allowed, logprobs: 0, max_tokens: 8 });
@@ -194,6 +217,7 @@ describe('vLLM’s sampling fields', () => {
       [{ return_tokens_as_token_ids: true }, 'return_tokens_as_token_ids', /not supported/],
       [{ logits_processors: ['x'] }, 'logits_processors', /not supported/],
       [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', allOf: [] } } } }, 'response_format.json_schema.schema', /"allOf" is not supported/],
+      [{ priority: 1 }, 'priority', /priority scheduling is not enabled/],
     ];
     for (const [fields, param, message] of bad) {
       const r = await complete(fields);
@@ -201,7 +225,7 @@ describe('vLLM’s sampling fields', () => {
       expect(r.json.error).toMatchObject({ param, message: expect.stringMatching(message) });
     }
     // what LangChain's VLLMOpenAI and vLLM's own defaults send
-    const neutral = await complete({ use_beam_search: false, length_penalty: 1, prompt_logprobs: null, guided_json: null, best_of: 1, top_k: -1, min_p: 0, repetition_penalty: 1, min_tokens: 0, skip_special_tokens: true, spaces_between_special_tokens: true, include_stop_str_in_output: false, return_tokens_as_token_ids: false });
+    const neutral = await complete({ priority: 0, use_beam_search: false, length_penalty: 1, prompt_logprobs: null, guided_json: null, best_of: 1, top_k: -1, min_p: 0, repetition_penalty: 1, min_tokens: 0, skip_special_tokens: true, spaces_between_special_tokens: true, include_stop_str_in_output: false, return_tokens_as_token_ids: false });
     expect(neutral.status).toBe(200);
     expect(neutral.json.choices[0].text).toBe(greedy.text);
     const chat = await postJson(`${s.url}/v1/chat/completions`, { model: 'plain', messages: [{ role: 'user', content: 'hi' }], echo: true });
