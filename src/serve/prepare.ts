@@ -46,6 +46,8 @@ export interface Prepared {
   scoreOnly: boolean;
   stream: boolean;
   includeUsage: boolean;
+  /** vLLM's stream_options.continuous_usage_stats (with include_usage): every chunk carries its choice's usage so far */
+  continuousUsage: boolean;
   /** chat: what the request's tools ask (tools/tool-choice.ts); completions: none */
   tools: ToolMode;
   /** vLLM's return_token_ids: the prompt's and the choices' token ids go in the response */
@@ -211,6 +213,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     scoreOnly,
     stream: req.stream ?? false,
     includeUsage: req.stream_options?.include_usage ?? false,
+    continuousUsage: (req.stream_options?.include_usage ?? false) && (req.stream_options?.continuous_usage_stats ?? false),
     tools,
     reasoning,
     returnTokenIds: req.return_token_ids ?? false,

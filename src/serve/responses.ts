@@ -199,7 +199,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
     if (!raw.writableEnded && !raw.destroyed) raw.write(`data: ${JSON.stringify(data)}\n\n`);
   };
   const usageNull = p.includeUsage ? { usage: null } : {};
-  const chunk = (choices: unknown[], extra: Record<string, unknown> = usageNull) => ({ id, object, created, model: p.model.id, choices, ...extra });
+  const requestChunk = (choices: unknown[], extra: Record<string, unknown>) => ({ id, object, created, model: p.model.id, choices, ...extra });
   const text = tokenText(p.model);
   const firstToken = once(a.onFirstToken);
 
@@ -225,6 +225,10 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
         : { index, text: piece ?? '', logprobs: takeLogprobs(), finish_reason, ...takeIds() };
     // chat with tools or a reasoning parser: the text becomes reasoning, content and call deltas (reasoning.ts, tools/call-readers.ts)
     const reader = endpoint === 'chat' ? choiceReader(p) : null;
+    // vLLM's continuous_usage_stats: each chunk says the choice's usage so far (its prompt, its tokens)
+    let generated = 0;
+    const chunk = (choices: unknown[]) =>
+      requestChunk(choices, p.continuousUsage ? { usage: { prompt_tokens: of.ids.length, completion_tokens: generated, total_tokens: of.ids.length + generated } } : usageNull);
     const sendDeltas = (deltas: ChoiceDelta[]) => {
       for (const d of deltas) send(chunk([{ index, delta: chunkDelta(d), logprobs: takeLogprobs(), finish_reason: null, ...takeIds() }]));
     };
@@ -237,6 +241,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
     for await (const event of stream) {
       if (event.type !== 'token') {
         if (event.usage.finishReason === 'abort') return null;
+        generated = p.scoreOnly ? 0 : event.usage.completionTokens;
         if (reader) sendDeltas(reader.end());
         send(chunk([choice(endpoint === 'chat' ? null : '', finishReasonOf(p.tools, reader, event.usage.finishReason))]));
         return event;
@@ -249,6 +254,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
         send(chunk([choice(of.echo, null)]));
       }
       if (p.scoreOnly) continue;
+      generated++;
       if (token) pending.push(token);
       if (p.returnTokenIds) pendingIds.push(event.token);
       if (reader) sendDeltas(event.text ? reader.push(event.text) : []);
@@ -259,7 +265,7 @@ export async function streamResponse(a: ResponseArgs): Promise<void> {
 
   const ends = await Promise.all(a.choices.map(streamChoice));
   if (ends.every((e) => e !== null)) {
-    if (p.includeUsage) send(chunk([], { usage: usageOf(p, ends as EndEvent[]) }));
+    if (p.includeUsage) send(requestChunk([], { usage: usageOf(p, ends as EndEvent[]) }));
     raw.write('data: [DONE]\n\n');
     a.count(200);
   }

@@ -69,7 +69,8 @@ const sampling = {
   /** choices per request, decoded together (at most MAX_CHOICES) */
   n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
   stream: z.boolean().nullish(),
-  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  /** continuous_usage_stats is vLLM's: with include_usage, every chunk carries its choice's usage so far */
+  stream_options: z.object({ include_usage: z.boolean().nullish(), continuous_usage_stats: z.boolean().nullish() }).nullish(),
   stop,
   seed: z.number().int().nullish(),
   presence_penalty: z.number().min(-MAX_FREQUENCY_PENALTY).max(MAX_FREQUENCY_PENALTY).nullish(),

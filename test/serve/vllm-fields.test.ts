@@ -163,6 +163,31 @@ describe('vLLM’s sampling fields', () => {
     expect(((await badHeader.json()) as { error: { message: string } }).error.message).toMatch(/X-Request-Id header must be 1 to 256 visible ASCII characters/);
   });
 
+  it('stream_options.continuous_usage_stats (with include_usage): every chunk carries its choice’s usage so far, ending at the request’s', async () => {
+    const events = async (route: string, body: Record<string, unknown>) => {
+      const r = await fetch(`${s.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ max_tokens: 12, temperature: 0, stream: true, ...body }) });
+      return (await r.text()).split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)) as { choices: unknown[]; usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null });
+    };
+    for (const [route, body] of [
+      ['/v1/completions', { model: 'plain', prompt: PROMPT }],
+      ['/v1/chat/completions', { model: 'chat', messages: [{ role: 'user', content: 'hi' }] }],
+    ] as const) {
+      const got = await events(route, { ...body, stream_options: { include_usage: true, continuous_usage_stats: true } });
+      const total = got.at(-1)!;
+      expect(total.choices).toEqual([]);
+      const perChunk = got.slice(0, -1).map((e) => e.usage!);
+      expect(perChunk.length).toBeGreaterThan(2);
+      for (const [i, u] of perChunk.entries()) {
+        expect(u.prompt_tokens).toBe(total.usage!.prompt_tokens);
+        expect(u.total_tokens).toBe(u.prompt_tokens + u.completion_tokens);
+        if (i > 0) expect(u.completion_tokens).toBeGreaterThanOrEqual(perChunk[i - 1].completion_tokens);
+      }
+      expect(perChunk.at(-1)!.completion_tokens).toBe(total.usage!.completion_tokens);
+      // without include_usage it says nothing, as in vLLM
+      expect((await events(route, { ...body, stream_options: { continuous_usage_stats: true } })).every((e) => e.usage === undefined)).toBe(true);
+    }
+  });
+
   it('allowed_token_ids: only those tokens come out; the greedy choice among them', async () => {
     const allowed = [greedy.ids[3], greedy.ids[7], greedy.ids[11]];
     const r = await complete({ allowed_token_ids: allowed, logprobs: 0, max_tokens: 8 });
