@@ -31,6 +31,27 @@ function loadJinja(): Promise<JinjaModule | null> {
 
 const compiled = new Map<string, JinjaTemplate>();
 
+function compiledTemplate(mod: JinjaModule, template: string): JinjaTemplate {
+  let t = compiled.get(template);
+  if (!t) {
+    t = new mod.Template(template);
+    compiled.set(template, t);
+  }
+  return t;
+}
+
+/** Why `template` cannot render chat prompts (it does not parse, or the renderer is not installed); null where it can. */
+export async function chatTemplateProblem(template: string): Promise<string | null> {
+  const mod = await loadJinja();
+  if (!mod) return `rendering chat templates needs the package ${JINJA_PACKAGE}, which is not installed`;
+  try {
+    compiledTemplate(mod, template);
+    return null;
+  } catch (err) {
+    return `it does not parse as a Jinja template (${(err as Error).message})`;
+  }
+}
+
 /** How the conversation ends (vLLM's request fields of the same names). */
 export interface ChatPromptOptions {
   /** end with the header of a new assistant message (default true, false with continueFinalMessage) */
@@ -83,11 +104,7 @@ export async function renderChat(
   }
   const mod = await loadJinja();
   if (!mod) throw badRequest(`rendering chat templates needs the package ${JINJA_PACKAGE}, which is not installed on this server; use /v1/completions`, 'messages', 'chat_template_unavailable');
-  let t = compiled.get(template);
-  if (!t) {
-    t = new mod.Template(template);
-    compiled.set(template, t);
-  }
+  const t = compiledTemplate(mod, template);
   const final = messages[messages.length - 1];
   const rendering = continueFinal ? [...messages.slice(0, -1), { ...final, content: (final.content ?? '') + CONTINUE_TAG }] : messages;
   let rendered: string;

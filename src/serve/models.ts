@@ -168,7 +168,15 @@ function storedBytes(ckpt: Checkpoint): number {
 export async function inspectServedModel(
   spec: ModelSpec,
   shareBytes: number,
-  opts: { bf16Weights?: boolean; materialiseExperts?: boolean; encoder?: OffThreadEncoder; toolCallFormat?: ToolCallFormat | null; reasoningParser?: ReasoningParser | null } = {},
+  opts: {
+    bf16Weights?: boolean;
+    materialiseExperts?: boolean;
+    encoder?: OffThreadEncoder;
+    toolCallFormat?: ToolCallFormat | null;
+    reasoningParser?: ReasoningParser | null;
+    /** a chat template to use instead of the model's own (ServeOptions.chatTemplate) */
+    chatTemplate?: string;
+  } = {},
 ): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`${spec.dir} is not a directory; pass a checkpoint directory (config.json + *.safetensors + tokenizer.json)`);
@@ -179,7 +187,7 @@ export async function inspectServedModel(
     const tconf = await tokenizerConfig(spec.dir);
     const fromConfig = ckpt.config.raw.max_position_embeddings;
     const contextLength = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
-    const chatTemplate = await chatTemplateOf(spec.dir, tconf);
+    const chatTemplate = opts.chatTemplate ?? (await chatTemplateOf(spec.dir, tconf));
     const eosId = ckpt.config.eosTokenIds[0];
     const eosFallback = eosId === undefined ? null : tokenizer.tokenizer.decode([eosId], { skip_special_tokens: false });
     let kind: ServedModel['kind'] = 'original';

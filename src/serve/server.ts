@@ -24,6 +24,7 @@ import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type
 import { createPolicy, type PolicyName, type TycheOptions } from './policies.js';
 import { ModelTooLargeError, ResidencyManager } from './residency.js';
 import { registerRoutes, sendError } from './routes.js';
+import { chatTemplateProblem } from './chat-template.js';
 
 export interface ServeOptions {
   /** model directories, or `name=dir` */
@@ -53,6 +54,12 @@ export interface ServeOptions {
   toolCallFormat?: ToolCallFormat | null;
   /** tell each chat answer's reasoning from its content (reasoning.ts, REASONING_PARSERS); default none, the reasoning stays in the content */
   reasoningParser?: ReasoningParser | null;
+  /**
+   * chat templates (Jinja source) to use instead of the models' own, as vLLM's --chat-template:
+   * one for every model, or by model id (the others keep theirs). A model without a template of its
+   * own serves chat with one; a template that does not parse refuses its model.
+   */
+  chatTemplate?: string | Readonly<Record<string, string>>;
   /** how often idle models are checked against the policy (default 100 ms) */
   tickMs?: number;
   /** in-flight requests get this long to finish on shutdown (default 30 s) */
@@ -118,6 +125,11 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     if (seen.has(s.id)) throw new Error(`two models are named ${s.id}; name them apart with name=dir`);
     seen.add(s.id);
   }
+  const templates = opts.chatTemplate;
+  if (templates !== undefined && typeof templates !== 'string') {
+    const unknown = Object.keys(templates).filter((id) => !specs.some((s) => s.id === id));
+    if (unknown.length > 0) throw new Error(`chat templates are given for ${unknown.join(', ')}, not among the served models (${specs.map((s) => s.id).join(', ')})`);
+  }
   const share = Math.floor(budget / Math.max(1, specs.length));
   // long prompts are tokenised off the event loop, by one worker for all models
   const encoder = new OffThreadEncoder();
@@ -129,7 +141,19 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   };
   for (const spec of specs) {
     try {
-      const model = await inspectServedModel(spec, share, { bf16Weights: opts.bf16Weights ?? true, materialiseExperts: opts.materialiseExperts ?? true, encoder, toolCallFormat: opts.toolCallFormat, reasoningParser: opts.reasoningParser });
+      const chatTemplate = typeof templates === 'string' ? templates : templates !== undefined && Object.hasOwn(templates, spec.id) ? templates[spec.id] : undefined;
+      if (chatTemplate !== undefined) {
+        const problem = await chatTemplateProblem(chatTemplate);
+        if (problem !== null) throw new Error(`the chat template given for it cannot be used: ${problem}`);
+      }
+      const model = await inspectServedModel(spec, share, {
+        bf16Weights: opts.bf16Weights ?? true,
+        materialiseExperts: opts.materialiseExperts ?? true,
+        encoder,
+        toolCallFormat: opts.toolCallFormat,
+        reasoningParser: opts.reasoningParser,
+        chatTemplate,
+      });
       if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
       models.set(model.id, model);
     } catch (err) {

@@ -11,12 +11,14 @@
  * checkpoint is broken is refused with its reason on stderr and the others are served. SIGTERM
  * or SIGINT drains: in-flight requests finish, then the process exits 0.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { DEFAULT_KEEP_ALIVE_MS, POLICY_NAMES, type PolicyName, type TycheOptions } from '../../serve/policies.js';
 import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
 import { fmtBytes } from '../../serve/residency.js';
 import { createServer } from '../../serve/server.js';
+import { parseModelSpec } from '../../serve/models.js';
 import { OptionError, parseInteger, parseNumber } from '../options.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from '../../serve/tools/formats/index.js';
 import { REASONING_PARSERS, type ReasoningParser } from '../../serve/reasoning.js';
@@ -47,6 +49,7 @@ interface ServeCliOptions {
   drainTimeout: string;
   toolCallParser?: string;
   reasoningParser?: string;
+  chatTemplate?: string[];
   engine: string;
   threads?: string;
   quiet?: boolean;
@@ -149,11 +152,54 @@ export function register(program: Command): void {
       .option('--no-materialise-experts', 'keep a factored model\'s experts factored: no dense copies of the hottest, so its results do not change while it serves')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30')
       .option('--tool-call-parser <name>', `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none (default: each model's from its chat template)`)
+      .option('--chat-template <[model=]file>', 'a Jinja chat template (a file, or the template itself) to use instead of the models’ own; model= gives one model its own (repeatable)', collect)
       .option('--reasoning-parser <name>', `give chat answers' reasoning (<think>…</think>) apart as reasoning_content, and hold a response format to what follows it: ${[...REASONING_PARSERS.keys()].join(' | ')} (default: none, the reasoning stays in the content)`),
     engineOptions(),
   )
     .option('--quiet', 'no load/unload messages on stderr', false)
     .action(async (models: string[], opts: ServeCliOptions, command: Command) => serve(models, opts, (key) => command.getOptionValueSource(key) === 'cli'));
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/**
+ * --chat-template values: `file` for every model, `model=file` for one (where `model` is a served
+ * model's id), each a file or, where no such file exists and the value holds Jinja's `{{` or
+ * `{%`, the template itself (as vLLM reads its --chat-template). Answers one template for all,
+ * templates by model id, or undefined (the models' own).
+ */
+export function parseChatTemplates(values: readonly string[] | undefined, modelIds: readonly string[]): string | Record<string, string> | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  let all: string | undefined;
+  const byModel: Record<string, string> = {};
+  for (const value of values) {
+    const named = /^([^=/\\]+)=([\s\S]*)$/.exec(value);
+    const forModel = named !== null && modelIds.includes(named[1]) && !existsSync(value) ? named[1] : null;
+    const source = forModel === null ? value : named![2];
+    const template = readTemplate(source);
+    if (forModel === null) {
+      if (all !== undefined) throw new OptionError('--chat-template is given twice for every model; give one, or name the model each is for (model=file)');
+      all = template;
+    } else {
+      if (Object.hasOwn(byModel, forModel)) throw new OptionError(`--chat-template is given twice for ${forModel}`);
+      byModel[forModel] = template;
+    }
+  }
+  if (Object.keys(byModel).length === 0) return all;
+  if (all !== undefined) for (const id of modelIds) if (!Object.hasOwn(byModel, id)) byModel[id] = all;
+  return byModel;
+}
+
+function readTemplate(source: string): string {
+  if (existsSync(source)) {
+    try {
+      return readFileSync(source, 'utf8');
+    } catch (err) {
+      throw new OptionError(`--chat-template: ${source} cannot be read (${(err as Error).message})`);
+    }
+  }
+  if (/\{\{|\{%/.test(source)) return source;
+  throw new OptionError(`--chat-template: no file ${source} (give a template file, model=file for one model, or the template text itself)`);
 }
 
 /** --tool-call-parser: a known format, "none", or absent (each model's own). */
@@ -191,6 +237,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
   const toolCallFormat = parseToolCallParser(opts.toolCallParser);
   const reasoningParser = parseReasoningParser(opts.reasoningParser);
+  const chatTemplate = parseChatTemplates(opts.chatTemplate, models.map((m) => parseModelSpec(m).id));
   const { engine, notice } = await createEngine(parseEngineChoice(opts.engine), { threads });
   const log = (line: string) => {
     if (!opts.quiet) process.stderr.write(`${line}\n`);
@@ -209,6 +256,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     drainTimeoutMs,
     toolCallFormat,
     reasoningParser,
+    chatTemplate,
     apiKey: opts.apiKey,
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),
