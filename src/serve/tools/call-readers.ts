@@ -96,6 +96,8 @@ export class TaggedCallsReader implements CallReader {
   /** the held block being read (formats' streamer), and the index its first call would have */
   private streamed: CallStream | null = null;
   private blockFirstCall = 0;
+  /** where the block read whole ends (looked for as its text grows) */
+  private blockEnd: BlockEnd | null = null;
   /** a streamed call has closed: its block's end tag (and whitespace before it) is dropped when it follows */
   private afterStreamed = false;
 
@@ -157,7 +159,8 @@ export class TaggedCallsReader implements CallReader {
       }
       // a block that is one JSON value (Hermes's) ends at the first end tag outside its strings,
       // so a call whose arguments hold the tag's text is still one call
-      const close = end === null ? -1 : this.format.heldCall === 'one' ? indexOutsideStrings(this.buffer, end) : this.buffer.indexOf(end);
+      this.blockEnd ??= end === null ? null : new BlockEnd(end, this.format.heldCall === 'one');
+      const close = this.blockEnd === null ? -1 : this.blockEnd.find(this.buffer);
       if (close < 0 && !final) return out;
       const body = close < 0 ? this.buffer : this.buffer.slice(0, close);
       const calls = this.format.parse(body, this.tools);
@@ -169,6 +172,7 @@ export class TaggedCallsReader implements CallReader {
       }
       this.buffer = close < 0 || end === null ? '' : this.buffer.slice(close + end.length);
       this.inBlock = false;
+      this.blockEnd = null;
       if (close < 0) return out;
     }
   }
@@ -216,18 +220,42 @@ export class TaggedCallsReader implements CallReader {
   }
 }
 
-/** The first index of `tag` in `text` outside JSON strings (-1: none yet). */
-function indexOutsideStrings(text: string, tag: string): number {
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (text.startsWith(tag, i)) return i;
+/**
+ * Where a block's end tag is in its text, which grows piece by piece: each character is looked at
+ * once (a block of 100 KB arrives in tens of thousands of pieces). A block that is one JSON value
+ * (Hermes's) ends at the first tag outside its strings, so a call whose arguments hold the tag's
+ * text is still one call.
+ */
+class BlockEnd {
+  private scanned = 0;
+  private inString = false;
+  private escaped = false;
+
+  constructor(
+    private readonly tag: string,
+    private readonly outsideStrings: boolean,
+  ) {}
+
+  /** The tag's index in `text` (the block's text so far, grown since the last call); -1: not yet. */
+  find(text: string): number {
+    if (!this.outsideStrings) {
+      const at = text.indexOf(this.tag, Math.max(0, this.scanned - this.tag.length + 1));
+      this.scanned = text.length;
+      return at;
+    }
+    for (; this.scanned < text.length; this.scanned++) {
+      const c = text[this.scanned];
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === '\\') this.escaped = true;
+        else if (c === '"') this.inString = false;
+      } else if (c === '"') this.inString = true;
+      else if (text.startsWith(this.tag, this.scanned)) return this.scanned;
+      // (the tag's beginning at the end of the text: looked at again when more comes)
+      else if (text.length - this.scanned < this.tag.length && this.tag.startsWith(text.slice(this.scanned))) return -1;
+    }
+    return -1;
   }
-  return -1;
 }
 
 /** The length of the longest end of `text` that is a proper beginning of `tag`. */
