@@ -364,6 +364,24 @@ describe('the Qwen3-Coder format', () => {
     }
   });
 
+  it('a tool set too large for the bounded pattern is held by the unbounded one; only one too large for that is left free', () => {
+    const toolSet = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        type: 'function' as const,
+        function: { name: `tool_${i}`, parameters: { type: 'object', properties: Object.fromEntries(Array.from({ length: 20 }, (_, k) => [`p${k}`, { type: k % 4 === 0 ? 'integer' : 'string' }])) } },
+      }));
+    const held = (n: number) => (resolveTools({ tools: toolSet(n), tool_choice: 'auto' }, qwen3Coder, 'm', false).responseFormat as { regex?: string } | undefined)?.regex;
+    expect(held(1)).toMatch(/\{0,20\}/);
+    const large = held(20)!;
+    expect(large).toBeDefined();
+    expect(large).not.toMatch(/\{0,\d+\}/);
+    const state = new RegexPrefix(compileRegex(large));
+    expect(state.push('\n<function=tool_19>\n<parameter=p0>\n7\n</parameter>\n<parameter=p1>\nany text\n</parameter>\n</function>\n</tool_call>') && state.complete).toBe(true);
+    expect(new RegexPrefix(compileRegex(large)).push('\n<function=tool_19>\n<parameter=p0>\nseven')).toBe(false);
+    // past 64 K characters of pattern: free
+    expect(held(80)).toBeUndefined();
+  });
+
   it('is the format Qwen3-Coder’s template implies, not Hermes’s, though both hold <tool_call>', () => {
     expect(detectToolCallFormat(QWEN3_CODER_STYLE)).toBe(qwen3Coder);
     expect(detectToolCallFormat(HERMES_TOOLS_CHATML)).toBe(hermes);

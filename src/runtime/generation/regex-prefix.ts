@@ -175,12 +175,12 @@ function compile(pattern: string): CompiledRegex {
       firstError ??= err as Error;
       continue;
     }
-    if (nfa.isEmpty) throw new RegexError(`the pattern ${JSON.stringify(pattern)} matches no text`);
+    if (nfa.isEmpty) throw new RegexError(`the pattern ${quoted(pattern)} matches no text`);
     const compiled = new CompiledRegex(pattern, flags === 'u', nfa);
-    if (!compiled.start.open) throw new RegexError(`the pattern ${JSON.stringify(pattern)} matches only the empty text: there is nothing to generate`);
+    if (!compiled.start.open) throw new RegexError(`the pattern ${quoted(pattern)} matches only the empty text: there is nothing to generate`);
     return compiled;
   }
-  throw new RegexError(`the pattern ${JSON.stringify(pattern)} is not supported: ${describe(firstError!)}`);
+  throw new RegexError(`the pattern ${quoted(pattern)} is not supported: ${describe(firstError!)}`);
 }
 
 /**
@@ -201,6 +201,11 @@ function automatonSize(alternatives: readonly NoParent<{ type: 'Concatenation'; 
     }
   }
   return size;
+}
+
+/** A pattern as a message quotes it: whole up to 200 characters, else its beginning (a message need not echo 64 KB back). */
+function quoted(pattern: string): string {
+  return pattern.length <= 200 ? JSON.stringify(pattern) : `${JSON.stringify(pattern.slice(0, 160))}… (${pattern.length} characters)`;
 }
 
 /** refa's and regexpp's messages, said for a request's author */

@@ -102,15 +102,19 @@ function callsFormat(tools: FunctionTool[], parallel: boolean): { jsonSchema: un
  */
 function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: boolean): GenerationParams['responseFormat'] {
   if (format.heldPattern) {
-    // a format of its own (Qwen3-Coder's tags): held to its pattern of the tools' calls
-    const regex = format.heldPattern(tools);
-    try {
-      compileRegex(regex);
-    } catch (err) {
-      if (err instanceof RegexError) return undefined; // too large to follow (thousands of parameters): left free
-      throw err;
+    // a format of its own (Qwen3-Coder's tags): held to its pattern of the tools' calls; where the
+    // pattern that bounds a call's parameter blocks is too large to follow, to the one that does
+    // not; where that is too, the blocks are left free (hundreds of parameters)
+    for (const bounded of [true, false]) {
+      const regex = format.heldPattern(tools, bounded);
+      try {
+        compileRegex(regex);
+        return { regex, trigger: format.start, once: !parallel };
+      } catch (err) {
+        if (!(err instanceof RegexError)) throw err;
+      }
     }
-    return { regex, trigger: format.start, once: !parallel };
+    return undefined;
   }
   if (format.heldCall === undefined) return undefined;
   try {

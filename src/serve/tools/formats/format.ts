@@ -30,7 +30,7 @@ export interface ToolCallFormat {
    * block of one call of these tools, end included: the server holds the block to it once the
    * model has opened it, as it holds a 'one' block to the tools' JSON
    */
-  heldPattern?(tools: readonly FunctionTool[]): string;
+  heldPattern?(tools: readonly FunctionTool[], bounded?: boolean): string;
   /**
    * a reader of a held block's calls as they are written, from the text after `start` (the
    * format's heldCall or heldPattern holds the block to that form): its calls then stream, a

@@ -99,8 +99,13 @@ function valuePattern(property: unknown): string | null {
   }
 }
 
-/** What a held block holds after `<tool_call>`: one call of one of the tools, then the end tags. */
-function callPattern(tools: readonly FunctionTool[]): string {
+/**
+ * What a held block holds after `<tool_call>`: one call of one of the tools, then the end tags.
+ * `bounded`: at most as many parameter blocks as the function has parameters (a model that
+ * repeats one must close the call); that repeats the function's blocks in the automaton that many
+ * times, so a large tool set is held unbounded instead (tool-choice.ts).
+ */
+function callPattern(tools: readonly FunctionTool[], bounded = true): string {
   const block = (names: string, value: string) => `<parameter=${names}>\\n${value}\\n<\\/parameter>\\n`;
   const functions = tools.map((tool) => {
     const properties = Object.entries(propertiesOf(tool) ?? {});
@@ -116,7 +121,7 @@ function callPattern(tools: readonly FunctionTool[]): string {
     // parameters the schema does not name: any name, any text
     if (properties.length === 0) blocks.push(block('[^>\\n<]+', `(?:${textWithoutEndTags()})`));
     // at most as many parameter blocks as it has parameters (a model that repeats one must close the call)
-    return `<function=${literal(tool.name)}>\\n(?:${blocks.join('|')}){0,${properties.length || 64}}`;
+    return `<function=${literal(tool.name)}>\\n(?:${blocks.join('|')})${bounded ? `{0,${properties.length || 64}}` : '*'}`;
   });
   return `\\n(?:${functions.join('|')})<\\/function>\\n<\\/tool_call>`;
 }
