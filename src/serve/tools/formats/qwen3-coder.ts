@@ -22,7 +22,7 @@
  * (an integer, a number, a boolean, one of an enum; other values any text that does not hold
  * `</parameter>` or `</tool_call>`, so the block ends where its reader finds the end), then
  * `</function>` and `</tool_call>`, with at most as many parameter blocks as the function has
- * parameters. Which parameters are required, that each comes once, and the form of object and
+ * parameters (where the automaton of that bound is too large, without it). Which parameters are required, that each comes once, and the form of object and
  * array values, are not held.
  */
 import { DFA, JS, NFA } from 'refa';
