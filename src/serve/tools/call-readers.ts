@@ -157,8 +157,6 @@ export class TaggedCallsReader implements CallReader {
         this.buffer = this.buffer.slice(this.buffer.length - keep);
         return out;
       }
-      // a block that is one JSON value (Hermes's) ends at the first end tag outside its strings,
-      // so a call whose arguments hold the tag's text is still one call
       this.blockEnd ??= end === null ? null : new BlockEnd(end, this.format.heldCall === 'one');
       const close = this.blockEnd === null ? -1 : this.blockEnd.find(this.buffer);
       if (close < 0 && !final) return out;

@@ -13,7 +13,7 @@
  * the last, as the whole-block reader does) and where a text value holds `</function>` (the
  * whole-block reader, which looks for the function's end first, cuts the value there).
  */
-import type { ChoiceDelta } from '../call-readers.js';
+import { partialTagAtEnd, type ChoiceDelta } from '../call-readers.js';
 import type { FunctionTool } from '../call-schema.js';
 import type { CallStream, OpenCall } from './format.js';
 import { BOOLEAN_TYPES, INTEGER_TYPES, JSON_TYPES, NUMBER_TYPES, nullable, propertiesOf, typeOf, valueOf } from './qwen3-coder-values.js';
@@ -35,12 +35,6 @@ function mayStillBeNull(prefix: string, type: string | null, mayBeNull: boolean)
 
 /** `text` as it reads inside a JSON string */
 const escaped = (text: string) => JSON.stringify(text).slice(1, -1);
-
-/** the length of the longest end of `text` that is a proper beginning of `tag` */
-function partialAtEnd(text: string, tag: string): number {
-  for (let k = Math.min(tag.length - 1, text.length); k > 0; k--) if (text.endsWith(tag.slice(0, k))) return k;
-  return 0;
-}
 
 interface Parameter {
   key: string;
@@ -165,7 +159,7 @@ export class Qwen3CoderCallStream implements CallStream {
       return true;
     }
     // all but what may be the start of the closing tag (and the line break before it)
-    const keep = Math.max(partialAtEnd(this.buffer, `\n${PARAMETER_CLOSE}`), partialAtEnd(this.buffer, PARAMETER_CLOSE));
+    const keep = Math.max(partialTagAtEnd(this.buffer, `\n${PARAMETER_CLOSE}`), partialTagAtEnd(this.buffer, PARAMETER_CLOSE));
     p.text += this.buffer.slice(0, this.buffer.length - keep);
     this.buffer = this.buffer.slice(this.buffer.length - keep);
     if (!isText(p.type)) return false;
