@@ -125,6 +125,9 @@ async function generation(ctx: RouteContext, route: Endpoint | 'responses', req:
   let prepared: Prepared;
   let responsesReq: ResponsesRequest | null = null;
   try {
+    // the client's id, said back for its logs (as vLLM's --enable-request-id-headers does), errors included
+    const header = requestIdHeader(req);
+    if (header !== null) reply.header('x-request-id', header);
     if (route === 'responses') {
       const parsed = parseResponsesRequest(req.body);
       responsesReq = parsed.request;
@@ -135,8 +138,8 @@ async function generation(ctx: RouteContext, route: Endpoint | 'responses', req:
         throw new ApiError(e.status, e.message, e.type, responsesParam(e.param), e.code);
       }
     } else prepared = await prepare(ctx, endpoint, req.body);
-    const header = requestIdHeader(req);
     if (header !== null) prepared.requestId = header;
+    else if (prepared.requestId !== null) reply.header('x-request-id', prepared.requestId);
   } catch (err) {
     const e = toApiError(err);
     if (e.status !== 404 && typeof (req.body as { model?: unknown } | null)?.model === 'string' && ctx.models.has((req.body as { model: string }).model)) modelLabel = (req.body as { model: string }).model;
@@ -146,8 +149,6 @@ async function generation(ctx: RouteContext, route: Endpoint | 'responses', req:
   }
   const { model } = prepared;
   modelLabel = model.id;
-  // the client's id, said back for its logs (as vLLM's --enable-request-id-headers does)
-  if (prepared.requestId !== null) reply.header('x-request-id', prepared.requestId);
 
   const controller = new AbortController();
   // every sequence of the request (n × prompts, up to MAX_SEQUENCES) listens for the abort: more

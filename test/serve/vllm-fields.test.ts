@@ -156,6 +156,10 @@ describe('vLLM’s sampling fields', () => {
     const plain = await send({});
     expect(plain.headers.get('x-request-id')).toBeNull();
     expect(((await plain.json()) as { id: string }).id).toMatch(/^chatcmpl-[0-9a-f-]{36}$/);
+    // said back on errors too
+    const refused = await send({ max_tokens: -1 }, { 'x-request-id': 'failing-one' });
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('x-request-id')).toBe('failing-one');
     // ids that cannot go into an id and a header are 400s
     expect((await complete({ request_id: 'has space' })).json.error).toMatchObject({ param: 'request_id', message: expect.stringMatching(/visible ASCII/) });
     const badHeader = await send({}, { 'x-request-id': 'x'.repeat(300) });
