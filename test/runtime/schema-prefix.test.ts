@@ -296,20 +296,37 @@ describe('schema-held JSON', () => {
     expect(q.clone().push(' '.repeat(29))).toBe(false);
   });
 
+  it('properties come in the schema’s order, optional ones possibly left out, other keys (where allowed) anywhere', () => {
+    const node = compileSchema(SCHEMAS.person);
+    // name, age, height?, tags, employed?, spouse?
+    expect(answers(node, '{"name": "x", "age": 1, "tags": ["red"]}').at(-1)).toBe('complete');
+    expect(answers(node, '{"name": "x", "age": 1, "height": 1.5, "tags": ["red"], "spouse": null}').at(-1)).toBe('complete');
+    for (const t of ['{"age"', '{"name": "x", "tags"', '{"name": "x", "age": 1, "tags": ["red"], "height"', '{"name": "x", "age": 1, "tags": ["red"], "spouse": null, "employed"']) {
+      expect(answers(node, t).at(-1), t).toBe('refused');
+    }
+    // a required property cannot be skipped: after "name" only "age" can begin
+    expect(answers(node, '{"name": "x", "h').at(-1)).toBe('refused');
+    expect(answers(node, '{"name": "x", "a').at(-1)).toBe('viable');
+    // where other keys are allowed, they may come between the declared ones, which keep their order
+    const open = compileSchema({ type: 'object', properties: { reasoning: { type: 'string' }, answer: { type: 'string' } }, required: ['reasoning', 'answer'] });
+    expect(answers(open, '{"note": 1, "reasoning": "r", "extra": true, "answer": "a"}').at(-1)).toBe('complete');
+    expect(answers(open, '{"answer"').at(-1)).toBe('refused');
+  });
+
   it('never lets the text reach a point nothing completes: no comma without another key or item to follow', () => {
     const node = compileSchema(SCHEMAS.person);
-    expect(answers(node, '{"name": "x", "age": 1, "tags": ["red"], "height": 2, "employed": true, "spouse": null').at(-1)).toBe('viable');
-    expect(answers(node, '{"name": "x", "age": 1, "tags": ["red"], "height": 2, "employed": true, "spouse": null,').at(-1)).toBe('refused');
+    expect(answers(node, '{"name": "x", "age": 1, "height": 2, "tags": ["red"], "employed": true, "spouse": null').at(-1)).toBe('viable');
+    expect(answers(node, '{"name": "x", "age": 1, "height": 2, "tags": ["red"], "employed": true, "spouse": null,').at(-1)).toBe('refused');
     expect(answers(node, '{"name": "x", "age": 1, "tags": ["red", "green", "blue \\"dark\\""').at(-1)).toBe('viable');
     expect(answers(node, '{"name": "x", "age": 1, "tags": ["red", "green", "blue \\"dark\\"",').at(-1)).toBe('refused');
     expect(answers(node, '{"name": "x", "age": 1, "tags": []').at(-1)).toBe('refused'); // minItems 1
     expect(answers(node, '{"name": "x", "age": 1}').at(-1)).toBe('refused'); // tags is required
     // an integer takes no fraction or exponent (it could never end); a number does
-    for (const t of ['{"age": 1.', '{"age": 1e', '{"age": 1E']) expect(answers(node, t).at(-1), t).toBe('refused');
-    for (const t of ['{"height": 1.5e', '{"height": -0.25E+']) expect(answers(node, t).at(-1), t).toBe('viable');
+    for (const t of ['{"name": "", "age": 1.', '{"name": "", "age": 1e', '{"name": "", "age": 1E']) expect(answers(node, t).at(-1), t).toBe('refused');
+    for (const t of ['{"name": "", "age": 0, "height": 1.5e', '{"name": "", "age": 0, "height": -0.25E+']) expect(answers(node, t).at(-1), t).toBe('viable');
     // every prefix of a few hand-picked texts that end in the middle of things completes validly
     const validate = new Ajv({ strict: false }).compile(SCHEMAS.person);
-    for (const t of ['{"tags": ["blue \\"da', '{"name": "a\\u00', '{"age": -', '{"employed": fa', '{"spouse": n', '{"tags": ["red"], "na']) {
+    for (const t of ['{"name": "", "age": 0, "tags": ["blue \\"da', '{"name": "a\\u00', '{"name": "", "age": -', '{"name": "", "age": 0, "tags": ["red"], "employed": fa', '{"name": "", "age": 0, "tags": ["red"], "spouse": n', '{"name": "", "age": 0, "tags": ["red"], "em']) {
       for (let i = 1; i <= t.length; i++) {
         const rest = completion(node, t.slice(0, i), unitsOf(SCHEMAS.person));
         expect(rest, JSON.stringify(t.slice(0, i))).not.toBeNull();

@@ -416,10 +416,16 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       const choice = r.choices[0];
       const calls = choice.message.tool_calls!;
       expect(calls.length).toBeGreaterThanOrEqual(1);
-      for (const call of calls) if (call.type === 'function') expectValidCall(call);
-      if (parallel_tool_calls && choice.finish_reason === 'length') {
+      const cut = parallel_tool_calls && choice.finish_reason === 'length';
+      // (cut by the context: the last call may be one the end of the generation cut inside its arguments)
+      for (const [i, call] of calls.entries()) {
+        if (call.type !== 'function') continue;
+        if (cut && i === calls.length - 1 && tryJson(call.function.arguments) === undefined) continue;
+        expectValidCall(call);
+      }
+      if (cut) {
         // this model goes on past its call(s) until the context is full: the calls that closed, and
-        // what was written of a further one (if it began) as content
+        // what was written of a further one: a call where its name was written, else content
         expect(choice.message.content === null || choice.message.content.startsWith('{')).toBe(true);
       } else {
         expect(choice.finish_reason).toBe('tool_calls');

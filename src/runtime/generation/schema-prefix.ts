@@ -167,13 +167,13 @@ export class SchemaPrefix {
         if (f.esc === 0 && c === 0x22) {
           // the key is complete: a property not yet given, or any other key where others are allowed
           const name = nameOf(n, f.typed);
-          if (name !== null && !f.seen.includes(name)) push(on({ t: 'object', node: n, seen: f.seen, phase: 2, key: name }, below));
+          if (name !== null && mayFollow(n, f.seen, name)) push(on({ t: 'object', node: n, seen: f.seen, phase: 2, key: name }, below));
           return;
         }
         const esc = nextEscape(f.esc, c);
         if (esc < 0) return;
         const typed = f.typed + String.fromCharCode(c);
-        if (n.additional === null && ![...n.written.entries()].some(([name, w]) => !f.seen.includes(name) && w.startsWith(typed))) return;
+        if (n.additional === null && !declaredKeyCanBegin(n, f.seen, typed)) return;
         push(on({ ...f, typed, esc }, below));
         return;
       }
@@ -255,15 +255,57 @@ export class SchemaPrefix {
   }
 }
 
-const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' } };
+const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' }, order: new Map() };
 const ANY_ARRAY: ArrayNode = { kind: 'array', items: { kind: 'any' }, min: 0, max: Infinity };
 const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false };
 
 /** whether another key can be written in this object */
 function keyCanFollow(n: ObjectNode, seen: readonly string[]): boolean {
   if (n.additional !== null) return true;
-  for (const name of n.props.keys()) if (!seen.includes(name)) return true;
+  const [from] = nextDeclared(n, seen);
+  return from < n.order.size;
+}
+
+/**
+ * The places (in the schema's order) of the declared properties that may be written next,
+ * [from, to): those after the last one written, up to and including the first required one among
+ * them (a required property cannot be skipped).
+ */
+function nextDeclared(n: ObjectNode, seen: readonly string[]): [number, number] {
+  let from = 0;
+  for (const name of seen) {
+    const at = n.order.get(name);
+    if (at !== undefined && at >= from) from = at + 1;
+  }
+  let to = from;
+  const names = declaredOf(n);
+  while (to < names.length) if (n.required.has(names[to++])) break;
+  return [from, to];
+}
+
+/** whether `typed` begins the key of a declared property that may be written next */
+function declaredKeyCanBegin(n: ObjectNode, seen: readonly string[], typed: string): boolean {
+  const [from, to] = nextDeclared(n, seen);
+  const names = declaredOf(n);
+  for (let i = from; i < to; i++) if (n.written.get(names[i])!.startsWith(typed)) return true;
   return false;
+}
+
+/** an object node's declared properties in the schema's order (kept: the screens ask often) */
+const declaredNames = new WeakMap<ObjectNode, readonly string[]>();
+function declaredOf(n: ObjectNode): readonly string[] {
+  let names = declaredNames.get(n);
+  if (names === undefined) declaredNames.set(n, (names = [...n.order.keys()]));
+  return names;
+}
+
+/** whether property `name` may be written next (a declared one in its place, any other where others are allowed) */
+function mayFollow(n: ObjectNode, seen: readonly string[], name: string): boolean {
+  if (seen.includes(name)) return false;
+  const at = n.order.get(name);
+  if (at === undefined) return true;
+  const [from, to] = nextDeclared(n, seen);
+  return at >= from && at < to;
 }
 
 /** the property a key's text names; null where it names none this object allows */
