@@ -5,8 +5,10 @@
  *
  * The state is a set of alternatives (anyOf's options are followed side by side until the text
  * tells them apart), each a stack of frames kept as a linked list of immutable frames, so a copy
- * costs nothing and a character replaces only the frames it changes. An object only closes once
- * its required properties are there; a comma is only taken where another key or item can follow,
+ * costs nothing and a character replaces only the frames it changes. An object's properties come
+ * in the schema's order, optional ones possibly left out (OpenAI's and vLLM's structured outputs
+ * write them so; other keys, where allowed, at any point), and it only closes once its required
+ * properties are there; a comma is only taken where another key or item can follow,
  * so the text never reaches a point where nothing could complete it. Keys of objects without
  * additionalProperties, and strings of an enum, must be written as JSON.stringify writes them.
  * Between two tokens of the JSON at most `maxWhitespace` whitespace characters, of which at most
