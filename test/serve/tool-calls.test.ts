@@ -314,6 +314,8 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.choices[0].finish_reason).toBe('length');
       const streamed = await otherClient.chat.completions.stream(body).finalChatCompletion();
       expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
+      // the call streamed as it was written (its name first, as the schema orders it): its arguments in several chunks
+      expect(await argumentChunks(otherClient, body)).toBeGreaterThan(1);
       // parallel_tool_calls false: the message ends with that call
       const one = await otherClient.chat.completions.create({ ...body, parallel_tool_calls: false });
       expect(one.choices[0].finish_reason).toBe('tool_calls');
