@@ -40,10 +40,11 @@ export type SchemaNode =
       /** the node of any other key; null: no other key */
       additional: SchemaNode | null;
       /**
-       * each property's place in the schema's order: properties are written in that order, each
-       * optional one possibly left out (as OpenAI's structured outputs and vLLM's write them);
-       * other keys, where allowed, at any point
+       * the properties in the schema's order, and each one's place in it: properties are written
+       * in that order, each optional one possibly left out (as OpenAI's structured outputs and
+       * vLLM's write them); other keys, where allowed, at any point
        */
+      declared: readonly string[];
       order: ReadonlyMap<string, number>;
     }
   | { kind: 'array'; items: SchemaNode; min: number; max: number }
@@ -172,7 +173,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         for (const r of required as string[]) {
           if (!props.has(r) && additional === null) throw new SchemaError(`required property "${r}" is not in "properties" and additionalProperties is false: no object could be valid`, at);
         }
-        return { kind: 'object', props, written: names, required: new Set(required as string[]), additional, order: new Map([...props.keys()].map((name, i) => [name, i])) };
+        return { kind: 'object', props, written: names, required: new Set(required as string[]), additional, declared: [...props.keys()], order: new Map([...props.keys()].map((name, i) => [name, i])) };
       }
       case 'array': {
         const min = o.minItems ?? 0;

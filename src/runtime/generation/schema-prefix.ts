@@ -257,7 +257,7 @@ export class SchemaPrefix {
   }
 }
 
-const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' }, order: new Map() };
+const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' }, declared: [], order: new Map() };
 const ANY_ARRAY: ArrayNode = { kind: 'array', items: { kind: 'any' }, min: 0, max: Infinity };
 const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false };
 
@@ -265,7 +265,7 @@ const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false };
 function keyCanFollow(n: ObjectNode, seen: readonly string[]): boolean {
   if (n.additional !== null) return true;
   const [from] = nextDeclared(n, seen);
-  return from < n.order.size;
+  return from < n.declared.length;
 }
 
 /**
@@ -280,7 +280,7 @@ function nextDeclared(n: ObjectNode, seen: readonly string[]): [number, number] 
     if (at !== undefined && at >= from) from = at + 1;
   }
   let to = from;
-  const names = declaredOf(n);
+  const names = n.declared;
   while (to < names.length) if (n.required.has(names[to++])) break;
   return [from, to];
 }
@@ -288,17 +288,9 @@ function nextDeclared(n: ObjectNode, seen: readonly string[]): [number, number] 
 /** whether `typed` begins the key of a declared property that may be written next */
 function declaredKeyCanBegin(n: ObjectNode, seen: readonly string[], typed: string): boolean {
   const [from, to] = nextDeclared(n, seen);
-  const names = declaredOf(n);
+  const names = n.declared;
   for (let i = from; i < to; i++) if (n.written.get(names[i])!.startsWith(typed)) return true;
   return false;
-}
-
-/** an object node's declared properties in the schema's order (kept: the screens ask often) */
-const declaredNames = new WeakMap<ObjectNode, readonly string[]>();
-function declaredOf(n: ObjectNode): readonly string[] {
-  let names = declaredNames.get(n);
-  if (names === undefined) declaredNames.set(n, (names = [...n.order.keys()]));
-  return names;
 }
 
 /** whether property `name` may be written next (a declared one in its place, any other where others are allowed) */
