@@ -33,11 +33,14 @@ class CallObject {
   private valueText = '';
   closed = false;
 
+  /** the object's text is kept (false once it is a call: only an object that is not one needs it) */
+  keepRaw = true;
+
   /** Reads `text` up to the object's end; answers how many characters it took. */
   push(text: string): number {
     let i = 0;
     for (; i < text.length && !this.closed; i++) this.read(text[i]);
-    this.raw += text.slice(0, i);
+    if (this.keepRaw) this.raw += text.slice(0, i);
     return i;
   }
 
@@ -105,7 +108,7 @@ export class StreamedCalls implements CallStream {
   private item: CallObject | null = null;
   /** the item's call, once opened */
   private index = -1;
-  /** calls opened, and the text read (a block no call came of is handed back whole) */
+  /** calls opened, and the text read until the first opened (a block no call came of is handed back whole) */
   private opened = 0;
   private written = '';
 
@@ -123,13 +126,13 @@ export class StreamedCalls implements CallStream {
     while (i < text.length && !this.done) {
       if (this.item !== null) {
         const n = this.item.push(text.slice(i));
-        this.written += text.slice(i, i + n);
+        if (this.opened === 0) this.written += text.slice(i, i + n);
         i += n;
         this.flush(deltas);
         continue;
       }
       const c = text[i++];
-      this.written += c;
+      if (this.opened === 0) this.written += c;
       if (!this.started) {
         if (c === (this.array ? '[' : '{')) {
           this.started = true;
@@ -161,6 +164,7 @@ export class StreamedCalls implements CallStream {
       const { index, id } = this.open();
       this.opened++;
       this.index = index;
+      item.keepRaw = false;
       deltas.push({ kind: 'call', index, id, name: item.name, arguments: item.pending });
       item.pending = '';
     } else if (this.index >= 0 && item.pending) {

@@ -71,12 +71,13 @@ export class Qwen3CoderCallStream implements CallStream {
   push(text: string): { deltas: ChoiceDelta[]; rest: string } {
     const deltas: ChoiceDelta[] = [];
     this.buffer += text;
-    this.raw += text;
+    // (the text is kept until the call opens: only a block that is not a call needs it)
+    if (this.index < 0) this.raw += text;
     while (!this.done && this.step(deltas));
     if (!this.done) return { deltas, rest: '' };
     // what follows the call's end is not its text
     const rest = this.buffer;
-    this.raw = this.raw.slice(0, this.raw.length - rest.length);
+    if (this.failed) this.raw = this.raw.slice(0, this.raw.length - rest.length);
     this.buffer = '';
     if (this.failed) deltas.push({ kind: 'content', text: this.raw });
     return { deltas, rest };
