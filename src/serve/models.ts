@@ -136,6 +136,12 @@ async function chatTemplateOf(dir: string, config: Record<string, unknown>): Pro
   return null;
 }
 
+/** A model directory's chat template and the special tokens templates write (bos_token, eos_token), read as the server reads them. */
+export async function chatSetupOf(dir: string): Promise<{ template: string | null; special: { bos: string | null; eos: string | null } }> {
+  const config = await tokenizerConfig(dir);
+  return { template: await chatTemplateOf(dir, config), special: { bos: tokenString(config.bos_token), eos: tokenString(config.eos_token) } };
+}
+
 /**
  * What vLLM's GET /tokenizer_info answers: the tokenizer's configuration as tokenizer_config.json
  * holds it, with each special token as its text (the file may store it as an added-token object),

@@ -1,10 +1,11 @@
 /**
  * `rfid-moe generate` in a child process on the shipped model: streamed greedy text equals the
  * transformers golden (test/golden/generate), --json carries ids and usage, stop strings cut the
- * text, and bad flags exit 2 with one message.
+ * text, --chat builds the prompt the server builds for the same conversation, and bad flags exit 2
+ * with one message.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -13,6 +14,7 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { compress } from '../../src/compress/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { cliArgs } from '../helpers/cli.js';
+import { CHATML, postJson, startServer, tinyWithChatTemplate } from '../serve/helpers.js';
 
 const run = promisify(execFile);
 const model = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare');
@@ -101,6 +103,41 @@ describe('rfid-moe generate', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/rfid-no-such-model does not exist; pass a checkpoint directory/);
     expect(missing.stderr).not.toMatch(/tokenizer/);
+  });
+});
+
+describe('rfid-moe generate --chat', () => {
+  it('sends the prompt as a user message through the chat template: the prompt and greedy answer the server gives the same conversation', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'rfid-gen-chat-'));
+    const s = await startServer({ models: [`chat=${tinyWithChatTemplate(path.join(work, 'chat'))}`] });
+    try {
+      const template = path.join(work, 'chatml.jinja');
+      writeFileSync(template, CHATML);
+      const messages = [
+        { role: 'system', content: 'Thou art brief.' },
+        { role: 'user', content: 'Where is Romeo?' },
+      ];
+      // the shipped model has no template of its own: given one on the command line
+      const r = await cli('generate', model, '--chat', '--system', messages[0].content, '--prompt', messages[1].content, '--chat-template', template, '--temperature', '0', '--max-new-tokens', '12', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { chatPrompt: string; text: string; usage: { promptTokens: number } };
+      const ids = (await postJson(`${s.url}/tokenize`, { model: 'chat', messages })).json.tokens as number[];
+      expect(out.usage.promptTokens).toBe(ids.length);
+      expect(out.chatPrompt).toBe((await postJson(`${s.url}/detokenize`, { model: 'chat', tokens: ids })).json.prompt);
+      const answer = await postJson(`${s.url}/v1/chat/completions`, { model: 'chat', messages, max_tokens: 12, temperature: 0 });
+      expect(out.text.length).toBeGreaterThan(0);
+      expect(out.text).toBe(answer.json.choices[0].message.content);
+      // a model without a template, and chat flags without --chat, are refused with what to do
+      const none = await cli('generate', model, '--chat', '--prompt', 'x');
+      expect(none.code).toBe(2);
+      expect(none.stderr).toMatch(/--chat: .* has no chat template .*; give one with --chat-template FILE, or leave out --chat/);
+      const stray = await cli('generate', model, '--system', 'x', '--prompt', 'x');
+      expect(stray.code).toBe(2);
+      expect(stray.stderr).toMatch(/--system applies to --chat only/);
+    } finally {
+      await s.close();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,14 +1,15 @@
 /**
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
  *   [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S]
- *   [--stop STR]… [--response-format text|json_object] [--json-schema FILE] [--no-bf16-weights] [--json]`
+ *   [--stop STR]… [--response-format text|json_object] [--json-schema FILE] [--regex P] [--choice T]…
+ *   [--chat [--system TEXT] [--chat-template FILE]] [--no-bf16-weights] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
  * are produced (with --json: one object at the end instead). Original, dense-compressed and
  * factored checkpoints all open through `openModel`; factored experts run factored. Notes
  * (engine, load time, speed, why generation stopped) go to stderr.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { parameterCounts } from '../../checkpoint/counts.js';
@@ -25,6 +26,11 @@ import { SchemaError } from '../../runtime/generation/json-schema.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
 import { DEFAULT_RESIDENT_BYTES, residentWeightBytes } from '../../runtime/resident-weights.js';
 import { OptionError, parseInteger } from '../options.js';
+import { readChatTemplate } from '../chat-template-option.js';
+import { chatSetupOf } from '../../serve/models.js';
+import { renderChat } from '../../serve/chat-template.js';
+import { encodeInPlace } from '../../serve/encode-off-thread.js';
+import { loadTokenizer } from '../../tokens/tokenizer.js';
 import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions } from '../common-options.js';
 
 interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
@@ -47,6 +53,9 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
   bf16Weights: boolean;
   contextLength?: string;
   tokenizer?: string;
+  chat: boolean;
+  system?: string;
+  chatTemplate?: string;
 }
 
 export function register(program: Command): void {
@@ -55,7 +64,10 @@ export function register(program: Command): void {
       .command('generate')
       .description('generate text from a prompt (streams to stdout)')
       .argument('<model>', 'checkpoint directory (original, or an rfid-moe compressed output)')
-      .requiredOption('--prompt <text>', 'the prompt')
+      .requiredOption('--prompt <text>', 'the prompt (with --chat: the user message)')
+      .option('--chat', "send the prompt as a user message through the model's chat template (as /v1/chat/completions does), the completion being the assistant's answer", false)
+      .option('--system <text>', 'with --chat: a system message before it')
+      .option('--chat-template <file>', "with --chat: this Jinja chat template (a file, or the template itself) instead of the model's own")
       .option('--max-new-tokens <n>', 'most tokens to generate', '128')
       .addOption(defaultText(new Option('--temperature <t>', 'sampling temperature; 0 = greedy'), "the model's generation_config.json, else 1"))
       .addOption(defaultText(new Option('--top-k <k>', 'sample only from the k most likely tokens (0 = off)'), "the model's generation_config.json, else 0"))
@@ -114,6 +126,29 @@ async function responseFormatOf(opts: GenerateCliOptions): Promise<GenerationPar
   return opts.regex !== undefined ? { regex: opts.regex } : { choice: opts.choice };
 }
 
+/**
+ * --chat: the prompt as a user message (after --system's, if given) rendered by the chat template
+ * with its generation prompt, tokenised without the tokenizer's own special tokens (the template
+ * holds those it wants), as the server's /v1/chat/completions and transformers' apply_chat_template do.
+ */
+async function chatPrompt(tokenizerLocation: string, opts: GenerateCliOptions, templateFlag: string | undefined): Promise<{ text: string; ids: Int32Array }> {
+  // (--tokenizer may name the tokenizer.json itself: its directory holds the template)
+  const tokenizerDir = (await stat(tokenizerLocation)).isDirectory() ? tokenizerLocation : path.dirname(tokenizerLocation);
+  const { template, special } = await chatSetupOf(tokenizerDir);
+  const chosen = templateFlag ?? template;
+  if (chosen === null) {
+    throw new OptionError(`--chat: ${tokenizerDir} has no chat template (neither a chat_template.jinja nor a chat_template in its tokenizer_config.json); give one with --chat-template FILE, or leave out --chat to use the prompt as it is`);
+  }
+  const messages = [...(opts.system !== undefined ? [{ role: 'system' as const, content: opts.system }] : []), { role: 'user' as const, content: opts.prompt }];
+  let text: string;
+  try {
+    text = await renderChat(chosen, path.basename(path.resolve(tokenizerDir)), messages, special, {}, { addGenerationPrompt: true });
+  } catch (err) {
+    throw new OptionError(`--chat: ${(err as Error).message}`);
+  }
+  return { text, ids: encodeInPlace(await loadTokenizer(tokenizerLocation), text, false) };
+}
+
 function parseNumber(flag: string, value: string, ok: (n: number) => boolean, what: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new OptionError(`${flag} must be ${what}, got "${value}"`);
@@ -135,6 +170,8 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
   const engineChoice = parseEngineChoice(opts.engine);
   const responseFormat = await responseFormatOf(opts);
+  if (!opts.chat && (opts.system !== undefined || opts.chatTemplate !== undefined)) throw new OptionError(`${opts.system !== undefined ? '--system' : '--chat-template'} applies to --chat only`);
+  const chatTemplateFlag = opts.chatTemplate === undefined ? undefined : readChatTemplate(opts.chatTemplate);
   const note = (line: string) => {
     if (!opts.quiet) process.stderr.write(line + '\n');
   };
@@ -145,6 +182,8 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   try {
     const codec = await loadTextCodec(opts.tokenizer ?? model);
     assertRunnable(ckpt);
+    const chat = opts.chat ? await chatPrompt(opts.tokenizer ?? model, opts, chatTemplateFlag) : null;
+    const prompt = chat?.ids ?? opts.prompt;
     const defaults = ckpt.config.samplingDefaults;
     const temperature = temperatureFlag ?? defaults.temperature ?? 1;
     const topK = topKFlag ?? defaults.topK ?? 0;
@@ -174,7 +213,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
       const tokens: number[] = [];
       const started = performance.now();
       let firstTokenMs: number | null = null;
-      for await (const event of generate(weightProviderOf(ckpt, { bf16Weights: opts.bf16Weights }), engine, opts.prompt, {
+      for await (const event of generate(weightProviderOf(ckpt, { bf16Weights: opts.bf16Weights }), engine, prompt, {
         tokenizer: codec,
         maxNewTokens,
         temperature,
@@ -206,6 +245,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
               ok: true,
               modelDir: path.resolve(model),
               prompt: opts.prompt,
+              ...(chat !== null ? { chatPrompt: chat.text } : {}),
               text: event.text,
               tokens,
               usage: u,

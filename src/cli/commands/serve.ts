@@ -11,8 +11,9 @@
  * checkpoint is broken is refused with its reason on stderr and the others are served. SIGTERM
  * or SIGINT drains: in-flight requests finish, then the process exits 0.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
+import { readChatTemplate } from '../chat-template-option.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { DEFAULT_KEEP_ALIVE_MS, POLICY_NAMES, type PolicyName, type TycheOptions } from '../../serve/policies.js';
 import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
@@ -176,7 +177,7 @@ export function parseChatTemplates(values: readonly string[] | undefined, modelI
     const named = /^([^=/\\]+)=([\s\S]*)$/.exec(value);
     const forModel = named !== null && modelIds.includes(named[1]) && !existsSync(value) ? named[1] : null;
     const source = forModel === null ? value : named![2];
-    const template = readTemplate(source);
+    const template = readChatTemplate(source);
     if (forModel === null) {
       if (all !== undefined) throw new OptionError('--chat-template is given twice for every model; give one, or name the model each is for (model=file)');
       all = template;
@@ -188,18 +189,6 @@ export function parseChatTemplates(values: readonly string[] | undefined, modelI
   if (Object.keys(byModel).length === 0) return all;
   if (all !== undefined) for (const id of modelIds) if (!Object.hasOwn(byModel, id)) byModel[id] = all;
   return byModel;
-}
-
-function readTemplate(source: string): string {
-  if (existsSync(source)) {
-    try {
-      return readFileSync(source, 'utf8');
-    } catch (err) {
-      throw new OptionError(`--chat-template: ${source} cannot be read (${(err as Error).message})`);
-    }
-  }
-  if (/\{\{|\{%/.test(source)) return source;
-  throw new OptionError(`--chat-template: no file ${source} (give a template file, model=file for one model, or the template text itself)`);
 }
 
 /** --tool-call-parser: a known format, "none", or absent (each model's own). */
