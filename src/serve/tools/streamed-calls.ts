@@ -12,6 +12,7 @@
  * one cut before its name was known is handed back as text.
  */
 import type { ChoiceDelta } from './call-readers.js';
+import type { FunctionTool } from './call-schema.js';
 import { callFromJson, tryJson, type CallStream, type OpenCall } from './formats/format.js';
 
 /** One call object being read, from the character after its `{`. */
@@ -186,3 +187,9 @@ export class StreamedCalls implements CallStream {
     if (!this.array) this.done = true;
   }
 }
+
+/** A format's streamer of held JSON calls (ToolCallFormat.streamer): one call a block, or an array of them. */
+export const jsonCallsStreamer =
+  (array: boolean) =>
+  (tools: readonly FunctionTool[], open: OpenCall): CallStream =>
+    new StreamedCalls(array, new Set(tools.map((t) => t.name)), open);

@@ -25,7 +25,7 @@ export type ToolMode =
   | { kind: 'none' }
   | { kind: 'named'; name: string }
   | { kind: 'required'; parallel: boolean; tools: FunctionTool[] }
-  /** `held`: the blocks the model opens are held to the tools' JSON calls (heldCalls), so they stream as written */
+  /** `held`: the blocks the model opens are held to the tools' calls (heldCalls), so a format that can read them as written (its streamer) streams them */
   | { kind: 'auto'; format: ToolCallFormat; tools: FunctionTool[]; held: boolean; parallel: boolean };
 
 /** The request fields this reads (schemas.ts, chatRequest). */

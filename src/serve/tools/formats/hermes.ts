@@ -4,14 +4,14 @@
  * calls are several blocks. The JSON of a block the model opens is held to the tools' schemas.
  */
 import { callFromJson, tryJson, type ToolCallFormat } from './format.js';
-import { StreamedCalls } from '../streamed-calls.js';
+import { jsonCallsStreamer } from '../streamed-calls.js';
 
 export const hermes: ToolCallFormat = {
   name: 'hermes',
   start: '<tool_call>',
   end: '</tool_call>',
   heldCall: 'one',
-  streamer: (tools, open) => new StreamedCalls(false, new Set(tools.map((t) => t.name)), open),
+  streamer: jsonCallsStreamer(false),
   parse(body) {
     const call = callFromJson(tryJson(body.trim()));
     return call ? [call] : null;

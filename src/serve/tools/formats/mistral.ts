@@ -8,7 +8,7 @@
  * value, and the two begin alike).
  */
 import { callFromJson, callWithArguments, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
-import { StreamedCalls } from '../streamed-calls.js';
+import { jsonCallsStreamer } from '../streamed-calls.js';
 
 const START = '[TOOL_CALLS]';
 const ARGS = '[ARGS]';
@@ -48,5 +48,5 @@ export const mistral: ToolCallFormat = {
 const mistralArrays: ToolCallFormat = {
   ...mistral,
   heldCall: 'array',
-  streamer: (tools, open) => new StreamedCalls(true, new Set(tools.map((t) => t.name)), open),
+  streamer: jsonCallsStreamer(true),
 };
