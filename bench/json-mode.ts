@@ -18,29 +18,19 @@
  * a large vocabulary, where the screen costs most.
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine } from '../src/engine/index.js';
 import { BatchDecoder, loadTextCodec, Sampler, weightProviderOf, type TextCodec } from '../src/runtime/index.js';
-import { startingState, TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
-import { argmax, constraintAt as constraintAtState, madeUpRows, tokenizerVocabSize } from './lib/constraint-bench.js';
+import { startingState, type TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
+import { allPieces, argmax, constraintAt as constraintAtState, constraintBenchFlags, firstScreenMs, madeUpRows, median, tokenizerVocabSize } from './lib/constraint-bench.js';
 
-const root = path.resolve(import.meta.dirname, '..');
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string', default: path.join(root, 'examples/models/mixtral-tiny-shakespeare') },
-    tokenizer: { type: 'string' },
-    rounds: { type: 'string', default: '5' },
-    'new-tokens': { type: 'string', default: '64' },
-  },
-});
-const rounds = Number(values.rounds);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const flags = constraintBenchFlags(64);
+const { rounds } = flags;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 // ---- 1. the choice alone -------------------------------------------------------------------
-const codec = await loadTextCodec(values.tokenizer ?? values.model!);
-const vocab = tokenizerVocabSize(values.tokenizer ?? values.model!);
+const codec = await loadTextCodec(flags.tokenizer ?? flags.model);
+const vocab = tokenizerVocabSize(flags.tokenizer ?? flags.model);
 const rows = madeUpRows(vocab, 16, 7);
 
 /** a schema of the kind structured-output clients send, whose fields the states below are in */
@@ -55,27 +45,14 @@ const constraintAt = (pieces: TokenPieces, text: string, schema?: object) => con
 
 const states = { 'inside a string': '{"name": "Ro', 'after a comma': '{"name": "Romeo", ' };
 const samplers = { greedy: { temperature: 0 }, 'top-p 0.9': { temperature: 1, topP: 0.9 }, 'top-k 20, top-p 0.8': { temperature: 0.7, topK: 20, topP: 0.8 } };
-log(`tokenizer: ${values.tokenizer ?? values.model} (${vocab} tokens)`);
-const pieces = new TokenPieces(codec, vocab);
-let t0 = performance.now();
-for (let id = 0; id < vocab; id++) pieces.get(id);
-const piecesMs = performance.now() - t0;
-// a state's first screen: its top-p choice once (screen and draw), less the second (the kept screen and the draw)
+log(`tokenizer: ${flags.tokenizer ?? flags.model} (${vocab} tokens)`);
+const { pieces, ms: piecesMs } = allPieces(codec, vocab);
+let t0: number;
 const firstScreen: Record<string, number> = {};
 for (const [name, text] of Object.entries({ ...states, 'an integer': '{"name": "Romeo", "age": 1' })) {
-  for (const [grammar, schema] of [['json_object', undefined], ['schema', SCHEMA]] as const) {
-    const state = constraintAt(pieces, text, schema);
-    const times: number[] = [];
-    for (let k = 0; k < 2; k++) {
-      t0 = performance.now();
-      state.choose(Float32Array.from(rows[0]), new Sampler({ temperature: 1, topP: 0.9, seed: 1 }), argmax);
-      times.push(performance.now() - t0);
-    }
-    firstScreen[`${name}, ${grammar}`] = times[0] - times[1];
-  }
+  for (const [grammar, schema] of [['json_object', undefined], ['schema', SCHEMA]] as const) firstScreen[`${name}, ${grammar}`] = firstScreenMs(constraintAt(pieces, text, schema), rows[0]);
 }
-const unscreened = new TokenPieces(codec, vocab);
-for (let id = 0; id < vocab; id++) unscreened.get(id);
+const { pieces: unscreened } = allPieces(codec, vocab);
 const choice: Array<{ state: string; sampler: string; plainUs: number; jsonUs: number }> = [];
 for (const [state, text] of Object.entries(states)) {
   for (const [sName, params] of Object.entries(samplers)) {
@@ -100,11 +77,11 @@ for (const [state, text] of Object.entries(states)) {
 // ---- 2. whole decodes ------------------------------------------------------------------------
 const { engine, notice } = await createEngine('auto', { threads: 1 });
 log(notice);
-const ckpt = await openCheckpoint(values.model!);
-const modelCodec: TextCodec = await loadTextCodec(values.model!);
+const ckpt = await openCheckpoint(flags.model);
+const modelCodec: TextCodec = await loadTextCodec(flags.model);
 const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1, tokenizer: modelCodec });
 const prompts = ['ROMEO:', 'First Citizen:\n', 'Describe the king as JSON.', 'JULIET:\nO Romeo'].map((p) => Array.from(modelCodec.encode(p)));
-const newTokens = Number(values['new-tokens']);
+const { newTokens } = flags;
 async function decodeAll(json: boolean, temperature: number, seed: number): Promise<{ tokens: number; seconds: number }> {
   let tokens = 0;
   const t = performance.now();
@@ -141,7 +118,7 @@ const lines = [
   '',
   ...Object.entries(rates).map(
     ([name, r]) =>
-      `${name[0].toUpperCase()}${name.slice(1)} decodes of ${path.basename(values.model!)} (${prompts.length} prompts × up to ${newTokens} tokens, tokens/s, medians of ${rounds} rounds): plain ${median(r.plain).toFixed(0)}, JSON mode ${median(r.json).toFixed(0)}, JSON ÷ plain ${(median(r.json) / median(r.plain)).toFixed(2)}.`,
+      `${name[0].toUpperCase()}${name.slice(1)} decodes of ${path.basename(flags.model)} (${prompts.length} prompts × up to ${newTokens} tokens, tokens/s, medians of ${rounds} rounds): plain ${median(r.plain).toFixed(0)}, JSON mode ${median(r.json).toFixed(0)}, JSON ÷ plain ${(median(r.json) / median(r.plain)).toFixed(2)}.`,
   ),
 ];
 process.stdout.write(lines.join('\n') + '\n');

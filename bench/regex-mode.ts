@@ -12,25 +12,15 @@
  *    against held to a regex and to a choice, alternated per round (the machine is noisy).
  */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine } from '../src/engine/index.js';
 import { BatchDecoder, loadTextCodec, Sampler, weightProviderOf, type GenerationParams } from '../src/runtime/index.js';
-import { TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
-import { argmax, constraintAt as constraintAtState, madeUpRows, tokenizerVocabSize } from './lib/constraint-bench.js';
+import type { TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
+import { allPieces, argmax, constraintAt as constraintAtState, constraintBenchFlags, firstScreenMs, madeUpRows, median, tokenizerVocabSize } from './lib/constraint-bench.js';
 import { choicePattern, compileRegex, RegexPrefix } from '../src/runtime/generation/regex-prefix.js';
 
-const root = path.resolve(import.meta.dirname, '..');
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string', default: path.join(root, 'examples/models/mixtral-tiny-shakespeare') },
-    tokenizer: { type: 'string' },
-    rounds: { type: 'string', default: '5' },
-    'new-tokens': { type: 'string', default: '32' },
-  },
-});
-const rounds = Number(values.rounds);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const flags = constraintBenchFlags(32);
+const { rounds } = flags;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 const DATE = '(19|20)\\d\\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])';
@@ -47,8 +37,8 @@ for (const [name, pattern] of [['date', DATE], ['1,024 choices', choicePattern(C
 }
 
 // ---- 2. the choice alone ---------------------------------------------------------------------
-const codec = await loadTextCodec(values.tokenizer ?? values.model!);
-const vocab = tokenizerVocabSize(values.tokenizer ?? values.model!);
+const codec = await loadTextCodec(flags.tokenizer ?? flags.model);
+const vocab = tokenizerVocabSize(flags.tokenizer ?? flags.model);
 const rows = madeUpRows(vocab, 16, 7);
 
 /** a constraint of `pattern` after the text `after` (fed as the tokenizer encodes it) */
@@ -62,21 +52,12 @@ const states: Array<[string, string, string]> = [
   ['(a|b)*a(a|b){20}, after "ab"', EXPLODING, 'ab'],
   ['sentence, after "The king"', SENTENCE, 'The king'],
 ];
-log(`tokenizer: ${values.tokenizer ?? values.model} (${vocab} tokens)`);
-const pieces = new TokenPieces(codec, vocab);
-let t0 = performance.now();
-for (let id = 0; id < vocab; id++) pieces.get(id);
-const piecesMs = performance.now() - t0;
+log(`tokenizer: ${flags.tokenizer ?? flags.model} (${vocab} tokens)`);
+const { pieces, ms: piecesMs } = allPieces(codec, vocab);
+let t0: number;
 const choice: Array<{ state: string; firstScreenMs: number; plainGreedyUs: number; greedyUs: number; plainTopPUs: number; topPUs: number }> = [];
 for (const [name, pattern, after] of states) {
-  // the first screen: a top-p choice once (screen and draw), less the second (kept screen and draw)
-  const first = constraintAt(pieces, pattern, after);
-  const times: number[] = [];
-  for (let k = 0; k < 2; k++) {
-    t0 = performance.now();
-    first.choose(Float32Array.from(rows[0]), new Sampler({ temperature: 1, topP: 0.9, seed: 1 }), argmax);
-    times.push(performance.now() - t0);
-  }
+  const firstScreen = firstScreenMs(constraintAt(pieces, pattern, after), rows[0]);
   const per = { greedy: { temperature: 0 }, topP: { temperature: 1, topP: 0.9 } };
   const us: Record<string, number[]> = { plainGreedy: [], greedy: [], plainTopP: [], topP: [] };
   for (let r = 0; r < rounds; r++) {
@@ -92,15 +73,15 @@ for (const [name, pattern, after] of states) {
       us[k].push(((performance.now() - t0) * 1000) / rows.length);
     }
   }
-  choice.push({ state: name, firstScreenMs: times[0] - times[1], plainGreedyUs: median(us.plainGreedy), greedyUs: median(us.greedy), plainTopPUs: median(us.plainTopP), topPUs: median(us.topP) });
+  choice.push({ state: name, firstScreenMs: firstScreen, plainGreedyUs: median(us.plainGreedy), greedyUs: median(us.greedy), plainTopPUs: median(us.plainTopP), topPUs: median(us.topP) });
 }
 
 // ---- 3. whole decodes ------------------------------------------------------------------------
-const ckpt = await openCheckpoint(values.model!);
-const modelCodec = await loadTextCodec(values.model!);
+const ckpt = await openCheckpoint(flags.model);
+const modelCodec = await loadTextCodec(flags.model);
 const { engine } = await createEngine('auto', { threads: 1 });
 const decoder = new BatchDecoder(weightProviderOf(ckpt), engine, { maxBatchSize: 1, tokenizer: modelCodec });
-const newTokens = Number(values['new-tokens']);
+const { newTokens } = flags;
 const prompts = ['ROMEO:\n', 'First Citizen:\nBefore we proceed any further, hear me speak.\n', 'JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n'].map((p) => Array.from(modelCodec.encode(p)));
 const formats: Record<string, GenerationParams['responseFormat']> = { free: 'text', 'regex (sentence)': { regex: SENTENCE }, 'regex ([a-z ,.]+)': { regex: '[a-z ,.]+' }, '1,024 choices': { choice: CHOICES } };
 const decodes: Record<string, Array<{ tokens: number; seconds: number }>> = Object.fromEntries(Object.keys(formats).map((k) => [k, []]));
@@ -124,7 +105,7 @@ console.log(`every token's piece, once per tokenizer: ${piecesMs.toFixed(0)} ms 
 console.log('| state | first screen | greedy: plain | held | top-p 0.9: plain | held |');
 console.log('|---|---:|---:|---:|---:|---:|');
 for (const c of choice) console.log(`| ${c.state} | ${c.firstScreenMs.toFixed(1)} ms | ${c.plainGreedyUs.toFixed(0)} µs | ${c.greedyUs.toFixed(0)} µs | ${c.plainTopPUs.toFixed(0)} µs | ${c.topPUs.toFixed(0)} µs |`);
-console.log(`\nwhole greedy decodes, ${path.basename(values.model!)}, ${prompts.length} prompts × up to ${newTokens} tokens, medians of ${rounds} rounds:\n`);
+console.log(`\nwhole greedy decodes, ${path.basename(flags.model)}, ${prompts.length} prompts × up to ${newTokens} tokens, medians of ${rounds} rounds:\n`);
 console.log('| format | tokens | tokens/s | ÷ free |');
 console.log('|---|---:|---:|---:|');
 const rate = (xs: Array<{ tokens: number; seconds: number }>) => median(xs.map((x) => x.tokens / x.seconds));

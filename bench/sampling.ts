@@ -19,7 +19,7 @@ import { createEngine } from '../src/engine/index.js';
 import { drawFrom, Sampler, samplingDistribution, type SamplingParams } from '../src/runtime/generation/sampling.js';
 import { BatchDecoder, weightProviderOf } from '../src/runtime/index.js';
 import { mulberry32 } from '../src/util/prng.js';
-import { madeUpRows } from './lib/constraint-bench.js';
+import { madeUpRows, median } from './lib/constraint-bench.js';
 import { randomPrompt } from './lib/random-prompt.js';
 import { streamTokens } from './lib/stream-tokens.js';
 
@@ -34,7 +34,6 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 const vocabs = values.vocab.split(',').map(Number);
 if (!(rounds >= 1) || vocabs.some((v) => !Number.isInteger(v) || v < 2)) throw new Error('--rounds takes a positive integer, --vocab sizes of at least 2 separated by commas');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const SETTINGS: Array<[string, SamplingParams]> = [
   ['temperature 1', { temperature: 1 }],
   ['temperature 0.8, min-p 0.05', { temperature: 0.8, minP: 0.05 }],

@@ -1,7 +1,8 @@
-/** What the constrained-decoding benches share: the tokenizer's vocabulary size, made-up logits, and a constraint fed to a state. */
+/** What the constrained-decoding benches share: their flags, the tokenizer's vocabulary size, made-up logits, every token's piece, a constraint fed to a state, and a state's first screen. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { GrammarConstraint, type GrammarState, type TokenPieces } from '../../src/runtime/generation/grammar-constraint.js';
+import { parseArgs } from 'node:util';
+import { GrammarConstraint, TokenPieces, type GrammarState } from '../../src/runtime/generation/grammar-constraint.js';
 import { Sampler, type TextCodec } from '../../src/runtime/index.js';
 import { mulberry32 } from '../../src/util/prng.js';
 
@@ -37,4 +38,39 @@ export function constraintAt(codec: TextCodec, pieces: TokenPieces, start: Gramm
     c.commit(t);
   }
   return c;
+}
+
+/** The flags of a constrained-decoding bench: --model (the shipped Mixtral-shaped model), --tokenizer, --rounds, --new-tokens. */
+export function constraintBenchFlags(defaultNewTokens: number): { model: string; tokenizer: string | undefined; rounds: number; newTokens: number } {
+  const root = path.resolve(import.meta.dirname, '..', '..');
+  const { values } = parseArgs({
+    options: {
+      model: { type: 'string', default: path.join(root, 'examples/models/mixtral-tiny-shakespeare') },
+      tokenizer: { type: 'string' },
+      rounds: { type: 'string', default: '5' },
+      'new-tokens': { type: 'string', default: String(defaultNewTokens) },
+    },
+  });
+  return { model: values.model!, tokenizer: values.tokenizer, rounds: Number(values.rounds), newTokens: Number(values['new-tokens']) };
+}
+
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Every token's piece of the vocabulary, and how long finding them took (once per tokenizer). */
+export function allPieces(codec: TextCodec, vocab: number): { pieces: TokenPieces; ms: number } {
+  const pieces = new TokenPieces(codec, vocab);
+  const t0 = performance.now();
+  for (let id = 0; id < vocab; id++) pieces.get(id);
+  return { pieces, ms: performance.now() - t0 };
+}
+
+/** A state's first screen (ms): its top-p choice once (screen and draw), less the second (the kept screen and the draw). */
+export function firstScreenMs(constraint: GrammarConstraint, row: Float32Array): number {
+  const times: number[] = [];
+  for (let k = 0; k < 2; k++) {
+    const t0 = performance.now();
+    constraint.choose(Float32Array.from(row), new Sampler({ temperature: 1, topP: 0.9, seed: 1 }), argmax);
+    times.push(performance.now() - t0);
+  }
+  return times[0] - times[1];
 }
