@@ -139,7 +139,12 @@ async function chatTemplateOf(dir: string, config: Record<string, unknown>): Pro
 /** A model directory's chat template and the special tokens templates write (bos_token, eos_token), read as the server reads them. */
 export async function chatSetupOf(dir: string): Promise<{ template: string | null; special: { bos: string | null; eos: string | null } }> {
   const config = await tokenizerConfig(dir);
-  return { template: await chatTemplateOf(dir, config), special: { bos: tokenString(config.bos_token), eos: tokenString(config.eos_token) } };
+  return { template: await chatTemplateOf(dir, config), special: specialTokensOf(config) };
+}
+
+/** The special tokens chat templates write (bos_token, eos_token), as tokenizer_config.json gives them. */
+function specialTokensOf(config: Record<string, unknown>): { bos: string | null; eos: string | null } {
+  return { bos: tokenString(config.bos_token), eos: tokenString(config.eos_token) };
 }
 
 /**
@@ -229,7 +234,7 @@ export async function inspectServedModel(
       toolCallFormat: opts.toolCallFormat === undefined ? detectToolCallFormat(chatTemplate) : opts.toolCallFormat,
       reasoningParser: opts.reasoningParser ?? null,
       tokenizerInfo: tokenizerInfoOf(tconf, chatTemplate, eosFallback),
-      specialTokens: { bos: tokenString(tconf.bos_token), eos: tokenString(tconf.eos_token) },
+      specialTokens: specialTokensOf(tconf),
       eosTokenIds: ckpt.config.eosTokenIds,
       bosTokenId: ckpt.config.bosTokenId,
       encode: async (text, addSpecialTokens) => (opts.encoder ? opts.encoder.encode(tokenizer, text, addSpecialTokens) : encodeInPlace(tokenizer, text, addSpecialTokens)),
