@@ -151,4 +151,20 @@ describe('the Responses API', () => {
     const fetched = await client.responses.retrieve(stored.id).catch((e: unknown) => e);
     expect(fetched).toBeInstanceOf(OpenAI.NotFoundError);
   });
+
+  it('request_id (vLLM’s) and the X-Request-Id header name the response: resp_<id>, streamed or not, the header’s winning', async () => {
+    const whole = await postJson(`${s.url}/v1/responses`, { model: 'chat', input: 'x', max_output_tokens: 2, request_id: 'trace-7' });
+    expect(whole.json.id).toBe('resp_trace-7');
+    const streamed = await fetch(`${s.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'header-7' },
+      body: JSON.stringify({ model: 'chat', input: 'x', max_output_tokens: 2, request_id: 'body-7', stream: true }),
+    });
+    expect(streamed.headers.get('x-request-id')).toBe('header-7');
+    const ids = new Set((await streamed.text()).split('\n\n').filter((e) => e.includes('data: {')).map((e) => (JSON.parse(e.slice(e.indexOf('data: ') + 6)) as { response?: { id: string } }).response?.id).filter((id) => id !== undefined));
+    expect([...ids]).toEqual(['resp_header-7']);
+    const bad = await postJson(`${s.url}/v1/responses`, { model: 'chat', input: 'x', request_id: 'has space' });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({ param: 'request_id', message: expect.stringMatching(/visible ASCII/) });
+  });
 });

@@ -19,6 +19,8 @@ type Item = Record<string, unknown> & { id: string; type: string };
 export type Emit = (type: string, fields: Record<string, unknown>) => void;
 
 const idOf = (prefix: string) => `${prefix}_${randomBytes(24).toString('hex')}`;
+/** the response's id: the client's request id where it gave one (request_id, or the X-Request-Id header) */
+const responseIdOf = (a: ResponseArgs) => (a.p.requestId !== null ? `resp_${a.p.requestId}` : idOf('resp'));
 
 /** Output items from deltas: each delta extends the open item or closes it and opens the next, with the events a stream sends for that. */
 export class OutputBuilder {
@@ -165,7 +167,7 @@ async function read(a: ResponseArgs, builder: OutputBuilder): Promise<{ end: End
 const statusOf = (end: EndEvent) => (end.usage.finishReason === 'length' ? 'incomplete' : 'completed');
 
 export async function responsesJson(a: ResponseArgs, req: ResponsesRequest): Promise<void> {
-  const id = idOf('resp');
+  const id = responseIdOf(a);
   const created = Math.floor(Date.now() / 1000);
   const builder = new OutputBuilder(null);
   const { end, reasoningTokens } = await read(a, builder);
@@ -175,7 +177,7 @@ export async function responsesJson(a: ResponseArgs, req: ResponsesRequest): Pro
 }
 
 export async function responsesStream(a: ResponseArgs, req: ResponsesRequest): Promise<void> {
-  const id = idOf('resp');
+  const id = responseIdOf(a);
   const created = Math.floor(Date.now() / 1000);
   const raw = openEventStream(a.reply);
   let sequence = 0;

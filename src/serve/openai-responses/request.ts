@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 import { badRequest } from '../errors.js';
-import { MAX_TOOL_NAME, MAX_TOOLS, parseBody } from '../schemas.js';
+import { MAX_TOOL_NAME, MAX_TOOLS, parseBody, requestId } from '../schemas.js';
 
 const text = z.string();
 /** a message's content: text, or parts of text (input_text; output_text in the model's earlier turns) */
@@ -124,6 +124,8 @@ export const responsesRequest = z.object({
   conversation: unsupported('conversation is not supported: responses are not stored; send the whole conversation in input'),
   background: z.literal(false, { message: 'background responses are not supported' }).nullish(),
   prompt: unsupported('prompt templates are not supported'),
+  /** vLLM's: the client's id of the request; the response's id holds it (resp_<id>), as the X-Request-Id header's does */
+  request_id: requestId.nullish(),
   /** vLLM's sampling extensions, as on the other endpoints */
   seed: z.number().int().nullish(),
   top_k: z.number().int().min(-1).nullish(),
@@ -198,6 +200,7 @@ export function chatBodyOf(req: ResponsesRequest): Record<string, unknown> {
     parallel_tool_calls: req.parallel_tool_calls,
     response_format: !f || f.type === 'text' ? undefined : f.type === 'json_object' ? f : { type: 'json_schema', json_schema: { name: f.name, description: f.description, schema: f.schema, strict: f.strict } },
     stream: req.stream,
+    request_id: req.request_id,
   };
 }
 
