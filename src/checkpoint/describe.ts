@@ -7,6 +7,7 @@ import { parameterCounts, type ParameterCounts } from './counts.js';
 import { expectedTensors } from './expected.js';
 import { checkpointFamily } from './open.js';
 import { familyByName } from './registry.js';
+import { ropeScalingOf, RUNNABLE_ROPE_TYPES } from './rope-scaling.js';
 import type { Checkpoint, ModelConfig } from './types.js';
 
 export interface LayerDescription {
@@ -25,8 +26,10 @@ export interface CheckpointDescription {
   familyLabel: string;
   modelType: string;
   attention: ModelConfig['attention'];
-  /** false when the runtime cannot run this model yet (MLA) */
+  /** false when the runtime cannot run this model (a RoPE scaling it does not implement) */
   runnable: boolean;
+  /** the RoPE scaling's type ('default' when none) */
+  ropeScaling: string;
   hiddenSize: number;
   vocabSize: number;
   numLayers: number;
@@ -88,7 +91,8 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     familyLabel: family.label,
     modelType: c.modelType,
     attention: c.attention,
-    runnable: c.attention !== 'mla',
+    runnable: RUNNABLE_ROPE_TYPES.includes(ropeScalingOf(c.raw).type),
+    ropeScaling: ropeScalingOf(c.raw).type,
     hiddenSize: c.hiddenSize,
     vocabSize: c.vocabSize,
     numLayers: c.numLayers,

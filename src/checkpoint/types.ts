@@ -52,7 +52,7 @@ export interface ModelConfig {
   qkvBias: boolean;
   /** 'per-head' = Qwen3 (RMSNorm over head_dim after reshape); 'whole' = OLMoE (over the whole projection) */
   qkNorm: 'none' | 'per-head' | 'whole';
-  /** 'mla' (DeepSeek-V2) is declared but not runnable yet */
+  /** 'mla': DeepSeek-V2's multi-head latent attention (src/runtime/mla-attention.ts) */
   attention: 'standard' | 'mla';
   /** DeepSeek-V2 multi-head latent attention sizes (present iff attention === 'mla') */
   mla?: MlaConfig;

@@ -8,10 +8,13 @@
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { TokenBatch } from './batch.js';
-import { addRowBias, clampInPlace, scratch, type RopeTables } from './numerics.js';
+import { addRowBias, clampInPlace, scratch } from './numerics.js';
+import type { RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
+import { mlaAttentionBlock } from './mla-attention.js';
+import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
 
 export interface AttentionContext {
   engine: Engine;
@@ -19,6 +22,8 @@ export interface AttentionContext {
   batch: TokenBatch;
   positions: Int32Array;
   rope: RopeTables;
+  /** multiplies 1/√(query head width) in the softmax (RopeSpec.softmaxScale) */
+  softmaxScale: number;
   /** keys further back than this many positions are masked (Mistral/Mixtral sliding window), null = none */
   slidingWindow: number | null;
   /**
@@ -36,6 +41,7 @@ export interface AttentionContext {
  * pass) and `residual` is returned.
  */
 export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Float32Array, residual?: Float32Array): Float32Array {
+  if (w.kind === 'mla') return mlaAttentionBlock(ctx, w, x, residual);
   const { engine, config, batch, positions, rope } = ctx;
   const kernels = engine.kernels;
   const rows = batch.ids.length;
@@ -71,7 +77,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k);
 
   const context = scratch('attention-context', rows * qWidth);
-  const scale = 1 / Math.sqrt(headDim);
+  const scale = ctx.softmaxScale / Math.sqrt(headDim);
   if (!ctx.kv || freshPrefill(ctx.kv, batch)) {
     // every sequence attends to its own rows only (no cache, or a prompt's first chunk, whose
     // keys and values go into the cache as well): all heads in one kernel call, which the native
@@ -79,66 +85,11 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     if (ctx.kv) writeToCache(ctx.kv, batch, k, v);
     kernels.causalAttention(numHeads, numKvHeads, headDim, batch.offsets, q, k, v, scale, ctx.slidingWindow, context);
   } else {
-    attendWithCache(ctx, ctx.kv, q, k, v, context, scale);
+    attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale);
   }
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, qWidth, context, w.o, out, residual ? 1 : 0);
   return out;
-}
-
-/** True when no sequence of the batch has a cached past: each then attends to its own new rows only. */
-function freshPrefill(kv: NonNullable<AttentionContext['kv']>, batch: TokenBatch): boolean {
-  for (let s = 0; s + 1 < batch.offsets.length; s++) {
-    if (kv.cache.lengths[kv.slots ? kv.slots[s] : s] !== 0) return false;
-  }
-  return true;
-}
-
-/** This layer's keys and values of every sequence of the batch, appended to its cache slot. */
-function writeToCache(kv: NonNullable<AttentionContext['kv']>, batch: TokenBatch, k: Float32Array, v: Float32Array): void {
-  const { cache, layer, slots } = kv;
-  for (let s = 0; s + 1 < batch.offsets.length; s++) {
-    const len = batch.offsets[s + 1] - batch.offsets[s];
-    if (len === 0) continue;
-    const slot = slots ? slots[s] : s;
-    cache.write(layer, slot, cache.lengths[slot], k, v, batch.offsets[s], len);
-  }
-}
-
-/**
- * Attention of sequences that continue those in the KV cache (decoding, a prompt's prefill into
- * the cache): this layer's new keys and values are appended, and each sequence's rows attend to
- * its cached past and its own rows, the whole batch in one kernel call (ForwardKernels.cachedAttention).
- */
-function attendWithCache(
-  ctx: AttentionContext,
-  kv: NonNullable<AttentionContext['kv']>,
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  context: Float32Array,
-  scale: number,
-): void {
-  const { config, batch } = ctx;
-  const { numHeads, numKvHeads, headDim } = config;
-  const { cache, layer, slots } = kv;
-  const sequences = batch.offsets.length - 1;
-  const past = new Int32Array(sequences);
-  const headStride = new Int32Array(sequences);
-  const keys: Float32Array[] = [];
-  const values: Float32Array[] = [];
-  for (let s = 0; s < sequences; s++) {
-    const start = batch.offsets[s];
-    const len = batch.offsets[s + 1] - start;
-    const slot = slots ? slots[s] : s;
-    past[s] = cache.lengths[slot];
-    if (len > 0) cache.write(layer, slot, past[s], k, v, start, len);
-    keys.push(cache.keys(layer, slot));
-    values.push(cache.values(layer, slot));
-    // positions per kv head in a head-major cache buffer (0: keys/values are row-major)
-    headStride[s] = cache.headDim === headDim ? cache.allocated(slot) : 0;
-  }
-  ctx.engine.kernels.cachedAttention(numHeads, numKvHeads, headDim, batch.offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context);
 }
 
 function required(t: Float32Array | undefined, name: string): Float32Array {

@@ -4,20 +4,14 @@
  * the forward pass reaches it, and nothing is cached beyond the embedding/output rows of small
  * vocabularies, so a model larger than RAM can run.
  */
-import type { Checkpoint, LayerLayout, MlpNames, ModelLayout } from '../checkpoint/types.js';
+import type { Checkpoint, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout } from '../checkpoint/types.js';
 import { swiGlu } from './mlp.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
-import type { AttentionWeights, ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
-import { RfidMoeError } from '../errors.js';
-import { ModelInputError } from './errors.js';
+import type { AttentionWeights, ExpertWeights, LayerWeights, MlaAttentionWeights, MoeWeights, WeightProvider } from './weights.js';
+import { ModelInputError, UnsupportedModelError } from './errors.js';
+import { ropeSpecOf } from './rope.js';
 
-/** Attention with multi-head latent attention (DeepSeek-V2) has no implementation here. */
-export class UnsupportedModelError extends RfidMoeError {
-  readonly kind = 'UnsupportedModelError';
-}
-
-export const MLA_NOT_IMPLEMENTED =
-  'attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied as `stats` from another tool';
+export { UnsupportedModelError };
 
 /** Tables up to this size (as held) are read whole once and kept (embedding lookups, lm_head chunks). */
 const CACHE_LIMIT_BYTES = 256 * 1024 * 1024;
@@ -31,14 +25,10 @@ export function assertTokenIds(ids: Int32Array, vocabSize: number): void {
   }
 }
 
+/** Throws an UnsupportedModelError where the runtime would run the model wrong (a RoPE scaling it does not implement). */
 export function assertRunnable(ckpt: Checkpoint): void {
-  if (ckpt.config.attention === 'mla') throw new UnsupportedModelError(MLA_NOT_IMPLEMENTED);
-  // only the default RoPE is implemented; a scaled one (linear, dynamic, yarn, longrope) would run silently wrong
-  const scaling = ckpt.config.raw.rope_scaling;
-  if (scaling !== undefined && scaling !== null) {
-    const type = typeof scaling === 'object' ? String((scaling as Record<string, unknown>).rope_type ?? (scaling as Record<string, unknown>).type) : String(scaling);
-    if (type !== 'default') throw new UnsupportedModelError(`rope_scaling of type "${type}" is not implemented yet (only the default RoPE is), so this model cannot be run by rfid-moe`);
-  }
+  ropeSpecOf(ckpt.config);
+  if (ckpt.config.attention === 'mla' && !ckpt.layout.layers.every((l) => l.attention.mla)) throw new UnsupportedModelError('the config asks for MLA attention but the layout names no MLA tensors');
 }
 
 export interface CheckpointWeightsOptions {
@@ -147,6 +137,7 @@ export class CheckpointWeights implements WeightProvider {
 
   private async attention(layout: LayerLayout): Promise<AttentionWeights> {
     const a = layout.attention;
+    if (a.mla) return this.mlaAttention(a.mla, a.o);
     const read = (name: string | undefined) => (name ? this.checkpoint.readF32(name) : Promise.resolve(undefined));
     const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm] = await Promise.all([
       this.matrix(a.q),
@@ -160,6 +151,23 @@ export class CheckpointWeights implements WeightProvider {
       read(a.kNorm),
     ]);
     return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm };
+  }
+
+  private async mlaAttention(names: MlaAttentionNames, o: string): Promise<MlaAttentionWeights> {
+    const ckpt = this.checkpoint;
+    const query = names.qProj ?? names.qB;
+    if (!query) throw new Error('an MLA layer names neither q_proj nor q_b_proj');
+    const [q, qA, qANorm, kvA, kvANorm, kvB, out] = await Promise.all([
+      this.matrix(query),
+      names.qA ? this.matrix(names.qA) : undefined,
+      names.qANorm ? ckpt.readF32(names.qANorm) : undefined,
+      this.matrix(names.kvA),
+      ckpt.readF32(names.kvANorm),
+      ckpt.readF32(names.kvB),
+      this.matrix(o),
+    ]);
+    if (names.qA && (!qA || !qANorm)) throw new Error('an MLA layer with q-LoRA lacks q_a_proj or q_a_layernorm');
+    return { kind: 'mla', q, qA, qANorm, kvA, kvANorm, kvB, o: out };
   }
 
   /** A dense or shared MLP; its width is taken from the tensor (SwiGlu checks the three agree). */
@@ -208,7 +216,9 @@ function matrixNames(layout: ModelLayout): string[] {
   const names = [layout.embed, layout.lmHead];
   for (const l of layout.layers) {
     const a = l.attention;
-    names.push(a.q, a.k, a.v, a.o);
+    // MLA's kv_b_proj is held f32 (MlaAttentionWeights)
+    if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
+    else names.push(a.q, a.k, a.v, a.o);
     for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(mlp.gate, mlp.up, mlp.down);
   }
   return names;

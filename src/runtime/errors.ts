@@ -5,3 +5,8 @@ import { RfidMoeError } from '../errors.js';
 export class ModelInputError extends RfidMoeError {
   readonly kind = 'ModelInputError';
 }
+
+/** A model whose architecture or configuration the runtime does not implement (a RoPE scaling it lacks). */
+export class UnsupportedModelError extends RfidMoeError {
+  readonly kind = 'UnsupportedModelError';
+}

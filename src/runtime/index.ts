@@ -11,7 +11,7 @@ import { weightProviderOf, type ModelSource } from './model-source.js';
 export * from './batch.js';
 export * from './weights.js';
 export { DenseSwiGlu, Bf16SwiGlu, SwiGlu, swiGlu } from './mlp.js';
-export { CheckpointWeights, type CheckpointWeightsOptions, withExperts, assertRunnable, bf16HeldTensorNames, UnsupportedModelError, MLA_NOT_IMPLEMENTED } from './checkpoint-weights.js';
+export { CheckpointWeights, type CheckpointWeightsOptions, withExperts, assertRunnable, bf16HeldTensorNames, UnsupportedModelError } from './checkpoint-weights.js';
 export { runDecoder, slidingWindowOf, type DecoderOptions, type LayerProgress } from './layerwise.js';
 export { route, moeBlock, type Routing, type MoeObserver } from './moe.js';
 export { streamLogits, fullLogits, NextTokenStats, KlStats, type LogitBlock } from './head.js';

@@ -17,6 +17,7 @@
  * [headDim], so attention reads one kv head's keys as one contiguous matrix without gathering.
  * With headDim = kvWidth (the default) that is plain position-major rows of kvWidth.
  */
+import type { ModelConfig } from '../checkpoint/types.js';
 /**
  * Most bytes one slot's buffers can reach while its sequence grows to `positions` (prompt and
  * generated tokens) under the doubling rule of `reserve` (at least 16 positions, at most 2× the
@@ -26,6 +27,19 @@
 export function kvSlotBoundBytes(numLayers: number, kvWidth: number, capacity: number, positions: number): number {
   const allocated = Math.min(capacity, Math.max(16, 2 * positions));
   return numLayers * 2 * allocated * kvWidth * 4;
+}
+
+/**
+ * Width of one cached position per layer and of one kv head in it: the model's kv heads' keys and
+ * values, or for MLA (DeepSeek-V2) its one latent row, kv_lora_rank + qk_rope_head_dim
+ * (mla-attention.ts).
+ */
+export function kvCacheShape(config: ModelConfig): { width: number; headDim: number } {
+  if (config.attention === 'mla' && config.mla) {
+    const latent = config.mla.kvLoraRank + config.mla.qkRopeHeadDim;
+    return { width: latent, headDim: latent };
+  }
+  return { width: config.numKvHeads * config.headDim, headDim: config.headDim };
 }
 
 export class KvCache {

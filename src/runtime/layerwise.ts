@@ -9,7 +9,7 @@ import type { Engine } from '../engine/types.js';
 import { attentionBlock, type AttentionContext } from './attention.js';
 import { longestSequence, positionsOf, type TokenBatch } from './batch.js';
 import { moeBlock, type MoeObserver } from './moe.js';
-import { ropeTables } from './numerics.js';
+import { ropeSpecOf, ropeTables } from './rope.js';
 import { prefetch } from './prefetch.js';
 import type { KvCache } from './kv-cache.js';
 import type { LayerWeights, WeightProvider } from './weights.js';
@@ -95,7 +95,8 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
     config,
     batch,
     positions,
-    rope: ropeTables(config.headDim, config.ropeTheta, Math.max(1, longest)),
+    rope: ropeTables(ropeSpecOf(config), Math.max(1, longest)),
+    softmaxScale: ropeSpecOf(config).softmaxScale,
     slidingWindow: slidingWindowOf(config.family, config.raw),
   };
 }

@@ -42,9 +42,11 @@ export function route(engine: Engine, config: ModelConfig, router: Float32Array,
   const weights = new Float32Array(tokens * k);
   const normalise = config.family === 'mixtral' || config.normTopkProb;
   const epsilon = config.family === 'deepseek' || config.family === 'deepseek_v2' ? 1e-20 : 0;
+  const groups = config.topkMethod === 'group_limited_greedy' ? groupLimit(config) : null;
   for (let t = 0; t < tokens; t++) {
     softmaxInPlace(probs, t * E, E);
-    topK(probs, t * E, E, k, experts, t * k);
+    if (groups) groups.choose(probs, t * E, experts, t * k);
+    else topK(probs, t * E, E, k, experts, t * k);
     let sum = 0;
     for (let s = 0; s < k; s++) sum += probs[t * E + experts[t * k + s]];
     const denominator = normalise ? Math.fround(Math.fround(sum) + epsilon) : 1;
@@ -53,6 +55,37 @@ export function route(engine: Engine, config: ModelConfig, router: Float32Array,
     }
   }
   return { tokens, topK: k, experts, weights };
+}
+
+/**
+ * DeepSeek-V2's group-limited greedy top-k (topk_method 'group_limited_greedy', as transformers
+ * computes it): the experts fall into nGroup equal groups, each scored by its best expert's
+ * probability; the topkGroup best groups are kept and the top-k is taken among their experts
+ * (the others' probabilities set to 0, so with fewer kept experts than k a zero-probability one
+ * fills in, as in transformers).
+ */
+function groupLimit(config: ModelConfig): { choose(probs: Float32Array, offset: number, out: Int32Array, outOffset: number): void } {
+  const { numExperts: E, topK: k } = config;
+  const nGroup = config.nGroup ?? 1;
+  const keep = config.topkGroup ?? nGroup;
+  if (E % nGroup !== 0 || keep > nGroup) throw new RangeError(`group-limited routing needs n_group dividing the ${E} experts and topk_group ≤ n_group, got ${nGroup} and ${keep}`);
+  const size = E / nGroup;
+  const groupScores = new Float32Array(nGroup);
+  const kept = new Int32Array(keep);
+  const masked = new Float32Array(E);
+  return {
+    choose(probs, offset, out, outOffset) {
+      for (let g = 0; g < nGroup; g++) {
+        let best = -Infinity;
+        for (let j = 0; j < size; j++) best = Math.max(best, probs[offset + g * size + j]);
+        groupScores[g] = best;
+      }
+      topK(groupScores, 0, nGroup, keep, kept, 0);
+      masked.fill(0);
+      for (const g of kept) masked.set(probs.subarray(offset + g * size, offset + (g + 1) * size), g * size);
+      topK(masked, 0, E, k, out, outOffset);
+    },
+  };
 }
 
 /** Output (tokens × hidden) of the MoE block for the normalised input x. */

@@ -25,52 +25,6 @@ export function clampInPlace(x: Float32Array, limit: number): void {
 }
 
 /**
- * cos/sin tables [positions × headDim/2] of the default (unscaled) RoPE, computed like
- * transformers: inv_freq = 1 / theta^(2i/d) in f32, angle = f32(pos · inv_freq).
- */
-export interface RopeTables {
-  positions: number;
-  half: number;
-  cos: Float32Array;
-  sin: Float32Array;
-}
-
-/**
- * Tables already built, per (headDim, theta): decoding asks for one more position every step, so
- * the largest table is kept and served for any shorter request (rows are independent of the count).
- */
-const ropeCache = new Map<string, RopeTables>();
-
-export function ropeTables(headDim: number, theta: number, positions: number): RopeTables {
-  const key = `${headDim}/${theta}`;
-  const cached = ropeCache.get(key);
-  if (cached && cached.positions >= positions) return cached;
-  // round up so a growing decode rebuilds the table rarely
-  const table = buildRopeTables(headDim, theta, Math.ceil(positions / 512) * 512);
-  ropeCache.set(key, table);
-  return table;
-}
-
-function buildRopeTables(headDim: number, theta: number, positions: number): RopeTables {
-  const half = headDim / 2;
-  const cos = new Float32Array(positions * half);
-  const sin = new Float32Array(positions * half);
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    const exponent = Math.fround(Math.fround(2 * i) / headDim);
-    invFreq[i] = Math.fround(1 / Math.fround(Math.pow(theta, exponent)));
-  }
-  for (let p = 0; p < positions; p++) {
-    for (let i = 0; i < half; i++) {
-      const angle = Math.fround(p * invFreq[i]);
-      cos[p * half + i] = Math.cos(angle);
-      sin[p * half + i] = Math.sin(angle);
-    }
-  }
-  return { positions, half, cos, sin };
-}
-
-/**
  * Indices of the k largest values of row[offset..offset+length), largest first; equal values
  * keep the lower index first (what torch.topk returns for ties in practice on CPU).
  */

@@ -50,8 +50,12 @@ export interface SwiGluMatrices {
   down: Weights;
 }
 
+/** A layer's attention: Llama-lineage multi-head attention, or DeepSeek-V2's multi-head latent attention. */
+export type AttentionWeights = StandardAttentionWeights | MlaAttentionWeights;
+
 /** The four projections are f32 or BF16 as stored (Weights); biases and norms are f32. */
-export interface AttentionWeights {
+export interface StandardAttentionWeights {
+  kind?: 'standard';
   /** [numHeads·headDim, hidden] */
   q: Weights;
   /** [numKvHeads·headDim, hidden] */
@@ -65,6 +69,30 @@ export interface AttentionWeights {
   /** [headDim] (per-head) or [numHeads·headDim] (whole projection) */
   qNorm?: Float32Array;
   kNorm?: Float32Array;
+}
+
+/**
+ * DeepSeek-V2's multi-head latent attention (sizes in ModelConfig.mla; nope, rope and v are the
+ * per-head widths). The projections are f32 or BF16 as stored, except kv_b_proj, held f32: its
+ * per-head blocks multiply from both sides (mla-attention.ts absorbs them into the query and the
+ * output).
+ */
+export interface MlaAttentionWeights {
+  kind: 'mla';
+  /** q_proj [heads·(nope+rope), hidden], or q_b_proj [heads·(nope+rope), q_lora_rank] after qA and qANorm */
+  q: Weights;
+  /** q-LoRA: q_a_proj [q_lora_rank, hidden] */
+  qA?: Weights;
+  /** q-LoRA: q_a_layernorm [q_lora_rank] */
+  qANorm?: Float32Array;
+  /** kv_a_proj_with_mqa [kv_lora_rank + rope, hidden] */
+  kvA: Weights;
+  /** kv_a_layernorm [kv_lora_rank] */
+  kvANorm: Float32Array;
+  /** kv_b_proj [heads·(nope + v), kv_lora_rank] */
+  kvB: Float32Array;
+  /** o_proj [hidden, heads·v] */
+  o: Weights;
 }
 
 export interface MoeWeights {

@@ -22,7 +22,7 @@ import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
 import { encodeInPlace, type OffThreadEncoder } from './encode-off-thread.js';
 import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
-import { kvSlotBoundBytes } from '../runtime/kv-cache.js';
+import { kvCacheShape, kvSlotBoundBytes } from '../runtime/kv-cache.js';
 import { TensorArena } from '../io/tensor-buffers.js';
 import { detectToolCallFormat, type ToolCallFormat } from './tools/formats/index.js';
 import type { ReasoningParser } from './reasoning.js';
@@ -217,7 +217,7 @@ export async function inspectServedModel(
         // after one full-context sequence's KV cache: an estimate that filled the share exactly
         // left no room for any request's KV cache, and a budget sized to the model refused every
         // request.
-        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, ckpt.config.numKvHeads * ckpt.config.headDim, contextLength, contextLength);
+        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, kvCacheShape(ckpt.config).width, contextLength, contextLength);
         const room = Math.max(0, shareBytes - base - kvReserve);
         materialiseBytes = Math.min(allDense, Math.floor(room / perExpert) * perExpert);
       }
@@ -242,7 +242,7 @@ export async function inspectServedModel(
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,
-      kv: { layers: ckpt.config.numLayers, width: ckpt.config.numKvHeads * ckpt.config.headDim },
+      kv: { layers: ckpt.config.numLayers, width: kvCacheShape(ckpt.config).width },
     };
   } finally {
     await ckpt.close();

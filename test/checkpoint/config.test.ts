@@ -160,7 +160,7 @@ describe('family specifics in the layout', () => {
       expect(mla.kvB).toBe('model.layers.0.self_attn.kv_b_proj.weight');
       expect(Boolean(mla.qProj)).toBe(qLoraRank === null);
       expect(Boolean(mla.qA)).toBe(qLoraRank !== null);
-      expect(describeCheckpoint(ckpt).runnable).toBe(false);
+      expect(describeCheckpoint(ckpt)).toMatchObject({ runnable: true, ropeScaling: 'default' });
       expect(parameterCounts(ckpt).attention).toBe(independentCounts(fixture.config).attention);
       await ckpt.close();
     }

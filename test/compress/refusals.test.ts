@@ -1,7 +1,7 @@
 /**
  * Bad input is refused before any work, with the reason and the fix; the output directory of
- * another run is never touched. Also: DeepSeek-V2 (MLA, not runnable) compresses from --stats and
- * its output refuses to run clearly; with neither dataset nor stats, calibration samples the model.
+ * another run is never touched. Also: a model the runtime cannot run (a RoPE scaling it lacks)
+ * compresses from --stats and its output refuses to run clearly; with neither dataset nor stats, calibration samples the model.
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -110,21 +110,21 @@ describe('refusals before any work', () => {
   });
 });
 
-describe('DeepSeek-V2 (MLA): compress from --stats, running refused clearly', () => {
+describe('a model the runtime cannot run (a RoPE scaling it lacks): compress from --stats, running refused clearly', () => {
   it('compresses and loads, and eval refuses with the reason', async () => {
     const dir = path.join(root.dir, 'dsv2');
-    await makeTinyCheckpoint(dir, 'deepseek_v2', { seed: 5 });
+    await makeTinyCheckpoint(dir, 'deepseek_v2', { seed: 5, ropeScaling: { type: 'longrope', short_factor: [1], long_factor: [1] } });
     const ckpt = await openCheckpoint(dir);
     try {
       const stats = path.join(root.dir, 'dsv2-stats.json');
       await writeRoutingStats(stats, syntheticStats(ckpt));
       const report = await compress(ckpt, { retain: 0.5, groupSize: 2 }, { out: path.join(root.dir, 'dsv2-out'), stats, engine });
-      expect(report.warnings.join(' ')).toMatch(/fidelity not measured.*MLA/);
+      expect(report.warnings.join(' ')).toMatch(/fidelity not measured: the runtime cannot run RoPE scaling "longrope"/);
       expect(report.layers.filter((l) => l.kind === 'moe')).toHaveLength(2);
-      await expect(compress(ckpt, { retain: 0.5 }, { out: path.join(root.dir, 'dsv2-x'), engine })).rejects.toThrow(/MLA.*not implemented.*`stats`/);
+      await expect(compress(ckpt, { retain: 0.5 }, { out: path.join(root.dir, 'dsv2-x'), engine })).rejects.toThrow(/rope_scaling of type "longrope" is not implemented/);
       const loaded = await loadCompressed(path.join(root.dir, 'dsv2-out'));
       try {
-        await expect(evaluateWindows(loaded, engine, [Int32Array.from([1, 2, 3])])).rejects.toThrow(/MLA/);
+        await expect(evaluateWindows(loaded, engine, [Int32Array.from([1, 2, 3])])).rejects.toThrow(/"longrope" is not implemented/);
       } finally {
         await loaded.close();
       }

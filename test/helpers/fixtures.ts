@@ -83,6 +83,12 @@ export interface TinyCheckpointOptions {
   routedScalingFactor?: number;
   /** deepseek_v2: q_lora_rank (default null: one q_proj, as V2-Lite) */
   qLoraRank?: number | null;
+  /** deepseek_v2: MLA widths (default kv_lora_rank 8, qk_nope 8, qk_rope 4, v 8) */
+  mla?: { kvLoraRank: number; nope: number; rope: number; v: number };
+  /** deepseek_v2: topk_method with n_group and topk_group (default greedy, 1 and 1, as V2-Lite) */
+  topkMethod?: { method: 'greedy' | 'group_limited_greedy'; nGroup: number; topkGroup: number };
+  /** config.json's rope_scaling, any family (default: none) */
+  ropeScaling?: Record<string, unknown>;
 }
 
 export interface FixtureTensor {
@@ -407,7 +413,7 @@ function deepseekFixture(d: Dims, o: TinyCheckpointOptions, v2: boolean): Family
   const firstDense = o.firstKDenseReplace ?? 1;
   const freq = o.moeLayerFreq ?? 1;
   const nShared = o.numSharedExperts ?? 2;
-  const mla = { qLoraRank: o.qLoraRank ?? null, kvLoraRank: 8, nope: 8, rope: 4, v: 8 };
+  const mla = { qLoraRank: o.qLoraRank ?? null, ...(o.mla ?? { kvLoraRank: 8, nope: 8, rope: 4, v: 8 }) };
   const config: Record<string, unknown> = {
     architectures: [v2 ? 'DeepseekV2ForCausalLM' : 'DeepseekForCausalLM'],
     model_type: v2 ? 'deepseek_v2' : 'deepseek',
@@ -441,9 +447,9 @@ function deepseekFixture(d: Dims, o: TinyCheckpointOptions, v2: boolean): Family
   if (v2) {
     Object.assign(config, {
       routed_scaling_factor: o.routedScalingFactor ?? 1.0,
-      topk_method: 'greedy',
-      n_group: 1,
-      topk_group: 1,
+      topk_method: o.topkMethod?.method ?? 'greedy',
+      n_group: o.topkMethod?.nGroup ?? 1,
+      topk_group: o.topkMethod?.topkGroup ?? 1,
       q_lora_rank: mla.qLoraRank,
       kv_lora_rank: mla.kvLoraRank,
       qk_nope_head_dim: mla.nope,
@@ -526,7 +532,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return deepseekFixture(d, opts, true);
     }
   })();
-  const config = { ...built.config, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
+  const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
 
   const absDir = path.resolve(dir);
   await mkdir(absDir, { recursive: true });

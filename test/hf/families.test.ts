@@ -12,9 +12,9 @@
  * what transformers itself accepts, floats as floats). DeepSeek (v1, model_type `deepseek`) is
  * not part of transformers (it needs trust_remote_code); the test records that transformers
  * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
- * on-disk expert form and DeepSeek-V2 (MLA attention, which the rfid-moe runtime cannot run yet,
- * so its dense output must load completely, with no logits of ours to compare) come from the
- * TypeScript fixture generator, their float keys rewritten as floats as transformers writes them.
+ * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
+ * group-limited routing with YaRN) and Qwen3-MoE with YaRN come from the TypeScript fixture
+ * generator, their float keys rewritten as floats as transformers writes them.
  */
 import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -30,6 +30,7 @@ import { makeTinyCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtu
 import type { FamilyName } from '../../src/checkpoint/types.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
+import { generateAll } from '../../src/runtime/generation/generate.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
 import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
@@ -59,15 +60,37 @@ const CASES: Case[] = [
   ...golden.cases.filter((c) => !NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) })),
   // transformers ≥ 5's fused on-disk expert form (mlp.experts.gate_up_proj / down_proj)
   { name: 'mixtral-fused', family: 'mixtral', fixture: { seed: 4, fusedExperts: true } },
+  // DeepSeek-V2's multi-head latent attention, as V2-Lite has it (one q_proj, greedy top-k) …
+  { name: 'deepseek_v2', family: 'deepseek_v2', fixture: { seed: 2 } },
+  // … and as V2 has it (q-LoRA, group-limited routing where top-k reaches past the best group, a
+  // routed scaling factor), with YaRN whose attention factor is not 1 (mscale ≠ mscale_all_dim)
+  // and its softmax mscale²
+  {
+    name: 'deepseek_v2-lora-groups-yarn',
+    family: 'deepseek_v2',
+    fixture: {
+      seed: 5,
+      qLoraRank: 6,
+      topK: 3,
+      topkMethod: { method: 'group_limited_greedy', nGroup: 4, topkGroup: 2 },
+      routedScalingFactor: 1.5,
+      ropeScaling: { type: 'yarn', factor: 6.5, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1.0, mscale_all_dim: 0.8 },
+    },
+  },
+  // YaRN on a Llama-lineage family (rotate-half RoPE, per-head q/k norm)
+  { name: 'qwen3_moe-yarn', family: 'qwen3_moe', fixture: { seed: 6, ropeScaling: { rope_type: 'yarn', factor: 2.5, original_max_position_embeddings: 8 } } },
 ];
+/** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'qwen3_moe-yarn']);
+const GREEDY_TOKENS = 20;
+
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));
-/** DeepSeek-V2 (MLA attention, which the rfid-moe runtime cannot run yet) */
-const NOT_RUNNABLE: Case[] = [{ name: 'deepseek_v2', family: 'deepseek_v2', fixture: { seed: 2 } }];
 
 describeWithTransformers('compressed outputs in Hugging Face transformers', () => {
   let engine: Engine;
   let root: Awaited<ReturnType<typeof tempDir>>;
   const ours = new Map<string, Float32Array>();
+  const oursGreedy = new Map<string, number[]>();
   const hf = new Map<string, HfJobResult>();
   let versions = '';
 
@@ -86,7 +109,7 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
     root = await tempDir('hf-families');
     const jobs: Array<{ key: string; job: HfJob }> = [];
     const logits = (model: string): HfJob => ({ op: 'logits', model, ids: golden.ids, mask: golden.mask });
-    for (const c of [...CASES, ...UNSUPPORTED, ...NOT_RUNNABLE]) {
+    for (const c of [...CASES, ...UNSUPPORTED]) {
       const model = await source(c);
       const base = path.join(root.dir, c.name);
       const stats = `${base}-stats.json`;
@@ -104,16 +127,23 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
         jobs.push({ key: `${c.name}/dense`, job: { op: 'load', model: `${base}-dense` } });
         continue;
       }
-      if (NOT_RUNNABLE.includes(c)) jobs.push({ key: `${c.name}/original`, job: logits(model) });
-      else {
-        const dense = await openCheckpoint(`${base}-dense`);
-        try {
-          ours.set(c.name, (await countRouting(dense, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!);
-        } finally {
-          await dense.close();
-        }
+      const dense = await openCheckpoint(`${base}-dense`);
+      try {
+        ours.set(c.name, (await countRouting(dense, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!);
+      } finally {
+        await dense.close();
       }
       for (const kind of ['dense', 'densified'] as const) jobs.push({ key: `${c.name}/${kind}`, job: logits(`${base}-${kind}`) });
+      if (GREEDY.has(c.name)) {
+        const prompt = golden.ids[0].filter((_, i) => golden.mask[0][i] === 1);
+        const original = await openCheckpoint(model);
+        try {
+          oursGreedy.set(c.name, (await generateAll(original, engine, prompt, { temperature: 0, maxNewTokens: GREEDY_TOKENS })).tokens);
+        } finally {
+          await original.close();
+        }
+        jobs.push({ key: `${c.name}/greedy`, job: { op: 'generate', model, ids: prompt, maxNewTokens: GREEDY_TOKENS } });
+      }
       jobs.push({ key: `${c.name}/factored`, job: { op: 'load', model: `${base}-factored` } });
     }
     const run = await runHfJobs(jobs.map((j) => j.job));
@@ -147,21 +177,11 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
     });
   }
 
-  for (const c of NOT_RUNNABLE) {
-    it(`${c.name} (MLA, not runnable by rfid-moe yet): dense and densified outputs load completely and run; the factored one is refused naming rfid-moe`, () => {
-      const original = hf.get(`${c.name}/original`)!;
-      expect(original.error, 'the fixture itself must load in transformers').toBeUndefined();
-      for (const kind of ['dense', 'densified']) {
-        const r = hf.get(`${c.name}/${kind}`)!;
-        expect(r.error).toBeUndefined();
-        expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
-        expect(r.logits!.length).toBe(original.logits!.length);
-        expect(r.logits!.flat().every(Number.isFinite)).toBe(true);
-      }
-      expect(hf.get(`${c.name}/densified`)!.logits).toEqual(hf.get(`${c.name}/dense`)!.logits);
-      const refused = hf.get(`${c.name}/factored`)!;
-      expect(refused.ok).toBe(false);
-      expect(refused.error).toMatch(/rfid-moe/);
+  for (const c of CASES.filter((c) => GREEDY.has(c.name))) {
+    it(`${c.name} (${c.family}): greedy generation with the KV cache gives transformers' generate() tokens`, () => {
+      const r = hf.get(`${c.name}/greedy`)!;
+      expect(r.error, versions).toBeUndefined();
+      expect(oursGreedy.get(c.name)).toEqual(r.generated);
     });
   }
 

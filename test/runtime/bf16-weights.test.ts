@@ -16,7 +16,7 @@ import { NonFiniteError, withFiniteChecks } from '../../src/checkpoint/finite.js
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import type { Checkpoint, FamilyName } from '../../src/checkpoint/types.js';
 import { listAvailableEngines } from '../../src/engine/index.js';
-import { batchFromSequences, Bf16SwiGlu, CheckpointWeights, DenseSwiGlu, forwardLogits, ResidentWeights, residentWeightBytes, SwiGlu } from '../../src/runtime/index.js';
+import { batchFromSequences, Bf16SwiGlu, CheckpointWeights, DenseSwiGlu, forwardLogits, ResidentWeights, residentWeightBytes, SwiGlu, type StandardAttentionWeights } from '../../src/runtime/index.js';
 import { makeTinyCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { uniform } from '../helpers/small-rows-check.js';
 
@@ -107,8 +107,9 @@ describe.each([
     let sawShared = false;
     for (const [i, names] of ckpt.layout.layers.entries()) {
       const layer = await provider.layer(i);
-      for (const m of ['q', 'k', 'v', 'o'] as const) expect(layer.attention[m]).toEqual(bitsOf(await ckpt.readF32(names.attention[m])));
-      for (const f32 of [layer.inputNorm, layer.postAttentionNorm, layer.attention.qBias, layer.attention.qNorm]) if (f32) expect(f32).toBeInstanceOf(Float32Array);
+      const attention = layer.attention as StandardAttentionWeights;
+      for (const m of ['q', 'k', 'v', 'o'] as const) expect(attention[m]).toEqual(bitsOf(await ckpt.readF32(names.attention[m])));
+      for (const f32 of [layer.inputNorm, layer.postAttentionNorm, attention.qBias, attention.qNorm]) if (f32) expect(f32).toBeInstanceOf(Float32Array);
       const mlps = [];
       if (layer.mlp.kind === 'dense' && names.dense) mlps.push([layer.mlp.dense, names.dense] as const);
       if (layer.mlp.kind === 'moe') {

@@ -121,17 +121,17 @@ describe.skipIf(!hasSharedData)('calibrate and eval commands', () => {
     expect(evalNan.stderr).toMatch(/layer 1, tensor model\.layers\.1\.self_attn\.v_proj\.weight: holds NaN|next-token loss is NaN/);
   });
 
-  it('fails with exit 2 and a clear message: no tokenizer, MLA, bad flag', async () => {
+  it('fails with exit 2 and a clear message: no tokenizer, a RoPE scaling the runtime lacks, bad flag', async () => {
     const bare = (await makeTinyCheckpoint(path.join(work, 'bare'), 'olmoe', { seed: 1 })).dir;
     const noTok = await cli('eval', bare, '--dataset', dataset, '--json');
     expect(noTok.code).toBe(2);
     expect(JSON.parse(noTok.stdout).error.message).toMatch(/no tokenizer\.json in .*--tokenizer/);
 
-    const v2 = (await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1 })).dir;
-    const mla = await cli('calibrate', v2, '--dataset', dataset, '--out', path.join(work, 'x.json'));
-    expect(mla.code).toBe(2);
-    expect(mla.stderr).toContain('attention type MLA (DeepSeek-V2) is not implemented yet; routing statistics can be supplied as --stats from another tool');
-    expect(mla.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    const scaled = (await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1, ropeScaling: { type: 'linear', factor: 2 } })).dir;
+    const refused = await cli('calibrate', scaled, '--dataset', dataset, '--out', path.join(work, 'x.json'));
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('rope_scaling of type "linear" is not implemented (the default RoPE and "yarn" are), so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as --stats');
+    expect(refused.stderr).not.toMatch(/\n\s+at /); // no stack trace
 
     const bad = await cli('calibrate', model, '--dataset', dataset, '--out', path.join(work, 'y.json'), '--samples', 'many');
     expect(bad.code).toBe(2);

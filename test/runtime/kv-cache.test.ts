@@ -1,7 +1,7 @@
 /**
  * Incremental decoding with a KV cache must give the hidden states that running the whole prefix
  * gives, for every family's attention variant (biases, per-head and whole-projection q/k norm,
- * GQA) and with a sliding window shorter than the sequences.
+ * GQA, DeepSeek-V2's latent attention) and with a sliding window shorter than the sequences.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../../src/runtime/index.js';
+import { kvCacheShape } from '../../src/runtime/kv-cache.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
 
@@ -47,6 +48,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['qwen3_moe', undefined],
   ['olmoe', undefined],
   ['deepseek', undefined],
+  // MLA: the cache holds one latent row per position (kvCacheShape), attended as one kv head
+  ['deepseek_v2', undefined],
 ];
 
 describe('KV cache', () => {
@@ -56,8 +59,7 @@ describe('KV cache', () => {
     const full = await runDecoder(provider, engine, batchFromSequences(sequences));
     const len = sequences[0].length;
 
-    const { numLayers, numKvHeads, headDim } = provider.config;
-    const cache = new KvCache(numLayers, sequences.length, len, numKvHeads * headDim);
+    const cache = new KvCache(provider.config.numLayers, sequences.length, len, kvCacheShape(provider.config).width);
     const prefill = 4;
     const cached: Float32Array[] = [await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(0, prefill))), { kvCache: cache })];
     for (let t = prefill; t < len; t++) {

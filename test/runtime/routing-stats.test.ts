@@ -21,7 +21,7 @@ import {
   modelFingerprint,
   writeRoutingStats,
 } from '../../src/routing-stats/index.js';
-import { batchFromSequences, CheckpointWeights, DenseSwiGlu, forwardLogits, MLA_NOT_IMPLEMENTED, withExperts } from '../../src/runtime/index.js';
+import { batchFromSequences, CheckpointWeights, DenseSwiGlu, forwardLogits, withExperts } from '../../src/runtime/index.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-stats-'));
@@ -178,11 +178,24 @@ describe('routing statistics', () => {
     }
   });
 
-  it('MLA (DeepSeek-V2) fails with the clear message', async () => {
-    const ckpt = await openCheckpoint((await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1 })).dir);
+  it('MLA (DeepSeek-V2) is counted like any family; a RoPE scaling the runtime lacks fails with a clear message', async () => {
+    const dir = (await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1 })).dir;
+    let ckpt = await openCheckpoint(dir);
     try {
-      expect(() => new CheckpointWeights(ckpt)).toThrow(MLA_NOT_IMPLEMENTED);
-      await expect(collectRoutingCounts(ckpt, engine, windows)).rejects.toThrow(/MLA \(DeepSeek-V2\) is not implemented yet/);
+      const counts = await collectRoutingCounts(ckpt, engine, windows);
+      // layer 0 is dense (first_k_dense_replace 1); every token of every window routed top-k in the others
+      const tokens = windows.reduce((n, w) => n + w.length, 0);
+      expect(counts.layers.map((l) => l.layer)).toEqual([1, 2]);
+      for (const l of counts.layers) expect(l.counts.reduce((a, b) => a + b, 0)).toBe(tokens * ckpt.config.topK);
+    } finally {
+      await ckpt.close();
+    }
+    const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, rope_scaling: { type: 'dynamic', factor: 2 } }));
+    ckpt = await openCheckpoint(dir);
+    try {
+      expect(() => new CheckpointWeights(ckpt)).toThrow(/rope_scaling of type "dynamic" is not implemented \(the default RoPE and "yarn" are\)/);
+      await expect(collectRoutingCounts(ckpt, engine, windows)).rejects.toThrow(/"dynamic" is not implemented/);
     } finally {
       await ckpt.close();
     }

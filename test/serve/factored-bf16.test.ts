@@ -17,7 +17,7 @@ import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { moeBlock } from '../../src/runtime/index.js';
 import { uniform } from '../helpers/rng.js';
-import { bf16HeldTensorNames, residentWeightBytes } from '../../src/runtime/index.js';
+import { bf16HeldTensorNames, residentWeightBytes, type StandardAttentionWeights } from '../../src/runtime/index.js';
 import { LiveExpertProvider } from '../../src/serve/expert-residency.js';
 import { inspectServedModel } from '../../src/serve/models.js';
 import { kvSlotBoundBytes } from '../../src/runtime/kv-cache.js';
@@ -187,7 +187,7 @@ describe('a factored model with BF16 weights kept as stored', () => {
     const p = new LiveExpertProvider(model, engine, { denseBytes: 0, bf16: true });
     await p.loadAll();
     const names = model.layout.layers[0].attention;
-    const attention = (await p.layer(0)).attention;
+    const attention = (await p.layer(0)).attention as StandardAttentionWeights;
     const bitsOf = (f: Float32Array) => Uint16Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length), (b) => b >>> 16);
     for (const m of ['q', 'k', 'v', 'o'] as const) expect(attention[m]).toEqual(bitsOf(await model.readF32(names[m])));
     const V = model.config.vocabSize;

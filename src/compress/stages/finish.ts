@@ -5,6 +5,7 @@
  * and by `merge`, which assembles the same directory from the parts of a sharded run, so that both
  * write the same bytes.
  */
+import { describeCheckpoint } from '../../checkpoint/describe.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parameterCounts } from '../../checkpoint/counts.js';
@@ -100,8 +101,9 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
   let fidelity: Fidelity | undefined;
   const evalOpts = a.evaluation === false ? { sequences: 0 } : (a.evaluation ?? {});
   if ((evalOpts.sequences ?? 16) > 0) {
-    if (ckpt.config.attention === 'mla') {
-      warnings.push('fidelity not measured: the runtime cannot run MLA attention (DeepSeek-V2) yet');
+    const description = describeCheckpoint(ckpt);
+    if (!description.runnable) {
+      warnings.push(`fidelity not measured: the runtime cannot run RoPE scaling "${description.ropeScaling}"`);
     } else {
       fidelity = await measureFidelity(ckpt, out, config, a.engine, a.calibration, evalOpts.sequences ?? 16, emit);
     }

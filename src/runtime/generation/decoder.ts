@@ -15,7 +15,7 @@
 import type { Engine, LogitStatsOut } from '../../engine/types.js';
 import { batchFromSequences } from '../batch.js';
 import { logitsInto, type LogitsWorkspace } from '../head.js';
-import { KvCache } from '../kv-cache.js';
+import { KvCache, kvCacheShape } from '../kv-cache.js';
 import { runDecoder } from '../layerwise.js';
 import { ResidentWeights } from '../resident-weights.js';
 import type { WeightProvider } from '../weights.js';
@@ -264,7 +264,8 @@ export class BatchDecoder {
     this.contextLength = opts.contextLength ?? (typeof fromConfig === 'number' && fromConfig > 0 ? fromConfig : DEFAULT_CONTEXT);
     if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? 512;
-    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, config.numKvHeads * config.headDim, config.headDim);
+    const shape = kvCacheShape(config);
+    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim);
   }
 
   /** requests being decoded / waiting for a slot */

@@ -1,0 +1,27 @@
+/**
+ * A config's RoPE scaling as written: the block (`rope_scaling`, as a model's authors write
+ * config.json, else `rope_parameters`, where transformers ≥ 5 writes it with rope_theta) and its
+ * type. The runtime implements the default RoPE and YaRN (src/runtime/rope.ts) and refuses the
+ * others; `describe` reports the same.
+ */
+export interface RopeScaling {
+  /** where it was read: 'rope_scaling' or 'rope_parameters' (null: neither, the default RoPE) */
+  key: 'rope_scaling' | 'rope_parameters' | null;
+  /** rope_type (or the older `type`); 'default' when absent */
+  type: string;
+  params: Record<string, unknown> | null;
+}
+
+/** RoPE types the runtime runs. */
+export const RUNNABLE_ROPE_TYPES: readonly string[] = ['default', 'yarn'];
+
+export function ropeScalingOf(raw: Record<string, unknown>): RopeScaling {
+  for (const key of ['rope_scaling', 'rope_parameters'] as const) {
+    const block = raw[key];
+    if (block !== undefined && block !== null && typeof block === 'object' && !Array.isArray(block)) {
+      const params = block as Record<string, unknown>;
+      return { key, type: String(params.rope_type ?? params.type ?? 'default'), params };
+    }
+  }
+  return { key: null, type: 'default', params: null };
+}

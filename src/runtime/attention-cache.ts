@@ -1,0 +1,63 @@
+/**
+ * The KV cache's side of attention, for every kind of attention block (attention.ts,
+ * mla-attention.ts): whether a batch starts fresh, appending a batch's keys and values, and
+ * attending over a cache slot's past and the new rows in one kernel call.
+ */
+import type { TokenBatch } from './batch.js';
+import type { AttentionContext } from './attention.js';
+
+/** True when no sequence of the batch has a cached past: each then attends to its own new rows only. */
+export function freshPrefill(kv: NonNullable<AttentionContext['kv']>, batch: TokenBatch): boolean {
+  for (let s = 0; s + 1 < batch.offsets.length; s++) {
+    if (kv.cache.lengths[kv.slots ? kv.slots[s] : s] !== 0) return false;
+  }
+  return true;
+}
+
+/** This layer's keys and values of every sequence of the batch, appended to its cache slot. */
+export function writeToCache(kv: NonNullable<AttentionContext['kv']>, batch: TokenBatch, k: Float32Array, v: Float32Array): void {
+  const { cache, layer, slots } = kv;
+  for (let s = 0; s + 1 < batch.offsets.length; s++) {
+    const len = batch.offsets[s + 1] - batch.offsets[s];
+    if (len === 0) continue;
+    const slot = slots ? slots[s] : s;
+    cache.write(layer, slot, cache.lengths[slot], k, v, batch.offsets[s], len);
+  }
+}
+
+/**
+ * Attention of sequences that continue those in the KV cache (decoding, a prompt's prefill into
+ * the cache): this layer's new keys and values are appended, and each sequence's rows attend to
+ * its cached past and its own rows, the whole batch in one kernel call (ForwardKernels.cachedAttention).
+ */
+export function attendWithCache(
+  ctx: AttentionContext,
+  kv: NonNullable<AttentionContext['kv']>,
+  shape: { heads: number; kvHeads: number; headDim: number },
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  context: Float32Array,
+  scale: number,
+): void {
+  const { batch } = ctx;
+  const { heads, kvHeads, headDim } = shape;
+  const { cache, layer, slots } = kv;
+  const sequences = batch.offsets.length - 1;
+  const past = new Int32Array(sequences);
+  const headStride = new Int32Array(sequences);
+  const keys: Float32Array[] = [];
+  const values: Float32Array[] = [];
+  for (let s = 0; s < sequences; s++) {
+    const start = batch.offsets[s];
+    const len = batch.offsets[s + 1] - start;
+    const slot = slots ? slots[s] : s;
+    past[s] = cache.lengths[slot];
+    if (len > 0) cache.write(layer, slot, past[s], k, v, start, len);
+    keys.push(cache.keys(layer, slot));
+    values.push(cache.values(layer, slot));
+    // positions per kv head in a head-major cache buffer (0: keys/values are row-major)
+    headStride[s] = cache.headDim === headDim ? cache.allocated(slot) : 0;
+  }
+  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, batch.offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context);
+}

@@ -1,0 +1,123 @@
+/**
+ * DeepSeek-V2's multi-head latent attention (MLA), computed in its absorbed form so that the KV
+ * cache holds one latent row per position instead of every head's keys and values.
+ *
+ * transformers (modeling_deepseek_v2.py) computes, per head h with kv_b_proj's blocks W_UK_h
+ * [nope × lora] and W_UV_h [v × lora]:
+ *   c = RMSNorm(x·W_kvaᵀ[:lora]), k_pe = RoPE(x·W_kvaᵀ[lora:])        (one of each per position)
+ *   k_h = [W_UK_h·c ; k_pe], v_h = W_UV_h·c, q_h = [q_nope_h ; RoPE(q_pe_h)]
+ *   o_h = softmax(q_h·k_hᵀ · scale) · v_h
+ * Since q_nope_h·(W_UK_h·c) = (q_nope_h·W_UK_h)·c, the same scores come from the query
+ * q̃_h = [q_nope_h·W_UK_h ; q_pe_h] against one shared key per position, the latent
+ * [c ; k_pe] (width lora + rope): multi-query attention with one kv head. Its values are the same
+ * latent rows, so Σ p·[c ; k_pe] holds Σ p·c in its first lora entries, and o_h = W_UV_h·(Σ p·c).
+ * The engine's attention kernels therefore run MLA unchanged (numKvHeads 1, head width lora+rope,
+ * keys = values), and the cache stores the latent rows: (lora + rope) values per position and
+ * layer where the expanded form needs heads·(nope + rope + v) (576 against 5120 on V2-Lite;
+ * KvCache keeps a key and a value copy, so 2 × 576).
+ *
+ * RoPE: transformers rotates the rope part as interleaved pairs (x[2i], x[2i+1]); the engine's
+ * kernel rotates halves (x[i], x[i + rope/2]). The query's and key's rope parts are de-interleaved
+ * as they are copied out of the projections, which turns one into the other; scores are dot
+ * products, unchanged by the same reordering of both sides.
+ */
+import type { AttentionContext } from './attention.js';
+import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
+import { scratch } from './numerics.js';
+import type { MlaAttentionWeights } from './weights.js';
+import { productTransB } from './weight-matrix.js';
+
+export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights, x: Float32Array, residual?: Float32Array): Float32Array {
+  const { engine, config, batch, positions, rope } = ctx;
+  const kernels = engine.kernels;
+  const m = config.mla;
+  if (!m) throw new Error('MLA weights given for a model whose config has no MLA sizes');
+  const rows = batch.ids.length;
+  const { hiddenSize: hidden, numHeads: heads, rmsNormEps: eps } = config;
+  const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
+  const qHead = nope + ropeDim;
+  const latent = lora + ropeDim;
+
+  // queries: q_proj, or q_a_proj → q_a_layernorm → q_b_proj
+  const q = scratch('mla-q', rows * heads * qHead);
+  if (w.qA) {
+    const rank = m.qLoraRank!;
+    const qa = scratch('mla-q-a', rows * rank);
+    productTransB(engine, rows, rank, hidden, x, w.qA, qa);
+    kernels.rmsNorm(rows, rank, qa, w.qANorm!, eps, qa);
+    productTransB(engine, rows, heads * qHead, rank, qa, w.q, q);
+  } else {
+    productTransB(engine, rows, heads * qHead, hidden, x, w.q, q);
+  }
+
+  // the latent row of each position: [RMSNorm(c) ; RoPE(k_pe)]
+  const projected = scratch('mla-kv-a', rows * latent);
+  productTransB(engine, rows, latent, hidden, x, w.kvA, projected);
+  const c = scratch('mla-c', rows * lora);
+  const kPe = scratch('mla-k-pe', rows * ropeDim);
+  for (let r = 0; r < rows; r++) {
+    c.set(projected.subarray(r * latent, r * latent + lora), r * lora);
+    deinterleave(projected, r * latent + lora, ropeDim, kPe, r * ropeDim);
+  }
+  kernels.rmsNorm(rows, lora, c, w.kvANorm, eps, c);
+  kernels.rope(rows, 1, ropeDim, positions, rope.cos, rope.sin, kPe);
+  const kv = scratch('mla-latent', rows * latent);
+  for (let r = 0; r < rows; r++) {
+    kv.set(c.subarray(r * lora, (r + 1) * lora), r * latent);
+    kv.set(kPe.subarray(r * ropeDim, (r + 1) * ropeDim), r * latent + lora);
+  }
+
+  // absorbed queries q̃_h = [q_nope_h·W_UK_h ; RoPE(q_pe_h)], rows × heads × latent
+  const qPe = scratch('mla-q-pe', rows * heads * ropeDim);
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < heads; h++) deinterleave(q, (r * heads + h) * qHead + nope, ropeDim, qPe, (r * heads + h) * ropeDim);
+  }
+  kernels.rope(rows, heads, ropeDim, positions, rope.cos, rope.sin, qPe);
+  const absorbed = scratch('mla-q-absorbed', rows * heads * latent);
+  const qNope = scratch('mla-q-nope', rows * nope);
+  const qLatent = scratch('mla-q-latent', rows * lora);
+  const headBlock = (nope + vDim) * lora;
+  for (let h = 0; h < heads; h++) {
+    for (let r = 0; r < rows; r++) qNope.set(q.subarray((r * heads + h) * qHead, (r * heads + h) * qHead + nope), r * nope);
+    const uk = w.kvB.subarray(h * headBlock, h * headBlock + nope * lora); // [nope × lora]
+    engine.gemm(rows, lora, nope, qNope, uk, qLatent);
+    for (let r = 0; r < rows; r++) {
+      const at = (r * heads + h) * latent;
+      absorbed.set(qLatent.subarray(r * lora, (r + 1) * lora), at);
+      absorbed.set(qPe.subarray((r * heads + h) * ropeDim, (r * heads + h + 1) * ropeDim), at + lora);
+    }
+  }
+
+  // multi-query attention over the latent rows (keys = values); the scale is the query head's
+  const scale = ctx.softmaxScale / Math.sqrt(qHead);
+  const context = scratch('mla-context', rows * heads * latent);
+  if (!ctx.kv || freshPrefill(ctx.kv, batch)) {
+    if (ctx.kv) writeToCache(ctx.kv, batch, kv, kv);
+    kernels.causalAttention(heads, 1, latent, batch.offsets, absorbed, kv, kv, scale, ctx.slidingWindow, context);
+  } else {
+    attendWithCache(ctx, ctx.kv, { heads, kvHeads: 1, headDim: latent }, absorbed, kv, kv, context, scale);
+  }
+
+  // o_h = (Σ p·c)·W_UV_hᵀ, then o_proj
+  const headsOut = scratch('mla-heads-out', rows * heads * vDim);
+  const ctxLatent = scratch('mla-context-latent', rows * lora);
+  const oHead = scratch('mla-o-head', rows * vDim);
+  for (let h = 0; h < heads; h++) {
+    for (let r = 0; r < rows; r++) ctxLatent.set(context.subarray((r * heads + h) * latent, (r * heads + h) * latent + lora), r * lora);
+    const uv = w.kvB.subarray(h * headBlock + nope * lora, (h + 1) * headBlock); // [v × lora]
+    engine.gemm(rows, vDim, lora, ctxLatent, uv, oHead, { transB: true });
+    for (let r = 0; r < rows; r++) headsOut.set(oHead.subarray(r * vDim, (r + 1) * vDim), (r * heads + h) * vDim);
+  }
+  const out = residual ?? new Float32Array(rows * hidden);
+  productTransB(engine, rows, hidden, heads * vDim, headsOut, w.o, out, residual ? 1 : 0);
+  return out;
+}
+
+/** src[from…from+width) as interleaved pairs (a0 b0 a1 b1 …) written to dst[to…] as halves (a0 a1 … b0 b1 …). */
+function deinterleave(src: Float32Array, from: number, width: number, dst: Float32Array, to: number): void {
+  const half = width / 2;
+  for (let i = 0; i < half; i++) {
+    dst[to + i] = src[from + 2 * i];
+    dst[to + half + i] = src[from + 2 * i + 1];
+  }
+}

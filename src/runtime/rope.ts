@@ -1,0 +1,164 @@
+/**
+ * The rotary position embedding a model's config asks for: which width of each head rotates, its
+ * base, and its scaling (none, or YaRN), as cos/sin tables the engine's rope kernel applies.
+ *
+ * YaRN (rope_type "yarn": DeepSeek-V2/V2-Lite ship it, Qwen3 and Mixtral configs may add it for
+ * long context) follows transformers' `_compute_yarn_parameters` in f32: inverse frequencies
+ * blended between the original ones and ones divided by `factor` along a linear ramp between the
+ * correction dims of beta_fast and beta_slow, and cos/sin multiplied by the attention factor.
+ * DeepSeek-V2 also multiplies its softmax scale by mscale(factor, mscale_all_dim)²
+ * (`softmaxScale`). Other scalings (linear, dynamic, longrope, llama3) are refused: they would
+ * run silently wrong.
+ *
+ * The scaling is read from `rope_scaling` or `rope_parameters` (checkpoint/rope-scaling.ts).
+ */
+import { ropeScalingOf } from '../checkpoint/rope-scaling.js';
+import type { ModelConfig } from '../checkpoint/types.js';
+import { UnsupportedModelError } from './errors.js';
+
+/** YaRN's parameters, defaults filled in as transformers fills them. */
+export interface YarnScaling {
+  factor: number;
+  originalMaxPositions: number;
+  betaFast: number;
+  betaSlow: number;
+  /** round the correction range outward (transformers' default) */
+  truncate: boolean;
+  /** cos and sin are multiplied by this */
+  attentionFactor: number;
+}
+
+export interface RopeSpec {
+  /** rotated width of each head (MLA: qk_rope_head_dim) */
+  dim: number;
+  theta: number;
+  yarn: YarnScaling | null;
+  /** what 1/√(query head width) is multiplied by in the softmax (1 but for DeepSeek-V2's YaRN mscale²) */
+  softmaxScale: number;
+}
+
+/** cos/sin tables [positions × dim/2], computed as transformers computes them (angles in f32). */
+export interface RopeTables {
+  positions: number;
+  half: number;
+  cos: Float32Array;
+  sin: Float32Array;
+}
+
+type Params = Record<string, unknown>;
+
+/** YaRN's mscale (transformers' get_mscale). */
+function yarnMscale(scale: number, mscale = 1): number {
+  return scale <= 1 ? 1 : 0.1 * mscale * Math.log(scale) + 1;
+}
+
+function numberOf(p: Params, key: string, what: string): number | undefined {
+  const v = p[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new UnsupportedModelError(`${what}.${key} must be a finite number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+const specs = new WeakMap<ModelConfig, RopeSpec>();
+
+/** The RoPE of a model, or an UnsupportedModelError naming a scaling that is not implemented. */
+export function ropeSpecOf(config: ModelConfig): RopeSpec {
+  let spec = specs.get(config);
+  if (!spec) specs.set(config, (spec = readRopeSpec(config)));
+  return spec;
+}
+
+function readRopeSpec(config: ModelConfig): RopeSpec {
+  const dim = config.attention === 'mla' && config.mla ? config.mla.qkRopeHeadDim : config.headDim;
+  if (dim % 2 !== 0) throw new UnsupportedModelError(`the rotary width must be even, got ${dim}`);
+  const { key, type, params } = ropeScalingOf(config.raw);
+  const what = key ?? 'rope_scaling';
+  if (type === 'default') return { dim, theta: config.ropeTheta, yarn: null, softmaxScale: 1 };
+  if (type !== 'yarn') {
+    throw new UnsupportedModelError(`${what} of type "${type}" is not implemented (the default RoPE and "yarn" are), so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as \`stats\``);
+  }
+  const p = params!;
+  const original = numberOf(p, 'original_max_position_embeddings', what);
+  if (original === undefined || original <= 0) throw new UnsupportedModelError(`${what} of type "yarn" needs original_max_position_embeddings (the context length the model was trained at)`);
+  const maxPositions = typeof config.raw.max_position_embeddings === 'number' ? config.raw.max_position_embeddings : undefined;
+  const factor = numberOf(p, 'factor', what) ?? (maxPositions !== undefined ? maxPositions / original : undefined);
+  if (factor === undefined || factor <= 0) throw new UnsupportedModelError(`${what} of type "yarn" needs a positive factor`);
+  const mscale = numberOf(p, 'mscale', what);
+  const mscaleAllDim = numberOf(p, 'mscale_all_dim', what);
+  const attentionFactor = numberOf(p, 'attention_factor', what) ?? (mscale && mscaleAllDim ? yarnMscale(factor, mscale) / yarnMscale(factor, mscaleAllDim) : yarnMscale(factor));
+  const yarn: YarnScaling = {
+    factor,
+    originalMaxPositions: original,
+    // transformers: `get("beta_fast") or 32`, so 0 also means the default
+    betaFast: numberOf(p, 'beta_fast', what) || 32,
+    betaSlow: numberOf(p, 'beta_slow', what) || 1,
+    truncate: p.truncate === undefined || p.truncate === null ? true : p.truncate !== false,
+    attentionFactor,
+  };
+  // DeepSeek-V2's attention (yarn_apply_mscale) scales its softmax by the square of mscale_all_dim's mscale
+  const softmaxScale = config.family === 'deepseek_v2' && mscaleAllDim ? yarnMscale(numberOf(p, 'factor', what) ?? factor, mscaleAllDim) ** 2 : 1;
+  return { dim, theta: config.ropeTheta, yarn, softmaxScale };
+}
+
+/**
+ * Tables already built, per spec: decoding asks for one more position every step, so the largest
+ * table is kept and served for any shorter request (rows are independent of the count).
+ */
+const ropeCache = new Map<string, RopeTables>();
+
+export function ropeTables(spec: RopeSpec, positions: number): RopeTables {
+  const key = JSON.stringify([spec.dim, spec.theta, spec.yarn]);
+  const cached = ropeCache.get(key);
+  if (cached && cached.positions >= positions) return cached;
+  // round up so a growing decode rebuilds the table rarely
+  const table = buildRopeTables(spec, Math.ceil(positions / 512) * 512);
+  ropeCache.set(key, table);
+  return table;
+}
+
+/** inv_freq[i] = 1 / theta^(2i/d) in f32, as transformers computes it; YaRN blends it with inv_freq / factor. */
+export function inverseFrequencies(spec: RopeSpec): Float32Array {
+  const { dim, theta, yarn } = spec;
+  const half = dim / 2;
+  const invFreq = new Float32Array(half);
+  const posFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    posFreq[i] = Math.fround(Math.pow(theta, Math.fround(Math.fround(2 * i) / dim)));
+    invFreq[i] = Math.fround(1 / posFreq[i]);
+  }
+  if (!yarn) return invFreq;
+  const correctionDim = (rotations: number) => (dim * Math.log(yarn.originalMaxPositions / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
+  let low = correctionDim(yarn.betaFast);
+  let high = correctionDim(yarn.betaSlow);
+  if (yarn.truncate) {
+    low = Math.floor(low);
+    high = Math.ceil(high);
+  }
+  low = Math.max(low, 0);
+  high = Math.min(high, dim - 1);
+  if (low === high) high += 0.001; // transformers' guard against a zero-width ramp
+  const blended = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    const ramp = Math.min(1, Math.max(0, Math.fround(Math.fround(i - low) / Math.fround(high - low))));
+    const extrapolation = Math.fround(1 - ramp);
+    const interpolated = Math.fround(1 / Math.fround(yarn.factor * posFreq[i]));
+    blended[i] = Math.fround(Math.fround(interpolated * Math.fround(1 - extrapolation)) + Math.fround(invFreq[i] * extrapolation));
+  }
+  return blended;
+}
+
+function buildRopeTables(spec: RopeSpec, positions: number): RopeTables {
+  const half = spec.dim / 2;
+  const cos = new Float32Array(positions * half);
+  const sin = new Float32Array(positions * half);
+  const invFreq = inverseFrequencies(spec);
+  const scale = spec.yarn?.attentionFactor ?? 1;
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround(p * invFreq[i]);
+      cos[p * half + i] = Math.fround(Math.cos(angle)) * scale;
+      sin[p * half + i] = Math.fround(Math.sin(angle)) * scale;
+    }
+  }
+  return { positions, half, cos, sin };
+}
