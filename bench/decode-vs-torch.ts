@@ -4,7 +4,7 @@
  * same model, the same prompt ids and the same number of new tokens, in the same run; then the
  * aggregate throughput of 8 concurrent streams decoded together by one continuous-batching decoder.
  *
- *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b]]
+ *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b|deepseek-v2-lite]]
  *        [--prompt-tokens 32] [--new-tokens 128] [--streams 8] [--threads 1] [--repeats 3]
  *        [--python .venv/bin/python] [--weights bf16|f32] [--native-coretype auto|NAME]
  *
@@ -24,7 +24,10 @@
  * decodes: many small experts (64, top-4, the same 1/16 active; expert width 384 < hidden 512),
  * grouped-query attention with head_dim 128 (8 query heads, 1 kv head), and per-token weight
  * shares like the real model's (attention : active experts ≈ 1 : 2 per layer, lm_head ≈ 13% of a
- * token's weights; see BENCHMARKS.md, "Decode", for its weight-read bound). Both sides use the same thread count (default 1: decoding a small model is latency-bound,
+ * token's weights; see BENCHMARKS.md, "Decode", for its weight-read bound), or --shape
+ * deepseek-v2-lite: DeepSeek-V2-Lite's multi-head latent attention at its real widths (kv_lora 512,
+ * nope 128, rope 64, v 128) over 4 heads, 64 experts of width 352, top-6, 2 shared experts and a
+ * dense first layer. Both sides use the same thread count (default 1: decoding a small model is latency-bound,
  * and on a shared machine a second thread mostly waits for a busy core; torch suffers most).
  *
  * Prints one JSON line. Both sides time prefill + decode with the weights already loaded (best of

@@ -4,7 +4,7 @@
  * same checkpoint, the same tasks and the same windows, in one run (scripts/lm_eval_check.py:
  * rolling perplexity over paragraphs, multiple choice, greedy generation).
  *
- *   node --import tsx bench/lm-eval-vs-hf.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b]]
+ *   node --import tsx bench/lm-eval-vs-hf.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b|deepseek-v2-lite]]
  *        --text FILE [--documents 24] [--max-length 512] [--threads 2] [--hf-batch-size 8]
  *        [--api-batch-size 4] [--concurrent 2] [--python .venv/bin/python]
  *

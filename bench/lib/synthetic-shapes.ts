@@ -8,7 +8,7 @@ import path from 'node:path';
 import { makeTinyCheckpoint as makeFixture } from '../../test/helpers/fixtures.js';
 
 /** Float fields transformers 5 validates strictly (a float-typed field refuses the int 0). */
-const FLOAT_FIELDS = ['router_jitter_noise', 'attention_dropout', 'rms_norm_eps', 'rope_theta', 'router_aux_loss_coef'];
+const FLOAT_FIELDS = ['router_jitter_noise', 'attention_dropout', 'rms_norm_eps', 'rope_theta', 'router_aux_loss_coef', 'routed_scaling_factor'];
 
 export interface ShapeOptions {
   /** max_position_embeddings (default the fixture's 256); the weights do not depend on it */
@@ -48,6 +48,24 @@ export const SHAPES = {
         numExperts: 64,
         topK: 4,
         normTopkProb: true,
+        vocabSize: 4096,
+        dtype: 'BF16',
+      }, opts),
+  },
+  'deepseek-v2-lite': {
+    label: 'synthetic DeepSeek-V2-Lite proportions (deepseek_v2, hidden 512, 4 heads with its MLA widths: kv_lora 512, nope 128, rope 64, v 128; 4 layers, the first dense; 64 experts of width 352, top-6, 2 shared; vocab 4096)',
+    make: (dir: string, opts: ShapeOptions = {}) =>
+      makeTinyCheckpoint(dir, 'deepseek_v2', {
+        seed: 1,
+        hiddenSize: 512,
+        numHeads: 4,
+        mla: { kvLoraRank: 512, nope: 128, rope: 64, v: 128 },
+        expertIntermediateSize: 352,
+        denseIntermediateSize: 2736,
+        numSharedExperts: 2,
+        numLayers: 4,
+        numExperts: 64,
+        topK: 6,
         vocabSize: 4096,
         dtype: 'BF16',
       }, opts),
