@@ -24,22 +24,22 @@ import type { ModelConfig } from '../checkpoint/types.js';
  * positions, never beyond `capacity`): what a server reserves for a request in its memory budget.
  * The copy made while a buffer grows (old and new side by side) is not included.
  */
-export function kvSlotBoundBytes(numLayers: number, kvWidth: number, capacity: number, positions: number): number {
+export function kvSlotBoundBytes(numLayers: number, kvWidth: number, capacity: number, positions: number, valuesAreKeys = false): number {
   const allocated = Math.min(capacity, Math.max(16, 2 * positions));
-  return numLayers * 2 * allocated * kvWidth * 4;
+  return numLayers * (valuesAreKeys ? 1 : 2) * allocated * kvWidth * 4;
 }
 
 /**
  * Width of one cached position per layer and of one kv head in it: the model's kv heads' keys and
- * values, or for MLA (DeepSeek-V2) its one latent row, kv_lora_rank + qk_rope_head_dim
- * (mla-attention.ts).
+ * values, or for MLA (DeepSeek-V2) its one latent row, kv_lora_rank + qk_rope_head_dim, which is
+ * both the key and the value (mla-attention.ts), so it is held once.
  */
-export function kvCacheShape(config: ModelConfig): { width: number; headDim: number } {
+export function kvCacheShape(config: ModelConfig): { width: number; headDim: number; valuesAreKeys: boolean } {
   if (config.attention === 'mla' && config.mla) {
     const latent = config.mla.kvLoraRank + config.mla.qkRopeHeadDim;
-    return { width: latent, headDim: latent };
+    return { width: latent, headDim: latent, valuesAreKeys: true };
   }
-  return { width: config.numKvHeads * config.headDim, headDim: config.headDim };
+  return { width: config.numKvHeads * config.headDim, headDim: config.headDim, valuesAreKeys: false };
 }
 
 export class KvCache {
@@ -59,13 +59,16 @@ export class KvCache {
     readonly kvWidth: number,
     /** width of one kv head (the model's head_dim) for the head-major layout; default kvWidth */
     readonly headDim: number = kvWidth,
+    /** keys and values are the same rows (MLA's latent): one buffer serves both, `write` takes them from k */
+    readonly valuesAreKeys = false,
   ) {
     if (![numLayers, sequences, capacity, kvWidth, headDim].every((v) => Number.isInteger(v) && v > 0) || kvWidth % headDim !== 0) {
       throw new RangeError(`KvCache needs positive integer sizes with headDim dividing kvWidth, got layers ${numLayers}, sequences ${sequences}, capacity ${capacity}, width ${kvWidth}, head ${headDim}`);
     }
     const empty = () => Array.from({ length: numLayers }, () => new Float32Array(0));
     this.keyBuffers = Array.from({ length: sequences }, empty);
-    this.valueBuffers = Array.from({ length: sequences }, empty);
+    // the same arrays when values are keys: every buffer change below then applies to both
+    this.valueBuffers = valuesAreKeys ? this.keyBuffers : Array.from({ length: sequences }, empty);
     this.lengths = new Int32Array(sequences);
     this.inUse = new Uint8Array(sequences);
   }
@@ -99,7 +102,7 @@ export class KvCache {
       for (let h = 0; h < heads; h++) {
         const dst = (h * stride + at + i) * headDim;
         keys.set(k.subarray(src + h * headDim, src + (h + 1) * headDim), dst);
-        values.set(v.subarray(src + h * headDim, src + (h + 1) * headDim), dst);
+        if (values !== keys) values.set(v.subarray(src + h * headDim, src + (h + 1) * headDim), dst);
       }
     }
   }
@@ -122,7 +125,7 @@ export class KvCache {
     const strideFrom = this.allocated(from);
     const strideTo = this.allocated(to);
     for (let l = 0; l < this.numLayers; l++) {
-      for (const buffers of [this.keyBuffers, this.valueBuffers]) {
+      for (const buffers of this.bufferSets()) {
         const src = buffers[from][l];
         const dst = buffers[to][l];
         for (let h = 0; h < heads; h++) dst.set(src.subarray(h * strideFrom * headDim, (h * strideFrom + positions) * headDim), h * strideTo * headDim);
@@ -161,7 +164,7 @@ export class KvCache {
   /** Bytes of key/value buffers currently allocated. */
   get allocatedBytes(): number {
     let bytes = 0;
-    for (let s = 0; s < this.sequences; s++) for (let l = 0; l < this.numLayers; l++) bytes += this.keyBuffers[s][l].byteLength + this.valueBuffers[s][l].byteLength;
+    for (const buffers of this.bufferSets()) for (let s = 0; s < this.sequences; s++) for (let l = 0; l < this.numLayers; l++) bytes += buffers[s][l].byteLength;
     return bytes;
   }
 
@@ -195,13 +198,18 @@ export class KvCache {
     const { kvWidth, headDim } = this;
     const keep = this.lengths[slot] * headDim;
     for (let l = 0; l < this.numLayers; l++) {
-      for (const buffers of [this.keyBuffers, this.valueBuffers]) {
+      for (const buffers of this.bufferSets()) {
         const old = buffers[slot][l];
         const next = new Float32Array(grown * kvWidth);
         for (let h = 0; h < kvWidth / headDim; h++) next.set(old.subarray(h * have * headDim, h * have * headDim + keep), h * grown * headDim);
         buffers[slot][l] = next;
       }
     }
+  }
+
+  /** The key buffers, and the value buffers where they are not the same. */
+  private bufferSets(): Float32Array[][][] {
+    return this.valueBuffers === this.keyBuffers ? [this.keyBuffers] : [this.keyBuffers, this.valueBuffers];
   }
 
   private checkSlot(slot: number): void {

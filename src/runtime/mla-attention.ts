@@ -13,8 +13,8 @@
  * latent rows, so Σ p·[c ; k_pe] holds Σ p·c in its first lora entries, and o_h = W_UV_h·(Σ p·c).
  * The engine's attention kernels therefore run MLA unchanged (numKvHeads 1, head width lora+rope,
  * keys = values), and the cache stores the latent rows: (lora + rope) values per position and
- * layer where the expanded form needs heads·(nope + rope + v) (576 against 5120 on V2-Lite;
- * KvCache keeps a key and a value copy, so 2 × 576).
+ * layer where the expanded form needs heads·(nope + rope + v) (576 against 5120 on V2-Lite),
+ * held once as both key and value (kvCacheShape's valuesAreKeys).
  *
  * RoPE: transformers rotates the rope part as interleaved pairs (x[2i], x[2i+1]); the engine's
  * kernel rotates halves (x[i], x[i + rope/2]). The query's and key's rope parts are de-interleaved

@@ -67,7 +67,7 @@ export interface ServedModel {
   /** bytes of densely materialised experts a factored model gets within its share */
   materialiseBytes: number;
   /** decoder layers and key/value width per position, for the KV-cache reservation of a request */
-  kv: { layers: number; width: number };
+  kv: { layers: number; width: number; valuesAreKeys: boolean };
 }
 
 export interface RefusedModel {
@@ -217,7 +217,7 @@ export async function inspectServedModel(
         // after one full-context sequence's KV cache: an estimate that filled the share exactly
         // left no room for any request's KV cache, and a budget sized to the model refused every
         // request.
-        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, kvCacheShape(ckpt.config).width, contextLength, contextLength);
+        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, kvCacheShape(ckpt.config).width, contextLength, contextLength, kvCacheShape(ckpt.config).valuesAreKeys);
         const room = Math.max(0, shareBytes - base - kvReserve);
         materialiseBytes = Math.min(allDense, Math.floor(room / perExpert) * perExpert);
       }
@@ -242,7 +242,7 @@ export async function inspectServedModel(
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,
-      kv: { layers: ckpt.config.numLayers, width: kvCacheShape(ckpt.config).width },
+      kv: { layers: ckpt.config.numLayers, width: kvCacheShape(ckpt.config).width, valuesAreKeys: kvCacheShape(ckpt.config).valuesAreKeys },
     };
   } finally {
     await ckpt.close();

@@ -59,13 +59,19 @@ describe('KV cache', () => {
     const full = await runDecoder(provider, engine, batchFromSequences(sequences));
     const len = sequences[0].length;
 
-    const cache = new KvCache(provider.config.numLayers, sequences.length, len, kvCacheShape(provider.config).width);
+    const shape = kvCacheShape(provider.config);
+    const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.width, shape.valuesAreKeys);
     const prefill = 4;
     const cached: Float32Array[] = [await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(0, prefill))), { kvCache: cache })];
     for (let t = prefill; t < len; t++) {
       cached.push(await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(t, t + 1))), { kvCache: cache }));
     }
     expect(Array.from(cache.lengths)).toEqual([len, len]);
+    // MLA's latent row is its key and its value: held once
+    if (family === 'deepseek_v2') {
+      expect(cache.values(0, 0)).toBe(cache.keys(0, 0));
+      expect(cache.allocatedBytes).toBe(provider.config.numLayers * sequences.length * cache.allocated(0) * shape.width * 4);
+    }
 
     let worst = 0;
     for (let s = 0; s < sequences.length; s++) {

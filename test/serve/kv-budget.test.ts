@@ -13,13 +13,16 @@ describe('kvSlotBoundBytes', () => {
   it('bounds the buffers one slot reaches as its sequence grows (prefill chunks, then one token a step)', () => {
     const layers = 3;
     const width = 8;
-    for (const [capacity, prompt, generated, chunk] of [
-      [1024, 5, 40, 512],
-      [1024, 100, 300, 64],
-      [200, 150, 49, 512],
-      [64, 1, 62, 512],
+    for (const [capacity, prompt, generated, chunk, valuesAreKeys] of [
+      [1024, 5, 40, 512, 0],
+      [1024, 100, 300, 64, 0],
+      [200, 150, 49, 512, 0],
+      [64, 1, 62, 512, 0],
+      // MLA's latent rows: keys and values one buffer
+      [1024, 100, 300, 64, 1],
+      [200, 150, 49, 512, 1],
     ]) {
-      const cache = new KvCache(layers, 1, capacity, width, 4);
+      const cache = new KvCache(layers, 1, capacity, width, valuesAreKeys ? width : 4, valuesAreKeys === 1);
       const slot = cache.acquire()!;
       let peak = 0;
       const step = (n: number) => {
@@ -29,10 +32,10 @@ describe('kvSlotBoundBytes', () => {
       };
       for (let fed = 0; fed < prompt; fed += chunk) step(Math.min(chunk, prompt - fed));
       for (let i = 0; i < generated; i++) step(1);
-      const bound = kvSlotBoundBytes(layers, width, capacity, prompt + generated);
+      const bound = kvSlotBoundBytes(layers, width, capacity, prompt + generated, valuesAreKeys === 1);
       expect(peak).toBeLessThanOrEqual(bound);
       // and not loose by more than the doubling
-      expect(bound).toBeLessThanOrEqual(Math.max(2 * peak, layers * 2 * 16 * width * 4));
+      expect(bound).toBeLessThanOrEqual(Math.max(2 * peak, layers * (valuesAreKeys ? 1 : 2) * 16 * width * 4));
     }
   });
 });

@@ -265,7 +265,7 @@ export class BatchDecoder {
     if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? 512;
     const shape = kvCacheShape(config);
-    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim);
+    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys);
   }
 
   /** requests being decoded / waiting for a slot */
