@@ -150,4 +150,19 @@ describe('calibration sampled from the model itself', () => {
     expect(a.fidelity!.top1Agreement).toBeGreaterThanOrEqual(0);
     expect(a.fidelity!.on).toMatch(/held out/);
   });
+
+  it('runs on DeepSeek-V2 (MLA) too: sampled with the KV cache, calibrated, then checked', async () => {
+    const dir = path.join(root.dir, 'dsv2-self');
+    await makeTinyCheckpoint(dir, 'deepseek_v2', { seed: 9, qLoraRank: 6 });
+    const ckpt = await openCheckpoint(dir);
+    try {
+      const report = await compress(ckpt, { retain: 0.5, groupSize: 2 }, { out: path.join(root.dir, 'dsv2-self-out'), engine, selfSampled: { samples: 3, seqLen: 6, seed: 11 }, evaluation: { sequences: 2 } });
+      expect(report.calibration.source).toBe('self-sampled');
+      expect(report.warnings.join(' ')).not.toMatch(/fidelity not measured/);
+      expect(report.fidelity!.tokens).toBe(2 * 5);
+      expect(report.fidelity!.meanKl).toBeGreaterThan(0);
+    } finally {
+      await ckpt.close();
+    }
+  });
 });
