@@ -42,6 +42,8 @@ export interface CheckpointDescription {
   topK: number;
   normTopkProb: boolean;
   routedScalingFactor: number;
+  /** how the top-k is chosen: 'softmax' (plain), DeepSeek-V2's 'group_limited_greedy' or V3's 'noaux_tc' */
+  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc';
   expertIntermediateSize: number;
   sharedExpertIntermediateSize: number;
   denseIntermediateSize: number;
@@ -105,6 +107,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     topK: c.topK,
     normTopkProb: c.normTopkProb,
     routedScalingFactor: c.routedScalingFactor,
+    routing: c.topkMethod === 'group_limited_greedy' || c.topkMethod === 'noaux_tc' ? c.topkMethod : 'softmax',
     expertIntermediateSize: c.expertIntermediateSize,
     sharedExpertIntermediateSize: c.sharedExpertIntermediateSize,
     denseIntermediateSize: c.denseIntermediateSize,

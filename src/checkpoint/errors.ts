@@ -18,6 +18,8 @@ export type CheckpointErrorVariant =
   | 'InvalidConfig'
   /** generation_config.json is not valid JSON, or names end-of-sequence ids that are not token ids */
   | 'InvalidGenerationConfig'
+  /** config.json declares quantized weights (quantization_config: FP8 blocks, GPTQ, AWQ, bitsandbytes …) */
+  | 'Quantized'
   /** the directory holds no safetensors weights */
   | 'NoWeights'
   /** a shard file resolves outside the checkpoint directory */

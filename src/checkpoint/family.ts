@@ -41,6 +41,8 @@ export interface TensorNameTemplates {
     kvB: string;
   };
   router: string;
+  /** DeepSeek-V3's router correction bias [E] */
+  routerBias?: string;
   /** per-expert 2-D tensors, the on-disk form of every supported family */
   expert: MlpNames;
   /**

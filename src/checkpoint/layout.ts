@@ -59,6 +59,7 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
   } else {
     names.experts = Array.from({ length: config.numExperts }, (_, e) => fillMlp(t.expert, layer, e));
   }
+  if (t.routerBias) names.routerBias = fillName(t.routerBias, layer);
   if (config.sharedExpertIntermediateSize > 0 && t.shared) names.shared = fillMlp(t.shared, layer);
   if (config.sharedExpertGated && t.sharedGate) names.sharedGate = fillName(t.sharedGate, layer);
   return names;

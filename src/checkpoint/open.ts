@@ -147,6 +147,21 @@ export function checkpointFamily(ckpt: Checkpoint): Family | undefined {
 }
 
 /**
+ * A quantized checkpoint stores codes with scales beside them (FP8 blocks with weight_scale_inv,
+ * GPTQ/AWQ integers with zeros and scales): read as plain weights, the F8 codes would decode to
+ * silently wrong values, so such a directory is refused by its config's quantization_config.
+ */
+function assertNotQuantized(dir: string, raw: Record<string, unknown>): void {
+  const q = raw.quantization_config;
+  if (q === undefined || q === null) return;
+  const details = typeof q === 'object' && !Array.isArray(q) ? Object.entries(q as Record<string, unknown>).filter(([k]) => k === 'quant_method' || k === 'fmt' || k === 'bits' || k === 'weight_block_size').map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ') : JSON.stringify(q);
+  throw new CheckpointError(
+    'Quantized',
+    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16) and would compute with the quantized codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
+  );
+}
+
+/**
  * Open and validate a checkpoint directory. Throws CheckpointError (kind names the problem) for a
  * missing/invalid config.json, an unsupported model_type, shards outside the directory, or tensors
  * that do not match the config; safetensors-level damage surfaces as the io layer's SafetensorsError.
@@ -155,6 +170,7 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   const absDir = path.resolve(dir);
   await requireDirectory(absDir);
   const raw = await readConfigJson(absDir);
+  assertNotQuantized(absDir, raw);
   const family = familyForConfig(raw);
   const resolved = family.resolveConfig(raw);
   const store = await TensorStore.open(absDir);

@@ -5,7 +5,7 @@
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 
-export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2';
+export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -59,10 +59,11 @@ export interface ModelConfig {
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
-   * DeepSeek-V2 `topk_method`: 'greedy' (plain top-k) or 'group_limited_greedy' (keep the best
-   * `topkGroup` of `nGroup` expert groups by group max first). Absent: plain top-k.
+   * DeepSeek `topk_method`: 'greedy' (plain top-k) or 'group_limited_greedy' (V2: keep the best
+   * `topkGroup` of `nGroup` expert groups by group max first), or 'noaux_tc' (V3: sigmoid scores,
+   * a correction bias for the choice, groups scored by their two best). Absent: plain top-k.
    */
-  topkMethod?: 'greedy' | 'group_limited_greedy';
+  topkMethod?: 'greedy' | 'group_limited_greedy' | 'noaux_tc';
   nGroup?: number;
   topkGroup?: number;
   /** token id used for padding, if any */
@@ -92,6 +93,8 @@ export interface MlaConfig {
   qkNopeHeadDim: number;
   qkRopeHeadDim: number;
   vHeadDim: number;
+  /** rope pairs interleaved (x[2i], x[2i+1]) as DeepSeek writes them; false: rotate-half halves (V3's rope_interleave) */
+  ropeInterleave: boolean;
 }
 
 export interface MlpNames {
@@ -135,6 +138,8 @@ export interface MlaAttentionNames {
 
 export interface MoeNames {
   router: string;
+  /** DeepSeek-V3's per-expert e_score_correction_bias [E], added to the scores for the choice only */
+  routerBias?: string;
   /** per-expert 2-D tensors (the on-disk form of every supported family) */
   experts?: MlpNames[];
   /** fused in-memory form some writers put on disk: gate_up [E, 2·I, H] (gate rows first) and down [E, H, I] */

@@ -192,6 +192,7 @@ export class CheckpointWeights implements WeightProvider {
         return swiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
       },
     };
+    if (names.routerBias) moe.routerBias = await ckpt.readF32(names.routerBias);
     if (names.shared) moe.shared = await this.mlp(names.shared);
     if (names.sharedGate) moe.sharedGate = await ckpt.readF32(names.sharedGate);
     return moe;

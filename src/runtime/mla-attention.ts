@@ -16,10 +16,11 @@
  * layer where the expanded form needs heads·(nope + rope + v) (576 against 5120 on V2-Lite),
  * held once as both key and value (kvCacheShape's valuesAreKeys).
  *
- * RoPE: transformers rotates the rope part as interleaved pairs (x[2i], x[2i+1]); the engine's
- * kernel rotates halves (x[i], x[i + rope/2]). The query's and key's rope parts are de-interleaved
- * as they are copied out of the projections, which turns one into the other; scores are dot
- * products, unchanged by the same reordering of both sides.
+ * RoPE: DeepSeek rotates the rope part as interleaved pairs (x[2i], x[2i+1]) (V3 unless its
+ * rope_interleave is false); the engine's kernel rotates halves (x[i], x[i + rope/2]). The
+ * query's and key's rope parts are de-interleaved as they are copied out of the projections,
+ * which turns one into the other; scores are dot products, unchanged by the same reordering of
+ * both sides.
  */
 import type { AttentionContext } from './attention.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
@@ -37,6 +38,8 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
   const qHead = nope + ropeDim;
   const latent = lora + ropeDim;
+  // the rope part as the engine's rotate-half kernel takes it
+  const toHalves = m.ropeInterleave ? deinterleave : copyRope;
 
   // queries: q_proj, or q_a_proj → q_a_layernorm → q_b_proj
   const q = scratch('mla-q', rows * heads * qHead);
@@ -57,7 +60,7 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   const kPe = scratch('mla-k-pe', rows * ropeDim);
   for (let r = 0; r < rows; r++) {
     c.set(projected.subarray(r * latent, r * latent + lora), r * lora);
-    deinterleave(projected, r * latent + lora, ropeDim, kPe, r * ropeDim);
+    toHalves(projected, r * latent + lora, ropeDim, kPe, r * ropeDim);
   }
   kernels.rmsNorm(rows, lora, c, w.kvANorm, eps, c);
   kernels.rope(rows, 1, ropeDim, positions, rope.cos, rope.sin, kPe);
@@ -70,7 +73,7 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   // absorbed queries q̃_h = [q_nope_h·W_UK_h ; RoPE(q_pe_h)], rows × heads × latent
   const qPe = scratch('mla-q-pe', rows * heads * ropeDim);
   for (let r = 0; r < rows; r++) {
-    for (let h = 0; h < heads; h++) deinterleave(q, (r * heads + h) * qHead + nope, ropeDim, qPe, (r * heads + h) * ropeDim);
+    for (let h = 0; h < heads; h++) toHalves(q, (r * heads + h) * qHead + nope, ropeDim, qPe, (r * heads + h) * ropeDim);
   }
   kernels.rope(rows, heads, ropeDim, positions, rope.cos, rope.sin, qPe);
   const absorbed = scratch('mla-q-absorbed', rows * heads * latent);
@@ -111,6 +114,10 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, heads * vDim, headsOut, w.o, out, residual ? 1 : 0);
   return out;
+}
+
+function copyRope(src: Float32Array, from: number, width: number, dst: Float32Array, to: number): void {
+  dst.set(src.subarray(from, from + width), to);
 }
 
 /** src[from…from+width) as interleaved pairs (a0 b0 a1 b1 …) written to dst[to…] as halves (a0 a1 … b0 b1 …). */

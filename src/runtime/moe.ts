@@ -34,7 +34,8 @@ export interface MoeObserver {
   onExpertInput?(layer: number, expert: number, x: Float32Array, rows: number, routingWeights?: Float32Array): void | Promise<void>;
 }
 
-export function route(engine: Engine, config: ModelConfig, router: Float32Array, x: Float32Array, tokens: number): Routing {
+export function route(engine: Engine, config: ModelConfig, router: Float32Array, x: Float32Array, tokens: number, routerBias?: Float32Array): Routing {
+  if (config.topkMethod === 'noaux_tc') return routeNoAuxTc(engine, config, router, routerBias, x, tokens);
   const { numExperts: E, topK: k, hiddenSize } = config;
   const probs = new Float32Array(tokens * E);
   engine.gemm(tokens, E, hiddenSize, x, router, probs, { transB: true });
@@ -53,6 +54,55 @@ export function route(engine: Engine, config: ModelConfig, router: Float32Array,
     for (let s = 0; s < k; s++) {
       weights[t * k + s] = Math.fround(probs[t * E + experts[t * k + s]] / denominator) * config.routedScalingFactor;
     }
+  }
+  return { tokens, topK: k, experts, weights };
+}
+
+/**
+ * DeepSeek-V3's routing (topk_method 'noaux_tc'), as transformers' DeepseekV3TopkRouter computes
+ * it: sigmoid scores; the choice is made on score + e_score_correction_bias, among the experts of
+ * the topkGroup groups whose two best biased scores sum highest; the chosen experts weigh their
+ * unbiased scores, renormalised (norm_topk_prob, + 1e-20) and times routed_scaling_factor.
+ */
+function routeNoAuxTc(engine: Engine, config: ModelConfig, router: Float32Array, bias: Float32Array | undefined, x: Float32Array, tokens: number): Routing {
+  const { numExperts: E, topK: k, hiddenSize } = config;
+  const nGroup = config.nGroup ?? 1;
+  const keep = config.topkGroup ?? nGroup;
+  if (E % nGroup !== 0 || keep > nGroup || E / nGroup < 2) throw new RangeError(`noaux_tc routing needs n_group dividing the ${E} experts into groups of at least 2 and topk_group ≤ n_group, got ${nGroup} and ${keep}`);
+  if (bias && bias.length !== E) throw new RangeError(`the router's correction bias has ${bias.length} values for ${E} experts`);
+  const size = E / nGroup;
+  const logits = new Float32Array(tokens * E);
+  engine.gemm(tokens, E, hiddenSize, x, router, logits, { transB: true });
+  const experts = new Int32Array(tokens * k);
+  const weights = new Float32Array(tokens * k);
+  const scores = new Float32Array(E);
+  const choice = new Float32Array(E);
+  const groupScores = new Float32Array(nGroup);
+  const kept = new Int32Array(keep);
+  const masked = new Float32Array(E);
+  for (let t = 0; t < tokens; t++) {
+    for (let e = 0; e < E; e++) {
+      scores[e] = 1 / (1 + Math.exp(-logits[t * E + e]));
+      choice[e] = scores[e] + (bias ? bias[e] : 0);
+    }
+    for (let g = 0; g < nGroup; g++) {
+      let first = -Infinity;
+      let second = -Infinity;
+      for (let j = g * size; j < (g + 1) * size; j++) {
+        const v = choice[j];
+        if (v > first) [first, second] = [v, first];
+        else if (v > second) second = v;
+      }
+      groupScores[g] = first + second;
+    }
+    topK(groupScores, 0, nGroup, keep, kept, 0);
+    masked.fill(-Infinity);
+    for (const g of kept) masked.set(choice.subarray(g * size, (g + 1) * size), g * size);
+    topK(masked, 0, E, k, experts, t * k);
+    let sum = 0;
+    for (let s = 0; s < k; s++) sum += scores[experts[t * k + s]];
+    const denominator = config.normTopkProb ? Math.fround(Math.fround(sum) + 1e-20) : 1;
+    for (let s = 0; s < k; s++) weights[t * k + s] = Math.fround(scores[experts[t * k + s]] / denominator) * config.routedScalingFactor;
   }
   return { tokens, topK: k, experts, weights };
 }
@@ -99,7 +149,7 @@ export async function moeBlock(
   observer?: MoeObserver,
 ): Promise<Float32Array> {
   const h = config.hiddenSize;
-  const routing = route(engine, config, w.router, x, tokens);
+  const routing = route(engine, config, w.router, x, tokens, w.routerBias);
   observer?.onRouting?.(layer, routing);
 
   const { first, order, orderWeights } = groupByExpert(routing, config.numExperts);
@@ -293,8 +343,8 @@ function groupByExpert(routing: Routing, numExperts: number): { first: Int32Arra
  * order — without running any expert: sequential calibration observes a layer's inputs before
  * the layer's experts are compressed, and only the compressed experts' output is needed after.
  */
-export async function observeMoeInputs(engine: Engine, config: ModelConfig, layer: number, router: Float32Array, x: Float32Array, tokens: number, observer: MoeObserver): Promise<void> {
-  const routing = route(engine, config, router, x, tokens);
+export async function observeMoeInputs(engine: Engine, config: ModelConfig, layer: number, moe: Pick<MoeWeights, 'router' | 'routerBias'>, x: Float32Array, tokens: number, observer: MoeObserver): Promise<void> {
+  const routing = route(engine, config, moe.router, x, tokens, moe.routerBias);
   observer.onRouting?.(layer, routing);
   if (!observer.onExpertInput) return;
   const h = config.hiddenSize;

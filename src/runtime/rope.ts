@@ -6,7 +6,7 @@
  * long context) follows transformers' `_compute_yarn_parameters` in f32: inverse frequencies
  * blended between the original ones and ones divided by `factor` along a linear ramp between the
  * correction dims of beta_fast and beta_slow, and cos/sin multiplied by the attention factor.
- * DeepSeek-V2 also multiplies its softmax scale by mscale(factor, mscale_all_dim)²
+ * DeepSeek-V2 and V3 (MLA) also multiply their softmax scale by mscale(factor, mscale_all_dim)²
  * (`softmaxScale`). Other scalings (linear, dynamic, longrope, llama3) are refused: they would
  * run silently wrong.
  *
@@ -95,8 +95,8 @@ function readRopeSpec(config: ModelConfig): RopeSpec {
     truncate: p.truncate === undefined || p.truncate === null ? true : p.truncate !== false,
     attentionFactor,
   };
-  // DeepSeek-V2's attention (yarn_apply_mscale) scales its softmax by the square of mscale_all_dim's mscale
-  const softmaxScale = config.family === 'deepseek_v2' && mscaleAllDim ? yarnMscale(numberOf(p, 'factor', what) ?? factor, mscaleAllDim) ** 2 : 1;
+  // DeepSeek-V2/V3's attention (yarn_apply_mscale) scales its softmax by the square of mscale_all_dim's mscale
+  const softmaxScale = config.attention === 'mla' && mscaleAllDim ? yarnMscale(numberOf(p, 'factor', what) ?? factor, mscaleAllDim) ** 2 : 1;
   return { dim, theta: config.ropeTheta, yarn, softmaxScale };
 }
 

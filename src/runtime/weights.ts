@@ -98,6 +98,8 @@ export interface MlaAttentionWeights {
 export interface MoeWeights {
   /** router [numExperts, hidden] */
   router: Float32Array;
+  /** DeepSeek-V3: the per-expert bias added to the router's scores for the choice only [numExperts] */
+  routerBias?: Float32Array;
   /** loads one routed expert; the caller drops it before asking for the next */
   expert(index: number): Promise<ExpertWeights>;
   /**

@@ -30,7 +30,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -154,7 +154,7 @@ describe('family specifics in the layout', () => {
     for (const qLoraRank of [null, 6]) {
       const { fixture, ckpt } = await openFixture('deepseek_v2', { qLoraRank, routedScalingFactor: 2.5 });
       expect(ckpt.config.attention).toBe('mla');
-      expect(ckpt.config.mla).toEqual({ qLoraRank, kvLoraRank: 8, qkNopeHeadDim: 8, qkRopeHeadDim: 4, vHeadDim: 8 });
+      expect(ckpt.config.mla).toEqual({ qLoraRank, kvLoraRank: 8, qkNopeHeadDim: 8, qkRopeHeadDim: 4, vHeadDim: 8, ropeInterleave: true });
       expect(ckpt.config.routedScalingFactor).toBe(2.5);
       const mla = ckpt.layout.layers[0].attention.mla!;
       expect(mla.kvB).toBe('model.layers.0.self_attn.kv_b_proj.weight');

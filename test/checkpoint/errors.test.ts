@@ -1,6 +1,6 @@
 /**
  * Broken checkpoints give a typed error whose kind and message name the problem: missing or
- * invalid config.json, unknown model_type, schema violations, missing / misshapen / undecodable
+ * invalid config.json, unknown model_type, schema violations, quantized weights, missing / misshapen / undecodable
  * tensors, shards escaping the directory, out-of-range expert reads.
  */
 import { copyFile, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -139,6 +139,17 @@ describe('config.json problems', () => {
     const err = await openError(dir);
     expect(err.variant).toBe('InvalidConfig');
     expect(err.message).toContain('no layer is an MoE layer');
+  });
+
+  it('a quantized checkpoint (quantization_config, as DeepSeek-V3’s FP8 release has) is refused, naming the fix', async () => {
+    const { dir } = await fixture('deepseek_v3');
+    await editConfig(dir, (c) => {
+      c.quantization_config = { activation_scheme: 'dynamic', fmt: 'e4m3', quant_method: 'fp8', weight_block_size: [128, 128] };
+    });
+    const err = await openError(dir);
+    expect(err.variant).toBe('Quantized');
+    expect(err.message).toContain('is a quantized checkpoint (quantization_config: fmt "e4m3", quant_method "fp8", weight_block_size [128,128])');
+    expect(err.message).toMatch(/BF16 or F32 release, or dequantize/);
   });
 });
 

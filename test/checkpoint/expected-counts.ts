@@ -71,7 +71,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
       break;
     }
     case 'deepseek':
-    case 'deepseek_v2': {
+    case 'deepseek_v2':
+    case 'deepseek_v3': {
       E = num(raw, 'n_routed_experts');
       I = num(raw, 'moe_intermediate_size');
       denseWidth = num(raw, 'intermediate_size');
@@ -86,7 +87,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
   }
 
   let attentionPerLayer: number;
-  if (type === 'deepseek_v2') {
+  if (type === 'deepseek_v2' || type === 'deepseek_v3') {
     const nope = num(raw, 'qk_nope_head_dim');
     const rope = num(raw, 'qk_rope_head_dim');
     const vd = num(raw, 'v_head_dim');
@@ -109,7 +110,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedGateUp: nMoe * E * 2 * I * H,
     routedDown: nMoe * E * H * I,
     sharedExperts: nMoe * sharedPerLayer,
-    routers: nMoe * E * H,
+    // DeepSeek-V3's router adds its e_score_correction_bias [E]
+    routers: nMoe * E * (H + (type === 'deepseek_v3' ? 1 : 0)),
     attention: L * attentionPerLayer,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

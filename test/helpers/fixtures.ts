@@ -12,6 +12,7 @@
  * | olmoe       | all 2                                  | whole-projection q_norm [H·…]/k_norm             |
  * | deepseek    | 1 and 2 of 3 (first_k_dense_replace 1) | shared_experts (2 × expert width), dense layer 0 |
  * | deepseek_v2 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek + MLA attention, routed_scaling_factor |
+ * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
  * dense width 24, Qwen2 shared width 20.
@@ -85,6 +86,8 @@ export interface TinyCheckpointOptions {
   qLoraRank?: number | null;
   /** deepseek_v2: MLA widths (default kv_lora_rank 8, qk_nope 8, qk_rope 4, v 8) */
   mla?: { kvLoraRank: number; nope: number; rope: number; v: number };
+  /** deepseek_v3: rope_interleave (default true, as the released configs) */
+  ropeInterleave?: boolean;
   /** deepseek_v2: topk_method with n_group and topk_group (default greedy, 1 and 1, as V2-Lite) */
   topkMethod?: { method: 'greedy' | 'group_limited_greedy'; nGroup: number; topkGroup: number };
   /** config.json's rope_scaling, any family (default: none) */
@@ -408,15 +411,19 @@ function olmoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-/** DeepSeekMoE (v1) and DeepSeek-V2 share the MoE part; V2 swaps attention for MLA. */
-function deepseekFixture(d: Dims, o: TinyCheckpointOptions, v2: boolean): FamilyFixture {
+/**
+ * DeepSeekMoE (v1), DeepSeek-V2 and V3 share the MoE part; V2 swaps attention for MLA; V3 keeps
+ * MLA and routes by sigmoid scores with a correction bias (noaux_tc).
+ */
+function deepseekFixture(d: Dims, o: TinyCheckpointOptions, version: 1 | 2 | 3): FamilyFixture {
+  const v2 = version >= 2;
   const firstDense = o.firstKDenseReplace ?? 1;
   const freq = o.moeLayerFreq ?? 1;
   const nShared = o.numSharedExperts ?? 2;
   const mla = { qLoraRank: o.qLoraRank ?? null, ...(o.mla ?? { kvLoraRank: 8, nope: 8, rope: 4, v: 8 }) };
   const config: Record<string, unknown> = {
-    architectures: [v2 ? 'DeepseekV2ForCausalLM' : 'DeepseekForCausalLM'],
-    model_type: v2 ? 'deepseek_v2' : 'deepseek',
+    architectures: [['DeepseekForCausalLM', 'DeepseekV2ForCausalLM', 'DeepseekV3ForCausalLM'][version - 1]],
+    model_type: ['deepseek', 'deepseek_v2', 'deepseek_v3'][version - 1],
     hidden_size: d.H,
     intermediate_size: d.dense,
     moe_intermediate_size: d.I,
@@ -444,7 +451,22 @@ function deepseekFixture(d: Dims, o: TinyCheckpointOptions, v2: boolean): Family
     bos_token_id: 0,
     eos_token_id: d.V - 1,
   };
-  if (v2) {
+  if (version === 3) {
+    Object.assign(config, {
+      routed_scaling_factor: o.routedScalingFactor ?? 2.5,
+      scoring_func: 'sigmoid',
+      topk_method: 'noaux_tc',
+      norm_topk_prob: true,
+      n_group: o.topkMethod?.nGroup ?? 4,
+      topk_group: o.topkMethod?.topkGroup ?? 2,
+      rope_interleave: o.ropeInterleave ?? true,
+      q_lora_rank: mla.qLoraRank,
+      kv_lora_rank: mla.kvLoraRank,
+      qk_nope_head_dim: mla.nope,
+      qk_rope_head_dim: mla.rope,
+      v_head_dim: mla.v,
+    });
+  } else if (v2) {
     Object.assign(config, {
       routed_scaling_factor: o.routedScalingFactor ?? 1.0,
       topk_method: o.topkMethod?.method ?? 'greedy',
@@ -487,13 +509,14 @@ function deepseekFixture(d: Dims, o: TinyCheckpointOptions, v2: boolean): Family
       continue;
     }
     layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    if (version === 3) layers.push(tensor(d, `${P(l)}.mlp.gate.e_score_correction_bias`, [d.E], 'linear'));
     layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
     if (nShared > 0) layers.push(...mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -510,7 +533,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
     I: opts.expertIntermediateSize ?? 16,
     V: opts.vocabSize ?? 64,
     heads,
-    kvHeads: opts.numKvHeads ?? (family === 'deepseek_v2' ? heads : 2),
+    kvHeads: opts.numKvHeads ?? (family === 'deepseek_v2' || family === 'deepseek_v3' ? heads : 2),
     dense: opts.denseIntermediateSize ?? 24,
     tied: opts.tieWordEmbeddings ?? false,
     fused: opts.fusedExperts ?? false,
@@ -527,9 +550,11 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
       case 'olmoe':
         return olmoeFixture(d, opts);
       case 'deepseek':
-        return deepseekFixture(d, opts, false);
+        return deepseekFixture(d, opts, 1);
       case 'deepseek_v2':
-        return deepseekFixture(d, opts, true);
+        return deepseekFixture(d, opts, 2);
+      case 'deepseek_v3':
+        return deepseekFixture(d, opts, 3);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -548,4 +573,4 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3'];

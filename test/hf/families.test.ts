@@ -13,7 +13,8 @@
  * not part of transformers (it needs trust_remote_code); the test records that transformers
  * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
- * group-limited routing with YaRN) and Qwen3-MoE with YaRN come from the TypeScript fixture
+ * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias) and
+ * Qwen3-MoE with YaRN come from the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
 import { readFileSync } from 'node:fs';
@@ -77,11 +78,26 @@ const CASES: Case[] = [
       ropeScaling: { type: 'yarn', factor: 6.5, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1.0, mscale_all_dim: 0.8 },
     },
   },
+  // DeepSeek-V3's sigmoid routing with its correction bias (noaux_tc: top-3 among 2 of 4 groups
+  // scored by their two best), q-LoRA, interleaved rope …
+  { name: 'deepseek_v3', family: 'deepseek_v3', fixture: { seed: 7, qLoraRank: 6, topK: 3 } },
+  // … and as Moonlight-16B-A3B has it (one q_proj, one group), here with rope_interleave false and YaRN
+  {
+    name: 'deepseek_v3-one-group-yarn',
+    family: 'deepseek_v3',
+    fixture: {
+      seed: 8,
+      topK: 3,
+      topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 },
+      ropeInterleave: false,
+      ropeScaling: { type: 'yarn', factor: 4.5, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1.0, mscale_all_dim: 1.0 },
+    },
+  },
   // YaRN on a Llama-lineage family (rotate-half RoPE, per-head q/k norm)
   { name: 'qwen3_moe-yarn', family: 'qwen3_moe', fixture: { seed: 6, ropeScaling: { rope_type: 'yarn', factor: 2.5, original_max_position_embeddings: 8 } } },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'qwen3_moe-yarn']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -50,6 +50,7 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['deepseek', undefined],
   // MLA: the cache holds one latent row per position (kvCacheShape), attended as one kv head
   ['deepseek_v2', undefined],
+  ['deepseek_v3', undefined],
 ];
 
 describe('KV cache', () => {
@@ -68,7 +69,7 @@ describe('KV cache', () => {
     }
     expect(Array.from(cache.lengths)).toEqual([len, len]);
     // MLA's latent row is its key and its value: held once
-    if (family === 'deepseek_v2') {
+    if (shape.valuesAreKeys) {
       expect(cache.values(0, 0)).toBe(cache.keys(0, 0));
       expect(cache.allocatedBytes).toBe(provider.config.numLayers * sequences.length * cache.allocated(0) * shape.width * 4);
     }

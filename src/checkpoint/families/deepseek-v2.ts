@@ -2,14 +2,25 @@
  * DeepSeek-V2 / V2-Lite (`deepseek_v2`). The MoE part is DeepSeekMoE's (first_k_dense_replace,
  * moe_layer_freq, ungated shared experts) plus `routed_scaling_factor` and `topk_method`
  * ('greedy' or 'group_limited_greedy' with n_group/topk_group). Attention is MLA (multi-head
- * latent attention): the layout and counts are complete, but running it is not implemented, so
- * `config.attention = 'mla'` and the runtime refuses it. `headDim` is the query/key head width
- * qk_nope_head_dim + qk_rope_head_dim. Defaults: the remote-code DeepseekV2Config.
+ * latent attention, src/runtime/mla-attention.ts), its rope pairs interleaved. `headDim` is the
+ * query/key head width qk_nope_head_dim + qk_rope_head_dim. Defaults: the remote-code
+ * DeepseekV2Config.
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js';
 import { deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
+
+/** MLA's tensor names (DeepSeek-V3 keeps them). */
+export const deepseekV2MlaNames = {
+  qProj: 'model.layers.{l}.self_attn.q_proj.weight',
+  qA: 'model.layers.{l}.self_attn.q_a_proj.weight',
+  qANorm: 'model.layers.{l}.self_attn.q_a_layernorm.weight',
+  qB: 'model.layers.{l}.self_attn.q_b_proj.weight',
+  kvA: 'model.layers.{l}.self_attn.kv_a_proj_with_mqa.weight',
+  kvANorm: 'model.layers.{l}.self_attn.kv_a_layernorm.weight',
+  kvB: 'model.layers.{l}.self_attn.kv_b_proj.weight',
+};
 
 const configSchema = z
   .looseObject({
@@ -68,20 +79,13 @@ export const deepseekV2 = defineFamily({
       qkNopeHeadDim: p.qk_nope_head_dim,
       qkRopeHeadDim: p.qk_rope_head_dim,
       vHeadDim: p.v_head_dim,
+      ropeInterleave: true,
     },
   }),
   isMoeLayer: deepseekIsMoeLayer,
   names: {
     ...llamaNames,
-    mla: {
-      qProj: 'model.layers.{l}.self_attn.q_proj.weight',
-      qA: 'model.layers.{l}.self_attn.q_a_proj.weight',
-      qANorm: 'model.layers.{l}.self_attn.q_a_layernorm.weight',
-      qB: 'model.layers.{l}.self_attn.q_b_proj.weight',
-      kvA: 'model.layers.{l}.self_attn.kv_a_proj_with_mqa.weight',
-      kvANorm: 'model.layers.{l}.self_attn.kv_a_layernorm.weight',
-      kvB: 'model.layers.{l}.self_attn.kv_b_proj.weight',
-    },
+    mla: deepseekV2MlaNames,
     ...deepseekMoeNames,
   },
 });

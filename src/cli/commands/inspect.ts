@@ -88,7 +88,7 @@ export function formatCheckpoint(d: CheckpointDescription): string {
   const p = d.parameters;
   const pct = (n: number) => (p.total > 0 ? `${((100 * n) / p.total).toFixed(1)}%` : '-');
   const experts = [
-    `${d.numExperts} routed per MoE layer, top-${d.topK}`,
+    `${d.numExperts} routed per MoE layer, top-${d.topK}${d.routing === 'noaux_tc' ? ' by sigmoid scores with a correction bias (noaux_tc)' : d.routing === 'group_limited_greedy' ? ' within the best expert groups (group_limited_greedy)' : ''}`,
     `renormalised top-k: ${d.normTopkProb ? 'yes' : 'no'}`,
     ...(d.routedScalingFactor !== 1 ? [`routed scaling ${d.routedScalingFactor}`] : []),
     d.sharedExpertIntermediateSize > 0 ? `shared expert width ${d.sharedExpertIntermediateSize}` : 'no shared expert',

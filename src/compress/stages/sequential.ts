@@ -122,7 +122,7 @@ export class SequentialCalibration {
       sink = new GramDirectorySink(gramsDir, ckpt.config.hiddenSize, this.a.grams.modelFingerprint);
     }
     const grams = sink && this.a.grams ? new GramObserver(engine, ckpt.config.hiddenSize, sink, this.a.grams.weighting) : undefined;
-    await observeMoeInputs(engine, ckpt.config, layer, weights.mlp.moe.router, this.normed, this.ctx.batch.ids.length, combineObservers(counter, grams));
+    await observeMoeInputs(engine, ckpt.config, layer, weights.mlp.moe, this.normed, this.ctx.batch.ids.length, combineObservers(counter, grams));
     await sink?.finish();
     return { counts: this.record(layer, counter), ...(gramsDir ? { gramsDir } : {}) };
   }
