@@ -12,6 +12,17 @@ export interface RopeScaling {
   params: Record<string, unknown> | null;
 }
 
+/** partial_rotary_factor (top level, or in the scaling block), as written; undefined when absent. */
+export function partialRotaryFactor(raw: Record<string, unknown>): unknown {
+  return raw.partial_rotary_factor ?? ropeScalingOf(raw).params?.partial_rotary_factor ?? undefined;
+}
+
+/** Whether the runtime runs this config's RoPE: a type it implements, over whole heads. */
+export function ropeRunnable(raw: Record<string, unknown>): boolean {
+  const partial = partialRotaryFactor(raw);
+  return RUNNABLE_ROPE_TYPES.includes(ropeScalingOf(raw).type) && (partial === undefined || partial === null || partial === 1);
+}
+
 /** RoPE types the runtime runs. */
 export const RUNNABLE_ROPE_TYPES: readonly string[] = ['default', 'yarn'];
 

@@ -199,5 +199,12 @@ describe('routing statistics', () => {
     } finally {
       await ckpt.close();
     }
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, partial_rotary_factor: 0.5 }));
+    ckpt = await openCheckpoint(dir);
+    try {
+      expect(() => new CheckpointWeights(ckpt)).toThrow(/partial_rotary_factor 0.5 is not implemented/);
+    } finally {
+      await ckpt.close();
+    }
   });
 });

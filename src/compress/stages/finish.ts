@@ -103,7 +103,7 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
   if ((evalOpts.sequences ?? 16) > 0) {
     const description = describeCheckpoint(ckpt);
     if (!description.runnable) {
-      warnings.push(`fidelity not measured: the runtime cannot run RoPE scaling "${description.ropeScaling}"`);
+      warnings.push(`fidelity not measured: the runtime cannot run this model's RoPE (scaling "${description.ropeScaling}"${description.ropeScaling === 'default' ? ', partial_rotary_factor' : ''})`);
     } else {
       fidelity = await measureFidelity(ckpt, out, config, a.engine, a.calibration, evalOpts.sequences ?? 16, emit);
     }
