@@ -1,6 +1,7 @@
 /**
- * DeepSeek-V2's multi-head latent attention (MLA), computed in its absorbed form so that the KV
- * cache holds one latent row per position instead of every head's keys and values.
+ * DeepSeek-V2/V3's multi-head latent attention (MLA). Decoding runs it in its absorbed form, so
+ * that the KV cache holds one latent row per position instead of every head's keys and values;
+ * a prompt with no cached past runs transformers' expanded form, which is cheaper there.
  *
  * transformers (modeling_deepseek_v2.py) computes, per head h with kv_b_proj's blocks W_UK_h
  * [nope × lora] and W_UV_h [v × lora]:
@@ -11,10 +12,12 @@
  * q̃_h = [q_nope_h·W_UK_h ; q_pe_h] against one shared key per position, the latent
  * [c ; k_pe] (width lora + rope): multi-query attention with one kv head. Its values are the same
  * latent rows, so Σ p·[c ; k_pe] holds Σ p·c in its first lora entries, and o_h = W_UV_h·(Σ p·c).
- * The engine's attention kernels therefore run MLA unchanged (numKvHeads 1, head width lora+rope,
- * keys = values), and the cache stores the latent rows: (lora + rope) values per position and
- * layer where the expanded form needs heads·(nope + rope + v) (576 against 5120 on V2-Lite),
- * held once as both key and value (kvCacheShape's valuesAreKeys).
+ * The engine's attention kernels therefore run MLA unchanged (numKvHeads 1, head width
+ * lora + rope, keys = values) wherever a past is cached, and the cache stores the latent rows:
+ * (lora + rope) values per position and layer where the expanded form needs
+ * heads·(nope + rope + v) (576 against 5120 on V2-Lite), held once as both key and value
+ * (kvCacheShape's valuesAreKeys). Every prompt's latent rows go into the cache whichever form
+ * computed its attention.
  *
  * RoPE: DeepSeek rotates the rope part as interleaved pairs (x[2i], x[2i+1]) (V3 unless its
  * rope_interleave is false); the engine's kernel rotates halves (x[i], x[i + rope/2]). The
@@ -70,16 +73,43 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
     kv.set(kPe.subarray(r * ropeDim, (r + 1) * ropeDim), r * latent + lora);
   }
 
-  // absorbed queries q̃_h = [q_nope_h·W_UK_h ; RoPE(q_pe_h)], rows × heads × latent
+  // every query head's rope part, roped, rows × heads × rope
   const qPe = scratch('mla-q-pe', rows * heads * ropeDim);
   for (let r = 0; r < rows; r++) {
     for (let h = 0; h < heads; h++) toHalves(q, (r * heads + h) * qHead + nope, ropeDim, qPe, (r * heads + h) * ropeDim);
   }
   kernels.rope(rows, heads, ropeDim, positions, rope.cos, rope.sin, qPe);
+
+  const scale = ctx.softmaxScale / Math.sqrt(qHead);
+  const fresh = !ctx.kv || freshPrefill(ctx.kv, batch);
+  if (ctx.kv && fresh) writeToCache(ctx.kv, batch, kv, kv);
+  const headsOut = scratch('mla-heads-out', rows * heads * vDim);
+  // a prompt with no cached past: the expanded form (expandedAttention) costs the same products
+  // as absorbing (T·lora·heads·(nope + v) multiply-adds either way) and its scores and weighted
+  // sums run at the head width (nope + rope) instead of the latent width (lora + rope): 192
+  // against 576 on V2-Lite. Decoding, whose past is cached as latent rows, stays absorbed.
+  if (fresh && vDim <= qHead) expandedAttention(ctx, w, q, qPe, c, kPe, scale, headsOut);
+  else absorbedAttention(ctx, w, q, qPe, kv, fresh, scale, headsOut);
+  const out = residual ?? new Float32Array(rows * hidden);
+  productTransB(engine, rows, hidden, heads * vDim, headsOut, w.o, out, residual ? 1 : 0);
+  return out;
+}
+
+
+/** The absorbed form over the latent rows (see the top of the file): decoding, and any batch with a cached past. */
+function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, qPe: Float32Array, kv: Float32Array, fresh: boolean, scale: number, headsOut: Float32Array): void {
+  const { engine, config, batch } = ctx;
+  const m = config.mla!;
+  const rows = batch.ids.length;
+  const heads = config.numHeads;
+  const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
+  const qHead = nope + ropeDim;
+  const latent = lora + ropeDim;
+  const headBlock = (nope + vDim) * lora;
+  // absorbed queries q̃_h = [q_nope_h·W_UK_h ; RoPE(q_pe_h)], rows × heads × latent
   const absorbed = scratch('mla-q-absorbed', rows * heads * latent);
   const qNope = scratch('mla-q-nope', rows * nope);
   const qLatent = scratch('mla-q-latent', rows * lora);
-  const headBlock = (nope + vDim) * lora;
   for (let h = 0; h < heads; h++) {
     for (let r = 0; r < rows; r++) qNope.set(q.subarray((r * heads + h) * qHead, (r * heads + h) * qHead + nope), r * nope);
     const uk = w.kvB.subarray(h * headBlock, h * headBlock + nope * lora); // [nope × lora]
@@ -90,19 +120,11 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
       absorbed.set(qPe.subarray((r * heads + h) * ropeDim, (r * heads + h + 1) * ropeDim), at + lora);
     }
   }
-
-  // multi-query attention over the latent rows (keys = values); the scale is the query head's
-  const scale = ctx.softmaxScale / Math.sqrt(qHead);
+  // multi-query attention over the latent rows (keys = values)
   const context = scratch('mla-context', rows * heads * latent);
-  if (!ctx.kv || freshPrefill(ctx.kv, batch)) {
-    if (ctx.kv) writeToCache(ctx.kv, batch, kv, kv);
-    kernels.causalAttention(heads, 1, latent, batch.offsets, absorbed, kv, kv, scale, ctx.slidingWindow, context);
-  } else {
-    attendWithCache(ctx, ctx.kv, { heads, kvHeads: 1, headDim: latent }, absorbed, kv, kv, context, scale);
-  }
-
-  // o_h = (Σ p·c)·W_UV_hᵀ, then o_proj
-  const headsOut = scratch('mla-heads-out', rows * heads * vDim);
+  if (fresh) engine.kernels.causalAttention(heads, 1, latent, batch.offsets, absorbed, kv, kv, scale, ctx.slidingWindow, context);
+  else attendWithCache(ctx, ctx.kv!, { heads, kvHeads: 1, headDim: latent }, absorbed, kv, kv, context, scale);
+  // o_h = (Σ p·c)·W_UV_hᵀ
   const ctxLatent = scratch('mla-context-latent', rows * lora);
   const oHead = scratch('mla-o-head', rows * vDim);
   for (let h = 0; h < heads; h++) {
@@ -111,9 +133,42 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
     engine.gemm(rows, vDim, lora, ctxLatent, uv, oHead, { transB: true });
     for (let r = 0; r < rows; r++) headsOut.set(oHead.subarray(r * vDim, (r + 1) * vDim), (r * heads + h) * vDim);
   }
-  const out = residual ?? new Float32Array(rows * hidden);
-  productTransB(engine, rows, hidden, heads * vDim, headsOut, w.o, out, residual ? 1 : 0);
-  return out;
+}
+
+/**
+ * transformers' own form, for a prompt with no cached past: each head's keys [W_UK_h·c ; k_pe]
+ * and values W_UV_h·c (zero-padded to the key width, so the engine's kernel, which takes one
+ * head width, runs them), multi-head attention, the first v entries of each head's output.
+ */
+function expandedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, qPe: Float32Array, c: Float32Array, kPe: Float32Array, scale: number, headsOut: Float32Array): void {
+  const { engine, config, batch } = ctx;
+  const m = config.mla!;
+  const rows = batch.ids.length;
+  const heads = config.numHeads;
+  const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
+  const qHead = nope + ropeDim;
+  const expanded = scratch('mla-kv-expanded', rows * heads * (nope + vDim));
+  engine.gemm(rows, heads * (nope + vDim), lora, c, w.kvB, expanded, { transB: true });
+  const queries = scratch('mla-queries', rows * heads * qHead);
+  const keys = scratch('mla-keys', rows * heads * qHead);
+  const values = scratch('mla-values', rows * heads * qHead);
+  values.fill(0);
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < heads; h++) {
+      const at = (r * heads + h) * qHead;
+      const from = (r * heads + h) * (nope + vDim);
+      queries.set(q.subarray(at, at + nope), at);
+      queries.set(qPe.subarray((r * heads + h) * ropeDim, (r * heads + h + 1) * ropeDim), at + nope);
+      keys.set(expanded.subarray(from, from + nope), at);
+      keys.set(kPe.subarray(r * ropeDim, (r + 1) * ropeDim), at + nope);
+      values.set(expanded.subarray(from + nope, from + nope + vDim), at);
+    }
+  }
+  const context = scratch('mla-context-expanded', rows * heads * qHead);
+  engine.kernels.causalAttention(heads, heads, qHead, batch.offsets, queries, keys, values, scale, ctx.slidingWindow, context);
+  for (let r = 0; r < rows; r++) {
+    for (let h = 0; h < heads; h++) headsOut.set(context.subarray((r * heads + h) * qHead, (r * heads + h) * qHead + vDim), (r * heads + h) * vDim);
+  }
 }
 
 function copyRope(src: Float32Array, from: number, width: number, dst: Float32Array, to: number): void {

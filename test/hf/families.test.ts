@@ -78,6 +78,9 @@ const CASES: Case[] = [
       ropeScaling: { type: 'yarn', factor: 6.5, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1.0, mscale_all_dim: 0.8 },
     },
   },
+  // value heads wider than the query/key heads: a prompt runs the absorbed form too (the expanded
+  // one pads values to the key width, so it needs v ≤ nope + rope)
+  { name: 'deepseek_v2-wide-values', family: 'deepseek_v2', fixture: { seed: 3, mla: { kvLoraRank: 8, nope: 2, rope: 2, v: 8 } } },
   // DeepSeek-V3's sigmoid routing with its correction bias (noaux_tc: top-3 among 2 of 4 groups
   // scored by their two best), q-LoRA, interleaved rope …
   { name: 'deepseek_v3', family: 'deepseek_v3', fixture: { seed: 7, qLoraRank: 6, topK: 3 } },
