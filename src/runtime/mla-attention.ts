@@ -25,22 +25,27 @@
  * which turns one into the other; scores are dot products, unchanged by the same reordering of
  * both sides.
  */
+import type { ModelConfig } from '../checkpoint/types.js';
 import type { AttentionContext } from './attention.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
 import { scratch } from './numerics.js';
 import type { MlaAttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
 
+/** MLA's widths from a config: heads, lora (kv_lora_rank), nope, rope, v, and the query head (nope + rope) and latent row (lora + rope) they make. */
+function mlaSizes(config: ModelConfig) {
+  const m = config.mla;
+  if (!m) throw new Error('MLA weights given for a model whose config has no MLA sizes');
+  const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
+  return { m, heads: config.numHeads, lora, nope, ropeDim, vDim, qHead: nope + ropeDim, latent: lora + ropeDim };
+}
+
 export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights, x: Float32Array, residual?: Float32Array): Float32Array {
   const { engine, config, batch, positions, rope } = ctx;
   const kernels = engine.kernels;
-  const m = config.mla;
-  if (!m) throw new Error('MLA weights given for a model whose config has no MLA sizes');
+  const { m, heads, lora, nope, ropeDim, vDim, qHead, latent } = mlaSizes(config);
   const rows = batch.ids.length;
-  const { hiddenSize: hidden, numHeads: heads, rmsNormEps: eps } = config;
-  const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
-  const qHead = nope + ropeDim;
-  const latent = lora + ropeDim;
+  const { hiddenSize: hidden, rmsNormEps: eps } = config;
   // the rope part as the engine's rotate-half kernel takes it
   const toHalves = m.ropeInterleave ? deinterleave : copyRope;
 
@@ -95,16 +100,11 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   return out;
 }
 
-
 /** The absorbed form over the latent rows (see the top of the file): decoding, and any batch with a cached past. */
 function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, qPe: Float32Array, kv: Float32Array, fresh: boolean, scale: number, headsOut: Float32Array): void {
   const { engine, config, batch } = ctx;
-  const m = config.mla!;
+  const { heads, lora, nope, ropeDim, vDim, qHead, latent } = mlaSizes(config);
   const rows = batch.ids.length;
-  const heads = config.numHeads;
-  const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
-  const qHead = nope + ropeDim;
-  const latent = lora + ropeDim;
   const headBlock = (nope + vDim) * lora;
   // absorbed queries q̃_h = [q_nope_h·W_UK_h ; RoPE(q_pe_h)], rows × heads × latent
   const absorbed = scratch('mla-q-absorbed', rows * heads * latent);
@@ -142,11 +142,8 @@ function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Flo
  */
 function expandedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, qPe: Float32Array, c: Float32Array, kPe: Float32Array, scale: number, headsOut: Float32Array): void {
   const { engine, config, batch } = ctx;
-  const m = config.mla!;
+  const { heads, lora, nope, ropeDim, vDim, qHead } = mlaSizes(config);
   const rows = batch.ids.length;
-  const heads = config.numHeads;
-  const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
-  const qHead = nope + ropeDim;
   const expanded = scratch('mla-kv-expanded', rows * heads * (nope + vDim));
   engine.gemm(rows, heads * (nope + vDim), lora, c, w.kvB, expanded, { transB: true });
   const queries = scratch('mla-queries', rows * heads * qHead);

@@ -11,6 +11,33 @@ import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js';
 import { deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
 
+/** MLA's config keys as V2 and V3 write them. */
+interface ParsedMlaKeys {
+  q_lora_rank: number | null;
+  kv_lora_rank: number;
+  qk_nope_head_dim: number;
+  qk_rope_head_dim: number;
+  v_head_dim: number;
+}
+
+/** The attention part of a DeepSeek MLA config (V2 always interleaves its rope pairs; V3 says so in rope_interleave). */
+export function mlaConfigPart(p: ParsedMlaKeys, ropeInterleave: boolean) {
+  return {
+    headDim: p.qk_nope_head_dim + p.qk_rope_head_dim,
+    qkvBias: false,
+    qkNorm: 'none' as const,
+    attention: 'mla' as const,
+    mla: {
+      qLoraRank: p.q_lora_rank,
+      kvLoraRank: p.kv_lora_rank,
+      qkNopeHeadDim: p.qk_nope_head_dim,
+      qkRopeHeadDim: p.qk_rope_head_dim,
+      vHeadDim: p.v_head_dim,
+      ropeInterleave,
+    },
+  };
+}
+
 /** MLA's tensor names (DeepSeek-V3 keeps them). */
 export const deepseekV2MlaNames = {
   qProj: 'model.layers.{l}.self_attn.q_proj.weight',
@@ -64,23 +91,12 @@ export const deepseekV2 = defineFamily({
   normalize: (p, raw) => ({
     ...llamaConfigPart('deepseek_v2', p, raw, 10000),
     ...deepseekMoePart(p),
-    headDim: p.qk_nope_head_dim + p.qk_rope_head_dim,
     normTopkProb: p.norm_topk_prob,
     routedScalingFactor: p.routed_scaling_factor,
     topkMethod: p.topk_method,
     ...(p.n_group !== null ? { nGroup: p.n_group } : {}),
     ...(p.topk_group !== null ? { topkGroup: p.topk_group } : {}),
-    qkvBias: false,
-    qkNorm: 'none',
-    attention: 'mla',
-    mla: {
-      qLoraRank: p.q_lora_rank,
-      kvLoraRank: p.kv_lora_rank,
-      qkNopeHeadDim: p.qk_nope_head_dim,
-      qkRopeHeadDim: p.qk_rope_head_dim,
-      vHeadDim: p.v_head_dim,
-      ropeInterleave: true,
-    },
+    ...mlaConfigPart(p, true),
   }),
   isMoeLayer: deepseekIsMoeLayer,
   names: {

@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js';
 import { deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
-import { deepseekV2MlaNames } from './deepseek-v2.js';
+import { deepseekV2MlaNames, mlaConfigPart } from './deepseek-v2.js';
 
 const configSchema = z.looseObject({
   ...llamaKeys({
@@ -59,23 +59,12 @@ export const deepseekV3 = defineFamily({
   normalize: (p, raw) => ({
     ...llamaConfigPart('deepseek_v3', p, raw, 10000),
     ...deepseekMoePart(p),
-    headDim: p.qk_nope_head_dim + p.qk_rope_head_dim,
     normTopkProb: p.norm_topk_prob,
     routedScalingFactor: p.routed_scaling_factor,
     topkMethod: 'noaux_tc',
     nGroup: p.n_group,
     topkGroup: p.topk_group,
-    qkvBias: false,
-    qkNorm: 'none',
-    attention: 'mla',
-    mla: {
-      qLoraRank: p.q_lora_rank,
-      kvLoraRank: p.kv_lora_rank,
-      qkNopeHeadDim: p.qk_nope_head_dim,
-      qkRopeHeadDim: p.qk_rope_head_dim,
-      vHeadDim: p.v_head_dim,
-      ropeInterleave: p.rope_interleave,
-    },
+    ...mlaConfigPart(p, p.rope_interleave),
   }),
   isMoeLayer: deepseekIsMoeLayer,
   names: {
