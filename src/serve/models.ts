@@ -187,6 +187,8 @@ export async function inspectServedModel(
     reasoningParser?: ReasoningParser | null;
     /** a chat template to use instead of the model's own (ServeOptions.chatTemplate) */
     chatTemplate?: string;
+    /** caps the context below max_position_embeddings (ServeOptions.maxModelLen) */
+    maxModelLen?: number;
   } = {},
 ): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
@@ -197,7 +199,8 @@ export async function inspectServedModel(
     const tokenizer = await loadTokenizer(spec.dir);
     const tconf = await tokenizerConfig(spec.dir);
     const fromConfig = ckpt.config.raw.max_position_embeddings;
-    const contextLength = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
+    const declared = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
+    const contextLength = Math.min(declared, opts.maxModelLen ?? declared);
     const chatTemplate = opts.chatTemplate ?? (await chatTemplateOf(spec.dir, tconf));
     const eosId = ckpt.config.eosTokenIds[0];
     const eosFallback = eosId === undefined ? null : tokenizer.tokenizer.decode([eosId], { skip_special_tokens: false });

@@ -60,6 +60,13 @@ export interface ServeOptions {
    * own serves chat with one; a template that does not parse refuses its model.
    */
   chatTemplate?: string | Readonly<Record<string, string>>;
+  /**
+   * the most positions (prompt and completion) a request may use, as vLLM's --max-model-len: caps
+   * every model's context below its max_position_embeddings (DeepSeek-V2-Lite declares 163,840), so
+   * a chat request without max_tokens reserves that much KV cache in the budget, not the whole
+   * declared context. Default: each model's own.
+   */
+  maxModelLen?: number;
   /** how often idle models are checked against the policy (default 100 ms) */
   tickMs?: number;
   /** in-flight requests get this long to finish on shutdown (default 30 s) */
@@ -125,6 +132,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     if (seen.has(s.id)) throw new Error(`two models are named ${s.id}; name them apart with name=dir`);
     seen.add(s.id);
   }
+  if (opts.maxModelLen !== undefined && !(Number.isSafeInteger(opts.maxModelLen) && opts.maxModelLen >= 2)) throw new RangeError(`maxModelLen must be a whole number of positions ≥ 2, got ${opts.maxModelLen}`);
   const templates = opts.chatTemplate;
   if (templates !== undefined && typeof templates !== 'string') {
     const unknown = Object.keys(templates).filter((id) => !specs.some((s) => s.id === id));
@@ -153,6 +161,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         toolCallFormat: opts.toolCallFormat,
         reasoningParser: opts.reasoningParser,
         chatTemplate,
+        maxModelLen: opts.maxModelLen,
       });
       if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
       models.set(model.id, model);

@@ -5,9 +5,12 @@
  * /metrics show the reservation while the request runs. The bound itself is checked against
  * the buffers a real KvCache allocates.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvCache, kvSlotBoundBytes } from '../../src/runtime/kv-cache.js';
-import { getJson, postJson, startServer, type Running } from './helpers.js';
+import { getJson, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 describe('kvSlotBoundBytes', () => {
   it('bounds the buffers one slot reaches as its sequence grows (prefill chunks, then one token a step)', () => {
@@ -67,6 +70,32 @@ describe('KV cache in the server’s memory budget', () => {
     expect(tooBig.json.error.message).toMatch(/KV cache.*memory budget/);
     const ok = await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt: 'ROMEO:', max_tokens: 20 });
     expect(ok.status).toBe(200);
+  });
+
+  it('maxModelLen (--max-model-len) caps the context: reported, enforced, and what a chat without max_tokens reserves', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'rfid-max-model-len-'));
+    const chat = tinyWithChatTemplate(path.join(work, 'chat'));
+    const messages = [{ role: 'user', content: 'Speak.' }];
+    // room for the weights and a cache of the capped context (128 positions), not of the model's 1024
+    const budget = weights + kvSlotBoundBytes(4, 64, 128, 128);
+    const capped = await startServer({ models: [`chat=${chat}`], memoryBudget: budget, maxModelLen: 128 });
+    const uncapped = await startServer({ models: [`chat=${chat}`], memoryBudget: budget });
+    try {
+      expect((await getJson(`${capped.url}/v1/models`)).data[0]).toMatchObject({ id: 'chat', max_model_len: 128 });
+      const tooLong = await postJson(`${capped.url}/v1/completions`, { model: 'chat', prompt: 'ROMEO:', max_tokens: 200 });
+      expect(tooLong.status).toBe(400);
+      expect(tooLong.json.error.message).toMatch(/maximum context length is 128 tokens/);
+      // no max_tokens: the completion may use the rest of the context, reserved in the budget
+      const ok = await postJson(`${capped.url}/v1/chat/completions`, { model: 'chat', messages, temperature: 0 });
+      expect(ok.status, ok.text).toBe(200);
+      const refused = await postJson(`${uncapped.url}/v1/chat/completions`, { model: 'chat', messages, temperature: 0 });
+      expect(refused.status).toBe(400);
+      expect(refused.json.error.code).toBe('memory_budget_exceeded');
+    } finally {
+      await capped.close();
+      await uncapped.close();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   it('shows the running request’s reservation in /health and /metrics, and frees it after', async () => {

@@ -1,5 +1,5 @@
 /**
- * `rfid-moe serve <model-or-dir>… [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--memory-budget BYTES]
+ * `rfid-moe serve <model-or-dir>… [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--memory-budget BYTES] [--max-model-len N]
  *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
  *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
@@ -31,6 +31,7 @@ interface ServeCliOptions {
   host: string;
   apiKey?: string;
   memoryBudget?: string;
+  maxModelLen?: string;
   policy: string;
   keepAlive: string;
   tycheWindow: string;
@@ -148,6 +149,7 @@ export function register(program: Command): void {
       .addOption(defaultText(new Option('--tyche-max-idle <seconds>', 'tyche: offload an idle model after this long even when its t_off is later'), 'no cap: t_off alone'))
       .option('--tyche-warm-start', 'tyche: a model not yet requested is idle since startup at the prior rate: pre-loaded into free room at its t_load, offloaded at the keep-alive TTL')
       .option('--tyche-rank-filled-window', 'tyche: rank models for eviction by the prior-filled window, as the thresholds do, instead of lending the prior one interval (the ranking before the loopback replay)')
+      .addOption(defaultText(new Option('--max-model-len <n>', 'the most positions (prompt and completion) a request may use: caps each model\'s context, and with it the KV cache a request without max_tokens reserves'), 'each model\'s max_position_embeddings'))
       .option('--max-batch-size <n>', 'requests decoded together per model (continuous batching)', '32')
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
       .option('--no-materialise-experts', 'keep a factored model\'s experts factored: no dense copies of the hottest, so its results do not change while it serves')
@@ -222,6 +224,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const keepAliveMs = parseInteger('--keep-alive', opts.keepAlive, 1) * 1000;
   const tyche = tycheOptionsFrom(opts, policy, givenOnCommandLine);
   const maxBatchSize = parseInteger('--max-batch-size', opts.maxBatchSize, 1);
+  const maxModelLen = opts.maxModelLen === undefined ? undefined : parseInteger('--max-model-len', opts.maxModelLen, 2);
   const drainTimeoutMs = parseInteger('--drain-timeout', opts.drainTimeout, 0) * 1000;
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
   const toolCallFormat = parseToolCallParser(opts.toolCallParser);
@@ -240,6 +243,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     keepAliveMs,
     tyche,
     maxBatchSize,
+    maxModelLen,
     bf16Weights: opts.bf16Weights,
     materialiseExperts: opts.materialiseExperts,
     drainTimeoutMs,
