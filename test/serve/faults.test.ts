@@ -206,6 +206,20 @@ describe('rfid-moe serve as a process', () => {
     await expect(spawnServeCli([TINY_DIR, '--policy', 'fifo'])).rejects.toThrow(/exited with 2.*--policy must be one of tyche, keep-alive, on-demand, lru/s);
     await expect(spawnServeCli([TINY_DIR, '--memory-budget', 'lots'])).rejects.toThrow(/--memory-budget must be a byte count/);
     await expect(spawnServeCli([TINY_DIR, '--memory-budget', '1M'])).rejects.toThrow(/none of the given models can be served/);
+    await expect(spawnServeCli([TINY_DIR, '--max-model-len', '1'])).rejects.toThrow(/exited with 2.*--max-model-len must be/s);
+  });
+
+  it('--max-model-len caps the context the models report and enforce', async () => {
+    const cli = await spawnServeCli([`tiny=${TINY_DIR}`, '--port', '0', '--quiet', '--max-model-len', '96']);
+    try {
+      expect((await getJson(`${cli.url}/v1/models`)).data[0]).toMatchObject({ id: 'tiny', max_model_len: 96 });
+      const r = await postJson(`${cli.url}/v1/completions`, { model: 'tiny', prompt: 'ROMEO:', max_tokens: 100 });
+      expect(r.status).toBe(400);
+      expect(r.json.error.message).toMatch(/maximum context length is 96 tokens/);
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exited;
+    }
   });
 
   it('200 requests at 32 concurrent all complete; RSS returns to within 10% of its pre-test level', async () => {
