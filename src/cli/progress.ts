@@ -3,7 +3,7 @@
  * the three look the same. A command declares its stages (e.g. calibration 8 layers, compression
  * 8 layers, evaluation 1 step) and reports steps as they finish; each line reads
  *
- *   compress [########................]  33% layer 2/6 (1.9 s) · 4.1 s elapsed · ETA 8.2 s total
+ *   compress [########................]  33% MoE layer 2/6 (decoder layer 3/7, 1.9 s) · 4.1 s elapsed · ETA 8.2 s total
  *
  * The ETA covers the whole command, not just the current stage: every stage's remaining steps
  * at that stage's measured seconds per step, or, for a stage not started yet, at the mean of

@@ -164,7 +164,7 @@ describe.skipIf(!existsSync(DEMO_TOKENIZER))('commands on a tiny model', () => {
   });
 
   it('calibrate, compress and eval draw the same progress line with a total ETA', () => {
-    const line = (command: string) => new RegExp(`^${command} \\[[#.]{24}\\] +\\d+% [a-z ]+ \\d+\\/\\d+( \\(.*\\))? · [\\d.]+ (s|min|h) elapsed · ETA ([\\d.]+ (s|min|h)|—) total$`);
+    const line = (command: string) => new RegExp(`^${command} \\[[#.]{24}\\] +\\d+% [A-Za-z ]+ \\d+\\/\\d+( \\(.*\\))? · [\\d.]+ (s|min|h) elapsed · ETA ([\\d.]+ (s|min|h)|—) total$`);
     const stats = path.join(work, 'stats.json');
     const runs: Record<string, Run> = {
       calibrate: cli('calibrate', model, '--dataset', text, '--out', stats, '--samples', '4', '--seq-len', '32', '--engine', 'ts'),

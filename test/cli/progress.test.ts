@@ -3,8 +3,17 @@
  * rate for started stages, the mean measured rate for the others), lines have one format, and a
  * terminal gets the line redrawn in place.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CommandProgress } from '../../src/cli/progress.js';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { writeRoutingStats } from '../../src/routing-stats/schema.js';
+import { syntheticStats } from '../compress/helpers.js';
+import { cliArgs } from '../helpers/cli.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 
 function sink(isTTY = false): { stream: NodeJS.WritableStream & { isTTY?: boolean }; text: () => string } {
   let text = '';
@@ -63,5 +72,28 @@ describe('CommandProgress', () => {
     q.step('layer', 1);
     q.note('dataset: 10 tokens');
     expect(quiet.text()).toBe('');
+  });
+});
+
+describe('rfid-moe compress progress', () => {
+  it('counts the MoE layers as the compression steps, naming each one\'s decoder layer (a dense first layer is no step)', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'rfid-progress-'));
+    try {
+      // DeepSeek-V2: layer 0 dense, layers 1 and 2 MoE
+      const { dir } = await makeTinyCheckpoint(path.join(work, 'model'), 'deepseek_v2', { seed: 4 });
+      const ckpt = await openCheckpoint(dir);
+      const stats = path.join(work, 'stats.json');
+      try {
+        await writeRoutingStats(stats, syntheticStats(ckpt));
+      } finally {
+        await ckpt.close();
+      }
+      const r = spawnSync(process.execPath, [...cliArgs, 'compress', dir, '--out', path.join(work, 'out'), '--stats', stats, '--retain', '0.5', '--no-eval'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const steps = r.stderr.split('\n').filter((l) => l.startsWith('compress [')).map((l) => /(MoE layer \d+\/\d+ \(decoder layer \d+\/\d+)/.exec(l)?.[1]);
+      expect(steps.filter((x) => x !== undefined)).toEqual(['MoE layer 1/2 (decoder layer 2/3', 'MoE layer 2/2 (decoder layer 3/3']);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });

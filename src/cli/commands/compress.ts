@@ -225,8 +225,9 @@ async function run(model: string, opts: CompressCliOptions, command: Command): P
  * The shared progress display for a compression run: calibration (one step per decoder layer,
  * unless --stats gives the statistics), compression (one step per MoE layer), the fidelity check.
  * The plan is read from the checkpoint's layout (config and headers only) so the ETA covers the
- * whole run from the first layer on. Compression steps are decoder layers, as the library reports
- * them (a dense layer's step is only copying its tensors).
+ * whole run from the first layer on. Compression steps are the MoE layers (a dense layer only
+ * copies its tensors; counted as a step, its near-zero time made the ETA of the MoE layers after
+ * it far too short); each line also names the decoder layer.
  */
 async function compressProgress(
   model: string,
@@ -237,6 +238,8 @@ async function compressProgress(
 ): Promise<{ display: CommandProgress; listener: (e: CompressProgress) => void }> {
   const ckpt = await openCheckpoint(model);
   const layers = ckpt.layout.layers.length;
+  // each MoE layer's place among the MoE layers: the compression stage's steps
+  const moeRank = new Map(ckpt.layout.layers.filter((l) => l.kind === 'moe').map((l, i) => [l.index, i]));
   await ckpt.close();
   const selfSampled = !opts.stats && !opts.dataset;
   const sampledLength = opts.seqLen === undefined ? 128 : Number(opts.seqLen);
@@ -244,11 +247,12 @@ async function compressProgress(
     // self-sampled calibration first generates its sequences, one step per position
     { name: 'sampling position', steps: selfSampled ? sampledLength - 1 : 0 },
     { name: 'calibration layer', steps: calibrationPass ? layers : 0 },
-    { name: 'layer', steps: layers },
+    { name: 'MoE layer', steps: moeRank.size },
     { name: 'evaluation', steps: evalSequences > 0 ? 1 : 0 },
   ]);
   // a self-sampled calibration starts twice: sampling the sequences, then the routing pass
   let calibrationStarts = 0;
+  let compressing = false;
   const listener = (e: CompressProgress): void => {
     switch (e.type) {
       case 'calibration':
@@ -259,13 +263,17 @@ async function compressProgress(
         } else display.note(`calibrate: ${e.message}`);
         return;
       case 'layer-start':
-        if (e.layer === 0) display.begin('layer');
+        if (!compressing) display.begin('MoE layer');
+        compressing = true;
         return;
       case 'layer-group':
         return;
-      case 'layer-done':
-        display.step('layer', e.layer + 1, e.of, e.resumed ? '(kept from the interrupted run)' : `(${e.seconds.toFixed(1)} s)`);
+      case 'layer-done': {
+        // a dense layer's step only copies its tensors: counted, it would make the rate (and the ETA) of the MoE layers after it seem instant
+        const rank = moeRank.get(e.layer);
+        if (rank !== undefined) display.step('MoE layer', rank + 1, undefined, `(decoder layer ${e.layer + 1}/${e.of}, ${e.resumed ? 'kept from the interrupted run' : `${e.seconds.toFixed(1)} s`})`);
         return;
+      }
       case 'evaluation':
         if (e.phase === 'start') {
           display.begin('evaluation');
