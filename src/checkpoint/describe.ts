@@ -7,7 +7,8 @@ import { parameterCounts, type ParameterCounts } from './counts.js';
 import { expectedTensors } from './expected.js';
 import { checkpointFamily } from './open.js';
 import { familyByName } from './registry.js';
-import { ropeRunnable, ropeScalingOf } from './rope-scaling.js';
+import { ropeScalingOf } from './rope-scaling.js';
+import { unrunnableReason } from './runnable.js';
 import type { Checkpoint, ModelConfig } from './types.js';
 
 export interface LayerDescription {
@@ -26,7 +27,7 @@ export interface CheckpointDescription {
   familyLabel: string;
   modelType: string;
   attention: ModelConfig['attention'];
-  /** false when the runtime cannot run this model (a RoPE scaling or partial rotary width it does not implement) */
+  /** false when the runtime cannot run this model (checkpoint/runnable.ts says why) */
   runnable: boolean;
   /** the RoPE scaling's type ('default' when none) */
   ropeScaling: string;
@@ -93,7 +94,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     familyLabel: family.label,
     modelType: c.modelType,
     attention: c.attention,
-    runnable: ropeRunnable(c.raw),
+    runnable: unrunnableReason(c) === null,
     ropeScaling: ropeScalingOf(c.raw).type,
     hiddenSize: c.hiddenSize,
     vocabSize: c.vocabSize,

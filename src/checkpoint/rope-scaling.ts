@@ -17,10 +17,13 @@ export function partialRotaryFactor(raw: Record<string, unknown>): unknown {
   return raw.partial_rotary_factor ?? ropeScalingOf(raw).params?.partial_rotary_factor ?? undefined;
 }
 
-/** Whether the runtime runs this config's RoPE: a type it implements, over whole heads. */
-export function ropeRunnable(raw: Record<string, unknown>): boolean {
+/** What the runtime cannot run of this config's RoPE (a type it does not implement, a partial rotary width), said for the user; null: it runs it. */
+export function ropeProblem(raw: Record<string, unknown>): string | null {
   const partial = partialRotaryFactor(raw);
-  return RUNNABLE_ROPE_TYPES.includes(ropeScalingOf(raw).type) && (partial === undefined || partial === null || partial === 1);
+  if (partial !== undefined && partial !== null && partial !== 1) return `partial_rotary_factor ${JSON.stringify(partial)} is not implemented (RoPE over whole heads is)`;
+  const { key, type } = ropeScalingOf(raw);
+  if (!RUNNABLE_ROPE_TYPES.includes(type)) return `${key ?? 'rope_scaling'} of type "${type}" is not implemented (the default RoPE and "yarn" are)`;
+  return null;
 }
 
 /** RoPE types the runtime runs. */

@@ -10,6 +10,7 @@ import { gatherRows, type Weights } from './weight-matrix.js';
 import type { AttentionWeights, ExpertWeights, LayerWeights, MlaAttentionWeights, MoeWeights, WeightProvider } from './weights.js';
 import { ModelInputError, UnsupportedModelError } from './errors.js';
 import { ropeSpecOf } from './rope.js';
+import { unrunnableReason } from '../checkpoint/runnable.js';
 
 export { UnsupportedModelError };
 
@@ -25,8 +26,10 @@ export function assertTokenIds(ids: Int32Array, vocabSize: number): void {
   }
 }
 
-/** Throws an UnsupportedModelError where the runtime would run the model wrong (a RoPE scaling it does not implement). */
+/** Throws an UnsupportedModelError where the runtime would run the model wrong (checkpoint/runnable.ts). */
 export function assertRunnable(ckpt: Checkpoint): void {
+  const reason = unrunnableReason(ckpt.config);
+  if (reason !== null) throw new UnsupportedModelError(reason);
   ropeSpecOf(ckpt.config);
   if (ckpt.config.attention === 'mla' && !ckpt.layout.layers.every((l) => l.attention.mla)) throw new UnsupportedModelError('the config asks for MLA attention but the layout names no MLA tensors');
 }

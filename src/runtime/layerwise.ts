@@ -135,7 +135,8 @@ function denseForward(engine: Engine, mlp: { forward: (e: Engine, x: Float32Arra
 /**
  * Mixtral/Mistral configs may set `sliding_window`; transformers then masks keys more than
  * window−1 positions back. The other supported families either lack the key or gate it behind
- * `use_sliding_window` (false in every released Qwen MoE), so it is ignored for them.
+ * `use_sliding_window` (false in every released Qwen MoE; a Qwen config that sets it true is
+ * refused, checkpoint/runnable.ts), so it is ignored for them.
  */
 export function slidingWindowOf(family: string, raw: Record<string, unknown>): number | null {
   if (family !== 'mixtral') return null;

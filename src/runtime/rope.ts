@@ -12,7 +12,7 @@
  *
  * The scaling is read from `rope_scaling` or `rope_parameters` (checkpoint/rope-scaling.ts).
  */
-import { partialRotaryFactor, ropeScalingOf } from '../checkpoint/rope-scaling.js';
+import { ropeProblem, ropeScalingOf } from '../checkpoint/rope-scaling.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { UnsupportedModelError } from './errors.js';
 
@@ -71,17 +71,12 @@ export function ropeSpecOf(config: ModelConfig): RopeSpec {
 function readRopeSpec(config: ModelConfig): RopeSpec {
   const dim = config.attention === 'mla' && config.mla ? config.mla.qkRopeHeadDim : config.headDim;
   if (dim % 2 !== 0) throw new UnsupportedModelError(`the rotary width must be even, got ${dim}`);
-  // a partial rotary width (rope over the first fraction of each head) is not what the kernels do
-  const partial = partialRotaryFactor(config.raw);
-  if (partial !== undefined && partial !== null && partial !== 1) {
-    throw new UnsupportedModelError(`partial_rotary_factor ${JSON.stringify(partial)} is not implemented (RoPE over whole heads is), so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as \`stats\``);
-  }
+  // a scaling the kernels do not apply (or a partial rotary width) would run silently wrong
+  const problem = ropeProblem(config.raw);
+  if (problem !== null) throw new UnsupportedModelError(`${problem}, so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as \`stats\``);
   const { key, type, params } = ropeScalingOf(config.raw);
   const what = key ?? 'rope_scaling';
   if (type === 'default') return { dim, theta: config.ropeTheta, yarn: null, softmaxScale: 1 };
-  if (type !== 'yarn') {
-    throw new UnsupportedModelError(`${what} of type "${type}" is not implemented (the default RoPE and "yarn" are), so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as \`stats\``);
-  }
   const p = params!;
   const original = numberOf(p, 'original_max_position_embeddings', what);
   if (original === undefined || original <= 0) throw new UnsupportedModelError(`${what} of type "yarn" needs original_max_position_embeddings (the context length the model was trained at)`);

@@ -6,6 +6,7 @@
  * write the same bytes.
  */
 import { describeCheckpoint } from '../../checkpoint/describe.js';
+import { unrunnableReason } from '../../checkpoint/runnable.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parameterCounts } from '../../checkpoint/counts.js';
@@ -103,7 +104,7 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
   if ((evalOpts.sequences ?? 16) > 0) {
     const description = describeCheckpoint(ckpt);
     if (!description.runnable) {
-      warnings.push(`fidelity not measured: the runtime cannot run this model's RoPE (scaling "${description.ropeScaling}"${description.ropeScaling === 'default' ? ', partial_rotary_factor' : ''})`);
+      warnings.push(`fidelity not measured: ${unrunnableReason(ckpt.config)}`);
     } else {
       fidelity = await measureFidelity(ckpt, out, config, a.engine, a.calibration, evalOpts.sequences ?? 16, emit);
     }

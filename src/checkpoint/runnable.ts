@@ -1,0 +1,20 @@
+/**
+ * What the runtime cannot run in a model's config, said once for every caller: the runtime refuses
+ * such a model (assertRunnable), `describe` reports it (`runnable`), and compress, which can still
+ * compress it from statistics made by another tool, skips its fidelity check. Each of these would
+ * otherwise run silently wrong: a RoPE scaling or partial rotary width the kernels do not apply,
+ * or Qwen's per-layer sliding windows (use_sliding_window, max_window_layers), which the runtime
+ * does not mask (it applies Mixtral's single window only).
+ */
+import { ropeProblem } from './rope-scaling.js';
+import type { ModelConfig } from './types.js';
+
+/** Why the runtime cannot run this model, ending in what the user can still do; null: it can. */
+export function unrunnableReason(config: ModelConfig): string | null {
+  const problem =
+    ropeProblem(config.raw) ??
+    ((config.family === 'qwen2_moe' || config.family === 'qwen3_moe') && config.raw.use_sliding_window === true
+      ? `use_sliding_window true is not implemented for ${config.family} (its per-layer sliding windows)`
+      : null);
+  return problem === null ? null : `${problem}, so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as \`stats\``;
+}
