@@ -16,5 +16,10 @@ export function unrunnableReason(config: ModelConfig): string | null {
     ((config.family === 'qwen2_moe' || config.family === 'qwen3_moe') && config.raw.use_sliding_window === true
       ? `use_sliding_window true is not implemented for ${config.family} (its per-layer sliding windows)`
       : null);
-  return problem === null ? null : `${problem}, so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as \`stats\``;
+  return problem === null ? null : cannotRun(problem);
+}
+
+/** A problem that stops the runtime, said with what the user can still do. */
+export function cannotRun(problem: string): string {
+  return `${problem}, so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as \`stats\``;
 }

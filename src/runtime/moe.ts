@@ -43,7 +43,7 @@ export function route(engine: Engine, config: ModelConfig, router: Float32Array,
   const weights = new Float32Array(tokens * k);
   const normalise = config.family === 'mixtral' || config.normTopkProb;
   const epsilon = config.family === 'deepseek' || config.family === 'deepseek_v2' ? 1e-20 : 0;
-  const groups = config.topkMethod === 'group_limited_greedy' ? groupLimit(config) : null;
+  const groups = config.topkMethod === 'group_limited_greedy' ? groupLimitedTopK(config, 'best', 0) : null;
   for (let t = 0; t < tokens; t++) {
     softmaxInPlace(probs, t * E, E);
     if (groups) groups.choose(probs, t * E, experts, t * k);
@@ -66,39 +66,20 @@ export function route(engine: Engine, config: ModelConfig, router: Float32Array,
  */
 function routeNoAuxTc(engine: Engine, config: ModelConfig, router: Float32Array, bias: Float32Array | undefined, x: Float32Array, tokens: number): Routing {
   const { numExperts: E, topK: k, hiddenSize } = config;
-  const nGroup = config.nGroup ?? 1;
-  const keep = config.topkGroup ?? nGroup;
-  if (E % nGroup !== 0 || keep > nGroup || E / nGroup < 2) throw new RangeError(`noaux_tc routing needs n_group dividing the ${E} experts into groups of at least 2 and topk_group ≤ n_group, got ${nGroup} and ${keep}`);
   if (bias && bias.length !== E) throw new RangeError(`the router's correction bias has ${bias.length} values for ${E} experts`);
-  const size = E / nGroup;
+  const groups = groupLimitedTopK(config, 'two best', -Infinity);
   const logits = new Float32Array(tokens * E);
   engine.gemm(tokens, E, hiddenSize, x, router, logits, { transB: true });
   const experts = new Int32Array(tokens * k);
   const weights = new Float32Array(tokens * k);
   const scores = new Float32Array(E);
   const choice = new Float32Array(E);
-  const groupScores = new Float32Array(nGroup);
-  const kept = new Int32Array(keep);
-  const masked = new Float32Array(E);
   for (let t = 0; t < tokens; t++) {
     for (let e = 0; e < E; e++) {
       scores[e] = 1 / (1 + Math.exp(-logits[t * E + e]));
       choice[e] = scores[e] + (bias ? bias[e] : 0);
     }
-    for (let g = 0; g < nGroup; g++) {
-      let first = -Infinity;
-      let second = -Infinity;
-      for (let j = g * size; j < (g + 1) * size; j++) {
-        const v = choice[j];
-        if (v > first) [first, second] = [v, first];
-        else if (v > second) second = v;
-      }
-      groupScores[g] = first + second;
-    }
-    topK(groupScores, 0, nGroup, keep, kept, 0);
-    masked.fill(-Infinity);
-    for (const g of kept) masked.set(choice.subarray(g * size, (g + 1) * size), g * size);
-    topK(masked, 0, E, k, experts, t * k);
+    groups.choose(choice, 0, experts, t * k);
     let sum = 0;
     for (let s = 0; s < k; s++) sum += scores[experts[t * k + s]];
     const denominator = config.normTopkProb ? Math.fround(Math.fround(sum) + 1e-20) : 1;
@@ -108,31 +89,38 @@ function routeNoAuxTc(engine: Engine, config: ModelConfig, router: Float32Array,
 }
 
 /**
- * DeepSeek-V2's group-limited greedy top-k (topk_method 'group_limited_greedy', as transformers
- * computes it): the experts fall into nGroup equal groups, each scored by its best expert's
- * probability; the topkGroup best groups are kept and the top-k is taken among their experts
- * (the others' probabilities set to 0, so with fewer kept experts than k a zero-probability one
- * fills in, as in transformers).
+ * DeepSeek's group-limited top-k, as transformers computes it: the experts fall into nGroup equal
+ * groups, each scored by its best value (V2's 'group_limited_greedy') or the sum of its two best
+ * (V3's 'noaux_tc'); the topkGroup best groups are kept, the others' values replaced by `fill`
+ * (V2: 0, so with fewer kept experts than k a zero-probability one fills in; V3: −∞), and the
+ * top-k is taken over all experts.
  */
-function groupLimit(config: ModelConfig): { choose(probs: Float32Array, offset: number, out: Int32Array, outOffset: number): void } {
+function groupLimitedTopK(config: ModelConfig, groupScore: 'best' | 'two best', fill: number): { choose(values: Float32Array, offset: number, out: Int32Array, outOffset: number): void } {
   const { numExperts: E, topK: k } = config;
   const nGroup = config.nGroup ?? 1;
   const keep = config.topkGroup ?? nGroup;
-  if (E % nGroup !== 0 || keep > nGroup) throw new RangeError(`group-limited routing needs n_group dividing the ${E} experts and topk_group ≤ n_group, got ${nGroup} and ${keep}`);
   const size = E / nGroup;
+  if (E % nGroup !== 0 || keep > nGroup || (groupScore === 'two best' && size < 2)) {
+    throw new RangeError(`group-limited routing needs n_group dividing the ${E} experts${groupScore === 'two best' ? ' into groups of at least 2' : ''} and topk_group ≤ n_group, got ${nGroup} and ${keep}`);
+  }
   const groupScores = new Float32Array(nGroup);
   const kept = new Int32Array(keep);
   const masked = new Float32Array(E);
   return {
-    choose(probs, offset, out, outOffset) {
+    choose(values, offset, out, outOffset) {
       for (let g = 0; g < nGroup; g++) {
-        let best = -Infinity;
-        for (let j = 0; j < size; j++) best = Math.max(best, probs[offset + g * size + j]);
-        groupScores[g] = best;
+        let first = -Infinity;
+        let second = -Infinity;
+        for (let j = offset + g * size; j < offset + (g + 1) * size; j++) {
+          const v = values[j];
+          if (v > first) [first, second] = [v, first];
+          else if (v > second) second = v;
+        }
+        groupScores[g] = groupScore === 'best' ? first : first + second;
       }
       topK(groupScores, 0, nGroup, keep, kept, 0);
-      masked.fill(0);
-      for (const g of kept) masked.set(probs.subarray(offset + g * size, offset + (g + 1) * size), g * size);
+      masked.fill(fill);
+      for (const g of kept) masked.set(values.subarray(offset + g * size, offset + (g + 1) * size), g * size);
       topK(masked, 0, E, k, out, outOffset);
     },
   };

@@ -13,6 +13,7 @@
  * The scaling is read from `rope_scaling` or `rope_parameters` (checkpoint/rope-scaling.ts).
  */
 import { ropeProblem, ropeScalingOf } from '../checkpoint/rope-scaling.js';
+import { cannotRun } from '../checkpoint/runnable.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { UnsupportedModelError } from './errors.js';
 
@@ -73,7 +74,7 @@ function readRopeSpec(config: ModelConfig): RopeSpec {
   if (dim % 2 !== 0) throw new UnsupportedModelError(`the rotary width must be even, got ${dim}`);
   // a scaling the kernels do not apply (or a partial rotary width) would run silently wrong
   const problem = ropeProblem(config.raw);
-  if (problem !== null) throw new UnsupportedModelError(`${problem}, so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as \`stats\``);
+  if (problem !== null) throw new UnsupportedModelError(cannotRun(problem));
   const { key, type, params } = ropeScalingOf(config.raw);
   const what = key ?? 'rope_scaling';
   if (type === 'default') return { dim, theta: config.ropeTheta, yarn: null, softmaxScale: 1 };
@@ -96,18 +97,22 @@ function readRopeSpec(config: ModelConfig): RopeSpec {
     attentionFactor,
   };
   // DeepSeek-V2/V3's attention (yarn_apply_mscale) scales its softmax by the square of mscale_all_dim's mscale
-  const softmaxScale = config.attention === 'mla' && mscaleAllDim ? yarnMscale(numberOf(p, 'factor', what) ?? factor, mscaleAllDim) ** 2 : 1;
+  const softmaxScale = config.attention === 'mla' && mscaleAllDim ? yarnMscale(factor, mscaleAllDim) ** 2 : 1;
   return { dim, theta: config.ropeTheta, yarn, softmaxScale };
 }
 
 /**
  * Tables already built, per spec: decoding asks for one more position every step, so the largest
- * table is kept and served for any shorter request (rows are independent of the count).
+ * table is kept and served for any shorter request (rows are independent of the count). Keyed by
+ * what the tables depend on, so models of one shape share them; each spec's key is made once (a
+ * decoding step asks for its tables every step).
  */
 const ropeCache = new Map<string, RopeTables>();
+const cacheKeys = new WeakMap<RopeSpec, string>();
 
 export function ropeTables(spec: RopeSpec, positions: number): RopeTables {
-  const key = JSON.stringify([spec.dim, spec.theta, spec.yarn]);
+  let key = cacheKeys.get(spec);
+  if (key === undefined) cacheKeys.set(spec, (key = JSON.stringify([spec.dim, spec.theta, spec.yarn])));
   const cached = ropeCache.get(key);
   if (cached && cached.positions >= positions) return cached;
   // round up so a growing decode rebuilds the table rarely

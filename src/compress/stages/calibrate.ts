@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import { parameterCounts } from '../../checkpoint/counts.js';
-import { describeCheckpoint } from '../../checkpoint/describe.js';
+import { unrunnableReason } from '../../checkpoint/runnable.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
 import { collectRoutingStats, type CalibrationInfo } from '../../routing-stats/collect.js';
@@ -116,7 +116,7 @@ export async function planCalibration(
     on: `${count} sequence(s) of ${seqLen} tokens sampled from the original model (seed ${seed}, held out from calibration)`,
   });
   // a model the runtime cannot run (a RoPE scaling it lacks) compresses from given statistics with no held-out check
-  const runnable = describeCheckpoint(ckpt).runnable;
+  const runnable = unrunnableReason(ckpt.config) === null;
 
   if (opts.stats !== undefined) {
     const source = typeof opts.stats === 'string' ? opts.stats : 'the routing statistics given';

@@ -5,11 +5,10 @@
  * and by `merge`, which assembles the same directory from the parts of a sharded run, so that both
  * write the same bytes.
  */
-import { describeCheckpoint } from '../../checkpoint/describe.js';
-import { unrunnableReason } from '../../checkpoint/runnable.js';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parameterCounts } from '../../checkpoint/counts.js';
+import { unrunnableReason } from '../../checkpoint/runnable.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
 import { writeFileAtomic } from '../../io/atomic.js';
@@ -102,9 +101,9 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
   let fidelity: Fidelity | undefined;
   const evalOpts = a.evaluation === false ? { sequences: 0 } : (a.evaluation ?? {});
   if ((evalOpts.sequences ?? 16) > 0) {
-    const description = describeCheckpoint(ckpt);
-    if (!description.runnable) {
-      warnings.push(`fidelity not measured: ${unrunnableReason(ckpt.config)}`);
+    const unrunnable = unrunnableReason(ckpt.config);
+    if (unrunnable !== null) {
+      warnings.push(`fidelity not measured: ${unrunnable}`);
     } else {
       fidelity = await measureFidelity(ckpt, out, config, a.engine, a.calibration, evalOpts.sequences ?? 16, emit);
     }
