@@ -90,13 +90,14 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
 
 /** Attention context of a batch without a KV cache (positions from 0), for stepping layer by layer. */
 export function decoderContext(engine: Engine, config: ModelConfig, batch: TokenBatch, positions: Int32Array = positionsOf(batch), longest: number = longestSequence(batch)): AttentionContext {
+  const spec = ropeSpecOf(config);
   return {
     engine,
     config,
     batch,
     positions,
-    rope: ropeTables(ropeSpecOf(config), Math.max(1, longest)),
-    softmaxScale: ropeSpecOf(config).softmaxScale,
+    rope: ropeTables(spec, Math.max(1, longest)),
+    softmaxScale: spec.softmaxScale,
     slidingWindow: slidingWindowOf(config.family, config.raw),
   };
 }

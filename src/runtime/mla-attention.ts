@@ -61,7 +61,7 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
     productTransB(engine, rows, heads * qHead, hidden, x, w.q, q);
   }
 
-  // the latent row of each position: [RMSNorm(c) ; RoPE(k_pe)]
+  // each position's c and k_pe, apart
   const projected = scratch('mla-kv-a', rows * latent);
   productTransB(engine, rows, latent, hidden, x, w.kvA, projected);
   const c = scratch('mla-c', rows * lora);
@@ -72,36 +72,46 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   }
   kernels.rmsNorm(rows, lora, c, w.kvANorm, eps, c);
   kernels.rope(rows, 1, ropeDim, positions, rope.cos, rope.sin, kPe);
-  const kv = scratch('mla-latent', rows * latent);
-  for (let r = 0; r < rows; r++) {
-    kv.set(c.subarray(r * lora, (r + 1) * lora), r * latent);
-    kv.set(kPe.subarray(r * ropeDim, (r + 1) * ropeDim), r * latent + lora);
-  }
 
-  // every query head's rope part, roped, rows × heads × rope
+  // every query head's rope part, roped and put back in place: q is then rows × heads × [nope ; rope]
   const qPe = scratch('mla-q-pe', rows * heads * ropeDim);
   for (let r = 0; r < rows; r++) {
     for (let h = 0; h < heads; h++) toHalves(q, (r * heads + h) * qHead + nope, ropeDim, qPe, (r * heads + h) * ropeDim);
   }
   kernels.rope(rows, heads, ropeDim, positions, rope.cos, rope.sin, qPe);
+  for (let i = 0; i < rows * heads; i++) q.set(qPe.subarray(i * ropeDim, (i + 1) * ropeDim), i * qHead + nope);
 
   const scale = ctx.softmaxScale / Math.sqrt(qHead);
   const fresh = !ctx.kv || freshPrefill(ctx.kv, batch);
-  if (ctx.kv && fresh) writeToCache(ctx.kv, batch, kv, kv);
-  const headsOut = scratch('mla-heads-out', rows * heads * vDim);
   // a prompt with no cached past: the expanded form (expandedAttention) costs the same products
   // as absorbing (T·lora·heads·(nope + v) multiply-adds either way) and its scores and weighted
   // sums run at the head width (nope + rope) instead of the latent width (lora + rope): 192
   // against 576 on V2-Lite. Decoding, whose past is cached as latent rows, stays absorbed.
-  if (fresh && vDim <= qHead) expandedAttention(ctx, w, q, qPe, c, kPe, scale, headsOut);
-  else absorbedAttention(ctx, w, q, qPe, kv, fresh, scale, headsOut);
+  const expanded = fresh && vDim <= qHead;
+  // the latent rows [RMSNorm(c) ; RoPE(k_pe)]: what the cache holds and the absorbed form attends to
+  const kv = ctx.kv || !expanded ? latentRows(c, kPe, rows, lora, ropeDim) : null;
+  if (ctx.kv && fresh) writeToCache(ctx.kv, batch, kv!, kv!);
+  const headsOut = scratch('mla-heads-out', rows * heads * vDim);
+  if (expanded) expandedAttention(ctx, w, q, c, kPe, scale, headsOut);
+  else absorbedAttention(ctx, w, q, kv!, fresh, scale, headsOut);
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, heads * vDim, headsOut, w.o, out, residual ? 1 : 0);
   return out;
 }
 
+/** The latent row of each position, [c ; k_pe], rows × (lora + rope). */
+function latentRows(c: Float32Array, kPe: Float32Array, rows: number, lora: number, ropeDim: number): Float32Array {
+  const latent = lora + ropeDim;
+  const kv = scratch('mla-latent', rows * latent);
+  for (let r = 0; r < rows; r++) {
+    kv.set(c.subarray(r * lora, (r + 1) * lora), r * latent);
+    kv.set(kPe.subarray(r * ropeDim, (r + 1) * ropeDim), r * latent + lora);
+  }
+  return kv;
+}
+
 /** The absorbed form over the latent rows (see the top of the file): decoding, and any batch with a cached past. */
-function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, qPe: Float32Array, kv: Float32Array, fresh: boolean, scale: number, headsOut: Float32Array): void {
+function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, kv: Float32Array, fresh: boolean, scale: number, headsOut: Float32Array): void {
   const { engine, config, batch } = ctx;
   const { heads, lora, nope, ropeDim, vDim, qHead, latent } = mlaSizes(config);
   const rows = batch.ids.length;
@@ -117,7 +127,7 @@ function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Flo
     for (let r = 0; r < rows; r++) {
       const at = (r * heads + h) * latent;
       absorbed.set(qLatent.subarray(r * lora, (r + 1) * lora), at);
-      absorbed.set(qPe.subarray((r * heads + h) * ropeDim, (r * heads + h + 1) * ropeDim), at + lora);
+      absorbed.set(q.subarray((r * heads + h) * qHead + nope, (r * heads + h + 1) * qHead), at + lora);
     }
   }
   // multi-query attention over the latent rows (keys = values)
@@ -140,13 +150,13 @@ function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Flo
  * and values W_UV_h·c (zero-padded to the key width, so the engine's kernel, which takes one
  * head width, runs them), multi-head attention, the first v entries of each head's output.
  */
-function expandedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, qPe: Float32Array, c: Float32Array, kPe: Float32Array, scale: number, headsOut: Float32Array): void {
+function expandedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, c: Float32Array, kPe: Float32Array, scale: number, headsOut: Float32Array): void {
   const { engine, config, batch } = ctx;
   const { heads, lora, nope, ropeDim, vDim, qHead } = mlaSizes(config);
   const rows = batch.ids.length;
+  // the queries are q as it stands ([nope ; roped rope] per head)
   const expanded = scratch('mla-kv-expanded', rows * heads * (nope + vDim));
   engine.gemm(rows, heads * (nope + vDim), lora, c, w.kvB, expanded, { transB: true });
-  const queries = scratch('mla-queries', rows * heads * qHead);
   const keys = scratch('mla-keys', rows * heads * qHead);
   const values = scratch('mla-values', rows * heads * qHead);
   values.fill(0);
@@ -154,15 +164,13 @@ function expandedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Flo
     for (let h = 0; h < heads; h++) {
       const at = (r * heads + h) * qHead;
       const from = (r * heads + h) * (nope + vDim);
-      queries.set(q.subarray(at, at + nope), at);
-      queries.set(qPe.subarray((r * heads + h) * ropeDim, (r * heads + h + 1) * ropeDim), at + nope);
       keys.set(expanded.subarray(from, from + nope), at);
       keys.set(kPe.subarray(r * ropeDim, (r + 1) * ropeDim), at + nope);
       values.set(expanded.subarray(from + nope, from + nope + vDim), at);
     }
   }
   const context = scratch('mla-context-expanded', rows * heads * qHead);
-  engine.kernels.causalAttention(heads, heads, qHead, batch.offsets, queries, keys, values, scale, ctx.slidingWindow, context);
+  engine.kernels.causalAttention(heads, heads, qHead, batch.offsets, q, keys, values, scale, ctx.slidingWindow, context);
   for (let r = 0; r < rows; r++) {
     for (let h = 0; h < heads; h++) headsOut.set(context.subarray((r * heads + h) * qHead, (r * heads + h) * qHead + vDim), (r * heads + h) * vDim);
   }

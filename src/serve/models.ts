@@ -201,6 +201,7 @@ export async function inspectServedModel(
     const fromConfig = ckpt.config.raw.max_position_embeddings;
     const declared = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
     const contextLength = Math.min(declared, opts.maxModelLen ?? declared);
+    const kvShape = kvCacheShape(ckpt.config);
     const chatTemplate = opts.chatTemplate ?? (await chatTemplateOf(spec.dir, tconf));
     const eosId = ckpt.config.eosTokenIds[0];
     const eosFallback = eosId === undefined ? null : tokenizer.tokenizer.decode([eosId], { skip_special_tokens: false });
@@ -220,7 +221,7 @@ export async function inspectServedModel(
         // after one full-context sequence's KV cache: an estimate that filled the share exactly
         // left no room for any request's KV cache, and a budget sized to the model refused every
         // request.
-        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, kvCacheShape(ckpt.config).width, contextLength, contextLength, kvCacheShape(ckpt.config).valuesAreKeys);
+        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, kvShape.width, contextLength, contextLength, kvShape.valuesAreKeys);
         const room = Math.max(0, shareBytes - base - kvReserve);
         materialiseBytes = Math.min(allDense, Math.floor(room / perExpert) * perExpert);
       }
@@ -245,7 +246,7 @@ export async function inspectServedModel(
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,
-      kv: { layers: ckpt.config.numLayers, width: kvCacheShape(ckpt.config).width, valuesAreKeys: kvCacheShape(ckpt.config).valuesAreKeys },
+      kv: { layers: ckpt.config.numLayers, width: kvShape.width, valuesAreKeys: kvShape.valuesAreKeys },
     };
   } finally {
     await ckpt.close();
