@@ -76,7 +76,7 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * the middle of a forward pass. 2: swiGluExperts takes a prompt's BF16 experts (any rows) and
  * factored matrices.
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 2); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 3); }
 
 }  // namespace
 }  // namespace rfid

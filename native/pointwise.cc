@@ -151,9 +151,10 @@ RFID_VECTORIZED(void, AddInto, (float* target, const float* source, size_t n), (
 }  // namespace
 
 /**
- * rope(rows, heads, headDim, positions, cos, sin, x): rotates each head of row r of x (rows ×
- * heads·headDim) by the angles of table row positions[r] (rotate-half pairs i, i + headDim/2;
- * cos and sin hold headDim/2 values per position), in place.
+ * rope(rows, heads, headDim, positions, cos, sin, x[, rotaryDim]): rotates the first rotaryDim
+ * values (default: all headDim) of each head of row r of x (rows × heads·headDim) by the angles of
+ * table row positions[r] (rotate-half pairs i, i + rotaryDim/2; cos and sin hold rotaryDim/2 values
+ * per position), in place; the rest of each head passes through (GLM-4.5's partial rotary width).
  */
 Napi::Value JsRope(const Napi::CallbackInfo& info) {
   const char* op = "rope";
@@ -165,8 +166,10 @@ Napi::Value JsRope(const Napi::CallbackInfo& info) {
   const ArrayArg cos = Float32ArrayArg(info, 4, op, "cos");
   const ArrayArg sin = Float32ArrayArg(info, 5, op, "sin");
   const ArrayArg x = Float32ArrayArg(info, 6, op, "x");
-  if (headDim % 2 != 0) ThrowError(env, op, "headDim " + std::to_string(headDim) + " must be even (rotate-half pairs)");
-  const int half = headDim / 2;
+  const int rotaryDim = info.Length() > 7 && !info[7].IsUndefined() ? DimArg(info, 7, op, "rotaryDim") : headDim;
+  if (rotaryDim % 2 != 0) ThrowError(env, op, "rotaryDim " + std::to_string(rotaryDim) + " must be even (rotate-half pairs)");
+  if (rotaryDim > headDim) ThrowError(env, op, "rotaryDim " + std::to_string(rotaryDim) + " exceeds headDim " + std::to_string(headDim));
+  const int half = rotaryDim / 2;
   const size_t width = static_cast<size_t>(heads) * headDim;
   RequireAtLeast(env, op, "positions", positions.length, rows, "rows");
   RequireAtLeast(env, op, "x", x.length, static_cast<size_t>(rows) * width, "rows, heads and headDim: x is rows×(heads·headDim)");

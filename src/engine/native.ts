@@ -67,7 +67,7 @@ interface NativeBinding {
   argmaxRows(rows: number, cols: number, logits: Float32Array, out: Int32Array): void;
   rmsNorm(rows: number, width: number, x: Float32Array, weight: Float32Array, eps: number, out: Float32Array): void;
   siluMul(length: number, gate: Float32Array, up: Float32Array): void;
-  rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array): void;
+  rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array, rotaryDim?: number): void;
   addInto(length: number, target: Float32Array, source: Float32Array): void;
   gatherRows(width: number, index: Int32Array, count: number, src: Float32Array, dst: Float32Array): void;
   scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
@@ -91,7 +91,7 @@ interface NativeBinding {
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 2;
+export const KERNEL_REVISION = 3;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -280,7 +280,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
     argmaxRows: (rows, cols, logits, out) => guard(() => b.argmaxRows(rows, cols, logits, out)),
     rmsNorm: (rows, width, x, weight, eps, out) => guard(() => b.rmsNorm(rows, width, x, weight, eps, out)),
     siluMul: (length, gate, up) => guard(() => b.siluMul(length, gate, up)),
-    rope: (rows, heads, headDim, positions, cos, sin, x) => guard(() => b.rope(rows, heads, headDim, positions, cos, sin, x)),
+    rope: (rows, heads, headDim, positions, cos, sin, x, rotaryDim) => guard(() => b.rope(rows, heads, headDim, positions, cos, sin, x, rotaryDim)),
     addInto: (length, target, source) => guard(() => b.addInto(length, target, source)),
     gatherRows: (width, index, count, src, dst) => guard(() => b.gatherRows(width, index, count, src, dst)),
     scatterAddRows: (width, index, weights, count, src, dst) => guard(() => b.scatterAddRows(width, index, weights, count, src, dst)),

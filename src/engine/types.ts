@@ -140,10 +140,12 @@ export interface ForwardKernels {
   siluMul(length: number, gate: Float32Array, up: Float32Array): void;
   /**
    * Rotary position embedding, rotate-half form, in place: each of the `heads` heads of row r of x
-   * (rows × heads·headDim) has its pairs (i, i + headDim/2) rotated by the angles of table row
-   * positions[r]; cos and sin hold headDim/2 values per position.
+   * (rows × heads·headDim) has its pairs (i, i + rotaryDim/2) rotated by the angles of table row
+   * positions[r]; cos and sin hold rotaryDim/2 values per position. `rotaryDim` (even, at most
+   * headDim; default headDim) is the rotated width at the start of each head, the rest passes
+   * through (a partial rotary width, GLM-4.5's).
    */
-  rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array): void;
+  rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array, rotaryDim?: number): void;
   /** target[i] += source[i] for i < length. */
   addInto(length: number, target: Float32Array, source: Float32Array): void;
   /** dst row i = src row index[i] for i < count (rows `width` wide). */

@@ -193,6 +193,31 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     expect(() => k.rope(rows, heads, headDim, positions, cos, sin.subarray(1), x)).toThrow(/give tables of one size/);
   });
 
+  it('rope with a partial rotary width rotates the first rotaryDim values of each head as a head of that width, the rest untouched', () => {
+    const rows = 5;
+    const heads = 3;
+    const headDim = 10;
+    const rotaryDim = 4;
+    const half = rotaryDim / 2;
+    const angles = uniform(16 * half, 25, -7, 7);
+    const cos = Float32Array.from(angles, (a) => Math.cos(a));
+    const sin = Float32Array.from(angles, (a) => Math.sin(a));
+    const positions = Int32Array.from([0, 3, 15, 7, 7]);
+    const x = uniform(rows * heads * headDim, 26, -3, 3);
+    // the reference: each head's first rotaryDim values copied out and rotated as whole heads
+    const rotated = new Float32Array(rows * heads * rotaryDim);
+    for (let i = 0; i < rows * heads; i++) rotated.set(x.subarray(i * headDim, i * headDim + rotaryDim), i * rotaryDim);
+    k.rope(rows, heads, rotaryDim, positions, cos, sin, rotated);
+    const before = Float32Array.from(x);
+    k.rope(rows, heads, headDim, positions, cos, sin, x, rotaryDim);
+    for (let i = 0; i < rows * heads; i++) {
+      expect(x.subarray(i * headDim, i * headDim + rotaryDim)).toEqual(rotated.subarray(i * rotaryDim, (i + 1) * rotaryDim));
+      expect(x.subarray(i * headDim + rotaryDim, (i + 1) * headDim)).toEqual(before.subarray(i * headDim + rotaryDim, (i + 1) * headDim));
+    }
+    expect(() => k.rope(rows, heads, headDim, positions, cos, sin, x, 12)).toThrow(/exceeds headDim/);
+    expect(() => k.rope(rows, heads, headDim, positions, cos, sin, x, 5)).toThrow(/must be even/);
+  });
+
   it('addInto adds element by element (one f32 rounding) and checks sizes', () => {
     const n = 1003;
     const target = uniform(n, 23, -5, 5);

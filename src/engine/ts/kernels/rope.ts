@@ -1,16 +1,17 @@
-/** ForwardKernels.rope in TypeScript: rotary position embedding, rotate-half form (f64 arithmetic, one rounding per value). */
+/** ForwardKernels.rope in TypeScript: rotary position embedding, rotate-half form over the first rotaryDim values of each head (f64 arithmetic, one rounding per value). */
 import { EngineError } from '../../types.js';
 import { checkAtLeast, checkDims, checkFloat32 } from './check.js';
 
-export function rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array): void {
+export function rope(rows: number, heads: number, headDim: number, positions: Int32Array, cos: Float32Array, sin: Float32Array, x: Float32Array, rotaryDim = headDim): void {
   const op = 'rope';
-  checkDims(op, { rows, heads, headDim });
+  checkDims(op, { rows, heads, headDim, rotaryDim });
   if (!(positions instanceof Int32Array)) throw new EngineError(`${op}: positions must be an Int32Array`);
   checkFloat32(op, 'cos', cos);
   checkFloat32(op, 'sin', sin);
   checkFloat32(op, 'x', x);
-  if (headDim % 2 !== 0) throw new EngineError(`${op}: headDim ${headDim} must be even (rotate-half pairs)`);
-  const half = headDim / 2;
+  if (rotaryDim % 2 !== 0) throw new EngineError(`${op}: rotaryDim ${rotaryDim} must be even (rotate-half pairs)`);
+  if (rotaryDim > headDim) throw new EngineError(`${op}: rotaryDim ${rotaryDim} exceeds headDim ${headDim}`);
+  const half = rotaryDim / 2;
   const width = heads * headDim;
   checkAtLeast(op, 'positions', positions, rows, 'rows');
   checkAtLeast(op, 'x', x, rows * width, 'rows, heads and headDim: x is rows×(heads·headDim)');
