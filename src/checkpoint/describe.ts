@@ -37,6 +37,8 @@ export interface CheckpointDescription {
   numHeads: number;
   numKvHeads: number;
   headDim: number;
+  /** the rotated width of each head where only part of it rotates (GLM-4.5); absent: the whole head */
+  rotaryDim?: number;
   moeLayers: number[];
   denseLayers: number[];
   numExperts: number;
@@ -102,6 +104,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     numHeads: c.numHeads,
     numKvHeads: c.numKvHeads,
     headDim: c.headDim,
+    ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
     moeLayers: layers.filter((l) => l.kind === 'moe').map((l) => l.index),
     denseLayers: layers.filter((l) => l.kind === 'dense').map((l) => l.index),
     numExperts: c.numExperts,

@@ -4,6 +4,8 @@
  * type. The runtime implements the default RoPE and YaRN (src/runtime/rope.ts) and refuses the
  * others; `describe` reports the same.
  */
+import type { ModelConfig } from './types.js';
+
 export interface RopeScaling {
   /** where it was read: 'rope_scaling' or 'rope_parameters' (null: neither, the default RoPE) */
   key: 'rope_scaling' | 'rope_parameters' | null;
@@ -12,15 +14,25 @@ export interface RopeScaling {
   params: Record<string, unknown> | null;
 }
 
-/** partial_rotary_factor (top level, or in the scaling block), as written; undefined when absent. */
+/**
+ * partial_rotary_factor as written: the scaling block's first (transformers moves a top-level one
+ * into the block only where the block has none, and saves a family's default at the top level
+ * beside the block's), else the top level's; undefined when absent.
+ */
 export function partialRotaryFactor(raw: Record<string, unknown>): unknown {
-  return raw.partial_rotary_factor ?? ropeScalingOf(raw).params?.partial_rotary_factor ?? undefined;
+  return ropeScalingOf(raw).params?.partial_rotary_factor ?? raw.partial_rotary_factor ?? undefined;
 }
 
-/** What the runtime cannot run of this config's RoPE (a type it does not implement, a partial rotary width), said for the user; null: it runs it. */
-export function ropeProblem(raw: Record<string, unknown>): string | null {
+/**
+ * What the runtime cannot run of this config's RoPE (a type it does not implement, a partial
+ * rotary width its family does not read), said for the user; null: it runs it. A family that
+ * rotates part of each head sets `rotaryDim` (GLM-4.5); the others rotate whole heads.
+ */
+export function ropeProblem(config: Pick<ModelConfig, 'raw' | 'rotaryDim'>): string | null {
+  const raw = config.raw;
   const partial = partialRotaryFactor(raw);
-  if (partial !== undefined && partial !== null && partial !== 1) return `partial_rotary_factor ${JSON.stringify(partial)} is not implemented (RoPE over whole heads is)`;
+  if (config.rotaryDim === undefined && partial !== undefined && partial !== null && partial !== 1)
+    return `partial_rotary_factor ${JSON.stringify(partial)} is not implemented for this family (RoPE over whole heads is)`;
   const { key, type } = ropeScalingOf(raw);
   if (!RUNNABLE_ROPE_TYPES.includes(type)) return `${key ?? 'rope_scaling'} of type "${type}" is not implemented (the default RoPE and "yarn" are)`;
   return null;

@@ -12,7 +12,7 @@ import type { ModelConfig } from './types.js';
 /** Why the runtime cannot run this model, ending in what the user can still do; null: it can. */
 export function unrunnableReason(config: ModelConfig): string | null {
   const problem =
-    ropeProblem(config.raw) ??
+    ropeProblem(config) ??
     ((config.family === 'qwen2_moe' || config.family === 'qwen3_moe') && config.raw.use_sliding_window === true
       ? `use_sliding_window true is not implemented for ${config.family} (its per-layer sliding windows)`
       : null);

@@ -5,7 +5,7 @@
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 
-export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3';
+export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -34,6 +34,11 @@ export interface ModelConfig {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /**
+   * Standard attention: the rotated width at the start of each query/key head, where the family
+   * rotates only part of it (GLM-4.5: head_dim × partial_rotary_factor); absent: the whole head.
+   */
+  rotaryDim?: number;
   tieWordEmbeddings: boolean;
   /** routed experts per MoE layer */
   numExperts: number;

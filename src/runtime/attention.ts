@@ -1,7 +1,7 @@
 /**
  * Causal self-attention of one decoder layer over a ragged batch, in the Hugging Face Llama
  * lineage: q/k/v projections (+ Qwen2-MoE biases), OLMoE whole-projection or Qwen3 per-head
- * q/k RMSNorm, OLMoE clip_qkv, RoPE (rotate_half), grouped-query heads, softmax(QKᵀ/√d) with a
+ * q/k RMSNorm, OLMoE clip_qkv, RoPE (rotate_half, over the whole head or GLM-4.5's leading part), grouped-query heads, softmax(QKᵀ/√d) with a
  * causal (optionally sliding-window) mask, o_proj. The projections go through productTransB (their
  * weights f32 or BF16 as held), the attention products through engine.gemm.
  */
@@ -73,8 +73,9 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     kernels.rmsNorm(rows * numHeads, headDim, q, required(w.qNorm, 'q_norm'), eps, q);
     kernels.rmsNorm(rows * numKvHeads, headDim, k, required(w.kNorm, 'k_norm'), eps, k);
   }
-  kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q);
-  kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k);
+  // a partial rotary width (GLM-4.5) rotates the start of each head: the tables are that wide
+  kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q, rope.half * 2);
+  kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
 
   const context = scratch('attention-context', rows * qWidth);
   const scale = ctx.softmaxScale / Math.sqrt(headDim);

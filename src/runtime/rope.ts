@@ -70,10 +70,10 @@ export function ropeSpecOf(config: ModelConfig): RopeSpec {
 }
 
 function readRopeSpec(config: ModelConfig): RopeSpec {
-  const dim = config.attention === 'mla' && config.mla ? config.mla.qkRopeHeadDim : config.headDim;
+  const dim = config.attention === 'mla' && config.mla ? config.mla.qkRopeHeadDim : (config.rotaryDim ?? config.headDim);
   if (dim % 2 !== 0) throw new UnsupportedModelError(`the rotary width must be even, got ${dim}`);
   // a scaling the kernels do not apply (or a partial rotary width) would run silently wrong
-  const problem = ropeProblem(config.raw);
+  const problem = ropeProblem(config);
   if (problem !== null) throw new UnsupportedModelError(cannotRun(problem));
   const { key, type, params } = ropeScalingOf(config.raw);
   const what = key ?? 'rope_scaling';

@@ -30,7 +30,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -80,6 +80,29 @@ describe('normalisation from the real key names', () => {
     const { config } = family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2 });
     expect(config).toMatchObject({ topkMethod: 'group_limited_greedy', nGroup: 4, topkGroup: 2 });
     expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'noaux_tc' })).toThrow(/noaux_tc is not supported/);
+  });
+
+  it('GLM-4.5 MoE: biases, q/k norm, a partial rotary width, V3 routing, dense layers before first_k_dense_replace', () => {
+    const family = familyByName('glm4_moe');
+    // GLM-4.5-Air's shape
+    const air = family.resolveConfig({
+      model_type: 'glm4_moe', attention_bias: true, head_dim: 128, hidden_size: 4096, num_attention_heads: 96, num_key_value_heads: 8, partial_rotary_factor: 0.5,
+      intermediate_size: 10944, moe_intermediate_size: 1408, n_routed_experts: 128, n_shared_experts: 1, num_experts_per_tok: 8, first_k_dense_replace: 1,
+      num_hidden_layers: 46, n_group: 1, topk_group: 1, routed_scaling_factor: 1.0, norm_topk_prob: true, use_qk_norm: false, rope_theta: 1e6, eos_token_id: [151329, 151336, 151338],
+    });
+    expect(air.config).toMatchObject({
+      headDim: 128, rotaryDim: 64, qkvBias: true, qkNorm: 'none', numExperts: 128, topK: 8, expertIntermediateSize: 1408, sharedExpertIntermediateSize: 1408,
+      sharedExpertGated: false, denseIntermediateSize: 10944, topkMethod: 'noaux_tc', nGroup: 1, topkGroup: 1, normTopkProb: true, ropeTheta: 1e6, eosTokenIds: [151329, 151336, 151338],
+    });
+    expect(air.moeLayers.indexOf(true)).toBe(1);
+    expect(air.moeLayers.filter(Boolean).length).toBe(45);
+    // transformers' defaults: partial_rotary_factor 0.5 when absent, q/k norm per head when use_qk_norm
+    expect(family.resolveConfig({ model_type: 'glm4_moe', head_dim: 32, use_qk_norm: true }).config).toMatchObject({ rotaryDim: 16, qkNorm: 'per-head' });
+    // transformers 5 saves the family default at the top level beside rope_parameters' own value, which is the one it uses
+    const saved = family.resolveConfig({ model_type: 'glm4_moe', head_dim: 32, partial_rotary_factor: 0.5, rope_parameters: { rope_type: 'default', rope_theta: 7, partial_rotary_factor: 0.75 } });
+    expect(saved.config).toMatchObject({ rotaryDim: 24, ropeTheta: 7 });
+    expect(() => family.resolveConfig({ model_type: 'glm4_moe', partial_rotary_factor: 0 })).toThrow(/partial_rotary_factor/);
+    expect(() => family.resolveConfig({ model_type: 'glm4_moe', rope_parameters: { rope_type: 'default', partial_rotary_factor: '1/2' } })).toThrow(/partial_rotary_factor.*must be a number in \(0, 1\]/);
   });
 });
 

@@ -82,6 +82,15 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
       break;
     }
+    case 'glm4_moe': {
+      E = num(raw, 'n_routed_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const k = num(raw, 'first_k_dense_replace');
+      isMoe = (l) => l >= k;
+      sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
+      break;
+    }
     default:
       throw new Error(`no independent count formula for ${type}`);
   }
@@ -101,6 +110,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'qwen2_moe') attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
     if (type === 'qwen3_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'olmoe') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
+    if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
   }
 
   const moeLayers = Array.from({ length: L }, (_, l) => l).filter(isMoe);
@@ -110,8 +120,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedGateUp: nMoe * E * 2 * I * H,
     routedDown: nMoe * E * H * I,
     sharedExperts: nMoe * sharedPerLayer,
-    // DeepSeek-V3's router adds its e_score_correction_bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' ? 1 : 0)),
+    // DeepSeek-V3's and GLM-4.5's routers add an e_score_correction_bias [E]
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' ? 1 : 0)),
     attention: L * attentionPerLayer,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

@@ -96,6 +96,9 @@ describe('inspect <dir> --json', () => {
     expect(result.stdout).toMatch(/layers\s+3: MoE 0, 2; dense 1/);
     expect(result.stdout).toMatch(/gate \+ up\s+16,384/);
     expect(result.stdout).toContain('validation: OK, 91 tensors match config.json');
+    // a family that rotates part of each head says how much
+    const glm = await makeTinyCheckpoint(scratch.sub('human-glm'), 'glm4_moe', { partialRotaryFactor: 0.25 });
+    expect((await inspect(glm.dir)).stdout).toMatch(/attention\s+4 heads, 2 kv heads, head_dim 16; RoPE default over the first 4 of each head's 16 values\n/);
   });
 });
 

@@ -45,6 +45,7 @@ const CASES: Case[] = [
   { family: 'deepseek', label: 'deepseek', tol: 1e-5 },
   { family: 'deepseek_v2', label: 'deepseek_v2 (MLA, q-LoRA)', opts: { qLoraRank: 6 }, tol: 1e-5 },
   { family: 'deepseek_v3', label: 'deepseek_v3 (sigmoid routing with its correction bias)', tol: 1e-5 },
+  { family: 'glm4_moe', label: 'glm4_moe (partial rotary heads, biases, V3 routing)', tol: 1e-5 },
   { family: 'mixtral', label: 'mixtral fused experts', opts: { fusedExperts: true }, tol: 1e-5 },
   // BF16: factors are stored in BF16, dense Ŵ is rounded once more to BF16
   { family: 'qwen3_moe', label: 'qwen3_moe bf16', opts: { dtype: 'BF16' }, tol: 2e-2 },

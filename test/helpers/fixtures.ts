@@ -13,6 +13,7 @@
  * | deepseek    | 1 and 2 of 3 (first_k_dense_replace 1) | shared_experts (2 × expert width), dense layer 0 |
  * | deepseek_v2 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek + MLA attention, routed_scaling_factor |
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
+ * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
  * dense width 24, Qwen2 shared width 20.
@@ -66,7 +67,7 @@ export interface TinyCheckpointOptions {
   denseIntermediateSize?: number;
   /** qwen2_moe: shared_expert_intermediate_size (default 20) */
   sharedExpertIntermediateSize?: number;
-  /** deepseek*: n_shared_experts (default 2) */
+  /** deepseek*: n_shared_experts (default 2); glm4_moe: (default 1) */
   numSharedExperts?: number;
   /** qwen2_moe / qwen3_moe: mlp_only_layers (default [1] for qwen2_moe, [] for qwen3_moe) */
   mlpOnlyLayers?: number[];
@@ -78,7 +79,7 @@ export interface TinyCheckpointOptions {
   moeLayerFreq?: number;
   /** qwen2_moe / qwen3_moe / olmoe: norm_topk_prob (defaults as the real models: false, true, false) */
   normTopkProb?: boolean;
-  /** qwen3_moe: head_dim (default 12, deliberately ≠ hidden / heads) */
+  /** qwen3_moe / glm4_moe: head_dim (default 12 / 16, deliberately ≠ hidden / heads) */
   headDim?: number;
   /** deepseek_v2: routed_scaling_factor (default 1.0, as V2-Lite) */
   routedScalingFactor?: number;
@@ -88,10 +89,14 @@ export interface TinyCheckpointOptions {
   mla?: { kvLoraRank: number; nope: number; rope: number; v: number };
   /** deepseek_v3: rope_interleave (default true, as the released configs) */
   ropeInterleave?: boolean;
-  /** deepseek_v2: topk_method with n_group and topk_group (default greedy, 1 and 1, as V2-Lite) */
+  /** deepseek_v2: topk_method with n_group and topk_group (default greedy, 1 and 1, as V2-Lite); deepseek_v3 / glm4_moe: n_group and topk_group */
   topkMethod?: { method: 'greedy' | 'group_limited_greedy'; nGroup: number; topkGroup: number };
   /** config.json's rope_scaling, any family (default: none) */
   ropeScaling?: Record<string, unknown>;
+  /** glm4_moe: partial_rotary_factor (default 0.5, as GLM-4.5) */
+  partialRotaryFactor?: number;
+  /** glm4_moe: use_qk_norm (default true, as GLM-4.5; GLM-4.5-Air has false) */
+  useQkNorm?: boolean;
 }
 
 export interface FixtureTensor {
@@ -516,7 +521,71 @@ function deepseekFixture(d: Dims, o: TinyCheckpointOptions, version: 1 | 2 | 3):
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3 };
+/**
+ * GLM-4.5 (glm4_moe): GQA whose q/k/v carry biases, per-head q/k RMSNorm, RoPE over the first
+ * head_dim × partial_rotary_factor values of each head, and DeepSeek-V3's routing and MLP names.
+ */
+function glm4MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const firstDense = o.firstKDenseReplace ?? 1;
+  const nShared = o.numSharedExperts ?? 1;
+  const headDim = o.headDim ?? 16;
+  const qkNorm = o.useQkNorm ?? true;
+  const config = {
+    architectures: ['Glm4MoeForCausalLM'],
+    model_type: 'glm4_moe',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    n_routed_experts: d.E,
+    n_shared_experts: nShared,
+    num_experts_per_tok: d.K,
+    first_k_dense_replace: firstDense,
+    norm_topk_prob: true,
+    routed_scaling_factor: o.routedScalingFactor ?? 2.5,
+    n_group: o.topkMethod?.nGroup ?? 1,
+    topk_group: o.topkMethod?.topkGroup ?? 1,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    partial_rotary_factor: o.partialRotaryFactor ?? 0.5,
+    use_qk_norm: qkNorm,
+    attention_bias: true,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 1e6,
+    rope_scaling: null,
+    num_nextn_predict_layers: 0,
+    tie_word_embeddings: d.tied,
+    pad_token_id: d.V - 2,
+    eos_token_id: [d.V - 1, d.V - 2],
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(
+      tensor(d, `${a}.q_proj.bias`, [d.heads * headDim], 'bias'),
+      tensor(d, `${a}.k_proj.bias`, [d.kvHeads * headDim], 'bias'),
+      tensor(d, `${a}.v_proj.bias`, [d.kvHeads * headDim], 'bias'),
+    );
+    if (qkNorm) layers.push(tensor(d, `${a}.q_norm.weight`, [headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [headDim], 'norm'));
+    if (l < firstDense) {
+      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    layers.push(tensor(d, `${P(l)}.mlp.gate.e_score_correction_bias`, [d.E], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+    if (nShared > 0) layers.push(...mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -555,6 +624,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return deepseekFixture(d, opts, 2);
       case 'deepseek_v3':
         return deepseekFixture(d, opts, 3);
+      case 'glm4_moe':
+        return glm4MoeFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -573,4 +644,4 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe'];

@@ -13,8 +13,8 @@
  * not part of transformers (it needs trust_remote_code); the test records that transformers
  * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
- * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias) and
- * Qwen3-MoE with YaRN come from the TypeScript fixture
+ * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
+ * Qwen3-MoE with YaRN and GLM-4.5 (partial rotary heads) come from the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
 import { readFileSync } from 'node:fs';
@@ -98,9 +98,25 @@ const CASES: Case[] = [
   },
   // YaRN on a Llama-lineage family (rotate-half RoPE, per-head q/k norm)
   { name: 'qwen3_moe-yarn', family: 'qwen3_moe', fixture: { seed: 6, ropeScaling: { rope_type: 'yarn', factor: 2.5, original_max_position_embeddings: 8 } } },
+  // GLM-4.5: q/k/v biases, per-head q/k norm, RoPE over half of each head, V3's routing with one group …
+  { name: 'glm4_moe', family: 'glm4_moe', fixture: { seed: 9, topK: 3 } },
+  // … and as GLM-4.5-Air has it (no q/k norm), here with a quarter of each head rotated under YaRN
+  // and routing among 2 of 4 groups
+  {
+    name: 'glm4_moe-air-groups-yarn',
+    family: 'glm4_moe',
+    fixture: {
+      seed: 10,
+      topK: 3,
+      useQkNorm: false,
+      partialRotaryFactor: 0.25,
+      topkMethod: { method: 'greedy', nGroup: 4, topkGroup: 2 },
+      ropeScaling: { rope_type: 'yarn', factor: 2.5, original_max_position_embeddings: 8 },
+    },
+  },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -51,6 +51,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   // MLA: the cache holds one latent row per position (kvCacheShape), attended as one kv head
   ['deepseek_v2', undefined],
   ['deepseek_v3', undefined],
+  // partial rotary heads: the cached keys carry the rotated part and the passed-through part
+  ['glm4_moe', undefined],
 ];
 
 describe('KV cache', () => {

@@ -119,7 +119,8 @@ export function llamaConfigPart(
     headDim: p.head_dim ?? Math.floor(p.hidden_size / p.num_attention_heads),
     vocabSize: p.vocab_size,
     rmsNormEps: p.rms_norm_eps,
-    ropeTheta: p.rope_theta ?? p.rope_parameters?.rope_theta ?? defaultRopeTheta,
+    // transformers ≥ 5 moves a top-level rope_theta into rope_parameters only where that has none
+    ropeTheta: p.rope_parameters?.rope_theta ?? p.rope_theta ?? defaultRopeTheta,
     tieWordEmbeddings: p.tie_word_embeddings,
     padTokenId: firstTokenId(p.pad_token_id),
     bosTokenId: firstTokenId(p.bos_token_id),

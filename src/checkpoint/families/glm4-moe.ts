@@ -1,0 +1,98 @@
+/**
+ * GLM-4.5 / GLM-4.6 and GLM-4.5-Air (`glm4_moe`, Glm4MoeForCausalLM). Attention is grouped-query
+ * with q/k/v biases (attention_bias), per-head q/k RMSNorm when use_qk_norm, and RoPE over the
+ * first head_dim × partial_rotary_factor values of each head only (rotate-half pairs; 0.5 when the
+ * config does not say, as transformers fills it in). Routing is DeepSeek-V3's `noaux_tc`: sigmoid
+ * scores, `mlp.gate.e_score_correction_bias` added for the choice only, groups scored by their two
+ * best (n_group, topk_group), the chosen scores renormalised (norm_topk_prob) and multiplied by
+ * routed_scaling_factor; n_shared_experts ungated shared experts of the routed width. Layer l is
+ * MoE iff l ≥ first_k_dense_replace. The multi-token-prediction layer a checkpoint carries beyond
+ * num_hidden_layers (num_nextn_predict_layers) is not part of the model (transformers ignores it
+ * too). Tensor names are DeepSeek-V3's for the MLP and Llama's for attention.
+ * Defaults: transformers' Glm4MoeConfig.
+ */
+import { z } from 'zod';
+import { CheckpointError } from '../errors.js';
+import { defineFamily } from '../family.js';
+import { llamaConfigPart, llamaKeys, llamaNames, nonNegativeInt, positiveInt } from './common.js';
+import { deepseekMoeNames } from './deepseek.js';
+import { partialRotaryFactor } from '../rope-scaling.js';
+
+/** transformers' Glm4MoeConfig fills partial_rotary_factor in with 0.5 when a config has none */
+const DEFAULT_PARTIAL_ROTARY_FACTOR = 0.5;
+
+const configSchema = z.looseObject({
+  ...llamaKeys({
+    vocab_size: 151552,
+    hidden_size: 4096,
+    num_hidden_layers: 46,
+    num_attention_heads: 96,
+    num_key_value_heads: 8,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    tie_word_embeddings: false,
+    pad_token_id: null,
+    bos_token_id: null,
+    eos_token_id: null,
+  }),
+  intermediate_size: positiveInt.default(10944),
+  moe_intermediate_size: positiveInt.default(1408),
+  num_experts_per_tok: positiveInt.default(8),
+  n_shared_experts: nonNegativeInt.default(1),
+  n_routed_experts: positiveInt.default(128),
+  routed_scaling_factor: z.number().positive().default(1),
+  n_group: positiveInt.default(1),
+  topk_group: positiveInt.default(1),
+  first_k_dense_replace: nonNegativeInt.default(1),
+  norm_topk_prob: z.boolean().default(true),
+  use_qk_norm: z.boolean().default(false),
+  attention_bias: z.boolean().default(false),
+  // read through partialRotaryFactor (the scaling block's wins); checked here where it is written at the top level
+  partial_rotary_factor: z.number().gt(0).lte(1).optional(),
+});
+
+export const glm4Moe = defineFamily({
+  family: 'glm4_moe',
+  label: 'GLM-4.5 MoE',
+  modelTypes: ['glm4_moe'],
+  configSchema,
+  normalize: (p, raw) => {
+    const base = llamaConfigPart('glm4_moe', p, raw, 10000);
+    const factor = partialRotaryFactor(raw) ?? DEFAULT_PARTIAL_ROTARY_FACTOR;
+    if (typeof factor !== 'number' || !(factor > 0 && factor <= 1))
+      throw new CheckpointError('InvalidConfig', `config.json key 'partial_rotary_factor': must be a number in (0, 1], got ${JSON.stringify(factor)} (GLM-4.5 MoE config); fix config.json`);
+    return {
+      ...base,
+      // transformers: int(head_dim * partial_rotary_factor)
+      rotaryDim: Math.trunc(base.headDim * factor),
+      numExperts: p.n_routed_experts,
+      topK: p.num_experts_per_tok,
+      expertIntermediateSize: p.moe_intermediate_size,
+      denseIntermediateSize: p.intermediate_size,
+      sharedExpertIntermediateSize: p.moe_intermediate_size * p.n_shared_experts,
+      sharedExpertGated: false,
+      normTopkProb: p.norm_topk_prob,
+      routedScalingFactor: p.routed_scaling_factor,
+      topkMethod: 'noaux_tc',
+      nGroup: p.n_group,
+      topkGroup: p.topk_group,
+      qkvBias: p.attention_bias,
+      qkNorm: p.use_qk_norm ? 'per-head' : 'none',
+      attention: 'standard',
+    };
+  },
+  isMoeLayer: (p, layer) => layer >= p.first_k_dense_replace,
+  names: {
+    ...llamaNames,
+    attention: {
+      ...llamaNames.attention,
+      qBias: 'model.layers.{l}.self_attn.q_proj.bias',
+      kBias: 'model.layers.{l}.self_attn.k_proj.bias',
+      vBias: 'model.layers.{l}.self_attn.v_proj.bias',
+      qNorm: 'model.layers.{l}.self_attn.q_norm.weight',
+      kNorm: 'model.layers.{l}.self_attn.k_norm.weight',
+    },
+    ...deepseekMoeNames,
+    routerBias: 'model.layers.{l}.mlp.gate.e_score_correction_bias',
+  },
+});
