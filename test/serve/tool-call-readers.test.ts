@@ -15,6 +15,7 @@ import { detectToolCallFormat, TOOL_CALL_FORMATS } from '../../src/serve/tools/f
 import { mulberry32 } from '../helpers/rng.js';
 import { HERMES_TOOLS_CHATML } from './helpers.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
+import { GLM45_STYLE } from './glm45-template.js';
 import { REASONING_PARSERS, ReasoningReader, reasoningStart } from '../../src/serve/reasoning.js';
 import { resolveTools } from '../../src/serve/tools/tool-choice.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
@@ -385,8 +386,90 @@ describe('the Qwen3-Coder format', () => {
   it('is the format Qwen3-Coder’s template implies, not Hermes’s, though both hold <tool_call>', () => {
     expect(detectToolCallFormat(QWEN3_CODER_STYLE)).toBe(qwen3Coder);
     expect(detectToolCallFormat(HERMES_TOOLS_CHATML)).toBe(hermes);
-    // GLM-4.5's form (<tool_call>name<arg_key>…</arg_key><arg_value>…</arg_value>) is neither: no format, rather than JSON held in its blocks
-    expect(detectToolCallFormat("{{ '<tool_call>' + tc.name }}{% for k, v in tc.arguments|items %}{{ '<arg_key>' + k + '</arg_key><arg_value>' + v|tojson + '</arg_value>' }}{% endfor %}{{ '</tool_call>' }}")).toBeNull();
+    // GLM-4.5's form (<tool_call>name<arg_key>…</arg_key><arg_value>…</arg_value>) is neither
+    expect(detectToolCallFormat(GLM45_STYLE)).toBe(TOOL_CALL_FORMATS.get('glm45'));
+  });
+});
+
+describe('the GLM-4.5 format', () => {
+  const glm45 = TOOL_CALL_FORMATS.get('glm45')!;
+  const TOOLS: FunctionTool[] = [
+    {
+      name: 'write_file',
+      parameters: {
+        type: 'object',
+        properties: { path: { type: 'string' }, content: { type: 'string' }, mode: { type: 'integer' }, ratio: { type: 'number' }, force: { type: 'boolean' }, level: { enum: ['low', 'high', 3] }, tags: { type: 'array' }, meta: { type: 'object' }, note: { type: ['string', 'null'] } },
+      },
+    },
+    { name: 'no_arguments', parameters: { type: 'object', properties: {} } },
+  ];
+  /** a call written as GLM-4.5's template writes one (a string value as its text, any other as JSON) */
+  const block = (name: string, args: Record<string, unknown>) =>
+    `<tool_call>${name}\n${Object.entries(args)
+      .map(([k, v]) => `<arg_key>${k}</arg_key>\n<arg_value>${typeof v === 'string' ? v : JSON.stringify(v)}</arg_value>\n`)
+      .join('')}</tool_call>`;
+  const WRITE = { path: 'src/a.ts', content: 'line one\n  <b>indented</b> "quoted" 42\nline three', mode: 644, ratio: 0.5, force: true, level: 3, tags: ['x', 'y'], meta: { a: [1, 2] }, note: null };
+
+  it('gives back each call with its arguments as written: strings as text, other values as JSON, however the text is split', () => {
+    const cases: Array<{ text: string; content: string; calls: Array<{ name: string; arguments: unknown }> }> = [
+      { text: `I will write it.\n${block('write_file', WRITE)}`, content: 'I will write it.', calls: [{ name: 'write_file', arguments: WRITE }] },
+      // a string parameter whose text looks like a number stays text; several blocks are several calls
+      { text: `${block('no_arguments', {})}\n${block('write_file', { path: '02134', content: 'true' })}`, content: '', calls: [{ name: 'no_arguments', arguments: {} }, { name: 'write_file', arguments: { path: '02134', content: 'true' } }] },
+      // a function not among the tools: JSON where a value is JSON, Python's literals, else text (vLLM's glm45 reading)
+      { text: block('other', { n: 3, b: 'True', s: 'plain words', o: { k: [1] } }), content: '', calls: [{ name: 'other', arguments: { n: 3, b: true, s: 'plain words', o: { k: [1] } } }] },
+      // the layout loosened (spaces for the line breaks), as quantised models have been seen to write it
+      { text: '<tool_call>write_file <arg_key>mode</arg_key> <arg_value>7</arg_value> </tool_call>', content: '', calls: [{ name: 'write_file', arguments: { mode: 7 } }] },
+      // a Hermes block, or text between the arguments, is no call of this form: content as written
+      { text: 'Nothing: <tool_call>\n{"name": "x", "arguments": {}}\n</tool_call>', content: 'Nothing: <tool_call>\n{"name": "x", "arguments": {}}\n</tool_call>', calls: [] },
+      { text: '<tool_call>f\n<arg_key>a</arg_key><arg_value>1</arg_value> stray <arg_key>b</arg_key><arg_value>2</arg_value></tool_call>', content: '<tool_call>f\n<arg_key>a</arg_key><arg_value>1</arg_value> stray <arg_key>b</arg_key><arg_value>2</arg_value></tool_call>', calls: [] },
+    ];
+    for (const [i, c] of cases.entries()) {
+      for (const pieces of splits(c.text, 60 + i)) {
+        const got = read(() => new TaggedCallsReader(glm45, TOOLS), pieces);
+        expect(got.content, JSON.stringify(pieces)).toBe(c.content);
+        expect(got.calls).toEqual(c.calls);
+      }
+    }
+    // a call cut short by the end of the generation: what was written of it
+    const cut = read(() => new TaggedCallsReader(glm45, TOOLS), ['<tool_call>write_file\n<arg_key>path</arg_key>\n<arg_value>a.ts</arg_value>\n<arg_key>mode</arg_key>\n<arg_value>7']);
+    expect(cut.calls).toEqual([{ name: 'write_file', arguments: { path: 'a.ts', mode: 7 } }]);
+  });
+
+  it('the held pattern: calls written as the template writes them match it and read back to their arguments; other names, types, keys or end tags inside values do not', () => {
+    const pattern = glm45.heldPattern!(TOOLS);
+    const full = new RegExp(`^(?:${pattern})$`, 'u');
+    const regex = compileRegex(pattern);
+    const held = (text: string) => {
+      const state = new RegexPrefix(regex);
+      return state.push(text) && state.complete;
+    };
+    const r = mulberry32(11);
+    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
+    for (let k = 0; k < 200; k++) {
+      const args: Record<string, unknown> = {};
+      if (r() < 0.7) args.path = pick(['a.ts', 'dir/b c.txt', 'üñí', '<b>', 'x\ny', '12']);
+      if (r() < 0.5) args.mode = pick([0, 644, -3]);
+      if (r() < 0.5) args.ratio = pick([0.5, 2, -1.25, 1e-3]);
+      if (r() < 0.5) args.force = r() < 0.5;
+      if (r() < 0.4) args.level = pick(['low', 'high', 3]);
+      if (r() < 0.3) args.tags = ['x', 'y'];
+      if (r() < 0.3) args.meta = { a: [1, 2] };
+      if (r() < 0.3) args.note = pick([null, 'plain']);
+      const text = block('write_file', args);
+      const body = text.slice('<tool_call>'.length);
+      expect(full.test(body), body).toBe(true);
+      expect(held(body), body).toBe(true);
+      expect(read(() => new TaggedCallsReader(glm45, TOOLS), [text]).calls).toEqual([{ name: 'write_file', arguments: args }]);
+    }
+    expect(held('no_arguments\n</tool_call>')).toBe(true);
+    for (const bad of [block('other_tool', {}), block('write_file', { mode: 'seven' }), block('write_file', { mode: 1.5 }), block('write_file', { force: 'True' }), block('write_file', { level: 'middle' }), block('write_file', { unknown_key: 'x' }), block('write_file', { path: 'a </tool_call> b' }), block('write_file', { path: 'a </arg_value> b' })]) {
+      const body = bad.slice('<tool_call>'.length);
+      expect(full.test(body), body).toBe(false);
+      expect(held(body), body).toBe(false);
+    }
+    // "auto" holds the blocks the model opens to this pattern
+    const choice = resolveTools({ tools: TOOLS.map((f) => ({ type: 'function' as const, function: f })), tool_choice: 'auto' }, glm45, 'm', false);
+    expect(choice.responseFormat).toMatchObject({ regex: pattern, trigger: '<tool_call>' });
   });
 });
 

@@ -24,6 +24,7 @@ import { valueEnd } from '../helpers/json-judge.js';
 import { describeWithTransformers } from '../helpers/python.js';
 import { hfChatReference, type ChatReference, type ReferenceConversation } from './chat-reference.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
+import { GLM45_STYLE } from './glm45-template.js';
 import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const NEW_TOKENS = 12;
@@ -133,6 +134,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
   let plainDir: string;
   let deepseekDir: string;
   let coderDir: string;
+  let glmDir: string;
   let thinkDir: string;
   let s: Running;
   let client: OpenAI;
@@ -153,6 +155,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     plainDir = tinyWithChatTemplate(path.join(root, 'plain'), CHATML);
     deepseekDir = tinyWithChatTemplate(path.join(root, 'deepseek'), DEEPSEEK_STYLE);
     coderDir = tinyWithChatTemplate(path.join(root, 'qwen3-coder'), QWEN3_CODER_STYLE);
+    glmDir = tinyWithChatTemplate(path.join(root, 'glm45'), GLM45_STYLE);
     thinkDir = tinyWithChatTemplate(path.join(root, 'think'), THINK_TEMPLATE);
     // one Python run for every reference (its imports cost seconds): the other templates' prompts through their tokenizers
     refs = reference(dir, [
@@ -163,6 +166,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       { messages: AFTER_CALL.slice(1), tools: TOOLS, tokenizer: deepseekDir },
       { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: coderDir },
       { messages: THINK_CONVERSATION, tools: null, tokenizer: thinkDir },
+      { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: glmDir },
     ]);
     s = await startServer({ models: [`tiny=${dir}`, `plain=${plainDir}`] });
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -216,6 +220,27 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.json.tokens).toEqual(ref.ids);
       // "auto" is served (the model writes no call here; the reader takes its answer as content)
       const auto = await postJson(`${other.url}/v1/chat/completions`, { model: 'coder', messages, tools, tool_choice: 'auto', max_tokens: 4, temperature: 0 });
+      expect(auto.status, auto.text).toBe(200);
+      expect(auto.json.choices[0].message.tool_calls ?? []).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('GLM-4.5’s form: calls written key by key (strings as text, other values as JSON), the prompt transformers renders; "auto" is served in that form', async () => {
+    const ref = refs[6];
+    const [messages, tools] = [CODER_MESSAGES, CODER_TOOLS];
+    expect(ref.text).toContain('<tool_call>write_file\n<arg_key>path</arg_key>\n<arg_value>verona.txt</arg_value>\n<arg_key>lines</arg_key>\n<arg_value>3</arg_value>\n<arg_key>force</arg_key>\n<arg_value>true</arg_value>');
+    expect(ref.text).toContain('<arg_key>note</arg_key>\n<arg_value>null</arg_value>\n<arg_key>meta</arg_key>\n<arg_value>{"who": ["Romeo", "Juliet"], "act": 2}</arg_value>\n</tool_call>');
+    expect(ref.text).toContain('<|observation|>\n<tool_response>\nwritten\n</tool_response><|user|>\nNow read it.<|assistant|>');
+    const other = await startServer({ models: [`glm=${glmDir}`] });
+    try {
+      const model = other.server.models.get('glm')!;
+      expect(model.toolCallFormat?.name).toBe('glm45');
+      const r = await postJson(`${other.url}/tokenize`, { model: 'glm', messages, tools });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.tokens).toEqual(ref.ids);
+      const auto = await postJson(`${other.url}/v1/chat/completions`, { model: 'glm', messages, tools, tool_choice: 'auto', max_tokens: 4, temperature: 0 });
       expect(auto.status, auto.text).toBe(200);
       expect(auto.json.choices[0].message.tool_calls ?? []).toEqual([]);
     } finally {
@@ -500,7 +525,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.json.error.message).toMatch(message);
     }
     // rfid-moe serve --tool-call-parser: a format for every model (then "auto" serves), an unknown one exits 2
-    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of qwen3_coder, hermes, mistral, deepseek or none/s);
+    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of qwen3_coder, glm45, hermes, mistral, deepseek or none/s);
     const cli = await spawnServeCli([`plain=${plainDir}`, '--port', '0', '--quiet', '--tool-call-parser', 'hermes']);
     try {
       const r = await postJson(`${cli.url}/v1/chat/completions`, { ...base, model: 'plain', tools: TOOLS, temperature: 0 });

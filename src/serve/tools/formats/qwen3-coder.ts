@@ -25,11 +25,14 @@
  * parameters (where the automaton of that bound is too large, without it). Which parameters are required, that each comes once, and the form of object and
  * array values, are not held.
  */
-import { DFA, JS, NFA } from 'refa';
 import type { FunctionTool } from '../call-schema.js';
 import type { ParsedCall, ToolCallFormat } from './format.js';
 import { nullable, propertiesOf, typeOf, valueOf } from './qwen3-coder-values.js';
 import { Qwen3CoderCallStream } from './qwen3-coder-stream.js';
+import { literal, textWithout } from './pattern-text.js';
+
+/** any text that does not hold `</parameter>` or `</tool_call>` (a value block's text) */
+const textWithoutEndTags = () => textWithout(['</parameter>', '</tool_call>']);
 
 const FUNCTION = /<function=([^>\n]+)>([\s\S]*?)(?:<\/function>|$)/g;
 const PARAMETER = /<parameter=([^>\n]+)>([\s\S]*?)(?:<\/parameter>|(?=<parameter=)|$)/g;
@@ -57,25 +60,6 @@ export const qwen3Coder: ToolCallFormat = {
   },
   detect: (template) => template.includes('<function=') && template.includes('<parameter='),
 };
-
-/** a regex's special characters escaped, so the text matches itself */
-const literal = (text: string) => text.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
-
-let freeText: string | undefined;
-/**
- * Any text that does not hold `</parameter>` or `</tool_call>`: the complement of the texts that
- * do, as refa builds it (a regex for "not containing" is long to write by hand and easy to get wrong).
- */
-function textWithoutEndTags(): string {
-  if (freeText === undefined) {
-    const { expression, maxCharacter } = JS.Parser.fromLiteral({ source: '[^]*(?:<\\/parameter>|<\\/tool_call>)[^]*', flags: 'u' }).parse();
-    const dfa = DFA.fromFA(NFA.fromRegex(expression, { maxCharacter }));
-    dfa.complement();
-    dfa.minimize();
-    freeText = JS.toLiteral(dfa.toRegex()).source;
-  }
-  return freeText;
-}
 
 /** A parameter's value as the format writes it, by the type its schema gives (null: any text). */
 function valuePattern(property: unknown): string | null {

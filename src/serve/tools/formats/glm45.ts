@@ -1,0 +1,124 @@
+/**
+ * GLM-4.5's format (GLM-4.5, GLM-4.6, GLM-4.5-Air: `glm4_moe` models): each call is one block,
+ *
+ *   <tool_call>get_weather
+ *   <arg_key>city</arg_key>
+ *   <arg_value>Verona</arg_value>
+ *   </tool_call>
+ *
+ * the function's name on the tag's line, then a key and a value per argument. Its template writes
+ * a string value as its text and any other value as JSON, so a value is read back as vLLM's glm45
+ * parser reads it: as text where the tool's schema declares the parameter a string, otherwise as
+ * JSON where it is JSON (else Python's True, False and None, else the text). Several calls are
+ * several blocks. Its template also holds `<tool_call>`, so it is told from Hermes's by `<arg_key>`.
+ *
+ * A block the model opens is held (heldPattern) to the layout the template writes: a function
+ * among the tools, keys among its parameters, each value of its type where the type is an integer,
+ * a number, a boolean or an enum (other values any text that does not hold `</arg_value>` or
+ * `</tool_call>`), at most as many arguments as the function has parameters. Which are required,
+ * that each comes once, and the form of object and array values are not held. The block's call
+ * goes out whole when the block closes (no streamer).
+ */
+import type { FunctionTool } from '../call-schema.js';
+import { tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
+import { literal, textWithout } from './pattern-text.js';
+import { nullable, propertiesOf, typeOf } from './qwen3-coder-values.js';
+
+const ARGUMENT = /<arg_key>([\s\S]*?)<\/arg_key>\s*<arg_value>([\s\S]*?)(?:<\/arg_value>|$)/g;
+const STRING_TYPES = new Set(['string', 'str', 'text']);
+
+export const glm45: ToolCallFormat = {
+  name: 'glm45',
+  start: '<tool_call>',
+  end: '</tool_call>',
+  heldPattern: callPattern,
+  parse(body, tools) {
+    const at = body.indexOf('<arg_key>');
+    const name = (at < 0 ? body : body.slice(0, at)).trim();
+    // a name is one line of text, not JSON (that would be Hermes's block) nor another tag
+    if (name.length === 0 || /[\n<>{}"]/.test(name)) return null;
+    const properties = propertiesOf(tools.find((t) => t.name === name));
+    const args: Record<string, unknown> = {};
+    if (at >= 0) {
+      const rest = body.slice(at);
+      let read = 0;
+      for (const m of rest.matchAll(ARGUMENT)) {
+        if (rest.slice(read, m.index).trim() !== '') return null;
+        read = m.index + m[0].length;
+        args[m[1].trim()] = valueOf(m[2], properties?.[m[1].trim()]);
+      }
+      if (rest.slice(read).trim() !== '') return null;
+    }
+    const call: ParsedCall = { name, arguments: JSON.stringify(args) };
+    return [call];
+  },
+  detect: (template) => template.includes('<tool_call>') && template.includes('<arg_key>'),
+};
+
+/**
+ * A value's text as vLLM's glm45 parser reads it: as written where the schema declares the
+ * parameter a string (or the text is one of its enum's strings), else as JSON where it is JSON,
+ * else Python's True, False or None, else as written. A nullable string's `null` is null (the
+ * template writes None as JSON).
+ */
+function valueOf(text: string, property: unknown): unknown {
+  const p = property !== null && typeof property === 'object' ? (property as { type?: unknown; enum?: unknown }) : {};
+  const t = text.trim();
+  if (Array.isArray(p.enum) && p.enum.includes(text)) return text;
+  const declared = Array.isArray(p.type) ? p.type.find((x) => x !== 'null') : p.type;
+  if (typeof declared === 'string' && STRING_TYPES.has(declared.toLowerCase()) && !(nullable(property) && t === 'null')) return text;
+  const json = tryJson(t);
+  if (json !== undefined) return json;
+  if (t === 'True' || t === 'False') return t === 'True';
+  if (t === 'None') return null;
+  return text;
+}
+
+/** A value as the template writes it, by the type its schema gives (null: any text without the end tags). */
+function valuePattern(property: unknown): string | null {
+  const p = property !== null && typeof property === 'object' ? (property as { type?: unknown; enum?: unknown }) : {};
+  const orNull = nullable(property) ? '|null' : '';
+  if (Array.isArray(p.enum) && p.enum.length > 0 && p.enum.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null)) {
+    // strings as their text, anything else as JSON (the template's `v | tojson if v is not string else v`)
+    return `(?:${p.enum.map((v) => literal(typeof v === 'string' ? v : JSON.stringify(v))).join('|')}${orNull})`;
+  }
+  switch (typeOf(property)) {
+    case 'integer':
+    case 'int':
+      return `(?:-?(?:0|[1-9]\\d*)${orNull})`;
+    case 'number':
+    case 'float':
+      return `(?:-?(?:0|[1-9]\\d*)(?:\\.\\d+)?(?:[eE][-+]?\\d+)?${orNull})`;
+    case 'boolean':
+    case 'bool':
+      return `(?:true|false${orNull})`;
+    default:
+      return null;
+  }
+}
+
+/**
+ * What a held block holds after `<tool_call>`: one call of one of the tools, then the end tag.
+ * `bounded`: at most as many arguments as the function has parameters (the automaton then repeats
+ * the function's arguments that many times, so a large tool set is held unbounded: tool-choice.ts).
+ */
+function callPattern(tools: readonly FunctionTool[], bounded = true): string {
+  const free = textWithout(['</arg_value>', '</tool_call>']);
+  const argument = (keys: string, value: string) => `<arg_key>${keys}<\\/arg_key>\\n<arg_value>${value}<\\/arg_value>\\n`;
+  const functions = tools.map((tool) => {
+    const properties = Object.entries(propertiesOf(tool) ?? {});
+    const blocks: string[] = [];
+    // parameters of any text share one alternative (the free text's pattern is long: once per function)
+    const textKeys: string[] = [];
+    for (const [key, schema] of properties) {
+      const value = valuePattern(schema);
+      if (value === null) textKeys.push(literal(key));
+      else blocks.push(argument(literal(key), value));
+    }
+    if (textKeys.length > 0) blocks.push(argument(`(?:${textKeys.join('|')})`, `(?:${free})`));
+    // a function whose schema names no parameter: any key, any value
+    if (properties.length === 0) blocks.push(argument('[^<>\\n]+', `(?:${free})`));
+    return `${literal(tool.name)}\\n(?:${blocks.join('|')})${bounded ? `{0,${properties.length || 64}}` : '*'}`;
+  });
+  return `(?:${functions.join('|')})<\\/tool_call>`;
+}
