@@ -70,6 +70,28 @@ export const SHAPES = {
         dtype: 'BF16',
       }, opts),
   },
+  'glm-4.5-air': {
+    label: 'synthetic GLM-4.5-Air proportions (glm4_moe, hidden 512, 12 q heads / 1 kv head of 128 with RoPE over 64, q/k/v biases, 4 layers, the first dense; 64 experts of width 176, top-4, 1 shared; vocab 4096)',
+    make: (dir: string, opts: ShapeOptions = {}) =>
+      makeTinyCheckpoint(dir, 'glm4_moe', {
+        seed: 1,
+        hiddenSize: 512,
+        numHeads: 12,
+        numKvHeads: 1,
+        headDim: 128,
+        partialRotaryFactor: 0.5,
+        useQkNorm: false,
+        routedScalingFactor: 1,
+        expertIntermediateSize: 176,
+        denseIntermediateSize: 1368,
+        numSharedExperts: 1,
+        numLayers: 4,
+        numExperts: 64,
+        topK: 4,
+        vocabSize: 4096,
+        dtype: 'BF16',
+      }, opts),
+  },
 } as const;
 
 /** The shape of a --shape argument; throws naming the choices. */

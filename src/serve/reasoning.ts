@@ -2,14 +2,14 @@
  * Reasoning models' thinking apart from their answer, as vLLM's reasoning parsers give it: a
  * chat message's `reasoning_content` (and `reasoning`, the name vLLM moved to; clients read one
  * or the other) holds the text between `<think>` and `</think>`, `content` what follows. Set by
- * `rfid-moe serve --reasoning-parser qwen3|deepseek_r1` (off by default, as in vLLM: without
+ * `rfid-moe serve --reasoning-parser qwen3|deepseek_r1|glm45` (off by default, as in vLLM: without
  * it the thinking stays in the content).
  *
  * Where a completion starts is read from its prompt (reasoningStart): inside the block when the
  * template opened it (DeepSeek-R1's and the Qwen3 thinking models' templates end the prompt in
  * `<think>\n`), in the answer when the template closed an empty one (Qwen3 with enable_thinking
- * false), and otherwise the model may open it itself (Qwen3's hybrid models write `<think>`
- * first). A block that the generation never closes is all reasoning, and its content null.
+ * false, GLM-4.5 with it false), and otherwise the model may open it itself (Qwen3's hybrid models
+ * and GLM-4.5 write `<think>` first). A block that the generation never closes is all reasoning, and its content null.
  */
 import type { ReasoningStart } from '../runtime/generation/reasoning-gate.js';
 import { partialTagAtEnd, type CallReader, type ChoiceDelta } from './tools/call-readers.js';
@@ -23,8 +23,8 @@ export interface ReasoningParser {
 
 const think = (name: string): ReasoningParser => ({ name, start: '<think>', end: '</think>' });
 
-/** The parsers by name: both families write `<think>…</think>` (vLLM's qwen3 and deepseek_r1 parsers). */
-export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map([think('qwen3'), think('deepseek_r1')].map((p) => [p.name, p]));
+/** The parsers by name: these families write `<think>…</think>` (vLLM's qwen3, deepseek_r1 and glm45 parsers). */
+export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map([think('qwen3'), think('deepseek_r1'), think('glm45')].map((p) => [p.name, p]));
 
 /** Where a completion of this prompt starts: inside a reasoning block the prompt opened, in the answer after one it closed, or either. */
 export function reasoningStart(prompt: string, parser: ReasoningParser): ReasoningStart {

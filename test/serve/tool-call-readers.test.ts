@@ -515,6 +515,10 @@ describe('reasoning apart from the answer (--reasoning-parser)', () => {
     expect(reasoningStart('<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n', parser)).toBe('maybe');
     // an earlier turn's closed block does not close this one
     expect(reasoningStart('<think>a</think>b<|im_end|>\n<|im_start|>assistant\n', parser)).toBe('maybe');
+    // GLM-4.5's prompts: thinking off closes an empty block; on, the model opens one after earlier turns' empty blocks
+    const glm = REASONING_PARSERS.get('glm45')!;
+    expect(reasoningStart('[gMASK]<sop><|user|>\nHi<|assistant|>\n<think></think>', glm)).toBe('answer');
+    expect(reasoningStart('[gMASK]<sop><|user|>\nHi<|assistant|>\n<think></think>\nHello<|user|>\nAnd?<|assistant|>', glm)).toBe('maybe');
   });
 });
 
