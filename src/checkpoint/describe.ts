@@ -9,7 +9,7 @@ import { checkpointFamily } from './open.js';
 import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
-import type { Checkpoint, ModelConfig } from './types.js';
+import type { Checkpoint, ModelConfig, Multipliers } from './types.js';
 
 export interface LayerDescription {
   index: number;
@@ -39,6 +39,8 @@ export interface CheckpointDescription {
   headDim: number;
   /** the rotated width of each head where only part of it rotates (GLM-4.5); absent: the whole head */
   rotaryDim?: number;
+  /** GraniteMoE's scalar multipliers; absent where the family has none */
+  multipliers?: Multipliers;
   moeLayers: number[];
   denseLayers: number[];
   numExperts: number;
@@ -105,6 +107,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     numKvHeads: c.numKvHeads,
     headDim: c.headDim,
     ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
+    ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     moeLayers: layers.filter((l) => l.kind === 'moe').map((l) => l.index),
     denseLayers: layers.filter((l) => l.kind === 'dense').map((l) => l.index),
     numExperts: c.numExperts,

@@ -43,8 +43,8 @@ export interface TensorNameTemplates {
   router: string;
   /** DeepSeek-V3's router correction bias [E] */
   routerBias?: string;
-  /** per-expert 2-D tensors, the on-disk form of every supported family */
-  expert: MlpNames;
+  /** per-expert 2-D tensors, the on-disk form of most families; absent where a family stores its experts fused only (GraniteMoE) */
+  expert?: MlpNames;
   /**
    * transformers ≥ 5's in-memory fused form, which some writers put on disk:
    * gate_up [E, 2I, H] (gate rows first) and down [E, H, I]. `router` is the router's name in

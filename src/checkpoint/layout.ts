@@ -1,7 +1,8 @@
 /**
  * Builds the ModelLayout (every tensor name the runtime needs) from a family's name templates,
  * the resolved config, and which tensors the checkpoint actually holds: the only data-dependent
- * choice is, per MoE layer, whether the experts are stored per expert or fused.
+ * choice is, per MoE layer, whether the experts are stored per expert or fused (a family that
+ * stores them fused only has no choice).
  */
 import { fillName, type Family, type ResolvedConfig } from './family.js';
 import type { AttentionNames, LayerLayout, MlpNames, ModelConfig, ModelLayout, MoeNames } from './types.js';
@@ -50,14 +51,15 @@ function attentionNames(family: Family, config: ModelConfig, layer: number): Att
 function moeNames(family: Family, config: ModelConfig, layer: number, has: (name: string) => boolean): MoeNames {
   const t = family.names;
   const fusedGateUp = fillName(t.fused.gateUp, layer);
-  const isFused = has(fusedGateUp);
+  // a family without per-expert names (GraniteMoE) is fused on disk whatever the checkpoint holds
+  const isFused = t.expert === undefined || has(fusedGateUp);
   const names: MoeNames = { router: fillName(t.router, layer) };
   if (isFused) {
     names.fused = { gateUp: fusedGateUp, down: fillName(t.fused.down, layer) };
     // the fused form's writer may also have renamed the router; take whichever name is present
     if (t.fused.router && !has(names.router)) names.router = fillName(t.fused.router, layer);
   } else {
-    names.experts = Array.from({ length: config.numExperts }, (_, e) => fillMlp(t.expert, layer, e));
+    names.experts = Array.from({ length: config.numExperts }, (_, e) => fillMlp(t.expert!, layer, e));
   }
   if (t.routerBias) names.routerBias = fillName(t.routerBias, layer);
   if (config.sharedExpertIntermediateSize > 0 && t.shared) names.shared = fillMlp(t.shared, layer);

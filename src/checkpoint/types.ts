@@ -5,7 +5,7 @@
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 
-export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe';
+export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -61,6 +61,12 @@ export interface ModelConfig {
   attention: 'standard' | 'mla';
   /** DeepSeek-V2 multi-head latent attention sizes (present iff attention === 'mla') */
   mla?: MlaConfig;
+  /**
+   * Granite's scalar multipliers (absent: none, the Llama lineage's plain sums and 1/√head_dim):
+   * embeddings × embedding, each attention and MLP output × residual before it is added, the
+   * softmax scaled by attention instead of 1/√head_dim, the logits divided by logits.
+   */
+  multipliers?: Multipliers;
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
@@ -89,6 +95,16 @@ export interface ModelConfig {
   samplingDefaults: SamplingDefaults;
   /** the parsed config.json, untouched, for writing back */
   raw: Record<string, unknown>;
+}
+
+/** GraniteMoE's config multipliers (embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling). */
+export interface Multipliers {
+  embedding: number;
+  residual: number;
+  /** the softmax's scale itself (in place of 1/√head_dim) */
+  attention: number;
+  /** the logits are divided by this */
+  logits: number;
 }
 
 export interface MlaConfig {

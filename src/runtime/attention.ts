@@ -1,14 +1,16 @@
 /**
  * Causal self-attention of one decoder layer over a ragged batch, in the Hugging Face Llama
- * lineage: q/k/v projections (+ Qwen2-MoE biases), OLMoE whole-projection or Qwen3 per-head
- * q/k RMSNorm, OLMoE clip_qkv, RoPE (rotate_half, over the whole head or GLM-4.5's leading part), grouped-query heads, softmax(QKᵀ/√d) with a
- * causal (optionally sliding-window) mask, o_proj. The projections go through productTransB (their
- * weights f32 or BF16 as held), the attention products through engine.gemm.
+ * lineage: q/k/v projections (+ Qwen2-MoE's and GLM-4.5's biases), OLMoE whole-projection or
+ * Qwen3 per-head q/k RMSNorm, OLMoE clip_qkv, RoPE (rotate_half, over the whole head or GLM-4.5's
+ * leading part), grouped-query heads, softmax(QKᵀ/√d) with a causal (optionally sliding-window)
+ * mask, o_proj (Granite: its own softmax scale, and its residual multiplier on the output). The
+ * projections go through productTransB (their weights f32 or BF16 as held), the attention
+ * products through engine.gemm.
  */
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { TokenBatch } from './batch.js';
-import { addRowBias, clampInPlace, scratch } from './numerics.js';
+import { addRowBias, clampInPlace, scaleInPlace, scratch } from './numerics.js';
 import type { RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights } from './weights.js';
@@ -78,7 +80,8 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
 
   const context = scratch('attention-context', rows * qWidth);
-  const scale = ctx.softmaxScale / Math.sqrt(headDim);
+  // Granite's attention_multiplier is the softmax's scale itself
+  const scale = config.multipliers ? config.multipliers.attention : ctx.softmaxScale / Math.sqrt(headDim);
   if (!ctx.kv || freshPrefill(ctx.kv, batch)) {
     // every sequence attends to its own rows only (no cache, or a prompt's first chunk, whose
     // keys and values go into the cache as well): all heads in one kernel call, which the native
@@ -88,6 +91,8 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   } else {
     attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale);
   }
+  // Granite multiplies the attention's output by residual_multiplier: o_proj is linear, so its input is
+  scaleInPlace(context, config.multipliers?.residual, rows * qWidth);
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, qWidth, context, w.o, out, residual ? 1 : 0);
   return out;

@@ -11,6 +11,7 @@ import { longestSequence, positionsOf, type TokenBatch } from './batch.js';
 import { moeBlock, type MoeObserver } from './moe.js';
 import { ropeSpecOf, ropeTables } from './rope.js';
 import { prefetch } from './prefetch.js';
+import { scaleInPlace } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
 import type { LayerWeights, WeightProvider } from './weights.js';
 import type { ModelConfig } from '../checkpoint/types.js';
@@ -69,7 +70,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   }
   const ctx = decoderContext(engine, config, batch, positions, longest);
 
-  const x = await provider.embed(batch.ids);
+  const x = await embedTokens(provider, config, batch.ids);
   const normed = new Float32Array(rows * h);
   const numLayers = Math.min(opts.layers ?? config.numLayers, config.numLayers);
   // The next layer's weights are read from disk while this layer computes: the compute is
@@ -84,7 +85,19 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
     opts.onLayer?.({ layer: l, numLayers, elapsedMs: Date.now() - started });
   }
   cache?.advance(added, slots);
-  if (opts.finalNorm ?? true) engine.kernels.rmsNorm(rows, h, x, await provider.finalNorm(), config.rmsNormEps, x);
+  if (opts.finalNorm ?? true) {
+    engine.kernels.rmsNorm(rows, h, x, await provider.finalNorm(), config.rmsNormEps, x);
+    // Granite divides its logits by logits_scaling: the head is linear, so its input is divided instead
+    const divisor = config.multipliers?.logits;
+    if (divisor !== undefined && divisor !== 1) scaleInPlace(x, 1 / divisor);
+  }
+  return x;
+}
+
+/** The decoder's first hidden states: the tokens' embeddings (× Granite's embedding multiplier). */
+export async function embedTokens(provider: Pick<WeightProvider, 'embed'>, config: ModelConfig, ids: Int32Array): Promise<Float32Array> {
+  const x = await provider.embed(ids);
+  scaleInPlace(x, config.multipliers?.embedding);
   return x;
 }
 
@@ -124,6 +137,7 @@ export async function mlpStep(ctx: AttentionContext, index: number, layer: Layer
     layer.mlp.kind === 'moe'
       ? await moeBlock(engine, config, index, layer.mlp.moe, normed, rows, observer)
       : denseForward(engine, layer.mlp.dense, normed, rows, config.hiddenSize);
+  scaleInPlace(mlpOut, config.multipliers?.residual, rows * config.hiddenSize);
   engine.kernels.addInto(rows * config.hiddenSize, x, mlpOut);
 }
 

@@ -16,6 +16,13 @@ export function addRowBias(x: Float32Array, rows: number, width: number, bias: F
   }
 }
 
+/** x[i] ×= factor in f32 (the factor rounded to f32 first, as torch multiplies an f32 tensor by a Python float); a factor of 1 or none leaves x as it is. */
+export function scaleInPlace(x: Float32Array, factor: number | undefined, length = x.length): void {
+  if (factor === undefined || factor === 1) return;
+  const f = Math.fround(factor);
+  for (let i = 0; i < length; i++) x[i] *= f;
+}
+
 export function clampInPlace(x: Float32Array, limit: number): void {
   for (let i = 0; i < x.length; i++) {
     const v = x[i];

@@ -30,7 +30,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -80,6 +80,19 @@ describe('normalisation from the real key names', () => {
     const { config } = family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2 });
     expect(config).toMatchObject({ topkMethod: 'group_limited_greedy', nGroup: 4, topkGroup: 2 });
     expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'noaux_tc' })).toThrow(/noaux_tc is not supported/);
+  });
+
+  it('GraniteMoE: its multipliers, 1 when absent (the softmax scale too, as transformers has it, not 1/√head_dim)', () => {
+    const family = familyByName('granitemoe');
+    // granite-3.0-1b-a400m's shape
+    const { config, moeLayers } = family.resolveConfig({
+      model_type: 'granitemoe', hidden_size: 1024, intermediate_size: 512, num_local_experts: 32, num_experts_per_tok: 8, num_hidden_layers: 24, num_attention_heads: 16, num_key_value_heads: 8,
+      embedding_multiplier: 12.0, residual_multiplier: 0.22, attention_multiplier: 0.015625, logits_scaling: 6.0, tie_word_embeddings: true, vocab_size: 49155,
+    });
+    expect(config).toMatchObject({ numExperts: 32, topK: 8, expertIntermediateSize: 512, normTopkProb: true, tieWordEmbeddings: true, multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logits: 6 } });
+    expect(moeLayers.every(Boolean)).toBe(true);
+    expect(family.resolveConfig({ model_type: 'granitemoe' }).config.multipliers).toEqual({ embedding: 1, residual: 1, attention: 1, logits: 1 });
+    expect(() => family.resolveConfig({ model_type: 'granitemoe', logits_scaling: 0 })).toThrow(/logits_scaling/);
   });
 
   it('GLM-4.5 MoE: biases, q/k norm, a partial rotary width, V3 routing, dense layers before first_k_dense_replace', () => {

@@ -51,6 +51,11 @@ export function independentCounts(raw: Raw): IndependentCounts {
       I = num(raw, 'intermediate_size');
       isMoe = () => true;
       break;
+    case 'granitemoe':
+      E = num(raw, 'num_local_experts');
+      I = num(raw, 'intermediate_size');
+      isMoe = () => true;
+      break;
     case 'olmoe':
       E = num(raw, 'num_experts');
       I = num(raw, 'intermediate_size');

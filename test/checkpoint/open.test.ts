@@ -85,6 +85,17 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
   it('readExpert returns the raw per-expert tensor with shape [p, d] / [d, p]', async () => {
     const { hiddenSize: d, expertIntermediateSize: p } = ckpt.config;
     const layer = ckpt.layout.layers.find((l) => l.kind === 'moe')!.index;
+    if (family === 'granitemoe') {
+      // stored fused only: expert e's gate is rows [0, p) of input_linear[e], its up rows [p, 2p), its down output_linear[e]
+      const gateUp = await ckpt.readF32(`model.layers.${layer}.block_sparse_moe.input_linear.weight`);
+      const down = await ckpt.readF32(`model.layers.${layer}.block_sparse_moe.output_linear.weight`);
+      for (const e of [0, ckpt.config.numExperts - 1]) {
+        expect(await ckpt.readExpert(layer, e, 'gate')).toEqual(gateUp.subarray(2 * e * p * d, (2 * e + 1) * p * d));
+        expect(await ckpt.readExpert(layer, e, 'up')).toEqual(gateUp.subarray((2 * e + 1) * p * d, (2 * e + 2) * p * d));
+        expect(await ckpt.readExpert(layer, e, 'down')).toEqual(down.subarray(e * d * p, (e + 1) * d * p));
+      }
+      return;
+    }
     for (const e of [0, ckpt.config.numExperts - 1]) {
       for (const type of TYPES) {
         const name = hfExpertName(family, layer, e, type);
@@ -98,11 +109,16 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
 
   it('fused on-disk experts give the same matrices as per-expert ones', async () => {
     expect(describeCheckpoint(fusedCkpt).expertStorage).toBe('fused');
-    expect(describeCheckpoint(ckpt).expertStorage).toBe('per-expert');
+    // GraniteMoE has no per-expert form
+    expect(describeCheckpoint(ckpt).expertStorage).toBe(family === 'granitemoe' ? 'fused' : 'per-expert');
     const { hiddenSize: H, expertIntermediateSize: I } = fusedCkpt.config;
     for (const layer of fusedCkpt.layout.layers.filter((l) => l.kind === 'moe')) {
       const l = layer.index;
-      expect(layer.moe!.fused).toEqual({ gateUp: `model.layers.${l}.mlp.experts.gate_up_proj`, down: `model.layers.${l}.mlp.experts.down_proj` });
+      expect(layer.moe!.fused).toEqual(
+        family === 'granitemoe'
+          ? { gateUp: `model.layers.${l}.block_sparse_moe.input_linear.weight`, down: `model.layers.${l}.block_sparse_moe.output_linear.weight` }
+          : { gateUp: `model.layers.${l}.mlp.experts.gate_up_proj`, down: `model.layers.${l}.mlp.experts.down_proj` },
+      );
       expect(layer.moe!.experts).toBeUndefined();
       const gateUp = await fusedCkpt.readF32(layer.moe!.fused!.gateUp);
       for (let e = 0; e < fusedCkpt.config.numExperts; e++) {

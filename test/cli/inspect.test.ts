@@ -99,6 +99,9 @@ describe('inspect <dir> --json', () => {
     // a family that rotates part of each head says how much
     const glm = await makeTinyCheckpoint(scratch.sub('human-glm'), 'glm4_moe', { partialRotaryFactor: 0.25 });
     expect((await inspect(glm.dir)).stdout).toMatch(/attention\s+4 heads, 2 kv heads, head_dim 16; RoPE default over the first 4 of each head's 16 values\n/);
+    // and one with multipliers names them
+    const granite = await makeTinyCheckpoint(scratch.sub('human-granite'), 'granitemoe');
+    expect((await inspect(granite.dir)).stdout).toMatch(/multipliers\s+embeddings × 12, residual × 0.22, softmax scale 0.015625, logits ÷ 6\n/);
   });
 });
 

@@ -13,6 +13,7 @@
  * | deepseek    | 1 and 2 of 3 (first_k_dense_replace 1) | shared_experts (2 × expert width), dense layer 0 |
  * | deepseek_v2 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek + MLA attention, routed_scaling_factor |
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
+ * | granitemoe  | all 2                                  | experts fused only (block_sparse_moe.input_linear [E, 2I, H], output_linear [E, H, I], router.layer), embedding/residual/attention multipliers and logits scaling |
  * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
@@ -97,6 +98,8 @@ export interface TinyCheckpointOptions {
   partialRotaryFactor?: number;
   /** glm4_moe: use_qk_norm (default true, as GLM-4.5; GLM-4.5-Air has false) */
   useQkNorm?: boolean;
+  /** granitemoe: embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling (default granite-3.0-1b-a400m's 12, 0.22, 0.015625, 6) */
+  multipliers?: { embedding: number; residual: number; attention: number; logits: number };
 }
 
 export interface FixtureTensor {
@@ -585,7 +588,66 @@ function glm4MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3 };
+/**
+ * IBM Granite MoE (granitemoe): Llama attention, every layer MoE with its experts fused on disk
+ * under their own names, and four scalar multipliers.
+ */
+function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const m = o.multipliers ?? { embedding: 12, residual: 0.22, attention: 0.015625, logits: 6 };
+  const config = {
+    architectures: ['GraniteMoeForCausalLM'],
+    model_type: 'granitemoe',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    num_local_experts: d.E,
+    num_experts_per_tok: d.K,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_bias: false,
+    attention_dropout: 0,
+    embedding_multiplier: m.embedding,
+    residual_multiplier: m.residual,
+    attention_multiplier: m.attention,
+    logits_scaling: m.logits,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    rope_scaling: null,
+    router_aux_loss_coef: 0.001,
+    tie_word_embeddings: d.tied,
+    bos_token_id: 0,
+    eos_token_id: d.V - 1,
+    pad_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const b = `${P(l)}.block_sparse_moe`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, d.H / d.heads));
+    layers.push(tensor(d, `${b}.router.layer.weight`, [d.E, d.H], 'linear'));
+    // each expert's gate rows then its up rows, as transformers' chunk(2) reads them
+    const block = d.I * d.H;
+    const gateUp = (): Float32Array => {
+      const out = new Float32Array(d.E * 2 * block);
+      for (let e = 0; e < d.E; e++) {
+        out.set(drawValues(d.seed, `${b}.experts.${e}.gate`, [d.I, d.H], 'linear'), 2 * e * block);
+        out.set(drawValues(d.seed, `${b}.experts.${e}.up`, [d.I, d.H], 'linear'), (2 * e + 1) * block);
+      }
+      return out;
+    };
+    const down = (): Float32Array => {
+      const out = new Float32Array(d.E * block);
+      for (let e = 0; e < d.E; e++) out.set(drawValues(d.seed, `${b}.experts.${e}.down`, [d.H, d.I], 'linear'), e * block);
+      return out;
+    };
+    layers.push({ name: `${b}.input_linear.weight`, shape: [d.E, 2 * d.I, d.H], values: gateUp }, { name: `${b}.output_linear.weight`, shape: [d.E, d.H, d.I], values: down });
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -626,6 +688,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return deepseekFixture(d, opts, 3);
       case 'glm4_moe':
         return glm4MoeFixture(d, opts);
+      case 'granitemoe':
+        return graniteMoeFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -644,4 +708,4 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe'];

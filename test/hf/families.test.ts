@@ -14,7 +14,8 @@
  * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
- * Qwen3-MoE with YaRN and GLM-4.5 (partial rotary heads) come from the TypeScript fixture
+ * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads) and GraniteMoE (its multipliers) come from
+ * the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
 import { readFileSync } from 'node:fs';
@@ -114,9 +115,14 @@ const CASES: Case[] = [
       ropeScaling: { rope_type: 'yarn', factor: 2.5, original_max_position_embeddings: 8 },
     },
   },
+  // IBM Granite MoE: experts fused on disk under their own names, and its four multipliers
+  // (granite-3.0-1b-a400m's values) …
+  { name: 'granitemoe', family: 'granitemoe', fixture: { seed: 11 } },
+  // … and with tied embeddings (as the 1b-a400m has them), top-3 and other multipliers
+  { name: 'granitemoe-tied', family: 'granitemoe', fixture: { seed: 12, topK: 3, tieWordEmbeddings: true, multipliers: { embedding: 8, residual: 0.5, attention: 0.03, logits: 2.5 } } },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -53,6 +53,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['deepseek_v3', undefined],
   // partial rotary heads: the cached keys carry the rotated part and the passed-through part
   ['glm4_moe', undefined],
+  // its multipliers: the softmax scale, the residual and embedding multipliers
+  ['granitemoe', undefined],
 ];
 
 describe('KV cache', () => {

@@ -101,6 +101,9 @@ export function formatCheckpoint(d: CheckpointDescription): string {
       ['hidden / vocab', `${d.hiddenSize} / ${d.vocabSize}${d.tieWordEmbeddings ? ' (tied embeddings)' : ''}`],
       ['layers', `${d.numLayers}: MoE ${list(d.moeLayers)}; dense ${list(d.denseLayers)}${d.denseLayers.length > 0 ? ` (width ${d.denseIntermediateSize})` : ''}`],
       ['experts', experts],
+      ...(d.multipliers
+        ? [['multipliers', `embeddings × ${d.multipliers.embedding}, residual × ${d.multipliers.residual}, softmax scale ${d.multipliers.attention}, logits ÷ ${d.multipliers.logits}`] as [string, string]]
+        : []),
       ['expert shapes', `gate ${shape(d.expertShapes.gate)}  up ${shape(d.expertShapes.up)}  down ${shape(d.expertShapes.down)}  (${d.expertStorage} on disk)`],
       ['dtypes', Object.entries(d.dtypes).map(([k, v]) => `${k} × ${v} tensors`).join(', ')],
       ['shards', `${d.shardCount} (${d.files.join(', ')})`],

@@ -37,7 +37,7 @@ import type { RoutingStats } from '../../routing-stats/schema.js';
 import type { AttentionContext } from '../../runtime/attention.js';
 import { batchFromSequences } from '../../runtime/batch.js';
 import { CheckpointWeights } from '../../runtime/checkpoint-weights.js';
-import { attentionStep, decoderContext, mlpStep } from '../../runtime/layerwise.js';
+import { attentionStep, decoderContext, embedTokens, mlpStep } from '../../runtime/layerwise.js';
 import { observeMoeInputs } from '../../runtime/moe.js';
 import type { LayerBlock, RfidBlock } from '../output/block.js';
 
@@ -81,7 +81,7 @@ export class SequentialCalibration {
   }
 
   static async start(a: SequentialArgs): Promise<SequentialCalibration> {
-    const x = await new CheckpointWeights(a.ckpt).embed(batchFromSequences(a.windows).ids);
+    const x = await embedTokens(new CheckpointWeights(a.ckpt), a.ckpt.config, batchFromSequences(a.windows).ids);
     return new SequentialCalibration(a, x);
   }
 
