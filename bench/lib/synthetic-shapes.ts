@@ -92,6 +92,24 @@ export const SHAPES = {
         dtype: 'BF16',
       }, opts),
   },
+  'granite-3.0-1b-a400m': {
+    label: "synthetic granite-3.0-1b-a400m at its full size (granitemoe, hidden 1024, 16 q heads / 8 kv heads of 64, 24 layers, 32 experts of width 512, top-8, tied embeddings, vocab 49155, its multipliers)",
+    make: (dir: string, opts: ShapeOptions = {}) =>
+      makeTinyCheckpoint(dir, 'granitemoe', {
+        seed: 1,
+        hiddenSize: 1024,
+        numHeads: 16,
+        numKvHeads: 8,
+        expertIntermediateSize: 512,
+        numLayers: 24,
+        numExperts: 32,
+        topK: 8,
+        vocabSize: 49155,
+        tieWordEmbeddings: true,
+        multipliers: { embedding: 12, residual: 0.22, attention: 0.015625, logits: 6 },
+        dtype: 'BF16',
+      }, opts),
+  },
 } as const;
 
 /** The shape of a --shape argument; throws naming the choices. */
