@@ -146,6 +146,19 @@ export const llamaNames = {
   },
 } as const;
 
+/** q/k/v projection biases (Qwen2-MoE, GLM-4.5), used where the config asks for them */
+export const qkvBiasNames = {
+  qBias: 'model.layers.{l}.self_attn.q_proj.bias',
+  kBias: 'model.layers.{l}.self_attn.k_proj.bias',
+  vBias: 'model.layers.{l}.self_attn.v_proj.bias',
+} as const;
+
+/** q/k RMSNorm weights (Qwen3-MoE and GLM-4.5 per head, OLMoE over the whole projection), used where the config asks for them */
+export const qkNormNames = {
+  qNorm: 'model.layers.{l}.self_attn.q_norm.weight',
+  kNorm: 'model.layers.{l}.self_attn.k_norm.weight',
+} as const;
+
 /** `mlp.experts.{e}.{gate,up,down}_proj` (Qwen, OLMoE, DeepSeek) */
 export const projExpertNames = {
   gate: 'model.layers.{l}.mlp.experts.{e}.gate_proj.weight',

@@ -14,7 +14,15 @@
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
-import { llamaConfigPart, llamaKeys, llamaNames, nonNegativeInt, positiveInt } from './common.js';
+import {
+  llamaConfigPart,
+  llamaKeys,
+  llamaNames,
+  nonNegativeInt,
+  positiveInt,
+  qkNormNames,
+  qkvBiasNames,
+} from './common.js';
 import { deepseekMoeNames } from './deepseek.js';
 import { partialRotaryFactor } from '../rope-scaling.js';
 
@@ -86,11 +94,8 @@ export const glm4Moe = defineFamily({
     ...llamaNames,
     attention: {
       ...llamaNames.attention,
-      qBias: 'model.layers.{l}.self_attn.q_proj.bias',
-      kBias: 'model.layers.{l}.self_attn.k_proj.bias',
-      vBias: 'model.layers.{l}.self_attn.v_proj.bias',
-      qNorm: 'model.layers.{l}.self_attn.q_norm.weight',
-      kNorm: 'model.layers.{l}.self_attn.k_norm.weight',
+      ...qkvBiasNames,
+      ...qkNormNames,
     },
     ...deepseekMoeNames,
     routerBias: 'model.layers.{l}.mlp.gate.e_score_correction_bias',

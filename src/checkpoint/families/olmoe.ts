@@ -15,6 +15,7 @@ import {
   noAttentionBias,
   positiveInt,
   projExpertNames,
+  qkNormNames,
 } from './common.js';
 
 const configSchema = z.looseObject({
@@ -64,8 +65,7 @@ export const olmoe = defineFamily({
     ...llamaNames,
     attention: {
       ...llamaNames.attention,
-      qNorm: 'model.layers.{l}.self_attn.q_norm.weight',
-      kNorm: 'model.layers.{l}.self_attn.k_norm.weight',
+      ...qkNormNames,
     },
     router: mlpRouterName,
     expert: projExpertNames,

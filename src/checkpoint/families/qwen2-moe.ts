@@ -16,6 +16,7 @@ import {
   nonNegativeInt,
   positiveInt,
   projExpertNames,
+  qkvBiasNames,
 } from './common.js';
 
 const configSchema = z.looseObject({
@@ -67,9 +68,7 @@ export const qwen2Moe = defineFamily({
     ...llamaNames,
     attention: {
       ...llamaNames.attention,
-      qBias: 'model.layers.{l}.self_attn.q_proj.bias',
-      kBias: 'model.layers.{l}.self_attn.k_proj.bias',
-      vBias: 'model.layers.{l}.self_attn.v_proj.bias',
+      ...qkvBiasNames,
     },
     router: mlpRouterName,
     expert: projExpertNames,

@@ -18,6 +18,7 @@ import {
   nonNegativeInt,
   positiveInt,
   projExpertNames,
+  qkNormNames,
 } from './common.js';
 
 const configSchema = z.looseObject({
@@ -68,8 +69,7 @@ export const qwen3Moe = defineFamily({
     ...llamaNames,
     attention: {
       ...llamaNames.attention,
-      qNorm: 'model.layers.{l}.self_attn.q_norm.weight',
-      kNorm: 'model.layers.{l}.self_attn.k_norm.weight',
+      ...qkNormNames,
     },
     router: mlpRouterName,
     expert: projExpertNames,

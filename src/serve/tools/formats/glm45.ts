@@ -21,8 +21,8 @@
  */
 import type { FunctionTool } from '../call-schema.js';
 import { tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
-import { literal, textWithout } from './pattern-text.js';
-import { nullable, propertiesOf, typeOf } from './qwen3-coder-values.js';
+import { literal, textWithout, typedValuePattern, type ValueWriting } from './pattern-text.js';
+import { nullable, propertiesOf } from './qwen3-coder-values.js';
 
 const ARGUMENT = /<arg_key>([\s\S]*?)<\/arg_key>\s*<arg_value>([\s\S]*?)(?:<\/arg_value>|$)/g;
 const STRING_TYPES = new Set(['string', 'str', 'text']);
@@ -74,28 +74,14 @@ function valueOf(text: string, property: unknown): unknown {
   return text;
 }
 
-/** A value as the template writes it, by the type its schema gives (null: any text without the end tags). */
-function valuePattern(property: unknown): string | null {
-  const p = property !== null && typeof property === 'object' ? (property as { type?: unknown; enum?: unknown }) : {};
-  const orNull = nullable(property) ? '|null' : '';
-  if (Array.isArray(p.enum) && p.enum.length > 0 && p.enum.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null)) {
-    // strings as their text, anything else as JSON (the template's `v | tojson if v is not string else v`)
-    return `(?:${p.enum.map((v) => literal(typeof v === 'string' ? v : JSON.stringify(v))).join('|')}${orNull})`;
-  }
-  switch (typeOf(property)) {
-    case 'integer':
-    case 'int':
-      return `(?:-?(?:0|[1-9]\\d*)${orNull})`;
-    case 'number':
-    case 'float':
-      return `(?:-?(?:0|[1-9]\\d*)(?:\\.\\d+)?(?:[eE][-+]?\\d+)?${orNull})`;
-    case 'boolean':
-    case 'bool':
-      return `(?:true|false${orNull})`;
-    default:
-      return null;
-  }
-}
+/** Values as GLM-4.5's template writes them: a string as its text, anything else as JSON (`v | tojson if v is not string else v`). */
+const JSON_TEXT: ValueWriting = {
+  null: 'null',
+  boolean: 'true|false',
+  integer: '-?(?:0|[1-9]\\d*)',
+  member: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
+};
+const valuePattern = (property: unknown) => typedValuePattern(property, JSON_TEXT);
 
 /**
  * What a held block holds after `<tool_call>`: one call of one of the tools, then the end tag.

@@ -29,7 +29,7 @@ import type { FunctionTool } from '../call-schema.js';
 import type { ParsedCall, ToolCallFormat } from './format.js';
 import { nullable, propertiesOf, typeOf, valueOf } from './qwen3-coder-values.js';
 import { Qwen3CoderCallStream } from './qwen3-coder-stream.js';
-import { literal, textWithout } from './pattern-text.js';
+import { literal, textWithout, typedValuePattern, type ValueWriting } from './pattern-text.js';
 
 /** any text that does not hold `</parameter>` or `</tool_call>` (a value block's text) */
 const textWithoutEndTags = () => textWithout(['</parameter>', '</tool_call>']);
@@ -61,27 +61,14 @@ export const qwen3Coder: ToolCallFormat = {
   detect: (template) => template.includes('<function=') && template.includes('<parameter='),
 };
 
-/** A parameter's value as the format writes it, by the type its schema gives (null: any text). */
-function valuePattern(property: unknown): string | null {
-  const p = property !== null && typeof property === 'object' ? (property as { type?: unknown; enum?: unknown }) : {};
-  const nullable = Array.isArray(p.type) && p.type.includes('null') ? '|null|None' : '';
-  if (Array.isArray(p.enum) && p.enum.length > 0 && p.enum.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || v === null)) {
-    return `(?:${p.enum.map((v) => literal(v === null ? 'null' : typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v))).join('|')}${nullable})`;
-  }
-  switch (typeOf(property)) {
-    case 'integer':
-    case 'int':
-      return `(?:-?\\d+${nullable})`;
-    case 'number':
-    case 'float':
-      return `(?:-?\\d+(?:\\.\\d+)?(?:[eE][-+]?\\d+)?${nullable})`;
-    case 'boolean':
-    case 'bool':
-      return `(?:[Tt]rue|[Ff]alse${nullable})`;
-    default:
-      return null;
-  }
-}
+/** Values as Qwen3-Coder's template writes them: booleans and None as Python does (`|string`), null also as JSON's. */
+const PYTHON_TEXT: ValueWriting = {
+  null: 'null|None',
+  boolean: '[Tt]rue|[Ff]alse',
+  integer: '-?\\d+',
+  member: (v) => (v === null ? 'null' : typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v)),
+};
+const valuePattern = (property: unknown) => typedValuePattern(property, PYTHON_TEXT);
 
 /**
  * What a held block holds after `<tool_call>`: one call of one of the tools, then the end tags.
