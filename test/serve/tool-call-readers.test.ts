@@ -16,6 +16,7 @@ import { mulberry32 } from '../helpers/rng.js';
 import { HERMES_TOOLS_CHATML } from './helpers.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 import { GLM45_STYLE } from './glm45-template.js';
+import { GRANITE_STYLE } from './granite-template.js';
 import { REASONING_PARSERS, ReasoningReader, reasoningStart } from '../../src/serve/reasoning.js';
 import { resolveTools } from '../../src/serve/tools/tool-choice.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
@@ -231,6 +232,30 @@ describe('the Mistral format', () => {
     }
     // the [ARGS] form, or the format named without a template, is read but not held
     expect(resolveTools({ tools, tool_choice: 'auto' }, mistral, 'm', false).responseFormat).toBeUndefined();
+  });
+});
+
+describe('the Granite format', () => {
+  const granite = TOOL_CALL_FORMATS.get('granite')!;
+
+  it('reads the JSON array after <|tool_call|>, however the text is split; the array the model opens is held to calls of the tools and streams', () => {
+    const text = `Let me see.<|tool_call|>${JSON.stringify(CALLS)}`;
+    for (const held of [false, true]) {
+      for (const pieces of splits(text, 9)) {
+        expect(read(() => new TaggedCallsReader(granite, TOOLS_OF_CALLS, { held }), pieces)).toMatchObject({ content: 'Let me see.', calls: CALLS });
+      }
+    }
+    // one call not in an array is read too; an array cut inside a call, or of no calls, stays content
+    expect(read(() => new TaggedCallsReader(granite), [`<|tool_call|>${JSON.stringify(CALLS[0])}`])).toMatchObject({ content: '', calls: [CALLS[0]] });
+    for (const bad of ['<|tool_call|>[{"name": "f", "argu', '<|tool_call|>[]', '<|tool_call|>[{"function": "f"}]']) {
+      expect(read(() => new TaggedCallsReader(granite), [bad])).toMatchObject({ content: bad, calls: [] });
+    }
+    // held: a call's first delta as soon as its name is written
+    expect(new TaggedCallsReader(granite, TOOLS_OF_CALLS, { held: true }).push('<|tool_call|>[{"name": "get_weather", "arguments": {"city"')).toMatchObject([{ kind: 'call', index: 0, name: 'get_weather', arguments: '{"city"' }]);
+    const format = detectToolCallFormat(GRANITE_STYLE)!;
+    expect(format).toBe(granite);
+    const choice = resolveTools({ tools: [{ type: 'function', function: { name: 'ring', parameters: {} } }], tool_choice: 'auto' }, format, 'm', false);
+    expect(choice.responseFormat).toMatchObject({ topLevel: 'any', trigger: '<|tool_call|>', once: true });
   });
 });
 

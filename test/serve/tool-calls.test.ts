@@ -25,6 +25,7 @@ import { describeWithTransformers } from '../helpers/python.js';
 import { hfChatReference, type ChatReference, type ReferenceConversation } from './chat-reference.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 import { GLM45_STYLE } from './glm45-template.js';
+import { GRANITE_STYLE } from './granite-template.js';
 import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const NEW_TOKENS = 12;
@@ -135,6 +136,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
   let deepseekDir: string;
   let coderDir: string;
   let glmDir: string;
+  let graniteDir: string;
   let thinkDir: string;
   let s: Running;
   let client: OpenAI;
@@ -156,6 +158,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     deepseekDir = tinyWithChatTemplate(path.join(root, 'deepseek'), DEEPSEEK_STYLE);
     coderDir = tinyWithChatTemplate(path.join(root, 'qwen3-coder'), QWEN3_CODER_STYLE);
     glmDir = tinyWithChatTemplate(path.join(root, 'glm45'), GLM45_STYLE);
+    graniteDir = tinyWithChatTemplate(path.join(root, 'granite'), GRANITE_STYLE);
     thinkDir = tinyWithChatTemplate(path.join(root, 'think'), THINK_TEMPLATE);
     // one Python run for every reference (its imports cost seconds): the other templates' prompts through their tokenizers
     refs = reference(dir, [
@@ -167,6 +170,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: coderDir },
       { messages: THINK_CONVERSATION, tools: null, tokenizer: thinkDir },
       { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: glmDir },
+      { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: graniteDir },
     ]);
     s = await startServer({ models: [`tiny=${dir}`, `plain=${plainDir}`] });
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -243,6 +247,26 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       const auto = await postJson(`${other.url}/v1/chat/completions`, { model: 'glm', messages, tools, tool_choice: 'auto', max_tokens: 4, temperature: 0 });
       expect(auto.status, auto.text).toBe(200);
       expect(auto.json.choices[0].message.tool_calls ?? []).toEqual([]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('Granite’s form: the tools as indented JSON, calls as a JSON list after <|tool_call|>, the prompt transformers renders; "auto" is served in that form', async () => {
+    const ref = refs[7];
+    const [messages, tools] = [CODER_MESSAGES, CODER_TOOLS];
+    expect(ref.text).toContain('<|start_of_role|>available_tools<|end_of_role|>\n{\n    "type": "function",\n    "function": {\n        "name": "write_file"');
+    expect(ref.text).toContain('<|tool_call|>[{"name": "write_file", "arguments": {"path": "verona.txt", "lines": 3, "force": true');
+    const other = await startServer({ models: [`granite=${graniteDir}`] });
+    try {
+      expect(other.server.models.get('granite')!.toolCallFormat?.name).toBe('granite');
+      const r = await postJson(`${other.url}/tokenize`, { model: 'granite', messages, tools });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.tokens).toEqual(ref.ids);
+      // (its indented tools fill the tiny model's 1,024 positions: "auto" is asked with a smaller tool)
+      const ring: ChatCompletionTool[] = [{ type: 'function', function: { name: 'ring', parameters: { type: 'object', properties: {} } } }];
+      const auto = await postJson(`${other.url}/v1/chat/completions`, { model: 'granite', messages: [{ role: 'user', content: 'Ring.' }], tools: ring, tool_choice: 'auto', max_tokens: 4, temperature: 0 });
+      expect(auto.status, auto.text).toBe(200);
     } finally {
       await other.close();
     }
@@ -525,7 +549,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.json.error.message).toMatch(message);
     }
     // rfid-moe serve --tool-call-parser: a format for every model (then "auto" serves), an unknown one exits 2
-    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of qwen3_coder, glm45, hermes, mistral, deepseek or none/s);
+    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of qwen3_coder, glm45, hermes, mistral, deepseek, granite or none/s);
     const cli = await spawnServeCli([`plain=${plainDir}`, '--port', '0', '--quiet', '--tool-call-parser', 'hermes']);
     try {
       const r = await postJson(`${cli.url}/v1/chat/completions`, { ...base, model: 'plain', tools: TOOLS, temperature: 0 });

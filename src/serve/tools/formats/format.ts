@@ -64,6 +64,20 @@ export function callFromJson(value: unknown): ParsedCall | null {
   return { name: v.name, arguments: JSON.stringify(args) };
 }
 
+/** The calls of a JSON array of them, or of one call not in an array (Mistral's and Granite's blocks); null where any is not the call shape, or there are none. */
+export function callsOfJson(text: string): ParsedCall[] | null {
+  const value = tryJson(text.trim());
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0) return null;
+  const calls: ParsedCall[] = [];
+  for (const item of list) {
+    const call = callFromJson(item);
+    if (!call) return null;
+    calls.push(call);
+  }
+  return calls;
+}
+
 /** A call of `name` whose arguments are written apart from it, as JSON text (null where that text is not a JSON object). */
 export function callWithArguments(name: string, argumentsText: string): ParsedCall | null {
   const args = tryJson(argumentsText);

@@ -7,7 +7,7 @@
  * command line (the template unknown), the calls are not held (the second form is not one JSON
  * value, and the two begin alike).
  */
-import { callFromJson, callWithArguments, tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
+import { callsOfJson, callWithArguments, type ParsedCall, type ToolCallFormat } from './format.js';
 import { jsonCallsStreamer } from '../streamed-calls.js';
 
 const START = '[TOOL_CALLS]';
@@ -22,14 +22,9 @@ export const mistral: ToolCallFormat = {
     for (const part of body.split(START).map((p) => p.trim())) {
       if (part.length === 0) continue;
       if (part.startsWith('[') || part.startsWith('{')) {
-        const value = tryJson(part);
-        const list = Array.isArray(value) ? value : [value];
-        if (list.length === 0) return null;
-        for (const item of list) {
-          const call = callFromJson(item);
-          if (!call) return null;
-          calls.push(call);
-        }
+        const listed = callsOfJson(part);
+        if (!listed) return null;
+        calls.push(...listed);
       } else {
         const at = part.indexOf(ARGS);
         if (at <= 0) return null;
