@@ -24,8 +24,8 @@ export interface AttentionContext {
   batch: TokenBatch;
   positions: Int32Array;
   rope: RopeTables;
-  /** multiplies 1/√(query head width) in the softmax (RopeSpec.softmaxScale) */
-  softmaxScale: number;
+  /** the softmax's scale: 1/√(query head width), times DeepSeek's YaRN mscale² (RopeSpec.softmaxScale), or Granite's attention_multiplier */
+  scale: number;
   /** keys further back than this many positions are masked (Mistral/Mixtral sliding window), null = none */
   slidingWindow: number | null;
   /**
@@ -80,8 +80,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
 
   const context = scratch('attention-context', rows * qWidth);
-  // Granite's attention_multiplier is the softmax's scale itself
-  const scale = config.multipliers ? config.multipliers.attention : ctx.softmaxScale / Math.sqrt(headDim);
+  const scale = ctx.scale;
   if (!ctx.kv || freshPrefill(ctx.kv, batch)) {
     // every sequence attends to its own rows only (no cache, or a prompt's first chunk, whose
     // keys and values go into the cache as well): all heads in one kernel call, which the native

@@ -88,8 +88,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   if (opts.finalNorm ?? true) {
     engine.kernels.rmsNorm(rows, h, x, await provider.finalNorm(), config.rmsNormEps, x);
     // Granite divides its logits by logits_scaling: the head is linear, so its input is divided instead
-    const divisor = config.multipliers?.logits;
-    if (divisor !== undefined && divisor !== 1) scaleInPlace(x, 1 / divisor);
+    if (config.multipliers) scaleInPlace(x, 1 / config.multipliers.logits);
   }
   return x;
 }
@@ -110,7 +109,8 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
     batch,
     positions,
     rope: ropeTables(spec, Math.max(1, longest)),
-    softmaxScale: spec.softmaxScale,
+    // Granite's attention_multiplier is the scale itself; the query head width is MLA's nope + rope too
+    scale: config.multipliers?.attention ?? spec.softmaxScale / Math.sqrt(config.headDim),
     slidingWindow: slidingWindowOf(config.family, config.raw),
   };
 }

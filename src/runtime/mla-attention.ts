@@ -81,7 +81,7 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   kernels.rope(rows, heads, ropeDim, positions, rope.cos, rope.sin, qPe);
   for (let i = 0; i < rows * heads; i++) q.set(qPe.subarray(i * ropeDim, (i + 1) * ropeDim), i * qHead + nope);
 
-  const scale = ctx.softmaxScale / Math.sqrt(qHead);
+  const scale = ctx.scale;
   const fresh = !ctx.kv || freshPrefill(ctx.kv, batch);
   // a prompt with no cached past: the expanded form (expandedAttention) costs the same products
   // as absorbing (T·lora·heads·(nope + v) multiply-adds either way) and its scores and weighted

@@ -203,24 +203,33 @@ function routedExperts(d: Dims, l: number, prefix: string, gate: string, up: str
     for (let e = 0; e < d.E; e++) out.push(...mlp(d, `${prefix}.experts.${e}`, gate, up, down, d.I));
     return out;
   }
-  const draw = (e: number, m: string, shape: number[]) => drawValues(d.seed, expertName(e, m), shape, 'linear');
+  return fusedExperts(d, `${P(l)}.mlp.experts.gate_up_proj`, `${P(l)}.mlp.experts.down_proj`, (e, m) => expertName(e, { gate, up, down }[m]));
+}
+
+/**
+ * The experts of one layer fused: gate_up [E, 2I, H] (each expert's gate rows, then its up rows)
+ * and down [E, H, I], each expert's matrices drawn by the label `label` gives them (the per-expert
+ * name, so the fused form holds the per-expert form's values).
+ */
+function fusedExperts(d: Dims, gateUpName: string, downName: string, label: (e: number, m: 'gate' | 'up' | 'down') => string): TensorSpec[] {
+  const block = d.I * d.H;
+  const draw = (e: number, m: 'gate' | 'up' | 'down', shape: number[]) => drawValues(d.seed, label(e, m), shape, 'linear');
   const gateUp = (): Float32Array => {
-    const out = new Float32Array(d.E * 2 * d.I * d.H);
-    const block = d.I * d.H;
+    const out = new Float32Array(d.E * 2 * block);
     for (let e = 0; e < d.E; e++) {
-      out.set(draw(e, gate, [d.I, d.H]), (2 * e) * block);
-      out.set(draw(e, up, [d.I, d.H]), (2 * e + 1) * block);
+      out.set(draw(e, 'gate', [d.I, d.H]), 2 * e * block);
+      out.set(draw(e, 'up', [d.I, d.H]), (2 * e + 1) * block);
     }
     return out;
   };
-  const downAll = (): Float32Array => {
-    const out = new Float32Array(d.E * d.H * d.I);
-    for (let e = 0; e < d.E; e++) out.set(draw(e, down, [d.H, d.I]), e * d.H * d.I);
+  const down = (): Float32Array => {
+    const out = new Float32Array(d.E * block);
+    for (let e = 0; e < d.E; e++) out.set(draw(e, 'down', [d.H, d.I]), e * block);
     return out;
   };
   return [
-    { name: `${P(l)}.mlp.experts.gate_up_proj`, shape: [d.E, 2 * d.I, d.H], values: gateUp },
-    { name: `${P(l)}.mlp.experts.down_proj`, shape: [d.E, d.H, d.I], values: downAll },
+    { name: gateUpName, shape: [d.E, 2 * d.I, d.H], values: gateUp },
+    { name: downName, shape: [d.E, d.H, d.I], values: down },
   ];
 }
 
@@ -628,21 +637,7 @@ function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
     layers.push(...norms(d, l), ...gqaAttention(d, l, d.H / d.heads));
     layers.push(tensor(d, `${b}.router.layer.weight`, [d.E, d.H], 'linear'));
     // each expert's gate rows then its up rows, as transformers' chunk(2) reads them
-    const block = d.I * d.H;
-    const gateUp = (): Float32Array => {
-      const out = new Float32Array(d.E * 2 * block);
-      for (let e = 0; e < d.E; e++) {
-        out.set(drawValues(d.seed, `${b}.experts.${e}.gate`, [d.I, d.H], 'linear'), 2 * e * block);
-        out.set(drawValues(d.seed, `${b}.experts.${e}.up`, [d.I, d.H], 'linear'), (2 * e + 1) * block);
-      }
-      return out;
-    };
-    const down = (): Float32Array => {
-      const out = new Float32Array(d.E * block);
-      for (let e = 0; e < d.E; e++) out.set(drawValues(d.seed, `${b}.experts.${e}.down`, [d.H, d.I], 'linear'), e * block);
-      return out;
-    };
-    layers.push({ name: `${b}.input_linear.weight`, shape: [d.E, 2 * d.I, d.H], values: gateUp }, { name: `${b}.output_linear.weight`, shape: [d.E, d.H, d.I], values: down });
+    layers.push(...fusedExperts(d, `${b}.input_linear.weight`, `${b}.output_linear.weight`, (e, m) => `${b}.experts.${e}.${m}`));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
 }

@@ -13,7 +13,7 @@
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js';
-import { deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
+import { correctionBiasName, deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
 import { deepseekV2MlaNames, mlaConfigPart } from './deepseek-v2.js';
 
 const configSchema = z.looseObject({
@@ -71,6 +71,6 @@ export const deepseekV3 = defineFamily({
     ...llamaNames,
     mla: deepseekV2MlaNames,
     ...deepseekMoeNames,
-    routerBias: 'model.layers.{l}.mlp.gate.e_score_correction_bias',
+    routerBias: correctionBiasName,
   },
 });

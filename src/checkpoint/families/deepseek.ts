@@ -61,6 +61,9 @@ export function deepseekMoePart(p: ParsedDeepseekMoeKeys) {
   };
 }
 
+/** DeepSeek-V3's router correction bias, also GLM-4.5's (noaux_tc routing) */
+export const correctionBiasName = 'model.layers.{l}.mlp.gate.e_score_correction_bias';
+
 export const deepseekMoeNames = {
   router: mlpRouterName,
   expert: projExpertNames,

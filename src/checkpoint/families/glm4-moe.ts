@@ -23,7 +23,7 @@ import {
   qkNormNames,
   qkvBiasNames,
 } from './common.js';
-import { deepseekMoeNames } from './deepseek.js';
+import { correctionBiasName, deepseekMoeNames } from './deepseek.js';
 import { partialRotaryFactor } from '../rope-scaling.js';
 
 /** transformers' Glm4MoeConfig fills partial_rotary_factor in with 0.5 when a config has none */
@@ -98,6 +98,6 @@ export const glm4Moe = defineFamily({
       ...qkNormNames,
     },
     ...deepseekMoeNames,
-    routerBias: 'model.layers.{l}.mlp.gate.e_score_correction_bias',
+    routerBias: correctionBiasName,
   },
 });

@@ -21,7 +21,7 @@
  */
 import type { FunctionTool } from '../call-schema.js';
 import { tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
-import { literal, textWithout, typedValuePattern, type ValueWriting } from './pattern-text.js';
+import { heldCallPattern, type TaggedCallLayout } from './pattern-text.js';
 import { nullable, propertiesOf } from './qwen3-coder-values.js';
 
 const ARGUMENT = /<arg_key>([\s\S]*?)<\/arg_key>\s*<arg_value>([\s\S]*?)(?:<\/arg_value>|$)/g;
@@ -74,37 +74,23 @@ function valueOf(text: string, property: unknown): unknown {
   return text;
 }
 
-/** Values as GLM-4.5's template writes them: a string as its text, anything else as JSON (`v | tojson if v is not string else v`). */
-const JSON_TEXT: ValueWriting = {
-  null: 'null',
-  boolean: 'true|false',
-  integer: '-?(?:0|[1-9]\\d*)',
-  member: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
+/** A call as GLM-4.5's template lays it out; values: a string as its text, anything else as JSON (`v | tojson if v is not string else v`). */
+const LAYOUT: TaggedCallLayout = {
+  prefix: '',
+  open: (name) => `${name}\\n`,
+  argument: (keys, value) => `<arg_key>${keys}<\\/arg_key>\\n<arg_value>${value}<\\/arg_value>\\n`,
+  anyKey: '[^<>\\n]+',
+  suffix: '<\\/tool_call>',
+  endTags: ['</arg_value>', '</tool_call>'],
+  values: {
+    null: 'null',
+    boolean: 'true|false',
+    integer: '-?(?:0|[1-9]\\d*)',
+    member: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
+  },
 };
-const valuePattern = (property: unknown) => typedValuePattern(property, JSON_TEXT);
 
-/**
- * What a held block holds after `<tool_call>`: one call of one of the tools, then the end tag.
- * `bounded`: at most as many arguments as the function has parameters (the automaton then repeats
- * the function's arguments that many times, so a large tool set is held unbounded: tool-choice.ts).
- */
+/** What a held block holds after `<tool_call>` (heldCallPattern). */
 function callPattern(tools: readonly FunctionTool[], bounded = true): string {
-  const free = textWithout(['</arg_value>', '</tool_call>']);
-  const argument = (keys: string, value: string) => `<arg_key>${keys}<\\/arg_key>\\n<arg_value>${value}<\\/arg_value>\\n`;
-  const functions = tools.map((tool) => {
-    const properties = Object.entries(propertiesOf(tool) ?? {});
-    const blocks: string[] = [];
-    // parameters of any text share one alternative (the free text's pattern is long: once per function)
-    const textKeys: string[] = [];
-    for (const [key, schema] of properties) {
-      const value = valuePattern(schema);
-      if (value === null) textKeys.push(literal(key));
-      else blocks.push(argument(literal(key), value));
-    }
-    if (textKeys.length > 0) blocks.push(argument(`(?:${textKeys.join('|')})`, `(?:${free})`));
-    // a function whose schema names no parameter: any key, any value
-    if (properties.length === 0) blocks.push(argument('[^<>\\n]+', `(?:${free})`));
-    return `${literal(tool.name)}\\n(?:${blocks.join('|')})${bounded ? `{0,${properties.length || 64}}` : '*'}`;
-  });
-  return `(?:${functions.join('|')})<\\/tool_call>`;
+  return heldCallPattern(tools, bounded, LAYOUT);
 }

@@ -1,10 +1,12 @@
 /**
  * Pieces of the regular expressions that hold a tagged tool-call block to the tools' calls
  * (ToolCallFormat.heldPattern: Qwen3-Coder's and GLM-4.5's formats): a text matched as itself, any
- * text that does not hold the format's closing tags, and a typed value as the format writes it.
+ * text that does not hold the format's closing tags, a typed value as the format writes it, and
+ * the whole call built from a format's layout.
  */
 import { DFA, JS, NFA } from 'refa';
-import { nullable, typeOf } from './qwen3-coder-values.js';
+import type { FunctionTool } from '../call-schema.js';
+import { nullable, propertiesOf, typeOf } from './qwen3-coder-values.js';
 
 /** a regex's special characters escaped, so the text matches itself */
 export const literal = (text: string): string => text.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
@@ -69,4 +71,51 @@ export function typedValuePattern(property: unknown, writing: ValueWriting): str
     default:
       return null;
   }
+}
+
+/** How a tagged format lays one call out after its block's start tag (each piece a regex). */
+export interface TaggedCallLayout {
+  /** before the function: the same for every function */
+  prefix: string;
+  /** the function's opening, from its name (escaped) */
+  open(name: string): string;
+  /** one argument, from its key (a regex of one or more names) and its value */
+  argument(keys: string, value: string): string;
+  /** a key the schema does not name */
+  anyKey: string;
+  /** after the last argument, to the block's end */
+  suffix: string;
+  /** the closing tags a free-text value may not hold */
+  endTags: readonly string[];
+  /** how typed values are written */
+  values: ValueWriting;
+}
+
+/**
+ * What a held block holds after its start tag: one call of one of the tools, each argument a key
+ * among its parameters with a value of its type (typedValuePattern; other values any text without
+ * the end tags), then the end. `bounded`: at most as many arguments as the function has parameters
+ * (a model that repeats one must close the call); the automaton then repeats the function's
+ * arguments that many times, so a large tool set is held unbounded instead (tool-choice.ts).
+ * Which parameters are required, that each comes once, and the form of object and array values
+ * are not held.
+ */
+export function heldCallPattern(tools: readonly FunctionTool[], bounded: boolean, layout: TaggedCallLayout): string {
+  const free = `(?:${textWithout(layout.endTags)})`;
+  const functions = tools.map((tool) => {
+    const properties = Object.entries(propertiesOf(tool) ?? {});
+    const blocks: string[] = [];
+    // parameters of any text share one alternative (the free text's pattern is long: once per function)
+    const textKeys: string[] = [];
+    for (const [key, schema] of properties) {
+      const value = typedValuePattern(schema, layout.values);
+      if (value === null) textKeys.push(literal(key));
+      else blocks.push(layout.argument(literal(key), value));
+    }
+    if (textKeys.length > 0) blocks.push(layout.argument(`(?:${textKeys.join('|')})`, free));
+    // a function whose schema names no parameter: any key, any text
+    if (properties.length === 0) blocks.push(layout.argument(layout.anyKey, free));
+    return `${layout.open(literal(tool.name))}(?:${blocks.join('|')})${bounded ? `{0,${properties.length || 64}}` : '*'}`;
+  });
+  return `${layout.prefix}(?:${functions.join('|')})${layout.suffix}`;
 }

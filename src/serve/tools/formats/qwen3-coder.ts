@@ -29,10 +29,7 @@ import type { FunctionTool } from '../call-schema.js';
 import type { ParsedCall, ToolCallFormat } from './format.js';
 import { nullable, propertiesOf, typeOf, valueOf } from './qwen3-coder-values.js';
 import { Qwen3CoderCallStream } from './qwen3-coder-stream.js';
-import { literal, textWithout, typedValuePattern, type ValueWriting } from './pattern-text.js';
-
-/** any text that does not hold `</parameter>` or `</tool_call>` (a value block's text) */
-const textWithoutEndTags = () => textWithout(['</parameter>', '</tool_call>']);
+import { heldCallPattern, type TaggedCallLayout } from './pattern-text.js';
 
 const FUNCTION = /<function=([^>\n]+)>([\s\S]*?)(?:<\/function>|$)/g;
 const PARAMETER = /<parameter=([^>\n]+)>([\s\S]*?)(?:<\/parameter>|(?=<parameter=)|$)/g;
@@ -61,38 +58,23 @@ export const qwen3Coder: ToolCallFormat = {
   detect: (template) => template.includes('<function=') && template.includes('<parameter='),
 };
 
-/** Values as Qwen3-Coder's template writes them: booleans and None as Python does (`|string`), null also as JSON's. */
-const PYTHON_TEXT: ValueWriting = {
-  null: 'null|None',
-  boolean: '[Tt]rue|[Ff]alse',
-  integer: '-?\\d+',
-  member: (v) => (v === null ? 'null' : typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v)),
+/** A call as Qwen3-Coder's template lays it out; values: booleans and None as Python writes them (`|string`), null also as JSON's. */
+const LAYOUT: TaggedCallLayout = {
+  prefix: '\\n',
+  open: (name) => `<function=${name}>\\n`,
+  argument: (keys, value) => `<parameter=${keys}>\\n${value}\\n<\\/parameter>\\n`,
+  anyKey: '[^>\\n<]+',
+  suffix: '<\\/function>\\n<\\/tool_call>',
+  endTags: ['</parameter>', '</tool_call>'],
+  values: {
+    null: 'null|None',
+    boolean: '[Tt]rue|[Ff]alse',
+    integer: '-?\\d+',
+    member: (v) => (v === null ? 'null' : typeof v === 'boolean' ? (v ? 'True' : 'False') : String(v)),
+  },
 };
-const valuePattern = (property: unknown) => typedValuePattern(property, PYTHON_TEXT);
 
-/**
- * What a held block holds after `<tool_call>`: one call of one of the tools, then the end tags.
- * `bounded`: at most as many parameter blocks as the function has parameters (a model that
- * repeats one must close the call); that repeats the function's blocks in the automaton that many
- * times, so a large tool set is held unbounded instead (tool-choice.ts).
- */
+/** What a held block holds after `<tool_call>` (heldCallPattern). */
 function callPattern(tools: readonly FunctionTool[], bounded = true): string {
-  const block = (names: string, value: string) => `<parameter=${names}>\\n${value}\\n<\\/parameter>\\n`;
-  const functions = tools.map((tool) => {
-    const properties = Object.entries(propertiesOf(tool) ?? {});
-    const blocks: string[] = [];
-    // parameters of any text share one block (the pattern of free text is long: once per function)
-    const textNames: string[] = [];
-    for (const [name, schema] of properties) {
-      const value = valuePattern(schema);
-      if (value === null) textNames.push(literal(name));
-      else blocks.push(block(literal(name), value));
-    }
-    if (textNames.length > 0) blocks.push(block(`(?:${textNames.join('|')})`, `(?:${textWithoutEndTags()})`));
-    // parameters the schema does not name: any name, any text
-    if (properties.length === 0) blocks.push(block('[^>\\n<]+', `(?:${textWithoutEndTags()})`));
-    // at most as many parameter blocks as it has parameters (a model that repeats one must close the call)
-    return `<function=${literal(tool.name)}>\\n(?:${blocks.join('|')})${bounded ? `{0,${properties.length || 64}}` : '*'}`;
-  });
-  return `\\n(?:${functions.join('|')})<\\/function>\\n<\\/tool_call>`;
+  return heldCallPattern(tools, bounded, LAYOUT);
 }
