@@ -10,6 +10,7 @@
         "native/args.cc",
         "native/blas_ops.cc",
         "native/bf16_gemm.cc",
+        "native/bf16_dot.cc",
         "native/small_gemm.cc",
         "native/thread_pool.cc",
         "native/moe_experts.cc",

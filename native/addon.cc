@@ -12,6 +12,7 @@
 #include "args.h"
 #include "lapack.h"
 #include "ops.h"
+#include "bf16_dot.h"
 #include "vectorize.h"
 
 extern "C" {
@@ -27,8 +28,9 @@ namespace rfid {
 namespace {
 
 /**
- * info() → { config, corename, threads, simd }: OpenBLAS build string, active kernel, thread
- * count, and the instruction set of the addon's own kernels ("avx512", "avx2" or "baseline").
+ * info() → { config, corename, threads, simd, bf16Dot }: OpenBLAS build string, active kernel,
+ * thread count, the instruction set of the addon's own kernels ("avx512", "avx2" or "baseline"),
+ * and whether BF16 matmul activations run on the CPU's BF16 dot products (bf16_dot.h).
  */
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -38,6 +40,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("threads", Napi::Number::New(env, openblas_get_num_threads()));
   const Simd simd = SimdLevel();
   out.Set("simd", Napi::String::New(env, simd == Simd::kAvx512 ? "avx512" : simd == Simd::kAvx2Fma ? "avx2" : "baseline"));
+  out.Set("bf16Dot", Napi::Boolean::New(env, HasBf16Dot()));
   return out;
 }
 
@@ -76,7 +79,7 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * the middle of a forward pass. 2: swiGluExperts takes a prompt's BF16 experts (any rows) and
  * factored matrices.
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 3); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 4); }
 
 }  // namespace
 }  // namespace rfid

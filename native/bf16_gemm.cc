@@ -39,6 +39,7 @@
 #include "gemm_f32.h"
 #include "ops.h"
 #include "parallel.h"
+#include "row_kernels.h"
 #include "small_gemm.h"
 #include "thread_pool.h"
 #include "vectorize.h"
@@ -110,13 +111,60 @@ int PanelRows(int n, int k) { return static_cast<int>(std::max<size_t>(1, std::m
 
 }  // namespace
 
-Bf16Path Bf16PathFor(int m, int n, int k, int threads) {
+Bf16Path Bf16PathFor(int m, int n, int k, int threads, MatmulActivations activations) {
   if (m <= kSmallRowsMax) return Bf16Path::kSmallRows;
+  // the dot kernel does twice the f32 kernels' multiply-adds a cycle, more than sgemm's panels
+  if (activations == MatmulActivations::kBf16 && HasBf16Dot()) return Bf16Path::kTiled;
   const int panelRows = PanelRows(n, k);
   return TiledProductWins(m, (n + panelRows - 1) / panelRows, threads) ? Bf16Path::kTiled : Bf16Path::kPanels;
 }
 
-void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* out, int threads) {
+namespace {
+
+/** Values of a row of A packed as BF16: whole cache lines. */
+int PaddedRow(int k) { return (k + 31) & ~31; }
+
+/** A's rows rounded to BF16 in this thread's buffer, each on a cache line, PaddedRow(k) apart. */
+const uint16_t* PackedRows(int m, int k, const float* a) {
+  // kept with the thread between calls, as the panels' buffer is (a fresh one would come back as
+  // untouched pages each call)
+  static thread_local std::vector<uint16_t> packed;
+  const int ld = PaddedRow(k);
+  const size_t need = static_cast<size_t>(m) * ld + 32;
+  if (packed.size() < need) packed.resize(need);
+  uint16_t* rows = packed.data();
+  rows += (64 - reinterpret_cast<uintptr_t>(rows) % 64) % 64 / sizeof(uint16_t);
+  for (int r = 0; r < m; ++r) {
+    RoundToBf16(reinterpret_cast<const uint32_t*>(a + static_cast<size_t>(r) * k), rows + static_cast<size_t>(r) * ld, k);
+  }
+  return rows;
+}
+
+/** A's rows rounded to BF16 and widened back to f32 (exact) in this thread's buffer, rows k apart. */
+const float* RoundedRows(int m, int k, const float* a) {
+  static thread_local std::vector<float> rounded;
+  const size_t count = static_cast<size_t>(m) * k;
+  if (rounded.size() < count) rounded.resize(count);
+  const uint16_t* packed = PackedRows(m, k, a);
+  for (int r = 0; r < m; ++r) WidenBf16(packed + static_cast<size_t>(r) * PaddedRow(k), rounded.data() + static_cast<size_t>(r) * k, k);
+  return rounded.data();
+}
+
+}  // namespace
+
+void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* out, int threads,
+                         MatmulActivations activations) {
+  if (activations == MatmulActivations::kBf16) {
+    // From 3 rows the dot kernel; at 1-2 rows (bound by reading B) and on a CPU without BF16 dot
+    // products, the rounded rows through the f32 kernels below (bf16_dot.cc says why).
+    if (HasBf16Dot() && m >= 3 && path != Bf16Path::kPanels) {
+      const uint16_t* packed = PackedRows(m, k, a);
+      if (path == Bf16Path::kSmallRows) SmallRowsGemmTransBBf16Dot(m, n, k, 1.0f, packed, PaddedRow(k), b, k, beta, out, n, threads);
+      else TiledRowsGemmTransBBf16Dot(m, n, k, 1.0f, packed, PaddedRow(k), b, k, beta, out, n, threads);
+      return;
+    }
+    a = RoundedRows(m, k, a);
+  }
   if (path == Bf16Path::kSmallRows) {
     SmallRowsGemmTransBBf16(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
     return;
@@ -162,7 +210,8 @@ void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, con
 /**
  * gemmBf16(m, n, k, a, b, c, beta, threads): C (m×n) = A·Bᵀ + beta·C for A (Float32Array, m×k) and
  * B (Uint16Array of BF16 bits, n×k). beta = 0 ignores C's old contents (NaN included), as BLAS
- * does. Up to 8 rows, and more where the tiled product wins, on at most `threads` threads
+ * does. An optional ninth argument, `bf16Activations` (a boolean, default false), rounds A to
+ * BF16 first (bf16_dot.h). Up to 8 rows, and more where the tiled product wins, on at most `threads` threads
  * (small_gemm.h); otherwise through sgemm, a panel per thread.
  */
 Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
@@ -177,6 +226,7 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
   const double beta = NumberArg(info, 6, op, "beta");
   const int threads = DimArg(info, 7, op, "threads");
   if (threads == 0) ThrowError(env, op, "threads must be at least 1");
+  const MatmulActivations activations = BoolArg(info, 8, op, "bf16Activations") ? MatmulActivations::kBf16 : MatmulActivations::kF32;
   RequireShape(env, op, a, m, k, "m and k: a is m×k");
   if (b.length != static_cast<size_t>(n) * k) {
     ThrowError(env, op, std::string("b holds ") + std::to_string(b.length) + " values, expected " + ShapeText(n, k) + " (check n and k: b is n×k)");
@@ -195,7 +245,7 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
     for (size_t i = 0; i < count; ++i) out[i] = beta == 0 ? 0.0f : static_cast<float>(out[i] * beta);
     return env.Undefined();
   }
-  GemmTransBBf16Along(Bf16PathFor(m, n, k, threads), m, n, k, a.f32(), b.data, static_cast<float>(beta), out, threads);
+  GemmTransBBf16Along(Bf16PathFor(m, n, k, threads, activations), m, n, k, a.f32(), b.data, static_cast<float>(beta), out, threads, activations);
   return env.Undefined();
 }
 

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "bf16_dot.h"
+
 namespace rfid {
 
 /** Which of bf16_gemm.cc's paths a product takes (see there for why each wins where it does). */
@@ -16,15 +18,17 @@ enum class Bf16Path {
   kPanels,
 };
 
-/** The path gemmBf16 takes for C (m×n) = A (m×k) · Bᵀ on `threads` threads. */
-Bf16Path Bf16PathFor(int m, int n, int k, int threads);
+/** The path gemmBf16 takes for C (m×n) = A (m×k) · Bᵀ on `threads` threads at `activations`. */
+Bf16Path Bf16PathFor(int m, int n, int k, int threads, MatmulActivations activations);
 
 /**
  * C (m×n) = A (m×k) · Bᵀ + beta·C for B (n×k, BF16 bits) along `path`, on up to `threads` threads.
  * Along kSmallRows and kTiled the result is the same bit for bit for every thread count, so a
  * product that Bf16PathFor gives one of those for the engine's count may run on fewer threads (one,
- * beside other products) and still give what gemmBf16 gives.
+ * beside other products) and still give what gemmBf16 gives. With kBf16 activations, A's values are rounded to
+ * BF16 first (bf16_dot.h).
  */
-void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* c, int threads);
+void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* c, int threads,
+                         MatmulActivations activations);
 
 }  // namespace rfid

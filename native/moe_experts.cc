@@ -132,14 +132,15 @@ Operand OperandElement(Napi::Env env, const char* op, const Napi::Array& array, 
  * `engineThreads` threads, on `threads` of them (fewer only where the sums are the same: see the
  * top of the file). f32 matrices take at most kSmallRowsMax rows here.
  */
-void Product(int m, int n, int k, const float* a, const Matrix& b, float beta, float* c, int engineThreads, int threads) {
+void Product(int m, int n, int k, const float* a, const Matrix& b, float beta, float* c, int engineThreads, int threads,
+             MatmulActivations activations) {
   if (n == 0) return;
   if (k == 0) {
     const size_t count = static_cast<size_t>(m) * n;
     for (size_t i = 0; i < count; ++i) c[i] = beta == 0 ? 0.0f : c[i] * beta;
     return;
   }
-  if (b.bf16) GemmTransBBf16Along(Bf16PathFor(m, n, k, engineThreads), m, n, k, a, b.bf16, beta, c, threads);
+  if (b.bf16) GemmTransBBf16Along(Bf16PathFor(m, n, k, engineThreads, activations), m, n, k, a, b.bf16, beta, c, threads, activations);
   else GemmF32(m, n, k, 1.0f, a, false, b.f32, true, beta, c);
 }
 
@@ -147,9 +148,9 @@ void Product(int m, int n, int k, const float* a, const Matrix& b, float beta, f
 constexpr size_t kKeptFactorFloats = size_t{1} << 18;
 
 /** y (m × p) = x (m × d) · Wᵀ for the projection `o`, as the runtime's DenseLinear / FactoredLinear apply it. */
-void Apply(int m, int p, int d, const float* x, const Operand& o, float* y, int engineThreads, int threads) {
+void Apply(int m, int p, int d, const float* x, const Operand& o, float* y, int engineThreads, int threads, MatmulActivations activations) {
   if (!o.factored) {
-    Product(m, p, d, x, o.dense, 0.0f, y, engineThreads, threads);
+    Product(m, p, d, x, o.dense, 0.0f, y, engineThreads, threads, activations);
     return;
   }
   // kept with the thread between calls, as bf16_gemm.cc's panels are, up to kKeptFactorFloats: a
@@ -157,10 +158,10 @@ void Apply(int m, int p, int d, const float* x, const Operand& o, float* y, int 
   static thread_local std::vector<float> t;
   const size_t need = static_cast<size_t>(m) * o.rank;
   if (t.size() < need) t.resize(need);
-  Product(m, o.rank, d, x, o.basis, 0.0f, t.data(), engineThreads, threads);
+  Product(m, o.rank, d, x, o.basis, 0.0f, t.data(), engineThreads, threads, activations);
   const bool base = o.base.given;
-  if (base) Product(m, p, d, x, o.base, 0.0f, y, engineThreads, threads);
-  Product(m, p, o.rank, t.data(), o.coefficients, base ? 1.0f : 0.0f, y, engineThreads, threads);
+  if (base) Product(m, p, d, x, o.base, 0.0f, y, engineThreads, threads, activations);
+  Product(m, p, o.rank, t.data(), o.coefficients, base ? 1.0f : 0.0f, y, engineThreads, threads, activations);
   if (o.tileQ > 0) AddTileResidual(d, p, o.tileQ, o.tileEta, x, m, y);
   if (t.size() > kKeptFactorFloats) std::vector<float>().swap(t);
 }
@@ -170,8 +171,11 @@ void Apply(int m, int p, int d, const float* x, const Operand& o, float* y, int 
  * `threads` (f32 matrices take at most kSmallRowsMax rows, whose products are the same on any
  * count; the tile residual's sums are each row's own).
  */
-bool SameSumsAlone(int rows, int hidden, int width, const Operand& gate, const Operand& up, const Operand& down, int threads) {
-  const auto same = [&](const Matrix& b, int n, int k) { return !b.bf16 || n == 0 || k == 0 || Bf16PathFor(rows, n, k, threads) != Bf16Path::kPanels; };
+bool SameSumsAlone(int rows, int hidden, int width, const Operand& gate, const Operand& up, const Operand& down, int threads,
+                   MatmulActivations activations) {
+  const auto same = [&](const Matrix& b, int n, int k) {
+    return !b.bf16 || n == 0 || k == 0 || Bf16PathFor(rows, n, k, threads, activations) != Bf16Path::kPanels;
+  };
   const auto operand = [&](const Operand& o, int p, int d) {
     if (!o.factored) return same(o.dense, p, d);
     return same(o.basis, o.rank, d) && same(o.coefficients, p, o.rank) && same(o.base, p, d);
@@ -198,7 +202,9 @@ constexpr size_t kExpertsOnThreadsMinBytes = size_t{1} << 20;
  * tokens × hidden, accumulated). At most kSmallRowsMax rows per expert with an f32 matrix (a
  * factored one's factors included): more go expert by expert, their f32 products through gemm's
  * sgemm, whose sums this kernel does not reproduce. `work` holds at least (first[R] − first[0]) ·
- * (2·hidden + 2·width) floats of scratch. At most `threads` threads.
+ * (2·hidden + 2·width) floats of scratch. At most `threads` threads. An optional 13th argument,
+ * `bf16Activations` (a boolean, default false), rounds the activations of the BF16 products to BF16
+ * (bf16_dot.h; the f32 ones are unchanged).
  */
 Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   const char* op = "swiGluExperts";
@@ -218,6 +224,7 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   const ArrayArg work = Float32ArrayArg(info, 9, op, "work");
   const int threads = DimArg(info, 10, op, "threads");
   const ArrayArg out = Float32ArrayArg(info, 11, op, "out");
+  const MatmulActivations activations = BoolArg(info, 12, op, "bf16Activations") ? MatmulActivations::kBf16 : MatmulActivations::kF32;
   if (hidden == 0 || width == 0) ThrowError(env, op, "hidden and width must be at least 1");
   if (threads == 0) ThrowError(env, op, "threads must be at least 1");
   if (first.length < 1) ThrowError(env, op, "first must hold one more entry than routed experts");
@@ -282,10 +289,10 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
     float* g = gs + at * w;
     float* u = us + at * w;
     for (int r = 0; r < rows; ++r) std::memcpy(xe + r * h, xd + static_cast<size_t>(order.data[first.data[i] + r]) * h, sizeof(float) * h);
-    Apply(rows, width, hidden, xe, gate[i], g, threads, productThreads);
-    Apply(rows, width, hidden, xe, up[i], u, threads, productThreads);
+    Apply(rows, width, hidden, xe, gate[i], g, threads, productThreads, activations);
+    Apply(rows, width, hidden, xe, up[i], u, threads, productThreads, activations);
     SiluMul(g, u, static_cast<size_t>(rows) * w);
-    Apply(rows, hidden, width, g, down[i], ys + at * h, threads, productThreads);
+    Apply(rows, hidden, width, g, down[i], ys + at * h, threads, productThreads, activations);
   };
   // the engine's OpenBLAS count for an f32 product, as its gemm calls set it
   if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
@@ -295,7 +302,7 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
     if (rows == 0) continue;
     // an expert with more than a thread's share of the rows would hold the call up on one thread
     const bool shared = !perExpert || static_cast<size_t>(rows) * threads > routedRows ||
-                        !SameSumsAlone(rows, hidden, width, gate[i], up[i], down[i], threads);
+                        !SameSumsAlone(rows, hidden, width, gate[i], up[i], down[i], threads, activations);
     if (shared) expert(static_cast<int>(i), threads);
     else alone.push_back(static_cast<int>(i));
   }

@@ -4,11 +4,15 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace rfid {
 
 /** gate[i] = silu(gate[i]) · up[i] for i < n (pointwise.cc). */
 void SiluMul(float* gate, const float* up, size_t n);
+
+/** dst[i] = the f32 bits src[i] rounded to BF16, to nearest with ties to even, NaN kept quiet (pointwise.cc). */
+void RoundToBf16(const uint32_t* src, uint16_t* dst, size_t count);
 
 /** dst[j] += weight · src[j] for j < n (rows.cc). */
 void AxpyRow(float* dst, const float* src, float weight, int n);

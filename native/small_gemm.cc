@@ -44,6 +44,8 @@
 #include <cstring>
 #include <vector>
 
+#include "bf16_dot.h"
+#include "lane_sums.h"
 #include "thread_pool.h"
 #include "vectorize.h"
 
@@ -51,7 +53,10 @@ namespace rfid {
 
 namespace {
 
-typedef float V8 __attribute__((vector_size(32)));
+using lanes::LaneSums;
+using lanes::V16;
+using lanes::V8;
+
 
 __attribute__((always_inline)) inline V8 Load(const float* p) {
   V8 v;
@@ -221,36 +226,6 @@ void Baseline(int m, int n, int k, float alpha, const float* a, int lda, const W
 /** How far ahead the one-pass kernel reads B (bytes): a few rows of the usual widths, so that
     the request is out well before the row is needed, without evicting A's chunk from L1. */
 constexpr size_t kReadAheadBytes = 8192;
-
-typedef float V16 __attribute__((vector_size(64)));
-typedef int I8 __attribute__((vector_size(32)));
-
-/** A vector's lanes folded to eight floats (a 16-float vector: its two halves added). */
-__attribute__((always_inline)) inline V8 Fold(const V8& v) { return v; }
-__attribute__((always_inline)) inline V8 Fold(const V16& v) {
-  V8 lo, hi;
-  std::memcpy(&lo, &v, sizeof(V8));
-  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(V8), sizeof(V8));
-  return lo + hi;
-}
-
-/** Pairwise sums within each 128-bit half, as AVX's hadd: {a0+a1, a2+a3, b0+b1, b2+b3 | the same above}. */
-__attribute__((always_inline)) inline V8 PairSums(V8 x, V8 y) {
-  return __builtin_shuffle(x, y, I8{0, 2, 8, 10, 4, 6, 12, 14}) + __builtin_shuffle(x, y, I8{1, 3, 9, 11, 5, 7, 13, 15});
-}
-
-/** The sums of the lanes of s[0..m-1] into t[0..m-1]: three rounds of pairwise sums and a
-    cross-half add for all eight instead of eight serial lane sums. Generic vector code (no
-    intrinsics), so it compiles inside the kernel of whichever instruction set inlines it. */
-template <typename V>
-__attribute__((always_inline)) inline void LaneSums(const V* s, int m, float* t) {
-  V8 h[8];
-  for (int r = 0; r < 8; ++r) h[r] = r < m ? Fold(s[r]) : V8{};
-  const V8 u0 = PairSums(PairSums(h[0], h[1]), PairSums(h[2], h[3]));
-  const V8 u1 = PairSums(PairSums(h[4], h[5]), PairSums(h[6], h[7]));
-  const V8 sums = __builtin_shuffle(u0, u1, I8{0, 1, 2, 3, 8, 9, 10, 11}) + __builtin_shuffle(u0, u1, I8{4, 5, 6, 7, 12, 13, 14, 15});
-  std::memcpy(t, &sums, sizeof(sums));
-}
 
 template <typename V>
 __attribute__((always_inline)) inline V LoadV(const float* p) {
@@ -496,9 +471,13 @@ constexpr int kPieceRowsAlign = 16;
     machine) holds up at most a piece, not a share. */
 constexpr int kPiecesPerThread = 4;
 
+/** A product kernel with A's rows of element type T (f32, or BF16 at medium precision) and B's of W. */
+template <typename T, typename W>
+using RowsKernel = void (*)(int, int, int, float, const T*, int, const W*, int, float, float*, int);
+
 /** kernel over rows of B cut into pieces run on up to `threads` threads (see thread_pool.h). */
-template <typename W>
-void InPieces(Kernel<W> kernel, int threads, int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb,
+template <typename T, typename W>
+void InPieces(RowsKernel<T, W> kernel, int threads, int m, int n, int k, float alpha, const T* a, int lda, const W* b, int ldb,
               float beta, float* c, int ldc) {
   const size_t bytes = static_cast<size_t>(n) * k * sizeof(W);
   const size_t byBytes = bytes / kPieceBytesMin;
@@ -555,8 +534,8 @@ constexpr size_t kTileBytes = 256 * 1024;
  * of the kernel for its block's rows, whatever the tiles, runs and threads (blocks start at
  * multiples of kSmallRowsMax; tiles at multiples of kPieceRowsAlign).
  */
-template <typename W>
-void InTiles(Kernel<W> kernel, int threads, int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb,
+template <typename T, typename W>
+void InTiles(RowsKernel<T, W> kernel, int threads, int m, int n, int k, float alpha, const T* a, int lda, const W* b, int ldb,
              float beta, float* c, int ldc) {
   const int tileRows = static_cast<int>(std::max<size_t>(
       kPieceRowsAlign, kTileBytes / (static_cast<size_t>(k) * sizeof(W)) / kPieceRowsAlign * kPieceRowsAlign));
@@ -590,21 +569,31 @@ void SmallRowsGemmTransB(int m, int n, int k, float alpha, const float* a, int l
                          float* c, int ldc, int threads) {
   static const Kernel<float> kernel = Pick<float>();
   a = RowsAligned(m, k, a, lda);
-  InPieces(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  InPieces<float, float>(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
                              float* c, int ldc, int threads) {
   static const Kernel<uint16_t> kernel = Pick<uint16_t>();
   a = RowsAligned(m, k, a, lda);
-  InPieces(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  InPieces<float, uint16_t>(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void TiledRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
                              float* c, int ldc, int threads) {
   static const Kernel<uint16_t> kernel = Pick<uint16_t>();
   a = RowsAligned(m, k, a, lda);
-  InTiles(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  InTiles<float, uint16_t>(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void SmallRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
+                                float* c, int ldc, int threads) {
+  InPieces<uint16_t, uint16_t>(Bf16DotRows, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void TiledRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
+                                float* c, int ldc, int threads) {
+  InTiles<uint16_t, uint16_t>(Bf16DotRows, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace rfid

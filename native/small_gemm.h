@@ -34,4 +34,14 @@ void SmallRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, i
 void TiledRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
                              float* c, int ldc, int threads);
 
+/**
+ * SmallRowsGemmTransBBf16 and TiledRowsGemmTransBBf16 with BF16 activations, A's rows already
+ * BF16 (lda apart), through the CPU's BF16 dot products (bf16_dot.h; HasBf16Dot() must hold).
+ * Every element's sums are the same whatever the thread count.
+ */
+void SmallRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
+                                float* c, int ldc, int threads);
+void TiledRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
+                                float* c, int ldc, int threads);
+
 }  // namespace rfid

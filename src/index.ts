@@ -55,7 +55,7 @@ export { openCheckpoint, parameterCounts, CheckpointError } from './checkpoint/i
 export { NonFiniteError } from './checkpoint/index.js';
 export type { Checkpoint, ModelConfig, ModelLayout, FamilyName } from './checkpoint/types.js';
 export { createEngine, listAvailableEngines, type EngineChoice } from './engine/index.js';
-export type { Engine, EngineName } from './engine/types.js';
+export type { Engine, EngineName, MatmulActivations } from './engine/types.js';
 
 // Every area as a namespace, for everything else
 export * as io from './io/index.js';

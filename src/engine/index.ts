@@ -5,7 +5,7 @@
  * a GPU backend or without a compiler, and the user should know they asked for it). The notice is
  * the one line the CLI prints at start; when auto falls back it carries the reason and the fix.
  */
-import { EngineError, type Engine, type EngineName } from './types.js';
+import { EngineError, checkMatmulActivations, type Engine, type EngineName, type MatmulActivations } from './types.js';
 import { createTsEngine } from './ts/index.js';
 
 export type EngineChoice = 'auto' | EngineName;
@@ -15,6 +15,11 @@ export const ENGINE_CHOICES: readonly EngineChoice[] = ['auto', 'native', 'ts', 
 export interface CreateEngineOptions {
   /** threads for large operations; default: each engine's own default */
   threads?: number;
+  /**
+   * how products against BF16 weights treat their activations (MatmulActivations); default
+   * 'f32'. 'bf16' is offered by the native and ts engines, not by tfjs.
+   */
+  matmulActivations?: MatmulActivations;
 }
 
 export interface SelectedEngine {
@@ -30,7 +35,7 @@ type LoadResult = { ok: true; engine: Engine } | Unavailable;
 async function tryNative(opts: CreateEngineOptions): Promise<LoadResult> {
   try {
     const mod = await import('./native.js');
-    return mod.loadNativeEngine({ threads: opts.threads });
+    return mod.loadNativeEngine({ threads: opts.threads, matmulActivations: opts.matmulActivations });
   } catch (err) {
     return {
       ok: false,
@@ -58,9 +63,10 @@ function unavailableError(name: EngineName, failure: Unavailable): EngineError {
 }
 
 export async function createEngine(choice: EngineChoice = 'auto', opts: CreateEngineOptions = {}): Promise<SelectedEngine> {
+  const activations = checkMatmulActivations('createEngine', opts.matmulActivations);
   switch (choice) {
     case 'ts': {
-      const engine = createTsEngine({ threads: opts.threads });
+      const engine = createTsEngine({ threads: opts.threads, matmulActivations: activations });
       return { engine, notice: `engine: ${engine.describe()}` };
     }
     case 'native': {
@@ -69,6 +75,9 @@ export async function createEngine(choice: EngineChoice = 'auto', opts: CreateEn
       return { engine: native.engine, notice: `engine: ${native.engine.describe()}` };
     }
     case 'tfjs': {
+      if (activations !== 'f32') {
+        throw new EngineError(`the tfjs engine keeps matmul activations in f32 only, not ${activations}; choose the native or ts engine for ${activations} activations`);
+      }
       const tfjs = await tryTfjs(opts);
       if (!tfjs.ok) throw unavailableError('tfjs', tfjs);
       return { engine: tfjs.engine, notice: `engine: ${tfjs.engine.describe()}` };
@@ -76,7 +85,7 @@ export async function createEngine(choice: EngineChoice = 'auto', opts: CreateEn
     case 'auto': {
       const native = await tryNative(opts);
       if (native.ok) return { engine: native.engine, notice: `engine: ${native.engine.describe()}` };
-      const engine = createTsEngine({ threads: opts.threads });
+      const engine = createTsEngine({ threads: opts.threads, matmulActivations: activations });
       return {
         engine,
         notice: `engine: ${engine.describe()} — native unavailable: ${native.reason}; enable with: ${native.fix}`,
@@ -95,12 +104,18 @@ export function parseEngineChoice(value: string): EngineChoice {
   throw new EngineError(`unknown engine "${value}"; choose one of: ${ENGINE_CHOICES.join(', ')}`);
 }
 
-/** Every engine that loads here (ts always), for tests and benchmarks. The caller disposes them. */
+/**
+ * Every engine that loads here (ts always), for tests and benchmarks; with BF16 matmul
+ * activations, those that offer them (not tfjs). The caller disposes them.
+ */
 export async function listAvailableEngines(opts: CreateEngineOptions = {}): Promise<Engine[]> {
-  const engines: Engine[] = [createTsEngine({ threads: opts.threads })];
+  const activations = checkMatmulActivations('listAvailableEngines', opts.matmulActivations);
+  const engines: Engine[] = [createTsEngine({ threads: opts.threads, matmulActivations: activations })];
   const native = await tryNative(opts);
   if (native.ok) engines.push(native.engine);
-  const tfjs = await tryTfjs(opts);
-  if (tfjs.ok) engines.push(tfjs.engine);
+  if (activations === 'f32') {
+    const tfjs = await tryTfjs(opts);
+    if (tfjs.ok) engines.push(tfjs.engine);
+  }
   return engines;
 }

@@ -18,6 +18,8 @@ import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretyp
 import { checkWindow } from './ts/kernels/check.js';
 import {
   EngineError,
+  MATMUL_ACTIVATIONS,
+  checkMatmulActivations,
   type CholeskyOptions,
   type CholeskyResult,
   type EigResult,
@@ -27,6 +29,7 @@ import {
   type FloatArray,
   type ForwardKernels,
   type GemmOptions,
+  type MatmulActivations,
   type RandomizedSvdOptions,
   type SvdResult,
   type SyrkOptions,
@@ -35,12 +38,12 @@ import {
 
 /** What build/Release/rfid_moe_native.node exports (see native/ops.h for each function). */
 interface NativeBinding {
-  info(): { config: string; corename: string; threads: number; simd?: string };
+  info(): { config: string; corename: string; threads: number; simd?: string; bf16Dot?: boolean };
   widenBf16(out: Float32Array): void;
   roundToBf16(src: Float32Array, dst: Uint16Array): void;
   addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
-  /** `threads`: the most threads its small-rows products may use (the engine's count) */
-  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number): void;
+  /** `threads`: the most threads its small-rows products may use (the engine's count); `bf16Activations`: round a to BF16 first (MatmulActivations 'bf16') */
+  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number, bf16Activations: boolean): void;
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
   /** an ArrayBuffer of `bytes` in memory advised to use huge pages; null where unavailable */
@@ -84,14 +87,14 @@ interface NativeBinding {
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
     gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[],
-    work: Float32Array, threads: number, out: Float32Array,
+    work: Float32Array, threads: number, out: Float32Array, bf16Activations: boolean,
   ): void;
   /** what the functions accept (native/addon.cc KernelRevision) */
   kernelRevision(): number;
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 3;
+export const KERNEL_REVISION = 4;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -108,6 +111,8 @@ const ENABLE_FIX =
 export interface NativeEngineOptions {
   /** OpenBLAS threads; default: the number of available cores */
   threads?: number;
+  /** how products against BF16 weights treat their activations (MatmulActivations); default 'f32' */
+  matmulActivations?: MatmulActivations;
 }
 
 /** OpenBLAS facts the engine reports (describe(), benchmarks). */
@@ -122,6 +127,8 @@ export interface OpenblasInfo {
   coretype: CoretypeDecision;
   /** the instruction set of the addon's own kernels: "avx512", "avx2", "baseline" ("unknown": an older addon) */
   simd: string;
+  /** whether BF16 matmul activations run on the CPU's BF16 dot products (AVX512_BF16, not capped off) */
+  bf16Dot: boolean;
 }
 
 /** The values RFID_MOE_NATIVE_SIMD may take: a cap on the instruction set of the addon's own kernels. */
@@ -233,10 +240,16 @@ export function loadNativeEngine(opts: NativeEngineOptions = {}): NativeLoadResu
     const reason = `threads must be a positive integer, got ${String(opts.threads)}`;
     return { ok: false, reason, fix: 'pass threads ≥ 1 or leave it out' };
   }
+  let activations: MatmulActivations;
+  try {
+    activations = checkMatmulActivations('native engine', opts.matmulActivations);
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message, fix: `pass one of ${MATMUL_ACTIVATIONS.join(', ')} or leave it out` };
+  }
   const result = loadBinding();
   if ('reason' in result) return { ok: false, reason: result.reason, fix: result.fix ?? ENABLE_FIX };
   try {
-    return { ok: true, engine: new NativeEngine(result.binding, result.coretype, threads) };
+    return { ok: true, engine: new NativeEngine(result.binding, result.coretype, threads, activations) };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     return { ok: false, reason: `the native addon did not initialise: ${message}`, fix: ENABLE_FIX };
@@ -261,7 +274,8 @@ function toEngineError(err: unknown): EngineError {
  * enough for the extra N-API call to show); the kernels that run products (gemmBf16,
  * causalAttention, cachedAttention, swiGluExperts) take the engine's thread count.
  */
-function nativeKernels(b: NativeBinding, live: () => void, threads: number): ForwardKernels {
+function nativeKernels(b: NativeBinding, live: () => void, threads: number, activations: MatmulActivations): ForwardKernels {
+  const bf16 = activations === 'bf16';
   const guard = <T>(op: () => T): T => {
     live();
     try {
@@ -287,7 +301,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
     copyBlock: (rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride) =>
       guard(() => b.copyBlock(rows, cols, src, srcOffset, srcStride, dst, dstOffset, dstStride)),
     addTileResidual: (d, p, q, eta, x, rows, out) => guard(() => b.addTileResidual(d, p, q, eta, x, rows, out)),
-    gemmBf16: (m, n, k, a, w, c, beta) => guard(() => b.gemmBf16(m, n, k, a, w, c, beta, threads)),
+    gemmBf16: (m, n, k, a, w, c, beta) => guard(() => b.gemmBf16(m, n, k, a, w, c, beta, threads, bf16)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
     causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context) => {
       checkWindow('causalAttention', window);
@@ -304,7 +318,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number): For
     },
     // on the engine's threads: whole experts per thread, or each product's rows shared (moe_experts.cc)
     swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out) =>
-      guard(() => b.swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, out)),
+      guard(() => b.swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, out, bf16)),
   };
 }
 
@@ -318,6 +332,7 @@ export class NativeEngine implements Engine {
     private readonly binding: NativeBinding,
     coretype: CoretypeDecision,
     readonly threads: number,
+    readonly matmulActivations: MatmulActivations = 'f32',
   ) {
     this.useThreads();
     this.kernels = nativeKernels(
@@ -326,16 +341,22 @@ export class NativeEngine implements Engine {
         if (this.disposed) throw new EngineError('the native engine was disposed; create a new one');
       },
       threads,
+      matmulActivations,
     );
     const info = binding.info();
     const version = /OpenBLAS\s+(\S+)/.exec(info.config)?.[1] ?? 'unknown version';
-    this.openblas = { version, corename: info.corename, config: info.config.trim(), coretype, simd: info.simd ?? 'unknown' };
+    this.openblas = {
+      version, corename: info.corename, config: info.config.trim(), coretype, simd: info.simd ?? 'unknown', bf16Dot: info.bf16Dot === true,
+    };
   }
 
   describe(): string {
-    const { version, corename, coretype, simd } = this.openblas;
+    const { version, corename, coretype, simd, bf16Dot } = this.openblas;
     const how = { user: ', OPENBLAS_CORETYPE from the environment', detected: ', kernel chosen from CPU flags', none: '' }[coretype.source];
-    return `native (OpenBLAS ${version}, ${corename} kernels${how}, own kernels ${simd}, ${this.threads} thread${this.threads === 1 ? '' : 's'})`;
+    const activations = this.matmulActivations !== 'bf16' ? ''
+      : bf16Dot ? ', BF16 matmul activations on BF16 dot products'
+      : ', BF16 matmul activations (this CPU has no BF16 dot products: rounded, not faster)';
+    return `native (OpenBLAS ${version}, ${corename} kernels${how}, own kernels ${simd}, ${this.threads} thread${this.threads === 1 ? '' : 's'}${activations})`;
   }
 
   /** OpenBLAS's thread count is process-wide: claim ours before each call (cheap when unchanged). */

@@ -59,6 +59,7 @@ class RecordingEngine implements Engine {
   readonly name = 'ts' as const;
   readonly kernels = tsKernels;
   readonly threads = 1;
+  readonly matmulActivations = 'f32' as const;
   readonly calls: Array<{ method: string; args: unknown[] }> = [];
   disposed = false;
   describe(): string {
@@ -227,7 +228,7 @@ describe('tfjs engine on the wasm backend', () => {
 });
 
 describe('tfjs engine with the default delegate (native, else ts)', () => {
-  it('runs a delegated SVD and an f64 GEMM in full precision', async () => {
+  it('runs a delegated SVD and an f64 GEMM in full activations', async () => {
     const load = await loadTfjsEngine({ importer: importerWith(NO_NODE_BACKENDS) });
     if (!load.ok) throw new Error(`${load.reason} (${load.fix})`);
     const engine = load.engine;

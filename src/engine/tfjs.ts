@@ -22,6 +22,7 @@ import {
   type FloatArray,
   type ForwardKernels,
   type GemmOptions,
+  type MatmulActivations,
   type RandomizedSvdOptions,
   type SvdResult,
   type SyrkOptions,
@@ -68,6 +69,11 @@ export class TfjsEngine implements Engine {
   describe(): string {
     const threads = `${this.threads} thread${this.threads === 1 ? '' : 's'}`;
     return `tfjs (${this.backend} backend, tfjs-core ${this.coreVersion}, ${threads}, f32 GEMM only; f64 GEMM and other ops on ${this.delegate.describe()})`;
+  }
+
+  /** The delegate's: its kernels run every product against BF16 weights. */
+  get matmulActivations(): MatmulActivations {
+    return this.delegate.matmulActivations;
   }
 
   /** tfjs has no fused kernels of its own: the delegate's (native or TS) serve. */

@@ -20,6 +20,29 @@ export class EngineError extends RfidMoeError {
   readonly kind = 'EngineError';
 }
 
+/**
+ * What products against BF16 weights multiply those weights with:
+ * - 'f32': the f32 activations as they are; every product exact, sums in f32 (the default, and
+ *   what the tests hold to transformers in f32).
+ * - 'bf16': each activation rounded to BF16 first (to nearest, ties to even), as a model loaded in
+ *   BF16 has them in PyTorch; products still exact, sums in f32. On a CPU with BF16 dot products
+ *   (AVX512_BF16: AMD Zen 4 on, Intel Cooper Lake and Sapphire Rapids on) the native engine then
+ *   does two multiply-adds per lane and instruction where f32 does one, and the multiply-adds are
+ *   what bind a decoding step of several sequences and a prompt's prefill. Elsewhere it rounds the
+ *   same way at f32's speed. Products against f32 weights, attention over the cache, norms and
+ *   everything else stay f32.
+ */
+export type MatmulActivations = 'f32' | 'bf16';
+
+export const MATMUL_ACTIVATIONS: readonly MatmulActivations[] = ['f32', 'bf16'];
+
+/** `value` as MatmulActivations ('f32' when undefined); anything else is refused, naming the choices. */
+export function checkMatmulActivations(who: string, value: unknown): MatmulActivations {
+  if (value === undefined) return 'f32';
+  if (typeof value === 'string' && (MATMUL_ACTIVATIONS as readonly string[]).includes(value)) return value as MatmulActivations;
+  throw new EngineError(`${who}: matmulActivations must be one of ${MATMUL_ACTIVATIONS.join(', ')}, got ${JSON.stringify(value) ?? String(value)}`);
+}
+
 /** C (m×n) = alpha · op(A) · op(B) + beta · C. op(A) is m×k, op(B) is k×n. */
 export interface GemmOptions {
   transA?: boolean;
@@ -165,7 +188,8 @@ export interface ForwardKernels {
    * checkpoint stores it (each value the upper 16 bits of an f32: widening is exact, so the
    * result is that of gemm on the widened matrix, to the engine's summation order). Half the
    * memory of an f32 copy, and half the bytes a decoding step reads. beta = 0 ignores c's old
-   * contents. The native engine runs the product through the same kernels as gemm.
+   * contents. The native engine runs the product through the same kernels as gemm. At the
+   * engine's matmul activations 'bf16', a's values are rounded to BF16 first (MatmulActivations).
    */
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number): void;
   /** Copies a rows×cols block: row i from src[srcOffset + i·srcStride …) to dst[dstOffset + i·dstStride …). */
@@ -207,7 +231,8 @@ export interface ForwardKernels {
    * result into out row order[j] (out: tokens × hidden, accumulated), expert after expert in
    * order. `work` is scratch of at least (first[last] − first[0])·(2·hidden + 2·width) floats.
    * The native engine runs the experts on its threads, with the products and kernels each would
-   * get from separate calls, so the result is theirs bit for bit.
+   * get from separate calls, so the result is theirs bit for bit. Products against BF16 matrices
+   * take the engine's matmul activations, as gemmBf16 does.
    */
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
@@ -250,6 +275,8 @@ export interface Engine {
   describe(): string;
   /** number of threads this engine uses for large operations */
   readonly threads: number;
+  /** how the forward kernels' products against BF16 weights treat their activations */
+  readonly matmulActivations: MatmulActivations;
 
   gemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, opts?: GemmOptions): void;
   gemm(m: number, n: number, k: number, a: Float64Array, b: Float64Array, c: Float64Array, opts?: GemmOptions): void;

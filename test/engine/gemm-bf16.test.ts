@@ -5,16 +5,20 @@
  * instruction set in a child process capped by RFID_MOE_NATIVE_SIMD, sizes refused before
  * anything is written. (Against gemm on the widened f32 matrix the native results are bit for bit
  * equal with the AVX2 kernels and differ in the last bit for some k with AVX-512, where the
- * compiler treats the two element types' tails differently; the bound here covers both.)
+ * compiler treats the two element types' tails differently; the bound here covers both.) With
+ * BF16 matmul activations, every engine that offers them against the same reference on the
+ * activations rounded to BF16: the native dot kernel (AVX512_BF16), the f32 kernels on the rounded
+ * rows (narrower instruction sets, 1-2 rows), on every thread count.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
-import { BF16_SHAPES, bf16Uniform, checkGemmBf16 } from '../helpers/bf16-gemm-check.js';
+import { BF16_ACTIVATION_THREAD_SHAPES, BF16_SHAPES, bf16Uniform, checkGemmBf16, checkGemmBf16Threads } from '../helpers/bf16-gemm-check.js';
 import { uniform } from '../helpers/small-rows-check.js';
 import { expectClean, runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
 
 const engines = await listAvailableEngines();
-afterAll(() => engines.forEach((e) => e.dispose()));
+const bf16Engines = await listAvailableEngines({ matmulActivations: 'bf16' });
+afterAll(() => [...engines, ...bf16Engines].forEach((e) => e.dispose()));
 
 describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
   it.each(BF16_SHAPES)('m=%i n=%i k=%i: a·bᵀ + beta·c against an f64 reference on the widened b', (m, n, k) => {
@@ -74,5 +78,25 @@ describe('native', () => {
   // product with fewer): on any count within the bound, bit for bit where the panels suffice.
   it.skipIf(!native || levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: 2, 3, 5 and 8 threads within the bound, bit for bit where there is a panel a thread', () => {
     expectClean(runCappedCheck('avx512', 'test/helpers/bf16-gemm-check.ts', 'PANEL_THREAD_SHAPES', 'checkGemmBf16Threads', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
+  }, 120_000);
+});
+
+describe.each(bf16Engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
+  it.each(BF16_SHAPES)('m=%i n=%i k=%i: a rounded to BF16, then ·bᵀ + beta·c against an f64 reference', (m, n, k) => {
+    expect(checkGemmBf16(engine, m, n, k)).toEqual([]);
+  });
+});
+
+describe('native, BF16 activations', () => {
+  const bf16Native = bf16Engines.find((e) => e.name === 'native');
+  const levels = simdLevelsOf(bf16Native);
+
+  it.skipIf(!bf16Native)('2, 3, 5 and 8 threads: within the bound, and bit for bit the one-thread result on BF16 dot products', () => {
+    expect(BF16_ACTIVATION_THREAD_SHAPES.flatMap(([m, n, k]) => checkGemmBf16Threads(bf16Native!, m, n, k))).toEqual([]);
+  });
+
+  // narrower instruction sets have no BF16 dot products: the rounded rows go through the f32 kernels
+  it.skipIf(!bf16Native || levels.length < 2).each(levels.slice(1))('capped at %s: every shape within its bound', (level) => {
+    expectClean(runCappedCheck(level, 'test/helpers/bf16-gemm-check.ts', 'BF16_SHAPES', 'checkGemmBf16', {}, 'bf16'), `own kernels ${level},`);
   }, 120_000);
 });

@@ -7,6 +7,7 @@
  */
 import { createRequire } from 'node:module';
 import { nativeAddonPath } from '../../src/engine/native.js';
+import { roundedToBf16 } from '../../src/engine/ts/kernels/gemm-bf16.js';
 import type { Engine } from '../../src/engine/types.js';
 import { uniform } from './small-rows-check.js';
 
@@ -50,23 +51,29 @@ BF16_SHAPES.push([97, 1100, 515], [257, 64, 1600]);
 // its tails after a whole step of 64
 for (const [m, n, k] of [[1, 6, 4096], [1, 6, 4097], [2, 5, 2048], [2, 5, 2050], [1, 3, 127], [2, 3, 100]] as const) BF16_SHAPES.push([m, n, k]);
 
-/** The failures (empty when every element is within its bound) of `kernels.gemmBf16` on one shape. */
+/**
+ * The failures (empty when every element is within its bound) of `kernels.gemmBf16` on one shape.
+ * With an engine whose matmul activations are BF16, the reference multiplies a rounded to BF16
+ * (roundedToBf16, whose bits test/engine/matmul-activations.test.ts holds to hand-worked values):
+ * unrounded activations miss that reference by far more than the bound.
+ */
 export function checkGemmBf16(engine: Engine, m: number, n: number, k: number): string[] {
-  return boundFailures(m, n, k, '', (a, b, c, beta) => engine.kernels.gemmBf16(m, n, k, a, b, c, beta));
+  return boundFailures(m, n, k, '', (a, b, c, beta) => engine.kernels.gemmBf16(m, n, k, a, b, c, beta), engine.matmulActivations === 'bf16');
 }
 
 type Bf16Product = (a: Float32Array, b: Uint16Array, c: Float32Array, beta: number) => void;
 
 /** The elements of `run`'s c = a·bᵀ + beta·c outside their bound, for beta 0 (c full of NaN), 1 and −0.5. */
-function boundFailures(m: number, n: number, k: number, label: string, run: Bf16Product): string[] {
+function boundFailures(m: number, n: number, k: number, label: string, run: Bf16Product, bf16Activations = false): string[] {
   const failures: string[] = [];
-  const a = uniform(m * k, 11 + m * 1000 + n);
+  const given = uniform(m * k, 11 + m * 1000 + n);
+  const a = bf16Activations ? roundedToBf16(given) : given;
   const b = bf16Uniform(n * k, 12 + k);
   const w = widenBf16(b);
   for (const beta of [0, 1, -0.5]) {
     const c0 = uniform(m * n, 13);
     const c = beta === 0 ? new Float32Array(m * n).fill(Number.NaN) : Float32Array.from(c0);
-    run(a, b, c, beta);
+    run(given, b, c, beta);
     for (let i = 0; i < m; i++) {
       for (let j = 0; j < n; j++) {
         let exact = 0;
@@ -106,30 +113,48 @@ export const PANEL_THREAD_SHAPES: Array<[number, number, number]> = [
   [257, 64, 1600],
 ];
 
+/**
+ * (m, n, k) for BF16 activations across thread counts: the dot kernel from 3 rows (pieces of B's
+ * rows), the tiled product beyond 8 rows (every row count, where f32 activations would take the
+ * panels from 128 rows), and 1-2 rows (the f32 kernels on the rounded rows).
+ */
+export const BF16_ACTIVATION_THREAD_SHAPES: Array<[number, number, number]> = [
+  [1, 300, 515],
+  [2, 130, 1600],
+  [3, 1100, 515],
+  [8, 300, 515],
+  [17, 1100, 515],
+  [130, 1100, 515],
+  [257, 64, 1600],
+];
+
 interface Bf16GemmBinding {
-  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number): void;
+  gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number, bf16Activations?: boolean): void;
 }
 
 /**
  * The failures of the native gemmBf16 called on 2, 3, 5 and 8 threads: every element within its
  * bound, and bit for bit the one-thread result wherever the weights have a panel a thread (the
- * rows are not cut then). The addon is called directly, since an engine's thread count is fixed
- * when it is made; `engine` only says which kernels the process runs.
+ * rows are not cut then), and everywhere with BF16 activations on BF16 dot products. The addon is
+ * called directly, since an engine's thread count is fixed when it is made; `engine` says which
+ * kernels the process runs and its matmul activations.
  */
-export function checkGemmBf16Threads(_engine: Engine, m: number, n: number, k: number): string[] {
+export function checkGemmBf16Threads(engine: Engine, m: number, n: number, k: number): string[] {
   const binding = createRequire(import.meta.url)(nativeAddonPath) as Bf16GemmBinding;
   const failures: string[] = [];
-  const panels = panelsOf(n, k);
+  const bf16 = engine.matmulActivations === 'bf16';
+  // with BF16 dot products no product takes the panels: every one is the same on any thread count
+  const panels = bf16 && /BF16 dot products/.test(engine.describe()) ? Infinity : panelsOf(n, k);
   const a = uniform(m * k, 31 + m);
   const b = bf16Uniform(n * k, 32 + n);
   const reference = new Float32Array(m * n);
-  binding.gemmBf16(m, n, k, a, b, reference, 0, 1);
+  binding.gemmBf16(m, n, k, a, b, reference, 0, 1, bf16);
   const want = new Uint32Array(reference.buffer);
   for (const threads of [2, 3, 5, 8]) {
-    failures.push(...boundFailures(m, n, k, ` on ${threads} threads`, (a2, b2, c, beta) => binding.gemmBf16(m, n, k, a2, b2, c, beta, threads)));
+    failures.push(...boundFailures(m, n, k, ` on ${threads} threads`, (a2, b2, c, beta) => binding.gemmBf16(m, n, k, a2, b2, c, beta, threads, bf16), bf16));
     if (panels < threads) continue;
     const c = new Float32Array(m * n);
-    binding.gemmBf16(m, n, k, a, b, c, 0, threads);
+    binding.gemmBf16(m, n, k, a, b, c, 0, threads, bf16);
     const got = new Uint32Array(c.buffer);
     const first = got.findIndex((bits, i) => bits !== want[i]);
     if (first >= 0) failures.push(`m=${m} n=${n} k=${k} on ${threads} threads (${panels} panels): C[${Math.floor(first / n)},${first % n}] = ${c[first]}, one thread gives ${reference[first]}`);

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { expect } from 'vitest';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Engine } from '../../src/engine/types.js';
+import type { Engine, MatmulActivations } from '../../src/engine/types.js';
 import { NATIVE_SIMD_LEVELS } from '../../src/engine/native.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -27,14 +27,14 @@ export interface CappedRun {
 
 /**
  * Runs `check(engine, ...shape)` over every shape of `shapes` (both exported by `helper`, a path
- * from the repository root) on a native engine capped at `level`, in a child process, with `env`
- * added to its environment.
+ * from the repository root) on a native engine capped at `level` with the given matmul
+ * activations, in a child process, with `env` added to its environment.
  */
-export function runCappedCheck(level: string, helper: string, shapes: string, check: string, env: NodeJS.ProcessEnv = {}): CappedRun {
+export function runCappedCheck(level: string, helper: string, shapes: string, check: string, env: NodeJS.ProcessEnv = {}, activations: MatmulActivations = 'f32'): CappedRun {
   const body = `
     import { createEngine } from './src/engine/index.ts';
     import { ${shapes}, ${check} } from './${helper}';
-    const { engine } = await createEngine('native', { threads: 1 });
+    const { engine } = await createEngine('native', { threads: 1, matmulActivations: '${activations}' });
     const failures = ${shapes}.flatMap(([m, n, k]) => ${check}(engine, m, n, k));
     console.log(JSON.stringify({ describe: engine.describe(), failures: failures.slice(0, 5), count: failures.length }));`;
   const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {

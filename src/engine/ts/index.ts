@@ -5,17 +5,20 @@
 import { availableParallelism } from 'node:os';
 import {
   EngineError,
+  checkMatmulActivations,
   type CholeskyOptions,
   type Engine,
+  type ForwardKernels,
   type FloatArray,
   type GemmOptions,
+  type MatmulActivations,
   type RandomizedSvdOptions,
   type SvdResult,
   type SyrkOptions,
   type TriangularSolveOptions,
 } from '../types.js';
 import { cholesky } from './cholesky.js';
-import { tsKernels } from './kernels/index.js';
+import { tsKernelsAt } from './kernels/index.js';
 import { eigSym, eigSymTop } from './eig-sym.js';
 import { gemm } from './gemm.js';
 import { GemmPool } from './gemm-parallel.js';
@@ -27,6 +30,8 @@ import { solveTriangular } from './triangular-solve.js';
 export interface TsEngineOptions {
   /** threads for large products, including the calling thread; default min(2, cores) */
   threads?: number;
+  /** how products against BF16 weights treat their activations (MatmulActivations); default 'f32' */
+  matmulActivations?: MatmulActivations;
 }
 
 export function defaultTsThreads(): number {
@@ -38,21 +43,26 @@ export function createTsEngine(opts: TsEngineOptions = {}): Engine {
   if (!Number.isSafeInteger(threads) || threads < 1) {
     throw new EngineError(`ts engine: threads must be a positive integer, got ${String(threads)}`);
   }
-  return new TsEngine(threads);
+  return new TsEngine(threads, checkMatmulActivations('ts engine', opts.matmulActivations));
 }
 
 class TsEngine implements Engine {
   readonly name = 'ts' as const;
-  readonly kernels = tsKernels;
+  readonly kernels: ForwardKernels;
   private readonly pool: GemmPool | null;
   private disposed = false;
 
-  constructor(readonly threads: number) {
+  constructor(
+    readonly threads: number,
+    readonly matmulActivations: MatmulActivations,
+  ) {
     this.pool = threads > 1 ? new GemmPool(threads) : null;
+    this.kernels = tsKernelsAt(matmulActivations);
   }
 
   describe(): string {
-    return `ts (pure TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'})`;
+    const activations = this.matmulActivations === 'bf16' ? ', BF16 matmul activations' : '';
+    return `ts (pure TypeScript, ${this.threads} thread${this.threads === 1 ? '' : 's'}${activations})`;
   }
 
   private live(): GemmPool | null {

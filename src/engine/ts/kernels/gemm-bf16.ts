@@ -4,7 +4,8 @@
  * is exact). Each row of b is widened once into a row buffer and multiplied with every row of a,
  * so b is read once per call; sums run in f64 and round to f32 once, as the TypeScript gemm does.
  */
-import { EngineError } from '../../types.js';
+import { f32BitsToBf16 } from '../../../io/dtype.js';
+import { EngineError, type MatmulActivations } from '../../types.js';
 import { checkDims, checkFloat32, sharesMemory } from './check.js';
 
 /** The checks the native addon makes too. */
@@ -28,8 +29,23 @@ function checkGemmBf16(op: string, m: number, n: number, k: number, a: unknown, 
   }
 }
 
-export function gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number): void {
+/**
+ * a's values rounded to BF16 (to nearest, ties to even; NaN stays NaN), kept as f32: what the
+ * matmul activations 'bf16' multiply (MatmulActivations). A new array.
+ */
+export function roundedToBf16(a: Float32Array): Float32Array {
+  const out = new Float32Array(a.length);
+  const src = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const dst = new Uint32Array(out.buffer);
+  for (let i = 0; i < a.length; i++) dst[i] = f32BitsToBf16(src[i]) << 16;
+  return out;
+}
+
+export function gemmBf16(
+  m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, activations: MatmulActivations = 'f32',
+): void {
   checkGemmBf16('gemmBf16', m, n, k, a, b, c, beta);
+  if (activations === 'bf16') a = roundedToBf16(a);
   const row = new Float32Array(k);
   const bits = new Uint32Array(row.buffer);
   for (let j = 0; j < n; j++) {

@@ -3,7 +3,7 @@
  * tfjs engine's when its delegate has none of its own, and the reference the native kernels are
  * tested against.
  */
-import type { ForwardKernels } from '../../types.js';
+import type { ForwardKernels, MatmulActivations } from '../../types.js';
 import { causalSoftmax } from './causal-softmax.js';
 import { logitStats } from './logit-stats.js';
 import { argmaxRows } from './argmax-rows.js';
@@ -19,3 +19,16 @@ import { addTileResidual } from './tile-residual.js';
 import { gemmBf16 } from './gemm-bf16.js';
 
 export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, argmaxRows, rmsNorm, siluMul, rope, addInto, gatherRows, scatterAddRows, copyBlock, causalAttention, cachedAttention, swiGluExperts, addTileResidual, gemmBf16 };
+
+/** The same with BF16 matmul activations: products against BF16 weights take their activations rounded to BF16. */
+export const tsKernelsBf16: ForwardKernels = {
+  ...tsKernels,
+  gemmBf16: (m, n, k, a, b, c, beta) => gemmBf16(m, n, k, a, b, c, beta, 'bf16'),
+  swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out) =>
+    swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, out, 'bf16'),
+};
+
+/** The TypeScript kernels for matmul activations of either kind. */
+export function tsKernelsAt(activations: MatmulActivations): ForwardKernels {
+  return activations === 'bf16' ? tsKernelsBf16 : tsKernels;
+}

@@ -3,7 +3,7 @@
  * expert, with the kernels the block's loop runs (gather, gate and up products, SwiGLU, down
  * product, weighted scatter-add), in the loop's order.
  */
-import { EngineError, type ExpertOperand, type FactoredOperand } from '../../types.js';
+import { EngineError, type ExpertOperand, type FactoredOperand, type MatmulActivations } from '../../types.js';
 import { checkDims, checkFloat32, sharesMemory } from './check.js';
 import { gemmBf16 } from './gemm-bf16.js';
 import { gemmBlock } from '../gemm-kernel.js';
@@ -108,27 +108,28 @@ export function checkSwiGluExperts(
   }
 }
 
-function product(rows: number, n: number, k: number, a: Float32Array, b: ExpertMatrix, c: Float32Array, beta = 0): void {
-  if (b instanceof Uint16Array) gemmBf16(rows, n, k, a, b, c, beta);
+function product(rows: number, n: number, k: number, a: Float32Array, b: ExpertMatrix, c: Float32Array, beta: number, activations: MatmulActivations): void {
+  if (b instanceof Uint16Array) gemmBf16(rows, n, k, a, b, c, beta, activations);
   else gemmBlock(rows, n, k, a, false, b, true, c, 1, beta, 0, rows, 0, n);
 }
 
 /** y (rows × p) = x (rows × d) · Wᵀ for one projection, as the runtime's DenseLinear / FactoredLinear apply it. */
-function apply(rows: number, p: number, d: number, x: Float32Array, o: ExpertOperand, y: Float32Array): void {
+function apply(rows: number, p: number, d: number, x: Float32Array, o: ExpertOperand, y: Float32Array, activations: MatmulActivations): void {
   if (isMatrix(o)) {
-    product(rows, p, d, x, o, y);
+    product(rows, p, d, x, o, y, 0, activations);
     return;
   }
   const t = new Float32Array(rows * o.rank);
-  product(rows, o.rank, d, x, o.basis, t);
-  if (o.base) product(rows, p, d, x, o.base, y);
-  product(rows, p, o.rank, t, o.coefficients, y, o.base ? 1 : 0);
+  product(rows, o.rank, d, x, o.basis, t, 0, activations);
+  if (o.base) product(rows, p, d, x, o.base, y, 0, activations);
+  product(rows, p, o.rank, t, o.coefficients, y, o.base ? 1 : 0, activations);
   if (o.residualQ != null && o.residualEta) addTileResidual(d, p, o.residualQ, o.residualEta, x, rows, y);
 }
 
 export function swiGluExperts(
   hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
   gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[], work: Float32Array, out: Float32Array,
+  activations: MatmulActivations = 'f32',
 ): void {
   checkSwiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, out);
   for (let i = 0; i + 1 < first.length; i++) {
@@ -140,10 +141,10 @@ export function swiGluExperts(
     const u = work.subarray(rows * (hidden + width), rows * (hidden + 2 * width));
     const y = work.subarray(rows * (hidden + 2 * width), rows * (2 * hidden + 2 * width));
     gatherRows(hidden, idx, rows, x, xe);
-    apply(rows, width, hidden, xe, gates[i], g);
-    apply(rows, width, hidden, xe, ups[i], u);
+    apply(rows, width, hidden, xe, gates[i], g, activations);
+    apply(rows, width, hidden, xe, ups[i], u, activations);
     siluMul(rows * width, g, u);
-    apply(rows, hidden, width, g, downs[i], y);
+    apply(rows, hidden, width, g, downs[i], y, activations);
     scatterAddRows(hidden, idx, weights.subarray(first[i], first[i + 1]), rows, y, out);
   }
 }
