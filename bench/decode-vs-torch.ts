@@ -6,11 +6,17 @@
  *
  *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b|deepseek-v2-lite|glm-4.5-air|granite-3.0-1b-a400m]]
  *        [--prompt-tokens 32] [--new-tokens 128] [--streams 8] [--threads 1] [--repeats 3]
- *        [--python .venv/bin/python] [--weights bf16|f32] [--native-coretype auto|NAME]
+ *        [--python .venv/bin/python] [--weights bf16|f32] [--native-coretype auto|NAME] [--matmul-activations f32|bf16]
  *
  * --weights: weight matrices stored as BF16 (experts, attention, dense and shared MLPs, embedding,
  * lm_head) stay BF16 in memory (bf16, the default of generate and serve) or are widened to f32
  * (f32); both compute on the same values, so the tokens are the same.
+ *
+ * --matmul-activations bf16: rfid-moe rounds the activations of its products against BF16 weights
+ * to BF16 (MatmulActivations; BF16 dot products where the CPU has them), and PyTorch loads the
+ * model in BF16, as transformers runs a BF16 checkpoint by default. The two sides' tokens then
+ * follow different BF16 arithmetic: `sameTokens` may be false, and `agreeingTokens` says how many
+ * of the first tokens agree.
  *
  * --native-coretype (this run only): `auto` ignores an OPENBLAS_CORETYPE set in the environment and
  * lets the engine choose OpenBLAS's kernels from the CPU flags, as it does wherever the variable is
@@ -45,6 +51,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openModel } from '../src/compressed/open-model.js';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
+import { checkMatmulActivations } from '../src/engine/types.js';
 import { BatchDecoder, weightProviderOf, type GenerationStream } from '../src/runtime/index.js';
 import { randomPrompt } from './lib/random-prompt.js';
 import { streamTokens } from './lib/stream-tokens.js';
@@ -67,8 +74,10 @@ const { values } = parseArgs({
     'skip-torch': { type: 'boolean', default: false },
     weights: { type: 'string', default: 'bf16' },
     'native-coretype': { type: 'string' },
+    'matmul-activations': { type: 'string', default: 'f32' },
   },
 });
+const matmulActivations = checkMatmulActivations('--matmul-activations', values['matmul-activations']);
 if (values.weights !== 'bf16' && values.weights !== 'f32') throw new Error(`--weights must be bf16 or f32; got "${values.weights}"`);
 const num = (k: keyof typeof values) => Number(values[k]);
 const newTokens = num('new-tokens');
@@ -89,7 +98,7 @@ try {
   // before the native addon loads: OpenBLAS reads OPENBLAS_CORETYPE once, when it is loaded
   if (values['native-coretype'] === 'auto') delete process.env.OPENBLAS_CORETYPE;
   else if (values['native-coretype']) process.env.OPENBLAS_CORETYPE = values['native-coretype'];
-  const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
+  const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads'), matmulActivations });
   const provider = weightProviderOf(ckpt, { bf16Weights: values.weights === 'bf16' });
   const params = { temperature: 0, maxNewTokens: newTokens, stopTokenIds: [] as number[] };
   // CPU time once every stream has its first token: what follows is decoding steps only (the
@@ -156,6 +165,7 @@ try {
     newTokens,
     engine: notice,
     weights: values.weights,
+    matmulActivations,
     tsSingleSeconds: singleSeconds,
     tsSingleTokensPerSecond: singleTps,
     streams,
@@ -181,7 +191,7 @@ try {
     rows.forEach((r, i) => flat.set(r, i * prompt.length));
     writeFileSync(batchFile, new Uint8Array(flat.buffer));
     const torch = JSON.parse(
-      execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_decode.py'), '--model', path.resolve(values.model!), '--ids', idsFile, '--new-tokens', String(newTokens), '--threads', values.threads!, '--repeats', String(repeats), '--batch-ids', batchFile, '--streams', String(streams)], {
+      execFileSync(values.python!, [path.join(import.meta.dirname, 'torch_decode.py'), '--model', path.resolve(values.model!), '--ids', idsFile, '--new-tokens', String(newTokens), '--threads', values.threads!, '--repeats', String(repeats), '--batch-ids', batchFile, '--streams', String(streams), '--dtype', matmulActivations === 'bf16' ? 'bfloat16' : 'float32'], {
         encoding: 'utf8',
         maxBuffer: 1 << 24,
         stdio: ['ignore', 'pipe', 'ignore'],
@@ -201,10 +211,18 @@ try {
       torchVersion: `torch ${torch.torch}, transformers ${torch.transformers}, ${torch.threads} threads`,
       singleRatio: torch.seconds / singleSeconds,
       sameTokens: JSON.stringify(torch.tokens) === JSON.stringify(tsTokens),
+      agreeingTokens: agreeingPrefix(torch.tokens, tsTokens),
     });
   }
   process.stdout.write(JSON.stringify(report) + '\n');
 } finally {
   await ckpt.close();
   rmSync(work, { recursive: true, force: true });
+}
+
+/** How many leading tokens two sequences share. */
+function agreeingPrefix(a: readonly number[], b: readonly number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
 }

@@ -12,7 +12,11 @@ concurrent streams: batchSeconds (fastest repeat) and the first row's ids. The s
 that loop over a batch of one.
 
   .venv/bin/python bench/torch_decode.py --model DIR --ids prompt.i32 --new-tokens N [--threads T] [--repeats R]
-      [--batch-ids prompts.i32 --streams S]
+      [--batch-ids prompts.i32 --streams S] [--dtype float32|bfloat16]
+
+--dtype bfloat16 loads the model in BF16 (activations BF16 too, as transformers runs a BF16
+checkpoint by default): the peer of rfid-moe's BF16 matmul activations. Its greedy tokens then
+follow BF16 arithmetic and need not match an f32 decode.
 """
 import argparse
 import json
@@ -63,6 +67,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-ids")
     ap.add_argument("--streams", type=int, default=0)
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -73,7 +78,7 @@ def main():
         if isinstance(raw.get(key), int):
             raw[key] = float(raw[key])
     config = AutoConfig.for_model(**raw)
-    model = AutoModelForCausalLM.from_pretrained(args.model, config=config, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(args.model, config=config, dtype=getattr(torch, args.dtype))
     model.eval()
     load = time.perf_counter() - t0
     ids = np.fromfile(args.ids, dtype="<i4").tolist()

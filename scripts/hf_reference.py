@@ -8,8 +8,11 @@ One process runs a whole list of jobs (importing torch + transformers costs seco
 from stdin:
 
   {"jobs": [
-    {"op": "logits", "model": DIR, "ids": [[...]], "mask": [[...]]},
+    {"op": "logits", "model": DIR, "ids": [[...]], "mask": [[...]], "matmulActivations": "f32" | "bf16"},
         -> {"ok": true, "logits": [[...] per valid position, batch-major], "loading": {...}}
+           With "matmulActivations": "bf16" (default "f32"), the input of every linear layer but
+           the MoE routers is rounded to BF16 first (Bf16MatmulActivations below): rfid-moe's
+           BF16 matmul activations, for a checkpoint stored in BF16
     {"op": "ppl", "model": DIR, "ids": FILE.i32, "seqLen": L, "maxWindows": N},
         -> {"ok": true, "windows", "tokens", "meanNll", "perplexity", "loading": {...}}
     {"op": "load", "model": DIR}
@@ -51,19 +54,64 @@ import transformers
 from transformers import AutoModelForCausalLM
 
 
-def load(model_dir):
-    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True)
+def load(model_dir, **options):
+    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True, **options)
     model.eval()
     loading = {k: sorted(str(x) for x in info.get(k, [])) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     return model, loading
 
 
+class Bf16MatmulActivations:
+    """
+    While active, every F.linear call of `model` but a MoE router's rounds its input to BF16 (to
+    nearest, ties to even) and multiplies in f32: what rfid-moe computes with matmulActivations
+    'bf16' for a checkpoint stored in BF16, where it keeps every matrix BF16 but the routers.
+    transformers 5 runs nn.Linear, its routers and its eager experts (one F.linear per expert
+    and projection) through torch.nn.functional.linear, looked up at each call, so patching that
+    one function reaches them all (the model must be loaded with experts_implementation="eager":
+    the default, grouped_mm, multiplies the experts elsewhere). Routers: the modules whose class
+    name ends in "Router".
+    """
+
+    def __init__(self, model):
+        self.routers = {m.weight.data_ptr() for m in model.modules() if type(m).__name__.endswith("Router")}
+        if not self.routers:
+            raise RuntimeError("no router module found: Bf16MatmulActivations does not know this model's layout")
+        self.calls = 0
+
+    def __enter__(self):
+        self.original = F.linear
+        routers, original = self.routers, self.original
+
+        def linear(x, weight, bias=None):
+            if weight.data_ptr() not in routers:
+                self.calls += 1
+                x = x.to(torch.bfloat16).to(x.dtype)
+            return original(x, weight, bias)
+
+        torch.nn.functional.linear = linear
+        return self
+
+    def __exit__(self, *exc):
+        torch.nn.functional.linear = self.original
+        return False
+
+
 def logits_job(job):
-    model, loading = load(job["model"])
+    activations = job.get("matmulActivations", "f32")
+    if activations not in ("f32", "bf16"):
+        raise ValueError("matmulActivations must be f32 or bf16, got %r" % activations)
+    model, loading = load(job["model"], **({"experts_implementation": "eager"} if activations == "bf16" else {}))
     ids = torch.tensor(job["ids"], dtype=torch.int64)
     mask = torch.tensor(job["mask"], dtype=torch.int64)
     with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+        if activations == "bf16":
+            with Bf16MatmulActivations(model) as rounding:
+                out = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+            if rounding.calls == 0:
+                raise RuntimeError("no linear layer went through the rounding: the patch missed this model")
+        else:
+            out = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
     rows = [out[b, t].tolist() for b in range(ids.shape[0]) for t in range(ids.shape[1]) if int(mask[b, t]) == 1]
     return {"ok": True, "logits": rows, "loading": loading}
 

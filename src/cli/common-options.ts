@@ -7,6 +7,7 @@
  * computed at run time (the model's tokenizer, the engine's thread count), `defaultText`.
  */
 import { Option } from 'commander';
+import { MATMUL_ACTIVATIONS } from '../engine/types.js';
 
 /** The dataset formats `--dataset-format` accepts (one name in every command). */
 export const DATASET_FORMATS = ['auto', 'text', 'jsonl', 'wikitext'] as const;
@@ -28,6 +29,24 @@ export function engineOptions(): Option[] {
   return [
     new Option('--engine <engine>', 'linear-algebra engine').choices(['auto', 'native', 'ts', 'tfjs']).default('auto'),
     defaultText(new Option('--threads <n>', 'threads for large operations'), 'native: every core; ts: min(2, cores)'),
+  ];
+}
+
+/** What commander parses from `matmulActivationsOption()`. */
+export interface MatmulCliOptions {
+  matmulActivations: string;
+}
+
+/** `--matmul-activations` (generate, serve, eval): MatmulActivations in src/engine/types.ts. */
+export function matmulActivationsOption(): Option[] {
+  return [
+    new Option(
+      '--matmul-activations <kind>',
+      'what products against BF16 weights multiply them with: f32 activations as they are, or bf16 (rounded to BF16 first, as a model loaded in BF16 in PyTorch; ' +
+        'on a CPU with BF16 dot products, AVX512_BF16, several sequences and prompts then run up to twice as fast, at the cost of the rounding)',
+    )
+      .choices(MATMUL_ACTIVATIONS)
+      .default('f32'),
   ];
 }
 

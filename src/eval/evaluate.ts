@@ -100,8 +100,11 @@ export async function evaluateWindows(
   if (windows.length === 0) throw new EvalSettingsError('no evaluation windows: the dataset is shorter than one window');
   const seqLen = windows[0].length;
   if (windows.some((w) => w.length !== seqLen)) throw new EvalSettingsError('evaluation windows must all have the same length');
-  const provider = weightProviderOf(model);
-  const refProvider = reference ? weightProviderOf(reference) : undefined;
+  // BF16 matmul activations apply to the matrices held BF16 as stored: with them, hold them so
+  // (otherwise every weight is widened to f32, as evaluation has always run)
+  const held = { bf16Weights: engine.matmulActivations === 'bf16' };
+  const provider = weightProviderOf(model, held);
+  const refProvider = reference ? weightProviderOf(reference, held) : undefined;
   const perPass = Math.max(1, Math.floor((opts.batchTokens ?? 16384) / seqLen));
   const passes = Math.ceil(windows.length / perPass);
 

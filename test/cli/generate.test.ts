@@ -104,6 +104,20 @@ describe('rfid-moe generate', () => {
     expect(missing.stderr).toMatch(/rfid-no-such-model does not exist; pass a checkpoint directory/);
     expect(missing.stderr).not.toMatch(/tokenizer/);
   });
+
+  it('--matmul-activations bf16 rounds, says so, and is refused beside --no-bf16-weights, which would make it a no-op', async () => {
+    const args = ['generate', model, '--prompt', c.prompt, '--temperature', '0', '--max-new-tokens', '8', '--ignore-eos', '--json'];
+    const rounded = await cli(...args, '--matmul-activations', 'bf16');
+    expect(rounded.code).toBe(0);
+    expect(rounded.stderr).toMatch(/engine: .*BF16 matmul activations/);
+    expect(JSON.parse(rounded.stdout)).toMatchObject({ ok: true, usage: { completionTokens: 8 } });
+    const both = await cli(...args, '--matmul-activations', 'bf16', '--no-bf16-weights');
+    expect(both.code).toBe(2);
+    expect(JSON.parse(both.stdout)).toMatchObject({ ok: false, error: { kind: 'OptionError', message: expect.stringMatching(/^--matmul-activations bf16 .* --no-bf16-weights widens them all to f32: drop one of the two$/) } });
+    const unknown = await cli(...args, '--matmul-activations', 'f16');
+    expect(unknown.code).toBe(2);
+    expect(JSON.parse(unknown.stdout)).toMatchObject({ ok: false, error: { kind: 'UsageError', message: expect.stringMatching(/Allowed choices are f32, bf16/) } });
+  });
 });
 
 describe('rfid-moe generate --chat', () => {

@@ -91,7 +91,7 @@ export interface HfJobResult {
 }
 
 export type HfJob =
-  | { op: 'logits'; model: string; ids: number[][]; mask: number[][] }
+  | { op: 'logits'; model: string; ids: number[][]; mask: number[][]; matmulActivations?: 'f32' | 'bf16' }
   | { op: 'ppl'; model: string; ids: string; seqLen: number; maxWindows?: number }
   | { op: 'load'; model: string }
   | {

@@ -1,10 +1,13 @@
 /**
- * `rfid-moe eval <model> --dataset <file> [--seq-len L] [--max-windows N] [--reference <model>] [--json]`
+ * `rfid-moe eval <model> --dataset <file> [--seq-len L] [--max-windows N] [--reference <model>]
+ *   [--matmul-activations f32|bf16] [--json]`
  *
  * Perplexity by docs/method.md's protocol (text joined and tokenized once without BOS, consecutive
  * non-overlapping windows, mean NLL over every predicted token), the number of tokens
  * evaluated, and with --reference the reference's perplexity, the mean KL(P_ref ‖ P_model) and
- * the top-1 agreement of next-token distributions. Progress on stderr, results on stdout.
+ * the top-1 agreement of next-token distributions. Progress on stderr, results on stdout. With
+ * --matmul-activations bf16 the weights stored as BF16 are held so and multiplied with activations
+ * rounded to BF16 (model and reference alike): the quality that mode gives.
  */
 import path from 'node:path';
 import { Option, type Command } from 'commander';
@@ -19,11 +22,11 @@ import { assertRunnable } from '../../runtime/checkpoint-weights.js';
 import type { DatasetFormat } from '../../tokens/dataset.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import { evaluationWindows } from '../../tokens/windows.js';
-import { parseInteger } from '../options.js';
+import { parseInteger, parseMatmulActivations } from '../options.js';
 import { CommandProgress } from '../progress.js';
-import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions, outputOptions } from '../common-options.js';
+import { addOptions, datasetTextOptions, defaultText, type EngineCliOptions, engineOptions, matmulActivationsOption, type MatmulCliOptions, type OutputCliOptions, outputOptions } from '../common-options.js';
 
-interface EvalCliOptions extends EngineCliOptions, OutputCliOptions {
+interface EvalCliOptions extends EngineCliOptions, OutputCliOptions, MatmulCliOptions {
   dataset: string;
   seqLen?: string;
   maxWindows?: string;
@@ -49,6 +52,7 @@ export function register(program: Command): void {
     ],
     datasetTextOptions('tokenizer.json to tokenize the dataset with'),
     engineOptions(),
+    matmulActivationsOption(),
     outputOptions('print the result as JSON on stdout'),
   ).action(async (model: string, opts: EvalCliOptions) => evaluate(model, opts));
 }
@@ -72,6 +76,7 @@ async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
   const format = opts.datasetFormat;
   const engineChoice = parseEngineChoice(opts.engine);
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
+  const matmulActivations = parseMatmulActivations(opts.matmulActivations);
   const progress = new CommandProgress('eval', [{ name: 'layer', steps: 0 }], { enabled: !opts.quiet });
   const log = (line: string) => progress.note(line);
 
@@ -86,7 +91,7 @@ async function evaluate(model: string, opts: EvalCliOptions): Promise<void> {
     const data = await tokenizeDataset(opts.tokenizer ?? model, opts.dataset, { format, textField: opts.textField });
     const windows = evaluationWindows(data.ids, seqLen, maxWindows);
     log(`dataset: ${data.ids.length} tokens (${data.dataset.format}), ${windows.length} window(s) of ${seqLen}`);
-    const { engine, notice } = await createEngine(engineChoice, { threads });
+    const { engine, notice } = await createEngine(engineChoice, { threads, matmulActivations });
     log(notice);
     try {
       const started = Date.now();

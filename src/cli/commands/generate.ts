@@ -2,7 +2,7 @@
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
  *   [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S]
  *   [--stop STR]… [--response-format text|json_object] [--json-schema FILE] [--regex P] [--choice T]…
- *   [--chat [--system TEXT] [--chat-template FILE]] [--no-bf16-weights] [--json]`
+ *   [--chat [--system TEXT] [--chat-template FILE]] [--no-bf16-weights] [--matmul-activations f32|bf16] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
  * are produced (with --json: one object at the end instead). Original, dense-compressed and
@@ -25,15 +25,15 @@ import { choicePattern, compileRegex, RegexError } from '../../runtime/generatio
 import { SchemaError } from '../../runtime/generation/json-schema.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
 import { DEFAULT_RESIDENT_BYTES, residentWeightBytes } from '../../runtime/resident-weights.js';
-import { OptionError, parseInteger } from '../options.js';
+import { OptionError, parseInteger, parseMatmulActivations } from '../options.js';
 import { readChatTemplate } from '../chat-template-option.js';
 import { chatSetupOf } from '../../serve/models.js';
 import { renderChat } from '../../serve/chat-template.js';
 import { encodeInPlace } from '../../serve/encode-off-thread.js';
 import { loadTokenizer } from '../../tokens/tokenizer.js';
-import { addOptions, defaultText, type EngineCliOptions, engineOptions, type OutputCliOptions } from '../common-options.js';
+import { addOptions, defaultText, type EngineCliOptions, engineOptions, matmulActivationsOption, type MatmulCliOptions, type OutputCliOptions } from '../common-options.js';
 
-interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions {
+interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions, MatmulCliOptions {
   prompt: string;
   maxNewTokens: string;
   temperature?: string;
@@ -87,6 +87,7 @@ export function register(program: Command): void {
       .addOption(defaultText(new Option('--context-length <n>', 'positions for prompt + completion'), "the model's max_position_embeddings"))
       .addOption(defaultText(new Option('--tokenizer <path>', 'tokenizer.json'), "the model directory's")),
     engineOptions(),
+    matmulActivationsOption(),
   )
     .addOption(new Option('--json', 'print one JSON object (text, token ids, usage) instead of streaming').default(false))
     .addOption(new Option('--quiet', 'no notes on stderr').default(false))
@@ -169,6 +170,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   const contextLength = opts.contextLength === undefined ? undefined : parseInteger('--context-length', opts.contextLength, 2);
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
   const engineChoice = parseEngineChoice(opts.engine);
+  const matmulActivations = parseMatmulActivations(opts.matmulActivations, opts.bf16Weights);
   const responseFormat = await responseFormatOf(opts);
   if (!opts.chat && (opts.system !== undefined || opts.chatTemplate !== undefined)) throw new OptionError(`${opts.system !== undefined ? '--system' : '--chat-template'} applies to --chat only`);
   const chatTemplateFlag = opts.chatTemplate === undefined ? undefined : readChatTemplate(opts.chatTemplate);
@@ -198,7 +200,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
       repetitionFlag === undefined && defaults.repetitionPenalty !== undefined ? `repetition-penalty ${repetitionPenalty}` : '',
     ].filter(Boolean);
     if (fromModel.length > 0) note(`sampling with the model's generation_config.json: ${fromModel.join(', ')} (flags override)`);
-    const { engine, notice } = await createEngine(engineChoice, { threads });
+    const { engine, notice } = await createEngine(engineChoice, { threads, matmulActivations });
     note(notice);
     try {
       // keep the decoded weights across steps when they fit; a larger model streams layer by layer

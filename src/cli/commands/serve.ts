@@ -4,7 +4,7 @@
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
  *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
  *   [--tyche-max-idle S] [--tyche-warm-start] [--tyche-rank-filled-window] [--no-bf16-weights]
- *   [--no-materialise-experts]`
+ *   [--no-materialise-experts] [--matmul-activations f32|bf16]`
  *
  * One process serves every given model (a directory, or name=dir) through an OpenAI-compatible
  * HTTP API; the residency policy decides which are in memory within the budget. A model whose
@@ -20,13 +20,13 @@ import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
 import { fmtBytes } from '../../serve/residency.js';
 import { createServer } from '../../serve/server.js';
 import { parseModelSpec } from '../../serve/models.js';
-import { OptionError, parseInteger, parseNumber } from '../options.js';
+import { OptionError, parseInteger, parseMatmulActivations, parseNumber } from '../options.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from '../../serve/tools/formats/index.js';
 import { REASONING_PARSERS, type ReasoningParser } from '../../serve/reasoning.js';
 import { fail } from '../errors.js';
-import { addOptions, defaultText, engineOptions } from '../common-options.js';
+import { addOptions, defaultText, engineOptions, matmulActivationsOption, type MatmulCliOptions } from '../common-options.js';
 
-interface ServeCliOptions {
+interface ServeCliOptions extends MatmulCliOptions {
   port: string;
   host: string;
   apiKey?: string;
@@ -158,6 +158,7 @@ export function register(program: Command): void {
       .option('--chat-template <[model=]file>', 'a Jinja chat template (a file, or the template itself) to use instead of the models’ own; model= gives one model its own (repeatable)', collect)
       .option('--reasoning-parser <name>', `give chat answers' reasoning (<think>…</think>) apart as reasoning_content, and hold a response format to what follows it: ${[...REASONING_PARSERS.keys()].join(' | ')} (default: none, the reasoning stays in the content)`),
     engineOptions(),
+    matmulActivationsOption(),
   )
     .option('--quiet', 'no load/unload messages on stderr', false)
     .action(async (models: string[], opts: ServeCliOptions, command: Command) => serve(models, opts, (key) => command.getOptionValueSource(key) === 'cli'));
@@ -230,7 +231,8 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const toolCallFormat = parseToolCallParser(opts.toolCallParser);
   const reasoningParser = parseReasoningParser(opts.reasoningParser);
   const chatTemplate = parseChatTemplates(opts.chatTemplate, models.map((m) => parseModelSpec(m).id));
-  const { engine, notice } = await createEngine(parseEngineChoice(opts.engine), { threads });
+  const matmulActivations = parseMatmulActivations(opts.matmulActivations, opts.bf16Weights);
+  const { engine, notice } = await createEngine(parseEngineChoice(opts.engine), { threads, matmulActivations });
   const log = (line: string) => {
     if (!opts.quiet) process.stderr.write(`${line}\n`);
   };
