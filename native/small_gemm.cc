@@ -57,7 +57,6 @@ using lanes::LaneSums;
 using lanes::V16;
 using lanes::V8;
 
-
 __attribute__((always_inline)) inline V8 Load(const float* p) {
   V8 v;
   std::memcpy(&v, p, sizeof(v));
@@ -471,7 +470,7 @@ constexpr int kPieceRowsAlign = 16;
     machine) holds up at most a piece, not a share. */
 constexpr int kPiecesPerThread = 4;
 
-/** A product kernel with A's rows of element type T (f32, or BF16 at medium precision) and B's of W. */
+/** A product kernel with A's rows of element type T (f32, or BF16 for BF16 activations) and B's of W. */
 template <typename T, typename W>
 using RowsKernel = void (*)(int, int, int, float, const T*, int, const W*, int, float, float*, int);
 
