@@ -10,12 +10,13 @@
 // 8 significant bits instead of 24, as in a BF16 model. It is a choice the user makes
 // (matmulActivations 'bf16'); the default, f32, keeps the activations as they are.
 //
-// Only where it pays: from 3 rows of A. At 1-2 rows a product is bound by reading its weights
-// and the f32 kernels stream them as fast as the dot kernel does, so there the rounded
-// activations go through those kernels (the same products, exact either way; sums in another
-// order). And only on a CPU with AVX512_BF16 (AMD Zen 4 and later, Intel Cooper Lake and Sapphire
-// Rapids and later); elsewhere the rounded activations go through the f32 kernels, so 'bf16'
-// gives the same kind of result on every CPU and is only faster on these.
+// Even one row gains (1.1-1.5x on 2 threads, weights from memory or cache): the dot product
+// reads the weights as stored, where the f32 kernel widens each one and multiplies it. Not beyond
+// the k where the f32 kernels switch to their grouped kernel at 1-2 rows (Bf16DotRowsPay); there
+// the rounded activations go through those kernels (the same products, exact either way; sums in
+// another order). And only on a CPU with AVX512_BF16 (AMD Zen 4 and later, Intel Cooper Lake and
+// Sapphire Rapids and later); elsewhere the rounded activations go through the f32 kernels, so
+// 'bf16' gives the same kind of result on every CPU and is only faster on these.
 //
 // The kernel has the shape of small_gemm.cc's one-pass kernel: one or two rows of B at a time
 // against every row of A, k in chunks that keep A's chunk in L1, the rows a few KiB ahead read
@@ -117,7 +118,9 @@ RFID_BF16_DOT_TARGET __attribute__((always_inline)) inline void DotRows(int kc, 
 template <int M>
 RFID_BF16_DOT_TARGET void DotKernel(int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
                                     float* c, int ldc) {
-  constexpr int S = M <= 1 ? 4 : M <= 2 ? 2 : 1;
+  // four sets of accumulators at 1-2 rows, so that the dot products into one accumulator do not
+  // wait on each other; from 3 rows the M·NB accumulators are chains enough
+  constexpr int S = M <= 2 ? 4 : 1;
   // A's chunk (M rows of BF16) takes at most 24 KiB, half of a 48 KiB L1; at 1-2 rows k is not cut
   const int kChunk = M <= 2 ? std::max(k, 1) : std::max(512, (24576 / (2 * M)) & ~31);
   for (int k0 = 0; k0 < k; k0 += kChunk) {
@@ -125,8 +128,9 @@ RFID_BF16_DOT_TARGET void DotKernel(int n, int k, float alpha, const uint16_t* a
     const size_t chunkBytes = static_cast<size_t>(kc) * sizeof(uint16_t);
     const int aheadRows = static_cast<int>(std::max<size_t>(2, (kReadAheadBytes + chunkBytes - 1) / chunkBytes));
     int j = 0;
-    // two rows of B at a time: each piece of A, loaded once, serves two dot products
-    for (; j + 1 < n; j += 2) {
+    // From 3 rows, two rows of B at a time: each piece of A, loaded once, serves two dot
+    // products. At 1-2 rows one row at a time, so that B is read as one sequential stream.
+    for (; M >= 3 && j + 1 < n; j += 2) {
       const uint16_t* w = b + static_cast<size_t>(j) * ldb + k0;
       const uint16_t* ahead = M >= 3 && j + aheadRows + 1 < n ? w + static_cast<size_t>(aheadRows) * ldb : nullptr;
       DotRows<M, 2, S>(kc, alpha, a + k0, lda, w, ldb, ahead, beta, c + j, ldc, k0 == 0);

@@ -155,9 +155,9 @@ const float* RoundedRows(int m, int k, const float* a) {
 void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* out, int threads,
                          MatmulActivations activations) {
   if (activations == MatmulActivations::kBf16) {
-    // From 3 rows the dot kernel; at 1-2 rows (bound by reading B) and on a CPU without BF16 dot
-    // products, the rounded rows through the f32 kernels below (bf16_dot.cc says why).
-    if (HasBf16Dot() && m >= 3 && path != Bf16Path::kPanels) {
+    // The dot kernel where it pays (Bf16DotRowsPay); otherwise, and on a CPU without BF16 dot
+    // products, the rounded rows through the f32 kernels below.
+    if (HasBf16Dot() && Bf16DotRowsPay(m, k) && path != Bf16Path::kPanels) {
       const uint16_t* packed = PackedRows(m, k, a);
       if (path == Bf16Path::kSmallRows) SmallRowsGemmTransBBf16Dot(m, n, k, 1.0f, packed, PaddedRow(k), b, k, beta, out, n, threads);
       else TiledRowsGemmTransBBf16Dot(m, n, k, 1.0f, packed, PaddedRow(k), b, k, beta, out, n, threads);

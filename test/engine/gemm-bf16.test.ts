@@ -8,7 +8,7 @@
  * compiler treats the two element types' tails differently; the bound here covers both.) With
  * BF16 matmul activations, every engine that offers them against the same reference on the
  * activations rounded to BF16: the native dot kernel (AVX512_BF16), the f32 kernels on the rounded
- * rows (narrower instruction sets, 1-2 rows), on every thread count.
+ * rows (narrower instruction sets; 1-2 rows beyond k = 4096 / 2048), on every thread count.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';

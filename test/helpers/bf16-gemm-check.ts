@@ -114,13 +114,16 @@ export const PANEL_THREAD_SHAPES: Array<[number, number, number]> = [
 ];
 
 /**
- * (m, n, k) for BF16 activations across thread counts: the dot kernel from 3 rows (pieces of B's
- * rows), the tiled product beyond 8 rows (every row count, where f32 activations would take the
- * panels from 128 rows), and 1-2 rows (the f32 kernels on the rounded rows).
+ * (m, n, k) for BF16 activations across thread counts: the dot kernel (pieces of B's rows) at 1-2
+ * rows up to k = 4096 / 2048 and from 3 rows, the tiled product beyond 8 rows (every row count,
+ * where f32 activations would take the panels from 128 rows), and 1-2 rows beyond those k (the
+ * f32 kernels on the rounded rows).
  */
 export const BF16_ACTIVATION_THREAD_SHAPES: Array<[number, number, number]> = [
   [1, 300, 515],
   [2, 130, 1600],
+  [1, 70, 4500],
+  [2, 70, 2100],
   [3, 1100, 515],
   [8, 300, 515],
   [17, 1100, 515],
