@@ -49,6 +49,8 @@ export const DoctorReportSchema = z.object({
     /** null where the flags cannot be read (non-Linux) */
     avx2: z.boolean().nullable(),
     avx512f: z.boolean().nullable(),
+    /** BF16 dot products: whether BF16 matmul activations can run faster here (MatmulActivations) */
+    avx512bf16: z.boolean().nullable(),
   }),
   openblasCoretype: z.object({
     value: z.string().nullable(),
@@ -94,6 +96,7 @@ function cpuReport(): DoctorReport['cpu'] {
     cores: os.availableParallelism(),
     avx2: flags ? flags.has('avx2') : null,
     avx512f: flags ? flags.has('avx512f') : null,
+    avx512bf16: flags ? flags.has('avx512_bf16') : null,
   };
 }
 

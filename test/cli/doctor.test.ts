@@ -40,6 +40,12 @@ describe('rfid-moe doctor', () => {
 
     expect(report.node).toEqual({ version: process.version, platform: process.platform, arch: process.arch });
     expect(report.cpu.cores).toBe(os.availableParallelism());
+    // the CPU flag and the native engine's own check agree where both exist
+    const bf16Native = await loadNativePeer();
+    if (bf16Native.ok && report.cpu.avx512bf16 !== null && !process.env.RFID_MOE_NATIVE_SIMD) {
+      expect((bf16Native.engine as unknown as { openblas: { bf16Dot: boolean } }).openblas.bf16Dot).toBe(report.cpu.avx512bf16);
+    }
+    if (bf16Native.ok) bf16Native.engine.dispose();
     expect(report.engines.map((engine) => engine.name)).toEqual(['native', 'ts', 'tfjs']);
 
     const native = describeLoad(await loadNativePeer());
