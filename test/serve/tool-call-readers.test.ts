@@ -460,6 +460,36 @@ describe('the GLM-4.5 format', () => {
     expect(cut.calls).toEqual([{ name: 'write_file', arguments: { path: 'a.ts', mode: 7 } }]);
   });
 
+  it('a block the server holds streams its call as it is written: string values piece by piece, other values when they close', () => {
+    const reader = new TaggedCallsReader(glm45, TOOLS, { held: true });
+    const steps: Array<[string, ChoiceDelta[]]> = [
+      ['Writing.\n<tool_call>write_', [{ kind: 'content', text: 'Writing.' }]],
+      ['file\n<arg_key>mode</arg_key>\n<arg_value>6', [{ kind: 'call', index: 0, id: expect.any(String) as string, name: 'write_file', arguments: '{' }]],
+      ['44</arg_value>\n<arg_key>content</arg_key>\n<arg_value>line one\n', [{ kind: 'arguments', index: 0, text: '"mode":644,"content":"line one\\n' }]],
+      // (a possible start of </arg_value> waits)
+      ['"two"</arg_', [{ kind: 'arguments', index: 0, text: '\\"two\\"' }]],
+      ['value>\n<arg_key>note</arg_key>\n<arg_value>nu', [{ kind: 'arguments', index: 0, text: '"' }]],
+      // (a nullable string that could still be null waits)
+      ['ll</arg_value>\n</tool_call>', [{ kind: 'arguments', index: 0, text: ',"note":null}' }]],
+    ];
+    for (const [text, deltas] of steps) expect(reader.push(text), text).toEqual(deltas);
+    expect(reader.end()).toEqual([]);
+    // cut short: the call with what was written of its arguments
+    const cut = argumentTexts(new TaggedCallsReader(glm45, TOOLS, { held: true }), ['<tool_call>write_file\n<arg_key>path</arg_key>\n<arg_value>a.ts</arg_value>\n<arg_key>content</arg_key>\n<arg_value>half a li']);
+    expect(cut).toEqual({ content: '', calls: [{ name: 'write_file', arguments: '{"path":"a.ts","content":"half a li' }] });
+    // a block that is no call of the tools stays content as written, and the blocks after it are still read
+    const text = 'Nothing: <tool_call>other\n</tool_call> done';
+    for (const pieces of splits(text, 3)) expect(argumentTexts(new TaggedCallsReader(glm45, TOOLS, { held: true }), pieces)).toEqual({ content: text, calls: [] });
+    for (const pieces of splits(`${text} ${block('write_file', { path: 'p' })}`, 4)) {
+      expect(argumentTexts(new TaggedCallsReader(glm45, TOOLS, { held: true }), pieces)).toEqual({ content: text, calls: [{ name: 'write_file', arguments: '{"path":"p"}' }] });
+    }
+    // two blocks, two calls
+    const two = `${block('no_arguments', {})}\n${block('write_file', { path: 'p', mode: 1 })}`;
+    for (const pieces of splits(two, 5)) {
+      expect(argumentTexts(new TaggedCallsReader(glm45, TOOLS, { held: true }), pieces)).toEqual({ content: '', calls: [{ name: 'no_arguments', arguments: '{}' }, { name: 'write_file', arguments: '{"path":"p","mode":1}' }] });
+    }
+  });
+
   it('the held pattern: calls written as the template writes them match it and read back to their arguments; other names, types, keys or end tags inside values do not', () => {
     const pattern = glm45.heldPattern!(TOOLS);
     const full = new RegExp(`^(?:${pattern})$`, 'u');
@@ -485,6 +515,9 @@ describe('the GLM-4.5 format', () => {
       expect(full.test(body), body).toBe(true);
       expect(held(body), body).toBe(true);
       expect(read(() => new TaggedCallsReader(glm45, TOOLS), [text]).calls).toEqual([{ name: 'write_file', arguments: args }]);
+      // read as the server reads a block it holds, as it is written: the same arguments, to the character
+      const whole = argumentTexts(new TaggedCallsReader(glm45, TOOLS), [text]);
+      for (const pieces of splits(text, k).slice(0, 4)) expect(argumentTexts(new TaggedCallsReader(glm45, TOOLS, { held: true }), pieces)).toEqual(whole);
     }
     expect(held('no_arguments\n</tool_call>')).toBe(true);
     for (const bad of [block('other_tool', {}), block('write_file', { mode: 'seven' }), block('write_file', { mode: 1.5 }), block('write_file', { force: 'True' }), block('write_file', { level: 'middle' }), block('write_file', { unknown_key: 'x' }), block('write_file', { path: 'a </tool_call> b' }), block('write_file', { path: 'a </arg_value> b' })]) {

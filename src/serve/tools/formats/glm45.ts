@@ -16,22 +16,24 @@
  * among the tools, keys among its parameters, each value of its type where the type is an integer,
  * a number, a boolean or an enum (other values any text that does not hold `</arg_value>` or
  * `</tool_call>`), at most as many arguments as the function has parameters. Which are required,
- * that each comes once, and the form of object and array values are not held. The block's call
- * goes out whole when the block closes (no streamer).
+ * that each comes once, and the form of object and array values are not held. A held block's call
+ * streams as it is written (glm45-stream.ts).
  */
 import type { FunctionTool } from '../call-schema.js';
-import { tryJson, type ParsedCall, type ToolCallFormat } from './format.js';
+import type { ParsedCall, ToolCallFormat } from './format.js';
 import { heldCallPattern, type TaggedCallLayout } from './pattern-text.js';
-import { nullable, propertiesOf } from './qwen3-coder-values.js';
+import { Glm45CallStream } from './glm45-stream.js';
+import { valueOf } from './glm45-values.js';
+import { propertiesOf } from './qwen3-coder-values.js';
 
 const ARGUMENT = /<arg_key>([\s\S]*?)<\/arg_key>\s*<arg_value>([\s\S]*?)(?:<\/arg_value>|$)/g;
-const STRING_TYPES = new Set(['string', 'str', 'text']);
 
 export const glm45: ToolCallFormat = {
   name: 'glm45',
   start: '<tool_call>',
   end: '</tool_call>',
   heldPattern: callPattern,
+  streamer: (tools, open) => new Glm45CallStream(tools, open),
   parse(body, tools) {
     const at = body.indexOf('<arg_key>');
     const name = (at < 0 ? body : body.slice(0, at)).trim();
@@ -54,25 +56,6 @@ export const glm45: ToolCallFormat = {
   },
   detect: (template) => template.includes('<tool_call>') && template.includes('<arg_key>'),
 };
-
-/**
- * A value's text as vLLM's glm45 parser reads it: as written where the schema declares the
- * parameter a string (or the text is one of its enum's strings), else as JSON where it is JSON,
- * else Python's True, False or None, else as written. A nullable string's `null` is null (the
- * template writes None as JSON).
- */
-function valueOf(text: string, property: unknown): unknown {
-  const p = property !== null && typeof property === 'object' ? (property as { type?: unknown; enum?: unknown }) : {};
-  const t = text.trim();
-  if (Array.isArray(p.enum) && p.enum.includes(text)) return text;
-  const declared = Array.isArray(p.type) ? p.type.find((x) => x !== 'null') : p.type;
-  if (typeof declared === 'string' && STRING_TYPES.has(declared.toLowerCase()) && !(nullable(property) && t === 'null')) return text;
-  const json = tryJson(t);
-  if (json !== undefined) return json;
-  if (t === 'True' || t === 'False') return t === 'True';
-  if (t === 'None') return null;
-  return text;
-}
 
 /** A call as GLM-4.5's template lays it out; values: a string as its text, anything else as JSON (`v | tojson if v is not string else v`). */
 const LAYOUT: TaggedCallLayout = {
