@@ -124,15 +124,28 @@ namespace {
 /** Values of a row of A packed as BF16: whole cache lines. */
 int PaddedRow(int k) { return (k + 31) & ~31; }
 
+// A's rows rounded for BF16 activations, kept with the thread between calls, as the panels' buffer
+// is (a fresh one would come back as untouched pages each call), up to kKeptRowBytes each: a
+// decoding step's rows and a short prompt's stay, an evaluation pass's (tens of thousands of rows)
+// are freed after its product instead of staying with the thread.
+constexpr size_t kKeptRowBytes = size_t{1} << 20;
+thread_local std::vector<uint16_t> packedRows;
+thread_local std::vector<float> roundedRows;
+
+/** Frees this thread's rounded rows when they grew past kKeptRowBytes (at the end of the product that used them). */
+struct ReleaseLargeRows {
+  ~ReleaseLargeRows() {
+    if (packedRows.size() * sizeof(uint16_t) > kKeptRowBytes) std::vector<uint16_t>().swap(packedRows);
+    if (roundedRows.size() * sizeof(float) > kKeptRowBytes) std::vector<float>().swap(roundedRows);
+  }
+};
+
 /** A's rows rounded to BF16 in this thread's buffer, each on a cache line, PaddedRow(k) apart. */
 const uint16_t* PackedRows(int m, int k, const float* a) {
-  // kept with the thread between calls, as the panels' buffer is (a fresh one would come back as
-  // untouched pages each call)
-  static thread_local std::vector<uint16_t> packed;
   const int ld = PaddedRow(k);
   const size_t need = static_cast<size_t>(m) * ld + 32;
-  if (packed.size() < need) packed.resize(need);
-  uint16_t* rows = packed.data();
+  if (packedRows.size() < need) packedRows.resize(need);
+  uint16_t* rows = packedRows.data();
   rows += (64 - reinterpret_cast<uintptr_t>(rows) % 64) % 64 / sizeof(uint16_t);
   for (int r = 0; r < m; ++r) {
     RoundToBf16(reinterpret_cast<const uint32_t*>(a + static_cast<size_t>(r) * k), rows + static_cast<size_t>(r) * ld, k);
@@ -142,18 +155,18 @@ const uint16_t* PackedRows(int m, int k, const float* a) {
 
 /** A's rows rounded to BF16 and widened back to f32 (exact) in this thread's buffer, rows k apart. */
 const float* RoundedRows(int m, int k, const float* a) {
-  static thread_local std::vector<float> rounded;
   const size_t count = static_cast<size_t>(m) * k;
-  if (rounded.size() < count) rounded.resize(count);
+  if (roundedRows.size() < count) roundedRows.resize(count);
   const uint16_t* packed = PackedRows(m, k, a);
-  for (int r = 0; r < m; ++r) WidenBf16(packed + static_cast<size_t>(r) * PaddedRow(k), rounded.data() + static_cast<size_t>(r) * k, k);
-  return rounded.data();
+  for (int r = 0; r < m; ++r) WidenBf16(packed + static_cast<size_t>(r) * PaddedRow(k), roundedRows.data() + static_cast<size_t>(r) * k, k);
+  return roundedRows.data();
 }
 
 }  // namespace
 
 void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* out, int threads,
                          MatmulActivations activations) {
+  const ReleaseLargeRows release;
   if (activations == MatmulActivations::kBf16) {
     // The dot kernel where it pays (Bf16DotRowsPay); otherwise, and on a CPU without BF16 dot
     // products, the rounded rows through the f32 kernels below.

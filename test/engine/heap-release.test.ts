@@ -1,7 +1,8 @@
 /**
  * Peak-memory helpers of the compression: large heap blocks mapped on their own (returned to the
- * system when freed) and dead typed arrays collected on request. Checked in child processes,
- * because both change the whole process.
+ * system when freed) and dead typed arrays collected on request; and the rounded activations a
+ * long product with BF16 matmul activations keeps only while it runs. Checked in child processes,
+ * because each changes or measures the whole process.
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -62,5 +63,26 @@ describe('releaseGarbage', () => {
       console.log(JSON.stringify({ freedMiB: (before - after) / 2 ** 20 }));
     `);
     expect(out.freedMiB).toBeGreaterThanOrEqual(63);
+  });
+});
+
+describe.skipIf(nativeReason !== undefined)('BF16 matmul activations: a long product\'s rounded rows', () => {
+  it('leave the RSS after the product (an evaluation pass of 8192 rows × 4096 rounds 64 MiB of them)', () => {
+    const out = childJson(`
+      import { createEngine } from './src/engine/index.ts';
+      import { rssAfterRelease } from './test/helpers/process-memory.ts';
+      const { engine } = await createEngine('native', { threads: 1, matmulActivations: 'bf16' });
+      const [m, n, k] = [8192, 16, 4096];
+      const a = new Float32Array(m * k).fill(0.5);
+      const b = new Uint16Array(n * k).fill(0x3f80);
+      const c = new Float32Array(m * n);
+      const base = process.memoryUsage().rss;
+      engine.kernels.gemmBf16(m, n, k, a, b, c, 0);
+      const after = await rssAfterRelease(base + 8 * 2 ** 20, 0);
+      console.log(JSON.stringify({ keptMiB: (after - base) / 2 ** 20, value: c[0] }));
+    `);
+    // 4096 × 0.5 × 1 = 2048, exact; what stays is far below the 64-192 MiB the rounded rows took
+    expect(out.value).toBe(2048);
+    expect(out.keptMiB).toBeLessThan(16);
   });
 });
