@@ -212,8 +212,13 @@ __attribute__((always_inline)) inline void GroupedBody(int m, int n, int k, floa
   }
 }
 
+/** A product kernel with A's rows of element type T (f32, or BF16 for BF16 activations) and B's of W. */
+template <typename T, typename W>
+using RowsKernel = void (*)(int, int, int, float, const T*, int, const W*, int, float, float*, int);
+
+/** This file's kernels: A in f32. */
 template <typename W>
-using Kernel = void (*)(int, int, int, float, const float*, int, const W*, int, float, float*, int);
+using Kernel = RowsKernel<float, W>;
 
 template <typename W>
 void Baseline(int m, int n, int k, float alpha, const float* a, int lda, const W* b, int ldb, float beta, float* c, int ldc) {
@@ -469,10 +474,6 @@ constexpr int kPieceRowsAlign = 16;
 /** Pieces per thread: more pieces than threads, so that one thread late to start (a busy
     machine) holds up at most a piece, not a share. */
 constexpr int kPiecesPerThread = 4;
-
-/** A product kernel with A's rows of element type T (f32, or BF16 for BF16 activations) and B's of W. */
-template <typename T, typename W>
-using RowsKernel = void (*)(int, int, int, float, const T*, int, const W*, int, float, float*, int);
 
 /** kernel over rows of B cut into pieces run on up to `threads` threads (see thread_pool.h). */
 template <typename T, typename W>

@@ -2,7 +2,7 @@
  * Parsing of option values the CLI cannot leave to commander (integers with a lower bound,
  * finite numbers). These messages name command-line flags: they belong to the CLI layer only.
  */
-import { MATMUL_ACTIVATIONS, type MatmulActivations } from '../engine/types.js';
+import type { MatmulActivations } from '../engine/types.js';
 import { RfidMoeError } from '../errors.js';
 
 /** An option value that parsed but is not acceptable (not a number, out of range, conflicting). */
@@ -25,14 +25,12 @@ export function parseNumber(flag: string, value: string): number {
 }
 
 /**
- * `--matmul-activations` as MatmulActivations. BF16 activations apply to the matrices held BF16
- * as stored, so with `--no-bf16-weights` (every weight widened to f32) they would change nothing:
- * that pair is refused rather than silently ignored.
+ * `--matmul-activations` as MatmulActivations (commander has held it to the choices; createEngine
+ * checks it again). BF16 activations apply to the matrices held BF16 as stored, so with
+ * `--no-bf16-weights` (every weight widened to f32) they would change nothing: that pair is
+ * refused rather than silently ignored.
  */
 export function parseMatmulActivations(value: string, bf16Weights = true): MatmulActivations {
-  if (!(MATMUL_ACTIVATIONS as readonly string[]).includes(value)) {
-    throw new OptionError(`--matmul-activations must be one of ${MATMUL_ACTIVATIONS.join(', ')}, got "${value}"`);
-  }
   if (value === 'bf16' && !bf16Weights) {
     throw new OptionError('--matmul-activations bf16 rounds the activations of products against weights held in BF16, and --no-bf16-weights widens them all to f32: drop one of the two');
   }
