@@ -27,6 +27,11 @@ from stdin:
            presence penalties, which transformers lacks, are OpenAIPenalties below, a logits
            processor transformers runs after its own, as vLLM applies them after the others;
            allowed token ids go through generate()'s prefix_allowed_tokens_fn
+    {"op": "quantize_fp8", "model": DIR, "out": DIR, "block": [R, C], "partialBlocks": bool, "dequantizedOut": DIR}
+        -> {"ok": true, "quantized": [names]}: the checkpoint as the block-FP8 releases (DeepSeek-V3,
+           Qwen3-FP8) store it (Fp8Quantize below), written by torch; with "dequantizedOut", also
+           the same weights dequantised by torch (each block's codes times its scale, in f32,
+           rounded to BF16) as a plain BF16 checkpoint
     {"op": "warp", "logits": [[...]], "temperature": T, "topK": K, "topP": P, "minP": M}
         -> {"ok": true, "probs": [[...]]}: softmax of the rows after transformers' own sampling
            warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
@@ -38,6 +43,10 @@ job in order. A job that fails to load answers {"ok": false, "type", "error"} (t
 class and message) instead of stopping the others. `loading` lists the checkpoint's tensors that
 transformers did not use (unexpected), could not find (missing, hence randomly initialised) or
 found with another shape (mismatched): a faithful load has all three empty.
+
+A logits job may name "loadDtype": "bfloat16": the model is then loaded in BF16 (a block-FP8
+checkpoint is dequantised by transformers to BF16, as it does on a CPU) and converted to float32
+before it runs.
 
 Weights are loaded as float32 (the rfid-moe runtime computes in f32 whatever the storage dtype),
 in eval mode; the perplexity follows `rfid-moe eval`: consecutive non-overlapping windows of L
@@ -54,8 +63,11 @@ import transformers
 from transformers import AutoModelForCausalLM
 
 
-def load(model_dir, **options):
-    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, output_loading_info=True, **options)
+def load(model_dir, load_dtype="float32", **options):
+    if load_dtype not in ("float32", "bfloat16"):
+        raise ValueError("loadDtype must be float32 or bfloat16, got %r" % load_dtype)
+    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, load_dtype), output_loading_info=True, **options)
+    model = model.float()
     model.eval()
     loading = {k: sorted(str(x) for x in info.get(k, [])) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
     return model, loading
@@ -101,7 +113,7 @@ def logits_job(job):
     activations = job.get("matmulActivations", "f32")
     if activations not in ("f32", "bf16"):
         raise ValueError("matmulActivations must be f32 or bf16, got %r" % activations)
-    model, loading = load(job["model"], **({"experts_implementation": "eager"} if activations == "bf16" else {}))
+    model, loading = load(job["model"], job.get("loadDtype", "float32"), **({"experts_implementation": "eager"} if activations == "bf16" else {}))
     ids = torch.tensor(job["ids"], dtype=torch.int64)
     mask = torch.tensor(job["mask"], dtype=torch.int64)
     with torch.no_grad():
@@ -190,7 +202,99 @@ def warp_job(job):
     return {"ok": True, "probs": probs.tolist(), "processors": [type(p).__name__ for p in processors]}
 
 
-OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job, "warp": warp_job}
+class Fp8Quantize:
+    """
+    Block FP8 as DeepSeek-V3 and the Qwen3-FP8 releases store it: each [R, C] block of a linear
+    layer's weight (of every matrix, for a fused [E, rows, cols] one) gets the scale
+    max|w| / 448 (1 for an all-zero block), its codes are w / scale cast to float8_e4m3fn, and the
+    scale is stored as F32 beside it under NAME_scale_inv. Embeddings, the lm_head, norms, biases
+    and the routers stay in BF16, as in those releases (their modules_to_not_convert). A weight
+    whose shape the block does not divide is quantized with partial edge blocks when
+    partial_blocks is set (the grid is the ceiling, as DeepSeek's releases have it), and otherwise
+    left in BF16 (transformers' dequantising load needs whole blocks).
+    """
+
+    KEEP = ("embed_tokens", "lm_head", "norm", "router", "bias")
+
+    def __init__(self, block, partial_blocks):
+        self.rows, self.cols = block
+        self.partial = partial_blocks
+
+    def wanted(self, name, w):
+        if w.dim() < 2 or not w.is_floating_point() or any(k in name for k in self.KEEP):
+            return False
+        if name.endswith(".gate.weight") or name.endswith("shared_expert_gate.weight"):
+            return False  # the routers (and Qwen2-MoE's shared-expert gate)
+        return self.partial or (w.shape[-2] % self.rows == 0 and w.shape[-1] % self.cols == 0)
+
+    def grid(self, w):
+        return math.ceil(w.shape[-2] / self.rows), math.ceil(w.shape[-1] / self.cols)
+
+    def blocks(self, w):
+        """w padded with zeros to whole blocks, as [matrices, grid rows, R, grid cols, C]"""
+        gr, gc = self.grid(w)
+        m = w.float().reshape(-1, w.shape[-2], w.shape[-1])
+        padded = torch.zeros(m.shape[0], gr * self.rows, gc * self.cols)
+        padded[:, : w.shape[-2], : w.shape[-1]] = m
+        return padded.reshape(m.shape[0], gr, self.rows, gc, self.cols)
+
+    def quantize(self, w):
+        b = self.blocks(w)
+        amax = b.abs().amax(dim=(2, 4), keepdim=True)
+        scale = torch.where(amax > 0, amax / 448.0, torch.ones_like(amax))
+        codes = (b / scale).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+        gr, gc = self.grid(w)
+        codes = codes.reshape(-1, gr * self.rows, gc * self.cols)[:, : w.shape[-2], : w.shape[-1]].reshape(w.shape).contiguous()
+        return codes, scale.reshape(*w.shape[:-2], gr, gc).contiguous()
+
+    def dequantize(self, codes, scale):
+        """codes times their block's scale in f32, rounded to BF16 (DeepSeek's weight_dequant)"""
+        gr, gc = self.grid(codes)
+        b = self.blocks(codes.float())
+        s = scale.float().reshape(-1, gr, 1, gc, 1)
+        w = (b * s).reshape(-1, gr * self.rows, gc * self.cols)[:, : codes.shape[-2], : codes.shape[-1]]
+        return w.reshape(codes.shape).to(torch.bfloat16).contiguous()
+
+
+def quantize_fp8_job(job):
+    import glob
+    import os
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    src, out = job["model"], job["out"]
+    q = Fp8Quantize(job["block"], bool(job.get("partialBlocks", False)))
+    tensors = {}
+    for f in sorted(glob.glob(os.path.join(src, "*.safetensors"))):
+        tensors.update(load_file(f))
+    stored, dequantized, quantized = {}, {}, []
+    for name, w in tensors.items():
+        w = w.to(torch.bfloat16) if w.is_floating_point() else w
+        if q.wanted(name, w):
+            codes, scale = q.quantize(w)
+            stored[name], stored[name + "_scale_inv"] = codes, scale
+            dequantized[name] = q.dequantize(codes, scale)
+            quantized.append(name)
+        else:
+            stored[name] = dequantized[name] = w
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    targets = [(out, stored, dict(config, quantization_config={"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": list(job["block"])}))]
+    if job.get("dequantizedOut"):
+        targets.append((job["dequantizedOut"], dequantized, config))
+    for directory, weights, cfg in targets:
+        os.makedirs(directory, exist_ok=True)
+        save_file(weights, os.path.join(directory, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        for extra in ("generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+            if os.path.exists(os.path.join(src, extra)):
+                shutil.copy(os.path.join(src, extra), os.path.join(directory, extra))
+    return {"ok": True, "quantized": quantized}
+
+
+OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job, "warp": warp_job, "quantize_fp8": quantize_fp8_job}
 
 
 def main():

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { parameterCounts, type ParameterCounts } from './counts.js';
 import { expectedTensors } from './expected.js';
+import { fp8BlockQuantization } from './fp8-blocks.js';
 import { checkpointFamily } from './open.js';
 import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
@@ -41,6 +42,8 @@ export interface CheckpointDescription {
   rotaryDim?: number;
   /** GraniteMoE's scalar multipliers; absent where the family has none */
   multipliers?: Multipliers;
+  /** block-FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16); absent for float checkpoints */
+  fp8Blocks?: { block: [number, number] | null };
   moeLayers: number[];
   denseLayers: number[];
   numExperts: number;
@@ -108,6 +111,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     headDim: c.headDim,
     ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
+    ...fp8Description(c.raw),
     moeLayers: layers.filter((l) => l.kind === 'moe').map((l) => l.index),
     denseLayers: layers.filter((l) => l.kind === 'dense').map((l) => l.index),
     numExperts: c.numExperts,
@@ -136,4 +140,9 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       unusedTensors: ckpt.tensorNames().filter((n) => !expectedNames.has(n)).sort(),
     },
   };
+}
+
+function fp8Description(raw: Record<string, unknown>): Pick<CheckpointDescription, 'fp8Blocks'> {
+  const fp8 = fp8BlockQuantization(raw);
+  return fp8 ? { fp8Blocks: { block: fp8.block ? [fp8.block[0], fp8.block[1]] : null } } : {};
 }

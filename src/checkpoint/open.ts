@@ -7,7 +7,8 @@
 import { expertLocation, expertTensorNames, type ExpertLocation } from './expert-location.js';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { TensorStore } from '../io/sharded.js';
+import { TensorStore, type TensorSource } from '../io/sharded.js';
+import { Fp8BlockStore, fp8BlockQuantization } from './fp8-blocks.js';
 import { CheckpointError } from './errors.js';
 import { expectedTensors } from './expected.js';
 import type { Family } from './family.js';
@@ -69,7 +70,7 @@ class OpenedCheckpoint implements Checkpoint {
     readonly config: ModelConfig,
     readonly layout: ModelLayout,
     readonly family: Family,
-    private readonly store: TensorStore,
+    private readonly store: TensorSource,
   ) {}
 
   get shardCount(): number {
@@ -148,16 +149,17 @@ export function checkpointFamily(ckpt: Checkpoint): Family | undefined {
 
 /**
  * A quantized checkpoint stores codes with scales beside them (FP8 blocks with weight_scale_inv,
- * GPTQ/AWQ integers with zeros and scales): read as plain weights, the F8 codes would decode to
- * silently wrong values, so such a directory is refused by its config's quantization_config.
+ * GPTQ/AWQ integers with zeros and scales): read as plain weights, the codes would decode to
+ * silently wrong values. Block FP8 is read dequantised (fp8-blocks.ts); any other method is
+ * refused by its config's quantization_config.
  */
-function assertNotQuantized(dir: string, raw: Record<string, unknown>): void {
+function assertReadableQuantization(dir: string, raw: Record<string, unknown>): void {
   const q = raw.quantization_config;
-  if (q === undefined || q === null) return;
+  if (q === undefined || q === null || fp8BlockQuantization(raw) !== null) return;
   const details = typeof q === 'object' && !Array.isArray(q) ? Object.entries(q as Record<string, unknown>).filter(([k]) => k === 'quant_method' || k === 'fmt' || k === 'bits' || k === 'weight_block_size').map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ') : JSON.stringify(q);
   throw new CheckpointError(
     'Quantized',
-    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16) and would compute with the quantized codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
+    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16) and block-FP8 ones (quant_method "fp8", as DeepSeek-V3 ships), and would compute with these codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
   );
 }
 
@@ -170,16 +172,36 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   const absDir = path.resolve(dir);
   await requireDirectory(absDir);
   const raw = await readConfigJson(absDir);
-  assertNotQuantized(absDir, raw);
+  assertReadableQuantization(absDir, raw);
   const family = familyForConfig(raw);
   const resolved = family.resolveConfig(raw);
-  const store = await TensorStore.open(absDir);
+  const store = await openTensorSource(absDir, raw);
   try {
     assertShardsInside(absDir, store.files);
     const layout = buildLayout(family, resolved, (name) => store.tensor(name) !== undefined);
     const problems = findLayoutProblems(expectedTensors(resolved.config, layout), (name) => store.tensor(name));
     assertNoLayoutProblems(problems, absDir, family.label);
     return new OpenedCheckpoint(absDir, await withGenerationConfig(absDir, resolved.config), layout, family, store);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/**
+ * The tensors of the checkpoint in `dir` as its readers see them: as stored, or with block-FP8
+ * weights dequantised to BF16 when config.json declares them (Fp8BlockStore). `raw` is its parsed
+ * config.json when the caller has it; without one (a checkpoint built in memory) the tensors are
+ * read as stored. Throws CheckpointError for a quantization it cannot read.
+ */
+export async function openTensorSource(dir: string, raw?: Record<string, unknown>): Promise<TensorSource> {
+  const config = raw ?? (await readConfigJson(dir).catch(() => ({}) as Record<string, unknown>));
+  assertReadableQuantization(dir, config);
+  const store = await TensorStore.open(dir);
+  const fp8 = fp8BlockQuantization(config);
+  if (fp8 === null) return store;
+  try {
+    return new Fp8BlockStore(store, fp8, dir);
   } catch (err) {
     await store.close();
     throw err;

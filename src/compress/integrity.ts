@@ -13,7 +13,7 @@
  */
 import { assertFinite, NonFiniteError } from '../checkpoint/finite.js';
 import { hashFiles, verifyOutputFiles, type VerifyOptions } from '../compressed/verify.js';
-import type { TensorStore } from '../io/sharded.js';
+import type { TensorSource } from '../io/sharded.js';
 import type { RfidBlock } from './output/block.js';
 import type { CompressedTypeData } from './output/layer-shard.js';
 import { modelFilesToCopy } from './output/model-files.js';
@@ -55,7 +55,7 @@ export function checkStatsUnchanged(out: string, progress: ProgressFile, statsSh
  * sha256 (else the layer is redone), and their source weights hash as recorded (else the run is
  * refused). Reads each kept layer's source once; runs before anything is written.
  */
-export async function keptLayers(args: { out: string; progress: ProgressFile; store: TensorStore; shards: string[][]; shardFile: (l: number) => string }): Promise<Set<number>> {
+export async function keptLayers(args: { out: string; progress: ProgressFile; store: TensorSource; shards: string[][]; shardFile: (l: number) => string }): Promise<Set<number>> {
   const kept = new Set<number>();
   for (const [key, entry] of Object.entries(args.progress.layers)) {
     const l = Number(key);
@@ -83,7 +83,7 @@ export async function outputFileHashes(out: string, layerFiles: ReadonlyArray<{ 
  * `compress --resume` on a complete directory of this same run: every recorded file still has
  * its sha256, and the model's weights still hash as they did (one read of the source).
  */
-export async function checkCompleteOutput(args: { out: string; block: RfidBlock; store: TensorStore; shards: string[][]; verify?: VerifyOptions }): Promise<void> {
+export async function checkCompleteOutput(args: { out: string; block: RfidBlock; store: TensorSource; shards: string[][]; verify?: VerifyOptions }): Promise<void> {
   await verifyOutputFiles(args.out, args.block.files, args.verify);
   const { layers, rest } = args.block.sourceSha256;
   for (let l = 0; l < args.shards.length - 1; l++) {

@@ -29,11 +29,10 @@
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { openCheckpoint } from '../checkpoint/open.js';
+import { openCheckpoint, openTensorSource } from '../checkpoint/open.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { lazyEngine } from '../engine/lazy.js';
 import type { Engine } from '../engine/types.js';
-import { TensorStore } from '../io/sharded.js';
 import { modelFingerprint } from '../routing-stats/fingerprint.js';
 import { loadRoutingStats, writeRoutingStats, type RoutingStats } from '../routing-stats/schema.js';
 import { TOOL_VERSION } from '../version.js';
@@ -78,7 +77,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
   const ckpt = withFiniteChecks(typeof model === 'string' ? await openCheckpoint(model) : model);
   const lazy = lazyEngine(options.engine, options.threads);
   const engine = lazy.get;
-  const store = await TensorStore.open(ckpt.dir);
+  const store = await openTensorSource(ckpt.dir);
   let lock: OutputLock | undefined;
   try {
     // 1. plan

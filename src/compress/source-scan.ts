@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { assertFiniteTensor } from '../checkpoint/finite.js';
 import { decodeToF32, DTYPE_BITS, type DType } from '../io/dtype.js';
-import type { TensorStore } from '../io/sharded.js';
+import type { TensorSource } from '../io/sharded.js';
 
 /** Elements decoded at a time for the finiteness check (bounds the f32 copy to 16 MiB). */
 const CHECK_CHUNK = 1 << 22;
@@ -23,7 +23,7 @@ const CHECK_CHUNK = 1 << 22;
 const FLOAT_DTYPES = new Set<DType>(['F16', 'BF16', 'F32', 'F64', 'F8_E5M2', 'F8_E4M3', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
 
 /** Hex sha256 of the tensors' content; throws NonFiniteError naming the layer and tensor. */
-export async function scanSourceTensors(store: TensorStore, names: readonly string[]): Promise<string> {
+export async function scanSourceTensors(store: TensorSource, names: readonly string[]): Promise<string> {
   const hash = createHash('sha256');
   for (const name of [...names].sort()) {
     const t = store.tensor(name);

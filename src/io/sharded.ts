@@ -122,8 +122,32 @@ async function exists(p: string): Promise<boolean> {
 
 export type StoreTensorEntry = TensorEntry & { file: string };
 
+/**
+ * What readers of a checkpoint's tensors need: TensorStore, or a view over one that presents
+ * tensors other than as stored (a quantized checkpoint's weights dequantized on read).
+ */
+export interface TensorSource {
+  /** Shard files, absolute or as given, in shard order. */
+  readonly files: readonly string[];
+  readonly shardCount: number;
+  /** Names in shard order, then data-offset order within a shard. */
+  tensorNames(): string[];
+  tensor(name: string): StoreTensorEntry | undefined;
+  /** The tensor's little-endian bytes in its (presented) dtype. */
+  readBytes(name: string): Promise<Uint8Array>;
+  readF32(name: string): Promise<Float32Array>;
+  /** rows [start, end) of the tensor viewed as 2-D [prod(shape[:-1]), shape[-1]] */
+  readRowsF32(name: string, start: number, end: number): Promise<Float32Array>;
+  /** a BF16 tensor's bit patterns (throws for another dtype) */
+  readBf16(name: string): Promise<Uint16Array>;
+  readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array>;
+  /** reads take their memory from `arena` from now on, or their own again with null */
+  packInto(arena: TensorArena | null): void;
+  close(): Promise<void>;
+}
+
 /** Read-only view of a checkpoint (one file or many shards) by tensor name. */
-export class TensorStore {
+export class TensorStore implements TensorSource {
   private constructor(
     /** Shard files, absolute or as given, in shard order. */
     readonly files: string[],

@@ -141,14 +141,14 @@ describe('config.json problems', () => {
     expect(err.message).toContain('no layer is an MoE layer');
   });
 
-  it('a quantized checkpoint (quantization_config, as DeepSeek-V3’s FP8 release has) is refused, naming the fix', async () => {
+  it('a quantized checkpoint of a method rfid-moe does not read (AWQ) is refused, naming the fix (block FP8 is read: fp8-blocks.test.ts)', async () => {
     const { dir } = await fixture('deepseek_v3');
     await editConfig(dir, (c) => {
-      c.quantization_config = { activation_scheme: 'dynamic', fmt: 'e4m3', quant_method: 'fp8', weight_block_size: [128, 128] };
+      c.quantization_config = { quant_method: 'awq', bits: 4, group_size: 128, version: 'gemm' };
     });
     const err = await openError(dir);
     expect(err.variant).toBe('Quantized');
-    expect(err.message).toContain('is a quantized checkpoint (quantization_config: fmt "e4m3", quant_method "fp8", weight_block_size [128,128])');
+    expect(err.message).toContain('is a quantized checkpoint (quantization_config: quant_method "awq", bits 4)');
     expect(err.message).toMatch(/BF16 or F32 release, or dequantize/);
   });
 });

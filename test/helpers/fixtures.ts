@@ -28,7 +28,7 @@
  * The names and shapes here are written out independently of src/checkpoint on purpose: they are
  * the truth the checkpoint code is tested against.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FamilyName } from '../../src/checkpoint/types.js';
 import { writeFileAtomic } from '../../src/io/atomic.js';
@@ -704,3 +704,18 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 
 /** Every family the fixtures can generate. */
 export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe'];
+
+/** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
+const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
+
+/**
+ * makeTinyCheckpoint with its config.json's float keys written as floats, as transformers writes
+ * them: transformers ≥ 5 validates config types (`router_jitter_noise expected float, got int`).
+ */
+export async function makeTransformersCheckpoint(dir: string, family: FamilyName, opts: TinyCheckpointOptions = {}): Promise<TinyCheckpoint> {
+  const made = await makeTinyCheckpoint(dir, family, opts);
+  const file = path.join(dir, 'config.json');
+  const text = await readFile(file, 'utf8');
+  await writeFile(file, text.replace(FLOAT_KEYS, (_, k: string, v: string) => `"${k}": ${Number.isInteger(Number(v)) ? Number(v).toFixed(1) : Number(v).toExponential()}`));
+  return made;
+}

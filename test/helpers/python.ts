@@ -88,10 +88,12 @@ export interface HfJobResult {
   eosTokenId?: number | number[] | null;
   /** warp: softmax of each row after transformers' sampling warpers */
   probs?: number[][];
+  /** quantize_fp8: the weights stored as block FP8 */
+  quantized?: string[];
 }
 
 export type HfJob =
-  | { op: 'logits'; model: string; ids: number[][]; mask: number[][]; matmulActivations?: 'f32' | 'bf16' }
+  | { op: 'logits'; model: string; ids: number[][]; mask: number[][]; matmulActivations?: 'f32' | 'bf16'; loadDtype?: 'float32' | 'bfloat16' }
   | { op: 'ppl'; model: string; ids: string; seqLen: number; maxWindows?: number }
   | { op: 'load'; model: string }
   | {
@@ -108,7 +110,8 @@ export type HfJob =
       /** transformers' bad_words_ids */
       badWordsIds?: number[][];
     }
-  | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null };
+  | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null }
+  | { op: 'quantize_fp8'; model: string; out: string; block: [number, number]; partialBlocks?: boolean; dequantizedOut?: string };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
 export function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {

@@ -19,7 +19,6 @@
  * generator, their float keys rewritten as floats as transformers writes them.
  */
 import { readFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
@@ -28,7 +27,7 @@ import { densify } from '../../src/compressed/densify.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { writeRoutingStats } from '../../src/routing-stats/schema.js';
-import { makeTinyCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
+import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
@@ -54,9 +53,6 @@ interface Case {
   dir?: string;
   fixture?: TinyCheckpointOptions;
 }
-
-/** float keys the TypeScript fixture generator writes as integers when they are whole (JSON.stringify) */
-const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
 
 const CASES: Case[] = [
   ...golden.cases.filter((c) => !NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) })),
@@ -139,9 +135,7 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
   async function source(c: Case): Promise<string> {
     if (c.dir) return c.dir;
     const dir = path.join(root.dir, `${c.name}-model`);
-    await makeTinyCheckpoint(dir, c.family as FamilyName, c.fixture);
-    const text = await readFile(path.join(dir, 'config.json'), 'utf8');
-    await writeFile(path.join(dir, 'config.json'), text.replace(FLOAT_KEYS, (_, k: string, v: string) => `"${k}": ${Number.isInteger(Number(v)) ? Number(v).toFixed(1) : Number(v).toExponential()}`));
+    await makeTransformersCheckpoint(dir, c.family as FamilyName, c.fixture);
     return dir;
   }
 

@@ -13,7 +13,7 @@ import type { Checkpoint, LayerLayout } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
 import { decodeToF32, encodeFromF32, type DType, type EncodableDType } from '../../io/dtype.js';
 import { SafetensorsWriter, type TensorPlan } from '../../io/safetensors-writer.js';
-import type { TensorStore } from '../../io/sharded.js';
+import type { TensorSource } from '../../io/sharded.js';
 import { reconstructExpert, type CompressedGroup } from '../compress-layer.js';
 import type { MatrixType } from '../recipe.js';
 import { basisName, coefficientName, expertBasisName, groupBaseName, moePrefix, residualName } from './names.js';
@@ -32,7 +32,7 @@ export interface ShardInput {
   tensors: readonly string[];
   ckpt: Checkpoint;
   /** the same checkpoint opened for raw bytes */
-  store: TensorStore;
+  store: TensorSource;
   engine: Engine;
   storage: 'factored' | 'dense';
   factorDtype: EncodableDType;

@@ -11,11 +11,10 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { openCheckpoint } from '../../checkpoint/open.js';
+import { openCheckpoint, openTensorSource } from '../../checkpoint/open.js';
 import type { EngineChoice } from '../../engine/index.js';
 import { lazyEngine } from '../../engine/lazy.js';
 import type { Engine } from '../../engine/types.js';
-import { TensorStore } from '../../io/sharded.js';
 import { modelFingerprint } from '../../routing-stats/fingerprint.js';
 import { loadRoutingStats } from '../../routing-stats/schema.js';
 import { TOOL_VERSION } from '../../version.js';
@@ -181,7 +180,7 @@ export async function merge(partDirs: string[], options: MergeOptions): Promise<
   const lazy = lazyEngine(options.engine, options.threads);
   const engine = lazy.get;
   const temp = path.join(path.dirname(out), `.${path.basename(out)}.rfid-moe-merge.tmp`);
-  const store = await TensorStore.open(ckpt.dir);
+  const store = await openTensorSource(ckpt.dir);
   try {
     const modelFp = modelFingerprint(ckpt);
     if (modelFp !== manifest.modelFingerprint) {

@@ -12,7 +12,7 @@ import { unrunnableReason } from '../../checkpoint/runnable.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
 import { writeFileAtomic } from '../../io/atomic.js';
-import type { TensorStore } from '../../io/sharded.js';
+import type { TensorSource } from '../../io/sharded.js';
 import type { RoutingStats } from '../../routing-stats/schema.js';
 import { TOOL_VERSION } from '../../version.js';
 import { statsHash } from '../hashing.js';
@@ -32,7 +32,7 @@ import { copyModelFiles, rfidBlock, tensorsByShard, writeIndex } from './write.j
 
 export interface FinishArgs {
   ckpt: Checkpoint;
-  store: TensorStore;
+  store: TensorSource;
   out: string;
   recipe: Recipe;
   storage: 'factored' | 'dense';

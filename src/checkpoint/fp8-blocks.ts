@@ -1,0 +1,280 @@
+/**
+ * Checkpoints whose linear weights are FP8 with a scale per block, as DeepSeek-V3 / R1, Kimi-K2,
+ * MiniMax-M2 and the Qwen3 "-FP8" releases ship them (config.json `quantization_config`:
+ * `quant_method: "fp8"`, usually `weight_block_size: [128, 128]`). Beside each quantized
+ * `….weight` (F8_E4M3) lies `….weight_scale_inv` (F32, BF16 or E8M0 exponents) with one value per
+ * block: the weight is `code × scale` of the block the element falls in, the grid being
+ * ⌈rows / block rows⌉ × ⌈cols / block cols⌉ (edge blocks are partial). Leading dimensions (fused
+ * experts, [E, rows, cols]) each have their own grid.
+ *
+ * Fp8BlockStore is a TensorSource over the stored tensors that presents every quantized weight
+ * as BF16: each value is `code × scale` in f32, rounded to BF16 (to nearest, ties to even). That
+ * is what DeepSeek's own conversion script and transformers' dequantising load on a CPU give, so
+ * everything downstream (the runtime, calibration, compression, the writer) reads an ordinary
+ * BF16 checkpoint, and a compressed output is a plain BF16 one. The scales (and a static
+ * scheme's activation scales) are hidden. Activations stay in full precision, as in
+ * transformers' dequantised model.
+ *
+ * Memory: the dequantised weight is twice the FP8 bytes. Row reads dequantise chunk by chunk,
+ * so a whole read holds the result plus at most one chunk of f32 codes.
+ */
+import { decodeToF32, f32BitsToBf16, type DType } from '../io/dtype.js';
+import { rowView } from '../io/safetensors-reader.js';
+import type { StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.js';
+import { tensorBytes, type TensorArena, type TensorBufferSource } from '../io/tensor-buffers.js';
+import { CheckpointError } from './errors.js';
+
+/** `quantization_config` of a block-FP8 checkpoint, as read. */
+export interface Fp8BlockQuantization {
+  /** [rows, cols] of a block (`weight_block_size`); null: each tensor's from its scale grid, which must divide it */
+  block: readonly [number, number] | null;
+  /** `activation_scheme` as declared ('dynamic' or 'static'); activations are not quantized here either way */
+  activationScheme: string;
+}
+
+const SCALE_SUFFIX = '_scale_inv';
+/** FP8 codes this view reads (the scales may also be E8M0). */
+const FP8_DTYPES = new Set<DType>(['F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
+const SCALE_DTYPES = new Set<DType>(['F32', 'BF16', 'F16', 'F8_E8M0', 'U8']);
+/** f32 codes dequantised at a time (bounds a row read's scratch to 16 MiB) */
+const CHUNK_ELEMENTS = 1 << 22;
+
+/**
+ * The block-FP8 quantization that config.json declares, or null when it declares another method
+ * (or none). Throws CheckpointError for an FP8 block size that is not two positive integers.
+ */
+export function fp8BlockQuantization(raw: Record<string, unknown>): Fp8BlockQuantization | null {
+  const q = raw.quantization_config;
+  if (typeof q !== 'object' || q === null || Array.isArray(q)) return null;
+  const config = q as Record<string, unknown>;
+  if (config.quant_method !== 'fp8') return null;
+  const size = config.weight_block_size;
+  let block: [number, number] | null = null;
+  if (size !== undefined && size !== null) {
+    if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isSafeInteger(v) && (v as number) > 0))
+      throw new CheckpointError('Quantized', `quantization_config.weight_block_size must be two positive integers [rows, cols], found ${JSON.stringify(size)}; restore the model's original config.json`);
+    block = [size[0] as number, size[1] as number];
+  }
+  return { block, activationScheme: typeof config.activation_scheme === 'string' ? config.activation_scheme : 'dynamic' };
+}
+
+interface QuantizedTensor {
+  /** as presented: BF16 */
+  entry: StoreTensorEntry;
+  scaleName: string;
+  scaleDtype: DType;
+  /** matrices (the product of the leading dimensions), each rows × cols with its own grid */
+  rows: number;
+  cols: number;
+  blockRows: number;
+  blockCols: number;
+  gridRows: number;
+  gridCols: number;
+}
+
+/** rows [start, end) of the weight's 2-D view exist (checked before any memory is taken) */
+function checkRows(q: QuantizedTensor, start: number, end: number): void {
+  const total = rowView(q.entry).rows;
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > total)
+    throw new CheckpointError('OutOfRange', `rows [${start}, ${end}) are outside [0, ${total}] of the ${total}×${q.cols} view of ${q.entry.name}`);
+}
+
+const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/** A TensorSource presenting a block-FP8 checkpoint's quantized weights as BF16 (see the file comment). */
+export class Fp8BlockStore implements TensorSource {
+  private readonly quantized = new Map<string, QuantizedTensor>();
+  private readonly hidden = new Set<string>();
+  private source: TensorBufferSource = tensorBytes;
+
+  /**
+   * Pairs every scale with its weight and checks the grids. Throws CheckpointError naming the
+   * tensor for a scale without its weight, a weight that is not FP8, a grid that does not fit the
+   * weight, or an FP8 tensor without a scale (its codes would be read unscaled).
+   */
+  constructor(
+    private readonly inner: TensorStore,
+    quantization: Fp8BlockQuantization,
+    private readonly dir: string,
+  ) {
+    for (const scaleName of inner.tensorNames()) {
+      if (!scaleName.endsWith(SCALE_SUFFIX)) continue;
+      const name = scaleName.slice(0, -SCALE_SUFFIX.length);
+      const weight = inner.tensor(name);
+      const scale = inner.tensor(scaleName)!;
+      if (!weight) throw this.error(`holds the block scales ${scaleName} but no weight ${name} for them`);
+      if (!FP8_DTYPES.has(weight.dtype)) throw this.error(`has block scales for ${name}, which is ${weight.dtype}, not FP8 (F8_E4M3 or F8_E5M2)`);
+      if (!SCALE_DTYPES.has(scale.dtype)) throw this.error(`stores the scales ${scaleName} as ${scale.dtype}; block scales are F32, BF16, F16 or E8M0 exponents`);
+      this.quantized.set(name, this.describe(weight, scale, quantization.block));
+      this.hidden.add(scaleName);
+      // a static scheme's per-tensor activation scales belong to the quantized matmul, not to the dequantised weight
+      if (name.endsWith('weight')) for (const extra of ['input_scale', 'activation_scale']) if (inner.tensor(name.slice(0, -'weight'.length) + extra)) this.hidden.add(name.slice(0, -'weight'.length) + extra);
+    }
+    for (const name of inner.tensorNames()) {
+      const t = inner.tensor(name)!;
+      if (FP8_DTYPES.has(t.dtype) && !this.quantized.has(name))
+        throw this.error(`stores ${name} as ${t.dtype} without the block scales ${name}${SCALE_SUFFIX} beside it; its codes cannot be read as weights`);
+    }
+    if (this.quantized.size === 0) throw this.error(`declares FP8 block quantization (quantization_config) but holds no tensor with block scales (…${SCALE_SUFFIX})`);
+  }
+
+  private error(what: string): CheckpointError {
+    return new CheckpointError('Quantized', `${this.dir} ${what}; restore the checkpoint's original files`);
+  }
+
+  private describe(weight: StoreTensorEntry, scale: StoreTensorEntry, block: readonly [number, number] | null): QuantizedTensor {
+    const name = weight.name;
+    if (weight.shape.length < 2) throw this.error(`has block scales for ${name} of shape ${shapeText(weight.shape)}; a block-quantized weight has at least 2 dimensions`);
+    const lead = weight.shape.slice(0, -2);
+    const [rows, cols] = weight.shape.slice(-2);
+    const scalar = scale.shape.length === 0 || scale.shape.every((d) => d === 1);
+    // a scalar scale is one block over the whole matrix (per-tensor FP8)
+    const grid = scalar && lead.length === 0 ? [1, 1] : scale.shape.slice(-2);
+    const leadMatches = scalar && lead.length === 0 ? true : scale.shape.length === weight.shape.length && scale.shape.slice(0, -2).every((d, i) => d === lead[i]);
+    let blockRows: number;
+    let blockCols: number;
+    if (block && !(scalar && lead.length === 0)) [blockRows, blockCols] = block;
+    else if (grid[0] > 0 && grid[1] > 0 && rows % grid[0] === 0 && cols % grid[1] === 0) [blockRows, blockCols] = [rows / grid[0], cols / grid[1]];
+    else throw this.error(`has scales ${scale.name} of shape ${shapeText(scale.shape)} for ${name} of shape ${shapeText(weight.shape)}, and config.json gives no weight_block_size to place them by`);
+    const want = [...lead, Math.ceil(rows / blockRows), Math.ceil(cols / blockCols)];
+    if (!leadMatches || grid[0] !== want[want.length - 2] || grid[1] !== want[want.length - 1])
+      throw this.error(
+        `has scales ${scale.name} of shape ${shapeText(scale.shape)} for ${name} of shape ${shapeText(weight.shape)}; blocks of ${blockRows}×${blockCols} need ${shapeText(want)}`,
+      );
+    const count = weight.elementCount;
+    return {
+      entry: { ...weight, dtype: 'BF16', byteLength: count * 2 },
+      scaleName: scale.name,
+      scaleDtype: scale.dtype,
+      rows,
+      cols,
+      blockRows,
+      blockCols,
+      gridRows: grid[0],
+      gridCols: grid[1],
+    };
+  }
+
+  get files(): readonly string[] {
+    return this.inner.files;
+  }
+
+  get shardCount(): number {
+    return this.inner.shardCount;
+  }
+
+  /** Names of the weights presented dequantised. */
+  quantizedNames(): string[] {
+    return [...this.quantized.keys()];
+  }
+
+  tensorNames(): string[] {
+    return this.inner.tensorNames().filter((n) => !this.hidden.has(n));
+  }
+
+  tensor(name: string): StoreTensorEntry | undefined {
+    if (this.hidden.has(name)) return undefined;
+    const q = this.quantized.get(name);
+    return q ? { ...q.entry, shape: [...q.entry.shape] } : this.inner.tensor(name);
+  }
+
+  async readBytes(name: string): Promise<Uint8Array> {
+    if (!this.quantized.has(name)) return this.visible(name).readBytes(name);
+    const bits = await this.readBf16(name);
+    return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+  }
+
+  async readF32(name: string): Promise<Float32Array> {
+    const q = this.quantized.get(name);
+    return q ? this.rowsF32(q, 0, rowView(q.entry).rows) : this.visible(name).readF32(name);
+  }
+
+  async readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {
+    const q = this.quantized.get(name);
+    return q ? this.rowsF32(q, start, end) : this.visible(name).readRowsF32(name, start, end);
+  }
+
+  async readBf16(name: string): Promise<Uint16Array> {
+    const q = this.quantized.get(name);
+    return q ? this.rowsBf16(q, 0, rowView(q.entry).rows) : this.visible(name).readBf16(name);
+  }
+
+  async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array> {
+    const q = this.quantized.get(name);
+    return q ? this.rowsBf16(q, start, end) : this.visible(name).readRowsBf16(name, start, end);
+  }
+
+  packInto(arena: TensorArena | null): void {
+    this.source = arena === null ? tensorBytes : arena.bytes;
+    this.inner.packInto(arena);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  /** the inner store, for a tensor this view does not hide (a hidden one reads as absent) */
+  private visible(name: string): TensorStore {
+    if (this.hidden.has(name)) throw new CheckpointError('Quantized', `${name} is a block scale of ${this.dir}, consumed by dequantising its weight; read the weight instead`);
+    return this.inner;
+  }
+
+  /** Rows [start, end) dequantised and rounded to BF16, as f32 values. */
+  private async rowsF32(q: QuantizedTensor, start: number, end: number): Promise<Float32Array> {
+    checkRows(q, start, end);
+    const count = (end - start) * q.cols;
+    const bytes = this.source(count * 4);
+    const out = new Float32Array(bytes.buffer, bytes.byteOffset, count);
+    await this.dequantize(q, start, end, (at, values) => {
+      const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+      for (let i = 0; i < bits.length; i++) bits[i] = f32BitsToBf16(bits[i]) << 16;
+      out.set(values, at);
+    });
+    return out;
+  }
+
+  /** Rows [start, end) dequantised, as BF16 bit patterns. */
+  private async rowsBf16(q: QuantizedTensor, start: number, end: number): Promise<Uint16Array> {
+    checkRows(q, start, end);
+    const count = (end - start) * q.cols;
+    const bytes = this.source(count * 2);
+    const out = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+    await this.dequantize(q, start, end, (at, values) => {
+      const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+      for (let i = 0; i < bits.length; i++) out[at + i] = f32BitsToBf16(bits[i]);
+    });
+    return out;
+  }
+
+  /**
+   * Rows [start, end) of the weight's 2-D view [batch × rows, cols] as `code × scale` in f32,
+   * handed to `sink` a chunk of whole rows at a time (`at`: the chunk's first value in the result).
+   */
+  private async dequantize(q: QuantizedTensor, start: number, end: number, sink: (at: number, values: Float32Array) => void): Promise<void> {
+    const scales = await this.readScales(q);
+    const chunkRows = Math.max(1, Math.floor(CHUNK_ELEMENTS / q.cols));
+    for (let r0 = start; r0 < end; r0 += chunkRows) {
+      const r1 = Math.min(end, r0 + chunkRows);
+      const values = await this.inner.readRowsF32(q.entry.name, r0, r1);
+      for (let r = r0; r < r1; r++) {
+        const matrix = Math.floor(r / q.rows);
+        const scaleRow = (matrix * q.gridRows + Math.floor((r % q.rows) / q.blockRows)) * q.gridCols;
+        const base = (r - r0) * q.cols;
+        for (let g = 0; g < q.gridCols; g++) {
+          const s = scales[scaleRow + g];
+          const to = base + Math.min(q.cols, (g + 1) * q.blockCols);
+          // two f32 factors: their product is exact in a double, so storing it rounds once, as an f32 multiply does
+          for (let i = base + g * q.blockCols; i < to; i++) values[i] *= s;
+        }
+      }
+      sink((r0 - start) * q.cols, values);
+    }
+  }
+
+  private async readScales(q: QuantizedTensor): Promise<Float32Array> {
+    // U8 scales are E8M0 exponents (2^(e − 127)), as transformers reads them
+    if (q.scaleDtype === 'U8') return decodeToF32('F8_E8M0', await this.inner.readBytes(q.scaleName));
+    return this.inner.readF32(q.scaleName);
+  }
+}
+

@@ -1,0 +1,272 @@
+/**
+ * Block-FP8 checkpoints read through Fp8BlockStore (src/checkpoint/fp8-blocks.ts): every value
+ * against the format's definition (code × its block's scale in f32, rounded to BF16), partial
+ * edge blocks, fused [E, rows, cols] weights, row reads against whole reads, the scale dtypes
+ * the releases use, and each malformed checkpoint refused naming the tensor. Agreement with
+ * transformers and torch on the same files: test/hf/fp8-checkpoints.test.ts.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeCheckpoint } from '../../src/checkpoint/describe.js';
+import { CheckpointError } from '../../src/checkpoint/errors.js';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import type { FamilyName } from '../../src/checkpoint/types.js';
+import { decodeToF32, encodeFromF32, roundToBf16, type DType } from '../../src/io/dtype.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { Rng } from '../helpers/rng.js';
+import { rewriteModelFile, type RawTensor } from './rewrite.js';
+import { makeScratch } from './tmp-dirs.js';
+
+let scratch: Awaited<ReturnType<typeof makeScratch>>;
+let counter = 0;
+beforeAll(async () => {
+  scratch = await makeScratch('fp8');
+});
+afterAll(async () => {
+  await scratch.cleanup();
+});
+
+interface Fp8Options {
+  /** weight_block_size in config.json; null: not declared */
+  block: [number, number] | null;
+  /** the grid's block when config.json declares none (default: block) */
+  gridBlock?: [number, number];
+  scaleDtype?: 'F32' | 'BF16' | 'U8' | 'F8_E8M0';
+  /** weights quantized */
+  pick: (name: string, t: RawTensor) => boolean;
+  /** a static scheme's activation scale beside each quantized weight */
+  inputScales?: boolean;
+}
+
+interface Quantized {
+  shape: number[];
+  codes: Uint8Array;
+  scales: Float32Array;
+  block: [number, number];
+}
+
+/** Turns a fixture's weights into FP8 codes (random, no NaN code) with random block scales, as the releases store them. */
+async function toFp8(family: FamilyName, fixtureOpts: Parameters<typeof makeTinyCheckpoint>[2], opts: Fp8Options): Promise<{ dir: string; quantized: Map<string, Quantized> }> {
+  const { dir } = await makeTinyCheckpoint(scratch.sub(`ckpt-${counter++}`), family, fixtureOpts);
+  const rng = new Rng(counter);
+  const quantized = new Map<string, Quantized>();
+  const block = opts.block ?? opts.gridBlock!;
+  await rewriteModelFile(dir, (tensors) =>
+    tensors.flatMap((t) => {
+      if (!opts.pick(t.name, t)) return [t];
+      const [rows, cols] = t.shape.slice(-2);
+      const lead = t.shape.slice(0, -2);
+      const grid = [...lead, Math.ceil(rows / block[0]), Math.ceil(cols / block[1])];
+      const count = t.shape.reduce((a, b) => a * b, 1);
+      const codes = Uint8Array.from({ length: count }, () => {
+        const b = Math.floor(rng.next() * 256);
+        return (b & 0x7f) === 0x7f ? 0x3c : b; // 0x7f / 0xff are E4M3's NaN
+      });
+      const scaleCount = grid.reduce((a, b) => a * b, 1);
+      let scaleBytes: Uint8Array;
+      let scales: Float32Array;
+      if (opts.scaleDtype === 'U8' || opts.scaleDtype === 'F8_E8M0') {
+        scaleBytes = Uint8Array.from({ length: scaleCount }, () => 118 + Math.floor(rng.next() * 6));
+        scales = Float32Array.from(scaleBytes, (b) => 2 ** (b - 127));
+      } else {
+        const dtype = opts.scaleDtype ?? 'F32';
+        scaleBytes = encodeFromF32(dtype, Float32Array.from({ length: scaleCount }, () => 0.001 + rng.next() * 0.01));
+        scales = decodeToF32(dtype, scaleBytes);
+      }
+      quantized.set(t.name, { shape: t.shape, codes, scales, block });
+      const out: RawTensor[] = [
+        { name: t.name, dtype: 'F8_E4M3', shape: t.shape, data: codes },
+        { name: `${t.name}_scale_inv`, dtype: (opts.scaleDtype ?? 'F32') as DType, shape: grid, data: scaleBytes },
+      ];
+      if (opts.inputScales) out.push({ name: t.name.replace(/weight$/, 'input_scale'), dtype: 'F32', shape: [1], data: encodeFromF32('F32', Float32Array.of(0.5)) });
+      return out;
+    }),
+  );
+  await editConfig(dir, (c) => {
+    c.quantization_config = { activation_scheme: opts.inputScales ? 'static' : 'dynamic', fmt: 'e4m3', quant_method: 'fp8', ...(opts.block ? { weight_block_size: opts.block } : {}) };
+  });
+  return { dir, quantized };
+}
+
+async function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): Promise<void> {
+  const file = path.join(dir, 'config.json');
+  const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  edit(config);
+  await writeFile(file, JSON.stringify(config));
+}
+
+/** The format's definition, element by element: E4M3 code × the scale of its block, in f32, rounded to BF16. */
+function expected(q: Quantized): Float32Array {
+  const [rows, cols] = q.shape.slice(-2);
+  const gridRows = Math.ceil(rows / q.block[0]);
+  const gridCols = Math.ceil(cols / q.block[1]);
+  const values = decodeToF32('F8_E4M3', q.codes);
+  const product = new Float32Array(values.length);
+  for (let k = 0; k < values.length; k++) {
+    const m = Math.floor(k / (rows * cols));
+    const i = Math.floor(k / cols) % rows;
+    const j = k % cols;
+    product[k] = Math.fround(values[k] * q.scales[(m * gridRows + Math.floor(i / q.block[0])) * gridCols + Math.floor(j / q.block[1])]);
+  }
+  const bits = roundToBf16(product);
+  return Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]);
+}
+
+const isExpertOrAttention = (name: string, t: RawTensor) => t.shape.length >= 2 && /(proj|experts\.\d+\.w\d|experts\.(gate_up|down)_proj)(\.weight)?$/.test(name);
+
+async function openError(dir: string): Promise<CheckpointError> {
+  const err = await openCheckpoint(dir).then(
+    async (ckpt) => {
+      await ckpt.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CheckpointError);
+  return err as CheckpointError;
+}
+
+describe('block-FP8 weights read as BF16', () => {
+  it('every value is its code times its block’s scale rounded to BF16, with partial edge blocks; the scales are hidden', async () => {
+    // 5×7 blocks: no dimension of the fixture divides, so every matrix has partial edge blocks
+    const { dir, quantized } = await toFp8('qwen3_moe', { seed: 1 }, { block: [5, 7], pick: isExpertOrAttention });
+    expect(quantized.size).toBeGreaterThan(10);
+    const ckpt = await openCheckpoint(dir);
+    try {
+      for (const [name, q] of quantized) {
+        const want = expected(q);
+        expect(ckpt.tensor(name)).toMatchObject({ dtype: 'BF16', shape: q.shape, byteLength: want.length * 2 });
+        expect(await ckpt.readF32(name)).toEqual(want);
+        const bits = (await ckpt.readBf16!(name))!;
+        expect(Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0])).toEqual(want);
+      }
+      expect(ckpt.tensorNames().filter((n) => n.includes('scale'))).toEqual([]);
+      expect(ckpt.tensor([...quantized.keys()][0] + '_scale_inv')).toBeUndefined();
+      // inspect says how the weights are stored and read
+      const d = describeCheckpoint(ckpt);
+      expect(d.fp8Blocks).toEqual({ block: [5, 7] });
+      expect(d.dtypes.F8_E4M3).toBeUndefined();
+      expect(d.validation.unusedTensors).toEqual([]);
+      // the experts as the runtime reads them
+      const name = 'model.layers.0.mlp.experts.3.down_proj.weight';
+      expect(await ckpt.readExpert(0, 3, 'down')).toEqual(expected(quantized.get(name)!));
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it('fused [E, rows, cols] experts: each matrix has its own grid; row reads (across matrices too) equal the whole read', async () => {
+    const { dir, quantized } = await toFp8('mixtral', { seed: 2, fusedExperts: true }, { block: [3, 5], pick: isExpertOrAttention });
+    const fused = [...quantized.keys()].filter((n) => n.endsWith('gate_up_proj') || n.endsWith('down_proj'));
+    expect(fused.length).toBeGreaterThan(0);
+    const ckpt = await openCheckpoint(dir);
+    try {
+      for (const name of fused) {
+        const q = quantized.get(name)!;
+        const whole = expected(q);
+        expect(await ckpt.readF32(name)).toEqual(whole);
+        const cols = q.shape[q.shape.length - 1];
+        const rows = whole.length / cols;
+        for (const [a, b] of [
+          [0, 1],
+          [2, 9],
+          [q.shape[1] - 1, q.shape[1] + 2],
+          [rows - 4, rows],
+        ]) {
+          expect(await ckpt.readRowsF32(name, a, b)).toEqual(whole.subarray(a * cols, b * cols));
+          const bits = (await ckpt.readRowsBf16!(name, a, b))!;
+          expect(Float32Array.from(bits, (v) => new Float32Array(new Uint32Array([v << 16]).buffer)[0])).toEqual(whole.subarray(a * cols, b * cols));
+        }
+      }
+      await expect(ckpt.readRowsF32(fused[0], 3, 2)).rejects.toThrow(/outside/);
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  for (const scaleDtype of ['BF16', 'U8', 'F8_E8M0'] as const) {
+    it(`scales stored as ${scaleDtype}${scaleDtype === 'BF16' ? '' : ' (E8M0 exponents: 2^(e − 127))'}`, async () => {
+      const { dir, quantized } = await toFp8('qwen3_moe', { seed: 3 }, { block: [4, 8], scaleDtype, pick: isExpertOrAttention });
+      const ckpt = await openCheckpoint(dir);
+      try {
+        for (const [name, q] of quantized) expect(await ckpt.readF32(name)).toEqual(expected(q));
+      } finally {
+        await ckpt.close();
+      }
+    });
+  }
+
+  it('without weight_block_size the block is read off each scale grid; a static scheme’s input scales are hidden', async () => {
+    const { dir, quantized } = await toFp8('qwen3_moe', { seed: 4 }, { block: null, gridBlock: [4, 8], pick: isExpertOrAttention, inputScales: true });
+    const ckpt = await openCheckpoint(dir);
+    try {
+      for (const [name, q] of quantized) expect(await ckpt.readF32(name)).toEqual(expected(q));
+      expect(ckpt.tensorNames().filter((n) => n.endsWith('input_scale'))).toEqual([]);
+    } finally {
+      await ckpt.close();
+    }
+  });
+});
+
+describe('malformed block-FP8 checkpoints are refused, naming the tensor', () => {
+  const pickOne = (name: string) => name === 'model.layers.0.self_attn.q_proj.weight';
+
+  it('an FP8 weight without its scales; a config declaring FP8 over a checkpoint without any', async () => {
+    const { dir } = await toFp8('qwen3_moe', { seed: 5 }, { block: [4, 8], pick: pickOne });
+    await rewriteModelFile(dir, (ts) => ts.filter((t) => !t.name.endsWith('_scale_inv')));
+    const err = await openError(dir);
+    expect(err.variant).toBe('Quantized');
+    expect(err.message).toContain('stores model.layers.0.self_attn.q_proj.weight as F8_E4M3 without the block scales');
+    const plain = await toFp8('qwen3_moe', { seed: 5 }, { block: [4, 8], pick: () => false });
+    expect((await openError(plain.dir)).message).toContain('declares FP8 block quantization (quantization_config) but holds no tensor with block scales');
+    const again = await toFp8('qwen3_moe', { seed: 5 }, { block: [4, 8], pick: (n) => pickOne(n) || n === 'model.layers.0.self_attn.k_proj.weight' });
+    await rewriteModelFile(again.dir, (ts) => ts.filter((t) => t.name !== 'model.layers.0.self_attn.k_proj.weight_scale_inv'));
+    expect((await openError(again.dir)).message).toContain('stores model.layers.0.self_attn.k_proj.weight as F8_E4M3 without the block scales model.layers.0.self_attn.k_proj.weight_scale_inv');
+  });
+
+  it('a scale grid that does not fit the weight', async () => {
+    const { dir } = await toFp8('qwen3_moe', { seed: 6 }, { block: [4, 8], pick: pickOne });
+    await editConfig(dir, (c) => {
+      (c.quantization_config as Record<string, unknown>).weight_block_size = [8, 8];
+    });
+    const err = await openError(dir);
+    expect(err.message).toMatch(/has scales model\.layers\.0\.self_attn\.q_proj\.weight_scale_inv of shape \[\d+, \d+\] for model\.layers\.0\.self_attn\.q_proj\.weight of shape \[48, 32\]; blocks of 8×8 need \[6, 4\]/);
+  });
+
+  it('scales without their weight, scales for a weight that is not FP8, scales of an integer dtype', async () => {
+    const orphan = await toFp8('qwen3_moe', { seed: 7 }, { block: [4, 8], pick: pickOne });
+    await rewriteModelFile(orphan.dir, (ts) => [...ts, { name: 'model.layers.0.mlp.extra.weight_scale_inv', dtype: 'F32', shape: [1], data: new Uint8Array(4) }]);
+    expect((await openError(orphan.dir)).message).toContain('holds the block scales model.layers.0.mlp.extra.weight_scale_inv but no weight model.layers.0.mlp.extra.weight');
+
+    const notFp8 = await toFp8('qwen3_moe', { seed: 8 }, { block: [4, 8], pick: pickOne });
+    await rewriteModelFile(notFp8.dir, (ts) => [...ts, { name: 'model.layers.0.self_attn.o_proj.weight_scale_inv', dtype: 'F32', shape: [8, 6], data: new Uint8Array(8 * 6 * 4) }]);
+    expect((await openError(notFp8.dir)).message).toContain('has block scales for model.layers.0.self_attn.o_proj.weight, which is F32, not FP8');
+
+    const intScales = await toFp8('qwen3_moe', { seed: 9 }, { block: [4, 8], pick: pickOne });
+    await rewriteModelFile(intScales.dir, (ts) => ts.map((t) => (t.name.endsWith('_scale_inv') ? { ...t, dtype: 'I32' } : t)));
+    expect((await openError(intScales.dir)).message).toContain('stores the scales model.layers.0.self_attn.q_proj.weight_scale_inv as I32');
+  });
+
+  it('a weight_block_size that is not two positive integers; without one, a grid that does not divide the weight', async () => {
+    const { dir } = await toFp8('qwen3_moe', { seed: 10 }, { block: [4, 8], pick: pickOne });
+    await editConfig(dir, (c) => {
+      (c.quantization_config as Record<string, unknown>).weight_block_size = [128, 0];
+    });
+    expect((await openError(dir)).message).toContain('quantization_config.weight_block_size must be two positive integers [rows, cols], found [128,0]');
+
+    const partial = await toFp8('qwen3_moe', { seed: 11 }, { block: null, gridBlock: [5, 7], pick: pickOne });
+    expect((await openError(partial.dir)).message).toContain('config.json gives no weight_block_size to place them by');
+  });
+
+  it('other quantization methods stay refused: their codes would be read unscaled', async () => {
+    const { dir } = await makeTinyCheckpoint(scratch.sub(`ckpt-${counter++}`), 'qwen3_moe', { seed: 12 });
+    await editConfig(dir, (c) => {
+      c.quantization_config = { quant_method: 'gptq', bits: 4 };
+    });
+    const err = await openError(dir);
+    expect(err.variant).toBe('Quantized');
+    expect(err.message).toContain('is a quantized checkpoint (quantization_config: quant_method "gptq", bits 4)');
+    expect(err.message).toMatch(/BF16 or F32 release, or dequantize/);
+  });
+});

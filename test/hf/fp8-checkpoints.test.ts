@@ -1,0 +1,166 @@
+/**
+ * Block-FP8 checkpoints (DeepSeek-V3's and the Qwen3-FP8 releases' format) read by rfid-moe give
+ * the logits transformers gives on the same files, and compress to a plain BF16 output that
+ * transformers loads.
+ *
+ * The FP8 checkpoints are written by torch (scripts/hf_reference.py, Fp8Quantize) from the tiny
+ * TypeScript fixtures: each 4×8 (or 5×7) block of a linear weight gets a scale, codes in
+ * float8_e4m3fn, scales as F32 under NAME_scale_inv, everything else BF16. The truth is:
+ * - where the blocks divide the weights, transformers itself loading the FP8 directory (its
+ *   dequantising load, in BF16 as on a CPU, then run in f32);
+ * - with partial edge blocks (which transformers' dequantising load refuses, and DeepSeek's
+ *   releases have: a 576-row weight in 128-row blocks) and with experts fused on disk (whose
+ *   scales transformers 5.18 leaves unused), the same weights dequantised by torch into a plain
+ *   BF16 checkpoint that transformers loads.
+ */
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import type { FamilyName } from '../../src/checkpoint/types.js';
+import { compress } from '../../src/compress/pipeline.js';
+import { createTsEngine } from '../../src/engine/ts/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { writeRoutingStats } from '../../src/routing-stats/schema.js';
+import { countRouting } from '../../src/routing-stats/counter.js';
+import { batchFromPadded } from '../../src/runtime/index.js';
+import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
+import { syntheticStats, tempDir } from '../compress/helpers.js';
+import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { repoRoot } from '../helpers/shared-data.js';
+
+const golden = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'golden', 'runtime', 'families.json'), 'utf8')) as { ids: number[][]; mask: number[][] };
+
+interface Case {
+  name: string;
+  family: FamilyName;
+  fixture: TinyCheckpointOptions;
+  block: [number, number];
+  /** partial edge blocks (no weight left unquantized for want of whole blocks) */
+  partialBlocks: boolean;
+  /** the logits compared with: transformers loading the FP8 directory, or loading torch's dequantised copy */
+  truth: 'transformers-fp8' | 'torch-dequantized';
+  /** weights that must be among the quantized (a pattern each) */
+  quantizes: RegExp[];
+}
+
+const CASES: Case[] = [
+  // DeepSeek-V3, the family whose official weights exist only in this format (q-LoRA, sigmoid routing)
+  {
+    name: 'deepseek_v3',
+    family: 'deepseek_v3',
+    fixture: { seed: 7, qLoraRank: 6, topK: 3 },
+    block: [4, 8],
+    partialBlocks: false,
+    truth: 'transformers-fp8',
+    quantizes: [/experts\.\d+\.down_proj\.weight$/, /shared_experts\.up_proj\.weight$/, /kv_b_proj\.weight$/, /o_proj\.weight$/],
+  },
+  // experts fused on disk ([E, rows, cols]): every expert's matrix has its own grid (transformers
+  // 5.18's FP8 load leaves the scales of fused on-disk experts unused, reporting them unexpected,
+  // so the truth is torch's dequantised copy)
+  {
+    name: 'mixtral-fused',
+    family: 'mixtral',
+    fixture: { seed: 4, fusedExperts: true },
+    block: [4, 8],
+    partialBlocks: false,
+    truth: 'torch-dequantized',
+    quantizes: [/experts\.gate_up_proj$/, /experts\.down_proj$/, /q_proj\.weight$/],
+  },
+  // partial blocks at every edge (no dimension divides by 5 or 7)
+  { name: 'qwen3_moe-partial', family: 'qwen3_moe', fixture: { seed: 6 }, block: [5, 7], partialBlocks: true, truth: 'torch-dequantized', quantizes: [/experts\.\d+\.gate_proj\.weight$/, /q_proj\.weight$/, /o_proj\.weight$/] },
+];
+
+describeWithTransformers('block-FP8 checkpoints against transformers', () => {
+  let engine: Engine;
+  let root: Awaited<ReturnType<typeof tempDir>>;
+  const ours = new Map<string, Float32Array>();
+  const hf = new Map<string, HfJobResult>();
+  const quantized = new Map<string, string[]>();
+  let versions = '';
+
+  const logitsOf = async (dir: string) => {
+    const ckpt = await openCheckpoint(dir);
+    try {
+      return (await countRouting(ckpt, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!;
+    } finally {
+      await ckpt.close();
+    }
+  };
+
+  beforeAll(async () => {
+    engine = createTsEngine({ threads: 1 });
+    root = await tempDir('hf-fp8');
+    const dir = (c: Case, what: string) => path.join(root.dir, `${c.name}-${what}`);
+    for (const c of CASES) await makeTransformersCheckpoint(dir(c, 'source'), c.family, c.fixture);
+    const made = await runHfJobs(
+      CASES.map((c) => ({ op: 'quantize_fp8', model: dir(c, 'source'), out: dir(c, 'fp8'), block: c.block, partialBlocks: c.partialBlocks, dequantizedOut: dir(c, 'dequantized') })),
+    );
+    CASES.forEach((c, i) => {
+      const r = made.results[i];
+      if (!r.ok) throw new Error(`quantize_fp8 ${c.name}: ${r.type}: ${r.error}`);
+      quantized.set(c.name, r.quantized!);
+    });
+
+    const jobs: Array<{ key: string; job: HfJob }> = [];
+    for (const c of CASES) {
+      ours.set(c.name, await logitsOf(dir(c, 'fp8')));
+      jobs.push({
+        key: c.name,
+        job:
+          c.truth === 'torch-dequantized'
+            ? { op: 'logits', model: dir(c, 'dequantized'), ids: golden.ids, mask: golden.mask }
+          : { op: 'logits', model: dir(c, 'fp8'), ids: golden.ids, mask: golden.mask, loadDtype: 'bfloat16' },
+      });
+      // the dense output of the FP8 checkpoint: plain BF16, as transformers loads any checkpoint
+      const stats = `${dir(c, 'stats')}.json`;
+      const ckpt = await openCheckpoint(dir(c, 'fp8'));
+      try {
+        await writeRoutingStats(stats, syntheticStats(ckpt));
+        await compress(ckpt, { retain: 0.5, groupSize: 3, residual: { share: 0.05 } }, { out: dir(c, 'dense'), stats, engine, storage: 'dense', evaluation: false });
+      } finally {
+        await ckpt.close();
+      }
+      ours.set(`${c.name}/dense`, await logitsOf(dir(c, 'dense')));
+      jobs.push({ key: `${c.name}/dense`, job: { op: 'logits', model: dir(c, 'dense'), ids: golden.ids, mask: golden.mask } });
+    }
+    const run = await runHfJobs(jobs.map((j) => j.job));
+    versions = `transformers ${run.transformers}, torch ${run.torch}`;
+    jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
+  }, 600_000);
+
+  afterAll(async () => {
+    engine?.dispose();
+    await root?.cleanup();
+  });
+
+  for (const c of CASES) {
+    it(`${c.name}: the FP8 weights read dequantised give transformers' logits (${c.truth === 'torch-dequantized' ? 'against torch’s dequantised copy' : 'transformers’ own FP8 load'})`, async () => {
+      const names = quantized.get(c.name)!;
+      for (const pattern of c.quantizes) expect(names.some((n) => pattern.test(n)), `${pattern} among ${names.length} quantized`).toBe(true);
+      const ckpt = await openCheckpoint(path.join(root.dir, `${c.name}-fp8`));
+      try {
+        // the view presents each quantized weight as BF16 and hides its scales
+        for (const name of names) expect(ckpt.tensor(name)?.dtype).toBe('BF16');
+        expect(ckpt.tensorNames().filter((n) => n.endsWith('_scale_inv'))).toEqual([]);
+      } finally {
+        await ckpt.close();
+      }
+      const r = hf.get(c.name)!;
+      expect(r.error, versions).toBeUndefined();
+      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+      expect(relativeError(ours.get(c.name)!, r.logits!)).toBeLessThan(1e-4);
+    });
+
+    it(`${c.name}: the compressed dense output is a plain BF16 checkpoint transformers loads completely`, async () => {
+      const out = path.join(root.dir, `${c.name}-dense`);
+      const config = JSON.parse(await readFile(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+      expect(config.quantization_config).toBeUndefined();
+      const r = hf.get(`${c.name}/dense`)!;
+      expect(r.error, versions).toBeUndefined();
+      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+      expect(relativeError(ours.get(`${c.name}/dense`)!, r.logits!)).toBeLessThan(1e-4);
+    });
+  }
+});
