@@ -120,6 +120,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("swiGluExperts", Napi::Function::New(env, JsSwiGluExperts, "swiGluExperts"));
   exports.Set("widenBf16", Napi::Function::New(env, JsWidenBf16, "widenBf16"));
   exports.Set("roundToBf16", Napi::Function::New(env, JsRoundToBf16, "roundToBf16"));
+  exports.Set("byteTableRows", Napi::Function::New(env, JsByteTableRows, "byteTableRows"));
   exports.Set("addTileResidual", Napi::Function::New(env, JsAddTileResidual, "addTileResidual"));
   exports.Set("gemmBf16", Napi::Function::New(env, JsGemmBf16, "gemmBf16"));
   return exports;

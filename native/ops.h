@@ -38,6 +38,7 @@ Napi::Value JsRope(const Napi::CallbackInfo& info);
 Napi::Value JsAddInto(const Napi::CallbackInfo& info);
 Napi::Value JsWidenBf16(const Napi::CallbackInfo& info);
 Napi::Value JsRoundToBf16(const Napi::CallbackInfo& info);
+Napi::Value JsByteTableRows(const Napi::CallbackInfo& info);
 
 // attention.cc
 Napi::Value JsCausalAttention(const Napi::CallbackInfo& info);

@@ -2,6 +2,7 @@
 // and the residual add; and the widening of BF16 weights to f32 as they are read.
 // They mirror src/engine/ts/kernels (the pure-TS fallback) operation for operation; only the
 // order of the f64 sum of squares and the exp (fast_exp.h) differ, by f32 rounding.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -226,6 +227,62 @@ Napi::Value JsRoundToBf16(const Napi::CallbackInfo& info) {
   }
   RoundToBf16(static_cast<const uint32_t*>(src.data), const_cast<uint16_t*>(dst.data), src.length);
   return info.Env().Undefined();
+}
+
+/**
+ * rows × cols 8-bit codes mapped through tables, 256 entries per block of `blockCols` columns:
+ * out[r·cols + j] = table[256·⌊j / blockCols⌋ + codes[r·cols + j]]. T is the element's width
+ * (BF16 patterns, or f32 values copied as bits). A block-FP8 checkpoint's weights are read this
+ * way (src/io/byte-tables.ts): the JavaScript loop takes ~2.5 ns a value.
+ */
+template <typename T>
+static void ByteTableRows(T* out, const uint8_t* codes, const T* table, size_t rows, size_t cols, size_t blockCols) {
+  for (size_t r = 0; r < rows; ++r) {
+    T* o = out + r * cols;
+    const uint8_t* c = codes + r * cols;
+    for (size_t j0 = 0, t = 0; j0 < cols; j0 += blockCols, t += 256) {
+      const size_t j1 = std::min(cols, j0 + blockCols);
+      const T* block = table + t;
+      for (size_t j = j0; j < j1; ++j) o[j] = block[c[j]];
+    }
+  }
+}
+
+/**
+ * byteTableRows(out, codes, table, rows, cols, blockCols): out and table are both Uint16Array or
+ * both Float32Array; codes a Uint8Array of rows × cols; table holds 256 entries per column block.
+ */
+Napi::Value JsByteTableRows(const Napi::CallbackInfo& info) {
+  const char* op = "byteTableRows";
+  Napi::Env env = info.Env();
+  const auto typedArray = [&](size_t index, const char* name) {
+    Napi::Value v = info[index];
+    if (!v.IsTypedArray()) ThrowError(env, op, std::string(name) + " must be a typed array");
+    return v.As<Napi::TypedArray>();
+  };
+  Napi::TypedArray out = typedArray(0, "out");
+  Napi::TypedArray codes = typedArray(1, "codes");
+  Napi::TypedArray table = typedArray(2, "table");
+  const size_t rows = static_cast<size_t>(DimArg(info, 3, op, "rows"));
+  const size_t cols = static_cast<size_t>(DimArg(info, 4, op, "cols"));
+  const size_t blockCols = static_cast<size_t>(DimArg(info, 5, op, "blockCols"));
+  if (codes.TypedArrayType() != napi_uint8_array) ThrowError(env, op, "codes must be a Uint8Array");
+  const napi_typedarray_type type = out.TypedArrayType();
+  if ((type != napi_uint16_array && type != napi_float32_array) || table.TypedArrayType() != type)
+    ThrowError(env, op, "out and table must both be Uint16Arrays or both Float32Arrays");
+  if (blockCols == 0) ThrowError(env, op, "blockCols must be positive");
+  const size_t blocks = (cols + blockCols - 1) / blockCols;
+  if (codes.ElementLength() != rows * cols || out.ElementLength() < rows * cols)
+    ThrowError(env, op, "codes must hold rows × cols values and out at least as many");
+  if (table.ElementLength() < blocks * 256) ThrowError(env, op, "table must hold 256 entries per column block");
+  const auto at = [](Napi::TypedArray a) { return static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset(); };
+  const uint8_t* c = at(codes);
+  if (type == napi_uint16_array) {
+    ByteTableRows(reinterpret_cast<uint16_t*>(at(out)), c, reinterpret_cast<const uint16_t*>(at(table)), rows, cols, blockCols);
+  } else {
+    ByteTableRows(reinterpret_cast<uint32_t*>(at(out)), c, reinterpret_cast<const uint32_t*>(at(table)), rows, cols, blockCols);
+  }
+  return env.Undefined();
 }
 
 /** addInto(length, target, source): target[i] += source[i] for i < length. */

@@ -16,9 +16,10 @@
  * transformers' dequantised model.
  *
  * Memory: the dequantised weight is twice the FP8 bytes. Row reads dequantise chunk by chunk,
- * so a whole read holds the result plus at most one chunk of f32 codes.
+ * so a whole read holds the result plus at most one chunk (4 Mi codes) of the stored bytes.
  */
 import { decodeToF32, f32BitsToBf16, type DType } from '../io/dtype.js';
+import { byteTableRows } from '../io/byte-tables.js';
 import { rowView } from '../io/safetensors-reader.js';
 import type { StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.js';
 import { tensorBytes, type TensorArena, type TensorBufferSource } from '../io/tensor-buffers.js';
@@ -36,7 +37,7 @@ const SCALE_SUFFIX = '_scale_inv';
 /** FP8 codes this view reads (the scales may also be E8M0). */
 const FP8_DTYPES = new Set<DType>(['F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
 const SCALE_DTYPES = new Set<DType>(['F32', 'BF16', 'F16', 'F8_E8M0', 'U8']);
-/** f32 codes dequantised at a time (bounds a row read's scratch to 16 MiB) */
+/** codes dequantised at a time (bounds a row read's scratch to 4 MiB) */
 const CHUNK_ELEMENTS = 1 << 22;
 
 /**
@@ -77,6 +78,27 @@ function checkRows(q: QuantizedTensor, start: number, end: number): void {
   const total = rowView(q.entry).rows;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > total)
     throw new CheckpointError('OutOfRange', `rows [${start}, ${end}) are outside [0, ${total}] of the ${total}×${q.cols} view of ${q.entry.name}`);
+}
+
+const widenedF32 = new Float32Array(1);
+const widened = new Uint32Array(widenedF32.buffer);
+
+/** a BF16 pattern's value: the upper half of an f32 (exact) */
+function widenBf16(bits: number): number {
+  widened[0] = bits << 16;
+  return widenedF32[0];
+}
+
+const codeTables = new Map<DType, Float32Array>();
+
+/** The f32 value of each of the 256 codes of an 8-bit float dtype. */
+function codeValues(dtype: DType): Float32Array {
+  let table = codeTables.get(dtype);
+  if (!table) {
+    table = decodeToF32(dtype, Uint8Array.from({ length: 256 }, (_, i) => i));
+    codeTables.set(dtype, table);
+  }
+  return table;
 }
 
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -225,11 +247,7 @@ export class Fp8BlockStore implements TensorSource {
     const count = (end - start) * q.cols;
     const bytes = this.source(count * 4);
     const out = new Float32Array(bytes.buffer, bytes.byteOffset, count);
-    await this.dequantize(q, start, end, (at, values) => {
-      const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-      for (let i = 0; i < bits.length; i++) bits[i] = f32BitsToBf16(bits[i]) << 16;
-      out.set(values, at);
-    });
+    await this.dequantize(q, start, end, out, widenBf16);
     return out;
   }
 
@@ -239,35 +257,58 @@ export class Fp8BlockStore implements TensorSource {
     const count = (end - start) * q.cols;
     const bytes = this.source(count * 2);
     const out = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
-    await this.dequantize(q, start, end, (at, values) => {
-      const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-      for (let i = 0; i < bits.length; i++) out[at + i] = f32BitsToBf16(bits[i]);
-    });
+    await this.dequantize(q, start, end, out, (bits) => bits);
     return out;
   }
 
   /**
-   * Rows [start, end) of the weight's 2-D view [batch × rows, cols] as `code × scale` in f32,
-   * handed to `sink` a chunk of whole rows at a time (`at`: the chunk's first value in the result).
+   * Rows [start, end) of the weight's 2-D view [batch × rows, cols] dequantised into `out`: each
+   * value is `code × scale` in f32, rounded to BF16, and stored as `element(bf16Bits)` gives it
+   * (the BF16 pattern, or it widened to f32).
+   *
+   * Why tables: within a block every code maps to one result, so for blocks of at least 1,024
+   * values the 256 results of each block are worked out once and every value is one lookup
+   * (a 128×128 block: 256 products for 16,384 values), done for a run of rows sharing their
+   * scales at a time (byteTableRows: native when the addon is loaded). Smaller blocks compute
+   * each value.
    */
-  private async dequantize(q: QuantizedTensor, start: number, end: number, sink: (at: number, values: Float32Array) => void): Promise<void> {
+  private async dequantize<T extends Uint16Array | Float32Array>(q: QuantizedTensor, start: number, end: number, out: T, element: (bf16Bits: number) => number): Promise<void> {
     const scales = await this.readScales(q);
+    const codes = codeValues(this.inner.tensor(q.entry.name)!.dtype);
+    const product = new Float32Array(1);
+    const productBits = new Uint32Array(product.buffer);
+    /** code × scale in f32 (an f32 multiply: the exact double product rounded once), rounded to BF16, as `out` holds it */
+    const result = (code: number, scale: number): number => {
+      product[0] = codes[code] * scale;
+      return element(f32BitsToBf16(productBits[0]));
+    };
+    const tabled = q.blockRows * q.blockCols >= 1024;
+    const table = (out instanceof Float32Array ? new Float32Array(q.gridCols * 256) : new Uint16Array(q.gridCols * 256)) as T;
     const chunkRows = Math.max(1, Math.floor(CHUNK_ELEMENTS / q.cols));
     for (let r0 = start; r0 < end; r0 += chunkRows) {
       const r1 = Math.min(end, r0 + chunkRows);
-      const values = await this.inner.readRowsF32(q.entry.name, r0, r1);
-      for (let r = r0; r < r1; r++) {
-        const matrix = Math.floor(r / q.rows);
-        const scaleRow = (matrix * q.gridRows + Math.floor((r % q.rows) / q.blockRows)) * q.gridCols;
-        const base = (r - r0) * q.cols;
-        for (let g = 0; g < q.gridCols; g++) {
-          const s = scales[scaleRow + g];
-          const to = base + Math.min(q.cols, (g + 1) * q.blockCols);
-          // two f32 factors: their product is exact in a double, so storing it rounds once, as an f32 multiply does
-          for (let i = base + g * q.blockCols; i < to; i++) values[i] *= s;
+      const read = await this.inner.readRowsBytes(q.entry.name, r0, r1);
+      const bytes = new Uint8Array(read.buffer, read.byteOffset, read.length);
+      // runs of rows within one block row (one matrix, one row of the grid: the same scales)
+      for (let r = r0; r < r1; ) {
+        const inMatrix = r % q.rows;
+        const gridRow = Math.floor(inMatrix / q.blockRows);
+        const runEnd = Math.min(r1, r - inMatrix + Math.min(q.rows, (gridRow + 1) * q.blockRows));
+        const scaleRow = (Math.floor(r / q.rows) * q.gridRows + gridRow) * q.gridCols;
+        const from = (r - r0) * q.cols;
+        const to = (r - start) * q.cols;
+        const count = (runEnd - r) * q.cols;
+        if (tabled) {
+          for (let g = 0; g < q.gridCols; g++) for (let c = 0; c < 256; c++) table[g * 256 + c] = result(c, scales[scaleRow + g]);
+          byteTableRows(out.subarray(to, to + count), bytes.subarray(from, from + count), table, runEnd - r, q.cols, q.blockCols);
+        } else {
+          for (let i = 0; i < count; i++) {
+            const scale = scales[scaleRow + Math.floor((i % q.cols) / q.blockCols)];
+            out[to + i] = result(bytes[from + i], scale);
+          }
         }
+        r = runEnd;
       }
-      sink((r0 - start) * q.cols, values);
     }
   }
 

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
+import { byteTableRows, type ByteTableRows } from '../io/byte-tables.js';
 import { f32BitsToBf16, roundToBf16, widenHalvesInPlace } from '../io/dtype.js';
 import { loadNativeEngine, nativeAddonPath, type NativeEngine } from './native.js';
 import { coretypeForCpuFlags, decideOpenblasCoretype, applyOpenblasCoretype, parseCpuFlags } from './openblas-coretype.js';
@@ -224,6 +225,31 @@ describe.skipIf(!loaded.ok)('native engine', () => {
     const io = roundToBf16(src.subarray(5));
     expect(io.every((v, i) => v === want[i + 5])).toBe(true);
     expect(() => addon.roundToBf16(src, new Uint16Array(3))).toThrow(/dst holds 3 values and src 100003; pass arrays of the same length/);
+  });
+
+  it('looks codes up through per-block tables for the io layer once loaded, as the JavaScript loop does (BF16 patterns and f32, partial blocks, views at offsets)', () => {
+    const addon = createRequire(import.meta.url)(nativeAddonPath) as { byteTableRows: ByteTableRows };
+    const rows = 37;
+    const cols = 301; // 3 blocks of 128, the last partial
+    const blockCols = 128;
+    const codes = Uint8Array.from({ length: rows * cols + 9 }, (_, i) => (Math.imul(i, 0x9e3779b1) >>> 24) & 0xff).subarray(9);
+    const table16 = Uint16Array.from({ length: 3 * 256 }, (_, i) => Math.imul(i + 1, 40503) & 0xffff);
+    const table32 = Float32Array.from({ length: 3 * 256 }, (_, i) => Math.fround(Math.sin(i) * 1000));
+    for (const table of [table16, table32]) {
+      const want = table instanceof Uint16Array ? new Uint16Array(rows * cols) : new Float32Array(rows * cols);
+      for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) want[r * cols + j] = table[256 * Math.floor(j / blockCols) + codes[r * cols + j]];
+      const out = table instanceof Uint16Array ? new Uint16Array(rows * cols + 3).subarray(3) : new Float32Array(rows * cols + 3).subarray(3);
+      addon.byteTableRows(out, codes, table, rows, cols, blockCols);
+      expect(out).toEqual(want);
+      // the io layer's entry point now runs it
+      out.fill(0);
+      byteTableRows(out, codes, table, rows, cols, blockCols);
+      expect(out).toEqual(want);
+    }
+    expect(() => addon.byteTableRows(new Uint16Array(rows * cols), codes, table32, rows, cols, blockCols)).toThrow(/out and table must both be Uint16Arrays or both Float32Arrays/);
+    expect(() => addon.byteTableRows(new Uint16Array(rows * cols), codes, table16.subarray(256), rows, cols, blockCols)).toThrow(/table must hold 256 entries per column block/);
+    expect(() => addon.byteTableRows(new Uint16Array(rows * cols - 1), codes, table16, rows, cols, blockCols)).toThrow(/codes must hold rows × cols values and out at least as many/);
+    expect(() => addon.byteTableRows(new Uint16Array(rows * cols), new Int8Array(codes.buffer) as unknown as Uint8Array, table16, rows, cols, blockCols)).toThrow(/codes must be a Uint8Array/);
   });
 
   it('reports OpenBLAS, its kernel and the thread count', () => {

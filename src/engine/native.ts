@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { setFastByteTableRows } from '../io/byte-tables.js';
 import { setFastBf16Rounder, setFastBf16Widener } from '../io/dtype.js';
 import { setLargeBufferAllocator } from '../io/tensor-buffers.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
@@ -41,6 +42,7 @@ interface NativeBinding {
   info(): { config: string; corename: string; threads: number; simd?: string; bf16Dot?: boolean };
   widenBf16(out: Float32Array): void;
   roundToBf16(src: Float32Array, dst: Uint16Array): void;
+  byteTableRows(out: Uint16Array | Float32Array, codes: Uint8Array, table: Uint16Array | Float32Array, rows: number, cols: number, blockCols: number): void;
   addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
   /** `threads`: the most threads its small-rows products may use (the engine's count); `bf16Activations`: round a to BF16 first (MatmulActivations 'bf16') */
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number, bf16Activations: boolean): void;
@@ -156,7 +158,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'kernelRevision', 'setThreads', 'mapLargeAllocations', 'hugePageBuffer', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'argmaxRows', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'addTileResidual', 'gemmBf16',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'byteTableRows', 'addTileResidual', 'gemmBf16',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -184,6 +186,8 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
     // BF16 weights read from here on are widened by the addon (io cannot import the engine)
     setFastBf16Widener((out) => binding.widenBf16(out));
     setFastBf16Rounder((src, dst) => binding.roundToBf16(src, dst));
+    // block-FP8 weights are looked up through the addon (io/byte-tables.ts)
+    setFastByteTableRows((out, codes, table, rows, cols, blockCols) => binding.byteTableRows(out, codes, table, rows, cols, blockCols));
     // tensors of 2 MiB or more are read into memory that may use huge pages (io/tensor-buffers.ts)
     setLargeBufferAllocator((bytes) => binding.hugePageBuffer(bytes));
     return loaded;

@@ -303,6 +303,22 @@ export class SafetensorsFile {
     return readExactly(this.handle, entry.byteLength, this.dataStart + entry.dataOffsets[0], this.path, name, this.source);
   }
 
+  /**
+   * Rows [start, end) of the tensor's 2-D view as stored (raw little-endian bytes in a fresh
+   * buffer, never packed): for readers that decode a dtype themselves (block-FP8 codes).
+   */
+  async readRowsBytes(name: string, start: number, end: number): Promise<Uint8Array> {
+    const entry = this.entry(name);
+    const { rows, cols } = rowView(entry);
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > rows) {
+      throw new SafetensorsError('SliceOutOfRange', `rows [${start}, ${end}) are outside [0, ${rows}] of the ${rows}×${cols} view`, { file: this.path, tensor: name });
+    }
+    const bits = DTYPE_BITS[entry.dtype];
+    if (bits % 8 !== 0) throw new SafetensorsError('UnsupportedDType', `row reads of packed sub-byte dtype ${entry.dtype} are not supported; use readBytes()`, { file: this.path, tensor: name });
+    const rowBytes = cols * (bits / 8);
+    return readExactly(this.handle, (end - start) * rowBytes, this.dataStart + entry.dataOffsets[0] + start * rowBytes, this.path, name);
+  }
+
   /** The whole tensor as f32 (flattened, row-major). */
   async readF32(name: string): Promise<Float32Array> {
     const entry = this.entry(name);

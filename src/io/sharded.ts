@@ -248,6 +248,11 @@ export class TensorStore implements TensorSource {
     return this.shardOf(name).readF32(name);
   }
 
+  /** Rows [start, end) of the 2-D view as stored (SafetensorsFile.readRowsBytes). */
+  async readRowsBytes(name: string, start: number, end: number): Promise<Uint8Array> {
+    return this.shardOf(name).readRowsBytes(name, start, end);
+  }
+
   async readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {
     return this.shardOf(name).readRowsF32(name, start, end);
   }

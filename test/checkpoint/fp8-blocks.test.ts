@@ -12,6 +12,7 @@ import { describeCheckpoint } from '../../src/checkpoint/describe.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
+import { loadNativeEngine } from '../../src/engine/native.js';
 import { decodeToF32, encodeFromF32, roundToBf16, type DType } from '../../src/io/dtype.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { Rng } from '../helpers/rng.js';
@@ -182,6 +183,53 @@ describe('block-FP8 weights read as BF16', () => {
       await expect(ckpt.readRowsF32(fused[0], 3, 2)).rejects.toThrow(/outside/);
     } finally {
       await ckpt.close();
+    }
+  });
+
+  it('blocks of 1,024 values or more (read through per-block tables of the 256 codes), partial and fused', async () => {
+    for (const [family, fixtureOpts, block] of [
+      ['qwen3_moe', { seed: 13 }, [64, 16]],
+      ['mixtral', { seed: 14, fusedExperts: true }, [32, 32]],
+    ] as const) {
+      const { dir, quantized } = await toFp8(family, fixtureOpts, { block: [block[0], block[1]], pick: isExpertOrAttention });
+      const ckpt = await openCheckpoint(dir);
+      try {
+        for (const [name, q] of quantized) {
+          const want = expected(q);
+          expect(await ckpt.readF32(name)).toEqual(want);
+          const bits = (await ckpt.readBf16!(name))!;
+          expect(Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0])).toEqual(want);
+          const cols = q.shape[q.shape.length - 1];
+          const rows = want.length / cols;
+          expect(await ckpt.readRowsF32(name, 5, rows - 3)).toEqual(want.subarray(5 * cols, (rows - 3) * cols));
+        }
+      } finally {
+        await ckpt.close();
+      }
+    }
+  });
+
+  it('with the native engine loaded (its table lookup in place of the JavaScript loop), the same values', async () => {
+    const native = loadNativeEngine({ threads: 1 });
+    if (!native.ok) {
+      console.warn(`skipped: the native engine is not available (${native.reason})`);
+      return;
+    }
+    try {
+      const { dir, quantized } = await toFp8('mixtral', { seed: 15, fusedExperts: true }, { block: [32, 32], pick: isExpertOrAttention });
+      const ckpt = await openCheckpoint(dir);
+      try {
+        for (const [name, q] of quantized) {
+          const want = expected(q);
+          expect(await ckpt.readF32(name)).toEqual(want);
+          const bits = (await ckpt.readBf16!(name))!;
+          expect(Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0])).toEqual(want);
+        }
+      } finally {
+        await ckpt.close();
+      }
+    } finally {
+      native.engine.dispose();
     }
   });
 

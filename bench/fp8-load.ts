@@ -1,0 +1,193 @@
+/**
+ * Benchmark: loading a block-FP8 checkpoint (read dequantised to BF16) against the same model
+ * stored in BF16.
+ *
+ *   npx tsx bench/fp8-load.ts --model DIR [--block 128] [--rounds 3] [--fp8-dir DIR] [--engine native|ts] [--json]
+ *
+ * 1. Writes (once; reused while its `.complete` marker matches) the FP8 copy of the BF16
+ *    checkpoint DIR as the FP8 releases store it, with torch (scripts/hf_reference.py
+ *    quantize_fp8: 128×128 blocks by default, codes in float8_e4m3fn, F32 scales; embeddings,
+ *    norms, routers and the head stay BF16). Needs the venv (.venv, or RFID_MOE_PYTHON).
+ * 2. With the engine loaded as `serve` or `compress` loads it (the native addon's table lookup;
+ *    `--engine ts`: the JavaScript loop), reads every tensor of each checkpoint as the runtime
+ *    holds it with BF16 weights (BF16 kept
+ *    as 16-bit patterns, anything else as f32), alternating the two, `rounds` times after one
+ *    warm-up read of each, so both come from the page cache (dropping it needs root): this
+ *    compares the software cost, the dequantisation against plain BF16 reads.
+ * 3. Reports bytes on disk and held, the median load time of each and their ratio, and how far
+ *    the dequantised weights are from the BF16 originals (the FP8 quantization's own error).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openCheckpoint } from '../src/checkpoint/open.js';
+import type { Checkpoint } from '../src/checkpoint/types.js';
+import { createEngine } from '../src/engine/index.js';
+import { TensorStore } from '../src/io/sharded.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..');
+
+interface Args {
+  model: string;
+  block: number;
+  rounds: number;
+  fp8Dir?: string;
+  engine: 'native' | 'ts';
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Partial<Args> = { block: 128, rounds: 3, engine: 'native', json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const int = (name: string) => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${name} needs a positive integer`);
+      return v;
+    };
+    if (a === '--model') args.model = argv[++i];
+    else if (a === '--block') args.block = int(a);
+    else if (a === '--rounds') args.rounds = int(a);
+    else if (a === '--fp8-dir') args.fp8Dir = argv[++i];
+    else if (a === '--json') args.json = true;
+    else if (a === '--engine') {
+      const e = argv[++i];
+      if (e !== 'native' && e !== 'ts') throw new Error('--engine takes native or ts');
+      args.engine = e;
+    } else throw new Error(`unknown argument ${a} (expected --model DIR, --block N, --rounds N, --fp8-dir DIR, --engine native|ts, --json)`);
+  }
+  if (!args.model) throw new Error('--model DIR (a BF16 checkpoint) is required');
+  return args as Args;
+}
+
+async function diskBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const f of await readdir(dir)) if (f.endsWith('.safetensors')) total += (await stat(path.join(dir, f))).size;
+  return total;
+}
+
+/** The FP8 copy of `model`, written by torch unless a complete one with the same block is there. */
+async function ensureFp8(model: string, dir: string, block: number, log: (s: string) => void): Promise<void> {
+  const marker = path.join(dir, '.complete');
+  const signature = JSON.stringify({ model: path.resolve(model), block });
+  if (existsSync(marker) && (await readFile(marker, 'utf8')) === signature) return;
+  const python = process.env.RFID_MOE_PYTHON ?? path.join(ROOT, '.venv', 'bin', 'python');
+  log(`writing the FP8 copy (${block}×${block} blocks) to ${dir} with torch …`);
+  const job = { jobs: [{ op: 'quantize_fp8', model: path.resolve(model), out: dir, block: [block, block], partialBlocks: true }] };
+  const run = spawnSync(python, [path.join(ROOT, 'scripts', 'hf_reference.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (run.status !== 0) throw new Error(`quantize_fp8 failed (${python}): ${run.stderr.slice(-2000)}`);
+  const result = (JSON.parse(run.stdout) as { results: Array<{ ok: boolean; error?: string; quantized?: string[] }> }).results[0];
+  if (!result.ok) throw new Error(`quantize_fp8: ${result.error}`);
+  log(`  ${result.quantized!.length} weights quantized`);
+  await writeFile(marker, signature);
+}
+
+/** Every tensor read as the runtime holds it with BF16 weights; returns the bytes held. */
+async function readAll(ckpt: Checkpoint): Promise<number> {
+  let held = 0;
+  for (const name of ckpt.tensorNames()) {
+    const bits = ckpt.tensor(name)!.dtype === 'BF16' ? await ckpt.readBf16!(name) : null;
+    held += bits ? bits.byteLength : (await ckpt.readF32(name)).byteLength;
+  }
+  return held;
+}
+
+async function timedLoad(dir: string): Promise<{ seconds: number; held: number }> {
+  const t0 = performance.now();
+  const ckpt = await openCheckpoint(dir);
+  try {
+    const held = await readAll(ckpt);
+    return { seconds: (performance.now() - t0) / 1000, held };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** max |fp8 − bf16| / max |bf16| over the quantized weights (the quantization's error, not the reader's) */
+async function quantizationError(bf16Dir: string, fp8Dir: string): Promise<number> {
+  const a = await openCheckpoint(bf16Dir);
+  const b = await openCheckpoint(fp8Dir);
+  let worst = 0;
+  try {
+    const stored = await TensorStore.open(fp8Dir);
+    const names = stored.tensorNames().filter((n) => n.endsWith('_scale_inv')).map((n) => n.slice(0, -'_scale_inv'.length));
+    await stored.close();
+    // a sample spread over the model
+    const sample = names.filter((_, i) => i % Math.max(1, Math.floor(names.length / 16)) === 0);
+    for (const name of sample) {
+      const x = await a.readF32(name);
+      const y = await b.readF32(name);
+      let diff = 0;
+      let ref = 0;
+      for (let i = 0; i < x.length; i++) {
+        diff = Math.max(diff, Math.abs(x[i] - y[i]));
+        ref = Math.max(ref, Math.abs(x[i]));
+      }
+      worst = Math.max(worst, diff / ref);
+    }
+  } finally {
+    await a.close();
+    await b.close();
+  }
+  return worst;
+}
+
+const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const log = (s: string) => process.stderr.write(s + '\n');
+  const fp8Dir = args.fp8Dir ?? path.join(ROOT, '.bench-tmp', `fp8-${path.basename(path.resolve(args.model))}-b${args.block}`);
+  await ensureFp8(args.model, fp8Dir, args.block, log);
+  const { engine } = await createEngine(args.engine, { threads: 1 });
+  log(`engine: ${engine.describe()}`);
+  const dirs = { bf16: path.resolve(args.model), fp8: fp8Dir };
+  log('warm-up reads (page cache) …');
+  for (const dir of Object.values(dirs)) await timedLoad(dir);
+  const times: Record<'bf16' | 'fp8', number[]> = { bf16: [], fp8: [] };
+  const held: Record<'bf16' | 'fp8', number> = { bf16: 0, fp8: 0 };
+  for (let r = 0; r < args.rounds; r++) {
+    for (const kind of r % 2 === 0 ? (['bf16', 'fp8'] as const) : (['fp8', 'bf16'] as const)) {
+      const t = await timedLoad(dirs[kind]);
+      times[kind].push(t.seconds);
+      held[kind] = t.held;
+      log(`  round ${r + 1}: ${kind} ${t.seconds.toFixed(2)} s`);
+    }
+  }
+  const result = {
+    model: dirs.bf16,
+    engine: engine.describe(),
+    block: args.block,
+    rounds: args.rounds,
+    diskBytes: { bf16: await diskBytes(dirs.bf16), fp8: await diskBytes(dirs.fp8) },
+    heldBytes: held,
+    loadSeconds: { bf16: median(times.bf16), fp8: median(times.fp8) },
+    allSeconds: times,
+    fp8OverBf16: median(times.fp8) / median(times.bf16),
+    quantizationError: await quantizationError(dirs.bf16, dirs.fp8),
+  };
+  if (args.json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    return;
+  }
+  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+  process.stdout.write(
+    [
+      `| checkpoint | on disk | held | load (median of ${args.rounds}) |`,
+      '|---|---:|---:|---:|',
+      `| BF16 | ${gb(result.diskBytes.bf16)} | ${gb(held.bf16)} | ${result.loadSeconds.bf16.toFixed(2)} s |`,
+      `| block FP8 (${args.block}×${args.block}), dequantised as read | ${gb(result.diskBytes.fp8)} | ${gb(held.fp8)} | ${result.loadSeconds.fp8.toFixed(2)} s |`,
+      '',
+      `Engine: ${result.engine}. FP8 ÷ BF16 load time: ${result.fp8OverBf16.toFixed(2)}×; the FP8 weights differ from the BF16 ones by at most ${(result.quantizationError * 100).toFixed(2)}% of the largest weight (the quantization's error).`,
+      '',
+    ].join('\n'),
+  );
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
