@@ -47,10 +47,11 @@ export interface TensorNameTemplates {
   expert?: MlpNames;
   /**
    * transformers ≥ 5's in-memory fused form, which some writers put on disk:
-   * gate_up [E, 2I, H] (gate rows first) and down [E, H, I]. `router` is the router's name in
-   * that form when it differs (Mixtral's block_sparse_moe.gate becomes mlp.gate).
+   * gate_up [E, 2I, H] (gate rows first) and down [E, H, I]. `router` and `routerBias` are the
+   * router's and its correction bias's names in that form when they differ (Mixtral's
+   * block_sparse_moe.gate becomes mlp.gate).
    */
-  fused: { gateUp: string; down: string; router?: string };
+  fused: { gateUp: string; down: string; router?: string; routerBias?: string };
   shared?: MlpNames;
   sharedGate?: string;
   dense?: MlpNames;

@@ -30,7 +30,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -80,6 +80,21 @@ describe('normalisation from the real key names', () => {
     const { config } = family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2 });
     expect(config).toMatchObject({ topkMethod: 'group_limited_greedy', nGroup: 4, topkGroup: 2 });
     expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'noaux_tc' })).toThrow(/noaux_tc is not supported/);
+  });
+
+  it('MiniMax-M2: whole-projection q/k norm, rotary_dim as the rotated width, sigmoid routing with its correction bias among all experts, renormalised', () => {
+    const family = familyByName('minimax_m2');
+    // MiniMax-M2's own config.json keys
+    const { config, moeLayers } = family.resolveConfig({
+      model_type: 'minimax_m2', hidden_size: 3072, intermediate_size: 1536, num_local_experts: 256, num_experts_per_tok: 8, num_hidden_layers: 62, num_attention_heads: 48, num_key_value_heads: 8,
+      head_dim: 128, rotary_dim: 64, use_qk_norm: true, qk_norm_type: 'per_layer', scoring_func: 'sigmoid', use_routing_bias: true, rope_theta: 5000000, vocab_size: 200064, shared_intermediate_size: 0,
+    });
+    expect(config).toMatchObject({ numExperts: 256, topK: 8, expertIntermediateSize: 1536, headDim: 128, rotaryDim: 64, qkNorm: 'whole', topkMethod: 'noaux_tc', nGroup: 1, topkGroup: 1, normTopkProb: true, routedScalingFactor: 1, ropeTheta: 5e6 });
+    expect(moeLayers.every(Boolean)).toBe(true);
+    // transformers 5 writes rotary_dim as rope_parameters.partial_rotary_factor
+    expect(family.resolveConfig({ model_type: 'minimax_m2', head_dim: 128, rope_parameters: { rope_type: 'default', rope_theta: 5e6, partial_rotary_factor: 0.5 } }).config.rotaryDim).toBe(64);
+    expect(() => family.resolveConfig({ model_type: 'minimax_m2', scoring_func: 'softmax' })).toThrow(/scoring_func/);
+    expect(() => family.resolveConfig({ model_type: 'minimax_m2', head_dim: 128, rotary_dim: 130 })).toThrow(/rotary_dim': 130 must be even and at most head_dim 128/);
   });
 
   it('GraniteMoE: its multipliers, 1 when absent (the softmax scale too, as transformers has it, not 1/√head_dim)', () => {

@@ -52,6 +52,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
       isMoe = () => true;
       break;
     case 'granitemoe':
+    case 'minimax_m2':
       E = num(raw, 'num_local_experts');
       I = num(raw, 'intermediate_size');
       isMoe = () => true;
@@ -114,7 +115,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     attentionPerLayer = 2 * heads * hd * H + 2 * kv * hd * H;
     if (type === 'qwen2_moe') attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
     if (type === 'qwen3_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
-    if (type === 'olmoe') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
+    if (type === 'olmoe' || type === 'minimax_m2') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
     if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
   }
 
@@ -125,8 +126,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedGateUp: nMoe * E * 2 * I * H,
     routedDown: nMoe * E * H * I,
     sharedExperts: nMoe * sharedPerLayer,
-    // DeepSeek-V3's and GLM-4.5's routers add an e_score_correction_bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' ? 1 : 0)),
+    // DeepSeek-V3's, GLM-4.5's and MiniMax-M2's routers add an e_score_correction_bias [E]
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' ? 1 : 0)),
     attention: L * attentionPerLayer,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

@@ -15,6 +15,7 @@
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
  * | granitemoe  | all 2                                  | experts fused only (block_sparse_moe.input_linear [E, 2I, H], output_linear [E, H, I], router.layer), embedding/residual/attention multipliers and logits scaling |
  * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
+ * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
  * dense width 24, Qwen2 shared width 20.
@@ -80,7 +81,7 @@ export interface TinyCheckpointOptions {
   moeLayerFreq?: number;
   /** qwen2_moe / qwen3_moe / olmoe: norm_topk_prob (defaults as the real models: false, true, false) */
   normTopkProb?: boolean;
-  /** qwen3_moe / glm4_moe: head_dim (default 12 / 16, deliberately ≠ hidden / heads) */
+  /** qwen3_moe / glm4_moe / minimax_m2: head_dim (default 12 / 16 / 16, deliberately ≠ hidden / heads) */
   headDim?: number;
   /** deepseek_v2: routed_scaling_factor (default 1.0, as V2-Lite) */
   routedScalingFactor?: number;
@@ -96,6 +97,8 @@ export interface TinyCheckpointOptions {
   ropeScaling?: Record<string, unknown>;
   /** glm4_moe: partial_rotary_factor (default 0.5, as GLM-4.5) */
   partialRotaryFactor?: number;
+  /** minimax_m2: rotary_dim (default head_dim / 2, as MiniMax-M2's 64 of 128) */
+  rotaryDim?: number;
   /** glm4_moe: use_qk_norm (default true, as GLM-4.5; GLM-4.5-Air has false) */
   useQkNorm?: boolean;
   /** granitemoe: embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling (default granite-3.0-1b-a400m's 12, 0.22, 0.015625, 6) */
@@ -642,7 +645,56 @@ function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2 };
+/**
+ * MiniMax-M2 (minimax_m2): GQA with q and k each RMS-normalised over the whole projection,
+ * head_dim 16 ≠ 32/4 with RoPE over its first `rotary_dim` (8 by default, as the real 64 of 128),
+ * every layer MoE with sigmoid routing and a correction bias; Mixtral's names on disk.
+ */
+function minimaxM2Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const headDim = o.headDim ?? 16;
+  const config = {
+    architectures: ['MiniMaxM2ForCausalLM'],
+    model_type: 'minimax_m2',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    num_local_experts: d.E,
+    num_experts_per_tok: d.K,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    rotary_dim: o.rotaryDim ?? headDim / 2,
+    use_qk_norm: true,
+    qk_norm_type: 'per_layer',
+    scoring_func: 'sigmoid',
+    use_routing_bias: true,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    rope_theta: 5e6,
+    router_jitter_noise: 0,
+    router_aux_loss_coef: 0.001,
+    tie_word_embeddings: d.tied,
+    bos_token_id: 0,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    const moe = `${P(l)}.block_sparse_moe`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(tensor(d, `${a}.q_norm.weight`, [d.heads * headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [d.kvHeads * headDim], 'norm'));
+    // transformers ≥ 5 renames the router and its bias when it fuses the experts; same values either way
+    layers.push(tensor(d, d.fused ? `${P(l)}.mlp.gate.weight` : `${moe}.gate.weight`, [d.E, d.H], 'linear', `${moe}.gate.weight`));
+    layers.push(tensor(d, d.fused ? `${P(l)}.mlp.e_score_correction_bias` : `${moe}.e_score_correction_bias`, [d.E], 'linear', `${moe}.e_score_correction_bias`));
+    layers.push(...routedExperts(d, l, moe, 'w1', 'w3', 'w2'));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -685,6 +737,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return glm4MoeFixture(d, opts);
       case 'granitemoe':
         return graniteMoeFixture(d, opts);
+      case 'minimax_m2':
+        return minimaxM2Fixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -703,7 +757,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2'];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
 const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;

@@ -14,7 +14,8 @@
  * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
- * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads) and GraniteMoE (its multipliers) come from
+ * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers) and MiniMax-M2
+ * (whole-projection q/k norm, partial rotary heads, sigmoid routing) come from
  * the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
@@ -116,9 +117,14 @@ const CASES: Case[] = [
   { name: 'granitemoe', family: 'granitemoe', fixture: { seed: 11 } },
   // … and with tied embeddings (as the 1b-a400m has them), top-3 and other multipliers
   { name: 'granitemoe-tied', family: 'granitemoe', fixture: { seed: 12, topK: 3, tieWordEmbeddings: true, multipliers: { embedding: 8, residual: 0.5, attention: 0.03, logits: 2.5 } } },
+  // MiniMax-M2: q/k normalised over the whole projections, RoPE over part of each head
+  // (rotary_dim), sigmoid routing with its correction bias among all experts, Mixtral's names …
+  { name: 'minimax_m2', family: 'minimax_m2', fixture: { seed: 13, topK: 3 } },
+  // … and as transformers ≥ 5 writes it (experts fused, the router and bias under mlp), tied embeddings, a quarter of each head rotated
+  { name: 'minimax_m2-fused', family: 'minimax_m2', fixture: { seed: 14, fusedExperts: true, tieWordEmbeddings: true, rotaryDim: 4 } },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

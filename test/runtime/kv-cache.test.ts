@@ -55,6 +55,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['glm4_moe', undefined],
   // its multipliers: the softmax scale, the residual and embedding multipliers
   ['granitemoe', undefined],
+  // whole-projection q/k norms before the split into heads, and partial rotary heads
+  ['minimax_m2', undefined],
 ];
 
 describe('KV cache', () => {
