@@ -56,6 +56,16 @@ const CASES: Case[] = [
     truth: 'transformers-fp8',
     quantizes: [/experts\.\d+\.down_proj\.weight$/, /shared_experts\.up_proj\.weight$/, /kv_b_proj\.weight$/, /o_proj\.weight$/],
   },
+  // MiniMax-M2, published in this format, per-expert on disk (transformers fuses them on load)
+  {
+    name: 'minimax_m2',
+    family: 'minimax_m2',
+    fixture: { seed: 13, topK: 3 },
+    block: [4, 8],
+    partialBlocks: false,
+    truth: 'transformers-fp8',
+    quantizes: [/experts\.\d+\.w1\.weight$/, /experts\.\d+\.w2\.weight$/, /q_proj\.weight$/],
+  },
   // experts fused on disk ([E, rows, cols]): every expert's matrix has its own grid (transformers
   // 5.18's FP8 load leaves the scales of fused on-disk experts unused, reporting them unexpected,
   // so the truth is torch's dequantised copy)
