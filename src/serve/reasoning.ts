@@ -2,7 +2,7 @@
  * Reasoning models' thinking apart from their answer, as vLLM's reasoning parsers give it: a
  * chat message's `reasoning_content` (and `reasoning`, the name vLLM moved to; clients read one
  * or the other) holds the text between `<think>` and `</think>`, `content` what follows. Set by
- * `rfid-moe serve --reasoning-parser qwen3|deepseek_r1|glm45` (off by default, as in vLLM: without
+ * `rfid-moe serve --reasoning-parser qwen3|deepseek_r1|glm45|minimax_m2` (off by default, as in vLLM: without
  * it the thinking stays in the content).
  *
  * Where a completion starts is read from its prompt (reasoningStart): inside the block when the
@@ -23,8 +23,11 @@ export interface ReasoningParser {
 
 const think = (name: string): ReasoningParser => ({ name, start: '<think>', end: '</think>' });
 
-/** The parsers by name: these families write `<think>…</think>` (vLLM's qwen3, deepseek_r1 and glm45 parsers). */
-export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map([think('qwen3'), think('deepseek_r1'), think('glm45')].map((p) => [p.name, p]));
+/**
+ * The parsers by name: these families write `<think>…</think>` (vLLM's qwen3, deepseek_r1, glm45
+ * and minimax_m2 parsers; MiniMax-M2's template, like R1's, ends the prompt in `<think>\n`).
+ */
+export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map([think('qwen3'), think('deepseek_r1'), think('glm45'), think('minimax_m2')].map((p) => [p.name, p]));
 
 /** Where a completion of this prompt starts: inside a reasoning block the prompt opened, in the answer after one it closed, or either. */
 export function reasoningStart(prompt: string, parser: ReasoningParser): ReasoningStart {

@@ -17,6 +17,7 @@ import { HERMES_TOOLS_CHATML } from './helpers.js';
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 import { GLM45_STYLE } from './glm45-template.js';
 import { GRANITE_STYLE } from './granite-template.js';
+import { MINIMAX_M2_STYLE } from './minimax-m2-template.js';
 import { REASONING_PARSERS, ReasoningReader, reasoningStart } from '../../src/serve/reasoning.js';
 import { resolveTools } from '../../src/serve/tools/tool-choice.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
@@ -528,6 +529,164 @@ describe('the GLM-4.5 format', () => {
     // "auto" holds the blocks the model opens to this pattern
     const choice = resolveTools({ tools: TOOLS.map((f) => ({ type: 'function' as const, function: f })), tool_choice: 'auto' }, glm45, 'm', false);
     expect(choice.responseFormat).toMatchObject({ regex: pattern, trigger: '<tool_call>' });
+  });
+});
+
+describe('the MiniMax-M2 format', () => {
+  const minimax = TOOL_CALL_FORMATS.get('minimax_m2')!;
+  const TOOLS: FunctionTool[] = [
+    {
+      name: 'write_file',
+      parameters: {
+        type: 'object',
+        properties: {
+          path: { type: 'string' },
+          content: { type: 'string' },
+          mode: { type: 'integer' },
+          ratio: { type: 'number' },
+          force: { type: 'boolean' },
+          level: { enum: ['low', 'high', 3] },
+          tags: { type: 'array' },
+          meta: { type: 'object' },
+          note: { type: ['string', 'null'] },
+          size: { anyOf: [{ type: 'integer' }, { type: 'string' }] },
+        },
+      },
+    },
+    { name: 'no_arguments', parameters: { type: 'object', properties: {} } },
+  ];
+  /** calls written as MiniMax-M2's template writes them, in one block (a string value as its text, any other as JSON) */
+  const block = (...calls: Array<[string, Record<string, unknown>]>) =>
+    `<minimax:tool_call>\n${calls
+      .map(([name, args]) => `<invoke name="${name}">\n${Object.entries(args).map(([k, v]) => `<parameter name="${k}">${typeof v === 'string' ? v : JSON.stringify(v)}</parameter>\n`).join('')}</invoke>\n`)
+      .join('')}</minimax:tool_call>`;
+  const WRITE = { path: 'src/a.ts', content: 'line one\n  <b>indented</b> "quoted" 42\nline three', mode: 644, ratio: 0.5, force: true, level: 3, tags: ['x', 'y'], meta: { a: [1, 2] }, note: null, size: 12 };
+
+  it('is the format a MiniMax-M2-style template implies', () => {
+    expect(detectToolCallFormat(MINIMAX_M2_STYLE)).toBe(minimax);
+    for (const other of [GLM45_STYLE, QWEN3_CODER_STYLE, HERMES_TOOLS_CHATML, GRANITE_STYLE]) expect(detectToolCallFormat(other)).not.toBe(minimax);
+  });
+
+  it('gives back every invoke of a block as a call, each value typed by its schema as vLLM reads it, however the text is split', () => {
+    const cases: Array<{ text: string; content: string; calls: Array<{ name: string; arguments: unknown }> }> = [
+      { text: `I will write it.\n${block(['write_file', WRITE])}`, content: 'I will write it.', calls: [{ name: 'write_file', arguments: WRITE }] },
+      // several invokes in one block are several calls; a string parameter that looks like a number stays text; anyOf tries integer first
+      {
+        text: block(['no_arguments', {}], ['write_file', { path: '02134', content: 'true', size: '7' }], ['write_file', { size: 'big' }]),
+        content: '',
+        calls: [
+          { name: 'no_arguments', arguments: {} },
+          { name: 'write_file', arguments: { path: '02134', content: 'true', size: 7 } },
+          { name: 'write_file', arguments: { size: 'big' } },
+        ],
+      },
+      // vLLM's readings: null / None / nil are null (a string's too), booleans from true/1/yes/on, a value that fits none of its types as JSON or text
+      { text: block(['write_file', { note: 'None', path: 'nil', force: 'yes', mode: 'seven' }]), content: '', calls: [{ name: 'write_file', arguments: { note: null, path: null, force: true, mode: 'seven' } }] },
+      // a function not among the tools, or a parameter its schema does not name: text (JSON where no type is given)
+      { text: block(['other', { n: 3, s: 'plain words' }]), content: '', calls: [{ name: 'other', arguments: { n: '3', s: 'plain words' } }] },
+      // names quoted with either quote, or bare
+      { text: "<minimax:tool_call><invoke name='write_file'><parameter name=mode>7</parameter></invoke></minimax:tool_call>", content: '', calls: [{ name: 'write_file', arguments: { mode: 7 } }] },
+      // a block without an invoke is no call: content as written
+      { text: 'Nothing: <minimax:tool_call>\n{"name": "x"}\n</minimax:tool_call>', content: 'Nothing: <minimax:tool_call>\n{"name": "x"}\n</minimax:tool_call>', calls: [] },
+    ];
+    for (const [i, c] of cases.entries()) {
+      for (const pieces of splits(c.text, 80 + i)) {
+        const got = read(() => new TaggedCallsReader(minimax, TOOLS), pieces);
+        expect(got.content, JSON.stringify(pieces)).toBe(c.content);
+        expect(got.calls).toEqual(c.calls);
+      }
+    }
+    // a block cut short by the end of the generation: what was written of it
+    const cut = read(() => new TaggedCallsReader(minimax, TOOLS), ['<minimax:tool_call>\n<invoke name="write_file">\n<parameter name="path">a.ts</parameter>\n<parameter name="mode">7']);
+    expect(cut.calls).toEqual([{ name: 'write_file', arguments: { path: 'a.ts', mode: 7 } }]);
+  });
+
+  it('a block the server holds streams each call when its invoke closes, the same calls as the whole block gives', () => {
+    const reader = new TaggedCallsReader(minimax, TOOLS, { held: true });
+    const steps: Array<[string, ChoiceDelta[]]> = [
+      ['Writing.\n<minimax:tool_call>\n<invoke name="write_', [{ kind: 'content', text: 'Writing.' }]],
+      ['file">\n<parameter name="mode">644</parameter>\n', []],
+      ['</invoke>\n<inv', [{ kind: 'call', index: 0, id: expect.any(String) as string, name: 'write_file', arguments: '{"mode":644}' }]],
+      ['oke name="no_arguments">\n</invoke>\n</minimax:tool_call> Done.', [{ kind: 'call', index: 1, id: expect.any(String) as string, name: 'no_arguments', arguments: '{}' }, { kind: 'content', text: ' Done.' }]],
+    ];
+    for (const [text, deltas] of steps) expect(reader.push(text), text).toEqual(deltas);
+    expect(reader.end()).toEqual([]);
+    const text = `Sure. ${block(['write_file', WRITE], ['no_arguments', {}])} And ${block(['write_file', { path: 'p' }])}`;
+    const whole = argumentTexts(new TaggedCallsReader(minimax, TOOLS), [text]);
+    expect(whole.calls.map((c) => c.name)).toEqual(['write_file', 'no_arguments', 'write_file']);
+    for (const pieces of splits(text, 9)) expect(argumentTexts(new TaggedCallsReader(minimax, TOOLS, { held: true }), pieces)).toEqual(whole);
+    // cut short: the call with what was written of it
+    const cut = argumentTexts(new TaggedCallsReader(minimax, TOOLS, { held: true }), ['<minimax:tool_call>\n<invoke name="write_file">\n<parameter name="path">a.ts</parameter>\n<parameter name="content">half a li']);
+    expect(cut).toEqual({ content: '', calls: [{ name: 'write_file', arguments: '{"path":"a.ts","content":"half a li"}' }] });
+    // a held block that is no call stays content as written
+    for (const pieces of splits('Nothing: <minimax:tool_call> plain </minimax:tool_call> done', 3)) {
+      expect(argumentTexts(new TaggedCallsReader(minimax, TOOLS, { held: true }), pieces)).toEqual({ content: 'Nothing: <minimax:tool_call> plain </minimax:tool_call> done', calls: [] });
+    }
+    // parallel_tool_calls false: a block's first call only
+    for (const options of [{ held: true, parallel: false }, { parallel: false }]) {
+      expect(argumentTexts(new TaggedCallsReader(minimax, TOOLS, options), [block(['no_arguments', {}], ['write_file', { mode: 1 }])]).calls).toEqual([{ name: 'no_arguments', arguments: '{}' }]);
+    }
+  });
+
+  it('the held pattern: blocks of one call or more, written as the template writes them, match it; other names, types, keys or end tags inside values do not', () => {
+    // "auto" holds the blocks the model opens to it (with ten parameters and three end tags the
+    // bounded form is too large to follow, so it is the unbounded one)
+    const choice = resolveTools({ tools: TOOLS.map((f) => ({ type: 'function' as const, function: f })), tool_choice: 'auto' }, minimax, 'm', false);
+    const pattern = minimax.heldPattern!(TOOLS, false);
+    expect(choice.responseFormat).toMatchObject({ regex: pattern, trigger: '<minimax:tool_call>' });
+    const full = new RegExp(`^(?:${pattern})$`, 'u');
+    const regex = compileRegex(pattern);
+    const held = (text: string) => {
+      const state = new RegexPrefix(regex);
+      return state.push(text) && state.complete;
+    };
+    const r = mulberry32(12);
+    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
+    const randomArgs = () => {
+      const args: Record<string, unknown> = {};
+      if (r() < 0.7) args.path = pick(['a.ts', 'dir/b c.txt', 'üñí', '<b>', 'x\ny', '12']);
+      if (r() < 0.5) args.mode = pick([0, 644, -3]);
+      if (r() < 0.5) args.ratio = pick([0.5, 2, -1.25, 1e-3]);
+      if (r() < 0.5) args.force = r() < 0.5;
+      if (r() < 0.4) args.level = pick(['low', 'high', 3]);
+      if (r() < 0.3) args.tags = ['x', 'y'];
+      if (r() < 0.3) args.note = pick([null, 'plain']);
+      return args;
+    };
+    for (let k = 0; k < 150; k++) {
+      const calls: Array<[string, Record<string, unknown>]> = Array.from({ length: 1 + Math.floor(r() * 3) }, () => (r() < 0.2 ? ['no_arguments', {}] : ['write_file', randomArgs()]));
+      const text = block(...calls);
+      const body = text.slice('<minimax:tool_call>'.length);
+      expect(full.test(body), body).toBe(true);
+      expect(held(body), body).toBe(true);
+      expect(read(() => new TaggedCallsReader(minimax, TOOLS), [text]).calls).toEqual(calls.map(([name, args]) => ({ name, arguments: args })));
+    }
+    for (const bad of [
+      block(['other_tool', {}]),
+      block(['write_file', { mode: 'seven' }]),
+      block(['write_file', { mode: 1.5 }]),
+      block(['write_file', { force: 'True' }]),
+      block(['write_file', { level: 'middle' }]),
+      block(['write_file', { unknown_key: 'x' }]),
+      block(['write_file', { path: 'a </minimax:tool_call> b' }]),
+      block(['write_file', { path: 'a </invoke> b' }]),
+      block(['write_file', { path: 'a </parameter> b' }]),
+      '<minimax:tool_call>\n</minimax:tool_call>',
+    ]) {
+      const body = bad.slice('<minimax:tool_call>'.length);
+      expect(full.test(body), body).toBe(false);
+      expect(held(body), body).toBe(false);
+    }
+    // with fewer parameters the bounded form holds: at most as many parameters as the function has
+    const small: FunctionTool[] = [{ name: 'ring', parameters: { type: 'object', properties: { times: { type: 'integer' }, note: { type: 'string' } } } }];
+    const bounded = compileRegex(minimax.heldPattern!(small));
+    const ok = (text: string) => {
+      const state = new RegexPrefix(bounded);
+      return state.push(text) && state.complete;
+    };
+    expect(ok(block(['ring', { times: 2, note: 'x' }], ['ring', {}]).slice('<minimax:tool_call>'.length))).toBe(true);
+    expect(ok(`\n<invoke name="ring">\n${'<parameter name="times">1</parameter>\n'.repeat(3)}</invoke>\n</minimax:tool_call>`)).toBe(false);
+    expect(ok(`\n<invoke name="ring">\n${'<parameter name="times">1</parameter>\n'.repeat(2)}</invoke>\n</minimax:tool_call>`)).toBe(true);
   });
 });
 

@@ -26,6 +26,7 @@ import { hfChatReference, type ChatReference, type ReferenceConversation } from 
 import { QWEN3_CODER_STYLE } from './qwen3-coder-template.js';
 import { GLM45_STYLE } from './glm45-template.js';
 import { GRANITE_STYLE } from './granite-template.js';
+import { MINIMAX_M2_STYLE } from './minimax-m2-template.js';
 import { CHATML, HERMES_TOOLS_CHATML, postJson, spawnServeCli, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const NEW_TOKENS = 12;
@@ -137,6 +138,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
   let coderDir: string;
   let glmDir: string;
   let graniteDir: string;
+  let minimaxDir: string;
   let thinkDir: string;
   let s: Running;
   let client: OpenAI;
@@ -159,6 +161,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     coderDir = tinyWithChatTemplate(path.join(root, 'qwen3-coder'), QWEN3_CODER_STYLE);
     glmDir = tinyWithChatTemplate(path.join(root, 'glm45'), GLM45_STYLE);
     graniteDir = tinyWithChatTemplate(path.join(root, 'granite'), GRANITE_STYLE);
+    minimaxDir = tinyWithChatTemplate(path.join(root, 'minimax-m2'), MINIMAX_M2_STYLE);
     thinkDir = tinyWithChatTemplate(path.join(root, 'think'), THINK_TEMPLATE);
     // one Python run for every reference (its imports cost seconds): the other templates' prompts through their tokenizers
     refs = reference(dir, [
@@ -171,6 +174,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       { messages: THINK_CONVERSATION, tools: null, tokenizer: thinkDir },
       { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: glmDir },
       { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: graniteDir },
+      { messages: forTransformers(CODER_MESSAGES), tools: CODER_TOOLS, tokenizer: minimaxDir },
     ]);
     s = await startServer({ models: [`tiny=${dir}`, `plain=${plainDir}`] });
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -267,6 +271,25 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       const ring: ChatCompletionTool[] = [{ type: 'function', function: { name: 'ring', parameters: { type: 'object', properties: {} } } }];
       const auto = await postJson(`${other.url}/v1/chat/completions`, { model: 'granite', messages: [{ role: 'user', content: 'Ring.' }], tools: ring, tool_choice: 'auto', max_tokens: 4, temperature: 0 });
       expect(auto.status, auto.text).toBe(200);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('MiniMax-M2’s form: invokes of parameters (strings as text, other values as JSON), the prompt transformers renders; "auto" is served in that form', async () => {
+    const ref = refs[8];
+    const [messages, tools] = [CODER_MESSAGES, CODER_TOOLS];
+    expect(ref.text).toContain('I shall.\n<minimax:tool_call>\n<invoke name="write_file">\n<parameter name="path">verona.txt</parameter>\n<parameter name="lines">3</parameter>\n<parameter name="force">true</parameter>\n');
+    expect(ref.text).toContain('<parameter name="note">null</parameter>\n<parameter name="meta">{"who": ["Romeo", "Juliet"], "act": 2}</parameter>\n</invoke>\n</minimax:tool_call>[e~[\n]~b]tool\n<response>written</response>[e~[');
+    const other = await startServer({ models: [`minimax=${minimaxDir}`] });
+    try {
+      expect(other.server.models.get('minimax')!.toolCallFormat?.name).toBe('minimax_m2');
+      const r = await postJson(`${other.url}/tokenize`, { model: 'minimax', messages, tools });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.tokens).toEqual(ref.ids);
+      const auto = await postJson(`${other.url}/v1/chat/completions`, { model: 'minimax', messages, tools, tool_choice: 'auto', max_tokens: 4, temperature: 0 });
+      expect(auto.status, auto.text).toBe(200);
+      expect(auto.json.choices[0].message.tool_calls ?? []).toEqual([]);
     } finally {
       await other.close();
     }
@@ -549,7 +572,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(r.json.error.message).toMatch(message);
     }
     // rfid-moe serve --tool-call-parser: a format for every model (then "auto" serves), an unknown one exits 2
-    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of qwen3_coder, glm45, hermes, mistral, deepseek, granite or none/s);
+    await expect(spawnServeCli([`plain=${plainDir}`, '--tool-call-parser', 'xml'])).rejects.toThrow(/exited with 2.*--tool-call-parser must be one of qwen3_coder, glm45, minimax_m2, hermes, mistral, deepseek, granite or none/s);
     const cli = await spawnServeCli([`plain=${plainDir}`, '--port', '0', '--quiet', '--tool-call-parser', 'hermes']);
     try {
       const r = await postJson(`${cli.url}/v1/chat/completions`, { ...base, model: 'plain', tools: TOOLS, temperature: 0 });

@@ -85,6 +85,11 @@ export interface TaggedCallLayout {
   anyKey: string;
   /** after the last argument, to the block's end */
   suffix: string;
+  /**
+   * where a block holds one call or more (MiniMax-M2's invokes): what closes each call, after its
+   * last argument; the calls then repeat, and `suffix` follows the last. Absent: one call a block.
+   */
+  callClose?: string;
   /** the closing tags a free-text value may not hold */
   endTags: readonly string[];
   /** how typed values are written */
@@ -92,7 +97,8 @@ export interface TaggedCallLayout {
 }
 
 /**
- * What a held block holds after its start tag: one call of one of the tools, each argument a key
+ * What a held block holds after its start tag: one call of one of the tools (one or more, where the
+ * layout closes each: `callClose`), each argument a key
  * among its parameters with a value of its type (typedValuePattern; other values any text without
  * the end tags), then the end. `bounded`: at most as many arguments as the function has parameters
  * (a model that repeats one must close the call); the automaton then repeats the function's
@@ -117,5 +123,6 @@ export function heldCallPattern(tools: readonly FunctionTool[], bounded: boolean
     if (properties.length === 0) blocks.push(layout.argument(layout.anyKey, free));
     return `${layout.open(literal(tool.name))}(?:${blocks.join('|')})${bounded ? `{0,${properties.length || 64}}` : '*'}`;
   });
-  return `${layout.prefix}(?:${functions.join('|')})${layout.suffix}`;
+  const call = `(?:${functions.join('|')})`;
+  return layout.callClose === undefined ? `${layout.prefix}${call}${layout.suffix}` : `${layout.prefix}(?:${call}${layout.callClose})+${layout.suffix}`;
 }
