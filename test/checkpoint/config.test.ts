@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCheckpoint } from '../../src/checkpoint/describe.js';
 import { parameterCounts } from '../../src/checkpoint/counts.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { unrunnableReason } from '../../src/checkpoint/runnable.js';
 import { familyByName, familyForConfig, supportedModelTypes } from '../../src/checkpoint/registry.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
@@ -30,7 +31,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'dots1', 'glm4_moe', 'granitemoe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -80,6 +81,25 @@ describe('normalisation from the real key names', () => {
     const { config } = family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2 });
     expect(config).toMatchObject({ topkMethod: 'group_limited_greedy', nGroup: 4, topkGroup: 2 });
     expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'noaux_tc' })).toThrow(/noaux_tc is not supported/);
+  });
+
+  it('dots.llm1: per-head q/k norm, V3 routing with groups, shared experts, dense layers before first_k_dense_replace; sliding layers are not run', () => {
+    const family = familyByName('dots1');
+    // dots.llm1.inst's shape
+    const raw = {
+      model_type: 'dots1', hidden_size: 4096, intermediate_size: 10944, moe_intermediate_size: 1408, n_routed_experts: 128, n_shared_experts: 2, num_experts_per_tok: 6, first_k_dense_replace: 1,
+      num_hidden_layers: 62, num_attention_heads: 32, num_key_value_heads: 32, head_dim: 128, norm_topk_prob: true, routed_scaling_factor: 2.5, n_group: 1, topk_group: 1, sliding_window: null, max_window_layers: 62, vocab_size: 152064,
+    };
+    const { config, moeLayers } = family.resolveConfig(raw);
+    expect(config).toMatchObject({ numExperts: 128, topK: 6, expertIntermediateSize: 1408, sharedExpertIntermediateSize: 2816, qkNorm: 'per-head', qkvBias: false, topkMethod: 'noaux_tc', normTopkProb: true, routedScalingFactor: 2.5 });
+    expect(config.rotaryDim).toBeUndefined();
+    expect(moeLayers[0]).toBe(false);
+    expect(moeLayers.slice(1).every(Boolean)).toBe(true);
+    expect(unrunnableReason(config)).toBeNull();
+    // transformers' defaults make no layer of 62 sliding; layers from max_window_layers on, or layer_types that say so, are
+    expect(unrunnableReason(family.resolveConfig({ ...raw, sliding_window: undefined }).config)).toBeNull();
+    expect(unrunnableReason(family.resolveConfig({ ...raw, sliding_window: 4096, max_window_layers: 30 }).config)).toMatch(/sliding-window layers .* not implemented for dots1/);
+    expect(unrunnableReason(family.resolveConfig({ ...raw, layer_types: ['full_attention', 'sliding_attention'] }).config)).toMatch(/sliding-window layers/);
   });
 
   it('MiniMax-M2: whole-projection q/k norm, rotary_dim as the rotated width, sigmoid routing with its correction bias among all experts, renormalised', () => {

@@ -88,13 +88,14 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
       break;
     }
-    case 'glm4_moe': {
+    case 'glm4_moe':
+    case 'dots1': {
       E = num(raw, 'n_routed_experts');
       I = num(raw, 'moe_intermediate_size');
       denseWidth = num(raw, 'intermediate_size');
       const k = num(raw, 'first_k_dense_replace');
       isMoe = (l) => l >= k;
-      sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
+      sharedPerLayer = 3 * I * ((raw.n_shared_experts as number | null) ?? 0) * H;
       break;
     }
     default:
@@ -117,6 +118,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'qwen3_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'olmoe' || type === 'minimax_m2') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
     if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
+    if (type === 'dots1') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + 2 * hd; // per-head q/k norms always
   }
 
   const moeLayers = Array.from({ length: L }, (_, l) => l).filter(isMoe);
@@ -126,8 +128,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedGateUp: nMoe * E * 2 * I * H,
     routedDown: nMoe * E * H * I,
     sharedExperts: nMoe * sharedPerLayer,
-    // DeepSeek-V3's, GLM-4.5's and MiniMax-M2's routers add an e_score_correction_bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' ? 1 : 0)),
+    // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E]
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' ? 1 : 0)),
     attention: L * attentionPerLayer,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

@@ -15,6 +15,7 @@
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
  * | granitemoe  | all 2                                  | experts fused only (block_sparse_moe.input_linear [E, 2I, H], output_linear [E, H, I], router.layer), embedding/residual/attention multipliers and logits scaling |
  * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
+ * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
@@ -646,6 +647,63 @@ function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
 }
 
 /**
+ * dots.llm1 (dots1): Qwen3's attention (per-head q_norm/k_norm, head_dim 12 ≠ 32/4, whole-head
+ * RoPE), DeepSeek-V3's routing with its correction bias (4 groups of 2, 2 kept by default), one
+ * shared expert, a dense first layer.
+ */
+function dots1Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const firstDense = o.firstKDenseReplace ?? 1;
+  const nShared = o.numSharedExperts ?? 1;
+  const headDim = o.headDim ?? 12;
+  const config = {
+    architectures: ['Dots1ForCausalLM'],
+    model_type: 'dots1',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    n_routed_experts: d.E,
+    n_shared_experts: nShared,
+    num_experts_per_tok: d.K,
+    first_k_dense_replace: firstDense,
+    norm_topk_prob: o.normTopkProb ?? true,
+    routed_scaling_factor: o.routedScalingFactor ?? 2.5,
+    n_group: o.topkMethod?.nGroup ?? 4,
+    topk_group: o.topkMethod?.topkGroup ?? 2,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    attention_bias: false,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    rope_scaling: null,
+    sliding_window: null,
+    max_window_layers: d.L,
+    tie_word_embeddings: d.tied,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(tensor(d, `${a}.q_norm.weight`, [headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [headDim], 'norm'));
+    if (l < firstDense) {
+      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    layers.push(tensor(d, `${P(l)}.mlp.gate.e_score_correction_bias`, [d.E], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+    if (nShared > 0) layers.push(...mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
  * MiniMax-M2 (minimax_m2): GQA with q and k each RMS-normalised over the whole projection,
  * head_dim 16 ≠ 32/4 with RoPE over its first `rotary_dim` (8 by default, as the real 64 of 128),
  * every layer MoE with sigmoid routing and a correction bias; Mixtral's names on disk.
@@ -694,7 +752,7 @@ function minimaxM2Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -739,6 +797,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return graniteMoeFixture(d, opts);
       case 'minimax_m2':
         return minimaxM2Fixture(d, opts);
+      case 'dots1':
+        return dots1Fixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -757,7 +817,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'dots1'];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
 const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;

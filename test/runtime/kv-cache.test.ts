@@ -57,6 +57,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['granitemoe', undefined],
   // whole-projection q/k norms before the split into heads, and partial rotary heads
   ['minimax_m2', undefined],
+  // per-head q/k norms with V3's routing
+  ['dots1', undefined],
 ];
 
 describe('KV cache', () => {
