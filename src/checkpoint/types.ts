@@ -5,7 +5,7 @@
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 
-export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1';
+export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 

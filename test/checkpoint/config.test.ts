@@ -31,7 +31,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'dots1', 'glm4_moe', 'granitemoe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'dots1', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -81,6 +81,16 @@ describe('normalisation from the real key names', () => {
     const { config } = family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2 });
     expect(config).toMatchObject({ topkMethod: 'group_limited_greedy', nGroup: 4, topkGroup: 2 });
     expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'noaux_tc' })).toThrow(/noaux_tc is not supported/);
+  });
+
+  it('GLM-4.7-Flash: DeepSeek-V3’s MLA and routing, MoE layers from mlp_layer_types (the first dense without them)', () => {
+    const family = familyByName('glm4_moe_lite');
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'glm4_moe_lite', num_hidden_layers: 4 });
+    expect(config).toMatchObject({ attention: 'mla', numExperts: 64, topK: 4, expertIntermediateSize: 1536, sharedExpertIntermediateSize: 1536, topkMethod: 'noaux_tc', routedScalingFactor: 1.8, mla: { qLoraRank: 768, kvLoraRank: 512, qkNopeHeadDim: 192, qkRopeHeadDim: 64, vHeadDim: 256, ropeInterleave: true } });
+    expect(moeLayers).toEqual([false, true, true, true]);
+    expect(family.resolveConfig({ model_type: 'glm4_moe_lite', num_hidden_layers: 3, mlp_layer_types: ['dense', 'dense', 'sparse'] }).moeLayers).toEqual([false, false, true]);
+    expect(() => family.resolveConfig({ model_type: 'glm4_moe_lite', num_hidden_layers: 3, mlp_layer_types: ['dense', 'sparse'] })).toThrow(/mlp_layer_types': 2 entries for num_hidden_layers 3/);
+    expect(() => family.resolveConfig({ model_type: 'glm4_moe_lite', mlp_layer_types: ['dense', 'moe'] })).toThrow(/mlp_layer_types/);
   });
 
   it('dots.llm1: per-head q/k norm, V3 routing with groups, shared experts, dense layers before first_k_dense_replace; sliding layers are not run', () => {

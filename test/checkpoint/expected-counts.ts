@@ -76,6 +76,15 @@ export function independentCounts(raw: Raw): IndependentCounts {
       }
       break;
     }
+    case 'glm4_moe_lite': {
+      E = num(raw, 'n_routed_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const types = (raw.mlp_layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, l) => (l === 0 ? 'dense' : 'sparse'));
+      isMoe = (l) => types[l] === 'sparse';
+      sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
+      break;
+    }
     case 'deepseek':
     case 'deepseek_v2':
     case 'deepseek_v3': {
@@ -103,7 +112,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
   }
 
   let attentionPerLayer: number;
-  if (type === 'deepseek_v2' || type === 'deepseek_v3') {
+  if (type === 'deepseek_v2' || type === 'deepseek_v3' || type === 'glm4_moe_lite') {
     const nope = num(raw, 'qk_nope_head_dim');
     const rope = num(raw, 'qk_rope_head_dim');
     const vd = num(raw, 'v_head_dim');
@@ -129,7 +138,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedDown: nMoe * E * H * I,
     sharedExperts: nMoe * sharedPerLayer,
     // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' ? 1 : 0)),
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' ? 1 : 0)),
     attention: L * attentionPerLayer,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

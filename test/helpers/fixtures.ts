@@ -15,6 +15,7 @@
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
  * | granitemoe  | all 2                                  | experts fused only (block_sparse_moe.input_linear [E, 2I, H], output_linear [E, H, I], router.layer), embedding/residual/attention multipliers and logits scaling |
  * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
+ * | glm4_moe_lite | 1 and 2 of 3 (mlp_layer_types, or its default) | deepseek_v3's tensors and routing under GLM's name |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  *
@@ -538,6 +539,29 @@ function deepseekFixture(d: Dims, o: TinyCheckpointOptions, version: 1 | 2 | 3):
 }
 
 /**
+ * GLM-4.7-Flash (glm4_moe_lite): DeepSeek-V3's tensors and routing under GLM's name, the MoE
+ * layers given by mlp_layer_types (written out when firstKDenseReplace is given; without it, the
+ * default: the first layer dense).
+ */
+function glm4MoeLiteFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const built = deepseekFixture(d, o, 3);
+  const { topk_method: _t, first_k_dense_replace: _f, moe_layer_freq: _m, aux_loss_alpha: _a, seq_aux: _s, ...config } = built.config;
+  const firstDense = o.firstKDenseReplace ?? 1;
+  return {
+    config: {
+      ...config,
+      architectures: ['Glm4MoeLiteForCausalLM'],
+      model_type: 'glm4_moe_lite',
+      // MLA's keys and values are per head (transformers' glm4_moe_lite groups them by this, as GLM-4.7-Flash's config has it)
+      num_key_value_heads: d.heads,
+      routed_scaling_factor: o.routedScalingFactor ?? 1.8,
+      ...(o.firstKDenseReplace !== undefined ? { mlp_layer_types: Array.from({ length: d.L }, (_, l) => (l < firstDense ? 'dense' : 'sparse')) } : {}),
+    },
+    tensors: built.tensors,
+  };
+}
+
+/**
  * GLM-4.5 (glm4_moe): GQA whose q/k/v carry biases, per-head q/k RMSNorm, RoPE over the first
  * head_dim × partial_rotary_factor values of each head, and DeepSeek-V3's routing and MLP names.
  */
@@ -752,7 +776,7 @@ function minimaxM2Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -799,6 +823,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return minimaxM2Fixture(d, opts);
       case 'dots1':
         return dots1Fixture(d, opts);
+      case 'glm4_moe_lite':
+        return glm4MoeLiteFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -817,7 +843,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'dots1'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'dots1', 'glm4_moe_lite'];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
 const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;

@@ -59,6 +59,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['minimax_m2', undefined],
   // per-head q/k norms with V3's routing
   ['dots1', undefined],
+  // MLA under another name, its MoE layers from mlp_layer_types
+  ['glm4_moe_lite', undefined],
 ];
 
 describe('KV cache', () => {
