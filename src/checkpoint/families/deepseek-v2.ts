@@ -20,6 +20,17 @@ interface ParsedMlaKeys {
   v_head_dim: number;
 }
 
+/** config.json's MLA keys with a model's defaults (DeepSeek-V2, V3 and GLM-4.7-Flash differ only in these). */
+export function mlaKeys(d: { q_lora_rank: number | null; kv_lora_rank: number; qk_nope_head_dim: number; qk_rope_head_dim: number; v_head_dim: number }) {
+  return {
+    q_lora_rank: positiveInt.nullable().default(d.q_lora_rank),
+    kv_lora_rank: positiveInt.default(d.kv_lora_rank),
+    qk_nope_head_dim: positiveInt.default(d.qk_nope_head_dim),
+    qk_rope_head_dim: positiveInt.default(d.qk_rope_head_dim),
+    v_head_dim: positiveInt.default(d.v_head_dim),
+  };
+}
+
 /** The attention part of a DeepSeek MLA config (V2 always interleaves its rope pairs; V3 says so in rope_interleave). */
 export function mlaConfigPart(p: ParsedMlaKeys, ropeInterleave: boolean) {
   return {
@@ -72,11 +83,7 @@ const configSchema = z
       .default('greedy'),
     n_group: positiveInt.nullable().default(null),
     topk_group: positiveInt.nullable().default(null),
-    q_lora_rank: positiveInt.nullable().default(1536),
-    kv_lora_rank: positiveInt.default(512),
-    qk_nope_head_dim: positiveInt.default(128),
-    qk_rope_head_dim: positiveInt.default(64),
-    v_head_dim: positiveInt.default(128),
+    ...mlaKeys({ q_lora_rank: 1536, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64, v_head_dim: 128 }),
   })
   .refine((p) => p.topk_method !== 'group_limited_greedy' || (p.n_group !== null && p.topk_group !== null), {
     message: "topk_method 'group_limited_greedy' needs n_group and topk_group",

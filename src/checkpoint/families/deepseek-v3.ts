@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js';
 import { correctionBiasName, deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
-import { deepseekV2MlaNames, mlaConfigPart } from './deepseek-v2.js';
+import { deepseekV2MlaNames, mlaConfigPart, mlaKeys } from './deepseek-v2.js';
 
 const configSchema = z.looseObject({
   ...llamaKeys({
@@ -43,11 +43,7 @@ const configSchema = z.looseObject({
   routed_scaling_factor: z.number().positive().default(2.5),
   n_group: positiveInt.default(8),
   topk_group: positiveInt.default(4),
-  q_lora_rank: positiveInt.nullable().default(1536),
-  kv_lora_rank: positiveInt.default(512),
-  qk_nope_head_dim: positiveInt.default(128),
-  qk_rope_head_dim: positiveInt.default(64),
-  v_head_dim: positiveInt.default(128),
+  ...mlaKeys({ q_lora_rank: 1536, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64, v_head_dim: 128 }),
   rope_interleave: z.boolean().default(true),
 });
 

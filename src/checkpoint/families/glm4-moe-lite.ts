@@ -12,7 +12,7 @@ import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, nonNegativeInt, positiveInt } from './common.js';
 import { correctionBiasName, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
-import { deepseekV2MlaNames, mlaConfigPart } from './deepseek-v2.js';
+import { deepseekV2MlaNames, mlaConfigPart, mlaKeys } from './deepseek-v2.js';
 
 const configSchema = z.looseObject({
   ...llamaKeys({
@@ -39,11 +39,7 @@ const configSchema = z.looseObject({
   routed_scaling_factor: z.number().positive().default(1.8),
   n_group: positiveInt.default(1),
   topk_group: positiveInt.default(1),
-  q_lora_rank: positiveInt.nullable().default(768),
-  kv_lora_rank: positiveInt.default(512),
-  qk_nope_head_dim: positiveInt.default(192),
-  qk_rope_head_dim: positiveInt.default(64),
-  v_head_dim: positiveInt.default(256),
+  ...mlaKeys({ q_lora_rank: 768, kv_lora_rank: 512, qk_nope_head_dim: 192, qk_rope_head_dim: 64, v_head_dim: 256 }),
   rope_interleave: z.boolean().default(true),
   mlp_layer_types: z.array(z.enum(['dense', 'sparse'])).nullable().default(null),
 });
