@@ -27,11 +27,14 @@ from stdin:
            presence penalties, which transformers lacks, are OpenAIPenalties below, a logits
            processor transformers runs after its own, as vLLM applies them after the others;
            allowed token ids go through generate()'s prefix_allowed_tokens_fn
-    {"op": "quantize_fp8", "model": DIR, "out": DIR, "block": [R, C], "partialBlocks": bool, "dequantizedOut": DIR}
+    {"op": "quantize_fp8", "model": DIR, "out": DIR, "block": [R, C], "partialBlocks": bool, "dequantizedOut": DIR,
+     "scheme": "fp8" | "compressed-tensors-channel"}
         -> {"ok": true, "quantized": [names]}: the checkpoint as the block-FP8 releases (DeepSeek-V3,
-           Qwen3-FP8) store it (Fp8Quantize below), written by torch; with "dequantizedOut", also
-           the same weights dequantised by torch (each block's codes times its scale, in f32,
-           rounded to BF16) as a plain BF16 checkpoint
+           Qwen3-FP8) store it (Fp8Quantize below), written by torch; with "scheme":
+           "compressed-tensors-channel", as llm-compressor's FP8 checkpoints store it instead (one
+           scale per output channel, NAME_scale of shape [rows, 1], its config_groups); with
+           "dequantizedOut", also the same weights dequantised by torch (each block's codes times
+           its scale, in f32, rounded to BF16) as a plain BF16 checkpoint
     {"op": "warp", "logits": [[...]], "temperature": T, "topK": K, "topP": P, "minP": M}
         -> {"ok": true, "probs": [[...]]}: softmax of the rows after transformers' own sampling
            warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
@@ -217,15 +220,21 @@ class Fp8Quantize:
     KEEP = ("embed_tokens", "lm_head", "norm", "router", "bias")
 
     def __init__(self, block, partial_blocks):
-        self.rows, self.cols = block
+        # block None: one block per output channel (a row of the weight), compressed-tensors' "channel"
+        self.channel = block is None
+        self.rows, self.cols = block if block is not None else (1, None)
         self.partial = partial_blocks
+
+    def for_weight(self, w):
+        """the quantizer of this weight's blocks (a channel's block is one whole row)"""
+        return Fp8Quantize((1, w.shape[-1]), True) if self.channel else self
 
     def wanted(self, name, w):
         if w.dim() < 2 or not w.is_floating_point() or any(k in name for k in self.KEEP):
             return False
         if name.endswith(".gate.weight") or name.endswith("shared_expert_gate.weight"):
             return False  # the routers (and Qwen2-MoE's shared-expert gate)
-        return self.partial or (w.shape[-2] % self.rows == 0 and w.shape[-1] % self.cols == 0)
+        return self.channel or self.partial or (w.shape[-2] % self.rows == 0 and w.shape[-1] % self.cols == 0)
 
     def grid(self, w):
         return math.ceil(w.shape[-2] / self.rows), math.ceil(w.shape[-1] / self.cols)
@@ -264,7 +273,12 @@ def quantize_fp8_job(job):
     from safetensors.torch import load_file, save_file
 
     src, out = job["model"], job["out"]
-    q = Fp8Quantize(job["block"], bool(job.get("partialBlocks", False)))
+    scheme = job.get("scheme", "fp8")
+    if scheme not in ("fp8", "compressed-tensors-channel"):
+        raise ValueError("scheme must be fp8 or compressed-tensors-channel, got %r" % scheme)
+    channel = scheme == "compressed-tensors-channel"
+    q = Fp8Quantize(None if channel else job["block"], bool(job.get("partialBlocks", False)))
+    suffix = "_scale" if channel else "_scale_inv"
     tensors = {}
     for f in sorted(glob.glob(os.path.join(src, "*.safetensors"))):
         tensors.update(load_file(f))
@@ -272,15 +286,31 @@ def quantize_fp8_job(job):
     for name, w in tensors.items():
         w = w.to(torch.bfloat16) if w.is_floating_point() else w
         if q.wanted(name, w):
-            codes, scale = q.quantize(w)
-            stored[name], stored[name + "_scale_inv"] = codes, scale
-            dequantized[name] = q.dequantize(codes, scale)
+            wq = q.for_weight(w)
+            codes, scale = wq.quantize(w)
+            stored[name], stored[name + suffix] = codes, scale
+            dequantized[name] = wq.dequantize(codes, scale)
             quantized.append(name)
         else:
             stored[name] = dequantized[name] = w
     with open(os.path.join(src, "config.json")) as f:
         config = json.load(f)
-    targets = [(out, stored, dict(config, quantization_config={"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": list(job["block"])}))]
+    if channel:
+        quantization = {
+            "quant_method": "compressed-tensors",
+            "format": "float-quantized",
+            "config_groups": {
+                "group_0": {
+                    "targets": ["Linear"],
+                    "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True, "dynamic": False},
+                    "input_activations": {"num_bits": 8, "type": "float", "strategy": "token", "symmetric": True, "dynamic": True},
+                }
+            },
+            "ignore": ["lm_head"],
+        }
+    else:
+        quantization = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8", "weight_block_size": list(job["block"])}
+    targets = [(out, stored, dict(config, quantization_config=quantization))]
     if job.get("dequantizedOut"):
         targets.append((job["dequantizedOut"], dequantized, config))
     for directory, weights, cfg in targets:

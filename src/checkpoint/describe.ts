@@ -42,8 +42,8 @@ export interface CheckpointDescription {
   rotaryDim?: number;
   /** GraniteMoE's scalar multipliers; absent where the family has none */
   multipliers?: Multipliers;
-  /** block-FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16); absent for float checkpoints */
-  fp8Blocks?: { block: [number, number] | null };
+  /** FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16): how they are stored; absent for float checkpoints */
+  fp8Blocks?: { method: 'fp8' | 'compressed-tensors'; block: [number, number] | null };
   moeLayers: number[];
   denseLayers: number[];
   numExperts: number;
@@ -144,5 +144,5 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
 
 function fp8Description(raw: Record<string, unknown>): Pick<CheckpointDescription, 'fp8Blocks'> {
   const fp8 = fp8BlockQuantization(raw);
-  return fp8 ? { fp8Blocks: { block: fp8.block ? [fp8.block[0], fp8.block[1]] : null } } : {};
+  return fp8 ? { fp8Blocks: { method: fp8.method, block: fp8.block ? [fp8.block[0], fp8.block[1]] : null } } : {};
 }

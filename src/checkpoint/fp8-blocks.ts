@@ -7,6 +7,11 @@
  * ⌈rows / block rows⌉ × ⌈cols / block cols⌉ (edge blocks are partial). Leading dimensions (fused
  * experts, [E, rows, cols]) each have their own grid.
  *
+ * llm-compressor's FP8 checkpoints (`quant_method: "compressed-tensors"`, format
+ * `float-quantized`: RedHat's "-FP8-dynamic" releases and others) store the same codes with their
+ * scales under `….weight_scale`, one per tensor ([1]), output channel ([rows, 1]), group
+ * ([rows, cols / group]) or block; the weight is again `code × scale` of its cell of the grid.
+ *
  * Fp8BlockStore is a TensorSource over the stored tensors that presents every quantized weight
  * as BF16: each value is `code × scale` in f32, rounded to BF16 (to nearest, ties to even). That
  * is what DeepSeek's own conversion script and transformers' dequantising load on a CPU give, so
@@ -25,38 +30,65 @@ import type { StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.
 import { tensorBytes, type TensorArena, type TensorBufferSource } from '../io/tensor-buffers.js';
 import { CheckpointError } from './errors.js';
 
-/** `quantization_config` of a block-FP8 checkpoint, as read. */
+/** `quantization_config` of an FP8 checkpoint this view reads, as read. */
 export interface Fp8BlockQuantization {
-  /** [rows, cols] of a block (`weight_block_size`); null: each tensor's from its scale grid, which must divide it */
+  /** 'fp8': DeepSeek's form (`…_scale_inv`); 'compressed-tensors': llm-compressor's float-quantized form (`…_scale`) */
+  method: 'fp8' | 'compressed-tensors';
+  /** what follows a weight's name in its scales' name */
+  scaleSuffix: '_scale_inv' | '_scale';
+  /** [rows, cols] of a block (`weight_block_size`, `block_structure`); null: each tensor's from its scale grid, which must divide it */
   block: readonly [number, number] | null;
-  /** `activation_scheme` as declared ('dynamic' or 'static'); activations are not quantized here either way */
-  activationScheme: string;
 }
 
-const SCALE_SUFFIX = '_scale_inv';
 /** FP8 codes this view reads (the scales may also be E8M0). */
 const FP8_DTYPES = new Set<DType>(['F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
 const SCALE_DTYPES = new Set<DType>(['F32', 'BF16', 'F16', 'F8_E8M0', 'U8']);
 /** codes dequantised at a time (bounds a row read's scratch to 4 MiB) */
 const CHUNK_ELEMENTS = 1 << 22;
 
+const refuse = (what: string) => new CheckpointError('Quantized', `${what}; restore the model's original config.json, or use its BF16 release`);
+
+/** [rows, cols] given as two positive integers, or null when absent; throws naming `key` otherwise. */
+function blockOf(size: unknown, key: string): [number, number] | null {
+  if (size === undefined || size === null) return null;
+  if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isSafeInteger(v) && (v as number) > 0))
+    throw refuse(`quantization_config.${key} must be two positive integers [rows, cols], found ${JSON.stringify(size)}`);
+  return [size[0] as number, size[1] as number];
+}
+
 /**
- * The block-FP8 quantization that config.json declares, or null when it declares another method
- * (or none). Throws CheckpointError for an FP8 block size that is not two positive integers.
+ * The FP8 quantization that config.json declares, when this view reads it, or null when it
+ * declares none or another method (the caller refuses those). Read: `quant_method: "fp8"`
+ * (DeepSeek-V3, Qwen3-FP8, MiniMax-M2: block scales `weight_scale_inv`), and `compressed-tensors`
+ * in its `float-quantized` format with 8-bit float weights, symmetric, per tensor, channel, group
+ * or block (llm-compressor's FP8 checkpoints: scales `weight_scale`, multiplied as well). Throws
+ * CheckpointError for a compressed-tensors scheme of another kind (integers, 4-bit floats,
+ * asymmetric), naming it.
  */
 export function fp8BlockQuantization(raw: Record<string, unknown>): Fp8BlockQuantization | null {
   const q = raw.quantization_config;
   if (typeof q !== 'object' || q === null || Array.isArray(q)) return null;
   const config = q as Record<string, unknown>;
-  if (config.quant_method !== 'fp8') return null;
-  const size = config.weight_block_size;
+  if (config.quant_method === 'fp8') return { method: 'fp8', scaleSuffix: '_scale_inv', block: blockOf(config.weight_block_size, 'weight_block_size') };
+  if (config.quant_method !== 'compressed-tensors') return null;
+  const groups = config.config_groups;
+  if (typeof groups !== 'object' || groups === null || Array.isArray(groups) || Object.keys(groups).length === 0)
+    throw refuse('quantization_config (compressed-tensors) has no config_groups saying how its weights are stored');
   let block: [number, number] | null = null;
-  if (size !== undefined && size !== null) {
-    if (!Array.isArray(size) || size.length !== 2 || !size.every((v) => Number.isSafeInteger(v) && (v as number) > 0))
-      throw new CheckpointError('Quantized', `quantization_config.weight_block_size must be two positive integers [rows, cols], found ${JSON.stringify(size)}; restore the model's original config.json`);
-    block = [size[0] as number, size[1] as number];
+  for (const [name, value] of Object.entries(groups as Record<string, unknown>)) {
+    const group = (value ?? {}) as Record<string, unknown>;
+    const weights = (group.weights ?? {}) as Record<string, unknown>;
+    const format = group.format ?? config.format;
+    const scheme = `config_groups.${name}: ${JSON.stringify({ format, type: weights.type, num_bits: weights.num_bits, strategy: weights.strategy, symmetric: weights.symmetric })}`;
+    if (format !== 'float-quantized' || weights.type !== 'float' || weights.num_bits !== 8 || weights.symmetric === false || !['tensor', 'channel', 'group', 'block'].includes(String(weights.strategy)))
+      throw refuse(`quantization_config (compressed-tensors) stores weights in a scheme rfid-moe does not read (${scheme}); it reads the float-quantized format's symmetric 8-bit float weights per tensor, channel, group or block`);
+    if (weights.strategy === 'block') {
+      const b = blockOf(weights.block_structure, `config_groups.${name}.weights.block_structure`);
+      if (b && block && (b[0] !== block[0] || b[1] !== block[1])) throw refuse('quantization_config (compressed-tensors) has config groups with different block_structure');
+      block = b ?? block;
+    }
   }
-  return { block, activationScheme: typeof config.activation_scheme === 'string' ? config.activation_scheme : 'dynamic' };
+  return { method: 'compressed-tensors', scaleSuffix: '_scale', block };
 }
 
 interface QuantizedTensor {
@@ -119,11 +151,14 @@ export class Fp8BlockStore implements TensorSource {
     quantization: Fp8BlockQuantization,
     private readonly dir: string,
   ) {
+    const suffix = quantization.scaleSuffix;
     for (const scaleName of inner.tensorNames()) {
-      if (!scaleName.endsWith(SCALE_SUFFIX)) continue;
-      const name = scaleName.slice(0, -SCALE_SUFFIX.length);
+      if (!scaleName.endsWith(suffix)) continue;
+      const name = scaleName.slice(0, -suffix.length);
       const weight = inner.tensor(name);
       const scale = inner.tensor(scaleName)!;
+      // (compressed-tensors' per-tensor input_scale ends in _scale too: activations, not a weight's)
+      if (!weight && suffix === '_scale' && !name.endsWith('weight')) continue;
       if (!weight) throw this.error(`holds the block scales ${scaleName} but no weight ${name} for them`);
       if (!FP8_DTYPES.has(weight.dtype)) throw this.error(`has block scales for ${name}, which is ${weight.dtype}, not FP8 (F8_E4M3 or F8_E5M2)`);
       if (!SCALE_DTYPES.has(scale.dtype)) throw this.error(`stores the scales ${scaleName} as ${scale.dtype}; block scales are F32, BF16, F16 or E8M0 exponents`);
@@ -135,9 +170,11 @@ export class Fp8BlockStore implements TensorSource {
     for (const name of inner.tensorNames()) {
       const t = inner.tensor(name)!;
       if (FP8_DTYPES.has(t.dtype) && !this.quantized.has(name))
-        throw this.error(`stores ${name} as ${t.dtype} without the block scales ${name}${SCALE_SUFFIX} beside it; its codes cannot be read as weights`);
+        throw this.error(`stores ${name} as ${t.dtype} without the block scales ${name}${suffix} beside it; its codes cannot be read as weights`);
+      // an asymmetric scheme's zero points would be dropped
+      if (name.endsWith('_zero_point')) throw this.error(`holds the zero points ${name}; rfid-moe reads symmetric FP8 weights only`);
     }
-    if (this.quantized.size === 0) throw this.error(`declares FP8 block quantization (quantization_config) but holds no tensor with block scales (…${SCALE_SUFFIX})`);
+    if (this.quantized.size === 0) throw this.error(`declares FP8 quantization (quantization_config) but holds no tensor with block scales (…${suffix})`);
   }
 
   private error(what: string): CheckpointError {

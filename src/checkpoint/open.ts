@@ -150,8 +150,8 @@ export function checkpointFamily(ckpt: Checkpoint): Family | undefined {
 /**
  * A quantized checkpoint stores codes with scales beside them (FP8 blocks with weight_scale_inv,
  * GPTQ/AWQ integers with zeros and scales): read as plain weights, the codes would decode to
- * silently wrong values. Block FP8 is read dequantised (fp8-blocks.ts); any other method is
- * refused by its config's quantization_config.
+ * silently wrong values. FP8 (block scales, or compressed-tensors' float-quantized) is read
+ * dequantised (fp8-blocks.ts); any other method is refused by its config's quantization_config.
  */
 function assertReadableQuantization(dir: string, raw: Record<string, unknown>): void {
   const q = raw.quantization_config;
@@ -159,7 +159,7 @@ function assertReadableQuantization(dir: string, raw: Record<string, unknown>): 
   const details = typeof q === 'object' && !Array.isArray(q) ? Object.entries(q as Record<string, unknown>).filter(([k]) => k === 'quant_method' || k === 'fmt' || k === 'bits' || k === 'weight_block_size').map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ') : JSON.stringify(q);
   throw new CheckpointError(
     'Quantized',
-    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16) and block-FP8 ones (quant_method "fp8", as DeepSeek-V3 ships), and would compute with these codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
+    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16) and FP8 ones (quant_method "fp8", as DeepSeek-V3 ships, and compressed-tensors' float-quantized format), and would compute with these codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
   );
 }
 

@@ -38,6 +38,8 @@ interface Fp8Options {
   pick: (name: string, t: RawTensor) => boolean;
   /** a static scheme's activation scale beside each quantized weight */
   inputScales?: boolean;
+  /** llm-compressor's compressed-tensors form, one scale per output channel under NAME_scale (block and gridBlock unused) */
+  compressedTensorsChannel?: boolean;
 }
 
 interface Quantized {
@@ -52,11 +54,12 @@ async function toFp8(family: FamilyName, fixtureOpts: Parameters<typeof makeTiny
   const { dir } = await makeTinyCheckpoint(scratch.sub(`ckpt-${counter++}`), family, fixtureOpts);
   const rng = new Rng(counter);
   const quantized = new Map<string, Quantized>();
-  const block = opts.block ?? opts.gridBlock!;
+  const channel = opts.compressedTensorsChannel ?? false;
   await rewriteModelFile(dir, (tensors) =>
     tensors.flatMap((t) => {
       if (!opts.pick(t.name, t)) return [t];
       const [rows, cols] = t.shape.slice(-2);
+      const block: [number, number] = channel ? [1, cols] : (opts.block ?? opts.gridBlock!);
       const lead = t.shape.slice(0, -2);
       const grid = [...lead, Math.ceil(rows / block[0]), Math.ceil(cols / block[1])];
       const count = t.shape.reduce((a, b) => a * b, 1);
@@ -78,14 +81,21 @@ async function toFp8(family: FamilyName, fixtureOpts: Parameters<typeof makeTiny
       quantized.set(t.name, { shape: t.shape, codes, scales, block });
       const out: RawTensor[] = [
         { name: t.name, dtype: 'F8_E4M3', shape: t.shape, data: codes },
-        { name: `${t.name}_scale_inv`, dtype: (opts.scaleDtype ?? 'F32') as DType, shape: grid, data: scaleBytes },
+        { name: `${t.name}${channel ? '_scale' : '_scale_inv'}`, dtype: (opts.scaleDtype ?? 'F32') as DType, shape: grid, data: scaleBytes },
       ];
       if (opts.inputScales) out.push({ name: t.name.replace(/weight$/, 'input_scale'), dtype: 'F32', shape: [1], data: encodeFromF32('F32', Float32Array.of(0.5)) });
       return out;
     }),
   );
   await editConfig(dir, (c) => {
-    c.quantization_config = { activation_scheme: opts.inputScales ? 'static' : 'dynamic', fmt: 'e4m3', quant_method: 'fp8', ...(opts.block ? { weight_block_size: opts.block } : {}) };
+    c.quantization_config = channel
+      ? {
+          quant_method: 'compressed-tensors',
+          format: 'float-quantized',
+          config_groups: { group_0: { targets: ['Linear'], weights: { num_bits: 8, type: 'float', strategy: 'channel', symmetric: true, dynamic: false }, input_activations: { num_bits: 8, type: 'float', strategy: opts.inputScales ? 'tensor' : 'token', symmetric: true, dynamic: !opts.inputScales } } },
+          ignore: ['lm_head'],
+        }
+      : { activation_scheme: opts.inputScales ? 'static' : 'dynamic', fmt: 'e4m3', quant_method: 'fp8', ...(opts.block ? { weight_block_size: opts.block } : {}) };
   });
   return { dir, quantized };
 }
@@ -146,7 +156,7 @@ describe('block-FP8 weights read as BF16', () => {
       expect(ckpt.tensor([...quantized.keys()][0] + '_scale_inv')).toBeUndefined();
       // inspect says how the weights are stored and read
       const d = describeCheckpoint(ckpt);
-      expect(d.fp8Blocks).toEqual({ block: [5, 7] });
+      expect(d.fp8Blocks).toEqual({ method: 'fp8', block: [5, 7] });
       expect(d.dtypes.F8_E4M3).toBeUndefined();
       expect(d.validation.unusedTensors).toEqual([]);
       // the experts as the runtime reads them
@@ -257,6 +267,42 @@ describe('block-FP8 weights read as BF16', () => {
   });
 });
 
+describe('compressed-tensors FP8 (llm-compressor’s float-quantized format)', () => {
+  it('one scale per output channel under NAME_scale: every value its code times its row’s scale, rounded to BF16; static input scales hidden', async () => {
+    const { dir, quantized } = await toFp8('mixtral', { seed: 21 }, { block: null, compressedTensorsChannel: true, inputScales: true, pick: isExpertOrAttention });
+    expect(quantized.size).toBeGreaterThan(10);
+    const ckpt = await openCheckpoint(dir);
+    try {
+      for (const [name, q] of quantized) expect(await ckpt.readF32(name)).toEqual(expected(q));
+      expect(ckpt.tensorNames().filter((n) => n.endsWith('_scale'))).toEqual([]);
+      expect(describeCheckpoint(ckpt).fp8Blocks).toEqual({ method: 'compressed-tensors', block: null });
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it('schemes of another kind are refused, naming them: integers, 4-bit floats, asymmetric weights, zero points', async () => {
+    const group = (weights: Record<string, unknown>, format = 'float-quantized') => ({ quant_method: 'compressed-tensors', format, config_groups: { group_0: { targets: ['Linear'], weights } } });
+    for (const [config, message] of [
+      [group({ num_bits: 4, type: 'int', strategy: 'group', group_size: 128, symmetric: true }, 'pack-quantized'), /stores weights in a scheme rfid-moe does not read \(config_groups.group_0: \{"format":"pack-quantized","type":"int","num_bits":4/],
+      [group({ num_bits: 4, type: 'float', strategy: 'tensor_group', symmetric: true }, 'nvfp4-pack-quantized'), /nvfp4-pack-quantized/],
+      [group({ num_bits: 8, type: 'float', strategy: 'channel', symmetric: false }), /"symmetric":false/],
+      [{ quant_method: 'compressed-tensors', format: 'float-quantized' }, /has no config_groups/],
+    ] as const) {
+      const { dir } = await makeTinyCheckpoint(scratch.sub(`ckpt-${counter++}`), 'qwen3_moe', { seed: 22 });
+      await editConfig(dir, (c) => {
+        c.quantization_config = config;
+      });
+      const err = await openError(dir);
+      expect(err.variant).toBe('Quantized');
+      expect(err.message).toMatch(message);
+    }
+    const withZeros = await toFp8('qwen3_moe', { seed: 23 }, { block: null, compressedTensorsChannel: true, pick: (n) => n === 'model.layers.0.self_attn.q_proj.weight' });
+    await rewriteModelFile(withZeros.dir, (ts) => [...ts, { name: 'model.layers.0.self_attn.q_proj.weight_zero_point', dtype: 'F32', shape: [48, 1], data: new Uint8Array(48 * 4) }]);
+    expect((await openError(withZeros.dir)).message).toContain('holds the zero points model.layers.0.self_attn.q_proj.weight_zero_point; rfid-moe reads symmetric FP8 weights only');
+  });
+});
+
 describe('malformed block-FP8 checkpoints are refused, naming the tensor', () => {
   const pickOne = (name: string) => name === 'model.layers.0.self_attn.q_proj.weight';
 
@@ -267,7 +313,7 @@ describe('malformed block-FP8 checkpoints are refused, naming the tensor', () =>
     expect(err.variant).toBe('Quantized');
     expect(err.message).toContain('stores model.layers.0.self_attn.q_proj.weight as F8_E4M3 without the block scales');
     const plain = await toFp8('qwen3_moe', { seed: 5 }, { block: [4, 8], pick: () => false });
-    expect((await openError(plain.dir)).message).toContain('declares FP8 block quantization (quantization_config) but holds no tensor with block scales');
+    expect((await openError(plain.dir)).message).toContain('declares FP8 quantization (quantization_config) but holds no tensor with block scales (…_scale_inv)');
     const again = await toFp8('qwen3_moe', { seed: 5 }, { block: [4, 8], pick: (n) => pickOne(n) || n === 'model.layers.0.self_attn.k_proj.weight' });
     await rewriteModelFile(again.dir, (ts) => ts.filter((t) => t.name !== 'model.layers.0.self_attn.k_proj.weight_scale_inv'));
     expect((await openError(again.dir)).message).toContain('stores model.layers.0.self_attn.k_proj.weight as F8_E4M3 without the block scales model.layers.0.self_attn.k_proj.weight_scale_inv');

@@ -111,7 +111,7 @@ export type HfJob =
       badWordsIds?: number[][];
     }
   | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null }
-  | { op: 'quantize_fp8'; model: string; out: string; block: [number, number]; partialBlocks?: boolean; dequantizedOut?: string };
+  | { op: 'quantize_fp8'; model: string; out: string; block: [number, number]; partialBlocks?: boolean; dequantizedOut?: string; scheme?: 'fp8' | 'compressed-tensors-channel' };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
 export function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {

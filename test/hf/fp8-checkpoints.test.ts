@@ -1,7 +1,7 @@
 /**
- * Block-FP8 checkpoints (DeepSeek-V3's and the Qwen3-FP8 releases' format) read by rfid-moe give
- * the logits transformers gives on the same files, and compress to a plain BF16 output that
- * transformers loads.
+ * FP8 checkpoints (DeepSeek-V3's and the Qwen3-FP8 releases' block format, and llm-compressor's
+ * per-channel compressed-tensors one) read by rfid-moe give the logits transformers gives on the
+ * same weights, and compress to a plain BF16 output that transformers loads.
  *
  * The FP8 checkpoints are written by torch (scripts/hf_reference.py, Fp8Quantize) from the tiny
  * TypeScript fixtures: each 4×8 (or 5×7) block of a linear weight gets a scale, codes in
@@ -41,6 +41,8 @@ interface Case {
   partialBlocks: boolean;
   /** the logits compared with: transformers loading the FP8 directory, or loading torch's dequantised copy */
   truth: 'transformers-fp8' | 'torch-dequantized';
+  /** how the checkpoint stores its scales (default: block FP8's weight_scale_inv) */
+  scheme?: 'fp8' | 'compressed-tensors-channel';
   /** weights that must be among the quantized (a pattern each) */
   quantizes: RegExp[];
 }
@@ -78,6 +80,18 @@ const CASES: Case[] = [
     truth: 'torch-dequantized',
     quantizes: [/experts\.gate_up_proj$/, /experts\.down_proj$/, /q_proj\.weight$/],
   },
+  // llm-compressor's FP8 (compressed-tensors, float-quantized): one scale per output channel under
+  // NAME_scale (transformers needs the compressed-tensors package to load it, so the truth is torch's copy)
+  {
+    name: 'mixtral-compressed-tensors',
+    family: 'mixtral',
+    fixture: { seed: 5 },
+    block: [1, 1],
+    partialBlocks: false,
+    truth: 'torch-dequantized',
+    scheme: 'compressed-tensors-channel',
+    quantizes: [/experts\.\d+\.w1\.weight$/, /experts\.\d+\.w2\.weight$/, /o_proj\.weight$/],
+  },
   // partial blocks at every edge (no dimension divides by 5 or 7)
   { name: 'qwen3_moe-partial', family: 'qwen3_moe', fixture: { seed: 6 }, block: [5, 7], partialBlocks: true, truth: 'torch-dequantized', quantizes: [/experts\.\d+\.gate_proj\.weight$/, /q_proj\.weight$/, /o_proj\.weight$/] },
 ];
@@ -105,7 +119,7 @@ describeWithTransformers('block-FP8 checkpoints against transformers', () => {
     const dir = (c: Case, what: string) => path.join(root.dir, `${c.name}-${what}`);
     for (const c of CASES) await makeTransformersCheckpoint(dir(c, 'source'), c.family, c.fixture);
     const made = await runHfJobs(
-      CASES.map((c) => ({ op: 'quantize_fp8', model: dir(c, 'source'), out: dir(c, 'fp8'), block: c.block, partialBlocks: c.partialBlocks, dequantizedOut: dir(c, 'dequantized') })),
+      CASES.map((c) => ({ op: 'quantize_fp8', model: dir(c, 'source'), out: dir(c, 'fp8'), block: c.block, partialBlocks: c.partialBlocks, dequantizedOut: dir(c, 'dequantized'), scheme: c.scheme ?? 'fp8' })),
     );
     CASES.forEach((c, i) => {
       const r = made.results[i];
@@ -153,7 +167,7 @@ describeWithTransformers('block-FP8 checkpoints against transformers', () => {
       try {
         // the view presents each quantized weight as BF16 and hides its scales
         for (const name of names) expect(ckpt.tensor(name)?.dtype).toBe('BF16');
-        expect(ckpt.tensorNames().filter((n) => n.endsWith('_scale_inv'))).toEqual([]);
+        expect(ckpt.tensorNames().filter((n) => n.endsWith('_scale_inv') || n.endsWith('_scale'))).toEqual([]);
       } finally {
         await ckpt.close();
       }

@@ -107,7 +107,12 @@ export function formatCheckpoint(d: CheckpointDescription): string {
       ['expert shapes', `gate ${shape(d.expertShapes.gate)}  up ${shape(d.expertShapes.up)}  down ${shape(d.expertShapes.down)}  (${d.expertStorage} on disk)`],
       ['dtypes', Object.entries(d.dtypes).map(([k, v]) => `${k} × ${v} tensors`).join(', ')],
       ...(d.fp8Blocks
-        ? [['quantization', `block FP8 (${d.fp8Blocks.block ? `${d.fp8Blocks.block[0]}×${d.fp8Blocks.block[1]} blocks` : 'blocks from each scale grid'}), dequantised to BF16 as read`] as [string, string]]
+        ? [
+            [
+              'quantization',
+              `${d.fp8Blocks.method === 'fp8' ? 'block FP8' : 'FP8, compressed-tensors'} (${d.fp8Blocks.block ? `${d.fp8Blocks.block[0]}×${d.fp8Blocks.block[1]} blocks` : 'scales per tensor, channel or group, read off each grid'}), dequantised to BF16 as read`,
+            ] as [string, string],
+          ]
         : []),
       ['shards', `${d.shardCount} (${d.files.join(', ')})`],
     ]),
