@@ -59,9 +59,9 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   productTransB(engine, rows, qWidth, hidden, x, w.q, q);
   productTransB(engine, rows, kvWidth, hidden, x, w.k, k);
   productTransB(engine, rows, kvWidth, hidden, x, w.v, v);
-  if (w.qBias) addRowBias(q, rows, qWidth, w.qBias);
-  if (w.kBias) addRowBias(k, rows, kvWidth, w.kBias);
-  if (w.vBias) addRowBias(v, rows, kvWidth, w.vBias);
+  if (w.qBias) addRowBias(q, rows, qWidth, w.qBias, kernels);
+  if (w.kBias) addRowBias(k, rows, kvWidth, w.kBias, kernels);
+  if (w.vBias) addRowBias(v, rows, kvWidth, w.vBias, kernels);
 
   if (config.qkNorm === 'whole') {
     kernels.rmsNorm(rows, qWidth, q, required(w.qNorm, 'q_norm'), eps, q);

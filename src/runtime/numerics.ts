@@ -7,9 +7,18 @@
 // The softmax kernel lives with the ts engine's forward kernels (src/engine/ts/kernels); routing
 // runs it directly (a few experts per token: not worth a native call).
 export { softmaxInPlace } from '../engine/ts/kernels/softmax.js';
+import type { ForwardKernels } from '../engine/types.js';
 
-/** Adds a bias vector to every row. */
-export function addRowBias(x: Float32Array, rows: number, width: number, bias: Float32Array): void {
+/**
+ * Adds a bias vector to every row; with `kernels`, a row at a time through their addInto (the
+ * native engine's is vectorised: GLM-4.5's q/k/v biases took 3.9% of an 8-stream decoding step
+ * in this loop).
+ */
+export function addRowBias(x: Float32Array, rows: number, width: number, bias: Float32Array, kernels?: Pick<ForwardKernels, 'addInto'>): void {
+  if (kernels) {
+    for (let r = 0; r < rows; r++) kernels.addInto(width, x.subarray(r * width, (r + 1) * width), bias);
+    return;
+  }
   for (let r = 0; r < rows; r++) {
     const base = r * width;
     for (let j = 0; j < width; j++) x[base + j] += bias[j];
