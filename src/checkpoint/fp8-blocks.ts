@@ -135,7 +135,7 @@ function codeValues(dtype: DType): Float32Array {
 
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
-/** A TensorSource presenting a block-FP8 checkpoint's quantized weights as BF16 (see the file comment). */
+/** A TensorSource presenting an FP8 checkpoint's quantized weights as BF16 (see the file comment). */
 export class Fp8BlockStore implements TensorSource {
   private readonly quantized = new Map<string, QuantizedTensor>();
   private readonly hidden = new Set<string>();
@@ -220,11 +220,6 @@ export class Fp8BlockStore implements TensorSource {
 
   get shardCount(): number {
     return this.inner.shardCount;
-  }
-
-  /** Names of the weights presented dequantised. */
-  quantizedNames(): string[] {
-    return [...this.quantized.keys()];
   }
 
   tensorNames(): string[] {
@@ -325,6 +320,7 @@ export class Fp8BlockStore implements TensorSource {
     for (let r0 = start; r0 < end; r0 += chunkRows) {
       const r1 = Math.min(end, r0 + chunkRows);
       const read = await this.inner.readRowsBytes(q.entry.name, r0, r1);
+      // a plain Uint8Array over the Buffer: the JavaScript loops index a Buffer's elements more slowly
       const bytes = new Uint8Array(read.buffer, read.byteOffset, read.length);
       // runs of rows within one block row (one matrix, one row of the grid: the same scales)
       for (let r = r0; r < r1; ) {

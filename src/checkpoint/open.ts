@@ -189,7 +189,7 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
 }
 
 /**
- * The tensors of the checkpoint in `dir` as its readers see them: as stored, or with block-FP8
+ * The tensors of the checkpoint in `dir` as its readers see them: as stored, or with FP8
  * weights dequantised to BF16 when config.json declares them (Fp8BlockStore). `raw` is its parsed
  * config.json when the caller has it; without one (a checkpoint built in memory) the tensors are
  * read as stored. Throws CheckpointError for a quantization it cannot read.

@@ -1,6 +1,6 @@
 /**
  * Rows of 8-bit codes mapped through lookup tables, one table of 256 entries per block of columns:
- * out[r·cols + j] = table[256·⌊j / blockCols⌋ + codes[r·cols + j]]. A block-FP8 checkpoint is read
+ * out[r·cols + j] = table[256·⌊j / blockCols⌋ + codes[r·cols + j]]. An FP8 checkpoint is read
  * this way (src/checkpoint/fp8-blocks.ts): within a block each code has one dequantised value, so
  * the values are looked up, not computed.
  *

@@ -6,7 +6,7 @@
  * exact bytes; only top-level members are replaced or appended:
  *
  * - always the `rfid_moe` block (appended, or replacing one the source already had);
- * - `quantization_config` removed: a block-FP8 source is read dequantised, so the output holds
+ * - `quantization_config` removed: an FP8 source is read dequantised, so the output holds
  *   BF16 weights, and transformers would otherwise look for FP8 codes and scales;
  * - for factored outputs also `model_type` and `architectures`, set to names transformers does
  *   not know (`rfid-moe-factored`), so AutoConfig / AutoModelForCausalLM refuse the directory
@@ -171,7 +171,7 @@ export function outputConfigText(sourceText: string, block: RfidBlock): string {
     set.push(['model_type', block.source.modelType], ['architectures', block.source.architectures]);
   }
   set.push([CONFIG_BLOCK_KEY, block]);
-  // a source that declared quantized weights (block FP8) was read dequantised: the output's weights are plain floats
+  // a source that declared quantized weights (FP8) was read dequantised: the output's weights are plain floats
   set.push(['quantization_config', undefined]);
   const text = setTopLevelMembers(sourceText, set);
   return text.endsWith('\n') ? text : text + '\n';
