@@ -82,7 +82,7 @@ function ffnTensors(config: ModelConfig, layer: LayerLayout): ExpectedTensor[] {
   const moe = layer.moe;
   if (!moe) return out;
   out.push({ name: moe.router, shape: [E, H], role: 'router', layer: l });
-  if (moe.routerBias) out.push({ name: moe.routerBias, shape: [E], role: 'router', layer: l });
+  if (moe.routerBias) out.push({ name: moe.routerBias, shape: moe.routerBiasRow ? [1, E] : [E], role: 'router', layer: l });
   if (moe.fused) {
     out.push({ name: moe.fused.gateUp, shape: [E, 2 * I, H], role: 'routed-gate-up', layer: l });
     out.push({ name: moe.fused.down, shape: [E, H, I], role: 'routed-down', layer: l });

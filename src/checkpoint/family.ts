@@ -43,6 +43,8 @@ export interface TensorNameTemplates {
   router: string;
   /** DeepSeek-V3's router correction bias [E] */
   routerBias?: string;
+  /** the correction bias is stored as one row, [1, E] (ERNIE-4.5) */
+  routerBiasRow?: boolean;
   /** per-expert 2-D tensors, the on-disk form of most families; absent where a family stores its experts fused only (GraniteMoE) */
   expert?: MlpNames;
   /**

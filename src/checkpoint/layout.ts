@@ -62,6 +62,7 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
     names.experts = Array.from({ length: config.numExperts }, (_, e) => fillMlp(t.expert!, layer, e));
   }
   if (t.routerBias) names.routerBias = fillName(t.routerBias, layer);
+  if (t.routerBias && t.routerBiasRow) names.routerBiasRow = true;
   // as the router: the fused form's writer may have moved the correction bias (MiniMax-M2's to mlp.e_score_correction_bias)
   if (isFused && t.fused.routerBias && names.routerBias && !has(names.routerBias)) names.routerBias = fillName(t.fused.routerBias, layer);
   if (config.sharedExpertIntermediateSize > 0 && t.shared) names.shared = fillMlp(t.shared, layer);

@@ -7,6 +7,7 @@ import { deepseek } from './families/deepseek.js';
 import { deepseekV2 } from './families/deepseek-v2.js';
 import { deepseekV3 } from './families/deepseek-v3.js';
 import { dots1 } from './families/dots1.js';
+import { ernie45Moe } from './families/ernie4-5-moe.js';
 import { glm4Moe } from './families/glm4-moe.js';
 import { glm4MoeLite } from './families/glm4-moe-lite.js';
 import { graniteMoe } from './families/granitemoe.js';
@@ -17,7 +18,7 @@ import { qwen2Moe } from './families/qwen2-moe.js';
 import { qwen3Moe } from './families/qwen3-moe.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, glm4Moe, graniteMoe, minimaxM2, dots1, glm4MoeLite];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, glm4Moe, graniteMoe, minimaxM2, dots1, glm4MoeLite, ernie45Moe];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

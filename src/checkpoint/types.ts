@@ -5,7 +5,7 @@
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 
-export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite';
+export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite' | 'ernie4_5_moe';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -39,6 +39,11 @@ export interface ModelConfig {
    * rotates only part of it (GLM-4.5: head_dim × partial_rotary_factor); absent: the whole head.
    */
   rotaryDim?: number;
+  /**
+   * Standard attention: RoPE rotates interleaved pairs (x[2i], x[2i+1]) as ERNIE-4.5 does, not
+   * halves (x[i], x[i + d/2]); absent: halves. (MLA says it in `mla.ropeInterleave`.)
+   */
+  ropeInterleave?: boolean;
   tieWordEmbeddings: boolean;
   /** routed experts per MoE layer */
   numExperts: number;
@@ -161,6 +166,8 @@ export interface MoeNames {
   router: string;
   /** DeepSeek-V3's per-expert e_score_correction_bias [E], added to the scores for the choice only */
   routerBias?: string;
+  /** the bias is stored as one row, [1, E] (ERNIE-4.5's moe_statics) */
+  routerBiasRow?: boolean;
   /** per-expert 2-D tensors (the on-disk form of every supported family) */
   experts?: MlpNames[];
   /** fused in-memory form some writers put on disk: gate_up [E, 2·I, H] (gate rows first) and down [E, H, I] */

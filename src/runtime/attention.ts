@@ -10,7 +10,7 @@
 import type { Engine } from '../engine/types.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { TokenBatch } from './batch.js';
-import { addRowBias, clampInPlace, scaleInPlace, scratch } from './numerics.js';
+import { addRowBias, clampInPlace, deinterleaveHeads, scaleInPlace, scratch } from './numerics.js';
 import type { RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights } from './weights.js';
@@ -74,6 +74,12 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     // every head's slice of each row normalised on its own: rows·heads rows of headDim
     kernels.rmsNorm(rows * numHeads, headDim, q, required(w.qNorm, 'q_norm'), eps, q);
     kernels.rmsNorm(rows * numKvHeads, headDim, k, required(w.kNorm, 'k_norm'), eps, k);
+  }
+  // an interleaved RoPE (ERNIE-4.5: pairs x[2i], x[2i+1]) rotated as halves: the queries' and
+  // keys' rotated values reordered alike, which every q·k (and so the attention) does not see
+  if (config.ropeInterleave) {
+    deinterleaveHeads(q, rows * numHeads, headDim, rope.half * 2);
+    deinterleaveHeads(k, rows * numKvHeads, headDim, rope.half * 2);
   }
   // a partial rotary width (GLM-4.5) rotates the start of each head: the tables are that wide
   kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q, rope.half * 2);

@@ -28,7 +28,7 @@
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { AttentionContext } from './attention.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
-import { scratch } from './numerics.js';
+import { deinterleave, scratch } from './numerics.js';
 import type { MlaAttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
 
@@ -180,11 +180,3 @@ function copyRope(src: Float32Array, from: number, width: number, dst: Float32Ar
   dst.set(src.subarray(from, from + width), to);
 }
 
-/** src[from…from+width) as interleaved pairs (a0 b0 a1 b1 …) written to dst[to…] as halves (a0 a1 … b0 b1 …). */
-function deinterleave(src: Float32Array, from: number, width: number, dst: Float32Array, to: number): void {
-  const half = width / 2;
-  for (let i = 0; i < half; i++) {
-    dst[to + i] = src[from + 2 * i];
-    dst[to + half + i] = src[from + 2 * i + 1];
-  }
-}

@@ -44,9 +44,15 @@ export function route(engine: Engine, config: ModelConfig, router: Float32Array,
   const normalise = config.family === 'mixtral' || config.normTopkProb;
   const epsilon = config.family === 'deepseek' || config.family === 'deepseek_v2' ? 1e-20 : 0;
   const groups = config.topkMethod === 'group_limited_greedy' ? groupLimitedTopK(config, 'best', 0) : null;
+  if (routerBias && routerBias.length !== E) throw new RangeError(`the router's correction bias has ${routerBias.length} values for ${E} experts`);
+  // ERNIE-4.5: the experts are chosen on probability + correction bias, weighted by the probability
+  const choice = routerBias ? new Float32Array(E) : null;
   for (let t = 0; t < tokens; t++) {
     softmaxInPlace(probs, t * E, E);
-    if (groups) groups.choose(probs, t * E, experts, t * k);
+    if (choice) {
+      for (let e = 0; e < E; e++) choice[e] = probs[t * E + e] + routerBias![e];
+      topK(choice, 0, E, k, experts, t * k);
+    } else if (groups) groups.choose(probs, t * E, experts, t * k);
     else topK(probs, t * E, E, k, experts, t * k);
     let sum = 0;
     for (let s = 0; s < k; s++) sum += probs[t * E + experts[t * k + s]];

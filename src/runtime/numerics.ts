@@ -77,3 +77,26 @@ export function scratch(name: string, length: number): Float32Array {
   }
   return buf.subarray(0, length);
 }
+
+/** src[from…from+width) as interleaved pairs (a0 b0 a1 b1 …) written to dst[to…] as halves (a0 a1 … b0 b1 …). */
+export function deinterleave(src: Float32Array, from: number, width: number, dst: Float32Array, to: number): void {
+  const half = width / 2;
+  for (let i = 0; i < half; i++) {
+    dst[to + i] = src[from + 2 * i];
+    dst[to + half + i] = src[from + 2 * i + 1];
+  }
+}
+
+/**
+ * The first `width` values of each of `count` heads of `headDim` in `x`, interleaved pairs made
+ * halves in place (deinterleave), so that the engine's rotate-half RoPE rotates the pairs an
+ * interleaved RoPE rotates. Done to the queries and the keys alike, it leaves every q·k as it is.
+ */
+export function deinterleaveHeads(x: Float32Array, count: number, headDim: number, width: number): void {
+  const head = scratch('deinterleave-head', width);
+  for (let h = 0; h < count; h++) {
+    const at = h * headDim;
+    head.set(x.subarray(at, at + width));
+    deinterleave(head, 0, width, x, at);
+  }
+}

@@ -31,7 +31,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'dots1', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'dots1', 'ernie4_5_moe', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -81,6 +81,20 @@ describe('normalisation from the real key names', () => {
     const { config } = family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2 });
     expect(config).toMatchObject({ topkMethod: 'group_limited_greedy', nGroup: 4, topkGroup: 2 });
     expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'noaux_tc' })).toThrow(/noaux_tc is not supported/);
+  });
+
+  it('ERNIE-4.5 MoE: interleaved RoPE, softmax routing with its [1, E] choice bias, shared experts, MoE layers from moe_layer_start/end_index and interval', () => {
+    const family = familyByName('ernie4_5_moe');
+    // ERNIE-4.5-21B-A3B's shape
+    const { config, moeLayers } = family.resolveConfig({
+      model_type: 'ernie4_5_moe', hidden_size: 2560, intermediate_size: 12288, moe_intermediate_size: 1536, moe_num_experts: 64, moe_num_shared_experts: 2, moe_k: 6, num_hidden_layers: 28,
+      num_attention_heads: 20, num_key_value_heads: 4, moe_layer_start_index: 1, moe_layer_end_index: 27, moe_layer_interval: 1, tie_word_embeddings: true, vocab_size: 103424, rope_theta: 500000, use_bias: false,
+    });
+    expect(config).toMatchObject({ numExperts: 64, topK: 6, expertIntermediateSize: 1536, sharedExpertIntermediateSize: 3072, ropeInterleave: true, qkNorm: 'none', normTopkProb: true, tieWordEmbeddings: true, ropeTheta: 500000 });
+    expect(moeLayers[0]).toBe(false);
+    expect(moeLayers.slice(1).every(Boolean)).toBe(true);
+    expect(family.resolveConfig({ model_type: 'ernie4_5_moe', num_hidden_layers: 6, moe_layer_start_index: 1, moe_layer_end_index: -1, moe_layer_interval: 2 }).moeLayers).toEqual([false, true, false, true, false, true]);
+    expect(() => family.resolveConfig({ model_type: 'ernie4_5_moe', use_bias: true })).toThrow(/use_bias true .* not implemented/);
   });
 
   it('GLM-4.7-Flash: DeepSeek-V3’s MLA and routing, MoE layers from mlp_layer_types (the first dense without them)', () => {

@@ -76,6 +76,17 @@ export function independentCounts(raw: Raw): IndependentCounts {
       }
       break;
     }
+    case 'ernie4_5_moe': {
+      E = num(raw, 'moe_num_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const start = num(raw, 'moe_layer_start_index');
+      const end = num(raw, 'moe_layer_end_index') === -1 ? L - 1 : num(raw, 'moe_layer_end_index');
+      const interval = num(raw, 'moe_layer_interval');
+      isMoe = (l) => (l + 1) % interval === 0 && l >= start && l <= end;
+      sharedPerLayer = 3 * I * num(raw, 'moe_num_shared_experts') * H;
+      break;
+    }
     case 'glm4_moe_lite': {
       E = num(raw, 'n_routed_experts');
       I = num(raw, 'moe_intermediate_size');
@@ -138,7 +149,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedDown: nMoe * E * H * I,
     sharedExperts: nMoe * sharedPerLayer,
     // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' ? 1 : 0)),
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'ernie4_5_moe' ? 1 : 0)),
     attention: L * attentionPerLayer,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,
@@ -150,7 +161,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     moeLayers,
     denseLayers,
     numExperts: E,
-    topK: num(raw, 'num_experts_per_tok'),
+    topK: type === 'ernie4_5_moe' ? num(raw, 'moe_k') : num(raw, 'num_experts_per_tok'),
     expertWidth: I,
     total,
     experts: c.routedGateUp + c.routedDown,

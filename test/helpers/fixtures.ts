@@ -15,6 +15,7 @@
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
  * | granitemoe  | all 2                                  | experts fused only (block_sparse_moe.input_linear [E, 2I, H], output_linear [E, H, I], router.layer), embedding/residual/attention multipliers and logits scaling |
  * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
+ * | ernie4_5_moe | 1 and 2 of 3 (moe_layer_start_index 1) | interleaved RoPE pairs, softmax routing choosing on probability + moe_statics bias [1, E], two shared experts |
  * | glm4_moe_lite | 1 and 2 of 3 (mlp_layer_types, or its default) | deepseek_v3's tensors and routing under GLM's name |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
@@ -671,6 +672,57 @@ function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
 }
 
 /**
+ * ERNIE-4.5 MoE (ernie4_5_moe): GQA with interleaved RoPE pairs, softmax routing whose choice adds
+ * moe_statics.e_score_correction_bias ([1, E]), two shared experts, a dense first layer.
+ */
+function ernie45MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const firstMoe = o.firstKDenseReplace ?? 1;
+  const nShared = o.numSharedExperts ?? 2;
+  const config = {
+    architectures: ['Ernie4_5_MoeForCausalLM'],
+    model_type: 'ernie4_5_moe',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    moe_num_experts: d.E,
+    moe_num_shared_experts: nShared,
+    moe_k: d.K,
+    moe_layer_start_index: firstMoe,
+    moe_layer_end_index: -1,
+    moe_layer_interval: 1,
+    moe_norm_min: 1e-12,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    use_bias: false,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 500000,
+    tie_word_embeddings: d.tied,
+    pad_token_id: 0,
+    bos_token_id: 1,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    layers.push(...norms(d, l), ...gqaAttention(d, l, d.H / d.heads));
+    if (l < firstMoe) {
+      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    // transformers ≥ 5 moves the bias under the gate when it fuses the experts; same values either way
+    const bias = `${P(l)}.mlp.moe_statics.e_score_correction_bias`;
+    layers.push(tensor(d, d.fused ? `${P(l)}.mlp.gate.moe_statics.e_score_correction_bias` : bias, [1, d.E], 'linear', bias));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+    if (nShared > 0) layers.push(...mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
  * dots.llm1 (dots1): Qwen3's attention (per-head q_norm/k_norm, head_dim 12 ≠ 32/4, whole-head
  * RoPE), DeepSeek-V3's routing with its correction bias (4 groups of 2, 2 kept by default), one
  * shared expert, a dense first layer.
@@ -776,7 +828,7 @@ function minimaxM2Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, ernie4_5_moe: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -825,6 +877,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return dots1Fixture(d, opts);
       case 'glm4_moe_lite':
         return glm4MoeLiteFixture(d, opts);
+      case 'ernie4_5_moe':
+        return ernie45MoeFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -843,7 +897,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'dots1', 'glm4_moe_lite'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'dots1', 'glm4_moe_lite', 'ernie4_5_moe'];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
 const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;

@@ -15,7 +15,8 @@
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
  * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers) and MiniMax-M2
- * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1 and GLM-4.7-Flash come from
+ * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash and ERNIE-4.5
+ * (interleaved RoPE, softmax routing with a choice bias) come from
  * the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
@@ -127,13 +128,17 @@ const CASES: Case[] = [
   { name: 'glm4_moe_lite', family: 'glm4_moe_lite', fixture: { seed: 17, qLoraRank: 6, topK: 3, mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 }, topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 } } },
   // … and written out (two dense layers), groups, fused experts
   { name: 'glm4_moe_lite-types-fused', family: 'glm4_moe_lite', fixture: { seed: 18, topK: 3, firstKDenseReplace: 2, fusedExperts: true, numLayers: 4 } },
+  // ERNIE-4.5: interleaved RoPE pairs, softmax routing that chooses on probability + its [1, E] bias, shared experts …
+  { name: 'ernie4_5_moe', family: 'ernie4_5_moe', fixture: { seed: 19, topK: 3 } },
+  // … and as transformers ≥ 5 writes it (fused, the bias under mlp.gate), untied, one shared expert
+  { name: 'ernie4_5_moe-fused', family: 'ernie4_5_moe', fixture: { seed: 20, topK: 3, fusedExperts: true, numSharedExperts: 1, tieWordEmbeddings: false } },
   // dots.llm1: Qwen3's attention (per-head q/k norm) and DeepSeek-V3's routing (4 groups, 2 kept), a shared expert …
   { name: 'dots1', family: 'dots1', fixture: { seed: 15, topK: 3 } },
   // … and as the released models have it (one group, two shared experts), experts fused on disk
   { name: 'dots1-one-group-fused', family: 'dots1', fixture: { seed: 16, topK: 3, numSharedExperts: 2, fusedExperts: true, topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 } } },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -61,6 +61,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['dots1', undefined],
   // MLA under another name, its MoE layers from mlp_layer_types
   ['glm4_moe_lite', undefined],
+  // interleaved RoPE pairs: the cached keys are reordered as the queries are
+  ['ernie4_5_moe', undefined],
 ];
 
 describe('KV cache', () => {
