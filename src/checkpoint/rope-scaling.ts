@@ -28,12 +28,14 @@ export function partialRotaryFactor(raw: Record<string, unknown>): unknown {
  * rotary width its family does not read), said for the user; null: it runs it. A family that
  * rotates part of each head sets `rotaryDim` (GLM-4.5); the others rotate whole heads.
  */
-export function ropeProblem(config: Pick<ModelConfig, 'raw' | 'rotaryDim'>): string | null {
+export function ropeProblem(config: Pick<ModelConfig, 'raw' | 'rotaryDim' | 'ropeAlpha'>): string | null {
   const raw = config.raw;
   const partial = partialRotaryFactor(raw);
   if (config.rotaryDim === undefined && partial !== undefined && partial !== null && partial !== 1)
     return `partial_rotary_factor ${JSON.stringify(partial)} is not implemented for this family (RoPE over whole heads is)`;
   const { key, type } = ropeScalingOf(raw);
+  // Hunyuan's "dynamic" with an NTK alpha is a raised base within max_position_embeddings (ropeAlpha)
+  if (type === 'dynamic' && config.ropeAlpha !== undefined) return null;
   if (!RUNNABLE_ROPE_TYPES.includes(type)) return `${key ?? 'rope_scaling'} of type "${type}" is not implemented (the default RoPE and "yarn" are)`;
   return null;
 }

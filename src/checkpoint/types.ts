@@ -5,7 +5,7 @@
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 
-export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite' | 'ernie4_5_moe';
+export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite' | 'ernie4_5_moe' | 'hunyuan_v1_moe';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -44,6 +44,13 @@ export interface ModelConfig {
    * halves (x[i], x[i + d/2]); absent: halves. (MLA says it in `mla.ropeInterleave`.)
    */
   ropeInterleave?: boolean;
+  /**
+   * Hunyuan's RoPE "dynamic" with an NTK alpha: the base is θ·alpha^(head_dim/(head_dim−2)) for
+   * every position up to max_position_embeddings (absent: no alpha)
+   */
+  ropeAlpha?: number;
+  /** Hunyuan: the per-head q/k norms come after RoPE, not before */
+  qkNormAfterRope?: boolean;
   tieWordEmbeddings: boolean;
   /** routed experts per MoE layer */
   numExperts: number;

@@ -70,11 +70,12 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   if (config.clipQkv != null) {
     for (const t of [q, k, v]) clampInPlace(t, config.clipQkv);
   }
-  if (config.qkNorm === 'per-head') {
-    // every head's slice of each row normalised on its own: rows·heads rows of headDim
+  // every head's slice of each row normalised on its own: rows·heads rows of headDim (Hunyuan: after RoPE)
+  const perHeadNorm = () => {
     kernels.rmsNorm(rows * numHeads, headDim, q, required(w.qNorm, 'q_norm'), eps, q);
     kernels.rmsNorm(rows * numKvHeads, headDim, k, required(w.kNorm, 'k_norm'), eps, k);
-  }
+  };
+  if (config.qkNorm === 'per-head' && !config.qkNormAfterRope) perHeadNorm();
   // an interleaved RoPE (ERNIE-4.5: pairs x[2i], x[2i+1]) rotated as halves: the queries' and
   // keys' rotated values reordered alike, which every q·k (and so the attention) does not see
   if (config.ropeInterleave) {
@@ -84,6 +85,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   // a partial rotary width (GLM-4.5) rotates the start of each head: the tables are that wide
   kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q, rope.half * 2);
   kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
+  if (config.qkNorm === 'per-head' && config.qkNormAfterRope) perHeadNorm();
 
   const context = scratch('attention-context', rows * qWidth);
   const scale = ctx.scale;

@@ -7,8 +7,8 @@
  * blended between the original ones and ones divided by `factor` along a linear ramp between the
  * correction dims of beta_fast and beta_slow, and cos/sin multiplied by the attention factor.
  * DeepSeek-V2 and V3 (MLA) also multiply their softmax scale by mscale(factor, mscale_all_dim)²
- * (`softmaxScale`). Other scalings (linear, dynamic, longrope, llama3) are refused: they would
- * run silently wrong.
+ * (`softmaxScale`). Hunyuan's "dynamic" with an NTK alpha raises the base (ModelConfig.ropeAlpha).
+ * Other scalings (linear, dynamic, longrope, llama3) are refused: they would run silently wrong.
  *
  * The scaling is read from `rope_scaling` or `rope_parameters` (checkpoint/rope-scaling.ts).
  */
@@ -78,6 +78,8 @@ function readRopeSpec(config: ModelConfig): RopeSpec {
   const { key, type, params } = ropeScalingOf(config.raw);
   const what = key ?? 'rope_scaling';
   if (type === 'default') return { dim, theta: config.ropeTheta, yarn: null, softmaxScale: 1 };
+  // Hunyuan's NTK alpha: the base raised to θ·alpha^(d/(d−2)), d = head_dim (transformers' HunYuanMoEV1RotaryEmbedding)
+  if (type === 'dynamic' && config.ropeAlpha !== undefined) return { dim, theta: config.ropeTheta * config.ropeAlpha ** (config.headDim / (config.headDim - 2)), yarn: null, softmaxScale: 1 };
   const p = params!;
   const original = numberOf(p, 'original_max_position_embeddings', what);
   if (original === undefined || original <= 0) throw new UnsupportedModelError(`${what} of type "yarn" needs original_max_position_embeddings (the context length the model was trained at)`);

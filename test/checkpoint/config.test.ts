@@ -31,7 +31,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'dots1', 'ernie4_5_moe', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'dots1', 'ernie4_5_moe', 'glm4_moe', 'glm4_moe_lite', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -81,6 +81,22 @@ describe('normalisation from the real key names', () => {
     const { config } = family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'group_limited_greedy', n_group: 4, topk_group: 2 });
     expect(config).toMatchObject({ topkMethod: 'group_limited_greedy', nGroup: 4, topkGroup: 2 });
     expect(() => family.resolveConfig({ model_type: 'deepseek_v2', n_routed_experts: 8, num_experts_per_tok: 2, topk_method: 'noaux_tc' })).toThrow(/noaux_tc is not supported/);
+  });
+
+  it('Hunyuan MoE: per-head q/k norm after RoPE, the NTK alpha raising RoPE\'s base, a shared MLP, per-layer lists of one value', () => {
+    const family = familyByName('hunyuan_v1_moe');
+    // Hunyuan-A13B's shape
+    const raw = {
+      model_type: 'hunyuan_v1_moe', hidden_size: 4096, intermediate_size: 3072, num_experts: 64, moe_topk: [8, 8, 8], num_hidden_layers: 3, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128,
+      rope_theta: 10000.0, rope_scaling: { alpha: 1000.0, beta_fast: 32, beta_slow: 1, factor: 1.0, mscale: 1.0, mscale_all_dim: 1.0, type: 'dynamic' }, max_position_embeddings: 32768, vocab_size: 128167,
+    };
+    const { config, moeLayers } = family.resolveConfig(raw);
+    expect(config).toMatchObject({ numExperts: 64, topK: 8, expertIntermediateSize: 3072, sharedExpertIntermediateSize: 3072, qkNorm: 'per-head', qkNormAfterRope: true, ropeAlpha: 1000, normTopkProb: true });
+    expect(moeLayers.every(Boolean)).toBe(true);
+    expect(unrunnableReason(config)).toBeNull();
+    expect(() => family.resolveConfig({ ...raw, moe_topk: [8, 4, 8] })).toThrow(/moe_topk': per-layer values that differ/);
+    // "dynamic" without an alpha stays refused as unrunnable
+    expect(unrunnableReason(family.resolveConfig({ ...raw, rope_scaling: { type: 'dynamic', factor: 2.0 } }).config)).toMatch(/of type "dynamic" is not implemented/);
   });
 
   it('ERNIE-4.5 MoE: interleaved RoPE, softmax routing with its [1, E] choice bias, shared experts, MoE layers from moe_layer_start/end_index and interval', () => {

@@ -76,6 +76,12 @@ export function independentCounts(raw: Raw): IndependentCounts {
       }
       break;
     }
+    case 'hunyuan_v1_moe':
+      E = num(raw, 'num_experts');
+      I = num(raw, 'intermediate_size');
+      isMoe = () => true;
+      sharedPerLayer = 3 * I * H; // the always-on shared MLP, the experts' width
+      break;
     case 'ernie4_5_moe': {
       E = num(raw, 'moe_num_experts');
       I = num(raw, 'moe_intermediate_size');
@@ -138,6 +144,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'qwen3_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'olmoe' || type === 'minimax_m2') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
     if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
+    if (type === 'hunyuan_v1_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'dots1') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + 2 * hd; // per-head q/k norms always
   }
 
@@ -161,7 +168,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     moeLayers,
     denseLayers,
     numExperts: E,
-    topK: type === 'ernie4_5_moe' ? num(raw, 'moe_k') : num(raw, 'num_experts_per_tok'),
+    topK: type === 'ernie4_5_moe' ? num(raw, 'moe_k') : type === 'hunyuan_v1_moe' ? num(raw, 'moe_topk') : num(raw, 'num_experts_per_tok'),
     expertWidth: I,
     total,
     experts: c.routedGateUp + c.routedDown,

@@ -15,6 +15,7 @@
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
  * | granitemoe  | all 2                                  | experts fused only (block_sparse_moe.input_linear [E, 2I, H], output_linear [E, H, I], router.layer), embedding/residual/attention multipliers and logits scaling |
  * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
+ * | hunyuan_v1_moe | all 2 | per-head q/k norms after RoPE (query_layernorm, key_layernorm), RoPE "dynamic" with alpha 1000.5, an always-on shared MLP |
  * | ernie4_5_moe | 1 and 2 of 3 (moe_layer_start_index 1) | interleaved RoPE pairs, softmax routing choosing on probability + moe_statics bias [1, E], two shared experts |
  * | glm4_moe_lite | 1 and 2 of 3 (mlp_layer_types, or its default) | deepseek_v3's tensors and routing under GLM's name |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
@@ -672,6 +673,49 @@ function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
 }
 
 /**
+ * Hunyuan MoE (hunyuan_v1_moe): GQA whose per-head q/k norms (query_layernorm, key_layernorm) come
+ * after RoPE, RoPE "dynamic" with an NTK alpha (unless ropeScaling says otherwise), every layer MoE
+ * with an always-on shared MLP of the experts' width.
+ */
+function hunyuanV1MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const headDim = o.headDim ?? d.H / d.heads;
+  const config = {
+    architectures: ['HunYuanMoEV1ForCausalLM'],
+    model_type: 'hunyuan_v1_moe',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    num_experts: d.E,
+    moe_topk: d.K,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    attention_bias: false,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    // (not whole numbers, so that JSON keeps them floats, as transformers requires; factor matters only past max_position_embeddings)
+    rope_scaling: { type: 'dynamic', alpha: 1000.5, factor: 1.25 },
+    tie_word_embeddings: d.tied,
+    pad_token_id: 0,
+    bos_token_id: 1,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(tensor(d, `${a}.query_layernorm.weight`, [headDim], 'norm'), tensor(d, `${a}.key_layernorm.weight`, [headDim], 'norm'));
+    layers.push(tensor(d, `${P(l)}.mlp.gate.wg.weight`, [d.E, d.H], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+    layers.push(...mlp(d, `${P(l)}.mlp.shared_mlp`, 'gate_proj', 'up_proj', 'down_proj', d.I));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
  * ERNIE-4.5 MoE (ernie4_5_moe): GQA with interleaved RoPE pairs, softmax routing whose choice adds
  * moe_statics.e_score_correction_bias ([1, E]), two shared experts, a dense first layer.
  */
@@ -828,7 +872,7 @@ function minimaxM2Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, ernie4_5_moe: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, ernie4_5_moe: 3, hunyuan_v1_moe: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -879,6 +923,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return glm4MoeLiteFixture(d, opts);
       case 'ernie4_5_moe':
         return ernie45MoeFixture(d, opts);
+      case 'hunyuan_v1_moe':
+        return hunyuanV1MoeFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -897,7 +943,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'dots1', 'glm4_moe_lite', 'ernie4_5_moe'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'dots1', 'glm4_moe_lite', 'ernie4_5_moe', 'hunyuan_v1_moe'];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
 const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;

@@ -16,7 +16,7 @@
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
  * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers) and MiniMax-M2
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash and ERNIE-4.5
- * (interleaved RoPE, softmax routing with a choice bias) come from
+ * (interleaved RoPE, softmax routing with a choice bias) and Hunyuan (q/k norm after an NTK-alpha RoPE) come from
  * the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
@@ -132,13 +132,17 @@ const CASES: Case[] = [
   { name: 'ernie4_5_moe', family: 'ernie4_5_moe', fixture: { seed: 19, topK: 3 } },
   // … and as transformers ≥ 5 writes it (fused, the bias under mlp.gate), untied, one shared expert
   { name: 'ernie4_5_moe-fused', family: 'ernie4_5_moe', fixture: { seed: 20, topK: 3, fusedExperts: true, numSharedExperts: 1, tieWordEmbeddings: false } },
+  // Hunyuan-A13B: per-head q/k norms after RoPE, RoPE "dynamic" with an NTK alpha, an always-on shared MLP …
+  { name: 'hunyuan_v1_moe', family: 'hunyuan_v1_moe', fixture: { seed: 21, topK: 3 } },
+  // … and as transformers ≥ 5 writes it (fused), head_dim ≠ hidden / heads, tied embeddings
+  { name: 'hunyuan_v1_moe-fused', family: 'hunyuan_v1_moe', fixture: { seed: 22, topK: 3, fusedExperts: true, headDim: 12, tieWordEmbeddings: true } },
   // dots.llm1: Qwen3's attention (per-head q/k norm) and DeepSeek-V3's routing (4 groups, 2 kept), a shared expert …
   { name: 'dots1', family: 'dots1', fixture: { seed: 15, topK: 3 } },
   // … and as the released models have it (one group, two shared experts), experts fused on disk
   { name: 'dots1-one-group-fused', family: 'dots1', fixture: { seed: 16, topK: 3, numSharedExperts: 2, fusedExperts: true, topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 } } },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

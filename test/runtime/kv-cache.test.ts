@@ -63,6 +63,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['glm4_moe_lite', undefined],
   // interleaved RoPE pairs: the cached keys are reordered as the queries are
   ['ernie4_5_moe', undefined],
+  // q/k norms after RoPE, the alpha-raised RoPE base
+  ['hunyuan_v1_moe', undefined],
 ];
 
 describe('KV cache', () => {
