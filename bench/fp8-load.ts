@@ -2,7 +2,7 @@
  * Benchmark: loading a block-FP8 checkpoint (read dequantised to BF16) against the same model
  * stored in BF16.
  *
- *   npx tsx bench/fp8-load.ts --model DIR [--block 128] [--rounds 3] [--fp8-dir DIR] [--engine native|ts] [--json]
+ *   npx tsx bench/fp8-load.ts --model DIR [--block 128] [--rounds 3] [--fp8-dir DIR] [--engine native|ts] [--cold] [--json]
  *
  * 1. Writes (once; reused while its `.complete` marker matches) the FP8 copy of the BF16
  *    checkpoint DIR as the FP8 releases store it, with torch (scripts/hf_reference.py
@@ -10,14 +10,15 @@
  *    norms, routers and the head stay BF16). Needs the venv (.venv, or RFID_MOE_PYTHON).
  * 2. With the engine loaded as `serve` or `compress` loads it (the native addon's table lookup;
  *    `--engine ts`: the JavaScript loop), reads every tensor of each checkpoint as the runtime
- *    holds it with BF16 weights (BF16 kept
- *    as 16-bit patterns, anything else as f32), alternating the two, `rounds` times after one
- *    warm-up read of each, so both come from the page cache (dropping it needs root): this
- *    compares the software cost, the dequantisation against plain BF16 reads.
+ *    holds it with BF16 weights (BF16 kept as 16-bit patterns, anything else as f32), alternating
+ *    the two, `rounds` times after one warm-up read of each, so both come from the page cache:
+ *    this compares the software cost, the dequantisation against plain BF16 reads. With `--cold`
+ *    (root: it writes /proc/sys/vm/drop_caches) the page cache is dropped before each read
+ *    instead, so each comes from the disk, where the FP8 file is half the bytes.
  * 3. Reports bytes on disk and held, the median load time of each and their ratio, and how far
  *    the dequantised weights are from the BF16 originals (the FP8 quantization's own error).
  */
-import { spawnSync } from 'node:child_process';
+import { execSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -36,11 +37,12 @@ interface Args {
   rounds: number;
   fp8Dir?: string;
   engine: 'native' | 'ts';
+  cold: boolean;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Partial<Args> = { block: 128, rounds: 3, engine: 'native', json: false };
+  const args: Partial<Args> = { block: 128, rounds: 3, engine: 'native', cold: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const int = (name: string) => {
@@ -53,11 +55,12 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--rounds') args.rounds = int(a);
     else if (a === '--fp8-dir') args.fp8Dir = argv[++i];
     else if (a === '--json') args.json = true;
+    else if (a === '--cold') args.cold = true;
     else if (a === '--engine') {
       const e = argv[++i];
       if (e !== 'native' && e !== 'ts') throw new Error('--engine takes native or ts');
       args.engine = e;
-    } else throw new Error(`unknown argument ${a} (expected --model DIR, --block N, --rounds N, --fp8-dir DIR, --engine native|ts, --json)`);
+    } else throw new Error(`unknown argument ${a} (expected --model DIR, --block N, --rounds N, --fp8-dir DIR, --engine native|ts, --cold, --json)`);
   }
   if (!args.model) throw new Error('--model DIR (a BF16 checkpoint) is required');
   return args as Args;
@@ -95,7 +98,17 @@ async function readAll(ckpt: Checkpoint): Promise<number> {
   return held;
 }
 
-async function timedLoad(dir: string): Promise<{ seconds: number; held: number }> {
+/** Drops the page cache (root only), so the next read comes from the disk. */
+function dropPageCache(): void {
+  try {
+    execSync('sync; echo 3 > /proc/sys/vm/drop_caches', { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`--cold needs to drop the page cache (as root, through /proc/sys/vm/drop_caches): ${(err as Error).message}`);
+  }
+}
+
+async function timedLoad(dir: string, cold = false): Promise<{ seconds: number; held: number }> {
+  if (cold) dropPageCache();
   const t0 = performance.now();
   const ckpt = await openCheckpoint(dir);
   try {
@@ -145,13 +158,15 @@ async function main(): Promise<void> {
   const { engine } = await createEngine(args.engine, { threads: 1 });
   log(`engine: ${engine.describe()}`);
   const dirs = { bf16: path.resolve(args.model), fp8: fp8Dir };
-  log('warm-up reads (page cache) …');
-  for (const dir of Object.values(dirs)) await timedLoad(dir);
+  if (!args.cold) {
+    log('warm-up reads (page cache) …');
+    for (const dir of Object.values(dirs)) await timedLoad(dir);
+  }
   const times: Record<'bf16' | 'fp8', number[]> = { bf16: [], fp8: [] };
   const held: Record<'bf16' | 'fp8', number> = { bf16: 0, fp8: 0 };
   for (let r = 0; r < args.rounds; r++) {
     for (const kind of r % 2 === 0 ? (['bf16', 'fp8'] as const) : (['fp8', 'bf16'] as const)) {
-      const t = await timedLoad(dirs[kind]);
+      const t = await timedLoad(dirs[kind], args.cold);
       times[kind].push(t.seconds);
       held[kind] = t.held;
       log(`  round ${r + 1}: ${kind} ${t.seconds.toFixed(2)} s`);
@@ -160,6 +175,7 @@ async function main(): Promise<void> {
   const result = {
     model: dirs.bf16,
     engine: engine.describe(),
+    cache: args.cold ? 'cold: page cache dropped before each read' : 'warm: page cache',
     block: args.block,
     rounds: args.rounds,
     diskBytes: { bf16: await diskBytes(dirs.bf16), fp8: await diskBytes(dirs.fp8) },
@@ -176,7 +192,7 @@ async function main(): Promise<void> {
   const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
   process.stdout.write(
     [
-      `| checkpoint | on disk | held | load (median of ${args.rounds}) |`,
+      `| checkpoint | on disk | held | load (median of ${args.rounds}; ${result.cache}) |`,
       '|---|---:|---:|---:|',
       `| BF16 | ${gb(result.diskBytes.bf16)} | ${gb(held.bf16)} | ${result.loadSeconds.bf16.toFixed(2)} s |`,
       `| block FP8 (${args.block}×${args.block}), dequantised as read | ${gb(result.diskBytes.fp8)} | ${gb(held.fp8)} | ${result.loadSeconds.fp8.toFixed(2)} s |`,
