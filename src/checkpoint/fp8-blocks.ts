@@ -1,5 +1,5 @@
 /**
- * Checkpoints whose linear weights are FP8 with a scale per block, as DeepSeek-V3 / R1, Kimi-K2,
+ * Checkpoints whose linear weights are FP8 with a scale per block, as DeepSeek-V3 / R1,
  * MiniMax-M2 and the Qwen3 "-FP8" releases ship them (config.json `quantization_config`:
  * `quant_method: "fp8"`, usually `weight_block_size: [128, 128]`). Beside each quantized
  * `….weight` (F8_E4M3) lies `….weight_scale_inv` (F32, BF16 or E8M0 exponents) with one value per
@@ -23,7 +23,7 @@
  * Memory: the dequantised weight is twice the FP8 bytes. Row reads dequantise chunk by chunk,
  * so a whole read holds the result plus at most one chunk (4 Mi codes) of the stored bytes.
  */
-import { decodeToF32, f32BitsToBf16, type DType } from '../io/dtype.js';
+import { byteFloatValues, decodeToF32, f32BitsToBf16, widenHalvesInPlace, type ByteTableDType, type DType } from '../io/dtype.js';
 import { byteTableRows } from '../io/byte-tables.js';
 import { rowView } from '../io/safetensors-reader.js';
 import type { StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.js';
@@ -41,7 +41,7 @@ export interface Fp8BlockQuantization {
 }
 
 /** FP8 codes this view reads (the scales may also be E8M0). */
-const FP8_DTYPES = new Set<DType>(['F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ']);
+const FP8_DTYPES = new Set<DType>(['F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ'] satisfies ByteTableDType[]);
 const SCALE_DTYPES = new Set<DType>(['F32', 'BF16', 'F16', 'F8_E8M0', 'U8']);
 /** codes dequantised at a time (bounds a row read's scratch to 4 MiB) */
 const CHUNK_ELEMENTS = 1 << 22;
@@ -110,27 +110,6 @@ function checkRows(q: QuantizedTensor, start: number, end: number): void {
   const total = rowView(q.entry).rows;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > total)
     throw new CheckpointError('OutOfRange', `rows [${start}, ${end}) are outside [0, ${total}] of the ${total}×${q.cols} view of ${q.entry.name}`);
-}
-
-const widenedF32 = new Float32Array(1);
-const widened = new Uint32Array(widenedF32.buffer);
-
-/** a BF16 pattern's value: the upper half of an f32 (exact) */
-function widenBf16(bits: number): number {
-  widened[0] = bits << 16;
-  return widenedF32[0];
-}
-
-const codeTables = new Map<DType, Float32Array>();
-
-/** The f32 value of each of the 256 codes of an 8-bit float dtype. */
-function codeValues(dtype: DType): Float32Array {
-  let table = codeTables.get(dtype);
-  if (!table) {
-    table = decodeToF32(dtype, Uint8Array.from({ length: 256 }, (_, i) => i));
-    codeTables.set(dtype, table);
-  }
-  return table;
 }
 
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
@@ -273,13 +252,18 @@ export class Fp8BlockStore implements TensorSource {
     return this.inner;
   }
 
-  /** Rows [start, end) dequantised and rounded to BF16, as f32 values. */
+  /**
+   * Rows [start, end) dequantised and rounded to BF16, as f32 values: the BF16 patterns written
+   * into the upper half of the result's bytes, then widened there (widenHalvesInPlace, as a BF16
+   * tensor's read is), so one buffer of the result's size.
+   */
   private async rowsF32(q: QuantizedTensor, start: number, end: number): Promise<Float32Array> {
     checkRows(q, start, end);
     const count = (end - start) * q.cols;
     const bytes = this.source(count * 4);
     const out = new Float32Array(bytes.buffer, bytes.byteOffset, count);
-    await this.dequantize(q, start, end, out, widenBf16);
+    await this.dequantize(q, start, end, new Uint16Array(bytes.buffer, bytes.byteOffset + count * 2, count));
+    widenHalvesInPlace('BF16', out);
     return out;
   }
 
@@ -289,14 +273,13 @@ export class Fp8BlockStore implements TensorSource {
     const count = (end - start) * q.cols;
     const bytes = this.source(count * 2);
     const out = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
-    await this.dequantize(q, start, end, out, (bits) => bits);
+    await this.dequantize(q, start, end, out);
     return out;
   }
 
   /**
    * Rows [start, end) of the weight's 2-D view [batch × rows, cols] dequantised into `out`: each
-   * value is `code × scale` in f32, rounded to BF16, and stored as `element(bf16Bits)` gives it
-   * (the BF16 pattern, or it widened to f32).
+   * value is `code × scale` in f32, rounded to BF16 (its bit pattern).
    *
    * Why tables: within a block every code maps to one result, so for blocks of at least 1,024
    * values the 256 results of each block are worked out once and every value is one lookup
@@ -304,18 +287,18 @@ export class Fp8BlockStore implements TensorSource {
    * scales at a time (byteTableRows: native when the addon is loaded). Smaller blocks compute
    * each value.
    */
-  private async dequantize<T extends Uint16Array | Float32Array>(q: QuantizedTensor, start: number, end: number, out: T, element: (bf16Bits: number) => number): Promise<void> {
+  private async dequantize(q: QuantizedTensor, start: number, end: number, out: Uint16Array): Promise<void> {
     const scales = await this.readScales(q);
-    const codes = codeValues(this.inner.tensor(q.entry.name)!.dtype);
+    const codes = byteFloatValues(this.inner.tensor(q.entry.name)!.dtype as ByteTableDType);
     const product = new Float32Array(1);
     const productBits = new Uint32Array(product.buffer);
-    /** code × scale in f32 (an f32 multiply: the exact double product rounded once), rounded to BF16, as `out` holds it */
+    /** code × scale in f32 (an f32 multiply: the exact double product rounded once), rounded to BF16 */
     const result = (code: number, scale: number): number => {
       product[0] = codes[code] * scale;
-      return element(f32BitsToBf16(productBits[0]));
+      return f32BitsToBf16(productBits[0]);
     };
     const tabled = q.blockRows * q.blockCols >= 1024;
-    const table = (out instanceof Float32Array ? new Float32Array(q.gridCols * 256) : new Uint16Array(q.gridCols * 256)) as T;
+    const table = new Uint16Array(q.gridCols * 256);
     const chunkRows = Math.max(1, Math.floor(CHUNK_ELEMENTS / q.cols));
     for (let r0 = start; r0 < end; r0 += chunkRows) {
       const r1 = Math.min(end, r0 + chunkRows);

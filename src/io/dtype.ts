@@ -155,7 +155,7 @@ function miniFloatTable(format: MiniFloatFormat): Float32Array {
   return table;
 }
 
-type ByteTableDType = 'F8_E4M3' | 'F8_E5M2' | 'F8_E4M3FNUZ' | 'F8_E5M2FNUZ' | 'F8_E8M0';
+export type ByteTableDType = 'F8_E4M3' | 'F8_E5M2' | 'F8_E4M3FNUZ' | 'F8_E5M2FNUZ' | 'F8_E8M0';
 
 const byteTableBuilders: Record<ByteTableDType, () => Float32Array> = {
   // torch float8_e4m3fn: no infinities, only S.1111.111 is NaN, max 448.
@@ -172,6 +172,14 @@ const byteTableBuilders: Record<ByteTableDType, () => Float32Array> = {
     return table;
   },
 };
+
+/**
+ * The f32 value of each of the 256 codes of an 8-bit float dtype (cached, shared: read it, do not
+ * write it). Readers that map codes themselves use it (src/checkpoint/fp8-blocks.ts).
+ */
+export function byteFloatValues(dtype: ByteTableDType): Float32Array {
+  return cachedTable(dtype, byteTableBuilders[dtype]);
+}
 
 const tableCache = new Map<string, Float32Array>();
 function cachedTable(key: string, build: () => Float32Array): Float32Array {

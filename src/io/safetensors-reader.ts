@@ -308,15 +308,27 @@ export class SafetensorsFile {
    * buffer, never packed): for readers that decode a dtype themselves (block-FP8 codes).
    */
   async readRowsBytes(name: string, start: number, end: number): Promise<Uint8Array> {
+    const { position, rowBytes } = this.rowSlice(name, start, end);
+    return readExactly(this.handle, (end - start) * rowBytes, position, this.path, name);
+  }
+
+  /**
+   * Where rows [start, end) of the tensor's 2-D view begin in the file, and the bytes of a row;
+   * throws SafetensorsError for rows outside the view or a packed sub-byte dtype (whose rows may
+   * start mid-byte).
+   */
+  private rowSlice(name: string, start: number, end: number): { entry: TensorEntry; cols: number; rowBytes: number; position: number } {
     const entry = this.entry(name);
     const { rows, cols } = rowView(entry);
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > rows) {
       throw new SafetensorsError('SliceOutOfRange', `rows [${start}, ${end}) are outside [0, ${rows}] of the ${rows}×${cols} view`, { file: this.path, tensor: name });
     }
     const bits = DTYPE_BITS[entry.dtype];
-    if (bits % 8 !== 0) throw new SafetensorsError('UnsupportedDType', `row reads of packed sub-byte dtype ${entry.dtype} are not supported; use readBytes()`, { file: this.path, tensor: name });
+    if (bits % 8 !== 0) {
+      throw new SafetensorsError('UnsupportedDType', `row reads of packed sub-byte dtype ${entry.dtype} are not supported; use readBytes()`, { file: this.path, tensor: name });
+    }
     const rowBytes = cols * (bits / 8);
-    return readExactly(this.handle, (end - start) * rowBytes, this.dataStart + entry.dataOffsets[0] + start * rowBytes, this.path, name);
+    return { entry, cols, rowBytes, position: this.dataStart + entry.dataOffsets[0] + start * rowBytes };
   }
 
   /** The whole tensor as f32 (flattened, row-major). */
@@ -351,21 +363,9 @@ export class SafetensorsFile {
 
   /** Rows [start, end) of the 2-D view [prod(shape[:-1]), shape[-1]], as f32. */
   async readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {
-    const entry = this.entry(name);
-    const { rows, cols } = rowView(entry);
-    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > rows) {
-      throw new SafetensorsError('SliceOutOfRange', `rows [${start}, ${end}) are outside [0, ${rows}] of the ${rows}×${cols} view`, { file: this.path, tensor: name });
-    }
-    const bits = DTYPE_BITS[entry.dtype];
-    if (bits % 8 !== 0) {
-      // Packed rows may start mid-byte; decodeToF32 cannot decode these dtypes anyway.
-      throw new SafetensorsError('UnsupportedDType', `row reads of packed sub-byte dtype ${entry.dtype} are not supported; use readBytes()`, { file: this.path, tensor: name });
-    }
-    const rowBytes = cols * (bits / 8);
-    if (isHalf(entry.dtype) && littleEndianHost) {
-      return this.readHalvesWidened(entry.dtype, this.dataStart + entry.dataOffsets[0] + start * rowBytes, (end - start) * cols, name);
-    }
-    const bytes = await readExactly(this.handle, (end - start) * rowBytes, this.dataStart + entry.dataOffsets[0] + start * rowBytes, this.path, name);
+    const { entry, cols, rowBytes, position } = this.rowSlice(name, start, end);
+    if (isHalf(entry.dtype) && littleEndianHost) return this.readHalvesWidened(entry.dtype, position, (end - start) * cols, name);
+    const bytes = await readExactly(this.handle, (end - start) * rowBytes, position, this.path, name);
     return decodeWithContext(entry, bytes, this.path);
   }
 
@@ -379,11 +379,8 @@ export class SafetensorsFile {
     if (entry.dtype !== 'BF16') {
       throw new SafetensorsError('UnsupportedDType', `readRowsBf16 needs a BF16 tensor, this one is ${entry.dtype}; use readRowsF32()`, { file: this.path, tensor: name });
     }
-    const { rows, cols } = rowView(entry);
-    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > rows) {
-      throw new SafetensorsError('SliceOutOfRange', `rows [${start}, ${end}) are outside [0, ${rows}] of the ${rows}×${cols} view`, { file: this.path, tensor: name });
-    }
-    const bytes = await readExactly(this.handle, (end - start) * cols * 2, this.dataStart + entry.dataOffsets[0] + start * cols * 2, this.path, name, this.source);
+    const { cols, position } = this.rowSlice(name, start, end);
+    const bytes = await readExactly(this.handle, (end - start) * cols * 2, position, this.path, name, this.source);
     const out = new Uint16Array(bytes.buffer, bytes.byteOffset, (end - start) * cols);
     if (!littleEndianHost) for (let i = 0; i < out.length; i++) out[i] = (out[i] >>> 8) | ((out[i] & 0xff) << 8);
     return out;

@@ -13,7 +13,7 @@ import type { TokenBatch } from './batch.js';
 import { addRowBias, clampInPlace, deinterleaveHeads, scaleInPlace, scratch } from './numerics.js';
 import type { RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
-import type { AttentionWeights } from './weights.js';
+import type { AttentionWeights, StandardAttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
 import { mlaAttentionBlock } from './mla-attention.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
@@ -70,12 +70,9 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   if (config.clipQkv != null) {
     for (const t of [q, k, v]) clampInPlace(t, config.clipQkv);
   }
-  // every head's slice of each row normalised on its own: rows·heads rows of headDim (Hunyuan: after RoPE)
-  const perHeadNorm = () => {
-    kernels.rmsNorm(rows * numHeads, headDim, q, required(w.qNorm, 'q_norm'), eps, q);
-    kernels.rmsNorm(rows * numKvHeads, headDim, k, required(w.kNorm, 'k_norm'), eps, k);
-  };
-  if (config.qkNorm === 'per-head' && !config.qkNormAfterRope) perHeadNorm();
+  // per-head q/k norms come before RoPE (Qwen3, GLM-4.5), or after it (Hunyuan)
+  const perHeadNorm = config.qkNorm === 'per-head';
+  if (perHeadNorm && !config.qkNormAfterRope) normHeads(kernels, rows, config, w, q, k);
   // an interleaved RoPE (ERNIE-4.5: pairs x[2i], x[2i+1]) rotated as halves: the queries' and
   // keys' rotated values reordered alike, which every q·k (and so the attention) does not see
   if (config.ropeInterleave) {
@@ -85,7 +82,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   // a partial rotary width (GLM-4.5) rotates the start of each head: the tables are that wide
   kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q, rope.half * 2);
   kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
-  if (config.qkNorm === 'per-head' && config.qkNormAfterRope) perHeadNorm();
+  if (perHeadNorm && config.qkNormAfterRope) normHeads(kernels, rows, config, w, q, k);
 
   const context = scratch('attention-context', rows * qWidth);
   const scale = ctx.scale;
@@ -103,6 +100,13 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, qWidth, context, w.o, out, residual ? 1 : 0);
   return out;
+}
+
+/** Every head's slice of each row of q and k normalised on its own: rows·heads rows of headDim. */
+function normHeads(kernels: Engine['kernels'], rows: number, config: ModelConfig, w: StandardAttentionWeights, q: Float32Array, k: Float32Array): void {
+  const { numHeads, numKvHeads, headDim, rmsNormEps: eps } = config;
+  kernels.rmsNorm(rows * numHeads, headDim, q, required(w.qNorm, 'q_norm'), eps, q);
+  kernels.rmsNorm(rows * numKvHeads, headDim, k, required(w.kNorm, 'k_norm'), eps, k);
 }
 
 function required(t: Float32Array | undefined, name: string): Float32Array {

@@ -10,19 +10,12 @@ export { softmaxInPlace } from '../engine/ts/kernels/softmax.js';
 import type { ForwardKernels } from '../engine/types.js';
 
 /**
- * Adds a bias vector to every row; with `kernels`, a row at a time through their addInto (the
- * native engine's is vectorised: GLM-4.5's q/k/v biases took 3.9% of an 8-stream decoding step
- * in this loop).
+ * Adds a bias vector to every row, a row at a time through the engine's addInto (the native
+ * engine's is vectorised: GLM-4.5's q/k/v biases took 3.9% of an 8-stream decoding step as a
+ * JavaScript loop).
  */
-export function addRowBias(x: Float32Array, rows: number, width: number, bias: Float32Array, kernels?: Pick<ForwardKernels, 'addInto'>): void {
-  if (kernels) {
-    for (let r = 0; r < rows; r++) kernels.addInto(width, x.subarray(r * width, (r + 1) * width), bias);
-    return;
-  }
-  for (let r = 0; r < rows; r++) {
-    const base = r * width;
-    for (let j = 0; j < width; j++) x[base + j] += bias[j];
-  }
+export function addRowBias(x: Float32Array, rows: number, width: number, bias: Float32Array, kernels: Pick<ForwardKernels, 'addInto'>): void {
+  for (let r = 0; r < rows; r++) kernels.addInto(width, x.subarray(r * width, (r + 1) * width), bias);
 }
 
 /** x[i] ×= factor in f32 (the factor rounded to f32 first, as torch multiplies an f32 tensor by a Python float); a factor of 1 or none leaves x as it is. */

@@ -10,7 +10,7 @@ import { CheckpointError } from '../../src/checkpoint/errors.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { SafetensorsError } from '../../src/io/errors.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
-import { rewriteModelFile } from './rewrite.js';
+import { editConfig, openError, rewriteModelFile } from './rewrite.js';
 import { makeScratch } from './tmp-dirs.js';
 
 let scratch: Awaited<ReturnType<typeof makeScratch>>;
@@ -24,26 +24,6 @@ afterAll(async () => {
 
 async function fixture(family: Parameters<typeof makeTinyCheckpoint>[1] = 'qwen2_moe', opts: Parameters<typeof makeTinyCheckpoint>[2] = {}) {
   return makeTinyCheckpoint(scratch.sub(`ckpt-${counter++}`), family, opts);
-}
-
-async function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): Promise<void> {
-  const file = path.join(dir, 'config.json');
-  const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  edit(config);
-  await writeFile(file, JSON.stringify(config));
-}
-
-/** The CheckpointError openCheckpoint throws for `dir` (fails the test if it opens). */
-async function openError(dir: string): Promise<CheckpointError> {
-  const err = await openCheckpoint(dir).then(
-    async (ckpt) => {
-      await ckpt.close();
-      return undefined;
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(CheckpointError);
-  return err as CheckpointError;
 }
 
 describe('config.json problems', () => {

@@ -5,18 +5,15 @@
  * the releases use, and each malformed checkpoint refused naming the tensor. Agreement with
  * transformers and torch on the same files: test/hf/fp8-checkpoints.test.ts.
  */
-import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeCheckpoint } from '../../src/checkpoint/describe.js';
-import { CheckpointError } from '../../src/checkpoint/errors.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
 import { loadNativeEngine } from '../../src/engine/native.js';
 import { decodeToF32, encodeFromF32, roundToBf16, type DType } from '../../src/io/dtype.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { Rng } from '../helpers/rng.js';
-import { rewriteModelFile, type RawTensor } from './rewrite.js';
+import { editConfig, openError, rewriteModelFile, type RawTensor } from './rewrite.js';
 import { makeScratch } from './tmp-dirs.js';
 
 let scratch: Awaited<ReturnType<typeof makeScratch>>;
@@ -100,11 +97,9 @@ async function toFp8(family: FamilyName, fixtureOpts: Parameters<typeof makeTiny
   return { dir, quantized };
 }
 
-async function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): Promise<void> {
-  const file = path.join(dir, 'config.json');
-  const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-  edit(config);
-  await writeFile(file, JSON.stringify(config));
+/** BF16 bit patterns as the f32 values they stand for (each the upper half of an f32). */
+function widened(bits: Uint16Array): Float32Array {
+  return Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]);
 }
 
 /** The format's definition, element by element: E4M3 code × the scale of its block, in f32, rounded to BF16. */
@@ -120,23 +115,10 @@ function expected(q: Quantized): Float32Array {
     const j = k % cols;
     product[k] = Math.fround(values[k] * q.scales[(m * gridRows + Math.floor(i / q.block[0])) * gridCols + Math.floor(j / q.block[1])]);
   }
-  const bits = roundToBf16(product);
-  return Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]);
+  return widened(roundToBf16(product));
 }
 
 const isExpertOrAttention = (name: string, t: RawTensor) => t.shape.length >= 2 && /(proj|experts\.\d+\.w\d|experts\.(gate_up|down)_proj)(\.weight)?$/.test(name);
-
-async function openError(dir: string): Promise<CheckpointError> {
-  const err = await openCheckpoint(dir).then(
-    async (ckpt) => {
-      await ckpt.close();
-      return undefined;
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(CheckpointError);
-  return err as CheckpointError;
-}
 
 describe('block-FP8 weights read as BF16', () => {
   it('every value is its code times its block’s scale rounded to BF16, with partial edge blocks; the scales are hidden', async () => {
@@ -150,7 +132,7 @@ describe('block-FP8 weights read as BF16', () => {
         expect(ckpt.tensor(name)).toMatchObject({ dtype: 'BF16', shape: q.shape, byteLength: want.length * 2 });
         expect(await ckpt.readF32(name)).toEqual(want);
         const bits = (await ckpt.readBf16!(name))!;
-        expect(Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0])).toEqual(want);
+        expect(widened(bits)).toEqual(want);
       }
       expect(ckpt.tensorNames().filter((n) => n.includes('scale'))).toEqual([]);
       expect(ckpt.tensor([...quantized.keys()][0] + '_scale_inv')).toBeUndefined();
@@ -187,7 +169,7 @@ describe('block-FP8 weights read as BF16', () => {
         ]) {
           expect(await ckpt.readRowsF32(name, a, b)).toEqual(whole.subarray(a * cols, b * cols));
           const bits = (await ckpt.readRowsBf16!(name, a, b))!;
-          expect(Float32Array.from(bits, (v) => new Float32Array(new Uint32Array([v << 16]).buffer)[0])).toEqual(whole.subarray(a * cols, b * cols));
+          expect(widened(bits)).toEqual(whole.subarray(a * cols, b * cols));
         }
       }
       await expect(ckpt.readRowsF32(fused[0], 3, 2)).rejects.toThrow(/outside/);
@@ -208,7 +190,7 @@ describe('block-FP8 weights read as BF16', () => {
           const want = expected(q);
           expect(await ckpt.readF32(name)).toEqual(want);
           const bits = (await ckpt.readBf16!(name))!;
-          expect(Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0])).toEqual(want);
+          expect(widened(bits)).toEqual(want);
           const cols = q.shape[q.shape.length - 1];
           const rows = want.length / cols;
           expect(await ckpt.readRowsF32(name, 5, rows - 3)).toEqual(want.subarray(5 * cols, (rows - 3) * cols));
@@ -233,7 +215,7 @@ describe('block-FP8 weights read as BF16', () => {
           const want = expected(q);
           expect(await ckpt.readF32(name)).toEqual(want);
           const bits = (await ckpt.readBf16!(name))!;
-          expect(Float32Array.from(bits, (b) => new Float32Array(new Uint32Array([b << 16]).buffer)[0])).toEqual(want);
+          expect(widened(bits)).toEqual(want);
         }
       } finally {
         await ckpt.close();

@@ -1,5 +1,9 @@
-/** Edit the tensors of a single-file fixture (to break it on purpose) and write it back. */
+/** Edit a single-file fixture's tensors or config.json (to break it on purpose), and the error opening it then gives. */
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { expect } from 'vitest';
+import { CheckpointError } from '../../src/checkpoint/errors.js';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
 import type { DType } from '../../src/io/dtype.js';
 import { TensorStore } from '../../src/io/sharded.js';
 import { writeSafetensors } from '../../src/io/safetensors-writer.js';
@@ -25,4 +29,25 @@ export async function rewriteModelFile(dir: string, edit: (tensors: RawTensor[])
     await store.close();
   }
   await writeSafetensors(file, edit(tensors), { format: 'pt' });
+}
+
+/** Edit a fixture's config.json (parsed) and write it back. */
+export async function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): Promise<void> {
+  const file = path.join(dir, 'config.json');
+  const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  edit(config);
+  await writeFile(file, JSON.stringify(config));
+}
+
+/** The CheckpointError openCheckpoint throws for `dir` (fails the test if it opens). */
+export async function openError(dir: string): Promise<CheckpointError> {
+  const err = await openCheckpoint(dir).then(
+    async (ckpt) => {
+      await ckpt.close();
+      return undefined;
+    },
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CheckpointError);
+  return err as CheckpointError;
 }

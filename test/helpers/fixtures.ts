@@ -564,6 +564,21 @@ function glm4MoeLiteFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
 }
 
 /**
+ * A layer's MLP as DeepSeek-V3's names lay it out under noaux_tc routing (GLM-4.5, dots.llm1): a
+ * dense MLP before `firstDense`, else the router with its correction bias, the routed experts and
+ * `nShared` shared experts of their width.
+ */
+function noauxTcMlp(d: Dims, l: number, firstDense: number, nShared: number): TensorSpec[] {
+  if (l < firstDense) return mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense);
+  return [
+    tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'),
+    tensor(d, `${P(l)}.mlp.gate.e_score_correction_bias`, [d.E], 'linear'),
+    ...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'),
+    ...(nShared > 0 ? mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared) : []),
+  ];
+}
+
+/**
  * GLM-4.5 (glm4_moe): GQA whose q/k/v carry biases, per-head q/k RMSNorm, RoPE over the first
  * head_dim × partial_rotary_factor values of each head, and DeepSeek-V3's routing and MLP names.
  */
@@ -615,14 +630,7 @@ function glm4MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
       tensor(d, `${a}.v_proj.bias`, [d.kvHeads * headDim], 'bias'),
     );
     if (qkNorm) layers.push(tensor(d, `${a}.q_norm.weight`, [headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [headDim], 'norm'));
-    if (l < firstDense) {
-      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
-      continue;
-    }
-    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
-    layers.push(tensor(d, `${P(l)}.mlp.gate.e_score_correction_bias`, [d.E], 'linear'));
-    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
-    if (nShared > 0) layers.push(...mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared));
+    layers.push(...noauxTcMlp(d, l, firstDense, nShared));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
@@ -811,14 +819,7 @@ function dots1Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
     const a = `${P(l)}.self_attn`;
     layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
     layers.push(tensor(d, `${a}.q_norm.weight`, [headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [headDim], 'norm'));
-    if (l < firstDense) {
-      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
-      continue;
-    }
-    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
-    layers.push(tensor(d, `${P(l)}.mlp.gate.e_score_correction_bias`, [d.E], 'linear'));
-    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
-    if (nShared > 0) layers.push(...mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared));
+    layers.push(...noauxTcMlp(d, l, firstDense, nShared));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
 }

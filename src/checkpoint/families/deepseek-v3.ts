@@ -13,7 +13,7 @@
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js';
-import { correctionBiasName, deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
+import { correctionBiasName, deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart, noauxTcPart } from './deepseek.js';
 import { deepseekV2MlaNames, mlaConfigPart, mlaKeys } from './deepseek-v2.js';
 
 const configSchema = z.looseObject({
@@ -55,11 +55,7 @@ export const deepseekV3 = defineFamily({
   normalize: (p, raw) => ({
     ...llamaConfigPart('deepseek_v3', p, raw, 10000),
     ...deepseekMoePart(p),
-    normTopkProb: p.norm_topk_prob,
-    routedScalingFactor: p.routed_scaling_factor,
-    topkMethod: 'noaux_tc',
-    nGroup: p.n_group,
-    topkGroup: p.topk_group,
+    ...noauxTcPart(p),
     ...mlaConfigPart(p, p.rope_interleave),
   }),
   isMoeLayer: deepseekIsMoeLayer,

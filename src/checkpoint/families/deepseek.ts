@@ -61,6 +61,14 @@ export function deepseekMoePart(p: ParsedDeepseekMoeKeys) {
   };
 }
 
+/**
+ * DeepSeek-V3's `noaux_tc` routing as a config declares it (V3, GLM-4.5, GLM-4.7-Flash and
+ * dots.llm1 write the same keys): sigmoid scores, groups, renormalised, scaled.
+ */
+export function noauxTcPart(p: { norm_topk_prob: boolean; routed_scaling_factor: number; n_group: number; topk_group: number }) {
+  return { normTopkProb: p.norm_topk_prob, routedScalingFactor: p.routed_scaling_factor, topkMethod: 'noaux_tc' as const, nGroup: p.n_group, topkGroup: p.topk_group };
+}
+
 /** DeepSeek-V3's router correction bias, also GLM-4.5's (noaux_tc routing) */
 export const correctionBiasName = 'model.layers.{l}.mlp.gate.e_score_correction_bias';
 

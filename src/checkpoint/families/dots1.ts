@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, nonNegativeInt, positiveInt, qkNormNames, qkvBiasNames } from './common.js';
-import { correctionBiasName, deepseekMoeNames } from './deepseek.js';
+import { correctionBiasName, deepseekMoeNames, noauxTcPart } from './deepseek.js';
 
 const configSchema = z.looseObject({
   ...llamaKeys({
@@ -54,11 +54,7 @@ export const dots1 = defineFamily({
     denseIntermediateSize: p.intermediate_size,
     sharedExpertIntermediateSize: p.moe_intermediate_size * (p.n_shared_experts ?? 0),
     sharedExpertGated: false,
-    normTopkProb: p.norm_topk_prob,
-    routedScalingFactor: p.routed_scaling_factor,
-    topkMethod: 'noaux_tc',
-    nGroup: p.n_group,
-    topkGroup: p.topk_group,
+    ...noauxTcPart(p),
     qkvBias: p.attention_bias,
     qkNorm: 'per-head',
     attention: 'standard',

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
 import { llamaConfigPart, llamaKeys, llamaNames, nonNegativeInt, positiveInt } from './common.js';
-import { correctionBiasName, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
+import { correctionBiasName, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart, noauxTcPart } from './deepseek.js';
 import { deepseekV2MlaNames, mlaConfigPart, mlaKeys } from './deepseek-v2.js';
 
 const configSchema = z.looseObject({
@@ -55,11 +55,7 @@ export const glm4MoeLite = defineFamily({
     return {
       ...llamaConfigPart('glm4_moe_lite', p, raw, 10000),
       ...deepseekMoePart(p),
-      normTopkProb: p.norm_topk_prob,
-      routedScalingFactor: p.routed_scaling_factor,
-      topkMethod: 'noaux_tc',
-      nGroup: p.n_group,
-      topkGroup: p.topk_group,
+      ...noauxTcPart(p),
       ...mlaConfigPart(p, p.rope_interleave),
     };
   },

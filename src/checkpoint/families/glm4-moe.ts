@@ -23,7 +23,7 @@ import {
   qkNormNames,
   qkvBiasNames,
 } from './common.js';
-import { correctionBiasName, deepseekMoeNames } from './deepseek.js';
+import { correctionBiasName, deepseekMoeNames, noauxTcPart } from './deepseek.js';
 import { partialRotaryFactor } from '../rope-scaling.js';
 
 /** transformers' Glm4MoeConfig fills partial_rotary_factor in with 0.5 when a config has none */
@@ -79,11 +79,7 @@ export const glm4Moe = defineFamily({
       denseIntermediateSize: p.intermediate_size,
       sharedExpertIntermediateSize: p.moe_intermediate_size * p.n_shared_experts,
       sharedExpertGated: false,
-      normTopkProb: p.norm_topk_prob,
-      routedScalingFactor: p.routed_scaling_factor,
-      topkMethod: 'noaux_tc',
-      nGroup: p.n_group,
-      topkGroup: p.topk_group,
+      ...noauxTcPart(p),
       qkvBias: p.attention_bias,
       qkNorm: p.use_qk_norm ? 'per-head' : 'none',
       attention: 'standard',

@@ -21,7 +21,7 @@
  */
 import type { FunctionTool } from '../call-schema.js';
 import type { ParsedCall, ToolCallFormat } from './format.js';
-import { heldCallPattern, type TaggedCallLayout } from './pattern-text.js';
+import { heldCallPattern, JSON_VALUES, type TaggedCallLayout } from './pattern-text.js';
 import { Glm45CallStream } from './glm45-stream.js';
 import { valueOf } from './glm45-values.js';
 import { propertiesOf } from './qwen3-coder-values.js';
@@ -65,12 +65,7 @@ const LAYOUT: TaggedCallLayout = {
   anyKey: '[^<>\\n]+',
   suffix: '<\\/tool_call>',
   endTags: ['</arg_value>', '</tool_call>'],
-  values: {
-    null: 'null',
-    boolean: 'true|false',
-    integer: '-?(?:0|[1-9]\\d*)',
-    member: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
-  },
+  values: JSON_VALUES,
 };
 
 /** What a held block holds after `<tool_call>` (heldCallPattern). */

@@ -25,7 +25,7 @@ import type { FunctionTool } from '../call-schema.js';
 import type { ToolCallFormat } from './format.js';
 import { MinimaxM2CallStream } from './minimax-m2-stream.js';
 import { invokesOf } from './minimax-m2-values.js';
-import { heldCallPattern, type TaggedCallLayout } from './pattern-text.js';
+import { heldCallPattern, JSON_VALUES, type TaggedCallLayout } from './pattern-text.js';
 
 export const minimaxM2: ToolCallFormat = {
   name: 'minimax_m2',
@@ -49,12 +49,7 @@ const LAYOUT: TaggedCallLayout = {
   callClose: '<\\/invoke>\\n',
   suffix: '<\\/minimax:tool_call>',
   endTags: ['</parameter>', '</invoke>', '</minimax:tool_call>'],
-  values: {
-    null: 'null',
-    boolean: 'true|false',
-    integer: '-?(?:0|[1-9]\\d*)',
-    member: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
-  },
+  values: JSON_VALUES,
 };
 
 /** What a held block holds after `<minimax:tool_call>` (heldCallPattern). */

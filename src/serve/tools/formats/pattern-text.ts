@@ -44,6 +44,14 @@ export interface ValueWriting {
   member(value: string | number | boolean | null): string;
 }
 
+/** Values as templates write them with `v | tojson if v is not string else v` (GLM-4.5's, MiniMax-M2's): a string as its text, anything else as JSON. */
+export const JSON_VALUES: ValueWriting = {
+  null: 'null',
+  boolean: 'true|false',
+  integer: '-?(?:0|[1-9]\\d*)',
+  member: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
+};
+
 /** a number's optional fraction and exponent, after its integer part */
 const FRACTION_EXPONENT = '(?:\\.\\d+)?(?:[eE][-+]?\\d+)?';
 
