@@ -9,7 +9,10 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GrammarConstraint, TokenPieces } from '../../src/runtime/generation/grammar-constraint.js';
 import { ReasoningGate, type ReasoningStart } from '../../src/runtime/generation/reasoning-gate.js';
+import { JsonPrefix } from '../../src/runtime/generation/json-prefix.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
+import { TriggeredConstraint } from '../../src/runtime/generation/triggered-constraint.js';
+import type { TokenConstraint } from '../../src/runtime/generation/grammar-constraint.js';
 import { loadTextCodec, Sampler, type TextCodec } from '../../src/runtime/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
@@ -70,5 +73,62 @@ describe('ReasoningGate', () => {
   it('answer: the format holds from the first token', () => {
     const g = gate('answer');
     expect(codec.decode(write(g, '<think>'))).toMatch(/^\d+$/);
+  });
+});
+
+/**
+ * A vocabulary that splits the tags and runs a piece on past them (as GPT-2-style BPE can): the
+ * end tag's last token `>x` carries the answer's first character.
+ */
+const PIECES = ['</', 'think', '>', '>x', 'x', '1', '2', 'a', '>T', '{', '}', '<', 'T'];
+const pieceCodec = { decode: (ids: number[]) => ids.map((id) => PIECES[id]).join('') };
+
+/** the tokens of `pieces` as the model's favourites, one step each; the text the gate chose */
+function writePieces(g: TokenConstraint, pieces: string[]): string {
+  let text = '';
+  for (const piece of pieces) {
+    const row = new Float32Array(PIECES.length).fill(0);
+    row[PIECES.indexOf(piece)] = 10;
+    const token = g.choose(row, new Sampler({ temperature: 0 }), argmax);
+    g.commit(token);
+    text += PIECES[token];
+  }
+  return text;
+}
+
+describe('ReasoningGate: the answer begun in the end tag\'s own token', () => {
+  const regexGate = (state: ReasoningStart) =>
+    new ReasoningGate(pieceCodec, { start: '<think>', end: '</think>', state }, new GrammarConstraint(pieceCodec, new TokenPieces(pieceCodec, PIECES.length), new Set(), true, new RegexPrefix(compileRegex('x\\d'))));
+
+  it('the text after the tag is read by the format: `>x` then a digit, not a second x', () => {
+    const g = regexGate('reasoning');
+    expect(writePieces(g, ['a', '</', 'think', '>x'])).toBe('a</think>x');
+    // the format x\d has read the x: the model's favourite x is refused, a digit is chosen
+    expect(writePieces(g, ['x'])).toMatch(/^\d$/);
+    expect(g.complete).toBe(true);
+  });
+
+  it('the same where the model opened and closed the block itself (maybe)', () => {
+    const g = regexGate('maybe');
+    writePieces(g, ['<', 'think', '>', 'a', '</', 'think', '>x']);
+    expect(writePieces(g, ['x'])).toMatch(/^\d$/);
+  });
+
+  it('text that breaks the format: the format holds from the next token', () => {
+    const g = regexGate('reasoning');
+    writePieces(g, ['</', 'think', '>T']);
+    expect(writePieces(g, ['a', '1'])).toBe('x1');
+  });
+
+  it('a tool call trigger in the end tag\'s token starts the call grammar', () => {
+    const triggered = () => new TriggeredConstraint(pieceCodec, 'T', new JsonPrefix(), (state) => new GrammarConstraint(pieceCodec, new TokenPieces(pieceCodec, PIECES.length), new Set(), true, state));
+    const g = new ReasoningGate(pieceCodec, { start: '<think>', end: '</think>', state: 'reasoning' }, triggered());
+    writePieces(g, ['</', 'think', '>T']);
+    // held to JSON: the favourite `a` is refused and the object opens
+    expect(writePieces(g, ['a'])).toBe('{');
+    // a trigger split between the end tag's token and the next
+    const split = new ReasoningGate(pieceCodec, { start: '<think>', end: '</think>', state: 'reasoning' }, new TriggeredConstraint(pieceCodec, 'xT', new JsonPrefix(), (state) => new GrammarConstraint(pieceCodec, new TokenPieces(pieceCodec, PIECES.length), new Set(), true, state)));
+    writePieces(split, ['</', 'think', '>x', 'T']);
+    expect(writePieces(split, ['a'])).toBe('{');
   });
 });

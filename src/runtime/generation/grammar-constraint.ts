@@ -78,6 +78,12 @@ export interface TokenConstraint {
   commit(token: number): void;
   /** the constrained text is complete: the generation ends */
   readonly complete: boolean;
+  /**
+   * Reads text the constrained text starts with that came in a token a wrapper read (what follows
+   * `</think>` in the end tag's own token): before any token is committed. False where the text
+   * breaks the constraint (then nothing is read).
+   */
+  readText?(text: string): boolean;
 }
 
 /** Compiled schemas by their JSON text: a schema sent again finds its node, and so its kept screens. */
@@ -214,8 +220,8 @@ export class GrammarConstraint implements TokenConstraint {
   private windowText = '';
   /** the state of the text read so far (the settled text) */
   private state: GrammarState;
-  /** the state before any text, for a rereading */
-  private readonly start: GrammarState;
+  /** the state before any token's text (after readText's), for a rereading */
+  private start: GrammarState;
   /** the judgement of the token `choose` returned, for `commit` */
   private chosen: Judged | null = null;
   /** steps in a row whose lazy draws all failed, and steps since the last lazy try */
@@ -284,6 +290,15 @@ export class GrammarConstraint implements TokenConstraint {
       left--;
     }
     return { token: -1, left };
+  }
+
+  readText(text: string): boolean {
+    if (this.ids.length > 0) return false;
+    const state = this.start.clone();
+    if (text.endsWith(PARTIAL) || !state.push(text)) return false;
+    this.start = state;
+    this.state = state.clone();
+    return true;
   }
 
   /** Records the token `choose` returned (it must be that token). */

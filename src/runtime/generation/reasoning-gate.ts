@@ -15,8 +15,10 @@
  *   be (whitespace and) the start tag, the model's own draw is kept; the first draw that cannot
  *   begin it makes the completion an answer, and that step is chosen by the inner constraint.
  *
- * Text after the end tag in the end tag's own token is not read by the inner constraint (in the
- * tokenizers of these families the tags are single tokens, so there is none).
+ * Text after the end tag in the end tag's own token (a vocabulary that splits the tag, as GPT-2's
+ * does, may end it in `>\n\n{`) is the answer's start, and is read by the inner constraint first.
+ * Where that text already breaks the format, the constraint holds from the next token on (the
+ * model drew those characters freely while it reasoned).
  */
 import type { TokenConstraint } from './grammar-constraint.js';
 import type { Sampler } from './sampling.js';
@@ -73,14 +75,23 @@ export class ReasoningGate implements TokenConstraint {
       return;
     }
     if (this.state === 'reasoning') {
-      if (this.end.push(token) !== null) this.state = 'answer';
+      const after = this.end.push(token);
+      if (after !== null) this.answer(after);
       return;
     }
     this.opening.push(token);
     const opened = this.decode(this.opening).trimStart();
     if (!opened.startsWith(this.format.start)) return;
     // the block opened: what follows the tag may already close it
-    this.state = opened.includes(this.format.end, this.format.start.length) ? 'answer' : 'reasoning';
+    const closed = opened.indexOf(this.format.end, this.format.start.length);
+    if (closed < 0) this.state = 'reasoning';
+    else this.answer(opened.slice(closed + this.format.end.length));
+  }
+
+  /** the block closed: `after` (the rest of the closing token's text) starts the answer */
+  private answer(after: string): void {
+    this.state = 'answer';
+    if (after.length > 0) this.inner.readText?.(after);
   }
 
   /** whether these tokens' text can still be whitespace and the start tag (or begins with it) */

@@ -10,6 +10,8 @@ export class TagWatch {
   /** the last tokens since the tag was last found, as many as can hold it */
   private ids: number[] = [];
   private readonly window: number;
+  /** text read before the tokens (seed), kept while every token since it is still in the window */
+  private prefix = '';
 
   constructor(
     private readonly decoder: TextDecoderLike,
@@ -26,21 +28,41 @@ export class TagWatch {
    */
   push(token: number): string | null {
     this.ids.push(token);
-    if (this.ids.length > this.window) this.ids.shift();
+    if (this.ids.length > this.window) {
+      this.ids.shift();
+      this.prefix = '';
+    }
     let text: string;
     try {
-      text = this.decoder.decode(this.ids, { skipSpecialTokens: this.skipSpecialTokens });
+      text = this.prefix + this.decoder.decode(this.ids, { skipSpecialTokens: this.skipSpecialTokens });
     } catch {
       return null; // an id the tokenizer cannot decode writes no tag
     }
     const at = text.lastIndexOf(this.tag);
     if (at < 0) return null;
     this.ids = [];
+    this.prefix = '';
     return text.slice(at + this.tag.length);
+  }
+
+  /**
+   * Reads text that came before the next token (not from a token this watch read): where it holds
+   * the tag, the text after it, else null, and its end is kept to complete a tag the tokens begin.
+   */
+  seed(text: string): string | null {
+    const at = text.lastIndexOf(this.tag);
+    this.ids = [];
+    if (at >= 0) {
+      this.prefix = '';
+      return text.slice(at + this.tag.length);
+    }
+    this.prefix = this.tag.length > 1 ? text.slice(-(this.tag.length - 1)) : '';
+    return null;
   }
 
   /** forgets the tokens read (the text from here on is watched afresh) */
   reset(): void {
     this.ids = [];
+    this.prefix = '';
   }
 }

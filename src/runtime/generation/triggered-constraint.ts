@@ -55,7 +55,18 @@ export class TriggeredConstraint implements TokenConstraint {
       }
       return;
     }
-    const after = this.watch.push(token);
+    this.trigger(this.watch.push(token));
+  }
+
+  /** text before the next token: held where it holds the trigger, else watched for one it begins */
+  readText(text: string): boolean {
+    if (this.held) return this.held.readText?.(text) ?? false;
+    this.trigger(this.watch.seed(text));
+    return true;
+  }
+
+  /** the grammar from the text after a trigger (none: not triggered) */
+  private trigger(after: string | null): void {
     if (after === null) return;
     const state = this.start.clone();
     if (state.push(after)) this.held = this.hold(state);
