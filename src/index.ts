@@ -42,6 +42,8 @@ export {
   type JsonSchemaFormat,
   type RegexFormat,
   type ChoiceFormat,
+  type TaggedJsonFormat,
+  type TaggedJsonCalls,
   type ReasoningFormat,
   type GenerationEvent,
   type GenerationUsage,

@@ -279,6 +279,39 @@ describe('the DeepSeek format', () => {
     }
     expect(detectToolCallFormat(`{{'${begin}'}}`)).toBe(deepseek);
   });
+
+  it('a held block streams as it is written: the call when its name is complete, its arguments piece by piece; the same calls as the whole-block reader', () => {
+    // the templates' own spellings pick the form (V3: the type and a code block; V3.1: the name)
+    const formV3 = detectToolCallFormat(`{{'${begin}${callBegin}' + tool.type + '${sep}' + name + '\\n\`\`\`json\\n'}}`)!;
+    const formV31 = detectToolCallFormat(`{{'${begin}${callBegin}' + name + '${sep}' + arguments}}`)!;
+    expect([formV3.name, formV31.name, formV3 === formV31]).toEqual(['deepseek', 'deepseek', false]);
+    for (const [format, form, between] of [[formV3, v3, '\n'], [formV31, v31, '']] as const) {
+      expect(format.streamer).toBeDefined();
+      const text = `Let me look.${begin}${CALLS.map(form).join(between)}${end} Done.`;
+      for (const pieces of splits(text, 5)) {
+        expect(read(() => new TaggedCallsReader(format, TOOLS_OF_CALLS, { held: true }), pieces)).toMatchObject({ content: 'Let me look. Done.', calls: CALLS });
+      }
+      // the call goes out once its name is written, before its arguments are complete
+      const reader = new TaggedCallsReader(format, TOOLS_OF_CALLS, { held: true });
+      const open = form(CALLS[0]);
+      const deltas = reader.push(`${begin}${open.slice(0, open.indexOf('"Verona"') + 4)}`);
+      expect(deltas[0]).toMatchObject({ kind: 'call', index: 0, name: 'get_weather' });
+      expect(deltas.map((d) => (d.kind === 'call' ? d.arguments : d.kind === 'arguments' ? d.text : '')).join('')).toBe('{"city":"Ver');
+      // cut by the end of the generation: the arguments written so far
+      const cut = reader.end();
+      expect(cut).toEqual([]);
+      // a block that names no tool: content, as written
+      const unknown = `${begin}${form({ name: 'launch', arguments: {} } as unknown as (typeof CALLS)[number])}${end}`;
+      expect(read(() => new TaggedCallsReader(format, TOOLS_OF_CALLS, { held: true }), [...unknown])).toMatchObject({ content: unknown, calls: [] });
+      // parallel_tool_calls false: the first call only
+      const two = `${begin}${CALLS.slice(0, 2).map(form).join(between)}${end}`;
+      expect(read(() => new TaggedCallsReader(format, TOOLS_OF_CALLS, { held: true, parallel: false }), [...two])).toMatchObject({ content: '', calls: [CALLS[0]] });
+      // the request's choice holds the block to the tools' calls after the block's start
+      const choice = resolveTools({ tools: [{ type: 'function', function: { name: 'ring', parameters: { type: 'object', properties: { times: { type: 'integer' } } } } }], tool_choice: 'auto', parallel_tool_calls: false }, format, 'm', false);
+      expect(choice.mode).toMatchObject({ kind: 'auto', held: true });
+      expect(choice.responseFormat).toMatchObject({ trigger: begin, once: true, taggedJson: { repeat: false, close: end } });
+    }
+  });
 });
 
 describe('the Qwen3-Coder format', () => {

@@ -20,6 +20,7 @@ import { z } from 'zod';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { callFromJson, TOOL_CALL_FORMATS, tryJson, type ToolCallFormat } from '../../src/serve/tools/formats/index.js';
+import { deepseekStyle } from '../../src/serve/tools/formats/deepseek.js';
 import { valueEnd } from '../helpers/json-judge.js';
 import { describeWithTransformers } from '../helpers/python.js';
 import { hfChatReference, type ChatReference, type ReferenceConversation } from './chat-reference.js';
@@ -441,6 +442,51 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
       const n = await argumentChunks(otherClient, body);
       expect(n).toBeGreaterThan(1);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('"auto" in DeepSeek’s form: a block the model opens is held to the tools’ calls between its tags, each call’s arguments to its parameters, and streams as it is written', async () => {
+    const tools: ChatCompletionTool[] = [
+      { type: 'function', function: { name: 'set_alarm', parameters: { type: 'object', properties: { hour: { type: 'integer' }, loud: { type: 'boolean' } }, required: ['hour'], additionalProperties: false } } },
+    ];
+    // (room for the whitespace this model writes between the arguments' tokens, up to the JSON's limit)
+    const body = { model: 'tiny', messages: ASK, tools, tool_choice: 'auto' as const, temperature: 0, max_tokens: 600 };
+    // a marker from the model's free answer that ends where a token ends (as for Qwen3-Coder's form above)
+    const pieces: string[] = [];
+    for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) if (chunk.choices[0]?.delta.content) pieces.push(chunk.choices[0].delta.content);
+    const text = pieces.join('');
+    let end = 0;
+    let at = -1;
+    for (const piece of pieces) {
+      end += piece.length;
+      if (end > text.length / 4 && text.indexOf(text.slice(end - 4, end)) === end - 4) {
+        at = end - 4;
+        break;
+      }
+    }
+    expect(at).toBeGreaterThan(0);
+    // V3.1's layout (the name, then the arguments as they are) in ASCII tags: DeepSeek's own are
+    // tokens of its vocabulary, which this tiny model's has not
+    const format: ToolCallFormat = { ...deepseekStyle({ callsBegin: text.slice(at, at + 4), callsEnd: '</calls>', callBegin: '<call>', callEnd: '</call>', sep: '<sep>' }, 'v3.1'), name: 'marked-deepseek', detect: () => false };
+    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
+    try {
+      const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const r = await otherClient.chat.completions.create({ ...body, parallel_tool_calls: false });
+      const message = r.choices[0].message;
+      expect((message.content ?? '').startsWith(text.slice(0, at).trimEnd()), message.content ?? '').toBe(true);
+      const [call] = message.tool_calls!;
+      expect(message.tool_calls).toHaveLength(1);
+      expect(call.type === 'function' && call.function.name).toBe('set_alarm');
+      const args = call.type === 'function' ? call.function.arguments : '';
+      // the block closed (one call: the generation ends with it), its arguments valid under the parameters
+      expect(r.choices[0].finish_reason, args).toBe('tool_calls');
+      expect(new Ajv().validate(tools[0].type === 'function' ? tools[0].function.parameters! : {}, JSON.parse(args)), args).toBe(true);
+      // streamed: the same call, its arguments in several chunks
+      const streamed = await otherClient.chat.completions.stream({ ...body, parallel_tool_calls: false }).finalChatCompletion();
+      expect(streamed.choices[0].message.tool_calls!.map((c) => c.type === 'function' && c.function)).toEqual(message.tool_calls!.map((c) => c.type === 'function' && c.function));
+      expect(await argumentChunks(otherClient, { ...body, parallel_tool_calls: false })).toBeGreaterThan(1);
     } finally {
       await other.close();
     }

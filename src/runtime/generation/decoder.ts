@@ -31,6 +31,7 @@ import { GrammarConstraint, startingState, tokenPieces, type GrammarState, type 
 import { TriggeredConstraint } from './triggered-constraint.js';
 import { choicePattern, compileRegex, RegexError, RegexPrefix } from './regex-prefix.js';
 import { ReasoningGate, type ReasoningFormat } from './reasoning-gate.js';
+import { TaggedJsonPrefix, type TaggedJsonCalls } from './tagged-json-prefix.js';
 import { SchemaError, type TopLevel } from './json-schema.js';
 
 export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
@@ -80,7 +81,7 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * exactly one of the strings (guided_choice). Needs the decoder's tokenizer. Default 'text': no
    * constraint.
    */
-  responseFormat?: 'text' | 'json_object' | JsonSchemaFormat | RegexFormat | ChoiceFormat;
+  responseFormat?: 'text' | 'json_object' | JsonSchemaFormat | RegexFormat | ChoiceFormat | TaggedJsonFormat;
   /**
    * The model may reason between these tags before it answers (`<think>`, `</think>`), and a
    * response format holds only the answer (reasoning-gate.ts; `state`: where the completion
@@ -99,6 +100,16 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
 export interface RegexFormat {
   regex: string;
   /** as JsonSchemaFormat's: free text until this, then a match of the pattern (a tool call in a format that is not JSON) */
+  trigger?: string;
+  once?: boolean;
+}
+
+/**
+ * Tool calls between fixed tags with JSON arguments, each held to its function's parameters
+ * (tagged-json-prefix.ts: DeepSeek's format); `trigger` and `once` as JsonSchemaFormat's.
+ */
+export interface TaggedJsonFormat {
+  taggedJson: TaggedJsonCalls;
   trigger?: string;
   once?: boolean;
 }
@@ -377,11 +388,15 @@ export class BatchDecoder {
     const given = typeof format === 'object' && format !== null ? format : null;
     const schemaFormat = given !== null && 'jsonSchema' in given ? given : null;
     const pattern = given === null ? undefined : 'regex' in given ? given.regex : 'choice' in given ? given.choice : undefined;
-    if (format !== 'json_object' && schemaFormat === null && pattern === undefined) throw new GenerationParamsError(`the response format must be 'text', 'json_object', { jsonSchema }, { regex } or { choice }, got ${JSON.stringify(format)}`, 'responseFormat');
+    const tagged = given !== null && 'taggedJson' in given ? given.taggedJson : undefined;
+    if (format !== 'json_object' && schemaFormat === null && pattern === undefined && tagged === undefined) {
+      throw new GenerationParamsError(`the response format must be 'text', 'json_object', { jsonSchema }, { regex }, { choice } or { taggedJson }, got ${JSON.stringify(format)}`, 'responseFormat');
+    }
     if (!this.opts.tokenizer) throw new GenerationParamsError('a response format other than text needs the decoder to have a tokenizer (it judges each token by its text)', 'responseFormat');
     let start: GrammarState;
     try {
-      if (pattern === undefined) start = startingState(schemaFormat?.jsonSchema, schemaFormat?.topLevel === 'any' ? 'any' : 'object', schemaFormat?.compact === true);
+      if (tagged !== undefined) start = new TaggedJsonPrefix(tagged);
+      else if (pattern === undefined) start = startingState(schemaFormat?.jsonSchema, schemaFormat?.topLevel === 'any' ? 'any' : 'object', schemaFormat?.compact === true);
       else start = new RegexPrefix(compileRegex(typeof pattern === 'string' ? pattern : choicePattern(pattern)));
     } catch (err) {
       if (err instanceof SchemaError || err instanceof RegexError) throw new GenerationParamsError(err.message, 'responseFormat');

@@ -10,11 +10,13 @@ export {
   type JsonSchemaFormat,
   type RegexFormat,
   type ChoiceFormat,
+  type TaggedJsonFormat,
   type GenerationEvent,
   type GenerationUsage,
   type FinishReason,
 } from './decoder.js';
 export type { ReasoningFormat } from './reasoning-gate.js';
+export type { TaggedJsonCalls } from './tagged-json-prefix.js';
 export { generate, generateAll, type GenerateOptions } from './generate.js';
 export { Sampler, resolveSampling, samplingDistribution, argmax, drawFrom, drawToken, type SamplingParams, type ResolvedSampling } from './sampling.js';
 export { StopTextStream, type TextDecoderLike } from './stop.js';

@@ -194,8 +194,12 @@ export class TaggedCallsReader implements CallReader {
 
   /** A delta of a held block's reader, as this reader gives it out: a block no call came from is content as written, its tag too. */
   private streamedDelta(d: ChoiceDelta, out: ChoiceDelta[]): void {
-    // a block of several calls (MiniMax-M2's) with parallel_tool_calls false: its first only
-    if (this.options.parallel === false && (d.kind === 'call' || d.kind === 'arguments') && d.index > 0) return;
+    // a block of several calls (MiniMax-M2's, DeepSeek's) with parallel_tool_calls false: its
+    // first only (the later ones were counted when the block's reader opened them: not given out)
+    if (this.options.parallel === false && (d.kind === 'call' || d.kind === 'arguments') && d.index > 0) {
+      if (d.kind === 'call') this.calls--;
+      return;
+    }
     if (d.kind === 'call') this.heldSpace = '';
     if (d.kind !== 'content') out.push(d);
     else this.content(this.calls > this.blockFirstCall ? d.text : this.format.start + d.text, out);

@@ -116,12 +116,14 @@ function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: bool
     }
     return undefined;
   }
-  if (format.heldCall === undefined) return undefined;
+  if (format.heldCall === undefined && format.heldTaggedJson === undefined) return undefined;
   try {
     assertToolSchemas(tools);
   } catch {
     return undefined;
   }
+  // calls between fixed tags (DeepSeek's): the block, each call's arguments held to its parameters
+  if (format.heldTaggedJson) return { taggedJson: format.heldTaggedJson(tools, parallel), trigger: format.start, once: !parallel };
   if (format.heldCall === 'one') return { ...callsFormat(tools, false), trigger: format.start, once: !parallel };
   // an array of the calls, the message's end (Mistral's): the generation ends when it closes
   const { schema, topLevel } = callsSchema(tools, parallel, true);

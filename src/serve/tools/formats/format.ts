@@ -4,6 +4,7 @@
  */
 import type { FunctionTool } from '../call-schema.js';
 import type { ChoiceDelta } from '../call-readers.js';
+import type { TaggedJsonCalls } from '../../../runtime/generation/tagged-json-prefix.js';
 
 /** One call read from the model's text; `arguments` is JSON text, as the OpenAI API carries it. */
 export interface ParsedCall {
@@ -31,6 +32,12 @@ export interface ToolCallFormat {
    * model has opened it, as it holds a 'one' block to the tools' JSON
    */
   heldPattern?(tools: readonly FunctionTool[], bounded?: boolean): string;
+  /**
+   * what follows `start` in a block of calls of these tools, for a format whose calls sit between
+   * fixed tags with JSON arguments (DeepSeek's): the server holds the block to it once the model
+   * has opened it, each call's arguments to its function's parameters; `parallel` false: one call
+   */
+  heldTaggedJson?(tools: readonly FunctionTool[], parallel: boolean): TaggedJsonCalls;
   /**
    * a reader of a held block's calls as they are written, from the text after `start` (the
    * format's heldCall or heldPattern holds the block to that form): its calls then stream, a
