@@ -40,6 +40,8 @@ export interface CheckpointDescription {
   headDim: number;
   /** the rotated width of each head where only part of it rotates (GLM-4.5); absent: the whole head */
   rotaryDim?: number;
+  /** sliding-window attention: the window, and the layers that use it; absent where every layer attends to all earlier positions */
+  slidingWindow?: { size: number; layers: number[] };
   /** GraniteMoE's scalar multipliers; absent where the family has none */
   multipliers?: Multipliers;
   /** FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16): how they are stored; absent for float checkpoints */
@@ -110,6 +112,9 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     numKvHeads: c.numKvHeads,
     headDim: c.headDim,
     ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
+    ...(c.slidingWindow !== undefined
+      ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => c.slidingWindow!.layers?.[l] ?? true) } }
+      : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...fp8Description(c.raw),
     moeLayers: layers.filter((l) => l.kind === 'moe').map((l) => l.index),

@@ -51,6 +51,8 @@ export interface ModelConfig {
   ropeAlpha?: number;
   /** Hunyuan: the per-head q/k norms come after RoPE, not before */
   qkNormAfterRope?: boolean;
+  /** sliding-window attention (checkpoint/sliding-window.ts); absent: every layer attends to every earlier position */
+  slidingWindow?: SlidingWindow;
   tieWordEmbeddings: boolean;
   /** routed experts per MoE layer */
   numExperts: number;
@@ -107,6 +109,15 @@ export interface ModelConfig {
   samplingDefaults: SamplingDefaults;
   /** the parsed config.json, untouched, for writing back */
   raw: Record<string, unknown>;
+}
+
+/**
+ * Keys more than size − 1 positions before a query are masked (the query sees `size` positions,
+ * itself included), in every layer, or in those `layers` marks true.
+ */
+export interface SlidingWindow {
+  size: number;
+  layers?: readonly boolean[];
 }
 
 /** GraniteMoE's config multipliers (embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling). */

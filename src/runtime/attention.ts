@@ -26,7 +26,7 @@ export interface AttentionContext {
   rope: RopeTables;
   /** the softmax's scale: 1/√(query head width), times DeepSeek's YaRN mscale² (RopeSpec.softmaxScale), or Granite's attention_multiplier */
   scale: number;
-  /** keys further back than this many positions are masked (Mistral/Mixtral sliding window), null = none */
+  /** keys further back than this many positions are masked: the window of the layer being run (attentionStep sets it), null = none */
   slidingWindow: number | null;
   /**
    * Incremental decoding: the batch's sequences continue those in the cache (sequence s of the

@@ -80,7 +80,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
     const layer = await next!;
     next = l + 1 < numLayers ? prefetch(provider.layer(l + 1)) : undefined;
     if (cache) ctx.kv = { cache, layer: l, slots };
-    attentionStep(ctx, layer, x, normed);
+    attentionStep(ctx, l, layer, x, normed);
     await mlpStep(ctx, l, layer, x, normed, opts.observer);
     opts.onLayer?.({ layer: l, numLayers, elapsedMs: Date.now() - started });
   }
@@ -111,7 +111,7 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
     rope: ropeTables(spec, Math.max(1, longest)),
     // Granite's attention_multiplier is the scale itself; the query head width is MLA's nope + rope too
     scale: config.multipliers?.attention ?? spec.softmaxScale / Math.sqrt(config.headDim),
-    slidingWindow: slidingWindowOf(config.family, config.raw),
+    slidingWindow: slidingWindowOf(config, 0),
   };
 }
 
@@ -120,8 +120,9 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
  * postAttentionNorm(x), the MLP's input. Split from `mlpStep` so that a caller can look at the
  * MLP's input (sequential calibration) before choosing the MLP weights that finish the layer.
  */
-export function attentionStep(ctx: AttentionContext, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
+export function attentionStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
   const { config } = ctx;
+  ctx.slidingWindow = slidingWindowOf(config, index);
   const rows = ctx.batch.ids.length;
   const h = config.hiddenSize;
   ctx.engine.kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);
@@ -147,14 +148,8 @@ function denseForward(engine: Engine, mlp: { forward: (e: Engine, x: Float32Arra
   return out;
 }
 
-/**
- * Mixtral/Mistral configs may set `sliding_window`; transformers then masks keys more than
- * window−1 positions back. The other supported families either lack the key or gate it behind
- * `use_sliding_window` (false in every released Qwen MoE; a Qwen config that sets it true is
- * refused, checkpoint/runnable.ts), so it is ignored for them.
- */
-export function slidingWindowOf(family: string, raw: Record<string, unknown>): number | null {
-  if (family !== 'mixtral') return null;
-  const w = raw.sliding_window;
-  return typeof w === 'number' && w > 0 ? w : null;
+/** The attention window of decoder layer `layer` (config.slidingWindow), null: none. */
+export function slidingWindowOf(config: ModelConfig, layer: number): number | null {
+  const w = config.slidingWindow;
+  return w !== undefined && (w.layers?.[layer] ?? true) ? w.size : null;
 }

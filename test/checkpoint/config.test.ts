@@ -123,7 +123,7 @@ describe('normalisation from the real key names', () => {
     expect(() => family.resolveConfig({ model_type: 'glm4_moe_lite', mlp_layer_types: ['dense', 'moe'] })).toThrow(/mlp_layer_types/);
   });
 
-  it('dots.llm1: per-head q/k norm, V3 routing with groups, shared experts, dense layers before first_k_dense_replace; sliding layers are not run', () => {
+  it('dots.llm1: per-head q/k norm, V3 routing with groups, shared experts, dense layers before first_k_dense_replace; sliding layers as transformers derives them', () => {
     const family = familyByName('dots1');
     // dots.llm1.inst's shape
     const raw = {
@@ -136,10 +136,30 @@ describe('normalisation from the real key names', () => {
     expect(moeLayers[0]).toBe(false);
     expect(moeLayers.slice(1).every(Boolean)).toBe(true);
     expect(unrunnableReason(config)).toBeNull();
+    expect(config.slidingWindow).toBeUndefined();
     // transformers' defaults make no layer of 62 sliding; layers from max_window_layers on, or layer_types that say so, are
-    expect(unrunnableReason(family.resolveConfig({ ...raw, sliding_window: undefined }).config)).toBeNull();
-    expect(unrunnableReason(family.resolveConfig({ ...raw, sliding_window: 4096, max_window_layers: 30 }).config)).toMatch(/sliding-window layers .* not implemented for dots1/);
-    expect(unrunnableReason(family.resolveConfig({ ...raw, layer_types: ['full_attention', 'sliding_attention'] }).config)).toMatch(/sliding-window layers/);
+    expect(family.resolveConfig({ ...raw, sliding_window: undefined }).config.slidingWindow).toBeUndefined();
+    const from30 = family.resolveConfig({ ...raw, sliding_window: 4096, max_window_layers: 30 }).config;
+    expect(from30.slidingWindow).toEqual({ size: 4096, layers: Array.from({ length: 62 }, (_, l) => l >= 30) });
+    expect(unrunnableReason(from30)).toBeNull();
+    const typed = family.resolveConfig({ ...raw, num_hidden_layers: 2, sliding_window: 8, layer_types: ['full_attention', 'sliding_attention'] }).config;
+    expect(typed.slidingWindow).toEqual({ size: 8, layers: [false, true] });
+    // layer_types that do not list each layer, or sliding layers without a window, are refused naming the key
+    expect(() => family.resolveConfig({ ...raw, layer_types: ['full_attention', 'sliding_attention'] })).toThrow(/'layer_types': must list .* for each of the 62 layers/);
+    expect(() => family.resolveConfig({ ...raw, num_hidden_layers: 2, layer_types: ['sliding_attention', 'sliding_attention'] })).toThrow(/marks sliding-window layers but sets no window/);
+    expect(() => family.resolveConfig({ ...raw, sliding_window: 'wide' })).toThrow(/'sliding_window': must be a positive integer or null/);
+  });
+
+  it('sliding windows as transformers reads them: Mixtral’s and Qwen3-MoE’s for every layer, Qwen2-MoE’s every other layer below max_window_layers', () => {
+    const mixtral = familyByName('mixtral').resolveConfig({ model_type: 'mixtral', num_hidden_layers: 4, sliding_window: 4096 }).config;
+    expect(mixtral.slidingWindow).toEqual({ size: 4096 });
+    expect(familyByName('mixtral').resolveConfig({ model_type: 'mixtral', num_hidden_layers: 4, sliding_window: null }).config.slidingWindow).toBeUndefined();
+    const qwen3 = familyByName('qwen3_moe');
+    expect(qwen3.resolveConfig({ model_type: 'qwen3_moe', num_hidden_layers: 4, sliding_window: 64 }).config.slidingWindow).toBeUndefined();
+    expect(qwen3.resolveConfig({ model_type: 'qwen3_moe', num_hidden_layers: 4, use_sliding_window: true, sliding_window: 64, max_window_layers: 1 }).config.slidingWindow).toEqual({ size: 64 });
+    const qwen2 = familyByName('qwen2_moe');
+    expect(qwen2.resolveConfig({ model_type: 'qwen2_moe', num_hidden_layers: 6, use_sliding_window: true, sliding_window: 64, max_window_layers: 4 }).config.slidingWindow).toEqual({ size: 64, layers: [true, false, true, false, false, false] });
+    expect(qwen2.resolveConfig({ model_type: 'qwen2_moe', num_hidden_layers: 6, sliding_window: 64 }).config.slidingWindow).toBeUndefined();
   });
 
   it('MiniMax-M2: whole-projection q/k norm, rotary_dim as the rotated width, sigmoid routing with its correction bias among all experts, renormalised', () => {

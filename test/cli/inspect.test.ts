@@ -99,6 +99,10 @@ describe('inspect <dir> --json', () => {
     // a family that rotates part of each head says how much
     const glm = await makeTinyCheckpoint(scratch.sub('human-glm'), 'glm4_moe', { partialRotaryFactor: 0.25 });
     expect((await inspect(glm.dir)).stdout).toMatch(/attention\s+4 heads, 2 kv heads, head_dim 16; RoPE default over the first 4 of each head's 16 values\n/);
+    // a sliding window, with the layers that use it (text and JSON)
+    const dots = await makeTinyCheckpoint(scratch.sub('human-dots'), 'dots1', { numLayers: 3, configKeys: { sliding_window: 5, max_window_layers: 1 } });
+    expect((await inspect(dots.dir)).stdout).toMatch(/RoPE default; a sliding window of 5 positions in layers 1, 2\n/);
+    expect(JSON.parse((await inspect(dots.dir, '--json')).stdout).slidingWindow).toEqual({ size: 5, layers: [1, 2] });
     // and one with multipliers names them
     const granite = await makeTinyCheckpoint(scratch.sub('human-granite'), 'granitemoe');
     expect((await inspect(granite.dir)).stdout).toMatch(/multipliers\s+embeddings × 12, residual × 0.22, softmax scale 0.015625, logits ÷ 6\n/);

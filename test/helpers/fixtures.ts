@@ -99,6 +99,8 @@ export interface TinyCheckpointOptions {
   topkMethod?: { method: 'greedy' | 'group_limited_greedy'; nGroup: number; topkGroup: number };
   /** config.json's rope_scaling, any family (default: none) */
   ropeScaling?: Record<string, unknown>;
+  /** further config.json keys, any family, written over the family's (sliding windows, say) */
+  configKeys?: Record<string, unknown>;
   /** glm4_moe: partial_rotary_factor (default 0.5, as GLM-4.5) */
   partialRotaryFactor?: number;
   /** minimax_m2: rotary_dim (default head_dim / 2, as MiniMax-M2's 64 of 128) */
@@ -928,7 +930,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return hunyuanV1MoeFixture(d, opts);
     }
   })();
-  const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
+  const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
 
   const absDir = path.resolve(dir);
   await mkdir(absDir, { recursive: true });

@@ -16,7 +16,8 @@
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
  * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers) and MiniMax-M2
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash and ERNIE-4.5
- * (interleaved RoPE, softmax routing with a choice bias) and Hunyuan (q/k norm after an NTK-alpha RoPE) come from
+ * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE) and
+ * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) come from
  * the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
@@ -140,9 +141,14 @@ const CASES: Case[] = [
   { name: 'dots1', family: 'dots1', fixture: { seed: 15, topK: 3 } },
   // … and as the released models have it (one group, two shared experts), experts fused on disk
   { name: 'dots1-one-group-fused', family: 'dots1', fixture: { seed: 16, topK: 3, numSharedExperts: 2, fusedExperts: true, topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 } } },
+  // sliding-window attention (windows shorter than the prompt): dots.llm1's layers from max_window_layers on …
+  { name: 'dots1-sliding', family: 'dots1', fixture: { seed: 23, topK: 3, numLayers: 3, configKeys: { sliding_window: 5, max_window_layers: 1 } } },
+  // … Qwen3-MoE's in every layer, Qwen2-MoE's every other layer (transformers' defaults from use_sliding_window)
+  { name: 'qwen3_moe-sliding', family: 'qwen3_moe', fixture: { seed: 24, configKeys: { use_sliding_window: true, sliding_window: 4 } } },
+  { name: 'qwen2_moe-sliding', family: 'qwen2_moe', fixture: { seed: 25, numLayers: 3, configKeys: { use_sliding_window: true, sliding_window: 3, max_window_layers: 3 } } },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -6,7 +6,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeCheckpoint } from '../../src/checkpoint/describe.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import {
@@ -204,17 +203,6 @@ describe('routing statistics', () => {
     ckpt = await openCheckpoint(dir);
     try {
       expect(() => new CheckpointWeights(ckpt)).toThrow(/partial_rotary_factor 0.5 is not implemented/);
-    } finally {
-      await ckpt.close();
-    }
-    // Qwen's per-layer sliding windows are not masked by the runtime: refused, not run unmasked
-    const qwen = (await makeTinyCheckpoint(path.join(work, 'qwen-sliding'), 'qwen3_moe', { seed: 1 })).dir;
-    const qwenConfig = JSON.parse(readFileSync(path.join(qwen, 'config.json'), 'utf8'));
-    writeFileSync(path.join(qwen, 'config.json'), JSON.stringify({ ...qwenConfig, use_sliding_window: true, sliding_window: 4, max_window_layers: 1 }));
-    ckpt = await openCheckpoint(qwen);
-    try {
-      expect(describeCheckpoint(ckpt).runnable).toBe(false);
-      expect(() => new CheckpointWeights(ckpt)).toThrow(/use_sliding_window true is not implemented for qwen3_moe/);
     } finally {
       await ckpt.close();
     }

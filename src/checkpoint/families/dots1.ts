@@ -6,11 +6,12 @@
  * best (n_group, topk_group), the chosen scores renormalised (norm_topk_prob) and multiplied by
  * routed_scaling_factor; n_shared_experts ungated shared experts of the routed width. Layer l is
  * MoE iff l ≥ first_k_dense_replace. Tensor names are DeepSeek-V3's for the MLP and Llama's for
- * attention. Sliding-window layers (layer_types, or sliding_window from max_window_layers on) are
- * not run (runnable.ts); dots.llm1's own configs have none. Defaults: transformers' Dots1Config.
+ * attention. Sliding-window layers (layer_types, or sliding_window from max_window_layers on)
+ * attend through the window; dots.llm1's own configs have none. Defaults: transformers' Dots1Config.
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
+import { layerCountKey, perLayerWindow, windowSize } from '../sliding-window.js';
 import { llamaConfigPart, llamaKeys, llamaNames, nonNegativeInt, positiveInt, qkNormNames, qkvBiasNames } from './common.js';
 import { correctionBiasName, deepseekMoeNames, noauxTcPart } from './deepseek.js';
 
@@ -48,6 +49,8 @@ export const dots1 = defineFamily({
   configSchema,
   normalize: (p, raw) => ({
     ...llamaConfigPart('dots1', p, raw, 10000),
+    // transformers' default layer_types: sliding from max_window_layers on, where a window is set
+    ...perLayerWindow(raw, p.num_hidden_layers, 'dots.llm1', windowSize(raw, 'dots.llm1', 4096), (l) => windowSize(raw, 'dots.llm1', 4096) !== null && l >= layerCountKey(raw, 'max_window_layers', 'dots.llm1', 62)),
     numExperts: p.n_routed_experts,
     topK: p.num_experts_per_tok,
     expertIntermediateSize: p.moe_intermediate_size,

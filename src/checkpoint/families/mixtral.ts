@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
+import { everyLayerWindow, windowSize } from '../sliding-window.js';
 import { fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpRouterName, positiveInt } from './common.js';
 
 const configSchema = z.looseObject({
@@ -33,6 +34,7 @@ export const mixtral = defineFamily({
   configSchema,
   normalize: (p, raw) => ({
     ...llamaConfigPart('mixtral', p, raw, 1e6),
+    ...everyLayerWindow(windowSize(raw, 'Mixtral', null)),
     numExperts: p.num_local_experts,
     topK: p.num_experts_per_tok,
     expertIntermediateSize: p.intermediate_size,

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
+import { everyLayerWindow, windowSize } from '../sliding-window.js';
 import {
   denseMlpNames,
   fusedExpertNames,
@@ -52,6 +53,8 @@ export const qwen3Moe = defineFamily({
   configSchema,
   normalize: (p, raw) => ({
     ...llamaConfigPart('qwen3_moe', p, raw, 10000),
+    // transformers applies the window to every layer (Qwen3-MoE reads no max_window_layers)
+    ...everyLayerWindow(raw.use_sliding_window === true ? windowSize(raw, 'Qwen3-MoE', 4096) : null),
     numExperts: p.num_experts,
     topK: p.num_experts_per_tok,
     expertIntermediateSize: p.moe_intermediate_size,

@@ -97,7 +97,7 @@ export function formatCheckpoint(d: CheckpointDescription): string {
     table([
       ['checkpoint', d.dir],
       ['family', `${d.familyLabel} (model_type ${d.modelType})`],
-      ['attention', `${d.attention === 'mla' ? `MLA (multi-head latent attention), ${d.numHeads} heads` : `${d.numHeads} heads, ${d.numKvHeads} kv heads, head_dim ${d.headDim}`}; RoPE ${d.ropeScaling}${d.rotaryDim !== undefined ? ` over the first ${d.rotaryDim} of each head's ${d.headDim} values` : ''}${d.runnable ? '' : ' (not implemented: the model can be inspected and compressed from statistics, not run)'}`],
+      ['attention', `${d.attention === 'mla' ? `MLA (multi-head latent attention), ${d.numHeads} heads` : `${d.numHeads} heads, ${d.numKvHeads} kv heads, head_dim ${d.headDim}`}; RoPE ${d.ropeScaling}${d.rotaryDim !== undefined ? ` over the first ${d.rotaryDim} of each head's ${d.headDim} values` : ''}${d.slidingWindow !== undefined ? `; a sliding window of ${d.slidingWindow.size} positions in ${d.slidingWindow.layers.length === d.numLayers ? 'every layer' : `layers ${d.slidingWindow.layers.join(', ')}`}` : ''}${d.runnable ? '' : ' (not implemented: the model can be inspected and compressed from statistics, not run)'}`],
       ['hidden / vocab', `${d.hiddenSize} / ${d.vocabSize}${d.tieWordEmbeddings ? ' (tied embeddings)' : ''}`],
       ['layers', `${d.numLayers}: MoE ${list(d.moeLayers)}; dense ${list(d.denseLayers)}${d.denseLayers.length > 0 ? ` (width ${d.denseIntermediateSize})` : ''}`],
       ['experts', experts],

@@ -110,7 +110,7 @@ export class SequentialCalibration {
     this.expect(layer, false);
     const { ckpt, engine } = this.a;
     const weights = await this.source.layer(layer);
-    attentionStep(this.ctx, weights, this.x, this.normed);
+    attentionStep(this.ctx, layer, weights, this.x, this.normed);
     this.observed = true;
     if (weights.mlp.kind !== 'moe') return {};
     const counter = new RoutingCounter(ckpt.config.numExperts);
@@ -150,7 +150,7 @@ export class SequentialCalibration {
     const counter = new RoutingCounter(this.a.ckpt.config.numExperts);
     await this.withWrittenLayer(layer, block, async (model) => {
       const weights = await model.layer(layer);
-      attentionStep(this.ctx, weights, this.x, this.normed);
+      attentionStep(this.ctx, layer, weights, this.x, this.normed);
       await mlpStep(this.ctx, layer, weights, this.x, this.normed, counter);
     });
     this.next = layer + 1;
