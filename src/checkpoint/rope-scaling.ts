@@ -1,8 +1,8 @@
 /**
  * A config's RoPE scaling as written: the block (`rope_scaling`, as a model's authors write
  * config.json, else `rope_parameters`, where transformers ≥ 5 writes it with rope_theta) and its
- * type. The runtime implements the default RoPE and YaRN (src/runtime/rope.ts) and refuses the
- * others; `describe` reports the same.
+ * type. The runtime implements the default RoPE, YaRN, linear and Llama 3 scaling
+ * (src/runtime/rope.ts) and refuses the others; `describe` reports the same.
  */
 import type { ModelConfig } from './types.js';
 
@@ -36,12 +36,12 @@ export function ropeProblem(config: Pick<ModelConfig, 'raw' | 'rotaryDim' | 'rop
   const { key, type } = ropeScalingOf(raw);
   // Hunyuan's "dynamic" with an NTK alpha is a raised base within max_position_embeddings (ropeAlpha)
   if (type === 'dynamic' && config.ropeAlpha !== undefined) return null;
-  if (!RUNNABLE_ROPE_TYPES.includes(type)) return `${key ?? 'rope_scaling'} of type "${type}" is not implemented (the default RoPE and "yarn" are)`;
+  if (!RUNNABLE_ROPE_TYPES.includes(type)) return `${key ?? 'rope_scaling'} of type "${type}" is not implemented (the default RoPE, "yarn", "linear" and "llama3" are)`;
   return null;
 }
 
 /** RoPE types the runtime runs. */
-export const RUNNABLE_ROPE_TYPES: readonly string[] = ['default', 'yarn'];
+export const RUNNABLE_ROPE_TYPES: readonly string[] = ['default', 'yarn', 'linear', 'llama3'];
 
 export function ropeScalingOf(raw: Record<string, unknown>): RopeScaling {
   for (const key of ['rope_scaling', 'rope_parameters'] as const) {

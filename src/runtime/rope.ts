@@ -8,7 +8,10 @@
  * correction dims of beta_fast and beta_slow, and cos/sin multiplied by the attention factor.
  * DeepSeek-V2 and V3 (MLA) also multiply their softmax scale by mscale(factor, mscale_all_dim)²
  * (`softmaxScale`). Hunyuan's "dynamic" with an NTK alpha raises the base (ModelConfig.ropeAlpha).
- * Other scalings (linear, dynamic, longrope, llama3) are refused: they would run silently wrong.
+ * "linear" divides every inverse frequency by `factor`; "llama3" divides the low frequencies (wave
+ * lengths beyond original_max_position_embeddings / low_freq_factor) by it, keeps the high ones
+ * (below … / high_freq_factor) and blends those between, as transformers' `_compute_llama3_parameters`.
+ * Other scalings (dynamic without an alpha, longrope) are refused: they would run silently wrong.
  *
  * The scaling is read from `rope_scaling` or `rope_parameters` (checkpoint/rope-scaling.ts).
  */
@@ -29,11 +32,22 @@ export interface YarnScaling {
   attentionFactor: number;
 }
 
+/** Llama 3's frequency-dependent scaling (rope_type "llama3"). */
+export interface Llama3Scaling {
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositions: number;
+}
+
 export interface RopeSpec {
   /** rotated width of each head (MLA: qk_rope_head_dim) */
   dim: number;
   theta: number;
   yarn: YarnScaling | null;
+  /** rope_type "linear": every inverse frequency divided by this factor */
+  linear?: number;
+  llama3?: Llama3Scaling;
   /** what 1/√(query head width) is multiplied by in the softmax (1 but for DeepSeek-V2's YaRN mscale²) */
   softmaxScale: number;
 }
@@ -81,8 +95,22 @@ function readRopeSpec(config: ModelConfig): RopeSpec {
   // Hunyuan's NTK alpha: the base raised to θ·alpha^(d/(d−2)), d = head_dim (transformers' HunYuanMoEV1RotaryEmbedding)
   if (type === 'dynamic' && config.ropeAlpha !== undefined) return { dim, theta: config.ropeTheta * config.ropeAlpha ** (config.headDim / (config.headDim - 2)), yarn: null, softmaxScale: 1 };
   const p = params!;
+  if (type === 'linear') {
+    const factor = numberOf(p, 'factor', what);
+    if (factor === undefined || factor <= 0) throw new UnsupportedModelError(`${what} of type "linear" needs a positive factor`);
+    return { dim, theta: config.ropeTheta, yarn: null, linear: factor, softmaxScale: 1 };
+  }
   const original = numberOf(p, 'original_max_position_embeddings', what);
-  if (original === undefined || original <= 0) throw new UnsupportedModelError(`${what} of type "yarn" needs original_max_position_embeddings (the context length the model was trained at)`);
+  if (original === undefined || original <= 0) throw new UnsupportedModelError(`${what} of type "${type}" needs original_max_position_embeddings (the context length the model was trained at)`);
+  if (type === 'llama3') {
+    const factor = numberOf(p, 'factor', what);
+    const lowFreqFactor = numberOf(p, 'low_freq_factor', what);
+    const highFreqFactor = numberOf(p, 'high_freq_factor', what);
+    if (factor === undefined || factor <= 0 || lowFreqFactor === undefined || highFreqFactor === undefined || !(lowFreqFactor > 0 && highFreqFactor > lowFreqFactor)) {
+      throw new UnsupportedModelError(`${what} of type "llama3" needs a positive factor and 0 < low_freq_factor < high_freq_factor`);
+    }
+    return { dim, theta: config.ropeTheta, yarn: null, llama3: { factor, lowFreqFactor, highFreqFactor, originalMaxPositions: original }, softmaxScale: 1 };
+  }
   const maxPositions = typeof config.raw.max_position_embeddings === 'number' ? config.raw.max_position_embeddings : undefined;
   const factor = numberOf(p, 'factor', what) ?? (maxPositions !== undefined ? maxPositions / original : undefined);
   if (factor === undefined || factor <= 0) throw new UnsupportedModelError(`${what} of type "yarn" needs a positive factor`);
@@ -114,7 +142,7 @@ const cacheKeys = new WeakMap<RopeSpec, string>();
 
 export function ropeTables(spec: RopeSpec, positions: number): RopeTables {
   let key = cacheKeys.get(spec);
-  if (key === undefined) cacheKeys.set(spec, (key = JSON.stringify([spec.dim, spec.theta, spec.yarn])));
+  if (key === undefined) cacheKeys.set(spec, (key = JSON.stringify([spec.dim, spec.theta, spec.yarn, spec.linear ?? null, spec.llama3 ?? null])));
   const cached = ropeCache.get(key);
   if (cached && cached.positions >= positions) return cached;
   // round up so a growing decode rebuilds the table rarely
@@ -123,7 +151,10 @@ export function ropeTables(spec: RopeSpec, positions: number): RopeTables {
   return table;
 }
 
-/** inv_freq[i] = 1 / theta^(2i/d) in f32, as transformers computes it; YaRN blends it with inv_freq / factor. */
+/**
+ * inv_freq[i] = 1 / theta^(2i/d) in f32, as transformers computes it; linear scaling divides it by
+ * its factor, Llama 3's by frequency band, and YaRN blends it with inv_freq / factor.
+ */
 export function inverseFrequencies(spec: RopeSpec): Float32Array {
   const { dim, theta, yarn } = spec;
   const half = dim / 2;
@@ -133,6 +164,12 @@ export function inverseFrequencies(spec: RopeSpec): Float32Array {
     posFreq[i] = Math.fround(Math.pow(theta, Math.fround(Math.fround(2 * i) / dim)));
     invFreq[i] = Math.fround(1 / posFreq[i]);
   }
+  if (spec.linear !== undefined) {
+    const factor = Math.fround(spec.linear);
+    for (let i = 0; i < half; i++) invFreq[i] = Math.fround(invFreq[i] / factor);
+    return invFreq;
+  }
+  if (spec.llama3 !== undefined) return llama3Frequencies(invFreq, spec.llama3);
   if (!yarn) return invFreq;
   const correctionDim = (rotations: number) => (dim * Math.log(yarn.originalMaxPositions / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
   let low = correctionDim(yarn.betaFast);
@@ -152,6 +189,28 @@ export function inverseFrequencies(spec: RopeSpec): Float32Array {
     blended[i] = Math.fround(Math.fround(interpolated * Math.fround(1 - extrapolation)) + Math.fround(invFreq[i] * extrapolation));
   }
   return blended;
+}
+
+/** transformers' `_compute_llama3_parameters`, its f32 steps in the same order. */
+function llama3Frequencies(invFreq: Float32Array, l: Llama3Scaling): Float32Array {
+  const f = Math.fround;
+  const factor = f(l.factor);
+  const lowWavelen = f(l.originalMaxPositions / l.lowFreqFactor);
+  const highWavelen = f(l.originalMaxPositions / l.highFreqFactor);
+  const out = new Float32Array(invFreq.length);
+  for (let i = 0; i < invFreq.length; i++) {
+    const inv = invFreq[i];
+    const wavelen = f(f(2 * Math.PI) / inv);
+    // long wave lengths are divided by the factor, short ones kept, those between blended
+    const scaled = wavelen > lowWavelen ? f(inv / factor) : inv;
+    if (wavelen < highWavelen || wavelen > lowWavelen) {
+      out[i] = scaled;
+      continue;
+    }
+    const smooth = f(f(f(f(l.originalMaxPositions) / wavelen) - f(l.lowFreqFactor)) / f(l.highFreqFactor - l.lowFreqFactor));
+    out[i] = f(f(f(f(1 - smooth) * scaled) / factor) + f(smooth * scaled));
+  }
+  return out;
 }
 
 function buildRopeTables(spec: RopeSpec, positions: number): RopeTables {

@@ -17,7 +17,8 @@
  * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers) and MiniMax-M2
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash and ERNIE-4.5
  * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE) and
- * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) come from
+ * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) and
+ * linear and Llama 3 RoPE scaling come from
  * the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
@@ -146,9 +147,13 @@ const CASES: Case[] = [
   // … Qwen3-MoE's in every layer, Qwen2-MoE's every other layer (transformers' defaults from use_sliding_window)
   { name: 'qwen3_moe-sliding', family: 'qwen3_moe', fixture: { seed: 24, configKeys: { use_sliding_window: true, sliding_window: 4 } } },
   { name: 'qwen2_moe-sliding', family: 'qwen2_moe', fixture: { seed: 25, numLayers: 3, configKeys: { use_sliding_window: true, sliding_window: 3, max_window_layers: 3 } } },
+  // RoPE scalings besides YaRN: linear (position interpolation) and Llama 3's frequency bands (an
+  // original context that puts the fixture's four frequencies in all three bands: kept, blended, divided)
+  { name: 'qwen3_moe-linear-rope', family: 'qwen3_moe', fixture: { seed: 26, ropeScaling: { rope_type: 'linear', factor: 3.5 } } },
+  { name: 'mixtral-llama3-rope', family: 'mixtral', fixture: { seed: 27, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 400 } } },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -127,10 +127,10 @@ describe.skipIf(!hasSharedData)('calibrate and eval commands', () => {
     expect(noTok.code).toBe(2);
     expect(JSON.parse(noTok.stdout).error.message).toMatch(/no tokenizer\.json in .*--tokenizer/);
 
-    const scaled = (await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1, ropeScaling: { type: 'linear', factor: 2 } })).dir;
+    const scaled = (await makeTinyCheckpoint(path.join(work, 'v2'), 'deepseek_v2', { seed: 1, ropeScaling: { type: 'longrope', factor: 2 } })).dir;
     const refused = await cli('calibrate', scaled, '--dataset', dataset, '--out', path.join(work, 'x.json'));
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('rope_scaling of type "linear" is not implemented (the default RoPE and "yarn" are), so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as --stats');
+    expect(refused.stderr).toContain('rope_scaling of type "longrope" is not implemented (the default RoPE, "yarn", "linear" and "llama3" are), so this model cannot be run by rfid-moe; it can still be compressed with routing statistics from another tool, given as --stats');
     expect(refused.stderr).not.toMatch(/\n\s+at /); // no stack trace
 
     const bad = await cli('calibrate', model, '--dataset', dataset, '--out', path.join(work, 'y.json'), '--samples', 'many');

@@ -194,7 +194,7 @@ describe('routing statistics', () => {
     writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...config, rope_scaling: { type: 'dynamic', factor: 2 } }));
     ckpt = await openCheckpoint(dir);
     try {
-      expect(() => new CheckpointWeights(ckpt)).toThrow(/rope_scaling of type "dynamic" is not implemented \(the default RoPE and "yarn" are\)/);
+      expect(() => new CheckpointWeights(ckpt)).toThrow(/rope_scaling of type "dynamic" is not implemented \(the default RoPE, "yarn", "linear" and "llama3" are\)/);
       await expect(collectRoutingCounts(ckpt, engine, windows)).rejects.toThrow(/"dynamic" is not implemented/);
     } finally {
       await ckpt.close();
