@@ -31,6 +31,9 @@ interface Compiled {
   spec: TaggedJsonCalls;
   /** the states each call's arguments start from */
   starts: GrammarState[];
+  /** each call's fixed opening as the block's first, and as a later one (after the separator) */
+  firstOpens: string[];
+  laterOpens: string[];
   /** what distinguishes this spec's states' keys from another's */
   id: number;
 }
@@ -50,7 +53,13 @@ function compile(spec: TaggedJsonCalls): Compiled {
     for (const [i, a] of texts.entries()) {
       for (const [j, b] of texts.entries()) if (i !== j && a !== b && b.startsWith(a)) throw new SchemaError(`tagged JSON calls: the text ${JSON.stringify(a)} begins ${JSON.stringify(b)}`, '');
     }
-    c = { spec, starts: spec.calls.map((call) => startingState(call.schema, 'object')), id: nextId++ };
+    c = {
+      spec,
+      starts: spec.calls.map((call) => startingState(call.schema, 'object')),
+      firstOpens: spec.calls.map((call) => call.open),
+      laterOpens: spec.calls.map((call) => spec.separator + call.open),
+      id: nextId++,
+    };
     if (compiledSpecs.size >= MAX_SPECS) compiledSpecs.delete(compiledSpecs.keys().next().value!);
     compiledSpecs.set(text, c);
   }
@@ -91,8 +100,8 @@ export class TaggedJsonPrefix implements GrammarState {
   }
 
   private textOf(candidate: number): string {
-    const { calls, close, separator } = this.compiled.spec;
-    return candidate < 0 ? close : this.written > 0 ? separator + calls[candidate].open : calls[candidate].open;
+    const c = this.compiled;
+    return candidate < 0 ? c.spec.close : (this.written > 0 ? c.laterOpens : c.firstOpens)[candidate];
   }
 
   push(text: string): boolean {
@@ -163,8 +172,17 @@ export class TaggedJsonPrefix implements GrammarState {
 
   get key(): string {
     const { id } = this.compiled;
-    const count = Math.min(this.written, 1); // what may follow depends only on whether a call was written
-    return this.phase === 'args' ? `tagged${id}:args:${this.call}:${this.json!.key}` : `tagged${id}:${this.phase}:${count}:${this.at}:${this.alive.join(',')}`;
+    switch (this.phase) {
+      case 'args':
+        return `tagged${id}:args:${this.call}:${this.json!.key}`;
+      case 'after':
+        return `tagged${id}:after:${this.at}`;
+      case 'done':
+        return `tagged${id}:done`;
+      case 'tag':
+        // what may follow depends only on whether a call was written, and the texts still matching
+        return `tagged${id}:tag:${Math.min(this.written, 1)}:${this.at}:${this.alive.join(',')}`;
+    }
   }
 
   get complete(): boolean {
