@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 
 import { setFastByteTableRows } from '../io/byte-tables.js';
 import { setFastBf16Rounder, setFastBf16Widener } from '../io/dtype.js';
-import { setLargeBufferAllocator } from '../io/tensor-buffers.js';
+import { reportsFreePages, setLargeBufferAllocator } from '../io/tensor-buffers.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
 import { checkWindow } from './ts/kernels/check.js';
 import {
@@ -188,8 +188,9 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
     setFastBf16Rounder((src, dst) => binding.roundToBf16(src, dst));
     // block-FP8 weights are looked up through the addon (io/byte-tables.ts)
     setFastByteTableRows((out, codes, table, rows, cols, blockCols) => binding.byteTableRows(out, codes, table, rows, cols, blockCols));
-    // tensors of 2 MiB or more are read into memory that may use huge pages (io/tensor-buffers.ts)
-    setLargeBufferAllocator((bytes) => binding.hugePageBuffer(bytes));
+    // tensors of 2 MiB or more are read into memory that may use huge pages (io/tensor-buffers.ts),
+    // unless this is a VM whose fresh huge pages cost host faults (then only when asked for)
+    setLargeBufferAllocator(Object.assign((bytes: number) => binding.hugePageBuffer(bytes), { byDefault: !reportsFreePages() }));
     return loaded;
   } catch (err) {
     return { reason: `the native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };

@@ -1,18 +1,19 @@
 /**
  * Where a tensor is read into (tensor-buffers.ts): the large-buffer hook is used from 2 MiB on and
- * only then, every failure of it falls back to Node's memory, RFID_MOE_HUGE_PAGES=0 turns it off,
+ * only then, every failure of it falls back to Node's memory, RFID_MOE_HUGE_PAGES=0 turns it off
+ * (and =1 on, where it was installed off by default: a VM that reports its free pages),
  * a TensorArena packs the sizes between 64 KiB and 2 MiB into shared chunks of that hook (and
  * nothing else), and a safetensors file reads the same values whichever memory its tensors land
  * in. (The native allocator itself: test/engine/huge-page-buffers.test.ts.)
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from './safetensors-reader.js';
 import { writeSafetensors } from './safetensors-writer.js';
 import { TensorStore } from './sharded.js';
-import { ARENA_CHUNK_BYTES, LARGE_BUFFER_BYTES, PACKED_BUFFER_BYTES, TensorArena, setLargeBufferAllocator, tensorBytes, type LargeBufferAllocator } from './tensor-buffers.js';
+import { ARENA_CHUNK_BYTES, LARGE_BUFFER_BYTES, PACKED_BUFFER_BYTES, TensorArena, reportsFreePages, setLargeBufferAllocator, tensorBytes, type LargeBufferAllocator } from './tensor-buffers.js';
 
 const installed = setLargeBufferAllocator(null);
 afterAll(() => setLargeBufferAllocator(installed));
@@ -67,6 +68,46 @@ describe('tensorBytes', () => {
     process.env.RFID_MOE_HUGE_PAGES = '0';
     tensorBytes(4 * LARGE_BUFFER_BYTES);
     expect(r.asked).toEqual([]);
+  });
+
+  it('an allocator installed off by default is used only where RFID_MOE_HUGE_PAGES=1 asks for it', () => {
+    const r = recording();
+    setLargeBufferAllocator(Object.assign(r.allocator, { byDefault: false }));
+    tensorBytes(4 * LARGE_BUFFER_BYTES);
+    expect(r.asked).toEqual([]);
+    for (const on of ['1', 'true', 'on']) {
+      process.env.RFID_MOE_HUGE_PAGES = on;
+      tensorBytes(4 * LARGE_BUFFER_BYTES);
+    }
+    expect(r.asked).toHaveLength(3);
+    // and =0 keeps one installed on by default off
+    const d = recording();
+    setLargeBufferAllocator(d.allocator);
+    process.env.RFID_MOE_HUGE_PAGES = 'off';
+    tensorBytes(4 * LARGE_BUFFER_BYTES);
+    delete process.env.RFID_MOE_HUGE_PAGES;
+    tensorBytes(4 * LARGE_BUFFER_BYTES);
+    expect(d.asked).toEqual([4 * LARGE_BUFFER_BYTES]);
+  });
+
+  it('reportsFreePages: a virtio balloon with free page reporting (feature bit 5), read from sysfs', async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'balloon-'));
+    try {
+      expect(reportsFreePages(path.join(root, 'absent'))).toBe(false);
+      await mkdir(path.join(root, 'virtio0'));
+      // this development VM's features: bits 1, 2, 5 and 7
+      await writeFile(path.join(root, 'virtio0', 'features'), '0110010100000000000000000000000010000000\n');
+      expect(reportsFreePages(root)).toBe(true);
+      await writeFile(path.join(root, 'virtio0', 'features'), '0110000100000000000000000000000010000000\n');
+      expect(reportsFreePages(root)).toBe(false);
+      // any of several balloons; an entry without features is skipped
+      await mkdir(path.join(root, 'virtio3'));
+      await writeFile(path.join(root, 'virtio3', 'features'), '000001\n');
+      await mkdir(path.join(root, 'virtio4'));
+      expect(reportsFreePages(root)).toBe(true);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('setLargeBufferAllocator returns the allocator it replaces', () => {

@@ -5,10 +5,16 @@
  * 2 MiB pages (native/huge_pages.cc), so that reading a model takes one page fault per 2 MiB
  * instead of 512. Under a hypervisor that is most of a load's time (BENCHMARKS.md, "Cold start").
  *
+ * On a VM that reports its free pages to the host the engine installs it off by default
+ * (reportsFreePages): there fresh huge pages are the slow ones.
+ *
  * This layer does not depend on the engine: it only holds the hook. Without an allocator, with
  * one that returns null (not Linux, a failed mapping) or throws, the buffer comes from Node as
  * before; the bytes read are the same either way.
  */
+
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 /** Buffers from this size on go to the large-buffer allocator: one huge page. */
 export const LARGE_BUFFER_BYTES = 2 * 2 ** 20;
@@ -22,8 +28,11 @@ export const ARENA_CHUNK_BYTES = 16 * 2 ** 20;
 /** Where packed buffers start within a chunk: a cache line, as the kernels' own buffers. */
 const ARENA_ALIGN = 64;
 
-/** Returns an ArrayBuffer of exactly `bytes` bytes, or null to let Node allocate it. */
-export type LargeBufferAllocator = (bytes: number) => ArrayBuffer | null;
+/**
+ * Returns an ArrayBuffer of exactly `bytes` bytes, or null to let Node allocate it. `byDefault`
+ * false: used only where RFID_MOE_HUGE_PAGES=1 asks for it (absent: used unless it says 0).
+ */
+export type LargeBufferAllocator = ((bytes: number) => ArrayBuffer | null) & { readonly byDefault?: boolean };
 
 let largeAllocator: LargeBufferAllocator | null = null;
 
@@ -40,7 +49,36 @@ export function setLargeBufferAllocator(allocator: LargeBufferAllocator | null):
 function hugePagesOff(): boolean {
   // read on each large allocation, not once: the tests (and a host process) may change it at run time
   const v = process.env.RFID_MOE_HUGE_PAGES;
-  return v === '0' || v === 'false' || v === 'off';
+  if (v === '0' || v === 'false' || v === 'off') return true;
+  if (v === '1' || v === 'true' || v === 'on') return false;
+  return largeAllocator?.byDefault === false;
+}
+
+/**
+ * Whether this machine is a virtual machine that hands its free memory back to the host
+ * (virtio-balloon's free page reporting, feature bit 5: Firecracker, Cloud Hypervisor, QEMU with
+ * free-page-reporting). Free blocks of megabytes are what it reports, and a 2 MiB page is made
+ * from such a block, so its first touch costs the host a fault for every 4 KiB it maps back, while
+ * small pages mostly come from memory the guest still holds. On such a VM a 2.5 GB model loaded in
+ * 4.5 s into huge pages against 2.3 s on small ones (BENCHMARKS.md, `bench:load-pages`). `root`:
+ * the driver's directory in sysfs (tests give another).
+ */
+export function reportsFreePages(root = '/sys/bus/virtio/drivers/virtio_balloon'): boolean {
+  let entries: string[];
+  try {
+    entries = readdirSync(root).filter((e) => e.startsWith('virtio'));
+  } catch {
+    return false; // no balloon driver: not such a VM, or not Linux
+  }
+  const VIRTIO_BALLOON_F_REPORTING = 5;
+  return entries.some((e) => {
+    try {
+      // one character per feature bit, bit 0 first
+      return readFileSync(path.join(root, e, 'features'), 'utf8')[VIRTIO_BALLOON_F_REPORTING] === '1';
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
