@@ -27,14 +27,16 @@ export function layerCountKey(raw: Record<string, unknown>, key: string, label: 
 
 /**
  * The window of layers marked sliding: by `layer_types` where config.json lists them (one per
- * layer, "sliding_attention" or "full_attention"), else by `sliding(layer)`, transformers' default
- * for the family. Undefined where no layer slides.
+ * layer, "sliding_attention" or "full_attention"), else, where there is a window, by
+ * `sliding(layer)`, transformers' default for the family. Undefined where no layer slides.
  */
 export function perLayerWindow(raw: Record<string, unknown>, numLayers: number, label: string, size: number | null, sliding: (layer: number) => boolean): { slidingWindow?: SlidingWindow } {
   const types = raw.layer_types;
   let layers: boolean[];
-  if (types === undefined || types === null) layers = Array.from({ length: numLayers }, (_, l) => sliding(l));
-  else {
+  if (types === undefined || types === null) {
+    if (size === null) return {};
+    layers = Array.from({ length: numLayers }, (_, l) => sliding(l));
+  } else {
     if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'sliding_attention' && t !== 'full_attention')) {
       throw new CheckpointError('InvalidConfig', `config.json key 'layer_types': must list "sliding_attention" or "full_attention" for each of the ${numLayers} layers (${label} config); fix config.json`);
     }

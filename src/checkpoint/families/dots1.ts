@@ -50,7 +50,7 @@ export const dots1 = defineFamily({
   normalize: (p, raw) => ({
     ...llamaConfigPart('dots1', p, raw, 10000),
     // transformers' default layer_types: sliding from max_window_layers on, where a window is set
-    ...perLayerWindow(raw, p.num_hidden_layers, 'dots.llm1', windowSize(raw, 'dots.llm1', 4096), (l) => windowSize(raw, 'dots.llm1', 4096) !== null && l >= layerCountKey(raw, 'max_window_layers', 'dots.llm1', 62)),
+    ...perLayerWindow(raw, p.num_hidden_layers, 'dots.llm1', windowSize(raw, 'dots.llm1', 4096), (l) => l >= layerCountKey(raw, 'max_window_layers', 'dots.llm1', 62)),
     numExperts: p.n_routed_experts,
     topK: p.num_experts_per_tok,
     expertIntermediateSize: p.moe_intermediate_size,

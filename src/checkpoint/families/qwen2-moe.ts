@@ -53,7 +53,7 @@ export const qwen2Moe = defineFamily({
   normalize: (p, raw) => ({
     ...llamaConfigPart('qwen2_moe', p, raw, 10000),
     // transformers' default layer_types: every other layer from the first, below max_window_layers
-    ...perLayerWindow(raw, p.num_hidden_layers, 'Qwen2-MoE', raw.use_sliding_window === true ? windowSize(raw, 'Qwen2-MoE', 4096) : null, (l) => raw.use_sliding_window === true && l % 2 === 0 && l < layerCountKey(raw, 'max_window_layers', 'Qwen2-MoE', 28)),
+    ...perLayerWindow(raw, p.num_hidden_layers, 'Qwen2-MoE', raw.use_sliding_window === true ? windowSize(raw, 'Qwen2-MoE', 4096) : null, (l) => l % 2 === 0 && l < layerCountKey(raw, 'max_window_layers', 'Qwen2-MoE', 28)),
     numExperts: p.num_experts,
     topK: p.num_experts_per_tok,
     expertIntermediateSize: p.moe_intermediate_size,
