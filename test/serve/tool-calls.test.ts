@@ -68,7 +68,6 @@ const AFTER_CALL: ChatCompletionMessageParam[] = [
   { role: 'user', content: 'Then send word to Romeo.' },
 ];
 
-/** The first 4 characters of `text` from a third of the way in that occur there first (where a test's call format opens). */
 /** How many chunks of a streamed response carry a piece of its first call's arguments. */
 async function argumentChunks(client: OpenAI, body: Parameters<OpenAI['chat']['completions']['create']>[0]): Promise<number> {
   let chunks = 0;
@@ -76,6 +75,24 @@ async function argumentChunks(client: OpenAI, body: Parameters<OpenAI['chat']['c
   return chunks;
 }
 
+/**
+ * The model's streamed answer to `body`, and a marker in it where a test's call format opens: the
+ * 4 characters that end where a token ends, past `fraction` of the text, and occur there first (so
+ * a block held from the marker on is held from the next token).
+ */
+async function markerAtTokenEnd(client: OpenAI, body: Parameters<OpenAI['chat']['completions']['create']>[0], fraction: number): Promise<{ text: string; at: number; marker: string }> {
+  const pieces: string[] = [];
+  for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) if (chunk.choices[0]?.delta.content) pieces.push(chunk.choices[0].delta.content);
+  const text = pieces.join('');
+  let end = 0;
+  for (const piece of pieces) {
+    end += piece.length;
+    if (end > text.length * fraction && text.indexOf(text.slice(end - 4, end)) === end - 4) return { text, at: end - 4, marker: text.slice(end - 4, end) };
+  }
+  throw new Error(`no 4 characters past ${fraction} of the answer end where a token ends and occur there first: ${JSON.stringify(text)}`);
+}
+
+/** The first 4 characters of `text` from a third of the way in that occur there first (where a test's call format opens). */
 function markerIn(text: string): { at: number; marker: string } {
   let at = Math.floor(text.length / 3);
   while (text.indexOf(text.slice(at, at + 4)) !== at) at++;
@@ -406,20 +423,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     const body = { model: 'tiny', messages: ASK, tools, tool_choice: 'auto' as const, temperature: 0, max_tokens: 160 };
     // (the model writes no Hermes call here: its answer, from which a marker is taken that ends
     // where a token ends, so the block is held from the next token on)
-    const pieces: string[] = [];
-    for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) if (chunk.choices[0]?.delta.content) pieces.push(chunk.choices[0].delta.content);
-    const text = pieces.join('');
-    let end = 0;
-    let at = -1;
-    for (const piece of pieces) {
-      end += piece.length;
-      if (end > text.length / 3 && text.indexOf(text.slice(end - 4, end)) === end - 4) {
-        at = end - 4;
-        break;
-      }
-    }
-    expect(at).toBeGreaterThan(0);
-    const marker = text.slice(at, at + 4);
+    const { text, at, marker } = await markerAtTokenEnd(client, body, 1 / 3);
     const format: ToolCallFormat = { ...TOOL_CALL_FORMATS.get('qwen3_coder')!, name: 'marked-qwen3-coder', start: marker, detect: () => false };
     const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
     try {
@@ -454,22 +458,10 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     // (room for the whitespace this model writes between the arguments' tokens, up to the JSON's limit)
     const body = { model: 'tiny', messages: ASK, tools, tool_choice: 'auto' as const, temperature: 0, max_tokens: 600 };
     // a marker from the model's free answer that ends where a token ends (as for Qwen3-Coder's form above)
-    const pieces: string[] = [];
-    for await (const chunk of await client.chat.completions.create({ ...body, stream: true })) if (chunk.choices[0]?.delta.content) pieces.push(chunk.choices[0].delta.content);
-    const text = pieces.join('');
-    let end = 0;
-    let at = -1;
-    for (const piece of pieces) {
-      end += piece.length;
-      if (end > text.length / 4 && text.indexOf(text.slice(end - 4, end)) === end - 4) {
-        at = end - 4;
-        break;
-      }
-    }
-    expect(at).toBeGreaterThan(0);
+    const { text, at, marker } = await markerAtTokenEnd(client, body, 1 / 4);
     // V3.1's layout (the name, then the arguments as they are) in ASCII tags: DeepSeek's own are
     // tokens of its vocabulary, which this tiny model's has not
-    const format: ToolCallFormat = { ...deepseekStyle({ callsBegin: text.slice(at, at + 4), callsEnd: '</calls>', callBegin: '<call>', callEnd: '</call>', sep: '<sep>' }, 'v3.1'), name: 'marked-deepseek', detect: () => false };
+    const format: ToolCallFormat = { ...deepseekStyle({ callsBegin: marker, callsEnd: '</calls>', callBegin: '<call>', callEnd: '</call>', sep: '<sep>' }, 'v3.1'), name: 'marked-deepseek', detect: () => false };
     const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
     try {
       const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
