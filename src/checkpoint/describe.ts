@@ -10,6 +10,7 @@ import { checkpointFamily } from './open.js';
 import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
+import { slidingWindowOf } from './sliding-window.js';
 import type { Checkpoint, ModelConfig, Multipliers } from './types.js';
 
 export interface LayerDescription {
@@ -113,7 +114,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     headDim: c.headDim,
     ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
     ...(c.slidingWindow !== undefined
-      ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => c.slidingWindow!.layers?.[l] ?? true) } }
+      ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...fp8Description(c.raw),

@@ -6,7 +6,7 @@
  * layers without a window, is refused naming the key.
  */
 import { CheckpointError } from './errors.js';
-import type { SlidingWindow } from './types.js';
+import type { ModelConfig, SlidingWindow } from './types.js';
 
 /** The window's size from config.json's `sliding_window` (`fallback` where the key is absent); null: none. */
 export function windowSize(raw: Record<string, unknown>, label: string, fallback: number | null): number | null {
@@ -52,4 +52,10 @@ export function perLayerWindow(raw: Record<string, unknown>, numLayers: number, 
 /** One window for every layer (null: none). */
 export function everyLayerWindow(size: number | null): { slidingWindow?: SlidingWindow } {
   return size === null ? {} : { slidingWindow: { size } };
+}
+
+/** The attention window of decoder layer `layer` (config.slidingWindow), null: none. */
+export function slidingWindowOf(config: Pick<ModelConfig, 'slidingWindow'>, layer: number): number | null {
+  const w = config.slidingWindow;
+  return w !== undefined && (w.layers?.[layer] ?? true) ? w.size : null;
 }

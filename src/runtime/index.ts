@@ -12,7 +12,8 @@ export * from './batch.js';
 export * from './weights.js';
 export { DenseSwiGlu, Bf16SwiGlu, SwiGlu, swiGlu } from './mlp.js';
 export { CheckpointWeights, type CheckpointWeightsOptions, withExperts, assertRunnable, bf16HeldTensorNames, UnsupportedModelError } from './checkpoint-weights.js';
-export { runDecoder, slidingWindowOf, type DecoderOptions, type LayerProgress } from './layerwise.js';
+export { runDecoder, type DecoderOptions, type LayerProgress } from './layerwise.js';
+export { slidingWindowOf } from '../checkpoint/sliding-window.js';
 export { route, moeBlock, type Routing, type MoeObserver } from './moe.js';
 export { streamLogits, fullLogits, NextTokenStats, KlStats, type LogitBlock } from './head.js';
 

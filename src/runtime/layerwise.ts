@@ -15,6 +15,7 @@ import { scaleInPlace } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
 import type { LayerWeights, WeightProvider } from './weights.js';
 import type { ModelConfig } from '../checkpoint/types.js';
+import { slidingWindowOf } from '../checkpoint/sliding-window.js';
 
 export interface LayerProgress {
   layer: number;
@@ -146,10 +147,4 @@ function denseForward(engine: Engine, mlp: { forward: (e: Engine, x: Float32Arra
   const out = new Float32Array(rows * h);
   mlp.forward(engine, x, rows, out);
   return out;
-}
-
-/** The attention window of decoder layer `layer` (config.slidingWindow), null: none. */
-export function slidingWindowOf(config: ModelConfig, layer: number): number | null {
-  const w = config.slidingWindow;
-  return w !== undefined && (w.layers?.[layer] ?? true) ? w.size : null;
 }

@@ -89,7 +89,12 @@ export interface TaggedCallsOptions {
  * whole when it closes.
  */
 export class TaggedCallsReader implements CallReader {
-  calls = 0;
+  /**
+   * calls handed an index: a held block's reader opens each as it is written (MiniMax-M2's and
+   * DeepSeek's blocks may hold several), so with parallel_tool_calls false those after the first
+   * are opened but not given out
+   */
+  private opened = 0;
   private buffer = '';
   private inBlock = false;
   private heldSpace = '';
@@ -108,6 +113,11 @@ export class TaggedCallsReader implements CallReader {
     private readonly options: TaggedCallsOptions = {},
   ) {}
 
+  /** the calls given out (with parallel_tool_calls false, the first only) */
+  get calls(): number {
+    return this.options.parallel === false ? Math.min(this.opened, 1) : this.opened;
+  }
+
   push(text: string): ChoiceDelta[] {
     this.buffer += text;
     return this.drain(false);
@@ -115,7 +125,7 @@ export class TaggedCallsReader implements CallReader {
 
   end(): ChoiceDelta[] {
     const out = this.drain(true);
-    if (this.calls === 0 && this.heldSpace) out.push({ kind: 'content', text: this.heldSpace });
+    if (this.opened === 0 && this.heldSpace) out.push({ kind: 'content', text: this.heldSpace });
     this.heldSpace = '';
     return out;
   }
@@ -146,9 +156,9 @@ export class TaggedCallsReader implements CallReader {
           this.buffer = this.buffer.slice(at + start.length);
           this.inBlock = true;
           // (a block after the first call, with parallel_tool_calls false, is read whole and dropped)
-          if (this.options.held && this.format.streamer && !(this.options.parallel === false && this.calls > 0)) {
-            this.streamed = this.format.streamer(this.tools, () => ({ index: this.calls++, id: callId() }));
-            this.blockFirstCall = this.calls;
+          if (this.options.held && this.format.streamer && !(this.options.parallel === false && this.opened > 0)) {
+            this.streamed = this.format.streamer(this.tools, () => ({ index: this.opened++, id: callId() }));
+            this.blockFirstCall = this.opened;
           }
           continue;
         }
@@ -186,7 +196,7 @@ export class TaggedCallsReader implements CallReader {
     for (const d of deltas) this.streamedDelta(d, out);
     if (!streamed.done && !final) return false;
     for (const d of streamed.end()) this.streamedDelta(d, out);
-    this.afterStreamed = streamed.done && this.calls > this.blockFirstCall;
+    this.afterStreamed = streamed.done && this.opened > this.blockFirstCall;
     this.streamed = null;
     this.inBlock = false;
     return true;
@@ -194,21 +204,17 @@ export class TaggedCallsReader implements CallReader {
 
   /** A delta of a held block's reader, as this reader gives it out: a block no call came from is content as written, its tag too. */
   private streamedDelta(d: ChoiceDelta, out: ChoiceDelta[]): void {
-    // a block of several calls (MiniMax-M2's, DeepSeek's) with parallel_tool_calls false: its
-    // first only (the later ones were counted when the block's reader opened them: not given out)
-    if (this.options.parallel === false && (d.kind === 'call' || d.kind === 'arguments') && d.index > 0) {
-      if (d.kind === 'call') this.calls--;
-      return;
-    }
+    // a block of several calls (MiniMax-M2's, DeepSeek's) with parallel_tool_calls false: its first only
+    if (this.options.parallel === false && (d.kind === 'call' || d.kind === 'arguments') && d.index > 0) return;
     if (d.kind === 'call') this.heldSpace = '';
     if (d.kind !== 'content') out.push(d);
-    else this.content(this.calls > this.blockFirstCall ? d.text : this.format.start + d.text, out);
+    else this.content(this.opened > this.blockFirstCall ? d.text : this.format.start + d.text, out);
   }
 
   /** A call read whole; with parallel_tool_calls false, only the first. */
   private call(name: string, args: string, out: ChoiceDelta[]): void {
-    if (this.options.parallel === false && this.calls > 0) return;
-    out.push({ kind: 'call', index: this.calls++, id: callId(), name, arguments: args });
+    if (this.options.parallel === false && this.opened > 0) return;
+    out.push({ kind: 'call', index: this.opened++, id: callId(), name, arguments: args });
   }
 
   /** Content, but its trailing whitespace held until more text follows it. */

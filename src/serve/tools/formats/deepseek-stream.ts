@@ -13,7 +13,8 @@
  */
 import type { ChoiceDelta } from '../call-readers.js';
 import type { FunctionTool } from '../call-schema.js';
-import type { CallStream, OpenCall } from './format.js';
+import type { OpenCall } from './format.js';
+import { BlockCallStream } from './block-call-stream.js';
 
 /** How a DeepSeek template lays one call out (deepseek.ts's two forms). */
 export interface DeepSeekLayout {
@@ -29,12 +30,7 @@ export interface DeepSeekLayout {
 
 type Phase = 'call' | 'name' | 'args' | 'after';
 
-export class DeepSeekCallStream implements CallStream {
-  done = false;
-  private buffer = '';
-  /** the block's text while no call has come of it (handed back where none does) */
-  private raw = '';
-  private calls = 0;
+export class DeepSeekCallStream extends BlockCallStream {
   private phase: Phase = 'call';
   private index = -1;
   /** inside the arguments: the JSON's nesting, and whether a string is open */
@@ -43,30 +39,14 @@ export class DeepSeekCallStream implements CallStream {
   private escaped = false;
 
   constructor(
-    private readonly tools: readonly FunctionTool[],
-    private readonly open: OpenCall,
+    tools: readonly FunctionTool[],
+    open: OpenCall,
     private readonly layout: DeepSeekLayout,
-  ) {}
-
-  push(text: string): { deltas: ChoiceDelta[]; rest: string } {
-    const deltas: ChoiceDelta[] = [];
-    this.buffer += text;
-    if (this.calls === 0) this.raw += text;
-    while (!this.done && this.step(deltas));
-    if (!this.done) return { deltas, rest: '' };
-    const rest = this.buffer;
-    this.buffer = '';
-    if (this.calls === 0) deltas.push({ kind: 'content', text: this.raw.slice(0, this.raw.length - rest.length) });
-    return { deltas, rest };
+  ) {
+    super(tools, open);
   }
 
-  end(): ChoiceDelta[] {
-    // a call cut before its name, where it is the block's first: the block as written
-    return this.calls === 0 && !this.done ? [{ kind: 'content', text: this.raw }] : [];
-  }
-
-  /** One step of reading the buffer; false where it needs more text, or the block's calls ended (`done`). */
-  private step(deltas: ChoiceDelta[]): boolean {
+  protected step(deltas: ChoiceDelta[]): boolean {
     const { open, nameEnd, after, separator } = this.layout;
     switch (this.phase) {
       case 'call': {

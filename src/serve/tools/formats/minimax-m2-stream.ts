@@ -7,56 +7,35 @@
  * whole-block reader reads it.
  */
 import { partialTagAtEnd, type ChoiceDelta } from '../call-readers.js';
-import type { FunctionTool } from '../call-schema.js';
-import type { CallStream, OpenCall } from './format.js';
+import { BlockCallStream } from './block-call-stream.js';
 import { invokesOf } from './minimax-m2-values.js';
 
 const INVOKE_OPEN = '<invoke';
 const INVOKE_CLOSE = '</invoke>';
 
-export class MinimaxM2CallStream implements CallStream {
-  done = false;
-  private buffer = '';
-  /** the block's text while no call has come of it (handed back where none does) */
-  private raw = '';
-  private calls = 0;
-
-  constructor(
-    private readonly tools: readonly FunctionTool[],
-    private readonly open: OpenCall,
-  ) {}
-
-  push(text: string): { deltas: ChoiceDelta[]; rest: string } {
-    const deltas: ChoiceDelta[] = [];
-    this.buffer += text;
-    if (this.calls === 0) this.raw += text;
-    while (!this.done) {
-      const rest = this.buffer.trimStart();
-      if (rest.startsWith(INVOKE_OPEN)) {
-        const close = rest.indexOf(INVOKE_CLOSE);
-        if (close < 0) break;
-        this.emit(rest.slice(0, close + INVOKE_CLOSE.length), deltas);
-        this.buffer = rest.slice(close + INVOKE_CLOSE.length);
-        continue;
-      }
-      // whitespace, or what may still become an invoke
-      if (rest.length === 0 || (rest.length < INVOKE_OPEN.length && partialTagAtEnd(rest, INVOKE_OPEN) === rest.length)) break;
-      this.done = true;
-      this.buffer = rest;
+export class MinimaxM2CallStream extends BlockCallStream {
+  protected step(deltas: ChoiceDelta[]): boolean {
+    const rest = this.buffer.trimStart();
+    if (rest.startsWith(INVOKE_OPEN)) {
+      const close = rest.indexOf(INVOKE_CLOSE);
+      if (close < 0) return false;
+      this.emit(rest.slice(0, close + INVOKE_CLOSE.length), deltas);
+      this.buffer = rest.slice(close + INVOKE_CLOSE.length);
+      return true;
     }
-    if (!this.done) return { deltas, rest: '' };
-    const rest = this.buffer;
-    this.buffer = '';
-    // no call came of the block: its text as written
-    if (this.calls === 0) deltas.push({ kind: 'content', text: this.raw.slice(0, this.raw.length - rest.length) });
-    return { deltas, rest };
+    // whitespace, or what may still become an invoke
+    if (rest.length === 0 || (rest.length < INVOKE_OPEN.length && partialTagAtEnd(rest, INVOKE_OPEN) === rest.length)) return false;
+    this.done = true;
+    this.buffer = rest;
+    return false;
   }
 
-  end(): ChoiceDelta[] {
-    const deltas: ChoiceDelta[] = [];
+  /** An invoke cut short by the end of the generation goes out with what was written of it. */
+  override end(): ChoiceDelta[] {
     const rest = this.buffer.trimStart();
-    if (rest.startsWith(INVOKE_OPEN)) this.emit(rest, deltas);
-    else if (this.calls === 0 && !this.done) deltas.push({ kind: 'content', text: this.raw });
+    if (!rest.startsWith(INVOKE_OPEN)) return super.end();
+    const deltas: ChoiceDelta[] = [];
+    this.emit(rest, deltas);
     this.buffer = '';
     return deltas;
   }
