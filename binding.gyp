@@ -21,7 +21,8 @@
         "native/softmax.cc",
         "native/pointwise.cc",
         "native/rows.cc",
-        "native/huge_pages.cc"
+        "native/huge_pages.cc",
+        "native/file_map.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"

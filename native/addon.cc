@@ -92,6 +92,9 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("mapLargeAllocations", Napi::Function::New(env, MapLargeAllocations, "mapLargeAllocations"));
   exports.Set("hugePageBuffer", Napi::Function::New(env, JsHugePageBuffer, "hugePageBuffer"));
+  exports.Set("mapFile", Napi::Function::New(env, JsMapFile, "mapFile"));
+  exports.Set("populatePages", Napi::Function::New(env, JsPopulatePages, "populatePages"));
+  exports.Set("dropPages", Napi::Function::New(env, JsDropPages, "dropPages"));
   exports.Set("gemm", Napi::Function::New(env, JsGemm, "gemm"));
   exports.Set("syrk", Napi::Function::New(env, JsSyrk, "syrk"));
   exports.Set("solveTriangular", Napi::Function::New(env, JsSolveTriangular, "solveTriangular"));

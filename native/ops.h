@@ -31,6 +31,11 @@ Napi::Value JsLogitStats(const Napi::CallbackInfo& info);
 Napi::Value JsArgmaxRows(const Napi::CallbackInfo& info);
 Napi::Value JsHugePageBuffer(const Napi::CallbackInfo& info);
 
+// file_map.cc
+Napi::Value JsMapFile(const Napi::CallbackInfo& info);
+Napi::Value JsPopulatePages(const Napi::CallbackInfo& info);
+Napi::Value JsDropPages(const Napi::CallbackInfo& info);
+
 // pointwise.cc
 Napi::Value JsRmsNorm(const Napi::CallbackInfo& info);
 Napi::Value JsSiluMul(const Napi::CallbackInfo& info);

@@ -242,6 +242,19 @@ export class Fp8BlockStore implements TensorSource {
     this.inner.packInto(arena);
   }
 
+  /** The tensors this view passes through as stored are views of the mapped files; the quantized ones are decoded into memory of their own. */
+  mapReads(): number {
+    return this.inner.mapReads();
+  }
+
+  populateMapped(): Promise<void> {
+    return this.inner.populateMapped();
+  }
+
+  dropMapped(): void {
+    this.inner.dropMapped();
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

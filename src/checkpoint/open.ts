@@ -133,6 +133,18 @@ class OpenedCheckpoint implements Checkpoint {
     this.store.packInto(arena);
   }
 
+  mapReads(): number {
+    return this.store.mapReads();
+  }
+
+  populateMapped(): Promise<void> {
+    return this.store.populateMapped();
+  }
+
+  dropMapped(): void {
+    this.store.dropMapped();
+  }
+
   async close(): Promise<void> {
     await this.store.close();
   }

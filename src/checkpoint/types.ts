@@ -260,5 +260,16 @@ export interface Checkpoint {
    * TensorArena. For a load whose tensors are all kept and dropped together.
    */
   packReads?(arena: TensorArena | null): void;
+  /**
+   * Maps the checkpoint's files into memory (io/file-map.ts): reads of tensors kept as stored
+   * hand out read-only views of the file's pages from now on. Returns the bytes mapped, 0 where
+   * nothing could be mapped (reads stay copies). For a load whose tensors are held while the
+   * files stay as they are, as a served model's.
+   */
+  mapReads?(): number;
+  /** Brings every mapped page into memory, off the main thread: the disk reads of a load. */
+  populateMapped?(): Promise<void>;
+  /** Hands the mapped pages back to the system when the model is unloaded. */
+  dropMapped?(): void;
   close(): Promise<void>;
 }

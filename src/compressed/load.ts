@@ -372,6 +372,18 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     this.store.packInto(arena);
   }
 
+  mapReads(): number {
+    return this.store.mapReads();
+  }
+
+  populateMapped(): Promise<void> {
+    return this.store.populateMapped();
+  }
+
+  dropMapped(): void {
+    this.store.dropMapped();
+  }
+
   async close(): Promise<void> {
     this.preloaded.clear();
     this.bf16SharedFactors.clear();

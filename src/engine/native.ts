@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { setFastByteTableRows } from '../io/byte-tables.js';
 import { setFastBf16Rounder, setFastBf16Widener } from '../io/dtype.js';
 import { reportsFreePages, setLargeBufferAllocator } from '../io/tensor-buffers.js';
+import { setFileMapper } from '../io/file-map.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
 import { checkWindow } from './ts/kernels/check.js';
 import {
@@ -50,6 +51,12 @@ interface NativeBinding {
   mapLargeAllocations(bytes: number): boolean;
   /** an ArrayBuffer of `bytes` in memory advised to use huge pages; null where unavailable */
   hugePageBuffer(bytes: number): ArrayBuffer | null;
+  /** the first `bytes` of the open file `fd` mapped private and read-only; null where unavailable */
+  mapFile(fd: number, bytes: number): ArrayBuffer | null;
+  /** resolves once the pages under a view of a mapFile mapping are in memory (read on a worker thread) */
+  populatePages(view: Uint8Array): Promise<void>;
+  /** hands the pages under a view of a mapFile mapping back */
+  dropPages(view: Uint8Array): void;
   gemm(
     m: number, n: number, k: number, a: FloatArray, b: FloatArray, c: FloatArray,
     transA: boolean, transB: boolean, alpha: number, beta: number,
@@ -156,7 +163,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
  * middle of a forward pass.
  */
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
-  'info', 'kernelRevision', 'setThreads', 'mapLargeAllocations', 'hugePageBuffer', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
+  'info', 'kernelRevision', 'setThreads', 'mapLargeAllocations', 'hugePageBuffer', 'mapFile', 'populatePages', 'dropPages', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'argmaxRows', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
   'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'byteTableRows', 'addTileResidual', 'gemmBf16',
 ];
@@ -191,6 +198,8 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
     // tensors of 2 MiB or more are read into memory that may use huge pages (io/tensor-buffers.ts),
     // unless this is a VM whose fresh huge pages cost host faults (then only when asked for)
     setLargeBufferAllocator(Object.assign((bytes: number) => binding.hugePageBuffer(bytes), { byDefault: !reportsFreePages() }));
+    // a served model's weights kept as stored are views of its mapped files (io/file-map.ts)
+    setFileMapper({ map: (fd, bytes) => binding.mapFile(fd, bytes), populate: (view) => binding.populatePages(view), drop: (view) => binding.dropPages(view) });
     return loaded;
   } catch (err) {
     return { reason: `the native addon failed to load: ${err instanceof Error ? err.message : String(err)}` };

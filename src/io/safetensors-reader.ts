@@ -7,6 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { DTYPE_BITS, DTYPES, decodeToF32, isDType, widenHalvesInPlace, type DType } from './dtype.js';
 import { SafetensorsError } from './errors.js';
 import { tensorBytes, type TensorArena, type TensorBufferSource } from './tensor-buffers.js';
+import { fileMapper, type FileMapper } from './file-map.js';
 import { JsonNumber, JsonSyntaxError, isJsonObject, jsonTypeName, parseStrictJson, type JsonValue } from './header-json.js';
 
 export interface TensorEntry {
@@ -236,6 +237,8 @@ export class SafetensorsFile {
   private closed = false;
   /** the memory tensors are read into (see packInto) */
   private source: TensorBufferSource = tensorBytes;
+  /** the whole file mapped into memory, and who mapped it (see mapReads) */
+  private mapping: { buffer: ArrayBuffer; mapper: FileMapper } | null = null;
 
   private constructor(
     readonly path: string,
@@ -279,6 +282,55 @@ export class SafetensorsFile {
    */
   packInto(arena: TensorArena | null): void {
     this.source = arena === null ? tensorBytes : arena.bytes;
+  }
+
+  /**
+   * Maps the whole file into memory (io/file-map.ts); from now on the reads of tensors kept as
+   * stored (readBf16, readRowsBf16, and readF32 of an F32 tensor) hand out views of its pages
+   * instead of copies, where the tensor starts on a multiple of its element size. The views are
+   * read-only. Returns the bytes mapped: 0 where the file cannot be mapped (no mapper installed,
+   * RFID_MOE_MMAP=0, a big-endian host, an empty file), and its reads stay copies. Idempotent.
+   */
+  mapReads(): number {
+    if (this.closed) throw new SafetensorsError('IoError', 'file is closed', { file: this.path });
+    if (this.mapping) return this.mapping.buffer.byteLength;
+    const mapper = fileMapper();
+    if (mapper === null || !littleEndianHost || this.fileSize === 0) return 0;
+    let buffer: ArrayBuffer | null;
+    try {
+      buffer = mapper.map(this.handle.fd, this.fileSize);
+    } catch {
+      buffer = null; // a mapper's failure is not the read's: copies serve
+    }
+    if (buffer === null || buffer.byteLength !== this.fileSize) return 0;
+    this.mapping = { buffer, mapper };
+    return this.fileSize;
+  }
+
+  /** Brings every page of the mapped tensors into memory, off the main thread (nothing when not mapped). */
+  async populateMapped(): Promise<void> {
+    const m = this.mapping;
+    if (!m) return;
+    try {
+      await m.mapper.populate(new Uint8Array(m.buffer, this.dataStart, this.fileSize - this.dataStart));
+    } catch (cause) {
+      throw new SafetensorsError('IoError', (cause as Error).message, { file: this.path, cause });
+    }
+  }
+
+  /**
+   * Hands the mapped pages back to the system (nothing when not mapped): the process's memory
+   * falls now, not when the collector frees the views. Views still held read the file again.
+   */
+  dropMapped(): void {
+    const m = this.mapping;
+    if (m) m.mapper.drop(new Uint8Array(m.buffer));
+  }
+
+  /** `byteLength` bytes at `position` as a view of the mapping, where mapped and `position` is a multiple of `align`. */
+  private mappedView(position: number, byteLength: number, align: number): Uint8Array | null {
+    if (this.mapping === null || position % align !== 0) return null;
+    return new Uint8Array(this.mapping.buffer, position, byteLength);
   }
 
   /** Names in data-offset order. */
@@ -335,6 +387,8 @@ export class SafetensorsFile {
   async readF32(name: string): Promise<Float32Array> {
     const entry = this.entry(name);
     if (entry.dtype === 'F32' && littleEndianHost) {
+      const view = this.mappedView(this.dataStart + entry.dataOffsets[0], entry.byteLength, 4);
+      if (view) return new Float32Array(view.buffer, view.byteOffset, entry.elementCount);
       // Read straight into the result: no second copy of the tensor.
       const bytes = this.source(entry.byteLength);
       await readInto(this.handle, bytes, this.dataStart + entry.dataOffsets[0], this.path, name);
@@ -380,6 +434,8 @@ export class SafetensorsFile {
       throw new SafetensorsError('UnsupportedDType', `readRowsBf16 needs a BF16 tensor, this one is ${entry.dtype}; use readRowsF32()`, { file: this.path, tensor: name });
     }
     const { cols, position } = this.rowSlice(name, start, end);
+    const view = this.mappedView(position, (end - start) * cols * 2, 2);
+    if (view) return new Uint16Array(view.buffer, view.byteOffset, (end - start) * cols);
     const bytes = await readExactly(this.handle, (end - start) * cols * 2, position, this.path, name, this.source);
     const out = new Uint16Array(bytes.buffer, bytes.byteOffset, (end - start) * cols);
     if (!littleEndianHost) for (let i = 0; i < out.length; i++) out[i] = (out[i] >>> 8) | ((out[i] & 0xff) << 8);
@@ -395,6 +451,8 @@ export class SafetensorsFile {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // a mapping outlives the file's handle (dropMapped still works); it is unmapped when the
+    // last view of it and this object are collected
     await this.handle.close();
   }
 }

@@ -143,6 +143,12 @@ export interface TensorSource {
   readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array>;
   /** reads take their memory from `arena` from now on, or their own again with null */
   packInto(arena: TensorArena | null): void;
+  /** reads of tensors kept as stored hand out views of the mapped files from now on; the bytes mapped (SafetensorsFile.mapReads) */
+  mapReads(): number;
+  /** every mapped page into memory, off the main thread (SafetensorsFile.populateMapped) */
+  populateMapped(): Promise<void>;
+  /** the mapped pages handed back (SafetensorsFile.dropMapped) */
+  dropMapped(): void;
   close(): Promise<void>;
 }
 
@@ -268,6 +274,20 @@ export class TensorStore implements TensorSource {
   /** Every shard's reads take their memory from `arena` from now on, or their own again with null (SafetensorsFile.packInto). */
   packInto(arena: TensorArena | null): void {
     for (const shard of this.shards) shard.packInto(arena);
+  }
+
+  /** Maps every shard (SafetensorsFile.mapReads); the bytes mapped, 0 where none could be. */
+  mapReads(): number {
+    return this.shards.reduce((sum, shard) => sum + shard.mapReads(), 0);
+  }
+
+  /** Every mapped shard's pages into memory, one shard after another (the disk reads them in order). */
+  async populateMapped(): Promise<void> {
+    for (const shard of this.shards) await shard.populateMapped();
+  }
+
+  dropMapped(): void {
+    for (const shard of this.shards) shard.dropMapped();
   }
 
   async close(): Promise<void> {

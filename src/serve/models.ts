@@ -261,6 +261,13 @@ export interface ModelStoreOptions {
   maxPrefillTokens?: number;
   /** weight matrices stored as BF16 stay BF16 in memory (default true; see CheckpointWeightsOptions) */
   bf16Weights?: boolean;
+  /**
+   * Weights kept as stored are views of the checkpoint's files mapped into memory (default true;
+   * Checkpoint.mapReads): a load from the page cache is page-table work, not a copy into fresh
+   * memory, and the model is not held twice. False reads them into the process's own memory, for
+   * files that may be rewritten in place while the server runs.
+   */
+  mapWeights?: boolean;
   /** a problem that does not stop a model from serving (default: ignored) */
   onWarning?(message: string): void;
 }
@@ -281,6 +288,10 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
     const arena = new TensorArena();
     checkpoint.packReads?.(arena);
     try {
+      if ((this.opts.mapWeights ?? true) && (checkpoint.mapReads?.() ?? 0) > 0) {
+        // the disk reads, on a worker thread, before anything below touches a page on this one
+        await checkpoint.populateMapped?.();
+      }
       const decoderOptions = {
         maxBatchSize: this.opts.maxBatchSize,
         contextLength: model.contextLength,
@@ -304,6 +315,7 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
       await readEverything(decoder, checkpoint);
       return { handle: { checkpoint, decoder, experts: null }, bytes: model.estimatedBytes };
     } catch (err) {
+      checkpoint.dropMapped?.();
       await checkpoint.close();
       throw err;
     } finally {
@@ -315,6 +327,8 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
   async unload(_id: string, handle: LoadedHandle): Promise<void> {
     await handle.decoder.close();
     await handle.experts?.close();
+    // the model's memory goes now, not when the collector frees its weights
+    handle.checkpoint.dropMapped?.();
     await handle.checkpoint.close();
   }
 }

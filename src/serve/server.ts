@@ -42,6 +42,11 @@ export interface ServeOptions {
   /** routed experts stored as BF16 stay BF16 in memory (default true: half their bytes); false widens them to f32 */
   bf16Weights?: boolean;
   /**
+   * weights kept as stored are views of the checkpoint files mapped into memory (default true;
+   * ModelStoreOptions.mapWeights); false reads them into the process's own memory
+   */
+  mapWeights?: boolean;
+  /**
    * a factored model builds its hottest experts densely within its memory share (default true);
    * false keeps every expert factored, so its results do not change while it serves (the dense
    * forms are rounded to the factors' dtype, and the dense set follows live routing)
@@ -176,7 +181,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     clock,
     policy: createPolicy(policyName, { ...opts.tyche, keepAliveMs: opts.keepAliveMs }),
     budgetBytes: budget,
-    loader: new ModelStore(models, { engine: opts.engine, maxBatchSize: opts.maxBatchSize ?? 32, bf16Weights: opts.bf16Weights ?? true, onWarning: opts.onWarning }),
+    loader: new ModelStore(models, { engine: opts.engine, maxBatchSize: opts.maxBatchSize ?? 32, bf16Weights: opts.bf16Weights ?? true, mapWeights: opts.mapWeights ?? true, onWarning: opts.onWarning }),
     events: {
       onLoad: (e) => {
         metrics.modelLoads.inc({ model: e.id, reason: e.reason });

@@ -4,7 +4,8 @@
  * the load and takes it back afterwards, the experts it holds are those chunks' bytes, and they
  * equal the checkpoint's own reads bit for bit. Here the allocator is a plain ArrayBuffer
  * (process-wide, so it is swapped in and restored); the huge pages themselves:
- * test/engine/huge-page-buffers.test.ts.
+ * test/engine/huge-page-buffers.test.ts. The store reads copies here (mapWeights false): mapped,
+ * the tensors kept as stored are views of the files instead (test/serve/model-store-mapping.test.ts).
  */
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -50,7 +51,7 @@ describe('ModelStore.load', () => {
     const spy = vi.spyOn(proto, 'packReads');
     try {
       const served = await inspectServedModel({ id: 'm', dir }, 2 ** 30);
-      const store = new ModelStore(new Map([['m', served]]), { engine, maxBatchSize: 2 });
+      const store = new ModelStore(new Map([['m', served]]), { engine, maxBatchSize: 2, mapWeights: false });
       const { handle } = await store.load('m');
       const calls = spy.mock.calls.map((c) => c[0] as unknown);
       expect(calls.length).toBe(2);

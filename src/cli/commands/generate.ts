@@ -2,7 +2,7 @@
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
  *   [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S]
  *   [--stop STR]… [--response-format text|json_object] [--json-schema FILE] [--regex P] [--choice T]…
- *   [--chat [--system TEXT] [--chat-template FILE]] [--no-bf16-weights] [--matmul-activations f32|bf16] [--json]`
+ *   [--chat [--system TEXT] [--chat-template FILE]] [--no-bf16-weights] [--no-mmap] [--matmul-activations f32|bf16] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
  * are produced (with --json: one object at the end instead). Original, dense-compressed and
@@ -51,6 +51,7 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions, MatmulC
   regex?: string;
   choice: string[];
   bf16Weights: boolean;
+  mmap: boolean;
   contextLength?: string;
   tokenizer?: string;
   chat: boolean;
@@ -84,6 +85,7 @@ export function register(program: Command): void {
       .option('--choice <text>', 'the completion is exactly one of these texts (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
       .option('--ignore-eos', 'keep generating past the end-of-sequence tokens (eos_token_id of generation_config.json, else of config.json)', false)
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
+      .option('--no-mmap', 'read weights into the process\'s own memory instead of mapping the checkpoint files (mapped, a load from the page cache is page-table work; a file rewritten in place while it is mapped can crash the process)')
       .addOption(defaultText(new Option('--context-length <n>', 'positions for prompt + completion'), "the model's max_position_embeddings"))
       .addOption(defaultText(new Option('--tokenizer <path>', 'tokenizer.json'), "the model directory's")),
     engineOptions(),
@@ -210,6 +212,8 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
       const residentBytes = factored ? parameterCounts(ckpt).total * 4 : residentWeightBytes(ckpt, { bf16Weights: opts.bf16Weights });
       const keepWeights = residentBytes <= DEFAULT_RESIDENT_BYTES;
       if (!keepWeights) note('the model is larger than the resident-weights budget: weights are read from disk at every step (slow)');
+      // weights kept as stored are views of the mapped files (the engine installs the mapper)
+      else if (opts.mmap) ckpt.mapReads?.();
       const kind = 'storage' in ckpt ? `compressed (${String((ckpt as { storage: string }).storage)})` : 'original';
       note(`model: ${path.resolve(model)} (${ckpt.config.family}, ${kind}), opened in ${((performance.now() - loadStart) / 1000).toFixed(2)} s`);
       const tokens: number[] = [];

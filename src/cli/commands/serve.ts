@@ -3,7 +3,7 @@
  *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
  *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
- *   [--tyche-max-idle S] [--tyche-warm-start] [--tyche-rank-filled-window] [--no-bf16-weights]
+ *   [--tyche-max-idle S] [--tyche-warm-start] [--tyche-rank-filled-window] [--no-bf16-weights] [--no-mmap]
  *   [--no-materialise-experts] [--matmul-activations f32|bf16]`
  *
  * One process serves every given model (a directory, or name=dir) through an OpenAI-compatible
@@ -47,6 +47,7 @@ interface ServeCliOptions extends MatmulCliOptions {
   tycheRankFilledWindow?: boolean;
   maxBatchSize: string;
   bf16Weights: boolean;
+  mmap: boolean;
   materialiseExperts: boolean;
   drainTimeout: string;
   toolCallParser?: string;
@@ -152,6 +153,7 @@ export function register(program: Command): void {
       .addOption(defaultText(new Option('--max-model-len <n>', 'the most positions (prompt and completion) a request may use: caps each model\'s context, and with it the KV cache a request without max_tokens reserves'), 'each model\'s max_position_embeddings'))
       .option('--max-batch-size <n>', 'requests decoded together per model (continuous batching)', '32')
       .option('--no-bf16-weights', 'widen weights stored as BF16 to f32 in memory (twice their bytes; by default they stay BF16 as stored)')
+      .option('--no-mmap', 'read weights into the process\'s own memory instead of mapping the checkpoint files (mapped, a load from the page cache is page-table work and the model is not held twice; a file rewritten in place while it is mapped can crash the process)')
       .option('--no-materialise-experts', 'keep a factored model\'s experts factored: no dense copies of the hottest, so its results do not change while it serves')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30')
       .option('--tool-call-parser <name>', `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none (default: each model's from its chat template)`)
@@ -247,6 +249,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     maxBatchSize,
     maxModelLen,
     bf16Weights: opts.bf16Weights,
+    mapWeights: opts.mmap,
     materialiseExperts: opts.materialiseExperts,
     drainTimeoutMs,
     toolCallFormat,
