@@ -42,13 +42,15 @@ describe('rfid-moe generate', () => {
     expect(r.stderr).toMatch(/64 token\(s\) after a 15-token prompt .* finish: length/);
   });
 
-  it('--json gives one object with the token ids and usage', async () => {
-    const r = await cli('generate', model, '--prompt', c.prompt, '--temperature', '0', '--max-new-tokens', '20', '--ignore-eos', '--json', '--quiet');
-    expect(r.code).toBe(0);
-    expect(r.stderr).toBe('');
-    const out = JSON.parse(r.stdout);
-    expect(out).toMatchObject({ ok: true, tokens: c.tokens.slice(0, 20), usage: { promptTokens: 15, completionTokens: 20, finishReason: 'length' } });
-    expect(c.text.startsWith(out.text)).toBe(true);
+  it('--json gives one object with the token ids and usage, with the files mapped (the default) or read (--no-mmap)', async () => {
+    for (const flags of [[], ['--no-mmap']]) {
+      const r = await cli('generate', model, '--prompt', c.prompt, '--temperature', '0', '--max-new-tokens', '20', '--ignore-eos', '--json', '--quiet', ...flags);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe('');
+      const out = JSON.parse(r.stdout);
+      expect(out).toMatchObject({ ok: true, tokens: c.tokens.slice(0, 20), usage: { promptTokens: 15, completionTokens: 20, finishReason: 'length' } });
+      expect(c.text.startsWith(out.text)).toBe(true);
+    }
   });
 
   it('a stop string ends generation before it; a seed makes sampling reproducible', async () => {

@@ -16,7 +16,7 @@ import { parameterCounts } from '../../checkpoint/counts.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import { openModel } from '../../compressed/open-model.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
-import { assertRunnable } from '../../runtime/checkpoint-weights.js';
+import { assertRunnable, bf16HeldTensorNames } from '../../runtime/checkpoint-weights.js';
 import { generate } from '../../runtime/generation/generate.js';
 import type { GenerationParams } from '../../runtime/generation/decoder.js';
 import { loadTextCodec } from '../../runtime/generation/codec.js';
@@ -209,11 +209,15 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
       // weights stored as BF16 are held so; a factored model's experts each hold their own copy of
       // their group's basis here, so it is counted as f32 parameters (an overestimate, on the safe side)
       const factored = 'storage' in ckpt && (ckpt as { storage: string }).storage === 'factored';
-      const residentBytes = factored ? parameterCounts(ckpt).total * 4 : residentWeightBytes(ckpt, { bf16Weights: opts.bf16Weights });
+      // Weights kept as stored are views of the mapped files (the native engine installs the
+      // mapper): the page cache's pages, which the kernel can take back, not the process's own
+      // memory. So for an original kept BF16 they do not count against the budget, and a model
+      // larger than it (or than RAM) keeps every weight, paged in from the files as it is used.
+      const mapped = opts.mmap && (ckpt.mapReads?.() ?? 0) > 0;
+      const mappedBytes = mapped && !factored && opts.bf16Weights ? [...bf16HeldTensorNames(ckpt)].reduce((sum, name) => sum + (ckpt.tensor(name)?.byteLength ?? 0), 0) : 0;
+      const residentBytes = factored ? parameterCounts(ckpt).total * 4 : residentWeightBytes(ckpt, { bf16Weights: opts.bf16Weights }) - mappedBytes;
       const keepWeights = residentBytes <= DEFAULT_RESIDENT_BYTES;
-      if (!keepWeights) note('the model is larger than the resident-weights budget: weights are read from disk at every step (slow)');
-      // weights kept as stored are views of the mapped files (the engine installs the mapper)
-      else if (opts.mmap) ckpt.mapReads?.();
+      if (!keepWeights) note(`the model is larger than the resident-weights budget: weights are read from ${mapped ? 'the mapped files' : 'disk'} at every step (slow)`);
       const kind = 'storage' in ckpt ? `compressed (${String((ckpt as { storage: string }).storage)})` : 'original';
       note(`model: ${path.resolve(model)} (${ckpt.config.family}, ${kind}), opened in ${((performance.now() - loadStart) / 1000).toFixed(2)} s`);
       const tokens: number[] = [];
