@@ -1,8 +1,9 @@
 /**
  * A model that its policy offloads gives its memory back to the system, also when the server is
  * idle: `rfid-moe serve` collects garbage a second after an unload as after the last request
- * (src/serve/idle-gc.ts). Measured in the server's own RSS, on a generated ~100 MB checkpoint
- * served with keep-alive 1 s.
+ * (src/serve/idle-gc.ts), and with its files mapped (the default) the unload hands their pages
+ * back at once. Measured in the server's own RSS, on a generated ~100 MB checkpoint served with
+ * keep-alive 1 s, mapped and with --no-mmap.
  */
 import { readFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
@@ -29,30 +30,32 @@ beforeAll(async () => {
 afterAll(() => tmp?.cleanup());
 
 describe('an offloaded model', () => {
-  it('leaves the process: RSS falls back after the keep-alive offload, with no request after it', async () => {
-    const cli = await spawnServeCli([`m=${dir}`, '--port', '0', '--quiet', '--policy', 'keep-alive', '--keep-alive', '1']);
-    try {
-      const status = async () => ((await getJson(`${cli.url}/health`)) as { models: Array<{ status: string }> }).models[0].status;
-      const before = await rssOf(cli.child.pid!);
-      const r = await postJson(`${cli.url}/v1/completions`, { model: 'm', prompt: 'ROMEO:', max_tokens: 2 });
-      expect(r.text).toContain('usage');
-      const loaded = await rssOf(cli.child.pid!);
-      expect(loaded - before).toBeGreaterThan(80 * MiB);
-      const t0 = performance.now();
-      while ((await status()) !== 'offloaded' && performance.now() - t0 < 20_000) await sleep(200);
-      expect(await status()).toBe('offloaded');
-      // a second after the unload the server collects; sampled for up to 10 s (/health is not a request)
-      let after = await rssOf(cli.child.pid!);
-      const t1 = performance.now();
-      while (after - before > 30 * MiB && performance.now() - t1 < 10_000) {
-        await sleep(250);
-        after = await rssOf(cli.child.pid!);
+  for (const flags of [[], ['--no-mmap']]) {
+    it(`leaves the process: RSS falls back after the keep-alive offload, with no request after it${flags.length ? ` (${flags.join(' ')})` : ' (files mapped)'}`, async () => {
+      const cli = await spawnServeCli([`m=${dir}`, '--port', '0', '--quiet', '--policy', 'keep-alive', '--keep-alive', '1', ...flags]);
+      try {
+        const status = async () => ((await getJson(`${cli.url}/health`)) as { models: Array<{ status: string }> }).models[0].status;
+        const before = await rssOf(cli.child.pid!);
+        const r = await postJson(`${cli.url}/v1/completions`, { model: 'm', prompt: 'ROMEO:', max_tokens: 2 });
+        expect(r.text).toContain('usage');
+        const loaded = await rssOf(cli.child.pid!);
+        expect(loaded - before).toBeGreaterThan(80 * MiB);
+        const t0 = performance.now();
+        while ((await status()) !== 'offloaded' && performance.now() - t0 < 20_000) await sleep(200);
+        expect(await status()).toBe('offloaded');
+        // a second after the unload the server collects; sampled for up to 10 s (/health is not a request)
+        let after = await rssOf(cli.child.pid!);
+        const t1 = performance.now();
+        while (after - before > 30 * MiB && performance.now() - t1 < 10_000) {
+          await sleep(250);
+          after = await rssOf(cli.child.pid!);
+        }
+        console.log(`RSS before ${(before / MiB).toFixed(0)} MiB, loaded ${(loaded / MiB).toFixed(0)} MiB, offloaded ${(after / MiB).toFixed(0)} MiB`);
+        expect(after - before).toBeLessThan(30 * MiB);
+      } finally {
+        cli.child.kill('SIGTERM');
+        await cli.exited;
       }
-      console.log(`RSS before ${(before / MiB).toFixed(0)} MiB, loaded ${(loaded / MiB).toFixed(0)} MiB, offloaded ${(after / MiB).toFixed(0)} MiB`);
-      expect(after - before).toBeLessThan(30 * MiB);
-    } finally {
-      cli.child.kill('SIGTERM');
-      await cli.exited;
-    }
-  }, 90_000);
+    }, 90_000);
+  }
 });
