@@ -3,8 +3,11 @@
  * an original checkpoint against its factored compressed form at retain 0.6.
  *
  * Models: generated Qwen3-MoE-shaped checkpoints (BF16, random weights, the shipped model's
- * tokenizer so prompts tokenize), large enough that a real load (read the safetensors, decode to
- * f32, build every expert) takes seconds. They live in a temp directory removed at the end.
+ * tokenizer so prompts tokenize), large enough that a real load takes seconds when the weights
+ * are read into the server's memory (`--serve-args --no-mmap`). By default the server maps the
+ * files instead, and a load from the page cache is page-table work (BENCHMARKS.md, "Checkpoint
+ * files mapped into memory"); `--cold-from-disk` times the cold starts from the disk. They live in
+ * a temp directory removed at the end, or in --models-dir.
  *
  * Trace: seeded (bench/serve/trace.ts), several models, Poisson rates that change, bursts and
  * lulls. TIME IS COMPRESSED: the rates are per second where production traces are per minute,
@@ -52,6 +55,16 @@ const { values } = parseArgs({
     'cold-start': { type: 'boolean', default: true },
     'no-cold-start': { type: 'boolean', default: false },
     'cold-repeats': { type: 'string', default: '3' },
+    /** the cold starts again from the disk: each model file's cached pages dropped before each request (dd iflag=nocache) */
+    'cold-from-disk': { type: 'boolean', default: false },
+    /**
+     * the replay as on a machine whose RAM is the budget: no model's files are cached when the
+     * replay starts, and a model's cached pages are dropped whenever the server is seen to have
+     * offloaded it (polling /health every 100 ms), so its next load reads the disk
+     */
+    'drop-cache-on-unload': { type: 'boolean', default: false },
+    /** more arguments for every replayed \`rfid-moe serve\` (e.g. --no-mmap), split at spaces */
+    'serve-args': { type: 'string', default: '' },
     json: { type: 'boolean', default: false },
     /** the virtual-clock simulation of the policies (per-minute rates, fixed load time) */
     'no-simulate': { type: 'boolean', default: false },
@@ -182,9 +195,46 @@ async function warmPageCache(dirs: string[]): Promise<void> {
   }
 }
 
+/**
+ * Drops an offloaded model's cached pages (see --drop-cache-on-unload) until stopped: on each
+ * change of a model's status to offloaded, seen by polling /health. A model offloaded and loaded
+ * again between two polls keeps its pages; the replay's stderr says how many drops there were.
+ */
+function dropCacheOnUnload(url: string, dirs: string[]): { stop(): Promise<number> } {
+  const dirOf = new Map(dirs.map((d) => [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)]));
+  const last = new Map<string, string>();
+  let running = true;
+  let drops = 0;
+  const loop = (async () => {
+    while (running) {
+      const health = (await (await fetch(`${url}/health`)).json()) as { models: Array<{ id: string; status: string }> };
+      for (const m of health.models) {
+        const before = last.get(m.id);
+        if (m.status === 'offloaded' && before !== undefined && before !== 'offloaded' && dirOf.has(m.id)) {
+          await dropCachedPages(dirOf.get(m.id)!);
+          drops++;
+        }
+        last.set(m.id, m.status);
+      }
+      await sleep(100);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return drops;
+    },
+  };
+}
+
 async function replay(policy: string, dirs: string[], trace: Arrival[], budget: number): Promise<PolicyRow> {
-  await warmPageCache(dirs);
-  const server = await startServe([...dirs, '--policy', policy, '--memory-budget', String(budget), '--keep-alive', values['keep-alive']!]);
+  const fromDisk = values['drop-cache-on-unload'] ?? false;
+  if (fromDisk) for (const d of dirs) await dropCachedPages(d.slice(d.indexOf('=') + 1));
+  else await warmPageCache(dirs);
+  const extra = values['serve-args']!.split(' ').filter((a) => a !== '');
+  const server = await startServe([...dirs, '--policy', policy, '--memory-budget', String(budget), '--keep-alive', values['keep-alive']!, ...extra]);
+  const dropper = fromDisk ? dropCacheOnUnload(server.url, dirs) : null;
   try {
     const start = performance.now();
     const results = await Promise.all(
@@ -194,6 +244,7 @@ async function replay(policy: string, dirs: string[], trace: Arrival[], budget: 
         return request(server.url, a.model, num('max-tokens'), i);
       }),
     );
+    if (dropper) log(`  ${policy}: dropped an offloaded model's cached pages ${await dropper.stop()} times`);
     const health = (await (await fetch(`${server.url}/health`)).json()) as { models: Array<{ resident_byte_seconds: number; loads: number }> };
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const loadSum = [...metrics.matchAll(/rfid_moe_model_load_seconds_sum\{model="[^"]+"\} ([\d.e+-]+)/g)].reduce((s, m) => s + Number(m[1]), 0);
@@ -217,6 +268,7 @@ async function replay(policy: string, dirs: string[], trace: Arrival[], budget: 
       meanServiceS: mean(ok.map((r) => (r.totalMs - r.loadWaitMs) / 1000)),
     };
   } finally {
+    await dropper?.stop();
     await server.stop();
   }
 }
@@ -231,14 +283,25 @@ interface ColdRow {
   ttftMs: number;
 }
 
-/** Cold start of one model: on-demand policy, so every request loads it again. */
-async function coldStart(label: string, dir: string, repeats: number, budget: number, extra: string[] = []): Promise<ColdRow> {
+/** Drops the page cache's copy of every checkpoint file in `dir` (the kernel does it for unmapped pages; no root needed). */
+async function dropCachedPages(dir: string): Promise<void> {
+  const { spawnSync } = await import('node:child_process');
+  for (const f of await readdir(dir)) {
+    if (!f.endsWith('.safetensors')) continue;
+    const r = spawnSync('dd', [`if=${path.join(dir, f)}`, 'iflag=nocache', 'count=0', 'status=none']);
+    if (r.status !== 0) throw new Error(`could not drop the cached pages of ${f}: ${r.stderr.toString().trim()}`);
+  }
+}
+
+/** Cold start of one model: on-demand policy, so every request loads it again (with fromDisk, from the disk). */
+async function coldStart(label: string, dir: string, repeats: number, budget: number, extra: string[] = [], fromDisk = false): Promise<ColdRow> {
   const server = await startServe([`m=${dir}`, '--policy', 'on-demand', '--memory-budget', String(budget), ...extra]);
   try {
     const ttft: number[] = [];
     const waits: number[] = [];
     const rssBefore = procStatusBytes(server.pid, 'VmRSS');
     for (let i = 0; i < repeats; i++) {
+      if (fromDisk) await dropCachedPages(dir);
       const r = await request(server.url, 'm', 1, i);
       if (!r.ok || !r.cold) throw new Error(`cold-start request ${i} on ${label} was ${r.ok ? 'not cold' : `refused: ${r.error}`}`);
       ttft.push(r.ttftMs);
@@ -399,11 +462,16 @@ try {
     // each budget leaves 1 MiB beside the weights for the request's KV cache (a few positions here;
     // the server reserves it in the budget), less than one expert's dense form
     const kvRoom = 2 ** 20;
+    const reps = num('cold-repeats');
+    const disk = values['cold-from-disk'] ?? false;
+    const where = disk ? ', from the disk' : '';
     cold = [
-      await coldStart('original (BF16 on disk, kept BF16)', firstModel, num('cold-repeats'), residentBytes + kvRoom),
-      await coldStart('original, widened to f32 (--no-bf16-weights)', firstModel, num('cold-repeats'), f32Bytes + kvRoom, ['--no-bf16-weights']),
-      await coldStart('factored, retain 0.6, no expert materialised', out, num('cold-repeats'), factoredBytes + kvRoom),
-      await coldStart('factored, retain 0.6, hottest experts materialised up to the original’s resident size', out, num('cold-repeats'), residentBytes + kvRoom),
+      await coldStart(`original (BF16 on disk, kept BF16, files mapped)${where}`, firstModel, reps, residentBytes + kvRoom, [], disk),
+      await coldStart(`original, files read into memory (--no-mmap)${where}`, firstModel, reps, residentBytes + kvRoom, ['--no-mmap'], disk),
+      await coldStart(`original, widened to f32 (--no-bf16-weights)${where}`, firstModel, reps, f32Bytes + kvRoom, ['--no-bf16-weights'], disk),
+      await coldStart(`factored, retain 0.6, no expert materialised, files mapped${where}`, out, reps, factoredBytes + kvRoom, [], disk),
+      await coldStart(`factored, retain 0.6, no expert materialised, files read (--no-mmap)${where}`, out, reps, factoredBytes + kvRoom, ['--no-mmap'], disk),
+      await coldStart(`factored, retain 0.6, hottest experts materialised up to the original’s resident size${where}`, out, reps, residentBytes + kvRoom, [], disk),
     ];
     printPart(coldStartTable(cold));
   }
@@ -429,7 +497,7 @@ try {
 function replayTable(rows: PolicyRow[], n: number, requests: number, budget: number, bf16Bytes: number, residentBytes: number): string[] {
   const onDemand = rows.find((r) => r.policy === 'on-demand');
   return [
-    `Trace replay: ${n} Qwen3-shaped models (${(bf16Bytes / 1e9).toFixed(2)} GB BF16 each, ${(residentBytes / 1e9).toFixed(2)} GB resident), budget ${(budget / 1e9).toFixed(2)} GB, ${requests} requests over ${num('duration')} s (time-compressed trace, seed ${num('seed')}), keep-alive TTL ${num('keep-alive')} s, ${num('max-tokens')} tokens per request.`,
+    `Trace replay: ${n} Qwen3-shaped models (${(bf16Bytes / 1e9).toFixed(2)} GB BF16 each, ${(residentBytes / 1e9).toFixed(2)} GB resident), budget ${(budget / 1e9).toFixed(2)} GB, ${requests} requests over ${num('duration')} s (time-compressed trace, seed ${num('seed')}), keep-alive TTL ${num('keep-alive')} s, ${num('max-tokens')} tokens per request${values['serve-args'] ? `, servers run with \`${values['serve-args']}\`` : ''}${values['drop-cache-on-unload'] ? '; every load from the disk (no model cached at the start, an offloaded model\'s cached pages dropped)' : ''}.`,
     '',
     '| policy | mean TTFT | p50 TTFT | p99 TTFT | mean load wait | load wait vs on-demand (− = less) | share of request time waiting for loads | cold starts | hit rate | loads | mean load time | resident GB·s |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
