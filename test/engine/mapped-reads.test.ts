@@ -8,7 +8,7 @@
  * rejected populate naming the cause, not a crash; memory that is not a mapping is refused.
  * Skipped where the addon is not built.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { fileMapper } from '../../src/io/file-map.js';
 import { SafetensorsFile } from '../../src/io/safetensors-reader.js';
 import { writeSafetensors } from '../../src/io/safetensors-writer.js';
 import { SafetensorsError } from '../../src/io/errors.js';
+import { rssFileBytes } from '../helpers/process-memory.js';
 
 const skipReason = !existsSync(nativeAddonPath) ? 'the native addon is not built' : process.platform !== 'linux' ? 'mapping is built for Linux only' : undefined;
 
@@ -40,12 +41,6 @@ function same(a: ArrayBufferView, b: ArrayBufferView): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
-/** RssFile of /proc/self/status: this process's resident pages that belong to files, in bytes. */
-function rssFileBytes(): number {
-  const m = /RssFile:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  if (!m) throw new Error('no RssFile line in /proc/self/status');
-  return Number(m[1]) * 1024;
-}
 
 describe.skipIf(skipReason !== undefined)(`checkpoint files mapped into memory${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   beforeAll(() => {

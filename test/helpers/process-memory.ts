@@ -12,6 +12,13 @@ export function anonHugePagesMiB(): number {
   return Number(m[1]) / 1024;
 }
 
+/** RssFile of /proc/self/status: this process's resident pages that belong to files (mapped checkpoints among them), in bytes. */
+export function rssFileBytes(): number {
+  const m = /RssFile:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  if (!m) throw new Error('no RssFile line in /proc/self/status');
+  return Number(m[1]) * 1024;
+}
+
 /**
  * The RSS once it has fallen `dropBytes` below `fromRss`, or after 2 s: V8 may free collected
  * buffers on a background thread, after releaseGarbage() has returned.

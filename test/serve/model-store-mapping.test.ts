@@ -6,8 +6,8 @@
  * kernel's count, RssFile) and leave the process when it is unloaded. Skipped where the native
  * addon, which maps files, is not built.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { copyFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
@@ -20,6 +20,7 @@ import type { WeightProvider } from '../../src/runtime/weights.js';
 import { inspectServedModel, ModelStore, type LoadedHandle } from '../../src/serve/models.js';
 import { tempDir, syntheticStats } from '../compress/helpers.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { rssFileBytes } from '../helpers/process-memory.js';
 import { TINY_DIR } from './helpers.js';
 
 const skipReason = !existsSync(nativeAddonPath) ? 'the native addon is not built' : process.platform !== 'linux' ? 'mapping is built for Linux only' : undefined;
@@ -29,15 +30,8 @@ let tmp: Awaited<ReturnType<typeof tempDir>>;
 let originalDir = '';
 let factoredDir = '';
 
-/** RssFile of /proc/self/status: this process's resident pages that belong to files, in bytes. */
-function rssFileBytes(): number {
-  const m = /RssFile:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  if (!m) throw new Error('no RssFile line in /proc/self/status');
-  return Number(m[1]) * 1024;
-}
 
 async function safetensorsBytes(dir: string): Promise<{ files: Set<number>; total: number }> {
-  const { readdir } = await import('node:fs/promises');
   const sizes = await Promise.all((await readdir(dir)).filter((f) => f.endsWith('.safetensors')).map(async (f) => (await stat(path.join(dir, f))).size));
   return { files: new Set(sizes), total: sizes.reduce((a, b) => a + b, 0) };
 }
