@@ -11,7 +11,7 @@
  * Per round, in turn: the native engine with huge pages (RFID_MOE_HUGE_PAGES=1), with small pages
  * (=0), with the default for this machine (small pages on a VM that reports its free pages to the
  * host, io/tensor-buffers.ts), the native engine with the files mapped and every page brought in
- * (Checkpoint.mapReads and populateMapped, as a served model loads by default), and the ts engine
+ * (Checkpoint.mapReads and its files' populate, as a served model loads by default), and the ts engine
  * (no addon: Node's buffers). Reports each one's median load time and its ratio to the huge-page
  * load.
  *
@@ -21,12 +21,12 @@
  * every tensor, in memory not yet touched.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine } from '../src/engine/index.js';
 import { reportsFreePages } from '../src/io/tensor-buffers.js';
+import { dropCachedPages } from './lib/page-cache.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -71,8 +71,9 @@ async function childLoad(dir: string, engineKind: 'native' | 'ts', mapped: boole
   let bytes = 0;
   try {
     if (mapped) {
-      if ((ckpt.mapReads?.() ?? 0) === 0) throw new Error('the checkpoint could not be mapped (is the native addon built? RFID_MOE_MMAP=0?)');
-      await ckpt.populateMapped?.();
+      const files = ckpt.mapReads?.();
+      if (!files) throw new Error('the checkpoint could not be mapped (is the native addon built? RFID_MOE_MMAP=0?)');
+      await files.populate();
     }
     for (const name of ckpt.tensorNames()) {
       const bits = ckpt.tensor(name)!.dtype === 'BF16' ? await ckpt.readBf16!(name) : null;
@@ -122,14 +123,6 @@ const median = (xs: number[]) => {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.child) return childLoad(args.model, args.child, args.mapped);
-  const files = readdirSync(args.model).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(args.model, f));
-  // from the disk: each file's cached pages dropped (dd asks the kernel to, per file; no root needed)
-  const dropCache = () => {
-    for (const f of files) {
-      const r = spawnSync('dd', [`if=${f}`, 'iflag=nocache', 'count=0', 'status=none']);
-      if (r.status !== 0) throw new Error(`could not drop the cached pages of ${f}: ${r.stderr.toString().trim()}`);
-    }
-  };
   if (!args.cold) spawnLoad(args.model, CONFIGS[3]); // warm the page cache (untimed)
   const times = CONFIGS.map(() => [] as number[]);
   let bytes = 0;
@@ -137,7 +130,7 @@ async function main(): Promise<void> {
     // the order turns each round, so none always follows the same one
     for (let k = 0; k < CONFIGS.length; k++) {
       const i = (k + r) % CONFIGS.length;
-      if (args.cold) dropCache();
+      if (args.cold) dropCachedPages(args.model); // from the disk
       const got = spawnLoad(args.model, CONFIGS[i]);
       times[i].push(got.seconds);
       bytes = got.bytes;

@@ -31,6 +31,7 @@ import { openModel } from '../src/compressed/open-model.js';
 import { residentWeightBytes } from '../src/runtime/resident-weights.js';
 import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
 import type { PolicyName } from '../src/serve/policies.js';
+import { dropCachedPages } from './lib/page-cache.js';
 import { budgetSweep, formatBudgetSweep, formatScenario, scenarioTable, type BudgetPoint, type ScenarioTable } from './serve/simulation-table.js';
 import { simulate, type SimulationResult } from './serve/simulate.js';
 import { makeTrace, type Arrival } from './serve/trace.js';
@@ -211,7 +212,7 @@ function dropCacheOnUnload(url: string, dirs: string[]): { stop(): Promise<numbe
       for (const m of health.models) {
         const before = last.get(m.id);
         if (m.status === 'offloaded' && before !== undefined && before !== 'offloaded' && dirOf.has(m.id)) {
-          await dropCachedPages(dirOf.get(m.id)!);
+          dropCachedPages(dirOf.get(m.id)!);
           drops++;
         }
         last.set(m.id, m.status);
@@ -230,7 +231,7 @@ function dropCacheOnUnload(url: string, dirs: string[]): { stop(): Promise<numbe
 
 async function replay(policy: string, dirs: string[], trace: Arrival[], budget: number): Promise<PolicyRow> {
   const fromDisk = values['drop-cache-on-unload'] ?? false;
-  if (fromDisk) for (const d of dirs) await dropCachedPages(d.slice(d.indexOf('=') + 1));
+  if (fromDisk) for (const d of dirs) dropCachedPages(d.slice(d.indexOf('=') + 1));
   else await warmPageCache(dirs);
   const extra = values['serve-args']!.split(' ').filter((a) => a !== '');
   const server = await startServe([...dirs, '--policy', policy, '--memory-budget', String(budget), '--keep-alive', values['keep-alive']!, ...extra]);
@@ -283,16 +284,6 @@ interface ColdRow {
   ttftMs: number;
 }
 
-/** Drops the page cache's copy of every checkpoint file in `dir` (the kernel does it for unmapped pages; no root needed). */
-async function dropCachedPages(dir: string): Promise<void> {
-  const { spawnSync } = await import('node:child_process');
-  for (const f of await readdir(dir)) {
-    if (!f.endsWith('.safetensors')) continue;
-    const r = spawnSync('dd', [`if=${path.join(dir, f)}`, 'iflag=nocache', 'count=0', 'status=none']);
-    if (r.status !== 0) throw new Error(`could not drop the cached pages of ${f}: ${r.stderr.toString().trim()}`);
-  }
-}
-
 /** Cold start of one model: on-demand policy, so every request loads it again (with fromDisk, from the disk). */
 async function coldStart(label: string, dir: string, repeats: number, budget: number, extra: string[] = [], fromDisk = false): Promise<ColdRow> {
   const server = await startServe([`m=${dir}`, '--policy', 'on-demand', '--memory-budget', String(budget), ...extra]);
@@ -301,7 +292,7 @@ async function coldStart(label: string, dir: string, repeats: number, budget: nu
     const waits: number[] = [];
     const rssBefore = procStatusBytes(server.pid, 'VmRSS');
     for (let i = 0; i < repeats; i++) {
-      if (fromDisk) await dropCachedPages(dir);
+      if (fromDisk) dropCachedPages(dir);
       const r = await request(server.url, 'm', 1, i);
       if (!r.ok || !r.cold) throw new Error(`cold-start request ${i} on ${label} was ${r.ok ? 'not cold' : `refused: ${r.error}`}`);
       ttft.push(r.ttftMs);

@@ -28,6 +28,7 @@ import { byteTableRows } from '../io/byte-tables.js';
 import { rowView } from '../io/safetensors-reader.js';
 import type { StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.js';
 import { tensorBytes, type TensorArena, type TensorBufferSource } from '../io/tensor-buffers.js';
+import type { MappedFiles } from '../io/file-map.js';
 import { CheckpointError } from './errors.js';
 
 /** `quantization_config` of an FP8 checkpoint this view reads, as read. */
@@ -243,16 +244,8 @@ export class Fp8BlockStore implements TensorSource {
   }
 
   /** The tensors this view passes through as stored are views of the mapped files; the quantized ones are decoded into memory of their own. */
-  mapReads(): number {
+  mapReads(): MappedFiles | null {
     return this.inner.mapReads();
-  }
-
-  populateMapped(): Promise<void> {
-    return this.inner.populateMapped();
-  }
-
-  dropMapped(): void {
-    this.inner.dropMapped();
   }
 
   close(): Promise<void> {

@@ -18,6 +18,7 @@ import { withGenerationConfig } from './generation-config.js';
 import type { Checkpoint, ExpertMatrixType, ModelConfig, ModelLayout, TensorMeta } from './types.js';
 import { assertNoLayoutProblems, findLayoutProblems } from './validate.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
+import type { MappedFiles } from '../io/file-map.js';
 
 async function readConfigJson(dir: string): Promise<Record<string, unknown>> {
   const file = path.join(dir, 'config.json');
@@ -133,16 +134,8 @@ class OpenedCheckpoint implements Checkpoint {
     this.store.packInto(arena);
   }
 
-  mapReads(): number {
+  mapReads(): MappedFiles | null {
     return this.store.mapReads();
-  }
-
-  populateMapped(): Promise<void> {
-    return this.store.populateMapped();
-  }
-
-  dropMapped(): void {
-    this.store.dropMapped();
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
+import type { MappedFiles } from '../io/file-map.js';
 
 export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite' | 'ernie4_5_moe' | 'hunyuan_v1_moe';
 
@@ -262,14 +263,10 @@ export interface Checkpoint {
   packReads?(arena: TensorArena | null): void;
   /**
    * Maps the checkpoint's files into memory (io/file-map.ts): reads of tensors kept as stored
-   * hand out read-only views of the file's pages from now on. Returns the bytes mapped, 0 where
-   * nothing could be mapped (reads stay copies). For a load whose tensors are held while the
-   * files stay as they are, as a served model's.
+   * hand out read-only views of the file's pages from now on. Returns the mapped files (to bring
+   * their pages in and hand them back), null where nothing could be mapped (reads stay copies).
+   * For a load whose tensors are held while the files stay as they are, as a served model's.
    */
-  mapReads?(): number;
-  /** Brings every mapped page into memory, off the main thread: the disk reads of a load. */
-  populateMapped?(): Promise<void>;
-  /** Hands the mapped pages back to the system when the model is unloaded. */
-  dropMapped?(): void;
+  mapReads?(): MappedFiles | null;
   close(): Promise<void>;
 }

@@ -32,6 +32,7 @@ import { verifyOutputFiles, type HashProgress } from './verify.js';
 import { DenseLinear, FactoredLinear, SwiGluExpert, materialise, type ApplyMode, type FactoredMatrix, type LinearOperator } from './factored-expert.js';
 import { asF32, type Weights } from '../runtime/weight-matrix.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
+import type { MappedFiles } from '../io/file-map.js';
 
 export interface LoadCompressedOptions {
   /** how factored matrices are applied: by FLOP count per call (default), always factored, or materialised */
@@ -372,16 +373,8 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     this.store.packInto(arena);
   }
 
-  mapReads(): number {
+  mapReads(): MappedFiles | null {
     return this.store.mapReads();
-  }
-
-  populateMapped(): Promise<void> {
-    return this.store.populateMapped();
-  }
-
-  dropMapped(): void {
-    this.store.dropMapped();
   }
 
   async close(): Promise<void> {

@@ -26,6 +26,19 @@ export interface FileMapper {
   drop(view: Uint8Array): void;
 }
 
+/**
+ * A store's files, mapped (TensorSource.mapReads): what a load does with them once its reads
+ * hand out views.
+ */
+export interface MappedFiles {
+  /** the bytes mapped */
+  readonly bytes: number;
+  /** brings every page of the mapped tensors into memory, off the main thread: the disk reads of a load */
+  populate(): Promise<void>;
+  /** hands the mapped pages back to the system, when the model is unloaded */
+  drop(): void;
+}
+
 let installed: FileMapper | null = null;
 
 /** Installs (or, with null, removes) the file mapper; returns the one it replaces. */

@@ -11,6 +11,7 @@ import { JsonNumber, JsonSyntaxError, isJsonObject, parseStrictJson, type JsonVa
 import { SafetensorsFile, type TensorEntry } from './safetensors-reader.js';
 import { SafetensorsWriter, planEntrySize, serializeSafetensorsHeader, type TensorData, type TensorPlan } from './safetensors-writer.js';
 import type { TensorArena } from './tensor-buffers.js';
+import type { MappedFiles } from './file-map.js';
 
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
@@ -143,12 +144,8 @@ export interface TensorSource {
   readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array>;
   /** reads take their memory from `arena` from now on, or their own again with null */
   packInto(arena: TensorArena | null): void;
-  /** reads of tensors kept as stored hand out views of the mapped files from now on; the bytes mapped (SafetensorsFile.mapReads) */
-  mapReads(): number;
-  /** every mapped page into memory, off the main thread (SafetensorsFile.populateMapped) */
-  populateMapped(): Promise<void>;
-  /** the mapped pages handed back (SafetensorsFile.dropMapped) */
-  dropMapped(): void;
+  /** reads of tensors kept as stored hand out views of the mapped files from now on (SafetensorsFile.mapReads); null where none could be mapped */
+  mapReads(): MappedFiles | null;
   close(): Promise<void>;
 }
 
@@ -276,18 +273,21 @@ export class TensorStore implements TensorSource {
     for (const shard of this.shards) shard.packInto(arena);
   }
 
-  /** Maps every shard (SafetensorsFile.mapReads); the bytes mapped, 0 where none could be. */
-  mapReads(): number {
-    return this.shards.reduce((sum, shard) => sum + shard.mapReads(), 0);
-  }
-
-  /** Every mapped shard's pages into memory, one shard after another (the disk reads them in order). */
-  async populateMapped(): Promise<void> {
-    for (const shard of this.shards) await shard.populateMapped();
-  }
-
-  dropMapped(): void {
-    for (const shard of this.shards) shard.dropMapped();
+  /** Maps every shard (SafetensorsFile.mapReads); null where none could be. */
+  mapReads(): MappedFiles | null {
+    const shards = this.shards;
+    const bytes = shards.reduce((sum, shard) => sum + shard.mapReads(), 0);
+    if (bytes === 0) return null;
+    return {
+      bytes,
+      // one shard after another: the disk reads them in order
+      async populate() {
+        for (const shard of shards) await shard.populateMapped();
+      },
+      drop() {
+        for (const shard of shards) shard.dropMapped();
+      },
+    };
   }
 
   async close(): Promise<void> {

@@ -24,6 +24,7 @@ import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
 import { kvCacheShape, kvSlotBoundBytes } from '../runtime/kv-cache.js';
 import { TensorArena } from '../io/tensor-buffers.js';
+import type { MappedFiles } from '../io/file-map.js';
 import { detectToolCallFormat, type ToolCallFormat } from './tools/formats/index.js';
 import type { ReasoningParser } from './reasoning.js';
 
@@ -81,6 +82,8 @@ export interface LoadedHandle {
   decoder: BatchDecoder;
   /** a factored model's expert residency (which experts run densely), null otherwise */
   experts: LiveExpertProvider | null;
+  /** the checkpoint's files where its weights are views of them (ModelStoreOptions.mapWeights), else null */
+  mapped: MappedFiles | null;
 }
 
 /**
@@ -287,11 +290,11 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
     // packed into shared huge pages (TensorArena), reads after the load each get their own
     const arena = new TensorArena();
     checkpoint.packReads?.(arena);
+    let mapped: MappedFiles | null = null;
     try {
-      if ((this.opts.mapWeights ?? true) && (checkpoint.mapReads?.() ?? 0) > 0) {
-        // the disk reads, on a worker thread, before anything below touches a page on this one
-        await checkpoint.populateMapped?.();
-      }
+      mapped = (this.opts.mapWeights ?? true) ? (checkpoint.mapReads?.() ?? null) : null;
+      // the disk reads, on a worker thread, before anything below touches a page on this one
+      await mapped?.populate();
       const decoderOptions = {
         maxBatchSize: this.opts.maxBatchSize,
         contextLength: model.contextLength,
@@ -308,14 +311,14 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
         // a cold request waits for the reads, not for building the dense experts (~0.1 s each)
         await experts.loadAll({ materialise: 'background' });
         const decoder = new BatchDecoder(experts, this.opts.engine, { ...decoderOptions, keepWeights: false });
-        return { handle: { checkpoint, decoder, experts }, bytes: model.estimatedBytes };
+        return { handle: { checkpoint, decoder, experts, mapped }, bytes: model.estimatedBytes };
       }
       const provider = weightProviderOf(checkpoint, { bf16Weights: this.opts.bf16Weights ?? true });
       const decoder = new BatchDecoder(provider, this.opts.engine, { ...decoderOptions, keepWeights: true });
       await readEverything(decoder, checkpoint);
-      return { handle: { checkpoint, decoder, experts: null }, bytes: model.estimatedBytes };
+      return { handle: { checkpoint, decoder, experts: null, mapped }, bytes: model.estimatedBytes };
     } catch (err) {
-      checkpoint.dropMapped?.();
+      mapped?.drop();
       await checkpoint.close();
       throw err;
     } finally {
@@ -328,7 +331,7 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
     await handle.decoder.close();
     await handle.experts?.close();
     // the model's memory goes now, not when the collector frees its weights
-    handle.checkpoint.dropMapped?.();
+    handle.mapped?.drop();
     await handle.checkpoint.close();
   }
 }

@@ -16,7 +16,7 @@ import { parameterCounts } from '../../checkpoint/counts.js';
 import type { Checkpoint } from '../../checkpoint/types.js';
 import { openModel } from '../../compressed/open-model.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
-import { assertRunnable, bf16HeldTensorNames } from '../../runtime/checkpoint-weights.js';
+import { assertRunnable } from '../../runtime/checkpoint-weights.js';
 import { generate } from '../../runtime/generation/generate.js';
 import type { GenerationParams } from '../../runtime/generation/decoder.js';
 import { loadTextCodec } from '../../runtime/generation/codec.js';
@@ -213,9 +213,8 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
       // mapper): the page cache's pages, which the kernel can take back, not the process's own
       // memory. So for an original kept BF16 they do not count against the budget, and a model
       // larger than it (or than RAM) keeps every weight, paged in from the files as it is used.
-      const mapped = opts.mmap && (ckpt.mapReads?.() ?? 0) > 0;
-      const mappedBytes = mapped && !factored && opts.bf16Weights ? [...bf16HeldTensorNames(ckpt)].reduce((sum, name) => sum + (ckpt.tensor(name)?.byteLength ?? 0), 0) : 0;
-      const residentBytes = factored ? parameterCounts(ckpt).total * 4 : residentWeightBytes(ckpt, { bf16Weights: opts.bf16Weights }) - mappedBytes;
+      const mapped = opts.mmap && (ckpt.mapReads?.() ?? null) !== null;
+      const residentBytes = factored ? parameterCounts(ckpt).total * 4 : residentWeightBytes(ckpt, { bf16Weights: opts.bf16Weights, mapped });
       const keepWeights = residentBytes <= DEFAULT_RESIDENT_BYTES;
       if (!keepWeights) note(`the model is larger than the resident-weights budget: weights are read from ${mapped ? 'the mapped files' : 'disk'} at every step (slow)`);
       const kind = 'storage' in ckpt ? `compressed (${String((ckpt as { storage: string }).storage)})` : 'original';
