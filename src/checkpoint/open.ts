@@ -9,6 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TensorStore, type TensorSource } from '../io/sharded.js';
 import { Fp8BlockStore, fp8BlockQuantization } from './fp8-blocks.js';
+import { Mxfp4Store, mxfp4Quantization } from './mxfp4.js';
 import { CheckpointError } from './errors.js';
 import { expectedTensors } from './expected.js';
 import type { Family } from './family.js';
@@ -156,15 +157,16 @@ export function checkpointFamily(ckpt: Checkpoint): Family | undefined {
  * A quantized checkpoint stores codes with scales beside them (FP8 blocks with weight_scale_inv,
  * GPTQ/AWQ integers with zeros and scales): read as plain weights, the codes would decode to
  * silently wrong values. FP8 (block scales, or compressed-tensors' float-quantized) is read
- * dequantised (fp8-blocks.ts); any other method is refused by its config's quantization_config.
+ * dequantised (fp8-blocks.ts), and so are MXFP4 experts (gpt-oss: mxfp4.ts); any other method is
+ * refused by its config's quantization_config.
  */
 function assertReadableQuantization(dir: string, raw: Record<string, unknown>): void {
   const q = raw.quantization_config;
-  if (q === undefined || q === null || fp8BlockQuantization(raw) !== null) return;
+  if (q === undefined || q === null || fp8BlockQuantization(raw) !== null || mxfp4Quantization(raw) !== null) return;
   const details = typeof q === 'object' && !Array.isArray(q) ? Object.entries(q as Record<string, unknown>).filter(([k]) => k === 'quant_method' || k === 'fmt' || k === 'bits' || k === 'weight_block_size').map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ') : JSON.stringify(q);
   throw new CheckpointError(
     'Quantized',
-    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16) and FP8 ones (quant_method "fp8", as DeepSeek-V3 ships, and compressed-tensors' float-quantized format), and would compute with these codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
+    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16) FP8 ones (quant_method "fp8", as DeepSeek-V3 ships, and compressed-tensors' float-quantized format) and MXFP4 ones (quant_method "mxfp4", as gpt-oss ships its experts), and would compute with these codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
   );
 }
 
@@ -195,7 +197,8 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
 
 /**
  * The tensors of the checkpoint in `dir` as its readers see them: as stored, or with FP8
- * weights dequantised to BF16 when config.json declares them (Fp8BlockStore). `raw` is its parsed
+ * weights (Fp8BlockStore) or MXFP4 experts (Mxfp4Store) dequantised to BF16 when config.json
+ * declares them. `raw` is its parsed
  * config.json when the caller has it; without one (a checkpoint built in memory) the tensors are
  * read as stored. Throws CheckpointError for a quantization it cannot read.
  */
@@ -204,9 +207,10 @@ export async function openTensorSource(dir: string, raw?: Record<string, unknown
   assertReadableQuantization(dir, config);
   const store = await TensorStore.open(dir);
   const fp8 = fp8BlockQuantization(config);
-  if (fp8 === null) return store;
+  const mxfp4 = mxfp4Quantization(config);
+  if (fp8 === null && mxfp4 === null) return store;
   try {
-    return new Fp8BlockStore(store, fp8, dir);
+    return fp8 !== null ? new Fp8BlockStore(store, fp8, dir) : new Mxfp4Store(store, mxfp4!, dir);
   } catch (err) {
     await store.close();
     throw err;
