@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parameterCounts, type ParameterCounts } from './counts.js';
 import { expectedTensors } from './expected.js';
 import { fp8BlockQuantization } from './fp8-blocks.js';
+import { mxfp4Quantization } from './mxfp4.js';
 import { checkpointFamily } from './open.js';
 import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
@@ -47,6 +48,8 @@ export interface CheckpointDescription {
   multipliers?: Multipliers;
   /** FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16): how they are stored; absent for float checkpoints */
   fp8Blocks?: { method: 'fp8' | 'compressed-tensors'; block: [number, number] | null };
+  /** MXFP4 tensors (`…_blocks` + `…_scales`, gpt-oss's experts) read dequantised to BF16: config.json's modules_to_not_convert; absent for other checkpoints */
+  mxfp4?: { modulesToNotConvert: string[] };
   moeLayers: number[];
   denseLayers: number[];
   numExperts: number;
@@ -118,6 +121,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...fp8Description(c.raw),
+    ...mxfp4Description(c.raw),
     moeLayers: layers.filter((l) => l.kind === 'moe').map((l) => l.index),
     denseLayers: layers.filter((l) => l.kind === 'dense').map((l) => l.index),
     numExperts: c.numExperts,
@@ -151,4 +155,9 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
 function fp8Description(raw: Record<string, unknown>): Pick<CheckpointDescription, 'fp8Blocks'> {
   const fp8 = fp8BlockQuantization(raw);
   return fp8 ? { fp8Blocks: { method: fp8.method, block: fp8.block ? [fp8.block[0], fp8.block[1]] : null } } : {};
+}
+
+function mxfp4Description(raw: Record<string, unknown>): Pick<CheckpointDescription, 'mxfp4'> {
+  const q = mxfp4Quantization(raw);
+  return q ? { mxfp4: { modulesToNotConvert: [...q.modulesToNotConvert] } } : {};
 }

@@ -3,14 +3,16 @@
  * whose values are worked out by hand (the nibble order, the scales at the edges of the exponent
  * range, the transpose), random ones against the format's definition written out element by
  * element here, row reads (one expert's slab, across experts, within a group, across read chunks)
- * against whole reads, the pairs hidden, an opened checkpoint's experts, and every malformed pair
+ * against whole reads, the pairs hidden, an opened checkpoint's experts (and inspect), and every malformed pair
  * refused naming the tensor. Agreement with transformers' own dequantisation on the same files:
  * test/hf/mxfp4-transformers.test.ts.
  */
 import { writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeCheckpoint } from '../../src/checkpoint/describe.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
+import { formatCheckpoint } from '../../src/cli/commands/inspect.js';
 import { mxfp4Quantization } from '../../src/checkpoint/mxfp4.js';
 import { openCheckpoint, openTensorSource } from '../../src/checkpoint/open.js';
 import { encodeFromF32, roundToBf16, type DType } from '../../src/io/dtype.js';
@@ -244,6 +246,13 @@ describe('MXFP4 blocks read as BF16', () => {
       expect(f32Bits(await ckpt.readExpert(1, 3, 'down'))).toEqual(widen(want.subarray(3 * 32 * 16, 4 * 32 * 16)));
       expect(firstDifference((await ckpt.readExpertBf16!(1, 3, 'down'))!, want.subarray(3 * 32 * 16, 4 * 32 * 16))).toBe(-1);
       expect(ckpt.tensorNames().filter((n) => n.endsWith('_blocks') || n.endsWith('_scales'))).toEqual([]);
+      // inspect says how the experts are stored and read
+      const d = describeCheckpoint(ckpt);
+      expect(d.mxfp4).toEqual({ modulesToNotConvert: QUANTIZATION.modules_to_not_convert });
+      expect(d.dtypes.U8).toBeUndefined();
+      expect(d.dtypes.BF16).toBe(4);
+      expect(d.validation.unusedTensors).toEqual([]);
+      expect(formatCheckpoint(d)).toMatch(/quantization +MXFP4 .*dequantised to BF16 as read/);
     } finally {
       await ckpt.close();
     }
