@@ -201,10 +201,18 @@ export interface ForwardKernels {
    * numKvHeads); row i of a sequence attends to its keys max(0, i − window + 1)..i (window null:
    * from 0) with weights softmax(scale · q·k). `context` is overwritten. Unlike the other kernels
    * this one runs products, and the native engine spreads its heads over the engine's threads.
+   *
+   * `sinks` (gpt-oss's attention sinks): one logit per query head (length numHeads, f32) that
+   * joins each of that head's softmax normalisers and is then dropped, so a row's weights sum to
+   * less than 1: for allowed scores s_j, weight_j = exp(s_j − m) / (Σ_j exp(s_j − m) +
+   * exp(sinks[h] − m)) with m = max(max_j s_j, sinks[h]) (transformers' GptOssAttention). Absent or
+   * null: plain softmax, the result bit for bit that of a call without it; −Infinity is a head
+   * without a sink. Another length is refused.
    */
   causalAttention(
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
     q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array,
+    sinks?: Float32Array | null,
   ): void;
   /**
    * Causal self-attention of a ragged batch whose sequences continue those in a KV cache (a
@@ -214,12 +222,14 @@ export interface ForwardKernels {
    * head-major [numKvHeads][headStride[s]][headDim], or row-major rows of numKvHeads·headDim when
    * headStride[s] = 0. Row i of sequence s is position past[s] + i and attends to positions
    * max(0, past[s] + i − window + 1)..past[s] + i. One call for the whole batch: the native engine
-   * spreads its sequences and heads over the engine's threads.
+   * spreads its sequences and heads over the engine's threads. `sinks`: one logit per query head,
+   * as for causalAttention (absent or null: none).
    */
   cachedAttention(
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
     past: Int32Array, keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
     q: Float32Array, scale: number, window: number | null, context: Float32Array,
+    sinks?: Float32Array | null,
   ): void;
   /**
    * The routed experts of one MoE block in one call (a decoding step, or a prompt's): routed

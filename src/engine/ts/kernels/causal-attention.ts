@@ -6,13 +6,13 @@
  * against, bit for bit.
  */
 import { EngineError } from '../../types.js';
-import { checkDims, checkFloat32, checkWindow, sharesMemory } from './check.js';
+import { checkDims, checkFloat32, checkSinks, checkWindow, sharesMemory } from './check.js';
 import { cachedAttentionUnits, tsProducts, type AttentionProducts } from './cached-attention.js';
 
 /** Checks the arguments as the native kernel does. */
 export function checkCausalAttention(
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
-  q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array,
+  q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array, sinks?: Float32Array | null,
 ): void {
   const op = 'causalAttention';
   checkDims(op, { numHeads, numKvHeads, headDim });
@@ -43,6 +43,7 @@ export function checkCausalAttention(
       throw new EngineError(`${op}: context shares memory with ${name}`);
     }
   }
+  checkSinks(op, sinks, numHeads, context);
 }
 
 /**
@@ -52,19 +53,19 @@ export function checkCausalAttention(
 export function causalAttentionUnits(
   products: AttentionProducts,
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
-  q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array,
+  q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array, sinks: Float32Array | null = null,
 ): void {
   const kvWidth = numKvHeads * headDim;
   const sequences = offsets.length - 1;
   const own = (a: Float32Array) => Array.from({ length: sequences }, (_, s) => a.subarray(offsets[s] * kvWidth, offsets[s + 1] * kvWidth));
   const none = new Int32Array(sequences);
-  cachedAttentionUnits(products, numHeads, numKvHeads, headDim, offsets, { past: none, keys: own(k), values: own(v), headStride: none }, q, scale, window, context);
+  cachedAttentionUnits(products, numHeads, numKvHeads, headDim, offsets, { past: none, keys: own(k), values: own(v), headStride: none }, q, scale, window, context, sinks);
 }
 
 export function causalAttention(
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
-  q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array,
+  q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array, sinks?: Float32Array | null,
 ): void {
-  checkCausalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context);
-  causalAttentionUnits(tsProducts, numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context);
+  checkCausalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks);
+  causalAttentionUnits(tsProducts, numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks ?? null);
 }

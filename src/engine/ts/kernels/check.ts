@@ -33,6 +33,18 @@ export function checkWindow(op: string, window: number | null): void {
   if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new EngineError(`${op}: window must be a positive integer or null, got ${String(window)}`);
 }
 
+/**
+ * Attention sinks (ForwardKernels.causalAttention, cachedAttention): absent, or one f32 logit per
+ * query head. A shorter array would read past its end (or a longer one hide a head count mixed up
+ * with the kv heads'), and one overlapping the output would change as the heads are written.
+ */
+export function checkSinks(op: string, sinks: Float32Array | null | undefined, numHeads: number, context: Float32Array): void {
+  if (sinks === null || sinks === undefined) return;
+  checkFloat32(op, 'sinks', sinks);
+  if (sinks.length !== numHeads) throw new EngineError(`${op}: sinks has ${sinks.length} elements but numHeads = ${numHeads} (one sink logit per query head)`);
+  if (sharesMemory(sinks, context)) throw new EngineError(`${op}: context shares memory with sinks`);
+}
+
 /** An element-wise kernel's two f32 operands, each of at least `length` values. */
 export function checkElementwisePair(op: string, length: number, aName: string, a: unknown, bName: string, b: unknown): void {
   checkDims(op, { length });
