@@ -77,9 +77,10 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * The revision of what the functions accept, for changes that add no function: an addon built
  * before one (a checkout updated without rebuilding it) is refused at load instead of throwing in
  * the middle of a forward pass. 2: swiGluExperts takes a prompt's BF16 experts (any rows) and
- * factored matrices.
+ * factored matrices. 5: causalAttention and cachedAttention take attention sinks (a trailing
+ * argument an older addon would ignore without a word, attending as if there were none).
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 4); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 5); }
 
 }  // namespace
 }  // namespace rfid

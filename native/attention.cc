@@ -11,6 +11,8 @@
 // threads, whose sgemm rounds some elements an ulp differently from its one-thread sgemm.)
 // cachedAttention, the same for sequences that continue a KV cache (decoding), runs the same
 // units (AttentionBatch) with each sequence's keys read where the cache holds them.
+// Both take optional attention sinks (gpt-oss): one logit per query head that joins the
+// normaliser of that head's softmax (CausalSoftmaxBlocks), in every unit alike.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -73,6 +75,8 @@ struct AttentionBatch {
   /** 0: no sliding window */
   int window = 0;
   float alpha = 1;
+  /** one sink logit per query head, or nullptr: none */
+  const float* sinks = nullptr;
   const float* q = nullptr;
   float* context = nullptr;
   std::vector<SequencePlan> plans;
@@ -167,7 +171,9 @@ struct AttentionBatch {
       CopyRows(tr, headDim, q + queryRow * qWidth + col, qWidth, qh + static_cast<size_t>(g) * tr * headDim, headDim);
     }
     GemmF32(m, kc, headDim, alpha, qh, false, kBlock, true, 0.0f, scores);
-    CausalSoftmaxBlocks(hb, tr, kc, p.past + unit.i0 - keyFirst, window, scores);
+    // the unit's blocks are query heads kvHead·groupSize + g0 … + hb − 1, in order
+    const float* unitSinks = sinks ? sinks + static_cast<size_t>(unit.kvHead) * groupSize + unit.g0 : nullptr;
+    CausalSoftmaxBlocks(hb, tr, kc, p.past + unit.i0 - keyFirst, window, scores, unitSinks);
     GemmF32(m, headDim, kc, 1.0f, scores, false, vBlock, false, 0.0f, oh);
     for (int g = 0; g < hb; ++g) {
       const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
@@ -176,14 +182,32 @@ struct AttentionBatch {
   }
 };
 
+/**
+ * The optional sinks argument at `index`: one f32 logit per query head, or nullptr when it is
+ * absent, undefined or null. Checked here too (src/engine/native.ts checks it first) because a
+ * short array would be read past its end, and one overlapping context would change under the
+ * units' writes.
+ */
+const float* SinksArg(const Napi::CallbackInfo& info, size_t index, const char* op, int numHeads, const ArrayArg& context) {
+  if (info.Length() <= index || info[index].IsUndefined() || info[index].IsNull()) return nullptr;
+  Napi::Env env = info.Env();
+  const ArrayArg sinks = Float32ArrayArg(info, index, op, "sinks");
+  if (sinks.length != static_cast<size_t>(numHeads)) {
+    ThrowError(env, op, "sinks has " + std::to_string(sinks.length) + " elements but numHeads = " + std::to_string(numHeads) + " (one sink logit per query head)");
+  }
+  RequireNoOverlap(env, op, context, sinks);
+  return sinks.f32();
+}
+
 }  // namespace
 
 /**
- * causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, threads, context):
+ * causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, threads, context[, sinks]):
  * q and context are rows × numHeads·headDim, k and v rows × numKvHeads·headDim (row-major, RoPE
  * already applied); sequence s is rows offsets[s]..offsets[s+1]. Query head h uses kv head
  * h / (numHeads / numKvHeads). Row i of a sequence attends to its keys max(0, i − window + 1)..i
- * (window 0: from 0). context is overwritten. At most `threads` threads.
+ * (window 0: from 0). context is overwritten. At most `threads` threads. sinks (optional; undefined
+ * or null: none): one logit per query head whose exp joins that head's softmax normalisers.
  */
 Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
   const char* op = "causalAttention";
@@ -220,6 +244,7 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
   RequireNoOverlap(env, op, context, q);
   RequireNoOverlap(env, op, context, k);
   RequireNoOverlap(env, op, context, v);
+  const float* sinks = SinksArg(info, 11, op, numHeads, context);
   if (rows == 0) return env.Undefined();
 
   AttentionBatch batch;
@@ -230,6 +255,7 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
   batch.kvWidth = kvWidth;
   batch.window = window;
   batch.alpha = static_cast<float>(scale);
+  batch.sinks = sinks;
   batch.q = q.f32();
   batch.context = context.f32();
   batch.plans.resize(sequences);
@@ -275,13 +301,13 @@ ArrayArg Float32Element(Napi::Env env, const char* op, const Napi::Array& array,
 
 /**
  * cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale,
- * window, threads, context): attention of a ragged batch whose sequences continue those in a KV
+ * window, threads, context[, sinks]): attention of a ragged batch whose sequences continue those in a KV
  * cache (a decoding step, a prompt's prefill after its first chunk). Sequence s is rows
  * offsets[s]..offsets[s+1] of q and context (rows × numHeads·headDim); its keys and values are
  * keys[s] and values[s], past[s] cached positions followed by its own new rows (already written):
  * head-major [numKvHeads][headStride[s]][headDim], or row-major rows of numKvHeads·headDim when
  * headStride[s] = 0. Row i of sequence s is position past[s] + i and attends to positions
- * max(0, past[s] + i − window + 1)..past[s] + i (window 0: from 0).
+ * max(0, past[s] + i − window + 1)..past[s] + i (window 0: from 0). sinks as for causalAttention.
  *
  * Why a kernel: the per-sequence loop in JavaScript made about ten N-API calls per sequence, kv
  * head and layer (copies, two products, a softmax), each costing about as much as the work it did
@@ -324,6 +350,7 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
   RequireShape(env, op, q, rows, qWidth, "offsets, numHeads and headDim: q is rows × numHeads·headDim");
   RequireShape(env, op, context, rows, qWidth, "offsets, numHeads and headDim: context is rows × numHeads·headDim");
   RequireNoOverlap(env, op, context, q);
+  const float* sinks = SinksArg(info, 13, op, numHeads, context);
 
   AttentionBatch batch;
   batch.numKvHeads = numKvHeads;
@@ -333,6 +360,7 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
   batch.kvWidth = kvWidth;
   batch.window = window;
   batch.alpha = static_cast<float>(scale);
+  batch.sinks = sinks;
   batch.q = q.f32();
   batch.context = context.f32();
   batch.plans.resize(sequences);

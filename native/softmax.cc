@@ -94,16 +94,37 @@ void SoftmaxRow(float* x, int n) {
   ScaleRow(x, n, static_cast<float>(1.0 / sum));
 }
 
+/**
+ * Softmax of x[0..n) in place with an attention sink: a logit that joins the normaliser and gets
+ * no output. The max includes the sink (a sink far above the scores must not overflow the sum),
+ * and its exp is added to the f64 sum once the scores' are in. A NaN sink fails the comparison
+ * and makes m, and so the row, NaN, as in transformers. A separate function so that rows without
+ * a sink keep SoftmaxRow's arithmetic exactly.
+ */
+void SoftmaxRowWithSink(float* x, int n, float sink) {
+  if (n <= 0) return;
+  const float rowMax = RowMax(x, n);
+  const float m = rowMax > sink ? rowMax : sink;
+  double sum = 0;
+  for (int j0 = 0; j0 < n; j0 += kChunk) sum += ExpChunk(x + j0, std::min(kChunk, n - j0), m, x + j0);
+  sum += FastExp(sink - m);
+  ScaleRow(x, n, static_cast<float>(1.0 / sum));
+}
+
 }  // namespace
 
-void CausalSoftmaxBlocks(int blocks, int rows, int cols, int past, int window, float* s) {
+void CausalSoftmaxBlocks(int blocks, int rows, int cols, int past, int window, float* s, const float* sinks) {
   for (size_t r = 0; r < static_cast<size_t>(blocks) * rows; ++r) {
     const int i = static_cast<int>(r % rows);
     const int last = past + i;
     const int first = window == 0 ? 0 : std::max(0, last - window + 1);
     float* row = s + r * cols;
     std::fill(row, row + first, 0.0f);
-    SoftmaxRow(row + first, last + 1 - first);
+    if (sinks) {
+      SoftmaxRowWithSink(row + first, last + 1 - first, sinks[r / rows]);
+    } else {
+      SoftmaxRow(row + first, last + 1 - first);
+    }
     std::fill(row + last + 1, row + cols, 0.0f);
   }
 }

@@ -17,7 +17,7 @@ import { setFastBf16Rounder, setFastBf16Widener } from '../io/dtype.js';
 import { reportsFreePages, setLargeBufferAllocator } from '../io/tensor-buffers.js';
 import { setFileMapper } from '../io/file-map.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
-import { checkWindow } from './ts/kernels/check.js';
+import { checkSinks, checkWindow } from './ts/kernels/check.js';
 import {
   EngineError,
   MATMUL_ACTIVATIONS,
@@ -87,11 +87,13 @@ interface NativeBinding {
   causalAttention(
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
     q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
+    sinks: Float32Array | null,
   ): void;
   cachedAttention(
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, past: Int32Array,
     keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
     q: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
+    sinks: Float32Array | null,
   ): void;
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
@@ -103,7 +105,7 @@ interface NativeBinding {
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 4;
+export const KERNEL_REVISION = 5;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -317,18 +319,21 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number, acti
     addTileResidual: (d, p, q, eta, x, rows, out) => guard(() => b.addTileResidual(d, p, q, eta, x, rows, out)),
     gemmBf16: (m, n, k, a, w, c, beta) => guard(() => b.gemmBf16(m, n, k, a, w, c, beta, threads, bf16)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
-    causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context) => {
+    // sinks are checked here as the ts kernel checks them (the addon checks them again)
+    causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks) => {
       checkWindow('causalAttention', window);
+      checkSinks('causalAttention', sinks, numHeads, context);
       guard(() => {
         b.setThreads(threads);
-        b.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window ?? 0, threads, context);
+        b.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window ?? 0, threads, context, sinks ?? null);
       });
     },
     // the same on the persistent pool's threads (a decoding step calls it once per layer); it sets
     // OpenBLAS's count to the engine's itself, saving a call
-    cachedAttention: (numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window, context) => {
+    cachedAttention: (numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window, context, sinks) => {
       checkWindow('cachedAttention', window);
-      guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context));
+      checkSinks('cachedAttention', sinks, numHeads, context);
+      guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context, sinks ?? null));
     },
     // on the engine's threads: whole experts per thread, or each product's rows shared (moe_experts.cc)
     swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out) =>
