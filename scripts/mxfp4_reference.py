@@ -25,6 +25,13 @@ range gpt-oss's experts use), with a few at the edges (0, 1, 254, 255): there co
 overflows to ±inf (from 2^128) or is a BF16 subnormal, as torch's ldexp on the BF16 tensor gives.
 
 Answers {"transformers": version, "torch": version, "tensors": [names]} on stdout.
+
+With {"op": "quantize", "model": DIR, "out": DIR2} it instead rewrites the gpt-oss checkpoint in DIR
+(one model.safetensors, experts stored as floats, hidden and intermediate sizes multiples of 32)
+into DIR2 as gpt-oss's MXFP4 releases are stored: each expert tensor quantized group by group
+(the power-of-two scale that brings the group's largest magnitude to at most 6, the nearest FP4
+code), the rest copied, and config.json with quantization_config mxfp4. Any valid codes serve:
+the test reads the same files in transformers and in rfid-moe.
 """
 import json
 import os
@@ -36,8 +43,57 @@ from safetensors.torch import save_file
 from transformers.integrations.mxfp4 import convert_moe_packed_tensors
 
 
+FP4 = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def quantize(w: torch.Tensor):
+    """[E, rows, cols] (cols a multiple of 32) → MXFP4 blocks [E, rows, cols/32, 16] and scales
+    [E, rows, cols/32]: each group of 32 scaled by the power of two that brings its largest
+    magnitude to at most 6, each value the nearest FP4 code (low nibble first)."""
+    E, rows, cols = w.shape
+    g = w.float().reshape(E, rows, cols // 32, 32)
+    amax = g.abs().amax(-1).clamp(min=2.0**-120)
+    exp = torch.ceil(torch.log2(amax / 6.0)).clamp(-127, 127)
+    scaled = g / torch.pow(2.0, exp)[..., None]
+    codes = (scaled[..., None] - FP4).abs().argmin(-1).to(torch.uint8)
+    blocks = codes[..., 0::2] | (codes[..., 1::2] << 4)
+    return blocks.contiguous(), (exp + 127).to(torch.uint8).contiguous()
+
+
+def quantize_checkpoint(job) -> None:
+    """A gpt-oss checkpoint (one safetensors file, BF16/F32 experts) rewritten as its MXFP4 release
+    would be: experts as blocks and scales, everything else as stored, quantization_config mxfp4."""
+    from safetensors.torch import load_file
+
+    src, out = job["model"], job["out"]
+    os.makedirs(out, exist_ok=True)
+    tensors = load_file(os.path.join(src, "model.safetensors"))
+    written = {}
+    for name, t in tensors.items():
+        if name.endswith(".mlp.experts.gate_up_proj") or name.endswith(".mlp.experts.down_proj"):
+            # stored [E, in, out]; MXFP4 packs each output row's inputs: [E, out, in]
+            blocks, scales = quantize(t.transpose(1, 2))
+            written[name + "_blocks"] = blocks
+            written[name + "_scales"] = scales
+        else:
+            written[name] = t.contiguous()
+    save_file(written, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    config["quantization_config"] = {
+        "quant_method": "mxfp4",
+        "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head"],
+    }
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    json.dump({"transformers": transformers.__version__, "torch": torch.__version__, "tensors": sorted(written)}, sys.stdout)
+
+
 def main() -> None:
     job = json.load(sys.stdin)
+    if job.get("op") == "quantize":
+        quantize_checkpoint(job)
+        return
     out = job["out"]
     gen = torch.Generator().manual_seed(int(job.get("seed", 0)))
     E, H, I, L = int(job["experts"]), int(job["hidden"]), int(job["intermediate"]), int(job.get("layers", 2))

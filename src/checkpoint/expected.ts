@@ -3,6 +3,7 @@
  * list drives validation (exists? right shape?) and the parameter counts by role.
  */
 import type { LayerLayout, ModelConfig, ModelLayout } from './types.js';
+import { fusedExpertShapes } from './expert-location.js';
 
 export type TensorRole =
   | 'embedding'
@@ -53,6 +54,8 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
   add(a.k, [kvWidth, H]);
   add(a.v, [kvWidth, H]);
   add(a.o, [H, qWidth]);
+  if (a.oBias) add(a.oBias, [H]);
+  if (a.sinks) add(a.sinks, [config.numHeads]);
   if (a.qBias) add(a.qBias, [qWidth]);
   if (a.kBias) add(a.kBias, [kvWidth]);
   if (a.vBias) add(a.vBias, [kvWidth]);
@@ -83,9 +86,14 @@ function ffnTensors(config: ModelConfig, layer: LayerLayout): ExpectedTensor[] {
   if (!moe) return out;
   out.push({ name: moe.router, shape: [E, H], role: 'router', layer: l });
   if (moe.routerBias) out.push({ name: moe.routerBias, shape: moe.routerBiasRow ? [1, E] : [E], role: 'router', layer: l });
+  if (moe.routerLogitBias) out.push({ name: moe.routerLogitBias, shape: [E], role: 'router', layer: l });
   if (moe.fused) {
-    out.push({ name: moe.fused.gateUp, shape: [E, 2 * I, H], role: 'routed-gate-up', layer: l });
-    out.push({ name: moe.fused.down, shape: [E, H, I], role: 'routed-down', layer: l });
+    const shapes = fusedExpertShapes(config, moe.fused);
+    out.push({ name: moe.fused.gateUp, shape: shapes.gateUp, role: 'routed-gate-up', layer: l });
+    out.push({ name: moe.fused.down, shape: shapes.down, role: 'routed-down', layer: l });
+    // expert biases go with their experts' parameters (counts by role)
+    if (moe.fused.gateUpBias) out.push({ name: moe.fused.gateUpBias, shape: [E, 2 * I], role: 'routed-gate-up', layer: l });
+    if (moe.fused.downBias) out.push({ name: moe.fused.downBias, shape: [E, H], role: 'routed-down', layer: l });
   }
   for (const expert of moe.experts ?? []) {
     out.push({ name: expert.gate, shape: [I, H], role: 'routed-gate', layer: l });

@@ -1,11 +1,20 @@
 /**
- * Where one routed expert's matrix is stored: a whole tensor per expert, or a block of rows of the
- * transformers ≥ 5 fused tensors (gate_up [E, 2I, H] viewed as rows of H, gate rows first;
- * down [E, H, I] viewed as rows of I). Shared by every reader of expert matrices (f32 or as stored).
+ * Where one routed expert's matrix is stored, and how to read it in nn.Linear layout ([p, d]:
+ * gate/up [I, H], down [H, I]): a whole tensor per expert; a block of rows of the transformers ≥ 5
+ * fused tensors (gate_up [E, 2I, H] viewed as rows of H, gate rows first; down [E, H, I] viewed as
+ * rows of I); or, in gpt-oss's transposed form (FusedExpertNames), the transpose of some columns of
+ * the expert's slab (gate_up [E, H, 2I]: gate the even columns, up the odd; down [E, I, H]: all).
+ * Shared by every reader and writer of expert matrices (f32 or as stored).
  */
-import type { ExpertMatrixType, ModelConfig, MoeNames } from './types.js';
+import type { ExpertMatrixType, FusedExpertNames, ModelConfig, MoeNames } from './types.js';
 
-export type ExpertLocation = { tensor: string; rows: null } | { tensor: string; rows: readonly [start: number, end: number] };
+/**
+ * `columns` set: the matrix is the transpose of columns first, first + step, … (count of them) of
+ * the slab `rows` selects, whose rows are `width` values wide.
+ */
+export type ExpertLocation =
+  | { tensor: string; rows: null; columns?: undefined }
+  | { tensor: string; rows: readonly [start: number, end: number]; columns?: { width: number; first: number; step: number; count: number } };
 
 /** null when the layer names neither form. */
 export function expertLocation(moe: MoeNames, config: ModelConfig, expert: number, type: ExpertMatrixType): ExpertLocation | null {
@@ -13,6 +22,10 @@ export function expertLocation(moe: MoeNames, config: ModelConfig, expert: numbe
   if (!moe.fused) return null;
   const I = config.expertIntermediateSize;
   const H = config.hiddenSize;
+  if (moe.fused.form === 'transposed-interleaved') {
+    if (type === 'down') return { tensor: moe.fused.down, rows: [expert * I, (expert + 1) * I], columns: { width: H, first: 0, step: 1, count: H } };
+    return { tensor: moe.fused.gateUp, rows: [expert * H, (expert + 1) * H], columns: { width: 2 * I, first: type === 'gate' ? 0 : 1, step: 2, count: I } };
+  }
   if (type === 'gate') return { tensor: moe.fused.gateUp, rows: [expert * 2 * I, expert * 2 * I + I] };
   if (type === 'up') return { tensor: moe.fused.gateUp, rows: [expert * 2 * I + I, (expert + 1) * 2 * I] };
   return { tensor: moe.fused.down, rows: [expert * H, (expert + 1) * H] };
@@ -26,4 +39,94 @@ export function expertTensorNames(moe: MoeNames, types: readonly ExpertMatrixTyp
     if (types.includes('down')) names.push(moe.fused.down);
   }
   return names;
+}
+
+/** The shapes of a layer's fused expert tensors in their form. */
+export function fusedExpertShapes(config: ModelConfig, fused: FusedExpertNames): { gateUp: number[]; down: number[] } {
+  const { numExperts: E, hiddenSize: H, expertIntermediateSize: I } = config;
+  return fused.form === 'transposed-interleaved' ? { gateUp: [E, H, 2 * I], down: [E, I, H] } : { gateUp: [E, 2 * I, H], down: [E, H, I] };
+}
+
+/** What the expert readers need of a checkpoint or compressed model. */
+export interface ExpertTensorReader {
+  readF32(name: string): Promise<Float32Array>;
+  readRowsF32(name: string, start: number, end: number): Promise<Float32Array>;
+  readBf16(name: string): Promise<Uint16Array | null>;
+  readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array | null>;
+}
+
+/** The expert matrix at `location` in f32, nn.Linear layout. */
+export async function readExpertF32(reader: ExpertTensorReader, location: ExpertLocation): Promise<Float32Array> {
+  if (location.rows === null) return reader.readF32(location.tensor);
+  const slab = await reader.readRowsF32(location.tensor, location.rows[0], location.rows[1]);
+  return location.columns ? transposeColumns(slab, location.rows[1] - location.rows[0], location.columns, new Float32Array(location.columns.count * (location.rows[1] - location.rows[0]))) : slab;
+}
+
+/** The expert matrix at `location` as stored when it is BF16 (null for another dtype), nn.Linear layout. */
+export async function readExpertBf16(reader: ExpertTensorReader, location: ExpertLocation): Promise<Uint16Array | null> {
+  if (location.rows === null) return reader.readBf16(location.tensor);
+  const slab = await reader.readRowsBf16(location.tensor, location.rows[0], location.rows[1]);
+  if (!slab || !location.columns) return slab;
+  return transposeColumns(slab, location.rows[1] - location.rows[0], location.columns, new Uint16Array(location.columns.count * (location.rows[1] - location.rows[0])));
+}
+
+/** out[c][r] = slab[r][first + c·step] for c < count, r < rows (out: count × rows). */
+function transposeColumns<T extends Float32Array | Uint16Array>(slab: T, rows: number, cols: { width: number; first: number; step: number; count: number }, out: T): T {
+  const { width, first, step, count } = cols;
+  if (slab.length !== rows * width) throw new RangeError(`an expert slab of ${rows} rows of ${width} values has ${slab.length} values`);
+  // blocks of rows keep both the reads and the writes within a few cache lines
+  const B = 32;
+  for (let r0 = 0; r0 < rows; r0 += B) {
+    const r1 = Math.min(rows, r0 + B);
+    for (let c = 0; c < count; c++) {
+      const src = first + c * step;
+      const dst = c * rows;
+      for (let r = r0; r < r1; r++) out[dst + r] = slab[r * width + src];
+    }
+  }
+  return out;
+}
+
+/**
+ * A layer's fused tensors from its experts' matrices (nn.Linear layout, f32), in the form `fused`
+ * names: gate_up from gate(e) and up(e), down from down(e); what the writers put on disk.
+ */
+export async function fuseGateUp(config: ModelConfig, fused: FusedExpertNames, gate: (e: number) => Promise<Float32Array>, up: (e: number) => Promise<Float32Array>): Promise<Float32Array> {
+  const { numExperts: E, hiddenSize: H, expertIntermediateSize: I } = config;
+  const out = new Float32Array(E * 2 * I * H);
+  for (let e = 0; e < E; e++) {
+    const g = await gate(e);
+    const u = await up(e);
+    if (fused.form !== 'transposed-interleaved') {
+      out.set(g, e * 2 * I * H);
+      out.set(u, (e * 2 + 1) * I * H);
+      continue;
+    }
+    // [H, 2I]: row h holds gate[0][h], up[0][h], gate[1][h], …
+    const base = e * H * 2 * I;
+    for (let i = 0; i < I; i++) {
+      for (let h = 0; h < H; h++) {
+        out[base + h * 2 * I + 2 * i] = g[i * H + h];
+        out[base + h * 2 * I + 2 * i + 1] = u[i * H + h];
+      }
+    }
+  }
+  return out;
+}
+
+/** See fuseGateUp. */
+export async function fuseDown(config: ModelConfig, fused: FusedExpertNames, down: (e: number) => Promise<Float32Array>): Promise<Float32Array> {
+  const { numExperts: E, hiddenSize: H, expertIntermediateSize: I } = config;
+  const out = new Float32Array(E * H * I);
+  for (let e = 0; e < E; e++) {
+    const d = await down(e);
+    if (fused.form !== 'transposed-interleaved') {
+      out.set(d, e * H * I);
+      continue;
+    }
+    // [I, H] = the transpose of down's [H, I]
+    const base = e * I * H;
+    for (let h = 0; h < H; h++) for (let i = 0; i < I; i++) out[base + i * H + h] = d[h * I + i];
+  }
+  return out;
 }

@@ -30,6 +30,10 @@ export interface TensorNameTemplates {
     vBias?: string;
     qNorm?: string;
     kNorm?: string;
+    /** used where the config sets oBias (gpt-oss) */
+    oBias?: string;
+    /** used where the config sets attentionSinks (gpt-oss) */
+    sinks?: string;
   };
   mla?: {
     qProj: string;
@@ -49,11 +53,14 @@ export interface TensorNameTemplates {
   expert?: MlpNames;
   /**
    * transformers ≥ 5's in-memory fused form, which some writers put on disk:
-   * gate_up [E, 2I, H] (gate rows first) and down [E, H, I]. `router` and `routerBias` are the
+   * gate_up [E, 2I, H] (gate rows first) and down [E, H, I], or gpt-oss's transposed form
+   * (`form`, FusedExpertNames in types.ts) with its biases. `router` and `routerBias` are the
    * router's and its correction bias's names in that form when they differ (Mixtral's
    * block_sparse_moe.gate becomes mlp.gate).
    */
-  fused: { gateUp: string; down: string; router?: string; routerBias?: string };
+  fused: { gateUp: string; down: string; router?: string; routerBias?: string; form?: 'rows' | 'transposed-interleaved'; gateUpBias?: string; downBias?: string };
+  /** gpt-oss: the router's bias on its logits [E] */
+  routerLogitBias?: string;
   shared?: MlpNames;
   sharedGate?: string;
   dense?: MlpNames;

@@ -24,6 +24,8 @@ function attentionNames(family: Family, config: ModelConfig, layer: number): Att
     names.kBias = fillName(t.kBias, layer);
     names.vBias = fillName(t.vBias, layer);
   }
+  if (config.oBias && t.oBias) names.oBias = fillName(t.oBias, layer);
+  if (config.attentionSinks && t.sinks) names.sinks = fillName(t.sinks, layer);
   if (config.qkNorm !== 'none' && t.qNorm && t.kNorm) {
     names.qNorm = fillName(t.qNorm, layer);
     names.kNorm = fillName(t.kNorm, layer);
@@ -56,12 +58,16 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
   const names: MoeNames = { router: fillName(t.router, layer) };
   if (isFused) {
     names.fused = { gateUp: fusedGateUp, down: fillName(t.fused.down, layer) };
+    if (t.fused.form) names.fused.form = t.fused.form;
+    if (t.fused.gateUpBias) names.fused.gateUpBias = fillName(t.fused.gateUpBias, layer);
+    if (t.fused.downBias) names.fused.downBias = fillName(t.fused.downBias, layer);
     // the fused form's writer may also have renamed the router; take whichever name is present
     if (t.fused.router && !has(names.router)) names.router = fillName(t.fused.router, layer);
   } else {
     names.experts = Array.from({ length: config.numExperts }, (_, e) => fillMlp(t.expert!, layer, e));
   }
   if (t.routerBias) names.routerBias = fillName(t.routerBias, layer);
+  if (t.routerLogitBias) names.routerLogitBias = fillName(t.routerLogitBias, layer);
   if (t.routerBias && t.routerBiasRow) names.routerBiasRow = true;
   // as the router: the fused form's writer may have moved the correction bias (MiniMax-M2's to mlp.e_score_correction_bias)
   if (isFused && t.fused.routerBias && names.routerBias && !has(names.routerBias)) names.routerBias = fillName(t.fused.routerBias, layer);

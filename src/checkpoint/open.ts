@@ -4,7 +4,7 @@
  * builds the layout and checks every expected tensor's presence, shape and dtype, so later code
  * can trust the names and shapes without re-checking.
  */
-import { expertLocation, expertTensorNames, type ExpertLocation } from './expert-location.js';
+import { expertLocation, expertTensorNames, readExpertBf16, readExpertF32, type ExpertLocation } from './expert-location.js';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TensorStore, type TensorSource } from '../io/sharded.js';
@@ -106,13 +106,11 @@ class OpenedCheckpoint implements Checkpoint {
   }
 
   async readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array> {
-    const { tensor, rows } = this.expertLocation(layer, expert, type);
-    return rows === null ? this.store.readF32(tensor) : this.store.readRowsF32(tensor, rows[0], rows[1]);
+    return readExpertF32(this, this.expertLocation(layer, expert, type));
   }
 
   async readExpertBf16(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null> {
-    const { tensor, rows } = this.expertLocation(layer, expert, type);
-    return rows === null ? this.readBf16(tensor) : this.readRowsBf16(tensor, rows[0], rows[1]);
+    return readExpertBf16(this, this.expertLocation(layer, expert, type));
   }
 
   bf16TensorNames(): Set<string> {

@@ -12,6 +12,7 @@ import { glm4Moe } from './families/glm4-moe.js';
 import { glm4MoeLite } from './families/glm4-moe-lite.js';
 import { hunyuanV1Moe } from './families/hunyuan-v1-moe.js';
 import { graniteMoe } from './families/granitemoe.js';
+import { gptOss } from './families/gpt-oss.js';
 import { minimaxM2 } from './families/minimax-m2.js';
 import { mixtral } from './families/mixtral.js';
 import { olmoe } from './families/olmoe.js';
@@ -19,7 +20,7 @@ import { qwen2Moe } from './families/qwen2-moe.js';
 import { qwen3Moe } from './families/qwen3-moe.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, glm4Moe, graniteMoe, minimaxM2, dots1, glm4MoeLite, ernie45Moe, hunyuanV1Moe];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, glm4Moe, graniteMoe, minimaxM2, dots1, glm4MoeLite, ernie45Moe, hunyuanV1Moe, gptOss];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

@@ -6,7 +6,7 @@ import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 import type { MappedFiles } from '../io/file-map.js';
 
-export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite' | 'ernie4_5_moe' | 'hunyuan_v1_moe';
+export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite' | 'ernie4_5_moe' | 'hunyuan_v1_moe' | 'gpt_oss';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -82,6 +82,24 @@ export interface ModelConfig {
    * softmax scaled by attention instead of 1/√head_dim, the logits divided by logits.
    */
   multipliers?: Multipliers;
+  /** o_proj carries a bias too (gpt-oss: attention_bias covers all four projections) */
+  oBias?: boolean;
+  /**
+   * gpt-oss's attention sinks: a learned logit per query head that joins each softmax's
+   * denominator and is then dropped (`self_attn.sinks`, [numHeads]); absent: none.
+   */
+  attentionSinks?: boolean;
+  /**
+   * gpt-oss's routing: the router's logits (with its own bias, `router.bias`) → top-k → softmax
+   * over those k. Absent: the softmax over all experts first (ModelConfig.topkMethod's rules).
+   */
+  routing?: 'topk-softmax';
+  /**
+   * gpt-oss's experts: gate and up projections with biases, then (up + 1) · g · sigmoid(alpha · g)
+   * with g = min(gate, limit) and up clamped to ±limit, then down with its bias. Absent: SwiGLU,
+   * down(silu(gate) · up) without biases.
+   */
+  expertActivation?: ClampedSwiGlu;
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
@@ -121,6 +139,15 @@ export interface SlidingWindow {
   layers?: readonly boolean[];
 }
 
+/** gpt-oss's expert activation (ModelConfig.expertActivation); its projections carry biases. */
+export interface ClampedSwiGlu {
+  kind: 'clamped-swiglu';
+  /** the sigmoid's slope (1.702) */
+  alpha: number;
+  /** gate clamped above, up on both sides, at this value (swiglu_limit, 7) */
+  limit: number;
+}
+
 /** GraniteMoE's config multipliers (embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling). */
 export interface Multipliers {
   embedding: number;
@@ -158,6 +185,10 @@ export interface AttentionNames {
   vBias?: string;
   qNorm?: string;
   kNorm?: string;
+  /** gpt-oss: o_proj's bias [hidden] */
+  oBias?: string;
+  /** gpt-oss: the attention sinks [numHeads] */
+  sinks?: string;
   /**
    * DeepSeek-V2 MLA tensors (present iff config.attention === 'mla'). Then `q` is the query
    * projection (q_proj, or q_b_proj with q-LoRA), `k` is kv_a_proj_with_mqa, `v` is kv_b_proj:
@@ -189,11 +220,31 @@ export interface MoeNames {
   routerBiasRow?: boolean;
   /** per-expert 2-D tensors (the on-disk form of every supported family) */
   experts?: MlpNames[];
-  /** fused in-memory form some writers put on disk: gate_up [E, 2·I, H] (gate rows first) and down [E, H, I] */
-  fused?: { gateUp: string; down: string };
+  /** gpt-oss: the router's bias [E], added to its logits (routing 'topk-softmax') */
+  routerLogitBias?: string;
+  /** the routed experts in one tensor per projection (FusedExpertNames) */
+  fused?: FusedExpertNames;
   shared?: MlpNames;
   /** [1, H] sigmoid gate of the shared expert (Qwen2-MoE) */
   sharedGate?: string;
+}
+
+/**
+ * Routed experts stored fused, one tensor per projection, in one of two forms:
+ * - 'rows' (transformers ≥ 5's in-memory form, which some writers put on disk; GraniteMoE's own):
+ *   gate_up [E, 2I, H] with each expert's gate rows first, down [E, H, I]: each expert's matrix
+ *   is a block of rows in nn.Linear layout.
+ * - 'transposed-interleaved' (gpt-oss): gate_up [E, H, 2I] whose columns alternate gate, up, …,
+ *   down [E, I, H]: y = x · W[e], so each matrix is the transpose of a slab (gate_up's every
+ *   other column), with biases gate_up_bias [E, 2I] (interleaved alike) and down_bias [E, H].
+ */
+export interface FusedExpertNames {
+  gateUp: string;
+  down: string;
+  /** absent: 'rows' */
+  form?: 'rows' | 'transposed-interleaved';
+  gateUpBias?: string;
+  downBias?: string;
 }
 
 export interface LayerLayout {

@@ -27,6 +27,7 @@ import { writeIndex } from '../compress/output/index-file.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
 import { basisName, groupBaseName, CONFIG_FILE, COPIED_FILES, INDEX_FILE, moePrefix, STATS_FILE } from '../compress/output/names.js';
 import { materialise } from './factored-expert.js';
+import { fuseDown, fuseGateUp, fusedExpertShapes } from '../checkpoint/expert-location.js';
 import { loadCompressed, type CompressedModel } from './load.js';
 import { RfidMoeError } from '../errors.js';
 
@@ -88,7 +89,7 @@ async function claimOutputDir(out: string, source: string, block: RfidBlock): Pr
 
 /** Dense values (name → f32) of every tensor a factored layer dropped, reconstructed from its factors. */
 async function denseTensors(model: CompressedModel, layer: LayerLayout, types: ExpertMatrixType[], engine: Engine): Promise<Map<string, Float32Array>> {
-  const { numExperts: E, hiddenSize: H, expertIntermediateSize: I } = model.config;
+  const E = model.config.numExperts;
   const moe = layer.moe!;
   const out = new Map<string, Float32Array>();
   const expert = async (e: number, type: ExpertMatrixType) =>
@@ -98,28 +99,17 @@ async function denseTensors(model: CompressedModel, layer: LayerLayout, types: E
     return out;
   }
   const fused = moe.fused!;
-  if (types.includes('gate') || types.includes('up')) {
-    const gateUp = new Float32Array(E * 2 * I * H);
-    for (let e = 0; e < E; e++) {
-      gateUp.set(await expert(e, 'gate'), e * 2 * I * H);
-      gateUp.set(await expert(e, 'up'), (e * 2 + 1) * I * H);
-    }
-    out.set(fused.gateUp, gateUp);
-  }
-  if (types.includes('down')) {
-    const down = new Float32Array(E * H * I);
-    for (let e = 0; e < E; e++) down.set(await expert(e, 'down'), e * H * I);
-    out.set(fused.down, down);
-  }
+  if (types.includes('gate') || types.includes('up')) out.set(fused.gateUp, await fuseGateUp(model.config, fused, (e) => expert(e, 'gate'), (e) => expert(e, 'up')));
+  if (types.includes('down')) out.set(fused.down, await fuseDown(model.config, fused, (e) => expert(e, 'down')));
   return out;
 }
 
-/** [p, d] of per-expert tensors (gate/up [I, H], down [H, I]), [E, 2I, H] / [E, H, I] of fused ones. */
+/** [p, d] of per-expert tensors (gate/up [I, H], down [H, I]), the fused tensors' shapes in their form. */
 function denseShape(model: CompressedModel, layer: LayerLayout, name: string): number[] {
-  const { numExperts: E, hiddenSize: H, expertIntermediateSize: I } = model.config;
+  const { hiddenSize: H, expertIntermediateSize: I } = model.config;
   const fused = layer.moe?.fused;
-  if (fused && name === fused.gateUp) return [E, 2 * I, H];
-  if (fused && name === fused.down) return [E, H, I];
+  if (fused && name === fused.gateUp) return fusedExpertShapes(model.config, fused).gateUp;
+  if (fused && name === fused.down) return fusedExpertShapes(model.config, fused).down;
   return layer.moe?.experts?.some((x) => x.down === name) ? [H, I] : [I, H];
 }
 

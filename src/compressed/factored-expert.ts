@@ -208,6 +208,10 @@ export class SwiGluExpert implements ExpertWeights {
     return gate && up && down ? { width: this.gate.p, gate, up, down } : null;
   }
 
+  project(engine: Engine, which: 'gate' | 'up' | 'down', x: Float32Array, rows: number, out: Float32Array): void {
+    this[which].apply(engine, x, rows, out);
+  }
+
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     const width = this.gate.p;
     // synchronous from here to the end: the shared scratch buffers cannot be reused meanwhile

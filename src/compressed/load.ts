@@ -9,7 +9,7 @@
  * routing frequency (stored in the rfid_moe block) until the byte budget is spent: the hottest
  * experts are then served as dense matrices from memory, the rest factored from disk.
  */
-import { expertLocation, expertTensorNames, type ExpertLocation } from '../checkpoint/expert-location.js';
+import { expertLocation, expertTensorNames, readExpertBf16, readExpertF32, type ExpertLocation } from '../checkpoint/expert-location.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expectedTensors } from '../checkpoint/expected.js';
@@ -202,8 +202,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
    */
   async readExpertBf16(layer: number, expert: number, type: MatrixType): Promise<Uint16Array | null> {
     if (this.isFactored(layer, type)) return null;
-    const { tensor, rows } = this.expertLocation(layer, expert, type);
-    return rows === null ? this.readBf16(tensor) : this.readRowsBf16(tensor, rows[0], rows[1]);
+    return readExpertBf16(this, this.expertLocation(layer, expert, type));
   }
 
   /**
@@ -263,8 +262,7 @@ export class CompressedModel implements Checkpoint, WeightProvider {
 
   async readExpert(layer: number, expert: number, type: MatrixType): Promise<Float32Array> {
     if (this.isFactored(layer, type)) return reconstructPlain(await this.factors(layer, expert, type));
-    const { tensor, rows } = this.expertLocation(layer, expert, type);
-    return rows === null ? this.store.readF32(tensor) : this.store.readRowsF32(tensor, rows[0], rows[1]);
+    return readExpertF32(this, this.expertLocation(layer, expert, type));
   }
 
   /** Where an unfactored expert matrix is stored. */

@@ -39,6 +39,8 @@ export function attendWithCache(
   v: Float32Array,
   context: Float32Array,
   scale: number,
+  /** one sink logit per query head (gpt-oss), null: none */
+  sinks: Float32Array | null = null,
 ): void {
   const { batch } = ctx;
   const { heads, kvHeads, headDim } = shape;
@@ -59,5 +61,5 @@ export function attendWithCache(
     // positions per kv head in a head-major cache buffer (0: keys/values are row-major)
     headStride[s] = cache.headDim === headDim ? cache.allocated(slot) : 0;
   }
-  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, batch.offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context);
+  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, batch.offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context, sinks);
 }

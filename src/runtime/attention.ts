@@ -3,7 +3,8 @@
  * lineage: q/k/v projections (+ Qwen2-MoE's and GLM-4.5's biases), OLMoE whole-projection or
  * Qwen3 per-head q/k RMSNorm, OLMoE clip_qkv, RoPE (rotate_half, over the whole head or GLM-4.5's
  * leading part), grouped-query heads, softmax(QKᵀ/√d) with a causal (optionally sliding-window)
- * mask, o_proj (Granite: its own softmax scale, and its residual multiplier on the output). The
+ * mask and gpt-oss's per-head sinks, o_proj (+ gpt-oss's bias; Granite: its own softmax scale, and
+ * its residual multiplier on the output). The
  * projections go through productTransB (their weights f32 or BF16 as held), the attention
  * products through engine.gemm.
  */
@@ -91,14 +92,15 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     // keys and values go into the cache as well): all heads in one kernel call, which the native
     // engine spreads over its threads
     if (ctx.kv) writeToCache(ctx.kv, batch, k, v);
-    kernels.causalAttention(numHeads, numKvHeads, headDim, batch.offsets, q, k, v, scale, ctx.slidingWindow, context);
+    kernels.causalAttention(numHeads, numKvHeads, headDim, batch.offsets, q, k, v, scale, ctx.slidingWindow, context, w.sinks ?? null);
   } else {
-    attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale);
+    attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale, w.sinks ?? null);
   }
   // Granite multiplies the attention's output by residual_multiplier: o_proj is linear, so its input is
   scaleInPlace(context, config.multipliers?.residual, rows * qWidth);
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, qWidth, context, w.o, out, residual ? 1 : 0);
+  if (w.oBias) addRowBias(out, rows, hidden, w.oBias, kernels);
   return out;
 }
 

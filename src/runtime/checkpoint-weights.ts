@@ -142,7 +142,7 @@ export class CheckpointWeights implements WeightProvider {
     const a = layout.attention;
     if (a.mla) return this.mlaAttention(a.mla, a.o);
     const read = (name: string | undefined) => (name ? this.checkpoint.readF32(name) : Promise.resolve(undefined));
-    const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm] = await Promise.all([
+    const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks] = await Promise.all([
       this.matrix(a.q),
       this.matrix(a.k),
       this.matrix(a.v),
@@ -152,8 +152,10 @@ export class CheckpointWeights implements WeightProvider {
       read(a.vBias),
       read(a.qNorm),
       read(a.kNorm),
+      read(a.oBias),
+      read(a.sinks),
     ]);
-    return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm };
+    return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, ...(oBias ? { oBias } : {}), ...(sinks ? { sinks } : {}) };
   }
 
   private async mlaAttention(names: MlaAttentionNames, o: string): Promise<MlaAttentionWeights> {
@@ -196,6 +198,11 @@ export class CheckpointWeights implements WeightProvider {
       },
     };
     if (names.routerBias) moe.routerBias = await ckpt.readF32(names.routerBias);
+    if (names.routerLogitBias) moe.routerLogitBias = await ckpt.readF32(names.routerLogitBias);
+    if (names.fused?.gateUpBias && names.fused.downBias) {
+      const [gateUp, down] = await Promise.all([ckpt.readF32(names.fused.gateUpBias), ckpt.readF32(names.fused.downBias)]);
+      moe.expertBiases = { gateUp, down };
+    }
     if (names.shared) moe.shared = await this.mlp(names.shared);
     if (names.sharedGate) moe.sharedGate = await ckpt.readF32(names.sharedGate);
     return moe;

@@ -38,6 +38,11 @@ export class SwiGlu<W extends Weights = Weights> implements ExpertWeights {
     return this;
   }
 
+  project(engine: Engine, which: 'gate' | 'up' | 'down', x: Float32Array, rows: number, out: Float32Array): void {
+    const [n, k] = which === 'down' ? [this.hidden, this.width] : [this.width, this.hidden];
+    productTransB(engine, rows, n, k, x, this[which], out);
+  }
+
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     const { hidden, width } = this;
     // synchronous from here to the end: the shared scratch buffers cannot be reused meanwhile

@@ -11,8 +11,8 @@
  * matrices are BF16).
  */
 import type { Engine, ExpertOperand } from '../engine/types.js';
-import type { ModelConfig } from '../checkpoint/types.js';
-import { scratch, softmaxInPlace, topK } from './numerics.js';
+import type { ClampedSwiGlu, ModelConfig } from '../checkpoint/types.js';
+import { addRowBias, scratch, softmaxInPlace, topK } from './numerics.js';
 import { prefetch } from './prefetch.js';
 import { allBf16, SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
 import type { ExpertWeights, MoeWeights, SwiGluOperands } from './weights.js';
@@ -34,7 +34,9 @@ export interface MoeObserver {
   onExpertInput?(layer: number, expert: number, x: Float32Array, rows: number, routingWeights?: Float32Array): void | Promise<void>;
 }
 
-export function route(engine: Engine, config: ModelConfig, router: Float32Array, x: Float32Array, tokens: number, routerBias?: Float32Array): Routing {
+export function route(engine: Engine, config: ModelConfig, w: Pick<MoeWeights, 'router' | 'routerBias' | 'routerLogitBias'>, x: Float32Array, tokens: number): Routing {
+  const { router, routerBias } = w;
+  if (config.routing === 'topk-softmax') return routeTopkSoftmax(engine, config, router, w.routerLogitBias, x, tokens);
   if (config.topkMethod === 'noaux_tc') return routeNoAuxTc(engine, config, router, routerBias, x, tokens);
   const { numExperts: E, topK: k, hiddenSize } = config;
   const probs = new Float32Array(tokens * E);
@@ -60,6 +62,27 @@ export function route(engine: Engine, config: ModelConfig, router: Float32Array,
     for (let s = 0; s < k; s++) {
       weights[t * k + s] = Math.fround(probs[t * E + experts[t * k + s]] / denominator) * config.routedScalingFactor;
     }
+  }
+  return { tokens, topK: k, experts, weights };
+}
+
+/**
+ * gpt-oss's routing, as transformers' GptOssTopKRouter computes it: logits = x·Wᵀ + bias, the k
+ * largest (earlier experts first on ties, as torch.topk on CPU), and a softmax over those k
+ * values alone (in f32, the router's dtype there).
+ */
+function routeTopkSoftmax(engine: Engine, config: ModelConfig, router: Float32Array, bias: Float32Array | undefined, x: Float32Array, tokens: number): Routing {
+  const { numExperts: E, topK: k, hiddenSize } = config;
+  if (bias && bias.length !== E) throw new RangeError(`the router's bias has ${bias.length} values for ${E} experts`);
+  const logits = new Float32Array(tokens * E);
+  engine.gemm(tokens, E, hiddenSize, x, router, logits, { transB: true });
+  const experts = new Int32Array(tokens * k);
+  const weights = new Float32Array(tokens * k);
+  for (let t = 0; t < tokens; t++) {
+    if (bias) for (let e = 0; e < E; e++) logits[t * E + e] = Math.fround(logits[t * E + e] + bias[e]);
+    topK(logits, t * E, E, k, experts, t * k);
+    for (let s = 0; s < k; s++) weights[t * k + s] = logits[t * E + experts[t * k + s]];
+    softmaxInPlace(weights, t * k, k);
   }
   return { tokens, topK: k, experts, weights };
 }
@@ -143,7 +166,7 @@ export async function moeBlock(
   observer?: MoeObserver,
 ): Promise<Float32Array> {
   const h = config.hiddenSize;
-  const routing = route(engine, config, w.router, x, tokens, w.routerBias);
+  const routing = route(engine, config, w, x, tokens);
   observer?.onRouting?.(layer, routing);
 
   const { first, order, orderWeights } = groupByExpert(routing, config.numExperts);
@@ -153,10 +176,11 @@ export async function moeBlock(
   const out = new Float32Array(tokens * h);
   // resident experts the kernel can run as they are (heldExperts): all of them in one kernel call
   const held = observer?.onExpertInput ? null : heldExperts(w, first, E);
-  if (held?.oneCall) {
+  // the one-call kernel computes SwiGLU without biases: gpt-oss's experts run one by one
+  if (held?.oneCall && !config.expertActivation) {
     heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out);
   } else {
-    await expertByExpert(engine, layer, w, x, h, first, order, orderWeights, out, held?.got, observer);
+    await expertByExpert(engine, config, layer, w, x, h, first, order, orderWeights, out, held?.got, observer);
   }
 
   if (w.shared) {
@@ -264,6 +288,7 @@ function kernelOperands(expert: ExpertWeights, rows: number): SwiGluOperands | n
 /** The routed experts one at a time, the next one read while the current one computes (`got`: already held). */
 async function expertByExpert(
   engine: Engine,
+  config: ModelConfig,
   layer: number,
   w: MoeWeights,
   x: Float32Array,
@@ -306,10 +331,42 @@ async function expertByExpert(
       kernels.gatherRows(h, idx, rows, x, xe);
     }
     const ye = scratch('moe-expert-out', rows * h);
-    expert.forward(engine, xe, rows, ye);
+    if (config.expertActivation) clampedSwiGluExpert(engine, config.expertActivation, expert, w.expertBiases, e, xe, rows, h, config.expertIntermediateSize, ye);
+    else expert.forward(engine, xe, rows, ye);
     kernels.scatterAddRows(h, idx, we, rows, ye, out);
     e = following;
   }
+}
+
+/**
+ * gpt-oss's expert on `rows` rows: g = x·gateᵀ + b_g, u = x·upᵀ + b_u, then
+ * a = (clamp(u, −limit, limit) + 1) · min(g, limit) · sigmoid(alpha · min(g, limit)), and
+ * out = a·downᵀ + b_d, as transformers' GptOssExperts (whose stored gate_up bias interleaves gate
+ * and up as its columns do). In f32; each projection as the expert holds it (dense, BF16 or factored).
+ */
+function clampedSwiGluExpert(
+  engine: Engine, act: ClampedSwiGlu, expert: ExpertWeights, biases: MoeWeights['expertBiases'], e: number,
+  x: Float32Array, rows: number, hidden: number, width: number, out: Float32Array,
+): void {
+  if (!biases) throw new RangeError('the model\'s experts take biases (gpt-oss) but the layer has none');
+  if (!expert.project) throw new RangeError('this expert cannot apply its projections one at a time, which gpt-oss\'s activation needs');
+  const g = scratch('clamped-swiglu-gate', rows * width);
+  const u = scratch('clamped-swiglu-up', rows * width);
+  expert.project(engine, 'gate', x, rows, g);
+  expert.project(engine, 'up', x, rows, u);
+  const gateUpBias = biases.gateUp.subarray(e * 2 * width, (e + 1) * 2 * width);
+  const { alpha, limit } = act;
+  for (let r = 0; r < rows; r++) {
+    const o = r * width;
+    for (let i = 0; i < width; i++) {
+      const gate = Math.min(Math.fround(g[o + i] + gateUpBias[2 * i]), limit);
+      const up = Math.min(Math.max(Math.fround(u[o + i] + gateUpBias[2 * i + 1]), -limit), limit);
+      const glu = Math.fround(gate * Math.fround(1 / (1 + Math.exp(-Math.fround(gate * alpha)))));
+      g[o + i] = Math.fround(Math.fround(up + 1) * glu);
+    }
+  }
+  expert.project(engine, 'down', g, rows, out);
+  addRowBias(out, rows, hidden, biases.down.subarray(e * hidden, (e + 1) * hidden), engine.kernels);
 }
 
 /**
@@ -337,8 +394,8 @@ function groupByExpert(routing: Routing, numExperts: number): { first: Int32Arra
  * order — without running any expert: sequential calibration observes a layer's inputs before
  * the layer's experts are compressed, and only the compressed experts' output is needed after.
  */
-export async function observeMoeInputs(engine: Engine, config: ModelConfig, layer: number, moe: Pick<MoeWeights, 'router' | 'routerBias'>, x: Float32Array, tokens: number, observer: MoeObserver): Promise<void> {
-  const routing = route(engine, config, moe.router, x, tokens, moe.routerBias);
+export async function observeMoeInputs(engine: Engine, config: ModelConfig, layer: number, moe: Pick<MoeWeights, 'router' | 'routerBias' | 'routerLogitBias'>, x: Float32Array, tokens: number, observer: MoeObserver): Promise<void> {
+  const routing = route(engine, config, moe, x, tokens);
   observer.onRouting?.(layer, routing);
   if (!observer.onExpertInput) return;
   const h = config.hiddenSize;

@@ -32,6 +32,12 @@ export interface ExpertWeights {
    * that would be materialised, a 'random' residual).
    */
   swiGluOperands?(rows: number): SwiGluOperands | null;
+  /**
+   * One projection alone: out (rows × its outputs) = x · Wᵀ for gate or up (x rows × hidden,
+   * out rows × width) or down (x rows × width, out rows × hidden), overwriting out. What an MoE
+   * block with another activation or biases (gpt-oss's) runs its experts through.
+   */
+  project?(engine: Engine, which: 'gate' | 'up' | 'down', x: Float32Array, rows: number, out: Float32Array): void;
 }
 
 /** A SwiGLU's projections for ForwardKernels.swiGluExperts (gate and up [width, hidden], down [hidden, width]). */
@@ -69,6 +75,10 @@ export interface StandardAttentionWeights {
   /** [headDim] (per-head) or [numHeads·headDim] (whole projection) */
   qNorm?: Float32Array;
   kNorm?: Float32Array;
+  /** gpt-oss: o_proj's bias [hidden] */
+  oBias?: Float32Array;
+  /** gpt-oss: one sink logit per query head [numHeads] (ModelConfig.attentionSinks) */
+  sinks?: Float32Array;
 }
 
 /**
@@ -100,6 +110,14 @@ export interface MoeWeights {
   router: Float32Array;
   /** DeepSeek-V3: the per-expert bias added to the router's scores for the choice only [numExperts] */
   routerBias?: Float32Array;
+  /** gpt-oss: the router's bias, added to its logits [numExperts] (ModelConfig.routing 'topk-softmax') */
+  routerLogitBias?: Float32Array;
+  /**
+   * gpt-oss: the routed experts' biases, gate_up [numExperts, 2·width] (gate and up interleaved,
+   * as stored) and down [numExperts, hidden] (ModelConfig.expertActivation). The MoE block applies
+   * them around the expert's projections (ExpertWeights.project).
+   */
+  expertBiases?: { gateUp: Float32Array; down: Float32Array };
   /** loads one routed expert; the caller drops it before asking for the next */
   expert(index: number): Promise<ExpertWeights>;
   /**

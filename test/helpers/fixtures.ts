@@ -19,6 +19,7 @@
  * | ernie4_5_moe | 1 and 2 of 3 (moe_layer_start_index 1) | interleaved RoPE pairs, softmax routing choosing on probability + moe_statics bias [1, E], two shared experts |
  * | glm4_moe_lite | 1 and 2 of 3 (mlp_layer_types, or its default) | deepseek_v3's tensors and routing under GLM's name |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
+ * | gpt_oss     | all 2                                  | q/k/v/o biases, sinks, window 5 on layer 0, YaRN, router bias, experts fused transposed (gate_up [E, H, 2I] gate/up interleaved, down [E, I, H]) with biases |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
@@ -875,7 +876,100 @@ function minimaxM2Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, ernie4_5_moe: 3, hunyuan_v1_moe: 2 };
+/**
+ * OpenAI gpt-oss (gpt_oss): GQA with biases on q/k/v/o and a sink logit per head, a sliding window
+ * (5 here, so prompts cross it) on the even layers, YaRN, a router with a bias, top-k then softmax,
+ * and experts fused transposed: gate_up [E, H, 2I] with gate and up columns interleaved, down
+ * [E, I, H], with biases (drawn large, sd 4, so that the ±7 clamps of its activation bite).
+ */
+function gptOssFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const headDim = o.headDim ?? d.H / d.heads;
+  const config = {
+    architectures: ['GptOssForCausalLM'],
+    model_type: 'gpt_oss',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    num_local_experts: d.E,
+    num_experts_per_tok: d.K,
+    experts_per_token: d.K,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    attention_bias: true,
+    attention_dropout: 0,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 150000,
+    // (not whole numbers, so that JSON keeps them floats, as transformers requires)
+    rope_scaling: { rope_type: 'yarn', factor: 32.5, beta_fast: 32.5, beta_slow: 1.5, original_max_position_embeddings: 64, truncate: false },
+    sliding_window: 5,
+    layer_types: Array.from({ length: d.L }, (_, l) => (l % 2 === 0 ? 'sliding_attention' : 'full_attention')),
+    swiglu_limit: 7.0,
+    router_aux_loss_coef: 0.9,
+    tie_word_embeddings: d.tied,
+    pad_token_id: d.V - 2,
+    eos_token_id: d.V - 1,
+  };
+  const scaled = (t: TensorSpec, by: number): TensorSpec => ({ ...t, values: () => t.values().map((v) => v * by) });
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    const m = `${P(l)}.mlp`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(
+      tensor(d, `${a}.q_proj.bias`, [d.heads * headDim], 'bias'),
+      tensor(d, `${a}.k_proj.bias`, [d.kvHeads * headDim], 'bias'),
+      tensor(d, `${a}.v_proj.bias`, [d.kvHeads * headDim], 'bias'),
+      tensor(d, `${a}.o_proj.bias`, [d.H], 'bias'),
+      // sinks of either sign around the scores' own size
+      scaled(tensor(d, `${a}.sinks`, [d.heads], 'bias'), 30),
+    );
+    layers.push(tensor(d, `${m}.router.weight`, [d.E, d.H], 'linear'), tensor(d, `${m}.router.bias`, [d.E], 'bias'));
+    layers.push(...transposedExperts(d, m));
+    layers.push(scaled(tensor(d, `${m}.experts.gate_up_proj_bias`, [d.E, 2 * d.I], 'bias'), 80), tensor(d, `${m}.experts.down_proj_bias`, [d.E, d.H], 'bias'));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
+ * gpt-oss's fused experts: gate_up [E, H, 2I] where column 2i of expert e's slab is row i of its
+ * gate matrix and column 2i + 1 row i of its up matrix, and down [E, I, H] the transpose of each
+ * down matrix [H, I]; each matrix drawn under its per-expert name, as the other forms are.
+ */
+function transposedExperts(d: Dims, m: string): TensorSpec[] {
+  const draw = (e: number, w: string, shape: number[]) => drawValues(d.seed, `${m}.experts.${e}.${w}.weight`, shape, 'linear');
+  const gateUp = (): Float32Array => {
+    const out = new Float32Array(d.E * d.H * 2 * d.I);
+    for (let e = 0; e < d.E; e++) {
+      const gate = draw(e, 'gate_proj', [d.I, d.H]);
+      const up = draw(e, 'up_proj', [d.I, d.H]);
+      for (let h = 0; h < d.H; h++) {
+        for (let i = 0; i < d.I; i++) {
+          out[(e * d.H + h) * 2 * d.I + 2 * i] = gate[i * d.H + h];
+          out[(e * d.H + h) * 2 * d.I + 2 * i + 1] = up[i * d.H + h];
+        }
+      }
+    }
+    return out;
+  };
+  const down = (): Float32Array => {
+    const out = new Float32Array(d.E * d.I * d.H);
+    for (let e = 0; e < d.E; e++) {
+      const w = draw(e, 'down_proj', [d.H, d.I]);
+      for (let h = 0; h < d.H; h++) for (let i = 0; i < d.I; i++) out[(e * d.I + i) * d.H + h] = w[h * d.I + i];
+    }
+    return out;
+  };
+  return [
+    { name: `${m}.experts.gate_up_proj`, shape: [d.E, d.H, 2 * d.I], values: gateUp },
+    { name: `${m}.experts.down_proj`, shape: [d.E, d.I, d.H], values: down },
+  ];
+}
+
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, ernie4_5_moe: 3, hunyuan_v1_moe: 2, gpt_oss: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -928,6 +1022,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return ernie45MoeFixture(d, opts);
       case 'hunyuan_v1_moe':
         return hunyuanV1MoeFixture(d, opts);
+      case 'gpt_oss':
+        return gptOssFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };

@@ -18,7 +18,7 @@
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash and ERNIE-4.5
  * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE) and
  * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) and
- * linear and Llama 3 RoPE scaling come from
+ * linear and Llama 3 RoPE scaling, and gpt-oss (sinks, biased experts stored transposed) come from
  * the TypeScript fixture
  * generator, their float keys rewritten as floats as transformers writes them.
  */
@@ -37,7 +37,8 @@ import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
-import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { describeWithTransformers, pythonPath, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { runPythonJson } from '../helpers/python-json.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
 const goldenDir = path.join(repoRoot, 'test', 'golden', 'runtime');
@@ -56,6 +57,8 @@ interface Case {
   /** an existing fixture directory, or the TypeScript fixture generator's options */
   dir?: string;
   fixture?: TinyCheckpointOptions;
+  /** gpt-oss: the fixture's experts rewritten in MXFP4, as gpt-oss is released (scripts/mxfp4_reference.py) */
+  mxfp4?: boolean;
 }
 
 const CASES: Case[] = [
@@ -151,9 +154,17 @@ const CASES: Case[] = [
   // original context that puts the fixture's four frequencies in all three bands: kept, blended, divided)
   { name: 'qwen3_moe-linear-rope', family: 'qwen3_moe', fixture: { seed: 26, ropeScaling: { rope_type: 'linear', factor: 3.5 } } },
   { name: 'mixtral-llama3-rope', family: 'mixtral', fixture: { seed: 27, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 400 } } },
+  // gpt-oss: biases on every attention projection, sink logits, a window of 5 on even layers,
+  // YaRN without truncation, top-k of the biased router logits then a softmax over them, experts
+  // stored transposed with gate and up interleaved and biased, the clamped activation …
+  { name: 'gpt_oss', family: 'gpt_oss', fixture: { seed: 28 } },
+  // … and three layers, top-3, tied embeddings, head_dim ≠ hidden / heads
+  { name: 'gpt_oss-top3-tied', family: 'gpt_oss', fixture: { seed: 29, numLayers: 3, topK: 3, tieWordEmbeddings: true, headDim: 12 } },
+  // … and as it is released: its experts in MXFP4 (hidden and width multiples of 32), read dequantised on both sides
+  { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));
@@ -171,7 +182,10 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
     if (c.dir) return c.dir;
     const dir = path.join(root.dir, `${c.name}-model`);
     await makeTransformersCheckpoint(dir, c.family as FamilyName, c.fixture);
-    return dir;
+    if (!c.mxfp4) return dir;
+    const quantized = `${dir}-mxfp4`;
+    await runPythonJson(pythonPath, path.join(repoRoot, 'scripts', 'mxfp4_reference.py'), { op: 'quantize', model: dir, out: quantized });
+    return quantized;
   }
 
   beforeAll(async () => {

@@ -15,6 +15,7 @@ import { decodeToF32, encodeFromF32, type DType, type EncodableDType } from '../
 import { SafetensorsWriter, type TensorPlan } from '../../io/safetensors-writer.js';
 import type { TensorSource } from '../../io/sharded.js';
 import { reconstructExpert, type CompressedGroup } from '../compress-layer.js';
+import { fuseDown, fuseGateUp } from '../../checkpoint/expert-location.js';
 import type { MatrixType } from '../recipe.js';
 import { basisName, coefficientName, expertBasisName, groupBaseName, moePrefix, residualName } from './names.js';
 
@@ -112,26 +113,15 @@ async function denseReplacements(input: ShardInput): Promise<Map<string, Float32
   const moe = layer?.moe;
   if (!layer || !moe || input.compressed.length === 0) return out;
   const byType = new Map(input.compressed.map((c) => [c.type, reconstructAll(c, input.engine)]));
-  const { numExperts: E, expertIntermediateSize: I, hiddenSize: H } = input.ckpt.config;
   if (moe.experts) {
     for (const [type, experts] of byType) for (const [e, w] of experts) out.set(moe.experts[e][type], w);
     return out;
   }
   if (!moe.fused) return out;
   const expertMatrix = async (e: number, type: MatrixType) => byType.get(type)?.get(e) ?? (await input.ckpt.readExpert(layer.index, e, type));
-  if (byType.has('gate') || byType.has('up')) {
-    const gateUp = new Float32Array(E * 2 * I * H);
-    for (let e = 0; e < E; e++) {
-      gateUp.set(await expertMatrix(e, 'gate'), e * 2 * I * H);
-      gateUp.set(await expertMatrix(e, 'up'), (e * 2 + 1) * I * H);
-    }
-    out.set(moe.fused.gateUp, gateUp);
-  }
-  if (byType.has('down')) {
-    const down = new Float32Array(E * H * I);
-    for (let e = 0; e < E; e++) down.set(await expertMatrix(e, 'down'), e * H * I);
-    out.set(moe.fused.down, down);
-  }
+  const config = input.ckpt.config;
+  if (byType.has('gate') || byType.has('up')) out.set(moe.fused.gateUp, await fuseGateUp(config, moe.fused, (e) => expertMatrix(e, 'gate'), (e) => expertMatrix(e, 'up')));
+  if (byType.has('down')) out.set(moe.fused.down, await fuseDown(config, moe.fused, (e) => expertMatrix(e, 'down')));
   return out;
 }
 
