@@ -57,6 +57,11 @@ export function independentCounts(raw: Raw): IndependentCounts {
       I = num(raw, 'intermediate_size');
       isMoe = () => true;
       break;
+    case 'gpt_oss':
+      E = num(raw, 'num_local_experts');
+      I = num(raw, 'intermediate_size');
+      isMoe = () => true;
+      break;
     case 'olmoe':
       E = num(raw, 'num_experts');
       I = num(raw, 'intermediate_size');
@@ -145,6 +150,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'olmoe' || type === 'minimax_m2') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
     if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
     if (type === 'hunyuan_v1_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
+    if (type === 'gpt_oss') attentionPerLayer += heads * hd + 2 * kv * hd + H + heads; // q/k/v/o biases, one sink per head
     if (type === 'dots1') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + 2 * hd; // per-head q/k norms always
   }
 
@@ -152,11 +158,12 @@ export function independentCounts(raw: Raw): IndependentCounts {
   const denseLayers = Array.from({ length: L }, (_, l) => l).filter((l) => !isMoe(l));
   const nMoe = moeLayers.length;
   const c = {
-    routedGateUp: nMoe * E * 2 * I * H,
-    routedDown: nMoe * E * H * I,
+    // gpt-oss's experts carry biases: gate_up [E, 2I], down [E, H]
+    routedGateUp: nMoe * E * 2 * I * (H + (type === 'gpt_oss' ? 1 : 0)),
+    routedDown: nMoe * E * H * (I + (type === 'gpt_oss' ? 1 : 0)),
     sharedExperts: nMoe * sharedPerLayer,
-    // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'ernie4_5_moe' ? 1 : 0)),
+    // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E], gpt-oss's its logits' bias [E]
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'ernie4_5_moe' || type === 'gpt_oss' ? 1 : 0)),
     attention: L * attentionPerLayer,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

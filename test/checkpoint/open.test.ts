@@ -85,6 +85,28 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
   it('readExpert returns the raw per-expert tensor with shape [p, d] / [d, p]', async () => {
     const { hiddenSize: d, expertIntermediateSize: p } = ckpt.config;
     const layer = ckpt.layout.layers.find((l) => l.kind === 'moe')!.index;
+    if (family === 'gpt_oss') {
+      // stored fused and transposed only: expert e's gate is the transpose of the even columns of
+      // gate_up_proj[e] ([H, 2I]), its up of the odd ones, its down the transpose of down_proj[e] ([I, H])
+      const gateUp = await ckpt.readF32(`model.layers.${layer}.mlp.experts.gate_up_proj`);
+      const down = await ckpt.readF32(`model.layers.${layer}.mlp.experts.down_proj`);
+      for (const e of [0, ckpt.config.numExperts - 1]) {
+        const gate = new Float32Array(p * d);
+        const up = new Float32Array(p * d);
+        const dn = new Float32Array(d * p);
+        for (let i = 0; i < p; i++) {
+          for (let h = 0; h < d; h++) {
+            gate[i * d + h] = gateUp[(e * d + h) * 2 * p + 2 * i];
+            up[i * d + h] = gateUp[(e * d + h) * 2 * p + 2 * i + 1];
+            dn[h * p + i] = down[(e * p + i) * d + h];
+          }
+        }
+        expect(await ckpt.readExpert(layer, e, 'gate')).toEqual(gate);
+        expect(await ckpt.readExpert(layer, e, 'up')).toEqual(up);
+        expect(await ckpt.readExpert(layer, e, 'down')).toEqual(dn);
+      }
+      return;
+    }
     if (family === 'granitemoe') {
       // stored fused only: expert e's gate is rows [0, p) of input_linear[e], its up rows [p, 2p), its down output_linear[e]
       const gateUp = await ckpt.readF32(`model.layers.${layer}.block_sparse_moe.input_linear.weight`);
@@ -110,14 +132,17 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
   it('fused on-disk experts give the same matrices as per-expert ones', async () => {
     expect(describeCheckpoint(fusedCkpt).expertStorage).toBe('fused');
     // GraniteMoE has no per-expert form
-    expect(describeCheckpoint(ckpt).expertStorage).toBe(family === 'granitemoe' ? 'fused' : 'per-expert');
+    expect(describeCheckpoint(ckpt).expertStorage).toBe(family === 'granitemoe' || family === 'gpt_oss' ? 'fused' : 'per-expert');
     const { hiddenSize: H, expertIntermediateSize: I } = fusedCkpt.config;
     for (const layer of fusedCkpt.layout.layers.filter((l) => l.kind === 'moe')) {
       const l = layer.index;
+      const m = `model.layers.${l}.mlp.experts`;
       expect(layer.moe!.fused).toEqual(
         family === 'granitemoe'
           ? { gateUp: `model.layers.${l}.block_sparse_moe.input_linear.weight`, down: `model.layers.${l}.block_sparse_moe.output_linear.weight` }
-          : { gateUp: `model.layers.${l}.mlp.experts.gate_up_proj`, down: `model.layers.${l}.mlp.experts.down_proj` },
+          : family === 'gpt_oss'
+            ? { gateUp: `${m}.gate_up_proj`, down: `${m}.down_proj`, form: 'transposed-interleaved', gateUpBias: `${m}.gate_up_proj_bias`, downBias: `${m}.down_proj_bias` }
+            : { gateUp: `${m}.gate_up_proj`, down: `${m}.down_proj` },
       );
       expect(layer.moe!.experts).toBeUndefined();
       const gateUp = await fusedCkpt.readF32(layer.moe!.fused!.gateUp);
@@ -126,8 +151,8 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
           const fromFused = await fusedCkpt.readExpert(l, e, type);
           expect(fromFused, `layer ${l} expert ${e} ${type}`).toEqual(await ckpt.readExpert(l, e, type));
         }
-        // gate rows come first in each expert's [2I, H] block, then up rows
-        expect(await fusedCkpt.readExpert(l, e, 'up')).toEqual(gateUp.subarray((2 * e + 1) * I * H, (2 * e + 2) * I * H));
+        // gate rows come first in each expert's [2I, H] block, then up rows (gpt-oss: checked above)
+        if (family !== 'gpt_oss') expect(await fusedCkpt.readExpert(l, e, 'up')).toEqual(gateUp.subarray((2 * e + 1) * I * H, (2 * e + 2) * I * H));
       }
     }
   });
