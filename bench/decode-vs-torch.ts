@@ -4,7 +4,7 @@
  * same model, the same prompt ids and the same number of new tokens, in the same run; then the
  * aggregate throughput of 8 concurrent streams decoded together by one continuous-batching decoder.
  *
- *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b|deepseek-v2-lite|glm-4.5-air|granite-3.0-1b-a400m]]
+ *   node --import tsx bench/decode-vs-torch.ts [--model DIR | --synthetic [--shape mixtral|qwen3-30b-a3b|deepseek-v2-lite|glm-4.5-air|granite-3.0-1b-a400m|gpt-oss-20b]]
  *        [--prompt-tokens 32] [--new-tokens 128] [--streams 8] [--threads 1] [--repeats 3]
  *        [--python .venv/bin/python] [--weights bf16|f32] [--native-coretype auto|NAME] [--matmul-activations f32|bf16]
  *
@@ -36,7 +36,9 @@
  * dense first layer, or --shape glm-4.5-air: GLM-4.5-Air's attention (12 query heads of 128 per kv
  * head, RoPE over half of each head, q/k/v biases) and 64 experts of width 176, top-4, one shared
  * expert and a dense first layer, or --shape granite-3.0-1b-a400m: that model at its full size
- * (1.3 B parameters, 2.7 GB in BF16), random weights. Both sides use the same thread count (default 1: decoding a small model is latency-bound,
+ * (1.3 B parameters, 2.7 GB in BF16), or --shape gpt-oss-20b: its attention (8 query heads of 64
+ * per kv head, sinks, biases, a window of 128 on every other layer, YaRN) and 32 experts of the
+ * hidden width with biases and its clamped activation, top-4; random weights. Both sides use the same thread count (default 1: decoding a small model is latency-bound,
  * and on a shared machine a second thread mostly waits for a busy core; torch suffers most).
  *
  * Prints one JSON line. Both sides time prefill + decode with the weights already loaded (best of

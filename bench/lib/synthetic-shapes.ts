@@ -110,6 +110,26 @@ export const SHAPES = {
         dtype: 'BF16',
       }, opts),
   },
+  'gpt-oss-20b': {
+    label: 'synthetic gpt-oss-20b proportions (gpt_oss, hidden 512, 8 q heads / 1 kv head of 64 with sinks, q/k/v/o biases, window 128 on every other layer, YaRN; 4 layers, 32 experts of width 512 with biases, top-4; vocab 4096)',
+    make: (dir: string, opts: ShapeOptions = {}) =>
+      makeTinyCheckpoint(dir, 'gpt_oss', {
+        seed: 1,
+        hiddenSize: 512,
+        numHeads: 8,
+        numKvHeads: 1,
+        headDim: 64,
+        expertIntermediateSize: 512,
+        numLayers: 4,
+        numExperts: 32,
+        topK: 4,
+        vocabSize: 4096,
+        // gpt-oss-20b's own: a window of 128, YaRN ×32 over an original context of 4096
+        configKeys: { sliding_window: 128 },
+        ropeScaling: { rope_type: 'yarn', factor: 32.0, beta_fast: 32.0, beta_slow: 1.0, original_max_position_embeddings: 4096, truncate: false },
+        dtype: 'BF16',
+      }, opts),
+  },
 } as const;
 
 /** The shape of a --shape argument; throws naming the choices. */

@@ -12,7 +12,7 @@ import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
 import { slidingWindowOf } from './sliding-window.js';
-import type { Checkpoint, ModelConfig, Multipliers } from './types.js';
+import type { Checkpoint, ClampedSwiGlu, ModelConfig, Multipliers } from './types.js';
 
 export interface LayerDescription {
   index: number;
@@ -56,8 +56,12 @@ export interface CheckpointDescription {
   topK: number;
   normTopkProb: boolean;
   routedScalingFactor: number;
-  /** how the top-k is chosen: 'softmax' (plain), DeepSeek-V2's 'group_limited_greedy' or V3's 'noaux_tc' */
-  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc';
+  /** how the top-k is chosen: 'softmax' (plain), DeepSeek-V2's 'group_limited_greedy', V3's 'noaux_tc', or gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k) */
+  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'topk-softmax';
+  /** gpt-oss: a sink logit per head in every attention softmax; absent where the family has none */
+  attentionSinks?: true;
+  /** gpt-oss's expert activation (with biases on the experts' projections); absent: SwiGLU without biases */
+  expertActivation?: ClampedSwiGlu;
   expertIntermediateSize: number;
   sharedExpertIntermediateSize: number;
   denseIntermediateSize: number;
@@ -120,6 +124,8 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
+    ...(c.attentionSinks ? { attentionSinks: true as const } : {}),
+    ...(c.expertActivation !== undefined ? { expertActivation: c.expertActivation } : {}),
     ...fp8Description(c.raw),
     ...mxfp4Description(c.raw),
     moeLayers: layers.filter((l) => l.kind === 'moe').map((l) => l.index),
@@ -128,7 +134,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     topK: c.topK,
     normTopkProb: c.normTopkProb,
     routedScalingFactor: c.routedScalingFactor,
-    routing: c.topkMethod === 'group_limited_greedy' || c.topkMethod === 'noaux_tc' ? c.topkMethod : 'softmax',
+    routing: c.routing ?? (c.topkMethod === 'group_limited_greedy' || c.topkMethod === 'noaux_tc' ? c.topkMethod : 'softmax'),
     expertIntermediateSize: c.expertIntermediateSize,
     sharedExpertIntermediateSize: c.sharedExpertIntermediateSize,
     denseIntermediateSize: c.denseIntermediateSize,

@@ -106,6 +106,12 @@ describe('inspect <dir> --json', () => {
     // and one with multipliers names them
     const granite = await makeTinyCheckpoint(scratch.sub('human-granite'), 'granitemoe');
     expect((await inspect(granite.dir)).stdout).toMatch(/multipliers\s+embeddings × 12, residual × 0.22, softmax scale 0.015625, logits ÷ 6\n/);
+    // gpt-oss: its sinks, its routing and its activation
+    const gptOss = await makeTinyCheckpoint(scratch.sub('human-gpt-oss'), 'gpt_oss');
+    const text = (await inspect(gptOss.dir)).stdout;
+    expect(text).toMatch(/RoPE yarn; a sink logit per head; a sliding window of 5 positions in layers 0\n/);
+    expect(text).toMatch(/top-2 of the biased router logits, a softmax over those k; activation \(up \+ 1\)·g·sigmoid\(1.702·g\), g = min\(gate, 7\), up within ±7, biases on the projections; no shared expert/);
+    expect(JSON.parse((await inspect(gptOss.dir, '--json')).stdout)).toMatchObject({ routing: 'topk-softmax', attentionSinks: true, expertActivation: { kind: 'clamped-swiglu', alpha: 1.702, limit: 7 } });
   });
 });
 

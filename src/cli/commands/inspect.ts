@@ -88,8 +88,9 @@ export function formatCheckpoint(d: CheckpointDescription): string {
   const p = d.parameters;
   const pct = (n: number) => (p.total > 0 ? `${((100 * n) / p.total).toFixed(1)}%` : '-');
   const experts = [
-    `${d.numExperts} routed per MoE layer, top-${d.topK}${d.routing === 'noaux_tc' ? ' by sigmoid scores with a correction bias (noaux_tc)' : d.routing === 'group_limited_greedy' ? ' within the best expert groups (group_limited_greedy)' : ''}`,
-    `renormalised top-k: ${d.normTopkProb ? 'yes' : 'no'}`,
+    `${d.numExperts} routed per MoE layer, top-${d.topK}${d.routing === 'noaux_tc' ? ' by sigmoid scores with a correction bias (noaux_tc)' : d.routing === 'group_limited_greedy' ? ' within the best expert groups (group_limited_greedy)' : d.routing === 'topk-softmax' ? ' of the biased router logits, a softmax over those k' : ''}`,
+    ...(d.routing === 'topk-softmax' ? [] : [`renormalised top-k: ${d.normTopkProb ? 'yes' : 'no'}`]),
+    ...(d.expertActivation ? [`activation (up + 1)·g·sigmoid(${d.expertActivation.alpha}·g), g = min(gate, ${d.expertActivation.limit}), up within ±${d.expertActivation.limit}, biases on the projections`] : []),
     ...(d.routedScalingFactor !== 1 ? [`routed scaling ${d.routedScalingFactor}`] : []),
     d.sharedExpertIntermediateSize > 0 ? `shared expert width ${d.sharedExpertIntermediateSize}` : 'no shared expert',
   ].join('; ');
@@ -97,7 +98,7 @@ export function formatCheckpoint(d: CheckpointDescription): string {
     table([
       ['checkpoint', d.dir],
       ['family', `${d.familyLabel} (model_type ${d.modelType})`],
-      ['attention', `${d.attention === 'mla' ? `MLA (multi-head latent attention), ${d.numHeads} heads` : `${d.numHeads} heads, ${d.numKvHeads} kv heads, head_dim ${d.headDim}`}; RoPE ${d.ropeScaling}${d.rotaryDim !== undefined ? ` over the first ${d.rotaryDim} of each head's ${d.headDim} values` : ''}${d.slidingWindow !== undefined ? `; a sliding window of ${d.slidingWindow.size} positions in ${d.slidingWindow.layers.length === d.numLayers ? 'every layer' : `layers ${d.slidingWindow.layers.join(', ')}`}` : ''}${d.runnable ? '' : ' (not implemented: the model can be inspected and compressed from statistics, not run)'}`],
+      ['attention', `${d.attention === 'mla' ? `MLA (multi-head latent attention), ${d.numHeads} heads` : `${d.numHeads} heads, ${d.numKvHeads} kv heads, head_dim ${d.headDim}`}; RoPE ${d.ropeScaling}${d.rotaryDim !== undefined ? ` over the first ${d.rotaryDim} of each head's ${d.headDim} values` : ''}${d.attentionSinks ? '; a sink logit per head' : ''}${d.slidingWindow !== undefined ? `; a sliding window of ${d.slidingWindow.size} positions in ${d.slidingWindow.layers.length === d.numLayers ? 'every layer' : `layers ${d.slidingWindow.layers.join(', ')}`}` : ''}${d.runnable ? '' : ' (not implemented: the model can be inspected and compressed from statistics, not run)'}`],
       ['hidden / vocab', `${d.hiddenSize} / ${d.vocabSize}${d.tieWordEmbeddings ? ' (tied embeddings)' : ''}`],
       ['layers', `${d.numLayers}: MoE ${list(d.moeLayers)}; dense ${list(d.denseLayers)}${d.denseLayers.length > 0 ? ` (width ${d.denseIntermediateSize})` : ''}`],
       ['experts', experts],
