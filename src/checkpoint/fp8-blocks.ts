@@ -209,7 +209,7 @@ export class Fp8BlockStore implements TensorSource {
   tensor(name: string): StoreTensorEntry | undefined {
     if (this.hidden.has(name)) return undefined;
     const q = this.quantized.get(name);
-    return q ? { ...q.entry, shape: [...q.entry.shape] } : this.inner.tensor(name);
+    return q ? { ...q.entry, shape: [...q.entry.shape], decoded: true } : this.inner.tensor(name);
   }
 
   async readBytes(name: string): Promise<Uint8Array> {

@@ -241,7 +241,7 @@ export class Mxfp4Store implements TensorSource {
   tensor(name: string): StoreTensorEntry | undefined {
     if (this.hidden.has(name)) return undefined;
     const p = this.packed.get(name);
-    return p ? { ...p.entry, shape: [...p.entry.shape], dataOffsets: [...p.entry.dataOffsets] } : this.inner.tensor(name);
+    return p ? { ...p.entry, shape: [...p.entry.shape], dataOffsets: [...p.entry.dataOffsets], decoded: true } : this.inner.tensor(name);
   }
 
   async readBytes(name: string): Promise<Uint8Array> {

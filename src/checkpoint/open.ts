@@ -86,7 +86,7 @@ class OpenedCheckpoint implements Checkpoint {
   tensor(name: string): TensorMeta | undefined {
     const info = this.store.tensor(name);
     if (!info) return undefined;
-    return { name: info.name, dtype: info.dtype, shape: [...info.shape], file: info.file, byteLength: info.byteLength };
+    return { name: info.name, dtype: info.dtype, shape: [...info.shape], file: info.file, byteLength: info.byteLength, ...(info.decoded ? { decoded: true as const } : {}) };
   }
 
   async readF32(name: string): Promise<Float32Array> {

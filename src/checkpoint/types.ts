@@ -272,6 +272,8 @@ export interface TensorMeta {
   /** shard file (absolute path) holding it */
   file: string;
   byteLength: number;
+  /** presented decoded from another stored form (FP8 with its scales, MXFP4): reads are copies, never views of the mapped file */
+  decoded?: true;
 }
 
 export interface Checkpoint {

@@ -121,7 +121,11 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-export type StoreTensorEntry = TensorEntry & { file: string };
+/**
+ * `decoded`: a view presents the tensor decoded from another stored form (FP8 codes and their
+ * scales, MXFP4 blocks): every read is a copy, never a view of the file's mapped pages.
+ */
+export type StoreTensorEntry = TensorEntry & { file: string; decoded?: true };
 
 /**
  * What readers of a checkpoint's tensors need: TensorStore, or a view over one that presents

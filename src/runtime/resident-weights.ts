@@ -118,15 +118,18 @@ export function residentIfFits(provider: WeightProvider, parameterCount: number,
  * Bytes a checkpoint's weights take once resident: f32 for every tensor, except those a runtime
  * keeping BF16 weights holds as stored (`bf16Weights`: bf16HeldTensorNames, 2 bytes a value, or
  * none with `mapped`: they are then views of the mapped files, the page cache's pages, not the
- * process's own memory; Checkpoint.mapReads).
+ * process's own memory; Checkpoint.mapReads). A tensor decoded from FP8 or MXFP4
+ * (TensorMeta.decoded) is the process's own copy, mapped or not: 2 bytes a value.
  */
 export function residentWeightBytes(ckpt: Checkpoint, opts: CheckpointWeightsOptions & { mapped?: boolean } = {}): number {
   const keptBf16 = opts.bf16Weights ? bf16HeldTensorNames(ckpt) : new Set<string>();
   const keptBytes = opts.mapped ? 0 : 2;
   let bytes = 0;
   for (const name of ckpt.tensorNames()) {
-    const values = ckpt.tensor(name)!.shape.reduce((a, b) => a * b, 1);
-    bytes += values * (keptBf16.has(name) ? keptBytes : 4);
+    const meta = ckpt.tensor(name)!;
+    const values = meta.shape.reduce((a, b) => a * b, 1);
+    // a tensor decoded from FP8 or MXFP4 is a copy even where the files are mapped
+    bytes += values * (keptBf16.has(name) ? (meta.decoded ? 2 : keptBytes) : 4);
   }
   return bytes;
 }

@@ -17,6 +17,7 @@ import { mxfp4Quantization } from '../../src/checkpoint/mxfp4.js';
 import { openCheckpoint, openTensorSource } from '../../src/checkpoint/open.js';
 import { encodeFromF32, roundToBf16, type DType } from '../../src/io/dtype.js';
 import { writeSafetensors } from '../../src/io/safetensors-writer.js';
+import { residentWeightBytes } from '../../src/runtime/resident-weights.js';
 import type { TensorSource } from '../../src/io/sharded.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { Rng } from '../helpers/rng.js';
@@ -253,6 +254,12 @@ describe('MXFP4 blocks read as BF16', () => {
       expect(d.dtypes.BF16).toBe(4);
       expect(d.validation.unusedTensors).toEqual([]);
       expect(formatCheckpoint(d)).toMatch(/quantization +MXFP4 .*dequantised to BF16 as read/);
+      // decoded on every read, so the process's own memory even where the files are mapped (generate's budget)
+      const decoded = ckpt.tensorNames().filter((n) => ckpt.tensor(n)!.decoded);
+      expect(decoded.sort()).toEqual([...packed.keys()].sort());
+      const decodedValues = decoded.reduce((sum, n) => sum + ckpt.tensor(n)!.shape.reduce((a, b) => a * b, 1), 0);
+      expect(residentWeightBytes(ckpt, { bf16Weights: true })).toBe(residentWeightBytes(ckpt) - 2 * decodedValues);
+      expect(residentWeightBytes(ckpt, { bf16Weights: true, mapped: true })).toBe(residentWeightBytes(ckpt, { bf16Weights: true }));
     } finally {
       await ckpt.close();
     }
