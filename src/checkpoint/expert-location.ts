@@ -53,11 +53,15 @@ export interface ExpertTensorReader {
   readRowsF32(name: string, start: number, end: number): Promise<Float32Array>;
   readBf16(name: string): Promise<Uint16Array | null>;
   readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array | null>;
+  /** a transposed cut of rows decoded directly, where the reader can (TensorSource.readColumnsBf16); null: it cannot */
+  readColumnsBf16?(name: string, start: number, end: number, columns: { first: number; step: number; count: number }): Promise<Uint16Array | null>;
 }
 
 /** The expert matrix at `location` in f32, nn.Linear layout. */
 export async function readExpertF32(reader: ExpertTensorReader, location: ExpertLocation): Promise<Float32Array> {
   if (location.rows === null) return reader.readF32(location.tensor);
+  const direct = location.columns ? await reader.readColumnsBf16?.(location.tensor, location.rows[0], location.rows[1], location.columns) : null;
+  if (direct) return widenBf16(direct);
   const slab = await reader.readRowsF32(location.tensor, location.rows[0], location.rows[1]);
   return location.columns ? transposeColumns(slab, location.rows[1] - location.rows[0], location.columns, new Float32Array(location.columns.count * (location.rows[1] - location.rows[0]))) : slab;
 }
@@ -65,9 +69,20 @@ export async function readExpertF32(reader: ExpertTensorReader, location: Expert
 /** The expert matrix at `location` as stored when it is BF16 (null for another dtype), nn.Linear layout. */
 export async function readExpertBf16(reader: ExpertTensorReader, location: ExpertLocation): Promise<Uint16Array | null> {
   if (location.rows === null) return reader.readBf16(location.tensor);
+  // an MXFP4 expert decodes its columns directly (no slab, no transpose)
+  const direct = location.columns ? await reader.readColumnsBf16?.(location.tensor, location.rows[0], location.rows[1], location.columns) : null;
+  if (direct) return direct;
   const slab = await reader.readRowsBf16(location.tensor, location.rows[0], location.rows[1]);
   if (!slab || !location.columns) return slab;
   return transposeColumns(slab, location.rows[1] - location.rows[0], location.columns, new Uint16Array(location.columns.count * (location.rows[1] - location.rows[0])));
+}
+
+/** BF16 patterns widened to f32 (exact). */
+function widenBf16(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  const wide = new Uint32Array(out.buffer);
+  for (let i = 0; i < bits.length; i++) wide[i] = bits[i] << 16;
+  return out;
 }
 
 /** out[c][r] = slab[r][first + c·step] for c < count, r < rows (out: count × rows). */

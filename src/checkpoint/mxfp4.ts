@@ -28,7 +28,7 @@
  */
 import { f32BitsToBf16, widenHalvesInPlace, type DType } from '../io/dtype.js';
 import { rowView } from '../io/safetensors-reader.js';
-import type { StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.js';
+import type { ColumnSelection, StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.js';
 import { tensorBytes, type TensorArena, type TensorBufferSource } from '../io/tensor-buffers.js';
 import type { MappedFiles } from '../io/file-map.js';
 import { CheckpointError } from './errors.js';
@@ -282,6 +282,54 @@ export class Mxfp4Store implements TensorSource {
 
   close(): Promise<void> {
     return this.inner.close();
+  }
+
+  /**
+   * One expert's slab of `X` (rows e·G·32 … (e+1)·G·32), transposed and cut to some of its
+   * columns: the stored rows first, first + step, … of expert e, decoded as they are stored, no
+   * transpose either way (gpt-oss's gate is its even stored rows of gate_up, its up the odd
+   * ones). Null for any other row range, or for a tensor this view does not decode.
+   */
+  async readColumnsBf16(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null> {
+    const p = this.packed.get(name);
+    if (!p) return null;
+    this.checkRows(p, start, end);
+    const slab = p.groups * 32;
+    const { first, step, count } = columns;
+    if (start % slab !== 0 || end - start !== slab || !(Number.isInteger(first) && Number.isInteger(step) && Number.isInteger(count)) || first < 0 || step < 1 || count < 1 || first + (count - 1) * step >= p.rows) return null;
+    const e = start / slab;
+    const table = mxfp4PairTable();
+    const rowBytes = p.groups * GROUP_BYTES;
+    const bytes = this.source(count * slab * 2);
+    const out = new Uint16Array(bytes.buffer, bytes.byteOffset, count * slab);
+    // stored rows a chunk at a time (every row of the span is read; those between the selected ones are skipped)
+    const chunkRows = Math.max(step, Math.floor(CHUNK_BYTES / rowBytes));
+    for (let j0 = 0; j0 < count; ) {
+      const r0 = first + j0 * step;
+      const j1 = Math.min(count, j0 + Math.max(1, Math.floor(chunkRows / step)));
+      const r1 = first + (j1 - 1) * step + 1;
+      const stored = e * p.rows;
+      const [b, s] = await Promise.all([
+        this.inner.readRowsBytes(p.blocksName, (stored + r0) * p.groups, (stored + r1) * p.groups),
+        this.inner.readRowsBytes(p.scalesName, stored + r0, stored + r1),
+      ]);
+      const blocks = new Uint8Array(b.buffer, b.byteOffset, b.length);
+      const scales = new Uint8Array(s.buffer, s.byteOffset, s.length);
+      for (let j = j0; j < j1; j++) {
+        const r = (j - j0) * step;
+        let o = j * slab;
+        for (let g = 0; g < p.groups; g++) {
+          const base = scales[r * p.groups + g] << 8;
+          for (let at = r * rowBytes + g * GROUP_BYTES, stop = at + GROUP_BYTES; at < stop; at++) {
+            const v = table[base + blocks[at]];
+            out[o++] = v;
+            out[o++] = v >>> 16;
+          }
+        }
+      }
+      j0 = j1;
+    }
+    return out;
   }
 
   /** the inner store, for a tensor this view does not hide (a hidden one reads as absent) */

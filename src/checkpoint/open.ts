@@ -7,7 +7,7 @@
 import { expertLocation, expertTensorNames, readExpertBf16, readExpertF32, type ExpertLocation } from './expert-location.js';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { TensorStore, type TensorSource } from '../io/sharded.js';
+import { TensorStore, type ColumnSelection, type TensorSource } from '../io/sharded.js';
 import { Fp8BlockStore, fp8BlockQuantization } from './fp8-blocks.js';
 import { Mxfp4Store, mxfp4Quantization } from './mxfp4.js';
 import { CheckpointError } from './errors.js';
@@ -103,6 +103,10 @@ class OpenedCheckpoint implements Checkpoint {
 
   async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array | null> {
     return this.store.tensor(name)?.dtype === 'BF16' ? this.store.readRowsBf16(name, start, end) : null;
+  }
+
+  async readColumnsBf16(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null> {
+    return this.store.readColumnsBf16 ? this.store.readColumnsBf16(name, start, end, columns) : null;
   }
 
   async readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array> {

@@ -125,6 +125,13 @@ async function exists(p: string): Promise<boolean> {
  * `decoded`: a view presents the tensor decoded from another stored form (FP8 codes and their
  * scales, MXFP4 blocks): every read is a copy, never a view of the file's mapped pages.
  */
+/** Columns first, first + step, … (count of them) of a 2-D view's rows. */
+export interface ColumnSelection {
+  first: number;
+  step: number;
+  count: number;
+}
+
 export type StoreTensorEntry = TensorEntry & { file: string; decoded?: true };
 
 /**
@@ -146,6 +153,13 @@ export interface TensorSource {
   /** a BF16 tensor's bit patterns (throws for another dtype) */
   readBf16(name: string): Promise<Uint16Array>;
   readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array>;
+  /**
+   * The transpose of columns first, first + step, … (count of them) of rows [start, end) as BF16,
+   * [count, end − start], where the view can give it without decoding the whole rows (an MXFP4
+   * expert stored transposed to its presented form: gpt-oss's); null where it cannot, and the
+   * caller reads the rows and transposes them itself.
+   */
+  readColumnsBf16?(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null>;
   /** reads take their memory from `arena` from now on, or their own again with null */
   packInto(arena: TensorArena | null): void;
   /** reads of tensors kept as stored hand out views of the mapped files from now on (SafetensorsFile.mapReads); null where none could be mapped */

@@ -207,6 +207,42 @@ describe('MXFP4 blocks read as BF16', () => {
     });
   });
 
+  it('columns of an expert slab decoded directly (gpt-oss\'s gate: even stored rows, up: odd, down: all) equal the slab read and transposed', async () => {
+    const rng = new Rng(8);
+    const gateUp = randomPacked(rng, 3, 80, 2);
+    // one expert bigger than a read chunk (4 MiB of blocks): 8,200 stored rows of 512 bytes
+    const big = randomPacked(rng, 1, 8200, 32);
+    const dir = await writeDir([...pair('l.gate_up_proj', gateUp), ...pair('big', big)]);
+    await withSource(dir, async (s) => {
+      for (const [name, p] of [
+        ['l.gate_up_proj', gateUp],
+        ['big', big],
+      ] as const) {
+        const [E, R, G] = p.dims;
+        const C = G * 32;
+        const want = reference(p);
+        for (let e = 0; e < E; e++) {
+          for (const cols of [
+            { first: 0, step: 2, count: R / 2 },
+            { first: 1, step: 2, count: R / 2 },
+            { first: 0, step: 1, count: R },
+            { first: 3, step: 5, count: Math.floor((R - 4) / 5) },
+          ]) {
+            const got = await s.readColumnsBf16!(name, e * C, (e + 1) * C, cols);
+            // out[j][c] = presented [e, c, first + j·step]
+            const expected = new Uint16Array(cols.count * C);
+            for (let j = 0; j < cols.count; j++) for (let c = 0; c < C; c++) expected[j * C + c] = want[(e * C + c) * R + cols.first + j * cols.step];
+            expect(firstDifference(got!, expected), `${name} expert ${e} ${JSON.stringify(cols)}`).toBe(-1);
+          }
+        }
+        // not one whole expert slab, or columns past the rows: the caller transposes the rows itself
+        expect(await s.readColumnsBf16!(name, 1, C, { first: 0, step: 2, count: 2 })).toBeNull();
+        expect(await s.readColumnsBf16!(name, 0, C, { first: 1, step: 2, count: R })).toBeNull();
+      }
+      await expect(s.readColumnsBf16!('l.gate_up_proj', 0, 4 * 64, { first: 0, step: 1, count: 1 })).rejects.toThrow(/outside/);
+    });
+  });
+
   it('an expert larger than a read chunk (4 MiB of blocks) is decoded chunk by chunk', async () => {
     const rng = new Rng(6);
     // 8,200 stored rows of 512 bytes: 8,192 rows a chunk
