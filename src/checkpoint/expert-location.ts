@@ -85,18 +85,23 @@ function widenBf16(bits: Uint16Array): Float32Array {
   return out;
 }
 
-/** out[c][r] = slab[r][first + c·step] for c < count, r < rows (out: count × rows). */
+/**
+ * out[c][r] = slab[r][first + c·step] for c < count, r < rows (out: count × rows), in tiles of
+ * 32 × 32 that keep both the strided reads and the writes within L1.
+ */
 function transposeColumns<T extends Float32Array | Uint16Array>(slab: T, rows: number, cols: { width: number; first: number; step: number; count: number }, out: T): T {
   const { width, first, step, count } = cols;
   if (slab.length !== rows * width) throw new RangeError(`an expert slab of ${rows} rows of ${width} values has ${slab.length} values`);
-  // blocks of rows keep both the reads and the writes within a few cache lines
   const B = 32;
   for (let r0 = 0; r0 < rows; r0 += B) {
     const r1 = Math.min(rows, r0 + B);
-    for (let c = 0; c < count; c++) {
-      const src = first + c * step;
-      const dst = c * rows;
-      for (let r = r0; r < r1; r++) out[dst + r] = slab[r * width + src];
+    for (let c0 = 0; c0 < count; c0 += B) {
+      const c1 = Math.min(count, c0 + B);
+      for (let c = c0; c < c1; c++) {
+        const src = first + c * step;
+        const dst = c * rows;
+        for (let r = r0; r < r1; r++) out[dst + r] = slab[r * width + src];
+      }
     }
   }
   return out;

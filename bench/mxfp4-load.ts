@@ -1,0 +1,186 @@
+/**
+ * Benchmark: reading gpt-oss's routed experts, as the runtime holds them (BF16 matrices in
+ * nn.Linear layout), from an MXFP4 checkpoint (as gpt-oss is released) and from the BF16 release
+ * of the same values.
+ *
+ *   npx tsx bench/mxfp4-load.ts [--layers 1] [--experts 32] [--hidden 2880] [--width 2880] [--rounds 3] [--json]
+ *
+ * 1. Writes (once; reused while its `.complete` marker matches the arguments) under
+ *    .bench-tmp/mxfp4-load/ a gpt-oss checkpoint of that shape (default: gpt-oss-20b's layer, 32
+ *    experts of 2880 × 2880; small attention and vocabulary, which this does not read) whose
+ *    experts are random MXFP4 blocks and scales, and its BF16 copy (every tensor as the MXFP4 view
+ *    presents it: the BF16 release's form, gate_up [E, H, 2I] and down [E, I, H]).
+ * 2. Reads every expert's gate, up and down as BF16 (Checkpoint.readExpertBf16), alternating three
+ *    ways, `rounds` times after one warm-up each, all from the page cache:
+ *    - mxfp4: the MXFP4 checkpoint, each matrix decoded straight from its stored rows
+ *      (Mxfp4Store.readColumnsBf16: the gate is the even rows of gate_up, the up the odd ones);
+ *    - mxfp4 via slab: the same files through the presented [H, 2I] slab, transposed back (what
+ *      reads did before readColumnsBf16);
+ *    - bf16 release: the BF16 copy, its slab read and transposed.
+ * 3. Prints the median seconds of each and the ratios, per layer.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expertLocation, readExpertBf16, type ExpertTensorReader } from '../src/checkpoint/expert-location.js';
+import { openCheckpoint } from '../src/checkpoint/open.js';
+import type { Checkpoint, ExpertMatrixType } from '../src/checkpoint/types.js';
+import { ShardedWriter } from '../src/io/sharded.js';
+import { Rng } from '../test/helpers/rng.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+interface Args {
+  layers: number;
+  experts: number;
+  hidden: number;
+  width: number;
+  rounds: number;
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { layers: 1, experts: 32, hidden: 2880, width: 2880, rounds: 3, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const int = () => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 1) throw new Error(`${a} needs a positive integer`);
+      return v;
+    };
+    if (a === '--layers') args.layers = int();
+    else if (a === '--experts') args.experts = int();
+    else if (a === '--hidden') args.hidden = int();
+    else if (a === '--width') args.width = int();
+    else if (a === '--rounds') args.rounds = int();
+    else if (a === '--json') args.json = true;
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (args.hidden % 32 !== 0 || args.width % 32 !== 0) throw new Error('--hidden and --width must be multiples of 32 (MXFP4 groups)');
+  return args;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** config.json of a gpt-oss checkpoint of this shape (8 heads of 64 and a vocabulary of 1024: not what is timed). */
+function configOf(a: Args, mxfp4: boolean): Record<string, unknown> {
+  return {
+    architectures: ['GptOssForCausalLM'],
+    model_type: 'gpt_oss',
+    hidden_size: a.hidden,
+    intermediate_size: a.width,
+    num_local_experts: a.experts,
+    num_experts_per_tok: 4,
+    num_hidden_layers: a.layers,
+    num_attention_heads: 8,
+    num_key_value_heads: 1,
+    head_dim: 64,
+    vocab_size: 1024,
+    sliding_window: 128,
+    layer_types: Array.from({ length: a.layers }, (_, l) => (l % 2 === 0 ? 'sliding_attention' : 'full_attention')),
+    rope_scaling: { rope_type: 'yarn', factor: 32.0, beta_fast: 32.0, beta_slow: 1.0, original_max_position_embeddings: 4096, truncate: false },
+    rope_theta: 150000,
+    ...(mxfp4 ? { quantization_config: { quant_method: 'mxfp4', modules_to_not_convert: ['model.layers.*.self_attn', 'model.layers.*.mlp.router', 'model.embed_tokens', 'lm_head'] } } : {}),
+  };
+}
+
+/** Writes the MXFP4 checkpoint (random blocks, scales as gpt-oss's experts use: 110…135), then its BF16 copy. */
+async function prepare(a: Args, dir: string): Promise<{ mxfp4: string; bf16: string }> {
+  const mxfp4 = path.join(dir, 'mxfp4');
+  const bf16 = path.join(dir, 'bf16');
+  const marker = path.join(dir, '.complete');
+  const key = JSON.stringify({ layers: a.layers, experts: a.experts, hidden: a.hidden, width: a.width });
+  if (existsSync(marker) && (await readFile(marker, 'utf8')) === key) return { mxfp4, bf16 };
+  const { layers: L, experts: E, hidden: H, width: I } = a;
+  const rng = new Rng(1);
+  const small = (name: string, shape: number[]) => ({ name, dtype: 'BF16' as const, shape, values: () => Float32Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => rng.normal() * 0.02) });
+  const bytes = (name: string, shape: number[], lo: number, hi: number) => ({ name, dtype: 'U8' as const, shape, values: () => Uint8Array.from({ length: shape.reduce((x, y) => x * y, 1) }, () => lo + Math.floor(rng.next() * (hi - lo))) });
+  const tensors: Array<{ name: string; dtype: 'BF16' | 'U8'; shape: number[]; values: () => Float32Array | Uint8Array }> = [small('model.embed_tokens.weight', [1024, H])];
+  for (let l = 0; l < L; l++) {
+    const p = `model.layers.${l}`;
+    tensors.push(small(`${p}.input_layernorm.weight`, [H]), small(`${p}.post_attention_layernorm.weight`, [H]));
+    for (const [n, rows, cols] of [['q', 512, H], ['k', 64, H], ['v', 64, H], ['o', H, 512]] as const) tensors.push(small(`${p}.self_attn.${n}_proj.weight`, [rows, cols]), small(`${p}.self_attn.${n}_proj.bias`, [rows]));
+    tensors.push(small(`${p}.self_attn.sinks`, [8]), small(`${p}.mlp.router.weight`, [E, H]), small(`${p}.mlp.router.bias`, [E]));
+    tensors.push(bytes(`${p}.mlp.experts.gate_up_proj_blocks`, [E, 2 * I, H / 32, 16], 0, 256), bytes(`${p}.mlp.experts.gate_up_proj_scales`, [E, 2 * I, H / 32], 110, 136));
+    tensors.push(bytes(`${p}.mlp.experts.down_proj_blocks`, [E, H, I / 32, 16], 0, 256), bytes(`${p}.mlp.experts.down_proj_scales`, [E, H, I / 32], 110, 136));
+    tensors.push(small(`${p}.mlp.experts.gate_up_proj_bias`, [E, 2 * I]), small(`${p}.mlp.experts.down_proj_bias`, [E, H]));
+  }
+  tensors.push(small('model.norm.weight', [H]), small('lm_head.weight', [1024, H]));
+  await mkdir(mxfp4, { recursive: true });
+  await writeFile(path.join(mxfp4, 'config.json'), JSON.stringify(configOf(a, true), null, 2));
+  const writer = await ShardedWriter.create(mxfp4, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape })), { metadata: { format: 'pt' } });
+  for (const t of tensors) {
+    const v = t.values();
+    await writer.write(t.name, v);
+  }
+  await writer.finish();
+  // the BF16 release of the same values: every tensor as the MXFP4 view presents it
+  const source = await openCheckpoint(mxfp4);
+  try {
+    await mkdir(bf16, { recursive: true });
+    await writeFile(path.join(bf16, 'config.json'), JSON.stringify(configOf(a, false), null, 2));
+    const names = source.tensorNames();
+    const copy = await ShardedWriter.create(bf16, names.map((n) => ({ name: n, dtype: 'BF16' as const, shape: source.tensor(n)!.shape })), { metadata: { format: 'pt' } });
+    for (const n of names) {
+      const bits = (await source.readBf16!(n))!;
+      await copy.write(n, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
+    }
+    await copy.finish();
+  } finally {
+    await source.close();
+  }
+  await writeFile(marker, key);
+  return { mxfp4, bf16 };
+}
+
+/** Every expert matrix of the checkpoint as BF16, through `reader` (a checkpoint, or one without its direct column reads). */
+async function readAll(ckpt: Checkpoint, reader: ExpertTensorReader): Promise<number> {
+  const started = performance.now();
+  let values = 0;
+  for (const layer of ckpt.layout.layers) {
+    for (let e = 0; e < ckpt.config.numExperts; e++) {
+      for (const type of ['gate', 'up', 'down'] as ExpertMatrixType[]) values += (await readExpertBf16(reader, expertLocation(layer.moe!, ckpt.config, e, type)!))!.length;
+    }
+  }
+  if (values !== ckpt.layout.layers.length * ckpt.config.numExperts * 3 * ckpt.config.hiddenSize * ckpt.config.expertIntermediateSize) throw new Error('an expert read came back short');
+  return (performance.now() - started) / 1000;
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const dirs = await prepare(a, path.join(ROOT, '.bench-tmp', 'mxfp4-load'));
+  const mx = await openCheckpoint(dirs.mxfp4);
+  const bf = await openCheckpoint(dirs.bf16);
+  try {
+    // the checkpoint's readers without readColumnsBf16: each matrix through the presented slab
+    const viaSlab: ExpertTensorReader = { readF32: (n) => mx.readF32(n), readRowsF32: (n, s, e) => mx.readRowsF32(n, s, e), readBf16: (n) => mx.readBf16!(n), readRowsBf16: (n, s, e) => mx.readRowsBf16!(n, s, e) };
+    const ways: Array<[string, Checkpoint, ExpertTensorReader]> = [
+      ['mxfp4', mx, mx as unknown as ExpertTensorReader],
+      ['mxfp4 via slab', mx, viaSlab],
+      ['bf16 release', bf, bf as unknown as ExpertTensorReader],
+    ];
+    for (const [, ckpt, reader] of ways) await readAll(ckpt, reader);
+    const times = new Map<string, number[]>(ways.map(([name]) => [name, []]));
+    for (let r = 0; r < a.rounds; r++) for (const [name, ckpt, reader] of ways) times.get(name)!.push(await readAll(ckpt, reader));
+    const med = Object.fromEntries([...times].map(([name, t]) => [name, median(t) / a.layers]));
+    const result = {
+      shape: { layers: a.layers, experts: a.experts, hidden: a.hidden, width: a.width },
+      rounds: a.rounds,
+      secondsPerLayer: med,
+      all: Object.fromEntries(times),
+      mxfp4OverSlab: med['mxfp4'] / med['mxfp4 via slab'],
+      mxfp4OverBf16: med['mxfp4'] / med['bf16 release'],
+    };
+    if (a.json) console.log(JSON.stringify(result));
+    else {
+      console.log(`experts of ${a.layers} layer(s) of ${a.experts} × ${a.hidden}×${a.width}, read as BF16 (median of ${a.rounds}, seconds a layer):`);
+      for (const [name, s] of Object.entries(med)) console.log(`  ${name.padEnd(16)} ${s.toFixed(2)} s`);
+      console.log(`  mxfp4 ÷ via slab ${result.mxfp4OverSlab.toFixed(2)}, mxfp4 ÷ bf16 release ${result.mxfp4OverBf16.toFixed(2)}`);
+    }
+  } finally {
+    await Promise.all([mx.close(), bf.close()]);
+  }
+}
+
+await main();
