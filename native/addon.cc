@@ -79,8 +79,10 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * the middle of a forward pass. 2: swiGluExperts takes a prompt's BF16 experts (any rows) and
  * factored matrices. 5: causalAttention and cachedAttention take attention sinks (a trailing
  * argument an older addon would ignore without a word, attending as if there were none).
+ * 6: swiGluExperts takes gpt-oss's clamped activation and biases (a trailing argument an older
+ * addon would ignore, computing SwiGLU without biases).
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 5); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 6); }
 
 }  // namespace
 }  // namespace rfid

@@ -13,6 +13,10 @@
 // each), and there the per-product split woke the pool for three products of tens of µs per
 // expert: a third of a 224-token prefill of a Qwen3-shaped model went to the experts' calls.
 //
+// gpt-oss's experts (an optional 14th argument: its clamped activation and biases) run the same
+// way, with the activation of the MoE block's expert-by-expert reference in SwiGLU's place and the
+// down bias added to each row before the scatter.
+//
 // The result is bit for bit that of the JavaScript loop, on any number of threads: every expert
 // runs the products the loop ran (gemmBf16's own path for the engine's thread count; for f32
 // matrices, at most kSmallRowsMax rows, SmallRowsGemmTransB via GemmF32) into a buffer of its
@@ -22,6 +26,7 @@
 // paths of bf16_gemm.h); an expert whose product gemmBf16 sends through sgemm's panels, or which
 // holds more than its share of the rows, runs alone with every thread, as the loop ran it.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -183,6 +188,87 @@ bool SameSumsAlone(int rows, int hidden, int width, const Operand& gate, const O
   return operand(gate, width, hidden) && operand(up, width, hidden) && operand(down, hidden, width);
 }
 
+/** gpt-oss's activation and biases (swiGluExperts's `clamped`), one bias array per routed expert; given = false: SwiGLU. */
+struct Clamped {
+  bool given = false;
+  double alpha = 0;
+  double limit = 0;
+  std::vector<const float*> gateBias;  // width values each
+  std::vector<const float*> upBias;    // width values each
+  std::vector<const float*> downBias;  // hidden values each
+};
+
+/** Argument `index`: undefined or null (SwiGLU), or { alpha, limit, gateBiases, upBiases, downBiases }, checked as the ts kernel checks it. */
+Clamped ClampedArg(const Napi::CallbackInfo& info, size_t index, const char* op, size_t experts, int hidden, int width) {
+  Napi::Env env = info.Env();
+  Clamped c;
+  if (info.Length() <= index || info[index].IsUndefined() || info[index].IsNull()) return c;
+  if (!info[index].IsObject() || info[index].IsArray() || info[index].IsTypedArray()) {
+    ThrowError(env, op, "clamped must be { alpha, limit, gateBiases, upBiases, downBiases } or null");
+  }
+  Napi::Object o = info[index].As<Napi::Object>();
+  c.given = true;
+  Napi::Value alpha = o.Get("alpha");
+  if (!alpha.IsNumber() || !std::isfinite(alpha.As<Napi::Number>().DoubleValue())) ThrowError(env, op, "clamped.alpha must be a finite number");
+  c.alpha = alpha.As<Napi::Number>().DoubleValue();
+  Napi::Value limit = o.Get("limit");
+  if (!limit.IsNumber() || !std::isfinite(limit.As<Napi::Number>().DoubleValue()) || limit.As<Napi::Number>().DoubleValue() < 0) {
+    ThrowError(env, op, "clamped.limit must be a finite number ≥ 0");
+  }
+  c.limit = limit.As<Napi::Number>().DoubleValue();
+  const auto biases = [&](const char* name, size_t values, const char* check, std::vector<const float*>& into) {
+    const std::string label = std::string("clamped.") + name;
+    Napi::Value v = o.Get(name);
+    if (!v.IsArray()) ThrowError(env, op, label + " must be an array of Float32Array (one per routed expert)");
+    Napi::Array list = v.As<Napi::Array>();
+    if (list.Length() != experts) {
+      ThrowError(env, op, label + " has " + std::to_string(list.Length()) + " entries, expected one per routed expert (" + std::to_string(experts) + ")");
+    }
+    into.resize(experts);
+    for (uint32_t i = 0; i < experts; ++i) {
+      Napi::Value b = list.Get(i);
+      const std::string at = label + "[" + std::to_string(i) + "]";
+      if (!b.IsTypedArray() || b.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) ThrowError(env, op, at + " must be a Float32Array");
+      Napi::Float32Array f = b.As<Napi::Float32Array>();
+      if (f.ElementLength() != values) {
+        ThrowError(env, op, at + " holds " + std::to_string(f.ElementLength()) + " values, expected " + std::to_string(values) + " (check " + check + ")");
+      }
+      into[i] = f.Data();
+    }
+  };
+  biases("gateBiases", static_cast<size_t>(width), "width", c.gateBias);
+  biases("upBiases", static_cast<size_t>(width), "width", c.upBias);
+  biases("downBiases", static_cast<size_t>(hidden), "hidden", c.downBias);
+  return c;
+}
+
+/**
+ * gpt-oss's activation in place of g (n values, `width` a row): with g' = min(g + gateBias,
+ * limit) and u' = u + upBias clamped to ±limit, g = (u' + 1)·g'·sigmoid(alpha·g'), step for step
+ * as the MoE block's reference in JavaScript (src/runtime/moe.ts, clampedSwiGluExpert) computes
+ * it: an f32 sum or product there is one here (the f64 operation rounded once to f32 is the f32
+ * operation), alpha·g' is the f64 product rounded to f32, and the sigmoid is f64 rounded to f32.
+ * Its exp is libm's where JavaScript has V8's: the two differ in the last f64 bit now and then
+ * (glibc against Node 20: 10% of 2 M values in [−15, 15]), and the f32 rounding then hides it
+ * (none of those 2 M sigmoids differed in f32; it could show only for a sigmoid within an f64 ulp of
+ * an f32 rounding boundary). So the call gives the loop's bits, as SwiGLU's does. libm's exp does not
+ * vectorise as FastExp does, but a value of the activation comes with `hidden` multiply-adds of
+ * each of three products.
+ */
+void ClampedSwiGlu(float* g, const float* u, size_t n, int width, const float* gateBias, const float* upBias, double alpha, double limit) {
+  for (size_t at = 0; at < n; at += static_cast<size_t>(width)) {
+    for (int i = 0; i < width; ++i) {
+      // std::min(a, b) and std::max(a, b) return a when it is NaN, as Math.min and Math.max do
+      const double gate = std::min(static_cast<double>(g[at + i] + gateBias[i]), limit);
+      const double up = std::min(std::max(static_cast<double>(u[at + i] + upBias[i]), -limit), limit);
+      const float scaled = static_cast<float>(gate * alpha);
+      const float sigmoid = static_cast<float>(1.0 / (1.0 + std::exp(-static_cast<double>(scaled))));
+      const float glu = static_cast<float>(gate * static_cast<double>(sigmoid));
+      g[at + i] = static_cast<float>(static_cast<double>(static_cast<float>(up + 1.0)) * static_cast<double>(glu));
+    }
+  }
+}
+
 /**
  * Fewest weight bytes (all routed experts together) for which the experts go to the pool one per
  * piece: below it handing them out costs about what it saves (one stream of the shipped Mixtral
@@ -204,7 +290,10 @@ constexpr size_t kExpertsOnThreadsMinBytes = size_t{1} << 20;
  * sgemm, whose sums this kernel does not reproduce. `work` holds at least (first[R] − first[0]) ·
  * (2·hidden + 2·width) floats of scratch. At most `threads` threads. An optional 13th argument,
  * `bf16Activations` (a boolean, default false), rounds the activations of the BF16 products to BF16
- * (bf16_dot.h; the f32 ones are unchanged).
+ * (bf16_dot.h; the f32 ones are unchanged). An optional 14th, `clamped` (undefined or null: none;
+ * otherwise { alpha, limit, gateBiases, upBiases, downBiases }, one Float32Array per routed expert
+ * of width, width and hidden values), runs gpt-oss's experts: the gate and up biases added to the
+ * products and ClampedSwiGlu in SiluMul's place, the down bias added to each output row.
  */
 Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
   const char* op = "swiGluExperts";
@@ -266,6 +355,7 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
                               " rows with f32 (run larger groups of f32 experts expert by expert)");
     }
   }
+  const Clamped clamped = ClampedArg(info, 13, op, experts, hidden, width);
   if (routedRows == 0) return env.Undefined();
 
   // scratch regions, each expert at its rows' offset: gathered input, gate, up, output
@@ -291,8 +381,18 @@ Napi::Value JsSwiGluExperts(const Napi::CallbackInfo& info) {
     for (int r = 0; r < rows; ++r) std::memcpy(xe + r * h, xd + static_cast<size_t>(order.data[first.data[i] + r]) * h, sizeof(float) * h);
     Apply(rows, width, hidden, xe, gate[i], g, threads, productThreads, activations);
     Apply(rows, width, hidden, xe, up[i], u, threads, productThreads, activations);
-    SiluMul(g, u, static_cast<size_t>(rows) * w);
-    Apply(rows, hidden, width, g, down[i], ys + at * h, threads, productThreads, activations);
+    if (clamped.given) ClampedSwiGlu(g, u, static_cast<size_t>(rows) * w, width, clamped.gateBias[i], clamped.upBias[i], clamped.alpha, clamped.limit);
+    else SiluMul(g, u, static_cast<size_t>(rows) * w);
+    float* y = ys + at * h;
+    Apply(rows, hidden, width, g, down[i], y, threads, productThreads, activations);
+    if (clamped.given) {
+      // the down bias a row at a time, as the reference adds it (addInto: one f32 sum a value)
+      const float* bias = clamped.downBias[i];
+      for (int r = 0; r < rows; ++r) {
+        float* row = y + static_cast<size_t>(r) * h;
+        for (int c = 0; c < hidden; ++c) row[c] += bias[c];
+      }
+    }
   };
   // the engine's OpenBLAS count for an f32 product, as its gemm calls set it
   if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);

@@ -22,6 +22,7 @@ import {
   EngineError,
   MATMUL_ACTIVATIONS,
   checkMatmulActivations,
+  type ClampedSwiGluExperts,
   type CholeskyOptions,
   type CholeskyResult,
   type EigResult,
@@ -99,13 +100,14 @@ interface NativeBinding {
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
     gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[],
     work: Float32Array, threads: number, out: Float32Array, bf16Activations: boolean,
+    clamped: ClampedSwiGluExperts | null,
   ): void;
   /** what the functions accept (native/addon.cc KernelRevision) */
   kernelRevision(): number;
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 5;
+export const KERNEL_REVISION = 6;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -336,8 +338,8 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number, acti
       guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context, sinks ?? null));
     },
     // on the engine's threads: whole experts per thread, or each product's rows shared (moe_experts.cc)
-    swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out) =>
-      guard(() => b.swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, out, bf16)),
+    swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out, clamped) =>
+      guard(() => b.swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, out, bf16, clamped ?? null)),
   };
 }
 

@@ -243,12 +243,39 @@ export interface ForwardKernels {
    * The native engine runs the experts on its threads, with the products and kernels each would
    * get from separate calls, so the result is theirs bit for bit. Products against BF16 matrices
    * take the engine's matmul activations, as gemmBf16 does.
+   *
+   * `clamped` (gpt-oss's experts, ClampedSwiGluExperts): the activation and biases of
+   * transformers' GptOssExperts in place of SwiGLU's. Absent or null: SwiGLU, the result bit for
+   * bit that of a call without it.
    */
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
     gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[],
     work: Float32Array, out: Float32Array,
+    clamped?: ClampedSwiGluExperts | null,
   ): void;
+}
+
+/**
+ * gpt-oss's routed experts for ForwardKernels.swiGluExperts: routed expert i computes
+ *   g = x·gates[i]ᵀ + gateBiases[i],  u = x·ups[i]ᵀ + upBiases[i]  (each sum rounded to f32)
+ *   g' = min(g, limit),  u' = min(max(u, −limit), limit)
+ *   a = (u' + 1) · g' · sigmoid(alpha · g')
+ *   y = a·downs[i]ᵀ + downBiases[i]
+ * and adds weights[j] · y into out row order[j], as for SwiGLU. One bias array per routed expert,
+ * in the order of `gates` (gate and up biases `width` values, down biases `hidden`). The activation
+ * is the MoE block's expert-by-expert reference (src/runtime/moe.ts, clampedSwiGluExpert) step for
+ * step: f32 roundings where it rounds, alpha · g' rounded to f32 and its sigmoid computed in f64
+ * (Math.exp; the native engine libm's exp) and rounded to f32. NaN passes through the clamps.
+ */
+export interface ClampedSwiGluExperts {
+  /** the sigmoid's slope (gpt-oss: 1.702) */
+  alpha: number;
+  /** the clamp (gpt-oss: swiglu_limit, 7) */
+  limit: number;
+  gateBiases: Float32Array[];
+  upBiases: Float32Array[];
+  downBiases: Float32Array[];
 }
 
 /**

@@ -15,7 +15,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine, listAvailableEngines } from '../../src/engine/index.js';
 import { roundedToBf16 } from '../../src/engine/ts/kernels/gemm-bf16.js';
-import { EngineError, type Engine } from '../../src/engine/types.js';
+import { EngineError, type ClampedSwiGluExperts, type Engine } from '../../src/engine/types.js';
 import { uniform } from '../helpers/rng.js';
 
 const engines = await listAvailableEngines({ matmulActivations: 'bf16' });
@@ -89,8 +89,21 @@ describe('swiGluExperts with BF16 activations', () => {
   const ups = Array.from({ length: experts }, (_, i) => weights(width * hidden, 20 + i));
   const downs = Array.from({ length: experts }, (_, i) => weights(hidden * width, 30 + i));
 
-  /** out (tokens × hidden) in f64, each product's input rounded to BF16 when `round` */
-  function reference(round: boolean): Float64Array {
+  // gpt-oss's clamped activation and biases (gate and up biases up to ±10: the clamps at ±7 bite)
+  const clamped: ClampedSwiGluExperts = {
+    alpha: 1.702,
+    limit: 7,
+    gateBiases: rowsPer.map((_, i) => uniform(width, 50 + i, 10)),
+    upBiases: rowsPer.map((_, i) => uniform(width, 60 + i, 10)),
+    downBiases: rowsPer.map((_, i) => uniform(hidden, 70 + i, 1)),
+  };
+  const clampedActivation = (g: number, u: number) => {
+    const gc = Math.min(g, clamped.limit);
+    return (Math.min(Math.max(u, -clamped.limit), clamped.limit) + 1) * gc / (1 + Math.exp(-clamped.alpha * gc));
+  };
+
+  /** out (tokens × hidden) in f64, each product's input rounded to BF16 when `round`; gpt-oss's experts with `withClamped` */
+  function reference(round: boolean, withClamped = false): Float64Array {
     const out = new Float64Array(tokens * hidden);
     for (let i = 0; i < experts; i++) {
       const rows = rowsPer[i];
@@ -100,11 +113,13 @@ describe('swiGluExperts with BF16 activations', () => {
       const g = product(xe, rows, hidden, widen(gates[i]), width, round);
       const u = product(xe, rows, hidden, widen(ups[i]), width, round);
       // the kernel's SwiGLU output is f32 before it is rounded for the down product
-      const h = Float32Array.from(g, (gv, t) => swiglu(gv, u[t]));
+      const h = withClamped
+        ? Float32Array.from(g, (gv, t) => clampedActivation(gv + clamped.gateBiases[i][t % width], u[t] + clamped.upBiases[i][t % width]))
+        : Float32Array.from(g, (gv, t) => swiglu(gv, u[t]));
       const y = product(h, rows, width, widen(downs[i]), hidden, round);
       for (let r = 0; r < rows; r++) {
         const row = order[first[i] + r];
-        for (let t = 0; t < hidden; t++) out[row * hidden + t] += w[first[i] + r] * y[r * hidden + t];
+        for (let t = 0; t < hidden; t++) out[row * hidden + t] += w[first[i] + r] * (y[r * hidden + t] + (withClamped ? clamped.downBiases[i][t] : 0));
       }
     }
     return out;
@@ -114,10 +129,10 @@ describe('swiGluExperts with BF16 activations', () => {
   const maxDiff = (a: Float32Array, b: Float64Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
   const scale = rounded.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-  const run = (engine: Engine) => {
+  const run = (engine: Engine, withClamped = false) => {
     const out = new Float32Array(tokens * hidden);
     const work = new Float32Array(routed * (2 * hidden + 2 * width));
-    engine.kernels.swiGluExperts(hidden, width, x, first, order, w, gates, ups, downs, work, out);
+    engine.kernels.swiGluExperts(hidden, width, x, first, order, w, gates, ups, downs, work, out, withClamped ? clamped : null);
     return out;
   };
 
@@ -126,6 +141,15 @@ describe('swiGluExperts with BF16 activations', () => {
     // on a BF16 rounding boundary where f64 rounds the other way, the down product's input would
     // move by one BF16 step and this would fail: these seeds have no such value.
     expect(maxDiff(run(engine), rounded)).toBeLessThan(1e-6 * scale);
+  });
+
+  it.each(engines.map((e) => [e.describe(), e] as const))('%s, clamped (gpt-oss): within f32 rounding of the rounded reference', (_name, engine) => {
+    // as above (these seeds put no activation on a BF16 rounding boundary); the activation and
+    // biases apply with the rounding, and the result is far from the exact one
+    const roundedClamped = reference(true, true);
+    const scaleClamped = roundedClamped.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    expect(maxDiff(run(engine, true), roundedClamped)).toBeLessThan(1e-6 * scaleClamped);
+    expect(maxDiff(run(engine, true), reference(false, true))).toBeGreaterThan(1e-4 * scaleClamped);
   });
 
   it('the rounding is visible: the rounded and exact references are far apart, and f32 engines follow the exact one', () => {

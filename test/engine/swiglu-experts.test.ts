@@ -11,17 +11,25 @@
  *   experts on 1, 2, 3 and 5 threads, also in child processes with narrower kernels or OpenBLAS's
  *   AVX-512 kernels, where some products take sgemm's panels (test/helpers/swiglu-experts-check.ts);
  * - bad arguments: the same errors from every engine.
+ * - gpt-oss's experts (`clamped`: biases, clamps, (u' + 1)·g'·sigmoid(alpha·g')): every engine
+ *   against the formula in f64 on every case above, with biases drawn so that both clamps bite;
+ *   the native kernel bit for bit against the per-expert loop whose activation is the MoE block's
+ *   JavaScript reference (on 1 and 2 threads; a prompt's experts on 1, 2, 3 and 5); the
+ *   argument absent, undefined or null gives the same bits; its bad values refused.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
-import type { Engine, ExpertOperand, FactoredOperand } from '../../src/engine/types.js';
+import type { ClampedSwiGluExperts, Engine, ExpertOperand, FactoredOperand } from '../../src/engine/types.js';
 import { FactoredLinear } from '../../src/compressed/factored-expert.js';
 import { createProjection } from '../../src/residual/projection.js';
 import { EngineError } from '../../src/engine/types.js';
 import { mulberry32, uniform } from '../helpers/rng.js';
 import { onNativeEngines } from '../helpers/native-threads.js';
 import { expectClean, runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
-import { SWIGLU_PROMPT_FACTORED_SHAPES, SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt, checkSwiGluExpertsPromptFactored } from '../helpers/swiglu-experts-check.js';
+import {
+  SWIGLU_PROMPT_FACTORED_SHAPES, SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt, checkSwiGluExpertsPromptClamped, checkSwiGluExpertsPromptFactored,
+  clampedSwiGluReference,
+} from '../helpers/swiglu-experts-check.js';
 
 const engines = await listAvailableEngines();
 afterAll(() => engines.forEach((e) => e.dispose()));
@@ -136,8 +144,38 @@ function inputs(c: Case, seed: number) {
   return { first, order, weights, gates, ups, downs, x: uniform(c.tokens * c.hidden, seed + 7), start: uniform(c.tokens * c.hidden, seed + 8) };
 }
 
-/** The block's routed-expert sum in f64, added to `start`. */
-function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
+/** gpt-oss's constants (transformers' GptOssExperts: alpha 1.702, swiglu_limit 7). */
+const ALPHA = 1.702;
+const LIMIT = 7;
+
+/**
+ * gpt-oss's activation and biases for a case's experts: gate and up biases up to ±12, far beyond
+ * the products (|x·Wᵀ| ≲ 1 here), so that a good share of g exceeds the limit and of u lies
+ * beyond ±limit, and as many stay inside.
+ */
+function clampedFor(c: Case, seed: number): ClampedSwiGluExperts {
+  const n = c.rows.length;
+  return {
+    alpha: ALPHA,
+    limit: LIMIT,
+    gateBiases: Array.from({ length: n }, (_, i) => uniform(c.width, seed + 100 + i, 12)),
+    upBiases: Array.from({ length: n }, (_, i) => uniform(c.width, seed + 200 + i, 12)),
+    downBiases: Array.from({ length: n }, (_, i) => uniform(c.hidden, seed + 300 + i, 1)),
+  };
+}
+
+/** How often the clamps bit in `reference`: g above the limit, u above it and below −limit. */
+interface Bites {
+  gate: number;
+  upHigh: number;
+  upLow: number;
+}
+
+/**
+ * The block's routed-expert sum in f64, added to `start`: SwiGLU, or with `clamped` gpt-oss's
+ * g = x·Gᵀ + b_g, u = x·Uᵀ + b_u, (min(max(u, −limit), limit) + 1)·min(g, limit)·sigmoid(alpha·min(g, limit)), then ·Dᵀ + b_d.
+ */
+function reference(c: Case, x: ReturnType<typeof inputs>, clamped?: ClampedSwiGluExperts, bites?: Bites): Float64Array {
   const { hidden: h, width: w } = c;
   const out = Float64Array.from(x.start);
   for (let i = 0; i + 1 < x.first.length; i++) {
@@ -146,16 +184,27 @@ function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
       const t = x.order[j];
       const act = new Float64Array(w);
       for (let a = 0; a < w; a++) {
-        let g = 0;
-        let u = 0;
+        let g = clamped ? clamped.gateBiases[i][a] : 0;
+        let u = clamped ? clamped.upBiases[i][a] : 0;
         for (let b = 0; b < h; b++) {
           g += G[a * h + b] * x.x[t * h + b];
           u += U[a * h + b] * x.x[t * h + b];
         }
-        act[a] = (g / (1 + Math.exp(-g))) * u;
+        if (!clamped) {
+          act[a] = (g / (1 + Math.exp(-g))) * u;
+          continue;
+        }
+        if (bites) {
+          if (g > clamped.limit) bites.gate++;
+          if (u > clamped.limit) bites.upHigh++;
+          if (u < -clamped.limit) bites.upLow++;
+        }
+        const gc = Math.min(g, clamped.limit);
+        const uc = Math.min(Math.max(u, -clamped.limit), clamped.limit);
+        act[a] = (uc + 1) * gc / (1 + Math.exp(-clamped.alpha * gc));
       }
       for (let b = 0; b < h; b++) {
-        let y = 0;
+        let y = clamped ? clamped.downBiases[i][b] : 0;
         for (let a = 0; a < w; a++) y += D[b * w + a] * act[a];
         out[t * h + b] += x.weights[j] * y;
       }
@@ -168,14 +217,19 @@ function work(c: Case, x: ReturnType<typeof inputs>): Float32Array {
   return new Float32Array(x.first[x.first.length - 1] * (2 * c.hidden + 2 * c.width)).fill(Number.NaN);
 }
 
-function run(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
+/** The kernel's result; `clamped` passed as given (absent: not passed at all). */
+function run(engine: Engine, c: Case, x: ReturnType<typeof inputs>, ...clamped: [] | [ClampedSwiGluExperts | null | undefined]): Float32Array {
   const out = Float32Array.from(x.start);
-  engine.kernels.swiGluExperts(c.hidden, c.width, x.x, x.first, x.order, x.weights, x.gates, x.ups, x.downs, work(c, x), out);
+  engine.kernels.swiGluExperts(c.hidden, c.width, x.x, x.first, x.order, x.weights, x.gates, x.ups, x.downs, work(c, x), out, ...clamped);
   return out;
 }
 
-/** Expert by expert, one native call per step (the MoE block's loop before the kernel). */
-function loop(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
+/**
+ * Expert by expert, one native call per step (the MoE block's loop before the kernel); with
+ * `clamped`, the activation of the MoE block's expert-by-expert reference in JavaScript and the
+ * down bias added a row at a time (addInto), as it runs gpt-oss's experts.
+ */
+function loop(engine: Engine, c: Case, x: ReturnType<typeof inputs>, clamped?: ClampedSwiGluExperts): Float32Array {
   const { hidden: h, width: w } = c;
   const out = Float32Array.from(x.start);
   const product = (rows: number, n: number, k: number, a: Float32Array, b: Matrix, y: Float32Array) => applyLikeRuntime(engine, rows, n, k, a, b, y);
@@ -190,8 +244,10 @@ function loop(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Arr
     engine.kernels.gatherRows(h, idx, rows, x.x, xe);
     product(rows, w, h, xe, x.gates[i], g);
     product(rows, w, h, xe, x.ups[i], u);
-    engine.kernels.siluMul(rows * w, g, u);
+    if (clamped) clampedSwiGluReference(rows, w, g, u, clamped.gateBiases[i], clamped.upBiases[i], clamped.alpha, clamped.limit);
+    else engine.kernels.siluMul(rows * w, g, u);
     product(rows, h, w, g, x.downs[i], y);
+    if (clamped) for (let r = 0; r < rows; r++) engine.kernels.addInto(h, y.subarray(r * h, (r + 1) * h), clamped.downBiases[i]);
     engine.kernels.scatterAddRows(h, idx, x.weights.subarray(x.first[i], x.first[i + 1]), rows, y, out);
   }
   return out;
@@ -210,6 +266,63 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     }
     expect(scale).toBeGreaterThan(0.5);
     expect(worst).toBeLessThan(1e-5 * Math.max(1, scale));
+  });
+
+  it.each(CASES.map((c) => [c.name, c] as const))('%s, clamped (gpt-oss): equals the f64 block, the clamps biting', (_n, c) => {
+    const x = inputs(c, 21);
+    const clamped = clampedFor(c, 21);
+    const got = run(engine, c, x, clamped);
+    const bites: Bites = { gate: 0, upHigh: 0, upLow: 0 };
+    const want = reference(c, x, clamped, bites);
+    const routedValues = x.first[x.first.length - 1] * c.width;
+    // both clamps bite, and many values stay inside them
+    expect(bites.gate).toBeGreaterThan(0);
+    expect(bites.upHigh).toBeGreaterThan(0);
+    expect(bites.upLow).toBeGreaterThan(0);
+    expect(bites.gate + bites.upHigh + bites.upLow).toBeLessThan(routedValues);
+    let worst = 0;
+    let scale = 0;
+    for (let i = 0; i < want.length; i++) {
+      worst = Math.max(worst, Math.abs(got[i] - want[i]));
+      scale = Math.max(scale, Math.abs(want[i]));
+    }
+    expect(scale).toBeGreaterThan(0.5);
+    expect(worst).toBeLessThan(1e-5 * Math.max(1, scale));
+    // far from SwiGLU without biases: the argument is not ignored
+    const plain = reference(c, x);
+    expect(Math.max(...Array.from(plain, (v, i) => Math.abs(v - want[i])))).toBeGreaterThan(1e-2 * scale);
+  });
+
+  it('clamped absent, undefined or null: the same bits', () => {
+    for (const c of CASES) {
+      const x = inputs(c, 13);
+      const absent = Buffer.from(run(engine, c, x).buffer);
+      expect(Buffer.from(run(engine, c, x, undefined).buffer).equals(absent), c.name).toBe(true);
+      expect(Buffer.from(run(engine, c, x, null).buffer).equals(absent), c.name).toBe(true);
+    }
+  });
+
+  it('refuses bad clamped arguments with the problem named', () => {
+    const c = CASES[1];
+    const x = inputs(c, 3);
+    const good = clampedFor(c, 3);
+    const call = (o: Partial<Record<keyof ClampedSwiGluExperts, unknown>> | string) => () =>
+      engine.kernels.swiGluExperts(c.hidden, c.width, x.x, x.first, x.order, x.weights, x.gates, x.ups, x.downs, work(c, x), new Float32Array(x.x.length),
+        (typeof o === 'string' ? o : { ...good, ...o }) as ClampedSwiGluExperts);
+    expect(call({})).not.toThrow();
+    expect(call({ alpha: Number.NaN })).toThrow(EngineError);
+    expect(call({ alpha: Number.NaN })).toThrow(/clamped\.alpha must be a finite number/);
+    expect(call({ alpha: '1.702' })).toThrow(/clamped\.alpha must be a finite number/);
+    expect(call({ limit: -1 })).toThrow(/clamped\.limit must be a finite number ≥ 0/);
+    expect(call({ limit: Number.POSITIVE_INFINITY })).toThrow(/clamped\.limit must be a finite number ≥ 0/);
+    expect(call({ gateBiases: good.gateBiases.slice(1) })).toThrow(/clamped\.gateBiases has 7 entries, expected one per routed expert \(8\)/);
+    expect(call({ downBiases: [...good.downBiases, good.downBiases[0]] })).toThrow(/clamped\.downBiases has 9 entries, expected one per routed expert \(8\)/);
+    expect(call({ upBiases: good.upBiases[0] })).toThrow(/clamped\.upBiases must be an array of Float32Array/);
+    expect(call({ upBiases: [good.upBiases[0], good.upBiases[1].subarray(1), ...good.upBiases.slice(2)] })).toThrow(/clamped\.upBiases\[1\] holds 39 values, expected 40 \(check width\)/);
+    // the down biases are hidden wide, not width
+    expect(call({ downBiases: good.gateBiases })).toThrow(/clamped\.downBiases\[0\] holds 40 values, expected 96 \(check hidden\)/);
+    expect(call({ gateBiases: good.gateBiases.map((b) => Float64Array.from(b)) })).toThrow(/clamped\.gateBiases\[0\] must be a Float32Array/);
+    expect(call('clamped')).toThrow(/clamped must be \{ alpha, limit, gateBiases, upBiases, downBiases \} or null/);
   });
 
   it('refuses bad arguments with the problem named', () => {
@@ -264,17 +377,23 @@ describe.skipIf(!native)('native kernel against the per-expert loop on the same 
     expect(checkSwiGluExpertsPromptFactored(native!, tokens, width, hidden)).toEqual([]);
   }, 60_000);
 
+  it.each(SWIGLU_PROMPT_SHAPES)('a prompt of %i tokens, width %i, hidden %i, clamped (gpt-oss): bit for bit on 1, 2, 3 and 5 threads', (tokens, width, hidden) => {
+    expect(checkSwiGluExpertsPromptClamped(native!, tokens, width, hidden)).toEqual([]);
+  }, 60_000);
+
   const levels = simdLevelsOf(native);
   // below AVX-512 the experts of more than 32 rows take sgemm's panels, so the kernel runs them on every thread
   it.skipIf(levels.length < 2).each(levels.slice(1))('capped at %s: a prompt bit for bit on 1, 2, 3 and 5 threads', (level) => {
     expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt'), `own kernels ${level},`);
     expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_FACTORED_SHAPES', 'checkSwiGluExpertsPromptFactored'), `own kernels ${level},`);
+    expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPromptClamped'), `own kernels ${level},`);
   }, 240_000);
 
   // with OpenBLAS's AVX-512 kernels the experts of 128+ rows take the panels on up to 2 threads
   it.skipIf(levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: a prompt bit for bit on 1, 2, 3 and 5 threads', () => {
     expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
     expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_FACTORED_SHAPES', 'checkSwiGluExpertsPromptFactored', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
+    expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPromptClamped', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
   }, 240_000);
 
   it.each(CASES.map((c) => [c.name, c] as const))('%s: bit for bit, on 1 and 2 threads', async (_n, c) => {
@@ -284,5 +403,17 @@ describe.skipIf(!native)('native kernel against the per-expert loop on the same 
     expect(kernel1.equals(loop1)).toBe(true);
     expect(kernel2.equals(kernel1)).toBe(true);
     expect(loop2.equals(loop1)).toBe(true);
+  });
+
+  it.each(CASES.map((c) => [c.name, c] as const))('%s, clamped (gpt-oss): bit for bit, on 1 and 2 threads', async (_n, c) => {
+    const x = inputs(c, 5);
+    const clamped = clampedFor(c, 5);
+    const results = (await onNativeEngines([1, 2], (engine) => [run(engine, c, x, clamped), loop(engine, c, x, clamped)])).flat();
+    const [kernel1, loop1, kernel2, loop2] = results.map((r) => Buffer.from(r.buffer));
+    expect(kernel1.equals(loop1)).toBe(true);
+    expect(kernel2.equals(kernel1)).toBe(true);
+    expect(loop2.equals(loop1)).toBe(true);
+    // and not SwiGLU's bits
+    expect(kernel1.equals(Buffer.from(loop(native!, c, x).buffer))).toBe(false);
   });
 });

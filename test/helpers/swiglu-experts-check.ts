@@ -5,7 +5,9 @@
  * and 5 threads. Shared by test/engine/swiglu-experts.test.ts and the child processes it starts
  * with RFID_MOE_NATIVE_SIMD or OPENBLAS_CORETYPE set, where gemmBf16 sends some of these products
  * through sgemm's panels (whose sums depend on the thread count), which the kernel must then run
- * as the loop does.
+ * as the loop does. With gpt-oss's clamped activation and biases (checkSwiGluExpertsPromptClamped)
+ * the loop's activation is the MoE block's reference in JavaScript (clampedSwiGluReference) and its
+ * down bias an addInto a row.
  */
 import { createRequire } from 'node:module';
 import { nativeAddonPath } from '../../src/engine/native.js';
@@ -39,7 +41,16 @@ export const SWIGLU_PROMPT_FACTORED_SHAPES: Array<[number, number, number]> = [
   [160, 300, 1100],
 ];
 
+interface Clamped {
+  alpha: number;
+  limit: number;
+  gateBiases: Float32Array[];
+  upBiases: Float32Array[];
+  downBiases: Float32Array[];
+}
+
 interface Binding {
+  addInto(length: number, target: Float32Array, source: Float32Array): void;
   gatherRows(width: number, index: Int32Array, count: number, src: Float32Array, dst: Float32Array): void;
   scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
   siluMul(length: number, gate: Float32Array, up: Float32Array): void;
@@ -48,7 +59,25 @@ interface Binding {
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
     gates: Operand[], ups: Operand[], downs: Operand[], work: Float32Array, threads: number, out: Float32Array,
+    bf16Activations?: boolean, clamped?: Clamped | null,
   ): void;
+}
+
+/**
+ * gpt-oss's activation in place of g (rows × width), step for step as the MoE block's
+ * expert-by-expert reference computes it (src/runtime/moe.ts, clampedSwiGluExpert, with the biases
+ * de-interleaved): the loop that swiGluExperts's `clamped` must reproduce.
+ */
+export function clampedSwiGluReference(rows: number, width: number, g: Float32Array, u: Float32Array, gateBias: Float32Array, upBias: Float32Array, alpha: number, limit: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * width;
+    for (let i = 0; i < width; i++) {
+      const gate = Math.min(Math.fround(g[o + i] + gateBias[i]), limit);
+      const up = Math.min(Math.max(Math.fround(u[o + i] + upBias[i]), -limit), limit);
+      const glu = Math.fround(gate * Math.fround(1 / (1 + Math.exp(-Math.fround(gate * alpha)))));
+      g[o + i] = Math.fround(Math.fround(up + 1) * glu);
+    }
+  }
 }
 
 /**
@@ -58,6 +87,14 @@ interface Binding {
  */
 export function checkSwiGluExpertsPrompt(_engine: Engine, tokens: number, width: number, hidden: number): string[] {
   return checkPrompt(tokens, width, hidden, false);
+}
+
+/**
+ * The same with gpt-oss's clamped activation and biases (gate and up biases up to ±12, so that the
+ * clamps bite), against the loop with the MoE block's activation (clampedSwiGluReference).
+ */
+export function checkSwiGluExpertsPromptClamped(_engine: Engine, tokens: number, width: number, hidden: number): string[] {
+  return checkPrompt(tokens, width, hidden, false, true);
 }
 
 /**
@@ -79,7 +116,7 @@ interface Factored {
 }
 type Operand = Uint16Array | Factored;
 
-function checkPrompt(tokens: number, width: number, hidden: number, factored: boolean): string[] {
+function checkPrompt(tokens: number, width: number, hidden: number, factored: boolean, withClamped = false): string[] {
   const binding = createRequire(import.meta.url)(nativeAddonPath) as Binding;
   const r = mulberry32(tokens * 31 + hidden);
   const rows = promptRows(tokens);
@@ -115,11 +152,20 @@ function checkPrompt(tokens: number, width: number, hidden: number, factored: bo
   };
   const x = uniform(tokens * hidden, 7);
   const start = uniform(tokens * hidden, 8);
+  const clamped: Clamped | null = withClamped
+    ? {
+      alpha: 1.702,
+      limit: 7,
+      gateBiases: rows.map((_, i) => uniform(width, 400 + i, 12)),
+      upBiases: rows.map((_, i) => uniform(width, 500 + i, 12)),
+      downBiases: rows.map((_, i) => uniform(hidden, 600 + i, 1)),
+    }
+    : null;
   const failures: string[] = [];
   for (const threads of [1, 2, 3, 5]) {
     const kernel = start.slice();
     const work = new Float32Array(order.length * (2 * hidden + 2 * width)).fill(Number.NaN);
-    binding.swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, kernel);
+    binding.swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, kernel, false, clamped);
     const loop = start.slice();
     for (let i = 0; i < rows.length; i++) {
       const n = rows[i];
@@ -132,8 +178,10 @@ function checkPrompt(tokens: number, width: number, hidden: number, factored: bo
       binding.gatherRows(hidden, idx, n, x, xe);
       apply(n, width, hidden, xe, gates[i], g, threads);
       apply(n, width, hidden, xe, ups[i], u, threads);
-      binding.siluMul(n * width, g, u);
+      if (clamped) clampedSwiGluReference(n, width, g, u, clamped.gateBiases[i], clamped.upBiases[i], clamped.alpha, clamped.limit);
+      else binding.siluMul(n * width, g, u);
       apply(n, hidden, width, g, downs[i], y, threads);
+      if (clamped) for (let r = 0; r < n; r++) binding.addInto(hidden, y.subarray(r * hidden, (r + 1) * hidden), clamped.downBiases[i]);
       binding.scatterAddRows(hidden, idx, weights.subarray(first[i], first[i + 1]), n, y, loop);
     }
     const got = new Uint32Array(kernel.buffer);

@@ -24,8 +24,8 @@ export const tsKernels: ForwardKernels = { causalSoftmax, logitStats, argmaxRows
 export const tsKernelsBf16: ForwardKernels = {
   ...tsKernels,
   gemmBf16: (m, n, k, a, b, c, beta) => gemmBf16(m, n, k, a, b, c, beta, 'bf16'),
-  swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out) =>
-    swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, out, 'bf16'),
+  swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out, clamped) =>
+    swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, out, clamped, 'bf16'),
 };
 
 /** The TypeScript kernels for matmul activations of either kind. */

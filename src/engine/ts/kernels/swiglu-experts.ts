@@ -1,9 +1,10 @@
 /**
  * ForwardKernels.swiGluExperts in TypeScript: the routed experts of one MoE block, expert by
  * expert, with the kernels the block's loop runs (gather, gate and up products, SwiGLU, down
- * product, weighted scatter-add), in the loop's order.
+ * product, weighted scatter-add), in the loop's order. With `clamped`, gpt-oss's activation and
+ * biases in SwiGLU's place, computed as the block's expert-by-expert reference computes them.
  */
-import { EngineError, type ExpertOperand, type FactoredOperand, type MatmulActivations } from '../../types.js';
+import { EngineError, type ClampedSwiGluExperts, type ExpertOperand, type FactoredOperand, type MatmulActivations } from '../../types.js';
 import { checkDims, checkFloat32, sharesMemory } from './check.js';
 import { gemmBf16 } from './gemm-bf16.js';
 import { gemmBlock } from '../gemm-kernel.js';
@@ -36,6 +37,7 @@ export function allBf16(o: ExpertOperand): boolean {
 export function checkSwiGluExperts(
   hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
   gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[], work: Float32Array, out: Float32Array,
+  clamped?: ClampedSwiGluExperts | null,
 ): void {
   const op = 'swiGluExperts';
   checkDims(op, { hidden, width });
@@ -106,6 +108,45 @@ export function checkSwiGluExperts(
       throw new EngineError(`${op}: routed expert ${i} has ${rows} rows and f32 matrices: at most ${SWIGLU_EXPERTS_MAX_ROWS} rows with f32 (run larger groups of f32 experts expert by expert)`);
     }
   }
+  if (clamped !== undefined && clamped !== null) checkClamped(op, clamped, experts, hidden, width);
+}
+
+/** The checks of swiGluExperts's `clamped` argument (the native kernel makes the same). */
+function checkClamped(op: string, clamped: ClampedSwiGluExperts, experts: number, hidden: number, width: number): void {
+  if (typeof clamped !== 'object') throw new EngineError(`${op}: clamped must be { alpha, limit, gateBiases, upBiases, downBiases } or null`);
+  const { alpha, limit } = clamped;
+  if (typeof alpha !== 'number' || !Number.isFinite(alpha)) throw new EngineError(`${op}: clamped.alpha must be a finite number`);
+  if (typeof limit !== 'number' || !Number.isFinite(limit) || limit < 0) throw new EngineError(`${op}: clamped.limit must be a finite number ≥ 0`);
+  const biases = (name: 'gateBiases' | 'upBiases' | 'downBiases', values: number, check: string) => {
+    const list: unknown = clamped[name];
+    if (!Array.isArray(list)) throw new EngineError(`${op}: clamped.${name} must be an array of Float32Array (one per routed expert)`);
+    if (list.length !== experts) throw new EngineError(`${op}: clamped.${name} has ${list.length} entries, expected one per routed expert (${experts})`);
+    for (let i = 0; i < experts; i++) {
+      const b: unknown = list[i];
+      if (!(b instanceof Float32Array)) throw new EngineError(`${op}: clamped.${name}[${i}] must be a Float32Array`);
+      if (b.length !== values) throw new EngineError(`${op}: clamped.${name}[${i}] holds ${b.length} values, expected ${values} (check ${check})`);
+    }
+  };
+  biases('gateBiases', width, 'width');
+  biases('upBiases', width, 'width');
+  biases('downBiases', hidden, 'hidden');
+}
+
+/**
+ * gpt-oss's activation in place of g (rows × width): g = (u' + 1)·g'·sigmoid(alpha·g') with
+ * g' = min(g + gateBias, limit) and u' = u + upBias clamped to ±limit, each step rounded as the
+ * MoE block's reference (src/runtime/moe.ts, clampedSwiGluExpert) rounds it.
+ */
+function clampedSwiGlu(rows: number, width: number, g: Float32Array, u: Float32Array, gateBias: Float32Array, upBias: Float32Array, alpha: number, limit: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * width;
+    for (let i = 0; i < width; i++) {
+      const gate = Math.min(Math.fround(g[o + i] + gateBias[i]), limit);
+      const up = Math.min(Math.max(Math.fround(u[o + i] + upBias[i]), -limit), limit);
+      const glu = Math.fround(gate * Math.fround(1 / (1 + Math.exp(-Math.fround(gate * alpha)))));
+      g[o + i] = Math.fround(Math.fround(up + 1) * glu);
+    }
+  }
 }
 
 function product(rows: number, n: number, k: number, a: Float32Array, b: ExpertMatrix, c: Float32Array, beta: number, activations: MatmulActivations): void {
@@ -129,9 +170,10 @@ function apply(rows: number, p: number, d: number, x: Float32Array, o: ExpertOpe
 export function swiGluExperts(
   hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
   gates: ExpertOperand[], ups: ExpertOperand[], downs: ExpertOperand[], work: Float32Array, out: Float32Array,
+  clamped?: ClampedSwiGluExperts | null,
   activations: MatmulActivations = 'f32',
 ): void {
-  checkSwiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, out);
+  checkSwiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, out, clamped);
   for (let i = 0; i + 1 < first.length; i++) {
     const rows = first[i + 1] - first[i];
     if (rows === 0) continue;
@@ -143,8 +185,14 @@ export function swiGluExperts(
     gatherRows(hidden, idx, rows, x, xe);
     apply(rows, width, hidden, xe, gates[i], g, activations);
     apply(rows, width, hidden, xe, ups[i], u, activations);
-    siluMul(rows * width, g, u);
+    if (clamped) clampedSwiGlu(rows, width, g, u, clamped.gateBiases[i], clamped.upBiases[i], clamped.alpha, clamped.limit);
+    else siluMul(rows * width, g, u);
     apply(rows, hidden, width, g, downs[i], y, activations);
+    // the down bias row by row, as the reference adds it (addRowBias)
+    if (clamped) {
+      const bias = clamped.downBiases[i];
+      for (let r = 0; r < rows; r++) for (let c = 0, o = r * hidden; c < hidden; c++) y[o + c] += bias[c];
+    }
     scatterAddRows(hidden, idx, weights.subarray(first[i], first[i + 1]), rows, y, out);
   }
 }
