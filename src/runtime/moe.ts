@@ -8,7 +8,7 @@
  * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
  * lets a decoding step or a prompt run every routed expert in one kernel call instead (dense, or
  * factored as the expert would apply its factors; more than 8 rows an expert when all its
- * matrices are BF16).
+ * matrices are BF16), gpt-oss's clamped experts with their biases included.
  */
 import type { Engine, ExpertOperand } from '../engine/types.js';
 import type { ClampedSwiGlu, ModelConfig } from '../checkpoint/types.js';
@@ -176,9 +176,10 @@ export async function moeBlock(
   const out = new Float32Array(tokens * h);
   // resident experts the kernel can run as they are (heldExperts): all of them in one kernel call
   const held = observer?.onExpertInput ? null : heldExperts(w, first, E);
-  // the one-call kernel computes SwiGLU without biases: gpt-oss's experts run one by one
-  if (held?.oneCall && !config.expertActivation) {
-    heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out);
+  // gpt-oss's experts (a clamped activation, biases) in the one call too, given their biases
+  const clamped = held?.oneCall && config.expertActivation ? clampedBiases(w, config.expertActivation, E, h, held.oneCall.width) : null;
+  if (held?.oneCall && (!config.expertActivation || clamped)) {
+    heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out, clamped);
   } else {
     await expertByExpert(engine, config, layer, w, x, h, first, order, orderWeights, out, held?.got, observer);
   }
@@ -210,8 +211,11 @@ export async function moeBlock(
 const EXPERTS_CALL_SCRATCH_FLOATS = 1 << 22;
 
 /** The held routed experts through ForwardKernels.swiGluExperts, as few calls as the scratch bound allows. */
-function heldExpertsInCalls(engine: Engine, h: number, x: Float32Array, call: OneCall, order: Int32Array, orderWeights: Float32Array, out: Float32Array): void {
-  const { groups, gates, ups, downs } = call;
+function heldExpertsInCalls(
+  engine: Engine, h: number, x: Float32Array, call: OneCall, order: Int32Array, orderWeights: Float32Array, out: Float32Array,
+  clamped: ExpertBiasesByExpert | null,
+): void {
+  const { groups, experts, gates, ups, downs } = call;
   const width = call.width;
   const perRow = 2 * h + 2 * width;
   const routed = gates.length;
@@ -221,17 +225,67 @@ function heldExpertsInCalls(engine: Engine, h: number, x: Float32Array, call: On
     while (to < routed && (groups[to + 1] - groups[from]) * perRow <= EXPERTS_CALL_SCRATCH_FLOATS) to++;
     const work = scratch('moe-experts-work', (groups[to] - groups[from]) * perRow);
     const range = from === 0 && to === routed;
+    const these = range ? experts : experts.slice(from, to);
     engine.kernels.swiGluExperts(
       h, width, x, range ? groups : groups.subarray(from, to + 1), order, orderWeights,
       range ? gates : gates.slice(from, to), range ? ups : ups.slice(from, to), range ? downs : downs.slice(from, to), work, out,
+      clamped && {
+        alpha: clamped.alpha,
+        limit: clamped.limit,
+        gateBiases: these.map((e) => clamped.gate[e]),
+        upBiases: these.map((e) => clamped.up[e]),
+        downBiases: these.map((e) => clamped.down[e]),
+      },
     );
     from = to;
   }
 }
 
+/** gpt-oss's activation and each expert's biases as swiGluExperts takes them (ClampedSwiGluExperts), indexed by expert. */
+interface ExpertBiasesByExpert {
+  alpha: number;
+  limit: number;
+  gate: Float32Array[];
+  up: Float32Array[];
+  down: Float32Array[];
+}
+
+/**
+ * A layer's expert biases split per expert, the interleaved gate_up bias de-interleaved (gate
+ * bias of expert e at gateUp[e·2w + 2i], up at gateUp[e·2w + 2i + 1]): once per biases object,
+ * which lives as long as the layer's weights, not at every step.
+ */
+const biasesByExpert = new WeakMap<NonNullable<MoeWeights['expertBiases']>, { gate: Float32Array[]; up: Float32Array[]; down: Float32Array[] }>();
+
+/**
+ * What swiGluExperts needs for gpt-oss's experts of width `width`; null where the layer's biases
+ * are missing or of other sizes (its experts then run one by one, whose reference throws or
+ * reads them as it always has).
+ */
+function clampedBiases(w: MoeWeights, act: ClampedSwiGlu, E: number, hidden: number, width: number): ExpertBiasesByExpert | null {
+  const biases = w.expertBiases;
+  if (!biases || biases.gateUp.length !== E * 2 * width || biases.down.length !== E * hidden) return null;
+  let split = biasesByExpert.get(biases);
+  if (!split) {
+    const gateAll = new Float32Array(E * width);
+    const upAll = new Float32Array(E * width);
+    const { gateUp } = biases;
+    for (let i = 0; i < E * width; i++) {
+      gateAll[i] = gateUp[2 * i];
+      upAll[i] = gateUp[2 * i + 1];
+    }
+    const each = (all: Float32Array, n: number) => Array.from({ length: E }, (_, e) => all.subarray(e * n, (e + 1) * n));
+    split = { gate: each(gateAll, width), up: each(upAll, width), down: each(biases.down, hidden) };
+    biasesByExpert.set(biases, split);
+  }
+  return { alpha: act.alpha, limit: act.limit, gate: split.gate, up: split.up, down: split.down };
+}
+
 /** The routed experts' projections for ForwardKernels.swiGluExperts, and their rows' ranges in `order`. */
 interface OneCall {
   groups: Int32Array;
+  /** the routed experts' indices, in the order of gates */
+  experts: number[];
   width: number;
   gates: ExpertOperand[];
   ups: ExpertOperand[];
@@ -250,6 +304,7 @@ function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<nu
   if (!w.residentExpert) return null;
   const got = new Map<number, ExpertWeights>();
   const groups = [first[0]];
+  const experts: number[] = [];
   const gates: ExpertOperand[] = [];
   const ups: ExpertOperand[] = [];
   const downs: ExpertOperand[] = [];
@@ -270,11 +325,12 @@ function heldExperts(w: MoeWeights, first: Int32Array, E: number): { got: Map<nu
     width = ops.width;
     // routed experts' rows are contiguous in `order` (the others have none)
     groups.push(first[e + 1]);
+    experts.push(e);
     gates.push(ops.gate);
     ups.push(ops.up);
     downs.push(ops.down);
   }
-  return { got, oneCall: oneCall && gates.length > 0 ? { groups: Int32Array.from(groups), width, gates, ups, downs } : null };
+  return { got, oneCall: oneCall && gates.length > 0 ? { groups: Int32Array.from(groups), experts, width, gates, ups, downs } : null };
 }
 
 /** An expert's projections for ForwardKernels.swiGluExperts with `rows` rows, and its width; null where it must run on its own. */
@@ -343,6 +399,9 @@ async function expertByExpert(
  * a = (clamp(u, −limit, limit) + 1) · min(g, limit) · sigmoid(alpha · min(g, limit)), and
  * out = a·downᵀ + b_d, as transformers' GptOssExperts (whose stored gate_up bias interleaves gate
  * and up as its columns do). In f32; each projection as the expert holds it (dense, BF16 or factored).
+ * The reference of swiGluExperts's `clamped` (whose kernels compute it step for step as here), and
+ * what runs where the experts cannot go through that kernel (read one by one, observed, or more
+ * than 8 rows with f32 matrices).
  */
 function clampedSwiGluExpert(
   engine: Engine, act: ClampedSwiGlu, expert: ExpertWeights, biases: MoeWeights['expertBiases'], e: number,

@@ -59,6 +59,9 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, base
     ['mixtral', 'BF16', true],
     ['mixtral', 'F32', false],
     ['qwen2_moe', 'BF16', true],
+    // gpt-oss: its clamped activation and biases in the one call (ClampedSwiGluExperts)
+    ['gpt_oss', 'BF16', true],
+    ['gpt_oss', 'F32', false],
   ] as const)('%s %s: the one call equals the loop bit for bit', async (family, dtype, bf16Weights) => {
     const ckpt = await fixture(family, dtype);
     const { engine, calls } = counting(base);
