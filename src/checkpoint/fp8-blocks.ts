@@ -23,13 +23,11 @@
  * Memory: the dequantised weight is twice the FP8 bytes. Row reads dequantise chunk by chunk,
  * so a whole read holds the result plus at most one chunk (4 Mi codes) of the stored bytes.
  */
-import { byteFloatValues, decodeToF32, f32BitsToBf16, widenHalvesInPlace, type ByteTableDType, type DType } from '../io/dtype.js';
+import { byteFloatValues, decodeToF32, f32BitsToBf16, type ByteTableDType, type DType } from '../io/dtype.js';
 import { byteTableRows } from '../io/byte-tables.js';
-import { rowView } from '../io/safetensors-reader.js';
-import type { StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.js';
-import { tensorBytes, type TensorArena, type TensorBufferSource } from '../io/tensor-buffers.js';
-import type { MappedFiles } from '../io/file-map.js';
+import type { StoreTensorEntry, TensorStore } from '../io/sharded.js';
 import { CheckpointError } from './errors.js';
+import { DecodingView } from './decoding-view.js';
 
 /** `quantization_config` of an FP8 checkpoint this view reads, as read. */
 export interface Fp8BlockQuantization {
@@ -106,31 +104,19 @@ interface QuantizedTensor {
   gridCols: number;
 }
 
-/** rows [start, end) of the weight's 2-D view exist (checked before any memory is taken) */
-function checkRows(q: QuantizedTensor, start: number, end: number): void {
-  const total = rowView(q.entry).rows;
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > total)
-    throw new CheckpointError('OutOfRange', `rows [${start}, ${end}) are outside [0, ${total}] of the ${total}×${q.cols} view of ${q.entry.name}`);
-}
-
 const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
 /** A TensorSource presenting an FP8 checkpoint's quantized weights as BF16 (see the file comment). */
-export class Fp8BlockStore implements TensorSource {
-  private readonly quantized = new Map<string, QuantizedTensor>();
-  private readonly hidden = new Set<string>();
-  private source: TensorBufferSource = tensorBytes;
+export class Fp8BlockStore extends DecodingView<QuantizedTensor> {
 
   /**
    * Pairs every scale with its weight and checks the grids. Throws CheckpointError naming the
    * tensor for a scale without its weight, a weight that is not FP8, a grid that does not fit the
    * weight, or an FP8 tensor without a scale (its codes would be read unscaled).
    */
-  constructor(
-    private readonly inner: TensorStore,
-    quantization: Fp8BlockQuantization,
-    private readonly dir: string,
-  ) {
+  constructor(inner: TensorStore, quantization: Fp8BlockQuantization, dir: string) {
+    super(inner, dir);
+    const hide = (name: string) => this.hidden.set(name, `${name} is a block scale of ${dir}, consumed by dequantising its weight; read the weight instead`);
     const suffix = quantization.scaleSuffix;
     for (const scaleName of inner.tensorNames()) {
       if (!scaleName.endsWith(suffix)) continue;
@@ -142,23 +128,19 @@ export class Fp8BlockStore implements TensorSource {
       if (!weight) throw this.error(`holds the block scales ${scaleName} but no weight ${name} for them`);
       if (!FP8_DTYPES.has(weight.dtype)) throw this.error(`has block scales for ${name}, which is ${weight.dtype}, not FP8 (F8_E4M3 or F8_E5M2)`);
       if (!SCALE_DTYPES.has(scale.dtype)) throw this.error(`stores the scales ${scaleName} as ${scale.dtype}; block scales are F32, BF16, F16 or E8M0 exponents`);
-      this.quantized.set(name, this.describe(weight, scale, quantization.block));
-      this.hidden.add(scaleName);
+      this.decoded.set(name, this.describe(weight, scale, quantization.block));
+      hide(scaleName);
       // a static scheme's per-tensor activation scales belong to the quantized matmul, not to the dequantised weight
-      if (name.endsWith('weight')) for (const extra of ['input_scale', 'activation_scale']) if (inner.tensor(name.slice(0, -'weight'.length) + extra)) this.hidden.add(name.slice(0, -'weight'.length) + extra);
+      if (name.endsWith('weight')) for (const extra of ['input_scale', 'activation_scale']) if (inner.tensor(name.slice(0, -'weight'.length) + extra)) hide(name.slice(0, -'weight'.length) + extra);
     }
     for (const name of inner.tensorNames()) {
       const t = inner.tensor(name)!;
-      if (FP8_DTYPES.has(t.dtype) && !this.quantized.has(name))
+      if (FP8_DTYPES.has(t.dtype) && !this.decoded.has(name))
         throw this.error(`stores ${name} as ${t.dtype} without the block scales ${name}${suffix} beside it; its codes cannot be read as weights`);
       // an asymmetric scheme's zero points would be dropped
       if (name.endsWith('_zero_point')) throw this.error(`holds the zero points ${name}; rfid-moe reads symmetric FP8 weights only`);
     }
-    if (this.quantized.size === 0) throw this.error(`declares FP8 quantization (quantization_config) but holds no tensor with block scales (…${suffix})`);
-  }
-
-  private error(what: string): CheckpointError {
-    return new CheckpointError('Quantized', `${this.dir} ${what}; restore the checkpoint's original files`);
+    if (this.decoded.size === 0) throw this.error(`declares FP8 quantization (quantization_config) but holds no tensor with block scales (…${suffix})`);
   }
 
   private describe(weight: StoreTensorEntry, scale: StoreTensorEntry, block: readonly [number, number] | null): QuantizedTensor {
@@ -194,93 +176,8 @@ export class Fp8BlockStore implements TensorSource {
     };
   }
 
-  get files(): readonly string[] {
-    return this.inner.files;
-  }
-
-  get shardCount(): number {
-    return this.inner.shardCount;
-  }
-
   tensorNames(): string[] {
     return this.inner.tensorNames().filter((n) => !this.hidden.has(n));
-  }
-
-  tensor(name: string): StoreTensorEntry | undefined {
-    if (this.hidden.has(name)) return undefined;
-    const q = this.quantized.get(name);
-    return q ? { ...q.entry, shape: [...q.entry.shape], decoded: true } : this.inner.tensor(name);
-  }
-
-  async readBytes(name: string): Promise<Uint8Array> {
-    if (!this.quantized.has(name)) return this.visible(name).readBytes(name);
-    const bits = await this.readBf16(name);
-    return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
-  }
-
-  async readF32(name: string): Promise<Float32Array> {
-    const q = this.quantized.get(name);
-    return q ? this.rowsF32(q, 0, rowView(q.entry).rows) : this.visible(name).readF32(name);
-  }
-
-  async readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {
-    const q = this.quantized.get(name);
-    return q ? this.rowsF32(q, start, end) : this.visible(name).readRowsF32(name, start, end);
-  }
-
-  async readBf16(name: string): Promise<Uint16Array> {
-    const q = this.quantized.get(name);
-    return q ? this.rowsBf16(q, 0, rowView(q.entry).rows) : this.visible(name).readBf16(name);
-  }
-
-  async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array> {
-    const q = this.quantized.get(name);
-    return q ? this.rowsBf16(q, start, end) : this.visible(name).readRowsBf16(name, start, end);
-  }
-
-  packInto(arena: TensorArena | null): void {
-    this.source = arena === null ? tensorBytes : arena.bytes;
-    this.inner.packInto(arena);
-  }
-
-  /** The tensors this view passes through as stored are views of the mapped files; the quantized ones are decoded into memory of their own. */
-  mapReads(): MappedFiles | null {
-    return this.inner.mapReads();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-
-  /** the inner store, for a tensor this view does not hide (a hidden one reads as absent) */
-  private visible(name: string): TensorStore {
-    if (this.hidden.has(name)) throw new CheckpointError('Quantized', `${name} is a block scale of ${this.dir}, consumed by dequantising its weight; read the weight instead`);
-    return this.inner;
-  }
-
-  /**
-   * Rows [start, end) dequantised and rounded to BF16, as f32 values: the BF16 patterns written
-   * into the upper half of the result's bytes, then widened there (widenHalvesInPlace, as a BF16
-   * tensor's read is), so one buffer of the result's size.
-   */
-  private async rowsF32(q: QuantizedTensor, start: number, end: number): Promise<Float32Array> {
-    checkRows(q, start, end);
-    const count = (end - start) * q.cols;
-    const bytes = this.source(count * 4);
-    const out = new Float32Array(bytes.buffer, bytes.byteOffset, count);
-    await this.dequantize(q, start, end, new Uint16Array(bytes.buffer, bytes.byteOffset + count * 2, count));
-    widenHalvesInPlace('BF16', out);
-    return out;
-  }
-
-  /** Rows [start, end) dequantised, as BF16 bit patterns. */
-  private async rowsBf16(q: QuantizedTensor, start: number, end: number): Promise<Uint16Array> {
-    checkRows(q, start, end);
-    const count = (end - start) * q.cols;
-    const bytes = this.source(count * 2);
-    const out = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
-    await this.dequantize(q, start, end, out);
-    return out;
   }
 
   /**
@@ -293,7 +190,7 @@ export class Fp8BlockStore implements TensorSource {
    * scales at a time (byteTableRows: native when the addon is loaded). Smaller blocks compute
    * each value.
    */
-  private async dequantize(q: QuantizedTensor, start: number, end: number, out: Uint16Array): Promise<void> {
+  protected async decodeRows(q: QuantizedTensor, start: number, end: number, out: Uint16Array): Promise<void> {
     const scales = await this.readScales(q);
     const codes = byteFloatValues(this.inner.tensor(q.entry.name)!.dtype as ByteTableDType);
     const product = new Float32Array(1);

@@ -26,12 +26,9 @@
  * of stored rows at a time so each presented row's writes are adjacent (~2.3 ns a value, a
  * gpt-oss gate_up slab of 2880 × 5760 in ~40 ms on the development machine).
  */
-import { f32BitsToBf16, widenHalvesInPlace, type DType } from '../io/dtype.js';
-import { rowView } from '../io/safetensors-reader.js';
-import type { ColumnSelection, StoreTensorEntry, TensorSource, TensorStore } from '../io/sharded.js';
-import { tensorBytes, type TensorArena, type TensorBufferSource } from '../io/tensor-buffers.js';
-import type { MappedFiles } from '../io/file-map.js';
-import { CheckpointError } from './errors.js';
+import { f32BitsToBf16, type DType } from '../io/dtype.js';
+import type { ColumnSelection, StoreTensorEntry, TensorStore } from '../io/sharded.js';
+import { DecodingView } from './decoding-view.js';
 
 /** `quantization_config` of an MXFP4 checkpoint, as read. */
 export interface Mxfp4Quantization {
@@ -156,11 +153,9 @@ export function decodeMxfp4Transposed(
 }
 
 /** A TensorSource presenting an MXFP4 checkpoint's packed experts as BF16 (see the file comment). */
-export class Mxfp4Store implements TensorSource {
-  private readonly packed = new Map<string, PackedTensor>();
-  /** the stored names of the packed tensors (blocks and scales) */
-  private readonly hidden = new Map<string, string>();
-  private source: TensorBufferSource = tensorBytes;
+export class Mxfp4Store extends DecodingView<PackedTensor> {
+  /** the stored names of the packed tensors (blocks and scales) → the tensor they make */
+  private readonly owner = new Map<string, string>();
 
   /**
    * Pairs every `X_blocks` with its `X_scales` and checks them. Throws CheckpointError naming the
@@ -169,10 +164,15 @@ export class Mxfp4Store implements TensorSource {
    * config declaring MXFP4 over files that hold none.
    */
   constructor(
-    private readonly inner: TensorStore,
+    inner: TensorStore,
     readonly quantization: Mxfp4Quantization,
-    private readonly dir: string,
+    dir: string,
   ) {
+    super(inner, dir);
+    const hide = (stored: string, name: string) => {
+      this.owner.set(stored, name);
+      this.hidden.set(stored, `${stored} is part of the MXFP4 weight ${name} of ${dir}, consumed by dequantising it; read ${name} instead`);
+    };
     for (const blocksName of inner.tensorNames()) {
       if (!blocksName.endsWith(BLOCKS_SUFFIX)) continue;
       const name = blocksName.slice(0, -BLOCKS_SUFFIX.length);
@@ -181,9 +181,9 @@ export class Mxfp4Store implements TensorSource {
       const scales = inner.tensor(scalesName);
       if (!scales) throw this.error(`holds the MXFP4 blocks ${blocksName} without their scales ${scalesName}; the codes cannot be read as weights`);
       if (inner.tensor(name)) throw this.error(`holds both ${name} and the MXFP4 blocks ${blocksName} for it; which one is the weight is ambiguous`);
-      this.packed.set(name, this.describe(name, blocks, scales));
-      this.hidden.set(blocksName, name);
-      this.hidden.set(scalesName, name);
+      this.decoded.set(name, this.describe(name, blocks, scales));
+      hide(blocksName, name);
+      hide(scalesName, name);
     }
     for (const scalesName of inner.tensorNames()) {
       if (!scalesName.endsWith(SCALES_SUFFIX) || this.hidden.has(scalesName)) continue;
@@ -191,11 +191,7 @@ export class Mxfp4Store implements TensorSource {
       if (SCALE_DTYPES.has(scales.dtype))
         throw this.error(`holds the MXFP4 scales ${scalesName} but no blocks ${scalesName.slice(0, -SCALES_SUFFIX.length)}${BLOCKS_SUFFIX} for them`);
     }
-    if (this.packed.size === 0) throw this.error(`declares MXFP4 quantization (quantization_config) but holds no MXFP4 tensor (…${BLOCKS_SUFFIX} with …${SCALES_SUFFIX})`);
-  }
-
-  private error(what: string): CheckpointError {
-    return new CheckpointError('Quantized', `${this.dir} ${what}; restore the checkpoint's original files`);
+    if (this.decoded.size === 0) throw this.error(`declares MXFP4 quantization (quantization_config) but holds no MXFP4 tensor (…${BLOCKS_SUFFIX} with …${SCALES_SUFFIX})`);
   }
 
   private describe(name: string, blocks: StoreTensorEntry, scales: StoreTensorEntry): PackedTensor {
@@ -219,69 +215,15 @@ export class Mxfp4Store implements TensorSource {
     };
   }
 
-  get files(): readonly string[] {
-    return this.inner.files;
-  }
-
-  get shardCount(): number {
-    return this.inner.shardCount;
-  }
-
   /** The stored names, each pair's blocks in its place as `X`, its scales left out. */
   tensorNames(): string[] {
     const names: string[] = [];
     for (const n of this.inner.tensorNames()) {
-      const packed = this.hidden.get(n);
+      const packed = this.owner.get(n);
       if (packed === undefined) names.push(n);
       else if (n.endsWith(BLOCKS_SUFFIX)) names.push(packed);
     }
     return names;
-  }
-
-  tensor(name: string): StoreTensorEntry | undefined {
-    if (this.hidden.has(name)) return undefined;
-    const p = this.packed.get(name);
-    return p ? { ...p.entry, shape: [...p.entry.shape], dataOffsets: [...p.entry.dataOffsets], decoded: true } : this.inner.tensor(name);
-  }
-
-  async readBytes(name: string): Promise<Uint8Array> {
-    if (!this.packed.has(name)) return this.visible(name).readBytes(name);
-    const bits = await this.readBf16(name);
-    return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
-  }
-
-  async readF32(name: string): Promise<Float32Array> {
-    const p = this.packed.get(name);
-    return p ? this.rowsF32(p, 0, rowView(p.entry).rows) : this.visible(name).readF32(name);
-  }
-
-  async readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {
-    const p = this.packed.get(name);
-    return p ? this.rowsF32(p, start, end) : this.visible(name).readRowsF32(name, start, end);
-  }
-
-  async readBf16(name: string): Promise<Uint16Array> {
-    const p = this.packed.get(name);
-    return p ? this.rowsBf16(p, 0, rowView(p.entry).rows) : this.visible(name).readBf16(name);
-  }
-
-  async readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array> {
-    const p = this.packed.get(name);
-    return p ? this.rowsBf16(p, start, end) : this.visible(name).readRowsBf16(name, start, end);
-  }
-
-  packInto(arena: TensorArena | null): void {
-    this.source = arena === null ? tensorBytes : arena.bytes;
-    this.inner.packInto(arena);
-  }
-
-  /** The tensors this view passes through as stored are views of the mapped files; the packed ones are decoded into memory of their own. */
-  mapReads(): MappedFiles | null {
-    return this.inner.mapReads();
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
   }
 
   /**
@@ -291,7 +233,7 @@ export class Mxfp4Store implements TensorSource {
    * ones). Null for any other row range, or for a tensor this view does not decode.
    */
   async readColumnsBf16(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null> {
-    const p = this.packed.get(name);
+    const p = this.decoded.get(name);
     if (!p) return null;
     this.checkRows(p, start, end);
     const slab = p.groups * 32;
@@ -332,46 +274,12 @@ export class Mxfp4Store implements TensorSource {
     return out;
   }
 
-  /** the inner store, for a tensor this view does not hide (a hidden one reads as absent) */
-  private visible(name: string): TensorStore {
-    const packed = this.hidden.get(name);
-    if (packed !== undefined) throw new CheckpointError('Quantized', `${name} is part of the MXFP4 weight ${packed} of ${this.dir}, consumed by dequantising it; read ${packed} instead`);
-    return this.inner;
-  }
-
-  private checkRows(p: PackedTensor, start: number, end: number): void {
-    const { rows, cols } = rowView(p.entry);
-    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > rows)
-      throw new CheckpointError('OutOfRange', `rows [${start}, ${end}) are outside [0, ${rows}] of the ${rows}×${cols} view of ${p.entry.name}`);
-  }
-
-  /** Rows [start, end) as f32: the BF16 patterns decoded into the upper half of the result's bytes, then widened there. */
-  private async rowsF32(p: PackedTensor, start: number, end: number): Promise<Float32Array> {
-    this.checkRows(p, start, end);
-    const count = (end - start) * p.rows;
-    const bytes = this.source(count * 4);
-    const out = new Float32Array(bytes.buffer, bytes.byteOffset, count);
-    await this.dequantize(p, start, end, new Uint16Array(bytes.buffer, bytes.byteOffset + count * 2, count));
-    widenHalvesInPlace('BF16', out);
-    return out;
-  }
-
-  /** Rows [start, end) as BF16 bit patterns. */
-  private async rowsBf16(p: PackedTensor, start: number, end: number): Promise<Uint16Array> {
-    this.checkRows(p, start, end);
-    const count = (end - start) * p.rows;
-    const bytes = this.source(count * 2);
-    const out = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
-    await this.dequantize(p, start, end, out);
-    return out;
-  }
-
   /**
    * Rows [start, end) of the presented 2-D view [E · G·32, R] into `out`: for each expert they
    * touch, its stored rows a chunk at a time (blocks and scales), decoded into the columns of
    * the presented rows asked for.
    */
-  private async dequantize(p: PackedTensor, start: number, end: number, out: Uint16Array): Promise<void> {
+  protected async decodeRows(p: PackedTensor, start: number, end: number, out: Uint16Array): Promise<void> {
     if (end === start) return;
     const table = mxfp4PairTable();
     const slab = p.groups * 32;
