@@ -13,6 +13,7 @@
 import type { Engine, ExpertOperand } from '../engine/types.js';
 import type { ClampedSwiGlu, ModelConfig } from '../checkpoint/types.js';
 import { addRowBias, scratch, softmaxInPlace, topK } from './numerics.js';
+import { clampedSwiGluInPlace } from '../engine/ts/kernels/clamped-swiglu.js';
 import { prefetch } from './prefetch.js';
 import { allBf16, SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
 import type { ExpertWeights, MoeWeights, SwiGluOperands } from './weights.js';
@@ -263,7 +264,12 @@ const biasesByExpert = new WeakMap<NonNullable<MoeWeights['expertBiases']>, { ga
  * reads them as it always has).
  */
 function clampedBiases(w: MoeWeights, act: ClampedSwiGlu, E: number, hidden: number, width: number): ExpertBiasesByExpert | null {
-  const biases = w.expertBiases;
+  const split = splitBiases(w.expertBiases, E, hidden, width);
+  return split && { alpha: act.alpha, limit: act.limit, gate: split.gate, up: split.up, down: split.down };
+}
+
+/** The layer's expert biases per expert, gate and up apart (cached per biases object); null where missing or of other sizes. */
+function splitBiases(biases: MoeWeights['expertBiases'], E: number, hidden: number, width: number): { gate: Float32Array[]; up: Float32Array[]; down: Float32Array[] } | null {
   if (!biases || biases.gateUp.length !== E * 2 * width || biases.down.length !== E * hidden) return null;
   let split = biasesByExpert.get(biases);
   if (!split) {
@@ -278,7 +284,7 @@ function clampedBiases(w: MoeWeights, act: ClampedSwiGlu, E: number, hidden: num
     split = { gate: each(gateAll, width), up: each(upAll, width), down: each(biases.down, hidden) };
     biasesByExpert.set(biases, split);
   }
-  return { alpha: act.alpha, limit: act.limit, gate: split.gate, up: split.up, down: split.down };
+  return split;
 }
 
 /** The routed experts' projections for ForwardKernels.swiGluExperts, and their rows' ranges in `order`. */
@@ -387,7 +393,7 @@ async function expertByExpert(
       kernels.gatherRows(h, idx, rows, x, xe);
     }
     const ye = scratch('moe-expert-out', rows * h);
-    if (config.expertActivation) clampedSwiGluExpert(engine, config.expertActivation, expert, w.expertBiases, e, xe, rows, h, config.expertIntermediateSize, ye);
+    if (config.expertActivation) clampedSwiGluExpert(engine, config.expertActivation, expert, splitBiases(w.expertBiases, E, h, config.expertIntermediateSize), e, xe, rows, h, config.expertIntermediateSize, ye);
     else expert.forward(engine, xe, rows, ye);
     kernels.scatterAddRows(h, idx, we, rows, ye, out);
     e = following;
@@ -404,28 +410,18 @@ async function expertByExpert(
  * than 8 rows with f32 matrices).
  */
 function clampedSwiGluExpert(
-  engine: Engine, act: ClampedSwiGlu, expert: ExpertWeights, biases: MoeWeights['expertBiases'], e: number,
+  engine: Engine, act: ClampedSwiGlu, expert: ExpertWeights, biases: ReturnType<typeof splitBiases>, e: number,
   x: Float32Array, rows: number, hidden: number, width: number, out: Float32Array,
 ): void {
-  if (!biases) throw new RangeError('the model\'s experts take biases (gpt-oss) but the layer has none');
+  if (!biases) throw new RangeError(`the model's experts take biases (gpt-oss) but the layer has none, or none of its ${width}-wide experts' sizes`);
   if (!expert.project) throw new RangeError('this expert cannot apply its projections one at a time, which gpt-oss\'s activation needs');
   const g = scratch('clamped-swiglu-gate', rows * width);
   const u = scratch('clamped-swiglu-up', rows * width);
   expert.project(engine, 'gate', x, rows, g);
   expert.project(engine, 'up', x, rows, u);
-  const gateUpBias = biases.gateUp.subarray(e * 2 * width, (e + 1) * 2 * width);
-  const { alpha, limit } = act;
-  for (let r = 0; r < rows; r++) {
-    const o = r * width;
-    for (let i = 0; i < width; i++) {
-      const gate = Math.min(Math.fround(g[o + i] + gateUpBias[2 * i]), limit);
-      const up = Math.min(Math.max(Math.fround(u[o + i] + gateUpBias[2 * i + 1]), -limit), limit);
-      const glu = Math.fround(gate * Math.fround(1 / (1 + Math.exp(-Math.fround(gate * alpha)))));
-      g[o + i] = Math.fround(Math.fround(up + 1) * glu);
-    }
-  }
+  clampedSwiGluInPlace(rows, width, g, u, biases.gate[e], biases.up[e], act.alpha, act.limit);
   expert.project(engine, 'down', g, rows, out);
-  addRowBias(out, rows, hidden, biases.down.subarray(e * hidden, (e + 1) * hidden), engine.kernels);
+  addRowBias(out, rows, hidden, biases.down[e], engine.kernels);
 }
 
 /**

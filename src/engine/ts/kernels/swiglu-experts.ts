@@ -10,6 +10,7 @@ import { gemmBf16 } from './gemm-bf16.js';
 import { gemmBlock } from '../gemm-kernel.js';
 import { gatherRows, scatterAddRows } from './rows.js';
 import { siluMul } from './silu-mul.js';
+import { clampedSwiGluInPlace } from './clamped-swiglu.js';
 import { addTileResidual } from './tile-residual.js';
 
 /**
@@ -132,23 +133,6 @@ function checkClamped(op: string, clamped: ClampedSwiGluExperts, experts: number
   biases('downBiases', hidden, 'hidden');
 }
 
-/**
- * gpt-oss's activation in place of g (rows × width): g = (u' + 1)·g'·sigmoid(alpha·g') with
- * g' = min(g + gateBias, limit) and u' = u + upBias clamped to ±limit, each step rounded as the
- * MoE block's reference (src/runtime/moe.ts, clampedSwiGluExpert) rounds it.
- */
-function clampedSwiGlu(rows: number, width: number, g: Float32Array, u: Float32Array, gateBias: Float32Array, upBias: Float32Array, alpha: number, limit: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * width;
-    for (let i = 0; i < width; i++) {
-      const gate = Math.min(Math.fround(g[o + i] + gateBias[i]), limit);
-      const up = Math.min(Math.max(Math.fround(u[o + i] + upBias[i]), -limit), limit);
-      const glu = Math.fround(gate * Math.fround(1 / (1 + Math.exp(-Math.fround(gate * alpha)))));
-      g[o + i] = Math.fround(Math.fround(up + 1) * glu);
-    }
-  }
-}
-
 function product(rows: number, n: number, k: number, a: Float32Array, b: ExpertMatrix, c: Float32Array, beta: number, activations: MatmulActivations): void {
   if (b instanceof Uint16Array) gemmBf16(rows, n, k, a, b, c, beta, activations);
   else gemmBlock(rows, n, k, a, false, b, true, c, 1, beta, 0, rows, 0, n);
@@ -185,7 +169,7 @@ export function swiGluExperts(
     gatherRows(hidden, idx, rows, x, xe);
     apply(rows, width, hidden, xe, gates[i], g, activations);
     apply(rows, width, hidden, xe, ups[i], u, activations);
-    if (clamped) clampedSwiGlu(rows, width, g, u, clamped.gateBiases[i], clamped.upBiases[i], clamped.alpha, clamped.limit);
+    if (clamped) clampedSwiGluInPlace(rows, width, g, u, clamped.gateBiases[i], clamped.upBiases[i], clamped.alpha, clamped.limit);
     else siluMul(rows * width, g, u);
     apply(rows, hidden, width, g, downs[i], y, activations);
     // the down bias row by row, as the reference adds it (addRowBias)
