@@ -3,7 +3,10 @@
  * nn.Linear layout), from an MXFP4 checkpoint (as gpt-oss is released) and from the BF16 release
  * of the same values.
  *
- *   npx tsx bench/mxfp4-load.ts [--layers 1] [--experts 32] [--hidden 2880] [--width 2880] [--rounds 3] [--json]
+ *   npx tsx bench/mxfp4-load.ts [--layers 1] [--experts 32] [--hidden 2880] [--width 2880] [--rounds 3] [--engine auto] [--json]
+ *
+ * The engine is created first, as the runtime does before it reads weights: the native addon, when
+ * it loads, installs the io layer's hooks (large buffers, the BF16 release's transposes).
  *
  * 1. Writes (once; reused while its `.complete` marker matches the arguments) under
  *    .bench-tmp/mxfp4-load/ a gpt-oss checkpoint of that shape (default: gpt-oss-20b's layer, 32
@@ -26,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { expertLocation, readExpertBf16, type ExpertTensorReader } from '../src/checkpoint/expert-location.js';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import type { Checkpoint, ExpertMatrixType } from '../src/checkpoint/types.js';
+import { createEngine, parseEngineChoice, type EngineChoice } from '../src/engine/index.js';
 import { ShardedWriter } from '../src/io/sharded.js';
 import { Rng } from '../test/helpers/rng.js';
 
@@ -37,11 +41,12 @@ interface Args {
   hidden: number;
   width: number;
   rounds: number;
+  engine: EngineChoice;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { layers: 1, experts: 32, hidden: 2880, width: 2880, rounds: 3, json: false };
+  const args: Args = { layers: 1, experts: 32, hidden: 2880, width: 2880, rounds: 3, engine: 'auto', json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const int = () => {
@@ -54,6 +59,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--hidden') args.hidden = int();
     else if (a === '--width') args.width = int();
     else if (a === '--rounds') args.rounds = int();
+    else if (a === '--engine') args.engine = parseEngineChoice(argv[++i] ?? '');
     else if (a === '--json') args.json = true;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -149,6 +155,7 @@ async function readAll(ckpt: Checkpoint, reader: ExpertTensorReader): Promise<nu
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
+  const { engine, notice } = await createEngine(a.engine);
   const dirs = await prepare(a, path.join(ROOT, '.bench-tmp', 'mxfp4-load'));
   const mx = await openCheckpoint(dirs.mxfp4);
   const bf = await openCheckpoint(dirs.bf16);
@@ -165,6 +172,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < a.rounds; r++) for (const [name, ckpt, reader] of ways) times.get(name)!.push(await readAll(ckpt, reader));
     const med = Object.fromEntries([...times].map(([name, t]) => [name, median(t) / a.layers]));
     const result = {
+      engine: notice,
       shape: { layers: a.layers, experts: a.experts, hidden: a.hidden, width: a.width },
       rounds: a.rounds,
       secondsPerLayer: med,
@@ -174,12 +182,14 @@ async function main(): Promise<void> {
     };
     if (a.json) console.log(JSON.stringify(result));
     else {
+      console.log(notice);
       console.log(`experts of ${a.layers} layer(s) of ${a.experts} × ${a.hidden}×${a.width}, read as BF16 (median of ${a.rounds}, seconds a layer):`);
       for (const [name, s] of Object.entries(med)) console.log(`  ${name.padEnd(16)} ${s.toFixed(2)} s`);
       console.log(`  mxfp4 ÷ via slab ${result.mxfp4OverSlab.toFixed(2)}, mxfp4 ÷ bf16 release ${result.mxfp4OverBf16.toFixed(2)}`);
     }
   } finally {
     await Promise.all([mx.close(), bf.close()]);
+    engine.dispose();
   }
 }
 
