@@ -22,7 +22,8 @@
         "native/pointwise.cc",
         "native/rows.cc",
         "native/huge_pages.cc",
-        "native/file_map.cc"
+        "native/file_map.cc",
+        "native/transpose.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"

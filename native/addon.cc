@@ -80,9 +80,10 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * factored matrices. 5: causalAttention and cachedAttention take attention sinks (a trailing
  * argument an older addon would ignore without a word, attending as if there were none).
  * 6: swiGluExperts takes gpt-oss's clamped activation and biases (a trailing argument an older
- * addon would ignore, computing SwiGLU without biases).
+ * addon would ignore, computing SwiGLU without biases). 7: transposeColumns (the BF16 release of
+ * gpt-oss's expert transposes), so an addon without it is named stale by its revision too.
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 6); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 7); }
 
 }  // namespace
 }  // namespace rfid
@@ -129,6 +130,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("byteTableRows", Napi::Function::New(env, JsByteTableRows, "byteTableRows"));
   exports.Set("addTileResidual", Napi::Function::New(env, JsAddTileResidual, "addTileResidual"));
   exports.Set("gemmBf16", Napi::Function::New(env, JsGemmBf16, "gemmBf16"));
+  exports.Set("transposeColumns", Napi::Function::New(env, JsTransposeColumns, "transposeColumns"));
   return exports;
 }
 

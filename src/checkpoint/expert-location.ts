@@ -6,6 +6,7 @@
  * the expert's slab (gate_up [E, H, 2I]: gate the even columns, up the odd; down [E, I, H]: all).
  * Shared by every reader and writer of expert matrices (f32 or as stored).
  */
+import { transposeColumns } from '../io/transpose.js';
 import type { ExpertMatrixType, FusedExpertNames, ModelConfig, MoeNames } from './types.js';
 
 /**
@@ -82,28 +83,6 @@ function widenBf16(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
   const wide = new Uint32Array(out.buffer);
   for (let i = 0; i < bits.length; i++) wide[i] = bits[i] << 16;
-  return out;
-}
-
-/**
- * out[c][r] = slab[r][first + c·step] for c < count, r < rows (out: count × rows), in tiles of
- * 32 × 32 that keep both the strided reads and the writes within L1.
- */
-function transposeColumns<T extends Float32Array | Uint16Array>(slab: T, rows: number, cols: { width: number; first: number; step: number; count: number }, out: T): T {
-  const { width, first, step, count } = cols;
-  if (slab.length !== rows * width) throw new RangeError(`an expert slab of ${rows} rows of ${width} values has ${slab.length} values`);
-  const B = 32;
-  for (let r0 = 0; r0 < rows; r0 += B) {
-    const r1 = Math.min(rows, r0 + B);
-    for (let c0 = 0; c0 < count; c0 += B) {
-      const c1 = Math.min(count, c0 + B);
-      for (let c = c0; c < c1; c++) {
-        const src = first + c * step;
-        const dst = c * rows;
-        for (let r = r0; r < r1; r++) out[dst + r] = slab[r * width + src];
-      }
-    }
-  }
   return out;
 }
 

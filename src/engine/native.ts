@@ -16,6 +16,7 @@ import { setFastByteTableRows } from '../io/byte-tables.js';
 import { setFastBf16Rounder, setFastBf16Widener } from '../io/dtype.js';
 import { reportsFreePages, setLargeBufferAllocator } from '../io/tensor-buffers.js';
 import { setFileMapper } from '../io/file-map.js';
+import { setFastTransposeColumns } from '../io/transpose.js';
 import { applyOpenblasCoretype, type CoretypeDecision } from './openblas-coretype.js';
 import { checkSinks, checkWindow } from './ts/kernels/check.js';
 import {
@@ -47,6 +48,8 @@ interface NativeBinding {
   byteTableRows(out: Uint16Array | Float32Array, codes: Uint8Array, table: Uint16Array | Float32Array, rows: number, cols: number, blockCols: number): void;
   addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
   /** `threads`: the most threads its small-rows products may use (the engine's count); `bf16Activations`: round a to BF16 first (MatmulActivations 'bf16') */
+  /** out (count × rows) = the transpose of columns first, first + step, … of slab (rows × width); both Uint16Array or both Float32Array */
+  transposeColumns(slab: Uint16Array | Float32Array, rows: number, width: number, first: number, step: number, count: number, out: Uint16Array | Float32Array): void;
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number, bf16Activations: boolean): void;
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
@@ -107,7 +110,7 @@ interface NativeBinding {
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 6;
+export const KERNEL_REVISION = 7;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -169,7 +172,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'kernelRevision', 'setThreads', 'mapLargeAllocations', 'hugePageBuffer', 'mapFile', 'populatePages', 'dropPages', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'argmaxRows', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'byteTableRows', 'addTileResidual', 'gemmBf16',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'byteTableRows', 'addTileResidual', 'gemmBf16', 'transposeColumns',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -203,6 +206,8 @@ function loadBinding(): { binding: NativeBinding; coretype: CoretypeDecision } |
     // unless this is a VM whose fresh huge pages cost host faults (then only when asked for)
     setLargeBufferAllocator(Object.assign((bytes: number) => binding.hugePageBuffer(bytes), { byDefault: !reportsFreePages() }));
     // a served model's weights kept as stored are views of its mapped files (io/file-map.ts)
+    // the BF16 release of gpt-oss's expert transposes (io/transpose.ts)
+    setFastTransposeColumns((slab, rows, cols, out) => binding.transposeColumns(slab, rows, cols.width, cols.first, cols.step, cols.count, out));
     setFileMapper({ map: (fd, bytes) => binding.mapFile(fd, bytes), populate: (view) => binding.populatePages(view), drop: (view) => binding.dropPages(view) });
     return loaded;
   } catch (err) {

@@ -8,6 +8,8 @@ import { describeCheckpoint } from '../../src/checkpoint/describe.js';
 import { expectedTensors } from '../../src/checkpoint/expected.js';
 import { parameterCounts } from '../../src/checkpoint/counts.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { loadNativeEngine } from '../../src/engine/native.js';
+import { setFastTransposeColumns } from '../../src/io/transpose.js';
 import type { Checkpoint, ExpertMatrixType, FamilyName } from '../../src/checkpoint/types.js';
 import { FIXTURE_FAMILIES, makeTinyCheckpoint, type TinyCheckpoint } from '../helpers/fixtures.js';
 import { independentCounts } from './expected-counts.js';
@@ -90,22 +92,38 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
       // gate_up_proj[e] ([H, 2I]), its up of the odd ones, its down the transpose of down_proj[e] ([I, H])
       const gateUp = await ckpt.readF32(`model.layers.${layer}.mlp.experts.gate_up_proj`);
       const down = await ckpt.readF32(`model.layers.${layer}.mlp.experts.down_proj`);
-      for (const e of [0, ckpt.config.numExperts - 1]) {
-        const gate = new Float32Array(p * d);
-        const up = new Float32Array(p * d);
-        const dn = new Float32Array(d * p);
-        for (let i = 0; i < p; i++) {
-          for (let h = 0; h < d; h++) {
-            gate[i * d + h] = gateUp[(e * d + h) * 2 * p + 2 * i];
-            up[i * d + h] = gateUp[(e * d + h) * 2 * p + 2 * i + 1];
-            dn[h * p + i] = down[(e * p + i) * d + h];
-          }
+      // the JavaScript loop, then the native kernel the addon installs when it loads (io/transpose.ts)
+      const before = setFastTransposeColumns(undefined);
+      const native = loadNativeEngine();
+      const nativeHook = setFastTransposeColumns(undefined);
+      if (native.ok) expect(nativeHook).toBeDefined();
+      try {
+        for (const hook of native.ok ? [undefined, nativeHook] : [undefined]) {
+          setFastTransposeColumns(hook);
+          await checkTransposedExperts();
         }
-        expect(await ckpt.readExpert(layer, e, 'gate')).toEqual(gate);
-        expect(await ckpt.readExpert(layer, e, 'up')).toEqual(up);
-        expect(await ckpt.readExpert(layer, e, 'down')).toEqual(dn);
+      } finally {
+        if (native.ok) native.engine.dispose();
+        setFastTransposeColumns(before);
       }
       return;
+      async function checkTransposedExperts(): Promise<void> {
+        for (const e of [0, ckpt.config.numExperts - 1]) {
+          const gate = new Float32Array(p * d);
+          const up = new Float32Array(p * d);
+          const dn = new Float32Array(d * p);
+          for (let i = 0; i < p; i++) {
+            for (let h = 0; h < d; h++) {
+              gate[i * d + h] = gateUp[(e * d + h) * 2 * p + 2 * i];
+              up[i * d + h] = gateUp[(e * d + h) * 2 * p + 2 * i + 1];
+              dn[h * p + i] = down[(e * p + i) * d + h];
+            }
+          }
+          expect(await ckpt.readExpert(layer, e, 'gate')).toEqual(gate);
+          expect(await ckpt.readExpert(layer, e, 'up')).toEqual(up);
+          expect(await ckpt.readExpert(layer, e, 'down')).toEqual(dn);
+        }
+      }
     }
     if (family === 'granitemoe') {
       // stored fused only: expert e's gate is rows [0, p) of input_linear[e], its up rows [p, 2p), its down output_linear[e]
