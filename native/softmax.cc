@@ -85,29 +85,20 @@ RFID_VECTORIZED(void, ScaleRow, (float* x, int n, float factor), (x, n, factor))
   for (int j = 0; j < n; ++j) x[j] *= factor;
 }
 
-/** Softmax of x[0..n) in place. */
-void SoftmaxRow(float* x, int n) {
-  if (n <= 0) return;
-  const float m = RowMax(x, n);
-  double sum = 0;
-  for (int j0 = 0; j0 < n; j0 += kChunk) sum += ExpChunk(x + j0, std::min(kChunk, n - j0), m, x + j0);
-  ScaleRow(x, n, static_cast<float>(1.0 / sum));
-}
-
 /**
- * Softmax of x[0..n) in place with an attention sink: a logit that joins the normaliser and gets
- * no output. The max includes the sink (a sink far above the scores must not overflow the sum),
- * and its exp is added to the f64 sum once the scores' are in. A NaN sink fails the comparison
- * and makes m, and so the row, NaN, as in transformers. A separate function so that rows without
- * a sink keep SoftmaxRow's arithmetic exactly.
+ * Softmax of x[0..n) in place. With `sink` (an attention sink, gpt-oss): a logit that joins the
+ * normaliser and gets no output. The max then includes the sink (a sink far above the scores must
+ * not overflow the sum), and its exp is added to the f64 sum once the scores' are in; a NaN sink
+ * fails the comparison and makes m, and so the row, NaN, as in transformers. Without one, the
+ * plain softmax's arithmetic exactly.
  */
-void SoftmaxRowWithSink(float* x, int n, float sink) {
+void SoftmaxRow(float* x, int n, const float* sink = nullptr) {
   if (n <= 0) return;
   const float rowMax = RowMax(x, n);
-  const float m = rowMax > sink ? rowMax : sink;
+  const float m = sink == nullptr || rowMax > *sink ? rowMax : *sink;
   double sum = 0;
   for (int j0 = 0; j0 < n; j0 += kChunk) sum += ExpChunk(x + j0, std::min(kChunk, n - j0), m, x + j0);
-  sum += FastExp(sink - m);
+  if (sink != nullptr) sum += FastExp(*sink - m);
   ScaleRow(x, n, static_cast<float>(1.0 / sum));
 }
 
@@ -120,11 +111,7 @@ void CausalSoftmaxBlocks(int blocks, int rows, int cols, int past, int window, f
     const int first = window == 0 ? 0 : std::max(0, last - window + 1);
     float* row = s + r * cols;
     std::fill(row, row + first, 0.0f);
-    if (sinks) {
-      SoftmaxRowWithSink(row + first, last + 1 - first, sinks[r / rows]);
-    } else {
-      SoftmaxRow(row + first, last + 1 - first);
-    }
+    SoftmaxRow(row + first, last + 1 - first, sinks ? sinks + r / rows : nullptr);
     std::fill(row + last + 1, row + cols, 0.0f);
   }
 }

@@ -6,7 +6,9 @@
  * the expert's slab (gate_up [E, H, 2I]: gate the even columns, up the odd; down [E, I, H]: all).
  * Shared by every reader and writer of expert matrices (f32 or as stored).
  */
-import { transposeColumns } from '../io/transpose.js';
+import { decodeToF32 } from '../io/dtype.js';
+import type { ColumnSelection } from '../io/sharded.js';
+import { transposeColumns, type ColumnCut } from '../io/transpose.js';
 import type { ExpertMatrixType, FusedExpertNames, ModelConfig, MoeNames } from './types.js';
 
 /**
@@ -15,7 +17,7 @@ import type { ExpertMatrixType, FusedExpertNames, ModelConfig, MoeNames } from '
  */
 export type ExpertLocation =
   | { tensor: string; rows: null; columns?: undefined }
-  | { tensor: string; rows: readonly [start: number, end: number]; columns?: { width: number; first: number; step: number; count: number } };
+  | { tensor: string; rows: readonly [start: number, end: number]; columns?: ColumnCut };
 
 /** null when the layer names neither form. */
 export function expertLocation(moe: MoeNames, config: ModelConfig, expert: number, type: ExpertMatrixType): ExpertLocation | null {
@@ -55,14 +57,14 @@ export interface ExpertTensorReader {
   readBf16(name: string): Promise<Uint16Array | null>;
   readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array | null>;
   /** a transposed cut of rows decoded directly, where the reader can (TensorSource.readColumnsBf16); null: it cannot */
-  readColumnsBf16?(name: string, start: number, end: number, columns: { first: number; step: number; count: number }): Promise<Uint16Array | null>;
+  readColumnsBf16?(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null>;
 }
 
 /** The expert matrix at `location` in f32, nn.Linear layout. */
 export async function readExpertF32(reader: ExpertTensorReader, location: ExpertLocation): Promise<Float32Array> {
   if (location.rows === null) return reader.readF32(location.tensor);
   const direct = location.columns ? await reader.readColumnsBf16?.(location.tensor, location.rows[0], location.rows[1], location.columns) : null;
-  if (direct) return widenBf16(direct);
+  if (direct) return decodeToF32('BF16', new Uint8Array(direct.buffer, direct.byteOffset, direct.byteLength));
   const slab = await reader.readRowsF32(location.tensor, location.rows[0], location.rows[1]);
   return location.columns ? transposeColumns(slab, location.rows[1] - location.rows[0], location.columns, new Float32Array(location.columns.count * (location.rows[1] - location.rows[0]))) : slab;
 }
@@ -76,14 +78,6 @@ export async function readExpertBf16(reader: ExpertTensorReader, location: Exper
   const slab = await reader.readRowsBf16(location.tensor, location.rows[0], location.rows[1]);
   if (!slab || !location.columns) return slab;
   return transposeColumns(slab, location.rows[1] - location.rows[0], location.columns, new Uint16Array(location.columns.count * (location.rows[1] - location.rows[0])));
-}
-
-/** BF16 patterns widened to f32 (exact). */
-function widenBf16(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  const wide = new Uint32Array(out.buffer);
-  for (let i = 0; i < bits.length; i++) wide[i] = bits[i] << 16;
-  return out;
 }
 
 /**

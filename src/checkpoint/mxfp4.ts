@@ -250,13 +250,7 @@ export class Mxfp4Store extends DecodingView<PackedTensor> {
       const r0 = first + j0 * step;
       const j1 = Math.min(count, j0 + Math.max(1, Math.floor(chunkRows / step)));
       const r1 = first + (j1 - 1) * step + 1;
-      const stored = e * p.rows;
-      const [b, s] = await Promise.all([
-        this.inner.readRowsBytes(p.blocksName, (stored + r0) * p.groups, (stored + r1) * p.groups),
-        this.inner.readRowsBytes(p.scalesName, stored + r0, stored + r1),
-      ]);
-      const blocks = new Uint8Array(b.buffer, b.byteOffset, b.length);
-      const scales = new Uint8Array(s.buffer, s.byteOffset, s.length);
+      const { blocks, scales } = await this.storedRows(p, e, r0, r1);
       for (let j = j0; j < j1; j++) {
         const r = (j - j0) * step;
         let o = j * slab;
@@ -290,16 +284,20 @@ export class Mxfp4Store extends DecodingView<PackedTensor> {
       const cHi = Math.min(end, (e + 1) * slab) - e * slab;
       for (let r0 = 0; r0 < p.rows; r0 += chunkRows) {
         const r1 = Math.min(p.rows, r0 + chunkRows);
-        const stored = e * p.rows;
-        const [b, s] = await Promise.all([
-          this.inner.readRowsBytes(p.blocksName, (stored + r0) * p.groups, (stored + r1) * p.groups),
-          this.inner.readRowsBytes(p.scalesName, stored + r0, stored + r1),
-        ]);
-        // plain Uint8Arrays over the Buffers: the loops index a Buffer's elements more slowly
-        const blocks = new Uint8Array(b.buffer, b.byteOffset, b.length);
-        const scales = new Uint8Array(s.buffer, s.byteOffset, s.length);
+        const { blocks, scales } = await this.storedRows(p, e, r0, r1);
         decodeMxfp4Transposed(out, blocks, scales, table, p.groups, p.rows, r0, r1, cLo, cHi, start - e * slab);
       }
     }
+  }
+
+  /** Stored rows [r0, r1) of expert e: their blocks (G·16 bytes a row) and scales (G a row). */
+  private async storedRows(p: PackedTensor, e: number, r0: number, r1: number): Promise<{ blocks: Uint8Array; scales: Uint8Array }> {
+    const stored = e * p.rows;
+    const [b, s] = await Promise.all([
+      this.inner.readRowsBytes(p.blocksName, (stored + r0) * p.groups, (stored + r1) * p.groups),
+      this.inner.readRowsBytes(p.scalesName, stored + r0, stored + r1),
+    ]);
+    // plain Uint8Arrays over the Buffers: the loops index a Buffer's elements more slowly
+    return { blocks: new Uint8Array(b.buffer, b.byteOffset, b.length), scales: new Uint8Array(s.buffer, s.byteOffset, s.length) };
   }
 }

@@ -168,7 +168,7 @@ function assertReadableQuantization(dir: string, raw: Record<string, unknown>): 
   const details = typeof q === 'object' && !Array.isArray(q) ? Object.entries(q as Record<string, unknown>).filter(([k]) => k === 'quant_method' || k === 'fmt' || k === 'bits' || k === 'weight_block_size').map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ') : JSON.stringify(q);
   throw new CheckpointError(
     'Quantized',
-    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16) FP8 ones (quant_method "fp8", as DeepSeek-V3 ships, and compressed-tensors' float-quantized format) and MXFP4 ones (quant_method "mxfp4", as gpt-oss ships its experts), and would compute with these codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
+    `${dir} is a quantized checkpoint (quantization_config${details ? `: ${details}` : ''}); rfid-moe reads floating-point weights (F32, F16, BF16), FP8 ones (quant_method "fp8", as DeepSeek-V3 ships, and compressed-tensors' float-quantized format) and MXFP4 ones (quant_method "mxfp4", as gpt-oss ships its experts), and would compute with these codes unscaled. Use the model's BF16 or F32 release, or dequantize the checkpoint first (loading it in transformers and saving it with save_pretrained after dequantizing).`,
   );
 }
 

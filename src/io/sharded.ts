@@ -121,10 +121,6 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-/**
- * `decoded`: a view presents the tensor decoded from another stored form (FP8 codes and their
- * scales, MXFP4 blocks): every read is a copy, never a view of the file's mapped pages.
- */
 /** Columns first, first + step, … (count of them) of a 2-D view's rows. */
 export interface ColumnSelection {
   first: number;
@@ -132,6 +128,10 @@ export interface ColumnSelection {
   count: number;
 }
 
+/**
+ * `decoded`: a view presents the tensor decoded from another stored form (FP8 codes and their
+ * scales, MXFP4 blocks): every read is a copy, never a view of the file's mapped pages.
+ */
 export type StoreTensorEntry = TensorEntry & { file: string; decoded?: true };
 
 /**

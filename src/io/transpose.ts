@@ -7,13 +7,12 @@
  * widener in dtype.ts: io and checkpoint cannot import the engine). Without it, the tiled loop
  * below.
  */
+import type { ColumnSelection } from './sharded.js';
 
-export interface ColumnCut {
+/** Columns of a slab whose rows are `width` values wide. */
+export interface ColumnCut extends ColumnSelection {
   /** values in a row of the slab */
   width: number;
-  first: number;
-  step: number;
-  count: number;
 }
 
 export type TransposeColumns = <T extends Float32Array | Uint16Array>(slab: T, rows: number, cols: ColumnCut, out: T) => void;

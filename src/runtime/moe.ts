@@ -178,9 +178,9 @@ export async function moeBlock(
   // resident experts the kernel can run as they are (heldExperts): all of them in one kernel call
   const held = observer?.onExpertInput ? null : heldExperts(w, first, E);
   // gpt-oss's experts (a clamped activation, biases) in the one call too, given their biases
-  const clamped = held?.oneCall && config.expertActivation ? clampedBiases(w, config.expertActivation, E, h, held.oneCall.width) : null;
-  if (held?.oneCall && (!config.expertActivation || clamped)) {
-    heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out, clamped);
+  const biases = held?.oneCall && config.expertActivation ? splitBiases(w.expertBiases, E, h, held.oneCall.width) : null;
+  if (held?.oneCall && (!config.expertActivation || biases)) {
+    heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out, config.expertActivation && biases ? { act: config.expertActivation, biases } : null);
   } else {
     await expertByExpert(engine, config, layer, w, x, h, first, order, orderWeights, out, held?.got, observer);
   }
@@ -214,7 +214,7 @@ const EXPERTS_CALL_SCRATCH_FLOATS = 1 << 22;
 /** The held routed experts through ForwardKernels.swiGluExperts, as few calls as the scratch bound allows. */
 function heldExpertsInCalls(
   engine: Engine, h: number, x: Float32Array, call: OneCall, order: Int32Array, orderWeights: Float32Array, out: Float32Array,
-  clamped: ExpertBiasesByExpert | null,
+  clamped: { act: ClampedSwiGlu; biases: ExpertBiases } | null,
 ): void {
   const { groups, experts, gates, ups, downs } = call;
   const width = call.width;
@@ -231,21 +231,19 @@ function heldExpertsInCalls(
       h, width, x, range ? groups : groups.subarray(from, to + 1), order, orderWeights,
       range ? gates : gates.slice(from, to), range ? ups : ups.slice(from, to), range ? downs : downs.slice(from, to), work, out,
       clamped && {
-        alpha: clamped.alpha,
-        limit: clamped.limit,
-        gateBiases: these.map((e) => clamped.gate[e]),
-        upBiases: these.map((e) => clamped.up[e]),
-        downBiases: these.map((e) => clamped.down[e]),
+        alpha: clamped.act.alpha,
+        limit: clamped.act.limit,
+        gateBiases: these.map((e) => clamped.biases.gate[e]),
+        upBiases: these.map((e) => clamped.biases.up[e]),
+        downBiases: these.map((e) => clamped.biases.down[e]),
       },
     );
     from = to;
   }
 }
 
-/** gpt-oss's activation and each expert's biases as swiGluExperts takes them (ClampedSwiGluExperts), indexed by expert. */
-interface ExpertBiasesByExpert {
-  alpha: number;
-  limit: number;
+/** gpt-oss's expert biases per expert (indexed by expert), gate and up apart. */
+interface ExpertBiases {
   gate: Float32Array[];
   up: Float32Array[];
   down: Float32Array[];
@@ -256,20 +254,13 @@ interface ExpertBiasesByExpert {
  * bias of expert e at gateUp[e·2w + 2i], up at gateUp[e·2w + 2i + 1]): once per biases object,
  * which lives as long as the layer's weights, not at every step.
  */
-const biasesByExpert = new WeakMap<NonNullable<MoeWeights['expertBiases']>, { gate: Float32Array[]; up: Float32Array[]; down: Float32Array[] }>();
+const biasesByExpert = new WeakMap<NonNullable<MoeWeights['expertBiases']>, ExpertBiases>();
 
 /**
- * What swiGluExperts needs for gpt-oss's experts of width `width`; null where the layer's biases
- * are missing or of other sizes (its experts then run one by one, whose reference throws or
- * reads them as it always has).
+ * The layer's expert biases per expert, gate and up apart (cached per biases object); null where
+ * missing or of other sizes (its experts then run one by one, whose reference refuses them).
  */
-function clampedBiases(w: MoeWeights, act: ClampedSwiGlu, E: number, hidden: number, width: number): ExpertBiasesByExpert | null {
-  const split = splitBiases(w.expertBiases, E, hidden, width);
-  return split && { alpha: act.alpha, limit: act.limit, gate: split.gate, up: split.up, down: split.down };
-}
-
-/** The layer's expert biases per expert, gate and up apart (cached per biases object); null where missing or of other sizes. */
-function splitBiases(biases: MoeWeights['expertBiases'], E: number, hidden: number, width: number): { gate: Float32Array[]; up: Float32Array[]; down: Float32Array[] } | null {
+function splitBiases(biases: MoeWeights['expertBiases'], E: number, hidden: number, width: number): ExpertBiases | null {
   if (!biases || biases.gateUp.length !== E * 2 * width || biases.down.length !== E * hidden) return null;
   let split = biasesByExpert.get(biases);
   if (!split) {
@@ -410,7 +401,7 @@ async function expertByExpert(
  * than 8 rows with f32 matrices).
  */
 function clampedSwiGluExpert(
-  engine: Engine, act: ClampedSwiGlu, expert: ExpertWeights, biases: ReturnType<typeof splitBiases>, e: number,
+  engine: Engine, act: ClampedSwiGlu, expert: ExpertWeights, biases: ExpertBiases | null, e: number,
   x: Float32Array, rows: number, hidden: number, width: number, out: Float32Array,
 ): void {
   if (!biases) throw new RangeError(`the model's experts take biases (gpt-oss) but the layer has none, or none of its ${width}-wide experts' sizes`);

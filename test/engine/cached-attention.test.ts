@@ -122,7 +122,7 @@ function loop(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Arr
   cachedAttentionUnits(
     {
       gemm: (m, n, k, a, b, out, transB, alpha) => engine.gemm(m, n, k, a, b, out, { transB, alpha }),
-      causalSoftmax: (...args) => engine.kernels.causalSoftmax(...args),
+      causalSoftmax: (blocks, rows, cols, past, window, scores) => engine.kernels.causalSoftmax(blocks, rows, cols, past, window, scores),
       copyBlock: (...args) => engine.kernels.copyBlock(...args),
     },
     c.heads, c.kvHeads, c.headDim, x.offsets, { past: x.past, keys: x.keys, values: x.values, headStride: x.headStride }, x.q, x.scale, c.window, context,

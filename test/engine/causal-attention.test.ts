@@ -95,7 +95,7 @@ function perHead(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32
   causalAttentionUnits(
     {
       gemm: (m, n, k, a, b, out, transB, alpha) => engine.gemm(m, n, k, a, b, out, { transB, alpha }),
-      causalSoftmax: (...args) => engine.kernels.causalSoftmax(...args),
+      causalSoftmax: (blocks, rows, cols, past, window, scores) => engine.kernels.causalSoftmax(blocks, rows, cols, past, window, scores),
       copyBlock: (...args) => engine.kernels.copyBlock(...args),
     },
     c.heads, c.kvHeads, c.headDim, x.offsets, x.q, x.k, x.v, x.scale, c.window, context,

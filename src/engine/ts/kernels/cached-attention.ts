@@ -9,7 +9,6 @@ import { EngineError } from '../../types.js';
 import { checkDims, checkFloat32, checkSinks, checkWindow, sharesMemory } from './check.js';
 import { causalSoftmax } from './causal-softmax.js';
 import { copyBlock } from './rows.js';
-import { softmaxWithSinkInPlace } from './softmax.js';
 import { gemmBlock } from '../gemm-kernel.js';
 
 /** Largest score block (values) computed at once: 8 M floats = 32 MiB. */
@@ -22,12 +21,8 @@ export const QUERY_TILE = 64;
 export interface AttentionProducts {
   /** C (m×n) = alpha·A·op(B) (B n×k when transB, else k×n), C overwritten */
   gemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, transB: boolean, alpha: number): void;
-  causalSoftmax(blocks: number, rows: number, cols: number, past: number, window: number | null, scores: Float32Array): void;
-  /**
-   * causalSoftmax with an attention sink per block (sinks[b] for block b: see
-   * softmaxWithSinkInPlace); needed only when the loop is given sinks.
-   */
-  causalSoftmaxWithSinks?(blocks: number, rows: number, cols: number, past: number, window: number | null, sinks: Float32Array, scores: Float32Array): void;
+  /** `sinks`: one attention sink a block (see causal-softmax.ts), only when the loop is given sinks */
+  causalSoftmax(blocks: number, rows: number, cols: number, past: number, window: number | null, scores: Float32Array, sinks?: Float32Array): void;
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
 }
 
@@ -95,16 +90,13 @@ export function checkCachedAttention(
 /**
  * The per-sequence loop on the given products (arguments already checked); causalAttention's too
  * (sequences with no past, reading their own rows). With `sinks` (one logit per query head) each
- * unit's softmax is products.causalSoftmaxWithSinks on its heads' sinks; without, causalSoftmax as
- * before.
+ * unit's softmax takes its heads' sinks.
  */
 export function cachedAttentionUnits(
   products: AttentionProducts,
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, cache: CachedKeys,
   q: Float32Array, scale: number, window: number | null, context: Float32Array, sinks: Float32Array | null = null,
 ): void {
-  const sinkSoftmax = products.causalSoftmaxWithSinks;
-  if (sinks && !sinkSoftmax) throw new EngineError('cachedAttention: these products have no causalSoftmaxWithSinks for the sinks given');
   const qWidth = numHeads * headDim;
   const kvWidth = numKvHeads * headDim;
   const groupSize = numHeads / numKvHeads;
@@ -169,13 +161,9 @@ export function cachedAttentionUnits(
           const blockScores = scores.subarray(0, m * kc);
           const blockOut = oh.subarray(0, m * headDim);
           products.gemm(m, kc, headDim, qh.subarray(0, m * headDim), kBlock, blockScores, true, scale);
-          if (sinks && sinkSoftmax) {
-            // the unit's blocks are query heads kvHead·groupSize + g0 … + hb − 1, in order
-            const h0 = kvHead * groupSize + g0;
-            sinkSoftmax(hb, tr, kc, past + i0 - keyFirst, window, sinks.subarray(h0, h0 + hb), blockScores);
-          } else {
-            products.causalSoftmax(hb, tr, kc, past + i0 - keyFirst, window, blockScores);
-          }
+          // the unit's blocks are query heads kvHead·groupSize + g0 … + hb − 1, in order
+          const h0 = kvHead * groupSize + g0;
+          products.causalSoftmax(hb, tr, kc, past + i0 - keyFirst, window, blockScores, sinks?.subarray(h0, h0 + hb));
           products.gemm(m, headDim, kc, blockScores, vBlock, blockOut, false, 1);
           for (let g = 0; g < hb; g++) {
             const col = (kvHead * groupSize + g0 + g) * headDim;
@@ -187,29 +175,10 @@ export function cachedAttentionUnits(
   }
 }
 
-/**
- * causalSoftmax (src/engine/ts/kernels/causal-softmax.ts) with sinks[b] the sink of block b
- * (arguments already checked): the same kept columns and exact zeros, each row's kept columns
- * through softmaxWithSinkInPlace. A separate function so that the loop without sinks runs
- * causalSoftmax itself, and its results stay bit for bit what they were.
- */
-export function causalSoftmaxWithSinks(blocks: number, rows: number, cols: number, past: number, window: number | null, sinks: Float32Array, scores: Float32Array): void {
-  const w = window === null || window === 0 ? null : window;
-  for (let r = 0; r < blocks * rows; r++) {
-    const last = past + (r % rows);
-    const first = w === null ? 0 : Math.max(0, last - w + 1);
-    const row = r * cols;
-    scores.fill(0, row, row + first);
-    softmaxWithSinkInPlace(scores, row + first, last + 1 - first, sinks[Math.floor(r / rows)]);
-    scores.fill(0, row + last + 1, row + cols);
-  }
-}
-
 /** The TypeScript products the ts kernels run the loop on. */
 export const tsProducts: AttentionProducts = {
   gemm: (m, n, kk, a, b, c, transB, alpha) => gemmBlock(m, n, kk, a, false, b, transB, c, alpha, 0, 0, m, 0, n),
   causalSoftmax,
-  causalSoftmaxWithSinks,
   copyBlock,
 };
 
