@@ -11,6 +11,7 @@
         "native/blas_ops.cc",
         "native/bf16_gemm.cc",
         "native/bf16_dot.cc",
+        "native/amx_bf16.cc",
         "native/small_gemm.cc",
         "native/thread_pool.cc",
         "native/moe_experts.cc",

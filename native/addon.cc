@@ -39,7 +39,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("corename", Napi::String::New(env, openblas_get_corename()));
   out.Set("threads", Napi::Number::New(env, openblas_get_num_threads()));
   const Simd simd = SimdLevel();
-  out.Set("simd", Napi::String::New(env, simd == Simd::kAvx512 ? "avx512" : simd == Simd::kAvx2Fma ? "avx2" : "baseline"));
+  out.Set("simd", Napi::String::New(env, simd == Simd::kAmx ? "amx" : simd == Simd::kAvx512 ? "avx512" : simd == Simd::kAvx2Fma ? "avx2" : "baseline"));
   out.Set("bf16Dot", Napi::Boolean::New(env, HasBf16Dot()));
   return out;
 }
@@ -82,8 +82,10 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * 6: swiGluExperts takes gpt-oss's clamped activation and biases (a trailing argument an older
  * addon would ignore, computing SwiGLU without biases). 7: transposeColumns (the BF16 release of
  * gpt-oss's expert transposes), so an addon without it is named stale by its revision too.
+ * 8: BF16 matmul activations on AMX tiles and the "amx" level of RFID_MOE_NATIVE_SIMD (an older
+ * addon would run the same products on dot products, and describe itself as "avx512").
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 7); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 8); }
 
 }  // namespace
 }  // namespace rfid

@@ -40,7 +40,7 @@ bool HasBf16Dot() {
 #if defined(__GNUC__) && defined(__x86_64__)
   static const bool has = [] {
     __builtin_cpu_init();
-    return SimdLevel() == Simd::kAvx512 && __builtin_cpu_supports("avx512bf16");
+    return SimdLevel() >= Simd::kAvx512 && __builtin_cpu_supports("avx512bf16");
   }();
   return has;
 #else

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "amx_bf16.h"
 #include "args.h"
 #include "bf16_gemm.h"
 #include "gemm_f32.h"
@@ -88,7 +89,7 @@ bool OpenblasRunsAvx512() {
  * thread counts (test/engine/kernel-threads.test.ts says where).
  */
 bool TiledProductWins(int m, int panels, int threads) {
-  if (SimdLevel() != Simd::kAvx512) return m <= kTiledRowsMaxNarrow;
+  if (SimdLevel() < Simd::kAvx512) return m <= kTiledRowsMaxNarrow;
   return !(OpenblasRunsAvx512() && m >= kPanelsRowsMinAvx512 && panels >= std::max(2, threads));
 }
 
@@ -168,9 +169,16 @@ void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, con
                          MatmulActivations activations) {
   const ReleaseLargeRows release;
   if (activations == MatmulActivations::kBf16) {
-    // The dot kernel where it pays (Bf16DotRowsPay); otherwise, and on a CPU without BF16 dot
-    // products, the rounded rows through the f32 kernels below.
-    if (HasBf16Dot() && Bf16DotRowsPay(m, k) && path != Bf16Path::kPanels) {
+    // More rows on AMX tiles where the CPU has them (amx_bf16.h), rounding A as they pack it.
+    if (path == Bf16Path::kTiled && SimdLevel() == Simd::kAmx) {
+      AmxBf16Gemm(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
+      return;
+    }
+    // The dot kernel where it pays (Bf16DotRowsPay), AMX tiles at any k (at 1-2 rows beyond
+    // those limits they measured 1.0-1.7x the f32 kernels, memory-bound, BENCHMARKS.md "AMX");
+    // otherwise, and on a CPU without BF16 dot products, the rounded rows through the f32 kernels
+    // below.
+    if (HasBf16Dot() && (SimdLevel() == Simd::kAmx || Bf16DotRowsPay(m, k)) && path != Bf16Path::kPanels) {
       const uint16_t* packed = PackedRows(m, k, a);
       if (path == Bf16Path::kSmallRows) SmallRowsGemmTransBBf16Dot(m, n, k, 1.0f, packed, PaddedRow(k), b, k, beta, out, n, threads);
       else TiledRowsGemmTransBBf16Dot(m, n, k, 1.0f, packed, PaddedRow(k), b, k, beta, out, n, threads);

@@ -44,6 +44,7 @@
 #include <cstring>
 #include <vector>
 
+#include "amx_bf16.h"
 #include "bf16_dot.h"
 #include "lane_sums.h"
 #include "thread_pool.h"
@@ -448,6 +449,7 @@ __attribute__((target("avx512f,avx512bw,avx2,fma"))) void Avx512(int m, int n, i
 template <typename W>
 Kernel<W> Pick() {
   switch (SimdLevel()) {
+    case Simd::kAmx:
     case Simd::kAvx512: return Avx512<W>;
     case Simd::kAvx2Fma: return Avx2Fma<W>;
     default: return Baseline<W>;
@@ -586,9 +588,16 @@ void TiledRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, i
   InTiles<float, uint16_t>(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+namespace {
+
+/** The kernel for products with BF16 activations: AMX tiles where the CPU has them, else BF16 dot products. */
+RowsKernel<uint16_t, uint16_t> Bf16Products() { return SimdLevel() == Simd::kAmx ? AmxBf16Rows : Bf16DotRows; }
+
+}  // namespace
+
 void SmallRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
                                 float* c, int ldc, int threads) {
-  InPieces<uint16_t, uint16_t>(Bf16DotRows, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  InPieces<uint16_t, uint16_t>(Bf16Products(), threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void TiledRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,

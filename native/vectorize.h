@@ -20,11 +20,15 @@ namespace rfid {
 
 /**
  * The widest instruction set the native kernels may use: the CPU's, capped by
- * RFID_MOE_NATIVE_SIMD ("avx512", "avx2" or "baseline"; unset or anything else: no cap), read
- * once. The cap lets the narrower kernels be tested on a wider CPU, and lets a user keep
- * 512-bit code off a CPU that lowers its clock for it.
+ * RFID_MOE_NATIVE_SIMD ("amx", "avx512", "avx2" or "baseline"; unset or anything else: no cap),
+ * read once. The cap lets the narrower kernels be tested on a wider CPU, and lets a user keep
+ * 512-bit code off a CPU that lowers its clock for it. kAmx is AVX-512 with AMX tiles for the
+ * products with BF16 matmul activations (amx_bf16.cc); everything else runs as at kAvx512.
  */
-enum class Simd { kBaseline = 0, kAvx2Fma = 1, kAvx512 = 2 };
+enum class Simd { kBaseline = 0, kAvx2Fma = 1, kAvx512 = 2, kAmx = 3 };
+
+/** Whether the CPU has AMX tiles with BF16 and the OS grants them to this process (amx_bf16.cc). */
+bool AmxUsable();
 
 inline Simd SimdLevel() {
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -39,7 +43,11 @@ inline Simd SimdLevel() {
       cpu = avx512 ? Simd::kAvx512 : Simd::kAvx2Fma;
     }
     const char* cap = std::getenv("RFID_MOE_NATIVE_SIMD");
-    Simd limit = Simd::kAvx512;
+    // asked only when the cap allows it: the grant of the tile state is a change to the process
+    const bool amxAllowed = !cap || (std::strcmp(cap, "avx512") != 0 && std::strcmp(cap, "avx2") != 0 && std::strcmp(cap, "baseline") != 0);
+    if (cpu == Simd::kAvx512 && amxAllowed && AmxUsable()) cpu = Simd::kAmx;
+    Simd limit = Simd::kAmx;
+    if (cap && std::strcmp(cap, "avx512") == 0) limit = Simd::kAvx512;
     if (cap && std::strcmp(cap, "avx2") == 0) limit = Simd::kAvx2Fma;
     if (cap && std::strcmp(cap, "baseline") == 0) limit = Simd::kBaseline;
     return cpu < limit ? cpu : limit;

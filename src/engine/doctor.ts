@@ -51,6 +51,8 @@ export const DoctorReportSchema = z.object({
     avx512f: z.boolean().nullable(),
     /** BF16 dot products: whether BF16 matmul activations can run faster here (MatmulActivations) */
     avx512bf16: z.boolean().nullable(),
+    /** AMX tiles with BF16: whether BF16 matmul activations run on them here (the OS must grant them too) */
+    amxBf16: z.boolean().nullable(),
   }),
   openblasCoretype: z.object({
     value: z.string().nullable(),
@@ -97,6 +99,7 @@ function cpuReport(): DoctorReport['cpu'] {
     avx2: flags ? flags.has('avx2') : null,
     avx512f: flags ? flags.has('avx512f') : null,
     avx512bf16: flags ? flags.has('avx512_bf16') : null,
+    amxBf16: flags ? flags.has('amx_bf16') && flags.has('amx_tile') : null,
   };
 }
 

@@ -110,7 +110,7 @@ interface NativeBinding {
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 7;
+export const KERNEL_REVISION = 8;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -141,14 +141,14 @@ export interface OpenblasInfo {
   config: string;
   /** how OPENBLAS_CORETYPE was chosen before the library loaded */
   coretype: CoretypeDecision;
-  /** the instruction set of the addon's own kernels: "avx512", "avx2", "baseline" ("unknown": an older addon) */
+  /** the instruction set of the addon's own kernels: "amx" (AVX-512 with AMX tiles for BF16 matmul activations), "avx512", "avx2", "baseline" ("unknown": an older addon) */
   simd: string;
   /** whether BF16 matmul activations run on the CPU's BF16 dot products (AVX512_BF16, not capped off) */
   bf16Dot: boolean;
 }
 
 /** The values RFID_MOE_NATIVE_SIMD may take: a cap on the instruction set of the addon's own kernels. */
-export const NATIVE_SIMD_LEVELS = ['avx512', 'avx2', 'baseline'] as const;
+export const NATIVE_SIMD_LEVELS = ['amx', 'avx512', 'avx2', 'baseline'] as const;
 
 /**
  * Why RFID_MOE_NATIVE_SIMD cannot be used (undefined when it is unset or valid). The addon reads it
@@ -380,6 +380,7 @@ export class NativeEngine implements Engine {
     const { version, corename, coretype, simd, bf16Dot } = this.openblas;
     const how = { user: ', OPENBLAS_CORETYPE from the environment', detected: ', kernel chosen from CPU flags', none: '' }[coretype.source];
     const activations = this.matmulActivations !== 'bf16' ? ''
+      : simd === 'amx' ? ', BF16 matmul activations on AMX tiles'
       : bf16Dot ? ', BF16 matmul activations on BF16 dot products'
       : ', BF16 matmul activations (this CPU has no BF16 dot products: rounded, not faster)';
     return `native (OpenBLAS ${version}, ${corename} kernels${how}, own kernels ${simd}, ${this.threads} thread${this.threads === 1 ? '' : 's'}${activations})`;

@@ -45,6 +45,11 @@ describe('rfid-moe doctor', () => {
     if (bf16Native.ok && report.cpu.avx512bf16 !== null && !process.env.RFID_MOE_NATIVE_SIMD) {
       expect((bf16Native.engine as unknown as { openblas: { bf16Dot: boolean } }).openblas.bf16Dot).toBe(report.cpu.avx512bf16);
     }
+    // AMX runs only where the CPU says it has the tiles (the OS may still refuse them)
+    if (bf16Native.ok && report.cpu.amxBf16 === false) {
+      expect((bf16Native.engine as unknown as { openblas: { simd: string } }).openblas.simd).not.toBe('amx');
+    }
+    if (bf16Native.ok && (bf16Native.engine as unknown as { openblas: { simd: string } }).openblas.simd === 'amx') expect(report.cpu.amxBf16).toBe(true);
     if (bf16Native.ok) bf16Native.engine.dispose();
     expect(report.engines.map((engine) => engine.name)).toEqual(['native', 'ts', 'tfjs']);
 

@@ -7,8 +7,10 @@
  * equal with the AVX2 kernels and differ in the last bit for some k with AVX-512, where the
  * compiler treats the two element types' tails differently; the bound here covers both.) With
  * BF16 matmul activations, every engine that offers them against the same reference on the
- * activations rounded to BF16: the native dot kernel (AVX512_BF16), the f32 kernels on the rounded
- * rows (narrower instruction sets; 1-2 rows beyond k = 4096 / 2048), on every thread count.
+ * activations rounded to BF16: the native AMX kernels (where the CPU has them, in this process),
+ * the dot kernel (AVX512_BF16; in a child process capped at avx512 on an AMX CPU), the f32
+ * kernels on the rounded rows (narrower instruction sets; 1-2 rows beyond k = 4096 / 2048 below
+ * AMX), on every thread count.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
@@ -89,13 +91,14 @@ describe.each(bf16Engines.map((e) => [e.describe(), e] as const))('%s', (_name, 
 
 describe('native, BF16 activations', () => {
   const bf16Native = bf16Engines.find((e) => e.name === 'native');
-  const levels = simdLevelsOf(bf16Native);
+  const levels = simdLevelsOf(bf16Native, { amx: true });
 
   it.skipIf(!bf16Native)('2, 3, 5 and 8 threads: within the bound, and bit for bit the one-thread result on BF16 dot products', () => {
     expect(BF16_ACTIVATION_THREAD_SHAPES.flatMap(([m, n, k]) => checkGemmBf16Threads(bf16Native!, m, n, k))).toEqual([]);
   });
 
-  // narrower instruction sets have no BF16 dot products: the rounded rows go through the f32 kernels
+  // below AMX the BF16 dot products run them; narrower instruction sets have neither, and the
+  // rounded rows go through the f32 kernels
   it.skipIf(!bf16Native || levels.length < 2).each(levels.slice(1))('capped at %s: every shape within its bound', (level) => {
     expectClean(runCappedCheck(level, 'test/helpers/bf16-gemm-check.ts', 'BF16_SHAPES', 'checkGemmBf16', {}, 'bf16'), `own kernels ${level},`);
   }, 120_000);

@@ -108,6 +108,7 @@ describe('the native kernels of each instruction set (RFID_MOE_NATIVE_SIMD)', ()
   it('an unknown RFID_MOE_NATIVE_SIMD is refused with the values it may take', () => {
     expect(invalidSimdSetting({})).toBeUndefined();
     expect(invalidSimdSetting({ RFID_MOE_NATIVE_SIMD: 'avx2' })).toBeUndefined();
-    expect(invalidSimdSetting({ RFID_MOE_NATIVE_SIMD: 'avx-512' })).toMatch(/RFID_MOE_NATIVE_SIMD is "avx-512"; it must be one of avx512, avx2, baseline/);
+    expect(invalidSimdSetting({ RFID_MOE_NATIVE_SIMD: 'amx' })).toBeUndefined();
+    expect(invalidSimdSetting({ RFID_MOE_NATIVE_SIMD: 'avx-512' })).toMatch(/RFID_MOE_NATIVE_SIMD is "avx-512"; it must be one of amx, avx512, avx2, baseline/);
   });
 });

@@ -116,8 +116,9 @@ export const PANEL_THREAD_SHAPES: Array<[number, number, number]> = [
 /**
  * (m, n, k) for BF16 activations across thread counts: the dot kernel (pieces of B's rows) at 1-2
  * rows up to k = 4096 / 2048 and from 3 rows, the tiled product beyond 8 rows (every row count,
- * where f32 activations would take the panels from 128 rows), and 1-2 rows beyond those k (the
- * f32 kernels on the rounded rows).
+ * where f32 activations would take the panels from 128 rows; with AMX, its many-rows product,
+ * which cuts k in chunks of 1024), and 1-2 rows beyond those k (the f32 kernels on the rounded
+ * rows).
  */
 export const BF16_ACTIVATION_THREAD_SHAPES: Array<[number, number, number]> = [
   [1, 300, 515],
@@ -129,6 +130,7 @@ export const BF16_ACTIVATION_THREAD_SHAPES: Array<[number, number, number]> = [
   [17, 1100, 515],
   [130, 1100, 515],
   [257, 64, 1600],
+  [40, 300, 2100],
 ];
 
 interface Bf16GemmBinding {

@@ -12,9 +12,14 @@ import { NATIVE_SIMD_LEVELS } from '../../src/engine/native.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The levels from the native engine's widest down (empty without a native engine). */
-export function simdLevelsOf(native: Engine | undefined): string[] {
-  const widest = native ? /own kernels (\w+)/.exec(native.describe())?.[1] : undefined;
+/**
+ * The levels from the native engine's widest down (empty without a native engine). AMX runs only
+ * the products with BF16 matmul activations, so for every other kernel an engine at 'amx' counts
+ * as at 'avx512' (capping it there would run the same kernels again), unless `amx` is set.
+ */
+export function simdLevelsOf(native: Engine | undefined, { amx = false }: { amx?: boolean } = {}): string[] {
+  const named = native ? /own kernels (\w+)/.exec(native.describe())?.[1] : undefined;
+  const widest = named === 'amx' && !amx ? 'avx512' : named;
   return NATIVE_SIMD_LEVELS.filter((level) => widest !== undefined && NATIVE_SIMD_LEVELS.indexOf(level) >= NATIVE_SIMD_LEVELS.indexOf(widest as (typeof NATIVE_SIMD_LEVELS)[number]));
 }
 

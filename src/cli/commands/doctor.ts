@@ -46,7 +46,7 @@ export function formatDoctorReport(report: DoctorReport): string {
   const lines = [
     `rfid-moe ${report.tool.version} doctor`,
     `node        ${report.node.version} (${report.node.platform} ${report.node.arch})`,
-    `cpu         ${report.cpu.model}, ${report.cpu.cores} cores, avx2 ${yesNo(report.cpu.avx2)}, avx512f ${yesNo(report.cpu.avx512f)}, avx512_bf16 ${yesNo(report.cpu.avx512bf16)}${report.cpu.avx512bf16 ? ' (BF16 matmul activations run on BF16 dot products)' : ''}`,
+    `cpu         ${report.cpu.model}, ${report.cpu.cores} cores, avx2 ${yesNo(report.cpu.avx2)}, avx512f ${yesNo(report.cpu.avx512f)}, avx512_bf16 ${yesNo(report.cpu.avx512bf16)}, amx_bf16 ${yesNo(report.cpu.amxBf16)}${report.cpu.amxBf16 ? ' (BF16 matmul activations run on AMX tiles where the OS grants them)' : report.cpu.avx512bf16 ? ' (BF16 matmul activations run on BF16 dot products)' : ''}`,
     `openblas    ${coretypeLine(report.openblasCoretype)}`,
     `gpu         ${report.gpu.nvidiaDriver ?? 'no NVIDIA driver loaded'}`,
     'engines',

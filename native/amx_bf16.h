@@ -1,0 +1,35 @@
+// Products with BF16 matmul activations on AMX tiles (Intel Sapphire Rapids and later): see
+// amx_bf16.cc.
+#pragma once
+
+#include <cstdint>
+
+namespace rfid {
+
+/**
+ * Whether this CPU has AMX tiles with BF16 (and AVX512_BF16) and the OS lets this process use them
+ * (Linux grants the tile state on request, once per process). Asked once, by SimdLevel().
+ */
+bool AmxUsable();
+
+/**
+ * Bf16DotRows's product (bf16_dot.h: C (m×n, m ≤ 8) = alpha·A·Bᵀ + beta·C, A's rows and B BF16,
+ * each product exact, the sums in f32) on AMX tiles: B's rows 16 at a time against A's rows, 32
+ * values of k an instruction. Rows of B past the last multiple of 16 and columns past the last
+ * multiple of 32 go through Bf16DotRows. Needs SimdLevel() == Simd::kAmx. One thread.
+ */
+void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
+                 int ldc);
+
+/**
+ * The product with BF16 matmul activations for any number of rows: C (m×n) = alpha·round(A)·Bᵀ +
+ * beta·C with A's rows f32 (lda apart), rounded to BF16 here (to nearest, ties to even, as
+ * RoundToBf16), on up to `threads` threads: A rounded and packed into tiles of 16 rows, the blocks
+ * shared over the threads; B's rows in pieces of 32 over the threads, each piece against every
+ * block of A with k in chunks that keep A's chunk in L2. Each element of C gets the same sums
+ * whatever the thread count. Needs SimdLevel() == Simd::kAmx.
+ */
+void AmxBf16Gemm(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc,
+                 int threads);
+
+}  // namespace rfid
