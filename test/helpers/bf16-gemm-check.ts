@@ -47,6 +47,8 @@ for (const m of [3, 8]) for (const [n, k] of [[7, 1600], [5, 4200]]) BF16_SHAPES
 for (const m of [17, 65, 130]) BF16_SHAPES.push([m, 1100, 515]);
 for (const m of [20, 130]) BF16_SHAPES.push([m, 300, 515], [m, 33, 1600]);
 BF16_SHAPES.push([97, 1100, 515], [257, 64, 1600]);
+// A's rows past 1 MiB as BF16: AMX's many-rows product cuts k into chunks of 1024 (with a tail of 8)
+BF16_SHAPES.push([130, 40, 4200]);
 // either side of the one-pass kernel's limit at 1-2 rows (k 4096 at one row, 2048 at two), and
 // its tails after a whole step of 64
 for (const [m, n, k] of [[1, 6, 4096], [1, 6, 4097], [2, 5, 2048], [2, 5, 2050], [1, 3, 127], [2, 3, 100]] as const) BF16_SHAPES.push([m, n, k]);
@@ -117,8 +119,8 @@ export const PANEL_THREAD_SHAPES: Array<[number, number, number]> = [
  * (m, n, k) for BF16 activations across thread counts: the dot kernel (pieces of B's rows) at 1-2
  * rows up to k = 4096 / 2048 and from 3 rows, the tiled product beyond 8 rows (every row count,
  * where f32 activations would take the panels from 128 rows; with AMX, its many-rows product,
- * which cuts k in chunks of 1024), and 1-2 rows beyond those k (the f32 kernels on the rounded
- * rows).
+ * k whole and, past 1 MiB of A, in chunks of 1024), and 1-2 rows beyond those k (the f32 kernels
+ * on the rounded rows).
  */
 export const BF16_ACTIVATION_THREAD_SHAPES: Array<[number, number, number]> = [
   [1, 300, 515],
@@ -131,6 +133,7 @@ export const BF16_ACTIVATION_THREAD_SHAPES: Array<[number, number, number]> = [
   [130, 1100, 515],
   [257, 64, 1600],
   [40, 300, 2100],
+  [130, 40, 4200],
 ];
 
 interface Bf16GemmBinding {
