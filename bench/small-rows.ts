@@ -1,5 +1,5 @@
 /**
- * npm run bench:small-rows [-- --json] [-- --rounds 3] [-- --shapes 16384x512,4096x14336] [-- --bf16]
+ * npm run bench:small-rows [-- --json] [-- --rounds 3] [-- --shapes 16384x512,4096x14336] [-- --bf16] [-- --bf16-activations]
  *
  * What a decoding step's products cost per row: engine.gemm of m = 1…8 rows against a weight
  * matrix stored row by row (x·Wᵀ, the native engine's small-rows kernels; m = 1 is OpenBLAS's
@@ -15,6 +15,11 @@
  * --bf16 measures instead the weights kept in BF16 (kernels.gemmBf16, the served routed experts)
  * against the same weights widened to f32 (engine.gemm), at 1-32 rows: per row count, the f32
  * product's time ÷ the BF16 product's in the same round (above 1: BF16 is faster).
+ *
+ * --bf16-activations measures the same BF16 weights with BF16 matmul activations (an engine with
+ * matmulActivations 'bf16': AMX tiles, BF16 dot products or the f32 kernels on rounded rows, as
+ * the CPU and RFID_MOE_NATIVE_SIMD allow) against f32 activations (the peer, in place of the
+ * f32 weights): per row count, the f32-activation product's time ÷ the BF16-activation one's.
  */
 import { parseArgs } from 'node:util';
 import { createEngine } from '../src/engine/index.js';
@@ -27,6 +32,7 @@ const { values } = parseArgs({
     shapes: { type: 'string', default: '16384x512,1408x512,512x1408,14336x4096,4096x14336,768x2048,2048x768' },
     'cache-mib': { type: 'string', default: '640' },
     bf16: { type: 'boolean', default: false },
+    'bf16-activations': { type: 'boolean', default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -41,7 +47,7 @@ const { engine, notice } = await createEngine('native', { threads: 1 });
 process.stderr.write(`${notice}\n`);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-if (values.bf16) {
+if (values.bf16 || values['bf16-activations']) {
   await bf16AgainstF32();
   engine.dispose();
   process.exit(0);
@@ -85,8 +91,13 @@ for (const [n, k] of shapes) {
 if (values.json) process.stdout.write(JSON.stringify({ engine: notice, rounds, results }) + '\n');
 engine.dispose();
 
-/** BF16 weights (gemmBf16) against the same weights widened to f32 (gemm), alternated per round. */
+/**
+ * BF16 weights (gemmBf16) against the same weights widened to f32 (gemm), alternated per round;
+ * with --bf16-activations, BF16 activations against f32 ones on the BF16 weights.
+ */
 async function bf16AgainstF32(): Promise<void> {
+  const activations = values['bf16-activations'] ? (await createEngine('native', { threads: 1, matmulActivations: 'bf16' })).engine : undefined;
+  if (activations) process.stderr.write(`BF16 activations: ${activations.describe()}\n`);
   const rows = [1, 2, 4, 8, 12, 16, 32];
   const out: Array<{ n: number; k: number; f32Ms: Record<number, number>; bf16Ms: Record<number, number>; f32OverBf16: Record<number, number> }> = [];
   for (const [n, k] of shapes) {
@@ -115,7 +126,8 @@ async function bf16AgainstF32(): Promise<void> {
       const t = performance.now();
       for (let i = 0; i < calls; i++) {
         const w = turn++ % copies;
-        if (bf16) engine.kernels.gemmBf16(m, n, k, a, half[w], y, 0);
+        if (bf16) (activations ?? engine).kernels.gemmBf16(m, n, k, a, half[w], y, 0);
+        else if (activations) engine.kernels.gemmBf16(m, n, k, a, half[w], y, 0);
         else engine.gemm(m, n, k, a, wide[w], y, { transB: true });
       }
       return (performance.now() - t) / calls;
@@ -150,5 +162,6 @@ async function bf16AgainstF32(): Promise<void> {
     out.push(row);
     if (!values.json) process.stdout.write(`W ${n}×${k}: ` + rows.map((m) => `${m} row${m > 1 ? 's' : ''} ${row.f32Ms[m].toFixed(3)} / ${row.bf16Ms[m].toFixed(3)} ms (${row.f32OverBf16[m].toFixed(2)}×)`).join(', ') + '\n');
   }
-  if (values.json) process.stdout.write(JSON.stringify({ engine: notice, rounds, bf16: out }) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify({ engine: notice, activations: activations?.describe(), rounds, bf16: out }) + '\n');
+  activations?.dispose();
 }
