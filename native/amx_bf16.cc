@@ -4,7 +4,7 @@
 // one TDPBF16PS multiplies a 16 × 32 tile of BF16 weights with 32 values of up to 16 rows of
 // activations: 16·32·m multiply-adds, where one VDPBF16PS (bf16_dot.cc) does 32. A prompt's
 // prefill, and a decoding step of several sequences whose weights come from cache, are bound by
-// those multiply-adds; on AMX they cost a fraction (BENCHMARKS.md, "AMX").
+// those multiply-adds; on AMX they cost a fraction (BENCHMARKS.md, "BF16 matmul activations on AMX tiles").
 //
 // The weights go into the tiles as stored: a tile's 16 rows are 16 rows of B (nn.Linear's n × k
 // layout, ldb apart), 64 bytes of each. So the product is computed transposed, Cᵀ = B·Aᵀ, and A's

@@ -175,9 +175,9 @@ void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, con
       return;
     }
     // The dot kernel where it pays (Bf16DotRowsPay), AMX tiles at any k (at 1-2 rows beyond
-    // those limits they measured 1.0-1.7x the f32 kernels, memory-bound, BENCHMARKS.md "AMX");
-    // otherwise, and on a CPU without BF16 dot products, the rounded rows through the f32 kernels
-    // below.
+    // those limits level with the f32 kernels, 0.99-1.05x, both bound by reading the weights:
+    // BENCHMARKS.md, "BF16 matmul activations on AMX tiles"); otherwise, and on a CPU without
+    // BF16 dot products, the rounded rows through the f32 kernels below.
     if (HasBf16Dot() && (SimdLevel() == Simd::kAmx || Bf16DotRowsPay(m, k)) && path != Bf16Path::kPanels) {
       const uint16_t* packed = PackedRows(m, k, a);
       if (path == Bf16Path::kSmallRows) SmallRowsGemmTransBBf16Dot(m, n, k, 1.0f, packed, PaddedRow(k), b, k, beta, out, n, threads);
