@@ -29,7 +29,10 @@
 #include "row_kernels.h"
 #include "thread_pool.h"
 
-#if defined(__GNUC__) && defined(__x86_64__)
+// The tile intrinsics need GCC 11 or clang 14 (LLVM's; Apple's numbering is close enough): with an
+// older compiler the addon still builds, without the tiles, and AmxUsable() says no.
+#if defined(__GNUC__) && defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && __GNUC__ >= 11))
+#define RFID_AMX_BUILT 1
 #include <cpuid.h>
 #include <immintrin.h>
 #endif
@@ -41,7 +44,7 @@
 namespace rfid {
 
 bool AmxUsable() {
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#if defined(RFID_AMX_BUILT) && defined(__linux__)
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
   const bool amxBf16 = (edx >> 22) & 1u;
@@ -58,7 +61,7 @@ bool AmxUsable() {
 #endif
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(RFID_AMX_BUILT)
 
 namespace {
 
@@ -442,7 +445,19 @@ void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, c
   Bf16DotRows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void AmxBf16Gemm(int, int, int, float, const float*, int, const uint16_t*, int, float, float*, int, int) {}
+// Never called here (SimdLevel() is never kAmx without the tiles); the dot kernel's answer all the same.
+void AmxBf16Gemm(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc,
+                 int) {
+  const int ldr = (k + 31) & ~31;
+  std::vector<uint16_t> rounded(static_cast<size_t>(m) * ldr);
+  for (int r = 0; r < m; ++r) {
+    RoundToBf16(reinterpret_cast<const uint32_t*>(a + static_cast<size_t>(r) * lda), rounded.data() + static_cast<size_t>(r) * ldr, k);
+  }
+  for (int r = 0; r < m; r += 8) {
+    Bf16DotRows(std::min(8, m - r), n, k, alpha, rounded.data() + static_cast<size_t>(r) * ldr, ldr, b, ldb, beta,
+                c + static_cast<size_t>(r) * ldc, ldc);
+  }
+}
 
 #endif
 
