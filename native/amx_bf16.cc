@@ -27,6 +27,7 @@
 
 #include "bf16_dot.h"
 #include "row_kernels.h"
+#include "small_gemm.h"
 #include "thread_pool.h"
 
 // The tile intrinsics need GCC 11 or clang 14 (LLVM's; Apple's numbering is close enough): with an
@@ -109,7 +110,7 @@ inline void WriteBack(const float* tile, int m, int rows, float alpha, float bet
   }
 }
 
-RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, float alpha, const uint32_t* packed, const uint16_t* b, int ldb,
+RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, int sets, float alpha, const uint32_t* packed, const uint16_t* b, int ldb,
                                  float beta, float* c, int ldc) {
   TileConfig config;
   const uint16_t accBytes = static_cast<uint16_t>(4 * m);
@@ -120,6 +121,7 @@ RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, float alpha, const
   _tile_loadconfig(&config);
   const size_t stride = static_cast<size_t>(ldb) * sizeof(uint16_t);
   const size_t blockPairs = static_cast<size_t>(16) * m;
+  const size_t setPairs = static_cast<size_t>(kMain / 2) * m;
   const int blocks = kMain / 32;
   alignas(64) float tile0[16 * 8];
   alignas(64) float tile1[16 * 8];
@@ -130,11 +132,13 @@ RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, float alpha, const
     _tile_zero(RFID_TILE_ACC0);
     _tile_zero(RFID_TILE_ACC1);
     for (int q = 0; q < blocks; ++q) {
-      _tile_loadd(RFID_TILE_ACTIVATIONS, packed + q * blockPairs, accBytes);
       _tile_loadd(RFID_TILE_WEIGHTS0, w0 + 32 * q, stride);
       _tile_loadd(RFID_TILE_WEIGHTS1, w1 + 32 * q, stride);
-      _tile_dpbf16ps(RFID_TILE_ACC0, RFID_TILE_WEIGHTS0, RFID_TILE_ACTIVATIONS);
-      _tile_dpbf16ps(RFID_TILE_ACC1, RFID_TILE_WEIGHTS1, RFID_TILE_ACTIVATIONS);
+      for (int set = 0; set < sets; ++set) {
+        _tile_loadd(RFID_TILE_ACTIVATIONS, packed + set * setPairs + q * blockPairs, accBytes);
+        _tile_dpbf16ps(RFID_TILE_ACC0, RFID_TILE_WEIGHTS0, RFID_TILE_ACTIVATIONS);
+        _tile_dpbf16ps(RFID_TILE_ACC1, RFID_TILE_WEIGHTS1, RFID_TILE_ACTIVATIONS);
+      }
     }
     _tile_stored(RFID_TILE_ACC0, tile0, accBytes);
     _tile_stored(RFID_TILE_ACC1, tile1, accBytes);
@@ -145,9 +149,11 @@ RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, float alpha, const
     const uint16_t* w0 = b + static_cast<size_t>(j) * ldb;
     _tile_zero(RFID_TILE_ACC0);
     for (int q = 0; q < blocks; ++q) {
-      _tile_loadd(RFID_TILE_ACTIVATIONS, packed + q * blockPairs, accBytes);
       _tile_loadd(RFID_TILE_WEIGHTS0, w0 + 32 * q, stride);
-      _tile_dpbf16ps(RFID_TILE_ACC0, RFID_TILE_WEIGHTS0, RFID_TILE_ACTIVATIONS);
+      for (int set = 0; set < sets; ++set) {
+        _tile_loadd(RFID_TILE_ACTIVATIONS, packed + set * setPairs + q * blockPairs, accBytes);
+        _tile_dpbf16ps(RFID_TILE_ACC0, RFID_TILE_WEIGHTS0, RFID_TILE_ACTIVATIONS);
+      }
     }
     _tile_stored(RFID_TILE_ACC0, tile0, accBytes);
     WriteBack(tile0, m, 16, alpha, beta, c, ldc, j);
@@ -155,6 +161,33 @@ RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, float alpha, const
   // the tile registers back to their initial state, so the OS need not save 8 KiB of them at
   // every switch while this thread does other work
   _tile_release();
+}
+
+/** BF16 bits → the f32 they stand for (exact). */
+inline float Widen(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+/**
+ * A row of k f32 values as three BF16 parts with hi + mid + lo = a exactly: hi is a rounded to
+ * BF16, mid the rounding of what hi leaves, lo what remains (at most 8 significant bits, so BF16
+ * holds it). An f32 has 24; each part is 8 bits further down. Every product of a part with a BF16
+ * weight is exact, so the three parts' products sum to a's, in f32. (Where hi is infinite or NaN
+ * the rest is 0, so the row's infinities and NaNs stay what they were. Parts below f32's smallest
+ * normal, 1.2e-38, the tiles read as zero.) `work`: k floats.
+ */
+void SplitRow(const float* a, int k, uint16_t* hi, uint16_t* mid, uint16_t* lo, float* work) {
+  RoundToBf16(reinterpret_cast<const uint32_t*>(a), hi, k);
+  for (int i = 0; i < k; ++i) {
+    const float d = a[i] - Widen(hi[i]);
+    work[i] = d == d ? d : 0.0f;
+  }
+  RoundToBf16(reinterpret_cast<const uint32_t*>(work), mid, k);
+  for (int i = 0; i < k; ++i) work[i] -= Widen(mid[i]);
+  RoundToBf16(reinterpret_cast<const uint32_t*>(work), lo, k);
 }
 
 /**
@@ -257,8 +290,8 @@ RFID_AMX_TARGET inline void WriteTile(const float* tile, const Output& out, int 
  * [t][u]) after; after the last pass they go into C, otherwise back to `partial`.
  */
 template <int NW, int NA>
-RFID_AMX_TARGET inline void BlockStep(const uint16_t* w, size_t stride, const uint32_t* a, int kBlocks, int q0, int q1, float* partial,
-                                      bool first, bool last, const Output& out, int g, int j) {
+RFID_AMX_TARGET inline void BlockStep(const uint16_t* w, size_t stride, const uint32_t* a, size_t setStride, int sets, int kBlocks, int q0,
+                                      int q1, float* partial, bool first, bool last, const Output& out, int g, int j) {
   // accumulators 0..3 (weights tile t, activations block u: 2t + u), weights 4..5, activations 6..7
   if (first) {
     _tile_zero(0);
@@ -271,20 +304,20 @@ RFID_AMX_TARGET inline void BlockStep(const uint16_t* w, size_t stride, const ui
     if (NW > 1) _tile_loadd(2, partial + 512, 64);
     if (NW > 1 && NA > 1) _tile_loadd(3, partial + 768, 64);
   }
-  const uint32_t* a1 = a + static_cast<size_t>(kBlocks) * 256;
   const uint16_t* w1 = w + 16 * (stride / sizeof(uint16_t));
   for (int q = q0; q < q1; ++q) {
     _tile_loadd(4, w + 32 * q, stride);
-    _tile_loadd(6, a + static_cast<size_t>(q) * 256, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    if (NA > 1) {
-      _tile_loadd(7, a1 + static_cast<size_t>(q) * 256, 64);
-      _tile_dpbf16ps(1, 4, 7);
-    }
-    if (NW > 1) {
-      _tile_loadd(5, w1 + 32 * q, stride);
-      _tile_dpbf16ps(2, 5, 6);
-      if (NA > 1) _tile_dpbf16ps(3, 5, 7);
+    if (NW > 1) _tile_loadd(5, w1 + 32 * q, stride);
+    for (int set = 0; set < sets; ++set) {
+      const uint32_t* a0 = a + set * setStride + static_cast<size_t>(q) * 256;
+      _tile_loadd(6, a0, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      if (NW > 1) _tile_dpbf16ps(2, 5, 6);
+      if (NA > 1) {
+        _tile_loadd(7, a0 + static_cast<size_t>(kBlocks) * 256, 64);
+        _tile_dpbf16ps(1, 4, 7);
+        if (NW > 1) _tile_dpbf16ps(3, 5, 7);
+      }
     }
   }
   if (!last) {
@@ -317,14 +350,15 @@ RFID_AMX_TARGET inline void BlockStep(const uint16_t* w, size_t stride, const ui
  * rows stays in L2 while B's rows pass over it 32 at a time; between chunks the sums wait in
  * `partials` (4 KiB per 32 rows of B and 32 of A).
  */
-RFID_AMX_TARGET void ManyRowsPiece(int mBlocks, int nRows, int kMain, int chunk, const uint32_t* packed, const uint16_t* b, int ldb,
-                                   float* partials, const Output& out) {
+RFID_AMX_TARGET void ManyRowsPiece(int mBlocks, int nRows, int kMain, int chunk, int sets, const uint32_t* packed, const uint16_t* b,
+                                   int ldb, float* partials, const Output& out) {
   TileConfig config;
   for (int t = 0; t < 8; ++t) { config.rows[t] = 16; config.bytesPerRow[t] = 64; }
   _tile_loadconfig(&config);
   const size_t stride = static_cast<size_t>(ldb) * sizeof(uint16_t);
   const int kBlocks = kMain / 32;
   const int mPairs = (mBlocks + 1) / 2;
+  const size_t setStride = static_cast<size_t>(mBlocks) * kBlocks * 256;
   for (int q0 = 0; q0 < kBlocks; q0 += chunk / 32) {
     const int q1 = std::min(kBlocks, q0 + chunk / 32);
     const bool first = q0 == 0;
@@ -336,10 +370,10 @@ RFID_AMX_TARGET void ManyRowsPiece(int mBlocks, int nRows, int kMain, int chunk,
         const uint32_t* a = packed + static_cast<size_t>(g) * kBlocks * 256;
         float* partial = partials ? partials + (static_cast<size_t>(j / 32) * mPairs + g / 2) * 1024 : nullptr;
         const bool twoA = g + 2 <= mBlocks;
-        if (twoW && twoA) BlockStep<2, 2>(w, stride, a, kBlocks, q0, q1, partial, first, last, out, g, j);
-        else if (twoW) BlockStep<2, 1>(w, stride, a, kBlocks, q0, q1, partial, first, last, out, g, j);
-        else if (twoA) BlockStep<1, 2>(w, stride, a, kBlocks, q0, q1, partial, first, last, out, g, j);
-        else BlockStep<1, 1>(w, stride, a, kBlocks, q0, q1, partial, first, last, out, g, j);
+        if (twoW && twoA) BlockStep<2, 2>(w, stride, a, setStride, sets, kBlocks, q0, q1, partial, first, last, out, g, j);
+        else if (twoW) BlockStep<2, 1>(w, stride, a, setStride, sets, kBlocks, q0, q1, partial, first, last, out, g, j);
+        else if (twoA) BlockStep<1, 2>(w, stride, a, setStride, sets, kBlocks, q0, q1, partial, first, last, out, g, j);
+        else BlockStep<1, 1>(w, stride, a, setStride, sets, kBlocks, q0, q1, partial, first, last, out, g, j);
       }
     }
   }
@@ -348,43 +382,66 @@ RFID_AMX_TARGET void ManyRowsPiece(int mBlocks, int nRows, int kMain, int chunk,
 
 }  // namespace
 
-void AmxBf16Gemm(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc,
-                 int threads) {
+namespace {
+
+/**
+ * The many-rows product (AmxBf16Gemm, AmxF32Gemm): A's rows rounded to BF16 (exact = false) or
+ * split into three BF16 parts that sum to them (exact = true, SplitRow), packed into tiles of 16
+ * rows, the blocks shared over the threads; the tails through `tail` on row blocks of 8: the dot
+ * kernel on the rounded rows, or the f32 kernels on A itself.
+ */
+void ManyRows(bool exact, int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
+              int ldc, int threads) {
   if (m < 1 || n < 1) return;
   const int kMain = k & ~31;
   const int nMain = n & ~15;
   const int ldr = (k + 31) & ~31;
   const int mBlocks = (m + 15) / 16;
   const int kBlocks = kMain / 32;
-  // A's rows rounded to BF16 (for the rows and columns past the tiles) and packed into tiles, both
-  // kept with this thread, the blocks shared over the threads
-  thread_local std::vector<uint16_t> roundedRows;
+  const int sets = exact ? 3 : 1;
+  // A's parts (the rounded rows, or the three parts of each) and their tiles, both kept with this
+  // thread, the blocks shared over the threads
+  thread_local std::vector<uint16_t> partRows;
   thread_local std::vector<uint32_t> packedBlocks;
-  const size_t roundedNeed = static_cast<size_t>(m) * ldr + 32;
-  if (roundedRows.size() < roundedNeed) roundedRows.resize(roundedNeed);
-  uint16_t* rounded = roundedRows.data();
-  rounded += (64 - reinterpret_cast<uintptr_t>(rounded) % 64) % 64 / sizeof(uint16_t);
-  const size_t packedNeed = static_cast<size_t>(mBlocks) * kBlocks * 256 + 16;
+  const size_t partStride = static_cast<size_t>(m) * ldr;
+  const size_t partNeed = sets * partStride + 32;
+  if (partRows.size() < partNeed) partRows.resize(partNeed);
+  uint16_t* parts = partRows.data();
+  parts += (64 - reinterpret_cast<uintptr_t>(parts) % 64) % 64 / sizeof(uint16_t);
+  const size_t setStride = static_cast<size_t>(mBlocks) * kBlocks * 256;
+  const size_t packedNeed = sets * setStride + 16;
   if (packedBlocks.size() < packedNeed) packedBlocks.resize(packedNeed);
   uint32_t* packed = packedBlocks.data();
   packed += (64 - reinterpret_cast<uintptr_t>(packed) % 64) % 64 / sizeof(uint32_t);
   RunPieces(threads, mBlocks, [&](int g) {
+    thread_local std::vector<float> work;
+    if (exact && work.size() < static_cast<size_t>(k)) work.resize(k);
     for (int r = 16 * g; r < std::min(m, 16 * g + 16); ++r) {
-      RoundToBf16(reinterpret_cast<const uint32_t*>(a + static_cast<size_t>(r) * lda), rounded + static_cast<size_t>(r) * ldr, k);
+      const float* row = a + static_cast<size_t>(r) * lda;
+      uint16_t* part = parts + static_cast<size_t>(r) * ldr;
+      if (exact) SplitRow(row, k, part, part + partStride, part + 2 * partStride, work.data());
+      else RoundToBf16(reinterpret_cast<const uint32_t*>(row), part, k);
     }
-    if (kBlocks > 0) PackBlock(m, g, kBlocks, rounded, ldr, packed + static_cast<size_t>(g) * kBlocks * 256);
+    if (work.size() * sizeof(float) > kKeptScratchBytes) std::vector<float>().swap(work);
+    if (kBlocks == 0) return;
+    for (int set = 0; set < sets; ++set) {
+      PackBlock(m, g, kBlocks, parts + set * partStride, ldr, packed + set * setStride + static_cast<size_t>(g) * kBlocks * 256);
+    }
   });
-  const auto dotRows = [&](int n0, int n1, int k0, int k1, float withBeta) {
+  const auto tail = [&](int n0, int n1, int k0, int k1, float withBeta) {
     for (int r = 0; r < m; r += 8) {
-      Bf16DotRows(std::min(8, m - r), n1 - n0, k1 - k0, alpha, rounded + static_cast<size_t>(r) * ldr + k0, ldr,
-                  b + static_cast<size_t>(n0) * ldb + k0, ldb, withBeta, c + static_cast<size_t>(r) * ldc + n0, ldc);
+      const int rows = std::min(8, m - r);
+      const uint16_t* w = b + static_cast<size_t>(n0) * ldb + k0;
+      float* out = c + static_cast<size_t>(r) * ldc + n0;
+      if (exact) SmallRowsGemmTransBBf16(rows, n1 - n0, k1 - k0, alpha, a + static_cast<size_t>(r) * lda + k0, lda, w, ldb, withBeta, out, ldc, 1);
+      else Bf16DotRows(rows, n1 - n0, k1 - k0, alpha, parts + static_cast<size_t>(r) * ldr + k0, ldr, w, ldb, withBeta, out, ldc);
     }
   };
   if (kMain > 0 && nMain > 0) {
     // B's rows in pieces of whole 32-row steps (the last may end on 16), a few a thread
     const int steps = (nMain + 31) / 32;
     const int pieces = std::max(1, std::min(steps, std::max(threads, 1) * 2));
-    const int chunk = static_cast<size_t>(mBlocks) * 16 * kMain * sizeof(uint16_t) > kWholeBytes ? kChunk : kMain;
+    const int chunk = setStride * sets * sizeof(uint32_t) > kWholeBytes ? kChunk : kMain;
     const bool chunked = kMain > chunk;
     const int mPairs = (mBlocks + 1) / 2;
     RunPieces(threads, pieces, [&](int p) {
@@ -400,19 +457,31 @@ void AmxBf16Gemm(int m, int n, int k, float alpha, const float* a, int lda, cons
         partials += (64 - reinterpret_cast<uintptr_t>(partials) % 64) % 64 / sizeof(float);
       }
       const Output out{c + j0, ldc, m, alpha, beta};
-      ManyRowsPiece(mBlocks, j1 - j0, kMain, chunk, packed, b + static_cast<size_t>(j0) * ldb, ldb, partials, out);
+      ManyRowsPiece(mBlocks, j1 - j0, kMain, chunk, sets, packed, b + static_cast<size_t>(j0) * ldb, ldb, partials, out);
       if (partialSums.size() * sizeof(float) > kKeptScratchBytes) std::vector<float>().swap(partialSums);
     });
   }
   // B's rows past the last multiple of 16 (all of them when the tiles take none), and (added) the
   // columns past the last multiple of 32
-  if (kMain == 0 || nMain == 0) dotRows(0, n, 0, k, beta);
+  if (kMain == 0 || nMain == 0) tail(0, n, 0, k, beta);
   else {
-    if (nMain < n) dotRows(nMain, n, 0, k, beta);
-    if (kMain < k) dotRows(0, nMain, kMain, k, 1.0f);
+    if (nMain < n) tail(nMain, n, 0, k, beta);
+    if (kMain < k) tail(0, nMain, kMain, k, 1.0f);
   }
-  if (roundedRows.size() * sizeof(uint16_t) > kKeptScratchBytes) std::vector<uint16_t>().swap(roundedRows);
+  if (partRows.size() * sizeof(uint16_t) > kKeptScratchBytes) std::vector<uint16_t>().swap(partRows);
   if (packedBlocks.size() * sizeof(uint32_t) > kKeptScratchBytes) std::vector<uint32_t>().swap(packedBlocks);
+}
+
+}  // namespace
+
+void AmxBf16Gemm(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc,
+                 int threads) {
+  ManyRows(false, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+}
+
+void AmxF32Gemm(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc,
+                int threads) {
+  ManyRows(true, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
 }
 
 void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
@@ -430,7 +499,7 @@ void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, c
   uint32_t* packed = packedPairs.data();
   packed += (64 - reinterpret_cast<uintptr_t>(packed) % 64) % 64 / sizeof(uint32_t);
   PackPairs(m, kMain, a, lda, packed);
-  TileProduct(m, nMain, kMain, alpha, packed, b, ldb, beta, c, ldc);
+  TileProduct(m, nMain, kMain, 1, alpha, packed, b, ldb, beta, c, ldc);
   if (nMain < n) {
     Bf16DotRows(m, n - nMain, k, alpha, a, lda, b + static_cast<size_t>(nMain) * ldb, ldb, beta, c + nMain, ldc);
   }
@@ -438,11 +507,56 @@ void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, c
   if (kMain < k) Bf16DotRows(m, nMain, k - kMain, alpha, a + kMain, lda, b + kMain, ldb, 1.0f, c, ldc);
 }
 
+void AmxF32Rows(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc) {
+  const int kMain = k & ~31;
+  const int nMain = n & ~15;
+  if (m < 1 || m > 8 || kMain == 0 || nMain == 0) {
+    SmallRowsGemmTransBBf16(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
+    return;
+  }
+  // A's three parts (SplitRow) and their pairs, kept with the thread between calls
+  thread_local std::vector<uint16_t> partRows;
+  thread_local std::vector<float> work;
+  thread_local std::vector<uint32_t> packedPairs;
+  const size_t partStride = static_cast<size_t>(m) * k;
+  if (partRows.size() < 3 * partStride) partRows.resize(3 * partStride);
+  if (work.size() < static_cast<size_t>(k)) work.resize(k);
+  for (int r = 0; r < m; ++r) {
+    uint16_t* part = partRows.data() + static_cast<size_t>(r) * k;
+    SplitRow(a + static_cast<size_t>(r) * lda, k, part, part + partStride, part + 2 * partStride, work.data());
+  }
+  const size_t setPairs = static_cast<size_t>(kMain / 2) * m;
+  const size_t need = 3 * setPairs + 16;
+  if (packedPairs.size() < need) packedPairs.resize(need);
+  uint32_t* packed = packedPairs.data();
+  packed += (64 - reinterpret_cast<uintptr_t>(packed) % 64) % 64 / sizeof(uint32_t);
+  for (int set = 0; set < 3; ++set) PackPairs(m, kMain, partRows.data() + set * partStride, k, packed + set * setPairs);
+  TileProduct(m, nMain, kMain, 3, alpha, packed, b, ldb, beta, c, ldc);
+  if (nMain < n) {
+    SmallRowsGemmTransBBf16(m, n - nMain, k, alpha, a, lda, b + static_cast<size_t>(nMain) * ldb, ldb, beta, c + nMain, ldc, 1);
+  }
+  // the columns past kMain, added to what the tiles wrote (beta = 1)
+  if (kMain < k) SmallRowsGemmTransBBf16(m, nMain, k - kMain, alpha, a + kMain, lda, b + kMain, ldb, 1.0f, c, ldc, 1);
+  if (partRows.size() * sizeof(uint16_t) > kKeptScratchBytes) std::vector<uint16_t>().swap(partRows);
+}
+
 #else
 
 void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
                  int ldc) {
   Bf16DotRows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void AmxF32Rows(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc) {
+  SmallRowsGemmTransBBf16(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
+}
+
+void AmxF32Gemm(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc,
+                int) {
+  for (int r = 0; r < m; r += 8) {
+    SmallRowsGemmTransBBf16(std::min(8, m - r), n, k, alpha, a + static_cast<size_t>(r) * lda, lda, b, ldb, beta,
+                            c + static_cast<size_t>(r) * ldc, ldc, 1);
+  }
 }
 
 // Never called here (SimdLevel() is never kAmx without the tiles); the dot kernel's answer all the same.

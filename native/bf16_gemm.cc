@@ -114,8 +114,9 @@ int PanelRows(int n, int k) { return static_cast<int>(std::max<size_t>(1, std::m
 
 Bf16Path Bf16PathFor(int m, int n, int k, int threads, MatmulActivations activations) {
   if (m <= kSmallRowsMax) return Bf16Path::kSmallRows;
-  // the dot kernel does twice the f32 kernels' multiply-adds a cycle, more than sgemm's panels
-  if (activations == MatmulActivations::kBf16 && HasBf16Dot()) return Bf16Path::kTiled;
+  // AMX tiles, with either activations, and the dot kernel do more multiply-adds a cycle than
+  // sgemm's panels
+  if (SimdLevel() == Simd::kAmx || (activations == MatmulActivations::kBf16 && HasBf16Dot())) return Bf16Path::kTiled;
   const int panelRows = PanelRows(n, k);
   return TiledProductWins(m, (n + panelRows - 1) / panelRows, threads) ? Bf16Path::kTiled : Bf16Path::kPanels;
 }
@@ -185,6 +186,13 @@ void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, con
       return;
     }
     a = RoundedRows(m, k, a);
+  }
+  // f32 activations on AMX tiles: each row split into three BF16 parts that sum to it exactly, so
+  // every product is still exact (amx_bf16.h)
+  if (activations == MatmulActivations::kF32 && SimdLevel() == Simd::kAmx && path != Bf16Path::kPanels) {
+    if (path == Bf16Path::kSmallRows) SmallRowsGemmTransBBf16Amx(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
+    else AmxF32Gemm(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
+    return;
   }
   if (path == Bf16Path::kSmallRows) {
     SmallRowsGemmTransBBf16(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);

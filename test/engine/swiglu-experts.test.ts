@@ -381,7 +381,8 @@ describe.skipIf(!native)('native kernel against the per-expert loop on the same 
     expect(checkSwiGluExpertsPromptClamped(native!, tokens, width, hidden)).toEqual([]);
   }, 60_000);
 
-  const levels = simdLevelsOf(native);
+  // with AMX, BF16 experts run on the tiles (f32 activations split into three exact BF16 parts)
+  const levels = simdLevelsOf(native, { amx: true });
   // below AVX-512 the experts of more than 32 rows take sgemm's panels, so the kernel runs them on every thread
   it.skipIf(levels.length < 2).each(levels.slice(1))('capped at %s: a prompt bit for bit on 1, 2, 3 and 5 threads', (level) => {
     expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt'), `own kernels ${level},`);
@@ -390,7 +391,7 @@ describe.skipIf(!native)('native kernel against the per-expert loop on the same 
   }, 240_000);
 
   // with OpenBLAS's AVX-512 kernels the experts of 128+ rows take the panels on up to 2 threads
-  it.skipIf(levels[0] !== 'avx512')('with OpenBLAS running its SkylakeX kernels: a prompt bit for bit on 1, 2, 3 and 5 threads', () => {
+  it.skipIf(!levels.includes('avx512'))('with OpenBLAS running its SkylakeX kernels: a prompt bit for bit on 1, 2, 3 and 5 threads', () => {
     expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
     expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_FACTORED_SHAPES', 'checkSwiGluExpertsPromptFactored', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);
     expectClean(runCappedCheck('avx512', 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPromptClamped', { OPENBLAS_CORETYPE: 'SkylakeX' }), /SkylakeX kernels/);

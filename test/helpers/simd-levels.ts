@@ -14,8 +14,8 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 
 /**
  * The levels from the native engine's widest down (empty without a native engine). AMX runs only
- * the products with BF16 matmul activations, so for every other kernel an engine at 'amx' counts
- * as at 'avx512' (capping it there would run the same kernels again), unless `amx` is set.
+ * products against BF16 weights, so for the other kernels an engine at 'amx' counts as at
+ * 'avx512' (capping it there would run the same kernels again), unless `amx` is set.
  */
 export function simdLevelsOf(native: Engine | undefined, { amx = false }: { amx?: boolean } = {}): string[] {
   const named = native ? /own kernels (\w+)/.exec(native.describe())?.[1] : undefined;
