@@ -14,7 +14,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { listAvailableEngines } from '../../src/engine/index.js';
-import { BF16_ACTIVATION_THREAD_SHAPES, BF16_SHAPES, bf16Uniform, checkGemmBf16, checkGemmBf16Threads } from '../helpers/bf16-gemm-check.js';
+import { BF16_ACTIVATION_THREAD_SHAPES, BF16_SHAPES, bf16Uniform, checkGemmBf16, checkGemmBf16Threads, widenBf16 } from '../helpers/bf16-gemm-check.js';
 import { uniform } from '../helpers/small-rows-check.js';
 import { expectClean, runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
 
@@ -35,6 +35,29 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     const d = Float32Array.of(3, -4);
     engine.kernels.gemmBf16(2, 1, 0, new Float32Array(0), new Uint16Array(0), d, 0.5);
     expect(Array.from(d)).toEqual([1.5, -2]);
+  });
+
+  // AMX splits each f32 row into three BF16 parts (amx_bf16.cc SplitRow): an infinity must not
+  // leave a NaN in the parts after it, and a NaN stays a NaN
+  it.each([2, 20])('%i rows: an infinite or NaN activation gives what the exact products give', (m) => {
+    const n = 48;
+    const k = 64;
+    const a = uniform(m * k, 5);
+    a[3] = Number.POSITIVE_INFINITY;
+    a[k + 7] = Number.NaN;
+    const b = bf16Uniform(n * k, 6);
+    const w = widenBf16(b);
+    const c = new Float32Array(m * n);
+    engine.kernels.gemmBf16(m, n, k, a, b, c, 0);
+    for (let i = 0; i < 2; i++) {
+      for (let j = 0; j < n; j++) {
+        let want = 0;
+        for (let p = 0; p < k; p++) want += a[i * k + p] * w[j * k + p];
+        // row 0 is ±∞ wherever the weight beside the ∞ is nonzero, row 1 NaN throughout
+        if (Number.isNaN(want)) expect(c[i * n + j], `C[${i},${j}]`).toBeNaN();
+        else expect(c[i * n + j], `C[${i},${j}]`).toBe(want);
+      }
+    }
   });
 
   it('refuses wrong types, sizes and an output that overlaps an input, before writing', () => {
