@@ -376,6 +376,10 @@ export class NativeEngine implements Engine {
     };
   }
 
+  get bf16WeightsFaster(): boolean {
+    return this.openblas.simd === 'amx';
+  }
+
   describe(): string {
     const { version, corename, coretype, simd, bf16Dot } = this.openblas;
     const how = { user: ', OPENBLAS_CORETYPE from the environment', detected: ', kernel chosen from CPU flags', none: '' }[coretype.source];

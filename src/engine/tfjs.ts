@@ -76,6 +76,10 @@ export class TfjsEngine implements Engine {
     return this.delegate.matmulActivations;
   }
 
+  get bf16WeightsFaster(): boolean | undefined {
+    return this.delegate.bf16WeightsFaster;
+  }
+
   /** tfjs has no fused kernels of its own: the delegate's (native or TS) serve. */
   get kernels(): ForwardKernels {
     return this.live().kernels;

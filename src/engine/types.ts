@@ -314,6 +314,12 @@ export interface Engine {
   readonly threads: number;
   /** how the forward kernels' products against BF16 weights treat their activations */
   readonly matmulActivations: MatmulActivations;
+  /**
+   * whether products against BF16 weights run faster than against the same weights widened to
+   * f32 at a prompt's many rows, with f32 activations too (the native engine on AMX tiles): an
+   * evaluation then holds its weights BF16 as stored (the products are the same, exact either way)
+   */
+  readonly bf16WeightsFaster?: boolean;
 
   gemm(m: number, n: number, k: number, a: Float32Array, b: Float32Array, c: Float32Array, opts?: GemmOptions): void;
   gemm(m: number, n: number, k: number, a: Float64Array, b: Float64Array, c: Float64Array, opts?: GemmOptions): void;
