@@ -110,7 +110,7 @@ inline void WriteBack(const float* tile, int m, int rows, float alpha, float bet
   }
 }
 
-RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, int sets, float alpha, const uint32_t* packed, const uint16_t* b, int ldb,
+RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, float alpha, const uint32_t* packed, const uint16_t* b, int ldb,
                                  float beta, float* c, int ldc) {
   TileConfig config;
   const uint16_t accBytes = static_cast<uint16_t>(4 * m);
@@ -121,7 +121,6 @@ RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, int sets, float al
   _tile_loadconfig(&config);
   const size_t stride = static_cast<size_t>(ldb) * sizeof(uint16_t);
   const size_t blockPairs = static_cast<size_t>(16) * m;
-  const size_t setPairs = static_cast<size_t>(kMain / 2) * m;
   const int blocks = kMain / 32;
   alignas(64) float tile0[16 * 8];
   alignas(64) float tile1[16 * 8];
@@ -132,13 +131,11 @@ RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, int sets, float al
     _tile_zero(RFID_TILE_ACC0);
     _tile_zero(RFID_TILE_ACC1);
     for (int q = 0; q < blocks; ++q) {
+      _tile_loadd(RFID_TILE_ACTIVATIONS, packed + q * blockPairs, accBytes);
       _tile_loadd(RFID_TILE_WEIGHTS0, w0 + 32 * q, stride);
       _tile_loadd(RFID_TILE_WEIGHTS1, w1 + 32 * q, stride);
-      for (int set = 0; set < sets; ++set) {
-        _tile_loadd(RFID_TILE_ACTIVATIONS, packed + set * setPairs + q * blockPairs, accBytes);
-        _tile_dpbf16ps(RFID_TILE_ACC0, RFID_TILE_WEIGHTS0, RFID_TILE_ACTIVATIONS);
-        _tile_dpbf16ps(RFID_TILE_ACC1, RFID_TILE_WEIGHTS1, RFID_TILE_ACTIVATIONS);
-      }
+      _tile_dpbf16ps(RFID_TILE_ACC0, RFID_TILE_WEIGHTS0, RFID_TILE_ACTIVATIONS);
+      _tile_dpbf16ps(RFID_TILE_ACC1, RFID_TILE_WEIGHTS1, RFID_TILE_ACTIVATIONS);
     }
     _tile_stored(RFID_TILE_ACC0, tile0, accBytes);
     _tile_stored(RFID_TILE_ACC1, tile1, accBytes);
@@ -149,11 +146,9 @@ RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, int sets, float al
     const uint16_t* w0 = b + static_cast<size_t>(j) * ldb;
     _tile_zero(RFID_TILE_ACC0);
     for (int q = 0; q < blocks; ++q) {
+      _tile_loadd(RFID_TILE_ACTIVATIONS, packed + q * blockPairs, accBytes);
       _tile_loadd(RFID_TILE_WEIGHTS0, w0 + 32 * q, stride);
-      for (int set = 0; set < sets; ++set) {
-        _tile_loadd(RFID_TILE_ACTIVATIONS, packed + set * setPairs + q * blockPairs, accBytes);
-        _tile_dpbf16ps(RFID_TILE_ACC0, RFID_TILE_WEIGHTS0, RFID_TILE_ACTIVATIONS);
-      }
+      _tile_dpbf16ps(RFID_TILE_ACC0, RFID_TILE_WEIGHTS0, RFID_TILE_ACTIVATIONS);
     }
     _tile_stored(RFID_TILE_ACC0, tile0, accBytes);
     WriteBack(tile0, m, 16, alpha, beta, c, ldc, j);
@@ -499,7 +494,7 @@ void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, c
   uint32_t* packed = packedPairs.data();
   packed += (64 - reinterpret_cast<uintptr_t>(packed) % 64) % 64 / sizeof(uint32_t);
   PackPairs(m, kMain, a, lda, packed);
-  TileProduct(m, nMain, kMain, 1, alpha, packed, b, ldb, beta, c, ldc);
+  TileProduct(m, nMain, kMain, alpha, packed, b, ldb, beta, c, ldc);
   if (nMain < n) {
     Bf16DotRows(m, n - nMain, k, alpha, a, lda, b + static_cast<size_t>(nMain) * ldb, ldb, beta, c + nMain, ldc);
   }
@@ -507,48 +502,11 @@ void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, c
   if (kMain < k) Bf16DotRows(m, nMain, k - kMain, alpha, a + kMain, lda, b + kMain, ldb, 1.0f, c, ldc);
 }
 
-void AmxF32Rows(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc) {
-  const int kMain = k & ~31;
-  const int nMain = n & ~15;
-  if (m < 1 || m > 8 || kMain == 0 || nMain == 0) {
-    SmallRowsGemmTransBBf16(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
-    return;
-  }
-  // A's three parts (SplitRow) and their pairs, kept with the thread between calls
-  thread_local std::vector<uint16_t> partRows;
-  thread_local std::vector<float> work;
-  thread_local std::vector<uint32_t> packedPairs;
-  const size_t partStride = static_cast<size_t>(m) * k;
-  if (partRows.size() < 3 * partStride) partRows.resize(3 * partStride);
-  if (work.size() < static_cast<size_t>(k)) work.resize(k);
-  for (int r = 0; r < m; ++r) {
-    uint16_t* part = partRows.data() + static_cast<size_t>(r) * k;
-    SplitRow(a + static_cast<size_t>(r) * lda, k, part, part + partStride, part + 2 * partStride, work.data());
-  }
-  const size_t setPairs = static_cast<size_t>(kMain / 2) * m;
-  const size_t need = 3 * setPairs + 16;
-  if (packedPairs.size() < need) packedPairs.resize(need);
-  uint32_t* packed = packedPairs.data();
-  packed += (64 - reinterpret_cast<uintptr_t>(packed) % 64) % 64 / sizeof(uint32_t);
-  for (int set = 0; set < 3; ++set) PackPairs(m, kMain, partRows.data() + set * partStride, k, packed + set * setPairs);
-  TileProduct(m, nMain, kMain, 3, alpha, packed, b, ldb, beta, c, ldc);
-  if (nMain < n) {
-    SmallRowsGemmTransBBf16(m, n - nMain, k, alpha, a, lda, b + static_cast<size_t>(nMain) * ldb, ldb, beta, c + nMain, ldc, 1);
-  }
-  // the columns past kMain, added to what the tiles wrote (beta = 1)
-  if (kMain < k) SmallRowsGemmTransBBf16(m, nMain, k - kMain, alpha, a + kMain, lda, b + kMain, ldb, 1.0f, c, ldc, 1);
-  if (partRows.size() * sizeof(uint16_t) > kKeptScratchBytes) std::vector<uint16_t>().swap(partRows);
-}
-
 #else
 
 void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
                  int ldc) {
   Bf16DotRows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-void AmxF32Rows(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc) {
-  SmallRowsGemmTransBBf16(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
 }
 
 void AmxF32Gemm(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc,

@@ -33,14 +33,13 @@ void AmxBf16Gemm(int m, int n, int k, float alpha, const float* a, int lda, cons
                  int threads);
 
 /**
- * The same products with f32 activations, every product exact as the f32 kernels compute them
+ * AmxBf16Gemm's product with f32 activations, every product exact as the f32 kernels compute them
  * (C = alpha·A·Bᵀ + beta·C, A f32): each row of A split into three BF16 parts that sum to it
  * exactly (an f32's 24 significant bits, 8 a part), each part multiplied on the tiles (a BF16 × BF16
- * product is exact in f32) into the same f32 sums. Three times the tile work of BF16 activations;
- * the sums' order differs from the f32 kernels', the products do not. Parts below 1.2e-38 are read
- * as zero. AmxF32Rows: m ≤ 8, one thread; AmxF32Gemm: any m, on up to `threads` threads.
+ * product is exact in f32) into the same f32 sums; the tails through the f32 kernels. Three times
+ * the tile work of BF16 activations; the sums' order differs from the f32 kernels', the products
+ * do not. Parts below 1.2e-38 are read as zero. Any m, on up to `threads` threads.
  */
-void AmxF32Rows(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc);
 void AmxF32Gemm(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c, int ldc,
                 int threads);
 

@@ -187,11 +187,13 @@ void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, con
     }
     a = RoundedRows(m, k, a);
   }
-  // f32 activations on AMX tiles: each row split into three BF16 parts that sum to it exactly, so
-  // every product is still exact (amx_bf16.h)
-  if (activations == MatmulActivations::kF32 && SimdLevel() == Simd::kAmx && path != Bf16Path::kPanels) {
-    if (path == Bf16Path::kSmallRows) SmallRowsGemmTransBBf16Amx(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
-    else AmxF32Gemm(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
+  // A prompt's f32 activations on AMX tiles: each row split into three BF16 parts that sum to it
+  // exactly, so every product is still exact (amx_bf16.h). Not a decoding step's few rows: there
+  // the three parts' tile work, with weights in cache, made the synthetic models of
+  // bench/decode-vs-torch.ts decode 15-22% slower than the f32 kernels (BENCHMARKS.md, "BF16
+  // matmul activations on AMX tiles").
+  if (activations == MatmulActivations::kF32 && SimdLevel() == Simd::kAmx && path == Bf16Path::kTiled) {
+    AmxF32Gemm(m, n, k, 1.0f, a, k, b, k, beta, out, n, threads);
     return;
   }
   if (path == Bf16Path::kSmallRows) {

@@ -600,11 +600,6 @@ void SmallRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t
   InPieces<uint16_t, uint16_t>(Bf16Products(), threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void SmallRowsGemmTransBBf16Amx(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
-                                float* c, int ldc, int threads) {
-  InPieces<float, uint16_t>(AmxF32Rows, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
 void TiledRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
                                 float* c, int ldc, int threads) {
   InTiles<uint16_t, uint16_t>(Bf16DotRows, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

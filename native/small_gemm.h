@@ -44,12 +44,4 @@ void SmallRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t
 void TiledRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
                                 float* c, int ldc, int threads);
 
-/**
- * SmallRowsGemmTransBBf16 on AMX tiles (amx_bf16.h AmxF32Rows: A's rows split into three exact BF16
- * parts), B's rows cut into pieces over up to `threads` threads as SmallRowsGemmTransBBf16 cuts
- * them. Needs SimdLevel() == Simd::kAmx.
- */
-void SmallRowsGemmTransBBf16Amx(int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
-                                float* c, int ldc, int threads);
-
 }  // namespace rfid
