@@ -1,4 +1,5 @@
-// Products with BF16 matmul activations on AMX tiles (amx_bf16.h).
+// Products against BF16 weights on AMX tiles (amx_bf16.h): with BF16 matmul activations, and a
+// prompt's f32 activations split into three exact BF16 parts (SplitRow).
 //
 // Why: on a CPU with AMX (Intel Sapphire Rapids and later, the usual CPU of an inference server),
 // one TDPBF16PS multiplies a 16 × 32 tile of BF16 weights with 32 values of up to 16 rows of
@@ -17,7 +18,9 @@
 //
 // The sums are in f32 like the dot kernel's, in another order; products are exact either way. As
 // VDPBF16PS, TDPBF16PS treats BF16 subnormals as zero and rounds to nearest even whatever MXCSR
-// says, so this is the dot kernel's arithmetic (bf16_dot.h), not a new kind.
+// says, so this is the dot kernel's arithmetic (bf16_dot.h), not a new kind. With f32 activations
+// the three parts of each row go into the same accumulators, so every product is the f32 kernels'
+// exact one; the tails then go through the f32 kernels (small_gemm.h).
 #include "amx_bf16.h"
 
 #include <algorithm>
