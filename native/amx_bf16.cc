@@ -482,14 +482,9 @@ void AmxF32Gemm(int m, int n, int k, float alpha, const float* a, int lda, const
   ManyRows(true, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
 }
 
-void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
-                 int ldc) {
+const uint32_t* AmxPackRows(int m, int k, const uint16_t* a, int lda) {
   const int kMain = k & ~31;
-  const int nMain = n & ~15;
-  if (m < 1 || m > 8 || kMain == 0 || nMain == 0) {
-    Bf16DotRows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
+  if (m < 1 || m > 8 || kMain == 0) return nullptr;
   // kept with the thread between calls (a fresh buffer each call would come back as untouched pages)
   thread_local std::vector<uint32_t> packedPairs;
   const size_t need = static_cast<size_t>(kMain / 2) * m + 16;
@@ -497,7 +492,18 @@ void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, c
   uint32_t* packed = packedPairs.data();
   packed += (64 - reinterpret_cast<uintptr_t>(packed) % 64) % 64 / sizeof(uint32_t);
   PackPairs(m, kMain, a, lda, packed);
-  TileProduct(m, nMain, kMain, alpha, packed, b, ldb, beta, c, ldc);
+  return packed;
+}
+
+void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint32_t* pairs, const uint16_t* b, int ldb,
+                 float beta, float* c, int ldc) {
+  const int kMain = k & ~31;
+  const int nMain = n & ~15;
+  if (pairs == nullptr || nMain == 0) {
+    Bf16DotRows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  TileProduct(m, nMain, kMain, alpha, pairs, b, ldb, beta, c, ldc);
   if (nMain < n) {
     Bf16DotRows(m, n - nMain, k, alpha, a, lda, b + static_cast<size_t>(nMain) * ldb, ldb, beta, c + nMain, ldc);
   }
@@ -507,8 +513,10 @@ void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, c
 
 #else
 
-void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
-                 int ldc) {
+const uint32_t* AmxPackRows(int, int, const uint16_t*, int) { return nullptr; }
+
+void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint32_t*, const uint16_t* b, int ldb, float beta,
+                 float* c, int ldc) {
   Bf16DotRows(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 

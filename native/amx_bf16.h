@@ -13,13 +13,21 @@ namespace rfid {
 bool AmxUsable();
 
 /**
- * Bf16DotRows's product (bf16_dot.h: C (m×n, m ≤ 8) = alpha·A·Bᵀ + beta·C, A's rows and B BF16,
- * each product exact, the sums in f32) on AMX tiles: B's rows 16 at a time against A's rows, 32
- * values of k an instruction. Rows of B past the last multiple of 16 and columns past the last
- * multiple of 32 go through Bf16DotRows. Needs SimdLevel() == Simd::kAmx. One thread.
+ * A's rows (m ≤ 8, k values, lda apart, BF16) packed as AmxBf16Rows reads them: per 32 values of
+ * k, 16 rows of m pairs. In the calling thread's buffer, valid until its next call; nullptr where
+ * the tiles take nothing (m outside 1-8, k < 32). Packed once per product, read by every piece.
  */
-void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
-                 int ldc);
+const uint32_t* AmxPackRows(int m, int k, const uint16_t* a, int lda);
+
+/**
+ * Bf16DotRows's product (bf16_dot.h: C (m×n, m ≤ 8) = alpha·A·Bᵀ + beta·C, A's rows and B BF16,
+ * each product exact, the sums in f32) on AMX tiles, A's rows given packed too (`pairs`, from
+ * AmxPackRows): B's rows 16 at a time against A's rows, 32 values of k an instruction. Rows of B
+ * past the last multiple of 16 and columns past the last multiple of 32 go through Bf16DotRows,
+ * as does everything when `pairs` is null. Needs SimdLevel() == Simd::kAmx. One thread.
+ */
+void AmxBf16Rows(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint32_t* pairs, const uint16_t* b, int ldb,
+                 float beta, float* c, int ldc);
 
 /**
  * The product with BF16 matmul activations for any number of rows: C (m×n) = alpha·round(A)·Bᵀ +

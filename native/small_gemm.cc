@@ -478,8 +478,8 @@ constexpr int kPieceRowsAlign = 16;
 constexpr int kPiecesPerThread = 4;
 
 /** kernel over rows of B cut into pieces run on up to `threads` threads (see thread_pool.h). */
-template <typename T, typename W>
-void InPieces(RowsKernel<T, W> kernel, int threads, int m, int n, int k, float alpha, const T* a, int lda, const W* b, int ldb,
+template <typename T, typename W, typename K>
+void InPieces(const K& kernel, int threads, int m, int n, int k, float alpha, const T* a, int lda, const W* b, int ldb,
               float beta, float* c, int ldc) {
   const size_t bytes = static_cast<size_t>(n) * k * sizeof(W);
   const size_t byBytes = bytes / kPieceBytesMin;
@@ -588,16 +588,17 @@ void TiledRowsGemmTransBBf16(int m, int n, int k, float alpha, const float* a, i
   InTiles<float, uint16_t>(kernel, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-namespace {
-
-/** The kernel for products with BF16 activations: AMX tiles where the CPU has them, else BF16 dot products. */
-RowsKernel<uint16_t, uint16_t> Bf16Products() { return SimdLevel() == Simd::kAmx ? AmxBf16Rows : Bf16DotRows; }
-
-}  // namespace
-
 void SmallRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
                                 float* c, int ldc, int threads) {
-  InPieces<uint16_t, uint16_t>(Bf16Products(), threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (SimdLevel() == Simd::kAmx) {
+    // A's rows packed for the tiles once, here; the pieces on other threads read them during this call
+    const uint32_t* pairs = AmxPackRows(m, k, a, lda);
+    const auto tiles = [pairs](int mm, int nn, int kk, float al, const uint16_t* aa, int ldaa, const uint16_t* bb, int ldbb, float be,
+                               float* cc, int ldcc) { AmxBf16Rows(mm, nn, kk, al, aa, ldaa, pairs, bb, ldbb, be, cc, ldcc); };
+    InPieces<uint16_t, uint16_t>(tiles, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  InPieces<uint16_t, uint16_t>(Bf16DotRows, threads, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void TiledRowsGemmTransBBf16Dot(int m, int n, int k, float alpha, const uint16_t* a, int lda, const uint16_t* b, int ldb, float beta,
