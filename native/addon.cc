@@ -84,8 +84,10 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * gpt-oss's expert transposes), so an addon without it is named stale by its revision too.
  * 8: BF16 matmul activations on AMX tiles and the "amx" level of RFID_MOE_NATIVE_SIMD (an older
  * addon would run the same products on dot products, and describe itself as "avx512").
+ * 9: AMX's many-rows product takes A's rows in blocks (revision 8 held 12 bytes a value of A at
+ * once with f32 activations: 3 GiB for a calibration batch of 65536 rows of 4096).
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 8); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 9); }
 
 }  // namespace
 }  // namespace rfid

@@ -388,19 +388,16 @@ namespace {
  * rows, the blocks shared over the threads; the tails through `tail` on row blocks of 8: the dot
  * kernel on the rounded rows, or the f32 kernels on A itself.
  */
-void ManyRows(bool exact, int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
-              int ldc, int threads) {
-  if (m < 1 || n < 1) return;
+void ManyRowsBlock(bool exact, int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta,
+                   float* c, int ldc, int threads, std::vector<uint16_t>& partRows, std::vector<uint32_t>& packedBlocks) {
   const int kMain = k & ~31;
   const int nMain = n & ~15;
   const int ldr = (k + 31) & ~31;
   const int mBlocks = (m + 15) / 16;
   const int kBlocks = kMain / 32;
   const int sets = exact ? 3 : 1;
-  // A's parts (the rounded rows, or the three parts of each) and their tiles, both kept with this
-  // thread, the blocks shared over the threads
-  thread_local std::vector<uint16_t> partRows;
-  thread_local std::vector<uint32_t> packedBlocks;
+  // A's parts (the rounded rows, or the three parts of each) and their tiles, the blocks shared over
+  // the threads
   const size_t partStride = static_cast<size_t>(m) * ldr;
   const size_t partNeed = sets * partStride + 32;
   if (partRows.size() < partNeed) partRows.resize(partNeed);
@@ -465,6 +462,29 @@ void ManyRows(bool exact, int m, int n, int k, float alpha, const float* a, int 
   else {
     if (nMain < n) tail(nMain, n, 0, k, beta);
     if (kMain < k) tail(0, nMain, kMain, k, 1.0f);
+  }
+}
+
+/**
+ * Bytes of A's parts and tiles (4 a value a set: the parts, then their tiles) one pass of the
+ * many-rows product holds. A prompt or a calibration batch has more rows than that (65536 rows of
+ * 4096 would hold 3 GiB in the exact mode): they go through in blocks of rows, each reading B again,
+ * which at 600+ rows a block costs little next to the products.
+ */
+constexpr size_t kRowBlockBytes = size_t{64} << 20;
+
+void ManyRows(bool exact, int m, int n, int k, float alpha, const float* a, int lda, const uint16_t* b, int ldb, float beta, float* c,
+              int ldc, int threads) {
+  if (m < 1 || n < 1) return;
+  // kept with the thread between calls up to kKeptScratchBytes (a fresh buffer each call would
+  // come back as untouched pages)
+  thread_local std::vector<uint16_t> partRows;
+  thread_local std::vector<uint32_t> packedBlocks;
+  const size_t rowBytes = static_cast<size_t>(exact ? 3 : 1) * ((k + 31) & ~31) * 4;
+  const int block = static_cast<int>(std::max<size_t>(256, kRowBlockBytes / rowBytes / 16 * 16));
+  for (int r = 0; r < m; r += block) {
+    const size_t at = static_cast<size_t>(r);
+    ManyRowsBlock(exact, std::min(block, m - r), n, k, alpha, a + at * lda, lda, b, ldb, beta, c + at * ldc, ldc, threads, partRows, packedBlocks);
   }
   if (partRows.size() * sizeof(uint16_t) > kKeptScratchBytes) std::vector<uint16_t>().swap(partRows);
   if (packedBlocks.size() * sizeof(uint32_t) > kKeptScratchBytes) std::vector<uint32_t>().swap(packedBlocks);

@@ -114,6 +114,16 @@ describe.each(bf16Engines.map((e) => [e.describe(), e] as const))('%s', (_name, 
   });
 });
 
+// More rows than one pass of AMX's many-rows product holds (64 MiB of A's parts, amx_bf16.cc
+// kRowBlockBytes): at k = 8200 blocks of 672 rows split three ways (f32 activations) and of 2032
+// rows (BF16 activations), the last block partial. Only the AMX kernels cut rows so.
+describe('native on AMX tiles, rows in blocks', () => {
+  const amx = [...engines, ...bf16Engines].filter((e) => e.name === 'native' && /own kernels amx/.test(e.describe()));
+  it.skipIf(amx.length === 0).each(amx.map((e) => [e.matmulActivations, e] as const))('%s activations: m=2100 n=17 k=8200 within the bound', (_activations, engine) => {
+    expect(checkGemmBf16(engine, 2100, 17, 8200)).toEqual([]);
+  }, 120_000);
+});
+
 describe('native, BF16 activations', () => {
   const bf16Native = bf16Engines.find((e) => e.name === 'native');
   const levels = simdLevelsOf(bf16Native, { amx: true });
