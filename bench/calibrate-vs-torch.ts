@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/calibrate-vs-torch.ts [--engine native|ts|auto] [--samples 16]
  *        [--seq-len 512] [--hidden 512] [--width 1408] [--layers 4] [--experts 8] [--repeats 3]
- *        [--rounds 1] [--eval]
+ *        [--rounds 1] [--eval] [--dtype f32|bf16]
  *
  * Prints one JSON line; the ratio is TS tokens/s ÷ torch tokens/s (forward only on the torch side,
  * so TS also pays for reading and decoding the weights: the comparison is conservative). With
@@ -13,7 +13,10 @@
  * reported ratio is the median of the rounds' ratios, with every round listed: on a shared machine
  * one round's ratio moves by ±15% with the load, so one round is an anecdote. With `--eval` both
  * sides evaluate instead (every layer, the lm_head and the next-token loss over the same windows:
- * `computePerplexity` against the reference's perplexity), and the mean NLLs are compared.
+ * `computePerplexity` against the reference's perplexity), and the mean NLLs are compared. With
+ * `--dtype bf16` the checkpoint is stored BF16, as real ones are: PyTorch widens it to f32 on load;
+ * rfid-moe widens it too, or holds it as stored where the engine multiplies BF16 weights faster
+ * (AMX tiles; compare with RFID_MOE_NATIVE_SIMD=avx512, which keeps the tiles off).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     repeats: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
     eval: { type: 'boolean', default: false },
+    dtype: { type: 'string', default: 'f32' },
     threads: { type: 'string', default: '2' },
     // the peer: the project's venv (PyTorch 2.x) when present, else the system python
     python: { type: 'string', default: existsSync(path.join(import.meta.dirname, '..', '.venv', 'bin', 'python')) ? path.join(import.meta.dirname, '..', '.venv', 'bin', 'python') : 'python3' },
@@ -48,6 +52,7 @@ const num = (k: keyof typeof values) => Number(values[k]);
 for (const k of ['rounds', 'repeats'] as const) {
   if (!Number.isInteger(num(k)) || num(k) < 1) throw new Error(`--${k} must be a whole number ≥ 1 (got ${values[k]})`);
 }
+if (values.dtype !== 'f32' && values.dtype !== 'bf16') throw new Error(`--dtype must be f32 or bf16 (got ${values.dtype})`);
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-bench-calib-'));
 try {
   const hidden = num('hidden');
@@ -62,6 +67,7 @@ try {
     numExperts: num('experts'),
     topK: 2,
     vocabSize: 32000,
+    dtype: values.dtype === 'bf16' ? 'BF16' : 'F32',
   });
   const seqLen = num('seq-len');
   const corpus = Int32Array.from({ length: 100_000 }, (_, i) => (i * 7919 + ((i * i) % 104729)) % 32000);
@@ -120,7 +126,7 @@ try {
   const tsSeconds = median(rounds.map((r) => r.tsSeconds));
   const torchSeconds = median(rounds.map((r) => r.torchSeconds));
   const report = {
-    model: { family: 'mixtral', hidden, expertWidth: num('width'), layers: num('layers'), experts: num('experts'), topK: 2 },
+    model: { family: 'mixtral', dtype: values.dtype, hidden, expertWidth: num('width'), layers: num('layers'), experts: num('experts'), topK: 2 },
     tokens,
     engine: notice,
     tsSeconds,

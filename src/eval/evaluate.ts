@@ -10,7 +10,7 @@ import type { Engine } from '../engine/types.js';
 import { batchFromSequences } from '../runtime/batch.js';
 import { KlStats, NextTokenStats, streamLogits } from '../runtime/head.js';
 import { runDecoder, type LayerProgress } from '../runtime/layerwise.js';
-import { weightProviderOf, type ModelSource } from '../runtime/index.js';
+import { manyRowsWeights, weightProviderOf, type ModelSource } from '../runtime/index.js';
 import { EvalSettingsError } from './seq-len.js';
 
 export interface EvalOptions {
@@ -100,11 +100,7 @@ export async function evaluateWindows(
   if (windows.length === 0) throw new EvalSettingsError('no evaluation windows: the dataset is shorter than one window');
   const seqLen = windows[0].length;
   if (windows.some((w) => w.length !== seqLen)) throw new EvalSettingsError('evaluation windows must all have the same length');
-  // BF16 matmul activations apply to the matrices held BF16 as stored: with them, hold them so;
-  // and where the engine multiplies BF16 weights faster than f32 ones (AMX tiles), too. Otherwise
-  // every weight is widened to f32, as evaluation has always run: sgemm beat the BF16 kernels at a
-  // prompt's rows elsewhere.
-  const held = { bf16Weights: engine.matmulActivations === 'bf16' || engine.bf16WeightsFaster === true };
+  const held = manyRowsWeights(engine);
   const provider = weightProviderOf(model, held);
   const refProvider = reference ? weightProviderOf(reference, held) : undefined;
   const perPass = Math.max(1, Math.floor((opts.batchTokens ?? 16384) / seqLen));

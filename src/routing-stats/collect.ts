@@ -8,6 +8,7 @@ import type { Engine } from '../engine/types.js';
 import { batchFromSequences } from '../runtime/batch.js';
 import { runDecoder, type LayerProgress } from '../runtime/layerwise.js';
 import { CheckpointWeights } from '../runtime/checkpoint-weights.js';
+import { manyRowsWeights } from '../runtime/model-source.js';
 import type { WeightProvider } from '../runtime/weights.js';
 import { TOOL_VERSION } from '../version.js';
 import { combineObservers, RoutingCounter, type RoutingCounts } from './counter.js';
@@ -27,7 +28,7 @@ export interface CollectOptions {
 
 /** Routing counts of every MoE layer over the given windows. */
 export async function collectRoutingCounts(ckpt: Checkpoint, engine: Engine, windows: Int32Array[], opts: CollectOptions = {}): Promise<RoutingCounts> {
-  const provider = opts.provider ?? new CheckpointWeights(ckpt);
+  const provider = opts.provider ?? new CheckpointWeights(ckpt, manyRowsWeights(engine));
   const counter = new RoutingCounter(ckpt.config.numExperts);
   const grams = opts.grams ? new GramObserver(engine, ckpt.config.hiddenSize, opts.grams, opts.gramWeighting) : undefined;
   let lastMoe = -1;

@@ -8,7 +8,7 @@ import type { MoeObserver, Routing } from '../runtime/moe.js';
 import type { TokenBatch } from '../runtime/batch.js';
 import { fullLogits } from '../runtime/head.js';
 import { runDecoder } from '../runtime/layerwise.js';
-import { weightProviderOf, type ModelSource } from '../runtime/index.js';
+import { manyRowsWeights, weightProviderOf, type ModelSource } from '../runtime/index.js';
 
 export interface LayerRoutingCounts {
   layer: number;
@@ -62,7 +62,7 @@ export async function countRouting(
   batch: TokenBatch,
   opts: { withLogits?: boolean; observer?: MoeObserver } = {},
 ): Promise<{ counts: RoutingCounts; logits?: Float32Array }> {
-  const provider = weightProviderOf(model);
+  const provider = weightProviderOf(model, manyRowsWeights(engine));
   const counter = new RoutingCounter(provider.config.numExperts);
   const observer = combineObservers(counter, opts.observer);
   if (!opts.withLogits) {

@@ -17,7 +17,7 @@ export { slidingWindowOf } from '../checkpoint/sliding-window.js';
 export { route, moeBlock, type Routing, type MoeObserver } from './moe.js';
 export { streamLogits, fullLogits, NextTokenStats, KlStats, type LogitBlock } from './head.js';
 
-export { weightProviderOf, type ModelSource } from './model-source.js';
+export { manyRowsWeights, weightProviderOf, type ModelSource } from './model-source.js';
 
 export interface ModelRun {
   /** final-normed hidden states, rows × hidden (rows = batch.ids.length) */

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
-import { batchFromPadded, batchFromSequences, forwardLogits } from '../../src/runtime/index.js';
+import { loadNativeEngine } from '../../src/engine/native.js';
+import { batchFromPadded, batchFromSequences, forwardLogits, manyRowsWeights } from '../../src/runtime/index.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { GramObserver } from '../../src/routing-stats/gram.js';
 import { repoRoot } from '../helpers/shared-data.js';
@@ -62,6 +63,27 @@ describe('forward pass matches the PyTorch reference', () => {
         const actual = Object.fromEntries(counts.layers.map((l) => [String(l.layer), Array.from(l.counts)]));
         expect(actual).toEqual(expected);
         for (const l of counts.layers) expect(l.tokens).toBe(c.routing[String(l.layer)].tokens);
+      } finally {
+        await ckpt.close();
+      }
+    });
+  }
+
+  // the native engine holds a calibration's BF16 weights as stored where it multiplies them faster
+  // than their f32 widening (AMX tiles, manyRowsWeights): the counts must stay the reference's
+  const native = loadNativeEngine({ threads: 2 });
+  afterAll(() => native.ok && native.engine.dispose());
+  for (const c of golden.cases.filter((g) => g.dtype === 'BF16')) {
+    const how = native.ok ? (native.engine.bf16WeightsFaster ? 'BF16 weights held as stored, on AMX tiles' : 'BF16 weights widened to f32') : `skipped: ${native.reason}`;
+    it.skipIf(!native.ok)(`${c.name} on the native engine (${how}): logits within 1e-4 and routing counts exact`, async () => {
+      if (!native.ok) return;
+      expect(manyRowsWeights(native.engine).bf16Weights).toBe(/own kernels amx/.test(native.engine.describe()));
+      const ckpt = await openCheckpoint(path.join(goldenDir, c.name));
+      try {
+        const { counts, logits } = await countRouting(ckpt, native.engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true });
+        expect(relativeError(logits!, c.logits)).toBeLessThan(1e-4);
+        const expected = Object.fromEntries(Object.entries(c.routing).map(([l, r]) => [l, r.counts]));
+        expect(Object.fromEntries(counts.layers.map((l) => [String(l.layer), Array.from(l.counts)]))).toEqual(expected);
       } finally {
         await ckpt.close();
       }

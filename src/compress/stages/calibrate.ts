@@ -13,10 +13,11 @@ import { GramDirectorySink, type GramWeighting } from '../../routing-stats/gram.
 import { loadRoutingStats, RoutingStatsError, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable, CheckpointWeights } from '../../runtime/checkpoint-weights.js';
 import { residentIfFits } from '../../runtime/resident-weights.js';
+import { manyRowsWeights } from '../../runtime/model-source.js';
 import { defaultCalibrationSeqLen } from '../../eval/seq-len.js';
 import { tokenizeDataset } from '../../tokens/prepare.js';
 import { calibrationWindows, evaluationWindows } from '../../tokens/windows.js';
-import { sampleSequences } from '../../runtime/generation/sample-sequences.js';
+import { sampleSequences, type SampleOptions } from '../../runtime/generation/sample-sequences.js';
 import { sha256, statsHash } from '../hashing.js';
 import { CompressError, type CompressOptions } from '../options.js';
 import type { Recipe } from '../recipe.js';
@@ -95,10 +96,12 @@ export const GRAMS_WORK_DIR = '.rfid-moe-grams';
 
 /**
  * Weights for token-by-token sampling: every step runs the whole model again, so a model that fits
- * in memory is kept resident instead of being re-read and re-decoded from disk at each step.
+ * in memory is kept resident instead of being re-read and re-decoded from disk at each step. A step
+ * has one row a sequence (the sample count), held as a prompt's many rows are (manyRowsWeights).
  */
-function samplingWeights(ckpt: Checkpoint) {
-  return residentIfFits(new CheckpointWeights(ckpt), parameterCounts(ckpt).total);
+async function sampleFromModel(ckpt: Checkpoint, engine: Engine, opts: SampleOptions): Promise<Int32Array[]> {
+  const weights = residentIfFits(new CheckpointWeights(ckpt, manyRowsWeights(engine)), parameterCounts(ckpt).total);
+  return sampleSequences(weights, engine, opts);
 }
 
 export async function planCalibration(
@@ -112,7 +115,7 @@ export async function planCalibration(
   // a sequential run's statistics differ from the original activations': part of the run's identity
   const withMode = (key: string) => (opts.mode === 'sequential' ? `${key}|sequential` : key);
   const selfHeldOut = async (count: number, seqLen: number, seed: number): Promise<{ sequences: Int32Array[]; on: string }> => ({
-    sequences: await sampleSequences(samplingWeights(ckpt), await engine(), { count, length: seqLen, seed }),
+    sequences: await sampleFromModel(ckpt, await engine(), { count, length: seqLen, seed }),
     on: `${count} sequence(s) of ${seqLen} tokens sampled from the original model (seed ${seed}, held out from calibration)`,
   });
   // a model the runtime cannot run (a RoPE scaling it lacks) compresses from given statistics with no held-out check
@@ -182,7 +185,7 @@ export async function planCalibration(
   const seed = s.seed ?? 0;
   const sampled = async (): Promise<CalibrationWindows> => {
     emit({ type: 'calibration', phase: 'start', source: 'self-sampled', message: `sampling ${samples} sequences of ${seqLen} tokens from the model (seed ${seed})` });
-    const sequences = await sampleSequences(samplingWeights(ckpt), await engine(), {
+    const sequences = await sampleFromModel(ckpt, await engine(), {
       count: samples,
       length: seqLen,
       seed,

@@ -37,6 +37,7 @@ import type { RoutingStats } from '../../routing-stats/schema.js';
 import type { AttentionContext } from '../../runtime/attention.js';
 import { batchFromSequences } from '../../runtime/batch.js';
 import { CheckpointWeights } from '../../runtime/checkpoint-weights.js';
+import { manyRowsWeights } from '../../runtime/model-source.js';
 import { attentionStep, decoderContext, embedTokens, mlpStep } from '../../runtime/layerwise.js';
 import { observeMoeInputs } from '../../runtime/moe.js';
 import type { LayerBlock, RfidBlock } from '../output/block.js';
@@ -74,7 +75,7 @@ export class SequentialCalibration {
   ) {
     const { ckpt, engine, windows } = a;
     this.ctx = decoderContext(engine, ckpt.config, batchFromSequences(windows));
-    this.source = new CheckpointWeights(ckpt);
+    this.source = new CheckpointWeights(ckpt, manyRowsWeights(engine));
     this.x = x;
     this.normed = new Float32Array(x.length);
     this.lastMoe = ckpt.layout.layers.reduce((last, l, i) => (l.kind === 'moe' ? i : last), -1);
