@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/calibrate-vs-torch.ts [--engine native|ts|auto] [--samples 16]
  *        [--seq-len 512] [--hidden 512] [--width 1408] [--layers 4] [--experts 8] [--repeats 3]
- *        [--rounds 1] [--eval] [--dtype f32|bf16]
+ *        [--rounds 1] [--eval] [--dtype f32|bf16] [--resident]
  *
  * Prints one JSON line; the ratio is TS tokens/s ÷ torch tokens/s (forward only on the torch side,
  * so TS also pays for reading and decoding the weights: the comparison is conservative). With
@@ -16,7 +16,9 @@
  * `computePerplexity` against the reference's perplexity), and the mean NLLs are compared. With
  * `--dtype bf16` the checkpoint is stored BF16, as real ones are: PyTorch widens it to f32 on load;
  * rfid-moe widens it too, or holds it as stored where the engine multiplies BF16 weights faster
- * (AMX tiles; compare with RFID_MOE_NATIVE_SIMD=avx512, which keeps the tiles off).
+ * (AMX tiles; compare with RFID_MOE_NATIVE_SIMD=avx512, which keeps the tiles off). With
+ * `--resident` rfid-moe holds the weights in memory as PyTorch does (held as calibration holds
+ * them, and loaded by an untimed pass over one window), so both sides time the forward alone.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +29,7 @@ import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine, parseEngineChoice } from '../src/engine/index.js';
 import { computePerplexity } from '../src/eval/index.js';
 import { collectRoutingCounts } from '../src/routing-stats/index.js';
+import { CheckpointWeights, manyRowsWeights, ResidentWeights } from '../src/runtime/index.js';
 import { calibrationWindows } from '../src/tokens/windows.js';
 import { makeTinyCheckpoint } from '../test/helpers/fixtures.js';
 
@@ -43,6 +46,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '1' },
     eval: { type: 'boolean', default: false },
     dtype: { type: 'string', default: 'f32' },
+    resident: { type: 'boolean', default: false },
     threads: { type: 'string', default: '2' },
     // the peer: the project's venv (PyTorch 2.x) when present, else the system python
     python: { type: 'string', default: existsSync(path.join(import.meta.dirname, '..', '.venv', 'bin', 'python')) ? path.join(import.meta.dirname, '..', '.venv', 'bin', 'python') : 'python3' },
@@ -90,6 +94,9 @@ try {
 
   const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
   const ckpt = await openCheckpoint(model);
+  // --resident: the weights held in memory, as the PyTorch side holds them, loaded by an untimed pass
+  const source = values.resident ? new ResidentWeights(new CheckpointWeights(ckpt, manyRowsWeights(engine))) : ckpt;
+  if (values.resident) await collectRoutingCounts(ckpt, engine, windows.slice(0, 1), { provider: source as ResidentWeights });
   const rounds: Array<{ tsSeconds: number; torchSeconds: number; ratio: number; loadAverage: number }> = [];
   let torch: TorchRun | undefined;
   let counts: Record<string, number[]> = {};
@@ -103,9 +110,9 @@ try {
     for (let r = 0; r < num('repeats'); r++) {
       const t0 = performance.now();
       if (evaluate) {
-        meanNll = (await computePerplexity(ckpt, engine, windows)).meanNll;
+        meanNll = (await computePerplexity(source, engine, windows)).meanNll;
       } else {
-        const result = await collectRoutingCounts(ckpt, engine, windows);
+        const result = await collectRoutingCounts(ckpt, engine, windows, source === ckpt ? {} : { provider: source as ResidentWeights });
         counts = Object.fromEntries(result.layers.map((l) => [String(l.layer), l.counts]));
       }
       times.push((performance.now() - t0) / 1000);
@@ -126,6 +133,7 @@ try {
   const tsSeconds = median(rounds.map((r) => r.tsSeconds));
   const torchSeconds = median(rounds.map((r) => r.torchSeconds));
   const report = {
+    weights: values.resident ? 'resident' : 'read from disk every pass',
     model: { family: 'mixtral', dtype: values.dtype, hidden, expertWidth: num('width'), layers: num('layers'), experts: num('experts'), topK: 2 },
     tokens,
     engine: notice,
