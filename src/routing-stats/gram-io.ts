@@ -1,13 +1,47 @@
-/** One F64 Gram matrix per safetensors file (tensor "gram" [H, H]), through src/io. */
+/**
+ * One F64 Gram matrix per safetensors file, through src/io. A Gram matrix is symmetric, so only its
+ * upper triangle is stored, row by row (tensor "gram_upper", [H(H+1)/2]): half the bytes of the
+ * whole matrix, which the default recipe writes for every routed expert of every layer (128 × 48 ×
+ * 32 MiB whole at Qwen3-30B-A3B's shape). Files of the whole matrix (tensor "gram", [H, H]), as
+ * earlier builds wrote them, are still read.
+ */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseSafetensorsBuffer } from '../io/safetensors-reader.js';
 import { writeSafetensors as writeTensors } from '../io/safetensors-writer.js';
 import { RoutingStatsError } from './schema.js';
 
+/** Values of an H × H matrix's upper triangle, the diagonal included. */
+export function packedTriangleLength(hidden: number): number {
+  return (hidden * (hidden + 1)) / 2;
+}
+
+/** The upper triangle of a symmetric H × H row-major matrix, row by row. */
+export function packUpperTriangle(gram: Float64Array, hidden: number): Float64Array {
+  const packed = new Float64Array(packedTriangleLength(hidden));
+  for (let i = 0, at = 0; i < hidden; i++) {
+    packed.set(gram.subarray(i * hidden + i, (i + 1) * hidden), at);
+    at += hidden - i;
+  }
+  return packed;
+}
+
+/** The whole symmetric matrix from its packed upper triangle (packUpperTriangle's inverse). */
+export function unpackUpperTriangle(packed: Float64Array, hidden: number): Float64Array {
+  const gram = new Float64Array(hidden * hidden);
+  for (let i = 0, at = 0; i < hidden; i++) {
+    for (let j = i; j < hidden; j++, at++) {
+      gram[i * hidden + j] = packed[at];
+      gram[j * hidden + i] = packed[at];
+    }
+  }
+  return gram;
+}
+
 export async function writeGramFile(file: string, gram: Float64Array, hidden: number, metadata: Record<string, string>): Promise<void> {
-  const bytes = new Uint8Array(gram.buffer, gram.byteOffset, gram.byteLength);
-  await writeTensors(file, [{ name: 'gram', dtype: 'F64', shape: [hidden, hidden], data: bytes }], metadata);
+  const packed = packUpperTriangle(gram, hidden);
+  const bytes = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
+  await writeTensors(file, [{ name: 'gram_upper', dtype: 'F64', shape: [packed.length], data: bytes }], metadata);
 }
 
 export async function readGramFile(file: string): Promise<{ data: Float64Array; metadata: Record<string, string> | null }> {
@@ -21,11 +55,17 @@ export function readGramFileSync(file: string): { data: Float64Array; metadata: 
 
 function decodeGramFile(file: string, buffer: Buffer): { data: Float64Array; metadata: Record<string, string> | null } {
   const parsed = parseSafetensorsBuffer(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), file);
-  const entry = parsed.tensors.get('gram');
-  if (!entry || entry.dtype !== 'F64') throw new RoutingStatsError(`${file} holds no F64 tensor "gram"; it is not a Gram matrix written by calibration (\`grams\`)`);
+  const upper = parsed.tensors.get('gram_upper');
+  const whole = parsed.tensors.get('gram');
+  const entry = upper ?? whole;
+  if (!entry || entry.dtype !== 'F64') throw new RoutingStatsError(`${file} holds no F64 tensor "gram_upper" or "gram"; it is not a Gram matrix written by calibration (\`grams\`)`);
+  const hidden = upper ? (Math.sqrt(8 * entry.elementCount + 1) - 1) / 2 : entry.shape[0];
+  if (!Number.isInteger(hidden) || (upper ? entry.shape.length !== 1 : entry.shape.length !== 2 || entry.shape[1] !== hidden)) {
+    throw new RoutingStatsError(`${file}: tensor "${upper ? 'gram_upper' : 'gram'}" has shape [${entry.shape.join(', ')}], which is not ${upper ? "an H × H matrix's upper triangle" : 'square'}; the file is damaged: calibrate again with \`grams\``);
+  }
   const start = parsed.dataStart + entry.dataOffsets[0];
   // copy: the file buffer's offset need not be 8-byte aligned
   const data = new Float64Array(entry.elementCount);
   new Uint8Array(data.buffer).set(buffer.subarray(start, start + entry.byteLength));
-  return { data, metadata: parsed.metadata };
+  return { data: upper ? unpackUpperTriangle(data, hidden) : data, metadata: parsed.metadata };
 }

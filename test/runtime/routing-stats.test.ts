@@ -23,6 +23,8 @@ import {
 } from '../../src/routing-stats/index.js';
 import { batchFromSequences, CheckpointWeights, DenseSwiGlu, forwardLogits, withExperts } from '../../src/runtime/index.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { readGramFile, readGramFileSync, writeGramFile } from '../../src/routing-stats/gram-io.js';
+import { writeSafetensors } from '../../src/io/safetensors-writer.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-stats-'));
 const engine = createTsEngine({ threads: 1 });
@@ -106,6 +108,31 @@ describe('routing statistics', () => {
     } finally {
       await ckpt.close();
     }
+  });
+
+  it('a Gram file holds the upper triangle only (half the bytes); files of the whole matrix are still read; a damaged shape is refused', async () => {
+    const h = 37;
+    const x = Float64Array.from({ length: 50 * h }, (_, i) => Math.sin(i * 0.731) * (1 + (i % 7)));
+    const gram = new Float64Array(h * h);
+    engine.syrk(h, 50, x, gram, { trans: true });
+    const packedFile = path.join(work, 'packed.gram.safetensors');
+    await writeGramFile(packedFile, gram, h, { tokens: '50' });
+    // the 8-byte values of the triangle, plus the safetensors header
+    const bytes = readFileSync(packedFile).length;
+    expect(bytes).toBeGreaterThan((h * (h + 1)) / 2 * 8);
+    expect(bytes).toBeLessThan((h * (h + 1)) / 2 * 8 + 1024);
+    expect(Array.from(readGramFileSync(packedFile).data)).toEqual(Array.from(gram));
+    expect((await readGramFile(packedFile)).metadata).toMatchObject({ tokens: '50' });
+    // an earlier build's file: tensor "gram", the whole [H, H] matrix
+    const wholeFile = path.join(work, 'whole.gram.safetensors');
+    await writeSafetensors(wholeFile, [{ name: 'gram', dtype: 'F64', shape: [h, h], data: new Uint8Array(gram.buffer) }]);
+    expect(Array.from(readGramFileSync(wholeFile).data)).toEqual(Array.from(gram));
+    // 10 values are no H × H triangle (1, 3, 6, 10 are: 11 is not)
+    const damaged = path.join(work, 'damaged.gram.safetensors');
+    await writeSafetensors(damaged, [{ name: 'gram_upper', dtype: 'F64', shape: [11], data: new Uint8Array(88) }]);
+    expect(() => readGramFileSync(damaged)).toThrow(/gram_upper" has shape \[11\].*upper triangle.*calibrate again/);
+    await writeSafetensors(damaged, [{ name: 'gram', dtype: 'F64', shape: [3, 4], data: new Uint8Array(96) }]);
+    await expect(readGramFile(damaged)).rejects.toThrow(/"gram" has shape \[3, 4\].*not square/);
   });
 
   it('routing-weighted Gram matrices sum w·x xᵀ (w² for routing-squared) with the weights the block applies; the lazy reader returns them, zeros for unreached experts', async () => {
