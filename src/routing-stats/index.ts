@@ -14,3 +14,4 @@ export {
   type LayerStats,
 } from './schema.js';
 export { checkStatsOutPath, checkGramsOutDir, StatsOutputError } from './output-path.js';
+export { checkRoomForGrams, gramBytes } from './gram-room.js';

@@ -2,7 +2,7 @@
  * Routing statistics: file schema and arithmetic checks, fingerprint, low-token warnings, Gram
  * matrices streamed to disk, fused experts and the MLA error, through the library API.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,6 +24,7 @@ import {
 import { batchFromSequences, CheckpointWeights, DenseSwiGlu, forwardLogits, withExperts } from '../../src/runtime/index.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { readGramFile, readGramFileSync, writeGramFile } from '../../src/routing-stats/gram-io.js';
+import { checkRoomForGrams, gramBytes } from '../../src/routing-stats/gram-room.js';
 import { writeSafetensors } from '../../src/io/safetensors-writer.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-stats-'));
@@ -93,6 +94,11 @@ describe('routing statistics', () => {
       }
       const manifest = await sink.finish();
       expect(Object.keys(manifest.entries).length).toBe(rowsSeen.size);
+      // the room checked before calibrating bounds what the directory takes (every expert reached or not)
+      const written = Object.values(manifest.entries).reduce((n, e) => n + statSync(path.join(dir, e.file)).size, 0);
+      expect(written).toBeGreaterThan(0);
+      expect(gramBytes(ckpt)).toBeGreaterThanOrEqual(written);
+      expect(gramBytes(ckpt)).toBeLessThan((written / rowsSeen.size) * ckpt.config.numExperts * ckpt.layout.layers.length * 1.5);
       for (const [key, chunks] of rowsSeen) {
         const [l, e] = key.split('/').map(Number);
         const loaded = await loadGram(dir, l, e);
@@ -133,6 +139,13 @@ describe('routing statistics', () => {
     expect(() => readGramFileSync(damaged)).toThrow(/gram_upper" has shape \[11\].*upper triangle.*calibrate again/);
     await writeSafetensors(damaged, [{ name: 'gram', dtype: 'F64', shape: [3, 4], data: new Uint8Array(96) }]);
     await expect(readGramFile(damaged)).rejects.toThrow(/"gram" has shape \[3, 4\].*not square/);
+  });
+
+  it('a Gram directory is refused before any work where its disk lacks the room, naming both sizes and the fix', async () => {
+    await expect(checkRoomForGrams(path.join(work, 'not', 'yet', 'made'), 2 ** 62, 'use a larger disk')).rejects.toThrow(
+      /the Gram matrices need up to \d+\.\d GiB in .*not\/yet\/made, and its disk has \d+\.\d (G|M)iB free for them; use a larger disk/,
+    );
+    await expect(checkRoomForGrams(path.join(work, 'not', 'yet', 'made'), 1, 'use a larger disk')).resolves.toBeUndefined();
   });
 
   it('routing-weighted Gram matrices sum w·x xᵀ (w² for routing-squared) with the weights the block applies; the lazy reader returns them, zeros for unreached experts', async () => {

@@ -16,6 +16,7 @@ import { parseShard, shardRange } from '../../util/shards.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { collectRoutingStats } from '../../routing-stats/collect.js';
 import { GramDirectorySink } from '../../routing-stats/gram.js';
+import { checkRoomForGrams, gramBytes } from '../../routing-stats/gram-room.js';
 import { modelFingerprint } from '../../routing-stats/fingerprint.js';
 import { writeRoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable } from '../../runtime/checkpoint-weights.js';
@@ -79,7 +80,10 @@ async function calibrate(model: string, opts: CalibrateOptions): Promise<void> {
     assertRunnable(ckpt);
     // refused before any work: overwriting what is not a statistics file, writing into a model
     await checkStatsOutPath(opts.out, ckpt.dir);
-    if (opts.grams) await checkGramsOutDir(opts.grams, ckpt.dir);
+    if (opts.grams) {
+      await checkGramsOutDir(opts.grams, ckpt.dir);
+      await checkRoomForGrams(path.resolve(opts.grams), gramBytes(ckpt), 'free space there, or give --grams a directory on a larger disk');
+    }
     const seqLen = explicitSeqLen ?? defaultCalibrationSeqLen(ckpt.config);
     checkCalibrationSeqLen(ckpt.config, seqLen);
     const data = await tokenizeDataset(opts.tokenizer ?? model, opts.dataset, { format, textField: opts.textField });

@@ -10,6 +10,7 @@ import type { Checkpoint } from '../../checkpoint/types.js';
 import type { Engine } from '../../engine/types.js';
 import { collectRoutingStats, type CalibrationInfo } from '../../routing-stats/collect.js';
 import { GramDirectorySink, type GramWeighting } from '../../routing-stats/gram.js';
+import { checkRoomForGrams, gramBytes } from '../../routing-stats/gram-room.js';
 import { loadRoutingStats, RoutingStatsError, validateRoutingStats, type RoutingStats } from '../../routing-stats/schema.js';
 import { assertRunnable, CheckpointWeights } from '../../runtime/checkpoint-weights.js';
 import { residentIfFits } from '../../runtime/resident-weights.js';
@@ -136,6 +137,14 @@ export async function planCalibration(
       run: async () => ({ stats, gramsDir: opts.grams }),
       heldOut: async (count) => (runnable ? selfHeldOut(count, seqLen, 0x5eed) : undefined),
     };
+  }
+
+  // A run that calibrates itself on the original activations writes every MoE layer's Gram
+  // matrices before factorising any: refused now, before the output is claimed, where they cannot
+  // fit (a sequential run holds one layer's, checked as it starts)
+  const gramsDir = opts.grams === undefined && opts.mode !== 'sequential' ? await calibrationGramsDir(opts) : undefined;
+  if (gramsDir) {
+    await checkRoomForGrams(gramsDir, gramBytes(ckpt), 'this run holds every MoE layer\'s until its last layer is factorised: free space there, compress into a directory on a larger disk, or use `calibration` "sequential", which holds one layer\'s at a time');
   }
 
   if (opts.dataset !== undefined) {

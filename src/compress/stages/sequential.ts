@@ -33,6 +33,7 @@ import { TensorStore } from '../../io/sharded.js';
 import { statsDocument, statsModel, type CalibrationInfo } from '../../routing-stats/collect.js';
 import { combineObservers, RoutingCounter } from '../../routing-stats/counter.js';
 import { GramDirectorySink, GramObserver, type GramWeighting } from '../../routing-stats/gram.js';
+import { checkRoomForGrams, gramBytes } from '../../routing-stats/gram-room.js';
 import type { RoutingStats } from '../../routing-stats/schema.js';
 import type { AttentionContext } from '../../runtime/attention.js';
 import { batchFromSequences } from '../../runtime/batch.js';
@@ -82,6 +83,7 @@ export class SequentialCalibration {
   }
 
   static async start(a: SequentialArgs): Promise<SequentialCalibration> {
+    if (a.grams) await checkRoomForGrams(a.grams.scratch, gramBytes(a.ckpt, 1), 'free space there, or compress into a directory on a larger disk');
     const x = await embedTokens(new CheckpointWeights(a.ckpt), a.ckpt.config, batchFromSequences(a.windows).ids);
     return new SequentialCalibration(a, x);
   }
