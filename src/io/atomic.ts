@@ -52,3 +52,21 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
     throw err;
   }
 }
+
+/**
+ * fsyncs files written with `deferSync` (safetensors-writer.ts), then their directories: the step
+ * before the commit point (a manifest) that vouches for them.
+ */
+export async function syncFiles(files: Iterable<string>): Promise<void> {
+  const dirs = new Set<string>();
+  for (const file of files) {
+    const handle = await open(file, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    dirs.add(path.dirname(file));
+  }
+  for (const dir of dirs) await fsyncDirectory(dir);
+}

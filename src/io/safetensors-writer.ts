@@ -8,7 +8,7 @@
  * The header is written first (the plan fixes every offset), tensors then arrive in any order as
  * positioned writes, and `finish()` fsyncs and renames the temp file into place.
  */
-import { rm, open, type FileHandle } from 'node:fs/promises';
+import { rename, rm, open, type FileHandle } from 'node:fs/promises';
 import { DTYPE_BITS, dtypeRank, encodeFromF32, isDType, isEncodableDType, type DType } from './dtype.js';
 import { SafetensorsError } from './errors.js';
 import { commitTempFile, tempPathFor } from './atomic.js';
@@ -39,6 +39,13 @@ export interface WriterOptions {
    * transformers expects); set this to reproduce files written without it.
    */
   exactMetadata?: boolean;
+  /**
+   * Rename the finished file into place without fsyncing it or its directory. For files a later
+   * commit point vouches for (a manifest written after the caller syncs them with `syncFiles`):
+   * many files then reach the disk in the background while the caller computes, instead of one
+   * blocking fsync each (256 Gram matrices of 16 MiB: 8.7 s against 2.3 s for half of them here).
+   */
+  deferSync?: boolean;
 }
 
 const METADATA_KEY = '__metadata__';
@@ -184,6 +191,7 @@ export class SafetensorsWriter {
     private readonly tempPath: string,
     private readonly handle: FileHandle,
     readonly layout: SerializedHeader,
+    private readonly deferSync = false,
   ) {}
 
   /**
@@ -194,7 +202,7 @@ export class SafetensorsWriter {
     const layout = serializeSafetensorsHeader(plan, resolveMetadata(metadata, options));
     const tempPath = tempPathFor(path);
     const handle = await open(tempPath, 'wx');
-    const writer = new SafetensorsWriter(path, tempPath, handle, layout);
+    const writer = new SafetensorsWriter(path, tempPath, handle, layout, options.deferSync === true);
     try {
       await writeFully(handle, layout.bytes, 0);
       await handle.truncate(layout.fileSize); // the final size up front: unwritten gaps are detected by finish()
@@ -228,7 +236,7 @@ export class SafetensorsWriter {
     return task;
   }
 
-  /** Check every tensor was written, fsync, and rename the temp file to `path`. */
+  /** Check every tensor was written, fsync (unless `deferSync`), and rename the temp file to `path`. */
   async finish(): Promise<void> {
     if (this.state !== 'open') throw new SafetensorsError('IncompleteWrite', `writer is already ${this.state}`, { file: this.path });
     // Missing tensors leave the writer open, so the caller can still write them and finish again.
@@ -239,10 +247,11 @@ export class SafetensorsWriter {
     }
     try {
       await Promise.all([...this.pending]);
-      await this.handle.sync();
+      if (!this.deferSync) await this.handle.sync();
       await this.handle.close();
       this.state = 'finished';
-      await commitTempFile(this.tempPath, this.path);
+      if (this.deferSync) await rename(this.tempPath, this.path);
+      else await commitTempFile(this.tempPath, this.path);
     } catch (err) {
       await this.abort();
       throw err;

@@ -38,10 +38,11 @@ export function unpackUpperTriangle(packed: Float64Array, hidden: number): Float
   return gram;
 }
 
-export async function writeGramFile(file: string, gram: Float64Array, hidden: number, metadata: Record<string, string>): Promise<void> {
+/** `deferSync`: renamed into place unsynced, for a caller that syncs the files before its manifest (WriterOptions). */
+export async function writeGramFile(file: string, gram: Float64Array, hidden: number, metadata: Record<string, string>, opts: { deferSync?: boolean } = {}): Promise<void> {
   const packed = packUpperTriangle(gram, hidden);
   const bytes = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
-  await writeTensors(file, [{ name: 'gram_upper', dtype: 'F64', shape: [packed.length], data: bytes }], metadata);
+  await writeTensors(file, [{ name: 'gram_upper', dtype: 'F64', shape: [packed.length], data: bytes }], metadata, opts);
 }
 
 export async function readGramFile(file: string): Promise<{ data: Float64Array; metadata: Record<string, string> | null }> {

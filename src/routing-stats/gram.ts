@@ -5,11 +5,11 @@
  * passed (all calibration windows go through a layer together, so that is its final value) and
  * dropped, so at most one H×H matrix is held at a time.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Engine } from '../engine/types.js';
 import type { MoeObserver } from '../runtime/moe.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { syncFiles, writeFileAtomic } from '../io/atomic.js';
 import { readGramFile, readGramFileSync, writeGramFile } from './gram-io.js';
 
 export interface GramSink {
@@ -65,12 +65,17 @@ export interface GramManifest {
 }
 
 /**
- * Writes one safetensors file per (layer, expert), tensor "gram" F64 [H, H], each atomically, and
- * a manifest `grams.json` at `finish()`. A second contribution for the same expert (several
- * passes) is summed into the file already written.
+ * Writes one safetensors file per (layer, expert) (gram-io.ts), and a manifest `grams.json` at
+ * `finish()`. A second contribution for the same expert (several passes) is summed into the file
+ * already written. Each file is renamed into place unsynced, and `finish()` syncs them all before
+ * it writes the manifest: the manifest is what vouches for them, so a crash before it leaves a
+ * directory no reader takes, and the disk catches up in the background while the next experts'
+ * matrices are computed instead of in one blocking fsync per file.
  */
 export class GramDirectorySink implements GramSink {
   private readonly manifest: GramManifest;
+  /** files written since the last finish(), not yet synced */
+  private readonly unsynced = new Set<string>();
 
   constructor(readonly dir: string, hiddenSize: number, modelFingerprint: string) {
     this.manifest = { format: 'rfid-moe.expert-grams', version: 1, hiddenSize, modelFingerprint, entries: {} };
@@ -78,6 +83,8 @@ export class GramDirectorySink implements GramSink {
 
   async add(layer: number, expert: number, gram: Float64Array, tokens: number): Promise<void> {
     await mkdir(this.dir, { recursive: true });
+    // a manifest left by an earlier run would vouch for files now being replaced: gone until finish()
+    if (this.unsynced.size === 0) await rm(path.join(this.dir, GRAM_MANIFEST), { force: true });
     const key = `${layer}/${expert}`;
     const file = `layer${layer}-expert${expert}.gram.safetensors`;
     const previous = this.manifest.entries[key];
@@ -87,12 +94,15 @@ export class GramDirectorySink implements GramSink {
       tokens += previous.tokens;
     }
     const h = this.manifest.hiddenSize;
-    await writeGramFile(path.join(this.dir, file), gram, h, { layer: String(layer), expert: String(expert), tokens: String(tokens) });
+    await writeGramFile(path.join(this.dir, file), gram, h, { layer: String(layer), expert: String(expert), tokens: String(tokens) }, { deferSync: true });
+    this.unsynced.add(path.join(this.dir, file));
     this.manifest.entries[key] = { file, tokens };
   }
 
   async finish(): Promise<GramManifest> {
     await mkdir(this.dir, { recursive: true });
+    await syncFiles(this.unsynced);
+    this.unsynced.clear();
     await writeFileAtomic(path.join(this.dir, GRAM_MANIFEST), JSON.stringify(this.manifest, null, 1) + '\n');
     return this.manifest;
   }

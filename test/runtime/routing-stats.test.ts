@@ -2,7 +2,7 @@
  * Routing statistics: file schema and arithmetic checks, fingerprint, low-token warnings, Gram
  * matrices streamed to disk, fused experts and the MLA error, through the library API.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -139,6 +139,19 @@ describe('routing statistics', () => {
     expect(() => readGramFileSync(damaged)).toThrow(/gram_upper" has shape \[11\].*upper triangle.*calibrate again/);
     await writeSafetensors(damaged, [{ name: 'gram', dtype: 'F64', shape: [3, 4], data: new Uint8Array(96) }]);
     await expect(readGramFile(damaged)).rejects.toThrow(/"gram" has shape \[3, 4\].*not square/);
+  });
+
+  it('a Gram directory has no manifest between its first file and finish(): a stale one is removed, the new one written after the files', async () => {
+    const dir = path.join(work, 'grams-manifest');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'grams.json'), JSON.stringify({ format: 'rfid-moe.expert-grams', version: 1, hiddenSize: 3, modelFingerprint: 'old', entries: {} }));
+    const sink = new GramDirectorySink(dir, 3, 'new');
+    await sink.add(0, 1, Float64Array.of(2, 1, 0, 1, 3, 0, 0, 0, 4), 5);
+    expect(existsSync(path.join(dir, 'grams.json'))).toBe(false);
+    const manifest = await sink.finish();
+    expect(JSON.parse(readFileSync(path.join(dir, 'grams.json'), 'utf8'))).toEqual(manifest);
+    expect(manifest.modelFingerprint).toBe('new');
+    expect(Array.from((await loadGram(dir, 0, 1))!.gram)).toEqual([2, 1, 0, 1, 3, 0, 0, 0, 4]);
   });
 
   it('a Gram directory is refused before any work where its disk lacks the room, naming both sizes and the fix', async () => {
