@@ -72,34 +72,62 @@ export interface GramManifest {
  * directory no reader takes, and the disk catches up in the background while the next experts'
  * matrices are computed instead of in one blocking fsync per file.
  */
+/** Gram files a GramDirectorySink writes at once (16 MiB each at hidden 2048). */
+const MAX_WRITES_IN_FLIGHT = 2;
+
 export class GramDirectorySink implements GramSink {
   private readonly manifest: GramManifest;
   /** files written since the last finish(), not yet synced */
   private readonly unsynced = new Set<string>();
+  /**
+   * Files being written: up to MAX_WRITES_IN_FLIGHT, so the next experts' matrices are computed
+   * while the disk takes these (calibrating with Gram matrices waited on its writes 12 of 34 s).
+   */
+  private readonly writing = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+  private dirMade = false;
 
   constructor(readonly dir: string, hiddenSize: number, modelFingerprint: string) {
     this.manifest = { format: 'rfid-moe.expert-grams', version: 1, hiddenSize, modelFingerprint, entries: {} };
   }
 
+  /** Waits until at most `limit` writes are under way; a write that failed fails the caller. */
+  private async settle(limit: number): Promise<void> {
+    while (this.writing.size > limit) await Promise.race(this.writing);
+    if (this.failure) throw this.failure.error;
+  }
+
   async add(layer: number, expert: number, gram: Float64Array, tokens: number): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    if (!this.dirMade) {
+      await mkdir(this.dir, { recursive: true });
+      this.dirMade = true;
+    }
     // a manifest left by an earlier run would vouch for files now being replaced: gone until finish()
-    if (this.unsynced.size === 0) await rm(path.join(this.dir, GRAM_MANIFEST), { force: true });
+    if (this.unsynced.size === 0 && this.writing.size === 0) await rm(path.join(this.dir, GRAM_MANIFEST), { force: true });
     const key = `${layer}/${expert}`;
     const file = `layer${layer}-expert${expert}.gram.safetensors`;
+    const target = path.join(this.dir, file);
     const previous = this.manifest.entries[key];
     if (previous) {
-      const old = (await readGramFile(path.join(this.dir, file))).data;
+      await this.settle(0);
+      const old = (await readGramFile(target)).data;
       for (let i = 0; i < gram.length; i++) gram[i] += old[i];
       tokens += previous.tokens;
     }
-    const h = this.manifest.hiddenSize;
-    await writeGramFile(path.join(this.dir, file), gram, h, { layer: String(layer), expert: String(expert), tokens: String(tokens) }, { deferSync: true });
-    this.unsynced.add(path.join(this.dir, file));
+    await this.settle(MAX_WRITES_IN_FLIGHT - 1);
+    // writeGramFile packs `gram` before its first await, so the caller may drop or reuse it
+    const task: Promise<void> = writeGramFile(target, gram, this.manifest.hiddenSize, { layer: String(layer), expert: String(expert), tokens: String(tokens) }, { deferSync: true })
+      .then(
+        () => void this.unsynced.add(target),
+        (error: unknown) => void (this.failure ??= { error }),
+      )
+      .finally(() => this.writing.delete(task));
+    this.writing.add(task);
     this.manifest.entries[key] = { file, tokens };
   }
 
   async finish(): Promise<GramManifest> {
+    await this.settle(0);
     await mkdir(this.dir, { recursive: true });
     await syncFiles(this.unsynced);
     this.unsynced.clear();

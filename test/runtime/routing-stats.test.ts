@@ -154,6 +154,17 @@ describe('routing statistics', () => {
     expect(Array.from((await loadGram(dir, 0, 1))!.gram)).toEqual([2, 1, 0, 1, 3, 0, 0, 0, 4]);
   });
 
+  it('a Gram file that fails to write in the background fails finish(), and no manifest vouches for it', async () => {
+    const dir = path.join(work, 'grams-failing');
+    // the target name taken by a non-empty directory: renaming the finished file over it fails
+    mkdirSync(path.join(dir, 'layer0-expert1.gram.safetensors'), { recursive: true });
+    writeFileSync(path.join(dir, 'layer0-expert1.gram.safetensors', 'x'), 'x');
+    const sink = new GramDirectorySink(dir, 2, 'fp');
+    await sink.add(0, 1, Float64Array.of(1, 0, 0, 1), 3);
+    await expect(sink.finish()).rejects.toThrow();
+    expect(existsSync(path.join(dir, 'grams.json'))).toBe(false);
+  });
+
   it('a Gram directory is refused before any work where its disk lacks the room, naming both sizes and the fix', async () => {
     await expect(checkRoomForGrams(path.join(work, 'not', 'yet', 'made'), 2 ** 62, 'use a larger disk')).rejects.toThrow(
       /the Gram matrices need up to \d+\.\d GiB in .*not\/yet\/made, and its disk has \d+\.\d (G|M)iB free for them; use a larger disk/,
