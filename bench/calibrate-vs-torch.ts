@@ -95,8 +95,8 @@ try {
   const { engine, notice } = await createEngine(parseEngineChoice(values.engine!), { threads: num('threads') });
   const ckpt = await openCheckpoint(model);
   // --resident: the weights held in memory, as the PyTorch side holds them, loaded by an untimed pass
-  const source = values.resident ? new ResidentWeights(new CheckpointWeights(ckpt, manyRowsWeights(engine))) : ckpt;
-  if (values.resident) await collectRoutingCounts(ckpt, engine, windows.slice(0, 1), { provider: source as ResidentWeights });
+  const resident = values.resident ? new ResidentWeights(new CheckpointWeights(ckpt, manyRowsWeights(engine))) : undefined;
+  if (resident) await collectRoutingCounts(ckpt, engine, windows.slice(0, 1), { provider: resident });
   const rounds: Array<{ tsSeconds: number; torchSeconds: number; ratio: number; loadAverage: number }> = [];
   let torch: TorchRun | undefined;
   let counts: Record<string, number[]> = {};
@@ -110,9 +110,9 @@ try {
     for (let r = 0; r < num('repeats'); r++) {
       const t0 = performance.now();
       if (evaluate) {
-        meanNll = (await computePerplexity(source, engine, windows)).meanNll;
+        meanNll = (await computePerplexity(resident ?? ckpt, engine, windows)).meanNll;
       } else {
-        const result = await collectRoutingCounts(ckpt, engine, windows, source === ckpt ? {} : { provider: source as ResidentWeights });
+        const result = await collectRoutingCounts(ckpt, engine, windows, resident ? { provider: resident } : {});
         counts = Object.fromEntries(result.layers.map((l) => [String(l.layer), l.counts]));
       }
       times.push((performance.now() - t0) / 1000);

@@ -161,14 +161,6 @@ RFID_AMX_TARGET void TileProduct(int m, int nMain, int kMain, float alpha, const
   _tile_release();
 }
 
-/** BF16 bits → the f32 they stand for (exact). */
-inline float Widen(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-
 /**
  * A row of k f32 values as three BF16 parts with hi + mid + lo = a exactly: hi is a rounded to
  * BF16, mid the rounding of what hi leaves, lo what remains (at most 8 significant bits, so BF16
@@ -180,11 +172,11 @@ inline float Widen(uint16_t h) {
 void SplitRow(const float* a, int k, uint16_t* hi, uint16_t* mid, uint16_t* lo, float* work) {
   RoundToBf16(reinterpret_cast<const uint32_t*>(a), hi, k);
   for (int i = 0; i < k; ++i) {
-    const float d = a[i] - Widen(hi[i]);
+    const float d = a[i] - Bf16Value(hi[i]);
     work[i] = d == d ? d : 0.0f;
   }
   RoundToBf16(reinterpret_cast<const uint32_t*>(work), mid, k);
-  for (int i = 0; i < k; ++i) work[i] -= Widen(mid[i]);
+  for (int i = 0; i < k; ++i) work[i] -= Bf16Value(mid[i]);
   RoundToBf16(reinterpret_cast<const uint32_t*>(work), lo, k);
 }
 

@@ -47,6 +47,7 @@
 #include "amx_bf16.h"
 #include "bf16_dot.h"
 #include "lane_sums.h"
+#include "row_kernels.h"
 #include "thread_pool.h"
 #include "vectorize.h"
 
@@ -86,12 +87,7 @@ __attribute__((always_inline)) inline V8 Load(const uint16_t* p) { return WidenB
 
 /** One weight as f32. */
 __attribute__((always_inline)) inline float Scalar(float w) { return w; }
-__attribute__((always_inline)) inline float Scalar(uint16_t w) {
-  const uint32_t bits = static_cast<uint32_t>(w) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
+__attribute__((always_inline)) inline float Scalar(uint16_t w) { return Bf16Value(w); }
 
 __attribute__((always_inline)) inline float Sum(V8 v) {
   float s = 0;

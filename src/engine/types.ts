@@ -316,8 +316,9 @@ export interface Engine {
   readonly matmulActivations: MatmulActivations;
   /**
    * whether products against BF16 weights run faster than against the same weights widened to
-   * f32 at a prompt's many rows, with f32 activations too (the native engine on AMX tiles): an
-   * evaluation then holds its weights BF16 as stored (the products are the same, exact either way)
+   * f32 at a prompt's many rows, with f32 activations too (the native engine on AMX tiles): a pass
+   * over many rows (evaluation, calibration) then holds its weights BF16 as stored (manyRowsWeights;
+   * the products are the same, exact either way)
    */
   readonly bf16WeightsFaster?: boolean;
 
