@@ -7,6 +7,7 @@ import { readdir, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { packedTriangleLength } from './gram-io.js';
+import { fmtBytes } from '../util/bytes.js';
 import { RoutingStatsError } from './schema.js';
 
 /** safetensors header and metadata of one Gram file, rounded up */
@@ -41,8 +42,6 @@ async function bytesIn(dir: string): Promise<number> {
   }
 }
 
-const size = (bytes: number) => (bytes < 2 ** 30 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 2 ** 30).toFixed(1)} GiB`);
-
 /**
  * Refuses, before any work, when the file system of `dir` has less free space than `needed` bytes
  * of Gram matrices (counting as free the files already in `dir`, which an interrupted run left and
@@ -54,5 +53,5 @@ export async function checkRoomForGrams(dir: string, needed: number, fix: string
   if (available === undefined) return;
   const free = available + (await bytesIn(dir));
   if (free >= needed) return;
-  throw new RoutingStatsError(`the Gram matrices need up to ${size(needed)} in ${dir}, and its disk has ${size(free)} free for them; ${fix}`);
+  throw new RoutingStatsError(`the Gram matrices need up to ${fmtBytes(needed)} in ${dir}, and its disk has ${fmtBytes(free)} free for them; ${fix}`);
 }

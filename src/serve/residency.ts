@@ -17,6 +17,7 @@
  * A model larger than the whole budget can never be loaded: `register` refuses it, and the
  * server reports it as unavailable (503) instead of letting its requests wait forever.
  */
+import { fmtBytes } from '../util/bytes.js';
 import type { Clock } from './clock.js';
 import type { ModelView, ResidencyPolicy } from './policies.js';
 import { ArrivalRateEstimator } from './tyche.js';
@@ -114,12 +115,6 @@ export class ModelTooLargeError extends RfidMoeError {
     super(`model ${id} needs ${fmtBytes(bytes)} resident, more than the whole memory budget of ${fmtBytes(budget)}; raise \`memoryBudget\` or serve a compressed checkpoint`);
     this.name = 'ModelTooLargeError';
   }
-}
-
-export function fmtBytes(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${n} B`;
 }
 
 export class ResidencyManager<H> {

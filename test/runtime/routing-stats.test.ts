@@ -167,7 +167,7 @@ describe('routing statistics', () => {
 
   it('a Gram directory is refused before any work where its disk lacks the room, naming both sizes and the fix', async () => {
     await expect(checkRoomForGrams(path.join(work, 'not', 'yet', 'made'), 2 ** 62, 'use a larger disk')).rejects.toThrow(
-      /the Gram matrices need up to \d+\.\d GiB in .*not\/yet\/made, and its disk has \d+\.\d (G|M)iB free for them; use a larger disk/,
+      /the Gram matrices need up to \d+\.\d+ GiB in .*not\/yet\/made, and its disk has \d+\.\d+ (G|M)iB free for them; use a larger disk/,
     );
     await expect(checkRoomForGrams(path.join(work, 'not', 'yet', 'made'), 1, 'use a larger disk')).resolves.toBeUndefined();
   });

@@ -17,7 +17,7 @@ import { readChatTemplate } from '../chat-template-option.js';
 import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { DEFAULT_KEEP_ALIVE_MS, POLICY_NAMES, type PolicyName, type TycheOptions } from '../../serve/policies.js';
 import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
-import { fmtBytes } from '../../serve/residency.js';
+import { fmtBytes } from '../../util/bytes.js';
 import { createServer } from '../../serve/server.js';
 import { parseModelSpec } from '../../serve/models.js';
 import { OptionError, parseInteger, parseMatmulActivations, parseNumber } from '../options.js';
