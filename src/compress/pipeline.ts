@@ -6,9 +6,11 @@
  *                statistics of another model, an output directory of another run);
  *  2. calibrate  routing statistics from a stats file, a dataset, or sequences sampled from the
  *                model itself; saved in the output directory so a resumed run does not redo them.
- *                With `calibration: 'sequential'` a run that calibrates itself (stages/sequential.ts)
- *                collects layer l's statistics just before factorising it, on the outputs of the
- *                compressed layers 0..l−1, and a resumed run recomputes them from those layers;
+ *                A run that calibrates itself layer by layer (stages/layerwise-calibration.ts)
+ *                instead collects layer l's statistics just before factorising it, on the original
+ *                activations when it needs Gram matrices (the disk holds one layer's, not every
+ *                layer's) or, with `calibration: 'sequential'`, on the outputs of the compressed
+ *                layers 0..l−1; a resumed run recomputes the finished layers' hidden states;
  *  3. allocate   within each layer, as part of factorise (compress-layer.ts): ranks per group
  *                under the layer's budget;
  *  4. factorise  per decoder layer: read its experts one matrix type at a time, compress, write the
@@ -51,8 +53,8 @@ import { scanSourceTensors } from './source-scan.js';
 import { withFiniteChecks } from '../checkpoint/finite.js';
 import { hashProgressLines } from '../compressed/verify.js';
 import { inspectOutputDir, newProgress, OutputDirError, runFingerprint, sha256File, writeProgress, type ProgressFile } from './resume.js';
-import { GRAMS_WORK_DIR, planCalibration, resolveCalibrationMode } from './stages/calibrate.js';
-import { SequentialCalibration } from './stages/sequential.js';
+import { calibratesLayerByLayer, GRAMS_WORK_DIR, planCalibration, resolveCalibrationMode } from './stages/calibrate.js';
+import { LayerwiseCalibration } from './stages/layerwise-calibration.js';
 import { layerSpectra, modelRankBudgets } from './stages/allocate-model.js';
 import { loadRankBudgets, writeSpectraFile, type RunIdentity as AllocationIdentity } from './shard/spectra.js';
 import { factoriseLayer, layerBlockFromReport } from './stages/factorise.js';
@@ -84,7 +86,8 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     validateBeforeWork(ckpt, recipe, storage, options);
     const modelFp = modelFingerprint(ckpt);
     const mode = resolveCalibrationMode(recipe, options);
-    const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe), gramWeighting: recipe.gramWeighting, mode };
+    const layerByLayer = calibratesLayerByLayer(recipe, options, mode);
+    const opts = { ...options, recipeWhitens: recipeNeedsGrams(recipe), gramWeighting: recipe.gramWeighting, mode, layerByLayer };
     const calibration = await planCalibration(ckpt, engine, opts, modelFp, emit);
     const selection = options.layers ? partSelection(options.layers, ckpt.config.numLayers, calibration.source) : undefined;
     if (options.spectraOut !== undefined) return await writeSpectraOnly({ ckpt, recipe, options, calibration, selection, engine: await engine(), modelFp, started, emit });
@@ -114,18 +117,19 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
     await writeProgress(out, progress);
 
     // 2. calibrate: reuse the statistics saved by the interrupted run, else resolve and save them;
-    // sequential calibration instead collects each layer's statistics as the layer is reached
+    // a run layer by layer instead collects each layer's statistics as the layer is reached
     const statsPath = path.join(out, STATS_FILE);
     let stats: RoutingStats | undefined;
     let gramsDir: string | undefined = options.grams;
-    let sequential: SequentialCalibration | undefined;
+    let layerwise: LayerwiseCalibration | undefined;
     const eng = await engine();
     const factorDtype = factorDtypeFor(gatheredDtype(ckpt, recipe));
-    if (mode === 'sequential' && calibration.windows) {
+    if (layerByLayer && calibration.windows) {
       const { windows, info } = await calibration.windows();
       const scratch = path.join(out, GRAMS_WORK_DIR);
       await rm(scratch, { recursive: true, force: true }); // a killed run's half-collected layer
-      sequential = await SequentialCalibration.start({
+      layerwise = await LayerwiseCalibration.start({
+        inputs: mode === 'sequential' ? 'compressed' : 'original',
         ckpt,
         engine: eng,
         windows,
@@ -136,7 +140,11 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
           rfidBlock({ ckpt, recipe, storage, runFingerprint: fingerprint, modelFingerprint: modelFp, factorDtype, calibration, statsSha256: '', layers, files: {}, sourceSha256: { layers: [], rest: '' } }),
         ...(recipeNeedsGrams(recipe) ? { grams: { scratch, weighting: recipe.gramWeighting, modelFingerprint: modelFp } } : {}),
       });
-      emit({ type: 'calibration', phase: 'start', source: calibration.source === 'dataset' ? 'dataset' : 'self-sampled', message: `sequential: each layer's statistics over ${windows.length} sequence(s), on the outputs of the compressed layers before it` });
+      const message =
+        mode === 'sequential'
+          ? `sequential: each layer's statistics over ${windows.length} sequence(s), on the outputs of the compressed layers before it`
+          : `each layer's statistics and Gram matrices over ${windows.length} sequence(s) of the original model, collected as the layer is reached`;
+      emit({ type: 'calibration', phase: 'start', source: calibration.source === 'dataset' ? 'dataset' : 'self-sampled', message });
     } else {
       const saved = state.state === 'resume' ? await loadRoutingStats(statsPath).catch(() => undefined) : undefined;
       if (saved) {
@@ -163,8 +171,8 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       emit({ type: 'warning', message: DENSE_SAVES_NOTHING });
       warnings.push(DENSE_SAVES_NOTHING);
     }
-    const sequentialCounts = new Map<number, number[]>();
-    const countsOf = (l: number) => (sequential ? sequentialCounts.get(l) : stats?.layers.find((s) => s.layer === l)?.counts) ?? [];
+    const layerCounts = new Map<number, number[]>();
+    const countsOf = (l: number) => (layerwise ? layerCounts.get(l) : stats?.layers.find((s) => s.layer === l)?.counts) ?? [];
     let rankBudgets: Map<string, number> | undefined;
     if (recipe.allocationScope === 'model') {
       if (!stats) throw new Error('internal: model-wide allocation without statistics (resolveCalibrationMode refuses sequential calibration for it)');
@@ -186,9 +194,9 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       const file = shardFileName(l, L);
       const previous = progress.layers[String(l)];
       if (previous && kept.has(l)) {
-        // sequential: run the finished layer from its shard, for the next layer's inputs and its counts
-        const replayed = await sequential?.replay(l, layout.kind === 'moe' ? layerBlockFromReport(previous.report, []) : undefined);
-        if (replayed) sequentialCounts.set(l, replayed);
+        // layer by layer: run the finished layer again, for the next layer's inputs and its counts
+        const replayed = await layerwise?.replay(l, layout.kind === 'moe' ? layerBlockFromReport(previous.report, []) : undefined);
+        if (replayed) layerCounts.set(l, replayed);
         layerReports.push({ ...previous.report, seconds: 0 });
         if (layout.kind === 'moe') blocks.push(layerBlockFromReport(previous.report, countsOf(l)));
         resumedLayers.push(l);
@@ -202,9 +210,9 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       const sourceSha256 = await scanSourceTensors(store, shards[l]);
       let compressed: Parameters<typeof writeShard>[0]['compressed'] = [];
       let layerGrams = gramsDir;
-      if (sequential) {
-        const observed = await sequential.observe(l);
-        if (observed.counts) sequentialCounts.set(l, observed.counts);
+      if (layerwise) {
+        const observed = await layerwise.observe(l);
+        if (observed.counts) layerCounts.set(l, observed.counts);
         layerGrams = observed.gramsDir;
       }
       let block: LayerBlock | undefined;
@@ -219,7 +227,7 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
         layerWarnings.set(l, done.warnings);
       }
       await writeShard({ file: path.join(out, file), tensors: shards[l], ckpt, store, engine: eng, storage, factorDtype, layer: layout, compressed });
-      await sequential?.advance(l, block);
+      await layerwise?.advance(l, block);
       report.seconds = (Date.now() - t0) / 1000;
       clock.record(report.seconds);
       layerReports.push(report);
@@ -228,8 +236,8 @@ export async function compress(model: string | Checkpoint, recipeInput: Recipe |
       emit({ type: 'layer-done', layer: l, of: L, seconds: report.seconds, etaSeconds: clock.eta(toDo(l + 1)), resumed: false });
     }
 
-    if (sequential) {
-      stats = sequential.statistics();
+    if (layerwise) {
+      stats = layerwise.statistics();
       await writeRoutingStats(statsPath, stats);
       progress.statsSha256 = statsHash(stats);
       warnings.push(...stats.warnings);

@@ -1,12 +1,13 @@
 /**
  * A run killed with SIGKILL mid-way resumes (--resume) to a byte-identical output: every file
  * except the two reports, which hold wall times, equals an uninterrupted run's, and the resumed
- * run keeps the layers the killed one had finished; with original-activation and with sequential
- * calibration.
+ * run keeps the layers the killed one had finished; with original-activation calibration layer by
+ * layer (the default recipe, which needs Gram matrices), in one pass (a model-wide allocation, which
+ * keeps every layer's statistics and Gram matrices in the output until the end), and sequential.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/shared-data.js';
@@ -54,17 +55,26 @@ async function filesOf(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => !TIMED.has(f)).sort();
 }
 
-// both ways of calibrating: sequential calibration rebuilds the hidden states entering the first
-// unfinished layer from the layers already written, so its resume is a different code path
-describe.each(['original', 'sequential'])('SIGKILL mid-run, then --resume (%s calibration)', (calibration) => {
-  const FLAGS = [...COMMON_FLAGS, '--calibration', calibration];
+// three resume code paths: layer by layer, a kept layer is run again to rebuild the hidden states
+// entering the first unfinished one (from the source, or from its shard when sequential); one pass
+// reuses the statistics and Gram matrices saved in the output
+const MODEL_WIDE = 'model-wide.json';
+describe.each([
+  ['original, layer by layer', ['--calibration', 'original']],
+  ['original, one pass', ['--calibration', 'original', '--recipe', MODEL_WIDE]],
+  ['sequential', ['--calibration', 'sequential']],
+])('SIGKILL mid-run, then --resume (%s calibration)', (name, extra) => {
+  let FLAGS: string[];
   let root: Awaited<ReturnType<typeof tempDir>>;
   let model: string;
 
   beforeAll(async () => {
-    root = await tempDir(`kill-${calibration}`);
+    root = await tempDir(`kill-${name.replace(/\W+/g, '-')}`);
     model = path.join(root.dir, 'model');
     await makeTinyCheckpoint(model, 'mixtral', { numLayers: 12, hiddenSize: 128, expertIntermediateSize: 96, seed: 2 });
+    // the default recipe (whitened, so with Gram matrices) allocating over the whole model
+    await writeFile(path.join(root.dir, MODEL_WIDE), JSON.stringify({ preset: 'default', allocationScope: 'model', retain: 0.5 }));
+    FLAGS = [...COMMON_FLAGS, ...extra.map((f) => (f === MODEL_WIDE ? path.join(root.dir, MODEL_WIDE) : f))];
   });
 
   afterAll(async () => {
@@ -87,6 +97,8 @@ describe.each(['original', 'sequential'])('SIGKILL mid-run, then --resume (%s ca
     const progress = JSON.parse(await readFile(path.join(out, '.rfid-moe-progress.json'), 'utf8')) as { layers: Record<string, unknown> };
     const finishedBeforeKill = Object.keys(progress.layers).length;
     expect(finishedBeforeKill).toBeLessThan(12);
+    // one pass keeps every layer's Gram matrices under one manifest; layer by layer, one layer's
+    expect(existsSync(path.join(out, '.rfid-moe-grams', 'grams.json'))).toBe(name === 'original, one pass');
 
     // without --resume the unfinished run is refused, exit status 2 and a clear message
     const refused = await runCli([model, '--out', out, ...FLAGS]);

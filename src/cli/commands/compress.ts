@@ -12,7 +12,7 @@ import { compress, type CompressOptions } from '../../compress/pipeline.js';
 import type { CompressProgress } from '../../compress/progress.js';
 import { ALLOCATIONS, loadRecipe, parseRecipe, RecipeError, type RecipeInput } from '../../compress/recipe.js';
 import { DEFAULT_PRESET, PRESET_NAMES } from '../../compress/presets.js';
-import { DEFAULT_CALIBRATION_MODE, resolveCalibrationMode } from '../../compress/stages/calibrate.js';
+import { calibratesLayerByLayer, DEFAULT_CALIBRATION_MODE, resolveCalibrationMode } from '../../compress/stages/calibrate.js';
 
 /** What the CLI uses instead of the default when only routing statistics (no Gram matrices) are given. */
 const FALLBACK_PRESET = 'waterfill';
@@ -113,7 +113,7 @@ export function register(program: Command): void {
       defaultText(
         new Option(
           '--calibration <mode>',
-          "where a run that calibrates itself (--dataset, or sampled sequences) takes each layer's statistics from: sequential (the outputs of the already-compressed layers before it) | original (the original model's activations, one pass before compressing)",
+          "where a run that calibrates itself (--dataset, or sampled sequences) takes each layer's statistics from: sequential (the outputs of the already-compressed layers before it) | original (the original model's activations; collected as each layer is reached when the recipe needs Gram matrices, so the disk holds one layer's)",
         ).choices(['sequential', 'original']),
         `${DEFAULT_CALIBRATION_MODE} (measured the better on the shipped models; sequential cannot be used with --stats, --grams or a model-wide allocation)`,
       ),
@@ -187,8 +187,9 @@ async function run(model: string, opts: CompressCliOptions, command: Command): P
   };
   // the library's messages name its options (`storage`); this command shows its flags instead
   const flags = optionFlags(command);
-  // sequential calibration runs inside each layer's step: no separate calibration pass to show
-  const calibrationPass = opts.stats === undefined && resolveCalibrationMode({ allocationScope: recipe.allocationScope ?? 'layer' }, { ...options, ...(opts.stats ? { stats: opts.stats } : {}) }) === 'original';
+  // a run that calibrates layer by layer does it inside each layer's step: no separate pass to show
+  const parsed = parseRecipe(recipe);
+  const calibrationPass = opts.stats === undefined && !calibratesLayerByLayer(parsed, options, resolveCalibrationMode(parsed, options));
   const progress = opts.quiet ? undefined : await compressProgress(model, opts, calibrationPass, evalSequences, (text) => translateOptions(text, flags));
   if (progress) options.onProgress = progress.listener;
   if (opts.spectraOut !== undefined) options.spectraOut = opts.spectraOut;

@@ -21,7 +21,7 @@ import { calibrationWindows, evaluationWindows } from '../../tokens/windows.js';
 import { sampleSequences, type SampleOptions } from '../../runtime/generation/sample-sequences.js';
 import { sha256, statsHash } from '../hashing.js';
 import { CompressError, type CompressOptions } from '../options.js';
-import type { Recipe } from '../recipe.js';
+import { recipeNeedsGrams, type Recipe } from '../recipe.js';
 import type { ProgressListener } from '../progress.js';
 import { checkStatsMatchModel } from './plan.js';
 
@@ -35,7 +35,7 @@ export interface CalibrationPlan {
   run(): Promise<{ stats: RoutingStats; gramsDir?: string }>;
   /**
    * The calibration windows themselves, for a run that calibrates itself (dataset, self-sampled):
-   * sequential calibration (sequential.ts) runs them through the compressed layers as it goes.
+   * layer-by-layer calibration (layerwise-calibration.ts) carries them from layer to layer as it goes.
    */
   windows?(): Promise<CalibrationWindows>;
   /** held-out sequences for the fidelity check */
@@ -51,7 +51,8 @@ export interface CalibrationWindows {
  * Where a run that calibrates itself takes layer l's statistics from:
  *  'sequential'  the inputs produced by the already-compressed layers 0..l−1 (GPTQ-style), so each
  *                layer is fitted to the activations it will see in the compressed model;
- *  'original'    the original model's activations, all layers in one pass before any compression.
+ *  'original'    the original model's activations: every layer in one pass before any compression,
+ *                or layer by layer as each is reached (calibratesLayerByLayer), to the same numbers.
  * Statistics given as `stats` are always the original model's.
  */
 export type CalibrationMode = 'sequential' | 'original';
@@ -92,6 +93,21 @@ export function resolveCalibrationMode(recipe: Pick<Recipe, 'allocationScope'>, 
   return asked ?? DEFAULT_CALIBRATION_MODE;
 }
 
+/**
+ * Whether a run collects each layer's statistics just before factorising it (layerwise-calibration.ts)
+ * rather than every layer's in one pass first. Sequential calibration always does: its inputs exist
+ * only then. On the original activations a run that calibrates itself does when it collects Gram
+ * matrices and allocates within each layer: the statistics are the same bit for bit, and the disk
+ * holds one layer's Gram matrices instead of every layer's. The one pass stays where nothing is
+ * gained (no Gram matrices: the counts are a few numbers an expert) or where it is needed: a
+ * model-wide allocation wants every layer's spectra before any layer is factorised.
+ */
+export function calibratesLayerByLayer(recipe: Pick<Recipe, 'allocationScope' | 'whiten' | 'refit'>, opts: CompressOptions, mode: CalibrationMode): boolean {
+  if (opts.stats !== undefined || opts.grams !== undefined) return false;
+  if (mode === 'sequential') return true;
+  return recipeNeedsGrams(recipe) && recipe.allocationScope === 'layer';
+}
+
 /** Scratch directory (inside the output) for Gram matrices collected by this run. */
 export const GRAMS_WORK_DIR = '.rfid-moe-grams';
 
@@ -108,7 +124,7 @@ async function sampleFromModel(ckpt: Checkpoint, engine: Engine, opts: SampleOpt
 export async function planCalibration(
   ckpt: Checkpoint,
   engine: () => Promise<Engine>,
-  opts: CompressOptions & { recipeWhitens: boolean; gramWeighting?: GramWeighting; mode?: CalibrationMode },
+  opts: CompressOptions & { recipeWhitens: boolean; gramWeighting?: GramWeighting; mode?: CalibrationMode; layerByLayer?: boolean },
   modelFp: string,
   emit: ProgressListener,
 ): Promise<CalibrationPlan> {
@@ -139,12 +155,12 @@ export async function planCalibration(
     };
   }
 
-  // A run that calibrates itself on the original activations writes every MoE layer's Gram
-  // matrices before factorising any: refused now, before the output is claimed, where they cannot
-  // fit (a sequential run holds one layer's, checked as it starts)
-  const gramsDir = opts.grams === undefined && opts.mode !== 'sequential' ? await calibrationGramsDir(opts) : undefined;
+  // A run that calibrates itself in one pass writes every MoE layer's Gram matrices before
+  // factorising any (model-wide allocation): refused now, before the output is claimed, where they
+  // cannot fit (a run layer by layer holds one layer's, checked as it starts)
+  const gramsDir = opts.grams === undefined && !opts.layerByLayer ? await calibrationGramsDir(opts) : undefined;
   if (gramsDir) {
-    await checkRoomForGrams(gramsDir, gramBytes(ckpt), 'this run holds every MoE layer\'s until its last layer is factorised: free space there, compress into a directory on a larger disk, or use `calibration` "sequential", which holds one layer\'s at a time');
+    await checkRoomForGrams(gramsDir, gramBytes(ckpt), 'a model-wide allocation holds every MoE layer\'s until its last layer is factorised: free space there, compress into a directory on a larger disk, or use allocationScope "layer", which holds one layer\'s at a time');
   }
 
   if (opts.dataset !== undefined) {

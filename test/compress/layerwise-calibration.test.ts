@@ -1,12 +1,19 @@
 /**
- * Sequential calibration (`calibration: 'sequential'`, an option when compress calibrates itself):
- * layer l's statistics come from the hidden states of the already-compressed layers 0..l−1.
+ * Layer-by-layer calibration (stages/layerwise-calibration.ts): a run that calibrates itself
+ * collects layer l's statistics just before factorising it, carrying the windows' hidden states.
  *
- * Independent truth: the finished output opened with `loadCompressed` and run by the runtime up to
- * layer l gives each expert's routed inputs; their XᵀX (summed here in plain f64 loops, weighted as
- * the recipe says) must equal the Gram matrices the pipeline factorised layer l with, and the
- * routing counts must equal those recorded. Layer 0 sees the same inputs in both modes; later
- * layers must not (else "sequential" would be the original activations under another name).
+ * Sequential calibration (`calibration: 'sequential'`): layer l's statistics come from the hidden
+ * states of the already-compressed layers 0..l−1. Independent truth: the finished output opened
+ * with `loadCompressed` and run by the runtime up to layer l gives each expert's routed inputs; their
+ * XᵀX (summed here in plain f64 loops, weighted as the recipe says) must equal the Gram matrices the
+ * pipeline factorised layer l with, and the routing counts must equal those recorded. Layer 0 sees
+ * the same inputs in both modes; later layers must not (else "sequential" would be the original
+ * activations under another name).
+ *
+ * On the original activations (the default) a recipe that needs Gram matrices is calibrated layer by
+ * layer too, so the disk holds one layer's: its statistics must be those of the one pass over every
+ * layer (`collectRoutingStats`, what `rfid-moe calibrate --grams` runs) bit for bit, and its layer
+ * shards those of a run given that pass's statistics and Gram matrices.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -17,11 +24,13 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { loadCompressed } from '../../src/compressed/load.js';
 import { compress, CompressError, type CompressOptions } from '../../src/compress/pipeline.js';
 import type { CompressProgress } from '../../src/compress/progress.js';
-import { STATS_FILE } from '../../src/compress/output/names.js';
+import { shardFileName, STATS_FILE } from '../../src/compress/output/names.js';
 import { GRAMS_WORK_DIR } from '../../src/compress/stages/calibrate.js';
 import { createEngine } from '../../src/engine/index.js';
 import { readGramFileSync } from '../../src/routing-stats/gram-io.js';
-import { GRAM_MANIFEST, type GramManifest } from '../../src/routing-stats/gram.js';
+import { collectRoutingStats, type CalibrationInfo } from '../../src/routing-stats/collect.js';
+import { modelFingerprint } from '../../src/routing-stats/fingerprint.js';
+import { GRAM_MANIFEST, GramDirectorySink, type GramManifest } from '../../src/routing-stats/gram.js';
 import type { RoutingStats } from '../../src/routing-stats/schema.js';
 import { batchFromSequences } from '../../src/runtime/batch.js';
 import { runDecoder } from '../../src/runtime/layerwise.js';
@@ -92,10 +101,12 @@ function maxRelDiff(a: Float64Array, b: Float64Array): number {
   return diff / Math.max(scale, 1e-300);
 }
 
-describe('sequential calibration', () => {
+describe('layer-by-layer calibration', () => {
   let root: Awaited<ReturnType<typeof tempDir>>;
   let model: string;
   let windows: Int32Array[];
+  /** what the pipeline records of its dataset calibration */
+  let info: CalibrationInfo;
   const dataset = { file: TEXT, tokenizer: TOKENIZER, samples: SAMPLES, seqLen: SEQ_LEN, seed: 3 };
   const base = (out: string): CompressOptions => ({ out, dataset, engine: 'ts', threads: 1, evaluation: false, calibration: 'sequential' });
 
@@ -106,6 +117,7 @@ describe('sequential calibration', () => {
     // the pipeline's windows, as the dataset calibration cuts them (first 90% of the tokens)
     const data = await tokenizeDataset(TOKENIZER, TEXT);
     windows = calibrationWindows(data.ids.subarray(0, Math.floor(data.ids.length * 0.9)), SAMPLES, SEQ_LEN, 3);
+    info = { dataset: { file: path.basename(TEXT), format: data.dataset.format, sha256: data.dataset.sha256, tokens: data.ids.length }, samples: SAMPLES, seqLen: SEQ_LEN, seed: 3 };
   });
 
   afterAll(async () => {
@@ -180,27 +192,56 @@ describe('sequential calibration', () => {
   it('layer 0\'s Gram matrices are the same in both modes (same inputs), layer 1\'s are not', { timeout: 120_000 }, async () => {
     const a = gramWatcher(path.join(root.dir, 'g-seq'));
     await compress(model, RECIPE, { ...base(path.join(root.dir, 'g-seq')), onProgress: a.listener });
-    // the original mode collects every layer's Gram matrices in one pass before compressing
-    const origOut = path.join(root.dir, 'g-orig');
-    const origGrams: Grams[] = [];
-    await compress(model, RECIPE, {
-      ...base(origOut),
-      calibration: 'original',
-      onProgress: (e) => {
-        if (e.type !== 'layer-group' || origGrams[e.layer]) return;
-        const dir = path.join(origOut, GRAMS_WORK_DIR);
-        const manifest = JSON.parse(readFileSync(path.join(dir, GRAM_MANIFEST), 'utf8')) as GramManifest;
-        const grams: Grams = new Map();
-        for (const [key, entry] of Object.entries(manifest.entries)) {
-          const [layer, expert] = key.split('/').map(Number);
-          if (layer === e.layer) grams.set(expert, { gram: readGramFileSync(path.join(dir, entry.file)).data, tokens: entry.tokens });
-        }
-        origGrams[e.layer] = grams;
-      },
-    });
-    const same = (l: number) => [...a.used.get(l)!].every(([e, g]) => origGrams[l].get(e)?.tokens === g.tokens && maxRelDiff(g.gram, origGrams[l].get(e)!.gram) === 0);
+    const b = gramWatcher(path.join(root.dir, 'g-orig'));
+    await compress(model, RECIPE, { ...base(path.join(root.dir, 'g-orig')), calibration: 'original', onProgress: b.listener });
+    const same = (l: number) => [...a.used.get(l)!].every(([e, g]) => b.used.get(l)!.get(e)?.tokens === g.tokens && maxRelDiff(g.gram, b.used.get(l)!.get(e)!.gram) === 0);
     expect(same(0)).toBe(true);
     expect(same(1)).toBe(false);
+  });
+
+  it('on the original activations, a recipe with Gram matrices holds one layer\'s at a time, with the one pass\'s statistics bit for bit and the same factors', { timeout: 120_000 }, async () => {
+    const out = path.join(root.dir, 'orig-layerwise');
+    const seen = gramWatcher(out);
+    const report = await compress(model, RECIPE, { ...base(out), calibration: 'original', onProgress: seen.listener });
+    expect(report.calibration.description).not.toMatch(/sequential/);
+    // disk: the scratch directory held one layer's Gram matrices at a time, and is gone at the end
+    expect(seen.scratchSeen).toEqual(Array.from({ length: LAYERS }, (_, l) => [`layer-${l}`]));
+    expect(existsSync(path.join(out, GRAMS_WORK_DIR))).toBe(false);
+
+    // the one pass over every layer, on the same windows, into one directory
+    const onePass = path.join(root.dir, 'one-pass-grams');
+    const ckpt = await openCheckpoint(model);
+    const { engine } = await createEngine('ts', { threads: 1 });
+    let stats: RoutingStats;
+    try {
+      const sink = new GramDirectorySink(onePass, HIDDEN, modelFingerprint(ckpt));
+      stats = await collectRoutingStats(ckpt, engine, windows, info, { grams: sink, gramWeighting: 'routing-squared' });
+      await sink.finish();
+    } finally {
+      engine.dispose();
+      await ckpt.close();
+    }
+    expect(JSON.parse(await readFile(path.join(out, STATS_FILE), 'utf8'))).toEqual(stats);
+    const manifest = JSON.parse(await readFile(path.join(onePass, GRAM_MANIFEST), 'utf8')) as GramManifest;
+    expect(Object.keys(manifest.entries).length).toBe([...seen.used.values()].reduce((n, g) => n + g.size, 0));
+    for (const [key, entry] of Object.entries(manifest.entries)) {
+      const [layer, expert] = key.split('/').map(Number);
+      const used = seen.used.get(layer)!.get(expert)!;
+      expect(used.tokens, key).toBe(entry.tokens);
+      expect(Buffer.compare(Buffer.from(used.gram.buffer), Buffer.from(readGramFileSync(path.join(onePass, entry.file)).data.buffer)), key).toBe(0);
+    }
+
+    // given those statistics and Gram matrices, the same recipe writes the same layer shards
+    const statsFile = path.join(root.dir, 'one-pass-stats.json');
+    await writeFile(statsFile, JSON.stringify(stats));
+    const given = path.join(root.dir, 'given-one-pass');
+    const { dataset: _d, calibration: _c, ...rest } = base(given);
+    await compress(model, RECIPE, { ...rest, stats: statsFile, grams: onePass });
+    for (let l = 0; l < LAYERS; l++) {
+      const name = shardFileName(l, LAYERS);
+      const [x, y] = await Promise.all([readFile(path.join(out, name)), readFile(path.join(given, name))]);
+      expect(Buffer.compare(x, y), name).toBe(0);
+    }
   });
 
   it('a run stopped mid-way resumes without redoing finished layers, to the bytes of an uninterrupted run', { timeout: 120_000 }, async () => {
