@@ -10,6 +10,7 @@
         "native/args.cc",
         "native/blas_ops.cc",
         "native/bf16_gemm.cc",
+        "native/mxfp4_gemm.cc",
         "native/bf16_dot.cc",
         "native/amx_bf16.cc",
         "native/small_gemm.cc",

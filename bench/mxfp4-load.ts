@@ -3,7 +3,7 @@
  * nn.Linear layout), from an MXFP4 checkpoint (as gpt-oss is released) and from the BF16 release
  * of the same values.
  *
- *   npx tsx bench/mxfp4-load.ts [--layers 1] [--experts 32] [--hidden 2880] [--width 2880] [--rounds 3] [--engine auto] [--json]
+ *   npx tsx bench/mxfp4-load.ts [--layers 1] [--experts 32] [--hidden 2880] [--width 2880] [--rounds 3] [--steps 20] [--engine auto] [--json]
  *
  * The engine is created first, as the runtime does before it reads weights: the native addon, when
  * it loads, installs the io layer's hooks (large buffers, the BF16 release's transposes).
@@ -21,6 +21,15 @@
  *      reads did before readColumnsBf16);
  *    - bf16 release: the BF16 copy, its slab read and transposed.
  * 3. Prints the median seconds of each and the ratios, per layer.
+ * 4. Products, as a runtime that keeps weights as stored holds the experts (CheckpointWeights with
+ *    bf16Weights): every expert of the first layer held in MXFP4 as the checkpoint stores it
+ *    (Mxfp4SwiGlu) and, from the BF16 release, in BF16 (Bf16SwiGlu); their bytes; then, alternating
+ *    the two, `steps` decoding steps (4 experts drawn at random a step, one row each, gpt-oss's
+ *    top-4) and `steps` prompts (64 rows through each of 4 experts). Prints the median milliseconds
+ *    a step and a prompt, and the ratios. The outputs of the two are compared too: equal bit for
+ *    bit (gemmMxfp4 is gemmBf16 on the decoded matrix). Last, greedy generation from each
+ *    checkpoint as `generate` runs it, weights resident: tokens a second after the first token,
+ *    two runs each, and whether the two give the same tokens.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -30,6 +39,11 @@ import { expertLocation, readExpertBf16, type ExpertTensorReader } from '../src/
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import type { Checkpoint, ExpertMatrixType } from '../src/checkpoint/types.js';
 import { createEngine, parseEngineChoice, type EngineChoice } from '../src/engine/index.js';
+import type { Engine } from '../src/engine/types.js';
+import { CheckpointWeights } from '../src/runtime/checkpoint-weights.js';
+import { generate } from '../src/runtime/generation/generate.js';
+import { Bf16SwiGlu } from '../src/runtime/mlp.js';
+import { Mxfp4SwiGlu } from '../src/runtime/mxfp4-swiglu.js';
 import { ShardedWriter } from '../src/io/sharded.js';
 import { Rng } from '../test/helpers/rng.js';
 
@@ -41,12 +55,13 @@ interface Args {
   hidden: number;
   width: number;
   rounds: number;
+  steps: number;
   engine: EngineChoice;
   json: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { layers: 1, experts: 32, hidden: 2880, width: 2880, rounds: 3, engine: 'auto', json: false };
+  const args: Args = { layers: 1, experts: 32, hidden: 2880, width: 2880, rounds: 3, steps: 20, engine: 'auto', json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const int = () => {
@@ -59,6 +74,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--hidden') args.hidden = int();
     else if (a === '--width') args.width = int();
     else if (a === '--rounds') args.rounds = int();
+    else if (a === '--steps') args.steps = int();
     else if (a === '--engine') args.engine = parseEngineChoice(argv[++i] ?? '');
     else if (a === '--json') args.json = true;
     else throw new Error(`unknown argument ${a}`);
@@ -153,6 +169,63 @@ async function readAll(ckpt: Checkpoint, reader: ExpertTensorReader): Promise<nu
   return (performance.now() - started) / 1000;
 }
 
+/** Part 4 of the file comment: layer 0's experts held both ways, timed alternately. */
+async function timeProducts(a: Args, engine: Engine, mx: Checkpoint, bf: Checkpoint) {
+  const layerOf = async (ckpt: Checkpoint) => {
+    const layer = await new CheckpointWeights(ckpt, { bf16Weights: true }).layer(0);
+    if (layer.mlp.kind !== 'moe') throw new Error('layer 0 is not an MoE layer');
+    const moe = layer.mlp.moe;
+    return Promise.all(Array.from({ length: a.experts }, (_, e) => moe.expert(e)));
+  };
+  const held = { mxfp4: await layerOf(mx), bf16: await layerOf(bf) };
+  if (!held.mxfp4.every((x) => x instanceof Mxfp4SwiGlu) || !held.bf16.every((x) => x instanceof Bf16SwiGlu)) throw new Error('the experts are not held as this part compares them');
+  const bytes = { mxfp4: held.mxfp4.reduce((n, x) => n + (x as Mxfp4SwiGlu).byteLength, 0), bf16: held.bf16.reduce((n, x) => n + (x as Bf16SwiGlu).byteLength, 0) };
+  const rng = new Rng(7);
+  const H = a.hidden;
+  let identical = true;
+  const time = (rows: number) => {
+    const x = Float32Array.from({ length: rows * H }, () => rng.normal());
+    const experts = Array.from({ length: 4 }, () => Math.floor(rng.next() * a.experts));
+    const outs = { mxfp4: new Float32Array(rows * H), bf16: new Float32Array(rows * H) };
+    const ms = { mxfp4: 0, bf16: 0 };
+    for (const way of ['mxfp4', 'bf16'] as const) {
+      const t0 = performance.now();
+      for (const e of experts) held[way][e].forward(engine, x, rows, outs[way]);
+      ms[way] = performance.now() - t0;
+    }
+    if (outs.mxfp4.some((v, i) => !Object.is(v, outs.bf16[i]))) identical = false;
+    return ms;
+  };
+  time(1);
+  time(64);
+  const steps = Array.from({ length: a.steps }, () => time(1));
+  const prompts = Array.from({ length: a.steps }, () => time(64));
+  const med = (xs: Array<{ mxfp4: number; bf16: number }>) => ({ mxfp4: median(xs.map((x) => x.mxfp4)), bf16: median(xs.map((x) => x.bf16)) });
+  // greedy generation, each checkpoint as `generate` runs it (weights kept resident): tokens a
+  // second between the first token and the last, so neither the load nor the prompt counts
+  const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 5) % 1024);
+  const decode = async (ckpt: Checkpoint) => {
+    const tokens: number[] = [];
+    const at: number[] = [];
+    for await (const event of generate(ckpt, engine, prompt, { temperature: 0, maxNewTokens: a.steps + 1, keepWeights: true })) {
+      if (event.type === 'token') {
+        tokens.push(event.token);
+        at.push(performance.now());
+      }
+    }
+    return { tokens, perSecond: (tokens.length - 1) / ((at[at.length - 1] - at[0]) / 1000) };
+  };
+  const gen = { mxfp4: [] as number[], bf16: [] as number[] };
+  let sameTokens = true;
+  for (let r = 0; r < 2; r++) {
+    const [m, b] = [await decode(mx), await decode(bf)];
+    gen.mxfp4.push(m.perSecond);
+    gen.bf16.push(b.perSecond);
+    if (m.tokens.join() !== b.tokens.join()) sameTokens = false;
+  }
+  return { bytes, stepMs: med(steps), promptMs: med(prompts), identical, generateTokensPerSecond: gen, sameTokens };
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const { engine, notice } = await createEngine(a.engine);
@@ -171,6 +244,7 @@ async function main(): Promise<void> {
     const times = new Map<string, number[]>(ways.map(([name]) => [name, []]));
     for (let r = 0; r < a.rounds; r++) for (const [name, ckpt, reader] of ways) times.get(name)!.push(await readAll(ckpt, reader));
     const med = Object.fromEntries([...times].map(([name, t]) => [name, median(t) / a.layers]));
+    const products = await timeProducts(a, engine, mx, bf);
     const result = {
       engine: notice,
       shape: { layers: a.layers, experts: a.experts, hidden: a.hidden, width: a.width },
@@ -179,6 +253,7 @@ async function main(): Promise<void> {
       all: Object.fromEntries(times),
       mxfp4OverSlab: med['mxfp4'] / med['mxfp4 via slab'],
       mxfp4OverBf16: med['mxfp4'] / med['bf16 release'],
+      products,
     };
     if (a.json) console.log(JSON.stringify(result));
     else {
@@ -186,6 +261,13 @@ async function main(): Promise<void> {
       console.log(`experts of ${a.layers} layer(s) of ${a.experts} × ${a.hidden}×${a.width}, read as BF16 (median of ${a.rounds}, seconds a layer):`);
       for (const [name, s] of Object.entries(med)) console.log(`  ${name.padEnd(16)} ${s.toFixed(2)} s`);
       console.log(`  mxfp4 ÷ via slab ${result.mxfp4OverSlab.toFixed(2)}, mxfp4 ÷ bf16 release ${result.mxfp4OverBf16.toFixed(2)}`);
+      const mb = (b: number) => `${(b / 1e6).toFixed(0)} MB`;
+      console.log(`layer 0's experts held: MXFP4 ${mb(products.bytes.mxfp4)}, BF16 ${mb(products.bytes.bf16)} (${(products.bytes.mxfp4 / products.bytes.bf16).toFixed(3)}×)`);
+      console.log(`  decoding step (4 experts × 1 row, median of ${a.steps}): MXFP4 ${products.stepMs.mxfp4.toFixed(1)} ms, BF16 ${products.stepMs.bf16.toFixed(1)} ms (MXFP4 ÷ BF16 ${(products.stepMs.mxfp4 / products.stepMs.bf16).toFixed(2)})`);
+      console.log(`  prompt (4 experts × 64 rows, median of ${a.steps}): MXFP4 ${products.promptMs.mxfp4.toFixed(1)} ms, BF16 ${products.promptMs.bf16.toFixed(1)} ms (MXFP4 ÷ BF16 ${(products.promptMs.mxfp4 / products.promptMs.bf16).toFixed(2)})`);
+      console.log(`  outputs equal bit for bit: ${products.identical}`);
+      const g = products.generateTokensPerSecond;
+      console.log(`  greedy generation (${a.steps} steps, 2 runs each): MXFP4 ${g.mxfp4.map((x) => x.toFixed(2)).join(', ')} tokens/s, BF16 ${g.bf16.map((x) => x.toFixed(2)).join(', ')} tokens/s; same tokens: ${products.sameTokens}`);
     }
   } finally {
     await Promise.all([mx.close(), bf.close()]);

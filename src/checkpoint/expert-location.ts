@@ -7,6 +7,7 @@
  * Shared by every reader and writer of expert matrices (f32 or as stored).
  */
 import { decodeToF32 } from '../io/dtype.js';
+import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import type { ColumnSelection } from '../io/sharded.js';
 import { transposeColumns, type ColumnCut } from '../io/transpose.js';
 import type { ExpertMatrixType, FusedExpertNames, ModelConfig, MoeNames } from './types.js';
@@ -58,6 +59,8 @@ export interface ExpertTensorReader {
   readRowsBf16(name: string, start: number, end: number): Promise<Uint16Array | null>;
   /** a transposed cut of rows decoded directly, where the reader can (TensorSource.readColumnsBf16); null: it cannot */
   readColumnsBf16?(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null>;
+  /** the same cut kept as stored where it is MXFP4 (TensorSource.readColumnsMxfp4); null: it is not */
+  readColumnsMxfp4?(name: string, start: number, end: number, columns: ColumnSelection): Promise<Mxfp4Matrix | null>;
 }
 
 /** The expert matrix at `location` in f32, nn.Linear layout. */
@@ -78,6 +81,15 @@ export async function readExpertBf16(reader: ExpertTensorReader, location: Exper
   const slab = await reader.readRowsBf16(location.tensor, location.rows[0], location.rows[1]);
   if (!slab || !location.columns) return slab;
   return transposeColumns(slab, location.rows[1] - location.rows[0], location.columns, new Uint16Array(location.columns.count * (location.rows[1] - location.rows[0])));
+}
+
+/**
+ * The expert matrix at `location` kept as stored when it is MXFP4 grouped along its inputs: a
+ * transposed cut (gpt-oss's form), whose stored rows are the matrix's rows. null for anything else.
+ */
+export async function readExpertMxfp4(reader: ExpertTensorReader, location: ExpertLocation): Promise<Mxfp4Matrix | null> {
+  if (location.rows === null || !location.columns) return null;
+  return (await reader.readColumnsMxfp4?.(location.tensor, location.rows[0], location.rows[1], location.columns)) ?? null;
 }
 
 /**

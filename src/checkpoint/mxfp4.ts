@@ -27,6 +27,7 @@
  * gpt-oss gate_up slab of 2880 × 5760 in ~40 ms on the development machine).
  */
 import { f32BitsToBf16, type DType } from '../io/dtype.js';
+import { FP4_E2M1_VALUES, type Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import type { ColumnSelection, StoreTensorEntry, TensorStore } from '../io/sharded.js';
 import { DecodingView } from './decoding-view.js';
 
@@ -37,8 +38,7 @@ export interface Mxfp4Quantization {
   modulesToNotConvert: string[];
 }
 
-/** FP4 E2M1 values of the 16 codes (transformers' FP4_VALUES). */
-export const FP4_E2M1_VALUES: readonly number[] = [+0, +0.5, +1, +1.5, +2, +3, +4, +6, -0, -0.5, -1, -1.5, -2, -3, -4, -6];
+export { FP4_E2M1_VALUES } from '../io/mxfp4-matrix.js';
 
 const BLOCKS_SUFFIX = '_blocks';
 const SCALES_SUFFIX = '_scales';
@@ -206,7 +206,7 @@ export class Mxfp4Store extends DecodingView<PackedTensor> {
     const shape = [experts, groups * 32, rows];
     const count = experts * groups * 32 * rows;
     return {
-      entry: { name, dtype: 'BF16', shape, dataOffsets: [...blocks.dataOffsets], byteLength: count * 2, elementCount: count, file: blocks.file },
+      entry: { name, dtype: 'BF16', shape, dataOffsets: [...blocks.dataOffsets], byteLength: count * 2, elementCount: count, file: blocks.file, packed: 'mxfp4' },
       blocksName: blocks.name,
       scalesName: scales.name,
       experts,
@@ -266,6 +266,40 @@ export class Mxfp4Store extends DecodingView<PackedTensor> {
       j0 = j1;
     }
     return out;
+  }
+
+  /**
+   * The same cut of an expert's slab as readColumnsBf16, kept as stored: stored rows first,
+   * first + step, … of expert e, their blocks and scales copied, not decoded (a row is an output
+   * of the presented matrix's transpose, its groups run along the inputs). Null where
+   * readColumnsBf16 would be.
+   */
+  async readColumnsMxfp4(name: string, start: number, end: number, columns: ColumnSelection): Promise<Mxfp4Matrix | null> {
+    const p = this.decoded.get(name);
+    if (!p) return null;
+    this.checkRows(p, start, end);
+    const slab = p.groups * 32;
+    const { first, step, count } = columns;
+    if (start % slab !== 0 || end - start !== slab || !(Number.isInteger(first) && Number.isInteger(step) && Number.isInteger(count)) || first < 0 || step < 1 || count < 1 || first + (count - 1) * step >= p.rows) return null;
+    const e = start / slab;
+    const rowBytes = p.groups * GROUP_BYTES;
+    const memory = this.source(count * (rowBytes + p.groups));
+    const blocksOut = new Uint8Array(memory.buffer, memory.byteOffset, count * rowBytes);
+    const scalesOut = new Uint8Array(memory.buffer, memory.byteOffset + count * rowBytes, count * p.groups);
+    const chunkRows = Math.max(step, Math.floor(CHUNK_BYTES / rowBytes));
+    for (let j0 = 0; j0 < count; ) {
+      const r0 = first + j0 * step;
+      const j1 = Math.min(count, j0 + Math.max(1, Math.floor(chunkRows / step)));
+      const r1 = first + (j1 - 1) * step + 1;
+      const { blocks, scales } = await this.storedRows(p, e, r0, r1);
+      for (let j = j0; j < j1; j++) {
+        const r = (j - j0) * step;
+        blocksOut.set(blocks.subarray(r * rowBytes, (r + 1) * rowBytes), j * rowBytes);
+        scalesOut.set(scales.subarray(r * p.groups, (r + 1) * p.groups), j * p.groups);
+      }
+      j0 = j1;
+    }
+    return { rows: count, cols: slab, blocks: blocksOut, scales: scalesOut };
   }
 
   /**

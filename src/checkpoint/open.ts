@@ -4,7 +4,8 @@
  * builds the layout and checks every expected tensor's presence, shape and dtype, so later code
  * can trust the names and shapes without re-checking.
  */
-import { expertLocation, expertTensorNames, readExpertBf16, readExpertF32, type ExpertLocation } from './expert-location.js';
+import { expertLocation, expertTensorNames, readExpertBf16, readExpertF32, readExpertMxfp4, type ExpertLocation } from './expert-location.js';
+import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TensorStore, type ColumnSelection, type TensorSource } from '../io/sharded.js';
@@ -109,12 +110,26 @@ class OpenedCheckpoint implements Checkpoint {
     return this.store.readColumnsBf16 ? this.store.readColumnsBf16(name, start, end, columns) : null;
   }
 
+  async readColumnsMxfp4(name: string, start: number, end: number, columns: ColumnSelection): Promise<Mxfp4Matrix | null> {
+    return this.store.readColumnsMxfp4 ? this.store.readColumnsMxfp4(name, start, end, columns) : null;
+  }
+
   async readExpert(layer: number, expert: number, type: ExpertMatrixType): Promise<Float32Array> {
     return readExpertF32(this, this.expertLocation(layer, expert, type));
   }
 
   async readExpertBf16(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null> {
     return readExpertBf16(this, this.expertLocation(layer, expert, type));
+  }
+
+  async readExpertMxfp4(layer: number, expert: number, type: ExpertMatrixType): Promise<Mxfp4Matrix | null> {
+    return readExpertMxfp4(this, this.expertLocation(layer, expert, type));
+  }
+
+  mxfp4TensorNames(): Set<string> {
+    // readExpertMxfp4 gives the transposed form's cuts (gpt-oss's), whose stored rows are outputs
+    const names = this.layout.layers.flatMap((l) => (l.moe?.fused?.form === 'transposed-interleaved' ? expertTensorNames(l.moe) : []));
+    return new Set(names.filter((name) => this.store.tensor(name)?.packed === 'mxfp4'));
   }
 
   bf16TensorNames(): Set<string> {

@@ -2,6 +2,7 @@
  * The normalised view of a Hugging Face MoE checkpoint that the runtime, calibration and
  * compression code use. Family-specific key names live only in `src/checkpoint/families/*`.
  */
+import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 import type { MappedFiles } from '../io/file-map.js';
@@ -303,6 +304,14 @@ export interface Checkpoint {
    * readExpert's f32; see ForwardKernels.gemmBf16). null when the tensor has another dtype.
    */
   readExpertBf16?(layer: number, expert: number, type: ExpertMatrixType): Promise<Uint16Array | null>;
+  /**
+   * The same matrix kept as stored when it is MXFP4 with its groups along the matrix's inputs
+   * (gpt-oss's experts: a quarter of the BF16 form's memory; ForwardKernels.gemmMxfp4). null
+   * otherwise: another dtype, or MXFP4 grouped along the outputs.
+   */
+  readExpertMxfp4?(layer: number, expert: number, type: ExpertMatrixType): Promise<Mxfp4Matrix | null>;
+  /** The routed experts' tensors readExpertMxfp4 gives as stored (4.25 bits a value). */
+  mxfp4TensorNames?(): Set<string>;
   /**
    * The routed experts' tensors (for a compressed model: also their factors) that a runtime keeping
    * BF16 weights holds as stored, 2 bytes a value (with readExpertBf16). The runtime adds the

@@ -192,6 +192,15 @@ export interface ForwardKernels {
    * engine's matmul activations 'bf16', a's values are rounded to BF16 first (MatmulActivations).
    */
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number): void;
+  /**
+   * c (m×n) = a·bᵀ + beta·c for a (m×k, f32) and b (n×k) a weight matrix kept in MXFP4 as the
+   * checkpoint stores it (Mxfp4Matrix: `blocks` n × k/2 bytes, `scales` n × k/32; k a multiple of
+   * 32). Each value of b is exact in f32 and in BF16, so the result is that of gemmBf16 on b
+   * decoded to BF16, to the engine's summation order; a quarter of its memory. beta = 0 ignores
+   * c's old contents. At the engine's matmul activations 'bf16', a's values are rounded to BF16
+   * first, as gemmBf16 does.
+   */
+  gemmMxfp4(m: number, n: number, k: number, a: Float32Array, blocks: Uint8Array, scales: Uint8Array, c: Float32Array, beta: number): void;
   /** Copies a rows×cols block: row i from src[srcOffset + i·srcStride …) to dst[dstOffset + i·dstStride …). */
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
   /**

@@ -2,6 +2,7 @@
  * Sharded checkpoints, as Hugging Face lays them out: `model-0000i-of-0000n.safetensors` plus
  * `model.safetensors.index.json` mapping each tensor to its shard, or a lone `model.safetensors`.
  */
+import type { Mxfp4Matrix } from './mxfp4-matrix.js';
 import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -131,8 +132,9 @@ export interface ColumnSelection {
 /**
  * `decoded`: a view presents the tensor decoded from another stored form (FP8 codes and their
  * scales, MXFP4 blocks): every read is a copy, never a view of the file's mapped pages.
+ * `packed: 'mxfp4'`: it is MXFP4 on disk, and readColumnsMxfp4 can give cuts of it as stored.
  */
-export type StoreTensorEntry = TensorEntry & { file: string; decoded?: true };
+export type StoreTensorEntry = TensorEntry & { file: string; decoded?: true; packed?: 'mxfp4' };
 
 /**
  * What readers of a checkpoint's tensors need: TensorStore, or a view over one that presents
@@ -160,6 +162,8 @@ export interface TensorSource {
    * caller reads the rows and transposes them itself.
    */
   readColumnsBf16?(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null>;
+  /** The same cut kept as stored where the tensor is MXFP4 (Mxfp4Matrix, its rows the selected columns); null otherwise. */
+  readColumnsMxfp4?(name: string, start: number, end: number, columns: ColumnSelection): Promise<Mxfp4Matrix | null>;
   /** reads take their memory from `arena` from now on, or their own again with null */
   packInto(arena: TensorArena | null): void;
   /** reads of tensors kept as stored hand out views of the mapped files from now on (SafetensorsFile.mapReads); null where none could be mapped */

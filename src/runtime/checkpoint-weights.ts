@@ -6,6 +6,7 @@
  */
 import type { Checkpoint, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout } from '../checkpoint/types.js';
 import { swiGlu } from './mlp.js';
+import { Mxfp4SwiGlu } from './mxfp4-swiglu.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
 import type { AttentionWeights, ExpertWeights, LayerWeights, MlaAttentionWeights, MoeWeights, WeightProvider } from './weights.js';
 import { ModelInputError, UnsupportedModelError } from './errors.js';
@@ -36,7 +37,8 @@ export function assertRunnable(ckpt: Checkpoint): void {
 
 export interface CheckpointWeightsOptions {
   /**
-   * Weight matrices stored as BF16 stay BF16 in memory: routed experts (Bf16SwiGlu), the attention
+   * Weight matrices stored as BF16 stay BF16 in memory, and routed experts stored as MXFP4
+   * (gpt-oss's) stay MXFP4 (Mxfp4SwiGlu): routed experts (Bf16SwiGlu), the attention
    * projections, dense and shared MLPs, the embedding table and the lm_head. Half the bytes of
    * f32, and decoding's few-row products read half as much (ForwardKernels.gemmBf16, whose
    * widening is exact). Norms, biases and the router stay f32. Default false: every weight widened
@@ -188,9 +190,15 @@ export class CheckpointWeights implements WeightProvider {
     const { hiddenSize, expertIntermediateSize } = this.config;
     const router = await ckpt.readF32(names.router);
     const keepBf16 = this.bf16Weights && ckpt.readExpertBf16 ? ckpt.readExpertBf16.bind(ckpt) : null;
+    const keepMxfp4 = this.bf16Weights && ckpt.readExpertMxfp4 ? ckpt.readExpertMxfp4.bind(ckpt) : null;
     const moe: MoeWeights = {
       router,
       expert: async (e) => {
+        // MXFP4 kept as stored (with bf16Weights) where all three are; a quarter of their BF16 form
+        if (keepMxfp4) {
+          const [gate, up, down] = await Promise.all([keepMxfp4(layout.index, e, 'gate'), keepMxfp4(layout.index, e, 'up'), keepMxfp4(layout.index, e, 'down')]);
+          if (gate && up && down) return new Mxfp4SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
+        }
         // each matrix as held: BF16 kept where stored so (with bf16Weights), any other dtype widened
         const read = async (type: 'gate' | 'up' | 'down') => (keepBf16 ? await keepBf16(layout.index, e, type) : null) ?? ckpt.readExpert(layout.index, e, type);
         const [gate, up, down] = await Promise.all([read('gate'), read('up'), read('down')]);

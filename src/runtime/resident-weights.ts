@@ -7,6 +7,7 @@
  * Only use it when the model fits comfortably in memory: `residentIfFits` falls back to the
  * streaming provider above the byte budget, which keeps large checkpoints layer by layer.
  */
+import { mxfp4Bytes } from '../io/mxfp4-matrix.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { assertTokenIds, bf16HeldTensorNames, type CheckpointWeightsOptions } from './checkpoint-weights.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
@@ -119,17 +120,21 @@ export function residentIfFits(provider: WeightProvider, parameterCount: number,
  * keeping BF16 weights holds as stored (`bf16Weights`: bf16HeldTensorNames, 2 bytes a value, or
  * none with `mapped`: they are then views of the mapped files, the page cache's pages, not the
  * process's own memory; Checkpoint.mapReads). A tensor decoded from FP8 or MXFP4
- * (TensorMeta.decoded) is the process's own copy, mapped or not: 2 bytes a value.
+ * (TensorMeta.decoded) is the process's own copy, mapped or not: 2 bytes a value; MXFP4 experts
+ * the runtime keeps as stored (Checkpoint.mxfp4TensorNames) take 4.25 bits a value.
  */
 export function residentWeightBytes(ckpt: Checkpoint, opts: CheckpointWeightsOptions & { mapped?: boolean } = {}): number {
   const keptBf16 = opts.bf16Weights ? bf16HeldTensorNames(ckpt) : new Set<string>();
+  const keptMxfp4 = opts.bf16Weights && ckpt.mxfp4TensorNames ? ckpt.mxfp4TensorNames() : new Set<string>();
   const keptBytes = opts.mapped ? 0 : 2;
   let bytes = 0;
   for (const name of ckpt.tensorNames()) {
     const meta = ckpt.tensor(name)!;
     const values = meta.shape.reduce((a, b) => a * b, 1);
-    // a tensor decoded from FP8 or MXFP4 is a copy even where the files are mapped
-    bytes += values * (keptBf16.has(name) ? (meta.decoded ? 2 : keptBytes) : 4);
+    // MXFP4 experts kept as stored (copied out of the files: their rows are regrouped by expert
+    // and matrix); a tensor decoded from FP8 or MXFP4 is a copy even where the files are mapped
+    if (keptMxfp4.has(name)) bytes += mxfp4Bytes(1, values);
+    else bytes += values * (keptBf16.has(name) ? (meta.decoded ? 2 : keptBytes) : 4);
   }
   return bytes;
 }

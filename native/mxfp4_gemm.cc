@@ -1,0 +1,231 @@
+// Products against a weight matrix kept in MXFP4, as gpt-oss's checkpoints store their experts:
+// C = A·Bᵀ + beta·C for A m×k in f32 and B n×k as `blocks` (n × k/2 bytes: FP4 E2M1 codes, two a
+// byte, the low nibble first) and `scales` (n × k/32 E8M0 exponents: a value is code × 2^(s − 127)).
+//
+// Why: held as BF16, gpt-oss-20b's experts take 42 GB where the release takes 13; held as stored
+// they take the release's bytes, and a decoding step reads a quarter of the BF16 bytes.
+//
+// How: every value code × 2^(s − 127) is exact in BF16 (a code has at most two significant bits,
+// BF16 has f32's exponent range with subnormals), ±infinity from 2^128 up, zero for a zero code
+// whatever the scale, so the product is gemmBf16's on the matrix decoded to BF16:
+// - up to kSmallRowsMax rows of A (a decoding step), B's rows go a panel at a time (at most
+//   kPanelBytes of BF16, so it stays in L2), each decoded into a buffer of its thread's and
+//   multiplied there by the small-rows BF16 kernel (small_gemm.h). That kernel gives each element
+//   the same sums whatever rows of B come with it, so the result is gemmBf16's small-rows result
+//   bit for bit, on any panel size and thread count (with f32 activations);
+// - more rows: B decoded whole, then gemmBf16's own product on it, bit for bit its result.
+//
+// Decoding: with AVX-512BW one permute of 16-bit lanes turns 32 codes into their BF16 patterns
+// from the group's 16-entry table; elsewhere a lookup a code.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "bf16_gemm.h"
+#include "ops.h"
+#include "row_kernels.h"
+#include "small_gemm.h"
+#include "thread_pool.h"
+#include "vectorize.h"
+
+namespace rfid {
+
+namespace {
+
+/** Values a group shares an exponent with. */
+constexpr int kGroup = 32;
+/** Bytes of BF16 a panel of B decodes to (in L2 while the kernels read it). */
+constexpr size_t kPanelBytes = 256 * 1024;
+
+/** FP4 E2M1 values of the 16 codes (transformers' FP4_VALUES). */
+constexpr float kFp4[16] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+/** At s·16 + code: the BF16 pattern of code × 2^(s − 127) (exact; see the file comment). */
+const uint16_t* PatternTable() {
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(256 * 16);
+    for (int s = 0; s < 256; ++s) {
+      for (int c = 0; c < 16; ++c) {
+        // exact in f64, then in f32 (or ±infinity), whose upper half is then the whole value
+        const float v = static_cast<float>(static_cast<double>(kFp4[c]) * std::ldexp(1.0, s - 127));
+        uint32_t bits;
+        std::memcpy(&bits, &v, sizeof(bits));
+        t[s * 16 + c] = static_cast<uint16_t>(bits >> 16);
+      }
+    }
+    return t;
+  }();
+  return table.data();
+}
+
+/** `rows` rows of B (k values each) decoded to BF16 patterns into out (rows × k). */
+void DecodeRowsScalar(const uint8_t* blocks, const uint8_t* scales, int rows, int k, const uint16_t* table, uint16_t* out) {
+  const int groups = k / kGroup;
+  for (int r = 0; r < rows; ++r) {
+    for (int g = 0; g < groups; ++g) {
+      const uint16_t* t = table + scales[static_cast<size_t>(r) * groups + g] * 16;
+      const uint8_t* b = blocks + (static_cast<size_t>(r) * groups + g) * (kGroup / 2);
+      uint16_t* o = out + static_cast<size_t>(r) * k + g * kGroup;
+      for (int j = 0; j < kGroup / 2; ++j) {
+        o[2 * j] = t[b[j] & 15];
+        o[2 * j + 1] = t[b[j] >> 4];
+      }
+    }
+  }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/** The same, 32 codes a permute: each byte's two nibbles become two adjacent 16-bit indices. */
+__attribute__((target("avx512f,avx512bw"))) void DecodeRowsAvx512(const uint8_t* blocks, const uint8_t* scales, int rows, int k,
+                                                                   const uint16_t* table, uint16_t* out) {
+  const int groups = k / kGroup;
+  const __m512i low = _mm512_set1_epi32(0xF);
+  for (int r = 0; r < rows; ++r) {
+    for (int g = 0; g < groups; ++g) {
+      const uint16_t* t = table + scales[static_cast<size_t>(r) * groups + g] * 16;
+      const uint8_t* b = blocks + (static_cast<size_t>(r) * groups + g) * (kGroup / 2);
+      // the table's 16 patterns in lanes 0-15 (the indices never reach 16-31)
+      const __m512i patterns = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)));
+      const __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+      // dword j = byte j's low nibble (16-bit lane 2j) | its high nibble << 16 (lane 2j + 1)
+      const __m512i idx = _mm512_or_si512(_mm512_and_si512(bytes, low), _mm512_slli_epi32(_mm512_srli_epi32(bytes, 4), 16));
+      _mm512_storeu_si512(out + static_cast<size_t>(r) * k + g * kGroup, _mm512_permutexvar_epi16(idx, patterns));
+    }
+  }
+}
+#endif
+
+void DecodeRows(const uint8_t* blocks, const uint8_t* scales, int rows, int k, uint16_t* out) {
+  const uint16_t* table = PatternTable();
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (SimdLevel() >= Simd::kAvx512) {
+    DecodeRowsAvx512(blocks, scales, rows, k, table, out);
+    return;
+  }
+#endif
+  DecodeRowsScalar(blocks, scales, rows, k, table, out);
+}
+
+/** A Uint8Array argument, viewed without copying. */
+struct ByteArg {
+  const uint8_t* data = nullptr;
+  size_t length = 0;
+};
+
+ByteArg Uint8ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowError(info.Env(), op, std::string(name) + " must be a Uint8Array");
+  }
+  Napi::Uint8Array ta = v.As<Napi::Uint8Array>();
+  return ByteArg{ta.Data(), ta.ElementLength()};
+}
+
+bool Overlap(const void* a, size_t aBytes, const void* b, size_t bBytes) {
+  const char* x = static_cast<const char*>(a);
+  const char* y = static_cast<const char*>(b);
+  return aBytes > 0 && bBytes > 0 && x < y + bBytes && y < x + aBytes;
+}
+
+/** B's rows [j0, j0 + rows) decoded into panel (rows × k), then multiplied into C's columns there. */
+void GemmTransBMxfp4(int m, int n, int k, const float* a, const uint8_t* blocks, const uint8_t* scales, float beta, float* out, int threads,
+                     MatmulActivations activations) {
+  const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelBytes / (2 * static_cast<size_t>(k)))));
+  const int panels = (n + panelRows - 1) / panelRows;
+  const size_t rowBytes = static_cast<size_t>(k) / 2;
+  const size_t rowScales = static_cast<size_t>(k) / kGroup;
+  if (m > kSmallRowsMax) {
+    // A prompt's or a calibration batch's rows: B decoded whole (a panel a thread at a time), then
+    // gemmBf16's own product on it (AMX tiles, the tiled kernels or sgemm's panels, whichever wins
+    // there), so the result is gemmBf16's on the decoded matrix bit for bit. Decoding costs one
+    // pass over B against the product's m passes over its values. The buffer stays with the thread:
+    // a fresh one per call would come back as untouched pages (eig_sym.cc).
+    static thread_local std::vector<uint16_t> whole;
+    if (whole.size() < static_cast<size_t>(n) * k) whole.resize(static_cast<size_t>(n) * k);
+    // the caller's buffer, by pointer: inside the pieces `whole` would name each pool thread's own
+    uint16_t* decoded = whole.data();
+    RunPieces(threads, panels, [&](int u) {
+      const int j0 = u * panelRows;
+      DecodeRows(blocks + j0 * rowBytes, scales + j0 * rowScales, std::min(panelRows, n - j0), k, decoded + static_cast<size_t>(j0) * k);
+    });
+    GemmTransBBf16Along(Bf16PathFor(m, n, k, threads, activations), m, n, k, a, decoded, beta, out, threads, activations);
+    return;
+  }
+  // A decoding step's few rows: each panel decoded into L2 and multiplied there at once, so B is
+  // read from memory once, in MXFP4. With BF16 activations A is rounded first: the products of the
+  // rounded values are exact in f32 either way.
+  std::vector<float> rounded;
+  if (activations == MatmulActivations::kBf16) {
+    const size_t count = static_cast<size_t>(m) * k;
+    std::vector<uint16_t> halves(count);
+    RoundToBf16(reinterpret_cast<const uint32_t*>(a), halves.data(), count);
+    rounded.resize(count);
+    for (size_t i = 0; i < count; ++i) rounded[i] = Bf16Value(halves[i]);
+    a = rounded.data();
+  }
+  auto unit = [&](int u) {
+    // kept with the thread between calls, as bf16_gemm.cc's panels are
+    static thread_local std::vector<uint16_t> panel;
+    if (panel.size() < static_cast<size_t>(panelRows) * k) panel.resize(static_cast<size_t>(panelRows) * k);
+    const int j0 = u * panelRows;
+    const int rows = std::min(panelRows, n - j0);
+    DecodeRows(blocks + j0 * rowBytes, scales + j0 * rowScales, rows, k, panel.data());
+    SmallRowsGemmTransBBf16(m, rows, k, 1.0f, a, k, panel.data(), k, beta, out + j0, n, 1);
+  };
+  RunPieces(threads, panels, unit);
+}
+
+}  // namespace
+
+/**
+ * gemmMxfp4(m, n, k, a, blocks, scales, c, beta, threads, bf16Activations): C (m×n) = A·Bᵀ + beta·C
+ * for A (Float32Array, m×k) and B n×k in MXFP4 (blocks: Uint8Array n × k/2, scales: Uint8Array
+ * n × k/32; k a multiple of 32). beta = 0 ignores C's old contents (NaN included). With
+ * bf16Activations A is rounded to BF16 first, as gemmBf16 rounds it. On at most `threads` threads.
+ */
+Napi::Value JsGemmMxfp4(const Napi::CallbackInfo& info) {
+  const char* op = "gemmMxfp4";
+  Napi::Env env = info.Env();
+  const int m = DimArg(info, 0, op, "m");
+  const int n = DimArg(info, 1, op, "n");
+  const int k = DimArg(info, 2, op, "k");
+  const ArrayArg a = Float32ArrayArg(info, 3, op, "a");
+  const ByteArg blocks = Uint8ArrayArg(info, 4, op, "blocks");
+  const ByteArg scales = Uint8ArrayArg(info, 5, op, "scales");
+  const ArrayArg c = Float32ArrayArg(info, 6, op, "c");
+  const double beta = NumberArg(info, 7, op, "beta");
+  const int threads = DimArg(info, 8, op, "threads");
+  if (threads == 0) ThrowError(env, op, "threads must be at least 1");
+  const bool bf16Activations = BoolArg(info, 9, op, "bf16Activations");
+  if (k % kGroup != 0) ThrowError(env, op, "k must be a multiple of 32 (one exponent a group of 32 values), got " + std::to_string(k));
+  RequireShape(env, op, a, m, k, "m and k: a is m×k");
+  if (blocks.length != static_cast<size_t>(n) * k / 2) {
+    ThrowError(env, op, "blocks holds " + std::to_string(blocks.length) + " values, expected " + std::to_string(static_cast<size_t>(n) * k / 2) + " (check n and k: blocks is n × k/2 bytes)");
+  }
+  if (scales.length != static_cast<size_t>(n) * k / kGroup) {
+    ThrowError(env, op, "scales holds " + std::to_string(scales.length) + " values, expected " + std::to_string(static_cast<size_t>(n) * k / kGroup) + " (check n and k: scales is n × k/32 exponents)");
+  }
+  RequireShape(env, op, c, m, n, "m and n: c is m×n");
+  RequireNoOverlap(env, op, c, a);
+  if (Overlap(c.data, c.bytes(), blocks.data, blocks.length) || Overlap(c.data, c.bytes(), scales.data, scales.length)) {
+    ThrowError(env, op, "c shares memory with b; pass a separate output array");
+  }
+  if (m == 0 || n == 0) return env.Undefined();
+  float* out = c.f32();
+  if (k == 0) {
+    const size_t count = static_cast<size_t>(m) * n;
+    for (size_t i = 0; i < count; ++i) out[i] = beta == 0 ? 0.0f : static_cast<float>(out[i] * beta);
+    return env.Undefined();
+  }
+  GemmTransBMxfp4(m, n, k, a.f32(), blocks.data, scales.data, static_cast<float>(beta), out, threads,
+                  bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
+  return env.Undefined();
+}
+
+}  // namespace rfid
