@@ -16,7 +16,8 @@
 // - more rows: B decoded whole, then gemmBf16's own product on it, bit for bit its result.
 //
 // Decoding: with AVX-512BW one permute of 16-bit lanes turns 32 codes into their BF16 patterns
-// from the group's 16-entry table; elsewhere a lookup a code.
+// from the group's 16-entry table; with AVX2 (SSSE3) byte shuffles look up each pattern's two
+// bytes; at the baseline a lookup a code.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -99,6 +100,52 @@ __attribute__((target("avx512f,avx512bw"))) void DecodeRowsAvx512(const uint8_t*
     }
   }
 }
+
+/** PatternTable's patterns split by byte, per exponent: the 16 low bytes, then the 16 high bytes. */
+const uint8_t* SplitPatternTable() {
+  static const std::vector<uint8_t> table = [] {
+    const uint16_t* patterns = PatternTable();
+    std::vector<uint8_t> t(256 * 32);
+    for (int s = 0; s < 256; ++s) {
+      for (int c = 0; c < 16; ++c) {
+        t[s * 32 + c] = static_cast<uint8_t>(patterns[s * 16 + c] & 0xFF);
+        t[s * 32 + 16 + c] = static_cast<uint8_t>(patterns[s * 16 + c] >> 8);
+      }
+    }
+    return t;
+  }();
+  return table.data();
+}
+
+/**
+ * The same with byte shuffles (SSSE3, which every AVX2 CPU has): a group's 32 codes in code order
+ * as byte indices, each looked up in the low-byte and the high-byte table, the two bytes then
+ * interleaved into 16-bit patterns. ~1.5 values an instruction, where the scalar loop does ~0.5.
+ */
+__attribute__((target("ssse3"))) void DecodeRowsSsse3(const uint8_t* blocks, const uint8_t* scales, int rows, int k, const uint8_t* split,
+                                                      uint16_t* out) {
+  const int groups = k / kGroup;
+  const __m128i low = _mm_set1_epi8(0x0F);
+  for (int r = 0; r < rows; ++r) {
+    for (int g = 0; g < groups; ++g) {
+      const uint8_t* t = split + scales[static_cast<size_t>(r) * groups + g] * 32;
+      const __m128i lowBytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t));
+      const __m128i highBytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks + (static_cast<size_t>(r) * groups + g) * (kGroup / 2)));
+      const __m128i lo = _mm_and_si128(b, low);
+      const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), low);
+      // codes 0-15 and 16-31 of the group: byte j's low nibble, then its high one
+      const __m128i codes[2] = {_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi)};
+      __m128i* o = reinterpret_cast<__m128i*>(out + static_cast<size_t>(r) * k + g * kGroup);
+      for (int h = 0; h < 2; ++h) {
+        const __m128i l = _mm_shuffle_epi8(lowBytes, codes[h]);
+        const __m128i u = _mm_shuffle_epi8(highBytes, codes[h]);
+        _mm_storeu_si128(o + 2 * h, _mm_unpacklo_epi8(l, u));
+        _mm_storeu_si128(o + 2 * h + 1, _mm_unpackhi_epi8(l, u));
+      }
+    }
+  }
+}
 #endif
 
 void DecodeRows(const uint8_t* blocks, const uint8_t* scales, int rows, int k, uint16_t* out) {
@@ -106,6 +153,10 @@ void DecodeRows(const uint8_t* blocks, const uint8_t* scales, int rows, int k, u
 #if defined(__GNUC__) && defined(__x86_64__)
   if (SimdLevel() >= Simd::kAvx512) {
     DecodeRowsAvx512(blocks, scales, rows, k, table, out);
+    return;
+  }
+  if (SimdLevel() >= Simd::kAvx2Fma) {
+    DecodeRowsSsse3(blocks, scales, rows, k, SplitPatternTable(), out);
     return;
   }
 #endif
