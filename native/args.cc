@@ -133,12 +133,16 @@ void RequireSameDType(Napi::Env env, const char* op, const ArrayArg& a, const Ar
 }
 
 void RequireNoOverlap(Napi::Env env, const char* op, const ArrayArg& out, const ArrayArg& in) {
+  RequireNoOverlapWith(env, op, out, in.data, in.bytes(), in.name);
+}
+
+void RequireNoOverlapWith(Napi::Env env, const char* op, const ArrayArg& out, const void* data, size_t bytes, const char* name) {
   const char* o = static_cast<const char*>(out.data);
-  const char* i = static_cast<const char*>(in.data);
-  if (out.bytes() == 0 || in.bytes() == 0) return;
-  if (o < i + in.bytes() && i < o + out.bytes()) {
+  const char* i = static_cast<const char*>(data);
+  if (out.bytes() == 0 || bytes == 0) return;
+  if (o < i + bytes && i < o + out.bytes()) {
     ThrowError(env, op,
-               std::string(out.name) + " shares memory with " + in.name + "; pass a separate output array");
+               std::string(out.name) + " shares memory with " + name + "; pass a separate output array");
   }
 }
 

@@ -54,6 +54,9 @@ void RequireSameDType(Napi::Env env, const char* op, const ArrayArg& a, const Ar
 /** An output must not share memory with an input (BLAS results are undefined then). */
 void RequireNoOverlap(Napi::Env env, const char* op, const ArrayArg& out, const ArrayArg& in);
 
+/** The same for an input given as its bytes (weights of another element type), named `name`. */
+void RequireNoOverlapWith(Napi::Env env, const char* op, const ArrayArg& out, const void* data, size_t bytes, const char* name);
+
 /** Every element finite; LAPACK routines may loop or return garbage on NaN/Inf. */
 void RequireFinite(Napi::Env env, const char* op, const ArrayArg& arr);
 

@@ -264,20 +264,18 @@ Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
   }
   RequireShape(env, op, c, m, n, "m and n: c is m×n");
   RequireNoOverlap(env, op, c, a);
-  const char* bBytes = reinterpret_cast<const char*>(b.data);
-  const char* cBytes = static_cast<const char*>(c.data);
-  if (b.length > 0 && c.length > 0 && cBytes < bBytes + 2 * b.length && bBytes < cBytes + c.bytes()) {
-    ThrowError(env, op, "c shares memory with b; pass a separate output array");
-  }
-  if (m == 0 || n == 0) return env.Undefined();
-  float* out = c.f32();
-  if (k == 0) {
-    const size_t count = static_cast<size_t>(m) * n;
-    for (size_t i = 0; i < count; ++i) out[i] = beta == 0 ? 0.0f : static_cast<float>(out[i] * beta);
-    return env.Undefined();
-  }
-  GemmTransBBf16Along(Bf16PathFor(m, n, k, threads, activations), m, n, k, a.f32(), b.data, static_cast<float>(beta), out, threads, activations);
+  RequireNoOverlapWith(env, op, c, b.data, 2 * b.length, "b");
+  if (EmptyProduct(m, n, k, beta, c.f32())) return env.Undefined();
+  GemmTransBBf16Along(Bf16PathFor(m, n, k, threads, activations), m, n, k, a.f32(), b.data, static_cast<float>(beta), c.f32(), threads, activations);
   return env.Undefined();
+}
+
+bool EmptyProduct(int m, int n, int k, double beta, float* c) {
+  if (m == 0 || n == 0) return true;
+  if (k != 0) return false;
+  const size_t count = static_cast<size_t>(m) * n;
+  for (size_t i = 0; i < count; ++i) c[i] = beta == 0 ? 0.0f : static_cast<float>(c[i] * beta);
+  return true;
 }
 
 }  // namespace rfid

@@ -31,4 +31,10 @@ Bf16Path Bf16PathFor(int m, int n, int k, int threads, MatmulActivations activat
 void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* c, int threads,
                          MatmulActivations activations);
 
+/**
+ * A product with nothing to multiply: C (m×n) = beta·C where k = 0 (beta = 0 clears NaN, as BLAS
+ * does). True when there is nothing more to run (m, n or k zero); false for a real product.
+ */
+bool EmptyProduct(int m, int n, int k, double beta, float* c);
+
 }  // namespace rfid

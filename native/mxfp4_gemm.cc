@@ -178,12 +178,6 @@ ByteArg Uint8ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* 
   return ByteArg{ta.Data(), ta.ElementLength()};
 }
 
-bool Overlap(const void* a, size_t aBytes, const void* b, size_t bBytes) {
-  const char* x = static_cast<const char*>(a);
-  const char* y = static_cast<const char*>(b);
-  return aBytes > 0 && bBytes > 0 && x < y + bBytes && y < x + aBytes;
-}
-
 /** B's rows [j0, j0 + rows) decoded into panel (rows × k), then multiplied into C's columns there. */
 void GemmTransBMxfp4(int m, int n, int k, const float* a, const uint8_t* blocks, const uint8_t* scales, float beta, float* out, int threads,
                      MatmulActivations activations) {
@@ -264,17 +258,10 @@ Napi::Value JsGemmMxfp4(const Napi::CallbackInfo& info) {
   }
   RequireShape(env, op, c, m, n, "m and n: c is m×n");
   RequireNoOverlap(env, op, c, a);
-  if (Overlap(c.data, c.bytes(), blocks.data, blocks.length) || Overlap(c.data, c.bytes(), scales.data, scales.length)) {
-    ThrowError(env, op, "c shares memory with b; pass a separate output array");
-  }
-  if (m == 0 || n == 0) return env.Undefined();
-  float* out = c.f32();
-  if (k == 0) {
-    const size_t count = static_cast<size_t>(m) * n;
-    for (size_t i = 0; i < count; ++i) out[i] = beta == 0 ? 0.0f : static_cast<float>(out[i] * beta);
-    return env.Undefined();
-  }
-  GemmTransBMxfp4(m, n, k, a.f32(), blocks.data, scales.data, static_cast<float>(beta), out, threads,
+  RequireNoOverlapWith(env, op, c, blocks.data, blocks.length, "b");
+  RequireNoOverlapWith(env, op, c, scales.data, scales.length, "b");
+  if (EmptyProduct(m, n, k, beta, c.f32())) return env.Undefined();
+  GemmTransBMxfp4(m, n, k, a.f32(), blocks.data, scales.data, static_cast<float>(beta), c.f32(), threads,
                   bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
   return env.Undefined();
 }

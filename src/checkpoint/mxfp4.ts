@@ -233,73 +233,79 @@ export class Mxfp4Store extends DecodingView<PackedTensor> {
    * ones). Null for any other row range, or for a tensor this view does not decode.
    */
   async readColumnsBf16(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null> {
-    const p = this.decoded.get(name);
-    if (!p) return null;
-    this.checkRows(p, start, end);
-    const slab = p.groups * 32;
-    const { first, step, count } = columns;
-    if (start % slab !== 0 || end - start !== slab || !(Number.isInteger(first) && Number.isInteger(step) && Number.isInteger(count)) || first < 0 || step < 1 || count < 1 || first + (count - 1) * step >= p.rows) return null;
-    const e = start / slab;
     const table = mxfp4PairTable();
-    const rowBytes = p.groups * GROUP_BYTES;
-    const bytes = this.source(count * slab * 2);
-    const out = new Uint16Array(bytes.buffer, bytes.byteOffset, count * slab);
-    // stored rows a chunk at a time (every row of the span is read; those between the selected ones are skipped)
-    const chunkRows = Math.max(step, Math.floor(CHUNK_BYTES / rowBytes));
-    for (let j0 = 0; j0 < count; ) {
-      const r0 = first + j0 * step;
-      const j1 = Math.min(count, j0 + Math.max(1, Math.floor(chunkRows / step)));
-      const r1 = first + (j1 - 1) * step + 1;
-      const { blocks, scales } = await this.storedRows(p, e, r0, r1);
-      for (let j = j0; j < j1; j++) {
-        const r = (j - j0) * step;
-        let o = j * slab;
-        for (let g = 0; g < p.groups; g++) {
-          const base = scales[r * p.groups + g] << 8;
-          for (let at = r * rowBytes + g * GROUP_BYTES, stop = at + GROUP_BYTES; at < stop; at++) {
-            const v = table[base + blocks[at]];
-            out[o++] = v;
-            out[o++] = v >>> 16;
-          }
+    let out: Uint16Array | undefined;
+    const cut = await this.selectedRows(name, start, end, columns, (p, count) => {
+      const bytes = this.source(count * p.groups * 32 * 2);
+      out = new Uint16Array(bytes.buffer, bytes.byteOffset, count * p.groups * 32);
+    }, (p, blocks, scales, r, j) => {
+      const rowBytes = p.groups * GROUP_BYTES;
+      let o = j * p.groups * 32;
+      for (let g = 0; g < p.groups; g++) {
+        const base = scales[r * p.groups + g] << 8;
+        for (let at = r * rowBytes + g * GROUP_BYTES, stop = at + GROUP_BYTES; at < stop; at++) {
+          const v = table[base + blocks[at]];
+          out![o++] = v;
+          out![o++] = v >>> 16;
         }
       }
-      j0 = j1;
-    }
-    return out;
+    });
+    return cut ? out! : null;
   }
 
   /**
-   * The same cut of an expert's slab as readColumnsBf16, kept as stored: stored rows first,
-   * first + step, … of expert e, their blocks and scales copied, not decoded (a row is an output
-   * of the presented matrix's transpose, its groups run along the inputs). Null where
-   * readColumnsBf16 would be.
+   * The same cut kept as stored: the selected stored rows' blocks and scales copied, not decoded
+   * (a row is an output of the presented matrix's transpose, its groups run along the inputs).
+   * Null where readColumnsBf16 would be.
    */
   async readColumnsMxfp4(name: string, start: number, end: number, columns: ColumnSelection): Promise<Mxfp4Matrix | null> {
+    let m: Mxfp4Matrix | undefined;
+    const cut = await this.selectedRows(name, start, end, columns, (p, count) => {
+      const rowBytes = p.groups * GROUP_BYTES;
+      const memory = this.source(count * (rowBytes + p.groups));
+      m = {
+        rows: count,
+        cols: p.groups * 32,
+        blocks: new Uint8Array(memory.buffer, memory.byteOffset, count * rowBytes),
+        scales: new Uint8Array(memory.buffer, memory.byteOffset + count * rowBytes, count * p.groups),
+      };
+    }, (p, blocks, scales, r, j) => {
+      const rowBytes = p.groups * GROUP_BYTES;
+      m!.blocks.set(blocks.subarray(r * rowBytes, (r + 1) * rowBytes), j * rowBytes);
+      m!.scales.set(scales.subarray(r * p.groups, (r + 1) * p.groups), j * p.groups);
+    });
+    return cut ? m! : null;
+  }
+
+  /**
+   * The stored rows a column cut of an expert's slab selects (readColumnsBf16), a chunk at a time:
+   * `begin` once with the count, then `row` for each (its index r in the chunk's blocks and
+   * scales, and j among the selected). Every row of the span is read; those between the selected
+   * ones are skipped. False (nothing called) where the cut is not one expert's slab.
+   */
+  private async selectedRows(
+    name: string, start: number, end: number, columns: ColumnSelection,
+    begin: (p: PackedTensor, count: number) => void,
+    row: (p: PackedTensor, blocks: Uint8Array, scales: Uint8Array, r: number, j: number) => void,
+  ): Promise<boolean> {
     const p = this.decoded.get(name);
-    if (!p) return null;
+    if (!p) return false;
     this.checkRows(p, start, end);
     const slab = p.groups * 32;
     const { first, step, count } = columns;
-    if (start % slab !== 0 || end - start !== slab || !(Number.isInteger(first) && Number.isInteger(step) && Number.isInteger(count)) || first < 0 || step < 1 || count < 1 || first + (count - 1) * step >= p.rows) return null;
+    if (start % slab !== 0 || end - start !== slab || !(Number.isInteger(first) && Number.isInteger(step) && Number.isInteger(count)) || first < 0 || step < 1 || count < 1 || first + (count - 1) * step >= p.rows) return false;
     const e = start / slab;
-    const rowBytes = p.groups * GROUP_BYTES;
-    const memory = this.source(count * (rowBytes + p.groups));
-    const blocksOut = new Uint8Array(memory.buffer, memory.byteOffset, count * rowBytes);
-    const scalesOut = new Uint8Array(memory.buffer, memory.byteOffset + count * rowBytes, count * p.groups);
-    const chunkRows = Math.max(step, Math.floor(CHUNK_BYTES / rowBytes));
+    begin(p, count);
+    const chunkRows = Math.max(step, Math.floor(CHUNK_BYTES / (p.groups * GROUP_BYTES)));
     for (let j0 = 0; j0 < count; ) {
       const r0 = first + j0 * step;
       const j1 = Math.min(count, j0 + Math.max(1, Math.floor(chunkRows / step)));
       const r1 = first + (j1 - 1) * step + 1;
       const { blocks, scales } = await this.storedRows(p, e, r0, r1);
-      for (let j = j0; j < j1; j++) {
-        const r = (j - j0) * step;
-        blocksOut.set(blocks.subarray(r * rowBytes, (r + 1) * rowBytes), j * rowBytes);
-        scalesOut.set(scales.subarray(r * p.groups, (r + 1) * p.groups), j * p.groups);
-      }
+      for (let j = j0; j < j1; j++) row(p, blocks, scales, (j - j0) * step, j);
       j0 = j1;
     }
-    return { rows: count, cols: slab, blocks: blocksOut, scales: scalesOut };
+    return true;
   }
 
   /**

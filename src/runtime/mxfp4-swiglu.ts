@@ -7,7 +7,7 @@
  * block runs it through `forward` or, for gpt-oss's activation, `project`.
  */
 import type { Engine } from '../engine/types.js';
-import { mxfp4Bytes, type Mxfp4Matrix } from '../io/mxfp4-matrix.js';
+import { MXFP4_GROUP, type Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import { scratch } from './numerics.js';
 import type { ExpertWeights } from './weights.js';
 
@@ -24,7 +24,7 @@ export class Mxfp4SwiGlu implements ExpertWeights {
     readonly width: number,
   ) {
     const fits = (m: Mxfp4Matrix, rows: number, cols: number) =>
-      m.rows === rows && m.cols === cols && m.blocks.length === (rows * cols) / 2 && m.scales.length === mxfp4Bytes(rows, cols) - (rows * cols) / 2;
+      m.rows === rows && m.cols === cols && m.blocks.length === (rows * cols) / 2 && m.scales.length === (rows * cols) / MXFP4_GROUP;
     if (!fits(gate, width, hidden) || !fits(up, width, hidden) || !fits(down, hidden, width)) {
       throw new Error(
         `MXFP4 SwiGLU weights do not match hidden ${hidden} × width ${width} (gate ${gate.rows}×${gate.cols}, up ${up.rows}×${up.cols}, down ${down.rows}×${down.cols})`,

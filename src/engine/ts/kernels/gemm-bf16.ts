@@ -51,12 +51,20 @@ export function gemmBf16(
   for (let j = 0; j < n; j++) {
     const base = j * k;
     for (let p = 0; p < k; p++) bits[p] = b[base + p] << 16;
-    for (let i = 0; i < m; i++) {
-      const ai = i * k;
-      let sum = 0;
-      for (let p = 0; p < k; p++) sum += a[ai + p] * row[p];
-      const at = i * n + j;
-      c[at] = beta === 0 ? sum : sum + beta * c[at];
-    }
+    rowsTimesWeightRow(m, n, k, a, row, j, c, beta);
+  }
+}
+
+/**
+ * Column j of c (m×n) = a (m×k) · row (one row of b, widened) + beta·c's: each sum in f64, rounded
+ * to f32 once. What the TypeScript products against weights kept as stored share.
+ */
+export function rowsTimesWeightRow(m: number, n: number, k: number, a: Float32Array, row: Float32Array, j: number, c: Float32Array, beta: number): void {
+  for (let i = 0; i < m; i++) {
+    const ai = i * k;
+    let sum = 0;
+    for (let p = 0; p < k; p++) sum += a[ai + p] * row[p];
+    const at = i * n + j;
+    c[at] = beta === 0 ? sum : sum + beta * c[at];
   }
 }

@@ -8,7 +8,7 @@
 import { mxfp4ValueTable, MXFP4_GROUP } from '../../../io/mxfp4-matrix.js';
 import { EngineError, type MatmulActivations } from '../../types.js';
 import { checkDims, checkFloat32, sharesMemory } from './check.js';
-import { roundedToBf16 } from './gemm-bf16.js';
+import { roundedToBf16, rowsTimesWeightRow } from './gemm-bf16.js';
 
 /** The checks the native addon makes too. */
 function checkGemmMxfp4(op: string, m: number, n: number, k: number, a: unknown, blocks: unknown, scales: unknown, c: unknown, beta: number): void {
@@ -48,12 +48,6 @@ export function gemmMxfp4(
         row[p + 1] = table[base + (byte >>> 4)];
       }
     }
-    for (let i = 0; i < m; i++) {
-      const ai = i * k;
-      let sum = 0;
-      for (let p = 0; p < k; p++) sum += a[ai + p] * row[p];
-      const at = i * n + j;
-      c[at] = beta === 0 ? sum : sum + beta * c[at];
-    }
+    rowsTimesWeightRow(m, n, k, a, row, j, c, beta);
   }
 }
