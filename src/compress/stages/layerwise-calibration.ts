@@ -79,8 +79,12 @@ export class LayerwiseCalibration {
   private readonly source: CheckpointWeights;
   /** hidden states entering layer `next`, or (after `observe`) after its attention half */
   private readonly x: Float32Array;
-  /** the MoE / MLP input of the observed layer */
-  private readonly normed: Float32Array;
+  /**
+   * the MoE / MLP input of the observed layer: kept from `observe` to `advance` on compressed
+   * inputs; on original inputs `observe` runs the whole layer and drops it, so the factorisation
+   * between the two does not hold it (samples × seqLen × hidden × 4 bytes, 512 MiB at 128 × 512 × 2048)
+   */
+  private normedRows: Float32Array | null = null;
   private readonly lastMoe: number;
   private readonly counts = new Map<number, { tokens: number; topK: number; counts: number[] }>();
   private next = 0;
@@ -94,7 +98,6 @@ export class LayerwiseCalibration {
     this.ctx = decoderContext(engine, ckpt.config, batchFromSequences(windows));
     this.source = new CheckpointWeights(ckpt, manyRowsWeights(engine));
     this.x = x;
-    this.normed = new Float32Array(x.length);
     this.lastMoe = ckpt.layout.layers.reduce((last, l, i) => (l.kind === 'moe' ? i : last), -1);
   }
 
@@ -102,6 +105,11 @@ export class LayerwiseCalibration {
     if (a.grams) await checkRoomForGrams(a.grams.scratch, gramBytes(a.ckpt, 1), 'free space there, or compress into a directory on a larger disk');
     const x = await embedTokens(new CheckpointWeights(a.ckpt), a.ckpt.config, batchFromSequences(a.windows).ids);
     return new LayerwiseCalibration(a, x);
+  }
+
+  private get normed(): Float32Array {
+    this.normedRows ??= new Float32Array(this.x.length);
+    return this.normedRows;
   }
 
   /** Layers after the last MoE layer cannot change any statistic: nothing is run for them. */
@@ -132,7 +140,10 @@ export class LayerwiseCalibration {
     attentionStep(this.ctx, layer, weights, this.x, this.normed);
     this.observed = true;
     if (weights.mlp.kind !== 'moe') {
-      if (this.a.inputs === 'original') await mlpStep(this.ctx, layer, weights, this.x, this.normed);
+      if (this.a.inputs === 'original') {
+        await mlpStep(this.ctx, layer, weights, this.x, this.normed);
+        this.normedRows = null;
+      }
       return {};
     }
     const counter = new RoutingCounter(ckpt.config.numExperts);
@@ -146,8 +157,10 @@ export class LayerwiseCalibration {
     const grams = sink && this.a.grams ? new GramObserver(engine, ckpt.config.hiddenSize, sink, this.a.grams.weighting) : undefined;
     const observer = combineObservers(counter, grams);
     // original inputs: the MLP half with the source weights, as the one pass over every layer runs it
-    if (this.a.inputs === 'original') await mlpStep(this.ctx, layer, weights, this.x, this.normed, observer);
-    else await observeMoeInputs(engine, ckpt.config, layer, weights.mlp.moe, this.normed, this.ctx.batch.ids.length, observer);
+    if (this.a.inputs === 'original') {
+      await mlpStep(this.ctx, layer, weights, this.x, this.normed, observer);
+      this.normedRows = null;
+    } else await observeMoeInputs(engine, ckpt.config, layer, weights.mlp.moe, this.normed, this.ctx.batch.ids.length, observer);
     await sink?.finish();
     return { counts: this.record(layer, counter), ...(gramsDir ? { gramsDir } : {}) };
   }
