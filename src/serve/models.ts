@@ -38,7 +38,7 @@ export interface ServedModel {
   id: string;
   dir: string;
   kind: 'original' | 'compressed-factored' | 'compressed-dense';
-  /** bytes of the weights once loaded (f32, routed experts BF16 where kept so), materialised experts included */
+  /** bytes of the weights once loaded (f32; BF16, and gpt-oss's MXFP4 experts, where kept as stored), materialised experts included */
   estimatedBytes: number;
   /** bytes of the stored tensors on disk */
   diskBytes: number;

@@ -21,11 +21,10 @@ import { CheckpointWeights } from '../../src/runtime/checkpoint-weights.js';
 import { runDecoder } from '../../src/runtime/layerwise.js';
 import { Mxfp4SwiGlu } from '../../src/runtime/mxfp4-swiglu.js';
 import { residentWeightBytes } from '../../src/runtime/resident-weights.js';
-import { editConfig, rewriteModelFile } from '../checkpoint/rewrite.js';
 import { makeScratch } from '../checkpoint/tmp-dirs.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { decodeMxfp4 } from '../helpers/mxfp4-gemm-check.js';
-import { Rng } from '../helpers/rng.js';
+import { rewriteExpertsAsMxfp4 } from '../helpers/mxfp4-fixture.js';
 
 const H = 64;
 const I = 32;
@@ -42,22 +41,8 @@ function decodedView(c: Checkpoint): Checkpoint {
 beforeAll(async () => {
   scratch = await makeScratch('mxfp4-experts');
   const { dir } = await makeTinyCheckpoint(path.join(scratch.dir, 'gpt-oss'), 'gpt_oss', { seed: 41, hiddenSize: H, expertIntermediateSize: I, numExperts: E, topK: 2, dtype: 'BF16' });
-  // its experts as the release stores them: gate_up [E, H, 2I] from blocks [E, 2I, H/32, 16], down [E, I, H] from [E, H, I/32, 16]
-  const rng = new Rng(5);
-  await rewriteModelFile(dir, (ts) =>
-    ts.flatMap((t) => {
-      if (!/experts\.(gate_up|down)_proj$/.test(t.name)) return [t];
-      const [experts, cols, rows] = t.shape;
-      const groups = cols / 32;
-      return [
-        { name: `${t.name}_blocks`, dtype: 'U8' as const, shape: [experts, rows, groups, 16], data: Uint8Array.from({ length: experts * rows * groups * 16 }, () => Math.floor(rng.next() * 256)) },
-        { name: `${t.name}_scales`, dtype: 'U8' as const, shape: [experts, rows, groups], data: Uint8Array.from({ length: experts * rows * groups }, () => 117 + Math.floor(rng.next() * 8)) },
-      ];
-    }),
-  );
-  await editConfig(dir, (c) => {
-    c.quantization_config = { quant_method: 'mxfp4', modules_to_not_convert: ['model.layers.*.self_attn', 'lm_head'] };
-  });
+  // its experts as the release stores them
+  await rewriteExpertsAsMxfp4(dir, 5);
   ckpt = await openCheckpoint(dir);
 }, 60_000);
 

@@ -3,7 +3,8 @@
  * one-call SwiGLU kernel's), over weights the server holds (BF16 as stored, mapped where the
  * native addon maps files) and, for its factored form, over factors. Several prompts decoded
  * together in one server batch give each prompt's greedy tokens from the single-sequence
- * `generate`, the path test/hf/families.test.ts holds to transformers' generate().
+ * `generate`, the path test/hf/families.test.ts holds to transformers' generate(). Its MXFP4 form,
+ * as gpt-oss is released, is served with the experts as stored, and counted so.
  */
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import { generateAll } from '../../src/runtime/generation/generate.js';
 import { inspectServedModel, ModelStore, type LoadedHandle } from '../../src/serve/models.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { rewriteExpertsAsMxfp4 } from '../helpers/mxfp4-fixture.js';
 import { TINY_DIR } from './helpers.js';
 
 const PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [40, 7, 33], [60, 61, 62, 63, 9, 12]];
@@ -24,7 +26,7 @@ const NEW_TOKENS = 12;
 
 let engine: Engine;
 let tmp: Awaited<ReturnType<typeof tempDir>>;
-const dirs = { original: '', factored: '' };
+const dirs = { original: '', factored: '', mxfp4: '' };
 
 /** Every prompt submitted at once, so that the server decodes them in one batch. */
 async function together(handle: LoadedHandle): Promise<number[][]> {
@@ -43,11 +45,15 @@ describe('gpt-oss served', () => {
     tmp = await tempDir('gpt-oss-served');
     dirs.original = path.join(tmp.dir, 'original');
     dirs.factored = path.join(tmp.dir, 'factored');
+    dirs.mxfp4 = path.join(tmp.dir, 'mxfp4');
     // BF16 as released models are read (MXFP4 experts are read as BF16); a window of 5 on layer 0, so the prompts cross it
     await makeTinyCheckpoint(dirs.original, 'gpt_oss', { seed: 31, hiddenSize: 64, expertIntermediateSize: 32, numExperts: 8, topK: 2, dtype: 'BF16' });
     const original = await openCheckpoint(dirs.original);
     await compress(original, { retain: 0.6, groupSize: 2 }, { out: dirs.factored, stats: syntheticStats(original, 256, 5), engine, evaluation: false });
     await original.close();
+    // as gpt-oss is released: its experts in MXFP4, which the server holds as stored
+    await makeTinyCheckpoint(dirs.mxfp4, 'gpt_oss', { seed: 31, hiddenSize: 64, expertIntermediateSize: 32, numExperts: 8, topK: 2, dtype: 'BF16' });
+    await rewriteExpertsAsMxfp4(dirs.mxfp4, 9);
     for (const dir of Object.values(dirs)) for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TINY_DIR, f), path.join(dir, f));
   }, 120_000);
   afterAll(async () => {
@@ -55,7 +61,7 @@ describe('gpt-oss served', () => {
     engine?.dispose();
   });
 
-  for (const which of ['original', 'factored'] as const) {
+  for (const which of ['original', 'factored', 'mxfp4'] as const) {
     it(`${which}: prompts decoded together give each prompt's own greedy tokens`, async () => {
       const dir = dirs[which];
       const model = await openModel(dir);
@@ -69,6 +75,14 @@ describe('gpt-oss served', () => {
       // the factored form keeps its experts factored here; then with its hottest made dense, as a server does by default
       for (const materialiseExperts of which === 'factored' ? [false, true] : [true]) {
         const served = await inspectServedModel({ id: 'm', dir }, 2 ** 30, { materialiseExperts });
+        if (which === 'mxfp4') {
+          // counted at the experts' stored size: 4.25 bits a value where BF16 takes 16
+          const ckpt = await openCheckpoint(dir);
+          const expertValues = ckpt.config.numLayers * 8 * 3 * 64 * 32;
+          await ckpt.close();
+          const bf16Held = await inspectServedModel({ id: 'm', dir: dirs.original }, 2 ** 30, { materialiseExperts });
+          expect(bf16Held.estimatedBytes - served.estimatedBytes).toBe(2 * expertValues - (expertValues * 17) / 32);
+        }
         const store = new ModelStore(new Map([['m', served]]), { engine, maxBatchSize: PROMPTS.length });
         const { handle } = await store.load('m');
         try {
