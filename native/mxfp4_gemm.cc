@@ -178,7 +178,7 @@ ByteArg Uint8ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* 
   return ByteArg{ta.Data(), ta.ElementLength()};
 }
 
-/** B's rows [j0, j0 + rows) decoded into panel (rows × k), then multiplied into C's columns there. */
+/** C (m×n) = A·Bᵀ + beta·C for B n×k in MXFP4, along the two paths of the file comment, on up to `threads` threads. */
 void GemmTransBMxfp4(int m, int n, int k, const float* a, const uint8_t* blocks, const uint8_t* scales, float beta, float* out, int threads,
                      MatmulActivations activations) {
   const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelBytes / (2 * static_cast<size_t>(k)))));
