@@ -19,7 +19,9 @@
  *      (Mxfp4Store.readColumnsBf16: the gate is the even rows of gate_up, the up the odd ones);
  *    - mxfp4 via slab: the same files through the presented [H, 2I] slab, transposed back (what
  *      reads did before readColumnsBf16);
- *    - bf16 release: the BF16 copy, its slab read and transposed.
+ *    - bf16 release: the BF16 copy, its slab read and transposed;
+ *    and, fourth, as a runtime that keeps weights as stored reads them: MXFP4 as stored, each
+ *    matrix's stored rows copied out (Checkpoint.readExpertMxfp4), nothing decoded.
  * 3. Prints the median seconds of each and the ratios, per layer.
  * 4. Products, as a runtime that keeps weights as stored holds the experts (CheckpointWeights with
  *    bf16Weights): every expert of the first layer held in MXFP4 as the checkpoint stores it
@@ -35,7 +37,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expertLocation, readExpertBf16, type ExpertTensorReader } from '../src/checkpoint/expert-location.js';
+import { expertLocation, readExpertBf16, readExpertMxfp4, type ExpertTensorReader } from '../src/checkpoint/expert-location.js';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import type { Checkpoint, ExpertMatrixType } from '../src/checkpoint/types.js';
 import { createEngine, parseEngineChoice, type EngineChoice } from '../src/engine/index.js';
@@ -156,13 +158,23 @@ async function prepare(a: Args, dir: string): Promise<{ mxfp4: string; bf16: str
   return { mxfp4, bf16 };
 }
 
-/** Every expert matrix of the checkpoint as BF16, through `reader` (a checkpoint, or one without its direct column reads). */
-async function readAll(ckpt: Checkpoint, reader: ExpertTensorReader): Promise<number> {
+/**
+ * Every expert matrix of the checkpoint as BF16, through `reader` (a checkpoint, or one without its
+ * direct column reads), or with `asStored` kept in MXFP4 (Checkpoint.readExpertMxfp4).
+ */
+async function readAll(ckpt: Checkpoint, reader: ExpertTensorReader, asStored = false): Promise<number> {
   const started = performance.now();
   let values = 0;
   for (const layer of ckpt.layout.layers) {
     for (let e = 0; e < ckpt.config.numExperts; e++) {
-      for (const type of ['gate', 'up', 'down'] as ExpertMatrixType[]) values += (await readExpertBf16(reader, expertLocation(layer.moe!, ckpt.config, e, type)!))!.length;
+      for (const type of ['gate', 'up', 'down'] as ExpertMatrixType[]) {
+        const location = expertLocation(layer.moe!, ckpt.config, e, type)!;
+        if (!asStored) values += (await readExpertBf16(reader, location))!.length;
+        else {
+          const m = (await readExpertMxfp4(reader, location))!;
+          values += m.rows * m.cols;
+        }
+      }
     }
   }
   if (values !== ckpt.layout.layers.length * ckpt.config.numExperts * 3 * ckpt.config.hiddenSize * ckpt.config.expertIntermediateSize) throw new Error('an expert read came back short');
@@ -235,14 +247,15 @@ async function main(): Promise<void> {
   try {
     // the checkpoint's readers without readColumnsBf16: each matrix through the presented slab
     const viaSlab: ExpertTensorReader = { readF32: (n) => mx.readF32(n), readRowsF32: (n, s, e) => mx.readRowsF32(n, s, e), readBf16: (n) => mx.readBf16!(n), readRowsBf16: (n, s, e) => mx.readRowsBf16!(n, s, e) };
-    const ways: Array<[string, Checkpoint, ExpertTensorReader]> = [
-      ['mxfp4', mx, mx as unknown as ExpertTensorReader],
-      ['mxfp4 via slab', mx, viaSlab],
-      ['bf16 release', bf, bf as unknown as ExpertTensorReader],
+    const ways: Array<[string, Checkpoint, ExpertTensorReader, boolean]> = [
+      ['mxfp4', mx, mx as unknown as ExpertTensorReader, false],
+      ['mxfp4 via slab', mx, viaSlab, false],
+      ['bf16 release', bf, bf as unknown as ExpertTensorReader, false],
+      ['mxfp4 as stored', mx, mx as unknown as ExpertTensorReader, true],
     ];
-    for (const [, ckpt, reader] of ways) await readAll(ckpt, reader);
+    for (const [, ckpt, reader, asStored] of ways) await readAll(ckpt, reader, asStored);
     const times = new Map<string, number[]>(ways.map(([name]) => [name, []]));
-    for (let r = 0; r < a.rounds; r++) for (const [name, ckpt, reader] of ways) times.get(name)!.push(await readAll(ckpt, reader));
+    for (let r = 0; r < a.rounds; r++) for (const [name, ckpt, reader, asStored] of ways) times.get(name)!.push(await readAll(ckpt, reader, asStored));
     const med = Object.fromEntries([...times].map(([name, t]) => [name, median(t) / a.layers]));
     const products = await timeProducts(a, engine, mx, bf);
     const result = {

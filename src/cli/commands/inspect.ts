@@ -115,7 +115,7 @@ export function formatCheckpoint(d: CheckpointDescription): string {
             ] as [string, string],
           ]
         : []),
-      ...(d.mxfp4 ? [['quantization', 'MXFP4 (…_blocks of FP4 codes with …_scales, one exponent per 32 values); generate and serve keep experts stored transposed (gpt-oss\'s) as stored, everything else is dequantised to BF16 as read'] as [string, string]] : []),
+      ...(d.mxfp4 ? [['quantization', 'MXFP4 (…_blocks of FP4 codes with …_scales, one exponent per 32 values); experts stored transposed (gpt-oss\'s) are kept as stored where weights are (generate, serve), and otherwise dequantised to BF16 as read'] as [string, string]] : []),
       ['shards', `${d.shardCount} (${d.files.join(', ')})`],
     ]),
     '',
