@@ -141,6 +141,32 @@ describe('routing statistics', () => {
     await expect(readGramFile(damaged)).rejects.toThrow(/"gram" has shape \[3, 4\].*not square/);
   });
 
+  it('the triangle unpacks to the whole matrix at sizes across the mirror\'s tiles of 64, and from values not 8-byte aligned in the file', async () => {
+    for (const h of [1, 63, 64, 65, 130, 200]) {
+      const gram = new Float64Array(h * h);
+      for (let i = 0; i < h; i++) for (let j = i; j < h; j++) gram[i * h + j] = gram[j * h + i] = Math.sin(i * 7.1 + j * 3.3) + i - j;
+      const file = path.join(work, `tiles-${h}.gram.safetensors`);
+      await writeGramFile(file, gram, h, {});
+      expect(readGramFileSync(file).data, `hidden ${h}`).toEqual(gram);
+    }
+    // a header whose length is not a multiple of 8 (the format allows it): the values are copied out
+    const h = 5;
+    const gram = Float64Array.from({ length: h * h }, (_, k) => Math.min(k % h, Math.floor(k / h)) * 10 + Math.max(k % h, Math.floor(k / h)));
+    const upper = Float64Array.from({ length: 15 }, (_, k) => {
+      let i = 0;
+      let at = k;
+      while (at >= h - i) at -= h - i++;
+      return gram[i * h + i + at];
+    });
+    const header = Buffer.from(JSON.stringify({ gram_upper: { dtype: 'F64', shape: [15], data_offsets: [0, 120] } }) + ' ');
+    expect(header.length % 8).not.toBe(0);
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(header.length));
+    const odd = path.join(work, 'unaligned.gram.safetensors');
+    writeFileSync(odd, Buffer.concat([length, header, Buffer.from(upper.buffer)]));
+    expect(readGramFileSync(odd).data).toEqual(gram);
+  });
+
   it('a Gram directory has no manifest between its first file and finish(): a stale one is removed, the new one written after the files', async () => {
     const dir = path.join(work, 'grams-manifest');
     mkdirSync(dir, { recursive: true });
