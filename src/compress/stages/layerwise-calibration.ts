@@ -10,9 +10,9 @@
  *  'original'    the original model's activations, the same statistics as one pass over every
  *                layer (collectRoutingStats) gives, bit for bit: the same steps on the same batch.
  *                The one pass has to keep every layer's Gram matrices until the last layer is
- *                factorised: 2 × hidden² × 4 bytes per expert and layer, 96 GiB for
- *                Qwen3-30B-A3B's 48 layers of 128 experts (hidden 2048) even stored as triangles;
- *                layer by layer that is one layer's, 2 GiB.
+ *                factorised: hidden·(hidden + 1)/2 f64 values per expert and layer (the stored
+ *                triangle, 16 MiB at hidden 2048), 96 GiB for Qwen3-30B-A3B's 48 layers of 128
+ *                experts; layer by layer that is one layer's, 2 GiB.
  *
  * The calibration windows' hidden states (rows × hidden f32, rows = samples × seqLen) are carried
  * from layer to layer; only one decoder layer's weights are read at a time. Per layer:
