@@ -81,30 +81,35 @@ ArrayArg Float32ArrayArg(const Napi::CallbackInfo& info, size_t index, const cha
   return FloatArrayArg(info, index, op, name);
 }
 
-HalfArg Uint16ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+namespace {
+
+/** An argument that must be the typed array of T (`what`: "a Uint16Array"), viewed as Out without copying. */
+template <typename Out, typename T>
+Out TypedArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name, napi_typedarray_type type, const char* what) {
   Napi::Value v = Arg(info, index);
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) {
-    ThrowError(info.Env(), op, std::string(name) + " must be a Uint16Array");
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    ThrowError(info.Env(), op, std::string(name) + " must be " + what);
   }
-  Napi::Uint16Array ta = v.As<Napi::Uint16Array>();
-  HalfArg out;
+  Napi::TypedArrayOf<T> ta = v.As<Napi::TypedArrayOf<T>>();
+  Out out;
   out.name = name;
   out.length = ta.ElementLength();
   out.data = ta.Data();
   return out;
 }
 
+}  // namespace
+
+HalfArg Uint16ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  return TypedArg<HalfArg, uint16_t>(info, index, op, name, napi_uint16_array, "a Uint16Array");
+}
+
+ByteArg Uint8ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
+  return TypedArg<ByteArg, uint8_t>(info, index, op, name, napi_uint8_array, "a Uint8Array");
+}
+
 IndexArg Int32ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
-  Napi::Value v = Arg(info, index);
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
-    ThrowError(info.Env(), op, std::string(name) + " must be an Int32Array");
-  }
-  Napi::Int32Array ta = v.As<Napi::Int32Array>();
-  IndexArg out;
-  out.name = name;
-  out.length = ta.ElementLength();
-  out.data = ta.Data();
-  return out;
+  return TypedArg<IndexArg, int32_t>(info, index, op, name, napi_int32_array, "an Int32Array");
 }
 
 void RequireAtLeast(Napi::Env env, const char* op, const char* name, size_t length, size_t needed, const char* hint) {

@@ -86,6 +86,14 @@ struct HalfArg {
 };
 HalfArg Uint16ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
 
+/** A Uint8Array argument (MXFP4 weights kept as stored), viewed without copying. */
+struct ByteArg {
+  const uint8_t* data = nullptr;
+  size_t length = 0;
+  const char* name = "";
+};
+ByteArg Uint8ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name);
+
 /** The array must hold at least `needed` elements; `hint` names the dimensions to check. */
 void RequireAtLeast(Napi::Env env, const char* op, const char* name, size_t length, size_t needed, const char* hint);
 

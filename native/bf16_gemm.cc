@@ -155,7 +155,8 @@ const uint16_t* PackedRows(int m, int k, const float* a) {
   return rows;
 }
 
-/** A's rows rounded to BF16 and widened back to f32 (exact) in this thread's buffer, rows k apart. */
+}  // namespace
+
 const float* RoundedRows(int m, int k, const float* a) {
   const size_t count = static_cast<size_t>(m) * k;
   if (roundedRows.size() < count) roundedRows.resize(count);
@@ -163,8 +164,6 @@ const float* RoundedRows(int m, int k, const float* a) {
   for (int r = 0; r < m; ++r) WidenBf16(packed + static_cast<size_t>(r) * PaddedRow(k), roundedRows.data() + static_cast<size_t>(r) * k, k);
   return roundedRows.data();
 }
-
-}  // namespace
 
 void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, const uint16_t* b, float beta, float* out, int threads,
                          MatmulActivations activations) {

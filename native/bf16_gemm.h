@@ -32,6 +32,13 @@ void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, con
                          MatmulActivations activations);
 
 /**
+ * A's rows (m × k, f32) rounded to BF16 and widened back to f32 (exact), rows k apart, in this
+ * thread's buffer: valid until this thread's next call (what the f32 kernels multiply with BF16
+ * activations).
+ */
+const float* RoundedRows(int m, int k, const float* a);
+
+/**
  * A product with nothing to multiply: C (m×n) = beta·C where k = 0 (beta = 0 clears NaN, as BLAS
  * does). True when there is nothing more to run (m, n or k zero); false for a real product.
  */

@@ -30,7 +30,6 @@
 #include "args.h"
 #include "bf16_gemm.h"
 #include "ops.h"
-#include "row_kernels.h"
 #include "small_gemm.h"
 #include "thread_pool.h"
 #include "vectorize.h"
@@ -163,21 +162,6 @@ void DecodeRows(const uint8_t* blocks, const uint8_t* scales, int rows, int k, u
   DecodeRowsScalar(blocks, scales, rows, k, table, out);
 }
 
-/** A Uint8Array argument, viewed without copying. */
-struct ByteArg {
-  const uint8_t* data = nullptr;
-  size_t length = 0;
-};
-
-ByteArg Uint8ArrayArg(const Napi::CallbackInfo& info, size_t index, const char* op, const char* name) {
-  Napi::Value v = info.Length() > index ? info[index] : info.Env().Undefined();
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowError(info.Env(), op, std::string(name) + " must be a Uint8Array");
-  }
-  Napi::Uint8Array ta = v.As<Napi::Uint8Array>();
-  return ByteArg{ta.Data(), ta.ElementLength()};
-}
-
 /** C (m×n) = A·Bᵀ + beta·C for B n×k in MXFP4, along the two paths of the file comment, on up to `threads` threads. */
 void GemmTransBMxfp4(int m, int n, int k, const float* a, const uint8_t* blocks, const uint8_t* scales, float beta, float* out, int threads,
                      MatmulActivations activations) {
@@ -203,17 +187,9 @@ void GemmTransBMxfp4(int m, int n, int k, const float* a, const uint8_t* blocks,
     return;
   }
   // A decoding step's few rows: each panel decoded into L2 and multiplied there at once, so B is
-  // read from memory once, in MXFP4. With BF16 activations A is rounded first: the products of the
-  // rounded values are exact in f32 either way.
-  std::vector<float> rounded;
-  if (activations == MatmulActivations::kBf16) {
-    const size_t count = static_cast<size_t>(m) * k;
-    std::vector<uint16_t> halves(count);
-    RoundToBf16(reinterpret_cast<const uint32_t*>(a), halves.data(), count);
-    rounded.resize(count);
-    for (size_t i = 0; i < count; ++i) rounded[i] = Bf16Value(halves[i]);
-    a = rounded.data();
-  }
+  // read from memory once, in MXFP4. With BF16 activations A is rounded first, as gemmBf16 rounds
+  // it for the f32 kernels: the products of the rounded values are exact in f32 either way.
+  if (activations == MatmulActivations::kBf16) a = RoundedRows(m, k, a);
   auto unit = [&](int u) {
     // kept with the thread between calls, as bf16_gemm.cc's panels are
     static thread_local std::vector<uint16_t> panel;

@@ -27,7 +27,7 @@
  * gpt-oss gate_up slab of 2880 × 5760 in ~40 ms on the development machine).
  */
 import { f32BitsToBf16, type DType } from '../io/dtype.js';
-import { FP4_E2M1_VALUES, type Mxfp4Matrix } from '../io/mxfp4-matrix.js';
+import { mxfp4ValueTable, type Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import type { ColumnSelection, StoreTensorEntry, TensorStore } from '../io/sharded.js';
 import { DecodingView } from './decoding-view.js';
 
@@ -68,21 +68,16 @@ let pairTable: Uint32Array | undefined;
 /**
  * For every scale s and byte b, at s·256 + b: the BF16 patterns of its two values, the low
  * nibble's in the low half: lut[b & 15] × 2^(s − 127) | lut[b >> 4] × 2^(s − 127) << 16.
- * The product is exact in f64, rounded to f32 (overflow: ±infinity) and then to BF16 (exact).
+ * The values are mxfp4ValueTable's (exact in f32, or ±infinity), whose BF16 patterns are their
+ * upper halves (rounding to BF16 leaves them as they are).
  */
 export function mxfp4PairTable(): Uint32Array {
   if (pairTable) return pairTable;
   const table = new Uint32Array(256 * 256);
-  const f = new Float32Array(1);
-  const bits = new Uint32Array(f.buffer);
-  const bf16 = (v: number): number => {
-    f[0] = v;
-    return f32BitsToBf16(bits[0]);
-  };
+  const bits = new Uint32Array(mxfp4ValueTable().buffer);
   const values = new Uint16Array(16);
   for (let s = 0; s < 256; s++) {
-    const scale = 2 ** (s - 127);
-    for (let n = 0; n < 16; n++) values[n] = bf16(FP4_E2M1_VALUES[n] * scale);
+    for (let n = 0; n < 16; n++) values[n] = f32BitsToBf16(bits[s * 16 + n]);
     for (let b = 0; b < 256; b++) table[s * 256 + b] = (values[b & 15] | (values[b >>> 4] << 16)) >>> 0;
   }
   pairTable = table;

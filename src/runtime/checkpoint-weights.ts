@@ -52,6 +52,8 @@ export class CheckpointWeights implements WeightProvider {
   private embedCache: Weights | null = null;
   private headCache: Weights | null = null;
   readonly bf16Weights: boolean;
+  /** the routed-expert tensors held in MXFP4 as stored (Checkpoint.mxfp4TensorNames; residentWeightBytes counts the same) */
+  private readonly mxfp4Held: ReadonlySet<string>;
 
   constructor(
     readonly checkpoint: Checkpoint,
@@ -59,6 +61,7 @@ export class CheckpointWeights implements WeightProvider {
   ) {
     assertRunnable(checkpoint);
     this.bf16Weights = opts.bf16Weights ?? false;
+    this.mxfp4Held = this.bf16Weights && checkpoint.readExpertMxfp4 && checkpoint.mxfp4TensorNames ? checkpoint.mxfp4TensorNames() : new Set();
   }
 
   get config() {
@@ -190,11 +193,11 @@ export class CheckpointWeights implements WeightProvider {
     const { hiddenSize, expertIntermediateSize } = this.config;
     const router = await ckpt.readF32(names.router);
     const keepBf16 = this.bf16Weights && ckpt.readExpertBf16 ? ckpt.readExpertBf16.bind(ckpt) : null;
-    const keepMxfp4 = this.bf16Weights && ckpt.readExpertMxfp4 ? ckpt.readExpertMxfp4.bind(ckpt) : null;
+    // MXFP4 kept as stored (with bf16Weights) where the layer's experts are so: a quarter of their BF16 form
+    const keepMxfp4 = names.fused && this.mxfp4Held.has(names.fused.gateUp) && this.mxfp4Held.has(names.fused.down) ? ckpt.readExpertMxfp4!.bind(ckpt) : null;
     const moe: MoeWeights = {
       router,
       expert: async (e) => {
-        // MXFP4 kept as stored (with bf16Weights) where all three are; a quarter of their BF16 form
         if (keepMxfp4) {
           const [gate, up, down] = await Promise.all([keepMxfp4(layout.index, e, 'gate'), keepMxfp4(layout.index, e, 'up'), keepMxfp4(layout.index, e, 'down')]);
           if (gate && up && down) return new Mxfp4SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);

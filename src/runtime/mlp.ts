@@ -44,15 +44,26 @@ export class SwiGlu<W extends Weights = Weights> implements ExpertWeights {
   }
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
-    const { hidden, width } = this;
-    // synchronous from here to the end: the shared scratch buffers cannot be reused meanwhile
-    const g = scratch('swiglu-gate', rows * width);
-    const u = scratch('swiglu-up', rows * width);
-    productTransB(engine, rows, width, hidden, x, this.gate, g);
-    productTransB(engine, rows, width, hidden, x, this.up, u);
-    engine.kernels.siluMul(rows * width, g, u);
-    productTransB(engine, rows, hidden, width, g, this.down, out);
+    swiGluForward(this, engine, x, rows, out);
   }
+}
+
+/**
+ * out = down(silu(gate(x)) ⊙ up(x)) through an expert's own projections, whatever form it holds
+ * its matrices in (SwiGlu, Mxfp4SwiGlu).
+ */
+export function swiGluForward(
+  expert: { readonly width: number; project(engine: Engine, which: 'gate' | 'up' | 'down', x: Float32Array, rows: number, out: Float32Array): void },
+  engine: Engine, x: Float32Array, rows: number, out: Float32Array,
+): void {
+  const { width } = expert;
+  // synchronous from here to the end: the shared scratch buffers cannot be reused meanwhile
+  const g = scratch('swiglu-gate', rows * width);
+  const u = scratch('swiglu-up', rows * width);
+  expert.project(engine, 'gate', x, rows, g);
+  expert.project(engine, 'up', x, rows, u);
+  engine.kernels.siluMul(rows * width, g, u);
+  expert.project(engine, 'down', g, rows, out);
 }
 
 /** The three matrices in f32. */

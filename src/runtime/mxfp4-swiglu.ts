@@ -8,7 +8,7 @@
  */
 import type { Engine } from '../engine/types.js';
 import { MXFP4_GROUP, type Mxfp4Matrix } from '../io/mxfp4-matrix.js';
-import { scratch } from './numerics.js';
+import { swiGluForward } from './mlp.js';
 import type { ExpertWeights } from './weights.js';
 
 export class Mxfp4SwiGlu implements ExpertWeights {
@@ -43,13 +43,6 @@ export class Mxfp4SwiGlu implements ExpertWeights {
   }
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
-    const { width } = this;
-    // synchronous from here to the end: the shared scratch buffers cannot be reused meanwhile
-    const g = scratch('swiglu-gate', rows * width);
-    const u = scratch('swiglu-up', rows * width);
-    this.project(engine, 'gate', x, rows, g);
-    this.project(engine, 'up', x, rows, u);
-    engine.kernels.siluMul(rows * width, g, u);
-    this.project(engine, 'down', g, rows, out);
+    swiGluForward(this, engine, x, rows, out);
   }
 }
