@@ -11,6 +11,8 @@
         "native/blas_ops.cc",
         "native/bf16_gemm.cc",
         "native/mxfp4_gemm.cc",
+        "native/fp8_gemm.cc",
+        "native/decoded_gemm.cc",
         "native/bf16_dot.cc",
         "native/amx_bf16.cc",
         "native/small_gemm.cc",

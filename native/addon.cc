@@ -87,8 +87,9 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * 9: AMX's many-rows product takes A's rows in blocks (revision 8 held 12 bytes a value of A at
  * once with f32 activations: 3 GiB for a calibration batch of 65536 rows of 4096).
  * 10: gemmMxfp4 (products against MXFP4 experts kept as stored).
+ * 11: gemmFp8 (products against FP8 experts kept as stored).
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 10); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 11); }
 
 }  // namespace
 }  // namespace rfid
@@ -136,6 +137,7 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("addTileResidual", Napi::Function::New(env, JsAddTileResidual, "addTileResidual"));
   exports.Set("gemmBf16", Napi::Function::New(env, JsGemmBf16, "gemmBf16"));
   exports.Set("gemmMxfp4", Napi::Function::New(env, JsGemmMxfp4, "gemmMxfp4"));
+  exports.Set("gemmFp8", Napi::Function::New(env, JsGemmFp8, "gemmFp8"));
   exports.Set("transposeColumns", Napi::Function::New(env, JsTransposeColumns, "transposeColumns"));
   return exports;
 }

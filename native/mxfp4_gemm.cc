@@ -29,9 +29,8 @@
 
 #include "args.h"
 #include "bf16_gemm.h"
+#include "decoded_gemm.h"
 #include "ops.h"
-#include "small_gemm.h"
-#include "thread_pool.h"
 #include "vectorize.h"
 
 namespace rfid {
@@ -40,8 +39,6 @@ namespace {
 
 /** Values a group shares an exponent with. */
 constexpr int kGroup = 32;
-/** Bytes of BF16 a panel of B decodes to (in L2 while the kernels read it). */
-constexpr size_t kPanelBytes = 256 * 1024;
 
 /** FP4 E2M1 values of the 16 codes (transformers' FP4_VALUES). */
 constexpr float kFp4[16] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
@@ -162,46 +159,6 @@ void DecodeRows(const uint8_t* blocks, const uint8_t* scales, int rows, int k, u
   DecodeRowsScalar(blocks, scales, rows, k, table, out);
 }
 
-/** C (m×n) = A·Bᵀ + beta·C for B n×k in MXFP4, along the two paths of the file comment, on up to `threads` threads. */
-void GemmTransBMxfp4(int m, int n, int k, const float* a, const uint8_t* blocks, const uint8_t* scales, float beta, float* out, int threads,
-                     MatmulActivations activations) {
-  const int panelRows = static_cast<int>(std::max<size_t>(1, std::min<size_t>(n, kPanelBytes / (2 * static_cast<size_t>(k)))));
-  const int panels = (n + panelRows - 1) / panelRows;
-  const size_t rowBytes = static_cast<size_t>(k) / 2;
-  const size_t rowScales = static_cast<size_t>(k) / kGroup;
-  if (m > kSmallRowsMax) {
-    // A prompt's or a calibration batch's rows: B decoded whole (a panel a thread at a time), then
-    // gemmBf16's own product on it (AMX tiles, the tiled kernels or sgemm's panels, whichever wins
-    // there), so the result is gemmBf16's on the decoded matrix bit for bit. Decoding costs one
-    // pass over B against the product's m passes over its values. The buffer stays with the thread:
-    // a fresh one per call would come back as untouched pages (eig_sym.cc).
-    static thread_local std::vector<uint16_t> whole;
-    if (whole.size() < static_cast<size_t>(n) * k) whole.resize(static_cast<size_t>(n) * k);
-    // the caller's buffer, by pointer: inside the pieces `whole` would name each pool thread's own
-    uint16_t* decoded = whole.data();
-    RunPieces(threads, panels, [&](int u) {
-      const int j0 = u * panelRows;
-      DecodeRows(blocks + j0 * rowBytes, scales + j0 * rowScales, std::min(panelRows, n - j0), k, decoded + static_cast<size_t>(j0) * k);
-    });
-    GemmTransBBf16Along(Bf16PathFor(m, n, k, threads, activations), m, n, k, a, decoded, beta, out, threads, activations);
-    return;
-  }
-  // A decoding step's few rows: each panel decoded into L2 and multiplied there at once, so B is
-  // read from memory once, in MXFP4. With BF16 activations A is rounded first, as gemmBf16 rounds
-  // it for the f32 kernels: the products of the rounded values are exact in f32 either way.
-  if (activations == MatmulActivations::kBf16) a = RoundedRows(m, k, a);
-  auto unit = [&](int u) {
-    // kept with the thread between calls, as bf16_gemm.cc's panels are
-    static thread_local std::vector<uint16_t> panel;
-    if (panel.size() < static_cast<size_t>(panelRows) * k) panel.resize(static_cast<size_t>(panelRows) * k);
-    const int j0 = u * panelRows;
-    const int rows = std::min(panelRows, n - j0);
-    DecodeRows(blocks + j0 * rowBytes, scales + j0 * rowScales, rows, k, panel.data());
-    SmallRowsGemmTransBBf16(m, rows, k, 1.0f, a, k, panel.data(), k, beta, out + j0, n, 1);
-  };
-  RunPieces(threads, panels, unit);
-}
-
 }  // namespace
 
 /**
@@ -237,8 +194,13 @@ Napi::Value JsGemmMxfp4(const Napi::CallbackInfo& info) {
   RequireNoOverlapWith(env, op, c, blocks.data, blocks.length, "b");
   RequireNoOverlapWith(env, op, c, scales.data, scales.length, "b");
   if (EmptyProduct(m, n, k, beta, c.f32())) return env.Undefined();
-  GemmTransBMxfp4(m, n, k, a.f32(), blocks.data, scales.data, static_cast<float>(beta), c.f32(), threads,
-                  bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
+  const uint8_t* codes = blocks.data;
+  const uint8_t* exponents = scales.data;
+  const size_t rowBytes = static_cast<size_t>(k) / 2;
+  const size_t rowScales = static_cast<size_t>(k) / kGroup;
+  GemmTransBDecoded(
+      m, n, k, a.f32(), [=](int j0, int rows, uint16_t* out) { DecodeRows(codes + j0 * rowBytes, exponents + j0 * rowScales, rows, k, out); },
+      static_cast<float>(beta), c.f32(), threads, bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
   return env.Undefined();
 }
 

@@ -59,6 +59,7 @@ Napi::Value JsAddTileResidual(const Napi::CallbackInfo& info);
 void AddTileResidual(int d, int p, int q, const float* eta, const float* x, int rows, float* out);
 Napi::Value JsGemmBf16(const Napi::CallbackInfo& info);
 Napi::Value JsGemmMxfp4(const Napi::CallbackInfo& info);
+Napi::Value JsGemmFp8(const Napi::CallbackInfo& info);
 
 // transpose.cc
 Napi::Value JsTransposeColumns(const Napi::CallbackInfo& info);

@@ -52,6 +52,7 @@ interface NativeBinding {
   transposeColumns(slab: Uint16Array | Float32Array, rows: number, width: number, first: number, step: number, count: number, out: Uint16Array | Float32Array): void;
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number, bf16Activations: boolean): void;
   gemmMxfp4(m: number, n: number, k: number, a: Float32Array, blocks: Uint8Array, scales: Uint8Array, c: Float32Array, beta: number, threads: number, bf16Activations: boolean): void;
+  gemmFp8(m: number, n: number, k: number, a: Float32Array, codes: Uint8Array, scales: Float32Array, group: number, c: Float32Array, beta: number, threads: number, bf16Activations: boolean): void;
   setThreads(threads: number): void;
   mapLargeAllocations(bytes: number): boolean;
   /** an ArrayBuffer of `bytes` in memory advised to use huge pages; null where unavailable */
@@ -111,7 +112,7 @@ interface NativeBinding {
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 10;
+export const KERNEL_REVISION = 11;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -173,7 +174,7 @@ let loaded: { binding: NativeBinding; coretype: CoretypeDecision } | undefined;
 const BINDING_FUNCTIONS: ReadonlyArray<keyof NativeBinding> = [
   'info', 'kernelRevision', 'setThreads', 'mapLargeAllocations', 'hugePageBuffer', 'mapFile', 'populatePages', 'dropPages', 'gemm', 'syrk', 'solveTriangular', 'cholesky', 'eigSym', 'eigSymTop', 'svd', 'svdTop',
   'singularValues', 'svdRandomized', 'gaussian', 'causalSoftmax', 'logitStats', 'argmaxRows', 'rmsNorm', 'siluMul', 'rope', 'addInto', 'gatherRows',
-  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'byteTableRows', 'addTileResidual', 'gemmBf16', 'gemmMxfp4', 'transposeColumns',
+  'scatterAddRows', 'copyBlock', 'causalAttention', 'cachedAttention', 'swiGluExperts', 'widenBf16', 'roundToBf16', 'byteTableRows', 'addTileResidual', 'gemmBf16', 'gemmMxfp4', 'gemmFp8', 'transposeColumns',
 ];
 
 /** The functions the engine needs that `binding` does not export (empty when it is current). */
@@ -327,6 +328,7 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number, acti
     addTileResidual: (d, p, q, eta, x, rows, out) => guard(() => b.addTileResidual(d, p, q, eta, x, rows, out)),
     gemmBf16: (m, n, k, a, w, c, beta) => guard(() => b.gemmBf16(m, n, k, a, w, c, beta, threads, bf16)),
     gemmMxfp4: (m, n, k, a, blocks, scales, c, beta) => guard(() => b.gemmMxfp4(m, n, k, a, blocks, scales, c, beta, threads, bf16)),
+    gemmFp8: (m, n, k, a, codes, scales, group, c, beta) => guard(() => b.gemmFp8(m, n, k, a, codes, scales, group, c, beta, threads, bf16)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
     // sinks are checked here as the ts kernel checks them (the addon checks them again)
     causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks) => {

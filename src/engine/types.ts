@@ -201,6 +201,15 @@ export interface ForwardKernels {
    * first, as gemmBf16 does.
    */
   gemmMxfp4(m: number, n: number, k: number, a: Float32Array, blocks: Uint8Array, scales: Uint8Array, c: Float32Array, beta: number): void;
+  /**
+   * c (m×n) = a·bᵀ + beta·c for a (m×k, f32) and b (n×k) a weight matrix kept in FP8 as the
+   * checkpoint stores it (Fp8Matrix: `codes` n×k E4M3 codes, `scales` n × ⌈k / group⌉ f32, one a
+   * group of `group` values along a row). Each value of b is code × scale in f32 rounded to BF16,
+   * the checkpoint's decoded form, so the result is that of gemmBf16 on b decoded, to the engine's
+   * summation order; half its memory. beta = 0 ignores c's old contents. At the engine's matmul
+   * activations 'bf16', a's values are rounded to BF16 first, as gemmBf16 does.
+   */
+  gemmFp8(m: number, n: number, k: number, a: Float32Array, codes: Uint8Array, scales: Float32Array, group: number, c: Float32Array, beta: number): void;
   /** Copies a rows×cols block: row i from src[srcOffset + i·srcStride …) to dst[dstOffset + i·dstStride …). */
   copyBlock(rows: number, cols: number, src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number): void;
   /**

@@ -31,7 +31,7 @@ export interface CappedRun {
 }
 
 /**
- * Runs `check(engine, ...shape)` over every shape of `shapes` (both exported by `helper`, a path
+ * Runs `check(engine, ...shape)` over every shape (an array of numbers) of `shapes` (both exported by `helper`, a path
  * from the repository root) on a native engine capped at `level` with the given matmul
  * activations, in a child process, with `env` added to its environment.
  */
@@ -40,7 +40,7 @@ export function runCappedCheck(level: string, helper: string, shapes: string, ch
     import { createEngine } from './src/engine/index.ts';
     import { ${shapes}, ${check} } from './${helper}';
     const { engine } = await createEngine('native', { threads: 1, matmulActivations: '${activations}' });
-    const failures = ${shapes}.flatMap(([m, n, k]) => ${check}(engine, m, n, k));
+    const failures = ${shapes}.flatMap((shape) => ${check}(engine, ...shape));
     console.log(JSON.stringify({ describe: engine.describe(), failures: failures.slice(0, 5), count: failures.length }));`;
   const proc = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], {
     cwd: repo, encoding: 'utf8', env: { ...process.env, ...env, RFID_MOE_NATIVE_SIMD: level },
