@@ -105,8 +105,8 @@ export function withFiniteChecks<T extends Checkpoint>(ckpt: T): T {
           return v;
         };
       }
-      // MXFP4 kept as stored is not decoded, so not checked: a checked read decodes it (readExpertBf16)
-      if (prop === 'readExpertMxfp4') return undefined;
+      // MXFP4 or FP8 kept as stored is not decoded, so not checked: a checked read decodes it (readExpertBf16)
+      if (prop === 'readExpertMxfp4' || prop === 'readExpertFp8') return undefined;
       if (prop === 'readExpertBf16' && target.readExpertBf16) {
         const read = target.readExpertBf16.bind(target);
         return async (layer: number, expert: number, type: 'gate' | 'up' | 'down') => {

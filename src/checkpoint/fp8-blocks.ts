@@ -25,6 +25,7 @@
  */
 import { byteFloatValues, decodeToF32, f32BitsToBf16, type ByteTableDType, type DType } from '../io/dtype.js';
 import { byteTableRows } from '../io/byte-tables.js';
+import { fp8Groups, type Fp8Matrix } from '../io/fp8-matrix.js';
 import type { StoreTensorEntry, TensorStore } from '../io/sharded.js';
 import { CheckpointError } from './errors.js';
 import { DecodingView } from './decoding-view.js';
@@ -164,7 +165,7 @@ export class Fp8BlockStore extends DecodingView<QuantizedTensor> {
       );
     const count = weight.elementCount;
     return {
-      entry: { ...weight, dtype: 'BF16', byteLength: count * 2 },
+      entry: { ...weight, dtype: 'BF16', byteLength: count * 2, ...(weight.dtype === 'F8_E4M3' ? { packed: 'fp8' as const, fp8Group: Math.min(blockCols, cols) } : {}) },
       scaleName: scale.name,
       scaleDtype: scale.dtype,
       rows,
@@ -229,6 +230,30 @@ export class Fp8BlockStore extends DecodingView<QuantizedTensor> {
         r = runEnd;
       }
     }
+  }
+
+  /**
+   * Rows [start, end) of an E4M3 weight's 2-D view kept as stored (Fp8Matrix): its codes (a view of
+   * the mapped file where mapped) and each row's scales along it, from the block grid; null for a
+   * tensor this view does not decode or another FP8 dtype. Multiplying by it (gemmFp8) gives what
+   * multiplying by these rows decoded gives.
+   */
+  async readRowsFp8(name: string, start: number, end: number): Promise<Fp8Matrix | null> {
+    const q = this.decoded.get(name);
+    if (!q || this.inner.tensor(name)?.dtype !== 'F8_E4M3') return null;
+    this.checkRows(q, start, end);
+    const grid = await this.readScales(q);
+    const group = q.entry.fp8Group!;
+    const groups = fp8Groups(q.cols, group);
+    const memory = this.source((end - start) * groups * 4);
+    const scales = new Float32Array(memory.buffer, memory.byteOffset, (end - start) * groups);
+    for (let r = start; r < end; r++) {
+      const inMatrix = r % q.rows;
+      const at = (Math.floor(r / q.rows) * q.gridRows + Math.floor(inMatrix / q.blockRows)) * q.gridCols;
+      scales.set(grid.subarray(at, at + groups), (r - start) * groups);
+    }
+    const codes = await this.inner.readRowsKept(name, start, end);
+    return { rows: end - start, cols: q.cols, codes, scales, group };
   }
 
   private async readScales(q: QuantizedTensor): Promise<Float32Array> {

@@ -5,9 +5,11 @@
  * can trust the names and shapes without re-checking.
  */
 import { expertLocation, expertTensorNames, readExpertBf16, readExpertF32, readExpertMxfp4, type ExpertLocation } from './expert-location.js';
+import type { Fp8Matrix } from '../io/fp8-matrix.js';
 import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { rowView } from '../io/safetensors-reader.js';
 import { TensorStore, type ColumnSelection, type TensorSource } from '../io/sharded.js';
 import { Fp8BlockStore, fp8BlockQuantization } from './fp8-blocks.js';
 import { Mxfp4Store, mxfp4Quantization } from './mxfp4.js';
@@ -87,7 +89,7 @@ class OpenedCheckpoint implements Checkpoint {
   tensor(name: string): TensorMeta | undefined {
     const info = this.store.tensor(name);
     if (!info) return undefined;
-    return { name: info.name, dtype: info.dtype, shape: [...info.shape], file: info.file, byteLength: info.byteLength, ...(info.decoded ? { decoded: true as const } : {}) };
+    return { name: info.name, dtype: info.dtype, shape: [...info.shape], file: info.file, byteLength: info.byteLength, ...(info.decoded ? { decoded: true as const } : {}), ...(info.fp8Group ? { fp8Group: info.fp8Group } : {}) };
   }
 
   async readF32(name: string): Promise<Float32Array> {
@@ -124,6 +126,21 @@ class OpenedCheckpoint implements Checkpoint {
 
   async readExpertMxfp4(layer: number, expert: number, type: ExpertMatrixType): Promise<Mxfp4Matrix | null> {
     return readExpertMxfp4(this, this.expertLocation(layer, expert, type));
+  }
+
+  async readExpertFp8(layer: number, expert: number, type: ExpertMatrixType): Promise<Fp8Matrix | null> {
+    const at = this.expertLocation(layer, expert, type);
+    // a transposed cut's stored rows are the matrix's inputs, not its rows
+    if (at.columns || !this.store.readRowsFp8) return null;
+    const meta = this.store.tensor(at.tensor);
+    if (meta?.packed !== 'fp8') return null;
+    const [start, end] = at.rows ?? [0, rowView(meta).rows];
+    return this.store.readRowsFp8(at.tensor, start, end);
+  }
+
+  fp8TensorNames(): Set<string> {
+    const names = this.layout.layers.flatMap((l) => (l.moe && l.moe.fused?.form !== 'transposed-interleaved' ? expertTensorNames(l.moe) : []));
+    return new Set(names.filter((name) => this.store.tensor(name)?.packed === 'fp8'));
   }
 
   mxfp4TensorNames(): Set<string> {

@@ -2,6 +2,7 @@
  * The normalised view of a Hugging Face MoE checkpoint that the runtime, calibration and
  * compression code use. Family-specific key names live only in `src/checkpoint/families/*`.
  */
+import type { Fp8Matrix } from '../io/fp8-matrix.js';
 import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
@@ -275,6 +276,8 @@ export interface TensorMeta {
   byteLength: number;
   /** presented decoded from another stored form (FP8 with its scales, MXFP4): reads are copies, never views of the mapped file */
   decoded?: true;
+  /** FP8 codes with scales on disk that readExpertFp8 can keep as stored: values of a row sharing one scale */
+  fp8Group?: number;
 }
 
 export interface Checkpoint {
@@ -312,6 +315,14 @@ export interface Checkpoint {
   readExpertMxfp4?(layer: number, expert: number, type: ExpertMatrixType): Promise<Mxfp4Matrix | null>;
   /** The routed experts' tensors readExpertMxfp4 gives as stored (4.25 bits a value). */
   mxfp4TensorNames?(): Set<string>;
+  /**
+   * The same matrix kept as stored when it is FP8 (E4M3 codes with block scales: DeepSeek-V3's and
+   * the Qwen3 "-FP8" releases' experts, half the BF16 form's memory; ForwardKernels.gemmFp8). null
+   * otherwise: another dtype, or a transposed cut (gpt-oss's form).
+   */
+  readExpertFp8?(layer: number, expert: number, type: ExpertMatrixType): Promise<Fp8Matrix | null>;
+  /** The routed experts' tensors readExpertFp8 gives as stored (a byte a value, and a scale a group of a row). */
+  fp8TensorNames?(): Set<string>;
   /**
    * The routed experts' tensors (for a compressed model: also their factors) that a runtime keeping
    * BF16 weights holds as stored, 2 bytes a value (with readExpertBf16). The runtime adds the

@@ -365,6 +365,16 @@ export class SafetensorsFile {
   }
 
   /**
+   * Rows [start, end) of the tensor's 2-D view as stored, to be kept (FP8 codes held as the
+   * checkpoint stores them): a read-only view of the mapped file where it is mapped (mapReads),
+   * else a buffer from this file's read source (the shared arena after packInto).
+   */
+  async readRowsKept(name: string, start: number, end: number): Promise<Uint8Array> {
+    const { position, rowBytes } = this.rowSlice(name, start, end);
+    return this.mappedView(position, (end - start) * rowBytes, 1) ?? readExactly(this.handle, (end - start) * rowBytes, position, this.path, name, this.source);
+  }
+
+  /**
    * Where rows [start, end) of the tensor's 2-D view begin in the file, and the bytes of a row;
    * throws SafetensorsError for rows outside the view or a packed sub-byte dtype (whose rows may
    * start mid-byte).

@@ -2,6 +2,7 @@
  * Sharded checkpoints, as Hugging Face lays them out: `model-0000i-of-0000n.safetensors` plus
  * `model.safetensors.index.json` mapping each tensor to its shard, or a lone `model.safetensors`.
  */
+import type { Fp8Matrix } from './fp8-matrix.js';
 import type { Mxfp4Matrix } from './mxfp4-matrix.js';
 import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -132,9 +133,11 @@ export interface ColumnSelection {
 /**
  * `decoded`: a view presents the tensor decoded from another stored form (FP8 codes and their
  * scales, MXFP4 blocks): every read is a copy, never a view of the file's mapped pages.
- * `packed: 'mxfp4'`: it is MXFP4 on disk, and readColumnsMxfp4 can give cuts of it as stored.
+ * `packed: 'mxfp4'`: it is MXFP4 on disk, and readColumnsMxfp4 can give cuts of it as stored;
+ * `packed: 'fp8'`: it is E4M3 codes with scales on disk, and readRowsFp8 can give rows of it as
+ * stored, with a scale every `fp8Group` values of a row (Fp8Matrix.group).
  */
-export type StoreTensorEntry = TensorEntry & { file: string; decoded?: true; packed?: 'mxfp4' };
+export type StoreTensorEntry = TensorEntry & { file: string; decoded?: true; packed?: 'mxfp4' | 'fp8'; fp8Group?: number };
 
 /**
  * What readers of a checkpoint's tensors need: TensorStore, or a view over one that presents
@@ -164,6 +167,8 @@ export interface TensorSource {
   readColumnsBf16?(name: string, start: number, end: number, columns: ColumnSelection): Promise<Uint16Array | null>;
   /** The same cut kept as stored where the tensor is MXFP4 (Mxfp4Matrix, its rows the selected columns); null otherwise. */
   readColumnsMxfp4?(name: string, start: number, end: number, columns: ColumnSelection): Promise<Mxfp4Matrix | null>;
+  /** Rows [start, end) of the 2-D view kept as stored where the tensor is FP8 (Fp8Matrix); null otherwise. */
+  readRowsFp8?(name: string, start: number, end: number): Promise<Fp8Matrix | null>;
   /** reads take their memory from `arena` from now on, or their own again with null */
   packInto(arena: TensorArena | null): void;
   /** reads of tensors kept as stored hand out views of the mapped files from now on (SafetensorsFile.mapReads); null where none could be mapped */
@@ -276,6 +281,11 @@ export class TensorStore implements TensorSource {
   /** Rows [start, end) of the 2-D view as stored (SafetensorsFile.readRowsBytes). */
   async readRowsBytes(name: string, start: number, end: number): Promise<Uint8Array> {
     return this.shardOf(name).readRowsBytes(name, start, end);
+  }
+
+  /** The same, to be kept: a view of the mapped file where mapped (SafetensorsFile.readRowsKept). */
+  async readRowsKept(name: string, start: number, end: number): Promise<Uint8Array> {
+    return this.shardOf(name).readRowsKept(name, start, end);
   }
 
   async readRowsF32(name: string, start: number, end: number): Promise<Float32Array> {

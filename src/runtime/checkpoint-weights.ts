@@ -5,7 +5,9 @@
  * vocabularies, so a model larger than RAM can run.
  */
 import type { Checkpoint, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout } from '../checkpoint/types.js';
+import { expertTensorNames } from '../checkpoint/expert-location.js';
 import { swiGlu } from './mlp.js';
+import { Fp8SwiGlu } from './fp8-swiglu.js';
 import { Mxfp4SwiGlu } from './mxfp4-swiglu.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
 import type { AttentionWeights, ExpertWeights, LayerWeights, MlaAttentionWeights, MoeWeights, WeightProvider } from './weights.js';
@@ -38,7 +40,8 @@ export function assertRunnable(ckpt: Checkpoint): void {
 export interface CheckpointWeightsOptions {
   /**
    * Weight matrices stored as BF16 stay BF16 in memory, and routed experts stored as MXFP4
-   * (gpt-oss's) stay MXFP4 (Mxfp4SwiGlu): routed experts (Bf16SwiGlu), the attention
+   * (gpt-oss's) or as FP8 codes with scales (DeepSeek-V3's, Qwen3-FP8's) stay so (Mxfp4SwiGlu,
+   * Fp8SwiGlu): routed experts (Bf16SwiGlu), the attention
    * projections, dense and shared MLPs, the embedding table and the lm_head. Half the bytes of
    * f32, and decoding's few-row products read half as much (ForwardKernels.gemmBf16, whose
    * widening is exact). Norms, biases and the router stay f32. Default false: every weight widened
@@ -54,6 +57,8 @@ export class CheckpointWeights implements WeightProvider {
   readonly bf16Weights: boolean;
   /** the routed-expert tensors held in MXFP4 as stored (Checkpoint.mxfp4TensorNames; residentWeightBytes counts the same) */
   private readonly mxfp4Held: ReadonlySet<string>;
+  /** the routed-expert tensors held in FP8 as stored (Checkpoint.fp8TensorNames; residentWeightBytes counts the same) */
+  private readonly fp8Held: ReadonlySet<string>;
 
   constructor(
     readonly checkpoint: Checkpoint,
@@ -62,6 +67,7 @@ export class CheckpointWeights implements WeightProvider {
     assertRunnable(checkpoint);
     this.bf16Weights = opts.bf16Weights ?? false;
     this.mxfp4Held = this.bf16Weights && checkpoint.readExpertMxfp4 && checkpoint.mxfp4TensorNames ? checkpoint.mxfp4TensorNames() : new Set();
+    this.fp8Held = this.bf16Weights && checkpoint.readExpertFp8 && checkpoint.fp8TensorNames ? checkpoint.fp8TensorNames() : new Set();
   }
 
   get config() {
@@ -195,12 +201,19 @@ export class CheckpointWeights implements WeightProvider {
     const keepBf16 = this.bf16Weights && ckpt.readExpertBf16 ? ckpt.readExpertBf16.bind(ckpt) : null;
     // MXFP4 kept as stored (with bf16Weights) where the layer's experts are so: a quarter of their BF16 form
     const keepMxfp4 = names.fused && this.mxfp4Held.has(names.fused.gateUp) && this.mxfp4Held.has(names.fused.down) ? ckpt.readExpertMxfp4!.bind(ckpt) : null;
+    // FP8 kept as stored likewise: half their BF16 form
+    const expertNames = expertTensorNames(names);
+    const keepFp8 = expertNames.length > 0 && expertNames.every((n) => this.fp8Held.has(n)) ? ckpt.readExpertFp8!.bind(ckpt) : null;
     const moe: MoeWeights = {
       router,
       expert: async (e) => {
         if (keepMxfp4) {
           const [gate, up, down] = await Promise.all([keepMxfp4(layout.index, e, 'gate'), keepMxfp4(layout.index, e, 'up'), keepMxfp4(layout.index, e, 'down')]);
           if (gate && up && down) return new Mxfp4SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
+        }
+        if (keepFp8) {
+          const [gate, up, down] = await Promise.all([keepFp8(layout.index, e, 'gate'), keepFp8(layout.index, e, 'up'), keepFp8(layout.index, e, 'down')]);
+          if (gate && up && down) return new Fp8SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
         }
         // each matrix as held: BF16 kept where stored so (with bf16Weights), any other dtype widened
         const read = async (type: 'gate' | 'up' | 'down') => (keepBf16 ? await keepBf16(layout.index, e, type) : null) ?? ckpt.readExpert(layout.index, e, type);

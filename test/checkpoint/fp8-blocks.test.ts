@@ -10,9 +10,9 @@ import { describeCheckpoint } from '../../src/checkpoint/describe.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
 import { loadNativeEngine } from '../../src/engine/native.js';
-import { decodeToF32, encodeFromF32, roundToBf16, type DType } from '../../src/io/dtype.js';
+import { decodeToF32, roundToBf16 } from '../../src/io/dtype.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
-import { Rng } from '../helpers/rng.js';
+import { quantizeToFp8, type Fp8Options, type Quantized } from '../helpers/fp8-fixture.js';
 import { editConfig, openError, rewriteModelFile, type RawTensor } from './rewrite.js';
 import { makeScratch } from './tmp-dirs.js';
 
@@ -25,76 +25,10 @@ afterAll(async () => {
   await scratch.cleanup();
 });
 
-interface Fp8Options {
-  /** weight_block_size in config.json; null: not declared */
-  block: [number, number] | null;
-  /** the grid's block when config.json declares none (default: block) */
-  gridBlock?: [number, number];
-  scaleDtype?: 'F32' | 'BF16' | 'U8' | 'F8_E8M0';
-  /** weights quantized */
-  pick: (name: string, t: RawTensor) => boolean;
-  /** a static scheme's activation scale beside each quantized weight */
-  inputScales?: boolean;
-  /** llm-compressor's compressed-tensors form, one scale per output channel under NAME_scale (block and gridBlock unused) */
-  compressedTensorsChannel?: boolean;
-}
-
-interface Quantized {
-  shape: number[];
-  codes: Uint8Array;
-  scales: Float32Array;
-  block: [number, number];
-}
-
-/** Turns a fixture's weights into FP8 codes (random, no NaN code) with random block scales, as the releases store them. */
+/** A fixture of `family` with the weights `opts.pick` picks turned into FP8 (quantizeToFp8). */
 async function toFp8(family: FamilyName, fixtureOpts: Parameters<typeof makeTinyCheckpoint>[2], opts: Fp8Options): Promise<{ dir: string; quantized: Map<string, Quantized> }> {
   const { dir } = await makeTinyCheckpoint(scratch.sub(`ckpt-${counter++}`), family, fixtureOpts);
-  const rng = new Rng(counter);
-  const quantized = new Map<string, Quantized>();
-  const channel = opts.compressedTensorsChannel ?? false;
-  await rewriteModelFile(dir, (tensors) =>
-    tensors.flatMap((t) => {
-      if (!opts.pick(t.name, t)) return [t];
-      const [rows, cols] = t.shape.slice(-2);
-      const block: [number, number] = channel ? [1, cols] : (opts.block ?? opts.gridBlock!);
-      const lead = t.shape.slice(0, -2);
-      const grid = [...lead, Math.ceil(rows / block[0]), Math.ceil(cols / block[1])];
-      const count = t.shape.reduce((a, b) => a * b, 1);
-      const codes = Uint8Array.from({ length: count }, () => {
-        const b = Math.floor(rng.next() * 256);
-        return (b & 0x7f) === 0x7f ? 0x3c : b; // 0x7f / 0xff are E4M3's NaN
-      });
-      const scaleCount = grid.reduce((a, b) => a * b, 1);
-      let scaleBytes: Uint8Array;
-      let scales: Float32Array;
-      if (opts.scaleDtype === 'U8' || opts.scaleDtype === 'F8_E8M0') {
-        scaleBytes = Uint8Array.from({ length: scaleCount }, () => 118 + Math.floor(rng.next() * 6));
-        scales = Float32Array.from(scaleBytes, (b) => 2 ** (b - 127));
-      } else {
-        const dtype = opts.scaleDtype ?? 'F32';
-        scaleBytes = encodeFromF32(dtype, Float32Array.from({ length: scaleCount }, () => 0.001 + rng.next() * 0.01));
-        scales = decodeToF32(dtype, scaleBytes);
-      }
-      quantized.set(t.name, { shape: t.shape, codes, scales, block });
-      const out: RawTensor[] = [
-        { name: t.name, dtype: 'F8_E4M3', shape: t.shape, data: codes },
-        { name: `${t.name}${channel ? '_scale' : '_scale_inv'}`, dtype: (opts.scaleDtype ?? 'F32') as DType, shape: grid, data: scaleBytes },
-      ];
-      if (opts.inputScales) out.push({ name: t.name.replace(/weight$/, 'input_scale'), dtype: 'F32', shape: [1], data: encodeFromF32('F32', Float32Array.of(0.5)) });
-      return out;
-    }),
-  );
-  await editConfig(dir, (c) => {
-    c.quantization_config = channel
-      ? {
-          quant_method: 'compressed-tensors',
-          format: 'float-quantized',
-          config_groups: { group_0: { targets: ['Linear'], weights: { num_bits: 8, type: 'float', strategy: 'channel', symmetric: true, dynamic: false }, input_activations: { num_bits: 8, type: 'float', strategy: opts.inputScales ? 'tensor' : 'token', symmetric: true, dynamic: !opts.inputScales } } },
-          ignore: ['lm_head'],
-        }
-      : { activation_scheme: opts.inputScales ? 'static' : 'dynamic', fmt: 'e4m3', quant_method: 'fp8', ...(opts.block ? { weight_block_size: opts.block } : {}) };
-  });
-  return { dir, quantized };
+  return { dir, quantized: await quantizeToFp8(dir, counter, opts) };
 }
 
 /** BF16 bit patterns as the f32 values they stand for (each the upper half of an f32). */

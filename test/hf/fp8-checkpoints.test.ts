@@ -25,6 +25,8 @@ import type { Engine } from '../../src/engine/types.js';
 import { writeRoutingStats } from '../../src/routing-stats/schema.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
+import { CheckpointWeights } from '../../src/runtime/checkpoint-weights.js';
+import { Fp8SwiGlu } from '../../src/runtime/fp8-swiglu.js';
 import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
 import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
@@ -102,12 +104,20 @@ describeWithTransformers('block-FP8 checkpoints against transformers', () => {
   const ours = new Map<string, Float32Array>();
   const hf = new Map<string, HfJobResult>();
   const quantized = new Map<string, string[]>();
+  const heldAsFp8 = new Map<string, boolean>();
   let versions = '';
 
-  const logitsOf = async (dir: string) => {
+  /** With `held`, through a runtime keeping weights as stored: FP8 experts stay codes (Fp8SwiGlu, gemmFp8), the rest BF16. */
+  const logitsOf = async (dir: string, held = false) => {
     const ckpt = await openCheckpoint(dir);
     try {
-      return (await countRouting(ckpt, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!;
+      const weights = new CheckpointWeights(ckpt, { bf16Weights: true });
+      const model = held ? weights : ckpt;
+      if (held) {
+        const layer = await weights.layer(ckpt.layout.layers.findIndex((l) => l.moe));
+        heldAsFp8.set(dir, layer.mlp.kind === 'moe' && (await layer.mlp.moe.expert(1)) instanceof Fp8SwiGlu);
+      }
+      return (await countRouting(model, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!;
     } finally {
       await ckpt.close();
     }
@@ -130,6 +140,7 @@ describeWithTransformers('block-FP8 checkpoints against transformers', () => {
     const jobs: Array<{ key: string; job: HfJob }> = [];
     for (const c of CASES) {
       ours.set(c.name, await logitsOf(dir(c, 'fp8')));
+      ours.set(`${c.name}/held`, await logitsOf(dir(c, 'fp8'), true));
       jobs.push({
         key: c.name,
         job:
@@ -175,6 +186,13 @@ describeWithTransformers('block-FP8 checkpoints against transformers', () => {
       expect(r.error, versions).toBeUndefined();
       expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
       expect(relativeError(ours.get(c.name)!, r.logits!)).toBeLessThan(1e-4);
+    });
+
+    it(`${c.name}: with the experts kept as stored (E4M3 codes and scales, gemmFp8), the same logits`, () => {
+      expect(heldAsFp8.get(path.join(root.dir, `${c.name}-fp8`))).toBe(true);
+      const r = hf.get(c.name)!;
+      expect(r.error, versions).toBeUndefined();
+      expect(relativeError(ours.get(`${c.name}/held`)!, r.logits!)).toBeLessThan(1e-4);
     });
 
     it(`${c.name}: the compressed dense output is a plain BF16 checkpoint transformers loads completely`, async () => {
