@@ -2,7 +2,7 @@
  * Benchmark: loading a block-FP8 checkpoint (read dequantised to BF16) against the same model
  * stored in BF16.
  *
- *   npx tsx bench/fp8-load.ts --model DIR [--block 128] [--rounds 3] [--fp8-dir DIR] [--engine native|ts] [--cold] [--json]
+ *   npx tsx bench/fp8-load.ts --model DIR [--block 128] [--rounds 3] [--steps 20] [--fp8-dir DIR] [--engine native|ts] [--cold] [--json]
  *
  * 1. Writes (once; reused while its `.complete` marker matches) the FP8 copy of the BF16
  *    checkpoint DIR as the FP8 releases store it, with torch (scripts/hf_reference.py
@@ -17,6 +17,17 @@
  *    instead, so each comes from the disk, where the FP8 file is half the bytes.
  * 3. Reports bytes on disk and held, the median load time of each and their ratio, and how far
  *    the dequantised weights are from the BF16 originals (the FP8 quantization's own error).
+ * 4. The FP8 experts as a runtime that keeps weights as stored holds them (CheckpointWeights with
+ *    bf16Weights), on the engine's default threads: E4M3 codes and scales (Fp8SwiGlu, gemmFp8)
+ *    against the same checkpoint's experts read decoded to BF16 (Bf16SwiGlu; a view without
+ *    readExpertFp8), the only choice before. The whole model's resident bytes each way; the
+ *    median seconds to read every expert as held (page cache); layer 0's experts' bytes; then,
+ *    alternating the two, `steps` decoding steps (the model's top-k experts drawn at random, one
+ *    row each) and `steps` prompts (64 rows through each), median milliseconds, outputs compared
+ *    bit for bit; last, greedy generation from each as `generate` runs it, weights resident:
+ *    tokens a second after the first token, two runs each, and whether they give the same tokens;
+ *    and from the BF16 checkpoint DIR the same way (its weights mapped: other values, so other
+ *    tokens), for scale.
  */
 import { execSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -26,7 +37,15 @@ import { fileURLToPath } from 'node:url';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import type { Checkpoint } from '../src/checkpoint/types.js';
 import { createEngine } from '../src/engine/index.js';
+import type { Engine } from '../src/engine/types.js';
 import { TensorStore } from '../src/io/sharded.js';
+import { CheckpointWeights } from '../src/runtime/checkpoint-weights.js';
+import { Fp8SwiGlu } from '../src/runtime/fp8-swiglu.js';
+import { generate } from '../src/runtime/generation/generate.js';
+import { Bf16SwiGlu } from '../src/runtime/mlp.js';
+import { residentWeightBytes } from '../src/runtime/resident-weights.js';
+import type { ExpertWeights } from '../src/runtime/weights.js';
+import { Rng } from '../test/helpers/rng.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -35,6 +54,7 @@ interface Args {
   model: string;
   block: number;
   rounds: number;
+  steps: number;
   fp8Dir?: string;
   engine: 'native' | 'ts';
   cold: boolean;
@@ -42,7 +62,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Partial<Args> = { block: 128, rounds: 3, engine: 'native', cold: false, json: false };
+  const args: Partial<Args> = { block: 128, rounds: 3, steps: 20, engine: 'native', cold: false, json: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const int = (name: string) => {
@@ -53,6 +73,7 @@ function parseArgs(argv: string[]): Args {
     if (a === '--model') args.model = argv[++i];
     else if (a === '--block') args.block = int(a);
     else if (a === '--rounds') args.rounds = int(a);
+    else if (a === '--steps') args.steps = int(a);
     else if (a === '--fp8-dir') args.fp8Dir = argv[++i];
     else if (a === '--json') args.json = true;
     else if (a === '--cold') args.cold = true;
@@ -60,7 +81,7 @@ function parseArgs(argv: string[]): Args {
       const e = argv[++i];
       if (e !== 'native' && e !== 'ts') throw new Error('--engine takes native or ts');
       args.engine = e;
-    } else throw new Error(`unknown argument ${a} (expected --model DIR, --block N, --rounds N, --fp8-dir DIR, --engine native|ts, --cold, --json)`);
+    } else throw new Error(`unknown argument ${a} (expected --model DIR, --block N, --rounds N, --steps N, --fp8-dir DIR, --engine native|ts, --cold, --json)`);
   }
   if (!args.model) throw new Error('--model DIR (a BF16 checkpoint) is required');
   return args as Args;
@@ -150,6 +171,105 @@ async function quantizationError(bf16Dir: string, fp8Dir: string): Promise<numbe
 
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
 
+/** The same checkpoint without readExpertFp8: its experts are read decoded to BF16, as before the codes could be kept. */
+function decodedView(c: Checkpoint): Checkpoint {
+  return new Proxy(c, { get: (target, prop) => (prop === 'readExpertFp8' || prop === 'fp8TensorNames' ? undefined : Reflect.get(target, prop, target)) });
+}
+
+type Way = 'codes' | 'decoded';
+
+/** Part 4 of the file comment. */
+async function heldExperts(engine: Engine, fp8Dir: string, bf16Dir: string, rounds: number, steps: number) {
+  const ckpt = await openCheckpoint(fp8Dir);
+  try {
+    const views: Record<Way, Checkpoint> = { codes: ckpt, decoded: decodedView(ckpt) };
+    const resident = { codes: residentWeightBytes(views.codes, { bf16Weights: true }), decoded: residentWeightBytes(views.decoded, { bf16Weights: true }) };
+    const { numExperts, topK, hiddenSize: H } = ckpt.config;
+    const moeLayers = ckpt.layout.layers.filter((l) => l.moe).map((l) => l.index);
+    const layerExperts = async (way: Way, layer: number): Promise<ExpertWeights[]> => {
+      const l = await new CheckpointWeights(views[way], { bf16Weights: true }).layer(layer);
+      if (l.mlp.kind !== 'moe') throw new Error(`layer ${layer} is not an MoE layer`);
+      const moe = l.mlp.moe;
+      return Promise.all(Array.from({ length: numExperts }, (_, e) => moe.expert(e)));
+    };
+    // every expert read as held, alternating, after one warm-up each
+    const readAll = async (way: Way) => {
+      const t0 = performance.now();
+      for (const layer of moeLayers) await layerExperts(way, layer);
+      return (performance.now() - t0) / 1000;
+    };
+    await readAll('codes');
+    await readAll('decoded');
+    const loads: Record<Way, number[]> = { codes: [], decoded: [] };
+    for (let r = 0; r < rounds; r++) for (const way of r % 2 === 0 ? (['codes', 'decoded'] as const) : (['decoded', 'codes'] as const)) loads[way].push(await readAll(way));
+    const held = { codes: await layerExperts('codes', moeLayers[0]), decoded: await layerExperts('decoded', moeLayers[0]) };
+    if (!held.codes.every((x) => x instanceof Fp8SwiGlu) || !held.decoded.every((x) => x instanceof Bf16SwiGlu)) throw new Error('the experts are not held as this part compares them');
+    const bytes = { codes: held.codes.reduce((n, x) => n + (x as Fp8SwiGlu).byteLength, 0), decoded: held.decoded.reduce((n, x) => n + (x as Bf16SwiGlu).byteLength, 0) };
+    const rng = new Rng(7);
+    let identical = true;
+    const time = (rows: number) => {
+      const x = Float32Array.from({ length: rows * H }, () => rng.normal());
+      const experts = Array.from({ length: topK }, () => Math.floor(rng.next() * numExperts));
+      const outs = { codes: new Float32Array(rows * H), decoded: new Float32Array(rows * H) };
+      const ms = { codes: 0, decoded: 0 };
+      for (const way of ['codes', 'decoded'] as const) {
+        const t0 = performance.now();
+        for (const e of experts) held[way][e].forward(engine, x, rows, outs[way]);
+        ms[way] = performance.now() - t0;
+      }
+      if (outs.codes.some((v, i) => !Object.is(v, outs.decoded[i]))) identical = false;
+      return ms;
+    };
+    time(1);
+    time(64);
+    const stepTimes = Array.from({ length: steps }, () => time(1));
+    const promptTimes = Array.from({ length: steps }, () => time(64));
+    const med = (xs: Array<Record<Way, number>>) => ({ codes: median(xs.map((x) => x.codes)), decoded: median(xs.map((x) => x.decoded)) });
+    // greedy generation as `generate` runs it (weights kept resident): tokens a second between the first token and the last
+    const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 5) % Math.min(ckpt.config.vocabSize, 1024));
+    const decode = async (c: Checkpoint) => {
+      const tokens: number[] = [];
+      const at: number[] = [];
+      for await (const event of generate(c, engine, prompt, { temperature: 0, maxNewTokens: steps + 1, keepWeights: true })) {
+        if (event.type === 'token') {
+          tokens.push(event.token);
+          at.push(performance.now());
+        }
+      }
+      return { tokens, perSecond: (tokens.length - 1) / ((at[at.length - 1] - at[0]) / 1000) };
+    };
+    // and the BF16 checkpoint the FP8 copy was made from (other weights, so other tokens), as a runtime holds it: mapped BF16
+    const release = await openCheckpoint(bf16Dir);
+    const gen: Record<Way | 'release', number[]> = { codes: [], decoded: [], release: [] };
+    let sameTokens = true;
+    try {
+      for (let r = 0; r < 2; r++) {
+        const [c, d, b] = [await decode(views.codes), await decode(views.decoded), await decode(release)];
+        gen.codes.push(c.perSecond);
+        gen.decoded.push(d.perSecond);
+        gen.release.push(b.perSecond);
+        if (c.tokens.join() !== d.tokens.join()) sameTokens = false;
+      }
+    } finally {
+      await release.close();
+    }
+    return {
+      engine: engine.describe(),
+      residentBytes: resident,
+      expertLoadSeconds: { codes: median(loads.codes), decoded: median(loads.decoded) },
+      layer0ExpertBytes: bytes,
+      topK,
+      stepMs: med(stepTimes),
+      promptMs: med(promptTimes),
+      identical,
+      generateTokensPerSecond: gen,
+      sameTokens,
+    };
+  } finally {
+    await ckpt.close();
+  }
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const log = (s: string) => process.stderr.write(s + '\n');
@@ -184,6 +304,15 @@ async function main(): Promise<void> {
     allSeconds: times,
     fp8OverBf16: median(times.fp8) / median(times.bf16),
     quantizationError: await quantizationError(dirs.bf16, dirs.fp8),
+    heldAsStored: await (async () => {
+      log('FP8 experts held as stored against decoded …');
+      const { engine: threaded } = await createEngine(args.engine);
+      try {
+        return await heldExperts(threaded, dirs.fp8, dirs.bf16, args.rounds, args.steps);
+      } finally {
+        threaded.dispose();
+      }
+    })(),
   };
   if (args.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
@@ -199,8 +328,30 @@ async function main(): Promise<void> {
       '',
       `Engine: ${result.engine}. FP8 ÷ BF16 load time: ${result.fp8OverBf16.toFixed(2)}×; the FP8 weights differ from the BF16 ones by at most ${(result.quantizationError * 100).toFixed(2)}% of the largest weight (the quantization's error).`,
       '',
+      ...heldLines(result.heldAsStored, args.rounds, args.steps),
+      '',
     ].join('\n'),
   );
+}
+
+function heldLines(h: Awaited<ReturnType<typeof heldExperts>>, rounds: number, steps: number): string[] {
+  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+  const ratio = (x: Record<Way, number>) => (x.codes / x.decoded).toFixed(2);
+  return [
+    `FP8 experts held as a runtime keeping weights as stored holds them (engine: ${h.engine}):`,
+    '',
+    '| | codes kept (gemmFp8) | decoded to BF16 | codes ÷ decoded |',
+    '|---|---:|---:|---:|',
+    `| resident bytes, whole model | ${gb(h.residentBytes.codes)} | ${gb(h.residentBytes.decoded)} | ${ratio(h.residentBytes)} |`,
+    `| every expert read as held (median of ${rounds}) | ${h.expertLoadSeconds.codes.toFixed(2)} s | ${h.expertLoadSeconds.decoded.toFixed(2)} s | ${ratio(h.expertLoadSeconds)} |`,
+    `| layer 0's experts | ${gb(h.layer0ExpertBytes.codes)} | ${gb(h.layer0ExpertBytes.decoded)} | ${ratio(h.layer0ExpertBytes)} |`,
+    `| decoding step, ${h.topK} experts × 1 row (median of ${steps}) | ${h.stepMs.codes.toFixed(2)} ms | ${h.stepMs.decoded.toFixed(2)} ms | ${ratio(h.stepMs)} |`,
+    `| prompt, ${h.topK} experts × 64 rows (median of ${steps}) | ${h.promptMs.codes.toFixed(1)} ms | ${h.promptMs.decoded.toFixed(1)} ms | ${ratio(h.promptMs)} |`,
+    `| greedy generation, tokens/s (2 runs) | ${h.generateTokensPerSecond.codes.map((x) => x.toFixed(2)).join(', ')} | ${h.generateTokensPerSecond.decoded.map((x) => x.toFixed(2)).join(', ')} | |`,
+    '',
+    `The BF16 checkpoint the FP8 copy was made from, generating the same way: ${h.generateTokensPerSecond.release.map((x) => x.toFixed(2)).join(', ')} tokens/s.`,
+    `Outputs equal bit for bit: ${h.identical}; same generated tokens: ${h.sameTokens}.`,
+  ];
 }
 
 main().catch((err: unknown) => {
