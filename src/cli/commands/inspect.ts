@@ -111,7 +111,7 @@ export function formatCheckpoint(d: CheckpointDescription): string {
         ? [
             [
               'quantization',
-              `${d.fp8Blocks.method === 'fp8' ? 'block FP8' : 'FP8, compressed-tensors'} (${d.fp8Blocks.block ? `${d.fp8Blocks.block[0]}×${d.fp8Blocks.block[1]} blocks` : 'scales per tensor, channel or group, read off each grid'}), dequantised to BF16 as read`,
+              `${d.fp8Blocks.method === 'fp8' ? 'block FP8' : 'FP8, compressed-tensors'} (${d.fp8Blocks.block ? `${d.fp8Blocks.block[0]}×${d.fp8Blocks.block[1]} blocks` : 'scales per tensor, channel or group, read off each grid'}); routed experts of E4M3 codes are kept as stored where weights are (generate, serve), everything else dequantised to BF16 as read`,
             ] as [string, string],
           ]
         : []),
