@@ -141,7 +141,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
   const given: Array<{ ids: Int32Array; text: string | null }> = [];
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
-    const resolved = resolveTools(chat, model.toolCallFormat, model.id, responseFormat !== undefined);
+    const resolved = resolveTools(chat, model.toolCallFormat, model.id, responseFormat !== undefined, model.reasoningParser?.format === 'harmony');
     tools = resolved.mode;
     responseFormat = resolved.responseFormat ?? responseFormat;
     const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, chatPromptOptionsOf(chat), resolved.templateTools);
@@ -231,8 +231,9 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       badWords: req.bad_words?.length ? await badWordSequences(model, req.bad_words) : undefined,
       minNewTokens: req.min_tokens ?? undefined,
       includeStopInText: req.include_stop_str_in_output ?? undefined,
-      // "auto" reads calls from the text, and some families' call markers are special tokens ([TOOL_CALLS]): kept, as vLLM keeps them
-      skipSpecialTokens: req.skip_special_tokens ?? (tools.kind === 'auto' ? false : undefined),
+      // "auto" reads calls from the text, and some families' call markers are special tokens ([TOOL_CALLS]): kept, as vLLM keeps them;
+      // so are harmony's channel markers, which the reader needs and gives none of out
+      skipSpecialTokens: req.skip_special_tokens ?? (tools.kind === 'auto' || tools.kind === 'harmony' || reasoning?.parser.format === 'harmony' ? false : undefined),
       seed: req.seed ?? undefined,
       cacheSalt: req.cache_salt ?? undefined,
       stop: stopList(req.stop),

@@ -17,20 +17,38 @@ import { partialTagAtEnd, type CallReader, type ChoiceDelta } from './tools/call
 export interface ReasoningParser {
   /** the name `rfid-moe serve --reasoning-parser` takes */
   readonly name: string;
+  /** where the reasoning starts and where the answer does: what a response format waits for (ReasoningGate) */
   readonly start: string;
   readonly end: string;
+  /** 'tags': `start` … `end` (ReasoningReader); 'harmony': gpt-oss's channels (harmony.ts), read with the special tokens kept */
+  readonly format: 'tags' | 'harmony';
 }
 
-const think = (name: string): ReasoningParser => ({ name, start: '<think>', end: '</think>' });
+const think = (name: string): ReasoningParser => ({ name, start: '<think>', end: '</think>', format: 'tags' });
+
+/**
+ * gpt-oss under a response format: a completion that opens a channel writes freely until the
+ * final channel's body begins (its header's last words, wherever the channel marker fell among
+ * the tokens), and one that writes anything else first is the answer at once (HarmonyReader reads
+ * text outside any message as content).
+ */
+const CHANNEL_OPENS = '<|channel|>';
+const FINAL_OPENS = 'final<|message|>';
 
 /**
  * The parsers by name: these families write `<think>…</think>` (vLLM's qwen3, deepseek_r1, glm45
- * and minimax_m2 parsers; MiniMax-M2's template, like R1's, ends the prompt in `<think>\n`).
+ * and minimax_m2 parsers; MiniMax-M2's template, like R1's, ends the prompt in `<think>\n`);
+ * gpt-oss writes harmony's channels (vLLM's openai_gptoss: the analysis channel is the reasoning,
+ * and a response format waits for the final channel).
  */
-export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map([think('qwen3'), think('deepseek_r1'), think('glm45'), think('minimax_m2')].map((p) => [p.name, p]));
+export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map(
+  [think('qwen3'), think('deepseek_r1'), think('glm45'), think('minimax_m2'), { name: 'openai_gptoss', start: CHANNEL_OPENS, end: FINAL_OPENS, format: 'harmony' } as const].map((p) => [p.name, p]),
+);
 
 /** Where a completion of this prompt starts: inside a reasoning block the prompt opened, in the answer after one it closed, or either. */
 export function reasoningStart(prompt: string, parser: ReasoningParser): ReasoningStart {
+  // harmony: the model writes each message's header itself, the first right after the prompt
+  if (parser.format === 'harmony') return 'maybe';
   const opened = prompt.lastIndexOf(parser.start);
   const closed = prompt.lastIndexOf(parser.end);
   if (opened > closed) return 'reasoning';

@@ -9,6 +9,7 @@ import type { GenerationEvent, GenerationStream } from '../runtime/generation/de
 import type { TokenLogprob } from '../runtime/generation/logprobs.js';
 import { chatLogprobs, CompletionLogprobsBuilder, type ChatLogprobs, type CompletionLogprobs, type TokenText } from './logprobs-format.js';
 import type { ServedModel } from './models.js';
+import { HarmonyReader } from './harmony.js';
 import { ReasoningReader } from './reasoning.js';
 import type { CallReader, ChoiceDelta } from './tools/call-readers.js';
 import { callReader, finishReasonOf } from './tools/tool-choice.js';
@@ -122,6 +123,9 @@ function messageOf(deltas: readonly ChoiceDelta[], reasoningParsed: boolean): Re
 /** A reader of one chat choice's text: reasoning apart (with a reasoning parser), tool calls read (with tools); null: the text is the content. */
 export function choiceReader(p: Prepared): CallReader | null {
   const calls = callReader(p.tools);
+  if (p.reasoning?.parser.format === 'harmony') {
+    return new HarmonyReader(p.reasoning.include, calls, p.tools.kind === 'harmony' ? { parallel: p.tools.parallel, names: new Set(p.tools.tools.map((t) => t.name)) } : null);
+  }
   return p.reasoning ? new ReasoningReader(p.reasoning.parser, p.reasoning.start, calls, p.reasoning.include) : calls;
 }
 

@@ -102,6 +102,6 @@ describe('reasoning apart from the answer', () => {
     } finally {
       await plain.close();
     }
-    await expect(spawnServeCli([`open=${path.join(work, 'open')}`, '--reasoning-parser', 'o1'])).rejects.toThrow(/exited with 2.*--reasoning-parser must be one of qwen3, deepseek_r1, glm45, minimax_m2 or none/s);
+    await expect(spawnServeCli([`open=${path.join(work, 'open')}`, '--reasoning-parser', 'o1'])).rejects.toThrow(/exited with 2.*--reasoning-parser must be one of qwen3, deepseek_r1, glm45, minimax_m2, openai_gptoss or none/s);
   });
 });

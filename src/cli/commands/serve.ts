@@ -158,7 +158,7 @@ export function register(program: Command): void {
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30')
       .option('--tool-call-parser <name>', `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none (default: each model's from its chat template)`)
       .option('--chat-template <[model=]file>', 'a Jinja chat template (a file, or the template itself) to use instead of the models’ own; model= gives one model its own (repeatable)', collect)
-      .option('--reasoning-parser <name>', `give chat answers' reasoning (<think>…</think>) apart as reasoning_content, and hold a response format to what follows it: ${[...REASONING_PARSERS.keys()].join(' | ')} (default: none, the reasoning stays in the content)`),
+      .option('--reasoning-parser <name>', `give chat answers' reasoning (<think>…</think>; openai_gptoss: gpt-oss's analysis channel, and its calls) apart as reasoning_content, and hold a response format to what follows it: ${[...REASONING_PARSERS.keys()].join(' | ')} (default: none, the reasoning stays in the content)`),
     engineOptions(),
     matmulActivationsOption(),
   )

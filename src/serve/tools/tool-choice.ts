@@ -26,7 +26,9 @@ export type ToolMode =
   | { kind: 'named'; name: string }
   | { kind: 'required'; parallel: boolean; tools: FunctionTool[] }
   /** `held`: the blocks the model opens are held to the tools' calls (heldCalls), so a format that can read them as written (its streamer) streams them */
-  | { kind: 'auto'; format: ToolCallFormat; tools: FunctionTool[]; held: boolean; parallel: boolean };
+  | { kind: 'auto'; format: ToolCallFormat; tools: FunctionTool[]; held: boolean; parallel: boolean }
+  /** "auto" for a model that writes harmony (gpt-oss): its calls are messages to `functions.NAME`, read by HarmonyReader */
+  | { kind: 'harmony'; tools: FunctionTool[]; parallel: boolean };
 
 /** The request fields this reads (schemas.ts, chatRequest). */
 export interface ToolFields {
@@ -44,7 +46,7 @@ export interface ResolvedTools {
 }
 
 /** The request's tool fields checked against each other and the model (400s naming the field), as the generation and the response need them. */
-export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null, modelId: string, otherFormat: boolean): ResolvedTools {
+export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null, modelId: string, otherFormat: boolean, harmony = false): ResolvedTools {
   const tools = req.tools ?? [];
   const choice = req.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
   if (tools.length === 0) {
@@ -74,6 +76,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
     assertToolSchemas(functions);
     return { mode: { kind: 'required', parallel, tools: functions }, responseFormat: callsFormat(functions, parallel), templateTools };
   }
+  if (harmony) return { mode: { kind: 'harmony', tools: functions, parallel }, responseFormat: undefined, templateTools };
   if (modelFormat === null) {
     throw badRequest(
       `tool_choice "auto" needs to read the model's calls from its text, and the chat template of \`${modelId}\` writes no tool-call format this server knows (${[...TOOL_CALL_FORMATS.values()].map((f) => `${f.name}: ${f.start}`).join(', ')}); use tool_choice "required" or a named function (the server then holds the output to the call), or start the server with a tool-call parser for it`,
@@ -146,10 +149,12 @@ export function callReader(mode: ToolMode): CallReader | null {
       return new JsonCallsReader(mode.parallel, new Set(mode.tools.map((t) => t.name)));
     case 'auto':
       return new TaggedCallsReader(mode.format, mode.tools, { held: mode.held, parallel: mode.parallel });
+    case 'harmony':
+      return null;
   }
 }
 
 /** The finish reason a choice reports: "tool_calls" where the model called tools and stopped by itself (OpenAI's rule; a named choice reports "stop"). */
 export function finishReasonOf(mode: ToolMode, reader: CallReader | null, reason: string): string {
-  return reason === 'stop' && reader !== null && reader.calls > 0 && (mode.kind === 'auto' || mode.kind === 'required') ? 'tool_calls' : reason;
+  return reason === 'stop' && reader !== null && reader.calls > 0 && (mode.kind === 'auto' || mode.kind === 'required' || mode.kind === 'harmony') ? 'tool_calls' : reason;
 }

@@ -1,0 +1,178 @@
+/**
+ * gpt-oss's answers in OpenAI's harmony format, read apart as vLLM's `openai_gptoss` reasoning
+ * parser reads them: a chat message's `reasoning_content` holds the analysis channel, `content` the
+ * final channel, and, under tool_choice "auto", a commentary message to `functions.NAME` (a tool
+ * offered; one not offered is content, and a second call where parallel_tool_calls is false is
+ * dropped) is a call of NAME with the message as its arguments. Under "required" or a named
+ * function the server holds the final channel's body to the call (ReasoningGate), and the inner
+ * reader reads it.
+ *
+ * What the model writes after a prompt that ends in `<|start|>assistant` (its chat template's
+ * generation prompt) is a run of messages, each a header, `<|message|>`, a body and an end:
+ *
+ *   <|channel|>analysis<|message|>…reasoning…<|end|>
+ *   <|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city":"Paris"}<|call|>
+ *   <|start|>assistant<|channel|>final<|message|>…answer…<|return|>
+ *
+ * The header names the channel after `<|channel|>` and may name a recipient (`to=…`, before or
+ * after the channel) and a content type (`<|constrain|>json`). A body ends at `<|end|>`, or at
+ * `<|return|>` or `<|call|>`, which end the generation (they are the model's stop tokens, so they
+ * seldom reach the text). The markers are special tokens: the server keeps them in the text it
+ * reads here (skip_special_tokens false by default with this parser) and gives none of them out.
+ *
+ * Bodies go out as they are written, each piece routed by its channel: analysis (and any message
+ * to a built-in tool, whose calls are part of the reasoning) as reasoning; final, and commentary
+ * without a recipient (a preamble to the user), as content (or to the inner reader); commentary to
+ * `functions.NAME` as a call under "auto", as content otherwise; an unknown channel as content. Text the
+ * model writes outside any message (no header where one belongs: it ignored the format) is
+ * content. A header cut short at the end (max_tokens), or one after a `<|start|>` that never
+ * reaches `<|message|>`, is dropped.
+ */
+import { callId, partialTagAtEnd, type CallReader, type ChoiceDelta } from './tools/call-readers.js';
+
+const START = '<|start|>';
+const MESSAGE = '<|message|>';
+const CHANNEL = '<|channel|>';
+/** what ends a message's body */
+const ENDS = ['<|end|>', '<|return|>', '<|call|>'];
+/** every marker a header may hold, for telling a header from plain text */
+const MARKERS = [START, MESSAGE, CHANNEL, '<|constrain|>', ...ENDS];
+
+type Route = { kind: 'reasoning' } | { kind: 'content' } | { kind: 'call'; index: number } | { kind: 'dropped' };
+
+/** Calls read from messages to `functions.NAME` (tool_choice "auto"): the tools offered, and whether more than one call may be made. */
+export interface HarmonyCalls {
+  names: ReadonlySet<string>;
+  parallel: boolean;
+}
+
+export class HarmonyReader implements CallReader {
+  /** calls read from messages to functions */
+  private ownCalls = 0;
+  /** 'header': reading a header up to `<|message|>`; 'body': a message's body */
+  private state: 'header' | 'body' = 'header';
+  private buffer = '';
+  private route: Route = { kind: 'content' };
+  /** the header being read followed a `<|start|>` the model wrote: a header, never plain text */
+  private afterStart = false;
+
+  constructor(
+    /** false: the reasoning is read but given out as nothing (vLLM's include_reasoning) */
+    private readonly include = true,
+    /** where the answer goes when the request holds it to a call (tool_choice "required" or a named function): its reader */
+    private readonly inner: CallReader | null = null,
+    /** tool_choice "auto": messages to `functions.NAME` are calls */
+    private readonly recipientCalls: HarmonyCalls | null = null,
+  ) {}
+
+  get calls(): number {
+    return this.ownCalls + (this.inner?.calls ?? 0);
+  }
+
+  /** inside a message whose body is reasoning */
+  get inReasoning(): boolean {
+    return this.state === 'body' && this.route.kind === 'reasoning';
+  }
+
+  push(text: string): ChoiceDelta[] {
+    this.buffer += text;
+    return this.drain(false);
+  }
+
+  end(): ChoiceDelta[] {
+    const out = this.drain(true);
+    if (this.inner) out.push(...this.inner.end());
+    return out;
+  }
+
+  private drain(final: boolean): ChoiceDelta[] {
+    const out: ChoiceDelta[] = [];
+    for (;;) {
+      if (this.state === 'header') {
+        const at = this.buffer.indexOf(MESSAGE);
+        if (!this.afterStart) {
+          const header = this.startsHeader(final);
+          if (header === null) return out; // whitespace, or the beginning of a marker: not told apart yet
+          if (!header) {
+            // plain text where a header belongs: the model left the format; it is content
+            if (this.buffer.trim() === '') this.buffer = '';
+            this.route = { kind: 'content' };
+            this.state = 'body';
+            continue;
+          }
+        }
+        if (at < 0) {
+          // a header still being written, or one cut short at the end (dropped)
+          if (final) this.buffer = '';
+          return out;
+        }
+        this.route = this.routeOf(this.buffer.slice(0, at), out);
+        this.buffer = this.buffer.slice(at + MESSAGE.length);
+        this.state = 'body';
+        continue;
+      }
+      // body: up to the first end marker, or a `<|start|>` the model wrote without one
+      let cut = -1;
+      let marker = '';
+      for (const m of [...ENDS, START]) {
+        const at = this.buffer.indexOf(m);
+        if (at >= 0 && (cut < 0 || at < cut)) [cut, marker] = [at, m];
+      }
+      if (cut < 0) {
+        const keep = final ? 0 : Math.max(...MARKERS.map((m) => partialTagAtEnd(this.buffer, m)));
+        this.emit(this.buffer.slice(0, this.buffer.length - keep), out);
+        this.buffer = this.buffer.slice(this.buffer.length - keep);
+        return out;
+      }
+      this.emit(this.buffer.slice(0, cut), out);
+      // the next header starts after `<|start|>` (its role then follows) or right after the end marker
+      this.buffer = this.buffer.slice(cut + (marker === START ? 0 : marker.length));
+      this.afterStart = this.buffer.startsWith(START);
+      if (this.afterStart) this.buffer = this.buffer.slice(START.length);
+      this.state = 'header';
+    }
+  }
+
+  /**
+   * Whether what stands where a header belongs begins one (a marker, or a recipient `to=…` before
+   * the channel, as right after the prompt's `<|start|>assistant`), decided on its first
+   * characters alone so that any cutting of the text decides alike; null: not told apart yet.
+   */
+  private startsHeader(final: boolean): boolean | null {
+    const lead = this.buffer.trimStart();
+    if (lead === '') return final ? false : null;
+    for (const opening of [...MARKERS, 'to=']) {
+      if (lead.startsWith(opening)) return true;
+      if (opening.startsWith(lead)) return final ? false : null;
+    }
+    return false;
+  }
+
+  /** Where a message with this header goes; a call opens here (with no arguments yet). */
+  private routeOf(header: string, out: ChoiceDelta[]): Route {
+    const channel = /<\|channel\|>\s*([^\s<]+)/.exec(header)?.[1] ?? null;
+    const recipient = /(?:^|\s|>)to=([^\s<]+)/.exec(header)?.[1] ?? null;
+    if (recipient?.startsWith('functions.') && this.recipientCalls) {
+      const name = recipient.slice('functions.'.length);
+      // a function not offered is no call (its text is content); a second one where one was allowed is dropped, as TaggedCallsReader drops it
+      if (!this.recipientCalls.names.has(name)) return { kind: 'content' };
+      if (!this.recipientCalls.parallel && this.ownCalls > 0) return { kind: 'dropped' };
+      const index = this.ownCalls++;
+      out.push({ kind: 'call', index, id: callId(), name, arguments: '' });
+      return { kind: 'call', index };
+    }
+    if (channel === 'analysis' || (recipient !== null && !recipient.startsWith('functions.'))) return { kind: 'reasoning' };
+    return { kind: 'content' };
+  }
+
+  private emit(body: string, out: ChoiceDelta[]): void {
+    // a marker that has no place in a body (a header's, written out of turn) is not text
+    let text = body;
+    for (const m of MARKERS) text = text.split(m).join('');
+    if (!text) return;
+    if (this.route.kind === 'reasoning') {
+      if (this.include) out.push({ kind: 'reasoning', text });
+    } else if (this.route.kind === 'call') out.push({ kind: 'arguments', index: this.route.index, text });
+    else if (this.route.kind === 'content') out.push(...(this.inner ? this.inner.push(text) : [{ kind: 'content' as const, text }]));
+  }
+}
