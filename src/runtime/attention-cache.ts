@@ -21,7 +21,7 @@ export function writeToCache(kv: NonNullable<AttentionContext['kv']>, batch: Tok
     const len = batch.offsets[s + 1] - batch.offsets[s];
     if (len === 0) continue;
     const slot = slots ? slots[s] : s;
-    cache.write(layer, slot, cache.lengths[slot], k, v, batch.offsets[s], len);
+    cache.writeFresh(layer, slot, k, v, batch.offsets[s], len);
   }
 }
 
@@ -54,12 +54,14 @@ export function attendWithCache(
     const start = batch.offsets[s];
     const len = batch.offsets[s + 1] - start;
     const slot = slots ? slots[s] : s;
-    past[s] = cache.lengths[slot];
+    // the positions this layer holds, the sequence's last ones (a windowed layer's window is
+    // relative to each row, so attending over them is attending over the whole past)
+    past[s] = cache.held(slot, layer);
     if (len > 0) cache.write(layer, slot, past[s], k, v, start, len);
     keys.push(cache.keys(layer, slot));
     values.push(cache.values(layer, slot));
     // positions per kv head in a head-major cache buffer (0: keys/values are row-major)
-    headStride[s] = cache.headDim === headDim ? cache.allocated(slot) : 0;
+    headStride[s] = cache.headDim === headDim ? cache.allocated(slot, layer) : 0;
   }
   ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, batch.offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context, sinks);
 }

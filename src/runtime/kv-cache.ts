@@ -16,7 +16,20 @@
  * Layout of one slot's buffer per layer: head-major, [kvWidth/headDim heads][allocated positions]
  * [headDim], so attention reads one kv head's keys as one contiguous matrix without gathering.
  * With headDim = kvWidth (the default) that is plain position-major rows of kvWidth.
+ *
+ * A layer with a sliding window W (gpt-oss's, Mixtral's `sliding_window`) keeps only the positions
+ * its next rows can attend to: the last W − 1 of the past, and a step's new rows. Its buffers hold
+ * `held(slot, layer)` positions, the sequence's last ones, and the `dropped` older ones are gone;
+ * attention over them is unchanged, because the window's mask is relative to each row (a row
+ * attends to the W − 1 keys before it, all held). The older positions are dropped when the buffer
+ * would grow (moved down in place, at most once per W − 1 new positions), so a windowed layer
+ * takes about 2W positions, or a step's new rows more, however long the sequence: gpt-oss's every
+ * other layer at 128, where a 128k-token context would otherwise hold 128k. The price: a prompt
+ * can copy another's cached beginning (shared-prefix.ts) only while that one's windowed layers
+ * still hold its end (canCopyPrefix): n choices and a prompt sent twice always can; a longer
+ * prompt that shares only its beginning, once past it by more than W, cannot, and is computed.
  */
+import { slidingWindowOf } from '../checkpoint/sliding-window.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 /**
  * Most bytes one slot's buffers can reach while its sequence grows to `positions` (prompt and
@@ -42,13 +55,28 @@ export function kvCacheShape(config: ModelConfig): { width: number; headDim: num
   return { width: config.numKvHeads * config.headDim, headDim: config.headDim, valuesAreKeys: false };
 }
 
+/** Options of a KvCache beyond its sizes. */
+export interface KvCacheOptions {
+  /** each layer's sliding window (null or absent: the layer attends to every past position) */
+  windows?: ReadonlyArray<number | null>;
+}
+
+/** Every layer's sliding window, for KvCacheOptions.windows. */
+export function kvWindows(config: ModelConfig): Array<number | null> {
+  return Array.from({ length: config.numLayers }, (_, l) => slidingWindowOf(config, l));
+}
+
 export class KvCache {
-  /** positions already cached per slot (the same for every layer between steps) */
+  /** positions of each slot's sequence so far (its next position; the same for every layer between steps) */
   readonly lengths: Int32Array;
   /** [slot][layer] → positions × kvWidth, grown on demand */
   private readonly keyBuffers: Float32Array[][];
   private readonly valueBuffers: Float32Array[][];
   private readonly inUse: Uint8Array;
+  /** [slot × numLayers + layer]: the sequence's first positions a windowed layer no longer holds */
+  private readonly dropped: Int32Array;
+  /** per layer: past positions a windowed layer must keep (W − 1), null for a layer without a window */
+  private readonly keep: Array<number | null>;
 
   constructor(
     readonly numLayers: number,
@@ -61,10 +89,17 @@ export class KvCache {
     readonly headDim: number = kvWidth,
     /** keys and values are the same rows (MLA's latent): one buffer serves both, `write` takes them from k */
     readonly valuesAreKeys = false,
+    opts: KvCacheOptions = {},
   ) {
     if (![numLayers, sequences, capacity, kvWidth, headDim].every((v) => Number.isInteger(v) && v > 0) || kvWidth % headDim !== 0) {
       throw new RangeError(`KvCache needs positive integer sizes with headDim dividing kvWidth, got layers ${numLayers}, sequences ${sequences}, capacity ${capacity}, width ${kvWidth}, head ${headDim}`);
     }
+    const windows = opts.windows ?? [];
+    if (windows.length > numLayers || windows.some((w) => w !== null && (!Number.isInteger(w) || w < 1))) {
+      throw new RangeError(`KvCache windows must be positive integers or null, at most one a layer (${numLayers}), got ${JSON.stringify(windows)}`);
+    }
+    this.keep = Array.from({ length: numLayers }, (_, l) => (windows[l] == null ? null : windows[l]! - 1));
+    this.dropped = new Int32Array(sequences * numLayers);
     const empty = () => Array.from({ length: numLayers }, () => new Float32Array(0));
     this.keyBuffers = Array.from({ length: sequences }, empty);
     // the same arrays when values are keys: every buffer change below then applies to both
@@ -73,7 +108,12 @@ export class KvCache {
     this.inUse = new Uint8Array(sequences);
   }
 
-  /** Slot `slot`'s keys of `layer` (positions × kvWidth; only the first lengths[slot] + new rows are meaningful). */
+  /** Positions of slot `slot` that `layer`'s buffers hold: the sequence's last ones (all of them without a window). */
+  held(slot: number, layer: number): number {
+    return this.lengths[slot] - this.dropped[slot * this.numLayers + layer];
+  }
+
+  /** Slot `slot`'s keys of `layer` (positions × kvWidth; only the first held(slot, layer) + new rows are meaningful). */
   keys(layer: number, slot: number): Float32Array {
     return this.keyBuffers[slot][layer];
   }
@@ -82,19 +122,20 @@ export class KvCache {
     return this.valueBuffers[slot][layer];
   }
 
-  /** Positions the slot's buffers hold room for now (the per-head stride of the layout). */
-  allocated(slot: number): number {
-    return this.keyBuffers[slot][0].length / this.kvWidth;
+  /** Positions `layer`'s buffers of the slot hold room for now (the per-head stride of the layout). */
+  allocated(slot: number, layer = 0): number {
+    return this.keyBuffers[slot][layer].length / this.kvWidth;
   }
 
   /**
    * Stores `count` new positions (rows `from`… of k and v, row-major kvWidth) of `layer` at
-   * positions `at`… of `slot`. Room must have been reserved (assertRoom).
+   * buffer positions `at`… of `slot` (held(slot, layer) for the next ones). Room must have been
+   * reserved (assertRoom).
    */
   write(layer: number, slot: number, at: number, k: Float32Array, v: Float32Array, from: number, count: number): void {
     const { kvWidth, headDim } = this;
     const heads = kvWidth / headDim;
-    const stride = this.allocated(slot);
+    const stride = this.allocated(slot, layer);
     const keys = this.keyBuffers[slot][layer];
     const values = this.valueBuffers[slot][layer];
     for (let i = 0; i < count; i++) {
@@ -107,29 +148,53 @@ export class KvCache {
     }
   }
 
+  /** The first of the first `positions` positions a layer must hold to continue from there (0 without a window). */
+  private neededFrom(layer: number, positions: number): number {
+    const keep = this.keep[layer];
+    return keep === null ? 0 : Math.max(0, positions - keep);
+  }
+
+  /**
+   * Whether slot `from` still holds what a sequence continuing after its first `positions`
+   * positions needs: every position of each layer without a window, the last W − 1 of them of each
+   * windowed layer (the slot may have dropped those since).
+   */
+  canCopyPrefix(from: number, positions: number): boolean {
+    this.checkSlot(from);
+    if (!Number.isInteger(positions) || positions < 0 || positions > this.lengths[from]) return false;
+    for (let l = 0; l < this.numLayers; l++) if (this.dropped[from * this.numLayers + l] > this.neededFrom(l, positions)) return false;
+    return true;
+  }
+
   /**
    * Copies the first `positions` cached positions of slot `from` into the empty slot `to` (every
-   * layer's keys and values), so a sequence with the same prompt starts from them instead of
-   * computing them again. `from` keeps its own.
+   * layer's keys and values; of a windowed layer only the last W − 1 of them), so a sequence with
+   * the same prompt starts from them instead of computing them again. `from` keeps its own.
+   * Refused where `from` no longer holds them (canCopyPrefix).
    */
   copyPrefix(from: number, to: number, positions: number): void {
     this.checkSlot(from);
     this.checkSlot(to);
-    if (!Number.isInteger(positions) || positions < 0 || positions > this.lengths[from]) {
-      throw new RangeError(`cannot copy ${positions} positions of slot ${from}, which holds ${this.lengths[from]}`);
+    if (!this.canCopyPrefix(from, positions)) {
+      throw new RangeError(`cannot copy ${positions} positions of slot ${from}, which holds ${this.lengths[from]}${positions <= this.lengths[from] ? ' but has dropped some a windowed layer needs' : ''}`);
     }
     if (this.lengths[to] !== 0) throw new RangeError(`slot ${to} already holds ${this.lengths[to]} positions; a prefix is copied into an empty slot`);
-    this.reserve(to, positions);
     const { headDim } = this;
     const heads = this.kvWidth / headDim;
-    const strideFrom = this.allocated(from);
-    const strideTo = this.allocated(to);
     for (let l = 0; l < this.numLayers; l++) {
+      const first = this.neededFrom(l, positions);
+      const count = positions - first;
+      this.resizeLayer(to, l, count);
+      const strideFrom = this.allocated(from, l);
+      const strideTo = this.allocated(to, l);
+      // where position `first` lies in the source's buffer
+      const at = first - this.dropped[from * this.numLayers + l];
       for (const buffers of this.bufferSets()) {
         const src = buffers[from][l];
         const dst = buffers[to][l];
-        for (let h = 0; h < heads; h++) dst.set(src.subarray(h * strideFrom * headDim, (h * strideFrom + positions) * headDim), h * strideTo * headDim);
+        for (let h = 0; h < heads; h++) dst.set(src.subarray((h * strideFrom + at) * headDim, (h * strideFrom + at + count) * headDim), h * strideTo * headDim);
       }
+      this.dropped[to * this.numLayers + l] = first;
     }
     this.lengths[to] = positions;
   }
@@ -147,6 +212,7 @@ export class KvCache {
     if (slot < 0) return null;
     this.inUse[slot] = 1;
     this.lengths[slot] = 0;
+    this.dropped.fill(0, slot * this.numLayers, (slot + 1) * this.numLayers);
     return slot;
   }
 
@@ -155,6 +221,7 @@ export class KvCache {
     this.checkSlot(slot);
     this.inUse[slot] = 0;
     this.lengths[slot] = 0;
+    this.dropped.fill(0, slot * this.numLayers, (slot + 1) * this.numLayers);
     for (let l = 0; l < this.numLayers; l++) {
       this.keyBuffers[slot][l] = new Float32Array(0);
       this.valueBuffers[slot][l] = new Float32Array(0);
@@ -170,7 +237,8 @@ export class KvCache {
 
   /**
    * Checks that `added[i]` new positions fit in slot `slots[i]` (default: slot i for every
-   * sequence of the cache), before any layer writes them, and grows the buffers to hold them.
+   * sequence of the cache), before any layer writes them, and makes room for them in every
+   * layer's buffers: a windowed layer first drops what its next rows cannot attend to.
    */
   assertRoom(added: ArrayLike<number>, slots?: ArrayLike<number>): void {
     const n = slots ? slots.length : this.sequences;
@@ -181,7 +249,42 @@ export class KvCache {
         throw new RangeError(`sequence ${s} would hold ${this.lengths[s] + added[i]} positions, more than the cache's ${this.capacity}`);
       }
     }
-    for (let i = 0; i < n; i++) this.reserve(slots ? slots[i] : i, this.lengths[slots ? slots[i] : i] + added[i]);
+    // a batch of prompts with no past (a fresh prefill) attends to its own rows, not to the cache
+    // (attention-cache.ts, freshPrefill): a windowed layer then stores only as many of their last
+    // ones as its buffer takes, 2(W − 1) (writeFresh)
+    let fresh = true;
+    for (let i = 0; i < n; i++) if (this.lengths[slots ? slots[i] : i] !== 0) fresh = false;
+    for (let i = 0; i < n; i++) {
+      const s = slots ? slots[i] : i;
+      for (let l = 0; l < this.numLayers; l++) {
+        const keep = this.keep[l];
+        if (keep === null) {
+          this.resizeLayer(s, l, this.held(s, l) + added[i]);
+          continue;
+        }
+        if (fresh) {
+          this.resizeLayer(s, l, Math.min(added[i], 2 * keep));
+          continue;
+        }
+        // all new rows go in the buffer at once: they attend to the past and to each other there
+        const need = this.held(s, l) + added[i];
+        if (need > this.allocated(s, l)) this.dropOld(s, l);
+        this.resizeLayer(s, l, this.held(s, l) + added[i]);
+      }
+    }
+  }
+
+  /**
+   * Stores a fresh prefill's `count` positions (rows `from`… of k and v) of `layer` in the empty
+   * slot: all of them, or of a windowed layer the last ones its buffer takes (at least W − 1; more,
+   * so that a copy of the prompt but its last token, as n choices and repeated prompts take, still
+   * finds what it needs: canCopyPrefix).
+   */
+  writeFresh(layer: number, slot: number, k: Float32Array, v: Float32Array, from: number, count: number): void {
+    const skip = this.keep[layer] === null ? 0 : Math.max(0, count - this.allocated(slot, layer));
+    this.write(layer, slot, 0, k, v, from + skip, count - skip);
+    // held = lengths − dropped once the step advances the slot by `count`
+    this.dropped[slot * this.numLayers + layer] = skip;
   }
 
   /** After the last layer of a step: the new positions become past. */
@@ -190,20 +293,44 @@ export class KvCache {
     for (let i = 0; i < n; i++) this.lengths[slots ? slots[i] : i] += added[i];
   }
 
-  private reserve(slot: number, positions: number): void {
-    const have = this.allocated(slot);
-    if (positions <= have) return;
-    // doubling keeps the copies amortised O(1) per position
-    const grown = Math.min(this.capacity, Math.max(positions, 2 * have, 16));
+  /**
+   * Drops the oldest positions of a windowed layer of the slot but the last W − 1 (moved to the
+   * front of each head's rows), which are all its next rows can attend to.
+   */
+  private dropOld(slot: number, layer: number): void {
+    const keep = this.keep[layer]!;
+    const held = this.held(slot, layer);
+    if (held <= keep) return;
+    const { headDim } = this;
+    const stride = this.allocated(slot, layer);
+    for (const buffers of this.bufferSets()) {
+      const b = buffers[slot][layer];
+      for (let h = 0; h < this.kvWidth / headDim; h++) b.copyWithin(h * stride * headDim, (h * stride + held - keep) * headDim, (h * stride + held) * headDim);
+    }
+    this.dropped[slot * this.numLayers + layer] += held - keep;
+  }
+
+  /**
+   * Makes `layer`'s buffers of the slot hold room for `positions`, keeping what they hold: grown
+   * (doubling, which keeps the copies amortised O(1) per position), or, for a windowed layer, shrunk
+   * where a long prompt left them more than twice as large as it now needs.
+   */
+  private resizeLayer(slot: number, layer: number, positions: number): void {
+    const have = this.allocated(slot, layer);
+    const keep = this.keep[layer];
+    // a windowed layer takes at least 2(W − 1), so that it drops old positions at most once per W − 1 new ones
+    const floor = Math.max(16, keep === null ? 0 : 2 * keep);
+    let size: number;
+    if (positions > have) size = Math.min(this.capacity, Math.max(positions, 2 * have, floor));
+    else if (keep !== null && have > 2 * Math.max(positions, floor)) size = Math.min(this.capacity, Math.max(positions, floor));
+    else return;
     const { kvWidth, headDim } = this;
-    const keep = this.lengths[slot] * headDim;
-    for (let l = 0; l < this.numLayers; l++) {
-      for (const buffers of this.bufferSets()) {
-        const old = buffers[slot][l];
-        const next = new Float32Array(grown * kvWidth);
-        for (let h = 0; h < kvWidth / headDim; h++) next.set(old.subarray(h * have * headDim, h * have * headDim + keep), h * grown * headDim);
-        buffers[slot][l] = next;
-      }
+    const kept = this.held(slot, layer) * headDim;
+    for (const buffers of this.bufferSets()) {
+      const old = buffers[slot][layer];
+      const next = new Float32Array(size * kvWidth);
+      for (let h = 0; h < kvWidth / headDim; h++) next.set(old.subarray(h * have * headDim, h * have * headDim + kept), h * size * headDim);
+      buffers[slot][layer] = next;
     }
   }
 

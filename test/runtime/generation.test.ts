@@ -4,7 +4,7 @@
  * stop-string streaming, and the continuous-batching decoder against decoding each sequence
  * alone (KV-slot reuse, batched steps, aborts that free their slot, context limits).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -43,6 +43,17 @@ afterAll(async () => {
 async function tinyModel(family: 'mixtral' | 'qwen3_moe' = 'mixtral', seed = 4) {
   const dir = path.join(work, `${family}-${seed}`);
   await makeTinyCheckpoint(dir, family, { seed, vocabSize: 96 });
+  const ckpt = await openCheckpoint(dir);
+  closers.push(() => ckpt.close());
+  return new CheckpointWeights(ckpt);
+}
+
+/** The tiny Mixtral with a sliding window of `window` on every layer: its KV cache drops what no row can attend to. */
+async function windowedModel(window: number, seed = 4) {
+  const dir = path.join(work, `mixtral-w${window}-${seed}`);
+  await makeTinyCheckpoint(dir, 'mixtral', { seed, vocabSize: 96 });
+  const configPath = path.join(dir, 'config.json');
+  writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, 'utf8')), sliding_window: window }));
   const ckpt = await openCheckpoint(dir);
   closers.push(() => ckpt.close());
   return new CheckpointWeights(ckpt);
@@ -376,6 +387,39 @@ describe('BatchDecoder', () => {
     // the second copies the 19 positions before the last common token, the third nothing
     expect(decoder.stats.sharedPrefixTokens).toBe(19);
     expect(decoder.stats.prefillTokens).toBe(23 + (22 - 19) + 15);
+    await decoder.close();
+  });
+
+  it('with a sliding window: copies of a prompt share it; a beginning the leader\'s windowed layers have moved past is computed; each decodes as alone', async () => {
+    const provider = await windowedModel(4);
+    const context = Array.from({ length: 20 }, (_, i) => (i * 5 + 2) % 96);
+    const prompts = [
+      [...context, ...Array.from({ length: 30 }, (_, i) => (i * 3 + 1) % 96)], // the leader: 50 tokens, its windowed layers keep its last 16
+      [...context, ...Array.from({ length: 30 }, (_, i) => (i * 3 + 1) % 96)], // the same prompt: copies 49 positions
+      [...context, 60, 61], // 20 in common, but the leader dropped them: computed in full
+    ];
+    const params = { temperature: 0, maxNewTokens: 24, stopTokenIds: [], promptLogprobs: 1 };
+    const alone = [];
+    for (const p of prompts) {
+      const d = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
+      const tokens: number[] = [];
+      let promptLogprobs: unknown;
+      for await (const e of d.submit(p, params)) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
+      await d.close();
+      alone.push({ tokens, promptLogprobs });
+    }
+    const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 3 });
+    const together = await Promise.all(
+      prompts.map(async (p) => {
+        const tokens: number[] = [];
+        let promptLogprobs: unknown;
+        for await (const e of decoder.submit(p, params)) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
+        return { tokens, promptLogprobs };
+      }),
+    );
+    expect(together).toEqual(alone);
+    expect(decoder.stats.sharedPrefixTokens).toBe(49);
+    expect(decoder.stats.prefillTokens).toBe(50 + 1 + 22);
     await decoder.close();
   });
 

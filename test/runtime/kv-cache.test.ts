@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../../src/runtime/index.js';
-import { kvCacheShape } from '../../src/runtime/kv-cache.js';
+import { kvCacheShape, kvWindows } from '../../src/runtime/kv-cache.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
 
@@ -101,6 +101,53 @@ describe('KV cache', () => {
     expect(worst).toBeLessThan(1e-5);
   });
 
+  it.each([['mixtral', 3], ['gpt_oss', undefined]] as Array<[FamilyName, number | undefined]>)(
+    '%s (window %s): windowed layers hold only what their rows can attend to, and the states are the full prefix\'s',
+    async (family, window) => {
+      const provider = await fixture(family, window);
+      const { config } = provider;
+      const h = config.hiddenSize;
+      const windows = kvWindows(config);
+      const windowed = windows.flatMap((w, l) => (w === null ? [] : [l]));
+      expect(windowed.length).toBeGreaterThan(0);
+      // 48 positions: past every windowed layer's buffer (16 positions at least) more than once
+      const long = [Array.from({ length: 48 }, (_, i) => (i * 7 + 3) % 60), Array.from({ length: 48 }, (_, i) => (i * 11 + 5) % 60)];
+      const full = await runDecoder(provider, engine, batchFromSequences(long));
+      const shape = kvCacheShape(config);
+      const cache = new KvCache(config.numLayers, long.length, 48, shape.width, shape.headDim, shape.valuesAreKeys, { windows });
+      // a prefill of 20 (more than any windowed buffer takes), single tokens, a chunk of 6, single tokens
+      const steps: Array<[number, number]> = [[0, 20]];
+      for (let t = 20; t < 30; t++) steps.push([t, t + 1]);
+      steps.push([30, 36]);
+      for (let t = 36; t < 48; t++) steps.push([t, t + 1]);
+      let worst = 0;
+      for (const [a, b] of steps) {
+        const got = await runDecoder(provider, engine, batchFromSequences(long.map((q) => q.slice(a, b))), { kvCache: cache });
+        for (let s = 0; s < long.length; s++) {
+          for (let t = a; t < b; t++) {
+            const ref = full.subarray((s * 48 + t) * h, (s * 48 + t + 1) * h);
+            const row = got.subarray((s * (b - a) + t - a) * h, (s * (b - a) + t - a + 1) * h);
+            for (let j = 0; j < h; j++) worst = Math.max(worst, Math.abs(row[j] - ref[j]) / (1 + Math.abs(ref[j])));
+          }
+        }
+        for (const l of windowed) {
+          const keep = windows[l]! - 1;
+          for (let s = 0; s < long.length; s++) {
+            // the sequence's last positions, at least the W − 1 the next row attends to, in a buffer of at most max(16, 2(W − 1)) or a step's rows more
+            expect(cache.held(s, l)).toBeGreaterThanOrEqual(Math.min(b, keep));
+            expect(cache.allocated(s, l)).toBeLessThanOrEqual(Math.max(16, 2 * keep) + (b - a) + keep);
+          }
+        }
+      }
+      expect(worst).toBeLessThan(1e-5);
+      expect(Array.from(cache.lengths)).toEqual([48, 48]);
+      // the layers without a window hold everything
+      for (let l = 0; l < config.numLayers; l++) if (windows[l] === null) expect(cache.held(0, l)).toBe(48);
+      // and a windowed layer dropped most of it
+      expect(cache.held(0, windowed[0])).toBeLessThan(48 / 2);
+    },
+  );
+
   it('refuses a step that would overflow the cache, before touching it', async () => {
     const provider = await fixture('mixtral');
     const { numLayers, numKvHeads, headDim } = provider.config;
@@ -139,5 +186,51 @@ describe('KvCache.copyPrefix', () => {
     expect(() => cache.copyPrefix(0, to, 3)).toThrow(/already holds 10 positions/);
     const other = cache.acquire()!;
     expect(() => cache.copyPrefix(0, other, held + 1)).toThrow(/cannot copy 22 positions of slot 0, which holds 21/);
+  });
+
+  it('a windowed layer: the copy takes the last W − 1 positions the source still holds; once the source moved on, no copy', () => {
+    // layer 0 without a window, layer 1 with W = 5 (keeps 4); 2 kv heads of 2
+    const cache = new KvCache(2, 3, 64, 4, 2, false, { windows: [null, 5] });
+    const row = (layer: number, pos: number, kind: number) => Float32Array.from({ length: 4 }, (_, j) => 1000 * kind + 100 * layer + pos + j / 10);
+    const prompt = 12;
+    expect(cache.acquire()).toBe(0);
+    cache.assertRoom([prompt], [0]);
+    // a fresh prefill: the windowed layer stores the last of the prompt's rows its buffer takes (16 ≥ 12: all)
+    const rows = (layer: number, kind: number, n: number) => {
+      const out = new Float32Array(n * 4);
+      for (let p = 0; p < n; p++) out.set(row(layer, p, kind), p * 4);
+      return out;
+    };
+    for (let l = 0; l < 2; l++) cache.writeFresh(l, 0, rows(l, 1, prompt), rows(l, 2, prompt), 0, prompt);
+    cache.advance([prompt], [0]);
+    // n choices: the prompt but its last token
+    expect(cache.canCopyPrefix(0, prompt - 1)).toBe(true);
+    const to = cache.acquire()!;
+    cache.copyPrefix(0, to, prompt - 1);
+    expect([cache.lengths[to], cache.held(to, 0), cache.held(to, 1)]).toEqual([prompt - 1, prompt - 1, 4]);
+    for (let p = 0; p < 4; p++) {
+      const pos = prompt - 1 - 4 + p;
+      for (let h = 0; h < 2; h++) {
+        const at = (h * cache.allocated(to, 1) + p) * 2;
+        expect(Array.from(cache.keys(1, to).subarray(at, at + 2))).toEqual(Array.from(row(1, pos, 1).subarray(h * 2, h * 2 + 2)));
+        expect(Array.from(cache.values(1, to).subarray(at, at + 2))).toEqual(Array.from(row(1, pos, 2).subarray(h * 2, h * 2 + 2)));
+      }
+    }
+    // the source decodes on: its windowed layer drops what no row can attend to any more
+    for (let t = prompt; t < 40; t++) {
+      cache.assertRoom([1], [0]);
+      for (let l = 0; l < 2; l++) cache.write(l, 0, cache.held(0, l), row(l, t, 1), row(l, t, 2), 0, 1);
+      cache.advance([1], [0]);
+    }
+    expect(cache.held(0, 0)).toBe(40);
+    expect(cache.held(0, 1)).toBeLessThanOrEqual(16);
+    expect(cache.allocated(0, 1)).toBeLessThanOrEqual(16);
+    // the windowed layer's held positions are the sequence's last ones
+    const last = cache.held(0, 1);
+    for (let p = 0; p < last; p++) expect(cache.keys(1, 0)[p * 2]).toBe(row(1, 40 - last + p, 1)[0]);
+    expect(cache.canCopyPrefix(0, prompt - 1)).toBe(false);
+    const other = cache.acquire()!;
+    expect(() => cache.copyPrefix(0, other, prompt - 1)).toThrow(/has dropped some a windowed layer needs/);
+    expect(cache.canCopyPrefix(0, 38)).toBe(true);
   });
 });

@@ -15,7 +15,7 @@
 import type { Engine, LogitStatsOut } from '../../engine/types.js';
 import { batchFromSequences } from '../batch.js';
 import { logitsInto, type LogitsWorkspace } from '../head.js';
-import { KvCache, kvCacheShape } from '../kv-cache.js';
+import { KvCache, kvCacheShape, kvWindows } from '../kv-cache.js';
 import { runDecoder } from '../layerwise.js';
 import { ResidentWeights } from '../resident-weights.js';
 import type { WeightProvider } from '../weights.js';
@@ -276,7 +276,7 @@ export class BatchDecoder {
     if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? 512;
     const shape = kvCacheShape(config);
-    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys);
+    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(config) });
   }
 
   /** requests being decoded / waiting for a slot */
@@ -431,6 +431,11 @@ export class BatchDecoder {
       return true;
     }
     if (this.cache.lengths[leader.slot] < need) return false;
+    // a leader whose windowed layers have moved on past the positions this one needs: computed anew
+    if (!this.cache.canCopyPrefix(leader.slot, need)) {
+      seq.leader = null;
+      return true;
+    }
     this.cache.copyPrefix(leader.slot, seq.slot, need);
     seq.fed = need;
     // the leader has scored those positions too (rows 0 … need − 1 predict tokens 1 … need, the same tokens)
