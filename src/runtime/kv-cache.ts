@@ -23,7 +23,7 @@
  * attention over them is unchanged, because the window's mask is relative to each row (a row
  * attends to the W − 1 keys before it, all held). The older positions are dropped when the buffer
  * would grow (moved down in place, at most once per W − 1 new positions), so a windowed layer
- * takes about 2W positions, or a step's new rows more, however long the sequence: gpt-oss's every
+ * takes 2(W − 1) positions, or W − 1 and a prefill chunk's rows, however long the sequence: gpt-oss's every
  * other layer at 128, where a 128k-token context would otherwise hold 128k. The price: a prompt
  * can copy another's cached beginning (shared-prefix.ts) only while that one's windowed layers
  * still hold its end (canCopyPrefix): n choices and a prompt sent twice always can; a longer
@@ -33,13 +33,25 @@ import { slidingWindowOf } from '../checkpoint/sliding-window.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 /**
  * Most bytes one slot's buffers can reach while its sequence grows to `positions` (prompt and
- * generated tokens) under the doubling rule of `reserve` (at least 16 positions, at most 2× the
- * positions, never beyond `capacity`): what a server reserves for a request in its memory budget.
- * The copy made while a buffer grows (old and new side by side) is not included.
+ * generated tokens) under the doubling rule of `resizeLayer` (at least 16 positions, at most 2× the
+ * positions, never beyond `capacity`; a windowed layer 2(W − 1), or W − 1 and a step's rows):
+ * what a server reserves for a request in its memory budget. The copy made while a buffer grows
+ * (old and new side by side) is not included.
  */
-export function kvSlotBoundBytes(numLayers: number, kvWidth: number, capacity: number, positions: number, valuesAreKeys = false): number {
-  const allocated = Math.min(capacity, Math.max(16, 2 * positions));
-  return numLayers * (valuesAreKeys ? 1 : 2) * allocated * kvWidth * 4;
+export function kvSlotBoundBytes(
+  numLayers: number, kvWidth: number, capacity: number, positions: number, valuesAreKeys = false,
+  /** the layers' sliding windows (KvCacheOptions.windows) and the most positions one step adds (the decoder's prefill chunk) */
+  opts: { windows?: ReadonlyArray<number | null>; maxStep?: number } = {},
+): number {
+  const full = Math.min(capacity, Math.max(16, 2 * positions));
+  let allocated = 0;
+  for (let l = 0; l < numLayers; l++) {
+    const window = opts.windows?.[l] ?? null;
+    // a windowed layer: W − 1 past positions and a step's rows, or 2(W − 1) (resizeLayer)
+    const keep = window === null ? null : window - 1;
+    allocated += keep === null ? full : Math.min(full, Math.max(16, 2 * keep, keep + Math.min(opts.maxStep ?? positions, positions)));
+  }
+  return (valuesAreKeys ? 1 : 2) * allocated * kvWidth * 4;
 }
 
 /**
@@ -312,16 +324,19 @@ export class KvCache {
 
   /**
    * Makes `layer`'s buffers of the slot hold room for `positions`, keeping what they hold: grown
-   * (doubling, which keeps the copies amortised O(1) per position), or, for a windowed layer, shrunk
-   * where a long prompt left them more than twice as large as it now needs.
+   * (doubling, which keeps the copies amortised O(1) per position; a windowed layer to what it
+   * needs), or, for a windowed layer, shrunk where a prefill chunk left them more than twice as
+   * large as it now needs.
    */
   private resizeLayer(slot: number, layer: number, positions: number): void {
     const have = this.allocated(slot, layer);
     const keep = this.keep[layer];
-    // a windowed layer takes at least 2(W − 1), so that it drops old positions at most once per W − 1 new ones
-    const floor = Math.max(16, keep === null ? 0 : 2 * keep);
+    // a windowed layer that needs more than W − 1 takes at least 2(W − 1), so that it drops old
+    // positions at most once per W − 1 new ones (and never more than a layer without a window)
+    const floor = Math.max(16, keep !== null && positions > keep ? 2 * keep : 0);
     let size: number;
-    if (positions > have) size = Math.min(this.capacity, Math.max(positions, 2 * have, floor));
+    // a windowed layer grows to what it needs: it grows only for a prefill chunk (single tokens drop old positions instead)
+    if (positions > have) size = Math.min(this.capacity, Math.max(positions, keep === null ? 2 * have : 0, floor));
     else if (keep !== null && have > 2 * Math.max(positions, floor)) size = Math.min(this.capacity, Math.max(positions, floor));
     else return;
     const { kvWidth, headDim } = this;

@@ -22,7 +22,8 @@ import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
 import { encodeInPlace, type OffThreadEncoder } from './encode-off-thread.js';
 import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
-import { kvCacheShape, kvSlotBoundBytes } from '../runtime/kv-cache.js';
+import { kvCacheShape, kvSlotBoundBytes, kvWindows } from '../runtime/kv-cache.js';
+import { DEFAULT_MAX_PREFILL_TOKENS } from '../runtime/generation/decoder.js';
 import { TensorArena } from '../io/tensor-buffers.js';
 import type { MappedFiles } from '../io/file-map.js';
 import { detectToolCallFormat, type ToolCallFormat } from './tools/formats/index.js';
@@ -67,8 +68,12 @@ export interface ServedModel {
   created: number;
   /** bytes of densely materialised experts a factored model gets within its share */
   materialiseBytes: number;
-  /** decoder layers and key/value width per position, for the KV-cache reservation of a request */
-  kv: { layers: number; width: number; valuesAreKeys: boolean };
+  /**
+   * decoder layers and key/value width per position, each layer's sliding window and the most
+   * positions a decoding step adds to a sequence (the decoder's prefill chunk), for the KV-cache
+   * reservation of a request (kvSlotBoundBytes)
+   */
+  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number };
 }
 
 export interface RefusedModel {
@@ -192,6 +197,8 @@ export async function inspectServedModel(
     chatTemplate?: string;
     /** caps the context below max_position_embeddings (ServeOptions.maxModelLen) */
     maxModelLen?: number;
+    /** the decoder's prompt tokens a step (ModelStoreOptions.maxPrefillTokens; default the decoder's) */
+    maxPrefillTokens?: number;
   } = {},
 ): Promise<ServedModel> {
   const info = await stat(spec.dir).catch(() => null);
@@ -224,7 +231,10 @@ export async function inspectServedModel(
         // after one full-context sequence's KV cache: an estimate that filled the share exactly
         // left no room for any request's KV cache, and a budget sized to the model refused every
         // request.
-        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, kvShape.width, contextLength, contextLength, kvShape.valuesAreKeys);
+        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, kvShape.width, contextLength, contextLength, kvShape.valuesAreKeys, {
+          windows: kvWindows(ckpt.config),
+          maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
+        });
         const room = Math.max(0, shareBytes - base - kvReserve);
         materialiseBytes = Math.min(allDense, Math.floor(room / perExpert) * perExpert);
       }
@@ -249,7 +259,7 @@ export async function inspectServedModel(
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,
-      kv: { layers: ckpt.config.numLayers, width: kvShape.width, valuesAreKeys: kvShape.valuesAreKeys },
+      kv: { layers: ckpt.config.numLayers, width: kvShape.width, valuesAreKeys: kvShape.valuesAreKeys, windows: kvWindows(ckpt.config), maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS },
     };
   } finally {
     await ckpt.close();
@@ -298,7 +308,8 @@ export class ModelStore implements ModelLoader<LoadedHandle> {
       const decoderOptions = {
         maxBatchSize: this.opts.maxBatchSize,
         contextLength: model.contextLength,
-        maxPrefillTokens: this.opts.maxPrefillTokens,
+        // never more a step than the KV-cache reservation of its requests assumed (ServedModel.kv.maxStep)
+        maxPrefillTokens: Math.min(this.opts.maxPrefillTokens ?? model.kv.maxStep, model.kv.maxStep),
         tokenizer: textCodec(model.tokenizer),
       };
       if (checkpoint instanceof CompressedModel && checkpoint.storage === 'factored') {

@@ -5,7 +5,7 @@
  * /metrics show the reservation while the request runs. The bound itself is checked against
  * the buffers a real KvCache allocates.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,6 +40,52 @@ describe('kvSlotBoundBytes', () => {
       // and not loose by more than the doubling
       expect(bound).toBeLessThanOrEqual(Math.max(2 * peak, layers * (valuesAreKeys ? 1 : 2) * 16 * width * 4));
     }
+  });
+});
+
+describe('kvSlotBoundBytes with sliding windows', () => {
+  it('bounds the buffers a slot with windowed layers reaches, for any prefill chunk, and is below the bound without windows', () => {
+    const layers = 4;
+    const width = 8;
+    // layers 0 and 2 windowed (gpt-oss's pattern)
+    for (const [window, capacity, prompt, generated, chunk] of [
+      [5, 1024, 3, 40, 512],
+      [5, 1024, 100, 300, 64],
+      [128, 4096, 1000, 700, 512],
+      [128, 4096, 90, 30, 512],
+      [9, 300, 150, 149, 7],
+      [2, 64, 1, 62, 512],
+    ]) {
+      const windows = [window, null, window, null];
+      const cache = new KvCache(layers, 1, capacity, width, 4, false, { windows });
+      const slot = cache.acquire()!;
+      const zeros = new Float32Array(Math.max(prompt, 1) * width);
+      let peak = 0;
+      const step = (n: number) => {
+        const fresh = cache.lengths[slot] === 0;
+        cache.assertRoom([n], [slot]);
+        for (let l = 0; l < layers; l++) {
+          if (fresh) cache.writeFresh(l, slot, zeros, zeros, 0, n);
+          else cache.write(l, slot, cache.held(slot, l), zeros, zeros, 0, n);
+        }
+        cache.advance([n], [slot]);
+        peak = Math.max(peak, cache.allocatedBytes);
+      };
+      for (let fed = 0; fed < prompt; fed += chunk) step(Math.min(chunk, prompt - fed));
+      for (let i = 0; i < generated; i++) step(1);
+      const positions = prompt + generated;
+      const bound = kvSlotBoundBytes(layers, width, capacity, positions, false, { windows, maxStep: chunk });
+      const at = `window ${window}, prompt ${prompt} in chunks of ${chunk}, ${generated} generated`;
+      expect(peak, at).toBeLessThanOrEqual(bound);
+      expect(bound, at).toBeLessThanOrEqual(kvSlotBoundBytes(layers, width, capacity, positions));
+      // the windowed layers hold no more than 2(W − 1) positions after the prompt
+      expect(cache.held(slot, 0), at).toBeLessThanOrEqual(Math.max(16, 2 * (window - 1)));
+    }
+    // gpt-oss-20b's attention (24 layers, every other windowed at 128, 8 kv heads of 64) at a 32k-token request: about half
+    const gptOss = Array.from({ length: 24 }, (_, l) => (l % 2 === 0 ? 128 : null));
+    const ratio = kvSlotBoundBytes(24, 512, 131072, 32768, false, { windows: gptOss, maxStep: 512 }) / kvSlotBoundBytes(24, 512, 131072, 32768);
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(0.52);
   });
 });
 
@@ -117,5 +163,35 @@ describe('KV cache in the server’s memory budget', () => {
     while (!(await reader.read()).done);
     const after = (await getJson(`${s.url}/health`)).models[0];
     expect(after.kv_reserved_bytes).toBe(0);
+  });
+
+  it('a model with a sliding window reserves its windowed layers at the window: a request the full-context reservation would refuse fits', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'rfid-kv-window-'));
+    const dir = tinyWithChatTemplate(path.join(work, 'windowed'));
+    const configPath = path.join(dir, 'config.json');
+    // every layer windowed at 8: a request reserves 7 + a prefill chunk (512) positions a layer, not its length (1024 at most)
+    writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, 'utf8')), sliding_window: 8 }));
+    const windows = [8, 8, 8, 8];
+    const prompt = 'ROMEO:';
+    const promptTokens = (await postJson(`${s.url}/v1/completions`, { model: 'tiny', prompt, max_tokens: 1 })).json.usage.prompt_tokens as number;
+    const windowed = kvSlotBoundBytes(4, 64, 1024, promptTokens + 900, false, { windows, maxStep: 512 });
+    // about half of what every position of every layer takes (which would not fit this budget)
+    expect(windowed).toBeLessThan(0.55 * kvOf(promptTokens + 900));
+    const w = await startServer({ models: [`windowed=${dir}`], memoryBudget: weights + windowed });
+    try {
+      const res = await fetch(`${w.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'windowed', prompt, max_tokens: 900, stream: true }),
+      });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      await reader.read();
+      expect((await getJson(`${w.url}/health`)).models[0].kv_reserved_bytes).toBe(windowed);
+      while (!(await reader.read()).done);
+    } finally {
+      await w.close();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });

@@ -34,6 +34,9 @@ import { ReasoningGate, type ReasoningFormat } from './reasoning-gate.js';
 import { TaggedJsonPrefix, type TaggedJsonCalls } from './tagged-json-prefix.js';
 import { SchemaError, type TopLevel } from './json-schema.js';
 
+
+/** Prompt tokens a decoding step runs across the prefilling requests, by default (BatchDecoderOptions.maxPrefillTokens). */
+export const DEFAULT_MAX_PREFILL_TOKENS = 512;
 export { GenerationStream, type FinishReason, type GenerationEvent, type GenerationUsage };
 
 /** Most bytes of logits a prompt's scoring holds at once, by default (BatchDecoderOptions.promptLogitsBytes). */
@@ -274,7 +277,7 @@ export class BatchDecoder {
     const fromConfig = config.raw.max_position_embeddings;
     this.contextLength = opts.contextLength ?? (typeof fromConfig === 'number' && fromConfig > 0 ? fromConfig : DEFAULT_CONTEXT);
     if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
-    this.maxPrefillTokens = opts.maxPrefillTokens ?? 512;
+    this.maxPrefillTokens = opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS;
     const shape = kvCacheShape(config);
     this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(config) });
   }
