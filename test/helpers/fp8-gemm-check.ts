@@ -9,11 +9,10 @@
  *   to be that product, from half the bytes.
  */
 import { f32BitsToBf16 } from '../../src/io/dtype.js';
-import { roundedToBf16 } from '../../src/engine/ts/kernels/gemm-bf16.js';
 import type { Engine } from '../../src/engine/types.js';
+import { checkDecodedProduct, toBf16 } from './decoded-product-check.js';
 import { uniform } from './small-rows-check.js';
 
-const U = 2 ** -24;
 
 /**
  * (m, n, k, group): the native paths (1-8 rows: B decoded a panel at a time, 256 KiB of BF16, so
@@ -64,53 +63,12 @@ export function decodeFp8(codes: Uint8Array, scales: Float32Array, n: number, k:
   return out;
 }
 
-/** The BF16 patterns of values exact in BF16. */
-export function toBf16(values: Float64Array): Uint16Array {
-  const bits = new Uint32Array(new Float32Array(values).buffer);
-  return Uint16Array.from(bits, (b) => b >>> 16);
-}
-
-/** The failures (empty when none) of `kernels.gemmFp8` on one shape, for beta 0 (c full of NaN), 1 and −0.5. */
+/** The failures (empty when none) of `kernels.gemmFp8` on one shape, for beta 0 (c full of NaN), 1 and −0.5 (checkDecodedProduct). */
 export function checkGemmFp8(engine: Engine, m: number, n: number, k: number, group: number): string[] {
-  const failures: string[] = [];
-  const bf16Activations = engine.matmulActivations === 'bf16';
   const given = uniform(m * k, 31 + m * 1000 + n);
-  const a = bf16Activations ? roundedToBf16(given) : given;
   const { codes, scales } = randomFp8(n, k, group, 32 + k);
   const w = decodeFp8(codes, scales, n, k, group);
-  const wBf16 = toBf16(w);
-  const at = `m=${m} n=${n} k=${k} group=${group}`;
-  for (const beta of [0, 1, -0.5]) {
-    const c0 = uniform(m * n, 33);
-    const c = beta === 0 ? new Float32Array(m * n).fill(Number.NaN) : Float32Array.from(c0);
-    engine.kernels.gemmFp8(m, n, k, given, codes, scales, group, c, beta);
-    if (!bf16Activations) {
-      const same = beta === 0 ? new Float32Array(m * n) : Float32Array.from(c0);
-      engine.kernels.gemmBf16(m, n, k, given, wBf16, same, beta);
-      for (let i = 0; i < m * n; i++) {
-        if (!Object.is(c[i], same[i])) {
-          failures.push(`${at} beta=${beta} C[${i}] = ${c[i]}, gemmBf16 on the decoded matrix gives ${same[i]}`);
-          break;
-        }
-      }
-    }
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let sum = 0;
-        let abs = 0;
-        for (let p = 0; p < k; p++) {
-          const t = a[i * k + p] * w[j * k + p];
-          sum += t;
-          abs += Math.abs(t);
-        }
-        const want = sum + (beta === 0 ? 0 : beta * c0[i * n + j]);
-        const bound = 1.01 * (k + 2) * U * (abs + Math.abs(beta * c0[i * n + j])) + 1e-30;
-        const got = c[i * n + j];
-        if (!(Math.abs(got - want) <= bound)) failures.push(`${at} beta=${beta} C[${i},${j}] = ${got}, want ${want} ± ${bound}`);
-      }
-    }
-  }
-  return failures;
+  return checkDecodedProduct(engine, m, n, k, given, w, `m=${m} n=${n} k=${k} group=${group}`, (c, beta) => engine.kernels.gemmFp8(m, n, k, given, codes, scales, group, c, beta));
 }
 
 /** Rows of A for checkFp8Codes: a decoding step's (B a panel at a time) and a prompt's (B decoded whole). */

@@ -7,12 +7,10 @@
  * - with f32 activations, the engine's own gemmBf16 on b decoded to BF16 (exact), bit for bit: the
  *   kernel is meant to be that product, from a quarter of the bytes.
  */
-import { f32BitsToBf16 } from '../../src/io/dtype.js';
-import { roundedToBf16 } from '../../src/engine/ts/kernels/gemm-bf16.js';
 import type { Engine } from '../../src/engine/types.js';
+import { checkDecodedProduct } from './decoded-product-check.js';
 import { uniform } from './small-rows-check.js';
 
-const U = 2 ** -24;
 const FP4 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6];
 
 /**
@@ -45,51 +43,9 @@ export function decodeMxfp4(blocks: Uint8Array, scales: Uint8Array, n: number, k
   return out;
 }
 
-/** The BF16 patterns of values exact in BF16. */
-function toBf16(values: Float64Array): Uint16Array {
-  const f = new Float32Array(values);
-  const bits = new Uint32Array(f.buffer);
-  return Uint16Array.from(bits, (b) => f32BitsToBf16(b));
-}
-
-/** The failures (empty when none) of `kernels.gemmMxfp4` on one shape, for beta 0 (c full of NaN), 1 and −0.5. */
+/** The failures (empty when none) of `kernels.gemmMxfp4` on one shape, for beta 0 (c full of NaN), 1 and −0.5 (checkDecodedProduct). */
 export function checkGemmMxfp4(engine: Engine, m: number, n: number, k: number): string[] {
-  const failures: string[] = [];
-  const bf16Activations = engine.matmulActivations === 'bf16';
   const given = uniform(m * k, 21 + m * 1000 + n);
-  const a = bf16Activations ? roundedToBf16(given) : given;
   const { blocks, scales } = randomMxfp4(n, k, 22 + k);
-  const w = decodeMxfp4(blocks, scales, n, k);
-  const wBf16 = toBf16(w);
-  for (const beta of [0, 1, -0.5]) {
-    const c0 = uniform(m * n, 23);
-    const c = beta === 0 ? new Float32Array(m * n).fill(Number.NaN) : Float32Array.from(c0);
-    engine.kernels.gemmMxfp4(m, n, k, given, blocks, scales, c, beta);
-    if (!bf16Activations) {
-      const same = beta === 0 ? new Float32Array(m * n) : Float32Array.from(c0);
-      engine.kernels.gemmBf16(m, n, k, given, wBf16, same, beta);
-      for (let i = 0; i < m * n; i++) {
-        if (!Object.is(c[i], same[i])) {
-          failures.push(`m=${m} n=${n} k=${k} beta=${beta} C[${i}] = ${c[i]}, gemmBf16 on the decoded matrix gives ${same[i]}`);
-          break;
-        }
-      }
-    }
-    for (let i = 0; i < m; i++) {
-      for (let j = 0; j < n; j++) {
-        let sum = 0;
-        let abs = 0;
-        for (let p = 0; p < k; p++) {
-          const t = a[i * k + p] * w[j * k + p];
-          sum += t;
-          abs += Math.abs(t);
-        }
-        const want = sum + (beta === 0 ? 0 : beta * c0[i * n + j]);
-        const bound = 1.01 * (k + 2) * U * (abs + Math.abs(beta * c0[i * n + j])) + 1e-30;
-        const got = c[i * n + j];
-        if (!(Math.abs(got - want) <= bound)) failures.push(`m=${m} n=${n} k=${k} beta=${beta} C[${i},${j}] = ${got}, want ${want} ± ${bound}`);
-      }
-    }
-  }
-  return failures;
+  return checkDecodedProduct(engine, m, n, k, given, decodeMxfp4(blocks, scales, n, k), `m=${m} n=${n} k=${k}`, (c, beta) => engine.kernels.gemmMxfp4(m, n, k, given, blocks, scales, c, beta));
 }

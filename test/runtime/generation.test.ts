@@ -59,6 +59,25 @@ async function windowedModel(window: number, seed = 4) {
   return new CheckpointWeights(ckpt);
 }
 
+/** A stream's tokens and its prompt's log-probabilities. */
+async function tokensAndPromptLogprobs(stream: GenerationStream): Promise<{ tokens: number[]; promptLogprobs: unknown }> {
+  const tokens: number[] = [];
+  let promptLogprobs: unknown;
+  for await (const e of stream) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
+  return { tokens, promptLogprobs };
+}
+
+/** Each prompt decoded alone, a decoder of its own. */
+async function eachAlone(provider: CheckpointWeights, prompts: number[][], params: Parameters<BatchDecoder['submit']>[1]) {
+  const alone = [];
+  for (const p of prompts) {
+    const d = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
+    alone.push(await tokensAndPromptLogprobs(d.submit(p, params)));
+    await d.close();
+  }
+  return alone;
+}
+
 async function collect(stream: GenerationStream): Promise<{ tokens: number[]; end: Extract<GenerationEvent, { type: 'end' }> }> {
   const tokens: number[] = [];
   for await (const e of stream) {
@@ -365,24 +384,9 @@ describe('BatchDecoder', () => {
       [...context.slice(0, 12), 70, 71, 72], // only 12 in common: computed in full
     ];
     const params = { temperature: 0, maxNewTokens: 6, stopTokenIds: [], promptLogprobs: 1 };
-    const alone = [];
-    for (const p of prompts) {
-      const d = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
-      const tokens: number[] = [];
-      let promptLogprobs: unknown;
-      for await (const e of d.submit(p, params)) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
-      await d.close();
-      alone.push({ tokens, promptLogprobs });
-    }
+    const alone = await eachAlone(provider, prompts, params);
     const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 3 });
-    const together = await Promise.all(
-      prompts.map(async (p) => {
-        const tokens: number[] = [];
-        let promptLogprobs: unknown;
-        for await (const e of decoder.submit(p, params)) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
-        return { tokens, promptLogprobs };
-      }),
-    );
+    const together = await Promise.all(prompts.map((p) => tokensAndPromptLogprobs(decoder.submit(p, params))));
     expect(together).toEqual(alone);
     // the second copies the 19 positions before the last common token, the third nothing
     expect(decoder.stats.sharedPrefixTokens).toBe(19);
@@ -399,24 +403,9 @@ describe('BatchDecoder', () => {
       [...context, 60, 61], // 20 in common, but the leader dropped them: computed in full
     ];
     const params = { temperature: 0, maxNewTokens: 24, stopTokenIds: [], promptLogprobs: 1 };
-    const alone = [];
-    for (const p of prompts) {
-      const d = new BatchDecoder(provider, engine, { maxBatchSize: 1 });
-      const tokens: number[] = [];
-      let promptLogprobs: unknown;
-      for await (const e of d.submit(p, params)) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
-      await d.close();
-      alone.push({ tokens, promptLogprobs });
-    }
+    const alone = await eachAlone(provider, prompts, params);
     const decoder = new BatchDecoder(provider, engine, { maxBatchSize: 3 });
-    const together = await Promise.all(
-      prompts.map(async (p) => {
-        const tokens: number[] = [];
-        let promptLogprobs: unknown;
-        for await (const e of decoder.submit(p, params)) if (e.type === 'token') (tokens.push(e.token), (promptLogprobs ??= e.promptLogprobs));
-        return { tokens, promptLogprobs };
-      }),
-    );
+    const together = await Promise.all(prompts.map((p) => tokensAndPromptLogprobs(decoder.submit(p, params))));
     expect(together).toEqual(alone);
     expect(decoder.stats.sharedPrefixTokens).toBe(49);
     expect(decoder.stats.prefillTokens).toBe(50 + 1 + 22);
