@@ -21,7 +21,9 @@
  * transformers' dequantised model.
  *
  * Memory: the dequantised weight is twice the FP8 bytes. Row reads dequantise chunk by chunk,
- * so a whole read holds the result plus at most one chunk (4 Mi codes) of the stored bytes.
+ * so a whole read holds the result plus at most one chunk (4 Mi codes) of the stored bytes. A
+ * runtime that keeps weights as stored reads E4M3 experts undecoded instead (readRowsFp8: the codes
+ * and each row's scales), and multiplies by them with the same values (ForwardKernels.gemmFp8).
  */
 import { byteFloatValues, decodeToF32, f32BitsToBf16, type ByteTableDType, type DType } from '../io/dtype.js';
 import { byteTableRows } from '../io/byte-tables.js';
