@@ -24,10 +24,10 @@
  *    median seconds to read every expert as held (page cache); layer 0's experts' bytes; then,
  *    alternating the two, `steps` decoding steps (the model's top-k experts drawn at random, one
  *    row each) and `steps` prompts (64 rows through each), median milliseconds, outputs compared
- *    bit for bit; last, greedy generation from each as `generate` runs it, weights resident:
- *    tokens a second after the first token, two runs each, and whether they give the same tokens;
- *    and from the BF16 checkpoint DIR the same way (its weights mapped: other values, so other
- *    tokens), for scale.
+ *    bit for bit; last, greedy generation from each with every weight read beforehand
+ *    (bench/lib/steady-decode.ts): tokens a second after the first token, two runs each, and
+ *    whether they give the same tokens; and from the BF16 checkpoint DIR the same way (other
+ *    values, so other tokens), for scale.
  */
 import { execSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -41,11 +41,11 @@ import type { Engine } from '../src/engine/types.js';
 import { TensorStore } from '../src/io/sharded.js';
 import { CheckpointWeights } from '../src/runtime/checkpoint-weights.js';
 import { Fp8SwiGlu } from '../src/runtime/fp8-swiglu.js';
-import { generate } from '../src/runtime/generation/generate.js';
 import { Bf16SwiGlu } from '../src/runtime/mlp.js';
 import { residentWeightBytes } from '../src/runtime/resident-weights.js';
 import type { ExpertWeights } from '../src/runtime/weights.js';
 import { Rng } from '../test/helpers/rng.js';
+import { steadyGreedyDecode } from './lib/steady-decode.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -225,20 +225,10 @@ async function heldExperts(engine: Engine, fp8Dir: string, bf16Dir: string, roun
     const stepTimes = Array.from({ length: steps }, () => time(1));
     const promptTimes = Array.from({ length: steps }, () => time(64));
     const med = (xs: Array<Record<Way, number>>) => ({ codes: median(xs.map((x) => x.codes)), decoded: median(xs.map((x) => x.decoded)) });
-    // greedy generation as `generate` runs it (weights kept resident): tokens a second between the first token and the last
+    // greedy generation with every weight read beforehand (steadyGreedyDecode): tokens a second between the first token and the last
     const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 5) % Math.min(ckpt.config.vocabSize, 1024));
-    const decode = async (c: Checkpoint) => {
-      const tokens: number[] = [];
-      const at: number[] = [];
-      for await (const event of generate(c, engine, prompt, { temperature: 0, maxNewTokens: steps + 1, keepWeights: true })) {
-        if (event.type === 'token') {
-          tokens.push(event.token);
-          at.push(performance.now());
-        }
-      }
-      return { tokens, perSecond: (tokens.length - 1) / ((at[at.length - 1] - at[0]) / 1000) };
-    };
-    // and the BF16 checkpoint the FP8 copy was made from (other weights, so other tokens), as a runtime holds it: mapped BF16
+    const decode = (c: Checkpoint) => steadyGreedyDecode(c, engine, prompt, steps);
+    // and the BF16 checkpoint the FP8 copy was made from (other weights, so other tokens), its BF16 weights held as stored
     const release = await openCheckpoint(bf16Dir);
     const gen: Record<Way | 'release', number[]> = { codes: [], decoded: [], release: [] };
     let sameTokens = true;

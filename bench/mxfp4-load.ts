@@ -30,8 +30,8 @@
  *    top-4) and `steps` prompts (64 rows through each of 4 experts). Prints the median milliseconds
  *    a step and a prompt, and the ratios. The outputs of the two are compared too: equal bit for
  *    bit (gemmMxfp4 is gemmBf16 on the decoded matrix). Last, greedy generation from each
- *    checkpoint as `generate` runs it, weights resident: tokens a second after the first token,
- *    two runs each, and whether the two give the same tokens.
+ *    checkpoint with every weight read beforehand (bench/lib/steady-decode.ts): tokens a second
+ *    after the first token, two runs each, and whether the two give the same tokens.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -43,11 +43,11 @@ import type { Checkpoint, ExpertMatrixType } from '../src/checkpoint/types.js';
 import { createEngine, parseEngineChoice, type EngineChoice } from '../src/engine/index.js';
 import type { Engine } from '../src/engine/types.js';
 import { CheckpointWeights } from '../src/runtime/checkpoint-weights.js';
-import { generate } from '../src/runtime/generation/generate.js';
 import { Bf16SwiGlu } from '../src/runtime/mlp.js';
 import { Mxfp4SwiGlu } from '../src/runtime/mxfp4-swiglu.js';
 import { ShardedWriter } from '../src/io/sharded.js';
 import { Rng } from '../test/helpers/rng.js';
+import { steadyGreedyDecode } from './lib/steady-decode.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -213,20 +213,10 @@ async function timeProducts(a: Args, engine: Engine, mx: Checkpoint, bf: Checkpo
   const steps = Array.from({ length: a.steps }, () => time(1));
   const prompts = Array.from({ length: a.steps }, () => time(64));
   const med = (xs: Array<{ mxfp4: number; bf16: number }>) => ({ mxfp4: median(xs.map((x) => x.mxfp4)), bf16: median(xs.map((x) => x.bf16)) });
-  // greedy generation, each checkpoint as `generate` runs it (weights kept resident): tokens a
-  // second between the first token and the last, so neither the load nor the prompt counts
+  // greedy generation with every weight read beforehand (steadyGreedyDecode): tokens a second
+  // between the first token and the last, so neither the reads nor the prompt count
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 5) % 1024);
-  const decode = async (ckpt: Checkpoint) => {
-    const tokens: number[] = [];
-    const at: number[] = [];
-    for await (const event of generate(ckpt, engine, prompt, { temperature: 0, maxNewTokens: a.steps + 1, keepWeights: true })) {
-      if (event.type === 'token') {
-        tokens.push(event.token);
-        at.push(performance.now());
-      }
-    }
-    return { tokens, perSecond: (tokens.length - 1) / ((at[at.length - 1] - at[0]) / 1000) };
-  };
+  const decode = (ckpt: Checkpoint) => steadyGreedyDecode(ckpt, engine, prompt, a.steps);
   const gen = { mxfp4: [] as number[], bf16: [] as number[] };
   let sameTokens = true;
   for (let r = 0; r < 2; r++) {
