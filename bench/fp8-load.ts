@@ -46,6 +46,7 @@ import { residentWeightBytes } from '../src/runtime/resident-weights.js';
 import type { ExpertWeights } from '../src/runtime/weights.js';
 import { Rng } from '../test/helpers/rng.js';
 import { steadyGreedyDecode } from './lib/steady-decode.js';
+import { withExpertsDecoded } from '../test/helpers/fp8-fixture.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -171,10 +172,6 @@ async function quantizationError(bf16Dir: string, fp8Dir: string): Promise<numbe
 
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
 
-/** The same checkpoint without readExpertFp8: its experts are read decoded to BF16, as before the codes could be kept. */
-function decodedView(c: Checkpoint): Checkpoint {
-  return new Proxy(c, { get: (target, prop) => (prop === 'readExpertFp8' || prop === 'fp8TensorNames' ? undefined : Reflect.get(target, prop, target)) });
-}
 
 type Way = 'codes' | 'decoded';
 
@@ -182,7 +179,7 @@ type Way = 'codes' | 'decoded';
 async function heldExperts(engine: Engine, fp8Dir: string, bf16Dir: string, rounds: number, steps: number) {
   const ckpt = await openCheckpoint(fp8Dir);
   try {
-    const views: Record<Way, Checkpoint> = { codes: ckpt, decoded: decodedView(ckpt) };
+    const views: Record<Way, Checkpoint> = { codes: ckpt, decoded: withExpertsDecoded(ckpt) };
     const resident = { codes: residentWeightBytes(views.codes, { bf16Weights: true }), decoded: residentWeightBytes(views.decoded, { bf16Weights: true }) };
     const { numExperts, topK, hiddenSize: H } = ckpt.config;
     const moeLayers = ckpt.layout.layers.filter((l) => l.moe).map((l) => l.index);

@@ -31,9 +31,11 @@
 #include <vector>
 
 #include "args.h"
+#include "bf16_dot.h"
 #include "bf16_gemm.h"
 #include "decoded_gemm.h"
 #include "ops.h"
+#include "row_kernels.h"
 #include "vectorize.h"
 
 namespace rfid {
@@ -44,14 +46,6 @@ namespace {
 constexpr float kCodeScale = 0x1p120f;
 /** 2^8: the code's bits read as an IEEE half (DecodeFastAvx512) are its value × 2^-8. */
 constexpr float kHalfScale = 0x1p8f;
-
-/** The BF16 pattern of v rounded to nearest, ties to even; NaN stays NaN, made quiet. */
-inline uint16_t Bf16Bits(float v) {
-  uint32_t bits;
-  std::memcpy(&bits, &v, sizeof(bits));
-  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x7fffffu) != 0) return static_cast<uint16_t>((bits >> 16) | 0x40);
-  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
-}
 
 /** The value of an E4M3 code (see the file comment), NaN for 0x7f and 0xff. */
 inline float E4m3Value(uint8_t code) {
@@ -76,14 +70,19 @@ const float* E4m3Table() {
   return table.data();
 }
 
-/** codes[0, count) × scale rounded to BF16 patterns into out. */
+/** codes[0, count) × scale rounded to BF16 patterns into out (RoundToBf16: NaN kept quiet), 64 at a time. */
 void DecodeRunScalar(const uint8_t* codes, int count, float scale, uint16_t* out) {
   const float* values = E4m3Table();
-  for (int i = 0; i < count; ++i) out[i] = Bf16Bits(values[codes[i]] * scale);
+  float products[64];
+  for (int i0 = 0; i0 < count; i0 += 64) {
+    const int n = std::min(64, count - i0);
+    for (int i = 0; i < n; ++i) products[i] = values[codes[i0 + i]] * scale;
+    RoundToBf16(reinterpret_cast<const uint32_t*>(products), out + i0, static_cast<size_t>(n));
+  }
 }
 
 /**
- * Whether a group's scale takes the fast path: |scale| in [2^-117, 2^8), so scale × 2^120 is exact
+ * Whether a group's scale takes the fast path: |scale| in [2^-117, 2^8), so scale × 2^8 is exact
  * and finite, and every product of a code with it is zero or a normal f32 (2^-9 × 2^-117 = 2^-126
  * up to 448 × 2^8): no NaN, infinity or subnormal to round specially. NaN fails both tests.
  * Real checkpoints' scales (the block's largest weight ÷ 448) are around 2^-16 to 2^-6.
@@ -99,19 +98,6 @@ inline bool HasF16c() {
   static const bool has = [] {
     __builtin_cpu_init();
     return __builtin_cpu_supports("f16c") != 0;
-  }();
-  return has;
-#else
-  return false;
-#endif
-}
-
-/** Whether the CPU rounds f32 to BF16 in one instruction (AVX512_BF16: Cooper Lake, Sapphire Rapids, Zen 4 and later). */
-inline bool HasAvx512Bf16() {
-#if defined(__GNUC__) && defined(__x86_64__)
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16") != 0;
   }();
   return has;
 #else
@@ -270,7 +256,8 @@ void DecodeRows(const uint8_t* codes, const float* scales, int rows, int k, int 
 #if defined(__GNUC__) && defined(__x86_64__)
   if (SimdLevel() >= Simd::kAvx512) {
     run = DecodeRunAvx512;
-    fast = HasAvx512Bf16() ? DecodeFastAvx512 : DecodeFastAvx2;
+    // HasBf16Dot: AVX-512 with AVX512_BF16, whose VCVTNEPS2BF16 DecodeFastAvx512 uses
+    fast = HasBf16Dot() ? DecodeFastAvx512 : DecodeFastAvx2;
     hasNan = HasNanCodeAvx512;
   } else if (SimdLevel() >= Simd::kAvx2Fma && HasF16c()) {
     run = DecodeRunAvx2;

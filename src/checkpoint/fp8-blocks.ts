@@ -111,6 +111,8 @@ const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
 /** A TensorSource presenting an FP8 checkpoint's quantized weights as BF16 (see the file comment). */
 export class Fp8BlockStore extends DecodingView<QuantizedTensor> {
+  /** scale grids read so far, by the scales' name (readScales) */
+  private readonly scaleGrids = new Map<string, Promise<Float32Array>>();
 
   /**
    * Pairs every scale with its weight and checks the grids. Throws CheckpointError naming the
@@ -258,10 +260,21 @@ export class Fp8BlockStore extends DecodingView<QuantizedTensor> {
     return { rows: end - start, cols: q.cols, codes, scales, group };
   }
 
-  private async readScales(q: QuantizedTensor): Promise<Float32Array> {
-    // U8 scales are E8M0 exponents (2^(e − 127)), as transformers reads them
-    if (q.scaleDtype === 'U8') return decodeToF32('F8_E8M0', await this.inner.readBytes(q.scaleName));
-    return this.inner.readF32(q.scaleName);
+  /**
+   * A weight's whole scale grid, read once and kept: a fused tensor's rows are read an expert at a
+   * time, and each read needs the grid (128 experts' grids re-read 384 times a layer otherwise).
+   * The grids are a 16,384th of the weights at 128 × 128 blocks.
+   */
+  private readScales(q: QuantizedTensor): Promise<Float32Array> {
+    let grid = this.scaleGrids.get(q.scaleName);
+    if (!grid) {
+      // U8 scales are E8M0 exponents (2^(e − 127)), as transformers reads them
+      grid = q.scaleDtype === 'U8' ? this.inner.readBytes(q.scaleName).then((b) => decodeToF32('F8_E8M0', b)) : this.inner.readF32(q.scaleName);
+      this.scaleGrids.set(q.scaleName, grid);
+      // a failed read is not kept: the next one tries again
+      grid.catch(() => this.scaleGrids.delete(q.scaleName));
+    }
+    return grid;
   }
 }
 

@@ -6,12 +6,13 @@
 import type { TokenBatch } from './batch.js';
 import type { AttentionContext } from './attention.js';
 
-/** True when no sequence of the batch has a cached past: each then attends to its own new rows only. */
-export function freshPrefill(kv: NonNullable<AttentionContext['kv']>, batch: TokenBatch): boolean {
-  for (let s = 0; s + 1 < batch.offsets.length; s++) {
-    if (kv.cache.lengths[kv.slots ? kv.slots[s] : s] !== 0) return false;
-  }
-  return true;
+/**
+ * True when no sequence of the batch has a cached past: each then attends to its own new rows
+ * only. The cache decides it (KvCache.allEmpty), as it decides what a fresh prefill stores.
+ */
+export function freshPrefill(kv: NonNullable<AttentionContext['kv']>): boolean {
+  // without slots the batch's sequences are the cache's, one a slot (runDecoder checks their number)
+  return kv.cache.allEmpty(kv.slots);
 }
 
 /** This layer's keys and values of every sequence of the batch, appended to its cache slot. */

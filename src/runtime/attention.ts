@@ -87,7 +87,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
 
   const context = scratch('attention-context', rows * qWidth);
   const scale = ctx.scale;
-  if (!ctx.kv || freshPrefill(ctx.kv, batch)) {
+  if (!ctx.kv || freshPrefill(ctx.kv)) {
     // every sequence attends to its own rows only (no cache, or a prompt's first chunk, whose
     // keys and values go into the cache as well): all heads in one kernel call, which the native
     // engine spreads over its threads

@@ -55,9 +55,8 @@ export class CheckpointWeights implements WeightProvider {
   private embedCache: Weights | null = null;
   private headCache: Weights | null = null;
   readonly bf16Weights: boolean;
-  /** the routed-expert tensors held in MXFP4 as stored (Checkpoint.mxfp4TensorNames; residentWeightBytes counts the same) */
+  /** the routed-expert tensors held in MXFP4 / FP8 as stored (packedHeldTensorNames; residentWeightBytes counts the same) */
   private readonly mxfp4Held: ReadonlySet<string>;
-  /** the routed-expert tensors held in FP8 as stored (Checkpoint.fp8TensorNames; residentWeightBytes counts the same) */
   private readonly fp8Held: ReadonlySet<string>;
 
   constructor(
@@ -66,8 +65,9 @@ export class CheckpointWeights implements WeightProvider {
   ) {
     assertRunnable(checkpoint);
     this.bf16Weights = opts.bf16Weights ?? false;
-    this.mxfp4Held = this.bf16Weights && checkpoint.readExpertMxfp4 && checkpoint.mxfp4TensorNames ? checkpoint.mxfp4TensorNames() : new Set();
-    this.fp8Held = this.bf16Weights && checkpoint.readExpertFp8 && checkpoint.fp8TensorNames ? checkpoint.fp8TensorNames() : new Set();
+    const packed = packedHeldTensorNames(checkpoint, this.bf16Weights);
+    this.mxfp4Held = packed.mxfp4;
+    this.fp8Held = packed.fp8;
   }
 
   get config() {
@@ -199,22 +199,24 @@ export class CheckpointWeights implements WeightProvider {
     const { hiddenSize, expertIntermediateSize } = this.config;
     const router = await ckpt.readF32(names.router);
     const keepBf16 = this.bf16Weights && ckpt.readExpertBf16 ? ckpt.readExpertBf16.bind(ckpt) : null;
-    // MXFP4 kept as stored (with bf16Weights) where the layer's experts are so: a quarter of their BF16 form
-    const keepMxfp4 = names.fused && this.mxfp4Held.has(names.fused.gateUp) && this.mxfp4Held.has(names.fused.down) ? ckpt.readExpertMxfp4!.bind(ckpt) : null;
-    // FP8 kept as stored likewise: half their BF16 form
+    // MXFP4 or FP8 kept as stored (with bf16Weights) where all the layer's expert tensors are so:
+    // a quarter or half of their BF16 form
     const expertNames = expertTensorNames(names);
-    const keepFp8 = expertNames.length > 0 && expertNames.every((n) => this.fp8Held.has(n)) ? ckpt.readExpertFp8!.bind(ckpt) : null;
+    const allHeld = (held: ReadonlySet<string>) => expertNames.length > 0 && expertNames.every((n) => held.has(n));
+    const keepMxfp4 = allHeld(this.mxfp4Held) ? ckpt.readExpertMxfp4!.bind(ckpt) : null;
+    const keepFp8 = allHeld(this.fp8Held) ? ckpt.readExpertFp8!.bind(ckpt) : null;
+    /** expert e's three matrices through `read`, or null where one is not kept so */
+    const stored = async <M>(read: (layer: number, expert: number, type: 'gate' | 'up' | 'down') => Promise<M | null>, e: number): Promise<[M, M, M] | null> => {
+      const [gate, up, down] = await Promise.all([read(layout.index, e, 'gate'), read(layout.index, e, 'up'), read(layout.index, e, 'down')]);
+      return gate && up && down ? [gate, up, down] : null;
+    };
     const moe: MoeWeights = {
       router,
       expert: async (e) => {
-        if (keepMxfp4) {
-          const [gate, up, down] = await Promise.all([keepMxfp4(layout.index, e, 'gate'), keepMxfp4(layout.index, e, 'up'), keepMxfp4(layout.index, e, 'down')]);
-          if (gate && up && down) return new Mxfp4SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
-        }
-        if (keepFp8) {
-          const [gate, up, down] = await Promise.all([keepFp8(layout.index, e, 'gate'), keepFp8(layout.index, e, 'up'), keepFp8(layout.index, e, 'down')]);
-          if (gate && up && down) return new Fp8SwiGlu(gate, up, down, hiddenSize, expertIntermediateSize);
-        }
+        const mxfp4 = keepMxfp4 ? await stored(keepMxfp4, e) : null;
+        if (mxfp4) return new Mxfp4SwiGlu(...mxfp4, hiddenSize, expertIntermediateSize);
+        const fp8 = keepFp8 ? await stored(keepFp8, e) : null;
+        if (fp8) return new Fp8SwiGlu(...fp8, hiddenSize, expertIntermediateSize);
         // each matrix as held: BF16 kept where stored so (with bf16Weights), any other dtype widened
         const read = async (type: 'gate' | 'up' | 'down') => (keepBf16 ? await keepBf16(layout.index, e, type) : null) ?? ckpt.readExpert(layout.index, e, type);
         const [gate, up, down] = await Promise.all([read('gate'), read('up'), read('down')]);
@@ -231,6 +233,19 @@ export class CheckpointWeights implements WeightProvider {
     if (names.sharedGate) moe.sharedGate = await ckpt.readF32(names.sharedGate);
     return moe;
   }
+}
+
+/**
+ * The routed-expert tensors CheckpointWeights with `bf16Weights` holds in their packed stored form (none without it),
+ * where the checkpoint can read them so (a checked checkpoint, withFiniteChecks, cannot): MXFP4
+ * (Checkpoint.mxfp4TensorNames, 4.25 bits a value) and FP8 (fp8TensorNames, a byte a value and
+ * the scales). What residentWeightBytes counts so.
+ */
+export function packedHeldTensorNames(ckpt: Checkpoint, bf16Weights: boolean): { mxfp4: Set<string>; fp8: Set<string> } {
+  return {
+    mxfp4: bf16Weights && ckpt.readExpertMxfp4 && ckpt.mxfp4TensorNames ? ckpt.mxfp4TensorNames() : new Set(),
+    fp8: bf16Weights && ckpt.readExpertFp8 && ckpt.fp8TensorNames ? ckpt.fp8TensorNames() : new Set(),
+  };
 }
 
 /**

@@ -264,8 +264,7 @@ export class KvCache {
     // a batch of prompts with no past (a fresh prefill) attends to its own rows, not to the cache
     // (attention-cache.ts, freshPrefill): a windowed layer then stores only as many of their last
     // ones as its buffer takes, 2(W − 1) (writeFresh)
-    let fresh = true;
-    for (let i = 0; i < n; i++) if (this.lengths[slots ? slots[i] : i] !== 0) fresh = false;
+    const fresh = this.allEmpty(slots);
     for (let i = 0; i < n; i++) {
       const s = slots ? slots[i] : i;
       for (let l = 0; l < this.numLayers; l++) {
@@ -284,6 +283,17 @@ export class KvCache {
         this.resizeLayer(s, l, this.held(s, l) + added[i]);
       }
     }
+  }
+
+  /**
+   * Whether slots `slots` (default: every slot, one a sequence of the batch) hold no position: a
+   * batch of them is a fresh prefill, which attends to its own rows only (attention-cache.ts) and
+   * whose windowed layers store only their last rows (assertRoom, writeFresh).
+   */
+  allEmpty(slots?: ArrayLike<number>): boolean {
+    const n = slots ? slots.length : this.sequences;
+    for (let i = 0; i < n; i++) if (this.lengths[slots ? slots[i] : i] !== 0) return false;
+    return true;
   }
 
   /**

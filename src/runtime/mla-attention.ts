@@ -82,7 +82,7 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   for (let i = 0; i < rows * heads; i++) q.set(qPe.subarray(i * ropeDim, (i + 1) * ropeDim), i * qHead + nope);
 
   const scale = ctx.scale;
-  const fresh = !ctx.kv || freshPrefill(ctx.kv, batch);
+  const fresh = !ctx.kv || freshPrefill(ctx.kv);
   // a prompt with no cached past: the expanded form (expandedAttention) costs the same products
   // as absorbing (T·lora·heads·(nope + v) multiply-adds either way) and its scores and weighted
   // sums run at the head width (nope + rope) instead of the latent width (lora + rope): 192

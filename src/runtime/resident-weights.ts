@@ -10,7 +10,7 @@
 import { fp8Bytes } from '../io/fp8-matrix.js';
 import { mxfp4Bytes } from '../io/mxfp4-matrix.js';
 import type { Checkpoint } from '../checkpoint/types.js';
-import { assertTokenIds, bf16HeldTensorNames, type CheckpointWeightsOptions } from './checkpoint-weights.js';
+import { assertTokenIds, bf16HeldTensorNames, packedHeldTensorNames, type CheckpointWeightsOptions } from './checkpoint-weights.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
 import type { ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
 
@@ -122,14 +122,12 @@ export function residentIfFits(provider: WeightProvider, parameterCount: number,
  * none with `mapped`: they are then views of the mapped files, the page cache's pages, not the
  * process's own memory; Checkpoint.mapReads). A tensor decoded from FP8 or MXFP4
  * (TensorMeta.decoded) is the process's own copy, mapped or not: 2 bytes a value; MXFP4 experts
- * the runtime keeps as stored (Checkpoint.mxfp4TensorNames) take 4.25 bits a value, FP8 ones
- * (Checkpoint.fp8TensorNames) their scales (4 bytes a group of a row) and, unless mapped, a byte
- * a value for their codes.
+ * the runtime keeps as stored (packedHeldTensorNames) take 4.25 bits a value, FP8 ones their
+ * scales (4 bytes a group of a row) and, unless mapped, a byte a value for their codes.
  */
 export function residentWeightBytes(ckpt: Checkpoint, opts: CheckpointWeightsOptions & { mapped?: boolean } = {}): number {
   const keptBf16 = opts.bf16Weights ? bf16HeldTensorNames(ckpt) : new Set<string>();
-  const keptMxfp4 = opts.bf16Weights && ckpt.mxfp4TensorNames ? ckpt.mxfp4TensorNames() : new Set<string>();
-  const keptFp8 = opts.bf16Weights && ckpt.readExpertFp8 && ckpt.fp8TensorNames ? ckpt.fp8TensorNames() : new Set<string>();
+  const { mxfp4: keptMxfp4, fp8: keptFp8 } = packedHeldTensorNames(ckpt, opts.bf16Weights ?? false);
   const keptBytes = opts.mapped ? 0 : 2;
   let bytes = 0;
   for (const name of ckpt.tensorNames()) {
@@ -138,8 +136,11 @@ export function residentWeightBytes(ckpt: Checkpoint, opts: CheckpointWeightsOpt
     // MXFP4 experts kept as stored (copied out of the files: their rows are regrouped by expert
     // and matrix); a tensor decoded from FP8 or MXFP4 is a copy even where the files are mapped
     if (keptMxfp4.has(name)) bytes += mxfp4Bytes(1, values);
-    else if (keptFp8.has(name)) bytes += fp8Bytes(values / meta.shape[meta.shape.length - 1], meta.shape[meta.shape.length - 1], meta.fp8Group ?? 1) - (opts.mapped ? values : 0);
-    else bytes += values * (keptBf16.has(name) ? (meta.decoded ? 2 : keptBytes) : 4);
+    else if (keptFp8.has(name)) {
+      const cols = meta.shape[meta.shape.length - 1];
+      // fp8TensorNames holds only tensors with a group (TensorMeta.fp8Group); mapped codes are the page cache's
+      bytes += fp8Bytes(values / cols, cols, meta.fp8Group!) - (opts.mapped ? values : 0);
+    } else bytes += values * (keptBf16.has(name) ? (meta.decoded ? 2 : keptBytes) : 4);
   }
   return bytes;
 }

@@ -28,6 +28,7 @@
  * content. A header cut short at the end (max_tokens), or one after a `<|start|>` that never
  * reaches `<|message|>`, is dropped.
  */
+import { ReasoningTextReader } from './reasoning.js';
 import { callId, partialTagAtEnd, type CallReader, type ChoiceDelta } from './tools/call-readers.js';
 
 const START = '<|start|>';
@@ -46,12 +47,11 @@ export interface HarmonyCalls {
   parallel: boolean;
 }
 
-export class HarmonyReader implements CallReader {
+export class HarmonyReader extends ReasoningTextReader {
   /** calls read from messages to functions */
   private ownCalls = 0;
   /** 'header': reading a header up to `<|message|>`; 'body': a message's body */
   private state: 'header' | 'body' = 'header';
-  private buffer = '';
   private route: Route = { kind: 'content' };
   /** the header being read followed a `<|start|>` the model wrote: a header, never plain text */
   private afterStart = false;
@@ -60,10 +60,12 @@ export class HarmonyReader implements CallReader {
     /** false: the reasoning is read but given out as nothing (vLLM's include_reasoning) */
     private readonly include = true,
     /** where the answer goes when the request holds it to a call (tool_choice "required" or a named function): its reader */
-    private readonly inner: CallReader | null = null,
+    inner: CallReader | null = null,
     /** tool_choice "auto": messages to `functions.NAME` are calls */
     private readonly recipientCalls: HarmonyCalls | null = null,
-  ) {}
+  ) {
+    super(inner);
+  }
 
   get calls(): number {
     return this.ownCalls + (this.inner?.calls ?? 0);
@@ -74,18 +76,7 @@ export class HarmonyReader implements CallReader {
     return this.state === 'body' && this.route.kind === 'reasoning';
   }
 
-  push(text: string): ChoiceDelta[] {
-    this.buffer += text;
-    return this.drain(false);
-  }
-
-  end(): ChoiceDelta[] {
-    const out = this.drain(true);
-    if (this.inner) out.push(...this.inner.end());
-    return out;
-  }
-
-  private drain(final: boolean): ChoiceDelta[] {
+  protected drain(final: boolean): ChoiceDelta[] {
     const out: ChoiceDelta[] = [];
     for (;;) {
       if (this.state === 'header') {

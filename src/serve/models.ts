@@ -39,7 +39,7 @@ export interface ServedModel {
   id: string;
   dir: string;
   kind: 'original' | 'compressed-factored' | 'compressed-dense';
-  /** bytes of the weights once loaded (f32; BF16, and gpt-oss's MXFP4 experts, where kept as stored), materialised experts included */
+  /** bytes of the weights once loaded (f32; BF16, and MXFP4 or FP8 experts, where kept as stored: residentWeightBytes), materialised experts included */
   estimatedBytes: number;
   /** bytes of the stored tensors on disk */
   diskBytes: number;
@@ -212,6 +212,13 @@ export async function inspectServedModel(
     const declared = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
     const contextLength = Math.min(declared, opts.maxModelLen ?? declared);
     const kvShape = kvCacheShape(ckpt.config);
+    const kv: ServedModel['kv'] = {
+      layers: ckpt.config.numLayers,
+      width: kvShape.width,
+      valuesAreKeys: kvShape.valuesAreKeys,
+      windows: kvWindows(ckpt.config),
+      maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
+    };
     const chatTemplate = opts.chatTemplate ?? (await chatTemplateOf(spec.dir, tconf));
     const eosId = ckpt.config.eosTokenIds[0];
     const eosFallback = eosId === undefined ? null : tokenizer.tokenizer.decode([eosId], { skip_special_tokens: false });
@@ -231,10 +238,7 @@ export async function inspectServedModel(
         // after one full-context sequence's KV cache: an estimate that filled the share exactly
         // left no room for any request's KV cache, and a budget sized to the model refused every
         // request.
-        const kvReserve = kvSlotBoundBytes(ckpt.config.numLayers, kvShape.width, contextLength, contextLength, kvShape.valuesAreKeys, {
-          windows: kvWindows(ckpt.config),
-          maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
-        });
+        const kvReserve = kvSlotBoundBytes(kv.layers, kv.width, contextLength, contextLength, kv.valuesAreKeys, kv);
         const room = Math.max(0, shareBytes - base - kvReserve);
         materialiseBytes = Math.min(allDense, Math.floor(room / perExpert) * perExpert);
       }
@@ -259,7 +263,7 @@ export async function inspectServedModel(
       vocabSize: ckpt.config.vocabSize,
       created: Math.floor(Date.now() / 1000),
       materialiseBytes,
-      kv: { layers: ckpt.config.numLayers, width: kvShape.width, valuesAreKeys: kvShape.valuesAreKeys, windows: kvWindows(ckpt.config), maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS },
+      kv,
     };
   } finally {
     await ckpt.close();

@@ -233,7 +233,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       includeStopInText: req.include_stop_str_in_output ?? undefined,
       // "auto" reads calls from the text, and some families' call markers are special tokens ([TOOL_CALLS]): kept, as vLLM keeps them;
       // so are harmony's channel markers, which the reader needs and gives none of out
-      skipSpecialTokens: req.skip_special_tokens ?? (tools.kind === 'auto' || tools.kind === 'harmony' || reasoning?.parser.format === 'harmony' ? false : undefined),
+      skipSpecialTokens: req.skip_special_tokens ?? (tools.kind === 'auto' || reasoning?.parser.format === 'harmony' ? false : undefined),
       seed: req.seed ?? undefined,
       cacheSalt: req.cache_salt ?? undefined,
       stop: stopList(req.stop),

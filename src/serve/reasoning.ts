@@ -57,32 +57,18 @@ export function reasoningStart(prompt: string, parser: ReasoningParser): Reasoni
 }
 
 /**
- * One choice's text split into reasoning and the rest, piece by piece: reasoning deltas, then the
- * answer's text handed to `inner` (a tool-call reader) or given as content. Text that may be the
- * beginning of a tag is held until it is told apart.
+ * What the readers that tell reasoning from the answer share (ReasoningReader; HarmonyReader,
+ * harmony.ts): text is held in `buffer` until `drain` can tell what it is, and the answer goes to
+ * an inner reader (tool calls, a held call) where there is one, which ends with them.
  */
-export class ReasoningReader implements CallReader {
-  private state: ReasoningStart;
-  private buffer = '';
+export abstract class ReasoningTextReader implements CallReader {
+  protected buffer = '';
 
-  constructor(
-    private readonly parser: ReasoningParser,
-    start: ReasoningStart,
-    private readonly inner: CallReader | null,
-    /** false: the reasoning is read (to find the answer) but given out as nothing (vLLM's include_reasoning) */
-    private readonly include = true,
-  ) {
-    this.state = start;
-  }
+  constructor(protected readonly inner: CallReader | null) {}
 
-  get calls(): number {
-    return this.inner?.calls ?? 0;
-  }
-
-  /** inside the reasoning block (the text so far opened it and has not closed it) */
-  get inReasoning(): boolean {
-    return this.state === 'reasoning';
-  }
+  abstract get calls(): number;
+  /** inside the reasoning (for the Responses API's reasoning token count) */
+  abstract get inReasoning(): boolean;
 
   push(text: string): ChoiceDelta[] {
     this.buffer += text;
@@ -95,7 +81,39 @@ export class ReasoningReader implements CallReader {
     return out;
   }
 
-  private drain(final: boolean): ChoiceDelta[] {
+  /** the deltas that can go out now; `final`: the text has ended, nothing more is held */
+  protected abstract drain(final: boolean): ChoiceDelta[];
+}
+
+/**
+ * One choice's text split into reasoning and the rest, piece by piece: reasoning deltas, then the
+ * answer's text handed to `inner` (a tool-call reader) or given as content. Text that may be the
+ * beginning of a tag is held until it is told apart.
+ */
+export class ReasoningReader extends ReasoningTextReader {
+  private state: ReasoningStart;
+
+  constructor(
+    private readonly parser: ReasoningParser,
+    start: ReasoningStart,
+    inner: CallReader | null,
+    /** false: the reasoning is read (to find the answer) but given out as nothing (vLLM's include_reasoning) */
+    private readonly include = true,
+  ) {
+    super(inner);
+    this.state = start;
+  }
+
+  get calls(): number {
+    return this.inner?.calls ?? 0;
+  }
+
+  /** inside the reasoning block (the text so far opened it and has not closed it) */
+  get inReasoning(): boolean {
+    return this.state === 'reasoning';
+  }
+
+  protected drain(final: boolean): ChoiceDelta[] {
     const out: ChoiceDelta[] = [];
     if (this.state === 'maybe') {
       const lead = this.buffer.trimStart();

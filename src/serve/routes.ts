@@ -167,7 +167,7 @@ async function generation(ctx: RouteContext, route: Endpoint | 'responses', req:
     try {
       // the KV cache this request can grow to counts in the memory budget while it runs
       const slotBytes = (pr: PreparedPrompt) =>
-        kvSlotBoundBytes(model.kv.layers, model.kv.width, model.contextLength, Math.min(model.contextLength, pr.ids.length + pr.maxTokens), model.kv.valuesAreKeys, { windows: model.kv.windows, maxStep: model.kv.maxStep });
+        kvSlotBoundBytes(model.kv.layers, model.kv.width, model.contextLength, Math.min(model.contextLength, pr.ids.length + pr.maxTokens), model.kv.valuesAreKeys, model.kv);
       acquired = await ctx.residency.acquire(model.id, { kvBytes: prepared.n * prepared.prompts.reduce((sum, pr) => sum + slotBytes(pr), 0) });
     } catch (err) {
       if (err instanceof KvCacheTooLargeError) throw badRequest(err.message, 'max_tokens', 'memory_budget_exceeded');

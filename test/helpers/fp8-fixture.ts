@@ -3,6 +3,7 @@
  * llm-compressor store them: shared by the FP8 reader's tests (test/checkpoint/fp8-blocks.test.ts)
  * and the runtime's FP8 experts kept as stored (test/runtime/fp8-experts.test.ts).
  */
+import type { Checkpoint } from '../../src/checkpoint/types.js';
 import { decodeToF32, encodeFromF32, type DType } from '../../src/io/dtype.js';
 import { editConfig, rewriteModelFile, type RawTensor } from '../checkpoint/rewrite.js';
 import { Rng } from './rng.js';
@@ -82,3 +83,8 @@ export async function quantizeToFp8(dir: string, seed: number, opts: Fp8Options)
   return quantized;
 }
 
+
+/** The same checkpoint without readExpertFp8: its experts are read decoded to BF16, as before they could be kept as codes. */
+export function withExpertsDecoded(c: Checkpoint): Checkpoint {
+  return new Proxy(c, { get: (target, prop) => (prop === 'readExpertFp8' || prop === 'fp8TensorNames' ? undefined : Reflect.get(target, prop, target)) });
+}

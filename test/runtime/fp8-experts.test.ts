@@ -27,7 +27,7 @@ import { runDecoder } from '../../src/runtime/layerwise.js';
 import { residentWeightBytes } from '../../src/runtime/resident-weights.js';
 import { makeScratch } from '../checkpoint/tmp-dirs.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
-import { quantizeToFp8, type Fp8Options } from '../helpers/fp8-fixture.js';
+import { quantizeToFp8, withExpertsDecoded, type Fp8Options } from '../helpers/fp8-fixture.js';
 import { decodeFp8 } from '../helpers/fp8-gemm-check.js';
 
 const H = 64;
@@ -39,10 +39,6 @@ const ckpts = new Map<string, Checkpoint>();
 
 const isExpert = (name: string) => /\.experts\./.test(name) && !name.endsWith('bias');
 
-/** The same checkpoint without readExpertFp8: its experts are read as BF16, decoded. */
-function decodedView(c: Checkpoint): Checkpoint {
-  return new Proxy(c, { get: (target, prop) => (prop === 'readExpertFp8' || prop === 'fp8TensorNames' ? undefined : Reflect.get(target, prop, target)) });
-}
 
 /** [label, family, fixture options, FP8 options, the group a row's scales cover] */
 const CASES: Array<[string, FamilyName, Parameters<typeof makeTinyCheckpoint>[2], Fp8Options, number]> = [
@@ -103,10 +99,10 @@ describe.each(CASES.map(([label, , , , group]) => [label, group] as const))('FP8
     const moeLayers = ckpt().layout.layers.filter((l) => l.moe).length;
     const gateUp = moeLayers * E * 2 * I * H;
     const down = moeLayers * E * H * I;
-    const asBf16 = residentWeightBytes(decodedView(ckpt()), { bf16Weights: true });
+    const asBf16 = residentWeightBytes(withExpertsDecoded(ckpt()), { bf16Weights: true });
     const stored = fp8Bytes(gateUp / H, H, g(H)) + fp8Bytes(down / I, I, g(I));
     expect(residentWeightBytes(ckpt(), { bf16Weights: true })).toBe(asBf16 - 2 * (gateUp + down) + stored);
-    expect(residentWeightBytes(ckpt(), { bf16Weights: true, mapped: true })).toBe(residentWeightBytes(decodedView(ckpt()), { bf16Weights: true, mapped: true }) - 2 * (gateUp + down) + stored - (gateUp + down));
+    expect(residentWeightBytes(ckpt(), { bf16Weights: true, mapped: true })).toBe(residentWeightBytes(withExpertsDecoded(ckpt()), { bf16Weights: true, mapped: true }) - 2 * (gateUp + down) + stored - (gateUp + down));
   });
 
   describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
@@ -114,7 +110,7 @@ describe.each(CASES.map(([label, , , , group]) => [label, group] as const))('FP8
       const prompts = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [40, 7, 33, 2, 9], [60, 61, 62, 63, 9, 12, 14, 15, 16]];
       for (const batch of [prompts, prompts.map((p) => [p[0]])]) {
         const run = (c: Checkpoint) => runDecoder(new CheckpointWeights(c, { bf16Weights: true }), engine, batchFromSequences(batch.map((p) => Int32Array.from(p))));
-        const [held, decoded] = [await run(ckpt()), await run(decodedView(ckpt()))];
+        const [held, decoded] = [await run(ckpt()), await run(withExpertsDecoded(ckpt()))];
         expect(held.some((v) => v !== 0)).toBe(true);
         expect(held).toEqual(decoded);
       }

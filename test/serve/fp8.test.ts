@@ -9,7 +9,6 @@ import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
 import { createEngine } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { fp8Bytes } from '../../src/io/fp8-matrix.js';
@@ -18,7 +17,7 @@ import { residentWeightBytes } from '../../src/runtime/resident-weights.js';
 import { inspectServedModel, ModelStore } from '../../src/serve/models.js';
 import { tempDir } from '../compress/helpers.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
-import { quantizeToFp8 } from '../helpers/fp8-fixture.js';
+import { quantizeToFp8, withExpertsDecoded } from '../helpers/fp8-fixture.js';
 import { TINY_DIR } from './helpers.js';
 
 const PROMPTS = [[1, 2, 3, 4, 5, 6, 7], [40, 7, 33], [60, 61, 62, 63, 9, 12]];
@@ -31,10 +30,6 @@ let engine: Engine;
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let dir = '';
 
-/** The checkpoint without readExpertFp8: its experts read decoded to BF16. */
-function decodedView(c: Checkpoint): Checkpoint {
-  return new Proxy(c, { get: (target, prop) => (prop === 'readExpertFp8' || prop === 'fp8TensorNames' ? undefined : Reflect.get(target, prop, target)) });
-}
 
 describe('a block-FP8 checkpoint served', () => {
   beforeAll(async () => {
@@ -58,7 +53,7 @@ describe('a block-FP8 checkpoint served', () => {
     try {
       moeLayers = ckpt.layout.layers.filter((l) => l.moe).length;
       expect(ckpt.fp8TensorNames!().size).toBe(moeLayers * E * 3);
-      for (const prompt of PROMPTS) expected.push((await generateAll(decodedView(ckpt), engine, prompt, { temperature: 0, maxNewTokens: NEW_TOKENS })).tokens);
+      for (const prompt of PROMPTS) expected.push((await generateAll(withExpertsDecoded(ckpt), engine, prompt, { temperature: 0, maxNewTokens: NEW_TOKENS })).tokens);
     } finally {
       await ckpt.close();
     }
@@ -72,7 +67,7 @@ describe('a block-FP8 checkpoint served', () => {
     const plain = await openCheckpoint(dir);
     try {
       const held = residentWeightBytes(plain, { bf16Weights: true });
-      expect(residentWeightBytes(decodedView(plain), { bf16Weights: true }) - held).toBe(2 * (gateUp + down) - asCodes);
+      expect(residentWeightBytes(withExpertsDecoded(plain), { bf16Weights: true }) - held).toBe(2 * (gateUp + down) - asCodes);
       // what the server counts against its budget
       expect(served.estimatedBytes).toBe(held);
     } finally {

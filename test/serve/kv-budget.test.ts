@@ -12,6 +12,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvCache, kvSlotBoundBytes } from '../../src/runtime/kv-cache.js';
 import { getJson, postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
 
+/**
+ * The most bytes the buffers of a cache's first slot reach while a sequence goes in as the decoder
+ * feeds it: the prompt in chunks (the first a fresh prefill, writeFresh), then one token a step.
+ */
+function peakBytes(cache: KvCache, prompt: number, chunk: number, generated: number): number {
+  const slot = cache.acquire()!;
+  const zeros = new Float32Array(Math.max(prompt, 1) * cache.kvWidth);
+  let peak = 0;
+  const step = (n: number) => {
+    const fresh = cache.lengths[slot] === 0;
+    cache.assertRoom([n], [slot]);
+    for (let l = 0; l < cache.numLayers; l++) {
+      if (fresh) cache.writeFresh(l, slot, zeros, zeros, 0, n);
+      else cache.write(l, slot, cache.held(slot, l), zeros, zeros, 0, n);
+    }
+    cache.advance([n], [slot]);
+    peak = Math.max(peak, cache.allocatedBytes);
+  };
+  for (let fed = 0; fed < prompt; fed += chunk) step(Math.min(chunk, prompt - fed));
+  for (let i = 0; i < generated; i++) step(1);
+  return peak;
+}
+
 describe('kvSlotBoundBytes', () => {
   it('bounds the buffers one slot reaches as its sequence grows (prefill chunks, then one token a step)', () => {
     const layers = 3;
@@ -26,15 +49,7 @@ describe('kvSlotBoundBytes', () => {
       [200, 150, 49, 512, 1],
     ]) {
       const cache = new KvCache(layers, 1, capacity, width, valuesAreKeys ? width : 4, valuesAreKeys === 1);
-      const slot = cache.acquire()!;
-      let peak = 0;
-      const step = (n: number) => {
-        cache.assertRoom([n], [slot]);
-        cache.advance([n], [slot]);
-        peak = Math.max(peak, cache.allocatedBytes);
-      };
-      for (let fed = 0; fed < prompt; fed += chunk) step(Math.min(chunk, prompt - fed));
-      for (let i = 0; i < generated; i++) step(1);
+      const peak = peakBytes(cache, prompt, chunk, generated);
       const bound = kvSlotBoundBytes(layers, width, capacity, prompt + generated, valuesAreKeys === 1);
       expect(peak).toBeLessThanOrEqual(bound);
       // and not loose by more than the doubling
@@ -58,21 +73,8 @@ describe('kvSlotBoundBytes with sliding windows', () => {
     ]) {
       const windows = [window, null, window, null];
       const cache = new KvCache(layers, 1, capacity, width, 4, false, { windows });
-      const slot = cache.acquire()!;
-      const zeros = new Float32Array(Math.max(prompt, 1) * width);
-      let peak = 0;
-      const step = (n: number) => {
-        const fresh = cache.lengths[slot] === 0;
-        cache.assertRoom([n], [slot]);
-        for (let l = 0; l < layers; l++) {
-          if (fresh) cache.writeFresh(l, slot, zeros, zeros, 0, n);
-          else cache.write(l, slot, cache.held(slot, l), zeros, zeros, 0, n);
-        }
-        cache.advance([n], [slot]);
-        peak = Math.max(peak, cache.allocatedBytes);
-      };
-      for (let fed = 0; fed < prompt; fed += chunk) step(Math.min(chunk, prompt - fed));
-      for (let i = 0; i < generated; i++) step(1);
+      const peak = peakBytes(cache, prompt, chunk, generated);
+      const slot = 0;
       const positions = prompt + generated;
       const bound = kvSlotBoundBytes(layers, width, capacity, positions, false, { windows, maxStep: chunk });
       const at = `window ${window}, prompt ${prompt} in chunks of ${chunk}, ${generated} generated`;

@@ -9,8 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { GenerationEvent } from '../../runtime/generation/decoder.js';
-import { HarmonyReader } from '../harmony.js';
-import { ReasoningReader } from '../reasoning.js';
+import { ReasoningTextReader } from '../reasoning.js';
 import { choiceReader, observe, once, openEventStream, type ResponseArgs } from '../responses.js';
 import type { CallReader, ChoiceDelta } from '../tools/call-readers.js';
 import type { ResponsesRequest } from './request.js';
@@ -146,7 +145,7 @@ function responseObject(req: ResponsesRequest, a: ResponseArgs, id: string, crea
 async function read(a: ResponseArgs, builder: OutputBuilder): Promise<{ end: EndEvent | null; reasoningTokens: number }> {
   const { prompt, stream } = a.choices[0];
   const reader = readerOf(a);
-  const reasoning = reader instanceof ReasoningReader || reader instanceof HarmonyReader ? reader : null;
+  const reasoning = reader instanceof ReasoningTextReader ? reader : null;
   const firstToken = once(a.onFirstToken);
   let reasoningTokens = 0;
   for await (const event of stream) {
