@@ -70,6 +70,26 @@ export function chatPromptOptionsOf(req: { add_generation_prompt?: boolean | nul
 /** What a value concatenated into text renders as in @huggingface/jinja (its objects are Maps). */
 const OBJECT_TEXT = '[object Map]';
 
+/**
+ * A message as templates read it, where the OpenAI API and transformers' conventions differ:
+ * - A null content (an assistant turn of calls alone) is the empty string, as vLLM renders it.
+ *   Templates test a message's text with `in` or join it to other text; a null there is an error.
+ * - The reasoning is given as `thinking` too, the field gpt-oss's template reads (and keeps for a
+ *   turn of calls: the analysis that led to them). Not in a turn of calls that has text of its own:
+ *   that template refuses both there, and takes the text as the turn's analysis.
+ */
+function asTemplateReads(m: ChatMessage): ChatMessage & { thinking?: string } {
+  const out: ChatMessage & { thinking?: string } = { ...m, content: m.content ?? '' };
+  if (m.reasoning_content !== undefined && !(m.tool_calls?.length && m.content)) out.thinking = m.reasoning_content;
+  return out;
+}
+
+/** The chat template's variables for a request: its `chat_template_kwargs`, and its `reasoning_effort` as the variable of that name (gpt-oss's template writes it into the system message) unless the kwargs set one. */
+export function templateKwargsOf(req: { chat_template_kwargs?: Record<string, unknown> | null; reasoning_effort?: string | null }): Record<string, unknown> {
+  const kwargs = req.chat_template_kwargs ?? {};
+  return req.reasoning_effort == null || Object.hasOwn(kwargs, 'reasoning_effort') ? kwargs : { reasoning_effort: req.reasoning_effort, ...kwargs };
+}
+
 /** Appended to the final message to find where the template put it (transformers' own tag). */
 const CONTINUE_TAG = 'CONTINUE_FINAL_MESSAGE_TAG ';
 
@@ -106,7 +126,8 @@ export async function renderChat(
   if (!mod) throw badRequest(`rendering chat templates needs the package ${JINJA_PACKAGE}, which is not installed on this server; use /v1/completions`, 'messages', 'chat_template_unavailable');
   const t = compiledTemplate(mod, template);
   const final = messages[messages.length - 1];
-  const rendering = continueFinal ? [...messages.slice(0, -1), { ...final, content: (final.content ?? '') + CONTINUE_TAG }] : messages;
+  const given = messages.map(asTemplateReads);
+  const rendering = continueFinal ? [...given.slice(0, -1), { ...given[given.length - 1], content: (final.content ?? '') + CONTINUE_TAG }] : given;
   let rendered: string;
   try {
     // transformers renders `tools` (None without tools) beside the messages

@@ -8,7 +8,7 @@ import type { GenerationParams } from '../runtime/generation/decoder.js';
 import { responseFormatOf } from './structured-output.js';
 import { reasoningStart, type ReasoningParser } from './reasoning.js';
 import type { ReasoningStart } from '../runtime/generation/reasoning-gate.js';
-import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
+import { buildChatPrompt, chatPromptOptionsOf, templateKwargsOf } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
 import { resolveTools, type ToolMode } from './tools/tool-choice.js';
@@ -144,7 +144,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     const resolved = resolveTools(chat, model.toolCallFormat, model.id, responseFormat !== undefined, model.reasoningParser?.format === 'harmony');
     tools = resolved.mode;
     responseFormat = resolved.responseFormat ?? responseFormat;
-    const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), chat.chat_template_kwargs ?? {}, chatPromptOptionsOf(chat), resolved.templateTools);
+    const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), templateKwargsOf(chat), chatPromptOptionsOf(chat), resolved.templateTools);
     given.push({ ids: prompt.ids, text: null });
     if (model.reasoningParser) reasoning = { parser: model.reasoningParser, start: reasoningStart(prompt.text, model.reasoningParser), include: chat.include_reasoning ?? true };
   } else {

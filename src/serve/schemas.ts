@@ -245,6 +245,12 @@ export const messagesSchema = z.array(message, { message: 'messages must be an a
 export const chatPromptFields = {
   /** vLLM's extension: variables for the chat template, e.g. {"enable_thinking": false} for Qwen3 */
   chat_template_kwargs: z.record(z.string(), z.unknown(), { message: 'chat_template_kwargs must be an object of template variables' }).nullish(),
+  /**
+   * OpenAI's reasoning effort (vLLM's values): the chat template's variable of that name
+   * (templateKwargsOf), which gpt-oss's template writes into its system message; templates that
+   * read none ignore it
+   */
+  reasoning_effort: z.enum(['low', 'medium', 'high'], { message: 'reasoning_effort must be "low", "medium" or "high"' }).nullish(),
   /** end the prompt with a new assistant header (default), or inside the last message, which the model continues */
   add_generation_prompt: z.boolean().nullish(),
   continue_final_message: z.boolean().nullish(),

@@ -15,7 +15,7 @@
  * /tokenizer_info takes no model; here the query names one when several are served).
  */
 import { z } from 'zod';
-import { buildChatPrompt, chatPromptOptionsOf } from './chat-template.js';
+import { buildChatPrompt, chatPromptOptionsOf, templateKwargsOf } from './chat-template.js';
 import { badRequest } from './errors.js';
 import type { ServedModel } from './models.js';
 import { assertVocabularyIds, lookupModel, type ModelsInView } from './prepare.js';
@@ -63,7 +63,7 @@ export async function tokenize(ctx: ModelsInView, body: unknown): Promise<Record
   if (isChat) {
     const req = parseBody(tokenizeChat, body);
     served = modelOf(ctx, req.model);
-    ids = [...(await buildChatPrompt(served, flattenMessages(req.messages), req.chat_template_kwargs ?? {}, chatPromptOptionsOf(req), templateToolsOf(req.tools))).ids];
+    ids = [...(await buildChatPrompt(served, flattenMessages(req.messages), templateKwargsOf(req), chatPromptOptionsOf(req), templateToolsOf(req.tools))).ids];
     strs = req.return_token_strs ?? false;
   } else {
     const req = parseBody(tokenizeCompletion, body);

@@ -8,7 +8,7 @@
  * HarmonyReader (held to harmony's own examples in harmony.test.ts): the chat message, whole and
  * streamed, must be that reading, and no marker may reach the client.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -16,12 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HarmonyReader } from '../../src/serve/harmony.js';
 import { REASONING_PARSERS } from '../../src/serve/reasoning.js';
 import { viableJsonObject } from '../helpers/json-judge.js';
-import { postJson, startServer, tinyWithChatTemplate, type Running } from './helpers.js';
+import { HARMONY_FIRST_ID, HARMONY_MARKERS, postJson, startServer, tinyWithChatTemplate, withHarmonyMarkers, type Running } from './helpers.js';
 
 const N = 40;
-const MARKERS = ['<|start|>', '<|channel|>', '<|message|>', '<|end|>', '<|return|>', '<|call|>', '<|constrain|>'];
-/** rare words of the tiny vocabulary whose ids the markers take */
-const FIRST_ID = 4080;
+const MARKERS = HARMONY_MARKERS;
+const FIRST_ID = HARMONY_FIRST_ID;
 const TEMPLATE = "{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endfor %}{% if add_generation_prompt %}<|start|>assistant{% endif %}";
 const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Who is at the window?' }];
 
@@ -29,11 +28,7 @@ const work = mkdtempSync(path.join(tmpdir(), 'rfid-harmony-'));
 let s: Running;
 let client: OpenAI;
 beforeAll(async () => {
-  const dir = tinyWithChatTemplate(path.join(work, 'gptoss'), TEMPLATE);
-  const file = path.join(dir, 'tokenizer.json');
-  const tokenizer = JSON.parse(readFileSync(file, 'utf8')) as { added_tokens: object[] };
-  MARKERS.forEach((content, i) => tokenizer.added_tokens.push({ id: FIRST_ID + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
-  writeFileSync(file, JSON.stringify(tokenizer));
+  const dir = withHarmonyMarkers(tinyWithChatTemplate(path.join(work, 'gptoss'), TEMPLATE));
   s = await startServer({ models: [`gptoss=${dir}`], reasoningParser: REASONING_PARSERS.get('openai_gptoss')! });
   client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 });
 });

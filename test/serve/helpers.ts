@@ -48,6 +48,41 @@ export function tinyWithChatTemplate(dir: string, template: string = CHATML): st
   return dir;
 }
 
+/** OpenAI harmony's markers (gpt-oss's special tokens), in the ids withHarmonyMarkers gives them. */
+export const HARMONY_MARKERS = ['<|start|>', '<|channel|>', '<|message|>', '<|end|>', '<|return|>', '<|call|>', '<|constrain|>'];
+/** the first of the rare words of the tiny vocabulary whose ids the markers take */
+export const HARMONY_FIRST_ID = 4080;
+
+/**
+ * Makes harmony's markers special tokens of the tokenizer in `dir` (a copy of the tiny model), in
+ * place of seven words of its vocabulary (the last merges, which no other merge builds on). The
+ * words leave the vocabulary and their merges go: Hugging Face's tokenizers gives an added token
+ * whose id a vocabulary word holds a new id past the vocabulary instead, which the model has no
+ * row for. Listed in tokenizer.json's added_tokens and tokenizer_config.json's
+ * added_tokens_decoder, as transformers saves them.
+ */
+export function withHarmonyMarkers(dir: string): string {
+  const file = path.join(dir, 'tokenizer.json');
+  const tokenizer = JSON.parse(readFileSync(file, 'utf8')) as { added_tokens: object[]; model: { vocab: Record<string, number>; merges: Array<string | [string, string]> } };
+  const configFile = path.join(dir, 'tokenizer_config.json');
+  const config = JSON.parse(readFileSync(configFile, 'utf8')) as { added_tokens_decoder?: Record<string, object> };
+  const { vocab } = tokenizer.model;
+  const words = new Map(Object.entries(vocab).map(([word, id]) => [id, word]));
+  HARMONY_MARKERS.forEach((content, i) => {
+    const id = HARMONY_FIRST_ID + i;
+    const word = words.get(id)!;
+    delete vocab[word];
+    vocab[content] = id;
+    tokenizer.model.merges = tokenizer.model.merges.filter((m) => (typeof m === 'string' ? m.split(' ') : m).join('') !== word);
+    const token = { content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
+    tokenizer.added_tokens.push({ id, ...token });
+    config.added_tokens_decoder = { ...config.added_tokens_decoder, [id]: token };
+  });
+  writeFileSync(file, JSON.stringify(tokenizer));
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  return dir;
+}
+
 /** `rfid_moe_generated_tokens_total` of one model in a /metrics text (0 before its first token). */
 export function generatedTokens(metrics: string, model = 'tiny'): number {
   return Number(new RegExp(`rfid_moe_generated_tokens_total\\{model="${model}"\\} (\\d+)`).exec(metrics)?.[1] ?? 0);

@@ -109,7 +109,7 @@ export const responsesRequest = z.object({
   /** accepted; nothing is stored */
   store: z.boolean().nullish(),
   metadata: z.record(z.string(), z.string()).nullish(),
-  /** a hint to models that take one; the models served here do not */
+  /** the effort goes to the chat template as the request's reasoning_effort (gpt-oss's writes it into its system message) */
   reasoning: z.object({ effort: z.string().nullish(), summary: z.string().nullish() }).nullish(),
   user: z.string().nullish(),
   safety_identifier: z.string().nullish(),
@@ -201,6 +201,7 @@ export function chatBodyOf(req: ResponsesRequest): Record<string, unknown> {
     response_format: !f || f.type === 'text' ? undefined : f.type === 'json_object' ? f : { type: 'json_schema', json_schema: { name: f.name, description: f.description, schema: f.schema, strict: f.strict } },
     stream: req.stream,
     request_id: req.request_id,
+    reasoning_effort: req.reasoning?.effort,
   };
 }
 
@@ -216,6 +217,7 @@ export function responsesParam(param: string | null): string | null {
     [/^response_format/, 'text.format'],
     [/^tools\.(\d+)\.function\./, 'tools.$1.'],
     [/^tool_choice\.function\.name$/, 'tool_choice.name'],
+    [/^reasoning_effort$/, 'reasoning.effort'],
   ];
   for (const [from, to] of renames) if (from.test(param)) return param.replace(from, to);
   return param;
