@@ -25,9 +25,9 @@
  *    alternating the two, `steps` decoding steps (the model's top-k experts drawn at random, one
  *    row each) and `steps` prompts (64 rows through each), median milliseconds, outputs compared
  *    bit for bit; last, greedy generation from each with every weight read beforehand
- *    (bench/lib/steady-decode.ts): tokens a second after the first token, two runs each, and
- *    whether they give the same tokens; and from the BF16 checkpoint DIR the same way (other
- *    values, so other tokens), for scale.
+ *    (bench/lib/steady-decode.ts): tokens a second after the first token, two runs each, one
+ *    stream and 8 decoded together, and whether they give the same tokens; and from the BF16
+ *    checkpoint DIR the same way, one stream (other values, so other tokens), for scale.
  */
 import { execSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -224,10 +224,11 @@ async function heldExperts(engine: Engine, fp8Dir: string, bf16Dir: string, roun
     const med = (xs: Array<Record<Way, number>>) => ({ codes: median(xs.map((x) => x.codes)), decoded: median(xs.map((x) => x.decoded)) });
     // greedy generation with every weight read beforehand (steadyGreedyDecode): tokens a second between the first token and the last
     const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 5) % Math.min(ckpt.config.vocabSize, 1024));
-    const decode = (c: Checkpoint) => steadyGreedyDecode(c, engine, prompt, steps);
+    const decode = (c: Checkpoint, streams = 1) => steadyGreedyDecode(c, engine, prompt, steps, streams);
     // and the BF16 checkpoint the FP8 copy was made from (other weights, so other tokens), its BF16 weights held as stored
     const release = await openCheckpoint(bf16Dir);
     const gen: Record<Way | 'release', number[]> = { codes: [], decoded: [], release: [] };
+    const gen8: Record<Way, number[]> = { codes: [], decoded: [] };
     let sameTokens = true;
     try {
       for (let r = 0; r < 2; r++) {
@@ -236,6 +237,10 @@ async function heldExperts(engine: Engine, fp8Dir: string, bf16Dir: string, roun
         gen.decoded.push(d.perSecond);
         gen.release.push(b.perSecond);
         if (c.tokens.join() !== d.tokens.join()) sameTokens = false;
+        const [c8, d8] = [await decode(views.codes, 8), await decode(views.decoded, 8)];
+        gen8.codes.push(c8.perSecond);
+        gen8.decoded.push(d8.perSecond);
+        if (c8.tokens.join() !== d8.tokens.join()) sameTokens = false;
       }
     } finally {
       await release.close();
@@ -250,6 +255,7 @@ async function heldExperts(engine: Engine, fp8Dir: string, bf16Dir: string, roun
       promptMs: med(promptTimes),
       identical,
       generateTokensPerSecond: gen,
+      generate8TokensPerSecond: gen8,
       sameTokens,
     };
   } finally {
@@ -335,6 +341,7 @@ function heldLines(h: Awaited<ReturnType<typeof heldExperts>>, rounds: number, s
     `| decoding step, ${h.topK} experts × 1 row (median of ${steps}) | ${h.stepMs.codes.toFixed(2)} ms | ${h.stepMs.decoded.toFixed(2)} ms | ${ratio(h.stepMs)} |`,
     `| prompt, ${h.topK} experts × 64 rows (median of ${steps}) | ${h.promptMs.codes.toFixed(1)} ms | ${h.promptMs.decoded.toFixed(1)} ms | ${ratio(h.promptMs)} |`,
     `| greedy generation, tokens/s (2 runs) | ${h.generateTokensPerSecond.codes.map((x) => x.toFixed(2)).join(', ')} | ${h.generateTokensPerSecond.decoded.map((x) => x.toFixed(2)).join(', ')} | |`,
+    `| greedy generation, 8 streams, tokens/s (2 runs) | ${h.generate8TokensPerSecond.codes.map((x) => x.toFixed(2)).join(', ')} | ${h.generate8TokensPerSecond.decoded.map((x) => x.toFixed(2)).join(', ')} | |`,
     '',
     `The BF16 checkpoint the FP8 copy was made from, generating the same way: ${h.generateTokensPerSecond.release.map((x) => x.toFixed(2)).join(', ')} tokens/s.`,
     `Outputs equal bit for bit: ${h.identical}; same generated tokens: ${h.sameTokens}.`,

@@ -55,6 +55,8 @@ function perExpert(type: TypeBlock, group: GroupBlock, e: number): number {
 /** Parameters and bytes one routed row's product with this operand reads (a factored one's factors, base and η). */
 function operandReads(o: ExpertOperand): { params: number; bytes: number } {
   if (o instanceof Uint16Array || o instanceof Float32Array) return { params: o.length, bytes: o.byteLength };
+  if ('codes' in o) return { params: o.codes.length, bytes: o.codes.byteLength + o.scales.byteLength };
+  if ('blocks' in o) return { params: 2 * o.blocks.length, bytes: o.blocks.byteLength + o.scales.byteLength };
   const q = o.residualQ ?? 0;
   const matrices = [o.basis, o.coefficients, ...(o.base ? [o.base] : [])];
   return {

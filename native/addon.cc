@@ -88,8 +88,9 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * once with f32 activations: 3 GiB for a calibration batch of 65536 rows of 4096).
  * 10: gemmMxfp4 (products against MXFP4 experts kept as stored).
  * 11: gemmFp8 (products against FP8 experts kept as stored).
+ * 12: swiGluExperts takes packed (FP8, MXFP4) matrices.
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 11); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 12); }
 
 }  // namespace
 }  // namespace rfid

@@ -26,4 +26,10 @@ using DecodeBRows = std::function<void(int j0, int rows, uint16_t* out)>;
 void GemmTransBDecoded(int m, int n, int k, const float* a, const DecodeBRows& decode, float beta, float* out, int threads,
                        MatmulActivations activations);
 
+/** B's rows decoded from FP8: n×k E4M3 codes and n × ⌈k / group⌉ f32 scales (fp8_gemm.cc). */
+DecodeBRows Fp8Decoder(const uint8_t* codes, const float* scales, int k, int group);
+
+/** B's rows decoded from MXFP4: n × k/2 bytes of blocks and n × k/32 exponents, k a multiple of 32 (mxfp4_gemm.cc). */
+DecodeBRows Mxfp4Decoder(const uint8_t* blocks, const uint8_t* scales, int k);
+
 }  // namespace rfid

@@ -278,6 +278,13 @@ void DecodeRows(const uint8_t* codes, const float* scales, int rows, int k, int 
 
 }  // namespace
 
+DecodeBRows Fp8Decoder(const uint8_t* codes, const float* scales, int k, int group) {
+  const int groups = (k + group - 1) / group;
+  return [=](int j0, int rows, uint16_t* out) {
+    DecodeRows(codes + static_cast<size_t>(j0) * k, scales + static_cast<size_t>(j0) * groups, rows, k, group, out);
+  };
+}
+
 /**
  * gemmFp8(m, n, k, a, codes, scales, group, c, beta, threads, bf16Activations): C (m×n) = A·Bᵀ +
  * beta·C for A (Float32Array, m×k) and B n×k in FP8 (codes: Uint8Array n×k E4M3 codes; scales:
@@ -313,12 +320,8 @@ Napi::Value JsGemmFp8(const Napi::CallbackInfo& info) {
   RequireNoOverlapWith(env, op, c, scales.data, scales.bytes(), "b");
   RequireNoOverlapWith(env, op, c, codes.data, codes.length, "b");
   if (EmptyProduct(m, n, k, beta, c.f32())) return env.Undefined();
-  const uint8_t* b = codes.data;
-  const float* s = scales.f32();
-  GemmTransBDecoded(
-      m, n, k, a.f32(),
-      [=](int j0, int rows, uint16_t* out) { DecodeRows(b + static_cast<size_t>(j0) * k, s + static_cast<size_t>(j0) * groups, rows, k, group, out); },
-      static_cast<float>(beta), c.f32(), threads, bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
+  GemmTransBDecoded(m, n, k, a.f32(), Fp8Decoder(codes.data, scales.f32(), k, group), static_cast<float>(beta), c.f32(), threads,
+                    bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
   return env.Undefined();
 }
 

@@ -13,6 +13,11 @@
 // each), and there the per-product split woke the pool for three products of tens of µs per
 // expert: a third of a 224-token prefill of a Qwen3-shaped model went to the experts' calls.
 //
+// Experts kept packed as their checkpoints store them (FP8 codes with scales, MXFP4 blocks) run
+// here too, each product gemmFp8's or gemmMxfp4's (decoded_gemm.h): a decoding step of an FP8
+// checkpoint spent about half of what it lost against the same model decoded to BF16 on the calls
+// of a product at a time.
+//
 // gpt-oss's experts (an optional 14th argument: its clamped activation and biases) run the same
 // way, with the activation of the MoE block's expert-by-expert reference in SwiGLU's place and the
 // down bias added to each row before the scatter.
@@ -34,6 +39,7 @@
 
 #include "args.h"
 #include "bf16_gemm.h"
+#include "decoded_gemm.h"
 #include "gemm_f32.h"
 #include "ops.h"
 #include "parallel.h"
@@ -45,13 +51,15 @@ namespace rfid {
 
 namespace {
 
-/** One weight matrix: BF16 as stored, or f32. */
+/** One weight matrix: BF16 as stored, f32, or packed (FP8, MXFP4) with every value a BF16 pattern decoded. */
 struct Matrix {
   const uint16_t* bf16 = nullptr;
   const float* f32 = nullptr;
+  DecodeBRows decode;  // packed: its rows decoded (decoded_gemm.h)
   size_t bytes = 0;
   bool given = false;  // passed at all (a factored matrix's base is optional)
   bool isBf16 = false;  // a Uint16Array (its data pointer may be null when it is empty: rank 0)
+  bool packed = false;
 };
 
 /**
@@ -69,8 +77,8 @@ struct Operand {
   int tileQ = 0;        // 0: no residual
   const float* tileEta = nullptr;
   size_t Bytes() const { return dense.bytes + basis.bytes + coefficients.bytes + base.bytes + sizeof(float) * static_cast<size_t>(tileQ); }
-  /** Every matrix it holds is BF16 (so any number of rows goes along gemmBf16's paths). */
-  bool AllBf16() const { return factored ? basis.isBf16 && coefficients.isBf16 && (!base.given || base.isBf16) : dense.isBf16; }
+  /** Every matrix it holds is BF16, as stored or decoded (so any number of rows goes along gemmBf16's paths). */
+  bool AllBf16() const { return factored ? basis.isBf16 && coefficients.isBf16 && (!base.given || base.isBf16) : dense.isBf16 || dense.packed; }
 };
 
 Matrix MatrixValue(Napi::Env env, const char* op, Napi::Value v, const std::string& label, size_t values, const char* check) {
@@ -94,18 +102,67 @@ Matrix MatrixValue(Napi::Env env, const char* op, Napi::Value v, const std::stri
   return m;
 }
 
-/** Element `index` of gates / ups / downs: a p × d matrix, or { basis, coefficients, rank, base?, residualQ?, residualEta? }. */
+/** The typed array `name` of a packed matrix, of `type`, holding `values` values. */
+Napi::TypedArray PackedPart(Napi::Env env, const char* op, const Napi::Object& o, const char* name, napi_typedarray_type type, const char* typeName,
+                            const std::string& label, size_t values, const std::string& check) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) ThrowError(env, op, label + "." + name + " must be a " + typeName);
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.ElementLength() != values) {
+    ThrowError(env, op, label + "." + name + " holds " + std::to_string(ta.ElementLength()) + " values, expected " + std::to_string(values) + " (check " + check + ")");
+  }
+  return ta;
+}
+
+/**
+ * A p × d matrix kept packed as a checkpoint stores it: FP8 { codes (Uint8Array p × d E4M3),
+ * scales (Float32Array p × ⌈d / group⌉), group } or MXFP4 { blocks (Uint8Array p × d/2), scales
+ * (Uint8Array p × d/32 exponents) }, d a multiple of 32, as gemmFp8 and gemmMxfp4 take them.
+ */
+Matrix PackedValue(Napi::Env env, const char* op, const Napi::Object& o, const std::string& label, int p, int d) {
+  Matrix m;
+  m.given = true;
+  m.packed = true;
+  const size_t pd = static_cast<size_t>(p) * static_cast<size_t>(d);
+  if (o.Has("codes")) {
+    Napi::Value group = o.Get("group");
+    const double g = group.IsNumber() ? group.As<Napi::Number>().DoubleValue() : 0;
+    if (!(g >= 1 && g <= 2147483647.0 && g == static_cast<double>(static_cast<int64_t>(g)))) ThrowError(env, op, label + ".group must be a whole number ≥ 1 (values a scale covers along a row)");
+    const int gi = static_cast<int>(g);
+    const size_t groups = (static_cast<size_t>(d) + gi - 1) / gi;
+    Napi::TypedArray codes = PackedPart(env, op, o, "codes", napi_uint8_array, "Uint8Array", label, pd, "hidden and width: codes is rows × columns");
+    Napi::TypedArray scales = PackedPart(env, op, o, "scales", napi_float32_array, "Float32Array", label, static_cast<size_t>(p) * groups, "group: scales is rows × ⌈columns / group⌉");
+    m.decode = Fp8Decoder(codes.As<Napi::Uint8Array>().Data(), scales.As<Napi::Float32Array>().Data(), d, gi);
+    m.bytes = pd + 4 * static_cast<size_t>(p) * groups;
+    return m;
+  }
+  if (d % 32 != 0) ThrowError(env, op, label + " is MXFP4 with " + std::to_string(d) + " columns: MXFP4 needs a multiple of 32 (one exponent a group of 32 values)");
+  Napi::TypedArray blocks = PackedPart(env, op, o, "blocks", napi_uint8_array, "Uint8Array", label, pd / 2, "hidden and width: blocks is rows × columns/2 bytes");
+  Napi::TypedArray scales = PackedPart(env, op, o, "scales", napi_uint8_array, "Uint8Array", label, pd / 32, "hidden and width: scales is rows × columns/32 exponents");
+  m.decode = Mxfp4Decoder(blocks.As<Napi::Uint8Array>().Data(), scales.As<Napi::Uint8Array>().Data(), d);
+  m.bytes = pd / 2 + pd / 32;
+  return m;
+}
+
+/**
+ * Element `index` of gates / ups / downs: a p × d matrix (BF16, f32, or packed: PackedValue), or
+ * factored, { basis, coefficients, rank, base?, residualQ?, residualEta? }.
+ */
 Operand OperandElement(Napi::Env env, const char* op, const Napi::Array& array, uint32_t index, const char* name, int p, int d) {
   Napi::Value v = array.Get(index);
   const std::string label = std::string(name) + "[" + std::to_string(index) + "]";
   Operand o;
   const size_t pd = static_cast<size_t>(p) * static_cast<size_t>(d);
   if (v.IsTypedArray() || !v.IsObject()) {
-    if (!v.IsTypedArray()) ThrowError(env, op, label + " must be a Uint16Array (BF16), a Float32Array or a factored matrix { basis, coefficients, rank }");
+    if (!v.IsTypedArray()) ThrowError(env, op, label + " must be a Uint16Array (BF16), a Float32Array, a packed matrix (FP8 { codes, scales, group }, MXFP4 { blocks, scales }) or a factored matrix { basis, coefficients, rank }");
     o.dense = MatrixValue(env, op, v, label, pd, "hidden and width");
     return o;
   }
   Napi::Object f = v.As<Napi::Object>();
+  if (f.Has("codes") || f.Has("blocks")) {
+    o.dense = PackedValue(env, op, f, label, p, d);
+    return o;
+  }
   o.factored = true;
   Napi::Value rank = f.Get("rank");
   if (!rank.IsNumber() || rank.As<Napi::Number>().DoubleValue() != static_cast<double>(rank.As<Napi::Number>().Int32Value()) || rank.As<Napi::Number>().Int32Value() < 0) {
@@ -145,7 +202,10 @@ void Product(int m, int n, int k, const float* a, const Matrix& b, float beta, f
     for (size_t i = 0; i < count; ++i) c[i] = beta == 0 ? 0.0f : c[i] * beta;
     return;
   }
-  if (b.bf16) GemmTransBBf16Along(Bf16PathFor(m, n, k, engineThreads, activations), m, n, k, a, b.bf16, beta, c, threads, activations);
+  // packed: its own products (gemmFp8's, gemmMxfp4's) on `threads`; with more than kSmallRowsMax
+  // rows only where that is the engine's count (SameSumsAlone)
+  if (b.packed) GemmTransBDecoded(m, n, k, a, b.decode, beta, c, threads, activations);
+  else if (b.bf16) GemmTransBBf16Along(Bf16PathFor(m, n, k, engineThreads, activations), m, n, k, a, b.bf16, beta, c, threads, activations);
   else GemmF32(m, n, k, 1.0f, a, false, b.f32, true, beta, c);
 }
 
@@ -179,6 +239,8 @@ void Apply(int m, int p, int d, const float* x, const Operand& o, float* y, int 
 bool SameSumsAlone(int rows, int hidden, int width, const Operand& gate, const Operand& up, const Operand& down, int threads,
                    MatmulActivations activations) {
   const auto same = [&](const Matrix& b, int n, int k) {
+    // packed: the panel path's small-rows sums; more rows decode whole and take gemmBf16's path for the thread count
+    if (b.packed) return rows <= kSmallRowsMax || n == 0 || k == 0;
     return !b.bf16 || n == 0 || k == 0 || Bf16PathFor(rows, n, k, threads, activations) != Bf16Path::kPanels;
   };
   const auto operand = [&](const Operand& o, int p, int d) {
@@ -283,8 +345,9 @@ constexpr size_t kExpertsOnThreadsMinBytes = size_t{1} << 20;
  * swiGluExperts(hidden, width, x, first, order, weights, gates, ups, downs, work, threads, out):
  * for routed expert i (0 ≤ i < R = first.length − 1), rows order[first[i]..first[i+1]) of x
  * (tokens × hidden) go through down(silu(gate·x)·(up·x)) with gates[i], ups[i] (width × hidden)
- * and downs[i] (hidden × width), each a Uint16Array (BF16), a Float32Array or a factored matrix
- * (an object: see OperandElement), and out row order[j] += weights[j] · that row's result (out:
+ * and downs[i] (hidden × width), each a Uint16Array (BF16), a Float32Array, a packed matrix (FP8
+ * or MXFP4 as gemmFp8 and gemmMxfp4 take it: PackedValue) or a factored matrix (an object: see
+ * OperandElement), and out row order[j] += weights[j] · that row's result (out:
  * tokens × hidden, accumulated). At most kSmallRowsMax rows per expert with an f32 matrix (a
  * factored one's factors included): more go expert by expert, their f32 products through gemm's
  * sgemm, whose sums this kernel does not reproduce. `work` holds at least (first[R] − first[0]) ·

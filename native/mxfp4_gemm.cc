@@ -161,6 +161,12 @@ void DecodeRows(const uint8_t* blocks, const uint8_t* scales, int rows, int k, u
 
 }  // namespace
 
+DecodeBRows Mxfp4Decoder(const uint8_t* blocks, const uint8_t* scales, int k) {
+  const size_t rowBytes = static_cast<size_t>(k) / 2;
+  const size_t rowScales = static_cast<size_t>(k) / kGroup;
+  return [=](int j0, int rows, uint16_t* out) { DecodeRows(blocks + j0 * rowBytes, scales + j0 * rowScales, rows, k, out); };
+}
+
 /**
  * gemmMxfp4(m, n, k, a, blocks, scales, c, beta, threads, bf16Activations): C (m×n) = A·Bᵀ + beta·C
  * for A (Float32Array, m×k) and B n×k in MXFP4 (blocks: Uint8Array n × k/2, scales: Uint8Array
@@ -194,13 +200,8 @@ Napi::Value JsGemmMxfp4(const Napi::CallbackInfo& info) {
   RequireNoOverlapWith(env, op, c, blocks.data, blocks.length, "b");
   RequireNoOverlapWith(env, op, c, scales.data, scales.length, "b");
   if (EmptyProduct(m, n, k, beta, c.f32())) return env.Undefined();
-  const uint8_t* codes = blocks.data;
-  const uint8_t* exponents = scales.data;
-  const size_t rowBytes = static_cast<size_t>(k) / 2;
-  const size_t rowScales = static_cast<size_t>(k) / kGroup;
-  GemmTransBDecoded(
-      m, n, k, a.f32(), [=](int j0, int rows, uint16_t* out) { DecodeRows(codes + j0 * rowBytes, exponents + j0 * rowScales, rows, k, out); },
-      static_cast<float>(beta), c.f32(), threads, bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
+  GemmTransBDecoded(m, n, k, a.f32(), Mxfp4Decoder(blocks.data, scales.data, k), static_cast<float>(beta), c.f32(), threads,
+                    bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
   return env.Undefined();
 }
 

@@ -112,7 +112,7 @@ interface NativeBinding {
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 11;
+export const KERNEL_REVISION = 12;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 

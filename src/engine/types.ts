@@ -11,6 +11,8 @@
  */
 
 import { RfidMoeError } from '../errors.js';
+import type { Fp8Matrix } from '../io/fp8-matrix.js';
+import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -254,7 +256,8 @@ export interface ForwardKernels {
    * expert i (0 ≤ i < first.length − 1) takes rows order[first[i]..first[i+1]) of x (tokens ×
    * hidden), at most 8 where one of its matrices is f32 (a factored one's factors included; more
    * only when every matrix is BF16), computes down(silu(x·gateᵀ) ⊙ x·upᵀ) with gates[i], ups[i] (width × hidden) and
-   * downs[i] (hidden × width), each BF16 as stored (Uint16Array), f32 or factored
+   * downs[i] (hidden × width), each BF16 as stored (Uint16Array), f32, packed (Fp8Matrix,
+   * Mxfp4Matrix: multiplied as gemmFp8 and gemmMxfp4 multiply them, any number of rows) or factored
    * (FactoredOperand), and adds weights[j] times row j's
    * result into out row order[j] (out: tokens × hidden, accumulated), expert after expert in
    * order. `work` is scratch of at least (first[last] − first[0])·(2·hidden + 2·width) floats.
@@ -298,9 +301,9 @@ export interface ClampedSwiGluExperts {
 
 /**
  * One projection (p × d) of a routed expert for ForwardKernels.swiGluExperts: a dense matrix (BF16
- * as stored, or f32), or a factored one.
+ * as stored, or f32), one kept packed as its checkpoint stores it (FP8, MXFP4), or a factored one.
  */
-export type ExpertOperand = Uint16Array | Float32Array | FactoredOperand;
+export type ExpertOperand = Uint16Array | Float32Array | Fp8Matrix | Mxfp4Matrix | FactoredOperand;
 
 /**
  * W = A·B (+ W̄) + R applied factored, as a compressed expert's FactoredLinear applies it for a few

@@ -2,21 +2,16 @@
  * A routed expert whose three matrices are kept in a packed form as the checkpoint stores them
  * (MXFP4: Mxfp4SwiGlu; FP8: Fp8SwiGlu), multiplied by a kernel that gives what the BF16 form the
  * checkpoint presents would give (to the engine's summation order). What they share: the shape
- * check, the bytes held, and the SwiGLU through their own projections. They offer no operands for
- * the one-call experts kernel: the MoE block runs them through `forward` or, for gpt-oss's
- * activation, `project`.
+ * check, the bytes held, the SwiGLU through their own projections, and the matrices as they are
+ * for the one-call experts kernel (swiGluOperands), which multiplies them as their own kernels do.
  */
 import type { Engine } from '../engine/types.js';
+import type { Fp8Matrix } from '../io/fp8-matrix.js';
+import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import { swiGluForward } from './mlp.js';
-import type { ExpertWeights } from './weights.js';
+import type { ExpertWeights, SwiGluOperands } from './weights.js';
 
-/** What a packed matrix says of itself. */
-export interface PackedMatrix {
-  rows: number;
-  cols: number;
-}
-
-export abstract class StoredSwiGlu<M extends PackedMatrix> implements ExpertWeights {
+export abstract class StoredSwiGlu<M extends Fp8Matrix | Mxfp4Matrix> implements ExpertWeights {
   /**
    * @param gate [width, hidden]  @param up [width, hidden]  @param down [hidden, width]
    * (nn.Linear layout: y = x·Wᵀ)
@@ -55,5 +50,10 @@ export abstract class StoredSwiGlu<M extends PackedMatrix> implements ExpertWeig
 
   forward(engine: Engine, x: Float32Array, rows: number, out: Float32Array): void {
     swiGluForward(this, engine, x, rows, out);
+  }
+
+  /** The matrices as stored: ForwardKernels.swiGluExperts multiplies them as `multiply` does, for any number of rows. */
+  swiGluOperands(): SwiGluOperands {
+    return { width: this.width, gate: this.gate, up: this.up, down: this.down };
   }
 }

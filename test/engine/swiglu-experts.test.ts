@@ -10,6 +10,10 @@
  *   scatterAddRows: what the MoE block ran before the kernel), on 1 and 2 threads, and a prompt's
  *   experts on 1, 2, 3 and 5 threads, also in child processes with narrower kernels or OpenBLAS's
  *   AVX-512 kernels, where some products take sgemm's panels (test/helpers/swiglu-experts-check.ts);
+ * - experts kept packed as their checkpoints store them (FP8 codes with a scale a group of 32,
+ *   MXFP4), alone and beside BF16 ones, a decoding step's rows and a prompt's: every engine against
+ *   the f64 block over the values decoded from the formats' definitions, and the native kernel bit
+ *   for bit against the loop of gemmFp8 / gemmMxfp4 calls that ran them before;
  * - bad arguments: the same errors from every engine.
  * - gpt-oss's experts (`clamped`: biases, clamps, (u' + 1)·g'·sigmoid(alpha·g')): every engine
  *   against the formula in f64 on every case above, with biases drawn so that both clamps bite;
@@ -26,6 +30,10 @@ import { EngineError } from '../../src/engine/types.js';
 import { mulberry32, uniform } from '../helpers/rng.js';
 import { onNativeEngines } from '../helpers/native-threads.js';
 import { expectClean, runCappedCheck, simdLevelsOf } from '../helpers/simd-levels.js';
+import type { Fp8Matrix } from '../../src/io/fp8-matrix.js';
+import type { Mxfp4Matrix } from '../../src/io/mxfp4-matrix.js';
+import { decodeFp8, randomFp8 } from '../helpers/fp8-gemm-check.js';
+import { decodeMxfp4, randomMxfp4 } from '../helpers/mxfp4-gemm-check.js';
 import {
   SWIGLU_PROMPT_FACTORED_SHAPES, SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt, checkSwiGluExpertsPromptClamped, checkSwiGluExpertsPromptFactored,
   clampedSwiGluReference,
@@ -50,9 +58,28 @@ function widen(m: Uint16Array | Float32Array): Float32Array {
   return out;
 }
 
-/** The p × d matrix an operand stands for, in f64: A·B (+ W̄) + unvec(P·η) for a factored one. */
+/** Values an FP8 scale covers along a row in these tests: 32, so rows of 40 end in a short group. */
+const FP8_GROUP = 32;
+
+/**
+ * A p × d matrix kept packed as a checkpoint stores it: FP8 codes with a scale a group, or MXFP4;
+ * every code drawn, the scales made small enough (FP8's an eighth of randomFp8's, MXFP4's
+ * exponents 2^-11 to 2^-7) that the products stay of order 1, as the clamped cases need.
+ */
+function packedOperand(format: 'fp8' | 'mxfp4', p: number, d: number, seed: number): Matrix {
+  if (format === 'fp8') {
+    const { codes, scales } = randomFp8(p, d, FP8_GROUP, seed);
+    return { rows: p, cols: d, group: FP8_GROUP, codes, scales: scales.map((v) => v / 8) };
+  }
+  const { blocks, scales } = randomMxfp4(p, d, seed);
+  return { rows: p, cols: d, blocks, scales: scales.map((e) => 116 + (e % 5)) };
+}
+
+/** The p × d matrix an operand stands for, in f64: its values decoded from the format's definition (packed), or A·B (+ W̄) + unvec(P·η) for a factored one. */
 function denseOf(m: Matrix, p: number, d: number): Float64Array {
   if (m instanceof Uint16Array || m instanceof Float32Array) return Float64Array.from(widen(m));
+  if ('codes' in m) return decodeFp8(m.codes, m.scales, p, d, m.group);
+  if ('blocks' in m) return decodeMxfp4(m.blocks, m.scales, p, d);
   const out = m.base ? Float64Array.from(widen(m.base)) : new Float64Array(p * d);
   const [A, B] = [widen(m.coefficients), widen(m.basis)];
   for (let i = 0; i < p; i++) for (let r = 0; r < m.rank; r++) for (let j = 0; j < d; j++) out[i * d + j] += A[i * m.rank + r] * B[r * d + j];
@@ -82,10 +109,12 @@ function factoredOperand(kind: number, p: number, d: number, seed: number): Matr
   return o;
 }
 
-/** The runtime's own application of an operand (DenseLinear's product, or FactoredLinear applied factored). */
+/** The runtime's own application of an operand (DenseLinear's product, a stored expert's gemmFp8 / gemmMxfp4, or FactoredLinear applied factored). */
 function applyLikeRuntime(engine: Engine, rows: number, p: number, d: number, a: Float32Array, m: Matrix, y: Float32Array): void {
   if (m instanceof Uint16Array) engine.kernels.gemmBf16(rows, p, d, a, m, y, 0);
   else if (m instanceof Float32Array) engine.gemm(rows, p, d, a, m, y, { transB: true });
+  else if ('codes' in m) engine.kernels.gemmFp8(rows, p, d, a, m.codes, m.scales, m.group, y, 0);
+  else if ('blocks' in m) engine.kernels.gemmMxfp4(rows, p, d, a, m.blocks, m.scales, y, 0);
   else {
     const residual = m.residualQ === undefined ? undefined : { descriptor: { scheme: 'tile' as const, q: m.residualQ, length: p * d, seed: 0 }, vector: m.residualEta! };
     new FactoredLinear({ p, d, rank: m.rank, basis: m.basis, coefficients: m.coefficients, base: m.base, residual }, 'factored').apply(engine, a, rows, y);
@@ -99,8 +128,12 @@ interface Case {
   tokens: number;
   /** rows per routed expert (0: an expert in the list with no rows) */
   rows: number[];
-  /** factored: the five kinds of factoredOperand in turn over the experts' projections; factored-bf16: the four without f32 factors */
-  form: 'bf16' | 'f32' | 'mixed' | 'factored' | 'factored-bf16';
+  /**
+   * factored: the five kinds of factoredOperand in turn over the experts' projections;
+   * factored-bf16: the four without f32 factors; fp8, mxfp4: packed (an FP8 or MXFP4 checkpoint's
+   * experts held as stored); packed: FP8, MXFP4 and BF16 in turn
+   */
+  form: 'bf16' | 'f32' | 'mixed' | 'factored' | 'factored-bf16' | 'fp8' | 'mxfp4' | 'packed';
 }
 
 const CASES: Case[] = [
@@ -115,6 +148,11 @@ const CASES: Case[] = [
   { name: 'factored matrices (a base, tile residuals, f32 factors, rank 0) beside dense ones: a compressed model decoding', hidden: 40, width: 24, tokens: 8, rows: [2, 8, 0, 1, 5, 3], form: 'factored' },
   { name: 'factored experts over 1 MiB: one expert per thread', hidden: 256, width: 192, tokens: 8, rows: [1, 2, 1, 3, 1, 2, 4, 1], form: 'factored' },
   { name: 'a prompt over BF16 factors: 9 to 30 rows a factored expert', hidden: 40, width: 24, tokens: 30, rows: [30, 9, 0, 17, 2, 12], form: 'factored-bf16' },
+  { name: 'FP8 experts as stored, ragged rows and an empty expert (8 streams of an FP8 checkpoint)', hidden: 96, width: 40, tokens: 8, rows: [2, 0, 1, 5, 3, 8, 1, 4], form: 'fp8' },
+  { name: 'FP8 experts over 1 MiB: one expert per thread', hidden: 256, width: 512, tokens: 8, rows: [1, 2, 1, 3, 1, 2, 4, 1], form: 'fp8' },
+  { name: 'MXFP4 experts as stored (gpt-oss decoding)', hidden: 64, width: 96, tokens: 3, rows: [1, 1, 1, 1], form: 'mxfp4' },
+  { name: 'a prompt over FP8, MXFP4 and BF16 experts: 9 to 30 rows an expert', hidden: 64, width: 32, tokens: 30, rows: [30, 9, 0, 17, 2, 12], form: 'packed' },
+  { name: 'a prompt over 1 MiB of packed experts: the small ones on threads, those of over 8 rows on all of them', hidden: 256, width: 512, tokens: 24, rows: [24, 12, 9, 1, 20, 5, 2], form: 'packed' },
 ];
 
 function inputs(c: Case, seed: number) {
@@ -135,7 +173,9 @@ function inputs(c: Case, seed: number) {
     return bf16 ? toBf16(values) : values;
   };
   const operand = (p: number, d: number, s: number, i: number, slot: number): Matrix =>
-    c.form === 'factored' ? factoredOperand((3 * i + slot) % 5, p, d, s)
+    c.form === 'fp8' || c.form === 'mxfp4' ? packedOperand(c.form, p, d, s)
+      : c.form === 'packed' ? ([(m: number, n: number, t: number) => packedOperand('fp8', m, n, t), (m: number, n: number, t: number) => packedOperand('mxfp4', m, n, t), (m: number, n: number, t: number) => toBf16(uniform(m * n, t, 0.2))][(3 * i + slot) % 3](p, d, s))
+      : c.form === 'factored' ? factoredOperand((3 * i + slot) % 5, p, d, s)
       : c.form === 'factored-bf16' ? factoredOperand([0, 1, 2, 4][(3 * i + slot) % 4], p, d, s)
         : matrix(p * d, s, slot === 1 ? i + 1 : i);
   const gates = c.rows.map((_, i) => operand(c.width, c.hidden, seed + 10 * i + 1, i, 0));
@@ -353,7 +393,20 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     expect(call({ gates: withGate({ ...f, coefficients: new Int32Array(c.width * 2) }) })).toThrow(/gates\[0\]\.coefficients must be a Uint16Array/);
     expect(call({ gates: withGate({ ...f, residualQ: c.width * c.hidden + 1 }) })).toThrow(/gates\[0\]\.residualQ must be a whole number of buckets/);
     expect(call({ gates: withGate({ ...f, residualEta: new Float32Array(2) }) })).toThrow(/residualEta holds fewer values than residualQ/);
-    expect(call({ gates: withGate('gate') })).toThrow(/gates\[0\] must be a Uint16Array \(BF16\), a Float32Array or a factored matrix/);
+    expect(call({ gates: withGate('gate') })).toThrow(/gates\[0\] must be a Uint16Array \(BF16\), a Float32Array, a packed matrix \(FP8 \{ codes, scales, group \}, MXFP4 \{ blocks, scales \}\) or a factored matrix/);
+    // packed operands: their parts' types and sizes, FP8's group, MXFP4's columns; any rows
+    const fp8 = packedOperand('fp8', c.width, c.hidden, 1) as Fp8Matrix;
+    expect(call({ gates: withGate(fp8) })).not.toThrow();
+    expect(call({ ...two, first: Int32Array.of(0, 0, 9), gates: [fp8, fp8] })).not.toThrow();
+    expect(call({ gates: withGate({ ...fp8, group: 0 }) })).toThrow(/gates\[0\]\.group must be a whole number ≥ 1/);
+    expect(call({ gates: withGate({ ...fp8, codes: fp8.codes.subarray(1) }) })).toThrow(/gates\[0\]\.codes holds 3839 values, expected 3840 \(check hidden and width/);
+    expect(call({ gates: withGate({ ...fp8, group: 64 }) })).toThrow(/gates\[0\]\.scales holds 120 values, expected 80 \(check group/);
+    expect(call({ gates: withGate({ ...fp8, scales: new Uint8Array(120) }) })).toThrow(/gates\[0\]\.scales must be a Float32Array/);
+    const mxfp4 = packedOperand('mxfp4', c.width, c.hidden, 2) as Mxfp4Matrix;
+    expect(call({ ups: [mxfp4, ...x.ups.slice(1)] })).not.toThrow();
+    expect(call({ ups: [{ ...mxfp4, blocks: new Uint8Array(7) }, ...x.ups.slice(1)] })).toThrow(/ups\[0\]\.blocks holds 7 values, expected 1920/);
+    // a down projection's rows are width (40) long: not whole groups of 32
+    expect(call({ downs: [packedOperand('mxfp4', c.hidden, 64, 3), ...x.downs.slice(1)] })).toThrow(/downs\[0\] is MXFP4 with 40 columns: MXFP4 needs a multiple of 32/);
     // a factored matrix of BF16 factors takes any rows, of f32 ones at most 8
     expect(call({ ...two, first: Int32Array.of(0, 0, 9), gates: [f, f] })).not.toThrow();
     const f32Factors = { ...f, coefficients: new Float32Array(c.width * 2) };

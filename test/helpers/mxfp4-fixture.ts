@@ -5,6 +5,7 @@
  */
 import { editConfig, rewriteModelFile } from '../checkpoint/rewrite.js';
 import { Rng } from './rng.js';
+import type { Checkpoint } from '../../src/checkpoint/types.js';
 
 export async function rewriteExpertsAsMxfp4(dir: string, seed: number): Promise<void> {
   const rng = new Rng(seed);
@@ -23,3 +24,9 @@ export async function rewriteExpertsAsMxfp4(dir: string, seed: number): Promise<
     c.quantization_config = { quant_method: 'mxfp4', modules_to_not_convert: ['model.layers.*.self_attn', 'lm_head'] };
   });
 }
+
+/** The same checkpoint without readExpertMxfp4: its experts are read as BF16, decoded. */
+export function withMxfp4Decoded(c: Checkpoint): Checkpoint {
+  return new Proxy(c, { get: (target, prop) => (prop === 'readExpertMxfp4' || prop === 'mxfp4TensorNames' ? undefined : Reflect.get(target, prop, target)) });
+}
+

@@ -5,7 +5,10 @@
  * which reads the experts), on every engine, BF16 and f32, with Qwen2-MoE's gated shared expert
  * (the tfjs engine's f32 products are its own, not the kernel's: there to f32 rounding); a
  * prompt's BF16 experts (more than 8 rows) in one call too; f32 experts with more rows, a
- * streaming provider or an observer of expert inputs keep the loop.
+ * streaming provider or an observer of expert inputs keep the loop. Experts held packed as their
+ * checkpoints store them (FP8 codes: Qwen3-FP8's form; MXFP4: gpt-oss's, with its clamped
+ * activation) go in the one call too, a step's and a prompt's, bit for bit the loop's and the
+ * one call's over the same experts decoded to BF16.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +20,10 @@ import { listAvailableEngines } from '../../src/engine/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { CheckpointWeights, moeBlock, ResidentWeights, type MoeWeights } from '../../src/runtime/index.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+import { quantizeToFp8, withExpertsDecoded } from '../helpers/fp8-fixture.js';
+import { rewriteExpertsAsMxfp4, withMxfp4Decoded } from '../helpers/mxfp4-fixture.js';
+import { Fp8SwiGlu } from '../../src/runtime/fp8-swiglu.js';
+import { Mxfp4SwiGlu } from '../../src/runtime/mxfp4-swiglu.js';
 import { uniform } from '../helpers/small-rows-check.js';
 
 const dirs: string[] = [];
@@ -54,7 +61,51 @@ async function moeLayer(provider: { layer(i: number): Promise<import('../../src/
 
 const bytes = (f: Float32Array) => Buffer.from(f.buffer, f.byteOffset, f.byteLength);
 
+/** A tiny checkpoint whose experts are stored packed: FP8 (Qwen3-MoE, 32×32 blocks) or MXFP4 (gpt-oss); and the same read decoded to BF16. */
+async function packedFixture(format: 'fp8' | 'mxfp4'): Promise<{ packed: Checkpoint; decoded: Checkpoint }> {
+  const dir = mkdtempSync(path.join(tmpdir(), `rfid-moe-one-call-${format}-`));
+  dirs.push(dir);
+  const shape = { seed: 12, dtype: 'BF16' as const, numExperts: 8, topK: 2, hiddenSize: 64, expertIntermediateSize: 32 };
+  if (format === 'fp8') {
+    await makeTinyCheckpoint(dir, 'qwen3_moe', { ...shape, fusedExperts: false });
+    await quantizeToFp8(dir, 5, { block: [32, 32], pick: (name) => /\.experts\./.test(name) });
+  } else {
+    await makeTinyCheckpoint(dir, 'gpt_oss', shape);
+    await rewriteExpertsAsMxfp4(dir, 5);
+  }
+  const packed = await openCheckpoint(dir);
+  opened.push(packed);
+  return { packed, decoded: format === 'fp8' ? withExpertsDecoded(packed) : withMxfp4Decoded(packed) };
+}
+
 describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, base) => {
+  it.each(['fp8', 'mxfp4'] as const)('%s experts held as stored: one call, bit for bit the loop and the experts decoded, a step and a prompt', async (format) => {
+    const { packed, decoded } = await packedFixture(format);
+    const { engine, calls } = counting(base);
+    const held = await moeLayer(new ResidentWeights(new CheckpointWeights(packed, { bf16Weights: true })), packed);
+    expect(await held.moe.expert(0)).toBeInstanceOf(format === 'fp8' ? Fp8SwiGlu : Mxfp4SwiGlu);
+    const plain = await moeLayer(new ResidentWeights(new CheckpointWeights(decoded, { bf16Weights: true })), decoded);
+    expect(await plain.moe.expert(0)).not.toBeInstanceOf(format === 'fp8' ? Fp8SwiGlu : Mxfp4SwiGlu);
+    // the loop: a streaming provider's, which reads the experts expert by expert
+    const streaming = await moeLayer(new CheckpointWeights(packed, { bf16Weights: true }), packed);
+    expect(streaming.moe.residentExpert).toBeUndefined();
+    for (const tokens of [5, 40]) {
+      const x = uniform(tokens * packed.config.hiddenSize, tokens);
+      // the first call reads the experts it routes to; then they are held
+      await moeBlock(engine, packed.config, held.index, held.moe, x, tokens);
+      const before = calls();
+      const oneCall = await moeBlock(engine, packed.config, held.index, held.moe, x, tokens);
+      expect(calls()).toBe(before + 1);
+      const loop = await moeBlock(engine, packed.config, streaming.index, streaming.moe, x, tokens);
+      expect(calls()).toBe(before + 1);
+      await moeBlock(engine, decoded.config, plain.index, plain.moe, x, tokens);
+      const asBf16 = await moeBlock(engine, decoded.config, plain.index, plain.moe, x, tokens);
+      expect(oneCall.some((v) => v !== 0)).toBe(true);
+      expect(bytes(oneCall).equals(bytes(loop)), `${tokens} tokens: the loop`).toBe(true);
+      expect(bytes(oneCall).equals(bytes(asBf16)), `${tokens} tokens: decoded to BF16`).toBe(true);
+    }
+  });
+
   it.each([
     ['mixtral', 'BF16', true],
     ['mixtral', 'F32', false],

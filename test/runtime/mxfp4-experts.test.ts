@@ -24,7 +24,7 @@ import { residentWeightBytes } from '../../src/runtime/resident-weights.js';
 import { makeScratch } from '../checkpoint/tmp-dirs.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { decodeMxfp4 } from '../helpers/mxfp4-gemm-check.js';
-import { rewriteExpertsAsMxfp4 } from '../helpers/mxfp4-fixture.js';
+import { rewriteExpertsAsMxfp4, withMxfp4Decoded } from '../helpers/mxfp4-fixture.js';
 
 const H = 64;
 const I = 32;
@@ -33,10 +33,7 @@ const engines = await listAvailableEngines();
 let scratch: Awaited<ReturnType<typeof makeScratch>>;
 let ckpt: Checkpoint;
 
-/** The same checkpoint without readExpertMxfp4: its experts are read as BF16, decoded. */
-function decodedView(c: Checkpoint): Checkpoint {
-  return new Proxy(c, { get: (target, prop) => (prop === 'readExpertMxfp4' || prop === 'mxfp4TensorNames' ? undefined : Reflect.get(target, prop, target)) });
-}
+const decodedView = withMxfp4Decoded;
 
 beforeAll(async () => {
   scratch = await makeScratch('mxfp4-experts');

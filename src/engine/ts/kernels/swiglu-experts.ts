@@ -1,7 +1,8 @@
 /**
  * ForwardKernels.swiGluExperts in TypeScript: the routed experts of one MoE block, expert by
  * expert, with the kernels the block's loop runs (gather, gate and up products, SwiGLU, down
- * product, weighted scatter-add), in the loop's order. With `clamped`, gpt-oss's activation and
+ * product, weighted scatter-add), in the loop's order; packed matrices (FP8, MXFP4) through
+ * gemmFp8 and gemmMxfp4. With `clamped`, gpt-oss's activation and
  * biases in SwiGLU's place, computed as the block's expert-by-expert reference computes them.
  */
 import { EngineError, type ClampedSwiGluExperts, type ExpertOperand, type FactoredOperand, type MatmulActivations } from '../../types.js';
@@ -12,6 +13,10 @@ import { gatherRows, scatterAddRows } from './rows.js';
 import { siluMul } from './silu-mul.js';
 import { clampedSwiGluInPlace } from './clamped-swiglu.js';
 import { addTileResidual } from './tile-residual.js';
+import { gemmFp8 } from './gemm-fp8.js';
+import { gemmMxfp4 } from './gemm-mxfp4.js';
+import { fp8Groups, type Fp8Matrix } from '../../../io/fp8-matrix.js';
+import { MXFP4_GROUP, type Mxfp4Matrix } from '../../../io/mxfp4-matrix.js';
 
 /**
  * Most rows a routed expert with an f32 matrix (a factored one's factors included) may have in a
@@ -28,9 +33,18 @@ function isMatrix(m: unknown): m is ExpertMatrix {
   return m instanceof Uint16Array || m instanceof Float32Array;
 }
 
-/** Every matrix of an operand is BF16 (a factored one's factors and base included). */
+function isFp8(o: ExpertOperand): o is Fp8Matrix {
+  return 'codes' in o;
+}
+
+function isMxfp4(o: ExpertOperand): o is Mxfp4Matrix {
+  return 'blocks' in o;
+}
+
+/** Every matrix of an operand is BF16, as stored or decoded (packed), a factored one's factors and base included. */
 export function allBf16(o: ExpertOperand): boolean {
   if (isMatrix(o)) return o instanceof Uint16Array;
+  if (isFp8(o) || isMxfp4(o)) return true;
   return o.basis instanceof Uint16Array && o.coefficients instanceof Uint16Array && (o.base == null || o.base instanceof Uint16Array);
 }
 
@@ -78,12 +92,35 @@ export function checkSwiGluExperts(
     if (!isMatrix(m)) throw new EngineError(`${op}: ${label} must be a Uint16Array (BF16) or a Float32Array`);
     if (m.length !== values) throw new EngineError(`${op}: ${label} holds ${m.length} values, expected ${values} (check ${check})`);
   };
+  const part = (label: string, m: unknown, type: typeof Uint8Array | typeof Float32Array, values: number, check: string) => {
+    if (!(m instanceof type)) throw new EngineError(`${op}: ${label} must be a ${type.name}`);
+    if (m.length !== values) throw new EngineError(`${op}: ${label} holds ${m.length} values, expected ${values} (check ${check})`);
+  };
+  // as the native kernel checks them (PackedValue)
+  const packed = (label: string, o: Partial<Fp8Matrix & Mxfp4Matrix>, p: number, d: number) => {
+    if ('codes' in o) {
+      const g = o.group;
+      if (typeof g !== 'number' || !Number.isInteger(g) || g < 1 || g > 0x7fffffff) throw new EngineError(`${op}: ${label}.group must be a whole number ≥ 1 (values a scale covers along a row)`);
+      part(`${label}.codes`, o.codes, Uint8Array, p * d, 'hidden and width: codes is rows × columns');
+      part(`${label}.scales`, o.scales, Float32Array, p * fp8Groups(d, g), 'group: scales is rows × ⌈columns / group⌉');
+      return;
+    }
+    if (d % MXFP4_GROUP !== 0) throw new EngineError(`${op}: ${label} is MXFP4 with ${d} columns: MXFP4 needs a multiple of 32 (one exponent a group of 32 values)`);
+    part(`${label}.blocks`, o.blocks, Uint8Array, (p * d) / 2, 'hidden and width: blocks is rows × columns/2 bytes');
+    part(`${label}.scales`, o.scales, Uint8Array, (p * d) / MXFP4_GROUP, 'hidden and width: scales is rows × columns/32 exponents');
+  };
   const operand = (name: string, list: ExpertOperand[], i: number, p: number, d: number) => {
     const o: unknown = list[i];
     const label = `${name}[${i}]`;
     if (ArrayBuffer.isView(o) || typeof o !== 'object' || o === null) {
-      if (!ArrayBuffer.isView(o)) throw new EngineError(`${op}: ${label} must be a Uint16Array (BF16), a Float32Array or a factored matrix { basis, coefficients, rank }`);
+      if (!ArrayBuffer.isView(o)) {
+        throw new EngineError(`${op}: ${label} must be a Uint16Array (BF16), a Float32Array, a packed matrix (FP8 { codes, scales, group }, MXFP4 { blocks, scales }) or a factored matrix { basis, coefficients, rank }`);
+      }
       matrix(label, o, p * d, 'hidden and width');
+      return;
+    }
+    if ('codes' in o || 'blocks' in o) {
+      packed(label, o as Partial<Fp8Matrix & Mxfp4Matrix>, p, d);
       return;
     }
     const f = o as Partial<FactoredOperand>;
@@ -142,6 +179,14 @@ function product(rows: number, n: number, k: number, a: Float32Array, b: ExpertM
 function apply(rows: number, p: number, d: number, x: Float32Array, o: ExpertOperand, y: Float32Array, activations: MatmulActivations): void {
   if (isMatrix(o)) {
     product(rows, p, d, x, o, y, 0, activations);
+    return;
+  }
+  if (isFp8(o)) {
+    gemmFp8(rows, p, d, x, o.codes, o.scales, o.group, y, 0, activations);
+    return;
+  }
+  if (isMxfp4(o)) {
+    gemmMxfp4(rows, p, d, x, o.blocks, o.scales, y, 0, activations);
     return;
   }
   const t = new Float32Array(rows * o.rank);
