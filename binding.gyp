@@ -35,7 +35,10 @@
       "defines": ["NAPI_VERSION=8"],
       # -O3 vectorises the forward-pass loops; -fno-trapping-math lets the compiler turn their
       # float selects into blends (nothing here reads floating-point exception flags).
-      "cflags_cc": ["-O3", "-fno-trapping-math", "-std=c++17"],
+      # -Wno-psabi: GCC notes that a function returning a wide vector outside an AVX target has
+      # another ABI than inside one; those helpers are inlined into their callers, never called
+      # across that line, and the note is noise in every user's install.
+      "cflags_cc": ["-O3", "-fno-trapping-math", "-std=c++17", "-Wno-psabi"],
       "conditions": [
         ["OS=='linux'", {
           # Fedora/RHEL keep the OpenBLAS headers in a subdirectory.

@@ -38,7 +38,7 @@
 #if defined(__GNUC__) && defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && __GNUC__ >= 11))
 #define RFID_AMX_BUILT 1
 #include <cpuid.h>
-#include <immintrin.h>
+#include "intrinsics.h"
 #endif
 #if defined(__linux__) && defined(__x86_64__)
 #include <sys/syscall.h>

@@ -31,7 +31,7 @@
 #include "vectorize.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
+#include "intrinsics.h"
 #endif
 
 namespace rfid {

@@ -20,7 +20,7 @@
 // makes the NaN codes NaN, multiplies by the scale and rounds with NaN kept quiet, as
 // f32BitsToBf16 does (DecodeRunAvx512). With AVX-512 16 codes go at a time, with AVX2 (and F16C)
 // 8; at the baseline a value at a time, from a table of the 256 codes' values.
-#include <immintrin.h>
+#include "intrinsics.h"
 
 #include <algorithm>
 #include <cmath>

@@ -18,7 +18,7 @@
 // Decoding: with AVX-512BW one permute of 16-bit lanes turns 32 codes into their BF16 patterns
 // from the group's 16-entry table; with AVX2 (SSSE3) byte shuffles look up each pattern's two
 // bytes; at the baseline a lookup a code.
-#include <immintrin.h>
+#include "intrinsics.h"
 
 #include <algorithm>
 #include <cmath>
