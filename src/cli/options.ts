@@ -1,9 +1,10 @@
 /**
  * Parsing of option values the CLI cannot leave to commander (integers with a lower bound,
- * finite numbers). These messages name command-line flags: they belong to the CLI layer only.
+ * finite numbers, names from a list). These messages name command-line flags: they belong to the CLI layer only.
  */
 import type { MatmulActivations } from '../engine/types.js';
 import { RfidMoeError } from '../errors.js';
+import { REASONING_PARSERS, type ReasoningParser } from '../serve/reasoning.js';
 
 /** An option value that parsed but is not acceptable (not a number, out of range, conflicting). */
 export class OptionError extends RfidMoeError {
@@ -35,4 +36,12 @@ export function parseMatmulActivations(value: string, bf16Weights = true): Matmu
     throw new OptionError('--matmul-activations bf16 rounds the activations of products against weights held in BF16, and --no-bf16-weights widens them all to f32: drop one of the two');
   }
   return value as MatmulActivations;
+}
+
+/** --reasoning-parser: a known parser, "none", or absent (none). */
+export function parseReasoningParser(name: string | undefined): ReasoningParser | null {
+  if (name === undefined || name === 'none') return null;
+  const parser = REASONING_PARSERS.get(name);
+  if (!parser) throw new OptionError(`--reasoning-parser must be one of ${[...REASONING_PARSERS.keys()].join(', ')} or none, got "${name}"`);
+  return parser;
 }

@@ -14,7 +14,9 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { compress } from '../../src/compress/index.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { cliArgs } from '../helpers/cli.js';
-import { CHATML, postJson, startServer, tinyWithChatTemplate } from '../serve/helpers.js';
+import { CHATML, chatmlWithGenerationSuffix, postJson, startServer, tinyWithChatTemplate, withHarmonyMarkers } from '../serve/helpers.js';
+import { GPT_OSS_STYLE } from '../serve/gpt-oss-template.js';
+import { REASONING_PARSERS } from '../../src/serve/reasoning.js';
 
 const run = promisify(execFile);
 const model = path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare');
@@ -153,6 +155,68 @@ describe('rfid-moe generate --chat', () => {
     } finally {
       await s.close();
       rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('rfid-moe generate --reasoning-parser', () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'rfid-gen-reasoning-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('reads the answer apart as the server does: a prompt that opens <think>, the reasoning to stderr and the answer to stdout', async () => {
+    const dir = tinyWithChatTemplate(path.join(work, 'think'), chatmlWithGenerationSuffix('<think>\n'));
+    const s = await startServer({ models: [`think=${dir}`], reasoningParser: REASONING_PARSERS.get('deepseek_r1')! });
+    try {
+      const args = ['generate', dir, '--chat', '--prompt', 'Where is Romeo?', '--reasoning-parser', 'deepseek_r1', '--temperature', '0', '--max-new-tokens', '12', '--quiet'];
+      const r = await cli(...args, '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { text: string; reasoning: string; content: string };
+      const answer = (await postJson(`${s.url}/v1/chat/completions`, { model: 'think', messages: [{ role: 'user', content: 'Where is Romeo?' }], max_tokens: 12, temperature: 0 })).json.choices[0].message;
+      // the prompt opened the reasoning and the tiny model never closes it: all of it is reasoning
+      expect(out.reasoning.length).toBeGreaterThan(0);
+      expect(out.reasoning).toBe(answer.reasoning_content);
+      expect(out.content).toBe(answer.content ?? '');
+      expect(out.reasoning + out.content).toBe(out.text);
+      const plain = await cli(...args);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(plain.stdout.trim()).toBe(out.content.trim());
+      expect(plain.stderr).toContain(out.reasoning);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('gpt-oss: --reasoning-effort and --chat-template-kwargs reach its template, and its channels are read apart as the server reads them', async () => {
+    const dir = withHarmonyMarkers(tinyWithChatTemplate(path.join(work, 'gptoss'), GPT_OSS_STYLE));
+    const s = await startServer({ models: [`gptoss=${dir}`], reasoningParser: REASONING_PARSERS.get('openai_gptoss')! });
+    try {
+      const messages = [
+        { role: 'system', content: 'Thou art brief.' },
+        { role: 'user', content: 'Where is Romeo?' },
+      ];
+      const args = ['generate', dir, '--chat', '--system', messages[0].content, '--prompt', messages[1].content, '--reasoning-parser', 'openai_gptoss', '--temperature', '0', '--max-new-tokens', '12', '--json'];
+      const r = await cli(...args, '--reasoning-effort', 'low');
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { chatPrompt: string; reasoning: string; content: string; usage: { promptTokens: number } };
+      expect(out.chatPrompt).toContain('Reasoning: low');
+      const answer = (await postJson(`${s.url}/v1/chat/completions`, { model: 'gptoss', messages, max_tokens: 12, temperature: 0, reasoning_effort: 'low' })).json;
+      expect(out.usage.promptTokens).toBe(answer.usage.prompt_tokens);
+      expect(out.reasoning).toBe(answer.choices[0].message.reasoning_content ?? '');
+      expect(out.content).toBe(answer.choices[0].message.content ?? '');
+      // the kwargs' own effort wins, as chat_template_kwargs' does on the server
+      const high = await cli(...args, '--reasoning-effort', 'low', '--chat-template-kwargs', '{"reasoning_effort": "high"}');
+      expect(JSON.parse(high.stdout).chatPrompt).toContain('Reasoning: high');
+      for (const [flags, message] of [
+        [['--reasoning-effort', 'minimal'], /--reasoning-effort must be low, medium or high, got "minimal"/],
+        [['--chat-template-kwargs', '[1]'], /--chat-template-kwargs must be a JSON object of template variables/],
+        [['--chat-template-kwargs', '{oops'], /--chat-template-kwargs must be a JSON object of template variables: /],
+      ] as const) {
+        const bad = await cli(...args.filter((a) => a !== '--json'), ...flags);
+        expect(bad.code).toBe(2);
+        expect(bad.stderr).toMatch(message);
+      }
+    } finally {
+      await s.close();
     }
   });
 });

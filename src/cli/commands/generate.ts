@@ -2,12 +2,15 @@
  * `rfid-moe generate <model> --prompt "…" [--max-new-tokens N] [--temperature T] [--top-k K]
  *   [--top-p P] [--min-p M] [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P] [--seed S]
  *   [--stop STR]… [--response-format text|json_object] [--json-schema FILE] [--regex P] [--choice T]…
- *   [--chat [--system TEXT] [--chat-template FILE]] [--no-bf16-weights] [--no-mmap] [--matmul-activations f32|bf16] [--json]`
+ *   [--chat [--system TEXT] [--chat-template FILE] [--chat-template-kwargs JSON] [--reasoning-effort E]]
+ *   [--reasoning-parser NAME] [--no-bf16-weights] [--no-mmap] [--matmul-activations f32|bf16] [--json]`
  *
  * Generates a completion with the model's own tokenizer and streams its text to stdout as tokens
  * are produced (with --json: one object at the end instead). Original, dense-compressed and
  * factored checkpoints all open through `openModel`; factored experts run factored. Notes
- * (engine, load time, speed, why generation stopped) go to stderr.
+ * (engine, load time, speed, why generation stopped) go to stderr. With a reasoning parser the
+ * text is read as the server's chat endpoint reads it: the answer to stdout, the reasoning to
+ * stderr as it comes (it is output, so --quiet keeps it).
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,10 +28,13 @@ import { choicePattern, compileRegex, RegexError } from '../../runtime/generatio
 import { SchemaError } from '../../runtime/generation/json-schema.js';
 import { weightProviderOf } from '../../runtime/model-source.js';
 import { DEFAULT_RESIDENT_BYTES, residentWeightBytes } from '../../runtime/resident-weights.js';
-import { OptionError, parseInteger, parseMatmulActivations } from '../options.js';
+import { OptionError, parseInteger, parseMatmulActivations, parseReasoningParser } from '../options.js';
 import { readChatTemplate } from '../chat-template-option.js';
 import { chatSetupOf } from '../../serve/models.js';
-import { renderChat } from '../../serve/chat-template.js';
+import { renderChat, templateKwargsOf } from '../../serve/chat-template.js';
+import { HarmonyReader } from '../../serve/harmony.js';
+import { REASONING_PARSERS, ReasoningReader, reasoningStart, type ReasoningParser, type ReasoningTextReader } from '../../serve/reasoning.js';
+import type { ChoiceDelta } from '../../serve/tools/call-readers.js';
 import { encodeInPlace } from '../../serve/encode-off-thread.js';
 import { loadTokenizer } from '../../tokens/tokenizer.js';
 import { addOptions, defaultText, type EngineCliOptions, engineOptions, matmulActivationsOption, type MatmulCliOptions, type OutputCliOptions } from '../common-options.js';
@@ -57,6 +63,9 @@ interface GenerateCliOptions extends EngineCliOptions, OutputCliOptions, MatmulC
   chat: boolean;
   system?: string;
   chatTemplate?: string;
+  chatTemplateKwargs?: string;
+  reasoningEffort?: string;
+  reasoningParser?: string;
 }
 
 export function register(program: Command): void {
@@ -69,6 +78,12 @@ export function register(program: Command): void {
       .option('--chat', "send the prompt as a user message through the model's chat template (as /v1/chat/completions does), the completion being the assistant's answer", false)
       .option('--system <text>', 'with --chat: a system message before it')
       .option('--chat-template <file>', "with --chat: this Jinja chat template (a file, or the template itself) instead of the model's own")
+      .option('--chat-template-kwargs <json>', 'with --chat: variables for the chat template, a JSON object (e.g. {"enable_thinking": false} for Qwen3), as the server\'s chat_template_kwargs')
+      .option('--reasoning-effort <effort>', "with --chat: low | medium | high, the chat template's reasoning_effort (gpt-oss's writes it into its system message), as the server's reasoning_effort")
+      .option(
+        '--reasoning-parser <name>',
+        `give the reasoning apart from the answer: the answer to stdout, the reasoning to stderr (with --json: reasoning and content), and hold a response format to the answer: ${[...REASONING_PARSERS.keys()].join(' | ')} (default: none)`,
+      )
       .option('--max-new-tokens <n>', 'most tokens to generate', '128')
       .addOption(defaultText(new Option('--temperature <t>', 'sampling temperature; 0 = greedy'), "the model's generation_config.json, else 1"))
       .addOption(defaultText(new Option('--top-k <k>', 'sample only from the k most likely tokens (0 = off)'), "the model's generation_config.json, else 0"))
@@ -134,7 +149,7 @@ async function responseFormatOf(opts: GenerateCliOptions): Promise<GenerationPar
  * with its generation prompt, tokenised without the tokenizer's own special tokens (the template
  * holds those it wants), as the server's /v1/chat/completions and transformers' apply_chat_template do.
  */
-async function chatPrompt(tokenizerLocation: string, opts: GenerateCliOptions, templateFlag: string | undefined): Promise<{ text: string; ids: Int32Array }> {
+async function chatPrompt(tokenizerLocation: string, opts: GenerateCliOptions, templateFlag: string | undefined, kwargs: Record<string, unknown>): Promise<{ text: string; ids: Int32Array }> {
   // (--tokenizer may name the tokenizer.json itself: its directory holds the template)
   const tokenizerDir = (await stat(tokenizerLocation)).isDirectory() ? tokenizerLocation : path.dirname(tokenizerLocation);
   const { template, special } = await chatSetupOf(tokenizerDir);
@@ -145,11 +160,38 @@ async function chatPrompt(tokenizerLocation: string, opts: GenerateCliOptions, t
   const messages = [...(opts.system !== undefined ? [{ role: 'system' as const, content: opts.system }] : []), { role: 'user' as const, content: opts.prompt }];
   let text: string;
   try {
-    text = await renderChat(chosen, path.basename(path.resolve(tokenizerDir)), messages, special, {}, { addGenerationPrompt: true });
+    text = await renderChat(chosen, path.basename(path.resolve(tokenizerDir)), messages, special, kwargs, { addGenerationPrompt: true });
   } catch (err) {
     throw new OptionError(`--chat: ${(err as Error).message}`);
   }
   return { text, ids: encodeInPlace(await loadTokenizer(tokenizerLocation), text, false) };
+}
+
+/** --chat-template-kwargs: a JSON object of template variables. */
+function parseTemplateKwargs(value: string | undefined): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    throw new OptionError(`--chat-template-kwargs must be a JSON object of template variables: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new OptionError(`--chat-template-kwargs must be a JSON object of template variables, got ${value}`);
+  return parsed as Record<string, unknown>;
+}
+
+/** --reasoning-effort: the server's values (vLLM's). */
+function parseReasoningEffort(value: string | undefined): string | undefined {
+  if (value !== undefined && !['low', 'medium', 'high'].includes(value)) throw new OptionError(`--reasoning-effort must be low, medium or high, got "${value}"`);
+  return value;
+}
+
+/**
+ * Reads the completion's text apart as the server's chat endpoint does with the same parser
+ * (reasoning.ts, harmony.ts): the reasoning and the answer, piece by piece.
+ */
+function reasoningReaderOf(parser: ReasoningParser, promptText: string): ReasoningTextReader {
+  return parser.format === 'harmony' ? new HarmonyReader(true, null, null) : new ReasoningReader(parser, reasoningStart(promptText, parser), null, true);
 }
 
 function parseNumber(flag: string, value: string, ok: (n: number) => boolean, what: string): number {
@@ -174,7 +216,10 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   const engineChoice = parseEngineChoice(opts.engine);
   const matmulActivations = parseMatmulActivations(opts.matmulActivations, opts.bf16Weights);
   const responseFormat = await responseFormatOf(opts);
-  if (!opts.chat && (opts.system !== undefined || opts.chatTemplate !== undefined)) throw new OptionError(`${opts.system !== undefined ? '--system' : '--chat-template'} applies to --chat only`);
+  const chatOnly = ([['--system', opts.system], ['--chat-template', opts.chatTemplate], ['--chat-template-kwargs', opts.chatTemplateKwargs], ['--reasoning-effort', opts.reasoningEffort]] as const).find(([, v]) => v !== undefined);
+  if (!opts.chat && chatOnly) throw new OptionError(`${chatOnly[0]} applies to --chat only`);
+  const reasoningParser = parseReasoningParser(opts.reasoningParser);
+  const templateKwargs = templateKwargsOf({ chat_template_kwargs: parseTemplateKwargs(opts.chatTemplateKwargs), reasoning_effort: parseReasoningEffort(opts.reasoningEffort) });
   const chatTemplateFlag = opts.chatTemplate === undefined ? undefined : readChatTemplate(opts.chatTemplate);
   const note = (line: string) => {
     if (!opts.quiet) process.stderr.write(line + '\n');
@@ -186,7 +231,26 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   try {
     const codec = await loadTextCodec(opts.tokenizer ?? model);
     assertRunnable(ckpt);
-    const chat = opts.chat ? await chatPrompt(opts.tokenizer ?? model, opts, chatTemplateFlag) : null;
+    const chat = opts.chat ? await chatPrompt(opts.tokenizer ?? model, opts, chatTemplateFlag, templateKwargs) : null;
+    const reader = reasoningParser ? reasoningReaderOf(reasoningParser, chat?.text ?? opts.prompt) : null;
+    const parts = { reasoning: '', content: '' };
+    let reasoningOpen = false;
+    // the answer to stdout as it comes, the reasoning to stderr (a line after it when the answer starts)
+    const show = (deltas: ChoiceDelta[]) => {
+      for (const d of deltas) {
+        if (d.kind !== 'reasoning' && d.kind !== 'content') continue;
+        parts[d.kind] += d.text;
+        if (opts.json || d.text === '') continue;
+        if (d.kind === 'reasoning') {
+          reasoningOpen = true;
+          process.stderr.write(d.text);
+        } else {
+          if (reasoningOpen) process.stderr.write('\n');
+          reasoningOpen = false;
+          process.stdout.write(d.text);
+        }
+      }
+    };
     const prompt = chat?.ids ?? opts.prompt;
     const defaults = ckpt.config.samplingDefaults;
     const temperature = temperatureFlag ?? defaults.temperature ?? 1;
@@ -238,12 +302,21 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
         responseFormat,
         contextLength,
         keepWeights,
+        // harmony's markers are special tokens, which its reader needs (the server keeps them too)
+        skipSpecialTokens: reasoningParser?.format === 'harmony' ? false : undefined,
+        // a response format holds the answer after the reasoning, as on the server
+        reasoning: reasoningParser ? { start: reasoningParser.start, end: reasoningParser.end, state: reasoningStart(chat?.text ?? opts.prompt, reasoningParser) } : undefined,
       })) {
         if (event.type === 'token') {
           firstTokenMs ??= performance.now() - started;
           tokens.push(event.token);
-          if (!opts.json && event.text) process.stdout.write(event.text);
+          if (reader) show(reader.push(event.text));
+          else if (!opts.json && event.text) process.stdout.write(event.text);
           continue;
+        }
+        if (reader) {
+          show(reader.end());
+          if (reasoningOpen) process.stderr.write('\n');
         }
         const seconds = (performance.now() - started) / 1000;
         const u = event.usage;
@@ -256,6 +329,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
               prompt: opts.prompt,
               ...(chat !== null ? { chatPrompt: chat.text } : {}),
               text: event.text,
+              ...(reader ? { reasoning: parts.reasoning, content: parts.content } : {}),
               tokens,
               usage: u,
               params: { maxNewTokens, temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, seed: u.seed, stop: opts.stop, ignoreEos: opts.ignoreEos ?? false, responseFormat },

@@ -20,9 +20,9 @@ import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
 import { fmtBytes } from '../../util/bytes.js';
 import { createServer } from '../../serve/server.js';
 import { parseModelSpec } from '../../serve/models.js';
-import { OptionError, parseInteger, parseMatmulActivations, parseNumber } from '../options.js';
+import { OptionError, parseInteger, parseMatmulActivations, parseNumber, parseReasoningParser } from '../options.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from '../../serve/tools/formats/index.js';
-import { REASONING_PARSERS, type ReasoningParser } from '../../serve/reasoning.js';
+import { REASONING_PARSERS } from '../../serve/reasoning.js';
 import { fail } from '../errors.js';
 import { addOptions, defaultText, engineOptions, matmulActivationsOption, type MatmulCliOptions } from '../common-options.js';
 
@@ -203,14 +203,6 @@ function parseToolCallParser(name: string | undefined): ToolCallFormat | null | 
   const format = TOOL_CALL_FORMATS.get(name);
   if (!format) throw new OptionError(`--tool-call-parser must be one of ${[...TOOL_CALL_FORMATS.keys()].join(', ')} or none, got "${name}"`);
   return format;
-}
-
-/** --reasoning-parser: a known parser, "none", or absent (none). */
-function parseReasoningParser(name: string | undefined): ReasoningParser | null {
-  if (name === undefined || name === 'none') return null;
-  const parser = REASONING_PARSERS.get(name);
-  if (!parser) throw new OptionError(`--reasoning-parser must be one of ${[...REASONING_PARSERS.keys()].join(', ')} or none, got "${name}"`);
-  return parser;
 }
 
 /** Addresses only this machine can reach. */
