@@ -20,12 +20,18 @@
  * seldom reach the text). The markers are special tokens: the server keeps them in the text it
  * reads here (skip_special_tokens false by default with this parser) and gives none of them out.
  *
- * Bodies go out as they are written, each piece routed by its channel: analysis (and any message
- * to a built-in tool, whose calls are part of the reasoning) as reasoning; final, and commentary
- * without a recipient (a preamble to the user), as content (or to the inner reader); commentary to
- * `functions.NAME` as a call under "auto", as content otherwise; an unknown channel as content. Text the
- * model writes outside any message (no header where one belongs: it ignored the format) is
- * content. A header cut short at the end (max_tokens), or one after a `<|start|>` that never
+ * Bodies go out as they are written, each piece routed by its channel:
+ * - analysis, and any message to a built-in tool (whose calls are part of the reasoning): reasoning;
+ * - final, and text the model writes outside any message (no header where one belongs: it ignored
+ *   the format): the answer, content, or the inner reader's where the server holds the answer to a
+ *   call (tool_choice "required" or a named function);
+ * - commentary without a recipient (a preamble to the user), an unknown channel: content;
+ * - commentary to `functions.NAME`: a call where the request allows NAME (any tool under "auto" and
+ *   "required", the named one under a named choice), content otherwise. gpt-oss calls this way
+ *   under any choice, and `<|call|>` then ends the generation before any final channel the server
+ *   would hold. Such a call's arguments are the model's own; only a final channel's body is held to
+ *   the call schema. Where one call is allowed and the model made it, a held final body is dropped.
+ * A header cut short at the end (max_tokens), or one after a `<|start|>` that never
  * reaches `<|message|>`, is dropped.
  */
 import { ReasoningTextReader } from './reasoning.js';
@@ -39,7 +45,12 @@ const ENDS = ['<|end|>', '<|return|>', '<|call|>'];
 /** every marker a header may hold, for telling a header from plain text */
 const MARKERS = [START, MESSAGE, CHANNEL, '<|constrain|>', ...ENDS];
 
-type Route = { kind: 'reasoning' } | { kind: 'content' } | { kind: 'call'; index: number } | { kind: 'dropped' };
+/**
+ * Where a message's body goes: the reasoning; content; the answer (the final channel, or text
+ * outside the format), which is content too unless the server holds it to a call (the inner
+ * reader's); a call's arguments; nowhere.
+ */
+type Route = { kind: 'reasoning' } | { kind: 'content' } | { kind: 'answer' } | { kind: 'call'; index: number } | { kind: 'dropped' };
 
 /** Calls read from messages to `functions.NAME` (tool_choice "auto"): the tools offered, and whether more than one call may be made. */
 export interface HarmonyCalls {
@@ -52,7 +63,7 @@ export class HarmonyReader extends ReasoningTextReader {
   private ownCalls = 0;
   /** 'header': reading a header up to `<|message|>`; 'body': a message's body */
   private state: 'header' | 'body' = 'header';
-  private route: Route = { kind: 'content' };
+  private route: Route = { kind: 'answer' };
   /** the header being read followed a `<|start|>` the model wrote: a header, never plain text */
   private afterStart = false;
 
@@ -71,6 +82,9 @@ export class HarmonyReader extends ReasoningTextReader {
     return this.ownCalls + (this.inner?.calls ?? 0);
   }
 
+  /** where the inner reader's call indices start (its first call comes after this many of the model's own); null: none yet */
+  private innerBase: number | null = null;
+
   /** inside a message whose body is reasoning */
   get inReasoning(): boolean {
     return this.state === 'body' && this.route.kind === 'reasoning';
@@ -87,7 +101,7 @@ export class HarmonyReader extends ReasoningTextReader {
           if (!header) {
             // plain text where a header belongs: the model left the format; it is content
             if (this.buffer.trim() === '') this.buffer = '';
-            this.route = { kind: 'content' };
+            this.route = { kind: 'answer' };
             this.state = 'body';
             continue;
           }
@@ -147,13 +161,15 @@ export class HarmonyReader extends ReasoningTextReader {
       const name = recipient.slice('functions.'.length);
       // a function not offered is no call (its text is content); a second one where one was allowed is dropped, as TaggedCallsReader drops it
       if (!this.recipientCalls.names.has(name)) return { kind: 'content' };
-      if (!this.recipientCalls.parallel && this.ownCalls > 0) return { kind: 'dropped' };
-      const index = this.ownCalls++;
+      if (!this.recipientCalls.parallel && this.calls > 0) return { kind: 'dropped' };
+      // after any the inner reader gave (indices are the message's, one sequence)
+      const index = this.ownCalls + (this.inner?.calls ?? 0);
+      this.ownCalls++;
       out.push({ kind: 'call', index, id: callId(), name, arguments: '' });
       return { kind: 'call', index };
     }
     if (channel === 'analysis' || (recipient !== null && !recipient.startsWith('functions.'))) return { kind: 'reasoning' };
-    return { kind: 'content' };
+    return channel === 'final' && recipient === null ? { kind: 'answer' } : { kind: 'content' };
   }
 
   private emit(body: string, out: ChoiceDelta[]): void {
@@ -164,6 +180,31 @@ export class HarmonyReader extends ReasoningTextReader {
     if (this.route.kind === 'reasoning') {
       if (this.include) out.push({ kind: 'reasoning', text });
     } else if (this.route.kind === 'call') out.push({ kind: 'arguments', index: this.route.index, text });
-    else if (this.route.kind === 'content') out.push(...(this.inner ? this.inner.push(text) : [{ kind: 'content' as const, text }]));
+    else if (this.route.kind === 'answer' && this.inner) out.push(...this.innerDeltas(text));
+    else if (this.route.kind === 'content' || this.route.kind === 'answer') out.push({ kind: 'content', text });
+  }
+
+  override end(): ChoiceDelta[] {
+    const out = this.drain(true);
+    if (this.inner && !this.innerDropped()) out.push(...this.numbered(this.inner.end()));
+    return out;
+  }
+
+  /** Where one call is allowed and the model made it: what the server held for the final channel is not another. */
+  private innerDropped(): boolean {
+    return this.recipientCalls !== null && !this.recipientCalls.parallel && this.ownCalls > 0;
+  }
+
+  /** The inner reader's deltas for `text` (none where innerDropped). */
+  private innerDeltas(text: string): ChoiceDelta[] {
+    return this.innerDropped() ? [] : this.numbered(this.inner!.push(text));
+  }
+
+  /** The inner reader's deltas with its calls numbered after the model's own. */
+  private numbered(deltas: ChoiceDelta[]): ChoiceDelta[] {
+    if (!deltas.some((d) => d.kind === 'call' || d.kind === 'arguments')) return deltas;
+    this.innerBase ??= this.ownCalls;
+    const base = this.innerBase;
+    return base === 0 ? deltas : deltas.map((d) => (d.kind === 'call' || d.kind === 'arguments' ? { ...d, index: d.index + base } : d));
   }
 }

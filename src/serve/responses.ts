@@ -9,7 +9,7 @@ import type { GenerationEvent, GenerationStream } from '../runtime/generation/de
 import type { TokenLogprob } from '../runtime/generation/logprobs.js';
 import { chatLogprobs, CompletionLogprobsBuilder, type ChatLogprobs, type CompletionLogprobs, type TokenText } from './logprobs-format.js';
 import type { ServedModel } from './models.js';
-import { HarmonyReader } from './harmony.js';
+import { HarmonyReader, type HarmonyCalls } from './harmony.js';
 import { ReasoningReader } from './reasoning.js';
 import type { CallReader, ChoiceDelta } from './tools/call-readers.js';
 import { callReader, finishReasonOf } from './tools/tool-choice.js';
@@ -120,12 +120,27 @@ function messageOf(deltas: readonly ChoiceDelta[], reasoningParsed: boolean): Re
   return message;
 }
 
+/**
+ * The calls gpt-oss may write as messages to `functions.NAME` under the request's tool choice:
+ * any tool under "auto" and "required", the named one under a named choice (one call); null
+ * without tools or with tool_choice "none".
+ */
+function harmonyCalls(mode: Prepared['tools']): HarmonyCalls | null {
+  switch (mode.kind) {
+    case 'harmony':
+    case 'required':
+      return { parallel: mode.parallel, names: new Set(mode.tools.map((t) => t.name)) };
+    case 'named':
+      return { parallel: false, names: new Set([mode.name]) };
+    default:
+      return null;
+  }
+}
+
 /** A reader of one chat choice's text: reasoning apart (with a reasoning parser), tool calls read (with tools); null: the text is the content. */
 export function choiceReader(p: Prepared): CallReader | null {
   const calls = callReader(p.tools);
-  if (p.reasoning?.parser.format === 'harmony') {
-    return new HarmonyReader(p.reasoning.include, calls, p.tools.kind === 'harmony' ? { parallel: p.tools.parallel, names: new Set(p.tools.tools.map((t) => t.name)) } : null);
-  }
+  if (p.reasoning?.parser.format === 'harmony') return new HarmonyReader(p.reasoning.include, calls, harmonyCalls(p.tools));
   return p.reasoning ? new ReasoningReader(p.reasoning.parser, p.reasoning.start, calls, p.reasoning.include) : calls;
 }
 

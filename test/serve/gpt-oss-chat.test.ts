@@ -20,6 +20,7 @@ import { REASONING_PARSERS } from '../../src/serve/reasoning.js';
 import { describeWithTransformers } from '../helpers/python.js';
 import { hfChatReference, type ChatReference } from './chat-reference.js';
 import { GPT_OSS_STYLE } from './gpt-oss-template.js';
+import { viableJsonObject } from '../helpers/json-judge.js';
 import { HARMONY_MARKERS, postJson, startServer, tinyWithChatTemplate, withHarmonyMarkers, type Running } from './helpers.js';
 
 const N = 12;
@@ -130,6 +131,22 @@ describeWithTransformers('gpt-oss conversations through the chat endpoint', () =
       const m = r.choices[0].message as OpenAI.ChatCompletionMessage & { reasoning_content?: string | null };
       expect({ reasoning: m.reasoning_content ?? '', content: m.content ?? '' }, c.name).toEqual(want);
       for (const marker of HARMONY_MARKERS) expect(`${m.reasoning_content ?? ''}${m.content ?? ''}`).not.toContain(marker);
+    }
+  });
+
+  it('tool_choice "required" and a named function: a call of an offered tool, its arguments JSON so far (the answer held to it)', async () => {
+    for (const tool_choice of ['required', { type: 'function', function: { name: 'get_weather' } }] as const) {
+      const r = await client.chat.completions.create({ model: 'gptoss', messages: ASK, tools: TOOLS, tool_choice, max_tokens: 200, temperature: 0 });
+      const calls = r.choices[0].message.tool_calls ?? [];
+      expect(calls.length, JSON.stringify(r.choices[0].message)).toBeGreaterThanOrEqual(1);
+      for (const call of calls) {
+        if (call.type !== 'function') throw new Error('not a function call');
+        expect(TOOLS.map((t) => (t.type === 'function' ? t.function.name : ''))).toContain(call.function.name);
+        // the tiny model writes long strings: complete JSON where it stopped by itself, a viable beginning where max_tokens cut it
+        if (r.choices[0].finish_reason === 'length') expect(viableJsonObject(call.function.arguments), call.function.arguments).toBe(true);
+        else expect(() => JSON.parse(call.function.arguments)).not.toThrow();
+      }
+      if (typeof tool_choice === 'object') expect(calls.map((c) => (c.type === 'function' ? c.function.name : ''))).toEqual(['get_weather']);
     }
   });
 

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { HarmonyReader } from '../../src/serve/harmony.js';
-import { NamedCallReader, type CallReader, type ChoiceDelta } from '../../src/serve/tools/call-readers.js';
+import { JsonCallsReader, NamedCallReader, type CallReader, type ChoiceDelta } from '../../src/serve/tools/call-readers.js';
 
 interface Message {
   reasoning: string;
@@ -30,8 +30,9 @@ function messageOf(deltas: ChoiceDelta[]): Message {
 /** The text read whole, cut at every position in two, and a character at a time: the same message each way. */
 const OFFERED = new Set(['get_weather', 'lookup', 'a', 'b', 'f']);
 
-function read(text: string, opts: { include?: boolean; tools?: boolean; parallel?: boolean; inner?: () => CallReader } = {}): Message {
-  const make = () => new HarmonyReader(opts.include ?? true, opts.inner?.() ?? null, opts.tools ? { names: OFFERED, parallel: opts.parallel ?? true } : null);
+function read(text: string, opts: { include?: boolean; tools?: boolean | ReadonlySet<string>; parallel?: boolean; inner?: () => CallReader } = {}): Message {
+  const names = opts.tools instanceof Set ? opts.tools : OFFERED;
+  const make = () => new HarmonyReader(opts.include ?? true, opts.inner?.() ?? null, opts.tools ? { names, parallel: opts.parallel ?? true } : null);
   const whole = make();
   const want = messageOf([...whole.push(text), ...whole.end()]);
   const pieces: string[][] = [[...text]];
@@ -81,6 +82,30 @@ describe('harmony messages', () => {
   it('a call the server holds the answer to (a named function): the final channel\'s body is its arguments', () => {
     const text = '<|channel|>analysis<|message|>Use lookup.<|end|><|start|>assistant<|channel|>final<|message|>{"q":"tides"}';
     expect(read(text, { inner: () => new NamedCallReader('lookup') })).toEqual({ reasoning: 'Use lookup.', content: '', calls: [{ name: 'lookup', arguments: '{"q":"tides"}' }] });
+  });
+
+  it('a named function or "required": the call gpt-oss writes to functions.NAME is the call; a held final body is its arguments; a preamble stays content', () => {
+    const named = { tools: new Set(['lookup']), parallel: false, inner: () => new NamedCallReader('lookup') };
+    // its own way of calling (which ends the generation at <|call|>): one call, nothing else held
+    const natural = '<|channel|>analysis<|message|>Use lookup.<|end|><|start|>assistant<|channel|>commentary to=functions.lookup <|constrain|>json<|message|>{"q":"tides"}<|call|>';
+    expect(read(natural, named)).toEqual({ reasoning: 'Use lookup.', content: '', calls: [{ name: 'lookup', arguments: '{"q":"tides"}' }] });
+    expect(read(natural.replace('<|call|>', ''), named)).toEqual({ reasoning: 'Use lookup.', content: '', calls: [{ name: 'lookup', arguments: '{"q":"tides"}' }] });
+    // a preamble is content, not the held call's arguments
+    const preamble = '<|channel|>commentary<|message|>Looking it up.<|end|><|start|>assistant<|channel|>final<|message|>{"q":"tides"}';
+    expect(read(preamble, named)).toEqual({ reasoning: '', content: 'Looking it up.', calls: [{ name: 'lookup', arguments: '{"q":"tides"}' }] });
+    // another function than the named one is content; a held body after the model's own call is not a second call
+    expect(read('<|channel|>commentary to=functions.f<|message|>{"z":0}<|end|><|start|>assistant<|channel|>final<|message|>{"q":1}', named)).toEqual({
+      reasoning: '',
+      content: '{"z":0}',
+      calls: [{ name: 'lookup', arguments: '{"q":1}' }],
+    });
+    expect(read('<|channel|>commentary to=functions.lookup<|message|>{"q":1}<|end|><|start|>assistant<|channel|>final<|message|>{"q":2}', named).calls).toEqual([{ name: 'lookup', arguments: '{"q":1}' }]);
+    // "required" with parallel calls: the model's calls, then a held body's, numbered in turn
+    const required = { tools: true, parallel: true, inner: () => new JsonCallsReader(true, OFFERED) };
+    expect(read('<|channel|>commentary to=functions.a<|message|>{}<|end|><|start|>assistant<|channel|>final<|message|>[{"name":"b","arguments":{"x":2}}]', required).calls).toEqual([
+      { name: 'a', arguments: '{}' },
+      { name: 'b', arguments: '{"x":2}' },
+    ]);
   });
 
   it('a function call where no tools were offered is content; a built-in tool\'s call is reasoning', () => {
