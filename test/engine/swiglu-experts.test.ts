@@ -35,7 +35,8 @@ import type { Mxfp4Matrix } from '../../src/io/mxfp4-matrix.js';
 import { decodeFp8, randomFp8 } from '../helpers/fp8-gemm-check.js';
 import { decodeMxfp4, randomMxfp4 } from '../helpers/mxfp4-gemm-check.js';
 import {
-  SWIGLU_PROMPT_FACTORED_SHAPES, SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt, checkSwiGluExpertsPromptClamped, checkSwiGluExpertsPromptFactored,
+  SWIGLU_PROMPT_FACTORED_SHAPES, SWIGLU_PROMPT_PACKED_SHAPES, SWIGLU_PROMPT_SHAPES, checkSwiGluExpertsPrompt, checkSwiGluExpertsPromptClamped, checkSwiGluExpertsPromptFactored,
+  checkSwiGluExpertsPromptPacked,
   clampedSwiGluReference,
 } from '../helpers/swiglu-experts-check.js';
 
@@ -434,6 +435,10 @@ describe.skipIf(!native)('native kernel against the per-expert loop on the same 
     expect(checkSwiGluExpertsPromptClamped(native!, tokens, width, hidden)).toEqual([]);
   }, 60_000);
 
+  it.each(SWIGLU_PROMPT_PACKED_SHAPES)('a prompt of %i tokens over FP8, MXFP4 and BF16 experts, width %i, hidden %i: bit for bit on 1, 2, 3 and 5 threads', (tokens, width, hidden) => {
+    expect(checkSwiGluExpertsPromptPacked(native!, tokens, width, hidden)).toEqual([]);
+  }, 60_000);
+
   // with AMX, BF16 experts run on the tiles (f32 activations split into three exact BF16 parts)
   const levels = simdLevelsOf(native, { amx: true });
   // below AVX-512 the experts of more than 32 rows take sgemm's panels, so the kernel runs them on every thread
@@ -441,6 +446,7 @@ describe.skipIf(!native)('native kernel against the per-expert loop on the same 
     expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPrompt'), `own kernels ${level},`);
     expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_FACTORED_SHAPES', 'checkSwiGluExpertsPromptFactored'), `own kernels ${level},`);
     expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_SHAPES', 'checkSwiGluExpertsPromptClamped'), `own kernels ${level},`);
+    expectClean(runCappedCheck(level, 'test/helpers/swiglu-experts-check.ts', 'SWIGLU_PROMPT_PACKED_SHAPES', 'checkSwiGluExpertsPromptPacked'), `own kernels ${level},`);
   }, 240_000);
 
   // with OpenBLAS's AVX-512 kernels the experts of 128+ rows take the panels on up to 2 threads

@@ -7,7 +7,8 @@
  * through sgemm's panels (whose sums depend on the thread count), which the kernel must then run
  * as the loop does. With gpt-oss's clamped activation and biases (checkSwiGluExpertsPromptClamped)
  * the loop's activation is the MoE block's reference in JavaScript (clampedSwiGluReference) and its
- * down bias an addInto a row.
+ * down bias an addInto a row. Experts kept packed (checkSwiGluExpertsPromptPacked) go through
+ * gemmFp8 and gemmMxfp4 calls in the loop.
  */
 import { createRequire } from 'node:module';
 import { nativeAddonPath } from '../../src/engine/native.js';
@@ -41,6 +42,18 @@ export const SWIGLU_PROMPT_FACTORED_SHAPES: Array<[number, number, number]> = [
   [160, 300, 1100],
 ];
 
+/**
+ * (tokens, width, hidden) for the same check with experts kept packed (checkSwiGluExpertsPromptPacked):
+ * sides whole groups of 32 (MXFP4's), FP8 groups of 128 that leave a short last one at 1088.
+ */
+export const SWIGLU_PROMPT_PACKED_SHAPES: Array<[number, number, number]> = [
+  [60, 192, 256],
+  [160, 320, 1088],
+];
+
+/** Values an FP8 scale covers in the packed check. */
+const FP8_GROUP = 128;
+
 interface Clamped {
   alpha: number;
   limit: number;
@@ -55,6 +68,8 @@ interface Binding {
   scatterAddRows(width: number, index: Int32Array, weights: Float32Array, count: number, src: Float32Array, dst: Float32Array): void;
   siluMul(length: number, gate: Float32Array, up: Float32Array): void;
   gemmBf16(m: number, n: number, k: number, a: Float32Array, b: Uint16Array, c: Float32Array, beta: number, threads: number): void;
+  gemmFp8(m: number, n: number, k: number, a: Float32Array, codes: Uint8Array, scales: Float32Array, group: number, c: Float32Array, beta: number, threads: number, bf16Activations: boolean): void;
+  gemmMxfp4(m: number, n: number, k: number, a: Float32Array, blocks: Uint8Array, scales: Uint8Array, c: Float32Array, beta: number, threads: number, bf16Activations: boolean): void;
   addTileResidual(d: number, p: number, q: number, eta: Float32Array, x: Float32Array, rows: number, out: Float32Array): void;
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
@@ -86,7 +101,7 @@ export function clampedSwiGluReference(rows: number, width: number, g: Float32Ar
  * when it is made; `engine` only says which kernels the process runs.
  */
 export function checkSwiGluExpertsPrompt(_engine: Engine, tokens: number, width: number, hidden: number): string[] {
-  return checkPrompt(tokens, width, hidden, false);
+  return checkPrompt(tokens, width, hidden, 'bf16');
 }
 
 /**
@@ -94,7 +109,7 @@ export function checkSwiGluExpertsPrompt(_engine: Engine, tokens: number, width:
  * clamps bite), against the loop with the MoE block's activation (clampedSwiGluReference).
  */
 export function checkSwiGluExpertsPromptClamped(_engine: Engine, tokens: number, width: number, hidden: number): string[] {
-  return checkPrompt(tokens, width, hidden, false, true);
+  return checkPrompt(tokens, width, hidden, 'bf16', true);
 }
 
 /**
@@ -103,7 +118,16 @@ export function checkSwiGluExpertsPromptClamped(_engine: Engine, tokens: number,
  * applies them (t = x·Bᵀ, y = t·Aᵀ onto x·W̄ᵀ, the residual added), through separate native calls.
  */
 export function checkSwiGluExpertsPromptFactored(_engine: Engine, tokens: number, width: number, hidden: number): string[] {
-  return checkPrompt(tokens, width, hidden, true);
+  return checkPrompt(tokens, width, hidden, 'factored');
+}
+
+/**
+ * The same with experts kept packed as their checkpoints store them: the projections FP8 (codes
+ * with a scale a group of 128), MXFP4 and BF16 in turn, through gemmFp8, gemmMxfp4 and gemmBf16
+ * calls in the loop, as FP8 and MXFP4 experts ran before the kernel took them.
+ */
+export function checkSwiGluExpertsPromptPacked(_engine: Engine, tokens: number, width: number, hidden: number): string[] {
+  return checkPrompt(tokens, width, hidden, 'packed');
 }
 
 interface Factored {
@@ -114,9 +138,36 @@ interface Factored {
   residualQ: number;
   residualEta: Float32Array;
 }
-type Operand = Uint16Array | Factored;
+interface Fp8 {
+  codes: Uint8Array;
+  scales: Float32Array;
+  group: number;
+}
+interface Mxfp4 {
+  blocks: Uint8Array;
+  scales: Uint8Array;
+}
+type Operand = Uint16Array | Factored | Fp8 | Mxfp4;
 
-function checkPrompt(tokens: number, width: number, hidden: number, factored: boolean, withClamped = false): string[] {
+/** Random bytes: every FP8 code but NaN's (0x7f, 0xff), or any MXFP4 pair of codes. */
+function randomBytes(count: number, seed: number, noNan: boolean): Uint8Array {
+  const r = mulberry32(seed);
+  return Uint8Array.from({ length: count }, () => {
+    const b = Math.floor(r() * 256);
+    return noNan && (b & 0x7f) === 0x7f ? b - 1 : b;
+  });
+}
+
+/** A p × d matrix packed: FP8 with scales around 2^-9 (weights below 1), or MXFP4 with exponents 2^-10 to 2^-6. */
+function packed(format: 'fp8' | 'mxfp4', p: number, d: number, seed: number): Fp8 | Mxfp4 {
+  if (format === 'fp8') {
+    const groups = Math.ceil(d / FP8_GROUP);
+    return { codes: randomBytes(p * d, seed, true), scales: Float32Array.from(uniform(p * groups, seed + 1), (v) => 2 ** -9 * (1.5 + v)), group: FP8_GROUP };
+  }
+  return { blocks: randomBytes((p * d) / 2, seed, false), scales: Uint8Array.from(randomBytes((p * d) / 32, seed + 1, false), (b) => 117 + (b % 5)) };
+}
+
+function checkPrompt(tokens: number, width: number, hidden: number, kind: 'bf16' | 'factored' | 'packed', withClamped = false): string[] {
   const binding = createRequire(import.meta.url)(nativeAddonPath) as Binding;
   const r = mulberry32(tokens * 31 + hidden);
   const rows = promptRows(tokens);
@@ -130,7 +181,8 @@ function checkPrompt(tokens: number, width: number, hidden: number, factored: bo
   });
   const weights = Float32Array.from(order, () => r());
   const operand = (p: number, d: number, seed: number, i: number): Operand => {
-    if (!factored || i % 2 === 0) return bf16Uniform(p * d, seed);
+    if (kind === 'packed') return i % 3 === 2 ? bf16Uniform(p * d, seed) : packed(i % 3 === 0 ? 'fp8' : 'mxfp4', p, d, seed);
+    if (kind === 'bf16' || i % 2 === 0) return bf16Uniform(p * d, seed);
     const rank = Math.ceil(Math.min(p, d) / 3);
     const f: Factored = { rank, basis: bf16Uniform(rank * d, seed + 1000), coefficients: bf16Uniform(p * rank, seed + 2000), residualQ: 37, residualEta: uniform(37, seed) };
     if (seed % 3 === 0) f.base = bf16Uniform(p * d, seed + 3000);
@@ -142,6 +194,14 @@ function checkPrompt(tokens: number, width: number, hidden: number, factored: bo
   const apply = (n: number, p: number, d: number, a: Float32Array, o: Operand, y: Float32Array, threads: number) => {
     if (o instanceof Uint16Array) {
       binding.gemmBf16(n, p, d, a, o, y, 0, threads);
+      return;
+    }
+    if ('codes' in o) {
+      binding.gemmFp8(n, p, d, a, o.codes, o.scales, o.group, y, 0, threads, false);
+      return;
+    }
+    if ('blocks' in o) {
+      binding.gemmMxfp4(n, p, d, a, o.blocks, o.scales, y, 0, threads, false);
       return;
     }
     const t = new Float32Array(n * o.rank);
@@ -188,7 +248,7 @@ function checkPrompt(tokens: number, width: number, hidden: number, factored: bo
     const want = new Uint32Array(loop.buffer);
     const at = got.findIndex((bits, i) => bits !== want[i]);
     if (at >= 0) {
-      failures.push(`tokens=${tokens} width=${width} hidden=${hidden}${factored ? ' factored' : ''} on ${threads} threads: out[${Math.floor(at / hidden)},${at % hidden}] = ${kernel[at]}, the loop gives ${loop[at]}`);
+      failures.push(`tokens=${tokens} width=${width} hidden=${hidden}${kind === 'bf16' ? '' : ` ${kind}`} on ${threads} threads: out[${Math.floor(at / hidden)},${at % hidden}] = ${kernel[at]}, the loop gives ${loop[at]}`);
     }
     if (!loop.some((v, i) => v !== start[i])) failures.push(`tokens=${tokens} width=${width} hidden=${hidden}: the loop changed nothing (the check would pass vacuously)`);
   }
