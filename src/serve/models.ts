@@ -27,7 +27,7 @@ import { DEFAULT_MAX_PREFILL_TOKENS } from '../runtime/generation/decoder.js';
 import { TensorArena } from '../io/tensor-buffers.js';
 import type { MappedFiles } from '../io/file-map.js';
 import { detectToolCallFormat, type ToolCallFormat } from './tools/formats/index.js';
-import type { ReasoningParser } from './reasoning.js';
+import { defaultReasoningParser, type ReasoningParser } from './reasoning.js';
 
 export interface ModelSpec {
   /** the id clients use in "model" */
@@ -192,6 +192,7 @@ export async function inspectServedModel(
     materialiseExperts?: boolean;
     encoder?: OffThreadEncoder;
     toolCallFormat?: ToolCallFormat | null;
+    /** null: none; undefined: the model's default (defaultReasoningParser) */
     reasoningParser?: ReasoningParser | null;
     /** a chat template to use instead of the model's own (ServeOptions.chatTemplate) */
     chatTemplate?: string;
@@ -253,7 +254,7 @@ export async function inspectServedModel(
       tokenizer,
       chatTemplate,
       toolCallFormat: opts.toolCallFormat === undefined ? detectToolCallFormat(chatTemplate) : opts.toolCallFormat,
-      reasoningParser: opts.reasoningParser ?? null,
+      reasoningParser: opts.reasoningParser === undefined ? defaultReasoningParser(ckpt.config.family) : opts.reasoningParser,
       tokenizerInfo: tokenizerInfoOf(tconf, chatTemplate, eosFallback),
       specialTokens: specialTokensOf(tconf),
       eosTokenIds: ckpt.config.eosTokenIds,

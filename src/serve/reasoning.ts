@@ -45,6 +45,15 @@ export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map(
   [think('qwen3'), think('deepseek_r1'), think('glm45'), think('minimax_m2'), { name: 'openai_gptoss', start: CHANNEL_OPENS, end: FINAL_OPENS, format: 'harmony' } as const].map((p) => [p.name, p]),
 );
 
+/**
+ * The parser a model gets when none is named for it: gpt-oss's, whose only output format is
+ * harmony (vLLM reads every gpt-oss model's chat answers so); none for the others, whose thinking
+ * stays in the content unless a parser is named (Qwen3's hybrids write it only sometimes).
+ */
+export function defaultReasoningParser(family: string): ReasoningParser | null {
+  return family === 'gpt_oss' ? REASONING_PARSERS.get('openai_gptoss')! : null;
+}
+
 /** Where a completion of this prompt starts: inside a reasoning block the prompt opened, in the answer after one it closed, or either. */
 export function reasoningStart(prompt: string, parser: ReasoningParser): ReasoningStart {
   // harmony: the model writes each message's header itself, the first right after the prompt

@@ -57,8 +57,13 @@ export interface ServeOptions {
    * null for none; undefined (default): each model's from its chat template
    */
   toolCallFormat?: ToolCallFormat | null;
-  /** tell each chat answer's reasoning from its content (reasoning.ts, REASONING_PARSERS); default none, the reasoning stays in the content */
-  reasoningParser?: ReasoningParser | null;
+  /**
+   * tell each chat answer's reasoning from its content (reasoning.ts, REASONING_PARSERS): one
+   * parser (or null, none) for every model, or by model id; a model not named gets its default
+   * (defaultReasoningParser: gpt-oss's harmony reader for gpt-oss, none for the others, whose
+   * reasoning then stays in the content)
+   */
+  reasoningParser?: ReasoningParser | null | Readonly<Record<string, ReasoningParser | null>>;
   /**
    * chat templates (Jinja source) to use instead of the models' own, as vLLM's --chat-template:
    * one for every model, or by model id (the others keep theirs). A model without a template of its
@@ -164,7 +169,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         materialiseExperts: opts.materialiseExperts ?? true,
         encoder,
         toolCallFormat: opts.toolCallFormat,
-        reasoningParser: opts.reasoningParser,
+        reasoningParser: reasoningParserFor(opts.reasoningParser, spec.id),
         chatTemplate,
         maxModelLen: opts.maxModelLen,
       });
@@ -313,4 +318,12 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
       return closing;
     },
   };
+}
+
+/** The reasoning parser ServeOptions gives model `id` (undefined: its default). */
+function reasoningParserFor(given: ServeOptions['reasoningParser'], id: string): ReasoningParser | null | undefined {
+  // a parser's fields are strings; a map's values are parsers or null
+  const parser = given as Partial<ReasoningParser> | null | undefined;
+  if (given === undefined || given === null || (typeof parser!.start === 'string' && typeof parser!.format === 'string')) return given as ReasoningParser | null | undefined;
+  return Object.hasOwn(given, id) ? (given as Readonly<Record<string, ReasoningParser | null>>)[id] : undefined;
 }

@@ -33,7 +33,7 @@ import { readChatTemplate } from '../chat-template-option.js';
 import { chatSetupOf } from '../../serve/models.js';
 import { renderChat, templateKwargsOf } from '../../serve/chat-template.js';
 import { HarmonyReader } from '../../serve/harmony.js';
-import { REASONING_PARSERS, ReasoningReader, reasoningStart, type ReasoningParser, type ReasoningTextReader } from '../../serve/reasoning.js';
+import { defaultReasoningParser, REASONING_PARSERS, ReasoningReader, reasoningStart, type ReasoningParser, type ReasoningTextReader } from '../../serve/reasoning.js';
 import type { ChoiceDelta } from '../../serve/tools/call-readers.js';
 import { encodeInPlace } from '../../serve/encode-off-thread.js';
 import { loadTokenizer } from '../../tokens/tokenizer.js';
@@ -82,7 +82,7 @@ export function register(program: Command): void {
       .option('--reasoning-effort <effort>', "with --chat: low | medium | high, the chat template's reasoning_effort (gpt-oss's writes it into its system message), as the server's reasoning_effort")
       .option(
         '--reasoning-parser <name>',
-        `give the reasoning apart from the answer: the answer to stdout, the reasoning to stderr (with --json: reasoning and content), and hold a response format to the answer: ${[...REASONING_PARSERS.keys()].join(' | ')} (default: none)`,
+        `give the reasoning apart from the answer: the answer to stdout, the reasoning to stderr (with --json: reasoning and content), and hold a response format to the answer: ${[...REASONING_PARSERS.keys()].join(' | ')} | none (default: with --chat, openai_gptoss for gpt-oss models; none otherwise)`,
       )
       .option('--max-new-tokens <n>', 'most tokens to generate', '128')
       .addOption(defaultText(new Option('--temperature <t>', 'sampling temperature; 0 = greedy'), "the model's generation_config.json, else 1"))
@@ -218,7 +218,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
   const responseFormat = await responseFormatOf(opts);
   const chatOnly = ([['--system', opts.system], ['--chat-template', opts.chatTemplate], ['--chat-template-kwargs', opts.chatTemplateKwargs], ['--reasoning-effort', opts.reasoningEffort]] as const).find(([, v]) => v !== undefined);
   if (!opts.chat && chatOnly) throw new OptionError(`${chatOnly[0]} applies to --chat only`);
-  const reasoningParser = parseReasoningParser(opts.reasoningParser);
+  const reasoningParserFlag = opts.reasoningParser === undefined ? undefined : parseReasoningParser(opts.reasoningParser);
   const templateKwargs = templateKwargsOf({ chat_template_kwargs: parseTemplateKwargs(opts.chatTemplateKwargs), reasoning_effort: parseReasoningEffort(opts.reasoningEffort) });
   const chatTemplateFlag = opts.chatTemplate === undefined ? undefined : readChatTemplate(opts.chatTemplate);
   const note = (line: string) => {
@@ -232,6 +232,9 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
     const codec = await loadTextCodec(opts.tokenizer ?? model);
     assertRunnable(ckpt);
     const chat = opts.chat ? await chatPrompt(opts.tokenizer ?? model, opts, chatTemplateFlag, templateKwargs) : null;
+    // with --chat, a model's default parser where none is named (gpt-oss's harmony: its answers are unreadable without it)
+    const reasoningParser = reasoningParserFlag !== undefined ? reasoningParserFlag : chat !== null ? defaultReasoningParser(ckpt.config.family) : null;
+    if (reasoningParserFlag === undefined && reasoningParser !== null) note(`reading the answer apart with the ${reasoningParser.name} reasoning parser, ${ckpt.config.family}'s default (--reasoning-parser none turns it off)`);
     const reader = reasoningParser ? reasoningReaderOf(reasoningParser, chat?.text ?? opts.prompt) : null;
     const parts = { reasoning: '', content: '' };
     let reasoningOpen = false;

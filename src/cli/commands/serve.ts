@@ -18,11 +18,11 @@ import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { DEFAULT_KEEP_ALIVE_MS, POLICY_NAMES, type PolicyName, type TycheOptions } from '../../serve/policies.js';
 import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
 import { fmtBytes } from '../../util/bytes.js';
-import { createServer } from '../../serve/server.js';
+import { createServer, type ServeOptions } from '../../serve/server.js';
 import { parseModelSpec } from '../../serve/models.js';
 import { OptionError, parseInteger, parseMatmulActivations, parseNumber, parseReasoningParser } from '../options.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from '../../serve/tools/formats/index.js';
-import { REASONING_PARSERS } from '../../serve/reasoning.js';
+import { REASONING_PARSERS, type ReasoningParser } from '../../serve/reasoning.js';
 import { fail } from '../errors.js';
 import { addOptions, defaultText, engineOptions, matmulActivationsOption, type MatmulCliOptions } from '../common-options.js';
 
@@ -51,7 +51,7 @@ interface ServeCliOptions extends MatmulCliOptions {
   materialiseExperts: boolean;
   drainTimeout: string;
   toolCallParser?: string;
-  reasoningParser?: string;
+  reasoningParser?: string[];
   chatTemplate?: string[];
   engine: string;
   threads?: string;
@@ -158,7 +158,11 @@ export function register(program: Command): void {
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30')
       .option('--tool-call-parser <name>', `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none (default: each model's from its chat template)`)
       .option('--chat-template <[model=]file>', 'a Jinja chat template (a file, or the template itself) to use instead of the models’ own; model= gives one model its own (repeatable)', collect)
-      .option('--reasoning-parser <name>', `give chat answers' reasoning (<think>…</think>; openai_gptoss: gpt-oss's analysis channel, and its calls) apart as reasoning_content, and hold a response format to what follows it: ${[...REASONING_PARSERS.keys()].join(' | ')} (default: none, the reasoning stays in the content)`),
+      .option(
+        '--reasoning-parser <[model=]name>',
+        `give chat answers' reasoning (<think>…</think>; openai_gptoss: gpt-oss's analysis channel, and its calls) apart as reasoning_content, and hold a response format to what follows it: ${[...REASONING_PARSERS.keys()].join(' | ')} | none; model= names one model's (repeatable) (default: openai_gptoss for gpt-oss models, none for the others, whose reasoning stays in the content)`,
+        collect,
+      ),
     engineOptions(),
     matmulActivationsOption(),
   )
@@ -196,6 +200,31 @@ export function parseChatTemplates(values: readonly string[] | undefined, modelI
   return byModel;
 }
 
+/**
+ * --reasoning-parser, repeatable: NAME for every model, MODEL=NAME for one (NAME may be none);
+ * absent: each model's default (ServeOptions.reasoningParser).
+ */
+export function parseReasoningParsers(values: readonly string[] | undefined, modelIds: readonly string[]): ServeOptions['reasoningParser'] {
+  if (values === undefined || values.length === 0) return undefined;
+  let all: ReasoningParser | null | undefined;
+  const byModel: Record<string, ReasoningParser | null> = {};
+  for (const value of values) {
+    const named = /^([^=]+)=(.*)$/.exec(value);
+    if (named === null) {
+      if (all !== undefined) throw new OptionError('--reasoning-parser is given twice for every model; give one, or name the model each is for (model=name)');
+      all = parseReasoningParser(value);
+      continue;
+    }
+    const [, id, name] = named;
+    if (!modelIds.includes(id)) throw new OptionError(`--reasoning-parser ${value}: no model is served as "${id}" (the models: ${modelIds.join(', ')})`);
+    if (Object.hasOwn(byModel, id)) throw new OptionError(`--reasoning-parser is given twice for ${id}`);
+    byModel[id] = parseReasoningParser(name);
+  }
+  if (Object.keys(byModel).length === 0) return all;
+  if (all !== undefined) for (const id of modelIds) if (!Object.hasOwn(byModel, id)) byModel[id] = all;
+  return byModel;
+}
+
 /** --tool-call-parser: a known format, "none", or absent (each model's own). */
 function parseToolCallParser(name: string | undefined): ToolCallFormat | null | undefined {
   if (name === undefined) return undefined;
@@ -223,8 +252,9 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const drainTimeoutMs = parseInteger('--drain-timeout', opts.drainTimeout, 0) * 1000;
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
   const toolCallFormat = parseToolCallParser(opts.toolCallParser);
-  const reasoningParser = parseReasoningParser(opts.reasoningParser);
-  const chatTemplate = parseChatTemplates(opts.chatTemplate, models.map((m) => parseModelSpec(m).id));
+  const modelIds = models.map((m) => parseModelSpec(m).id);
+  const reasoningParser = parseReasoningParsers(opts.reasoningParser, modelIds);
+  const chatTemplate = parseChatTemplates(opts.chatTemplate, modelIds);
   const matmulActivations = parseMatmulActivations(opts.matmulActivations, opts.bf16Weights);
   const { engine, notice } = await createEngine(parseEngineChoice(opts.engine), { threads, matmulActivations });
   const log = (line: string) => {
@@ -268,6 +298,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     const d = m.samplingDefaults;
     const set = [d.temperature === undefined ? '' : `temperature ${d.temperature}`, d.topP === undefined ? '' : `top_p ${d.topP}`, d.topK === undefined ? '' : `top_k ${d.topK}`, d.minP === undefined ? '' : `min_p ${d.minP}`, d.repetitionPenalty === undefined ? '' : `repetition_penalty ${d.repetitionPenalty}`].filter(Boolean);
     if (set.length > 0) process.stderr.write(`${m.id}: requests that do not set them sample with its generation_config.json's ${set.join(', ')}\n`);
+    if (m.reasoningParser !== null) log(`${m.id}: chat answers' reasoning read apart (${m.reasoningParser.name})`);
   }
   let stopping = false;
   const stop = (signal: string) => {
