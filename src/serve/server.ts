@@ -53,17 +53,18 @@ export interface ServeOptions {
    */
   materialiseExperts?: boolean;
   /**
-   * how every model writes tool calls, for tool_choice "auto": a format of TOOL_CALL_FORMATS, or
-   * null for none; undefined (default): each model's from its chat template
+   * how the models write tool calls, for tool_choice "auto": a format of TOOL_CALL_FORMATS (or null,
+   * none) for every model, or by model id; a model not named gets its own, read from its chat
+   * template
    */
-  toolCallFormat?: ToolCallFormat | null;
+  toolCallFormat?: PerModel<ToolCallFormat>;
   /**
    * tell each chat answer's reasoning from its content (reasoning.ts, REASONING_PARSERS): one
    * parser (or null, none) for every model, or by model id; a model not named gets its default
    * (defaultReasoningParser: gpt-oss's harmony reader for gpt-oss, none for the others, whose
    * reasoning then stays in the content)
    */
-  reasoningParser?: ReasoningParser | null | Readonly<Record<string, ReasoningParser | null>>;
+  reasoningParser?: PerModel<ReasoningParser>;
   /**
    * chat templates (Jinja source) to use instead of the models' own, as vLLM's --chat-template:
    * one for every model, or by model id (the others keep theirs). A model without a template of its
@@ -168,8 +169,8 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         bf16Weights: opts.bf16Weights ?? true,
         materialiseExperts: opts.materialiseExperts ?? true,
         encoder,
-        toolCallFormat: opts.toolCallFormat,
-        reasoningParser: reasoningParserFor(opts.reasoningParser, spec.id),
+        toolCallFormat: forModel(opts.toolCallFormat, spec.id),
+        reasoningParser: forModel(opts.reasoningParser, spec.id),
         chatTemplate,
         maxModelLen: opts.maxModelLen,
       });
@@ -320,10 +321,17 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   };
 }
 
-/** The reasoning parser ServeOptions gives model `id` (undefined: its default). */
-function reasoningParserFor(given: ServeOptions['reasoningParser'], id: string): ReasoningParser | null | undefined {
-  // a parser's fields are strings; a map's values are parsers or null
-  const parser = given as Partial<ReasoningParser> | null | undefined;
-  if (given === undefined || given === null || (typeof parser!.start === 'string' && typeof parser!.format === 'string')) return given as ReasoningParser | null | undefined;
-  return Object.hasOwn(given, id) ? (given as Readonly<Record<string, ReasoningParser | null>>)[id] : undefined;
+/**
+ * A setting that names a thing by its `name` (a tool-call format, a reasoning parser): one (or null,
+ * none) for every model, or by model id.
+ */
+export type PerModel<T extends { readonly name: string }> = T | null | Readonly<Record<string, T | null>>;
+
+/** What a PerModel setting gives model `id` (undefined: nothing, the model's own default). */
+function forModel<T extends { readonly name: string }>(given: PerModel<T> | undefined, id: string): T | null | undefined {
+  if (given === undefined || given === null) return given;
+  // a thing's name is a string; a map's values are things or null
+  if (typeof (given as { name?: unknown }).name === 'string') return given as T;
+  const byId = given as Readonly<Record<string, T | null>>;
+  return Object.hasOwn(byId, id) ? byId[id] : undefined;
 }

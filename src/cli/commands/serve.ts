@@ -18,7 +18,7 @@ import { createEngine, parseEngineChoice } from '../../engine/index.js';
 import { DEFAULT_KEEP_ALIVE_MS, POLICY_NAMES, type PolicyName, type TycheOptions } from '../../serve/policies.js';
 import { P_LOAD, P_OFF, TYCHE_WINDOW } from '../../serve/tyche.js';
 import { fmtBytes } from '../../util/bytes.js';
-import { createServer, type ServeOptions } from '../../serve/server.js';
+import { createServer, type PerModel } from '../../serve/server.js';
 import { parseModelSpec } from '../../serve/models.js';
 import { OptionError, parseInteger, parseMatmulActivations, parseNumber, parseReasoningParser } from '../options.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from '../../serve/tools/formats/index.js';
@@ -50,7 +50,7 @@ interface ServeCliOptions extends MatmulCliOptions {
   mmap: boolean;
   materialiseExperts: boolean;
   drainTimeout: string;
-  toolCallParser?: string;
+  toolCallParser?: string[];
   reasoningParser?: string[];
   chatTemplate?: string[];
   engine: string;
@@ -156,7 +156,11 @@ export function register(program: Command): void {
       .option('--no-mmap', 'read weights into the process\'s own memory instead of mapping the checkpoint files (mapped, a load from the page cache is page-table work and the model is not held twice; a file rewritten in place while it is mapped can crash the process)')
       .option('--no-materialise-experts', 'keep a factored model\'s experts factored: no dense copies of the hottest, so its results do not change while it serves')
       .option('--drain-timeout <seconds>', 'on SIGTERM, how long in-flight requests may run before they are aborted', '30')
-      .option('--tool-call-parser <name>', `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none (default: each model's from its chat template)`)
+      .option(
+        '--tool-call-parser <[model=]name>',
+        `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none; model= names one model's (repeatable) (default: each model's from its chat template)`,
+        collect,
+      )
       .option('--chat-template <[model=]file>', 'a Jinja chat template (a file, or the template itself) to use instead of the models’ own; model= gives one model its own (repeatable)', collect)
       .option(
         '--reasoning-parser <[model=]name>',
@@ -201,33 +205,42 @@ export function parseChatTemplates(values: readonly string[] | undefined, modelI
 }
 
 /**
- * --reasoning-parser, repeatable: NAME for every model, MODEL=NAME for one (NAME may be none);
- * absent: each model's default (ServeOptions.reasoningParser).
+ * A repeatable option that names a thing for the models: NAME for every model, MODEL=NAME for one
+ * (`parseOne` reads NAME; "none" is null); absent: each model's default (ServeOptions.PerModel).
  */
-export function parseReasoningParsers(values: readonly string[] | undefined, modelIds: readonly string[]): ServeOptions['reasoningParser'] {
+function parsePerModel<T extends { readonly name: string }>(flag: string, values: readonly string[] | undefined, modelIds: readonly string[], parseOne: (name: string) => T | null): PerModel<T> | undefined {
   if (values === undefined || values.length === 0) return undefined;
-  let all: ReasoningParser | null | undefined;
-  const byModel: Record<string, ReasoningParser | null> = {};
+  let all: T | null | undefined;
+  const byModel: Record<string, T | null> = {};
   for (const value of values) {
     const named = /^([^=]+)=(.*)$/.exec(value);
     if (named === null) {
-      if (all !== undefined) throw new OptionError('--reasoning-parser is given twice for every model; give one, or name the model each is for (model=name)');
-      all = parseReasoningParser(value);
+      if (all !== undefined) throw new OptionError(`${flag} is given twice for every model; give one, or name the model each is for (model=name)`);
+      all = parseOne(value);
       continue;
     }
     const [, id, name] = named;
-    if (!modelIds.includes(id)) throw new OptionError(`--reasoning-parser ${value}: no model is served as "${id}" (the models: ${modelIds.join(', ')})`);
-    if (Object.hasOwn(byModel, id)) throw new OptionError(`--reasoning-parser is given twice for ${id}`);
-    byModel[id] = parseReasoningParser(name);
+    if (!modelIds.includes(id)) throw new OptionError(`${flag} ${value}: no model is served as "${id}" (the models: ${modelIds.join(', ')})`);
+    if (Object.hasOwn(byModel, id)) throw new OptionError(`${flag} is given twice for ${id}`);
+    byModel[id] = parseOne(name);
   }
   if (Object.keys(byModel).length === 0) return all;
   if (all !== undefined) for (const id of modelIds) if (!Object.hasOwn(byModel, id)) byModel[id] = all;
   return byModel;
 }
 
-/** --tool-call-parser: a known format, "none", or absent (each model's own). */
-function parseToolCallParser(name: string | undefined): ToolCallFormat | null | undefined {
-  if (name === undefined) return undefined;
+/** --reasoning-parser, repeatable ([model=]name; none turns a default off). */
+export function parseReasoningParsers(values: readonly string[] | undefined, modelIds: readonly string[]): PerModel<ReasoningParser> | undefined {
+  return parsePerModel('--reasoning-parser', values, modelIds, parseReasoningParser);
+}
+
+/** --tool-call-parser, repeatable ([model=]name; none: no calls read under "auto"). */
+export function parseToolCallParsers(values: readonly string[] | undefined, modelIds: readonly string[]): PerModel<ToolCallFormat> | undefined {
+  return parsePerModel('--tool-call-parser', values, modelIds, (name) => parseToolCallParser(name)!);
+}
+
+/** --tool-call-parser's name: a known format, or "none". */
+function parseToolCallParser(name: string): ToolCallFormat | null {
   if (name === 'none') return null;
   const format = TOOL_CALL_FORMATS.get(name);
   if (!format) throw new OptionError(`--tool-call-parser must be one of ${[...TOOL_CALL_FORMATS.keys()].join(', ')} or none, got "${name}"`);
@@ -251,9 +264,10 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const maxModelLen = opts.maxModelLen === undefined ? undefined : parseInteger('--max-model-len', opts.maxModelLen, 2);
   const drainTimeoutMs = parseInteger('--drain-timeout', opts.drainTimeout, 0) * 1000;
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
-  const toolCallFormat = parseToolCallParser(opts.toolCallParser);
+
   const modelIds = models.map((m) => parseModelSpec(m).id);
   const reasoningParser = parseReasoningParsers(opts.reasoningParser, modelIds);
+  const toolCallFormat = parseToolCallParsers(opts.toolCallParser, modelIds);
   const chatTemplate = parseChatTemplates(opts.chatTemplate, modelIds);
   const matmulActivations = parseMatmulActivations(opts.matmulActivations, opts.bf16Weights);
   const { engine, notice } = await createEngine(parseEngineChoice(opts.engine), { threads, matmulActivations });

@@ -1,9 +1,11 @@
 /**
- * Which reasoning parser each served model gets: gpt-oss models read their harmony channels apart
- * by default (their only format; vLLM reads every gpt-oss model so), the others none unless one is
- * named; `--reasoning-parser` names one for every model or, as MODEL=NAME, for one (none turns a
- * default off). And `generate --chat` on a gpt-oss model reads its answer apart by default.
- * Independent truth: the parser table (REASONING_PARSERS) and the server's own chat answers.
+ * Which reasoning parser and tool-call format each served model gets: gpt-oss models read their
+ * harmony channels apart by default (their only format; vLLM reads every gpt-oss model so), the
+ * others none unless one is named; a model's tool-call format is read from its chat template
+ * unless one is named. `--reasoning-parser` and `--tool-call-parser` name one for every model or,
+ * as MODEL=NAME, for one (none turns a default off). And `generate --chat` on a gpt-oss model
+ * reads its answer apart by default. Independent truth: the tables (REASONING_PARSERS,
+ * TOOL_CALL_FORMATS) and the server's own chat answers.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,14 +13,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseReasoningParsers } from '../../src/cli/commands/serve.js';
+import { parseReasoningParsers, parseToolCallParsers } from '../../src/cli/commands/serve.js';
+import { TOOL_CALL_FORMATS } from '../../src/serve/tools/formats/index.js';
 import { REASONING_PARSERS } from '../../src/serve/reasoning.js';
 import type { ServeOptions } from '../../src/serve/server.js';
 import { cliArgs } from '../helpers/cli.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/shared-data.js';
 import { GPT_OSS_STYLE } from './gpt-oss-template.js';
-import { postJson, startServer, tinyWithChatTemplate, TINY_DIR, withHarmonyMarkers } from './helpers.js';
+import { HERMES_TOOLS_CHATML, postJson, startServer, tinyWithChatTemplate, TINY_DIR, withHarmonyMarkers } from './helpers.js';
 
 const run = promisify(execFile);
 const work = mkdtempSync(path.join(tmpdir(), 'rfid-reasoning-defaults-'));
@@ -38,7 +41,7 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-describe('reasoning parsers by model', () => {
+describe('reasoning parsers and tool-call formats by model', () => {
   it('a gpt-oss model reads harmony by default and the others nothing; a parser named for all or per model wins; none turns the default off', async () => {
     const parsers = async (reasoningParser?: ServeOptions['reasoningParser']) => {
       const s = await startServer({ models: [`oss=${oss}`, `chat=${chat}`], ...(reasoningParser === undefined ? {} : { reasoningParser }) });
@@ -67,6 +70,29 @@ describe('reasoning parsers by model', () => {
     expect(() => parseReasoningParsers(['oss=bogus'], ids)).toThrow(/--reasoning-parser must be one of .* or none, got "bogus"/);
     expect(() => parseReasoningParsers(['qwen3', 'glm45'], ids)).toThrow(/given twice for every model/);
     expect(() => parseReasoningParsers(['oss=qwen3', 'oss=none'], ids)).toThrow(/given twice for oss/);
+  });
+
+  it('a tool-call format for every model or by model id; a model not named keeps the one its template writes', async () => {
+    const hermes = TOOL_CALL_FORMATS.get('hermes')!;
+    const mistral = TOOL_CALL_FORMATS.get('mistral')!;
+    const tools = tinyWithChatTemplate(path.join(work, 'tools'), HERMES_TOOLS_CHATML);
+    const formats = async (toolCallFormat?: ServeOptions['toolCallFormat']) => {
+      const s = await startServer({ models: [`tools=${tools}`, `chat=${chat}`], ...(toolCallFormat === undefined ? {} : { toolCallFormat }) });
+      try {
+        return Object.fromEntries([...s.server.models.values()].map((m) => [m.id, m.toolCallFormat?.name ?? null]));
+      } finally {
+        await s.close();
+      }
+    };
+    expect(await formats()).toEqual({ tools: 'hermes', chat: null });
+    expect(await formats(mistral)).toEqual({ tools: 'mistral', chat: 'mistral' });
+    expect(await formats({ chat: hermes })).toEqual({ tools: 'hermes', chat: 'hermes' });
+    expect(await formats({ tools: null })).toEqual({ tools: null, chat: null });
+    const ids = ['tools', 'chat'];
+    expect(parseToolCallParsers(['chat=hermes', 'none'], ids)).toEqual({ chat: hermes, tools: null });
+    expect(parseToolCallParsers(['mistral'], ids)).toBe(mistral);
+    expect(() => parseToolCallParsers(['chat=xml'], ids)).toThrow(/--tool-call-parser must be one of .* or none, got "xml"/);
+    expect(() => parseToolCallParsers(['other=hermes'], ids)).toThrow(/--tool-call-parser other=hermes: no model is served as "other"/);
   });
 
   it('generate --chat on a gpt-oss model reads its answer apart by default, as the server does; --reasoning-parser none leaves the text whole', async () => {
