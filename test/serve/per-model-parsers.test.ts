@@ -17,6 +17,7 @@ import { parseReasoningParsers, parseToolCallParsers } from '../../src/cli/comma
 import { TOOL_CALL_FORMATS } from '../../src/serve/tools/formats/index.js';
 import { REASONING_PARSERS } from '../../src/serve/reasoning.js';
 import type { ServeOptions } from '../../src/serve/server.js';
+import type { ServedModel } from '../../src/serve/models.js';
 import { cliArgs } from '../helpers/cli.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { repoRoot } from '../helpers/shared-data.js';
@@ -41,16 +42,20 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+/** The name of what each model of a server over `models` with `opts` gets (`pick`: its reasoning parser or tool-call format), by model id. */
+async function namesBy(models: string[], opts: Partial<ServeOptions>, pick: (m: ServedModel) => { name: string } | null): Promise<Record<string, string | null>> {
+  const s = await startServer({ models, ...opts });
+  try {
+    return Object.fromEntries([...s.server.models.values()].map((m) => [m.id, pick(m)?.name ?? null]));
+  } finally {
+    await s.close();
+  }
+}
+
 describe('reasoning parsers and tool-call formats by model', () => {
   it('a gpt-oss model reads harmony by default and the others nothing; a parser named for all or per model wins; none turns the default off', async () => {
-    const parsers = async (reasoningParser?: ServeOptions['reasoningParser']) => {
-      const s = await startServer({ models: [`oss=${oss}`, `chat=${chat}`], ...(reasoningParser === undefined ? {} : { reasoningParser }) });
-      try {
-        return Object.fromEntries([...s.server.models.values()].map((m) => [m.id, m.reasoningParser?.name ?? null]));
-      } finally {
-        await s.close();
-      }
-    };
+    const parsers = (reasoningParser?: ServeOptions['reasoningParser']) =>
+      namesBy([`oss=${oss}`, `chat=${chat}`], reasoningParser === undefined ? {} : { reasoningParser }, (m) => m.reasoningParser);
     expect(await parsers()).toEqual({ oss: 'openai_gptoss', chat: null });
     expect(await parsers(null)).toEqual({ oss: null, chat: null });
     expect(await parsers(REASONING_PARSERS.get('qwen3')!)).toEqual({ oss: 'qwen3', chat: 'qwen3' });
@@ -76,14 +81,8 @@ describe('reasoning parsers and tool-call formats by model', () => {
     const hermes = TOOL_CALL_FORMATS.get('hermes')!;
     const mistral = TOOL_CALL_FORMATS.get('mistral')!;
     const tools = tinyWithChatTemplate(path.join(work, 'tools'), HERMES_TOOLS_CHATML);
-    const formats = async (toolCallFormat?: ServeOptions['toolCallFormat']) => {
-      const s = await startServer({ models: [`tools=${tools}`, `chat=${chat}`], ...(toolCallFormat === undefined ? {} : { toolCallFormat }) });
-      try {
-        return Object.fromEntries([...s.server.models.values()].map((m) => [m.id, m.toolCallFormat?.name ?? null]));
-      } finally {
-        await s.close();
-      }
-    };
+    const formats = (toolCallFormat?: ServeOptions['toolCallFormat']) =>
+      namesBy([`tools=${tools}`, `chat=${chat}`], toolCallFormat === undefined ? {} : { toolCallFormat }, (m) => m.toolCallFormat);
     expect(await formats()).toEqual({ tools: 'hermes', chat: null });
     expect(await formats(mistral)).toEqual({ tools: 'mistral', chat: 'mistral' });
     expect(await formats({ chat: hermes })).toEqual({ tools: 'hermes', chat: 'hermes' });
