@@ -52,7 +52,7 @@ const MARKERS = [START, MESSAGE, CHANNEL, '<|constrain|>', ...ENDS];
  */
 type Route = { kind: 'reasoning' } | { kind: 'content' } | { kind: 'answer' } | { kind: 'call'; index: number } | { kind: 'dropped' };
 
-/** Calls read from messages to `functions.NAME` (tool_choice "auto"): the tools offered, and whether more than one call may be made. */
+/** Calls read from messages to `functions.NAME` (tool_choice "auto", "required" or a named function): the functions allowed, and whether more than one call may be made. */
 export interface HarmonyCalls {
   names: ReadonlySet<string>;
   parallel: boolean;
@@ -72,7 +72,7 @@ export class HarmonyReader extends ReasoningTextReader {
     private readonly include = true,
     /** where the answer goes when the request holds it to a call (tool_choice "required" or a named function): its reader */
     inner: CallReader | null = null,
-    /** tool_choice "auto": messages to `functions.NAME` are calls */
+    /** the functions whose messages (to `functions.NAME`) are calls; null: none are */
     private readonly recipientCalls: HarmonyCalls | null = null,
   ) {
     super(inner);
@@ -99,7 +99,7 @@ export class HarmonyReader extends ReasoningTextReader {
           const header = this.startsHeader(final);
           if (header === null) return out; // whitespace, or the beginning of a marker: not told apart yet
           if (!header) {
-            // plain text where a header belongs: the model left the format; it is content
+            // plain text where a header belongs: the model left the format; it is the answer
             if (this.buffer.trim() === '') this.buffer = '';
             this.route = { kind: 'answer' };
             this.state = 'body';
