@@ -214,9 +214,14 @@ const message = z.object({
   name: z.string().optional(),
   tool_calls: z.array(toolCall).max(MAX_TOOLS).nullish(),
   tool_call_id: z.string().max(256).nullish(),
-  /** an assistant message's reasoning, as a reasoning parser gave it (vLLM's field, under both its names): to the template as reasoning_content */
+  /**
+   * an assistant message's reasoning, as a reasoning parser gave it (vLLM's field, under both its
+   * names), or as transformers' gpt-oss documentation passes it (`thinking`): to the template as
+   * reasoning_content (and thinking: chat-template.ts)
+   */
   reasoning_content: z.string().nullish(),
   reasoning: z.string().nullish(),
+  thinking: z.string().nullish(),
 });
 
 /** A function the model may call: {"type": "function", "function": {name, description, parameters (a JSON schema), strict}}. */
@@ -359,7 +364,7 @@ export function flattenMessages(messages: ChatRequest['messages']): ChatMessage[
     }
     if (m.tool_call_id !== null && m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;
     // Qwen3's template writes it back inside <think> for the turns after the last question (a tool loop)
-    const reasoning = m.reasoning_content ?? m.reasoning;
+    const reasoning = m.reasoning_content ?? m.reasoning ?? m.thinking;
     if (reasoning !== null && reasoning !== undefined) out.reasoning_content = reasoning;
     return out;
   });

@@ -115,6 +115,9 @@ describeWithTransformers('gpt-oss conversations through the chat endpoint', () =
     for (const [i, c] of CASES.entries()) {
       expect(await tokenize({ messages: c.messages, reasoning_effort: c.effort }), c.name).toEqual(refs[i].ids);
     }
+    // the reasoning under transformers' name (thinking) reaches the template as under vLLM's
+    const asThinking = CASES[1].messages.map((m) => ('reasoning_content' in m ? { ...m, reasoning_content: undefined, thinking: m.reasoning_content } : m));
+    expect(await tokenize({ messages: asThinking })).toEqual(refs[1].ids);
     // the effort reached the template, and chat_template_kwargs' own wins over it
     expect(await tokenize({ messages: ASK })).not.toEqual(refs[0].ids);
     expect(await tokenize({ messages: ASK, reasoning_effort: 'high', chat_template_kwargs: { reasoning_effort: 'low' } })).toEqual(refs[0].ids);
