@@ -36,6 +36,14 @@ const CHANNEL_OPENS = '<|channel|>';
 const FINAL_OPENS = 'final<|message|>';
 
 /**
+ * Where the body of a function call gpt-oss writes its own way begins: its header ends in the
+ * content type, `…to=functions.NAME <|constrain|>json<|message|>` (or `… commentary json<|message|>`).
+ * Under a named tool choice the server holds that body to the function's arguments, as it holds a
+ * final channel's (HarmonyReader reads it as the call).
+ */
+export const HARMONY_CALL_BODY_OPENS = 'json<|message|>';
+
+/**
  * The parsers by name: these families write `<think>…</think>` (vLLM's qwen3, deepseek_r1, glm45
  * and minimax_m2 parsers; MiniMax-M2's template, like R1's, ends the prompt in `<think>\n`);
  * gpt-oss writes harmony's channels (vLLM's openai_gptoss: the analysis channel is the reasoning,

@@ -70,6 +70,25 @@ describe('ReasoningGate', () => {
     expect(codec.decode(write(both, 'x'))).toMatch(/^\d+$/);
   });
 
+  it('a second end tag (alsoEnd: gpt-oss\'s call header under a named choice) ends the reasoning as the first does', () => {
+    const twoEnds = (state: ReasoningStart) =>
+      new ReasoningGate(codec, { start: '<think>', end: '</think>', alsoEnd: 'CALL:', state }, new GrammarConstraint(codec, pieces, new Set(), true, new RegexPrefix(compileRegex('\\d+'))));
+    const g = twoEnds('reasoning');
+    expect(codec.decode(write(g, 'Plain words, then CALL:'))).toBe(codec.decode(Array.from(codec.encode('Plain words, then CALL:'))));
+    expect(codec.decode(write(g, 'Juliet'))).toMatch(/^\d+$/);
+    // the first tag still ends it
+    const first = twoEnds('reasoning');
+    write(first, 'words </think>');
+    expect(codec.decode(write(first, 'Juliet'))).toMatch(/^\d+$/);
+    // maybe: opened and closed by the second tag in one go
+    const both = twoEnds('maybe');
+    write(both, '<think> a CALL:');
+    expect(codec.decode(write(both, 'x'))).toMatch(/^\d+$/);
+    // without it, the same text is still reasoning
+    const one = gate('reasoning');
+    expect(codec.decode(write(one, 'CALL: Juliet'))).toContain('Juliet');
+  });
+
   it('answer: the format holds from the first token', () => {
     const g = gate('answer');
     expect(codec.decode(write(g, '<think>'))).toMatch(/^\d+$/);

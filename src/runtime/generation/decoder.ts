@@ -378,8 +378,9 @@ export class BatchDecoder {
     const inner = this.formatConstraint(params, vocabSize, stopIds);
     const reasoning = params.reasoning;
     if (inner === null || reasoning === undefined || reasoning.state === 'answer') return inner;
-    if (typeof reasoning.start !== 'string' || typeof reasoning.end !== 'string' || reasoning.start === '' || reasoning.end === '' || !['reasoning', 'maybe'].includes(reasoning.state)) {
-      throw new GenerationParamsError('reasoning must be { start, end, state } with non-empty tags and a state of reasoning, answer or maybe', 'responseFormat');
+    const tag = (t: unknown) => typeof t === 'string' && t !== '';
+    if (!tag(reasoning.start) || !tag(reasoning.end) || (reasoning.alsoEnd !== undefined && !tag(reasoning.alsoEnd)) || !['reasoning', 'maybe'].includes(reasoning.state)) {
+      throw new GenerationParamsError('reasoning must be { start, end, alsoEnd?, state } with non-empty tags and a state of reasoning, answer or maybe', 'responseFormat');
     }
     return new ReasoningGate(this.opts.tokenizer!, reasoning, inner);
   }

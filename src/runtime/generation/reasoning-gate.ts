@@ -31,6 +31,11 @@ export type ReasoningStart = 'reasoning' | 'answer' | 'maybe';
 export interface ReasoningFormat {
   start: string;
   end: string;
+  /**
+   * another tag that ends the reasoning as `end` does: gpt-oss's function-call header
+   * (`…json<|message|>`), whose body a named tool choice holds as it holds the final channel's
+   */
+  alsoEnd?: string;
   state: ReasoningStart;
 }
 
@@ -38,8 +43,8 @@ export class ReasoningGate implements TokenConstraint {
   private state: ReasoningStart;
   /** the completion's tokens while it may still open the block (decoded together to find the start tag) */
   private readonly opening: number[] = [];
-  /** where the block ends */
-  private readonly end: TagWatch;
+  /** where the block ends (either tag) */
+  private readonly ends: TagWatch[];
   /** the token `choose` returned came from the inner constraint (commit goes there) */
   private innerChose = false;
 
@@ -49,7 +54,7 @@ export class ReasoningGate implements TokenConstraint {
     private readonly inner: TokenConstraint,
   ) {
     this.state = format.state;
-    this.end = new TagWatch(decoder, format.end, false);
+    this.ends = [format.end, ...(format.alsoEnd ? [format.alsoEnd] : [])].map((tag) => new TagWatch(decoder, tag, false));
   }
 
   get complete(): boolean {
@@ -75,17 +80,23 @@ export class ReasoningGate implements TokenConstraint {
       return;
     }
     if (this.state === 'reasoning') {
-      const after = this.end.push(token);
+      // every watch reads the token; the first tag found ends the block
+      let after: string | null = null;
+      for (const watch of this.ends) after = watch.push(token) ?? after;
       if (after !== null) this.answer(after);
       return;
     }
     this.opening.push(token);
     const opened = this.decode(this.opening).trimStart();
     if (!opened.startsWith(this.format.start)) return;
-    // the block opened: what follows the tag may already close it
-    const closed = opened.indexOf(this.format.end, this.format.start.length);
-    if (closed < 0) this.state = 'reasoning';
-    else this.answer(opened.slice(closed + this.format.end.length));
+    // the block opened: what follows the tag may already close it (the earliest end tag)
+    let closed: { at: number; tag: string } | null = null;
+    for (const { tag } of this.ends) {
+      const at = opened.indexOf(tag, this.format.start.length);
+      if (at >= 0 && (closed === null || at < closed.at)) closed = { at, tag };
+    }
+    if (closed === null) this.state = 'reasoning';
+    else this.answer(opened.slice(closed.at + closed.tag.length));
   }
 
   /** the block closed: `after` (the rest of the closing token's text) starts the answer */
