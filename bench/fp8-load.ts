@@ -44,8 +44,8 @@ import { Fp8SwiGlu } from '../src/runtime/fp8-swiglu.js';
 import { Bf16SwiGlu } from '../src/runtime/mlp.js';
 import { residentWeightBytes } from '../src/runtime/resident-weights.js';
 import type { ExpertWeights } from '../src/runtime/weights.js';
-import { Rng } from '../test/helpers/rng.js';
 import { steadyGreedyDecode } from './lib/steady-decode.js';
+import { timeExpertForward } from './lib/expert-forward.js';
 import { withExpertsDecoded } from '../test/helpers/fp8-fixture.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -202,26 +202,7 @@ async function heldExperts(engine: Engine, fp8Dir: string, bf16Dir: string, roun
     const held = { codes: await layerExperts('codes', moeLayers[0]), decoded: await layerExperts('decoded', moeLayers[0]) };
     if (!held.codes.every((x) => x instanceof Fp8SwiGlu) || !held.decoded.every((x) => x instanceof Bf16SwiGlu)) throw new Error('the experts are not held as this part compares them');
     const bytes = { codes: held.codes.reduce((n, x) => n + (x as Fp8SwiGlu).byteLength, 0), decoded: held.decoded.reduce((n, x) => n + (x as Bf16SwiGlu).byteLength, 0) };
-    const rng = new Rng(7);
-    let identical = true;
-    const time = (rows: number) => {
-      const x = Float32Array.from({ length: rows * H }, () => rng.normal());
-      const experts = Array.from({ length: topK }, () => Math.floor(rng.next() * numExperts));
-      const outs = { codes: new Float32Array(rows * H), decoded: new Float32Array(rows * H) };
-      const ms = { codes: 0, decoded: 0 };
-      for (const way of ['codes', 'decoded'] as const) {
-        const t0 = performance.now();
-        for (const e of experts) held[way][e].forward(engine, x, rows, outs[way]);
-        ms[way] = performance.now() - t0;
-      }
-      if (outs.codes.some((v, i) => !Object.is(v, outs.decoded[i]))) identical = false;
-      return ms;
-    };
-    time(1);
-    time(64);
-    const stepTimes = Array.from({ length: steps }, () => time(1));
-    const promptTimes = Array.from({ length: steps }, () => time(64));
-    const med = (xs: Array<Record<Way, number>>) => ({ codes: median(xs.map((x) => x.codes)), decoded: median(xs.map((x) => x.decoded)) });
+    const { stepMs, promptMs, identical } = timeExpertForward(engine, held, ['codes', 'decoded'], H, topK, steps);
     // greedy generation with every weight read beforehand (steadyGreedyDecode): tokens a second between the first token and the last
     const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 5) % Math.min(ckpt.config.vocabSize, 1024));
     const decode = (c: Checkpoint, streams = 1) => steadyGreedyDecode(c, engine, prompt, steps, streams);
@@ -251,8 +232,8 @@ async function heldExperts(engine: Engine, fp8Dir: string, bf16Dir: string, roun
       expertLoadSeconds: { codes: median(loads.codes), decoded: median(loads.decoded) },
       layer0ExpertBytes: bytes,
       topK,
-      stepMs: med(stepTimes),
-      promptMs: med(promptTimes),
+      stepMs,
+      promptMs,
       identical,
       generateTokensPerSecond: gen,
       generate8TokensPerSecond: gen8,

@@ -48,6 +48,7 @@ import { Mxfp4SwiGlu } from '../src/runtime/mxfp4-swiglu.js';
 import { ShardedWriter } from '../src/io/sharded.js';
 import { Rng } from '../test/helpers/rng.js';
 import { steadyGreedyDecode } from './lib/steady-decode.js';
+import { timeExpertForward } from './lib/expert-forward.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -192,27 +193,7 @@ async function timeProducts(a: Args, engine: Engine, mx: Checkpoint, bf: Checkpo
   const held = { mxfp4: await layerOf(mx), bf16: await layerOf(bf) };
   if (!held.mxfp4.every((x) => x instanceof Mxfp4SwiGlu) || !held.bf16.every((x) => x instanceof Bf16SwiGlu)) throw new Error('the experts are not held as this part compares them');
   const bytes = { mxfp4: held.mxfp4.reduce((n, x) => n + (x as Mxfp4SwiGlu).byteLength, 0), bf16: held.bf16.reduce((n, x) => n + (x as Bf16SwiGlu).byteLength, 0) };
-  const rng = new Rng(7);
-  const H = a.hidden;
-  let identical = true;
-  const time = (rows: number) => {
-    const x = Float32Array.from({ length: rows * H }, () => rng.normal());
-    const experts = Array.from({ length: 4 }, () => Math.floor(rng.next() * a.experts));
-    const outs = { mxfp4: new Float32Array(rows * H), bf16: new Float32Array(rows * H) };
-    const ms = { mxfp4: 0, bf16: 0 };
-    for (const way of ['mxfp4', 'bf16'] as const) {
-      const t0 = performance.now();
-      for (const e of experts) held[way][e].forward(engine, x, rows, outs[way]);
-      ms[way] = performance.now() - t0;
-    }
-    if (outs.mxfp4.some((v, i) => !Object.is(v, outs.bf16[i]))) identical = false;
-    return ms;
-  };
-  time(1);
-  time(64);
-  const steps = Array.from({ length: a.steps }, () => time(1));
-  const prompts = Array.from({ length: a.steps }, () => time(64));
-  const med = (xs: Array<{ mxfp4: number; bf16: number }>) => ({ mxfp4: median(xs.map((x) => x.mxfp4)), bf16: median(xs.map((x) => x.bf16)) });
+  const { stepMs, promptMs, identical } = timeExpertForward(engine, held, ['mxfp4', 'bf16'], a.hidden, 4, a.steps);
   // greedy generation with every weight read beforehand (steadyGreedyDecode): tokens a second
   // between the first token and the last, so neither the reads nor the prompt count
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 5) % 1024);
@@ -225,7 +206,7 @@ async function timeProducts(a: Args, engine: Engine, mx: Checkpoint, bf: Checkpo
     gen.bf16.push(b.perSecond);
     if (m.tokens.join() !== b.tokens.join()) sameTokens = false;
   }
-  return { bytes, stepMs: med(steps), promptMs: med(prompts), identical, generateTokensPerSecond: gen, sameTokens };
+  return { bytes, stepMs, promptMs, identical, generateTokensPerSecond: gen, sameTokens };
 }
 
 async function main(): Promise<void> {

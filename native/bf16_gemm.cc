@@ -247,26 +247,34 @@ void GemmTransBBf16Along(Bf16Path path, int m, int n, int k, const float* a, con
 Napi::Value JsGemmBf16(const Napi::CallbackInfo& info) {
   const char* op = "gemmBf16";
   Napi::Env env = info.Env();
-  const int m = DimArg(info, 0, op, "m");
-  const int n = DimArg(info, 1, op, "n");
-  const int k = DimArg(info, 2, op, "k");
-  const ArrayArg a = Float32ArrayArg(info, 3, op, "a");
+  const ProductArgs p = ProductArgsOf(info, op, 5);
   const HalfArg b = Uint16ArrayArg(info, 4, op, "b");
-  const ArrayArg c = Float32ArrayArg(info, 5, op, "c");
-  const double beta = NumberArg(info, 6, op, "beta");
-  const int threads = DimArg(info, 7, op, "threads");
-  if (threads == 0) ThrowError(env, op, "threads must be at least 1");
-  const MatmulActivations activations = BoolArg(info, 8, op, "bf16Activations") ? MatmulActivations::kBf16 : MatmulActivations::kF32;
-  RequireShape(env, op, a, m, k, "m and k: a is m×k");
-  if (b.length != static_cast<size_t>(n) * k) {
-    ThrowError(env, op, std::string("b holds ") + std::to_string(b.length) + " values, expected " + ShapeText(n, k) + " (check n and k: b is n×k)");
+  if (b.length != static_cast<size_t>(p.n) * p.k) {
+    ThrowError(env, op, std::string("b holds ") + std::to_string(b.length) + " values, expected " + ShapeText(p.n, p.k) + " (check n and k: b is n×k)");
   }
-  RequireShape(env, op, c, m, n, "m and n: c is m×n");
-  RequireNoOverlap(env, op, c, a);
-  RequireNoOverlapWith(env, op, c, b.data, 2 * b.length, "b");
-  if (EmptyProduct(m, n, k, beta, c.f32())) return env.Undefined();
-  GemmTransBBf16Along(Bf16PathFor(m, n, k, threads, activations), m, n, k, a.f32(), b.data, static_cast<float>(beta), c.f32(), threads, activations);
+  RequireNoOverlapWith(env, op, p.c, b.data, 2 * b.length, "b");
+  if (EmptyProduct(p.m, p.n, p.k, p.beta, p.c.f32())) return env.Undefined();
+  GemmTransBBf16Along(Bf16PathFor(p.m, p.n, p.k, p.threads, p.activations), p.m, p.n, p.k, p.a.f32(), b.data, static_cast<float>(p.beta), p.c.f32(), p.threads,
+                      p.activations);
   return env.Undefined();
+}
+
+ProductArgs ProductArgsOf(const Napi::CallbackInfo& info, const char* op, size_t cAt) {
+  Napi::Env env = info.Env();
+  ProductArgs p;
+  p.m = DimArg(info, 0, op, "m");
+  p.n = DimArg(info, 1, op, "n");
+  p.k = DimArg(info, 2, op, "k");
+  p.a = Float32ArrayArg(info, 3, op, "a");
+  p.c = Float32ArrayArg(info, cAt, op, "c");
+  p.beta = NumberArg(info, cAt + 1, op, "beta");
+  p.threads = DimArg(info, cAt + 2, op, "threads");
+  if (p.threads == 0) ThrowError(env, op, "threads must be at least 1");
+  p.activations = BoolArg(info, cAt + 3, op, "bf16Activations") ? MatmulActivations::kBf16 : MatmulActivations::kF32;
+  RequireShape(env, op, p.a, p.m, p.k, "m and k: a is m×k");
+  RequireShape(env, op, p.c, p.m, p.n, "m and n: c is m×n");
+  RequireNoOverlap(env, op, p.c, p.a);
+  return p;
 }
 
 bool EmptyProduct(int m, int n, int k, double beta, float* c) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "args.h"
 #include "bf16_dot.h"
 
 namespace rfid {
@@ -43,5 +44,23 @@ const float* RoundedRows(int m, int k, const float* a);
  * does). True when there is nothing more to run (m, n or k zero); false for a real product.
  */
 bool EmptyProduct(int m, int n, int k, double beta, float* c);
+
+/**
+ * The arguments gemmBf16, gemmMxfp4 and gemmFp8 share: m, n, k and A (arguments 0-3) and, from
+ * argument `cAt` on, C, beta, threads and bf16Activations (B's parts lie between). ProductArgsOf
+ * reads them, and checks A (m × k), C (m × n), C apart from A and threads ≥ 1 (B is the caller's
+ * to check).
+ */
+struct ProductArgs {
+  int m = 0;
+  int n = 0;
+  int k = 0;
+  ArrayArg a;
+  ArrayArg c;
+  double beta = 0;
+  int threads = 0;
+  MatmulActivations activations = MatmulActivations::kF32;
+};
+ProductArgs ProductArgsOf(const Napi::CallbackInfo& info, const char* op, size_t cAt);
 
 }  // namespace rfid

@@ -294,34 +294,23 @@ DecodeBRows Fp8Decoder(const uint8_t* codes, const float* scales, int k, int gro
 Napi::Value JsGemmFp8(const Napi::CallbackInfo& info) {
   const char* op = "gemmFp8";
   Napi::Env env = info.Env();
-  const int m = DimArg(info, 0, op, "m");
-  const int n = DimArg(info, 1, op, "n");
-  const int k = DimArg(info, 2, op, "k");
-  const ArrayArg a = Float32ArrayArg(info, 3, op, "a");
+  const ProductArgs p = ProductArgsOf(info, op, 7);
   const ByteArg codes = Uint8ArrayArg(info, 4, op, "codes");
   const ArrayArg scales = Float32ArrayArg(info, 5, op, "scales");
   const int group = DimArg(info, 6, op, "group");
   if (group == 0) ThrowError(env, op, "group must be a positive integer (values a scale covers along a row), got 0");
-  const ArrayArg c = Float32ArrayArg(info, 7, op, "c");
-  const double beta = NumberArg(info, 8, op, "beta");
-  const int threads = DimArg(info, 9, op, "threads");
-  if (threads == 0) ThrowError(env, op, "threads must be at least 1");
-  const bool bf16Activations = BoolArg(info, 10, op, "bf16Activations");
-  RequireShape(env, op, a, m, k, "m and k: a is m×k");
-  if (codes.length != static_cast<size_t>(n) * k) {
-    ThrowError(env, op, "codes holds " + std::to_string(codes.length) + " values, expected " + std::to_string(static_cast<size_t>(n) * k) + " (check n and k: codes is n×k)");
+  const size_t n = static_cast<size_t>(p.n);
+  if (codes.length != n * p.k) {
+    ThrowError(env, op, "codes holds " + std::to_string(codes.length) + " values, expected " + std::to_string(n * p.k) + " (check n and k: codes is n×k)");
   }
-  const int groups = (k + group - 1) / group;
-  if (scales.length != static_cast<size_t>(n) * groups) {
-    ThrowError(env, op, "scales holds " + std::to_string(scales.length) + " values, expected " + std::to_string(static_cast<size_t>(n) * groups) + " (check n, k and group: scales is n × ⌈k / group⌉)");
+  const int groups = (p.k + group - 1) / group;
+  if (scales.length != n * groups) {
+    ThrowError(env, op, "scales holds " + std::to_string(scales.length) + " values, expected " + std::to_string(n * groups) + " (check n, k and group: scales is n × ⌈k / group⌉)");
   }
-  RequireShape(env, op, c, m, n, "m and n: c is m×n");
-  RequireNoOverlap(env, op, c, a);
-  RequireNoOverlapWith(env, op, c, scales.data, scales.bytes(), "b");
-  RequireNoOverlapWith(env, op, c, codes.data, codes.length, "b");
-  if (EmptyProduct(m, n, k, beta, c.f32())) return env.Undefined();
-  GemmTransBDecoded(m, n, k, a.f32(), Fp8Decoder(codes.data, scales.f32(), k, group), static_cast<float>(beta), c.f32(), threads,
-                    bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
+  RequireNoOverlapWith(env, op, p.c, scales.data, scales.bytes(), "b");
+  RequireNoOverlapWith(env, op, p.c, codes.data, codes.length, "b");
+  if (EmptyProduct(p.m, p.n, p.k, p.beta, p.c.f32())) return env.Undefined();
+  GemmTransBDecoded(p.m, p.n, p.k, p.a.f32(), Fp8Decoder(codes.data, scales.f32(), p.k, group), static_cast<float>(p.beta), p.c.f32(), p.threads, p.activations);
   return env.Undefined();
 }
 

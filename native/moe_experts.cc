@@ -14,9 +14,10 @@
 // expert: a third of a 224-token prefill of a Qwen3-shaped model went to the experts' calls.
 //
 // Experts kept packed as their checkpoints store them (FP8 codes with scales, MXFP4 blocks) run
-// here too, each product gemmFp8's or gemmMxfp4's (decoded_gemm.h): a decoding step of an FP8
-// checkpoint spent about half of what it lost against the same model decoded to BF16 on the calls
-// of a product at a time.
+// here too, each product gemmFp8's or gemmMxfp4's (decoded_gemm.h), so they share the threads as
+// BF16 experts do: 7-9% more tokens a second at 8 streams of an FP8 checkpoint, none at one
+// (BENCHMARKS.md, "FP8 and MXFP4 experts in the one call"; what they still lose against BF16 is
+// the decoding).
 //
 // gpt-oss's experts (an optional 14th argument: its clamped activation and biases) run the same
 // way, with the activation of the MoE block's expert-by-expert reference in SwiGLU's place and the

@@ -176,32 +176,21 @@ DecodeBRows Mxfp4Decoder(const uint8_t* blocks, const uint8_t* scales, int k) {
 Napi::Value JsGemmMxfp4(const Napi::CallbackInfo& info) {
   const char* op = "gemmMxfp4";
   Napi::Env env = info.Env();
-  const int m = DimArg(info, 0, op, "m");
-  const int n = DimArg(info, 1, op, "n");
-  const int k = DimArg(info, 2, op, "k");
-  const ArrayArg a = Float32ArrayArg(info, 3, op, "a");
+  const ProductArgs p = ProductArgsOf(info, op, 6);
   const ByteArg blocks = Uint8ArrayArg(info, 4, op, "blocks");
   const ByteArg scales = Uint8ArrayArg(info, 5, op, "scales");
-  const ArrayArg c = Float32ArrayArg(info, 6, op, "c");
-  const double beta = NumberArg(info, 7, op, "beta");
-  const int threads = DimArg(info, 8, op, "threads");
-  if (threads == 0) ThrowError(env, op, "threads must be at least 1");
-  const bool bf16Activations = BoolArg(info, 9, op, "bf16Activations");
-  if (k % kGroup != 0) ThrowError(env, op, "k must be a multiple of 32 (one exponent a group of 32 values), got " + std::to_string(k));
-  RequireShape(env, op, a, m, k, "m and k: a is m×k");
-  if (blocks.length != static_cast<size_t>(n) * k / 2) {
-    ThrowError(env, op, "blocks holds " + std::to_string(blocks.length) + " values, expected " + std::to_string(static_cast<size_t>(n) * k / 2) + " (check n and k: blocks is n × k/2 bytes)");
+  if (p.k % kGroup != 0) ThrowError(env, op, "k must be a multiple of 32 (one exponent a group of 32 values), got " + std::to_string(p.k));
+  const size_t nk = static_cast<size_t>(p.n) * p.k;
+  if (blocks.length != nk / 2) {
+    ThrowError(env, op, "blocks holds " + std::to_string(blocks.length) + " values, expected " + std::to_string(nk / 2) + " (check n and k: blocks is n × k/2 bytes)");
   }
-  if (scales.length != static_cast<size_t>(n) * k / kGroup) {
-    ThrowError(env, op, "scales holds " + std::to_string(scales.length) + " values, expected " + std::to_string(static_cast<size_t>(n) * k / kGroup) + " (check n and k: scales is n × k/32 exponents)");
+  if (scales.length != nk / kGroup) {
+    ThrowError(env, op, "scales holds " + std::to_string(scales.length) + " values, expected " + std::to_string(nk / kGroup) + " (check n and k: scales is n × k/32 exponents)");
   }
-  RequireShape(env, op, c, m, n, "m and n: c is m×n");
-  RequireNoOverlap(env, op, c, a);
-  RequireNoOverlapWith(env, op, c, blocks.data, blocks.length, "b");
-  RequireNoOverlapWith(env, op, c, scales.data, scales.length, "b");
-  if (EmptyProduct(m, n, k, beta, c.f32())) return env.Undefined();
-  GemmTransBDecoded(m, n, k, a.f32(), Mxfp4Decoder(blocks.data, scales.data, k), static_cast<float>(beta), c.f32(), threads,
-                    bf16Activations ? MatmulActivations::kBf16 : MatmulActivations::kF32);
+  RequireNoOverlapWith(env, op, p.c, blocks.data, blocks.length, "b");
+  RequireNoOverlapWith(env, op, p.c, scales.data, scales.length, "b");
+  if (EmptyProduct(p.m, p.n, p.k, p.beta, p.c.f32())) return env.Undefined();
+  GemmTransBDecoded(p.m, p.n, p.k, p.a.f32(), Mxfp4Decoder(blocks.data, scales.data, p.k), static_cast<float>(p.beta), p.c.f32(), p.threads, p.activations);
   return env.Undefined();
 }
 

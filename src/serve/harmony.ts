@@ -30,7 +30,7 @@
  *   "required", the named one under a named choice), content otherwise. gpt-oss calls this way
  *   under any choice, and `<|call|>` then ends the generation before any final channel the server
  *   would hold. Under a named choice the server holds such a call's body to the function's
- *   arguments (ReasoningFormat.alsoEnd, at HARMONY_CALL_BODY_OPENS); under "auto" and "required"
+ *   arguments (ReasoningFormat.alsoEnd, at the parser's callBodyOpens); under "auto" and "required"
  *   its arguments are the model's own. Where one call is allowed and the model made it, a held
  *   final body is dropped.
  * A header cut short at the end (max_tokens), or one after a `<|start|>` that never

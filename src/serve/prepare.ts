@@ -6,7 +6,7 @@ import { assertPromptIds } from '../runtime/generation/prompt-ids.js';
 import { MAX_BAD_WORD_TOKENS } from '../runtime/generation/logits-processors.js';
 import type { GenerationParams } from '../runtime/generation/decoder.js';
 import { responseFormatOf } from './structured-output.js';
-import { HARMONY_CALL_BODY_OPENS, reasoningStart, type ReasoningParser } from './reasoning.js';
+import { gateFormatOf, reasoningStart, type ReasoningParser } from './reasoning.js';
 import type { ReasoningStart } from '../runtime/generation/reasoning-gate.js';
 import { buildChatPrompt, chatPromptOptionsOf, templateKwargsOf } from './chat-template.js';
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
@@ -238,15 +238,8 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       cacheSalt: req.cache_salt ?? undefined,
       stop: stopList(req.stop),
       // a response format (or a held tool call) holds the answer after the reasoning
-      // gpt-oss under a named function: its own call's body is held to the arguments too
-      reasoning: reasoning
-        ? {
-          start: reasoning.parser.start,
-          end: reasoning.parser.end,
-          ...(reasoning.parser.format === 'harmony' && tools.kind === 'named' ? { alsoEnd: HARMONY_CALL_BODY_OPENS } : {}),
-          state: reasoning.start,
-        }
-        : undefined,
+      // (under a named function, a call gpt-oss writes its own way is held too)
+      reasoning: reasoning ? gateFormatOf(reasoning.parser, reasoning.start, tools.kind === 'named') : undefined,
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...(req.stop_token_ids ?? [])])],
       logprobs,
       promptLogprobs: echo ? logprobs : undefined,

@@ -11,7 +11,7 @@
  * false, GLM-4.5 with it false), and otherwise the model may open it itself (Qwen3's hybrid models
  * and GLM-4.5 write `<think>` first). A block that the generation never closes is all reasoning, and its content null.
  */
-import type { ReasoningStart } from '../runtime/generation/reasoning-gate.js';
+import type { ReasoningFormat, ReasoningStart } from '../runtime/generation/reasoning-gate.js';
 import { partialTagAtEnd, type CallReader, type ChoiceDelta } from './tools/call-readers.js';
 
 export interface ReasoningParser {
@@ -22,6 +22,11 @@ export interface ReasoningParser {
   readonly end: string;
   /** 'tags': `start` … `end` (ReasoningReader); 'harmony': gpt-oss's channels (harmony.ts), read with the special tokens kept */
   readonly format: 'tags' | 'harmony';
+  /**
+   * where the body of a function call the model writes its own way begins (gpt-oss's), which a
+   * named tool choice holds as it holds the answer (gateFormatOf); absent: the model has no such call
+   */
+  readonly callBodyOpens?: string;
 }
 
 const think = (name: string): ReasoningParser => ({ name, start: '<think>', end: '</think>', format: 'tags' });
@@ -41,7 +46,7 @@ const FINAL_OPENS = 'final<|message|>';
  * Under a named tool choice the server holds that body to the function's arguments, as it holds a
  * final channel's (HarmonyReader reads it as the call).
  */
-export const HARMONY_CALL_BODY_OPENS = 'json<|message|>';
+const CALL_BODY_OPENS = 'json<|message|>';
 
 /**
  * The parsers by name: these families write `<think>…</think>` (vLLM's qwen3, deepseek_r1, glm45
@@ -50,7 +55,7 @@ export const HARMONY_CALL_BODY_OPENS = 'json<|message|>';
  * and a response format waits for the final channel).
  */
 export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map(
-  [think('qwen3'), think('deepseek_r1'), think('glm45'), think('minimax_m2'), { name: 'openai_gptoss', start: CHANNEL_OPENS, end: FINAL_OPENS, format: 'harmony' } as const].map((p) => [p.name, p]),
+  [think('qwen3'), think('deepseek_r1'), think('glm45'), think('minimax_m2'), { name: 'openai_gptoss', start: CHANNEL_OPENS, end: FINAL_OPENS, format: 'harmony', callBodyOpens: CALL_BODY_OPENS } as const].map((p) => [p.name, p]),
 );
 
 /**
@@ -60,6 +65,15 @@ export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map(
  */
 export function defaultReasoningParser(family: string): ReasoningParser | null {
   return family === 'gpt_oss' ? REASONING_PARSERS.get('openai_gptoss')! : null;
+}
+
+/**
+ * What a response format waits for under this parser (GenerationParams.reasoning): its tags, where
+ * the completion starts, and under a named tool choice (`namedCall`) the opening of a call the
+ * model writes its own way, whose body is then held too.
+ */
+export function gateFormatOf(parser: ReasoningParser, state: ReasoningStart, namedCall = false): ReasoningFormat {
+  return { start: parser.start, end: parser.end, ...(namedCall && parser.callBodyOpens ? { alsoEnd: parser.callBodyOpens } : {}), state };
 }
 
 /** Where a completion of this prompt starts: inside a reasoning block the prompt opened, in the answer after one it closed, or either. */

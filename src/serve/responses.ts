@@ -9,8 +9,8 @@ import type { GenerationEvent, GenerationStream } from '../runtime/generation/de
 import type { TokenLogprob } from '../runtime/generation/logprobs.js';
 import { chatLogprobs, CompletionLogprobsBuilder, type ChatLogprobs, type CompletionLogprobs, type TokenText } from './logprobs-format.js';
 import type { ServedModel } from './models.js';
-import { HarmonyReader, type HarmonyCalls } from './harmony.js';
-import { ReasoningReader } from './reasoning.js';
+import type { HarmonyCalls } from './harmony.js';
+import { reasoningReaderOf } from './reasoning-reader.js';
 import type { CallReader, ChoiceDelta } from './tools/call-readers.js';
 import { callReader, finishReasonOf } from './tools/tool-choice.js';
 import type { Endpoint, Prepared, PreparedPrompt } from './prepare.js';
@@ -140,8 +140,7 @@ function harmonyCalls(mode: Prepared['tools']): HarmonyCalls | null {
 /** A reader of one chat choice's text: reasoning apart (with a reasoning parser), tool calls read (with tools); null: the text is the content. */
 export function choiceReader(p: Prepared): CallReader | null {
   const calls = callReader(p.tools);
-  if (p.reasoning?.parser.format === 'harmony') return new HarmonyReader(p.reasoning.include, calls, harmonyCalls(p.tools));
-  return p.reasoning ? new ReasoningReader(p.reasoning.parser, p.reasoning.start, calls, p.reasoning.include) : calls;
+  return p.reasoning ? reasoningReaderOf(p.reasoning.parser, p.reasoning.start, calls, p.reasoning.include, harmonyCalls(p.tools)) : calls;
 }
 
 export async function jsonResponse(a: ResponseArgs): Promise<void> {

@@ -160,7 +160,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
   };
   for (const spec of specs) {
     try {
-      const chatTemplate = typeof templates === 'string' ? templates : templates !== undefined && Object.hasOwn(templates, spec.id) ? templates[spec.id] : undefined;
+      const chatTemplate = forModel(templates, spec.id, (t): t is string => typeof t === 'string') ?? undefined;
       if (chatTemplate !== undefined) {
         const problem = await chatTemplateProblem(chatTemplate);
         if (problem !== null) throw new Error(`the chat template given for it cannot be used: ${problem}`);
@@ -169,8 +169,8 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         bf16Weights: opts.bf16Weights ?? true,
         materialiseExperts: opts.materialiseExperts ?? true,
         encoder,
-        toolCallFormat: forModel(opts.toolCallFormat, spec.id),
-        reasoningParser: forModel(opts.reasoningParser, spec.id),
+        toolCallFormat: forModel(opts.toolCallFormat, spec.id, isNamed<ToolCallFormat>),
+        reasoningParser: forModel(opts.reasoningParser, spec.id, isNamed<ReasoningParser>),
         chatTemplate,
         maxModelLen: opts.maxModelLen,
       });
@@ -322,16 +322,17 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
 }
 
 /**
- * A setting that names a thing by its `name` (a tool-call format, a reasoning parser): one (or null,
- * none) for every model, or by model id.
+ * A setting given for every model or by model id: one value (a tool-call format, a reasoning
+ * parser, a chat template; null for none where that means something), or a map from model ids.
  */
-export type PerModel<T extends { readonly name: string }> = T | null | Readonly<Record<string, T | null>>;
+export type PerModel<T> = T | null | Readonly<Record<string, T | null>>;
 
-/** What a PerModel setting gives model `id` (undefined: nothing, the model's own default). */
-function forModel<T extends { readonly name: string }>(given: PerModel<T> | undefined, id: string): T | null | undefined {
-  if (given === undefined || given === null) return given;
-  // a thing's name is a string; a map's values are things or null
-  if (typeof (given as { name?: unknown }).name === 'string') return given as T;
+/** What a PerModel setting gives model `id` (undefined: nothing, the model's own); `isOne` tells one value from a map. */
+function forModel<T>(given: PerModel<T> | undefined, id: string, isOne: (v: unknown) => v is T): T | null | undefined {
+  if (given === undefined || given === null || isOne(given)) return given as T | null | undefined;
   const byId = given as Readonly<Record<string, T | null>>;
   return Object.hasOwn(byId, id) ? byId[id] : undefined;
 }
+
+/** A tool-call format or reasoning parser (whose name is a string), not a map of them. */
+const isNamed = <T extends { readonly name: string }>(v: unknown): v is T => typeof (v as { name?: unknown }).name === 'string';

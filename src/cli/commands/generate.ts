@@ -32,8 +32,8 @@ import { OptionError, parseInteger, parseMatmulActivations, parseReasoningParser
 import { readChatTemplate } from '../chat-template-option.js';
 import { chatSetupOf } from '../../serve/models.js';
 import { renderChat, templateKwargsOf } from '../../serve/chat-template.js';
-import { HarmonyReader } from '../../serve/harmony.js';
-import { defaultReasoningParser, REASONING_PARSERS, ReasoningReader, reasoningStart, type ReasoningParser, type ReasoningTextReader } from '../../serve/reasoning.js';
+import { defaultReasoningParser, gateFormatOf, REASONING_PARSERS, reasoningStart } from '../../serve/reasoning.js';
+import { reasoningReaderOf } from '../../serve/reasoning-reader.js';
 import type { ChoiceDelta } from '../../serve/tools/call-readers.js';
 import { encodeInPlace } from '../../serve/encode-off-thread.js';
 import { loadTokenizer } from '../../tokens/tokenizer.js';
@@ -186,14 +186,6 @@ function parseReasoningEffort(value: string | undefined): string | undefined {
   return value;
 }
 
-/**
- * Reads the completion's text apart as the server's chat endpoint does with the same parser
- * (reasoning.ts, harmony.ts): the reasoning and the answer, piece by piece.
- */
-function reasoningReaderOf(parser: ReasoningParser, promptText: string): ReasoningTextReader {
-  return parser.format === 'harmony' ? new HarmonyReader(true, null, null) : new ReasoningReader(parser, reasoningStart(promptText, parser), null, true);
-}
-
 function parseNumber(flag: string, value: string, ok: (n: number) => boolean, what: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || !ok(n)) throw new OptionError(`${flag} must be ${what}, got "${value}"`);
@@ -235,7 +227,9 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
     // with --chat, a model's default parser where none is named (gpt-oss's harmony: its answers are unreadable without it)
     const reasoningParser = reasoningParserFlag !== undefined ? reasoningParserFlag : chat !== null ? defaultReasoningParser(ckpt.config.family) : null;
     if (reasoningParserFlag === undefined && reasoningParser !== null) note(`reading the answer apart with the ${reasoningParser.name} reasoning parser, ${ckpt.config.family}'s default (--reasoning-parser none turns it off)`);
-    const reader = reasoningParser ? reasoningReaderOf(reasoningParser, chat?.text ?? opts.prompt) : null;
+    // read apart as the server's chat endpoint reads it with the same parser
+    const reasoning = reasoningParser ? { parser: reasoningParser, state: reasoningStart(chat?.text ?? opts.prompt, reasoningParser) } : null;
+    const reader = reasoning ? reasoningReaderOf(reasoning.parser, reasoning.state) : null;
     const parts = { reasoning: '', content: '' };
     let reasoningOpen = false;
     // the answer to stdout as it comes, the reasoning to stderr (a line after it when the answer starts)
@@ -308,7 +302,7 @@ async function run(model: string, opts: GenerateCliOptions): Promise<void> {
         // harmony's markers are special tokens, which its reader needs (the server keeps them too)
         skipSpecialTokens: reasoningParser?.format === 'harmony' ? false : undefined,
         // a response format holds the answer after the reasoning, as on the server
-        reasoning: reasoningParser ? { start: reasoningParser.start, end: reasoningParser.end, state: reasoningStart(chat?.text ?? opts.prompt, reasoningParser) } : undefined,
+        reasoning: reasoning ? gateFormatOf(reasoning.parser, reasoning.state) : undefined,
       })) {
         if (event.type === 'token') {
           firstTokenMs ??= performance.now() - started;

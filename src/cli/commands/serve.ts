@@ -177,66 +177,70 @@ export function register(program: Command): void {
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /**
- * --chat-template values: `file` for every model, `model=file` for one (where `model` is a served
- * model's id), each a file or, where no such file exists and the value holds Jinja's `{{` or
- * `{%`, the template itself (as vLLM reads its --chat-template). Answers one template for all,
- * templates by model id, or undefined (the models' own).
+ * A repeatable option that sets something for the models: VALUE for every model, MODEL=VALUE for
+ * one (`modelOf` tells which values name a model); the one for every model fills in the models
+ * not named. Answers one value for all, values by model id, or undefined (the option not given:
+ * each model's own).
  */
-export function parseChatTemplates(values: readonly string[] | undefined, modelIds: readonly string[]): string | Record<string, string> | undefined {
+function parsePerModel<T>(
+  flag: string,
+  values: readonly string[] | undefined,
+  modelIds: readonly string[],
+  parseOne: (value: string) => T,
+  modelOf: (value: string) => { id: string; value: string } | null,
+  form: string,
+): T | Record<string, T> | undefined {
   if (values === undefined || values.length === 0) return undefined;
-  let all: string | undefined;
-  const byModel: Record<string, string> = {};
+  let all: { value: T } | undefined;
+  const byModel: Record<string, T> = {};
   for (const value of values) {
-    const named = /^([^=/\\]+)=([\s\S]*)$/.exec(value);
-    const forModel = named !== null && modelIds.includes(named[1]) && !existsSync(value) ? named[1] : null;
-    const source = forModel === null ? value : named![2];
-    const template = readChatTemplate(source);
-    if (forModel === null) {
-      if (all !== undefined) throw new OptionError('--chat-template is given twice for every model; give one, or name the model each is for (model=file)');
-      all = template;
+    const named = modelOf(value);
+    const parsed = parseOne(named === null ? value : named.value);
+    if (named === null) {
+      if (all !== undefined) throw new OptionError(`${flag} is given twice for every model; give one, or name the model each is for (model=${form})`);
+      all = { value: parsed };
     } else {
-      if (Object.hasOwn(byModel, forModel)) throw new OptionError(`--chat-template is given twice for ${forModel}`);
-      byModel[forModel] = template;
+      if (Object.hasOwn(byModel, named.id)) throw new OptionError(`${flag} is given twice for ${named.id}`);
+      byModel[named.id] = parsed;
     }
   }
-  if (Object.keys(byModel).length === 0) return all;
-  if (all !== undefined) for (const id of modelIds) if (!Object.hasOwn(byModel, id)) byModel[id] = all;
+  if (Object.keys(byModel).length === 0) return all?.value;
+  if (all !== undefined) for (const id of modelIds) if (!Object.hasOwn(byModel, id)) byModel[id] = all.value;
   return byModel;
 }
 
 /**
- * A repeatable option that names a thing for the models: NAME for every model, MODEL=NAME for one
- * (`parseOne` reads NAME; "none" is null); absent: each model's default (ServeOptions.PerModel).
+ * --chat-template values: `file` for every model, `model=file` for one (where `model` is a served
+ * model's id and no file has the whole value's name), each a file or, where no such file exists
+ * and the value holds Jinja's `{{` or `{%`, the template itself (as vLLM reads its
+ * --chat-template). Answers one template for all, templates by model id, or undefined (the
+ * models' own).
  */
-function parsePerModel<T extends { readonly name: string }>(flag: string, values: readonly string[] | undefined, modelIds: readonly string[], parseOne: (name: string) => T | null): PerModel<T> | undefined {
-  if (values === undefined || values.length === 0) return undefined;
-  let all: T | null | undefined;
-  const byModel: Record<string, T | null> = {};
-  for (const value of values) {
+export function parseChatTemplates(values: readonly string[] | undefined, modelIds: readonly string[]): string | Record<string, string> | undefined {
+  return parsePerModel('--chat-template', values, modelIds, readChatTemplate, (value) => {
+    const named = /^([^=/\\]+)=([\s\S]*)$/.exec(value);
+    return named !== null && modelIds.includes(named[1]) && !existsSync(value) ? { id: named[1], value: named[2] } : null;
+  }, 'file');
+}
+
+/** MODEL=NAME for --reasoning-parser and --tool-call-parser: MODEL must be served. */
+function servedModelOf(flag: string, modelIds: readonly string[]): (value: string) => { id: string; value: string } | null {
+  return (value) => {
     const named = /^([^=]+)=(.*)$/.exec(value);
-    if (named === null) {
-      if (all !== undefined) throw new OptionError(`${flag} is given twice for every model; give one, or name the model each is for (model=name)`);
-      all = parseOne(value);
-      continue;
-    }
-    const [, id, name] = named;
-    if (!modelIds.includes(id)) throw new OptionError(`${flag} ${value}: no model is served as "${id}" (the models: ${modelIds.join(', ')})`);
-    if (Object.hasOwn(byModel, id)) throw new OptionError(`${flag} is given twice for ${id}`);
-    byModel[id] = parseOne(name);
-  }
-  if (Object.keys(byModel).length === 0) return all;
-  if (all !== undefined) for (const id of modelIds) if (!Object.hasOwn(byModel, id)) byModel[id] = all;
-  return byModel;
+    if (named === null) return null;
+    if (!modelIds.includes(named[1])) throw new OptionError(`${flag} ${value}: no model is served as "${named[1]}" (the models: ${modelIds.join(', ')})`);
+    return { id: named[1], value: named[2] };
+  };
 }
 
 /** --reasoning-parser, repeatable ([model=]name; none turns a default off). */
 export function parseReasoningParsers(values: readonly string[] | undefined, modelIds: readonly string[]): PerModel<ReasoningParser> | undefined {
-  return parsePerModel('--reasoning-parser', values, modelIds, parseReasoningParser);
+  return parsePerModel('--reasoning-parser', values, modelIds, parseReasoningParser, servedModelOf('--reasoning-parser', modelIds), 'name');
 }
 
 /** --tool-call-parser, repeatable ([model=]name; none: no calls read under "auto"). */
 export function parseToolCallParsers(values: readonly string[] | undefined, modelIds: readonly string[]): PerModel<ToolCallFormat> | undefined {
-  return parsePerModel('--tool-call-parser', values, modelIds, (name) => parseToolCallParser(name)!);
+  return parsePerModel('--tool-call-parser', values, modelIds, parseToolCallParser, servedModelOf('--tool-call-parser', modelIds), 'name');
 }
 
 /** --tool-call-parser's name: a known format, or "none". */
