@@ -29,10 +29,11 @@
  * - commentary to `functions.NAME`: a call where the request allows NAME (any tool under "auto" and
  *   "required", the named one under a named choice), content otherwise. gpt-oss calls this way
  *   under any choice, and `<|call|>` then ends the generation before any final channel the server
- *   would hold. Under a named choice the server holds such a call's body to the function's
- *   arguments (ReasoningFormat.alsoEnd, at the parser's callBodyOpens); under "auto" and "required"
- *   its arguments are the model's own. Where one call is allowed and the model made it, a held
- *   final body is dropped.
+ *   would hold. The server holds such a call from its address on (ReasoningFormat.addressedCalls,
+ *   reasoning.ts): a function the choice allows, its body valid under that function's parameters,
+ *   so a call of another function is not written unless the calls are left free (under "auto",
+ *   parameters the constraint cannot follow); such a call is content. Where one call is allowed and the model made it, a held final body is
+ *   dropped.
  * A header cut short at the end (max_tokens), or one after a `<|start|>` that never
  * reaches `<|message|>`, is dropped.
  */

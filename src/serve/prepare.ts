@@ -12,6 +12,7 @@ import { buildChatPrompt, chatPromptOptionsOf, templateKwargsOf } from './chat-t
 import { badRequest, modelNotFound, modelUnavailable } from './errors.js';
 import type { RefusedModel, ServedModel } from './models.js';
 import { resolveTools, type ToolMode } from './tools/tool-choice.js';
+import type { FunctionTool } from './tools/call-schema.js';
 import { chatRequest, completionRequest, flattenMessages, parseBody, stopList, type ChatRequest, type CompletionRequest } from './schemas.js';
 
 /** The served and refused models a request is looked up in. */
@@ -55,7 +56,7 @@ export interface Prepared {
   /** the client's id of the request (vLLM's request_id; routes.ts puts an X-Request-Id header's in its place): the response's id holds it */
   requestId: string | null;
   /** chat with a reasoning parser: its tags and where the completion starts (reasoning.ts); else null */
-  reasoning: { parser: ReasoningParser; start: ReasoningStart; include: boolean } | null;
+  reasoning: { parser: ReasoningParser; start: ReasoningStart; include: boolean; callable: FunctionTool[] | null } | null;
   /** the decoder's parameters but each prompt's length and the abort signal (routes.ts adds them) */
   params: Omit<GenerationParams, 'maxNewTokens' | 'signal' | 'stop' | 'stopTokenIds'> & { stop: string[]; stopTokenIds: number[] };
 }
@@ -146,7 +147,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     responseFormat = resolved.responseFormat ?? responseFormat;
     const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), templateKwargsOf(chat), chatPromptOptionsOf(chat), resolved.templateTools);
     given.push({ ids: prompt.ids, text: null });
-    if (model.reasoningParser) reasoning = { parser: model.reasoningParser, start: reasoningStart(prompt.text, model.reasoningParser), include: chat.include_reasoning ?? true };
+    if (model.reasoningParser) reasoning = { parser: model.reasoningParser, start: reasoningStart(prompt.text, model.reasoningParser), include: chat.include_reasoning ?? true, callable: resolved.callable };
   } else {
     const completion = req as CompletionRequest;
     const list = promptList(completion.prompt);
@@ -237,9 +238,9 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       seed: req.seed ?? undefined,
       cacheSalt: req.cache_salt ?? undefined,
       stop: stopList(req.stop),
-      // a response format (or a held tool call) holds the answer after the reasoning
-      // (under a named function, a call gpt-oss writes its own way is held too)
-      reasoning: reasoning ? gateFormatOf(reasoning.parser, reasoning.start, tools.kind === 'named') : undefined,
+      // a response format (or a held tool call) holds the answer after the reasoning, and a call
+      // gpt-oss addresses its own way is held to the tools the choice allows
+      reasoning: reasoning ? gateFormatOf(reasoning.parser, reasoning.start, reasoning.callable) : undefined,
       stopTokenIds: [...new Set([...(req.ignore_eos ? [] : model.eosTokenIds), ...(req.stop_token_ids ?? [])])],
       logprobs,
       promptLogprobs: echo ? logprobs : undefined,

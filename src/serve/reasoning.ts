@@ -12,6 +12,8 @@
  * and GLM-4.5 write `<think>` first). A block that the generation never closes is all reasoning, and its content null.
  */
 import type { ReasoningFormat, ReasoningStart } from '../runtime/generation/reasoning-gate.js';
+import type { AddressedCalls } from '../runtime/generation/addressed-call-prefix.js';
+import { argumentsSchema, type FunctionTool } from './tools/call-schema.js';
 import { partialTagAtEnd, type CallReader, type ChoiceDelta } from './tools/call-readers.js';
 
 export interface ReasoningParser {
@@ -23,10 +25,10 @@ export interface ReasoningParser {
   /** 'tags': `start` … `end` (ReasoningReader); 'harmony': gpt-oss's channels (harmony.ts), read with the special tokens kept */
   readonly format: 'tags' | 'harmony';
   /**
-   * where the body of a function call the model writes its own way begins (gpt-oss's), which a
-   * named tool choice holds as it holds the answer (gateFormatOf); absent: the model has no such call
+   * how the model addresses a function call in a message header of its own (gpt-oss's), which the
+   * server holds to the tools the request lets it call (gateFormatOf); absent: the model has no such call
    */
-  readonly callBodyOpens?: string;
+  readonly addressedCalls?: Omit<AddressedCalls, 'functions'>;
 }
 
 const think = (name: string): ReasoningParser => ({ name, start: '<think>', end: '</think>', format: 'tags' });
@@ -41,12 +43,17 @@ const CHANNEL_OPENS = '<|channel|>';
 const FINAL_OPENS = 'final<|message|>';
 
 /**
- * Where the body of a function call gpt-oss writes its own way begins: its header ends in the
- * content type, `…to=functions.NAME <|constrain|>json<|message|>` (or `… commentary json<|message|>`).
- * Under a named tool choice the server holds that body to the function's arguments, as it holds a
- * final channel's (HarmonyReader reads it as the call).
+ * How gpt-oss calls a function its own way: a message addressed `to=functions.NAME`, whose header
+ * goes on to the body (`… <|constrain|>json<|message|>`, or `<|channel|>commentary json<|message|>`
+ * where the address comes first) and whose body is the arguments. The server holds such a call from
+ * its address on (addressed-call-prefix.ts): NAME one of the functions the request allows, the
+ * header within a message (no end or new start in it), the body valid under NAME's parameters.
  */
-const CALL_BODY_OPENS = 'json<|message|>';
+const GPT_OSS_CALLS: Omit<AddressedCalls, 'functions'> = {
+  trigger: 'to=functions.',
+  bodyOpens: '<|message|>',
+  refuses: ['<|start|>', '<|end|>', '<|return|>', '<|call|>'],
+};
 
 /**
  * The parsers by name: these families write `<think>…</think>` (vLLM's qwen3, deepseek_r1, glm45
@@ -55,7 +62,7 @@ const CALL_BODY_OPENS = 'json<|message|>';
  * and a response format waits for the final channel).
  */
 export const REASONING_PARSERS: ReadonlyMap<string, ReasoningParser> = new Map(
-  [think('qwen3'), think('deepseek_r1'), think('glm45'), think('minimax_m2'), { name: 'openai_gptoss', start: CHANNEL_OPENS, end: FINAL_OPENS, format: 'harmony', callBodyOpens: CALL_BODY_OPENS } as const].map((p) => [p.name, p]),
+  [think('qwen3'), think('deepseek_r1'), think('glm45'), think('minimax_m2'), { name: 'openai_gptoss', start: CHANNEL_OPENS, end: FINAL_OPENS, format: 'harmony', addressedCalls: GPT_OSS_CALLS } as const].map((p) => [p.name, p]),
 );
 
 /**
@@ -69,11 +76,12 @@ export function defaultReasoningParser(family: string): ReasoningParser | null {
 
 /**
  * What a response format waits for under this parser (GenerationParams.reasoning): its tags, where
- * the completion starts, and under a named tool choice (`namedCall`) the opening of a call the
- * model writes its own way, whose body is then held too.
+ * the completion starts, and the functions a call the model addresses its own way may name
+ * (`callable`, the request's tools as its tool choice allows them; null: none are held).
  */
-export function gateFormatOf(parser: ReasoningParser, state: ReasoningStart, namedCall = false): ReasoningFormat {
-  return { start: parser.start, end: parser.end, ...(namedCall && parser.callBodyOpens ? { alsoEnd: parser.callBodyOpens } : {}), state };
+export function gateFormatOf(parser: ReasoningParser, state: ReasoningStart, callable: readonly FunctionTool[] | null = null): ReasoningFormat {
+  const addressedCalls = parser.addressedCalls && callable?.length ? { ...parser.addressedCalls, functions: callable.map((f) => ({ name: f.name, schema: argumentsSchema(f) })) } : undefined;
+  return { start: parser.start, end: parser.end, ...(addressedCalls ? { addressedCalls } : {}), state };
 }
 
 /** Where a completion of this prompt starts: inside a reasoning block the prompt opened, in the answer after one it closed, or either. */

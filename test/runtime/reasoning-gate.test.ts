@@ -7,7 +7,8 @@
  */
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GrammarConstraint, TokenPieces } from '../../src/runtime/generation/grammar-constraint.js';
+import { GrammarConstraint, TokenPieces, type GrammarState } from '../../src/runtime/generation/grammar-constraint.js';
+import type { AddressedCalls } from '../../src/runtime/generation/addressed-call-prefix.js';
 import { ReasoningGate, type ReasoningStart } from '../../src/runtime/generation/reasoning-gate.js';
 import { JsonPrefix } from '../../src/runtime/generation/json-prefix.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
@@ -70,23 +71,39 @@ describe('ReasoningGate', () => {
     expect(codec.decode(write(both, 'x'))).toMatch(/^\d+$/);
   });
 
-  it('a second end tag (alsoEnd: gpt-oss\'s call header under a named choice) ends the reasoning as the first does', () => {
-    const twoEnds = (state: ReasoningStart) =>
-      new ReasoningGate(codec, { start: '<think>', end: '</think>', alsoEnd: 'CALL:', state }, new GrammarConstraint(codec, pieces, new Set(), true, new RegexPrefix(compileRegex('\\d+'))));
-    const g = twoEnds('reasoning');
-    expect(codec.decode(write(g, 'Plain words, then CALL:'))).toBe(codec.decode(Array.from(codec.encode('Plain words, then CALL:'))));
-    expect(codec.decode(write(g, 'Juliet'))).toMatch(/^\d+$/);
-    // the first tag still ends it
-    const first = twoEnds('reasoning');
-    write(first, 'words </think>');
-    expect(codec.decode(write(first, 'Juliet'))).toMatch(/^\d+$/);
-    // maybe: opened and closed by the second tag in one go
-    const both = twoEnds('maybe');
-    write(both, '<think> a CALL:');
-    expect(codec.decode(write(both, 'x'))).toMatch(/^\d+$/);
-    // without it, the same text is still reasoning
-    const one = gate('reasoning');
-    expect(codec.decode(write(one, 'CALL: Juliet'))).toContain('Juliet');
+  it('addressedCalls: a call addressed while reasoning is held from its address, and ends the generation when it closes', () => {
+    const calls: AddressedCalls = { trigger: 'CALL ', functions: [{ name: 'count', schema: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } }], bodyOpens: ':', refuses: ['</think>'] };
+    const hold = (state: GrammarState) => new GrammarConstraint(codec, pieces, new Set(), true, state);
+    const digits = () => new GrammarConstraint(codec, pieces, new Set(), true, new RegexPrefix(compileRegex('\\d+')));
+    const addressing = (state: ReasoningStart, inner: TokenConstraint | null = digits()) => new ReasoningGate(codec, { start: '<think>', end: '</think>', addressedCalls: calls, state }, inner, hold);
+    const g = addressing('reasoning');
+    const before = 'Plain words, then CALL ';
+    expect(codec.decode(write(g, before))).toBe(codec.decode(Array.from(codec.encode(before))));
+    // the model favours a name not offered: the name is held to count's
+    expect(codec.decode(write(g, 'Juliet'))).toMatch(/^c/);
+    expect(g.complete).toBe(false);
+    // the model's own header and arguments, where they fit, are kept; the call's close ends it
+    const g2 = addressing('reasoning');
+    write(g2, before);
+    expect(codec.decode(write(g2, 'count :{"n": 12}'))).toBe('count :{"n": 12}');
+    expect(g2.complete).toBe(true);
+    // maybe: the block opened and a call addressed in the first tokens
+    const m = addressing('maybe');
+    write(m, '<think> so CALL count');
+    expect(codec.decode(write(m, ':{"n": 5}'))).toBe(':{"n": 5}');
+    expect(m.complete).toBe(true);
+    // the end tag first: the answer is the inner constraint's, and an address there is not held as a call
+    const ended = addressing('reasoning');
+    write(ended, 'words </think>');
+    expect(codec.decode(write(ended, 'CALL Juliet'))).toMatch(/^\d+$/);
+    // without an inner constraint the answer is free
+    const free = addressing('reasoning', null);
+    write(free, 'words </think>');
+    expect(codec.decode(write(free, 'CALL Juliet'))).toContain('Juliet');
+    expect(free.complete).toBe(false);
+    // without a way to hold it (no hold given), the same text is still reasoning
+    const unheld = new ReasoningGate(codec, { start: '<think>', end: '</think>', addressedCalls: calls, state: 'reasoning' }, digits());
+    expect(codec.decode(write(unheld, 'CALL Juliet'))).toContain('Juliet');
   });
 
   it('answer: the format holds from the first token', () => {

@@ -31,6 +31,7 @@ import { GrammarConstraint, startingState, tokenPieces, type GrammarState, type 
 import { TriggeredConstraint } from './triggered-constraint.js';
 import { choicePattern, compileRegex, RegexError, RegexPrefix } from './regex-prefix.js';
 import { ReasoningGate, type ReasoningFormat } from './reasoning-gate.js';
+import { AddressedCallPrefix } from './addressed-call-prefix.js';
 import { TaggedJsonPrefix, type TaggedJsonCalls } from './tagged-json-prefix.js';
 import { SchemaError, type TopLevel } from './json-schema.js';
 
@@ -377,12 +378,27 @@ export class BatchDecoder {
   private constraintOf(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
     const inner = this.formatConstraint(params, vocabSize, stopIds);
     const reasoning = params.reasoning;
-    if (inner === null || reasoning === undefined || reasoning.state === 'answer') return inner;
+    if (reasoning === undefined || reasoning.state === 'answer' || (inner === null && reasoning.addressedCalls === undefined)) return inner;
     const tag = (t: unknown) => typeof t === 'string' && t !== '';
-    if (!tag(reasoning.start) || !tag(reasoning.end) || (reasoning.alsoEnd !== undefined && !tag(reasoning.alsoEnd)) || !['reasoning', 'maybe'].includes(reasoning.state)) {
-      throw new GenerationParamsError('reasoning must be { start, end, alsoEnd?, state } with non-empty tags and a state of reasoning, answer or maybe', 'responseFormat');
+    if (!tag(reasoning.start) || !tag(reasoning.end) || !['reasoning', 'maybe'].includes(reasoning.state)) {
+      throw new GenerationParamsError('reasoning must be { start, end, addressedCalls?, state } with non-empty tags and a state of reasoning, answer or maybe', 'responseFormat');
     }
-    return new ReasoningGate(this.opts.tokenizer!, reasoning, inner);
+    const tokenizer = this.opts.tokenizer;
+    if (!tokenizer) throw new GenerationParamsError('a reasoning format needs the decoder to have a tokenizer (it finds the tags by their text)', 'responseFormat');
+    if (reasoning.addressedCalls === undefined) return new ReasoningGate(tokenizer, reasoning, inner);
+    const calls = reasoning.addressedCalls;
+    if (!tag(calls.trigger) || !Array.isArray(calls.functions) || !tag(calls.bodyOpens) || !Array.isArray(calls.refuses)) {
+      throw new GenerationParamsError('reasoning.addressedCalls must be { trigger, functions, bodyOpens, refuses } with non-empty texts', 'responseFormat');
+    }
+    try {
+      new AddressedCallPrefix(calls);
+    } catch (err) {
+      if (err instanceof SchemaError) throw new GenerationParamsError(err.message, 'responseFormat');
+      throw err;
+    }
+    // a call's header is made of the tokenizer's markers: it is read with the special tokens kept
+    const hold = (state: GrammarState) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize, true), new Set(stopIds), false, state);
+    return new ReasoningGate(tokenizer, reasoning, inner, hold);
   }
 
   /** The response format's constraint, from the first token (null: free text). */
@@ -408,7 +424,7 @@ export class BatchDecoder {
     }
     const tokenizer = this.opts.tokenizer;
     const skipSpecial = params.skipSpecialTokens ?? true;
-    const hold = (state: GrammarState) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize), new Set(stopIds), skipSpecial, state);
+    const hold = (state: GrammarState) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize, !skipSpecial), new Set(stopIds), skipSpecial, state);
     const held = given as { trigger?: unknown; once?: unknown } | null;
     const trigger = held?.trigger;
     if (trigger === undefined) return hold(start);

@@ -112,9 +112,17 @@ export function startingState(schema?: unknown, topLevel: TopLevel = 'object', c
 /**
  * Each token's text on its own, decoded on first use, and which of them can follow a state;
  * kept for every request of the tokenizer.
+ *
+ * `keepSpecial`: the pieces of the tokenizer's special tokens are their text (`<|message|>`), for a
+ * constraint that reads the completion with them kept (gpt-oss's call headers are made of them);
+ * otherwise they have none and fit nowhere. A special token is a marker, never a character of a
+ * value: it fits only where the state is not inside a string (GrammarState.inString), so a held
+ * JSON string cannot take one whose text it would accept.
  */
 export class TokenPieces {
   private readonly pieces: Array<string | undefined>;
+  /** per token: 1 special (no text without the special tokens, text with them), 0 not, 2 not yet known */
+  private readonly specials: Uint8Array;
   /** state key → 1 for each token whose piece fits, least recently used first */
   private readonly screens = new Map<string, Uint8Array>();
   /** a plain word the pieces are decoded after, so a leading space survives (SentencePiece strips it at the start) */
@@ -123,18 +131,27 @@ export class TokenPieces {
   constructor(
     private readonly decoder: TextDecoderLike,
     readonly vocabSize: number,
+    readonly keepSpecial = false,
   ) {
     this.pieces = new Array<string | undefined>(vocabSize);
+    this.specials = new Uint8Array(vocabSize).fill(2);
   }
 
   get(id: number): string {
     let piece = this.pieces[id];
     if (piece === undefined) {
       const anchor = this.findAnchor();
-      piece = anchor === null ? this.decode([id]) : this.decode([...anchor.ids, id]).slice(anchor.text.length);
+      piece = anchor === null ? this.decode([id], !this.keepSpecial) : this.decode([...anchor.ids, id], !this.keepSpecial).slice(anchor.text.length);
       this.pieces[id] = piece;
     }
     return piece;
+  }
+
+  /** whether `id` is a special token: text only where special tokens are kept */
+  isSpecial(id: number): boolean {
+    if (id < 0 || id >= this.vocabSize) return false;
+    if (this.specials[id] === 2) this.specials[id] = this.decode([id], true) === '' && this.decode([id], false) !== '' ? 1 : 0;
+    return this.specials[id] === 1;
   }
 
   /** 1 for each token whose piece can follow `state`, else 0 (do not modify it: it is kept for the next request in this state) */
@@ -158,7 +175,7 @@ export class TokenPieces {
         ok = scratch.copyFrom(state).push(piece[0]);
         firstFits.set(first, ok);
       }
-      fits[id] = ok !== false && textFits(scratch.copyFrom(state), piece) ? 1 : 0;
+      fits[id] = ok !== false && !(this.keepSpecial && state.inString && this.isSpecial(id)) && textFits(scratch.copyFrom(state), piece) ? 1 : 0;
     }
     if (this.screens.size >= MAX_SCREENS) this.screens.delete(this.screens.keys().next().value!);
     this.screens.set(key, fits);
@@ -170,9 +187,9 @@ export class TokenPieces {
     return this.screens.has(state.key);
   }
 
-  private decode(ids: number[]): string {
+  private decode(ids: number[], skipSpecialTokens = true): string {
     try {
-      return this.decoder.decode(ids, { skipSpecialTokens: true });
+      return this.decoder.decode(ids, { skipSpecialTokens });
     } catch {
       // an id beyond the tokenizer's own vocabulary (an embedding padded past it) has no text
       return '';
@@ -193,14 +210,15 @@ export class TokenPieces {
   }
 }
 
-const piecesByTokenizer = new WeakMap<TextDecoderLike, TokenPieces>();
+const piecesByTokenizer = [new WeakMap<TextDecoderLike, TokenPieces>(), new WeakMap<TextDecoderLike, TokenPieces>()];
 
-/** The tokenizer's pieces, shared by every request that uses it. */
-export function tokenPieces(decoder: TextDecoderLike, vocabSize: number): TokenPieces {
-  let pieces = piecesByTokenizer.get(decoder);
+/** The tokenizer's pieces (with its special tokens' text, or without), shared by every request that uses it. */
+export function tokenPieces(decoder: TextDecoderLike, vocabSize: number, keepSpecial = false): TokenPieces {
+  const byTokenizer = piecesByTokenizer[keepSpecial ? 1 : 0];
+  let pieces = byTokenizer.get(decoder);
   if (pieces === undefined || pieces.vocabSize !== vocabSize) {
-    pieces = new TokenPieces(decoder, vocabSize);
-    piecesByTokenizer.set(decoder, pieces);
+    pieces = new TokenPieces(decoder, vocabSize, keepSpecial);
+    byTokenizer.set(decoder, pieces);
   }
   return pieces;
 }
@@ -378,6 +396,8 @@ export class GrammarConstraint implements TokenConstraint {
   /** The state after `token` in context, or null where it breaks the text (or adds nothing). */
   private judge(token: number): Judged | null {
     if (this.stopIds.has(token)) return this.canEnd ? { token, state: this.state, settled: true } : null;
+    // a marker is no character of a value (TokenPieces): not inside a string, nor inside a character being decoded
+    if (!this.skipSpecialTokens && (this.state.inString || this.readOffset !== this.ids.length) && this.pieces.isSpecial(token)) return null;
     const after = this.decodeCandidate(this.prefixOffset, this.ids.length, token);
     if (after === null) return null;
     let state: GrammarState;

@@ -19,8 +19,15 @@
  * does, may end it in `>\n\n{`) is the answer's start, and is read by the inner constraint first.
  * Where that text already breaks the format, the constraint holds from the next token on (the
  * model drew those characters freely while it reasoned).
+ *
+ * A model may also call a function while it reasons, in a message header of its own (gpt-oss:
+ * `to=functions.NAME … <|message|>{…}`): with `addressedCalls`, the text after the address is held
+ * to a call of one of the functions (addressed-call-prefix.ts) and the generation ends when its
+ * arguments close. Without an inner constraint the answer is then free (tool_choice "auto"); where
+ * the text after the address already breaks the call, it stays free.
  */
-import type { TokenConstraint } from './grammar-constraint.js';
+import { AddressedCallPrefix, type AddressedCalls } from './addressed-call-prefix.js';
+import type { GrammarState, TokenConstraint } from './grammar-constraint.js';
 import type { Sampler } from './sampling.js';
 import type { TextDecoderLike } from './stop.js';
 import { TagWatch } from './tag-watch.js';
@@ -31,38 +38,46 @@ export type ReasoningStart = 'reasoning' | 'answer' | 'maybe';
 export interface ReasoningFormat {
   start: string;
   end: string;
-  /**
-   * another tag that ends the reasoning as `end` does: gpt-oss's function-call header
-   * (`…json<|message|>`), whose body a named tool choice holds as it holds the final channel's
-   */
-  alsoEnd?: string;
+  /** calls the model may address while it reasons (gpt-oss's messages to functions), held from their address on */
+  addressedCalls?: AddressedCalls;
   state: ReasoningStart;
 }
 
 export class ReasoningGate implements TokenConstraint {
-  private state: ReasoningStart;
+  /** 'call': a call addressed while reasoning is being held (`call`) */
+  private state: ReasoningStart | 'call';
   /** the completion's tokens while it may still open the block (decoded together to find the start tag) */
   private readonly opening: number[] = [];
-  /** where the block ends (either tag) */
-  private readonly ends: TagWatch[];
+  /** where the block ends */
+  private readonly end: TagWatch;
+  /** where a call's address is written (addressedCalls) */
+  private readonly address: TagWatch | null;
+  /** the call being held */
+  private call: TokenConstraint | null = null;
   /** the token `choose` returned came from the inner constraint (commit goes there) */
   private innerChose = false;
 
   constructor(
     private readonly decoder: TextDecoderLike,
     private readonly format: ReasoningFormat,
-    private readonly inner: TokenConstraint,
+    /** what holds the answer; null: the answer is free (only addressed calls are held) */
+    private readonly inner: TokenConstraint | null,
+    /** a constraint holding the text to a state (grammar-constraint.ts), for addressed calls */
+    private readonly hold: ((state: GrammarState) => TokenConstraint) | null = null,
   ) {
     this.state = format.state;
-    this.ends = [format.end, ...(format.alsoEnd ? [format.alsoEnd] : [])].map((tag) => new TagWatch(decoder, tag, false));
+    this.end = new TagWatch(decoder, format.end, false);
+    this.address = format.addressedCalls && hold ? new TagWatch(decoder, format.addressedCalls.trigger, false) : null;
   }
 
   get complete(): boolean {
-    return this.state === 'answer' && this.inner.complete;
+    if (this.state === 'call') return this.call!.complete;
+    return this.state === 'answer' && (this.inner?.complete ?? false);
   }
 
   choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number {
     this.innerChose = false;
+    if (this.state === 'call') return this.call!.choose(row, sampler, pickGreedy);
     if (this.state === 'reasoning') return sampler.next(row, pickGreedy);
     if (this.state === 'maybe') {
       // the model's own draw, on a copy (the inner constraint may need the row as it is)
@@ -70,39 +85,59 @@ export class ReasoningGate implements TokenConstraint {
       if (this.opensBlock([...this.opening, token])) return token;
       this.state = 'answer';
     }
+    if (this.inner === null) return sampler.next(row, pickGreedy);
     this.innerChose = true;
     return this.inner.choose(row, sampler, pickGreedy);
   }
 
   commit(token: number): void {
+    if (this.state === 'call') {
+      this.call!.commit(token);
+      return;
+    }
     if (this.innerChose || this.state === 'answer') {
-      this.inner.commit(token);
+      this.inner?.commit(token);
       return;
     }
     if (this.state === 'reasoning') {
-      // every watch reads the token; the first tag found ends the block
-      let after: string | null = null;
-      for (const watch of this.ends) after = watch.push(token) ?? after;
-      if (after !== null) this.answer(after);
+      // both watches read the token; where both tags are in it, the one written first counts (its text after is longer)
+      const ended = this.end.push(token);
+      const addressed = this.address?.push(token) ?? null;
+      if (addressed !== null && (ended === null || addressed.length > ended.length)) this.addressed(addressed);
+      else if (ended !== null) this.answer(ended);
       return;
     }
     this.opening.push(token);
     const opened = this.decode(this.opening).trimStart();
     if (!opened.startsWith(this.format.start)) return;
-    // the block opened: what follows the tag may already close it (the earliest end tag)
-    let closed: { at: number; tag: string } | null = null;
-    for (const { tag } of this.ends) {
-      const at = opened.indexOf(tag, this.format.start.length);
-      if (at >= 0 && (closed === null || at < closed.at)) closed = { at, tag };
+    this.state = 'reasoning';
+    // the block opened: what follows the tag may already close it, or address a call (the earlier of them)
+    const rest = opened.slice(this.format.start.length);
+    const endAt = rest.indexOf(this.format.end);
+    const addressAt = this.address ? rest.indexOf(this.format.addressedCalls!.trigger) : -1;
+    if (addressAt >= 0 && (endAt < 0 || addressAt < endAt)) this.addressed(rest.slice(addressAt + this.format.addressedCalls!.trigger.length));
+    else if (endAt >= 0) this.answer(rest.slice(endAt + this.format.end.length));
+    else {
+      this.end.seed(rest);
+      this.address?.seed(rest);
     }
-    if (closed === null) this.state = 'reasoning';
-    else this.answer(opened.slice(closed.at + closed.tag.length));
   }
 
   /** the block closed: `after` (the rest of the closing token's text) starts the answer */
   private answer(after: string): void {
     this.state = 'answer';
-    if (after.length > 0) this.inner.readText?.(after);
+    if (after.length > 0) this.inner?.readText?.(after);
+  }
+
+  /** a call's address was written: the call is held from `after` (the rest of its token's text) on, unless that text already breaks it */
+  private addressed(after: string): void {
+    const state = new AddressedCallPrefix(this.format.addressedCalls!);
+    if (!state.push(after)) {
+      this.address!.reset();
+      return;
+    }
+    this.call = this.hold!(state);
+    this.state = 'call';
   }
 
   /** whether these tokens' text can still be whitespace and the start tag (or begins with it) */

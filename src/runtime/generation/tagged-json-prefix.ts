@@ -11,6 +11,7 @@
 import type { GrammarState } from './grammar-constraint.js';
 import { startingState } from './grammar-constraint.js';
 import { SchemaError } from './json-schema.js';
+import { CompiledSpecs, copyArguments } from './compiled-specs.js';
 
 /** What a block of tagged calls is made of (GenerationParams.responseFormat's `taggedJson`). */
 export interface TaggedJsonCalls {
@@ -38,33 +39,22 @@ interface Compiled {
   id: number;
 }
 
-const compiledSpecs = new Map<string, Compiled>();
-const MAX_SPECS = 64;
-let nextId = 0;
-
-function compile(spec: TaggedJsonCalls): Compiled {
-  const text = JSON.stringify(spec);
-  let c = compiledSpecs.get(text);
-  if (c === undefined) {
-    if (spec.calls.length === 0) throw new SchemaError('tagged JSON calls need at least one function', '');
-    const texts = [...spec.calls.map((call) => call.open), ...(spec.repeat ? spec.calls.map((call) => spec.separator + call.open) : []), spec.close];
-    if (texts.some((t) => t === '') || spec.after === '') throw new SchemaError('tagged JSON calls need non-empty openings, after and close texts', '');
-    // a fixed text that begins another would make the grammar choose between them by what follows
-    for (const [i, a] of texts.entries()) {
-      for (const [j, b] of texts.entries()) if (i !== j && a !== b && b.startsWith(a)) throw new SchemaError(`tagged JSON calls: the text ${JSON.stringify(a)} begins ${JSON.stringify(b)}`, '');
-    }
-    c = {
-      spec,
-      starts: spec.calls.map((call) => startingState(call.schema, 'object')),
-      firstOpens: spec.calls.map((call) => call.open),
-      laterOpens: spec.calls.map((call) => spec.separator + call.open),
-      id: nextId++,
-    };
-    if (compiledSpecs.size >= MAX_SPECS) compiledSpecs.delete(compiledSpecs.keys().next().value!);
-    compiledSpecs.set(text, c);
+const compiledSpecs = new CompiledSpecs<TaggedJsonCalls, Compiled>((spec, id) => {
+  if (spec.calls.length === 0) throw new SchemaError('tagged JSON calls need at least one function', '');
+  const texts = [...spec.calls.map((call) => call.open), ...(spec.repeat ? spec.calls.map((call) => spec.separator + call.open) : []), spec.close];
+  if (texts.some((t) => t === '') || spec.after === '') throw new SchemaError('tagged JSON calls need non-empty openings, after and close texts', '');
+  // a fixed text that begins another would make the grammar choose between them by what follows
+  for (const [i, a] of texts.entries()) {
+    for (const [j, b] of texts.entries()) if (i !== j && a !== b && b.startsWith(a)) throw new SchemaError(`tagged JSON calls: the text ${JSON.stringify(a)} begins ${JSON.stringify(b)}`, '');
   }
-  return c;
-}
+  return {
+    spec,
+    starts: spec.calls.map((call) => startingState(call.schema, 'object')),
+    firstOpens: spec.calls.map((call) => call.open),
+    laterOpens: spec.calls.map((call) => spec.separator + call.open),
+    id,
+  };
+});
 
 /**
  * Where the text is:
@@ -88,7 +78,7 @@ export class TaggedJsonPrefix implements GrammarState {
   private written = 0;
 
   constructor(spec: TaggedJsonCalls | Compiled) {
-    this.compiled = 'starts' in spec ? spec : compile(spec);
+    this.compiled = 'starts' in spec ? spec : compiledSpecs.get(spec);
     this.alive = this.candidates();
   }
 
@@ -163,9 +153,7 @@ export class TaggedJsonPrefix implements GrammarState {
     this.at = o.at;
     this.alive = o.alive;
     this.written = o.written;
-    if (o.json === null) this.json = null;
-    else if (this.json !== null && this.call === o.call) this.json.copyFrom(o.json);
-    else this.json = o.json.clone();
+    this.json = copyArguments(this.json, o.json, this.call === o.call);
     this.call = o.call;
     return this;
   }

@@ -43,6 +43,12 @@ export interface ResolvedTools {
   responseFormat: GenerationParams['responseFormat'];
   /** the tools as the chat template receives them (as transformers' apply_chat_template(tools=…)); null without tools */
   templateTools: unknown[] | null;
+  /**
+   * the functions a call the model addresses in a message header of its own (gpt-oss's) may name,
+   * each held to its parameters (ReasoningFormat.addressedCalls): the named one, every tool under
+   * "required", and under "auto" every tool where the constraint can follow their parameters; null: none held
+   */
+  callable: FunctionTool[] | null;
 }
 
 /** The request's tool fields checked against each other and the model (400s naming the field), as the generation and the response need them. */
@@ -51,7 +57,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
   const choice = req.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
   if (tools.length === 0) {
     if (choice !== 'none') throw badRequest('tool_choice needs tools: give the functions the model may call in `tools`', 'tool_choice', 'invalid_value');
-    return { mode: { kind: 'none' }, responseFormat: undefined, templateTools: null };
+    return { mode: { kind: 'none' }, responseFormat: undefined, templateTools: null, callable: null };
   }
   const names = new Set<string>();
   for (const [i, t] of tools.entries()) {
@@ -59,7 +65,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
     names.add(t.function.name);
   }
   const templateTools = templateToolsOf(tools)!;
-  if (choice === 'none') return { mode: { kind: 'none' }, responseFormat: undefined, templateTools };
+  if (choice === 'none') return { mode: { kind: 'none' }, responseFormat: undefined, templateTools, callable: null };
   if (otherFormat) {
     throw badRequest('a structured output (response_format, structured_outputs or guided_*) cannot be combined with tool calls: the calls have their own format; use tool_choice "none" for a formatted answer', 'response_format', 'invalid_value');
   }
@@ -68,15 +74,15 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
     if (at < 0) throw badRequest(`tool_choice names the function "${choice.function.name}", which is not among the tools (${[...names].join(', ')})`, 'tool_choice.function.name', 'invalid_value');
     const tool = tools[at].function;
     assertToolSchemas([tool]);
-    return { mode: { kind: 'named', name: tool.name }, responseFormat: { jsonSchema: compiled(argumentsSchema(tool), `tools.${at}.function.parameters`) }, templateTools };
+    return { mode: { kind: 'named', name: tool.name }, responseFormat: { jsonSchema: compiled(argumentsSchema(tool), `tools.${at}.function.parameters`) }, templateTools, callable: [tool] };
   }
   const functions = tools.map((t) => t.function);
   const parallel = req.parallel_tool_calls ?? true;
   if (choice === 'required') {
     assertToolSchemas(functions);
-    return { mode: { kind: 'required', parallel, tools: functions }, responseFormat: callsFormat(functions, parallel), templateTools };
+    return { mode: { kind: 'required', parallel, tools: functions }, responseFormat: callsFormat(functions, parallel), templateTools, callable: functions };
   }
-  if (harmony) return { mode: { kind: 'harmony', tools: functions, parallel }, responseFormat: undefined, templateTools };
+  if (harmony) return { mode: { kind: 'harmony', tools: functions, parallel }, responseFormat: undefined, templateTools, callable: schemasHeld(functions) ? functions : null };
   if (modelFormat === null) {
     throw badRequest(
       `tool_choice "auto" needs to read the model's calls from its text, and the chat template of \`${modelId}\` writes no tool-call format this server knows (${[...TOOL_CALL_FORMATS.values()].map((f) => `${f.name}: ${f.start}`).join(', ')}); use tool_choice "required" or a named function (the server then holds the output to the call), or start the server with a tool-call parser for it`,
@@ -86,7 +92,7 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
   }
   const responseFormat = heldCalls(functions, modelFormat, parallel);
   const held = responseFormat !== undefined && modelFormat.streamer !== undefined;
-  return { mode: { kind: 'auto', format: modelFormat, tools: functions, held, parallel }, responseFormat, templateTools };
+  return { mode: { kind: 'auto', format: modelFormat, tools: functions, held, parallel }, responseFormat, templateTools, callable: null };
 }
 
 /** The constraint of calls of `tools` (callsSchema: one call, or a non-empty array when parallel). */
@@ -119,18 +125,23 @@ function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: bool
     }
     return undefined;
   }
-  if (format.heldCall === undefined && format.heldTaggedJson === undefined) return undefined;
-  try {
-    assertToolSchemas(tools);
-  } catch {
-    return undefined;
-  }
+  if ((format.heldCall === undefined && format.heldTaggedJson === undefined) || !schemasHeld(tools)) return undefined;
   // calls between fixed tags (DeepSeek's): the block, each call's arguments held to its parameters
   if (format.heldTaggedJson) return { taggedJson: format.heldTaggedJson(tools, parallel), trigger: format.start, once: !parallel };
   if (format.heldCall === 'one') return { ...callsFormat(tools, false), trigger: format.start, once: !parallel };
   // an array of the calls, the message's end (Mistral's): the generation ends when it closes
   const { schema, topLevel } = callsSchema(tools, parallel, true);
   return { jsonSchema: compiled(schema, 'tools', topLevel), topLevel, trigger: format.start, once: true };
+}
+
+/** whether the constraint can follow every tool's parameters (a call the model chose to make is left free where not) */
+function schemasHeld(tools: readonly FunctionTool[]): boolean {
+  try {
+    assertToolSchemas(tools);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The tools as the chat template receives them, in the request's form; null without tools. */
