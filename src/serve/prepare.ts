@@ -138,13 +138,15 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
   const logprobs = logprobsOf(endpoint, req);
   let tools: ToolMode = { kind: 'none' };
   let reasoning: Prepared['reasoning'] = null;
+  let callsInstead: GenerationParams['callsInstead'];
   // each prompt as token ids, with its text when the request gave text (echo sends it back)
   const given: Array<{ ids: Int32Array; text: string | null }> = [];
   if (endpoint === 'chat') {
     const chat = req as ChatRequest;
-    const resolved = resolveTools(chat, model.toolCallFormat, model.id, responseFormat !== undefined, model.reasoningParser?.format === 'harmony');
+    const resolved = resolveTools(chat, model.toolCallFormat, model.id, responseFormat, model.reasoningParser?.format === 'harmony');
     tools = resolved.mode;
-    responseFormat = resolved.responseFormat ?? responseFormat;
+    responseFormat = resolved.responseFormat;
+    callsInstead = resolved.callsInstead;
     const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), templateKwargsOf(chat), chatPromptOptionsOf(chat), resolved.templateTools);
     given.push({ ids: prompt.ids, text: null });
     if (model.reasoningParser) reasoning = { parser: model.reasoningParser, start: reasoningStart(prompt.text, model.reasoningParser), include: chat.include_reasoning ?? true, callable: resolved.callable };
@@ -245,6 +247,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
       logprobs,
       promptLogprobs: echo ? logprobs : undefined,
       responseFormat,
+      callsInstead,
     },
   };
 }

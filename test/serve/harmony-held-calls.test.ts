@@ -45,8 +45,8 @@ const NOTE = tool('take_note', { type: 'object', properties: { note: { type: 'st
 const TIME = tool('get_time', { type: 'object', properties: { zone: { type: 'string', enum: ['UTC', 'CET'] } }, required: ['zone'], additionalProperties: false });
 
 /** the gate and the reader the server sets up for a chat request with these tool fields to gpt-oss */
-function served(fields: ToolFields): { gate: ReasoningGate; read: (text: string) => ChoiceDelta[] } {
-  const resolved = resolveTools(fields, null, 'gptoss', false, true);
+function served(fields: ToolFields, answerFormat?: GenerationParams['responseFormat']): { gate: ReasoningGate; read: (text: string) => ChoiceDelta[] } {
+  const resolved = resolveTools(fields, null, 'gptoss', answerFormat, true);
   const hold = (state: GrammarState): TokenConstraint => new GrammarConstraint(codec, tokenPieces(codec, VOCAB, true), new Set(), false, state);
   const rf = resolved.responseFormat as { jsonSchema: unknown; topLevel?: 'object' | 'any' } | undefined;
   const inner = rf ? hold(startingState(rf.jsonSchema, rf.topLevel ?? 'object')) : null;
@@ -158,6 +158,21 @@ describe('gpt-oss calls held to the tools (addressedCalls)', () => {
     expect(write(free.gate, own)).toBe(own);
   });
 
+  it('"auto" with a response format: the final channel held to it, and an addressed call still held to the tools', () => {
+    const verdict = { jsonSchema: { type: 'object', properties: { verdict: { enum: ['fair', 'foul'] } }, required: ['verdict'], additionalProperties: false } };
+    const answered = served({ tools: [WEATHER, TIME], tool_choice: 'auto' }, verdict);
+    const text = write(answered.gate, `${ANALYSIS}<|channel|>final<|message|>It is sunny, I think.${TAIL}`);
+    expect(answered.gate.complete).toBe(true);
+    const { content, calls } = summary(answered.read(text));
+    expect(calls).toEqual([]);
+    expect(['fair', 'foul']).toContain((JSON.parse(content) as { verdict: string }).verdict);
+
+    const calling = served({ tools: [WEATHER, TIME], tool_choice: 'auto' }, verdict);
+    const call = '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Rome"}';
+    expect(write(calling.gate, `${ANALYSIS}${call}<|call|>`)).toBe(`${ANALYSIS}${call}`);
+    expect(summary(calling.read(`${ANALYSIS}${call}`)).calls).toEqual([{ name: 'get_weather', arguments: '{"city": "Rome"}' }]);
+  });
+
   it('under sampling that screens the vocabulary, a marker fits the header but never a string of the arguments', () => {
     // top-p without top-k screens from the first step (grammar-constraint.ts): the pieces must carry the markers' text
     const sampling: SamplingParams = { temperature: 1, topP: 0.5 };
@@ -183,7 +198,7 @@ describe('gpt-oss calls held to the tools (addressedCalls)', () => {
       // a bias towards the markers, so the model writes messages (harmony-served.test.ts)
       const logitBias = new Map([[HARMONY_FIRST_ID + 1, 8], [HARMONY_FIRST_ID + 2, 9], [HARMONY_FIRST_ID + 3, 8], [HARMONY_FIRST_ID, 7]]);
       const base: GenerationParams = { temperature: 0, maxNewTokens: 40, logitBias, skipSpecialTokens: false, stopTokenIds: [] };
-      const resolved = resolveTools({ tools: [WEATHER, TIME], tool_choice: 'auto' }, null, 'gptoss', false, true);
+      const resolved = resolveTools({ tools: [WEATHER, TIME], tool_choice: 'auto' }, null, 'gptoss', undefined, true);
       const free = await collectDecode(decoder.submit(prompt, base));
       const held = await collectDecode(decoder.submit(prompt, { ...base, reasoning: gateFormatOf(PARSER, 'reasoning', resolved.callable) }));
       expect(free.text).toContain('<|'); // markers among the words

@@ -210,7 +210,7 @@ describe('the Mistral format', () => {
       { type: 'function' as const, function: { name: 'ring', parameters: {} } },
     ];
     for (const parallel of [true, false]) {
-      const held = resolveTools({ tools, tool_choice: 'auto', parallel_tool_calls: parallel }, arrays, 'm', false).responseFormat as { jsonSchema: object; topLevel: string; trigger: string; once: boolean };
+      const held = resolveTools({ tools, tool_choice: 'auto', parallel_tool_calls: parallel }, arrays, 'm', undefined).responseFormat as { jsonSchema: object; topLevel: string; trigger: string; once: boolean };
       expect(held).toMatchObject({ topLevel: 'any', trigger: '[TOOL_CALLS]', once: true });
       const validate = new Ajv({ strict: false }).compile(held.jsonSchema);
       const call = { name: 'get_weather', arguments: { city: 'Verona' } };
@@ -232,7 +232,7 @@ describe('the Mistral format', () => {
       expect(read(() => new TaggedCallsReader(arrays, TOOLS_OF_CALLS, { held: true }), pieces)).toMatchObject({ content: 'Let me see.', calls: CALLS });
     }
     // the [ARGS] form, or the format named without a template, is read but not held
-    expect(resolveTools({ tools, tool_choice: 'auto' }, mistral, 'm', false).responseFormat).toBeUndefined();
+    expect(resolveTools({ tools, tool_choice: 'auto' }, mistral, 'm', undefined).responseFormat).toBeUndefined();
   });
 });
 
@@ -255,7 +255,7 @@ describe('the Granite format', () => {
     expect(new TaggedCallsReader(granite, TOOLS_OF_CALLS, { held: true }).push('<|tool_call|>[{"name": "get_weather", "arguments": {"city"')).toMatchObject([{ kind: 'call', index: 0, name: 'get_weather', arguments: '{"city"' }]);
     const format = detectToolCallFormat(GRANITE_STYLE)!;
     expect(format).toBe(granite);
-    const choice = resolveTools({ tools: [{ type: 'function', function: { name: 'ring', parameters: {} } }], tool_choice: 'auto' }, format, 'm', false);
+    const choice = resolveTools({ tools: [{ type: 'function', function: { name: 'ring', parameters: {} } }], tool_choice: 'auto' }, format, 'm', undefined);
     expect(choice.responseFormat).toMatchObject({ topLevel: 'any', trigger: '<|tool_call|>', once: true });
   });
 });
@@ -307,7 +307,7 @@ describe('the DeepSeek format', () => {
       const two = `${begin}${CALLS.slice(0, 2).map(form).join(between)}${end}`;
       expect(read(() => new TaggedCallsReader(format, TOOLS_OF_CALLS, { held: true, parallel: false }), [...two])).toMatchObject({ content: '', calls: [CALLS[0]] });
       // the request's choice holds the block to the tools' calls after the block's start
-      const choice = resolveTools({ tools: [{ type: 'function', function: { name: 'ring', parameters: { type: 'object', properties: { times: { type: 'integer' } } } } }], tool_choice: 'auto', parallel_tool_calls: false }, format, 'm', false);
+      const choice = resolveTools({ tools: [{ type: 'function', function: { name: 'ring', parameters: { type: 'object', properties: { times: { type: 'integer' } } } } }], tool_choice: 'auto', parallel_tool_calls: false }, format, 'm', undefined);
       expect(choice.mode).toMatchObject({ kind: 'auto', held: true });
       expect(choice.responseFormat).toMatchObject({ trigger: begin, once: true, taggedJson: { repeat: false, close: end } });
     }
@@ -430,7 +430,7 @@ describe('the Qwen3-Coder format', () => {
         type: 'function' as const,
         function: { name: `tool_${i}`, parameters: { type: 'object', properties: Object.fromEntries(Array.from({ length: 20 }, (_, k) => [`p${k}`, { type: k % 4 === 0 ? 'integer' : 'string' }])) } },
       }));
-    const held = (n: number) => (resolveTools({ tools: toolSet(n), tool_choice: 'auto' }, qwen3Coder, 'm', false).responseFormat as { regex?: string } | undefined)?.regex;
+    const held = (n: number) => (resolveTools({ tools: toolSet(n), tool_choice: 'auto' }, qwen3Coder, 'm', undefined).responseFormat as { regex?: string } | undefined)?.regex;
     expect(held(1)).toMatch(/\{0,20\}/);
     const large = held(20)!;
     expect(large).toBeDefined();
@@ -560,7 +560,7 @@ describe('the GLM-4.5 format', () => {
       expect(held(body), body).toBe(false);
     }
     // "auto" holds the blocks the model opens to this pattern
-    const choice = resolveTools({ tools: TOOLS.map((f) => ({ type: 'function' as const, function: f })), tool_choice: 'auto' }, glm45, 'm', false);
+    const choice = resolveTools({ tools: TOOLS.map((f) => ({ type: 'function' as const, function: f })), tool_choice: 'auto' }, glm45, 'm', undefined);
     expect(choice.responseFormat).toMatchObject({ regex: pattern, trigger: '<tool_call>' });
   });
 });
@@ -664,7 +664,7 @@ describe('the MiniMax-M2 format', () => {
   it('the held pattern: blocks of one call or more, written as the template writes them, match it; other names, types, keys or end tags inside values do not', () => {
     // "auto" holds the blocks the model opens to it (with ten parameters and three end tags the
     // bounded form is too large to follow, so it is the unbounded one)
-    const choice = resolveTools({ tools: TOOLS.map((f) => ({ type: 'function' as const, function: f })), tool_choice: 'auto' }, minimax, 'm', false);
+    const choice = resolveTools({ tools: TOOLS.map((f) => ({ type: 'function' as const, function: f })), tool_choice: 'auto' }, minimax, 'm', undefined);
     const pattern = minimax.heldPattern!(TOOLS, false);
     expect(choice.responseFormat).toMatchObject({ regex: pattern, trigger: '<minimax:tool_call>' });
     const full = new RegExp(`^(?:${pattern})$`, 'u');

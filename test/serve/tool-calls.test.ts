@@ -416,6 +416,58 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     }
   });
 
+  it('"auto" with a response format (an agent\'s output schema beside its tools): the answer held to the format, or a call where the model opens one; a forced call takes precedence', async () => {
+    const schema = { type: 'object', properties: { verdict: { enum: ['fair', 'foul'] }, days: { type: 'integer' } }, required: ['verdict', 'days'], additionalProperties: false };
+    const validate = new Ajv({ strict: false }).compile(schema);
+    const response_format = { type: 'json_schema' as const, json_schema: { name: 'verdict', schema, strict: true } };
+    const body = { model: 'tiny', messages: ASK, tools: TOOLS, temperature: 0, max_tokens: 80, response_format };
+    // this model opens no Hermes block: the answer is the formatted one, as under "none" with the same prompt
+    const none = await client.chat.completions.create({ ...body, tool_choice: 'none' });
+    const auto = await client.chat.completions.create({ ...body, tool_choice: 'auto' });
+    expect(auto.choices[0].message.content).toBe(none.choices[0].message.content);
+    expect(auto.choices[0].message.tool_calls ?? []).toEqual([]);
+    if (auto.choices[0].finish_reason === 'stop') expect(validate(JSON.parse(auto.choices[0].message.content!))).toBe(true);
+    // the format held it: the same request without one answers in free text
+    const freeAnswer = (await client.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'auto', temperature: 0, max_tokens: 80 })).choices[0].message.content!;
+    expect(tryJson(freeAnswer)).toBeUndefined();
+
+    // a format whose block opens with the model's own first token: the model opens it, and its call is held to the tools
+    let first = '';
+    for await (const chunk of await client.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'auto', temperature: 0, max_tokens: 3, stream: true })) first ||= chunk.choices[0]?.delta.content ?? '';
+    const marker = first.trimStart();
+    expect(marker.length).toBeGreaterThan(0);
+    const parse = (block: string) => {
+      const end = valueEnd(block);
+      const call = end < 0 ? null : callFromJson(tryJson(block.slice(0, end)));
+      return call ? [call] : null;
+    };
+    const format: ToolCallFormat = { name: 'marked-json', start: marker, end: null, heldCall: 'one', streamer: TOOL_CALL_FORMATS.get('hermes')!.streamer, parse, detect: () => false };
+    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
+    try {
+      const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      // (no max_tokens: this model writes its JSON with much whitespace)
+      const calling = { ...body, max_tokens: undefined, tool_choice: 'auto' as const, parallel_tool_calls: false };
+      const called = await otherClient.chat.completions.create(calling);
+      expect(called.choices[0].message.tool_calls).toHaveLength(1);
+      const call = called.choices[0].message.tool_calls![0];
+      if (call.type === 'function') expectValidCall(call);
+      expect(called.choices[0].message.content ?? '').toBe('');
+      expect(called.choices[0].finish_reason).toBe('tool_calls');
+      const streamed = await otherClient.chat.completions.stream(calling).finalChatCompletion();
+      const nameAndArguments = (calls: typeof called.choices[0]['message']['tool_calls']) => calls!.map((c) => c.type === 'function' && { name: c.function.name, arguments: c.function.arguments });
+      expect(nameAndArguments(streamed.choices[0].message.tool_calls)).toEqual(nameAndArguments(called.choices[0].message.tool_calls));
+    } finally {
+      await other.close();
+    }
+
+    // "required" and a named function with a response format: the call is the answer, as without it
+    for (const tool_choice of ['required', { type: 'function', function: { name: 'get_weather' } }] as const) {
+      const forced = await client.chat.completions.create({ ...body, tool_choice, parallel_tool_calls: false });
+      const plain = await client.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, temperature: 0, max_tokens: 80, tool_choice, parallel_tool_calls: false });
+      expect(forced.choices[0].message.tool_calls).toEqual(plain.choices[0].message.tool_calls?.map((c) => ({ ...c, id: forced.choices[0].message.tool_calls![0].id })));
+    }
+  });
+
   it('"auto" in Qwen3-Coder’s form: a block the model opens is held to the tools’ calls in its tags, and streams as it is written', async () => {
     const tools: ChatCompletionTool[] = [
       { type: 'function', function: { name: 'write_note', parameters: { type: 'object', properties: { mode: { enum: ['fast', 'slow'] }, urgent: { type: 'boolean' }, text: { type: 'string' } } } } },
@@ -597,8 +649,6 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       [{ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'absent' } } }, 'tool_choice.function.name', /not among the tools/],
       [{ tools: [TOOLS[0], TOOLS[0]] }, 'tools.1.function.name', /given twice/],
       [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'string', minLength: 2 } } } } }], tool_choice: 'required' }, 'tools.0.function.parameters', /"minLength" is not supported/],
-      [{ tools: TOOLS, tool_choice: 'required', response_format: { type: 'json_object' } }, 'response_format', /cannot be combined with tool calls/],
-      [{ tools: TOOLS, tool_choice: 'auto', structured_outputs: { choice: ['a', 'b'] } }, 'response_format', /structured_outputs or guided_\*\) cannot be combined with tool calls/],
       [{ messages: [{ role: 'user', content: null }] }, 'messages.0.content', /null only in an assistant message with tool_calls/],
       [{ messages: [...ASK, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] }, 'messages.1.tool_calls.0.function.arguments', /not JSON text/],
       [{ model: 'plain', tools: TOOLS }, 'tool_choice', /writes no tool-call format/],

@@ -32,6 +32,7 @@ import { TriggeredConstraint } from './triggered-constraint.js';
 import { choicePattern, compileRegex, RegexError, RegexPrefix } from './regex-prefix.js';
 import { ReasoningGate, type ReasoningFormat } from './reasoning-gate.js';
 import { AddressedCallPrefix } from './addressed-call-prefix.js';
+import { CallsOrAnswer } from './calls-or-answer.js';
 import { TaggedJsonPrefix, type TaggedJsonCalls } from './tagged-json-prefix.js';
 import { SchemaError, type TopLevel } from './json-schema.js';
 
@@ -86,6 +87,12 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
    * constraint.
    */
   responseFormat?: 'text' | 'json_object' | JsonSchemaFormat | RegexFormat | ChoiceFormat | TaggedJsonFormat;
+  /**
+   * Tool calls the model may write instead of the formatted answer (calls-or-answer.ts): a
+   * completion that opens with `start` is a block of calls, held to `held` (a format triggered at
+   * `start`; absent: free); any other is the answer, held to responseFormat, which must be given.
+   */
+  callsInstead?: { start: string; held?: JsonSchemaFormat | RegexFormat | TaggedJsonFormat };
   /**
    * The model may reason between these tags before it answers (`<think>`, `</think>`), and a
    * response format holds only the answer (reasoning-gate.ts; `state`: where the completion
@@ -376,7 +383,7 @@ export class BatchDecoder {
 
   /** The constraint of a request's response format (null: free text); GenerationParamsError for a bad format, schema or pattern. */
   private constraintOf(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
-    const inner = this.formatConstraint(params, vocabSize, stopIds);
+    const inner = this.answerConstraint(params, vocabSize, stopIds);
     const reasoning = params.reasoning;
     if (reasoning === undefined || reasoning.state === 'answer' || (inner === null && reasoning.addressedCalls === undefined)) return inner;
     const tag = (t: unknown) => typeof t === 'string' && t !== '';
@@ -399,6 +406,18 @@ export class BatchDecoder {
     // a call's header is made of the tokenizer's markers: it is read with the special tokens kept
     const hold = (state: GrammarState) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize, true), new Set(stopIds), false, state);
     return new ReasoningGate(tokenizer, reasoning, inner, hold);
+  }
+
+  /** What holds the answer: the response format, or tool calls the model opens instead (null: free text). */
+  private answerConstraint(params: GenerationParams, vocabSize: number, stopIds: readonly number[]): TokenConstraint | null {
+    const answer = this.formatConstraint(params, vocabSize, stopIds);
+    const instead = params.callsInstead;
+    if (instead === undefined) return answer;
+    if (answer === null) throw new GenerationParamsError('callsInstead needs a response format for the answer (a format triggered at the calls\' opening holds calls alone)', 'responseFormat');
+    if (typeof instead.start !== 'string' || instead.start === '') throw new GenerationParamsError('callsInstead.start must be a non-empty string', 'responseFormat');
+    if (instead.held !== undefined && instead.held.trigger !== instead.start) throw new GenerationParamsError('callsInstead.held must be triggered at callsInstead.start', 'responseFormat');
+    const calls = instead.held === undefined ? null : this.formatConstraint({ ...params, responseFormat: instead.held }, vocabSize, stopIds);
+    return new CallsOrAnswer(this.opts.tokenizer!, instead.start, calls, answer);
   }
 
   /** The response format's constraint, from the first token (null: free text). */

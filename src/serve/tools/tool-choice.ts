@@ -39,8 +39,10 @@ export interface ToolFields {
 
 export interface ResolvedTools {
   mode: ToolMode;
-  /** the constraint the calls are generated under: forced calls, and held auto blocks (undefined: none) */
+  /** the constraint the generation is under: forced calls, held auto blocks, or the request's answer format (undefined: none) */
   responseFormat: GenerationParams['responseFormat'];
+  /** "auto" with an answer format: the calls the model may open instead of the formatted answer (GenerationParams.callsInstead) */
+  callsInstead: GenerationParams['callsInstead'];
   /** the tools as the chat template receives them (as transformers' apply_chat_template(tools=…)); null without tools */
   templateTools: unknown[] | null;
   /**
@@ -51,13 +53,27 @@ export interface ResolvedTools {
   callable: FunctionTool[] | null;
 }
 
-/** The request's tool fields checked against each other and the model (400s naming the field), as the generation and the response need them. */
-export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null, modelId: string, otherFormat: boolean, harmony = false): ResolvedTools {
+/**
+ * The request's tool fields checked against each other and the model (400s naming the field), as
+ * the generation and the response need them. `answerFormat`: the request's own structured output
+ * (response_format, structured_outputs, guided_*), which holds the answer where the model gives one
+ * instead of calls: under "none", and under "auto" (OpenAI's API takes both, and agent frameworks
+ * send an output schema beside their tools); a forced call is the whole answer, so under
+ * "required" and a named function the call's format holds (vLLM's precedence).
+ */
+export function resolveTools(
+  req: ToolFields,
+  modelFormat: ToolCallFormat | null,
+  modelId: string,
+  answerFormat: GenerationParams['responseFormat'],
+  harmony = false,
+): ResolvedTools {
   const tools = req.tools ?? [];
   const choice = req.tool_choice ?? (tools.length > 0 ? 'auto' : 'none');
+  const answerOnly = { responseFormat: answerFormat, callsInstead: undefined };
   if (tools.length === 0) {
     if (choice !== 'none') throw badRequest('tool_choice needs tools: give the functions the model may call in `tools`', 'tool_choice', 'invalid_value');
-    return { mode: { kind: 'none' }, responseFormat: undefined, templateTools: null, callable: null };
+    return { mode: { kind: 'none' }, ...answerOnly, templateTools: null, callable: null };
   }
   const names = new Set<string>();
   for (const [i, t] of tools.entries()) {
@@ -65,24 +81,22 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
     names.add(t.function.name);
   }
   const templateTools = templateToolsOf(tools)!;
-  if (choice === 'none') return { mode: { kind: 'none' }, responseFormat: undefined, templateTools, callable: null };
-  if (otherFormat) {
-    throw badRequest('a structured output (response_format, structured_outputs or guided_*) cannot be combined with tool calls: the calls have their own format; use tool_choice "none" for a formatted answer', 'response_format', 'invalid_value');
-  }
+  if (choice === 'none') return { mode: { kind: 'none' }, ...answerOnly, templateTools, callable: null };
   if (typeof choice === 'object') {
     const at = tools.findIndex((t) => t.function.name === choice.function.name);
     if (at < 0) throw badRequest(`tool_choice names the function "${choice.function.name}", which is not among the tools (${[...names].join(', ')})`, 'tool_choice.function.name', 'invalid_value');
     const tool = tools[at].function;
     assertToolSchemas([tool]);
-    return { mode: { kind: 'named', name: tool.name }, responseFormat: { jsonSchema: compiled(argumentsSchema(tool), `tools.${at}.function.parameters`) }, templateTools, callable: [tool] };
+    return { mode: { kind: 'named', name: tool.name }, responseFormat: { jsonSchema: compiled(argumentsSchema(tool), `tools.${at}.function.parameters`) }, callsInstead: undefined, templateTools, callable: [tool] };
   }
   const functions = tools.map((t) => t.function);
   const parallel = req.parallel_tool_calls ?? true;
   if (choice === 'required') {
     assertToolSchemas(functions);
-    return { mode: { kind: 'required', parallel, tools: functions }, responseFormat: callsFormat(functions, parallel), templateTools, callable: functions };
+    return { mode: { kind: 'required', parallel, tools: functions }, responseFormat: callsFormat(functions, parallel), callsInstead: undefined, templateTools, callable: functions };
   }
-  if (harmony) return { mode: { kind: 'harmony', tools: functions, parallel }, responseFormat: undefined, templateTools, callable: schemasHeld(functions) ? functions : null };
+  // gpt-oss: an answer format holds the final channel, and its calls are held where it addresses them (ReasoningGate)
+  if (harmony) return { mode: { kind: 'harmony', tools: functions, parallel }, ...answerOnly, templateTools, callable: schemasHeld(functions) ? functions : null };
   if (modelFormat === null) {
     throw badRequest(
       `tool_choice "auto" needs to read the model's calls from its text, and the chat template of \`${modelId}\` writes no tool-call format this server knows (${[...TOOL_CALL_FORMATS.values()].map((f) => `${f.name}: ${f.start}`).join(', ')}); use tool_choice "required" or a named function (the server then holds the output to the call), or start the server with a tool-call parser for it`,
@@ -90,9 +104,12 @@ export function resolveTools(req: ToolFields, modelFormat: ToolCallFormat | null
       'tool_choice_unsupported',
     );
   }
-  const responseFormat = heldCalls(functions, modelFormat, parallel);
-  const held = responseFormat !== undefined && modelFormat.streamer !== undefined;
-  return { mode: { kind: 'auto', format: modelFormat, tools: functions, held, parallel }, responseFormat, templateTools, callable: null };
+  const heldFormat = heldCalls(functions, modelFormat, parallel);
+  const held = heldFormat !== undefined && modelFormat.streamer !== undefined;
+  const mode: ToolMode = { kind: 'auto', format: modelFormat, tools: functions, held, parallel };
+  if (answerFormat === undefined || answerFormat === 'text') return { mode, responseFormat: heldFormat, callsInstead: undefined, templateTools, callable: null };
+  // an answer format beside the tools: a completion that opens the call block is calls, any other the formatted answer
+  return { mode, responseFormat: answerFormat, callsInstead: { start: modelFormat.start, held: heldFormat }, templateTools, callable: null };
 }
 
 /** The constraint of calls of `tools` (callsSchema: one call, or a non-empty array when parallel). */
@@ -109,7 +126,7 @@ function callsFormat(tools: FunctionTool[], parallel: boolean): { jsonSchema: un
  * constraint cannot follow leave the blocks free (the model chose to call; a 400 would refuse a
  * request that needs no constraint to be served).
  */
-function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: boolean): GenerationParams['responseFormat'] {
+function heldCalls(tools: FunctionTool[], format: ToolCallFormat, parallel: boolean): NonNullable<GenerationParams['callsInstead']>['held'] {
   if (format.heldPattern) {
     // a format of its own (Qwen3-Coder's tags): held to its pattern of the tools' calls; where the
     // pattern that bounds a call's parameter blocks is too large to follow, to the one that does
