@@ -92,6 +92,16 @@ async function markerAtTokenEnd(client: OpenAI, body: Parameters<OpenAI['chat'][
   throw new Error(`no 4 characters past ${fraction} of the answer end where a token ends and occur there first: ${JSON.stringify(text)}`);
 }
 
+/** A test's call format: like Hermes's blocks, opened by `marker` (words of the model's own text) and closed by the end of the JSON instead of a tag. */
+function markedJson(marker: string): ToolCallFormat {
+  const parse = (block: string) => {
+    const end = valueEnd(block);
+    const call = end < 0 ? null : callFromJson(tryJson(block.slice(0, end)));
+    return call ? [call] : null;
+  };
+  return { name: 'marked-json', start: marker, end: null, heldCall: 'one', streamer: TOOL_CALL_FORMATS.get('hermes')!.streamer, parse, detect: () => false };
+}
+
 /** The first 4 characters of `text` from a third of the way in that occur there first (where a test's call format opens). */
 function markerIn(text: string): { at: number; marker: string } {
   let at = Math.floor(text.length / 3);
@@ -384,14 +394,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     const body = { model: 'tiny', messages: ASK, tools, tool_choice: 'auto' as const, temperature: 0 };
     const text = (await client.chat.completions.create({ ...body, max_tokens: 32 })).choices[0].message.content!;
     const { at, marker } = markerIn(text);
-    // like Hermes's blocks, but closed by the end of the JSON instead of a tag
-    const parse = (block: string) => {
-      const end = valueEnd(block);
-      const call = end < 0 ? null : callFromJson(tryJson(block.slice(0, end)));
-      return call ? [call] : null;
-    };
-    const format: ToolCallFormat = { name: 'marked-json', start: marker, end: null, heldCall: 'one', streamer: TOOL_CALL_FORMATS.get('hermes')!.streamer, parse, detect: () => false };
-    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
+    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: markedJson(marker) });
     try {
       const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
       const r = await otherClient.chat.completions.create(body);
@@ -436,13 +439,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     for await (const chunk of await client.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'auto', temperature: 0, max_tokens: 3, stream: true })) first ||= chunk.choices[0]?.delta.content ?? '';
     const marker = first.trimStart();
     expect(marker.length).toBeGreaterThan(0);
-    const parse = (block: string) => {
-      const end = valueEnd(block);
-      const call = end < 0 ? null : callFromJson(tryJson(block.slice(0, end)));
-      return call ? [call] : null;
-    };
-    const format: ToolCallFormat = { name: 'marked-json', start: marker, end: null, heldCall: 'one', streamer: TOOL_CALL_FORMATS.get('hermes')!.streamer, parse, detect: () => false };
-    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: format });
+    const other = await startServer({ models: [`tiny=${dir}`], toolCallFormat: markedJson(marker) });
     try {
       const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
       // (no max_tokens: this model writes its JSON with much whitespace)
