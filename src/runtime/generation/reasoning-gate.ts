@@ -103,8 +103,8 @@ export class ReasoningGate implements TokenConstraint {
       // both watches read the token; where both tags are in it, the one written first counts (its text after is longer)
       const ended = this.end.push(token);
       const addressed = this.address?.push(token) ?? null;
-      if (addressed !== null && (ended === null || addressed.length > ended.length)) this.addressed(addressed);
-      else if (ended !== null) this.answer(ended);
+      if (addressed !== null && (ended === null || addressed.length > ended.length) && this.addressed(addressed)) return;
+      if (ended !== null) this.answer(ended);
       return;
     }
     this.opening.push(token);
@@ -115,8 +115,8 @@ export class ReasoningGate implements TokenConstraint {
     const rest = opened.slice(this.format.start.length);
     const endAt = rest.indexOf(this.format.end);
     const addressAt = this.address ? rest.indexOf(this.format.addressedCalls!.trigger) : -1;
-    if (addressAt >= 0 && (endAt < 0 || addressAt < endAt)) this.addressed(rest.slice(addressAt + this.format.addressedCalls!.trigger.length));
-    else if (endAt >= 0) this.answer(rest.slice(endAt + this.format.end.length));
+    if (addressAt >= 0 && (endAt < 0 || addressAt < endAt) && this.addressed(rest.slice(addressAt + this.format.addressedCalls!.trigger.length))) return;
+    if (endAt >= 0) this.answer(rest.slice(endAt + this.format.end.length));
     else {
       this.end.seed(rest);
       this.address?.seed(rest);
@@ -129,15 +129,16 @@ export class ReasoningGate implements TokenConstraint {
     if (after.length > 0) this.inner?.readText?.(after);
   }
 
-  /** a call's address was written: the call is held from `after` (the rest of its token's text) on, unless that text already breaks it */
-  private addressed(after: string): void {
+  /** a call's address was written: the call is held from `after` (the rest of its token's text) on, unless that text already breaks it (false) */
+  private addressed(after: string): boolean {
     const state = new AddressedCallPrefix(this.format.addressedCalls!);
     if (!state.push(after)) {
       this.address!.reset();
-      return;
+      return false;
     }
     this.call = this.hold!(state);
     this.state = 'call';
+    return true;
   }
 
   /** whether these tokens' text can still be whitespace and the start tag (or begins with it) */
