@@ -21,10 +21,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { BatchDecoder, textCodec, weightProviderOf } from '../../src/runtime/index.js';
 import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
 import { jsonOutcomeProblem } from '../helpers/json-judge.js';
 import { postJson, startServer, TINY_DIR, tinyWithChatTemplate, type Running } from './helpers.js';
 
 const MAX = 48;
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 /**
  * A schema as OpenAI's strict mode wants it (every property required, no others), of enums,
  * booleans and an integer: a model trained on Shakespeare, not JSON, writes free strings until
@@ -124,6 +126,36 @@ describe('JSON mode through the server', () => {
     }
   });
 
+  it('a Pydantic model’s string rules (formats, a pattern, lengths) through the openai client: each object valid under Ajv with its full formats, greedy and sampled', async () => {
+    const event = {
+      type: 'object',
+      properties: {
+        when: { type: 'string', format: 'date-time' },
+        day: { type: 'string', format: 'date' },
+        id: { type: 'string', format: 'uuid' },
+        code: { type: 'string', pattern: '^[A-Z]{3}-\\d{2}$' },
+        note: { type: 'string', minLength: 2, maxLength: 12 },
+        contact: { type: 'string', format: 'email' },
+      },
+      required: ['when', 'day', 'id', 'code', 'note', 'contact'],
+      additionalProperties: false,
+    };
+    const validate = addFormats(new Ajv({ strict: false })).compile(event);
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'When did Romeo leave?' }];
+    const format = { type: 'json_schema' as const, json_schema: { name: 'event', strict: true, schema: event } };
+    const greedy = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 700, temperature: 0, response_format: format });
+    const sampled = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 700, temperature: 0.9, seed: 12, n: 3, response_format: format });
+    for (const c of [...greedy.choices, ...sampled.choices]) {
+      expect(c.finish_reason, c.message.content!).toBe('stop');
+      expect(validate(JSON.parse(c.message.content!)), `${c.message.content}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    }
+    // without the rules the same schema's strings are the model's own (Shakespeare, not dates)
+    const loose = JSON.parse(JSON.stringify(event, (k, v: unknown) => (['format', 'pattern', 'minLength', 'maxLength'].includes(k) ? undefined : v))) as Record<string, unknown>;
+    const free = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 300, temperature: 0, response_format: { type: 'json_schema', json_schema: { name: 'event', schema: loose } } });
+    const when = /"when"\s*:\s*"([^"]*)"/.exec(free.choices[0].message.content!)?.[1];
+    expect(when === undefined || !addFormats(new Ajv()).validate({ type: 'string', format: 'date-time' }, when), when).toBe(true);
+  });
+
   it('vLLM’s guided_json (an object or its text) is the same as response_format json_schema', async () => {
     const body = { model: 'tiny', prompt: 'KING HENRY:', max_tokens: 200, temperature: 0 };
     const viaFormat = await postJson(`${s.url}/v1/completions`, { ...body, response_format: { type: 'json_schema', json_schema: { name: 'c', schema: CHARACTER } } });
@@ -149,11 +181,11 @@ describe('JSON mode through the server', () => {
   });
 
   it('a schema it cannot follow, or another format, is a 400 naming the field, before any load', async () => {
-    const pattern = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^a' } } } } };
+    const pattern = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'integer', multipleOf: 2 } } } } };
     const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], response_format: pattern as OpenAI.ResponseFormatJSONSchema }).catch((e: unknown) => e);
     expect(r).toBeInstanceOf(OpenAI.BadRequestError);
     expect((r as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('response_format.json_schema.schema');
-    expect((r as Error).message).toMatch(/schema \/properties\/a: the keyword "pattern" is not supported/);
+    expect((r as Error).message).toMatch(/schema \/properties\/a: the keyword "multipleOf" is not supported/);
     for (const [format, param] of [
       [{ type: 'yaml' }, 'response_format.type'],
       [{ type: 'json_schema' }, 'response_format.json_schema'],
@@ -241,7 +273,7 @@ describe('structured outputs through the server', () => {
       [{ structured_outputs: { regex: '[' } }, 'structured_outputs.regex', /Unterminated character class/],
       [{ structured_outputs: { choice: [] } }, 'structured_outputs.choice', /give at least one choice/],
       [{ guided_choice: 'yes' }, 'guided_choice', /array of strings/],
-      [{ structured_outputs: { json: { type: 'string', pattern: 'a' } } }, 'structured_outputs.json', /"pattern" is not supported/],
+      [{ structured_outputs: { json: { type: 'string', pattern: '(?<=a)b' } } }, 'structured_outputs.json', /the pattern "\(\?<=a\)b" cannot be held/],
       [{ structured_outputs: {} }, 'structured_outputs', /exactly one of json, regex, choice and json_object/],
       [{ structured_outputs: { regex: 'a', choice: ['a'] } }, 'structured_outputs', /not regex and choice/],
       [{ structured_outputs: { grammar: 'root ::= "a"' } }, 'structured_outputs.grammar', /grammars are not supported/],

@@ -436,7 +436,9 @@ export class GrammarConstraint implements TokenConstraint {
  */
 function textFits(state: GrammarState, text: string): boolean {
   const partial = text.endsWith(PARTIAL);
-  const settled = partial ? text.replace(/\uFFFD+$/, '') : text;
+  // a character still being decoded is the one U+FFFD at the end; any before it are bytes that made
+  // no character (the decoder writes one each), characters of the text as the grammar will read them
+  const settled = partial ? text.slice(0, -1) : text;
   if (settled.length === 0 && !partial) return false; // no text: a special token, or nothing yet
   return state.push(settled) && (!partial || state.inString);
 }

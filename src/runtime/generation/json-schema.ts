@@ -7,14 +7,16 @@
  * `additionalProperties` (false, true or a schema; absent = true), `items`, `minItems`,
  * `maxItems`, `enum`, `const`, `anyOf`, `oneOf` (matched as anyOf: a value valid under two of
  * its options is accepted), `$ref` to `#/$defs/…` or `#/definitions/…` (recursion included), and
- * `nullable`. Keywords that only document (`title`, `description`, `default`, `examples`,
- * `$schema`, `$id`, `format`, `$comment`, `strict`) are ignored. Any other keyword that would
- * constrain a value (`pattern`, `minLength`, `minimum`, `allOf`, …) is refused with a
+ * `nullable`, and a string's `pattern`, `format`, `minLength` and `maxLength` (string-rules.ts;
+ * formats other than those it holds only annotate). Keywords that only document (`title`,
+ * `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `strict`) are ignored. Any
+ * other keyword that would constrain a value (`minimum`, `multipleOf`, `allOf`, …) is refused with a
  * SchemaError naming it, rather than silently not enforced. The top level must be an object
  * (OpenAI's rule for response_format), unless the caller allows any value (vLLM's guided_json, and
  * the server's forced tool calls, which are an array of calls).
  */
 import { RfidMoeError } from '../../errors.js';
+import { stringRule, type StringRule } from './string-rules.js';
 
 export class SchemaError extends RfidMoeError {
   readonly kind = 'SchemaError';
@@ -48,8 +50,8 @@ export type SchemaNode =
       order: ReadonlyMap<string, number>;
     }
   | { kind: 'array'; items: SchemaNode; min: number; max: number }
-  /** a string; `allowed`: the strings as written between the quotes, null: any */
-  | { kind: 'string'; allowed: readonly string[] | null }
+  /** a string; `allowed`: the strings as written between the quotes, null: any; `rule`: its pattern, format and length (string-rules.ts), null: none */
+  | { kind: 'string'; allowed: readonly string[] | null; rule: StringRule | null }
   | { kind: 'number'; integer: boolean }
   /** exactly this JSON text (true, false, null, or a number from enum/const) */
   | { kind: 'literal'; text: string }
@@ -58,7 +60,9 @@ export type SchemaNode =
 export const ANY: SchemaNode = { kind: 'any' };
 
 const DOCUMENTATION = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', 'format', '$comment', 'strict', 'readOnly', 'writeOnly', 'deprecated', '$defs', 'definitions']);
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength']);
+/** what a string's rule reads (string-rules.ts) */
+const STRING_RULES = ['pattern', 'minLength', 'maxLength'];
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
 /** nodes a schema may compile to, against a schema crafted to expand without end */
 const MAX_NODES = 10_000;
@@ -120,6 +124,8 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     const withNull = (n: SchemaNode): SchemaNode => (nullable ? { kind: 'anyOf', options: [n, { kind: 'literal', text: 'null' }] } : n);
 
     if (o.const !== undefined || o.enum !== undefined) {
+      const rules = STRING_RULES.filter((k) => o[k] !== undefined);
+      if (rules.length > 0) throw new SchemaError(`${rules.map((k) => `"${k}"`).join(', ')} beside "enum" or "const" is not supported (give the values that match)`, at);
       const values = o.const !== undefined ? [o.const] : o.enum;
       if (!Array.isArray(values) || values.length === 0) throw new SchemaError('"enum" must be a non-empty array', at);
       if (values.length > MAX_ENUM_VALUES) throw new SchemaError(`"enum" has ${values.length} values, more than the ${MAX_ENUM_VALUES} followed`, at);
@@ -130,7 +136,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         else if (v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) options.push({ kind: 'literal', text: JSON.stringify(v) });
         else throw new SchemaError('"enum" and "const" values must be strings, numbers, booleans or null', at);
       }
-      if (strings.length > 0) options.push({ kind: 'string', allowed: strings });
+      if (strings.length > 0) options.push({ kind: 'string', allowed: strings, rule: null });
       return withNull(options.length === 1 ? options[0] : { kind: 'anyOf', options });
     }
     for (const key of ['anyOf', 'oneOf'] as const) {
@@ -184,7 +190,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         return { kind: 'array', items: o.items === undefined ? ANY : compile(o.items, `${at}/items`), min: min as number, max: max as number };
       }
       case 'string':
-        return { kind: 'string', allowed: null };
+        return { kind: 'string', allowed: null, rule: stringRule(o, at) };
       case 'number':
       case 'integer':
         return { kind: 'number', integer: type === 'integer' };

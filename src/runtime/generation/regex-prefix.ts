@@ -43,7 +43,7 @@ const MAX_NFA_NODES = 100_000;
 const MAX_DFA_STATES = 10_000;
 const MAX_TRANSITIONS = 100_000;
 
-interface DfaState {
+export interface DfaState {
   /** the automaton's nodes, ascending */
   readonly nodes: Int32Array;
   readonly key: string;

@@ -16,6 +16,8 @@
  */
 import { isDigit, isPlain, isSpace, nextEscape, numberComplete, numberStep, type Escape } from './json-chars.js';
 import type { SchemaNode } from './json-schema.js';
+import type { DfaState } from './regex-prefix.js';
+import type { StringRule } from './string-rules.js';
 
 type ObjectNode = Extract<SchemaNode, { kind: 'object' }>;
 type ArrayNode = Extract<SchemaNode, { kind: 'array' }>;
@@ -30,7 +32,12 @@ type Frame =
   /** inside an array: phase 0 after '[' (a value or ']'), 1 after ',' (a value), 2 after a value (',' or ']') */
   | { t: 'array'; node: ArrayNode; count: number; phase: 0 | 1 | 2 }
   /** a string being written; `allowed` as in the node (null: any), `typed` kept only then */
-  | { t: 'string'; allowed: readonly string[] | null; typed: string; esc: Escape }
+  | { t: 'string'; allowed: readonly string[] | null; typed: string; esc: Escape; rule: null }
+  /**
+   * a string held to a rule (string-rules.ts), read as its decoded value: each regex's state,
+   * the code points so far, a \u escape's value so far, a high surrogate waiting for its low one (0: none)
+   */
+  | { t: 'string'; allowed: null; typed: ''; esc: Escape; rule: StringRule; dfas: readonly DfaState[]; len: number; hex: number; high: number }
   /** a number, in json-chars.ts's numberStep phases */
   | { t: 'number'; integer: boolean; phase: number }
   /** a literal being written, `pos` characters of `text` read */
@@ -93,7 +100,7 @@ export class SchemaPrefix {
 
   /** inside a string any character may come next (not an enum's or a fixed key's) */
   get inString(): boolean {
-    return this.paths.some((p) => p.stack !== null && ((p.stack.frame.t === 'string' && p.stack.frame.allowed === null) || (p.stack.frame.t === 'key' && p.stack.frame.node.additional !== null)));
+    return this.paths.some((p) => p.stack !== null && ((p.stack.frame.t === 'string' && p.stack.frame.allowed === null && freeNext(p.stack.frame)) || (p.stack.frame.t === 'key' && p.stack.frame.node.additional !== null)));
   }
 
   /** The whole state as a string: equal keys accept the same texts. */
@@ -108,7 +115,7 @@ export class SchemaPrefix {
       // (a screen reads most of a vocabulary this way, inside a string value)
       if (this.paths.length === 1) {
         const top = this.paths[0].stack?.frame;
-        if (top !== undefined && top.t === 'string' && top.allowed === null && top.esc === 0) {
+        if (top !== undefined && top.t === 'string' && top.allowed === null && top.rule === null && top.esc === 0) {
           while (i < text.length && isPlain(text.charCodeAt(i))) i++;
           if (i === text.length) break;
         }
@@ -194,6 +201,10 @@ export class SchemaPrefix {
         return;
       }
       case 'string': {
+        if (f.rule !== null) {
+          ruledStringStep(f, c, below, push);
+          return;
+        }
         if (f.esc === 0 && c === 0x22) {
           if (f.allowed === null || f.allowed.includes(f.typed)) push(below);
           return;
@@ -232,7 +243,7 @@ export class SchemaPrefix {
       case 'any':
         if (c === 0x7b) push(on({ t: 'object', node: ANY_OBJECT, seen: [], phase: 0, key: '' }, below));
         else if (c === 0x5b) push(on({ t: 'array', node: ANY_ARRAY, count: 0, phase: 0 }, below));
-        else if (c === 0x22) push(on({ t: 'string', allowed: null, typed: '', esc: 0 }, below));
+        else if (c === 0x22) push(on({ t: 'string', allowed: null, typed: '', esc: 0, rule: null }, below));
         else if (c === 0x2d || isDigit(c)) this.start(ANY_NUMBER, below, c, run, out);
         else for (const text of ['true', 'false', 'null']) this.start({ kind: 'literal', text }, below, c, run, out);
         return;
@@ -243,7 +254,9 @@ export class SchemaPrefix {
         if (c === 0x5b) push(on({ t: 'array', node, count: 0, phase: 0 }, below));
         return;
       case 'string':
-        if (c === 0x22) push(on({ t: 'string', allowed: node.allowed, typed: '', esc: 0 }, below));
+        if (c !== 0x22) return;
+        if (node.rule === null || node.allowed !== null) push(on({ t: 'string', allowed: node.allowed, typed: '', esc: 0, rule: null }, below));
+        else push(on({ t: 'string', allowed: null, typed: '', esc: 0, rule: node.rule, dfas: node.rule.regexes.map((r) => r.start), len: 0, hex: 0, high: 0 }, below));
         return;
       case 'number': {
         const phase = numberStep(0, c, node.integer);
@@ -324,6 +337,11 @@ function frameKey(f: Frame): string {
     case 'array':
       return `a${idOf(f.node)}:${f.phase}:${f.count}`;
     case 'string':
+      if (f.rule !== null) {
+        // the length matters up to minLength where there is no maxLength, exactly where there is one
+        const len = f.rule.max === Infinity ? Math.min(f.len, f.rule.min) : f.len;
+        return `r${idOf(f.rule)}:${f.esc}:${f.hex}:${f.high}:${len}:${f.dfas.map((d) => d.key).join(',')}`;
+      }
       return `s${f.allowed === null ? '' : idOf(f.allowed)}:${f.esc}:${f.allowed === null ? '' : f.typed}`;
     case 'number':
       return `n${f.integer ? 1 : 0}${f.phase}`;
@@ -346,4 +364,108 @@ function dedupe(paths: Path[]): Path[] {
     seen.add(k);
     return true;
   });
+}
+
+type RuledString = Extract<Frame, { t: 'string'; rule: StringRule }>;
+
+/** what a simple escape (after a backslash) stands for */
+const SIMPLE_ESCAPES = new Map([
+  [0x22, 0x22],
+  [0x5c, 0x5c],
+  [0x2f, 0x2f],
+  [0x62, 0x08],
+  [0x66, 0x0c],
+  [0x6e, 0x0a],
+  [0x72, 0x0d],
+  [0x74, 0x09],
+]);
+
+const hexValue = (c: number): number => (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57);
+const isHigh = (u: number) => u >= 0xd800 && u <= 0xdbff;
+const isLow = (u: number) => u >= 0xdc00 && u <= 0xdfff;
+
+/** whether a character still being decoded may come next in a string: any may in a free one; in a ruled one, one beyond ASCII within its length */
+function freeNext(f: Extract<Frame, { t: 'string' }>): boolean {
+  return f.rule === null || (f.len + (f.high === 0 ? 0 : 1) < f.rule.max && f.dfas.every((d) => d.nonAscii));
+}
+
+/** the characters JSON must escape: the controls, written \u00XX (or as a simple escape) */
+const CONTROLS = Array.from({ length: 0x20 }, (_, i) => i);
+/** what may follow a backslash in a ruled string: the simple escapes' characters and the controls */
+const ESCAPABLE = [...new Set([...SIMPLE_ESCAPES.values(), ...CONTROLS])];
+
+/**
+ * One character of a string held to a rule, read as the value it writes: a plain character is
+ * itself, an escape its character once complete; each character of the value steps the regexes
+ * (by code point where the pattern reads code points) and counts towards the length. The closing
+ * quote needs every regex at a match and the length at least minLength.
+ *
+ * An escape is only begun where the character it can write is one the rule takes, so the text
+ * never reaches a point nothing completes; and `\u` escapes are kept to the control characters,
+ * which JSON requires escaped (any other character is written as itself): a \u escape of any
+ * character would otherwise need each of its 65,536 completions judged before its first digit.
+ */
+function ruledStringStep(f: RuledString, c: number, below: Stack | null, push: (stack: Stack | null) => void): void {
+  if (f.esc === 0 && c === 0x22) {
+    const closed = f.high === 0 ? f : codePoint(f, f.high);
+    if (closed !== null && closed.len >= f.rule.min && closed.dfas.every((d) => d.accepting)) push(below);
+    return;
+  }
+  const esc = nextEscape(f.esc, c);
+  if (esc < 0) return;
+  let unit = -1;
+  let hex = 0;
+  if (f.esc === 0 && esc === 0) unit = c;
+  else if (f.esc === 0) {
+    // a backslash: some escaped character must be one the rule takes
+    if (!ESCAPABLE.some((u) => codeUnit(f, u) !== null)) return;
+  } else if (f.esc === 1 && esc === 0) unit = SIMPLE_ESCAPES.get(c)!;
+  else if (f.esc === 1) {
+    if (!CONTROLS.some((u) => codeUnit(f, u) !== null)) return; // \u: a control character must be taken
+  } else {
+    // \u00XX: the first two digits 0, the third 0 or 1, and some character of what they leave taken
+    hex = f.hex * 16 + hexValue(c);
+    if ((f.esc === 2 || f.esc === 3) && hex !== 0) return;
+    if (f.esc === 4 && (hex > 1 || !CONTROLS.slice(hex * 16, hex * 16 + 16).some((u) => codeUnit(f, u) !== null))) return;
+    if (esc === 0) {
+      unit = hex;
+      hex = 0;
+    }
+  }
+  if (unit < 0) {
+    push(on({ ...f, esc, hex }, below));
+    return;
+  }
+  const next = codeUnit(f, unit);
+  if (next !== null) push(on({ ...next, esc: 0, hex: 0 }, below));
+}
+
+/** the string after one UTF-16 unit of its value: a high surrogate waits for its low one; null where the rule refuses it */
+function codeUnit(f: RuledString, unit: number): RuledString | null {
+  if (f.high !== 0) {
+    if (isLow(unit)) return codePoint({ ...f, high: 0 }, ((f.high - 0xd800) << 10) + (unit - 0xdc00) + 0x10000);
+    // a lone high surrogate (JSON's \u escapes allow one) is a character of its own
+    const lone = codePoint({ ...f, high: 0 }, f.high);
+    return lone === null ? null : codeUnit(lone, unit);
+  }
+  if (isHigh(unit)) return { ...f, high: unit };
+  return codePoint(f, unit);
+}
+
+/** the string after one code point of its value; null where the rule refuses it */
+function codePoint(f: RuledString, cp: number): RuledString | null {
+  if (f.len + 1 > f.rule.max) return null;
+  const dfas: DfaState[] = [];
+  for (const [i, d] of f.dfas.entries()) {
+    const regex = f.rule.regexes[i];
+    let state: DfaState | null = d;
+    if (regex.codePoints || cp <= 0xffff) state = regex.step(d, cp);
+    else {
+      state = regex.step(d, 0xd800 + ((cp - 0x10000) >> 10));
+      if (state !== null) state = regex.step(state, 0xdc00 + ((cp - 0x10000) & 0x3ff));
+    }
+    if (state === null) return null;
+    dfas.push(state);
+  }
+  return { ...f, dfas, len: f.len + 1, high: 0 };
 }

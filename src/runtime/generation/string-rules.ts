@@ -1,0 +1,133 @@
+/**
+ * What a JSON schema may ask of a string value beyond its type: `pattern`, `format`, `minLength`
+ * and `maxLength` (json-schema.ts compiles them here; schema-prefix.ts holds a string to them as
+ * it is written, on the decoded value: escapes read, lengths in code points).
+ *
+ * `pattern` is JSON Schema's: an ECMA-262 regular expression that must match somewhere in the
+ * value (not the whole of it, unless anchored with `^` and `$`). It is turned into a whole-value
+ * match for the automaton (regex-prefix.ts): each top-level alternative gets `[\s\S]*` at the end
+ * it does not anchor. Anchors elsewhere, lookarounds and `\b` cannot be followed token by token and
+ * are refused, as in the regex mode.
+ *
+ * `format`: the formats Pydantic, zod and OpenAI's strict mode write (`date-time`, `date`, `time`,
+ * `uuid`, `email`, `ipv4`, `ipv6`, `hostname`, `uri`) are held to a regular expression of a subset
+ * of their values that every common validator accepts: RFC 3339's dates and times with upper-case
+ * `T` and `Z` and real calendar days (leap years included), a UUID in its 8-4-4-4-12 hex form, an
+ * e-mail address of letters, digits, `_`, `+` and `-` in dot-separated atoms under a domain of
+ * letters, digits and hyphens ending in a letters-only top-level label, IPv6 in its full eight
+ * groups, `http`/`https` URIs. A model may
+ * write nothing outside that subset, and everything it writes passes the format. Other formats
+ * (`duration`, `binary`, …) only annotate, as JSON Schema has it by default, and are not held.
+ */
+import { compileRegex, RegexError, type CompiledRegex } from './regex-prefix.js';
+import { SchemaError } from './json-schema.js';
+
+/** A string's rules beyond its type, as schema-prefix.ts follows them. */
+export interface StringRule {
+  /** the value must match each of these whole (the pattern, made a whole-value match; the format's) */
+  regexes: readonly CompiledRegex[];
+  /** length of the value in code points */
+  min: number;
+  max: number;
+}
+
+const YEAR = '\\d{4}';
+/** a calendar date, February 29 only in leap years (divisible by 4, and by 400 where by 100) */
+const DATE = [
+  `${YEAR}-(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])`,
+  `${YEAR}-(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)`,
+  `${YEAR}-02-(?:0[1-9]|1\\d|2[0-8])`,
+  `(?:\\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29`,
+].join('|');
+const TIME = `(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)`;
+const HEX = '[0-9a-fA-F]';
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+/** the characters of an address's local part that every validator takes (zod's is the narrowest) */
+const ATOM = '[A-Za-z0-9_+-]{1,15}';
+const IPV4_PART = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+
+/** The formats held, each as the whole-value pattern of its subset. */
+export const FORMAT_PATTERNS: ReadonlyMap<string, string> = new Map([
+  ['date-time', `(?:${DATE})T${TIME}`],
+  ['date', `(?:${DATE})`],
+  ['time', TIME],
+  ['uuid', `${HEX}{8}-${HEX}{4}-${HEX}{4}-${HEX}{4}-${HEX}{12}`],
+  ['email', `${ATOM}(?:\\.${ATOM}){0,3}@(?:${LABEL}\\.){1,4}[A-Za-z]{2,24}`],
+  ['ipv4', `${IPV4_PART}(?:\\.${IPV4_PART}){3}`],
+  ['ipv6', `${HEX}{1,4}(?::${HEX}{1,4}){7}`],
+  // at most four labels of up to 63 characters: within the 253 a name may have
+  ['hostname', `${LABEL}(?:\\.${LABEL}){0,3}`],
+  ['uri', `https?://(?:${LABEL}\\.){0,4}${LABEL}(?::\\d{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(?:\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?`],
+]);
+
+/** The rules of a string schema `o` (at `at`); null where it has none beyond its type. */
+export function stringRule(o: Record<string, unknown>, at: string): StringRule | null {
+  const regexes: CompiledRegex[] = [];
+  if (o.pattern !== undefined) {
+    if (typeof o.pattern !== 'string') throw new SchemaError('"pattern" must be a string', at);
+    regexes.push(compiled(searchSource(o.pattern, at), `${at}/pattern`, `the pattern ${JSON.stringify(o.pattern)}`));
+  }
+  if (typeof o.format === 'string' && FORMAT_PATTERNS.has(o.format)) regexes.push(compiled(FORMAT_PATTERNS.get(o.format)!, `${at}/format`, `the format "${o.format}"`));
+  const min = o.minLength ?? 0;
+  const max = o.maxLength ?? Infinity;
+  if (!Number.isSafeInteger(min) || (min as number) < 0) throw new SchemaError('"minLength" must be an integer ≥ 0', at);
+  if (max !== Infinity && (!Number.isSafeInteger(max) || (max as number) < (min as number))) throw new SchemaError('"maxLength" must be an integer ≥ minLength', at);
+  if (regexes.length === 0 && min === 0 && max === Infinity) return null;
+  return { regexes, min: min as number, max: max as number };
+}
+
+function compiled(source: string, at: string, what: string): CompiledRegex {
+  try {
+    return compileRegex(source);
+  } catch (err) {
+    if (err instanceof RegexError) throw new SchemaError(`${what} cannot be held: ${err.message}`, at);
+    throw err;
+  }
+}
+
+/**
+ * A whole-value pattern that matches what `pattern` finds somewhere in a value: each top-level
+ * alternative anchored where it says (`^`, `$`) and open (`[\s\S]*`) where it does not.
+ */
+export function searchSource(pattern: string, at = ''): string {
+  const alternatives = topLevelAlternatives(pattern, at);
+  return alternatives
+    .map((alt) => {
+      let core = alt;
+      const start = core.startsWith('^');
+      if (start) core = core.slice(1);
+      const end = core.endsWith('$') && (/\\*$/.exec(core.slice(0, -1))![0].length % 2 === 0);
+      if (end) core = core.slice(0, -1);
+      return `${start ? '' : '[\\s\\S]*'}(?:${core})${end ? '' : '[\\s\\S]*'}`;
+    })
+    .join('|');
+}
+
+/** `pattern` split at its top-level `|` (outside groups and classes). */
+function topLevelAlternatives(pattern: string, at: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let inClass = false;
+  let from = 0;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      i++;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      continue;
+    }
+    if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) {
+      out.push(pattern.slice(from, i));
+      from = i + 1;
+    }
+    if (depth < 0) throw new SchemaError(`the pattern ${JSON.stringify(pattern)} has an unmatched ")"`, `${at}/pattern`);
+  }
+  out.push(pattern.slice(from));
+  return out;
+}

@@ -1,0 +1,180 @@
+/**
+ * A JSON schema's string rules (`pattern`, `format`, `minLength`, `maxLength`) as the schema
+ * constraint holds them (string-rules.ts, schema-prefix.ts). Independent truth: Ajv with
+ * ajv-formats' full formats (JSON Schema's own validator for JavaScript) on whole values, and
+ * JavaScript's RegExp for a pattern's search semantics. A string the constraint completes must be
+ * valid under Ajv; for patterns and lengths the two must agree exactly, every prefix of a valid
+ * value being viable; for formats, held to a subset, every value the constraint takes must pass
+ * and the common forms of each must be taken.
+ */
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { startingState } from '../../src/runtime/generation/grammar-constraint.js';
+import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
+import { FORMAT_PATTERNS, searchSource } from '../../src/runtime/generation/string-rules.js';
+import { SchemaError } from '../../src/runtime/generation/json-schema.js';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+const ajv = addFormats(new Ajv({ strict: false }));
+
+/** what the constraint makes of `text` under `schema`: refused, viable (a prefix) or complete */
+function held(schema: unknown, text: string): 'refused' | 'viable' | 'complete' {
+  const state = startingState(schema, 'any');
+  if (!state.push(text)) return 'refused';
+  return state.complete ? 'complete' : 'viable';
+}
+
+/** `value` as JSON text, with some control characters written as \u escapes rather than simple ones (\u000a for \n) */
+function written(value: string, escapeEvery: number): string {
+  if (escapeEvery === 0) return JSON.stringify(value);
+  let out = '"';
+  let i = 0;
+  for (const ch of value) {
+    out += ch.charCodeAt(0) < 0x20 && i++ % escapeEvery === 0 ? `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}` : JSON.stringify(ch).slice(1, -1);
+  }
+  return `${out}"`;
+}
+
+describe('string rules', () => {
+  it('a pattern matches anywhere in the value unless anchored, as RegExp.test: agreed on random strings', () => {
+    const patterns = ['\\d{3}', '^ab', 'yz$', '^a.c$', 'x|^y|z$', '[aeiou]{2}', '^(?:ab|cd)+$', 'é+', '\\.\\*'];
+    const alphabet = fc.constantFrom('a', 'b', 'c', 'd', 'x', 'y', 'z', '1', '2', '3', 'é', '.', '*', ' ', '😀');
+    for (const pattern of patterns) {
+      const regex = new RegExp(pattern, 'u');
+      const whole = compileRegex(searchSource(pattern));
+      fc.assert(
+        fc.property(fc.array(alphabet, { maxLength: 8 }), (chars) => {
+          const value = chars.join('');
+          const m = new RegexPrefix(whole);
+          const wholeMatch = m.push(value) && m.canEnd;
+          expect(wholeMatch, `${pattern} on ${JSON.stringify(value)}`).toBe(regex.test(value));
+          expect(held({ type: 'string', pattern }, JSON.stringify(value)) === 'complete', `${pattern} on ${JSON.stringify(value)}`).toBe(regex.test(value));
+        }),
+        { numRuns: 300, seed: 7 },
+      );
+    }
+  });
+
+  it('pattern and lengths on the decoded value, escapes and surrogate pairs included, agree with Ajv; every prefix of a valid value is viable', () => {
+    const schemas = [
+      { type: 'string', minLength: 2, maxLength: 4 },
+      { type: 'string', pattern: '^[a-c]+\\n?$' },
+      { type: 'string', pattern: '^[\\s\\S]*\\t', maxLength: 3 },
+      { type: 'string', pattern: '😀', maxLength: 3 },
+      { type: 'string', pattern: '^\\d+$', minLength: 3 },
+    ];
+    const alphabet = fc.constantFrom('a', 'b', 'c', '1', '2', '\n', '\t', '\u0001', '"', '\\', '/', '😀', 'é');
+    for (const schema of schemas) {
+      const validate = ajv.compile(schema);
+      fc.assert(
+        fc.property(fc.array(alphabet, { maxLength: 6 }), fc.constantFrom(0, 1, 2, 3), (chars, escapeEvery) => {
+          const value = chars.join('');
+          const text = written(value, escapeEvery);
+          expect(JSON.parse(text)).toBe(value);
+          const valid = validate(value);
+          expect(held(schema, text), `${JSON.stringify(schema)} on ${text}`).toBe(valid ? 'complete' : 'refused');
+          if (valid) for (let i = 1; i < text.length; i++) expect(held(schema, text.slice(0, i)), text.slice(0, i)).toBe('viable');
+        }),
+        { numRuns: 300, seed: 11 },
+      );
+    }
+  });
+
+  it('in a string held to a rule, \\u escapes write only control characters (others are written as themselves), and an escape is begun only where its character is taken', () => {
+    const letters = { type: 'string', pattern: '^[a-z]*$' };
+    expect(held(letters, '"ab"')).toBe('complete');
+    expect(held(letters, '"\\u0061')).toBe('refused');
+    expect(held(letters, '"a\\')).toBe('refused'); // no escaped character is a letter
+    const lines = { type: 'string', pattern: '^a\\nb$' };
+    expect(held(lines, '"a\\nb"')).toBe('complete');
+    expect(held(lines, '"a\\u000ab"')).toBe('complete');
+    expect(held(lines, '"a\\u000b')).toBe('refused');
+    expect(held(lines, '"a\\u001')).toBe('refused'); // no control from U+0010 on is a line feed
+    // a free string takes any escape, as before
+    expect(held({ type: 'string' }, '"\\u0061\\ud83d\\ude00"')).toBe('complete');
+  });
+
+  it('a character still being decoded may come only where a character beyond ASCII can, within the length', () => {
+    const at = (schema: unknown, text: string) => {
+      const state = startingState(schema, 'any');
+      expect(state.push(text)).toBe(true);
+      return state.inString;
+    };
+    expect(at({ type: 'string', maxLength: 2 }, '"a')).toBe(true);
+    expect(at({ type: 'string', maxLength: 2 }, '"ab')).toBe(false);
+    expect(at({ type: 'string', pattern: '^[a-z]+$' }, '"a')).toBe(false);
+    expect(at({ type: 'string', pattern: '^[a-zé]+$' }, '"a')).toBe(true);
+    expect(at({ type: 'string' }, '"ab')).toBe(true);
+  });
+
+  it('a held format takes only values Ajv\'s full format passes (random candidates near each form)', () => {
+    const digit = fc.constantFrom(...'0123456789');
+    const digits = (n: number) => fc.array(digit, { minLength: n, maxLength: n }).map((d) => d.join(''));
+    // two-digit fields near their ranges, on both sides of each edge
+    const two = (from: number, to: number) => fc.integer({ min: from, max: to }).map((n) => String(n).padStart(2, '0'));
+    const year = fc.oneof(digits(4), fc.constantFrom('2000', '1900', '2024', '2023', '2100', '2400'));
+    const date = fc.tuple(year, two(0, 13), two(0, 32)).map(([y, m, d]) => `${y}-${m}-${d}`);
+    const time = fc.tuple(two(0, 24), two(0, 60), two(0, 61), fc.constantFrom('Z', '+01:00', '-23:59', '+24:00', 'z', '', '.5Z', '+05:60')).map(([h, m, s, z]) => `${h}:${m}:${s}${z}`);
+    const candidates: Record<string, fc.Arbitrary<string>> = {
+      'date-time': fc.tuple(date, time).map(([d, t]) => `${d}T${t}`),
+      date,
+      time,
+      uuid: fc.uuid(),
+      email: fc.emailAddress(),
+      ipv4: fc.ipV4(),
+      ipv6: fc.ipV6(),
+      hostname: fc.domain(),
+      uri: fc.webUrl(),
+    };
+    for (const [format, arbitrary] of Object.entries(candidates)) {
+      const validate = ajv.compile({ type: 'string', format });
+      let taken = 0;
+      fc.assert(
+        fc.property(arbitrary, (value) => {
+          if (held({ type: 'string', format }, JSON.stringify(value)) !== 'complete') return;
+          taken++;
+          expect(validate(value), `${format}: ${JSON.stringify(value)}`).toBe(true);
+        }),
+        { numRuns: 400, seed: 3 },
+      );
+      expect(taken, format).toBeGreaterThan(0);
+    }
+  });
+
+  it('the common forms of each held format are taken', () => {
+    const common: Record<string, string[]> = {
+      'date-time': ['2024-02-29T12:00:00Z', '1999-12-31T23:59:59.123+05:30', '2023-06-01T00:00:00-08:00'],
+      date: ['2024-02-29', '2000-02-29', '2023-11-30'],
+      time: ['12:30:00Z', '23:59:59.5+01:00'],
+      uuid: ['123e4567-e89b-12d3-a456-426614174000'],
+      email: ['romeo@verona.it', 'juliet.capulet+note@mail.example.com'],
+      ipv4: ['192.168.0.1', '255.255.255.255'],
+      ipv6: ['2001:0db8:85a3:0000:0000:8a2e:0370:7334'],
+      hostname: ['example.com', 'a-b.c-d.org'],
+      uri: ['https://example.com/path/to?x=1&y=2', 'http://localhost:8000/v1'],
+    };
+    for (const [format, values] of Object.entries(common)) {
+      for (const value of values) {
+        expect(held({ type: 'string', format }, JSON.stringify(value)), `${format}: ${value}`).toBe('complete');
+        expect(ajv.compile({ type: 'string', format })(value)).toBe(true);
+      }
+    }
+    // and what is not a date is refused where it stops being one
+    expect(held({ type: 'string', format: 'date' }, '"2023-02-29"')).toBe('refused');
+    expect(held({ type: 'string', format: 'date' }, '"2023-13')).toBe('refused');
+    expect(FORMAT_PATTERNS.has('duration')).toBe(false);
+    // a format not held only annotates
+    expect(held({ type: 'string', format: 'duration' }, '"whenever"')).toBe('complete');
+  });
+
+  it('rules the constraint cannot follow are SchemaErrors naming the keyword', () => {
+    expect(() => startingState({ type: 'string', pattern: '(?=a)b' })).toThrow(SchemaError);
+    expect(() => startingState({ type: 'string', pattern: 'a(^b)' })).toThrow(/pattern/);
+    expect(() => startingState({ type: 'string', minLength: -1 })).toThrow(/minLength/);
+    expect(() => startingState({ type: 'string', minLength: 3, maxLength: 2 })).toThrow(/maxLength/);
+    expect(() => startingState({ enum: ['a', 'b'], pattern: 'a' })).toThrow(/beside "enum"/);
+    expect(() => startingState({ type: 'string', pattern: 3 })).toThrow(/"pattern" must be a string/);
+  });
+});
