@@ -126,7 +126,7 @@ describe('JSON mode through the server', () => {
     }
   });
 
-  it('a Pydantic model’s string rules (formats, a pattern, lengths) through the openai client: each object valid under Ajv with its full formats, greedy and sampled', async () => {
+  it('a Pydantic model’s field rules (formats, a pattern, lengths, numeric bounds) through the openai client: each object valid under Ajv with its full formats, greedy and sampled', async () => {
     const event = {
       type: 'object',
       properties: {
@@ -136,8 +136,10 @@ describe('JSON mode through the server', () => {
         code: { type: 'string', pattern: '^[A-Z]{3}-\\d{2}$' },
         note: { type: 'string', minLength: 2, maxLength: 12 },
         contact: { type: 'string', format: 'email' },
+        age: { type: 'integer', minimum: 13, maximum: 120 },
+        score: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
       },
-      required: ['when', 'day', 'id', 'code', 'note', 'contact'],
+      required: ['when', 'day', 'id', 'code', 'note', 'contact', 'age', 'score'],
       additionalProperties: false,
     };
     const validate = addFormats(new Ajv({ strict: false })).compile(event);
@@ -150,7 +152,7 @@ describe('JSON mode through the server', () => {
       expect(validate(JSON.parse(c.message.content!)), `${c.message.content}: ${JSON.stringify(validate.errors)}`).toBe(true);
     }
     // without the rules the same schema's strings are the model's own (Shakespeare, not dates)
-    const loose = JSON.parse(JSON.stringify(event, (k, v: unknown) => (['format', 'pattern', 'minLength', 'maxLength'].includes(k) ? undefined : v))) as Record<string, unknown>;
+    const loose = JSON.parse(JSON.stringify(event, (k, v: unknown) => (['format', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum'].includes(k) ? undefined : v))) as Record<string, unknown>;
     const free = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 300, temperature: 0, response_format: { type: 'json_schema', json_schema: { name: 'event', schema: loose } } });
     const when = /"when"\s*:\s*"([^"]*)"/.exec(free.choices[0].message.content!)?.[1];
     expect(when === undefined || !addFormats(new Ajv()).validate({ type: 'string', format: 'date-time' }, when), when).toBe(true);

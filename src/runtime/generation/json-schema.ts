@@ -7,16 +7,18 @@
  * `additionalProperties` (false, true or a schema; absent = true), `items`, `minItems`,
  * `maxItems`, `enum`, `const`, `anyOf`, `oneOf` (matched as anyOf: a value valid under two of
  * its options is accepted), `$ref` to `#/$defs/…` or `#/definitions/…` (recursion included), and
- * `nullable`, and a string's `pattern`, `format`, `minLength` and `maxLength` (string-rules.ts;
- * formats other than those it holds only annotate). Keywords that only document (`title`,
+ * `nullable`, a string's `pattern`, `format`, `minLength` and `maxLength` (string-rules.ts;
+ * formats other than those it holds only annotate), and a number's `minimum`, `maximum`,
+ * `exclusiveMinimum` and `exclusiveMaximum` (number-range.ts). Keywords that only document (`title`,
  * `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `strict`) are ignored. Any
- * other keyword that would constrain a value (`minimum`, `multipleOf`, `allOf`, …) is refused with a
+ * other keyword that would constrain a value (`multipleOf`, `allOf`, …) is refused with a
  * SchemaError naming it, rather than silently not enforced. The top level must be an object
  * (OpenAI's rule for response_format), unless the caller allows any value (vLLM's guided_json, and
  * the server's forced tool calls, which are an array of calls).
  */
 import { RfidMoeError } from '../../errors.js';
 import { stringRule, type StringRule } from './string-rules.js';
+import { hasInteger, numberRange, type NumberRange } from './number-range.js';
 
 export class SchemaError extends RfidMoeError {
   readonly kind = 'SchemaError';
@@ -52,7 +54,8 @@ export type SchemaNode =
   | { kind: 'array'; items: SchemaNode; min: number; max: number }
   /** a string; `allowed`: the strings as written between the quotes, null: any; `rule`: its pattern, format and length (string-rules.ts), null: none */
   | { kind: 'string'; allowed: readonly string[] | null; rule: StringRule | null }
-  | { kind: 'number'; integer: boolean }
+  /** a number; `range`: its bounds (number-range.ts), null: none */
+  | { kind: 'number'; integer: boolean; range: NumberRange | null }
   /** exactly this JSON text (true, false, null, or a number from enum/const) */
   | { kind: 'literal'; text: string }
   | { kind: 'anyOf'; options: readonly SchemaNode[] };
@@ -60,9 +63,9 @@ export type SchemaNode =
 export const ANY: SchemaNode = { kind: 'any' };
 
 const DOCUMENTATION = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', 'format', '$comment', 'strict', 'readOnly', 'writeOnly', 'deprecated', '$defs', 'definitions']);
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength']);
-/** what a string's rule reads (string-rules.ts) */
-const STRING_RULES = ['pattern', 'minLength', 'maxLength'];
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']);
+/** what a string's rule (string-rules.ts) and a number's range (number-range.ts) read */
+const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
 /** nodes a schema may compile to, against a schema crafted to expand without end */
 const MAX_NODES = 10_000;
@@ -124,7 +127,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     const withNull = (n: SchemaNode): SchemaNode => (nullable ? { kind: 'anyOf', options: [n, { kind: 'literal', text: 'null' }] } : n);
 
     if (o.const !== undefined || o.enum !== undefined) {
-      const rules = STRING_RULES.filter((k) => o[k] !== undefined);
+      const rules = VALUE_RULES.filter((k) => o[k] !== undefined);
       if (rules.length > 0) throw new SchemaError(`${rules.map((k) => `"${k}"`).join(', ')} beside "enum" or "const" is not supported (give the values that match)`, at);
       const values = o.const !== undefined ? [o.const] : o.enum;
       if (!Array.isArray(values) || values.length === 0) throw new SchemaError('"enum" must be a non-empty array', at);
@@ -192,8 +195,11 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       case 'string':
         return { kind: 'string', allowed: null, rule: stringRule(o, at) };
       case 'number':
-      case 'integer':
-        return { kind: 'number', integer: type === 'integer' };
+      case 'integer': {
+        const range = numberRange(o, at);
+        if (range !== null && type === 'integer' && !hasInteger(range)) throw new SchemaError('the bounds leave no integer', at);
+        return { kind: 'number', integer: type === 'integer', range };
+      }
       case 'boolean':
         return { kind: 'anyOf', options: [{ kind: 'literal', text: 'true' }, { kind: 'literal', text: 'false' }] };
       default:

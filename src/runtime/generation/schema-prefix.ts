@@ -18,6 +18,7 @@ import { isDigit, isPlain, isSpace, nextEscape, numberComplete, numberStep, type
 import type { SchemaNode } from './json-schema.js';
 import type { DfaState } from './regex-prefix.js';
 import type { StringRule } from './string-rules.js';
+import { inRange, numberPrefixViable, parseDecimal, type NumberRange } from './number-range.js';
 
 type ObjectNode = Extract<SchemaNode, { kind: 'object' }>;
 type ArrayNode = Extract<SchemaNode, { kind: 'array' }>;
@@ -38,8 +39,8 @@ type Frame =
    * the code points so far, a \u escape's value so far, a high surrogate waiting for its low one (0: none)
    */
   | { t: 'string'; allowed: null; typed: ''; esc: Escape; rule: StringRule; dfas: readonly DfaState[]; len: number; hex: number; high: number }
-  /** a number, in json-chars.ts's numberStep phases */
-  | { t: 'number'; integer: boolean; phase: number }
+  /** a number, in json-chars.ts's numberStep phases; with bounds (`range`), its text so far */
+  | { t: 'number'; integer: boolean; phase: number; range: NumberRange | null; text: string }
   /** a literal being written, `pos` characters of `text` read */
   | { t: 'literal'; text: string; pos: number };
 
@@ -140,7 +141,7 @@ export class SchemaPrefix {
     if (!inText && isSpace(c)) {
       // whitespace ends a number; elsewhere (between tokens) it is only counted
       if (f.t === 'number') {
-        if (numberComplete(f.phase, f.integer)) this.step({ stack: below, spaces: p.spaces, newlines: p.newlines }, c, out);
+        if (numberEnds(f)) this.step({ stack: below, spaces: p.spaces, newlines: p.newlines }, c, out);
         return;
       }
       if (f.t === 'literal') return;
@@ -221,8 +222,13 @@ export class SchemaPrefix {
       }
       case 'number': {
         const phase = numberStep(f.phase, c, f.integer);
-        if (phase > 0) push(on({ ...f, phase }, below));
-        else if (numberComplete(f.phase, f.integer)) this.step({ stack: below, ...run }, c, out); // the number ended: c belongs to what holds it
+        if (phase > 0) {
+          if (f.range === null) push(on({ ...f, phase }, below));
+          else if (phase < EXPONENT) {
+            const text = f.text + String.fromCharCode(c);
+            if (numberPrefixViable(f.range, text, f.integer)) push(on({ ...f, phase, text }, below));
+          }
+        } else if (numberEnds(f)) this.step({ stack: below, ...run }, c, out); // the number ended: c belongs to what holds it
         return;
       }
       case 'literal': {
@@ -260,7 +266,9 @@ export class SchemaPrefix {
         return;
       case 'number': {
         const phase = numberStep(0, c, node.integer);
-        if (phase > 0) push(on({ t: 'number', integer: node.integer, phase }, below));
+        if (phase === 0) return;
+        const text = node.range === null ? '' : String.fromCharCode(c);
+        if (node.range === null || numberPrefixViable(node.range, text, node.integer)) push(on({ t: 'number', integer: node.integer, phase, range: node.range, text }, below));
         return;
       }
       case 'literal':
@@ -272,7 +280,7 @@ export class SchemaPrefix {
 
 const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' }, declared: [], order: new Map() };
 const ANY_ARRAY: ArrayNode = { kind: 'array', items: { kind: 'any' }, min: 0, max: Infinity };
-const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false };
+const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false, range: null };
 
 /** whether another key can be written in this object */
 function keyCanFollow(n: ObjectNode, seen: readonly string[]): boolean {
@@ -344,7 +352,7 @@ function frameKey(f: Frame): string {
       }
       return `s${f.allowed === null ? '' : idOf(f.allowed)}:${f.esc}:${f.allowed === null ? '' : f.typed}`;
     case 'number':
-      return `n${f.integer ? 1 : 0}${f.phase}`;
+      return f.range === null ? `n${f.integer ? 1 : 0}${f.phase}` : `N${idOf(f.range)}:${f.integer ? 1 : 0}${f.phase}:${f.text}`;
     case 'literal':
       return `l${f.text}:${f.pos}`;
   }
@@ -468,4 +476,13 @@ function codePoint(f: RuledString, cp: number): RuledString | null {
     dfas.push(state);
   }
   return { ...f, dfas, len: f.len + 1, high: 0 };
+}
+
+/** numberStep's first exponent phase: a bounded number is written without one */
+const EXPONENT = 6;
+
+/** whether a number may end here: complete, and within its bounds */
+function numberEnds(f: Extract<Frame, { t: 'number' }>): boolean {
+  if (!numberComplete(f.phase, f.integer)) return false;
+  return f.range === null || inRange(f.range, parseDecimal(f.text)!);
 }
