@@ -198,6 +198,45 @@ def parsed_tool_chat(client, job):
     return {"tool": tool, "arguments": call.function.arguments, "parsed_type": type(parsed).__name__, "parsed": parsed.model_dump(), "finish_reason": r.choices[0].finish_reason}
 
 
+def parsed_output_chat(client, job):
+    """A pydantic model as the response format (chat.completions.parse), with the field rules
+    Pydantic writes (datetime, date, UUID, a pattern, lengths, numeric bounds, a discriminated
+    union), parsed and validated by pydantic into that model: greedy, then sampled."""
+    import datetime
+    import uuid
+    from typing import Annotated, Literal, Optional, Union
+
+    from openai.lib._pydantic import to_strict_json_schema
+    from pydantic import BaseModel, Field, confloat, conint, constr
+
+    class Cat(BaseModel):
+        kind: Literal["cat"]
+        lives: conint(ge=1, le=9)
+
+    class Dog(BaseModel):
+        kind: Literal["dog"]
+        good: bool
+
+    class Booking(BaseModel):
+        when: datetime.datetime
+        day: datetime.date
+        ref: uuid.UUID
+        code: constr(pattern=r"^[A-Z]{3}-\d{2}$")
+        note: str = Field(max_length=16)
+        guests: conint(ge=1, le=12)
+        share: confloat(gt=0, le=1)
+        pet: Annotated[Union[Cat, Dog], Field(discriminator="kind")]
+        tags: list[Literal["quiet", "garden", "late"]] = Field(max_length=2)
+        deposit: Optional[conint(ge=0, le=500)]
+
+    out = []
+    for temperature, seed in ((0, None), (0.9, 7)):
+        r = client.chat.completions.parse(model=job["chat_model"], messages=job["conversation"], temperature=temperature, seed=seed, response_format=Booking)
+        parsed = r.choices[0].message.parsed
+        out.append({"parsed_type": type(parsed).__name__, "parsed": parsed.model_dump(mode="json"), "content": r.choices[0].message.content, "finish_reason": r.choices[0].finish_reason})
+    return {"schema": to_strict_json_schema(Booking), "answers": out}
+
+
 def cancelled_stream(client, job):
     """Reads a few chunks of a long completion, then closes the stream (the client drops the connection)."""
     stream = client.completions.create(model=job["model"], prompt=job["prompts"][0], max_tokens=1000, temperature=0, stream=True)
@@ -254,6 +293,7 @@ def main() -> None:
         if job.get("tools"):
             report["tool_chat"] = attempt(lambda: tool_chat(client, job))
             report["parsed_tool_chat"] = attempt(lambda: parsed_tool_chat(client, job))
+            report["parsed_output_chat"] = attempt(lambda: parsed_output_chat(client, job))
     json.dump(report, sys.stdout)
 
 

@@ -164,6 +164,10 @@ describe('string rules', () => {
     // and what is not a date is refused where it stops being one
     expect(held({ type: 'string', format: 'date' }, '"2023-02-29"')).toBe('refused');
     expect(held({ type: 'string', format: 'date' }, '"2023-13')).toBe('refused');
+    // years and fractions Python's datetime (and so Pydantic) takes: no year 0, microseconds at most
+    expect(held({ type: 'string', format: 'date' }, '"0000-01-01"')).toBe('refused');
+    expect(held({ type: 'string', format: 'date' }, '"0400-02-29"')).toBe('complete');
+    expect(held({ type: 'string', format: 'time' }, '"12:00:00.1234567')).toBe('refused');
     expect(FORMAT_PATTERNS.has('duration')).toBe(false);
     // a format not held only annotates
     expect(held({ type: 'string', format: 'duration' }, '"whenever"')).toBe('complete');

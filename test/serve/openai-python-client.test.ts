@@ -14,6 +14,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 import { jsonOutcomeProblem } from '../helpers/json-judge.js';
 import { describeWithPythonOpenai, pythonPath } from '../helpers/python.js';
 import { runPythonJson } from '../helpers/python-json.js';
@@ -67,6 +70,7 @@ interface Report {
   guided_chat: Attempt<Record<'choice' | 'regex', { content: string; finish_reason: string }>>;
   responses: Attempt<{ output_text: string; status: string; usage: Record<string, number>; streamed: string; final_text: string; final_status: string }>;
   parsed_tool_chat: Attempt<{ tool: { function: { parameters: object } }; arguments: string; parsed_type: string; parsed: Record<string, unknown>; finish_reason: string }>;
+  parsed_output_chat: Attempt<{ schema: object; answers: Array<{ parsed_type: string; parsed: Record<string, unknown>; content: string; finish_reason: string }> }>;
   tool_chat: Attempt<{ id: string; name: string; arguments: string; content: string | null; finish_reason: string; streamed: { name: string; arguments: string; ids: number; finish_reason: string } }>;
 }
 
@@ -186,6 +190,18 @@ describeWithPythonOpenai('the openai Python client against the server', () => {
     expect(got.finish_reason).toBe('stop');
     expect(JSON.parse(got.arguments)).toEqual(got.parsed);
     expect(new Ajv({ strict: false }).compile(got.tool.function.parameters)(got.parsed)).toBe(true);
+  });
+
+  it('a pydantic model as the response format, with the field rules pydantic writes (datetime, date, UUID, a pattern, lengths, bounds, a discriminated union): the client’s parse() validates it into the model, greedy and sampled', async () => {
+    const got = ok(report.parsed_output_chat, 'parse() with a pydantic response format');
+    const validate = addFormats(new Ajv({ strict: false })).compile(got.schema);
+    expect(got.answers).toHaveLength(2);
+    for (const a of got.answers) {
+      expect(a.parsed_type).toBe('Booking');
+      expect(a.finish_reason).toBe('stop');
+      // pydantic validated it (parse() raises otherwise); Ajv, with its full formats, agrees on the server's text
+      expect(validate(JSON.parse(a.content)), `${a.content}: ${JSON.stringify(validate.errors)}`).toBe(true);
+    }
   });
 
   it('JSON mode (response_format json_object): the server’s content, one JSON object or a viable beginning of one at max_tokens', async () => {

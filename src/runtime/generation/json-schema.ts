@@ -10,7 +10,8 @@
  * `nullable`, a string's `pattern`, `format`, `minLength` and `maxLength` (string-rules.ts;
  * formats other than those it holds only annotate), and a number's `minimum`, `maximum`,
  * `exclusiveMinimum` and `exclusiveMaximum` (number-range.ts). Keywords that only document (`title`,
- * `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `strict`) are ignored. Any
+ * `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `strict`, OpenAPI's
+ * `discriminator`, vendor `x-…` keys) are ignored. Any
  * other keyword that would constrain a value (`multipleOf`, `allOf`, …) is refused with a
  * SchemaError naming it, rather than silently not enforced. The top level must be an object
  * (OpenAI's rule for response_format), unless the caller allows any value (vLLM's guided_json, and
@@ -62,7 +63,13 @@ export type SchemaNode =
 
 export const ANY: SchemaNode = { kind: 'any' };
 
-const DOCUMENTATION = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', 'format', '$comment', 'strict', 'readOnly', 'writeOnly', 'deprecated', '$defs', 'definitions']);
+const DOCUMENTATION = new Set([
+  ...['title', 'description', 'default', 'examples', '$schema', '$id', '$anchor', 'format', '$comment', 'strict', 'readOnly', 'writeOnly', 'deprecated', '$defs', 'definitions'],
+  // OpenAPI's (Pydantic writes it beside a discriminated union's oneOf), and content annotations: the options themselves hold the value
+  ...['discriminator', 'contentEncoding', 'contentMediaType'],
+]);
+/** keywords that only document: the set above, and vendor extensions (`x-…`) */
+const documents = (k: string) => DOCUMENTATION.has(k) || k.startsWith('x-');
 const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']);
 /** what a string's rule (string-rules.ts) and a number's range (number-range.ts) read */
 const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
@@ -107,10 +114,10 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     if (s === null || typeof s !== 'object' || Array.isArray(s)) throw new SchemaError('a schema must be an object (or true)', at);
     const o = s as Record<string, unknown>;
     for (const k of Object.keys(o)) {
-      if (!HANDLED.has(k) && !DOCUMENTATION.has(k)) throw new SchemaError(`the keyword "${k}" is not supported (generation could not be held to it)`, at);
+      if (!HANDLED.has(k) && !documents(k)) throw new SchemaError(`the keyword "${k}" is not supported (generation could not be held to it)`, at);
     }
     if (typeof o.$ref === 'string') {
-      const others = Object.keys(o).filter((k) => k !== '$ref' && !DOCUMENTATION.has(k));
+      const others = Object.keys(o).filter((k) => k !== '$ref' && !documents(k));
       if (others.length > 0) throw new SchemaError(`"$ref" beside ${others.map((k) => `"${k}"`).join(', ')} is not supported`, at);
       const ref = o.$ref;
       let node = refs.get(ref);
@@ -147,7 +154,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       const list = o[key];
       if (!Array.isArray(list) || list.length === 0) throw new SchemaError(`"${key}" must be a non-empty array of schemas`, at);
       if (list.length > MAX_ANY_OF) throw new SchemaError(`"${key}" has ${list.length} options, more than the ${MAX_ANY_OF} followed`, at);
-      const rest = Object.keys(o).filter((k) => k !== key && k !== 'nullable' && !DOCUMENTATION.has(k));
+      const rest = Object.keys(o).filter((k) => k !== key && k !== 'nullable' && !documents(k));
       if (rest.length > 0) throw new SchemaError(`"${key}" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
       return withNull({ kind: 'anyOf', options: list.map((x, i) => compile(x, `${at}/${key}/${i}`)) });
     }

@@ -12,7 +12,8 @@
  * `format`: the formats Pydantic, zod and OpenAI's strict mode write (`date-time`, `date`, `time`,
  * `uuid`, `email`, `ipv4`, `ipv6`, `hostname`, `uri`) are held to a regular expression of a subset
  * of their values that every common validator accepts: RFC 3339's dates and times with upper-case
- * `T` and `Z` and real calendar days (leap years included), a UUID in its 8-4-4-4-12 hex form, an
+ * `T` and `Z`, years 0001–9999, real calendar days (leap years included) and fractions of a
+ * second to the microsecond (Python's datetime, which Pydantic parses into), a UUID in its 8-4-4-4-12 hex form, an
  * e-mail address of letters, digits, `_`, `+` and `-` in dot-separated atoms under a domain of
  * letters, digits and hyphens ending in a letters-only top-level label, IPv6 in its full eight
  * groups, `http`/`https` URIs. A model may
@@ -31,15 +32,17 @@ export interface StringRule {
   max: number;
 }
 
-const YEAR = '\\d{4}';
+/** years 0001–9999 (Python's datetime, and so Pydantic, has no year 0) */
+const YEAR = '(?:[1-9]\\d{3}|0[1-9]\\d{2}|00[1-9]\\d|000[1-9])';
 /** a calendar date, February 29 only in leap years (divisible by 4, and by 400 where by 100) */
 const DATE = [
   `${YEAR}-(?:0[13578]|1[02])-(?:0[1-9]|[12]\\d|3[01])`,
   `${YEAR}-(?:0[469]|11)-(?:0[1-9]|[12]\\d|30)`,
   `${YEAR}-02-(?:0[1-9]|1\\d|2[0-8])`,
-  `(?:\\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29`,
+  `(?:\\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29`,
 ].join('|');
-const TIME = `(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)`;
+/** fractions of a second to the microsecond, the most Python's datetime keeps */
+const TIME = `(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,6})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)`;
 const HEX = '[0-9a-fA-F]';
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
 /** the characters of an address's local part that every validator takes (zod's is the narrowest) */
