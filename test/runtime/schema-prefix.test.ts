@@ -247,7 +247,8 @@ describe('schema-held JSON', () => {
     const bad: Array<[unknown, RegExp]> = [
       [{ type: 'object', properties: { a: { type: 'string', pattern: '(?=x)' } } }, /schema \/properties\/a\/pattern: the pattern "\(\?=x\)" cannot be held/],
       [{ type: 'object', properties: { a: { type: 'integer', multipleOf: 3 } } }, /"multipleOf" is not supported/],
-      [{ type: 'object', allOf: [{}] }, /"allOf" is not supported/],
+      [{ type: 'object', allOf: [{}] }, /"allOf" beside "type" is not supported/],
+      [{ allOf: [{ type: 'object' }, { type: 'object' }] }, /"allOf" is supported with one schema only/],
       [{ type: 'array', items: {} }, /the top level must be an object/],
       [{ type: 'string' }, /the top level must be an object/],
       [{ $ref: '#/$defs/Missing' }, /names no definition/],

@@ -4,7 +4,8 @@
  *
  * The subset is the one structured-output clients generate (OpenAI's strict mode, Pydantic's
  * model_json_schema, zod-to-json-schema): `type` (one or a list), `properties`, `required`,
- * `additionalProperties` (false, true or a schema; absent = true), `items`, `minItems`,
+ * `additionalProperties` (false, true or a schema; absent = true), `items`, `prefixItems` (and
+ * draft 7's items array with `additionalItems`), `allOf` of one schema, `minItems`,
  * `maxItems`, `enum`, `const`, `anyOf`, `oneOf` (matched as anyOf: a value valid under two of
  * its options is accepted), `$ref` to `#/$defs/…` or `#/definitions/…` (recursion included), and
  * `nullable`, a string's `pattern`, `format`, `minLength` and `maxLength` (string-rules.ts;
@@ -52,7 +53,8 @@ export type SchemaNode =
       declared: readonly string[];
       order: ReadonlyMap<string, number>;
     }
-  | { kind: 'array'; items: SchemaNode; min: number; max: number }
+  /** an array: item i is `prefix[i]` (a tuple's), later ones `items`; `min`, `max` its length (within the prefix where `items` is null) */
+  | { kind: 'array'; prefix: readonly SchemaNode[]; items: SchemaNode | null; min: number; max: number }
   /** a string; `allowed`: the strings as written between the quotes, null: any; `rule`: its pattern, format and length (string-rules.ts), null: none */
   | { kind: 'string'; allowed: readonly string[] | null; rule: StringRule | null }
   /** a number; `range`: its bounds (number-range.ts), null: none */
@@ -70,7 +72,7 @@ const DOCUMENTATION = new Set([
 ]);
 /** keywords that only document: the set above, and vendor extensions (`x-…`) */
 const documents = (k: string) => DOCUMENTATION.has(k) || k.startsWith('x-');
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'prefixItems', 'additionalItems', 'allOf']);
 /** what a string's rule (string-rules.ts) and a number's range (number-range.ts) read */
 const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
@@ -149,6 +151,14 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       if (strings.length > 0) options.push({ kind: 'string', allowed: strings, rule: null });
       return withNull(options.length === 1 ? options[0] : { kind: 'anyOf', options });
     }
+    if (o.allOf !== undefined) {
+      // one schema in allOf (how some generators attach a description to a $ref) is that schema; more would need intersecting
+      const list = o.allOf;
+      if (!Array.isArray(list) || list.length !== 1) throw new SchemaError('"allOf" is supported with one schema only (the value must be valid under several otherwise)', at);
+      const rest = Object.keys(o).filter((k) => k !== 'allOf' && k !== 'nullable' && !documents(k));
+      if (rest.length > 0) throw new SchemaError(`"allOf" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
+      return withNull(compile(list[0], `${at}/allOf/0`));
+    }
     for (const key of ['anyOf', 'oneOf'] as const) {
       if (o[key] === undefined) continue;
       const list = o[key];
@@ -162,7 +172,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     if (o.type === undefined) {
       // no type: what the other keywords describe, else any value
       if (o.properties !== undefined || o.required !== undefined || o.additionalProperties !== undefined) types = ['object'];
-      else if (o.items !== undefined || o.minItems !== undefined || o.maxItems !== undefined) types = ['array'];
+      else if (o.items !== undefined || o.prefixItems !== undefined || o.minItems !== undefined || o.maxItems !== undefined) types = ['array'];
       else return ANY;
     } else types = Array.isArray(o.type) ? (o.type as unknown[]).map(String) : [String(o.type)];
     for (const t of types) if (!TYPES.includes(t)) throw new SchemaError(`unknown type "${t}"`, at);
@@ -196,8 +206,17 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         const max = o.maxItems ?? Infinity;
         if (!Number.isSafeInteger(min) || (min as number) < 0) throw new SchemaError('"minItems" must be an integer ≥ 0', at);
         if (max !== Infinity && (!Number.isSafeInteger(max) || (max as number) < (min as number))) throw new SchemaError('"maxItems" must be an integer ≥ minItems', at);
-        if (Array.isArray(o.items)) throw new SchemaError('"items" as an array (tuples) is not supported', at);
-        return { kind: 'array', items: o.items === undefined ? ANY : compile(o.items, `${at}/items`), min: min as number, max: max as number };
+        // a tuple: prefixItems, then items for the rest (JSON Schema 2020-12, Pydantic's tuples); or
+        // items as an array, then additionalItems (draft 7)
+        const [prefixKey, restKey] = o.prefixItems !== undefined ? ['prefixItems', 'items'] : Array.isArray(o.items) ? ['items', 'additionalItems'] : [null, 'items'];
+        const given = prefixKey === null ? [] : o[prefixKey];
+        if (!Array.isArray(given)) throw new SchemaError(`"${prefixKey}" must be an array of schemas`, at);
+        const prefix = given.map((x, i) => compile(x, `${at}/${prefixKey}/${i}`));
+        const restGiven = o[restKey];
+        const items = restGiven === false ? null : restGiven === undefined || restGiven === true ? ANY : compile(restGiven, `${at}/${restKey}`);
+        const upTo = items === null ? Math.min(max as number, prefix.length) : (max as number);
+        if ((min as number) > upTo) throw new SchemaError(`minItems ${min as number} is more than the ${upTo} items the array may have`, at);
+        return { kind: 'array', prefix, items, min: min as number, max: upTo };
       }
       case 'string':
         return { kind: 'string', allowed: null, rule: stringRule(o, at) };

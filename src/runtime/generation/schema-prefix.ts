@@ -198,7 +198,7 @@ export class SchemaPrefix {
           return;
         }
         if (f.phase === 2 || f.count >= n.max) return;
-        this.start(n.items, on({ ...f, phase: 2, count: f.count + 1 }, below), c, run, out);
+        this.start(n.prefix[f.count] ?? n.items!, on({ ...f, phase: 2, count: f.count + 1 }, below), c, run, out);
         return;
       }
       case 'string': {
@@ -279,7 +279,7 @@ export class SchemaPrefix {
 }
 
 const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' }, declared: [], order: new Map() };
-const ANY_ARRAY: ArrayNode = { kind: 'array', items: { kind: 'any' }, min: 0, max: Infinity };
+const ANY_ARRAY: ArrayNode = { kind: 'array', prefix: [], items: { kind: 'any' }, min: 0, max: Infinity };
 const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false, range: null };
 
 /** whether another key can be written in this object */

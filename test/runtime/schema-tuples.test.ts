@@ -1,0 +1,71 @@
+/**
+ * Tuples (`prefixItems`, JSON Schema 2020-12 as Pydantic writes tuple[...]; draft 7's items array
+ * with `additionalItems`) and `allOf` of one schema, as the schema constraint holds them.
+ * Independent truth: Ajv (its 2020-12 build for prefixItems, its draft-7 default for the rest) on
+ * random arrays: a text is complete exactly where Ajv finds it valid, and every prefix of a valid
+ * one is viable.
+ */
+import { Ajv } from 'ajv';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { startingState } from '../../src/runtime/generation/grammar-constraint.js';
+import { SchemaError } from '../../src/runtime/generation/json-schema.js';
+
+function held(schema: unknown, text: string): 'refused' | 'viable' | 'complete' {
+  const state = startingState(schema, 'any');
+  if (!state.push(text)) return 'refused';
+  return state.complete ? 'complete' : 'viable';
+}
+
+const item = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom('a', 'b', ''), fc.boolean(), fc.constant(null));
+const arrays = fc.array(item, { maxLength: 5 });
+
+/** agreement with `validate` on random arrays, every prefix of a valid one viable */
+function agrees(schema: object, validate: (v: unknown) => boolean): void {
+  fc.assert(
+    fc.property(arrays, (value) => {
+      const text = JSON.stringify(value);
+      const valid = validate(value);
+      expect(held(schema, text), `${JSON.stringify(schema)} on ${text}`).toBe(valid ? 'complete' : 'refused');
+      if (valid) for (let i = 1; i < text.length; i++) expect(held(schema, text.slice(0, i)), text.slice(0, i)).toBe('viable');
+    }),
+    { numRuns: 400, seed: 21 },
+  );
+}
+
+describe('tuples and allOf', () => {
+  it('prefixItems, with items after them or none (Pydantic’s tuple[int, str] and tuple[int, ...]), as Ajv 2020-12 judges', () => {
+    const ajv = new Ajv2020({ strict: false });
+    for (const schema of [
+      { type: 'array', prefixItems: [{ type: 'integer' }, { type: 'string' }], minItems: 2, maxItems: 2 },
+      { type: 'array', prefixItems: [{ type: 'integer' }], items: { type: 'boolean' } },
+      { type: 'array', prefixItems: [{ type: 'string' }, { type: 'null' }], items: false },
+      { type: 'array', prefixItems: [{ enum: ['a', 'b'] }], minItems: 1 },
+    ]) {
+      const validate = ajv.compile(schema);
+      agrees(schema, (v) => validate(v));
+    }
+    expect(held({ type: 'array', prefixItems: [{ type: 'integer' }, { type: 'string' }], minItems: 2, maxItems: 2 }, '[3, "a"]')).toBe('complete');
+    expect(held({ type: 'array', prefixItems: [{ type: 'integer' }], items: { type: 'boolean' } }, '[3, true, false]')).toBe('complete');
+  });
+
+  it('draft 7’s items array with additionalItems, and allOf of one schema, as Ajv judges', () => {
+    const ajv = new Ajv({ strict: false });
+    for (const schema of [
+      { type: 'array', items: [{ type: 'integer' }, { type: 'boolean' }], additionalItems: false },
+      { type: 'array', items: [{ type: 'string' }], additionalItems: { type: 'integer' }, maxItems: 3 },
+      { allOf: [{ type: 'array', items: { type: 'integer' } }], description: 'a $ref with a description, as some generators write it' },
+    ]) {
+      const validate = ajv.compile(schema);
+      agrees(schema, (v) => validate(v));
+    }
+  });
+
+  it('what cannot be followed is a SchemaError', () => {
+    expect(() => startingState({ allOf: [{ type: 'object' }, { required: ['a'] }] })).toThrow(/one schema only/);
+    expect(() => startingState({ allOf: [{ type: 'object' }], type: 'object' })).toThrow(/"allOf" beside "type"/);
+    expect(() => startingState({ type: 'array', prefixItems: [{ type: 'integer' }], items: false, minItems: 2 }, 'any')).toThrow(SchemaError);
+    expect(() => startingState({ type: 'array', prefixItems: { type: 'integer' } }, 'any')).toThrow(/must be an array/);
+  });
+});
