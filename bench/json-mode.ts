@@ -7,7 +7,8 @@
  *    vocabulary: the plain sampler against JSON mode's choice, in two states: inside a string
  *    (the model's own pick nearly always fits, so the choice stays lazy) and after a comma in an
  *    object (only a key may follow, so the lazy tries fail and the vocabulary is screened; the
- *    screen of a state is kept, and its first use is reported apart). Greedy, top-p 0.9, and
+ *    screen of a state is kept, and its first use is reported apart); and two of a schema's
+ *    field rules, inside a date-time and inside a bounded integer (few tokens fit). Greedy, top-p 0.9, and
  *    top-k 20 with top-p 0.8 (Qwen3's defaults; top-k finds its tokens without a screen).
  * 2. Whole decodes of a model (default: the shipped Mixtral-shaped one): tokens/s with and without
  *    JSON mode on the same prompts, greedy and sampled (temperature 1), alternated per round (the
@@ -41,20 +42,39 @@ const SCHEMA = {
   additionalProperties: false,
 };
 
+/**
+ * A schema with the field rules Pydantic writes (string-rules.ts, number-range.ts): a format and a
+ * bounded integer, whose states are keyed by what was written of them, so a screened choice screens
+ * afresh at most steps; set beside the free string of SCHEMA.
+ */
+const RULED = {
+  type: 'object',
+  properties: { when: { type: 'string', format: 'date-time' }, age: { type: 'integer', minimum: 13, maximum: 120 }, code: { type: 'string', pattern: '^[A-Z]{3}-\\d{2}$' } },
+  required: ['when', 'age', 'code'],
+  additionalProperties: false,
+};
+
 const constraintAt = (pieces: TokenPieces, text: string, schema?: object) => constraintAtState(codec, pieces, startingState(schema), text);
 
-const states = { 'inside a string': '{"name": "Ro', 'after a comma': '{"name": "Romeo", ' };
+/** each state's text and schema: json_object's (undefined) unless given */
+const states: Record<string, [string, object?]> = {
+  'inside a string': ['{"name": "Ro'],
+  'after a comma': ['{"name": "Romeo", '],
+  'inside a date-time (format)': ['{"when": "2024-0', RULED],
+  'inside a bounded integer': ['{"when": "2024-01-01T00:00:00Z", "age": 1', RULED],
+};
 const samplers = { greedy: { temperature: 0 }, 'top-p 0.9': { temperature: 1, topP: 0.9 }, 'top-k 20, top-p 0.8': { temperature: 0.7, topK: 20, topP: 0.8 } };
 log(`tokenizer: ${flags.tokenizer ?? flags.model} (${vocab} tokens)`);
 const { pieces, ms: piecesMs } = allPieces(codec, vocab);
 let t0: number;
 const firstScreen: Record<string, number> = {};
-for (const [name, text] of Object.entries({ ...states, 'an integer': '{"name": "Romeo", "age": 1' })) {
+for (const [name, text] of Object.entries({ 'inside a string': states['inside a string'][0], 'after a comma': states['after a comma'][0], 'an integer': '{"name": "Romeo", "age": 1' })) {
   for (const [grammar, schema] of [['json_object', undefined], ['schema', SCHEMA]] as const) firstScreen[`${name}, ${grammar}`] = firstScreenMs(constraintAt(pieces, text, schema), rows[0]);
 }
+for (const name of ['inside a date-time (format)', 'inside a bounded integer']) firstScreen[name] = firstScreenMs(constraintAt(pieces, states[name][0], states[name][1]), rows[0]);
 const { pieces: unscreened } = allPieces(codec, vocab);
 const choice: Array<{ state: string; sampler: string; plainUs: number; jsonUs: number }> = [];
-for (const [state, text] of Object.entries(states)) {
+for (const [state, [text, schema]] of Object.entries(states)) {
   for (const [sName, params] of Object.entries(samplers)) {
     const plain: number[] = [];
     const json: number[] = [];
@@ -65,7 +85,7 @@ for (const [state, text] of Object.entries(states)) {
       plain.push(((performance.now() - t0) * 1000) / rows.length);
       const s2 = new Sampler({ ...params, seed: r });
       // top-k needs no screen, so it gets pieces without the screens the other rows kept
-      const c = constraintAt(params === samplers['top-k 20, top-p 0.8'] ? unscreened : pieces, text);
+      const c = constraintAt(params === samplers['top-k 20, top-p 0.8'] ? unscreened : pieces, text, schema);
       t0 = performance.now();
       for (const row of rows) c.choose(Float32Array.from(row), s2, argmax);
       json.push(((performance.now() - t0) * 1000) / rows.length);
@@ -108,7 +128,7 @@ engine.dispose();
 const lines = [
   `Token choice, ${vocab}-token vocabulary (µs a step, medians of ${rounds} rounds of 16 rows):`,
   '',
-  '| state | sampler | plain | JSON mode | JSON ÷ plain |',
+  '| state | sampler | plain | held | held ÷ plain |',
   '|---|---|---:|---:|---:|',
   ...choice.map((c) => `| ${c.state} | ${c.sampler} | ${c.plainUs.toFixed(0)} | ${c.jsonUs.toFixed(0)} | ${(c.jsonUs / c.plainUs).toFixed(2)} |`),
   '',

@@ -180,5 +180,8 @@ describe('string rules', () => {
     expect(() => startingState({ type: 'string', minLength: 3, maxLength: 2 })).toThrow(/maxLength/);
     expect(() => startingState({ enum: ['a', 'b'], pattern: 'a' })).toThrow(/beside "enum"/);
     expect(() => startingState({ type: 'string', pattern: 3 })).toThrow(/"pattern" must be a string/);
+    // without a type they bind only strings (or numbers), and any other value would pass unheld
+    expect(() => startingState({ minLength: 2 }, 'any')).toThrow(/"minLength" without a "type"/);
+    expect(() => startingState({ maximum: 2 }, 'any')).toThrow(/"maximum" without a "type"/);
   });
 });

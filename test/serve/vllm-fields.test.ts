@@ -238,14 +238,14 @@ describe('vLLM’s sampling fields', () => {
       [{ use_beam_search: true }, 'use_beam_search', /beam search/],
       [{ length_penalty: 0.8 }, 'length_penalty', /beam search/],
       [{ prompt_logprobs: 1 }, 'prompt_logprobs', /echo/],
-      [{ guided_json: { type: 'object', properties: { a: { minLength: 2 } } } }, 'guided_json', /the keyword "minLength" is not supported/],
+      [{ guided_json: { type: 'object', properties: { a: { minLength: 2 } } } }, 'guided_json', /"minLength" without a "type" is not supported/],
       [{ guided_json: '{"type": ' }, 'guided_json', /not a JSON schema/],
       [{ guided_json: { type: 'object' }, response_format: { type: 'json_object' } }, 'guided_json', /one structured-output constraint, not response_format and guided_json/],
       [{ guided_grammar: 'root ::= "a"' }, 'guided_grammar', /grammars are not supported/],
       [{ structured_outputs: { grammar: 'root ::= "a"' } }, 'structured_outputs.grammar', /grammars are not supported/],
       [{ return_tokens_as_token_ids: true }, 'return_tokens_as_token_ids', /not supported/],
       [{ logits_processors: ['x'] }, 'logits_processors', /not supported/],
-      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', allOf: [] } } } }, 'response_format.json_schema.schema', /"allOf" is not supported/],
+      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', allOf: [] } } } }, 'response_format.json_schema.schema', /"allOf" is supported with one schema only/],
       [{ priority: 1 }, 'priority', /priority scheduling is not enabled/],
     ];
     for (const [fields, param, message] of bad) {

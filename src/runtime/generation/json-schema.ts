@@ -170,6 +170,9 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     }
     let types: string[];
     if (o.type === undefined) {
+      // a string's or a number's rules bind only values of that type: without one, any other value would pass unheld
+      const rules = VALUE_RULES.filter((k) => o[k] !== undefined);
+      if (rules.length > 0) throw new SchemaError(`${rules.map((k) => `"${k}"`).join(', ')} without a "type" is not supported (give "type": "string", "number" or "integer")`, at);
       // no type: what the other keywords describe, else any value
       if (o.properties !== undefined || o.required !== undefined || o.additionalProperties !== undefined) types = ['object'];
       else if (o.items !== undefined || o.prefixItems !== undefined || o.minItems !== undefined || o.maxItems !== undefined) types = ['array'];
