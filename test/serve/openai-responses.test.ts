@@ -118,6 +118,18 @@ describe('the Responses API', () => {
     expect(new Ajv({ strict: false }).compile(schema)(JSON.parse(r.output_text))).toBe(true);
   });
 
+  it('text.format beside tools, as OpenAI’s Agents SDK sends an agent’s output type with its tools: the output text held to the schema where the model calls nothing, the same as with tool_choice none', async () => {
+    const schema = { type: 'object', properties: { who: { enum: ['Romeo', 'Juliet'] }, alive: { type: 'boolean' } }, required: ['who', 'alive'], additionalProperties: false };
+    const text = { format: { type: 'json_schema' as const, name: 'final_output', schema, strict: true } };
+    const asked = { model: 'chat', input: 'Who?', tools: [WEATHER], text, temperature: 0, max_output_tokens: 300 };
+    const auto = await client.responses.create({ ...asked, tool_choice: 'auto' });
+    const none = await client.responses.create({ ...asked, tool_choice: 'none' });
+    expect(auto.status).toBe('completed');
+    expect(auto.output.filter((o) => o.type === 'function_call')).toEqual([]);
+    expect(auto.output_text).toBe(none.output_text);
+    expect(new Ajv({ strict: false }).compile(schema)(JSON.parse(auto.output_text))).toBe(true);
+  });
+
   it('with a reasoning parser, the thinking is a reasoning item and its tokens are counted', async () => {
     const r = await client.responses.create({ model: 'thinking', input: 'Who is at the window?', max_output_tokens: N, temperature: 0 });
     const chat = await postJson(`${s.url}/v1/chat/completions`, { model: 'thinking', messages: [{ role: 'user', content: 'Who is at the window?' }], max_tokens: N, temperature: 0 });
