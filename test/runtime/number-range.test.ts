@@ -101,6 +101,10 @@ describe('number bounds', () => {
     expect(held({ type: 'number', maximum: 0.3 }, '0.30000000000000001 ')).toBe('refused');
     expect(held({ type: 'number', maximum: 0.3 }, '0.300000 ')).toBe('complete');
     expect(parseDecimal('-12.50e1')).toEqual({ int: -1250n, scale: 1 });
+    // more zeros after a point keep the value: 1.0 is within [1, 1]
+    expect(held({ type: 'number', minimum: 1, maximum: 1 }, '1.')).toBe('viable');
+    expect(held({ type: 'number', minimum: 1, maximum: 1 }, '1.00 ')).toBe('complete');
+    expect(held({ type: 'number', minimum: 1, maximum: 1 }, '1.01')).toBe('refused');
   });
 
   it('bounds that leave no value, and bounds of the wrong kind, are SchemaErrors', () => {

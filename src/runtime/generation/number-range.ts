@@ -126,10 +126,10 @@ export function numberPrefixViable(given: NumberRange, text: string, integer: bo
   /** the values from |lo| to |hi| (magnitudes, lo below hi) as a signed interval, ends included as given */
   const span = (lo: Decimal, hi: Decimal, loIn: boolean, hiIn: boolean): boolean => (negative ? meets(range, signed(hi.int, hi.scale), signed(lo.int, lo.scale), hiIn, loIn) : meets(range, lo, hi, loIn, hiIn));
   if (fraction !== null) {
-    // after the point: the fraction so far, and any digits after it (at least one where none is written yet)
+    // after the point: the fraction so far and any digits after it, from the value itself (more zeros) up to the next step of its last digit
     const scale = fraction.length;
     const v = BigInt(whole + fraction);
-    return span({ int: v, scale }, { int: v + 1n, scale }, fraction.length > 0, false) || (fraction.length > 0 && span({ int: v, scale }, { int: v, scale }, true, true));
+    return span({ int: v, scale }, { int: v + 1n, scale }, true, false);
   }
   const v = BigInt(whole);
   // the number as it is
