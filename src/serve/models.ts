@@ -51,6 +51,8 @@ export interface ServedModel {
   toolCallFormat: ToolCallFormat | null;
   /** how the model's reasoning is told from its answer in chat responses: the server's --reasoning-parser (null: not told apart) */
   reasoningParser: ReasoningParser | null;
+  /** under tool_choice "none" the chat template gets no tools (ServeOptions.excludeToolsWhenToolChoiceNone) */
+  excludeToolsWhenToolChoiceNone: boolean;
   /** vLLM's GET /tokenizer_info: tokenizer_config.json as JSON, special tokens as their text (tokenizerInfoOf) */
   tokenizerInfo: Record<string, unknown>;
   specialTokens: { bos: string | null; eos: string | null };
@@ -198,6 +200,7 @@ export async function inspectServedModel(
     chatTemplate?: string;
     /** caps the context below max_position_embeddings (ServeOptions.maxModelLen) */
     maxModelLen?: number;
+    excludeToolsWhenToolChoiceNone?: boolean;
     /** the decoder's prompt tokens a step (ModelStoreOptions.maxPrefillTokens; default the decoder's) */
     maxPrefillTokens?: number;
   } = {},
@@ -255,6 +258,7 @@ export async function inspectServedModel(
       chatTemplate,
       toolCallFormat: opts.toolCallFormat === undefined ? detectToolCallFormat(chatTemplate) : opts.toolCallFormat,
       reasoningParser: opts.reasoningParser === undefined ? defaultReasoningParser(ckpt.config.family) : opts.reasoningParser,
+      excludeToolsWhenToolChoiceNone: opts.excludeToolsWhenToolChoiceNone ?? false,
       tokenizerInfo: tokenizerInfoOf(tconf, chatTemplate, eosFallback),
       specialTokens: specialTokensOf(tconf),
       eosTokenIds: ckpt.config.eosTokenIds,

@@ -147,7 +147,9 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     tools = resolved.mode;
     responseFormat = resolved.responseFormat;
     callsInstead = resolved.callsInstead;
-    const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), templateKwargsOf(chat), chatPromptOptionsOf(chat), resolved.templateTools);
+    // tool_choice "none": the template still gets the tools (as transformers renders them), unless the server leaves them out (vLLM's flag)
+    const templateTools = resolved.mode.kind === 'none' && model.excludeToolsWhenToolChoiceNone ? null : resolved.templateTools;
+    const prompt = await buildChatPrompt(model, flattenMessages(chat.messages), templateKwargsOf(chat), chatPromptOptionsOf(chat), templateTools);
     given.push({ ids: prompt.ids, text: null });
     if (model.reasoningParser) reasoning = { parser: model.reasoningParser, start: reasoningStart(prompt.text, model.reasoningParser), include: chat.include_reasoning ?? true, callable: resolved.callable };
   } else {

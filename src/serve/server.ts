@@ -78,6 +78,8 @@ export interface ServeOptions {
    * declared context. Default: each model's own.
    */
   maxModelLen?: number;
+  /** under tool_choice "none", the chat template gets no tools either (vLLM's --exclude-tools-when-tool-choice-none; default false: it gets them, as transformers would render them) */
+  excludeToolsWhenToolChoiceNone?: boolean;
   /** how often idle models are checked against the policy (default 100 ms) */
   tickMs?: number;
   /** in-flight requests get this long to finish on shutdown (default 30 s) */
@@ -173,6 +175,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
         reasoningParser: forModel(opts.reasoningParser, spec.id, isNamed<ReasoningParser>),
         chatTemplate,
         maxModelLen: opts.maxModelLen,
+        excludeToolsWhenToolChoiceNone: opts.excludeToolsWhenToolChoiceNone,
       });
       if (model.estimatedBytes > budget) throw new ModelTooLargeError(model.id, model.estimatedBytes, budget);
       models.set(model.id, model);

@@ -355,6 +355,24 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
     expect(byDefault.choices[0].message.content).toBe(decode(refs[0].generated));
   });
 
+  it('excludeToolsWhenToolChoiceNone (vLLM’s --exclude-tools-when-tool-choice-none): "none" answers the prompt transformers renders without the tools; "auto" still gets them', async () => {
+    const other = await startServer({ models: [`tiny=${dir}`], excludeToolsWhenToolChoiceNone: true });
+    try {
+      const otherClient = new OpenAI({ baseURL: `${other.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const none = await otherClient.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'none', max_tokens: NEW_TOKENS, temperature: 0 });
+      expect(none.choices[0].message.content).toBe(decode(refs[2].generated));
+      expect(none.usage!.prompt_tokens).toBe(refs[2].ids.length);
+      const auto = await otherClient.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'auto', max_tokens: NEW_TOKENS, temperature: 0 });
+      expect(auto.choices[0].message.content).toBe(decode(refs[0].generated));
+      expect(auto.usage!.prompt_tokens).toBe(refs[0].ids.length);
+    } finally {
+      await other.close();
+    }
+    // the default server renders them under "none" too
+    const byDefault = await client.chat.completions.create({ model: 'tiny', messages: ASK, tools: TOOLS, tool_choice: 'none', max_tokens: NEW_TOKENS, temperature: 0 });
+    expect(byDefault.usage!.prompt_tokens).toBe(refs[0].ids.length);
+  });
+
   it('"auto" where the text holds a call: the answer before it as content, the call, "tool_calls" when the model stops; streamed as whole', async () => {
     // this model never writes <tool_call>, so a format of its own is given to the server (the
     // library takes any ToolCallFormat): calls open at a piece of the model's own greedy answer

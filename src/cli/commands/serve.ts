@@ -51,6 +51,7 @@ interface ServeCliOptions extends MatmulCliOptions {
   materialiseExperts: boolean;
   drainTimeout: string;
   toolCallParser?: string[];
+  excludeToolsWhenToolChoiceNone?: boolean;
   reasoningParser?: string[];
   chatTemplate?: string[];
   engine: string;
@@ -161,6 +162,7 @@ export function register(program: Command): void {
         `how the models write tool calls, for tool_choice "auto": ${[...TOOL_CALL_FORMATS.keys()].join(' | ')} | none; model= names one model's (repeatable) (default: each model's from its chat template)`,
         collect,
       )
+      .option('--exclude-tools-when-tool-choice-none', 'under tool_choice "none", leave the tools out of the chat template as well (vLLM\'s flag; by default the template still gets them): a model shown its tools may write a call anyway, which is then read as text', false)
       .option('--chat-template <[model=]file>', 'a Jinja chat template (a file, or the template itself) to use instead of the models’ own; model= gives one model its own (repeatable)', collect)
       .option(
         '--reasoning-parser <[model=]name>',
@@ -295,6 +297,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     toolCallFormat,
     reasoningParser,
     chatTemplate,
+    excludeToolsWhenToolChoiceNone: opts.excludeToolsWhenToolChoiceNone,
     apiKey: opts.apiKey,
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),
