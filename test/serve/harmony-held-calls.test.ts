@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrammarConstraint, startingState, tokenPieces, type GrammarState, type TokenConstraint } from '../../src/runtime/generation/grammar-constraint.js';
 import { ReasoningGate } from '../../src/runtime/generation/reasoning-gate.js';
+import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
 import { BatchDecoder, GenerationParamsError, loadTextCodec, Sampler, weightProviderOf, type GenerationParams, type SamplingParams, type TextCodec } from '../../src/runtime/index.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createEngine } from '../../src/engine/index.js';
@@ -185,6 +186,24 @@ describe('gpt-oss calls held to the tools (addressedCalls)', () => {
       expect(gate.complete).toBe(true);
       const { calls } = summary(read(text));
       expect((JSON.parse(calls[0].arguments) as { note: string }).note).toMatch(/^Pa/);
+    }
+  });
+
+  it('a special token whose text a regex takes is taken as the token (a block’s tags may be special tokens), under greedy and screened sampling alike', () => {
+    for (const params of [{ temperature: 0 }, { temperature: 1, topP: 0.5 }] as SamplingParams[]) {
+      const c = new GrammarConstraint(codec, tokenPieces(codec, VOCAB, true), new Set(), false, new RegexPrefix(compileRegex('[^<]+<\\|end\\|>')));
+      const sampler = new Sampler({ seed: 3, ...params });
+      const argmax = (r: Float32Array) => r.indexOf(Math.max(...r));
+      const chosen: number[] = [];
+      for (const t of [...codec.encode('aa'), END]) {
+        const row = new Float32Array(VOCAB);
+        row[t] = 10;
+        const token = c.choose(row, sampler, argmax);
+        c.commit(token);
+        chosen.push(token);
+      }
+      expect(chosen.at(-1), JSON.stringify(params)).toBe(END);
+      expect(c.complete).toBe(true);
     }
   });
 

@@ -182,4 +182,9 @@ export class AddressedCallPrefix implements GrammarState {
   get inString(): boolean {
     return this.phase === 'args' && this.json!.inString;
   }
+
+  /** inside a string of the arguments */
+  get inValueString(): boolean {
+    return this.phase === 'args' && this.json!.inValueString === true;
+  }
 }

@@ -68,6 +68,12 @@ export interface GrammarState {
   readonly canEnd?: boolean;
   /** where any character may come next (a character still being decoded may go there) */
   readonly inString: boolean;
+  /**
+   * inside a JSON string (a value or a key), whose characters are text: no special token goes
+   * there, though its text would fit. Absent: nowhere (a regex's text may hold a tag that is a
+   * special token, as a Qwen3-Coder or GLM-4.5 block's tags are)
+   */
+  readonly inValueString?: boolean;
 }
 
 /** What the decoder asks of a constraint on a sequence's tokens (GrammarConstraint, TriggeredConstraint). */
@@ -116,7 +122,7 @@ export function startingState(schema?: unknown, topLevel: TopLevel = 'object', c
  * `keepSpecial`: the pieces of the tokenizer's special tokens are their text (`<|message|>`), for a
  * constraint that reads the completion with them kept (gpt-oss's call headers are made of them);
  * otherwise they have none and fit nowhere. A special token is a marker, never a character of a
- * value: it fits only where the state is not inside a string (GrammarState.inString), so a held
+ * value: it fits only where the state is not inside a JSON string (GrammarState.inValueString), so a held
  * JSON string cannot take one whose text it would accept.
  */
 export class TokenPieces {
@@ -175,7 +181,7 @@ export class TokenPieces {
         ok = scratch.copyFrom(state).push(piece[0]);
         firstFits.set(first, ok);
       }
-      fits[id] = ok !== false && !(this.keepSpecial && state.inString && this.isSpecial(id)) && textFits(scratch.copyFrom(state), piece) ? 1 : 0;
+      fits[id] = ok !== false && !(this.keepSpecial && state.inValueString === true && this.isSpecial(id)) && textFits(scratch.copyFrom(state), piece) ? 1 : 0;
     }
     if (this.screens.size >= MAX_SCREENS) this.screens.delete(this.screens.keys().next().value!);
     this.screens.set(key, fits);
@@ -397,7 +403,7 @@ export class GrammarConstraint implements TokenConstraint {
   private judge(token: number): Judged | null {
     if (this.stopIds.has(token)) return this.canEnd ? { token, state: this.state, settled: true } : null;
     // a marker is no character of a value (TokenPieces): not inside a string, nor inside a character being decoded
-    if (!this.skipSpecialTokens && (this.state.inString || this.readOffset !== this.ids.length) && this.pieces.isSpecial(token)) return null;
+    if (!this.skipSpecialTokens && (this.state.inValueString === true || this.readOffset !== this.ids.length) && this.pieces.isSpecial(token)) return null;
     const after = this.decodeCandidate(this.prefixOffset, this.ids.length, token);
     if (after === null) return null;
     let state: GrammarState;

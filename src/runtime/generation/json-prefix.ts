@@ -104,6 +104,11 @@ export class JsonPrefix {
     return this.mode === Mode.String && this.esc === 0;
   }
 
+  /** inside a string (a key's or a value's), escapes included */
+  get inValueString(): boolean {
+    return this.mode === Mode.String;
+  }
+
   /**
    * Reads `text`; false as soon as a character makes the text impossible to complete as one JSON
    * object (this object's state is then unspecified: push onto a clone to keep the last good one).

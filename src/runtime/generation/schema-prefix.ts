@@ -104,6 +104,11 @@ export class SchemaPrefix {
     return this.paths.some((p) => p.stack !== null && ((p.stack.frame.t === 'string' && p.stack.frame.allowed === null && freeNext(p.stack.frame)) || (p.stack.frame.t === 'key' && p.stack.frame.node.additional !== null)));
   }
 
+  /** inside a string, a key's or a value's (enum strings and held ones too) */
+  get inValueString(): boolean {
+    return this.paths.some((p) => p.stack !== null && (p.stack.frame.t === 'string' || p.stack.frame.t === 'key'));
+  }
+
   /** The whole state as a string: equal keys accept the same texts. */
   get key(): string {
     return this.paths.map(pathKey).sort().join('|') + `#${idOf(this.root)},${this.maxWhitespace},${this.maxNewlines}`;

@@ -182,6 +182,11 @@ export class TaggedJsonPrefix implements GrammarState {
    * in a string of the arguments, or where a fixed text goes on with one (DeepSeek's tags are
    * full-width; a vocabulary without them as tokens writes them a byte at a time)
    */
+  /** inside a string of the arguments */
+  get inValueString(): boolean {
+    return this.phase === 'args' && this.json!.inValueString === true;
+  }
+
   get inString(): boolean {
     switch (this.phase) {
       case 'args':
