@@ -10,7 +10,9 @@
  *   knows, or `serve --tool-call-parser` names one. Otherwise "auto" is a 400 that says so, as in
  *   vLLM, rather than calls that never come. A call block the model opens is held to the tools'
  *   schemas where the format allows (Hermes).
- * Forced calls are held by the JSON constraint, so they are well-formed whatever the model.
+ * Forced calls are held by the JSON constraint, so they are well-formed whatever the model. A
+ * structured output beside the tools holds the answer the model gives instead of calls (under
+ * "auto": CallsOrAnswer), and yields to a forced call.
  */
 import { badRequest } from '../errors.js';
 import type { GenerationParams } from '../../runtime/generation/decoder.js';
