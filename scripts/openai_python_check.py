@@ -201,9 +201,10 @@ def parsed_tool_chat(client, job):
 def parsed_output_chat(client, job):
     """A pydantic model as the response format (chat.completions.parse), with the field rules
     Pydantic writes (datetime, date, UUID, a pattern, lengths, numeric bounds, a discriminated
-    union), parsed and validated by pydantic into that model: greedy, then sampled."""
+    union, a Decimal), parsed and validated by pydantic into that model: greedy, then sampled."""
     import datetime
     import uuid
+    from decimal import Decimal
     from typing import Annotated, Literal, Optional, Union
 
     from openai.lib._pydantic import to_strict_json_schema
@@ -228,6 +229,8 @@ def parsed_output_chat(client, job):
         pet: Annotated[Union[Cat, Dog], Field(discriminator="kind")]
         tags: list[Literal["quiet", "garden", "late"]] = Field(max_length=2)
         deposit: Optional[conint(ge=0, le=500)]
+        # a number, or a string of a pattern with a lookahead (which the server leaves out)
+        price: Decimal
 
     out = []
     for temperature, seed in ((0, None), (0.9, 7)):

@@ -15,6 +15,7 @@ import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { compileSchema, SchemaError } from '../../src/runtime/generation/json-schema.js';
 import { MAX_PATHS, SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
+import { startingState } from '../../src/runtime/generation/grammar-constraint.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { viableJsonObject } from '../helpers/json-judge.js';
 
@@ -270,6 +271,18 @@ describe('schema-held JSON', () => {
     // documentation keywords pass, and nullable adds null
     const node = compileSchema({ title: 'T', description: 'd', type: 'object', properties: { a: { type: 'string', format: 'email', nullable: true } }, required: ['a'] });
     expect(answers(node, '{"a": null}').at(-1)).toBe('complete');
+  });
+
+  it('an anyOf option it cannot follow is left out where others remain (Pydantic’s Decimal: a number, or a string of a pattern with a lookahead)', () => {
+    const decimal = { type: 'object', properties: { price: { anyOf: [{ type: 'number' }, { type: 'string', pattern: '^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$' }] } }, required: ['price'] };
+    const take = (text: string) => {
+      const state = startingState(decimal);
+      return state.push(text) && state.complete;
+    };
+    expect(take('{"price": 12.5}')).toBe(true);
+    expect(startingState(decimal).push('{"price": "')).toBe(false);
+    // where no option can be followed, the first one's error stands
+    expect(() => startingState({ type: 'object', properties: { a: { anyOf: [{ type: 'string', pattern: '(?=a)' }, { type: 'integer', multipleOf: 2 }] } } })).toThrow(/pattern/);
   });
 
   it('follows at most MAX_PATHS alternatives at once: anyOf inside anyOf is refused past it, not followed without bound', () => {

@@ -166,7 +166,22 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       if (list.length > MAX_ANY_OF) throw new SchemaError(`"${key}" has ${list.length} options, more than the ${MAX_ANY_OF} followed`, at);
       const rest = Object.keys(o).filter((k) => k !== key && k !== 'nullable' && !documents(k));
       if (rest.length > 0) throw new SchemaError(`"${key}" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
-      return withNull({ kind: 'anyOf', options: list.map((x, i) => compile(x, `${at}/${key}/${i}`)) });
+      // an option the constraint cannot follow is left out where others remain: what the rest
+      // accept is valid under the anyOf (Pydantic's Decimal is a number, or a string of a pattern
+      // with a lookahead); where none can be followed, the first one's error stands
+      const options: SchemaNode[] = [];
+      let refused: SchemaError | null = null;
+      for (const [i, x] of list.entries()) {
+        try {
+          options.push(compile(x, `${at}/${key}/${i}`));
+        } catch (err) {
+          // (the schema's size bound is the whole schema's, never an option's to drop)
+          if (!(err instanceof SchemaError) || nodes > MAX_NODES) throw err;
+          refused ??= err;
+        }
+      }
+      if (options.length === 0) throw refused!;
+      return withNull(options.length === 1 ? options[0] : { kind: 'anyOf', options });
     }
     let types: string[];
     if (o.type === undefined) {
