@@ -14,9 +14,10 @@ import { ReasoningGate } from '../../src/runtime/generation/reasoning-gate.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
 import { TriggeredConstraint } from '../../src/runtime/generation/triggered-constraint.js';
 import type { TokenConstraint } from '../../src/runtime/generation/grammar-constraint.js';
-import { GenerationParamsError, loadTextCodec, Sampler, type TextCodec } from '../../src/runtime/index.js';
+import { GenerationParamsError, loadTextCodec, type TextCodec } from '../../src/runtime/index.js';
 import { viableJsonObject } from '../helpers/json-judge.js';
 import { repoRoot } from '../helpers/shared-data.js';
+import { chooseFavourites } from '../helpers/scripted-model.js';
 import { withShippedDecoder } from '../helpers/shipped-decoder.js';
 import { createEngine } from '../../src/engine/index.js';
 
@@ -35,20 +36,8 @@ const digits = () => hold(new RegexPrefix(compileRegex('\\d+')));
 const calls = () => new TriggeredConstraint(codec, 'CALL', new JsonPrefix(), hold, true, true);
 const either = (answer: TokenConstraint = digits()) => new CallsOrAnswer(codec, 'CALL', calls(), answer);
 
-/** Feeds `text`'s tokens as the model's favourites, one step each (until the constraint is complete); the text chosen. */
-function write(c: TokenConstraint, text: string): string {
-  const argmax = (r: Float32Array) => r.indexOf(Math.max(...r));
-  const chosen: number[] = [];
-  for (const t of codec.encode(text)) {
-    if (c.complete) break;
-    const row = new Float32Array(VOCAB);
-    row[t] = 10;
-    const token = c.choose(row, new Sampler({ temperature: 0 }), argmax);
-    c.commit(token);
-    chosen.push(token);
-  }
-  return codec.decode(chosen);
-}
+/** Feeds `text`'s tokens as the model's favourites (until the constraint is complete); the text chosen. */
+const write = (c: TokenConstraint, text: string): string => codec.decode(chooseFavourites(c, VOCAB, codec.encode(text)));
 
 describe('CallsOrAnswer', () => {
   it('a completion that does not open the block is the answer, held from its first token', () => {

@@ -15,10 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrammarConstraint, startingState, tokenPieces, type GrammarState, type TokenConstraint } from '../../src/runtime/generation/grammar-constraint.js';
 import { ReasoningGate } from '../../src/runtime/generation/reasoning-gate.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
-import { BatchDecoder, GenerationParamsError, loadTextCodec, Sampler, weightProviderOf, type GenerationParams, type SamplingParams, type TextCodec } from '../../src/runtime/index.js';
+import { BatchDecoder, GenerationParamsError, loadTextCodec, weightProviderOf, type GenerationParams, type SamplingParams, type TextCodec } from '../../src/runtime/index.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createEngine } from '../../src/engine/index.js';
 import { collectDecode } from '../helpers/shipped-decoder.js';
+import { chooseFavourites } from '../helpers/scripted-model.js';
 import { gateFormatOf, REASONING_PARSERS } from '../../src/serve/reasoning.js';
 import { choiceReader } from '../../src/serve/responses.js';
 import type { Prepared } from '../../src/serve/prepare.js';
@@ -62,25 +63,8 @@ function served(fields: ToolFields, answerFormat?: GenerationParams['responseFor
   };
 }
 
-/**
- * The scripted model: each step favours the script's next token (logit 10, the rest 0) until the
- * gate is complete or the script ends; the text the gate let through, markers kept.
- */
-function write(gate: ReasoningGate, script: string, sampling: SamplingParams = { temperature: 0 }): string {
-  const sampler = new Sampler({ seed: 7, ...sampling });
-  const argmax = (r: Float32Array) => r.indexOf(Math.max(...r));
-  const chosen: number[] = [];
-  for (const t of codec.encode(script)) {
-    if (gate.complete) break;
-    const row = new Float32Array(VOCAB);
-    row[t] = 10;
-    const token = gate.choose(row, sampler, argmax);
-    expect(token).toBeGreaterThanOrEqual(0);
-    gate.commit(token);
-    chosen.push(token);
-  }
-  return codec.decode(chosen, { skipSpecialTokens: false });
-}
+/** The scripted model (test/helpers/scripted-model.ts) writes `script` until the gate is complete; the text the gate let through, markers kept. */
+const write = (gate: ReasoningGate, script: string, sampling: SamplingParams = { temperature: 0 }): string => codec.decode(chooseFavourites(gate, VOCAB, codec.encode(script), sampling), { skipSpecialTokens: false });
 
 /** the calls, reasoning and content of the read deltas */
 function summary(deltas: ChoiceDelta[]): { calls: Array<{ name: string; arguments: string }>; reasoning: string; content: string } {
@@ -192,16 +176,7 @@ describe('gpt-oss calls held to the tools (addressedCalls)', () => {
   it('a special token whose text a regex takes is taken as the token (a block’s tags may be special tokens), under greedy and screened sampling alike', () => {
     for (const params of [{ temperature: 0 }, { temperature: 1, topP: 0.5 }] as SamplingParams[]) {
       const c = new GrammarConstraint(codec, tokenPieces(codec, VOCAB, true), new Set(), false, new RegexPrefix(compileRegex('[^<]+<\\|end\\|>')));
-      const sampler = new Sampler({ seed: 3, ...params });
-      const argmax = (r: Float32Array) => r.indexOf(Math.max(...r));
-      const chosen: number[] = [];
-      for (const t of [...codec.encode('aa'), END]) {
-        const row = new Float32Array(VOCAB);
-        row[t] = 10;
-        const token = c.choose(row, sampler, argmax);
-        c.commit(token);
-        chosen.push(token);
-      }
+      const chosen = chooseFavourites(c, VOCAB, [...codec.encode('aa'), END], params, 3);
       expect(chosen.at(-1), JSON.stringify(params)).toBe(END);
       expect(c.complete).toBe(true);
     }
