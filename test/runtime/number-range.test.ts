@@ -1,5 +1,5 @@
 /**
- * A number schema's bounds (minimum, maximum, exclusiveMinimum, exclusiveMaximum) as the schema
+ * A number schema's bounds (minimum, maximum, exclusiveMinimum, exclusiveMaximum, and an integer's multipleOf) as the schema
  * constraint holds them (number-range.ts, schema-prefix.ts). Independent truth: Ajv on the value
  * a whole text writes, and a brute-force search of completions for viability: on random bounds and
  * random number texts, a text ends a valid number exactly where Ajv finds the value valid, every
@@ -44,12 +44,20 @@ const schemaArb = fc
     hi: fc.option(bound, { nil: undefined }),
     loX: fc.boolean(),
     hiX: fc.boolean(),
+    // an integer's multipleOf
+    step: fc.option(fc.constantFrom(2, 3, 5, 7, 10, 25), { nil: undefined }),
   })
-  .filter(({ lo, hi }) => lo !== undefined || hi !== undefined)
-  .map(({ type, lo, hi, loX, hiX }) => {
+  .filter(({ lo, hi, step }) => lo !== undefined || hi !== undefined || step !== undefined)
+  .map(({ type, lo, hi, loX, hiX, step }) => {
     const [a, b] = lo !== undefined && hi !== undefined && lo > hi ? [hi, lo] : [lo, hi];
-    return { type, ...(a === undefined ? {} : { [loX ? 'exclusiveMinimum' : 'minimum']: a }), ...(b === undefined ? {} : { [hiX ? 'exclusiveMaximum' : 'maximum']: b }) } as Record<string, unknown>;
-  });
+    return {
+      type,
+      ...(a === undefined ? {} : { [loX ? 'exclusiveMinimum' : 'minimum']: a }),
+      ...(b === undefined ? {} : { [hiX ? 'exclusiveMaximum' : 'maximum']: b }),
+      ...(step === undefined || type !== 'integer' ? {} : { multipleOf: step }),
+    } as Record<string, unknown>;
+  })
+  .filter((schema) => Object.keys(schema).length > 1);
 const numberText = fc.oneof(
   fc.integer({ min: -5000, max: 5000 }).map(String),
   fc.tuple(fc.integer({ min: -400, max: 400 }), fc.integer({ min: 0, max: 999 })).map(([i, f]) => `${i < 0 ? '-' : ''}${Math.abs(i)}.${String(f).padStart(3, '0')}`),
@@ -113,5 +121,9 @@ describe('number bounds', () => {
     expect(() => startingState({ type: 'integer', minimum: 1.2, maximum: 1.8 })).toThrow(/no integer/);
     expect(() => startingState({ type: 'number', exclusiveMinimum: true })).toThrow(/finite number/);
     expect(() => startingState({ enum: [1, 2], minimum: 1 })).toThrow(/beside "enum"/);
+    // an integer's multipleOf: a positive integer, and some multiple within the bounds
+    expect(() => startingState({ type: 'integer', multipleOf: 5, minimum: 1, maximum: 4 })).toThrow(/no integer/);
+    expect(() => startingState({ type: 'number', multipleOf: 0.5 })).toThrow(/integers only/);
+    expect(() => startingState({ type: 'integer', multipleOf: 0 })).toThrow(/positive integer/);
   });
 });

@@ -183,11 +183,11 @@ describe('JSON mode through the server', () => {
   });
 
   it('a schema it cannot follow, or another format, is a 400 naming the field, before any load', async () => {
-    const pattern = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'integer', multipleOf: 2 } } } } };
-    const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], response_format: pattern as OpenAI.ResponseFormatJSONSchema }).catch((e: unknown) => e);
+    const unique = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'array', uniqueItems: true } } } } };
+    const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], response_format: unique as OpenAI.ResponseFormatJSONSchema }).catch((e: unknown) => e);
     expect(r).toBeInstanceOf(OpenAI.BadRequestError);
     expect((r as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('response_format.json_schema.schema');
-    expect((r as Error).message).toMatch(/schema \/properties\/a: the keyword "multipleOf" is not supported/);
+    expect((r as Error).message).toMatch(/schema \/properties\/a: the keyword "uniqueItems" is not supported/);
     for (const [format, param] of [
       [{ type: 'yaml' }, 'response_format.type'],
       [{ type: 'json_schema' }, 'response_format.json_schema'],

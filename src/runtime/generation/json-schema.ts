@@ -10,10 +10,10 @@
  * its options is accepted), `$ref` to `#/$defs/…` or `#/definitions/…` (recursion included), and
  * `nullable`, a string's `pattern`, `format`, `minLength` and `maxLength` (string-rules.ts;
  * formats other than those it holds only annotate), and a number's `minimum`, `maximum`,
- * `exclusiveMinimum` and `exclusiveMaximum` (number-range.ts). Keywords that only document (`title`,
- * `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `strict`, OpenAPI's
- * `discriminator`, vendor `x-…` keys) are ignored. Any
- * other keyword that would constrain a value (`multipleOf`, `allOf`, …) is refused with a
+ * `exclusiveMinimum` and `exclusiveMaximum`, and an integer's `multipleOf` (number-range.ts).
+ * Keywords that only document (`title`, `description`, `default`, `examples`, `$schema`, `$id`,
+ * `$comment`, `strict`, OpenAPI's `discriminator`, vendor `x-…` keys) are ignored. Any other
+ * keyword that would constrain a value (`uniqueItems`, `not`, `allOf` of several schemas, …) is refused with a
  * SchemaError naming it, rather than silently not enforced. The top level must be an object
  * (OpenAI's rule for response_format), unless the caller allows any value (vLLM's guided_json, and
  * the server's forced tool calls, which are an array of calls).
@@ -72,9 +72,9 @@ const DOCUMENTATION = new Set([
 ]);
 /** keywords that only document: the set above, and vendor extensions (`x-…`) */
 const documents = (k: string) => DOCUMENTATION.has(k) || k.startsWith('x-');
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'prefixItems', 'additionalItems', 'allOf']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'prefixItems', 'additionalItems', 'allOf', 'multipleOf']);
 /** what a string's rule (string-rules.ts) and a number's range (number-range.ts) read */
-const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
+const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'];
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
 /** nodes a schema may compile to, against a schema crafted to expand without end */
 const MAX_NODES = 10_000;
@@ -240,7 +240,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         return { kind: 'string', allowed: null, rule: stringRule(o, at) };
       case 'number':
       case 'integer': {
-        const range = numberRange(o, at);
+        const range = numberRange(o, at, type === 'integer');
         if (range !== null && type === 'integer' && !hasInteger(range)) throw new SchemaError('the bounds leave no integer', at);
         return { kind: 'number', integer: type === 'integer', range };
       }

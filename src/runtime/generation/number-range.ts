@@ -1,6 +1,7 @@
 /**
  * A JSON schema's bounds on a number (`minimum`, `maximum`, `exclusiveMinimum`,
- * `exclusiveMaximum`: Pydantic's ge, le, gt and lt), followed as the number is written: a prefix
+ * `exclusiveMaximum`: Pydantic's ge, le, gt and lt; and an integer's `multipleOf`, its
+ * multiple_of), followed as the number is written: a prefix
  * of a number is viable only where some number it can still become lies within the bounds, so the
  * text never reaches a number that nothing completes.
  *
@@ -19,6 +20,8 @@ export interface NumberRange {
   max: Decimal | null;
   minExclusive: boolean;
   maxExclusive: boolean;
+  /** an integer's multipleOf (null: none) */
+  step: bigint | null;
 }
 
 interface Decimal {
@@ -26,8 +29,8 @@ interface Decimal {
   scale: number;
 }
 
-/** The bounds of a number schema `o`; null where it has none. */
-export function numberRange(o: Record<string, unknown>, at: string): NumberRange | null {
+/** The bounds of a number schema `o` (`integer`: of an integer one, which may also have a multipleOf); null where it has none. */
+export function numberRange(o: Record<string, unknown>, at: string, integer = false): NumberRange | null {
   const bound = (key: string): Decimal | null => {
     const v = o[key];
     if (v === undefined) return null;
@@ -38,11 +41,19 @@ export function numberRange(o: Record<string, unknown>, at: string): NumberRange
   const max = bound('maximum');
   const xmin = bound('exclusiveMinimum');
   const xmax = bound('exclusiveMaximum');
-  if (min === null && max === null && xmin === null && xmax === null) return null;
+  let step: bigint | null = null;
+  if (o.multipleOf !== undefined) {
+    const m = o.multipleOf;
+    // a number's multiples of a fraction would need its digits counted against the fraction's: integers only
+    if (!integer) throw new SchemaError('"multipleOf" is supported on integers only', at);
+    if (typeof m !== 'number' || !Number.isSafeInteger(m) || m <= 0) throw new SchemaError('"multipleOf" must be a positive integer', at);
+    step = BigInt(m);
+  }
+  if (min === null && max === null && xmin === null && xmax === null && step === null) return null;
   // where both kinds bound one side, the tighter one holds
   const [lo, loX] = tighter(min, xmin, 1);
   const [hi, hiX] = tighter(max, xmax, -1);
-  const range = { min: lo, max: hi, minExclusive: loX, maxExclusive: hiX };
+  const range = { min: lo, max: hi, minExclusive: loX, maxExclusive: hiX, step };
   if (lo !== null && hi !== null && (compare(lo, hi) > 0 || (compare(lo, hi) === 0 && (loX || hiX)))) throw new SchemaError('the bounds leave no number', at);
   return range;
 }
@@ -81,8 +92,9 @@ function compare(a: Decimal, b: Decimal): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/** whether the value `v` lies within the range */
+/** whether the value `v` lies within the range (and is a multiple of its step) */
 export function inRange(range: NumberRange, v: Decimal): boolean {
+  if (range.step !== null && (v.int % 10n ** BigInt(v.scale) !== 0n || (v.int / 10n ** BigInt(v.scale)) % range.step !== 0n)) return false;
   if (range.min !== null) {
     const c = compare(v, range.min);
     if (c < 0 || (c === 0 && range.minExclusive)) return false;
@@ -96,6 +108,7 @@ export function inRange(range: NumberRange, v: Decimal): boolean {
 
 /** whether some value of the interval from `a` to `b` (`a` < `b`; `a` included where `aIn`, `b` where `bIn`) lies within the range */
 function meets(range: NumberRange, a: Decimal, b: Decimal, aIn: boolean, bIn: boolean): boolean {
+  if (range.step !== null) return meetsStep(range, a, b);
   if (range.max !== null) {
     // the interval must start at or below the top
     const c = compare(a, range.max);
@@ -180,14 +193,30 @@ function integerBounds(range: NumberRange): NumberRange {
     const isInt = (d: Decimal) => d.int % 10n ** BigInt(d.scale) === 0n;
     const lo = range.min === null ? null : isInt(range.min) ? floor(range.min) + (range.minExclusive ? 1n : 0n) : floor(range.min) + 1n;
     const hi = range.max === null ? null : isInt(range.max) ? floor(range.max) - (range.maxExclusive ? 1n : 0n) : floor(range.max);
-    r = { min: lo === null ? null : { int: lo, scale: 0 }, max: hi === null ? null : { int: hi, scale: 0 }, minExclusive: false, maxExclusive: false };
+    r = { min: lo === null ? null : { int: lo, scale: 0 }, max: hi === null ? null : { int: hi, scale: 0 }, minExclusive: false, maxExclusive: false, step: range.step };
     integerForms.set(range, r);
   }
   return r;
 }
 
-/** whether an integer schema's bounds leave any integer */
+/** whether an integer schema's bounds leave any integer (a multiple of its step) */
 export function hasInteger(range: NumberRange): boolean {
   const r = integerBounds(range);
-  return r.min === null || r.max === null || r.min.int <= r.max.int;
+  const far = 10n ** 400n;
+  return meetsStep({ ...r, step: r.step ?? 1n }, { int: -far, scale: 0 }, { int: far, scale: 0 });
+}
+
+/**
+ * For an integer range with a step (its bounds inclusive integers, integerBounds): whether the
+ * integers from `a` to `b` (both included) hold a multiple of the step within the bounds.
+ */
+function meetsStep(range: NumberRange, a: Decimal, b: Decimal): boolean {
+  const lo = range.min !== null && range.min.int > a.int ? range.min.int : a.int;
+  const hi = range.max !== null && range.max.int < b.int ? range.max.int : b.int;
+  if (lo > hi) return false;
+  const k = range.step!;
+  // the first multiple of k at or above lo
+  const r = ((lo % k) + k) % k;
+  const first = r === 0n ? lo : lo + (k - r);
+  return first <= hi;
 }
