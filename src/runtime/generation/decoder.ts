@@ -96,7 +96,8 @@ export interface GenerationParams extends SamplingParams, LogitsProcessingParams
   /**
    * The model may reason between these tags before it answers (`<think>`, `</think>`), and a
    * response format holds only the answer (reasoning-gate.ts; `state`: where the completion
-   * starts). Without a response format it changes nothing.
+   * starts); `addressedCalls` holds a call the model addresses while it reasons (gpt-oss's).
+   * Without either it changes nothing.
    */
   reasoning?: ReasoningFormat;
   /**
