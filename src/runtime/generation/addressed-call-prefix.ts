@@ -44,6 +44,8 @@ interface Compiled {
   spec: AddressedCalls;
   starts: GrammarState[];
   maxHeader: number;
+  /** the header's last characters that can still begin a text it is watched for (its states' keys keep them) */
+  tailKept: number;
   id: number;
 }
 
@@ -54,7 +56,8 @@ const compiledSpecs = new CompiledSpecs<AddressedCalls, Compiled>((spec, id) => 
   if (spec.bodyOpens === '' || spec.refuses.some((r) => r === '')) throw new SchemaError('addressed calls need a non-empty body opening and refused texts', '');
   const maxHeader = spec.maxHeader ?? DEFAULT_MAX_HEADER;
   if (!Number.isInteger(maxHeader) || maxHeader < spec.bodyOpens.length) throw new SchemaError(`addressed calls: maxHeader must be an integer of at least the body opening's length (${spec.bodyOpens.length})`, '');
-  return { spec, starts: spec.functions.map((f) => startingState(f.schema, 'object')), maxHeader, id };
+  const tailKept = Math.max(spec.bodyOpens.length, ...spec.refuses.map((r) => r.length)) - 1;
+  return { spec, starts: spec.functions.map((f) => startingState(f.schema, 'object')), maxHeader, tailKept, id };
 });
 
 /**
@@ -92,7 +95,7 @@ export class AddressedCallPrefix implements GrammarState {
         case 'done':
           return false;
         case 'name': {
-          const going = this.alive.filter((k) => functions[k].name.slice(this.at).startsWith(c));
+          const going = this.alive.filter((k) => functions[k].name.startsWith(c, this.at));
           if (going.length > 0) {
             this.alive = going;
             this.at += c.length;
@@ -159,19 +162,13 @@ export class AddressedCallPrefix implements GrammarState {
         return `addressed${id}:name:${this.at}:${this.alive.join(',')}`;
       case 'header':
         // what may follow depends on the header's length (its bound) and its end (a refused text or the opening it may begin)
-        const kept = this.tailKept();
+        const kept = this.compiled.tailKept;
         return `addressed${id}:header:${this.header.length}:${kept > 0 ? this.header.slice(-kept) : ''}`;
       case 'args':
         return `addressed${id}:args:${this.call}:${this.json!.key}`;
       case 'done':
         return `addressed${id}:done`;
     }
-  }
-
-  /** the header's last characters that can still begin a text it is watched for */
-  private tailKept(): number {
-    const { bodyOpens, refuses } = this.compiled.spec;
-    return Math.max(bodyOpens.length, ...refuses.map((r) => r.length)) - 1;
   }
 
   get complete(): boolean {

@@ -15,6 +15,7 @@
 import type { TokenConstraint } from './grammar-constraint.js';
 import type { Sampler } from './sampling.js';
 import type { TextDecoderLike } from './stop.js';
+import { mayOpenWith } from './tag-watch.js';
 
 export class CallsOrAnswer implements TokenConstraint {
   private state: 'undecided' | 'calls' | 'answer' = 'undecided';
@@ -45,7 +46,7 @@ export class CallsOrAnswer implements TokenConstraint {
     if (this.state === 'undecided') {
       // the model's own draw, on a copy (the answer's constraint may need the row as it is)
       const token = sampler.next(Float32Array.from(row), pickGreedy);
-      if (this.mayOpen(this.textOf([...this.opening, token]))) return token;
+      if (mayOpenWith(this.textOf([...this.opening, token]), this.start)) return token;
       this.toAnswer();
     }
     this.answerChose = true;
@@ -69,7 +70,7 @@ export class CallsOrAnswer implements TokenConstraint {
     if (this.state === 'answer') return this.answer.readText?.(text) ?? false;
     if (this.state === 'calls' || this.opening.length > 0) return false;
     this.before += text;
-    if (!this.mayOpen(this.before)) this.toAnswer();
+    if (!mayOpenWith(this.before, this.start)) this.toAnswer();
     else this.decide(this.before);
     return true;
   }
@@ -86,12 +87,6 @@ export class CallsOrAnswer implements TokenConstraint {
     this.state = 'answer';
     const text = this.textOf(this.opening);
     if (text.length > 0) this.answer.readText?.(text);
-  }
-
-  /** whether `text` can still be whitespace and the opening (or begins with it) */
-  private mayOpen(text: string): boolean {
-    const lead = text.trimStart();
-    return lead.length >= this.start.length ? lead.startsWith(this.start) : this.start.startsWith(lead);
   }
 
   private textOf(ids: number[]): string {

@@ -405,8 +405,7 @@ export class BatchDecoder {
       throw err;
     }
     // a call's header is made of the tokenizer's markers: it is read with the special tokens kept
-    const hold = (state: GrammarState) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize, true), new Set(stopIds), false, state);
-    return new ReasoningGate(tokenizer, reasoning, inner, hold);
+    return new ReasoningGate(tokenizer, reasoning, inner, this.holder(vocabSize, stopIds, false));
   }
 
   /** What holds the answer: the response format, or tool calls the model opens instead (null: free text). */
@@ -444,12 +443,18 @@ export class BatchDecoder {
     }
     const tokenizer = this.opts.tokenizer;
     const skipSpecial = params.skipSpecialTokens ?? true;
-    const hold = (state: GrammarState) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize, !skipSpecial), new Set(stopIds), skipSpecial, state);
+    const hold = this.holder(vocabSize, stopIds, skipSpecial);
     const held = given as { trigger?: unknown; once?: unknown } | null;
     const trigger = held?.trigger;
     if (trigger === undefined) return hold(start);
     if (typeof trigger !== 'string' || trigger.length === 0) throw new GenerationParamsError('responseFormat.trigger must be a non-empty string', 'responseFormat');
     return new TriggeredConstraint(tokenizer, trigger, start, hold, skipSpecial, held?.once === true);
+  }
+
+  /** What holds text to a grammar state, reading the completion with special tokens skipped or kept (the tokenizer's pieces alike). */
+  private holder(vocabSize: number, stopIds: readonly number[], skipSpecial: boolean): (state: GrammarState) => TokenConstraint {
+    const tokenizer = this.opts.tokenizer!;
+    return (state) => new GrammarConstraint(tokenizer, tokenPieces(tokenizer, vocabSize, !skipSpecial), new Set(stopIds), skipSpecial, state);
   }
 
   /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */

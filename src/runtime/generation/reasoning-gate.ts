@@ -30,7 +30,7 @@ import { AddressedCallPrefix, type AddressedCalls } from './addressed-call-prefi
 import type { GrammarState, TokenConstraint } from './grammar-constraint.js';
 import type { Sampler } from './sampling.js';
 import type { TextDecoderLike } from './stop.js';
-import { TagWatch } from './tag-watch.js';
+import { mayOpenWith, TagWatch } from './tag-watch.js';
 
 export type ReasoningStart = 'reasoning' | 'answer' | 'maybe';
 
@@ -82,7 +82,7 @@ export class ReasoningGate implements TokenConstraint {
     if (this.state === 'maybe') {
       // the model's own draw, on a copy (the inner constraint may need the row as it is)
       const token = sampler.next(Float32Array.from(row), pickGreedy);
-      if (this.opensBlock([...this.opening, token])) return token;
+      if (mayOpenWith(this.decode([...this.opening, token]), this.format.start)) return token;
       this.state = 'answer';
     }
     if (this.inner === null) return sampler.next(row, pickGreedy);
@@ -139,12 +139,6 @@ export class ReasoningGate implements TokenConstraint {
     this.call = this.hold!(state);
     this.state = 'call';
     return true;
-  }
-
-  /** whether these tokens' text can still be whitespace and the start tag (or begins with it) */
-  private opensBlock(ids: number[]): boolean {
-    const text = this.decode(ids).trimStart();
-    return text.length === 0 ? true : text.length >= this.format.start.length ? text.startsWith(this.format.start) : this.format.start.startsWith(text);
   }
 
   private decode(ids: number[]): string {

@@ -96,6 +96,13 @@ export class CompiledRegex {
   }
 
   /** The state after character `c` from `from`; null where no match can follow. */
+  /** the state after one character of code point `cp`: one step where the pattern reads code points, its UTF-16 units' otherwise */
+  stepCodePoint(from: DfaState, cp: number): DfaState | null {
+    if (this.codePoints || cp <= 0xffff) return this.step(from, cp);
+    const high = this.step(from, 0xd800 + ((cp - 0x10000) >> 10));
+    return high === null ? null : this.step(high, 0xdc00 + ((cp - 0x10000) & 0x3ff));
+  }
+
   step(from: DfaState, c: number): DfaState | null {
     const known = from.next.get(c);
     if (known !== undefined) return known;
@@ -218,20 +225,22 @@ function describe(err: Error): string {
 }
 
 /**
- * The pattern without a leading `^` (or `\A`) and a trailing `$` (or `\Z`, `\z`): the match is of
- * the whole text anyway. Escaped ones stay (an odd run of backslashes before the `$` escapes it).
+ * A pattern's leading `^` (or `\A`) and trailing `$` (or `\Z`, `\z`), and what lies between them.
+ * Escaped ones stay (an odd run of backslashes before the `$` escapes it).
  */
+export function anchorsOf(pattern: string): { start: boolean; end: boolean; core: string } {
+  let core = pattern;
+  const start = core.startsWith('^') || core.startsWith('\\A');
+  if (start) core = core.slice(core.startsWith('^') ? 1 : 2);
+  const m = /(\$|\\[Zz])$/.exec(core);
+  const end = m !== null && /\\*$/.exec(core.slice(0, m.index))![0].length % 2 === 0;
+  if (end) core = core.slice(0, m!.index);
+  return { start, end, core };
+}
+
+/** The pattern without its anchors: the match is of the whole text anyway. */
 function wholeMatchSource(pattern: string): string {
-  let source = pattern;
-  if (source.startsWith('^')) source = source.slice(1);
-  else if (source.startsWith('\\A')) source = source.slice(2);
-  const end = /(\$|\\[Zz])$/.exec(source);
-  if (end !== null) {
-    const before = source.slice(0, end.index);
-    const slashes = /\\*$/.exec(before)![0].length;
-    if (slashes % 2 === 0) source = before;
-  }
-  return source;
+  return anchorsOf(pattern).core;
 }
 
 /** A pattern matching exactly one of `choices` (vLLM's guided_choice). */

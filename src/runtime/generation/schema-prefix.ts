@@ -431,15 +431,15 @@ function ruledStringStep(f: RuledString, c: number, below: Stack | null, push: (
   if (f.esc === 0 && esc === 0) unit = c;
   else if (f.esc === 0) {
     // a backslash: some escaped character must be one the rule takes
-    if (!ESCAPABLE.some((u) => codeUnit(f, u) !== null)) return;
+    if (!ESCAPABLE.some((u) => takes(f, u))) return;
   } else if (f.esc === 1 && esc === 0) unit = SIMPLE_ESCAPES.get(c)!;
   else if (f.esc === 1) {
-    if (!CONTROLS.some((u) => codeUnit(f, u) !== null)) return; // \u: a control character must be taken
+    if (!CONTROLS.some((u) => takes(f, u))) return; // \u: a control character must be taken
   } else {
     // \u00XX: the first two digits 0, the third 0 or 1, and some character of what they leave taken
     hex = f.hex * 16 + hexValue(c);
     if ((f.esc === 2 || f.esc === 3) && hex !== 0) return;
-    if (f.esc === 4 && (hex > 1 || !CONTROLS.slice(hex * 16, hex * 16 + 16).some((u) => codeUnit(f, u) !== null))) return;
+    if (f.esc === 4 && (hex > 1 || !CONTROLS.slice(hex * 16, hex * 16 + 16).some((u) => takes(f, u)))) return;
     if (esc === 0) {
       unit = hex;
       hex = 0;
@@ -453,11 +453,17 @@ function ruledStringStep(f: RuledString, c: number, below: Stack | null, push: (
   if (next !== null) push(on({ ...next, esc: 0, hex: 0 }, below));
 }
 
+/** whether the rule takes `unit` (a character of the Basic Multilingual Plane, no surrogate) next: codeUnit's answer, without building the frame */
+function takes(f: RuledString, unit: number): boolean {
+  if (f.high !== 0) return codeUnit(f, unit) !== null;
+  return f.len < f.rule.max && f.dfas.every((d, i) => f.rule.regexes[i].step(d, unit) !== null);
+}
+
 /** the string after one UTF-16 unit of its value: a high surrogate waits for its low one; null where the rule refuses it */
 function codeUnit(f: RuledString, unit: number): RuledString | null {
   if (f.high !== 0) {
     if (isLow(unit)) return codePoint({ ...f, high: 0 }, ((f.high - 0xd800) << 10) + (unit - 0xdc00) + 0x10000);
-    // a lone high surrogate (JSON's \u escapes allow one) is a character of its own
+    // a lone high surrogate (text that is not well-formed UTF-16) is a character of its own
     const lone = codePoint({ ...f, high: 0 }, f.high);
     return lone === null ? null : codeUnit(lone, unit);
   }
@@ -470,13 +476,7 @@ function codePoint(f: RuledString, cp: number): RuledString | null {
   if (f.len + 1 > f.rule.max) return null;
   const dfas: DfaState[] = [];
   for (const [i, d] of f.dfas.entries()) {
-    const regex = f.rule.regexes[i];
-    let state: DfaState | null = d;
-    if (regex.codePoints || cp <= 0xffff) state = regex.step(d, cp);
-    else {
-      state = regex.step(d, 0xd800 + ((cp - 0x10000) >> 10));
-      if (state !== null) state = regex.step(state, 0xdc00 + ((cp - 0x10000) & 0x3ff));
-    }
+    const state = f.rule.regexes[i].stepCodePoint(d, cp);
     if (state === null) return null;
     dfas.push(state);
   }

@@ -20,7 +20,7 @@
  * write nothing outside that subset, and everything it writes passes the format. Other formats
  * (`duration`, `binary`, …) only annotate, as JSON Schema has it by default, and are not held.
  */
-import { compileRegex, RegexError, type CompiledRegex } from './regex-prefix.js';
+import { anchorsOf, compileRegex, RegexError, type CompiledRegex } from './regex-prefix.js';
 import { SchemaError } from './json-schema.js';
 
 /** A string's rules beyond its type, as schema-prefix.ts follows them. */
@@ -93,14 +93,9 @@ function compiled(source: string, at: string, what: string): CompiledRegex {
  * alternative anchored where it says (`^`, `$`) and open (`[\s\S]*`) where it does not.
  */
 export function searchSource(pattern: string, at = ''): string {
-  const alternatives = topLevelAlternatives(pattern, at);
-  return alternatives
+  return topLevelAlternatives(pattern, at)
     .map((alt) => {
-      let core = alt;
-      const start = core.startsWith('^');
-      if (start) core = core.slice(1);
-      const end = core.endsWith('$') && (/\\*$/.exec(core.slice(0, -1))![0].length % 2 === 0);
-      if (end) core = core.slice(0, -1);
+      const { start, end, core } = anchorsOf(alt);
       return `${start ? '' : '[\\s\\S]*'}(?:${core})${end ? '' : '[\\s\\S]*'}`;
     })
     .join('|');

@@ -6,6 +6,16 @@
  */
 import type { TextDecoderLike } from './stop.js';
 
+/**
+ * Whether `text` can still be whitespace and then `tag`, or already begins with it: while it can,
+ * a completion has not yet told whether it opens the tag's block (ReasoningGate's reasoning,
+ * CallsOrAnswer's calls).
+ */
+export function mayOpenWith(text: string, tag: string): boolean {
+  const lead = text.trimStart();
+  return lead.length >= tag.length ? lead.startsWith(tag) : tag.startsWith(lead);
+}
+
 export class TagWatch {
   /** the last tokens since the tag was last found, as many as can hold it */
   private ids: number[] = [];

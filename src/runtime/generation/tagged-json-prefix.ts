@@ -177,16 +177,16 @@ export class TaggedJsonPrefix implements GrammarState {
     return this.phase === 'done';
   }
 
-  /**
-   * where a character beyond ASCII may come next (a character still being decoded may go there):
-   * in a string of the arguments, or where a fixed text goes on with one (DeepSeek's tags are
-   * full-width; a vocabulary without them as tokens writes them a byte at a time)
-   */
   /** inside a string of the arguments */
   get inValueString(): boolean {
     return this.phase === 'args' && this.json!.inValueString === true;
   }
 
+  /**
+   * where a character beyond ASCII may come next (a character still being decoded may go there):
+   * in a string of the arguments, or where a fixed text goes on with one (DeepSeek's tags are
+   * full-width; a vocabulary without them as tokens writes them a byte at a time)
+   */
   get inString(): boolean {
     switch (this.phase) {
       case 'args':
