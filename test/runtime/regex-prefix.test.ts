@@ -17,6 +17,8 @@ const CASES: Array<{ pattern: string; prefixes: RegExp; alphabet: string }> = [
   { pattern: '-?(0|[1-9]\\d*)(\\.\\d+)?', prefixes: /^(-?|-?(0|[1-9]\d*)(\.\d*)?)$/, alphabet: '-0159.' },
   { pattern: '(a|b)*a(a|b){3}', prefixes: /^[ab]*$/, alphabet: 'abc' },
   { pattern: '.{2}😀', prefixes: /^(.{0,2}|.{2}😀)$/u, alphabet: 'x😀é' },
+  // a branch that only a lone surrogate completes, which no text holds: its first letter is no prefix
+  { pattern: 'x[\\uD800-\\uDFFF]|ab?c', prefixes: /^(|a|ab?c|ab)$/, alphabet: 'xabc' },
 ];
 
 /** the text split into characters as the pattern reads them (code points) */

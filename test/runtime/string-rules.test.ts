@@ -173,6 +173,77 @@ describe('string rules', () => {
     expect(held({ type: 'string', format: 'duration' }, '"whenever"')).toBe('complete');
   });
 
+  it('a pattern and a length that leave no value are refused up front, and any that leave one are taken: agreed with every string up to the length under Ajv', () => {
+    const patterns = ['^[ab]{2}$', '^(ab)*$', 'a1', '^1+$', '^(a|bb)+$', 'b$', '^a{3,4}$', '^(?:aaa)+$|^(?:bb)+$'];
+    const alphabet = ['a', 'b', '1'];
+    const strings: string[][] = [['']];
+    for (let n = 1; n <= 7; n++) strings.push(strings[n - 1].flatMap((s) => alphabet.map((c) => s + c)));
+    for (const pattern of patterns) {
+      for (let min = 0; min <= 4; min++) {
+        for (const max of [min, min + 1, min + 2, 5, Infinity]) {
+          if (max < min) continue;
+          const schema = { type: 'string', pattern, minLength: min, ...(max === Infinity ? {} : { maxLength: max }) };
+          const validate = ajv.compile(schema);
+          // every language here that has a value longer than 7 has one of at most min + 3 ≤ 7 characters
+          const some = strings.slice(min, Math.min(max, 7) + 1).some((level) => level.some((s) => validate(s)));
+          let taken = true;
+          try {
+            startingState(schema, 'any');
+          } catch (err) {
+            expect(err, JSON.stringify(schema)).toBeInstanceOf(SchemaError);
+            expect((err as Error).message).toMatch(/no string of .* meets the pattern/);
+            taken = false;
+          }
+          expect(taken, JSON.stringify(schema)).toBe(some);
+        }
+      }
+    }
+  });
+
+  it('no prefix a rule takes is a dead end: random walks over what it takes always go on and end in a value Ajv accepts', () => {
+    const schemas = [
+      { type: 'string', pattern: '^a+b$', maxLength: 3 },
+      { type: 'string', pattern: '^(ab)*$', minLength: 3, maxLength: 4 },
+      { type: 'string', pattern: '1', minLength: 4, maxLength: 4 },
+      { type: 'string', pattern: '^[ab]*1[ab]{2}$', maxLength: 5 },
+      { type: 'string', pattern: '^(?:aaa)+$|^(?:bb)+$', minLength: 5 },
+      { type: 'string', format: 'date', pattern: '^2' },
+      { type: 'string', format: 'date', pattern: '-29$' },
+      { type: 'string', format: 'time', maxLength: 9 },
+      { type: 'string', format: 'date-time', maxLength: 20 },
+      { type: 'string', format: 'uuid', pattern: 'ab' },
+    ];
+    const alphabet = [...'ab0123456789-:TZ+.', '"'];
+    for (const schema of schemas) {
+      const validate = ajv.compile(schema);
+      fc.assert(
+        fc.property(fc.array(fc.nat(), { minLength: 40, maxLength: 40 }), (draws) => {
+          const state = startingState(schema, 'any');
+          expect(state.push('"')).toBe(true);
+          let text = '"';
+          for (const draw of draws) {
+            const next = alphabet.filter((c) => state.clone().push(c));
+            expect(next.length, `${JSON.stringify(schema)} stuck after ${text}`).toBeGreaterThan(0);
+            const c = next[draw % next.length];
+            expect(state.push(c)).toBe(true);
+            text += c;
+            if (c === '"') break;
+          }
+          if (text.endsWith('"') && text.length > 1) expect(validate(JSON.parse(text)), `${JSON.stringify(schema)}: ${text}`).toBe(true);
+        }),
+        { numRuns: 100, seed: 5 },
+      );
+    }
+  });
+
+  it('a pattern and a format held together: a value must meet both at once, and where none can the schema is refused', () => {
+    expect(() => startingState({ type: 'string', pattern: '^\\d+$', format: 'date' })).toThrow(/no string meets both the pattern "\^\\\\d\+\$" and the format "date"/);
+    expect(() => startingState({ type: 'string', format: 'date', maxLength: 9 })).toThrow(/no string of at most 9 characters meets the format "date"/);
+    // held apart, each takes "2100-02-": the pattern wants 29 next, the date any day but the 29th (2100 is no leap year)
+    expect(held({ type: 'string', format: 'date', pattern: '^2\\d{3}-02-29$' }, '"2100-02-')).toBe('refused');
+    expect(held({ type: 'string', format: 'date', pattern: '^2\\d{3}-02-29$' }, '"2096-02-29"')).toBe('complete');
+  });
+
   it('rules the constraint cannot follow are SchemaErrors naming the keyword', () => {
     expect(() => startingState({ type: 'string', pattern: '(?=a)b' })).toThrow(SchemaError);
     expect(() => startingState({ type: 'string', pattern: 'a(^b)' })).toThrow(/pattern/);

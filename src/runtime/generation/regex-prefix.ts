@@ -42,6 +42,19 @@ const MAX_NFA_NODES = 100_000;
  */
 const MAX_DFA_STATES = 10_000;
 const MAX_TRANSITIONS = 100_000;
+/**
+ * How far the lengths a state can still complete with are followed (CompiledRegex.completes):
+ * layers of text, and nodes visited over them. Past either, longer completions are assumed
+ * possible (for those lengths the pattern and the length are then held apart), so that a counted
+ * pattern such as `.{0,5000}` costs bounded work per state.
+ */
+const MAX_REACH_LAYERS = 4096;
+const MAX_REACH_WORK = 200_000;
+
+const isHighUnit = (c: number) => c >= 0xd800 && c <= 0xdbff;
+/** whether a set holds a character that is not a surrogate (text can hold no lone one) */
+const hasPlain = (set: CharSet) => set.ranges.some((r) => r.min < 0xd800 || r.max > 0xdfff);
+const overlaps = (set: CharSet, min: number, max: number) => set.ranges.some((r) => r.min <= max && r.max >= min);
 
 export interface DfaState {
   /** the automaton's nodes, ascending */
@@ -56,6 +69,20 @@ export interface DfaState {
   readonly next: Map<number, DfaState | null>;
 }
 
+/**
+ * The lengths (in code points) of the texts that complete a state, as a breadth-first walk over
+ * its nodes finds them: `accepts[k]` where some completion has k code points, for k below
+ * `accepts.length`; past that, the layers repeat from `cycleFrom` with `period` (> 0), end
+ * (`period` 0: no longer completion) or were not followed (`period` −1: assumed possible).
+ */
+interface Reach {
+  accepts: Uint8Array;
+  /** per k, the least accepting length ≥ k among those followed (−1: none) */
+  nextAccept: Int32Array;
+  cycleFrom: number;
+  period: number;
+}
+
 /** A pattern turned into its automaton, with its deterministic states as they are reached. */
 export class CompiledRegex {
   private static nextId = 1;
@@ -64,16 +91,26 @@ export class CompiledRegex {
   private readonly sets: CharSet[][];
   private readonly targets: Int32Array[];
   private readonly finals: Uint8Array;
+  /** per node, the nodes one code point of text leads to (a surrogate pair is two steps where the pattern reads UTF-16 units) */
+  private readonly cpNext: Int32Array[];
+  /** nodes from which some text reaches a match, at a character's boundary and after a high surrogate */
+  private readonly liveAtBoundary: Uint8Array;
+  private readonly liveAfterHigh: Uint8Array;
+  /** by state key, as many as the states kept: past them, longer completions are assumed possible */
+  private readonly reaches = new Map<string, Reach>();
   private readonly states = new Map<string, DfaState>();
   /** transitions memoised, over all states */
   private transitions = 0;
   readonly start: DfaState;
+  /** no text can be a match (the pattern's matches, if any, need lone surrogates) */
+  readonly empty: boolean;
 
   constructor(
     readonly pattern: string,
     /** characters are code points (the `u` flag), else UTF-16 units */
     readonly codePoints: boolean,
-    nfa: NFA,
+    /** kept to intersect it with another pattern (intersectRegexes) */
+    readonly nfa: NFA,
   ) {
     const index = new Map<NFA.Node, number>();
     for (const node of nfa.nodes()) index.set(node, index.size);
@@ -92,7 +129,117 @@ export class CompiledRegex {
       this.targets[i] = Int32Array.from(targets);
       if (nfa.finals.has(node)) this.finals[i] = 1;
     }
-    this.start = this.state(Int32Array.of(index.get(nfa.initial)!));
+    this.cpNext = this.sets.map((sets, node) => {
+      const out = new Set<number>();
+      for (let t = 0; t < sets.length; t++) {
+        if (hasPlain(sets[t])) out.add(this.targets[node][t]);
+        if (this.codePoints || !overlaps(sets[t], 0xd800, 0xdbff)) continue;
+        const mid = this.targets[node][t];
+        for (let u = 0; u < this.sets[mid].length; u++) if (overlaps(this.sets[mid][u], 0xdc00, 0xdfff)) out.add(this.targets[mid][u]);
+      }
+      return Int32Array.from(out);
+    });
+    this.liveAtBoundary = this.reachingFinals();
+    this.liveAfterHigh = new Uint8Array(this.sets.length);
+    if (!this.codePoints) {
+      for (let node = 0; node < this.sets.length; node++) {
+        for (let u = 0; u < this.sets[node].length; u++) {
+          if (overlaps(this.sets[node][u], 0xdc00, 0xdfff) && this.liveAtBoundary[this.targets[node][u]] === 1) this.liveAfterHigh[node] = 1;
+        }
+      }
+    }
+    const initial = index.get(nfa.initial)!;
+    this.empty = this.liveAtBoundary[initial] === 0;
+    this.start = this.state(Int32Array.of(initial));
+  }
+
+  /** per node, whether some text of whole code points leads from it to a final node (backwards from the finals) */
+  private reachingFinals(): Uint8Array {
+    const into: number[][] = this.sets.map(() => []);
+    this.cpNext.forEach((next, from) => next.forEach((to) => into[to].push(from)));
+    const live = Uint8Array.from(this.finals);
+    const queue: number[] = [];
+    live.forEach((f, node) => f === 1 && queue.push(node));
+    while (queue.length > 0) {
+      for (const from of into[queue.pop()!]) {
+        if (live[from] === 0) {
+          live[from] = 1;
+          queue.push(from);
+        }
+      }
+    }
+    return live;
+  }
+
+  /** whether the node reached by `c` can still lead to a match: after a high surrogate, by a low one */
+  private leadsOn(c: number, node: number): boolean {
+    return (!this.codePoints && isHighUnit(c) ? this.liveAfterHigh : this.liveAtBoundary)[node] === 1;
+  }
+
+  /**
+   * Whether some text of between `lo` and `hi` code points (`hi` may be Infinity) completes a match
+   * from `state`, a state at a character's boundary: what a string held to a pattern and a length
+   * asks of each prefix, so that no prefix it takes is one nothing completes.
+   */
+  completes(state: DfaState, lo: number, hi: number): boolean {
+    lo = Math.max(0, lo);
+    if (hi < lo) return false;
+    // every state step() returns has a completion (its dead nodes are dropped)
+    if (lo === 0 && hi === Infinity) return true;
+    let reach = this.reaches.get(state.key);
+    if (reach === undefined) {
+      // (a walk for every state of a pattern whose states multiply past the cap would cost each character a walk)
+      if (this.reaches.size >= MAX_DFA_STATES) return true;
+      reach = this.reach(state);
+      this.reaches.set(state.key, reach);
+    }
+    const { accepts, nextAccept, cycleFrom, period } = reach;
+    const followed = accepts.length;
+    if (lo < followed) {
+      const k = nextAccept[lo];
+      if (k >= 0 && k <= hi) return true;
+    }
+    if (hi < followed || period === 0) return false;
+    if (period < 0) return true;
+    const from = Math.max(lo, followed);
+    for (let a = cycleFrom; a < followed; a++) {
+      if (accepts[a] === 1 && a + Math.ceil((from - a) / period) * period <= hi) return true;
+    }
+    return false;
+  }
+
+  private reach(state: DfaState): Reach {
+    const seen = new Map<string, number>();
+    const accepts: number[] = [];
+    let layer: Int32Array = state.nodes;
+    let work = 0;
+    let cycleFrom = 0;
+    let period = -1;
+    for (;;) {
+      if (layer.length === 0) {
+        period = 0;
+        break;
+      }
+      const key = layer.join(',');
+      const before = seen.get(key);
+      if (before !== undefined) {
+        cycleFrom = before;
+        period = accepts.length - before;
+        break;
+      }
+      if (accepts.length >= MAX_REACH_LAYERS || work > MAX_REACH_WORK) break;
+      seen.set(key, accepts.length);
+      accepts.push(layer.some((node) => this.finals[node] === 1) ? 1 : 0);
+      const next = new Set<number>();
+      for (const node of layer) {
+        for (const to of this.cpNext[node]) if (this.liveAtBoundary[to] === 1) next.add(to);
+        work += this.cpNext[node].length + 1;
+      }
+      layer = Int32Array.from(next).sort();
+    }
+    const nextAccept = new Int32Array(accepts.length + 1).fill(-1);
+    for (let k = accepts.length - 1; k >= 0; k--) nextAccept[k] = accepts[k] === 1 ? k : nextAccept[k + 1];
+    return { accepts: Uint8Array.from(accepts), nextAccept, cycleFrom, period };
   }
 
   /** The state after character `c` from `from`; null where no match can follow. */
@@ -109,7 +256,7 @@ export class CompiledRegex {
     const reached = new Set<number>();
     for (const node of from.nodes) {
       const sets = this.sets[node];
-      for (let t = 0; t < sets.length; t++) if (sets[t].has(c)) reached.add(this.targets[node][t]);
+      for (let t = 0; t < sets.length; t++) if (sets[t].has(c) && this.leadsOn(c, this.targets[node][t])) reached.add(this.targets[node][t]);
     }
     const to = reached.size === 0 ? null : this.state(Int32Array.from(reached).sort());
     if (this.transitions < MAX_TRANSITIONS) {
@@ -128,7 +275,16 @@ export class CompiledRegex {
     let nonAscii = false;
     for (const node of nodes) {
       if (this.finals[node] === 1) accepting = true;
-      for (const set of this.sets[node]) {
+      const sets = this.sets[node];
+      for (let t = 0; t < sets.length; t++) {
+        // only transitions some match still follows count: a dead end is not a way on
+        const to = this.targets[node][t];
+        const set = sets[t];
+        const units = !this.codePoints;
+        const usable =
+          ((hasPlain(set) || (units && overlaps(set, 0xdc00, 0xdfff))) && this.liveAtBoundary[to] === 1) ||
+          (units && overlaps(set, 0xd800, 0xdbff) && this.liveAfterHigh[to] === 1);
+        if (!usable) continue;
         open = true;
         if (set.ranges.some((r) => r.max >= 0x80)) nonAscii = true;
       }
@@ -166,6 +322,32 @@ export function compileRegex(pattern: string): CompiledRegex {
   return compiled;
 }
 
+/** Intersections by their patterns' ids: a schema sent again finds its states. */
+const intersections = new Map<string, CompiledRegex | null>();
+
+/**
+ * One automaton matching exactly what both patterns match (a string's `pattern` and its `format`),
+ * so that a prefix is taken only where some value meets both at once: held separately, each could
+ * be met by a different completion and the text reach a point no value continues. Null where the
+ * two read characters differently (code points and UTF-16 units) or the product passes the node
+ * limit: the caller then holds them separately.
+ */
+export function intersectRegexes(a: CompiledRegex, b: CompiledRegex): CompiledRegex | null {
+  if (a.codePoints !== b.codePoints) return null;
+  const key = `${a.id}&${b.id}`;
+  let joint = intersections.get(key);
+  if (joint === undefined) {
+    try {
+      joint = new CompiledRegex(`(?:${a.pattern})&(?:${b.pattern})`, a.codePoints, NFA.fromIntersection(a.nfa, b.nfa, new NFA.LimitedNodeFactory(MAX_NFA_NODES)));
+    } catch {
+      joint = null;
+    }
+    if (intersections.size >= MAX_COMPILED_PATTERNS) intersections.delete(intersections.keys().next().value!);
+    intersections.set(key, joint);
+  }
+  return joint;
+}
+
 function compile(pattern: string): CompiledRegex {
   const source = wholeMatchSource(pattern.replace(/\(\?P</g, '(?<'));
   let firstError: Error | null = null;
@@ -184,6 +366,7 @@ function compile(pattern: string): CompiledRegex {
     }
     if (nfa.isEmpty) throw new RegexError(`the pattern ${quoted(pattern)} matches no text`);
     const compiled = new CompiledRegex(pattern, flags === 'u', nfa);
+    if (compiled.empty) throw new RegexError(`the pattern ${quoted(pattern)} matches only lone surrogates, which no text can hold`);
     if (!compiled.start.open) throw new RegexError(`the pattern ${quoted(pattern)} matches only the empty text: there is nothing to generate`);
     return compiled;
   }

@@ -9,6 +9,11 @@
  * it does not anchor. Anchors elsewhere, lookarounds and `\b` cannot be followed token by token and
  * are refused, as in the regex mode.
  *
+ * The rules are held together: a pattern and a format become one automaton (their intersection),
+ * and a character is taken only where the automaton can still reach a match within the lengths
+ * left (CompiledRegex.completes), so a held string never reaches a point no value continues;
+ * rules that no value meets at all are a SchemaError before anything is generated.
+ *
  * `format`: the formats Pydantic, zod and OpenAI's strict mode write (`date-time`, `date`, `time`,
  * `uuid`, `email`, `ipv4`, `ipv6`, `hostname`, `uri`) are held to a regular expression of a subset
  * of their values that every common validator accepts: RFC 3339's dates and times with upper-case
@@ -20,7 +25,7 @@
  * write nothing outside that subset, and everything it writes passes the format. Other formats
  * (`duration`, `binary`, …) only annotate, as JSON Schema has it by default, and are not held.
  */
-import { anchorsOf, compileRegex, RegexError, type CompiledRegex } from './regex-prefix.js';
+import { anchorsOf, compileRegex, intersectRegexes, RegexError, type CompiledRegex } from './regex-prefix.js';
 import { SchemaError } from './json-schema.js';
 
 /** A string's rules beyond its type, as schema-prefix.ts follows them. */
@@ -65,18 +70,39 @@ export const FORMAT_PATTERNS: ReadonlyMap<string, string> = new Map([
 
 /** The rules of a string schema `o` (at `at`); null where it has none beyond its type. */
 export function stringRule(o: Record<string, unknown>, at: string): StringRule | null {
-  const regexes: CompiledRegex[] = [];
+  const held: { regex: CompiledRegex; what: string }[] = [];
   if (o.pattern !== undefined) {
     if (typeof o.pattern !== 'string') throw new SchemaError('"pattern" must be a string', at);
-    regexes.push(compiled(searchSource(o.pattern, at), `${at}/pattern`, `the pattern ${JSON.stringify(o.pattern)}`));
+    const what = `the pattern ${JSON.stringify(o.pattern)}`;
+    held.push({ regex: compiled(searchSource(o.pattern, at), `${at}/pattern`, what), what });
   }
-  if (typeof o.format === 'string' && FORMAT_PATTERNS.has(o.format)) regexes.push(compiled(FORMAT_PATTERNS.get(o.format)!, `${at}/format`, `the format "${o.format}"`));
+  if (typeof o.format === 'string' && FORMAT_PATTERNS.has(o.format)) {
+    const what = `the format "${o.format}"`;
+    held.push({ regex: compiled(FORMAT_PATTERNS.get(o.format)!, `${at}/format`, what), what });
+  }
   const min = o.minLength ?? 0;
   const max = o.maxLength ?? Infinity;
   if (!Number.isSafeInteger(min) || (min as number) < 0) throw new SchemaError('"minLength" must be an integer ≥ 0', at);
   if (max !== Infinity && (!Number.isSafeInteger(max) || (max as number) < (min as number))) throw new SchemaError('"maxLength" must be an integer ≥ minLength', at);
-  if (regexes.length === 0 && min === 0 && max === Infinity) return null;
-  return { regexes, min: min as number, max: max as number };
+  if (held.length === 0 && min === 0 && max === Infinity) return null;
+  if (held.length === 2) {
+    const joint = intersectRegexes(held[0].regex, held[1].regex);
+    if (joint?.empty === true) throw new SchemaError(`no string meets both ${held[0].what} and ${held[1].what}`, at);
+    if (joint !== null) held.splice(0, 2, { regex: joint, what: `${held[0].what} with ${held[1].what}` });
+  }
+  // refused here, not when the generation reaches a point no token continues
+  for (const { regex, what } of held) {
+    if (!regex.completes(regex.start, min as number, max as number)) throw new SchemaError(`no string of ${lengths(min as number, max as number)} meets ${what}`, at);
+  }
+  return { regexes: held.map((h) => h.regex), min: min as number, max: max as number };
+}
+
+/** a length window in words: "at least 3 characters", "3 to 5 characters" */
+function lengths(min: number, max: number): string {
+  const chars = (n: number) => `${n} character${n === 1 ? '' : 's'}`;
+  if (max === Infinity) return `at least ${chars(min)}`;
+  if (min === 0) return `at most ${chars(max)}`;
+  return min === max ? `exactly ${chars(min)}` : `${min} to ${chars(max)}`;
 }
 
 function compiled(source: string, at: string, what: string): CompiledRegex {
