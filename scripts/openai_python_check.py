@@ -201,14 +201,16 @@ def parsed_tool_chat(client, job):
 def parsed_output_chat(client, job):
     """A pydantic model as the response format (chat.completions.parse), with the field rules
     Pydantic writes (datetime, date, UUID, a pattern, lengths, numeric bounds, a discriminated
-    union, a Decimal), parsed and validated by pydantic into that model: greedy, then sampled."""
+    union, a Decimal, a timedelta, network addresses), parsed and validated by pydantic into that
+    model: greedy, then sampled."""
     import datetime
+    import ipaddress
     import uuid
     from decimal import Decimal
     from typing import Annotated, Literal, Optional, Union
 
     from openai.lib._pydantic import to_strict_json_schema
-    from pydantic import BaseModel, Field, confloat, conint, constr
+    from pydantic import BaseModel, Field, IPvAnyAddress, confloat, conint, constr
 
     class Cat(BaseModel):
         kind: Literal["cat"]
@@ -231,6 +233,9 @@ def parsed_output_chat(client, job):
         deposit: Optional[conint(ge=0, le=500)]
         # a number, or a string of a pattern with a lookahead (which the server leaves out)
         price: Decimal
+        stay: datetime.timedelta
+        host: IPvAnyAddress
+        subnet: ipaddress.IPv4Network
 
     out = []
     for temperature, seed in ((0, None), (0.9, 7)):

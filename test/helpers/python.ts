@@ -72,6 +72,16 @@ export function describeWithPythonOpenai(name: string, body: () => void): void {
   describeNeeding('the openai client', openaiReason, openaiPythonSkipReason, name, body);
 }
 
+const pydanticReason = unavailableReason(['pydantic']);
+/** Pydantic (scripts/pydantic_formats_check.py), installed with the `openai` client by .ci/run */
+export const pydanticSkipReason = `${pydanticReason}: install it as .ci/run does (\`.venv/bin/pip install openai\`, which brings it, or set RFID_MOE_PYTHON)`;
+
+/** `describe` for suites that need Pydantic (describeNeeding). */
+export function describeWithPydantic(name: string, body: () => void): void {
+  if (pydanticReason !== undefined && !inCi) console.warn(`\n*** Pydantic tests SKIPPED: ${pydanticSkipReason} ***\n`);
+  describeNeeding('Pydantic', pydanticReason, pydanticSkipReason, name, body);
+}
+
 export interface HfJobResult {
   ok: boolean;
   type?: string;

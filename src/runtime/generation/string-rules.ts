@@ -15,15 +15,19 @@
  * rules that no value meets at all are a SchemaError before anything is generated.
  *
  * `format`: the formats Pydantic, zod and OpenAI's strict mode write (`date-time`, `date`, `time`,
- * `uuid`, `email`, `ipv4`, `ipv6`, `hostname`, `uri`) are held to a regular expression of a subset
- * of their values that every common validator accepts: RFC 3339's dates and times with upper-case
- * `T` and `Z`, years 0001–9999, real calendar days (leap years included) and fractions of a
- * second to the microsecond (Python's datetime, which Pydantic parses into), a UUID in its 8-4-4-4-12 hex form, an
- * e-mail address of letters, digits, `_`, `+` and `-` in dot-separated atoms under a domain of
- * letters, digits and hyphens ending in a letters-only top-level label, IPv6 in its full eight
- * groups, `http`/`https` URIs. A model may
- * write nothing outside that subset, and everything it writes passes the format. Other formats
- * (`duration`, `binary`, …) only annotate, as JSON Schema has it by default, and are not held.
+ * `duration`, `uuid`, `email`, `ipv4`, `ipv6`, `hostname`, `uri`, `base64`, and Pydantic's own
+ * `ipvanyaddress`, `ipv4interface`, `ipv6network`, … for its network types) are held to a regular
+ * expression of a subset of their values that every common validator accepts, Pydantic's parse
+ * included: RFC 3339's dates and times with upper-case `T` and `Z`, years 0001–9999, real
+ * calendar days (leap years included) and fractions of a second to the microsecond (Python's
+ * datetime, which Pydantic parses into); ISO 8601 durations in days, hours, minutes and whole
+ * seconds; a UUID in its 8-4-4-4-12 hex form; an e-mail address of letters, digits, `_`, `+` and
+ * `-` in dot-separated atoms under a domain of letters, digits and hyphens ending in a
+ * letters-only top-level label; IPv6 in its full eight groups; networks whose host bits are zero
+ * as Python's `ip_network` requires (whole octets or groups cleared); `http`/`https` URIs; padded
+ * base64. A model may write nothing outside that subset, and everything it writes passes the
+ * format. Other formats (`binary`, `password`, `path`, …) only annotate, as JSON Schema has it by
+ * default, and are not held: any string is one of them.
  */
 import { anchorsOf, compileRegex, intersectRegexes, RegexError, type CompiledRegex } from './regex-prefix.js';
 import { SchemaError } from './json-schema.js';
@@ -53,6 +57,21 @@ const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
 /** the characters of an address's local part that every validator takes (zod's is the narrowest) */
 const ATOM = '[A-Za-z0-9_+-]{1,15}';
 const IPV4_PART = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4 = `${IPV4_PART}(?:\\.${IPV4_PART}){3}`;
+const IPV6 = `${HEX}{1,4}(?::${HEX}{1,4}){7}`;
+/** an address with a prefix length or none (Python's ip_interface: any host bits) */
+const IPV4_INTERFACE = `${IPV4}(?:/(?:3[0-2]|[12]?\\d))?`;
+const IPV6_INTERFACE = `${IPV6}(?:/(?:12[0-8]|1[01]\\d|[1-9]?\\d))?`;
+/**
+ * a network as Python's ip_network takes it, whose host bits must be zero: a whole address (/32,
+ * /128, or no prefix), or whole octets or groups cleared under the prefixes that clear them
+ */
+const IPV4_NETWORK = `${IPV4}(?:/32)?|(?:${IPV4_PART}\\.){3}0/24|(?:${IPV4_PART}\\.){2}0\\.0/16|${IPV4_PART}\\.0\\.0\\.0/8|0\\.0\\.0\\.0/0`;
+const IPV6_NETWORK = `${IPV6}(?:/128)?|${HEX}{1,4}(?::${HEX}{1,4}){3}(?::0{1,4}){4}/64|${HEX}{1,4}(?::${HEX}{1,4}){2}(?::0{1,4}){5}/48`;
+/** ISO 8601's durations in days, hours, minutes and whole seconds, each part given at most once and in order */
+const CLOCK = '(?:\\d{1,2}H(?:\\d{1,2}M)?(?:\\d{1,2}S)?|\\d{1,2}M(?:\\d{1,2}S)?|\\d{1,2}S)';
+const DURATION = `P(?:\\d{1,4}D(?:T${CLOCK})?|T${CLOCK})`;
+const BASE64 = '(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?';
 
 /** The formats held, each as the whole-value pattern of its subset. */
 export const FORMAT_PATTERNS: ReadonlyMap<string, string> = new Map([
@@ -61,8 +80,20 @@ export const FORMAT_PATTERNS: ReadonlyMap<string, string> = new Map([
   ['time', TIME],
   ['uuid', `${HEX}{8}-${HEX}{4}-${HEX}{4}-${HEX}{4}-${HEX}{12}`],
   ['email', `${ATOM}(?:\\.${ATOM}){0,3}@(?:${LABEL}\\.){1,4}[A-Za-z]{2,24}`],
-  ['ipv4', `${IPV4_PART}(?:\\.${IPV4_PART}){3}`],
-  ['ipv6', `${HEX}{1,4}(?::${HEX}{1,4}){7}`],
+  ['ipv4', IPV4],
+  ['ipv6', IPV6],
+  // Pydantic's own network formats (IPvAnyAddress, IPv4Network, …), which its parse needs to be values of
+  ['ipvanyaddress', `${IPV4}|${IPV6}`],
+  ['ipv4interface', IPV4_INTERFACE],
+  ['ipv6interface', IPV6_INTERFACE],
+  ['ipvanyinterface', `${IPV4_INTERFACE}|${IPV6_INTERFACE}`],
+  ['ipv4network', IPV4_NETWORK],
+  ['ipv6network', IPV6_NETWORK],
+  ['ipvanynetwork', `${IPV4_NETWORK}|${IPV6_NETWORK}`],
+  // Pydantic's timedelta
+  ['duration', DURATION],
+  // Pydantic's Base64Bytes and Base64Str
+  ['base64', BASE64],
   // at most four labels of up to 63 characters: within the 253 a name may have
   ['hostname', `${LABEL}(?:\\.${LABEL}){0,3}`],
   ['uri', `https?://(?:${LABEL}\\.){0,4}${LABEL}(?::\\d{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(?:\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?`],
