@@ -148,13 +148,19 @@ const sampling = {
  * response_format: {"type": "text"}, JSON mode {"type": "json_object"}, or an object held to a
  * schema, {"type": "json_schema", "json_schema": {"name", "schema", "strict"?, "description"?}}
  * (grammar-constraint.ts; json-schema.ts says which keywords are followed, and the rest are a 400).
+ * Also Text Generation Inference's grammars, which Hugging Face's InferenceClient sends (it turns
+ * a json_schema format into {"type": "json_object", "value": schema}): {"type": "json" |
+ * "json_object", "value": schema} and {"type": "regex", "value": pattern}. A `value` is read,
+ * never dropped: a schema the server left out would leave the answer unheld without a word.
  */
 const responseFormat = z
   .discriminatedUnion(
     'type',
     [
       z.object({ type: z.literal('text') }),
-      z.object({ type: z.literal('json_object') }),
+      z.object({ type: z.literal('json_object'), value: jsonSchemaOrText('response_format.value').optional() }),
+      z.object({ type: z.literal('json'), value: jsonSchemaOrText('response_format.value') }),
+      z.object({ type: z.literal('regex'), value: pattern }),
       z.object({
         type: z.literal('json_schema'),
         json_schema: z.object(
@@ -168,7 +174,7 @@ const responseFormat = z
         ),
       }),
     ],
-    { message: 'response_format.type must be "text", "json_object" or "json_schema"' },
+    { message: 'response_format.type must be "text", "json_object" or "json_schema" (or Text Generation Inference\'s "json" and "regex", with a "value")' },
   )
   .nullish();
 

@@ -21,7 +21,22 @@ export function responseFormatOf(req: Fields): ResponseFormat {
   const given: Array<[field: string, format: () => ResponseFormat]> = [];
   const format = req.response_format;
   if (format && format.type !== 'text') {
-    given.push(['response_format', () => (format.type === 'json_object' ? 'json_object' : { jsonSchema: compiled(format.json_schema.schema, 'response_format.json_schema.schema') })]);
+    given.push([
+      'response_format',
+      (): ResponseFormat => {
+        switch (format.type) {
+          case 'json_schema':
+            return { jsonSchema: compiled(format.json_schema.schema, 'response_format.json_schema.schema') };
+          case 'json_object':
+            return format.value === undefined ? 'json_object' : guidedJson(format.value, 'response_format.value', false);
+          // TGI's grammars hold any top-level value, as guided_json does
+          case 'json':
+            return guidedJson(format.value, 'response_format.value', false);
+          case 'regex':
+            return regex(format.value, 'response_format.value');
+        }
+      },
+    ]);
   }
   if (req.guided_json != null) given.push(['guided_json', () => guidedJson(req.guided_json!, 'guided_json', false)]);
   if (req.guided_regex != null) given.push(['guided_regex', () => regex(req.guided_regex!, 'guided_regex')]);

@@ -82,6 +82,16 @@ export function describeWithPydantic(name: string, body: () => void): void {
   describeNeeding('Pydantic', pydanticReason, pydanticSkipReason, name, body);
 }
 
+const hfHubReason = unavailableReason(['huggingface_hub']);
+/** Hugging Face's InferenceClient (scripts/hf_inference_client_check.py), installed with transformers by .ci/run */
+export const hfHubSkipReason = `${hfHubReason}: install it as .ci/run does (\`.venv/bin/pip install transformers\`, which brings huggingface_hub, or set RFID_MOE_PYTHON)`;
+
+/** `describe` for suites that need huggingface_hub (describeNeeding). */
+export function describeWithHfHub(name: string, body: () => void): void {
+  if (hfHubReason !== undefined && !inCi) console.warn(`\n*** huggingface_hub client tests SKIPPED: ${hfHubSkipReason} ***\n`);
+  describeNeeding('huggingface_hub', hfHubReason, hfHubSkipReason, name, body);
+}
+
 export interface HfJobResult {
   ok: boolean;
   type?: string;

@@ -247,6 +247,12 @@ describe('vLLM’s sampling fields', () => {
       [{ logits_processors: ['x'] }, 'logits_processors', /not supported/],
       [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', allOf: [] } } } }, 'response_format.json_schema.schema', /"allOf" is supported with one schema only/],
       [{ priority: 1 }, 'priority', /priority scheduling is not enabled/],
+      // Text Generation Inference's grammars: a value that is no schema or pattern is named, never dropped
+      [{ response_format: { type: 'regex' } }, 'response_format.value', /required/],
+      [{ response_format: { type: 'json', value: '{"type": ' } }, 'response_format.value', /not a JSON schema/],
+      [{ response_format: { type: 'json_object', value: { type: 'string', pattern: '(?=a)b' } } }, 'response_format.value', /pattern/],
+      [{ response_format: { type: 'regex', value: 'a', json_schema: null }, guided_json: { type: 'object' } }, 'guided_json', /one structured-output constraint, not response_format and guided_json/],
+      [{ response_format: { type: 'grammar', value: 'root ::= "a"' } }, 'response_format.type', /"json" and "regex", with a "value"/],
     ];
     for (const [fields, param, message] of bad) {
       const r = await complete(fields);
