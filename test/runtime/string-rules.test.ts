@@ -200,6 +200,50 @@ describe('string rules', () => {
     }
   });
 
+  it('random patterns and lengths: taken up front exactly when some string meets them, and each prefix takes exactly the characters some such string goes on with (every string to length 8, by RegExp)', () => {
+    // patterns over a and b built from the operators a length interacts with: classes, alternation, repetition, counts
+    const { pattern } = fc.letrec<{ pattern: string }>((tie) => ({
+      pattern: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        fc.constantFrom('a', 'b', '[ab]', 'ab', 'ba'),
+        fc.tuple(tie('pattern'), tie('pattern')).map(([x, y]) => `${x}${y}`),
+        fc.tuple(tie('pattern'), tie('pattern')).map(([x, y]) => `(?:${x}|${y})`),
+        fc.tuple(tie('pattern'), fc.constantFrom('*', '+', '?', '{2}', '{1,3}', '{3,}')).map(([x, q]) => `(?:${x})${q}`),
+      ),
+    }));
+    const strings: string[] = [''];
+    for (let n = 1, level = ['']; n <= 8; n++) strings.push(...(level = level.flatMap((w) => [`${w}a`, `${w}b`])));
+    fc.assert(
+      fc.property(pattern, fc.nat(5), fc.nat(4), fc.array(fc.nat(), { minLength: 10, maxLength: 10 }), (core, min, extra, draws) => {
+        const max = Math.min(8, min + extra);
+        const schema = { type: 'string', pattern: `^(?:${core})$`, minLength: min, maxLength: max };
+        const full = new RegExp(`^(?:${core})$`);
+        const valid = strings.filter((w) => w.length >= min && w.length <= max && full.test(w));
+        let state;
+        try {
+          state = startingState(schema, 'any');
+        } catch (err) {
+          expect(err, core).toBeInstanceOf(SchemaError);
+          expect(valid, `${JSON.stringify(schema)} refused, yet ${valid[0]} meets it`).toEqual([]);
+          return;
+        }
+        expect(valid.length, `${JSON.stringify(schema)} taken, yet no string meets it`).toBeGreaterThan(0);
+        // a walk: every prefix it reaches is one some valid string begins with, and it can always go on
+        expect(state.push('"')).toBe(true);
+        let text = '';
+        for (const draw of draws) {
+          const next = ['a', 'b', '"'].filter((c) => state.clone().push(c));
+          expect(next.sort(), `${JSON.stringify(schema)} after ${JSON.stringify(text)}`).toEqual(['a', 'b', '"'].filter((c) => (c === '"' ? valid.includes(text) : valid.some((w) => w.startsWith(text + c)))).sort());
+          const c = next[draw % next.length];
+          state.push(c);
+          if (c === '"') break;
+          text += c;
+        }
+      }),
+      { numRuns: 600, seed: 23 },
+    );
+  });
+
   it('no prefix a rule takes is a dead end: random walks over what it takes always go on and end in a value Ajv accepts', () => {
     const schemas = [
       { type: 'string', pattern: '^a+b$', maxLength: 3 },
