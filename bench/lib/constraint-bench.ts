@@ -56,21 +56,35 @@ export function constraintBenchFlags(defaultNewTokens: number): { model: string;
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Every token's piece of the vocabulary, and how long finding them took (once per tokenizer). */
+/** Every token's piece of the vocabulary, decoded and sorted for the screens' walk, and how long that took (once per tokenizer). */
 export function allPieces(codec: TextCodec, vocab: number): { pieces: TokenPieces; ms: number } {
   const pieces = new TokenPieces(codec, vocab);
   const t0 = performance.now();
-  for (let id = 0; id < vocab; id++) pieces.get(id);
+  pieces.prepare(); // every piece decoded, and sorted for the screens' walk
   return { pieces, ms: performance.now() - t0 };
 }
 
-/** A state's first screen (ms): its top-p choice once (screen and draw), less the second (the kept screen and the draw). */
-export function firstScreenMs(constraint: GrammarConstraint, row: Float32Array): number {
-  const times: number[] = [];
-  for (let k = 0; k < 2; k++) {
-    const t0 = performance.now();
-    constraint.choose(Float32Array.from(row), new Sampler({ temperature: 1, topP: 0.9, seed: 1 }), argmax);
-    times.push(performance.now() - t0);
-  }
-  return times[0] - times[1];
+/** Fresh TokenPieces of the tokenizer, decoded and sorted (allPieces), none with a screen kept: one for each first screen a bench times. */
+export function freshPieces(codec: TextCodec, vocab: number, count: number): TokenPieces[] {
+  return Array.from({ length: count }, () => allPieces(codec, vocab).pieces);
+}
+
+/**
+ * A state's first screen (ms): its top-p choice once (screen and draw), less the second (the kept
+ * screen and the draw); the median over `fresh` pieces (one run each: a first screen is timed once
+ * per pieces, and one run alone moved by 2× between runs).
+ */
+export function firstScreenMs(fresh: TokenPieces[], constraintOf: (pieces: TokenPieces) => GrammarConstraint, row: Float32Array): number {
+  return median(
+    fresh.map((pieces) => {
+      const constraint = constraintOf(pieces);
+      const times: number[] = [];
+      for (let k = 0; k < 2; k++) {
+        const t0 = performance.now();
+        constraint.choose(Float32Array.from(row), new Sampler({ temperature: 1, topP: 0.9, seed: 1 }), argmax);
+        times.push(performance.now() - t0);
+      }
+      return times[0] - times[1];
+    }),
+  );
 }

@@ -109,6 +109,11 @@ export class JsonPrefix {
     return this.mode === Mode.String;
   }
 
+  /** inside a string, no escape begun: a character a string takes as it is changes nothing */
+  get plainRun(): boolean {
+    return this.mode === Mode.String && this.esc === 0;
+  }
+
   /**
    * Reads `text`; false as soon as a character makes the text impossible to complete as one JSON
    * object (this object's state is then unspecified: push onto a clone to keep the last good one).

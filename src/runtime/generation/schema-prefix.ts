@@ -104,6 +104,11 @@ export class SchemaPrefix {
     return this.paths.some((p) => p.stack !== null && ((p.stack.frame.t === 'string' && p.stack.frame.allowed === null && freeNext(p.stack.frame)) || (p.stack.frame.t === 'key' && p.stack.frame.node.additional !== null)));
   }
 
+  /** every alternative inside a free string (no enum, no rule, no escape begun): a character a string takes as it is changes nothing */
+  get plainRun(): boolean {
+    return this.paths.every((p) => p.stack !== null && p.stack.frame.t === 'string' && p.stack.frame.allowed === null && p.stack.frame.rule === null && p.stack.frame.esc === 0);
+  }
+
   /** inside a string, a key's or a value's (enum strings and held ones too) */
   get inValueString(): boolean {
     return this.paths.some((p) => p.stack !== null && (p.stack.frame.t === 'string' || p.stack.frame.t === 'key'));

@@ -1,0 +1,85 @@
+/**
+ * A state's screen of the vocabulary (TokenPieces.screen, grammar-constraint.ts) walks the pieces in
+ * sorted order, sharing the states of common beginnings and refusing at once every piece that
+ * begins with a refused beginning. Truth: each piece pushed alone onto the state, as a token is
+ * judged (the text, with a trailing U+FFFD a character still being decoded that goes only where any
+ * character may). Compared token by token on the shipped tokenizer (4,096 tokens), GPT-2's (50,257),
+ * and a made-up vocabulary of emoji, escapes and bytes split across tokens, over JSON, schema and
+ * regex states.
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startingState, TokenPieces, type GrammarState } from '../../src/runtime/generation/grammar-constraint.js';
+import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
+import { textCodec } from '../../src/runtime/index.js';
+import type { TextDecoderLike } from '../../src/runtime/generation/stop.js';
+import { loadTokenizer } from '../../src/tokens/tokenizer.js';
+import { hasSharedData, repoRoot, sharedDataSkipReason, sharedPath } from '../helpers/shared-data.js';
+
+/** a piece pushed alone: what a token's text does to the state */
+function fitsAlone(state: GrammarState, piece: string): boolean {
+  const partial = piece.endsWith('\uFFFD');
+  const settled = partial ? piece.slice(0, -1) : piece;
+  if (settled.length === 0 && !partial) return false;
+  const s = state.clone();
+  return s.push(settled) && (!partial || s.inString);
+}
+
+const SCHEMA = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', pattern: '^[A-Z][a-z]+( [A-Z][a-z]+)?$' },
+    mood: { enum: ['glad', 'sad', 'mad 😀'] },
+    age: { type: 'integer', minimum: 1, maximum: 120 },
+    when: { type: 'string', format: 'date' },
+    tags: { type: 'array', items: { type: 'string', maxLength: 5 } },
+    note: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+  },
+  required: ['name', 'mood', 'age'],
+};
+
+/** states of every kind, after texts that stop in strings, keys, numbers, escapes and between values */
+function states(): Array<[string, GrammarState]> {
+  const out: Array<[string, GrammarState]> = [];
+  const after = (what: string, start: GrammarState, text: string) => {
+    const s = start.clone();
+    expect(s.push(text), `${what} ${JSON.stringify(text)}`).toBe(true);
+    out.push([`${what} after ${JSON.stringify(text)}`, s]);
+  };
+  for (const text of ['', '{', '{"a', '{"a": ', '{"a": 1', '{"a": 12.5e', '{"a": "x\\', '{"a": "x\\u00', '{"a": [true, ', '{"a": "😀 ']) after('json_object', startingState(), text);
+  for (const text of ['', '{"name": "Ro', '{"name": "Romeo", ', '{"name": "Romeo", "mood": "ma', '{"name": "Romeo", "mood": "glad", "age": 1', '{"name": "Romeo", "mood": "glad", "age": 12, "when": "2024-02-', '{"name": "Romeo", "mood": "glad", "age": 12, "tags": ["abc', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "so 😀', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "a\\"']) after('schema', startingState(SCHEMA), text);
+  for (const [pattern, text] of [['😀+a', '😀'], ['[a-z ]+\\.', 'th'], ['(yes|no|maybe)', 'm'], ['\\d{3}-\\w+', '12']] as const) after(`regex ${pattern}`, new RegexPrefix(compileRegex(pattern)), text);
+  return out;
+}
+
+function agree(pieces: TokenPieces, vocabSize: number): void {
+  for (const [what, state] of states()) {
+    const screen = pieces.screen(state);
+    const wrong: string[] = [];
+    for (let id = 0; id < vocabSize; id++) {
+      const want = fitsAlone(state, pieces.get(id)) ? 1 : 0;
+      if (screen[id] !== want) wrong.push(`${id} ${JSON.stringify(pieces.get(id))}: ${screen[id]}, alone ${want}`);
+    }
+    expect(wrong.slice(0, 5), `${what}: ${wrong.length} tokens disagree`).toEqual([]);
+  }
+}
+
+describe('a state’s screen of the vocabulary', () => {
+  it('a made-up vocabulary (emoji, shared beginnings, escapes, bytes of a character split across tokens): each token as pushed alone', () => {
+    const vocab = ['{', '{"', '{"a', '{"a":', '"', '""', '"a', '"ab', 'a', 'ab', 'abc', '😀', '😀a', '😀😀', 'a😀', '\\', '\\u', '\\u00', '\\n', '1', '12', '12.', '1e', 'e', ' ', '  ', ' "', ',', ', ', ']', '}', '"}', '":', ': ', 'B1', 'B1B2', 'yes', 'ye', 'no', 'maybe', '.', 'th', 'the', 'the ', ''];
+    const decoder: TextDecoderLike = {
+      decode: (ids: number[]) => ids.map((i) => (vocab[i] === 'B1' ? '\uFFFD' : vocab[i] === 'B1B2' ? 'é' : vocab[i])).join(''),
+    };
+    agree(new TokenPieces(decoder, vocab.length), vocab.length);
+  });
+
+  it('the shipped tokenizer: each of its 4,096 tokens as pushed alone', async () => {
+    const loaded = await loadTokenizer(path.join(repoRoot, 'examples', 'models', 'mixtral-tiny-shakespeare'));
+    agree(new TokenPieces(textCodec(loaded), 4096), 4096);
+  });
+
+  it.skipIf(!hasSharedData)(`GPT-2's tokenizer: each of its 50,257 tokens as pushed alone${hasSharedData ? '' : ` [skipped: ${sharedDataSkipReason}]`}`, async () => {
+    const loaded = await loadTokenizer(sharedPath('gpt2-tokenizer'));
+    agree(new TokenPieces(textCodec(loaded), 50257), 50257);
+  }, 120_000);
+});
