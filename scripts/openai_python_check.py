@@ -231,7 +231,7 @@ def parsed_output_chat(client, job):
         pet: Annotated[Union[Cat, Dog], Field(discriminator="kind")]
         tags: list[Literal["quiet", "garden", "late"]] = Field(max_length=2)
         deposit: Optional[conint(ge=0, le=500)]
-        # a number, or a string of a pattern with a lookahead (which the server leaves out)
+        # a number, or a string of a pattern with lookaheads (the server holds both)
         price: Decimal
         stay: datetime.timedelta
         host: IPvAnyAddress

@@ -141,7 +141,7 @@ describe('regex and choice constraints on the shipped models', () => {
 
   it('a pattern that cannot be followed is refused when submitted', async () => {
     await withDecoder(MODELS[0], async (decoder) => {
-      expect(() => decoder.submit([1, 2], { responseFormat: { regex: '(?=a)b' } })).toThrow(GenerationParamsError);
+      expect(() => decoder.submit([1, 2], { responseFormat: { regex: '(?<=a)b' } })).toThrow(GenerationParamsError);
       expect(() => decoder.submit([1, 2], { responseFormat: { regex: '(a*)\\1' } })).toThrow(/backreference/);
       expect(() => decoder.submit([1, 2], { responseFormat: { choice: [] } })).toThrow(/at least one choice/);
     });

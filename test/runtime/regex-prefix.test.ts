@@ -24,6 +24,48 @@ const CASES: Array<{ pattern: string; prefixes: RegExp; alphabet: string }> = [
 /** the text split into characters as the pattern reads them (code points) */
 const chars = (s: string) => [...s];
 
+/**
+ * Patterns with lookaheads (lookaheads.ts), with V8 as truth for full matches, and for prefixes a
+ * search for a completion over the alphabet: a text that matches has every prefix viable, and a
+ * prefix refused has no completion of up to 8 more characters.
+ */
+const LOOKAHEAD_CASES: Array<{ pattern: string; alphabet: string }> = [
+  // Pydantic's Decimal and condecimal(max_digits=5, decimal_places=2), as it writes them
+  { pattern: '^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$', alphabet: '-+.019' },
+  { pattern: '^(?!^[-+.]*$)[+-]?0*(?:\\d{0,3}|(?=[\\d.]{1,6}0*$)\\d{0,3}\\.\\d{0,2}0*$)', alphabet: '-.019' },
+  { pattern: '(?=.*\\d)(?=.*[a-z]).{4,}', alphabet: 'ab1-' },
+  { pattern: 'foo(?=bar)\\w+', alphabet: 'fobarz' },
+  { pattern: '(?!abc)\\w+', alphabet: 'abcd' },
+  { pattern: 'a(?=b$)\\w|c', alphabet: 'abc' },
+  { pattern: '(?:x|(?!yy)y)z+', alphabet: 'xyz' },
+  { pattern: '(?=\\d{3}$)\\d+|[a-z]{2}', alphabet: 'a1b2' },
+];
+
+describe('RegexPrefix with lookaheads against V8’s regex engine', () => {
+  for (const { pattern, alphabet } of LOOKAHEAD_CASES) {
+    const full = new RegExp(`^(?:${pattern})$`, 'u');
+    const regex = compileRegex(pattern);
+    const letters = chars(alphabet);
+    /** whether some completion of up to `depth` more characters matches */
+    const completes = (t: string, depth: number): boolean => full.test(t) || (depth > 0 && letters.some((c) => completes(t + c, depth - 1)));
+    it(`${pattern}: full matches exactly as V8’s; a match’s prefixes are viable, a refused prefix has no completion`, () => {
+      fc.assert(
+        fc.property(fc.array(fc.constantFrom(...letters), { maxLength: 9 }).map((a) => a.join('')), (t) => {
+          const state = new RegexPrefix(regex);
+          const ok = state.push(t);
+          if (ok) expect(state.canEnd, JSON.stringify(t)).toBe(full.test(t));
+          if (full.test(t)) {
+            expect(ok, JSON.stringify(t)).toBe(true);
+            for (let i = 0; i < t.length; i++) expect(new RegexPrefix(regex).push(t.slice(0, i)), JSON.stringify(t.slice(0, i))).toBe(true);
+          }
+          if (!ok) expect(completes(t, Math.max(0, 8 - t.length)), `${JSON.stringify(t)} refused, yet it completes`).toBe(false);
+        }),
+        { numRuns: 300, seed: 31 },
+      );
+    });
+  }
+});
+
 describe('RegexPrefix against V8’s regex engine', () => {
   for (const { pattern, prefixes, alphabet } of CASES) {
     const full = new RegExp(`^(?:${pattern})$`, 'u');
@@ -113,8 +155,15 @@ describe('RegexPrefix against V8’s regex engine', () => {
 
   it('patterns that cannot be followed token by token are refused, saying why', () => {
     const refused: Array<[string, RegExp]> = [
-      ['(?=a)b', /lookarounds/],
-      ['a\\bb', /lookarounds/],
+      ['(?<=a)b', /lookbehinds/],
+      ['a\\bb', /\\b, which looks behind/],
+      ['(?:(?=a)\\w)+', /inside a repetition/],
+      ['a^b', /a \^ inside the pattern/],
+      // read, and found to leave nothing
+      ['(?=a)b', /matches no text/],
+      // bounded: each lookahead multiplies the states after it
+      ['(?=.*a)(?=.*b)(?=.*c)(?=.*d)(?=.*e).{8}', /5 lookaheads; at most 4/],
+      ['(?!.*a.{20}b)(?!.*c.{20}d).{1,300}', /more than 20000 nodes$/],
       ['(a*)b\\1', /backreference/],
       ['a{1,200000}', /large count/],
       // counted from the parsed pattern, before anything is built (10^9 nodes)

@@ -246,7 +246,7 @@ describe('schema-held JSON', () => {
 
   it('refuses what it cannot hold a generation to, naming the keyword and where', () => {
     const bad: Array<[unknown, RegExp]> = [
-      [{ type: 'object', properties: { a: { type: 'string', pattern: '(?=x)' } } }, /schema \/properties\/a\/pattern: the pattern "\(\?=x\)" cannot be held/],
+      [{ type: 'object', properties: { a: { type: 'string', pattern: '(?<=x)' } } }, /schema \/properties\/a\/pattern: the pattern "\(\?<=x\)" cannot be held/],
       [{ type: 'object', properties: { a: { type: 'array', uniqueItems: true } } }, /"uniqueItems" is not supported/],
       [{ type: 'object', allOf: [{}] }, /"allOf" beside "type" is not supported/],
       [{ allOf: [{ type: 'object' }, { type: 'object' }] }, /"allOf" is supported with one schema only/],
@@ -273,16 +273,29 @@ describe('schema-held JSON', () => {
     expect(answers(node, '{"a": null}').at(-1)).toBe('complete');
   });
 
-  it('an anyOf option it cannot follow is left out where others remain (Pydantic’s Decimal: a number, or a string of a pattern with a lookahead)', () => {
-    const decimal = { type: 'object', properties: { price: { anyOf: [{ type: 'number' }, { type: 'string', pattern: '^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$' }] } }, required: ['price'] };
+  it('an anyOf option it cannot follow is left out where others remain (a number, or a string of a pattern with a lookbehind)', () => {
+    const price = { type: 'object', properties: { price: { anyOf: [{ type: 'number' }, { type: 'string', pattern: '(?<=\\$)\\d+' }] } }, required: ['price'] };
+    const take = (text: string) => {
+      const state = startingState(price);
+      return state.push(text) && state.complete;
+    };
+    expect(take('{"price": 12.5}')).toBe(true);
+    expect(startingState(price).push('{"price": "')).toBe(false);
+    // where no option can be followed, the first one's error stands
+    expect(() => startingState({ type: 'object', properties: { a: { anyOf: [{ type: 'string', pattern: '(?<=a)' }, { type: 'array', uniqueItems: true }] } } })).toThrow(/pattern/);
+  });
+
+  it('Pydantic’s Decimal, a number or a string of a pattern with lookaheads: both options are followed, the string to its pattern', () => {
+    const pattern = '^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$';
+    const decimal = { type: 'object', properties: { price: { anyOf: [{ type: 'number' }, { type: 'string', pattern }] } }, required: ['price'] };
     const take = (text: string) => {
       const state = startingState(decimal);
       return state.push(text) && state.complete;
     };
     expect(take('{"price": 12.5}')).toBe(true);
-    expect(startingState(decimal).push('{"price": "')).toBe(false);
-    // where no option can be followed, the first one's error stands
-    expect(() => startingState({ type: 'object', properties: { a: { anyOf: [{ type: 'string', pattern: '(?=a)' }, { type: 'array', uniqueItems: true }] } } })).toThrow(/pattern/);
+    for (const value of ['12.50', '-0.5', '+7', '.5', '3.']) expect(take(`{"price": ${JSON.stringify(value)}}`), value).toBe(new RegExp(pattern).test(value));
+    // signs and dots alone are what the lookahead refuses
+    for (const value of ['-', '.', '+.', '']) expect(take(`{"price": ${JSON.stringify(value)}}`), value).toBe(false);
   });
 
   it('follows at most MAX_PATHS alternatives at once: anyOf inside anyOf is refused past it, not followed without bound', () => {

@@ -39,7 +39,7 @@ function written(value: string, escapeEvery: number): string {
 
 describe('string rules', () => {
   it('a pattern matches anywhere in the value unless anchored, as RegExp.test: agreed on random strings', () => {
-    const patterns = ['\\d{3}', '^ab', 'yz$', '^a.c$', 'x|^y|z$', '[aeiou]{2}', '^(?:ab|cd)+$', 'é+', '\\.\\*'];
+    const patterns = ['\\d{3}', '^ab', 'yz$', '^a.c$', 'x|^y|z$', '[aeiou]{2}', '^(?:ab|cd)+$', 'é+', '\\.\\*', '(?=.*\\d)[a-z]{2}', '^(?!ab)\\w+$', 'a(?!b)'];
     const alphabet = fc.constantFrom('a', 'b', 'c', 'd', 'x', 'y', 'z', '1', '2', '3', 'é', '.', '*', ' ', '😀');
     for (const pattern of patterns) {
       const regex = new RegExp(pattern, 'u');

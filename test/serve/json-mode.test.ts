@@ -270,7 +270,7 @@ describe('structured outputs through the server', () => {
 
   it('what cannot be followed, or two constraints at once, is a 400 naming the field, through the openai client too', async () => {
     const refused: Array<[Extra, string, RegExp]> = [
-      [{ guided_regex: '(?=a)b' }, 'guided_regex', /lookarounds/],
+      [{ guided_regex: '(?<=a)b' }, 'guided_regex', /lookbehinds/],
       [{ structured_outputs: { regex: '(a+)\\1' } }, 'structured_outputs.regex', /backreference/],
       [{ structured_outputs: { regex: '[' } }, 'structured_outputs.regex', /Unterminated character class/],
       [{ structured_outputs: { choice: [] } }, 'structured_outputs.choice', /give at least one choice/],

@@ -167,8 +167,8 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       const rest = Object.keys(o).filter((k) => k !== key && k !== 'nullable' && !documents(k));
       if (rest.length > 0) throw new SchemaError(`"${key}" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
       // an option the constraint cannot follow is left out where others remain: what the rest
-      // accept is valid under the anyOf (Pydantic's Decimal is a number, or a string of a pattern
-      // with a lookahead); where none can be followed, the first one's error stands
+      // accept is valid under the anyOf (a number, or a string of a pattern with a lookbehind);
+      // where none can be followed, the first one's error stands
       const options: SchemaNode[] = [];
       let refused: SchemaError | null = null;
       for (const [i, x] of list.entries()) {

@@ -11,14 +11,16 @@
  * take exponentially many states (`(a|b)*a(a|b){20}`), and a generation visits few of them.
  *
  * The match is of the whole text, as vLLM's guided decoding has it: a `^` at the start and a `$`
- * (or Python's `\Z`) at the end are accepted and change nothing; any other assertion (lookaround,
- * `\b`, an anchor inside the pattern) is refused with a RegexError, as are backreferences that
- * refa cannot resolve. Python's `(?P<name>…)` groups are read as JavaScript's `(?<name>…)`. The
+ * (or Python's `\Z`) at the end are accepted and change nothing; lookaheads are followed
+ * (lookaheads.ts); any other assertion (a lookbehind, `\b`, a lookahead inside a repetition, an
+ * anchor inside the pattern) is refused with a RegexError, as are backreferences that refa cannot
+ * resolve. Python's `(?P<name>…)` groups are read as JavaScript's `(?<name>…)`. The
  * pattern is read with the `u` flag (characters are code points) and, where that refuses it
  * (Python accepts escapes such as `\-` that the `u` flag does not), without it (UTF-16 units).
  */
 import { JS, NFA, type CharSet, type Element, type NoParent } from 'refa';
 import { RfidMoeError } from '../../errors.js';
+import { hasLookaround, LookaroundError, nfaWithLookaheads } from './lookaheads.js';
 import type { GrammarState } from './grammar-constraint.js';
 
 export class RegexError extends RfidMoeError {
@@ -355,11 +357,13 @@ function compile(pattern: string): CompiledRegex {
     let nfa: NFA;
     try {
       const parser = JS.Parser.fromLiteral({ source, flags });
-      const { expression, maxCharacter } = parser.parse({ backreferences: 'throw', assertions: 'throw', maxNodes: MAX_NFA_NODES });
+      const { expression, maxCharacter } = parser.parse({ backreferences: 'throw', assertions: 'parse', maxNodes: MAX_NFA_NODES });
       // refused before it is built: building up to the limit and then failing took 0.1-0.4 s of
       // the event loop that every other stream waits on, per distinct pattern
       if (automatonSize(expression.alternatives) > MAX_NFA_NODES) throw new Error(`The NFA would have more than ${MAX_NFA_NODES} nodes`);
-      nfa = NFA.fromRegex(expression, { maxCharacter }, { assertions: 'throw' }, new NFA.LimitedNodeFactory(MAX_NFA_NODES));
+      nfa = hasLookaround(expression.alternatives)
+        ? nfaWithLookaheads(expression.alternatives, maxCharacter)
+        : NFA.fromRegex(expression, { maxCharacter }, { assertions: 'throw' }, new NFA.LimitedNodeFactory(MAX_NFA_NODES));
     } catch (err) {
       firstError ??= err as Error;
       continue;
@@ -400,8 +404,9 @@ function quoted(pattern: string): string {
 
 /** refa's and regexpp's messages, said for a request's author */
 function describe(err: Error): string {
+  if (err instanceof LookaroundError) return err.message;
   const message = err.message.replace(/^Invalid regular expression: \/.*\/u?: /s, '');
-  if (/assertion/i.test(message)) return `${message} (lookarounds, \\b and anchors inside the pattern cannot be followed token by token; a ^ at the start and a $ at the end are accepted)`;
+  if (/assertion/i.test(message)) return `${message} (lookbehinds, \\b, lookaheads inside a repetition and anchors inside the pattern cannot be followed token by token; lookaheads elsewhere, a ^ at the start and a $ at the end are)`;
   if (/backreference/i.test(message)) return `${message} (a backreference to text of variable content cannot be followed token by token)`;
   if (/nodes/i.test(message)) return `${message} (a quantifier with a large count, such as a{1,100000}, builds that many states)`;
   return message;

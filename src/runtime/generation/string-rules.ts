@@ -6,8 +6,8 @@
  * `pattern` is JSON Schema's: an ECMA-262 regular expression that must match somewhere in the
  * value (not the whole of it, unless anchored with `^` and `$`). It is turned into a whole-value
  * match for the automaton (regex-prefix.ts): each top-level alternative gets `[\s\S]*` at the end
- * it does not anchor. Anchors elsewhere, lookarounds and `\b` cannot be followed token by token and
- * are refused, as in the regex mode.
+ * it does not anchor. Lookaheads are followed, as in the regex mode (the `[\s\S]*` after them is part
+ * of the remainder they look at); anchors elsewhere, lookbehinds and `\b` are refused.
  *
  * The rules are held together: a pattern and a format become one automaton (their intersection),
  * and a character is taken only where the automaton can still reach a match within the lengths
