@@ -23,6 +23,7 @@ import type { ReasoningParser } from './reasoning.js';
 import { inspectServedModel, ModelStore, parseModelSpec, type LoadedHandle, type RefusedModel, type ServedModel } from './models.js';
 import { createPolicy, type PolicyName, type TycheOptions } from './policies.js';
 import { ModelTooLargeError, ResidencyManager } from './residency.js';
+import { registerCors } from './cors.js';
 import { registerRoutes, sendError } from './routes.js';
 import { chatTemplateProblem } from './chat-template.js';
 
@@ -98,6 +99,8 @@ export interface ServeOptions {
   processMetrics?: boolean;
   /** when set, /v1 requests must send `Authorization: Bearer <apiKey>` (api-key.ts); /health and /metrics stay open */
   apiKey?: string;
+  /** origins whose web pages may call the server (cors.ts): exact origins, or `*` for any; default: pages on this machine */
+  allowedOrigins?: readonly string[];
 }
 
 export interface RfidMoeServer {
@@ -231,6 +234,7 @@ export async function createServer(opts: ServeOptions): Promise<RfidMoeServer> {
     clientErrorHandler: writeClientError,
   });
   const connections = trackConnections(app.server);
+  await registerCors(app, opts.allowedOrigins);
   app.addHook('onRequest', async (req, reply) => {
     if (!draining || OPEN_WHILE_DRAINING.has(req.url.split('?')[0])) return;
     metrics.requests.inc({ model: 'unknown', endpoint: 'other', status: '503' });

@@ -1,5 +1,5 @@
 /**
- * `rfid-moe serve <model-or-dir>… [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--memory-budget BYTES] [--max-model-len N]
+ * `rfid-moe serve <model-or-dir>… [--port 8000] [--host 127.0.0.1] [--api-key KEY] [--allowed-origins LIST] [--memory-budget BYTES] [--max-model-len N]
  *   [--policy tyche|keep-alive|on-demand|lru] [--keep-alive S] [--tyche-window W]
  *   [--tyche-p-load P] [--tyche-p-off P] [--no-tyche-prior-fill] [--no-tyche-load-lead]
  *   [--no-tyche-reload-guard] [--no-tyche-merge-bursts] [--tyche-swap-margin X]
@@ -22,6 +22,7 @@ import { createServer, type PerModel } from '../../serve/server.js';
 import { parseModelSpec } from '../../serve/models.js';
 import { OptionError, parseInteger, parseMatmulActivations, parseNumber, parseReasoningParser } from '../options.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormat } from '../../serve/tools/formats/index.js';
+import { parseAllowedOrigins } from '../../serve/cors.js';
 import { REASONING_PARSERS, type ReasoningParser } from '../../serve/reasoning.js';
 import { fail } from '../errors.js';
 import { addOptions, defaultText, engineOptions, matmulActivationsOption, type MatmulCliOptions } from '../common-options.js';
@@ -30,6 +31,7 @@ interface ServeCliOptions extends MatmulCliOptions {
   port: string;
   host: string;
   apiKey?: string;
+  allowedOrigins?: string;
   memoryBudget?: string;
   maxModelLen?: string;
   policy: string;
@@ -137,6 +139,12 @@ export function register(program: Command): void {
       .option('--port <n>', 'TCP port (0 = any free port)', '8000')
       .option('--host <addr>', 'address to listen on', '127.0.0.1')
       .addOption(defaultText(new Option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 requests (RFID_MOE_API_KEY sets it without showing it in the process list)').env('RFID_MOE_API_KEY'), 'none: anyone who reaches the port may use it'))
+      .addOption(
+        defaultText(
+          new Option('--allowed-origins <origins>', 'web pages (origins) whose JavaScript may call the server (CORS): a comma-separated or JSON list, e.g. https://app.example.com; * allows every page'),
+          'pages on this machine (http(s)://localhost, 127.0.0.1, [::1], any port)',
+        ),
+      )
       .addOption(defaultText(new Option('--memory-budget <bytes>', 'bytes all resident models may hold together, e.g. 8G'), 'half the machine memory'))
       .option('--policy <name>', `residency policy: ${POLICY_NAMES.join(' | ')}`, 'tyche')
       .option('--keep-alive <seconds>', 'keep-alive TTL, and Tyche’s TTL while a model’s arrival rate is unknown', String(DEFAULT_KEEP_ALIVE_MS / 1000))
@@ -270,6 +278,14 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
   const maxModelLen = opts.maxModelLen === undefined ? undefined : parseInteger('--max-model-len', opts.maxModelLen, 2);
   const drainTimeoutMs = parseInteger('--drain-timeout', opts.drainTimeout, 0) * 1000;
   const threads = opts.threads === undefined ? undefined : parseInteger('--threads', opts.threads, 1);
+  let allowedOrigins: string[] | undefined;
+  if (opts.allowedOrigins !== undefined) {
+    try {
+      allowedOrigins = parseAllowedOrigins(opts.allowedOrigins);
+    } catch (err) {
+      throw new OptionError(`--allowed-origins: ${(err as Error).message}`);
+    }
+  }
 
   const modelIds = models.map((m) => parseModelSpec(m).id);
   const reasoningParser = parseReasoningParsers(opts.reasoningParser, modelIds);
@@ -299,6 +315,7 @@ async function serve(models: string[], opts: ServeCliOptions, givenOnCommandLine
     chatTemplate,
     excludeToolsWhenToolChoiceNone: opts.excludeToolsWhenToolChoiceNone,
     apiKey: opts.apiKey,
+    allowedOrigins,
     idleGc: true,
     onRefused: (m) => process.stderr.write(`rfid-moe: refusing model ${m.id} (${m.dir}): ${m.reason}\n`),
     onWarning: (message) => process.stderr.write(`rfid-moe: ${message}\n`),
