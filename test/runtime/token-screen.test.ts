@@ -10,6 +10,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startingState, TokenPieces, type GrammarState } from '../../src/runtime/generation/grammar-constraint.js';
+import { AddressedCallPrefix } from '../../src/runtime/generation/addressed-call-prefix.js';
 import { compileRegex, RegexPrefix } from '../../src/runtime/generation/regex-prefix.js';
 import { textCodec } from '../../src/runtime/index.js';
 import type { TextDecoderLike } from '../../src/runtime/generation/stop.js';
@@ -48,7 +49,10 @@ function states(): Array<[string, GrammarState]> {
   };
   for (const text of ['', '{', '{"a', '{"a": ', '{"a": 1', '{"a": 12.5e', '{"a": "x\\', '{"a": "x\\u00', '{"a": [true, ', '{"a": "😀 ']) after('json_object', startingState(), text);
   for (const text of ['', '{"name": "Ro', '{"name": "Romeo", ', '{"name": "Romeo", "mood": "ma', '{"name": "Romeo", "mood": "glad", "age": 1', '{"name": "Romeo", "mood": "glad", "age": 12, "when": "2024-02-', '{"name": "Romeo", "mood": "glad", "age": 12, "tags": ["abc', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "so 😀', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "a\\"']) after('schema', startingState(SCHEMA), text);
-  for (const [pattern, text] of [['😀+a', '😀'], ['[a-z ]+\\.', 'th'], ['(yes|no|maybe)', 'm'], ['\\d{3}-\\w+', '12']] as const) after(`regex ${pattern}`, new RegexPrefix(compileRegex(pattern)), text);
+  for (const [pattern, text] of [['😀+a', '😀'], ['[a-z ]+\\.', 'th'], ['(yes|no|maybe)', 'm'], ['\\d{3}-\\w+', '12'], ['(?!ab)\\w+', 'a']] as const) after(`regex ${pattern}`, new RegexPrefix(compileRegex(pattern)), text);
+  // a grammar that wraps others: gpt-oss's addressed call (a name, a header, then JSON arguments)
+  const calls = { trigger: 'to=functions.', functions: [{ name: 'get_weather', schema: { type: 'object', properties: { city: { type: 'string' } } } }, { name: 'get_time', schema: { type: 'object' } }], bodyOpens: '<|message|>', refuses: ['<|end|>'] };
+  for (const text of ['', 'get_', 'get_weather <|constrain|>', 'get_weather <|constrain|>json<|message|>{"ci']) after('addressed call', new AddressedCallPrefix(calls), text);
   return out;
 }
 
@@ -66,7 +70,7 @@ function agree(pieces: TokenPieces, vocabSize: number): void {
 
 describe('a state’s screen of the vocabulary', () => {
   it('a made-up vocabulary (emoji, shared beginnings, escapes, bytes of a character split across tokens): each token as pushed alone', () => {
-    const vocab = ['{', '{"', '{"a', '{"a":', '"', '""', '"a', '"ab', 'a', 'ab', 'abc', '😀', '😀a', '😀😀', 'a😀', '\\', '\\u', '\\u00', '\\n', '1', '12', '12.', '1e', 'e', ' ', '  ', ' "', ',', ', ', ']', '}', '"}', '":', ': ', 'B1', 'B1B2', 'yes', 'ye', 'no', 'maybe', '.', 'th', 'the', 'the ', ''];
+    const vocab = ['{', '{"', '{"a', '{"a":', '"', '""', '"a', '"ab', 'a', 'ab', 'abc', '😀', '😀a', '😀😀', 'a😀', '\\', '\\u', '\\u00', '\\n', '1', '12', '12.', '1e', 'e', ' ', '  ', ' "', ',', ', ', ']', '}', '"}', '":', ': ', 'B1', 'B1B2', 'yes', 'ye', 'no', 'maybe', '.', 'th', 'the', 'the ', '', 'get_', 'get_weather', 'weather', ' <|', '<|message|>', '<|constrain|>', 'json', '<|end|>'];
     const decoder: TextDecoderLike = {
       decode: (ids: number[]) => ids.map((i) => (vocab[i] === 'B1' ? '\uFFFD' : vocab[i] === 'B1B2' ? 'é' : vocab[i])).join(''),
     };
