@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { repoRoot } from '../helpers/shared-data.js';
 import { postJson, startServer, tinyWithChatTemplate, TINY_DIR, type Running } from './helpers.js';
 
 const SYSTEM = 'You speak as a player in Shakespeare.';
@@ -90,6 +91,25 @@ describe('Vercel’s AI SDK against the server', () => {
       const calls = await stream.toolCalls;
       expect(calls.length).toBeGreaterThan(0);
       for (const call of calls) expect(Letter.safeParse(call.input).success, JSON.stringify(call.input)).toBe(true);
+    }
+  });
+
+  it('examples/ai-sdk.ts runs against a server on the shipped model, as the README shows', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const served = await startServer({ models: [TINY_DIR] });
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/ai-sdk.ts'], {
+        cwd: repoRoot,
+        env: { ...process.env, RFID_MOE_URL: `${served.url}/v1` },
+        timeout: 60_000,
+      });
+      const raw = await postJson(`${served.url}/v1/completions`, { model: 'mixtral-tiny-shakespeare', prompt: 'user:\nROMEO:\n\nassistant:\n', stop: ['\nuser:'], max_tokens: 32, temperature: 0 });
+      expect(stdout).toContain(raw.json.choices[0].text.trim().slice(0, 20));
+      expect(stdout).toMatch(/outputTokens: \d+/);
+      expect(stdout).toMatch(/404: .*`no-such-model` does not exist/);
+    } finally {
+      await served.close();
     }
   });
 
