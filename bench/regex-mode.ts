@@ -27,10 +27,13 @@ const DATE = '(19|20)\\d\\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])';
 const CHOICES = Array.from({ length: 1024 }, (_, i) => `category ${i}: ${['north', 'south', 'east', 'west'][i % 4]} ${Math.floor(i / 4)}`);
 const EXPLODING = '(a|b)*a(a|b){20}';
 const SENTENCE = '[A-Z][a-z]+( [a-z]+){2,12}[.!?]';
+/** lookaheads: Pydantic's condecimal(max_digits=5, decimal_places=2), and a password rule of four */
+const DECIMAL = '^(?!^[-+.]*$)[+-]?0*(?:\\d{0,3}|(?=[\\d.]{1,6}0*$)\\d{0,3}\\.\\d{0,2}0*$)';
+const PASSWORD = '(?=.*\\d)(?=.*[a-z])(?=.*[A-Z])(?=.*[!@#$%^&*]).{8,64}';
 
 // ---- 1. compiling ----------------------------------------------------------------------------
 const compileMs: Array<{ pattern: string; ms: number }> = [];
-for (const [name, pattern] of [['date', DATE], ['1,024 choices', choicePattern(CHOICES)], ['(a|b)*a(a|b){20}', EXPLODING], ['sentence', SENTENCE]] as const) {
+for (const [name, pattern] of [['date', DATE], ['1,024 choices', choicePattern(CHOICES)], ['(a|b)*a(a|b){20}', EXPLODING], ['sentence', SENTENCE], ['condecimal (lookaheads)', DECIMAL], ['password rule (4 lookaheads)', PASSWORD]] as const) {
   const t0 = performance.now();
   compileRegex(pattern);
   compileMs.push({ pattern: name, ms: performance.now() - t0 });
