@@ -15,12 +15,19 @@
  * reading and are refused, as before.
  */
 import { DFA, NFA, type CharSet, type Concatenation, type Element, type NoParent } from 'refa';
+import { RfidMoeError } from '../../errors.js';
 
 type El = NoParent<Element>;
 type Alternatives = readonly NoParent<Concatenation>[];
 
 /** Why a pattern's assertion cannot be followed (regex-prefix.ts turns it into a RegexError). */
-export class LookaroundError extends Error {}
+export class LookaroundError extends RfidMoeError {
+  readonly kind = 'LookaroundError';
+  constructor(message: string) {
+    super(message);
+    this.name = 'LookaroundError';
+  }
+}
 
 /**
  * Most lookaheads in a pattern, and most nodes of any automaton built on the way. Each lookahead
