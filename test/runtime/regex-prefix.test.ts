@@ -202,6 +202,8 @@ describe('RegexPrefix against V8’s regex engine', () => {
       // bounded: each lookahead multiplies the states after it
       ['(?=.*a)(?=.*b)(?=.*c)(?=.*d)(?=.*e).{8}', /5 lookaheads; at most 4/],
       ['(?!.*a.{20}b)(?!.*c.{20}d).{1,300}', /more than 20000 nodes$/],
+      // each group with an anchor doubles the ways the rest is followed
+      ['(?:a$|b)'.repeat(30) + 'c', /branch into more than 1000 ways/],
       ['(a*)b\\1', /backreference/],
       ['a{1,200000}', /large count/],
       // counted from the parsed pattern, before anything is built (10^9 nodes)
