@@ -285,6 +285,23 @@ describe('schema-held JSON', () => {
     expect(() => startingState({ type: 'object', properties: { a: { anyOf: [{ type: 'string', pattern: '(?<=a)' }, { type: 'array', uniqueItems: true }] } } })).toThrow(/pattern/);
   });
 
+  it('keywords a schema generator writes at their defaults, which constrain nothing, are taken and change nothing; the same keywords constraining are a 400', () => {
+    const base = { type: 'object', properties: { tags: { type: 'array', items: { type: 'string' } }, one: { type: 'array', items: { type: 'integer' }, maxItems: 1 } }, required: ['tags'], additionalProperties: false };
+    const noisy = {
+      ...base,
+      minProperties: 0,
+      dependentRequired: {},
+      patternProperties: {},
+      properties: { tags: { ...base.properties.tags, uniqueItems: false, minContains: 0 }, one: { ...base.properties.one, uniqueItems: true } },
+    };
+    for (const text of ['{"tags": ["a", "a"]}', '{"tags": [], "one": [3]}', '{"tags": [], "one": [3, 4]}', '{"one": []}', '{"tags": ["x"], "other": 1}']) {
+      expect(answers(compileSchema(noisy), text), text).toEqual(answers(compileSchema(base), text));
+    }
+    expect(() => compileSchema({ type: 'array', items: { type: 'string' }, uniqueItems: true })).toThrow(/"uniqueItems" is not supported/);
+    expect(() => compileSchema({ type: 'object', minProperties: 1 })).toThrow(/"minProperties" is not supported/);
+    expect(() => compileSchema({ type: 'object', patternProperties: { '^x': { type: 'string' } } })).toThrow(/"patternProperties" is not supported/);
+  });
+
   it('Pydantic’s Decimal, a number or a string of a pattern with lookaheads: both options are followed, the string to its pattern', () => {
     const pattern = '^(?!^[-+.]*$)[+-]?0*\\d*\\.?\\d*$';
     const decimal = { type: 'object', properties: { price: { anyOf: [{ type: 'number' }, { type: 'string', pattern }] } }, required: ['price'] };

@@ -72,6 +72,32 @@ const DOCUMENTATION = new Set([
 ]);
 /** keywords that only document: the set above, and vendor extensions (`x-…`) */
 const documents = (k: string) => DOCUMENTATION.has(k) || k.startsWith('x-');
+
+/**
+ * A keyword the server does not hold, given a value that constrains nothing: schema generators
+ * that write every keyword's default (`"uniqueItems": false`, `"minProperties": 0`) send these,
+ * and refusing them would refuse a schema the generation is held to in full. `uniqueItems` is
+ * also nothing where the array holds at most one item.
+ */
+function constrainsNothing(k: string, o: Record<string, unknown>): boolean {
+  const v = o[k];
+  switch (k) {
+    case 'uniqueItems':
+      return v === false || (v === true && typeof o.maxItems === 'number' && o.maxItems <= 1);
+    case 'minProperties':
+    case 'minContains':
+      return v === 0;
+    case 'dependentRequired':
+    case 'dependentSchemas':
+    case 'patternProperties':
+      return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0;
+    default:
+      return false;
+  }
+}
+
+/** a keyword that says nothing the generation must follow: documentation, or a value that constrains nothing */
+const ignorable = (k: string, o: Record<string, unknown>) => documents(k) || constrainsNothing(k, o);
 const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'prefixItems', 'additionalItems', 'allOf', 'multipleOf']);
 /** what a string's rule (string-rules.ts) and a number's range (number-range.ts) read */
 const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'];
@@ -116,10 +142,10 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     if (s === null || typeof s !== 'object' || Array.isArray(s)) throw new SchemaError('a schema must be an object (or true)', at);
     const o = s as Record<string, unknown>;
     for (const k of Object.keys(o)) {
-      if (!HANDLED.has(k) && !documents(k)) throw new SchemaError(`the keyword "${k}" is not supported (generation could not be held to it)`, at);
+      if (!HANDLED.has(k) && !ignorable(k, o)) throw new SchemaError(`the keyword "${k}" is not supported (generation could not be held to it)`, at);
     }
     if (typeof o.$ref === 'string') {
-      const others = Object.keys(o).filter((k) => k !== '$ref' && !documents(k));
+      const others = Object.keys(o).filter((k) => k !== '$ref' && !ignorable(k, o));
       if (others.length > 0) throw new SchemaError(`"$ref" beside ${others.map((k) => `"${k}"`).join(', ')} is not supported`, at);
       const ref = o.$ref;
       let node = refs.get(ref);
@@ -155,7 +181,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       // one schema in allOf (how some generators attach a description to a $ref) is that schema; more would need intersecting
       const list = o.allOf;
       if (!Array.isArray(list) || list.length !== 1) throw new SchemaError('"allOf" is supported with one schema only (the value must be valid under several otherwise)', at);
-      const rest = Object.keys(o).filter((k) => k !== 'allOf' && k !== 'nullable' && !documents(k));
+      const rest = Object.keys(o).filter((k) => k !== 'allOf' && k !== 'nullable' && !ignorable(k, o));
       if (rest.length > 0) throw new SchemaError(`"allOf" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
       return withNull(compile(list[0], `${at}/allOf/0`));
     }
@@ -164,7 +190,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       const list = o[key];
       if (!Array.isArray(list) || list.length === 0) throw new SchemaError(`"${key}" must be a non-empty array of schemas`, at);
       if (list.length > MAX_ANY_OF) throw new SchemaError(`"${key}" has ${list.length} options, more than the ${MAX_ANY_OF} followed`, at);
-      const rest = Object.keys(o).filter((k) => k !== key && k !== 'nullable' && !documents(k));
+      const rest = Object.keys(o).filter((k) => k !== key && k !== 'nullable' && !ignorable(k, o));
       if (rest.length > 0) throw new SchemaError(`"${key}" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
       // an option the constraint cannot follow is left out where others remain: what the rest
       // accept is valid under the anyOf (a number, or a string of a pattern with a lookbehind);
