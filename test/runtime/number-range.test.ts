@@ -1,5 +1,5 @@
 /**
- * A number schema's bounds (minimum, maximum, exclusiveMinimum, exclusiveMaximum, and an integer's multipleOf) as the schema
+ * A number schema's bounds (minimum, maximum, exclusiveMinimum, exclusiveMaximum, and a whole multipleOf) as the schema
  * constraint holds them (number-range.ts, schema-prefix.ts). Independent truth: Ajv on the value
  * a whole text writes, and a brute-force search of completions for viability: on random bounds and
  * random number texts, a text ends a valid number exactly where Ajv finds the value valid, every
@@ -44,7 +44,7 @@ const schemaArb = fc
     hi: fc.option(bound, { nil: undefined }),
     loX: fc.boolean(),
     hiX: fc.boolean(),
-    // an integer's multipleOf
+    // a whole multipleOf (a number's makes it an integer)
     step: fc.option(fc.constantFrom(2, 3, 5, 7, 10, 25), { nil: undefined }),
   })
   .filter(({ lo, hi, step }) => lo !== undefined || hi !== undefined || step !== undefined)
@@ -54,7 +54,7 @@ const schemaArb = fc
       type,
       ...(a === undefined ? {} : { [loX ? 'exclusiveMinimum' : 'minimum']: a }),
       ...(b === undefined ? {} : { [hiX ? 'exclusiveMaximum' : 'maximum']: b }),
-      ...(step === undefined || type !== 'integer' ? {} : { multipleOf: step }),
+      ...(step === undefined ? {} : { multipleOf: step }),
     } as Record<string, unknown>;
   })
   .filter((schema) => Object.keys(schema).length > 1);
@@ -80,8 +80,9 @@ describe('number bounds', () => {
     fc.assert(
       fc.property(schemaArb, numberText, (schema, text) => {
         if (!compiles(schema)) return;
-        // the constraint writes a bounded number in plain digits, and an integer without a fraction (1.0 is one to Ajv)
-        const valid = !/e/i.test(text) && !(schema.type === 'integer' && text.includes('.')) && ajv.validate(schema, Number(text));
+        // the constraint writes a bounded number in plain digits, and an integer (a multiple of a
+        // whole number is one) without a fraction (1.0 is one to Ajv)
+        const valid = !/e/i.test(text) && !((schema.type === 'integer' || schema.multipleOf !== undefined) && text.includes('.')) && ajv.validate(schema, Number(text));
         expect(held(schema, `${text} `) === 'complete', `${JSON.stringify(schema)} ${text}`).toBe(valid);
         if (valid) for (let i = 1; i <= text.length; i++) expect(held(schema, text.slice(0, i)), `${JSON.stringify(schema)} ${text.slice(0, i)}`).not.toBe('refused');
       }),
@@ -123,7 +124,11 @@ describe('number bounds', () => {
     expect(() => startingState({ enum: [1, 2], minimum: 1 })).toThrow(/beside "enum"/);
     // an integer's multipleOf: a positive integer, and some multiple within the bounds
     expect(() => startingState({ type: 'integer', multipleOf: 5, minimum: 1, maximum: 4 })).toThrow(/no integer/);
-    expect(() => startingState({ type: 'number', multipleOf: 0.5 })).toThrow(/integers only/);
+    expect(() => startingState({ type: 'number', multipleOf: 0.5 })).toThrow(/only as a whole number/);
+    // a number's whole multipleOf makes it an integer
+    expect(held({ type: 'number', multipleOf: 5 }, '15 ')).toBe('complete');
+    expect(held({ type: 'number', multipleOf: 5 }, '15.')).toBe('refused');
+    expect(held({ type: 'number', multipleOf: 5 }, '16 ')).toBe('refused');
     expect(() => startingState({ type: 'integer', multipleOf: 0 })).toThrow(/positive integer/);
   });
 });

@@ -266,9 +266,11 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         return { kind: 'string', allowed: null, rule: stringRule(o, at) };
       case 'number':
       case 'integer': {
-        const range = numberRange(o, at, type === 'integer');
-        if (range !== null && type === 'integer' && !hasInteger(range)) throw new SchemaError('the bounds leave no integer', at);
-        return { kind: 'number', integer: type === 'integer', range };
+        // a number that is a multiple of a whole number is an integer: held to integers' digits
+        const integer = type === 'integer' || (typeof o.multipleOf === 'number' && Number.isSafeInteger(o.multipleOf) && o.multipleOf > 0);
+        const range = numberRange(o, at, integer);
+        if (range !== null && integer && !hasInteger(range)) throw new SchemaError('the bounds leave no integer', at);
+        return { kind: 'number', integer, range };
       }
       case 'boolean':
         return { kind: 'anyOf', options: [{ kind: 'literal', text: 'true' }, { kind: 'literal', text: 'false' }] };

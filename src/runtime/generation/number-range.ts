@@ -44,8 +44,9 @@ export function numberRange(o: Record<string, unknown>, at: string, integer = fa
   let step: bigint | null = null;
   if (o.multipleOf !== undefined) {
     const m = o.multipleOf;
-    // a number's multiples of a fraction would need its digits counted against the fraction's: integers only
-    if (!integer) throw new SchemaError('"multipleOf" is supported on integers only', at);
+    // a number's multiples of a fraction are exact in decimals, but validators judge them in floats
+    // (Ajv finds 0.3 no multiple of 0.1): whole multipleOf only, which makes the number an integer
+    if (!integer) throw new SchemaError('"multipleOf" is supported only as a whole number (a fraction\'s multiples are judged in floats by validators, which would refuse some of the decimals written)', at);
     if (typeof m !== 'number' || !Number.isSafeInteger(m) || m <= 0) throw new SchemaError('"multipleOf" must be a positive integer', at);
     step = BigInt(m);
   }
