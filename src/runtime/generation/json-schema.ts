@@ -10,7 +10,8 @@
  * its options is accepted), `$ref` to `#/$defs/…` or `#/definitions/…` (recursion included), and
  * `nullable`, a string's `pattern`, `format`, `minLength` and `maxLength` (string-rules.ts;
  * formats other than those it holds only annotate), and a number's `minimum`, `maximum`,
- * `exclusiveMinimum` and `exclusiveMaximum`, and a whole `multipleOf` (number-range.ts; on a number it makes the number an integer).
+ * `exclusiveMinimum` and `exclusiveMaximum`, and a whole `multipleOf` (number-range.ts; on a
+ * number it makes the number an integer).
  * Keywords that only document (`title`, `description`, `default`, `examples`, `$schema`, `$id`,
  * `$comment`, `strict`, OpenAPI's `discriminator`, vendor `x-…` keys) are ignored. Any other
  * keyword that would constrain a value (`uniqueItems`, `not`, `allOf` of several schemas, …) is refused with a

@@ -1,7 +1,7 @@
 /**
  * A JSON schema's bounds on a number (`minimum`, `maximum`, `exclusiveMinimum`,
- * `exclusiveMaximum`: Pydantic's ge, le, gt and lt; and a whole `multipleOf` (an integer's, or a number's, which makes it one), its
- * multiple_of), followed as the number is written: a prefix
+ * `exclusiveMaximum`: Pydantic's ge, le, gt and lt; and a whole `multipleOf`, its multiple_of, on
+ * an integer or on a number, which it makes one), followed as the number is written: a prefix
  * of a number is viable only where some number it can still become lies within the bounds, so the
  * text never reaches a number that nothing completes.
  *
