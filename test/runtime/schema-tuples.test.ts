@@ -1,6 +1,7 @@
 /**
  * Tuples (`prefixItems`, JSON Schema 2020-12 as Pydantic writes tuple[...]; draft 7's items array
- * with `additionalItems`) and `allOf` of one schema, as the schema constraint holds them.
+ * with `additionalItems`) and `allOf` (of one schema, and of several merged: OpenAPI's
+ * inheritance), as the schema constraint holds them.
  * Independent truth: Ajv (its 2020-12 build for prefixItems, its draft-7 default for the rest) on
  * random arrays: a text is complete exactly where Ajv finds it valid, and every prefix of a valid
  * one is viable.
@@ -62,9 +63,44 @@ describe('tuples and allOf', () => {
     }
   });
 
+  it('allOf of several object schemas ($refs, nested allOf, closed parts) and of scalar keywords, merged, as Ajv judges', () => {
+    const ajv = new Ajv({ strict: false });
+    const A = { type: 'object', properties: { a: { type: 'string', maxLength: 1 } } };
+    const schemas = [
+      { allOf: [{ type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer' } }, required: ['a'] }, { type: 'object', properties: { b: { type: 'integer', minimum: 0 }, c: { type: 'boolean' } }, required: ['c'] }] },
+      { allOf: [{ type: 'object', properties: { a: { type: 'string' }, b: { type: 'integer' } }, additionalProperties: false }, { type: 'object', properties: { a: { type: 'string' }, c: { type: 'boolean' } } }] },
+      { $defs: { A }, allOf: [{ $ref: '#/$defs/A' }, { type: 'object', properties: { d: { enum: [1, 2] } }, required: ['d'] }] },
+      { allOf: [{ allOf: [{ properties: { a: { type: 'string' } } }, { properties: { b: { type: 'integer' } } }] }, { properties: { c: { type: 'boolean' } }, required: ['a'] }] },
+      // the object's own keywords beside the allOf are a part too
+      { allOf: [{ properties: { a: { type: 'string' } } }], properties: { d: { type: 'integer' } }, required: ['d'] },
+    ];
+    // keys in the merged order (each part's, by first appearance: alphabetical here), e undeclared
+    const objects = fc
+      .record(
+        { a: fc.constantFrom('x', 'xy', 1), b: fc.constantFrom(-1, 0, 2, 's'), c: fc.constantFrom(true, 't'), d: fc.constantFrom(1, 3), e: fc.constant(null) },
+        { requiredKeys: [] },
+      )
+      .map((o) => Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : 1))));
+    for (const schema of schemas) {
+      const validate = ajv.compile(schema);
+      fc.assert(
+        fc.property(objects, (value) => {
+          const text = JSON.stringify(value);
+          expect(held(schema, text), `${JSON.stringify(schema)} on ${text}`).toBe(validate(value) ? 'complete' : 'refused');
+        }),
+        { numRuns: 300, seed: 29 },
+      );
+    }
+    const strings = { allOf: [{ type: 'string' }, { maxLength: 2 }, { pattern: '^a' }] };
+    const validate = ajv.compile(strings);
+    for (const v of ['', 'a', 'ab', 'abc', 'b']) expect(held(strings, JSON.stringify(v)), v).toBe(validate(v) ? 'complete' : 'refused');
+  });
+
   it('what cannot be followed is a SchemaError', () => {
-    expect(() => startingState({ allOf: [{ type: 'object' }, { required: ['a'] }] })).toThrow(/one schema only/);
-    expect(() => startingState({ allOf: [{ type: 'object' }], type: 'object' })).toThrow(/"allOf" beside "type"/);
+    expect(() => startingState({ allOf: [{ type: 'object', properties: { a: { type: 'string' } }, additionalProperties: false }, { required: ['b'] }] })).toThrow(/required property "b" is outside a part whose additionalProperties is false/);
+    expect(() => startingState({ allOf: [{ type: 'object' }, { anyOf: [{ required: ['a'] }, { required: ['b'] }] }] })).toThrow(/"allOf" of object schemas is supported where each is one of properties, required and additionalProperties \(this one has "anyOf"\)/);
+    expect(() => startingState({ allOf: [{ type: 'string', maxLength: 2 }, { type: 'string', maxLength: 3 }] }, 'any')).toThrow(/"maxLength" differs/);
+    expect(() => startingState({ allOf: [{ type: 'object', additionalProperties: { type: 'string' } }, { type: 'object' }] })).toThrow(/additionalProperties true or false only/);
     expect(() => startingState({ type: 'array', prefixItems: [{ type: 'integer' }], items: false, minItems: 2 }, 'any')).toThrow(SchemaError);
     expect(() => startingState({ type: 'array', prefixItems: { type: 'integer' } }, 'any')).toThrow(/must be an array/);
   });

@@ -245,7 +245,7 @@ describe('vLLM’s sampling fields', () => {
       [{ structured_outputs: { grammar: 'root ::= "a"' } }, 'structured_outputs.grammar', /grammars are not supported/],
       [{ return_tokens_as_token_ids: true }, 'return_tokens_as_token_ids', /not supported/],
       [{ logits_processors: ['x'] }, 'logits_processors', /not supported/],
-      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', allOf: [] } } } }, 'response_format.json_schema.schema', /"allOf" is supported with one schema only/],
+      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', allOf: [] } } } }, 'response_format.json_schema.schema', /"allOf" must be a non-empty array/],
       [{ priority: 1 }, 'priority', /priority scheduling is not enabled/],
       // Text Generation Inference's grammars: a value that is no schema or pattern is named, never dropped
       [{ response_format: { type: 'regex' } }, 'response_format.value', /required/],

@@ -5,7 +5,8 @@
  * The subset is the one structured-output clients generate (OpenAI's strict mode, Pydantic's
  * model_json_schema, zod-to-json-schema): `type` (one or a list), `properties`, `required`,
  * `additionalProperties` (false, true or a schema; absent = true), `items`, `prefixItems` (and
- * draft 7's items array with `additionalItems`), `allOf` of one schema, `minItems`,
+ * draft 7's items array with `additionalItems`), `allOf` (of one schema, or of several merged:
+ * object schemas' properties united, other schemas' keywords united; mergedObjects), `minItems`,
  * `maxItems`, `enum`, `const`, `anyOf`, `oneOf` (matched as anyOf: a value valid under two of
  * its options is accepted), `$ref` to `#/$defs/…` or `#/definitions/…` (recursion included), and
  * `nullable`, a string's `pattern`, `format`, `minLength` and `maxLength` (string-rules.ts;
@@ -14,7 +15,7 @@
  * number it makes the number an integer).
  * Keywords that only document (`title`, `description`, `default`, `examples`, `$schema`, `$id`,
  * `$comment`, `strict`, OpenAPI's `discriminator`, vendor `x-…` keys) are ignored. Any other
- * keyword that would constrain a value (`uniqueItems`, `not`, `allOf` of several schemas, …) is refused with a
+ * keyword that would constrain a value (`uniqueItems`, `not`, `allOf` of parts that cannot be merged, …) is refused with a
  * SchemaError naming it, rather than silently not enforced. The top level must be an object
  * (OpenAI's rule for response_format), unless the caller allows any value (vLLM's guided_json, and
  * the server's forced tool calls, which are an array of calls).
@@ -179,12 +180,13 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       return withNull(options.length === 1 ? options[0] : { kind: 'anyOf', options });
     }
     if (o.allOf !== undefined) {
-      // one schema in allOf (how some generators attach a description to a $ref) is that schema; more would need intersecting
       const list = o.allOf;
-      if (!Array.isArray(list) || list.length !== 1) throw new SchemaError('"allOf" is supported with one schema only (the value must be valid under several otherwise)', at);
+      if (!Array.isArray(list) || list.length === 0) throw new SchemaError('"allOf" must be a non-empty array of schemas', at);
       const rest = Object.keys(o).filter((k) => k !== 'allOf' && k !== 'nullable' && !ignorable(k, o));
-      if (rest.length > 0) throw new SchemaError(`"allOf" beside ${rest.map((k) => `"${k}"`).join(', ')} is not supported`, at);
-      return withNull(compile(list[0], `${at}/allOf/0`));
+      // one schema in allOf (how some generators attach a description to a $ref) is that schema
+      if (list.length === 1 && rest.length === 0) return withNull(compile(list[0], `${at}/allOf/0`));
+      // several: object schemas (OpenAPI's inheritance, zod's .and()) merged into one
+      return withNull(compile(mergedObjects(o, at), `${at}/allOf`));
     }
     for (const key of ['anyOf', 'oneOf'] as const) {
       if (o[key] === undefined) continue;
@@ -223,6 +225,83 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     for (const t of types) if (!TYPES.includes(t)) throw new SchemaError(`unknown type "${t}"`, at);
     const options = types.map((t) => typed(t, o, at));
     return withNull(options.length === 1 ? options[0] : { kind: 'anyOf', options });
+  }
+
+  /**
+   * One schema that accepts what every part of `o`'s allOf accepts (its own keywords beside the
+   * allOf are a part too; a part may be a $ref or an allOf itself). Object schemas (OpenAPI's
+   * inheritance, zod's .and()) of `properties`, `required` and `additionalProperties` (true,
+   * false or absent): properties are united (one in several parts held to all of them, by an
+   * allOf of its schemas unless they are equal), required names too; a part with
+   * additionalProperties false allows no key outside its own properties, so the merged object has
+   * only the keys every such part names. Other schemas (`{"type": "string"}` and
+   * `{"maxLength": 8}`): their keywords united, where the same keyword has the same value in
+   * each. Anything else is refused, naming the part.
+   */
+  function mergedObjects(o: Record<string, unknown>, at: string): Record<string, unknown> {
+    const parts: Array<{ part: Record<string, unknown>; at: string }> = [];
+    const collect = (x: unknown, where: string, depth: number): void => {
+      if (depth > 16) throw new SchemaError('"allOf" nested more than 16 deep', where);
+      if (x === true) return;
+      if (x === null || typeof x !== 'object' || Array.isArray(x)) throw new SchemaError('a schema must be an object (or true)', where);
+      let part = x as Record<string, unknown>;
+      if (typeof part.$ref === 'string' && Object.keys(part).every((k) => k === '$ref' || documents(k))) {
+        collect(resolve(part.$ref, where), part.$ref.slice(1), depth + 1);
+        return;
+      }
+      if (Array.isArray(part.allOf)) {
+        part.allOf.forEach((y, i) => collect(y, `${where}/allOf/${i}`, depth + 1));
+        part = Object.fromEntries(Object.entries(part).filter(([k]) => k !== 'allOf'));
+      }
+      parts.push({ part: Object.fromEntries(Object.entries(part).filter(([k]) => !ignorable(k, part))), at: where });
+    };
+    (o.allOf as unknown[]).forEach((x, i) => collect(x, `${at}/allOf/${i}`, 0));
+    collect(Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'allOf' && k !== 'nullable')), at, 0);
+    const OBJECT_KEYS = ['type', 'properties', 'required', 'additionalProperties'];
+    const objectish = parts.some(({ part }) => part.type === 'object' || OBJECT_KEYS.slice(1).some((k) => part[k] !== undefined));
+    if (!objectish) return unitedKeywords(parts);
+    const properties = new Map<string, unknown[]>();
+    const required = new Set<string>();
+    const closed: Array<Set<string>> = []; // the keys of each part with additionalProperties false
+    for (const { part, at: where } of parts) {
+      const other = Object.keys(part).filter((k) => !OBJECT_KEYS.includes(k));
+      if (other.length > 0 || (part.type !== undefined && part.type !== 'object')) {
+        throw new SchemaError(`"allOf" of object schemas is supported where each is one of properties, required and additionalProperties (this one has ${other.length > 0 ? other.map((k) => `"${k}"`).join(', ') : `type ${JSON.stringify(part.type)}`})`, where);
+      }
+      if (part.additionalProperties !== undefined && typeof part.additionalProperties !== 'boolean') throw new SchemaError('"allOf" of object schemas is supported with additionalProperties true or false only', where);
+      const given = part.properties ?? {};
+      if (given === null || typeof given !== 'object' || Array.isArray(given)) throw new SchemaError('"properties" must be an object', where);
+      for (const [name, sub] of Object.entries(given)) properties.set(name, [...(properties.get(name) ?? []), sub]);
+      const req = part.required ?? [];
+      if (!Array.isArray(req) || req.some((r) => typeof r !== 'string')) throw new SchemaError('"required" must be an array of property names', where);
+      for (const r of req as string[]) required.add(r);
+      if (part.additionalProperties === false) closed.push(new Set(Object.keys(given)));
+    }
+    // the keys every closed part names (null: no part is closed)
+    const allowed = closed.length === 0 ? null : new Set([...closed[0]].filter((n) => closed.every((c) => c.has(n))));
+    const merged: Record<string, unknown> = {};
+    for (const [name, subs] of properties) {
+      if (allowed !== null && !allowed.has(name)) continue;
+      const distinct = subs.filter((x, i) => x !== true && subs.findIndex((y) => JSON.stringify(y) === JSON.stringify(x)) === i);
+      merged[name] = distinct.length === 0 ? true : distinct.length === 1 ? distinct[0] : { allOf: distinct };
+    }
+    for (const r of required) {
+      if (allowed !== null && !allowed.has(r)) throw new SchemaError(`required property "${r}" is outside a part whose additionalProperties is false: no object could be valid`, at);
+    }
+    return { type: 'object', properties: merged, required: [...required], ...(allowed === null ? {} : { additionalProperties: false }) };
+  }
+
+  /** parts that are not objects, as one schema: their keywords united, each keyword's value the same wherever it is given */
+  function unitedKeywords(parts: ReadonlyArray<{ part: Record<string, unknown>; at: string }>): Record<string, unknown> {
+    const united: Record<string, unknown> = {};
+    for (const { part, at: where } of parts) {
+      for (const [k, v] of Object.entries(part)) {
+        if (k === 'anyOf' || k === 'oneOf' || k === '$ref') throw new SchemaError(`"allOf" of several schemas is supported where none has "${k}"`, where);
+        if (k in united && JSON.stringify(united[k]) !== JSON.stringify(v)) throw new SchemaError(`"allOf" of several schemas is supported where a keyword has one value in all of them ("${k}" differs)`, where);
+        united[k] = v;
+      }
+    }
+    return united;
   }
 
   function typed(type: string, o: Record<string, unknown>, at: string): SchemaNode {
