@@ -101,6 +101,10 @@ describe('tuples and allOf', () => {
     expect(() => startingState({ allOf: [{ type: 'object' }, { anyOf: [{ required: ['a'] }, { required: ['b'] }] }] })).toThrow(/"allOf" of object schemas is supported where each is one of properties, required and additionalProperties \(this one has "anyOf"\)/);
     expect(() => startingState({ allOf: [{ type: 'string', maxLength: 2 }, { type: 'string', maxLength: 3 }] }, 'any')).toThrow(/"maxLength" differs/);
     expect(() => startingState({ allOf: [{ type: 'object', additionalProperties: { type: 'string' } }, { type: 'object' }] })).toThrow(/additionalProperties true or false only/);
+    // $refs whose allOf refer twice to the one before double the parts at each step: bounded
+    const $defs: Record<string, unknown> = { L0: { type: 'object', properties: { a: { type: 'string' } } } };
+    for (let i = 1; i <= 7; i++) $defs[`L${i}`] = { allOf: [{ $ref: `#/$defs/L${i - 1}` }, { $ref: `#/$defs/L${i - 1}` }] };
+    expect(() => startingState({ $defs, allOf: [{ $ref: '#/$defs/L7' }, { required: ['a'] }] })).toThrow(/more than 64 parts/);
     expect(() => startingState({ type: 'array', prefixItems: [{ type: 'integer' }], items: false, minItems: 2 }, 'any')).toThrow(SchemaError);
     expect(() => startingState({ type: 'array', prefixItems: { type: 'integer' } }, 'any')).toThrow(/must be an array/);
   });

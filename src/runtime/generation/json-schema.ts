@@ -253,6 +253,8 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         part.allOf.forEach((y, i) => collect(y, `${where}/allOf/${i}`, depth + 1));
         part = Object.fromEntries(Object.entries(part).filter(([k]) => k !== 'allOf'));
       }
+      // (a $ref to a schema whose allOf refers twice to another, and so on, doubles the parts at each step)
+      if (parts.length >= 64) throw new SchemaError('"allOf" has more than 64 parts, counting those of its $refs and nested allOf', where);
       parts.push({ part: Object.fromEntries(Object.entries(part).filter(([k]) => !ignorable(k, part))), at: where });
     };
     (o.allOf as unknown[]).forEach((x, i) => collect(x, `${at}/allOf/${i}`, 0));
