@@ -24,12 +24,16 @@ const golden = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'golden', 'ge
   cases: Array<{ prompt: string; tokens: number[]; text: string }>;
 };
 
+/** a run of the CLI that takes this long has hung: killed, and the failure says which run and what it had written */
+const CLI_TIMEOUT_MS = 60_000;
+
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [...cliArgs, ...args], { cwd: repoRoot });
+    const { stdout, stderr } = await run(process.execPath, [...cliArgs, ...args], { cwd: repoRoot, timeout: CLI_TIMEOUT_MS });
     return { code: 0, stdout, stderr };
   } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
+    const e = err as { code: number; stdout: string; stderr: string; killed?: boolean; signal?: string };
+    if (e.killed) throw new Error(`rfid-moe ${args.join(' ')} ran past ${CLI_TIMEOUT_MS / 1000} s and was killed (${e.signal}); stderr so far:\n${e.stderr}\nstdout so far:\n${e.stdout}`);
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
