@@ -192,7 +192,9 @@ export class TokenPieces {
     }
     fits = new Uint8Array(this.vocabSize);
     const { order, shared, plain } = this.walkOrder();
+    // a special token is a marker, never a character of a value: none fits inside a JSON string
     const noSpecials = this.keepSpecial && state.inValueString === true;
+    const admits = (id: number) => !noSpecials || !this.isSpecial(id);
     const plainRun = state.plainRun === true;
     // path[d]: the state after the current piece's first d code units (at code point boundaries)
     const path: GrammarState[] = [state];
@@ -205,7 +207,7 @@ export class TokenPieces {
       common = Math.min(common, shared[i]);
       if (common >= refused) continue; // begins with a refused beginning
       if (plainRun && plain[i] === 1) {
-        if (!(noSpecials && this.isSpecial(id))) fits[id] = 1;
+        if (admits(id)) fits[id] = 1;
         continue;
       }
       refused = Infinity;
@@ -223,12 +225,12 @@ export class TokenPieces {
       }
       reached = d;
       common = Infinity;
-      if (ok && !(noSpecials && this.isSpecial(id))) fits[id] = 1;
+      if (ok && admits(id)) fits[id] = 1;
     }
     // the pieces the walk leaves out: those with part of a character, judged as textFits reads them
     const scratch = state.clone();
     for (const id of this.partialPieces) {
-      if (!(noSpecials && this.isSpecial(id)) && textFits(scratch.copyFrom(state), this.pieces[id]!)) fits[id] = 1;
+      if (admits(id) && textFits(scratch.copyFrom(state), this.pieces[id]!)) fits[id] = 1;
     }
     if (this.screens.size >= MAX_SCREENS) this.screens.delete(this.screens.keys().next().value!);
     this.screens.set(key, fits);

@@ -284,7 +284,8 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     const merged: Record<string, unknown> = {};
     for (const [name, subs] of properties) {
       if (allowed !== null && !allowed.has(name)) continue;
-      const distinct = subs.filter((x, i) => x !== true && subs.findIndex((y) => JSON.stringify(y) === JSON.stringify(x)) === i);
+      const texts = subs.map((x) => JSON.stringify(x));
+      const distinct = subs.filter((x, i) => x !== true && texts.indexOf(texts[i]) === i);
       merged[name] = distinct.length === 0 ? true : distinct.length === 1 ? distinct[0] : { allOf: distinct };
     }
     for (const r of required) {

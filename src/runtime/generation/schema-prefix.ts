@@ -461,14 +461,12 @@ function ruledStringStep(f: RuledString, c: number, below: Stack | null, push: (
 /** whether the rule takes `unit` (a character of the Basic Multilingual Plane, no surrogate) next: codeUnit's answer, without building the frame */
 function takes(f: RuledString, unit: number): boolean {
   if (f.high !== 0) return codeUnit(f, unit) !== null;
-  const { regexes, min, max } = f.rule;
-  return (
-    f.len < max &&
-    f.dfas.every((d, i) => {
-      const next = regexes[i].step(d, unit);
-      return next !== null && regexes[i].completes(next, min - f.len - 1, max - f.len - 1);
-    })
-  );
+  return f.len < f.rule.max && f.dfas.every((d, i) => completesAfter(f, i, f.rule.regexes[i].step(d, unit)));
+}
+
+/** whether regex `i`'s state after one more code point (null: refused) can still end within the string's length */
+function completesAfter(f: RuledString, i: number, next: DfaState | null): boolean {
+  return next !== null && f.rule.regexes[i].completes(next, f.rule.min - f.len - 1, f.rule.max - f.len - 1);
 }
 
 /** the string after one UTF-16 unit of its value: a high surrogate waits for its low one; null where the rule refuses it */
@@ -490,8 +488,8 @@ function codePoint(f: RuledString, cp: number): RuledString | null {
   for (const [i, d] of f.dfas.entries()) {
     const state = f.rule.regexes[i].stepCodePoint(d, cp);
     // a value must still be able to end within the length from here, not only to go on
-    if (state === null || !f.rule.regexes[i].completes(state, f.rule.min - f.len - 1, f.rule.max - f.len - 1)) return null;
-    dfas.push(state);
+    if (!completesAfter(f, i, state)) return null;
+    dfas.push(state!);
   }
   return { ...f, dfas, len: f.len + 1, high: 0 };
 }
