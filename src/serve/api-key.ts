@@ -27,5 +27,10 @@ export function bearerChecker(key: string): (authorization: string | undefined) 
   };
 }
 
-/** Whether a request path is one the key protects: the OpenAI API under /v1, and /tokenize, /detokenize and /tokenizer_info (which vLLM leaves open; they read the models' tokenizers, so they are closed here too). */
-export const requiresApiKey = (url: string): boolean => url === '/v1' || url.startsWith('/v1/') || url.startsWith('/v1?') || /^\/((de)?tokenize|tokenizer_info)($|[/?])/.test(url);
+/**
+ * Whether a request path is one the key protects: the OpenAI API under /v1, /tokenize, /detokenize
+ * and /tokenizer_info (which vLLM leaves open; they read the models' tokenizers, so they are closed
+ * here too), and Text Generation Inference's API (/, /generate, /generate_stream, /info, /tgi/…).
+ */
+export const requiresApiKey = (url: string): boolean =>
+  url === '/v1' || url.startsWith('/v1/') || url.startsWith('/v1?') || /^\/((de)?tokenize|tokenizer_info|generate|generate_stream|info|tgi)($|[/?])/.test(url) || url === '/' || url.startsWith('/?');

@@ -126,12 +126,17 @@ export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
   throw modelNotFound(name, [...ctx.models.keys()]);
 }
 
+export interface PrepareOptions {
+  /** a completion without max_tokens may fill the rest of the context (as chat may), not OpenAI's 16: Text Generation Inference's default */
+  restOfContext?: boolean;
+}
+
 /**
  * Validates and tokenizes a request body before its model is touched (a bad request never causes
  * a load): the schema, the model, log-probability options, the prompt in any of its forms, the
  * context length, and the sampling fields with the model's defaults.
  */
-export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unknown): Promise<Prepared> {
+export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unknown, opts: PrepareOptions = {}): Promise<Prepared> {
   const req: CompletionRequest | ChatRequest = endpoint === 'chat' ? parseBody(chatRequest, body) : parseBody(completionRequest, body);
   const model = lookupModel(ctx, req.model);
   let responseFormat = responseFormatOf(req);
@@ -194,7 +199,7 @@ export async function prepare(ctx: ModelsInView, endpoint: Endpoint, body: unkno
     if (ids.length >= context) {
       throw badRequest(`This model's maximum context length is ${context} tokens, but ${which} has ${ids.length} tokens (at least one position must be left to generate). Shorten it.`, endpoint === 'chat' ? 'messages' : 'prompt', 'context_length_exceeded');
     }
-    const maxTokens = scoreOnly ? 1 : (requested ?? (endpoint === 'chat' ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length)));
+    const maxTokens = scoreOnly ? 1 : (requested ?? (endpoint === 'chat' || opts.restOfContext ? context - ids.length : Math.min(DEFAULT_COMPLETION_TOKENS, context - ids.length)));
     if (ids.length + maxTokens > context) {
       throw badRequest(
         `This model's maximum context length is ${context} tokens. However, you requested ${ids.length + maxTokens} tokens (${ids.length} in ${which}, ${maxTokens} for the completion). Reduce the prompt or max_tokens.`,

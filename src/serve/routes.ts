@@ -2,8 +2,9 @@
  * The OpenAI-compatible endpoints on fastify: GET /v1/models (and /v1/models/{id}), POST
  * /v1/completions and /v1/chat/completions (JSON or server-sent events: responses.ts), POST
  * /v1/responses (served as the chat request it describes: openai-responses/), GET
- * /health, GET /metrics, and vLLM's POST /tokenize and /detokenize and GET /tokenizer_info
- * (tokenize.ts). Requests are made ready in prepare.ts.
+ * /health, GET /metrics, vLLM's POST /tokenize and /detokenize and GET /tokenizer_info
+ * (tokenize.ts), and Text Generation Inference's generate API (tgi/). Requests are made ready in
+ * prepare.ts; each API is a GenerationFront over the one generation path below.
  *
  * A generation request is validated and tokenized before its model is touched (a bad request
  * never causes a load), then acquires its model from the residency manager (waiting for a load
@@ -18,7 +19,8 @@ import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
 import { lookupModel, MAX_SEQUENCES, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
-import { jsonResponse, streamResponse } from './responses.js';
+import { jsonResponse, streamResponse, type ResponseArgs } from './responses.js';
+import { registerTgiRoutes } from './tgi/routes.js';
 import { MAX_REQUEST_ID, requestId } from './schemas.js';
 import { responsesJson, responsesStream, responsesStreamError } from './openai-responses/output.js';
 import { parseResponsesRequest, responsesParam, type ResponsesRequest } from './openai-responses/request.js';
@@ -34,6 +36,28 @@ export interface RouteContext {
   isDraining(): boolean;
   /** in-flight generation requests register here so a drain can wait for them */
   track(done: Promise<unknown>, abort: () => void): void;
+}
+
+/**
+ * How one API reads a generation request and answers it: OpenAI's completions and chat, the
+ * Responses API, Text Generation Inference's generate (tgi/). Everything between (the model's
+ * residency, the decoder, metrics, aborts and drains) is one path, generation().
+ */
+export interface GenerationFront {
+  /** the requests metric's endpoint label */
+  label: string;
+  /** the response shapes' endpoint (the Responses API is chat, TGI's generate completions) */
+  endpoint: Endpoint;
+  /** the model a body names, for the metrics of a request refused before it is made ready */
+  modelName(body: unknown): string | null;
+  /** the request validated and tokenized (prepare.ts); throws ApiErrors */
+  prepare(body: unknown): Promise<Prepared>;
+  /** the answer: JSON or events, as the prepared request asks */
+  respond(args: ResponseArgs): Promise<void>;
+  /** an error before anything was sent */
+  sendError(reply: FastifyReply, e: ApiError): unknown;
+  /** an error as the event that ends a stream already under way */
+  streamError(e: ApiError): string;
 }
 
 export function sendError(reply: FastifyReply, err: ApiError): FastifyReply {
@@ -101,12 +125,15 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   app.post('/detokenize', answer((req) => detokenizeRequest(ctx, req.body)));
   app.get('/tokenizer_info', answer((req) => tokenizerInfo(ctx, req.query)));
 
-  app.post('/v1/completions', (req, reply) => generation(ctx, 'completions', req, reply));
-  app.post('/v1/chat/completions', (req, reply) => generation(ctx, 'chat', req, reply));
-  app.post('/v1/responses', (req, reply) => generation(ctx, 'responses', req, reply));
+  app.post('/v1/completions', (req, reply) => generation(ctx, openaiFront(ctx, 'completions'), req, reply));
+  app.post('/v1/chat/completions', (req, reply) => generation(ctx, openaiFront(ctx, 'chat'), req, reply));
+  app.post('/v1/responses', (req, reply) => generation(ctx, responsesFront(ctx), req, reply));
   // nothing is stored (openai-responses/request.ts): a stored response is never found
   app.get('/v1/responses/:id', (req, reply) => sendError(reply, new ApiError(404, `no response ${JSON.stringify((req.params as { id: string }).id)}: this server does not store responses (store is accepted and ignored)`, 'invalid_request_error', 'id', 'response_not_found')));
+
+  registerTgiRoutes(app, ctx, (front, req, reply) => generation(ctx, front, req, reply), (endpoint, model) => openaiFront(ctx, endpoint, model));
 }
+
 /** The X-Request-Id header's id (null: none); a 400 where it is not one. */
 function requestIdHeader(req: FastifyRequest): string | null {
   const header = req.headers['x-request-id'];
@@ -116,35 +143,68 @@ function requestIdHeader(req: FastifyRequest): string | null {
   return parsed.data;
 }
 
-async function generation(ctx: RouteContext, route: Endpoint | 'responses', req: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const arrived = performance.now();
-  let modelLabel = 'unknown';
-  const count = (status: number) => ctx.metrics.requests.inc({ model: modelLabel, endpoint: route, status: String(status) });
-  // the Responses API is served as the chat request it stands for (openai-responses/request.ts)
-  const endpoint: Endpoint = route === 'responses' ? 'chat' : route;
-  let prepared: Prepared;
-  let responsesReq: ResponsesRequest | null = null;
-  try {
-    // the client's id, said back for its logs (as vLLM's --enable-request-id-headers does), errors included
-    const header = requestIdHeader(req);
-    if (header !== null) reply.header('x-request-id', header);
-    if (route === 'responses') {
-      const parsed = parseResponsesRequest(req.body);
-      responsesReq = parsed.request;
+/**
+ * The OpenAI completions and chat endpoints; `model`, when given, is the model whatever the body
+ * names (a URL that names the model: tgi/routes.ts).
+ */
+function openaiFront(ctx: RouteContext, endpoint: Endpoint, model: string | null = null): GenerationFront {
+  return {
+    label: endpoint,
+    endpoint,
+    modelName: (body) => model ?? bodyModel(body),
+    prepare: (body) => prepare(ctx, endpoint, model !== null && body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...body, model } : body),
+    respond: (args) => (args.p.stream ? streamResponse(args) : jsonResponse(args)),
+    sendError,
+    streamError: (e) => `data: ${JSON.stringify(e.body())}\n\n`,
+  };
+}
+
+/** The Responses API, served as the chat request it stands for (openai-responses/request.ts). */
+function responsesFront(ctx: RouteContext): GenerationFront {
+  let request: ResponsesRequest | null = null;
+  return {
+    label: 'responses',
+    endpoint: 'chat',
+    modelName: bodyModel,
+    async prepare(body) {
+      const parsed = parseResponsesRequest(body);
+      request = parsed.request;
       try {
-        prepared = await prepare(ctx, 'chat', parsed.chatBody);
+        return await prepare(ctx, 'chat', parsed.chatBody);
       } catch (err) {
         const e = toApiError(err);
         throw new ApiError(e.status, e.message, e.type, responsesParam(e.param), e.code);
       }
-    } else prepared = await prepare(ctx, endpoint, req.body);
+    },
+    respond: (args) => (args.p.stream ? responsesStream(args, request!) : responsesJson(args, request!)),
+    sendError,
+    streamError: (e) => responsesStreamError(e.body()),
+  };
+}
+
+const bodyModel = (body: unknown): string | null => {
+  const model = (body as { model?: unknown } | null)?.model;
+  return typeof model === 'string' ? model : null;
+};
+
+async function generation(ctx: RouteContext, front: GenerationFront, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const arrived = performance.now();
+  let modelLabel = 'unknown';
+  const count = (status: number) => ctx.metrics.requests.inc({ model: modelLabel, endpoint: front.label, status: String(status) });
+  let prepared: Prepared;
+  try {
+    // the client's id, said back for its logs (as vLLM's --enable-request-id-headers does), errors included
+    const header = requestIdHeader(req);
+    if (header !== null) reply.header('x-request-id', header);
+    prepared = await front.prepare(req.body);
     if (header !== null) prepared.requestId = header;
     else if (prepared.requestId !== null) reply.header('x-request-id', prepared.requestId);
   } catch (err) {
     const e = toApiError(err);
-    if (e.status !== 404 && typeof (req.body as { model?: unknown } | null)?.model === 'string' && ctx.models.has((req.body as { model: string }).model)) modelLabel = (req.body as { model: string }).model;
+    const named = front.modelName(req.body);
+    if (e.status !== 404 && named !== null && ctx.models.has(named)) modelLabel = named;
     count(e.status);
-    sendError(reply, e);
+    front.sendError(reply, e);
     return;
   }
   const { model } = prepared;
@@ -195,18 +255,16 @@ async function generation(ctx: RouteContext, route: Endpoint | 'responses', req:
     );
     ctx.metrics.promptTokens.inc({ model: model.id }, prepared.prompts.reduce((sum, pr) => sum + pr.ids.length, 0));
     const onFirstToken = () => ctx.metrics.timeToFirstToken.observe({ model: model.id }, (performance.now() - arrived) / 1000);
-    const args = { endpoint, p: prepared, choices, reply, onFirstToken, ctx, count };
-    if (responsesReq !== null) await (prepared.stream ? responsesStream(args, responsesReq) : responsesJson(args, responsesReq));
-    else await (prepared.stream ? streamResponse(args) : jsonResponse(args));
+    await front.respond({ endpoint: front.endpoint, p: prepared, choices, reply, onFirstToken, ctx, count });
   } catch (err) {
     const e = toApiError(err);
     count(e.status);
     if (reply.sent || reply.raw.headersSent) {
       if (!reply.raw.writableEnded) {
-        reply.raw.write(responsesReq !== null ? responsesStreamError(e.body()) : `data: ${JSON.stringify(e.body())}\n\n`);
+        reply.raw.write(front.streamError(e));
         reply.raw.end();
       }
-    } else sendError(reply, e);
+    } else front.sendError(reply, e);
   } finally {
     reply.raw.off('close', onClose);
     acquired?.release();

@@ -97,7 +97,7 @@ export interface ServeOptions {
   idleGc?: boolean;
   /** no prom-client process metrics (several servers in one process) */
   processMetrics?: boolean;
-  /** when set, /v1 requests must send `Authorization: Bearer <apiKey>` (api-key.ts); /health and /metrics stay open */
+  /** when set, requests to /v1, the tokenizer routes and the TGI routes must send `Authorization: Bearer <apiKey>` (api-key.ts); /health and /metrics stay open */
   apiKey?: string;
   /** origins whose web pages may call the server (cors.ts): exact origins, or `*` for any; default: pages on this machine */
   allowedOrigins?: readonly string[];

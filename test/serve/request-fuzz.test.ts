@@ -411,6 +411,112 @@ describe('generated hostile requests', () => {
     await expectStillServing();
   }, 600_000);
 
+  it('Text Generation Inference routes: every mutated request gets a TGI answer or a TGI error, never a 5xx', async () => {
+    const typed = wellTyped(vocab);
+    const text = fc.oneof(fc.string({ maxLength: 30 }), loneSurrogates, fc.constantFrom('', ' ', '\n', 'ROMEO:', '<|endoftext|>'));
+    const tiny = fc.constantFrom(1e-300, 1e-30, 1e-8, Number.MIN_VALUE);
+    const params: Record<string, fc.Arbitrary<unknown>> = {
+      temperature: fc.oneof(tiny, fc.constantFrom(0, 1, -1), fc.double({ min: 0, max: 100, noNaN: true })),
+      top_p: fc.oneof(tiny, fc.constantFrom(0, 1, 0.999999), fc.double({ min: 0, max: 1, noNaN: true })),
+      top_k: fc.oneof(fc.constantFrom(-1, 0, 1, 2, 2 ** 31), fc.integer({ min: 0, max: vocab + 10 })),
+      typical_p: fc.constantFrom(0.5, 1, null),
+      do_sample: fc.boolean(),
+      max_new_tokens: fc.oneof(fc.integer({ min: 0, max: 24 }), fc.integer({ min: 900, max: 1100 }), fc.constant(2 ** 31)),
+      return_full_text: fc.boolean(),
+      stop: fc.array(text, { maxLength: 5 }),
+      truncate: fc.oneof(fc.integer({ min: -1, max: 8 }), fc.constant(1_000_000)),
+      watermark: fc.boolean(),
+      details: fc.boolean(),
+      decoder_input_details: fc.boolean(),
+      seed: fc.oneof(fc.integer({ min: 0, max: 2 ** 31 }), fc.constantFrom(-1, 2 ** 53 - 1, 2 ** 64)),
+      top_n_tokens: fc.integer({ min: 0, max: 25 }),
+      best_of: fc.integer({ min: 0, max: 3 }),
+      repetition_penalty: fc.oneof(tiny, fc.constantFrom(0, 0.01, 1, 100, 1000)),
+      frequency_penalty: fc.double({ min: -3, max: 3, noNaN: true }),
+      adapter_id: fc.oneof(text, fc.constant(null)),
+      grammar: fc.oneof(
+        (typed.guided_regex as fc.Arbitrary<unknown>).map((value) => ({ type: 'regex', value })),
+        fc.constantFrom(
+          { type: 'json', value: { type: 'integer' } },
+          { type: 'json_object', value: '{"type": "object", "properties": {"a": {"enum": ["x", "y"]}}, "required": ["a"]}' },
+          { type: 'json_schema', value: { name: 'x', schema: { type: 'string', maxLength: 3 } } },
+          { type: 'json_schema', value: { schema: 'not a schema' } },
+          { type: 'json', value: '{' },
+          { type: 'cfg', value: 'x' },
+          { type: 'regex' },
+        ),
+      ),
+    };
+    const names = Object.keys(params);
+    const base = fc.record({
+      route: fc.constantFrom('/generate', '/generate_stream', '/'),
+      inputs: fc.constantFrom('ROMEO:', 'the king', 'First Citizen:\n'),
+      parameters: fc.record({ max_new_tokens: fc.integer({ min: 1, max: 6 }), details: fc.boolean(), do_sample: fc.boolean(), seed: fc.integer({ min: 0, max: 1000 }), top_n_tokens: fc.integer({ min: 0, max: 3 }) }, { requiredKeys: ['max_new_tokens'] }),
+      stream: fc.boolean(),
+    });
+    const change = fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom(...names).chain((field) => params[field].map((value) => ({ where: 'parameters', field, value }))) },
+      { weight: 4, arbitrary: fc.record({ where: fc.constant('parameters'), field: fc.constantFrom(...names), value: fieldValue }) },
+      { weight: 1, arbitrary: fc.record({ where: fc.constant('parameters'), field: fc.constantFrom('__proto__', 'max_tokens', 'x'), value: anyJson }) },
+      { weight: 2, arbitrary: fc.record({ where: fc.constant('top'), field: fc.constantFrom('inputs', 'parameters', 'stream', 'model', '__proto__'), value: fieldValue }) },
+    );
+    const isTgiError = (json: unknown) => {
+      expect(Object.keys(json as object).sort()).toEqual(['error', 'error_type']);
+      expect(typeof (json as { error: unknown }).error).toBe('string');
+      expect((json as { error: string }).error.length).toBeGreaterThan(0);
+    };
+    const isToken = (t: Record<string, unknown>) => {
+      expect(Number.isInteger(t.id) && (t.id as number) >= 0 && (t.id as number) < vocab).toBe(true);
+      expect(typeof t.text).toBe('string');
+      expect(typeof t.special).toBe('boolean');
+      expect(typeof t.logprob === 'number' && (t.logprob as number) <= 0).toBe(true);
+    };
+    await fc.assert(
+      fc.asyncProperty(base, fc.array(change, { minLength: 1, maxLength: 4 }), async ({ route, inputs, parameters, stream }, changes) => {
+        const p = new Map<string, unknown>(Object.entries(parameters));
+        const top = new Map<string, unknown>([['inputs', inputs], ['stream', stream]]);
+        for (const c of changes) (c.where === 'parameters' ? p : top).set(c.field, c.value);
+        const json = (m: Map<string, unknown>) => `{${[...m].map(([k, v]) => `${JSON.stringify(k)}:${typeof v === 'string' && v.startsWith('{"') && k === 'parameters' ? v : (JSON.stringify(v) ?? 'null')}`).join(',')}}`;
+        if (!top.has('parameters')) top.set('parameters', '__params__');
+        const body = json(top).replace('"__params__"', json(p));
+        const a = await send(route, body);
+        expect(a.status, a.text.slice(0, 400)).toBeLessThan(500);
+        expectNoStack(a.text);
+        if (a.status >= 400) {
+          expect(a.status, a.text.slice(0, 400)).toBeOneOf([400, 404, 413, 422]);
+          // the framework's own refusals (a body that is not JSON, too large) keep the OpenAI shape
+          if (a.status === 422 || a.status === 404) isTgiError(JSON.parse(a.text));
+          return;
+        }
+        expect(a.status).toBe(200);
+        if (a.contentType.startsWith('text/event-stream')) {
+          const events = a.text.split('\n\n').filter((e) => e.trim() !== '').map((e) => JSON.parse(e.slice('data:'.length)) as Record<string, any>);
+          expect(events.length).toBeGreaterThan(0);
+          const last = events.at(-1)!;
+          if ('error' in last) return isTgiError(last);
+          events.forEach((e, i) => {
+            expect(e.index).toBe(i + 1);
+            isToken(e.token);
+            if (i < events.length - 1) expect(e.generated_text).toBeNull();
+          });
+          expect(typeof last.generated_text).toBe('string');
+          return;
+        }
+        const answer = JSON.parse(a.text);
+        const one = (route === '/' ? answer[0] : answer) as Record<string, any>;
+        if (route === '/') expect(answer).toHaveLength(1);
+        expect(typeof one.generated_text).toBe('string');
+        if (one.details) {
+          expect(['length', 'eos_token', 'stop_sequence']).toContain(one.details.finish_reason);
+          expect(one.details.tokens).toHaveLength(one.details.generated_tokens);
+          one.details.tokens.forEach(isToken);
+        }
+      }),
+      { seed: SEED, numRuns: RUNS * 300, endOnFailure: true },
+    );
+    await expectStillServing();
+  }, 600_000);
+
   it('requests decoded together: mixed endpoints and settings at once, some clients leaving mid-answer', async () => {
     const typed = wellTyped(vocab);
     const one = fc

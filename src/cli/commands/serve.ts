@@ -138,7 +138,7 @@ export function register(program: Command): void {
       .argument('<models...>', 'model directories (original or compressed), or name=dir to choose the id clients use')
       .option('--port <n>', 'TCP port (0 = any free port)', '8000')
       .option('--host <addr>', 'address to listen on', '127.0.0.1')
-      .addOption(defaultText(new Option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 requests (RFID_MOE_API_KEY sets it without showing it in the process list)').env('RFID_MOE_API_KEY'), 'none: anyone who reaches the port may use it'))
+      .addOption(defaultText(new Option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1, tokenizer and TGI requests (RFID_MOE_API_KEY sets it without showing it in the process list)').env('RFID_MOE_API_KEY'), 'none: anyone who reaches the port may use it'))
       .addOption(
         defaultText(
           new Option('--allowed-origins <origins>', 'web pages (origins) whose JavaScript may call the server (CORS): a comma-separated or JSON list, e.g. https://app.example.com; * allows every page'),
