@@ -158,6 +158,31 @@ describe('JSON mode through the server', () => {
     expect(when === undefined || !addFormats(new Ajv()).validate({ type: 'string', format: 'date-time' }, when), when).toBe(true);
   });
 
+  it('dictionaries of constrained keys (propertyNames, patternProperties) through the openai client: each object valid under Ajv, sampled choices with keys among them', async () => {
+    const stock = {
+      type: 'object',
+      properties: {
+        stock: { type: 'object', additionalProperties: { type: 'integer' }, propertyNames: { enum: ['apples', 'pears', 'plums'] } },
+        // (names of a few: the shipped model, which does not know JSON, would fill an open-ended dictionary until max_tokens)
+        lines: { type: 'object', patternProperties: { '^(romeo|juliet|nurse)$': { type: 'integer', minimum: 0, maximum: 99 } } },
+      },
+      required: ['stock', 'lines'],
+      additionalProperties: false,
+    };
+    const validate = addFormats(new Ajv({ strict: false })).compile(stock);
+    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'What is in the larder?' }];
+    const format = { type: 'json_schema' as const, json_schema: { name: 'stock', schema: stock } };
+    const sampled = await client.chat.completions.create({ model: 'chat', messages, max_tokens: 600, temperature: 1, seed: 5, n: 6, response_format: format });
+    let keys = 0;
+    for (const c of sampled.choices) {
+      expect(c.finish_reason, c.message.content!).toBe('stop');
+      const value = JSON.parse(c.message.content!);
+      expect(validate(value), `${c.message.content}: ${JSON.stringify(validate.errors)}`).toBe(true);
+      keys += Object.keys(value.stock).length + Object.keys(value.lines).length;
+    }
+    expect(keys).toBeGreaterThan(0);
+  });
+
   it('vLLM’s guided_json (an object or its text) is the same as response_format json_schema', async () => {
     const body = { model: 'tiny', prompt: 'KING HENRY:', max_tokens: 200, temperature: 0 };
     const viaFormat = await postJson(`${s.url}/v1/completions`, { ...body, response_format: { type: 'json_schema', json_schema: { name: 'c', schema: CHARACTER } } });

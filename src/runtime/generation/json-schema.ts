@@ -4,7 +4,9 @@
  *
  * The subset is the one structured-output clients generate (OpenAI's strict mode, Pydantic's
  * model_json_schema, zod-to-json-schema): `type` (one or a list), `properties`, `required`,
- * `additionalProperties` (false, true or a schema; absent = true), `items`, `prefixItems` (and
+ * `additionalProperties` (false, true or a schema; absent = true), `propertyNames` and
+ * `patternProperties` of one pattern (the other keys' names held to a string rule: otherKeys),
+ * `items`, `prefixItems` (and
  * draft 7's items array with `additionalItems`), `allOf` (of one schema, or of several merged:
  * object schemas' properties united, other schemas' keywords united; mergedObjects), `minItems`,
  * `maxItems`, `enum`, `const`, `anyOf`, `oneOf` (matched as anyOf: a value valid under two of
@@ -21,7 +23,7 @@
  * the server's forced tool calls, which are an array of calls).
  */
 import { RfidMoeError } from '../../errors.js';
-import { stringRule, type StringRule } from './string-rules.js';
+import { ruleAccepts, stringRule, type StringRule } from './string-rules.js';
 import { hasInteger, numberRange, type NumberRange } from './number-range.js';
 
 export class SchemaError extends RfidMoeError {
@@ -47,6 +49,8 @@ export type SchemaNode =
       required: ReadonlySet<string>;
       /** the node of any other key; null: no other key */
       additional: SchemaNode | null;
+      /** what any other key must be (propertyNames, or patternProperties' pattern); null: any string */
+      keys: KeyRule | null;
       /**
        * the properties in the schema's order, and each one's place in it: properties are written
        * in that order, each optional one possibly left out (as OpenAI's structured outputs and
@@ -66,6 +70,12 @@ export type SchemaNode =
   | { kind: 'anyOf'; options: readonly SchemaNode[] };
 
 export const ANY: SchemaNode = { kind: 'any' };
+
+/** A property name's rule: one of the names (as written between the quotes), or a string rule (string-rules.ts). */
+export interface KeyRule {
+  allowed: readonly string[] | null;
+  rule: StringRule | null;
+}
 
 const DOCUMENTATION = new Set([
   ...['title', 'description', 'default', 'examples', '$schema', '$id', '$anchor', 'format', '$comment', 'strict', 'readOnly', 'writeOnly', 'deprecated', '$defs', 'definitions'],
@@ -100,7 +110,7 @@ function constrainsNothing(k: string, o: Record<string, unknown>): boolean {
 
 /** a keyword that says nothing the generation must follow: documentation, or a value that constrains nothing */
 const ignorable = (k: string, o: Record<string, unknown>) => documents(k) || constrainsNothing(k, o);
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'prefixItems', 'additionalItems', 'allOf', 'multipleOf']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'propertyNames', 'patternProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'prefixItems', 'additionalItems', 'allOf', 'multipleOf']);
 /** what a string's rule (string-rules.ts) and a number's range (number-range.ts) read */
 const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'];
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
@@ -118,6 +128,9 @@ export const MAX_ANY_OF = 128;
 
 /** written form of a string between its quotes */
 const written = (s: string) => JSON.stringify(s).slice(1, -1);
+
+/** whether a property name meets a key rule */
+export const keyAccepts = (keys: KeyRule | null, name: string): boolean => keys === null || (keys.allowed !== null ? keys.allowed.includes(written(name)) : keys.rule === null || ruleAccepts(keys.rule, name));
 
 /** What the top level of a schema may be: an object (response_format), or any JSON value. */
 export type TopLevel = 'object' | 'any';
@@ -307,6 +320,55 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     return united;
   }
 
+  /**
+   * The keys of an object outside its properties: the node of their values (null: none allowed),
+   * the rule their names meet (null: any string), and which declared names the rules allow.
+   * `propertyNames` (Pydantic's dict[Literal[…], …], dict[UUID, …]; zod's record of a pattern or
+   * an enum) holds every name; `patternProperties` of one pattern (Pydantic's dict of a
+   * constrained str) holds the other keys to its pattern and their values to its schema. A key
+   * matching no pattern is then not written even where additionalProperties is absent (which JSON
+   * Schema allows with any value): the keys written are a subset of those allowed, and the ones
+   * Pydantic accepts.
+   */
+  function otherKeys(o: Record<string, unknown>, at: string): { keys: KeyRule | null; additional: SchemaNode | null; namesAllowed: (name: string) => boolean } {
+    const extra = o.additionalProperties;
+    const pattern = o.patternProperties;
+    if (pattern !== undefined && !constrainsNothing('patternProperties', o)) {
+      if (pattern === null || typeof pattern !== 'object' || Array.isArray(pattern)) throw new SchemaError('"patternProperties" must be an object of patterns and schemas', at);
+      const entries = Object.entries(pattern);
+      if (entries.length > 1) throw new SchemaError(`"patternProperties" of ${entries.length} patterns is not supported (one pattern is)`, at);
+      if (extra !== undefined && extra !== false) throw new SchemaError('"patternProperties" beside additionalProperties other than false is not supported (keys matching no pattern would need another schema)', at);
+      if (o.propertyNames !== undefined) throw new SchemaError('"patternProperties" beside "propertyNames" is not supported', at);
+      const [source, sub] = entries[0];
+      const where = `${at}/patternProperties/${source.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const keys = keyRule({ type: 'string', pattern: source }, where);
+      // a declared property whose name matches the pattern would be held to both schemas
+      const clash = Object.keys((o.properties ?? {}) as object).find((name) => keyAccepts(keys, name));
+      if (clash !== undefined) throw new SchemaError(`property "${clash}" also matches patternProperties' pattern; a property held to both schemas is not supported`, at);
+      return { keys, additional: compile(sub, where), namesAllowed: () => true };
+    }
+    const additional = extra === false ? null : extra === undefined || extra === true ? ANY : compile(extra, `${at}/additionalProperties`);
+    const names = o.propertyNames;
+    if (names === undefined || names === true) return { keys: null, additional, namesAllowed: () => true };
+    // no name at all: only the empty object
+    if (names === false) return { keys: null, additional: null, namesAllowed: () => false };
+    const keys = keyRule(names, `${at}/propertyNames`);
+    return { keys, additional, namesAllowed: (name) => keyAccepts(keys, name) };
+  }
+
+  /** A property-name schema as the rule of a key: a string schema (its type may be left out: names are strings) of an enum, a pattern, a format or lengths. */
+  function keyRule(s: unknown, at: string): KeyRule | null {
+    if (s === null || typeof s !== 'object' || Array.isArray(s)) throw new SchemaError('"propertyNames" must be a schema (an object, or true or false)', at);
+    const o = s as Record<string, unknown>;
+    if (Object.keys(o).every((k) => k !== 'format' && ignorable(k, o))) return null;
+    if (o.type !== undefined && o.type !== 'string') throw new SchemaError('"propertyNames" must describe strings (property names are strings)', at);
+    // the string keywords alone (Pydantic writes {"maxLength": 5}, {"format": "uuid"}) are a string's
+    const bare = o.type === undefined && ['pattern', 'format', 'minLength', 'maxLength'].some((k) => o[k] !== undefined) && !['enum', 'const', '$ref', 'anyOf', 'oneOf', 'allOf'].some((k) => o[k] !== undefined);
+    const node = compile(bare ? { ...o, type: 'string' } : o, at);
+    if (node.kind !== 'string') throw new SchemaError('"propertyNames" is supported as a string schema: an enum of strings, or a pattern, format and lengths', at);
+    return node.allowed === null && node.rule === null ? null : { allowed: node.allowed, rule: node.rule };
+  }
+
   function typed(type: string, o: Record<string, unknown>, at: string): SchemaNode {
     switch (type) {
       case 'object': {
@@ -315,18 +377,24 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         const given = o.properties ?? {};
         if (given === null || typeof given !== 'object' || Array.isArray(given)) throw new SchemaError('"properties" must be an object', at);
         if (Object.keys(given).length > MAX_PROPERTIES) throw new SchemaError(`${Object.keys(given).length} properties, more than the ${MAX_PROPERTIES} followed in one object`, at);
+        const required = o.required ?? [];
+        if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) throw new SchemaError('"required" must be an array of property names', at);
+        const { keys, additional, namesAllowed } = otherKeys(o, at);
         for (const [name, sub] of Object.entries(given)) {
+          // a property no name rule admits can never be written (or, required, no object is valid)
+          if (!namesAllowed(name)) {
+            if ((required as string[]).includes(name)) throw new SchemaError(`required property "${name}" is not a name "propertyNames" allows: no object could be valid`, at);
+            continue;
+          }
           props.set(name, compile(sub, `${at}/properties/${name}`));
           names.set(name, written(name));
         }
-        const required = o.required ?? [];
-        if (!Array.isArray(required) || required.some((r) => typeof r !== 'string')) throw new SchemaError('"required" must be an array of property names', at);
-        const extra = o.additionalProperties;
-        const additional = extra === false ? null : extra === undefined || extra === true ? ANY : compile(extra, `${at}/additionalProperties`);
         for (const r of required as string[]) {
-          if (!props.has(r) && additional === null) throw new SchemaError(`required property "${r}" is not in "properties" and additionalProperties is false: no object could be valid`, at);
+          if (props.has(r)) continue;
+          if (additional === null) throw new SchemaError(`required property "${r}" is not in "properties" and additionalProperties is false: no object could be valid`, at);
+          if (!keyAccepts(keys, r)) throw new SchemaError(`required property "${r}" is not a name ${keys!.allowed !== null || o.propertyNames !== undefined ? '"propertyNames"' : 'the pattern of "patternProperties"'} allows: no object could be valid`, at);
         }
-        return { kind: 'object', props, written: names, required: new Set(required as string[]), additional, declared: [...props.keys()], order: new Map([...props.keys()].map((name, i) => [name, i])) };
+        return { kind: 'object', props, written: names, required: new Set(required as string[]), additional, keys, declared: [...props.keys()], order: new Map([...props.keys()].map((name, i) => [name, i])) };
       }
       case 'array': {
         const min = o.minItems ?? 0;

@@ -28,8 +28,12 @@ type Frame =
   | { t: 'value'; node: SchemaNode }
   /** inside an object: phase 0 after '{' (a key or '}'), 1 after ',' (a key), 2 after a key (':'), 3 after a value (',' or '}') */
   | { t: 'object'; node: ObjectNode; seen: readonly string[]; phase: 0 | 1 | 2 | 3; key: string }
-  /** a key being written (`typed`: its text so far, between the quotes) */
-  | { t: 'key'; node: ObjectNode; seen: readonly string[]; typed: string; esc: Escape }
+  /**
+   * a key being written (`typed`: its text so far, between the quotes); `ruled`: where the
+   * object's other keys are held to a string rule (node.keys.rule), that rule's state on the same
+   * text (null once the text can be no such key, or where there is no rule)
+   */
+  | { t: 'key'; node: ObjectNode; seen: readonly string[]; typed: string; esc: Escape; ruled: RuledString | null }
   /** inside an array: phase 0 after '[' (a value or ']'), 1 after ',' (a value), 2 after a value (',' or ']') */
   | { t: 'array'; node: ArrayNode; count: number; phase: 0 | 1 | 2 }
   /** a string being written; `allowed` as in the node (null: any), `typed` kept only then */
@@ -101,7 +105,7 @@ export class SchemaPrefix {
 
   /** inside a string any character may come next (not an enum's or a fixed key's) */
   get inString(): boolean {
-    return this.paths.some((p) => p.stack !== null && ((p.stack.frame.t === 'string' && p.stack.frame.allowed === null && freeNext(p.stack.frame)) || (p.stack.frame.t === 'key' && p.stack.frame.node.additional !== null)));
+    return this.paths.some((p) => p.stack !== null && ((p.stack.frame.t === 'string' && p.stack.frame.allowed === null && freeNext(p.stack.frame)) || (p.stack.frame.t === 'key' && keyTakesAnyNext(p.stack.frame))));
   }
 
   /** every alternative inside a free string (no enum, no rule, no escape begun): a character a string takes as it is changes nothing */
@@ -179,22 +183,28 @@ export class SchemaPrefix {
           if (keyCanFollow(n, f.seen)) push(on({ ...f, phase: 1 }, below));
           return;
         }
-        if (c === 0x22 && (f.phase === 0 || f.phase === 1) && keyCanFollow(n, f.seen)) push(on({ t: 'key', node: n, seen: f.seen, typed: '', esc: 0 }, below));
+        if (c === 0x22 && (f.phase === 0 || f.phase === 1) && keyCanFollow(n, f.seen)) {
+          const ruled = n.additional !== null && n.keys?.rule ? ruledStart(n.keys.rule) : null;
+          push(on({ t: 'key', node: n, seen: f.seen, typed: '', esc: 0, ruled }, below));
+        }
         return;
       }
       case 'key': {
         const n = f.node;
         if (f.esc === 0 && c === 0x22) {
-          // the key is complete: a property not yet given, or any other key where others are allowed
+          // the key is complete: a property not yet given, or any other key where others are allowed (and its name rule takes it)
           const name = nameOf(n, f.typed);
-          if (name !== null && mayFollow(n, f.seen, name)) push(on({ t: 'object', node: n, seen: f.seen, phase: 2, key: name }, below));
+          if (name !== null && mayFollow(n, f.seen, name) && (n.order.has(name) || otherKeyCloses(f))) push(on({ t: 'object', node: n, seen: f.seen, phase: 2, key: name }, below));
           return;
         }
         const esc = nextEscape(f.esc, c);
         if (esc < 0) return;
         const typed = f.typed + String.fromCharCode(c);
-        if (n.additional === null && !declaredKeyCanBegin(n, f.seen, typed)) return;
-        push(on({ ...f, typed, esc }, below));
+        let ruled = f.ruled === null ? null : ruledKeyStep(f.ruled, c);
+        // a key the rule can only complete to names already given (or declared) is no other key
+        if (ruled !== null && esc === 0 && ruled.high === 0 && !otherKeyViable(n, f.seen, typed, ruled)) ruled = null;
+        if (!declaredKeyCanBegin(n, f.seen, typed) && !otherKeyCanBegin(n, f.seen, typed, ruled)) return;
+        push(on({ ...f, typed, esc, ruled }, below));
         return;
       }
       case 'array': {
@@ -272,7 +282,7 @@ export class SchemaPrefix {
       case 'string':
         if (c !== 0x22) return;
         if (node.rule === null || node.allowed !== null) push(on({ t: 'string', allowed: node.allowed, typed: '', esc: 0, rule: null }, below));
-        else push(on({ t: 'string', allowed: null, typed: '', esc: 0, rule: node.rule, dfas: node.rule.regexes.map((r) => r.start), len: 0, hex: 0, high: 0 }, below));
+        else push(on(ruledStart(node.rule), below));
         return;
       case 'number': {
         const phase = numberStep(0, c, node.integer);
@@ -288,13 +298,17 @@ export class SchemaPrefix {
   }
 }
 
-const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' }, declared: [], order: new Map() };
+const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' }, keys: null, declared: [], order: new Map() };
 const ANY_ARRAY: ArrayNode = { kind: 'array', prefix: [], items: { kind: 'any' }, min: 0, max: Infinity };
 const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false, range: null };
 
 /** whether another key can be written in this object */
 function keyCanFollow(n: ObjectNode, seen: readonly string[]): boolean {
-  if (n.additional !== null) return true;
+  if (n.additional !== null) {
+    // any name; or one of an enum's, or of a rule's, not given yet (a rule of few names may have them all given)
+    if (n.keys === null) return true;
+    if (n.keys.allowed !== null ? n.keys.allowed.some((w) => !seenWritten(n, seen, w)) : n.keys.rule === null || otherKeyViable(n, seen, '', ruledStart(n.keys.rule))) return true;
+  }
   const [from] = nextDeclared(n, seen);
   return from < n.declared.length;
 }
@@ -332,6 +346,88 @@ function mayFollow(n: ObjectNode, seen: readonly string[], name: string): boolea
   const [from, to] = nextDeclared(n, seen);
   return at >= from && at < to;
 }
+
+/** whether a name, as written between the quotes, is among those the object has seen */
+function seenWritten(n: ObjectNode, seen: readonly string[], w: string): boolean {
+  return seen.some((name) => (n.written.get(name) ?? JSON.stringify(name).slice(1, -1)) === w);
+}
+
+/** whether `typed` (with the key rule's state after it, where there is one) begins a key outside the declared properties */
+function otherKeyCanBegin(n: ObjectNode, seen: readonly string[], typed: string, ruled: RuledString | null): boolean {
+  if (n.additional === null) return false;
+  if (n.keys === null) return true;
+  if (n.keys.allowed !== null) return n.keys.allowed.some((w) => w.startsWith(typed) && !seenWritten(n, seen, w));
+  return ruled !== null;
+}
+
+/** whether the key's text is, whole, a name the object's key rule takes (any name without one) */
+function otherKeyCloses(f: Extract<Frame, { t: 'key' }>): boolean {
+  const keys = f.node.keys;
+  if (keys === null) return true;
+  if (keys.allowed !== null) return keys.allowed.includes(f.typed);
+  return f.ruled !== null && otherKeyClosesAt(f.ruled);
+}
+
+/** the key rule's state after one more character of the key's text; null where no such key goes on */
+function ruledKeyStep(f: RuledString, c: number): RuledString | null {
+  let next: RuledString | null = null;
+  ruledStringStep(f, c, null, (stack) => (next = stack === null ? null : (stack.frame as RuledString)));
+  return next;
+}
+
+/** characters tried where a key must leave the names it may not be: printable ASCII but the quote and backslash, and a few beyond */
+const KEY_PROBES = [...Array.from({ length: 0x5f }, (_, i) => String.fromCharCode(0x20 + i)).filter((ch) => ch !== '"' && ch !== '\\'), 'é', 'ü', 'ß', 'я', '中'];
+
+/**
+ * Whether a key outside the declared properties, its text so far `typed` and its rule's state
+ * `ruled`, can still be completed to a name the object does not forbid: one not given already and
+ * not a declared property's (which is written as that property, in its place). Where no forbidden
+ * name begins with the key so far, the rule's own lookahead (CompiledRegex.completes) says it can
+ * be. Else it can end here, or some character leads away from every forbidden name, or one of the
+ * forbidden names' next characters leads to a key that can (followed down those names only, so
+ * the search is bounded by their length). A rule of few names (a maximum length of 3, a pattern
+ * of a few alternatives) would otherwise let a model write a name already given, and then find no
+ * way on.
+ */
+function otherKeyViable(n: ObjectNode, seen: readonly string[], typed: string, ruled: RuledString): boolean {
+  // (checked for every character of every candidate token in a key: the common cases first)
+  if (seen.length === 0 && n.declared.length === 0) return true;
+  let prefix = typed;
+  if (typed.includes('\\')) {
+    try {
+      prefix = JSON.parse(`"${typed}"`) as string;
+    } catch {
+      return true; // (an escape not yet whole: judged at the next character)
+    }
+  }
+  const forbidden = seen.filter((name) => name.startsWith(prefix));
+  for (const name of n.declared) if (name.startsWith(prefix) && !forbidden.includes(name)) forbidden.push(name);
+  return forbidden.length === 0 || awayFrom(forbidden, prefix, ruled);
+}
+
+function awayFrom(forbidden: readonly string[], prefix: string, state: RuledString): boolean {
+  const hits = forbidden.filter((name) => name.startsWith(prefix));
+  if (hits.length === 0) return true;
+  if (!hits.includes(prefix) && otherKeyClosesAt(state)) return true;
+  const onward = new Set(hits.filter((name) => name.length > prefix.length).map((name) => String.fromCodePoint(name.codePointAt(prefix.length)!)));
+  for (const probe of KEY_PROBES) if (!onward.has(probe) && ruledKeyStep(state, probe.charCodeAt(0)) !== null) return true;
+  for (const ch of onward) {
+    let next: RuledString | null = state;
+    for (let i = 0; i < ch.length && next !== null; i++) next = ruledKeyStep(next, ch.charCodeAt(i));
+    if (next !== null && awayFrom(hits, prefix + ch, next)) return true;
+  }
+  return false;
+}
+
+/** whether a key rule's state takes the closing quote */
+function otherKeyClosesAt(state: RuledString): boolean {
+  let closes = false;
+  ruledStringStep(state, 0x22, null, () => (closes = true));
+  return closes;
+}
+
+/** a string held to `rule`, before its first character */
+const ruledStart = (rule: StringRule): RuledString => ({ t: 'string', allowed: null, typed: '', esc: 0, rule, dfas: rule.regexes.map((r) => r.start), len: 0, hex: 0, high: 0 });
 
 /** the property a key's text names; null where it names none this object allows */
 function nameOf(n: ObjectNode, typed: string): string | null {
@@ -401,6 +497,13 @@ const SIMPLE_ESCAPES = new Map([
 const hexValue = (c: number): number => (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57);
 const isHigh = (u: number) => u >= 0xd800 && u <= 0xdbff;
 const isLow = (u: number) => u >= 0xdc00 && u <= 0xdfff;
+
+/** whether a character still being decoded may come next in a key: one of any name, or one its key rule takes beyond ASCII */
+function keyTakesAnyNext(f: Extract<Frame, { t: 'key' }>): boolean {
+  if (f.node.additional === null) return false;
+  if (f.node.keys === null) return true;
+  return f.ruled !== null && freeNext(f.ruled);
+}
 
 /** whether a character still being decoded may come next in a string: any may in a free one; in a ruled one, one beyond ASCII within its length */
 function freeNext(f: Extract<Frame, { t: 'string' }>): boolean {

@@ -186,3 +186,17 @@ function topLevelAlternatives(pattern: string, at: string): string[] {
   out.push(pattern.slice(from));
   return out;
 }
+
+/** Whether a whole value meets the rule (a property name checked against propertyNames before anything is generated). */
+export function ruleAccepts(rule: StringRule, value: string): boolean {
+  const points = [...value];
+  if (points.length < rule.min || points.length > rule.max) return false;
+  return rule.regexes.every((r) => {
+    let state: ReturnType<CompiledRegex['stepCodePoint']> = r.start;
+    for (const p of points) {
+      state = r.stepCodePoint(state, p.codePointAt(0)!);
+      if (state === null) return false;
+    }
+    return state.accepting;
+  });
+}
