@@ -54,12 +54,13 @@ const RULED = {
   additionalProperties: false,
 };
 
-/** dictionaries of constrained keys, as Pydantic writes them (a str of a pattern; UUIDs): keys held to a rule, screened as they are written */
+/** dictionaries as Pydantic writes them, of constrained keys (a str of a pattern; UUIDs) and of any str: keys held to a rule or free, screened as they are written */
 const DICTS = {
   type: 'object',
   properties: {
     counts: { type: 'object', patternProperties: { '^[a-z]{1,8}$': { type: 'integer' } } },
     owners: { type: 'object', additionalProperties: { type: 'string' }, propertyNames: { format: 'uuid' } },
+    scores: { type: 'object', additionalProperties: { type: 'number' } },
   },
   required: ['counts', 'owners'],
   additionalProperties: false,
@@ -76,6 +77,7 @@ const states: Record<string, [string, object?]> = {
   'inside a key of a pattern (patternProperties)': ['{"counts": {"ab', DICTS],
   'after a comma among keys of a pattern': ['{"counts": {"ab": 1, ', DICTS],
   'inside a key of a format (propertyNames)': ['{"counts": {}, "owners": {"123e', DICTS],
+  'inside a key of any name (additionalProperties)': ['{"counts": {}, "owners": {}, "scores": {"Rom', DICTS],
 };
 const samplers = { greedy: { temperature: 0 }, 'top-p 0.9': { temperature: 1, topP: 0.9 }, 'top-k 20, top-p 0.8': { temperature: 0.7, topK: 20, topP: 0.8 } };
 log(`tokenizer: ${flags.tokenizer ?? flags.model} (${vocab} tokens)`);
@@ -87,7 +89,7 @@ const firstScreen: Record<string, number> = {};
   for (const [name, text] of Object.entries({ 'inside a string': states['inside a string'][0], 'after a comma': states['after a comma'][0], 'an integer': '{"name": "Romeo", "age": 1' })) {
     for (const [grammar, schema] of [['json_object', undefined], ['schema', SCHEMA]] as const) firstScreen[`${name}, ${grammar}`] = firstScreenMs(fresh, (p) => constraintAt(p, text, schema), rows[0]);
   }
-  for (const name of ['inside a date-time (format)', 'inside a bounded integer', 'inside a key of a pattern (patternProperties)', 'after a comma among keys of a pattern', 'inside a key of a format (propertyNames)']) firstScreen[name] = firstScreenMs(fresh, (p) => constraintAt(p, states[name][0], states[name][1]), rows[0]);
+  for (const name of ['inside a date-time (format)', 'inside a bounded integer', 'inside a key of a pattern (patternProperties)', 'after a comma among keys of a pattern', 'inside a key of a format (propertyNames)', 'inside a key of any name (additionalProperties)']) firstScreen[name] = firstScreenMs(fresh, (p) => constraintAt(p, states[name][0], states[name][1]), rows[0]);
 }
 // the step timings below run with each state's screen kept, as a served tokenizer's are
 for (const [text, schema] of Object.values(states)) firstScreenMs([pieces], (p) => constraintAt(p, text, schema), rows[0]);

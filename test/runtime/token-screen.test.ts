@@ -39,6 +39,16 @@ const SCHEMA = {
   required: ['name', 'mood', 'age'],
 };
 
+/** keys held to rules (propertyNames, patternProperties), and of any name */
+const DICTS = {
+  type: 'object',
+  properties: {
+    counts: { type: 'object', patternProperties: { '^[a-z]{1,3}$': { type: 'integer' } } },
+    stock: { type: 'object', additionalProperties: { type: 'integer' }, propertyNames: { enum: ['pears', 'plums', 'pe"'] } },
+    free: { type: 'object', additionalProperties: { type: 'integer' } },
+  },
+};
+
 /** states of every kind, after texts that stop in strings, keys, numbers, escapes and between values */
 function states(): Array<[string, GrammarState]> {
   const out: Array<[string, GrammarState]> = [];
@@ -49,6 +59,9 @@ function states(): Array<[string, GrammarState]> {
   };
   for (const text of ['', '{', '{"a', '{"a": ', '{"a": 1', '{"a": 12.5e', '{"a": "x\\', '{"a": "x\\u00', '{"a": [true, ', '{"a": "😀 ']) after('json_object', startingState(), text);
   for (const text of ['', '{"name": "Ro', '{"name": "Romeo", ', '{"name": "Romeo", "mood": "ma', '{"name": "Romeo", "mood": "glad", "age": 1', '{"name": "Romeo", "mood": "glad", "age": 12, "when": "2024-02-', '{"name": "Romeo", "mood": "glad", "age": 12, "tags": ["abc', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "so 😀', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "a\\"']) after('schema', startingState(SCHEMA), text);
+  // inside keys: of any name (a run of plain characters fits without being read), of a pattern, of an enum, after a key given
+  for (const text of ['{"free": {"ab', '{"free": {"ab": 1, "ab', '{"free": {"a\\', '{"counts": {"ab', '{"counts": {"ab": 1, "a', '{"stock": {"p', '{"stock": {"pears": 1, "p', '{"counts": {"abc": 1, ']) after('dict keys', startingState(DICTS), text);
+  after('schema', startingState(SCHEMA), '{"name": "Romeo", "mood": "glad", "age": 12, "xy');
   for (const [pattern, text] of [['😀+a', '😀'], ['[a-z ]+\\.', 'th'], ['(yes|no|maybe)', 'm'], ['\\d{3}-\\w+', '12'], ['(?!ab)\\w+', 'a']] as const) after(`regex ${pattern}`, new RegexPrefix(compileRegex(pattern)), text);
   // a grammar that wraps others: gpt-oss's addressed call (a name, a header, then JSON arguments)
   const calls = { trigger: 'to=functions.', functions: [{ name: 'get_weather', schema: { type: 'object', properties: { city: { type: 'string' } } } }, { name: 'get_time', schema: { type: 'object' } }], bodyOpens: '<|message|>', refuses: ['<|end|>'] };

@@ -76,8 +76,9 @@ export interface GrammarState {
    */
   readonly inValueString?: boolean;
   /**
-   * inside a JSON string that takes any character but `"`, `\` and the controls and stays as it is
-   * (a free string, no escape begun): a piece of only such characters fits without being read.
+   * inside a JSON string that takes any character but `"`, `\` and the controls (a free string,
+   * or an object's key of any name; no escape begun): a piece of only such characters fits
+   * without being read.
    * Absent: nowhere (a wrapper that watches the text for a tag must read every character).
    */
   readonly plainRun?: boolean;

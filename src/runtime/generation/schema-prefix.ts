@@ -108,9 +108,18 @@ export class SchemaPrefix {
     return this.paths.some((p) => p.stack !== null && ((p.stack.frame.t === 'string' && p.stack.frame.allowed === null && freeNext(p.stack.frame)) || (p.stack.frame.t === 'key' && keyTakesAnyNext(p.stack.frame))));
   }
 
-  /** every alternative inside a free string (no enum, no rule, no escape begun): a character a string takes as it is changes nothing */
+  /**
+   * every alternative inside a free string (no enum, no rule, no escape begun), or a key of any name
+   * (additionalProperties without a name rule): a character a string takes as it is always fits
+   * (GrammarState.plainRun), so a screen takes a piece of only such characters without reading it
+   */
   get plainRun(): boolean {
-    return this.paths.every((p) => p.stack !== null && p.stack.frame.t === 'string' && p.stack.frame.allowed === null && p.stack.frame.rule === null && p.stack.frame.esc === 0);
+    return this.paths.every((p) => {
+      const f = p.stack?.frame;
+      if (f === undefined) return false;
+      if (f.t === 'string') return f.allowed === null && f.rule === null && f.esc === 0;
+      return f.t === 'key' && f.esc === 0 && f.node.additional !== null && f.node.keys === null;
+    });
   }
 
   /** inside a string, a key's or a value's (enum strings and held ones too) */
@@ -129,10 +138,20 @@ export class SchemaPrefix {
       // inside one free string, a run of plain characters changes nothing: skip it without a step
       // (a screen reads most of a vocabulary this way, inside a string value)
       if (this.paths.length === 1) {
-        const top = this.paths[0].stack?.frame;
+        const stack = this.paths[0].stack;
+        const top = stack?.frame;
         if (top !== undefined && top.t === 'string' && top.allowed === null && top.rule === null && top.esc === 0) {
           while (i < text.length && isPlain(text.charCodeAt(i))) i++;
           if (i === text.length) break;
+        } else if (top !== undefined && top.t === 'key' && top.esc === 0 && top.node.additional !== null && top.node.keys === null) {
+          // a key of any name takes a run of plain characters as they are: one step for the run
+          let j = i;
+          while (j < text.length && isPlain(text.charCodeAt(j))) j++;
+          if (j > i + 1) {
+            this.paths = [{ ...this.paths[0], stack: on({ ...top, typed: top.typed + text.slice(i, j) }, stack!.below) }];
+            i = j - 1;
+            continue;
+          }
         }
       }
       const c = text.charCodeAt(i);
