@@ -143,8 +143,8 @@ describe('bad requests', () => {
     expectApiError(await postJson(chat, { model: 'tiny', messages, tools: [tool] }), 400, 'tool_choice', /writes no tool-call format this server knows/);
     expectApiError(await postJson(chat, { model: 'tiny', messages, tool_choice: 'auto' }), 400, 'tool_choice', /tool_choice needs tools/);
     expectApiError(await postJson(chat, { model: 'tiny', messages, tools: [{ type: 'retrieval' }] }), 400, 'tools.0.type', /only function tools/);
-    const unique = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'array', uniqueItems: true } } } } };
-    expectApiError(await postJson(chat, { model: 'tiny', messages, response_format: unique }), 400, 'response_format.json_schema.schema', /the keyword "uniqueItems" is not supported/);
+    const unique = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { not: { type: 'string' } } } } } };
+    expectApiError(await postJson(chat, { model: 'tiny', messages, response_format: unique }), 400, 'response_format.json_schema.schema', /the keyword "not" is not supported/);
     // the neutral values some clients always send pass (on to the missing chat template, here)
     const neutral = await postJson(chat, { model: 'tiny', messages, tools: [], tool_choice: 'none', response_format: { type: 'text' }, logit_bias: {}, n: 1, presence_penalty: 0 });
     expectApiError(neutral, 400, 'messages', /has no chat template/);

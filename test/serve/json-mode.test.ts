@@ -158,15 +158,17 @@ describe('JSON mode through the server', () => {
     expect(when === undefined || !addFormats(new Ajv()).validate({ type: 'string', format: 'date-time' }, when), when).toBe(true);
   });
 
-  it('dictionaries of constrained keys (propertyNames, patternProperties) through the openai client: each object valid under Ajv, sampled choices with keys among them', async () => {
+  it('dictionaries of constrained keys (propertyNames, patternProperties) and a set (uniqueItems) through the openai client: each object valid under Ajv, sampled choices with keys among them', async () => {
     const stock = {
       type: 'object',
       properties: {
         stock: { type: 'object', additionalProperties: { type: 'integer' }, propertyNames: { enum: ['apples', 'pears', 'plums'] } },
         // (names of a few: the shipped model, which does not know JSON, would fill an open-ended dictionary until max_tokens)
         lines: { type: 'object', patternProperties: { '^(romeo|juliet|nurse)$': { type: 'integer', minimum: 0, maximum: 99 } } },
+        // a set of an enum (Pydantic's set[Literal[…]]): each colour at most once
+        colours: { type: 'array', items: { enum: ['red', 'green', 'blue'] }, uniqueItems: true },
       },
-      required: ['stock', 'lines'],
+      required: ['stock', 'lines', 'colours'],
       additionalProperties: false,
     };
     const validate = addFormats(new Ajv({ strict: false })).compile(stock);
@@ -178,7 +180,7 @@ describe('JSON mode through the server', () => {
       expect(c.finish_reason, c.message.content!).toBe('stop');
       const value = JSON.parse(c.message.content!);
       expect(validate(value), `${c.message.content}: ${JSON.stringify(validate.errors)}`).toBe(true);
-      keys += Object.keys(value.stock).length + Object.keys(value.lines).length;
+      keys += Object.keys(value.stock).length + Object.keys(value.lines).length + value.colours.length;
     }
     expect(keys).toBeGreaterThan(0);
   });
@@ -208,11 +210,11 @@ describe('JSON mode through the server', () => {
   });
 
   it('a schema it cannot follow, or another format, is a 400 naming the field, before any load', async () => {
-    const unique = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'array', uniqueItems: true } } } } };
+    const unique = { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { not: { type: 'string' } } } } } };
     const r = await client.chat.completions.create({ model: 'chat', messages: [{ role: 'user', content: 'hi' }], response_format: unique as OpenAI.ResponseFormatJSONSchema }).catch((e: unknown) => e);
     expect(r).toBeInstanceOf(OpenAI.BadRequestError);
     expect((r as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('response_format.json_schema.schema');
-    expect((r as Error).message).toMatch(/schema \/properties\/a: the keyword "uniqueItems" is not supported/);
+    expect((r as Error).message).toMatch(/schema \/properties\/a: the keyword "not" is not supported/);
     for (const [format, param] of [
       [{ type: 'yaml' }, 'response_format.type'],
       [{ type: 'json_schema' }, 'response_format.json_schema'],

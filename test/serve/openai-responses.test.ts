@@ -145,7 +145,7 @@ describe('the Responses API', () => {
       [{ tools: [{ type: 'web_search' }] }, 400, 'tools.0.type', /only function tools/],
       [{ input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'http://x' }] }] }, 400, 'input.0', /each input item|only text/],
       [{ max_output_tokens: 100_000 }, 400, 'max_output_tokens', /maximum context length/],
-      [{ text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object', properties: { a: { type: 'array', uniqueItems: true } } } } } }, 400, 'text.format.schema', /"uniqueItems" is not supported/],
+      [{ text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object', properties: { a: { not: { type: 'string' } } } } } } }, 400, 'text.format.schema', /"not" is not supported/],
       [{ tools: [WEATHER], tool_choice: { type: 'function', name: 'absent' } }, 400, 'tool_choice.name', /not among the tools/],
       [{ truncation: 'auto' }, 400, 'truncation', /never shortened/],
       [{ input: [{ role: 'user', content: 'x' }, { type: 'function_call', call_id: 'c', name: 'f', arguments: '{' }] }, 400, 'input', /arguments is not JSON text/],

@@ -663,7 +663,7 @@ describeWithTransformers('tool calls through the chat endpoint', () => {
       [{ tool_choice: 'required' }, 'tool_choice', /needs tools/],
       [{ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'absent' } } }, 'tool_choice.function.name', /not among the tools/],
       [{ tools: [TOOLS[0], TOOLS[0]] }, 'tools.1.function.name', /given twice/],
-      [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'array', uniqueItems: true } } } } }], tool_choice: 'required' }, 'tools.0.function.parameters', /"uniqueItems" is not supported/],
+      [{ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { not: { type: 'string' } } } } } }], tool_choice: 'required' }, 'tools.0.function.parameters', /"not" is not supported/],
       [{ messages: [{ role: 'user', content: null }] }, 'messages.0.content', /null only in an assistant message with tool_calls/],
       [{ messages: [...ASK, { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{oops' } }] }] }, 'messages.1.tool_calls.0.function.arguments', /not JSON text/],
       [{ model: 'plain', tools: TOOLS }, 'tool_choice', /writes no tool-call format/],

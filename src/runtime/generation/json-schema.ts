@@ -6,7 +6,7 @@
  * model_json_schema, zod-to-json-schema): `type` (one or a list), `properties`, `required`,
  * `additionalProperties` (false, true or a schema; absent = true), `propertyNames` and
  * `patternProperties` of one pattern (the other keys' names held to a string rule: otherKeys),
- * `items`, `prefixItems` (and
+ * `uniqueItems` on arrays of scalars (uniqueItems), `items`, `prefixItems` (and
  * draft 7's items array with `additionalItems`), `allOf` (of one schema, or of several merged:
  * object schemas' properties united, other schemas' keywords united; mergedObjects), `minItems`,
  * `maxItems`, `enum`, `const`, `anyOf`, `oneOf` (matched as anyOf: a value valid under two of
@@ -17,7 +17,7 @@
  * number it makes the number an integer).
  * Keywords that only document (`title`, `description`, `default`, `examples`, `$schema`, `$id`,
  * `$comment`, `strict`, OpenAPI's `discriminator`, vendor `x-…` keys) are ignored. Any other
- * keyword that would constrain a value (`uniqueItems`, `not`, `allOf` of parts that cannot be merged, …) is refused with a
+ * keyword that would constrain a value (`not`, `allOf` of parts that cannot be merged, `uniqueItems` on objects, …) is refused with a
  * SchemaError naming it, rather than silently not enforced. The top level must be an object
  * (OpenAI's rule for response_format), unless the caller allows any value (vLLM's guided_json, and
  * the server's forced tool calls, which are an array of calls).
@@ -59,8 +59,11 @@ export type SchemaNode =
       declared: readonly string[];
       order: ReadonlyMap<string, number>;
     }
-  /** an array: item i is `prefix[i]` (a tuple's), later ones `items`; `min`, `max` its length (within the prefix where `items` is null) */
-  | { kind: 'array'; prefix: readonly SchemaNode[]; items: SchemaNode | null; min: number; max: number }
+  /**
+   * an array: item i is `prefix[i]` (a tuple's), later ones `items`; `min`, `max` its length
+   * (within the prefix where `items` is null); `unique`: uniqueItems, null where items may repeat
+   */
+  | { kind: 'array'; prefix: readonly SchemaNode[]; items: SchemaNode | null; min: number; max: number; unique: UniqueItems | null }
   /** a string; `allowed`: the strings as written between the quotes, null: any; `rule`: its pattern, format and length (string-rules.ts), null: none */
   | { kind: 'string'; allowed: readonly string[] | null; rule: StringRule | null }
   /** a number; `range`: its bounds (number-range.ts), null: none */
@@ -70,6 +73,21 @@ export type SchemaNode =
   | { kind: 'anyOf'; options: readonly SchemaNode[] };
 
 export const ANY: SchemaNode = { kind: 'any' };
+
+/**
+ * uniqueItems on an array of scalars: `finite`, every value an item may be (their canonical
+ * forms, uniqueValue), where they are few (an enum, booleans, constants); null where they are
+ * without end (any string, any number).
+ */
+export interface UniqueItems {
+  finite: readonly string[] | null;
+}
+
+/** A scalar JSON value's canonical form, equal for values JSON Schema calls equal (1 and 1.0; a string by its value, however escaped). */
+export function uniqueValue(json: string): string {
+  const v: unknown = JSON.parse(json);
+  return typeof v === 'string' ? `s${v}` : typeof v === 'number' ? `n${String(v === 0 ? 0 : v)}` : String(v);
+}
 
 /** A property name's rule: one of the names (as written between the quotes), or a string rule (string-rules.ts). */
 export interface KeyRule {
@@ -110,7 +128,7 @@ function constrainsNothing(k: string, o: Record<string, unknown>): boolean {
 
 /** a keyword that says nothing the generation must follow: documentation, or a value that constrains nothing */
 const ignorable = (k: string, o: Record<string, unknown>) => documents(k) || constrainsNothing(k, o);
-const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'propertyNames', 'patternProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'prefixItems', 'additionalItems', 'allOf', 'multipleOf']);
+const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties', 'propertyNames', 'patternProperties', 'uniqueItems', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', '$ref', 'nullable', 'pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'prefixItems', 'additionalItems', 'allOf', 'multipleOf']);
 /** what a string's rule (string-rules.ts) and a number's range (number-range.ts) read */
 const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'];
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
@@ -369,6 +387,45 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     return node.allowed === null && node.rule === null ? null : { allowed: node.allowed, rule: node.rule };
   }
 
+  /**
+   * uniqueItems of an array whose items are scalars a generation can tell apart as they are
+   * written (Pydantic's set[str], set[int], set[Literal[…]]): strings of an enum, or any string;
+   * numbers without bounds; true, false, null and constants; and anyOf of these. Others (objects,
+   * arrays, a string's pattern or lengths, bounded numbers, tuples) are refused, naming the keyword.
+   */
+  function uniqueItems(prefix: readonly SchemaNode[], items: SchemaNode | null, min: number, at: string): UniqueItems {
+    if (prefix.length > 0) throw new SchemaError('"uniqueItems" beside tuple items ("prefixItems") is not supported', at);
+    const finite: string[] = [];
+    let endless = false;
+    const refuse = (what: string) => new SchemaError(`"uniqueItems" is supported on arrays of strings (any, or of an enum), numbers without bounds, booleans, null and constants; not of ${what}`, `${at}/uniqueItems`);
+    const add = (n: SchemaNode): void => {
+      switch (n.kind) {
+        case 'anyOf':
+          n.options.forEach(add);
+          return;
+        case 'literal':
+          finite.push(uniqueValue(n.text));
+          return;
+        case 'string':
+          if (n.rule !== null) throw refuse('strings held to a pattern, format or lengths');
+          if (n.allowed === null) endless = true;
+          else finite.push(...n.allowed.map((w) => uniqueValue(`"${w}"`)));
+          return;
+        case 'number':
+          if (n.range !== null) throw refuse('bounded numbers');
+          endless = true;
+          return;
+        default:
+          throw refuse(n.kind === 'any' ? 'items of any type' : `${n.kind}s`);
+      }
+    };
+    if (items === null) throw refuse('no items');
+    add(items);
+    const distinct = [...new Set(finite)];
+    if (!endless && min > distinct.length) throw new SchemaError(`minItems ${min} unique items, but the items can take only ${distinct.length} distinct values`, at);
+    return { finite: endless ? null : distinct };
+  }
+
   function typed(type: string, o: Record<string, unknown>, at: string): SchemaNode {
     switch (type) {
       case 'object': {
@@ -411,7 +468,8 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
         const items = restGiven === false ? null : restGiven === undefined || restGiven === true ? ANY : compile(restGiven, `${at}/${restKey}`);
         const upTo = items === null ? Math.min(max as number, prefix.length) : (max as number);
         if ((min as number) > upTo) throw new SchemaError(`minItems ${min as number} is more than the ${upTo} items the array may have`, at);
-        return { kind: 'array', prefix, items, min: min as number, max: upTo };
+        const unique = o.uniqueItems === true && !constrainsNothing('uniqueItems', o) ? uniqueItems(prefix, items, min as number, at) : null;
+        return { kind: 'array', prefix, items, min: min as number, max: upTo, unique };
       }
       case 'string':
         return { kind: 'string', allowed: null, rule: stringRule(o, at) };

@@ -15,7 +15,7 @@
  * `maxNewlines` line breaks, as JsonPrefix.
  */
 import { isDigit, isPlain, isSpace, nextEscape, numberComplete, numberStep, type Escape } from './json-chars.js';
-import type { SchemaNode } from './json-schema.js';
+import { uniqueValue, type SchemaNode } from './json-schema.js';
 import type { DfaState } from './regex-prefix.js';
 import type { StringRule } from './string-rules.js';
 import { inRange, numberPrefixViable, parseDecimal, type NumberRange } from './number-range.js';
@@ -34,17 +34,20 @@ type Frame =
    * text (null once the text can be no such key, or where there is no rule)
    */
   | { t: 'key'; node: ObjectNode; seen: readonly string[]; typed: string; esc: Escape; ruled: RuledString | null }
-  /** inside an array: phase 0 after '[' (a value or ']'), 1 after ',' (a value), 2 after a value (',' or ']') */
-  | { t: 'array'; node: ArrayNode; count: number; phase: 0 | 1 | 2 }
-  /** a string being written; `allowed` as in the node (null: any), `typed` kept only then */
-  | { t: 'string'; allowed: readonly string[] | null; typed: string; esc: Escape; rule: null }
+  /**
+   * inside an array: phase 0 after '[' (a value or ']'), 1 after ',' (a value), 2 after a value
+   * (',' or ']'); `seen`: with uniqueItems, the items so far (uniqueValue), else empty
+   */
+  | { t: 'array'; node: ArrayNode; count: number; phase: 0 | 1 | 2; seen: readonly string[] }
+  /** a string being written; `allowed` as in the node (null: any), `typed` kept only then or where `keep` (an item of unique items) */
+  | { t: 'string'; allowed: readonly string[] | null; typed: string; esc: Escape; rule: null; keep: boolean }
   /**
    * a string held to a rule (string-rules.ts), read as its decoded value: each regex's state,
    * the code points so far, a \u escape's value so far, a high surrogate waiting for its low one (0: none)
    */
   | { t: 'string'; allowed: null; typed: ''; esc: Escape; rule: StringRule; dfas: readonly DfaState[]; len: number; hex: number; high: number }
-  /** a number, in json-chars.ts's numberStep phases; with bounds (`range`), its text so far */
-  | { t: 'number'; integer: boolean; phase: number; range: NumberRange | null; text: string }
+  /** a number, in json-chars.ts's numberStep phases; with bounds (`range`) or where `keep` (an item of unique items), its text so far */
+  | { t: 'number'; integer: boolean; phase: number; range: NumberRange | null; text: string; keep: boolean }
   /** a literal being written, `pos` characters of `text` read */
   | { t: 'literal'; text: string; pos: number };
 
@@ -140,9 +143,18 @@ export class SchemaPrefix {
       if (this.paths.length === 1) {
         const stack = this.paths[0].stack;
         const top = stack?.frame;
-        if (top !== undefined && top.t === 'string' && top.allowed === null && top.rule === null && top.esc === 0) {
+        if (top !== undefined && top.t === 'string' && top.allowed === null && top.rule === null && top.esc === 0 && !top.keep) {
           while (i < text.length && isPlain(text.charCodeAt(i))) i++;
           if (i === text.length) break;
+        } else if (top !== undefined && top.t === 'string' && top.allowed === null && top.rule === null && top.esc === 0) {
+          // an item of unique items keeps its text: the run appended in one step
+          let j = i;
+          while (j < text.length && isPlain(text.charCodeAt(j))) j++;
+          if (j > i + 1) {
+            this.paths = [{ ...this.paths[0], stack: on({ ...top, typed: top.typed + text.slice(i, j) }, stack!.below) }];
+            i = j - 1;
+            continue;
+          }
         } else if (top !== undefined && top.t === 'key' && top.esc === 0 && top.node.additional !== null && top.node.keys === null) {
           // a key of any name takes a run of plain characters as they are: one step for the run
           let j = i;
@@ -174,7 +186,10 @@ export class SchemaPrefix {
     if (!inText && isSpace(c)) {
       // whitespace ends a number; elsewhere (between tokens) it is only counted
       if (f.t === 'number') {
-        if (numberEnds(f)) this.step({ stack: below, spaces: p.spaces, newlines: p.newlines }, c, out);
+        if (numberEnds(f)) {
+          const after = f.keep ? itemDone(below, f.text) : below;
+          if (after !== false) this.step({ stack: after, spaces: p.spaces, newlines: p.newlines }, c, out);
+        }
         return;
       }
       if (f.t === 'literal') return;
@@ -233,7 +248,9 @@ export class SchemaPrefix {
           return;
         }
         if (c === 0x2c && f.phase === 2) {
-          if (f.count < n.max) push(on({ ...f, phase: 1 }, below));
+          // with uniqueItems of few values, another item only while one is left
+          if (f.count < n.max && (n.unique?.finite ?? null) === null) push(on({ ...f, phase: 1 }, below));
+          else if (f.count < n.max && n.unique!.finite!.some((v) => !f.seen.includes(v))) push(on({ ...f, phase: 1 }, below));
           return;
         }
         if (f.phase === 2 || f.count >= n.max) return;
@@ -246,33 +263,48 @@ export class SchemaPrefix {
           return;
         }
         if (f.esc === 0 && c === 0x22) {
-          if (f.allowed === null || f.allowed.includes(f.typed)) push(below);
+          // (an item of unique items: one not given yet)
+          if (f.allowed === null || f.allowed.includes(f.typed)) {
+            if (f.keep || f.allowed !== null) pushItem(below, `"${f.typed}"`, push);
+            else push(below);
+          }
           return;
         }
         const esc = nextEscape(f.esc, c);
         if (esc < 0) return;
         if (f.allowed === null) {
-          push(esc === f.esc && esc === 0 ? p.stack : on({ ...f, esc }, below));
+          if (f.keep) push(on({ ...f, typed: f.typed + String.fromCharCode(c), esc }, below));
+          else push(esc === f.esc && esc === 0 ? p.stack : on({ ...f, esc }, below));
           return;
         }
         const typed = f.typed + String.fromCharCode(c);
-        if (f.allowed.some((a) => a.startsWith(typed))) push(on({ ...f, typed, esc }, below));
+        const seen = uniqueSeen(below);
+        if (f.allowed.some((a) => a.startsWith(typed) && (seen === null || !seen.includes(uniqueValue(`"${a}"`))))) push(on({ ...f, typed, esc }, below));
         return;
       }
       case 'number': {
         const phase = numberStep(f.phase, c, f.integer);
         if (phase > 0) {
-          if (f.range === null) push(on({ ...f, phase }, below));
+          if (f.keep) {
+            // an item of unique items: its text kept, and never one that can only be a number given already
+            const text = f.text + String.fromCharCode(c);
+            if (uniqueNumberViable(text, f.integer, uniqueSeen(below)!) && (f.range === null || (phase < EXPONENT && numberPrefixViable(f.range, text, f.integer)))) push(on({ ...f, phase, text }, below));
+          } else if (f.range === null) push(on({ ...f, phase }, below));
           else if (phase < EXPONENT) {
             const text = f.text + String.fromCharCode(c);
             if (numberPrefixViable(f.range, text, f.integer)) push(on({ ...f, phase, text }, below));
           }
-        } else if (numberEnds(f)) this.step({ stack: below, ...run }, c, out); // the number ended: c belongs to what holds it
+        } else if (numberEnds(f)) {
+          // the number ended: c belongs to what holds it (an array of unique items takes it only as a new value)
+          const after = f.keep ? itemDone(below, f.text) : below;
+          if (after !== false) this.step({ stack: after, ...run }, c, out);
+        }
         return;
       }
       case 'literal': {
         if (c !== f.text.charCodeAt(f.pos)) return;
-        push(f.pos + 1 === f.text.length ? below : on({ ...f, pos: f.pos + 1 }, below));
+        if (f.pos + 1 === f.text.length) pushItem(below, f.text, push);
+        else push(on({ ...f, pos: f.pos + 1 }, below));
         return;
       }
     }
@@ -287,8 +319,8 @@ export class SchemaPrefix {
         return;
       case 'any':
         if (c === 0x7b) push(on({ t: 'object', node: ANY_OBJECT, seen: [], phase: 0, key: '' }, below));
-        else if (c === 0x5b) push(on({ t: 'array', node: ANY_ARRAY, count: 0, phase: 0 }, below));
-        else if (c === 0x22) push(on({ t: 'string', allowed: null, typed: '', esc: 0, rule: null }, below));
+        else if (c === 0x5b) push(on({ t: 'array', node: ANY_ARRAY, count: 0, phase: 0, seen: [] }, below));
+        else if (c === 0x22) push(on({ t: 'string', allowed: null, typed: '', esc: 0, rule: null, keep: false }, below));
         else if (c === 0x2d || isDigit(c)) this.start(ANY_NUMBER, below, c, run, out);
         else for (const text of ['true', 'false', 'null']) this.start({ kind: 'literal', text }, below, c, run, out);
         return;
@@ -296,30 +328,75 @@ export class SchemaPrefix {
         if (c === 0x7b) push(on({ t: 'object', node, seen: [], phase: 0, key: '' }, below));
         return;
       case 'array':
-        if (c === 0x5b) push(on({ t: 'array', node, count: 0, phase: 0 }, below));
+        if (c === 0x5b) push(on({ t: 'array', node, count: 0, phase: 0, seen: [] }, below));
         return;
-      case 'string':
+      case 'string': {
         if (c !== 0x22) return;
-        if (node.rule === null || node.allowed !== null) push(on({ t: 'string', allowed: node.allowed, typed: '', esc: 0, rule: null }, below));
+        const seen = uniqueSeen(below);
+        // an item of unique items: a string of an enum only where some value of it is not given yet
+        if (seen !== null && node.allowed !== null && !node.allowed.some((a) => !seen.includes(uniqueValue(`"${a}"`)))) return;
+        if (node.rule === null || node.allowed !== null) push(on({ t: 'string', allowed: node.allowed, typed: '', esc: 0, rule: null, keep: seen !== null && node.allowed === null }, below));
         else push(on(ruledStart(node.rule), below));
         return;
+      }
       case 'number': {
         const phase = numberStep(0, c, node.integer);
         if (phase === 0) return;
-        const text = node.range === null ? '' : String.fromCharCode(c);
-        if (node.range === null || numberPrefixViable(node.range, text, node.integer)) push(on({ t: 'number', integer: node.integer, phase, range: node.range, text }, below));
+        const keep = uniqueSeen(below) !== null;
+        const text = node.range === null && !keep ? '' : String.fromCharCode(c);
+        if (keep && !uniqueNumberViable(text, node.integer, uniqueSeen(below)!)) return;
+        if (node.range === null || numberPrefixViable(node.range, text, node.integer)) push(on({ t: 'number', integer: node.integer, phase, range: node.range, text, keep }, below));
         return;
       }
-      case 'literal':
-        if (c === node.text.charCodeAt(0)) push(node.text.length === 1 ? below : on({ t: 'literal', text: node.text, pos: 1 }, below));
+      case 'literal': {
+        if (c !== node.text.charCodeAt(0)) return;
+        // an item of unique items: a value not given yet
+        if (uniqueSeen(below)?.includes(uniqueValue(node.text))) return;
+        if (node.text.length > 1) push(on({ t: 'literal', text: node.text, pos: 1 }, below));
+        else pushItem(below, node.text, push);
         return;
+      }
     }
   }
 }
 
 const ANY_OBJECT: ObjectNode = { kind: 'object', props: new Map(), written: new Map(), required: new Set(), additional: { kind: 'any' }, keys: null, declared: [], order: new Map() };
-const ANY_ARRAY: ArrayNode = { kind: 'array', prefix: [], items: { kind: 'any' }, min: 0, max: Infinity };
+const ANY_ARRAY: ArrayNode = { kind: 'array', prefix: [], items: { kind: 'any' }, min: 0, max: Infinity, unique: null };
 const ANY_NUMBER: SchemaNode = { kind: 'number', integer: false, range: null };
+
+/** the items given so far of the array of unique items `below` holds a value of; null where it is no such array */
+function uniqueSeen(below: Stack | null): readonly string[] | null {
+  const f = below?.frame;
+  return f !== undefined && f.t === 'array' && f.node.unique !== null ? f.seen : null;
+}
+
+/**
+ * The stack after an item `json` of the array below is complete: with uniqueItems the item joins
+ * the array's given ones, or false where it is one of them (the text is refused there).
+ */
+function itemDone(below: Stack | null, json: string): Stack | null | false {
+  const seen = uniqueSeen(below);
+  if (seen === null) return below;
+  const value = uniqueValue(json);
+  if (seen.includes(value)) return false;
+  const f = below!.frame as Extract<Frame, { t: 'array' }>;
+  return on({ ...f, seen: [...seen, value] }, below!.below);
+}
+
+/** itemDone's stack pushed, unless the item was given already */
+function pushItem(below: Stack | null, json: string, push: (stack: Stack | null) => void): void {
+  const after = itemDone(below, json);
+  if (after !== false) push(after);
+}
+
+/**
+ * Whether a number's text, an item of unique items, can still become a number not given yet: any
+ * can but an integer's 0 (or -0), which nothing may follow, where 0 is given; a fraction or an
+ * exponent can always take another digit.
+ */
+function uniqueNumberViable(text: string, integer: boolean, seen: readonly string[]): boolean {
+  return !(integer && (text === '0' || text === '-0') && seen.includes('n0'));
+}
 
 /** whether another key can be written in this object */
 function keyCanFollow(n: ObjectNode, seen: readonly string[]): boolean {
@@ -468,16 +545,16 @@ function frameKey(f: Frame): string {
     case 'key':
       return `k${idOf(f.node)}:${f.esc}:${f.typed}:${f.seen.join('\u0000')}`;
     case 'array':
-      return `a${idOf(f.node)}:${f.phase}:${f.count}`;
+      return `a${idOf(f.node)}:${f.phase}:${f.count}:${f.seen.join('\u0000')}`;
     case 'string':
       if (f.rule !== null) {
         // the length matters up to minLength where there is no maxLength, exactly where there is one
         const len = f.rule.max === Infinity ? Math.min(f.len, f.rule.min) : f.len;
         return `r${idOf(f.rule)}:${f.esc}:${f.hex}:${f.high}:${len}:${f.dfas.map((d) => d.key).join(',')}`;
       }
-      return `s${f.allowed === null ? '' : idOf(f.allowed)}:${f.esc}:${f.allowed === null ? '' : f.typed}`;
+      return `s${f.allowed === null ? '' : idOf(f.allowed)}:${f.esc}:${f.allowed === null && !f.keep ? '' : `${f.keep ? 'k' : ''}${f.typed}`}`;
     case 'number':
-      return f.range === null ? `n${f.integer ? 1 : 0}${f.phase}` : `N${idOf(f.range)}:${f.integer ? 1 : 0}${f.phase}:${f.text}`;
+      return f.range === null && !f.keep ? `n${f.integer ? 1 : 0}${f.phase}` : `N${f.range === null ? '' : idOf(f.range)}:${f.integer ? 1 : 0}${f.phase}:${f.text}`;
     case 'literal':
       return `l${f.text}:${f.pos}`;
   }

@@ -1,13 +1,15 @@
-"""Pydantic's dictionaries with constrained keys: the JSON schemas it writes for them and its verdict
-on JSON texts (test/runtime/schema-property-names.test.ts).
+"""Pydantic's dictionaries with constrained keys and its sets: the JSON schemas it writes for them
+and its verdict on JSON texts (test/runtime/schema-property-names.test.ts,
+test/runtime/schema-unique-items.test.ts).
 
 A dict whose key type is constrained is written with `propertyNames` (a Literal's enum, a UUID's
-format, a maximum length) or with `patternProperties` (a str of a pattern). The test compiles the
-schema Pydantic wrote, generates values held to it, and asks Pydantic whether its own parse takes
-them, as `chat.completions.parse()` would.
+format, a maximum length) or with `patternProperties` (a str of a pattern); a set or frozenset as
+an array with `uniqueItems`. The tests compile the schema Pydantic wrote, generate values held to
+it, and ask Pydantic whether its own parse takes them, as `chat.completions.parse()` would.
 
 Reads {"texts": {model: [json text, ...]}} as JSON on stdin and prints {"pydantic": version,
 "schemas": {model: its model_json_schema()}, "valid": {model: [true | "the first error", ...]}}.
+Models: counts, stock, owners, short (dicts), sets.
 """
 import json
 import sys
@@ -15,7 +17,7 @@ import uuid
 from typing import Annotated, Literal
 
 import pydantic
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, StringConstraints, conset
 
 
 class Counts(BaseModel):
@@ -43,7 +45,18 @@ class Short(BaseModel):
     tags: dict[Annotated[str, StringConstraints(max_length=3)], bool]
 
 
-MODELS = {"counts": Counts, "stock": Stock, "owners": Owners, "short": Short}
+class Sets(BaseModel):
+    """Sets and frozensets: arrays of unique items."""
+
+    tags: set[str]
+    colours: set[Literal["red", "green", "blue"]]
+    ids: frozenset[int]
+    weights: set[float]
+    few: conset(int, min_length=1, max_length=3)
+
+
+DICTS = {"counts": Counts, "stock": Stock, "owners": Owners, "short": Short}
+MODELS = {**DICTS, "sets": Sets}
 
 
 def verdict(model, text):

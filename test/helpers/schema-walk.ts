@@ -1,0 +1,50 @@
+/**
+ * Random walks through a schema's constraint (schema-prefix.ts), for tests whose truth is an
+ * outside validator (Ajv, Pydantic): each value written character by character, each character a
+ * random one the constraint takes, so that a point where the constraint takes nothing and the
+ * value is not complete (a dead end) shows.
+ */
+import type { SchemaNode } from '../../src/runtime/generation/json-schema.js';
+import { SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
+
+/** The characters a random walk writes: JSON's structure, digits, the lower-case letters (keys, enums, literals), and escapes. */
+const ALPHABET = [...'{}[]:,"0123456789abcdefghijklmnopqrstuvwxyz-.+Aé\\/'];
+const CLOSERS = ['"', '}', ']'];
+
+/**
+ * A value written character by character, each a random one the constraint takes (closers favoured
+ * as the text grows); 'dead' where the constraint takes none of the alphabet and the value is not
+ * complete, null where it grew past `max` characters.
+ */
+export function walk(node: SchemaNode, rand: () => number, max = 400): string | 'dead' | null {
+  let state = new SchemaPrefix(node, 0, 0);
+  let text = '';
+  while (text.length < max) {
+    const order = [...ALPHABET].sort(() => rand() - 0.5);
+    // (closing what is open, more often as the text grows, keeps walks short: a top level open to other keys would otherwise wander)
+    if (rand() < Math.min(0.9, 0.3 + text.length / 80)) order.unshift(...CLOSERS);
+    let moved = false;
+    for (const c of order) {
+      const next = state.clone();
+      if (!next.push(c)) continue;
+      state = next;
+      text += c;
+      moved = true;
+      break;
+    }
+    if (state.complete) return text;
+    if (!moved) return 'dead';
+  }
+  return null;
+}
+
+/**
+ * The schema a walk follows: a top level with properties and no word on other keys is closed to
+ * them, so that walks write the dicts, not random keys beside them (what they write is valid under
+ * the schema as given too).
+ */
+export const forWalks = (schema: object): object => {
+  const o = schema as Record<string, unknown>;
+  return o.properties !== undefined && o.additionalProperties === undefined && o.propertyNames === undefined && o.patternProperties === undefined ? { ...o, additionalProperties: false } : o;
+};
+

@@ -1,0 +1,151 @@
+/**
+ * Arrays of unique items (`uniqueItems`, Pydantic's set[str], set[Literal[…]], frozenset[int],
+ * set[float]): an item is taken only where it is not one given already, and only where some value
+ * not given yet can still be written (an enum of three with three given takes no comma; an
+ * integer's 0, which nothing may follow, is not begun where 0 is given). Truth: Ajv, whose
+ * uniqueItems compares values deeply (1 and 1.0 are one value), on every value the constraint
+ * completes and on random walks that must never reach a dead end; and Pydantic's parse of values
+ * generated under the schemas Pydantic writes (scripts/pydantic_collections_check.py).
+ */
+import { Ajv } from 'ajv';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compileSchema, SchemaError, type SchemaNode } from '../../src/runtime/generation/json-schema.js';
+import { SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { describeWithPydantic, pythonPath } from '../helpers/python.js';
+import { runPythonJson } from '../helpers/python-json.js';
+import { repoRoot } from '../helpers/shared-data.js';
+import { forWalks, walk } from '../helpers/schema-walk.js';
+
+const ajv = new Ajv({ strict: false });
+
+const SCHEMAS: Record<string, object> = {
+  strings: { type: 'array', items: { type: 'string' }, uniqueItems: true },
+  enum: { type: 'array', items: { enum: ['red', 'green', 'blue'] }, uniqueItems: true },
+  integers: { type: 'array', items: { type: 'integer' }, uniqueItems: true, maxItems: 8 },
+  numbers: { type: 'array', items: { type: 'number' }, uniqueItems: true, maxItems: 8 },
+  booleans: { type: 'array', items: { type: 'boolean' }, uniqueItems: true },
+  mixed: { type: 'array', items: { anyOf: [{ type: 'string' }, { type: 'null' }, { const: 7 }] }, uniqueItems: true },
+  atLeast: { type: 'array', items: { enum: ['a', 'b', 'c'] }, uniqueItems: true, minItems: 2 },
+};
+
+const state = (node: SchemaNode, text: string): 'complete' | 'viable' | 'refused' => {
+  const p = new SchemaPrefix(node, Infinity, Infinity);
+  return !p.push(text) ? 'refused' : p.complete ? 'complete' : 'viable';
+};
+
+describe('arrays of unique items', () => {
+  it('takes arrays whose items differ and refuses the item that repeats one, where it is written', () => {
+    const cases: Array<[string, string, 'complete' | 'viable' | 'refused']> = [
+      ['strings', '["a", "b", "ab"]', 'complete'],
+      ['strings', '["a", "a"', 'refused'],
+      ['strings', '["a", "\\u0061"', 'refused'], // the same value, escaped
+      ['strings', '["a", "a', 'viable'], // may still become "ab"
+      ['enum', '["red", "blue"]', 'complete'],
+      ['enum', '["red", "r', 'refused'], // only "red" begins so
+      ['enum', '["red", "green", "blue"', 'viable'],
+      ['enum', '["red", "green", "blue",', 'refused'], // no value is left
+      ['integers', '[1, 2, 10]', 'complete'],
+      ['integers', '[1, 1]', 'refused'],
+      ['integers', '[1, 1', 'viable'], // may still become 10
+      ['integers', '[0, 0', 'refused'], // an integer's 0 takes nothing more
+      ['integers', '[0, -0', 'refused'],
+      ['numbers', '[1, 1.0]', 'refused'],
+      ['numbers', '[1, 1.0', 'viable'], // may still become 1.05
+      ['numbers', '[1, 1.05]', 'complete'],
+      ['numbers', '[0, 0.0e0]', 'refused'],
+      ['booleans', '[true, false]', 'complete'],
+      ['booleans', '[true, t', 'refused'],
+      ['booleans', '[true, false,', 'refused'],
+      ['mixed', '["x", null, 7, "7"]', 'complete'],
+      ['mixed', '[null, null', 'refused'],
+      ['mixed', '[7, 7', 'refused'],
+      ['atLeast', '["a"]', 'refused'],
+      ['atLeast', '["a", "b"]', 'complete'],
+    ];
+    for (const [name, text, want] of cases) {
+      expect(state(compileSchema(SCHEMAS[name], 'any'), text), `${name}: ${text}`).toBe(want);
+      if (want === 'complete') expect(ajv.validate(SCHEMAS[name], JSON.parse(text)), `${name}: ${text}`).toBe(true);
+    }
+  });
+
+  it('random walks complete only to arrays Ajv takes, never reach a dead end, and repeat no item', () => {
+    for (const [name, schema] of Object.entries(SCHEMAS)) {
+      const node = compileSchema(schema, 'any');
+      const validate = ajv.compile(schema);
+      const rand = mulberry32(name.length * 613 + 5);
+      let completed = 0;
+      let long = 0;
+      for (let k = 0; k < 80; k++) {
+        const text = walk(node, rand);
+        expect(text, `${name}: walk ${k} reached a dead end`).not.toBe('dead');
+        if (text === null) continue;
+        completed++;
+        const value = JSON.parse(text) as unknown[];
+        expect(validate(value), `${name}: ${text} ${JSON.stringify(validate.errors)}`).toBe(true);
+        if (value.length >= 2) long++;
+      }
+      expect(completed, name).toBeGreaterThan(50);
+      expect(long, `${name}: walks with two items or more`).toBeGreaterThan(5);
+    }
+  });
+
+  it('refuses what it cannot tell apart as it is written, naming uniqueItems; takes what constrains nothing', () => {
+    const bad: Array<[object, RegExp]> = [
+      [{ type: 'array', items: { type: 'object' }, uniqueItems: true }, /schema \/uniqueItems: .*not of objects/],
+      [{ type: 'array', items: { type: 'array' }, uniqueItems: true }, /not of arrays/],
+      [{ type: 'array', uniqueItems: true }, /not of items of any type/],
+      [{ type: 'array', items: { type: 'string', maxLength: 3 }, uniqueItems: true }, /not of strings held to a pattern, format or lengths/],
+      [{ type: 'array', items: { type: 'integer', minimum: 0 }, uniqueItems: true }, /not of bounded numbers/],
+      [{ type: 'array', prefixItems: [{ type: 'string' }], uniqueItems: true }, /beside tuple items/],
+      [{ type: 'array', items: { enum: ['a', 'b'] }, uniqueItems: true, minItems: 3 }, /minItems 3 unique items, but the items can take only 2 distinct values/],
+      [{ type: 'array', items: { type: 'boolean' }, uniqueItems: true, minItems: 3 }, /only 2 distinct values/],
+    ];
+    for (const [schema, message] of bad) {
+      expect(() => compileSchema(schema, 'any'), JSON.stringify(schema)).toThrow(SchemaError);
+      expect(() => compileSchema(schema, 'any'), JSON.stringify(schema)).toThrow(message);
+    }
+    // at most one item: nothing to repeat, whatever the items are
+    expect(state(compileSchema({ type: 'array', items: { type: 'object' }, uniqueItems: true, maxItems: 1 }, 'any'), '[{}]')).toBe('complete');
+  });
+});
+
+interface Verdicts {
+  schemas: Record<string, Record<string, unknown>>;
+  valid: Record<string, Array<true | string>>;
+}
+
+describeWithPydantic('sets against Pydantic', () => {
+  const SCRIPT = path.join(repoRoot, 'scripts', 'pydantic_collections_check.py');
+  let schema: Record<string, unknown>;
+  let texts: string[];
+  let verdicts: Verdicts;
+
+  beforeAll(async () => {
+    schema = (await runPythonJson<Verdicts>(pythonPath, SCRIPT, { texts: {} })).schemas.sets;
+    const node = compileSchema(forWalks(schema));
+    const rand = mulberry32(99);
+    texts = [];
+    for (let k = 0; k < 60; k++) {
+      const text = walk(node, rand, 600);
+      if (text === 'dead') throw new Error(`a walk reached a dead end`);
+      if (text !== null) texts.push(text);
+    }
+    verdicts = await runPythonJson<Verdicts>(pythonPath, SCRIPT, { texts: { sets: texts } });
+  }, 120_000);
+
+  it('the schema Pydantic writes for sets and frozensets compiles (uniqueItems on each), and every value generated under it is one Pydantic takes and Ajv finds unique', () => {
+    const props = schema.properties as Record<string, Record<string, unknown>>;
+    expect(Object.values(props).every((p) => p.uniqueItems === true)).toBe(true);
+    expect(texts.length).toBeGreaterThan(20);
+    const validate = ajv.compile(schema);
+    texts.forEach((text, i) => {
+      expect(verdicts.valid.sets[i], text).toBe(true);
+      expect(validate(JSON.parse(text)), `${text} ${JSON.stringify(validate.errors)}`).toBe(true);
+    });
+    // and the walks wrote sets of several items
+    const several = texts.filter((t) => Object.values(JSON.parse(t) as Record<string, unknown[]>).some((v) => v.length >= 2)).length;
+    expect(several).toBeGreaterThan(5);
+  });
+});
