@@ -51,7 +51,6 @@ class Sets(BaseModel):
     tags: set[str]
     colours: set[Literal["red", "green", "blue"]]
     ids: frozenset[int]
-    weights: set[float]
     few: conset(int, min_length=1, max_length=3)
 
 

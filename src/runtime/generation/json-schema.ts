@@ -83,6 +83,9 @@ export interface UniqueItems {
   finite: readonly string[] | null;
 }
 
+/** Most digits of an integer item of unique items: every such integer is exact in a double, so texts and values agree. */
+export const MAX_UNIQUE_DIGITS = 15;
+
 /** A scalar JSON value's canonical form, equal for values JSON Schema calls equal (1 and 1.0; a string by its value, however escaped). */
 export function uniqueValue(json: string): string {
   const v: unknown = JSON.parse(json);
@@ -390,14 +393,15 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
   /**
    * uniqueItems of an array whose items are scalars a generation can tell apart as they are
    * written (Pydantic's set[str], set[int], set[Literal[…]]): strings of an enum, or any string;
-   * numbers without bounds; true, false, null and constants; and anyOf of these. Others (objects,
-   * arrays, a string's pattern or lengths, bounded numbers, tuples) are refused, naming the keyword.
+   * integers without bounds; true, false, null and constants; and anyOf of these. Others
+   * (objects, arrays, a string's pattern or lengths, fractions, bounded integers, tuples) are
+   * refused, naming the keyword.
    */
   function uniqueItems(prefix: readonly SchemaNode[], items: SchemaNode | null, min: number, at: string): UniqueItems {
     if (prefix.length > 0) throw new SchemaError('"uniqueItems" beside tuple items ("prefixItems") is not supported', at);
     const finite: string[] = [];
     let endless = false;
-    const refuse = (what: string) => new SchemaError(`"uniqueItems" is supported on arrays of strings (any, or of an enum), numbers without bounds, booleans, null and constants; not of ${what}`, `${at}/uniqueItems`);
+    const refuse = (what: string) => new SchemaError(`"uniqueItems" is supported on arrays of strings (any, or of an enum), integers without bounds, booleans, null and constants; not of ${what}`, `${at}/uniqueItems`);
     const add = (n: SchemaNode): void => {
       switch (n.kind) {
         case 'anyOf':
@@ -412,7 +416,10 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
           else finite.push(...n.allowed.map((w) => uniqueValue(`"${w}"`)));
           return;
         case 'number':
-          if (n.range !== null) throw refuse('bounded numbers');
+          // (a fraction has other texts of one value, 1.5 and 1.50, and a long one a double's
+          // rounding: not told apart as written; integers are, up to MAX_UNIQUE_DIGITS digits)
+          if (!n.integer) throw refuse('numbers other than integers');
+          if (n.range !== null) throw refuse('bounded integers');
           endless = true;
           return;
         default:

@@ -15,7 +15,7 @@
  * `maxNewlines` line breaks, as JsonPrefix.
  */
 import { isDigit, isPlain, isSpace, nextEscape, numberComplete, numberStep, type Escape } from './json-chars.js';
-import { uniqueValue, type SchemaNode } from './json-schema.js';
+import { MAX_UNIQUE_DIGITS, uniqueValue, type SchemaNode } from './json-schema.js';
 import type { DfaState } from './regex-prefix.js';
 import type { StringRule } from './string-rules.js';
 import { inRange, numberPrefixViable, parseDecimal, type NumberRange } from './number-range.js';
@@ -139,24 +139,15 @@ export class SchemaPrefix {
   push(text: string): boolean {
     for (let i = 0; i < text.length; i++) {
       // inside one free string, a run of plain characters changes nothing: skip it without a step
-      // (a screen reads most of a vocabulary this way, inside a string value)
+      // (a screen reads most of a vocabulary this way, inside a string value); inside a string that
+      // keeps its text (an item of unique items) or a key of any name, the run is appended in one
       if (this.paths.length === 1) {
         const stack = this.paths[0].stack;
         const top = stack?.frame;
         if (top !== undefined && top.t === 'string' && top.allowed === null && top.rule === null && top.esc === 0 && !top.keep) {
           while (i < text.length && isPlain(text.charCodeAt(i))) i++;
           if (i === text.length) break;
-        } else if (top !== undefined && top.t === 'string' && top.allowed === null && top.rule === null && top.esc === 0) {
-          // an item of unique items keeps its text: the run appended in one step
-          let j = i;
-          while (j < text.length && isPlain(text.charCodeAt(j))) j++;
-          if (j > i + 1) {
-            this.paths = [{ ...this.paths[0], stack: on({ ...top, typed: top.typed + text.slice(i, j) }, stack!.below) }];
-            i = j - 1;
-            continue;
-          }
-        } else if (top !== undefined && top.t === 'key' && top.esc === 0 && top.node.additional !== null && top.node.keys === null) {
-          // a key of any name takes a run of plain characters as they are: one step for the run
+        } else if (top !== undefined && ((top.t === 'string' && top.esc === 0 && top.allowed === null && top.rule === null) || (top.t === 'key' && top.esc === 0 && top.node.additional !== null && top.node.keys === null))) {
           let j = i;
           while (j < text.length && isPlain(text.charCodeAt(j))) j++;
           if (j > i + 1) {
@@ -286,9 +277,9 @@ export class SchemaPrefix {
         const phase = numberStep(f.phase, c, f.integer);
         if (phase > 0) {
           if (f.keep) {
-            // an item of unique items: its text kept, and never one that can only be a number given already
+            // an item of unique items (an integer without bounds): its text kept, and never one that can only be an integer given already
             const text = f.text + String.fromCharCode(c);
-            if (uniqueNumberViable(text, f.integer, uniqueSeen(below)!) && (f.range === null || (phase < EXPONENT && numberPrefixViable(f.range, text, f.integer)))) push(on({ ...f, phase, text }, below));
+            if (uniqueNumberViable(text, uniqueSeen(below)!)) push(on({ ...f, phase, text }, below));
           } else if (f.range === null) push(on({ ...f, phase }, below));
           else if (phase < EXPONENT) {
             const text = f.text + String.fromCharCode(c);
@@ -344,7 +335,7 @@ export class SchemaPrefix {
         if (phase === 0) return;
         const keep = uniqueSeen(below) !== null;
         const text = node.range === null && !keep ? '' : String.fromCharCode(c);
-        if (keep && !uniqueNumberViable(text, node.integer, uniqueSeen(below)!)) return;
+        if (keep && !uniqueNumberViable(text, uniqueSeen(below)!)) return;
         if (node.range === null || numberPrefixViable(node.range, text, node.integer)) push(on({ t: 'number', integer: node.integer, phase, range: node.range, text, keep }, below));
         return;
       }
@@ -390,12 +381,22 @@ function pushItem(below: Stack | null, json: string, push: (stack: Stack | null)
 }
 
 /**
- * Whether a number's text, an item of unique items, can still become a number not given yet: any
- * can but an integer's 0 (or -0), which nothing may follow, where 0 is given; a fraction or an
- * exponent can always take another digit.
+ * Whether an integer's text so far, an item of unique items, can still become an integer not given
+ * yet, of at most MAX_UNIQUE_DIGITS digits. Its completions are the integers whose text begins
+ * with it (0 and -0 take nothing more; 0 and -0 are one value), each a distinct value, so it can
+ * exactly where the given ones among them are fewer than all of them.
  */
-function uniqueNumberViable(text: string, integer: boolean, seen: readonly string[]): boolean {
-  return !(integer && (text === '0' || text === '-0') && seen.includes('n0'));
+function uniqueNumberViable(text: string, seen: readonly string[]): boolean {
+  const digits = text.length - (text.startsWith('-') ? 1 : 0);
+  if (digits > MAX_UNIQUE_DIGITS) return false;
+  if (digits === 0) return true; // "-": more negative integers than any array holds
+  if (text === '0' || text === '-0') return !seen.includes('n0');
+  const left = MAX_UNIQUE_DIGITS - digits;
+  // 1 + 10 + … + 10^left integers begin with the text
+  const all = (10 ** (left + 1) - 1) / 9;
+  let given = 0;
+  for (const v of seen) if (v.startsWith(`n${text}`)) given++;
+  return given < all;
 }
 
 /** whether another key can be written in this object */
