@@ -77,7 +77,7 @@ export const ANY: SchemaNode = { kind: 'any' };
 /**
  * uniqueItems on an array of scalars: `finite`, every value an item may be (their canonical
  * forms, uniqueValue), where they are few (an enum, booleans, constants); null where they are
- * without end (any string, any number).
+ * without end (any string, any integer).
  */
 export interface UniqueItems {
   finite: readonly string[] | null;
