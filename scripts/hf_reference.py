@@ -35,10 +35,10 @@ from stdin:
            scale per output channel, NAME_scale of shape [rows, 1], its config_groups); with
            "dequantizedOut", also the same weights dequantised by torch (each block's codes times
            its scale, in f32, rounded to BF16) as a plain BF16 checkpoint
-    {"op": "warp", "logits": [[...]], "temperature": T, "topK": K, "topP": P, "minP": M}
+    {"op": "warp", "logits": [[...]], "temperature": T, "topK": K, "topP": P, "minP": M, "typicalP": Y}
         -> {"ok": true, "probs": [[...]]}: softmax of the rows after transformers' own sampling
            warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
-           min-p, in its order), float32
+           min-p, typical, in its order), float32; typicalP may be absent (off)
   ]}
 
 and answers {"transformers": version, "torch": version, "results": [...]} on stdout, one result per
@@ -194,7 +194,7 @@ def generate_job(job):
 
 
 def warp_job(job):
-    config = transformers.GenerationConfig(do_sample=True, temperature=float(job["temperature"]), top_k=int(job["topK"]), top_p=float(job["topP"]), min_p=job.get("minP"))
+    config = transformers.GenerationConfig(do_sample=True, temperature=float(job["temperature"]), top_k=int(job["topK"]), top_p=float(job["topP"]), min_p=job.get("minP"), typical_p=float(job.get("typicalP") or 1.0))
     # the processors generate() would run, built by its own method on a model-less GenerationMixin
     processors = transformers.GenerationMixin._get_logits_processor(
         transformers.GenerationMixin(), generation_config=config, input_ids_seq_length=1, encoder_input_ids=None, prefix_allowed_tokens_fn=None, logits_processor=transformers.LogitsProcessorList()

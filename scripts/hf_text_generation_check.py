@@ -49,6 +49,22 @@ def details_of(d):
     }
 
 
+LANGCHAIN_DEFAULTS = {
+    "max_new_tokens": 64,  # (LangChain's default is 512; shorter here, the rest as it sends them)
+    "top_k": None,
+    "top_p": 0.95,
+    "typical_p": 0.95,
+    "temperature": 0.8,
+    "repetition_penalty": None,
+    "return_full_text": False,
+    "truncate": None,
+    "stop": [],
+    "seed": None,
+    "do_sample": False,
+    "watermark": False,
+}
+
+
 def main() -> None:
     job = json.load(sys.stdin)
     client = InferenceClient(model=job["url"])
@@ -78,6 +94,10 @@ def main() -> None:
         "stop": attempt(lambda: detailed(max_new_tokens=40, stop=[job["stop"]])),
         "regex": attempt(lambda: detailed(max_new_tokens=30, grammar={"type": "regex", "value": job["regex"]})),
         "seeded": [attempt(lambda: detailed(max_new_tokens=16, do_sample=True, temperature=0.8, seed=1234)) for _ in range(2)],
+        # LangChain's HuggingFaceEndpoint calls text_generation with its _default_params (langchain_huggingface
+        # 1.x: top_p 0.95, typical_p 0.95, temperature 0.8, do_sample False, watermark False, …), streamed or not
+        "langchain": attempt(lambda: client.text_generation(prompt, **LANGCHAIN_DEFAULTS)),
+        "langchain_stream": attempt(lambda: list(client.text_generation(prompt, **LANGCHAIN_DEFAULTS, stream=True))),
         "zero_temperature": attempt(lambda: client.text_generation(prompt, max_new_tokens=4, temperature=0.0)),
         "top_p_one": attempt(lambda: client.text_generation(prompt, max_new_tokens=4, top_p=1.0)),
         "too_long": attempt(lambda: client.text_generation(prompt, max_new_tokens=100000)),

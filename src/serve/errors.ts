@@ -44,6 +44,7 @@ const REQUEST_FIELD: Record<string, string> = {
   topK: 'top_k',
   topP: 'top_p',
   minP: 'min_p',
+  typicalP: 'typical_p',
   seed: 'seed',
   logprobs: 'logprobs',
   repetitionPenalty: 'repetition_penalty',

@@ -130,7 +130,7 @@ export type HfJob =
       /** transformers' bad_words_ids */
       badWordsIds?: number[][];
     }
-  | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null }
+  | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null; typicalP?: number }
   | { op: 'quantize_fp8'; model: string; out: string; block: [number, number]; partialBlocks?: boolean; dequantizedOut?: string; scheme?: 'fp8' | 'compressed-tensors-channel' };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */

@@ -23,7 +23,35 @@ for (const temperature of [0.6, 1, 1.7]) {
   }
 }
 
+/** typical sampling (TGI's typical_p; LangChain's HuggingFaceEndpoint sends 0.95), alone and after the other warpers */
+const typicalGrid: Array<{ temperature: number; topK: number; topP: number; minP: number; typicalP: number }> = [];
+for (const temperature of [0.6, 1, 1.7]) {
+  for (const [topK, topP, minP] of [[0, 1, 0], [60, 0.95, 0], [0, 1, 0.05]] as const) {
+    for (const typicalP of [0.95, 0.5, 0.2]) typicalGrid.push({ temperature, topK, topP, minP, typicalP });
+  }
+}
+
 describeWithTransformers('sampling distribution against transformers’ warpers', () => {
+  it(`typical sampling: ${typicalGrid.length} settings × ${rows.length} rows, the same tokens kept, the same probabilities`, async () => {
+    const jobs: HfJob[] = typicalGrid.map((g) => ({ op: 'warp', logits: rows, ...g, minP: g.minP === 0 ? null : g.minP }));
+    const { results } = await runHfJobs(jobs);
+    let cuts = 0;
+    typicalGrid.forEach((g, i) => {
+      expect(results[i].ok, results[i].error).toBe(true);
+      const hf = results[i].probs!;
+      rows.forEach((row, r) => {
+        const ours = samplingDistribution(Float32Array.from(row), g);
+        const want = new Map(hf[r].flatMap((p, j) => (p > 0 ? [[j, p] as const] : [])));
+        const label = `${JSON.stringify(g)} row ${r}`;
+        expect(new Set(ours.ids), label).toEqual(new Set(want.keys()));
+        ours.ids.forEach((id, k) => expect(Math.abs(ours.probs[k] - want.get(id)!), label).toBeLessThan(2e-6));
+        if (ours.ids.length < samplingDistribution(Float32Array.from(row), { ...g, typicalP: 1 }).ids.length) cuts++;
+      });
+    });
+    // typical removes tokens in most of its cases (the comparison is not of no-ops)
+    expect(cuts).toBeGreaterThan(typicalGrid.length);
+  }, 120_000);
+
   it(`${grid.length} settings × ${rows.length} rows: the same tokens kept, the same probabilities`, async () => {
     const jobs: HfJob[] = grid.map((g) => ({ op: 'warp', logits: rows, ...g, minP: g.minP === 0 ? null : g.minP }));
     const { results } = await runHfJobs(jobs);

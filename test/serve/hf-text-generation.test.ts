@@ -51,6 +51,8 @@ interface Report {
   stop: Attempt<Detailed>;
   regex: Attempt<Detailed>;
   seeded: Array<Attempt<Detailed>>;
+  langchain: Attempt<string>;
+  langchain_stream: Attempt<string[]>;
   zero_temperature: Attempt<string>;
   top_p_one: Attempt<string>;
   too_long: Attempt<string>;
@@ -137,6 +139,11 @@ describeWithHfHub('Hugging Face’s InferenceClient.text_generation against the 
     const held = ok(report.regex, 'grammar regex');
     expect(held.generated_text.slice(c.prompt.length)).toMatch(new RegExp(`^(?:${REGEX})$`));
     expect(held.details.finish_reason).toBe('eos_token');
+  });
+
+  it('LangChain’s HuggingFaceEndpoint defaults (typical_p 0.95, top_p 0.95, temperature 0.8) are served, streamed and not', () => {
+    expect(ok(report.langchain, 'LangChain’s default parameters').length).toBeGreaterThan(0);
+    expect(ok(report.langchain_stream, 'LangChain’s default parameters, streamed').join('').length).toBeGreaterThan(0);
   });
 
   it('sampling with a seed is reproducible and the seed comes back', () => {

@@ -130,6 +130,21 @@ describe('Text Generation Inference API, one model served', () => {
     expect(bare.status, bare.text).toBe(200);
   });
 
+  it('typical_p is followed: with a mass so small that one token is left at each step, every seed writes the same text', async () => {
+    const texts = new Set<string>();
+    for (const seed of [1, 2, 3]) {
+      const r = await postJson(`${s.url}/generate`, { inputs: c.prompt, parameters: { max_new_tokens: 12, do_sample: true, typical_p: 1e-6, seed } });
+      expect(r.status, r.text).toBe(200);
+      texts.add(r.json.generated_text);
+    }
+    expect(texts.size).toBe(1);
+    // LangChain's HuggingFaceEndpoint sends these by default (typical_p 0.95 among them)
+    const langchain = { max_new_tokens: 16, top_p: 0.95, typical_p: 0.95, temperature: 0.8, return_full_text: false, stop: [], do_sample: false, watermark: false };
+    const r = await postJson(`${s.url}/`, { inputs: c.prompt, parameters: langchain });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json[0].generated_text.length).toBeGreaterThan(0);
+  });
+
   it('without max_new_tokens a request may fill the rest of the context, as TGI’s router allows', async () => {
     const r = await postJson(`${s.url}/generate`, { inputs: c.prompt, parameters: { details: true, stop: ['\n\n'] } });
     expect(r.status, r.text).toBe(200);
@@ -144,7 +159,7 @@ describe('Text Generation Inference API, one model served', () => {
       [{ inputs: 'x', parameters: { max_new_tokens: 0 } }, /^`max_new_tokens` must be strictly positive$/],
       [{ inputs: '', parameters: {} }, /^`inputs` cannot be empty$/],
       [{ inputs: 'x', parameters: { best_of: 2, do_sample: true } }, /`best_of` != 1 is not supported/],
-      [{ inputs: 'x', parameters: { typical_p: 0.5 } }, /`typical_p` .* not supported/],
+      [{ inputs: 'x', parameters: { typical_p: 1.0 } }, /^`typical_p` must be > 0.0 and < 1.0$/],
       [{ inputs: 'x', parameters: { watermark: true } }, /`watermark` is not supported/],
       [{ inputs: 'x', parameters: { max_new_token: 5 } }, /^unknown parameter `parameters.max_new_token`; this server reads TGI.s generate parameters/],
       [{ inputs: 'x', parameters: { max_new_tokens: 'five' } }, /^`parameters\.max_new_tokens`: /],

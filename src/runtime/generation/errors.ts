@@ -5,7 +5,7 @@
 import { RfidMoeError } from '../../errors.js';
 
 /** The generation input a GenerationParamsError is about (the server names the request field from it). */
-export type GenerationParam = 'prompt' | 'maxNewTokens' | 'stop' | 'temperature' | 'topK' | 'topP' | 'minP' | 'seed' | 'logprobs' | 'repetitionPenalty' | 'frequencyPenalty' | 'presencePenalty' | 'logitBias' | 'allowedTokenIds' | 'minNewTokens' | 'responseFormat' | 'badWords';
+export type GenerationParam = 'prompt' | 'maxNewTokens' | 'stop' | 'temperature' | 'topK' | 'topP' | 'minP' | 'typicalP' | 'seed' | 'logprobs' | 'repetitionPenalty' | 'frequencyPenalty' | 'presencePenalty' | 'logitBias' | 'allowedTokenIds' | 'minNewTokens' | 'responseFormat' | 'badWords';
 
 /** A generation parameter is out of range or of the wrong type. */
 export class GenerationParamsError extends RfidMoeError {

@@ -368,8 +368,9 @@ export class GrammarConstraint implements TokenConstraint {
   choose(row: Float32Array, sampler: Sampler, pickGreedy: (row: Float32Array) => number): number {
     if (!this.canEnd) for (const id of this.stopIds) if (id < row.length) row[id] = -Infinity;
     let left = countFinite(row);
-    const { temperature, topK, topP, minP } = sampler.params;
-    const exactWhenLazy = temperature === 0 || (topK === 0 && topP === 1 && minP === 0);
+    const { temperature, topK, topP, minP, typicalP } = sampler.params;
+    // (a draw judged alone is exact only where no cut depends on which other tokens fit)
+    const exactWhenLazy = temperature === 0 || (topK === 0 && topP === 1 && minP === 0 && typicalP === 1);
     if (exactWhenLazy && (this.lazyMisses < LAZY_MISSES || ++this.sinceLazy >= LAZY_RETRY)) {
       this.sinceLazy = 0;
       const drawn = this.drawFitting(row, sampler, pickGreedy, LAZY_TRIES, left);
@@ -381,7 +382,7 @@ export class GrammarConstraint implements TokenConstraint {
       left = drawn.left;
     } else if (topK > 0 && !this.pieces.hasScreen(this.state)) {
       // top-k is exact without a screen: the k most likely tokens that fit, found in descending
-      // order; top-p and min-p then act on those alone, as they would after a screen
+      // order; top-p, min-p and typical then act on those alone, as they would after a screen
       const kept = this.bestFitting(row, topK);
       if (kept !== null) {
         for (let id = 0; id < row.length; id++) if (!kept.has(id)) row[id] = -Infinity;

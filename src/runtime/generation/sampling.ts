@@ -1,6 +1,6 @@
 /**
  * Next-token choice from a row of logits, in the order Hugging Face's logits warpers apply:
- * temperature → top-k → top-p (nucleus) → min-p, then one draw from the renormalised distribution
+ * temperature → top-k → top-p (nucleus) → min-p → typical, then one draw from the renormalised distribution
  * with a seeded generator (the same seed gives the same tokens on every machine). Temperature 0 is
  * greedy: the arg-max, lowest id on ties (what torch.argmax returns).
  *
@@ -20,6 +20,12 @@ export interface SamplingParams {
   topP?: number;
   /** drop tokens less likely than min-p × the most likely token's probability; 0 or absent = off */
   minP?: number;
+  /**
+   * typical sampling (Meister et al., transformers' TypicalLogitsWarper, TGI's typical_p): keep
+   * the tokens whose surprise is closest to the distribution's entropy, up to this much of the
+   * mass; 1 or absent = off
+   */
+  typicalP?: number;
   /** seed of the draws; absent = a random seed (reported in the request's usage) */
   seed?: number;
 }
@@ -29,6 +35,7 @@ export interface ResolvedSampling {
   topK: number;
   topP: number;
   minP: number;
+  typicalP: number;
   seed: number;
 }
 
@@ -44,9 +51,11 @@ export function resolveSampling(p: SamplingParams): ResolvedSampling {
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new GenerationParamsError(`top-p must be in (0, 1] (1 = off), got ${String(p.topP)}`, 'topP');
   const minP = p.minP ?? 0;
   if (typeof minP !== 'number' || !(minP >= 0 && minP <= 1)) throw new GenerationParamsError(`min-p must be in [0, 1] (0 = off), got ${String(p.minP)}`, 'minP');
+  const typicalP = p.typicalP ?? 1;
+  if (typeof typicalP !== 'number' || !(typicalP > 0 && typicalP <= 1)) throw new GenerationParamsError(`typical-p must be in (0, 1] (1 = off), got ${String(p.typicalP)}`, 'typicalP');
   const seed = p.seed ?? Math.floor(Math.random() * 2 ** 32);
   if (!Number.isSafeInteger(seed)) throw new GenerationParamsError(`seed must be an integer, got ${String(p.seed)}`, 'seed');
-  return { temperature, topK, topP, minP, seed };
+  return { temperature, topK, topP, minP, typicalP, seed };
 }
 
 /** Index of the largest logit (first on ties, NaN ignored; 0 when every logit is NaN). */
@@ -55,16 +64,18 @@ export function argmax(logits: Float32Array): number {
 }
 
 /**
- * The distribution that is sampled: probabilities after temperature, top-k, top-p and min-p, as a
- * sparse list (token ids, their renormalised probabilities, in descending probability order).
- * Exposed for tests and for callers that want log-probabilities.
+ * The distribution that is sampled: probabilities after temperature, top-k, top-p, min-p and
+ * typical, as a sparse list (token ids, their renormalised probabilities; in descending
+ * probability order, or typical's order where it cuts). Exposed for tests and for callers that
+ * want log-probabilities.
  */
 export function samplingDistribution(
   logits: Float32Array,
-  params: Pick<ResolvedSampling, 'temperature' | 'topK' | 'topP'> & { minP?: number },
+  params: Pick<ResolvedSampling, 'temperature' | 'topK' | 'topP'> & { minP?: number; typicalP?: number },
 ): { ids: Int32Array; probs: Float64Array } {
   const { temperature, topK, topP } = params;
   const minP = params.minP ?? 0;
+  const typicalP = params.typicalP ?? 1;
   const vocab = logits.length;
   if (temperature === 0) return { ids: Int32Array.of(argmax(logits)), probs: Float64Array.of(1) };
   const weights = new Float64Array(vocab);
@@ -122,11 +133,38 @@ export function samplingDistribution(
     while (kept < keep && weights[candidates[kept]] >= floor) kept++;
     keep = kept;
   }
-  const ids = Int32Array.from(candidates.slice(0, keep));
+  const ids = typicalP < 1 ? typicalCut(candidates.slice(0, keep), weights, typicalP) : Int32Array.from(candidates.slice(0, keep));
   let kept = 0;
   for (const id of ids) kept += weights[id];
   const probs = Float64Array.from(ids, (id) => weights[id] / kept);
   return { ids, probs };
+}
+
+/**
+ * transformers' TypicalLogitsWarper on the tokens left (`ids`, unnormalised `weights`): each
+ * token's distance from the entropy, |−log p − H|, ascending; the tokens kept are those up to the
+ * first whose cumulative probability in that order reaches `mass` (ties with it kept, at least one).
+ */
+function typicalCut(ids: number[], weights: Float64Array, mass: number): Int32Array {
+  let total = 0;
+  for (const id of ids) total += weights[id];
+  let entropy = 0;
+  for (const id of ids) {
+    const p = weights[id] / total;
+    if (p > 0) entropy -= p * Math.log(p);
+  }
+  const shifted = new Map(ids.map((id) => [id, Math.abs(-Math.log(weights[id] / total) - entropy)]));
+  const order = [...ids].sort((a, b) => shifted.get(a)! - shifted.get(b)! || a - b);
+  // the first index whose cumulative probability is not below the mass (transformers: the count below it)
+  let cumulative = 0;
+  let last = 0;
+  while (last < order.length - 1) {
+    cumulative += weights[order[last]] / total;
+    if (!(cumulative < mass)) break;
+    last++;
+  }
+  const limit = shifted.get(order[last])!;
+  return Int32Array.from(order.filter((id, i) => i === 0 || shifted.get(id)! <= limit));
 }
 
 /**
@@ -202,7 +240,7 @@ export class Sampler {
    */
   next(logits: Float32Array, pickGreedy: (logits: Float32Array) => number = argmax): number {
     if (this.params.temperature === 0) return pickGreedy(logits);
-    if (this.params.topP >= 1) return this.drawKept(logits);
+    if (this.params.topP >= 1 && this.params.typicalP >= 1) return this.drawKept(logits);
     return drawFrom(samplingDistribution(logits, this.params), this.random());
   }
 

@@ -15,8 +15,9 @@
  * - `return_full_text`: the prompt before the text; POST / defaults to it, as TGI does for a
  *   text-generation model, and /generate and /generate_stream do not.
  *
- * What this server cannot do is a 422 that names it, never ignored: best_of > 1, typical_p,
- * watermark, adapters. Unknown parameters are refused too (TGI ignores them): a misspelt one would
+ * What this server cannot do is a 422 that names it, never ignored: best_of > 1, watermark,
+ * adapters. typical_p is followed (transformers' TypicalLogitsWarper, sampling.ts), since
+ * LangChain's HuggingFaceEndpoint sends 0.95 by default. Unknown parameters are refused too (TGI ignores them): a misspelt one would
  * otherwise change nothing without a word.
  */
 import { z } from 'zod';
@@ -82,6 +83,8 @@ export interface TgiRequest {
   topNTokens: number;
   /** sampled, not greedy: details carry the seed only then */
   sampling: boolean;
+  /** typical sampling's mass (1: off); the completions body has no field for it, so the front sets it on the prepared request */
+  typicalP: number;
   stop: string[];
 }
 
@@ -125,7 +128,7 @@ export function parseTgiRequest(body: unknown, route: TgiRoute, model: string): 
   if (p.frequency_penalty !== null && p.frequency_penalty !== undefined && Math.abs(p.frequency_penalty) > MAX_FREQUENCY_PENALTY) throw tgiValidation('`frequency_penalty` must be >= -2.0 and <= 2.0', 'frequency_penalty');
   if (p.top_p !== null && p.top_p !== undefined && (p.top_p <= 0 || p.top_p >= 1)) throw tgiValidation('`top_p` must be > 0.0 and < 1.0', 'top_p');
   if (p.top_k !== null && p.top_k !== undefined && p.top_k <= 0) throw tgiValidation('`top_k` must be strictly positive', 'top_k');
-  if (p.typical_p !== null && p.typical_p !== undefined) throw tgiValidation('`typical_p` (typical sampling) is not supported by this server; use top_p or top_k', 'typical_p');
+  if (p.typical_p !== null && p.typical_p !== undefined && (p.typical_p <= 0 || p.typical_p >= 1)) throw tgiValidation('`typical_p` must be > 0.0 and < 1.0', 'typical_p');
   if (p.max_new_tokens !== null && p.max_new_tokens !== undefined && p.max_new_tokens <= 0) throw tgiValidation('`max_new_tokens` must be strictly positive', 'max_new_tokens');
   if (p.max_new_tokens !== null && p.max_new_tokens !== undefined && p.max_new_tokens > MAX_TOKENS_LIMIT) throw tgiValidation(`\`max_new_tokens\` must be <= ${MAX_TOKENS_LIMIT}. Given: ${p.max_new_tokens}`, 'max_new_tokens');
   const stop = p.stop ?? [];
@@ -140,7 +143,8 @@ export function parseTgiRequest(body: unknown, route: TgiRoute, model: string): 
 
   // TGI's server samples when asked or when a warper is active (a temperature of 1 is none)
   const temperature = p.temperature ?? 1;
-  const sampling = (p.do_sample ?? false) || temperature !== 1 || (p.top_k ?? 0) !== 0 || (p.top_p ?? 1) < 1;
+  const typicalP = p.typical_p ?? 1;
+  const sampling = (p.do_sample ?? false) || temperature !== 1 || (p.top_k ?? 0) !== 0 || (p.top_p ?? 1) < 1 || typicalP < 1;
   const details = p.details ?? false;
   const decoderInputDetails = p.decoder_input_details ?? false;
   const topNTokens = p.top_n_tokens ?? 0;
@@ -173,6 +177,7 @@ export function parseTgiRequest(body: unknown, route: TgiRoute, model: string): 
       decoderInputDetails,
       topNTokens,
       sampling,
+      typicalP: sampling ? typicalP : 1,
       stop,
     },
     completionBody,

@@ -43,7 +43,10 @@ function tgiFront(ctx: RouteContext, route: TgiRoute, fromPath: string | null): 
       const model = modelOf(ctx, fromPath, body);
       const parsed = parseTgiRequest(body, route, model);
       request = parsed.request;
-      return prepare(ctx, 'completions', parsed.completionBody, { restOfContext: true });
+      const prepared = await prepare(ctx, 'completions', parsed.completionBody, { restOfContext: true });
+      // (typical sampling has no field in the completions body it is said as)
+      if (request.typicalP < 1) prepared.params.typicalP = request.typicalP;
+      return prepared;
     },
     respond: (args) => (request!.stream ? tgiStream(args, request!) : tgiJson(args, request!, route === 'compat')),
     sendError: sendTgiError,
