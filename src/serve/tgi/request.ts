@@ -7,18 +7,19 @@
  * from OpenAI's:
  *
  * - Greedy unless asked otherwise: a request samples when `do_sample` is true or a sampling
- *   parameter is active (temperature ≠ 1, top_k, top_p < 1), as TGI's server decides; a body
- *   without `parameters` samples (TGI's default parameters set do_sample). The model's
- *   generation_config.json settings are not a request's defaults here, as they are not in TGI.
+ *   parameter is active (temperature ≠ 1, top_k, top_p < 1, typical_p), as TGI's server
+ *   decides; a body without `parameters` samples (TGI's default parameters set do_sample). The
+ *   model's generation_config.json settings are not a request's defaults here, as they are not in
+ *   TGI.
  * - `max_new_tokens` left out: the rest of the context, as TGI's router does.
  * - A stop sequence stays in the generated text (TGI does not cut it).
  * - `return_full_text`: the prompt before the text; POST / defaults to it, as TGI does for a
  *   text-generation model, and /generate and /generate_stream do not.
  *
- * What this server cannot do is a 422 that names it, never ignored: best_of > 1, watermark,
- * adapters. typical_p is followed (transformers' TypicalLogitsWarper, sampling.ts), since
- * LangChain's HuggingFaceEndpoint sends 0.95 by default. Unknown parameters are refused too (TGI ignores them): a misspelt one would
- * otherwise change nothing without a word.
+ * typical_p is followed (transformers' TypicalLogitsWarper, sampling.ts): LangChain's
+ * HuggingFaceEndpoint sends 0.95 by default. What this server cannot do is a 422 that names it,
+ * never ignored: best_of > 1, watermark, adapters. Unknown parameters are refused too (TGI
+ * ignores them): a misspelt one would otherwise change nothing without a word.
  */
 import { z } from 'zod';
 import { MAX_TOP_LOGPROBS } from '../../runtime/generation/logprobs.js';
