@@ -39,6 +39,9 @@ const SETTINGS: Array<[string, SamplingParams]> = [
   ['temperature 0.8, min-p 0.05', { temperature: 0.8, minP: 0.05 }],
   ['temperature 1, top-k 50', { temperature: 1, topK: 50 }],
   ['temperature 0.7, top-p 0.9 (control)', { temperature: 0.7, topP: 0.9 }],
+  // typical sampling sorts the kept tokens by their distance from the entropy: both columns run it
+  ['temperature 0.8, typical-p 0.95', { temperature: 0.8, typicalP: 0.95 }],
+  ["LangChain's HuggingFaceEndpoint: temperature 0.8, top-p 0.95, typical-p 0.95", { temperature: 0.8, topP: 0.95, typicalP: 0.95 }],
 ];
 const ROWS = 8;
 

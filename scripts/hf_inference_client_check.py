@@ -15,16 +15,8 @@ conversation, schema (a JSON schema), regex, tool (an OpenAI function tool).
 import json
 import sys
 
+from client_attempt import attempt
 from huggingface_hub import InferenceClient
-
-
-def attempt(fn):
-    """{"ok": value} or {"error": what the client raised: its class, message and HTTP status}."""
-    try:
-        return {"ok": fn()}
-    except Exception as exc:  # the report says what was raised; the test judges it
-        response = getattr(exc, "response", None)
-        return {"error": {"class": type(exc).__name__, "message": str(exc)[:2000], "status": getattr(response, "status_code", None)}}
 
 
 def main() -> None:

@@ -117,6 +117,12 @@ async function badWordSequences(model: ServedModel, words: readonly string[]): P
   return out;
 }
 
+/** The model a request body names (its `model` field), before it is validated; null where it names none. */
+export function modelNamed(body: unknown): string | null {
+  const model = (body as { model?: unknown } | null)?.model;
+  return typeof model === 'string' ? model : null;
+}
+
 /** The served model of that name; a 503 naming the reason for a refused one, a 404 listing the others. */
 export function lookupModel(ctx: ModelsInView, name: string): ServedModel {
   const model = ctx.models.get(name);

@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, badRequest, modelUnavailable, toApiError } from './errors.js';
 import type { ServeMetrics } from './metrics.js';
 import type { LoadedHandle, RefusedModel, ServedModel } from './models.js';
-import { lookupModel, MAX_SEQUENCES, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
+import { lookupModel, MAX_SEQUENCES, modelNamed, prepare, type Endpoint, type Prepared, type PreparedPrompt } from './prepare.js';
 import { KvCacheTooLargeError, type ResidencyManager } from './residency.js';
 import { jsonResponse, streamResponse, type ResponseArgs } from './responses.js';
 import { registerTgiRoutes } from './tgi/routes.js';
@@ -151,7 +151,7 @@ function openaiFront(ctx: RouteContext, endpoint: Endpoint, model: string | null
   return {
     label: endpoint,
     endpoint,
-    modelName: (body) => model ?? bodyModel(body),
+    modelName: (body) => model ?? modelNamed(body),
     prepare: (body) => prepare(ctx, endpoint, model !== null && body !== null && typeof body === 'object' && !Array.isArray(body) ? { ...body, model } : body),
     respond: (args) => (args.p.stream ? streamResponse(args) : jsonResponse(args)),
     sendError,
@@ -165,7 +165,7 @@ function responsesFront(ctx: RouteContext): GenerationFront {
   return {
     label: 'responses',
     endpoint: 'chat',
-    modelName: bodyModel,
+    modelName: modelNamed,
     async prepare(body) {
       const parsed = parseResponsesRequest(body);
       request = parsed.request;
@@ -181,11 +181,6 @@ function responsesFront(ctx: RouteContext): GenerationFront {
     streamError: (e) => responsesStreamError(e.body()),
   };
 }
-
-const bodyModel = (body: unknown): string | null => {
-  const model = (body as { model?: unknown } | null)?.model;
-  return typeof model === 'string' ? model : null;
-};
 
 async function generation(ctx: RouteContext, front: GenerationFront, req: FastifyRequest, reply: FastifyReply): Promise<void> {
   const arrived = performance.now();

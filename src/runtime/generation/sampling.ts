@@ -117,7 +117,9 @@ export function samplingDistribution(
     if (tau === 0 || mass >= need) break;
     tau = tau < 1e-12 ? 0 : tau / 64;
   }
-  candidates.sort((a, b) => weights[b] - weights[a] || a - b);
+  // (typical sampling orders the tokens its own way: without a top-p cut they need no other order)
+  const sorted = topP < 1 || typicalP >= 1;
+  if (sorted) candidates.sort((a, b) => weights[b] - weights[a] || a - b);
   let keep = candidates.length;
   if (topP < 1) {
     // HF's TopPLogitsWarper keeps a token while the mass strictly before it is below top-p (≥ 1 token)
@@ -127,7 +129,8 @@ export function samplingDistribution(
   }
   // min-p (transformers' MinPLogitsWarper): a token stays if its probability is at least min-p
   // times the largest; the ratio is the same before and after renormalising, so weights serve
-  if (minP > 0) {
+  // (unsorted, the candidates' floor above has applied it already: the largest weight is 1)
+  if (minP > 0 && sorted) {
     const floor = minP * weights[candidates[0]];
     let kept = 1;
     while (kept < keep && weights[candidates[kept]] >= floor) kept++;
@@ -145,7 +148,8 @@ export function samplingDistribution(
  * token's distance from the entropy, |−log p − H|, ascending; the tokens kept are those up to the
  * first whose cumulative probability in that order reaches `mass` (ties with it kept, at least one).
  */
-function typicalCut(ids: number[], weights: Float64Array, mass: number): Int32Array {
+function typicalCut(ids: readonly number[], weights: Float64Array, mass: number): Int32Array {
+  const n = ids.length;
   let total = 0;
   for (const id of ids) total += weights[id];
   let entropy = 0;
@@ -153,18 +157,24 @@ function typicalCut(ids: number[], weights: Float64Array, mass: number): Int32Ar
     const p = weights[id] / total;
     if (p > 0) entropy -= p * Math.log(p);
   }
-  const shifted = new Map(ids.map((id) => [id, Math.abs(-Math.log(weights[id] / total) - entropy)]));
-  const order = [...ids].sort((a, b) => shifted.get(a)! - shifted.get(b)! || a - b);
+  // (arrays by position, not a map: with top-p off this sorts the whole vocabulary every token)
+  const shifted = new Float64Array(n);
+  for (let i = 0; i < n; i++) shifted[i] = Math.abs(-Math.log(weights[ids[i]] / total) - entropy);
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => shifted[a] - shifted[b] || ids[a] - ids[b]);
   // the first index whose cumulative probability is not below the mass (transformers: the count below it)
   let cumulative = 0;
   let last = 0;
-  while (last < order.length - 1) {
-    cumulative += weights[order[last]] / total;
+  while (last < n - 1) {
+    cumulative += weights[ids[order[last]]] / total;
     if (!(cumulative < mass)) break;
     last++;
   }
-  const limit = shifted.get(order[last])!;
-  return Int32Array.from(order.filter((id, i) => i === 0 || shifted.get(id)! <= limit));
+  const limit = shifted[order[last]];
+  let kept = 1;
+  while (kept < n && shifted[order[kept]] <= limit) kept++;
+  return Int32Array.from(order.subarray(0, kept), (i) => ids[i]);
 }
 
 /**

@@ -333,9 +333,10 @@ export class SchemaPrefix {
       case 'number': {
         const phase = numberStep(0, c, node.integer);
         if (phase === 0) return;
-        const keep = uniqueSeen(below) !== null;
+        const seen = uniqueSeen(below);
+        const keep = seen !== null;
         const text = node.range === null && !keep ? '' : String.fromCharCode(c);
-        if (keep && !uniqueNumberViable(text, uniqueSeen(below)!)) return;
+        if (keep && !uniqueNumberViable(text, seen)) return;
         if (node.range === null || numberPrefixViable(node.range, text, node.integer)) push(on({ t: 'number', integer: node.integer, phase, range: node.range, text, keep }, below));
         return;
       }
@@ -497,11 +498,10 @@ function otherKeyViable(n: ObjectNode, seen: readonly string[], typed: string, r
       return true; // (an escape not yet whole: judged at the next character)
     }
   }
-  const forbidden = seen.filter((name) => name.startsWith(prefix));
-  for (const name of n.declared) if (name.startsWith(prefix) && !forbidden.includes(name)) forbidden.push(name);
-  return forbidden.length === 0 || awayFrom(forbidden, prefix, ruled);
+  return awayFrom(n.declared.length === 0 ? seen : [...seen, ...n.declared], prefix, ruled);
 }
 
+/** whether the key `prefix` (the rule in `state` after it) can be completed to a name none of `forbidden` */
 function awayFrom(forbidden: readonly string[], prefix: string, state: RuledString): boolean {
   const hits = forbidden.filter((name) => name.startsWith(prefix));
   if (hits.length === 0) return true;

@@ -89,12 +89,6 @@ export interface TgiRequest {
   stop: string[];
 }
 
-/** The body's model field (this server's addition), when it names one; for the requests' metrics before validation. */
-export function tgiModelField(body: unknown): string | null {
-  const model = (body as { model?: unknown } | null)?.model;
-  return typeof model === 'string' ? model : null;
-}
-
 /** A zod issue as TGI's kind of message ("`parameters.top_k`: expected an integer"). */
 function issueMessage(err: z.ZodError): ApiError {
   const issue = err.issues[0];

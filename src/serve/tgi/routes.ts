@@ -9,10 +9,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toApiError } from '../errors.js';
-import { lookupModel, MAX_SEQUENCES, prepare, type Endpoint } from '../prepare.js';
+import { lookupModel, MAX_SEQUENCES, modelNamed, prepare, type Endpoint } from '../prepare.js';
 import type { GenerationFront, RouteContext } from '../routes.js';
 import { sendTgiError, tgiJson, tgiStream, tgiStreamError } from './output.js';
-import { parseTgiRequest, TGI_MAX_STOP_SEQUENCES, tgiModelField, tgiValidation, type TgiRequest, type TgiRoute } from './request.js';
+import { parseTgiRequest, TGI_MAX_STOP_SEQUENCES, tgiValidation, type TgiRequest, type TgiRoute } from './request.js';
 import { MAX_TOP_LOGPROBS } from '../../runtime/generation/logprobs.js';
 import { TOOL_VERSION } from '../../version.js';
 
@@ -23,7 +23,7 @@ type OpenAiFor = (endpoint: Endpoint, model: string) => GenerationFront;
 /** The model a TGI request is for: its path's, its body's, or the only one served. */
 function modelOf(ctx: RouteContext, fromPath: string | null, body: unknown): string {
   if (fromPath !== null) return fromPath;
-  const named = tgiModelField(body);
+  const named = modelNamed(body);
   if (named !== null) return named;
   const all = [...ctx.models.keys(), ...ctx.refused.keys()];
   if (all.length === 1) return all[0];
@@ -38,7 +38,7 @@ function tgiFront(ctx: RouteContext, route: TgiRoute, fromPath: string | null): 
   return {
     label: route === 'compat' ? 'tgi' : `tgi_${route}`,
     endpoint: 'completions',
-    modelName: (body) => fromPath ?? tgiModelField(body),
+    modelName: (body) => fromPath ?? modelNamed(body),
     async prepare(body) {
       const model = modelOf(ctx, fromPath, body);
       const parsed = parseTgiRequest(body, route, model);
