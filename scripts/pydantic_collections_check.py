@@ -9,15 +9,16 @@ it, and ask Pydantic whether its own parse takes them, as `chat.completions.pars
 
 Reads {"texts": {model: [json text, ...]}} as JSON on stdin and prints {"pydantic": version,
 "schemas": {model: its model_json_schema()}, "valid": {model: [true | "the first error", ...]}}.
-Models: counts, stock, owners, short (dicts), sets.
+Models: counts, stock, owners, short (dicts), sets, held_sets.
 """
+import datetime
 import json
 import sys
 import uuid
 from typing import Annotated, Literal
 
 import pydantic
-from pydantic import BaseModel, StringConstraints, conset
+from pydantic import BaseModel, StringConstraints, conint, conset
 
 
 class Counts(BaseModel):
@@ -54,8 +55,17 @@ class Sets(BaseModel):
     few: conset(int, min_length=1, max_length=3)
 
 
+class HeldSets(BaseModel):
+    """Sets whose items are held to a rule: a format, a pattern, bounds."""
+
+    owners: conset(uuid.UUID, max_length=3)
+    days: conset(datetime.date, max_length=3)
+    codes: frozenset[Annotated[str, StringConstraints(pattern=r"^[a-c]{2}$")]]
+    scores: conset(conint(ge=0, le=5), min_length=2)
+
+
 DICTS = {"counts": Counts, "stock": Stock, "owners": Owners, "short": Short}
-MODELS = {**DICTS, "sets": Sets}
+MODELS = {**DICTS, "sets": Sets, "held_sets": HeldSets}
 
 
 def verdict(model, text):

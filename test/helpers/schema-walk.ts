@@ -13,16 +13,18 @@ const CLOSERS = ['"', '}', ']'];
 
 /**
  * A value written character by character, each a random one the constraint takes (closers favoured
- * as the text grows); 'dead' where the constraint takes none of the alphabet and the value is not
- * complete, null where it grew past `max` characters.
+ * as the text grows; with `closeLast`, `]` and `}` only where nothing else fits, so that arrays
+ * grow until the constraint lets no item more in); 'dead' where the constraint takes none of the
+ * alphabet and the value is not complete, null where it grew past `max` characters.
  */
-export function walk(node: SchemaNode, rand: () => number, max = 400): string | 'dead' | null {
+export function walk(node: SchemaNode, rand: () => number, max = 400, closeLast = false): string | 'dead' | null {
   let state = new SchemaPrefix(node, 0, 0);
   let text = '';
   while (text.length < max) {
-    const order = [...ALPHABET].sort(() => rand() - 0.5);
+    let order = [...ALPHABET].sort(() => rand() - 0.5);
     // (closing what is open, more often as the text grows, keeps walks short: a top level open to other keys would otherwise wander)
-    if (rand() < Math.min(0.9, 0.3 + text.length / 80)) order.unshift(...CLOSERS);
+    if (closeLast) order = [...order.filter((c) => c !== ']' && c !== '}'), ']', '}'];
+    else if (rand() < Math.min(0.9, 0.3 + text.length / 80)) order.unshift(...CLOSERS);
     let moved = false;
     for (const c of order) {
       const next = state.clone();

@@ -50,6 +50,9 @@ const DICTS = {
     tags: { type: 'array', items: { type: 'string' }, uniqueItems: true },
     ids: { type: 'array', items: { type: 'integer' }, uniqueItems: true },
     colours: { type: 'array', items: { enum: ['red', 'green', 're"d'] }, uniqueItems: true },
+    // held to a pattern (six values in all) and bounded: a character is taken only where a value not given is left
+    codes: { type: 'array', items: { type: 'string', pattern: '^[ab]{1,2}$' }, uniqueItems: true },
+    scores: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 12 }, uniqueItems: true },
   },
 };
 
@@ -64,7 +67,7 @@ function states(): Array<[string, GrammarState]> {
   for (const text of ['', '{', '{"a', '{"a": ', '{"a": 1', '{"a": 12.5e', '{"a": "x\\', '{"a": "x\\u00', '{"a": [true, ', '{"a": "😀 ']) after('json_object', startingState(), text);
   for (const text of ['', '{"name": "Ro', '{"name": "Romeo", ', '{"name": "Romeo", "mood": "ma', '{"name": "Romeo", "mood": "glad", "age": 1', '{"name": "Romeo", "mood": "glad", "age": 12, "when": "2024-02-', '{"name": "Romeo", "mood": "glad", "age": 12, "tags": ["abc', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "so 😀', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "a\\"']) after('schema', startingState(SCHEMA), text);
   // inside keys: of any name (a run of plain characters fits without being read), of a pattern, of an enum, after a key given
-  for (const text of ['{"free": {"ab', '{"free": {"ab": 1, "ab', '{"free": {"a\\', '{"counts": {"ab', '{"counts": {"ab": 1, "a', '{"stock": {"p', '{"stock": {"pears": 1, "p', '{"counts": {"abc": 1, ', '{"tags": ["ab", "a', '{"tags": ["ab", ', '{"ids": [0, ', '{"ids": [1, 1', '{"colours": ["red", "', '{"colours": ["red", "re']) after('dict keys', startingState(DICTS), text);
+  for (const text of ['{"free": {"ab', '{"free": {"ab": 1, "ab', '{"free": {"a\\', '{"counts": {"ab', '{"counts": {"ab": 1, "a', '{"stock": {"p', '{"stock": {"pears": 1, "p', '{"counts": {"abc": 1, ', '{"tags": ["ab", "a', '{"tags": ["ab", ', '{"ids": [0, ', '{"ids": [1, 1', '{"colours": ["red", "', '{"colours": ["red", "re', '{"codes": ["a", "aa", "', '{"codes": ["a", "aa", "a', '{"scores": [1, 10, 11, ', '{"scores": [1, 10, 11, 1']) after('dict keys', startingState(DICTS), text);
   after('schema', startingState(SCHEMA), '{"name": "Romeo", "mood": "glad", "age": 12, "xy');
   for (const [pattern, text] of [['😀+a', '😀'], ['[a-z ]+\\.', 'th'], ['(yes|no|maybe)', 'm'], ['\\d{3}-\\w+', '12'], ['(?!ab)\\w+', 'a']] as const) after(`regex ${pattern}`, new RegexPrefix(compileRegex(pattern)), text);
   // a grammar that wraps others: gpt-oss's addressed call (a name, a header, then JSON arguments)

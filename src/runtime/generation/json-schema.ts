@@ -6,7 +6,7 @@
  * model_json_schema, zod-to-json-schema): `type` (one or a list), `properties`, `required`,
  * `additionalProperties` (false, true or a schema; absent = true), `propertyNames` and
  * `patternProperties` of one pattern (the other keys' names held to a string rule: otherKeys),
- * `uniqueItems` on arrays of scalars (uniqueItems), `items`, `prefixItems` (and
+ * `uniqueItems` on arrays of scalars (uniqueItems: strings, integers, literals), `items`, `prefixItems` (and
  * draft 7's items array with `additionalItems`), `allOf` (of one schema, or of several merged:
  * object schemas' properties united, other schemas' keywords united; mergedObjects), `minItems`,
  * `maxItems`, `enum`, `const`, `anyOf`, `oneOf` (matched as anyOf: a value valid under two of
@@ -23,8 +23,8 @@
  * the server's forced tool calls, which are an array of calls).
  */
 import { RfidMoeError } from '../../errors.js';
-import { ruleAccepts, stringRule, type StringRule } from './string-rules.js';
-import { hasInteger, numberRange, type NumberRange } from './number-range.js';
+import { distinctValues, ruleAccepts, stringRule, type StringRule } from './string-rules.js';
+import { countIntegers, hasInteger, numberRange, type NumberRange } from './number-range.js';
 
 export class SchemaError extends RfidMoeError {
   readonly kind = 'SchemaError';
@@ -77,7 +77,8 @@ export const ANY: SchemaNode = { kind: 'any' };
 /**
  * uniqueItems on an array of scalars: `finite`, every value an item may be (their canonical
  * forms, uniqueValue), where they are few (an enum, booleans, constants); null where they are
- * without end (any string, any integer).
+ * too many to list (a string, free or held to a rule; an integer), and so are judged as they are
+ * written (schema-prefix.ts: newItemPossible).
  */
 export interface UniqueItems {
   finite: readonly string[] | null;
@@ -392,16 +393,22 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
 
   /**
    * uniqueItems of an array whose items are scalars a generation can tell apart as they are
-   * written (Pydantic's set[str], set[int], set[Literal[…]]): strings of an enum, or any string;
-   * integers without bounds; true, false, null and constants; and anyOf of these. Others
-   * (objects, arrays, a string's pattern or lengths, fractions, bounded integers, tuples) are
-   * refused, naming the keyword.
+   * written (Pydantic's set[str], set[UUID], set[conint(…)], set[Literal[…]]): strings (any, of an
+   * enum, or held to a pattern, format or lengths); integers (bounded or not, multipleOf too);
+   * true, false, null and constants; and anyOf of these. Others (objects, arrays, fractions,
+   * tuples) are refused, naming the keyword. Where minItems asks for more distinct values than
+   * the items can take, that is refused too (a string rule's values are counted as
+   * distinctValues finds them).
    */
   function uniqueItems(prefix: readonly SchemaNode[], items: SchemaNode | null, min: number, at: string): UniqueItems {
     if (prefix.length > 0) throw new SchemaError('"uniqueItems" beside tuple items ("prefixItems") is not supported', at);
     const finite: string[] = [];
+    /** any string: values without end */
     let endless = false;
-    const refuse = (what: string) => new SchemaError(`"uniqueItems" is supported on arrays of strings (any, or of an enum), integers without bounds, booleans, null and constants; not of ${what}`, `${at}/uniqueItems`);
+    /** distinct values counted beyond the finite ones, up to `min` (strings held to a rule, integers), and whether there are such items */
+    let counted = 0;
+    let countable = false;
+    const refuse = (what: string) => new SchemaError(`"uniqueItems" is supported on arrays of strings, integers, booleans, null and constants; not of ${what}`, `${at}/uniqueItems`);
     const add = (n: SchemaNode): void => {
       switch (n.kind) {
         case 'anyOf':
@@ -411,17 +418,28 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
           finite.push(uniqueValue(n.text));
           return;
         case 'string':
-          if (n.rule !== null) throw refuse('strings held to a pattern, format or lengths');
-          if (n.allowed === null) endless = true;
-          else finite.push(...n.allowed.map((w) => uniqueValue(`"${w}"`)));
+          if (n.allowed !== null) finite.push(...n.allowed.map((w) => uniqueValue(`"${w}"`)));
+          else if (n.rule === null) endless = true;
+          else {
+            countable = true;
+            if (min <= 1) counted += 1;
+            else {
+              const { found, complete } = distinctValues(n.rule, min);
+              if (!complete) throw new SchemaError(`minItems ${min} unique items: the items' string rule is too large to count ${min} distinct values of within the search's limits (found ${found})`, at);
+              counted += found;
+            }
+          }
           return;
-        case 'number':
+        case 'number': {
           // (a fraction has other texts of one value, 1.5 and 1.50, and a long one a double's
           // rounding: not told apart as written; integers are, up to MAX_UNIQUE_DIGITS digits)
           if (!n.integer) throw refuse('numbers other than integers');
-          if (n.range !== null) throw refuse('bounded integers');
-          endless = true;
+          const widest = 10n ** BigInt(MAX_UNIQUE_DIGITS) - 1n;
+          const all = countIntegers(n.range, -widest, widest);
+          countable = true;
+          counted += all > BigInt(min) ? min : Number(all);
           return;
+        }
         default:
           throw refuse(n.kind === 'any' ? 'items of any type' : `${n.kind}s`);
       }
@@ -429,8 +447,11 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     if (items === null) throw refuse('no items');
     add(items);
     const distinct = [...new Set(finite)];
-    if (!endless && min > distinct.length) throw new SchemaError(`minItems ${min} unique items, but the items can take only ${distinct.length} distinct values`, at);
-    return { finite: endless ? null : distinct };
+    // (an anyOf's options may share values: the count may be high there, which the generation's own check covers)
+    if (!endless && min > distinct.length + counted) {
+      throw new SchemaError(`minItems ${min} unique items, but the items can take only ${distinct.length + counted} distinct values${counted > 0 ? ' (of the characters a generation looks for)' : ''}`, at);
+    }
+    return { finite: endless || countable ? null : distinct };
   }
 
   function typed(type: string, o: Record<string, unknown>, at: string): SchemaNode {

@@ -221,3 +221,26 @@ function meetsStep(range: NumberRange, a: Decimal, b: Decimal): boolean {
   const first = r === 0n ? lo : lo + (k - r);
   return first <= hi;
 }
+
+/**
+ * How many integers from `a` to `b` (both included) an integer schema's bounds and multipleOf
+ * take (`range` null: every one): what an item of unique integers (schema-prefix.ts) counts to
+ * know whether a value not given yet is left.
+ */
+export function countIntegers(range: NumberRange | null, a: bigint, b: bigint): bigint {
+  let lo = a;
+  let hi = b;
+  let k = 1n;
+  if (range !== null) {
+    const r = integerBounds(range);
+    if (r.min !== null && r.min.int > lo) lo = r.min.int;
+    if (r.max !== null && r.max.int < hi) hi = r.max.int;
+    k = r.step ?? 1n;
+  }
+  if (lo > hi) return 0n;
+  // multiples of k in [lo, hi]: floor(hi / k) − ceil(lo / k) + 1
+  const floorDiv = (x: bigint) => (x >= 0n ? x / k : -((-x + k - 1n) / k));
+  const ceilDiv = (x: bigint) => -floorDiv(-x);
+  const count = floorDiv(hi) - ceilDiv(lo) + 1n;
+  return count > 0n ? count : 0n;
+}

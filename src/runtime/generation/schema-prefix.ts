@@ -17,8 +17,8 @@
 import { isDigit, isPlain, isSpace, nextEscape, numberComplete, numberStep, type Escape } from './json-chars.js';
 import { MAX_UNIQUE_DIGITS, uniqueValue, type SchemaNode } from './json-schema.js';
 import type { DfaState } from './regex-prefix.js';
-import type { StringRule } from './string-rules.js';
-import { inRange, numberPrefixViable, parseDecimal, type NumberRange } from './number-range.js';
+import { PROBE_CHARACTERS, type StringRule } from './string-rules.js';
+import { countIntegers, inRange, numberPrefixViable, parseDecimal, type NumberRange } from './number-range.js';
 
 type ObjectNode = Extract<SchemaNode, { kind: 'object' }>;
 type ArrayNode = Extract<SchemaNode, { kind: 'array' }>;
@@ -43,9 +43,10 @@ type Frame =
   | { t: 'string'; allowed: readonly string[] | null; typed: string; esc: Escape; rule: null; keep: boolean }
   /**
    * a string held to a rule (string-rules.ts), read as its decoded value: each regex's state,
-   * the code points so far, a \u escape's value so far, a high surrogate waiting for its low one (0: none)
+   * the code points so far, a \u escape's value so far, a high surrogate waiting for its low one
+   * (0: none); `kept`: the value so far where it is an item of unique items, else null
    */
-  | { t: 'string'; allowed: null; typed: ''; esc: Escape; rule: StringRule; dfas: readonly DfaState[]; len: number; hex: number; high: number }
+  | { t: 'string'; allowed: null; typed: ''; esc: Escape; rule: StringRule; dfas: readonly DfaState[]; len: number; hex: number; high: number; kept: string | null }
   /** a number, in json-chars.ts's numberStep phases; with bounds (`range`) or where `keep` (an item of unique items), its text so far */
   | { t: 'number'; integer: boolean; phase: number; range: NumberRange | null; text: string; keep: boolean }
   /** a literal being written, `pos` characters of `text` read */
@@ -239,9 +240,8 @@ export class SchemaPrefix {
           return;
         }
         if (c === 0x2c && f.phase === 2) {
-          // with uniqueItems of few values, another item only while one is left
-          if (f.count < n.max && (n.unique?.finite ?? null) === null) push(on({ ...f, phase: 1 }, below));
-          else if (f.count < n.max && n.unique!.finite!.some((v) => !f.seen.includes(v))) push(on({ ...f, phase: 1 }, below));
+          // with uniqueItems, another item only while a value not given yet is left
+          if (f.count < n.max && (n.unique === null || newItemPossible(n, f.seen))) push(on({ ...f, phase: 1 }, below));
           return;
         }
         if (f.phase === 2 || f.count >= n.max) return;
@@ -250,7 +250,8 @@ export class SchemaPrefix {
       }
       case 'string': {
         if (f.rule !== null) {
-          ruledStringStep(f, c, below, push);
+          if (f.kept === null) ruledStringStep(f, c, below, push);
+          else uniqueRuledStep(f, c, below, push);
           return;
         }
         if (f.esc === 0 && c === 0x22) {
@@ -277,9 +278,9 @@ export class SchemaPrefix {
         const phase = numberStep(f.phase, c, f.integer);
         if (phase > 0) {
           if (f.keep) {
-            // an item of unique items (an integer without bounds): its text kept, and never one that can only be an integer given already
+            // an item of unique items (an integer): its text kept, and never one that can only be an integer given already
             const text = f.text + String.fromCharCode(c);
-            if (uniqueNumberViable(text, uniqueSeen(below)!)) push(on({ ...f, phase, text }, below));
+            if (uniqueIntegerViable(text, f.range, uniqueSeen(below)!)) push(on({ ...f, phase, text }, below));
           } else if (f.range === null) push(on({ ...f, phase }, below));
           else if (phase < EXPONENT) {
             const text = f.text + String.fromCharCode(c);
@@ -327,7 +328,12 @@ export class SchemaPrefix {
         // an item of unique items: a string of an enum only where some value of it is not given yet
         if (seen !== null && node.allowed !== null && !node.allowed.some((a) => !seen.includes(uniqueValue(`"${a}"`)))) return;
         if (node.rule === null || node.allowed !== null) push(on({ t: 'string', allowed: node.allowed, typed: '', esc: 0, rule: null, keep: seen !== null && node.allowed === null }, below));
-        else push(on(ruledStart(node.rule), below));
+        else if (seen === null) push(on(ruledStart(node.rule), below));
+        else {
+          // an item of unique items held to a rule: begun only where a value not given yet can be written
+          const first = ruledStart(node.rule, '');
+          if (awayFrom(givenStrings(seen), '', first)) push(on(first, below));
+        }
         return;
       }
       case 'number': {
@@ -336,7 +342,7 @@ export class SchemaPrefix {
         const seen = uniqueSeen(below);
         const keep = seen !== null;
         const text = node.range === null && !keep ? '' : String.fromCharCode(c);
-        if (keep && !uniqueNumberViable(text, seen)) return;
+        if (keep && !uniqueIntegerViable(text, node.range, seen)) return;
         if (node.range === null || numberPrefixViable(node.range, text, node.integer)) push(on({ t: 'number', integer: node.integer, phase, range: node.range, text, keep }, below));
         return;
       }
@@ -382,22 +388,104 @@ function pushItem(below: Stack | null, json: string, push: (stack: Stack | null)
 }
 
 /**
- * Whether an integer's text so far, an item of unique items, can still become an integer not given
- * yet, of at most MAX_UNIQUE_DIGITS digits. Its completions are the integers whose text begins
- * with it (0 and -0 take nothing more; 0 and -0 are one value), each a distinct value, so it can
- * exactly where the given ones among them are fewer than all of them.
+ * The integers (as inclusive intervals) an integer's text so far, an item of unique items, can
+ * still become, of at most MAX_UNIQUE_DIGITS digits: each count of further digits gives one
+ * interval; 0 and -0 take nothing more (and are one value); '' and '-' may become any of them.
  */
-function uniqueNumberViable(text: string, seen: readonly string[]): boolean {
-  const digits = text.length - (text.startsWith('-') ? 1 : 0);
-  if (digits > MAX_UNIQUE_DIGITS) return false;
-  if (digits === 0) return true; // "-": more negative integers than any array holds
-  if (text === '0' || text === '-0') return !seen.includes('n0');
-  const left = MAX_UNIQUE_DIGITS - digits;
-  // 1 + 10 + … + 10^left integers begin with the text
-  const all = (10 ** (left + 1) - 1) / 9;
-  let given = 0;
-  for (const v of seen) if (v.startsWith(`n${text}`)) given++;
-  return given < all;
+function integerCompletions(text: string): Array<[bigint, bigint]> {
+  const negative = text.startsWith('-');
+  const body = negative ? text.slice(1) : text;
+  const widest = 10n ** BigInt(MAX_UNIQUE_DIGITS) - 1n;
+  if (body === '') return [negative ? [-widest, 0n] : [-widest, widest]];
+  if (body.length > MAX_UNIQUE_DIGITS) return [];
+  if (body === '0') return [[0n, 0n]];
+  const v = BigInt(body);
+  const spans: Array<[bigint, bigint]> = [];
+  for (let digits = body.length, p = 1n; digits <= MAX_UNIQUE_DIGITS; digits++, p *= 10n) {
+    const lo = v * p;
+    const hi = (v + 1n) * p - 1n;
+    spans.push(negative ? [-hi, -lo] : [lo, hi]);
+  }
+  return spans;
+}
+
+/**
+ * Whether an integer's text so far, an item of unique items (bounded by `range`, or not), can
+ * still become an integer not given yet. Its completions within the range are distinct values, so
+ * it can exactly where the given ones among them are fewer than all of them (countIntegers).
+ */
+function uniqueIntegerViable(text: string, range: NumberRange | null, seen: readonly string[]): boolean {
+  const spans = integerCompletions(text);
+  let given = 0n;
+  for (const v of seen) {
+    // (an integer of at most MAX_UNIQUE_DIGITS digits has its plain text as its canonical form; an anyOf's other numbers are not among the completions)
+    if (!/^n-?\d+$/.test(v)) continue;
+    const x = BigInt(v.slice(1));
+    if (spans.some(([a, b]) => a <= x && x <= b) && countIntegers(range, x, x) === 1n) given++;
+  }
+  let all = 0n;
+  for (const [a, b] of spans) {
+    all += countIntegers(range, a, b);
+    if (all > given) return true;
+  }
+  return false;
+}
+
+/** the strings among an array's given items (uniqueValue's forms) */
+const givenStrings = (seen: readonly string[]): string[] => seen.filter((v) => v.startsWith('s')).map((v) => v.slice(1));
+
+/** whether an item of `node` not among the given ones (uniqueValue's forms) can still be written */
+function valueLeft(node: SchemaNode, seen: readonly string[]): boolean {
+  switch (node.kind) {
+    case 'anyOf':
+      return node.options.some((o) => valueLeft(o, seen));
+    case 'literal':
+      return !seen.includes(uniqueValue(node.text));
+    case 'string':
+      if (node.allowed !== null) return node.allowed.some((a) => !seen.includes(uniqueValue(`"${a}"`)));
+      return node.rule === null || awayFrom(givenStrings(seen), '', ruledStart(node.rule, ''));
+    case 'number':
+      return uniqueIntegerViable('', node.range, seen);
+    default:
+      return true;
+  }
+}
+
+/** whether an array of unique items can take another item: one not given yet is left */
+function newItemPossible(n: ArrayNode, seen: readonly string[]): boolean {
+  const finite = n.unique!.finite;
+  return finite !== null ? finite.some((v) => !seen.includes(v)) : valueLeft(n.items!, seen);
+}
+
+/**
+ * One character of an item of unique items held to a rule: as ruledStringStep, but the closing
+ * quote takes the value only where it is not given yet, and any other character only where the
+ * value can still become one not given yet (awayFrom); a character of an escape, only where some
+ * character the escape can still write leads to one.
+ */
+function uniqueRuledStep(f: RuledString, c: number, below: Stack | null, push: (stack: Stack | null) => void): void {
+  ruledStringStep(f, c, below, (stack) => {
+    if (stack === below) {
+      // closed: the value, with a high surrogate still waiting as a character of its own
+      pushItem(below, JSON.stringify(f.kept! + (f.high === 0 ? '' : String.fromCharCode(f.high))), push);
+      return;
+    }
+    const next = stack!.frame as RuledString;
+    // (a high surrogate is judged with its low one)
+    if (next.high !== 0 || uniqueLeftAfter(next, givenStrings(uniqueSeen(below)!))) push(stack);
+  });
+}
+
+/** whether a held item's value so far (an escape perhaps under way) can still become a value not among `given` */
+function uniqueLeftAfter(f: RuledString, given: readonly string[]): boolean {
+  if (f.esc === 0) return awayFrom(given, f.kept!, f);
+  // the characters the escape can still write: after the backslash, those of the simple escapes and
+  // the controls; after \u00 and a digit, that digit's sixteen controls; after \u or \u0, the controls
+  const units = f.esc === 1 ? ESCAPABLE : f.esc === 5 ? CONTROLS.slice(f.hex * 16, f.hex * 16 + 16) : CONTROLS;
+  return units.some((u) => {
+    const after = codeUnit({ ...f, esc: 0, hex: 0 }, u);
+    return after !== null && awayFrom(given, after.kept!, after);
+  });
 }
 
 /** whether another key can be written in this object */
@@ -473,9 +561,6 @@ function ruledKeyStep(f: RuledString, c: number): RuledString | null {
   return next;
 }
 
-/** characters tried where a key must leave the names it may not be: printable ASCII but the quote and backslash, and a few beyond */
-const KEY_PROBES = [...Array.from({ length: 0x5f }, (_, i) => String.fromCharCode(0x20 + i)).filter((ch) => ch !== '"' && ch !== '\\'), 'é', 'ü', 'ß', 'я', '中'];
-
 /**
  * Whether a key outside the declared properties, its text so far `typed` and its rule's state
  * `ruled`, can still be completed to a name the object does not forbid: one not given already and
@@ -501,16 +586,25 @@ function otherKeyViable(n: ObjectNode, seen: readonly string[], typed: string, r
   return awayFrom(n.declared.length === 0 ? seen : [...seen, ...n.declared], prefix, ruled);
 }
 
-/** whether the key `prefix` (the rule in `state` after it) can be completed to a name none of `forbidden` */
+/**
+ * Whether a string held to a rule, its value so far `prefix` and the rule's state `state` after
+ * it, can be completed to a value none of `forbidden` (a key to a name not given, an item of
+ * unique items to a value not given): where no forbidden value begins with the prefix, the rule's
+ * own lookahead (CompiledRegex.completes) says it can be. Else it can end here, or some character
+ * (PROBE_CHARACTERS) leads away from every forbidden value, or one of the forbidden values' next
+ * characters leads to a string that can (followed down those values only, so the search is
+ * bounded by their length). Characters are stepped as the value's, not as JSON's text: a
+ * forbidden value's quote or backslash is the character itself.
+ */
 function awayFrom(forbidden: readonly string[], prefix: string, state: RuledString): boolean {
   const hits = forbidden.filter((name) => name.startsWith(prefix));
   if (hits.length === 0) return true;
   if (!hits.includes(prefix) && otherKeyClosesAt(state)) return true;
   const onward = new Set(hits.filter((name) => name.length > prefix.length).map((name) => String.fromCodePoint(name.codePointAt(prefix.length)!)));
-  for (const probe of KEY_PROBES) if (!onward.has(probe) && ruledKeyStep(state, probe.charCodeAt(0)) !== null) return true;
+  for (const probe of PROBE_CHARACTERS) if (!onward.has(probe) && codeUnit(state, probe.charCodeAt(0)) !== null) return true;
   for (const ch of onward) {
     let next: RuledString | null = state;
-    for (let i = 0; i < ch.length && next !== null; i++) next = ruledKeyStep(next, ch.charCodeAt(i));
+    for (let i = 0; i < ch.length && next !== null; i++) next = codeUnit(next, ch.charCodeAt(i));
     if (next !== null && awayFrom(hits, prefix + ch, next)) return true;
   }
   return false;
@@ -524,7 +618,7 @@ function otherKeyClosesAt(state: RuledString): boolean {
 }
 
 /** a string held to `rule`, before its first character */
-const ruledStart = (rule: StringRule): RuledString => ({ t: 'string', allowed: null, typed: '', esc: 0, rule, dfas: rule.regexes.map((r) => r.start), len: 0, hex: 0, high: 0 });
+const ruledStart = (rule: StringRule, kept: string | null = null): RuledString => ({ t: 'string', allowed: null, typed: '', esc: 0, rule, dfas: rule.regexes.map((r) => r.start), len: 0, hex: 0, high: 0, kept });
 
 /** the property a key's text names; null where it names none this object allows */
 function nameOf(n: ObjectNode, typed: string): string | null {
@@ -551,7 +645,7 @@ function frameKey(f: Frame): string {
       if (f.rule !== null) {
         // the length matters up to minLength where there is no maxLength, exactly where there is one
         const len = f.rule.max === Infinity ? Math.min(f.len, f.rule.min) : f.len;
-        return `r${idOf(f.rule)}:${f.esc}:${f.hex}:${f.high}:${len}:${f.dfas.map((d) => d.key).join(',')}`;
+        return `r${idOf(f.rule)}:${f.esc}:${f.hex}:${f.high}:${len}:${f.dfas.map((d) => d.key).join(',')}${f.kept === null ? '' : `:k${f.kept}`}`;
       }
       return `s${f.allowed === null ? '' : idOf(f.allowed)}:${f.esc}:${f.allowed === null && !f.keep ? '' : `${f.keep ? 'k' : ''}${f.typed}`}`;
     case 'number':
@@ -691,7 +785,7 @@ function codePoint(f: RuledString, cp: number): RuledString | null {
     if (!completesAfter(f, i, state)) return null;
     dfas.push(state!);
   }
-  return { ...f, dfas, len: f.len + 1, high: 0 };
+  return { ...f, dfas, len: f.len + 1, high: 0, kept: f.kept === null ? null : f.kept + String.fromCodePoint(cp) };
 }
 
 /** numberStep's first exponent phase: a bounded number is written without one */

@@ -29,7 +29,7 @@
  * format. Other formats (`binary`, `password`, `path`, …) only annotate, as JSON Schema has it by
  * default, and are not held: any string is one of them.
  */
-import { anchorsOf, compileRegex, intersectRegexes, RegexError, type CompiledRegex } from './regex-prefix.js';
+import { anchorsOf, compileRegex, intersectRegexes, RegexError, type CompiledRegex, type DfaState } from './regex-prefix.js';
 import { SchemaError } from './json-schema.js';
 
 /** A string's rules beyond its type, as schema-prefix.ts follows them. */
@@ -199,4 +199,63 @@ export function ruleAccepts(rule: StringRule, value: string): boolean {
     }
     return state.accepting;
   });
+}
+
+/**
+ * The characters tried where a string held to a rule must find a value other than some given
+ * ones (an object's key outside names already given, an item of unique items outside the items
+ * given): printable ASCII but the quote and backslash (written as themselves), and a few beyond.
+ * A value of other characters only is not looked for, so such a search may miss one and refuse
+ * text that could have gone on; it never takes text that cannot.
+ */
+export const PROBE_CHARACTERS: readonly string[] = [...Array.from({ length: 0x5f }, (_, i) => String.fromCharCode(0x20 + i)).filter((ch) => ch !== '"' && ch !== '\\'), 'é', 'ü', 'ß', 'я', '中'];
+
+/** most lengths, states of one length, and steps in all, distinctValues follows */
+const MAX_COUNT_LENGTH = 4096;
+const MAX_COUNT_STATES = 4096;
+const MAX_COUNT_STEPS = 400_000;
+
+/**
+ * How many distinct values of PROBE_CHARACTERS the rule takes, counted up to `enough`: what an
+ * array of unique items held to it needs at least `minItems` of. The values are counted length by
+ * length; each regex is deterministic, so the values that reach a state are counted once each by
+ * carrying their number with it. `complete` is false where the count stopped at a limit
+ * (MAX_COUNT_LENGTH characters, MAX_COUNT_STATES states of one length, MAX_COUNT_STEPS steps)
+ * before it reached `enough`: the rule may take more values than `found`.
+ */
+export function distinctValues(rule: StringRule, enough: number): { found: number; complete: boolean } {
+  type At = { dfas: DfaState[]; n: number };
+  let layer = new Map<string, At>([['', { dfas: rule.regexes.map((r) => r.start), n: 1 }]]);
+  let found = 0;
+  let steps = 0;
+  let complete = true;
+  for (let len = 0; layer.size > 0; len++) {
+    if (len >= rule.min) for (const at of layer.values()) if (at.dfas.every((d) => d.accepting)) found += at.n;
+    if (found >= enough) return { found: enough, complete: true };
+    if (len === rule.max) break;
+    if (len === MAX_COUNT_LENGTH || steps > MAX_COUNT_STEPS) {
+      complete = false;
+      break;
+    }
+    const next = new Map<string, At>();
+    for (const at of layer.values()) {
+      for (const ch of PROBE_CHARACTERS) {
+        const dfas: DfaState[] = [];
+        for (const [i, r] of rule.regexes.entries()) {
+          steps++;
+          const d = r.stepCodePoint(at.dfas[i], ch.codePointAt(0)!);
+          if (d === null || !r.completes(d, rule.min - len - 1, rule.max - len - 1)) break;
+          dfas.push(d);
+        }
+        if (dfas.length < rule.regexes.length) continue;
+        const key = dfas.map((d) => d.key).join(',');
+        const known = next.get(key);
+        if (known !== undefined) known.n = Math.min(known.n + at.n, enough);
+        else if (next.size < MAX_COUNT_STATES) next.set(key, { dfas, n: at.n });
+        else complete = false;
+      }
+    }
+    layer = next;
+  }
+  return { found, complete };
 }
