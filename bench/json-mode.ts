@@ -22,7 +22,7 @@ import path from 'node:path';
 import { openCheckpoint } from '../src/checkpoint/open.js';
 import { createEngine } from '../src/engine/index.js';
 import { BatchDecoder, loadTextCodec, Sampler, weightProviderOf, type TextCodec } from '../src/runtime/index.js';
-import { startingState, type TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
+import { startingState, type GrammarState, type TokenPieces } from '../src/runtime/generation/grammar-constraint.js';
 import { allPieces, argmax, constraintAt as constraintAtState, constraintBenchFlags, firstScreenMs, freshPieces, madeUpRows, median, tokenizerVocabSize } from './lib/constraint-bench.js';
 
 const flags = constraintBenchFlags(64);
@@ -91,6 +91,36 @@ const firstScreen: Record<string, number> = {};
   }
   for (const name of ['inside a date-time (format)', 'inside a bounded integer', 'inside a key of a pattern (patternProperties)', 'after a comma among keys of a pattern', 'inside a key of a format (propertyNames)', 'inside a key of any name (additionalProperties)']) firstScreen[name] = firstScreenMs(fresh, (p) => constraintAt(p, states[name][0], states[name][1]), rows[0]);
 }
+/**
+ * Dictionaries written character by character, every state inside a key screened in turn (as a
+ * top-p decode screens each step), on fresh pieces: the screens a request's keys cost, where each
+ * step inside a key is a state of its own (its text so far). Total ms per dictionary; the median
+ * over 3 fresh sets of pieces.
+ */
+const KEYED = {
+  'keys of a pattern (8 keys)': '{"counts": {"alpha": 1, "beta": 2, "gamma": 3, "delta": 4, "omega": 5, "sigma": 6, "kappa": 7, "theta": 8}',
+  'UUID keys (3 keys)': '{"counts": {}, "owners": {"123e4567-e89b-12d3-a456-426614174000": "a", "00000000-0000-0000-0000-000000000001": "b", "c0ffee00-1234-4abc-8def-000000000002": "c"}',
+  'keys of any name (8 keys)': '{"counts": {}, "owners": {}, "scores": {"Romeo": 1, "Juliet": 2, "Mercutio": 3, "Tybalt": 4, "Benvolio": 5, "Paris": 6, "Capulet": 7, "Montague": 8}',
+};
+const keyed: Record<string, { steps: number; ms: number }> = {};
+for (const [name, text] of Object.entries(KEYED)) {
+  // the states from a key's opening quote up to its last character (every "…": of the text is a key)
+  const inside = new Set<number>();
+  for (const m of text.matchAll(/"([^"]*)":/g)) for (let i = m.index; i < m.index + 1 + m[1].length; i++) inside.add(i);
+  const keyStates: GrammarState[] = [];
+  const walk = startingState(DICTS);
+  for (let i = 0; i < text.length; i++) {
+    if (!walk.push(text[i])) throw new Error(`${name}: the text leaves the schema at ${i}`);
+    if (inside.has(i)) keyStates.push(walk.clone());
+  }
+  const times = freshPieces(codec, vocab, 3).map((fresh) => {
+    const t = performance.now();
+    for (const state of keyStates) fresh.screen(state);
+    return performance.now() - t;
+  });
+  keyed[name] = { steps: keyStates.length, ms: median(times) };
+}
+
 // the step timings below run with each state's screen kept, as a served tokenizer's are
 for (const [text, schema] of Object.values(states)) firstScreenMs([pieces], (p) => constraintAt(p, text, schema), rows[0]);
 const { pieces: unscreened } = allPieces(codec, vocab);
@@ -152,6 +182,10 @@ const lines = [
   '| state | sampler | plain | held | held ÷ plain |',
   '|---|---|---:|---:|---:|',
   ...choice.map((c) => `| ${c.state} | ${c.sampler} | ${c.plainUs.toFixed(0)} | ${c.jsonUs.toFixed(0)} | ${(c.jsonUs / c.plainUs).toFixed(2)} |`),
+  '',
+  `Keys screened at every step inside them (fresh pieces, medians of 3): ${Object.entries(keyed)
+    .map(([k, v]) => `${k}: ${v.steps} steps, ${v.ms.toFixed(0)} ms (${(v.ms / v.steps).toFixed(1)} ms a step)`)
+    .join('; ')}.`,
   '',
   `Once per tokenizer: every token's piece, decoded and sorted, ${piecesMs.toFixed(0)} ms. A state's first screen (kept for the next time; medians of 5 fresh sets of pieces): ${Object.entries(firstScreen)
     .map(([k, v]) => `${k} ${v.toFixed(1)} ms`)

@@ -67,7 +67,7 @@ function states(): Array<[string, GrammarState]> {
   for (const text of ['', '{', '{"a', '{"a": ', '{"a": 1', '{"a": 12.5e', '{"a": "x\\', '{"a": "x\\u00', '{"a": [true, ', '{"a": "😀 ']) after('json_object', startingState(), text);
   for (const text of ['', '{"name": "Ro', '{"name": "Romeo", ', '{"name": "Romeo", "mood": "ma', '{"name": "Romeo", "mood": "glad", "age": 1', '{"name": "Romeo", "mood": "glad", "age": 12, "when": "2024-02-', '{"name": "Romeo", "mood": "glad", "age": 12, "tags": ["abc', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "so 😀', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "a\\"']) after('schema', startingState(SCHEMA), text);
   // inside keys: of any name (a run of plain characters fits without being read), of a pattern, of an enum, after a key given
-  for (const text of ['{"free": {"ab', '{"free": {"ab": 1, "ab', '{"free": {"a\\', '{"counts": {"ab', '{"counts": {"ab": 1, "a', '{"stock": {"p', '{"stock": {"pears": 1, "p', '{"counts": {"abc": 1, ', '{"tags": ["ab", "a', '{"tags": ["ab", ', '{"ids": [0, ', '{"ids": [1, 1', '{"colours": ["red", "', '{"colours": ["red", "re', '{"codes": ["a", "aa", "', '{"codes": ["a", "aa", "a', '{"scores": [1, 10, 11, ', '{"scores": [1, 10, 11, 1']) after('dict keys', startingState(DICTS), text);
+  for (const text of ['{"free": {"ab', '{"free": {"ab": 1, "ab', '{"free": {"a\\', '{"counts": {"ab', '{"counts": {"ab": 1, "a', '{"stock": {"p', '{"stock": {"pears": 1, "p', '{"counts": {"abc": 1, ', '{"tags": ["ab", "a', '{"tags": ["ab", ', '{"ids": [0, ', '{"ids": [1, 1', '{"colours": ["red", "', '{"colours": ["red", "re', '{"codes": ["a", "aa", "', '{"codes": ["a", "aa", "a', '{"scores": [1, 10, 11, ', '{"scores": [1, 10, 11, 1', '{"counts": {"ab": 1, "xy', '{"counts": {"cd": 1, "xy', '{"stock": {"pears": 1, "pl', '{"stock": {"pe\\"": 1, "p']) after('dict keys', startingState(DICTS), text);
   after('schema', startingState(SCHEMA), '{"name": "Romeo", "mood": "glad", "age": 12, "xy');
   for (const [pattern, text] of [['😀+a', '😀'], ['[a-z ]+\\.', 'th'], ['(yes|no|maybe)', 'm'], ['\\d{3}-\\w+', '12'], ['(?!ab)\\w+', 'a']] as const) after(`regex ${pattern}`, new RegexPrefix(compileRegex(pattern)), text);
   // a grammar that wraps others: gpt-oss's addressed call (a name, a header, then JSON arguments)
@@ -90,11 +90,34 @@ function agree(pieces: TokenPieces, vocabSize: number): void {
 
 describe('a state’s screen of the vocabulary', () => {
   it('a made-up vocabulary (emoji, shared beginnings, escapes, bytes of a character split across tokens): each token as pushed alone', () => {
-    const vocab = ['{', '{"', '{"a', '{"a":', '"', '""', '"a', '"ab', 'a', 'ab', 'abc', '😀', '😀a', '😀😀', 'a😀', '\\', '\\u', '\\u00', '\\n', '1', '12', '12.', '1e', 'e', ' ', '  ', ' "', ',', ', ', ']', '}', '"}', '":', ': ', 'B1', 'B1B2', 'yes', 'ye', 'no', 'maybe', '.', 'th', 'the', 'the ', '', 'get_', 'get_weather', 'weather', ' <|', '<|message|>', '<|constrain|>', 'json', '<|end|>'];
+    const vocab = ['": 1, "ab"', '": 1, "ab', '", "', 'b\\', '{', '{"', '{"a', '{"a":', '"', '""', '"a', '"ab', 'a', 'ab', 'abc', '😀', '😀a', '😀😀', 'a😀', '\\', '\\u', '\\u00', '\\n', '1', '12', '12.', '1e', 'e', ' ', '  ', ' "', ',', ', ', ']', '}', '"}', '":', ': ', 'B1', 'B1B2', 'yes', 'ye', 'no', 'maybe', '.', 'th', 'the', 'the ', '', 'get_', 'get_weather', 'weather', ' <|', '<|message|>', '<|constrain|>', 'json', '<|end|>'];
     const decoder: TextDecoderLike = {
       decode: (ids: number[]) => ids.map((i) => (vocab[i] === 'B1' ? '\uFFFD' : vocab[i] === 'B1B2' ? 'é' : vocab[i])).join(''),
     };
     agree(new TokenPieces(decoder, vocab.length), vocab.length);
+  });
+
+  it('states inside keys that differ only in what the text is (not in the names it may still become) share one screen for pieces without a quote or backslash, and the quoted pieces are judged in each', () => {
+    const dicts = startingState(DICTS);
+    const at = (text: string) => {
+      const s = dicts.clone();
+      expect(s.push(text), text).toBe(true);
+      return s;
+    };
+    // "ab" given or "cd" given, and "xy" typed: no name given begins with "xy"
+    const [x, y] = [at('{"counts": {"ab": 1, "xy'), at('{"counts": {"cd": 1, "xy')];
+    expect(x.interiorKey).toBeDefined();
+    expect(x.interiorKey).toBe(y.interiorKey);
+    expect(x.key).not.toBe(y.key);
+    // and "ab" typed where "abc" is given is another interior: a name still begins with it
+    expect(at('{"counts": {"abc": 1, "ab').interiorKey).not.toBe(at('{"counts": {"xyz": 1, "ab').interiorKey);
+    const vocab = ['": 1, "ab"', '": 2}', 'z', 'zz', 'a', '"', '\\', 'xy'];
+    const decoder: TextDecoderLike = { decode: (ids: number[]) => ids.map((i) => vocab[i]).join('') };
+    const pieces = new TokenPieces(decoder, vocab.length);
+    const [sx, sy] = [pieces.screen(x), pieces.screen(y)];
+    // closing the key and writing "ab" again: refused where "ab" is given, taken where it is not
+    expect([sx[0], sy[0]]).toEqual([0, 1]);
+    for (const [state, screen] of [[x, sx], [y, sy]] as const) vocab.forEach((piece, id) => expect(screen[id], piece).toBe(fitsAlone(state, piece) ? 1 : 0));
   });
 
   it('the shipped tokenizer: each of its 4,096 tokens as pushed alone', async () => {

@@ -82,6 +82,14 @@ export interface GrammarState {
    * Absent: nowhere (a wrapper that watches the text for a tag must read every character).
    */
   readonly plainRun?: boolean;
+  /**
+   * A key, coarser than `key`, under which a piece with no `"` and no `\\` fits exactly where it
+   * fits this state: a screen made in one state of that key serves the others for all but the few
+   * pieces with those characters (inside an object's key held to a rule, the key carries the text
+   * typed so far, since the name decides which later keys may repeat it; the text matters to such
+   * pieces only through the names it may still become). Absent: none is known.
+   */
+  readonly interiorKey?: string;
 }
 
 /** What the decoder asks of a constraint on a sequence's tokens (GrammarConstraint, TriggeredConstraint). */
@@ -142,6 +150,7 @@ export class TokenPieces {
   /** the screen's walk over the pieces (walkOrder), and the pieces it leaves to be judged alone */
   private walk: { order: Int32Array; shared: Int32Array; plain: Uint8Array } | undefined;
   private partialPieces = new Int32Array(0);
+  private quoted: Int32Array | undefined;
   /** a plain word the pieces are decoded after, so a leading space survives (SentencePiece strips it at the start) */
   private anchor: { ids: number[]; text: string } | null | undefined;
 
@@ -185,17 +194,54 @@ export class TokenPieces {
    */
   screen(state: GrammarState): Uint8Array {
     const key = state.key;
-    let fits = this.screens.get(key);
-    if (fits !== undefined) {
-      this.screens.delete(key);
-      this.screens.set(key, fits);
-      return fits;
-    }
-    fits = new Uint8Array(this.vocabSize);
-    const { order, shared, plain } = this.walkOrder();
+    const known = this.kept(key);
+    if (known !== undefined) return known;
     // a special token is a marker, never a character of a value: none fits inside a JSON string
     const noSpecials = this.keepSpecial && state.inValueString === true;
     const admits = (id: number) => !noSpecials || !this.isSpecial(id);
+    const interior = state.interiorKey;
+    if (interior === undefined) return this.keep(key, this.walkScreen(state, admits, false));
+    // the screen of the state's interior key, made once, and the pieces with a quote or backslash judged in this state
+    const interiorKey = `\u0000interior:${interior}`;
+    const base = this.kept(interiorKey) ?? this.keep(interiorKey, this.walkScreen(state, admits, true));
+    // (not kept: made again from the base in a few hundred reads, where keeping each would push other screens out)
+    const fits = base.slice();
+    const scratch = state.clone();
+    for (const id of this.quotedPieces()) if (admits(id) && textFits(scratch.copyFrom(state), this.pieces[id]!)) fits[id] = 1;
+    return fits;
+  }
+
+  /** a kept screen, now the most recently used; undefined where none is kept under `key` */
+  private kept(key: string): Uint8Array | undefined {
+    const fits = this.screens.get(key);
+    if (fits !== undefined) {
+      this.screens.delete(key);
+      this.screens.set(key, fits);
+    }
+    return fits;
+  }
+
+  /** `fits` kept under `key`, the least recently used screen dropped past MAX_SCREENS */
+  private keep(key: string, fits: Uint8Array): Uint8Array {
+    if (this.screens.size >= MAX_SCREENS) this.screens.delete(this.screens.keys().next().value!);
+    this.screens.set(key, fits);
+    return fits;
+  }
+
+  /** the ids of the pieces with a `"` or `\\` (GrammarState.interiorKey), found once per tokenizer */
+  private quotedPieces(): Int32Array {
+    if (this.quoted === undefined) {
+      const ids: number[] = [];
+      for (let id = 0; id < this.vocabSize; id++) if (/["\\]/.test(this.get(id))) ids.push(id);
+      this.quoted = Int32Array.from(ids);
+    }
+    return this.quoted;
+  }
+
+  /** The screen by the walk described at screen(); with `unquoted`, the pieces with a `"` or `\\` are left at 0. */
+  private walkScreen(state: GrammarState, admits: (id: number) => boolean, unquoted: boolean): Uint8Array {
+    const fits = new Uint8Array(this.vocabSize);
+    const { order, shared, plain } = this.walkOrder();
     const plainRun = state.plainRun === true;
     // path[d]: the state after the current piece's first d code units (at code point boundaries)
     const path: GrammarState[] = [state];
@@ -207,6 +253,7 @@ export class TokenPieces {
       const piece = this.pieces[id]!;
       common = Math.min(common, shared[i]);
       if (common >= refused) continue; // begins with a refused beginning
+      if (unquoted && (piece.includes('"') || piece.includes('\\'))) continue;
       if (plainRun && plain[i] === 1) {
         if (admits(id)) fits[id] = 1;
         continue;
@@ -231,10 +278,10 @@ export class TokenPieces {
     // the pieces the walk leaves out: those with part of a character, judged as textFits reads them
     const scratch = state.clone();
     for (const id of this.partialPieces) {
-      if (admits(id) && textFits(scratch.copyFrom(state), this.pieces[id]!)) fits[id] = 1;
+      const piece = this.pieces[id]!;
+      if (unquoted && (piece.includes('"') || piece.includes('\\'))) continue;
+      if (admits(id) && textFits(scratch.copyFrom(state), piece)) fits[id] = 1;
     }
-    if (this.screens.size >= MAX_SCREENS) this.screens.delete(this.screens.keys().next().value!);
-    this.screens.set(key, fits);
     return fits;
   }
 

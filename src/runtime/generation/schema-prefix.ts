@@ -126,6 +126,24 @@ export class SchemaPrefix {
     });
   }
 
+  /**
+   * Where every alternative is inside an object's key, no escape begun: what a piece without `"`
+   * or `\\` meets there (GrammarState.interiorKey), which is the key's frame without its text. The
+   * text matters to such a piece only through the names it may still become (the declared ones
+   * that may come next, an enum's names not given, the names a rule's key may not repeat), so
+   * those names' remainders after it stand for it; the rule's state, the object's node and the
+   * names given stand for themselves.
+   */
+  get interiorKey(): string | undefined {
+    const parts: string[] = [];
+    for (const p of this.paths) {
+      const f = p.stack?.frame;
+      if (f === undefined || f.t !== 'key' || f.esc !== 0) return undefined;
+      parts.push(keyInterior(f));
+    }
+    return `${parts.sort().join('|')}#${idOf(this.root)}`;
+  }
+
   /** inside a string, a key's or a value's (enum strings and held ones too) */
   get inValueString(): boolean {
     return this.paths.some((p) => p.stack !== null && (p.stack.frame.t === 'string' || p.stack.frame.t === 'key'));
@@ -514,6 +532,22 @@ function nextDeclared(n: ObjectNode, seen: readonly string[]): [number, number] 
   const names = n.declared;
   while (to < names.length) if (n.required.has(names[to++])) break;
   return [from, to];
+}
+
+/** a key's frame as interiorKey sees it: the names the text may still become, by what is left of each after it */
+function keyInterior(f: Extract<Frame, { t: 'key' }>): string {
+  const n = f.node;
+  const after = (names: readonly string[], prefix: string) => names.filter((w) => w.startsWith(prefix)).map((w) => w.slice(prefix.length));
+  const [from, to] = nextDeclared(n, f.seen);
+  // (declaredKeyCanBegin's names, as written)
+  const declared = after(n.declared.slice(from, to).map((name) => n.written.get(name)!), f.typed);
+  let other: string[] = [];
+  if (n.additional !== null && n.keys !== null) {
+    // otherKeyCanBegin's enum names not given, as written; or otherKeyViable's forbidden names, by value
+    if (n.keys.allowed !== null) other = after(n.keys.allowed.filter((w) => !seenWritten(n, f.seen, w)), f.typed);
+    else if (f.ruled !== null) other = after([...f.seen, ...n.declared], f.typed.includes('\\') ? (JSON.parse(`"${f.typed}"`) as string) : f.typed);
+  }
+  return `K${idOf(n)}:${f.ruled === null ? '-' : frameKey(f.ruled)}:${JSON.stringify(declared)}:${JSON.stringify(other)}`;
 }
 
 /** whether `typed` begins the key of a declared property that may be written next */
