@@ -108,6 +108,12 @@ export interface TokenConstraint {
   readText?(text: string): boolean;
 }
 
+/** where a screen of a state's interior key (GrammarState.interiorKey) is kept: apart from the states' own keys */
+function interiorScreenKey(state: GrammarState): string | undefined {
+  const interior = state.interiorKey;
+  return interior === undefined ? undefined : `\u0000interior:${interior}`;
+}
+
 /** Compiled schemas by their JSON text: a schema sent again finds its node, and so its kept screens. */
 const compiledSchemas = new Map<string, SchemaNode>();
 const MAX_COMPILED_SCHEMAS = 64;
@@ -148,9 +154,10 @@ export class TokenPieces {
   /** state key → 1 for each token whose piece fits, least recently used first */
   private readonly screens = new Map<string, Uint8Array>();
   /** the screen's walk over the pieces (walkOrder), and the pieces it leaves to be judged alone */
-  private walk: { order: Int32Array; shared: Int32Array; plain: Uint8Array } | undefined;
+  private walk: { order: Int32Array; shared: Int32Array; plain: Uint8Array; quoted: Uint8Array } | undefined;
   private partialPieces = new Int32Array(0);
-  private quoted: Int32Array | undefined;
+  /** the ids of the pieces with a `"` or `\\` (GrammarState.interiorKey), found with the walk's order */
+  private quoted = new Int32Array(0);
   /** a plain word the pieces are decoded after, so a leading space survives (SentencePiece strips it at the start) */
   private anchor: { ids: number[]; text: string } | null | undefined;
 
@@ -199,15 +206,14 @@ export class TokenPieces {
     // a special token is a marker, never a character of a value: none fits inside a JSON string
     const noSpecials = this.keepSpecial && state.inValueString === true;
     const admits = (id: number) => !noSpecials || !this.isSpecial(id);
-    const interior = state.interiorKey;
+    const interior = interiorScreenKey(state);
     if (interior === undefined) return this.keep(key, this.walkScreen(state, admits, false));
     // the screen of the state's interior key, made once, and the pieces with a quote or backslash judged in this state
-    const interiorKey = `\u0000interior:${interior}`;
-    const base = this.kept(interiorKey) ?? this.keep(interiorKey, this.walkScreen(state, admits, true));
+    const base = this.kept(interior) ?? this.keep(interior, this.walkScreen(state, admits, true));
     // (not kept: made again from the base in a few hundred reads, where keeping each would push other screens out)
     const fits = base.slice();
     const scratch = state.clone();
-    for (const id of this.quotedPieces()) if (admits(id) && textFits(scratch.copyFrom(state), this.pieces[id]!)) fits[id] = 1;
+    for (const id of this.quoted) if (admits(id) && textFits(scratch.copyFrom(state), this.pieces[id]!)) fits[id] = 1;
     return fits;
   }
 
@@ -228,20 +234,10 @@ export class TokenPieces {
     return fits;
   }
 
-  /** the ids of the pieces with a `"` or `\\` (GrammarState.interiorKey), found once per tokenizer */
-  private quotedPieces(): Int32Array {
-    if (this.quoted === undefined) {
-      const ids: number[] = [];
-      for (let id = 0; id < this.vocabSize; id++) if (/["\\]/.test(this.get(id))) ids.push(id);
-      this.quoted = Int32Array.from(ids);
-    }
-    return this.quoted;
-  }
-
   /** The screen by the walk described at screen(); with `unquoted`, the pieces with a `"` or `\\` are left at 0. */
   private walkScreen(state: GrammarState, admits: (id: number) => boolean, unquoted: boolean): Uint8Array {
     const fits = new Uint8Array(this.vocabSize);
-    const { order, shared, plain } = this.walkOrder();
+    const { order, shared, plain, quoted } = this.walkOrder();
     const plainRun = state.plainRun === true;
     // path[d]: the state after the current piece's first d code units (at code point boundaries)
     const path: GrammarState[] = [state];
@@ -253,7 +249,7 @@ export class TokenPieces {
       const piece = this.pieces[id]!;
       common = Math.min(common, shared[i]);
       if (common >= refused) continue; // begins with a refused beginning
-      if (unquoted && (piece.includes('"') || piece.includes('\\'))) continue;
+      if (unquoted && quoted[i] === 1) continue;
       if (plainRun && plain[i] === 1) {
         if (admits(id)) fits[id] = 1;
         continue;
@@ -295,7 +291,7 @@ export class TokenPieces {
    * sorted by their text, and for each the code units it shares with the one before (never half a
    * surrogate pair); the pieces with U+FFFD apart.
    */
-  private walkOrder(): { order: Int32Array; shared: Int32Array; plain: Uint8Array } {
+  private walkOrder(): { order: Int32Array; shared: Int32Array; plain: Uint8Array; quoted: Uint8Array } {
     if (this.walk !== undefined) return this.walk;
     const ids: number[] = [];
     const partial: number[] = [];
@@ -321,14 +317,19 @@ export class TokenPieces {
       for (let c = 0; c < piece.length; c++) if (!isPlain(piece.charCodeAt(c))) return 0;
       return 1;
     });
+    // pieces with a quote or backslash, judged in each state where a screen is shared (GrammarState.interiorKey)
+    const hasQuote = (piece: string) => piece.includes('"') || piece.includes('\\');
+    const quoted = Uint8Array.from(ids, (id) => (hasQuote(pieces[id]) ? 1 : 0));
+    this.quoted = Int32Array.from([...ids, ...partial].filter((id) => hasQuote(pieces[id])));
     this.partialPieces = Int32Array.from(partial);
-    this.walk = { order: Int32Array.from(ids), shared, plain };
+    this.walk = { order: Int32Array.from(ids), shared, plain, quoted };
     return this.walk;
   }
 
-  /** whether the screen of this state is kept (a choice that has it needs no other search) */
+  /** whether the screen of this state is kept, or that of its interior key (a choice that has it needs no other search) */
   hasScreen(state: GrammarState): boolean {
-    return this.screens.has(state.key);
+    const interior = interiorScreenKey(state);
+    return this.screens.has(state.key) || (interior !== undefined && this.screens.has(interior));
   }
 
   private decode(ids: number[], skipSpecialTokens = true): string {
