@@ -67,7 +67,7 @@ function states(): Array<[string, GrammarState]> {
   for (const text of ['', '{', '{"a', '{"a": ', '{"a": 1', '{"a": 12.5e', '{"a": "x\\', '{"a": "x\\u00', '{"a": [true, ', '{"a": "😀 ']) after('json_object', startingState(), text);
   for (const text of ['', '{"name": "Ro', '{"name": "Romeo", ', '{"name": "Romeo", "mood": "ma', '{"name": "Romeo", "mood": "glad", "age": 1', '{"name": "Romeo", "mood": "glad", "age": 12, "when": "2024-02-', '{"name": "Romeo", "mood": "glad", "age": 12, "tags": ["abc', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "so 😀', '{"name": "Romeo", "mood": "glad", "age": 12, "note": "a\\"']) after('schema', startingState(SCHEMA), text);
   // inside keys: of any name (a run of plain characters fits without being read), of a pattern, of an enum, after a key given
-  for (const text of ['{"free": {"ab', '{"free": {"ab": 1, "ab', '{"free": {"a\\', '{"counts": {"ab', '{"counts": {"ab": 1, "a', '{"stock": {"p', '{"stock": {"pears": 1, "p', '{"counts": {"abc": 1, ', '{"tags": ["ab", "a', '{"tags": ["ab", ', '{"ids": [0, ', '{"ids": [1, 1', '{"colours": ["red", "', '{"colours": ["red", "re', '{"codes": ["a", "aa", "', '{"codes": ["a", "aa", "a', '{"scores": [1, 10, 11, ', '{"scores": [1, 10, 11, 1', '{"counts": {"ab": 1, "xy', '{"counts": {"cd": 1, "xy', '{"stock": {"pears": 1, "pl', '{"stock": {"pe\\"": 1, "p']) after('dict keys', startingState(DICTS), text);
+  for (const text of ['{"free": {"ab', '{"free": {"ab": 1, "ab', '{"free": {"a\\', '{"counts": {"ab', '{"counts": {"ab": 1, "a', '{"stock": {"p', '{"stock": {"pears": 1, "p', '{"counts": {"abc": 1, ', '{"tags": ["ab", "a', '{"tags": ["ab", ', '{"ids": [0, ', '{"ids": [1, 1', '{"colours": ["red", "', '{"colours": ["red", "re', '{"codes": ["a", "aa", "', '{"codes": ["a", "aa", "a', '{"scores": [1, 10, 11, ', '{"scores": [1, 10, 11, 1', '{"counts": {"ab": 1, "xy', '{"counts": {"cd": 1, "xy', '{"codes": ["a", "b', '{"codes": ["ab", "b', '{"stock": {"pears": 1, "pl', '{"stock": {"pe\\"": 1, "p']) after('dict keys', startingState(DICTS), text);
   after('schema', startingState(SCHEMA), '{"name": "Romeo", "mood": "glad", "age": 12, "xy');
   for (const [pattern, text] of [['😀+a', '😀'], ['[a-z ]+\\.', 'th'], ['(yes|no|maybe)', 'm'], ['\\d{3}-\\w+', '12'], ['(?!ab)\\w+', 'a']] as const) after(`regex ${pattern}`, new RegexPrefix(compileRegex(pattern)), text);
   // a grammar that wraps others: gpt-oss's addressed call (a name, a header, then JSON arguments)
@@ -90,14 +90,14 @@ function agree(pieces: TokenPieces, vocabSize: number): void {
 
 describe('a state’s screen of the vocabulary', () => {
   it('a made-up vocabulary (emoji, shared beginnings, escapes, bytes of a character split across tokens): each token as pushed alone', () => {
-    const vocab = ['": 1, "ab"', '": 1, "ab', '", "', 'b\\', '{', '{"', '{"a', '{"a":', '"', '""', '"a', '"ab', 'a', 'ab', 'abc', '😀', '😀a', '😀😀', 'a😀', '\\', '\\u', '\\u00', '\\n', '1', '12', '12.', '1e', 'e', ' ', '  ', ' "', ',', ', ', ']', '}', '"}', '":', ': ', 'B1', 'B1B2', 'yes', 'ye', 'no', 'maybe', '.', 'th', 'the', 'the ', '', 'get_', 'get_weather', 'weather', ' <|', '<|message|>', '<|constrain|>', 'json', '<|end|>'];
+    const vocab = ['": 1, "ab"', '": 1, "ab', '", "', '", "ab"', '", "ab"]', 'b\\', '{', '{"', '{"a', '{"a":', '"', '""', '"a', '"ab', 'a', 'ab', 'abc', '😀', '😀a', '😀😀', 'a😀', '\\', '\\u', '\\u00', '\\n', '1', '12', '12.', '1e', 'e', ' ', '  ', ' "', ',', ', ', ']', '}', '"}', '":', ': ', 'B1', 'B1B2', 'yes', 'ye', 'no', 'maybe', '.', 'th', 'the', 'the ', '', 'get_', 'get_weather', 'weather', ' <|', '<|message|>', '<|constrain|>', 'json', '<|end|>'];
     const decoder: TextDecoderLike = {
       decode: (ids: number[]) => ids.map((i) => (vocab[i] === 'B1' ? '\uFFFD' : vocab[i] === 'B1B2' ? 'é' : vocab[i])).join(''),
     };
     agree(new TokenPieces(decoder, vocab.length), vocab.length);
   });
 
-  it('states inside keys that differ only in what the text is (not in the names it may still become) share one screen for pieces without a quote or backslash, and the quoted pieces are judged in each', () => {
+  it('states inside keys (or items of unique items held to a rule) that differ only in what the text is, not in the names it may still become, share one screen for pieces without a quote or backslash, and the quoted pieces are judged in each', () => {
     const dicts = startingState(DICTS);
     const at = (text: string) => {
       const s = dicts.clone();
@@ -118,6 +118,17 @@ describe('a state’s screen of the vocabulary', () => {
     // closing the key and writing "ab" again: refused where "ab" is given, taken where it is not
     expect([sx[0], sy[0]]).toEqual([0, 1]);
     for (const [state, screen] of [[x, sx], [y, sy]] as const) vocab.forEach((piece, id) => expect(screen[id], piece).toBe(fitsAlone(state, piece) ? 1 : 0));
+    // the same inside an item of unique items held to a rule: "a" given or "ab", and "b" typed
+    const [u, v] = [at('{"codes": ["a", "b'), at('{"codes": ["ab", "b')];
+    expect(u.interiorKey).toBeDefined();
+    expect(u.interiorKey).toBe(v.interiorKey);
+    expect(at('{"codes": ["ba", "b').interiorKey).not.toBe(u.interiorKey); // "ba" still begins with "b"
+    const items = ['", "ab"]', '", "a"]', 'a', '"', 'b'];
+    const itemPieces = new TokenPieces({ decode: (ids: number[]) => ids.map((i) => items[i]).join('') }, items.length);
+    const [su, sv] = [itemPieces.screen(u), itemPieces.screen(v)];
+    expect([su[0], sv[0]]).toEqual([1, 0]); // "ab" again: taken where it is not given
+    expect([su[1], sv[1]]).toEqual([0, 1]);
+    for (const [state, screen] of [[u, su], [v, sv]] as const) items.forEach((piece, id) => expect(screen[id], piece).toBe(fitsAlone(state, piece) ? 1 : 0));
   });
 
   it('the shipped tokenizer: each of its 4,096 tokens as pushed alone', async () => {

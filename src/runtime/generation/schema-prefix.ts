@@ -127,19 +127,23 @@ export class SchemaPrefix {
   }
 
   /**
-   * Where every alternative is inside an object's key, no escape begun: what a piece without `"`
-   * or `\\` meets there (GrammarState.interiorKey), which is the key's frame without its text. The
-   * text matters to such a piece only through the names it may still become (the declared ones
-   * that may come next, an enum's names not given, the names a rule's key may not repeat), so
-   * those names' remainders after it stand for it; the rule's state, the object's node and the
-   * names given stand for themselves.
+   * Where every alternative is inside an object's key or inside an item of unique items held to a
+   * rule (set[UUID]'s), no escape begun: what a piece without `"` or `\\` meets there
+   * (GrammarState.interiorKey), which is the frame without its text. The text matters to such a
+   * piece only through the values it may still become or must not (a key: the declared names that
+   * may come next, an enum's names not given, the names a rule's key may not repeat; an item: the
+   * items given), so their remainders after it stand for it; the rule's state and the node stand
+   * for themselves.
    */
   get interiorKey(): string | undefined {
     const parts: string[] = [];
     for (const p of this.paths) {
       const f = p.stack?.frame;
-      if (f === undefined || f.t !== 'key' || f.esc !== 0) return undefined;
-      parts.push(keyInterior(f));
+      if (f !== undefined && f.t === 'key' && f.esc === 0) parts.push(keyInterior(f));
+      else if (f !== undefined && f.t === 'string' && f.rule !== null && f.kept !== null && f.esc === 0 && f.high === 0) {
+        const given = remaindersAfter(givenStrings(uniqueSeen(p.stack!.below)!), f.kept);
+        parts.push(`U${frameKey({ ...f, kept: null })}:${JSON.stringify(given)}`);
+      } else return undefined;
     }
     return `${parts.sort().join('|')}#${idOf(this.root)}`;
   }
@@ -534,10 +538,13 @@ function nextDeclared(n: ObjectNode, seen: readonly string[]): [number, number] 
   return [from, to];
 }
 
+/** what is left of each of `names` that begins with `prefix`, after it */
+const remaindersAfter = (names: readonly string[], prefix: string): string[] => names.filter((w) => w.startsWith(prefix)).map((w) => w.slice(prefix.length));
+
 /** a key's frame as interiorKey sees it: the names the text may still become, by what is left of each after it */
 function keyInterior(f: Extract<Frame, { t: 'key' }>): string {
   const n = f.node;
-  const after = (names: readonly string[], prefix: string) => names.filter((w) => w.startsWith(prefix)).map((w) => w.slice(prefix.length));
+  const after = remaindersAfter;
   const [from, to] = nextDeclared(n, f.seen);
   // (declaredKeyCanBegin's names, as written)
   const declared = after(n.declared.slice(from, to).map((name) => n.written.get(name)!), f.typed);
