@@ -158,7 +158,7 @@ describe('JSON mode through the server', () => {
     expect(when === undefined || !addFormats(new Ajv()).validate({ type: 'string', format: 'date-time' }, when), when).toBe(true);
   });
 
-  it('dictionaries of constrained keys (propertyNames, patternProperties) and a set (uniqueItems) through the openai client: each object valid under Ajv, sampled choices with keys among them', async () => {
+  it('dictionaries of constrained keys (propertyNames, patternProperties) and sets (uniqueItems: of an enum, a pattern, bounded integers) through the openai client: each object valid under Ajv, sampled choices with keys among them', async () => {
     const stock = {
       type: 'object',
       properties: {
@@ -167,8 +167,11 @@ describe('JSON mode through the server', () => {
         lines: { type: 'object', patternProperties: { '^(romeo|juliet|nurse)$': { type: 'integer', minimum: 0, maximum: 99 } } },
         // a set of an enum (Pydantic's set[Literal[…]]): each colour at most once
         colours: { type: 'array', items: { enum: ['red', 'green', 'blue'] }, uniqueItems: true },
+        // sets of strings of a pattern and of bounded integers (set[constr(pattern=…)], set[conint(ge=1, le=3)])
+        codes: { type: 'array', items: { type: 'string', pattern: '^[a-c]{2}$' }, uniqueItems: true, maxItems: 4 },
+        tiers: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 3 }, uniqueItems: true },
       },
-      required: ['stock', 'lines', 'colours'],
+      required: ['stock', 'lines', 'colours', 'codes', 'tiers'],
       additionalProperties: false,
     };
     const validate = addFormats(new Ajv({ strict: false })).compile(stock);
@@ -180,7 +183,7 @@ describe('JSON mode through the server', () => {
       expect(c.finish_reason, c.message.content!).toBe('stop');
       const value = JSON.parse(c.message.content!);
       expect(validate(value), `${c.message.content}: ${JSON.stringify(validate.errors)}`).toBe(true);
-      keys += Object.keys(value.stock).length + Object.keys(value.lines).length + value.colours.length;
+      keys += Object.keys(value.stock).length + Object.keys(value.lines).length + value.colours.length + value.codes.length + value.tiers.length;
     }
     expect(keys).toBeGreaterThan(0);
   });
