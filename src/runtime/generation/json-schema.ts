@@ -408,6 +408,8 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     /** distinct values counted beyond the finite ones, up to `min` (strings held to a rule, integers), and whether there are such items */
     let counted = 0;
     let countable = false;
+    /** the value types of the options, a countable one marked (its values may be among another's of that type) */
+    const types: Array<{ type: string; countable: boolean }> = [];
     const refuse = (what: string) => new SchemaError(`"uniqueItems" is supported on arrays of strings, integers, booleans, null and constants; not of ${what}`, `${at}/uniqueItems`);
     const add = (n: SchemaNode): void => {
       switch (n.kind) {
@@ -416,8 +418,10 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
           return;
         case 'literal':
           finite.push(uniqueValue(n.text));
+          types.push({ type: typeof JSON.parse(n.text), countable: false });
           return;
         case 'string':
+          types.push({ type: 'string', countable: n.allowed === null && n.rule !== null });
           if (n.allowed !== null) finite.push(...n.allowed.map((w) => uniqueValue(`"${w}"`)));
           else if (n.rule === null) endless = true;
           else {
@@ -436,6 +440,7 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
           if (!n.integer) throw refuse('numbers other than integers');
           const widest = 10n ** BigInt(MAX_UNIQUE_DIGITS) - 1n;
           const all = countIntegers(n.range, -widest, widest);
+          types.push({ type: 'number', countable: true });
           countable = true;
           counted += all > BigInt(min) ? min : Number(all);
           return;
@@ -447,7 +452,10 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     if (items === null) throw refuse('no items');
     add(items);
     const distinct = [...new Set(finite)];
-    // (an anyOf's options may share values: the count may be high there, which the generation's own check covers)
+    // counted options' values may be among another option's of their type (a pattern's strings and an enum's, two
+    // ranges of integers): the sum would count them twice, and an array that cannot reach minItems would be begun
+    const shared = types.find((t) => t.countable && types.filter((u) => u.type === t.type).length > 1);
+    if (!endless && min > 1 && shared !== undefined) throw new SchemaError(`minItems ${min} unique items of anyOf options that may share values (${shared.type}s of two options) is not supported: the distinct values cannot be counted`, at);
     if (!endless && min > distinct.length + counted) {
       throw new SchemaError(`minItems ${min} unique items, but the items can take only ${distinct.length + counted} distinct values${counted > 0 ? ' (of the characters a generation looks for)' : ''}`, at);
     }

@@ -544,15 +544,14 @@ const remaindersAfter = (names: readonly string[], prefix: string): string[] => 
 /** a key's frame as interiorKey sees it: the names the text may still become, by what is left of each after it */
 function keyInterior(f: Extract<Frame, { t: 'key' }>): string {
   const n = f.node;
-  const after = remaindersAfter;
   const [from, to] = nextDeclared(n, f.seen);
   // (declaredKeyCanBegin's names, as written)
-  const declared = after(n.declared.slice(from, to).map((name) => n.written.get(name)!), f.typed);
+  const declared = remaindersAfter(n.declared.slice(from, to).map((name) => n.written.get(name)!), f.typed);
   let other: string[] = [];
   if (n.additional !== null && n.keys !== null) {
     // otherKeyCanBegin's enum names not given, as written; or otherKeyViable's forbidden names, by value
-    if (n.keys.allowed !== null) other = after(n.keys.allowed.filter((w) => !seenWritten(n, f.seen, w)), f.typed);
-    else if (f.ruled !== null) other = after([...f.seen, ...n.declared], f.typed.includes('\\') ? (JSON.parse(`"${f.typed}"`) as string) : f.typed);
+    if (n.keys.allowed !== null) other = remaindersAfter(n.keys.allowed.filter((w) => !seenWritten(n, f.seen, w)), f.typed);
+    else if (f.ruled !== null) other = remaindersAfter([...f.seen, ...n.declared], f.typed.includes('\\') ? (JSON.parse(`"${f.typed}"`) as string) : f.typed);
   }
   return `K${idOf(n)}:${f.ruled === null ? '-' : frameKey(f.ruled)}:${JSON.stringify(declared)}:${JSON.stringify(other)}`;
 }
