@@ -23,7 +23,7 @@
  * the server's forced tool calls, which are an array of calls).
  */
 import { RfidMoeError } from '../../errors.js';
-import { distinctValues, ruleAccepts, stringRule, type StringRule } from './string-rules.js';
+import { distinctValues, FORMAT_PATTERNS, ruleAccepts, stringRule, type StringRule } from './string-rules.js';
 import { countIntegers, hasInteger, numberRange, type NumberRange } from './number-range.js';
 
 export class SchemaError extends RfidMoeError {
@@ -136,6 +136,25 @@ const HANDLED = new Set(['type', 'properties', 'required', 'additionalProperties
 /** what a string's rule (string-rules.ts) and a number's range (number-range.ts) read */
 const VALUE_RULES = ['pattern', 'minLength', 'maxLength', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'multipleOf'];
 const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
+
+/** whether `k` is a `format` the generation holds (string-rules.ts), which a merge must keep though formats otherwise only document */
+const heldFormat = (k: string, o: Record<string, unknown>): boolean => k === 'format' && typeof o.format === 'string' && FORMAT_PATTERNS.has(o.format);
+
+/** whether a JSON value is of a JSON Schema type */
+function ofType(v: unknown, type: string): boolean {
+  switch (type) {
+    case 'null':
+      return v === null;
+    case 'integer':
+      return typeof v === 'number' && Number.isInteger(v);
+    case 'array':
+      return Array.isArray(v);
+    case 'object':
+      return v !== null && typeof v === 'object' && !Array.isArray(v);
+    default:
+      return typeof v === type;
+  }
+}
 /** nodes a schema may compile to, against a schema crafted to expand without end */
 const MAX_NODES = 10_000;
 /**
@@ -198,12 +217,22 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
     const nullable = o.nullable === true;
     const withNull = (n: SchemaNode): SchemaNode => (nullable ? { kind: 'anyOf', options: [n, { kind: 'literal', text: 'null' }] } : n);
 
+    // (first: the allOf's parts and the keywords beside it, an enum among them, are merged into one schema)
+    if (o.allOf !== undefined) {
+      const list = o.allOf;
+      if (!Array.isArray(list) || list.length === 0) throw new SchemaError('"allOf" must be a non-empty array of schemas', at);
+      const rest = Object.keys(o).filter((k) => k !== 'allOf' && k !== 'nullable' && (!ignorable(k, o) || heldFormat(k, o)));
+      // one schema in allOf (how some generators attach a description to a $ref) is that schema
+      if (list.length === 1 && rest.length === 0) return withNull(compile(list[0], `${at}/allOf/0`));
+      // several: object schemas (OpenAPI's inheritance, zod's .and()) merged into one
+      return withNull(compile(mergedObjects(o, at), `${at}/allOf`));
+    }
     if (o.const !== undefined || o.enum !== undefined) {
-      const rules = VALUE_RULES.filter((k) => o[k] !== undefined);
+      const rules = [...VALUE_RULES, 'anyOf', 'oneOf'].filter((k) => o[k] !== undefined);
       if (rules.length > 0) throw new SchemaError(`${rules.map((k) => `"${k}"`).join(', ')} beside "enum" or "const" is not supported (give the values that match)`, at);
-      const values = o.const !== undefined ? [o.const] : o.enum;
-      if (!Array.isArray(values) || values.length === 0) throw new SchemaError('"enum" must be a non-empty array', at);
-      if (values.length > MAX_ENUM_VALUES) throw new SchemaError(`"enum" has ${values.length} values, more than the ${MAX_ENUM_VALUES} followed`, at);
+      if (o.enum !== undefined && (!Array.isArray(o.enum) || o.enum.length === 0)) throw new SchemaError('"enum" must be a non-empty array', at);
+      if (Array.isArray(o.enum) && o.enum.length > MAX_ENUM_VALUES) throw new SchemaError(`"enum" has ${o.enum.length} values, more than the ${MAX_ENUM_VALUES} followed`, at);
+      const values = enumValues(o, at);
       const strings: string[] = [];
       const options: SchemaNode[] = [];
       for (const v of values) {
@@ -213,15 +242,6 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       }
       if (strings.length > 0) options.push({ kind: 'string', allowed: strings, rule: null });
       return withNull(options.length === 1 ? options[0] : { kind: 'anyOf', options });
-    }
-    if (o.allOf !== undefined) {
-      const list = o.allOf;
-      if (!Array.isArray(list) || list.length === 0) throw new SchemaError('"allOf" must be a non-empty array of schemas', at);
-      const rest = Object.keys(o).filter((k) => k !== 'allOf' && k !== 'nullable' && !ignorable(k, o));
-      // one schema in allOf (how some generators attach a description to a $ref) is that schema
-      if (list.length === 1 && rest.length === 0) return withNull(compile(list[0], `${at}/allOf/0`));
-      // several: object schemas (OpenAPI's inheritance, zod's .and()) merged into one
-      return withNull(compile(mergedObjects(o, at), `${at}/allOf`));
     }
     for (const key of ['anyOf', 'oneOf'] as const) {
       if (o[key] === undefined) continue;
@@ -290,7 +310,8 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       }
       // (a $ref to a schema whose allOf refers twice to another, and so on, doubles the parts at each step)
       if (parts.length >= 64) throw new SchemaError('"allOf" has more than 64 parts, counting those of its $refs and nested allOf', where);
-      parts.push({ part: Object.fromEntries(Object.entries(part).filter(([k]) => !ignorable(k, part))), at: where });
+      // (a format held is a rule here, not documentation: the merged schema must keep it)
+      parts.push({ part: Object.fromEntries(Object.entries(part).filter(([k]) => heldFormat(k, part) || !ignorable(k, part))), at: where });
     };
     (o.allOf as unknown[]).forEach((x, i) => collect(x, `${at}/allOf/${i}`, 0));
     collect(Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'allOf' && k !== 'nullable')), at, 0);
@@ -327,6 +348,31 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       if (allowed !== null && !allowed.has(r)) throw new SchemaError(`required property "${r}" is outside a part whose additionalProperties is false: no object could be valid`, at);
     }
     return { type: 'object', properties: merged, required: [...required], ...(allowed === null ? {} : { additionalProperties: false }) };
+  }
+
+  /**
+   * The values an enum or a const allows: both given, those of the enum equal to the const; and of
+   * those, the ones of the schema's `type` and of a `format` it holds (allOf merges a part's
+   * `{"type": "null"}` with another's enum this way). None left is a SchemaError.
+   */
+  function enumValues(o: Record<string, unknown>, at: string): unknown[] {
+    let values = o.const !== undefined ? [o.const] : (o.enum as unknown[]);
+    if (o.const !== undefined && Array.isArray(o.enum)) values = o.enum.filter((v) => JSON.stringify(v) === JSON.stringify(o.const));
+    if (values.length === 0) throw new SchemaError('no value of "enum" equals "const"', at);
+    const beside: string[] = [];
+    if (o.type !== undefined) {
+      const types = Array.isArray(o.type) ? (o.type as unknown[]).map(String) : [String(o.type)];
+      for (const t of types) if (!TYPES.includes(t)) throw new SchemaError(`unknown type "${t}"`, at);
+      values = values.filter((v) => types.some((t) => ofType(v, t)));
+      beside.push(`type ${JSON.stringify(o.type)}`);
+    }
+    if (typeof o.format === 'string' && FORMAT_PATTERNS.has(o.format)) {
+      const rule = stringRule({ format: o.format }, at)!;
+      values = values.filter((v) => typeof v !== 'string' || ruleAccepts(rule, v));
+      beside.push(`format "${o.format}"`);
+    }
+    if (values.length === 0) throw new SchemaError(`no value of ${o.const !== undefined ? '"const"' : '"enum"'} is of the schema's ${beside.join(' and ')}`, at);
+    return values;
   }
 
   /** parts that are not objects, as one schema: their keywords united, each keyword's value the same wherever it is given */

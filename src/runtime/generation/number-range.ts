@@ -29,6 +29,9 @@ interface Decimal {
   scale: number;
 }
 
+/** Most digits of an integer with a multipleOf (numberRange): within them a double holds every integer exactly. */
+export const MAX_STEPPED_DIGITS = 15;
+
 /** The bounds of a number schema `o` (`integer`: of an integer one, which may also have a multipleOf); null where it has none. */
 export function numberRange(o: Record<string, unknown>, at: string, integer = false): NumberRange | null {
   const bound = (key: string): Decimal | null => {
@@ -52,11 +55,19 @@ export function numberRange(o: Record<string, unknown>, at: string, integer = fa
   }
   if (min === null && max === null && xmin === null && xmax === null && step === null) return null;
   // where both kinds bound one side, the tighter one holds
-  const [lo, loX] = tighter(min, xmin, 1);
-  const [hi, hiX] = tighter(max, xmax, -1);
-  const range = { min: lo, max: hi, minExclusive: loX, maxExclusive: hiX, step };
+  let [lo, loX] = tighter(min, xmin, 1);
+  let [hi, hiX] = tighter(max, xmax, -1);
   if (lo !== null && hi !== null && (compare(lo, hi) > 0 || (compare(lo, hi) === 0 && (loX || hiX)))) throw new SchemaError('the bounds leave no number', at);
-  return range;
+  if (step !== null) {
+    // JavaScript's validators (Ajv) judge multipleOf in doubles, which hold integers exactly only
+    // within ±2^53: a multiple of 5 of 23 digits reads there as one that is not. So an integer with
+    // a multipleOf is written within ±(10^15 − 1), where text, double and value agree.
+    const safe = 10n ** BigInt(MAX_STEPPED_DIGITS) - 1n;
+    if (lo === null || compare(lo, { int: -safe, scale: 0 }) < 0) [lo, loX] = [{ int: -safe, scale: 0 }, false];
+    if (hi === null || compare(hi, { int: safe, scale: 0 }) > 0) [hi, hiX] = [{ int: safe, scale: 0 }, false];
+    if (compare(lo, hi) > 0) throw new SchemaError(`the bounds leave no integer of at most ${MAX_STEPPED_DIGITS} digits, the most written with a multipleOf`, at);
+  }
+  return { min: lo, max: hi, minExclusive: loX, maxExclusive: hiX, step };
 }
 
 /** of an inclusive and an exclusive bound on one side, the one that holds (`dir` 1: lower bounds, −1: upper) */
