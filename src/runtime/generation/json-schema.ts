@@ -140,6 +140,21 @@ const TYPES = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'nul
 /** whether `k` is a `format` the generation holds (string-rules.ts), which a merge must keep though formats otherwise only document */
 const heldFormat = (k: string, o: Record<string, unknown>): boolean => k === 'format' && typeof o.format === 'string' && FORMAT_PATTERNS.has(o.format);
 
+/** whether an anyOf node reaches itself through anyOf options alone */
+function optionOfItself(node: SchemaNode): boolean {
+  if (node.kind !== 'anyOf') return false;
+  const seen = new Set<SchemaNode>();
+  const stack = [...node.options];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    if (n === node) return true;
+    if (n.kind !== 'anyOf' || seen.has(n)) continue;
+    seen.add(n);
+    stack.push(...n.options);
+  }
+  return false;
+}
+
 /** whether a JSON value is of a JSON Schema type */
 function ofType(v: unknown, type: string): boolean {
   switch (type) {
@@ -179,6 +194,8 @@ export type TopLevel = 'object' | 'any';
 /** Compiles `schema`; throws SchemaError naming the first part it cannot hold a generation to. */
 export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): SchemaNode {
   const refs = new Map<string, SchemaNode>();
+  /** definitions that could not be compiled: a later $ref to one fails as the first did */
+  const refused = new Map<string, SchemaError>();
   let nodes = 0;
   const root = schema;
 
@@ -204,12 +221,26 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       const others = Object.keys(o).filter((k) => k !== '$ref' && !ignorable(k, o));
       if (others.length > 0) throw new SchemaError(`"$ref" beside ${others.map((k) => `"${k}"`).join(', ')} is not supported`, at);
       const ref = o.$ref;
+      const failed = refused.get(ref);
+      if (failed !== undefined) throw failed;
       let node = refs.get(ref);
       if (node === undefined) {
         // a placeholder first, filled in place, so that a recursive definition refers to itself
         node = { kind: 'any' };
         refs.set(ref, node);
-        Object.assign(node, compile(resolve(ref, at), ref.slice(1)));
+        try {
+          const target = compile(resolve(ref, at), ref.slice(1));
+          // a definition that is only a $ref back to itself (directly or through others) describes no value
+          if (target === node) throw new SchemaError(`$ref "${ref}" refers only to itself, through $refs alone`, at);
+          Object.assign(node, target);
+          // one that is an option of itself (D = anyOf[D, …]) would be begun by beginning itself, without end
+          if (optionOfItself(node)) throw new SchemaError(`$ref "${ref}" is an anyOf option of itself (through anyOf, oneOf or $refs alone, with no object or array between)`, at);
+        } catch (err) {
+          // (not left as the placeholder, which would stand for any value where an anyOf drops this option and another refers to it again)
+          refs.delete(ref);
+          if (err instanceof SchemaError) refused.set(ref, err);
+          throw err;
+        }
       }
       return node;
     }
