@@ -119,9 +119,13 @@ describe.each(bf16Engines.map((e) => [e.describe(), e] as const))('%s', (_name, 
 // rows (BF16 activations), the last block partial. Only the AMX kernels cut rows so.
 describe('native on AMX tiles, rows in blocks', () => {
   const amx = [...engines, ...bf16Engines].filter((e) => e.name === 'native' && /own kernels amx/.test(e.describe()));
-  it.skipIf(amx.length === 0).each(amx.map((e) => [e.matmulActivations, e] as const))('%s activations: m=2100 n=17 k=8200 within the bound', (_activations, engine) => {
-    expect(checkGemmBf16(engine, 2100, 17, 8200)).toEqual([]);
-  }, 120_000);
+  // (an each() of no cases would leave the suite empty, which vitest fails: a CPU without AMX gets one skipped test that says so)
+  if (amx.length === 0) it.skip('[skipped: this CPU has no AMX tiles, or the native engine is not built]', () => {});
+  else {
+    it.each(amx.map((e) => [e.matmulActivations, e] as const))('%s activations: m=2100 n=17 k=8200 within the bound', (_activations, engine) => {
+      expect(checkGemmBf16(engine, 2100, 17, 8200)).toEqual([]);
+    }, 120_000);
+  }
 });
 
 describe('native, BF16 activations', () => {
