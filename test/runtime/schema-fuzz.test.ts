@@ -21,7 +21,7 @@ import addFormatsModule from 'ajv-formats';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RfidMoeError } from '../../src/errors.js';
-import { compileSchema, type SchemaNode } from '../../src/runtime/generation/json-schema.js';
+import { compileSchema, SchemaError, type SchemaNode } from '../../src/runtime/generation/json-schema.js';
 import { SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
 import { mulberry32 } from '../../src/util/prng.js';
 
@@ -156,4 +156,56 @@ describe('generated schemas', () => {
     expect(compiled).toBeGreaterThan(150 * RUNS);
     expect(completed).toBeGreaterThan(600 * RUNS);
   }, 300_000);
+});
+
+describe('the cases the generated schemas found, kept by hand', () => {
+  const object = (v: object, defs?: object) => ({ type: 'object', properties: { v }, required: ['v'], additionalProperties: false, ...(defs ? { $defs: defs } : {}) });
+  const takes = (schema: object, text: string) => {
+    const p = new SchemaPrefix(compileSchema(schema), 2, 1);
+    return p.push(text) && p.complete;
+  };
+
+  it('an enum or const beside a type (or a held format) keeps the values of it; an enum and a const, the values equal; none left is a 400', () => {
+    expect(takes(object({ type: 'integer', enum: ['a', 1, 2.5] }), '{"v": 1}')).toBe(true);
+    expect(takes(object({ type: 'integer', enum: ['a', 1, 2.5] }), '{"v": "a"}')).toBe(false);
+    expect(takes(object({ allOf: [{ type: 'null' }, { enum: ['b', null, false] }] }), '{"v": "b"}')).toBe(false);
+    expect(takes(object({ allOf: [{ type: 'null' }, { enum: ['b', null, false] }] }), '{"v": null}')).toBe(true);
+    expect(takes(object({ type: 'string', format: 'date', enum: ['2024-02-30', '2024-02-29', 'x'] }), '{"v": "2024-02-29"}')).toBe(true);
+    expect(takes(object({ type: 'string', format: 'date', enum: ['2024-02-30', '2024-02-29', 'x'] }), '{"v": "x"}')).toBe(false);
+    expect(takes(object({ allOf: [{ enum: ['a', 'b'] }, { const: 'b' }] }), '{"v": "b"}')).toBe(true);
+    expect(takes(object({ allOf: [{ enum: ['a', 'b'] }, { const: 'b' }] }), '{"v": "a"}')).toBe(false);
+    expect(() => compileSchema(object({ allOf: [{ type: 'null' }, { enum: [1, 0] }] }))).toThrow(/no value of "enum" is of the schema's type "null"/);
+    expect(() => compileSchema(object({ allOf: [{ enum: ['a'] }, { const: -0.25 }] }))).toThrow(/no value of "enum" equals "const"/);
+    expect(() => compileSchema(object({ enum: ['a'], anyOf: [{ type: 'string' }] }))).toThrow(/"anyOf" beside "enum" or "const" is not supported/);
+  });
+
+  it('a held format survives the merge of an allOf', () => {
+    const uri = object({ allOf: [{ type: 'string', minLength: 0 }, { type: 'string', format: 'uri' }] });
+    expect(takes(uri, '{"v": ""}')).toBe(false);
+    expect(takes(uri, '{"v": "https://example.com/a"}')).toBe(true);
+    expect(takes(object({ allOf: [{ type: 'string' }], format: 'uuid' }), '{"v": "x"}')).toBe(false);
+  });
+
+  it('an integer of a multipleOf is written within ±(10^15 − 1), where a double holds it exactly', () => {
+    const five = object({ type: 'integer', multipleOf: 5 });
+    expect(takes(five, '{"v": 999999999999995}')).toBe(true);
+    expect(takes(five, '{"v": 1000000000000000}')).toBe(false);
+    expect(takes(five, '{"v": -999999999999995}')).toBe(true);
+    expect(() => compileSchema(object({ type: 'integer', multipleOf: 5, minimum: 1e16 }))).toThrow(/no integer of at most 15 digits/);
+  });
+
+  it('a $ref refused once is refused wherever it is referred to, with the definitions that hold it; a definition that is an option of itself is refused', () => {
+    // D cannot be followed: the anyOf leaves out both references to it (the second was taken as any value)
+    expect(takes(object({ anyOf: [{ $ref: '#/$defs/D' }, { $ref: '#/$defs/D' }, { type: 'null' }] }, { D: { not: {} } }), '{"v": 1}')).toBe(false);
+    // F, compiled while D was, refers to D: both are left out, not F with D as any value
+    const defs = { D: { type: 'array', items: { $ref: '#/$defs/F' }, uniqueItems: true }, F: { type: 'object', properties: { d: { $ref: '#/$defs/D' } }, required: ['d'], additionalProperties: false } };
+    const tainted = { type: 'object', properties: { v: { anyOf: [{ $ref: '#/$defs/D' }, { type: 'integer' }] }, w: { anyOf: [{ $ref: '#/$defs/F' }, { type: 'null' }] } }, required: ['v', 'w'], additionalProperties: false, $defs: defs };
+    expect(takes(tainted, '{"v": 1, "w": {"d": "anything"}}')).toBe(false);
+    expect(takes(tainted, '{"v": 1, "w": null}')).toBe(true);
+    expect(() => compileSchema(object({ $ref: '#/$defs/D' }, { D: { anyOf: [{ $ref: '#/$defs/D' }, { enum: ['a'] }] } }))).toThrow(SchemaError);
+    expect(() => compileSchema(object({ $ref: '#/$defs/D' }, { D: { anyOf: [{ $ref: '#/$defs/D' }, { enum: ['a'] }] } }))).toThrow(/is an anyOf option of itself/);
+    expect(() => compileSchema(object({ $ref: '#/$defs/D' }, { D: { $ref: '#/$defs/D' } }))).toThrow(/refers only to itself/);
+    // recursion through an object stays fine
+    expect(takes(object({ $ref: '#/$defs/T' }, { T: { type: 'object', properties: { next: { anyOf: [{ $ref: '#/$defs/T' }, { type: 'null' }] } }, required: ['next'], additionalProperties: false } }), '{"v": {"next": {"next": null}}}')).toBe(true);
+  });
 });

@@ -236,8 +236,14 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
           // one that is an option of itself (D = anyOf[D, …]) would be begun by beginning itself, without end
           if (optionOfItself(node)) throw new SchemaError(`$ref "${ref}" is an anyOf option of itself (through anyOf, oneOf or $refs alone, with no object or array between)`, at);
         } catch (err) {
-          // (not left as the placeholder, which would stand for any value where an anyOf drops this option and another refers to it again)
-          refs.delete(ref);
+          // not left as the placeholder, which would stand for any value where an anyOf drops this
+          // option and another refers to it again; nor the definitions compiled meanwhile, which may
+          // hold it (compiled again where they are referred to, they meet this refusal instead)
+          let since = false;
+          for (const k of [...refs.keys()]) {
+            since ||= k === ref;
+            if (since) refs.delete(k);
+          }
           if (err instanceof SchemaError) refused.set(ref, err);
           throw err;
         }
