@@ -65,7 +65,8 @@ const CANDIDATES: Record<string, fc.Arbitrary<string>> = {
   time,
   duration,
   uuid: fc.oneof(fc.uuid(), fc.string({ minLength: 36, maxLength: 36 })),
-  uri: fc.webUrl({ withQueryParameters: true }),
+  // (and a % in a path or query, percent-encoding or bare)
+  uri: fc.oneof(fc.webUrl({ withQueryParameters: true }), fc.constantFrom('http://a.com/%', 'http://a.com/%2', 'http://a.com/%2F', 'http://a.com/%zz/b', 'https://a.com/?q=%20x', 'https://a.com/?q=%_,', 'http://a.com/a%41b')),
   ipv4,
   ipv6,
   ipvanyaddress: fc.oneof(ipv4, ipv6),

@@ -96,7 +96,8 @@ export const FORMAT_PATTERNS: ReadonlyMap<string, string> = new Map([
   ['base64', BASE64],
   // at most four labels of up to 63 characters: within the 253 a name may have
   ['hostname', `${LABEL}(?:\\.${LABEL}){0,3}`],
-  ['uri', `https?://(?:${LABEL}\\.){0,4}${LABEL}(?::\\d{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(?:\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?`],
+  // (a % only as a percent-encoding, % and two hex digits, as RFC 3986 has it: Ajv refuses a bare one)
+  ['uri', `https?://(?:${LABEL}\\.){0,4}${LABEL}(?::\\d{1,5})?(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%${HEX}{2})*)*(?:\\?(?:[A-Za-z0-9._~!$&'()*+,;=:@/?-]|%${HEX}{2})*)?`],
 ]);
 
 /** The rules of a string schema `o` (at `at`); null where it has none beyond its type. */
