@@ -12,8 +12,10 @@
  *
  * It found, when first run: an enum beside a `type` its values are not of (allOf's merge of
  * `{"type": "null"}` and an enum) written as the enum's values; an enum and a const together
- * written as the const alone; a held `format` dropped from a merged allOf; and integers of a
- * multipleOf past 2^53, which Ajv's doubles find no multiples. A failure prints the shrunk schema
+ * written as the const alone; a held `format` dropped from a merged allOf; integers of a
+ * multipleOf past 2^53, which Ajv's doubles find no multiples; a $ref refused in one anyOf option
+ * taken as any value in another; a definition that is an anyOf option of itself, and one merged
+ * into itself through allOf, each a stack overflow; and a URI with a bare `%`. A failure prints the shrunk schema
  * and the seed; RFID_MOE_FUZZ_SEED and RFID_MOE_FUZZ_RUNS (a multiplier) explore further.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -80,6 +82,17 @@ const schemas = fc.letrec<{ schema: Schema; leaf: Schema }>((tie) => ({
       })
       .map((r) => clean({ type: 'array', ...r })),
     fc.record({ kind: fc.constantFrom('anyOf', 'oneOf', 'allOf'), parts: fc.array(tie('schema'), { minLength: 1, maxLength: 3 }) }).map(({ kind, parts }) => ({ [kind]: parts })),
+    // allOf of object schemas (OpenAPI's inheritance): properties, required names and closed parts merged
+    fc
+      .array(
+        fc.record({ props: fc.dictionary(fc.constantFrom(...NAMES), tie('schema'), { maxKeys: 2 }), required: fc.subarray(NAMES, { maxLength: 2 }), closed: fc.boolean() }),
+        { minLength: 2, maxLength: 3 },
+      )
+      .map((parts) => ({ allOf: parts.map(({ props, required, closed }) => ({ type: 'object', properties: props, required: required.filter((r) => r in props), ...(closed ? { additionalProperties: false } : {}) })) })),
+    // draft 7's tuples: items as an array, additionalItems beside it
+    fc
+      .record({ items: fc.array(tie('schema'), { minLength: 1, maxLength: 2 }), additionalItems: optional(fc.oneof(fc.boolean(), tie('schema')), 0.6), minItems: optional(fc.nat(3), 0.3) })
+      .map((r) => clean({ type: 'array', ...r })),
     fc.tuple(fc.constantFrom('string', 'integer'), fc.constantFrom('null', 'boolean', 'number')).map((types) => ({ type: types })),
     fc.constantFrom<Schema>({ not: {} }, { contains: {} }, { type: 'object', minProperties: 1 }),
   ),
@@ -205,6 +218,13 @@ describe('the cases the generated schemas found, kept by hand', () => {
     expect(() => compileSchema(object({ $ref: '#/$defs/D' }, { D: { anyOf: [{ $ref: '#/$defs/D' }, { enum: ['a'] }] } }))).toThrow(SchemaError);
     expect(() => compileSchema(object({ $ref: '#/$defs/D' }, { D: { anyOf: [{ $ref: '#/$defs/D' }, { enum: ['a'] }] } }))).toThrow(/is an anyOf option of itself/);
     expect(() => compileSchema(object({ $ref: '#/$defs/D' }, { D: { $ref: '#/$defs/D' } }))).toThrow(/refers only to itself/);
+    // a definition whose allOf merge holds itself again (a property merged with a $ref back to it) would merge without end
+    const merges = { D: { allOf: [{ type: 'object', properties: { name: { type: 'object' } } }, { type: 'object', properties: { name: { $ref: '#/$defs/D' } } }] } };
+    expect(() => compileSchema(object({ $ref: '#/$defs/D' }, merges))).toThrow(/"allOf" merges nested more than 24 deep/);
+    // and a definition merged into two others (inheritance with siblings) is fine
+    const siblings = { Base: { type: 'object', properties: { id: { type: 'integer' } }, required: ['id'] }, A: { allOf: [{ $ref: '#/$defs/Base' }, { type: 'object', properties: { b: { $ref: '#/$defs/B' } } }] }, B: { allOf: [{ $ref: '#/$defs/Base' }, { type: 'object', properties: { x: { type: 'string' } } }] } };
+    expect(takes(object({ $ref: '#/$defs/A' }, siblings), '{"v": {"id": 1, "b": {"id": 2, "x": "y"}}}')).toBe(true);
+    expect(takes(object({ $ref: '#/$defs/A' }, siblings), '{"v": {"id": 1, "b": {"x": "y"}}}')).toBe(false);
     // recursion through an object stays fine
     expect(takes(object({ $ref: '#/$defs/T' }, { T: { type: 'object', properties: { next: { anyOf: [{ $ref: '#/$defs/T' }, { type: 'null' }] } }, required: ['next'], additionalProperties: false } }), '{"v": {"next": {"next": null}}}')).toBe(true);
   });

@@ -170,6 +170,8 @@ function ofType(v: unknown, type: string): boolean {
       return typeof v === type;
   }
 }
+/** allOf merges compiled one inside another at most (json-schema.ts compile) */
+const MAX_MERGE_DEPTH = 24;
 /** nodes a schema may compile to, against a schema crafted to expand without end */
 const MAX_NODES = 10_000;
 /**
@@ -196,6 +198,8 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
   const refs = new Map<string, SchemaNode>();
   /** definitions that could not be compiled: a later $ref to one fails as the first did */
   const refused = new Map<string, SchemaError>();
+  /** allOf merges whose results are being compiled, one inside another */
+  let merging = 0;
   let nodes = 0;
   const root = schema;
 
@@ -262,7 +266,15 @@ export function compileSchema(schema: unknown, topLevel: TopLevel = 'object'): S
       // one schema in allOf (how some generators attach a description to a $ref) is that schema
       if (list.length === 1 && rest.length === 0) return withNull(compile(list[0], `${at}/allOf/0`));
       // several: object schemas (OpenAPI's inheritance, zod's .and()) merged into one
-      return withNull(compile(mergedObjects(o, at), `${at}/allOf`));
+      // a merge reads its $refs' schemas in place, so one that refers back to itself through allOf
+      // would be merged again inside its own merge without end: merges nest to a bound
+      if (merging >= MAX_MERGE_DEPTH) throw new SchemaError(`"allOf" merges nested more than ${MAX_MERGE_DEPTH} deep (a $ref that refers back to itself through allOf is not supported)`, at);
+      merging++;
+      try {
+        return withNull(compile(mergedObjects(o, at), `${at}/allOf`));
+      } finally {
+        merging--;
+      }
     }
     if (o.const !== undefined || o.enum !== undefined) {
       const rules = [...VALUE_RULES, 'anyOf', 'oneOf'].filter((k) => o[k] !== undefined);
