@@ -23,6 +23,7 @@ import addFormatsModule from 'ajv-formats';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RfidMoeError } from '../../src/errors.js';
+import { TokenPieces } from '../../src/runtime/generation/grammar-constraint.js';
 import { compileSchema, SchemaError, type SchemaNode } from '../../src/runtime/generation/json-schema.js';
 import { SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
 import { mulberry32 } from '../../src/util/prng.js';
@@ -168,6 +169,53 @@ describe('generated schemas', () => {
     // (the generator must reach both sides: schemas compiled, and values completed under them)
     expect(compiled).toBeGreaterThan(150 * RUNS);
     expect(completed).toBeGreaterThan(600 * RUNS);
+  }, 300_000);
+});
+
+/**
+ * A made-up vocabulary of short pieces: JSON's structure, quotes and backslashes (which a screen
+ * shared between states inside keys judges in each state), letters, digits, and runs of them.
+ */
+const PIECE_CHARS = ['"', '\\', '{', '}', '[', ']', ':', ',', ' ', 'a', 'b', 'c', 'p', 'q', 'x', '0', '1', '5', '-', '.', 'e', 'u', 'n', 'é'];
+const vocabularies = fc.uniqueArray(fc.array(fc.constantFrom(...PIECE_CHARS), { minLength: 1, maxLength: 4 }).map((c) => c.join('')), { minLength: 40, maxLength: 120 });
+
+describe('generated schemas, screened', () => {
+  it('a screen of the vocabulary in states along walks through them (one set of pieces for all, so states share kept and interior screens) takes each piece exactly where the piece pushed alone fits', () => {
+    let screened = 0;
+    let interior = 0;
+    fc.assert(
+      fc.property(schemas, vocabularies, fc.integer(), (inner, vocab, walkSeed) => {
+        const schema = { type: 'object', properties: { v: inner }, required: ['v'], additionalProperties: false };
+        let node: SchemaNode;
+        try {
+          node = compileSchema(schema);
+        } catch {
+          return;
+        }
+        const pieces = new TokenPieces({ decode: (ids: number[]) => ids.map((i) => vocab[i]).join('') }, vocab.length);
+        const rand = mulberry32(walkSeed);
+        for (let k = 0; k < 3; k++) {
+          // the states along a walk, each screened in turn
+          let state = new SchemaPrefix(node, 2, 1);
+          for (let step = 0; step < 80 && !state.complete; step++) {
+            const screen = pieces.screen(state);
+            screened++;
+            if (state.interiorKey !== undefined) interior++;
+            vocab.forEach((piece, id) => {
+              const alone = state.clone().push(piece);
+              expect(screen[id], `${JSON.stringify(piece)} after a walk's ${step} characters (interior ${state.interiorKey ?? 'none'})`).toBe(alone ? 1 : 0);
+            });
+            const next = [...ALPHABET].sort(() => rand() - 0.5).find((c) => state.clone().push(c));
+            if (next === undefined) break;
+            state.push(next);
+          }
+        }
+      }),
+      { seed: SEED + 1, numRuns: 150 * RUNS },
+    );
+    expect(screened).toBeGreaterThan(2500 * RUNS);
+    // (states inside keys and held unique items, where screens are shared by interior key, among them)
+    expect(interior).toBeGreaterThan(125 * RUNS);
   }, 300_000);
 });
 
