@@ -27,6 +27,7 @@ import { TokenPieces } from '../../src/runtime/generation/grammar-constraint.js'
 import { compileSchema, SchemaError, type SchemaNode } from '../../src/runtime/generation/json-schema.js';
 import { SchemaPrefix } from '../../src/runtime/generation/schema-prefix.js';
 import { mulberry32 } from '../../src/util/prng.js';
+import { walk } from '../helpers/schema-walk.js';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const SEED = Number(process.env.RFID_MOE_FUZZ_SEED ?? 20261207);
@@ -101,28 +102,8 @@ const schemas = fc.letrec<{ schema: Schema; leaf: Schema }>((tie) => ({
 
 /** characters a walk tries: printable ASCII, a letter beyond it, a line break */
 const ALPHABET = [...Array.from({ length: 95 }, (_, i) => String.fromCharCode(0x20 + i)), 'é', '\n'];
-
-/** A value written character by character, each a random one that fits (closers favoured as it grows); 'dead' where none fits and it is not complete; null past `max`. */
-function walk(node: SchemaNode, rand: () => number, max = 300): string | 'dead' | null {
-  let state = new SchemaPrefix(node, 2, 1);
-  let text = '';
-  while (text.length < max) {
-    const order = [...ALPHABET].sort(() => rand() - 0.5);
-    if (rand() < Math.min(0.9, 0.3 + text.length / 60)) order.unshift('"', '}', ']');
-    let moved = false;
-    for (const c of order) {
-      const next = state.clone();
-      if (!next.push(c)) continue;
-      state = next;
-      text += c;
-      moved = true;
-      break;
-    }
-    if (state.complete) return text;
-    if (!moved) return 'dead';
-  }
-  return null;
-}
+/** a walk over all of them, with some whitespace between tokens */
+const walkOptions = { max: 300, alphabet: ALPHABET, whitespace: [2, 1] as [number, number], closeAfter: 60 };
 
 describe('generated schemas', () => {
   it('are refused with a SchemaError or compiled; where compiled, walks never reach a dead end and every value they complete is valid under Ajv', () => {
@@ -149,7 +130,7 @@ describe('generated schemas', () => {
         }
         const rand = mulberry32(walkSeed);
         for (let k = 0; k < 6; k++) {
-          const text = walk(node, rand);
+          const text = walk(node, rand, walkOptions);
           expect(text, 'a walk reached a dead end').not.toBe('dead');
           if (text === null) continue;
           completed++;

@@ -144,7 +144,7 @@ describe('arrays of unique items', () => {
       const validate = ajv.compile(SCHEMAS[name]);
       const rand = mulberry32(name.length * 31 + 7);
       for (let k = 0; k < 12; k++) {
-        const text = walk(node, rand, 400, true);
+        const text = walk(node, rand, { closeLast: true });
         expect(text, `${name}: walk ${k} reached a dead end`).not.toBe('dead');
         expect(text, `${name}: walk ${k} did not end`).not.toBe(null);
         const value = JSON.parse(text!) as unknown[];
@@ -198,7 +198,7 @@ describeWithPydantic('sets against Pydantic', () => {
       const rand = mulberry32(99);
       texts[model] = [];
       for (let k = 0; k < 60; k++) {
-        const text = walk(node, rand, 1200);
+        const text = walk(node, rand, { max: 1200 });
         if (text === 'dead') throw new Error(`${model}: a walk reached a dead end`);
         if (text !== null) texts[model].push(text);
       }
