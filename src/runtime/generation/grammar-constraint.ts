@@ -108,6 +108,9 @@ export interface TokenConstraint {
   readText?(text: string): boolean;
 }
 
+/** whether a piece holds a quote or backslash: judged in each state where a screen is shared (GrammarState.interiorKey) */
+const hasQuote = (piece: string): boolean => piece.includes('"') || piece.includes('\\');
+
 /** where a screen of a state's interior key (GrammarState.interiorKey) is kept: apart from the states' own keys */
 function interiorScreenKey(state: GrammarState): string | undefined {
   const interior = state.interiorKey;
@@ -275,7 +278,7 @@ export class TokenPieces {
     const scratch = state.clone();
     for (const id of this.partialPieces) {
       const piece = this.pieces[id]!;
-      if (unquoted && (piece.includes('"') || piece.includes('\\'))) continue;
+      if (unquoted && hasQuote(piece)) continue;
       if (admits(id) && textFits(scratch.copyFrom(state), piece)) fits[id] = 1;
     }
     return fits;
@@ -318,7 +321,6 @@ export class TokenPieces {
       return 1;
     });
     // pieces with a quote or backslash, judged in each state where a screen is shared (GrammarState.interiorKey)
-    const hasQuote = (piece: string) => piece.includes('"') || piece.includes('\\');
     const quoted = Uint8Array.from(ids, (id) => (hasQuote(pieces[id]) ? 1 : 0));
     this.quoted = Int32Array.from([...ids, ...partial].filter((id) => hasQuote(pieces[id])));
     this.partialPieces = Int32Array.from(partial);

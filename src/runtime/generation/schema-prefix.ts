@@ -348,7 +348,7 @@ export class SchemaPrefix {
         if (c !== 0x22) return;
         const seen = uniqueSeen(below);
         // an item of unique items: a string of an enum only where some value of it is not given yet
-        if (seen !== null && node.allowed !== null && !node.allowed.some((a) => !seen.includes(uniqueValue(`"${a}"`)))) return;
+        if (seen !== null && node.allowed !== null && !valueLeft(node, seen)) return;
         if (node.rule === null || node.allowed !== null) push(on({ t: 'string', allowed: node.allowed, typed: '', esc: 0, rule: null, keep: seen !== null && node.allowed === null }, below));
         else if (seen === null) push(on(ruledStart(node.rule), below));
         else {
