@@ -12,6 +12,7 @@ import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
 import { slidingWindowOf } from './sliding-window.js';
+import { exactPositionLimit } from './position-limit.js';
 import type { Checkpoint, ClampedSwiGlu, ModelConfig, Multipliers } from './types.js';
 
 export interface LayerDescription {
@@ -44,6 +45,11 @@ export interface CheckpointDescription {
   rotaryDim?: number;
   /** sliding-window attention: the window, and the layers that use it; absent where every layer attends to all earlier positions */
   slidingWindow?: { size: number; layers: number[] };
+  /**
+   * DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, the layers
+   * that run one, and `exactPositions`, the longest sequence rfid-moe runs (checkpoint/position-limit.ts)
+   */
+  sparseAttention?: { indexTopK: number; indexerLayers: number[]; exactPositions: number };
   /** GraniteMoE's scalar multipliers; absent where the family has none */
   multipliers?: Multipliers;
   /** FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16): how they are stored; absent for float checkpoints */
@@ -122,6 +128,15 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
     ...(c.slidingWindow !== undefined
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
+      : {}),
+    ...(c.sparseAttention !== undefined
+      ? {
+          sparseAttention: {
+            indexTopK: c.sparseAttention.indexTopK,
+            indexerLayers: c.sparseAttention.layers.flatMap((has, l) => (has ? [l] : [])),
+            exactPositions: exactPositionLimit(c)!.positions,
+          },
+        }
       : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...(c.attentionSinks ? { attentionSinks: true as const } : {}),

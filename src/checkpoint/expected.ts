@@ -46,6 +46,14 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
     add(a.mla.kvANorm, [m.kvLoraRank]);
     add(a.mla.kvB, [config.numHeads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank]);
     add(a.o, [H, config.numHeads * m.vHeadDim]);
+    const dsa = config.sparseAttention;
+    if (dsa && a.indexer && m.qLoraRank !== null) {
+      add(a.indexer.wqB, [dsa.indexHeads * dsa.indexHeadDim, m.qLoraRank]);
+      add(a.indexer.wk, [dsa.indexHeadDim, H]);
+      add(a.indexer.kNorm, [dsa.indexHeadDim]);
+      add(a.indexer.kNormBias, [dsa.indexHeadDim]);
+      add(a.indexer.weightsProj, [dsa.indexHeads, H]);
+    }
     return out;
   }
   const qWidth = config.numHeads * config.headDim;

@@ -7,7 +7,7 @@
  */
 import type { z } from 'zod';
 import { CheckpointError } from './errors.js';
-import type { FamilyName, MlpNames, ModelConfig } from './types.js';
+import type { FamilyName, IndexerNames, MlpNames, ModelConfig } from './types.js';
 
 /**
  * Tensor-name templates. `{l}` is replaced by the layer index and `{e}` by the expert index.
@@ -44,6 +44,8 @@ export interface TensorNameTemplates {
     kvANorm: string;
     kvB: string;
   };
+  /** DeepSeek Sparse Attention's indexer (filled where the config's sparseAttention gives a layer one) */
+  indexer?: IndexerNames;
   router: string;
   /** DeepSeek-V3's router correction bias [E] */
   routerBias?: string;

@@ -47,6 +47,16 @@ function attentionNames(family: Family, config: ModelConfig, layer: number): Att
     names.k = kvA;
     names.v = kvB;
   }
+  const indexer = family.names.indexer;
+  if (config.sparseAttention?.layers[layer] && indexer) {
+    names.indexer = {
+      wqB: fillName(indexer.wqB, layer),
+      wk: fillName(indexer.wk, layer),
+      kNorm: fillName(indexer.kNorm, layer),
+      kNormBias: fillName(indexer.kNormBias, layer),
+      weightsProj: fillName(indexer.weightsProj, layer),
+    };
+  }
   return names;
 }
 

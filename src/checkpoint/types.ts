@@ -8,7 +8,24 @@ import type { DType } from '../io/dtype.js';
 import type { TensorArena } from '../io/tensor-buffers.js';
 import type { MappedFiles } from '../io/file-map.js';
 
-export type FamilyName = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'deepseek' | 'deepseek_v2' | 'deepseek_v3' | 'glm4_moe' | 'granitemoe' | 'minimax_m2' | 'dots1' | 'glm4_moe_lite' | 'ernie4_5_moe' | 'hunyuan_v1_moe' | 'gpt_oss';
+export type FamilyName =
+  | 'mixtral'
+  | 'qwen2_moe'
+  | 'qwen3_moe'
+  | 'olmoe'
+  | 'deepseek'
+  | 'deepseek_v2'
+  | 'deepseek_v3'
+  | 'deepseek_v32'
+  | 'glm4_moe'
+  | 'granitemoe'
+  | 'minimax_m2'
+  | 'dots1'
+  | 'glm4_moe_lite'
+  | 'glm_moe_dsa'
+  | 'ernie4_5_moe'
+  | 'hunyuan_v1_moe'
+  | 'gpt_oss';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -78,6 +95,13 @@ export interface ModelConfig {
   attention: 'standard' | 'mla';
   /** DeepSeek-V2 multi-head latent attention sizes (present iff attention === 'mla') */
   mla?: MlaConfig;
+  /**
+   * DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): an indexer picks the index_topk positions
+   * each query attends to. The runtime attends densely, which is the same computation while a
+   * sequence holds at most indexTopK positions (the indexer then keeps every one), so sequences are
+   * held to that length (`exactPositions`). Absent: no indexer.
+   */
+  sparseAttention?: SparseAttentionConfig;
   /**
    * Granite's scalar multipliers (absent: none, the Llama lineage's plain sums and 1/√head_dim):
    * embeddings × embedding, each attention and MLP output × residual before it is added, the
@@ -171,6 +195,16 @@ export interface MlaConfig {
   ropeInterleave: boolean;
 }
 
+export interface SparseAttentionConfig {
+  /** the positions the indexer keeps per query (index_topk) */
+  indexTopK: number;
+  /** the indexer's query heads and their width (index_n_heads, index_head_dim) */
+  indexHeads: number;
+  indexHeadDim: number;
+  /** layers[l]: layer l runs an indexer of its own (GLM-5's "shared" layers reuse an earlier one's choice and hold none) */
+  layers: readonly boolean[];
+}
+
 export interface MlpNames {
   gate: string;
   up: string;
@@ -197,6 +231,21 @@ export interface AttentionNames {
    * MLA has no separate k/v projections, so code must branch on `mla` before using k/v.
    */
   mla?: MlaAttentionNames;
+  /** DeepSeek Sparse Attention's indexer (present where the config's sparseAttention gives this layer one) */
+  indexer?: IndexerNames;
+}
+
+/**
+ * The indexer's tensors: wq_b [heads·dim, q_lora_rank], wk [dim, H], k_norm (a LayerNorm, weight
+ * and bias [dim]), weights_proj [heads, H]. Validated and written back; the runtime does not
+ * read them (ModelConfig.sparseAttention says why).
+ */
+export interface IndexerNames {
+  wqB: string;
+  wk: string;
+  kNorm: string;
+  kNormBias: string;
+  weightsProj: string;
 }
 
 export interface MlaAttentionNames {

@@ -10,6 +10,8 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { unrunnableReason } from '../../src/checkpoint/runnable.js';
 import { familyByName, familyForConfig, supportedModelTypes } from '../../src/checkpoint/registry.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
+import { exactPositionLimit } from '../../src/checkpoint/position-limit.js';
+import { checkEvalSeqLen, defaultEvalSeqLen, maxPositions } from '../../src/eval/seq-len.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { independentCounts } from './expected-counts.js';
 import { makeScratch } from './tmp-dirs.js';
@@ -31,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'dots1', 'ernie4_5_moe', 'glm4_moe', 'glm4_moe_lite', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -121,6 +123,55 @@ describe('normalisation from the real key names', () => {
     expect(family.resolveConfig({ model_type: 'glm4_moe_lite', num_hidden_layers: 3, mlp_layer_types: ['dense', 'dense', 'sparse'] }).moeLayers).toEqual([false, false, true]);
     expect(() => family.resolveConfig({ model_type: 'glm4_moe_lite', num_hidden_layers: 3, mlp_layer_types: ['dense', 'sparse'] })).toThrow(/mlp_layer_types': 2 entries for num_hidden_layers 3/);
     expect(() => family.resolveConfig({ model_type: 'glm4_moe_lite', mlp_layer_types: ['dense', 'moe'] })).toThrow(/mlp_layer_types/);
+  });
+
+  it('DeepSeek-V3.2: V3’s MLA (q-LoRA, interleaved pairs always) and routing, an indexer in every layer, sequences held to index_topk', () => {
+    const family = familyByName('deepseek_v32');
+    // DeepSeek-V3.2's released config.json, less its quantization block and rope_scaling
+    const raw = {
+      model_type: 'deepseek_v32', hidden_size: 7168, intermediate_size: 18432, moe_intermediate_size: 2048, n_routed_experts: 256, n_shared_experts: 1, num_experts_per_tok: 8,
+      first_k_dense_replace: 3, moe_layer_freq: 1, n_group: 8, topk_group: 4, topk_method: 'noaux_tc', scoring_func: 'sigmoid', norm_topk_prob: true, routed_scaling_factor: 2.5,
+      num_hidden_layers: 61, num_attention_heads: 128, num_key_value_heads: 128, q_lora_rank: 1536, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64, v_head_dim: 128,
+      index_topk: 2048, index_head_dim: 128, index_n_heads: 64, max_position_embeddings: 163840, vocab_size: 129280, rms_norm_eps: 1e-6, num_nextn_predict_layers: 1,
+    };
+    const { config, moeLayers } = family.resolveConfig(raw);
+    expect(config).toMatchObject({ attention: 'mla', numExperts: 256, topK: 8, sharedExpertIntermediateSize: 2048, topkMethod: 'noaux_tc', nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5 });
+    expect(config.mla).toEqual({ qLoraRank: 1536, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128, ropeInterleave: true });
+    expect(config.sparseAttention).toEqual({ indexTopK: 2048, indexHeads: 64, indexHeadDim: 128, layers: Array<boolean>(61).fill(true) });
+    expect(moeLayers).toEqual(Array.from({ length: 61 }, (_, l) => l >= 3));
+    expect(unrunnableReason(config)).toBeNull();
+    // transformers has no rope_interleave switch for V3.2 (its MLA always interleaves)
+    expect(family.resolveConfig({ ...raw, rope_interleave: false }).config.mla!.ropeInterleave).toBe(true);
+    // the window, context and attention limits: index_topk, below max_position_embeddings
+    expect(exactPositionLimit(config)).toMatchObject({ positions: 2048 });
+    expect(maxPositions(config)).toBe(2048);
+    expect(defaultEvalSeqLen(config)).toBe(2048);
+    expect(() => checkEvalSeqLen(config, 2049)).toThrow(/`seqLen` 2049 is longer than index_topk \(2048\): this model's sparse attention keeps every earlier position only up to that many/);
+    expect(() => checkEvalSeqLen(config, 2048)).not.toThrow();
+    expect(maxPositions(family.resolveConfig({ ...raw, max_position_embeddings: 1024 }).config)).toBe(1024);
+    // the indexer reads the q-LoRA projection and ropes its first qk_rope_head_dim values
+    expect(() => family.resolveConfig({ ...raw, q_lora_rank: null })).toThrow(/'q_lora_rank' is null, but DeepSeek-V3.2's sparse-attention indexer reads the q-LoRA projection/);
+    expect(() => family.resolveConfig({ ...raw, index_head_dim: 32 })).toThrow(/'index_head_dim' 32 is narrower than qk_rope_head_dim 64/);
+    expect(family.resolveConfig({ ...raw, num_hidden_layers: 3, mlp_layer_types: ['dense', 'sparse', 'sparse'] }).moeLayers).toEqual([false, true, true]);
+    expect(() => family.resolveConfig({ ...raw, mlp_layer_types: ['dense', 'sparse'] })).toThrow(/'mlp_layer_types': 2 entries for num_hidden_layers 61/);
+  });
+
+  it('GLM-5: V3.2’s architecture, indexers where indexer_types (or the pattern, or the schedule) says "full", as transformers derives them', () => {
+    const family = familyByName('glm_moe_dsa');
+    const layers = (raw: Record<string, unknown>) => family.resolveConfig({ model_type: 'glm_moe_dsa', ...raw }).config.sparseAttention!.layers;
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'glm_moe_dsa', num_hidden_layers: 5 });
+    expect(config).toMatchObject({ attention: 'mla', numExperts: 256, topK: 8, nGroup: 1, topkGroup: 1, mla: { qLoraRank: 2048, kvLoraRank: 512, qkNopeHeadDim: 192, qkRopeHeadDim: 64, vHeadDim: 256, ropeInterleave: true } });
+    expect(config.sparseAttention).toMatchObject({ indexTopK: 2048, indexHeads: 32, indexHeadDim: 128 });
+    // the values below are transformers 5's GlmMoeDsaConfig(...).indexer_types and mlp_layer_types for the same keys
+    expect(moeLayers).toEqual([false, false, false, true, true]);
+    expect(config.sparseAttention!.layers).toEqual([true, true, true, true, true]);
+    expect(layers({ num_hidden_layers: 6, index_topk_freq: 2, index_skip_topk_offset: 2 })).toEqual([true, true, false, true, false, true]);
+    expect(layers({ num_hidden_layers: 6, index_topk_freq: 3, index_skip_topk_offset: 1 })).toEqual([true, false, false, true, false, false]);
+    expect(layers({ num_hidden_layers: 4, index_topk_pattern: 'FSSF' })).toEqual([true, false, false, true]);
+    expect(layers({ num_hidden_layers: 4, indexer_types: ['full', 'full', 'shared', 'full'], index_topk_pattern: 'FSSF' })).toEqual([true, true, false, true]);
+    expect(() => layers({ num_hidden_layers: 4, index_topk_pattern: 'FSF' })).toThrow(/'index_topk_pattern': 3 entries for num_hidden_layers 4/);
+    expect(() => layers({ num_hidden_layers: 2, indexer_types: ['shared', 'full'] })).toThrow(/'indexer_types': layer 0 is "shared", but a shared layer reuses an earlier layer's indexer and there is none before it/);
+    expect(() => layers({ num_hidden_layers: 2, index_topk_pattern: 'FX' })).toThrow(/index_topk_pattern/);
   });
 
   it('dots.llm1: per-head q/k norm, V3 routing with groups, shared experts, dense layers before first_k_dense_replace; sliding layers as transformers derives them', () => {

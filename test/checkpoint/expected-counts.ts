@@ -107,6 +107,18 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
       break;
     }
+    case 'deepseek_v32':
+    case 'glm_moe_dsa': {
+      // DeepSeek-V3.2 and GLM-5: mlp_layer_types, else the first first_k_dense_replace layers dense
+      E = num(raw, 'n_routed_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const k = num(raw, 'first_k_dense_replace');
+      const types = (raw.mlp_layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, l) => (l < k ? 'dense' : 'sparse'));
+      isMoe = (l) => types[l] === 'sparse';
+      sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
+      break;
+    }
     case 'deepseek':
     case 'deepseek_v2':
     case 'deepseek_v3': {
@@ -134,7 +146,15 @@ export function independentCounts(raw: Raw): IndependentCounts {
   }
 
   let attentionPerLayer: number;
-  if (type === 'deepseek_v2' || type === 'deepseek_v3' || type === 'glm4_moe_lite') {
+  // DeepSeek Sparse Attention's indexer (wq_b, wk, k_norm's weight and bias, weights_proj), in every layer of V3.2 and GLM-5's "full" ones
+  let indexers = 0;
+  if (type === 'deepseek_v32' || type === 'glm_moe_dsa') {
+    const ih = num(raw, 'index_n_heads');
+    const id = num(raw, 'index_head_dim');
+    const full = type === 'glm_moe_dsa' && Array.isArray(raw.indexer_types) ? (raw.indexer_types as string[]).filter((t) => t === 'full').length : L;
+    indexers = full * (ih * id * num(raw, 'q_lora_rank') + id * H + 2 * id + ih * H);
+  }
+  if (type === 'deepseek_v2' || type === 'deepseek_v3' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa') {
     const nope = num(raw, 'qk_nope_head_dim');
     const rope = num(raw, 'qk_rope_head_dim');
     const vd = num(raw, 'v_head_dim');
@@ -163,8 +183,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedDown: nMoe * E * H * (I + (type === 'gpt_oss' ? 1 : 0)),
     sharedExperts: nMoe * sharedPerLayer,
     // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E], gpt-oss's its logits' bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'ernie4_5_moe' || type === 'gpt_oss' ? 1 : 0)),
-    attention: L * attentionPerLayer,
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'ernie4_5_moe' || type === 'gpt_oss' ? 1 : 0)),
+    attention: L * attentionPerLayer + indexers,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,
     lmHead: tied ? 0 : V * H,

@@ -18,6 +18,8 @@
  * | hunyuan_v1_moe | all 2 | per-head q/k norms after RoPE (query_layernorm, key_layernorm), RoPE "dynamic" with alpha 1000.5, an always-on shared MLP |
  * | ernie4_5_moe | 1 and 2 of 3 (moe_layer_start_index 1) | interleaved RoPE pairs, softmax routing choosing on probability + moe_statics bias [1, E], two shared experts |
  * | glm4_moe_lite | 1 and 2 of 3 (mlp_layer_types, or its default) | deepseek_v3's tensors and routing under GLM's name |
+ * | deepseek_v32 | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's tensors with q-LoRA (rank 6), and a sparse-attention indexer per layer (self_attn.indexer.wq_b/wk/k_norm/weights_proj; index_topk 32, 2 heads of 8) |
+ * | glm_moe_dsa | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v32 under GLM's name (1 group), indexers only on the layers indexer_types marks "full" |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | gpt_oss     | all 2                                  | q/k/v/o biases, sinks, window 5 on layer 0, YaRN, router bias, experts fused transposed (gate_up [E, H, 2I] gate/up interleaved, down [E, I, H]) with biases |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
@@ -108,6 +110,10 @@ export interface TinyCheckpointOptions {
   rotaryDim?: number;
   /** glm4_moe: use_qk_norm (default true, as GLM-4.5; GLM-4.5-Air has false) */
   useQkNorm?: boolean;
+  /** deepseek_v32 / glm_moe_dsa: index_topk (default 32), index_n_heads (2), index_head_dim (8) */
+  indexer?: { topK?: number; heads?: number; headDim?: number };
+  /** glm_moe_dsa: indexer_types, "full" or "shared" per layer (default: every layer full, as transformers' schedule gives) */
+  indexerTypes?: ('full' | 'shared')[];
   /** granitemoe: embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling (default granite-3.0-1b-a400m's 12, 0.22, 0.015625, 6) */
   multipliers?: { embedding: number; residual: number; attention: number; logits: number };
 }
@@ -567,6 +573,44 @@ function glm4MoeLiteFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
 }
 
 /**
+ * DeepSeek-V3.2 (deepseek_v32) and GLM-5 (glm_moe_dsa): DeepSeek-V3's tensors with q-LoRA (rank 6
+ * unless given), and a sparse-attention indexer in each layer that runs one (every layer of V3.2;
+ * GLM-5's "full" layers). The MoE layers come from first_k_dense_replace (default 1), as
+ * transformers derives mlp_layer_types.
+ */
+function dsaFixture(d: Dims, o: TinyCheckpointOptions, modelType: 'deepseek_v32' | 'glm_moe_dsa'): FamilyFixture {
+  const qLoraRank = o.qLoraRank ?? 6;
+  const built = deepseekFixture(d, { ...o, qLoraRank }, 3);
+  const { topk_method: _t, moe_layer_freq: _m, aux_loss_alpha: _a, seq_aux: _s, rope_interleave: _r, ...config } = built.config;
+  const ix = { topK: o.indexer?.topK ?? 32, heads: o.indexer?.heads ?? 2, headDim: o.indexer?.headDim ?? 8 };
+  const types = o.indexerTypes ?? Array<'full' | 'shared'>(d.L).fill('full');
+  const indexers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    if (types[l] !== 'full') continue;
+    const a = `${P(l)}.self_attn.indexer`;
+    indexers.push(
+      tensor(d, `${a}.wq_b.weight`, [ix.heads * ix.headDim, qLoraRank], 'linear'),
+      tensor(d, `${a}.wk.weight`, [ix.headDim, d.H], 'linear'),
+      tensor(d, `${a}.k_norm.weight`, [ix.headDim], 'norm'),
+      tensor(d, `${a}.k_norm.bias`, [ix.headDim], 'bias'),
+      tensor(d, `${a}.weights_proj.weight`, [ix.heads, d.H], 'linear'),
+    );
+  }
+  return {
+    config: {
+      ...config,
+      architectures: [modelType === 'deepseek_v32' ? 'DeepseekV32ForCausalLM' : 'GlmMoeDsaForCausalLM'],
+      model_type: modelType,
+      index_topk: ix.topK,
+      index_n_heads: ix.heads,
+      index_head_dim: ix.headDim,
+      ...(modelType === 'glm_moe_dsa' ? { indexer_types: types, n_group: o.topkMethod?.nGroup ?? 1, topk_group: o.topkMethod?.topkGroup ?? 1 } : {}),
+    },
+    tensors: [...built.tensors, ...indexers],
+  };
+}
+
+/**
  * A layer's MLP as DeepSeek-V3's names lay it out under noaux_tc routing (GLM-4.5, dots.llm1): a
  * dense MLP before `firstDense`, else the router with its correction bias, the routed experts and
  * `nShared` shared experts of their width.
@@ -969,7 +1013,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, ernie4_5_moe: 3, hunyuan_v1_moe: 2, gpt_oss: 2 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, hunyuan_v1_moe: 2, gpt_oss: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -986,7 +1030,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
     I: opts.expertIntermediateSize ?? 16,
     V: opts.vocabSize ?? 64,
     heads,
-    kvHeads: opts.numKvHeads ?? (family === 'deepseek_v2' || family === 'deepseek_v3' ? heads : 2),
+    kvHeads: opts.numKvHeads ?? (family === 'deepseek_v2' || family === 'deepseek_v3' || family === 'deepseek_v32' || family === 'glm_moe_dsa' ? heads : 2),
     dense: opts.denseIntermediateSize ?? 24,
     tied: opts.tieWordEmbeddings ?? false,
     fused: opts.fusedExperts ?? false,
@@ -1008,6 +1052,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return deepseekFixture(d, opts, 2);
       case 'deepseek_v3':
         return deepseekFixture(d, opts, 3);
+      case 'deepseek_v32':
+        return dsaFixture(d, opts, 'deepseek_v32');
       case 'glm4_moe':
         return glm4MoeFixture(d, opts);
       case 'granitemoe':
@@ -1018,6 +1064,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return dots1Fixture(d, opts);
       case 'glm4_moe_lite':
         return glm4MoeLiteFixture(d, opts);
+      case 'glm_moe_dsa':
+        return dsaFixture(d, opts, 'glm_moe_dsa');
       case 'ernie4_5_moe':
         return ernie45MoeFixture(d, opts);
       case 'hunyuan_v1_moe':
@@ -1042,7 +1090,25 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
 }
 
 /** Every family the fixtures can generate. */
-export const FIXTURE_FAMILIES: readonly FamilyName[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'glm4_moe', 'granitemoe', 'minimax_m2', 'dots1', 'glm4_moe_lite', 'ernie4_5_moe', 'hunyuan_v1_moe', 'gpt_oss'];
+export const FIXTURE_FAMILIES: readonly FamilyName[] = [
+  'mixtral',
+  'qwen2_moe',
+  'qwen3_moe',
+  'olmoe',
+  'deepseek',
+  'deepseek_v2',
+  'deepseek_v3',
+  'deepseek_v32',
+  'glm4_moe',
+  'granitemoe',
+  'minimax_m2',
+  'dots1',
+  'glm4_moe_lite',
+  'glm_moe_dsa',
+  'ernie4_5_moe',
+  'hunyuan_v1_moe',
+  'gpt_oss',
+];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
 const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;

@@ -133,6 +133,25 @@ const CASES: Case[] = [
   { name: 'glm4_moe_lite', family: 'glm4_moe_lite', fixture: { seed: 17, qLoraRank: 6, topK: 3, mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 }, topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 } } },
   // … and written out (two dense layers), groups, fused experts
   { name: 'glm4_moe_lite-types-fused', family: 'glm4_moe_lite', fixture: { seed: 18, topK: 3, firstKDenseReplace: 2, fusedExperts: true, numLayers: 4 } },
+  // DeepSeek-V3.2: V3 with DeepSeek Sparse Attention's indexer in every layer (the prompt and its
+  // greedy tokens, 32 positions, within index_topk 32, where the indexer keeps every position) …
+  { name: 'deepseek_v32', family: 'deepseek_v32', fixture: { seed: 31, topK: 3 } },
+  // … with YaRN, two dense layers written out in mlp_layer_types, fused experts
+  {
+    name: 'deepseek_v32-yarn-types-fused',
+    family: 'deepseek_v32',
+    fixture: {
+      seed: 32,
+      topK: 3,
+      numLayers: 4,
+      fusedExperts: true,
+      firstKDenseReplace: 2,
+      configKeys: { first_k_dense_replace: 0, mlp_layer_types: ['dense', 'dense', 'sparse', 'sparse'] },
+      ropeScaling: { type: 'yarn', factor: 4.5, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1.0, mscale_all_dim: 1.0 },
+    },
+  },
+  // GLM-5: the same under GLM's name, where "shared" layers reuse an earlier layer's choice and hold no indexer
+  { name: 'glm_moe_dsa', family: 'glm_moe_dsa', fixture: { seed: 33, topK: 3, numLayers: 4, indexerTypes: ['full', 'shared', 'shared', 'full'], mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 } } },
   // ERNIE-4.5: interleaved RoPE pairs, softmax routing that chooses on probability + its [1, E] bias, shared experts …
   { name: 'ernie4_5_moe', family: 'ernie4_5_moe', fixture: { seed: 19, topK: 3 } },
   // … and as transformers ≥ 5 writes it (fused, the bias under mlp.gate), untied, one shared expert
@@ -164,7 +183,7 @@ const CASES: Case[] = [
   { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -60,6 +60,16 @@ const CASES: Case[] = [
     truth: 'transformers-fp8',
     quantizes: [/experts\.\d+\.down_proj\.weight$/, /shared_experts\.up_proj\.weight$/, /kv_b_proj\.weight$/, /o_proj\.weight$/],
   },
+  // DeepSeek-V3.2, published in this format too: its sparse-attention indexer's weights are read as the others
+  {
+    name: 'deepseek_v32',
+    family: 'deepseek_v32',
+    fixture: { seed: 31, topK: 3, qLoraRank: 8 },
+    block: [4, 8],
+    partialBlocks: false,
+    truth: 'transformers-fp8',
+    quantizes: [/experts\.\d+\.gate_proj\.weight$/, /indexer\.wq_b\.weight$/, /indexer\.wk\.weight$/, /q_a_proj\.weight$/],
+  },
   // MiniMax-M2, published in this format, per-expert on disk (transformers fuses them on load)
   {
     name: 'minimax_m2',

@@ -1,0 +1,62 @@
+/**
+ * DeepSeek Sparse Attention (DSA), shared by DeepSeek-V3.2 (`deepseek_v32`) and GLM-5
+ * (`glm_moe_dsa`): DeepSeek-V3's MLA, with an indexer in each attention layer that scores every
+ * earlier position for each query and keeps the best index_topk of them; the attention then sees
+ * only those. While a sequence holds at most index_topk positions the indexer keeps all of them
+ * (transformers takes the top min(index_topk, positions)), and the attention is V3's dense MLA,
+ * exactly. The runtime computes that dense attention and holds every sequence to index_topk
+ * positions (ModelConfig.sparseAttention); the indexer's tensors are validated and written back.
+ */
+import { z } from 'zod';
+import { CheckpointError } from '../errors.js';
+import type { SparseAttentionConfig } from '../types.js';
+import { positiveInt } from './common.js';
+
+/** config.json's indexer keys with a model's defaults. */
+export function dsaKeys(d: { index_topk: number; index_head_dim: number; index_n_heads: number }) {
+  return {
+    index_topk: positiveInt.default(d.index_topk),
+    index_head_dim: positiveInt.default(d.index_head_dim),
+    index_n_heads: positiveInt.default(d.index_n_heads),
+  };
+}
+
+export interface ParsedDsaKeys {
+  index_topk: number;
+  index_head_dim: number;
+  index_n_heads: number;
+  q_lora_rank: number | null;
+  qk_rope_head_dim: number;
+}
+
+/**
+ * The sparse-attention part of a config; `withIndexer[l]` says whether layer l runs an indexer of
+ * its own. The indexer reads the query's q-LoRA projection and ropes its first qk_rope_head_dim
+ * values, so both must exist.
+ */
+export function sparseAttentionPart(p: ParsedDsaKeys, withIndexer: readonly boolean[], label: string): { sparseAttention: SparseAttentionConfig } {
+  if (p.q_lora_rank === null)
+    throw new CheckpointError('InvalidConfig', `config.json key 'q_lora_rank' is null, but ${label}'s sparse-attention indexer reads the q-LoRA projection (transformers builds it with q_a_proj always); fix config.json`);
+  if (p.index_head_dim < p.qk_rope_head_dim)
+    throw new CheckpointError('InvalidConfig', `config.json key 'index_head_dim' ${p.index_head_dim} is narrower than qk_rope_head_dim ${p.qk_rope_head_dim}, which the indexer ropes (${label} config); fix config.json`);
+  return { sparseAttention: { indexTopK: p.index_topk, indexHeads: p.index_n_heads, indexHeadDim: p.index_head_dim, layers: withIndexer } };
+}
+
+/** `mlp_layer_types` ("dense"/"sparse" per layer), or the first first_k_dense_replace layers dense and the rest MoE. */
+export const mlpLayerTypesKey = z.array(z.enum(['dense', 'sparse'])).nullable().default(null);
+
+export function mlpLayerTypes(p: { mlp_layer_types: readonly ('dense' | 'sparse')[] | null; first_k_dense_replace: number; num_hidden_layers: number }, label: string): readonly ('dense' | 'sparse')[] {
+  if (p.mlp_layer_types === null) return Array.from({ length: p.num_hidden_layers }, (_, l) => (l < p.first_k_dense_replace ? 'dense' : 'sparse'));
+  if (p.mlp_layer_types.length !== p.num_hidden_layers)
+    throw new CheckpointError('InvalidConfig', `config.json key 'mlp_layer_types': ${p.mlp_layer_types.length} entries for num_hidden_layers ${p.num_hidden_layers} (${label} config); fix config.json`);
+  return p.mlp_layer_types;
+}
+
+/** The indexer's tensor names (transformers' and the released checkpoints'). */
+export const indexerNames = {
+  wqB: 'model.layers.{l}.self_attn.indexer.wq_b.weight',
+  wk: 'model.layers.{l}.self_attn.indexer.wk.weight',
+  kNorm: 'model.layers.{l}.self_attn.indexer.k_norm.weight',
+  kNormBias: 'model.layers.{l}.self_attn.indexer.k_norm.bias',
+  weightsProj: 'model.layers.{l}.self_attn.indexer.weights_proj.weight',
+};
