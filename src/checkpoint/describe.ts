@@ -45,6 +45,8 @@ export interface CheckpointDescription {
   rotaryDim?: number;
   /** sliding-window attention: the window, and the layers that use it; absent where every layer attends to all earlier positions */
   slidingWindow?: { size: number; layers: number[] };
+  /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
+  nopeLayers?: number[];
   /**
    * DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, the layers
    * that run one, and `exactPositions`, the longest sequence rfid-moe runs (checkpoint/position-limit.ts)
@@ -129,6 +131,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.slidingWindow !== undefined
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
+    ...(c.nopeLayers !== undefined ? { nopeLayers: c.nopeLayers.flatMap((none, l) => (none ? [l] : [])) } : {}),
     ...(c.sparseAttention !== undefined
       ? {
           sparseAttention: {

@@ -49,6 +49,11 @@ export interface TensorNameTemplates {
   router: string;
   /** DeepSeek-V3's router correction bias [E] */
   routerBias?: string;
+  /**
+   * Where routerBias is absent from a checkpoint, the name to take it from instead (EXAONE-MoE's
+   * releases hold it at mlp.e_score_correction_bias, transformers' modules under mlp.gate)
+   */
+  routerBiasAlternative?: string;
   /** the correction bias is stored as one row, [1, E] (ERNIE-4.5) */
   routerBiasRow?: boolean;
   /** per-expert 2-D tensors, the on-disk form of most families; absent where a family stores its experts fused only (GraniteMoE) */

@@ -77,6 +77,7 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
     names.experts = Array.from({ length: config.numExperts }, (_, e) => fillMlp(t.expert!, layer, e));
   }
   if (t.routerBias) names.routerBias = fillName(t.routerBias, layer);
+  if (t.routerBiasAlternative && names.routerBias && !has(names.routerBias) && has(fillName(t.routerBiasAlternative, layer))) names.routerBias = fillName(t.routerBiasAlternative, layer);
   if (t.routerLogitBias) names.routerLogitBias = fillName(t.routerLogitBias, layer);
   if (t.routerBias && t.routerBiasRow) names.routerBiasRow = true;
   // as the router: the fused form's writer may have moved the correction bias (MiniMax-M2's to mlp.e_score_correction_bias)

@@ -24,6 +24,7 @@ export type FamilyName =
   | 'glm4_moe_lite'
   | 'glm_moe_dsa'
   | 'ernie4_5_moe'
+  | 'exaone_moe'
   | 'hunyuan_v1_moe'
   | 'gpt_oss';
 
@@ -73,6 +74,11 @@ export interface ModelConfig {
   qkNormAfterRope?: boolean;
   /** sliding-window attention (checkpoint/sliding-window.ts); absent: every layer attends to every earlier position */
   slidingWindow?: SlidingWindow;
+  /**
+   * Layers whose attention rotates nothing (NoPE): EXAONE's global layers beside its sliding ones.
+   * nopeLayers[l] true: layer l applies no RoPE to its queries and keys. Absent: every layer ropes.
+   */
+  nopeLayers?: readonly boolean[];
   tieWordEmbeddings: boolean;
   /** routed experts per MoE layer */
   numExperts: number;

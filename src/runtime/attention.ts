@@ -31,6 +31,8 @@ export interface AttentionContext {
   scale: number;
   /** keys further back than this many positions are masked: the window of the layer being run (attentionStep sets it), null = none */
   slidingWindow: number | null;
+  /** false: the layer being run applies no RoPE (ModelConfig.nopeLayers; attentionStep sets it); absent: it does */
+  rotary?: boolean;
   /**
    * Incremental decoding: the batch's sequences continue those in the cache (sequence s of the
    * batch is sequence s of the cache, its rows are positions lengths[s]…), this layer's keys and
@@ -84,8 +86,10 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     deinterleaveHeads(k, rows * numKvHeads, headDim, rope.half * 2);
   }
   // a partial rotary width (GLM-4.5) rotates the start of each head: the tables are that wide
-  kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q, rope.half * 2);
-  kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
+  if (ctx.rotary !== false) {
+    kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q, rope.half * 2);
+    kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
+  }
   if (perHeadNorm && config.qkNormAfterRope) normHeads(kernels, rows, config, w, q, k);
 
   const context = scratch('attention-context', rows * qWidth);

@@ -124,6 +124,7 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
 export function attentionStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
   const { config } = ctx;
   ctx.slidingWindow = slidingWindowOf(config, index);
+  ctx.rotary = config.nopeLayers?.[index] !== true;
   const rows = ctx.batch.ids.length;
   const h = config.hiddenSize;
   ctx.engine.kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);

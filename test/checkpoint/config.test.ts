@@ -33,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -172,6 +172,35 @@ describe('normalisation from the real key names', () => {
     expect(() => layers({ num_hidden_layers: 4, index_topk_pattern: 'FSF' })).toThrow(/'index_topk_pattern': 3 entries for num_hidden_layers 4/);
     expect(() => layers({ num_hidden_layers: 2, indexer_types: ['shared', 'full'] })).toThrow(/'indexer_types': layer 0 is "shared", but a shared layer reuses an earlier layer's indexer and there is none before it/);
     expect(() => layers({ num_hidden_layers: 2, index_topk_pattern: 'FX' })).toThrow(/index_topk_pattern/);
+  });
+
+  it('EXAONE MoE: per-head q/k norm, sliding layers from sliding_window_pattern or layer_types, no RoPE on the global layers, V3 routing', () => {
+    const family = familyByName('exaone_moe');
+    // K-EXAONE's proportions: 48 layers, every fourth global, the first dense
+    const raw = {
+      model_type: 'exaone_moe', hidden_size: 6144, intermediate_size: 18432, moe_intermediate_size: 2048, num_experts: 128, num_shared_experts: 1, num_experts_per_tok: 8, first_k_dense_replace: 1,
+      num_hidden_layers: 48, num_attention_heads: 64, num_key_value_heads: 8, head_dim: 128, sliding_window: 128, sliding_window_pattern: 4, routed_scaling_factor: 2.5, vocab_size: 153600,
+    };
+    const { config, moeLayers } = family.resolveConfig(raw);
+    expect(config).toMatchObject({ numExperts: 128, topK: 8, expertIntermediateSize: 2048, sharedExpertIntermediateSize: 2048, qkNorm: 'per-head', qkvBias: false, topkMethod: 'noaux_tc', nGroup: 1, topkGroup: 1, headDim: 128, numKvHeads: 8 });
+    expect(moeLayers).toEqual(Array.from({ length: 48 }, (_, l) => l >= 1));
+    // the values transformers 5's ExaoneMoeConfig derives: layer_types sliding but for each fourth; RoPE only where sliding
+    const global = Array.from({ length: 48 }, (_, l) => (l + 1) % 4 === 0);
+    expect(config.slidingWindow).toEqual({ size: 128, layers: global.map((g) => !g) });
+    expect(config.nopeLayers).toEqual(global);
+    expect(unrunnableReason(config)).toBeNull();
+    // layer_types as written wins; a window with every layer global ropes none of them
+    const typed = family.resolveConfig({ ...raw, num_hidden_layers: 3, layer_types: ['full_attention', 'sliding_attention', 'full_attention'] }).config;
+    expect(typed.slidingWindow).toEqual({ size: 128, layers: [false, true, false] });
+    expect(typed.nopeLayers).toEqual([true, false, true]);
+    expect(family.resolveConfig({ ...raw, num_hidden_layers: 2, layer_types: ['full_attention', 'full_attention'] }).config.nopeLayers).toEqual([true, true]);
+    // without a window (which transformers' typed config refuses) every layer ropes and none slides
+    const unwindowed = family.resolveConfig({ ...raw, sliding_window: null, layer_types: Array(48).fill('full_attention') }).config;
+    expect(unwindowed.slidingWindow).toBeUndefined();
+    expect(unwindowed.nopeLayers).toBeUndefined();
+    // a pattern written as letters is not read by transformers without layer_types either
+    expect(() => family.resolveConfig({ ...raw, sliding_window_pattern: 'LLLG' })).toThrow(/sliding_window_pattern "LLLG" is not a layer count transformers derives them from .* list layer_types/);
+    expect(family.resolveConfig({ ...raw, num_hidden_layers: 2, sliding_window_pattern: 'LLLG', layer_types: ['sliding_attention', 'full_attention'] }).config.nopeLayers).toEqual([false, true]);
   });
 
   it('dots.llm1: per-head q/k norm, V3 routing with groups, shared experts, dense layers before first_k_dense_replace; sliding layers as transformers derives them', () => {

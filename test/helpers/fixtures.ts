@@ -19,6 +19,7 @@
  * | ernie4_5_moe | 1 and 2 of 3 (moe_layer_start_index 1) | interleaved RoPE pairs, softmax routing choosing on probability + moe_statics bias [1, E], two shared experts |
  * | glm4_moe_lite | 1 and 2 of 3 (mlp_layer_types, or its default) | deepseek_v3's tensors and routing under GLM's name |
  * | deepseek_v32 | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's tensors with q-LoRA (rank 6), and a sparse-attention indexer per layer (self_attn.indexer.wq_b/wk/k_norm/weights_proj; index_topk 32, 2 heads of 8) |
+ * | exaone_moe  | 1 and 2 of 3 (first_k_dense_replace 1) | per-head q_norm/k_norm (head_dim 12), a window of 5 on layers 0 and 2 and no RoPE on global layer 1 (sliding_window_pattern 2), deepseek_v3's routing (1 group) with mlp.e_score_correction_bias (fused: mlp.gate.…), one shared expert |
  * | glm_moe_dsa | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v32 under GLM's name (1 group), indexers only on the layers indexer_types marks "full" |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | gpt_oss     | all 2                                  | q/k/v/o biases, sinks, window 5 on layer 0, YaRN, router bias, experts fused transposed (gate_up [E, H, 2I] gate/up interleaved, down [E, I, H]) with biases |
@@ -611,6 +612,67 @@ function dsaFixture(d: Dims, o: TinyCheckpointOptions, modelType: 'deepseek_v32'
 }
 
 /**
+ * EXAONE MoE (exaone_moe): GQA with per-head q/k norms (head_dim 12), a window of 5 on every
+ * layer but each second (sliding_window_pattern 2: the global layers apply no RoPE), DeepSeek-V3's
+ * routing (1 group) with its correction bias at mlp.e_score_correction_bias as the releases store it
+ * (fused experts: under mlp.gate, as transformers' modules hold it), one shared expert, dense
+ * layers before first_k_dense_replace (default 1).
+ */
+function exaoneMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const firstDense = o.firstKDenseReplace ?? 1;
+  const nShared = o.numSharedExperts ?? 1;
+  const headDim = o.headDim ?? 12;
+  const config = {
+    architectures: ['ExaoneMoeForCausalLM'],
+    model_type: 'exaone_moe',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    num_experts: d.E,
+    num_shared_experts: nShared,
+    num_experts_per_tok: d.K,
+    first_k_dense_replace: firstDense,
+    norm_topk_prob: true,
+    routed_scaling_factor: o.routedScalingFactor ?? 2.5,
+    n_group: o.topkMethod?.nGroup ?? 1,
+    topk_group: o.topkMethod?.topkGroup ?? 1,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    sliding_window: 5,
+    sliding_window_pattern: 2,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    tie_word_embeddings: d.tied,
+    bos_token_id: 1,
+    eos_token_id: d.V - 1,
+    pad_token_id: 0,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(tensor(d, `${a}.q_norm.weight`, [headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [headDim], 'norm'));
+    if (l < firstDense) {
+      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(
+      tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'),
+      tensor(d, d.fused ? `${P(l)}.mlp.gate.e_score_correction_bias` : `${P(l)}.mlp.e_score_correction_bias`, [d.E], 'linear'),
+      ...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'),
+      ...(nShared > 0 ? mlp(d, `${P(l)}.mlp.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared) : []),
+    );
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
  * A layer's MLP as DeepSeek-V3's names lay it out under noaux_tc routing (GLM-4.5, dots.llm1): a
  * dense MLP before `firstDense`, else the router with its correction bias, the routed experts and
  * `nShared` shared experts of their width.
@@ -1013,7 +1075,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, hunyuan_v1_moe: 2, gpt_oss: 2 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, hunyuan_v1_moe: 2, gpt_oss: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1068,6 +1130,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return dsaFixture(d, opts, 'glm_moe_dsa');
       case 'ernie4_5_moe':
         return ernie45MoeFixture(d, opts);
+      case 'exaone_moe':
+        return exaoneMoeFixture(d, opts);
       case 'hunyuan_v1_moe':
         return hunyuanV1MoeFixture(d, opts);
       case 'gpt_oss':
@@ -1106,6 +1170,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'glm4_moe_lite',
   'glm_moe_dsa',
   'ernie4_5_moe',
+  'exaone_moe',
   'hunyuan_v1_moe',
   'gpt_oss',
 ];

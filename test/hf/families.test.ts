@@ -152,6 +152,15 @@ const CASES: Case[] = [
   },
   // GLM-5: the same under GLM's name, where "shared" layers reuse an earlier layer's choice and hold no indexer
   { name: 'glm_moe_dsa', family: 'glm_moe_dsa', fixture: { seed: 33, topK: 3, numLayers: 4, indexerTypes: ['full', 'shared', 'shared', 'full'], mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 } } },
+  // EXAONE MoE: per-head q/k norms, a window of 5 on every other layer and no RoPE on the global
+  // ones, V3's routing with its correction bias where the releases store it, a shared expert …
+  { name: 'exaone_moe', family: 'exaone_moe', fixture: { seed: 34, topK: 3 } },
+  // … and as transformers' modules hold it (experts fused, the bias under mlp.gate), the layers listed in layer_types, tied embeddings
+  {
+    name: 'exaone_moe-fused-types',
+    family: 'exaone_moe',
+    fixture: { seed: 35, topK: 3, numLayers: 4, fusedExperts: true, tieWordEmbeddings: true, configKeys: { sliding_window: 4, layer_types: ['sliding_attention', 'sliding_attention', 'sliding_attention', 'full_attention'] } },
+  },
   // ERNIE-4.5: interleaved RoPE pairs, softmax routing that chooses on probability + its [1, E] bias, shared experts …
   { name: 'ernie4_5_moe', family: 'ernie4_5_moe', fixture: { seed: 19, topK: 3 } },
   // … and as transformers ≥ 5 writes it (fused, the bias under mlp.gate), untied, one shared expert
@@ -183,7 +192,7 @@ const CASES: Case[] = [
   { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -3,6 +3,7 @@
  * its own transformers defaults; the key names here are the ones every family below uses.
  */
 import { z } from 'zod';
+import { CheckpointError } from '../errors.js';
 import type { FamilyName, ModelConfig } from '../types.js';
 
 export const positiveInt = z.number().int().positive();
@@ -180,3 +181,13 @@ export const denseMlpNames = {
   up: 'model.layers.{l}.mlp.up_proj.weight',
   down: 'model.layers.{l}.mlp.down_proj.weight',
 } as const;
+
+/** `mlp_layer_types` ("dense"/"sparse" per layer), or the first first_k_dense_replace layers dense and the rest MoE. */
+export const mlpLayerTypesKey = z.array(z.enum(['dense', 'sparse'])).nullable().default(null);
+
+export function mlpLayerTypes(p: { mlp_layer_types: readonly ('dense' | 'sparse')[] | null; first_k_dense_replace: number; num_hidden_layers: number }, label: string): readonly ('dense' | 'sparse')[] {
+  if (p.mlp_layer_types === null) return Array.from({ length: p.num_hidden_layers }, (_, l) => (l < p.first_k_dense_replace ? 'dense' : 'sparse'));
+  if (p.mlp_layer_types.length !== p.num_hidden_layers)
+    throw new CheckpointError('InvalidConfig', `config.json key 'mlp_layer_types': ${p.mlp_layer_types.length} entries for num_hidden_layers ${p.num_hidden_layers} (${label} config); fix config.json`);
+  return p.mlp_layer_types;
+}

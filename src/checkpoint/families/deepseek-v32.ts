@@ -9,10 +9,10 @@
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
-import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js';
+import { llamaConfigPart, llamaKeys, llamaNames, mlpLayerTypes, mlpLayerTypesKey, positiveInt } from './common.js';
 import { correctionBiasName, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart, noauxTcPart } from './deepseek.js';
 import { deepseekV2MlaNames, mlaConfigPart, mlaKeys } from './deepseek-v2.js';
-import { dsaKeys, indexerNames, mlpLayerTypes, mlpLayerTypesKey, sparseAttentionPart } from './dsa.js';
+import { dsaKeys, indexerNames, sparseAttentionPart } from './dsa.js';
 
 const LABEL = 'DeepSeek-V3.2';
 

@@ -42,16 +42,6 @@ export function sparseAttentionPart(p: ParsedDsaKeys, withIndexer: readonly bool
   return { sparseAttention: { indexTopK: p.index_topk, indexHeads: p.index_n_heads, indexHeadDim: p.index_head_dim, layers: withIndexer } };
 }
 
-/** `mlp_layer_types` ("dense"/"sparse" per layer), or the first first_k_dense_replace layers dense and the rest MoE. */
-export const mlpLayerTypesKey = z.array(z.enum(['dense', 'sparse'])).nullable().default(null);
-
-export function mlpLayerTypes(p: { mlp_layer_types: readonly ('dense' | 'sparse')[] | null; first_k_dense_replace: number; num_hidden_layers: number }, label: string): readonly ('dense' | 'sparse')[] {
-  if (p.mlp_layer_types === null) return Array.from({ length: p.num_hidden_layers }, (_, l) => (l < p.first_k_dense_replace ? 'dense' : 'sparse'));
-  if (p.mlp_layer_types.length !== p.num_hidden_layers)
-    throw new CheckpointError('InvalidConfig', `config.json key 'mlp_layer_types': ${p.mlp_layer_types.length} entries for num_hidden_layers ${p.num_hidden_layers} (${label} config); fix config.json`);
-  return p.mlp_layer_types;
-}
-
 /** The indexer's tensor names (transformers' and the released checkpoints'). */
 export const indexerNames = {
   wqB: 'model.layers.{l}.self_attn.indexer.wq_b.weight',

@@ -10,10 +10,10 @@
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
-import { llamaConfigPart, llamaKeys, llamaNames, nonNegativeInt, positiveInt } from './common.js';
+import { llamaConfigPart, llamaKeys, llamaNames, mlpLayerTypes, mlpLayerTypesKey, nonNegativeInt, positiveInt } from './common.js';
 import { correctionBiasName, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart, noauxTcPart } from './deepseek.js';
 import { deepseekV2MlaNames, mlaConfigPart, mlaKeys } from './deepseek-v2.js';
-import { dsaKeys, indexerNames, mlpLayerTypes, mlpLayerTypesKey, sparseAttentionPart } from './dsa.js';
+import { dsaKeys, indexerNames, sparseAttentionPart } from './dsa.js';
 
 const LABEL = 'GLM-5 (GLM MoE DSA)';
 
