@@ -12,7 +12,6 @@ import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
 import { slidingWindowOf } from './sliding-window.js';
-import { exactPositionLimit } from './position-limit.js';
 import type { Checkpoint, ClampedSwiGlu, ModelConfig, Multipliers } from './types.js';
 
 export interface LayerDescription {
@@ -47,11 +46,8 @@ export interface CheckpointDescription {
   slidingWindow?: { size: number; layers: number[] };
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
-  /**
-   * DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, the layers
-   * that run one, and `exactPositions`, the longest sequence rfid-moe runs (checkpoint/position-limit.ts)
-   */
-  sparseAttention?: { indexTopK: number; indexerLayers: number[]; exactPositions: number };
+  /** DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, and the layers that run one */
+  sparseAttention?: { indexTopK: number; indexerLayers: number[] };
   /** GraniteMoE's scalar multipliers; absent where the family has none */
   multipliers?: Multipliers;
   /** FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16): how they are stored; absent for float checkpoints */
@@ -137,7 +133,6 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
           sparseAttention: {
             indexTopK: c.sparseAttention.indexTopK,
             indexerLayers: c.sparseAttention.layers.flatMap((has, l) => (has ? [l] : [])),
-            exactPositions: exactPositionLimit(c)!.positions,
           },
         }
       : {}),

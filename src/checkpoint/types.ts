@@ -103,9 +103,7 @@ export interface ModelConfig {
   mla?: MlaConfig;
   /**
    * DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): an indexer picks the index_topk positions
-   * each query attends to. The runtime attends densely, which is the same computation while a
-   * sequence holds at most indexTopK positions (the indexer then keeps every one), so sequences are
-   * held to that length (`exactPositions`). Absent: no indexer.
+   * each query attends to (src/runtime/sparse-attention.ts). Absent: no indexer.
    */
   sparseAttention?: SparseAttentionConfig;
   /**
@@ -209,6 +207,8 @@ export interface SparseAttentionConfig {
   indexHeadDim: number;
   /** layers[l]: layer l runs an indexer of its own (GLM-5's "shared" layers reuse an earlier one's choice and hold none) */
   layers: readonly boolean[];
+  /** the indexer ropes interleaved pairs (GLM-5) rather than halves (DeepSeek-V3.2) */
+  ropeInterleave: boolean;
 }
 
 export interface MlpNames {
@@ -243,8 +243,7 @@ export interface AttentionNames {
 
 /**
  * The indexer's tensors: wq_b [heads·dim, q_lora_rank], wk [dim, H], k_norm (a LayerNorm, weight
- * and bias [dim]), weights_proj [heads, H]. Validated and written back; the runtime does not
- * read them (ModelConfig.sparseAttention says why).
+ * and bias [dim]), weights_proj [heads, H].
  */
 export interface IndexerNames {
   wqB: string;

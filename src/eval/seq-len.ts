@@ -1,11 +1,8 @@
 /**
  * Window length for perplexity. A window longer than the positions a model was built for
  * (`max_position_embeddings`) still runs, RoPE extrapolates, but its perplexity says nothing
- * about the model, so such a length is refused rather than silently measured. A model whose
- * computation the runtime matches only on shorter sequences (checkpoint/position-limit.ts) is held
- * to that length too.
+ * about the model, so such a length is refused rather than silently measured.
  */
-import { exactPositionLimit } from '../checkpoint/position-limit.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { RfidMoeError } from '../errors.js';
 
@@ -13,27 +10,10 @@ export class EvalSettingsError extends RfidMoeError {
   readonly kind = 'EvalSettingsError';
 }
 
-interface WindowBound {
-  positions: number;
-  /** the bound, as a message names it */
-  what: string;
-  /** why a window past it measures nothing */
-  meaningless: string;
-}
-
-/** The longest window the config allows, and why; null when it names none. */
-function windowBound(config: ModelConfig): WindowBound | null {
-  const v = config.raw.max_position_embeddings;
-  const declared = typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null;
-  const exact = exactPositionLimit(config);
-  if (exact !== null && (declared === null || exact.positions < declared)) return { positions: exact.positions, what: exact.why, meaningless: 'the model would be computed as it is not' };
-  if (declared === null) return null;
-  return { positions: declared, what: `the model's max_position_embeddings (${declared})`, meaningless: 'positions the model was not built for' };
-}
-
-/** The longest sequence the config allows, or null when it names none. */
+/** The longest sequence the config declares, or null when it names none. */
 export function maxPositions(config: ModelConfig): number | null {
-  return windowBound(config)?.positions ?? null;
+  const v = config.raw.max_position_embeddings;
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : null;
 }
 
 /** 2048 tokens, or the model's whole context when that is shorter. */
@@ -42,10 +22,10 @@ export function defaultEvalSeqLen(config: ModelConfig): number {
 }
 
 export function checkEvalSeqLen(config: ModelConfig, seqLen: number): void {
-  const bound = windowBound(config);
-  if (bound !== null && seqLen > bound.positions) {
+  const max = maxPositions(config);
+  if (max !== null && seqLen > max) {
     throw new EvalSettingsError(
-      `\`seqLen\` ${seqLen} is longer than ${bound.what}: perplexity over ${bound.meaningless} is meaningless; use a \`seqLen\` of ${bound.positions} or less`,
+      `\`seqLen\` ${seqLen} is longer than the model's max_position_embeddings (${max}): perplexity over positions the model was not built for is meaningless; use a \`seqLen\` of ${max} or less`,
     );
   }
 }
@@ -56,10 +36,10 @@ export function checkEvalSeqLen(config: ModelConfig, seqLen: number): void {
  * make the run crawl (attention is quadratic in it) before failing.
  */
 export function checkCalibrationSeqLen(config: ModelConfig, seqLen: number, option = '\`seqLen\`'): void {
-  const bound = windowBound(config);
-  if (bound !== null && seqLen > bound.positions) {
+  const max = maxPositions(config);
+  if (max !== null && seqLen > max) {
     throw new EvalSettingsError(
-      `${option} ${seqLen} is longer than ${bound.what}: routing over ${bound.meaningless} is meaningless; use ${option} ${bound.positions} or less`,
+      `${option} ${seqLen} is longer than the model's max_position_embeddings (${max}): routing over positions the model was not built for is meaningless; use ${option} ${max} or less`,
     );
   }
 }

@@ -27,6 +27,27 @@ export function writeToCache(kv: NonNullable<AttentionContext['kv']>, batch: Tok
 }
 
 /**
+ * This layer's new keys and values of every sequence of the batch appended after its cached past;
+ * returns each sequence's past (the positions held before them).
+ */
+export function appendToCache(ctx: AttentionContext, kv: NonNullable<AttentionContext['kv']>, k: Float32Array, v: Float32Array): Int32Array {
+  const { batch } = ctx;
+  const { cache, layer, slots } = kv;
+  const sequences = batch.offsets.length - 1;
+  const past = new Int32Array(sequences);
+  for (let s = 0; s < sequences; s++) {
+    const start = batch.offsets[s];
+    const len = batch.offsets[s + 1] - start;
+    const slot = slots ? slots[s] : s;
+    // the positions this layer holds, the sequence's last ones (a windowed layer's window is
+    // relative to each row, so attending over them is attending over the whole past)
+    past[s] = cache.held(slot, layer);
+    if (len > 0) cache.write(layer, slot, past[s], k, v, start, len);
+  }
+  return past;
+}
+
+/**
  * Attention of sequences that continue those in the KV cache (decoding, a prompt's prefill into
  * the cache): this layer's new keys and values are appended, and each sequence's rows attend to
  * its cached past and its own rows, the whole batch in one kernel call (ForwardKernels.cachedAttention).
@@ -47,18 +68,12 @@ export function attendWithCache(
   const { heads, kvHeads, headDim } = shape;
   const { cache, layer, slots } = kv;
   const sequences = batch.offsets.length - 1;
-  const past = new Int32Array(sequences);
+  const past = appendToCache(ctx, kv, k, v);
   const headStride = new Int32Array(sequences);
   const keys: Float32Array[] = [];
   const values: Float32Array[] = [];
   for (let s = 0; s < sequences; s++) {
-    const start = batch.offsets[s];
-    const len = batch.offsets[s + 1] - start;
     const slot = slots ? slots[s] : s;
-    // the positions this layer holds, the sequence's last ones (a windowed layer's window is
-    // relative to each row, so attending over them is attending over the whole past)
-    past[s] = cache.held(slot, layer);
-    if (len > 0) cache.write(layer, slot, past[s], k, v, start, len);
     keys.push(cache.keys(layer, slot));
     values.push(cache.values(layer, slot));
     // positions per kv head in a head-major cache buffer (0: keys/values are row-major)

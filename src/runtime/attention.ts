@@ -17,8 +17,6 @@ import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights, StandardAttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
 import { mlaAttentionBlock } from './mla-attention.js';
-import { exactPositionLimit } from '../checkpoint/position-limit.js';
-import { ModelInputError } from './errors.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
 
 export interface AttentionContext {
@@ -31,6 +29,11 @@ export interface AttentionContext {
   scale: number;
   /** keys further back than this many positions are masked: the window of the layer being run (attentionStep sets it), null = none */
   slidingWindow: number | null;
+  /**
+   * DeepSeek Sparse Attention: the positions the last layer with an indexer chose, per batch row
+   * (sparse-attention.ts), for the layers that reuse its choice (GLM-5's "shared" layers)
+   */
+  indexChoice?: Map<number, Int32Array>;
   /** false: the layer being run applies no RoPE (ModelConfig.nopeLayers; attentionStep sets it); absent: it does */
   rotary?: boolean;
   /**
@@ -48,7 +51,6 @@ export interface AttentionContext {
  * pass) and `residual` is returned.
  */
 export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Float32Array, residual?: Float32Array): Float32Array {
-  checkPositionLimit(ctx);
   if (w.kind === 'mla') return mlaAttentionBlock(ctx, w, x, residual);
   const { engine, config, batch, positions, rope } = ctx;
   const kernels = engine.kernels;
@@ -121,17 +123,4 @@ function normHeads(kernels: Engine['kernels'], rows: number, config: ModelConfig
 function required(t: Float32Array | undefined, name: string): Float32Array {
   if (!t) throw new Error(`the model's config asks for a q/k norm but the checkpoint has no ${name} weight`);
   return t;
-}
-
-/**
- * The last guard of exactPositionLimit (checkpoint/position-limit.ts): every caller sizes its
- * sequences by it, but a row past it would be computed silently wrong, so none is let through.
- */
-function checkPositionLimit(ctx: AttentionContext): void {
-  const limit = exactPositionLimit(ctx.config);
-  if (limit === null) return;
-  let last = -1;
-  for (const p of ctx.positions) if (p > last) last = p;
-  if (last >= limit.positions)
-    throw new ModelInputError(`a sequence reaches position ${last + 1}, past the ${limit.positions} positions rfid-moe can compute for this model: ${limit.why}; use sequences of at most ${limit.positions} tokens`);
 }

@@ -4,7 +4,7 @@
  * the forward pass reaches it, and nothing is cached beyond the embedding/output rows of small
  * vocabularies, so a model larger than RAM can run.
  */
-import type { Checkpoint, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout } from '../checkpoint/types.js';
+import type { Checkpoint, IndexerNames, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout } from '../checkpoint/types.js';
 import { expertTensorNames } from '../checkpoint/expert-location.js';
 import { swiGlu } from './mlp.js';
 import { Fp8SwiGlu } from './fp8-swiglu.js';
@@ -151,7 +151,7 @@ export class CheckpointWeights implements WeightProvider {
 
   private async attention(layout: LayerLayout): Promise<AttentionWeights> {
     const a = layout.attention;
-    if (a.mla) return this.mlaAttention(a.mla, a.o);
+    if (a.mla) return this.mlaAttention(a.mla, a.o, a.indexer);
     const read = (name: string | undefined) => (name ? this.checkpoint.readF32(name) : Promise.resolve(undefined));
     const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks] = await Promise.all([
       this.matrix(a.q),
@@ -169,7 +169,7 @@ export class CheckpointWeights implements WeightProvider {
     return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, ...(oBias ? { oBias } : {}), ...(sinks ? { sinks } : {}) };
   }
 
-  private async mlaAttention(names: MlaAttentionNames, o: string): Promise<MlaAttentionWeights> {
+  private async mlaAttention(names: MlaAttentionNames, o: string, indexerNames?: IndexerNames): Promise<MlaAttentionWeights> {
     const ckpt = this.checkpoint;
     const query = names.qProj ?? names.qB;
     if (!query) throw new Error('an MLA layer names neither q_proj nor q_b_proj');
@@ -183,7 +183,15 @@ export class CheckpointWeights implements WeightProvider {
       this.matrix(o),
     ]);
     if (names.qA && (!qA || !qANorm)) throw new Error('an MLA layer with q-LoRA lacks q_a_proj or q_a_layernorm');
-    return { kind: 'mla', q, qA, qANorm, kvA, kvANorm, kvB, o: out };
+    if (!indexerNames) return { kind: 'mla', q, qA, qANorm, kvA, kvANorm, kvB, o: out };
+    const [wqB, wk, kNorm, kNormBias, weightsProj] = await Promise.all([
+      this.matrix(indexerNames.wqB),
+      this.matrix(indexerNames.wk),
+      ckpt.readF32(indexerNames.kNorm),
+      ckpt.readF32(indexerNames.kNormBias),
+      this.matrix(indexerNames.weightsProj),
+    ]);
+    return { kind: 'mla', q, qA, qANorm, kvA, kvANorm, kvB, o: out, indexer: { wqB, wk, kNorm, kNormBias, weightsProj } };
   }
 
   /** A dense or shared MLP; its width is taken from the tensor (SwiGlu checks the three agree). */
@@ -268,6 +276,7 @@ function matrixNames(layout: ModelLayout): string[] {
     const a = l.attention;
     // MLA's kv_b_proj is held f32 (MlaAttentionWeights)
     if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
+    if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
     else names.push(a.q, a.k, a.v, a.o);
     for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(mlp.gate, mlp.up, mlp.down);
   }

@@ -61,8 +61,9 @@ export function kvSlotBoundBytes(
  */
 export function kvCacheShape(config: ModelConfig): { width: number; headDim: number; valuesAreKeys: boolean } {
   if (config.attention === 'mla' && config.mla) {
-    const latent = config.mla.kvLoraRank + config.mla.qkRopeHeadDim;
-    return { width: latent, headDim: latent, valuesAreKeys: true };
+    // DeepSeek Sparse Attention's index key of each position rides after its latent row (sparse-attention.ts)
+    const row = config.mla.kvLoraRank + config.mla.qkRopeHeadDim + (config.sparseAttention?.indexHeadDim ?? 0);
+    return { width: row, headDim: row, valuesAreKeys: true };
   }
   return { width: config.numKvHeads * config.headDim, headDim: config.headDim, valuesAreKeys: false };
 }

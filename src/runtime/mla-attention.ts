@@ -27,33 +27,41 @@
  */
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { AttentionContext } from './attention.js';
-import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
+import { appendToCache, attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
 import { deinterleave, scratch } from './numerics.js';
+import { attendToChosen, indexKeys, sparseRows } from './sparse-attention.js';
 import type { MlaAttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
 
-/** MLA's widths from a config: heads, lora (kv_lora_rank), nope, rope, v, and the query head (nope + rope) and latent row (lora + rope) they make. */
+/**
+ * MLA's widths from a config: heads, lora (kv_lora_rank), nope, rope, v, the query head
+ * (nope + rope) and latent row (lora + rope) they make, and `row`, the width of a cached row: the
+ * latent, and with DeepSeek Sparse Attention the position's index key after it (sparse-attention.ts).
+ */
 function mlaSizes(config: ModelConfig) {
   const m = config.mla;
   if (!m) throw new Error('MLA weights given for a model whose config has no MLA sizes');
   const { kvLoraRank: lora, qkNopeHeadDim: nope, qkRopeHeadDim: ropeDim, vHeadDim: vDim } = m;
-  return { m, heads: config.numHeads, lora, nope, ropeDim, vDim, qHead: nope + ropeDim, latent: lora + ropeDim };
+  const latent = lora + ropeDim;
+  return { m, heads: config.numHeads, lora, nope, ropeDim, vDim, qHead: nope + ropeDim, latent, row: latent + (config.sparseAttention?.indexHeadDim ?? 0) };
 }
 
 export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights, x: Float32Array, residual?: Float32Array): Float32Array {
   const { engine, config, batch, positions, rope } = ctx;
   const kernels = engine.kernels;
-  const { m, heads, lora, nope, ropeDim, vDim, qHead, latent } = mlaSizes(config);
+  const { m, heads, lora, nope, ropeDim, vDim, qHead, row } = mlaSizes(config);
   const rows = batch.ids.length;
   const { hiddenSize: hidden, rmsNormEps: eps } = config;
+  const latent = lora + ropeDim;
   // the rope part as the engine's rotate-half kernel takes it
   const toHalves = m.ropeInterleave ? deinterleave : copyRope;
 
   // queries: q_proj, or q_a_proj → q_a_layernorm → q_b_proj
   const q = scratch('mla-q', rows * heads * qHead);
+  let qa: Float32Array | null = null;
   if (w.qA) {
     const rank = m.qLoraRank!;
-    const qa = scratch('mla-q-a', rows * rank);
+    qa = scratch('mla-q-a', rows * rank);
     productTransB(engine, rows, rank, hidden, x, w.qA, qa);
     kernels.rmsNorm(rows, rank, qa, w.qANorm!, eps, qa);
     productTransB(engine, rows, heads * qHead, rank, qa, w.q, q);
@@ -83,41 +91,59 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
 
   const scale = ctx.scale;
   const fresh = !ctx.kv || freshPrefill(ctx.kv);
+  // DeepSeek Sparse Attention: every position's index key (cached after its latent row), and the
+  // rows whose indexer keeps fewer positions than they could attend to (sparse-attention.ts)
+  const sparse = config.sparseAttention ? sparseRows(ctx) : [];
+  const indexKeyRows = config.sparseAttention && (ctx.kv || sparse.length > 0) ? indexKeys(ctx, w, x) : null;
   // a prompt with no cached past: the expanded form (expandedAttention) costs the same products
   // as absorbing (T·lora·heads·(nope + v) multiply-adds either way) and its scores and weighted
   // sums run at the head width (nope + rope) instead of the latent width (lora + rope): 192
-  // against 576 on V2-Lite. Decoding, whose past is cached as latent rows, stays absorbed.
-  const expanded = fresh && vDim <= qHead;
-  // the latent rows [RMSNorm(c) ; RoPE(k_pe)]: what the cache holds and the absorbed form attends to
-  const kv = ctx.kv || !expanded ? latentRows(c, kPe, rows, lora, ropeDim) : null;
+  // against 576 on V2-Lite. Decoding, whose past is cached as latent rows, stays absorbed, as do
+  // rows that attend to an indexer's choice of positions.
+  const expanded = fresh && vDim <= qHead && sparse.length === 0;
+  // the latent rows [RMSNorm(c) ; RoPE(k_pe)] (and the index key): what the cache holds and the absorbed form attends to
+  const kv = ctx.kv || !expanded ? latentRows(c, kPe, indexKeyRows, rows, lora, ropeDim, row) : null;
   if (ctx.kv && fresh) writeToCache(ctx.kv, batch, kv!, kv!);
   const headsOut = scratch('mla-heads-out', rows * heads * vDim);
   if (expanded) expandedAttention(ctx, w, q, c, kPe, scale, headsOut);
-  else absorbedAttention(ctx, w, q, kv!, fresh, scale, headsOut);
+  else absorbedAttention(ctx, w, q, kv!, fresh, scale, headsOut, sparse.length > 0 ? { rows: sparse, qa, x } : null);
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, heads * vDim, headsOut, w.o, out, residual ? 1 : 0);
   return out;
 }
 
-/** The latent row of each position, [c ; k_pe], rows × (lora + rope). */
-function latentRows(c: Float32Array, kPe: Float32Array, rows: number, lora: number, ropeDim: number): Float32Array {
-  const latent = lora + ropeDim;
-  const kv = scratch('mla-latent', rows * latent);
+/** The cached row of each position, [c ; k_pe] (and DSA's index key after them), rows × `width`. */
+function latentRows(c: Float32Array, kPe: Float32Array, indexKey: Float32Array | null, rows: number, lora: number, ropeDim: number, width: number): Float32Array {
+  const kv = scratch('mla-latent', rows * width);
+  const extra = width - lora - ropeDim;
   for (let r = 0; r < rows; r++) {
-    kv.set(c.subarray(r * lora, (r + 1) * lora), r * latent);
-    kv.set(kPe.subarray(r * ropeDim, (r + 1) * ropeDim), r * latent + lora);
+    kv.set(c.subarray(r * lora, (r + 1) * lora), r * width);
+    kv.set(kPe.subarray(r * ropeDim, (r + 1) * ropeDim), r * width + lora);
+    if (indexKey) kv.set(indexKey.subarray(r * extra, (r + 1) * extra), r * width + lora + ropeDim);
   }
   return kv;
 }
 
 /** The absorbed form over the latent rows (see the top of the file): decoding, and any batch with a cached past. */
-function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Float32Array, kv: Float32Array, fresh: boolean, scale: number, headsOut: Float32Array): void {
+function absorbedAttention(
+  ctx: AttentionContext,
+  w: MlaAttentionWeights,
+  q: Float32Array,
+  kv: Float32Array,
+  fresh: boolean,
+  scale: number,
+  headsOut: Float32Array,
+  /** DSA: the rows whose indexer chooses their positions, and the q-LoRA projection its queries come from */
+  sparse: { rows: readonly number[]; qa: Float32Array | null; x: Float32Array } | null = null,
+): void {
   const { engine, config, batch } = ctx;
-  const { heads, lora, nope, ropeDim, vDim, qHead, latent } = mlaSizes(config);
+  const { heads, lora, nope, vDim, qHead, row: latent } = mlaSizes(config);
   const rows = batch.ids.length;
   const headBlock = (nope + vDim) * lora;
-  // absorbed queries q̃_h = [q_nope_h·W_UK_h ; RoPE(q_pe_h)], rows × heads × latent
+  // absorbed queries q̃_h = [q_nope_h·W_UK_h ; RoPE(q_pe_h)], rows × heads × the cached row's
+  // width (zeros against a DSA index key, so that it adds nothing to a score)
   const absorbed = scratch('mla-q-absorbed', rows * heads * latent);
+  if (latent > lora + qHead - nope) absorbed.fill(0);
   const qNope = scratch('mla-q-nope', rows * nope);
   const qLatent = scratch('mla-q-latent', rows * lora);
   for (let h = 0; h < heads; h++) {
@@ -133,7 +159,11 @@ function absorbedAttention(ctx: AttentionContext, w: MlaAttentionWeights, q: Flo
   // multi-query attention over the latent rows (keys = values)
   const context = scratch('mla-context', rows * heads * latent);
   if (fresh) engine.kernels.causalAttention(heads, 1, latent, batch.offsets, absorbed, kv, kv, scale, ctx.slidingWindow, context);
+  // every row attends to its indexer's choice (decoding past index_topk): the dense kernel's work would all be replaced
+  else if (sparse?.rows.length === rows) appendToCache(ctx, ctx.kv!, kv, kv);
   else attendWithCache(ctx, ctx.kv!, { heads, kvHeads: 1, headDim: latent }, absorbed, kv, kv, context, scale);
+  // DSA: the rows past index_topk attend again, to the positions their indexer keeps
+  if (sparse) attendToChosen(ctx, w, sparse.rows, sparse.qa, sparse.x, absorbed, kv, scale, context);
   // o_h = (Σ p·c)·W_UV_hᵀ
   const ctxLatent = scratch('mla-context-latent', rows * lora);
   const oHead = scratch('mla-o-head', rows * vDim);

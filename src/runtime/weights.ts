@@ -103,6 +103,21 @@ export interface MlaAttentionWeights {
   kvB: Float32Array;
   /** o_proj [hidden, heads·v] */
   o: Weights;
+  /** DeepSeek Sparse Attention's indexer, in the layers that run one (ModelConfig.sparseAttention) */
+  indexer?: IndexerWeights;
+}
+
+/** The indexer's projections (sizes in ModelConfig.sparseAttention; mla-attention.ts runs it). */
+export interface IndexerWeights {
+  /** wq_b [heads·dim, q_lora_rank]: the index queries from the query's q-LoRA projection */
+  wqB: Weights;
+  /** wk [dim, hidden]: one index key per position */
+  wk: Weights;
+  /** k_norm, a LayerNorm over the key: weight and bias [dim] */
+  kNorm: Float32Array;
+  kNormBias: Float32Array;
+  /** weights_proj [heads, hidden]: each index head's weight, per position */
+  weightsProj: Weights;
 }
 
 export interface MoeWeights {

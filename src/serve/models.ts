@@ -11,7 +11,6 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Checkpoint, SamplingDefaults } from '../checkpoint/types.js';
-import { exactPositionLimit } from '../checkpoint/position-limit.js';
 import { CompressedModel } from '../compressed/load.js';
 import { openModel } from '../compressed/open-model.js';
 import type { Engine } from '../engine/types.js';
@@ -215,9 +214,7 @@ export async function inspectServedModel(
     const tconf = await tokenizerConfig(spec.dir);
     const fromConfig = ckpt.config.raw.max_position_embeddings;
     const declared = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
-    // a model the runtime computes exactly only on shorter sequences is served at that length
-    const exact = exactPositionLimit(ckpt.config)?.positions ?? declared;
-    const contextLength = Math.min(declared, exact, opts.maxModelLen ?? declared);
+    const contextLength = Math.min(declared, opts.maxModelLen ?? declared);
     const kvShape = kvCacheShape(ckpt.config);
     const kv: ServedModel['kv'] = {
       layers: ckpt.config.numLayers,

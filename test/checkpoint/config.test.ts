@@ -10,8 +10,6 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { unrunnableReason } from '../../src/checkpoint/runnable.js';
 import { familyByName, familyForConfig, supportedModelTypes } from '../../src/checkpoint/registry.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
-import { exactPositionLimit } from '../../src/checkpoint/position-limit.js';
-import { checkEvalSeqLen, defaultEvalSeqLen, maxPositions } from '../../src/eval/seq-len.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { independentCounts } from './expected-counts.js';
 import { makeScratch } from './tmp-dirs.js';
@@ -125,7 +123,7 @@ describe('normalisation from the real key names', () => {
     expect(() => family.resolveConfig({ model_type: 'glm4_moe_lite', mlp_layer_types: ['dense', 'moe'] })).toThrow(/mlp_layer_types/);
   });
 
-  it('DeepSeek-V3.2: V3’s MLA (q-LoRA, interleaved pairs always) and routing, an indexer in every layer, sequences held to index_topk', () => {
+  it('DeepSeek-V3.2: V3’s MLA (q-LoRA, interleaved pairs always) and routing, an indexer in every layer', () => {
     const family = familyByName('deepseek_v32');
     // DeepSeek-V3.2's released config.json, less its quantization block and rope_scaling
     const raw = {
@@ -137,18 +135,11 @@ describe('normalisation from the real key names', () => {
     const { config, moeLayers } = family.resolveConfig(raw);
     expect(config).toMatchObject({ attention: 'mla', numExperts: 256, topK: 8, sharedExpertIntermediateSize: 2048, topkMethod: 'noaux_tc', nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5 });
     expect(config.mla).toEqual({ qLoraRank: 1536, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128, ropeInterleave: true });
-    expect(config.sparseAttention).toEqual({ indexTopK: 2048, indexHeads: 64, indexHeadDim: 128, layers: Array<boolean>(61).fill(true) });
+    expect(config.sparseAttention).toEqual({ indexTopK: 2048, indexHeads: 64, indexHeadDim: 128, layers: Array<boolean>(61).fill(true), ropeInterleave: false });
     expect(moeLayers).toEqual(Array.from({ length: 61 }, (_, l) => l >= 3));
     expect(unrunnableReason(config)).toBeNull();
     // transformers has no rope_interleave switch for V3.2 (its MLA always interleaves)
     expect(family.resolveConfig({ ...raw, rope_interleave: false }).config.mla!.ropeInterleave).toBe(true);
-    // the window, context and attention limits: index_topk, below max_position_embeddings
-    expect(exactPositionLimit(config)).toMatchObject({ positions: 2048 });
-    expect(maxPositions(config)).toBe(2048);
-    expect(defaultEvalSeqLen(config)).toBe(2048);
-    expect(() => checkEvalSeqLen(config, 2049)).toThrow(/`seqLen` 2049 is longer than index_topk \(2048\): this model's sparse attention keeps every earlier position only up to that many/);
-    expect(() => checkEvalSeqLen(config, 2048)).not.toThrow();
-    expect(maxPositions(family.resolveConfig({ ...raw, max_position_embeddings: 1024 }).config)).toBe(1024);
     // the indexer reads the q-LoRA projection and ropes its first qk_rope_head_dim values
     expect(() => family.resolveConfig({ ...raw, q_lora_rank: null })).toThrow(/'q_lora_rank' is null, but DeepSeek-V3.2's sparse-attention indexer reads the q-LoRA projection/);
     expect(() => family.resolveConfig({ ...raw, index_head_dim: 32 })).toThrow(/'index_head_dim' 32 is narrower than qk_rope_head_dim 64/);
@@ -161,7 +152,8 @@ describe('normalisation from the real key names', () => {
     const layers = (raw: Record<string, unknown>) => family.resolveConfig({ model_type: 'glm_moe_dsa', ...raw }).config.sparseAttention!.layers;
     const { config, moeLayers } = family.resolveConfig({ model_type: 'glm_moe_dsa', num_hidden_layers: 5 });
     expect(config).toMatchObject({ attention: 'mla', numExperts: 256, topK: 8, nGroup: 1, topkGroup: 1, mla: { qLoraRank: 2048, kvLoraRank: 512, qkNopeHeadDim: 192, qkRopeHeadDim: 64, vHeadDim: 256, ropeInterleave: true } });
-    expect(config.sparseAttention).toMatchObject({ indexTopK: 2048, indexHeads: 32, indexHeadDim: 128 });
+    // GLM-5's indexer ropes interleaved pairs, V3.2's halves
+    expect(config.sparseAttention).toMatchObject({ indexTopK: 2048, indexHeads: 32, indexHeadDim: 128, ropeInterleave: true });
     // the values below are transformers 5's GlmMoeDsaConfig(...).indexer_types and mlp_layer_types for the same keys
     expect(moeLayers).toEqual([false, false, false, true, true]);
     expect(config.sparseAttention!.layers).toEqual([true, true, true, true, true]);

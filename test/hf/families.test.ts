@@ -133,9 +133,9 @@ const CASES: Case[] = [
   { name: 'glm4_moe_lite', family: 'glm4_moe_lite', fixture: { seed: 17, qLoraRank: 6, topK: 3, mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 }, topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 } } },
   // … and written out (two dense layers), groups, fused experts
   { name: 'glm4_moe_lite-types-fused', family: 'glm4_moe_lite', fixture: { seed: 18, topK: 3, firstKDenseReplace: 2, fusedExperts: true, numLayers: 4 } },
-  // DeepSeek-V3.2: V3 with DeepSeek Sparse Attention's indexer in every layer (the prompt and its
-  // greedy tokens, 32 positions, within index_topk 32, where the indexer keeps every position) …
-  { name: 'deepseek_v32', family: 'deepseek_v32', fixture: { seed: 31, topK: 3 } },
+  // DeepSeek-V3.2: V3 with DeepSeek Sparse Attention's indexer in every layer, index_topk 8 (the
+  // prompt's last positions and most greedy tokens attend to the indexer's choice) …
+  { name: 'deepseek_v32', family: 'deepseek_v32', fixture: { seed: 31, topK: 3, indexer: { topK: 8, heads: 8 } } },
   // … with YaRN, two dense layers written out in mlp_layer_types, fused experts
   {
     name: 'deepseek_v32-yarn-types-fused',
@@ -150,8 +150,8 @@ const CASES: Case[] = [
       ropeScaling: { type: 'yarn', factor: 4.5, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1.0, mscale_all_dim: 1.0 },
     },
   },
-  // GLM-5: the same under GLM's name, where "shared" layers reuse an earlier layer's choice and hold no indexer
-  { name: 'glm_moe_dsa', family: 'glm_moe_dsa', fixture: { seed: 33, topK: 3, numLayers: 4, indexerTypes: ['full', 'shared', 'shared', 'full'], mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 } } },
+  // GLM-5: the same under GLM's name (index_topk 8), where "shared" layers reuse an earlier layer's choice and hold no indexer
+  { name: 'glm_moe_dsa', family: 'glm_moe_dsa', fixture: { seed: 33, topK: 3, numLayers: 4, indexerTypes: ['full', 'shared', 'shared', 'full'], indexer: { topK: 8, heads: 8 }, mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 } } },
   // EXAONE MoE: per-head q/k norms, a window of 5 on every other layer and no RoPE on the global
   // ones, V3's routing with its correction bias where the releases store it, a shared expert …
   { name: 'exaone_moe', family: 'exaone_moe', fixture: { seed: 34, topK: 3 } },

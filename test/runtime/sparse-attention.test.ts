@@ -1,143 +1,165 @@
 /**
- * DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the runtime attends densely, which is DSA's
- * computation only while a sequence holds at most index_topk positions. These tests hold the
- * runtime to that limit everywhere a sequence enters (the forward pass, generation's context,
- * serving's), check that the indexer's tensors are required as transformers requires them, and,
- * in transformers itself, that the limit is where the two computations part: the same weights give
- * the same logits up to index_topk positions and different ones past it.
+ * DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5; src/runtime/sparse-attention.ts): past
+ * index_topk positions each query attends only to the positions its layer's indexer keeps. The
+ * truth is transformers itself on the same weights: the logits of every position of a prompt twice
+ * index_topk long (no KV cache), and greedy generation that crosses index_topk while decoding
+ * (the index keys cached beside the latent rows), on both engines; and, beside them, transformers
+ * with an index_topk that keeps every position, whose logits past index_topk differ, so the choice
+ * is exercised. GLM-5's fixture has "shared" layers, which reuse an earlier layer's choice.
+ *
+ * The fixtures give the indexer 8 heads: a position scores exactly 0 only when every head's dot
+ * product is negative (relu), and among equal scores torch.topk's choice is unspecified (the
+ * runtime keeps the earlier position), so few heads make ties at the k-th place, and a choice
+ * that differs from transformers' for no fault of either, likely.
  */
-import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
+import { loadNativeEngine } from '../../src/engine/native.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromSequences } from '../../src/runtime/batch.js';
-import { ModelInputError } from '../../src/runtime/errors.js';
+import { BatchDecoder } from '../../src/runtime/generation/decoder.js';
+import { weightProviderOf } from '../../src/runtime/model-source.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
-import { GenerationParamsError } from '../../src/runtime/generation/errors.js';
-import { inspectServedModel } from '../../src/serve/models.js';
-import { makeTinyCheckpoint, makeTransformersCheckpoint } from '../helpers/fixtures.js';
-import { describeWithTransformers, relativeError, runHfJobs } from '../helpers/python.js';
+import { kvCacheShape } from '../../src/runtime/kv-cache.js';
+import { makeTinyCheckpoint, makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
+import { describeWithTransformers, relativeError, runHfJobs, type HfJobResult } from '../helpers/python.js';
 import { tempDir } from '../compress/helpers.js';
-import { TINY_DIR } from '../serve/helpers.js';
 
 const TOP_K = 8;
-const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8];
+const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7, 22, 39];
+const GREEDY_PROMPT = PROMPT.slice(0, 5);
+const NEW_TOKENS = 20;
+
+const CASES: Array<{ name: string; family: 'deepseek_v32' | 'glm_moe_dsa'; fixture: TinyCheckpointOptions }> = [
+  { name: 'deepseek_v32', family: 'deepseek_v32', fixture: { seed: 42, topK: 3, indexer: { topK: TOP_K, heads: 8 } } },
+  { name: 'glm_moe_dsa', family: 'glm_moe_dsa', fixture: { seed: 44, topK: 3, numLayers: 4, indexerTypes: ['full', 'shared', 'full', 'shared'], indexer: { topK: TOP_K, heads: 8 } } },
+];
 
 let root: Awaited<ReturnType<typeof tempDir>>;
-let engine: Engine;
+const native = loadNativeEngine({ threads: 2 });
+const engines: Array<{ name: string; engine: Engine }> = [];
 beforeAll(async () => {
   root = await tempDir('sparse-attention');
-  engine = createTsEngine({ threads: 1 });
+  engines.push({ name: 'ts', engine: createTsEngine({ threads: 1 }) });
+  if (native.ok) engines.push({ name: 'native', engine: native.engine });
 });
 afterAll(async () => {
-  engine?.dispose();
+  for (const { engine } of engines) engine.dispose();
   await root?.cleanup();
 });
 
-describe.each(['deepseek_v32', 'glm_moe_dsa'] as const)('%s in the runtime', (family) => {
-  let dir: string;
-  beforeAll(async () => {
-    dir = path.join(root.dir, `${family}-runtime`);
-    await makeTinyCheckpoint(dir, family, { seed: 41, indexer: { topK: TOP_K }, ...(family === 'glm_moe_dsa' ? { indexerTypes: ['full', 'shared', 'full'] } : {}) });
-  });
-
-  it('a forward pass over index_topk positions runs; one position more is refused, naming index_topk', async () => {
+describe('the index keys and the indexer tensors', () => {
+  it('a cached position holds its index key after its latent row', async () => {
+    const dir = path.join(root.dir, 'v32-shape');
+    await makeTinyCheckpoint(dir, 'deepseek_v32', { seed: 41, indexer: { topK: TOP_K, headDim: 12 } });
     const ckpt = await openCheckpoint(dir);
     try {
-      const within = await countRouting(ckpt, engine, batchFromSequences([PROMPT.slice(0, TOP_K)]), { withLogits: true });
-      expect(within.logits!.every(Number.isFinite)).toBe(true);
-      const past = countRouting(ckpt, engine, batchFromSequences([PROMPT.slice(0, TOP_K + 1)]));
-      await expect(past).rejects.toThrow(ModelInputError);
-      await expect(countRouting(ckpt, engine, batchFromSequences([PROMPT.slice(0, TOP_K + 1)]))).rejects.toThrow(
-        /reaches position 9, past the 8 positions rfid-moe can compute for this model: index_topk \(8\).*use sequences of at most 8 tokens/,
-      );
+      // kv_lora_rank 8 + qk_rope_head_dim 4 + index_head_dim 12
+      expect(kvCacheShape(ckpt.config)).toEqual({ width: 24, headDim: 24, valuesAreKeys: true });
     } finally {
       await ckpt.close();
     }
-  });
-
-  it('generation’s context is index_topk: a completion stops there, and a longer context is refused', async () => {
-    const ckpt = await openCheckpoint(dir);
-    try {
-      const done = await generateAll(ckpt, engine, PROMPT.slice(0, 5), { temperature: 0, maxNewTokens: 20 });
-      expect(done.tokens.length).toBe(TOP_K - 5);
-      expect(done.usage.finishReason).toBe('length');
-      await expect(generateAll(ckpt, engine, PROMPT.slice(0, 5), { temperature: 0, maxNewTokens: 2, contextLength: TOP_K + 1 })).rejects.toThrow(GenerationParamsError);
-      await expect(generateAll(ckpt, engine, PROMPT.slice(0, 5), { temperature: 0, maxNewTokens: 2, contextLength: TOP_K + 1 })).rejects.toThrow(/contextLength 9 is more than the 8 positions/);
-    } finally {
-      await ckpt.close();
-    }
-  });
-
-  it('serve gives the model a context of index_topk, below its max_position_embeddings', async () => {
-    for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(TINY_DIR, f), path.join(dir, f));
-    expect((await inspectServedModel({ id: family, dir }, 2 ** 30)).contextLength).toBe(TOP_K);
-    expect((await inspectServedModel({ id: family, dir }, 2 ** 30, { maxModelLen: 6 })).contextLength).toBe(6);
   });
 
   it('a checkpoint without an indexer tensor its config implies is refused, naming it', async () => {
-    const broken = path.join(root.dir, `${family}-no-indexer`);
-    const made = await makeTinyCheckpoint(broken, family, { seed: 41, indexer: { topK: TOP_K } });
-    const config = JSON.parse(await readFile(path.join(broken, 'config.json'), 'utf8')) as Record<string, unknown>;
-    // the same tensors under a config whose layer 1 runs an indexer of its own: GLM-5's fixture
-    // above left it out ("shared"); V3.2's gets a layer more than its tensors hold
-    if (family === 'glm_moe_dsa') {
-      const shared = path.join(root.dir, 'glm-shared-layer-1');
-      await makeTinyCheckpoint(shared, family, { seed: 41, indexer: { topK: TOP_K }, indexerTypes: ['full', 'shared', 'full'] });
-      await writeFile(path.join(shared, 'config.json'), JSON.stringify({ ...config, indexer_types: ['full', 'full', 'full'] }));
-      await expect(openCheckpoint(shared)).rejects.toThrow(/missing tensor model\.layers\.1\.self_attn\.indexer\.wq_b\.weight/);
-    }
-    expect(made.tensors.some((t) => t.name === 'model.layers.0.self_attn.indexer.wk.weight')).toBe(true);
-    await writeFile(path.join(broken, 'config.json'), JSON.stringify({ ...config, index_head_dim: 12 }));
-    await expect(openCheckpoint(broken)).rejects.toThrow(CheckpointError);
-    await expect(openCheckpoint(broken)).rejects.toThrow(/model\.layers\.0\.self_attn\.indexer\.wq_b\.weight .*\[24, 6\]/);
-    await rm(broken, { recursive: true, force: true });
+    const dir = path.join(root.dir, 'glm-shared-layer-1');
+    await makeTinyCheckpoint(dir, 'glm_moe_dsa', { seed: 41, indexer: { topK: TOP_K }, indexerTypes: ['full', 'shared', 'full'] });
+    const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    // layer 1 said to run an indexer of its own: its tensors are missing
+    await writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, indexer_types: ['full', 'full', 'full'] }));
+    await expect(openCheckpoint(dir)).rejects.toThrow(CheckpointError);
+    await expect(openCheckpoint(dir)).rejects.toThrow(/missing tensor model\.layers\.1\.self_attn\.indexer\.wq_b\.weight/);
+    // a wider index head than the tensors have
+    await writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, index_head_dim: 12 }));
+    await expect(openCheckpoint(dir)).rejects.toThrow(/model\.layers\.0\.self_attn\.indexer\.wq_b\.weight .*\[24, 6\]/);
   });
 });
 
-describeWithTransformers('DeepSeek-V3.2 in transformers: dense attention is DSA up to index_topk positions, and not past it', () => {
-  const logits = new Map<string, number[][]>();
-  let ours: Float32Array;
+describe('decoded together', () => {
+  it.each(CASES)('$name: prompts of different lengths decoded in one batch (rows on both sides of index_topk in one step) give each its own greedy tokens', async (c) => {
+    const dir = path.join(root.dir, `${c.name}-batch`);
+    await makeTinyCheckpoint(dir, c.family, c.fixture);
+    const prompts = [PROMPT.slice(0, 2), PROMPT.slice(0, 11), PROMPT.slice(0, 6)];
+    for (const { name, engine } of engines) {
+      const ckpt = await openCheckpoint(dir);
+      try {
+        const alone: number[][] = [];
+        for (const p of prompts) alone.push((await generateAll(ckpt, engine, p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })).tokens);
+        const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Weights: true }), engine, { maxBatchSize: prompts.length });
+        const together = await Promise.all(
+          prompts.map(async (p) => {
+            const tokens: number[] = [];
+            for await (const event of decoder.submit(p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })) if (event.type === 'token') tokens.push(event.token);
+            return tokens;
+          }),
+        );
+        expect(alone.every((t) => t.length === 12)).toBe(true);
+        expect(together, `${name} engine`).toEqual(alone);
+      } finally {
+        await ckpt.close();
+      }
+    }
+  });
+});
+
+describeWithTransformers('sparse attention past index_topk against transformers', () => {
+  const ours = new Map<string, { logits: Float32Array; greedy: number[] }>();
+  const hf = new Map<string, HfJobResult>();
   let versions = '';
 
   beforeAll(async () => {
-    const sparse = path.join(root.dir, 'v32-topk8');
-    const wide = path.join(root.dir, 'v32-topk64');
-    await makeTransformersCheckpoint(sparse, 'deepseek_v32', { seed: 42, topK: 3, indexer: { topK: TOP_K } });
-    // the same weights, with an indexer that keeps every position of the prompt
-    await makeTransformersCheckpoint(wide, 'deepseek_v32', { seed: 42, topK: 3, indexer: { topK: 64 } });
-    const ckpt = await openCheckpoint(sparse);
-    try {
-      ours = (await countRouting(ckpt, engine, batchFromSequences([PROMPT.slice(0, TOP_K)]), { withLogits: true })).logits!;
-    } finally {
-      await ckpt.close();
+    const jobs = [];
+    for (const c of CASES) {
+      const dir = path.join(root.dir, c.name);
+      // the same weights with an index_topk that keeps every position: dense attention
+      const dense = `${dir}-dense`;
+      await makeTransformersCheckpoint(dir, c.family, c.fixture);
+      await makeTransformersCheckpoint(dense, c.family, { ...c.fixture, indexer: { ...c.fixture.indexer, topK: 64 } });
+      for (const { name, engine } of engines) {
+        const ckpt = await openCheckpoint(dir);
+        try {
+          const logits = (await countRouting(ckpt, engine, batchFromSequences([PROMPT]), { withLogits: true })).logits!;
+          const greedy = (await generateAll(ckpt, engine, GREEDY_PROMPT, { temperature: 0, maxNewTokens: NEW_TOKENS })).tokens;
+          ours.set(`${c.name}/${name}`, { logits, greedy });
+        } finally {
+          await ckpt.close();
+        }
+      }
+      const mask = [PROMPT.map(() => 1)];
+      jobs.push({ key: `${c.name}/logits`, job: { op: 'logits' as const, model: dir, ids: [PROMPT], mask } });
+      jobs.push({ key: `${c.name}/dense`, job: { op: 'logits' as const, model: dense, ids: [PROMPT], mask } });
+      jobs.push({ key: `${c.name}/greedy`, job: { op: 'generate' as const, model: dir, ids: GREEDY_PROMPT, maxNewTokens: NEW_TOKENS } });
     }
-    const mask = [PROMPT.map(() => 1)];
-    const run = await runHfJobs([
-      { op: 'logits', model: sparse, ids: [PROMPT], mask },
-      { op: 'logits', model: wide, ids: [PROMPT], mask },
-    ]);
+    const run = await runHfJobs(jobs.map((j) => j.job));
     versions = `transformers ${run.transformers}, torch ${run.torch}`;
-    for (const [i, key] of ['sparse', 'wide'].entries()) {
-      expect(run.results[i].error, versions).toBeUndefined();
-      logits.set(key, run.results[i].logits!);
-    }
+    jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
   }, 300_000);
 
-  it('the first index_topk positions: the same logits with either index_topk, and the runtime’s', () => {
-    const sparse = logits.get('sparse')!;
-    const wide = logits.get('wide')!;
-    expect(relativeError(new Float32Array(sparse.slice(0, TOP_K).flat()), wide.slice(0, TOP_K))).toBeLessThan(1e-6);
-    expect(relativeError(ours, sparse.slice(0, TOP_K)), versions).toBeLessThan(1e-4);
-  });
+  for (const c of CASES) {
+    it(`${c.name}: every position's logits, ${PROMPT.length - TOP_K} of them past index_topk, equal transformers' on each engine`, () => {
+      const r = hf.get(`${c.name}/logits`)!;
+      expect(r.error, versions).toBeUndefined();
+      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+      for (const { name } of engines) expect(relativeError(ours.get(`${c.name}/${name}`)!.logits, r.logits!), `${name} engine, ${versions}`).toBeLessThan(1e-4);
+    });
 
-  it('past index_topk the indexer drops positions, and the logits part from dense attention’s', () => {
-    const sparse = logits.get('sparse')!;
-    const wide = logits.get('wide')!;
-    for (let p = TOP_K; p < PROMPT.length; p++) expect(relativeError(new Float32Array(sparse[p]), [wide[p]]), `position ${p}`).toBeGreaterThan(1e-3);
-  });
+    it(`${c.name}: past index_topk the indexer's choice matters (transformers' dense logits differ there, and agree before)`, () => {
+      const sparse = hf.get(`${c.name}/logits`)!.logits!;
+      const dense = hf.get(`${c.name}/dense`)!.logits!;
+      expect(relativeError(new Float32Array(sparse.slice(0, TOP_K).flat()), dense.slice(0, TOP_K))).toBeLessThan(1e-6);
+      for (let p = TOP_K; p < PROMPT.length; p++) expect(relativeError(new Float32Array(sparse[p]), [dense[p]]), `position ${p}`).toBeGreaterThan(1e-3);
+    });
+
+    it(`${c.name}: greedy decoding through index_topk with the KV cache gives transformers' generate() tokens on each engine`, () => {
+      const r = hf.get(`${c.name}/greedy`)!;
+      expect(r.error, versions).toBeUndefined();
+      expect(GREEDY_PROMPT.length + NEW_TOKENS).toBeGreaterThan(2 * TOP_K);
+      for (const { name } of engines) expect(ours.get(`${c.name}/${name}`)!.greedy, `${name} engine`).toEqual(r.generated);
+    });
+  }
 });

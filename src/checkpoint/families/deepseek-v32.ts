@@ -60,7 +60,7 @@ export const deepseekV32 = defineFamily({
       ...deepseekMoePart(p),
       ...noauxTcPart(p),
       ...mlaConfigPart(p, true),
-      ...sparseAttentionPart(p, Array<boolean>(p.num_hidden_layers).fill(true), LABEL),
+      ...sparseAttentionPart(p, Array<boolean>(p.num_hidden_layers).fill(true), false, LABEL),
     };
   },
   isMoeLayer: (p, layer) => mlpLayerTypes(p, LABEL)[layer] === 'sparse',

@@ -2,10 +2,8 @@
  * DeepSeek Sparse Attention (DSA), shared by DeepSeek-V3.2 (`deepseek_v32`) and GLM-5
  * (`glm_moe_dsa`): DeepSeek-V3's MLA, with an indexer in each attention layer that scores every
  * earlier position for each query and keeps the best index_topk of them; the attention then sees
- * only those. While a sequence holds at most index_topk positions the indexer keeps all of them
- * (transformers takes the top min(index_topk, positions)), and the attention is V3's dense MLA,
- * exactly. The runtime computes that dense attention and holds every sequence to index_topk
- * positions (ModelConfig.sparseAttention); the indexer's tensors are validated and written back.
+ * only those (src/runtime/sparse-attention.ts runs it). The indexer's tensors are validated and
+ * written back as they are.
  */
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
@@ -34,12 +32,12 @@ export interface ParsedDsaKeys {
  * its own. The indexer reads the query's q-LoRA projection and ropes its first qk_rope_head_dim
  * values, so both must exist.
  */
-export function sparseAttentionPart(p: ParsedDsaKeys, withIndexer: readonly boolean[], label: string): { sparseAttention: SparseAttentionConfig } {
+export function sparseAttentionPart(p: ParsedDsaKeys, withIndexer: readonly boolean[], ropeInterleave: boolean, label: string): { sparseAttention: SparseAttentionConfig } {
   if (p.q_lora_rank === null)
     throw new CheckpointError('InvalidConfig', `config.json key 'q_lora_rank' is null, but ${label}'s sparse-attention indexer reads the q-LoRA projection (transformers builds it with q_a_proj always); fix config.json`);
   if (p.index_head_dim < p.qk_rope_head_dim)
     throw new CheckpointError('InvalidConfig', `config.json key 'index_head_dim' ${p.index_head_dim} is narrower than qk_rope_head_dim ${p.qk_rope_head_dim}, which the indexer ropes (${label} config); fix config.json`);
-  return { sparseAttention: { indexTopK: p.index_topk, indexHeads: p.index_n_heads, indexHeadDim: p.index_head_dim, layers: withIndexer } };
+  return { sparseAttention: { indexTopK: p.index_topk, indexHeads: p.index_n_heads, indexHeadDim: p.index_head_dim, layers: withIndexer, ropeInterleave } };
 }
 
 /** The indexer's tensor names (transformers' and the released checkpoints'). */

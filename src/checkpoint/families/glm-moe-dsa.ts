@@ -87,7 +87,7 @@ export const glmMoeDsa = defineFamily({
       ...deepseekMoePart(p),
       ...noauxTcPart(p),
       ...mlaConfigPart(p, true),
-      ...sparseAttentionPart(p, indexerLayers(p), LABEL),
+      ...sparseAttentionPart(p, indexerLayers(p), true, LABEL),
     };
   },
   isMoeLayer: (p, layer) => mlpLayerTypes(p, LABEL)[layer] === 'sparse',

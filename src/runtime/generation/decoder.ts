@@ -12,7 +12,6 @@
  * positions instead of computing them (shared-prefix.ts). Per-request logits processing
  * (penalties, bias, allowed tokens) is logits-processors.ts; the event stream, generation-stream.ts.
  */
-import { exactPositionLimit } from '../../checkpoint/position-limit.js';
 import type { Engine, LogitStatsOut } from '../../engine/types.js';
 import { batchFromSequences } from '../batch.js';
 import { logitsInto, type LogitsWorkspace } from '../head.js';
@@ -285,12 +284,8 @@ export class BatchDecoder {
     this.maxBatchSize = opts.maxBatchSize ?? 8;
     if (!Number.isSafeInteger(this.maxBatchSize) || this.maxBatchSize < 1) throw new GenerationParamsError(`maxBatchSize must be a positive integer, got ${opts.maxBatchSize}`);
     const fromConfig = config.raw.max_position_embeddings;
-    const exact = exactPositionLimit(config);
-    const declared = typeof fromConfig === 'number' && fromConfig > 0 ? fromConfig : DEFAULT_CONTEXT;
-    this.contextLength = opts.contextLength ?? Math.min(declared, exact?.positions ?? declared);
+    this.contextLength = opts.contextLength ?? (typeof fromConfig === 'number' && fromConfig > 0 ? fromConfig : DEFAULT_CONTEXT);
     if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
-    if (exact !== null && this.contextLength > exact.positions)
-      throw new GenerationParamsError(`contextLength ${this.contextLength} is more than the ${exact.positions} positions rfid-moe can compute for this model: ${exact.why}; use a contextLength of ${exact.positions} or less`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS;
     const shape = kvCacheShape(config);
     this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(config) });
