@@ -23,7 +23,7 @@
  * rows (a second product).
  */
 import type { AttentionContext } from './attention.js';
-import { deinterleaveHeads, scratch, softmaxInPlace } from './numerics.js';
+import { deinterleaveHeads, scratch } from './numerics.js';
 import type { MlaAttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
 
@@ -149,7 +149,7 @@ function choose(ctx: AttentionContext, indexer: NonNullable<MlaAttentionWeights[
     const count = positions[i] + 1;
     const { rows, base } = sequenceRows(ctx, kv, r);
     const keys = scratch('dsa-keys', count * dim);
-    for (let t = 0; t < count; t++) keys.set(rows.subarray((base + t) * row + keyAt, (base + t) * row + keyAt + dim), t * dim);
+    engine.kernels.copyBlock(count, dim, rows, base * row + keyAt, row, keys, 0, dim);
     const dots = scratch('dsa-dots', heads * count);
     engine.gemm(heads, count, dim, queries.subarray(i * heads * dim, (i + 1) * heads * dim), keys, dots, { transB: true });
     const score = scratch('dsa-score', count);
@@ -195,16 +195,19 @@ export function attendToChosen(
   }
   const picked = scratch('dsa-picked', k * row);
   const scores = scratch('dsa-attention-scores', heads * k);
+  const at = new Int32Array(k);
+  const s = Math.fround(scale);
   for (const r of sparse) {
     const positions = chosen?.get(r);
     if (!positions) throw new Error(`a layer that reuses an earlier layer's sparse-attention choice found none for batch row ${r}: no earlier layer ran an indexer`);
     const { rows, base } = sequenceRows(ctx, kv, r);
-    positions.forEach((t, j) => picked.set(rows.subarray((base + t) * row, (base + t + 1) * row), j * row));
+    for (let j = 0; j < k; j++) at[j] = base + positions[j];
+    engine.kernels.gatherRows(row, at, k, rows, picked);
     const query = absorbed.subarray(r * heads * row, (r + 1) * heads * row);
     engine.gemm(heads, k, row, query, picked, scores, { transB: true });
-    const s = Math.fround(scale);
     for (let i = 0; i < heads * k; i++) scores[i] *= s;
-    for (let h = 0; h < heads; h++) softmaxInPlace(scores, h * k, k);
+    // each head's row over all k chosen positions (a causal softmax whose one row is the last of k)
+    engine.kernels.causalSoftmax(heads, 1, k, k - 1, null, scores);
     engine.gemm(heads, row, k, scores, picked, context.subarray(r * heads * row, (r + 1) * heads * row));
   }
 }
