@@ -276,8 +276,8 @@ function matrixNames(layout: ModelLayout): string[] {
     const a = l.attention;
     // MLA's kv_b_proj is held f32 (MlaAttentionWeights)
     if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
-    if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
     else names.push(a.q, a.k, a.v, a.o);
+    if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
     for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(mlp.gate, mlp.up, mlp.down);
   }
   return names;

@@ -25,6 +25,7 @@ import { batchFromSequences } from '../../src/runtime/batch.js';
 import { BatchDecoder } from '../../src/runtime/generation/decoder.js';
 import { weightProviderOf } from '../../src/runtime/model-source.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
+import { bf16HeldTensorNames } from '../../src/runtime/checkpoint-weights.js';
 import { kvCacheShape } from '../../src/runtime/kv-cache.js';
 import { makeTinyCheckpoint, makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { describeWithTransformers, relativeError, runHfJobs, type HfJobResult } from '../helpers/python.js';
@@ -61,6 +62,20 @@ describe('the index keys and the indexer tensors', () => {
     try {
       // kv_lora_rank 8 + qk_rope_head_dim 4 + index_head_dim 12
       expect(kvCacheShape(ckpt.config)).toEqual({ width: 24, headDim: 24, valuesAreKeys: true });
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it.each(['deepseek_v32', 'deepseek_v3'] as const)('%s: a BF16 checkpoint’s indexer and MLA projections are held as stored; kv_b_proj stays f32', async (family) => {
+    const dir = path.join(root.dir, `${family}-bf16`);
+    await makeTinyCheckpoint(dir, family, { seed: 41, dtype: 'BF16', qLoraRank: 6 });
+    const ckpt = await openCheckpoint(dir);
+    try {
+      const held = bf16HeldTensorNames(ckpt);
+      const indexer = family === 'deepseek_v32' ? ['indexer.wq_b.weight', 'indexer.wk.weight', 'indexer.weights_proj.weight'] : [];
+      for (const name of [...indexer, 'q_a_proj.weight', 'q_b_proj.weight', 'kv_a_proj_with_mqa.weight', 'o_proj.weight']) expect(held.has(`model.layers.1.self_attn.${name}`), name).toBe(true);
+      expect(held.has('model.layers.1.self_attn.kv_b_proj.weight')).toBe(false);
     } finally {
       await ckpt.close();
     }
