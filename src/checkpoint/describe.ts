@@ -44,6 +44,8 @@ export interface CheckpointDescription {
   rotaryDim?: number;
   /** sliding-window attention: the window, and the layers that use it; absent where every layer attends to all earlier positions */
   slidingWindow?: { size: number; layers: number[] };
+  /** FlexOlmo: norms after the attention and the MLP instead of before them (ModelConfig.postNorms) */
+  postNorms?: true;
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
   /** DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, and the layers that run one */
@@ -127,6 +129,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.slidingWindow !== undefined
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
+    ...(c.postNorms ? { postNorms: true as const } : {}),
     ...(c.nopeLayers !== undefined ? { nopeLayers: c.nopeLayers.flatMap((none, l) => (none ? [l] : [])) } : {}),
     ...(c.sparseAttention !== undefined
       ? {

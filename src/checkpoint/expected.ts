@@ -118,10 +118,11 @@ export function expectedTensors(config: ModelConfig, layout: ModelLayout): Expec
   const H = config.hiddenSize;
   const out: ExpectedTensor[] = [{ name: layout.embed, shape: [config.vocabSize, H], role: 'embedding' }];
   for (const layer of layout.layers) {
-    out.push({ name: layer.inputNorm, shape: [H], role: 'norm', layer: layer.index });
+    if (layer.inputNorm) out.push({ name: layer.inputNorm, shape: [H], role: 'norm', layer: layer.index });
     out.push(...attentionTensors(config, layer));
     out.push({ name: layer.postAttentionNorm, shape: [H], role: 'norm', layer: layer.index });
     out.push(...ffnTensors(config, layer));
+    if (layer.postFeedforwardNorm) out.push({ name: layer.postFeedforwardNorm, shape: [H], role: 'norm', layer: layer.index });
   }
   out.push({ name: layout.finalNorm, shape: [H], role: 'norm' });
   if (layout.lmHead !== layout.embed) out.push({ name: layout.lmHead, shape: [config.vocabSize, H], role: 'lm-head' });

@@ -20,6 +20,8 @@ export interface TensorNameTemplates {
   lmHead: string;
   inputNorm: string;
   postAttentionNorm: string;
+  /** the MLP output's norm, where the config sets postNorms (FlexOlmo) */
+  postFeedforwardNorm?: string;
   attention: {
     q: string;
     k: string;

@@ -96,8 +96,9 @@ export function buildLayout(family: Family, resolved: ResolvedConfig, has: (name
     const layer: LayerLayout = {
       index: l,
       kind: moeLayers[l] ? 'moe' : 'dense',
-      inputNorm: fillName(t.inputNorm, l),
+      ...(config.postNorms ? {} : { inputNorm: fillName(t.inputNorm, l) }),
       postAttentionNorm: fillName(t.postAttentionNorm, l),
+      ...(config.postNorms && t.postFeedforwardNorm ? { postFeedforwardNorm: fillName(t.postFeedforwardNorm, l) } : {}),
       attention: attentionNames(family, config, l),
     };
     if (moeLayers[l]) layer.moe = moeNames(family, config, l, has);

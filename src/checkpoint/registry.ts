@@ -10,6 +10,7 @@ import { deepseekV32 } from './families/deepseek-v32.js';
 import { dots1 } from './families/dots1.js';
 import { ernie45Moe } from './families/ernie4-5-moe.js';
 import { exaoneMoe } from './families/exaone-moe.js';
+import { flexOlmo } from './families/flex-olmo.js';
 import { glm4Moe } from './families/glm4-moe.js';
 import { glm4MoeLite } from './families/glm4-moe-lite.js';
 import { glmMoeDsa } from './families/glm-moe-dsa.js';
@@ -23,7 +24,7 @@ import { qwen2Moe } from './families/qwen2-moe.js';
 import { qwen3Moe } from './families/qwen3-moe.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, hunyuanV1Moe, gptOss];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

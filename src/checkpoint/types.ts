@@ -25,6 +25,7 @@ export type FamilyName =
   | 'glm_moe_dsa'
   | 'ernie4_5_moe'
   | 'exaone_moe'
+  | 'flex_olmo'
   | 'hunyuan_v1_moe'
   | 'gpt_oss';
 
@@ -130,6 +131,12 @@ export interface ModelConfig {
    * down(silu(gate) · up) without biases.
    */
   expertActivation?: ClampedSwiGlu;
+  /**
+   * FlexOlmo (OLMo 2's layout): no norm before the attention or the MLP; each one's output is
+   * RMS-normalised (post_attention_layernorm, post_feedforward_layernorm) before it is added to the
+   * residual stream. Absent: norms before each sublayer (input_layernorm, post_attention_layernorm).
+   */
+  postNorms?: boolean;
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
@@ -306,8 +313,12 @@ export interface FusedExpertNames {
 export interface LayerLayout {
   index: number;
   kind: 'moe' | 'dense';
-  inputNorm: string;
+  /** the attention input's norm; absent where the config places norms after the sublayers (ModelConfig.postNorms) */
+  inputNorm?: string;
+  /** the MLP input's norm, or with postNorms the attention output's */
   postAttentionNorm: string;
+  /** with postNorms: the MLP output's norm */
+  postFeedforwardNorm?: string;
   attention: AttentionNames;
   moe?: MoeNames;
   dense?: MlpNames;

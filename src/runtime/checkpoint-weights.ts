@@ -138,15 +138,18 @@ export class CheckpointWeights implements WeightProvider {
   async layer(index: number): Promise<LayerWeights> {
     const layout = this.checkpoint.layout.layers[index];
     if (!layout) throw new RangeError(`layer ${index} does not exist (the model has ${this.checkpoint.layout.layers.length})`);
-    const [inputNorm, postAttentionNorm, attention] = await Promise.all([
-      this.checkpoint.readF32(layout.inputNorm),
+    const optional = (name: string | undefined) => (name ? this.checkpoint.readF32(name) : Promise.resolve(undefined));
+    const [inputNorm, postAttentionNorm, postFeedforwardNorm, attention] = await Promise.all([
+      optional(layout.inputNorm),
       this.checkpoint.readF32(layout.postAttentionNorm),
+      optional(layout.postFeedforwardNorm),
       this.attention(layout),
     ]);
-    if (layout.kind === 'moe') return { index, inputNorm, postAttentionNorm, attention, mlp: { kind: 'moe', moe: await this.moe(layout) } };
+    const norms = { ...(inputNorm ? { inputNorm } : {}), postAttentionNorm, ...(postFeedforwardNorm ? { postFeedforwardNorm } : {}) };
+    if (layout.kind === 'moe') return { index, ...norms, attention, mlp: { kind: 'moe', moe: await this.moe(layout) } };
     if (!layout.dense) throw new Error(`layer ${index} is dense but the layout names no MLP tensors`);
     const dense = await this.mlp(layout.dense);
-    return { index, inputNorm, postAttentionNorm, attention, mlp: { kind: 'dense', dense } };
+    return { index, ...norms, attention, mlp: { kind: 'dense', dense } };
   }
 
   private async attention(layout: LayerLayout): Promise<AttentionWeights> {

@@ -118,7 +118,8 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
 
 /**
  * The first half of a decoder layer: x += attention(inputNorm(x)), then `normed` =
- * postAttentionNorm(x), the MLP's input. Split from `mlpStep` so that a caller can look at the
+ * postAttentionNorm(x), the MLP's input (with the config's postNorms: x += postAttentionNorm(
+ * attention(x)), and `normed` = x). Split from `mlpStep` so that a caller can look at the
  * MLP's input (sequential calibration) before choosing the MLP weights that finish the layer.
  */
 export function attentionStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
@@ -127,9 +128,19 @@ export function attentionStep(ctx: AttentionContext, index: number, layer: Layer
   ctx.rotary = config.nopeLayers?.[index] !== true;
   const rows = ctx.batch.ids.length;
   const h = config.hiddenSize;
-  ctx.engine.kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);
+  const kernels = ctx.engine.kernels;
+  if (config.postNorms) {
+    // FlexOlmo: x += postAttentionNorm(attention(x)); the MLP then reads x itself
+    const out = attentionBlock(ctx, layer.attention, x);
+    kernels.rmsNorm(rows, h, out, layer.postAttentionNorm, config.rmsNormEps, out);
+    kernels.addInto(rows * h, x, out);
+    normed.set(x.subarray(0, rows * h));
+    return;
+  }
+  if (!layer.inputNorm) throw new Error(`layer ${index} has no input_layernorm weight, which its config's norm placement needs`);
+  kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);
   attentionBlock(ctx, layer.attention, normed, x); // x += attention(normed)
-  ctx.engine.kernels.rmsNorm(rows, h, x, layer.postAttentionNorm, config.rmsNormEps, normed);
+  kernels.rmsNorm(rows, h, x, layer.postAttentionNorm, config.rmsNormEps, normed);
 }
 
 /** The second half: x += mlp(normed), MoE or dense, with the MLP weights of `layer` (decoder layer `index`). */
@@ -141,6 +152,10 @@ export async function mlpStep(ctx: AttentionContext, index: number, layer: Layer
       ? await moeBlock(engine, config, index, layer.mlp.moe, normed, rows, observer)
       : denseForward(engine, layer.mlp.dense, normed, rows, config.hiddenSize);
   scaleInPlace(mlpOut, config.multipliers?.residual, rows * config.hiddenSize);
+  if (config.postNorms) {
+    if (!layer.postFeedforwardNorm) throw new Error(`layer ${index} has no post_feedforward_layernorm weight, which its config's norm placement needs`);
+    engine.kernels.rmsNorm(rows, config.hiddenSize, mlpOut, layer.postFeedforwardNorm, config.rmsNormEps, mlpOut);
+  }
   engine.kernels.addInto(rows * config.hiddenSize, x, mlpOut);
 }
 

@@ -149,8 +149,11 @@ export interface MoeWeights {
 
 export interface LayerWeights {
   index: number;
-  inputNorm: Float32Array;
+  /** absent where the config sets postNorms (FlexOlmo) */
+  inputNorm?: Float32Array;
   postAttentionNorm: Float32Array;
+  /** where the config sets postNorms: the MLP output's norm */
+  postFeedforwardNorm?: Float32Array;
   attention: AttentionWeights;
   mlp: { kind: 'moe'; moe: MoeWeights } | { kind: 'dense'; dense: ExpertWeights };
 }

@@ -31,7 +31,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -193,6 +193,23 @@ describe('normalisation from the real key names', () => {
     // a pattern written as letters is not read by transformers without layer_types either
     expect(() => family.resolveConfig({ ...raw, sliding_window_pattern: 'LLLG' })).toThrow(/sliding_window_pattern "LLLG" is not a layer count transformers derives them from .* list layer_types/);
     expect(family.resolveConfig({ ...raw, num_hidden_layers: 2, sliding_window_pattern: 'LLLG', layer_types: ['sliding_attention', 'full_attention'] }).config.nopeLayers).toEqual([false, true]);
+  });
+
+  it('FlexOlmo: OLMoE’s attention and routing, norms after the sublayers (no input norm, a norm on the MLP output)', async () => {
+    const family = familyByName('flex_olmo');
+    // FlexOlmo-7x7B-1T's proportions, transformers' defaults
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'flex_olmo', num_hidden_layers: 32 });
+    expect(config).toMatchObject({ numExperts: 7, topK: 5, expertIntermediateSize: 11008, qkNorm: 'whole', postNorms: true, normTopkProb: false, ropeTheta: 500000, eosTokenId: 100257 });
+    expect(moeLayers.every(Boolean)).toBe(true);
+    const { ckpt } = await openFixture('flex_olmo', { seed: 1 });
+    try {
+      const layer = ckpt.layout.layers[1];
+      expect(layer.inputNorm).toBeUndefined();
+      expect(layer.postAttentionNorm).toBe('model.layers.1.post_attention_layernorm.weight');
+      expect(layer.postFeedforwardNorm).toBe('model.layers.1.post_feedforward_layernorm.weight');
+    } finally {
+      await ckpt.close();
+    }
   });
 
   it('dots.llm1: per-head q/k norm, V3 routing with groups, shared experts, dense layers before first_k_dense_replace; sliding layers as transformers derives them', () => {

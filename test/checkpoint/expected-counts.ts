@@ -107,6 +107,12 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
       break;
     }
+    case 'flex_olmo': {
+      E = num(raw, 'num_experts');
+      I = num(raw, 'intermediate_size');
+      isMoe = () => true;
+      break;
+    }
     case 'exaone_moe': {
       E = num(raw, 'num_experts');
       I = num(raw, 'moe_intermediate_size');
@@ -177,7 +183,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     attentionPerLayer = 2 * heads * hd * H + 2 * kv * hd * H;
     if (type === 'qwen2_moe') attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
     if (type === 'qwen3_moe' || type === 'exaone_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
-    if (type === 'olmoe' || type === 'minimax_m2') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
+    if (type === 'olmoe' || type === 'minimax_m2' || type === 'flex_olmo') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
     if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
     if (type === 'hunyuan_v1_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'gpt_oss') attentionPerLayer += heads * hd + 2 * kv * hd + H + heads; // q/k/v/o biases, one sink per head

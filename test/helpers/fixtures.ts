@@ -20,6 +20,7 @@
  * | glm4_moe_lite | 1 and 2 of 3 (mlp_layer_types, or its default) | deepseek_v3's tensors and routing under GLM's name |
  * | deepseek_v32 | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's tensors with q-LoRA (rank 6), and a sparse-attention indexer per layer (self_attn.indexer.wq_b/wk/k_norm/weights_proj; index_topk 32, 2 heads of 8 unless given) |
  * | exaone_moe  | 1 and 2 of 3 (first_k_dense_replace 1) | per-head q_norm/k_norm (head_dim 12), a window of 5 on layers 0 and 2 and no RoPE on global layer 1 (sliding_window_pattern 2), deepseek_v3's routing (1 group) with mlp.e_score_correction_bias (fused: mlp.gate.…), one shared expert |
+ * | flex_olmo   | all 2                                  | OLMoE's whole-projection q_norm/k_norm, no input_layernorm, post_attention_layernorm and post_feedforward_layernorm on the sublayers' outputs |
  * | glm_moe_dsa | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v32 under GLM's name (1 group), indexers only on the layers indexer_types marks "full" |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | gpt_oss     | all 2                                  | q/k/v/o biases, sinks, window 5 on layer 0, YaRN, router bias, experts fused transposed (gate_up [E, H, 2I] gate/up interleaved, down [E, I, H]) with biases |
@@ -441,6 +442,48 @@ function olmoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
     layers.push(tensor(d, `${a}.q_norm.weight`, [d.heads * headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [d.kvHeads * headDim], 'norm'));
     layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
     layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
+ * FlexOlmo (flex_olmo): OLMoE's attention and routing in OLMo 2's layout, no input norm, and the
+ * attention's and the MLP's outputs normalised (post_attention_layernorm, post_feedforward_layernorm).
+ */
+function flexOlmoFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const config = {
+    architectures: ['FlexOlmoForCausalLM'],
+    model_type: 'flex_olmo',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    num_experts: d.E,
+    num_experts_per_tok: d.K,
+    norm_topk_prob: o.normTopkProb ?? false,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_bias: false,
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    rope_theta: 500000,
+    tie_word_embeddings: d.tied,
+    pad_token_id: 1,
+    bos_token_id: null,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  const headDim = d.H / d.heads;
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...gqaAttention(d, l, headDim));
+    layers.push(tensor(d, `${a}.q_norm.weight`, [d.heads * headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [d.kvHeads * headDim], 'norm'));
+    layers.push(tensor(d, `${P(l)}.post_attention_layernorm.weight`, [d.H], 'norm'));
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+    layers.push(tensor(d, `${P(l)}.post_feedforward_layernorm.weight`, [d.H], 'norm'));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
@@ -1075,7 +1118,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, hunyuan_v1_moe: 2, gpt_oss: 2 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1132,6 +1175,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return ernie45MoeFixture(d, opts);
       case 'exaone_moe':
         return exaoneMoeFixture(d, opts);
+      case 'flex_olmo':
+        return flexOlmoFixture(d, opts);
       case 'hunyuan_v1_moe':
         return hunyuanV1MoeFixture(d, opts);
       case 'gpt_oss':
@@ -1171,6 +1216,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'glm_moe_dsa',
   'ernie4_5_moe',
   'exaone_moe',
+  'flex_olmo',
   'hunyuan_v1_moe',
   'gpt_oss',
 ];

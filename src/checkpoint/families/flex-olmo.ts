@@ -1,0 +1,62 @@
+/**
+ * FlexOlmo (`flex_olmo`, allenai/FlexOlmo-7x7B-1T): OLMoE's attention (q/k RMSNorm over the whole
+ * projections) and top-k routing, in OLMo 2's layer layout: no norm before the attention or the
+ * MLP, each one's output RMS-normalised (post_attention_layernorm, post_feedforward_layernorm)
+ * before it joins the residual stream (ModelConfig.postNorms). Every layer is MoE;
+ * `intermediate_size` is the expert width. Defaults: transformers' FlexOlmoConfig.
+ */
+import { z } from 'zod';
+import { defineFamily } from '../family.js';
+import { fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpRouterName, noAttentionBias, positiveInt, projExpertNames, qkNormNames } from './common.js';
+
+const configSchema = z.looseObject({
+  ...llamaKeys({
+    vocab_size: 100352,
+    hidden_size: 4096,
+    num_hidden_layers: 32,
+    num_attention_heads: 32,
+    num_key_value_heads: null,
+    rms_norm_eps: 1e-6,
+    rope_theta: 500000,
+    tie_word_embeddings: false,
+    pad_token_id: 100277,
+    bos_token_id: null,
+    eos_token_id: 100257,
+  }),
+  intermediate_size: positiveInt.default(11008),
+  num_experts: positiveInt.default(7),
+  num_experts_per_tok: positiveInt.default(5),
+  norm_topk_prob: z.boolean().default(false),
+  attention_bias: noAttentionBias.default(false),
+});
+
+export const flexOlmo = defineFamily({
+  family: 'flex_olmo',
+  label: 'FlexOlmo',
+  modelTypes: ['flex_olmo'],
+  configSchema,
+  normalize: (p, raw) => ({
+    ...llamaConfigPart('flex_olmo', p, raw, 500000),
+    numExperts: p.num_experts,
+    topK: p.num_experts_per_tok,
+    expertIntermediateSize: p.intermediate_size,
+    denseIntermediateSize: 0,
+    normTopkProb: p.norm_topk_prob,
+    routedScalingFactor: 1,
+    sharedExpertIntermediateSize: 0,
+    sharedExpertGated: false,
+    qkvBias: false,
+    qkNorm: 'whole',
+    attention: 'standard',
+    postNorms: true,
+  }),
+  isMoeLayer: () => true,
+  names: {
+    ...llamaNames,
+    postFeedforwardNorm: 'model.layers.{l}.post_feedforward_layernorm.weight',
+    attention: { ...llamaNames.attention, ...qkNormNames },
+    router: mlpRouterName,
+    expert: projExpertNames,
+    fused: fusedExpertNames,
+  },
+});
