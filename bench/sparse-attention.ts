@@ -8,7 +8,8 @@
  * and one past the context, where the indexer keeps every position and every step runs the dense
  * kernels alone. Each greedily generates --new-tokens from a 4-token prompt; reported per round
  * (the two alternating) are the tokens/s of three stretches of the generation, the first below
- * index_topk, where both run the same code.
+ * index_topk, where both run the same code. Then per round and checkpoint, the time to the first
+ * token after a prompt of --prompt-tokens (default 4 × --top-k), prefilled in the decoder's chunks.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,18 +26,20 @@ const { values } = parseArgs({
     'new-tokens': { type: 'string', default: '2048' },
     rounds: { type: 'string', default: '3' },
     threads: { type: 'string', default: '2' },
+    'prompt-tokens': { type: 'string' },
   },
 });
 const topK = Number(values['top-k']);
 const newTokens = Number(values['new-tokens']);
 const rounds = Number(values.rounds);
 const threads = Number(values.threads);
-for (const [name, v] of [['--top-k', topK], ['--new-tokens', newTokens], ['--rounds', rounds], ['--threads', threads]] as const) {
+const promptTokens = Number(values['prompt-tokens'] ?? 4 * topK);
+for (const [name, v] of [['--top-k', topK], ['--new-tokens', newTokens], ['--rounds', rounds], ['--threads', threads], ['--prompt-tokens', promptTokens]] as const) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
 }
 if (newTokens < 2 * topK) throw new Error(`--new-tokens ${newTokens} must reach at least twice --top-k ${topK}, so that most of the generation is past index_topk`);
 
-const context = newTokens + 16;
+const context = Math.max(newTokens, promptTokens) + 16;
 const shape = {
   seed: 5,
   numLayers: 2,
@@ -65,6 +68,7 @@ const stretches = [
 console.log(`index_topk ${topK}, ${newTokens} new tokens after a 4-token prompt, ${threads} threads, ${engine.describe()}`);
 console.log(`| round | index_topk | ${stretches.map(([a, b]) => `tokens/s, positions ${a + 4}–${b + 4}`).join(' | ')} |`);
 console.log(`|---|---|${stretches.map(() => '---:').join('|')}|`);
+const prefill: string[] = [];
 try {
   for (let round = 1; round <= rounds; round++) {
     for (const which of ['dense', 'sparse'] as const) {
@@ -83,8 +87,18 @@ try {
       }
       const rate = ([a, b]: readonly [number, number]) => ((b - a) / (gaps.slice(a, b).reduce((x, y) => x + y, 0) / 1000)).toFixed(1);
       console.log(`| ${round} | ${which === 'dense' ? `${context} (every position kept)` : topK} | ${stretches.map(rate).join(' | ')} |`);
+      const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919) % 4000);
+      const long = await openCheckpoint(dirs[which]);
+      try {
+        const start = performance.now();
+        for await (const event of generate(long, engine, prompt, { temperature: 0, maxNewTokens: 1, stopTokenIds: [] })) if (event.type === 'token') break;
+        prefill.push(`| ${round} | ${which === 'dense' ? `${context} (every position kept)` : topK} | ${((performance.now() - start) / 1000).toFixed(2)} |`);
+      } finally {
+        await long.close();
+      }
     }
   }
+  console.log(`\n| round | index_topk | first token after ${promptTokens} prompt tokens (s) |\n|---|---|---:|\n${prefill.join('\n')}`);
 } finally {
   engine.dispose();
   rmSync(dir, { recursive: true, force: true });

@@ -158,12 +158,12 @@ function absorbedAttention(
   }
   // multi-query attention over the latent rows (keys = values)
   const context = scratch('mla-context', rows * heads * latent);
-  if (fresh) engine.kernels.causalAttention(heads, 1, latent, batch.offsets, absorbed, kv, kv, scale, ctx.slidingWindow, context);
-  // every row attends to its indexer's choice (decoding past index_topk): the dense kernel's work would all be replaced
-  else if (sparse?.rows.length === rows) appendToCache(ctx, ctx.kv!, kv, kv);
+  if (sparse) {
+    // DSA: the rows below index_topk attend densely, the others to the positions their indexer keeps
+    attendBelowTopK(ctx, absorbed, kv, fresh, scale, context);
+    attendToChosen(ctx, w, sparse.rows, sparse.qa, sparse.x, absorbed, kv, scale, context);
+  } else if (fresh) engine.kernels.causalAttention(heads, 1, latent, batch.offsets, absorbed, kv, kv, scale, ctx.slidingWindow, context);
   else attendWithCache(ctx, ctx.kv!, { heads, kvHeads: 1, headDim: latent }, absorbed, kv, kv, context, scale);
-  // DSA: the rows past index_topk attend again, to the positions their indexer keeps
-  if (sparse) attendToChosen(ctx, w, sparse.rows, sparse.qa, sparse.x, absorbed, kv, scale, context);
   // o_h = (Σ p·c)·W_UV_hᵀ
   const ctxLatent = scratch('mla-context-latent', rows * lora);
   const oHead = scratch('mla-o-head', rows * vDim);
@@ -172,6 +172,53 @@ function absorbedAttention(
     const uv = w.kvB.subarray(h * headBlock + nope * lora, (h + 1) * headBlock); // [v × lora]
     engine.gemm(rows, vDim, lora, ctxLatent, uv, oHead, { transB: true });
     for (let r = 0; r < rows; r++) headsOut.set(oHead.subarray(r * vDim, (r + 1) * vDim), (r * heads + h) * vDim);
+  }
+}
+
+/**
+ * DSA: the dense kernels for the rows whose position is below index_topk (in each sequence, its
+ * first rows), gathered into a batch of their own and their results put back; the step's cached
+ * rows are all appended first. The other rows are left to attendToChosen (sparse-attention.ts):
+ * running them here too would be the whole prompt's dense attention, replaced.
+ */
+function attendBelowTopK(ctx: AttentionContext, absorbed: Float32Array, kv: Float32Array, fresh: boolean, scale: number, context: Float32Array): void {
+  const { engine, config, batch, positions } = ctx;
+  const { heads, row } = mlaSizes(config);
+  const topK = config.sparseAttention!.indexTopK;
+  const sequences = batch.offsets.length - 1;
+  const denseOffsets = new Int32Array(sequences + 1);
+  for (let s = 0; s < sequences; s++) {
+    let n = 0;
+    for (let r = batch.offsets[s]; r < batch.offsets[s + 1] && positions[r] < topK; r++) n++;
+    denseOffsets[s + 1] = denseOffsets[s] + n;
+  }
+  const past = ctx.kv && !fresh ? appendToCache(ctx, ctx.kv, kv, kv) : null;
+  const total = denseOffsets[sequences];
+  if (total === 0) return;
+  const block = heads * row;
+  const q = scratch('mla-dense-q', total * block);
+  const out = scratch('mla-dense-context', total * block);
+  const keys = fresh ? scratch('mla-dense-kv', total * row) : null;
+  for (let s = 0; s < sequences; s++) {
+    for (let i = 0; i < denseOffsets[s + 1] - denseOffsets[s]; i++) {
+      const from = batch.offsets[s] + i;
+      const to = denseOffsets[s] + i;
+      q.set(absorbed.subarray(from * block, (from + 1) * block), to * block);
+      keys?.set(kv.subarray(from * row, (from + 1) * row), to * row);
+    }
+  }
+  if (keys) engine.kernels.causalAttention(heads, 1, row, denseOffsets, q, keys, keys, scale, null, out);
+  else {
+    const { cache, layer, slots } = ctx.kv!;
+    const held = Array.from({ length: sequences }, (_, s) => cache.keys(layer, slots ? slots[s] : s));
+    const headStride = Int32Array.from({ length: sequences }, (_, s) => cache.allocated(slots ? slots[s] : s, layer));
+    engine.kernels.cachedAttention(heads, 1, row, denseOffsets, past!, held, held, headStride, q, scale, null, out);
+  }
+  for (let s = 0; s < sequences; s++) {
+    for (let i = 0; i < denseOffsets[s + 1] - denseOffsets[s]; i++) {
+      const to = batch.offsets[s] + i;
+      context.set(out.subarray((denseOffsets[s] + i) * block, (denseOffsets[s] + i + 1) * block), to * block);
+    }
   }
 }
 

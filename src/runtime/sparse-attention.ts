@@ -9,7 +9,8 @@
  * values, as halves for V3.2 and as interleaved pairs for GLM-5) and the query attends only to the
  * index_topk best-scoring positions, as transformers' DeepseekV32Indexer computes it. A query with
  * at most index_topk positions to attend to keeps them all, so its attention is MLA's own: only
- * rows at a position ≥ index_topk take this path, after the dense kernel has run the others.
+ * rows at a position ≥ index_topk take this path; the dense kernels run the others alone
+ * (mla-attention.ts attendBelowTopK).
  * GLM-5's "shared" layers have no indexer and reuse the choice of the last layer that ran one
  * (AttentionContext.indexChoice).
  *
@@ -167,9 +168,9 @@ function choose(ctx: AttentionContext, indexer: NonNullable<MlaAttentionWeights[
 }
 
 /**
- * Rows at a position ≥ index_topk attend again, to the positions their indexer keeps (or, in a
- * layer without one, those the last indexer chose), replacing what the dense kernel wrote to
- * `context` (rows × heads × the cached row's width).
+ * Rows at a position ≥ index_topk attend to the positions their indexer keeps (or, in a layer
+ * without one, those the last indexer chose), written to their rows of `context` (rows × heads ×
+ * the cached row's width).
  */
 export function attendToChosen(
   ctx: AttentionContext,

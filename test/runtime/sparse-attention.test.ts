@@ -105,16 +105,19 @@ describe('decoded together', () => {
       try {
         const alone: number[][] = [];
         for (const p of prompts) alone.push((await generateAll(ckpt, engine, p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })).tokens);
-        const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Weights: true }), engine, { maxBatchSize: prompts.length });
-        const together = await Promise.all(
-          prompts.map(async (p) => {
-            const tokens: number[] = [];
-            for await (const event of decoder.submit(p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })) if (event.type === 'token') tokens.push(event.token);
-            return tokens;
-          }),
-        );
         expect(alone.every((t) => t.length === 12)).toBe(true);
-        expect(together, `${name} engine`).toEqual(alone);
+        // prompts whole, and in chunks of 3 (a chunk then holds rows on both sides of index_topk after a cached past)
+        for (const maxPrefillTokens of [undefined, 3]) {
+          const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Weights: true }), engine, { maxBatchSize: prompts.length, ...(maxPrefillTokens ? { maxPrefillTokens } : {}) });
+          const together = await Promise.all(
+            prompts.map(async (p) => {
+              const tokens: number[] = [];
+              for await (const event of decoder.submit(p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })) if (event.type === 'token') tokens.push(event.token);
+              return tokens;
+            }),
+          );
+          expect(together, `${name} engine, prefill chunks of ${maxPrefillTokens ?? 'any size'}`).toEqual(alone);
+        }
       } finally {
         await ckpt.close();
       }
