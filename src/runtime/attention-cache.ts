@@ -64,11 +64,29 @@ export function attendWithCache(
   /** one sink logit per query head (gpt-oss), null: none */
   sinks: Float32Array | null = null,
 ): void {
-  const { batch } = ctx;
+  const past = appendToCache(ctx, kv, k, v);
+  attendCached(ctx, kv, shape, ctx.batch.offsets, past, q, context, scale, sinks);
+}
+
+/**
+ * The kernel call of attendWithCache for rows already appended (`past`: each sequence's positions
+ * before them): sequence s's queries are rows offsets[s]… of q, its first rows of the step, which
+ * may be fewer than the step appended (DSA runs only those below index_topk here).
+ */
+export function attendCached(
+  ctx: AttentionContext,
+  kv: NonNullable<AttentionContext['kv']>,
+  shape: { heads: number; kvHeads: number; headDim: number },
+  offsets: Int32Array,
+  past: Int32Array,
+  q: Float32Array,
+  context: Float32Array,
+  scale: number,
+  sinks: Float32Array | null = null,
+): void {
   const { heads, kvHeads, headDim } = shape;
   const { cache, layer, slots } = kv;
-  const sequences = batch.offsets.length - 1;
-  const past = appendToCache(ctx, kv, k, v);
+  const sequences = offsets.length - 1;
   const headStride = new Int32Array(sequences);
   const keys: Float32Array[] = [];
   const values: Float32Array[] = [];
@@ -79,5 +97,5 @@ export function attendWithCache(
     // positions per kv head in a head-major cache buffer (0: keys/values are row-major)
     headStride[s] = cache.headDim === headDim ? cache.allocated(slot, layer) : 0;
   }
-  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, batch.offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context, sinks);
+  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context, sinks);
 }

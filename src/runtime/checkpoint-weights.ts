@@ -138,11 +138,10 @@ export class CheckpointWeights implements WeightProvider {
   async layer(index: number): Promise<LayerWeights> {
     const layout = this.checkpoint.layout.layers[index];
     if (!layout) throw new RangeError(`layer ${index} does not exist (the model has ${this.checkpoint.layout.layers.length})`);
-    const optional = (name: string | undefined) => (name ? this.checkpoint.readF32(name) : Promise.resolve(undefined));
     const [inputNorm, postAttentionNorm, postFeedforwardNorm, attention] = await Promise.all([
-      optional(layout.inputNorm),
+      this.readOptional(layout.inputNorm),
       this.checkpoint.readF32(layout.postAttentionNorm),
-      optional(layout.postFeedforwardNorm),
+      this.readOptional(layout.postFeedforwardNorm),
       this.attention(layout),
     ]);
     const norms = { ...(inputNorm ? { inputNorm } : {}), postAttentionNorm, ...(postFeedforwardNorm ? { postFeedforwardNorm } : {}) };
@@ -152,10 +151,15 @@ export class CheckpointWeights implements WeightProvider {
     return { index, ...norms, attention, mlp: { kind: 'dense', dense } };
   }
 
+  /** A vector the layout names only in some families (a bias, a norm), f32; undefined where it names none. */
+  private readOptional(name: string | undefined): Promise<Float32Array | undefined> {
+    return name ? this.checkpoint.readF32(name) : Promise.resolve(undefined);
+  }
+
   private async attention(layout: LayerLayout): Promise<AttentionWeights> {
     const a = layout.attention;
     if (a.mla) return this.mlaAttention(a.mla, a.o, a.indexer);
-    const read = (name: string | undefined) => (name ? this.checkpoint.readF32(name) : Promise.resolve(undefined));
+    const read = (name: string | undefined) => this.readOptional(name);
     const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks] = await Promise.all([
       this.matrix(a.q),
       this.matrix(a.k),

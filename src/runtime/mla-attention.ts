@@ -27,7 +27,7 @@
  */
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { AttentionContext } from './attention.js';
-import { appendToCache, attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
+import { appendToCache, attendCached, attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
 import { deinterleave, scratch } from './numerics.js';
 import { attendToChosen, indexKeys, sparseRows } from './sparse-attention.js';
 import type { MlaAttentionWeights } from './weights.js';
@@ -49,10 +49,9 @@ function mlaSizes(config: ModelConfig) {
 export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights, x: Float32Array, residual?: Float32Array): Float32Array {
   const { engine, config, batch, positions, rope } = ctx;
   const kernels = engine.kernels;
-  const { m, heads, lora, nope, ropeDim, vDim, qHead, row } = mlaSizes(config);
+  const { m, heads, lora, nope, ropeDim, vDim, qHead, latent, row } = mlaSizes(config);
   const rows = batch.ids.length;
   const { hiddenSize: hidden, rmsNormEps: eps } = config;
-  const latent = lora + ropeDim;
   // the rope part as the engine's rotate-half kernel takes it
   const toHalves = m.ropeInterleave ? deinterleave : copyRope;
 
@@ -208,12 +207,7 @@ function attendBelowTopK(ctx: AttentionContext, absorbed: Float32Array, kv: Floa
     }
   }
   if (keys) engine.kernels.causalAttention(heads, 1, row, denseOffsets, q, keys, keys, scale, null, out);
-  else {
-    const { cache, layer, slots } = ctx.kv!;
-    const held = Array.from({ length: sequences }, (_, s) => cache.keys(layer, slots ? slots[s] : s));
-    const headStride = Int32Array.from({ length: sequences }, (_, s) => cache.allocated(slots ? slots[s] : s, layer));
-    engine.kernels.cachedAttention(heads, 1, row, denseOffsets, past!, held, held, headStride, q, scale, null, out);
-  }
+  else attendCached(ctx, ctx.kv!, { heads, kvHeads: 1, headDim: row }, denseOffsets, past!, q, out, scale);
   for (let s = 0; s < sequences; s++) {
     for (let i = 0; i < denseOffsets[s + 1] - denseOffsets[s]; i++) {
       const to = batch.offsets[s] + i;

@@ -89,14 +89,14 @@ function layerNormRows(x: Float32Array, rows: number, width: number, weight: Flo
  * The cached rows of the sequence that batch row `r` belongs to, position t at (base + t)·width:
  * the KV cache slot's (which the step has already written), or without a cache the batch's own.
  */
-function sequenceRows(ctx: AttentionContext, kv: Float32Array, r: number): { rows: Float32Array; base: number } {
+function sequenceRows(ctx: AttentionContext, kv: Float32Array, r: number): { rows: Float32Array; base: number; sequence: number } {
   const offsets = ctx.batch.offsets;
   let s = 0;
   while (offsets[s + 1] <= r) s++;
-  if (ctx.kv) return { rows: ctx.kv.cache.keys(ctx.kv.layer, ctx.kv.slots ? ctx.kv.slots[s] : s), base: 0 };
+  if (ctx.kv) return { rows: ctx.kv.cache.keys(ctx.kv.layer, ctx.kv.slots ? ctx.kv.slots[s] : s), base: 0, sequence: s };
   const first = offsets[s];
   if (ctx.positions[first] !== 0) throw new Error('sparse attention over a batch without a KV cache needs each sequence to start at position 0');
-  return { rows: kv, base: first };
+  return { rows: kv, base: first, sequence: s };
 }
 
 /** The `k` positions of the best scores among score[0…count), earlier positions first among equal scores. */
@@ -146,13 +146,24 @@ function choose(ctx: AttentionContext, indexer: NonNullable<MlaAttentionWeights[
   const dotScale = Math.fround(dim ** -0.5);
 
   const chosen = new Map<number, Int32Array>();
+  const offsets = ctx.batch.offsets;
+  let keys = scratch('dsa-keys', 0);
+  let keysOf = -1;
   sparse.forEach((r, i) => {
     const count = positions[i] + 1;
-    const { rows, base } = sequenceRows(ctx, kv, r);
-    const keys = scratch('dsa-keys', count * dim);
-    engine.kernels.copyBlock(count, dim, rows, base * row + keyAt, row, keys, 0, dim);
+    const { rows, base, sequence } = sequenceRows(ctx, kv, r);
+    if (sequence !== keysOf) {
+      // the sequence's index keys up to its last row here, gathered once for all its rows (the
+      // rows of a prompt past index_topk share them: each scores a prefix)
+      let last = i;
+      while (last + 1 < n && sparse[last + 1] < offsets[sequence + 1]) last++;
+      const upTo = positions[last] + 1;
+      keys = scratch('dsa-keys', upTo * dim);
+      engine.kernels.copyBlock(upTo, dim, rows, base * row + keyAt, row, keys, 0, dim);
+      keysOf = sequence;
+    }
     const dots = scratch('dsa-dots', heads * count);
-    engine.gemm(heads, count, dim, queries.subarray(i * heads * dim, (i + 1) * heads * dim), keys, dots, { transB: true });
+    engine.gemm(heads, count, dim, queries.subarray(i * heads * dim, (i + 1) * heads * dim), keys.subarray(0, count * dim), dots, { transB: true });
     const score = scratch('dsa-score', count);
     score.fill(0);
     for (let h = 0; h < heads; h++) {

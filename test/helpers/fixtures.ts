@@ -451,41 +451,11 @@ function olmoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
  * attention's and the MLP's outputs normalised (post_attention_layernorm, post_feedforward_layernorm).
  */
 function flexOlmoFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
-  const config = {
-    architectures: ['FlexOlmoForCausalLM'],
-    model_type: 'flex_olmo',
-    hidden_size: d.H,
-    intermediate_size: d.I,
-    num_experts: d.E,
-    num_experts_per_tok: d.K,
-    norm_topk_prob: o.normTopkProb ?? false,
-    num_hidden_layers: d.L,
-    num_attention_heads: d.heads,
-    num_key_value_heads: d.kvHeads,
-    vocab_size: d.V,
-    hidden_act: 'silu',
-    attention_bias: false,
-    attention_dropout: 0,
-    max_position_embeddings: 256,
-    rms_norm_eps: 1e-6,
-    rope_theta: 500000,
-    tie_word_embeddings: d.tied,
-    pad_token_id: 1,
-    bos_token_id: null,
-    eos_token_id: d.V - 1,
-  };
-  const layers: TensorSpec[] = [];
-  const headDim = d.H / d.heads;
-  for (let l = 0; l < d.L; l++) {
-    const a = `${P(l)}.self_attn`;
-    layers.push(...gqaAttention(d, l, headDim));
-    layers.push(tensor(d, `${a}.q_norm.weight`, [d.heads * headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [d.kvHeads * headDim], 'norm'));
-    layers.push(tensor(d, `${P(l)}.post_attention_layernorm.weight`, [d.H], 'norm'));
-    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
-    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
-    layers.push(tensor(d, `${P(l)}.post_feedforward_layernorm.weight`, [d.H], 'norm'));
-  }
-  return { config, tensors: embeddingsAndHead(d, layers) };
+  const built = olmoeFixture(d, o);
+  const { clip_qkv: _c, rope_scaling: _r, router_aux_loss_coef: _a, output_router_logits: _o, ...config } = built.config;
+  const tensors = built.tensors.filter((t) => !t.name.endsWith('.input_layernorm.weight'));
+  for (let l = 0; l < d.L; l++) tensors.push(tensor(d, `${P(l)}.post_feedforward_layernorm.weight`, [d.H], 'norm'));
+  return { config: { ...config, architectures: ['FlexOlmoForCausalLM'], model_type: 'flex_olmo', rms_norm_eps: 1e-6, rope_theta: 500000 }, tensors };
 }
 
 /**

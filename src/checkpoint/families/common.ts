@@ -55,7 +55,7 @@ export function llamaKeys(d: LlamaDefaults) {
   };
 }
 
-interface ParsedLlamaKeys {
+export interface ParsedLlamaKeys {
   model_type: string;
   vocab_size: number;
   hidden_size: number;

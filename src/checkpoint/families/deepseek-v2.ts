@@ -12,7 +12,7 @@ import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js
 import { deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart } from './deepseek.js';
 
 /** MLA's config keys as V2 and V3 write them. */
-interface ParsedMlaKeys {
+export interface ParsedMlaKeys {
   q_lora_rank: number | null;
   kv_lora_rank: number;
   qk_nope_head_dim: number;

@@ -7,7 +7,8 @@
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
-import { fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpRouterName, noAttentionBias, positiveInt, projExpertNames, qkNormNames } from './common.js';
+import { llamaConfigPart, llamaKeys, noAttentionBias, positiveInt } from './common.js';
+import { olmoeMoePart, olmoeNames } from './olmoe.js';
 
 const configSchema = z.looseObject({
   ...llamaKeys({
@@ -37,26 +38,9 @@ export const flexOlmo = defineFamily({
   configSchema,
   normalize: (p, raw) => ({
     ...llamaConfigPart('flex_olmo', p, raw, 500000),
-    numExperts: p.num_experts,
-    topK: p.num_experts_per_tok,
-    expertIntermediateSize: p.intermediate_size,
-    denseIntermediateSize: 0,
-    normTopkProb: p.norm_topk_prob,
-    routedScalingFactor: 1,
-    sharedExpertIntermediateSize: 0,
-    sharedExpertGated: false,
-    qkvBias: false,
-    qkNorm: 'whole',
-    attention: 'standard',
+    ...olmoeMoePart(p),
     postNorms: true,
   }),
   isMoeLayer: () => true,
-  names: {
-    ...llamaNames,
-    postFeedforwardNorm: 'model.layers.{l}.post_feedforward_layernorm.weight',
-    attention: { ...llamaNames.attention, ...qkNormNames },
-    router: mlpRouterName,
-    expert: projExpertNames,
-    fused: fusedExpertNames,
-  },
+  names: { ...olmoeNames, postFeedforwardNorm: 'model.layers.{l}.post_feedforward_layernorm.weight' },
 });

@@ -10,10 +10,8 @@
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
-import { llamaConfigPart, llamaKeys, llamaNames, mlpLayerTypes, mlpLayerTypesKey, nonNegativeInt, positiveInt } from './common.js';
-import { correctionBiasName, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart, noauxTcPart } from './deepseek.js';
-import { deepseekV2MlaNames, mlaConfigPart, mlaKeys } from './deepseek-v2.js';
-import { dsaKeys, indexerNames, sparseAttentionPart } from './dsa.js';
+import { llamaKeys, mlpLayerTypes, nonNegativeInt } from './common.js';
+import { dsaConfigPart, dsaModelKeys, dsaNames } from './dsa.js';
 
 const LABEL = 'GLM-5 (GLM MoE DSA)';
 
@@ -33,21 +31,17 @@ const configSchema = z.looseObject({
     bos_token_id: 0,
     eos_token_id: 1,
   }),
-  ...deepseekMoeKeys,
-  intermediate_size: positiveInt.default(12288),
-  moe_intermediate_size: positiveInt.default(2048),
-  n_routed_experts: positiveInt.default(256),
+  ...dsaModelKeys('glm_moe_dsa', {
+    intermediate_size: 12288,
+    moe_intermediate_size: 2048,
+    n_group: 1,
+    topk_group: 1,
+    mla: { q_lora_rank: 2048, kv_lora_rank: 512, qk_nope_head_dim: 192, qk_rope_head_dim: 64, v_head_dim: 256 },
+    index_topk: 2048,
+    index_head_dim: 128,
+    index_n_heads: 32,
+  }),
   n_shared_experts: nonNegativeInt.nullable().default(1),
-  num_experts_per_tok: positiveInt.default(8),
-  first_k_dense_replace: z.number().int().min(0).default(3),
-  norm_topk_prob: z.boolean().default(true),
-  scoring_func: z.literal('sigmoid', { error: "scoring_func must be 'sigmoid' for glm_moe_dsa" }).default('sigmoid'),
-  routed_scaling_factor: z.number().positive().default(2.5),
-  n_group: positiveInt.default(1),
-  topk_group: positiveInt.default(1),
-  ...mlaKeys({ q_lora_rank: 2048, kv_lora_rank: 512, qk_nope_head_dim: 192, qk_rope_head_dim: 64, v_head_dim: 256 }),
-  mlp_layer_types: mlpLayerTypesKey,
-  ...dsaKeys({ index_topk: 2048, index_head_dim: 128, index_n_heads: 32 }),
   indexer_types: z.array(indexerType).nullable().default(null),
   index_topk_pattern: z.union([z.string().regex(/^[FS]*$/, { message: 'must be a string of F (full) and S (shared), one per layer' }), z.array(indexerType)]).nullable().default(null),
   index_topk_freq: z.number().int().default(1),
@@ -80,22 +74,7 @@ export const glmMoeDsa = defineFamily({
   label: LABEL,
   modelTypes: ['glm_moe_dsa'],
   configSchema,
-  normalize: (p, raw) => {
-    mlpLayerTypes(p, LABEL);
-    return {
-      ...llamaConfigPart('glm_moe_dsa', p, raw, 10000),
-      ...deepseekMoePart(p),
-      ...noauxTcPart(p),
-      ...mlaConfigPart(p, true),
-      ...sparseAttentionPart(p, indexerLayers(p), true, LABEL),
-    };
-  },
+  normalize: (p, raw) => dsaConfigPart('glm_moe_dsa', p, raw, LABEL, indexerLayers(p), true),
   isMoeLayer: (p, layer) => mlpLayerTypes(p, LABEL)[layer] === 'sparse',
-  names: {
-    ...llamaNames,
-    mla: deepseekV2MlaNames,
-    indexer: indexerNames,
-    ...deepseekMoeNames,
-    routerBias: correctionBiasName,
-  },
+  names: dsaNames,
 });

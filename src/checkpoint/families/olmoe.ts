@@ -40,13 +40,9 @@ const configSchema = z.looseObject({
   attention_bias: noAttentionBias.default(false),
 });
 
-export const olmoe = defineFamily({
-  family: 'olmoe',
-  label: 'OLMoE',
-  modelTypes: ['olmoe'],
-  configSchema,
-  normalize: (p, raw) => ({
-    ...llamaConfigPart('olmoe', p, raw, 10000),
+/** OLMoE's routed experts and attention as a config gives them (FlexOlmo shares them). */
+export function olmoeMoePart(p: { intermediate_size: number; num_experts: number; num_experts_per_tok: number; norm_topk_prob: boolean }) {
+  return {
     numExperts: p.num_experts,
     topK: p.num_experts_per_tok,
     expertIntermediateSize: p.intermediate_size,
@@ -56,19 +52,33 @@ export const olmoe = defineFamily({
     sharedExpertIntermediateSize: 0,
     sharedExpertGated: false,
     qkvBias: false,
-    qkNorm: 'whole',
-    attention: 'standard',
+    qkNorm: 'whole' as const,
+    attention: 'standard' as const,
+  };
+}
+
+/** OLMoE's tensor names (FlexOlmo adds its post-feedforward norm). */
+export const olmoeNames = {
+  ...llamaNames,
+  attention: {
+    ...llamaNames.attention,
+    ...qkNormNames,
+  },
+  router: mlpRouterName,
+  expert: projExpertNames,
+  fused: fusedExpertNames,
+};
+
+export const olmoe = defineFamily({
+  family: 'olmoe',
+  label: 'OLMoE',
+  modelTypes: ['olmoe'],
+  configSchema,
+  normalize: (p, raw) => ({
+    ...llamaConfigPart('olmoe', p, raw, 10000),
+    ...olmoeMoePart(p),
     clipQkv: p.clip_qkv,
   }),
   isMoeLayer: () => true,
-  names: {
-    ...llamaNames,
-    attention: {
-      ...llamaNames.attention,
-      ...qkNormNames,
-    },
-    router: mlpRouterName,
-    expert: projExpertNames,
-    fused: fusedExpertNames,
-  },
+  names: olmoeNames,
 });
