@@ -27,7 +27,8 @@ export type FamilyName =
   | 'exaone_moe'
   | 'flex_olmo'
   | 'hunyuan_v1_moe'
-  | 'gpt_oss';
+  | 'gpt_oss'
+  | 'solar_open';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 

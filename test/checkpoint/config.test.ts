@@ -31,7 +31,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -210,6 +210,25 @@ describe('normalisation from the real key names', () => {
     } finally {
       await ckpt.close();
     }
+  });
+
+  it('Solar Open: GLM-4.5’s routing and shared expert in every layer, Llama’s attention over whole heads', () => {
+    const family = familyByName('solar_open');
+    // transformers' SolarOpenConfig defaults are Solar-Open-100B's shape
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'solar_open' });
+    expect(config).toMatchObject({
+      hiddenSize: 4096, numLayers: 48, numHeads: 64, numKvHeads: 8, headDim: 128, vocabSize: 196608, ropeTheta: 1_000_000, rmsNormEps: 1e-5,
+      numExperts: 128, topK: 8, expertIntermediateSize: 1280, sharedExpertIntermediateSize: 1280, sharedExpertGated: false,
+      topkMethod: 'noaux_tc', nGroup: 1, topkGroup: 1, normTopkProb: true, routedScalingFactor: 1, qkvBias: false, qkNorm: 'none',
+    });
+    expect(moeLayers).toHaveLength(48);
+    expect(moeLayers.every(Boolean)).toBe(true);
+    expect(unrunnableReason(config)).toBeNull();
+    expect(config.rotaryDim).toBeUndefined();
+    // transformers' SolarOpen rotates whole heads whatever partial_rotary_factor says (and fails where it is below 1): not run
+    const partial = family.resolveConfig({ model_type: 'solar_open', rope_parameters: { rope_type: 'default', rope_theta: 1e6, partial_rotary_factor: 0.5 } }).config;
+    expect(unrunnableReason(partial)).toMatch(/partial_rotary_factor 0.5 is not implemented for this family/);
+    expect(family.resolveConfig({ model_type: 'solar_open', attention_bias: true, n_shared_experts: 2 }).config).toMatchObject({ qkvBias: true, sharedExpertIntermediateSize: 2560 });
   });
 
   it('dots.llm1: per-head q/k norm, V3 routing with groups, shared experts, dense layers before first_k_dense_replace; sliding layers as transformers derives them', () => {

@@ -24,6 +24,7 @@
  * | glm_moe_dsa | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v32 under GLM's name (1 group), indexers only on the layers indexer_types marks "full" |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | gpt_oss     | all 2                                  | q/k/v/o biases, sinks, window 5 on layer 0, YaRN, router bias, experts fused transposed (gate_up [E, H, 2I] gate/up interleaved, down [E, I, H]) with biases |
+ * | solar_open  | all 2                                  | glm4_moe's routing (1 group), shared expert and tensor names; no q/k norm, no attention biases unless attentionBias, RoPE over whole heads |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
@@ -110,6 +111,8 @@ export interface TinyCheckpointOptions {
   partialRotaryFactor?: number;
   /** minimax_m2: rotary_dim (default head_dim / 2, as MiniMax-M2's 64 of 128) */
   rotaryDim?: number;
+  /** solar_open: attention_bias, q/k/v biases (default false, as Solar-Open-100B) */
+  attentionBias?: boolean;
   /** glm4_moe: use_qk_norm (default true, as GLM-4.5; GLM-4.5-Air has false) */
   useQkNorm?: boolean;
   /** deepseek_v32 / glm_moe_dsa: index_topk (default 32), index_n_heads (2), index_head_dim (8) */
@@ -456,6 +459,33 @@ function flexOlmoFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   const tensors = built.tensors.filter((t) => !t.name.endsWith('.input_layernorm.weight'));
   for (let l = 0; l < d.L; l++) tensors.push(tensor(d, `${P(l)}.post_feedforward_layernorm.weight`, [d.H], 'norm'));
   return { config: { ...config, architectures: ['FlexOlmoForCausalLM'], model_type: 'flex_olmo', rms_norm_eps: 1e-6, rope_theta: 500000 }, tensors };
+}
+
+/**
+ * Solar Open (solar_open): GLM-4.5's MoE block in every layer under Llama's attention: no q/k
+ * norm, q/k/v biases only where `attentionBias`, RoPE over whole heads.
+ */
+function solarOpenFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const built = glm4MoeFixture(d, { ...o, firstKDenseReplace: 0, useQkNorm: false });
+  const {
+    intermediate_size: _i,
+    first_k_dense_replace: _f,
+    use_qk_norm: _q,
+    partial_rotary_factor: _p,
+    num_nextn_predict_layers: _n,
+    ...config
+  } = built.config;
+  const attentionBias = o.attentionBias ?? false;
+  const tensors = attentionBias ? built.tensors : built.tensors.filter((t) => !/\.self_attn\.[qkv]_proj\.bias$/.test(t.name));
+  return {
+    config: {
+      ...config,
+      architectures: ['SolarOpenForCausalLM'],
+      model_type: 'solar_open',
+      attention_bias: attentionBias,
+    },
+    tensors,
+  };
 }
 
 /**
@@ -1088,7 +1118,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, solar_open: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1151,6 +1181,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return hunyuanV1MoeFixture(d, opts);
       case 'gpt_oss':
         return gptOssFixture(d, opts);
+      case 'solar_open':
+        return solarOpenFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -1189,6 +1221,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'flex_olmo',
   'hunyuan_v1_moe',
   'gpt_oss',
+  'solar_open',
 ];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
 import type { FamilyName, ModelConfig } from '../types.js';
+import { partialRotaryFactor } from '../rope-scaling.js';
 
 export const positiveInt = z.number().int().positive();
 export const nonNegativeInt = z.number().int().nonnegative();
@@ -190,4 +191,15 @@ export function mlpLayerTypes(p: { mlp_layer_types: readonly ('dense' | 'sparse'
   if (p.mlp_layer_types.length !== p.num_hidden_layers)
     throw new CheckpointError('InvalidConfig', `config.json key 'mlp_layer_types': ${p.mlp_layer_types.length} entries for num_hidden_layers ${p.num_hidden_layers} (${label} config); fix config.json`);
   return p.mlp_layer_types;
+}
+
+/**
+ * The partial_rotary_factor a config gives (its RoPE block's, else the top level's), else the
+ * family's default as transformers fills it in; refused unless a number in (0, 1].
+ */
+export function checkedPartialRotaryFactor(raw: Record<string, unknown>, defaultFactor: number, label: string): number {
+  const factor = partialRotaryFactor(raw) ?? defaultFactor;
+  if (typeof factor !== 'number' || !(factor > 0 && factor <= 1))
+    throw new CheckpointError('InvalidConfig', `config.json key 'partial_rotary_factor': must be a number in (0, 1], got ${JSON.stringify(factor)} (${label} config); fix config.json`);
+  return factor;
 }

@@ -12,7 +12,6 @@
  * Defaults: transformers' Glm4MoeConfig.
  */
 import { z } from 'zod';
-import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
 import {
   llamaConfigPart,
@@ -22,9 +21,9 @@ import {
   positiveInt,
   qkNormNames,
   qkvBiasNames,
+  checkedPartialRotaryFactor,
 } from './common.js';
 import { correctionBiasName, deepseekMoeNames, noauxTcPart } from './deepseek.js';
-import { partialRotaryFactor } from '../rope-scaling.js';
 
 /** transformers' Glm4MoeConfig fills partial_rotary_factor in with 0.5 when a config has none */
 const DEFAULT_PARTIAL_ROTARY_FACTOR = 0.5;
@@ -66,9 +65,7 @@ export const glm4Moe = defineFamily({
   configSchema,
   normalize: (p, raw) => {
     const base = llamaConfigPart('glm4_moe', p, raw, 10000);
-    const factor = partialRotaryFactor(raw) ?? DEFAULT_PARTIAL_ROTARY_FACTOR;
-    if (typeof factor !== 'number' || !(factor > 0 && factor <= 1))
-      throw new CheckpointError('InvalidConfig', `config.json key 'partial_rotary_factor': must be a number in (0, 1], got ${JSON.stringify(factor)} (GLM-4.5 MoE config); fix config.json`);
+    const factor = checkedPartialRotaryFactor(raw, DEFAULT_PARTIAL_ROTARY_FACTOR, 'GLM-4.5 MoE');
     return {
       ...base,
       // transformers: int(head_dim * partial_rotary_factor)

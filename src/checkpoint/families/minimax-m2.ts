@@ -16,8 +16,7 @@
 import { z } from 'zod';
 import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
-import { fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpRouterName, positiveInt, qkNormNames } from './common.js';
-import { partialRotaryFactor } from '../rope-scaling.js';
+import { fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpRouterName, positiveInt, qkNormNames, checkedPartialRotaryFactor } from './common.js';
 
 const configSchema = z.looseObject({
   ...llamaKeys({
@@ -51,9 +50,7 @@ export const minimaxM2 = defineFamily({
   configSchema,
   normalize: (p, raw) => {
     const base = llamaConfigPart('minimax_m2', p, raw, 5e6);
-    const factor = partialRotaryFactor(raw) ?? 1;
-    if (typeof factor !== 'number' || !(factor > 0 && factor <= 1))
-      throw new CheckpointError('InvalidConfig', `config.json key 'partial_rotary_factor': must be a number in (0, 1], got ${JSON.stringify(factor)} (MiniMax-M2 config); fix config.json`);
+    const factor = checkedPartialRotaryFactor(raw, 1, 'MiniMax-M2');
     const rotaryDim = p.rotary_dim ?? Math.trunc(base.headDim * factor);
     if (rotaryDim > base.headDim || rotaryDim % 2 !== 0)
       throw new CheckpointError('InvalidConfig', `config.json key 'rotary_dim': ${rotaryDim} must be even and at most head_dim ${base.headDim} (MiniMax-M2 config); fix config.json`);
