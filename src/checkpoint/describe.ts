@@ -46,6 +46,8 @@ export interface CheckpointDescription {
   slidingWindow?: { size: number; layers: number[] };
   /** FlexOlmo: norms after the attention and the MLP instead of before them (ModelConfig.postNorms) */
   postNorms?: true;
+  /** A.X K1: a norm on each MoE block's output (ModelConfig.moeOutputNorm) */
+  moeOutputNorm?: true;
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
   /** DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, and the layers that run one */
@@ -130,6 +132,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
     ...(c.postNorms ? { postNorms: true as const } : {}),
+    ...(c.moeOutputNorm ? { moeOutputNorm: true as const } : {}),
     ...(c.nopeLayers !== undefined ? { nopeLayers: c.nopeLayers.flatMap((none, l) => (none ? [l] : [])) } : {}),
     ...(c.sparseAttention !== undefined
       ? {

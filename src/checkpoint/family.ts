@@ -20,7 +20,7 @@ export interface TensorNameTemplates {
   lmHead: string;
   inputNorm: string;
   postAttentionNorm: string;
-  /** the MLP output's norm, where the config sets postNorms (FlexOlmo) */
+  /** the MLP output's norm, where the config sets postNorms (FlexOlmo) or moeOutputNorm (A.X K1, MoE layers only) */
   postFeedforwardNorm?: string;
   attention: {
     q: string;

@@ -87,6 +87,11 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
   return names;
 }
 
+/** Whether a layer's MLP output is RMS-normalised before the residual add: FlexOlmo's every layer (postNorms), A.X K1's MoE layers (moeOutputNorm). */
+export function hasMlpOutputNorm(config: Pick<ModelConfig, 'postNorms' | 'moeOutputNorm'>, moeLayer: boolean): boolean {
+  return config.postNorms === true || (config.moeOutputNorm === true && moeLayer);
+}
+
 /** The layout of a checkpoint; `has` says whether the checkpoint holds a tensor of that name. */
 export function buildLayout(family: Family, resolved: ResolvedConfig, has: (name: string) => boolean): ModelLayout {
   const { config, moeLayers } = resolved;
@@ -98,7 +103,7 @@ export function buildLayout(family: Family, resolved: ResolvedConfig, has: (name
       kind: moeLayers[l] ? 'moe' : 'dense',
       ...(config.postNorms ? {} : { inputNorm: fillName(t.inputNorm, l) }),
       postAttentionNorm: fillName(t.postAttentionNorm, l),
-      ...(config.postNorms && t.postFeedforwardNorm ? { postFeedforwardNorm: fillName(t.postFeedforwardNorm, l) } : {}),
+      ...(hasMlpOutputNorm(config, moeLayers[l]) && t.postFeedforwardNorm ? { postFeedforwardNorm: fillName(t.postFeedforwardNorm, l) } : {}),
       attention: attentionNames(family, config, l),
     };
     if (moeLayers[l]) layer.moe = moeNames(family, config, l, has);

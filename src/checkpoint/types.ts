@@ -28,7 +28,8 @@ export type FamilyName =
   | 'flex_olmo'
   | 'hunyuan_v1_moe'
   | 'gpt_oss'
-  | 'solar_open';
+  | 'solar_open'
+  | 'axk1';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -138,6 +139,12 @@ export interface ModelConfig {
    * residual stream. Absent: norms before each sublayer (input_layernorm, post_attention_layernorm).
    */
   postNorms?: boolean;
+  /**
+   * A.X K1: the MoE block's output (routed experts plus shared experts) is RMS-normalised
+   * (post_mlp_layernorm) before it is added to the residual stream, in MoE layers only; the norms
+   * before each sublayer stay. Absent: no norm on the MLP's output (unless postNorms).
+   */
+  moeOutputNorm?: boolean;
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
@@ -318,7 +325,7 @@ export interface LayerLayout {
   inputNorm?: string;
   /** the MLP input's norm, or with postNorms the attention output's */
   postAttentionNorm: string;
-  /** with postNorms: the MLP output's norm */
+  /** the MLP output's norm: every layer's with postNorms, the MoE layers' with moeOutputNorm */
   postFeedforwardNorm?: string;
   attention: AttentionNames;
   moe?: MoeNames;

@@ -16,6 +16,7 @@ import type { KvCache } from './kv-cache.js';
 import type { LayerWeights, WeightProvider } from './weights.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { slidingWindowOf } from '../checkpoint/sliding-window.js';
+import { hasMlpOutputNorm } from '../checkpoint/layout.js';
 
 export interface LayerProgress {
   layer: number;
@@ -152,8 +153,8 @@ export async function mlpStep(ctx: AttentionContext, index: number, layer: Layer
       ? await moeBlock(engine, config, index, layer.mlp.moe, normed, rows, observer)
       : denseForward(engine, layer.mlp.dense, normed, rows, config.hiddenSize);
   scaleInPlace(mlpOut, config.multipliers?.residual, rows * config.hiddenSize);
-  if (config.postNorms) {
-    if (!layer.postFeedforwardNorm) throw new Error(`layer ${index} has no post_feedforward_layernorm weight, which its config's norm placement needs`);
+  if (hasMlpOutputNorm(config, layer.mlp.kind === 'moe')) {
+    if (!layer.postFeedforwardNorm) throw new Error(`layer ${index} has no weight for its MLP output's norm, which its config's norm placement needs`);
     engine.kernels.rmsNorm(rows, config.hiddenSize, mlpOut, layer.postFeedforwardNorm, config.rmsNormEps, mlpOut);
   }
   engine.kernels.addInto(rows * config.hiddenSize, x, mlpOut);

@@ -152,7 +152,7 @@ export interface LayerWeights {
   /** absent where the config sets postNorms (FlexOlmo) */
   inputNorm?: Float32Array;
   postAttentionNorm: Float32Array;
-  /** where the config sets postNorms: the MLP output's norm */
+  /** the MLP output's norm, where the config has one (postNorms, or moeOutputNorm in MoE layers) */
   postFeedforwardNorm?: Float32Array;
   attention: AttentionWeights;
   mlp: { kind: 'moe'; moe: MoeWeights } | { kind: 'dense'; dense: ExpertWeights };

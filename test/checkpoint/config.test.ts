@@ -31,7 +31,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -207,6 +207,30 @@ describe('normalisation from the real key names', () => {
       expect(layer.inputNorm).toBeUndefined();
       expect(layer.postAttentionNorm).toBe('model.layers.1.post_attention_layernorm.weight');
       expect(layer.postFeedforwardNorm).toBe('model.layers.1.post_feedforward_layernorm.weight');
+    } finally {
+      await ckpt.close();
+    }
+  });
+
+  it('A.X K1: DeepSeek-V3 with q-LoRA always and a norm on each MoE block’s output', async () => {
+    const family = familyByName('axk1');
+    // transformers' AXK1Config defaults are A.X-K1's shape
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'axk1' });
+    expect(config).toMatchObject({
+      hiddenSize: 7168, numLayers: 61, numHeads: 64, vocabSize: 163840, attention: 'mla',
+      numExperts: 192, topK: 8, expertIntermediateSize: 2048, denseIntermediateSize: 18432, sharedExpertIntermediateSize: 2048,
+      topkMethod: 'noaux_tc', nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5, moeOutputNorm: true, bosTokenId: 163691, eosTokenId: 163691,
+    });
+    expect(config.mla).toMatchObject({ qLoraRank: 1536, kvLoraRank: 512, ropeInterleave: true });
+    expect(moeLayers[0]).toBe(false);
+    expect(moeLayers.slice(1).every(Boolean)).toBe(true);
+    // transformers builds q_a_proj whatever q_lora_rank says
+    expect(() => family.resolveConfig({ model_type: 'axk1', q_lora_rank: null })).toThrow(/'q_lora_rank'/);
+    const { ckpt } = await openFixture('axk1', { seed: 1 });
+    try {
+      expect(ckpt.layout.layers[0].postFeedforwardNorm).toBeUndefined();
+      expect(ckpt.layout.layers[0].inputNorm).toBe('model.layers.0.input_layernorm.weight');
+      expect(ckpt.layout.layers[1].postFeedforwardNorm).toBe('model.layers.1.post_mlp_layernorm.weight');
     } finally {
       await ckpt.close();
     }

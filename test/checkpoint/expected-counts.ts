@@ -153,6 +153,15 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
       break;
     }
+    case 'axk1': {
+      E = num(raw, 'n_routed_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const k = num(raw, 'first_k_dense_replace');
+      isMoe = (l) => l >= k;
+      sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
+      break;
+    }
     case 'glm4_moe':
     case 'dots1': {
       E = num(raw, 'n_routed_experts');
@@ -176,7 +185,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     const full = type === 'glm_moe_dsa' && Array.isArray(raw.indexer_types) ? (raw.indexer_types as string[]).filter((t) => t === 'full').length : L;
     indexers = full * (ih * id * num(raw, 'q_lora_rank') + id * H + 2 * id + ih * H);
   }
-  if (type === 'deepseek_v2' || type === 'deepseek_v3' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa') {
+  if (type === 'deepseek_v2' || type === 'deepseek_v3' || type === 'axk1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa') {
     const nope = num(raw, 'qk_nope_head_dim');
     const rope = num(raw, 'qk_rope_head_dim');
     const vd = num(raw, 'v_head_dim');
@@ -206,12 +215,13 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedDown: nMoe * E * H * (I + (type === 'gpt_oss' ? 1 : 0)),
     sharedExperts: nMoe * sharedPerLayer,
     // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E], gpt-oss's its logits' bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' ? 1 : 0)),
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' ? 1 : 0)),
     attention: L * attentionPerLayer + indexers,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,
     lmHead: tied ? 0 : V * H,
-    norms: (2 * L + 1) * H,
+    // A.X K1 adds a norm on each MoE layer's output
+    norms: (2 * L + 1 + (type === 'axk1' ? nMoe : 0)) * H,
   };
   const total = Object.values(c).reduce((a, b) => a + b, 0);
   return {

@@ -25,6 +25,7 @@
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | gpt_oss     | all 2                                  | q/k/v/o biases, sinks, window 5 on layer 0, YaRN, router bias, experts fused transposed (gate_up [E, H, 2I] gate/up interleaved, down [E, I, H]) with biases |
  * | solar_open  | all 2                                  | glm4_moe's routing (1 group), shared expert and tensor names; no q/k norm, no attention biases unless attentionBias, RoPE over whole heads |
+ * | axk1        | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's with q-LoRA (rank 6) and post_mlp_layernorm on the MoE layers' outputs |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
@@ -594,6 +595,19 @@ function deepseekFixture(d: Dims, o: TinyCheckpointOptions, version: 1 | 2 | 3):
 }
 
 /**
+ * A.X K1 (axk1): DeepSeek-V3's fixture with q-LoRA (rank 6 unless given) and a norm on each MoE
+ * layer's output, stored at the layer level (post_mlp_layernorm) as the releases have it.
+ */
+function axk1Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const built = deepseekFixture(d, { ...o, qLoraRank: o.qLoraRank ?? 6 }, 3);
+  const firstDense = o.firstKDenseReplace ?? 1;
+  const { scoring_func: _s, topk_method: _t, aux_loss_alpha: _a, seq_aux: _q, moe_layer_freq: _f, ...config } = built.config;
+  const tensors = [...built.tensors];
+  for (let l = firstDense; l < d.L; l++) tensors.push(tensor(d, `${P(l)}.post_mlp_layernorm.weight`, [d.H], 'norm'));
+  return { config: { ...config, architectures: ['AXK1ForCausalLM'], model_type: 'axk1', bos_token_id: d.V - 2 }, tensors };
+}
+
+/**
  * GLM-4.7-Flash (glm4_moe_lite): DeepSeek-V3's tensors and routing under GLM's name, the MoE
  * layers given by mlp_layer_types (written out when firstKDenseReplace is given; without it, the
  * default: the first layer dense).
@@ -1118,7 +1132,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, solar_open: 2 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, solar_open: 2, axk1: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1135,7 +1149,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
     I: opts.expertIntermediateSize ?? 16,
     V: opts.vocabSize ?? 64,
     heads,
-    kvHeads: opts.numKvHeads ?? (family === 'deepseek_v2' || family === 'deepseek_v3' || family === 'deepseek_v32' || family === 'glm_moe_dsa' ? heads : 2),
+    kvHeads: opts.numKvHeads ?? (family === 'axk1' || family === 'deepseek_v2' || family === 'deepseek_v3' || family === 'deepseek_v32' || family === 'glm_moe_dsa' ? heads : 2),
     dense: opts.denseIntermediateSize ?? 24,
     tied: opts.tieWordEmbeddings ?? false,
     fused: opts.fusedExperts ?? false,
@@ -1183,6 +1197,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return gptOssFixture(d, opts);
       case 'solar_open':
         return solarOpenFixture(d, opts);
+      case 'axk1':
+        return axk1Fixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -1222,6 +1238,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'hunyuan_v1_moe',
   'gpt_oss',
   'solar_open',
+  'axk1',
 ];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
