@@ -52,10 +52,13 @@ export interface TensorNameTemplates {
   /** DeepSeek-V3's router correction bias [E] */
   routerBias?: string;
   /**
-   * Where routerBias is absent from a checkpoint, the name to take it from instead (EXAONE-MoE's
-   * releases hold it at mlp.e_score_correction_bias, transformers' modules under mlp.gate)
+   * Renamings as transformers' conversion mapping has them for the family: a layer tensor absent
+   * under its template's name is read under the name with `from` replaced by `to`, where that one
+   * is present. A family's releases and transformers' own saves (its module names) may name the
+   * same tensor differently (EXAONE-MoE's correction bias at mlp.e_score_correction_bias or under
+   * mlp.gate; HY V3's router, bias and shared MLP).
    */
-  routerBiasAlternative?: string;
+  renamings?: ReadonlyArray<readonly [from: string, to: string]>;
   /** the correction bias is stored as one row, [1, E] (ERNIE-4.5) */
   routerBiasRow?: boolean;
   /** per-expert 2-D tensors, the on-disk form of most families; absent where a family stores its experts fused only (GraniteMoE) */

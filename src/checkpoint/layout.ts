@@ -77,7 +77,6 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
     names.experts = Array.from({ length: config.numExperts }, (_, e) => fillMlp(t.expert!, layer, e));
   }
   if (t.routerBias) names.routerBias = fillName(t.routerBias, layer);
-  if (t.routerBiasAlternative && names.routerBias && !has(names.routerBias) && has(fillName(t.routerBiasAlternative, layer))) names.routerBias = fillName(t.routerBiasAlternative, layer);
   if (t.routerLogitBias) names.routerLogitBias = fillName(t.routerLogitBias, layer);
   if (t.routerBias && t.routerBiasRow) names.routerBiasRow = true;
   // as the router: the fused form's writer may have moved the correction bias (MiniMax-M2's to mlp.e_score_correction_bias)
@@ -85,6 +84,24 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
   if (config.sharedExpertIntermediateSize > 0 && t.shared) names.shared = fillMlp(t.shared, layer);
   if (config.sharedExpertGated && t.sharedGate) names.sharedGate = fillName(t.sharedGate, layer);
   return names;
+}
+
+/** `names` with each tensor name the checkpoint lacks replaced by its renamed form, where the checkpoint has that one. */
+function renamed<T>(names: T, renamings: ReadonlyArray<readonly [string, string]>, has: (name: string) => boolean): T {
+  const rename = (value: unknown): unknown => {
+    if (typeof value === 'string') {
+      if (has(value)) return value;
+      for (const [from, to] of renamings) {
+        const candidate: string = value.replace(from, to);
+        if (candidate !== value && has(candidate)) return candidate;
+      }
+      return value;
+    }
+    if (Array.isArray(value)) return value.map(rename);
+    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rename(v)]));
+    return value;
+  };
+  return rename(names) as T;
 }
 
 /** Whether a layer's MLP output is RMS-normalised before the residual add: FlexOlmo's every layer (postNorms), A.X K1's MoE layers (moeOutputNorm). */
@@ -108,7 +125,7 @@ export function buildLayout(family: Family, resolved: ResolvedConfig, has: (name
     };
     if (moeLayers[l]) layer.moe = moeNames(family, config, l, has);
     else if (t.dense) layer.dense = fillMlp(t.dense, l);
-    layers.push(layer);
+    layers.push(t.renamings ? renamed(layer, t.renamings, has) : layer);
   }
   return {
     embed: t.embed,

@@ -29,7 +29,8 @@ export type FamilyName =
   | 'hunyuan_v1_moe'
   | 'gpt_oss'
   | 'solar_open'
-  | 'axk1';
+  | 'axk1'
+  | 'hy_v3';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 

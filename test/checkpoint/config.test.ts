@@ -31,7 +31,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'hy_v3', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -209,6 +209,34 @@ describe('normalisation from the real key names', () => {
       expect(layer.postFeedforwardNorm).toBe('model.layers.1.post_feedforward_layernorm.weight');
     } finally {
       await ckpt.close();
+    }
+  });
+
+  it('HY V3: per-head q/k norm, sigmoid routing with a choice bias and router_scaling_factor, mlp_layer_types; the releases’ names or transformers’', async () => {
+    const family = familyByName('hy_v3');
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'hy_v3' });
+    expect(config).toMatchObject({
+      hiddenSize: 4096, numLayers: 80, numHeads: 64, numKvHeads: 8, headDim: 128, vocabSize: 120832, ropeTheta: 11_158_840, qkNorm: 'per-head', qkvBias: false,
+      numExperts: 192, topK: 8, expertIntermediateSize: 1536, denseIntermediateSize: 13312, sharedExpertIntermediateSize: 1536, sharedExpertGated: false,
+      topkMethod: 'noaux_tc', nGroup: 1, topkGroup: 1, normTopkProb: true, routedScalingFactor: 2.826,
+    });
+    expect(moeLayers[0]).toBe(false);
+    expect(moeLayers.slice(1).every(Boolean)).toBe(true);
+    // transformers' HYV3MLP(intermediate_size=0) falls back to intermediate_size
+    expect(family.resolveConfig({ model_type: 'hy_v3', num_shared_experts: 0 }).config.sharedExpertIntermediateSize).toBe(13312);
+    expect(family.resolveConfig({ model_type: 'hy_v3', num_hidden_layers: 3, mlp_layer_types: ['sparse', 'dense', 'sparse'] }).moeLayers).toEqual([true, false, true]);
+    expect(() => family.resolveConfig({ model_type: 'hy_v3', num_hidden_layers: 3, mlp_layer_types: ['sparse'] })).toThrow(/'mlp_layer_types': 1 entries for num_hidden_layers 3/);
+    expect(() => family.resolveConfig({ model_type: 'hy_v3', mlp_bias: true })).toThrow(/mlp_bias/);
+    for (const fusedExperts of [false, true]) {
+      const { ckpt } = await openFixture('hy_v3', { seed: 1, fusedExperts });
+      try {
+        const moe = ckpt.layout.layers[1].moe!;
+        expect(moe.router).toBe(fusedExperts ? 'model.layers.1.mlp.gate.weight' : 'model.layers.1.mlp.router.gate.weight');
+        expect(moe.routerBias).toBe(fusedExperts ? 'model.layers.1.mlp.e_score_correction_bias' : 'model.layers.1.mlp.expert_bias');
+        expect(moe.shared!.down).toBe(fusedExperts ? 'model.layers.1.mlp.shared_experts.down_proj.weight' : 'model.layers.1.mlp.shared_mlp.down_proj.weight');
+      } finally {
+        await ckpt.close();
+      }
     }
   });
 

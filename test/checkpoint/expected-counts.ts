@@ -153,6 +153,16 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * num(raw, 'n_shared_experts') * H;
       break;
     }
+    case 'hy_v3': {
+      E = num(raw, 'num_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const types = (raw.mlp_layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, l) => (l === 0 ? 'dense' : 'sparse'));
+      isMoe = (l) => types[l] === 'sparse';
+      // no shared experts: transformers' HYV3MLP falls back to intermediate_size
+      sharedPerLayer = 3 * (I * num(raw, 'num_shared_experts') || denseWidth) * H;
+      break;
+    }
     case 'axk1': {
       E = num(raw, 'n_routed_experts');
       I = num(raw, 'moe_intermediate_size');
@@ -197,7 +207,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     const hd = typeof raw.head_dim === 'number' ? raw.head_dim : H / heads;
     attentionPerLayer = 2 * heads * hd * H + 2 * kv * hd * H;
     if (type === 'qwen2_moe') attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
-    if (type === 'qwen3_moe' || type === 'exaone_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
+    if (type === 'qwen3_moe' || type === 'exaone_moe' || type === 'hy_v3') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'olmoe' || type === 'minimax_m2' || type === 'flex_olmo') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
     if (type === 'solar_open' && raw.attention_bias === true) attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
     if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
@@ -215,7 +225,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedDown: nMoe * E * H * (I + (type === 'gpt_oss' ? 1 : 0)),
     sharedExperts: nMoe * sharedPerLayer,
     // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E], gpt-oss's its logits' bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' ? 1 : 0)),
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' || type === 'hy_v3' ? 1 : 0)),
     attention: L * attentionPerLayer + indexers,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

@@ -26,6 +26,7 @@
  * | gpt_oss     | all 2                                  | q/k/v/o biases, sinks, window 5 on layer 0, YaRN, router bias, experts fused transposed (gate_up [E, H, 2I] gate/up interleaved, down [E, I, H]) with biases |
  * | solar_open  | all 2                                  | glm4_moe's routing (1 group), shared expert and tensor names; no q/k norm, no attention biases unless attentionBias, RoPE over whole heads |
  * | axk1        | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's with q-LoRA (rank 6) and post_mlp_layernorm on the MoE layers' outputs |
+ * | hy_v3       | 1 and 2 of 3 (mlp_layer_types' default) | per-head q_norm/k_norm (head_dim 12), sigmoid routing with a choice bias (1 group), one shared expert; the releases' names per expert (mlp.router.gate, mlp.expert_bias, mlp.shared_mlp), transformers' fused |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
@@ -745,6 +746,63 @@ function noauxTcMlp(d: Dims, l: number, firstDense: number, nShared: number): Te
 }
 
 /**
+ * HY V3 (hy_v3): GQA with per-head q/k norms (head_dim 12), the first layer dense unless
+ * firstKDenseReplace (then written out as mlp_layer_types), sigmoid routing with a choice bias and
+ * shared experts. Per expert under the releases' names (mlp.router.gate, mlp.expert_bias,
+ * mlp.shared_mlp); fused under transformers' module names (mlp.gate, mlp.e_score_correction_bias,
+ * mlp.shared_experts).
+ */
+function hyV3Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const firstDense = o.firstKDenseReplace ?? 1;
+  const nShared = o.numSharedExperts ?? 1;
+  const headDim = o.headDim ?? 12;
+  const config = {
+    architectures: ['HYV3ForCausalLM'],
+    model_type: 'hy_v3',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    num_experts: d.E,
+    num_shared_experts: nShared,
+    num_experts_per_tok: d.K,
+    router_scaling_factor: o.routedScalingFactor ?? 2.826,
+    ...(o.firstKDenseReplace !== undefined ? { mlp_layer_types: Array.from({ length: d.L }, (_, l) => (l < firstDense ? 'dense' : 'sparse')) } : {}),
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_bias: false,
+    mlp_bias: false,
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 11158840,
+    tie_word_embeddings: d.tied,
+    eos_token_id: d.V - 1,
+  };
+  const m = (l: number) => `${P(l)}.mlp`;
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    layers.push(tensor(d, `${a}.q_norm.weight`, [headDim], 'norm'), tensor(d, `${a}.k_norm.weight`, [headDim], 'norm'));
+    if (l < firstDense) {
+      layers.push(...mlp(d, m(l), 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(
+      tensor(d, d.fused ? `${m(l)}.gate.weight` : `${m(l)}.router.gate.weight`, [d.E, d.H], 'linear'),
+      tensor(d, d.fused ? `${m(l)}.e_score_correction_bias` : `${m(l)}.expert_bias`, [d.E], 'linear'),
+      ...routedExperts(d, l, m(l), 'gate_proj', 'up_proj', 'down_proj'),
+      ...mlp(d, d.fused ? `${m(l)}.shared_experts` : `${m(l)}.shared_mlp`, 'gate_proj', 'up_proj', 'down_proj', nShared > 0 ? d.I * nShared : d.dense),
+    );
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
  * GLM-4.5 (glm4_moe): GQA whose q/k/v carry biases, per-head q/k RMSNorm, RoPE over the first
  * head_dim × partial_rotary_factor values of each head, and DeepSeek-V3's routing and MLP names.
  */
@@ -1132,7 +1190,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, solar_open: 2, axk1: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, solar_open: 2, axk1: 3, hy_v3: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1199,6 +1257,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return solarOpenFixture(d, opts);
       case 'axk1':
         return axk1Fixture(d, opts);
+      case 'hy_v3':
+        return hyV3Fixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -1239,6 +1299,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'gpt_oss',
   'solar_open',
   'axk1',
+  'hy_v3',
 ];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */

@@ -162,6 +162,9 @@ const CASES: Case[] = [
     fixture: { seed: 35, topK: 3, numLayers: 4, fusedExperts: true, tieWordEmbeddings: true, configKeys: { sliding_window: 4, layer_types: ['sliding_attention', 'sliding_attention', 'sliding_attention', 'full_attention'] } },
   },
   // FlexOlmo: OLMoE's attention and routing with its norms after the attention and the MLP (OLMo 2's layout) …
+  // HY V3: the releases' names per expert; transformers' own names with fused experts, no shared expert (its intermediate_size fallback), two dense layers written out in mlp_layer_types
+  { name: 'hy_v3', family: 'hy_v3', fixture: { seed: 45, topK: 3 } },
+  { name: 'hy_v3-fused-unshared', family: 'hy_v3', fixture: { seed: 46, topK: 3, fusedExperts: true, numSharedExperts: 0, firstKDenseReplace: 2, tieWordEmbeddings: true } },
   // A.X K1: DeepSeek-V3 with a norm on each MoE block's output (one group, and 4 groups of 2 with fused experts)
   { name: 'axk1', family: 'axk1', fixture: { seed: 43, topK: 3, topkMethod: { method: 'group_limited_greedy', nGroup: 1, topkGroup: 1 } } },
   { name: 'axk1-groups-fused', family: 'axk1', fixture: { seed: 44, topK: 3, fusedExperts: true, ropeInterleave: false } },
@@ -206,7 +209,7 @@ const CASES: Case[] = [
   { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

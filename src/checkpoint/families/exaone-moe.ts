@@ -14,7 +14,7 @@ import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
 import { perLayerWindow, windowSize } from '../sliding-window.js';
 import { llamaConfigPart, llamaKeys, llamaNames, mlpLayerTypes, mlpLayerTypesKey, noAttentionBias, nonNegativeInt, positiveInt, qkNormNames } from './common.js';
-import { correctionBiasName, deepseekMoeNames, noauxTcPart } from './deepseek.js';
+import { deepseekMoeNames, noauxTcPart } from './deepseek.js';
 
 const LABEL = 'EXAONE MoE';
 
@@ -96,6 +96,7 @@ export const exaoneMoe = defineFamily({
     attention: { ...llamaNames.attention, ...qkNormNames },
     ...deepseekMoeNames,
     routerBias: 'model.layers.{l}.mlp.e_score_correction_bias',
-    routerBiasAlternative: correctionBiasName,
+    // transformers' module holds it under mlp.gate (and saves it there)
+    renamings: [['mlp.e_score_correction_bias', 'mlp.gate.e_score_correction_bias']],
   },
 });
