@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """
-Runs checkpoints through Hugging Face transformers itself (AutoConfig + AutoModelForCausalLM), the
-client real users load rfid-moe outputs with. The tests and the golden generator use it as an
+Runs checkpoints through Hugging Face transformers itself (AutoConfig + AutoModelForCausalLM, or
+the config's own causal-LM class where that maps none: causal_lm_class), the client real users load
+rfid-moe outputs with. The tests and the golden generator use it as an
 independent truth beside scripts/torch_reference.py (plain torch, no transformers).
 
 One process runs a whole list of jobs (importing torch + transformers costs seconds), read as JSON
@@ -63,13 +64,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import transformers
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
+
+
+def causal_lm_class(model_dir):
+    """
+    AutoModelForCausalLM, or, where transformers maps the config to no class of its own (5.18 lists
+    Mistral4ForCausalLM under pre-training and image-text-to-text only), the causal-LM class the
+    config's `architectures` names, as that model's users load it. AutoConfig refuses a model type
+    transformers does not know (a factored output, DeepSeek v1) as AutoModelForCausalLM would.
+    """
+    config = AutoConfig.from_pretrained(model_dir)
+    if type(config) in AutoModelForCausalLM._model_mapping:
+        return AutoModelForCausalLM
+    for name in config.architectures or []:
+        if name.endswith("ForCausalLM") and hasattr(transformers, name):
+            return getattr(transformers, name)
+    return AutoModelForCausalLM
 
 
 def load(model_dir, load_dtype="float32", **options):
     if load_dtype not in ("float32", "bfloat16"):
         raise ValueError("loadDtype must be float32 or bfloat16, got %r" % load_dtype)
-    model, info = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, load_dtype), output_loading_info=True, **options)
+    model, info = causal_lm_class(model_dir).from_pretrained(model_dir, dtype=getattr(torch, load_dtype), output_loading_info=True, **options)
     model = model.float()
     model.eval()
     loading = {k: sorted(str(x) for x in info.get(k, [])) for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}

@@ -12,7 +12,7 @@ import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
 import { slidingWindowOf } from './sliding-window.js';
-import type { Checkpoint, ClampedSwiGlu, ModelConfig, Multipliers } from './types.js';
+import type { Checkpoint, ClampedSwiGlu, Llama4QueryScale, ModelConfig, Multipliers } from './types.js';
 
 export interface LayerDescription {
   index: number;
@@ -40,8 +40,10 @@ export interface CheckpointDescription {
   numHeads: number;
   numKvHeads: number;
   headDim: number;
-  /** the rotated width of each head where only part of it rotates (GLM-4.5); absent: the whole head */
+  /** the rotated width of each head where only part of it rotates (GLM-4.5 its first values, Mistral 4's MLA its last); absent: the whole head */
   rotaryDim?: number;
+  /** Mistral 4: queries scaled by 1 + beta·ln(1 + ⌊position / originalMaxPositions⌋) (ModelConfig.llama4QueryScale) */
+  llama4QueryScale?: Llama4QueryScale;
   /** sliding-window attention: the window, and the layers that use it; absent where every layer attends to all earlier positions */
   slidingWindow?: { size: number; layers: number[] };
   /** FlexOlmo: norms after the attention and the MLP instead of before them (ModelConfig.postNorms) */
@@ -64,8 +66,12 @@ export interface CheckpointDescription {
   topK: number;
   normTopkProb: boolean;
   routedScalingFactor: number;
-  /** how the top-k is chosen: 'softmax' (plain), DeepSeek-V2's 'group_limited_greedy', V3's 'noaux_tc', or gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k) */
-  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'topk-softmax';
+  /**
+   * how the top-k is chosen: 'softmax' (plain), DeepSeek-V2's 'group_limited_greedy', V3's
+   * 'noaux_tc', Mistral 4's 'group_limited_top2' (softmax, groups scored by their two best), or
+   * gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k)
+   */
+  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax';
   /** gpt-oss: a sink logit per head in every attention softmax; absent where the family has none */
   attentionSinks?: true;
   /** gpt-oss's expert activation (with biases on the experts' projections); absent: SwiGLU without biases */
@@ -128,6 +134,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     numKvHeads: c.numKvHeads,
     headDim: c.headDim,
     ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
+    ...(c.llama4QueryScale !== undefined ? { llama4QueryScale: c.llama4QueryScale } : {}),
     ...(c.slidingWindow !== undefined
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
@@ -153,7 +160,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     topK: c.topK,
     normTopkProb: c.normTopkProb,
     routedScalingFactor: c.routedScalingFactor,
-    routing: c.routing ?? (c.topkMethod === 'group_limited_greedy' || c.topkMethod === 'noaux_tc' ? c.topkMethod : 'softmax'),
+    routing: c.routing ?? (c.topkMethod === undefined || c.topkMethod === 'greedy' ? 'softmax' : c.topkMethod),
     expertIntermediateSize: c.expertIntermediateSize,
     sharedExpertIntermediateSize: c.sharedExpertIntermediateSize,
     denseIntermediateSize: c.denseIntermediateSize,

@@ -20,6 +20,7 @@ import { hyV3 } from './families/hy-v3.js';
 import { graniteMoe } from './families/granitemoe.js';
 import { gptOss } from './families/gpt-oss.js';
 import { minimaxM2 } from './families/minimax-m2.js';
+import { mistral4 } from './families/mistral4.js';
 import { mixtral } from './families/mixtral.js';
 import { olmoe } from './families/olmoe.js';
 import { qwen2Moe } from './families/qwen2-moe.js';
@@ -27,7 +28,7 @@ import { qwen3Moe } from './families/qwen3-moe.js';
 import { solarOpen } from './families/solar-open.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, solarOpen, axk1, hyV3];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, mistral4, gptOss, solarOpen, axk1, hyV3];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

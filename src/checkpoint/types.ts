@@ -27,6 +27,7 @@ export type FamilyName =
   | 'exaone_moe'
   | 'flex_olmo'
   | 'hunyuan_v1_moe'
+  | 'mistral4'
   | 'gpt_oss'
   | 'solar_open'
   | 'axk1'
@@ -62,6 +63,8 @@ export interface ModelConfig {
   /**
    * Standard attention: the rotated width at the start of each query/key head, where the family
    * rotates only part of it (GLM-4.5: head_dim × partial_rotary_factor); absent: the whole head.
+   * MLA (Mistral 4, whose config derives it from partial_rotary_factor): qk_rope_head_dim, the
+   * rotated end of each query/key head.
    */
   rotaryDim?: number;
   /**
@@ -146,14 +149,23 @@ export interface ModelConfig {
    * before each sublayer stay. Absent: no norm on the MLP's output (unless postNorms).
    */
   moeOutputNorm?: boolean;
+  /**
+   * Mistral 4 (Llama 4's attention scaling, transformers' get_llama_4_attn_scale): every query is
+   * multiplied by 1 + beta·ln(1 + ⌊position / originalMaxPositions⌋) after RoPE, so positions past
+   * each multiple of the original context attend a little more sharply. Applied by MLA attention,
+   * the only attention whose family sets it. Absent: queries unscaled.
+   */
+  llama4QueryScale?: Llama4QueryScale;
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
    * DeepSeek `topk_method`: 'greedy' (plain top-k) or 'group_limited_greedy' (V2: keep the best
    * `topkGroup` of `nGroup` expert groups by group max first), or 'noaux_tc' (V3: sigmoid scores,
    * a correction bias for the choice, groups scored by their two best). Absent: plain top-k.
+   * 'group_limited_top2' is no config's value but Mistral 4's router: V2's softmax probabilities,
+   * groups scored as V3 scores them (the sum of their two best), no correction bias.
    */
-  topkMethod?: 'greedy' | 'group_limited_greedy' | 'noaux_tc';
+  topkMethod?: 'greedy' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2';
   nGroup?: number;
   topkGroup?: number;
   /** token id used for padding, if any */
@@ -192,6 +204,12 @@ export interface ClampedSwiGlu {
   alpha: number;
   /** gate clamped above, up on both sides, at this value (swiglu_limit, 7) */
   limit: number;
+}
+
+/** Mistral 4's query scaling (ModelConfig.llama4QueryScale), rope_parameters' llama_4_scaling_beta and original_max_position_embeddings. */
+export interface Llama4QueryScale {
+  beta: number;
+  originalMaxPositions: number;
 }
 
 /** GraniteMoE's config multipliers (embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling). */

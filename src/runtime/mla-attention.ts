@@ -24,10 +24,14 @@
  * query's and key's rope parts are de-interleaved as they are copied out of the projections,
  * which turns one into the other; scores are dot products, unchanged by the same reordering of
  * both sides.
+ *
+ * Mistral 4 multiplies each query by a factor of its position (llama4-query-scale.ts); the
+ * absorbed query is linear in it, so both forms take the scaled query.
  */
 import type { ModelConfig } from '../checkpoint/types.js';
 import type { AttentionContext } from './attention.js';
 import { appendToCache, attendCached, attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
+import { scaleQueriesByPosition } from './llama4-query-scale.js';
 import { deinterleave, scratch } from './numerics.js';
 import { attendToChosen, indexKeys, sparseRows } from './sparse-attention.js';
 import type { MlaAttentionWeights } from './weights.js';
@@ -87,6 +91,8 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   }
   kernels.rope(rows, heads, ropeDim, positions, rope.cos, rope.sin, qPe);
   for (let i = 0; i < rows * heads; i++) q.set(qPe.subarray(i * ropeDim, (i + 1) * ropeDim), i * qHead + nope);
+  // Mistral 4: each row's whole query scaled by its position, before either form absorbs or expands it
+  if (config.llama4QueryScale) scaleQueriesByPosition(config.llama4QueryScale, positions, rows, heads * qHead, q);
 
   const scale = ctx.scale;
   const fresh = !ctx.kv || freshPrefill(ctx.kv);

@@ -1,8 +1,8 @@
 /**
  * The sparse MoE block with each family's routing rule:
- *   p = softmax(x·Wrᵀ) in f32 over all experts → top-k → renormalise when norm_topk_prob (always
- *   for Mixtral; DeepSeek adds 1e-20 to the denominator as its remote code does) → × routed
- *   scaling factor → Σ_k w_k · expert_k(x)
+ *   p = softmax(x·Wrᵀ) in f32 over all experts → top-k (DeepSeek-V2 and Mistral 4: among the best
+ *   expert groups) → renormalise when norm_topk_prob (always for Mixtral; DeepSeek and Mistral 4
+ *   add 1e-20 to the denominator as their code does) → × routed scaling factor → Σ_k w_k · expert_k(x)
  * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
  * Experts are loaded one at a time, the next one read while the current one computes, so at
  * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
@@ -45,8 +45,8 @@ export function route(engine: Engine, config: ModelConfig, w: Pick<MoeWeights, '
   const experts = new Int32Array(tokens * k);
   const weights = new Float32Array(tokens * k);
   const normalise = config.family === 'mixtral' || config.normTopkProb;
-  const epsilon = config.family === 'deepseek' || config.family === 'deepseek_v2' ? 1e-20 : 0;
-  const groups = config.topkMethod === 'group_limited_greedy' ? groupLimitedTopK(config, 'best', 0) : null;
+  const epsilon = config.family === 'deepseek' || config.family === 'deepseek_v2' || config.family === 'mistral4' ? 1e-20 : 0;
+  const groups = config.topkMethod === 'group_limited_greedy' ? groupLimitedTopK(config, 'best', 0) : config.topkMethod === 'group_limited_top2' ? groupLimitedTopK(config, 'two best', 0) : null;
   if (routerBias && routerBias.length !== E) throw new RangeError(`the router's correction bias has ${routerBias.length} values for ${E} experts`);
   // ERNIE-4.5: the experts are chosen on probability + correction bias, weighted by the probability
   const choice = routerBias ? new Float32Array(E) : null;
@@ -121,9 +121,9 @@ function routeNoAuxTc(engine: Engine, config: ModelConfig, router: Float32Array,
 /**
  * DeepSeek's group-limited top-k, as transformers computes it: the experts fall into nGroup equal
  * groups, each scored by its best value (V2's 'group_limited_greedy') or the sum of its two best
- * (V3's 'noaux_tc'); the topkGroup best groups are kept, the others' values replaced by `fill`
- * (V2: 0, so with fewer kept experts than k a zero-probability one fills in; V3: −∞), and the
- * top-k is taken over all experts.
+ * (V3's 'noaux_tc', Mistral 4's 'group_limited_top2'); the topkGroup best groups are kept, the
+ * others' values replaced by `fill` (V2 and Mistral 4: 0, so with fewer kept experts than k a
+ * zero-probability one fills in; V3: −∞), and the top-k is taken over all experts.
  */
 function groupLimitedTopK(config: ModelConfig, groupScore: 'best' | 'two best', fill: number): { choose(values: Float32Array, offset: number, out: Int32Array, outOffset: number): void } {
   const { numExperts: E, topK: k } = config;

@@ -31,12 +31,18 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'hy_v3', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'hy_v3', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
   it('refuses non-string model_type', () => {
     expect(() => familyForConfig({ model_type: 3 })).toThrow(CheckpointError);
+  });
+
+  it('refuses Mistral Small 4’s multimodal wrapper (mistral3), whose text model alone (mistral4) it reads', () => {
+    const wrapped = { model_type: 'mistral3', architectures: ['Mistral3ForConditionalGeneration'], text_config: { model_type: 'mistral4' } };
+    expect(() => familyForConfig(wrapped)).toThrow(CheckpointError);
+    expect(() => familyForConfig(wrapped)).toThrow(/unsupported model_type 'mistral3'; supported model types: .*mistral4/);
   });
 });
 
@@ -193,6 +199,59 @@ describe('normalisation from the real key names', () => {
     // a pattern written as letters is not read by transformers without layer_types either
     expect(() => family.resolveConfig({ ...raw, sliding_window_pattern: 'LLLG' })).toThrow(/sliding_window_pattern "LLLG" is not a layer count transformers derives them from .* list layer_types/);
     expect(family.resolveConfig({ ...raw, num_hidden_layers: 2, sliding_window_pattern: 'LLLG', layer_types: ['sliding_attention', 'full_attention'] }).config.nopeLayers).toEqual([false, true]);
+  });
+
+  it('Mistral 4: V3’s MLA and layout, softmax routing in groups scored by their two best, queries scaled by position; refuses what transformers cannot run', async () => {
+    const family = familyByName('mistral4');
+    // the rope_parameters block transformers 5's Mistral4Config() writes (its default: the other keys are defaults too)
+    const ropeParameters = {
+      rope_type: 'yarn', type: 'yarn', rope_theta: 10000.0, factor: 128.0, original_max_position_embeddings: 8192, max_position_embeddings: 1048576, beta_fast: 32.0, beta_slow: 1.0,
+      mscale_all_dim: 1.0, mscale: 1.0, llama_4_scaling_beta: 0.1, partial_rotary_factor: 0.5,
+    };
+    const raw = { model_type: 'mistral4', rope_parameters: ropeParameters };
+    const { config, moeLayers } = family.resolveConfig(raw);
+    expect(config).toMatchObject({
+      attention: 'mla', hiddenSize: 4096, numLayers: 36, numHeads: 32, headDim: 128, vocabSize: 131072, rmsNormEps: 1e-6, ropeTheta: 10000, tieWordEmbeddings: false,
+      numExperts: 128, topK: 4, expertIntermediateSize: 2048, denseIntermediateSize: 12288, sharedExpertIntermediateSize: 2048, sharedExpertGated: false,
+      normTopkProb: true, routedScalingFactor: 1, topkMethod: 'group_limited_top2', nGroup: 1, topkGroup: 1,
+      rotaryDim: 64, llama4QueryScale: { beta: 0.1, originalMaxPositions: 8192 }, padTokenId: 11, bosTokenId: 1, eosTokenId: 2,
+    });
+    expect(config.mla).toEqual({ qLoraRank: 1024, kvLoraRank: 256, qkNopeHeadDim: 64, qkRopeHeadDim: 64, vHeadDim: 128, ropeInterleave: true });
+    expect(moeLayers.every(Boolean)).toBe(true);
+    expect(unrunnableReason(config)).toBeNull();
+    // no moe_layer_freq (transformers' Mistral 4 reads none): every layer from first_k_dense_replace on is MoE; n_shared_experts widens the shared MLP
+    const dense2 = family.resolveConfig({ ...raw, num_hidden_layers: 5, first_k_dense_replace: 2, moe_layer_freq: 2, n_shared_experts: 2 });
+    expect(dense2.moeLayers).toEqual([false, false, true, true, true]);
+    expect(dense2.config.sharedExpertIntermediateSize).toBe(4096);
+    // partial_rotary_factor as transformers resolves it: rope_parameters' default is qk_rope / head_dim; a legacy rope_scaling block takes the top-level key
+    const { partial_rotary_factor: _p, ...withoutFactor } = ropeParameters;
+    expect(family.resolveConfig({ ...raw, qk_nope_head_dim: 128, rope_parameters: withoutFactor }).config.rotaryDim).toBe(64);
+    expect(family.resolveConfig({ model_type: 'mistral4', rope_scaling: withoutFactor, partial_rotary_factor: 0.5 }).config.rotaryDim).toBe(64);
+    expect(() => family.resolveConfig({ model_type: 'mistral4', rope_scaling: withoutFactor })).toThrow(/'rope_scaling.partial_rotary_factor': 1 does not rotate exactly qk_rope_head_dim 64 of each 128-wide head/);
+    expect(() => family.resolveConfig({ ...raw, rope_parameters: { ...ropeParameters, partial_rotary_factor: 0.25 } })).toThrow(/'rope_parameters.partial_rotary_factor': 0.25/);
+    // what transformers fails on: no llama_4_scaling_beta (None · tensor) or original context, the default RoPE (all of head_dim against the rope part)
+    const { llama_4_scaling_beta: _b, ...withoutBeta } = ropeParameters;
+    expect(() => family.resolveConfig({ ...raw, rope_parameters: withoutBeta })).toThrow(/'rope_parameters.llama_4_scaling_beta': absent/);
+    expect(() => family.resolveConfig({ ...raw, rope_parameters: { ...ropeParameters, llama_4_scaling_beta: null } })).toThrow(/'rope_parameters.llama_4_scaling_beta': null/);
+    const { original_max_position_embeddings: _o, ...withoutOriginal } = ropeParameters;
+    expect(() => family.resolveConfig({ ...raw, rope_parameters: withoutOriginal })).toThrow(/'rope_parameters.original_max_position_embeddings': absent/);
+    expect(() => family.resolveConfig({ ...raw, rope_parameters: { rope_type: 'default', rope_theta: 10000.0, llama_4_scaling_beta: 0.1, original_max_position_embeddings: 8192 } })).toThrow(/'rope_parameters.rope_type': "default"/);
+    // without any block transformers would give it YaRN: refused rather than run with the plain RoPE
+    expect(() => family.resolveConfig({ model_type: 'mistral4' })).toThrow(CheckpointError);
+    expect(() => family.resolveConfig({ model_type: 'mistral4' })).toThrow(/no rope_parameters .* YaRN by default/);
+    // V3's correction bias has no place here; the fixture's layout names the shared experts and no bias, per-expert or fused
+    for (const fusedExperts of [false, true]) {
+      const { ckpt } = await openFixture('mistral4', { seed: 1, fusedExperts });
+      try {
+        const moe = ckpt.layout.layers[1].moe!;
+        expect(moe.routerBias).toBeUndefined();
+        expect(moe.shared?.gate).toBe('model.layers.1.mlp.shared_experts.gate_proj.weight');
+        expect(ckpt.layout.layers[0].dense?.gate).toBe('model.layers.0.mlp.gate_proj.weight');
+        expect(ckpt.config.llama4QueryScale).toEqual({ beta: 0.1, originalMaxPositions: 4 });
+      } finally {
+        await ckpt.close();
+      }
+    }
   });
 
   it('FlexOlmo: OLMoE’s attention and routing, norms after the sublayers (no input norm, a norm on the MLP output)', async () => {

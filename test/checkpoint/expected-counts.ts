@@ -163,7 +163,9 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * (I * num(raw, 'num_shared_experts') || denseWidth) * H;
       break;
     }
-    case 'axk1': {
+    case 'axk1':
+    case 'mistral4': {
+      // no moe_layer_freq: every layer from first_k_dense_replace on is MoE
       E = num(raw, 'n_routed_experts');
       I = num(raw, 'moe_intermediate_size');
       denseWidth = num(raw, 'intermediate_size');
@@ -195,7 +197,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     const full = type === 'glm_moe_dsa' && Array.isArray(raw.indexer_types) ? (raw.indexer_types as string[]).filter((t) => t === 'full').length : L;
     indexers = full * (ih * id * num(raw, 'q_lora_rank') + id * H + 2 * id + ih * H);
   }
-  if (type === 'deepseek_v2' || type === 'deepseek_v3' || type === 'axk1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa') {
+  if (type === 'deepseek_v2' || type === 'deepseek_v3' || type === 'axk1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'mistral4') {
     const nope = num(raw, 'qk_nope_head_dim');
     const rope = num(raw, 'qk_rope_head_dim');
     const vd = num(raw, 'v_head_dim');

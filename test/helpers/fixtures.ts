@@ -21,6 +21,7 @@
  * | deepseek_v32 | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's tensors with q-LoRA (rank 6), and a sparse-attention indexer per layer (self_attn.indexer.wq_b/wk/k_norm/weights_proj; index_topk 32, 2 heads of 8 unless given) |
  * | exaone_moe  | 1 and 2 of 3 (first_k_dense_replace 1) | per-head q_norm/k_norm (head_dim 12), a window of 5 on layers 0 and 2 and no RoPE on global layer 1 (sliding_window_pattern 2), deepseek_v3's routing (1 group) with mlp.e_score_correction_bias (fused: mlp.gate.…), one shared expert |
  * | flex_olmo   | all 2                                  | OLMoE's whole-projection q_norm/k_norm, no input_layernorm, post_attention_layernorm and post_feedforward_layernorm on the sublayers' outputs |
+ * | mistral4    | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's tensors without the correction bias (softmax routing, 1 group unless given), one shared expert, rope_parameters: YaRN over original_max_position_embeddings 4 with llama_4_scaling_beta 0.1 (the query scaling steps every 4 positions) |
  * | glm_moe_dsa | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v32 under GLM's name (1 group), indexers only on the layers indexer_types marks "full" |
  * | dots1       | 1 and 2 of 3 (first_k_dense_replace 1) | Qwen3's per-head q_norm/k_norm (head_dim 12), deepseek_v3's routing with its correction bias (4 groups of 2, 2 kept), one shared expert |
  * | gpt_oss     | all 2                                  | q/k/v/o biases, sinks, window 5 on layer 0, YaRN, router bias, experts fused transposed (gate_up [E, H, 2I] gate/up interleaved, down [E, I, H]) with biases |
@@ -81,7 +82,7 @@ export interface TinyCheckpointOptions {
   denseIntermediateSize?: number;
   /** qwen2_moe: shared_expert_intermediate_size (default 20) */
   sharedExpertIntermediateSize?: number;
-  /** deepseek*: n_shared_experts (default 2); glm4_moe: (default 1) */
+  /** deepseek*: n_shared_experts (default 2); glm4_moe, mistral4: (default 1) */
   numSharedExperts?: number;
   /** qwen2_moe / qwen3_moe: mlp_only_layers (default [1] for qwen2_moe, [] for qwen3_moe) */
   mlpOnlyLayers?: number[];
@@ -103,10 +104,12 @@ export interface TinyCheckpointOptions {
   mla?: { kvLoraRank: number; nope: number; rope: number; v: number };
   /** deepseek_v3: rope_interleave (default true, as the released configs) */
   ropeInterleave?: boolean;
-  /** deepseek_v2: topk_method with n_group and topk_group (default greedy, 1 and 1, as V2-Lite); deepseek_v3 / glm4_moe: n_group and topk_group */
+  /** deepseek_v2: topk_method with n_group and topk_group (default greedy, 1 and 1, as V2-Lite); deepseek_v3 / glm4_moe / mistral4: n_group and topk_group */
   topkMethod?: { method: 'greedy' | 'group_limited_greedy'; nGroup: number; topkGroup: number };
   /** config.json's rope_scaling, any family (default: none) */
   ropeScaling?: Record<string, unknown>;
+  /** mistral4: keys written over its rope_parameters (default: YaRN factor 4.5 over original_max_position_embeddings 4, llama_4_scaling_beta 0.1) */
+  ropeParameters?: Record<string, unknown>;
   /** further config.json keys, any family, written over the family's (sliding windows, say) */
   configKeys?: Record<string, unknown>;
   /** glm4_moe: partial_rotary_factor (default 0.5, as GLM-4.5) */
@@ -606,6 +609,42 @@ function axk1Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   const tensors = [...built.tensors];
   for (let l = firstDense; l < d.L; l++) tensors.push(tensor(d, `${P(l)}.post_mlp_layernorm.weight`, [d.H], 'norm'));
   return { config: { ...config, architectures: ['AXK1ForCausalLM'], model_type: 'axk1', bos_token_id: d.V - 2 }, tensors };
+}
+
+/**
+ * Mistral Small 4 (mistral4): DeepSeek-V3's tensors without the correction bias, V3's keys that
+ * Mistral4Config has (no topk_method, scoring_func or moe_layer_freq), one shared expert and one
+ * expert group unless given, and its RoPE in rope_parameters as transformers ≥ 5 writes it, with
+ * a short original context so that the query scaling changes within a test prompt.
+ */
+function mistral4Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const built = deepseekFixture(d, { ...o, numSharedExperts: o.numSharedExperts ?? 1 }, 3);
+  const { topk_method: _t, scoring_func: _f, moe_layer_freq: _m, aux_loss_alpha: _a, seq_aux: _s, rope_scaling: _r, rope_theta: _th, ...config } = built.config;
+  return {
+    config: {
+      ...config,
+      architectures: ['Mistral4ForCausalLM'],
+      model_type: 'mistral4',
+      routed_scaling_factor: o.routedScalingFactor ?? 1.0,
+      n_group: o.topkMethod?.nGroup ?? 1,
+      topk_group: o.topkMethod?.topkGroup ?? 1,
+      pad_token_id: 11,
+      bos_token_id: 1,
+      rope_parameters: {
+        rope_type: 'yarn',
+        rope_theta: 10000,
+        factor: 4.5,
+        original_max_position_embeddings: 4,
+        beta_fast: 32,
+        beta_slow: 1,
+        mscale: 1,
+        mscale_all_dim: 1,
+        llama_4_scaling_beta: 0.1,
+        ...o.ropeParameters,
+      },
+    },
+    tensors: built.tensors.filter((t) => !t.name.endsWith('.e_score_correction_bias')),
+  };
 }
 
 /**
@@ -1190,7 +1229,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, solar_open: 2, axk1: 3, hy_v3: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, mistral4: 3, gpt_oss: 2, solar_open: 2, axk1: 3, hy_v3: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1207,7 +1246,7 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
     I: opts.expertIntermediateSize ?? 16,
     V: opts.vocabSize ?? 64,
     heads,
-    kvHeads: opts.numKvHeads ?? (family === 'axk1' || family === 'deepseek_v2' || family === 'deepseek_v3' || family === 'deepseek_v32' || family === 'glm_moe_dsa' ? heads : 2),
+    kvHeads: opts.numKvHeads ?? (family === 'axk1' || family === 'deepseek_v2' || family === 'deepseek_v3' || family === 'deepseek_v32' || family === 'glm_moe_dsa' || family === 'mistral4' ? heads : 2),
     dense: opts.denseIntermediateSize ?? 24,
     tied: opts.tieWordEmbeddings ?? false,
     fused: opts.fusedExperts ?? false,
@@ -1251,6 +1290,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return flexOlmoFixture(d, opts);
       case 'hunyuan_v1_moe':
         return hunyuanV1MoeFixture(d, opts);
+      case 'mistral4':
+        return mistral4Fixture(d, opts);
       case 'gpt_oss':
         return gptOssFixture(d, opts);
       case 'solar_open':
@@ -1296,6 +1337,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'exaone_moe',
   'flex_olmo',
   'hunyuan_v1_moe',
+  'mistral4',
   'gpt_oss',
   'solar_open',
   'axk1',

@@ -15,7 +15,8 @@
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
  * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers) and MiniMax-M2
- * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash and ERNIE-4.5
+ * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash, Mistral 4
+ * (softmax routing in groups scored by their two best, queries scaled by position) and ERNIE-4.5
  * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE) and
  * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) and
  * linear and Llama 3 RoPE scaling, and gpt-oss (sinks, biased experts stored transposed) come from
@@ -178,6 +179,25 @@ const CASES: Case[] = [
   { name: 'flex_olmo', family: 'flex_olmo', fixture: { seed: 37, topK: 3 } },
   // … and as transformers' modules hold its experts (fused), renormalised top-k, tied embeddings
   { name: 'flex_olmo-fused', family: 'flex_olmo', fixture: { seed: 38, topK: 3, fusedExperts: true, normTopkProb: true, tieWordEmbeddings: true, numLayers: 3 } },
+  // Mistral Small 4: DeepSeek-V3's MLA (one q_proj here) and layer layout, softmax routing in one
+  // group, its queries scaled by position (Llama 4's scaling, stepping every 4 positions: three
+  // steps within the prompt, eight by the last greedy token). transformers loads its experts fused only …
+  { name: 'mistral4', family: 'mistral4', fixture: { seed: 39, topK: 3, fusedExperts: true } },
+  // … and with q-LoRA, top-3 among 2 of 4 groups scored by their two best probabilities, a routed
+  // scaling factor, and a steeper scaling stepping every 3 positions
+  {
+    name: 'mistral4-lora-groups-scaling',
+    family: 'mistral4',
+    fixture: {
+      seed: 40,
+      topK: 3,
+      fusedExperts: true,
+      qLoraRank: 6,
+      topkMethod: { method: 'greedy', nGroup: 4, topkGroup: 2 },
+      routedScalingFactor: 1.5,
+      ropeParameters: { original_max_position_embeddings: 3, llama_4_scaling_beta: 0.3 },
+    },
+  },
   // ERNIE-4.5: interleaved RoPE pairs, softmax routing that chooses on probability + its [1, E] bias, shared experts …
   { name: 'ernie4_5_moe', family: 'ernie4_5_moe', fixture: { seed: 19, topK: 3 } },
   // … and as transformers ≥ 5 writes it (fused, the bias under mlp.gate), untied, one shared expert
@@ -209,7 +229,7 @@ const CASES: Case[] = [
   { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'mistral4', 'mistral4-lora-groups-scaling', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -67,6 +67,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['hunyuan_v1_moe', undefined],
   // sinks in every softmax over the cache, its own window on the even layers, biased experts
   ['gpt_oss', undefined],
+  // MLA with its queries scaled by position (a step every 4 positions, crossed while decoding)
+  ['mistral4', undefined],
 ];
 
 describe('KV cache', () => {

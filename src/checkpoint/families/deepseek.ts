@@ -49,8 +49,8 @@ export function deepseekIsMoeLayer(p: ParsedDeepseekMoeKeys, layer: number): boo
   return p.n_routed_experts !== null && layer >= p.first_k_dense_replace && layer % p.moe_layer_freq === 0;
 }
 
-/** The routed/shared/dense widths of a DeepSeek config. */
-export function deepseekMoePart(p: ParsedDeepseekMoeKeys) {
+/** The routed/shared/dense widths of a DeepSeek config (and of Mistral 4's, which keeps the keys). */
+export function deepseekMoePart(p: Pick<ParsedDeepseekMoeKeys, 'intermediate_size' | 'moe_intermediate_size' | 'n_routed_experts' | 'n_shared_experts' | 'num_experts_per_tok'>) {
   return {
     numExperts: p.n_routed_experts ?? 0,
     topK: p.num_experts_per_tok ?? 0,

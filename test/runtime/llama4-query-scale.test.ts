@@ -1,0 +1,96 @@
+/**
+ * Mistral 4's queries are scaled by their position (src/runtime/llama4-query-scale.ts), so every
+ * way a row reaches attention must give it its own position's scale: a prompt's later chunks after
+ * a cached past, decoding steps of several sequences at once, and the decoder's chunked prefill.
+ * The fixture's scale steps every 4 positions (original_max_position_embeddings 4), so the
+ * sequences here cross it several times. test/hf/families.test.ts holds the whole-prompt logits
+ * and the greedy tokens against transformers; these check that the other paths give the same.
+ */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import type { Checkpoint } from '../../src/checkpoint/types.js';
+import { loadNativeEngine } from '../../src/engine/native.js';
+import { createTsEngine } from '../../src/engine/ts/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { BatchDecoder } from '../../src/runtime/generation/decoder.js';
+import { generateAll } from '../../src/runtime/generation/generate.js';
+import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../../src/runtime/index.js';
+import { kvCacheShape } from '../../src/runtime/kv-cache.js';
+import { weightProviderOf } from '../../src/runtime/model-source.js';
+import { tempDir } from '../compress/helpers.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
+
+const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7];
+
+let root: Awaited<ReturnType<typeof tempDir>>;
+let ckpt: Checkpoint;
+const native = loadNativeEngine({ threads: 2 });
+const engines: Array<{ name: string; engine: Engine }> = [];
+beforeAll(async () => {
+  root = await tempDir('llama4-query-scale');
+  // q-LoRA and groups as well, so that nothing but the scaling is left out of the paths checked
+  const dir = path.join(root.dir, 'mistral4');
+  await makeTinyCheckpoint(dir, 'mistral4', { seed: 43, topK: 3, qLoraRank: 6, topkMethod: { method: 'greedy', nGroup: 4, topkGroup: 2 } });
+  ckpt = await openCheckpoint(dir);
+  engines.push({ name: 'ts', engine: createTsEngine({ threads: 1 }) });
+  if (native.ok) engines.push({ name: 'native', engine: native.engine });
+});
+afterAll(async () => {
+  await ckpt?.close();
+  for (const { engine } of engines) engine.dispose();
+  await root?.cleanup();
+});
+
+describe('Mistral 4’s position-scaled queries', () => {
+  it('the fixture scales its queries, stepping every 4 positions', () => {
+    expect(ckpt.config.llama4QueryScale).toEqual({ beta: 0.1, originalMaxPositions: 4 });
+  });
+
+  it('two prompts prefilled in chunks after a cached past, then decoded a token at a time, give the hidden states of the whole sequences', async () => {
+    const engine = engines[0].engine;
+    const provider = new CheckpointWeights(ckpt);
+    const h = provider.config.hiddenSize;
+    const sequences = [PROMPT, PROMPT.map((t) => (t * 7 + 1) % 64)];
+    const len = PROMPT.length;
+    const full = await runDecoder(provider, engine, batchFromSequences(sequences));
+    const shape = kvCacheShape(provider.config);
+    const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.width, shape.valuesAreKeys);
+    // a prefill of 3, chunks of 5 and 1 (each row past a multiple of 4 from the one before), then single tokens
+    const steps: Array<[number, number]> = [[0, 3], [3, 8], [8, 9]];
+    for (let t = 9; t < len; t++) steps.push([t, t + 1]);
+    let worst = 0;
+    for (const [a, b] of steps) {
+      const got = await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(a, b))), { kvCache: cache });
+      for (let s = 0; s < sequences.length; s++) {
+        for (let t = a; t < b; t++) {
+          const ref = full.subarray((s * len + t) * h, (s * len + t + 1) * h);
+          const row = got.subarray((s * (b - a) + t - a) * h, (s * (b - a) + t - a + 1) * h);
+          for (let j = 0; j < h; j++) worst = Math.max(worst, Math.abs(row[j] - ref[j]) / (1 + Math.abs(ref[j])));
+        }
+      }
+    }
+    expect(Array.from(cache.lengths)).toEqual([len, len]);
+    expect(worst).toBeLessThan(1e-5);
+  });
+
+  it('prompts of different lengths decoded in one batch, whole and in prefill chunks of 3, give each its own greedy tokens, on each engine', async () => {
+    const prompts = [PROMPT.slice(0, 2), PROMPT.slice(0, 11), PROMPT.slice(0, 6)];
+    for (const { name, engine } of engines) {
+      const alone: number[][] = [];
+      for (const p of prompts) alone.push((await generateAll(ckpt, engine, p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })).tokens);
+      expect(alone.every((t) => t.length === 12)).toBe(true);
+      for (const maxPrefillTokens of [undefined, 3]) {
+        const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Weights: true }), engine, { maxBatchSize: prompts.length, ...(maxPrefillTokens ? { maxPrefillTokens } : {}) });
+        const together = await Promise.all(
+          prompts.map(async (p) => {
+            const tokens: number[] = [];
+            for await (const event of decoder.submit(p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })) if (event.type === 'token') tokens.push(event.token);
+            return tokens;
+          }),
+        );
+        expect(together, `${name} engine, prefill chunks of ${maxPrefillTokens ?? 'any size'}`).toEqual(alone);
+      }
+    }
+  });
+});
