@@ -19,6 +19,7 @@ export type FamilyName =
   | 'deepseek_v32'
   | 'glm4_moe'
   | 'granitemoe'
+  | 'granitemoeshared'
   | 'minimax_m2'
   | 'dots1'
   | 'glm4_moe_lite'
@@ -224,6 +225,15 @@ export interface MlpNames {
   down: string;
 }
 
+/**
+ * A SwiGLU MLP whose gate and up projections are one tensor, gateUp [2·width, H] with the gate
+ * rows first, and down [H, width] (GraniteMoE-shared's shared_mlp.input_linear / output_linear).
+ */
+export interface FusedMlpNames {
+  gateUp: string;
+  down: string;
+}
+
 export interface AttentionNames {
   q: string;
   k: string;
@@ -287,7 +297,8 @@ export interface MoeNames {
   routerLogitBias?: string;
   /** the routed experts in one tensor per projection (FusedExpertNames) */
   fused?: FusedExpertNames;
-  shared?: MlpNames;
+  /** the shared expert(s): three tensors, or GraniteMoE-shared's fused gate/up and down */
+  shared?: MlpNames | FusedMlpNames;
   /** [1, H] sigmoid gate of the shared expert (Qwen2-MoE) */
   sharedGate?: string;
 }

@@ -10,6 +10,7 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { unrunnableReason } from '../../src/checkpoint/runnable.js';
 import { familyByName, familyForConfig, supportedModelTypes } from '../../src/checkpoint/registry.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
+import type { MlpNames } from '../../src/checkpoint/types.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { independentCounts } from './expected-counts.js';
 import { makeScratch } from './tmp-dirs.js';
@@ -31,7 +32,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoeshared', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -279,6 +280,27 @@ describe('normalisation from the real key names', () => {
     expect(() => family.resolveConfig({ model_type: 'granitemoe', logits_scaling: 0 })).toThrow(/logits_scaling/);
   });
 
+  it('GraniteMoE-shared: GraniteMoE with an ungated shared MLP of shared_intermediate_size, none at 0 (transformers’ default)', async () => {
+    const family = familyByName('granitemoeshared');
+    const defaults = family.resolveConfig({ model_type: 'granitemoeshared' }).config;
+    expect(defaults).toMatchObject({ numExperts: 8, topK: 2, expertIntermediateSize: 11008, sharedExpertIntermediateSize: 0, normTopkProb: true, ropeTheta: 10000, bosTokenId: 1, eosTokenId: 2 });
+    expect(defaults.multipliers).toEqual({ embedding: 1, residual: 1, attention: 1, logits: 1 });
+    expect(family.resolveConfig({ model_type: 'granitemoeshared', shared_intermediate_size: 1024 }).config).toMatchObject({ sharedExpertIntermediateSize: 1024, sharedExpertGated: false });
+    expect(() => family.resolveConfig({ model_type: 'granitemoeshared', shared_intermediate_size: -1 })).toThrow(/shared_intermediate_size/);
+    const { ckpt } = await openFixture('granitemoeshared', { seed: 1 });
+    const none = await openFixture('granitemoeshared', { seed: 1, sharedExpertIntermediateSize: 0 });
+    try {
+      // gate and up in one tensor, as the experts are
+      expect(ckpt.layout.layers[1].moe?.shared).toEqual({ gateUp: 'model.layers.1.shared_mlp.input_linear.weight', down: 'model.layers.1.shared_mlp.output_linear.weight' });
+      expect(ckpt.tensor('model.layers.1.shared_mlp.input_linear.weight')?.shape).toEqual([48, 32]);
+      expect(describeCheckpoint(ckpt).layers[1].sharedExpert).toBe(true);
+      expect(none.ckpt.layout.layers[1].moe?.shared).toBeUndefined();
+      expect(describeCheckpoint(none.ckpt).layers[1].sharedExpert).toBe(false);
+    } finally {
+      await Promise.all([ckpt.close(), none.ckpt.close()]);
+    }
+  });
+
   it('GLM-4.5 MoE: biases, q/k norm, a partial rotary width, V3 routing, dense layers before first_k_dense_replace', () => {
     const family = familyByName('glm4_moe');
     // GLM-4.5-Air's shape
@@ -366,7 +388,7 @@ describe('family specifics in the layout', () => {
     expect(ckpt.config.sharedExpertIntermediateSize).toBe(48);
     expect(ckpt.config.sharedExpertGated).toBe(false);
     expect(ckpt.layout.layers[1].moe?.sharedGate).toBeUndefined();
-    expect(ckpt.tensor(ckpt.layout.layers[1].moe!.shared!.gate)?.shape).toEqual([48, 32]);
+    expect(ckpt.tensor((ckpt.layout.layers[1].moe!.shared as MlpNames).gate)?.shape).toEqual([48, 32]);
     await ckpt.close();
   });
 

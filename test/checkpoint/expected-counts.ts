@@ -57,6 +57,13 @@ export function independentCounts(raw: Raw): IndependentCounts {
       I = num(raw, 'intermediate_size');
       isMoe = () => true;
       break;
+    case 'granitemoeshared':
+      E = num(raw, 'num_local_experts');
+      I = num(raw, 'intermediate_size');
+      isMoe = () => true;
+      // shared_mlp: input_linear [2S, H] (gate and up), output_linear [H, S]; none at S = 0
+      sharedPerLayer = 3 * num(raw, 'shared_intermediate_size') * H;
+      break;
     case 'gpt_oss':
       E = num(raw, 'num_local_experts');
       I = num(raw, 'intermediate_size');

@@ -14,6 +14,7 @@
  * | deepseek_v2 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek + MLA attention, routed_scaling_factor |
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
  * | granitemoe  | all 2                                  | experts fused only (block_sparse_moe.input_linear [E, 2I, H], output_linear [E, H, I], router.layer), embedding/residual/attention multipliers and logits scaling |
+ * | granitemoeshared | all 2                             | as granitemoe, and a shared MLP fused as the experts are (shared_mlp.input_linear [2S, H], output_linear [H, S]; S 24, none at 0) |
  * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
  * | hunyuan_v1_moe | all 2 | per-head q/k norms after RoPE (query_layernorm, key_layernorm), RoPE "dynamic" with alpha 1000.5, an always-on shared MLP |
  * | ernie4_5_moe | 1 and 2 of 3 (moe_layer_start_index 1) | interleaved RoPE pairs, softmax routing choosing on probability + moe_statics bias [1, E], two shared experts |
@@ -76,7 +77,7 @@ export interface TinyCheckpointOptions {
   numKvHeads?: number;
   /** width of dense MLP layers (qwen2_moe, qwen3_moe, deepseek*; default 24) */
   denseIntermediateSize?: number;
-  /** qwen2_moe: shared_expert_intermediate_size (default 20) */
+  /** qwen2_moe: shared_expert_intermediate_size (default 20); granitemoeshared: shared_intermediate_size (default 24) */
   sharedExpertIntermediateSize?: number;
   /** deepseek*: n_shared_experts (default 2); glm4_moe: (default 1) */
   numSharedExperts?: number;
@@ -116,7 +117,7 @@ export interface TinyCheckpointOptions {
   indexer?: { topK?: number; heads?: number; headDim?: number };
   /** glm_moe_dsa: indexer_types, "full" or "shared" per layer (default: every layer full, as transformers' schedule gives) */
   indexerTypes?: ('full' | 'shared')[];
-  /** granitemoe: embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling (default granite-3.0-1b-a400m's 12, 0.22, 0.015625, 6) */
+  /** granitemoe (and granitemoeshared): embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling (default granite-3.0-1b-a400m's 12, 0.22, 0.015625, 6) */
   multipliers?: { embedding: number; residual: number; attention: number; logits: number };
 }
 
@@ -762,10 +763,17 @@ function glm4MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
  * under their own names, and four scalar multipliers.
  */
 function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) layers.push(...graniteMoeLayer(d, l));
+  return { config: graniteMoeConfig(d, o, 'granitemoe', 'GraniteMoeForCausalLM'), tensors: embeddingsAndHead(d, layers) };
+}
+
+/** GraniteMoE's config.json under `modelType`: the multipliers (granite-3.0-1b-a400m's unless given). */
+function graniteMoeConfig(d: Dims, o: TinyCheckpointOptions, modelType: string, architecture: string): Record<string, unknown> {
   const m = o.multipliers ?? { embedding: 12, residual: 0.22, attention: 0.015625, logits: 6 };
-  const config = {
-    architectures: ['GraniteMoeForCausalLM'],
-    model_type: 'granitemoe',
+  return {
+    architectures: [architecture],
+    model_type: modelType,
     hidden_size: d.H,
     intermediate_size: d.I,
     num_local_experts: d.E,
@@ -791,14 +799,33 @@ function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
     eos_token_id: d.V - 1,
     pad_token_id: d.V - 1,
   };
-  const layers: TensorSpec[] = [];
-  for (let l = 0; l < d.L; l++) {
-    const b = `${P(l)}.block_sparse_moe`;
-    layers.push(...norms(d, l), ...gqaAttention(d, l, d.H / d.heads));
-    layers.push(tensor(d, `${b}.router.layer.weight`, [d.E, d.H], 'linear'));
+}
+
+/** A GraniteMoE decoder layer: norms, attention, block_sparse_moe's router and fused experts. */
+function graniteMoeLayer(d: Dims, l: number): TensorSpec[] {
+  const b = `${P(l)}.block_sparse_moe`;
+  return [
+    ...norms(d, l),
+    ...gqaAttention(d, l, d.H / d.heads),
+    tensor(d, `${b}.router.layer.weight`, [d.E, d.H], 'linear'),
     // each expert's gate rows then its up rows, as transformers' chunk(2) reads them
-    layers.push(...fusedExperts(d, `${b}.input_linear.weight`, `${b}.output_linear.weight`, (e, m) => `${b}.experts.${e}.${m}`));
-  }
+    ...fusedExperts(d, `${b}.input_linear.weight`, `${b}.output_linear.weight`, (e, m) => `${b}.experts.${e}.${m}`),
+  ];
+}
+
+/** GraniteMoE-shared's shared MLP of width `width` (none at 0): gate and up in one tensor [2S, H], gate rows first. */
+function graniteSharedMlp(d: Dims, l: number, width: number): TensorSpec[] {
+  if (width === 0) return [];
+  const s = `${P(l)}.shared_mlp`;
+  return [tensor(d, `${s}.input_linear.weight`, [2 * width, d.H], 'linear'), tensor(d, `${s}.output_linear.weight`, [d.H, width], 'linear')];
+}
+
+/** GraniteMoE-shared (granitemoeshared): GraniteMoE with a shared MLP beside the experts (width 24 unless given; 0: none). */
+function graniteMoeSharedFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const shared = o.sharedExpertIntermediateSize ?? 24;
+  const config = { ...graniteMoeConfig(d, o, 'granitemoeshared', 'GraniteMoeSharedForCausalLM'), shared_intermediate_size: shared };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) layers.push(...graniteMoeLayer(d, l), ...graniteSharedMlp(d, l, shared));
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
@@ -1088,7 +1115,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1133,6 +1160,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return glm4MoeFixture(d, opts);
       case 'granitemoe':
         return graniteMoeFixture(d, opts);
+      case 'granitemoeshared':
+        return graniteMoeSharedFixture(d, opts);
       case 'minimax_m2':
         return minimaxM2Fixture(d, opts);
       case 'dots1':
@@ -1180,6 +1209,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'deepseek_v32',
   'glm4_moe',
   'granitemoe',
+  'granitemoeshared',
   'minimax_m2',
   'dots1',
   'glm4_moe_lite',

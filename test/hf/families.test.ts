@@ -14,7 +14,8 @@
  * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
- * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers) and MiniMax-M2
+ * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers), GraniteMoE-shared
+ * (its fused shared MLP) and MiniMax-M2
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash and ERNIE-4.5
  * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE) and
  * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) and
@@ -123,6 +124,10 @@ const CASES: Case[] = [
   { name: 'granitemoe', family: 'granitemoe', fixture: { seed: 11 } },
   // … and with tied embeddings (as the 1b-a400m has them), top-3 and other multipliers
   { name: 'granitemoe-tied', family: 'granitemoe', fixture: { seed: 12, topK: 3, tieWordEmbeddings: true, multipliers: { embedding: 8, residual: 0.5, attention: 0.03, logits: 2.5 } } },
+  // GraniteMoE-shared: GraniteMoE with a shared MLP stored fused (shared_mlp.input_linear: gate and up), added to the experts' output …
+  { name: 'granitemoeshared', family: 'granitemoeshared', fixture: { seed: 39, topK: 3 } },
+  // … and without one (shared_intermediate_size 0, transformers' default), tied embeddings, other multipliers
+  { name: 'granitemoeshared-none-tied', family: 'granitemoeshared', fixture: { seed: 40, sharedExpertIntermediateSize: 0, tieWordEmbeddings: true, multipliers: { embedding: 8, residual: 0.5, attention: 0.03, logits: 2.5 } } },
   // MiniMax-M2: q/k normalised over the whole projections, RoPE over part of each head
   // (rotary_dim), sigmoid routing with its correction bias among all experts, Mixtral's names …
   { name: 'minimax_m2', family: 'minimax_m2', fixture: { seed: 13, topK: 3 } },
@@ -196,7 +201,7 @@ const CASES: Case[] = [
   { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));
