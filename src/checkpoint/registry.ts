@@ -17,6 +17,7 @@ import { glmMoeDsa } from './families/glm-moe-dsa.js';
 import { hunyuanV1Moe } from './families/hunyuan-v1-moe.js';
 import { graniteMoe } from './families/granitemoe.js';
 import { graniteMoeShared } from './families/granitemoe-shared.js';
+import { graniteMoeSwa } from './families/granitemoe-swa.js';
 import { gptOss } from './families/gpt-oss.js';
 import { minimaxM2 } from './families/minimax-m2.js';
 import { mixtral } from './families/mixtral.js';
@@ -25,7 +26,7 @@ import { qwen2Moe } from './families/qwen2-moe.js';
 import { qwen3Moe } from './families/qwen3-moe.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

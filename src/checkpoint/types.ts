@@ -20,6 +20,7 @@ export type FamilyName =
   | 'glm4_moe'
   | 'granitemoe'
   | 'granitemoeshared'
+  | 'granitemoe_swa'
   | 'minimax_m2'
   | 'dots1'
   | 'glm4_moe_lite'
@@ -81,6 +82,12 @@ export interface ModelConfig {
    * nopeLayers[l] true: layer l applies no RoPE to its queries and keys. Absent: every layer ropes.
    */
   nopeLayers?: readonly boolean[];
+  /**
+   * The RoPE base of each layer, where the rotating layers' bases differ (GraniteMoE-SWA's
+   * layer_rope_theta); absent: every rotating layer uses ropeTheta. The runtime applies one base,
+   * so a model with this is not run (checkpoint/runnable.ts), only inspected and compressed.
+   */
+  layerRopeThetas?: readonly number[];
   tieWordEmbeddings: boolean;
   /** routed experts per MoE layer */
   numExperts: number;

@@ -32,7 +32,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoeshared', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
+    expect(supportedModelTypes()).toEqual(['deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'minimax_m2', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -298,6 +298,37 @@ describe('normalisation from the real key names', () => {
       expect(describeCheckpoint(none.ckpt).layers[1].sharedExpert).toBe(false);
     } finally {
       await Promise.all([ckpt.close(), none.ckpt.close()]);
+    }
+  });
+
+  it('GraniteMoE-SWA: a window on all but every fourth layer, a sink per head, layer_rope_theta (0: no RoPE; bases that differ are not run)', async () => {
+    const family = familyByName('granitemoe_swa');
+    const { config } = family.resolveConfig({ model_type: 'granitemoe_swa', num_hidden_layers: 8 });
+    expect(config).toMatchObject({ attentionSinks: true, sharedExpertIntermediateSize: 0, ropeTheta: 10000, slidingWindow: { size: 128, layers: [false, true, true, true, false, true, true, true] } });
+    expect(config.nopeLayers).toBeUndefined();
+    expect(unrunnableReason(config)).toBeNull();
+    const types = { num_hidden_layers: 4, sliding_window: 64, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'] };
+    expect(family.resolveConfig({ model_type: 'granitemoe_swa', ...types }).config.slidingWindow).toEqual({ size: 64, layers: [true, false, true, false] });
+    // the rotating layers' one base replaces rope_theta; 0 marks a layer without RoPE
+    const nope = family.resolveConfig({ model_type: 'granitemoe_swa', ...types, rope_theta: 10000, layer_rope_theta: [500000, 0, 500000, 0] }).config;
+    expect(nope).toMatchObject({ ropeTheta: 500000, nopeLayers: [false, true, false, true] });
+    expect(nope.layerRopeThetas).toBeUndefined();
+    expect(unrunnableReason(nope)).toBeNull();
+    const mixed = family.resolveConfig({ model_type: 'granitemoe_swa', ...types, layer_rope_theta: [10000, 0, 10000, 500000] }).config;
+    expect(mixed.layerRopeThetas).toEqual([10000, 0, 10000, 500000]);
+    expect(unrunnableReason(mixed)).toMatch(/2 different RoPE bases \(10000, 500000\).*compressed with routing statistics/);
+    expect(() => family.resolveConfig({ model_type: 'granitemoe_swa', ...types, layer_rope_theta: [10000] })).toThrow(/layer_rope_theta': 1 entries for num_hidden_layers 4/);
+    const { ckpt } = await openFixture('granitemoe_swa', { seed: 1, sharedExpertIntermediateSize: 8 });
+    const bases = await openFixture('granitemoe_swa', { seed: 1, configKeys: { layer_rope_theta: [10000, 0, 500000] } });
+    try {
+      expect(ckpt.config.slidingWindow).toEqual({ size: 5, layers: [false, true, true] });
+      expect(ckpt.layout.layers[2].attention.sinks).toBe('model.layers.2.self_attn.sinks');
+      expect(ckpt.layout.layers[2].moe?.shared).toEqual({ gateUp: 'model.layers.2.shared_mlp.input_linear.weight', down: 'model.layers.2.shared_mlp.output_linear.weight' });
+      expect(describeCheckpoint(ckpt).runnable).toBe(true);
+      // inspected, not run
+      expect(describeCheckpoint(bases.ckpt)).toMatchObject({ runnable: false, layerRopeThetas: [10000, 0, 500000], nopeLayers: [1], attentionSinks: true });
+    } finally {
+      await Promise.all([ckpt.close(), bases.ckpt.close()]);
     }
   });
 

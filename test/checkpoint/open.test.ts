@@ -24,12 +24,12 @@ function hfExpertName(family: FamilyName, l: number, e: number, type: ExpertMatr
 const TYPES: ExpertMatrixType[] = ['gate', 'up', 'down'];
 
 /** the Granite MoE families, whose experts exist fused only */
-const GRANITE = new Set<FamilyName>(['granitemoe', 'granitemoeshared']);
+const GRANITE = new Set<FamilyName>(['granitemoe', 'granitemoeshared', 'granitemoe_swa']);
 
-/** A Granite family's fused experts in layer l: block_sparse_moe.input_linear / output_linear. */
-function graniteFused(l: number): { gateUp: string; down: string } {
+/** A Granite family's fused experts in layer l: block_sparse_moe.input_linear / output_linear, GraniteMoE-SWA's under transformers' module names. */
+function graniteFused(family: FamilyName, l: number): { gateUp: string; down: string } {
   const b = `model.layers.${l}.block_sparse_moe`;
-  return { gateUp: `${b}.input_linear.weight`, down: `${b}.output_linear.weight` };
+  return family === 'granitemoe_swa' ? { gateUp: `${b}.experts.gate_up_proj`, down: `${b}.experts.down_proj` } : { gateUp: `${b}.input_linear.weight`, down: `${b}.output_linear.weight` };
 }
 
 let scratch: Awaited<ReturnType<typeof makeScratch>>;
@@ -136,7 +136,7 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
     }
     if (GRANITE.has(family)) {
       // stored fused only: expert e's gate is rows [0, p) of input_linear[e], its up rows [p, 2p), its down output_linear[e]
-      const names = graniteFused(layer);
+      const names = graniteFused(family, layer);
       const gateUp = await ckpt.readF32(names.gateUp);
       const down = await ckpt.readF32(names.down);
       for (const e of [0, ckpt.config.numExperts - 1]) {
@@ -167,7 +167,7 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
       const m = `model.layers.${l}.mlp.experts`;
       expect(layer.moe!.fused).toEqual(
         GRANITE.has(family)
-          ? graniteFused(l)
+          ? graniteFused(family, l)
           : family === 'gpt_oss'
             ? { gateUp: `${m}.gate_up_proj`, down: `${m}.down_proj`, form: 'transposed-interleaved', gateUpBias: `${m}.gate_up_proj_bias`, downBias: `${m}.down_proj_bias` }
             : { gateUp: `${m}.gate_up_proj`, down: `${m}.down_proj` },

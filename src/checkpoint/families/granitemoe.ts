@@ -8,8 +8,8 @@
  * Every layer is MoE. The experts are stored fused only, under their own names:
  * `block_sparse_moe.input_linear.weight` [E, 2I, H] (gate rows first) and `output_linear.weight`
  * [E, H, I], the router as `block_sparse_moe.router.layer.weight`; `intermediate_size` is the
- * expert width. Defaults: transformers' GraniteMoeConfig, which GraniteMoE-shared
- * (granitemoe-shared.ts) shares.
+ * expert width. Defaults: transformers' GraniteMoeConfig, which GraniteMoE-shared and
+ * GraniteMoE-SWA (granitemoe-shared.ts, granitemoe-swa.ts) share.
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
