@@ -52,6 +52,8 @@ export interface CheckpointDescription {
   moeOutputNorm?: true;
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
+  /** GraniteMoE-SWA: each layer's RoPE base (0: none), where the rotating layers' bases differ (ModelConfig.layerRopeThetas) */
+  layerRopeThetas?: number[];
   /** DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, and the layers that run one */
   sparseAttention?: { indexTopK: number; indexerLayers: number[] };
   /** GraniteMoE's scalar multipliers; absent where the family has none */
@@ -141,6 +143,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.postNorms ? { postNorms: true as const } : {}),
     ...(c.moeOutputNorm ? { moeOutputNorm: true as const } : {}),
     ...(c.nopeLayers !== undefined ? { nopeLayers: c.nopeLayers.flatMap((none, l) => (none ? [l] : [])) } : {}),
+    ...(c.layerRopeThetas !== undefined ? { layerRopeThetas: [...c.layerRopeThetas] } : {}),
     ...(c.sparseAttention !== undefined
       ? {
           sparseAttention: {

@@ -2,7 +2,7 @@
  * Every tensor a layout names, with the shape config.json implies and the role it plays. This one
  * list drives validation (exists? right shape?) and the parameter counts by role.
  */
-import type { LayerLayout, ModelConfig, ModelLayout } from './types.js';
+import type { FusedMlpNames, LayerLayout, MlpNames, ModelConfig, ModelLayout } from './types.js';
 import { fusedExpertShapes } from './expert-location.js';
 
 export type TensorRole =
@@ -75,7 +75,13 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
   return out;
 }
 
-function mlpTensors(names: { gate: string; up: string; down: string }, width: number, H: number, role: TensorRole, layer: number): ExpectedTensor[] {
+function mlpTensors(names: MlpNames | FusedMlpNames, width: number, H: number, role: TensorRole, layer: number): ExpectedTensor[] {
+  if ('gateUp' in names) {
+    return [
+      { name: names.gateUp, shape: [2 * width, H], role, layer },
+      { name: names.down, shape: [H, width], role, layer },
+    ];
+  }
   return [
     { name: names.gate, shape: [width, H], role, layer },
     { name: names.up, shape: [width, H], role, layer },

@@ -7,7 +7,7 @@
  */
 import type { z } from 'zod';
 import { CheckpointError } from './errors.js';
-import type { FamilyName, IndexerNames, MlpNames, ModelConfig } from './types.js';
+import type { FamilyName, FusedMlpNames, IndexerNames, MlpNames, ModelConfig } from './types.js';
 
 /**
  * Tensor-name templates. `{l}` is replaced by the layer index and `{e}` by the expert index.
@@ -73,7 +73,8 @@ export interface TensorNameTemplates {
   fused: { gateUp: string; down: string; router?: string; routerBias?: string; form?: 'rows' | 'transposed-interleaved'; gateUpBias?: string; downBias?: string };
   /** gpt-oss: the router's bias on its logits [E] */
   routerLogitBias?: string;
-  shared?: MlpNames;
+  /** per projection, or gate and up fused in one tensor (GraniteMoE-shared's shared_mlp) */
+  shared?: MlpNames | FusedMlpNames;
   sharedGate?: string;
   dense?: MlpNames;
 }

@@ -5,10 +5,14 @@
  * stores them fused only has no choice).
  */
 import { fillName, type Family, type ResolvedConfig } from './family.js';
-import type { AttentionNames, LayerLayout, MlpNames, ModelConfig, ModelLayout, MoeNames } from './types.js';
+import type { AttentionNames, FusedMlpNames, LayerLayout, MlpNames, ModelConfig, ModelLayout, MoeNames } from './types.js';
 
 function fillMlp(names: MlpNames, layer: number, expert?: number): MlpNames {
   return { gate: fillName(names.gate, layer, expert), up: fillName(names.up, layer, expert), down: fillName(names.down, layer, expert) };
+}
+
+function fillSharedMlp(names: MlpNames | FusedMlpNames, layer: number): MlpNames | FusedMlpNames {
+  return 'gateUp' in names ? { gateUp: fillName(names.gateUp, layer), down: fillName(names.down, layer) } : fillMlp(names, layer);
 }
 
 function attentionNames(family: Family, config: ModelConfig, layer: number): AttentionNames {
@@ -81,7 +85,7 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
   if (t.routerBias && t.routerBiasRow) names.routerBiasRow = true;
   // as the router: the fused form's writer may have moved the correction bias (MiniMax-M2's to mlp.e_score_correction_bias)
   if (isFused && t.fused.routerBias && names.routerBias && !has(names.routerBias)) names.routerBias = fillName(t.fused.routerBias, layer);
-  if (config.sharedExpertIntermediateSize > 0 && t.shared) names.shared = fillMlp(t.shared, layer);
+  if (config.sharedExpertIntermediateSize > 0 && t.shared) names.shared = fillSharedMlp(t.shared, layer);
   if (config.sharedExpertGated && t.sharedGate) names.sharedGate = fillName(t.sharedGate, layer);
   return names;
 }

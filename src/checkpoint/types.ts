@@ -19,6 +19,8 @@ export type FamilyName =
   | 'deepseek_v32'
   | 'glm4_moe'
   | 'granitemoe'
+  | 'granitemoeshared'
+  | 'granitemoe_swa'
   | 'minimax_m2'
   | 'dots1'
   | 'glm4_moe_lite'
@@ -86,6 +88,12 @@ export interface ModelConfig {
    * nopeLayers[l] true: layer l applies no RoPE to its queries and keys. Absent: every layer ropes.
    */
   nopeLayers?: readonly boolean[];
+  /**
+   * The RoPE base of each layer, where the rotating layers' bases differ (GraniteMoE-SWA's
+   * layer_rope_theta); absent: every rotating layer uses ropeTheta. The runtime applies one base,
+   * so a model with this is not run (checkpoint/runnable.ts), only inspected and compressed.
+   */
+  layerRopeThetas?: readonly number[];
   tieWordEmbeddings: boolean;
   /** routed experts per MoE layer */
   numExperts: number;
@@ -251,6 +259,15 @@ export interface MlpNames {
   down: string;
 }
 
+/**
+ * A SwiGLU MLP whose gate and up projections are one tensor, gateUp [2·width, H] with the gate
+ * rows first, and down [H, width] (GraniteMoE-shared's shared_mlp.input_linear / output_linear).
+ */
+export interface FusedMlpNames {
+  gateUp: string;
+  down: string;
+}
+
 export interface AttentionNames {
   q: string;
   k: string;
@@ -314,7 +331,8 @@ export interface MoeNames {
   routerLogitBias?: string;
   /** the routed experts in one tensor per projection (FusedExpertNames) */
   fused?: FusedExpertNames;
-  shared?: MlpNames;
+  /** the shared expert(s): three tensors, or GraniteMoE-shared's fused gate/up and down */
+  shared?: MlpNames | FusedMlpNames;
   /** [1, H] sigmoid gate of the shared expert (Qwen2-MoE) */
   sharedGate?: string;
 }

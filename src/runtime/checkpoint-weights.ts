@@ -4,7 +4,7 @@
  * the forward pass reaches it, and nothing is cached beyond the embedding/output rows of small
  * vocabularies, so a model larger than RAM can run.
  */
-import type { Checkpoint, IndexerNames, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout } from '../checkpoint/types.js';
+import type { Checkpoint, FusedMlpNames, IndexerNames, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout } from '../checkpoint/types.js';
 import { expertTensorNames } from '../checkpoint/expert-location.js';
 import { swiGlu } from './mlp.js';
 import { Fp8SwiGlu } from './fp8-swiglu.js';
@@ -201,10 +201,19 @@ export class CheckpointWeights implements WeightProvider {
     return { kind: 'mla', q, qA, qANorm, kvA, kvANorm, kvB, o: out, indexer: { wqB, wk, kNorm, kNormBias, weightsProj } };
   }
 
-  /** A dense or shared MLP; its width is taken from the tensor (SwiGlu checks the three agree). */
-  private async mlp(names: MlpNames): Promise<ExpertWeights> {
+  /**
+   * A dense or shared MLP; its width is taken from the tensor (SwiGlu checks the three agree). A
+   * fused gate/up tensor is held once, its gate rows and up rows as two views of it.
+   */
+  private async mlp(names: MlpNames | FusedMlpNames): Promise<ExpertWeights> {
+    const h = this.config.hiddenSize;
+    if ('gateUp' in names) {
+      const [gateUp, down] = await Promise.all([this.matrix(names.gateUp), this.matrix(names.down)]);
+      const half = gateUp.length / 2;
+      return swiGlu(gateUp.subarray(0, half), gateUp.subarray(half), down, h, half / h);
+    }
     const [gate, up, down] = await Promise.all([names.gate, names.up, names.down].map((n) => this.matrix(n)));
-    return swiGlu(gate, up, down, this.config.hiddenSize, gate.length / this.config.hiddenSize);
+    return swiGlu(gate, up, down, h, gate.length / h);
   }
 
   private async moe(layout: LayerLayout): Promise<MoeWeights> {
@@ -285,7 +294,7 @@ function matrixNames(layout: ModelLayout): string[] {
     if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
     else names.push(a.q, a.k, a.v, a.o);
     if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
-    for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(mlp.gate, mlp.up, mlp.down);
+    for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(...('gateUp' in mlp ? [mlp.gateUp, mlp.down] : [mlp.gate, mlp.up, mlp.down]));
   }
   return names;
 }

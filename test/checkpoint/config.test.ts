@@ -10,6 +10,7 @@ import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { unrunnableReason } from '../../src/checkpoint/runnable.js';
 import { familyByName, familyForConfig, supportedModelTypes } from '../../src/checkpoint/registry.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
+import type { MlpNames } from '../../src/checkpoint/types.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { independentCounts } from './expected-counts.js';
 import { makeScratch } from './tmp-dirs.js';
@@ -31,7 +32,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'hunyuan_v1_moe', 'hy_v3', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -245,7 +246,7 @@ describe('normalisation from the real key names', () => {
       try {
         const moe = ckpt.layout.layers[1].moe!;
         expect(moe.routerBias).toBeUndefined();
-        expect(moe.shared?.gate).toBe('model.layers.1.mlp.shared_experts.gate_proj.weight');
+        expect(moe.shared).toMatchObject({ gate: 'model.layers.1.mlp.shared_experts.gate_proj.weight' });
         expect(ckpt.layout.layers[0].dense?.gate).toBe('model.layers.0.mlp.gate_proj.weight');
         expect(ckpt.config.llama4QueryScale).toEqual({ beta: 0.1, originalMaxPositions: 4 });
       } finally {
@@ -409,6 +410,58 @@ describe('normalisation from the real key names', () => {
     expect(() => family.resolveConfig({ model_type: 'granitemoe', logits_scaling: 0 })).toThrow(/logits_scaling/);
   });
 
+  it('GraniteMoE-shared: GraniteMoE with an ungated shared MLP of shared_intermediate_size, none at 0 (transformers’ default)', async () => {
+    const family = familyByName('granitemoeshared');
+    const defaults = family.resolveConfig({ model_type: 'granitemoeshared' }).config;
+    expect(defaults).toMatchObject({ numExperts: 8, topK: 2, expertIntermediateSize: 11008, sharedExpertIntermediateSize: 0, normTopkProb: true, ropeTheta: 10000, bosTokenId: 1, eosTokenId: 2 });
+    expect(defaults.multipliers).toEqual({ embedding: 1, residual: 1, attention: 1, logits: 1 });
+    expect(family.resolveConfig({ model_type: 'granitemoeshared', shared_intermediate_size: 1024 }).config).toMatchObject({ sharedExpertIntermediateSize: 1024, sharedExpertGated: false });
+    expect(() => family.resolveConfig({ model_type: 'granitemoeshared', shared_intermediate_size: -1 })).toThrow(/shared_intermediate_size/);
+    const { ckpt } = await openFixture('granitemoeshared', { seed: 1 });
+    const none = await openFixture('granitemoeshared', { seed: 1, sharedExpertIntermediateSize: 0 });
+    try {
+      // gate and up in one tensor, as the experts are
+      expect(ckpt.layout.layers[1].moe?.shared).toEqual({ gateUp: 'model.layers.1.shared_mlp.input_linear.weight', down: 'model.layers.1.shared_mlp.output_linear.weight' });
+      expect(ckpt.tensor('model.layers.1.shared_mlp.input_linear.weight')?.shape).toEqual([48, 32]);
+      expect(describeCheckpoint(ckpt).layers[1].sharedExpert).toBe(true);
+      expect(none.ckpt.layout.layers[1].moe?.shared).toBeUndefined();
+      expect(describeCheckpoint(none.ckpt).layers[1].sharedExpert).toBe(false);
+    } finally {
+      await Promise.all([ckpt.close(), none.ckpt.close()]);
+    }
+  });
+
+  it('GraniteMoE-SWA: a window on all but every fourth layer, a sink per head, layer_rope_theta (0: no RoPE; bases that differ are not run)', async () => {
+    const family = familyByName('granitemoe_swa');
+    const { config } = family.resolveConfig({ model_type: 'granitemoe_swa', num_hidden_layers: 8 });
+    expect(config).toMatchObject({ attentionSinks: true, sharedExpertIntermediateSize: 0, ropeTheta: 10000, slidingWindow: { size: 128, layers: [false, true, true, true, false, true, true, true] } });
+    expect(config.nopeLayers).toBeUndefined();
+    expect(unrunnableReason(config)).toBeNull();
+    const types = { num_hidden_layers: 4, sliding_window: 64, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'] };
+    expect(family.resolveConfig({ model_type: 'granitemoe_swa', ...types }).config.slidingWindow).toEqual({ size: 64, layers: [true, false, true, false] });
+    // the rotating layers' one base replaces rope_theta; 0 marks a layer without RoPE
+    const nope = family.resolveConfig({ model_type: 'granitemoe_swa', ...types, rope_theta: 10000, layer_rope_theta: [500000, 0, 500000, 0] }).config;
+    expect(nope).toMatchObject({ ropeTheta: 500000, nopeLayers: [false, true, false, true] });
+    expect(nope.layerRopeThetas).toBeUndefined();
+    expect(unrunnableReason(nope)).toBeNull();
+    const mixed = family.resolveConfig({ model_type: 'granitemoe_swa', ...types, layer_rope_theta: [10000, 0, 10000, 500000] }).config;
+    expect(mixed.layerRopeThetas).toEqual([10000, 0, 10000, 500000]);
+    expect(unrunnableReason(mixed)).toMatch(/2 different RoPE bases \(10000, 500000\).*compressed with routing statistics/);
+    expect(() => family.resolveConfig({ model_type: 'granitemoe_swa', ...types, layer_rope_theta: [10000] })).toThrow(/layer_rope_theta': 1 entries for num_hidden_layers 4/);
+    const { ckpt } = await openFixture('granitemoe_swa', { seed: 1, sharedExpertIntermediateSize: 8 });
+    const bases = await openFixture('granitemoe_swa', { seed: 1, configKeys: { layer_rope_theta: [10000, 0, 500000] } });
+    try {
+      expect(ckpt.config.slidingWindow).toEqual({ size: 5, layers: [false, true, true] });
+      expect(ckpt.layout.layers[2].attention.sinks).toBe('model.layers.2.self_attn.sinks');
+      expect(ckpt.layout.layers[2].moe?.shared).toEqual({ gateUp: 'model.layers.2.shared_mlp.input_linear.weight', down: 'model.layers.2.shared_mlp.output_linear.weight' });
+      expect(describeCheckpoint(ckpt).runnable).toBe(true);
+      // inspected, not run
+      expect(describeCheckpoint(bases.ckpt)).toMatchObject({ runnable: false, layerRopeThetas: [10000, 0, 500000], nopeLayers: [1], attentionSinks: true });
+    } finally {
+      await Promise.all([ckpt.close(), bases.ckpt.close()]);
+    }
+  });
+
   it('GLM-4.5 MoE: biases, q/k norm, a partial rotary width, V3 routing, dense layers before first_k_dense_replace', () => {
     const family = familyByName('glm4_moe');
     // GLM-4.5-Air's shape
@@ -496,7 +549,7 @@ describe('family specifics in the layout', () => {
     expect(ckpt.config.sharedExpertIntermediateSize).toBe(48);
     expect(ckpt.config.sharedExpertGated).toBe(false);
     expect(ckpt.layout.layers[1].moe?.sharedGate).toBeUndefined();
-    expect(ckpt.tensor(ckpt.layout.layers[1].moe!.shared!.gate)?.shape).toEqual([48, 32]);
+    expect(ckpt.tensor((ckpt.layout.layers[1].moe!.shared as MlpNames).gate)?.shape).toEqual([48, 32]);
     await ckpt.close();
   });
 

@@ -57,6 +57,14 @@ export function independentCounts(raw: Raw): IndependentCounts {
       I = num(raw, 'intermediate_size');
       isMoe = () => true;
       break;
+    case 'granitemoeshared':
+    case 'granitemoe_swa':
+      E = num(raw, 'num_local_experts');
+      I = num(raw, 'intermediate_size');
+      isMoe = () => true;
+      // shared_mlp: input_linear [2S, H] (gate and up), output_linear [H, S]; none at S = 0
+      sharedPerLayer = 3 * num(raw, 'shared_intermediate_size') * H;
+      break;
     case 'gpt_oss':
       E = num(raw, 'num_local_experts');
       I = num(raw, 'intermediate_size');
@@ -215,6 +223,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
     if (type === 'hunyuan_v1_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'gpt_oss') attentionPerLayer += heads * hd + 2 * kv * hd + H + heads; // q/k/v/o biases, one sink per head
+    if (type === 'granitemoe_swa') attentionPerLayer += heads; // one sink per head
     if (type === 'dots1') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + 2 * hd; // per-head q/k norms always
   }
 

@@ -23,6 +23,15 @@ function hfExpertName(family: FamilyName, l: number, e: number, type: ExpertMatr
 
 const TYPES: ExpertMatrixType[] = ['gate', 'up', 'down'];
 
+/** the Granite MoE families, whose experts exist fused only */
+const GRANITE = new Set<FamilyName>(['granitemoe', 'granitemoeshared', 'granitemoe_swa']);
+
+/** A Granite family's fused experts in layer l: block_sparse_moe.input_linear / output_linear, GraniteMoE-SWA's under transformers' module names. */
+function graniteFused(family: FamilyName, l: number): { gateUp: string; down: string } {
+  const b = `model.layers.${l}.block_sparse_moe`;
+  return family === 'granitemoe_swa' ? { gateUp: `${b}.experts.gate_up_proj`, down: `${b}.experts.down_proj` } : { gateUp: `${b}.input_linear.weight`, down: `${b}.output_linear.weight` };
+}
+
 let scratch: Awaited<ReturnType<typeof makeScratch>>;
 beforeAll(async () => {
   scratch = await makeScratch('open');
@@ -125,10 +134,11 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
         }
       }
     }
-    if (family === 'granitemoe') {
+    if (GRANITE.has(family)) {
       // stored fused only: expert e's gate is rows [0, p) of input_linear[e], its up rows [p, 2p), its down output_linear[e]
-      const gateUp = await ckpt.readF32(`model.layers.${layer}.block_sparse_moe.input_linear.weight`);
-      const down = await ckpt.readF32(`model.layers.${layer}.block_sparse_moe.output_linear.weight`);
+      const names = graniteFused(family, layer);
+      const gateUp = await ckpt.readF32(names.gateUp);
+      const down = await ckpt.readF32(names.down);
       for (const e of [0, ckpt.config.numExperts - 1]) {
         expect(await ckpt.readExpert(layer, e, 'gate')).toEqual(gateUp.subarray(2 * e * p * d, (2 * e + 1) * p * d));
         expect(await ckpt.readExpert(layer, e, 'up')).toEqual(gateUp.subarray((2 * e + 1) * p * d, (2 * e + 2) * p * d));
@@ -150,14 +160,14 @@ describe.each(FIXTURE_FAMILIES)('%s', (family) => {
   it('fused on-disk experts give the same matrices as per-expert ones', async () => {
     expect(describeCheckpoint(fusedCkpt).expertStorage).toBe('fused');
     // GraniteMoE has no per-expert form
-    expect(describeCheckpoint(ckpt).expertStorage).toBe(family === 'granitemoe' || family === 'gpt_oss' ? 'fused' : 'per-expert');
+    expect(describeCheckpoint(ckpt).expertStorage).toBe(GRANITE.has(family) || family === 'gpt_oss' ? 'fused' : 'per-expert');
     const { hiddenSize: H, expertIntermediateSize: I } = fusedCkpt.config;
     for (const layer of fusedCkpt.layout.layers.filter((l) => l.kind === 'moe')) {
       const l = layer.index;
       const m = `model.layers.${l}.mlp.experts`;
       expect(layer.moe!.fused).toEqual(
-        family === 'granitemoe'
-          ? { gateUp: `model.layers.${l}.block_sparse_moe.input_linear.weight`, down: `model.layers.${l}.block_sparse_moe.output_linear.weight` }
+        GRANITE.has(family)
+          ? graniteFused(family, l)
           : family === 'gpt_oss'
             ? { gateUp: `${m}.gate_up_proj`, down: `${m}.down_proj`, form: 'transposed-interleaved', gateUpBias: `${m}.gate_up_proj_bias`, downBias: `${m}.down_proj_bias` }
             : { gateUp: `${m}.gate_up_proj`, down: `${m}.down_proj` },

@@ -47,6 +47,8 @@ const CASES: Case[] = [
   { family: 'deepseek_v3', label: 'deepseek_v3 (sigmoid routing with its correction bias)', tol: 1e-5 },
   { family: 'glm4_moe', label: 'glm4_moe (partial rotary heads, biases, V3 routing)', tol: 1e-5 },
   { family: 'granitemoe', label: 'granitemoe (experts fused on disk, multipliers)', tol: 1e-5 },
+  { family: 'granitemoeshared', label: 'granitemoeshared (a shared MLP with gate and up fused, beside fused experts)', tol: 1e-5 },
+  { family: 'granitemoe_swa', label: 'granitemoe_swa (windows, sinks, experts under their module names)', opts: { sharedExpertIntermediateSize: 8 }, tol: 1e-5 },
   { family: 'minimax_m2', label: 'minimax_m2 (whole-projection q/k norm, partial rotary heads, sigmoid routing)', tol: 1e-5 },
   { family: 'minimax_m2', label: 'minimax_m2 fused experts (router and bias under mlp)', opts: { fusedExperts: true }, tol: 1e-5 },
   { family: 'dots1', label: 'dots1 (per-head q/k norm, V3 routing, shared expert, dense first layer)', tol: 1e-5 },

@@ -14,6 +14,8 @@
  * | deepseek_v2 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek + MLA attention, routed_scaling_factor |
  * | deepseek_v3 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek_v2 + sigmoid routing with e_score_correction_bias (noaux_tc, 4 groups of 2, 2 kept) |
  * | granitemoe  | all 2                                  | experts fused only (block_sparse_moe.input_linear [E, 2I, H], output_linear [E, H, I], router.layer), embedding/residual/attention multipliers and logits scaling |
+ * | granitemoeshared | all 2                             | as granitemoe, and a shared MLP fused as the experts are (shared_mlp.input_linear [2S, H], output_linear [H, S]; S 24, none at 0) |
+ * | granitemoe_swa | all 3                               | as granitemoeshared with the router and experts under transformers' module names (block_sparse_moe.router, experts.gate_up_proj [E, 2I, H], experts.down_proj [E, H, I]), a sink logit per head (self_attn.sinks), a window of 5 on layers 1 and 2 (transformers' default layer_types), no shared MLP unless given |
  * | glm4_moe    | 1 and 2 of 3 (first_k_dense_replace 1) | GQA with q/k/v biases, per-head q_norm/k_norm, head_dim 16 ≠ 32/4 with RoPE over its first half (partial_rotary_factor 0.5), deepseek_v3's routing (1 group) and one shared expert |
  * | hunyuan_v1_moe | all 2 | per-head q/k norms after RoPE (query_layernorm, key_layernorm), RoPE "dynamic" with alpha 1000.5, an always-on shared MLP |
  * | ernie4_5_moe | 1 and 2 of 3 (moe_layer_start_index 1) | interleaved RoPE pairs, softmax routing choosing on probability + moe_statics bias [1, E], two shared experts |
@@ -80,7 +82,7 @@ export interface TinyCheckpointOptions {
   numKvHeads?: number;
   /** width of dense MLP layers (qwen2_moe, qwen3_moe, deepseek*; default 24) */
   denseIntermediateSize?: number;
-  /** qwen2_moe: shared_expert_intermediate_size (default 20) */
+  /** qwen2_moe: shared_expert_intermediate_size (default 20); granitemoeshared / granitemoe_swa: shared_intermediate_size (default 24 / 0) */
   sharedExpertIntermediateSize?: number;
   /** deepseek*: n_shared_experts (default 2); glm4_moe, mistral4: (default 1) */
   numSharedExperts?: number;
@@ -124,7 +126,7 @@ export interface TinyCheckpointOptions {
   indexer?: { topK?: number; heads?: number; headDim?: number };
   /** glm_moe_dsa: indexer_types, "full" or "shared" per layer (default: every layer full, as transformers' schedule gives) */
   indexerTypes?: ('full' | 'shared')[];
-  /** granitemoe: embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling (default granite-3.0-1b-a400m's 12, 0.22, 0.015625, 6) */
+  /** granitemoe (and granitemoeshared, granitemoe_swa): embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling (default granite-3.0-1b-a400m's 12, 0.22, 0.015625, 6) */
   multipliers?: { embedding: number; residual: number; attention: number; logits: number };
 }
 
@@ -257,6 +259,11 @@ function fusedExperts(d: Dims, gateUpName: string, downName: string, label: (e: 
     { name: gateUpName, shape: [d.E, 2 * d.I, d.H], values: gateUp },
     { name: downName, shape: [d.E, d.H, d.I], values: down },
   ];
+}
+
+/** `t` with its values multiplied by `by` */
+function scaled(t: TensorSpec, by: number): TensorSpec {
+  return { ...t, values: () => t.values().map((v) => v * by) };
 }
 
 function embeddingsAndHead(d: Dims, layers: TensorSpec[]): TensorSpec[] {
@@ -903,10 +910,17 @@ function glm4MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
  * under their own names, and four scalar multipliers.
  */
 function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) layers.push(...graniteMoeLayer(d, l));
+  return { config: graniteMoeConfig(d, o, 'granitemoe', 'GraniteMoeForCausalLM'), tensors: embeddingsAndHead(d, layers) };
+}
+
+/** GraniteMoE's config.json under `modelType`: the multipliers (granite-3.0-1b-a400m's unless given). */
+function graniteMoeConfig(d: Dims, o: TinyCheckpointOptions, modelType: string, architecture: string): Record<string, unknown> {
   const m = o.multipliers ?? { embedding: 12, residual: 0.22, attention: 0.015625, logits: 6 };
-  const config = {
-    architectures: ['GraniteMoeForCausalLM'],
-    model_type: 'granitemoe',
+  return {
+    architectures: [architecture],
+    model_type: modelType,
     hidden_size: d.H,
     intermediate_size: d.I,
     num_local_experts: d.E,
@@ -932,13 +946,55 @@ function graniteMoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
     eos_token_id: d.V - 1,
     pad_token_id: d.V - 1,
   };
+}
+
+/**
+ * A GraniteMoE decoder layer: norms, attention, block_sparse_moe's router and fused experts, under
+ * GraniteMoE's own names (router.layer, input_linear, output_linear), or with `moduleNames` under
+ * transformers' module names (router, experts.gate_up_proj, experts.down_proj), as GraniteMoE-SWA
+ * stores them; the same values either way.
+ */
+function graniteMoeLayer(d: Dims, l: number, moduleNames = false): TensorSpec[] {
+  const b = `${P(l)}.block_sparse_moe`;
+  const router = moduleNames ? `${b}.router.weight` : `${b}.router.layer.weight`;
+  const [gateUp, down] = moduleNames ? [`${b}.experts.gate_up_proj`, `${b}.experts.down_proj`] : [`${b}.input_linear.weight`, `${b}.output_linear.weight`];
+  return [
+    ...norms(d, l),
+    ...gqaAttention(d, l, d.H / d.heads),
+    tensor(d, router, [d.E, d.H], 'linear', `${b}.router.layer.weight`),
+    // each expert's gate rows then its up rows, as transformers' chunk(2) reads them
+    ...fusedExperts(d, gateUp, down, (e, m) => `${b}.experts.${e}.${m}`),
+  ];
+}
+
+/** GraniteMoE-shared's shared MLP of width `width` (none at 0): gate and up in one tensor [2S, H], gate rows first. */
+function graniteSharedMlp(d: Dims, l: number, width: number): TensorSpec[] {
+  if (width === 0) return [];
+  const s = `${P(l)}.shared_mlp`;
+  return [tensor(d, `${s}.input_linear.weight`, [2 * width, d.H], 'linear'), tensor(d, `${s}.output_linear.weight`, [d.H, width], 'linear')];
+}
+
+/** GraniteMoE-shared (granitemoeshared): GraniteMoE with a shared MLP beside the experts (width 24 unless given; 0: none). */
+function graniteMoeSharedFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const shared = o.sharedExpertIntermediateSize ?? 24;
+  const config = { ...graniteMoeConfig(d, o, 'granitemoeshared', 'GraniteMoeSharedForCausalLM'), shared_intermediate_size: shared };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) layers.push(...graniteMoeLayer(d, l), ...graniteSharedMlp(d, l, shared));
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
+ * GraniteMoE-SWA (granitemoe_swa): GraniteMoE-shared (no shared MLP unless given) with a sink
+ * logit per head and a window of 5 on the layers transformers' default layer_types marks sliding
+ * (all but every fourth, from layer 0); its router and experts under transformers' module names.
+ */
+function graniteMoeSwaFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const shared = o.sharedExpertIntermediateSize ?? 0;
+  const config = { ...graniteMoeConfig(d, o, 'granitemoe_swa', 'GraniteMoeSWAForCausalLM'), shared_intermediate_size: shared, sliding_window: 5 };
   const layers: TensorSpec[] = [];
   for (let l = 0; l < d.L; l++) {
-    const b = `${P(l)}.block_sparse_moe`;
-    layers.push(...norms(d, l), ...gqaAttention(d, l, d.H / d.heads));
-    layers.push(tensor(d, `${b}.router.layer.weight`, [d.E, d.H], 'linear'));
-    // each expert's gate rows then its up rows, as transformers' chunk(2) reads them
-    layers.push(...fusedExperts(d, `${b}.input_linear.weight`, `${b}.output_linear.weight`, (e, m) => `${b}.experts.${e}.${m}`));
+    // sinks of either sign around the scores' own size
+    layers.push(...graniteMoeLayer(d, l, true), scaled(tensor(d, `${P(l)}.self_attn.sinks`, [d.heads], 'bias'), 30), ...graniteSharedMlp(d, l, shared));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
@@ -1173,7 +1229,6 @@ function gptOssFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
     pad_token_id: d.V - 2,
     eos_token_id: d.V - 1,
   };
-  const scaled = (t: TensorSpec, by: number): TensorSpec => ({ ...t, values: () => t.values().map((v) => v * by) });
   const layers: TensorSpec[] = [];
   for (let l = 0; l < d.L; l++) {
     const a = `${P(l)}.self_attn`;
@@ -1229,7 +1284,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, mistral4: 3, gpt_oss: 2, solar_open: 2, axk1: 3, hy_v3: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1274,6 +1329,10 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return glm4MoeFixture(d, opts);
       case 'granitemoe':
         return graniteMoeFixture(d, opts);
+      case 'granitemoeshared':
+        return graniteMoeSharedFixture(d, opts);
+      case 'granitemoe_swa':
+        return graniteMoeSwaFixture(d, opts);
       case 'minimax_m2':
         return minimaxM2Fixture(d, opts);
       case 'dots1':
@@ -1329,6 +1388,8 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'deepseek_v32',
   'glm4_moe',
   'granitemoe',
+  'granitemoeshared',
+  'granitemoe_swa',
   'minimax_m2',
   'dots1',
   'glm4_moe_lite',

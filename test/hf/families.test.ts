@@ -14,7 +14,8 @@
  * refuses it, so the day it is supported the test says so. Mixtral in transformers ≥ 5's fused
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
- * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers) and MiniMax-M2
+ * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers), GraniteMoE-shared
+ * (its fused shared MLP), GraniteMoE-SWA (windows, sinks, a layer without RoPE) and MiniMax-M2
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash, Mistral 4
  * (softmax routing in groups scored by their two best, queries scaled by position) and ERNIE-4.5
  * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE) and
@@ -124,6 +125,24 @@ const CASES: Case[] = [
   { name: 'granitemoe', family: 'granitemoe', fixture: { seed: 11 } },
   // … and with tied embeddings (as the 1b-a400m has them), top-3 and other multipliers
   { name: 'granitemoe-tied', family: 'granitemoe', fixture: { seed: 12, topK: 3, tieWordEmbeddings: true, multipliers: { embedding: 8, residual: 0.5, attention: 0.03, logits: 2.5 } } },
+  // GraniteMoE-shared: GraniteMoE with a shared MLP stored fused (shared_mlp.input_linear: gate and up), added to the experts' output …
+  { name: 'granitemoeshared', family: 'granitemoeshared', fixture: { seed: 39, topK: 3 } },
+  // … and without one (shared_intermediate_size 0, transformers' default), tied embeddings, other multipliers
+  { name: 'granitemoeshared-none-tied', family: 'granitemoeshared', fixture: { seed: 40, sharedExpertIntermediateSize: 0, tieWordEmbeddings: true, multipliers: { embedding: 8, residual: 0.5, attention: 0.03, logits: 2.5 } } },
+  // GraniteMoE-SWA: a window of 4 on layers 1 and 2 (transformers' default layer_types), a sink per head, no RoPE in layer 0 (layer_rope_theta 0) …
+  { name: 'granitemoe_swa', family: 'granitemoe_swa', fixture: { seed: 41, topK: 3, configKeys: { sliding_window: 4, layer_rope_theta: [0, 10000, 10000] } } },
+  // … and layer_types written out, a shared MLP, tied embeddings, one RoPE base for every layer other than rope_theta
+  {
+    name: 'granitemoe_swa-types-shared-tied',
+    family: 'granitemoe_swa',
+    fixture: {
+      seed: 42,
+      numLayers: 4,
+      sharedExpertIntermediateSize: 16,
+      tieWordEmbeddings: true,
+      configKeys: { sliding_window: 3, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'sliding_attention'], layer_rope_theta: [500000, 500000, 500000, 500000] },
+    },
+  },
   // MiniMax-M2: q/k normalised over the whole projections, RoPE over part of each head
   // (rotary_dim), sigmoid routing with its correction bias among all experts, Mixtral's names …
   { name: 'minimax_m2', family: 'minimax_m2', fixture: { seed: 13, topK: 3 } },
@@ -229,7 +248,7 @@ const CASES: Case[] = [
   { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'mistral4', 'mistral4-lora-groups-scaling', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-types-shared-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

@@ -2,7 +2,8 @@
  * Weights kept in BF16 as the checkpoint stores them (CheckpointWeights' `bf16Weights`, the
  * default of generation and the server): every matrix a forward pass multiplies by (routed
  * experts, attention projections, dense and shared MLPs, lm_head) and the embedding table hold
- * exactly the stored bits, per-expert and fused (transformers ≥ 5) expert layouts alike, while
+ * exactly the stored bits, per-expert and fused (transformers ≥ 5) expert layouts alike (a shared
+ * MLP's fused gate/up too), while
  * norms, biases and the router stay f32; experts and whole forward passes match the f32 form;
  * the resident table and head are held once (tied embeddings: one table); a checkpoint stored in
  * another dtype keeps f32; the resident bytes count 2 per kept value, checked against an
@@ -14,7 +15,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NonFiniteError, withFiniteChecks } from '../../src/checkpoint/finite.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
-import type { Checkpoint, FamilyName } from '../../src/checkpoint/types.js';
+import type { Checkpoint, FamilyName, FusedMlpNames, MlpNames } from '../../src/checkpoint/types.js';
 import { listAvailableEngines } from '../../src/engine/index.js';
 import { batchFromSequences, Bf16SwiGlu, CheckpointWeights, DenseSwiGlu, forwardLogits, ResidentWeights, residentWeightBytes, SwiGlu, type StandardAttentionWeights } from '../../src/runtime/index.js';
 import { makeTinyCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
@@ -40,6 +41,13 @@ async function fixture(family: FamilyName, opts: TinyCheckpointOptions): Promise
 
 const bitsOf = (f: Float32Array) => Uint16Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length), (b) => b >>> 16);
 
+/** An MLP's three matrices as stored, widened (a fused gate/up tensor: its gate rows, then its up rows). */
+async function storedMlp(ckpt: Checkpoint, names: MlpNames | FusedMlpNames): Promise<Record<'gate' | 'up' | 'down', Float32Array>> {
+  if (!('gateUp' in names)) return { gate: await ckpt.readF32(names.gate), up: await ckpt.readF32(names.up), down: await ckpt.readF32(names.down) };
+  const gateUp = await ckpt.readF32(names.gateUp);
+  return { gate: gateUp.subarray(0, gateUp.length / 2), up: gateUp.subarray(gateUp.length / 2), down: await ckpt.readF32(names.down) };
+}
+
 /** Values of the matrices kept BF16, counted from the config alone (not from the tensor list). */
 function keptValuesFromConfig(ckpt: Checkpoint): number {
   const c = ckpt.config;
@@ -60,6 +68,8 @@ describe.each([
   ['olmoe', true, false],
   ['qwen2_moe', false, true],
   ['deepseek', false, false],
+  // its shared MLP's gate and up stored in one tensor
+  ['granitemoeshared', true, true],
 ] as const)('%s, fused experts %s, tied embeddings %s', (family, fusedExperts, tieWordEmbeddings) => {
   const made = fixture(family, { dtype: 'BF16', fusedExperts, tieWordEmbeddings });
 
@@ -120,11 +130,12 @@ describe.each([
       sawDense ||= layer.mlp.kind === 'dense';
       for (const [mlp, mlpNames] of mlps) {
         expect(mlp).toBeInstanceOf(SwiGlu);
-        for (const t of ['gate', 'up', 'down'] as const) expect((mlp as SwiGlu)[t]).toEqual(bitsOf(await ckpt.readF32(mlpNames[t])));
+        const stored = await storedMlp(ckpt, mlpNames);
+        for (const t of ['gate', 'up', 'down'] as const) expect((mlp as SwiGlu)[t]).toEqual(bitsOf(stored[t]));
       }
     }
     expect(sawDense).toBe(family === 'qwen2_moe' || family === 'deepseek');
-    expect(sawShared).toBe(family === 'qwen2_moe' || family === 'deepseek');
+    expect(sawShared).toBe(family === 'qwen2_moe' || family === 'deepseek' || family === 'granitemoeshared');
   });
 
   it('the resident embedding table and lm_head hold the stored bits, read once (one table when tied)', async () => {

@@ -55,6 +55,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['glm4_moe', undefined],
   // its multipliers: the softmax scale, the residual and embedding multipliers
   ['granitemoe', undefined],
+  // sinks with the multipliers' softmax scale, its own window on layers 1 and 2 (of 3)
+  ['granitemoe_swa', undefined],
   // whole-projection q/k norms before the split into heads, and partial rotary heads
   ['minimax_m2', undefined],
   // per-head q/k norms with V3's routing

@@ -8,15 +8,18 @@
  * Every layer is MoE. The experts are stored fused only, under their own names:
  * `block_sparse_moe.input_linear.weight` [E, 2I, H] (gate rows first) and `output_linear.weight`
  * [E, H, I], the router as `block_sparse_moe.router.layer.weight`; `intermediate_size` is the
- * expert width. Defaults: transformers' GraniteMoeConfig.
+ * expert width. Defaults: transformers' GraniteMoeConfig, which GraniteMoE-shared and
+ * GraniteMoE-SWA (granitemoe-shared.ts, granitemoe-swa.ts) share.
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
+import type { FamilyName, ModelConfig } from '../types.js';
 import { llamaConfigPart, llamaKeys, llamaNames, noAttentionBias, positiveInt } from './common.js';
 
 const multiplier = z.number().positive();
 
-const configSchema = z.looseObject({
+/** The config keys of GraniteMoE, and of the Granite MoE families built on it. */
+export const graniteMoeKeys = {
   ...llamaKeys({
     vocab_size: 32000,
     hidden_size: 4096,
@@ -38,15 +41,16 @@ const configSchema = z.looseObject({
   attention_multiplier: multiplier.default(1),
   logits_scaling: multiplier.default(1),
   attention_bias: noAttentionBias.default(false),
-});
+};
 
-export const graniteMoe = defineFamily({
-  family: 'granitemoe',
-  label: 'GraniteMoE',
-  modelTypes: ['granitemoe'],
-  configSchema,
-  normalize: (p, raw) => ({
-    ...llamaConfigPart('granitemoe', p, raw, 10000),
+const configSchema = z.looseObject(graniteMoeKeys);
+
+type GraniteMoeParsed = z.infer<typeof configSchema>;
+
+/** GraniteMoE's ModelConfig: Llama attention with its multipliers, fused top-k experts, no shared expert. */
+export function graniteMoePart(family: FamilyName, p: GraniteMoeParsed, raw: Record<string, unknown>): ModelConfig {
+  return {
+    ...llamaConfigPart(family, p, raw, 10000),
     numExperts: p.num_local_experts,
     topK: p.num_experts_per_tok,
     expertIntermediateSize: p.intermediate_size,
@@ -59,14 +63,24 @@ export const graniteMoe = defineFamily({
     qkNorm: 'none',
     attention: 'standard',
     multipliers: { embedding: p.embedding_multiplier, residual: p.residual_multiplier, attention: p.attention_multiplier, logits: p.logits_scaling },
-  }),
-  isMoeLayer: () => true,
-  names: {
-    ...llamaNames,
-    router: 'model.layers.{l}.block_sparse_moe.router.layer.weight',
-    fused: {
-      gateUp: 'model.layers.{l}.block_sparse_moe.input_linear.weight',
-      down: 'model.layers.{l}.block_sparse_moe.output_linear.weight',
-    },
+  };
+}
+
+export const graniteMoeNames = {
+  ...llamaNames,
+  router: 'model.layers.{l}.block_sparse_moe.router.layer.weight',
+  fused: {
+    gateUp: 'model.layers.{l}.block_sparse_moe.input_linear.weight',
+    down: 'model.layers.{l}.block_sparse_moe.output_linear.weight',
   },
+};
+
+export const graniteMoe = defineFamily({
+  family: 'granitemoe',
+  label: 'GraniteMoE',
+  modelTypes: ['granitemoe'],
+  configSchema,
+  normalize: (p, raw) => graniteMoePart('granitemoe', p, raw),
+  isMoeLayer: () => true,
+  names: graniteMoeNames,
 });
