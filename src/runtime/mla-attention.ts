@@ -50,12 +50,19 @@ function mlaSizes(config: ModelConfig) {
   return { m, heads: config.numHeads, lora, nope, ropeDim, vDim, qHead: nope + ropeDim, latent, row: latent + (config.sparseAttention?.indexHeadDim ?? 0) };
 }
 
+/**
+ * The eps of q_a_layernorm and kv_a_layernorm: transformers builds both with its RMSNorm's
+ * default, 1e-6, in every MLA family, whatever rms_norm_eps says (GLM-4.7-Flash's is 1e-5).
+ */
+const MLA_LATENT_NORM_EPS = 1e-6;
+
 export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights, x: Float32Array, residual?: Float32Array): Float32Array {
   const { engine, config, batch, positions, rope } = ctx;
   const kernels = engine.kernels;
   const { m, heads, lora, nope, ropeDim, vDim, qHead, latent, row } = mlaSizes(config);
   const rows = batch.ids.length;
-  const { hiddenSize: hidden, rmsNormEps: eps } = config;
+  const hidden = config.hiddenSize;
+  const eps = MLA_LATENT_NORM_EPS;
   // the rope part as the engine's rotate-half kernel takes it
   const toHalves = m.ropeInterleave ? deinterleave : copyRope;
 

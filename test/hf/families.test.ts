@@ -150,7 +150,8 @@ const CASES: Case[] = [
   { name: 'minimax_m2-fused', family: 'minimax_m2', fixture: { seed: 14, fusedExperts: true, tieWordEmbeddings: true, rotaryDim: 4 } },
   // GLM-4.7-Flash: DeepSeek-V3's MLA (q-LoRA, wider value heads) and routing under GLM's name, its
   // MoE layers from mlp_layer_types's default …
-  { name: 'glm4_moe_lite', family: 'glm4_moe_lite', fixture: { seed: 17, qLoraRank: 6, topK: 3, mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 }, topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 } } },
+  // rms_norm_eps far from 1e-6: transformers builds MLA's q_a_layernorm and kv_a_layernorm with 1e-6 whatever the config says
+  { name: 'glm4_moe_lite', family: 'glm4_moe_lite', fixture: { seed: 17, qLoraRank: 6, topK: 3, mla: { kvLoraRank: 8, nope: 6, rope: 2, v: 8 }, topkMethod: { method: 'greedy', nGroup: 1, topkGroup: 1 }, configKeys: { rms_norm_eps: 0.05 } } },
   // … and written out (two dense layers), groups, fused experts
   { name: 'glm4_moe_lite-types-fused', family: 'glm4_moe_lite', fixture: { seed: 18, topK: 3, firstKDenseReplace: 2, fusedExperts: true, numLayers: 4 } },
   // DeepSeek-V3.2: V3 with DeepSeek Sparse Attention's indexer in every layer, index_topk 8 (the
