@@ -40,6 +40,9 @@ from stdin:
         -> {"ok": true, "probs": [[...]]}: softmax of the rows after transformers' own sampling
            warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
            min-p, typical, in its order), float32; typicalP may be absent (off)
+    {"op": "wrap", "model": DIR, "out": DIR, "wrapper": "mistral3", "prefix": "release" | "module", "tie": bool | null, "seed": N}
+        -> {"ok": true, "tensors": [names]}: the model as the language model of a multimodal
+           checkpoint built and saved by transformers (wrap_job below)
   ]}
 
 and answers {"transformers": version, "torch": version, "results": [...]} on stdout, one result per
@@ -71,14 +74,16 @@ def causal_lm_class(model_dir):
     """
     AutoModelForCausalLM, or, where transformers maps the config to no class of its own (5.18 lists
     Mistral4ForCausalLM under pre-training and image-text-to-text only), the causal-LM class the
-    config's `architectures` names, as that model's users load it. AutoConfig refuses a model type
-    transformers does not know (a factored output, DeepSeek v1) as AutoModelForCausalLM would.
+    config's `architectures` names, as that model's users load it; a multimodal model
+    (Mistral3ForConditionalGeneration) likewise, whose forward on token ids alone gives its language
+    model's logits. AutoConfig refuses a model type transformers does not know (a factored output,
+    DeepSeek v1) as AutoModelForCausalLM would.
     """
     config = AutoConfig.from_pretrained(model_dir)
     if type(config) in AutoModelForCausalLM._model_mapping:
         return AutoModelForCausalLM
     for name in config.architectures or []:
-        if name.endswith("ForCausalLM") and hasattr(transformers, name):
+        if name.endswith(("ForCausalLM", "ForConditionalGeneration")) and hasattr(transformers, name):
             return getattr(transformers, name)
     return AutoModelForCausalLM
 
@@ -341,7 +346,62 @@ def quantize_fp8_job(job):
     return {"ok": True, "quantized": quantized}
 
 
-OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job, "warp": warp_job, "quantize_fp8": quantize_fp8_job}
+def wrap_job(job):
+    """
+    A multimodal checkpoint around the language model in job["model"], built by transformers: a
+    Mistral3ForConditionalGeneration (a tiny, seeded Pixtral vision tower and projector) whose
+    language model and lm_head hold the model's weights, saved by save_pretrained into job["out"]
+    (the releases' names, language_model.model.…). With job["prefix"] == "module" the tensors are
+    renamed as transformers names its modules (model.language_model.…, lm_head, model.vision_tower.…);
+    job["tie"] sets the wrapper's tie_word_embeddings, and None removes the key from config.json
+    (the wrapper class's default then applies).
+    """
+    import os
+
+    from safetensors.torch import load_file, save_file
+    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, PixtralVisionConfig
+
+    if job.get("wrapper") != "mistral3":
+        raise ValueError("wrapper must be 'mistral3', got %r" % job.get("wrapper"))
+    text = causal_lm_class(job["model"]).from_pretrained(job["model"], dtype=torch.float32)
+    tie = job.get("tie")
+    vision = PixtralVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
+    config = Mistral3Config(text_config=text.config.to_dict(), vision_config=vision, image_token_index=job.get("imageTokenIndex", 10), tie_word_embeddings=True if tie is None else tie)
+    torch.manual_seed(job.get("seed", 0))
+    wrapped = Mistral3ForConditionalGeneration(config)
+    wrapped.model.language_model.load_state_dict(text.model.state_dict())
+    if not config.tie_word_embeddings:
+        wrapped.lm_head.load_state_dict(text.lm_head.state_dict())
+    out = job["out"]
+    wrapped.save_pretrained(out)
+    config_file = os.path.join(out, "config.json")
+    if tie is None:
+        with open(config_file) as f:
+            saved = json.load(f)
+        del saved["tie_word_embeddings"]
+        with open(config_file, "w") as f:
+            json.dump(saved, f, indent=2)
+    if job.get("prefix") == "module":
+        module_names = [("language_model.model.", "model.language_model."), ("language_model.lm_head.", "lm_head."), ("vision_tower.", "model.vision_tower."), ("multi_modal_projector.", "model.multi_modal_projector.")]
+        for name in os.listdir(out):
+            if name.endswith(".safetensors"):
+                tensors = load_file(os.path.join(out, name))
+                renamed = {}
+                for key, value in tensors.items():
+                    for old, new in module_names:
+                        if key.startswith(old):
+                            key = new + key[len(old):]
+                            break
+                    renamed[key] = value
+                save_file(renamed, os.path.join(out, name), metadata={"format": "pt"})
+    names = []
+    for name in os.listdir(out):
+        if name.endswith(".safetensors"):
+            names += list(load_file(os.path.join(out, name)).keys())
+    return {"ok": True, "tensors": sorted(names)}
+
+
+OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job, "warp": warp_job, "quantize_fp8": quantize_fp8_job, "wrap": wrap_job}
 
 
 def main():

@@ -29,6 +29,8 @@ export interface CheckpointDescription {
   family: ModelConfig['family'];
   familyLabel: string;
   modelType: string;
+  /** the multimodal checkpoint around the language model, where there is one: its model_type and name (its other tensors are carried into outputs unchanged) */
+  multimodalWrapper?: { modelType: string; label: string };
   attention: ModelConfig['attention'];
   /** false when the runtime cannot run this model (checkpoint/runnable.ts says why) */
   runnable: boolean;
@@ -126,6 +128,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     family: c.family,
     familyLabel: family.label,
     modelType: c.modelType,
+    ...(c.multimodalWrapper ? { multimodalWrapper: { modelType: c.multimodalWrapper.modelType, label: c.multimodalWrapper.label } } : {}),
     attention: c.attention,
     runnable: unrunnableReason(c) === null,
     ropeScaling: ropeScalingOf(c.raw).type,

@@ -6,6 +6,7 @@
  */
 import { fillName, type Family, type ResolvedConfig } from './family.js';
 import type { AttentionNames, FusedMlpNames, LayerLayout, MlpNames, ModelConfig, ModelLayout, MoeNames } from './types.js';
+import { storedName, type LanguageModelPrefix } from './wrapped.js';
 
 function fillMlp(names: MlpNames, layer: number, expert?: number): MlpNames {
   return { gate: fillName(names.gate, layer, expert), up: fillName(names.up, layer, expert), down: fillName(names.down, layer, expert) };
@@ -92,20 +93,25 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
 
 /** `names` with each tensor name the checkpoint lacks replaced by its renamed form, where the checkpoint has that one. */
 function renamed<T>(names: T, renamings: ReadonlyArray<readonly [string, string]>, has: (name: string) => boolean): T {
-  const rename = (value: unknown): unknown => {
-    if (typeof value === 'string') {
-      if (has(value)) return value;
-      for (const [from, to] of renamings) {
-        const candidate: string = value.replace(from, to);
-        if (candidate !== value && has(candidate)) return candidate;
-      }
-      return value;
+  return mapStrings(names, (value) => {
+    if (has(value)) return value;
+    for (const [from, to] of renamings) {
+      const candidate = value.replace(from, to);
+      if (candidate !== value && has(candidate)) return candidate;
     }
-    if (Array.isArray(value)) return value.map(rename);
-    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rename(v)]));
+    return value;
+  });
+}
+
+/** `names` with every string in it (the tensor names; the few other strings, kinds and forms, are no tensor's name and map to themselves) passed through `map`. */
+function mapStrings<T>(names: T, map: (value: string) => string): T {
+  const walk = (value: unknown): unknown => {
+    if (typeof value === 'string') return map(value);
+    if (Array.isArray(value)) return value.map(walk);
+    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
     return value;
   };
-  return rename(names) as T;
+  return walk(names) as T;
 }
 
 /** Whether a layer's MLP output is RMS-normalised before the residual add: FlexOlmo's every layer (postNorms), A.X K1's MoE layers (moeOutputNorm). */
@@ -113,8 +119,13 @@ export function hasMlpOutputNorm(config: Pick<ModelConfig, 'postNorms' | 'moeOut
   return config.postNorms === true || (config.moeOutputNorm === true && moeLayer);
 }
 
-/** The layout of a checkpoint; `has` says whether the checkpoint holds a tensor of that name. */
-export function buildLayout(family: Family, resolved: ResolvedConfig, has: (name: string) => boolean): ModelLayout {
+/**
+ * The layout of a checkpoint; `has` says whether the checkpoint holds a tensor of that name. A
+ * language model inside a multimodal wrapper (wrapped.ts) gives `prefix`: its names are then the
+ * wrapper's (`model.language_model.layers.…`).
+ */
+export function buildLayout(family: Family, resolved: ResolvedConfig, storedHas: (name: string) => boolean, prefix?: LanguageModelPrefix): ModelLayout {
+  const has = prefix ? (name: string) => storedHas(storedName(prefix, name)) : storedHas;
   const { config, moeLayers } = resolved;
   const t = family.names;
   const layers: LayerLayout[] = [];
@@ -131,10 +142,23 @@ export function buildLayout(family: Family, resolved: ResolvedConfig, has: (name
     else if (t.dense) layer.dense = fillMlp(t.dense, l);
     layers.push(t.renamings ? renamed(layer, t.renamings, has) : layer);
   }
-  return {
+  const layout: ModelLayout = {
     embed: t.embed,
     finalNorm: t.finalNorm,
     lmHead: config.tieWordEmbeddings ? t.embed : t.lmHead,
     layers,
   };
+  return prefix ? { ...mapStrings(layout, (name) => storedName(prefix, name)), layerPrefix: storedName(prefix, DEFAULT_LAYER_PREFIX) } : layout;
+}
+
+const DEFAULT_LAYER_PREFIX = 'model.layers.';
+
+/** Where the decoder layers' tensors start: `model.layers.`, or a wrapped language model's under its prefix. */
+export function layersPrefix(layout: Pick<ModelLayout, 'layerPrefix'>): string {
+  return layout.layerPrefix ?? DEFAULT_LAYER_PREFIX;
+}
+
+/** Where decoder layer l's tensors start (`model.layers.3.`). */
+export function layerTensorPrefix(layout: Pick<ModelLayout, 'layerPrefix'>, layer: number): string {
+  return `${layersPrefix(layout)}${layer}.`;
 }

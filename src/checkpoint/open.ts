@@ -17,7 +17,8 @@ import { CheckpointError } from './errors.js';
 import { expectedTensors } from './expected.js';
 import type { Family } from './family.js';
 import { buildLayout } from './layout.js';
-import { familyForConfig } from './registry.js';
+import { resolveLanguageModel } from './registry.js';
+import { languageModelPrefix } from './wrapped.js';
 import { withGenerationConfig } from './generation-config.js';
 import type { Checkpoint, ExpertMatrixType, ModelConfig, ModelLayout, TensorMeta } from './types.js';
 import { assertNoLayoutProblems, findLayoutProblems } from './validate.js';
@@ -214,12 +215,12 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   await requireDirectory(absDir);
   const raw = await readConfigJson(absDir);
   assertReadableQuantization(absDir, raw);
-  const family = familyForConfig(raw);
-  const resolved = family.resolveConfig(raw);
+  const { family, resolved, wrapper } = resolveLanguageModel(raw);
   const store = await openTensorSource(absDir, raw);
   try {
     assertShardsInside(absDir, store.files);
-    const layout = buildLayout(family, resolved, (name) => store.tensor(name) !== undefined);
+    const has = (name: string) => store.tensor(name) !== undefined;
+    const layout = buildLayout(family, resolved, has, wrapper ? languageModelPrefix(has) : undefined);
     const problems = findLayoutProblems(expectedTensors(resolved.config, layout), (name) => store.tensor(name));
     assertNoLayoutProblems(problems, absDir, family.label);
     return new OpenedCheckpoint(absDir, await withGenerationConfig(absDir, resolved.config), layout, family, store);

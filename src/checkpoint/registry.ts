@@ -2,7 +2,8 @@
  * model_type → family. Adding a family = one file under ./families plus one entry here.
  */
 import { CheckpointError } from './errors.js';
-import type { Family } from './family.js';
+import type { Family, ResolvedConfig } from './family.js';
+import { languageModelConfig, supportedWrapperTypes, type LanguageModelWrapper } from './wrapped.js';
 import { axk1 } from './families/axk1.js';
 import { deepseek } from './families/deepseek.js';
 import { deepseekV2 } from './families/deepseek-v2.js';
@@ -66,7 +67,32 @@ export function familyForConfig(raw: Record<string, unknown>): Family {
       `config.json marks a factored rfid-moe output (model_type '${FACTORED_MODEL_TYPE}'), not an ordinary checkpoint: open it with loadCompressed (rfid-moe eval reads it directly), or convert it to a dense checkpoint with rfid-moe densify`,
     );
   const family = byModelType.get(modelType);
-  if (!family)
-    throw new CheckpointError('UnknownModelType', `unsupported model_type '${modelType}'; supported model types: ${supported}`);
+  if (!family) {
+    // a multimodal wrapper not listed in wrapped.ts around a language model this tool reads
+    const text = raw.text_config as Record<string, unknown> | null | undefined;
+    const textType = text !== null && typeof text === 'object' ? text.model_type : undefined;
+    const wrapped = typeof textType === 'string' && byModelType.has(textType);
+    if (supportedWrapperTypes().includes(modelType))
+      throw new CheckpointError('UnknownModelType', `model_type '${modelType}' is a multimodal checkpoint: its language model's family comes from resolveLanguageModel (openCheckpoint uses it), not from familyForConfig`);
+    throw new CheckpointError(
+      'UnknownModelType',
+      wrapped
+        ? `unsupported model_type '${modelType}': a multimodal model around a language model of model_type '${textType}', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: ${supportedWrapperTypes().join(', ')}`
+        : `unsupported model_type '${modelType}'; supported model types: ${supported}`,
+    );
+  }
   return family;
+}
+
+/**
+ * The family and resolved config of a config.json's language model: the config itself, or the
+ * text_config of a multimodal wrapper this tool reads (wrapped.ts), whose ModelConfig then names
+ * the wrapper.
+ */
+export function resolveLanguageModel(raw: Record<string, unknown>): { family: Family; resolved: ResolvedConfig; wrapper: LanguageModelWrapper | null } {
+  const model = languageModelConfig(raw);
+  const family = familyForConfig(model.raw);
+  const resolved = family.resolveConfig(model.raw);
+  if (model.wrapper) resolved.config = { ...resolved.config, multimodalWrapper: { modelType: model.wrapper.modelType, label: model.wrapper.label, raw } };
+  return { family, resolved, wrapper: model.wrapper };
 }

@@ -164,6 +164,8 @@ export interface ModelConfig {
    * the only attention whose family sets it. Absent: queries unscaled.
    */
   llama4QueryScale?: Llama4QueryScale;
+  /** set when the language model sits inside a multimodal checkpoint (checkpoint/wrapped.ts): the wrapper's model_type, name and config.json (`raw` is its text_config) */
+  multimodalWrapper?: { modelType: string; label: string; raw: Record<string, unknown> };
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
@@ -375,6 +377,8 @@ export interface ModelLayout {
   /** equals `embed` when the embeddings are tied */
   lmHead: string;
   layers: LayerLayout[];
+  /** where the decoder layers' tensors start when not at `model.layers.` (a language model inside a multimodal wrapper; see layerTensorPrefix) */
+  layerPrefix?: string;
 }
 
 export interface TensorMeta {

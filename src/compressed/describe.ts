@@ -9,6 +9,7 @@ import path from 'node:path';
 import { bytesPerElement } from '../io/dtype.js';
 import { basisName, coefficientName, expertBasisName, groupBaseName, moePrefix, PROGRESS_FILE, residualName } from '../compress/output/names.js';
 import type { CompressedModel } from './load.js';
+import { layerTensorPrefix } from '../checkpoint/layout.js';
 import { RfidMoeError } from '../errors.js';
 
 export interface CompressedTypeDescription {
@@ -89,7 +90,7 @@ export function describeCompressed(model: CompressedModel, verified: boolean): C
         originalBytes: model.config.numExperts * t.p * t.d * width,
       };
     }
-    const layerPrefix = `model.layers.${l.layer}.`;
+    const layerPrefix = layerTensorPrefix(model.layout, l.layer);
     return { layer: l.layer, types, layerBytes: names.filter((n) => n.startsWith(layerPrefix)).reduce((a, n) => a + bytesOf(n), 0) };
   });
   return {

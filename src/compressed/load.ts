@@ -15,7 +15,8 @@ import path from 'node:path';
 import { expectedTensors } from '../checkpoint/expected.js';
 import { fillName } from '../checkpoint/family.js';
 import { buildLayout } from '../checkpoint/layout.js';
-import { familyForConfig } from '../checkpoint/registry.js';
+import { resolveLanguageModel } from '../checkpoint/registry.js';
+import { languageModelPrefix, storedName } from '../checkpoint/wrapped.js';
 import { withGenerationConfig } from '../checkpoint/generation-config.js';
 import type { Checkpoint, ExpertMatrixType, ModelConfig, ModelLayout, TensorMeta } from '../checkpoint/types.js';
 import { findLayoutProblems } from '../checkpoint/validate.js';
@@ -458,16 +459,16 @@ export async function openCompressed(dir: string, raw: Record<string, unknown>, 
   } catch (err) {
     throw new CompressedFormatError((err as Error).message);
   }
-  const family = familyForConfig(modelRaw);
-  const resolved = family.resolveConfig(modelRaw);
+  const { family, resolved, wrapper } = resolveLanguageModel(modelRaw);
   const store = await TensorStore.open(absDir);
   try {
+    const prefix = wrapper ? languageModelPrefix((name) => store.tensor(name) !== undefined) : undefined;
     // fused gate_up tensors dropped by factored output still decide the layout's form
     const droppedFused = new Set<string>();
     if (block.storage === 'factored' && block.expertLayout === 'fused') {
-      resolved.moeLayers.forEach((isMoe, l) => isMoe && droppedFused.add(fillName(family.names.fused.gateUp, l)));
+      resolved.moeLayers.forEach((isMoe, l) => isMoe && droppedFused.add(storedName(prefix, fillName(family.names.fused.gateUp, l))));
     }
-    const layout = buildLayout(family, resolved, (name) => store.tensor(name) !== undefined || droppedFused.has(name));
+    const layout = buildLayout(family, resolved, (name) => store.tensor(name) !== undefined || droppedFused.has(name), prefix);
     const dropped = new Set<string>();
     if (block.storage === 'factored') {
       for (const l of block.layers) {

@@ -8,7 +8,7 @@ import { describeCheckpoint } from '../../src/checkpoint/describe.js';
 import { parameterCounts } from '../../src/checkpoint/counts.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { unrunnableReason } from '../../src/checkpoint/runnable.js';
-import { familyByName, familyForConfig, supportedModelTypes } from '../../src/checkpoint/registry.js';
+import { familyByName, familyForConfig, resolveLanguageModel, supportedModelTypes } from '../../src/checkpoint/registry.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
 import type { MlpNames } from '../../src/checkpoint/types.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
@@ -40,10 +40,10 @@ describe('registry', () => {
     expect(() => familyForConfig({ model_type: 3 })).toThrow(CheckpointError);
   });
 
-  it('refuses Mistral Small 4’s multimodal wrapper (mistral3), whose text model alone (mistral4) it reads', () => {
+  it('sends a multimodal wrapper it reads (mistral3) to resolveLanguageModel', () => {
     const wrapped = { model_type: 'mistral3', architectures: ['Mistral3ForConditionalGeneration'], text_config: { model_type: 'mistral4' } };
     expect(() => familyForConfig(wrapped)).toThrow(CheckpointError);
-    expect(() => familyForConfig(wrapped)).toThrow(/unsupported model_type 'mistral3'; supported model types: .*mistral4/);
+    expect(() => familyForConfig(wrapped)).toThrow(/'mistral3' is a multimodal checkpoint: .* resolveLanguageModel/);
   });
 });
 
@@ -322,6 +322,24 @@ describe('normalisation from the real key names', () => {
     } finally {
       await ckpt.close();
     }
+  });
+
+  it('a multimodal checkpoint: a listed wrapper gives its text_config’s family with the wrapper’s tying; others are refused naming the wrapper', () => {
+    const rope = { rope_type: 'yarn', rope_theta: 10000, factor: 128, original_max_position_embeddings: 8192, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1, llama_4_scaling_beta: 0.1 };
+    const text = { model_type: 'mistral4', num_hidden_layers: 2, tie_word_embeddings: false, rope_parameters: rope };
+    const { family, resolved, wrapper } = resolveLanguageModel({ model_type: 'mistral3', architectures: ['Mistral3ForConditionalGeneration'], text_config: text });
+    expect(family.family).toBe('mistral4');
+    expect(wrapper?.modelType).toBe('mistral3');
+    expect(resolved.config.multimodalWrapper).toMatchObject({ modelType: 'mistral3', raw: { architectures: ['Mistral3ForConditionalGeneration'] } });
+    // transformers ties by the wrapper's tie_word_embeddings, whose Mistral3Config default is true, not by text_config's
+    expect(resolved.config.tieWordEmbeddings).toBe(true);
+    expect(resolveLanguageModel({ model_type: 'mistral3', text_config: text, tie_word_embeddings: false }).resolved.config.tieWordEmbeddings).toBe(false);
+    // an ordinary config is its own language model
+    expect(resolveLanguageModel(text).wrapper).toBeNull();
+    expect(() => resolveLanguageModel({ model_type: 'mistral3' })).toThrow(/'text_config': a Mistral 3 vision-language .* needs its language model's config there/);
+    expect(() => resolveLanguageModel({ model_type: 'mistral3', text_config: { model_type: 'ministral3' } })).toThrow(/text_config has model_type "ministral3"; rfid-moe reads .* whose language model is mistral4/);
+    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: mistral3/);
+    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'llama' } })).toThrow(/unsupported model_type 'llava'; supported model types:/);
   });
 
   it('Solar Open: GLM-4.5’s routing and shared expert in every layer, Llama’s attention over whole heads', () => {

@@ -31,7 +31,7 @@ function block(storage: 'factored' | 'dense', raw: Record<string, unknown>): Rfi
     layers: [],
     files: {},
     sourceSha256: { layers: [], rest: 's' },
-    source: modelIdentity(raw),
+    source: modelIdentity({ raw }),
   };
 }
 

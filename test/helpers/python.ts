@@ -110,6 +110,8 @@ export interface HfJobResult {
   probs?: number[][];
   /** quantize_fp8: the weights stored as block FP8 */
   quantized?: string[];
+  /** wrap: every tensor name of the written checkpoint */
+  tensors?: string[];
 }
 
 export type HfJob =
@@ -131,7 +133,9 @@ export type HfJob =
       badWordsIds?: number[][];
     }
   | { op: 'warp'; logits: number[][]; temperature: number; topK: number; topP: number; minP: number | null; typicalP?: number }
-  | { op: 'quantize_fp8'; model: string; out: string; block: [number, number]; partialBlocks?: boolean; dequantizedOut?: string; scheme?: 'fp8' | 'compressed-tensors-channel' };
+  | { op: 'quantize_fp8'; model: string; out: string; block: [number, number]; partialBlocks?: boolean; dequantizedOut?: string; scheme?: 'fp8' | 'compressed-tensors-channel' }
+  /** the model as the language model of a multimodal checkpoint transformers builds and saves (scripts/hf_reference.py wrap_job) */
+  | { op: 'wrap'; model: string; out: string; wrapper: 'mistral3'; prefix: 'release' | 'module'; tie: boolean | null; seed?: number };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
 export function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {

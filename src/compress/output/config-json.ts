@@ -22,6 +22,7 @@ import path from 'node:path';
 import { FACTORED_ARCHITECTURE, FACTORED_MODEL_TYPE } from '../../checkpoint/registry.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import type { RfidBlock } from './block.js';
+import type { ModelConfig } from '../../checkpoint/types.js';
 import { CONFIG_BLOCK_KEY, CONFIG_FILE } from './names.js';
 import { RfidMoeError } from '../../errors.js';
 
@@ -178,7 +179,9 @@ export function outputConfigText(sourceText: string, block: RfidBlock): string {
 }
 
 /** The model's own identity (model_type, architectures) as transformers knows it, from a source config. */
-export function modelIdentity(raw: Record<string, unknown>): NonNullable<RfidBlock['source']> {
+export function modelIdentity(config: Pick<ModelConfig, 'raw' | 'multimodalWrapper'>): NonNullable<RfidBlock['source']> {
+  // a multimodal checkpoint's own, not its language model's (config.raw is that one's text_config)
+  const raw = config.multimodalWrapper?.raw ?? config.raw;
   const modelType = typeof raw.model_type === 'string' ? raw.model_type : '';
   const arch = raw.architectures;
   return { modelType, ...(Array.isArray(arch) && arch.every((a) => typeof a === 'string') ? { architectures: arch as string[] } : {}) };

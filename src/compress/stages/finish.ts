@@ -94,7 +94,7 @@ export async function finishOutput(a: FinishArgs): Promise<CompressionReport> {
     sourceSha256,
   });
   // config.json keeps the source's text (every value with its lexical type) plus the block
-  const configText = outputConfigText(await sourceConfigText(ckpt.dir, ckpt.config.raw), block);
+  const configText = outputConfigText(await sourceConfigText(ckpt.dir, ckpt.config.multimodalWrapper?.raw ?? ckpt.config.raw), block);
   const config = JSON.parse(configText) as Record<string, unknown>;
 
   // verify

@@ -15,13 +15,17 @@ import { CHAT_TEMPLATE_DIR, NAME_TEMPLATES } from '../output/names.js';
 import { recipeFingerprint, type Recipe } from '../recipe.js';
 import type { CalibrationPlan } from './calibrate.js';
 import { moeLayers } from './plan.js';
+import { layersPrefix } from '../../checkpoint/layout.js';
 
-/** Tensors of each shard: decoder layer l → shard l, everything else → the last shard. */
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Tensors of each shard: decoder layer l → shard l, everything else (a multimodal model's vision tower too) → the last shard. */
 export function tensorsByShard(ckpt: Checkpoint): string[][] {
   const L = ckpt.config.numLayers;
   const shards: string[][] = Array.from({ length: L + 1 }, () => []);
+  const layerName = new RegExp(`^${escapeRegExp(layersPrefix(ckpt.layout))}(\\d+)\\.`);
   for (const name of ckpt.tensorNames()) {
-    const m = /^model\.layers\.(\d+)\./.exec(name);
+    const m = layerName.exec(name);
     const l = m ? Number(m[1]) : L;
     shards[l < L ? l : L].push(name);
   }
@@ -77,7 +81,7 @@ export function rfidBlock(args: {
     calibration: { source: args.calibration.source, description: args.calibration.description, statsSha256: args.statsSha256 },
     tensorNames: { basis: NAME_TEMPLATES.basis, coefficients: NAME_TEMPLATES.coefficients, residual: NAME_TEMPLATES.residual },
     layers: args.layers,
-    source: modelIdentity(ckpt.config.raw),
+    source: modelIdentity(ckpt.config),
     files: args.files,
     sourceSha256: args.sourceSha256,
   };

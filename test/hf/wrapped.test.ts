@@ -1,0 +1,172 @@
+/**
+ * A language model inside a multimodal checkpoint (src/checkpoint/wrapped.ts), against the real
+ * client: transformers builds and saves a Mistral3ForConditionalGeneration (a tiny Pixtral vision
+ * tower and projector) around a Mistral Small 4 fixture's weights (scripts/hf_reference.py
+ * wrap_job), once under the releases' names (language_model.model.…, its own lm_head) and once
+ * under transformers' module names (model.language_model.…) with tie_word_embeddings left to the
+ * wrapper's default, which ties.
+ *
+ * - rfid-moe opens it as its language model: the logits on text and the greedy tokens equal
+ *   transformers' on the multimodal model;
+ * - the dense output, and densify of the factored one, load there as the same multimodal model
+ *   with nothing missing or unexpected and give the runtime's logits; the factored output is
+ *   refused naming rfid-moe;
+ * - every tensor outside the language model (vision tower, projector) reaches the outputs with
+ *   the same values, and each decoder layer keeps a shard of its own.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openCheckpoint, openTensorSource } from '../../src/checkpoint/open.js';
+import { compress } from '../../src/compress/pipeline.js';
+import { densify } from '../../src/compressed/densify.js';
+import { createTsEngine } from '../../src/engine/ts/index.js';
+import type { Engine } from '../../src/engine/types.js';
+import { writeRoutingStats } from '../../src/routing-stats/schema.js';
+import { countRouting } from '../../src/routing-stats/counter.js';
+import { batchFromPadded } from '../../src/runtime/index.js';
+import { generateAll } from '../../src/runtime/generation/generate.js';
+import { makeTransformersCheckpoint } from '../helpers/fixtures.js';
+import { syntheticStats, tempDir } from '../compress/helpers.js';
+import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { repoRoot } from '../helpers/shared-data.js';
+
+const golden = JSON.parse(await readFile(path.join(repoRoot, 'test', 'golden', 'runtime', 'families.json'), 'utf8')) as { ids: number[][]; mask: number[][] };
+
+interface WrapCase {
+  name: string;
+  prefix: 'release' | 'module';
+  tie: boolean | null;
+  /** where the language model's layers are stored */
+  layers: string;
+}
+
+const CASES: WrapCase[] = [
+  { name: 'mistral3-release-names', prefix: 'release', tie: false, layers: 'language_model.model.layers.' },
+  { name: 'mistral3-module-names-tied', prefix: 'module', tie: null, layers: 'model.language_model.layers.' },
+];
+const GREEDY_TOKENS = 16;
+
+describeWithTransformers('a language model inside a multimodal checkpoint, against transformers', () => {
+  let engine: Engine;
+  let root: Awaited<ReturnType<typeof tempDir>>;
+  const ours = new Map<string, Float32Array>();
+  const oursGreedy = new Map<string, number[]>();
+  const hf = new Map<string, HfJobResult>();
+  const sources = new Map<string, string>();
+  let versions = '';
+
+  beforeAll(async () => {
+    engine = createTsEngine({ threads: 1 });
+    root = await tempDir('hf-wrapped');
+    const text = path.join(root.dir, 'text');
+    // transformers reads Mistral 4's experts fused only
+    await makeTransformersCheckpoint(text, 'mistral4', { seed: 47, topK: 3, fusedExperts: true });
+    const wrapJobs: HfJob[] = CASES.map((c) => ({ op: 'wrap', model: text, out: path.join(root.dir, c.name), wrapper: 'mistral3', prefix: c.prefix, tie: c.tie, seed: 3 }));
+    const wrapped = await runHfJobs(wrapJobs);
+    wrapped.results.forEach((r, i) => {
+      if (!r.ok) throw new Error(`wrapping ${CASES[i].name} failed: ${r.type}: ${r.error}`);
+    });
+    const jobs: Array<{ key: string; job: HfJob }> = [];
+    const prompt = golden.ids[0].filter((_, i) => golden.mask[0][i] === 1);
+    for (const c of CASES) {
+      const model = path.join(root.dir, c.name);
+      sources.set(c.name, model);
+      const ckpt = await openCheckpoint(model);
+      try {
+        ours.set(`${c.name}/source`, (await countRouting(ckpt, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!);
+        oursGreedy.set(c.name, (await generateAll(ckpt, engine, prompt, { temperature: 0, maxNewTokens: GREEDY_TOKENS })).tokens);
+        const stats = `${model}-stats.json`;
+        await writeRoutingStats(stats, syntheticStats(ckpt));
+        const recipe = { retain: 0.5, groupSize: 3, residual: { share: 0.05 } };
+        await compress(ckpt, recipe, { out: `${model}-dense`, stats, engine, storage: 'dense', evaluation: false });
+        await compress(ckpt, recipe, { out: `${model}-factored`, stats, engine, evaluation: false });
+      } finally {
+        await ckpt.close();
+      }
+      await densify(`${model}-factored`, { out: `${model}-densified`, engine });
+      const dense = await openCheckpoint(`${model}-dense`);
+      try {
+        ours.set(`${c.name}/dense`, (await countRouting(dense, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!);
+      } finally {
+        await dense.close();
+      }
+      for (const kind of ['source', 'dense', 'densified'] as const)
+        jobs.push({ key: `${c.name}/${kind}`, job: { op: 'logits', model: kind === 'source' ? model : `${model}-${kind}`, ids: golden.ids, mask: golden.mask } });
+      jobs.push({ key: `${c.name}/greedy`, job: { op: 'generate', model, ids: prompt, maxNewTokens: GREEDY_TOKENS } });
+      jobs.push({ key: `${c.name}/factored`, job: { op: 'load', model: `${model}-factored` } });
+    }
+    const run = await runHfJobs(jobs.map((j) => j.job));
+    versions = `transformers ${run.transformers}, torch ${run.torch}`;
+    jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
+  }, 600_000);
+
+  afterAll(async () => {
+    engine?.dispose();
+    await root?.cleanup();
+  });
+
+  for (const c of CASES) {
+    it(`${c.name}: opened as its language model, whose logits and greedy tokens equal transformers' multimodal model's`, async () => {
+      const ckpt = await openCheckpoint(sources.get(c.name)!);
+      try {
+        expect(ckpt.config.multimodalWrapper?.modelType).toBe('mistral3');
+        expect(ckpt.config.family).toBe('mistral4');
+        expect(ckpt.layout.embed).toBe(`${c.layers.replace(/layers\.$/, '')}embed_tokens.weight`);
+        expect(ckpt.layout.layers[1].moe?.router).toBe(`${c.layers}1.mlp.gate.weight`);
+        // the wrapper's tie_word_embeddings (its class's default, true, where config.json has none), not text_config's
+        expect(ckpt.config.tieWordEmbeddings).toBe(c.tie ?? true);
+        expect(ckpt.layout.lmHead).toBe(c.tie ?? true ? ckpt.layout.embed : c.prefix === 'release' ? 'language_model.lm_head.weight' : 'lm_head.weight');
+      } finally {
+        await ckpt.close();
+      }
+      const r = hf.get(`${c.name}/source`)!;
+      expect(r.error, versions).toBeUndefined();
+      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+      expect(relativeError(ours.get(`${c.name}/source`)!, r.logits!)).toBeLessThan(1e-4);
+      const greedy = hf.get(`${c.name}/greedy`)!;
+      expect(greedy.error, versions).toBeUndefined();
+      expect(oursGreedy.get(c.name)).toEqual(greedy.generated);
+    });
+
+    it(`${c.name}: the dense and densified outputs load there as the multimodal model with the runtime's logits; the factored one is refused`, () => {
+      for (const kind of ['dense', 'densified'] as const) {
+        const r = hf.get(`${c.name}/${kind}`)!;
+        expect(r.error, `${kind}: ${versions}`).toBeUndefined();
+        expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
+        expect(relativeError(ours.get(`${c.name}/dense`)!, r.logits!)).toBeLessThan(1e-4);
+      }
+      const factored = hf.get(`${c.name}/factored`)!;
+      expect(factored.ok).toBe(false);
+      expect(factored.error).toMatch(/rfid-moe/);
+    });
+
+    it(`${c.name}: the vision tower and projector reach the outputs unchanged, and each decoder layer has a shard of its own`, async () => {
+      const source = await openCheckpoint(sources.get(c.name)!);
+      try {
+        const outside = source.tensorNames().filter((n) => !n.includes('language_model'));
+        expect(outside.some((n) => n.includes('vision_tower'))).toBe(true);
+        expect(outside.some((n) => n.includes('multi_modal_projector'))).toBe(true);
+        for (const kind of ['dense', 'factored', 'densified'] as const) {
+          const dir = `${sources.get(c.name)!}-${kind}`;
+          const out = await openTensorSource(dir);
+          try {
+            for (const name of outside) expect(Array.from(await out.readF32(name)), `${kind} ${name}`).toEqual(Array.from(await source.readF32(name)));
+          } finally {
+            await out.close();
+          }
+          const index = JSON.parse(await readFile(path.join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+          const shardOf = (prefix: string) => new Set(Object.entries(index.weight_map).filter(([n]) => n.startsWith(prefix)).map(([, f]) => f));
+          const layer0 = shardOf(`${c.layers}0.`);
+          const layer1 = shardOf(`${c.layers}1.`);
+          expect(layer0.size).toBe(1);
+          expect(layer1.size).toBe(1);
+          expect([...layer0][0]).not.toBe([...layer1][0]);
+          expect(shardOf(outside.find((n) => n.includes('vision_tower'))!).has([...layer1][0])).toBe(false);
+        }
+      } finally {
+        await source.close();
+      }
+    });
+  }
+});
