@@ -51,41 +51,36 @@ afterAll(async () => {
 });
 
 describe('inspect <dir> --json', () => {
-  it('reports the right counts for every family (per-expert, fused and sharded forms)', async () => {
-    const variants = FIXTURE_FAMILIES.map((family, i) => ({
+  // one CLI process per family, each its own test: all of them at once outgrew one test's time limit on two cores
+  const variants = FIXTURE_FAMILIES.map((family, i) => ({
+    family,
+    // rotate the storage form over the families so every form goes through the CLI
+    opts: [{}, { fusedExperts: true }, { maxShardBytes: 16384 }][i % 3],
+  }));
+  it.each(variants)('reports the right counts for $family (per-expert, fused and sharded forms rotate over the families)', async ({ family, opts }) => {
+    const fixture = await makeTinyCheckpoint(scratch.sub(`json-${family}`), family, { seed: 5, ...opts });
+    const result = await inspect(fixture.dir, '--json');
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    const out = JSON.parse(result.stdout) as Record<string, unknown> & { parameters: Record<string, number>; layers: Array<{ experts: number }> };
+    const truth = independentCounts(fixture.config);
+    expect(out).toMatchObject({
+      ok: true,
+      type: 'checkpoint',
       family,
-      // rotate the storage form over the families so every form goes through the CLI
-      opts: [{}, { fusedExperts: true }, { maxShardBytes: 16384 }][i % 3],
-    }));
-    const results = await Promise.all(
-      variants.map(async ({ family, opts }) => {
-        const fixture = await makeTinyCheckpoint(scratch.sub(`json-${family}`), family, { seed: 5, ...opts });
-        return { family, fixture, result: await inspect(fixture.dir, '--json') };
-      }),
-    );
-    for (const { family, fixture, result } of results) {
-      expect(result.code, result.stdout + result.stderr).toBe(0);
-      const out = JSON.parse(result.stdout) as Record<string, unknown> & { parameters: Record<string, number>; layers: Array<{ experts: number }> };
-      const truth = independentCounts(fixture.config);
-      expect(out).toMatchObject({
-        ok: true,
-        type: 'checkpoint',
-        family,
-        modelType: family,
-        numLayers: fixture.config.num_hidden_layers,
-        moeLayers: truth.moeLayers,
-        denseLayers: truth.denseLayers,
-        numExperts: truth.numExperts,
-        topK: truth.topK,
-        expertShapes: { gate: [truth.expertWidth, 32], up: [truth.expertWidth, 32], down: [32, truth.expertWidth] },
-        dtypes: { F32: fixture.tensors.length },
-        validation: { ok: true, tensorsChecked: fixture.tensors.length, unusedTensors: [] },
-      });
-      expect(out.layers.map((l) => l.experts)).toEqual(Array.from({ length: fixture.config.num_hidden_layers as number }, (_, l) => (truth.moeLayers.includes(l) ? truth.numExperts : 0)));
-      expect(out.parameters).toMatchObject({ total: truth.total, experts: truth.experts, routedGateUp: truth.routedGateUp, sharedExperts: truth.sharedExperts, routers: truth.routers });
-      const sharded = (out.shardCount as number) > 1;
-      expect(sharded, family).toBe('maxShardBytes' in (variants.find((v) => v.family === family)!.opts));
-    }
+      modelType: family,
+      numLayers: fixture.config.num_hidden_layers,
+      moeLayers: truth.moeLayers,
+      denseLayers: truth.denseLayers,
+      numExperts: truth.numExperts,
+      topK: truth.topK,
+      expertShapes: { gate: [truth.expertWidth, 32], up: [truth.expertWidth, 32], down: [32, truth.expertWidth] },
+      dtypes: { F32: fixture.tensors.length },
+      validation: { ok: true, tensorsChecked: fixture.tensors.length, unusedTensors: [] },
+    });
+    expect(out.layers.map((l) => l.experts)).toEqual(Array.from({ length: fixture.config.num_hidden_layers as number }, (_, l) => (truth.moeLayers.includes(l) ? truth.numExperts : 0)));
+    expect(out.parameters).toMatchObject({ total: truth.total, experts: truth.experts, routedGateUp: truth.routedGateUp, sharedExperts: truth.sharedExperts, routers: truth.routers });
+    const sharded = (out.shardCount as number) > 1;
+    expect(sharded, family).toBe('maxShardBytes' in opts);
   });
 
   it('prints a human summary by default', async () => {
