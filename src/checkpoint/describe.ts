@@ -12,7 +12,7 @@ import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
 import { slidingWindowOf } from './sliding-window.js';
-import type { Checkpoint, ClampedSwiGlu, Llama4QueryScale, ModelConfig, Multipliers } from './types.js';
+import type { Checkpoint, ClampedSwiGlu, Llama4QueryScale, ModelConfig, Multipliers, NormPlacement } from './types.js';
 
 export interface LayerDescription {
   index: number;
@@ -46,10 +46,8 @@ export interface CheckpointDescription {
   llama4QueryScale?: Llama4QueryScale;
   /** sliding-window attention: the window, and the layers that use it; absent where every layer attends to all earlier positions */
   slidingWindow?: { size: number; layers: number[] };
-  /** FlexOlmo: norms after the attention and the MLP instead of before them (ModelConfig.postNorms) */
-  postNorms?: true;
-  /** A.X K1: a norm on each MoE block's output (ModelConfig.moeOutputNorm) */
-  moeOutputNorm?: true;
+  /** where each layer's norms sit (ModelConfig.norms); absent: Llama's, one before each sublayer */
+  norms?: NormPlacement;
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
   /** GraniteMoE-SWA: each layer's RoPE base (0: none), where the rotating layers' bases differ (ModelConfig.layerRopeThetas) */
@@ -140,8 +138,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.slidingWindow !== undefined
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
-    ...(c.postNorms ? { postNorms: true as const } : {}),
-    ...(c.moeOutputNorm ? { moeOutputNorm: true as const } : {}),
+    ...(c.norms !== undefined ? { norms: c.norms } : {}),
     ...(c.nopeLayers !== undefined ? { nopeLayers: c.nopeLayers.flatMap((none, l) => (none ? [l] : [])) } : {}),
     ...(c.layerRopeThetas !== undefined ? { layerRopeThetas: [...c.layerRopeThetas] } : {}),
     ...(c.sparseAttention !== undefined

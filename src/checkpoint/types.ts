@@ -146,17 +146,10 @@ export interface ModelConfig {
    */
   expertActivation?: ClampedSwiGlu;
   /**
-   * FlexOlmo (OLMo 2's layout): no norm before the attention or the MLP; each one's output is
-   * RMS-normalised (post_attention_layernorm, post_feedforward_layernorm) before it is added to the
-   * residual stream. Absent: norms before each sublayer (input_layernorm, post_attention_layernorm).
+   * Where each decoder layer's RMS norms sit around its attention and MLP (NormPlacement); absent:
+   * Llama's, one on each sublayer's input (input_layernorm, post_attention_layernorm).
    */
-  postNorms?: boolean;
-  /**
-   * A.X K1: the MoE block's output (routed experts plus shared experts) is RMS-normalised
-   * (post_mlp_layernorm) before it is added to the residual stream, in MoE layers only; the norms
-   * before each sublayer stay. Absent: no norm on the MLP's output (unless postNorms).
-   */
-  moeOutputNorm?: boolean;
+  norms?: NormPlacement;
   /**
    * Mistral 4 (Llama 4's attention scaling, transformers' get_llama_4_attn_scale): every query is
    * multiplied by 1 + beta·ln(1 + ⌊position / originalMaxPositions⌋) after RoPE, so positions past
@@ -204,6 +197,22 @@ export interface SlidingWindow {
   size: number;
   layers?: readonly boolean[];
 }
+
+/**
+ * The RMS norms of a decoder layer by site: on a sublayer's input (the sublayer reads the
+ * normalised stream, the residual stays as it was) or on its output (normalised before it is added
+ * to the residual stream). Llama: both inputs. FlexOlmo (OLMo 2's layout): both outputs only.
+ * A.X K1: both inputs, and the MLP's output in MoE layers. AFMoE: all four (sandwich norms).
+ */
+export interface NormPlacement {
+  attentionInput: boolean;
+  attentionOutput: boolean;
+  mlpInput: boolean;
+  /** 'moe': in MoE layers only */
+  mlpOutput: boolean | 'moe';
+}
+
+export type NormSite = keyof NormPlacement;
 
 /** gpt-oss's expert activation (ModelConfig.expertActivation); its projections carry biases. */
 export interface ClampedSwiGlu {
@@ -358,12 +367,8 @@ export interface FusedExpertNames {
 export interface LayerLayout {
   index: number;
   kind: 'moe' | 'dense';
-  /** the attention input's norm; absent where the config places norms after the sublayers (ModelConfig.postNorms) */
-  inputNorm?: string;
-  /** the MLP input's norm, or with postNorms the attention output's */
-  postAttentionNorm: string;
-  /** the MLP output's norm: every layer's with postNorms, the MoE layers' with moeOutputNorm */
-  postFeedforwardNorm?: string;
+  /** the layer's norm weights by site, each where the config places one (ModelConfig.norms) */
+  norms: Partial<Record<NormSite, string>>;
   attention: AttentionNames;
   moe?: MoeNames;
   dense?: MlpNames;

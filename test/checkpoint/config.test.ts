@@ -259,14 +259,12 @@ describe('normalisation from the real key names', () => {
     const family = familyByName('flex_olmo');
     // FlexOlmo-7x7B-1T's proportions, transformers' defaults
     const { config, moeLayers } = family.resolveConfig({ model_type: 'flex_olmo', num_hidden_layers: 32 });
-    expect(config).toMatchObject({ numExperts: 7, topK: 5, expertIntermediateSize: 11008, qkNorm: 'whole', postNorms: true, normTopkProb: false, ropeTheta: 500000, eosTokenId: 100257 });
+    expect(config).toMatchObject({ numExperts: 7, topK: 5, expertIntermediateSize: 11008, qkNorm: 'whole', norms: { attentionInput: false, attentionOutput: true, mlpInput: false, mlpOutput: true }, normTopkProb: false, ropeTheta: 500000, eosTokenId: 100257 });
     expect(moeLayers.every(Boolean)).toBe(true);
     const { ckpt } = await openFixture('flex_olmo', { seed: 1 });
     try {
       const layer = ckpt.layout.layers[1];
-      expect(layer.inputNorm).toBeUndefined();
-      expect(layer.postAttentionNorm).toBe('model.layers.1.post_attention_layernorm.weight');
-      expect(layer.postFeedforwardNorm).toBe('model.layers.1.post_feedforward_layernorm.weight');
+      expect(layer.norms).toEqual({ attentionOutput: 'model.layers.1.post_attention_layernorm.weight', mlpOutput: 'model.layers.1.post_feedforward_layernorm.weight' });
     } finally {
       await ckpt.close();
     }
@@ -307,7 +305,7 @@ describe('normalisation from the real key names', () => {
     expect(config).toMatchObject({
       hiddenSize: 7168, numLayers: 61, numHeads: 64, vocabSize: 163840, attention: 'mla',
       numExperts: 192, topK: 8, expertIntermediateSize: 2048, denseIntermediateSize: 18432, sharedExpertIntermediateSize: 2048,
-      topkMethod: 'noaux_tc', nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5, moeOutputNorm: true, bosTokenId: 163691, eosTokenId: 163691,
+      topkMethod: 'noaux_tc', nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5, norms: { attentionInput: true, attentionOutput: false, mlpInput: true, mlpOutput: 'moe' }, bosTokenId: 163691, eosTokenId: 163691,
     });
     expect(config.mla).toMatchObject({ qLoraRank: 1536, kvLoraRank: 512, ropeInterleave: true });
     expect(moeLayers[0]).toBe(false);
@@ -316,9 +314,8 @@ describe('normalisation from the real key names', () => {
     expect(() => family.resolveConfig({ model_type: 'axk1', q_lora_rank: null })).toThrow(/'q_lora_rank'/);
     const { ckpt } = await openFixture('axk1', { seed: 1 });
     try {
-      expect(ckpt.layout.layers[0].postFeedforwardNorm).toBeUndefined();
-      expect(ckpt.layout.layers[0].inputNorm).toBe('model.layers.0.input_layernorm.weight');
-      expect(ckpt.layout.layers[1].postFeedforwardNorm).toBe('model.layers.1.post_mlp_layernorm.weight');
+      expect(ckpt.layout.layers[0].norms).toEqual({ attentionInput: 'model.layers.0.input_layernorm.weight', mlpInput: 'model.layers.0.post_attention_layernorm.weight' });
+      expect(ckpt.layout.layers[1].norms.mlpOutput).toBe('model.layers.1.post_mlp_layernorm.weight');
     } finally {
       await ckpt.close();
     }
