@@ -54,7 +54,7 @@ export interface CheckpointDescription {
   layerRopeThetas?: number[];
   /** DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, and the layers that run one */
   sparseAttention?: { indexTopK: number; indexerLayers: number[] };
-  /** GraniteMoE's scalar multipliers; absent where the family has none */
+  /** GraniteMoE's scalar multipliers, AFMoE's muP embedding scale; absent where the family has none */
   multipliers?: Multipliers;
   /** FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16): how they are stored; absent for float checkpoints */
   fp8Blocks?: { method: 'fp8' | 'compressed-tensors'; block: [number, number] | null };
@@ -72,6 +72,8 @@ export interface CheckpointDescription {
    * gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k)
    */
   routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax';
+  /** AFMoE: the heads' output multiplied by sigmoid(gate_proj(x)) before o_proj (ModelConfig.attentionOutputGate) */
+  attentionOutputGate?: true;
   /** gpt-oss: a sink logit per head in every attention softmax; absent where the family has none */
   attentionSinks?: true;
   /** gpt-oss's expert activation (with biases on the experts' projections); absent: SwiGLU without biases */
@@ -151,6 +153,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...(c.attentionSinks ? { attentionSinks: true as const } : {}),
+    ...(c.attentionOutputGate ? { attentionOutputGate: true as const } : {}),
     ...(c.expertActivation !== undefined ? { expertActivation: c.expertActivation } : {}),
     ...fp8Description(c.raw),
     ...mxfp4Description(c.raw),

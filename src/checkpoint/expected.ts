@@ -64,6 +64,7 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
   add(a.o, [H, qWidth]);
   if (a.oBias) add(a.oBias, [H]);
   if (a.sinks) add(a.sinks, [config.numHeads]);
+  if (a.outputGate) add(a.outputGate, [qWidth, H]);
   if (a.qBias) add(a.qBias, [qWidth]);
   if (a.kBias) add(a.kBias, [kvWidth]);
   if (a.vBias) add(a.vBias, [kvWidth]);

@@ -34,6 +34,8 @@ export interface TensorNameTemplates {
     oBias?: string;
     /** used where the config sets attentionSinks (gpt-oss) */
     sinks?: string;
+    /** used where the config sets attentionOutputGate (AFMoE) */
+    outputGate?: string;
   };
   mla?: {
     qProj: string;

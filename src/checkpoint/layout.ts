@@ -30,6 +30,7 @@ function attentionNames(family: Family, config: ModelConfig, layer: number): Att
   }
   if (config.oBias && t.oBias) names.oBias = fillName(t.oBias, layer);
   if (config.attentionSinks && t.sinks) names.sinks = fillName(t.sinks, layer);
+  if (config.attentionOutputGate && t.outputGate) names.outputGate = fillName(t.outputGate, layer);
   if (config.qkNorm !== 'none' && t.qNorm && t.kNorm) {
     names.qNorm = fillName(t.qNorm, layer);
     names.kNorm = fillName(t.kNorm, layer);

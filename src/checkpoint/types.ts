@@ -33,7 +33,8 @@ export type FamilyName =
   | 'gpt_oss'
   | 'solar_open'
   | 'axk1'
-  | 'hy_v3';
+  | 'hy_v3'
+  | 'afmoe';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -122,9 +123,11 @@ export interface ModelConfig {
    */
   sparseAttention?: SparseAttentionConfig;
   /**
-   * Granite's scalar multipliers (absent: none, the Llama lineage's plain sums and 1/√head_dim):
-   * embeddings × embedding, each attention and MLP output × residual before it is added, the
-   * softmax scaled by attention instead of 1/√head_dim, the logits divided by logits.
+   * Scalar multipliers on the Llama lineage's sums and scales, each where the family has it
+   * (absent: none, plain sums and 1/√head_dim): the embeddings × embedding (Granite's
+   * embedding_multiplier, AFMoE's muP √hidden_size), each attention and MLP output × residual
+   * before it is added, the softmax scaled by attention instead of 1/√head_dim, the logits
+   * divided by logits (Granite's other three).
    */
   multipliers?: Multipliers;
   /** o_proj carries a bias too (gpt-oss: attention_bias covers all four projections) */
@@ -157,6 +160,12 @@ export interface ModelConfig {
    * the only attention whose family sets it. Absent: queries unscaled.
    */
   llama4QueryScale?: Llama4QueryScale;
+  /**
+   * AFMoE's gated attention: the heads' output is multiplied element-wise by sigmoid(x·gateᵀ),
+   * x the attention's input and gate `self_attn.gate_proj` [numHeads·headDim, hidden], before
+   * o_proj. Absent: ungated.
+   */
+  attentionOutputGate?: boolean;
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
@@ -229,14 +238,14 @@ export interface Llama4QueryScale {
   originalMaxPositions: number;
 }
 
-/** GraniteMoE's config multipliers (embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling). */
+/** The scalar multipliers of ModelConfig.multipliers, each where the family has it. */
 export interface Multipliers {
-  embedding: number;
-  residual: number;
+  embedding?: number;
+  residual?: number;
   /** the softmax's scale itself (in place of 1/√head_dim) */
-  attention: number;
+  attention?: number;
   /** the logits are divided by this */
-  logits: number;
+  logits?: number;
 }
 
 export interface MlaConfig {
@@ -291,6 +300,8 @@ export interface AttentionNames {
   oBias?: string;
   /** gpt-oss: the attention sinks [numHeads] */
   sinks?: string;
+  /** AFMoE: the gate on the heads' output [numHeads·headDim, hidden] (ModelConfig.attentionOutputGate) */
+  outputGate?: string;
   /**
    * DeepSeek-V2 MLA tensors (present iff config.attention === 'mla'). Then `q` is the query
    * projection (q_proj, or q_b_proj with q-LoRA), `k` is kv_a_proj_with_mqa, `v` is kv_b_proj:

@@ -156,7 +156,7 @@ export class CheckpointWeights implements WeightProvider {
     const a = layout.attention;
     if (a.mla) return this.mlaAttention(a.mla, a.o, a.indexer);
     const read = (name: string | undefined) => this.readOptional(name);
-    const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks] = await Promise.all([
+    const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks, outputGate] = await Promise.all([
       this.matrix(a.q),
       this.matrix(a.k),
       this.matrix(a.v),
@@ -168,8 +168,9 @@ export class CheckpointWeights implements WeightProvider {
       read(a.kNorm),
       read(a.oBias),
       read(a.sinks),
+      a.outputGate ? this.matrix(a.outputGate) : undefined,
     ]);
-    return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, ...(oBias ? { oBias } : {}), ...(sinks ? { sinks } : {}) };
+    return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, ...(oBias ? { oBias } : {}), ...(sinks ? { sinks } : {}), ...(outputGate ? { outputGate } : {}) };
   }
 
   private async mlaAttention(names: MlaAttentionNames, o: string, indexerNames?: IndexerNames): Promise<MlaAttentionWeights> {
@@ -288,7 +289,7 @@ function matrixNames(layout: ModelLayout): string[] {
     const a = l.attention;
     // MLA's kv_b_proj is held f32 (MlaAttentionWeights)
     if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
-    else names.push(a.q, a.k, a.v, a.o);
+    else names.push(a.q, a.k, a.v, a.o, ...(a.outputGate ? [a.outputGate] : []));
     if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
     for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(...('gateUp' in mlp ? [mlp.gateUp, mlp.down] : [mlp.gate, mlp.up, mlp.down]));
   }

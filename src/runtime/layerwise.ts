@@ -90,12 +90,12 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   if (opts.finalNorm ?? true) {
     engine.kernels.rmsNorm(rows, h, x, await provider.finalNorm(), config.rmsNormEps, x);
     // Granite divides its logits by logits_scaling: the head is linear, so its input is divided instead
-    if (config.multipliers) scaleInPlace(x, 1 / config.multipliers.logits);
+    if (config.multipliers?.logits !== undefined) scaleInPlace(x, 1 / config.multipliers.logits);
   }
   return x;
 }
 
-/** The decoder's first hidden states: the tokens' embeddings (× Granite's embedding multiplier). */
+/** The decoder's first hidden states: the tokens' embeddings (× Granite's embedding multiplier, AFMoE's muP scale). */
 export async function embedTokens(provider: Pick<WeightProvider, 'embed'>, config: ModelConfig, ids: Int32Array): Promise<Float32Array> {
   const x = await provider.embed(ids);
   scaleInPlace(x, config.multipliers?.embedding);

@@ -79,6 +79,8 @@ export interface StandardAttentionWeights {
   oBias?: Float32Array;
   /** gpt-oss: one sink logit per query head [numHeads] (ModelConfig.attentionSinks) */
   sinks?: Float32Array;
+  /** AFMoE: the gate on the heads' output [numHeads·headDim, hidden] (ModelConfig.attentionOutputGate) */
+  outputGate?: Weights;
 }
 
 /**
