@@ -12,7 +12,7 @@ import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
 import { slidingWindowOf } from './sliding-window.js';
-import type { Checkpoint, ClampedSwiGlu, Llama4QueryScale, ModelConfig, Multipliers } from './types.js';
+import type { Checkpoint, ClampedSwiGlu, Llama4QueryScale, ModelConfig, Multipliers, NormPlacement } from './types.js';
 
 export interface LayerDescription {
   index: number;
@@ -48,17 +48,15 @@ export interface CheckpointDescription {
   llama4QueryScale?: Llama4QueryScale;
   /** sliding-window attention: the window, and the layers that use it; absent where every layer attends to all earlier positions */
   slidingWindow?: { size: number; layers: number[] };
-  /** FlexOlmo: norms after the attention and the MLP instead of before them (ModelConfig.postNorms) */
-  postNorms?: true;
-  /** A.X K1: a norm on each MoE block's output (ModelConfig.moeOutputNorm) */
-  moeOutputNorm?: true;
+  /** where each layer's norms sit (ModelConfig.norms); absent: Llama's, one before each sublayer */
+  norms?: NormPlacement;
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
   /** GraniteMoE-SWA: each layer's RoPE base (0: none), where the rotating layers' bases differ (ModelConfig.layerRopeThetas) */
   layerRopeThetas?: number[];
   /** DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, and the layers that run one */
   sparseAttention?: { indexTopK: number; indexerLayers: number[] };
-  /** GraniteMoE's scalar multipliers; absent where the family has none */
+  /** GraniteMoE's scalar multipliers, AFMoE's muP embedding scale; absent where the family has none */
   multipliers?: Multipliers;
   /** FP8 weights read dequantised to BF16 (`dtypes` counts them as BF16): how they are stored; absent for float checkpoints */
   fp8Blocks?: { method: 'fp8' | 'compressed-tensors'; block: [number, number] | null };
@@ -76,6 +74,8 @@ export interface CheckpointDescription {
    * gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k)
    */
   routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax';
+  /** AFMoE: the heads' output multiplied by sigmoid(gate_proj(x)) before o_proj (ModelConfig.attentionOutputGate) */
+  attentionOutputGate?: true;
   /** gpt-oss: a sink logit per head in every attention softmax; absent where the family has none */
   attentionSinks?: true;
   /** gpt-oss's expert activation (with biases on the experts' projections); absent: SwiGLU without biases */
@@ -143,8 +143,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.slidingWindow !== undefined
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
-    ...(c.postNorms ? { postNorms: true as const } : {}),
-    ...(c.moeOutputNorm ? { moeOutputNorm: true as const } : {}),
+    ...(c.norms !== undefined ? { norms: c.norms } : {}),
     ...(c.nopeLayers !== undefined ? { nopeLayers: c.nopeLayers.flatMap((none, l) => (none ? [l] : [])) } : {}),
     ...(c.layerRopeThetas !== undefined ? { layerRopeThetas: [...c.layerRopeThetas] } : {}),
     ...(c.sparseAttention !== undefined
@@ -157,6 +156,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...(c.attentionSinks ? { attentionSinks: true as const } : {}),
+    ...(c.attentionOutputGate ? { attentionOutputGate: true as const } : {}),
     ...(c.expertActivation !== undefined ? { expertActivation: c.expertActivation } : {}),
     ...fp8Description(c.raw),
     ...mxfp4Description(c.raw),

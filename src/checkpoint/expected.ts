@@ -64,6 +64,7 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
   add(a.o, [H, qWidth]);
   if (a.oBias) add(a.oBias, [H]);
   if (a.sinks) add(a.sinks, [config.numHeads]);
+  if (a.outputGate) add(a.outputGate, [qWidth, H]);
   if (a.qBias) add(a.qBias, [qWidth]);
   if (a.kBias) add(a.kBias, [kvWidth]);
   if (a.vBias) add(a.vBias, [kvWidth]);
@@ -124,11 +125,10 @@ export function expectedTensors(config: ModelConfig, layout: ModelLayout): Expec
   const H = config.hiddenSize;
   const out: ExpectedTensor[] = [{ name: layout.embed, shape: [config.vocabSize, H], role: 'embedding' }];
   for (const layer of layout.layers) {
-    if (layer.inputNorm) out.push({ name: layer.inputNorm, shape: [H], role: 'norm', layer: layer.index });
-    out.push(...attentionTensors(config, layer));
-    out.push({ name: layer.postAttentionNorm, shape: [H], role: 'norm', layer: layer.index });
-    out.push(...ffnTensors(config, layer));
-    if (layer.postFeedforwardNorm) out.push({ name: layer.postFeedforwardNorm, shape: [H], role: 'norm', layer: layer.index });
+    const norm = (name: string | undefined) => (name ? [{ name, shape: [H], role: 'norm' as const, layer: layer.index }] : []);
+    const n = layer.norms;
+    out.push(...norm(n.attentionInput), ...attentionTensors(config, layer), ...norm(n.attentionOutput));
+    out.push(...norm(n.mlpInput), ...ffnTensors(config, layer), ...norm(n.mlpOutput));
   }
   out.push({ name: layout.finalNorm, shape: [H], role: 'norm' });
   if (layout.lmHead !== layout.embed) out.push({ name: layout.lmHead, shape: [config.vocabSize, H], role: 'lm-head' });

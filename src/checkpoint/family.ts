@@ -7,7 +7,7 @@
  */
 import type { z } from 'zod';
 import { CheckpointError } from './errors.js';
-import type { FamilyName, FusedMlpNames, IndexerNames, MlpNames, ModelConfig } from './types.js';
+import type { FamilyName, FusedMlpNames, IndexerNames, MlpNames, ModelConfig, NormSite } from './types.js';
 
 /**
  * Tensor-name templates. `{l}` is replaced by the layer index and `{e}` by the expert index.
@@ -18,10 +18,8 @@ export interface TensorNameTemplates {
   embed: string;
   finalNorm: string;
   lmHead: string;
-  inputNorm: string;
-  postAttentionNorm: string;
-  /** the MLP output's norm, where the config sets postNorms (FlexOlmo) or moeOutputNorm (A.X K1, MoE layers only) */
-  postFeedforwardNorm?: string;
+  /** the layer's norms by site (ModelConfig.norms), at least those the family's configs place */
+  norms: Partial<Record<NormSite, string>>;
   attention: {
     q: string;
     k: string;
@@ -36,6 +34,8 @@ export interface TensorNameTemplates {
     oBias?: string;
     /** used where the config sets attentionSinks (gpt-oss) */
     sinks?: string;
+    /** used where the config sets attentionOutputGate (AFMoE) */
+    outputGate?: string;
   };
   mla?: {
     qProj: string;

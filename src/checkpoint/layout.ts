@@ -5,7 +5,7 @@
  * stores them fused only has no choice).
  */
 import { fillName, type Family, type ResolvedConfig } from './family.js';
-import type { AttentionNames, FusedMlpNames, LayerLayout, MlpNames, ModelConfig, ModelLayout, MoeNames } from './types.js';
+import type { AttentionNames, FusedMlpNames, LayerLayout, MlpNames, ModelConfig, ModelLayout, MoeNames, NormPlacement, NormSite } from './types.js';
 import { storedName, type LanguageModelPrefix } from './wrapped.js';
 
 function fillMlp(names: MlpNames, layer: number, expert?: number): MlpNames {
@@ -31,6 +31,7 @@ function attentionNames(family: Family, config: ModelConfig, layer: number): Att
   }
   if (config.oBias && t.oBias) names.oBias = fillName(t.oBias, layer);
   if (config.attentionSinks && t.sinks) names.sinks = fillName(t.sinks, layer);
+  if (config.attentionOutputGate && t.outputGate) names.outputGate = fillName(t.outputGate, layer);
   if (config.qkNorm !== 'none' && t.qNorm && t.kNorm) {
     names.qNorm = fillName(t.qNorm, layer);
     names.kNorm = fillName(t.kNorm, layer);
@@ -114,9 +115,25 @@ function mapStrings<T>(names: T, map: (value: string) => string): T {
   return walk(names) as T;
 }
 
-/** Whether a layer's MLP output is RMS-normalised before the residual add: FlexOlmo's every layer (postNorms), A.X K1's MoE layers (moeOutputNorm). */
-export function hasMlpOutputNorm(config: Pick<ModelConfig, 'postNorms' | 'moeOutputNorm'>, moeLayer: boolean): boolean {
-  return config.postNorms === true || (config.moeOutputNorm === true && moeLayer);
+/** Llama's norm placement, a norm on each sublayer's input: what a config without ModelConfig.norms has. */
+export const PRE_NORMS: NormPlacement = { attentionInput: true, attentionOutput: false, mlpInput: true, mlpOutput: false };
+
+/** Whether decoder layer (an MoE layer or not) has a norm at each site under the config's placement. */
+export function layerNormSites(config: Pick<ModelConfig, 'norms'>, moeLayer: boolean): Record<NormSite, boolean> {
+  const p = config.norms ?? PRE_NORMS;
+  return { attentionInput: p.attentionInput, attentionOutput: p.attentionOutput, mlpInput: p.mlpInput, mlpOutput: p.mlpOutput === 'moe' ? moeLayer : p.mlpOutput };
+}
+
+/** The names of a layer's norms, at the sites its config places them. */
+function normNames(family: Family, config: ModelConfig, layer: number, moeLayer: boolean): Partial<Record<NormSite, string>> {
+  const names: Partial<Record<NormSite, string>> = {};
+  for (const [site, present] of Object.entries(layerNormSites(config, moeLayer)) as Array<[NormSite, boolean]>) {
+    if (!present) continue;
+    const template = family.names.norms[site];
+    if (template === undefined) throw new Error(`${family.label} places a norm at ${site} but names no tensor for it`);
+    names[site] = fillName(template, layer);
+  }
+  return names;
 }
 
 /**
@@ -133,9 +150,7 @@ export function buildLayout(family: Family, resolved: ResolvedConfig, storedHas:
     const layer: LayerLayout = {
       index: l,
       kind: moeLayers[l] ? 'moe' : 'dense',
-      ...(config.postNorms ? {} : { inputNorm: fillName(t.inputNorm, l) }),
-      postAttentionNorm: fillName(t.postAttentionNorm, l),
-      ...(hasMlpOutputNorm(config, moeLayers[l]) && t.postFeedforwardNorm ? { postFeedforwardNorm: fillName(t.postFeedforwardNorm, l) } : {}),
+      norms: normNames(family, config, l, moeLayers[l]),
       attention: attentionNames(family, config, l),
     };
     if (moeLayers[l]) layer.moe = moeNames(family, config, l, has);

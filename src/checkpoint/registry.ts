@@ -4,6 +4,7 @@
 import { CheckpointError } from './errors.js';
 import type { Family, ResolvedConfig } from './family.js';
 import { languageModelConfig, supportedWrapperTypes, type LanguageModelWrapper } from './wrapped.js';
+import { afmoe } from './families/afmoe.js';
 import { axk1 } from './families/axk1.js';
 import { deepseek } from './families/deepseek.js';
 import { deepseekV2 } from './families/deepseek-v2.js';
@@ -31,7 +32,7 @@ import { qwen3Moe } from './families/qwen3-moe.js';
 import { solarOpen } from './families/solar-open.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, solarOpen, axk1, hyV3];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, solarOpen, axk1, hyV3, afmoe];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

@@ -33,7 +33,8 @@ export type FamilyName =
   | 'gpt_oss'
   | 'solar_open'
   | 'axk1'
-  | 'hy_v3';
+  | 'hy_v3'
+  | 'afmoe';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -122,9 +123,11 @@ export interface ModelConfig {
    */
   sparseAttention?: SparseAttentionConfig;
   /**
-   * Granite's scalar multipliers (absent: none, the Llama lineage's plain sums and 1/√head_dim):
-   * embeddings × embedding, each attention and MLP output × residual before it is added, the
-   * softmax scaled by attention instead of 1/√head_dim, the logits divided by logits.
+   * Scalar multipliers on the Llama lineage's sums and scales, each where the family has it
+   * (absent: none, plain sums and 1/√head_dim): the embeddings × embedding (Granite's
+   * embedding_multiplier, AFMoE's muP √hidden_size), each attention and MLP output × residual
+   * before it is added, the softmax scaled by attention instead of 1/√head_dim, the logits
+   * divided by logits (Granite's other three).
    */
   multipliers?: Multipliers;
   /** o_proj carries a bias too (gpt-oss: attention_bias covers all four projections) */
@@ -146,17 +149,10 @@ export interface ModelConfig {
    */
   expertActivation?: ClampedSwiGlu;
   /**
-   * FlexOlmo (OLMo 2's layout): no norm before the attention or the MLP; each one's output is
-   * RMS-normalised (post_attention_layernorm, post_feedforward_layernorm) before it is added to the
-   * residual stream. Absent: norms before each sublayer (input_layernorm, post_attention_layernorm).
+   * Where each decoder layer's RMS norms sit around its attention and MLP (NormPlacement); absent:
+   * Llama's, one on each sublayer's input (input_layernorm, post_attention_layernorm).
    */
-  postNorms?: boolean;
-  /**
-   * A.X K1: the MoE block's output (routed experts plus shared experts) is RMS-normalised
-   * (post_mlp_layernorm) before it is added to the residual stream, in MoE layers only; the norms
-   * before each sublayer stay. Absent: no norm on the MLP's output (unless postNorms).
-   */
-  moeOutputNorm?: boolean;
+  norms?: NormPlacement;
   /**
    * Mistral 4 (Llama 4's attention scaling, transformers' get_llama_4_attn_scale): every query is
    * multiplied by 1 + beta·ln(1 + ⌊position / originalMaxPositions⌋) after RoPE, so positions past
@@ -166,6 +162,12 @@ export interface ModelConfig {
   llama4QueryScale?: Llama4QueryScale;
   /** set when the language model sits inside a multimodal checkpoint (checkpoint/wrapped.ts): the wrapper's model_type, name and config.json (`raw` is its text_config) */
   multimodalWrapper?: { modelType: string; label: string; raw: Record<string, unknown> };
+  /**
+   * AFMoE's gated attention: the heads' output is multiplied element-wise by sigmoid(x·gateᵀ),
+   * x the attention's input and gate `self_attn.gate_proj` [numHeads·headDim, hidden], before
+   * o_proj. Absent: ungated.
+   */
+  attentionOutputGate?: boolean;
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
@@ -207,6 +209,22 @@ export interface SlidingWindow {
   layers?: readonly boolean[];
 }
 
+/**
+ * The RMS norms of a decoder layer by site: on a sublayer's input (the sublayer reads the
+ * normalised stream, the residual stays as it was) or on its output (normalised before it is added
+ * to the residual stream). Llama: both inputs. FlexOlmo (OLMo 2's layout): both outputs only.
+ * A.X K1: both inputs, and the MLP's output in MoE layers. AFMoE: all four (sandwich norms).
+ */
+export interface NormPlacement {
+  attentionInput: boolean;
+  attentionOutput: boolean;
+  mlpInput: boolean;
+  /** 'moe': in MoE layers only */
+  mlpOutput: boolean | 'moe';
+}
+
+export type NormSite = keyof NormPlacement;
+
 /** gpt-oss's expert activation (ModelConfig.expertActivation); its projections carry biases. */
 export interface ClampedSwiGlu {
   kind: 'clamped-swiglu';
@@ -222,14 +240,14 @@ export interface Llama4QueryScale {
   originalMaxPositions: number;
 }
 
-/** GraniteMoE's config multipliers (embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling). */
+/** The scalar multipliers of ModelConfig.multipliers, each where the family has it. */
 export interface Multipliers {
-  embedding: number;
-  residual: number;
+  embedding?: number;
+  residual?: number;
   /** the softmax's scale itself (in place of 1/√head_dim) */
-  attention: number;
+  attention?: number;
   /** the logits are divided by this */
-  logits: number;
+  logits?: number;
 }
 
 export interface MlaConfig {
@@ -284,6 +302,8 @@ export interface AttentionNames {
   oBias?: string;
   /** gpt-oss: the attention sinks [numHeads] */
   sinks?: string;
+  /** AFMoE: the gate on the heads' output [numHeads·headDim, hidden] (ModelConfig.attentionOutputGate) */
+  outputGate?: string;
   /**
    * DeepSeek-V2 MLA tensors (present iff config.attention === 'mla'). Then `q` is the query
    * projection (q_proj, or q_b_proj with q-LoRA), `k` is kv_a_proj_with_mqa, `v` is kv_b_proj:
@@ -360,12 +380,8 @@ export interface FusedExpertNames {
 export interface LayerLayout {
   index: number;
   kind: 'moe' | 'dense';
-  /** the attention input's norm; absent where the config places norms after the sublayers (ModelConfig.postNorms) */
-  inputNorm?: string;
-  /** the MLP input's norm, or with postNorms the attention output's */
-  postAttentionNorm: string;
-  /** the MLP output's norm: every layer's with postNorms, the MoE layers' with moeOutputNorm */
-  postFeedforwardNorm?: string;
+  /** the layer's norm weights by site, each where the config places one (ModelConfig.norms) */
+  norms: Partial<Record<NormSite, string>>;
   attention: AttentionNames;
   moe?: MoeNames;
   dense?: MlpNames;

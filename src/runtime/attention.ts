@@ -3,7 +3,7 @@
  * lineage: q/k/v projections (+ Qwen2-MoE's and GLM-4.5's biases), OLMoE whole-projection or
  * Qwen3 per-head q/k RMSNorm, OLMoE clip_qkv, RoPE (rotate_half, over the whole head or GLM-4.5's
  * leading part), grouped-query heads, softmax(QKᵀ/√d) with a causal (optionally sliding-window)
- * mask and gpt-oss's per-head sinks, o_proj (+ gpt-oss's bias; Granite: its own softmax scale, and
+ * mask and gpt-oss's per-head sinks, AFMoE's sigmoid gate on the heads' output, o_proj (+ gpt-oss's bias; Granite: its own softmax scale, and
  * its residual multiplier on the output). The
  * projections go through productTransB (their weights f32 or BF16 as held), the attention
  * products through engine.gemm.
@@ -15,7 +15,7 @@ import { addRowBias, clampInPlace, deinterleaveHeads, scaleInPlace, scratch } fr
 import type { RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights, StandardAttentionWeights } from './weights.js';
-import { productTransB } from './weight-matrix.js';
+import { productTransB, type Weights } from './weight-matrix.js';
 import { mlaAttentionBlock } from './mla-attention.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
 
@@ -105,12 +105,23 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   } else {
     attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale, w.sinks ?? null);
   }
+  if (w.outputGate) gateBySigmoid(engine, rows, qWidth, hidden, x, w.outputGate, context);
   // Granite multiplies the attention's output by residual_multiplier: o_proj is linear, so its input is
   scaleInPlace(context, config.multipliers?.residual, rows * qWidth);
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, qWidth, context, w.o, out, residual ? 1 : 0);
   if (w.oBias) addRowBias(out, rows, hidden, w.oBias, kernels);
   return out;
+}
+
+/**
+ * AFMoE's output gate: context ×= sigmoid(x·gateᵀ) element-wise (x the attention's input), the
+ * sigmoid rounded to f32 and the product rounded once, as torch multiplies two f32 tensors.
+ */
+function gateBySigmoid(engine: Engine, rows: number, width: number, hidden: number, x: Float32Array, gate: Weights, context: Float32Array): void {
+  const g = scratch('attention-output-gate', rows * width);
+  productTransB(engine, rows, width, hidden, x, gate, g);
+  for (let i = 0; i < rows * width; i++) context[i] *= Math.fround(1 / (1 + Math.exp(-g[i])));
 }
 
 /** Every head's slice of each row of q and k normalised on its own: rows·heads rows of headDim. */

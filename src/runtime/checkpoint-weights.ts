@@ -4,7 +4,7 @@
  * the forward pass reaches it, and nothing is cached beyond the embedding/output rows of small
  * vocabularies, so a model larger than RAM can run.
  */
-import type { Checkpoint, FusedMlpNames, IndexerNames, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout } from '../checkpoint/types.js';
+import type { Checkpoint, FusedMlpNames, IndexerNames, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout, NormSite } from '../checkpoint/types.js';
 import { expertTensorNames } from '../checkpoint/expert-location.js';
 import { swiGlu } from './mlp.js';
 import { Fp8SwiGlu } from './fp8-swiglu.js';
@@ -138,17 +138,13 @@ export class CheckpointWeights implements WeightProvider {
   async layer(index: number): Promise<LayerWeights> {
     const layout = this.checkpoint.layout.layers[index];
     if (!layout) throw new RangeError(`layer ${index} does not exist (the model has ${this.checkpoint.layout.layers.length})`);
-    const [inputNorm, postAttentionNorm, postFeedforwardNorm, attention] = await Promise.all([
-      this.readOptional(layout.inputNorm),
-      this.checkpoint.readF32(layout.postAttentionNorm),
-      this.readOptional(layout.postFeedforwardNorm),
-      this.attention(layout),
-    ]);
-    const norms = { ...(inputNorm ? { inputNorm } : {}), postAttentionNorm, ...(postFeedforwardNorm ? { postFeedforwardNorm } : {}) };
-    if (layout.kind === 'moe') return { index, ...norms, attention, mlp: { kind: 'moe', moe: await this.moe(layout) } };
+    const sites = Object.entries(layout.norms) as Array<[NormSite, string]>;
+    const [attention, ...weights] = await Promise.all([this.attention(layout), ...sites.map(([, name]) => this.checkpoint.readF32(name))]);
+    const norms = Object.fromEntries(sites.map(([site], i) => [site, weights[i]])) as LayerWeights['norms'];
+    if (layout.kind === 'moe') return { index, norms, attention, mlp: { kind: 'moe', moe: await this.moe(layout) } };
     if (!layout.dense) throw new Error(`layer ${index} is dense but the layout names no MLP tensors`);
     const dense = await this.mlp(layout.dense);
-    return { index, ...norms, attention, mlp: { kind: 'dense', dense } };
+    return { index, norms, attention, mlp: { kind: 'dense', dense } };
   }
 
   /** A vector the layout names only in some families (a bias, a norm), f32; undefined where it names none. */
@@ -160,7 +156,7 @@ export class CheckpointWeights implements WeightProvider {
     const a = layout.attention;
     if (a.mla) return this.mlaAttention(a.mla, a.o, a.indexer);
     const read = (name: string | undefined) => this.readOptional(name);
-    const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks] = await Promise.all([
+    const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks, outputGate] = await Promise.all([
       this.matrix(a.q),
       this.matrix(a.k),
       this.matrix(a.v),
@@ -172,8 +168,9 @@ export class CheckpointWeights implements WeightProvider {
       read(a.kNorm),
       read(a.oBias),
       read(a.sinks),
+      a.outputGate ? this.matrix(a.outputGate) : undefined,
     ]);
-    return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, ...(oBias ? { oBias } : {}), ...(sinks ? { sinks } : {}) };
+    return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, ...(oBias ? { oBias } : {}), ...(sinks ? { sinks } : {}), ...(outputGate ? { outputGate } : {}) };
   }
 
   private async mlaAttention(names: MlaAttentionNames, o: string, indexerNames?: IndexerNames): Promise<MlaAttentionWeights> {
@@ -292,7 +289,7 @@ function matrixNames(layout: ModelLayout): string[] {
     const a = l.attention;
     // MLA's kv_b_proj is held f32 (MlaAttentionWeights)
     if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
-    else names.push(a.q, a.k, a.v, a.o);
+    else names.push(a.q, a.k, a.v, a.o, ...(a.outputGate ? [a.outputGate] : []));
     if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
     for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(...('gateUp' in mlp ? [mlp.gateUp, mlp.down] : [mlp.gate, mlp.up, mlp.down]));
   }

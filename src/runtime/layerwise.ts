@@ -14,9 +14,9 @@ import { prefetch } from './prefetch.js';
 import { scaleInPlace } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
 import type { LayerWeights, WeightProvider } from './weights.js';
-import type { ModelConfig } from '../checkpoint/types.js';
+import type { ModelConfig, NormSite } from '../checkpoint/types.js';
 import { slidingWindowOf } from '../checkpoint/sliding-window.js';
-import { hasMlpOutputNorm } from '../checkpoint/layout.js';
+import { layerNormSites } from '../checkpoint/layout.js';
 
 export interface LayerProgress {
   layer: number;
@@ -90,12 +90,12 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   if (opts.finalNorm ?? true) {
     engine.kernels.rmsNorm(rows, h, x, await provider.finalNorm(), config.rmsNormEps, x);
     // Granite divides its logits by logits_scaling: the head is linear, so its input is divided instead
-    if (config.multipliers) scaleInPlace(x, 1 / config.multipliers.logits);
+    if (config.multipliers?.logits !== undefined) scaleInPlace(x, 1 / config.multipliers.logits);
   }
   return x;
 }
 
-/** The decoder's first hidden states: the tokens' embeddings (× Granite's embedding multiplier). */
+/** The decoder's first hidden states: the tokens' embeddings (× Granite's embedding multiplier, AFMoE's muP scale). */
 export async function embedTokens(provider: Pick<WeightProvider, 'embed'>, config: ModelConfig, ids: Int32Array): Promise<Float32Array> {
   const x = await provider.embed(ids);
   scaleInPlace(x, config.multipliers?.embedding);
@@ -118,10 +118,11 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
 }
 
 /**
- * The first half of a decoder layer: x += attention(inputNorm(x)), then `normed` =
- * postAttentionNorm(x), the MLP's input (with the config's postNorms: x += postAttentionNorm(
- * attention(x)), and `normed` = x). Split from `mlpStep` so that a caller can look at the
- * MLP's input (sequential calibration) before choosing the MLP weights that finish the layer.
+ * The first half of a decoder layer: x += attention(x normed at its input), the attention's output
+ * normed before the add where the config places a norm there (ModelConfig.norms); then `normed` =
+ * the MLP's input (x normed, or x itself where the MLP's input has no norm). Split from `mlpStep`
+ * so that a caller can look at the MLP's input (sequential calibration) before choosing the MLP
+ * weights that finish the layer.
  */
 export function attentionStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
   const { config } = ctx;
@@ -130,21 +131,19 @@ export function attentionStep(ctx: AttentionContext, index: number, layer: Layer
   const rows = ctx.batch.ids.length;
   const h = config.hiddenSize;
   const kernels = ctx.engine.kernels;
-  if (config.postNorms) {
-    // FlexOlmo: x += postAttentionNorm(attention(x)); the MLP then reads x itself
-    const out = attentionBlock(ctx, layer.attention, x);
-    kernels.rmsNorm(rows, h, out, layer.postAttentionNorm, config.rmsNormEps, out);
+  const sites = layerNormSites(config, layer.mlp.kind === 'moe');
+  normInto(ctx.engine, config, rows, x, normed, sites.attentionInput ? normWeight(layer, 'attentionInput') : null);
+  if (sites.attentionOutput) {
+    const out = attentionBlock(ctx, layer.attention, normed);
+    kernels.rmsNorm(rows, h, out, normWeight(layer, 'attentionOutput'), config.rmsNormEps, out);
     kernels.addInto(rows * h, x, out);
-    normed.set(x.subarray(0, rows * h));
-    return;
+  } else {
+    attentionBlock(ctx, layer.attention, normed, x); // x += attention(normed)
   }
-  if (!layer.inputNorm) throw new Error(`layer ${index} has no input_layernorm weight, which its config's norm placement needs`);
-  kernels.rmsNorm(rows, h, x, layer.inputNorm, config.rmsNormEps, normed);
-  attentionBlock(ctx, layer.attention, normed, x); // x += attention(normed)
-  kernels.rmsNorm(rows, h, x, layer.postAttentionNorm, config.rmsNormEps, normed);
+  normInto(ctx.engine, config, rows, x, normed, sites.mlpInput ? normWeight(layer, 'mlpInput') : null);
 }
 
-/** The second half: x += mlp(normed), MoE or dense, with the MLP weights of `layer` (decoder layer `index`). */
+/** The second half: x += mlp(normed), MoE or dense, with the MLP weights of `layer` (decoder layer `index`), its output normed where the config places a norm there. */
 export async function mlpStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array, observer?: MoeObserver): Promise<void> {
   const { engine, config } = ctx;
   const rows = ctx.batch.ids.length;
@@ -153,11 +152,23 @@ export async function mlpStep(ctx: AttentionContext, index: number, layer: Layer
       ? await moeBlock(engine, config, index, layer.mlp.moe, normed, rows, observer)
       : denseForward(engine, layer.mlp.dense, normed, rows, config.hiddenSize);
   scaleInPlace(mlpOut, config.multipliers?.residual, rows * config.hiddenSize);
-  if (hasMlpOutputNorm(config, layer.mlp.kind === 'moe')) {
-    if (!layer.postFeedforwardNorm) throw new Error(`layer ${index} has no weight for its MLP output's norm, which its config's norm placement needs`);
-    engine.kernels.rmsNorm(rows, config.hiddenSize, mlpOut, layer.postFeedforwardNorm, config.rmsNormEps, mlpOut);
+  if (layerNormSites(config, layer.mlp.kind === 'moe').mlpOutput) {
+    engine.kernels.rmsNorm(rows, config.hiddenSize, mlpOut, normWeight(layer, 'mlpOutput'), config.rmsNormEps, mlpOut);
   }
   engine.kernels.addInto(rows * config.hiddenSize, x, mlpOut);
+}
+
+/** `out` = x RMS-normed with `weight`, or a copy of x where the site has no norm. */
+function normInto(engine: Engine, config: ModelConfig, rows: number, x: Float32Array, out: Float32Array, weight: Float32Array | null): void {
+  const h = config.hiddenSize;
+  if (weight) engine.kernels.rmsNorm(rows, h, x, weight, config.rmsNormEps, out);
+  else out.set(x.subarray(0, rows * h));
+}
+
+function normWeight(layer: LayerWeights, site: NormSite): Float32Array {
+  const weight = layer.norms[site];
+  if (!weight) throw new Error(`layer ${layer.index} has no weight for its ${site} norm, which its config's norm placement needs`);
+  return weight;
 }
 
 function denseForward(engine: Engine, mlp: { forward: (e: Engine, x: Float32Array, rows: number, out: Float32Array) => void }, x: Float32Array, rows: number, h: number): Float32Array {

@@ -9,7 +9,7 @@
  * provider so that `MoeWeights.expert(e)` returns it (see `withExperts` in ./checkpoint-weights.ts).
  */
 import type { Engine, ExpertOperand } from '../engine/types.js';
-import type { ModelConfig } from '../checkpoint/types.js';
+import type { ModelConfig, NormSite } from '../checkpoint/types.js';
 import type { Weights } from './weight-matrix.js';
 
 /** One SwiGLU MLP (a routed expert, a shared expert or a dense layer's MLP). */
@@ -79,6 +79,8 @@ export interface StandardAttentionWeights {
   oBias?: Float32Array;
   /** gpt-oss: one sink logit per query head [numHeads] (ModelConfig.attentionSinks) */
   sinks?: Float32Array;
+  /** AFMoE: the gate on the heads' output [numHeads·headDim, hidden] (ModelConfig.attentionOutputGate) */
+  outputGate?: Weights;
 }
 
 /**
@@ -149,11 +151,8 @@ export interface MoeWeights {
 
 export interface LayerWeights {
   index: number;
-  /** absent where the config sets postNorms (FlexOlmo) */
-  inputNorm?: Float32Array;
-  postAttentionNorm: Float32Array;
-  /** the MLP output's norm, where the config has one (postNorms, or moeOutputNorm in MoE layers) */
-  postFeedforwardNorm?: Float32Array;
+  /** the norm weights by site, each where the config places one (ModelConfig.norms) */
+  norms: Partial<Record<NormSite, Float32Array>>;
   attention: AttentionWeights;
   mlp: { kind: 'moe'; moe: MoeWeights } | { kind: 'dense'; dense: ExpertWeights };
 }

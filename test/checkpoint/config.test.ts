@@ -32,7 +32,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -259,14 +259,12 @@ describe('normalisation from the real key names', () => {
     const family = familyByName('flex_olmo');
     // FlexOlmo-7x7B-1T's proportions, transformers' defaults
     const { config, moeLayers } = family.resolveConfig({ model_type: 'flex_olmo', num_hidden_layers: 32 });
-    expect(config).toMatchObject({ numExperts: 7, topK: 5, expertIntermediateSize: 11008, qkNorm: 'whole', postNorms: true, normTopkProb: false, ropeTheta: 500000, eosTokenId: 100257 });
+    expect(config).toMatchObject({ numExperts: 7, topK: 5, expertIntermediateSize: 11008, qkNorm: 'whole', norms: { attentionInput: false, attentionOutput: true, mlpInput: false, mlpOutput: true }, normTopkProb: false, ropeTheta: 500000, eosTokenId: 100257 });
     expect(moeLayers.every(Boolean)).toBe(true);
     const { ckpt } = await openFixture('flex_olmo', { seed: 1 });
     try {
       const layer = ckpt.layout.layers[1];
-      expect(layer.inputNorm).toBeUndefined();
-      expect(layer.postAttentionNorm).toBe('model.layers.1.post_attention_layernorm.weight');
-      expect(layer.postFeedforwardNorm).toBe('model.layers.1.post_feedforward_layernorm.weight');
+      expect(layer.norms).toEqual({ attentionOutput: 'model.layers.1.post_attention_layernorm.weight', mlpOutput: 'model.layers.1.post_feedforward_layernorm.weight' });
     } finally {
       await ckpt.close();
     }
@@ -307,7 +305,7 @@ describe('normalisation from the real key names', () => {
     expect(config).toMatchObject({
       hiddenSize: 7168, numLayers: 61, numHeads: 64, vocabSize: 163840, attention: 'mla',
       numExperts: 192, topK: 8, expertIntermediateSize: 2048, denseIntermediateSize: 18432, sharedExpertIntermediateSize: 2048,
-      topkMethod: 'noaux_tc', nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5, moeOutputNorm: true, bosTokenId: 163691, eosTokenId: 163691,
+      topkMethod: 'noaux_tc', nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5, norms: { attentionInput: true, attentionOutput: false, mlpInput: true, mlpOutput: 'moe' }, bosTokenId: 163691, eosTokenId: 163691,
     });
     expect(config.mla).toMatchObject({ qLoraRank: 1536, kvLoraRank: 512, ropeInterleave: true });
     expect(moeLayers[0]).toBe(false);
@@ -316,9 +314,8 @@ describe('normalisation from the real key names', () => {
     expect(() => family.resolveConfig({ model_type: 'axk1', q_lora_rank: null })).toThrow(/'q_lora_rank'/);
     const { ckpt } = await openFixture('axk1', { seed: 1 });
     try {
-      expect(ckpt.layout.layers[0].postFeedforwardNorm).toBeUndefined();
-      expect(ckpt.layout.layers[0].inputNorm).toBe('model.layers.0.input_layernorm.weight');
-      expect(ckpt.layout.layers[1].postFeedforwardNorm).toBe('model.layers.1.post_mlp_layernorm.weight');
+      expect(ckpt.layout.layers[0].norms).toEqual({ attentionInput: 'model.layers.0.input_layernorm.weight', mlpInput: 'model.layers.0.post_attention_layernorm.weight' });
+      expect(ckpt.layout.layers[1].norms.mlpOutput).toBe('model.layers.1.post_mlp_layernorm.weight');
     } finally {
       await ckpt.close();
     }
@@ -477,6 +474,65 @@ describe('normalisation from the real key names', () => {
       expect(describeCheckpoint(bases.ckpt)).toMatchObject({ runnable: false, layerRopeThetas: [10000, 0, 500000], nopeLayers: [1], attentionSinks: true });
     } finally {
       await Promise.all([ckpt.close(), bases.ckpt.close()]);
+    }
+  });
+
+  it('AFMoE: sandwich norms, gated attention, windows with RoPE only in the sliding layers, sigmoid routing with route_scale, muP; routing transformers ignores is refused', async () => {
+    const family = familyByName('afmoe');
+    // transformers' AfmoeConfig defaults
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'afmoe', num_hidden_layers: 8 });
+    expect(config).toMatchObject({
+      hiddenSize: 2048, numHeads: 16, numKvHeads: 16, headDim: 128, vocabSize: 200192, ropeTheta: 10000, rmsNormEps: 1e-5, tieWordEmbeddings: false, qkNorm: 'per-head', qkvBias: false,
+      numExperts: 64, topK: 6, expertIntermediateSize: 1408, denseIntermediateSize: 6144, sharedExpertIntermediateSize: 2 * 1408, sharedExpertGated: false,
+      topkMethod: 'noaux_tc', nGroup: 1, topkGroup: 1, normTopkProb: true, routedScalingFactor: 1, attentionOutputGate: true,
+      norms: { attentionInput: true, attentionOutput: true, mlpInput: true, mlpOutput: true },
+      // every fourth layer global (3, 7), the others sliding; the global ones apply no RoPE
+      slidingWindow: { size: 1024, layers: [true, true, true, false, true, true, true, false] },
+      nopeLayers: [false, false, false, true, false, false, false, true],
+    });
+    expect(config.multipliers).toBeUndefined();
+    expect(moeLayers).toEqual([false, true, true, true, true, true, true, true]);
+    // muP: embeddings × √hidden_size; no other multiplier
+    expect(family.resolveConfig({ model_type: 'afmoe', mup_enabled: true, hidden_size: 64 }).config.multipliers).toEqual({ embedding: 8 });
+    // listed layer_types rule; a global layer applies no RoPE whatever the window
+    const listed = family.resolveConfig({ model_type: 'afmoe', num_hidden_layers: 3, sliding_window: 16, layer_types: ['full_attention', 'sliding_attention', 'full_attention'], num_dense_layers: 2 });
+    expect(listed.config).toMatchObject({ slidingWindow: { size: 16, layers: [false, true, false] }, nopeLayers: [true, false, true] });
+    expect(listed.moeLayers).toEqual([false, false, true]);
+    const global = family.resolveConfig({ model_type: 'afmoe', num_hidden_layers: 2, sliding_window: null, layer_types: ['full_attention', 'full_attention'] }).config;
+    expect(global.slidingWindow).toBeUndefined();
+    expect(global.nopeLayers).toEqual([true, true]);
+    // the releases' routing keys, as they write them, are what transformers computes anyway
+    expect(family.resolveConfig({ model_type: 'afmoe', score_func: 'sigmoid', route_norm: true, n_group: 1, topk_group: 1, route_scale: 2.826 }).config.routedScalingFactor).toBe(2.826);
+    expect(() => family.resolveConfig({ model_type: 'afmoe', route_norm: false })).toThrow(/'route_norm': transformers' AfmoeForCausalLM always routes with the chosen scores renormalised/);
+    expect(() => family.resolveConfig({ model_type: 'afmoe', score_func: 'softmax' })).toThrow(/score_func/);
+    expect(() => family.resolveConfig({ model_type: 'afmoe', n_group: 8, topk_group: 4 })).toThrow(/'topk_group'.*in no groups/);
+    // transformers fails on these
+    expect(() => family.resolveConfig({ model_type: 'afmoe', sliding_window: null })).toThrow(/sliding_window to null while layers are sliding/);
+    expect(() => family.resolveConfig({ model_type: 'afmoe', head_dim: null })).toThrow(/'head_dim'/);
+    expect(() => family.resolveConfig({ model_type: 'afmoe', num_dense_layers: null })).toThrow(/'num_dense_layers'/);
+    expect(() => family.resolveConfig({ model_type: 'afmoe', global_attn_every_n_layers: null })).toThrow(/list layer_types/);
+    expect(() => family.resolveConfig({ model_type: 'afmoe', num_hidden_layers: 2, layer_types: ['sliding_attention'] })).toThrow(/'layer_types'/);
+    expect(() => family.resolveConfig({ model_type: 'afmoe', attention_bias: true })).toThrow(/attention_bias/);
+    for (const fusedExperts of [false, true]) {
+      const { ckpt } = await openFixture('afmoe', { seed: 1, fusedExperts });
+      try {
+        const [dense, moe] = [ckpt.layout.layers[0], ckpt.layout.layers[1]];
+        expect(moe.norms).toEqual({
+          attentionInput: 'model.layers.1.input_layernorm.weight',
+          attentionOutput: 'model.layers.1.post_attention_layernorm.weight',
+          mlpInput: 'model.layers.1.pre_mlp_layernorm.weight',
+          mlpOutput: 'model.layers.1.post_mlp_layernorm.weight',
+        });
+        expect(dense.kind).toBe('dense');
+        expect(dense.norms.mlpOutput).toBe('model.layers.0.post_mlp_layernorm.weight');
+        expect(moe.attention).toMatchObject({ outputGate: 'model.layers.1.self_attn.gate_proj.weight', qNorm: 'model.layers.1.self_attn.q_norm.weight' });
+        expect(moe.moe).toMatchObject({ router: 'model.layers.1.mlp.router.gate.weight', routerBias: 'model.layers.1.mlp.expert_bias', shared: { down: 'model.layers.1.mlp.shared_experts.down_proj.weight' } });
+        expect(moe.moe!.fused?.gateUp).toBe(fusedExperts ? 'model.layers.1.mlp.experts.gate_up_proj' : undefined);
+        expect(describeCheckpoint(ckpt)).toMatchObject({ runnable: true, attentionOutputGate: true, multipliers: { embedding: Math.sqrt(32) }, nopeLayers: [1], slidingWindow: { size: 5, layers: [0, 2] } });
+        expect(describeCheckpoint(ckpt).validation.unusedTensors).toEqual([]);
+      } finally {
+        await ckpt.close();
+      }
     }
   });
 

@@ -171,6 +171,16 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * (I * num(raw, 'num_shared_experts') || denseWidth) * H;
       break;
     }
+    case 'afmoe': {
+      E = num(raw, 'num_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const dense = num(raw, 'num_dense_layers');
+      isMoe = (l) => l >= dense;
+      // one shared MLP num_shared_experts × moe_intermediate_size wide
+      sharedPerLayer = 3 * I * num(raw, 'num_shared_experts') * H;
+      break;
+    }
     case 'axk1':
     case 'mistral4': {
       // no moe_layer_freq: every layer from first_k_dense_replace on is MoE
@@ -224,6 +234,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'hunyuan_v1_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'gpt_oss') attentionPerLayer += heads * hd + 2 * kv * hd + H + heads; // q/k/v/o biases, one sink per head
     if (type === 'granitemoe_swa') attentionPerLayer += heads; // one sink per head
+    if (type === 'afmoe') attentionPerLayer += 2 * hd + heads * hd * H; // per-head q/k norms, gate_proj [heads·hd, H]
     if (type === 'dots1') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + 2 * hd; // per-head q/k norms always
   }
 
@@ -236,13 +247,13 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedDown: nMoe * E * H * (I + (type === 'gpt_oss' ? 1 : 0)),
     sharedExperts: nMoe * sharedPerLayer,
     // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E], gpt-oss's its logits' bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' || type === 'hy_v3' ? 1 : 0)),
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' || type === 'hy_v3' || type === 'afmoe' ? 1 : 0)),
     attention: L * attentionPerLayer + indexers,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,
     lmHead: tied ? 0 : V * H,
-    // A.X K1 adds a norm on each MoE layer's output
-    norms: (2 * L + 1 + (type === 'axk1' ? nMoe : 0)) * H,
+    // A.X K1 adds a norm on each MoE layer's output; AFMoE has four a layer (before and after each sublayer)
+    norms: ((type === 'afmoe' ? 4 * L : 2 * L) + 1 + (type === 'axk1' ? nMoe : 0)) * H,
   };
   const total = Object.values(c).reduce((a, b) => a + b, 0);
   return {

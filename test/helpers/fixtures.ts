@@ -30,6 +30,7 @@
  * | solar_open  | all 2                                  | glm4_moe's routing (1 group), shared expert and tensor names; no q/k norm, no attention biases unless attentionBias, RoPE over whole heads |
  * | axk1        | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's with q-LoRA (rank 6) and post_mlp_layernorm on the MoE layers' outputs |
  * | hy_v3       | 1 and 2 of 3 (mlp_layer_types' default) | per-head q_norm/k_norm (head_dim 12), sigmoid routing with a choice bias (1 group), one shared expert; the releases' names per expert (mlp.router.gate, mlp.expert_bias, mlp.shared_mlp), transformers' fused |
+ * | afmoe       | 1 and 2 of 3 (num_dense_layers 1)      | input_layernorm, post_attention_layernorm (attention output), pre_mlp_layernorm, post_mlp_layernorm (MLP output); per-head q_norm/k_norm (head_dim 12), self_attn.gate_proj on the heads' output, window 5 on layers 0 and 2 and no RoPE on global layer 1 (global_attn_every_n_layers 2), sigmoid routing with mlp.router.gate and mlp.expert_bias, route_scale, one shared expert (mlp.shared_experts), mup_enabled |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
@@ -84,13 +85,13 @@ export interface TinyCheckpointOptions {
   denseIntermediateSize?: number;
   /** qwen2_moe: shared_expert_intermediate_size (default 20); granitemoeshared / granitemoe_swa: shared_intermediate_size (default 24 / 0) */
   sharedExpertIntermediateSize?: number;
-  /** deepseek*: n_shared_experts (default 2); glm4_moe, mistral4: (default 1) */
+  /** deepseek*: n_shared_experts (default 2); glm4_moe, mistral4: (default 1); hy_v3, afmoe: num_shared_experts (default 1) */
   numSharedExperts?: number;
   /** qwen2_moe / qwen3_moe: mlp_only_layers (default [1] for qwen2_moe, [] for qwen3_moe) */
   mlpOnlyLayers?: number[];
   /** qwen2_moe / qwen3_moe: decoder_sparse_step (default 1) */
   decoderSparseStep?: number;
-  /** deepseek*: first_k_dense_replace (default 1) */
+  /** deepseek*: first_k_dense_replace (default 1); afmoe: num_dense_layers (default 1) */
   firstKDenseReplace?: number;
   /** deepseek*: moe_layer_freq (default 1) */
   moeLayerFreq?: number;
@@ -849,6 +850,73 @@ function hyV3Fixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
 }
 
 /**
+ * AFMoE (afmoe): four norms a layer (input_layernorm, post_attention_layernorm on the attention's
+ * output, pre_mlp_layernorm, post_mlp_layernorm on the MLP's), GQA with per-head q/k norms
+ * (head_dim 12) and the sigmoid gate on the heads' output (self_attn.gate_proj), a window of 5 on
+ * the sliding layers and no RoPE on the global ones (global_attn_every_n_layers 2: layer 1 of 3),
+ * the first firstKDenseReplace layers dense (num_dense_layers, default 1), sigmoid routing with
+ * mlp.router.gate and mlp.expert_bias scaled by route_scale, one shared MLP numSharedExperts ×
+ * the expert width (default 1), muP on (mup_enabled) as the releases have it. Fused experts under
+ * transformers' names, the rest unchanged.
+ */
+function afmoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const dense = o.firstKDenseReplace ?? 1;
+  const nShared = o.numSharedExperts ?? 1;
+  const headDim = o.headDim ?? 12;
+  const config = {
+    architectures: ['AfmoeForCausalLM'],
+    model_type: 'afmoe',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    num_dense_layers: dense,
+    num_experts: d.E,
+    num_shared_experts: nShared,
+    num_experts_per_tok: d.K,
+    route_scale: o.routedScalingFactor ?? 2.826,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_bias: false,
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    global_attn_every_n_layers: 2,
+    sliding_window: 5,
+    mup_enabled: true,
+    tie_word_embeddings: d.tied,
+    eos_token_id: d.V - 1,
+  };
+  const m = (l: number) => `${P(l)}.mlp`;
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(tensor(d, `${P(l)}.input_layernorm.weight`, [d.H], 'norm'), ...gqaAttention(d, l, headDim));
+    layers.push(
+      tensor(d, `${a}.q_norm.weight`, [headDim], 'norm'),
+      tensor(d, `${a}.k_norm.weight`, [headDim], 'norm'),
+      tensor(d, `${a}.gate_proj.weight`, [d.heads * headDim, d.H], 'linear'),
+      tensor(d, `${P(l)}.post_attention_layernorm.weight`, [d.H], 'norm'),
+      tensor(d, `${P(l)}.pre_mlp_layernorm.weight`, [d.H], 'norm'),
+    );
+    if (l < dense) layers.push(...mlp(d, m(l), 'gate_proj', 'up_proj', 'down_proj', d.dense));
+    else
+      layers.push(
+        tensor(d, `${m(l)}.router.gate.weight`, [d.E, d.H], 'linear'),
+        tensor(d, `${m(l)}.expert_bias`, [d.E], 'linear'),
+        ...routedExperts(d, l, m(l), 'gate_proj', 'up_proj', 'down_proj'),
+        ...mlp(d, `${m(l)}.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared),
+      );
+    layers.push(tensor(d, `${P(l)}.post_mlp_layernorm.weight`, [d.H], 'norm'));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
  * GLM-4.5 (glm4_moe): GQA whose q/k/v carry biases, per-head q/k RMSNorm, RoPE over the first
  * head_dim × partial_rotary_factor values of each head, and DeepSeek-V3's routing and MLP names.
  */
@@ -1284,7 +1352,7 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1359,6 +1427,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return axk1Fixture(d, opts);
       case 'hy_v3':
         return hyV3Fixture(d, opts);
+      case 'afmoe':
+        return afmoeFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -1403,10 +1473,11 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'solar_open',
   'axk1',
   'hy_v3',
+  'afmoe',
 ];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
-const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
+const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise|route_scale)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
 
 /**
  * makeTinyCheckpoint with its config.json's float keys written as floats, as transformers writes

@@ -18,7 +18,8 @@
  * (its fused shared MLP), GraniteMoE-SWA (windows, sinks, a layer without RoPE) and MiniMax-M2
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash, Mistral 4
  * (softmax routing in groups scored by their two best, queries scaled by position) and ERNIE-4.5
- * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE) and
+ * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE), AFMoE
+ * (sandwich norms, a sigmoid gate on the attention's output, RoPE only in its windowed layers, muP) and
  * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) and
  * linear and Llama 3 RoPE scaling, and gpt-oss (sinks, biased experts stored transposed) come from
  * the TypeScript fixture
@@ -186,6 +187,17 @@ const CASES: Case[] = [
   // HY V3: the releases' names per expert; transformers' own names with fused experts, no shared expert (its intermediate_size fallback), two dense layers written out in mlp_layer_types
   { name: 'hy_v3', family: 'hy_v3', fixture: { seed: 45, topK: 3 } },
   { name: 'hy_v3-fused-unshared', family: 'hy_v3', fixture: { seed: 46, topK: 3, fusedExperts: true, numSharedExperts: 0, firstKDenseReplace: 2, tieWordEmbeddings: true } },
+  // AFMoE: four norms a layer, the gated attention output, a window of 5 with RoPE only in the sliding layers, muP, per expert;
+  // then fused without muP, listed layer_types (window 4), two dense layers, two shared experts' width, tied embeddings
+  { name: 'afmoe', family: 'afmoe', fixture: { seed: 47, topK: 3 } },
+  {
+    name: 'afmoe-fused-types-nomup',
+    family: 'afmoe',
+    fixture: {
+      seed: 48, topK: 3, numLayers: 4, fusedExperts: true, firstKDenseReplace: 2, numSharedExperts: 2, routedScalingFactor: 1.5, tieWordEmbeddings: true,
+      configKeys: { mup_enabled: false, sliding_window: 4, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'sliding_attention'] },
+    },
+  },
   // A.X K1: DeepSeek-V3 with a norm on each MoE block's output (one group, and 4 groups of 2 with fused experts)
   { name: 'axk1', family: 'axk1', fixture: { seed: 43, topK: 3, topkMethod: { method: 'group_limited_greedy', nGroup: 1, topkGroup: 1 } } },
   { name: 'axk1-groups-fused', family: 'axk1', fixture: { seed: 44, topK: 3, fusedExperts: true, ropeInterleave: false } },
@@ -249,7 +261,7 @@ const CASES: Case[] = [
   { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-types-shared-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-types-shared-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

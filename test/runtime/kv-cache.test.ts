@@ -71,6 +71,8 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['gpt_oss', undefined],
   // MLA with its queries scaled by position (a step every 4 positions, crossed while decoding)
   ['mistral4', undefined],
+  // four norms a layer, the gated attention output, a window of 5 with RoPE only in the windowed layers, muP
+  ['afmoe', undefined],
 ];
 
 describe('KV cache', () => {
@@ -105,7 +107,7 @@ describe('KV cache', () => {
     expect(worst).toBeLessThan(1e-5);
   });
 
-  it.each([['mixtral', 3], ['gpt_oss', undefined]] as Array<[FamilyName, number | undefined]>)(
+  it.each([['mixtral', 3], ['gpt_oss', undefined], ['afmoe', undefined]] as Array<[FamilyName, number | undefined]>)(
     '%s (window %s): windowed layers hold only what their rows can attend to, and the states are the full prefix\'s',
     async (family, window) => {
       const provider = await fixture(family, window);

@@ -1,7 +1,7 @@
 /**
  * A.X K1 (`axk1`, AXK1ForCausalLM: SK Telecom's A.X-K1). DeepSeek-V3's architecture with one
  * addition: in MoE layers the block's output (routed plus shared experts) is RMS-normalised
- * before it joins the residual stream (ModelConfig.moeOutputNorm). The releases store that norm at
+ * before it joins the residual stream (ModelConfig.norms' mlpOutput 'moe'). The releases store that norm at
  * `model.layers.{l}.post_mlp_layernorm.weight`, which transformers renames into the MoE module on
  * load and back on save; dense layers have none. Attention is MLA and always uses q-LoRA
  * (transformers builds q_a_proj whatever the config says, so a null q_lora_rank is refused).
@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
+import { PRE_NORMS } from '../layout.js';
 import { llamaConfigPart, llamaKeys, llamaNames, positiveInt } from './common.js';
 import { correctionBiasName, deepseekIsMoeLayer, deepseekMoeKeys, deepseekMoeNames, deepseekMoePart, noauxTcPart } from './deepseek.js';
 import { deepseekV2MlaNames, mlaConfigPart, mlaKeys } from './deepseek-v2.js';
@@ -54,12 +55,12 @@ export const axk1 = defineFamily({
     ...deepseekMoePart(p),
     ...noauxTcPart(p),
     ...mlaConfigPart(p, p.rope_interleave),
-    moeOutputNorm: true,
+    norms: { ...PRE_NORMS, mlpOutput: 'moe' },
   }),
   isMoeLayer: deepseekIsMoeLayer,
   names: {
     ...llamaNames,
-    postFeedforwardNorm: 'model.layers.{l}.post_mlp_layernorm.weight',
+    norms: { ...llamaNames.norms, mlpOutput: 'model.layers.{l}.post_mlp_layernorm.weight' },
     mla: deepseekV2MlaNames,
     ...deepseekMoeNames,
     routerBias: correctionBiasName,

@@ -138,8 +138,11 @@ export const llamaNames = {
   embed: 'model.embed_tokens.weight',
   finalNorm: 'model.norm.weight',
   lmHead: 'lm_head.weight',
-  inputNorm: 'model.layers.{l}.input_layernorm.weight',
-  postAttentionNorm: 'model.layers.{l}.post_attention_layernorm.weight',
+  // Llama's placement: a norm on each sublayer's input
+  norms: {
+    attentionInput: 'model.layers.{l}.input_layernorm.weight',
+    mlpInput: 'model.layers.{l}.post_attention_layernorm.weight',
+  },
   attention: {
     q: 'model.layers.{l}.self_attn.q_proj.weight',
     k: 'model.layers.{l}.self_attn.k_proj.weight',

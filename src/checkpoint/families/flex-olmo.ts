@@ -2,7 +2,7 @@
  * FlexOlmo (`flex_olmo`, allenai/FlexOlmo-7x7B-1T): OLMoE's attention (q/k RMSNorm over the whole
  * projections) and top-k routing, in OLMo 2's layer layout: no norm before the attention or the
  * MLP, each one's output RMS-normalised (post_attention_layernorm, post_feedforward_layernorm)
- * before it joins the residual stream (ModelConfig.postNorms). Every layer is MoE;
+ * before it joins the residual stream (ModelConfig.norms). Every layer is MoE;
  * `intermediate_size` is the expert width. Defaults: transformers' FlexOlmoConfig.
  */
 import { z } from 'zod';
@@ -39,8 +39,11 @@ export const flexOlmo = defineFamily({
   normalize: (p, raw) => ({
     ...llamaConfigPart('flex_olmo', p, raw, 500000),
     ...olmoeMoePart(p),
-    postNorms: true,
+    norms: { attentionInput: false, attentionOutput: true, mlpInput: false, mlpOutput: true },
   }),
   isMoeLayer: () => true,
-  names: { ...olmoeNames, postFeedforwardNorm: 'model.layers.{l}.post_feedforward_layernorm.weight' },
+  names: {
+    ...olmoeNames,
+    norms: { attentionOutput: 'model.layers.{l}.post_attention_layernorm.weight', mlpOutput: 'model.layers.{l}.post_feedforward_layernorm.weight' },
+  },
 });

@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { describeCheckpoint, type CheckpointDescription } from '../../checkpoint/describe.js';
 import { CheckpointError } from '../../checkpoint/errors.js';
+import type { Multipliers, NormPlacement } from '../../checkpoint/types.js';
 import { openCheckpoint } from '../../checkpoint/open.js';
 import { SafetensorsFile } from '../../io/safetensors-reader.js';
 import { describeCompressed, unfinishedRun, type CompressedDescription } from '../../compressed/describe.js';
@@ -84,6 +85,28 @@ function rightAlignColumns(rows: string[][], columns: number[]): string[][] {
   return rows.map((r) => r.map((cell, c) => (columns.includes(c) ? cell.padStart(widths[columns.indexOf(c)]) : cell)));
 }
 
+/** The multipliers a model has, in words (Granite's four, AFMoE's embedding scale alone). */
+function multipliersText(m: Multipliers): string {
+  const parts = [
+    m.embedding !== undefined && `embeddings × ${m.embedding}`,
+    m.residual !== undefined && `residual × ${m.residual}`,
+    m.attention !== undefined && `softmax scale ${m.attention}`,
+    m.logits !== undefined && `logits ÷ ${m.logits}`,
+  ];
+  return parts.filter((s): s is string => typeof s === 'string').join(', ');
+}
+
+/** Where a layer's RMS norms sit, said where that is not Llama's (one before each sublayer). */
+function normsText(n: NormPlacement): string {
+  const sites = [
+    n.attentionInput && 'before the attention',
+    n.attentionOutput && 'on the attention\'s output',
+    n.mlpInput && 'before the MLP',
+    n.mlpOutput && `on the MLP's output${n.mlpOutput === 'moe' ? ' in MoE layers' : ''}`,
+  ];
+  return sites.filter((s): s is string => typeof s === 'string').join(', ');
+}
+
 export function formatCheckpoint(d: CheckpointDescription): string {
   const p = d.parameters;
   const pct = (n: number) => (p.total > 0 ? `${((100 * n) / p.total).toFixed(1)}%` : '-');
@@ -98,13 +121,12 @@ export function formatCheckpoint(d: CheckpointDescription): string {
     table([
       ['checkpoint', d.dir],
       ['family', `${d.familyLabel} (model_type ${d.modelType})${d.multimodalWrapper ? `, the language model of a ${d.multimodalWrapper.label} checkpoint (model_type ${d.multimodalWrapper.modelType}; its other tensors are carried into outputs unchanged)` : ''}`],
-      ['attention', `${d.attention === 'mla' ? `MLA (multi-head latent attention), ${d.numHeads} heads` : `${d.numHeads} heads, ${d.numKvHeads} kv heads, head_dim ${d.headDim}`}; RoPE ${d.ropeScaling}${d.rotaryDim !== undefined ? ` over the ${d.attention === 'mla' ? 'last' : 'first'} ${d.rotaryDim} of each head's ${d.headDim} values` : ''}${d.llama4QueryScale !== undefined ? `; queries × 1 + ${d.llama4QueryScale.beta}·ln(1 + ⌊position / ${d.llama4QueryScale.originalMaxPositions}⌋)` : ''}${d.attentionSinks ? '; a sink logit per head' : ''}${d.slidingWindow !== undefined ? `; a sliding window of ${d.slidingWindow.size} positions in ${d.slidingWindow.layers.length === d.numLayers ? 'every layer' : `layers ${d.slidingWindow.layers.join(', ')}`}` : ''}${d.postNorms ? '; norms on the attention and MLP outputs, none before them' : ''}${d.nopeLayers !== undefined ? `; no RoPE in ${d.nopeLayers.length === d.numLayers ? 'any layer' : `layers ${d.nopeLayers.join(', ')}`}` : ''}${d.layerRopeThetas !== undefined ? `; RoPE bases by layer ${d.layerRopeThetas.join(', ')}` : ''}${d.sparseAttention !== undefined ? `; DeepSeek Sparse Attention (top ${d.sparseAttention.indexTopK} positions, indexers in ${d.sparseAttention.indexerLayers.length === d.numLayers ? 'every layer' : `layers ${d.sparseAttention.indexerLayers.join(', ')}`})` : ''}${d.runnable ? '' : ' (not implemented: the model can be inspected and compressed from statistics, not run)'}`],
+      ['attention', `${d.attention === 'mla' ? `MLA (multi-head latent attention), ${d.numHeads} heads` : `${d.numHeads} heads, ${d.numKvHeads} kv heads, head_dim ${d.headDim}`}; RoPE ${d.ropeScaling}${d.rotaryDim !== undefined ? ` over the ${d.attention === 'mla' ? 'last' : 'first'} ${d.rotaryDim} of each head's ${d.headDim} values` : ''}${d.llama4QueryScale !== undefined ? `; queries × 1 + ${d.llama4QueryScale.beta}·ln(1 + ⌊position / ${d.llama4QueryScale.originalMaxPositions}⌋)` : ''}${d.attentionSinks ? '; a sink logit per head' : ''}${d.attentionOutputGate ? '; the heads\' output gated by sigmoid(gate_proj) of the input' : ''}${d.slidingWindow !== undefined ? `; a sliding window of ${d.slidingWindow.size} positions in ${d.slidingWindow.layers.length === d.numLayers ? 'every layer' : `layers ${d.slidingWindow.layers.join(', ')}`}` : ''}${d.nopeLayers !== undefined ? `; no RoPE in ${d.nopeLayers.length === d.numLayers ? 'any layer' : `layers ${d.nopeLayers.join(', ')}`}` : ''}${d.layerRopeThetas !== undefined ? `; RoPE bases by layer ${d.layerRopeThetas.join(', ')}` : ''}${d.sparseAttention !== undefined ? `; DeepSeek Sparse Attention (top ${d.sparseAttention.indexTopK} positions, indexers in ${d.sparseAttention.indexerLayers.length === d.numLayers ? 'every layer' : `layers ${d.sparseAttention.indexerLayers.join(', ')}`})` : ''}${d.runnable ? '' : ' (not implemented: the model can be inspected and compressed from statistics, not run)'}`],
       ['hidden / vocab', `${d.hiddenSize} / ${d.vocabSize}${d.tieWordEmbeddings ? ' (tied embeddings)' : ''}`],
-      ['layers', `${d.numLayers}: MoE ${list(d.moeLayers)}; dense ${list(d.denseLayers)}${d.denseLayers.length > 0 ? ` (width ${d.denseIntermediateSize})` : ''}${d.moeOutputNorm ? '; each MoE block\'s output RMS-normalised before the residual add' : ''}`],
+      ['layers', `${d.numLayers}: MoE ${list(d.moeLayers)}; dense ${list(d.denseLayers)}${d.denseLayers.length > 0 ? ` (width ${d.denseIntermediateSize})` : ''}`],
+      ...(d.norms ? [['norms', normsText(d.norms)] as [string, string]] : []),
       ['experts', experts],
-      ...(d.multipliers
-        ? [['multipliers', `embeddings × ${d.multipliers.embedding}, residual × ${d.multipliers.residual}, softmax scale ${d.multipliers.attention}, logits ÷ ${d.multipliers.logits}`] as [string, string]]
-        : []),
+      ...(d.multipliers ? [['multipliers', multipliersText(d.multipliers)] as [string, string]] : []),
       ['expert shapes', `gate ${shape(d.expertShapes.gate)}  up ${shape(d.expertShapes.up)}  down ${shape(d.expertShapes.down)}  (${d.expertStorage} on disk)`],
       ['dtypes', Object.entries(d.dtypes).map(([k, v]) => `${k} × ${v} tensors`).join(', ')],
       ...(d.fp8Blocks
