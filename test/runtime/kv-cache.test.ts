@@ -71,6 +71,9 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['gpt_oss', undefined],
   // MLA with its queries scaled by position (a step every 4 positions, crossed while decoding)
   ['mistral4', undefined],
+  // chunks of 4 (the prefill ends one, decoding crosses the next) with a weightless q/k norm, a NoPE
+  // layer with its queries scaled by position, routing weights on the experts' inputs
+  ['llama4_text', undefined],
 ];
 
 describe('KV cache', () => {
@@ -105,7 +108,8 @@ describe('KV cache', () => {
     expect(worst).toBeLessThan(1e-5);
   });
 
-  it.each([['mixtral', 3], ['gpt_oss', undefined]] as Array<[FamilyName, number | undefined]>)(
+  // Llama 4's chunked layers keep their past as windows of the chunk's length do
+  it.each([['mixtral', 3], ['gpt_oss', undefined], ['llama4_text', undefined]] as Array<[FamilyName, number | undefined]>)(
     '%s (window %s): windowed layers hold only what their rows can attend to, and the states are the full prefix\'s',
     async (family, window) => {
       const provider = await fixture(family, window);
