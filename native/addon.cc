@@ -89,8 +89,10 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * 10: gemmMxfp4 (products against MXFP4 experts kept as stored).
  * 11: gemmFp8 (products against FP8 experts kept as stored).
  * 12: swiGluExperts takes packed (FP8, MXFP4) matrices.
+ * 13: cachedAttention takes each sequence's first attended position (chunked attention: a
+ * trailing argument an older addon would ignore, attending to the chunks before the rows' own).
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 12); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 13); }
 
 }  // namespace
 }  // namespace rfid

@@ -39,12 +39,14 @@ constexpr int kQueryTile = 64;
 
 /**
  * How one sequence is cut, query heads per product and query rows per tile (as attention.ts
- * does), and where its keys and values are: `past` positions before its rows, then its own.
+ * does), and where its keys and values are: `past` positions before its rows, then its own; its
+ * rows attend to none before position `from` (a chunk's start; 0: the first).
  */
 struct SequencePlan {
   int start = 0;
   int len = 0;
   int past = 0;
+  int from = 0;
   int heads = 1;
   int tile = kQueryTile;
   const float* keys = nullptr;
@@ -147,7 +149,8 @@ struct AttentionBatch {
     const int hb = std::min(p.heads, groupSize - unit.g0);
     const int tr = std::min(p.tile, p.len - unit.i0);
     const int keyEnd = p.past + unit.i0 + tr;
-    const int keyFirst = window == 0 ? 0 : std::max(0, p.past + unit.i0 - window + 1);
+    // every row of the tile sees none before `from`, so its columns start there at the earliest
+    const int keyFirst = std::max(p.from, window == 0 ? 0 : p.past + unit.i0 - window + 1);
     const int kc = keyEnd - keyFirst;
     const int m = hb * tr;
     const float* kBlock;
@@ -301,13 +304,15 @@ ArrayArg Float32Element(Napi::Env env, const char* op, const Napi::Array& array,
 
 /**
  * cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale,
- * window, threads, context[, sinks]): attention of a ragged batch whose sequences continue those in a KV
+ * window, threads, context[, sinks[, from]]): attention of a ragged batch whose sequences continue those in a KV
  * cache (a decoding step, a prompt's prefill after its first chunk). Sequence s is rows
  * offsets[s]..offsets[s+1] of q and context (rows × numHeads·headDim); its keys and values are
  * keys[s] and values[s], past[s] cached positions followed by its own new rows (already written):
  * head-major [numKvHeads][headStride[s]][headDim], or row-major rows of numKvHeads·headDim when
  * headStride[s] = 0. Row i of sequence s is position past[s] + i and attends to positions
- * max(0, past[s] + i − window + 1)..past[s] + i (window 0: from 0). sinks as for causalAttention.
+ * max(from[s], past[s] + i − window + 1)..past[s] + i (window 0: from from[s]). sinks as for
+ * causalAttention. from (optional; undefined or null: 0 for every sequence): one first position
+ * per sequence, 0 ≤ from[s] ≤ past[s] (chunked attention: where the rows' chunk starts).
  *
  * Why a kernel: the per-sequence loop in JavaScript made about ten N-API calls per sequence, kv
  * head and layer (copies, two products, a softmax), each costing about as much as the work it did
@@ -351,6 +356,9 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
   RequireShape(env, op, context, rows, qWidth, "offsets, numHeads and headDim: context is rows × numHeads·headDim");
   RequireNoOverlap(env, op, context, q);
   const float* sinks = SinksArg(info, 13, op, numHeads, context);
+  const bool hasFrom = info.Length() > 14 && !info[14].IsUndefined() && !info[14].IsNull();
+  const IndexArg from = hasFrom ? Int32ArrayArg(info, 14, op, "from") : IndexArg{};
+  if (hasFrom && from.length != sequences) ThrowError(env, op, "from must have one entry per sequence (" + std::to_string(sequences) + ")");
 
   AttentionBatch batch;
   batch.numKvHeads = numKvHeads;
@@ -371,7 +379,9 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
     p.len = offsets.data[s + 1] - offsets.data[s];
     p.past = past.data[s];
     p.headStride = headStride.data[s];
+    p.from = hasFrom ? from.data[s] : 0;
     if (p.past < 0 || p.headStride < 0) ThrowError(env, op, "past and headStride must not be negative (sequence " + std::to_string(s) + ")");
+    if (p.from < 0 || p.from > p.past) ThrowError(env, op, "from[" + std::to_string(s) + "] = " + std::to_string(p.from) + " is not within 0..past = " + std::to_string(p.past));
     if (p.len == 0) continue;
     const size_t total = static_cast<size_t>(p.past) + p.len;
     if (p.headStride != 0 && static_cast<size_t>(p.headStride) < total) {

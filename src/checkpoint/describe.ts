@@ -11,7 +11,7 @@ import { checkpointFamily } from './open.js';
 import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
-import { slidingWindowOf } from './sliding-window.js';
+import { attentionChunkOf, slidingWindowOf } from './sliding-window.js';
 import type { Checkpoint, ClampedSwiGlu, Llama4QueryScale, ModelConfig, Multipliers, NormPlacement } from './types.js';
 
 export interface LayerDescription {
@@ -44,12 +44,19 @@ export interface CheckpointDescription {
   headDim: number;
   /** the rotated width of each head where only part of it rotates (GLM-4.5 its first values, Mistral 4's MLA its last); absent: the whole head */
   rotaryDim?: number;
-  /** Mistral 4: queries scaled by 1 + beta·ln(1 + ⌊position / originalMaxPositions⌋) (ModelConfig.llama4QueryScale) */
-  llama4QueryScale?: Llama4QueryScale;
+  /**
+   * Mistral 4 and Llama 4: queries scaled by 1 + beta·ln(1 + ⌊(position + positionOffset) /
+   * originalMaxPositions⌋) (ModelConfig.llama4QueryScale), in `layers` (absent: every layer)
+   */
+  llama4QueryScale?: { beta: number; originalMaxPositions: number; positionOffset?: number; layers?: number[] };
   /** sliding-window attention: the window, and the layers that use it; absent where every layer attends to all earlier positions */
   slidingWindow?: { size: number; layers: number[] };
   /** where each layer's norms sit (ModelConfig.norms); absent: Llama's, one before each sublayer */
   norms?: NormPlacement;
+  /** Llama 4's chunked attention: the chunk's length, and the layers that attend within it (ModelConfig.attentionChunk) */
+  attentionChunk?: { size: number; layers: number[] };
+  /** Llama 4: the layers whose q/k heads are RMS-normalised without a weight after RoPE (ModelConfig.weightlessQkNormLayers) */
+  weightlessQkNormLayers?: number[];
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
   /** GraniteMoE-SWA: each layer's RoPE base (0: none), where the rotating layers' bases differ (ModelConfig.layerRopeThetas) */
@@ -71,11 +78,14 @@ export interface CheckpointDescription {
   /**
    * how the top-k is chosen: 'softmax' (plain), DeepSeek-V2's 'group_limited_greedy', V3's
    * 'noaux_tc', Mistral 4's 'group_limited_top2' (softmax, groups scored by their two best), or
-   * gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k)
+   * gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k), or Llama 4's
+   * 'topk-sigmoid' (the top-k of the logits, each chosen one's sigmoid)
    */
-  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax';
+  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax' | 'topk-sigmoid';
   /** AFMoE: the heads' output multiplied by sigmoid(gate_proj(x)) before o_proj (ModelConfig.attentionOutputGate) */
   attentionOutputGate?: true;
+  /** Llama 4: the routing weights multiply the experts' inputs, not their outputs (ModelConfig.routingWeightsScaleInputs) */
+  routingWeightsScaleInputs?: true;
   /** gpt-oss: a sink logit per head in every attention softmax; absent where the family has none */
   attentionSinks?: true;
   /** gpt-oss's expert activation (with biases on the experts' projections); absent: SwiGLU without biases */
@@ -139,12 +149,25 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     numKvHeads: c.numKvHeads,
     headDim: c.headDim,
     ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
-    ...(c.llama4QueryScale !== undefined ? { llama4QueryScale: c.llama4QueryScale } : {}),
+    ...(c.llama4QueryScale !== undefined
+      ? {
+          llama4QueryScale: {
+            beta: c.llama4QueryScale.beta,
+            originalMaxPositions: c.llama4QueryScale.originalMaxPositions,
+            ...(c.llama4QueryScale.positionOffset !== undefined ? { positionOffset: c.llama4QueryScale.positionOffset } : {}),
+            ...(c.llama4QueryScale.layers !== undefined ? { layers: marked(c.llama4QueryScale.layers) } : {}),
+          },
+        }
+      : {}),
     ...(c.slidingWindow !== undefined
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
     ...(c.norms !== undefined ? { norms: c.norms } : {}),
-    ...(c.nopeLayers !== undefined ? { nopeLayers: c.nopeLayers.flatMap((none, l) => (none ? [l] : [])) } : {}),
+    ...(c.attentionChunk !== undefined
+      ? { attentionChunk: { size: c.attentionChunk.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => attentionChunkOf(c, l) !== null) } }
+      : {}),
+    ...(c.weightlessQkNormLayers !== undefined ? { weightlessQkNormLayers: marked(c.weightlessQkNormLayers) } : {}),
+    ...(c.nopeLayers !== undefined ? { nopeLayers: marked(c.nopeLayers) } : {}),
     ...(c.layerRopeThetas !== undefined ? { layerRopeThetas: [...c.layerRopeThetas] } : {}),
     ...(c.sparseAttention !== undefined
       ? {
@@ -167,6 +190,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     normTopkProb: c.normTopkProb,
     routedScalingFactor: c.routedScalingFactor,
     routing: c.routing ?? (c.topkMethod === undefined || c.topkMethod === 'greedy' ? 'softmax' : c.topkMethod),
+    ...(c.routingWeightsScaleInputs ? { routingWeightsScaleInputs: true as const } : {}),
     expertIntermediateSize: c.expertIntermediateSize,
     sharedExpertIntermediateSize: c.sharedExpertIntermediateSize,
     denseIntermediateSize: c.denseIntermediateSize,
@@ -188,6 +212,11 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       unusedTensors: ckpt.tensorNames().filter((n) => !expectedNames.has(n)).sort(),
     },
   };
+}
+
+/** The indices of the layers a per-layer flag marks. */
+function marked(flags: readonly boolean[]): number[] {
+  return flags.flatMap((on, l) => (on ? [l] : []));
 }
 
 function fp8Description(raw: Record<string, unknown>): Pick<CheckpointDescription, 'fp8Blocks'> {

@@ -2,8 +2,9 @@
  * Where one routed expert's matrix is stored, and how to read it in nn.Linear layout ([p, d]:
  * gate/up [I, H], down [H, I]): a whole tensor per expert; a block of rows of the transformers ≥ 5
  * fused tensors (gate_up [E, 2I, H] viewed as rows of H, gate rows first; down [E, H, I] viewed as
- * rows of I); or, in gpt-oss's transposed form (FusedExpertNames), the transpose of some columns of
- * the expert's slab (gate_up [E, H, 2I]: gate the even columns, up the odd; down [E, I, H]: all).
+ * rows of I); or, in the transposed forms (FusedExpertNames), the transpose of some columns of the
+ * expert's slab (gate_up [E, H, 2I]: gpt-oss's gate the even columns and up the odd, Llama 4's gate
+ * the first I and up the last I; down [E, I, H]: all).
  * Shared by every reader and writer of expert matrices (f32 or as stored).
  */
 import { decodeToF32 } from '../io/dtype.js';
@@ -11,6 +12,17 @@ import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import type { ColumnSelection } from '../io/sharded.js';
 import { transposeColumns, type ColumnCut } from '../io/transpose.js';
 import type { ExpertMatrixType, FusedExpertNames, ModelConfig, MoeNames } from './types.js';
+
+/** Whether a fused form stores each expert's matrices transposed ([in, out] slabs: y = x · W[e]). */
+export function isTransposedForm(fused: Pick<FusedExpertNames, 'form'> | undefined): boolean {
+  return fused?.form === 'transposed-interleaved' || fused?.form === 'transposed';
+}
+
+/** Where the gate's and the up's columns lie in a transposed gate_up slab of 2I columns: every other one (gpt-oss), or a half each (Llama 4). */
+function gateUpColumns(fused: FusedExpertNames, I: number, type: 'gate' | 'up'): ColumnCut {
+  const up = type === 'up' ? 1 : 0;
+  return fused.form === 'transposed-interleaved' ? { width: 2 * I, first: up, step: 2, count: I } : { width: 2 * I, first: up * I, step: 1, count: I };
+}
 
 /**
  * `columns` set: the matrix is the transpose of columns first, first + step, … (count of them) of
@@ -26,9 +38,9 @@ export function expertLocation(moe: MoeNames, config: ModelConfig, expert: numbe
   if (!moe.fused) return null;
   const I = config.expertIntermediateSize;
   const H = config.hiddenSize;
-  if (moe.fused.form === 'transposed-interleaved') {
+  if (isTransposedForm(moe.fused)) {
     if (type === 'down') return { tensor: moe.fused.down, rows: [expert * I, (expert + 1) * I], columns: { width: H, first: 0, step: 1, count: H } };
-    return { tensor: moe.fused.gateUp, rows: [expert * H, (expert + 1) * H], columns: { width: 2 * I, first: type === 'gate' ? 0 : 1, step: 2, count: I } };
+    return { tensor: moe.fused.gateUp, rows: [expert * H, (expert + 1) * H], columns: gateUpColumns(moe.fused, I, type) };
   }
   if (type === 'gate') return { tensor: moe.fused.gateUp, rows: [expert * 2 * I, expert * 2 * I + I] };
   if (type === 'up') return { tensor: moe.fused.gateUp, rows: [expert * 2 * I + I, (expert + 1) * 2 * I] };
@@ -48,7 +60,7 @@ export function expertTensorNames(moe: MoeNames, types: readonly ExpertMatrixTyp
 /** The shapes of a layer's fused expert tensors in their form. */
 export function fusedExpertShapes(config: ModelConfig, fused: FusedExpertNames): { gateUp: number[]; down: number[] } {
   const { numExperts: E, hiddenSize: H, expertIntermediateSize: I } = config;
-  return fused.form === 'transposed-interleaved' ? { gateUp: [E, H, 2 * I], down: [E, I, H] } : { gateUp: [E, 2 * I, H], down: [E, H, I] };
+  return isTransposedForm(fused) ? { gateUp: [E, H, 2 * I], down: [E, I, H] } : { gateUp: [E, 2 * I, H], down: [E, H, I] };
 }
 
 /** What the expert readers need of a checkpoint or compressed model. */
@@ -102,17 +114,19 @@ export async function fuseGateUp(config: ModelConfig, fused: FusedExpertNames, g
   for (let e = 0; e < E; e++) {
     const g = await gate(e);
     const u = await up(e);
-    if (fused.form !== 'transposed-interleaved') {
+    if (!isTransposedForm(fused)) {
       out.set(g, e * 2 * I * H);
       out.set(u, (e * 2 + 1) * I * H);
       continue;
     }
-    // [H, 2I]: row h holds gate[0][h], up[0][h], gate[1][h], …
+    // [H, 2I]: column gateAt(i) of row h holds gate[i][h], upAt(i) up[i][h] (gateUpColumns)
     const base = e * H * 2 * I;
+    const gateAt = gateUpColumns(fused, I, 'gate');
+    const upAt = gateUpColumns(fused, I, 'up');
     for (let i = 0; i < I; i++) {
       for (let h = 0; h < H; h++) {
-        out[base + h * 2 * I + 2 * i] = g[i * H + h];
-        out[base + h * 2 * I + 2 * i + 1] = u[i * H + h];
+        out[base + h * 2 * I + gateAt.first + gateAt.step * i] = g[i * H + h];
+        out[base + h * 2 * I + upAt.first + upAt.step * i] = u[i * H + h];
       }
     }
   }
@@ -125,7 +139,7 @@ export async function fuseDown(config: ModelConfig, fused: FusedExpertNames, dow
   const out = new Float32Array(E * H * I);
   for (let e = 0; e < E; e++) {
     const d = await down(e);
-    if (fused.form !== 'transposed-interleaved') {
+    if (!isTransposedForm(fused)) {
       out.set(d, e * H * I);
       continue;
     }

@@ -7,7 +7,7 @@
  */
 import type { z } from 'zod';
 import { CheckpointError } from './errors.js';
-import type { FamilyName, FusedMlpNames, IndexerNames, MlpNames, ModelConfig, NormSite } from './types.js';
+import type { FamilyName, FusedExpertForm, FusedMlpNames, IndexerNames, MlpNames, ModelConfig, NormSite } from './types.js';
 
 /**
  * Tensor-name templates. `{l}` is replaced by the layer index and `{e}` by the expert index.
@@ -65,12 +65,12 @@ export interface TensorNameTemplates {
   expert?: MlpNames;
   /**
    * transformers ≥ 5's in-memory fused form, which some writers put on disk:
-   * gate_up [E, 2I, H] (gate rows first) and down [E, H, I], or gpt-oss's transposed form
-   * (`form`, FusedExpertNames in types.ts) with its biases. `router` and `routerBias` are the
+   * gate_up [E, 2I, H] (gate rows first) and down [E, H, I], or gpt-oss's and Llama 4's
+   * transposed forms (`form`, FusedExpertNames in types.ts), gpt-oss's with its biases. `router` and `routerBias` are the
    * router's and its correction bias's names in that form when they differ (Mixtral's
    * block_sparse_moe.gate becomes mlp.gate).
    */
-  fused: { gateUp: string; down: string; router?: string; routerBias?: string; form?: 'rows' | 'transposed-interleaved'; gateUpBias?: string; downBias?: string };
+  fused: { gateUp: string; down: string; router?: string; routerBias?: string; form?: FusedExpertForm; gateUpBias?: string; downBias?: string };
   /** gpt-oss: the router's bias on its logits [E] */
   routerLogitBias?: string;
   /** per projection, or gate and up fused in one tensor (GraniteMoE-shared's shared_mlp) */

@@ -4,7 +4,7 @@
  * builds the layout and checks every expected tensor's presence, shape and dtype, so later code
  * can trust the names and shapes without re-checking.
  */
-import { expertLocation, expertTensorNames, readExpertBf16, readExpertF32, readExpertMxfp4, type ExpertLocation } from './expert-location.js';
+import { expertLocation, expertTensorNames, isTransposedForm, readExpertBf16, readExpertF32, readExpertMxfp4, type ExpertLocation } from './expert-location.js';
 import type { Fp8Matrix } from '../io/fp8-matrix.js';
 import type { Mxfp4Matrix } from '../io/mxfp4-matrix.js';
 import { readFile, stat } from 'node:fs/promises';
@@ -140,13 +140,13 @@ class OpenedCheckpoint implements Checkpoint {
   }
 
   fp8TensorNames(): Set<string> {
-    const names = this.layout.layers.flatMap((l) => (l.moe && l.moe.fused?.form !== 'transposed-interleaved' ? expertTensorNames(l.moe) : []));
+    const names = this.layout.layers.flatMap((l) => (l.moe && !isTransposedForm(l.moe.fused) ? expertTensorNames(l.moe) : []));
     return new Set(names.filter((name) => this.store.tensor(name)?.packed === 'fp8'));
   }
 
   mxfp4TensorNames(): Set<string> {
-    // readExpertMxfp4 gives the transposed form's cuts (gpt-oss's), whose stored rows are outputs
-    const names = this.layout.layers.flatMap((l) => (l.moe?.fused?.form === 'transposed-interleaved' ? expertTensorNames(l.moe) : []));
+    // readExpertMxfp4 gives the transposed forms' cuts (gpt-oss's), whose stored rows are outputs
+    const names = this.layout.layers.flatMap((l) => (l.moe && isTransposedForm(l.moe.fused) ? expertTensorNames(l.moe) : []));
     return new Set(names.filter((name) => this.store.tensor(name)?.packed === 'mxfp4'));
   }
 

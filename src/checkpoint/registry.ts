@@ -23,6 +23,7 @@ import { graniteMoe } from './families/granitemoe.js';
 import { graniteMoeShared } from './families/granitemoe-shared.js';
 import { graniteMoeSwa } from './families/granitemoe-swa.js';
 import { gptOss } from './families/gpt-oss.js';
+import { llama4Text } from './families/llama4-text.js';
 import { minimaxM2 } from './families/minimax-m2.js';
 import { mistral4 } from './families/mistral4.js';
 import { mixtral } from './families/mixtral.js';
@@ -32,7 +33,7 @@ import { qwen3Moe } from './families/qwen3-moe.js';
 import { solarOpen } from './families/solar-open.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, solarOpen, axk1, hyV3, afmoe];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, solarOpen, axk1, hyV3, afmoe, llama4Text];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

@@ -3,7 +3,9 @@
  * one window for every layer (Mixtral's `sliding_window`; Qwen3-MoE's with `use_sliding_window`), or
  * a window for the layers `layer_types` marks "sliding_attention", whose default some families
  * derive from `max_window_layers` (Qwen2-MoE, dots.llm1). A key of the wrong type, or sliding
- * layers without a window, is refused naming the key.
+ * layers without a window, is refused naming the key. Beside it, the other local mask, Llama 4's
+ * chunked attention (ModelConfig.attentionChunk, read by its family), and what a layer of each
+ * keeps of its past in the KV cache.
  */
 import { CheckpointError } from './errors.js';
 import type { ModelConfig, SlidingWindow } from './types.js';
@@ -58,4 +60,22 @@ export function everyLayerWindow(size: number | null): { slidingWindow?: Sliding
 export function slidingWindowOf(config: Pick<ModelConfig, 'slidingWindow'>, layer: number): number | null {
   const w = config.slidingWindow;
   return w !== undefined && (w.layers?.[layer] ?? true) ? w.size : null;
+}
+
+/** The attention chunk length of decoder layer `layer` (config.attentionChunk), null: the layer is not chunked. */
+export function attentionChunkOf(config: Pick<ModelConfig, 'attentionChunk'>, layer: number): number | null {
+  const c = config.attentionChunk;
+  return c !== undefined && (c.layers?.[layer] ?? true) ? c.size : null;
+}
+
+/**
+ * The most past positions a row of decoder layer `layer` attends to, plus one (its window W: it
+ * sees W − 1 before itself), null: every earlier position. A chunk of C positions is such a window
+ * of C (its last row sees the C − 1 before it), which is all the KV cache must keep of that layer.
+ */
+export function localSpanOf(config: Pick<ModelConfig, 'slidingWindow' | 'attentionChunk'>, layer: number): number | null {
+  const window = slidingWindowOf(config, layer);
+  const chunk = attentionChunkOf(config, layer);
+  if (window === null) return chunk;
+  return chunk === null ? window : Math.min(window, chunk);
 }

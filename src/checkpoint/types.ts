@@ -34,7 +34,8 @@ export type FamilyName =
   | 'solar_open'
   | 'axk1'
   | 'hy_v3'
-  | 'afmoe';
+  | 'afmoe'
+  | 'llama4_text';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 
@@ -82,8 +83,21 @@ export interface ModelConfig {
   ropeAlpha?: number;
   /** Hunyuan: the per-head q/k norms come after RoPE, not before */
   qkNormAfterRope?: boolean;
+  /**
+   * Llama 4's q/k norm (use_qk_norm, transformers' Llama4TextL2Norm, an RMS norm without a weight
+   * despite its name, eps rms_norm_eps): each head of the queries and keys is RMS-normalised after
+   * RoPE in the layers marked true (its RoPE layers). Absent: none (qkNorm says the weighted norms).
+   */
+  weightlessQkNormLayers?: readonly boolean[];
   /** sliding-window attention (checkpoint/sliding-window.ts); absent: every layer attends to every earlier position */
   slidingWindow?: SlidingWindow;
+  /**
+   * Chunked local attention (Llama 4's attention_chunk_size): in the layers it marks, the positions
+   * fall into consecutive chunks of `size` from the sequence's start, and each query attends only to
+   * the earlier positions of its own chunk. Not a sliding window: the first query of a chunk sees
+   * itself alone, the last the whole chunk. Absent: no layer is chunked.
+   */
+  attentionChunk?: AttentionChunk;
   /**
    * Layers whose attention rotates nothing (NoPE): EXAONE's global layers beside its sliding ones.
    * nopeLayers[l] true: layer l applies no RoPE to its queries and keys. Absent: every layer ropes.
@@ -138,10 +152,17 @@ export interface ModelConfig {
    */
   attentionSinks?: boolean;
   /**
-   * gpt-oss's routing: the router's logits (with its own bias, `router.bias`) → top-k → softmax
-   * over those k. Absent: the softmax over all experts first (ModelConfig.topkMethod's rules).
+   * 'topk-softmax', gpt-oss's routing: the router's logits (with its own bias, `router.bias`) →
+   * top-k → softmax over those k. 'topk-sigmoid', Llama 4's: the router's logits → top-k → the
+   * sigmoid of each chosen logit. Absent: the softmax over all experts first (ModelConfig.topkMethod's rules).
    */
-  routing?: 'topk-softmax';
+  routing?: 'topk-softmax' | 'topk-sigmoid';
+  /**
+   * Llama 4: a token's routing weight for an expert multiplies the expert's input row (the
+   * normalised hidden state), and the experts' outputs are summed unweighted. The experts are not
+   * linear, so this is not the usual weighted sum of outputs. Absent: the weights multiply outputs.
+   */
+  routingWeightsScaleInputs?: boolean;
   /**
    * gpt-oss's experts: gate and up projections with biases, then (up + 1) · g · sigmoid(alpha · g)
    * with g = min(gate, limit) and up clamped to ±limit, then down with its bias. Absent: SwiGLU,
@@ -154,10 +175,12 @@ export interface ModelConfig {
    */
   norms?: NormPlacement;
   /**
-   * Mistral 4 (Llama 4's attention scaling, transformers' get_llama_4_attn_scale): every query is
-   * multiplied by 1 + beta·ln(1 + ⌊position / originalMaxPositions⌋) after RoPE, so positions past
-   * each multiple of the original context attend a little more sharply. Applied by MLA attention,
-   * the only attention whose family sets it. Absent: queries unscaled.
+   * Llama 4's attention temperature tuning, and Mistral 4's use of it (transformers'
+   * get_llama_4_attn_scale): every query is multiplied by
+   * 1 + beta·ln(1 + ⌊(position + positionOffset) / originalMaxPositions⌋) after RoPE (and any q/k
+   * norm), so positions past each multiple of that length attend a little more sharply; in every
+   * layer (Mistral 4, MLA) or in those `layers` marks (Llama 4: its NoPE layers, standard
+   * attention). Absent: queries unscaled.
    */
   llama4QueryScale?: Llama4QueryScale;
   /** set when the language model sits inside a multimodal checkpoint (checkpoint/wrapped.ts): the wrapper's model_type, name and config.json (`raw` is its text_config) */
@@ -234,10 +257,24 @@ export interface ClampedSwiGlu {
   limit: number;
 }
 
-/** Mistral 4's query scaling (ModelConfig.llama4QueryScale), rope_parameters' llama_4_scaling_beta and original_max_position_embeddings. */
+/**
+ * The query scaling of ModelConfig.llama4QueryScale: Mistral 4's rope_parameters'
+ * llama_4_scaling_beta and original_max_position_embeddings; Llama 4's attn_scale and floor_scale,
+ * positions counted from 1.
+ */
 export interface Llama4QueryScale {
   beta: number;
   originalMaxPositions: number;
+  /** added to each position before the division (Llama 4: 1); absent: 0 */
+  positionOffset?: number;
+  /** the layers scaled (Llama 4: its NoPE layers); absent: every layer */
+  layers?: readonly boolean[];
+}
+
+/** Chunked local attention (ModelConfig.attentionChunk): the chunk's length, in every layer or in those `layers` marks true. */
+export interface AttentionChunk {
+  size: number;
+  layers?: readonly boolean[];
 }
 
 /** The scalar multipliers of ModelConfig.multipliers, each where the family has it. */
@@ -360,19 +397,23 @@ export interface MoeNames {
 }
 
 /**
- * Routed experts stored fused, one tensor per projection, in one of two forms:
+ * Routed experts stored fused, one tensor per projection, in one of three forms:
  * - 'rows' (transformers ≥ 5's in-memory form, which some writers put on disk; GraniteMoE's own):
  *   gate_up [E, 2I, H] with each expert's gate rows first, down [E, H, I]: each expert's matrix
  *   is a block of rows in nn.Linear layout.
  * - 'transposed-interleaved' (gpt-oss): gate_up [E, H, 2I] whose columns alternate gate, up, …,
  *   down [E, I, H]: y = x · W[e], so each matrix is the transpose of a slab (gate_up's every
  *   other column), with biases gate_up_bias [E, 2I] (interleaved alike) and down_bias [E, H].
+ * - 'transposed' (Llama 4): gate_up [E, H, 2I] whose first I columns are the gate's and last I
+ *   the up's (transformers' chunk(2, dim=-1)), down [E, I, H]: y = x · W[e] as gpt-oss's.
  */
+export type FusedExpertForm = 'rows' | 'transposed-interleaved' | 'transposed';
+
 export interface FusedExpertNames {
   gateUp: string;
   down: string;
   /** absent: 'rows' */
-  form?: 'rows' | 'transposed-interleaved';
+  form?: FusedExpertForm;
   gateUpBias?: string;
   downBias?: string;
 }

@@ -99,7 +99,7 @@ interface NativeBinding {
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, past: Int32Array,
     keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
     q: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
-    sinks: Float32Array | null,
+    sinks: Float32Array | null, from: Int32Array | null,
   ): void;
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
@@ -112,7 +112,7 @@ interface NativeBinding {
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 12;
+export const KERNEL_REVISION = 13;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -341,10 +341,10 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number, acti
     },
     // the same on the persistent pool's threads (a decoding step calls it once per layer); it sets
     // OpenBLAS's count to the engine's itself, saving a call
-    cachedAttention: (numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window, context, sinks) => {
+    cachedAttention: (numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window, context, sinks, from) => {
       checkWindow('cachedAttention', window);
       checkSinks('cachedAttention', sinks, numHeads, context);
-      guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context, sinks ?? null));
+      guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context, sinks ?? null, from ?? null));
     },
     // on the engine's threads: whole experts per thread, or each product's rows shared (moe_experts.cc)
     swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out, clamped) =>

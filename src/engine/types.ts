@@ -241,15 +241,17 @@ export interface ForwardKernels {
    * past[s] cached positions followed by its own new rows (written there before the call),
    * head-major [numKvHeads][headStride[s]][headDim], or row-major rows of numKvHeads·headDim when
    * headStride[s] = 0. Row i of sequence s is position past[s] + i and attends to positions
-   * max(0, past[s] + i − window + 1)..past[s] + i. One call for the whole batch: the native engine
-   * spreads its sequences and heads over the engine's threads. `sinks`: one logit per query head,
-   * as for causalAttention (absent or null: none).
+   * max(from[s], past[s] + i − window + 1)..past[s] + i. One call for the whole batch: the native
+   * engine spreads its sequences and heads over the engine's threads. `sinks`: one logit per query
+   * head, as for causalAttention (absent or null: none). `from` (chunked attention: where the
+   * rows' chunk starts): one first attended position per sequence, 0 ≤ from[s] ≤ past[s]; absent
+   * or null: 0 for every sequence.
    */
   cachedAttention(
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
     past: Int32Array, keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
     q: Float32Array, scale: number, window: number | null, context: Float32Array,
-    sinks?: Float32Array | null,
+    sinks?: Float32Array | null, from?: Int32Array | null,
   ): void;
   /**
    * The routed experts of one MoE block in one call (a decoding step, or a prompt's): routed

@@ -1,6 +1,7 @@
 /**
  * Per-expert input Gram matrices XᵀX (hidden × hidden, f64), for activation-aware whitening.
- * X is the normalised hidden state of the tokens routed to the expert (its gate/up input). The
+ * X is the normalised hidden state of the tokens routed to the expert (its gate/up input; Llama
+ * 4's experts take it times the token's routing weight, and that scaled row is X). The
  * accumulation is streamed: each expert's matrix is handed to a sink as soon as its tokens have
  * passed (all calibration windows go through a layer together, so that is its final value) and
  * dropped, so at most one H×H matrix is held at a time.
@@ -21,7 +22,8 @@ export interface GramSink {
  * How each routed token counts in an expert's Gram matrix:
  *  'tokens'            Σ x xᵀ, every routed token once (the plain input statistics);
  *  'routing'           Σ w x xᵀ, weighted by the routing weight w the block multiplies the expert's
- *                      output by: a token that barely uses the expert barely shapes its factors;
+ *                      output by: a token that barely uses the expert barely shapes its factors
+ *                      (Llama 4's weight is in x already, and w is 1: its output is not weighted);
  *  'routing-squared'   Σ w² x xᵀ: the first-order weight of the expert's error in the block output.
  */
 export type GramWeighting = 'tokens' | 'routing' | 'routing-squared';

@@ -5,6 +5,7 @@
  */
 import type { TokenBatch } from './batch.js';
 import type { AttentionContext } from './attention.js';
+import { chunkPieces } from './attention-chunks.js';
 
 /**
  * True when no sequence of the batch has a cached past: each then attends to its own new rows
@@ -71,7 +72,9 @@ export function attendWithCache(
 /**
  * The kernel call of attendWithCache for rows already appended (`past`: each sequence's positions
  * before them): sequence s's queries are rows offsets[s]… of q, its first rows of the step, which
- * may be fewer than the step appended (DSA runs only those below index_topk here).
+ * may be fewer than the step appended (DSA runs only those below index_topk here). A chunked
+ * layer's rows go in pieces, one a chunk (attention-chunks.ts), each attending from its chunk's
+ * start among the positions the cache holds.
  */
 export function attendCached(
   ctx: AttentionContext,
@@ -87,15 +90,20 @@ export function attendCached(
   const { heads, kvHeads, headDim } = shape;
   const { cache, layer, slots } = kv;
   const sequences = offsets.length - 1;
-  const headStride = new Int32Array(sequences);
+  const slotOf = (s: number) => (slots ? slots[s] : s);
+  const pieces = ctx.attentionChunk
+    ? chunkPieces(offsets, past, Int32Array.from({ length: sequences }, (_, s) => cache.lengths[slotOf(s)] - past[s]), ctx.attentionChunk)
+    : { offsets, sequence: Int32Array.from({ length: sequences }, (_, s) => s), past, from: null };
+  const entries = pieces.sequence.length;
+  const headStride = new Int32Array(entries);
   const keys: Float32Array[] = [];
   const values: Float32Array[] = [];
-  for (let s = 0; s < sequences; s++) {
-    const slot = slots ? slots[s] : s;
+  for (let e = 0; e < entries; e++) {
+    const slot = slotOf(pieces.sequence[e]);
     keys.push(cache.keys(layer, slot));
     values.push(cache.values(layer, slot));
     // positions per kv head in a head-major cache buffer (0: keys/values are row-major)
-    headStride[s] = cache.headDim === headDim ? cache.allocated(slot, layer) : 0;
+    headStride[e] = cache.headDim === headDim ? cache.allocated(slot, layer) : 0;
   }
-  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, offsets, past, keys, values, headStride, q, scale, ctx.slidingWindow, context, sinks);
+  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, pieces.offsets, pieces.past, keys, values, headStride, q, scale, ctx.slidingWindow, context, sinks, pieces.from);
 }

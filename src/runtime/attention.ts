@@ -1,23 +1,26 @@
 /**
  * Causal self-attention of one decoder layer over a ragged batch, in the Hugging Face Llama
  * lineage: q/k/v projections (+ Qwen2-MoE's and GLM-4.5's biases), OLMoE whole-projection or
- * Qwen3 per-head q/k RMSNorm, OLMoE clip_qkv, RoPE (rotate_half, over the whole head or GLM-4.5's
- * leading part), grouped-query heads, softmax(QKᵀ/√d) with a causal (optionally sliding-window)
- * mask and gpt-oss's per-head sinks, AFMoE's sigmoid gate on the heads' output, o_proj (+ gpt-oss's bias; Granite: its own softmax scale, and
- * its residual multiplier on the output). The
+ * Qwen3 per-head q/k RMSNorm (Llama 4's without a weight), OLMoE clip_qkv, RoPE (rotate_half, over
+ * the whole head or GLM-4.5's leading part), Llama 4's queries scaled by position, grouped-query
+ * heads, softmax(QKᵀ/√d) with a causal mask (optionally a sliding window, or Llama 4's chunks) and
+ * gpt-oss's per-head sinks, AFMoE's sigmoid gate on the heads' output, o_proj (+ gpt-oss's bias;
+ * Granite: its own softmax scale, and its residual multiplier on the output). The
  * projections go through productTransB (their weights f32 or BF16 as held), the attention
  * products through engine.gemm.
  */
 import type { Engine } from '../engine/types.js';
-import type { ModelConfig } from '../checkpoint/types.js';
+import type { Llama4QueryScale, ModelConfig } from '../checkpoint/types.js';
 import type { TokenBatch } from './batch.js';
-import { addRowBias, clampInPlace, deinterleaveHeads, scaleInPlace, scratch } from './numerics.js';
+import { addRowBias, clampInPlace, deinterleaveHeads, ones, scaleInPlace, scratch } from './numerics.js';
 import type { RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights, StandardAttentionWeights } from './weights.js';
 import { productTransB, type Weights } from './weight-matrix.js';
 import { mlaAttentionBlock } from './mla-attention.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
+import { promptChunkOffsets } from './attention-chunks.js';
+import { scaleQueriesByPosition } from './llama4-query-scale.js';
 
 export interface AttentionContext {
   engine: Engine;
@@ -36,6 +39,12 @@ export interface AttentionContext {
   indexChoice?: Map<number, Int32Array>;
   /** false: the layer being run applies no RoPE (ModelConfig.nopeLayers; attentionStep sets it); absent: it does */
   rotary?: boolean;
+  /** the attention chunk of the layer being run (ModelConfig.attentionChunk; attentionStep sets it), null or absent: none */
+  attentionChunk?: number | null;
+  /** true: the layer being run RMS-normalises each q/k head without a weight after RoPE (ModelConfig.weightlessQkNormLayers; attentionStep sets it) */
+  weightlessQkNorm?: boolean;
+  /** the query scaling of the layer being run (ModelConfig.llama4QueryScale; attentionStep sets it), null or absent: none */
+  queryScale?: Llama4QueryScale | null;
   /**
    * Incremental decoding: the batch's sequences continue those in the cache (sequence s of the
    * batch is sequence s of the cache, its rows are positions lengths[s]…), this layer's keys and
@@ -93,6 +102,11 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
   }
   if (perHeadNorm && config.qkNormAfterRope) normHeads(kernels, rows, config, w, q, k);
+  if (ctx.weightlessQkNorm) {
+    kernels.rmsNorm(rows * numHeads, headDim, q, ones(headDim), eps, q);
+    kernels.rmsNorm(rows * numKvHeads, headDim, k, ones(headDim), eps, k);
+  }
+  if (ctx.queryScale) scaleQueriesByPosition(ctx.queryScale, positions, rows, qWidth, q);
 
   const context = scratch('attention-context', rows * qWidth);
   const scale = ctx.scale;
@@ -101,7 +115,8 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     // keys and values go into the cache as well): all heads in one kernel call, which the native
     // engine spreads over its threads
     if (ctx.kv) writeToCache(ctx.kv, batch, k, v);
-    kernels.causalAttention(numHeads, numKvHeads, headDim, batch.offsets, q, k, v, scale, ctx.slidingWindow, context, w.sinks ?? null);
+    const offsets = ctx.attentionChunk ? promptChunkOffsets(batch.offsets, ctx.attentionChunk) : batch.offsets;
+    kernels.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, ctx.slidingWindow, context, w.sinks ?? null);
   } else {
     attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale, w.sinks ?? null);
   }

@@ -28,8 +28,11 @@
  * can copy another's cached beginning (shared-prefix.ts) only while that one's windowed layers
  * still hold its end (canCopyPrefix): n choices and a prompt sent twice always can; a longer
  * prompt that shares only its beginning, once past it by more than W, cannot, and is computed.
+ * A chunked layer (Llama 4's chunks of C positions) keeps its past as a window of C does: a row
+ * attends to at most the C − 1 positions before it, from its chunk's start, which attention finds
+ * from the positions the layer has dropped (attention-chunks.ts).
  */
-import { slidingWindowOf } from '../checkpoint/sliding-window.js';
+import { localSpanOf } from '../checkpoint/sliding-window.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 /**
  * Most bytes one slot's buffers can reach while its sequence grows to `positions` (prompt and
@@ -74,9 +77,12 @@ export interface KvCacheOptions {
   windows?: ReadonlyArray<number | null>;
 }
 
-/** Every layer's sliding window, for KvCacheOptions.windows. */
+/**
+ * Every layer's sliding window, for KvCacheOptions.windows: a chunked layer's (Llama 4) is its
+ * chunk length, since its rows attend to at most the chunk's C − 1 positions before them.
+ */
 export function kvWindows(config: ModelConfig): Array<number | null> {
-  return Array.from({ length: config.numLayers }, (_, l) => slidingWindowOf(config, l));
+  return Array.from({ length: config.numLayers }, (_, l) => localSpanOf(config, l));
 }
 
 export class KvCache {

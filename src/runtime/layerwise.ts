@@ -15,7 +15,8 @@ import { scaleInPlace } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
 import type { LayerWeights, WeightProvider } from './weights.js';
 import type { ModelConfig, NormSite } from '../checkpoint/types.js';
-import { slidingWindowOf } from '../checkpoint/sliding-window.js';
+import { attentionChunkOf, slidingWindowOf } from '../checkpoint/sliding-window.js';
+import { queryScaleOf } from './llama4-query-scale.js';
 import { layerNormSites } from '../checkpoint/layout.js';
 
 export interface LayerProgress {
@@ -127,7 +128,10 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
 export function attentionStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
   const { config } = ctx;
   ctx.slidingWindow = slidingWindowOf(config, index);
+  ctx.attentionChunk = attentionChunkOf(config, index);
   ctx.rotary = config.nopeLayers?.[index] !== true;
+  ctx.weightlessQkNorm = config.weightlessQkNormLayers?.[index] === true;
+  ctx.queryScale = queryScaleOf(config, index);
   const rows = ctx.batch.ids.length;
   const h = config.hiddenSize;
   const kernels = ctx.engine.kernels;

@@ -99,7 +99,7 @@ export function mlaAttentionBlock(ctx: AttentionContext, w: MlaAttentionWeights,
   kernels.rope(rows, heads, ropeDim, positions, rope.cos, rope.sin, qPe);
   for (let i = 0; i < rows * heads; i++) q.set(qPe.subarray(i * ropeDim, (i + 1) * ropeDim), i * qHead + nope);
   // Mistral 4: each row's whole query scaled by its position, before either form absorbs or expands it
-  if (config.llama4QueryScale) scaleQueriesByPosition(config.llama4QueryScale, positions, rows, heads * qHead, q);
+  if (ctx.queryScale) scaleQueriesByPosition(ctx.queryScale, positions, rows, heads * qHead, q);
 
   const scale = ctx.scale;
   const fresh = !ctx.kv || freshPrefill(ctx.kv);

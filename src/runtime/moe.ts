@@ -3,6 +3,7 @@
  *   p = softmax(x·Wrᵀ) in f32 over all experts → top-k (DeepSeek-V2 and Mistral 4: among the best
  *   expert groups) → renormalise when norm_topk_prob (always for Mixtral; DeepSeek and Mistral 4
  *   add 1e-20 to the denominator as their code does) → × routed scaling factor → Σ_k w_k · expert_k(x)
+ *   (Llama 4: Σ_k expert_k(w_k · x), the weights on the inputs, ModelConfig.routingWeightsScaleInputs)
  * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
  * Experts are loaded one at a time, the next one read while the current one computes, so at
  * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
@@ -12,7 +13,7 @@
  */
 import type { Engine, ExpertOperand } from '../engine/types.js';
 import type { ClampedSwiGlu, ModelConfig } from '../checkpoint/types.js';
-import { addRowBias, scratch, softmaxInPlace, topK } from './numerics.js';
+import { addRowBias, ones, scratch, softmaxInPlace, topK } from './numerics.js';
 import { clampedSwiGluInPlace } from '../engine/ts/kernels/clamped-swiglu.js';
 import { prefetch } from './prefetch.js';
 import { allBf16, SWIGLU_EXPERTS_MAX_ROWS } from '../engine/ts/kernels/swiglu-experts.js';
@@ -30,14 +31,15 @@ export interface Routing {
 /** Hooks into the MoE block (routing statistics, per-expert activation Gram matrices). */
 export interface MoeObserver {
   onRouting?(layer: number, routing: Routing): void;
-  /** the normalised rows routed to `expert` (rows × hidden), before its gate/up projections, and
-   * each row's routing weight (what the block multiplies the expert's output by) */
+  /** the rows routed to `expert` (rows × hidden) as its gate/up projections take them (the
+   * normalised hidden states; Llama 4's times their routing weights), and what the block multiplies
+   * each row's output by (its routing weight; 1 where the weight scaled the input instead) */
   onExpertInput?(layer: number, expert: number, x: Float32Array, rows: number, routingWeights?: Float32Array): void | Promise<void>;
 }
 
 export function route(engine: Engine, config: ModelConfig, w: Pick<MoeWeights, 'router' | 'routerBias' | 'routerLogitBias'>, x: Float32Array, tokens: number): Routing {
   const { router, routerBias } = w;
-  if (config.routing === 'topk-softmax') return routeTopkSoftmax(engine, config, router, w.routerLogitBias, x, tokens);
+  if (config.routing === 'topk-softmax' || config.routing === 'topk-sigmoid') return routeTopk(engine, config, router, w.routerLogitBias, x, tokens);
   if (config.topkMethod === 'noaux_tc') return routeNoAuxTc(engine, config, router, routerBias, x, tokens);
   const { numExperts: E, topK: k, hiddenSize } = config;
   const probs = new Float32Array(tokens * E);
@@ -68,11 +70,12 @@ export function route(engine: Engine, config: ModelConfig, w: Pick<MoeWeights, '
 }
 
 /**
- * gpt-oss's routing, as transformers' GptOssTopKRouter computes it: logits = x·Wᵀ + bias, the k
- * largest (earlier experts first on ties, as torch.topk on CPU), and a softmax over those k
- * values alone (in f32, the router's dtype there).
+ * Routing on the top-k logits: logits = x·Wᵀ (+ bias, gpt-oss's), the k largest (earlier experts
+ * first on ties, as torch.topk on CPU), weighted by a softmax over those k values alone (gpt-oss's
+ * GptOssTopKRouter, 'topk-softmax') or each one's sigmoid (Llama 4's Llama4Router, 'topk-sigmoid'),
+ * in f32, the routers' dtype there.
  */
-function routeTopkSoftmax(engine: Engine, config: ModelConfig, router: Float32Array, bias: Float32Array | undefined, x: Float32Array, tokens: number): Routing {
+function routeTopk(engine: Engine, config: ModelConfig, router: Float32Array, bias: Float32Array | undefined, x: Float32Array, tokens: number): Routing {
   const { numExperts: E, topK: k, hiddenSize } = config;
   if (bias && bias.length !== E) throw new RangeError(`the router's bias has ${bias.length} values for ${E} experts`);
   const logits = new Float32Array(tokens * E);
@@ -83,7 +86,8 @@ function routeTopkSoftmax(engine: Engine, config: ModelConfig, router: Float32Ar
     if (bias) for (let e = 0; e < E; e++) logits[t * E + e] = Math.fround(logits[t * E + e] + bias[e]);
     topK(logits, t * E, E, k, experts, t * k);
     for (let s = 0; s < k; s++) weights[t * k + s] = logits[t * E + experts[t * k + s]];
-    softmaxInPlace(weights, t * k, k);
+    if (config.routing === 'topk-sigmoid') for (let s = t * k; s < (t + 1) * k; s++) weights[s] = 1 / (1 + Math.exp(-weights[s]));
+    else softmaxInPlace(weights, t * k, k);
   }
   return { tokens, topK: k, experts, weights };
 }
@@ -180,7 +184,9 @@ export async function moeBlock(
   // gpt-oss's experts (a clamped activation, biases) in the one call too, given their biases
   const biases = held?.oneCall && config.expertActivation ? splitBiases(w.expertBiases, E, h, held.oneCall.width) : null;
   if (held?.oneCall && (!config.expertActivation || biases)) {
-    heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out, config.expertActivation && biases ? { act: config.expertActivation, biases } : null);
+    const clamped = config.expertActivation && biases ? { act: config.expertActivation, biases } : null;
+    if (config.routingWeightsScaleInputs) heldExpertsOnScaledRows(engine, h, x, held.oneCall, order, orderWeights, out, clamped);
+    else heldExpertsInCalls(engine, h, x, held.oneCall, order, orderWeights, out, clamped);
   } else {
     await expertByExpert(engine, config, layer, w, x, h, first, order, orderWeights, out, held?.got, observer);
   }
@@ -240,6 +246,43 @@ function heldExpertsInCalls(
     );
     from = to;
   }
+}
+
+/**
+ * Llama 4's held routed experts (ModelConfig.routingWeightsScaleInputs): each routed row times its
+ * weight, one a (token, expert) in `order`'s order, through heldExpertsInCalls with weights of 1
+ * into a row of its own, then each token's rows summed in that order, expert after expert, as the
+ * expert-by-expert loop sums them.
+ */
+function heldExpertsOnScaledRows(
+  engine: Engine, h: number, x: Float32Array, call: OneCall, order: Int32Array, orderWeights: Float32Array, out: Float32Array,
+  clamped: { act: ClampedSwiGlu; biases: ExpertBiases } | null,
+): void {
+  const n = order.length;
+  const scaled = new Float32Array(n * h);
+  engine.kernels.gatherRows(h, order, n, x, scaled);
+  scaleRows(scaled, h, orderWeights);
+  const perRoute = new Float32Array(n * h);
+  heldExpertsInCalls(engine, h, scaled, call, Int32Array.from({ length: n }, (_, j) => j), ones(n), perRoute, clamped);
+  engine.kernels.scatterAddRows(h, order, ones(n), n, perRoute, out);
+}
+
+/** Row j of `rows` (of `width` values) times weights[j], one f32 rounding a value (torch's routed_in = hidden · score). */
+function scaleRows(rows: Float32Array, width: number, weights: Float32Array): void {
+  for (let j = 0; j < weights.length; j++) {
+    const weight = weights[j];
+    for (let i = j * width; i < (j + 1) * width; i++) rows[i] *= weight;
+  }
+}
+
+/**
+ * A routed expert's rows as its projections take them, and what its outputs are multiplied by:
+ * the rows and their routing weights, or (Llama 4) the rows times their weights, in place, and 1s.
+ */
+function weighInputs(config: ModelConfig, xe: Float32Array, weights: Float32Array): Float32Array {
+  if (!config.routingWeightsScaleInputs) return weights;
+  scaleRows(xe, config.hiddenSize, weights);
+  return new Float32Array(weights.length).fill(1);
 }
 
 /** gpt-oss's expert biases per expert (indexed by expert), gate and up apart. */
@@ -370,18 +413,20 @@ async function expertByExpert(
     const following = routed(e + 1);
     nextWeights = following < E ? load(following) : undefined;
     const idx = order.subarray(first[e], first[e + 1]);
-    const we = orderWeights.subarray(first[e], first[e + 1]);
+    let we = orderWeights.subarray(first[e], first[e + 1]);
     let xe: Float32Array | undefined;
     if (observer?.onExpertInput) {
       // the observer may keep its input or await on it: give it an array of its own
       xe = new Float32Array(rows * h);
       kernels.gatherRows(h, idx, rows, x, xe);
+      we = weighInputs(config, xe, we);
       await observer.onExpertInput(layer, e, xe, rows, we);
     }
     // synchronous from here to the scatter: the scratch buffers cannot be reused meanwhile
     if (!xe) {
       xe = scratch('moe-expert-in', rows * h);
       kernels.gatherRows(h, idx, rows, x, xe);
+      we = weighInputs(config, xe, we);
     }
     const ye = scratch('moe-expert-out', rows * h);
     if (config.expertActivation) clampedSwiGluExpert(engine, config.expertActivation, expert, splitBiases(w.expertBiases, E, h, config.expertIntermediateSize), e, xe, rows, h, config.expertIntermediateSize, ye);
@@ -449,9 +494,9 @@ export async function observeMoeInputs(engine: Engine, config: ModelConfig, laye
   for (let e = 0; e < config.numExperts; e++) {
     const rows = first[e + 1] - first[e];
     if (rows === 0) continue;
-    // an array of its own, as in moeBlock: the observer may keep it
+    // an array of its own, as in moeBlock: the observer may keep it (Llama 4's rows scaled as there)
     const xe = new Float32Array(rows * h);
     engine.kernels.gatherRows(h, order.subarray(first[e], first[e + 1]), rows, x, xe);
-    await observer.onExpertInput(layer, e, xe, rows, orderWeights.subarray(first[e], first[e + 1]));
+    await observer.onExpertInput(layer, e, xe, rows, weighInputs(config, xe, orderWeights.subarray(first[e], first[e + 1])));
   }
 }

@@ -71,6 +71,15 @@ export function scratch(name: string, length: number): Float32Array {
   return buf.subarray(0, length);
 }
 
+const onesByLength = new Map<number, Float32Array>();
+
+/** `length` ones, shared (never write to it): the weight of a norm that has none (Llama 4's q/k norm). */
+export function ones(length: number): Float32Array {
+  let buf = onesByLength.get(length);
+  if (!buf) onesByLength.set(length, (buf = new Float32Array(length).fill(1)));
+  return buf;
+}
+
 /** src[from…from+width) as interleaved pairs (a0 b0 a1 b1 …) written to dst[to…] as halves (a0 a1 … b0 b1 …). */
 export function deinterleave(src: Float32Array, from: number, width: number, dst: Float32Array, to: number): void {
   const half = width / 2;

@@ -106,8 +106,10 @@ function readRopeSpec(config: ModelConfig): RopeSpec {
     const factor = numberOf(p, 'factor', what);
     const lowFreqFactor = numberOf(p, 'low_freq_factor', what);
     const highFreqFactor = numberOf(p, 'high_freq_factor', what);
-    if (factor === undefined || factor <= 0 || lowFreqFactor === undefined || highFreqFactor === undefined || !(lowFreqFactor > 0 && highFreqFactor > lowFreqFactor)) {
-      throw new UnsupportedModelError(`${what} of type "llama3" needs a positive factor and 0 < low_freq_factor < high_freq_factor`);
+    // low_freq_factor ≥ high_freq_factor (Llama 4 Scout's are both 1) leaves no band to blend: every
+    // frequency is kept or divided, as transformers computes it (it only warns)
+    if (factor === undefined || factor <= 0 || lowFreqFactor === undefined || highFreqFactor === undefined || !(lowFreqFactor > 0 && highFreqFactor > 0)) {
+      throw new UnsupportedModelError(`${what} of type "llama3" needs a positive factor, low_freq_factor and high_freq_factor`);
     }
     return { dim, theta: config.ropeTheta, yarn: null, llama3: { factor, lowFreqFactor, highFreqFactor, originalMaxPositions: original }, softmaxScale: 1 };
   }

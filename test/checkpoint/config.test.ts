@@ -11,6 +11,7 @@ import { unrunnableReason } from '../../src/checkpoint/runnable.js';
 import { familyByName, familyForConfig, resolveLanguageModel, supportedModelTypes } from '../../src/checkpoint/registry.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
 import type { MlpNames } from '../../src/checkpoint/types.js';
+import { ropeSpecOf } from '../../src/runtime/rope.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { independentCounts } from './expected-counts.js';
 import { makeScratch } from './tmp-dirs.js';
@@ -32,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -44,6 +45,12 @@ describe('registry', () => {
     const wrapped = { model_type: 'mistral3', architectures: ['Mistral3ForConditionalGeneration'], text_config: { model_type: 'mistral4' } };
     expect(() => familyForConfig(wrapped)).toThrow(CheckpointError);
     expect(() => familyForConfig(wrapped)).toThrow(/'mistral3' is a multimodal checkpoint: .* resolveLanguageModel/);
+  });
+
+  it('refuses Llama 4’s multimodal wrapper (llama4), whose text model alone (llama4_text) it reads', () => {
+    const wrapped = { model_type: 'llama4', architectures: ['Llama4ForConditionalGeneration'], text_config: { model_type: 'llama4_text' } };
+    expect(() => familyForConfig(wrapped)).toThrow(CheckpointError);
+    expect(() => familyForConfig(wrapped)).toThrow(/unsupported model_type 'llama4'; supported model types: .*llama4_text/);
   });
 });
 
@@ -533,6 +540,70 @@ describe('normalisation from the real key names', () => {
       } finally {
         await ckpt.close();
       }
+    }
+  });
+
+  it('Llama 4 (text): RoPE and NoPE layers from no_rope_layers (1: RoPE), chunks and a weightless q/k norm on the former, scaled queries on the latter, sigmoid routing on the experts’ inputs', async () => {
+    const family = familyByName('llama4_text');
+    const L = 48;
+    const ropes = Array.from({ length: L }, (_, l) => (l + 1) % 4 !== 0);
+    const nope = ropes.map((r) => !r);
+    // transformers' Llama4TextConfig() defaults: Scout's shape, every fourth layer NoPE, every layer MoE
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'llama4_text' });
+    expect(config).toMatchObject({
+      attention: 'standard', hiddenSize: 5120, numLayers: L, numHeads: 40, numKvHeads: 8, headDim: 128, vocabSize: 202048, rmsNormEps: 1e-5, ropeTheta: 500000, tieWordEmbeddings: false,
+      numExperts: 16, topK: 1, expertIntermediateSize: 8192, denseIntermediateSize: 16384, sharedExpertIntermediateSize: 8192, sharedExpertGated: false,
+      normTopkProb: false, routedScalingFactor: 1, routing: 'topk-sigmoid', routingWeightsScaleInputs: true, qkNorm: 'none', qkvBias: false, ropeInterleave: true,
+      nopeLayers: nope, weightlessQkNormLayers: ropes, attentionChunk: { size: 8192, layers: ropes },
+      llama4QueryScale: { beta: 0.1, originalMaxPositions: 8192, positionOffset: 1, layers: nope },
+      padTokenId: null, bosTokenId: 1, eosTokenId: 2,
+    });
+    expect(config.slidingWindow).toBeUndefined();
+    expect(moeLayers.every(Boolean)).toBe(true);
+    expect(unrunnableReason(config)).toBeNull();
+    // Scout's Llama 3 RoPE scaling has low_freq_factor = high_freq_factor (no band to blend), which transformers runs
+    const scout = family.resolveConfig({ model_type: 'llama4_text', rope_scaling: { rope_type: 'llama3', factor: 16.0, low_freq_factor: 1.0, high_freq_factor: 1.0, original_max_position_embeddings: 8192 } }).config;
+    expect(unrunnableReason(scout)).toBeNull();
+    expect(ropeSpecOf(scout).llama3).toEqual({ factor: 16, lowFreqFactor: 1, highFreqFactor: 1, originalMaxPositions: 8192 });
+    // Maverick's: MoE every other layer (from layer 1) beside dense MLPs, no q/k norm
+    const maverick = family.resolveConfig({ model_type: 'llama4_text', num_hidden_layers: 6, interleave_moe_layer_step: 2, num_local_experts: 128, use_qk_norm: false });
+    expect(maverick.moeLayers).toEqual([false, true, false, true, false, true]);
+    expect(maverick.config.weightlessQkNormLayers).toBeUndefined();
+    expect(family.resolveConfig({ model_type: 'llama4_text', num_hidden_layers: 6, interleave_moe_layer_step: 2, moe_layers: [0, 5] }).moeLayers).toEqual([true, false, false, false, false, true]);
+    // no_rope_layers' 1 is a RoPE layer; an empty list is transformers' default too; layer_types decides the chunks
+    const four = { model_type: 'llama4_text', num_hidden_layers: 4 };
+    expect(family.resolveConfig({ ...four, no_rope_layers: [0, 1, 1, 0] }).config).toMatchObject({ nopeLayers: [true, false, false, true], attentionChunk: { size: 8192, layers: [false, true, true, false] } });
+    expect(family.resolveConfig({ ...four, no_rope_layers: [] }).config.nopeLayers).toEqual([false, false, false, true]);
+    expect(family.resolveConfig({ ...four, no_rope_layer_interval: 2 }).config.nopeLayers).toEqual([false, true, false, true]);
+    const allRope = family.resolveConfig({ ...four, no_rope_layers: [1, 1, 1, 1], attention_chunk_size: 16 }).config;
+    expect(allRope).toMatchObject({ attentionChunk: { size: 16 }, weightlessQkNormLayers: [true, true, true, true] });
+    expect(allRope.attentionChunk?.layers).toBeUndefined();
+    expect(allRope.nopeLayers).toBeUndefined();
+    expect(allRope.llama4QueryScale).toBeUndefined();
+    expect(family.resolveConfig({ ...four, layer_types: ['chunked_attention', 'full_attention', 'full_attention', 'full_attention'] }).config.attentionChunk).toEqual({ size: 8192, layers: [true, false, false, false] });
+    expect(family.resolveConfig({ ...four, attn_temperature_tuning: false }).config.llama4QueryScale).toBeUndefined();
+    // what transformers cannot run or refuses
+    expect(() => family.resolveConfig({ ...four, no_rope_layers: [1, 1, 0] })).toThrow(/'no_rope_layers': 3 entries for num_hidden_layers 4/);
+    expect(() => family.resolveConfig({ ...four, layer_types: ['sliding_attention', 'full_attention', 'full_attention', 'full_attention'] })).toThrow(/'layer_types': must list "chunked_attention" or "full_attention"/);
+    expect(() => family.resolveConfig({ ...four, attention_chunk_size: null })).toThrow(/'attention_chunk_size': null, which transformers' Llama 4 fails on/);
+    expect(() => family.resolveConfig({ ...four, attention_bias: true })).toThrow(CheckpointError);
+    expect(() => family.resolveConfig({ ...four, floor_scale: 0 })).toThrow(/floor_scale/);
+    // the layout: feed_forward's router, shared expert and dense MLPs, the experts fused transposed (gate columns first)
+    const { ckpt } = await openFixture('llama4_text', { seed: 1 });
+    try {
+      const moe = ckpt.layout.layers[1].moe!;
+      expect(moe.router).toBe('model.layers.1.feed_forward.router.weight');
+      expect(moe.fused).toEqual({ gateUp: 'model.layers.1.feed_forward.experts.gate_up_proj', down: 'model.layers.1.feed_forward.experts.down_proj', form: 'transposed' });
+      expect(moe.shared).toEqual({ gate: 'model.layers.1.feed_forward.shared_expert.gate_proj.weight', up: 'model.layers.1.feed_forward.shared_expert.up_proj.weight', down: 'model.layers.1.feed_forward.shared_expert.down_proj.weight' });
+      expect(ckpt.layout.layers[0].dense?.gate).toBe('model.layers.0.feed_forward.gate_proj.weight');
+      expect(ckpt.tensor(moe.fused!.gateUp)?.shape).toEqual([8, 32, 32]);
+      expect(describeCheckpoint(ckpt)).toMatchObject({ moeLayers: [1, 3], denseLayers: [0, 2], nopeLayers: [3], attentionChunk: { size: 4, layers: [0, 1, 2] }, weightlessQkNormLayers: [0, 1, 2], llama4QueryScale: { beta: 0.5, originalMaxPositions: 3, positionOffset: 1, layers: [3] }, routing: 'topk-sigmoid', routingWeightsScaleInputs: true });
+      // expert e's gate row i is column i of its [H, 2I] slab, its up row i column I + i
+      const slab = await ckpt.readRowsF32(moe.fused!.gateUp, 2 * 32, 3 * 32);
+      const [gate, up] = [await ckpt.readExpert(1, 2, 'gate'), await ckpt.readExpert(1, 2, 'up')];
+      expect([gate[5 * 32 + 7], up[5 * 32 + 7]]).toEqual([slab[7 * 32 + 5], slab[7 * 32 + 16 + 5]]);
+    } finally {
+      await ckpt.close();
     }
   });
 

@@ -202,6 +202,18 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * ((raw.n_shared_experts as number | null) ?? 0) * H;
       break;
     }
+    case 'llama4_text': {
+      E = num(raw, 'num_local_experts');
+      I = num(raw, 'intermediate_size');
+      denseWidth = num(raw, 'intermediate_size_mlp');
+      // moe_layers, else every interleave_moe_layer_step-th layer from step − 1
+      const listed = raw.moe_layers as number[] | null | undefined;
+      const step = (raw.interleave_moe_layer_step as number | undefined) ?? 1;
+      isMoe = (l) => (listed ? listed.includes(l) : (l + 1) % step === 0);
+      // one shared expert of intermediate_size
+      sharedPerLayer = 3 * I * H;
+      break;
+    }
     default:
       throw new Error(`no independent count formula for ${type}`);
   }

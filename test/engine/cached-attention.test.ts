@@ -3,7 +3,8 @@
  * batch in one call):
  * - every engine against softmax(scale·q·kᵀ)·v summed in f64 here, over grouped heads, a ragged
  *   batch (an empty sequence, one-token decoding steps, a prompt chunk after a cached past that
- *   spans several causal tiles), a sliding window, head-major and row-major cache buffers;
+ *   spans several causal tiles), a sliding window, a first attended position per sequence
+ *   (chunked attention), head-major and row-major cache buffers;
  * - the native kernel, which spreads its units over the persistent pool's threads (or, with fewer
  *   units than threads, shares each product's rows out), bit for bit
  *   against the per-sequence loop run one product at a time on the native engine's own gemm and
@@ -31,6 +32,8 @@ interface Case {
   lengths: number[];
   window: number | null;
   layout: 'head-major' | 'row-major';
+  /** per sequence: the first position its rows attend to (the `from` argument); absent: none given */
+  from?: number[];
 }
 
 const CASES: Case[] = [
@@ -40,6 +43,9 @@ const CASES: Case[] = [
   { name: 'sliding window shorter than the past', heads: 4, kvHeads: 2, headDim: 8, past: [50, 10, 3], lengths: [1, 70, 2], window: 13, layout: 'head-major' },
   { name: 'row-major cache rows', heads: 6, kvHeads: 3, headDim: 4, past: [9, 0, 25], lengths: [1, 4, 6], window: null, layout: 'row-major' },
   { name: 'one sequence of one kv head: fewer units than threads, products shared', heads: 8, kvHeads: 1, headDim: 64, past: [700], lengths: [1], window: null, layout: 'head-major' },
+  // chunked attention: each sequence's rows attend from their chunk's start within the cache
+  { name: 'a first position per sequence (chunks): decoding, a chunk of several tiles, none', heads: 4, kvHeads: 2, headDim: 8, past: [20, 9, 300, 5, 0], lengths: [1, 3, 70, 0, 4], window: null, layout: 'head-major', from: [16, 9, 256, 2, 0] },
+  { name: 'a first position and a sliding window, row-major', heads: 6, kvHeads: 3, headDim: 4, past: [12, 40, 30], lengths: [5, 1, 2], window: 6, layout: 'row-major', from: [10, 33, 29] },
 ];
 
 function inputs(c: Case, seed: number) {
@@ -73,6 +79,7 @@ function inputs(c: Case, seed: number) {
     values: fullV.map(toLayout),
     q: uniform(rows * c.heads * c.headDim, seed + 999, 2),
     scale: 1 / Math.sqrt(c.headDim),
+    from: c.from ? Int32Array.from(c.from) : undefined,
   };
 }
 
@@ -89,7 +96,7 @@ function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
       const kvh = Math.floor(h / group);
       for (let i = 0; i < len; i++) {
         const pos = c.past[s] + i;
-        const first = c.window === null ? 0 : Math.max(0, pos - c.window + 1);
+        const first = Math.max(c.from?.[s] ?? 0, c.window === null ? 0 : pos - c.window + 1);
         const scores: number[] = [];
         for (let j = first; j <= pos; j++) {
           let dot = 0;
@@ -112,7 +119,7 @@ function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
 
 function run(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
   const context = new Float32Array(x.q.length).fill(Number.NaN); // overwritten, never read
-  engine.kernels.cachedAttention(c.heads, c.kvHeads, c.headDim, x.offsets, x.past, x.keys, x.values, x.headStride, x.q, x.scale, c.window, context);
+  engine.kernels.cachedAttention(c.heads, c.kvHeads, c.headDim, x.offsets, x.past, x.keys, x.values, x.headStride, x.q, x.scale, c.window, context, null, x.from);
   return context;
 }
 
@@ -125,7 +132,7 @@ function loop(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Arr
       causalSoftmax: (blocks, rows, cols, past, window, scores) => engine.kernels.causalSoftmax(blocks, rows, cols, past, window, scores),
       copyBlock: (...args) => engine.kernels.copyBlock(...args),
     },
-    c.heads, c.kvHeads, c.headDim, x.offsets, { past: x.past, keys: x.keys, values: x.values, headStride: x.headStride }, x.q, x.scale, c.window, context,
+    c.heads, c.kvHeads, c.headDim, x.offsets, { past: x.past, keys: x.keys, values: x.values, headStride: x.headStride, from: x.from }, x.q, x.scale, c.window, context,
   );
   return context;
 }
@@ -160,6 +167,10 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     expect(call({ scale: Number.NaN })).toThrow(/scale must be finite/);
     expect(call({ context: x.q })).toThrow(/context shares memory/);
     expect(call({ context: x.keys[3].subarray(0, ctx.length) })).toThrow(/context shares memory with keys/);
+    const withFrom = (from: Int32Array) => () => engine.kernels.cachedAttention(c.heads, c.kvHeads, c.headDim, x.offsets, x.past, x.keys, x.values, x.headStride, x.q, x.scale, c.window, ctx, null, from);
+    expect(withFrom(Int32Array.of(0, 0, 0))).toThrow(/from must have one entry per sequence/);
+    expect(withFrom(Int32Array.of(0, 31, 0, 0))).toThrow(/from\[1\] = 31 is not within 0..past = 30/);
+    expect(withFrom(Int32Array.of(-1, 0, 0, 0))).toThrow(/from\[0\] = -1 is not within/);
   });
 });
 

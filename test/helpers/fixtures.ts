@@ -32,6 +32,7 @@
  * | hy_v3       | 1 and 2 of 3 (mlp_layer_types' default) | per-head q_norm/k_norm (head_dim 12), sigmoid routing with a choice bias (1 group), one shared expert; the releases' names per expert (mlp.router.gate, mlp.expert_bias, mlp.shared_mlp), transformers' fused |
  * | afmoe       | 1 and 2 of 3 (num_dense_layers 1)      | input_layernorm, post_attention_layernorm (attention output), pre_mlp_layernorm, post_mlp_layernorm (MLP output); per-head q_norm/k_norm (head_dim 12), self_attn.gate_proj on the heads' output, window 5 on layers 0 and 2 and no RoPE on global layer 1 (global_attn_every_n_layers 2), sigmoid routing with mlp.router.gate and mlp.expert_bias, route_scale, one shared expert (mlp.shared_experts), mup_enabled |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
+ * | llama4_text | 1 and 3 of 4 (interleave_moe_layer_step 2) | RoPE (interleaved pairs) with a weightless q/k norm and chunks of 4 positions in layers 0-2, NoPE layer 3 with its queries scaled every 3 positions (floor_scale 3, attn_scale 0.5), top-k sigmoid routing (feed_forward.router) on the experts' inputs, a shared expert, experts fused transposed (gate_up [E, H, 2I] gate columns first, down [E, I, H]), dense feed_forward MLPs of intermediate_size_mlp |
  *
  * Defaults: hidden 32, 8 experts, top-2, expert width 16, vocab 64, 4 heads, 2 kv heads (MLA: 4),
  * dense width 24, Qwen2 shared width 20.
@@ -121,12 +122,14 @@ export interface TinyCheckpointOptions {
   rotaryDim?: number;
   /** solar_open: attention_bias, q/k/v biases (default false, as Solar-Open-100B) */
   attentionBias?: boolean;
-  /** glm4_moe: use_qk_norm (default true, as GLM-4.5; GLM-4.5-Air has false) */
+  /** glm4_moe, llama4_text: use_qk_norm (default true, as GLM-4.5 and Llama 4 Scout; GLM-4.5-Air and Maverick have false) */
   useQkNorm?: boolean;
   /** deepseek_v32 / glm_moe_dsa: index_topk (default 32), index_n_heads (2), index_head_dim (8) */
   indexer?: { topK?: number; heads?: number; headDim?: number };
   /** glm_moe_dsa: indexer_types, "full" or "shared" per layer (default: every layer full, as transformers' schedule gives) */
   indexerTypes?: ('full' | 'shared')[];
+  /** llama4_text: interleave_moe_layer_step (default 2) */
+  interleaveMoeLayerStep?: number;
   /** granitemoe (and granitemoeshared, granitemoe_swa): embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling (default granite-3.0-1b-a400m's 12, 0.22, 0.015625, 6) */
   multipliers?: { embedding: number; residual: number; attention: number; logits: number };
 }
@@ -1311,19 +1314,21 @@ function gptOssFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
       scaled(tensor(d, `${a}.sinks`, [d.heads], 'bias'), 30),
     );
     layers.push(tensor(d, `${m}.router.weight`, [d.E, d.H], 'linear'), tensor(d, `${m}.router.bias`, [d.E], 'bias'));
-    layers.push(...transposedExperts(d, m));
+    layers.push(...transposedExperts(d, m, 'interleaved'));
     layers.push(scaled(tensor(d, `${m}.experts.gate_up_proj_bias`, [d.E, 2 * d.I], 'bias'), 80), tensor(d, `${m}.experts.down_proj_bias`, [d.E, d.H], 'bias'));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
 /**
- * gpt-oss's fused experts: gate_up [E, H, 2I] where column 2i of expert e's slab is row i of its
- * gate matrix and column 2i + 1 row i of its up matrix, and down [E, I, H] the transpose of each
- * down matrix [H, I]; each matrix drawn under its per-expert name, as the other forms are.
+ * Fused transposed experts: gate_up [E, H, 2I] where row i of expert e's gate matrix is column 2i
+ * of its slab and row i of its up matrix column 2i + 1 (gpt-oss, 'interleaved'), or columns i and
+ * I + i (Llama 4, 'halves'), and down [E, I, H] the transpose of each down matrix [H, I]; each
+ * matrix drawn under its per-expert name, as the other forms are.
  */
-function transposedExperts(d: Dims, m: string): TensorSpec[] {
+function transposedExperts(d: Dims, m: string, columns: 'interleaved' | 'halves'): TensorSpec[] {
   const draw = (e: number, w: string, shape: number[]) => drawValues(d.seed, `${m}.experts.${e}.${w}.weight`, shape, 'linear');
+  const [gateColumn, upColumn] = columns === 'interleaved' ? [(i: number) => 2 * i, (i: number) => 2 * i + 1] : [(i: number) => i, (i: number) => d.I + i];
   const gateUp = (): Float32Array => {
     const out = new Float32Array(d.E * d.H * 2 * d.I);
     for (let e = 0; e < d.E; e++) {
@@ -1331,8 +1336,8 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
       const up = draw(e, 'up_proj', [d.I, d.H]);
       for (let h = 0; h < d.H; h++) {
         for (let i = 0; i < d.I; i++) {
-          out[(e * d.H + h) * 2 * d.I + 2 * i] = gate[i * d.H + h];
-          out[(e * d.H + h) * 2 * d.I + 2 * i + 1] = up[i * d.H + h];
+          out[(e * d.H + h) * 2 * d.I + gateColumn(i)] = gate[i * d.H + h];
+          out[(e * d.H + h) * 2 * d.I + upColumn(i)] = up[i * d.H + h];
         }
       }
     }
@@ -1352,7 +1357,63 @@ function transposedExperts(d: Dims, m: string): TensorSpec[] {
   ];
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3 };
+/**
+ * Llama 4's text model (llama4_text): MoE layers every interleave_moe_layer_step-th (2: layers 1
+ * and 3 of 4) beside dense MLPs of intermediate_size_mlp; transformers' default no_rope_layers
+ * (every fourth layer NoPE) with its weightless q/k norm, chunks of 4 positions on the RoPE layers
+ * and queries scaled every 3 positions on the NoPE ones (floor_scale 3, a steep attn_scale 0.5, so
+ * that a test prompt crosses several chunks and steps); top-k sigmoid routing, a shared expert of
+ * intermediate_size, the experts fused transposed with the gate's columns first.
+ */
+function llama4TextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const headDim = o.headDim ?? d.H / d.heads;
+  const step = o.interleaveMoeLayerStep ?? 2;
+  const config = {
+    architectures: ['Llama4ForCausalLM'],
+    model_type: 'llama4_text',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    intermediate_size_mlp: d.dense,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    num_local_experts: d.E,
+    num_experts_per_tok: d.K,
+    interleave_moe_layer_step: step,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    attention_chunk_size: 4,
+    floor_scale: 3,
+    attn_scale: 0.5,
+    use_qk_norm: o.useQkNorm ?? true,
+    attn_temperature_tuning: true,
+    attention_bias: false,
+    router_aux_loss_coef: 0.001,
+    router_jitter_noise: 0,
+    tie_word_embeddings: d.tied,
+    bos_token_id: 1,
+    eos_token_id: 2,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const f = `${P(l)}.feed_forward`;
+    layers.push(...norms(d, l), ...gqaAttention(d, l, headDim));
+    if ((l + 1) % step !== 0) {
+      layers.push(...mlp(d, f, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(tensor(d, `${f}.router.weight`, [d.E, d.H], 'linear'));
+    layers.push(...transposedExperts(d, f, 'halves'));
+    layers.push(...mlp(d, `${f}.shared_expert`, 'gate_proj', 'up_proj', 'down_proj', d.I));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3, llama4_text: 4 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1429,6 +1490,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return hyV3Fixture(d, opts);
       case 'afmoe':
         return afmoeFixture(d, opts);
+      case 'llama4_text':
+        return llama4TextFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -1474,10 +1537,11 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'axk1',
   'hy_v3',
   'afmoe',
+  'llama4_text',
 ];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
-const FLOAT_KEYS = /"(attention_dropout|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise|route_scale)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
+const FLOAT_KEYS = /"(attention_dropout|attn_scale|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise|route_scale)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
 
 /**
  * makeTinyCheckpoint with its config.json's float keys written as floats, as transformers writes

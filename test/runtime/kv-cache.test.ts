@@ -73,6 +73,9 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['mistral4', undefined],
   // four norms a layer, the gated attention output, a window of 5 with RoPE only in the windowed layers, muP
   ['afmoe', undefined],
+  // chunks of 4 (the prefill ends one, decoding crosses the next) with a weightless q/k norm, a NoPE
+  // layer with its queries scaled by position, routing weights on the experts' inputs
+  ['llama4_text', undefined],
 ];
 
 describe('KV cache', () => {
@@ -107,7 +110,8 @@ describe('KV cache', () => {
     expect(worst).toBeLessThan(1e-5);
   });
 
-  it.each([['mixtral', 3], ['gpt_oss', undefined], ['afmoe', undefined]] as Array<[FamilyName, number | undefined]>)(
+  // Llama 4's chunked layers keep their past as windows of the chunk's length do
+  it.each([['mixtral', 3], ['gpt_oss', undefined], ['afmoe', undefined], ['llama4_text', undefined]] as Array<[FamilyName, number | undefined]>)(
     '%s (window %s): windowed layers hold only what their rows can attend to, and the states are the full prefix\'s',
     async (family, window) => {
       const provider = await fixture(family, window);

@@ -3,7 +3,8 @@
  * layer's experts, a block whose routed experts are dense and have at most 8 rows each runs them
  * in one kernel call, and its output is bit for bit the expert-by-expert loop's (the first call,
  * which reads the experts), on every engine, BF16 and f32, with Qwen2-MoE's gated shared expert
- * (the tfjs engine's f32 products are its own, not the kernel's: there to f32 rounding); a
+ * (the tfjs engine's f32 products are its own, not the kernel's: there to f32 rounding), and with
+ * Llama 4's routing weights on the experts' inputs; a
  * prompt's BF16 experts (more than 8 rows) in one call too; f32 experts with more rows, a
  * streaming provider or an observer of expert inputs keep the loop. Experts held packed as their
  * checkpoints store them (FP8 codes: Qwen3-FP8's form; MXFP4: gpt-oss's, with its clamped
@@ -113,6 +114,9 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, base
     // gpt-oss: its clamped activation and biases in the one call (ClampedSwiGluExperts)
     ['gpt_oss', 'BF16', true],
     ['gpt_oss', 'F32', false],
+    // Llama 4: one routed row per (token, expert), scaled by its weight, outputs summed after
+    ['llama4_text', 'BF16', true],
+    ['llama4_text', 'F32', false],
   ] as const)('%s %s: the one call equals the loop bit for bit', async (family, dtype, bf16Weights) => {
     const ckpt = await fixture(family, dtype);
     const { engine, calls } = counting(base);

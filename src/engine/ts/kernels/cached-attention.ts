@@ -35,6 +35,8 @@ export interface CachedKeys {
   values: Float32Array[];
   /** per sequence: positions per kv head of a head-major buffer, or 0 for row-major rows of numKvHeads·headDim */
   headStride: Int32Array;
+  /** per sequence: the first position its rows attend to (chunked attention: their chunk's start); absent: 0 */
+  from?: Int32Array | null;
 }
 
 /** Checks the arguments as the native kernel does. */
@@ -57,6 +59,10 @@ export function checkCachedAttention(
   if (cache.past.length !== sequences || cache.headStride.length !== sequences || cache.keys.length !== sequences || cache.values.length !== sequences) {
     throw new EngineError(`${op}: past, keys, values and headStride must have one entry per sequence (${sequences})`);
   }
+  if (cache.from != null) {
+    if (!(cache.from instanceof Int32Array)) throw new EngineError(`${op}: from must be an Int32Array`);
+    if (cache.from.length !== sequences) throw new EngineError(`${op}: from must have one entry per sequence (${sequences})`);
+  }
   const rows = offsets[sequences];
   const qWidth = numHeads * headDim;
   const kvWidth = numKvHeads * headDim;
@@ -71,6 +77,8 @@ export function checkCachedAttention(
     const past = cache.past[s];
     const stride = cache.headStride[s];
     if (past < 0 || stride < 0) throw new EngineError(`${op}: past and headStride must not be negative (sequence ${s})`);
+    const from = cache.from?.[s] ?? 0;
+    if (from < 0 || from > past) throw new EngineError(`${op}: from[${s}] = ${from} is not within 0..past = ${past}`);
     const len = offsets[s + 1] - offsets[s];
     if (len === 0) continue;
     const total = past + len;
@@ -102,8 +110,9 @@ export function cachedAttentionUnits(
   const groupSize = numHeads / numKvHeads;
   // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
   // at a time as keep the score block under SCORE_BLOCK values; query rows go in tiles: tile rows
-  // i0..i0+tr see keys only up to past + i0 + tr (and, with a window, from past + i0 − window + 1),
-  // so the products skip the masked upper triangle (62% of the full work for 4 tiles)
+  // i0..i0+tr see keys only up to past + i0 + tr (and, with a window, from past + i0 − window + 1;
+  // with `from`, from there), so the products skip the masked upper triangle (62% of the full work
+  // for 4 tiles)
   const headsFor = (len: number, total: number) => Math.max(1, Math.min(groupSize, Math.floor(SCORE_BLOCK / (len * total))));
   const tileFor = (len: number) => Math.max(QUERY_TILE, Math.ceil(len / 8));
   // buffers for the largest unit of the batch, allocated once
@@ -138,7 +147,8 @@ export function cachedAttentionUnits(
         for (let i0 = 0; i0 < len; i0 += tile) {
           const tr = Math.min(tile, len - i0);
           const keyEnd = past + i0 + tr;
-          const keyFirst = window === null ? 0 : Math.max(0, past + i0 - window + 1);
+          // every row of the tile sees none before `from`, so its columns start there at the earliest
+          const keyFirst = Math.max(cache.from?.[s] ?? 0, window === null ? 0 : past + i0 - window + 1);
           const kc = keyEnd - keyFirst;
           const m = hb * tr;
           let kBlock: Float32Array;
@@ -185,9 +195,9 @@ export const tsProducts: AttentionProducts = {
 export function cachedAttention(
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
   past: Int32Array, keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
-  q: Float32Array, scale: number, window: number | null, context: Float32Array, sinks?: Float32Array | null,
+  q: Float32Array, scale: number, window: number | null, context: Float32Array, sinks?: Float32Array | null, from?: Int32Array | null,
 ): void {
-  const cache = { past, keys, values, headStride };
+  const cache = { past, keys, values, headStride, from };
   checkCachedAttention(numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context, sinks);
   cachedAttentionUnits(tsProducts, numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context, sinks ?? null);
 }
