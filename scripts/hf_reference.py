@@ -40,7 +40,7 @@ from stdin:
         -> {"ok": true, "probs": [[...]]}: softmax of the rows after transformers' own sampling
            warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
            min-p, typical, in its order), float32; typicalP may be absent (off)
-    {"op": "wrap", "model": DIR, "out": DIR, "wrapper": "mistral3", "prefix": "release" | "module", "tie": bool | null, "seed": N}
+    {"op": "wrap", "model": DIR, "out": DIR, "wrapper": "mistral3" | "llama4", "prefix": "release" | "module", "tie": bool | null, "seed": N}
         -> {"ok": true, "tensors": [names]}: the model as the language model of a multimodal
            checkpoint built and saved by transformers (wrap_job below)
   ]}
@@ -80,10 +80,15 @@ def causal_lm_class(model_dir):
     DeepSeek v1) as AutoModelForCausalLM would.
     """
     config = AutoConfig.from_pretrained(model_dir)
+    architectures = [name for name in config.architectures or [] if hasattr(transformers, name)]
+    # the whole multimodal model as saved (AutoModelForCausalLM gives Llama 4's text model alone, its vision tower unused)
+    for name in architectures:
+        if name.endswith("ForConditionalGeneration"):
+            return getattr(transformers, name)
     if type(config) in AutoModelForCausalLM._model_mapping:
         return AutoModelForCausalLM
-    for name in config.architectures or []:
-        if name.endswith(("ForCausalLM", "ForConditionalGeneration")) and hasattr(transformers, name):
+    for name in architectures:
+        if name.endswith("ForCausalLM"):
             return getattr(transformers, name)
     return AutoModelForCausalLM
 
@@ -348,10 +353,11 @@ def quantize_fp8_job(job):
 
 def wrap_job(job):
     """
-    A multimodal checkpoint around the language model in job["model"], built by transformers: a
-    Mistral3ForConditionalGeneration (a tiny, seeded Pixtral vision tower and projector) whose
-    language model and lm_head hold the model's weights, saved by save_pretrained into job["out"]
-    (the releases' names, language_model.model.…). With job["prefix"] == "module" the tensors are
+    A multimodal checkpoint around the language model in job["model"], built by transformers with a
+    tiny, seeded vision tower and projector, its language model holding the model's weights, saved
+    by save_pretrained into job["out"]: a Mistral3ForConditionalGeneration (Pixtral; saved under the
+    releases' names, language_model.model.…) or a Llama4ForConditionalGeneration (whose own module
+    names are language_model.model.…). With job["prefix"] == "module" a Mistral 3's tensors are
     renamed as transformers names its modules (model.language_model.…, lm_head, model.vision_tower.…);
     job["tie"] sets the wrapper's tie_word_embeddings, and None removes the key from config.json
     (the wrapper class's default then applies).
@@ -359,19 +365,29 @@ def wrap_job(job):
     import os
 
     from safetensors.torch import load_file, save_file
-    from transformers import Mistral3Config, Mistral3ForConditionalGeneration, PixtralVisionConfig
+    from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4VisionConfig, Mistral3Config, Mistral3ForConditionalGeneration, PixtralVisionConfig
 
-    if job.get("wrapper") != "mistral3":
-        raise ValueError("wrapper must be 'mistral3', got %r" % job.get("wrapper"))
     text = causal_lm_class(job["model"]).from_pretrained(job["model"], dtype=torch.float32)
     tie = job.get("tie")
-    vision = PixtralVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
-    config = Mistral3Config(text_config=text.config.to_dict(), vision_config=vision, image_token_index=job.get("imageTokenIndex", 10), tie_word_embeddings=True if tie is None else tie)
+    tie_args = {} if tie is None else {"tie_word_embeddings": tie}
     torch.manual_seed(job.get("seed", 0))
-    wrapped = Mistral3ForConditionalGeneration(config)
-    wrapped.model.language_model.load_state_dict(text.model.state_dict())
-    if not config.tie_word_embeddings:
-        wrapped.lm_head.load_state_dict(text.lm_head.state_dict())
+    if job.get("wrapper") == "mistral3":
+        vision = PixtralVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
+        config = Mistral3Config(text_config=text.config.to_dict(), vision_config=vision, image_token_index=job.get("imageTokenIndex", 10), **tie_args)
+        wrapped = Mistral3ForConditionalGeneration(config)
+        wrapped.model.language_model.load_state_dict(text.model.state_dict())
+        if not config.tie_word_embeddings:
+            wrapped.lm_head.load_state_dict(text.lm_head.state_dict())
+    elif job.get("wrapper") == "llama4":
+        hidden = text.config.hidden_size
+        vision = Llama4VisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8, vision_output_dim=16, projector_input_dim=16, projector_output_dim=hidden)
+        config = Llama4Config(text_config=text.config.to_dict(), vision_config=vision, image_token_index=job.get("imageTokenIndex", 10), **tie_args)
+        wrapped = Llama4ForConditionalGeneration(config)
+        wrapped.language_model.model.load_state_dict(text.model.state_dict())
+        if not config.tie_word_embeddings:
+            wrapped.language_model.lm_head.load_state_dict(text.lm_head.state_dict())
+    else:
+        raise ValueError("wrapper must be 'mistral3' or 'llama4', got %r" % job.get("wrapper"))
     out = job["out"]
     wrapped.save_pretrained(out)
     config_file = os.path.join(out, "config.json")

@@ -47,10 +47,13 @@ describe('registry', () => {
     expect(() => familyForConfig(wrapped)).toThrow(/'mistral3' is a multimodal checkpoint: .* resolveLanguageModel/);
   });
 
-  it('refuses Llama 4’s multimodal wrapper (llama4), whose text model alone (llama4_text) it reads', () => {
-    const wrapped = { model_type: 'llama4', architectures: ['Llama4ForConditionalGeneration'], text_config: { model_type: 'llama4_text' } };
-    expect(() => familyForConfig(wrapped)).toThrow(CheckpointError);
-    expect(() => familyForConfig(wrapped)).toThrow(/unsupported model_type 'llama4'; supported model types: .*llama4_text/);
+  it('sends Llama 4’s multimodal wrapper (llama4) to resolveLanguageModel too, which gives its text model (llama4_text)', () => {
+    const wrapped = { model_type: 'llama4', architectures: ['Llama4ForConditionalGeneration'], text_config: { model_type: 'llama4_text', num_hidden_layers: 4 } };
+    expect(() => familyForConfig(wrapped)).toThrow(/'llama4' is a multimodal checkpoint: .* resolveLanguageModel/);
+    const { family, resolved } = resolveLanguageModel(wrapped);
+    expect(family.family).toBe('llama4_text');
+    // Llama4Config's tie_word_embeddings default is false
+    expect(resolved.config.tieWordEmbeddings).toBe(false);
   });
 });
 
@@ -342,7 +345,7 @@ describe('normalisation from the real key names', () => {
     expect(resolveLanguageModel(text).wrapper).toBeNull();
     expect(() => resolveLanguageModel({ model_type: 'mistral3' })).toThrow(/'text_config': a Mistral 3 vision-language .* needs its language model's config there/);
     expect(() => resolveLanguageModel({ model_type: 'mistral3', text_config: { model_type: 'ministral3' } })).toThrow(/text_config has model_type "ministral3"; rfid-moe reads .* whose language model is mistral4/);
-    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: mistral3/);
+    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: llama4, mistral3/);
     expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'llama' } })).toThrow(/unsupported model_type 'llava'; supported model types:/);
   });
 

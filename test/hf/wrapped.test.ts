@@ -4,7 +4,8 @@
  * tower and projector) around a Mistral Small 4 fixture's weights (scripts/hf_reference.py
  * wrap_job), once under the releases' names (language_model.model.…, its own lm_head) and once
  * under transformers' module names (model.language_model.…) with tie_word_embeddings left to the
- * wrapper's default, which ties.
+ * wrapper's default, which ties; and a Llama4ForConditionalGeneration around a Llama 4 text
+ * fixture (its module names are language_model.model.…; its default does not tie).
  *
  * - rfid-moe opens it as its language model: the logits on text and the greedy tokens equal
  *   transformers' on the multimodal model;
@@ -26,7 +27,7 @@ import { writeRoutingStats } from '../../src/routing-stats/schema.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
-import { makeTransformersCheckpoint } from '../helpers/fixtures.js';
+import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
 import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
@@ -35,15 +36,25 @@ const golden = JSON.parse(await readFile(path.join(repoRoot, 'test', 'golden', '
 
 interface WrapCase {
   name: string;
+  wrapper: 'mistral3' | 'llama4';
+  /** the language model's family and its fixture (transformers reads both families' experts fused only) */
+  family: 'mistral4' | 'llama4_text';
+  fixture: TinyCheckpointOptions;
   prefix: 'release' | 'module';
   tie: boolean | null;
-  /** where the language model's layers are stored */
+  /** what tie: null leaves to the wrapper class's default */
+  tied: boolean;
+  /** where the language model's layers are stored, and its lm_head when not tied */
   layers: string;
+  head: string;
+  /** the name of a vision tower tensor and of a projector tensor */
+  outside: [string, string];
 }
 
 const CASES: WrapCase[] = [
-  { name: 'mistral3-release-names', prefix: 'release', tie: false, layers: 'language_model.model.layers.' },
-  { name: 'mistral3-module-names-tied', prefix: 'module', tie: null, layers: 'model.language_model.layers.' },
+  { name: 'mistral3-release-names', wrapper: 'mistral3', family: 'mistral4', fixture: { seed: 47, topK: 3, fusedExperts: true }, prefix: 'release', tie: false, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_tower', 'multi_modal_projector'] },
+  { name: 'mistral3-module-names-tied', wrapper: 'mistral3', family: 'mistral4', fixture: { seed: 47, topK: 3, fusedExperts: true }, prefix: 'module', tie: null, tied: true, layers: 'model.language_model.layers.', head: 'lm_head.weight', outside: ['vision_tower', 'multi_modal_projector'] },
+  { name: 'llama4-default-untied', wrapper: 'llama4', family: 'llama4_text', fixture: { seed: 48, topK: 1 }, prefix: 'release', tie: null, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_model', 'multi_modal_projector'] },
 ];
 const GREEDY_TOKENS = 16;
 
@@ -59,10 +70,12 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
   beforeAll(async () => {
     engine = createTsEngine({ threads: 1 });
     root = await tempDir('hf-wrapped');
-    const text = path.join(root.dir, 'text');
-    // transformers reads Mistral 4's experts fused only
-    await makeTransformersCheckpoint(text, 'mistral4', { seed: 47, topK: 3, fusedExperts: true });
-    const wrapJobs: HfJob[] = CASES.map((c) => ({ op: 'wrap', model: text, out: path.join(root.dir, c.name), wrapper: 'mistral3', prefix: c.prefix, tie: c.tie, seed: 3 }));
+    const wrapJobs: HfJob[] = [];
+    for (const c of CASES) {
+      const text = path.join(root.dir, `${c.name}-text`);
+      await makeTransformersCheckpoint(text, c.family, c.fixture);
+      wrapJobs.push({ op: 'wrap', model: text, out: path.join(root.dir, c.name), wrapper: c.wrapper, prefix: c.prefix, tie: c.tie, seed: 3 });
+    }
     const wrapped = await runHfJobs(wrapJobs);
     wrapped.results.forEach((r, i) => {
       if (!r.ok) throw new Error(`wrapping ${CASES[i].name} failed: ${r.type}: ${r.error}`);
@@ -110,13 +123,13 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
     it(`${c.name}: opened as its language model, whose logits and greedy tokens equal transformers' multimodal model's`, async () => {
       const ckpt = await openCheckpoint(sources.get(c.name)!);
       try {
-        expect(ckpt.config.multimodalWrapper?.modelType).toBe('mistral3');
-        expect(ckpt.config.family).toBe('mistral4');
+        expect(ckpt.config.multimodalWrapper?.modelType).toBe(c.wrapper);
+        expect(ckpt.config.family).toBe(c.family);
         expect(ckpt.layout.embed).toBe(`${c.layers.replace(/layers\.$/, '')}embed_tokens.weight`);
-        expect(ckpt.layout.layers[1].moe?.router).toBe(`${c.layers}1.mlp.gate.weight`);
-        // the wrapper's tie_word_embeddings (its class's default, true, where config.json has none), not text_config's
-        expect(ckpt.config.tieWordEmbeddings).toBe(c.tie ?? true);
-        expect(ckpt.layout.lmHead).toBe(c.tie ?? true ? ckpt.layout.embed : c.prefix === 'release' ? 'language_model.lm_head.weight' : 'lm_head.weight');
+        expect(ckpt.layout.layers[1].moe?.router.startsWith(`${c.layers}1.`)).toBe(true);
+        // the wrapper's tie_word_embeddings (its class's default where config.json has none), not text_config's
+        expect(ckpt.config.tieWordEmbeddings).toBe(c.tied);
+        expect(ckpt.layout.lmHead).toBe(c.tied ? ckpt.layout.embed : c.head);
       } finally {
         await ckpt.close();
       }
@@ -145,8 +158,7 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
       const source = await openCheckpoint(sources.get(c.name)!);
       try {
         const outside = source.tensorNames().filter((n) => !n.includes('language_model'));
-        expect(outside.some((n) => n.includes('vision_tower'))).toBe(true);
-        expect(outside.some((n) => n.includes('multi_modal_projector'))).toBe(true);
+        for (const part of c.outside) expect(outside.some((n) => n.includes(part)), part).toBe(true);
         for (const kind of ['dense', 'factored', 'densified'] as const) {
           const dir = `${sources.get(c.name)!}-${kind}`;
           const out = await openTensorSource(dir);
@@ -162,7 +174,7 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
           expect(layer0.size).toBe(1);
           expect(layer1.size).toBe(1);
           expect([...layer0][0]).not.toBe([...layer1][0]);
-          expect(shardOf(outside.find((n) => n.includes('vision_tower'))!).has([...layer1][0])).toBe(false);
+          expect(shardOf(outside.find((n) => n.includes(c.outside[0]))!).has([...layer1][0])).toBe(false);
         }
       } finally {
         await source.close();
