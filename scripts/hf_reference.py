@@ -41,6 +41,7 @@ from stdin:
            warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
            min-p, typical, in its order), float32; typicalP may be absent (off)
     {"op": "wrap", "model": DIR, "out": DIR, "wrapper": "mistral3" | "llama4", "prefix": "release" | "module", "tie": bool | null, "seed": N}
+    {"op": "wrap", "textConfig": {...}, "out": DIR, "wrapper": "qwen3_vl_moe", "tie": bool | null, "expertsTransposed": bool, "seed": N}
         -> {"ok": true, "tensors": [names]}: the model as the language model of a multimodal
            checkpoint built and saved by transformers (wrap_job below)
   ]}
@@ -357,7 +358,9 @@ def wrap_job(job):
     tiny, seeded vision tower and projector, its language model holding the model's weights, saved
     by save_pretrained into job["out"]: a Mistral3ForConditionalGeneration (Pixtral; saved under the
     releases' names, language_model.model.…) or a Llama4ForConditionalGeneration (whose own module
-    names are language_model.model.…). With job["prefix"] == "module" a Mistral 3's tensors are
+    names are language_model.model.…); or a Qwen3VLMoeForConditionalGeneration whose language model
+    is built from job["textConfig"] with seeded random weights (it has no causal-LM class to load
+    one from), its experts rewritten in the releases' transposed form where job["expertsTransposed"]. With job["prefix"] == "module" a Mistral 3's tensors are
     renamed as transformers names its modules (model.language_model.…, lm_head, model.vision_tower.…);
     job["tie"] sets the wrapper's tie_word_embeddings, and None removes the key from config.json
     (the wrapper class's default then applies).
@@ -367,11 +370,27 @@ def wrap_job(job):
     from safetensors.torch import load_file, save_file
     from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4VisionConfig, Mistral3Config, Mistral3ForConditionalGeneration, PixtralVisionConfig
 
-    text = causal_lm_class(job["model"]).from_pretrained(job["model"], dtype=torch.float32)
     tie = job.get("tie")
     tie_args = {} if tie is None else {"tie_word_embeddings": tie}
     torch.manual_seed(job.get("seed", 0))
-    if job.get("wrapper") == "mistral3":
+    if job.get("wrapper") == "qwen3_vl_moe":
+        # no causal-LM class of its own: the language model is built from job["textConfig"] and drawn at random (seeded)
+        from transformers import Qwen3VLMoeConfig, Qwen3VLMoeForConditionalGeneration
+
+        hidden = job["textConfig"]["hidden_size"]
+        vision = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=hidden, patch_size=4, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=16, deepstack_visual_indexes=[0])
+        config = Qwen3VLMoeConfig(text_config=job["textConfig"], vision_config=vision, **tie_args)
+        wrapped = Qwen3VLMoeForConditionalGeneration(config)
+        with torch.no_grad():
+            for name, param in wrapped.model.language_model.named_parameters():
+                if name.endswith("norm.weight"):
+                    param.copy_(1 + 0.1 * torch.randn_like(param))
+                else:
+                    param.copy_(torch.randn_like(param) / math.sqrt(param.shape[-1]))
+            if not config.tie_word_embeddings:
+                wrapped.lm_head.weight.copy_(torch.randn_like(wrapped.lm_head.weight) / math.sqrt(hidden))
+    elif job.get("wrapper") == "mistral3":
+        text = causal_lm_class(job["model"]).from_pretrained(job["model"], dtype=torch.float32)
         vision = PixtralVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8)
         config = Mistral3Config(text_config=text.config.to_dict(), vision_config=vision, image_token_index=job.get("imageTokenIndex", 10), **tie_args)
         wrapped = Mistral3ForConditionalGeneration(config)
@@ -379,6 +398,7 @@ def wrap_job(job):
         if not config.tie_word_embeddings:
             wrapped.lm_head.load_state_dict(text.lm_head.state_dict())
     elif job.get("wrapper") == "llama4":
+        text = causal_lm_class(job["model"]).from_pretrained(job["model"], dtype=torch.float32)
         hidden = text.config.hidden_size
         vision = Llama4VisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8, vision_output_dim=16, projector_input_dim=16, projector_output_dim=hidden)
         config = Llama4Config(text_config=text.config.to_dict(), vision_config=vision, image_token_index=job.get("imageTokenIndex", 10), **tie_args)
@@ -387,7 +407,7 @@ def wrap_job(job):
         if not config.tie_word_embeddings:
             wrapped.language_model.lm_head.load_state_dict(text.lm_head.state_dict())
     else:
-        raise ValueError("wrapper must be 'mistral3' or 'llama4', got %r" % job.get("wrapper"))
+        raise ValueError("wrapper must be 'mistral3', 'llama4' or 'qwen3_vl_moe', got %r" % job.get("wrapper"))
     out = job["out"]
     wrapped.save_pretrained(out)
     config_file = os.path.join(out, "config.json")
@@ -397,6 +417,15 @@ def wrap_job(job):
         del saved["tie_word_embeddings"]
         with open(config_file, "w") as f:
             json.dump(saved, f, indent=2)
+    if job.get("expertsTransposed"):
+        # the experts as Qwen3-VL-MoE's releases store them, [E, H, 2I] and [E, I, H] (transformers saves its modules' [E, 2I, H] and [E, H, I])
+        for name in os.listdir(out):
+            if name.endswith(".safetensors"):
+                tensors = load_file(os.path.join(out, name))
+                for key in list(tensors):
+                    if key.endswith(("mlp.experts.gate_up_proj", "mlp.experts.down_proj")):
+                        tensors[key] = tensors[key].transpose(1, 2).contiguous()
+                save_file(tensors, os.path.join(out, name), metadata={"format": "pt"})
     if job.get("prefix") == "module":
         module_names = [("language_model.model.", "model.language_model."), ("language_model.lm_head.", "lm_head."), ("vision_tower.", "model.vision_tower."), ("multi_modal_projector.", "model.multi_modal_projector.")]
         for name in os.listdir(out):

@@ -70,7 +70,21 @@ export interface TensorNameTemplates {
    * router's and its correction bias's names in that form when they differ (Mixtral's
    * block_sparse_moe.gate becomes mlp.gate).
    */
-  fused: { gateUp: string; down: string; router?: string; routerBias?: string; form?: FusedExpertForm; gateUpBias?: string; downBias?: string };
+  fused: {
+    gateUp: string;
+    down: string;
+    router?: string;
+    routerBias?: string;
+    form?: FusedExpertForm;
+    gateUpBias?: string;
+    downBias?: string;
+    /**
+     * The form is read from the stored down tensor's shape: [E, I, H] is 'transposed' (the
+     * releases'), [E, H, I] the modules' rows (transformers' saves); the rows where I = H, as
+     * transformers' conversion reads it (Qwen3-VL-MoE)
+     */
+    formFromShape?: boolean;
+  };
   /** gpt-oss: the router's bias on its logits [E] */
   routerLogitBias?: string;
   /** per projection, or gate and up fused in one tensor (GraniteMoE-shared's shared_mlp) */

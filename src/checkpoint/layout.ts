@@ -66,7 +66,7 @@ function attentionNames(family: Family, config: ModelConfig, layer: number): Att
   return names;
 }
 
-function moeNames(family: Family, config: ModelConfig, layer: number, has: (name: string) => boolean): MoeNames {
+function moeNames(family: Family, config: ModelConfig, layer: number, has: (name: string) => boolean, shapeOf?: (name: string) => readonly number[] | undefined): MoeNames {
   const t = family.names;
   const fusedGateUp = fillName(t.fused.gateUp, layer);
   // a family without per-expert names (GraniteMoE) is fused on disk whatever the checkpoint holds
@@ -75,6 +75,7 @@ function moeNames(family: Family, config: ModelConfig, layer: number, has: (name
   if (isFused) {
     names.fused = { gateUp: fusedGateUp, down: fillName(t.fused.down, layer) };
     if (t.fused.form) names.fused.form = t.fused.form;
+    if (t.fused.formFromShape && isTransposedDown(shapeOf?.(names.fused.down), config)) names.fused.form = 'transposed';
     if (t.fused.gateUpBias) names.fused.gateUpBias = fillName(t.fused.gateUpBias, layer);
     if (t.fused.downBias) names.fused.downBias = fillName(t.fused.downBias, layer);
     // the fused form's writer may also have renamed the router; take whichever name is present
@@ -136,13 +137,27 @@ function normNames(family: Family, config: ModelConfig, layer: number, moeLayer:
   return names;
 }
 
+/** Whether a fused down tensor's shape is the transposed form's [E, I, H] and not the rows' [E, H, I] (the rows where I = H). */
+function isTransposedDown(shape: readonly number[] | undefined, config: ModelConfig): boolean {
+  const { expertIntermediateSize: I, hiddenSize: H } = config;
+  return shape !== undefined && I !== H && shape.length === 3 && shape[1] === I && shape[2] === H;
+}
+
 /**
- * The layout of a checkpoint; `has` says whether the checkpoint holds a tensor of that name. A
- * language model inside a multimodal wrapper (wrapped.ts) gives `prefix`: its names are then the
- * wrapper's (`model.language_model.layers.…`).
+ * The layout of a checkpoint; `has` says whether the checkpoint holds a tensor of that name, and
+ * `shapeOf` its shape (read where a family's fused form depends on it). A language model inside a
+ * multimodal wrapper (wrapped.ts) gives `prefix`: its names are then the wrapper's
+ * (`model.language_model.layers.…`).
  */
-export function buildLayout(family: Family, resolved: ResolvedConfig, storedHas: (name: string) => boolean, prefix?: LanguageModelPrefix): ModelLayout {
+export function buildLayout(
+  family: Family,
+  resolved: ResolvedConfig,
+  storedHas: (name: string) => boolean,
+  prefix?: LanguageModelPrefix,
+  storedShape?: (name: string) => readonly number[] | undefined,
+): ModelLayout {
   const has = prefix ? (name: string) => storedHas(storedName(prefix, name)) : storedHas;
+  const shapeOf = storedShape && ((name: string) => storedShape(storedName(prefix, name)));
   const { config, moeLayers } = resolved;
   const t = family.names;
   const layers: LayerLayout[] = [];
@@ -153,7 +168,7 @@ export function buildLayout(family: Family, resolved: ResolvedConfig, storedHas:
       norms: normNames(family, config, l, moeLayers[l]),
       attention: attentionNames(family, config, l),
     };
-    if (moeLayers[l]) layer.moe = moeNames(family, config, l, has);
+    if (moeLayers[l]) layer.moe = moeNames(family, config, l, has, shapeOf);
     else if (t.dense) layer.dense = fillMlp(t.dense, l);
     layers.push(t.renamings ? renamed(layer, t.renamings, has) : layer);
   }

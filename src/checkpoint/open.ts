@@ -220,7 +220,7 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   try {
     assertShardsInside(absDir, store.files);
     const has = (name: string) => store.tensor(name) !== undefined;
-    const layout = buildLayout(family, resolved, has, wrapper ? languageModelPrefix(has) : undefined);
+    const layout = buildLayout(family, resolved, has, wrapper ? languageModelPrefix(has) : undefined, (name) => store.tensor(name)?.shape);
     const problems = findLayoutProblems(expectedTensors(resolved.config, layout), (name) => store.tensor(name));
     assertNoLayoutProblems(problems, absDir, family.label);
     return new OpenedCheckpoint(absDir, await withGenerationConfig(absDir, resolved.config), layout, family, store);

@@ -35,7 +35,8 @@ export type FamilyName =
   | 'axk1'
   | 'hy_v3'
   | 'afmoe'
-  | 'llama4_text';
+  | 'llama4_text'
+  | 'qwen3_vl_moe_text';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 

@@ -468,7 +468,7 @@ export async function openCompressed(dir: string, raw: Record<string, unknown>, 
     if (block.storage === 'factored' && block.expertLayout === 'fused') {
       resolved.moeLayers.forEach((isMoe, l) => isMoe && droppedFused.add(storedName(prefix, fillName(family.names.fused.gateUp, l))));
     }
-    const layout = buildLayout(family, resolved, (name) => store.tensor(name) !== undefined || droppedFused.has(name), prefix);
+    const layout = buildLayout(family, resolved, (name) => store.tensor(name) !== undefined || droppedFused.has(name), prefix, (name) => store.tensor(name)?.shape);
     const dropped = new Set<string>();
     if (block.storage === 'factored') {
       for (const l of block.layers) {

@@ -33,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -84,6 +84,16 @@ describe('normalisation from the real key names', () => {
     expect(config.numKvHeads).toBe(config.numHeads);
     expect(config.clipQkv).toBe(8);
     expect(config.qkNorm).toBe('whole');
+  });
+
+  it('Qwen3-MoE and Qwen3-VL-MoE’s language model: the expert count as the releases write it (num_experts) or as transformers 5 saves it (num_local_experts)', () => {
+    for (const [type, fallback] of [['qwen3_moe', 128], ['qwen3_vl_moe_text', 60]] as const) {
+      const family = familyByName(type);
+      expect(family.resolveConfig({ model_type: type }).config.numExperts).toBe(fallback);
+      expect(family.resolveConfig({ model_type: type, num_experts: 16 }).config.numExperts).toBe(16);
+      expect(family.resolveConfig({ model_type: type, num_local_experts: 16 }).config.numExperts).toBe(16);
+      expect(() => family.resolveConfig({ model_type: type, num_experts: 16, num_local_experts: 8 })).toThrow(/sets both 'num_local_experts' \(8\) and 'num_experts' \(16\)/);
+    }
   });
 
   it('transformers 5 rope_parameters and list-valued eos ids', () => {
@@ -345,7 +355,7 @@ describe('normalisation from the real key names', () => {
     expect(resolveLanguageModel(text).wrapper).toBeNull();
     expect(() => resolveLanguageModel({ model_type: 'mistral3' })).toThrow(/'text_config': a Mistral 3 vision-language .* needs its language model's config there/);
     expect(() => resolveLanguageModel({ model_type: 'mistral3', text_config: { model_type: 'ministral3' } })).toThrow(/text_config has model_type "ministral3"; rfid-moe reads .* whose language model is mistral4/);
-    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: llama4, mistral3/);
+    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: llama4, mistral3, qwen3_vl_moe/);
     expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'llama' } })).toThrow(/unsupported model_type 'llava'; supported model types:/);
   });
 

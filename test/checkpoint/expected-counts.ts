@@ -76,7 +76,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
       isMoe = () => true;
       break;
     case 'qwen2_moe':
-    case 'qwen3_moe': {
+    case 'qwen3_moe':
+    case 'qwen3_vl_moe_text': {
       E = num(raw, 'num_experts');
       I = num(raw, 'moe_intermediate_size');
       denseWidth = num(raw, 'intermediate_size');
@@ -239,7 +240,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     const hd = typeof raw.head_dim === 'number' ? raw.head_dim : H / heads;
     attentionPerLayer = 2 * heads * hd * H + 2 * kv * hd * H;
     if (type === 'qwen2_moe') attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
-    if (type === 'qwen3_moe' || type === 'exaone_moe' || type === 'hy_v3') attentionPerLayer += 2 * hd; // per-head q/k norms
+    if (type === 'qwen3_moe' || type === 'qwen3_vl_moe_text' || type === 'exaone_moe' || type === 'hy_v3') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'olmoe' || type === 'minimax_m2' || type === 'flex_olmo') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
     if (type === 'solar_open' && raw.attention_bias === true) attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
     if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);

@@ -31,6 +31,7 @@
  * | axk1        | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's with q-LoRA (rank 6) and post_mlp_layernorm on the MoE layers' outputs |
  * | hy_v3       | 1 and 2 of 3 (mlp_layer_types' default) | per-head q_norm/k_norm (head_dim 12), sigmoid routing with a choice bias (1 group), one shared expert; the releases' names per expert (mlp.router.gate, mlp.expert_bias, mlp.shared_mlp), transformers' fused |
  * | afmoe       | 1 and 2 of 3 (num_dense_layers 1)      | input_layernorm, post_attention_layernorm (attention output), pre_mlp_layernorm, post_mlp_layernorm (MLP output); per-head q_norm/k_norm (head_dim 12), self_attn.gate_proj on the heads' output, window 5 on layers 0 and 2 and no RoPE on global layer 1 (global_attn_every_n_layers 2), sigmoid routing with mlp.router.gate and mlp.expert_bias, route_scale, one shared expert (mlp.shared_experts), mup_enabled |
+ * | qwen3_vl_moe_text | all 2                             | qwen3_moe's tensors; fused in the releases' transposed form (gate_up [E, H, 2I] gate columns first, down [E, I, H]) |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  * | llama4_text | 1 and 3 of 4 (interleave_moe_layer_step 2) | RoPE (interleaved pairs) with a weightless q/k norm and chunks of 4 positions in layers 0-2, NoPE layer 3 with its queries scaled every 3 positions (floor_scale 3, attn_scale 0.5), top-k sigmoid routing (feed_forward.router) on the experts' inputs, a shared expert, experts fused transposed (gate_up [E, H, 2I] gate columns first, down [E, I, H]), dense feed_forward MLPs of intermediate_size_mlp |
  *
@@ -422,6 +423,21 @@ function qwen3MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
     layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
+ * Qwen3-VL-MoE's language model (qwen3_vl_moe_text) on its own: Qwen3-MoE's tensors, fused in the
+ * releases' transposed form (gate_up [E, H, 2I] gate columns first, down [E, I, H]) when fused.
+ */
+function qwen3VlMoeTextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const built = qwen3MoeFixture({ ...d, fused: false }, o);
+  const { norm_topk_prob: _n, use_sliding_window: _u, sliding_window: _s, max_window_layers: _m, rope_scaling: _r, ...config } = built.config;
+  const tensors = d.fused ? built.tensors.filter((t) => !/\.mlp\.experts\.\d+\./.test(t.name)) : built.tensors;
+  if (d.fused) {
+    const step = o.decoderSparseStep ?? 1;
+    for (let l = 0; l < d.L; l++) if (!(o.mlpOnlyLayers ?? []).includes(l) && (l + 1) % step === 0) tensors.push(...transposedExperts(d, `${P(l)}.mlp`, 'halves'));
+  }
+  return { config: { ...config, architectures: ['Qwen3VLMoeTextModel'], model_type: 'qwen3_vl_moe_text' }, tensors };
 }
 
 function olmoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
@@ -1413,7 +1429,7 @@ function llama4TextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3, llama4_text: 4 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1492,6 +1508,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return afmoeFixture(d, opts);
       case 'llama4_text':
         return llama4TextFixture(d, opts);
+      case 'qwen3_vl_moe_text':
+        return qwen3VlMoeTextFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -1538,6 +1556,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'hy_v3',
   'afmoe',
   'llama4_text',
+  'qwen3_vl_moe_text',
 ];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */

@@ -4,8 +4,11 @@
  * tower and projector) around a Mistral Small 4 fixture's weights (scripts/hf_reference.py
  * wrap_job), once under the releases' names (language_model.model.…, its own lm_head) and once
  * under transformers' module names (model.language_model.…) with tie_word_embeddings left to the
- * wrapper's default, which ties; and a Llama4ForConditionalGeneration around a Llama 4 text
- * fixture (its module names are language_model.model.…; its default does not tie).
+ * wrapper's default, which ties; a Llama4ForConditionalGeneration around a Llama 4 text fixture
+ * (its module names are language_model.model.…; its default does not tie); and a
+ * Qwen3VLMoeForConditionalGeneration drawn at random by transformers (its language model has no
+ * class of its own to load a fixture with), its experts as transformers saves them and as the
+ * releases store them, transposed.
  *
  * - rfid-moe opens it as its language model: the logits on text and the greedy tokens equal
  *   transformers' on the multimodal model;
@@ -36,10 +39,10 @@ const golden = JSON.parse(await readFile(path.join(repoRoot, 'test', 'golden', '
 
 interface WrapCase {
   name: string;
-  wrapper: 'mistral3' | 'llama4';
-  /** the language model's family and its fixture (transformers reads both families' experts fused only) */
-  family: 'mistral4' | 'llama4_text';
-  fixture: TinyCheckpointOptions;
+  wrapper: 'mistral3' | 'llama4' | 'qwen3_vl_moe';
+  /** the language model's family and its fixture (transformers reads these families' experts fused only), or the config transformers draws it from */
+  family: 'mistral4' | 'llama4_text' | 'qwen3_vl_moe_text';
+  fixture: TinyCheckpointOptions | { textConfig: Record<string, unknown>; expertsTransposed: boolean };
   prefix: 'release' | 'module';
   tie: boolean | null;
   /** what tie: null leaves to the wrapper class's default */
@@ -51,9 +54,28 @@ interface WrapCase {
   outside: [string, string];
 }
 
+const qwen3VlText = {
+  model_type: 'qwen3_vl_moe_text', vocab_size: 64, hidden_size: 32, intermediate_size: 24, moe_intermediate_size: 12, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 12,
+  num_experts: 8, num_experts_per_tok: 3, decoder_sparse_step: 1, mlp_only_layers: [1], rms_norm_eps: 1e-6, max_position_embeddings: 256,
+  rope_parameters: { rope_type: 'default', rope_theta: 10000.0, mrope_section: [2, 2, 2], mrope_interleaved: true },
+};
+
 const CASES: WrapCase[] = [
   { name: 'mistral3-release-names', wrapper: 'mistral3', family: 'mistral4', fixture: { seed: 47, topK: 3, fusedExperts: true }, prefix: 'release', tie: false, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_tower', 'multi_modal_projector'] },
   { name: 'mistral3-module-names-tied', wrapper: 'mistral3', family: 'mistral4', fixture: { seed: 47, topK: 3, fusedExperts: true }, prefix: 'module', tie: null, tied: true, layers: 'model.language_model.layers.', head: 'lm_head.weight', outside: ['vision_tower', 'multi_modal_projector'] },
+  ...[false, true].map((expertsTransposed): WrapCase => ({
+    name: `qwen3_vl_moe-${expertsTransposed ? 'release-experts' : 'saved-experts'}`,
+    wrapper: 'qwen3_vl_moe',
+    family: 'qwen3_vl_moe_text',
+    // 2I ≠ H, so the two expert forms are told apart by shape; 3 layers, the middle one dense
+    fixture: { textConfig: qwen3VlText, expertsTransposed },
+    prefix: 'module',
+    tie: expertsTransposed ? true : null,
+    tied: expertsTransposed,
+    layers: 'model.language_model.layers.',
+    head: 'lm_head.weight',
+    outside: ['model.visual.blocks', 'model.visual.merger'],
+  })),
   { name: 'llama4-default-untied', wrapper: 'llama4', family: 'llama4_text', fixture: { seed: 48, topK: 1 }, prefix: 'release', tie: null, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_model', 'multi_modal_projector'] },
 ];
 const GREEDY_TOKENS = 16;
@@ -72,9 +94,14 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
     root = await tempDir('hf-wrapped');
     const wrapJobs: HfJob[] = [];
     for (const c of CASES) {
+      const out = path.join(root.dir, c.name);
+      if ('textConfig' in c.fixture) {
+        wrapJobs.push({ op: 'wrap', textConfig: c.fixture.textConfig, expertsTransposed: c.fixture.expertsTransposed, out, wrapper: 'qwen3_vl_moe', tie: c.tie, seed: 3 });
+        continue;
+      }
       const text = path.join(root.dir, `${c.name}-text`);
-      await makeTransformersCheckpoint(text, c.family, c.fixture);
-      wrapJobs.push({ op: 'wrap', model: text, out: path.join(root.dir, c.name), wrapper: c.wrapper, prefix: c.prefix, tie: c.tie, seed: 3 });
+      await makeTransformersCheckpoint(text, c.family as 'mistral4' | 'llama4_text', c.fixture);
+      wrapJobs.push({ op: 'wrap', model: text, out, wrapper: c.wrapper as 'mistral3' | 'llama4', prefix: c.prefix, tie: c.tie, seed: 3 });
     }
     const wrapped = await runHfJobs(wrapJobs);
     wrapped.results.forEach((r, i) => {
@@ -126,10 +153,12 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
         expect(ckpt.config.multimodalWrapper?.modelType).toBe(c.wrapper);
         expect(ckpt.config.family).toBe(c.family);
         expect(ckpt.layout.embed).toBe(`${c.layers.replace(/layers\.$/, '')}embed_tokens.weight`);
-        expect(ckpt.layout.layers[1].moe?.router.startsWith(`${c.layers}1.`)).toBe(true);
+        const moe = ckpt.layout.layers.find((l) => l.moe)!;
+        expect(moe.moe!.router.startsWith(`${c.layers}${moe.index}.`)).toBe(true);
         // the wrapper's tie_word_embeddings (its class's default where config.json has none), not text_config's
         expect(ckpt.config.tieWordEmbeddings).toBe(c.tied);
         expect(ckpt.layout.lmHead).toBe(c.tied ? ckpt.layout.embed : c.head);
+        if (c.wrapper === 'qwen3_vl_moe') expect(ckpt.layout.layers[0].moe?.fused?.form).toBe('textConfig' in c.fixture && c.fixture.expertsTransposed ? 'transposed' : undefined);
       } finally {
         await ckpt.close();
       }

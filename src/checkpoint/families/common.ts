@@ -206,3 +206,14 @@ export function checkedPartialRotaryFactor(raw: Record<string, unknown>, default
     throw new CheckpointError('InvalidConfig', `config.json key 'partial_rotary_factor': must be a number in (0, 1], got ${JSON.stringify(factor)} (${label} config); fix config.json`);
   return factor;
 }
+
+/**
+ * A count transformers 5 keeps under one name and reads under another too (its config's
+ * attribute_map): Qwen3-MoE's releases write num_experts, transformers 5 saves num_local_experts.
+ * Either is read; both, disagreeing, are refused.
+ */
+export function aliasedCount(raw: Record<string, unknown>, canonical: string, alias: string, parsed: { canonical?: number; alias?: number }, fallback: number, label: string): number {
+  if (parsed.canonical !== undefined && parsed.alias !== undefined && parsed.canonical !== parsed.alias)
+    throw new CheckpointError('InvalidConfig', `config.json sets both '${canonical}' (${JSON.stringify(raw[canonical])}) and '${alias}' (${JSON.stringify(raw[alias])}), which transformers reads as one value; keep one (${label} config)`);
+  return parsed.canonical ?? parsed.alias ?? fallback;
+}

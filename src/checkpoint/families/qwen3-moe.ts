@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { defineFamily } from '../family.js';
 import { everyLayerWindow, windowSize } from '../sliding-window.js';
 import {
+  aliasedCount,
   denseMlpNames,
   fusedExpertNames,
   llamaConfigPart,
@@ -38,13 +39,33 @@ const configSchema = z.looseObject({
   }),
   intermediate_size: positiveInt.default(6144),
   moe_intermediate_size: positiveInt.default(768),
-  num_experts: nonNegativeInt.default(128),
+  // the releases' name; transformers 5 saves num_local_experts (numExpertsOf)
+  num_experts: nonNegativeInt.optional(),
+  num_local_experts: nonNegativeInt.optional(),
   num_experts_per_tok: positiveInt.default(8),
   norm_topk_prob: z.boolean().default(false),
   decoder_sparse_step: positiveInt.default(1),
   mlp_only_layers: z.array(nonNegativeInt).nullable().default(null),
   attention_bias: noAttentionBias.default(false),
 });
+
+/** The expert count under either name transformers reads it by */
+function numExpertsOf(p: { num_experts?: number; num_local_experts?: number }, raw: Record<string, unknown> = {}): number {
+  return aliasedCount(raw, 'num_local_experts', 'num_experts', { canonical: p.num_local_experts, alias: p.num_experts }, 128, 'Qwen3-MoE');
+}
+
+/** Qwen3-MoE's tensor names, Qwen3-VL-MoE's language model's too */
+export const qwen3MoeNames = {
+  ...llamaNames,
+  attention: {
+    ...llamaNames.attention,
+    ...qkNormNames,
+  },
+  router: mlpRouterName,
+  expert: projExpertNames,
+  fused: fusedExpertNames,
+  dense: denseMlpNames,
+};
 
 export const qwen3Moe = defineFamily({
   family: 'qwen3_moe',
@@ -55,7 +76,7 @@ export const qwen3Moe = defineFamily({
     ...llamaConfigPart('qwen3_moe', p, raw, 10000),
     // transformers applies the window to every layer (Qwen3-MoE reads no max_window_layers)
     ...everyLayerWindow(raw.use_sliding_window === true ? windowSize(raw, 'Qwen3-MoE', 4096) : null),
-    numExperts: p.num_experts,
+    numExperts: numExpertsOf(p, raw),
     topK: p.num_experts_per_tok,
     expertIntermediateSize: p.moe_intermediate_size,
     denseIntermediateSize: p.intermediate_size,
@@ -67,16 +88,6 @@ export const qwen3Moe = defineFamily({
     qkNorm: 'per-head',
     attention: 'standard',
   }),
-  isMoeLayer: (p, l) => !(p.mlp_only_layers ?? []).includes(l) && p.num_experts > 0 && (l + 1) % p.decoder_sparse_step === 0,
-  names: {
-    ...llamaNames,
-    attention: {
-      ...llamaNames.attention,
-      ...qkNormNames,
-    },
-    router: mlpRouterName,
-    expert: projExpertNames,
-    fused: fusedExpertNames,
-    dense: denseMlpNames,
-  },
+  isMoeLayer: (p, l) => !(p.mlp_only_layers ?? []).includes(l) && numExpertsOf(p) > 0 && (l + 1) % p.decoder_sparse_step === 0,
+  names: qwen3MoeNames,
 });
