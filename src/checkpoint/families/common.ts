@@ -212,8 +212,8 @@ export function checkedPartialRotaryFactor(raw: Record<string, unknown>, default
  * attribute_map): Qwen3-MoE's releases write num_experts, transformers 5 saves num_local_experts.
  * Either is read; both, disagreeing, are refused.
  */
-export function aliasedCount(raw: Record<string, unknown>, canonical: string, alias: string, parsed: { canonical?: number; alias?: number }, fallback: number, label: string): number {
+export function aliasedCount(canonical: string, alias: string, parsed: { canonical?: number; alias?: number }, fallback: number, label: string): number {
   if (parsed.canonical !== undefined && parsed.alias !== undefined && parsed.canonical !== parsed.alias)
-    throw new CheckpointError('InvalidConfig', `config.json sets both '${canonical}' (${JSON.stringify(raw[canonical])}) and '${alias}' (${JSON.stringify(raw[alias])}), which transformers reads as one value; keep one (${label} config)`);
+    throw new CheckpointError('InvalidConfig', `config.json sets both '${canonical}' (${parsed.canonical}) and '${alias}' (${parsed.alias}), which transformers reads as one value; keep one (${label} config)`);
   return parsed.canonical ?? parsed.alias ?? fallback;
 }

@@ -49,9 +49,45 @@ const configSchema = z.looseObject({
   attention_bias: noAttentionBias.default(false),
 });
 
-/** The expert count under either name transformers reads it by */
-function numExpertsOf(p: { num_experts?: number; num_local_experts?: number }, raw: Record<string, unknown> = {}): number {
-  return aliasedCount(raw, 'num_local_experts', 'num_experts', { canonical: p.num_local_experts, alias: p.num_experts }, 128, 'Qwen3-MoE');
+/** The keys of Qwen3-MoE's MoE layers that Qwen3-VL-MoE's language model shares (its defaults aside) */
+export interface ParsedQwen3MoeKeys {
+  moe_intermediate_size: number;
+  intermediate_size: number;
+  num_experts?: number;
+  num_local_experts?: number;
+  num_experts_per_tok: number;
+  decoder_sparse_step: number;
+  mlp_only_layers: number[] | null;
+}
+
+/**
+ * The expert count as the releases write it (num_experts) or as transformers 5 saves it
+ * (num_local_experts), else the family's default.
+ */
+export function qwen3NumExperts(p: ParsedQwen3MoeKeys, fallback: number, label: string): number {
+  return aliasedCount('num_local_experts', 'num_experts', { canonical: p.num_local_experts, alias: p.num_experts }, fallback, label);
+}
+
+/** Qwen3-MoE's MoE part of the config, the top-k renormalised or not */
+export function qwen3MoePart(p: ParsedQwen3MoeKeys, numExperts: number, normTopkProb: boolean) {
+  return {
+    numExperts,
+    topK: p.num_experts_per_tok,
+    expertIntermediateSize: p.moe_intermediate_size,
+    denseIntermediateSize: p.intermediate_size,
+    normTopkProb,
+    routedScalingFactor: 1,
+    sharedExpertIntermediateSize: 0,
+    sharedExpertGated: false,
+    qkvBias: false,
+    qkNorm: 'per-head' as const,
+    attention: 'standard' as const,
+  };
+}
+
+/** Qwen2-MoE's rule, which Qwen3-MoE keeps: MoE unless listed in mlp_only_layers, every decoder_sparse_step-th layer, none without experts */
+export function qwen3IsMoeLayer(p: ParsedQwen3MoeKeys, layer: number, numExperts: number): boolean {
+  return !(p.mlp_only_layers ?? []).includes(layer) && numExperts > 0 && (layer + 1) % p.decoder_sparse_step === 0;
 }
 
 /** Qwen3-MoE's tensor names, Qwen3-VL-MoE's language model's too */
@@ -67,27 +103,19 @@ export const qwen3MoeNames = {
   dense: denseMlpNames,
 };
 
+const LABEL = 'Qwen3-MoE';
+
 export const qwen3Moe = defineFamily({
   family: 'qwen3_moe',
-  label: 'Qwen3-MoE',
+  label: LABEL,
   modelTypes: ['qwen3_moe'],
   configSchema,
   normalize: (p, raw) => ({
     ...llamaConfigPart('qwen3_moe', p, raw, 10000),
     // transformers applies the window to every layer (Qwen3-MoE reads no max_window_layers)
-    ...everyLayerWindow(raw.use_sliding_window === true ? windowSize(raw, 'Qwen3-MoE', 4096) : null),
-    numExperts: numExpertsOf(p, raw),
-    topK: p.num_experts_per_tok,
-    expertIntermediateSize: p.moe_intermediate_size,
-    denseIntermediateSize: p.intermediate_size,
-    normTopkProb: p.norm_topk_prob,
-    routedScalingFactor: 1,
-    sharedExpertIntermediateSize: 0,
-    sharedExpertGated: false,
-    qkvBias: false,
-    qkNorm: 'per-head',
-    attention: 'standard',
+    ...everyLayerWindow(raw.use_sliding_window === true ? windowSize(raw, LABEL, 4096) : null),
+    ...qwen3MoePart(p, qwen3NumExperts(p, 128, LABEL), p.norm_topk_prob),
   }),
-  isMoeLayer: (p, l) => !(p.mlp_only_layers ?? []).includes(l) && numExpertsOf(p) > 0 && (l + 1) % p.decoder_sparse_step === 0,
+  isMoeLayer: (p, l) => qwen3IsMoeLayer(p, l, qwen3NumExperts(p, 128, LABEL)),
   names: qwen3MoeNames,
 });

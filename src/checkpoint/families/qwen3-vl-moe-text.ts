@@ -11,8 +11,8 @@
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
-import { aliasedCount, llamaConfigPart, llamaKeys, noAttentionBias, nonNegativeInt, positiveInt } from './common.js';
-import { qwen3MoeNames } from './qwen3-moe.js';
+import { llamaConfigPart, llamaKeys, noAttentionBias, nonNegativeInt, positiveInt } from './common.js';
+import { qwen3IsMoeLayer, qwen3MoeNames, qwen3MoePart, qwen3NumExperts } from './qwen3-moe.js';
 
 const configSchema = z.looseObject({
   ...llamaKeys({
@@ -39,30 +39,18 @@ const configSchema = z.looseObject({
   attention_bias: noAttentionBias.default(false),
 });
 
-/** The expert count under either name transformers reads it by */
-function numExpertsOf(p: { num_experts?: number; num_local_experts?: number }, raw: Record<string, unknown> = {}): number {
-  return aliasedCount(raw, 'num_local_experts', 'num_experts', { canonical: p.num_local_experts, alias: p.num_experts }, 60, 'Qwen3-VL-MoE');
-}
+const LABEL = 'Qwen3-VL-MoE (language model)';
 
 export const qwen3VlMoeText = defineFamily({
   family: 'qwen3_vl_moe_text',
-  label: 'Qwen3-VL-MoE (language model)',
+  label: LABEL,
   modelTypes: ['qwen3_vl_moe_text'],
   configSchema,
   normalize: (p, raw) => ({
     ...llamaConfigPart('qwen3_vl_moe_text', p, raw, 500000),
-    numExperts: numExpertsOf(p, raw),
-    topK: p.num_experts_per_tok,
-    expertIntermediateSize: p.moe_intermediate_size,
-    denseIntermediateSize: p.intermediate_size,
-    normTopkProb: true,
-    routedScalingFactor: 1,
-    sharedExpertIntermediateSize: 0,
-    sharedExpertGated: false,
-    qkvBias: false,
-    qkNorm: 'per-head',
-    attention: 'standard',
+    // transformers' Qwen3-VL-MoE router always renormalises (no norm_topk_prob)
+    ...qwen3MoePart(p, qwen3NumExperts(p, 60, LABEL), true),
   }),
-  isMoeLayer: (p, l) => !(p.mlp_only_layers ?? []).includes(l) && numExpertsOf(p) > 0 && (l + 1) % p.decoder_sparse_step === 0,
+  isMoeLayer: (p, l) => qwen3IsMoeLayer(p, l, qwen3NumExperts(p, 60, LABEL)),
   names: { ...qwen3MoeNames, fused: { ...qwen3MoeNames.fused, formFromShape: true } },
 });
