@@ -19,14 +19,12 @@ import { createTsEngine } from '../../src/engine/ts/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { chunkPieces } from '../../src/runtime/attention-chunks.js';
 import { observeMoeInputs } from '../../src/runtime/moe.js';
-import { BatchDecoder } from '../../src/runtime/generation/decoder.js';
-import { generateAll } from '../../src/runtime/generation/generate.js';
 import { batchFromSequences, CheckpointWeights, KvCache, moeBlock, route, runDecoder } from '../../src/runtime/index.js';
 import { kvCacheShape, kvWindows } from '../../src/runtime/kv-cache.js';
-import { weightProviderOf } from '../../src/runtime/model-source.js';
 import { tempDir } from '../compress/helpers.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { uniform } from '../helpers/small-rows-check.js';
+import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
 
 const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7];
 
@@ -107,20 +105,7 @@ describe('Llama 4’s chunked attention and position-scaled queries', () => {
   it('prompts of different lengths decoded in one batch, whole and in prefill chunks of 3, give each its own greedy tokens, on each engine', async () => {
     const prompts = [PROMPT.slice(0, 2), PROMPT.slice(0, 11), PROMPT.slice(0, 6)];
     for (const { name, engine } of engines) {
-      const alone: number[][] = [];
-      for (const p of prompts) alone.push((await generateAll(ckpt, engine, p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })).tokens);
-      expect(alone.every((t) => t.length === 12)).toBe(true);
-      for (const maxPrefillTokens of [undefined, 3]) {
-        const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Weights: true }), engine, { maxBatchSize: prompts.length, ...(maxPrefillTokens ? { maxPrefillTokens } : {}) });
-        const together = await Promise.all(
-          prompts.map(async (p) => {
-            const tokens: number[] = [];
-            for await (const event of decoder.submit(p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })) if (event.type === 'token') tokens.push(event.token);
-            return tokens;
-          }),
-        );
-        expect(together, `${name} engine, prefill chunks of ${maxPrefillTokens ?? 'any size'}`).toEqual(alone);
-      }
+      await expectBatchedGreedyEqualsAlone(ckpt, engine, prompts, `${name} engine`);
     }
   });
 });

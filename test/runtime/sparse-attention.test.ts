@@ -22,14 +22,13 @@ import { createTsEngine } from '../../src/engine/ts/index.js';
 import type { Engine } from '../../src/engine/types.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromSequences } from '../../src/runtime/batch.js';
-import { BatchDecoder } from '../../src/runtime/generation/decoder.js';
-import { weightProviderOf } from '../../src/runtime/model-source.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
 import { bf16HeldTensorNames } from '../../src/runtime/checkpoint-weights.js';
 import { kvCacheShape } from '../../src/runtime/kv-cache.js';
 import { makeTinyCheckpoint, makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { describeWithTransformers, relativeError, runHfJobs, type HfJobResult } from '../helpers/python.js';
 import { tempDir } from '../compress/helpers.js';
+import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
 
 const TOP_K = 8;
 const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7, 22, 39];
@@ -103,21 +102,8 @@ describe('decoded together', () => {
     for (const { name, engine } of engines) {
       const ckpt = await openCheckpoint(dir);
       try {
-        const alone: number[][] = [];
-        for (const p of prompts) alone.push((await generateAll(ckpt, engine, p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })).tokens);
-        expect(alone.every((t) => t.length === 12)).toBe(true);
-        // prompts whole, and in chunks of 3 (a chunk then holds rows on both sides of index_topk after a cached past)
-        for (const maxPrefillTokens of [undefined, 3]) {
-          const decoder = new BatchDecoder(weightProviderOf(ckpt, { bf16Weights: true }), engine, { maxBatchSize: prompts.length, ...(maxPrefillTokens ? { maxPrefillTokens } : {}) });
-          const together = await Promise.all(
-            prompts.map(async (p) => {
-              const tokens: number[] = [];
-              for await (const event of decoder.submit(p, { temperature: 0, maxNewTokens: 12, stopTokenIds: [] })) if (event.type === 'token') tokens.push(event.token);
-              return tokens;
-            }),
-          );
-          expect(together, `${name} engine, prefill chunks of ${maxPrefillTokens ?? 'any size'}`).toEqual(alone);
-        }
+        // prefill chunks of 3 hold rows on both sides of index_topk after a cached past
+        await expectBatchedGreedyEqualsAlone(ckpt, engine, prompts, `${name} engine`);
       } finally {
         await ckpt.close();
       }
