@@ -14,7 +14,7 @@ import { dots1 } from './families/dots1.js';
 import { ernie45Moe } from './families/ernie4-5-moe.js';
 import { exaoneMoe } from './families/exaone-moe.js';
 import { flexOlmo } from './families/flex-olmo.js';
-import { glm4Moe } from './families/glm4-moe.js';
+import { glm4Moe, glm4vMoeText } from './families/glm4-moe.js';
 import { glm4MoeLite } from './families/glm4-moe-lite.js';
 import { glmMoeDsa } from './families/glm-moe-dsa.js';
 import { hunyuanV1Moe } from './families/hunyuan-v1-moe.js';
@@ -34,7 +34,7 @@ import { qwen3VlMoeText } from './families/qwen3-vl-moe-text.js';
 import { solarOpen } from './families/solar-open.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, solarOpen, axk1, hyV3, afmoe, llama4Text, qwen3VlMoeText];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, solarOpen, axk1, hyV3, afmoe, llama4Text, qwen3VlMoeText, glm4vMoeText];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

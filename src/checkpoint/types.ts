@@ -36,7 +36,8 @@ export type FamilyName =
   | 'hy_v3'
   | 'afmoe'
   | 'llama4_text'
-  | 'qwen3_vl_moe_text';
+  | 'qwen3_vl_moe_text'
+  | 'glm4v_moe_text';
 
 export type ExpertMatrixType = 'gate' | 'up' | 'down';
 

@@ -25,6 +25,7 @@ export interface LanguageModelWrapper {
 const WRAPPERS: readonly LanguageModelWrapper[] = [
   { modelType: 'mistral3', label: 'Mistral 3 vision-language (Mistral3ForConditionalGeneration)', tieWordEmbeddingsDefault: true, textModelTypes: ['mistral4'] },
   { modelType: 'llama4', label: 'Llama 4 multimodal (Llama4ForConditionalGeneration)', tieWordEmbeddingsDefault: false, textModelTypes: ['llama4_text'] },
+  { modelType: 'glm4v_moe', label: 'GLM-4.5V (Glm4vMoeForConditionalGeneration)', tieWordEmbeddingsDefault: false, textModelTypes: ['glm4v_moe_text'] },
   { modelType: 'qwen3_vl_moe', label: 'Qwen3-VL-MoE (Qwen3VLMoeForConditionalGeneration)', tieWordEmbeddingsDefault: false, textModelTypes: ['qwen3_vl_moe_text'] },
 ];
 

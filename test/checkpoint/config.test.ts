@@ -33,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -355,7 +355,7 @@ describe('normalisation from the real key names', () => {
     expect(resolveLanguageModel(text).wrapper).toBeNull();
     expect(() => resolveLanguageModel({ model_type: 'mistral3' })).toThrow(/'text_config': a Mistral 3 vision-language .* needs its language model's config there/);
     expect(() => resolveLanguageModel({ model_type: 'mistral3', text_config: { model_type: 'ministral3' } })).toThrow(/text_config has model_type "ministral3"; rfid-moe reads .* whose language model is mistral4/);
-    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: llama4, mistral3, qwen3_vl_moe/);
+    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: glm4v_moe, llama4, mistral3, qwen3_vl_moe/);
     expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'llama' } })).toThrow(/unsupported model_type 'llava'; supported model types:/);
   });
 

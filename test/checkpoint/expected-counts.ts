@@ -194,6 +194,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
       break;
     }
     case 'glm4_moe':
+    case 'glm4v_moe_text':
     case 'dots1': {
       E = num(raw, 'n_routed_experts');
       I = num(raw, 'moe_intermediate_size');
@@ -243,7 +244,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'qwen3_moe' || type === 'qwen3_vl_moe_text' || type === 'exaone_moe' || type === 'hy_v3') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'olmoe' || type === 'minimax_m2' || type === 'flex_olmo') attentionPerLayer += heads * hd + kv * hd; // whole-projection q/k norms
     if (type === 'solar_open' && raw.attention_bias === true) attentionPerLayer += heads * hd + 2 * kv * hd; // q/k/v biases
-    if (type === 'glm4_moe') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
+    if (type === 'glm4_moe' || type === 'glm4v_moe_text') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + (raw.use_qk_norm === true ? 2 * hd : 0);
     if (type === 'hunyuan_v1_moe') attentionPerLayer += 2 * hd; // per-head q/k norms
     if (type === 'gpt_oss') attentionPerLayer += heads * hd + 2 * kv * hd + H + heads; // q/k/v/o biases, one sink per head
     if (type === 'granitemoe_swa') attentionPerLayer += heads; // one sink per head
@@ -260,7 +261,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedDown: nMoe * E * H * (I + (type === 'gpt_oss' ? 1 : 0)),
     sharedExperts: nMoe * sharedPerLayer,
     // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E], gpt-oss's its logits' bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' || type === 'hy_v3' || type === 'afmoe' ? 1 : 0)),
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'glm4v_moe_text' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' || type === 'hy_v3' || type === 'afmoe' ? 1 : 0)),
     attention: L * attentionPerLayer + indexers,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

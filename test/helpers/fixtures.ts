@@ -32,6 +32,7 @@
  * | hy_v3       | 1 and 2 of 3 (mlp_layer_types' default) | per-head q_norm/k_norm (head_dim 12), sigmoid routing with a choice bias (1 group), one shared expert; the releases' names per expert (mlp.router.gate, mlp.expert_bias, mlp.shared_mlp), transformers' fused |
  * | afmoe       | 1 and 2 of 3 (num_dense_layers 1)      | input_layernorm, post_attention_layernorm (attention output), pre_mlp_layernorm, post_mlp_layernorm (MLP output); per-head q_norm/k_norm (head_dim 12), self_attn.gate_proj on the heads' output, window 5 on layers 0 and 2 and no RoPE on global layer 1 (global_attn_every_n_layers 2), sigmoid routing with mlp.router.gate and mlp.expert_bias, route_scale, one shared expert (mlp.shared_experts), mup_enabled |
  * | qwen3_vl_moe_text | all 2                             | qwen3_moe's tensors; fused in the releases' transposed form (gate_up [E, H, 2I] gate columns first, down [E, I, H]) |
+ * | glm4v_moe_text | 1 and 2 of 3 (first_k_dense_replace 1) | glm4_moe's without q/k norms |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  * | llama4_text | 1 and 3 of 4 (interleave_moe_layer_step 2) | RoPE (interleaved pairs) with a weightless q/k norm and chunks of 4 positions in layers 0-2, NoPE layer 3 with its queries scaled every 3 positions (floor_scale 3, attn_scale 0.5), top-k sigmoid routing (feed_forward.router) on the experts' inputs, a shared expert, experts fused transposed (gate_up [E, H, 2I] gate columns first, down [E, I, H]), dense feed_forward MLPs of intermediate_size_mlp |
  *
@@ -491,6 +492,15 @@ function flexOlmoFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   const tensors = built.tensors.filter((t) => !t.name.endsWith('.input_layernorm.weight'));
   for (let l = 0; l < d.L; l++) tensors.push(tensor(d, `${P(l)}.post_feedforward_layernorm.weight`, [d.H], 'norm'));
   return { config: { ...config, architectures: ['FlexOlmoForCausalLM'], model_type: 'flex_olmo', rms_norm_eps: 1e-6, rope_theta: 500000 }, tensors };
+}
+
+/**
+ * GLM-4.5V's language model (glm4v_moe_text) on its own: GLM-4.5's fixture without q/k norms.
+ */
+function glm4vMoeTextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const built = glm4MoeFixture(d, { ...o, useQkNorm: false });
+  const { use_qk_norm: _q, num_nextn_predict_layers: _n, ...config } = built.config;
+  return { config: { ...config, architectures: ['Glm4vMoeTextModel'], model_type: 'glm4v_moe_text' }, tensors: built.tensors };
 }
 
 /**
@@ -1429,7 +1439,7 @@ function llama4TextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1510,6 +1520,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return llama4TextFixture(d, opts);
       case 'qwen3_vl_moe_text':
         return qwen3VlMoeTextFixture(d, opts);
+      case 'glm4v_moe_text':
+        return glm4vMoeTextFixture(d, opts);
     }
   })();
   const config = { ...built.config, ...(opts.ropeScaling ? { rope_scaling: opts.ropeScaling } : {}), ...opts.configKeys, torch_dtype: TORCH_DTYPE[dtype], transformers_version: '4.46.0' };
@@ -1557,6 +1569,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'afmoe',
   'llama4_text',
   'qwen3_vl_moe_text',
+  'glm4v_moe_text',
 ];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */

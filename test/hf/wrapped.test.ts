@@ -8,7 +8,8 @@
  * (its module names are language_model.model.…; its default does not tie); and a
  * Qwen3VLMoeForConditionalGeneration drawn at random by transformers (its language model has no
  * class of its own to load a fixture with), its experts as transformers saves them and as the
- * releases store them, transposed.
+ * releases store them, transposed; and a Glm4vMoeForConditionalGeneration (GLM-4.5V) drawn the
+ * same way.
  *
  * - rfid-moe opens it as its language model: the logits on text and the greedy tokens equal
  *   transformers' on the multimodal model;
@@ -39,9 +40,9 @@ const golden = JSON.parse(await readFile(path.join(repoRoot, 'test', 'golden', '
 
 interface WrapCase {
   name: string;
-  wrapper: 'mistral3' | 'llama4' | 'qwen3_vl_moe';
+  wrapper: 'mistral3' | 'llama4' | 'qwen3_vl_moe' | 'glm4v_moe';
   /** the language model's family and its fixture (transformers reads these families' experts fused only), or the config transformers draws it from */
-  family: 'mistral4' | 'llama4_text' | 'qwen3_vl_moe_text';
+  family: 'mistral4' | 'llama4_text' | 'qwen3_vl_moe_text' | 'glm4v_moe_text';
   fixture: TinyCheckpointOptions | { textConfig: Record<string, unknown>; expertsTransposed: boolean };
   prefix: 'release' | 'module';
   tie: boolean | null;
@@ -60,6 +61,12 @@ const qwen3VlText = {
   rope_parameters: { rope_type: 'default', rope_theta: 10000.0, mrope_section: [2, 2, 2], mrope_interleaved: true },
 };
 
+const glm4vText = {
+  model_type: 'glm4v_moe_text', vocab_size: 64, hidden_size: 32, intermediate_size: 24, moe_intermediate_size: 12, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
+  n_routed_experts: 8, n_shared_experts: 1, num_experts_per_tok: 3, first_k_dense_replace: 1, n_group: 1, topk_group: 1, routed_scaling_factor: 1.5, rms_norm_eps: 1e-5, max_position_embeddings: 256,
+  rope_parameters: { rope_type: 'default', rope_theta: 10000.0, partial_rotary_factor: 0.5, mrope_section: [2, 1, 1] },
+};
+
 const CASES: WrapCase[] = [
   { name: 'mistral3-release-names', wrapper: 'mistral3', family: 'mistral4', fixture: { seed: 47, topK: 3, fusedExperts: true }, prefix: 'release', tie: false, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_tower', 'multi_modal_projector'] },
   { name: 'mistral3-module-names-tied', wrapper: 'mistral3', family: 'mistral4', fixture: { seed: 47, topK: 3, fusedExperts: true }, prefix: 'module', tie: null, tied: true, layers: 'model.language_model.layers.', head: 'lm_head.weight', outside: ['vision_tower', 'multi_modal_projector'] },
@@ -76,6 +83,19 @@ const CASES: WrapCase[] = [
     head: 'lm_head.weight',
     outside: ['model.visual.blocks', 'model.visual.merger'],
   })),
+  {
+    name: 'glm4v_moe',
+    wrapper: 'glm4v_moe',
+    family: 'glm4v_moe_text',
+    // RoPE over half of each head (its mrope sections cover that half), q/k/v biases, a dense first layer; saved per expert
+    fixture: { textConfig: glm4vText, expertsTransposed: false },
+    prefix: 'module',
+    tie: null,
+    tied: false,
+    layers: 'model.language_model.layers.',
+    head: 'lm_head.weight',
+    outside: ['model.visual.blocks', 'model.visual.merger'],
+  },
   { name: 'llama4-default-untied', wrapper: 'llama4', family: 'llama4_text', fixture: { seed: 48, topK: 1 }, prefix: 'release', tie: null, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_model', 'multi_modal_projector'] },
 ];
 const GREEDY_TOKENS = 16;
@@ -96,11 +116,11 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
     for (const c of CASES) {
       const out = path.join(root.dir, c.name);
       if ('textConfig' in c.fixture) {
-        wrapJobs.push({ op: 'wrap', textConfig: c.fixture.textConfig, expertsTransposed: c.fixture.expertsTransposed, out, wrapper: 'qwen3_vl_moe', tie: c.tie, seed: 3 });
+        wrapJobs.push({ op: 'wrap', textConfig: c.fixture.textConfig, expertsTransposed: c.fixture.expertsTransposed, out, wrapper: c.wrapper as 'qwen3_vl_moe' | 'glm4v_moe', tie: c.tie, seed: 3 });
         continue;
       }
       const text = path.join(root.dir, `${c.name}-text`);
-      await makeTransformersCheckpoint(text, c.family as 'mistral4' | 'llama4_text', c.fixture);
+      await makeTransformersCheckpoint(text, c.family, c.fixture);
       wrapJobs.push({ op: 'wrap', model: text, out, wrapper: c.wrapper as 'mistral3' | 'llama4', prefix: c.prefix, tie: c.tie, seed: 3 });
     }
     const wrapped = await runHfJobs(wrapJobs);
