@@ -6,48 +6,26 @@
  * sequences here cross it several times. test/hf/families.test.ts holds the whole-prompt logits
  * and the greedy tokens against transformers; these check that the other paths give the same.
  */
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openCheckpoint } from '../../src/checkpoint/open.js';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
-import { loadNativeEngine } from '../../src/engine/native.js';
-import { createTsEngine } from '../../src/engine/ts/index.js';
-import type { Engine } from '../../src/engine/types.js';
+import { describe, expect, it } from 'vitest';
 import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../../src/runtime/index.js';
 import { kvCacheShape } from '../../src/runtime/kv-cache.js';
-import { tempDir } from '../compress/helpers.js';
-import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
+import { useTinyCheckpoint } from '../helpers/test-engines.js';
 
 const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7];
 
-let root: Awaited<ReturnType<typeof tempDir>>;
-let ckpt: Checkpoint;
-const native = loadNativeEngine({ threads: 2 });
-const engines: Array<{ name: string; engine: Engine }> = [];
-beforeAll(async () => {
-  root = await tempDir('llama4-query-scale');
-  // q-LoRA and groups as well, so that nothing but the scaling is left out of the paths checked
-  const dir = path.join(root.dir, 'mistral4');
-  await makeTinyCheckpoint(dir, 'mistral4', { seed: 43, topK: 3, qLoraRank: 6, topkMethod: { method: 'greedy', nGroup: 4, topkGroup: 2 } });
-  ckpt = await openCheckpoint(dir);
-  engines.push({ name: 'ts', engine: createTsEngine({ threads: 1 }) });
-  if (native.ok) engines.push({ name: 'native', engine: native.engine });
-});
-afterAll(async () => {
-  await ckpt?.close();
-  for (const { engine } of engines) engine.dispose();
-  await root?.cleanup();
-});
+// q-LoRA and groups as well, so that nothing but the scaling is left out of the paths checked
+const fixture = useTinyCheckpoint('llama4-query-scale', 'mistral4', { seed: 43, topK: 3, qLoraRank: 6, topkMethod: { method: 'greedy', nGroup: 4, topkGroup: 2 } });
+const { engines } = fixture;
 
 describe('Mistral 4’s position-scaled queries', () => {
   it('the fixture scales its queries, stepping every 4 positions', () => {
-    expect(ckpt.config.llama4QueryScale).toEqual({ beta: 0.1, originalMaxPositions: 4 });
+    expect(fixture.checkpoint().config.llama4QueryScale).toEqual({ beta: 0.1, originalMaxPositions: 4 });
   });
 
   it('two prompts prefilled in chunks after a cached past, then decoded a token at a time, give the hidden states of the whole sequences', async () => {
     const engine = engines[0].engine;
-    const provider = new CheckpointWeights(ckpt);
+    const provider = new CheckpointWeights(fixture.checkpoint());
     const h = provider.config.hiddenSize;
     const sequences = [PROMPT, PROMPT.map((t) => (t * 7 + 1) % 64)];
     const len = PROMPT.length;
@@ -75,7 +53,7 @@ describe('Mistral 4’s position-scaled queries', () => {
   it('prompts of different lengths decoded in one batch, whole and in prefill chunks of 3, give each its own greedy tokens, on each engine', async () => {
     const prompts = [PROMPT.slice(0, 2), PROMPT.slice(0, 11), PROMPT.slice(0, 6)];
     for (const { name, engine } of engines) {
-      await expectBatchedGreedyEqualsAlone(ckpt, engine, prompts, `${name} engine`);
+      await expectBatchedGreedyEqualsAlone(fixture.checkpoint(), engine, prompts, `${name} engine`);
     }
   });
 });

@@ -10,41 +10,19 @@
  *   times its weight) with an output weight of 1, and the block is Σ_k expert_k(w_k·x) + shared(x),
  *   checked in f64 from the experts' matrices.
  */
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openCheckpoint } from '../../src/checkpoint/open.js';
-import type { Checkpoint } from '../../src/checkpoint/types.js';
-import { loadNativeEngine } from '../../src/engine/native.js';
-import { createTsEngine } from '../../src/engine/ts/index.js';
-import type { Engine } from '../../src/engine/types.js';
+import { describe, expect, it } from 'vitest';
 import { chunkPieces } from '../../src/runtime/attention-chunks.js';
 import { observeMoeInputs } from '../../src/runtime/moe.js';
 import { batchFromSequences, CheckpointWeights, KvCache, moeBlock, route, runDecoder } from '../../src/runtime/index.js';
 import { kvCacheShape, kvWindows } from '../../src/runtime/kv-cache.js';
-import { tempDir } from '../compress/helpers.js';
-import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { uniform } from '../helpers/small-rows-check.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
+import { useTinyCheckpoint } from '../helpers/test-engines.js';
 
 const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7];
 
-let root: Awaited<ReturnType<typeof tempDir>>;
-let ckpt: Checkpoint;
-const native = loadNativeEngine({ threads: 2 });
-const engines: Array<{ name: string; engine: Engine }> = [];
-beforeAll(async () => {
-  root = await tempDir('llama4-text');
-  const dir = path.join(root.dir, 'llama4_text');
-  await makeTinyCheckpoint(dir, 'llama4_text', { seed: 51 });
-  ckpt = await openCheckpoint(dir);
-  engines.push({ name: 'ts', engine: createTsEngine({ threads: 1 }) });
-  if (native.ok) engines.push({ name: 'native', engine: native.engine });
-});
-afterAll(async () => {
-  await ckpt?.close();
-  for (const { engine } of engines) engine.dispose();
-  await root?.cleanup();
-});
+const fixture = useTinyCheckpoint('llama4-text', 'llama4_text', { seed: 51 });
+const { engines } = fixture;
 
 describe('chunk pieces', () => {
   it('cut each sequence where a chunk starts, each piece attending from its chunk’s start among its keys', () => {
@@ -67,11 +45,11 @@ describe('chunk pieces', () => {
 
 describe('Llama 4’s chunked attention and position-scaled queries', () => {
   it('the fixture chunks its RoPE layers by 4 and scales its NoPE layer’s queries every 3 positions', () => {
-    expect(ckpt.config).toMatchObject({ attentionChunk: { size: 4, layers: [true, true, true, false] }, llama4QueryScale: { beta: 0.5, originalMaxPositions: 3, positionOffset: 1, layers: [false, false, false, true] } });
+    expect(fixture.checkpoint().config).toMatchObject({ attentionChunk: { size: 4, layers: [true, true, true, false] }, llama4QueryScale: { beta: 0.5, originalMaxPositions: 3, positionOffset: 1, layers: [false, false, false, true] } });
   });
 
   it.each(['every position kept', 'what the chunks reach kept'] as const)('two sequences prefilled in chunks after a cached past and decoded a token at a time give the hidden states of the whole sequences (%s)', async (kept) => {
-    const provider = new CheckpointWeights(ckpt);
+    const provider = new CheckpointWeights(fixture.checkpoint());
     const h = provider.config.hiddenSize;
     const len = 40;
     const sequences = [Array.from({ length: len }, (_, i) => (i * 7 + 3) % 64), Array.from({ length: len }, (_, i) => (i * 11 + 5) % 64)];
@@ -105,7 +83,7 @@ describe('Llama 4’s chunked attention and position-scaled queries', () => {
   it('prompts of different lengths decoded in one batch, whole and in prefill chunks of 3, give each its own greedy tokens, on each engine', async () => {
     const prompts = [PROMPT.slice(0, 2), PROMPT.slice(0, 11), PROMPT.slice(0, 6)];
     for (const { name, engine } of engines) {
-      await expectBatchedGreedyEqualsAlone(ckpt, engine, prompts, `${name} engine`);
+      await expectBatchedGreedyEqualsAlone(fixture.checkpoint(), engine, prompts, `${name} engine`);
     }
   });
 });
@@ -113,10 +91,10 @@ describe('Llama 4’s chunked attention and position-scaled queries', () => {
 describe('Llama 4’s routing weights on the experts’ inputs', () => {
   it('the block is Σ_k expert_k(w_k·x) + shared(x), and an observer sees each expert’s scaled rows with output weights of 1', async () => {
     const { engine } = engines[0];
-    const config = ckpt.config;
+    const config = fixture.checkpoint().config;
     const { hiddenSize: H, expertIntermediateSize: I, topK } = config;
     const layer = 1;
-    const weights = await new CheckpointWeights(ckpt).layer(layer);
+    const weights = await new CheckpointWeights(fixture.checkpoint()).layer(layer);
     if (weights.mlp.kind !== 'moe') throw new Error('layer 1 of the fixture is an MoE layer');
     const moe = weights.mlp.moe;
     const tokens = 5;
@@ -127,9 +105,9 @@ describe('Llama 4’s routing weights on the experts’ inputs', () => {
 
     // f64 from the checkpoint's matrices: SwiGLU of an input row
     const matrices = new Map<number, { gate: Float32Array; up: Float32Array; down: Float32Array }>();
-    for (const e of new Set(routing.experts)) matrices.set(e, { gate: await ckpt.readExpert(layer, e, 'gate'), up: await ckpt.readExpert(layer, e, 'up'), down: await ckpt.readExpert(layer, e, 'down') });
-    const shared = ckpt.layout.layers[layer].moe!.shared as { gate: string; up: string; down: string };
-    const sharedMatrices = { gate: await ckpt.readF32(shared.gate), up: await ckpt.readF32(shared.up), down: await ckpt.readF32(shared.down) };
+    for (const e of new Set(routing.experts)) matrices.set(e, { gate: await fixture.checkpoint().readExpert(layer, e, 'gate'), up: await fixture.checkpoint().readExpert(layer, e, 'up'), down: await fixture.checkpoint().readExpert(layer, e, 'down') });
+    const shared = fixture.checkpoint().layout.layers[layer].moe!.shared as { gate: string; up: string; down: string };
+    const sharedMatrices = { gate: await fixture.checkpoint().readF32(shared.gate), up: await fixture.checkpoint().readF32(shared.up), down: await fixture.checkpoint().readF32(shared.down) };
     const swiglu = (m: { gate: Float32Array; up: Float32Array; down: Float32Array }, row: ArrayLike<number>): Float64Array => {
       const act = new Float64Array(I);
       for (let i = 0; i < I; i++) {

@@ -14,12 +14,9 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { CheckpointError } from '../../src/checkpoint/errors.js';
-import { loadNativeEngine } from '../../src/engine/native.js';
-import { createTsEngine } from '../../src/engine/ts/index.js';
-import type { Engine } from '../../src/engine/types.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromSequences } from '../../src/runtime/batch.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
@@ -27,8 +24,8 @@ import { bf16HeldTensorNames } from '../../src/runtime/checkpoint-weights.js';
 import { kvCacheShape } from '../../src/runtime/kv-cache.js';
 import { makeTinyCheckpoint, makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { describeWithTransformers, relativeError, runHfJobs, type HfJobResult } from '../helpers/python.js';
-import { tempDir } from '../compress/helpers.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
+import { useTestEngines } from '../helpers/test-engines.js';
 
 const TOP_K = 8;
 const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7, 22, 39];
@@ -40,22 +37,11 @@ const CASES: Array<{ name: string; family: 'deepseek_v32' | 'glm_moe_dsa'; fixtu
   { name: 'glm_moe_dsa', family: 'glm_moe_dsa', fixture: { seed: 44, topK: 3, numLayers: 4, indexerTypes: ['full', 'shared', 'full', 'shared'], indexer: { topK: TOP_K, heads: 8 } } },
 ];
 
-let root: Awaited<ReturnType<typeof tempDir>>;
-const native = loadNativeEngine({ threads: 2 });
-const engines: Array<{ name: string; engine: Engine }> = [];
-beforeAll(async () => {
-  root = await tempDir('sparse-attention');
-  engines.push({ name: 'ts', engine: createTsEngine({ threads: 1 }) });
-  if (native.ok) engines.push({ name: 'native', engine: native.engine });
-});
-afterAll(async () => {
-  for (const { engine } of engines) engine.dispose();
-  await root?.cleanup();
-});
+const { engines, dir: rootDir } = useTestEngines('sparse-attention');
 
 describe('the index keys and the indexer tensors', () => {
   it('a cached position holds its index key after its latent row', async () => {
-    const dir = path.join(root.dir, 'v32-shape');
+    const dir = path.join(rootDir(), 'v32-shape');
     await makeTinyCheckpoint(dir, 'deepseek_v32', { seed: 41, indexer: { topK: TOP_K, headDim: 12 } });
     const ckpt = await openCheckpoint(dir);
     try {
@@ -67,7 +53,7 @@ describe('the index keys and the indexer tensors', () => {
   });
 
   it.each(['deepseek_v32', 'deepseek_v3'] as const)('%s: a BF16 checkpoint’s indexer and MLA projections are held as stored; kv_b_proj stays f32', async (family) => {
-    const dir = path.join(root.dir, `${family}-bf16`);
+    const dir = path.join(rootDir(), `${family}-bf16`);
     await makeTinyCheckpoint(dir, family, { seed: 41, dtype: 'BF16', qLoraRank: 6 });
     const ckpt = await openCheckpoint(dir);
     try {
@@ -81,7 +67,7 @@ describe('the index keys and the indexer tensors', () => {
   });
 
   it('a checkpoint without an indexer tensor its config implies is refused, naming it', async () => {
-    const dir = path.join(root.dir, 'glm-shared-layer-1');
+    const dir = path.join(rootDir(), 'glm-shared-layer-1');
     await makeTinyCheckpoint(dir, 'glm_moe_dsa', { seed: 41, indexer: { topK: TOP_K }, indexerTypes: ['full', 'shared', 'full'] });
     const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     // layer 1 said to run an indexer of its own: its tensors are missing
@@ -96,7 +82,7 @@ describe('the index keys and the indexer tensors', () => {
 
 describe('decoded together', () => {
   it.each(CASES)('$name: prompts of different lengths decoded in one batch (rows on both sides of index_topk in one step) give each its own greedy tokens', async (c) => {
-    const dir = path.join(root.dir, `${c.name}-batch`);
+    const dir = path.join(rootDir(), `${c.name}-batch`);
     await makeTinyCheckpoint(dir, c.family, c.fixture);
     const prompts = [PROMPT.slice(0, 2), PROMPT.slice(0, 11), PROMPT.slice(0, 6)];
     for (const { name, engine } of engines) {
@@ -119,7 +105,7 @@ describeWithTransformers('sparse attention past index_topk against transformers'
   beforeAll(async () => {
     const jobs = [];
     for (const c of CASES) {
-      const dir = path.join(root.dir, c.name);
+      const dir = path.join(rootDir(), c.name);
       // the same weights with an index_topk that keeps every position: dense attention
       const dense = `${dir}-dense`;
       await makeTransformersCheckpoint(dir, c.family, c.fixture);
