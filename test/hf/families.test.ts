@@ -30,18 +30,16 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
-import { compress } from '../../src/compress/pipeline.js';
-import { densify } from '../../src/compressed/densify.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import type { Engine } from '../../src/engine/types.js';
-import { writeRoutingStats } from '../../src/routing-stats/schema.js';
 import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
-import { syntheticStats, tempDir } from '../compress/helpers.js';
-import { describeWithTransformers, pythonPath, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { tempDir } from '../compress/helpers.js';
+import { expectLoadedWithLogits, expectRefusedNamingRfidMoe, writeCompressedOutputs } from '../helpers/hf-outputs.js';
+import { describeWithTransformers, pythonPath, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
 import { runPythonJson } from '../helpers/python-json.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
@@ -316,17 +314,12 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
     for (const c of [...CASES, ...UNSUPPORTED]) {
       const model = await source(c);
       const base = path.join(root.dir, c.name);
-      const stats = `${base}-stats.json`;
       const ckpt = await openCheckpoint(model);
       try {
-        await writeRoutingStats(stats, syntheticStats(ckpt));
-        const recipe = { retain: 0.5, groupSize: 3, residual: { share: 0.05 } };
-        await compress(ckpt, recipe, { out: `${base}-dense`, stats, engine, storage: 'dense', evaluation: false });
-        await compress(ckpt, recipe, { out: `${base}-factored`, stats, engine, evaluation: false });
+        await writeCompressedOutputs(ckpt, base, engine);
       } finally {
         await ckpt.close();
       }
-      await densify(`${base}-factored`, { out: `${base}-densified`, engine });
       if (UNSUPPORTED.includes(c)) {
         jobs.push({ key: `${c.name}/dense`, job: { op: 'load', model: `${base}-dense` } });
         continue;
@@ -362,22 +355,12 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
 
   for (const c of CASES) {
     it(`${c.name} (${c.family}): the dense output loads completely and its logits equal the runtime's`, () => {
-      const r = hf.get(`${c.name}/dense`)!;
-      expect(r.error, versions).toBeUndefined();
-      expect(r.ok).toBe(true);
-      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
-      expect(r.logits!.length * r.logits![0].length).toBe(ours.get(c.name)!.length);
-      expect(relativeError(ours.get(c.name)!, r.logits!)).toBeLessThan(1e-4);
+      expectLoadedWithLogits(hf.get(`${c.name}/dense`), ours.get(c.name), versions);
     });
 
     it(`${c.name} (${c.family}): the factored output is refused, naming rfid-moe; densify gives a loadable copy`, () => {
-      const refused = hf.get(`${c.name}/factored`)!;
-      expect(refused.ok).toBe(false);
-      expect(refused.error).toMatch(/rfid-moe/);
-      const densified = hf.get(`${c.name}/densified`)!;
-      expect(densified.error).toBeUndefined();
-      expect(densified.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
-      expect(relativeError(ours.get(c.name)!, densified.logits!)).toBeLessThan(1e-4);
+      expectRefusedNamingRfidMoe(hf.get(`${c.name}/factored`), versions);
+      expectLoadedWithLogits(hf.get(`${c.name}/densified`), ours.get(c.name), `densified: ${versions}`);
     });
   }
 

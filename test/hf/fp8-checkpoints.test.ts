@@ -29,6 +29,7 @@ import { CheckpointWeights } from '../../src/runtime/checkpoint-weights.js';
 import { Fp8SwiGlu } from '../../src/runtime/fp8-swiglu.js';
 import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
+import { expectLoadedWithLogits } from '../helpers/hf-outputs.js';
 import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
@@ -192,10 +193,7 @@ describeWithTransformers('block-FP8 checkpoints against transformers', () => {
       } finally {
         await ckpt.close();
       }
-      const r = hf.get(c.name)!;
-      expect(r.error, versions).toBeUndefined();
-      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
-      expect(relativeError(ours.get(c.name)!, r.logits!)).toBeLessThan(1e-4);
+      expectLoadedWithLogits(hf.get(c.name), ours.get(c.name), versions);
     });
 
     it(`${c.name}: with the experts kept as stored (E4M3 codes and scales, gemmFp8), the same logits`, () => {
@@ -209,10 +207,7 @@ describeWithTransformers('block-FP8 checkpoints against transformers', () => {
       const out = path.join(root.dir, `${c.name}-dense`);
       const config = JSON.parse(await readFile(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
       expect(config.quantization_config).toBeUndefined();
-      const r = hf.get(`${c.name}/dense`)!;
-      expect(r.error, versions).toBeUndefined();
-      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
-      expect(relativeError(ours.get(`${c.name}/dense`)!, r.logits!)).toBeLessThan(1e-4);
+      expectLoadedWithLogits(hf.get(`${c.name}/dense`), ours.get(`${c.name}/dense`), versions);
     });
   }
 });

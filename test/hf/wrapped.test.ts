@@ -23,17 +23,15 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openCheckpoint, openTensorSource } from '../../src/checkpoint/open.js';
-import { compress } from '../../src/compress/pipeline.js';
-import { densify } from '../../src/compressed/densify.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import type { Engine } from '../../src/engine/types.js';
-import { writeRoutingStats } from '../../src/routing-stats/schema.js';
 import { countRouting } from '../../src/routing-stats/counter.js';
 import { batchFromPadded } from '../../src/runtime/index.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
 import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
-import { syntheticStats, tempDir } from '../compress/helpers.js';
-import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { tempDir } from '../compress/helpers.js';
+import { expectLoadedWithLogits, expectRefusedNamingRfidMoe, writeCompressedOutputs } from '../helpers/hf-outputs.js';
+import { describeWithTransformers, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
 const golden = JSON.parse(await readFile(path.join(repoRoot, 'test', 'golden', 'runtime', 'families.json'), 'utf8')) as { ids: number[][]; mask: number[][] };
@@ -136,15 +134,10 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
       try {
         ours.set(`${c.name}/source`, (await countRouting(ckpt, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!);
         oursGreedy.set(c.name, (await generateAll(ckpt, engine, prompt, { temperature: 0, maxNewTokens: GREEDY_TOKENS })).tokens);
-        const stats = `${model}-stats.json`;
-        await writeRoutingStats(stats, syntheticStats(ckpt));
-        const recipe = { retain: 0.5, groupSize: 3, residual: { share: 0.05 } };
-        await compress(ckpt, recipe, { out: `${model}-dense`, stats, engine, storage: 'dense', evaluation: false });
-        await compress(ckpt, recipe, { out: `${model}-factored`, stats, engine, evaluation: false });
+        await writeCompressedOutputs(ckpt, model, engine);
       } finally {
         await ckpt.close();
       }
-      await densify(`${model}-factored`, { out: `${model}-densified`, engine });
       const dense = await openCheckpoint(`${model}-dense`);
       try {
         ours.set(`${c.name}/dense`, (await countRouting(dense, engine, batchFromPadded(golden.ids, golden.mask), { withLogits: true })).logits!);
@@ -182,25 +175,15 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
       } finally {
         await ckpt.close();
       }
-      const r = hf.get(`${c.name}/source`)!;
-      expect(r.error, versions).toBeUndefined();
-      expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
-      expect(relativeError(ours.get(`${c.name}/source`)!, r.logits!)).toBeLessThan(1e-4);
+      expectLoadedWithLogits(hf.get(`${c.name}/source`), ours.get(`${c.name}/source`), versions);
       const greedy = hf.get(`${c.name}/greedy`)!;
       expect(greedy.error, versions).toBeUndefined();
       expect(oursGreedy.get(c.name)).toEqual(greedy.generated);
     });
 
     it(`${c.name}: the dense and densified outputs load there as the multimodal model with the runtime's logits; the factored one is refused`, () => {
-      for (const kind of ['dense', 'densified'] as const) {
-        const r = hf.get(`${c.name}/${kind}`)!;
-        expect(r.error, `${kind}: ${versions}`).toBeUndefined();
-        expect(r.loading).toEqual({ missing_keys: [], unexpected_keys: [], mismatched_keys: [] });
-        expect(relativeError(ours.get(`${c.name}/dense`)!, r.logits!)).toBeLessThan(1e-4);
-      }
-      const factored = hf.get(`${c.name}/factored`)!;
-      expect(factored.ok).toBe(false);
-      expect(factored.error).toMatch(/rfid-moe/);
+      for (const kind of ['dense', 'densified'] as const) expectLoadedWithLogits(hf.get(`${c.name}/${kind}`), ours.get(`${c.name}/dense`), `${kind}: ${versions}`);
+      expectRefusedNamingRfidMoe(hf.get(`${c.name}/factored`), versions);
     });
 
     it(`${c.name}: the vision tower and projector reach the outputs unchanged, and each decoder layer has a shard of its own`, async () => {
