@@ -114,18 +114,22 @@ class Bf16MatmulActivations:
     and projection) through torch.nn.functional.linear, looked up at each call, so patching that
     one function reaches them all (the model must be loaded with experts_implementation="eager":
     the default, grouped_mm, multiplies the experts elsewhere). Routers: the modules whose class
-    name ends in "Router".
+    name ends in "Router". Llama 4's experts do not go through the experts interface: they multiply
+    every expert at once with torch.bmm, patched the same way for the parameters of modules whose
+    class name ends in "Experts".
     """
 
     def __init__(self, model):
         self.routers = {m.weight.data_ptr() for m in model.modules() if type(m).__name__.endswith("Router")}
         if not self.routers:
             raise RuntimeError("no router module found: Bf16MatmulActivations does not know this model's layout")
+        # experts that multiply all at once through torch.bmm (Llama 4's) instead of one F.linear each
+        self.bmm_experts = {p.data_ptr() for m in model.modules() if type(m).__name__.endswith("Experts") for p in m.parameters(recurse=False)}
         self.calls = 0
 
     def __enter__(self):
-        self.original = F.linear
-        routers, original = self.routers, self.original
+        self.original, self.original_bmm = F.linear, torch.bmm
+        routers, original, original_bmm, experts = self.routers, self.original, self.original_bmm, self.bmm_experts
 
         def linear(x, weight, bias=None):
             if weight.data_ptr() not in routers:
@@ -133,11 +137,19 @@ class Bf16MatmulActivations:
                 x = x.to(torch.bfloat16).to(x.dtype)
             return original(x, weight, bias)
 
+        def bmm(x, weight, *args, **kwargs):
+            if weight.data_ptr() in experts:
+                self.calls += 1
+                x = x.to(torch.bfloat16).to(x.dtype)
+            return original_bmm(x, weight, *args, **kwargs)
+
         torch.nn.functional.linear = linear
+        torch.bmm = bmm
         return self
 
     def __exit__(self, *exc):
         torch.nn.functional.linear = self.original
+        torch.bmm = self.original_bmm
         return False
 
 
