@@ -8,7 +8,8 @@
  * sparse BF16 shards whose data is a hole. What needs no weights is checked at full size:
  * config.json resolves to the family, every tensor transformers saves is one the layout names with
  * the shape config.json implies, and the parameter count equals transformers' own, tensor for
- * tensor (a multimodal model's vision tower and projector being the only tensors outside it).
+ * tensor (a multimodal model's vision tower and projector being the only tensors outside it), and
+ * compress's plan (what it refuses before reading a weight) takes the named recipes.
  *
  * Where transformers' defaults leave something a release always sets unset (a top-k, an expert
  * count, head_dim), the case sets it, and says so.
@@ -19,6 +20,8 @@ import { describeCheckpoint } from '../../src/checkpoint/describe.js';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { supportedModelTypes } from '../../src/checkpoint/registry.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
+import { parseRecipe } from '../../src/compress/recipe.js';
+import { validateBeforeWork } from '../../src/compress/stages/plan.js';
 import { tempDir } from '../compress/helpers.js';
 import { describeWithTransformers, runHfJobs, type HfJobResult } from '../helpers/python.js';
 
@@ -95,7 +98,7 @@ describeWithTransformers('every family at transformers’ own size, without weig
   });
 
   for (const c of CASES) {
-    it(`${c.modelType}${c.multimodal ? ' (the multimodal model)' : ''}: read as ${c.family}, every tensor of the layout config.json implies, transformers' parameter count`, async () => {
+    it(`${c.modelType}${c.multimodal ? ' (the multimodal model)' : ''}: read as ${c.family}, every tensor of the layout config.json implies, transformers' parameter count, a plan for compress`, async () => {
       const r = hf.get(c.modelType)!;
       expect(r.error, versions).toBeUndefined();
       const ckpt = await openCheckpoint(dirOf(c));
@@ -109,6 +112,8 @@ describeWithTransformers('every family at transformers’ own size, without weig
         if (r.outsideLanguageModel === 0) expect(d.validation.unusedTensors).toEqual([]);
         else expect(d.validation.unusedTensors.filter((n) => n.includes('language_model'))).toEqual([]);
         expect(d.parameters.experts).toBeGreaterThan(d.parameters.total / 2);
+        // compress's plan, everything it can refuse before reading a weight, takes the named recipes at this size
+        for (const preset of ['default', 'paper']) for (const retain of [0.3, 0.6, 0.9]) validateBeforeWork(ckpt, parseRecipe({ preset, retain }), 'factored', { out: path.join(root.dir, 'unwritten') });
       } finally {
         await ckpt.close();
       }
