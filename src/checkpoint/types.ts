@@ -177,6 +177,23 @@ export interface ModelConfig {
    */
   norms?: NormPlacement;
   /**
+   * What the decoder layers' norms and the final norm compute (NormKind); absent: RMSNorm with a
+   * weight. Their eps is rmsNormEps whatever the kind.
+   */
+  normKind?: NormKind;
+  /**
+   * Cohere's parallel block: the attention and the MLP both read the layer's one normalised input
+   * (its attentionInput norm; the placement has no mlpInput norm) and both outputs join the
+   * residual, x + attention(n) + mlp(n), summed in that order. Absent: the MLP reads the stream
+   * after the attention's output has joined it.
+   */
+  parallelBlock?: boolean;
+  /**
+   * How the shared expert's output joins the routed experts' sum: 'average', Cohere2-MoE's
+   * (routed + shared) / 2; absent: added.
+   */
+  sharedExpertCombination?: 'average';
+  /**
    * Llama 4's attention temperature tuning, and Mistral 4's use of it (transformers'
    * get_llama_4_attn_scale): every query is multiplied by
    * 1 + beta·ln(1 + ⌊(position + positionOffset) / originalMaxPositions⌋) after RoPE (and any q/k
@@ -249,6 +266,14 @@ export interface NormPlacement {
 }
 
 export type NormSite = keyof NormPlacement;
+
+/**
+ * The computation of ModelConfig.normKind: 'rms', RMSNorm (x / √(mean(x²) + eps) × weight);
+ * 'layer', torch's LayerNorm (x − mean) / √(biased variance + eps) × weight, + bias where `bias`
+ * (Cohere's LayerNorm has no bias, PhiMoE's nn.LayerNorm has one; a bias is one tensor [hidden]
+ * beside each weight, the final norm's too).
+ */
+export type NormKind = { kind: 'rms' } | { kind: 'layer'; bias: boolean };
 
 /** gpt-oss's expert activation (ModelConfig.expertActivation); its projections carry biases. */
 export interface ClampedSwiGlu {
@@ -425,6 +450,8 @@ export interface LayerLayout {
   kind: 'moe' | 'dense';
   /** the layer's norm weights by site, each where the config places one (ModelConfig.norms) */
   norms: Partial<Record<NormSite, string>>;
+  /** their biases by site, where the config's norms have biases (ModelConfig.normKind) */
+  normBiases?: Partial<Record<NormSite, string>>;
   attention: AttentionNames;
   moe?: MoeNames;
   dense?: MlpNames;
@@ -433,6 +460,8 @@ export interface LayerLayout {
 export interface ModelLayout {
   embed: string;
   finalNorm: string;
+  /** the final norm's bias, where the config's norms have biases (ModelConfig.normKind) */
+  finalNormBias?: string;
   /** equals `embed` when the embeddings are tied */
   lmHead: string;
   layers: LayerLayout[];

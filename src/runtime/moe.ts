@@ -4,7 +4,8 @@
  *   expert groups) → renormalise when norm_topk_prob (always for Mixtral; DeepSeek and Mistral 4
  *   add 1e-20 to the denominator as their code does) → × routed scaling factor → Σ_k w_k · expert_k(x)
  *   (Llama 4: Σ_k expert_k(w_k · x), the weights on the inputs, ModelConfig.routingWeightsScaleInputs)
- * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
+ * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated (Cohere2-MoE's
+ * averaged with the routed sum where its config says so).
  * Experts are loaded one at a time, the next one read while the current one computes, so at
  * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
  * lets a decoding step or a prompt run every routed expert in one kernel call instead (dense, or
@@ -72,8 +73,9 @@ export function route(engine: Engine, config: ModelConfig, w: Pick<MoeWeights, '
 /**
  * Routing on the top-k logits: logits = x·Wᵀ (+ bias, gpt-oss's), the k largest (earlier experts
  * first on ties, as torch.topk on CPU), weighted by a softmax over those k values alone (gpt-oss's
- * GptOssTopKRouter, 'topk-softmax') or each one's sigmoid (Llama 4's Llama4Router, 'topk-sigmoid'),
- * in f32, the routers' dtype there.
+ * GptOssTopKRouter, Cohere2-MoE's softmax router: 'topk-softmax') or each one's sigmoid (Llama 4's
+ * Llama4Router, 'topk-sigmoid'; divided by their sum where normTopkProb, Cohere2-MoE's sigmoid
+ * router), in f32, the routers' dtype there.
  */
 function routeTopk(engine: Engine, config: ModelConfig, router: Float32Array, bias: Float32Array | undefined, x: Float32Array, tokens: number): Routing {
   const { numExperts: E, topK: k, hiddenSize } = config;
@@ -86,10 +88,19 @@ function routeTopk(engine: Engine, config: ModelConfig, router: Float32Array, bi
     if (bias) for (let e = 0; e < E; e++) logits[t * E + e] = Math.fround(logits[t * E + e] + bias[e]);
     topK(logits, t * E, E, k, experts, t * k);
     for (let s = 0; s < k; s++) weights[t * k + s] = logits[t * E + experts[t * k + s]];
-    if (config.routing === 'topk-sigmoid') for (let s = t * k; s < (t + 1) * k; s++) weights[s] = 1 / (1 + Math.exp(-weights[s]));
-    else softmaxInPlace(weights, t * k, k);
+    if (config.routing === 'topk-sigmoid') {
+      for (let s = t * k; s < (t + 1) * k; s++) weights[s] = 1 / (1 + Math.exp(-weights[s]));
+      if (config.normTopkProb) normaliseBySum(weights, t * k, k);
+    } else softmaxInPlace(weights, t * k, k);
   }
   return { tokens, topK: k, experts, weights };
+}
+
+/** values[at…at+k) divided by their f32 sum, as torch's x / x.sum(-1, keepdim=True). */
+function normaliseBySum(values: Float32Array, at: number, k: number): void {
+  let sum = 0;
+  for (let s = at; s < at + k; s++) sum = Math.fround(sum + values[s]);
+  for (let s = at; s < at + k; s++) values[s] /= sum;
 }
 
 /**
@@ -204,6 +215,8 @@ export async function moeBlock(
     } else {
       for (let i = 0; i < out.length; i++) out[i] += shared[i];
     }
+    // Cohere2-MoE's 'average': (routed + shared) / 2, the halving exact in f32
+    if (config.sharedExpertCombination === 'average') for (let i = 0; i < out.length; i++) out[i] *= 0.5;
   }
   return out;
 }
