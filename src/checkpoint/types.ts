@@ -33,6 +33,7 @@ export type FamilyName =
   | 'gpt_oss'
   | 'solar_open'
   | 'axk1'
+  | 'cohere2_moe'
   | 'hy_v3'
   | 'afmoe'
   | 'llama4_text'

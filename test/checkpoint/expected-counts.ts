@@ -182,6 +182,18 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * num(raw, 'num_shared_experts') * H;
       break;
     }
+    case 'cohere2_moe': {
+      // the experts are intermediate_size wide; the dense layers prefix_dense_intermediate_size, else as wide
+      E = num(raw, 'num_experts');
+      I = num(raw, 'intermediate_size');
+      denseWidth = typeof raw.prefix_dense_intermediate_size === 'number' ? raw.prefix_dense_intermediate_size : I;
+      const listed = raw.mlp_layer_types as string[] | null | undefined;
+      const k = typeof raw.first_k_dense_replace === 'number' ? raw.first_k_dense_replace : 0;
+      isMoe = (l) => (listed ? listed[l] === 'sparse' : l >= k);
+      // the shared experts are one MLP num_shared_experts × intermediate_size wide
+      sharedPerLayer = 3 * I * num(raw, 'num_shared_experts') * H;
+      break;
+    }
     case 'axk1':
     case 'mistral4': {
       // no moe_layer_freq: every layer from first_k_dense_replace on is MoE
@@ -249,6 +261,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'gpt_oss') attentionPerLayer += heads * hd + 2 * kv * hd + H + heads; // q/k/v/o biases, one sink per head
     if (type === 'granitemoe_swa') attentionPerLayer += heads; // one sink per head
     if (type === 'afmoe') attentionPerLayer += 2 * hd + heads * hd * H; // per-head q/k norms, gate_proj [heads·hd, H]
+    if (type === 'cohere2_moe' && raw.attention_bias === true) attentionPerLayer += heads * hd + 2 * kv * hd + H; // q/k/v/o biases
     if (type === 'dots1') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + 2 * hd; // per-head q/k norms always
   }
 
@@ -266,8 +279,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,
     lmHead: tied ? 0 : V * H,
-    // A.X K1 adds a norm on each MoE layer's output; AFMoE has four a layer (before and after each sublayer)
-    norms: ((type === 'afmoe' ? 4 * L : 2 * L) + 1 + (type === 'axk1' ? nMoe : 0)) * H,
+    // A.X K1 adds a norm on each MoE layer's output; AFMoE has four a layer (before and after each sublayer); Cohere2-MoE one (its parallel block)
+    norms: ((type === 'afmoe' ? 4 * L : type === 'cohere2_moe' ? L : 2 * L) + 1 + (type === 'axk1' ? nMoe : 0)) * H,
   };
   const total = Object.values(c).reduce((a, b) => a + b, 0);
   return {
