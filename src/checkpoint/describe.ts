@@ -85,7 +85,11 @@ export interface CheckpointDescription {
    * gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k), or Llama 4's
    * 'topk-sigmoid' (the top-k of the logits, each chosen one's sigmoid)
    */
-  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax' | 'topk-sigmoid';
+  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax' | 'topk-sigmoid' | 'sparsemixer';
+  /** PhiMoE's sparsemixer: its router_jitter_noise, half the relative margin of the logits each softmax keeps (ModelConfig.routerJitterEps) */
+  routerJitterEps?: number;
+  /** PhiMoE: lm_head carries a bias (ModelConfig.lmHeadBias) */
+  lmHeadBias?: true;
   /** AFMoE: the heads' output multiplied by sigmoid(gate_proj(x)) before o_proj (ModelConfig.attentionOutputGate) */
   attentionOutputGate?: true;
   /** Llama 4: the routing weights multiply the experts' inputs, not their outputs (ModelConfig.routingWeightsScaleInputs) */
@@ -203,6 +207,8 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.routingWeightsScaleInputs ? { routingWeightsScaleInputs: true as const } : {}),
     ...(ckpt.layout.layers.some((l) => l.moe?.routerLogitBias !== undefined) ? { routerLogitBias: true as const } : {}),
     ...(c.sharedExpertCombination ? { sharedExpertCombination: c.sharedExpertCombination } : {}),
+    ...(c.routerJitterEps !== undefined ? { routerJitterEps: c.routerJitterEps } : {}),
+    ...(c.lmHeadBias ? { lmHeadBias: true as const } : {}),
     expertIntermediateSize: c.expertIntermediateSize,
     sharedExpertIntermediateSize: c.sharedExpertIntermediateSize,
     denseIntermediateSize: c.denseIntermediateSize,

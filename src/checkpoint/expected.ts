@@ -134,5 +134,6 @@ export function expectedTensors(config: ModelConfig, layout: ModelLayout): Expec
   out.push({ name: layout.finalNorm, shape: [H], role: 'norm' });
   if (layout.finalNormBias) out.push({ name: layout.finalNormBias, shape: [H], role: 'norm' });
   if (layout.lmHead !== layout.embed) out.push({ name: layout.lmHead, shape: [config.vocabSize, H], role: 'lm-head' });
+  if (layout.lmHeadBias) out.push({ name: layout.lmHeadBias, shape: [config.vocabSize], role: 'lm-head' });
   return out;
 }

@@ -18,6 +18,8 @@ export interface TensorNameTemplates {
   embed: string;
   finalNorm: string;
   lmHead: string;
+  /** lm_head's bias, used where the config sets lmHeadBias */
+  lmHeadBias?: string;
   /** the layer's norms by site (ModelConfig.norms), at least those the family's configs place */
   norms: Partial<Record<NormSite, string>>;
   /** their biases by site, used where the config's norms have biases (ModelConfig.normKind) */

@@ -188,6 +188,7 @@ export function buildLayout(
     finalNorm: t.finalNorm,
     ...(normsHaveBias(config) ? { finalNormBias: requiredName(family, t.finalNormBias, 'the final norm\'s bias') } : {}),
     lmHead: config.tieWordEmbeddings ? t.embed : t.lmHead,
+    ...(config.lmHeadBias ? { lmHeadBias: requiredName(family, t.lmHeadBias, 'a bias on lm_head') } : {}),
     layers,
   };
   return prefix ? { ...mapStrings(layout, (name) => storedName(prefix, name)), layerPrefix: storedName(prefix, DEFAULT_LAYER_PREFIX) } : layout;

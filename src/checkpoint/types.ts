@@ -84,6 +84,13 @@ export interface ModelConfig {
    * every position up to max_position_embeddings (absent: no alpha)
    */
   ropeAlpha?: number;
+  /**
+   * PhiMoE's LongRoPE as transformers' PhimoeRotaryEmbedding runs it: every inverse frequency
+   * divided by its short_factor entry (the long factors are never applied there) and cos/sin × mscale
+   * (short_mscale, equal to long_mscale: where they differ the scale switches with a batch's longest
+   * position, which the runtime does not do). Absent: no such scaling.
+   */
+  longRope?: { shortFactor: readonly number[]; mscale: number };
   /** Hunyuan: the per-head q/k norms come after RoPE, not before */
   qkNormAfterRope?: boolean;
   /**
@@ -113,6 +120,8 @@ export interface ModelConfig {
    */
   layerRopeThetas?: readonly number[];
   tieWordEmbeddings: boolean;
+  /** lm_head carries a bias [vocab] added to the logits (PhiMoE's lm_head_bias); absent: none */
+  lmHeadBias?: boolean;
   /** routed experts per MoE layer */
   numExperts: number;
   topK: number;
@@ -159,7 +168,14 @@ export interface ModelConfig {
    * top-k → softmax over those k. 'topk-sigmoid', Llama 4's: the router's logits → top-k → the
    * sigmoid of each chosen logit. Absent: the softmax over all experts first (ModelConfig.topkMethod's rules).
    */
-  routing?: 'topk-softmax' | 'topk-sigmoid';
+  routing?: 'topk-softmax' | 'topk-sigmoid' | 'sparsemixer';
+  /**
+   * PhiMoE's 'sparsemixer' routing at inference (transformers' sparsemixer, not training): two
+   * experts, the best logit's, then the best of the rest; each weighed by a softmax over the logits
+   * that lie within a relative margin of 2·routerJitterEps of it (router_jitter_noise), the others
+   * masked, the first expert masked too for the second. Absent with other routings.
+   */
+  routerJitterEps?: number;
   /**
    * Llama 4: a token's routing weight for an expert multiplies the expert's input row (the
    * normalised hidden state), and the experts' outputs are summed unweighted. The experts are not
@@ -465,6 +481,8 @@ export interface ModelLayout {
   finalNormBias?: string;
   /** equals `embed` when the embeddings are tied */
   lmHead: string;
+  /** lm_head's bias [vocab], where the config gives it one (ModelConfig.lmHeadBias, PhiMoE's lm_head_bias) */
+  lmHeadBias?: string;
   layers: LayerLayout[];
   /** where the decoder layers' tensors start when not at `model.layers.` (a language model inside a multimodal wrapper; see layerTensorPrefix) */
   layerPrefix?: string;

@@ -364,6 +364,10 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     return this.provider().lmHeadRows(start, end);
   }
 
+  lmHeadBias(): Promise<Float32Array | null> {
+    return this.provider().lmHeadBias();
+  }
+
   embedRows(start: number, end: number): Promise<Weights> {
     return this.provider().embedRows!(start, end);
   }

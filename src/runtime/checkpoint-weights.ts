@@ -54,6 +54,7 @@ export interface CheckpointWeightsOptions {
 export class CheckpointWeights implements WeightProvider {
   private embedCache: Weights | null = null;
   private headCache: Weights | null = null;
+  private headBias: Promise<Float32Array | null> | null = null;
   readonly bf16Weights: boolean;
   /** the routed-expert tensors held in MXFP4 / FP8 as stored (packedHeldTensorNames; residentWeightBytes counts the same) */
   private readonly mxfp4Held: ReadonlySet<string>;
@@ -129,6 +130,13 @@ export class CheckpointWeights implements WeightProvider {
       return this.headCache.subarray(start * h, end * h);
     }
     return this.matrixRows(name, start, end);
+  }
+
+  /** read once: a decoding step asks for it every step */
+  lmHeadBias(): Promise<Float32Array | null> {
+    const name = this.checkpoint.layout.lmHeadBias;
+    this.headBias ??= name === undefined ? Promise.resolve(null) : this.checkpoint.readF32(name);
+    return this.headBias;
   }
 
   finalNorm(): Promise<NormWeights> {
@@ -314,6 +322,7 @@ export function withExperts(base: WeightProvider, expertFor: (layer: number, exp
     ...(base.embedRows ? { embedRows: base.embedRows.bind(base) } : {}),
     finalNorm: () => base.finalNorm(),
     lmHeadRows: (s, e) => base.lmHeadRows(s, e),
+    lmHeadBias: () => base.lmHeadBias(),
     layer: async (index) => {
       const layer = await base.layer(index);
       if (layer.mlp.kind !== 'moe') return layer;

@@ -20,6 +20,7 @@ export const DEFAULT_RESIDENT_BYTES = 2 * 1024 ** 3;
 export class ResidentWeights implements WeightProvider {
   private readonly layers = new Map<number, Promise<LayerWeights>>();
   private norm: Promise<NormWeights> | null = null;
+  private headBias: Promise<Float32Array | null> | null = null;
   private embedTable: Promise<Weights> | null = null;
   private head: Promise<Weights> | null = null;
 
@@ -59,6 +60,11 @@ export class ResidentWeights implements WeightProvider {
   finalNorm(): Promise<NormWeights> {
     this.norm ??= this.inner.finalNorm();
     return this.norm;
+  }
+
+  lmHeadBias(): Promise<Float32Array | null> {
+    this.headBias ??= this.inner.lmHeadBias();
+    return this.headBias;
   }
 
   /** Rows of the whole output projection, read once (tied embeddings: the embedding table's). */

@@ -171,6 +171,8 @@ export interface WeightProvider {
   finalNorm(): Promise<NormWeights>;
   /** rows [start, end) of the output projection (tied embeddings: of the embedding table), f32 or BF16 */
   lmHeadRows(start: number, end: number): Promise<Weights>;
+  /** lm_head's bias [vocab], added to the logits (ModelConfig.lmHeadBias); null where it has none */
+  lmHeadBias(): Promise<Float32Array | null>;
   /**
    * Rows [start, end) of the embedding table as held (f32 or BF16), for a wrapper that keeps the
    * table resident and looks ids up itself (ResidentWeights). Optional: `embed` is the contract.

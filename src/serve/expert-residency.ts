@@ -137,6 +137,10 @@ export class LiveExpertProvider implements WeightProvider {
     return this.base.lmHeadRows(start, end);
   }
 
+  lmHeadBias(): Promise<Float32Array | null> {
+    return this.base.lmHeadBias();
+  }
+
   embedRows(start: number, end: number): Promise<Weights> {
     return this.base.embedRows(start, end);
   }
