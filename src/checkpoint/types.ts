@@ -31,6 +31,7 @@ export type FamilyName =
   | 'hunyuan_v1_moe'
   | 'mistral4'
   | 'gpt_oss'
+  | 'phimoe'
   | 'solar_open'
   | 'axk1'
   | 'cohere2_moe'

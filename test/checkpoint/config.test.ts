@@ -33,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'cohere2_moe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'cohere2_moe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'phimoe', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -619,6 +619,50 @@ describe('normalisation from the real key names', () => {
           runnable: true, parallelBlock: true, normKind: { kind: 'layer', bias: false }, sharedExpertCombination: 'average', routing: 'topk-softmax',
           multipliers: { logits: 4 }, nopeLayers: [2], slidingWindow: { size: 5, layers: [1, 3] }, moeLayers: [1, 2, 3], denseLayers: [0],
         });
+        expect(describeCheckpoint(ckpt).validation.unusedTensors).toEqual([]);
+      } finally {
+        await ckpt.close();
+      }
+    }
+  });
+
+  it('PhiMoE: LayerNorms with biases, q/k/v/o and lm_head biases, sparsemixer routing, LongRoPE as transformers runs it', async () => {
+    const family = familyByName('phimoe');
+    // transformers' PhimoeConfig defaults
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'phimoe', num_hidden_layers: 2 });
+    expect(config).toMatchObject({
+      hiddenSize: 4096, numHeads: 32, numKvHeads: 8, headDim: 128, vocabSize: 32064, ropeTheta: 1e6, rmsNormEps: 1e-5, tieWordEmbeddings: false, qkNorm: 'none', qkvBias: false,
+      numExperts: 16, topK: 2, expertIntermediateSize: 6400, sharedExpertIntermediateSize: 0, routing: 'sparsemixer', routerJitterEps: 0.01, normTopkProb: false,
+      normKind: { kind: 'layer', bias: true }, bosTokenId: 1, eosTokenId: 2, padTokenId: null,
+    });
+    expect(config.oBias).toBeUndefined();
+    expect(config.lmHeadBias).toBeUndefined();
+    expect(config.longRope).toBeUndefined();
+    expect(config.slidingWindow).toBeUndefined();
+    expect(moeLayers).toEqual([true, true]);
+    // Phi-3.5-MoE's: biases everywhere, a window, LongRoPE with equal mscales
+    const rope = { rope_type: 'longrope', short_factor: [1, 1.5], long_factor: [2, 3], short_mscale: 1.25, long_mscale: 1.25, original_max_position_embeddings: 4096 };
+    const released = family.resolveConfig({ model_type: 'phimoe', hidden_size: 64, num_attention_heads: 16, attention_bias: true, lm_head_bias: true, sliding_window: 131072, rope_scaling: rope }).config;
+    expect(released).toMatchObject({ qkvBias: true, oBias: true, lmHeadBias: true, slidingWindow: { size: 131072 }, longRope: { shortFactor: [1, 1.5], mscale: 1.25 } });
+    expect(unrunnableReason(released)).toBeNull();
+    // mscales that differ switch with a batch's longest position in transformers: not run
+    const switching = family.resolveConfig({ model_type: 'phimoe', rope_scaling: { ...rope, long_mscale: 1.5 } }).config;
+    expect(switching.longRope).toBeUndefined();
+    expect(unrunnableReason(switching)).toMatch(/"longrope" is not implemented/);
+    // transformers fails on (or ignores) these
+    expect(() => family.resolveConfig({ model_type: 'phimoe', num_experts_per_tok: 3 })).toThrow(/num_experts_per_tok must be 2/);
+    expect(() => family.resolveConfig({ model_type: 'phimoe', rope_scaling: { ...rope, short_mscale: undefined } })).toThrow(/short_mscale and long_mscale/);
+    expect(() => family.resolveConfig({ model_type: 'phimoe', rope_scaling: { rope_type: 'yarn', factor: 2, original_max_position_embeddings: 16 } })).toThrow(/default RoPE or "longrope"/);
+    for (const fusedExperts of [false, true]) {
+      const { ckpt } = await openFixture('phimoe', { seed: 1, fusedExperts });
+      try {
+        const layer = ckpt.layout.layers[1];
+        expect(layer.norms).toEqual({ attentionInput: 'model.layers.1.input_layernorm.weight', mlpInput: 'model.layers.1.post_attention_layernorm.weight' });
+        expect(layer.normBiases).toEqual({ attentionInput: 'model.layers.1.input_layernorm.bias', mlpInput: 'model.layers.1.post_attention_layernorm.bias' });
+        expect(ckpt.layout).toMatchObject({ finalNormBias: 'model.norm.bias', lmHeadBias: 'lm_head.bias' });
+        expect(layer.attention.oBias).toBe('model.layers.1.self_attn.o_proj.bias');
+        expect(layer.moe!.router).toBe(fusedExperts ? 'model.layers.1.mlp.router.weight' : 'model.layers.1.block_sparse_moe.gate.weight');
+        expect(describeCheckpoint(ckpt)).toMatchObject({ runnable: true, normKind: { kind: 'layer', bias: true }, routing: 'sparsemixer', routerJitterEps: 0.01, lmHeadBias: true });
         expect(describeCheckpoint(ckpt).validation.unusedTensors).toEqual([]);
       } finally {
         await ckpt.close();

@@ -114,6 +114,11 @@ describe('inspect <dir> --json', () => {
     expect(cohereText).toMatch(/top-2 of the router logits, a softmax over those k; shared expert width 16, averaged with the routed experts' sum\n/);
     expect(cohereText).toMatch(/multipliers\s+logits ÷ 4\n/);
     expect(JSON.parse((await inspect(cohere.dir, '--json')).stdout)).toMatchObject({ normKind: { kind: 'layer', bias: false }, parallelBlock: true, sharedExpertCombination: 'average' });
+    // PhiMoE: biased LayerNorms, its head's bias, sparsemixer
+    const phi = (await inspect((await makeTinyCheckpoint(scratch.sub('human-phimoe'), 'phimoe')).dir)).stdout;
+    expect(phi).toMatch(/norms\s+LayerNorms \(mean-centred, with bias\) before the attention, before the MLP, and the final norm\n/);
+    expect(phi).toMatch(/hidden \/ vocab\s+32 \/ 64 \(lm_head with a bias\)\n/);
+    expect(phi).toMatch(/top-2 by sparsemixer \(the best logit, then the best of the rest, each weighed by a softmax over the logits within a relative margin of 0.02 of it\); no shared expert/);
   });
 });
 
