@@ -37,7 +37,10 @@ export function ropeProblem(config: Pick<ModelConfig, 'raw' | 'rotaryDim' | 'rop
   // Hunyuan's "dynamic" with an NTK alpha is a raised base within max_position_embeddings (ropeAlpha)
   if (type === 'dynamic' && config.ropeAlpha !== undefined) return null;
   // PhiMoE's "longrope" as transformers runs it: its short factors and one mscale (ModelConfig.longRope)
-  if (type === 'longrope' && config.longRope !== undefined) return null;
+  if (type === 'longrope' && config.longRope !== undefined) {
+    const { mscale, longMscale } = config.longRope;
+    return mscale === longMscale ? null : `${key ?? 'rope_scaling'}'s long_mscale (${longMscale}) differs from its short_mscale (${mscale}), and transformers switches between them with a batch's longest position, which the runtime does not do`;
+  }
   if (!RUNNABLE_ROPE_TYPES.includes(type)) return `${key ?? 'rope_scaling'} of type "${type}" is not implemented (the default RoPE, "yarn", "linear" and "llama3" are)`;
   return null;
 }

@@ -87,11 +87,12 @@ export interface ModelConfig {
   ropeAlpha?: number;
   /**
    * PhiMoE's LongRoPE as transformers' PhimoeRotaryEmbedding runs it: every inverse frequency
-   * divided by its short_factor entry (the long factors are never applied there) and cos/sin × mscale
-   * (short_mscale, equal to long_mscale: where they differ the scale switches with a batch's longest
-   * position, which the runtime does not do). Absent: no such scaling.
+   * divided by its short_factor entry (the long factors are never applied there) and cos/sin ×
+   * mscale (short_mscale). Where longMscale (long_mscale) differs, transformers switches to it with
+   * a batch's longest position, which the runtime does not do: such a model is not run
+   * (rope-scaling.ts). Absent: no such scaling.
    */
-  longRope?: { shortFactor: readonly number[]; mscale: number };
+  longRope?: { shortFactor: readonly number[]; mscale: number; longMscale: number };
   /** Hunyuan: the per-head q/k norms come after RoPE, not before */
   qkNormAfterRope?: boolean;
   /**

@@ -643,12 +643,12 @@ describe('normalisation from the real key names', () => {
     // Phi-3.5-MoE's: biases everywhere, a window, LongRoPE with equal mscales
     const rope = { rope_type: 'longrope', short_factor: [1, 1.5], long_factor: [2, 3], short_mscale: 1.25, long_mscale: 1.25, original_max_position_embeddings: 4096 };
     const released = family.resolveConfig({ model_type: 'phimoe', hidden_size: 64, num_attention_heads: 16, attention_bias: true, lm_head_bias: true, sliding_window: 131072, rope_scaling: rope }).config;
-    expect(released).toMatchObject({ qkvBias: true, oBias: true, lmHeadBias: true, slidingWindow: { size: 131072 }, longRope: { shortFactor: [1, 1.5], mscale: 1.25 } });
+    expect(released).toMatchObject({ qkvBias: true, oBias: true, lmHeadBias: true, slidingWindow: { size: 131072 }, longRope: { shortFactor: [1, 1.5], mscale: 1.25, longMscale: 1.25 } });
     expect(unrunnableReason(released)).toBeNull();
     // mscales that differ switch with a batch's longest position in transformers: not run
     const switching = family.resolveConfig({ model_type: 'phimoe', rope_scaling: { ...rope, long_mscale: 1.5 } }).config;
-    expect(switching.longRope).toBeUndefined();
-    expect(unrunnableReason(switching)).toMatch(/"longrope" is not implemented/);
+    expect(unrunnableReason(switching)).toMatch(/rope_scaling's long_mscale \(1.5\) differs from its short_mscale \(1.25\), and transformers switches between them with a batch's longest position/);
+    expect(() => ropeSpecOf(switching)).toThrow(/long_mscale/);
     // transformers fails on (or ignores) these
     expect(() => family.resolveConfig({ model_type: 'phimoe', num_experts_per_tok: 3 })).toThrow(/num_experts_per_tok must be 2/);
     expect(() => family.resolveConfig({ model_type: 'phimoe', rope_scaling: { ...rope, short_mscale: undefined } })).toThrow(/short_mscale and long_mscale/);

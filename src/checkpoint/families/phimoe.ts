@@ -8,7 +8,7 @@
  * margin; the input jitter is training's only). RoPE is the default or "longrope" as
  * PhimoeRotaryEmbedding computes it: the short factors (transformers never applies the long ones
  * there) and cos/sin × short_mscale, which must equal long_mscale (as in the releases) for the
- * runtime to run it. transformers' conversion renames block_sparse_moe to mlp and the router to
+ * runtime to run it (ModelConfig.longRope). transformers' conversion renames block_sparse_moe to mlp and the router to
  * mlp.router when it fuses the experts; both forms are read. Defaults: transformers' PhimoeConfig.
  */
 import { z } from 'zod';
@@ -53,9 +53,8 @@ function numberList(params: Record<string, unknown>, key: string, what: string):
 }
 
 /**
- * The LongRoPE transformers runs: short_factor and short_mscale (both mscales are required there).
- * Where long_mscale differs, the scale would switch with a batch's longest position, which the
- * runtime does not do: no longRope then, and the model is refused as unrunnable (ropeProblem).
+ * The LongRoPE transformers runs: short_factor and short_mscale (both mscales are required there;
+ * a long_mscale that differs leaves the model unrunnable, ropeProblem).
  */
 function longRope(raw: Record<string, unknown>): Pick<ModelConfig, 'longRope'> {
   const { key, type, params } = ropeScalingOf(raw);
@@ -69,7 +68,7 @@ function longRope(raw: Record<string, unknown>): Pick<ModelConfig, 'longRope'> {
     throw new CheckpointError('InvalidConfig', `config.json key '${what}': "longrope" needs short_mscale and long_mscale numbers, as transformers requires (${LABEL} config); fix config.json`);
   const shortFactor = numberList(params, 'short_factor', what);
   numberList(params, 'long_factor', what);
-  return short === long ? { longRope: { shortFactor, mscale: short } } : {};
+  return { longRope: { shortFactor, mscale: short, longMscale: long } };
 }
 
 export const phimoe = defineFamily({
