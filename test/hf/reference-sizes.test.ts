@@ -39,6 +39,7 @@ interface Case {
 const CASES: Case[] = [
   { modelType: 'afmoe', family: 'afmoe' },
   { modelType: 'axk1', family: 'axk1' },
+  { modelType: 'cohere2_moe', family: 'cohere2_moe' },
   // transformers' DeepSeek-V2 config leaves the top-k unset (its model cannot route without one); V2's is 6
   { modelType: 'deepseek_v2', family: 'deepseek_v2', config: { num_experts_per_tok: 6 } },
   { modelType: 'deepseek_v3', family: 'deepseek_v3' },
@@ -66,6 +67,7 @@ const CASES: Case[] = [
   { modelType: 'mistral3', family: 'mistral4', config: { text_config: { model_type: 'mistral4' } } },
   { modelType: 'mixtral', family: 'mixtral' },
   { modelType: 'olmoe', family: 'olmoe' },
+  { modelType: 'phimoe', family: 'phimoe' },
   { modelType: 'qwen2_moe', family: 'qwen2_moe' },
   { modelType: 'qwen3_moe', family: 'qwen3_moe' },
   { modelType: 'qwen3_vl_moe', family: 'qwen3_vl_moe_text' },
