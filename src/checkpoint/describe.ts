@@ -84,6 +84,12 @@ export interface CheckpointDescription {
   routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax' | 'topk-sigmoid';
   /** AFMoE: the heads' output multiplied by sigmoid(gate_proj(x)) before o_proj (ModelConfig.attentionOutputGate) */
   attentionOutputGate?: true;
+  /** Qwen3-Next: q_proj emits each head's gate after its query, the heads' output × sigmoid(gate) (ModelConfig.queryGate) */
+  queryGate?: true;
+  /** Qwen3-Next: RMSNorms multiply by 1 + w (ModelConfig.zeroCentredNorms) */
+  zeroCentredNorms?: true;
+  /** Qwen3-Next's Gated DeltaNet: its sizes and the layers that run it in place of attention (ModelConfig.linearAttention) */
+  linearAttention?: { layers: number[]; numKeyHeads: number; numValueHeads: number; keyHeadDim: number; valueHeadDim: number; convKernel: number };
   /** Llama 4: the routing weights multiply the experts' inputs, not their outputs (ModelConfig.routingWeightsScaleInputs) */
   routingWeightsScaleInputs?: true;
   /** gpt-oss: a sink logit per head in every attention softmax; absent where the family has none */
@@ -180,6 +186,9 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...(c.attentionSinks ? { attentionSinks: true as const } : {}),
     ...(c.attentionOutputGate ? { attentionOutputGate: true as const } : {}),
+    ...(c.queryGate ? { queryGate: true as const } : {}),
+    ...(c.zeroCentredNorms ? { zeroCentredNorms: true as const } : {}),
+    ...(c.linearAttention !== undefined ? { linearAttention: { ...c.linearAttention, layers: marked(c.linearAttention.layers) } } : {}),
     ...(c.expertActivation !== undefined ? { expertActivation: c.expertActivation } : {}),
     ...fp8Description(c.raw),
     ...mxfp4Description(c.raw),
