@@ -10,7 +10,7 @@ import type { ModelConfig } from './types.js';
 
 /** Why the runtime cannot run this model, ending in what the user can still do; null: it can. */
 export function unrunnableReason(config: ModelConfig): string | null {
-  const problem = ropeProblem(config) ?? layerRopeProblem(config) ?? linearAttentionProblem(config);
+  const problem = ropeProblem(config) ?? layerRopeProblem(config);
   return problem === null ? null : cannotRun(problem);
 }
 
@@ -20,11 +20,6 @@ function layerRopeProblem(config: Pick<ModelConfig, 'layerRopeThetas'>): string 
   if (thetas === undefined) return null;
   const bases = [...new Set(thetas.filter((t) => t !== 0))];
   return `its layers rotate with ${bases.length} different RoPE bases (${bases.join(', ')}), and the runtime applies one base to every layer`;
-}
-
-/** Gated DeltaNet linear attention (Qwen3-Next): the runtime has no such layer yet. */
-function linearAttentionProblem(config: Pick<ModelConfig, 'linearAttention'>): string | null {
-  return config.linearAttention?.layers.includes(true) ? 'its Gated DeltaNet linear-attention layers are not implemented in the runtime' : null;
 }
 
 /** A problem that stops the runtime, said with what the user can still do. */

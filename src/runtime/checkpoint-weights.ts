@@ -4,13 +4,13 @@
  * the forward pass reaches it, and nothing is cached beyond the embedding/output rows of small
  * vocabularies, so a model larger than RAM can run.
  */
-import type { Checkpoint, FusedMlpNames, IndexerNames, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout, NormSite } from '../checkpoint/types.js';
+import type { Checkpoint, FusedMlpNames, IndexerNames, LayerLayout, LinearAttentionNames, MlaAttentionNames, MlpNames, ModelLayout, NormSite } from '../checkpoint/types.js';
 import { expertTensorNames } from '../checkpoint/expert-location.js';
 import { swiGlu } from './mlp.js';
 import { Fp8SwiGlu } from './fp8-swiglu.js';
 import { Mxfp4SwiGlu } from './mxfp4-swiglu.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
-import type { AttentionWeights, ExpertWeights, LayerWeights, MlaAttentionWeights, MoeWeights, WeightProvider } from './weights.js';
+import type { AttentionWeights, ExpertWeights, LayerWeights, LinearAttentionWeights, MlaAttentionWeights, MoeWeights, WeightProvider } from './weights.js';
 import { ModelInputError, UnsupportedModelError } from './errors.js';
 import { ropeSpecOf } from './rope.js';
 import { unrunnableReason } from '../checkpoint/runnable.js';
@@ -132,14 +132,26 @@ export class CheckpointWeights implements WeightProvider {
   }
 
   finalNorm(): Promise<Float32Array> {
-    return this.checkpoint.readF32(this.checkpoint.layout.finalNorm);
+    return this.readNorm(this.checkpoint.layout.finalNorm);
+  }
+
+  /**
+   * An RMS norm's weight as the kernels multiply by it: as stored, or 1 + w where the family's
+   * norms are zero-centred (Qwen3-Next's, which compute x̂·(1 + w) with 1 + w in f32).
+   */
+  private async readNorm(name: string): Promise<Float32Array> {
+    const w = await this.checkpoint.readF32(name);
+    if (!this.config.zeroCentredNorms) return w;
+    const shifted = new Float32Array(w.length);
+    for (let i = 0; i < w.length; i++) shifted[i] = 1 + w[i];
+    return shifted;
   }
 
   async layer(index: number): Promise<LayerWeights> {
     const layout = this.checkpoint.layout.layers[index];
     if (!layout) throw new RangeError(`layer ${index} does not exist (the model has ${this.checkpoint.layout.layers.length})`);
     const sites = Object.entries(layout.norms) as Array<[NormSite, string]>;
-    const [attention, ...weights] = await Promise.all([this.attention(layout), ...sites.map(([, name]) => this.checkpoint.readF32(name))]);
+    const [attention, ...weights] = await Promise.all([this.attention(layout), ...sites.map(([, name]) => this.readNorm(name))]);
     const norms = Object.fromEntries(sites.map(([site], i) => [site, weights[i]])) as LayerWeights['norms'];
     if (layout.kind === 'moe') return { index, norms, attention, mlp: { kind: 'moe', moe: await this.moe(layout) } };
     if (!layout.dense) throw new Error(`layer ${index} is dense but the layout names no MLP tensors`);
@@ -155,7 +167,9 @@ export class CheckpointWeights implements WeightProvider {
   private async attention(layout: LayerLayout): Promise<AttentionWeights> {
     const a = layout.attention;
     if (a.mla) return this.mlaAttention(a.mla, a.o, a.indexer);
+    if (a.linear) return this.linearAttention(a.linear);
     const read = (name: string | undefined) => this.readOptional(name);
+    const readNorm = (name: string | undefined) => (name ? this.readNorm(name) : Promise.resolve(undefined));
     const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks, outputGate] = await Promise.all([
       this.matrix(a.q),
       this.matrix(a.k),
@@ -164,13 +178,28 @@ export class CheckpointWeights implements WeightProvider {
       read(a.qBias),
       read(a.kBias),
       read(a.vBias),
-      read(a.qNorm),
-      read(a.kNorm),
+      readNorm(a.qNorm),
+      readNorm(a.kNorm),
       read(a.oBias),
       read(a.sinks),
       a.outputGate ? this.matrix(a.outputGate) : undefined,
     ]);
     return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, ...(oBias ? { oBias } : {}), ...(sinks ? { sinks } : {}), ...(outputGate ? { outputGate } : {}) };
+  }
+
+  private async linearAttention(names: LinearAttentionNames): Promise<LinearAttentionWeights> {
+    const ckpt = this.checkpoint;
+    const [inProjQkvz, inProjBa, conv1d, dtBias, aLog, norm, outProj] = await Promise.all([
+      this.matrix(names.inProjQkvz),
+      this.matrix(names.inProjBa),
+      ckpt.readF32(names.conv1d),
+      ckpt.readF32(names.dtBias),
+      ckpt.readF32(names.aLog),
+      // the gated norm multiplies by its weight as stored, zero-centred norms or not
+      ckpt.readF32(names.norm),
+      this.matrix(names.outProj),
+    ]);
+    return { kind: 'linear', inProjQkvz, inProjBa, conv1d, dtBias, aLog, norm, outProj };
   }
 
   private async mlaAttention(names: MlaAttentionNames, o: string, indexerNames?: IndexerNames): Promise<MlaAttentionWeights> {
@@ -289,6 +318,8 @@ function matrixNames(layout: ModelLayout): string[] {
     const a = l.attention;
     // MLA's kv_b_proj is held f32 (MlaAttentionWeights)
     if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
+    // the convolution's taps are held f32 (LinearAttentionWeights)
+    else if (a.linear) names.push(a.linear.inProjQkvz, a.linear.inProjBa, a.linear.outProj);
     else names.push(a.q, a.k, a.v, a.o, ...(a.outputGate ? [a.outputGate] : []));
     if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
     for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(...('gateUp' in mlp ? [mlp.gateUp, mlp.down] : [mlp.gate, mlp.up, mlp.down]));
