@@ -37,8 +37,16 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
   if (a.linear && lin) {
     const keyWidth = lin.numKeyHeads * lin.keyHeadDim;
     const valueWidth = lin.numValueHeads * lin.valueHeadDim;
-    add(a.linear.inProjQkvz, [2 * keyWidth + 2 * valueWidth, H]);
-    add(a.linear.inProjBa, [2 * lin.numValueHeads, H]);
+    const p = a.linear.inProj;
+    if ('qkvz' in p) {
+      add(p.qkvz, [2 * keyWidth + 2 * valueWidth, H]);
+      add(p.ba, [2 * lin.numValueHeads, H]);
+    } else {
+      add(p.qkv, [2 * keyWidth + valueWidth, H]);
+      add(p.z, [valueWidth, H]);
+      add(p.b, [lin.numValueHeads, H]);
+      add(p.a, [lin.numValueHeads, H]);
+    }
     add(a.linear.conv1d, [2 * keyWidth + valueWidth, 1, lin.convKernel]);
     add(a.linear.dtBias, [lin.numValueHeads]);
     add(a.linear.aLog, [lin.numValueHeads]);

@@ -13,6 +13,7 @@ export type FamilyName =
   | 'qwen2_moe'
   | 'qwen3_moe'
   | 'qwen3_next'
+  | 'qwen3_5_moe_text'
   | 'olmoe'
   | 'deepseek'
   | 'deepseek_v2'
@@ -303,20 +304,26 @@ export interface LinearAttentionConfig {
 }
 
 /**
- * The tensors of a Gated DeltaNet layer: in_proj_qkvz [2·Kh·dk + 2·Vh·dv, H] and in_proj_ba
- * [2·Vh, H], both grouped by key head (each group's q, k, v, z, and its b, a), conv1d [convDim, 1,
- * kernel] over q, k, v (convDim = 2·Kh·dk + Vh·dv), dt_bias and A_log [Vh], the gated norm [dv],
- * out_proj [H, Vh·dv].
+ * The tensors of a Gated DeltaNet layer: its input projections (LinearInputNames), conv1d
+ * [convDim, 1, kernel] over q, k, v (convDim = 2·Kh·dk + Vh·dv), dt_bias and A_log [Vh], the gated
+ * norm [dv], out_proj [H, Vh·dv].
  */
 export interface LinearAttentionNames {
-  inProjQkvz: string;
-  inProjBa: string;
+  inProj: LinearInputNames;
   conv1d: string;
   dtBias: string;
   aLog: string;
   norm: string;
   outProj: string;
 }
+
+/**
+ * A Gated DeltaNet's input projections: Qwen3-Next's two grouped by key head (in_proj_qkvz
+ * [2·Kh·dk + 2·Vh·dv, H]: each group's q, k, its value heads' v and z; in_proj_ba [2·Vh, H]: each
+ * group's b's then a's), or Qwen3.5's four in the convolution's order (in_proj_qkv [2·Kh·dk + Vh·dv,
+ * H]: all queries, all keys, all values; in_proj_z [Vh·dv, H]; in_proj_b and in_proj_a [Vh, H]).
+ */
+export type LinearInputNames = { qkvz: string; ba: string } | { qkv: string; z: string; b: string; a: string };
 
 /** Chunked local attention (ModelConfig.attentionChunk): the chunk's length, in every layer or in those `layers` marks true. */
 export interface AttentionChunk {

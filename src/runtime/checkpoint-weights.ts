@@ -189,9 +189,17 @@ export class CheckpointWeights implements WeightProvider {
 
   private async linearAttention(names: LinearAttentionNames): Promise<LinearAttentionWeights> {
     const ckpt = this.checkpoint;
-    const [inProjQkvz, inProjBa, conv1d, dtBias, aLog, norm, outProj] = await Promise.all([
-      this.matrix(names.inProjQkvz),
-      this.matrix(names.inProjBa),
+    const p = names.inProj;
+    const inProj = async (): Promise<LinearAttentionWeights['inProj']> => {
+      if ('qkvz' in p) {
+        const [qkvz, ba] = await Promise.all([this.matrix(p.qkvz), this.matrix(p.ba)]);
+        return { qkvz, ba };
+      }
+      const [qkv, z, b, a] = await Promise.all([this.matrix(p.qkv), this.matrix(p.z), this.matrix(p.b), this.matrix(p.a)]);
+      return { qkv, z, b, a };
+    };
+    const [projections, conv1d, dtBias, aLog, norm, outProj] = await Promise.all([
+      inProj(),
       ckpt.readF32(names.conv1d),
       ckpt.readF32(names.dtBias),
       ckpt.readF32(names.aLog),
@@ -199,7 +207,7 @@ export class CheckpointWeights implements WeightProvider {
       ckpt.readF32(names.norm),
       this.matrix(names.outProj),
     ]);
-    return { kind: 'linear', inProjQkvz, inProjBa, conv1d, dtBias, aLog, norm, outProj };
+    return { kind: 'linear', inProj: projections, conv1d, dtBias, aLog, norm, outProj };
   }
 
   private async mlaAttention(names: MlaAttentionNames, o: string, indexerNames?: IndexerNames): Promise<MlaAttentionWeights> {
@@ -319,7 +327,7 @@ function matrixNames(layout: ModelLayout): string[] {
     // MLA's kv_b_proj is held f32 (MlaAttentionWeights)
     if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
     // the convolution's taps are held f32 (LinearAttentionWeights)
-    else if (a.linear) names.push(a.linear.inProjQkvz, a.linear.inProjBa, a.linear.outProj);
+    else if (a.linear) names.push(...Object.values(a.linear.inProj), a.linear.outProj);
     else names.push(a.q, a.k, a.v, a.o, ...(a.outputGate ? [a.outputGate] : []));
     if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
     for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(...('gateUp' in mlp ? [mlp.gateUp, mlp.down] : [mlp.gate, mlp.up, mlp.down]));

@@ -2,10 +2,11 @@
  * Qwen3-Next's Gated DeltaNet, the token mixer of its linear-attention layers
  * (ModelConfig.linearAttention), as transformers' Qwen3NextGatedDeltaNet computes it:
  *
- * 1. in_proj_qkvz and in_proj_ba project the normalised input; both are grouped by key head
- *    (transformers' fix_query_key_value_ordering): group g holds its query and key (dk each), then
- *    the values and gates z of its r = Vh / Kh value heads (r·dv each), and in_proj_ba its r b's
- *    then its r a's. Value head g·r + j is the j-th of group g.
+ * 1. The input projections give the queries, keys and values, z, b and a: Qwen3.5's four as they
+ *    are, Qwen3-Next's two grouped by key head (transformers' fix_query_key_value_ordering): group
+ *    g holds its query and key (dk each), then the values and gates z of its r = Vh / Kh value
+ *    heads (r·dv each), and in_proj_ba its r b's then its r a's. Value head g·r + j is the j-th of
+ *    group g.
  * 2. The queries, keys and values (Kh·dk + Kh·dk + Vh·dv channels) go through a depthwise causal
  *    convolution of `convKernel` positions, then SiLU.
  * 3. q and k are l2-normalised per head (x·rsqrt(Σx² + 1e-6)), q scaled by 1/√dk; value head h
@@ -22,7 +23,7 @@
 import type { LinearAttentionConfig } from '../checkpoint/types.js';
 import type { AttentionContext } from './attention.js';
 import { scratch } from './numerics.js';
-import { productTransB } from './weight-matrix.js';
+import { productTransB, type Weights } from './weight-matrix.js';
 import type { LinearAttentionWeights } from './weights.js';
 
 /** The sizes a Gated DeltaNet layer derives from its config. */
@@ -92,39 +93,31 @@ export function linearAttentionBlock(ctx: AttentionContext, w: LinearAttentionWe
   const lin = config.linearAttention;
   if (!lin) throw new Error('a linear-attention layer in a model whose config has no linear attention');
   const shape = linearAttentionShape(lin);
-  const { keyHeads, valueHeads, dk, dv, ratio, keyWidth, valueWidth, convDim } = shape;
+  const { valueHeads, dv, valueWidth, convDim } = shape;
   const rows = batch.ids.length;
   const hidden = config.hiddenSize;
-  const groupWidth = 2 * dk + 2 * ratio * dv;
-
-  const qkvz = scratch('linear-qkvz', rows * (2 * keyWidth + 2 * valueWidth));
-  const ba = scratch('linear-ba', rows * 2 * valueHeads);
-  productTransB(engine, rows, 2 * keyWidth + 2 * valueWidth, hidden, x, w.inProjQkvz, qkvz);
-  productTransB(engine, rows, 2 * valueHeads, hidden, x, w.inProjBa, ba);
 
   // the convolution's inputs in transformers' order (all queries, all keys, all values), z, β and g
   const mixed = scratch('linear-mixed', rows * convDim);
   const z = scratch('linear-z', rows * valueWidth);
+  const b = scratch('linear-b', rows * valueHeads);
+  const a = scratch('linear-a', rows * valueHeads);
+  const p = w.inProj;
+  if ('qkv' in p) {
+    productTransB(engine, rows, convDim, hidden, x, p.qkv, mixed);
+    productTransB(engine, rows, valueWidth, hidden, x, p.z, z);
+    productTransB(engine, rows, valueHeads, hidden, x, p.b, b);
+    productTransB(engine, rows, valueHeads, hidden, x, p.a, a);
+  } else {
+    ungroup(shape, engine, rows, hidden, x, p.qkvz, p.ba, mixed, z, b, a);
+  }
   const beta = scratch('linear-beta', rows * valueHeads);
   const decay = scratch('linear-decay', rows * valueHeads);
-  for (let r = 0; r < rows; r++) {
-    const src = r * (2 * keyWidth + 2 * valueWidth);
-    const dst = r * convDim;
-    for (let g = 0; g < keyHeads; g++) {
-      const group = src + g * groupWidth;
-      mixed.set(qkvz.subarray(group, group + dk), dst + g * dk);
-      mixed.set(qkvz.subarray(group + dk, group + 2 * dk), dst + keyWidth + g * dk);
-      mixed.set(qkvz.subarray(group + 2 * dk, group + 2 * dk + ratio * dv), dst + 2 * keyWidth + g * ratio * dv);
-      z.set(qkvz.subarray(group + 2 * dk + ratio * dv, group + groupWidth), r * valueWidth + g * ratio * dv);
-      for (let j = 0; j < ratio; j++) {
-        const h = g * ratio + j;
-        const b = ba[r * 2 * valueHeads + g * 2 * ratio + j];
-        const a = ba[r * 2 * valueHeads + g * 2 * ratio + ratio + j];
-        beta[r * valueHeads + h] = sigmoid(b);
-        // transformers: −A_log.float().exp() · softplus(a.float() + dt_bias), in f32
-        decay[r * valueHeads + h] = Math.exp(-Math.exp(w.aLog[h]) * softplus(Math.fround(a + w.dtBias[h])));
-      }
-    }
+  for (let i = 0; i < rows * valueHeads; i++) {
+    const h = i % valueHeads;
+    beta[i] = sigmoid(b[i]);
+    // transformers: −A_log.float().exp() · softplus(a.float() + dt_bias), in f32
+    decay[i] = Math.exp(-Math.exp(w.aLog[h]) * softplus(Math.fround(a[i] + w.dtBias[h])));
   }
 
   const core = scratch('linear-core', rows * valueWidth);
@@ -151,6 +144,36 @@ export function linearAttentionBlock(ctx: AttentionContext, w: LinearAttentionWe
   const out = residual ?? new Float32Array(rows * hidden);
   productTransB(engine, rows, hidden, valueWidth, core, w.outProj, out, residual ? 1 : 0);
   return out;
+}
+
+/**
+ * Qwen3-Next's projections grouped by key head (transformers' fix_query_key_value_ordering) into
+ * the split form: group g of in_proj_qkvz holds its query and key (dk each), then its r value
+ * heads' values and their z (r·dv each); group g of in_proj_ba its r b's, then its r a's. Value
+ * head g·r + j is the j-th of group g.
+ */
+function ungroup(shape: LinearAttentionShape, engine: AttentionContext['engine'], rows: number, hidden: number, x: Float32Array, qkvzW: Weights, baW: Weights, mixed: Float32Array, z: Float32Array, b: Float32Array, a: Float32Array): void {
+  const { keyHeads, valueHeads, dk, dv, ratio, keyWidth, valueWidth, convDim } = shape;
+  const groupWidth = 2 * dk + 2 * ratio * dv;
+  const qkvz = scratch('linear-qkvz', rows * (2 * keyWidth + 2 * valueWidth));
+  const ba = scratch('linear-ba', rows * 2 * valueHeads);
+  productTransB(engine, rows, 2 * keyWidth + 2 * valueWidth, hidden, x, qkvzW, qkvz);
+  productTransB(engine, rows, 2 * valueHeads, hidden, x, baW, ba);
+  for (let r = 0; r < rows; r++) {
+    const src = r * (2 * keyWidth + 2 * valueWidth);
+    const dst = r * convDim;
+    for (let g = 0; g < keyHeads; g++) {
+      const group = src + g * groupWidth;
+      mixed.set(qkvz.subarray(group, group + dk), dst + g * dk);
+      mixed.set(qkvz.subarray(group + dk, group + 2 * dk), dst + keyWidth + g * dk);
+      mixed.set(qkvz.subarray(group + 2 * dk, group + 2 * dk + ratio * dv), dst + 2 * keyWidth + g * ratio * dv);
+      z.set(qkvz.subarray(group + 2 * dk + ratio * dv, group + groupWidth), r * valueWidth + g * ratio * dv);
+      for (let j = 0; j < ratio; j++) {
+        b[r * valueHeads + g * ratio + j] = ba[r * 2 * valueHeads + g * 2 * ratio + j];
+        a[r * valueHeads + g * ratio + j] = ba[r * 2 * valueHeads + g * 2 * ratio + ratio + j];
+      }
+    }
+  }
 }
 
 /**

@@ -65,10 +65,8 @@ export type AttentionWeights = StandardAttentionWeights | MlaAttentionWeights | 
  */
 export interface LinearAttentionWeights {
   kind: 'linear';
-  /** [2·Kh·dk + 2·Vh·dv, hidden], grouped by key head */
-  inProjQkvz: Weights;
-  /** [2·Vh, hidden], grouped by key head */
-  inProjBa: Weights;
+  /** the input projections, grouped by key head (Qwen3-Next) or split (Qwen3.5; LinearInputNames) */
+  inProj: { qkvz: Weights; ba: Weights } | { qkv: Weights; z: Weights; b: Weights; a: Weights };
   /** the depthwise convolution's taps [convDim, kernel] */
   conv1d: Float32Array;
   dtBias: Float32Array;

@@ -75,6 +75,13 @@ export function independentCounts(raw: Raw): IndependentCounts {
       I = num(raw, 'intermediate_size');
       isMoe = () => true;
       break;
+    case 'qwen3_5_moe_text':
+      // every layer MoE, a gated shared expert
+      E = num(raw, 'num_experts');
+      I = num(raw, 'moe_intermediate_size');
+      isMoe = () => true;
+      sharedPerLayer = 3 * num(raw, 'shared_expert_intermediate_size') * H + H;
+      break;
     case 'qwen2_moe':
     case 'qwen3_moe':
     case 'qwen3_next':
@@ -250,7 +257,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'gpt_oss') attentionPerLayer += heads * hd + 2 * kv * hd + H + heads; // q/k/v/o biases, one sink per head
     if (type === 'granitemoe_swa') attentionPerLayer += heads; // one sink per head
     if (type === 'afmoe') attentionPerLayer += 2 * hd + heads * hd * H; // per-head q/k norms, gate_proj [heads·hd, H]
-    if (type === 'qwen3_next') {
+    if (type === 'qwen3_next' || type === 'qwen3_5_moe_text') {
+      // (Qwen3.5's four input projections hold what Qwen3-Next's two grouped ones do)
       // full-attention layers: q_proj [2·heads·hd, H] (query and gate), k/v, o, per-head q/k norms;
       // Gated DeltaNet layers: in_proj_qkvz, in_proj_ba, conv1d [2·Kh·dk + Vh·dv, 1, kernel], dt_bias, A_log, norm [dv], out_proj
       const interval = (raw.full_attention_interval as number | undefined) ?? 4;

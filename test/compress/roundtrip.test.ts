@@ -57,6 +57,7 @@ const CASES: Case[] = [
   { family: 'gpt_oss', label: 'gpt_oss (sinks, experts fused transposed with biases, clamped activation)', tol: 1e-5 },
   { family: 'afmoe', label: 'afmoe (four norms a layer, gated attention, windows with RoPE only there, muP, router under mlp.router)', tol: 1e-5 },
   { family: 'qwen3_next', label: 'qwen3_next (Gated DeltaNet layers carried unchanged, gated attention, zero-centred norms, gated shared expert)', tol: 1e-5 },
+  { family: 'qwen3_5_moe_text', label: 'qwen3_5_moe_text (Qwen3-Next\'s layers, the linear layers\' input projections apart, every layer MoE)', tol: 1e-5 },
   { family: 'llama4_text', label: 'llama4_text (chunks, routing weights on the experts\' inputs, experts fused transposed gate first)', tol: 1e-5 },
   { family: 'mixtral', label: 'mixtral fused experts', opts: { fusedExperts: true }, tol: 1e-5 },
   // BF16: factors are stored in BF16, dense Ŵ is rounded once more to BF16

@@ -10,6 +10,7 @@
  * | qwen2_moe   | 0 and 2 of 3 (mlp_only_layers [1])     | q/k/v biases, shared_expert + shared_expert_gate |
  * | qwen3_moe   | all 2                                  | head_dim 12 ≠ 32/4, per-head q_norm/k_norm [12]  |
  * | qwen3_next  | 0 and 2 of 3 (mlp_only_layers [1])     | Gated DeltaNet layers 0 and 2 (linear_attn: 2 key heads of 8, 4 value heads of 6, conv kernel 4), gated full attention on layer 1 (full_attention_interval 2: q_proj emits query and gate, head_dim 16, RoPE over 4), zero-centred norms, shared_expert + shared_expert_gate |
+ * | qwen3_5_moe_text | all 3                             | qwen3_next's but the linear layers' input projections apart (in_proj_qkv in the convolution's order, in_proj_z, in_proj_b, in_proj_a), every layer MoE, always renormalised |
  * | olmoe       | all 2                                  | whole-projection q_norm [H·…]/k_norm             |
  * | deepseek    | 1 and 2 of 3 (first_k_dense_replace 1) | shared_experts (2 × expert width), dense layer 0 |
  * | deepseek_v2 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek + MLA attention, routed_scaling_factor |
@@ -384,25 +385,24 @@ function qwen2MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
  * near 0) but the gated one; Qwen2-MoE's MoE blocks with a shared expert, layer 1 dense
  * (mlp_only_layers [1]).
  */
-function qwen3NextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
-  const mlpOnly = o.mlpOnlyLayers ?? [1];
-  const step = o.decoderSparseStep ?? 1;
+function qwen3NextFixture(d: Dims, o: TinyCheckpointOptions, family: 'qwen3_next' | 'qwen3_5_moe_text' = 'qwen3_next'): FamilyFixture {
+  // Qwen3.5-MoE's language model: every layer MoE, the router always renormalising, no keys for either
+  const qwen35 = family === 'qwen3_5_moe_text';
+  const mlpOnly = qwen35 ? [] : (o.mlpOnlyLayers ?? [1]);
+  const step = qwen35 ? 1 : (o.decoderSparseStep ?? 1);
   const shared = o.sharedExpertIntermediateSize ?? 20;
   const headDim = o.headDim ?? 16;
   const lin = { keyHeads: 2, valueHeads: 4, keyDim: 8, valueDim: 6, kernel: 4 };
   const interval = 2;
   const config = {
-    architectures: ['Qwen3NextForCausalLM'],
-    model_type: 'qwen3_next',
+    architectures: [qwen35 ? 'Qwen3_5MoeForCausalLM' : 'Qwen3NextForCausalLM'],
+    model_type: family,
     hidden_size: d.H,
-    intermediate_size: d.dense,
+    ...(qwen35 ? {} : { intermediate_size: d.dense, norm_topk_prob: o.normTopkProb ?? true, decoder_sparse_step: step, mlp_only_layers: mlpOnly }),
     moe_intermediate_size: d.I,
     shared_expert_intermediate_size: shared,
     num_experts: d.E,
     num_experts_per_tok: d.K,
-    norm_topk_prob: o.normTopkProb ?? true,
-    decoder_sparse_step: step,
-    mlp_only_layers: mlpOnly,
     num_hidden_layers: d.L,
     num_attention_heads: d.heads,
     num_key_value_heads: d.kvHeads,
@@ -446,9 +446,18 @@ function qwen3NextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
       );
     } else {
       const a = `${P(l)}.linear_attn`;
+      if (qwen35) {
+        // in the convolution's order: all queries, all keys, all values; then z, b, a apart
+        layers.push(
+          tensor(d, `${a}.in_proj_qkv.weight`, [2 * keyWidth + valueWidth, d.H], 'linear'),
+          tensor(d, `${a}.in_proj_z.weight`, [valueWidth, d.H], 'linear'),
+          tensor(d, `${a}.in_proj_b.weight`, [lin.valueHeads, d.H], 'linear'),
+          tensor(d, `${a}.in_proj_a.weight`, [lin.valueHeads, d.H], 'linear'),
+        );
+      } else {
+        layers.push(tensor(d, `${a}.in_proj_qkvz.weight`, [2 * keyWidth + 2 * valueWidth, d.H], 'linear'), tensor(d, `${a}.in_proj_ba.weight`, [2 * lin.valueHeads, d.H], 'linear'));
+      }
       layers.push(
-        tensor(d, `${a}.in_proj_qkvz.weight`, [2 * keyWidth + 2 * valueWidth, d.H], 'linear'),
-        tensor(d, `${a}.in_proj_ba.weight`, [2 * lin.valueHeads, d.H], 'linear'),
         tensor(d, `${a}.conv1d.weight`, [2 * keyWidth + valueWidth, 1, lin.kernel], 'linear'),
         tensor(d, `${a}.dt_bias`, [lin.valueHeads], 'norm'),
         tensor(d, `${a}.A_log`, [lin.valueHeads], 'bias'),
@@ -1535,7 +1544,7 @@ function llama4TextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, qwen3_next: 3, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, qwen3_next: 3, qwen3_5_moe_text: 3, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1568,6 +1577,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return qwen3MoeFixture(d, opts);
       case 'qwen3_next':
         return qwen3NextFixture(d, opts);
+      case 'qwen3_5_moe_text':
+        return qwen3NextFixture(d, opts, 'qwen3_5_moe_text');
       case 'olmoe':
         return olmoeFixture(d, opts);
       case 'deepseek':
@@ -1643,6 +1654,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'qwen2_moe',
   'qwen3_moe',
   'qwen3_next',
+  'qwen3_5_moe_text',
   'olmoe',
   'deepseek',
   'deepseek_v2',
