@@ -10,10 +10,15 @@
  * - a state is that of all a slot's positions: a shorter prefix is never copied, a whole one is
  *   (and continues as the original does), a released or re-acquired slot starts from zero;
  * - the decoder's batched and chunked prefills, and n equal prompts (which share nothing), give
- *   each sequence the tokens it gets alone.
+ *   each sequence the tokens it gets alone;
+ * - with BF16 weights kept as stored, the linear layers' projections are held BF16 (their
+ *   convolution taps and the rest f32) and compute what f32 weights do.
  */
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../../src/runtime/index.js';
+import { openCheckpoint } from '../../src/checkpoint/open.js';
+import { batchFromSequences, CheckpointWeights, forwardLogits, KvCache, residentWeightBytes, runDecoder, type LinearAttentionWeights } from '../../src/runtime/index.js';
+import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import { kvCacheOptions, kvCacheShape, kvSlotBoundBytes, linearCacheLayout, linearStateBytes } from '../../src/runtime/kv-cache.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
 import { useTinyCheckpoint } from '../helpers/test-engines.js';
@@ -130,6 +135,37 @@ describe('Qwen3-Next with a KV cache', () => {
     for (const { name, engine } of engines) {
       await expectBatchedGreedyEqualsAlone(fixture.checkpoint(), engine, [SEQUENCES[0], SEQUENCES[1], SEQUENCES[1].slice(0, 4)], name);
       await expectBatchedGreedyEqualsAlone(fixture.checkpoint(), engine, [SEQUENCES[0], SEQUENCES[0], SEQUENCES[0]], `${name}, equal prompts`);
+    }
+  });
+
+  it('BF16 weights: the linear layers’ projections held as stored, the convolution’s taps and vectors f32, the forward pass as with f32 weights (each engine)', async () => {
+    const dir = path.join(fixture.dir(), 'bf16');
+    await makeTinyCheckpoint(dir, 'qwen3_next', { seed: 53, dtype: 'BF16' });
+    const ckpt = await openCheckpoint(dir);
+    try {
+      const layer = await new CheckpointWeights(ckpt, { bf16Weights: true }).layer(0);
+      const w = layer.attention as LinearAttentionWeights;
+      expect(w.kind).toBe('linear');
+      if (!('qkvz' in w.inProj)) throw new Error('Qwen3-Next’s projections are grouped');
+      for (const m of [w.inProj.qkvz, w.inProj.ba, w.outProj]) expect(m).toBeInstanceOf(Uint16Array);
+      for (const v of [w.conv1d, w.dtBias, w.aLog, w.norm]) expect(v).toBeInstanceOf(Float32Array);
+      // 2 bytes a value where f32 takes 4: every matrix (the fixture's are all 2-D) but the routers
+      // and the shared experts' gates, which stay f32; so the linear layers' projections, not their taps
+      const held = ckpt.tensorNames().filter((n) => ckpt.tensor(n)!.shape.length === 2 && !/mlp\.gate\.weight$|shared_expert_gate\.weight$/.test(n));
+      expect(held).toEqual(expect.arrayContaining(['model.layers.0.linear_attn.in_proj_qkvz.weight', 'model.layers.0.linear_attn.in_proj_ba.weight', 'model.layers.0.linear_attn.out_proj.weight']));
+      const heldValues = held.reduce((sum, name) => sum + ckpt.tensor(name)!.shape.reduce((a, b) => a * b, 1), 0);
+      expect(residentWeightBytes(ckpt) - residentWeightBytes(ckpt, { bf16Weights: true })).toBe(2 * heldValues);
+      const batch = batchFromSequences(SEQUENCES);
+      for (const { name, engine } of engines) {
+        const a = await forwardLogits(new CheckpointWeights(ckpt, { bf16Weights: true }), engine, batch);
+        const b = await forwardLogits(new CheckpointWeights(ckpt), engine, batch);
+        const scale = Math.max(...b.map(Math.abs));
+        let worst = 0;
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+        expect(worst, name).toBeLessThanOrEqual(1e-4 * scale);
+      }
+    } finally {
+      await ckpt.close();
     }
   });
 });
