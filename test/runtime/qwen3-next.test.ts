@@ -123,6 +123,11 @@ describe('Qwen3-Next with a KV cache', () => {
     const tail = full.subarray(10 * h);
     expect(worstDifference(both.subarray(0, rest.length * h), tail)).toBeLessThan(1e-5);
     expect(worstDifference(both.subarray(rest.length * h), tail)).toBeLessThan(1e-5);
+    // a cache made without the linear layers' states is refused before anything runs
+    const shape = kvCacheShape(provider.config);
+    const plain = new KvCache(provider.config.numLayers, 1, 32, shape.width, shape.headDim);
+    await expect(runDecoder(provider, engine, batchFromSequences([prompt]), { kvCache: plain })).rejects.toThrow(/linear-attention layers but the KV cache holds no state for them: make it with kvCacheOptions/);
+    expect(plain.lengths[0]).toBe(0);
     // released and acquired again: no state, so the slot starts from zero
     cache.release(to);
     expect(cache.acquire()).toBe(to);
