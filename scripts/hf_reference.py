@@ -41,10 +41,12 @@ from stdin:
            warpers as generate() builds them for do_sample=True (temperature, top-k, top-p,
            min-p, typical, in its order), float32; typicalP may be absent (off)
     {"op": "wrap", "model": DIR, "out": DIR, "wrapper": "mistral3" | "llama4", "prefix": "release" | "module", "tie": bool | null, "seed": N}
-    {"op": "wrap", "textConfig": {...}, "out": DIR, "wrapper": "qwen3_vl_moe" | "glm4v_moe", "tie": bool | null, "expertsTransposed": bool, "seed": N}
-    {"op": "meta_checkpoint", "modelType": TYPE, "config": {...}, "multimodal": bool, "out": DIR, "shardBytes": N}
+    {"op": "wrap", "textConfig": {...}, "out": DIR, "wrapper": "qwen3_vl_moe" | "glm4v_moe" | "qwen3_5_moe", "tie": bool | null, "expertsTransposed": bool, "seed": N}
         -> {"ok": true, "tensors": [names]}: the model as the language model of a multimodal
            checkpoint built and saved by transformers (wrap_job below)
+    {"op": "meta_checkpoint", "modelType": TYPE, "config": {...}, "multimodal": bool, "out": DIR, "shardBytes": N}
+        -> {"ok": true, "parameters": N, "outsideLanguageModel": N, "tensors": N}: a weightless
+           checkpoint at transformers' size of the model type (meta_checkpoint_job below)
   ]}
 
 and answers {"transformers": version, "torch": version, "results": [...]} on stdout, one result per
@@ -387,15 +389,18 @@ def wrap_job(job):
     tie = job.get("tie")
     tie_args = {} if tie is None else {"tie_word_embeddings": tie}
     torch.manual_seed(job.get("seed", 0))
-    if job.get("wrapper") in ("qwen3_vl_moe", "glm4v_moe"):
+    if job.get("wrapper") in ("qwen3_vl_moe", "glm4v_moe", "qwen3_5_moe"):
         # no causal-LM class of its own: the language model is built from job["textConfig"] and drawn at random (seeded)
-        from transformers import Glm4vMoeConfig, Glm4vMoeForConditionalGeneration, Qwen3VLMoeConfig, Qwen3VLMoeForConditionalGeneration
+        from transformers import Glm4vMoeConfig, Glm4vMoeForConditionalGeneration, Qwen3_5MoeConfig, Qwen3_5MoeForConditionalGeneration, Qwen3VLMoeConfig, Qwen3VLMoeForConditionalGeneration
 
         hidden = job["textConfig"]["hidden_size"]
         vision = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=hidden, patch_size=4, spatial_merge_size=2, temporal_patch_size=2)
         if job["wrapper"] == "qwen3_vl_moe":
             config = Qwen3VLMoeConfig(text_config=job["textConfig"], vision_config={**vision, "num_position_embeddings": 16, "deepstack_visual_indexes": [0]}, **tie_args)
             wrapped = Qwen3VLMoeForConditionalGeneration(config)
+        elif job["wrapper"] == "qwen3_5_moe":
+            config = Qwen3_5MoeConfig(text_config=job["textConfig"], vision_config={**vision, "num_position_embeddings": 16}, **tie_args)
+            wrapped = Qwen3_5MoeForConditionalGeneration(config)
         else:
             config = Glm4vMoeConfig(text_config=job["textConfig"], vision_config={**vision, "image_size": 16}, **tie_args)
             wrapped = Glm4vMoeForConditionalGeneration(config)
@@ -425,7 +430,7 @@ def wrap_job(job):
         if not config.tie_word_embeddings:
             wrapped.language_model.lm_head.load_state_dict(text.lm_head.state_dict())
     else:
-        raise ValueError("wrapper must be 'mistral3', 'llama4', 'qwen3_vl_moe' or 'glm4v_moe', got %r" % job.get("wrapper"))
+        raise ValueError("wrapper must be 'mistral3', 'llama4', 'qwen3_vl_moe', 'glm4v_moe' or 'qwen3_5_moe', got %r" % job.get("wrapper"))
     out = job["out"]
     wrapped.save_pretrained(out)
     config_file = os.path.join(out, "config.json")

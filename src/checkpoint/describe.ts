@@ -92,6 +92,12 @@ export interface CheckpointDescription {
   lmHeadBias?: true;
   /** AFMoE: the heads' output multiplied by sigmoid(gate_proj(x)) before o_proj (ModelConfig.attentionOutputGate) */
   attentionOutputGate?: true;
+  /** Qwen3-Next: q_proj emits each head's gate after its query, the heads' output × sigmoid(gate) (ModelConfig.queryGate) */
+  queryGate?: true;
+  /** Qwen3-Next: RMSNorms multiply by 1 + w (ModelConfig.zeroCentredNorms) */
+  zeroCentredNorms?: true;
+  /** Qwen3-Next's Gated DeltaNet: its sizes and the layers that run it in place of attention (ModelConfig.linearAttention) */
+  linearAttention?: { layers: number[]; numKeyHeads: number; numValueHeads: number; keyHeadDim: number; valueHeadDim: number; convKernel: number };
   /** Llama 4: the routing weights multiply the experts' inputs, not their outputs (ModelConfig.routingWeightsScaleInputs) */
   routingWeightsScaleInputs?: true;
   /** gpt-oss: the router's logits carry a bias (MoeNames.routerLogitBias) */
@@ -194,6 +200,9 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...(c.attentionSinks ? { attentionSinks: true as const } : {}),
     ...(c.attentionOutputGate ? { attentionOutputGate: true as const } : {}),
+    ...(c.queryGate ? { queryGate: true as const } : {}),
+    ...(c.zeroCentredNorms ? { zeroCentredNorms: true as const } : {}),
+    ...(c.linearAttention !== undefined ? { linearAttention: { ...c.linearAttention, layers: marked(c.linearAttention.layers) } } : {}),
     ...(c.expertActivation !== undefined ? { expertActivation: c.expertActivation } : {}),
     ...fp8Description(c.raw),
     ...mxfp4Description(c.raw),

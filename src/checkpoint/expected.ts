@@ -33,6 +33,27 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
   const a = layer.attention;
   const out: ExpectedTensor[] = [];
   const add = (name: string, shape: number[]) => out.push({ name, shape, role: 'attention', layer: layer.index });
+  const lin = config.linearAttention;
+  if (a.linear && lin) {
+    const keyWidth = lin.numKeyHeads * lin.keyHeadDim;
+    const valueWidth = lin.numValueHeads * lin.valueHeadDim;
+    const p = a.linear.inProj;
+    if ('qkvz' in p) {
+      add(p.qkvz, [2 * keyWidth + 2 * valueWidth, H]);
+      add(p.ba, [2 * lin.numValueHeads, H]);
+    } else {
+      add(p.qkv, [2 * keyWidth + valueWidth, H]);
+      add(p.z, [valueWidth, H]);
+      add(p.b, [lin.numValueHeads, H]);
+      add(p.a, [lin.numValueHeads, H]);
+    }
+    add(a.linear.conv1d, [2 * keyWidth + valueWidth, 1, lin.convKernel]);
+    add(a.linear.dtBias, [lin.numValueHeads]);
+    add(a.linear.aLog, [lin.numValueHeads]);
+    add(a.linear.norm, [lin.valueHeadDim]);
+    add(a.linear.outProj, [H, valueWidth]);
+    return out;
+  }
   if (config.attention === 'mla' && config.mla && a.mla) {
     const m = config.mla;
     const qHead = m.qkNopeHeadDim + m.qkRopeHeadDim;
@@ -58,7 +79,8 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
   }
   const qWidth = config.numHeads * config.headDim;
   const kvWidth = config.numKvHeads * config.headDim;
-  add(a.q, [qWidth, H]);
+  // Qwen3-Next's q_proj emits each head's gate after its query
+  add(a.q, [config.queryGate ? 2 * qWidth : qWidth, H]);
   add(a.k, [kvWidth, H]);
   add(a.v, [kvWidth, H]);
   add(a.o, [H, qWidth]);

@@ -7,7 +7,7 @@
  */
 import type { z } from 'zod';
 import { CheckpointError } from './errors.js';
-import type { FamilyName, FusedExpertForm, FusedMlpNames, IndexerNames, MlpNames, ModelConfig, NormSite } from './types.js';
+import type { FamilyName, FusedExpertForm, FusedMlpNames, IndexerNames, LinearAttentionNames, MlpNames, ModelConfig, NormSite } from './types.js';
 
 /**
  * Tensor-name templates. `{l}` is replaced by the layer index and `{e}` by the expert index.
@@ -54,6 +54,8 @@ export interface TensorNameTemplates {
   };
   /** DeepSeek Sparse Attention's indexer (filled where the config's sparseAttention gives a layer one) */
   indexer?: IndexerNames;
+  /** Gated DeltaNet linear attention (filled in the layers the config's linearAttention marks) */
+  linear?: LinearAttentionNames;
   router: string;
   /** DeepSeek-V3's router correction bias [E] */
   routerBias?: string;

@@ -18,6 +18,13 @@ function fillSharedMlp(names: MlpNames | FusedMlpNames, layer: number): MlpNames
 
 function attentionNames(family: Family, config: ModelConfig, layer: number): AttentionNames {
   const t = family.names.attention;
+  const linear = family.names.linear;
+  if (config.linearAttention?.layers[layer] && linear) {
+    const names = mapStrings(linear, (template) => fillName(template, layer));
+    const [first, second] = Object.values(names.inProj) as string[];
+    // q/k/v/o name the layer's projections, as MLA's do, for what lists a layer's tensors
+    return { q: first, k: second, v: names.conv1d, o: names.outProj, linear: names };
+  }
   const names: AttentionNames = {
     q: fillName(t.q, layer),
     k: fillName(t.k, layer),

@@ -31,12 +31,14 @@ import { mixtral } from './families/mixtral.js';
 import { olmoe } from './families/olmoe.js';
 import { phimoe } from './families/phimoe.js';
 import { qwen2Moe } from './families/qwen2-moe.js';
+import { qwen35MoeText } from './families/qwen3-5-moe-text.js';
 import { qwen3Moe } from './families/qwen3-moe.js';
+import { qwen3Next } from './families/qwen3-next.js';
 import { qwen3VlMoeText } from './families/qwen3-vl-moe-text.js';
 import { solarOpen } from './families/solar-open.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, phimoe, solarOpen, axk1, cohere2Moe, hyV3, afmoe, llama4Text, qwen3VlMoeText, glm4vMoeText];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, qwen3Next, qwen35MoeText, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, phimoe, solarOpen, axk1, cohere2Moe, hyV3, afmoe, llama4Text, qwen3VlMoeText, glm4vMoeText];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

@@ -12,6 +12,8 @@ export type FamilyName =
   | 'mixtral'
   | 'qwen2_moe'
   | 'qwen3_moe'
+  | 'qwen3_next'
+  | 'qwen3_5_moe_text'
   | 'olmoe'
   | 'deepseek'
   | 'deepseek_v2'
@@ -229,6 +231,19 @@ export interface ModelConfig {
    * o_proj. Absent: ungated.
    */
   attentionOutputGate?: boolean;
+  /**
+   * Qwen3-Next's gated attention: q_proj emits, per head, its query (headDim values) and then a
+   * gate of as many (q [numHeads·2·headDim, hidden]); the heads' output is multiplied by
+   * sigmoid(gate) before o_proj. Absent: q_proj emits the queries alone.
+   */
+  queryGate?: boolean;
+  /**
+   * Qwen3-Next's RMSNorms (Gemma's form): x̂·(1 + w), the stored weight centred on zero, in the
+   * layers' norms, the q/k norms and the final norm. Absent: x̂·w.
+   */
+  zeroCentredNorms?: boolean;
+  /** Gated DeltaNet linear attention in the layers it marks (Qwen3-Next); absent: every layer attends */
+  linearAttention?: LinearAttentionConfig;
   /** OLMoE `clip_qkv`: q/k/v are clamped to ±clipQkv after projection (null/absent: no clamp) */
   clipQkv?: number | null;
   /**
@@ -317,6 +332,43 @@ export interface Llama4QueryScale {
   layers?: readonly boolean[];
 }
 
+/**
+ * Qwen3-Next's Gated DeltaNet (ModelConfig.linearAttention): in the layers `layers` marks, the
+ * attention is replaced by a recurrence over a state of numValueHeads × keyHeadDim × valueHeadDim
+ * per sequence, fed through a depthwise causal convolution of convKernel positions over the
+ * queries, keys and values (runtime/linear-attention.ts).
+ */
+export interface LinearAttentionConfig {
+  layers: readonly boolean[];
+  numKeyHeads: number;
+  numValueHeads: number;
+  keyHeadDim: number;
+  valueHeadDim: number;
+  convKernel: number;
+}
+
+/**
+ * The tensors of a Gated DeltaNet layer: its input projections (LinearInputNames), conv1d
+ * [convDim, 1, kernel] over q, k, v (convDim = 2·Kh·dk + Vh·dv), dt_bias and A_log [Vh], the gated
+ * norm [dv], out_proj [H, Vh·dv].
+ */
+export interface LinearAttentionNames {
+  inProj: LinearInputNames;
+  conv1d: string;
+  dtBias: string;
+  aLog: string;
+  norm: string;
+  outProj: string;
+}
+
+/**
+ * A Gated DeltaNet's input projections: Qwen3-Next's two grouped by key head (in_proj_qkvz
+ * [2·Kh·dk + 2·Vh·dv, H]: each group's q, k, its value heads' v and z; in_proj_ba [2·Vh, H]: each
+ * group's b's then a's), or Qwen3.5's four in the convolution's order (in_proj_qkv [2·Kh·dk + Vh·dv,
+ * H]: all queries, all keys, all values; in_proj_z [Vh·dv, H]; in_proj_b and in_proj_a [Vh, H]).
+ */
+export type LinearInputNames = { qkvz: string; ba: string } | { qkv: string; z: string; b: string; a: string };
+
 /** Chunked local attention (ModelConfig.attentionChunk): the chunk's length, in every layer or in those `layers` marks true. */
 export interface AttentionChunk {
   size: number;
@@ -395,6 +447,12 @@ export interface AttentionNames {
   mla?: MlaAttentionNames;
   /** DeepSeek Sparse Attention's indexer (present where the config's sparseAttention gives this layer one) */
   indexer?: IndexerNames;
+  /**
+   * Qwen3-Next's linear-attention layers (ModelConfig.linearAttention). Then `q` is in_proj_qkvz,
+   * `k` in_proj_ba, `v` conv1d and `o` out_proj, whose shapes are not attention's: code must
+   * branch on `linear` before using them.
+   */
+  linear?: LinearAttentionNames;
 }
 
 /**

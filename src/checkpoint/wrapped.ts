@@ -27,6 +27,7 @@ const WRAPPERS: readonly LanguageModelWrapper[] = [
   { modelType: 'llama4', label: 'Llama 4 multimodal (Llama4ForConditionalGeneration)', tieWordEmbeddingsDefault: false, textModelTypes: ['llama4_text'] },
   { modelType: 'glm4v_moe', label: 'GLM-4.5V (Glm4vMoeForConditionalGeneration)', tieWordEmbeddingsDefault: false, textModelTypes: ['glm4v_moe_text'] },
   { modelType: 'qwen3_vl_moe', label: 'Qwen3-VL-MoE (Qwen3VLMoeForConditionalGeneration)', tieWordEmbeddingsDefault: false, textModelTypes: ['qwen3_vl_moe_text'] },
+  { modelType: 'qwen3_5_moe', label: 'Qwen3.5-MoE (Qwen3_5MoeForConditionalGeneration)', tieWordEmbeddingsDefault: false, textModelTypes: ['qwen3_5_moe_text'] },
 ];
 
 /** Where a wrapped language model's tensors are stored: `model.` of the language model's own names becomes `body`, its lm_head `head`. */

@@ -21,6 +21,8 @@ import { mlaAttentionBlock } from './mla-attention.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
 import { promptChunkOffsets } from './attention-chunks.js';
 import { scaleQueriesByPosition } from './llama4-query-scale.js';
+import { linearAttentionBlock } from './linear-attention.js';
+import { cachedLinearStates } from './linear-state-cache.js';
 
 export interface AttentionContext {
   engine: Engine;
@@ -61,6 +63,7 @@ export interface AttentionContext {
  */
 export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Float32Array, residual?: Float32Array): Float32Array {
   if (w.kind === 'mla') return mlaAttentionBlock(ctx, w, x, residual);
+  if (w.kind === 'linear') return linearAttentionBlock(ctx, w, x, residual, ctx.kv ? cachedLinearStates(ctx.kv) : undefined);
   const { engine, config, batch, positions, rope } = ctx;
   const kernels = engine.kernels;
   const rows = batch.ids.length;
@@ -73,7 +76,8 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   const q = scratch('attention-q', rows * qWidth);
   const k = scratch('attention-k', rows * kvWidth);
   const v = scratch('attention-v', rows * kvWidth);
-  productTransB(engine, rows, qWidth, hidden, x, w.q, q);
+  const queryGate = config.queryGate ? splitQueryGate(engine, rows, numHeads, headDim, hidden, x, w.q, q) : null;
+  if (!queryGate) productTransB(engine, rows, qWidth, hidden, x, w.q, q);
   productTransB(engine, rows, kvWidth, hidden, x, w.k, k);
   productTransB(engine, rows, kvWidth, hidden, x, w.v, v);
   if (w.qBias) addRowBias(q, rows, qWidth, w.qBias, kernels);
@@ -121,6 +125,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale, w.sinks ?? null);
   }
   if (w.outputGate) gateBySigmoid(engine, rows, qWidth, hidden, x, w.outputGate, context);
+  if (queryGate) for (let i = 0; i < rows * qWidth; i++) context[i] *= Math.fround(1 / (1 + Math.exp(-queryGate[i])));
   // Granite multiplies the attention's output by residual_multiplier: o_proj is linear, so its input is
   scaleInPlace(context, config.multipliers?.residual, rows * qWidth);
   const out = residual ?? new Float32Array(rows * hidden);
@@ -137,6 +142,21 @@ function gateBySigmoid(engine: Engine, rows: number, width: number, hidden: numb
   const g = scratch('attention-output-gate', rows * width);
   productTransB(engine, rows, width, hidden, x, gate, g);
   for (let i = 0; i < rows * width; i++) context[i] *= Math.fround(1 / (1 + Math.exp(-g[i])));
+}
+
+/**
+ * Qwen3-Next's q_proj (ModelConfig.queryGate): each head's query, then its gate. The queries go
+ * to `q` (rows × heads·headDim, as a plain q_proj's), the gates are returned alike.
+ */
+function splitQueryGate(engine: Engine, rows: number, heads: number, headDim: number, hidden: number, x: Float32Array, w: Weights, q: Float32Array): Float32Array {
+  const both = scratch('attention-query-gate', rows * 2 * heads * headDim);
+  productTransB(engine, rows, 2 * heads * headDim, hidden, x, w, both);
+  const gate = scratch('attention-gate', rows * heads * headDim);
+  for (let i = 0; i < rows * heads; i++) {
+    q.set(both.subarray(2 * i * headDim, (2 * i + 1) * headDim), i * headDim);
+    gate.set(both.subarray((2 * i + 1) * headDim, (2 * i + 2) * headDim), i * headDim);
+  }
+  return gate;
 }
 
 /** Every head's slice of each row of q and k normalised on its own: rows·heads rows of headDim. */

@@ -4,13 +4,13 @@
  * the forward pass reaches it, and nothing is cached beyond the embedding/output rows of small
  * vocabularies, so a model larger than RAM can run.
  */
-import type { Checkpoint, FusedMlpNames, IndexerNames, LayerLayout, MlaAttentionNames, MlpNames, ModelLayout, NormSite } from '../checkpoint/types.js';
+import type { Checkpoint, FusedMlpNames, IndexerNames, LayerLayout, LinearAttentionNames, MlaAttentionNames, MlpNames, ModelLayout, NormSite } from '../checkpoint/types.js';
 import { expertTensorNames } from '../checkpoint/expert-location.js';
 import { swiGlu } from './mlp.js';
 import { Fp8SwiGlu } from './fp8-swiglu.js';
 import { Mxfp4SwiGlu } from './mxfp4-swiglu.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
-import type { AttentionWeights, ExpertWeights, LayerWeights, MlaAttentionWeights, MoeWeights, NormWeights, WeightProvider } from './weights.js';
+import type { AttentionWeights, ExpertWeights, LayerWeights, LinearAttentionWeights, MlaAttentionWeights, MoeWeights, NormWeights, WeightProvider } from './weights.js';
 import { ModelInputError, UnsupportedModelError } from './errors.js';
 import { ropeSpecOf } from './rope.js';
 import { unrunnableReason } from '../checkpoint/runnable.js';
@@ -144,9 +144,14 @@ export class CheckpointWeights implements WeightProvider {
     return this.norm(finalNorm, finalNormBias);
   }
 
-  /** A norm's weight, with its bias where the layout names one. */
+  /**
+   * A norm's weight as the kernels multiply by it, with its bias where the layout names one: the
+   * weight as stored, or 1 + w where the family's norms are zero-centred (Qwen3-Next's, which
+   * compute x̂·(1 + w) with 1 + w in f32).
+   */
   private async norm(weight: string, bias: string | undefined): Promise<NormWeights> {
-    const [w, b] = await Promise.all([this.checkpoint.readF32(weight), bias === undefined ? undefined : this.checkpoint.readF32(bias)]);
+    const [stored, b] = await Promise.all([this.checkpoint.readF32(weight), bias === undefined ? undefined : this.checkpoint.readF32(bias)]);
+    const w = this.config.zeroCentredNorms ? stored.map((v) => 1 + v) : stored;
     return b ? { weight: w, bias: b } : { weight: w };
   }
 
@@ -170,7 +175,10 @@ export class CheckpointWeights implements WeightProvider {
   private async attention(layout: LayerLayout): Promise<AttentionWeights> {
     const a = layout.attention;
     if (a.mla) return this.mlaAttention(a.mla, a.o, a.indexer);
+    if (a.linear) return this.linearAttention(a.linear);
     const read = (name: string | undefined) => this.readOptional(name);
+    // q/k norms are RMS norms with a weight and no bias, zero-centred like the layer's where the family's are
+    const readNorm = async (name: string | undefined) => (name ? (await this.norm(name, undefined)).weight : undefined);
     const [q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, oBias, sinks, outputGate] = await Promise.all([
       this.matrix(a.q),
       this.matrix(a.k),
@@ -179,13 +187,36 @@ export class CheckpointWeights implements WeightProvider {
       read(a.qBias),
       read(a.kBias),
       read(a.vBias),
-      read(a.qNorm),
-      read(a.kNorm),
+      readNorm(a.qNorm),
+      readNorm(a.kNorm),
       read(a.oBias),
       read(a.sinks),
       a.outputGate ? this.matrix(a.outputGate) : undefined,
     ]);
     return { q, k, v, o, qBias, kBias, vBias, qNorm, kNorm, ...(oBias ? { oBias } : {}), ...(sinks ? { sinks } : {}), ...(outputGate ? { outputGate } : {}) };
+  }
+
+  private async linearAttention(names: LinearAttentionNames): Promise<LinearAttentionWeights> {
+    const ckpt = this.checkpoint;
+    const p = names.inProj;
+    const inProj = async (): Promise<LinearAttentionWeights['inProj']> => {
+      if ('qkvz' in p) {
+        const [qkvz, ba] = await Promise.all([this.matrix(p.qkvz), this.matrix(p.ba)]);
+        return { qkvz, ba };
+      }
+      const [qkv, z, b, a] = await Promise.all([this.matrix(p.qkv), this.matrix(p.z), this.matrix(p.b), this.matrix(p.a)]);
+      return { qkv, z, b, a };
+    };
+    const [projections, conv1d, dtBias, aLog, norm, outProj] = await Promise.all([
+      inProj(),
+      ckpt.readF32(names.conv1d),
+      ckpt.readF32(names.dtBias),
+      ckpt.readF32(names.aLog),
+      // the gated norm multiplies by its weight as stored, zero-centred norms or not
+      ckpt.readF32(names.norm),
+      this.matrix(names.outProj),
+    ]);
+    return { kind: 'linear', inProj: projections, conv1d, dtBias, aLog, norm, outProj };
   }
 
   private async mlaAttention(names: MlaAttentionNames, o: string, indexerNames?: IndexerNames): Promise<MlaAttentionWeights> {
@@ -304,6 +335,8 @@ function matrixNames(layout: ModelLayout): string[] {
     const a = l.attention;
     // MLA's kv_b_proj is held f32 (MlaAttentionWeights)
     if (a.mla) names.push(...[a.mla.qProj, a.mla.qA, a.mla.qB, a.mla.kvA].filter((n): n is string => n !== undefined), a.o);
+    // the convolution's taps are held f32 (LinearAttentionWeights)
+    else if (a.linear) names.push(...Object.values(a.linear.inProj), a.linear.outProj);
     else names.push(a.q, a.k, a.v, a.o, ...(a.outputGate ? [a.outputGate] : []));
     if (a.indexer) names.push(a.indexer.wqB, a.indexer.wk, a.indexer.weightsProj);
     for (const mlp of [l.dense, l.moe?.shared]) if (mlp) names.push(...('gateUp' in mlp ? [mlp.gateUp, mlp.down] : [mlp.gate, mlp.up, mlp.down]));

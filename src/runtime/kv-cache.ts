@@ -31,9 +31,16 @@
  * A chunked layer (Llama 4's chunks of C positions) keeps its past as a window of C does: a row
  * attends to at most the C − 1 positions before it, from its chunk's start, which attention finds
  * from the positions the layer has dropped (attention-chunks.ts).
+ *
+ * A linear-attention layer (Qwen3-Next's Gated DeltaNet, KvCacheOptions.linear) holds no keys or
+ * values but a state of fixed size per slot: its convolution's last inputs and its recurrent
+ * state (linear-attention.ts), which sum up the whole sequence so far. It is the state after
+ * exactly the slot's positions, so a slot's cache can be copied only whole: canCopyPrefix refuses
+ * a shorter prefix of a model with such layers, and the decoder shares no prefixes for it.
  */
 import { localSpanOf } from '../checkpoint/sliding-window.js';
 import type { ModelConfig } from '../checkpoint/types.js';
+import { linearAttentionShape, type LinearState } from './linear-attention.js';
 /**
  * Most bytes one slot's buffers can reach while its sequence grows to `positions` (prompt and
  * generated tokens) under the doubling rule of `resizeLayer` (at least 16 positions, at most 2× the
@@ -43,18 +50,49 @@ import type { ModelConfig } from '../checkpoint/types.js';
  */
 export function kvSlotBoundBytes(
   numLayers: number, kvWidth: number, capacity: number, positions: number, valuesAreKeys = false,
-  /** the layers' sliding windows (KvCacheOptions.windows) and the most positions one step adds (the decoder's prefill chunk) */
-  opts: { windows?: ReadonlyArray<number | null>; maxStep?: number } = {},
+  /**
+   * the layers' sliding windows (KvCacheOptions.windows), the most positions one step adds (the
+   * decoder's prefill chunk), and the linear-attention layers, which hold a state of fixed size
+   * instead of keys and values (KvCacheOptions.linear)
+   */
+  opts: { windows?: ReadonlyArray<number | null>; maxStep?: number; linear?: LinearCacheLayout } = {},
 ): number {
   const full = Math.min(capacity, Math.max(16, 2 * positions));
   let allocated = 0;
   for (let l = 0; l < numLayers; l++) {
+    if (opts.linear?.layers[l]) continue;
     const window = opts.windows?.[l] ?? null;
     // a windowed layer: W − 1 past positions and a step's rows, or 2(W − 1) (resizeLayer)
     const keep = window === null ? null : window - 1;
     allocated += keep === null ? full : Math.min(full, Math.max(16, 2 * keep, keep + Math.min(opts.maxStep ?? positions, positions)));
   }
-  return (valuesAreKeys ? 1 : 2) * allocated * kvWidth * 4;
+  return (valuesAreKeys ? 1 : 2) * allocated * kvWidth * 4 + (opts.linear ? linearStateBytes(opts.linear) : 0);
+}
+
+/** Which layers hold a linear-attention state in a KvCache, and its two parts' sizes (values, f32). */
+export interface LinearCacheLayout {
+  layers: readonly boolean[];
+  convStateSize: number;
+  stateSize: number;
+}
+
+/** The linear-attention layers' cache layout of a model (Qwen3-Next's), undefined where it has none. */
+export function linearCacheLayout(config: ModelConfig): LinearCacheLayout | undefined {
+  const lin = config.linearAttention;
+  if (!lin || !lin.layers.includes(true)) return undefined;
+  const shape = linearAttentionShape(lin);
+  return { layers: lin.layers, convStateSize: shape.convStateSize, stateSize: shape.stateSize };
+}
+
+/** Bytes of one slot's linear-attention states (every linear layer's, f32). */
+export function linearStateBytes(linear: LinearCacheLayout): number {
+  return linear.layers.filter(Boolean).length * (linear.convStateSize + linear.stateSize) * 4;
+}
+
+/** A KvCache's options for a model: its layers' windows and its linear-attention layers. */
+export function kvCacheOptions(config: ModelConfig): KvCacheOptions {
+  const linear = linearCacheLayout(config);
+  return { windows: kvWindows(config), ...(linear ? { linear } : {}) };
 }
 
 /**
@@ -75,6 +113,8 @@ export function kvCacheShape(config: ModelConfig): { width: number; headDim: num
 export interface KvCacheOptions {
   /** each layer's sliding window (null or absent: the layer attends to every past position) */
   windows?: ReadonlyArray<number | null>;
+  /** the linear-attention layers, which hold a state per slot and no keys or values (absent: none) */
+  linear?: LinearCacheLayout;
 }
 
 /**
@@ -96,6 +136,10 @@ export class KvCache {
   private readonly dropped: Int32Array;
   /** per layer: past positions a windowed layer must keep (W − 1), null for a layer without a window */
   private readonly keep: Array<number | null>;
+  /** the linear-attention layers' layout (KvCacheOptions.linear), null: none */
+  private readonly linear: LinearCacheLayout | null;
+  /** [slot][layer]: a linear-attention layer's state after the slot's positions (null: none yet, or not such a layer) */
+  private readonly linearStates: Array<Array<LinearState | null>>;
 
   constructor(
     readonly numLayers: number,
@@ -125,6 +169,41 @@ export class KvCache {
     this.valueBuffers = valuesAreKeys ? this.keyBuffers : Array.from({ length: sequences }, empty);
     this.lengths = new Int32Array(sequences);
     this.inUse = new Uint8Array(sequences);
+    if (opts.linear && opts.linear.layers.length !== numLayers) throw new RangeError(`KvCache linear layers name ${opts.linear.layers.length} layers, not ${numLayers}`);
+    this.linear = opts.linear ?? null;
+    this.linearStates = Array.from({ length: sequences }, () => Array.from({ length: numLayers }, () => null));
+  }
+
+  /** Whether some layer holds a linear-attention state, which sums up exactly the slot's positions (a prefix shorter than them cannot be copied). */
+  get holdsLinearState(): boolean {
+    return this.linear !== null;
+  }
+
+  /** Whether `layer` holds a linear-attention state instead of keys and values. */
+  isLinearLayer(layer: number): boolean {
+    return this.linear?.layers[layer] === true;
+  }
+
+  /**
+   * The state of linear-attention `layer` after the slot's positions, which the layer updates in
+   * place for the next ones; null for a slot without positions (a sequence starts from zero).
+   */
+  linearState(slot: number, layer: number): LinearState | null {
+    this.checkSlot(slot);
+    if (!this.isLinearLayer(layer)) throw new RangeError(`layer ${layer} holds no linear-attention state`);
+    if (this.lengths[slot] === 0) return null;
+    const state = this.linearStates[slot][layer];
+    if (!state) throw new RangeError(`slot ${slot} holds ${this.lengths[slot]} positions but no state of linear-attention layer ${layer}`);
+    return state;
+  }
+
+  /** Keeps `state` as linear-attention `layer`'s state of the slot, for its next positions. */
+  setLinearState(slot: number, layer: number, state: LinearState): void {
+    this.checkSlot(slot);
+    if (!this.isLinearLayer(layer)) throw new RangeError(`layer ${layer} holds no linear-attention state`);
+    const { convStateSize, stateSize } = this.linear!;
+    if (state.conv.length !== convStateSize || state.recurrent.length !== stateSize) throw new RangeError(`a linear-attention state of ${state.conv.length} + ${state.recurrent.length} values where layer ${layer} holds ${convStateSize} + ${stateSize}`);
+    this.linearStates[slot][layer] = state;
   }
 
   /** Positions of slot `slot` that `layer`'s buffers hold: the sequence's last ones (all of them without a window). */
@@ -181,6 +260,8 @@ export class KvCache {
   canCopyPrefix(from: number, positions: number): boolean {
     this.checkSlot(from);
     if (!Number.isInteger(positions) || positions < 0 || positions > this.lengths[from]) return false;
+    // a linear-attention state is that of all the slot's positions, of no shorter prefix
+    if (this.linear && positions !== this.lengths[from]) return false;
     for (let l = 0; l < this.numLayers; l++) if (this.dropped[from * this.numLayers + l] > this.neededFrom(l, positions)) return false;
     return true;
   }
@@ -195,12 +276,19 @@ export class KvCache {
     this.checkSlot(from);
     this.checkSlot(to);
     if (!this.canCopyPrefix(from, positions)) {
-      throw new RangeError(`cannot copy ${positions} positions of slot ${from}, which holds ${this.lengths[from]}${positions <= this.lengths[from] ? ' but has dropped some a windowed layer needs' : ''}`);
+      throw new RangeError(
+        `cannot copy ${positions} positions of slot ${from}, which holds ${this.lengths[from]}${positions > this.lengths[from] ? '' : this.linear ? ', as its linear-attention layers hold the state of all of them and of no shorter prefix' : ' but has dropped some a windowed layer needs'}`,
+      );
     }
     if (this.lengths[to] !== 0) throw new RangeError(`slot ${to} already holds ${this.lengths[to]} positions; a prefix is copied into an empty slot`);
     const { headDim } = this;
     const heads = this.kvWidth / headDim;
     for (let l = 0; l < this.numLayers; l++) {
+      if (this.isLinearLayer(l)) {
+        const state = this.linearStates[from][l];
+        this.linearStates[to][l] = state && positions > 0 ? { conv: state.conv.slice(), recurrent: state.recurrent.slice() } : null;
+        continue;
+      }
       const first = this.neededFrom(l, positions);
       const count = positions - first;
       this.resizeLayer(to, l, count);
@@ -232,6 +320,7 @@ export class KvCache {
     this.inUse[slot] = 1;
     this.lengths[slot] = 0;
     this.dropped.fill(0, slot * this.numLayers, (slot + 1) * this.numLayers);
+    this.linearStates[slot].fill(null);
     return slot;
   }
 
@@ -245,12 +334,14 @@ export class KvCache {
       this.keyBuffers[slot][l] = new Float32Array(0);
       this.valueBuffers[slot][l] = new Float32Array(0);
     }
+    this.linearStates[slot].fill(null);
   }
 
-  /** Bytes of key/value buffers currently allocated. */
+  /** Bytes of key/value buffers and linear-attention states currently allocated. */
   get allocatedBytes(): number {
     let bytes = 0;
     for (const buffers of this.bufferSets()) for (let s = 0; s < this.sequences; s++) for (let l = 0; l < this.numLayers; l++) bytes += buffers[s][l].byteLength;
+    for (const states of this.linearStates) for (const state of states) if (state) bytes += state.conv.byteLength + state.recurrent.byteLength;
     return bytes;
   }
 
@@ -275,6 +366,8 @@ export class KvCache {
     for (let i = 0; i < n; i++) {
       const s = slots ? slots[i] : i;
       for (let l = 0; l < this.numLayers; l++) {
+        // a linear-attention layer's state has its size whatever the positions
+        if (this.isLinearLayer(l)) continue;
         const keep = this.keep[l];
         if (keep === null) {
           this.resizeLayer(s, l, this.held(s, l) + added[i]);

@@ -61,6 +61,9 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
     if (cache.numLayers !== config.numLayers || (opts.layers !== undefined && opts.layers < config.numLayers)) {
       throw new RangeError('a KV cache needs every decoder layer of the model to run');
     }
+    // a linear-attention layer keeps its state in the cache only where the cache was made for it
+    const linear = config.linearAttention?.layers;
+    if (linear?.some((on, l) => on && !cache.isLinearLayer(l))) throw new RangeError('the model has linear-attention layers but the KV cache holds no state for them: make it with kvCacheOptions(config)');
     cache.assertRoom(added, slots);
   }
   const positions = positionsOf(batch);

@@ -57,12 +57,30 @@ export interface SwiGluMatrices {
 }
 
 /** A layer's attention: Llama-lineage multi-head attention, or DeepSeek-V2's multi-head latent attention. */
-export type AttentionWeights = StandardAttentionWeights | MlaAttentionWeights;
+export type AttentionWeights = StandardAttentionWeights | MlaAttentionWeights | LinearAttentionWeights;
+
+/**
+ * Qwen3-Next's Gated DeltaNet (linear-attention.ts; sizes in ModelConfig.linearAttention): the
+ * projections f32 or BF16 as held, the rest f32.
+ */
+export interface LinearAttentionWeights {
+  kind: 'linear';
+  /** the input projections, grouped by key head (Qwen3-Next) or split (Qwen3.5; LinearInputNames) */
+  inProj: { qkvz: Weights; ba: Weights } | { qkv: Weights; z: Weights; b: Weights; a: Weights };
+  /** the depthwise convolution's taps [convDim, kernel] */
+  conv1d: Float32Array;
+  dtBias: Float32Array;
+  aLog: Float32Array;
+  /** the gated norm's weight [dv] */
+  norm: Float32Array;
+  /** [hidden, Vh·dv] */
+  outProj: Weights;
+}
 
 /** The four projections are f32 or BF16 as stored (Weights); biases and norms are f32. */
 export interface StandardAttentionWeights {
   kind?: 'standard';
-  /** [numHeads·headDim, hidden] */
+  /** [numHeads·headDim, hidden]; with ModelConfig.queryGate [numHeads·2·headDim, hidden], each head's query then its gate */
   q: Weights;
   /** [numKvHeads·headDim, hidden] */
   k: Weights;

@@ -22,7 +22,7 @@ import { loadTokenizer, type LoadedTokenizer } from '../tokens/tokenizer.js';
 import { encodeInPlace, type OffThreadEncoder } from './encode-off-thread.js';
 import { LiveExpertProvider } from './expert-residency.js';
 import type { LoadedModel, ModelLoader } from './residency.js';
-import { kvCacheShape, kvSlotBoundBytes, kvWindows } from '../runtime/kv-cache.js';
+import { kvCacheShape, kvSlotBoundBytes, kvWindows, linearCacheLayout, type LinearCacheLayout } from '../runtime/kv-cache.js';
 import { DEFAULT_MAX_PREFILL_TOKENS } from '../runtime/generation/decoder.js';
 import { TensorArena } from '../io/tensor-buffers.js';
 import type { MappedFiles } from '../io/file-map.js';
@@ -72,10 +72,11 @@ export interface ServedModel {
   materialiseBytes: number;
   /**
    * decoder layers and key/value width per position, each layer's sliding window and the most
-   * positions a decoding step adds to a sequence (the decoder's prefill chunk), for the KV-cache
-   * reservation of a request (kvSlotBoundBytes)
+   * positions a decoding step adds to a sequence (the decoder's prefill chunk), and its
+   * linear-attention layers' states (a fixed size a slot), for the KV-cache reservation of a
+   * request (kvSlotBoundBytes)
    */
-  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number };
+  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number; linear?: LinearCacheLayout };
 }
 
 export interface RefusedModel {
@@ -216,12 +217,14 @@ export async function inspectServedModel(
     const declared = typeof fromConfig === 'number' && fromConfig > 1 ? fromConfig : 4096;
     const contextLength = Math.min(declared, opts.maxModelLen ?? declared);
     const kvShape = kvCacheShape(ckpt.config);
+    const linear = linearCacheLayout(ckpt.config);
     const kv: ServedModel['kv'] = {
       layers: ckpt.config.numLayers,
       width: kvShape.width,
       valuesAreKeys: kvShape.valuesAreKeys,
       windows: kvWindows(ckpt.config),
       maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
+      ...(linear ? { linear } : {}),
     };
     const chatTemplate = opts.chatTemplate ?? (await chatTemplateOf(spec.dir, tconf));
     const eosId = ckpt.config.eosTokenIds[0];

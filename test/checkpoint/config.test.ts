@@ -33,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'cohere2_moe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'phimoe', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'cohere2_moe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'phimoe', 'qwen2_moe', 'qwen3_5_moe_text', 'qwen3_moe', 'qwen3_next', 'qwen3_vl_moe_text', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -77,6 +77,40 @@ describe('normalisation from the real key names', () => {
   it('Qwen2-MoE defaults: qkv biases on, shared expert gated, norm_topk_prob false', () => {
     const { config } = familyByName('qwen2_moe').resolveConfig({ model_type: 'qwen2_moe' });
     expect(config).toMatchObject({ qkvBias: true, sharedExpertGated: true, normTopkProb: false, numExperts: 60, topK: 4, expertIntermediateSize: 1408, sharedExpertIntermediateSize: 5632, denseIntermediateSize: 5632 });
+  });
+
+  it('Qwen3-Next defaults (Qwen3NextConfig): linear attention but every 4th layer, a quarter of head_dim 256 rotated, gated queries, zero-centred norms, a gated shared expert', () => {
+    const { config, moeLayers } = familyByName('qwen3_next').resolveConfig({ model_type: 'qwen3_next' });
+    expect(config).toMatchObject({
+      hiddenSize: 2048, numLayers: 48, numHeads: 16, numKvHeads: 2, headDim: 256, rotaryDim: 64, ropeTheta: 10000, rmsNormEps: 1e-6, vocabSize: 151936,
+      numExperts: 512, topK: 10, expertIntermediateSize: 512, sharedExpertIntermediateSize: 512, denseIntermediateSize: 5632, normTopkProb: true, sharedExpertGated: true,
+      qkvBias: false, qkNorm: 'per-head', queryGate: true, zeroCentredNorms: true, tieWordEmbeddings: false,
+    });
+    expect(config.linearAttention).toMatchObject({ numKeyHeads: 16, numValueHeads: 32, keyHeadDim: 128, valueHeadDim: 128, convKernel: 4 });
+    expect(config.linearAttention!.layers).toEqual(Array.from({ length: 48 }, (_, l) => (l + 1) % 4 !== 0));
+    expect(moeLayers.every(Boolean)).toBe(true);
+    // full_attention_interval, listed layer_types, partial_rotary_factor in rope_parameters
+    const family = familyByName('qwen3_next');
+    expect(family.resolveConfig({ model_type: 'qwen3_next', num_hidden_layers: 4, full_attention_interval: 2 }).config.linearAttention!.layers).toEqual([true, false, true, false]);
+    const listed = ['full_attention', 'linear_attention', 'linear_attention'];
+    expect(family.resolveConfig({ model_type: 'qwen3_next', num_hidden_layers: 3, layer_types: listed }).config.linearAttention!.layers).toEqual([false, true, true]);
+    expect(family.resolveConfig({ model_type: 'qwen3_next', head_dim: 64, rope_parameters: { rope_type: 'default', rope_theta: 1e7, partial_rotary_factor: 0.5 } }).config).toMatchObject({ rotaryDim: 32, ropeTheta: 1e7 });
+    expect(() => family.resolveConfig({ model_type: 'qwen3_next', num_hidden_layers: 2, layer_types: listed })).toThrow(/'layer_types': 3 entries for num_hidden_layers 2/);
+    expect(() => family.resolveConfig({ model_type: 'qwen3_next', linear_num_key_heads: 3, linear_num_value_heads: 4 })).toThrow(/linear_num_value_heads \(4\) is not a multiple of linear_num_key_heads \(3\)/);
+  });
+
+  it('Qwen3.5-MoE’s language model defaults (Qwen3_5MoeTextConfig): Qwen3-Next’s layers, every one MoE and always renormalised, its own sizes', () => {
+    const { config, moeLayers } = familyByName('qwen3_5_moe_text').resolveConfig({ model_type: 'qwen3_5_moe_text' });
+    expect(config).toMatchObject({
+      hiddenSize: 2048, numLayers: 40, numHeads: 16, numKvHeads: 2, headDim: 256, rotaryDim: 64, vocabSize: 248320, rmsNormEps: 1e-6,
+      numExperts: 256, topK: 8, expertIntermediateSize: 512, sharedExpertIntermediateSize: 512, denseIntermediateSize: 0, normTopkProb: true, sharedExpertGated: true,
+      queryGate: true, zeroCentredNorms: true, qkNorm: 'per-head',
+    });
+    expect(config.linearAttention).toMatchObject({ numKeyHeads: 16, numValueHeads: 32, keyHeadDim: 128, valueHeadDim: 128, convKernel: 4 });
+    expect(config.linearAttention!.layers).toEqual(Array.from({ length: 40 }, (_, l) => (l + 1) % 4 !== 0));
+    expect(moeLayers).toEqual(Array.from({ length: 40 }, () => true));
+    // transformers' router renormalises whatever norm_topk_prob says, and every layer is MoE whatever mlp_only_layers says
+    expect(familyByName('qwen3_5_moe_text').resolveConfig({ model_type: 'qwen3_5_moe_text', norm_topk_prob: false, mlp_only_layers: [0] })).toMatchObject({ config: { normTopkProb: true }, moeLayers: Array.from({ length: 40 }, () => true) });
   });
 
   it('OLMoE: null num_key_value_heads means one kv head per head; clip_qkv carried', () => {
@@ -355,7 +389,7 @@ describe('normalisation from the real key names', () => {
     expect(resolveLanguageModel(text).wrapper).toBeNull();
     expect(() => resolveLanguageModel({ model_type: 'mistral3' })).toThrow(/'text_config': a Mistral 3 vision-language .* needs its language model's config there/);
     expect(() => resolveLanguageModel({ model_type: 'mistral3', text_config: { model_type: 'ministral3' } })).toThrow(/text_config has model_type "ministral3"; rfid-moe reads .* whose language model is mistral4/);
-    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: glm4v_moe, llama4, mistral3, qwen3_vl_moe/);
+    expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'mixtral' } })).toThrow(/unsupported model_type 'llava': a multimodal model around a language model of model_type 'mixtral', which rfid-moe reads, but this wrapper has not been checked against transformers; supported wrappers: glm4v_moe, llama4, mistral3, qwen3_5_moe, qwen3_vl_moe/);
     expect(() => resolveLanguageModel({ model_type: 'llava', text_config: { model_type: 'llama' } })).toThrow(/unsupported model_type 'llava'; supported model types:/);
   });
 

@@ -76,8 +76,16 @@ export function independentCounts(raw: Raw): IndependentCounts {
       I = num(raw, 'intermediate_size');
       isMoe = () => true;
       break;
+    case 'qwen3_5_moe_text':
+      // every layer MoE, a gated shared expert
+      E = num(raw, 'num_experts');
+      I = num(raw, 'moe_intermediate_size');
+      isMoe = () => true;
+      sharedPerLayer = 3 * num(raw, 'shared_expert_intermediate_size') * H + H;
+      break;
     case 'qwen2_moe':
     case 'qwen3_moe':
+    case 'qwen3_next':
     case 'qwen3_vl_moe_text': {
       E = num(raw, 'num_experts');
       I = num(raw, 'moe_intermediate_size');
@@ -85,7 +93,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
       const mlpOnly = raw.mlp_only_layers as number[];
       const step = num(raw, 'decoder_sparse_step');
       isMoe = (l) => !mlpOnly.includes(l) && (l + 1) % step === 0;
-      if (type === 'qwen2_moe') {
+      if (type === 'qwen2_moe' || type === 'qwen3_next') {
         const S = num(raw, 'shared_expert_intermediate_size');
         sharedPerLayer = 3 * S * H + H; // gate, up, down + the [1, H] sigmoid gate
       }
@@ -264,6 +272,21 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'afmoe') attentionPerLayer += 2 * hd + heads * hd * H; // per-head q/k norms, gate_proj [heads·hd, H]
     if (type === 'phimoe' && raw.attention_bias === true) attentionPerLayer += heads * hd + 2 * kv * hd + H; // q/k/v/o biases
     if (type === 'cohere2_moe' && raw.attention_bias === true) attentionPerLayer += heads * hd + 2 * kv * hd + H; // q/k/v/o biases
+    if (type === 'qwen3_next' || type === 'qwen3_5_moe_text') {
+      // (Qwen3.5's four input projections hold what Qwen3-Next's two grouped ones do)
+      // full-attention layers: q_proj [2·heads·hd, H] (query and gate), k/v, o, per-head q/k norms;
+      // Gated DeltaNet layers: in_proj_qkvz, in_proj_ba, conv1d [2·Kh·dk + Vh·dv, 1, kernel], dt_bias, A_log, norm [dv], out_proj
+      const interval = (raw.full_attention_interval as number | undefined) ?? 4;
+      const types = (raw.layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, l) => ((l + 1) % interval === 0 ? 'full_attention' : 'linear_attention'));
+      const full = 3 * heads * hd * H + 2 * kv * hd * H + 2 * hd;
+      const kd = num(raw, 'linear_num_key_heads') * num(raw, 'linear_key_head_dim');
+      const vh = num(raw, 'linear_num_value_heads');
+      const vdim = num(raw, 'linear_value_head_dim');
+      const linear = (2 * kd + 2 * vh * vdim) * H + 2 * vh * H + (2 * kd + vh * vdim) * num(raw, 'linear_conv_kernel_dim') + 2 * vh + vdim + H * vh * vdim;
+      const nFull = types.filter((t) => t === 'full_attention').length;
+      // counted once per layer below
+      attentionPerLayer = (nFull * full + (L - nFull) * linear) / L;
+    }
     if (type === 'dots1') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + 2 * hd; // per-head q/k norms always
   }
 

@@ -58,6 +58,8 @@ const CASES: Case[] = [
   { family: 'afmoe', label: 'afmoe (four norms a layer, gated attention, windows with RoPE only there, muP, router under mlp.router)', tol: 1e-5 },
   { family: 'phimoe', label: 'phimoe (LayerNorms with biases, q/k/v/o and lm_head biases, sparsemixer, LongRoPE)', tol: 1e-5 },
   { family: 'cohere2_moe', label: 'cohere2_moe (LayerNorms, the parallel block, interleaved RoPE in windowed and dense layers, averaged shared expert, logit_scale)', tol: 1e-5 },
+  { family: 'qwen3_next', label: 'qwen3_next (Gated DeltaNet layers carried unchanged, gated attention, zero-centred norms, gated shared expert)', tol: 1e-5 },
+  { family: 'qwen3_5_moe_text', label: 'qwen3_5_moe_text (Qwen3-Next\'s layers, the linear layers\' input projections apart, every layer MoE)', tol: 1e-5 },
   { family: 'llama4_text', label: 'llama4_text (chunks, routing weights on the experts\' inputs, experts fused transposed gate first)', tol: 1e-5 },
   { family: 'mixtral', label: 'mixtral fused experts', opts: { fusedExperts: true }, tol: 1e-5 },
   // BF16: factors are stored in BF16, dense Ŵ is rounded once more to BF16

@@ -9,6 +9,8 @@
  * | mixtral     | all 2                                  | block_sparse_moe.experts.{e}.w1/w3/w2            |
  * | qwen2_moe   | 0 and 2 of 3 (mlp_only_layers [1])     | q/k/v biases, shared_expert + shared_expert_gate |
  * | qwen3_moe   | all 2                                  | head_dim 12 ≠ 32/4, per-head q_norm/k_norm [12]  |
+ * | qwen3_next  | 0 and 2 of 3 (mlp_only_layers [1])     | Gated DeltaNet layers 0 and 2 (linear_attn: 2 key heads of 8, 4 value heads of 6, conv kernel 4), gated full attention on layer 1 (full_attention_interval 2: q_proj emits query and gate, head_dim 16, RoPE over 4), zero-centred norms, shared_expert + shared_expert_gate |
+ * | qwen3_5_moe_text | all 3                             | qwen3_next's but the linear layers' input projections apart (in_proj_qkv in the convolution's order, in_proj_z, in_proj_b, in_proj_a), every layer MoE, always renormalised |
  * | olmoe       | all 2                                  | whole-projection q_norm [H·…]/k_norm             |
  * | deepseek    | 1 and 2 of 3 (first_k_dense_replace 1) | shared_experts (2 × expert width), dense layer 0 |
  * | deepseek_v2 | 1 and 2 of 3 (first_k_dense_replace 1) | as deepseek + MLA attention, routed_scaling_factor |
@@ -375,6 +377,109 @@ function qwen2MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
     layers.push(tensor(d, `${P(l)}.mlp.shared_expert_gate.weight`, [1, d.H], 'linear'));
   }
   return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
+ * Qwen3-Next (qwen3_next): Gated DeltaNet layers (linear_attn) beside gated full attention every
+ * full_attention_interval-th layer (2: layer 1 of 3); 2 key heads of 8 and 4 value heads of 6 (two
+ * value heads a key head, as the releases' 16 and 32), a conv kernel of 4; the attention's q_proj
+ * emits each head's query and gate (head_dim 16, a quarter rotated); zero-centred norms (drawn
+ * near 0) but the gated one; Qwen2-MoE's MoE blocks with a shared expert, layer 1 dense
+ * (mlp_only_layers [1]).
+ */
+function qwen3NextFixture(d: Dims, o: TinyCheckpointOptions, family: 'qwen3_next' | 'qwen3_5_moe_text' = 'qwen3_next'): FamilyFixture {
+  // Qwen3.5-MoE's language model: every layer MoE, the router always renormalising, no keys for either
+  const qwen35 = family === 'qwen3_5_moe_text';
+  const mlpOnly = qwen35 ? [] : (o.mlpOnlyLayers ?? [1]);
+  const step = qwen35 ? 1 : (o.decoderSparseStep ?? 1);
+  const shared = o.sharedExpertIntermediateSize ?? 20;
+  const headDim = o.headDim ?? 16;
+  const lin = { keyHeads: 2, valueHeads: 4, keyDim: 8, valueDim: 6, kernel: 4 };
+  const interval = 2;
+  const config = {
+    architectures: [qwen35 ? 'Qwen3_5MoeForCausalLM' : 'Qwen3NextForCausalLM'],
+    model_type: family,
+    hidden_size: d.H,
+    ...(qwen35 ? {} : { intermediate_size: d.dense, norm_topk_prob: o.normTopkProb ?? true, decoder_sparse_step: step, mlp_only_layers: mlpOnly }),
+    moe_intermediate_size: d.I,
+    shared_expert_intermediate_size: shared,
+    num_experts: d.E,
+    num_experts_per_tok: d.K,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    partial_rotary_factor: o.partialRotaryFactor ?? 0.25,
+    full_attention_interval: interval,
+    linear_conv_kernel_dim: lin.kernel,
+    linear_key_head_dim: lin.keyDim,
+    linear_value_head_dim: lin.valueDim,
+    linear_num_key_heads: lin.keyHeads,
+    linear_num_value_heads: lin.valueHeads,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-6,
+    rope_theta: 10000,
+    attention_bias: false,
+    router_aux_loss_coef: 0.001,
+    tie_word_embeddings: d.tied,
+    bos_token_id: d.V - 1,
+    eos_token_id: d.V - 1,
+  };
+  const listed = o.configKeys?.layer_types as string[] | undefined;
+  // zero-centred: the model multiplies by 1 + w
+  const zeroNorm = (name: string, width: number) => tensor(d, name, [width], 'bias');
+  const keyWidth = lin.keyHeads * lin.keyDim;
+  const valueWidth = lin.valueHeads * lin.valueDim;
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    layers.push(zeroNorm(`${P(l)}.input_layernorm.weight`, d.H), zeroNorm(`${P(l)}.post_attention_layernorm.weight`, d.H));
+    const full = listed ? listed[l] === 'full_attention' : (l + 1) % interval === 0;
+    if (full) {
+      const a = `${P(l)}.self_attn`;
+      layers.push(
+        tensor(d, `${a}.q_proj.weight`, [2 * d.heads * headDim, d.H], 'linear'),
+        tensor(d, `${a}.k_proj.weight`, [d.kvHeads * headDim, d.H], 'linear'),
+        tensor(d, `${a}.v_proj.weight`, [d.kvHeads * headDim, d.H], 'linear'),
+        tensor(d, `${a}.o_proj.weight`, [d.H, d.heads * headDim], 'linear'),
+        zeroNorm(`${a}.q_norm.weight`, headDim),
+        zeroNorm(`${a}.k_norm.weight`, headDim),
+      );
+    } else {
+      const a = `${P(l)}.linear_attn`;
+      if (qwen35) {
+        // in the convolution's order: all queries, all keys, all values; then z, b, a apart
+        layers.push(
+          tensor(d, `${a}.in_proj_qkv.weight`, [2 * keyWidth + valueWidth, d.H], 'linear'),
+          tensor(d, `${a}.in_proj_z.weight`, [valueWidth, d.H], 'linear'),
+          tensor(d, `${a}.in_proj_b.weight`, [lin.valueHeads, d.H], 'linear'),
+          tensor(d, `${a}.in_proj_a.weight`, [lin.valueHeads, d.H], 'linear'),
+        );
+      } else {
+        layers.push(tensor(d, `${a}.in_proj_qkvz.weight`, [2 * keyWidth + 2 * valueWidth, d.H], 'linear'), tensor(d, `${a}.in_proj_ba.weight`, [2 * lin.valueHeads, d.H], 'linear'));
+      }
+      layers.push(
+        tensor(d, `${a}.conv1d.weight`, [2 * keyWidth + valueWidth, 1, lin.kernel], 'linear'),
+        tensor(d, `${a}.dt_bias`, [lin.valueHeads], 'norm'),
+        tensor(d, `${a}.A_log`, [lin.valueHeads], 'bias'),
+        tensor(d, `${a}.norm.weight`, [lin.valueDim], 'norm'),
+        tensor(d, `${a}.out_proj.weight`, [d.H, valueWidth], 'linear'),
+      );
+    }
+    const isMoe = !mlpOnly.includes(l) && (l + 1) % step === 0;
+    if (!isMoe) {
+      layers.push(...mlp(d, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj', d.dense));
+      continue;
+    }
+    layers.push(tensor(d, `${P(l)}.mlp.gate.weight`, [d.E, d.H], 'linear'));
+    layers.push(...routedExperts(d, l, `${P(l)}.mlp`, 'gate_proj', 'up_proj', 'down_proj'));
+    layers.push(...mlp(d, `${P(l)}.mlp.shared_expert`, 'gate_proj', 'up_proj', 'down_proj', shared));
+    layers.push(tensor(d, `${P(l)}.mlp.shared_expert_gate.weight`, [1, d.H], 'linear'));
+  }
+  const out = embeddingsAndHead(d, layers);
+  // the final norm is zero-centred too
+  return { config, tensors: out.map((t) => (t.name === 'model.norm.weight' ? zeroNorm(t.name, d.H) : t)) };
 }
 
 function qwen3MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
@@ -1557,7 +1662,7 @@ function llama4TextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, phimoe: 2, solar_open: 2, axk1: 3, cohere2_moe: 4, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, qwen3_next: 3, qwen3_5_moe_text: 3, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, phimoe: 2, solar_open: 2, axk1: 3, cohere2_moe: 4, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1588,6 +1693,10 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return qwen2MoeFixture(d, opts);
       case 'qwen3_moe':
         return qwen3MoeFixture(d, opts);
+      case 'qwen3_next':
+        return qwen3NextFixture(d, opts);
+      case 'qwen3_5_moe_text':
+        return qwen3NextFixture(d, opts, 'qwen3_5_moe_text');
       case 'olmoe':
         return olmoeFixture(d, opts);
       case 'deepseek':
@@ -1666,6 +1775,8 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'mixtral',
   'qwen2_moe',
   'qwen3_moe',
+  'qwen3_next',
+  'qwen3_5_moe_text',
   'olmoe',
   'deepseek',
   'deepseek_v2',

@@ -25,7 +25,8 @@
  * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) and
  * linear and Llama 3 RoPE scaling, gpt-oss (sinks, biased experts stored transposed) and Llama 4's
  * text model (chunked attention, a weightless q/k norm, position-scaled queries on its NoPE layers,
- * sigmoid routing that scales the experts' inputs, experts stored transposed) come from the
+ * sigmoid routing that scales the experts' inputs, experts stored transposed) and Qwen3-Next (Gated
+ * DeltaNet linear attention beside gated full attention, zero-centred norms) come from the
  * TypeScript fixture generator, their float keys rewritten as floats as transformers writes them.
  */
 import { readFileSync } from 'node:fs';
@@ -280,6 +281,18 @@ const CASES: Case[] = [
   { name: 'gpt_oss-top3-tied', family: 'gpt_oss', fixture: { seed: 29, numLayers: 3, topK: 3, tieWordEmbeddings: true, headDim: 12 } },
   // … and as it is released: its experts in MXFP4 (hidden and width multiples of 32), read dequantised on both sides
   { name: 'gpt_oss-mxfp4', family: 'gpt_oss', fixture: { seed: 30, expertIntermediateSize: 32 }, mxfp4: true },
+  // Qwen3-Next: Gated DeltaNet layers (two value heads a key head, a conv of 4) beside gated full
+  // attention with a quarter of each head rotated, zero-centred norms, Qwen2-MoE's blocks with a
+  // gated shared expert and a dense layer …
+  { name: 'qwen3_next', family: 'qwen3_next', fixture: { seed: 55, topK: 3 } },
+  // … and as transformers ≥ 5 saves it (experts fused), layer_types listed (full attention first), every layer MoE, tied embeddings
+  {
+    name: 'qwen3_next-fused-types-tied',
+    family: 'qwen3_next',
+    fixture: { seed: 52, numLayers: 4, fusedExperts: true, mlpOnlyLayers: [], tieWordEmbeddings: true, configKeys: { layer_types: ['full_attention', 'linear_attention', 'linear_attention', 'full_attention'] } },
+  },
+  // Qwen3.5-MoE's language model: Qwen3-Next's layers with the linear layers' input projections apart, every layer MoE, fused experts
+  { name: 'qwen3_5_moe_text', family: 'qwen3_5_moe_text', fixture: { seed: 54, topK: 3, fusedExperts: true } },
   // Llama 4's text model: RoPE layers (0-2) with a weightless q/k norm attending within chunks of 4
   // (the prompt crosses three, the greedy tokens five more), a NoPE layer (3) whose queries scale
   // every 3 positions, MoE layers every other one beside dense MLPs, top-2 sigmoid routing that
@@ -304,7 +317,7 @@ const CASES: Case[] = [
   },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-types-shared-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'cohere2_moe', 'cohere2_moe-rms-sigmoid-fused', 'hy_v3', 'phimoe', 'phimoe-fused-unbiased-window', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup', 'llama4_text', 'llama4_text-llama3-all-moe-tied']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-types-shared-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'cohere2_moe', 'cohere2_moe-rms-sigmoid-fused', 'hy_v3', 'phimoe', 'phimoe-fused-unbiased-window', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup', 'llama4_text', 'llama4_text-llama3-all-moe-tied', 'qwen3_next', 'qwen3_next-fused-types-tied', 'qwen3_5_moe_text']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

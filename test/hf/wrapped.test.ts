@@ -8,8 +8,9 @@
  * (its module names are language_model.model.…; its default does not tie); and a
  * Qwen3VLMoeForConditionalGeneration drawn at random by transformers (its language model has no
  * class of its own to load a fixture with), its experts as transformers saves them and as the
- * releases store them, transposed; and a Glm4vMoeForConditionalGeneration (GLM-4.5V) drawn the
- * same way.
+ * releases store them, transposed; a Glm4vMoeForConditionalGeneration (GLM-4.5V) and a
+ * Qwen3_5MoeForConditionalGeneration (Qwen3.5-MoE: Gated DeltaNet layers beside gated attention)
+ * drawn the same way.
  *
  * - rfid-moe opens it as its language model: the logits on text and the greedy tokens equal
  *   transformers' on the multimodal model;
@@ -38,9 +39,9 @@ const golden = JSON.parse(await readFile(path.join(repoRoot, 'test', 'golden', '
 
 interface WrapCase {
   name: string;
-  wrapper: 'mistral3' | 'llama4' | 'qwen3_vl_moe' | 'glm4v_moe';
+  wrapper: 'mistral3' | 'llama4' | 'qwen3_vl_moe' | 'glm4v_moe' | 'qwen3_5_moe';
   /** the language model's family and its fixture (transformers reads these families' experts fused only), or the config transformers draws it from */
-  family: 'mistral4' | 'llama4_text' | 'qwen3_vl_moe_text' | 'glm4v_moe_text';
+  family: 'mistral4' | 'llama4_text' | 'qwen3_vl_moe_text' | 'glm4v_moe_text' | 'qwen3_5_moe_text';
   fixture: TinyCheckpointOptions | { textConfig: Record<string, unknown>; expertsTransposed: boolean };
   prefix: 'release' | 'module';
   tie: boolean | null;
@@ -63,6 +64,13 @@ const glm4vText = {
   model_type: 'glm4v_moe_text', vocab_size: 64, hidden_size: 32, intermediate_size: 24, moe_intermediate_size: 12, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
   n_routed_experts: 8, n_shared_experts: 1, num_experts_per_tok: 3, first_k_dense_replace: 1, n_group: 1, topk_group: 1, routed_scaling_factor: 1.5, rms_norm_eps: 1e-5, max_position_embeddings: 256,
   rope_parameters: { rope_type: 'default', rope_theta: 10000.0, partial_rotary_factor: 0.5, mrope_section: [2, 1, 1] },
+};
+
+const qwen35Text = {
+  model_type: 'qwen3_5_moe_text', vocab_size: 64, hidden_size: 32, moe_intermediate_size: 12, shared_expert_intermediate_size: 20, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16,
+  num_experts: 8, num_experts_per_tok: 3, full_attention_interval: 2, rms_norm_eps: 1e-6, max_position_embeddings: 256,
+  linear_num_key_heads: 2, linear_num_value_heads: 4, linear_key_head_dim: 8, linear_value_head_dim: 6, linear_conv_kernel_dim: 4,
+  rope_parameters: { rope_type: 'default', rope_theta: 10000.0, partial_rotary_factor: 0.25, mrope_section: [1, 1, 0], mrope_interleaved: true },
 };
 
 const CASES: WrapCase[] = [
@@ -94,6 +102,19 @@ const CASES: WrapCase[] = [
     head: 'lm_head.weight',
     outside: ['model.visual.blocks', 'model.visual.merger'],
   },
+  {
+    name: 'qwen3_5_moe',
+    wrapper: 'qwen3_5_moe',
+    family: 'qwen3_5_moe_text',
+    // Gated DeltaNet layers 0 and 2 around gated attention, a quarter of each head rotated (its mrope sections cover it), experts as transformers saves them
+    fixture: { textConfig: qwen35Text, expertsTransposed: false },
+    prefix: 'module',
+    tie: null,
+    tied: false,
+    layers: 'model.language_model.layers.',
+    head: 'lm_head.weight',
+    outside: ['model.visual.blocks', 'model.visual.merger'],
+  },
   { name: 'llama4-default-untied', wrapper: 'llama4', family: 'llama4_text', fixture: { seed: 48, topK: 1 }, prefix: 'release', tie: null, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_model', 'multi_modal_projector'] },
 ];
 const GREEDY_TOKENS = 16;
@@ -114,7 +135,7 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
     for (const c of CASES) {
       const out = path.join(root.dir, c.name);
       if ('textConfig' in c.fixture) {
-        wrapJobs.push({ op: 'wrap', textConfig: c.fixture.textConfig, expertsTransposed: c.fixture.expertsTransposed, out, wrapper: c.wrapper as 'qwen3_vl_moe' | 'glm4v_moe', tie: c.tie, seed: 3 });
+        wrapJobs.push({ op: 'wrap', textConfig: c.fixture.textConfig, expertsTransposed: c.fixture.expertsTransposed, out, wrapper: c.wrapper as 'qwen3_vl_moe' | 'glm4v_moe' | 'qwen3_5_moe', tie: c.tie, seed: 3 });
         continue;
       }
       const text = path.join(root.dir, `${c.name}-text`);

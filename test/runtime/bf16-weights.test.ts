@@ -202,7 +202,7 @@ describe('where experts stay f32', () => {
     const layer = await provider.layer(0);
     if (layer.mlp.kind !== 'moe') throw new Error('expected an MoE layer');
     expect(await layer.mlp.moe.expert(0)).toBeInstanceOf(DenseSwiGlu);
-    expect(layer.attention.q).toBeInstanceOf(Float32Array);
+    expect((layer.attention as StandardAttentionWeights).q).toBeInstanceOf(Float32Array);
     expect((layer.mlp.moe.shared as SwiGlu).gate).toBeInstanceOf(Float32Array);
     expect(await provider.lmHeadRows(0, 2)).toBeInstanceOf(Float32Array);
     expect(residentWeightBytes(ckpt, { bf16Weights: true })).toBe(residentWeightBytes(ckpt));
@@ -214,7 +214,7 @@ describe('where experts stay f32', () => {
     const layer = await provider.layer(0);
     if (layer.mlp.kind !== 'moe') throw new Error('expected an MoE layer');
     expect(await layer.mlp.moe.expert(0)).toBeInstanceOf(DenseSwiGlu);
-    for (const w of [layer.attention.q, layer.attention.o, (layer.mlp.moe.shared as SwiGlu).down, await provider.lmHeadRows(0, 2), await provider.embedRows(0, 2)]) expect(w).toBeInstanceOf(Float32Array);
+    for (const w of [(layer.attention as StandardAttentionWeights).q, (layer.attention as StandardAttentionWeights).o, (layer.mlp.moe.shared as SwiGlu).down, await provider.lmHeadRows(0, 2), await provider.embedRows(0, 2)]) expect(w).toBeInstanceOf(Float32Array);
   });
 });
 

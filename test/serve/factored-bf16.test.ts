@@ -194,7 +194,7 @@ describe('a factored model with BF16 weights kept as stored', () => {
     expect(await p.lmHeadRows(0, V)).toEqual(bitsOf(await model.readF32(model.layout.lmHead)));
     expect(await p.embedRows(0, V)).toEqual(bitsOf(await model.readF32(model.layout.embed)));
     const f32 = new LiveExpertProvider(model, engine, { denseBytes: 0 });
-    expect((await f32.layer(0)).attention.q).toBeInstanceOf(Float32Array);
+    expect(((await f32.layer(0)).attention as StandardAttentionWeights).q).toBeInstanceOf(Float32Array);
   });
 
   it('its planned resident size counts 2 bytes for each kept BF16 value', async () => {

@@ -15,7 +15,7 @@
 import type { Engine, LogitStatsOut } from '../../engine/types.js';
 import { batchFromSequences } from '../batch.js';
 import { logitsInto, type LogitsWorkspace } from '../head.js';
-import { KvCache, kvCacheShape, kvWindows } from '../kv-cache.js';
+import { KvCache, kvCacheOptions, kvCacheShape } from '../kv-cache.js';
 import { runDecoder } from '../layerwise.js';
 import { ResidentWeights } from '../resident-weights.js';
 import type { WeightProvider } from '../weights.js';
@@ -288,7 +288,7 @@ export class BatchDecoder {
     if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS;
     const shape = kvCacheShape(config);
-    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(config) });
+    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys, kvCacheOptions(config));
   }
 
   /** requests being decoded / waiting for a slot */
@@ -459,7 +459,8 @@ export class BatchDecoder {
 
   /** The live sequence a new prompt copies its beginning from (shared-prefix.ts), unless sharing is off. */
   private prefixLeader(ids: Int32Array, promptTop: number | null, cacheSalt: string | null): { leader: Sequence; positions: number } | null {
-    if (this.opts.sharePrefixes === false) return null;
+    // a linear-attention state sums up all of a sequence's positions: no shorter beginning can be copied (KvCache.canCopyPrefix)
+    if (this.opts.sharePrefixes === false || this.cache.holdsLinearState) return null;
     return longestSharedBeginning([...this.active, ...this.waiting], ids, promptTop, cacheSalt);
   }
 

@@ -11,7 +11,7 @@ import type { Engine } from '../../engine/types.js';
 import { mulberry32 } from '../../util/prng.js';
 import { batchFromSequences } from '../batch.js';
 import { streamLogits } from '../head.js';
-import { KvCache, kvCacheShape, kvWindows } from '../kv-cache.js';
+import { KvCache, kvCacheOptions, kvCacheShape } from '../kv-cache.js';
 import { runDecoder } from '../layerwise.js';
 import type { WeightProvider } from '../weights.js';
 import { drawToken } from './sampling.js';
@@ -41,7 +41,7 @@ export async function sampleSequences(provider: WeightProvider, engine: Engine, 
     return s;
   });
   const shape = kvCacheShape(provider.config);
-  const cache = new KvCache(provider.config.numLayers, count, length, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(provider.config) });
+  const cache = new KvCache(provider.config.numLayers, count, length, shape.width, shape.headDim, shape.valuesAreKeys, kvCacheOptions(provider.config));
   for (let t = 1; t < length; t++) {
     // each sequence's newest token; the cache supplies the positions before it
     const batch = batchFromSequences(sequences.map((s) => s.subarray(t - 1, t)));
