@@ -70,6 +70,9 @@ const CASES: Case[] = [
   { modelType: 'phimoe', family: 'phimoe' },
   { modelType: 'qwen2_moe', family: 'qwen2_moe' },
   { modelType: 'qwen3_moe', family: 'qwen3_moe' },
+  { modelType: 'qwen3_next', family: 'qwen3_next' },
+  { modelType: 'qwen3_5_moe', family: 'qwen3_5_moe_text', multimodal: true },
+  { modelType: 'qwen3_5_moe_text', family: 'qwen3_5_moe_text' },
   { modelType: 'qwen3_vl_moe', family: 'qwen3_vl_moe_text' },
   { modelType: 'solar_open', family: 'solar_open' },
 ];
