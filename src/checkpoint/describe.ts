@@ -59,7 +59,7 @@ export interface CheckpointDescription {
   weightlessQkNormLayers?: number[];
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
-  /** GraniteMoE-SWA: each layer's RoPE base (0: none), where the rotating layers' bases differ (ModelConfig.layerRopeThetas) */
+  /** GraniteMoE-SWA, MiMo-V2-Flash: each layer's RoPE base (0: none), where the rotating layers' bases differ (ModelConfig.layerRopeThetas) */
   layerRopeThetas?: number[];
   /** DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, and the layers that run one */
   sparseAttention?: { indexTopK: number; indexerLayers: number[] };

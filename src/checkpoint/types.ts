@@ -107,8 +107,8 @@ export interface ModelConfig {
   nopeLayers?: readonly boolean[];
   /**
    * The RoPE base of each layer, where the rotating layers' bases differ (GraniteMoE-SWA's
-   * layer_rope_theta); absent: every rotating layer uses ropeTheta. The runtime applies one base,
-   * so a model with this is not run (checkpoint/runnable.ts), only inspected and compressed.
+   * layer_rope_theta, MiMo-V2-Flash's per layer type; 0: a layer without RoPE); absent: every
+   * rotating layer uses ropeTheta. Each layer rotates with its own base (runtime/rope.ts, ropeSpecOf).
    */
   layerRopeThetas?: readonly number[];
   tieWordEmbeddings: boolean;

@@ -27,7 +27,10 @@ export interface AttentionContext {
   config: ModelConfig;
   batch: TokenBatch;
   positions: Int32Array;
+  /** the RoPE tables of the layer being run (attentionStep sets them where layers rotate with bases of their own) */
   rope: RopeTables;
+  /** the positions the tables must cover: the batch's longest sequence with its cached past */
+  ropePositions?: number;
   /** the softmax's scale: 1/√(query head width), times DeepSeek's YaRN mscale² (RopeSpec.softmaxScale), or Granite's attention_multiplier */
   scale: number;
   /** keys further back than this many positions are masked: the window of the layer being run (attentionStep sets it), null = none */

@@ -143,6 +143,8 @@ const CASES: Case[] = [
       configKeys: { sliding_window: 3, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'sliding_attention'], layer_rope_theta: [500000, 500000, 500000, 500000] },
     },
   },
+  // … and RoPE bases that differ between layers (layer_rope_theta), each layer rotating with its own, a layer without RoPE among them
+  { name: 'granitemoe_swa-bases', family: 'granitemoe_swa', fixture: { seed: 43, numLayers: 4, configKeys: { sliding_window: 4, layer_rope_theta: [10000, 0, 500000, 1000] } } },
   // MiniMax-M2: q/k normalised over the whole projections, RoPE over part of each head
   // (rotary_dim), sigmoid routing with its correction bias among all experts, Mixtral's names …
   { name: 'minimax_m2', family: 'minimax_m2', fixture: { seed: 13, topK: 3 } },
@@ -282,7 +284,7 @@ const CASES: Case[] = [
   },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-types-shared-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup', 'llama4_text', 'llama4_text-llama3-all-moe-tied']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-bases', 'granitemoe_swa-types-shared-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup', 'llama4_text', 'llama4_text-llama3-all-moe-tied']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));
