@@ -9,14 +9,8 @@ import type { ModelConfig } from './types.js';
 
 /** Why the runtime cannot run this model, ending in what the user can still do; null: it can. */
 export function unrunnableReason(config: ModelConfig): string | null {
-  const problem = ropeProblem(config) ?? attentionShapeProblem(config);
+  const problem = ropeProblem(config);
   return problem === null ? null : cannotRun(problem);
-}
-
-/** Layers that differ in kv heads or sinks, or value heads narrower than keys (MiMo-V2-Flash): the runtime's attention takes one shape. */
-function attentionShapeProblem(config: Pick<ModelConfig, 'layerKvHeads' | 'valueHeadDim' | 'sinkLayers' | 'attentionValueScale'>): string | null {
-  if (config.layerKvHeads === undefined && config.valueHeadDim === undefined && config.sinkLayers === undefined && config.attentionValueScale === undefined) return null;
-  return 'its attention layers differ in kv heads and sinks, with value heads of another width than its query/key heads, which the runtime does not implement';
 }
 
 /** A problem that stops the runtime, said with what the user can still do. */

@@ -15,7 +15,9 @@
  *
  * Layout of one slot's buffer per layer: head-major, [kvWidth/headDim heads][allocated positions]
  * [headDim], so attention reads one kv head's keys as one contiguous matrix without gathering.
- * With headDim = kvWidth (the default) that is plain position-major rows of kvWidth.
+ * With headDim = kvWidth (the default) that is plain position-major rows of kvWidth. Layers may
+ * differ in kv heads (KvCacheOptions.layerWidths: MiMo-V2-Flash's sliding layers have twice its
+ * full layers'); each layer's buffers are then as wide as its own.
  *
  * A layer with a sliding window W (gpt-oss's, Mixtral's `sliding_window`) keeps only the positions
  * its next rows can attend to: the last W − 1 of the past, and a step's new rows. Its buffers hold
@@ -32,6 +34,7 @@
  * attends to at most the C − 1 positions before it, from its chunk's start, which attention finds
  * from the positions the layer has dropped (attention-chunks.ts).
  */
+import { attentionShapeOf } from '../checkpoint/attention-shape.js';
 import { localSpanOf } from '../checkpoint/sliding-window.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 /**
@@ -43,38 +46,50 @@ import type { ModelConfig } from '../checkpoint/types.js';
  */
 export function kvSlotBoundBytes(
   numLayers: number, kvWidth: number, capacity: number, positions: number, valuesAreKeys = false,
-  /** the layers' sliding windows (KvCacheOptions.windows) and the most positions one step adds (the decoder's prefill chunk) */
-  opts: { windows?: ReadonlyArray<number | null>; maxStep?: number } = {},
+  /**
+   * the layers' sliding windows (KvCacheOptions.windows), the most positions one step adds (the
+   * decoder's prefill chunk), and each layer's width where layers differ (KvCacheOptions.layerWidths; absent: kvWidth)
+   */
+  opts: { windows?: ReadonlyArray<number | null>; maxStep?: number; layerWidths?: ReadonlyArray<number> } = {},
 ): number {
   const full = Math.min(capacity, Math.max(16, 2 * positions));
-  let allocated = 0;
+  // positions × width, summed over the layers
+  let values = 0;
   for (let l = 0; l < numLayers; l++) {
     const window = opts.windows?.[l] ?? null;
     // a windowed layer: W − 1 past positions and a step's rows, or 2(W − 1) (resizeLayer)
     const keep = window === null ? null : window - 1;
-    allocated += keep === null ? full : Math.min(full, Math.max(16, 2 * keep, keep + Math.min(opts.maxStep ?? positions, positions)));
+    const allocated = keep === null ? full : Math.min(full, Math.max(16, 2 * keep, keep + Math.min(opts.maxStep ?? positions, positions)));
+    values += allocated * (opts.layerWidths?.[l] ?? kvWidth);
   }
-  return (valuesAreKeys ? 1 : 2) * allocated * kvWidth * 4;
+  return (valuesAreKeys ? 1 : 2) * values * 4;
 }
 
 /**
  * Width of one cached position per layer and of one kv head in it: the model's kv heads' keys and
  * values, or for MLA (DeepSeek-V2) its one latent row, kv_lora_rank + qk_rope_head_dim, which is
- * both the key and the value (mla-attention.ts), so it is held once.
+ * both the key and the value (mla-attention.ts), so it is held once. Where layers differ in kv
+ * heads, `layerWidths` holds each layer's width (`width` is then the first layer's). Value heads
+ * narrower than key heads (MiMo-V2-Flash) are held zero-padded to the key width, as the attention
+ * kernels take them (attention.ts).
  */
-export function kvCacheShape(config: ModelConfig): { width: number; headDim: number; valuesAreKeys: boolean } {
+export function kvCacheShape(config: ModelConfig): { width: number; headDim: number; valuesAreKeys: boolean; layerWidths?: number[] } {
   if (config.attention === 'mla' && config.mla) {
     // DeepSeek Sparse Attention's index key of each position rides after its latent row (sparse-attention.ts)
     const row = config.mla.kvLoraRank + config.mla.qkRopeHeadDim + (config.sparseAttention?.indexHeadDim ?? 0);
     return { width: row, headDim: row, valuesAreKeys: true };
   }
-  return { width: config.numKvHeads * config.headDim, headDim: config.headDim, valuesAreKeys: false };
+  const widths = Array.from({ length: config.numLayers }, (_, l) => attentionShapeOf(config, l).kvHeads * config.headDim);
+  const width = widths[0] ?? config.numKvHeads * config.headDim;
+  return { width, headDim: config.headDim, valuesAreKeys: false, ...(widths.some((w) => w !== width) ? { layerWidths: widths } : {}) };
 }
 
 /** Options of a KvCache beyond its sizes. */
 export interface KvCacheOptions {
   /** each layer's sliding window (null or absent: the layer attends to every past position) */
   windows?: ReadonlyArray<number | null>;
+  /** each layer's width (a multiple of headDim) where layers differ in kv heads; absent: kvWidth for every layer */
+  layerWidths?: ReadonlyArray<number>;
 }
 
 /**
@@ -96,6 +111,8 @@ export class KvCache {
   private readonly dropped: Int32Array;
   /** per layer: past positions a windowed layer must keep (W − 1), null for a layer without a window */
   private readonly keep: Array<number | null>;
+  /** per layer: the width of one position (kvWidth unless KvCacheOptions.layerWidths says otherwise) */
+  private readonly widths: readonly number[];
 
   constructor(
     readonly numLayers: number,
@@ -118,6 +135,11 @@ export class KvCache {
       throw new RangeError(`KvCache windows must be positive integers or null, at most one a layer (${numLayers}), got ${JSON.stringify(windows)}`);
     }
     this.keep = Array.from({ length: numLayers }, (_, l) => (windows[l] == null ? null : windows[l]! - 1));
+    const widths = opts.layerWidths ?? [];
+    if (opts.layerWidths !== undefined && (widths.length !== numLayers || widths.some((w) => !Number.isInteger(w) || w <= 0 || w % headDim !== 0))) {
+      throw new RangeError(`KvCache layerWidths must give each of the ${numLayers} layers a positive multiple of headDim ${headDim}, got ${JSON.stringify(widths)}`);
+    }
+    this.widths = Array.from({ length: numLayers }, (_, l) => widths[l] ?? kvWidth);
     this.dropped = new Int32Array(sequences * numLayers);
     const empty = () => Array.from({ length: numLayers }, () => new Float32Array(0));
     this.keyBuffers = Array.from({ length: sequences }, empty);
@@ -132,7 +154,12 @@ export class KvCache {
     return this.lengths[slot] - this.dropped[slot * this.numLayers + layer];
   }
 
-  /** Slot `slot`'s keys of `layer` (positions × kvWidth; only the first held(slot, layer) + new rows are meaningful). */
+  /** The width of one position of `layer` (kvWidth, or its own where layers differ). */
+  widthOf(layer: number): number {
+    return this.widths[layer];
+  }
+
+  /** Slot `slot`'s keys of `layer` (positions × widthOf(layer); only the first held(slot, layer) + new rows are meaningful). */
   keys(layer: number, slot: number): Float32Array {
     return this.keyBuffers[slot][layer];
   }
@@ -143,16 +170,17 @@ export class KvCache {
 
   /** Positions `layer`'s buffers of the slot hold room for now (the per-head stride of the layout). */
   allocated(slot: number, layer = 0): number {
-    return this.keyBuffers[slot][layer].length / this.kvWidth;
+    return this.keyBuffers[slot][layer].length / this.widths[layer];
   }
 
   /**
-   * Stores `count` new positions (rows `from`… of k and v, row-major kvWidth) of `layer` at
+   * Stores `count` new positions (rows `from`… of k and v, row-major widthOf(layer)) of `layer` at
    * buffer positions `at`… of `slot` (held(slot, layer) for the next ones). Room must have been
    * reserved (assertRoom).
    */
   write(layer: number, slot: number, at: number, k: Float32Array, v: Float32Array, from: number, count: number): void {
-    const { kvWidth, headDim } = this;
+    const { headDim } = this;
+    const kvWidth = this.widths[layer];
     const heads = kvWidth / headDim;
     const stride = this.allocated(slot, layer);
     const keys = this.keyBuffers[slot][layer];
@@ -199,8 +227,8 @@ export class KvCache {
     }
     if (this.lengths[to] !== 0) throw new RangeError(`slot ${to} already holds ${this.lengths[to]} positions; a prefix is copied into an empty slot`);
     const { headDim } = this;
-    const heads = this.kvWidth / headDim;
     for (let l = 0; l < this.numLayers; l++) {
+      const heads = this.widths[l] / headDim;
       const first = this.neededFrom(l, positions);
       const count = positions - first;
       this.resizeLayer(to, l, count);
@@ -334,7 +362,7 @@ export class KvCache {
     const stride = this.allocated(slot, layer);
     for (const buffers of this.bufferSets()) {
       const b = buffers[slot][layer];
-      for (let h = 0; h < this.kvWidth / headDim; h++) b.copyWithin(h * stride * headDim, (h * stride + held - keep) * headDim, (h * stride + held) * headDim);
+      for (let h = 0; h < this.widths[layer] / headDim; h++) b.copyWithin(h * stride * headDim, (h * stride + held - keep) * headDim, (h * stride + held) * headDim);
     }
     this.dropped[slot * this.numLayers + layer] += held - keep;
   }
@@ -356,7 +384,8 @@ export class KvCache {
     if (positions > have) size = Math.min(this.capacity, Math.max(positions, keep === null ? 2 * have : 0, floor));
     else if (keep !== null && have > 2 * Math.max(positions, floor)) size = Math.min(this.capacity, Math.max(positions, floor));
     else return;
-    const { kvWidth, headDim } = this;
+    const { headDim } = this;
+    const kvWidth = this.widths[layer];
     const kept = this.held(slot, layer) * headDim;
     for (const buffers of this.bufferSets()) {
       const old = buffers[slot][layer];

@@ -128,6 +128,7 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
  */
 export function attentionStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
   const { config } = ctx;
+  ctx.layer = index;
   ctx.slidingWindow = slidingWindowOf(config, index);
   ctx.attentionChunk = attentionChunkOf(config, index);
   ctx.rotary = config.nopeLayers?.[index] !== true;

@@ -71,11 +71,11 @@ export interface ServedModel {
   /** bytes of densely materialised experts a factored model gets within its share */
   materialiseBytes: number;
   /**
-   * decoder layers and key/value width per position, each layer's sliding window and the most
-   * positions a decoding step adds to a sequence (the decoder's prefill chunk), for the KV-cache
-   * reservation of a request (kvSlotBoundBytes)
+   * decoder layers and key/value width per position (each layer's where layers differ), each
+   * layer's sliding window and the most positions a decoding step adds to a sequence (the
+   * decoder's prefill chunk), for the KV-cache reservation of a request (kvSlotBoundBytes)
    */
-  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number };
+  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number; layerWidths?: number[] };
 }
 
 export interface RefusedModel {
@@ -222,6 +222,7 @@ export async function inspectServedModel(
       valuesAreKeys: kvShape.valuesAreKeys,
       windows: kvWindows(ckpt.config),
       maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
+      ...(kvShape.layerWidths ? { layerWidths: kvShape.layerWidths } : {}),
     };
     const chatTemplate = opts.chatTemplate ?? (await chatTemplateOf(spec.dir, tconf));
     const eosId = ckpt.config.eosTokenIds[0];
