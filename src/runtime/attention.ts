@@ -83,7 +83,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   // buffers (reallocating them per layer showed as GC and page faults); the cache copies k and v.
   const q = scratch('attention-q', rows * qWidth);
   const k = scratch('attention-k', rows * kvWidth);
-  let v = scratch('attention-v', rows * vWidth);
+  const v = scratch('attention-v', rows * vWidth);
   productTransB(engine, rows, qWidth, hidden, x, w.q, q);
   productTransB(engine, rows, kvWidth, hidden, x, w.k, k);
   productTransB(engine, rows, vWidth, hidden, x, w.v, v);
@@ -121,11 +121,10 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   }
   if (ctx.queryScale) scaleQueriesByPosition(ctx.queryScale, positions, rows, qWidth, q);
 
-  // value heads narrower than key heads go through the kernels, which take one head width,
-  // zero-padded to it: each head's output is then its first valueHeadDim values, the rest zeros
-  const padded = valueHeadDim !== headDim;
-  if (padded) v = padHeads(v, rows * numKvHeads, valueHeadDim, headDim, 'attention-v-padded');
-  const context = scratch('attention-context', rows * qWidth);
+  // each head's output is as wide as its values
+  const outWidth = numHeads * valueHeadDim;
+  const valueDim = valueHeadDim !== headDim ? valueHeadDim : null;
+  const context = scratch('attention-context', rows * outWidth);
   const scale = ctx.scale;
   if (!ctx.kv || freshPrefill(ctx.kv)) {
     // every sequence attends to its own rows only (no cache, or a prompt's first chunk, whose
@@ -133,17 +132,15 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     // engine spreads over its threads
     if (ctx.kv) writeToCache(ctx.kv, batch, k, v);
     const offsets = ctx.attentionChunk ? promptChunkOffsets(batch.offsets, ctx.attentionChunk) : batch.offsets;
-    kernels.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, ctx.slidingWindow, context, w.sinks ?? null);
+    kernels.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, ctx.slidingWindow, context, w.sinks ?? null, valueDim);
   } else {
-    attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale, w.sinks ?? null);
+    attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim, valueHeadDim }, q, k, v, context, scale, w.sinks ?? null);
   }
-  const heads = padded ? unpadHeads(context, rows * numHeads, headDim, valueHeadDim, 'attention-context-values') : context;
-  const outWidth = numHeads * valueHeadDim;
-  if (w.outputGate) gateBySigmoid(engine, rows, outWidth, hidden, x, w.outputGate, heads);
+  if (w.outputGate) gateBySigmoid(engine, rows, outWidth, hidden, x, w.outputGate, context);
   // Granite multiplies the attention's output by residual_multiplier: o_proj is linear, so its input is
-  scaleInPlace(heads, config.multipliers?.residual, rows * outWidth);
+  scaleInPlace(context, config.multipliers?.residual, rows * outWidth);
   const out = residual ?? new Float32Array(rows * hidden);
-  productTransB(engine, rows, hidden, outWidth, heads, w.o, out, residual ? 1 : 0);
+  productTransB(engine, rows, hidden, outWidth, context, w.o, out, residual ? 1 : 0);
   if (w.oBias) addRowBias(out, rows, hidden, w.oBias, kernels);
   return out;
 }
@@ -156,21 +153,6 @@ function gateBySigmoid(engine: Engine, rows: number, width: number, hidden: numb
   const g = scratch('attention-output-gate', rows * width);
   productTransB(engine, rows, width, hidden, x, gate, g);
   for (let i = 0; i < rows * width; i++) context[i] *= Math.fround(1 / (1 + Math.exp(-g[i])));
-}
-
-/** `count` heads of width `from` each widened to `to` (zeros after), in the named scratch buffer. */
-function padHeads(x: Float32Array, count: number, from: number, to: number, name: string): Float32Array {
-  const out = scratch(name, count * to);
-  out.fill(0, 0, count * to);
-  for (let i = 0; i < count; i++) out.set(x.subarray(i * from, (i + 1) * from), i * to);
-  return out;
-}
-
-/** The first `to` values of each of `count` heads of width `from`, in the named scratch buffer. */
-function unpadHeads(x: Float32Array, count: number, from: number, to: number, name: string): Float32Array {
-  const out = scratch(name, count * to);
-  for (let i = 0; i < count; i++) out.set(x.subarray(i * from, i * from + to), i * to);
-  return out;
 }
 
 /** Every head's slice of each row of q and k normalised on its own: rows·heads rows of headDim. */

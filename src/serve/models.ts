@@ -71,11 +71,12 @@ export interface ServedModel {
   /** bytes of densely materialised experts a factored model gets within its share */
   materialiseBytes: number;
   /**
-   * decoder layers and key/value width per position (each layer's where layers differ), each
+   * decoder layers and key/value width per position (each layer's where layers differ, values
+   * valueHeadDim for every headDim where value heads are narrower), each
    * layer's sliding window and the most positions a decoding step adds to a sequence (the
    * decoder's prefill chunk), for the KV-cache reservation of a request (kvSlotBoundBytes)
    */
-  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number; layerWidths?: number[] };
+  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number; layerWidths?: number[]; headDim: number; valueHeadDim?: number };
 }
 
 export interface RefusedModel {
@@ -223,6 +224,8 @@ export async function inspectServedModel(
       windows: kvWindows(ckpt.config),
       maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
       ...(kvShape.layerWidths ? { layerWidths: kvShape.layerWidths } : {}),
+      headDim: kvShape.headDim,
+      ...(kvShape.valueHeadDim !== undefined ? { valueHeadDim: kvShape.valueHeadDim } : {}),
     };
     const chatTemplate = opts.chatTemplate ?? (await chatTemplateOf(spec.dir, tconf));
     const eosId = ckpt.config.eosTokenIds[0];

@@ -1,7 +1,7 @@
 /**
  * MiMo-V2-Flash beyond the whole-prompt logits and greedy tokens test/hf/families.test.ts holds
  * against transformers, on each engine: layers of different widths (its windowed layers have twice
- * the kv heads, and sinks) and values narrower than keys (held zero-padded to the key width) in a
+ * the kv heads, and sinks) and values narrower than keys (held at their own width) in a
  * KV cache that drops what the windows no longer reach, prompts in chunks after a cached past, and
  * several sequences decoded together in the serving decoder (whose cache and bound take each
  * layer's width) giving each its tokens alone.
@@ -20,10 +20,10 @@ describe('MiMo-V2-Flash’s attention with a KV cache', () => {
     const config = fixture.checkpoint().config;
     expect(config).toMatchObject({ slidingWindow: { size: 5, layers: [false, true, true, true] }, layerKvHeads: [2, 4, 4, 4], sinkLayers: [false, true, true, true], headDim: 12, valueHeadDim: 8 });
     const shape = kvCacheShape(config);
-    expect(shape.layerWidths).toEqual([24, 48, 48, 48]);
-    // the bound counts each layer at its own width
+    expect(shape).toMatchObject({ layerWidths: [24, 48, 48, 48], headDim: 12, valueHeadDim: 8 });
+    // the bound counts each layer at its own width, its values at 8 for every 12 of its keys
     const windows = kvWindows(config);
-    expect(kvSlotBoundBytes(4, shape.width, 64, 64, false, { windows, maxStep: 1, layerWidths: shape.layerWidths })).toBe(2 * 4 * (64 * 24 + 3 * 16 * 48));
+    expect(kvSlotBoundBytes(4, shape.width, 64, 64, false, { windows, maxStep: 1, layerWidths: shape.layerWidths, headDim: 12, valueHeadDim: 8 })).toBe(4 * (64 * (24 + 16) + 3 * 16 * (48 + 32)));
   });
 
   it('two sequences prefilled in chunks after a cached past and decoded a token at a time give the hidden states of the whole sequences', async () => {
@@ -38,7 +38,7 @@ describe('MiMo-V2-Flash’s attention with a KV cache', () => {
     for (const { name, engine } of engines) {
       const full = await runDecoder(provider, engine, batchFromSequences(sequences));
       const shape = kvCacheShape(provider.config);
-      const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(provider.config), layerWidths: shape.layerWidths });
+      const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(provider.config), layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
       let worst = 0;
       for (const [a, b] of steps) {
         const got = await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(a, b))), { kvCache: cache });
@@ -53,6 +53,8 @@ describe('MiMo-V2-Flash’s attention with a KV cache', () => {
       expect(Array.from(cache.lengths), name).toEqual([len, len]);
       // the windowed layers dropped what the window no longer reaches; the full layer keeps all
       expect([cache.held(0, 1) < len, cache.held(0, 0)], name).toEqual([true, len]);
+      // the values at their own width: 2 kv heads of 8 in layer 0, 4 in the others
+      expect([cache.values(0, 0).length, cache.values(1, 0).length], name).toEqual([cache.allocated(0, 0) * 16, cache.allocated(0, 1) * 32]);
       expect(worst, name).toBeLessThan(1e-5);
     }
   });

@@ -288,7 +288,7 @@ export class BatchDecoder {
     if (!Number.isSafeInteger(this.contextLength) || this.contextLength < 2) throw new GenerationParamsError(`contextLength must be an integer ≥ 2, got ${opts.contextLength}`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS;
     const shape = kvCacheShape(config);
-    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(config), layerWidths: shape.layerWidths });
+    this.cache = new KvCache(config.numLayers, this.maxBatchSize, this.contextLength, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(config), layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
   }
 
   /** requests being decoded / waiting for a slot */

@@ -41,7 +41,7 @@ export async function sampleSequences(provider: WeightProvider, engine: Engine, 
     return s;
   });
   const shape = kvCacheShape(provider.config);
-  const cache = new KvCache(provider.config.numLayers, count, length, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(provider.config), layerWidths: shape.layerWidths });
+  const cache = new KvCache(provider.config.numLayers, count, length, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(provider.config), layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
   for (let t = 1; t < length; t++) {
     // each sequence's newest token; the cache supplies the positions before it
     const batch = batchFromSequences(sequences.map((s) => s.subarray(t - 1, t)));
