@@ -15,7 +15,9 @@
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
  * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers), GraniteMoE-shared
- * (its fused shared MLP), GraniteMoE-SWA (windows, sinks, a layer without RoPE) and MiniMax-M2
+ * (its fused shared MLP), GraniteMoE-SWA (windows, sinks, a layer without RoPE, RoPE bases per layer),
+ * MiMo-V2-Flash (layers of different kv heads and sinks, value heads narrower than key heads, a
+ * RoPE base per layer type) and MiniMax-M2
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash, Mistral 4
  * (softmax routing in groups scored by their two best, queries scaled by position) and ERNIE-4.5
  * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE), AFMoE
