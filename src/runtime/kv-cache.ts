@@ -50,7 +50,8 @@ export function kvSlotBoundBytes(
   numLayers: number, kvWidth: number, capacity: number, positions: number, valuesAreKeys = false,
   /**
    * the layers' sliding windows (KvCacheOptions.windows), the most positions one step adds (the
-   * decoder's prefill chunk), and each layer's width where layers differ (KvCacheOptions.layerWidths; absent: kvWidth)
+   * decoder's prefill chunk), each layer's width where layers differ (KvCacheOptions.layerWidths;
+   * absent: kvWidth), and the key and value head widths where values are narrower (KvCacheOptions.valueHeadDim)
    */
   opts: { windows?: ReadonlyArray<number | null>; maxStep?: number; layerWidths?: ReadonlyArray<number>; headDim?: number; valueHeadDim?: number } = {},
 ): number {
