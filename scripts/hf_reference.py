@@ -42,6 +42,7 @@ from stdin:
            min-p, typical, in its order), float32; typicalP may be absent (off)
     {"op": "wrap", "model": DIR, "out": DIR, "wrapper": "mistral3" | "llama4", "prefix": "release" | "module", "tie": bool | null, "seed": N}
     {"op": "wrap", "textConfig": {...}, "out": DIR, "wrapper": "qwen3_vl_moe" | "glm4v_moe", "tie": bool | null, "expertsTransposed": bool, "seed": N}
+    {"op": "meta_checkpoint", "modelType": TYPE, "config": {...}, "multimodal": bool, "out": DIR, "shardBytes": N}
         -> {"ok": true, "tensors": [names]}: the model as the language model of a multimodal
            checkpoint built and saved by transformers (wrap_job below)
   ]}
@@ -113,18 +114,22 @@ class Bf16MatmulActivations:
     and projection) through torch.nn.functional.linear, looked up at each call, so patching that
     one function reaches them all (the model must be loaded with experts_implementation="eager":
     the default, grouped_mm, multiplies the experts elsewhere). Routers: the modules whose class
-    name ends in "Router".
+    name ends in "Router". Llama 4's experts do not go through the experts interface: they multiply
+    every expert at once with torch.bmm, patched the same way for the parameters of modules whose
+    class name ends in "Experts".
     """
 
     def __init__(self, model):
         self.routers = {m.weight.data_ptr() for m in model.modules() if type(m).__name__.endswith("Router")}
         if not self.routers:
             raise RuntimeError("no router module found: Bf16MatmulActivations does not know this model's layout")
+        # experts that multiply all at once through torch.bmm (Llama 4's) instead of one F.linear each
+        self.bmm_experts = {p.data_ptr() for m in model.modules() if type(m).__name__.endswith("Experts") for p in m.parameters(recurse=False)}
         self.calls = 0
 
     def __enter__(self):
-        self.original = F.linear
-        routers, original = self.routers, self.original
+        self.original, self.original_bmm = F.linear, torch.bmm
+        routers, original, original_bmm, experts = self.routers, self.original, self.original_bmm, self.bmm_experts
 
         def linear(x, weight, bias=None):
             if weight.data_ptr() not in routers:
@@ -132,11 +137,19 @@ class Bf16MatmulActivations:
                 x = x.to(torch.bfloat16).to(x.dtype)
             return original(x, weight, bias)
 
+        def bmm(x, weight, *args, **kwargs):
+            if weight.data_ptr() in experts:
+                self.calls += 1
+                x = x.to(torch.bfloat16).to(x.dtype)
+            return original_bmm(x, weight, *args, **kwargs)
+
         torch.nn.functional.linear = linear
+        torch.bmm = bmm
         return self
 
     def __exit__(self, *exc):
         torch.nn.functional.linear = self.original
+        torch.bmm = self.original_bmm
         return False
 
 
@@ -451,7 +464,78 @@ def wrap_job(job):
     return {"ok": True, "tensors": sorted(names)}
 
 
-OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job, "warp": warp_job, "quantize_fp8": quantize_fp8_job, "wrap": wrap_job}
+def meta_checkpoint_job(job):
+    """
+    A checkpoint at the size of transformers' own configuration of job["modelType"] (its config
+    class's defaults, which transformers takes from the family's reference release, with
+    job["config"] on top), written without its weights: the model is built on the meta device,
+    config.json is saved as save_pretrained saves it, and the state dict's names and shapes (tied
+    weights once) go into BF16 safetensors shards of at most job["shardBytes"] whose data is a hole
+    (sparse files: a 671B-parameter model takes a few kilobytes of disk). Readers that look only at
+    headers, shapes and config (open, validate, count, inspect, plan) see the real model's layout.
+    Answers the number of parameters transformers' model has, and of tensors written.
+    """
+    import os
+
+    from transformers import AutoModelForImageTextToText
+
+    cfg = AutoConfig.for_model(job["modelType"], **job.get("config", {}))
+    # a multimodal model (Qwen3-VL-MoE, Llama 4, Mistral 3) whole, as released
+    auto = AutoModelForCausalLM if type(cfg) in AutoModelForCausalLM._model_mapping and not job.get("multimodal") else AutoModelForImageTextToText
+    with torch.device("meta"):
+        model = auto.from_config(cfg)
+    out = job["out"]
+    os.makedirs(out, exist_ok=True)
+    model.config.architectures = [type(model).__name__]
+    model.config.save_pretrained(out)
+    # the names and forms save_pretrained writes: tied weights once, keys it ignores left out, and
+    # transformers' conversions of its module names and fused forms reverted to the releases' own
+    from transformers.core_model_loading import revert_weight_conversion
+
+    state = model.state_dict()
+    for name in model._keys_to_ignore_on_save or []:
+        state.pop(name, None)
+    if getattr(model.config, "tie_word_embeddings", False):
+        for name in getattr(model, "_tied_weights_keys", None) or {}:
+            state.pop(name, None)
+    state = revert_weight_conversion(model, state)
+    shard_bytes = int(job.get("shardBytes", 5 * 2**30))
+    shards, current, size = [], [], 0
+    for name, tensor in state.items():
+        nbytes = tensor.numel() * 2
+        if current and size + nbytes > shard_bytes:
+            shards.append(current)
+            current, size = [], 0
+        current.append((name, list(tensor.shape), nbytes))
+        size += nbytes
+    if current:
+        shards.append(current)
+    weight_map = {}
+    for i, shard in enumerate(shards):
+        file = "model-%05d-of-%05d.safetensors" % (i + 1, len(shards))
+        header, offset = {"__metadata__": {"format": "pt"}}, 0
+        for name, shape, nbytes in shard:
+            header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + nbytes]}
+            offset += nbytes
+            weight_map[name] = file
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        encoded += b" " * (-len(encoded) % 8)
+        path = os.path.join(out, file)
+        with open(path, "wb") as f:
+            f.write(len(encoded).to_bytes(8, "little"))
+            f.write(encoded)
+            f.truncate(8 + len(encoded) + offset)
+        if os.stat(path).st_blocks * 512 > len(encoded) + 2**20:
+            os.remove(path)
+            raise OSError("%s keeps no sparse files: a weightless %s checkpoint would fill the disk" % (out, job["modelType"]))
+    total = sum(t.numel() for t in state.values())
+    with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total * 2}, "weight_map": weight_map}, f, indent=2)
+    outside = sum(t.numel() for name, t in state.items() if "language_model" not in name and not name.startswith("lm_head."))
+    return {"ok": True, "modelClass": type(model).__name__, "parameters": total, "outsideLanguageModel": outside if auto is AutoModelForImageTextToText else 0, "tensors": len(state)}
+
+
+OPS = {"logits": logits_job, "ppl": ppl_job, "load": load_job, "generate": generate_job, "warp": warp_job, "quantize_fp8": quantize_fp8_job, "wrap": wrap_job, "meta_checkpoint": meta_checkpoint_job}
 
 
 def main():

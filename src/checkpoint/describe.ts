@@ -12,7 +12,7 @@ import { familyByName } from './registry.js';
 import { ropeScalingOf } from './rope-scaling.js';
 import { unrunnableReason } from './runnable.js';
 import { attentionChunkOf, slidingWindowOf } from './sliding-window.js';
-import type { Checkpoint, ClampedSwiGlu, Llama4QueryScale, ModelConfig, Multipliers, NormPlacement } from './types.js';
+import type { Checkpoint, ClampedSwiGlu, Llama4QueryScale, ModelConfig, Multipliers, NormKind, NormPlacement } from './types.js';
 
 export interface LayerDescription {
   index: number;
@@ -59,6 +59,10 @@ export interface CheckpointDescription {
   slidingWindow?: { size: number; layers: number[] };
   /** where each layer's norms sit (ModelConfig.norms); absent: Llama's, one before each sublayer */
   norms?: NormPlacement;
+  /** what the decoder's norms compute where that is not RMSNorm (ModelConfig.normKind): LayerNorm, with or without a bias */
+  normKind?: NormKind;
+  /** Cohere: the attention and the MLP read the same normed input and join the residual together (ModelConfig.parallelBlock) */
+  parallelBlock?: true;
   /** Llama 4's chunked attention: the chunk's length, and the layers that attend within it (ModelConfig.attentionChunk) */
   attentionChunk?: { size: number; layers: number[] };
   /** Llama 4: the layers whose q/k heads are RMS-normalised without a weight after RoPE (ModelConfig.weightlessQkNormLayers) */
@@ -87,11 +91,19 @@ export interface CheckpointDescription {
    * gpt-oss's 'topk-softmax' (the top-k of the biased logits, a softmax over those k), or Llama 4's
    * 'topk-sigmoid' (the top-k of the logits, each chosen one's sigmoid)
    */
-  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax' | 'topk-sigmoid';
+  routing: 'softmax' | 'group_limited_greedy' | 'noaux_tc' | 'group_limited_top2' | 'topk-softmax' | 'topk-sigmoid' | 'sparsemixer';
+  /** PhiMoE's sparsemixer: its router_jitter_noise, half the relative margin of the logits each softmax keeps (ModelConfig.routerJitterEps) */
+  routerJitterEps?: number;
+  /** PhiMoE: lm_head carries a bias (ModelConfig.lmHeadBias) */
+  lmHeadBias?: true;
   /** AFMoE: the heads' output multiplied by sigmoid(gate_proj(x)) before o_proj (ModelConfig.attentionOutputGate) */
   attentionOutputGate?: true;
   /** Llama 4: the routing weights multiply the experts' inputs, not their outputs (ModelConfig.routingWeightsScaleInputs) */
   routingWeightsScaleInputs?: true;
+  /** gpt-oss: the router's logits carry a bias (MoeNames.routerLogitBias) */
+  routerLogitBias?: true;
+  /** Cohere2-MoE: the shared expert's output averaged with the routed sum, not added (ModelConfig.sharedExpertCombination) */
+  sharedExpertCombination?: 'average';
   /** gpt-oss: a sink logit per head in every attention softmax; absent where the family has none */
   attentionSinks?: true;
   /** MiMo-V2-Flash: the layers that have sinks, where not every layer has them (ModelConfig.sinkLayers) */
@@ -174,6 +186,8 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       ? { slidingWindow: { size: c.slidingWindow.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => slidingWindowOf(c, l) !== null) } }
       : {}),
     ...(c.norms !== undefined ? { norms: c.norms } : {}),
+    ...(c.normKind !== undefined && c.normKind.kind !== 'rms' ? { normKind: c.normKind } : {}),
+    ...(c.parallelBlock ? { parallelBlock: true as const } : {}),
     ...(c.attentionChunk !== undefined
       ? { attentionChunk: { size: c.attentionChunk.size, layers: Array.from({ length: c.numLayers }, (_, l) => l).filter((l) => attentionChunkOf(c, l) !== null) } }
       : {}),
@@ -203,6 +217,10 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     routedScalingFactor: c.routedScalingFactor,
     routing: c.routing ?? (c.topkMethod === undefined || c.topkMethod === 'greedy' ? 'softmax' : c.topkMethod),
     ...(c.routingWeightsScaleInputs ? { routingWeightsScaleInputs: true as const } : {}),
+    ...(ckpt.layout.layers.some((l) => l.moe?.routerLogitBias !== undefined) ? { routerLogitBias: true as const } : {}),
+    ...(c.sharedExpertCombination ? { sharedExpertCombination: c.sharedExpertCombination } : {}),
+    ...(c.routerJitterEps !== undefined ? { routerJitterEps: c.routerJitterEps } : {}),
+    ...(c.lmHeadBias ? { lmHeadBias: true as const } : {}),
     expertIntermediateSize: c.expertIntermediateSize,
     sharedExpertIntermediateSize: c.sharedExpertIntermediateSize,
     denseIntermediateSize: c.denseIntermediateSize,

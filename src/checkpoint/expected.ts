@@ -130,10 +130,13 @@ export function expectedTensors(config: ModelConfig, layout: ModelLayout): Expec
   for (const layer of layout.layers) {
     const norm = (name: string | undefined) => (name ? [{ name, shape: [H], role: 'norm' as const, layer: layer.index }] : []);
     const n = layer.norms;
-    out.push(...norm(n.attentionInput), ...attentionTensors(config, layer), ...norm(n.attentionOutput));
-    out.push(...norm(n.mlpInput), ...ffnTensors(config, layer), ...norm(n.mlpOutput));
+    const b = layer.normBiases ?? {};
+    out.push(...norm(n.attentionInput), ...norm(b.attentionInput), ...attentionTensors(config, layer), ...norm(n.attentionOutput), ...norm(b.attentionOutput));
+    out.push(...norm(n.mlpInput), ...norm(b.mlpInput), ...ffnTensors(config, layer), ...norm(n.mlpOutput), ...norm(b.mlpOutput));
   }
   out.push({ name: layout.finalNorm, shape: [H], role: 'norm' });
+  if (layout.finalNormBias) out.push({ name: layout.finalNormBias, shape: [H], role: 'norm' });
   if (layout.lmHead !== layout.embed) out.push({ name: layout.lmHead, shape: [config.vocabSize, H], role: 'lm-head' });
+  if (layout.lmHeadBias) out.push({ name: layout.lmHeadBias, shape: [config.vocabSize], role: 'lm-head' });
   return out;
 }

@@ -18,8 +18,14 @@ export interface TensorNameTemplates {
   embed: string;
   finalNorm: string;
   lmHead: string;
+  /** lm_head's bias, used where the config sets lmHeadBias */
+  lmHeadBias?: string;
   /** the layer's norms by site (ModelConfig.norms), at least those the family's configs place */
   norms: Partial<Record<NormSite, string>>;
+  /** their biases by site, used where the config's norms have biases (ModelConfig.normKind) */
+  normBiases?: Partial<Record<NormSite, string>>;
+  /** the final norm's bias, used where the config's norms have biases */
+  finalNormBias?: string;
   attention: {
     q: string;
     k: string;

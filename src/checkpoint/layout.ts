@@ -126,16 +126,26 @@ export function layerNormSites(config: Pick<ModelConfig, 'norms'>, moeLayer: boo
   return { attentionInput: p.attentionInput, attentionOutput: p.attentionOutput, mlpInput: p.mlpInput, mlpOutput: p.mlpOutput === 'moe' ? moeLayer : p.mlpOutput };
 }
 
-/** The names of a layer's norms, at the sites its config places them. */
-function normNames(family: Family, config: ModelConfig, layer: number, moeLayer: boolean): Partial<Record<NormSite, string>> {
+/** Whether the config's norms carry a bias beside their weight (ModelConfig.normKind). */
+export function normsHaveBias(config: Pick<ModelConfig, 'normKind'>): boolean {
+  return config.normKind?.kind === 'layer' && config.normKind.bias;
+}
+
+/** The names of a layer's norm weights (or biases), at the sites its config places them. */
+function normNames(family: Family, config: ModelConfig, layer: number, moeLayer: boolean, what: 'norms' | 'normBiases'): Partial<Record<NormSite, string>> {
   const names: Partial<Record<NormSite, string>> = {};
   for (const [site, present] of Object.entries(layerNormSites(config, moeLayer)) as Array<[NormSite, boolean]>) {
     if (!present) continue;
-    const template = family.names.norms[site];
-    if (template === undefined) throw new Error(`${family.label} places a norm at ${site} but names no tensor for it`);
+    const template = family.names[what]?.[site];
+    if (template === undefined) throw new Error(`${family.label} places a norm at ${site} but names no ${what === 'norms' ? 'weight' : 'bias'} tensor for it`);
     names[site] = fillName(template, layer);
   }
   return names;
+}
+
+function requiredName(family: Family, template: string | undefined, what: string): string {
+  if (template === undefined) throw new Error(`${family.label}'s config asks for ${what} but the family names no tensor for it`);
+  return template;
 }
 
 /** Whether a fused down tensor's shape is the transposed form's [E, I, H] and not the rows' [E, H, I] (the rows where I = H). */
@@ -166,7 +176,8 @@ export function buildLayout(
     const layer: LayerLayout = {
       index: l,
       kind: moeLayers[l] ? 'moe' : 'dense',
-      norms: normNames(family, config, l, moeLayers[l]),
+      norms: normNames(family, config, l, moeLayers[l], 'norms'),
+      ...(normsHaveBias(config) ? { normBiases: normNames(family, config, l, moeLayers[l], 'normBiases') } : {}),
       attention: attentionNames(family, config, l),
     };
     if (moeLayers[l]) layer.moe = moeNames(family, config, l, has, shapeOf);
@@ -176,7 +187,9 @@ export function buildLayout(
   const layout: ModelLayout = {
     embed: t.embed,
     finalNorm: t.finalNorm,
+    ...(normsHaveBias(config) ? { finalNormBias: requiredName(family, t.finalNormBias, 'the final norm\'s bias') } : {}),
     lmHead: config.tieWordEmbeddings ? t.embed : t.lmHead,
+    ...(config.lmHeadBias ? { lmHeadBias: requiredName(family, t.lmHeadBias, 'a bias on lm_head') } : {}),
     layers,
   };
   return prefix ? { ...mapStrings(layout, (name) => storedName(prefix, name)), layerPrefix: storedName(prefix, DEFAULT_LAYER_PREFIX) } : layout;

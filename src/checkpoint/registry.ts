@@ -6,6 +6,7 @@ import type { Family, ResolvedConfig } from './family.js';
 import { languageModelConfig, supportedWrapperTypes, type LanguageModelWrapper } from './wrapped.js';
 import { afmoe } from './families/afmoe.js';
 import { axk1 } from './families/axk1.js';
+import { cohere2Moe } from './families/cohere2-moe.js';
 import { deepseek } from './families/deepseek.js';
 import { deepseekV2 } from './families/deepseek-v2.js';
 import { deepseekV3 } from './families/deepseek-v3.js';
@@ -29,13 +30,14 @@ import { minimaxM2 } from './families/minimax-m2.js';
 import { mistral4 } from './families/mistral4.js';
 import { mixtral } from './families/mixtral.js';
 import { olmoe } from './families/olmoe.js';
+import { phimoe } from './families/phimoe.js';
 import { qwen2Moe } from './families/qwen2-moe.js';
 import { qwen3Moe } from './families/qwen3-moe.js';
 import { qwen3VlMoeText } from './families/qwen3-vl-moe-text.js';
 import { solarOpen } from './families/solar-open.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, mimoV2Flash, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, solarOpen, axk1, hyV3, afmoe, llama4Text, qwen3VlMoeText, glm4vMoeText];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, mimoV2Flash, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, phimoe, solarOpen, axk1, cohere2Moe, hyV3, afmoe, llama4Text, qwen3VlMoeText, glm4vMoeText];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

@@ -28,7 +28,7 @@ export function partialRotaryFactor(raw: Record<string, unknown>): unknown {
  * rotary width its family does not read), said for the user; null: it runs it. A family that
  * rotates part of each head sets `rotaryDim` (GLM-4.5); the others rotate whole heads.
  */
-export function ropeProblem(config: Pick<ModelConfig, 'raw' | 'rotaryDim' | 'ropeAlpha'>): string | null {
+export function ropeProblem(config: Pick<ModelConfig, 'raw' | 'rotaryDim' | 'ropeAlpha' | 'longRope'>): string | null {
   const raw = config.raw;
   const partial = partialRotaryFactor(raw);
   if (config.rotaryDim === undefined && partial !== undefined && partial !== null && partial !== 1)
@@ -36,6 +36,11 @@ export function ropeProblem(config: Pick<ModelConfig, 'raw' | 'rotaryDim' | 'rop
   const { key, type } = ropeScalingOf(raw);
   // Hunyuan's "dynamic" with an NTK alpha is a raised base within max_position_embeddings (ropeAlpha)
   if (type === 'dynamic' && config.ropeAlpha !== undefined) return null;
+  // PhiMoE's "longrope" as transformers runs it: its short factors and one mscale (ModelConfig.longRope)
+  if (type === 'longrope' && config.longRope !== undefined) {
+    const { mscale, longMscale } = config.longRope;
+    return mscale === longMscale ? null : `${key ?? 'rope_scaling'}'s long_mscale (${longMscale}) differs from its short_mscale (${mscale}), and transformers switches between them with a batch's longest position, which the runtime does not do`;
+  }
   if (!RUNNABLE_ROPE_TYPES.includes(type)) return `${key ?? 'rope_scaling'} of type "${type}" is not implemented (the default RoPE, "yarn", "linear" and "llama3" are)`;
   return null;
 }

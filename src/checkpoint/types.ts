@@ -32,8 +32,10 @@ export type FamilyName =
   | 'hunyuan_v1_moe'
   | 'mistral4'
   | 'gpt_oss'
+  | 'phimoe'
   | 'solar_open'
   | 'axk1'
+  | 'cohere2_moe'
   | 'hy_v3'
   | 'afmoe'
   | 'llama4_text'
@@ -84,6 +86,14 @@ export interface ModelConfig {
    * every position up to max_position_embeddings (absent: no alpha)
    */
   ropeAlpha?: number;
+  /**
+   * PhiMoE's LongRoPE as transformers' PhimoeRotaryEmbedding runs it: every inverse frequency
+   * divided by its short_factor entry (the long factors are never applied there) and cos/sin ×
+   * mscale (short_mscale). Where longMscale (long_mscale) differs, transformers switches to it with
+   * a batch's longest position, which the runtime does not do: such a model is not run
+   * (rope-scaling.ts). Absent: no such scaling.
+   */
+  longRope?: { shortFactor: readonly number[]; mscale: number; longMscale: number };
   /** Hunyuan: the per-head q/k norms come after RoPE, not before */
   qkNormAfterRope?: boolean;
   /**
@@ -113,6 +123,8 @@ export interface ModelConfig {
    */
   layerRopeThetas?: readonly number[];
   tieWordEmbeddings: boolean;
+  /** lm_head carries a bias [vocab] added to the logits (PhiMoE's lm_head_bias); absent: none */
+  lmHeadBias?: boolean;
   /** routed experts per MoE layer */
   numExperts: number;
   topK: number;
@@ -170,7 +182,14 @@ export interface ModelConfig {
    * top-k → softmax over those k. 'topk-sigmoid', Llama 4's: the router's logits → top-k → the
    * sigmoid of each chosen logit. Absent: the softmax over all experts first (ModelConfig.topkMethod's rules).
    */
-  routing?: 'topk-softmax' | 'topk-sigmoid';
+  routing?: 'topk-softmax' | 'topk-sigmoid' | 'sparsemixer';
+  /**
+   * PhiMoE's 'sparsemixer' routing at inference (transformers' sparsemixer, not training): two
+   * experts, the best logit's, then the best of the rest; each weighed by a softmax over the logits
+   * that lie within a relative margin of 2·routerJitterEps of it (router_jitter_noise), the others
+   * masked, the first expert masked too for the second. Absent with other routings.
+   */
+  routerJitterEps?: number;
   /**
    * Llama 4: a token's routing weight for an expert multiplies the expert's input row (the
    * normalised hidden state), and the experts' outputs are summed unweighted. The experts are not
@@ -188,6 +207,23 @@ export interface ModelConfig {
    * Llama's, one on each sublayer's input (input_layernorm, post_attention_layernorm).
    */
   norms?: NormPlacement;
+  /**
+   * What the decoder layers' norms and the final norm compute (NormKind); absent: RMSNorm with a
+   * weight. Their eps is rmsNormEps whatever the kind.
+   */
+  normKind?: NormKind;
+  /**
+   * Cohere's parallel block: the attention and the MLP both read the layer's one normalised input
+   * (its attentionInput norm; the placement has no mlpInput norm) and both outputs join the
+   * residual, x + attention(n) + mlp(n), summed in that order. Absent: the MLP reads the stream
+   * after the attention's output has joined it.
+   */
+  parallelBlock?: boolean;
+  /**
+   * How the shared expert's output joins the routed experts' sum: 'average', Cohere2-MoE's
+   * (routed + shared) / 2; absent: added.
+   */
+  sharedExpertCombination?: 'average';
   /**
    * Llama 4's attention temperature tuning, and Mistral 4's use of it (transformers'
    * get_llama_4_attn_scale): every query is multiplied by
@@ -261,6 +297,14 @@ export interface NormPlacement {
 }
 
 export type NormSite = keyof NormPlacement;
+
+/**
+ * The computation of ModelConfig.normKind: 'rms', RMSNorm (x / √(mean(x²) + eps) × weight);
+ * 'layer', torch's LayerNorm (x − mean) / √(biased variance + eps) × weight, + bias where `bias`
+ * (Cohere's LayerNorm has no bias, PhiMoE's nn.LayerNorm has one; a bias is one tensor [hidden]
+ * beside each weight, the final norm's too).
+ */
+export type NormKind = { kind: 'rms' } | { kind: 'layer'; bias: boolean };
 
 /** gpt-oss's expert activation (ModelConfig.expertActivation); its projections carry biases. */
 export interface ClampedSwiGlu {
@@ -437,6 +481,8 @@ export interface LayerLayout {
   kind: 'moe' | 'dense';
   /** the layer's norm weights by site, each where the config places one (ModelConfig.norms) */
   norms: Partial<Record<NormSite, string>>;
+  /** their biases by site, where the config's norms have biases (ModelConfig.normKind) */
+  normBiases?: Partial<Record<NormSite, string>>;
   attention: AttentionNames;
   moe?: MoeNames;
   dense?: MlpNames;
@@ -445,8 +491,12 @@ export interface LayerLayout {
 export interface ModelLayout {
   embed: string;
   finalNorm: string;
+  /** the final norm's bias, where the config's norms have biases (ModelConfig.normKind) */
+  finalNormBias?: string;
   /** equals `embed` when the embeddings are tied */
   lmHead: string;
+  /** lm_head's bias [vocab], where the config gives it one (ModelConfig.lmHeadBias, PhiMoE's lm_head_bias) */
+  lmHeadBias?: string;
   layers: LayerLayout[];
   /** where the decoder layers' tensors start when not at `model.layers.` (a language model inside a multimodal wrapper; see layerTensorPrefix) */
   layerPrefix?: string;

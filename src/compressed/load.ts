@@ -24,7 +24,7 @@ import type { Engine } from '../engine/types.js';
 import { TensorStore } from '../io/sharded.js';
 import { createProjection } from '../residual/projection.js';
 import { CheckpointWeights, withExperts, type CheckpointWeightsOptions } from '../runtime/checkpoint-weights.js';
-import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
+import type { ExpertWeights, LayerWeights, NormWeights, WeightProvider } from '../runtime/weights.js';
 import { CompressedFormatError, parseRfidBlock, type LayerBlock, type RfidBlock } from '../compress/output/block.js';
 import { modelConfigOf } from '../compress/output/config-json.js';
 import { droppedTensors } from '../compress/output/layer-shard.js';
@@ -356,12 +356,16 @@ export class CompressedModel implements Checkpoint, WeightProvider {
     return this.provider().layer(index);
   }
 
-  finalNorm(): Promise<Float32Array> {
+  finalNorm(): Promise<NormWeights> {
     return this.provider().finalNorm();
   }
 
   lmHeadRows(start: number, end: number): Promise<Weights> {
     return this.provider().lmHeadRows(start, end);
+  }
+
+  lmHeadBias(): Promise<Float32Array | null> {
+    return this.provider().lmHeadBias();
   }
 
   embedRows(start: number, end: number): Promise<Weights> {

@@ -10,7 +10,7 @@ import { swiGlu } from './mlp.js';
 import { Fp8SwiGlu } from './fp8-swiglu.js';
 import { Mxfp4SwiGlu } from './mxfp4-swiglu.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
-import type { AttentionWeights, ExpertWeights, LayerWeights, MlaAttentionWeights, MoeWeights, WeightProvider } from './weights.js';
+import type { AttentionWeights, ExpertWeights, LayerWeights, MlaAttentionWeights, MoeWeights, NormWeights, WeightProvider } from './weights.js';
 import { ModelInputError, UnsupportedModelError } from './errors.js';
 import { ropeSpecOf } from './rope.js';
 import { unrunnableReason } from '../checkpoint/runnable.js';
@@ -54,6 +54,7 @@ export interface CheckpointWeightsOptions {
 export class CheckpointWeights implements WeightProvider {
   private embedCache: Weights | null = null;
   private headCache: Weights | null = null;
+  private headBias: Promise<Float32Array | null> | null = null;
   readonly bf16Weights: boolean;
   /** the routed-expert tensors held in MXFP4 / FP8 as stored (packedHeldTensorNames; residentWeightBytes counts the same) */
   private readonly mxfp4Held: ReadonlySet<string>;
@@ -131,15 +132,29 @@ export class CheckpointWeights implements WeightProvider {
     return this.matrixRows(name, start, end);
   }
 
-  finalNorm(): Promise<Float32Array> {
-    return this.checkpoint.readF32(this.checkpoint.layout.finalNorm);
+  /** read once: a decoding step asks for it every step */
+  lmHeadBias(): Promise<Float32Array | null> {
+    const name = this.checkpoint.layout.lmHeadBias;
+    this.headBias ??= name === undefined ? Promise.resolve(null) : this.checkpoint.readF32(name);
+    return this.headBias;
+  }
+
+  finalNorm(): Promise<NormWeights> {
+    const { finalNorm, finalNormBias } = this.checkpoint.layout;
+    return this.norm(finalNorm, finalNormBias);
+  }
+
+  /** A norm's weight, with its bias where the layout names one. */
+  private async norm(weight: string, bias: string | undefined): Promise<NormWeights> {
+    const [w, b] = await Promise.all([this.checkpoint.readF32(weight), bias === undefined ? undefined : this.checkpoint.readF32(bias)]);
+    return b ? { weight: w, bias: b } : { weight: w };
   }
 
   async layer(index: number): Promise<LayerWeights> {
     const layout = this.checkpoint.layout.layers[index];
     if (!layout) throw new RangeError(`layer ${index} does not exist (the model has ${this.checkpoint.layout.layers.length})`);
     const sites = Object.entries(layout.norms) as Array<[NormSite, string]>;
-    const [attention, ...weights] = await Promise.all([this.attention(layout), ...sites.map(([, name]) => this.checkpoint.readF32(name))]);
+    const [attention, ...weights] = await Promise.all([this.attention(layout), ...sites.map(([site, name]) => this.norm(name, layout.normBiases?.[site]))]);
     const norms = Object.fromEntries(sites.map(([site], i) => [site, weights[i]])) as LayerWeights['norms'];
     if (layout.kind === 'moe') return { index, norms, attention, mlp: { kind: 'moe', moe: await this.moe(layout) } };
     if (!layout.dense) throw new Error(`layer ${index} is dense but the layout names no MLP tensors`);
@@ -307,6 +322,7 @@ export function withExperts(base: WeightProvider, expertFor: (layer: number, exp
     ...(base.embedRows ? { embedRows: base.embedRows.bind(base) } : {}),
     finalNorm: () => base.finalNorm(),
     lmHeadRows: (s, e) => base.lmHeadRows(s, e),
+    lmHeadBias: () => base.lmHeadBias(),
     layer: async (index) => {
       const layer = await base.layer(index);
       if (layer.mlp.kind !== 'moe') return layer;

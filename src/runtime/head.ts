@@ -54,17 +54,25 @@ export async function streamLogits(
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const vc = Math.min(chunk, vocab - v0);
     const weights = await Promise.all(models.map((m) => m.provider.lmHeadRows(v0, v0 + vc)));
+    const biases = await Promise.all(models.map((m) => m.provider.lmHeadBias()));
     for (let r0 = 0; r0 < rows; r0 += rowBlock) {
       const rc = Math.min(rowBlock, rows - r0);
       const logits = models.map((m, i) => {
         const h = m.provider.config.hiddenSize;
         const out = rc * vc === buffers[i].length ? buffers[i] : buffers[i].subarray(0, rc * vc);
         productTransB(engine, rc, vc, h, m.hidden.subarray(r0 * h, (r0 + rc) * h), weights[i], out);
+        addLogitBias(out, rc, vc, biases[i], v0);
         return out;
       });
       consume({ rowStart: r0, rowCount: rc, vocabStart: v0, vocabCount: vc, logits });
     }
   }
+}
+
+/** logits (rows × count, of vocabulary ids v0…) += lm_head's bias for those ids, where it has one (PhiMoE's). */
+function addLogitBias(logits: Float32Array, rows: number, count: number, bias: Float32Array | null, v0: number): void {
+  if (!bias) return;
+  for (let r = 0; r < rows; r++) for (let j = 0; j < count; j++) logits[r * count + j] += bias[v0 + j];
 }
 
 /** lm_head rows per product: HEAD_CHUNK_BYTES of f32 weights, at least 256, at most the vocabulary. */
@@ -99,17 +107,20 @@ export async function logitsInto(
   if (out.length < rows * vocab) throw new RangeError(`logitsInto: out holds ${out.length} values, ${rows} rows × ${vocab} need ${rows * vocab}`);
   const chunk = headChunkRows(vocab, h, opts.chunkRows);
   const x = hidden.subarray(0, rows * h);
+  const bias = await provider.lmHeadBias();
   for (let v0 = 0; v0 < vocab; v0 += chunk) {
     const vc = Math.min(chunk, vocab - v0);
     const weights = await provider.lmHeadRows(v0, v0 + vc);
     if (vc === vocab || rows === 1) {
       // the product's rows are already out's: all of each row, or one row's columns [v0, v0 + vc)
       productTransB(engine, rows, vc, h, x, weights, rows === 1 ? out.subarray(v0, v0 + vc) : out.subarray(0, rows * vocab));
+      addLogitBias(rows === 1 ? out.subarray(v0, v0 + vc) : out, rows, vc, bias, v0);
       continue;
     }
     if (!work.block || work.block.length < rows * vc) work.block = new Float32Array(rows * vc);
     const block = work.block.subarray(0, rows * vc);
     productTransB(engine, rows, vc, h, x, weights, block);
+    addLogitBias(block, rows, vc, bias, v0);
     for (let r = 0; r < rows; r++) out.set(block.subarray(r * vc, (r + 1) * vc), r * vocab + v0);
   }
 }

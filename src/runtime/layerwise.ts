@@ -13,7 +13,8 @@ import { ropeSpecOf, ropeTables } from './rope.js';
 import { prefetch } from './prefetch.js';
 import { scaleInPlace } from './numerics.js';
 import type { KvCache } from './kv-cache.js';
-import type { LayerWeights, WeightProvider } from './weights.js';
+import type { LayerWeights, NormWeights, WeightProvider } from './weights.js';
+import { applyNorm } from './norm.js';
 import type { ModelConfig, NormSite } from '../checkpoint/types.js';
 import { attentionChunkOf, slidingWindowOf } from '../checkpoint/sliding-window.js';
 import { queryScaleOf } from './llama4-query-scale.js';
@@ -32,7 +33,7 @@ export interface DecoderOptions {
   onLayer?(progress: LayerProgress): void;
   /** stop after this many layers (e.g. routing statistics of the first layers only); default all */
   layers?: number;
-  /** apply the final RMSNorm (default true) */
+  /** apply the final norm (default true) */
   finalNorm?: boolean;
   /**
    * Incremental decoding: batch sequence s continues cache sequence s (its rows are positions
@@ -89,7 +90,7 @@ export async function runDecoder(provider: WeightProvider, engine: Engine, batch
   }
   cache?.advance(added, slots);
   if (opts.finalNorm ?? true) {
-    engine.kernels.rmsNorm(rows, h, x, await provider.finalNorm(), config.rmsNormEps, x);
+    applyNorm(engine, config, rows, x, await provider.finalNorm(), x);
     // Granite divides its logits by logits_scaling: the head is linear, so its input is divided instead
     if (config.multipliers?.logits !== undefined) scaleInPlace(x, 1 / config.multipliers.logits);
   }
@@ -122,7 +123,8 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
 /**
  * The first half of a decoder layer: x += attention(x normed at its input), the attention's output
  * normed before the add where the config places a norm there (ModelConfig.norms); then `normed` =
- * the MLP's input (x normed, or x itself where the MLP's input has no norm). Split from `mlpStep`
+ * the MLP's input (x normed, or x itself where the MLP's input has no norm; in Cohere's parallel
+ * block, ModelConfig.parallelBlock, the attention's normed input as it was). Split from `mlpStep`
  * so that a caller can look at the MLP's input (sequential calibration) before choosing the MLP
  * weights that finish the layer.
  */
@@ -143,11 +145,13 @@ export function attentionStep(ctx: AttentionContext, index: number, layer: Layer
   normInto(ctx.engine, config, rows, x, normed, sites.attentionInput ? normWeight(layer, 'attentionInput') : null);
   if (sites.attentionOutput) {
     const out = attentionBlock(ctx, layer.attention, normed);
-    kernels.rmsNorm(rows, h, out, normWeight(layer, 'attentionOutput'), config.rmsNormEps, out);
+    applyNorm(ctx.engine, config, rows, out, normWeight(layer, 'attentionOutput'), out);
     kernels.addInto(rows * h, x, out);
   } else {
     attentionBlock(ctx, layer.attention, normed, x); // x += attention(normed)
   }
+  // the parallel block's MLP reads what the attention read
+  if (config.parallelBlock) return;
   normInto(ctx.engine, config, rows, x, normed, sites.mlpInput ? normWeight(layer, 'mlpInput') : null);
 }
 
@@ -160,20 +164,17 @@ export async function mlpStep(ctx: AttentionContext, index: number, layer: Layer
       ? await moeBlock(engine, config, index, layer.mlp.moe, normed, rows, observer)
       : denseForward(engine, layer.mlp.dense, normed, rows, config.hiddenSize);
   scaleInPlace(mlpOut, config.multipliers?.residual, rows * config.hiddenSize);
-  if (layerNormSites(config, layer.mlp.kind === 'moe').mlpOutput) {
-    engine.kernels.rmsNorm(rows, config.hiddenSize, mlpOut, normWeight(layer, 'mlpOutput'), config.rmsNormEps, mlpOut);
-  }
+  if (layerNormSites(config, layer.mlp.kind === 'moe').mlpOutput) applyNorm(engine, config, rows, mlpOut, normWeight(layer, 'mlpOutput'), mlpOut);
   engine.kernels.addInto(rows * config.hiddenSize, x, mlpOut);
 }
 
-/** `out` = x RMS-normed with `weight`, or a copy of x where the site has no norm. */
-function normInto(engine: Engine, config: ModelConfig, rows: number, x: Float32Array, out: Float32Array, weight: Float32Array | null): void {
-  const h = config.hiddenSize;
-  if (weight) engine.kernels.rmsNorm(rows, h, x, weight, config.rmsNormEps, out);
-  else out.set(x.subarray(0, rows * h));
+/** `out` = x normed with `norm`, or a copy of x where the site has no norm. */
+function normInto(engine: Engine, config: ModelConfig, rows: number, x: Float32Array, out: Float32Array, norm: NormWeights | null): void {
+  if (norm) applyNorm(engine, config, rows, x, norm, out);
+  else out.set(x.subarray(0, rows * config.hiddenSize));
 }
 
-function normWeight(layer: LayerWeights, site: NormSite): Float32Array {
+function normWeight(layer: LayerWeights, site: NormSite): NormWeights {
   const weight = layer.norms[site];
   if (!weight) throw new Error(`layer ${layer.index} has no weight for its ${site} norm, which its config's norm placement needs`);
   return weight;

@@ -4,7 +4,10 @@
  *   expert groups) → renormalise when norm_topk_prob (always for Mixtral; DeepSeek and Mistral 4
  *   add 1e-20 to the denominator as their code does) → × routed scaling factor → Σ_k w_k · expert_k(x)
  *   (Llama 4: Σ_k expert_k(w_k · x), the weights on the inputs, ModelConfig.routingWeightsScaleInputs)
- * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated.
+ *   (or the top-k of the logits weighed by a softmax over them or their sigmoids, or PhiMoE's
+ *   sparsemixer: routeTopk, routeSparsemixer)
+ * plus the shared expert: Qwen2-MoE's scaled by sigmoid(x·g), DeepSeek's ungated (Cohere2-MoE's
+ * averaged with the routed sum where its config says so).
  * Experts are loaded one at a time, the next one read while the current one computes, so at
  * most two experts' weights are resident. A provider that holds its experts (`residentExpert`)
  * lets a decoding step or a prompt run every routed expert in one kernel call instead (dense, or
@@ -40,6 +43,7 @@ export interface MoeObserver {
 export function route(engine: Engine, config: ModelConfig, w: Pick<MoeWeights, 'router' | 'routerBias' | 'routerLogitBias'>, x: Float32Array, tokens: number): Routing {
   const { router, routerBias } = w;
   if (config.routing === 'topk-softmax' || config.routing === 'topk-sigmoid') return routeTopk(engine, config, router, w.routerLogitBias, x, tokens);
+  if (config.routing === 'sparsemixer') return routeSparsemixer(engine, config, router, x, tokens);
   if (config.topkMethod === 'noaux_tc') return routeNoAuxTc(engine, config, router, routerBias, x, tokens);
   const { numExperts: E, topK: k, hiddenSize } = config;
   const probs = new Float32Array(tokens * E);
@@ -72,8 +76,9 @@ export function route(engine: Engine, config: ModelConfig, w: Pick<MoeWeights, '
 /**
  * Routing on the top-k logits: logits = x·Wᵀ (+ bias, gpt-oss's), the k largest (earlier experts
  * first on ties, as torch.topk on CPU), weighted by a softmax over those k values alone (gpt-oss's
- * GptOssTopKRouter, 'topk-softmax') or each one's sigmoid (Llama 4's Llama4Router, 'topk-sigmoid'),
- * in f32, the routers' dtype there.
+ * GptOssTopKRouter, Cohere2-MoE's softmax router: 'topk-softmax') or each one's sigmoid (Llama 4's
+ * Llama4Router, 'topk-sigmoid'; divided by their sum where normTopkProb, Cohere2-MoE's sigmoid
+ * router), in f32, the routers' dtype there.
  */
 function routeTopk(engine: Engine, config: ModelConfig, router: Float32Array, bias: Float32Array | undefined, x: Float32Array, tokens: number): Routing {
   const { numExperts: E, topK: k, hiddenSize } = config;
@@ -86,10 +91,57 @@ function routeTopk(engine: Engine, config: ModelConfig, router: Float32Array, bi
     if (bias) for (let e = 0; e < E; e++) logits[t * E + e] = Math.fround(logits[t * E + e] + bias[e]);
     topK(logits, t * E, E, k, experts, t * k);
     for (let s = 0; s < k; s++) weights[t * k + s] = logits[t * E + experts[t * k + s]];
-    if (config.routing === 'topk-sigmoid') for (let s = t * k; s < (t + 1) * k; s++) weights[s] = 1 / (1 + Math.exp(-weights[s]));
-    else softmaxInPlace(weights, t * k, k);
+    if (config.routing === 'topk-sigmoid') {
+      for (let s = t * k; s < (t + 1) * k; s++) weights[s] = 1 / (1 + Math.exp(-weights[s]));
+      if (config.normTopkProb) normaliseBySum(weights, t * k, k);
+    } else softmaxInPlace(weights, t * k, k);
   }
   return { tokens, topK: k, experts, weights };
+}
+
+/**
+ * PhiMoE's sparsemixer at inference, as transformers' sparsemixer computes it with training off:
+ * logits s = x·Wᵀ; the first expert is the best logit's (m1, the earliest on ties), weighed by the
+ * softmax, at it, of the logits not masked, a logit s_j being masked where
+ * (m1 − s_j) / max(|s_j|, m1) > 2·eps; the second is the best of the others (m2), weighed by the
+ * softmax, at it, of those others under the same mask taken against m2 (the first stays masked).
+ * Two experts whatever num_experts_per_tok, as there; the weights are used as they are.
+ */
+function routeSparsemixer(engine: Engine, config: ModelConfig, router: Float32Array, x: Float32Array, tokens: number): Routing {
+  const { numExperts: E, hiddenSize } = config;
+  const k = 2;
+  const margin = Math.fround(2 * (config.routerJitterEps ?? 0));
+  const logits = new Float32Array(tokens * E);
+  engine.gemm(tokens, E, hiddenSize, x, router, logits, { transB: true });
+  const experts = new Int32Array(tokens * k);
+  const weights = new Float32Array(tokens * k);
+  const gates = new Float32Array(E);
+  for (let t = 0; t < tokens; t++) {
+    const s = logits.subarray(t * E, (t + 1) * E);
+    let first = -1;
+    for (let pick = 0; pick < k; pick++) {
+      // the best logit but the first pick's (torch's max: the earliest index on ties)
+      let best = -1;
+      for (let e = 0; e < E; e++) if (e !== first && (best < 0 || s[e] > s[best])) best = e;
+      const m = s[best];
+      for (let e = 0; e < E; e++) {
+        const factor = Math.max(Math.abs(s[e]), m);
+        gates[e] = e === first || Math.fround(Math.fround(m - s[e]) / factor) > margin ? -Infinity : s[e];
+      }
+      softmaxInPlace(gates, 0, E);
+      experts[t * k + pick] = best;
+      weights[t * k + pick] = gates[best];
+      first = best;
+    }
+  }
+  return { tokens, topK: k, experts, weights };
+}
+
+/** values[at…at+k) divided by their f32 sum, as torch's x / x.sum(-1, keepdim=True). */
+function normaliseBySum(values: Float32Array, at: number, k: number): void {
+  let sum = 0;
+  for (let s = at; s < at + k; s++) sum = Math.fround(sum + values[s]);
+  for (let s = at; s < at + k; s++) values[s] /= sum;
 }
 
 /**
@@ -204,6 +256,8 @@ export async function moeBlock(
     } else {
       for (let i = 0; i < out.length; i++) out[i] += shared[i];
     }
+    // Cohere2-MoE's 'average': (routed + shared) / 2, the halving exact in f32
+    if (config.sharedExpertCombination === 'average') for (let i = 0; i < out.length; i++) out[i] *= 0.5;
   }
   return out;
 }

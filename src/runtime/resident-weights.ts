@@ -12,14 +12,15 @@ import { mxfp4Bytes } from '../io/mxfp4-matrix.js';
 import type { Checkpoint } from '../checkpoint/types.js';
 import { assertTokenIds, bf16HeldTensorNames, packedHeldTensorNames, type CheckpointWeightsOptions } from './checkpoint-weights.js';
 import { gatherRows, type Weights } from './weight-matrix.js';
-import type { ExpertWeights, LayerWeights, MoeWeights, WeightProvider } from './weights.js';
+import type { ExpertWeights, LayerWeights, MoeWeights, NormWeights, WeightProvider } from './weights.js';
 
 /** Default budget for keeping a model resident: decoded f32 weights up to 2 GiB. */
 export const DEFAULT_RESIDENT_BYTES = 2 * 1024 ** 3;
 
 export class ResidentWeights implements WeightProvider {
   private readonly layers = new Map<number, Promise<LayerWeights>>();
-  private norm: Promise<Float32Array> | null = null;
+  private norm: Promise<NormWeights> | null = null;
+  private headBias: Promise<Float32Array | null> | null = null;
   private embedTable: Promise<Weights> | null = null;
   private head: Promise<Weights> | null = null;
 
@@ -56,9 +57,14 @@ export class ResidentWeights implements WeightProvider {
     return this.embedTable;
   }
 
-  finalNorm(): Promise<Float32Array> {
+  finalNorm(): Promise<NormWeights> {
     this.norm ??= this.inner.finalNorm();
     return this.norm;
+  }
+
+  lmHeadBias(): Promise<Float32Array | null> {
+    this.headBias ??= this.inner.lmHeadBias();
+    return this.headBias;
   }
 
   /** Rows of the whole output projection, read once (tied embeddings: the embedding table's). */

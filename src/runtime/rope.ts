@@ -11,7 +11,9 @@
  * "linear" divides every inverse frequency by `factor`; "llama3" divides the low frequencies (wave
  * lengths beyond original_max_position_embeddings / low_freq_factor) by it, keeps the high ones
  * (below … / high_freq_factor) and blends those between, as transformers' `_compute_llama3_parameters`.
- * Other scalings (dynamic without an alpha, longrope) are refused: they would run silently wrong.
+ * PhiMoE's "longrope" divides them by its short factors and scales cos/sin by its mscale, as
+ * transformers' PhimoeRotaryEmbedding does (ModelConfig.longRope).
+ * Other scalings (dynamic without an alpha, longrope elsewhere) are refused: they would run silently wrong.
  *
  * The scaling is read from `rope_scaling` or `rope_parameters` (checkpoint/rope-scaling.ts).
  */
@@ -48,6 +50,8 @@ export interface RopeSpec {
   /** rope_type "linear": every inverse frequency divided by this factor */
   linear?: number;
   llama3?: Llama3Scaling;
+  /** PhiMoE's LongRoPE (ModelConfig.longRope): each inverse frequency divided by its short factor, cos/sin × mscale */
+  longRope?: { shortFactor: readonly number[]; mscale: number };
   /** what 1/√(query head width) is multiplied by in the softmax (1 but for DeepSeek-V2's YaRN mscale²) */
   softmaxScale: number;
 }
@@ -108,6 +112,10 @@ function readRopeSpec(config: ModelConfig): RopeSpec {
   if (type === 'default') return { dim, theta: config.ropeTheta, yarn: null, softmaxScale: 1 };
   // Hunyuan's NTK alpha: the base raised to θ·alpha^(d/(d−2)), d = head_dim (transformers' HunYuanMoEV1RotaryEmbedding)
   if (type === 'dynamic' && config.ropeAlpha !== undefined) return { dim, theta: config.ropeTheta * config.ropeAlpha ** (config.headDim / (config.headDim - 2)), yarn: null, softmaxScale: 1 };
+  if (type === 'longrope' && config.longRope !== undefined) {
+    if (config.longRope.shortFactor.length !== dim / 2) throw new UnsupportedModelError(`${key ?? 'rope_scaling'}.short_factor has ${config.longRope.shortFactor.length} values for ${dim / 2} rotated pairs`);
+    return { dim, theta: config.ropeTheta, yarn: null, longRope: config.longRope, softmaxScale: 1 };
+  }
   const p = params!;
   if (type === 'linear') {
     const factor = numberOf(p, 'factor', what);
@@ -158,7 +166,7 @@ const cacheKeys = new WeakMap<RopeSpec, string>();
 
 export function ropeTables(spec: RopeSpec, positions: number): RopeTables {
   let key = cacheKeys.get(spec);
-  if (key === undefined) cacheKeys.set(spec, (key = JSON.stringify([spec.dim, spec.theta, spec.yarn, spec.linear ?? null, spec.llama3 ?? null])));
+  if (key === undefined) cacheKeys.set(spec, (key = JSON.stringify([spec.dim, spec.theta, spec.yarn, spec.linear ?? null, spec.llama3 ?? null, spec.longRope ?? null])));
   const cached = ropeCache.get(key);
   if (cached && cached.positions >= positions) return cached;
   // round up so a growing decode rebuilds the table rarely
@@ -186,6 +194,11 @@ export function inverseFrequencies(spec: RopeSpec): Float32Array {
     return invFreq;
   }
   if (spec.llama3 !== undefined) return llama3Frequencies(invFreq, spec.llama3);
+  // LongRoPE: 1 / (factor · θ^(2i/d)), transformers' f32 steps
+  if (spec.longRope !== undefined) {
+    for (let i = 0; i < half; i++) invFreq[i] = Math.fround(1 / Math.fround(Math.fround(spec.longRope.shortFactor[i]) * posFreq[i]));
+    return invFreq;
+  }
   if (!yarn) return invFreq;
   const correctionDim = (rotations: number) => (dim * Math.log(yarn.originalMaxPositions / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
   let low = correctionDim(yarn.betaFast);
@@ -234,7 +247,7 @@ function buildRopeTables(spec: RopeSpec, positions: number): RopeTables {
   const cos = new Float32Array(positions * half);
   const sin = new Float32Array(positions * half);
   const invFreq = inverseFrequencies(spec);
-  const scale = spec.yarn?.attentionFactor ?? 1;
+  const scale = spec.yarn?.attentionFactor ?? (spec.longRope ? Math.fround(spec.longRope.mscale) : 1);
   for (let p = 0; p < positions; p++) {
     for (let i = 0; i < half; i++) {
       const angle = Math.fround(p * invFreq[i]);

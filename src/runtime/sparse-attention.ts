@@ -27,6 +27,7 @@ import type { AttentionContext } from './attention.js';
 import { deinterleaveHeads, scratch } from './numerics.js';
 import type { MlaAttentionWeights } from './weights.js';
 import { productTransB } from './weight-matrix.js';
+import { layerNormRows } from './norm.js';
 
 /** torch's LayerNorm eps in the indexer (its k_norm). */
 const INDEX_KEY_NORM_EPS = 1e-6;
@@ -66,23 +67,9 @@ export function indexKeys(ctx: AttentionContext, w: MlaAttentionWeights, x: Floa
     return keys;
   }
   productTransB(ctx.engine, rows, dim, ctx.config.hiddenSize, x, w.indexer.wk, keys);
-  layerNormRows(keys, rows, dim, w.indexer.kNorm, w.indexer.kNormBias);
+  layerNormRows(keys, rows, dim, w.indexer.kNorm, w.indexer.kNormBias, INDEX_KEY_NORM_EPS);
   ropeIndexHeads(ctx, keys, rows, 1, ctx.positions);
   return keys;
-}
-
-/** torch's LayerNorm over each row in place (biased variance), with its weight and bias. */
-function layerNormRows(x: Float32Array, rows: number, width: number, weight: Float32Array, bias: Float32Array): void {
-  for (let r = 0; r < rows; r++) {
-    const at = r * width;
-    let mean = 0;
-    for (let i = 0; i < width; i++) mean += x[at + i];
-    mean /= width;
-    let variance = 0;
-    for (let i = 0; i < width; i++) variance += (x[at + i] - mean) ** 2;
-    const inv = 1 / Math.sqrt(variance / width + INDEX_KEY_NORM_EPS);
-    for (let i = 0; i < width; i++) x[at + i] = (x[at + i] - mean) * inv * weight[i] + bias[i];
-  }
 }
 
 /**

@@ -150,10 +150,16 @@ export interface MoeWeights {
   sharedGate?: Float32Array;
 }
 
+/** One norm's parameters: its weight, and its bias where the config's norms have one (ModelConfig.normKind). */
+export interface NormWeights {
+  weight: Float32Array;
+  bias?: Float32Array;
+}
+
 export interface LayerWeights {
   index: number;
-  /** the norm weights by site, each where the config places one (ModelConfig.norms) */
-  norms: Partial<Record<NormSite, Float32Array>>;
+  /** the norms by site, each where the config places one (ModelConfig.norms) */
+  norms: Partial<Record<NormSite, NormWeights>>;
   attention: AttentionWeights;
   mlp: { kind: 'moe'; moe: MoeWeights } | { kind: 'dense'; dense: ExpertWeights };
 }
@@ -163,9 +169,11 @@ export interface WeightProvider {
   /** rows of the embedding table for these token ids (ids.length × hidden) */
   embed(ids: Int32Array): Promise<Float32Array>;
   layer(index: number): Promise<LayerWeights>;
-  finalNorm(): Promise<Float32Array>;
+  finalNorm(): Promise<NormWeights>;
   /** rows [start, end) of the output projection (tied embeddings: of the embedding table), f32 or BF16 */
   lmHeadRows(start: number, end: number): Promise<Weights>;
+  /** lm_head's bias [vocab], added to the logits (ModelConfig.lmHeadBias); null where it has none */
+  lmHeadBias(): Promise<Float32Array | null>;
   /**
    * Rows [start, end) of the embedding table as held (f32 or BF16), for a wrapper that keeps the
    * table resident and looks ids up itself (ResidentWeights). Optional: `embed` is the contract.

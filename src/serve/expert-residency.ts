@@ -24,7 +24,7 @@ import type { Engine } from '../engine/types.js';
 import { roundToBf16 } from '../io/dtype.js';
 import { ResidentWeights } from '../runtime/resident-weights.js';
 import { CheckpointWeights } from '../runtime/checkpoint-weights.js';
-import type { ExpertWeights, LayerWeights, WeightProvider } from '../runtime/weights.js';
+import type { ExpertWeights, LayerWeights, NormWeights, WeightProvider } from '../runtime/weights.js';
 
 const TYPES: readonly ExpertMatrixType[] = ['gate', 'up', 'down'];
 
@@ -129,12 +129,16 @@ export class LiveExpertProvider implements WeightProvider {
     return this.base.embed(ids);
   }
 
-  finalNorm(): Promise<Float32Array> {
+  finalNorm(): Promise<NormWeights> {
     return this.base.finalNorm();
   }
 
   lmHeadRows(start: number, end: number): Promise<Weights> {
     return this.base.lmHeadRows(start, end);
+  }
+
+  lmHeadBias(): Promise<Float32Array | null> {
+    return this.base.lmHeadBias();
   }
 
   embedRows(start: number, end: number): Promise<Weights> {

@@ -33,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'mimo_v2_flash', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'cohere2_moe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'mimo_v2_flash', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'phimoe', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe_text', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -604,6 +604,120 @@ describe('normalisation from the real key names', () => {
         expect(moe.moe).toMatchObject({ router: 'model.layers.1.mlp.router.gate.weight', routerBias: 'model.layers.1.mlp.expert_bias', shared: { down: 'model.layers.1.mlp.shared_experts.down_proj.weight' } });
         expect(moe.moe!.fused?.gateUp).toBe(fusedExperts ? 'model.layers.1.mlp.experts.gate_up_proj' : undefined);
         expect(describeCheckpoint(ckpt)).toMatchObject({ runnable: true, attentionOutputGate: true, multipliers: { embedding: Math.sqrt(32) }, nopeLayers: [1], slidingWindow: { size: 5, layers: [0, 2] } });
+        expect(describeCheckpoint(ckpt).validation.unusedTensors).toEqual([]);
+      } finally {
+        await ckpt.close();
+      }
+    }
+  });
+
+  it('Cohere2-MoE: LayerNorms unless rms_norm_eps, the parallel block, RoPE in the sliding and forced dense layers, top-k softmax or sigmoid routing, shared experts averaged or added, logit_scale', async () => {
+    const family = familyByName('cohere2_moe');
+    // transformers' Cohere2MoeConfig defaults: every fourth layer full (3, 7), all MoE, LayerNorms (rms_norm_eps null) with layer_norm_eps
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'cohere2_moe', num_hidden_layers: 8 });
+    expect(config).toMatchObject({
+      hiddenSize: 8192, numHeads: 64, numKvHeads: 64, headDim: 128, vocabSize: 256000, ropeTheta: 10000, rmsNormEps: 1e-5, tieWordEmbeddings: true, qkNorm: 'none', qkvBias: false,
+      numExperts: 8, topK: 2, expertIntermediateSize: 22528, denseIntermediateSize: 22528, sharedExpertIntermediateSize: 0, sharedExpertGated: false,
+      routing: 'topk-softmax', normTopkProb: false, routedScalingFactor: 1, ropeInterleave: true, parallelBlock: true,
+      norms: { attentionInput: true, attentionOutput: false, mlpInput: false, mlpOutput: false },
+      normKind: { kind: 'layer', bias: false },
+      multipliers: { logits: 16 },
+      slidingWindow: { size: 4096, layers: [true, true, true, false, true, true, true, false] },
+      nopeLayers: [false, false, false, true, false, false, false, true],
+      padTokenId: 0, bosTokenId: 5, eosTokenId: 255001,
+    });
+    expect(config.oBias).toBeUndefined();
+    expect(config.sharedExpertCombination).toBeUndefined();
+    expect(moeLayers).toEqual(Array(8).fill(true));
+    // first_k_dense_replace: the prefix full (prefix_dense_sliding_window_pattern 1) and dense, roping all the same
+    // (force_rope), the rest counted again from 1; the dense layers prefix_dense_intermediate_size wide
+    const prefixed = family.resolveConfig({ model_type: 'cohere2_moe', num_hidden_layers: 6, first_k_dense_replace: 2, prefix_dense_intermediate_size: 100, num_shared_experts: 2, intermediate_size: 30 });
+    expect(prefixed.moeLayers).toEqual([false, false, true, true, true, true]);
+    expect(prefixed.config).toMatchObject({
+      slidingWindow: { size: 4096, layers: [false, false, true, true, true, false] },
+      nopeLayers: [false, false, false, false, false, true],
+      denseIntermediateSize: 100, expertIntermediateSize: 30, sharedExpertIntermediateSize: 60, sharedExpertCombination: 'average',
+    });
+    // another prefix pattern: no force_rope, so the prefix's full layers apply none
+    expect(family.resolveConfig({ model_type: 'cohere2_moe', num_hidden_layers: 8, first_k_dense_replace: 3, prefix_dense_sliding_window_pattern: 2 }).config).toMatchObject({
+      slidingWindow: { size: 4096, layers: [true, false, true, true, true, true, false, true] },
+      nopeLayers: [false, true, false, false, false, false, true, false],
+    });
+    // RMSNorms where rms_norm_eps is set, with it; sigmoid routing renormalised where norm_topk_prob; shared experts added; biases on all four projections
+    const rms = family.resolveConfig({ model_type: 'cohere2_moe', rms_norm_eps: 1e-6, expert_selection_fn: 'sigmoid', num_shared_experts: 1, shared_expert_combination_strategy: 'sum', attention_bias: true, logit_scale: 0.5 }).config;
+    expect(rms).toMatchObject({ normKind: { kind: 'rms' }, rmsNormEps: 1e-6, routing: 'topk-sigmoid', normTopkProb: true, qkvBias: true, oBias: true, multipliers: { logits: 2 } });
+    expect(rms.sharedExpertCombination).toBeUndefined();
+    expect(family.resolveConfig({ model_type: 'cohere2_moe', expert_selection_fn: 'sigmoid', norm_topk_prob: false }).config.normTopkProb).toBe(false);
+    // listed layer_types and mlp_layer_types rule
+    const listed = family.resolveConfig({ model_type: 'cohere2_moe', num_hidden_layers: 3, layer_types: ['full_attention', 'sliding_attention', 'full_attention'], mlp_layer_types: ['sparse', 'dense', 'sparse'], sliding_window: 16 });
+    expect(listed.moeLayers).toEqual([true, false, true]);
+    expect(listed.config).toMatchObject({ slidingWindow: { size: 16, layers: [false, true, false] }, nopeLayers: [true, false, true] });
+    // transformers fails on these
+    expect(() => family.resolveConfig({ model_type: 'cohere2_moe', expert_selection_fn: 'relu' })).toThrow(/expert_selection_fn/);
+    expect(() => family.resolveConfig({ model_type: 'cohere2_moe', shared_expert_combination_strategy: 'max' })).toThrow(/shared_expert_combination_strategy/);
+    expect(() => family.resolveConfig({ model_type: 'cohere2_moe', sliding_window: null })).toThrow(/sliding_window to null while layers are sliding/);
+    expect(() => family.resolveConfig({ model_type: 'cohere2_moe', num_hidden_layers: 2, layer_types: ['sliding_attention'] })).toThrow(/'layer_types'/);
+    expect(() => family.resolveConfig({ model_type: 'cohere2_moe', num_hidden_layers: 2, mlp_layer_types: ['sparse'] })).toThrow(/'mlp_layer_types'/);
+    expect(() => family.resolveConfig({ model_type: 'cohere2_moe', head_dim: null })).toThrow(/'head_dim'/);
+    for (const fusedExperts of [false, true]) {
+      const { ckpt } = await openFixture('cohere2_moe', { seed: 1, fusedExperts, attentionBias: fusedExperts });
+      try {
+        const [dense, moe] = [ckpt.layout.layers[0], ckpt.layout.layers[1]];
+        expect(moe.norms).toEqual({ attentionInput: 'model.layers.1.input_layernorm.weight' });
+        expect(moe.normBiases).toBeUndefined();
+        expect(dense.kind).toBe('dense');
+        expect(dense.dense!.gate).toBe('model.layers.0.mlp.gate_proj.weight');
+        expect(moe.attention.oBias).toBe(fusedExperts ? 'model.layers.1.self_attn.o_proj.bias' : undefined);
+        expect(moe.moe).toMatchObject({ router: 'model.layers.1.mlp.gate.weight', shared: { down: 'model.layers.1.mlp.shared_experts.down_proj.weight' } });
+        expect(moe.moe!.fused?.gateUp).toBe(fusedExperts ? 'model.layers.1.mlp.experts.gate_up_proj' : undefined);
+        expect(describeCheckpoint(ckpt)).toMatchObject({
+          runnable: true, parallelBlock: true, normKind: { kind: 'layer', bias: false }, sharedExpertCombination: 'average', routing: 'topk-softmax',
+          multipliers: { logits: 4 }, nopeLayers: [2], slidingWindow: { size: 5, layers: [1, 3] }, moeLayers: [1, 2, 3], denseLayers: [0],
+        });
+        expect(describeCheckpoint(ckpt).validation.unusedTensors).toEqual([]);
+      } finally {
+        await ckpt.close();
+      }
+    }
+  });
+
+  it('PhiMoE: LayerNorms with biases, q/k/v/o and lm_head biases, sparsemixer routing, LongRoPE as transformers runs it', async () => {
+    const family = familyByName('phimoe');
+    // transformers' PhimoeConfig defaults
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'phimoe', num_hidden_layers: 2 });
+    expect(config).toMatchObject({
+      hiddenSize: 4096, numHeads: 32, numKvHeads: 8, headDim: 128, vocabSize: 32064, ropeTheta: 1e6, rmsNormEps: 1e-5, tieWordEmbeddings: false, qkNorm: 'none', qkvBias: false,
+      numExperts: 16, topK: 2, expertIntermediateSize: 6400, sharedExpertIntermediateSize: 0, routing: 'sparsemixer', routerJitterEps: 0.01, normTopkProb: false,
+      normKind: { kind: 'layer', bias: true }, bosTokenId: 1, eosTokenId: 2, padTokenId: null,
+    });
+    expect(config.oBias).toBeUndefined();
+    expect(config.lmHeadBias).toBeUndefined();
+    expect(config.longRope).toBeUndefined();
+    expect(config.slidingWindow).toBeUndefined();
+    expect(moeLayers).toEqual([true, true]);
+    // Phi-3.5-MoE's: biases everywhere, a window, LongRoPE with equal mscales
+    const rope = { rope_type: 'longrope', short_factor: [1, 1.5], long_factor: [2, 3], short_mscale: 1.25, long_mscale: 1.25, original_max_position_embeddings: 4096 };
+    const released = family.resolveConfig({ model_type: 'phimoe', hidden_size: 64, num_attention_heads: 16, attention_bias: true, lm_head_bias: true, sliding_window: 131072, rope_scaling: rope }).config;
+    expect(released).toMatchObject({ qkvBias: true, oBias: true, lmHeadBias: true, slidingWindow: { size: 131072 }, longRope: { shortFactor: [1, 1.5], mscale: 1.25, longMscale: 1.25 } });
+    expect(unrunnableReason(released)).toBeNull();
+    // mscales that differ switch with a batch's longest position in transformers: not run
+    const switching = family.resolveConfig({ model_type: 'phimoe', rope_scaling: { ...rope, long_mscale: 1.5 } }).config;
+    expect(unrunnableReason(switching)).toMatch(/rope_scaling's long_mscale \(1.5\) differs from its short_mscale \(1.25\), and transformers switches between them with a batch's longest position/);
+    expect(() => ropeSpecOf(switching)).toThrow(/long_mscale/);
+    // transformers fails on (or ignores) these
+    expect(() => family.resolveConfig({ model_type: 'phimoe', num_experts_per_tok: 3 })).toThrow(/num_experts_per_tok must be 2/);
+    expect(() => family.resolveConfig({ model_type: 'phimoe', rope_scaling: { ...rope, short_mscale: undefined } })).toThrow(/short_mscale and long_mscale/);
+    expect(() => family.resolveConfig({ model_type: 'phimoe', rope_scaling: { rope_type: 'yarn', factor: 2, original_max_position_embeddings: 16 } })).toThrow(/default RoPE or "longrope"/);
+    for (const fusedExperts of [false, true]) {
+      const { ckpt } = await openFixture('phimoe', { seed: 1, fusedExperts });
+      try {
+        const layer = ckpt.layout.layers[1];
+        expect(layer.norms).toEqual({ attentionInput: 'model.layers.1.input_layernorm.weight', mlpInput: 'model.layers.1.post_attention_layernorm.weight' });
+        expect(layer.normBiases).toEqual({ attentionInput: 'model.layers.1.input_layernorm.bias', mlpInput: 'model.layers.1.post_attention_layernorm.bias' });
+        expect(ckpt.layout).toMatchObject({ finalNormBias: 'model.norm.bias', lmHeadBias: 'lm_head.bias' });
+        expect(layer.attention.oBias).toBe('model.layers.1.self_attn.o_proj.bias');
+        expect(layer.moe!.router).toBe(fusedExperts ? 'model.layers.1.mlp.router.weight' : 'model.layers.1.block_sparse_moe.gate.weight');
+        expect(describeCheckpoint(ckpt)).toMatchObject({ runnable: true, normKind: { kind: 'layer', bias: true }, routing: 'sparsemixer', routerJitterEps: 0.01, lmHeadBias: true });
         expect(describeCheckpoint(ckpt).validation.unusedTensors).toEqual([]);
       } finally {
         await ckpt.close();

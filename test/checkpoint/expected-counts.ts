@@ -65,6 +65,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
       // shared_mlp: input_linear [2S, H] (gate and up), output_linear [H, S]; none at S = 0
       sharedPerLayer = 3 * num(raw, 'shared_intermediate_size') * H;
       break;
+    case 'phimoe':
     case 'gpt_oss':
       E = num(raw, 'num_local_experts');
       I = num(raw, 'intermediate_size');
@@ -182,6 +183,18 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * num(raw, 'num_shared_experts') * H;
       break;
     }
+    case 'cohere2_moe': {
+      // the experts are intermediate_size wide; the dense layers prefix_dense_intermediate_size, else as wide
+      E = num(raw, 'num_experts');
+      I = num(raw, 'intermediate_size');
+      denseWidth = typeof raw.prefix_dense_intermediate_size === 'number' ? raw.prefix_dense_intermediate_size : I;
+      const listed = raw.mlp_layer_types as string[] | null | undefined;
+      const k = typeof raw.first_k_dense_replace === 'number' ? raw.first_k_dense_replace : 0;
+      isMoe = (l) => (listed ? listed[l] === 'sparse' : l >= k);
+      // the shared experts are one MLP num_shared_experts × intermediate_size wide
+      sharedPerLayer = 3 * I * num(raw, 'num_shared_experts') * H;
+      break;
+    }
     case 'axk1':
     case 'mistral4': {
       // no moe_layer_freq: every layer from first_k_dense_replace on is MoE
@@ -272,6 +285,8 @@ export function independentCounts(raw: Raw): IndependentCounts {
     if (type === 'gpt_oss') attentionPerLayer += heads * hd + 2 * kv * hd + H + heads; // q/k/v/o biases, one sink per head
     if (type === 'granitemoe_swa') attentionPerLayer += heads; // one sink per head
     if (type === 'afmoe') attentionPerLayer += 2 * hd + heads * hd * H; // per-head q/k norms, gate_proj [heads·hd, H]
+    if (type === 'phimoe' && raw.attention_bias === true) attentionPerLayer += heads * hd + 2 * kv * hd + H; // q/k/v/o biases
+    if (type === 'cohere2_moe' && raw.attention_bias === true) attentionPerLayer += heads * hd + 2 * kv * hd + H; // q/k/v/o biases
     if (type === 'dots1') attentionPerLayer += (raw.attention_bias === true ? heads * hd + 2 * kv * hd : 0) + 2 * hd; // per-head q/k norms always
   }
 
@@ -288,9 +303,11 @@ export function independentCounts(raw: Raw): IndependentCounts {
     attention: L * attentionPerLayer + indexers,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,
-    lmHead: tied ? 0 : V * H,
-    // A.X K1 adds a norm on each MoE layer's output; AFMoE has four a layer (before and after each sublayer)
-    norms: ((type === 'afmoe' ? 4 * L : 2 * L) + 1 + (type === 'axk1' ? nMoe : 0)) * H,
+    // PhiMoE's lm_head_bias adds [V]
+    lmHead: (tied ? 0 : V * H) + (raw.lm_head_bias === true ? V : 0),
+    // A.X K1 adds a norm on each MoE layer's output; AFMoE has four a layer (before and after each sublayer); Cohere2-MoE one (its parallel block)
+    // PhiMoE's LayerNorms carry a bias beside each weight
+    norms: ((type === 'afmoe' ? 4 * L : type === 'cohere2_moe' ? L : 2 * L) + 1 + (type === 'axk1' ? nMoe : 0)) * H * (type === 'phimoe' ? 2 : 1),
   };
   const total = Object.values(c).reduce((a, b) => a + b, 0);
   return {

@@ -17,7 +17,7 @@ import { makeScratch } from './tmp-dirs.js';
 
 /** The HF on-disk name of one routed expert matrix, per family (from the model cards and the families' Hugging Face modeling code). */
 function hfExpertName(family: FamilyName, l: number, e: number, type: ExpertMatrixType): string {
-  if (family === 'mixtral' || family === 'minimax_m2') return `model.layers.${l}.block_sparse_moe.experts.${e}.${{ gate: 'w1', up: 'w3', down: 'w2' }[type]}.weight`;
+  if (family === 'mixtral' || family === 'minimax_m2' || family === 'phimoe') return `model.layers.${l}.block_sparse_moe.experts.${e}.${{ gate: 'w1', up: 'w3', down: 'w2' }[type]}.weight`;
   return `model.layers.${l}.mlp.experts.${e}.${type}_proj.weight`;
 }
 

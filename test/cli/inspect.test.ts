@@ -107,6 +107,18 @@ describe('inspect <dir> --json', () => {
     expect(text).toMatch(/RoPE yarn; a sink logit per head; a sliding window of 5 positions in layers 0\n/);
     expect(text).toMatch(/top-2 of the biased router logits, a softmax over those k; activation \(up \+ 1\)·g·sigmoid\(1.702·g\), g = min\(gate, 7\), up within ±7, biases on the projections; no shared expert/);
     expect(JSON.parse((await inspect(gptOss.dir, '--json')).stdout)).toMatchObject({ routing: 'topk-softmax', attentionSinks: true, expertActivation: { kind: 'clamped-swiglu', alpha: 1.702, limit: 7 } });
+    // Cohere2-MoE: LayerNorms in its parallel block, routing without a bias, the averaged shared expert, the scaled head
+    const cohere = await makeTinyCheckpoint(scratch.sub('human-cohere'), 'cohere2_moe');
+    const cohereText = (await inspect(cohere.dir)).stdout;
+    expect(cohereText).toMatch(/norms\s+LayerNorms \(mean-centred, no bias\) before the attention and the MLP, which read it in parallel and join the residual together, and the final norm\n/);
+    expect(cohereText).toMatch(/top-2 of the router logits, a softmax over those k; shared expert width 16, averaged with the routed experts' sum\n/);
+    expect(cohereText).toMatch(/multipliers\s+logits ÷ 4\n/);
+    expect(JSON.parse((await inspect(cohere.dir, '--json')).stdout)).toMatchObject({ normKind: { kind: 'layer', bias: false }, parallelBlock: true, sharedExpertCombination: 'average' });
+    // PhiMoE: biased LayerNorms, its head's bias, sparsemixer
+    const phi = (await inspect((await makeTinyCheckpoint(scratch.sub('human-phimoe'), 'phimoe')).dir)).stdout;
+    expect(phi).toMatch(/norms\s+LayerNorms \(mean-centred, with bias\) before the attention, before the MLP, and the final norm\n/);
+    expect(phi).toMatch(/hidden \/ vocab\s+32 \/ 64 \(lm_head with a bias\)\n/);
+    expect(phi).toMatch(/top-2 by sparsemixer \(the best logit, then the best of the rest, each weighed by a softmax over the logits within a relative margin of 0.02 of it\); no shared expert/);
   });
 });
 

@@ -56,6 +56,8 @@ const CASES: Case[] = [
   { family: 'hunyuan_v1_moe', label: 'hunyuan_v1_moe (q/k norm after RoPE, shared MLP)', tol: 1e-5 },
   { family: 'gpt_oss', label: 'gpt_oss (sinks, experts fused transposed with biases, clamped activation)', tol: 1e-5 },
   { family: 'afmoe', label: 'afmoe (four norms a layer, gated attention, windows with RoPE only there, muP, router under mlp.router)', tol: 1e-5 },
+  { family: 'phimoe', label: 'phimoe (LayerNorms with biases, q/k/v/o and lm_head biases, sparsemixer, LongRoPE)', tol: 1e-5 },
+  { family: 'cohere2_moe', label: 'cohere2_moe (LayerNorms, the parallel block, interleaved RoPE in windowed and dense layers, averaged shared expert, logit_scale)', tol: 1e-5 },
   { family: 'llama4_text', label: 'llama4_text (chunks, routing weights on the experts\' inputs, experts fused transposed gate first)', tol: 1e-5 },
   { family: 'mixtral', label: 'mixtral fused experts', opts: { fusedExperts: true }, tol: 1e-5 },
   // BF16: factors are stored in BF16, dense Ŵ is rounded once more to BF16

@@ -30,6 +30,8 @@
  * | solar_open  | all 2                                  | glm4_moe's routing (1 group), shared expert and tensor names; no q/k norm, no attention biases unless attentionBias, RoPE over whole heads |
  * | axk1        | 1 and 2 of 3 (first_k_dense_replace 1) | deepseek_v3's with q-LoRA (rank 6) and post_mlp_layernorm on the MoE layers' outputs |
  * | hy_v3       | 1 and 2 of 3 (mlp_layer_types' default) | per-head q_norm/k_norm (head_dim 12), sigmoid routing with a choice bias (1 group), one shared expert; the releases' names per expert (mlp.router.gate, mlp.expert_bias, mlp.shared_mlp), transformers' fused |
+ * | cohere2_moe | 1 to 3 of 4 (first_k_dense_replace 1)  | one LayerNorm a layer (input_layernorm, a weight and no bias) read by the attention and the MLP in parallel, and the final one; GQA (head_dim 12), a window of 5 on layers 1 and 3 (sliding_window_pattern 2) with interleaved RoPE there and in dense layer 0 (force_rope), none in layer 2; top-k softmax routing (mlp.gate), one shared expert averaged with the routed sum (mlp.shared_experts), logit_scale 0.25; q/k/v/o biases with attentionBias |
+ * | phimoe      | all 2                                  | Mixtral's names, nn.LayerNorms with a weight and a bias (input_layernorm, post_attention_layernorm, model.norm), q/k/v/o biases and lm_head.bias unless attentionBias false, sparsemixer routing (router_jitter_noise 0.01), longrope with short_factor, short_mscale = long_mscale 1.2; fused: mlp.router.weight |
  * | afmoe       | 1 and 2 of 3 (num_dense_layers 1)      | input_layernorm, post_attention_layernorm (attention output), pre_mlp_layernorm, post_mlp_layernorm (MLP output); per-head q_norm/k_norm (head_dim 12), self_attn.gate_proj on the heads' output, window 5 on layers 0 and 2 and no RoPE on global layer 1 (global_attn_every_n_layers 2), sigmoid routing with mlp.router.gate and mlp.expert_bias, route_scale, one shared expert (mlp.shared_experts), mup_enabled |
  * | qwen3_vl_moe_text | all 2                             | qwen3_moe's tensors; fused in the releases' transposed form (gate_up [E, H, 2I] gate columns first, down [E, I, H]) |
  * | glm4v_moe_text | 1 and 2 of 3 (first_k_dense_replace 1) | glm4_moe's without q/k norms |
@@ -89,13 +91,13 @@ export interface TinyCheckpointOptions {
   denseIntermediateSize?: number;
   /** qwen2_moe: shared_expert_intermediate_size (default 20); granitemoeshared / granitemoe_swa: shared_intermediate_size (default 24 / 0) */
   sharedExpertIntermediateSize?: number;
-  /** deepseek*: n_shared_experts (default 2); glm4_moe, mistral4: (default 1); hy_v3, afmoe: num_shared_experts (default 1) */
+  /** deepseek*: n_shared_experts (default 2); glm4_moe, mistral4: (default 1); hy_v3, afmoe, cohere2_moe: num_shared_experts (default 1) */
   numSharedExperts?: number;
   /** qwen2_moe / qwen3_moe: mlp_only_layers (default [1] for qwen2_moe, [] for qwen3_moe) */
   mlpOnlyLayers?: number[];
   /** qwen2_moe / qwen3_moe: decoder_sparse_step (default 1) */
   decoderSparseStep?: number;
-  /** deepseek*: first_k_dense_replace (default 1); afmoe: num_dense_layers (default 1) */
+  /** deepseek*, cohere2_moe: first_k_dense_replace (default 1); afmoe: num_dense_layers (default 1) */
   firstKDenseReplace?: number;
   /** deepseek*: moe_layer_freq (default 1) */
   moeLayerFreq?: number;
@@ -123,7 +125,7 @@ export interface TinyCheckpointOptions {
   partialRotaryFactor?: number;
   /** minimax_m2: rotary_dim (default head_dim / 2, as MiniMax-M2's 64 of 128) */
   rotaryDim?: number;
-  /** solar_open: attention_bias, q/k/v biases (default false, as Solar-Open-100B) */
+  /** solar_open: attention_bias, q/k/v biases (default false, as Solar-Open-100B); cohere2_moe: q/k/v/o biases (default false); phimoe: q/k/v/o biases and lm_head's (default true, as Phi-3.5-MoE) */
   attentionBias?: boolean;
   /** glm4_moe, llama4_text: use_qk_norm (default true, as GLM-4.5 and Llama 4 Scout; GLM-4.5-Air and Maverick have false) */
   useQkNorm?: boolean;
@@ -1015,6 +1017,122 @@ function afmoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
 }
 
 /**
+ * Cohere2-MoE (cohere2_moe): one LayerNorm a layer (input_layernorm, a weight and no bias) read
+ * by the attention and the MLP alike, GQA (head_dim 12; q/k/v/o biases with attentionBias), a
+ * window of 5 on the sliding layers (the dense prefix of firstKDenseReplace layers full, the rest
+ * sliding but every second one), top-k softmax routing over mlp.gate, numSharedExperts shared
+ * experts (default 1) in one MLP averaged with the routed sum, the dense prefix
+ * prefix_dense_intermediate_size wide, logit_scale 0.25.
+ */
+function cohere2MoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const dense = o.firstKDenseReplace ?? 1;
+  const nShared = o.numSharedExperts ?? 1;
+  const headDim = o.headDim ?? 12;
+  const bias = o.attentionBias ?? false;
+  const config = {
+    architectures: ['Cohere2MoeForCausalLM'],
+    model_type: 'cohere2_moe',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    prefix_dense_intermediate_size: d.dense,
+    first_k_dense_replace: dense,
+    num_experts: d.E,
+    num_shared_experts: nShared,
+    num_experts_per_tok: d.K,
+    shared_expert_combination_strategy: 'average',
+    expert_selection_fn: 'softmax',
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_bias: bias,
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    layer_norm_eps: 1e-5,
+    rope_theta: 10000,
+    sliding_window: 5,
+    sliding_window_pattern: 2,
+    logit_scale: 0.25,
+    tie_word_embeddings: d.tied,
+    eos_token_id: d.V - 1,
+  };
+  const m = (l: number) => `${P(l)}.mlp`;
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    layers.push(tensor(d, `${P(l)}.input_layernorm.weight`, [d.H], 'norm'), ...gqaAttention(d, l, headDim));
+    if (bias)
+      layers.push(
+        tensor(d, `${a}.q_proj.bias`, [d.heads * headDim], 'bias'),
+        tensor(d, `${a}.k_proj.bias`, [d.kvHeads * headDim], 'bias'),
+        tensor(d, `${a}.v_proj.bias`, [d.kvHeads * headDim], 'bias'),
+        tensor(d, `${a}.o_proj.bias`, [d.H], 'bias'),
+      );
+    if (l < dense) layers.push(...mlp(d, m(l), 'gate_proj', 'up_proj', 'down_proj', d.dense));
+    else {
+      layers.push(tensor(d, `${m(l)}.gate.weight`, [d.E, d.H], 'linear'), ...routedExperts(d, l, m(l), 'gate_proj', 'up_proj', 'down_proj'));
+      if (nShared > 0) layers.push(...mlp(d, `${m(l)}.shared_experts`, 'gate_proj', 'up_proj', 'down_proj', d.I * nShared));
+    }
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
+ * PhiMoE (phimoe): Mixtral's names (block_sparse_moe; fused: mlp.experts and mlp.router), its
+ * nn.LayerNorms with a weight and a bias, biases on q/k/v/o and lm_head (attentionBias, default
+ * true as Phi-3.5-MoE), sparsemixer routing (router_jitter_noise 0.01), "longrope" RoPE with
+ * short and long factors (the long ones unused by transformers) and short_mscale = long_mscale.
+ */
+function phimoeFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const bias = o.attentionBias ?? true;
+  const headDim = d.H / d.heads;
+  const factors = (base: number) => Array.from({ length: headDim / 2 }, (_, i) => base + 0.25 * i);
+  const config = {
+    architectures: ['PhimoeForCausalLM'],
+    model_type: 'phimoe',
+    hidden_size: d.H,
+    intermediate_size: d.I,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    num_local_experts: d.E,
+    num_experts_per_tok: d.K,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    max_position_embeddings: 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_scaling: { type: 'longrope', short_factor: factors(1), long_factor: factors(2), short_mscale: 1.2, long_mscale: 1.2, original_max_position_embeddings: 64 },
+    router_jitter_noise: 0.01,
+    input_jitter_noise: 0.01,
+    attention_bias: bias,
+    lm_head_bias: bias,
+    attention_dropout: 0,
+    tie_word_embeddings: d.tied,
+    eos_token_id: d.V - 1,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    const m = `${P(l)}.block_sparse_moe`;
+    layers.push(...norms(d, l), tensor(d, `${P(l)}.input_layernorm.bias`, [d.H], 'bias'), tensor(d, `${P(l)}.post_attention_layernorm.bias`, [d.H], 'bias'), ...gqaAttention(d, l, headDim));
+    if (bias)
+      layers.push(
+        tensor(d, `${a}.q_proj.bias`, [d.heads * headDim], 'bias'),
+        tensor(d, `${a}.k_proj.bias`, [d.kvHeads * headDim], 'bias'),
+        tensor(d, `${a}.v_proj.bias`, [d.kvHeads * headDim], 'bias'),
+        tensor(d, `${a}.o_proj.bias`, [d.H], 'bias'),
+      );
+    layers.push(tensor(d, d.fused ? `${P(l)}.mlp.router.weight` : `${m}.gate.weight`, [d.E, d.H], 'linear', `${m}.gate.weight`), ...routedExperts(d, l, m, 'w1', 'w3', 'w2'));
+  }
+  const tensors = [...embeddingsAndHead(d, layers), tensor(d, 'model.norm.bias', [d.H], 'bias')];
+  if (bias) tensors.push(tensor(d, 'lm_head.bias', [d.V], 'bias'));
+  return { config, tensors };
+}
+
+/**
  * GLM-4.5 (glm4_moe): GQA whose q/k/v carry biases, per-head q/k RMSNorm, RoPE over the first
  * head_dim × partial_rotary_factor values of each head, and DeepSeek-V3's routing and MLP names.
  */
@@ -1508,7 +1626,7 @@ function llama4TextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, mimo_v2_flash: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, solar_open: 2, axk1: 3, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, mimo_v2_flash: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, phimoe: 2, solar_open: 2, axk1: 3, cohere2_moe: 4, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1579,10 +1697,14 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return mistral4Fixture(d, opts);
       case 'gpt_oss':
         return gptOssFixture(d, opts);
+      case 'phimoe':
+        return phimoeFixture(d, opts);
       case 'solar_open':
         return solarOpenFixture(d, opts);
       case 'axk1':
         return axk1Fixture(d, opts);
+      case 'cohere2_moe':
+        return cohere2MoeFixture(d, opts);
       case 'hy_v3':
         return hyV3Fixture(d, opts);
       case 'afmoe':
@@ -1635,8 +1757,10 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'hunyuan_v1_moe',
   'mistral4',
   'gpt_oss',
+  'phimoe',
   'solar_open',
   'axk1',
+  'cohere2_moe',
   'hy_v3',
   'afmoe',
   'llama4_text',
@@ -1645,7 +1769,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
 ];
 
 /** float keys makeTinyCheckpoint writes as integers when they are whole (JSON.stringify) */
-const FLOAT_KEYS = /"(attention_dropout|attn_scale|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise|route_scale)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
+const FLOAT_KEYS = /"(attention_dropout|attn_scale|rms_norm_eps|rope_theta|routed_scaling_factor|router_jitter_noise|route_scale|layer_norm_eps|logit_scale|input_jitter_noise|short_mscale|long_mscale)": (-?\d+(?:\.\d+)?(?:e-?\d+)?)(?=[,\n])/g;
 
 /**
  * makeTinyCheckpoint with its config.json's float keys written as floats, as transformers writes

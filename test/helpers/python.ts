@@ -112,6 +112,9 @@ export interface HfJobResult {
   quantized?: string[];
   /** wrap: every tensor name of the written checkpoint */
   tensors?: string[];
+  /** meta_checkpoint: the parameters of the tensors written (the state dict as save_pretrained writes it), and of those outside a multimodal model's language model */
+  parameters?: number;
+  outsideLanguageModel?: number;
 }
 
 export type HfJob =
@@ -136,7 +139,9 @@ export type HfJob =
   | { op: 'quantize_fp8'; model: string; out: string; block: [number, number]; partialBlocks?: boolean; dequantizedOut?: string; scheme?: 'fp8' | 'compressed-tensors-channel' }
   /** the model as the language model of a multimodal checkpoint transformers builds and saves (scripts/hf_reference.py wrap_job) */
   | { op: 'wrap'; model: string; out: string; wrapper: 'mistral3' | 'llama4'; prefix: 'release' | 'module'; tie: boolean | null; seed?: number }
-  | { op: 'wrap'; textConfig: Record<string, unknown>; out: string; wrapper: 'qwen3_vl_moe' | 'glm4v_moe'; tie: boolean | null; expertsTransposed: boolean; seed?: number };
+  | { op: 'wrap'; textConfig: Record<string, unknown>; out: string; wrapper: 'qwen3_vl_moe' | 'glm4v_moe'; tie: boolean | null; expertsTransposed: boolean; seed?: number }
+  /** a weightless checkpoint (sparse shards) at the size of transformers' config of modelType (scripts/hf_reference.py meta_checkpoint_job) */
+  | { op: 'meta_checkpoint'; modelType: string; out: string; config?: Record<string, unknown>; multimodal?: boolean; shardBytes?: number };
 
 /** Runs jobs through scripts/hf_reference.py in ONE Python process (imports cost seconds). */
 export function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch: string; results: HfJobResult[] }> {

@@ -21,7 +21,9 @@
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash, Mistral 4
  * (softmax routing in groups scored by their two best, queries scaled by position) and ERNIE-4.5
  * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE), AFMoE
- * (sandwich norms, a sigmoid gate on the attention's output, RoPE only in its windowed layers, muP) and
+ * (sandwich norms, a sigmoid gate on the attention's output, RoPE only in its windowed layers, muP), Cohere2-MoE
+ * (LayerNorms, the parallel block, interleaved RoPE only in its windowed and dense layers, a scaled head), PhiMoE
+ * (LayerNorms with biases, a biased head, sparsemixer routing, LongRoPE) and
  * sliding-window attention (dots.llm1's, Qwen3-MoE's and Qwen2-MoE's, windows shorter than the prompt) and
  * linear and Llama 3 RoPE scaling, gpt-oss (sinks, biased experts stored transposed) and Llama 4's
  * text model (chunked attention, a weightless q/k norm, position-scaled queries on its NoPE layers,
@@ -227,6 +229,26 @@ const CASES: Case[] = [
   // A.X K1: DeepSeek-V3 with a norm on each MoE block's output (one group, and 4 groups of 2 with fused experts)
   { name: 'axk1', family: 'axk1', fixture: { seed: 43, topK: 3, topkMethod: { method: 'group_limited_greedy', nGroup: 1, topkGroup: 1 } } },
   { name: 'axk1-groups-fused', family: 'axk1', fixture: { seed: 44, topK: 3, fusedExperts: true, ropeInterleave: false } },
+  // PhiMoE (Phi-3.5-MoE's layout): LayerNorms with biases, q/k/v/o and lm_head biases, sparsemixer routing, LongRoPE's short factors and mscale …
+  { name: 'phimoe', family: 'phimoe', fixture: { seed: 53 } },
+  // … and fused (mlp.router), without biases, tied, a window of 6, a jitter margin wide enough to mask none of the logits near the best
+  { name: 'phimoe-fused-unbiased-window', family: 'phimoe', fixture: { seed: 54, fusedExperts: true, attentionBias: false, tieWordEmbeddings: true, configKeys: { sliding_window: 6, router_jitter_noise: 0.3 } } },
+  // Cohere2-MoE: its parallel block under one LayerNorm (no bias), interleaved RoPE only in the windowed layers (window 5)
+  // and in the dense prefix (force_rope), softmax over the top-3 logits, a shared expert averaged with the routed sum, logit_scale …
+  { name: 'cohere2_moe', family: 'cohere2_moe', fixture: { seed: 51, topK: 3 } },
+  // … and RMSNorms (rms_norm_eps set), sigmoid routing renormalised, two shared experts' width added, q/k/v/o biases, fused,
+  // tied, layer_types and mlp_layer_types written out with a dense full-attention layer that does not rope (prefix pattern 2)
+  {
+    name: 'cohere2_moe-rms-sigmoid-fused',
+    family: 'cohere2_moe',
+    fixture: {
+      seed: 52, topK: 3, fusedExperts: true, attentionBias: true, tieWordEmbeddings: true, numSharedExperts: 2, firstKDenseReplace: 2,
+      configKeys: {
+        rms_norm_eps: 1e-5, expert_selection_fn: 'sigmoid', norm_topk_prob: true, shared_expert_combination_strategy: 'sum', prefix_dense_sliding_window_pattern: 2, logit_scale: 0.3,
+        layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'], mlp_layer_types: ['dense', 'dense', 'sparse', 'sparse'],
+      },
+    },
+  },
   // Solar Open: GLM-4.5's MoE in every layer, Llama's attention (whole-head RoPE; biases, groups and fused experts in the second)
   { name: 'solar_open', family: 'solar_open', fixture: { seed: 41, topK: 3 } },
   {
@@ -309,7 +331,7 @@ const CASES: Case[] = [
   },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-bases', 'granitemoe_swa-types-shared-tied', 'mimo_v2_flash', 'mimo_v2_flash-types-fused', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'hy_v3', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup', 'llama4_text', 'llama4_text-llama3-all-moe-tied']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-bases', 'granitemoe_swa-types-shared-tied', 'mimo_v2_flash', 'mimo_v2_flash-types-fused', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'cohere2_moe', 'cohere2_moe-rms-sigmoid-fused', 'hy_v3', 'phimoe', 'phimoe-fused-unbiased-window', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup', 'llama4_text', 'llama4_text-llama3-all-moe-tied']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

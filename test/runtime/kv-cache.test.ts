@@ -73,6 +73,10 @@ const cases: Array<[FamilyName, number | undefined]> = [
   ['mistral4', undefined],
   // four norms a layer, the gated attention output, a window of 5 with RoPE only in the windowed layers, muP
   ['afmoe', undefined],
+  // LayerNorms and the parallel block, interleaved RoPE only in the windowed (window 5) and dense layers
+  ['cohere2_moe', undefined],
+  // LayerNorms with biases, biased attention and head, sparsemixer routing, LongRoPE's short factors and mscale, a window of 4
+  ['phimoe', 4],
   // chunks of 4 (the prefill ends one, decoding crosses the next) with a weightless q/k norm, a NoPE
   // layer with its queries scaled by position, routing weights on the experts' inputs
   ['llama4_text', undefined],
@@ -116,7 +120,7 @@ describe('KV cache', () => {
   });
 
   // Llama 4's chunked layers keep their past as windows of the chunk's length do
-  it.each([['mixtral', 3], ['gpt_oss', undefined], ['afmoe', undefined], ['llama4_text', undefined], ['mimo_v2_flash', undefined]] as Array<[FamilyName, number | undefined]>)(
+  it.each([['mixtral', 3], ['gpt_oss', undefined], ['afmoe', undefined], ['cohere2_moe', undefined], ['phimoe', 4], ['llama4_text', undefined], ['mimo_v2_flash', undefined]] as Array<[FamilyName, number | undefined]>)(
     '%s (window %s): windowed layers hold only what their rows can attend to, and the states are the full prefix\'s',
     async (family, window) => {
       const provider = await fixture(family, window);

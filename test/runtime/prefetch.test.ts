@@ -41,6 +41,7 @@ function logging(log: string[], faults: { layerRead?: number; expertRun?: [numbe
     config: base.config,
     embed: (ids) => base.embed(ids),
     finalNorm: () => base.finalNorm(),
+    lmHeadBias: () => base.lmHeadBias(),
     lmHeadRows: (s, e) => base.lmHeadRows(s, e),
     layer: async (index): Promise<LayerWeights> => {
       log.push(`read layer ${index}`);

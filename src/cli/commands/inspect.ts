@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { describeCheckpoint, type CheckpointDescription } from '../../checkpoint/describe.js';
 import { CheckpointError } from '../../checkpoint/errors.js';
-import type { Multipliers, NormPlacement } from '../../checkpoint/types.js';
+import type { Multipliers, NormKind, NormPlacement } from '../../checkpoint/types.js';
 import { openCheckpoint } from '../../checkpoint/open.js';
 import { SafetensorsFile } from '../../io/safetensors-reader.js';
 import { describeCompressed, unfinishedRun, type CompressedDescription } from '../../compressed/describe.js';
@@ -97,35 +97,36 @@ function multipliersText(m: Multipliers): string {
   return parts.filter((s): s is string => typeof s === 'string').join(', ');
 }
 
-/** Where a layer's RMS norms sit, said where that is not Llama's (one before each sublayer). */
-function normsText(n: NormPlacement): string {
-  const sites = [
-    n.attentionInput && 'before the attention',
+/** Where a layer's norms sit, said where that is not Llama's (one before each sublayer), with their kind where they are not RMS norms and Cohere's parallel block. */
+function normsText(n: NormPlacement | undefined, kind: NormKind | undefined, parallel: boolean): string {
+  const sites = n && [
+    n.attentionInput && `before the attention${parallel ? ' and the MLP, which read it in parallel and join the residual together' : ''}`,
     n.attentionOutput && 'on the attention\'s output',
     n.mlpInput && 'before the MLP',
     n.mlpOutput && `on the MLP's output${n.mlpOutput === 'moe' ? ' in MoE layers' : ''}`,
   ];
-  return sites.filter((s): s is string => typeof s === 'string').join(', ');
+  const where = sites ? sites.filter((s): s is string => typeof s === 'string').join(', ') : 'before the attention, before the MLP';
+  return kind?.kind === 'layer' ? `LayerNorms (mean-centred, ${kind.bias ? 'with' : 'no'} bias) ${where}, and the final norm` : where;
 }
 
 export function formatCheckpoint(d: CheckpointDescription): string {
   const p = d.parameters;
   const pct = (n: number) => (p.total > 0 ? `${((100 * n) / p.total).toFixed(1)}%` : '-');
   const experts = [
-    `${d.numExperts} routed per MoE layer, top-${d.topK}${d.routing === 'noaux_tc' ? ' by sigmoid scores with a correction bias (noaux_tc)' : d.routing === 'group_limited_greedy' ? ' within the best expert groups (group_limited_greedy)' : d.routing === 'group_limited_top2' ? ' within the expert groups whose two best probabilities sum highest' : d.routing === 'topk-softmax' ? ' of the biased router logits, a softmax over those k' : d.routing === 'topk-sigmoid' ? ' of the router logits, weighted by their sigmoid' : ''}${d.routingWeightsScaleInputs ? ', each weight multiplying the expert\'s input, not its output' : ''}`,
-    ...(d.routing === 'topk-softmax' || d.routing === 'topk-sigmoid' ? [] : [`renormalised top-k: ${d.normTopkProb ? 'yes' : 'no'}`]),
+    `${d.numExperts} routed per MoE layer, top-${d.topK}${d.routing === 'noaux_tc' ? ' by sigmoid scores with a correction bias (noaux_tc)' : d.routing === 'group_limited_greedy' ? ' within the best expert groups (group_limited_greedy)' : d.routing === 'group_limited_top2' ? ' within the expert groups whose two best probabilities sum highest' : d.routing === 'topk-softmax' ? ` of the ${d.routerLogitBias ? 'biased ' : ''}router logits, a softmax over those k` : d.routing === 'topk-sigmoid' ? ` of the router logits, weighted by their sigmoid${d.normTopkProb ? ' divided by their sum' : ''}` : d.routing === 'sparsemixer' ? ` by sparsemixer (the best logit, then the best of the rest, each weighed by a softmax over the logits within a relative margin of ${2 * (d.routerJitterEps ?? 0)} of it)` : ''}${d.routingWeightsScaleInputs ? ', each weight multiplying the expert\'s input, not its output' : ''}`,
+    ...(d.routing === 'topk-softmax' || d.routing === 'topk-sigmoid' || d.routing === 'sparsemixer' ? [] : [`renormalised top-k: ${d.normTopkProb ? 'yes' : 'no'}`]),
     ...(d.expertActivation ? [`activation (up + 1)·g·sigmoid(${d.expertActivation.alpha}·g), g = min(gate, ${d.expertActivation.limit}), up within ±${d.expertActivation.limit}, biases on the projections`] : []),
     ...(d.routedScalingFactor !== 1 ? [`routed scaling ${d.routedScalingFactor}`] : []),
-    d.sharedExpertIntermediateSize > 0 ? `shared expert width ${d.sharedExpertIntermediateSize}` : 'no shared expert',
+    d.sharedExpertIntermediateSize > 0 ? `shared expert width ${d.sharedExpertIntermediateSize}${d.sharedExpertCombination === 'average' ? ', averaged with the routed experts\' sum' : ''}` : 'no shared expert',
   ].join('; ');
   const lines = [
     table([
       ['checkpoint', d.dir],
       ['family', `${d.familyLabel} (model_type ${d.modelType})${d.multimodalWrapper ? `, the language model of a ${d.multimodalWrapper.label} checkpoint (model_type ${d.multimodalWrapper.modelType}; its other tensors are carried into outputs unchanged)` : ''}`],
       ['attention', `${d.attention === 'mla' ? `MLA (multi-head latent attention), ${d.numHeads} heads` : `${d.numHeads} heads, ${d.layerKvHeads !== undefined ? `kv heads by layer ${d.layerKvHeads.join(', ')}` : `${d.numKvHeads} kv heads`}, head_dim ${d.headDim}${d.valueHeadDim !== undefined ? `, values ${d.valueHeadDim} wide` : ''}${d.attentionValueScale !== undefined ? ` × ${d.attentionValueScale}` : ''}`}; RoPE ${d.ropeScaling}${d.rotaryDim !== undefined ? ` over the ${d.attention === 'mla' ? 'last' : 'first'} ${d.rotaryDim} of each head's ${d.headDim} values` : ''}${d.weightlessQkNormLayers !== undefined ? `; q/k heads RMS-normalised without a weight after RoPE in ${layersText(d.weightlessQkNormLayers, d.numLayers)}` : ''}${d.llama4QueryScale !== undefined ? `; queries × 1 + ${d.llama4QueryScale.beta}·ln(1 + ⌊${d.llama4QueryScale.positionOffset ? `(position + ${d.llama4QueryScale.positionOffset})` : 'position'} / ${d.llama4QueryScale.originalMaxPositions}⌋)${d.llama4QueryScale.layers !== undefined ? ` in ${layersText(d.llama4QueryScale.layers, d.numLayers)}` : ''}` : ''}${d.attentionSinks ? `; a sink logit per head${d.sinkLayers !== undefined ? ` in ${layersText(d.sinkLayers, d.numLayers)}` : ''}` : ''}${d.attentionOutputGate ? '; the heads\' output gated by sigmoid(gate_proj) of the input' : ''}${d.slidingWindow !== undefined ? `; a sliding window of ${d.slidingWindow.size} positions in ${d.slidingWindow.layers.length === d.numLayers ? 'every layer' : `layers ${d.slidingWindow.layers.join(', ')}`}` : ''}${d.attentionChunk !== undefined ? `; attention within chunks of ${d.attentionChunk.size} positions in ${layersText(d.attentionChunk.layers, d.numLayers)}` : ''}${d.nopeLayers !== undefined ? `; no RoPE in ${d.nopeLayers.length === d.numLayers ? 'any layer' : `layers ${d.nopeLayers.join(', ')}`}` : ''}${d.layerRopeThetas !== undefined ? `; RoPE bases by layer ${d.layerRopeThetas.join(', ')}` : ''}${d.sparseAttention !== undefined ? `; DeepSeek Sparse Attention (top ${d.sparseAttention.indexTopK} positions, indexers in ${d.sparseAttention.indexerLayers.length === d.numLayers ? 'every layer' : `layers ${d.sparseAttention.indexerLayers.join(', ')}`})` : ''}${d.runnable ? '' : ' (not implemented: the model can be inspected and compressed from statistics, not run)'}`],
-      ['hidden / vocab', `${d.hiddenSize} / ${d.vocabSize}${d.tieWordEmbeddings ? ' (tied embeddings)' : ''}`],
+      ['hidden / vocab', `${d.hiddenSize} / ${d.vocabSize}${d.tieWordEmbeddings ? ' (tied embeddings)' : ''}${d.lmHeadBias ? ' (lm_head with a bias)' : ''}`],
       ['layers', `${d.numLayers}: MoE ${list(d.moeLayers)}; dense ${list(d.denseLayers)}${d.denseLayers.length > 0 ? ` (width ${d.denseIntermediateSize})` : ''}`],
-      ...(d.norms ? [['norms', normsText(d.norms)] as [string, string]] : []),
+      ...(d.norms || d.normKind ? [['norms', normsText(d.norms, d.normKind, d.parallelBlock === true)] as [string, string]] : []),
       ['experts', experts],
       ...(d.multipliers ? [['multipliers', multipliersText(d.multipliers)] as [string, string]] : []),
       ['expert shapes', `gate ${shape(d.expertShapes.gate)}  up ${shape(d.expertShapes.up)}  down ${shape(d.expertShapes.down)}  (${d.expertStorage} on disk)`],
