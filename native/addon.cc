@@ -91,8 +91,11 @@ Napi::Value MapLargeAllocations(const Napi::CallbackInfo& info) {
  * 12: swiGluExperts takes packed (FP8, MXFP4) matrices.
  * 13: cachedAttention takes each sequence's first attended position (chunked attention: a
  * trailing argument an older addon would ignore, attending to the chunks before the rows' own).
+ * 14: causalAttention and cachedAttention take a value head width (MiMo-V2-Flash's values are
+ * narrower than its keys: a trailing argument an older addon would ignore, reading the values at
+ * the key width).
  */
-Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 13); }
+Napi::Value KernelRevision(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), 14); }
 
 }  // namespace
 }  // namespace rfid

@@ -51,7 +51,7 @@ struct SequencePlan {
   int tile = kQueryTile;
   const float* keys = nullptr;
   const float* values = nullptr;
-  /** positions per kv head of a head-major buffer; 0: row-major rows of numKvHeads·headDim */
+  /** positions per kv head of a head-major buffer (keys and values alike); 0: row-major rows of numKvHeads·headDim (values: ·valueDim) */
   int headStride = 0;
 };
 
@@ -72,8 +72,14 @@ struct AttentionBatch {
   int numKvHeads = 0;
   int groupSize = 0;
   int headDim = 0;
+  /** width of a value head, and of each query head's output */
+  int valueDim = 0;
   size_t qWidth = 0;
   size_t kvWidth = 0;
+  /** numKvHeads·valueDim: a row of values */
+  size_t vWidth = 0;
+  /** numHeads·valueDim: a row of context */
+  size_t contextWidth = 0;
   /** 0: no sliding window */
   int window = 0;
   float alpha = 1;
@@ -84,7 +90,9 @@ struct AttentionBatch {
   std::vector<SequencePlan> plans;
   std::vector<Unit> units;
   size_t qhSize = 0;
+  size_t ohSize = 0;
   size_t khSize = 0;
+  size_t vhSize = 0;
   size_t scoreSize = 0;
   /** multiply-adds of all units' products */
   double macs = 0;
@@ -99,14 +107,18 @@ struct AttentionBatch {
     p.tile = std::max(kQueryTile, (p.len + 7) / 8);
     const size_t tileRows = static_cast<size_t>(std::min(p.tile, p.len));
     qhSize = std::max(qhSize, static_cast<size_t>(p.heads) * tileRows * headDim);
-    if (p.headStride == 0) khSize = std::max(khSize, total * headDim);
+    ohSize = std::max(ohSize, static_cast<size_t>(p.heads) * tileRows * valueDim);
+    if (p.headStride == 0) {
+      khSize = std::max(khSize, total * headDim);
+      vhSize = std::max(vhSize, total * valueDim);
+    }
     scoreSize = std::max(scoreSize, static_cast<size_t>(p.heads) * tileRows * total);
     for (int kvHead = 0; kvHead < numKvHeads; ++kvHead) {
       for (int g0 = 0; g0 < groupSize; g0 += p.heads) {
         for (int i0 = 0; i0 < p.len; i0 += p.tile) {
           units.push_back({static_cast<int>(s), kvHead, g0, i0});
           const int tr = std::min(p.tile, p.len - i0);
-          macs += 2.0 * std::min(p.heads, groupSize - g0) * tr * (p.past + i0 + tr) * headDim;
+          macs += 1.0 * std::min(p.heads, groupSize - g0) * tr * (p.past + i0 + tr) * (headDim + valueDim);
         }
       }
     }
@@ -128,13 +140,13 @@ struct AttentionBatch {
         b.qh.reset(new float[qhSize]);
         if (khSize) {
           b.kh.reset(new float[khSize]);
-          b.vh.reset(new float[khSize]);
+          b.vh.reset(new float[vhSize]);
         }
         b.scores.reset(new float[scoreSize]);
-        b.oh.reset(new float[qhSize]);
+        b.oh.reset(new float[ohSize]);
       }
     } catch (const std::bad_alloc&) {
-      ThrowError(env, op, "out of memory for the attention scratch buffers (" + std::to_string((2 * qhSize + 2 * khSize + scoreSize) * 4 * parts) + " bytes)");
+      ThrowError(env, op, "out of memory for the attention scratch buffers (" + std::to_string((qhSize + ohSize + khSize + vhSize + scoreSize) * 4 * parts) + " bytes)");
     }
     std::atomic<size_t> next{0};
     run(parts, [&](int part) {
@@ -156,15 +168,14 @@ struct AttentionBatch {
     const float* kBlock;
     const float* vBlock;
     if (p.headStride != 0) {
-      // head-major: this head's positions are contiguous rows of headDim
-      const size_t base = (static_cast<size_t>(unit.kvHead) * p.headStride + keyFirst) * headDim;
-      kBlock = p.keys + base;
-      vBlock = p.values + base;
+      // head-major: this head's positions are contiguous rows of headDim (values: of valueDim)
+      const size_t at = static_cast<size_t>(unit.kvHead) * p.headStride + keyFirst;
+      kBlock = p.keys + at * headDim;
+      vBlock = p.values + at * valueDim;
     } else {
       // this kv head's keys and values for the tile, rows keyFirst..keyEnd, made contiguous
-      const size_t base = static_cast<size_t>(keyFirst) * kvWidth + static_cast<size_t>(unit.kvHead) * headDim;
-      CopyRows(kc, headDim, p.keys + base, kvWidth, kh, headDim);
-      CopyRows(kc, headDim, p.values + base, kvWidth, vh, headDim);
+      CopyRows(kc, headDim, p.keys + static_cast<size_t>(keyFirst) * kvWidth + static_cast<size_t>(unit.kvHead) * headDim, kvWidth, kh, headDim);
+      CopyRows(kc, valueDim, p.values + static_cast<size_t>(keyFirst) * vWidth + static_cast<size_t>(unit.kvHead) * valueDim, vWidth, vh, valueDim);
       kBlock = kh;
       vBlock = vh;
     }
@@ -177,10 +188,10 @@ struct AttentionBatch {
     // the unit's blocks are query heads kvHead·groupSize + g0 … + hb − 1, in order
     const float* unitSinks = sinks ? sinks + static_cast<size_t>(unit.kvHead) * groupSize + unit.g0 : nullptr;
     CausalSoftmaxBlocks(hb, tr, kc, p.past + unit.i0 - keyFirst, window, scores, unitSinks);
-    GemmF32(m, headDim, kc, 1.0f, scores, false, vBlock, false, 0.0f, oh);
+    GemmF32(m, valueDim, kc, 1.0f, scores, false, vBlock, false, 0.0f, oh);
     for (int g = 0; g < hb; ++g) {
-      const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * headDim;
-      CopyRows(tr, headDim, oh + static_cast<size_t>(g) * tr * headDim, headDim, context + queryRow * qWidth + col, qWidth);
+      const size_t col = static_cast<size_t>(unit.kvHead * groupSize + unit.g0 + g) * valueDim;
+      CopyRows(tr, valueDim, oh + static_cast<size_t>(g) * tr * valueDim, valueDim, context + queryRow * contextWidth + col, contextWidth);
     }
   }
 };
@@ -202,11 +213,19 @@ const float* SinksArg(const Napi::CallbackInfo& info, size_t index, const char* 
   return sinks.f32();
 }
 
+/** The optional value head width at `index` (absent, undefined, null or 0: headDim). */
+int ValueDimArg(const Napi::CallbackInfo& info, size_t index, const char* op, int headDim) {
+  if (info.Length() <= index || info[index].IsUndefined() || info[index].IsNull()) return headDim;
+  const int valueDim = DimArg(info, index, op, "valueHeadDim");
+  return valueDim == 0 ? headDim : valueDim;
+}
+
 }  // namespace
 
 /**
- * causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, threads, context[, sinks]):
- * q and context are rows × numHeads·headDim, k and v rows × numKvHeads·headDim (row-major, RoPE
+ * causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, threads, context[, sinks[, valueHeadDim]]):
+ * q is rows × numHeads·headDim, k rows × numKvHeads·headDim, v rows × numKvHeads·valueHeadDim and
+ * context rows × numHeads·valueHeadDim (valueHeadDim absent, null or 0: headDim) (row-major, RoPE
  * already applied); sequence s is rows offsets[s]..offsets[s+1]. Query head h uses kv head
  * h / (numHeads / numKvHeads). Row i of a sequence attends to its keys max(0, i − window + 1)..i
  * (window 0: from 0). context is overwritten. At most `threads` threads. sinks (optional; undefined
@@ -238,12 +257,15 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
     if (offsets.data[s + 1] < offsets.data[s]) ThrowError(env, op, "offsets must not decrease (sequence " + std::to_string(s) + ")");
   }
   const size_t rows = static_cast<size_t>(offsets.data[sequences]);
+  const int valueDim = ValueDimArg(info, 12, op, headDim);
   const size_t qWidth = static_cast<size_t>(numHeads) * headDim;
   const size_t kvWidth = static_cast<size_t>(numKvHeads) * headDim;
+  const size_t vWidth = static_cast<size_t>(numKvHeads) * valueDim;
+  const size_t contextWidth = static_cast<size_t>(numHeads) * valueDim;
   RequireShape(env, op, q, rows, qWidth, "offsets, numHeads and headDim: q is rows × numHeads·headDim");
   RequireShape(env, op, k, rows, kvWidth, "offsets, numKvHeads and headDim: k is rows × numKvHeads·headDim");
-  RequireShape(env, op, v, rows, kvWidth, "offsets, numKvHeads and headDim: v is rows × numKvHeads·headDim");
-  RequireShape(env, op, context, rows, qWidth, "offsets, numHeads and headDim: context is rows × numHeads·headDim");
+  RequireShape(env, op, v, rows, vWidth, "offsets, numKvHeads and valueHeadDim: v is rows × numKvHeads·valueHeadDim");
+  RequireShape(env, op, context, rows, contextWidth, "offsets, numHeads and valueHeadDim: context is rows × numHeads·valueHeadDim");
   RequireNoOverlap(env, op, context, q);
   RequireNoOverlap(env, op, context, k);
   RequireNoOverlap(env, op, context, v);
@@ -254,8 +276,11 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
   batch.numKvHeads = numKvHeads;
   batch.groupSize = numHeads / numKvHeads;
   batch.headDim = headDim;
+  batch.valueDim = valueDim;
   batch.qWidth = qWidth;
   batch.kvWidth = kvWidth;
+  batch.vWidth = vWidth;
+  batch.contextWidth = contextWidth;
   batch.window = window;
   batch.alpha = static_cast<float>(scale);
   batch.sinks = sinks;
@@ -268,7 +293,7 @@ Napi::Value JsCausalAttention(const Napi::CallbackInfo& info) {
     p.len = offsets.data[s + 1] - offsets.data[s];
     // its keys and values are its own rows of k and v
     p.keys = k.f32() + static_cast<size_t>(p.start) * kvWidth;
-    p.values = v.f32() + static_cast<size_t>(p.start) * kvWidth;
+    p.values = v.f32() + static_cast<size_t>(p.start) * vWidth;
     batch.Plan(s);
   }
   const int parts = static_cast<int>(std::min<size_t>(threads, batch.units.size()));
@@ -304,12 +329,13 @@ ArrayArg Float32Element(Napi::Env env, const char* op, const Napi::Array& array,
 
 /**
  * cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale,
- * window, threads, context[, sinks[, from]]): attention of a ragged batch whose sequences continue those in a KV
+ * window, threads, context[, sinks[, from[, valueHeadDim]]]): attention of a ragged batch whose sequences continue those in a KV
  * cache (a decoding step, a prompt's prefill after its first chunk). Sequence s is rows
- * offsets[s]..offsets[s+1] of q and context (rows × numHeads·headDim); its keys and values are
+ * offsets[s]..offsets[s+1] of q (rows × numHeads·headDim) and context (rows ×
+ * numHeads·valueHeadDim; valueHeadDim absent, null or 0: headDim); its keys and values are
  * keys[s] and values[s], past[s] cached positions followed by its own new rows (already written):
- * head-major [numKvHeads][headStride[s]][headDim], or row-major rows of numKvHeads·headDim when
- * headStride[s] = 0. Row i of sequence s is position past[s] + i and attends to positions
+ * head-major [numKvHeads][headStride[s]][headDim] (values: [valueHeadDim]), or row-major rows of
+ * numKvHeads·headDim (values: ·valueHeadDim) when headStride[s] = 0. Row i of sequence s is position past[s] + i and attends to positions
  * max(from[s], past[s] + i − window + 1)..past[s] + i (window 0: from from[s]). sinks as for
  * causalAttention. from (optional; undefined or null: 0 for every sequence): one first position
  * per sequence, 0 ≤ from[s] ≤ past[s] (chunked attention: where the rows' chunk starts).
@@ -350,10 +376,13 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
     ThrowError(env, op, "past, keys, values and headStride must have one entry per sequence (" + std::to_string(sequences) + ")");
   }
   const size_t rows = static_cast<size_t>(offsets.data[sequences]);
+  const int valueDim = ValueDimArg(info, 15, op, headDim);
   const size_t qWidth = static_cast<size_t>(numHeads) * headDim;
   const size_t kvWidth = static_cast<size_t>(numKvHeads) * headDim;
+  const size_t vWidth = static_cast<size_t>(numKvHeads) * valueDim;
+  const size_t contextWidth = static_cast<size_t>(numHeads) * valueDim;
   RequireShape(env, op, q, rows, qWidth, "offsets, numHeads and headDim: q is rows × numHeads·headDim");
-  RequireShape(env, op, context, rows, qWidth, "offsets, numHeads and headDim: context is rows × numHeads·headDim");
+  RequireShape(env, op, context, rows, contextWidth, "offsets, numHeads and valueHeadDim: context is rows × numHeads·valueHeadDim");
   RequireNoOverlap(env, op, context, q);
   const float* sinks = SinksArg(info, 13, op, numHeads, context);
   const bool hasFrom = info.Length() > 14 && !info[14].IsUndefined() && !info[14].IsNull();
@@ -364,8 +393,11 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
   batch.numKvHeads = numKvHeads;
   batch.groupSize = numHeads / numKvHeads;
   batch.headDim = headDim;
+  batch.valueDim = valueDim;
   batch.qWidth = qWidth;
   batch.kvWidth = kvWidth;
+  batch.vWidth = vWidth;
+  batch.contextWidth = contextWidth;
   batch.window = window;
   batch.alpha = static_cast<float>(scale);
   batch.sinks = sinks;
@@ -388,10 +420,11 @@ Napi::Value JsCachedAttention(const Napi::CallbackInfo& info) {
       ThrowError(env, op, "headStride[" + std::to_string(s) + "] = " + std::to_string(p.headStride) + " holds fewer than the sequence's " + std::to_string(total) + " positions");
     }
     const size_t needed = p.headStride == 0 ? total * kvWidth : static_cast<size_t>(numKvHeads) * p.headStride * headDim;
+    const size_t neededValues = p.headStride == 0 ? total * vWidth : static_cast<size_t>(numKvHeads) * p.headStride * valueDim;
     const ArrayArg k = Float32Element(env, op, keys, static_cast<uint32_t>(s), "keys");
     const ArrayArg v = Float32Element(env, op, values, static_cast<uint32_t>(s), "values");
     RequireAtLeast(env, op, "keys", k.length, needed, "past, headStride and the new rows: keys[s] holds every position of sequence s");
-    RequireAtLeast(env, op, "values", v.length, needed, "past, headStride and the new rows: values[s] holds every position of sequence s");
+    RequireAtLeast(env, op, "values", v.length, neededValues, "past, headStride and the new rows: values[s] holds every position of sequence s");
     RequireNoOverlap(env, op, context, k);
     RequireNoOverlap(env, op, context, v);
     p.keys = k.f32();

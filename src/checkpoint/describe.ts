@@ -42,6 +42,12 @@ export interface CheckpointDescription {
   numHeads: number;
   numKvHeads: number;
   headDim: number;
+  /** MiMo-V2-Flash: each layer's kv heads, where layers differ (ModelConfig.layerKvHeads) */
+  layerKvHeads?: number[];
+  /** MiMo-V2-Flash: the width of a value head, where it differs from headDim (ModelConfig.valueHeadDim) */
+  valueHeadDim?: number;
+  /** MiMo-V2-Flash: what every value is multiplied by (ModelConfig.attentionValueScale) */
+  attentionValueScale?: number;
   /** the rotated width of each head where only part of it rotates (GLM-4.5 its first values, Mistral 4's MLA its last); absent: the whole head */
   rotaryDim?: number;
   /**
@@ -63,7 +69,7 @@ export interface CheckpointDescription {
   weightlessQkNormLayers?: number[];
   /** layers whose attention applies no RoPE (EXAONE's global layers); absent where every layer ropes */
   nopeLayers?: number[];
-  /** GraniteMoE-SWA: each layer's RoPE base (0: none), where the rotating layers' bases differ (ModelConfig.layerRopeThetas) */
+  /** GraniteMoE-SWA, MiMo-V2-Flash: each layer's RoPE base (0: none), where the rotating layers' bases differ (ModelConfig.layerRopeThetas) */
   layerRopeThetas?: number[];
   /** DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5): the positions its indexer keeps, and the layers that run one */
   sparseAttention?: { indexTopK: number; indexerLayers: number[] };
@@ -106,6 +112,8 @@ export interface CheckpointDescription {
   sharedExpertCombination?: 'average';
   /** gpt-oss: a sink logit per head in every attention softmax; absent where the family has none */
   attentionSinks?: true;
+  /** MiMo-V2-Flash: the layers that have sinks, where not every layer has them (ModelConfig.sinkLayers) */
+  sinkLayers?: number[];
   /** gpt-oss's expert activation (with biases on the experts' projections); absent: SwiGLU without biases */
   expertActivation?: ClampedSwiGlu;
   expertIntermediateSize: number;
@@ -166,6 +174,9 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
     numHeads: c.numHeads,
     numKvHeads: c.numKvHeads,
     headDim: c.headDim,
+    ...(c.layerKvHeads !== undefined ? { layerKvHeads: [...c.layerKvHeads] } : {}),
+    ...(c.valueHeadDim !== undefined ? { valueHeadDim: c.valueHeadDim } : {}),
+    ...(c.attentionValueScale !== undefined ? { attentionValueScale: c.attentionValueScale } : {}),
     ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
     ...(c.llama4QueryScale !== undefined
       ? {
@@ -199,6 +210,7 @@ export function describeCheckpoint(ckpt: Checkpoint): CheckpointDescription {
       : {}),
     ...(c.multipliers !== undefined ? { multipliers: c.multipliers } : {}),
     ...(c.attentionSinks ? { attentionSinks: true as const } : {}),
+    ...(c.attentionSinks && c.sinkLayers !== undefined ? { sinkLayers: marked(c.sinkLayers) } : {}),
     ...(c.attentionOutputGate ? { attentionOutputGate: true as const } : {}),
     ...(c.queryGate ? { queryGate: true as const } : {}),
     ...(c.zeroCentredNorms ? { zeroCentredNorms: true as const } : {}),

@@ -3,6 +3,7 @@
  * list drives validation (exists? right shape?) and the parameter counts by role.
  */
 import type { FusedMlpNames, LayerLayout, MlpNames, ModelConfig, ModelLayout } from './types.js';
+import { attentionShapeOf } from './attention-shape.js';
 import { fusedExpertShapes } from './expert-location.js';
 
 export type TensorRole =
@@ -77,19 +78,21 @@ function attentionTensors(config: ModelConfig, layer: LayerLayout): ExpectedTens
     }
     return out;
   }
-  const qWidth = config.numHeads * config.headDim;
-  const kvWidth = config.numKvHeads * config.headDim;
+  const shape = attentionShapeOf(config, layer.index);
+  const qWidth = shape.heads * shape.headDim;
+  const kvWidth = shape.kvHeads * shape.headDim;
+  const vWidth = shape.kvHeads * shape.valueHeadDim;
   // Qwen3-Next's q_proj emits each head's gate after its query
   add(a.q, [config.queryGate ? 2 * qWidth : qWidth, H]);
   add(a.k, [kvWidth, H]);
-  add(a.v, [kvWidth, H]);
-  add(a.o, [H, qWidth]);
+  add(a.v, [vWidth, H]);
+  add(a.o, [H, shape.heads * shape.valueHeadDim]);
   if (a.oBias) add(a.oBias, [H]);
   if (a.sinks) add(a.sinks, [config.numHeads]);
   if (a.outputGate) add(a.outputGate, [qWidth, H]);
   if (a.qBias) add(a.qBias, [qWidth]);
   if (a.kBias) add(a.kBias, [kvWidth]);
-  if (a.vBias) add(a.vBias, [kvWidth]);
+  if (a.vBias) add(a.vBias, [vWidth]);
   if (a.qNorm && a.kNorm) {
     // per-head (Qwen3) norms act on head_dim; whole-projection (OLMoE) norms on the full width
     add(a.qNorm, config.qkNorm === 'per-head' ? [config.headDim] : [qWidth]);

@@ -4,6 +4,7 @@
  * choice is, per MoE layer, whether the experts are stored per expert or fused (a family that
  * stores them fused only has no choice).
  */
+import { hasSinks } from './attention-shape.js';
 import { fillName, type Family, type ResolvedConfig } from './family.js';
 import type { AttentionNames, FusedMlpNames, LayerLayout, MlpNames, ModelConfig, ModelLayout, MoeNames, NormPlacement, NormSite } from './types.js';
 import { storedName, type LanguageModelPrefix } from './wrapped.js';
@@ -37,7 +38,7 @@ function attentionNames(family: Family, config: ModelConfig, layer: number): Att
     names.vBias = fillName(t.vBias, layer);
   }
   if (config.oBias && t.oBias) names.oBias = fillName(t.oBias, layer);
-  if (config.attentionSinks && t.sinks) names.sinks = fillName(t.sinks, layer);
+  if (hasSinks(config, layer) && t.sinks) names.sinks = fillName(t.sinks, layer);
   if (config.attentionOutputGate && t.outputGate) names.outputGate = fillName(t.outputGate, layer);
   if (config.qkNorm !== 'none' && t.qNorm && t.kNorm) {
     names.qNorm = fillName(t.qNorm, layer);

@@ -25,6 +25,7 @@ import { graniteMoeShared } from './families/granitemoe-shared.js';
 import { graniteMoeSwa } from './families/granitemoe-swa.js';
 import { gptOss } from './families/gpt-oss.js';
 import { llama4Text } from './families/llama4-text.js';
+import { mimoV2Flash } from './families/mimo-v2-flash.js';
 import { minimaxM2 } from './families/minimax-m2.js';
 import { mistral4 } from './families/mistral4.js';
 import { mixtral } from './families/mixtral.js';
@@ -38,7 +39,7 @@ import { qwen3VlMoeText } from './families/qwen3-vl-moe-text.js';
 import { solarOpen } from './families/solar-open.js';
 import type { FamilyName } from './types.js';
 
-export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, qwen3Next, qwen35MoeText, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, phimoe, solarOpen, axk1, cohere2Moe, hyV3, afmoe, llama4Text, qwen3VlMoeText, glm4vMoeText];
+export const FAMILIES: readonly Family[] = [mixtral, qwen2Moe, qwen3Moe, qwen3Next, qwen35MoeText, olmoe, deepseek, deepseekV2, deepseekV3, deepseekV32, glm4Moe, graniteMoe, graniteMoeShared, graniteMoeSwa, mimoV2Flash, minimaxM2, dots1, glm4MoeLite, glmMoeDsa, ernie45Moe, exaoneMoe, flexOlmo, hunyuanV1Moe, gptOss, mistral4, phimoe, solarOpen, axk1, cohere2Moe, hyV3, afmoe, llama4Text, qwen3VlMoeText, glm4vMoeText];
 
 const byModelType = new Map<string, Family>(FAMILIES.flatMap((f) => f.modelTypes.map((t) => [t, f] as const)));
 

@@ -2,24 +2,15 @@
  * What the runtime cannot run in a model's config, said once for every caller: the runtime refuses
  * such a model (assertRunnable), `describe` reports it (`runnable`), and compress, which can still
  * compress it from statistics made by another tool, skips its fidelity check. Each of these would
- * otherwise run silently wrong: a RoPE scaling or partial rotary width the kernels do not apply, or
- * RoPE bases that differ from layer to layer.
+ * otherwise run silently wrong: a RoPE scaling or partial rotary width the kernels do not apply.
  */
 import { ropeProblem } from './rope-scaling.js';
 import type { ModelConfig } from './types.js';
 
 /** Why the runtime cannot run this model, ending in what the user can still do; null: it can. */
 export function unrunnableReason(config: ModelConfig): string | null {
-  const problem = ropeProblem(config) ?? layerRopeProblem(config);
+  const problem = ropeProblem(config);
   return problem === null ? null : cannotRun(problem);
-}
-
-/** Rotating layers with RoPE bases of their own (ModelConfig.layerRopeThetas): the runtime applies one base to all. */
-function layerRopeProblem(config: Pick<ModelConfig, 'layerRopeThetas'>): string | null {
-  const thetas = config.layerRopeThetas;
-  if (thetas === undefined) return null;
-  const bases = [...new Set(thetas.filter((t) => t !== 0))];
-  return `its layers rotate with ${bases.length} different RoPE bases (${bases.join(', ')}), and the runtime applies one base to every layer`;
 }
 
 /** A problem that stops the runtime, said with what the user can still do. */

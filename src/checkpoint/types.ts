@@ -23,6 +23,7 @@ export type FamilyName =
   | 'granitemoe'
   | 'granitemoeshared'
   | 'granitemoe_swa'
+  | 'mimo_v2_flash'
   | 'minimax_m2'
   | 'dots1'
   | 'glm4_moe_lite'
@@ -119,8 +120,8 @@ export interface ModelConfig {
   nopeLayers?: readonly boolean[];
   /**
    * The RoPE base of each layer, where the rotating layers' bases differ (GraniteMoE-SWA's
-   * layer_rope_theta); absent: every rotating layer uses ropeTheta. The runtime applies one base,
-   * so a model with this is not run (checkpoint/runnable.ts), only inspected and compressed.
+   * layer_rope_theta, MiMo-V2-Flash's per layer type; 0: a layer without RoPE); absent: every
+   * rotating layer uses ropeTheta. Each layer rotates with its own base (runtime/rope.ts, ropeSpecOf).
    */
   layerRopeThetas?: readonly number[];
   tieWordEmbeddings: boolean;
@@ -167,6 +168,17 @@ export interface ModelConfig {
    * denominator and is then dropped (`self_attn.sinks`, [numHeads]); absent: none.
    */
   attentionSinks?: boolean;
+  /** with attentionSinks, the layers that have them (MiMo-V2-Flash: its sliding layers); absent: every layer */
+  sinkLayers?: readonly boolean[];
+  /**
+   * Standard attention whose layers differ in kv heads (MiMo-V2-Flash: its sliding layers have
+   * twice num_key_value_heads): each layer's; absent: numKvHeads in every layer.
+   */
+  layerKvHeads?: readonly number[];
+  /** standard attention: the width of a value head where it differs from a query/key head's (MiMo-V2-Flash's v_head_dim); absent: headDim */
+  valueHeadDim?: number;
+  /** every value multiplied by this before attention (MiMo-V2-Flash's attention_value_scale); absent: 1 */
+  attentionValueScale?: number;
   /**
    * 'topk-softmax', gpt-oss's routing: the router's logits (with its own bias, `router.bias`) →
    * top-k → softmax over those k. 'topk-sigmoid', Llama 4's: the router's logits → top-k → the

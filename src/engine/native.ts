@@ -93,13 +93,13 @@ interface NativeBinding {
   causalAttention(
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
     q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
-    sinks: Float32Array | null,
+    sinks: Float32Array | null, valueHeadDim: number | null,
   ): void;
   cachedAttention(
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, past: Int32Array,
     keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
     q: Float32Array, scale: number, window: number, threads: number, context: Float32Array,
-    sinks: Float32Array | null, from: Int32Array | null,
+    sinks: Float32Array | null, from: Int32Array | null, valueHeadDim: number | null,
   ): void;
   swiGluExperts(
     hidden: number, width: number, x: Float32Array, first: Int32Array, order: Int32Array, weights: Float32Array,
@@ -112,7 +112,7 @@ interface NativeBinding {
 }
 
 /** The kernel revision these sources need (native/addon.cc KernelRevision). */
-export const KERNEL_REVISION = 13;
+export const KERNEL_REVISION = 14;
 
 export const DEFAULT_DAMPING_SCHEDULE: readonly number[] = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1];
 
@@ -331,20 +331,20 @@ function nativeKernels(b: NativeBinding, live: () => void, threads: number, acti
     gemmFp8: (m, n, k, a, codes, scales, group, c, beta) => guard(() => b.gemmFp8(m, n, k, a, codes, scales, group, c, beta, threads, bf16)),
     // runs its units on threads of its own (OpenBLAS held to one thread meanwhile), at most the engine's count
     // sinks are checked here as the ts kernel checks them (the addon checks them again)
-    causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks) => {
+    causalAttention: (numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks, valueHeadDim) => {
       checkWindow('causalAttention', window);
       checkSinks('causalAttention', sinks, numHeads, context);
       guard(() => {
         b.setThreads(threads);
-        b.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window ?? 0, threads, context, sinks ?? null);
+        b.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window ?? 0, threads, context, sinks ?? null, valueHeadDim ?? null);
       });
     },
     // the same on the persistent pool's threads (a decoding step calls it once per layer); it sets
     // OpenBLAS's count to the engine's itself, saving a call
-    cachedAttention: (numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window, context, sinks, from) => {
+    cachedAttention: (numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window, context, sinks, from, valueHeadDim) => {
       checkWindow('cachedAttention', window);
       checkSinks('cachedAttention', sinks, numHeads, context);
-      guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context, sinks ?? null, from ?? null));
+      guard(() => b.cachedAttention(numHeads, numKvHeads, headDim, offsets, past, keys, values, headStride, q, scale, window ?? 0, threads, context, sinks ?? null, from ?? null, valueHeadDim ?? null));
     },
     // on the engine's threads: whole experts per thread, or each product's rows shared (moe_experts.cc)
     swiGluExperts: (hidden, width, x, first, order, weights, gates, ups, downs, work, out, clamped) =>

@@ -233,6 +233,8 @@ export interface ForwardKernels {
     numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
     q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array,
     sinks?: Float32Array | null,
+    /** width of a value head, and of each query head's output (MiMo-V2-Flash's are narrower than its keys): v is rows × numKvHeads·valueHeadDim, context rows × numHeads·valueHeadDim; absent or null: headDim */
+    valueHeadDim?: number | null,
   ): void;
   /**
    * Causal self-attention of a ragged batch whose sequences continue those in a KV cache (a
@@ -252,6 +254,8 @@ export interface ForwardKernels {
     past: Int32Array, keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
     q: Float32Array, scale: number, window: number | null, context: Float32Array,
     sinks?: Float32Array | null, from?: Int32Array | null,
+    /** as for causalAttention; the values are then [numKvHeads][headStride[s]][valueHeadDim], or rows of numKvHeads·valueHeadDim */
+    valueHeadDim?: number | null,
   ): void;
   /**
    * The routed experts of one MoE block in one call (a decoding step, or a prompt's): routed

@@ -56,7 +56,8 @@ export function appendToCache(ctx: AttentionContext, kv: NonNullable<AttentionCo
 export function attendWithCache(
   ctx: AttentionContext,
   kv: NonNullable<AttentionContext['kv']>,
-  shape: { heads: number; kvHeads: number; headDim: number },
+  /** valueHeadDim: the width of a value head and of each head's output, where it differs from headDim */
+  shape: { heads: number; kvHeads: number; headDim: number; valueHeadDim?: number },
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
@@ -79,7 +80,7 @@ export function attendWithCache(
 export function attendCached(
   ctx: AttentionContext,
   kv: NonNullable<AttentionContext['kv']>,
-  shape: { heads: number; kvHeads: number; headDim: number },
+  shape: { heads: number; kvHeads: number; headDim: number; valueHeadDim?: number },
   offsets: Int32Array,
   past: Int32Array,
   q: Float32Array,
@@ -105,5 +106,5 @@ export function attendCached(
     // positions per kv head in a head-major cache buffer (0: keys/values are row-major)
     headStride[e] = cache.headDim === headDim ? cache.allocated(slot, layer) : 0;
   }
-  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, pieces.offsets, pieces.past, keys, values, headStride, q, scale, ctx.slidingWindow, context, sinks, pieces.from);
+  ctx.engine.kernels.cachedAttention(heads, kvHeads, headDim, pieces.offsets, pieces.past, keys, values, headStride, q, scale, ctx.slidingWindow, context, sinks, pieces.from, shape.valueHeadDim ?? null);
 }

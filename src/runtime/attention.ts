@@ -5,7 +5,9 @@
  * the whole head or GLM-4.5's leading part), Llama 4's queries scaled by position, grouped-query
  * heads, softmax(QKᵀ/√d) with a causal mask (optionally a sliding window, or Llama 4's chunks) and
  * gpt-oss's per-head sinks, AFMoE's sigmoid gate on the heads' output, o_proj (+ gpt-oss's bias;
- * Granite: its own softmax scale, and its residual multiplier on the output). The
+ * Granite: its own softmax scale, and its residual multiplier on the output). A layer's widths are
+ * its own (MiMo-V2-Flash: kv heads and sinks by layer, value heads narrower than key heads, the
+ * values scaled by attention_value_scale). The
  * projections go through productTransB (their weights f32 or BF16 as held), the attention
  * products through engine.gemm.
  */
@@ -17,6 +19,7 @@ import type { RopeTables } from './rope.js';
 import type { KvCache } from './kv-cache.js';
 import type { AttentionWeights, StandardAttentionWeights } from './weights.js';
 import { productTransB, type Weights } from './weight-matrix.js';
+import { attentionShapeOf } from '../checkpoint/attention-shape.js';
 import { mlaAttentionBlock } from './mla-attention.js';
 import { attendWithCache, freshPrefill, writeToCache } from './attention-cache.js';
 import { promptChunkOffsets } from './attention-chunks.js';
@@ -29,7 +32,12 @@ export interface AttentionContext {
   config: ModelConfig;
   batch: TokenBatch;
   positions: Int32Array;
+  /** the decoder layer being run (attentionStep sets it): its attention widths (checkpoint/attention-shape.ts); absent: 0 */
+  layer?: number;
+  /** the RoPE tables of the layer being run (attentionStep sets them where layers rotate with bases of their own) */
   rope: RopeTables;
+  /** the positions the tables must cover: the batch's longest sequence with its cached past */
+  ropePositions?: number;
   /** the softmax's scale: 1/√(query head width), times DeepSeek's YaRN mscale² (RopeSpec.softmaxScale), or Granite's attention_multiplier */
   scale: number;
   /** keys further back than this many positions are masked: the window of the layer being run (attentionStep sets it), null = none */
@@ -67,22 +75,27 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   const { engine, config, batch, positions, rope } = ctx;
   const kernels = engine.kernels;
   const rows = batch.ids.length;
-  const { hiddenSize: hidden, numHeads, numKvHeads, headDim, rmsNormEps: eps } = config;
+  const { hiddenSize: hidden, rmsNormEps: eps } = config;
+  // this layer's widths: MiMo-V2-Flash's layers differ in kv heads, and its value heads are narrower
+  const { heads: numHeads, kvHeads: numKvHeads, headDim, valueHeadDim } = attentionShapeOf(config, ctx.layer ?? 0);
   const qWidth = numHeads * headDim;
   const kvWidth = numKvHeads * headDim;
+  const vWidth = numKvHeads * valueHeadDim;
 
   // Everything up to the returned `out` is synchronous, so the intermediates are shared scratch
   // buffers (reallocating them per layer showed as GC and page faults); the cache copies k and v.
   const q = scratch('attention-q', rows * qWidth);
   const k = scratch('attention-k', rows * kvWidth);
-  const v = scratch('attention-v', rows * kvWidth);
+  const v = scratch('attention-v', rows * vWidth);
   const queryGate = config.queryGate ? splitQueryGate(engine, rows, numHeads, headDim, hidden, x, w.q, q) : null;
   if (!queryGate) productTransB(engine, rows, qWidth, hidden, x, w.q, q);
   productTransB(engine, rows, kvWidth, hidden, x, w.k, k);
-  productTransB(engine, rows, kvWidth, hidden, x, w.v, v);
+  productTransB(engine, rows, vWidth, hidden, x, w.v, v);
   if (w.qBias) addRowBias(q, rows, qWidth, w.qBias, kernels);
   if (w.kBias) addRowBias(k, rows, kvWidth, w.kBias, kernels);
-  if (w.vBias) addRowBias(v, rows, kvWidth, w.vBias, kernels);
+  if (w.vBias) addRowBias(v, rows, vWidth, w.vBias, kernels);
+  // MiMo-V2-Flash's attention_value_scale: v_proj's output times a constant
+  scaleInPlace(v, config.attentionValueScale, rows * vWidth);
 
   if (config.qkNorm === 'whole') {
     kernels.rmsNorm(rows, qWidth, q, required(w.qNorm, 'q_norm'), eps, q);
@@ -93,7 +106,7 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
   }
   // per-head q/k norms come before RoPE (Qwen3, GLM-4.5), or after it (Hunyuan)
   const perHeadNorm = config.qkNorm === 'per-head';
-  if (perHeadNorm && !config.qkNormAfterRope) normHeads(kernels, rows, config, w, q, k);
+  if (perHeadNorm && !config.qkNormAfterRope) normHeads(kernels, rows, config, numKvHeads, w, q, k);
   // an interleaved RoPE (ERNIE-4.5: pairs x[2i], x[2i+1]) rotated as halves: the queries' and
   // keys' rotated values reordered alike, which every q·k (and so the attention) does not see
   if (config.ropeInterleave) {
@@ -105,14 +118,17 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     kernels.rope(rows, numHeads, headDim, positions, rope.cos, rope.sin, q, rope.half * 2);
     kernels.rope(rows, numKvHeads, headDim, positions, rope.cos, rope.sin, k, rope.half * 2);
   }
-  if (perHeadNorm && config.qkNormAfterRope) normHeads(kernels, rows, config, w, q, k);
+  if (perHeadNorm && config.qkNormAfterRope) normHeads(kernels, rows, config, numKvHeads, w, q, k);
   if (ctx.weightlessQkNorm) {
     kernels.rmsNorm(rows * numHeads, headDim, q, ones(headDim), eps, q);
     kernels.rmsNorm(rows * numKvHeads, headDim, k, ones(headDim), eps, k);
   }
   if (ctx.queryScale) scaleQueriesByPosition(ctx.queryScale, positions, rows, qWidth, q);
 
-  const context = scratch('attention-context', rows * qWidth);
+  // each head's output is as wide as its values
+  const outWidth = numHeads * valueHeadDim;
+  const valueDim = valueHeadDim !== headDim ? valueHeadDim : null;
+  const context = scratch('attention-context', rows * outWidth);
   const scale = ctx.scale;
   if (!ctx.kv || freshPrefill(ctx.kv)) {
     // every sequence attends to its own rows only (no cache, or a prompt's first chunk, whose
@@ -120,16 +136,17 @@ export function attentionBlock(ctx: AttentionContext, w: AttentionWeights, x: Fl
     // engine spreads over its threads
     if (ctx.kv) writeToCache(ctx.kv, batch, k, v);
     const offsets = ctx.attentionChunk ? promptChunkOffsets(batch.offsets, ctx.attentionChunk) : batch.offsets;
-    kernels.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, ctx.slidingWindow, context, w.sinks ?? null);
+    kernels.causalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, ctx.slidingWindow, context, w.sinks ?? null, valueDim);
   } else {
-    attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim }, q, k, v, context, scale, w.sinks ?? null);
+    attendWithCache(ctx, ctx.kv, { heads: numHeads, kvHeads: numKvHeads, headDim, valueHeadDim }, q, k, v, context, scale, w.sinks ?? null);
   }
-  if (w.outputGate) gateBySigmoid(engine, rows, qWidth, hidden, x, w.outputGate, context);
+  if (w.outputGate) gateBySigmoid(engine, rows, outWidth, hidden, x, w.outputGate, context);
+  // Qwen3-Next's gate, a query's width a head (its values are as wide as its queries)
   if (queryGate) for (let i = 0; i < rows * qWidth; i++) context[i] *= Math.fround(1 / (1 + Math.exp(-queryGate[i])));
   // Granite multiplies the attention's output by residual_multiplier: o_proj is linear, so its input is
-  scaleInPlace(context, config.multipliers?.residual, rows * qWidth);
+  scaleInPlace(context, config.multipliers?.residual, rows * outWidth);
   const out = residual ?? new Float32Array(rows * hidden);
-  productTransB(engine, rows, hidden, qWidth, context, w.o, out, residual ? 1 : 0);
+  productTransB(engine, rows, hidden, outWidth, context, w.o, out, residual ? 1 : 0);
   if (w.oBias) addRowBias(out, rows, hidden, w.oBias, kernels);
   return out;
 }
@@ -160,8 +177,8 @@ function splitQueryGate(engine: Engine, rows: number, heads: number, headDim: nu
 }
 
 /** Every head's slice of each row of q and k normalised on its own: rows·heads rows of headDim. */
-function normHeads(kernels: Engine['kernels'], rows: number, config: ModelConfig, w: StandardAttentionWeights, q: Float32Array, k: Float32Array): void {
-  const { numHeads, numKvHeads, headDim, rmsNormEps: eps } = config;
+function normHeads(kernels: Engine['kernels'], rows: number, config: ModelConfig, numKvHeads: number, w: StandardAttentionWeights, q: Float32Array, k: Float32Array): void {
+  const { numHeads, headDim, rmsNormEps: eps } = config;
   kernels.rmsNorm(rows * numHeads, headDim, q, required(w.qNorm, 'q_norm'), eps, q);
   kernels.rmsNorm(rows * numKvHeads, headDim, k, required(w.kNorm, 'k_norm'), eps, k);
 }

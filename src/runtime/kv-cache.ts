@@ -15,7 +15,11 @@
  *
  * Layout of one slot's buffer per layer: head-major, [kvWidth/headDim heads][allocated positions]
  * [headDim], so attention reads one kv head's keys as one contiguous matrix without gathering.
- * With headDim = kvWidth (the default) that is plain position-major rows of kvWidth.
+ * With headDim = kvWidth (the default) that is plain position-major rows of kvWidth. Layers may
+ * differ in kv heads (KvCacheOptions.layerWidths: MiMo-V2-Flash's sliding layers have twice its
+ * full layers'); each layer's buffers are then as wide as its own. Value heads may be narrower
+ * than key heads (KvCacheOptions.valueHeadDim: MiMo-V2-Flash's 128 against 192): the value
+ * buffers are then [heads][allocated positions][valueHeadDim], the same positions as the keys'.
  *
  * A layer with a sliding window W (gpt-oss's, Mixtral's `sliding_window`) keeps only the positions
  * its next rows can attend to: the last W − 1 of the past, and a step's new rows. Its buffers hold
@@ -38,6 +42,7 @@
  * exactly the slot's positions, so a slot's cache can be copied only whole: canCopyPrefix refuses
  * a shorter prefix of a model with such layers, and the decoder shares no prefixes for it.
  */
+import { attentionShapeOf } from '../checkpoint/attention-shape.js';
 import { localSpanOf } from '../checkpoint/sliding-window.js';
 import type { ModelConfig } from '../checkpoint/types.js';
 import { linearAttentionShape, type LinearState } from './linear-attention.js';
@@ -52,21 +57,28 @@ export function kvSlotBoundBytes(
   numLayers: number, kvWidth: number, capacity: number, positions: number, valuesAreKeys = false,
   /**
    * the layers' sliding windows (KvCacheOptions.windows), the most positions one step adds (the
-   * decoder's prefill chunk), and the linear-attention layers, which hold a state of fixed size
-   * instead of keys and values (KvCacheOptions.linear)
+   * decoder's prefill chunk), each layer's width where layers differ (KvCacheOptions.layerWidths;
+   * absent: kvWidth), the key and value head widths where values are narrower (KvCacheOptions.valueHeadDim),
+   * and the linear-attention layers, which hold a state of fixed size instead of keys and values
+   * (KvCacheOptions.linear)
    */
-  opts: { windows?: ReadonlyArray<number | null>; maxStep?: number; linear?: LinearCacheLayout } = {},
+  opts: { windows?: ReadonlyArray<number | null>; maxStep?: number; layerWidths?: ReadonlyArray<number>; headDim?: number; valueHeadDim?: number; linear?: LinearCacheLayout } = {},
 ): number {
+  // a layer's values: as wide as its keys, or valueHeadDim for every headDim of its width (KvCacheOptions.valueHeadDim)
+  const valueWidth = (width: number) => (opts.headDim !== undefined && opts.valueHeadDim !== undefined ? (width / opts.headDim) * opts.valueHeadDim : width);
   const full = Math.min(capacity, Math.max(16, 2 * positions));
-  let allocated = 0;
+  // positions × the widths of its keys and values, summed over the layers
+  let values = 0;
   for (let l = 0; l < numLayers; l++) {
     if (opts.linear?.layers[l]) continue;
     const window = opts.windows?.[l] ?? null;
     // a windowed layer: W − 1 past positions and a step's rows, or 2(W − 1) (resizeLayer)
     const keep = window === null ? null : window - 1;
-    allocated += keep === null ? full : Math.min(full, Math.max(16, 2 * keep, keep + Math.min(opts.maxStep ?? positions, positions)));
+    const allocated = keep === null ? full : Math.min(full, Math.max(16, 2 * keep, keep + Math.min(opts.maxStep ?? positions, positions)));
+    const width = opts.layerWidths?.[l] ?? kvWidth;
+    values += allocated * (valuesAreKeys ? width : width + valueWidth(width));
   }
-  return (valuesAreKeys ? 1 : 2) * allocated * kvWidth * 4 + (opts.linear ? linearStateBytes(opts.linear) : 0);
+  return values * 4 + (opts.linear ? linearStateBytes(opts.linear) : 0);
 }
 
 /** Which layers hold a linear-attention state in a KvCache, and its two parts' sizes (values, f32). */
@@ -89,30 +101,51 @@ export function linearStateBytes(linear: LinearCacheLayout): number {
   return linear.layers.filter(Boolean).length * (linear.convStateSize + linear.stateSize) * 4;
 }
 
-/** A KvCache's options for a model: its layers' windows and its linear-attention layers. */
+/** A KvCache's options for a model: its layers' windows and widths, its value heads' width and its linear-attention layers. */
 export function kvCacheOptions(config: ModelConfig): KvCacheOptions {
+  const shape = kvCacheShape(config);
   const linear = linearCacheLayout(config);
-  return { windows: kvWindows(config), ...(linear ? { linear } : {}) };
+  return {
+    windows: kvWindows(config),
+    ...(shape.layerWidths ? { layerWidths: shape.layerWidths } : {}),
+    ...(shape.valueHeadDim !== undefined ? { valueHeadDim: shape.valueHeadDim } : {}),
+    ...(linear ? { linear } : {}),
+  };
 }
 
 /**
  * Width of one cached position per layer and of one kv head in it: the model's kv heads' keys and
  * values, or for MLA (DeepSeek-V2) its one latent row, kv_lora_rank + qk_rope_head_dim, which is
- * both the key and the value (mla-attention.ts), so it is held once.
+ * both the key and the value (mla-attention.ts), so it is held once. Where layers differ in kv
+ * heads, `layerWidths` holds each layer's key width (`width` is then the first layer's); where
+ * value heads are narrower than key heads (MiMo-V2-Flash), `valueHeadDim` is theirs.
  */
-export function kvCacheShape(config: ModelConfig): { width: number; headDim: number; valuesAreKeys: boolean } {
+export function kvCacheShape(config: ModelConfig): { width: number; headDim: number; valuesAreKeys: boolean; layerWidths?: number[]; valueHeadDim?: number } {
   if (config.attention === 'mla' && config.mla) {
     // DeepSeek Sparse Attention's index key of each position rides after its latent row (sparse-attention.ts)
     const row = config.mla.kvLoraRank + config.mla.qkRopeHeadDim + (config.sparseAttention?.indexHeadDim ?? 0);
     return { width: row, headDim: row, valuesAreKeys: true };
   }
-  return { width: config.numKvHeads * config.headDim, headDim: config.headDim, valuesAreKeys: false };
+  const widths = Array.from({ length: config.numLayers }, (_, l) => attentionShapeOf(config, l).kvHeads * config.headDim);
+  const width = widths[0] ?? config.numKvHeads * config.headDim;
+  const { valueHeadDim } = attentionShapeOf(config, 0);
+  return {
+    width,
+    headDim: config.headDim,
+    valuesAreKeys: false,
+    ...(widths.some((w) => w !== width) ? { layerWidths: widths } : {}),
+    ...(valueHeadDim !== config.headDim ? { valueHeadDim } : {}),
+  };
 }
 
 /** Options of a KvCache beyond its sizes. */
 export interface KvCacheOptions {
   /** each layer's sliding window (null or absent: the layer attends to every past position) */
   windows?: ReadonlyArray<number | null>;
+  /** each layer's width (a multiple of headDim) where layers differ in kv heads; absent: kvWidth for every layer */
+  layerWidths?: ReadonlyArray<number>;
+  /** width of one value head where it differs from headDim (a layer's values: its width / headDim heads of it); absent: headDim */
+  valueHeadDim?: number;
   /** the linear-attention layers, which hold a state per slot and no keys or values (absent: none) */
   linear?: LinearCacheLayout;
 }
@@ -136,6 +169,10 @@ export class KvCache {
   private readonly dropped: Int32Array;
   /** per layer: past positions a windowed layer must keep (W − 1), null for a layer without a window */
   private readonly keep: Array<number | null>;
+  /** per layer: the width of one position (kvWidth unless KvCacheOptions.layerWidths says otherwise) */
+  private readonly widths: readonly number[];
+  /** width of one value head (KvCacheOptions.valueHeadDim, else headDim) */
+  readonly valueHeadDim: number;
   /** the linear-attention layers' layout (KvCacheOptions.linear), null: none */
   private readonly linear: LinearCacheLayout | null;
   /** [slot][layer]: a linear-attention layer's state after the slot's positions (null: none yet, or not such a layer) */
@@ -162,6 +199,15 @@ export class KvCache {
       throw new RangeError(`KvCache windows must be positive integers or null, at most one a layer (${numLayers}), got ${JSON.stringify(windows)}`);
     }
     this.keep = Array.from({ length: numLayers }, (_, l) => (windows[l] == null ? null : windows[l]! - 1));
+    const widths = opts.layerWidths ?? [];
+    if (opts.layerWidths !== undefined && (widths.length !== numLayers || widths.some((w) => !Number.isInteger(w) || w <= 0 || w % headDim !== 0))) {
+      throw new RangeError(`KvCache layerWidths must give each of the ${numLayers} layers a positive multiple of headDim ${headDim}, got ${JSON.stringify(widths)}`);
+    }
+    this.widths = Array.from({ length: numLayers }, (_, l) => widths[l] ?? kvWidth);
+    this.valueHeadDim = opts.valueHeadDim ?? headDim;
+    if (!Number.isInteger(this.valueHeadDim) || this.valueHeadDim <= 0 || (valuesAreKeys && this.valueHeadDim !== headDim)) {
+      throw new RangeError(`KvCache valueHeadDim must be a positive integer (headDim where values are keys), got ${opts.valueHeadDim}`);
+    }
     this.dropped = new Int32Array(sequences * numLayers);
     const empty = () => Array.from({ length: numLayers }, () => new Float32Array(0));
     this.keyBuffers = Array.from({ length: sequences }, empty);
@@ -211,7 +257,17 @@ export class KvCache {
     return this.lengths[slot] - this.dropped[slot * this.numLayers + layer];
   }
 
-  /** Slot `slot`'s keys of `layer` (positions × kvWidth; only the first held(slot, layer) + new rows are meaningful). */
+  /** The width of one position of `layer` (kvWidth, or its own where layers differ). */
+  widthOf(layer: number): number {
+    return this.widths[layer];
+  }
+
+  /** The width of one position's values in `layer`: its heads times valueHeadDim. */
+  valueWidthOf(layer: number): number {
+    return (this.widths[layer] / this.headDim) * this.valueHeadDim;
+  }
+
+  /** Slot `slot`'s keys of `layer` (positions × widthOf(layer); only the first held(slot, layer) + new rows are meaningful). */
   keys(layer: number, slot: number): Float32Array {
     return this.keyBuffers[slot][layer];
   }
@@ -222,26 +278,28 @@ export class KvCache {
 
   /** Positions `layer`'s buffers of the slot hold room for now (the per-head stride of the layout). */
   allocated(slot: number, layer = 0): number {
-    return this.keyBuffers[slot][layer].length / this.kvWidth;
+    return this.keyBuffers[slot][layer].length / this.widths[layer];
   }
 
   /**
-   * Stores `count` new positions (rows `from`… of k and v, row-major kvWidth) of `layer` at
+   * Stores `count` new positions (rows `from`… of k and v, row-major widthOf(layer) and valueWidthOf(layer)) of `layer` at
    * buffer positions `at`… of `slot` (held(slot, layer) for the next ones). Room must have been
    * reserved (assertRoom).
    */
   write(layer: number, slot: number, at: number, k: Float32Array, v: Float32Array, from: number, count: number): void {
-    const { kvWidth, headDim } = this;
+    const { headDim, valueHeadDim: vDim } = this;
+    const kvWidth = this.widths[layer];
+    const vWidth = this.valueWidthOf(layer);
     const heads = kvWidth / headDim;
     const stride = this.allocated(slot, layer);
     const keys = this.keyBuffers[slot][layer];
     const values = this.valueBuffers[slot][layer];
     for (let i = 0; i < count; i++) {
       const src = (from + i) * kvWidth;
+      const srcV = (from + i) * vWidth;
       for (let h = 0; h < heads; h++) {
-        const dst = (h * stride + at + i) * headDim;
-        keys.set(k.subarray(src + h * headDim, src + (h + 1) * headDim), dst);
-        if (values !== keys) values.set(v.subarray(src + h * headDim, src + (h + 1) * headDim), dst);
+        keys.set(k.subarray(src + h * headDim, src + (h + 1) * headDim), (h * stride + at + i) * headDim);
+        if (values !== keys) values.set(v.subarray(srcV + h * vDim, srcV + (h + 1) * vDim), (h * stride + at + i) * vDim);
       }
     }
   }
@@ -282,13 +340,13 @@ export class KvCache {
     }
     if (this.lengths[to] !== 0) throw new RangeError(`slot ${to} already holds ${this.lengths[to]} positions; a prefix is copied into an empty slot`);
     const { headDim } = this;
-    const heads = this.kvWidth / headDim;
     for (let l = 0; l < this.numLayers; l++) {
       if (this.isLinearLayer(l)) {
         const state = this.linearStates[from][l];
         this.linearStates[to][l] = state && positions > 0 ? { conv: state.conv.slice(), recurrent: state.recurrent.slice() } : null;
         continue;
       }
+      const heads = this.widths[l] / headDim;
       const first = this.neededFrom(l, positions);
       const count = positions - first;
       this.resizeLayer(to, l, count);
@@ -296,10 +354,10 @@ export class KvCache {
       const strideTo = this.allocated(to, l);
       // where position `first` lies in the source's buffer
       const at = first - this.dropped[from * this.numLayers + l];
-      for (const buffers of this.bufferSets()) {
+      for (const [buffers, dim] of this.bufferSets()) {
         const src = buffers[from][l];
         const dst = buffers[to][l];
-        for (let h = 0; h < heads; h++) dst.set(src.subarray((h * strideFrom + at) * headDim, (h * strideFrom + at + count) * headDim), h * strideTo * headDim);
+        for (let h = 0; h < heads; h++) dst.set(src.subarray((h * strideFrom + at) * dim, (h * strideFrom + at + count) * dim), h * strideTo * dim);
       }
       this.dropped[to * this.numLayers + l] = first;
     }
@@ -340,7 +398,7 @@ export class KvCache {
   /** Bytes of key/value buffers and linear-attention states currently allocated. */
   get allocatedBytes(): number {
     let bytes = 0;
-    for (const buffers of this.bufferSets()) for (let s = 0; s < this.sequences; s++) for (let l = 0; l < this.numLayers; l++) bytes += buffers[s][l].byteLength;
+    for (const [buffers] of this.bufferSets()) for (let s = 0; s < this.sequences; s++) for (let l = 0; l < this.numLayers; l++) bytes += buffers[s][l].byteLength;
     for (const states of this.linearStates) for (const state of states) if (state) bytes += state.conv.byteLength + state.recurrent.byteLength;
     return bytes;
   }
@@ -423,11 +481,11 @@ export class KvCache {
     const keep = this.keep[layer]!;
     const held = this.held(slot, layer);
     if (held <= keep) return;
-    const { headDim } = this;
+    const heads = this.widths[layer] / this.headDim;
     const stride = this.allocated(slot, layer);
-    for (const buffers of this.bufferSets()) {
+    for (const [buffers, dim] of this.bufferSets()) {
       const b = buffers[slot][layer];
-      for (let h = 0; h < this.kvWidth / headDim; h++) b.copyWithin(h * stride * headDim, (h * stride + held - keep) * headDim, (h * stride + held) * headDim);
+      for (let h = 0; h < heads; h++) b.copyWithin(h * stride * dim, (h * stride + held - keep) * dim, (h * stride + held) * dim);
     }
     this.dropped[slot * this.numLayers + layer] += held - keep;
   }
@@ -449,19 +507,19 @@ export class KvCache {
     if (positions > have) size = Math.min(this.capacity, Math.max(positions, keep === null ? 2 * have : 0, floor));
     else if (keep !== null && have > 2 * Math.max(positions, floor)) size = Math.min(this.capacity, Math.max(positions, floor));
     else return;
-    const { kvWidth, headDim } = this;
-    const kept = this.held(slot, layer) * headDim;
-    for (const buffers of this.bufferSets()) {
+    const heads = this.widths[layer] / this.headDim;
+    const held = this.held(slot, layer);
+    for (const [buffers, dim] of this.bufferSets()) {
       const old = buffers[slot][layer];
-      const next = new Float32Array(size * kvWidth);
-      for (let h = 0; h < kvWidth / headDim; h++) next.set(old.subarray(h * have * headDim, h * have * headDim + kept), h * size * headDim);
+      const next = new Float32Array(size * heads * dim);
+      for (let h = 0; h < heads; h++) next.set(old.subarray(h * have * dim, h * have * dim + held * dim), h * size * dim);
       buffers[slot][layer] = next;
     }
   }
 
-  /** The key buffers, and the value buffers where they are not the same. */
-  private bufferSets(): Float32Array[][][] {
-    return this.valueBuffers === this.keyBuffers ? [this.keyBuffers] : [this.keyBuffers, this.valueBuffers];
+  /** The key buffers, and the value buffers where they are not the same, each with its head width. */
+  private bufferSets(): Array<[Float32Array[][], number]> {
+    return this.valueBuffers === this.keyBuffers ? [[this.keyBuffers, this.headDim]] : [[this.keyBuffers, this.headDim], [this.valueBuffers, this.valueHeadDim]];
   }
 
   private checkSlot(slot: number): void {

@@ -116,6 +116,7 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
     batch,
     positions,
     rope: ropeTables(spec, Math.max(1, longest)),
+    ropePositions: Math.max(1, longest),
     // Granite's attention_multiplier is the scale itself; the query head width is MLA's nope + rope too
     scale: config.multipliers?.attention ?? spec.softmaxScale / Math.sqrt(config.headDim),
     slidingWindow: slidingWindowOf(config, 0),
@@ -132,11 +133,14 @@ export function decoderContext(engine: Engine, config: ModelConfig, batch: Token
  */
 export function attentionStep(ctx: AttentionContext, index: number, layer: LayerWeights, x: Float32Array, normed: Float32Array): void {
   const { config } = ctx;
+  ctx.layer = index;
   ctx.slidingWindow = slidingWindowOf(config, index);
   ctx.attentionChunk = attentionChunkOf(config, index);
   ctx.rotary = config.nopeLayers?.[index] !== true;
   ctx.weightlessQkNorm = config.weightlessQkNormLayers?.[index] === true;
   ctx.queryScale = queryScaleOf(config, index);
+  // a layer with a RoPE base of its own rotates with its own tables
+  if (config.layerRopeThetas !== undefined) ctx.rope = ropeTables(ropeSpecOf(config, index), ctx.ropePositions ?? ctx.rope.positions);
   const rows = ctx.batch.ids.length;
   const h = config.hiddenSize;
   const kernels = ctx.engine.kernels;

@@ -79,12 +79,26 @@ function numberOf(p: Params, key: string, what: string): number | undefined {
 }
 
 const specs = new WeakMap<ModelConfig, RopeSpec>();
+/** per model, the spec of each base its layers rotate with (ModelConfig.layerRopeThetas), made once */
+const layerSpecs = new WeakMap<ModelConfig, Map<number, RopeSpec>>();
 
-/** The RoPE of a model, or an UnsupportedModelError naming a scaling that is not implemented. */
-export function ropeSpecOf(config: ModelConfig): RopeSpec {
+/**
+ * The RoPE of a model, or with `layer` of that decoder layer, or an UnsupportedModelError naming a
+ * scaling that is not implemented. Layers with bases of their own (ModelConfig.layerRopeThetas:
+ * GraniteMoE-SWA's layer_rope_theta, MiMo-V2-Flash's per layer type) keep the model's scaling with
+ * their base in place of rope_theta, as transformers builds one rotary embedding per base.
+ */
+export function ropeSpecOf(config: ModelConfig, layer?: number): RopeSpec {
   let spec = specs.get(config);
   if (!spec) specs.set(config, (spec = readRopeSpec(config)));
-  return spec;
+  const theta = layer === undefined ? 0 : (config.layerRopeThetas?.[layer] ?? 0);
+  // 0: a layer without RoPE, which never reads its tables, or one rotating with rope_theta
+  if (theta === 0 || theta === config.ropeTheta) return spec;
+  let byTheta = layerSpecs.get(config);
+  if (!byTheta) layerSpecs.set(config, (byTheta = new Map()));
+  let own = byTheta.get(theta);
+  if (!own) byTheta.set(theta, (own = { ...spec, theta }));
+  return own;
 }
 
 function readRopeSpec(config: ModelConfig): RopeSpec {

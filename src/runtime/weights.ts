@@ -82,10 +82,11 @@ export interface StandardAttentionWeights {
   kind?: 'standard';
   /** [numHeads·headDim, hidden]; with ModelConfig.queryGate [numHeads·2·headDim, hidden], each head's query then its gate */
   q: Weights;
-  /** [numKvHeads·headDim, hidden] */
+  /** [kvHeads·headDim, hidden], the layer's kv heads (checkpoint/attention-shape.ts) */
   k: Weights;
+  /** [kvHeads·valueHeadDim, hidden] */
   v: Weights;
-  /** [hidden, numHeads·headDim] */
+  /** [hidden, numHeads·valueHeadDim] */
   o: Weights;
   qBias?: Float32Array;
   kBias?: Float32Array;
@@ -95,7 +96,7 @@ export interface StandardAttentionWeights {
   kNorm?: Float32Array;
   /** gpt-oss: o_proj's bias [hidden] */
   oBias?: Float32Array;
-  /** gpt-oss: one sink logit per query head [numHeads] (ModelConfig.attentionSinks) */
+  /** gpt-oss, MiMo-V2-Flash's windowed layers: one sink logit per query head [numHeads] (ModelConfig.attentionSinks, sinkLayers) */
   sinks?: Float32Array;
   /** AFMoE: the gate on the heads' output [numHeads·headDim, hidden] (ModelConfig.attentionOutputGate) */
   outputGate?: Weights;

@@ -71,12 +71,13 @@ export interface ServedModel {
   /** bytes of densely materialised experts a factored model gets within its share */
   materialiseBytes: number;
   /**
-   * decoder layers and key/value width per position, each layer's sliding window and the most
-   * positions a decoding step adds to a sequence (the decoder's prefill chunk), and its
+   * decoder layers and key/value width per position (each layer's where layers differ, values
+   * valueHeadDim for every headDim where value heads are narrower), each layer's sliding window,
+   * the most positions a decoding step adds to a sequence (the decoder's prefill chunk), and its
    * linear-attention layers' states (a fixed size a slot), for the KV-cache reservation of a
    * request (kvSlotBoundBytes)
    */
-  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number; linear?: LinearCacheLayout };
+  kv: { layers: number; width: number; valuesAreKeys: boolean; windows: Array<number | null>; maxStep: number; layerWidths?: number[]; headDim: number; valueHeadDim?: number; linear?: LinearCacheLayout };
 }
 
 export interface RefusedModel {
@@ -224,6 +225,9 @@ export async function inspectServedModel(
       valuesAreKeys: kvShape.valuesAreKeys,
       windows: kvWindows(ckpt.config),
       maxStep: opts.maxPrefillTokens ?? DEFAULT_MAX_PREFILL_TOKENS,
+      ...(kvShape.layerWidths ? { layerWidths: kvShape.layerWidths } : {}),
+      headDim: kvShape.headDim,
+      ...(kvShape.valueHeadDim !== undefined ? { valueHeadDim: kvShape.valueHeadDim } : {}),
       ...(linear ? { linear } : {}),
     };
     const chatTemplate = opts.chatTemplate ?? (await chatTemplateOf(spec.dir, tconf));

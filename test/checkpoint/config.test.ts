@@ -33,7 +33,7 @@ async function openFixture(...args: [Parameters<typeof makeTinyCheckpoint>[1], P
 
 describe('registry', () => {
   it('maps every supported model_type to its family', () => {
-    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'cohere2_moe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'phimoe', 'qwen2_moe', 'qwen3_5_moe_text', 'qwen3_moe', 'qwen3_next', 'qwen3_vl_moe_text', 'solar_open']);
+    expect(supportedModelTypes()).toEqual(['afmoe', 'axk1', 'cohere2_moe', 'deepseek', 'deepseek_v2', 'deepseek_v3', 'deepseek_v32', 'dots1', 'ernie4_5_moe', 'exaone_moe', 'flex_olmo', 'glm4_moe', 'glm4_moe_lite', 'glm4v_moe_text', 'glm_moe_dsa', 'gpt_oss', 'granitemoe', 'granitemoe_swa', 'granitemoeshared', 'hunyuan_v1_moe', 'hy_v3', 'llama4_text', 'mimo_v2_flash', 'minimax_m2', 'mistral4', 'mixtral', 'olmoe', 'phimoe', 'qwen2_moe', 'qwen3_5_moe_text', 'qwen3_moe', 'qwen3_next', 'qwen3_vl_moe_text', 'solar_open']);
     for (const t of supportedModelTypes()) expect(familyForConfig({ model_type: t }).modelTypes).toContain(t);
   });
 
@@ -515,7 +515,8 @@ describe('normalisation from the real key names', () => {
     expect(unrunnableReason(nope)).toBeNull();
     const mixed = family.resolveConfig({ model_type: 'granitemoe_swa', ...types, layer_rope_theta: [10000, 0, 10000, 500000] }).config;
     expect(mixed.layerRopeThetas).toEqual([10000, 0, 10000, 500000]);
-    expect(unrunnableReason(mixed)).toMatch(/2 different RoPE bases \(10000, 500000\).*compressed with routing statistics/);
+    // each layer rotates with its own base (runtime/rope.ts)
+    expect(unrunnableReason(mixed)).toBeNull();
     expect(() => family.resolveConfig({ model_type: 'granitemoe_swa', ...types, layer_rope_theta: [10000] })).toThrow(/layer_rope_theta': 1 entries for num_hidden_layers 4/);
     const { ckpt } = await openFixture('granitemoe_swa', { seed: 1, sharedExpertIntermediateSize: 8 });
     const bases = await openFixture('granitemoe_swa', { seed: 1, configKeys: { layer_rope_theta: [10000, 0, 500000] } });
@@ -524,10 +525,64 @@ describe('normalisation from the real key names', () => {
       expect(ckpt.layout.layers[2].attention.sinks).toBe('model.layers.2.self_attn.sinks');
       expect(ckpt.layout.layers[2].moe?.shared).toEqual({ gateUp: 'model.layers.2.shared_mlp.input_linear.weight', down: 'model.layers.2.shared_mlp.output_linear.weight' });
       expect(describeCheckpoint(ckpt).runnable).toBe(true);
-      // inspected, not run
-      expect(describeCheckpoint(bases.ckpt)).toMatchObject({ runnable: false, layerRopeThetas: [10000, 0, 500000], nopeLayers: [1], attentionSinks: true });
+      expect(describeCheckpoint(bases.ckpt)).toMatchObject({ runnable: true, layerRopeThetas: [10000, 0, 500000], nopeLayers: [1], attentionSinks: true });
     } finally {
       await Promise.all([ckpt.close(), bases.ckpt.close()]);
+    }
+  });
+
+  it('MiMo-V2-Flash: sliding layers with twice the kv heads and sinks, value heads narrower than keys, a RoPE base per layer type, dense layer 0, sigmoid routing without shared experts', async () => {
+    const family = familyByName('mimo_v2_flash');
+    // transformers' MiMoV2FlashConfig defaults: layer 0 and every sixth full, the rest sliding over 128
+    const { config, moeLayers } = family.resolveConfig({ model_type: 'mimo_v2_flash', num_hidden_layers: 7 });
+    const sliding = [false, true, true, true, true, false, true];
+    expect(config).toMatchObject({
+      hiddenSize: 4096, numHeads: 64, numKvHeads: 4, headDim: 192, valueHeadDim: 128, attentionValueScale: 0.707, vocabSize: 152576, rmsNormEps: 1e-5, tieWordEmbeddings: false, qkNorm: 'none', qkvBias: false,
+      bosTokenId: 1, eosTokenId: null,
+      numExperts: 256, topK: 8, expertIntermediateSize: 2048, denseIntermediateSize: 16384, sharedExpertIntermediateSize: 0,
+      topkMethod: 'noaux_tc', nGroup: 1, topkGroup: 1, normTopkProb: true, routedScalingFactor: 1,
+      slidingWindow: { size: 128, layers: sliding },
+      layerKvHeads: sliding.map((s) => (s ? 8 : 4)),
+      attentionSinks: true,
+      sinkLayers: sliding,
+      // int(192 × 0.334) of each head; the full layers' base 5e6, the sliding ones' 1e4
+      rotaryDim: 64,
+      ropeTheta: 5_000_000,
+      layerRopeThetas: sliding.map((s) => (s ? 10_000 : 5_000_000)),
+    });
+    expect(moeLayers).toEqual([false, true, true, true, true, true, true]);
+    expect(ropeSpecOf(config, 1).theta).toBe(10_000);
+    expect(ropeSpecOf(config, 5).theta).toBe(5_000_000);
+    // a top-level rope_theta is not read (transformers keeps its per-type defaults); null routed_scaling_factor and attention_value_scale mean 1
+    const written = family.resolveConfig({
+      model_type: 'mimo_v2_flash', num_hidden_layers: 3, rope_theta: 7, routed_scaling_factor: null, attention_value_scale: null, v_head_dim: 192, num_local_experts: 16,
+      layer_types: ['sliding_attention', 'full_attention', 'sliding_attention'], mlp_layer_types: ['sparse', 'dense', 'sparse'],
+      rope_parameters: { full_attention: { rope_type: 'default', rope_theta: 100, partial_rotary_factor: 0.5 }, sliding_attention: { rope_type: 'default', rope_theta: 100, partial_rotary_factor: 0.5 } },
+    });
+    expect(written.config).toMatchObject({ routedScalingFactor: 1, numExperts: 16, rotaryDim: 96, ropeTheta: 100, layerKvHeads: [8, 4, 8], sinkLayers: [true, false, true] });
+    expect(written.config.attentionValueScale).toBeUndefined();
+    expect(written.config.valueHeadDim).toBeUndefined();
+    expect(written.config.layerRopeThetas).toBeUndefined();
+    expect(written.moeLayers).toEqual([true, false, true]);
+    // every layer full: one kv-head count, no sinks
+    const full = family.resolveConfig({ model_type: 'mimo_v2_flash', num_hidden_layers: 2, layer_types: ['full_attention', 'full_attention'] }).config;
+    expect(full.layerKvHeads).toBeUndefined();
+    expect(full.attentionSinks).toBeUndefined();
+    expect(() => family.resolveConfig({ model_type: 'mimo_v2_flash', rope_parameters: { full_attention: { rope_type: 'yarn', rope_theta: 1, factor: 2 }, sliding_attention: { rope_theta: 1 } } })).toThrow(/rope_type "yarn" is not implemented/);
+    expect(() => family.resolveConfig({ model_type: 'mimo_v2_flash', rope_parameters: { full_attention: { rope_theta: 1 } } })).toThrow(/no block for the layer type "sliding_attention"/);
+    expect(() => family.resolveConfig({ model_type: 'mimo_v2_flash', rope_parameters: { full_attention: { rope_theta: 1, partial_rotary_factor: 0.5 }, sliding_attention: { rope_theta: 1 } } })).toThrow(/rotate 96 and 64 values/);
+    expect(() => family.resolveConfig({ model_type: 'mimo_v2_flash', num_attention_heads: 12 })).toThrow(/not a multiple of a layer's 8 kv heads/);
+    expect(() => family.resolveConfig({ model_type: 'mimo_v2_flash', num_hidden_layers: 2, mlp_layer_types: ['dense'] })).toThrow(/'mlp_layer_types'/);
+    const { ckpt } = await openFixture('mimo_v2_flash', { seed: 1 });
+    const fused = await openFixture('mimo_v2_flash', { seed: 1, fusedExperts: true });
+    try {
+      // the releases' sink name, and transformers' own
+      expect(ckpt.layout.layers[1].attention.sinks).toBe('model.layers.1.self_attn.attention_sink_bias');
+      expect(fused.ckpt.layout.layers[1].attention.sinks).toBe('model.layers.1.self_attn.sinks');
+      expect(ckpt.layout.layers[0].attention.sinks).toBeUndefined();
+      expect(describeCheckpoint(ckpt)).toMatchObject({ layerKvHeads: [2, 4, 4], valueHeadDim: 8, attentionValueScale: 0.6, sinkLayers: [1, 2], rotaryDim: 4, layerRopeThetas: [5_000_000, 10_000, 10_000] });
+    } finally {
+      await Promise.all([ckpt.close(), fused.ckpt.close()]);
     }
   });
 

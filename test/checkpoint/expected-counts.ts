@@ -225,6 +225,15 @@ export function independentCounts(raw: Raw): IndependentCounts {
       sharedPerLayer = 3 * I * ((raw.n_shared_experts as number | null) ?? 0) * H;
       break;
     }
+    case 'mimo_v2_flash': {
+      // mlp_layer_types, else layer 0 dense; no shared experts
+      E = num(raw, 'n_routed_experts');
+      I = num(raw, 'moe_intermediate_size');
+      denseWidth = num(raw, 'intermediate_size');
+      const types = (raw.mlp_layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, l) => (l === 0 ? 'dense' : 'sparse'));
+      isMoe = (l) => types[l] === 'sparse';
+      break;
+    }
     case 'llama4_text': {
       E = num(raw, 'num_local_experts');
       I = num(raw, 'intermediate_size');
@@ -258,6 +267,20 @@ export function independentCounts(raw: Raw): IndependentCounts {
     const qr = raw.q_lora_rank as number | null;
     const q = qr === null ? heads * (nope + rope) * H : qr * H + qr + heads * (nope + rope) * qr;
     attentionPerLayer = q + (kvr + rope) * H + kvr + heads * (nope + vd) * kvr + H * heads * vd;
+  } else if (type === 'mimo_v2_flash') {
+    // per layer: sliding layers (layer_types, else all but layer 0 and every sixth) have 2·kv kv
+    // heads and a sink per head; keys head_dim wide, values v_head_dim; optional q/k/v biases
+    const hd = num(raw, 'head_dim');
+    const vd = num(raw, 'v_head_dim');
+    const types = (raw.layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, l) => (l === 0 || (l + 1) % 6 === 0 ? 'full_attention' : 'sliding_attention'));
+    const bias = raw.attention_bias === true;
+    attentionPerLayer = 0;
+    for (const t of types) {
+      const kvl = t === 'sliding_attention' ? 2 * kv : kv;
+      attentionPerLayer += heads * hd * H + kvl * hd * H + kvl * vd * H + H * heads * vd + (bias ? heads * hd + kvl * hd + kvl * vd : 0) + (t === 'sliding_attention' ? heads : 0);
+    }
+    // summed over the layers above: the total is attentionPerLayer · L, so divide back
+    attentionPerLayer /= L;
   } else {
     const hd = typeof raw.head_dim === 'number' ? raw.head_dim : H / heads;
     attentionPerLayer = 2 * heads * hd * H + 2 * kv * hd * H;
@@ -299,7 +322,7 @@ export function independentCounts(raw: Raw): IndependentCounts {
     routedDown: nMoe * E * H * (I + (type === 'gpt_oss' ? 1 : 0)),
     sharedExperts: nMoe * sharedPerLayer,
     // DeepSeek-V3's, GLM-4.5's, MiniMax-M2's and dots.llm1's routers add an e_score_correction_bias [E], gpt-oss's its logits' bias [E]
-    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'glm4v_moe_text' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' || type === 'hy_v3' || type === 'afmoe' ? 1 : 0)),
+    routers: nMoe * E * (H + (type === 'deepseek_v3' || type === 'glm4_moe' || type === 'glm4v_moe_text' || type === 'minimax_m2' || type === 'dots1' || type === 'glm4_moe_lite' || type === 'deepseek_v32' || type === 'glm_moe_dsa' || type === 'exaone_moe' || type === 'ernie4_5_moe' || type === 'gpt_oss' || type === 'solar_open' || type === 'axk1' || type === 'hy_v3' || type === 'afmoe' || type === 'mimo_v2_flash' ? 1 : 0)),
     attention: L * attentionPerLayer + indexers,
     denseMlp: denseLayers.length * 3 * denseWidth * H,
     embeddings: V * H,

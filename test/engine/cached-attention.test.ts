@@ -4,7 +4,8 @@
  * - every engine against softmax(scale·q·kᵀ)·v summed in f64 here, over grouped heads, a ragged
  *   batch (an empty sequence, one-token decoding steps, a prompt chunk after a cached past that
  *   spans several causal tiles), a sliding window, a first attended position per sequence
- *   (chunked attention), head-major and row-major cache buffers;
+ *   (chunked attention), head-major and row-major cache buffers, value heads of another width than
+ *   the key heads (MiMo-V2-Flash's);
  * - the native kernel, which spreads its units over the persistent pool's threads (or, with fewer
  *   units than threads, shares each product's rows out), bit for bit
  *   against the per-sequence loop run one product at a time on the native engine's own gemm and
@@ -34,6 +35,8 @@ interface Case {
   layout: 'head-major' | 'row-major';
   /** per sequence: the first position its rows attend to (the `from` argument); absent: none given */
   from?: number[];
+  /** width of a value head (the `valueHeadDim` argument); absent: none given (headDim) */
+  valueHeadDim?: number;
 }
 
 const CASES: Case[] = [
@@ -46,6 +49,9 @@ const CASES: Case[] = [
   // chunked attention: each sequence's rows attend from their chunk's start within the cache
   { name: 'a first position per sequence (chunks): decoding, a chunk of several tiles, none', heads: 4, kvHeads: 2, headDim: 8, past: [20, 9, 300, 5, 0], lengths: [1, 3, 70, 0, 4], window: null, layout: 'head-major', from: [16, 9, 256, 2, 0] },
   { name: 'a first position and a sliding window, row-major', heads: 6, kvHeads: 3, headDim: 4, past: [12, 40, 30], lengths: [5, 1, 2], window: 6, layout: 'row-major', from: [10, 33, 29] },
+  // MiMo-V2-Flash: value heads narrower than the key heads (and, row-major, wider)
+  { name: 'value heads narrower than key heads, a sliding window', heads: 8, kvHeads: 2, headDim: 12, valueHeadDim: 8, past: [40, 0, 9], lengths: [1, 70, 3], window: 7, layout: 'head-major' },
+  { name: 'value heads wider than key heads, row-major', heads: 4, kvHeads: 2, headDim: 4, valueHeadDim: 6, past: [9, 0, 25], lengths: [1, 4, 6], window: null, layout: 'row-major' },
 ];
 
 function inputs(c: Case, seed: number) {
@@ -53,19 +59,20 @@ function inputs(c: Case, seed: number) {
   const offsets = new Int32Array(sequences + 1);
   c.lengths.forEach((l, i) => (offsets[i + 1] = offsets[i] + l));
   const rows = offsets[sequences];
-  const kvWidth = c.kvHeads * c.headDim;
+  const vd = c.valueHeadDim ?? c.headDim;
   // every position of every sequence, row-major (the reference reads these)
-  const fullK = c.past.map((p, s) => uniform((p + c.lengths[s]) * kvWidth, seed + 10 * s, 2));
-  const fullV = c.past.map((p, s) => uniform((p + c.lengths[s]) * kvWidth, seed + 10 * s + 1));
+  const fullK = c.past.map((p, s) => uniform((p + c.lengths[s]) * c.kvHeads * c.headDim, seed + 10 * s, 2));
+  const fullV = c.past.map((p, s) => uniform((p + c.lengths[s]) * c.kvHeads * vd, seed + 10 * s + 1));
   // the kernel's buffers: head-major with room to spare (stride > positions), or the rows themselves
   const headStride = Int32Array.from(c.past, (p, s) => (c.layout === 'head-major' ? p + c.lengths[s] + 3 : 0));
-  const toLayout = (full: Float32Array, s: number) => {
+  const toLayout = (d: number) => (full: Float32Array, s: number) => {
     if (c.layout === 'row-major') return full;
     const stride = headStride[s];
-    const out = new Float32Array(c.kvHeads * stride * c.headDim).fill(Number.NaN); // spare room never read
+    const width = c.kvHeads * d;
+    const out = new Float32Array(c.kvHeads * stride * d).fill(Number.NaN); // spare room never read
     const positions = c.past[s] + c.lengths[s];
     for (let h = 0; h < c.kvHeads; h++) {
-      for (let j = 0; j < positions; j++) out.set(full.subarray(j * kvWidth + h * c.headDim, j * kvWidth + (h + 1) * c.headDim), (h * stride + j) * c.headDim);
+      for (let j = 0; j < positions; j++) out.set(full.subarray(j * width + h * d, j * width + (h + 1) * d), (h * stride + j) * d);
     }
     return out;
   };
@@ -75,8 +82,8 @@ function inputs(c: Case, seed: number) {
     headStride,
     fullK,
     fullV,
-    keys: fullK.map(toLayout),
-    values: fullV.map(toLayout),
+    keys: fullK.map(toLayout(c.headDim)),
+    values: fullV.map(toLayout(vd)),
     q: uniform(rows * c.heads * c.headDim, seed + 999, 2),
     scale: 1 / Math.sqrt(c.headDim),
     from: c.from ? Int32Array.from(c.from) : undefined,
@@ -86,8 +93,9 @@ function inputs(c: Case, seed: number) {
 /** softmax(scale·q·kᵀ)·v per head and row in f64, row i of sequence s at position past + i. */
 function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
   const { heads, kvHeads, headDim: d } = c;
+  const vd = c.valueHeadDim ?? d;
   const rows = x.offsets[x.offsets.length - 1];
-  const out = new Float64Array(rows * heads * d);
+  const out = new Float64Array(rows * heads * vd);
   const group = heads / kvHeads;
   for (let s = 0; s + 1 < x.offsets.length; s++) {
     const start = x.offsets[s];
@@ -106,10 +114,10 @@ function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
         const max = Math.max(...scores);
         const e = scores.map((v) => Math.exp(v - max));
         const sum = e.reduce((a, b) => a + b, 0);
-        for (let t = 0; t < d; t++) {
+        for (let t = 0; t < vd; t++) {
           let acc = 0;
-          for (let j = first; j <= pos; j++) acc += (e[j - first] / sum) * x.fullV[s][j * kvHeads * d + kvh * d + t];
-          out[(start + i) * heads * d + h * d + t] = acc;
+          for (let j = first; j <= pos; j++) acc += (e[j - first] / sum) * x.fullV[s][j * kvHeads * vd + kvh * vd + t];
+          out[(start + i) * heads * vd + h * vd + t] = acc;
         }
       }
     }
@@ -118,23 +126,28 @@ function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
 }
 
 function run(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
-  const context = new Float32Array(x.q.length).fill(Number.NaN); // overwritten, never read
-  engine.kernels.cachedAttention(c.heads, c.kvHeads, c.headDim, x.offsets, x.past, x.keys, x.values, x.headStride, x.q, x.scale, c.window, context, null, x.from);
+  const context = new Float32Array(contextLength(c, x)).fill(Number.NaN); // overwritten, never read
+  engine.kernels.cachedAttention(c.heads, c.kvHeads, c.headDim, x.offsets, x.past, x.keys, x.values, x.headStride, x.q, x.scale, c.window, context, null, x.from, c.valueHeadDim);
   return context;
 }
 
 /** The per-sequence loop, one call at a time, on the engine's own products (the forward pass before the kernel). */
 function loop(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
-  const context = new Float32Array(x.q.length);
+  const context = new Float32Array(contextLength(c, x));
   cachedAttentionUnits(
     {
       gemm: (m, n, k, a, b, out, transB, alpha) => engine.gemm(m, n, k, a, b, out, { transB, alpha }),
       causalSoftmax: (blocks, rows, cols, past, window, scores) => engine.kernels.causalSoftmax(blocks, rows, cols, past, window, scores),
       copyBlock: (...args) => engine.kernels.copyBlock(...args),
     },
-    c.heads, c.kvHeads, c.headDim, x.offsets, { past: x.past, keys: x.keys, values: x.values, headStride: x.headStride, from: x.from }, x.q, x.scale, c.window, context,
+    c.heads, c.kvHeads, c.headDim, x.offsets, { past: x.past, keys: x.keys, values: x.values, headStride: x.headStride, from: x.from }, x.q, x.scale, c.window, context, null, c.valueHeadDim,
   );
   return context;
+}
+
+/** rows × heads × the value head width */
+function contextLength(c: Case, x: ReturnType<typeof inputs>): number {
+  return x.offsets[x.offsets.length - 1] * c.heads * (c.valueHeadDim ?? c.headDim);
 }
 
 describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engine) => {
@@ -171,6 +184,10 @@ describe.each(engines.map((e) => [e.describe(), e] as const))('%s', (_name, engi
     expect(withFrom(Int32Array.of(0, 0, 0))).toThrow(/from must have one entry per sequence/);
     expect(withFrom(Int32Array.of(0, 31, 0, 0))).toThrow(/from\[1\] = 31 is not within 0..past = 30/);
     expect(withFrom(Int32Array.of(-1, 0, 0, 0))).toThrow(/from\[0\] = -1 is not within/);
+    // a value head width the context or the values are not sized for
+    const withValueDim = (d: number, context = ctx) => () => engine.kernels.cachedAttention(c.heads, c.kvHeads, c.headDim, x.offsets, x.past, x.keys, x.values, x.headStride, x.q, x.scale, c.window, context, null, null, d);
+    expect(withValueDim(4)).toThrow(/context has \d+ elements but (is|a) \d+×16/);
+    expect(withValueDim(16, new Float32Array(ctx.length * 2))).toThrow(/values has \d+ elements but at least \d+ are needed/);
   });
 });
 

@@ -27,6 +27,8 @@ interface Case {
   headDim: number;
   lengths: number[];
   window: number | null;
+  /** width of a value head (the `valueHeadDim` argument); absent: none given (headDim) */
+  valueHeadDim?: number;
 }
 
 const CASES: Case[] = [
@@ -35,6 +37,8 @@ const CASES: Case[] = [
   { name: 'several causal tiles', heads: 4, kvHeads: 1, headDim: 8, lengths: [300, 129], window: null },
   { name: 'sliding window shorter than a tile and longer than one', heads: 4, kvHeads: 2, headDim: 8, lengths: [200, 40], window: 37 },
   { name: 'window longer than every sequence', heads: 2, kvHeads: 1, headDim: 4, lengths: [9, 3], window: 1000 },
+  // MiMo-V2-Flash: value heads narrower than the key heads
+  { name: 'value heads narrower than key heads, several tiles and a window', heads: 8, kvHeads: 4, headDim: 12, valueHeadDim: 8, lengths: [150, 1, 20], window: 33 },
 ];
 
 function inputs(c: Case, seed: number) {
@@ -45,7 +49,7 @@ function inputs(c: Case, seed: number) {
     offsets,
     q: uniform(rows * c.heads * c.headDim, seed, 2),
     k: uniform(rows * c.kvHeads * c.headDim, seed + 1, 2),
-    v: uniform(rows * c.kvHeads * c.headDim, seed + 2),
+    v: uniform(rows * c.kvHeads * (c.valueHeadDim ?? c.headDim), seed + 2),
     scale: 1 / Math.sqrt(c.headDim),
   };
 }
@@ -53,8 +57,9 @@ function inputs(c: Case, seed: number) {
 /** softmax(scale·q·kᵀ)·v per head and row in f64, with the causal (and window) mask. */
 function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
   const { heads, kvHeads, headDim: d } = c;
+  const vd = c.valueHeadDim ?? d;
   const rows = x.offsets[x.offsets.length - 1];
-  const out = new Float64Array(rows * heads * d);
+  const out = new Float64Array(rows * heads * vd);
   const group = heads / kvHeads;
   for (let s = 0; s + 1 < x.offsets.length; s++) {
     const start = x.offsets[s];
@@ -72,10 +77,10 @@ function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
         const max = Math.max(...scores);
         const e = scores.map((v) => Math.exp(v - max));
         const sum = e.reduce((a, b) => a + b, 0);
-        for (let t = 0; t < d; t++) {
+        for (let t = 0; t < vd; t++) {
           let acc = 0;
-          for (let j = first; j <= i; j++) acc += (e[j - first] / sum) * x.v[(start + j) * kvHeads * d + kvh * d + t];
-          out[(start + i) * heads * d + h * d + t] = acc;
+          for (let j = first; j <= i; j++) acc += (e[j - first] / sum) * x.v[(start + j) * kvHeads * vd + kvh * vd + t];
+          out[(start + i) * heads * vd + h * vd + t] = acc;
         }
       }
     }
@@ -84,21 +89,21 @@ function reference(c: Case, x: ReturnType<typeof inputs>): Float64Array {
 }
 
 function run(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
-  const context = new Float32Array(x.q.length).fill(Number.NaN); // overwritten, never read
-  engine.kernels.causalAttention(c.heads, c.kvHeads, c.headDim, x.offsets, x.q, x.k, x.v, x.scale, c.window, context);
+  const context = new Float32Array((x.q.length / c.headDim) * (c.valueHeadDim ?? c.headDim)).fill(Number.NaN); // overwritten, never read
+  engine.kernels.causalAttention(c.heads, c.kvHeads, c.headDim, x.offsets, x.q, x.k, x.v, x.scale, c.window, context, null, c.valueHeadDim);
   return context;
 }
 
 /** The per-head loop, one call at a time, on the engine's own products (the forward pass before the kernel). */
 function perHead(engine: Engine, c: Case, x: ReturnType<typeof inputs>): Float32Array {
-  const context = new Float32Array(x.q.length);
+  const context = new Float32Array((x.q.length / c.headDim) * (c.valueHeadDim ?? c.headDim));
   causalAttentionUnits(
     {
       gemm: (m, n, k, a, b, out, transB, alpha) => engine.gemm(m, n, k, a, b, out, { transB, alpha }),
       causalSoftmax: (blocks, rows, cols, past, window, scores) => engine.kernels.causalSoftmax(blocks, rows, cols, past, window, scores),
       copyBlock: (...args) => engine.kernels.copyBlock(...args),
     },
-    c.heads, c.kvHeads, c.headDim, x.offsets, x.q, x.k, x.v, x.scale, c.window, context,
+    c.heads, c.kvHeads, c.headDim, x.offsets, x.q, x.k, x.v, x.scale, c.window, context, null, c.valueHeadDim,
   );
   return context;
 }

@@ -37,6 +37,7 @@
  * | afmoe       | 1 and 2 of 3 (num_dense_layers 1)      | input_layernorm, post_attention_layernorm (attention output), pre_mlp_layernorm, post_mlp_layernorm (MLP output); per-head q_norm/k_norm (head_dim 12), self_attn.gate_proj on the heads' output, window 5 on layers 0 and 2 and no RoPE on global layer 1 (global_attn_every_n_layers 2), sigmoid routing with mlp.router.gate and mlp.expert_bias, route_scale, one shared expert (mlp.shared_experts), mup_enabled |
  * | qwen3_vl_moe_text | all 2                             | qwen3_moe's tensors; fused in the releases' transposed form (gate_up [E, H, 2I] gate columns first, down [E, I, H]) |
  * | glm4v_moe_text | 1 and 2 of 3 (first_k_dense_replace 1) | glm4_moe's without q/k norms |
+ * | mimo_v2_flash | 1 and 2 of 3 (mlp_layer_types' default) | sliding layers 1 and 2 (window 5, transformers' default layer_types) with twice the kv heads and a sink per head (self_attn.attention_sink_bias; fused: self_attn.sinks), head_dim 12 with its first 4 rotated, a RoPE base per layer type, v_head_dim 8 scaled by attention_value_scale 0.6, deepseek_v3's routing (1 group) without shared experts |
  * | minimax_m2  | all 2                                  | GQA with q_norm/k_norm over the whole projections, head_dim 16 ≠ 32/4 with RoPE over its first 8 (rotary_dim), sigmoid routing with block_sparse_moe.e_score_correction_bias (noaux_tc, 1 group), Mixtral's names |
  * | llama4_text | 1 and 3 of 4 (interleave_moe_layer_step 2) | RoPE (interleaved pairs) with a weightless q/k norm and chunks of 4 positions in layers 0-2, NoPE layer 3 with its queries scaled every 3 positions (floor_scale 3, attn_scale 0.5), top-k sigmoid routing (feed_forward.router) on the experts' inputs, a shared expert, experts fused transposed (gate_up [E, H, 2I] gate columns first, down [E, I, H]), dense feed_forward MLPs of intermediate_size_mlp |
  *
@@ -929,6 +930,74 @@ function noauxTcMlp(d: Dims, l: number, firstDense: number, nShared: number): Te
 }
 
 /**
+ * MiMo-V2-Flash (mimo_v2_flash): transformers' default layer_types (layer 0 full, the others
+ * sliding with a window of 5), the sliding layers with twice the kv heads and a sink logit per
+ * head, query/key heads 12 wide (the first int(12 × 0.334) = 4 values rotated, a base per layer
+ * type: transformers' defaults unless rope_parameters is given), value heads 8 wide scaled by
+ * attention_value_scale 0.6, layer 0's MLP dense, DeepSeek-V3's routing (1 group unless given)
+ * without shared experts. Per expert with the sinks under the releases' name
+ * (self_attn.attention_sink_bias), fused under transformers' (self_attn.sinks).
+ */
+function mimoV2FlashFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
+  const headDim = o.headDim ?? 12;
+  const vHeadDim = 8;
+  const slidingLayer = (l: number) => !(l === 0 || (l + 1) % 6 === 0);
+  const types = o.configKeys?.layer_types as string[] | undefined;
+  const sliding = (l: number) => (types ? types[l] === 'sliding_attention' : slidingLayer(l));
+  const mlpTypes = o.configKeys?.mlp_layer_types as string[] | undefined;
+  const dense = (l: number) => (mlpTypes ? mlpTypes[l] === 'dense' : l === 0);
+  const config = {
+    architectures: ['MiMoV2FlashForCausalLM'],
+    model_type: 'mimo_v2_flash',
+    hidden_size: d.H,
+    intermediate_size: d.dense,
+    moe_intermediate_size: d.I,
+    n_routed_experts: d.E,
+    num_experts_per_tok: d.K,
+    norm_topk_prob: true,
+    routed_scaling_factor: o.routedScalingFactor ?? 1.5,
+    n_group: o.topkMethod?.nGroup ?? 1,
+    topk_group: o.topkMethod?.topkGroup ?? 1,
+    num_hidden_layers: d.L,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.kvHeads,
+    head_dim: headDim,
+    v_head_dim: vHeadDim,
+    attention_value_scale: 0.6,
+    attention_bias: o.attentionBias ?? false,
+    vocab_size: d.V,
+    hidden_act: 'silu',
+    attention_dropout: 0,
+    max_position_embeddings: 256,
+    sliding_window: 5,
+    rms_norm_eps: 1e-5,
+    tie_word_embeddings: d.tied,
+    bos_token_id: 1,
+    eos_token_id: d.V - 1,
+    pad_token_id: 0,
+  };
+  const layers: TensorSpec[] = [];
+  for (let l = 0; l < d.L; l++) {
+    const a = `${P(l)}.self_attn`;
+    const kvHeads = sliding(l) ? 2 * d.kvHeads : d.kvHeads;
+    layers.push(
+      ...norms(d, l),
+      tensor(d, `${a}.q_proj.weight`, [d.heads * headDim, d.H], 'linear'),
+      tensor(d, `${a}.k_proj.weight`, [kvHeads * headDim, d.H], 'linear'),
+      tensor(d, `${a}.v_proj.weight`, [kvHeads * vHeadDim, d.H], 'linear'),
+      tensor(d, `${a}.o_proj.weight`, [d.H, d.heads * vHeadDim], 'linear'),
+    );
+    if (o.attentionBias) {
+      layers.push(tensor(d, `${a}.q_proj.bias`, [d.heads * headDim], 'bias'), tensor(d, `${a}.k_proj.bias`, [kvHeads * headDim], 'bias'), tensor(d, `${a}.v_proj.bias`, [kvHeads * vHeadDim], 'bias'));
+    }
+    // sinks of either sign around the scores' own size
+    if (sliding(l)) layers.push(scaled(tensor(d, d.fused ? `${a}.sinks` : `${a}.attention_sink_bias`, [d.heads], 'bias', `${a}.sinks`), 30));
+    layers.push(...noauxTcMlp(d, l, dense(l) ? l + 1 : 0, 0));
+  }
+  return { config, tensors: embeddingsAndHead(d, layers) };
+}
+
+/**
  * HY V3 (hy_v3): GQA with per-head q/k norms (head_dim 12), the first layer dense unless
  * firstKDenseReplace (then written out as mlp_layer_types), sigmoid routing with a choice bias and
  * shared experts. Per expert under the releases' names (mlp.router.gate, mlp.expert_bias,
@@ -1662,7 +1731,7 @@ function llama4TextFixture(d: Dims, o: TinyCheckpointOptions): FamilyFixture {
   return { config, tensors: embeddingsAndHead(d, layers) };
 }
 
-const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, qwen3_next: 3, qwen3_5_moe_text: 3, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, phimoe: 2, solar_open: 2, axk1: 3, cohere2_moe: 4, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
+const DEFAULT_LAYERS: Record<FamilyName, number> = { mixtral: 2, qwen2_moe: 3, qwen3_moe: 2, qwen3_next: 3, qwen3_5_moe_text: 3, olmoe: 2, deepseek: 3, deepseek_v2: 3, deepseek_v3: 3, deepseek_v32: 3, glm4_moe: 3, granitemoe: 2, granitemoeshared: 2, granitemoe_swa: 3, mimo_v2_flash: 3, minimax_m2: 2, dots1: 3, glm4_moe_lite: 3, glm_moe_dsa: 3, ernie4_5_moe: 3, exaone_moe: 3, flex_olmo: 2, hunyuan_v1_moe: 2, gpt_oss: 2, mistral4: 3, phimoe: 2, solar_open: 2, axk1: 3, cohere2_moe: 4, hy_v3: 3, afmoe: 3, llama4_text: 4, qwen3_vl_moe_text: 2, glm4v_moe_text: 3 };
 
 /**
  * Write a tiny random checkpoint of `family` into `dir` (created if needed) and return its config.
@@ -1715,6 +1784,8 @@ export async function makeTinyCheckpoint(dir: string, family: FamilyName, opts: 
         return graniteMoeSharedFixture(d, opts);
       case 'granitemoe_swa':
         return graniteMoeSwaFixture(d, opts);
+      case 'mimo_v2_flash':
+        return mimoV2FlashFixture(d, opts);
       case 'minimax_m2':
         return minimaxM2Fixture(d, opts);
       case 'dots1':
@@ -1786,6 +1857,7 @@ export const FIXTURE_FAMILIES: readonly FamilyName[] = [
   'granitemoe',
   'granitemoeshared',
   'granitemoe_swa',
+  'mimo_v2_flash',
   'minimax_m2',
   'dots1',
   'glm4_moe_lite',

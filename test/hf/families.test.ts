@@ -15,7 +15,9 @@
  * on-disk expert form, DeepSeek-V2 (MLA attention; V2-Lite's shape, and V2's q-LoRA and
  * group-limited routing with YaRN), DeepSeek-V3 (sigmoid routing with its correction bias),
  * Qwen3-MoE with YaRN, GLM-4.5 (partial rotary heads), GraniteMoE (its multipliers), GraniteMoE-shared
- * (its fused shared MLP), GraniteMoE-SWA (windows, sinks, a layer without RoPE) and MiniMax-M2
+ * (its fused shared MLP), GraniteMoE-SWA (windows, sinks, a layer without RoPE, RoPE bases per layer),
+ * MiMo-V2-Flash (layers of different kv heads and sinks, value heads narrower than key heads, a
+ * RoPE base per layer type) and MiniMax-M2
  * (whole-projection q/k norm, partial rotary heads, sigmoid routing), dots.llm1, GLM-4.7-Flash, Mistral 4
  * (softmax routing in groups scored by their two best, queries scaled by position) and ERNIE-4.5
  * (interleaved RoPE, softmax routing with a choice bias), Hunyuan (q/k norm after an NTK-alpha RoPE), AFMoE
@@ -144,6 +146,31 @@ const CASES: Case[] = [
       sharedExpertIntermediateSize: 16,
       tieWordEmbeddings: true,
       configKeys: { sliding_window: 3, layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'sliding_attention'], layer_rope_theta: [500000, 500000, 500000, 500000] },
+    },
+  },
+  // … and RoPE bases that differ between layers (layer_rope_theta), each layer rotating with its own, a layer without RoPE among them
+  { name: 'granitemoe_swa-bases', family: 'granitemoe_swa', fixture: { seed: 43, numLayers: 4, configKeys: { sliding_window: 4, layer_rope_theta: [10000, 0, 500000, 1000] } } },
+  // MiMo-V2-Flash: sliding layers 1 and 2 (window 5) with twice the kv heads and sinks (under the releases' name), keys 12 wide with
+  // their first 4 rotated at transformers' default bases per layer type, values 8 wide × attention_value_scale, layer 0 dense …
+  { name: 'mimo_v2_flash', family: 'mimo_v2_flash', fixture: { seed: 44, topK: 3 } },
+  // … and as transformers saves it (experts fused, self_attn.sinks), layer_types and mlp_layer_types written out, bases of its
+  // own per layer type with half of each key head rotated, q/k/v biases, groups, tied embeddings
+  {
+    name: 'mimo_v2_flash-types-fused',
+    family: 'mimo_v2_flash',
+    fixture: {
+      seed: 45,
+      numLayers: 4,
+      fusedExperts: true,
+      attentionBias: true,
+      tieWordEmbeddings: true,
+      topkMethod: { method: 'group_limited_greedy', nGroup: 4, topkGroup: 2 },
+      configKeys: {
+        layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'],
+        mlp_layer_types: ['sparse', 'sparse', 'dense', 'sparse'],
+        sliding_window: 3,
+        rope_parameters: { full_attention: { rope_type: 'default', rope_theta: 50.5, partial_rotary_factor: 0.5 }, sliding_attention: { rope_type: 'default', rope_theta: 1000.5, partial_rotary_factor: 0.5 } },
+      },
     },
   },
   // MiniMax-M2: q/k normalised over the whole projections, RoPE over part of each head
@@ -317,7 +344,7 @@ const CASES: Case[] = [
   },
 ];
 /** cases whose attention or RoPE is new to the runtime's decoding path: greedy generation (KV cache) against transformers' generate() */
-const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-types-shared-tied', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'cohere2_moe', 'cohere2_moe-rms-sigmoid-fused', 'hy_v3', 'phimoe', 'phimoe-fused-unbiased-window', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup', 'llama4_text', 'llama4_text-llama3-all-moe-tied', 'qwen3_next', 'qwen3_next-fused-types-tied', 'qwen3_5_moe_text']);
+const GREEDY = new Set(['deepseek_v2', 'deepseek_v2-lora-groups-yarn', 'deepseek_v3', 'deepseek_v3-one-group-yarn', 'qwen3_moe-yarn', 'glm4_moe', 'glm4_moe-air-groups-yarn', 'granitemoe', 'granitemoe-tied', 'granitemoeshared', 'granitemoeshared-none-tied', 'granitemoe_swa', 'granitemoe_swa-bases', 'granitemoe_swa-types-shared-tied', 'mimo_v2_flash', 'mimo_v2_flash-types-fused', 'minimax_m2', 'minimax_m2-fused', 'dots1', 'dots1-one-group-fused', 'glm4_moe_lite', 'glm4_moe_lite-types-fused', 'deepseek_v32', 'deepseek_v32-yarn-types-fused', 'glm_moe_dsa', 'exaone_moe', 'exaone_moe-fused-types', 'flex_olmo', 'flex_olmo-fused', 'ernie4_5_moe', 'ernie4_5_moe-fused', 'hunyuan_v1_moe', 'hunyuan_v1_moe-fused', 'dots1-sliding', 'qwen3_moe-sliding', 'qwen2_moe-sliding', 'qwen3_moe-linear-rope', 'mixtral-llama3-rope', 'gpt_oss', 'gpt_oss-top3-tied', 'gpt_oss-mxfp4', 'mistral4', 'mistral4-lora-groups-scaling', 'solar_open', 'solar_open-bias-groups-fused', 'axk1', 'axk1-groups-fused', 'cohere2_moe', 'cohere2_moe-rms-sigmoid-fused', 'hy_v3', 'phimoe', 'phimoe-fused-unbiased-window', 'hy_v3-fused-unshared', 'afmoe', 'afmoe-fused-types-nomup', 'llama4_text', 'llama4_text-llama3-all-moe-tied', 'qwen3_next', 'qwen3_next-fused-types-tied', 'qwen3_5_moe_text']);
 const GREEDY_TOKENS = 20;
 
 const UNSUPPORTED: Case[] = golden.cases.filter((c) => NOT_IN_TRANSFORMERS.has(c.family)).map((c) => ({ name: c.name, family: c.family, dir: path.join(goldenDir, c.name) }));

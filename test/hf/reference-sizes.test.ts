@@ -62,6 +62,7 @@ const CASES: Case[] = [
   { modelType: 'hy_v3', family: 'hy_v3' },
   { modelType: 'llama4', family: 'llama4_text', multimodal: true },
   { modelType: 'llama4_text', family: 'llama4_text' },
+  { modelType: 'mimo_v2_flash', family: 'mimo_v2_flash' },
   { modelType: 'minimax_m2', family: 'minimax_m2' },
   // Mistral Small 4 as released: Mistral 3's multimodal model around a Mistral 4 language model
   { modelType: 'mistral3', family: 'mistral4', config: { text_config: { model_type: 'mistral4' } } },

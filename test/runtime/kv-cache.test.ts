@@ -80,6 +80,9 @@ const cases: Array<[FamilyName, number | undefined]> = [
   // chunks of 4 (the prefill ends one, decoding crosses the next) with a weightless q/k norm, a NoPE
   // layer with its queries scaled by position, routing weights on the experts' inputs
   ['llama4_text', undefined],
+  // layers of different widths (twice the kv heads and sinks in the windowed ones), values
+  // narrower than keys (held at their own width), a RoPE base per layer type
+  ['mimo_v2_flash', undefined],
 ];
 
 describe('KV cache', () => {
@@ -90,7 +93,9 @@ describe('KV cache', () => {
     const len = sequences[0].length;
 
     const shape = kvCacheShape(provider.config);
-    const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.width, shape.valuesAreKeys);
+    // row-major (one head as wide as the position), or head-major where layers differ in width
+    const head = shape.layerWidths ? shape.headDim : shape.width;
+    const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, head, shape.valuesAreKeys, { layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
     const prefill = 4;
     const cached: Float32Array[] = [await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(0, prefill))), { kvCache: cache })];
     for (let t = prefill; t < len; t++) {
@@ -115,7 +120,7 @@ describe('KV cache', () => {
   });
 
   // Llama 4's chunked layers keep their past as windows of the chunk's length do
-  it.each([['mixtral', 3], ['gpt_oss', undefined], ['afmoe', undefined], ['cohere2_moe', undefined], ['phimoe', 4], ['llama4_text', undefined]] as Array<[FamilyName, number | undefined]>)(
+  it.each([['mixtral', 3], ['gpt_oss', undefined], ['afmoe', undefined], ['cohere2_moe', undefined], ['phimoe', 4], ['llama4_text', undefined], ['mimo_v2_flash', undefined]] as Array<[FamilyName, number | undefined]>)(
     '%s (window %s): windowed layers hold only what their rows can attend to, and the states are the full prefix\'s',
     async (family, window) => {
       const provider = await fixture(family, window);
@@ -128,7 +133,7 @@ describe('KV cache', () => {
       const long = [Array.from({ length: 48 }, (_, i) => (i * 7 + 3) % 60), Array.from({ length: 48 }, (_, i) => (i * 11 + 5) % 60)];
       const full = await runDecoder(provider, engine, batchFromSequences(long));
       const shape = kvCacheShape(config);
-      const cache = new KvCache(config.numLayers, long.length, 48, shape.width, shape.headDim, shape.valuesAreKeys, { windows });
+      const cache = new KvCache(config.numLayers, long.length, 48, shape.width, shape.headDim, shape.valuesAreKeys, { windows, layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
       // a prefill of 20 (more than any windowed buffer takes), single tokens, a chunk of 6, single tokens
       const steps: Array<[number, number]> = [[0, 20]];
       for (let t = 20; t < 30; t++) steps.push([t, t + 1]);

@@ -18,7 +18,8 @@ import { getJson, postJson, startServer, tinyWithChatTemplate, type Running } fr
  */
 function peakBytes(cache: KvCache, prompt: number, chunk: number, generated: number): number {
   const slot = cache.acquire()!;
-  const zeros = new Float32Array(Math.max(prompt, 1) * cache.kvWidth);
+  const widest = Math.max(...Array.from({ length: cache.numLayers }, (_, l) => cache.widthOf(l)));
+  const zeros = new Float32Array(Math.max(prompt, 1) * widest);
   let peak = 0;
   const step = (n: number) => {
     const fresh = cache.lengths[slot] === 0;
@@ -88,6 +89,30 @@ describe('kvSlotBoundBytes with sliding windows', () => {
     const ratio = kvSlotBoundBytes(24, 512, 131072, 32768, false, { windows: gptOss, maxStep: 512 }) / kvSlotBoundBytes(24, 512, 131072, 32768);
     expect(ratio).toBeGreaterThan(0.5);
     expect(ratio).toBeLessThan(0.52);
+  });
+});
+
+describe('kvSlotBoundBytes with layers of different widths', () => {
+  it('bounds the buffers of a slot whose layers differ in kv heads (MiMo-V2-Flash: its windowed layers have twice the full layers\') and whose values are narrower than its keys', () => {
+    const layers = 4;
+    const layerWidths = [8, 16, 16, 8];
+    const windows = [null, 5, 5, null];
+    for (const [capacity, prompt, generated, chunk] of [
+      [1024, 5, 40, 512],
+      [1024, 100, 300, 64],
+      [200, 150, 49, 512],
+    ]) {
+      // value heads of 3 beside key heads of 4 (MiMo-V2-Flash's 128 beside 192)
+      const cache = new KvCache(layers, 1, capacity, 8, 4, false, { windows, layerWidths, valueHeadDim: 3 });
+      const peak = peakBytes(cache, prompt, chunk, generated);
+      const at = `prompt ${prompt} in chunks of ${chunk}, ${generated} generated`;
+      const bound = kvSlotBoundBytes(layers, 8, capacity, prompt + generated, false, { windows, maxStep: chunk, layerWidths, headDim: 4, valueHeadDim: 3 });
+      expect(peak, at).toBeLessThanOrEqual(bound);
+      // the wider layers count at their own width, the values at theirs
+      expect(bound, at).toBeGreaterThan(kvSlotBoundBytes(layers, 8, capacity, prompt + generated, false, { windows, maxStep: chunk, headDim: 4, valueHeadDim: 3 }));
+      expect(bound, at).toBeLessThan(kvSlotBoundBytes(layers, 8, capacity, prompt + generated, false, { windows, maxStep: chunk, layerWidths }));
+    }
+    expect(() => new KvCache(layers, 1, 64, 8, 4, false, { layerWidths: [8, 16, 6, 8] })).toThrow(/positive multiple of headDim 4/);
   });
 });
 

@@ -6,8 +6,8 @@
  * - a learned sink logit per query head (`self_attn.sinks`) in every softmax's denominator
  *   (transformers scales each head's output by sigmoid(logsumexp(logits) − sink), the same);
  * - `layer_rope_theta`: a RoPE base per layer, 0 for a layer without RoPE (ModelConfig.nopeLayers).
- *   Rotating layers that share one base run with it; bases that differ between layers are
- *   recorded (ModelConfig.layerRopeThetas) and such a model is not run (checkpoint/runnable.ts).
+ *   Rotating layers that share one base run with it as rope_theta; bases that differ between
+ *   layers are kept per layer (ModelConfig.layerRopeThetas), each layer rotating with its own.
  * transformers has no renaming for this family's checkpoints, so they hold its modules' own names:
  * the router `block_sparse_moe.router.weight`, the experts `block_sparse_moe.experts.gate_up_proj`
  * [E, 2I, H] (gate rows first) and `experts.down_proj` [E, H, I]. Defaults: transformers'

@@ -6,7 +6,7 @@
  * kernel is tested against, bit for bit.
  */
 import { EngineError } from '../../types.js';
-import { checkDims, checkFloat32, checkSinks, checkWindow, sharesMemory } from './check.js';
+import { checkDims, checkedValueHeadDim, checkFloat32, checkSinks, checkWindow, sharesMemory } from './check.js';
 import { causalSoftmax } from './causal-softmax.js';
 import { copyBlock } from './rows.js';
 import { gemmBlock } from '../gemm-kernel.js';
@@ -33,7 +33,7 @@ export interface CachedKeys {
   /** per sequence: every position (past ones, then the new rows, already written) */
   keys: Float32Array[];
   values: Float32Array[];
-  /** per sequence: positions per kv head of a head-major buffer, or 0 for row-major rows of numKvHeads·headDim */
+  /** per sequence: positions per kv head of a head-major buffer (keys and values alike), or 0 for row-major rows of numKvHeads·headDim (values: ·valueHeadDim) */
   headStride: Int32Array;
   /** per sequence: the first position its rows attend to (chunked attention: their chunk's start); absent: 0 */
   from?: Int32Array | null;
@@ -43,9 +43,11 @@ export interface CachedKeys {
 export function checkCachedAttention(
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, cache: CachedKeys,
   q: Float32Array, scale: number, window: number | null, context: Float32Array, sinks?: Float32Array | null,
+  valueHeadDim?: number | null,
 ): void {
   const op = 'cachedAttention';
   checkDims(op, { numHeads, numKvHeads, headDim });
+  const vDim = checkedValueHeadDim(op, valueHeadDim, headDim);
   checkWindow(op, window);
   if (numHeads === 0 || numKvHeads === 0 || headDim === 0) throw new EngineError(`${op}: numHeads, numKvHeads and headDim must be at least 1`);
   if (numHeads % numKvHeads !== 0) throw new EngineError(`${op}: numHeads = ${numHeads} is not a multiple of numKvHeads = ${numKvHeads}`);
@@ -68,8 +70,8 @@ export function checkCachedAttention(
   const kvWidth = numKvHeads * headDim;
   checkFloat32(op, 'q', q);
   checkFloat32(op, 'context', context);
-  for (const [name, array] of [['q', q], ['context', context]] as const) {
-    if (array.length !== rows * qWidth) throw new EngineError(`${op}: ${name} has ${array.length} elements but is ${rows}×${qWidth} (check offsets, heads and headDim)`);
+  for (const [name, array, width] of [['q', q, qWidth], ['context', context, numHeads * vDim]] as const) {
+    if (array.length !== rows * width) throw new EngineError(`${op}: ${name} has ${array.length} elements but is ${rows}×${width} (check offsets, heads, headDim and valueHeadDim)`);
   }
   if (sharesMemory(q, context)) throw new EngineError(`${op}: context shares memory with q`);
   for (let s = 0; s < sequences; s++) {
@@ -83,8 +85,8 @@ export function checkCachedAttention(
     if (len === 0) continue;
     const total = past + len;
     if (stride !== 0 && stride < total) throw new EngineError(`${op}: headStride[${s}] = ${stride} holds fewer than the sequence's ${total} positions`);
-    const needed = stride === 0 ? total * kvWidth : numKvHeads * stride * headDim;
-    for (const [name, array] of [['keys', cache.keys[s]], ['values', cache.values[s]]] as const) {
+    for (const [name, array, dim] of [['keys', cache.keys[s], headDim], ['values', cache.values[s], vDim]] as const) {
+      const needed = stride === 0 ? total * numKvHeads * dim : numKvHeads * stride * dim;
       if (!(array instanceof Float32Array)) throw new EngineError(`${op}: ${name}[${s}] must be a Float32Array`);
       if (array.length < needed) {
         throw new EngineError(`${op}: ${name} has ${array.length} elements but at least ${needed} are needed (check past, headStride and the new rows: ${name}[s] holds every position of sequence s)`);
@@ -104,9 +106,13 @@ export function cachedAttentionUnits(
   products: AttentionProducts,
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array, cache: CachedKeys,
   q: Float32Array, scale: number, window: number | null, context: Float32Array, sinks: Float32Array | null = null,
+  valueHeadDim: number = headDim,
 ): void {
   const qWidth = numHeads * headDim;
   const kvWidth = numKvHeads * headDim;
+  const vDim = valueHeadDim;
+  const vWidth = numKvHeads * vDim;
+  const contextWidth = numHeads * vDim;
   const groupSize = numHeads / numKvHeads;
   // the query heads that share a kv head go through one pair of products (rows [g][i]), as many
   // at a time as keep the score block under SCORE_BLOCK values; query rows go in tiles: tile rows
@@ -117,7 +123,9 @@ export function cachedAttentionUnits(
   const tileFor = (len: number) => Math.max(QUERY_TILE, Math.ceil(len / 8));
   // buffers for the largest unit of the batch, allocated once
   let qhSize = 0;
+  let ohSize = 0;
   let khSize = 0;
+  let vhSize = 0;
   let scoreSize = 0;
   for (let s = 0; s + 1 < offsets.length; s++) {
     const len = offsets[s + 1] - offsets[s];
@@ -125,14 +133,18 @@ export function cachedAttentionUnits(
     const total = cache.past[s] + len;
     const block = headsFor(len, total) * Math.min(tileFor(len), len);
     qhSize = Math.max(qhSize, block * headDim);
-    if (!cache.headStride[s]) khSize = Math.max(khSize, total * headDim);
+    ohSize = Math.max(ohSize, block * vDim);
+    if (!cache.headStride[s]) {
+      khSize = Math.max(khSize, total * headDim);
+      vhSize = Math.max(vhSize, total * vDim);
+    }
     scoreSize = Math.max(scoreSize, block * total);
   }
   const qh = new Float32Array(qhSize);
-  const oh = new Float32Array(qhSize);
+  const oh = new Float32Array(ohSize);
   const scores = new Float32Array(scoreSize);
   const kh = new Float32Array(khSize);
-  const vh = new Float32Array(khSize);
+  const vh = new Float32Array(vhSize);
   for (let s = 0; s + 1 < offsets.length; s++) {
     const start = offsets[s];
     const len = offsets[s + 1] - start;
@@ -154,30 +166,30 @@ export function cachedAttentionUnits(
           let kBlock: Float32Array;
           let vBlock: Float32Array;
           if (stride) {
-            // head-major: this head's positions are contiguous rows of headDim
-            const base = (kvHead * stride + keyFirst) * headDim;
-            kBlock = cache.keys[s].subarray(base, base + kc * headDim);
-            vBlock = cache.values[s].subarray(base, base + kc * headDim);
+            // head-major: this head's positions are contiguous rows of headDim (values: of vDim)
+            const at = kvHead * stride + keyFirst;
+            kBlock = cache.keys[s].subarray(at * headDim, (at + kc) * headDim);
+            vBlock = cache.values[s].subarray(at * vDim, (at + kc) * vDim);
           } else {
             products.copyBlock(kc, headDim, cache.keys[s], keyFirst * kvWidth + kvHead * headDim, kvWidth, kh, 0, headDim);
-            products.copyBlock(kc, headDim, cache.values[s], keyFirst * kvWidth + kvHead * headDim, kvWidth, vh, 0, headDim);
+            products.copyBlock(kc, vDim, cache.values[s], keyFirst * vWidth + kvHead * vDim, vWidth, vh, 0, vDim);
             kBlock = kh.subarray(0, kc * headDim);
-            vBlock = vh.subarray(0, kc * headDim);
+            vBlock = vh.subarray(0, kc * vDim);
           }
           for (let g = 0; g < hb; g++) {
             const col = (kvHead * groupSize + g0 + g) * headDim;
             products.copyBlock(tr, headDim, q, (start + i0) * qWidth + col, qWidth, qh, g * tr * headDim, headDim);
           }
           const blockScores = scores.subarray(0, m * kc);
-          const blockOut = oh.subarray(0, m * headDim);
+          const blockOut = oh.subarray(0, m * vDim);
           products.gemm(m, kc, headDim, qh.subarray(0, m * headDim), kBlock, blockScores, true, scale);
           // the unit's blocks are query heads kvHead·groupSize + g0 … + hb − 1, in order
           const h0 = kvHead * groupSize + g0;
           products.causalSoftmax(hb, tr, kc, past + i0 - keyFirst, window, blockScores, sinks?.subarray(h0, h0 + hb));
-          products.gemm(m, headDim, kc, blockScores, vBlock, blockOut, false, 1);
+          products.gemm(m, vDim, kc, blockScores, vBlock, blockOut, false, 1);
           for (let g = 0; g < hb; g++) {
-            const col = (kvHead * groupSize + g0 + g) * headDim;
-            products.copyBlock(tr, headDim, oh, g * tr * headDim, headDim, context, (start + i0) * qWidth + col, qWidth);
+            const col = (kvHead * groupSize + g0 + g) * vDim;
+            products.copyBlock(tr, vDim, oh, g * tr * vDim, vDim, context, (start + i0) * contextWidth + col, contextWidth);
           }
         }
       }
@@ -196,8 +208,9 @@ export function cachedAttention(
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
   past: Int32Array, keys: Float32Array[], values: Float32Array[], headStride: Int32Array,
   q: Float32Array, scale: number, window: number | null, context: Float32Array, sinks?: Float32Array | null, from?: Int32Array | null,
+  valueHeadDim?: number | null,
 ): void {
   const cache = { past, keys, values, headStride, from };
-  checkCachedAttention(numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context, sinks);
-  cachedAttentionUnits(tsProducts, numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context, sinks ?? null);
+  checkCachedAttention(numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context, sinks, valueHeadDim);
+  cachedAttentionUnits(tsProducts, numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context, sinks ?? null, valueHeadDim ?? headDim);
 }

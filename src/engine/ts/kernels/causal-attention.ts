@@ -6,16 +6,18 @@
  * against, bit for bit.
  */
 import { EngineError } from '../../types.js';
-import { checkDims, checkFloat32, checkSinks, checkWindow, sharesMemory } from './check.js';
+import { checkDims, checkedValueHeadDim, checkFloat32, checkSinks, checkWindow, sharesMemory } from './check.js';
 import { cachedAttentionUnits, tsProducts, type AttentionProducts } from './cached-attention.js';
 
 /** Checks the arguments as the native kernel does. */
 export function checkCausalAttention(
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
   q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array, sinks?: Float32Array | null,
+  valueHeadDim?: number | null,
 ): void {
   const op = 'causalAttention';
   checkDims(op, { numHeads, numKvHeads, headDim });
+  const vDim = checkedValueHeadDim(op, valueHeadDim, headDim);
   checkWindow(op, window);
   if (numHeads === 0 || numKvHeads === 0 || headDim === 0) throw new EngineError(`${op}: numHeads, numKvHeads and headDim must be at least 1`);
   if (numHeads % numKvHeads !== 0) throw new EngineError(`${op}: numHeads = ${numHeads} is not a multiple of numKvHeads = ${numKvHeads}`);
@@ -27,15 +29,15 @@ export function checkCausalAttention(
   }
   const rows = offsets[offsets.length - 1];
   const sizes: Array<[string, Float32Array, number]> = [
-    ['q', q, numHeads],
-    ['k', k, numKvHeads],
-    ['v', v, numKvHeads],
-    ['context', context, numHeads],
+    ['q', q, numHeads * headDim],
+    ['k', k, numKvHeads * headDim],
+    ['v', v, numKvHeads * vDim],
+    ['context', context, numHeads * vDim],
   ];
-  for (const [name, array, heads] of sizes) {
+  for (const [name, array, width] of sizes) {
     checkFloat32(op, name, array);
-    if (array.length !== rows * heads * headDim) {
-      throw new EngineError(`${op}: ${name} has ${array.length} elements but is ${rows}×${heads * headDim} (check offsets, heads and headDim)`);
+    if (array.length !== rows * width) {
+      throw new EngineError(`${op}: ${name} has ${array.length} elements but is ${rows}×${width} (check offsets, heads, headDim and valueHeadDim)`);
     }
   }
   for (const [name, array] of [['q', q], ['k', k], ['v', v]] as const) {
@@ -54,18 +56,20 @@ export function causalAttentionUnits(
   products: AttentionProducts,
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
   q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array, sinks: Float32Array | null = null,
+  valueHeadDim: number = headDim,
 ): void {
-  const kvWidth = numKvHeads * headDim;
   const sequences = offsets.length - 1;
-  const own = (a: Float32Array) => Array.from({ length: sequences }, (_, s) => a.subarray(offsets[s] * kvWidth, offsets[s + 1] * kvWidth));
+  const own = (a: Float32Array, width: number) => Array.from({ length: sequences }, (_, s) => a.subarray(offsets[s] * width, offsets[s + 1] * width));
   const none = new Int32Array(sequences);
-  cachedAttentionUnits(products, numHeads, numKvHeads, headDim, offsets, { past: none, keys: own(k), values: own(v), headStride: none }, q, scale, window, context, sinks);
+  const cache = { past: none, keys: own(k, numKvHeads * headDim), values: own(v, numKvHeads * valueHeadDim), headStride: none };
+  cachedAttentionUnits(products, numHeads, numKvHeads, headDim, offsets, cache, q, scale, window, context, sinks, valueHeadDim);
 }
 
 export function causalAttention(
   numHeads: number, numKvHeads: number, headDim: number, offsets: Int32Array,
   q: Float32Array, k: Float32Array, v: Float32Array, scale: number, window: number | null, context: Float32Array, sinks?: Float32Array | null,
+  valueHeadDim?: number | null,
 ): void {
-  checkCausalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks);
-  causalAttentionUnits(tsProducts, numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks ?? null);
+  checkCausalAttention(numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks, valueHeadDim);
+  causalAttentionUnits(tsProducts, numHeads, numKvHeads, headDim, offsets, q, k, v, scale, window, context, sinks ?? null, valueHeadDim ?? headDim);
 }

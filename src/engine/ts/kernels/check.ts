@@ -33,6 +33,13 @@ export function checkWindow(op: string, window: number | null): void {
   if (window !== null && (!Number.isSafeInteger(window) || window < 1)) throw new EngineError(`${op}: window must be a positive integer or null, got ${String(window)}`);
 }
 
+/** The value head width of the attention kernels: a positive integer, or absent / null / 0 for headDim. */
+export function checkedValueHeadDim(op: string, valueHeadDim: number | null | undefined, headDim: number): number {
+  if (valueHeadDim === null || valueHeadDim === undefined || valueHeadDim === 0) return headDim;
+  if (!Number.isSafeInteger(valueHeadDim) || valueHeadDim < 1) throw new EngineError(`${op}: valueHeadDim must be a positive integer or null, got ${String(valueHeadDim)}`);
+  return valueHeadDim;
+}
+
 /**
  * Attention sinks (ForwardKernels.causalAttention, cachedAttention): absent, or one f32 logit per
  * query head. A shorter array would read past its end (or a longer one hide a head count mixed up
