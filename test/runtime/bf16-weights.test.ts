@@ -119,7 +119,8 @@ describe.each([
       const layer = await provider.layer(i);
       const attention = layer.attention as StandardAttentionWeights;
       for (const m of ['q', 'k', 'v', 'o'] as const) expect(attention[m]).toEqual(bitsOf(await ckpt.readF32(names.attention[m])));
-      for (const f32 of [...Object.values(layer.norms), attention.qBias, attention.qNorm]) if (f32) expect(f32).toBeInstanceOf(Float32Array);
+      const norms = Object.values(layer.norms).flatMap((n) => (n ? [n.weight, n.bias] : []));
+      for (const f32 of [...norms, attention.qBias, attention.qNorm]) if (f32) expect(f32).toBeInstanceOf(Float32Array);
       const mlps = [];
       if (layer.mlp.kind === 'dense' && names.dense) mlps.push([layer.mlp.dense, names.dense] as const);
       if (layer.mlp.kind === 'moe') {
