@@ -152,7 +152,8 @@ export function checkGemmBf16Threads(engine: Engine, m: number, n: number, k: nu
   const failures: string[] = [];
   const bf16 = engine.matmulActivations === 'bf16';
   // with BF16 dot products no product takes the panels: every one is the same on any thread count
-  const panels = bf16 && /BF16 dot products/.test(engine.describe()) ? Infinity : panelsOf(n, k);
+  // (the engine says "on BF16 dot products"; a CPU without them says it has "no BF16 dot products")
+  const panels = bf16 && /on BF16 dot products/.test(engine.describe()) ? Infinity : panelsOf(n, k);
   const a = uniform(m * k, 31 + m);
   const b = bf16Uniform(n * k, 32 + n);
   const reference = new Float32Array(m * n);
