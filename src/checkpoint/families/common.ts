@@ -217,3 +217,13 @@ export function aliasedCount(canonical: string, alias: string, parsed: { canonic
     throw new CheckpointError('InvalidConfig', `config.json sets both '${canonical}' (${parsed.canonical}) and '${alias}' (${parsed.alias}), which transformers reads as one value; keep one (${label} config)`);
   return parsed.canonical ?? parsed.alias ?? fallback;
 }
+
+/** Qwen2-MoE's shared expert and its sigmoid gate, which Qwen3-Next and Qwen3.5-MoE keep under the same names. */
+export const qwen2SharedExpertNames = {
+  shared: {
+    gate: 'model.layers.{l}.mlp.shared_expert.gate_proj.weight',
+    up: 'model.layers.{l}.mlp.shared_expert.up_proj.weight',
+    down: 'model.layers.{l}.mlp.shared_expert.down_proj.weight',
+  },
+  sharedGate: 'model.layers.{l}.mlp.shared_expert_gate.weight',
+} as const;

@@ -17,6 +17,7 @@ import {
   nonNegativeInt,
   positiveInt,
   projExpertNames,
+  qwen2SharedExpertNames,
   qkvBiasNames,
 } from './common.js';
 
@@ -76,12 +77,7 @@ export const qwen2Moe = defineFamily({
     router: mlpRouterName,
     expert: projExpertNames,
     fused: fusedExpertNames,
-    shared: {
-      gate: 'model.layers.{l}.mlp.shared_expert.gate_proj.weight',
-      up: 'model.layers.{l}.mlp.shared_expert.up_proj.weight',
-      down: 'model.layers.{l}.mlp.shared_expert.down_proj.weight',
-    },
-    sharedGate: 'model.layers.{l}.mlp.shared_expert_gate.weight',
+    ...qwen2SharedExpertNames,
     dense: denseMlpNames,
   },
 });

@@ -31,6 +31,7 @@ import {
   positiveInt,
   projExpertNames,
   qkNormNames,
+  qwen2SharedExpertNames,
   type ParsedLlamaKeys,
 } from './common.js';
 
@@ -166,12 +167,7 @@ export function qwen3NextNames(inProj: LinearInputNames) {
     router: mlpRouterName,
     expert: projExpertNames,
     fused: fusedExpertNames,
-    shared: {
-      gate: 'model.layers.{l}.mlp.shared_expert.gate_proj.weight',
-      up: 'model.layers.{l}.mlp.shared_expert.up_proj.weight',
-      down: 'model.layers.{l}.mlp.shared_expert.down_proj.weight',
-    },
-    sharedGate: 'model.layers.{l}.mlp.shared_expert_gate.weight',
+    ...qwen2SharedExpertNames,
     dense: denseMlpNames,
   };
 }
