@@ -13,6 +13,7 @@ import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../.
 import { kvCacheShape, kvWindows } from '../../src/runtime/kv-cache.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
+import { worstCachedPieceDifference } from '../helpers/cached-pieces.js';
 
 const dirs: string[] = [];
 const opened: Array<{ close(): Promise<void> }> = [];
@@ -125,13 +126,11 @@ describe('KV cache', () => {
     async (family, window) => {
       const provider = await fixture(family, window);
       const { config } = provider;
-      const h = config.hiddenSize;
       const windows = kvWindows(config);
       const windowed = windows.flatMap((w, l) => (w === null ? [] : [l]));
       expect(windowed.length).toBeGreaterThan(0);
       // 48 positions: past every windowed layer's buffer (16 positions at least) more than once
       const long = [Array.from({ length: 48 }, (_, i) => (i * 7 + 3) % 60), Array.from({ length: 48 }, (_, i) => (i * 11 + 5) % 60)];
-      const full = await runDecoder(provider, engine, batchFromSequences(long));
       const shape = kvCacheShape(config);
       const cache = new KvCache(config.numLayers, long.length, 48, shape.width, shape.headDim, shape.valuesAreKeys, { windows, layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
       // a prefill of 20 (more than any windowed buffer takes), single tokens, a chunk of 6, single tokens
@@ -139,16 +138,7 @@ describe('KV cache', () => {
       for (let t = 20; t < 30; t++) steps.push([t, t + 1]);
       steps.push([30, 36]);
       for (let t = 36; t < 48; t++) steps.push([t, t + 1]);
-      let worst = 0;
-      for (const [a, b] of steps) {
-        const got = await runDecoder(provider, engine, batchFromSequences(long.map((q) => q.slice(a, b))), { kvCache: cache });
-        for (let s = 0; s < long.length; s++) {
-          for (let t = a; t < b; t++) {
-            const ref = full.subarray((s * 48 + t) * h, (s * 48 + t + 1) * h);
-            const row = got.subarray((s * (b - a) + t - a) * h, (s * (b - a) + t - a + 1) * h);
-            for (let j = 0; j < h; j++) worst = Math.max(worst, Math.abs(row[j] - ref[j]) / (1 + Math.abs(ref[j])));
-          }
-        }
+      const worst = await worstCachedPieceDifference(provider, engine, long, steps, cache, (a, b) => {
         for (const l of windowed) {
           const keep = windows[l]! - 1;
           for (let s = 0; s < long.length; s++) {
@@ -157,7 +147,7 @@ describe('KV cache', () => {
             expect(cache.allocated(s, l)).toBeLessThanOrEqual(Math.max(16, 2 * keep) + (b - a) + keep);
           }
         }
-      }
+      });
       expect(worst).toBeLessThan(1e-5);
       expect(Array.from(cache.lengths)).toEqual([48, 48]);
       // the layers without a window hold everything

@@ -7,9 +7,10 @@
  * and the greedy tokens against transformers; these check that the other paths give the same.
  */
 import { describe, expect, it } from 'vitest';
-import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../../src/runtime/index.js';
+import { CheckpointWeights, KvCache } from '../../src/runtime/index.js';
 import { kvCacheShape } from '../../src/runtime/kv-cache.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
+import { worstCachedPieceDifference } from '../helpers/cached-pieces.js';
 import { useTinyCheckpoint } from '../helpers/test-engines.js';
 
 const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7];
@@ -26,26 +27,14 @@ describe('Mistral 4’s position-scaled queries', () => {
   it('two prompts prefilled in chunks after a cached past, then decoded a token at a time, give the hidden states of the whole sequences', async () => {
     const engine = engines[0].engine;
     const provider = new CheckpointWeights(fixture.checkpoint());
-    const h = provider.config.hiddenSize;
     const sequences = [PROMPT, PROMPT.map((t) => (t * 7 + 1) % 64)];
     const len = PROMPT.length;
-    const full = await runDecoder(provider, engine, batchFromSequences(sequences));
     const shape = kvCacheShape(provider.config);
     const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.width, shape.valuesAreKeys);
     // a prefill of 3, chunks of 5 and 1 (each row past a multiple of 4 from the one before), then single tokens
     const steps: Array<[number, number]> = [[0, 3], [3, 8], [8, 9]];
     for (let t = 9; t < len; t++) steps.push([t, t + 1]);
-    let worst = 0;
-    for (const [a, b] of steps) {
-      const got = await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(a, b))), { kvCache: cache });
-      for (let s = 0; s < sequences.length; s++) {
-        for (let t = a; t < b; t++) {
-          const ref = full.subarray((s * len + t) * h, (s * len + t + 1) * h);
-          const row = got.subarray((s * (b - a) + t - a) * h, (s * (b - a) + t - a + 1) * h);
-          for (let j = 0; j < h; j++) worst = Math.max(worst, Math.abs(row[j] - ref[j]) / (1 + Math.abs(ref[j])));
-        }
-      }
-    }
+    const worst = await worstCachedPieceDifference(provider, engine, sequences, steps, cache);
     expect(Array.from(cache.lengths)).toEqual([len, len]);
     expect(worst).toBeLessThan(1e-5);
   });

@@ -13,10 +13,11 @@
 import { describe, expect, it } from 'vitest';
 import { chunkPieces } from '../../src/runtime/attention-chunks.js';
 import { observeMoeInputs } from '../../src/runtime/moe.js';
-import { batchFromSequences, CheckpointWeights, KvCache, moeBlock, route, runDecoder } from '../../src/runtime/index.js';
+import { CheckpointWeights, KvCache, moeBlock, route } from '../../src/runtime/index.js';
 import { kvCacheShape, kvWindows } from '../../src/runtime/kv-cache.js';
 import { uniform } from '../helpers/small-rows-check.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
+import { worstCachedPieceDifference } from '../helpers/cached-pieces.js';
 import { useTinyCheckpoint } from '../helpers/test-engines.js';
 
 const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7];
@@ -50,7 +51,6 @@ describe('Llama 4’s chunked attention and position-scaled queries', () => {
 
   it.each(['every position kept', 'what the chunks reach kept'] as const)('two sequences prefilled in chunks after a cached past and decoded a token at a time give the hidden states of the whole sequences (%s)', async (kept) => {
     const provider = new CheckpointWeights(fixture.checkpoint());
-    const h = provider.config.hiddenSize;
     const len = 40;
     const sequences = [Array.from({ length: len }, (_, i) => (i * 7 + 3) % 64), Array.from({ length: len }, (_, i) => (i * 11 + 5) % 64)];
     // a prefill of 3, a chunk of 6 across two chunk starts (4, 8), one of 1, single tokens, a chunk of 7, single tokens
@@ -59,20 +59,9 @@ describe('Llama 4’s chunked attention and position-scaled queries', () => {
     steps.push([20, 27]);
     for (let t = 27; t < len; t++) steps.push([t, t + 1]);
     for (const { name, engine } of engines) {
-      const full = await runDecoder(provider, engine, batchFromSequences(sequences));
       const shape = kvCacheShape(provider.config);
       const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.headDim, shape.valuesAreKeys, kept === 'every position kept' ? {} : { windows: kvWindows(provider.config) });
-      let worst = 0;
-      for (const [a, b] of steps) {
-        const got = await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(a, b))), { kvCache: cache });
-        for (let s = 0; s < sequences.length; s++) {
-          for (let t = a; t < b; t++) {
-            const ref = full.subarray((s * len + t) * h, (s * len + t + 1) * h);
-            const row = got.subarray((s * (b - a) + t - a) * h, (s * (b - a) + t - a + 1) * h);
-            for (let j = 0; j < h; j++) worst = Math.max(worst, Math.abs(row[j] - ref[j]) / (1 + Math.abs(ref[j])));
-          }
-        }
-      }
+      const worst = await worstCachedPieceDifference(provider, engine, sequences, steps, cache);
       expect(Array.from(cache.lengths), name).toEqual([len, len]);
       // a chunked layer has dropped the positions no chunk reaches any more; the NoPE layer keeps all
       if (kept === 'what the chunks reach kept') expect([cache.held(0, 0) < len, cache.held(0, 3)], name).toEqual([true, len]);

@@ -7,9 +7,10 @@
  * layer's width) giving each its tokens alone.
  */
 import { describe, expect, it } from 'vitest';
-import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../../src/runtime/index.js';
+import { CheckpointWeights, KvCache } from '../../src/runtime/index.js';
 import { kvCacheShape, kvSlotBoundBytes, kvWindows } from '../../src/runtime/kv-cache.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
+import { worstCachedPieceDifference } from '../helpers/cached-pieces.js';
 import { useTinyCheckpoint } from '../helpers/test-engines.js';
 
 const fixture = useTinyCheckpoint('mimo-v2-flash', 'mimo_v2_flash', { seed: 61, numLayers: 4 });
@@ -28,7 +29,6 @@ describe('MiMo-V2-Flash’s attention with a KV cache', () => {
 
   it('two sequences prefilled in chunks after a cached past and decoded a token at a time give the hidden states of the whole sequences', async () => {
     const provider = new CheckpointWeights(fixture.checkpoint());
-    const h = provider.config.hiddenSize;
     const len = 40;
     const sequences = [Array.from({ length: len }, (_, i) => (i * 7 + 3) % 64), Array.from({ length: len }, (_, i) => (i * 11 + 5) % 64)];
     const steps: Array<[number, number]> = [[0, 3], [3, 9], [9, 10]];
@@ -36,20 +36,9 @@ describe('MiMo-V2-Flash’s attention with a KV cache', () => {
     steps.push([20, 27]);
     for (let t = 27; t < len; t++) steps.push([t, t + 1]);
     for (const { name, engine } of engines) {
-      const full = await runDecoder(provider, engine, batchFromSequences(sequences));
       const shape = kvCacheShape(provider.config);
       const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(provider.config), layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
-      let worst = 0;
-      for (const [a, b] of steps) {
-        const got = await runDecoder(provider, engine, batchFromSequences(sequences.map((s) => s.slice(a, b))), { kvCache: cache });
-        for (let s = 0; s < sequences.length; s++) {
-          for (let t = a; t < b; t++) {
-            const ref = full.subarray((s * len + t) * h, (s * len + t + 1) * h);
-            const row = got.subarray((s * (b - a) + t - a) * h, (s * (b - a) + t - a + 1) * h);
-            for (let j = 0; j < h; j++) worst = Math.max(worst, Math.abs(row[j] - ref[j]) / (1 + Math.abs(ref[j])));
-          }
-        }
-      }
+      const worst = await worstCachedPieceDifference(provider, engine, sequences, steps, cache);
       expect(Array.from(cache.lengths), name).toEqual([len, len]);
       // the windowed layers dropped what the window no longer reaches; the full layer keeps all
       expect([cache.held(0, 1) < len, cache.held(0, 0)], name).toEqual([true, len]);
