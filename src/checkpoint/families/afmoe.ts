@@ -25,7 +25,7 @@ import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
 import { perLayerWindow, windowSize } from '../sliding-window.js';
 import type { ModelConfig } from '../types.js';
-import { denseMlpNames, fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, noAttentionBias, nonNegativeInt, positiveInt, projExpertNames, qkNormNames } from './common.js';
+import { denseMlpNames, fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, noAttentionBias, nonNegativeInt, positiveInt, projExpertNames, qkNormNames, sharedExpertsNames } from './common.js';
 
 const LABEL = 'AFMoE';
 
@@ -138,11 +138,7 @@ export const afmoe = defineFamily({
     routerBias: 'model.layers.{l}.mlp.expert_bias',
     expert: projExpertNames,
     fused: fusedExpertNames,
-    shared: {
-      gate: 'model.layers.{l}.mlp.shared_experts.gate_proj.weight',
-      up: 'model.layers.{l}.mlp.shared_experts.up_proj.weight',
-      down: 'model.layers.{l}.mlp.shared_experts.down_proj.weight',
-    },
+    shared: sharedExpertsNames,
     dense: denseMlpNames,
   },
 });

@@ -22,7 +22,7 @@ import { CheckpointError } from '../errors.js';
 import { defineFamily } from '../family.js';
 import { perLayerWindow, windowSize } from '../sliding-window.js';
 import type { ModelConfig } from '../types.js';
-import { denseMlpNames, fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpLayerTypes, mlpLayerTypesKey, nonNegativeInt, positiveInt, projExpertNames, qkvBiasNames } from './common.js';
+import { denseMlpNames, fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpLayerTypes, mlpLayerTypesKey, nonNegativeInt, positiveInt, projExpertNames, qkvBiasNames, sharedExpertsNames } from './common.js';
 
 const LABEL = 'Cohere2-MoE';
 
@@ -143,11 +143,7 @@ export const cohere2Moe = defineFamily({
     router: 'model.layers.{l}.mlp.gate.weight',
     expert: projExpertNames,
     fused: fusedExpertNames,
-    shared: {
-      gate: 'model.layers.{l}.mlp.shared_experts.gate_proj.weight',
-      up: 'model.layers.{l}.mlp.shared_experts.up_proj.weight',
-      down: 'model.layers.{l}.mlp.shared_experts.down_proj.weight',
-    },
+    shared: sharedExpertsNames,
     dense: denseMlpNames,
   },
 });

@@ -227,3 +227,10 @@ export const qwen2SharedExpertNames = {
   },
   sharedGate: 'model.layers.{l}.mlp.shared_expert_gate.weight',
 } as const;
+
+/** DeepSeek's always-on shared experts (mlp.shared_experts), under the same names in ERNIE-4.5, AFMoE and Cohere2-MoE. */
+export const sharedExpertsNames = {
+  gate: 'model.layers.{l}.mlp.shared_experts.gate_proj.weight',
+  up: 'model.layers.{l}.mlp.shared_experts.up_proj.weight',
+  down: 'model.layers.{l}.mlp.shared_experts.down_proj.weight',
+} as const;

@@ -19,6 +19,7 @@ import {
   nonNegativeInt,
   positiveInt,
   projExpertNames,
+  sharedExpertsNames,
 } from './common.js';
 
 /** MoE keys DeepSeek V1 and V2 share (V1 remote-code defaults). */
@@ -76,11 +77,7 @@ export const deepseekMoeNames = {
   router: mlpRouterName,
   expert: projExpertNames,
   fused: fusedExpertNames,
-  shared: {
-    gate: 'model.layers.{l}.mlp.shared_experts.gate_proj.weight',
-    up: 'model.layers.{l}.mlp.shared_experts.up_proj.weight',
-    down: 'model.layers.{l}.mlp.shared_experts.down_proj.weight',
-  },
+  shared: sharedExpertsNames,
   dense: denseMlpNames,
 };
 

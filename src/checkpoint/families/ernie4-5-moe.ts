@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import { defineFamily } from '../family.js';
-import { denseMlpNames, fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpRouterName, nonNegativeInt, positiveInt, projExpertNames } from './common.js';
+import { denseMlpNames, fusedExpertNames, llamaConfigPart, llamaKeys, llamaNames, mlpRouterName, nonNegativeInt, positiveInt, projExpertNames, sharedExpertsNames } from './common.js';
 
 const configSchema = z.looseObject({
   ...llamaKeys({
@@ -71,11 +71,7 @@ export const ernie45Moe = defineFamily({
     routerBiasRow: true,
     expert: projExpertNames,
     fused: { ...fusedExpertNames, routerBias: 'model.layers.{l}.mlp.gate.moe_statics.e_score_correction_bias' },
-    shared: {
-      gate: 'model.layers.{l}.mlp.shared_experts.gate_proj.weight',
-      up: 'model.layers.{l}.mlp.shared_experts.up_proj.weight',
-      down: 'model.layers.{l}.mlp.shared_experts.down_proj.weight',
-    },
+    shared: sharedExpertsNames,
     dense: denseMlpNames,
   },
 });
