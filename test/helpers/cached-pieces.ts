@@ -40,3 +40,17 @@ export async function worstCachedPieceDifference(
   }
   return worst;
 }
+
+/** Two sequences of `len` tokens below 64 (every fixture's vocabulary). */
+export function twoSequences(len: number): number[][] {
+  return [Array.from({ length: len }, (_, i) => (i * 7 + 3) % 64), Array.from({ length: len }, (_, i) => (i * 11 + 5) % 64)];
+}
+
+/** Pieces of `len` (≥ 27) positions: a prefill of 3, a chunk of 6, one of 1, single tokens, a chunk of 7, single tokens. */
+export function prefillChunkAndTokenSteps(len: number): Array<[number, number]> {
+  const steps: Array<[number, number]> = [[0, 3], [3, 9], [9, 10]];
+  for (let t = 10; t < 20; t++) steps.push([t, t + 1]);
+  steps.push([20, 27]);
+  for (let t = 27; t < len; t++) steps.push([t, t + 1]);
+  return steps;
+}

@@ -148,6 +148,16 @@ export function runHfJobs(jobs: HfJob[]): Promise<{ transformers: string; torch:
   return runPythonJson(pythonPath, path.join(repoRoot, 'scripts', 'hf_reference.py'), { jobs });
 }
 
+/**
+ * runHfJobs for jobs under keys: each result into `results` under its job's key; answers the
+ * versions that ran them ("transformers …, torch …"), for failure messages.
+ */
+export async function runHfJobsInto(jobs: ReadonlyArray<{ key: string; job: HfJob }>, results: Map<string, HfJobResult>): Promise<string> {
+  const run = await runHfJobs(jobs.map((j) => j.job));
+  jobs.forEach((j, i) => results.set(j.key, run.results[i]));
+  return `transformers ${run.transformers}, torch ${run.torch}`;
+}
+
 /** max |a − b| over max |b| of two logits matrices given row-major. */
 export function relativeError(actual: ArrayLike<number>, expected: number[][]): number {
   const vocab = expected[0].length;

@@ -44,7 +44,7 @@ import { batchFromPadded } from '../../src/runtime/index.js';
 import { generateAll } from '../../src/runtime/generation/generate.js';
 import { tempDir } from '../compress/helpers.js';
 import { expectLoadedWithLogits, expectRefusedNamingRfidMoe, writeCompressedOutputs } from '../helpers/hf-outputs.js';
-import { describeWithTransformers, pythonPath, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { describeWithTransformers, pythonPath, runHfJobsInto, type HfJob, type HfJobResult } from '../helpers/python.js';
 import { runPythonJson } from '../helpers/python-json.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
@@ -405,9 +405,7 @@ describeWithTransformers('compressed outputs in Hugging Face transformers', () =
       }
       jobs.push({ key: `${c.name}/factored`, job: { op: 'load', model: `${base}-factored` } });
     }
-    const run = await runHfJobs(jobs.map((j) => j.job));
-    versions = `transformers ${run.transformers}, torch ${run.torch}`;
-    jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
+    versions = await runHfJobsInto(jobs, hf);
   }, 600_000);
 
   afterAll(async () => {

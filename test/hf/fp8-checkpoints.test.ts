@@ -30,7 +30,7 @@ import { Fp8SwiGlu } from '../../src/runtime/fp8-swiglu.js';
 import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { syntheticStats, tempDir } from '../compress/helpers.js';
 import { expectLoadedWithLogits } from '../helpers/hf-outputs.js';
-import { describeWithTransformers, relativeError, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { describeWithTransformers, relativeError, runHfJobs, runHfJobsInto, type HfJob, type HfJobResult } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
 const golden = JSON.parse(readFileSync(path.join(repoRoot, 'test', 'golden', 'runtime', 'families.json'), 'utf8')) as { ids: number[][]; mask: number[][] };
@@ -171,9 +171,7 @@ describeWithTransformers('block-FP8 checkpoints against transformers', () => {
       ours.set(`${c.name}/dense`, await logitsOf(dir(c, 'dense')));
       jobs.push({ key: `${c.name}/dense`, job: { op: 'logits', model: dir(c, 'dense'), ids: golden.ids, mask: golden.mask } });
     }
-    const run = await runHfJobs(jobs.map((j) => j.job));
-    versions = `transformers ${run.transformers}, torch ${run.torch}`;
-    jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
+    versions = await runHfJobsInto(jobs, hf);
   }, 600_000);
 
   afterAll(async () => {

@@ -32,7 +32,7 @@ import { generateAll } from '../../src/runtime/generation/generate.js';
 import { makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
 import { tempDir } from '../compress/helpers.js';
 import { expectLoadedWithLogits, expectRefusedNamingRfidMoe, writeCompressedOutputs } from '../helpers/hf-outputs.js';
-import { describeWithTransformers, runHfJobs, type HfJob, type HfJobResult } from '../helpers/python.js';
+import { describeWithTransformers, runHfJobs, runHfJobsInto, type HfJob, type HfJobResult } from '../helpers/python.js';
 import { repoRoot } from '../helpers/shared-data.js';
 
 const golden = JSON.parse(await readFile(path.join(repoRoot, 'test', 'golden', 'runtime', 'families.json'), 'utf8')) as { ids: number[][]; mask: number[][] };
@@ -73,48 +73,44 @@ const qwen35Text = {
   rope_parameters: { rope_type: 'default', rope_theta: 10000.0, partial_rotary_factor: 0.25, mrope_section: [1, 1, 0], mrope_interleaved: true },
 };
 
+/**
+ * A multimodal model whose language model transformers draws from `textConfig` (its families have
+ * no causal-LM class to load a fixture with), saved under its module names with the vision tower
+ * at model.visual; `tie` null leaves tying to the wrapper class's default (untied).
+ */
+function drawnCase(
+  name: string,
+  wrapper: 'qwen3_vl_moe' | 'glm4v_moe' | 'qwen3_5_moe',
+  family: 'qwen3_vl_moe_text' | 'glm4v_moe_text' | 'qwen3_5_moe_text',
+  textConfig: Record<string, unknown>,
+  opts: { expertsTransposed?: boolean; tie?: boolean | null } = {},
+): WrapCase {
+  const tie = opts.tie ?? null;
+  return {
+    name,
+    wrapper,
+    family,
+    fixture: { textConfig, expertsTransposed: opts.expertsTransposed ?? false },
+    prefix: 'module',
+    tie,
+    tied: tie ?? false,
+    layers: 'model.language_model.layers.',
+    head: 'lm_head.weight',
+    outside: ['model.visual.blocks', 'model.visual.merger'],
+  };
+}
+
 const CASES: WrapCase[] = [
   { name: 'mistral3-release-names', wrapper: 'mistral3', family: 'mistral4', fixture: { seed: 47, topK: 3, fusedExperts: true }, prefix: 'release', tie: false, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_tower', 'multi_modal_projector'] },
   { name: 'mistral3-module-names-tied', wrapper: 'mistral3', family: 'mistral4', fixture: { seed: 47, topK: 3, fusedExperts: true }, prefix: 'module', tie: null, tied: true, layers: 'model.language_model.layers.', head: 'lm_head.weight', outside: ['vision_tower', 'multi_modal_projector'] },
-  ...[false, true].map((expertsTransposed): WrapCase => ({
-    name: `qwen3_vl_moe-${expertsTransposed ? 'release-experts' : 'saved-experts'}`,
-    wrapper: 'qwen3_vl_moe',
-    family: 'qwen3_vl_moe_text',
-    // 2I ≠ H, so the two expert forms are told apart by shape; 3 layers, the middle one dense
-    fixture: { textConfig: qwen3VlText, expertsTransposed },
-    prefix: 'module',
-    tie: expertsTransposed ? true : null,
-    tied: expertsTransposed,
-    layers: 'model.language_model.layers.',
-    head: 'lm_head.weight',
-    outside: ['model.visual.blocks', 'model.visual.merger'],
-  })),
-  {
-    name: 'glm4v_moe',
-    wrapper: 'glm4v_moe',
-    family: 'glm4v_moe_text',
-    // RoPE over half of each head (its mrope sections cover that half), q/k/v biases, a dense first layer; saved per expert
-    fixture: { textConfig: glm4vText, expertsTransposed: false },
-    prefix: 'module',
-    tie: null,
-    tied: false,
-    layers: 'model.language_model.layers.',
-    head: 'lm_head.weight',
-    outside: ['model.visual.blocks', 'model.visual.merger'],
-  },
-  {
-    name: 'qwen3_5_moe',
-    wrapper: 'qwen3_5_moe',
-    family: 'qwen3_5_moe_text',
-    // Gated DeltaNet layers 0 and 2 around gated attention, a quarter of each head rotated (its mrope sections cover it), experts as transformers saves them
-    fixture: { textConfig: qwen35Text, expertsTransposed: false },
-    prefix: 'module',
-    tie: null,
-    tied: false,
-    layers: 'model.language_model.layers.',
-    head: 'lm_head.weight',
-    outside: ['model.visual.blocks', 'model.visual.merger'],
-  },
+  // 2I ≠ H, so the two expert forms are told apart by shape; 3 layers, the middle one dense
+  ...[false, true].map((expertsTransposed) =>
+    drawnCase(`qwen3_vl_moe-${expertsTransposed ? 'release-experts' : 'saved-experts'}`, 'qwen3_vl_moe', 'qwen3_vl_moe_text', qwen3VlText, { expertsTransposed, tie: expertsTransposed ? true : null }),
+  ),
+  // RoPE over half of each head (its mrope sections cover that half), q/k/v biases, a dense first layer; saved per expert
+  drawnCase('glm4v_moe', 'glm4v_moe', 'glm4v_moe_text', glm4vText),
+  // Gated DeltaNet layers 0 and 2 around gated attention, a quarter of each head rotated (its mrope sections cover it), experts as transformers saves them
+  drawnCase('qwen3_5_moe', 'qwen3_5_moe', 'qwen3_5_moe_text', qwen35Text),
   { name: 'llama4-default-untied', wrapper: 'llama4', family: 'llama4_text', fixture: { seed: 48, topK: 1 }, prefix: 'release', tie: null, tied: false, layers: 'language_model.model.layers.', head: 'language_model.lm_head.weight', outside: ['vision_model', 'multi_modal_projector'] },
 ];
 const GREEDY_TOKENS = 16;
@@ -170,9 +166,7 @@ describeWithTransformers('a language model inside a multimodal checkpoint, again
       jobs.push({ key: `${c.name}/greedy`, job: { op: 'generate', model, ids: prompt, maxNewTokens: GREEDY_TOKENS } });
       jobs.push({ key: `${c.name}/factored`, job: { op: 'load', model: `${model}-factored` } });
     }
-    const run = await runHfJobs(jobs.map((j) => j.job));
-    versions = `transformers ${run.transformers}, torch ${run.torch}`;
-    jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
+    versions = await runHfJobsInto(jobs, hf);
   }, 600_000);
 
   afterAll(async () => {

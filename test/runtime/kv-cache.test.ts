@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../src/checkpoint/open.js';
 import { createTsEngine } from '../../src/engine/ts/index.js';
 import { batchFromSequences, CheckpointWeights, KvCache, runDecoder } from '../../src/runtime/index.js';
-import { kvCacheShape, kvWindows } from '../../src/runtime/kv-cache.js';
+import { kvCacheOptions, kvCacheShape, kvWindows } from '../../src/runtime/kv-cache.js';
 import { makeTinyCheckpoint } from '../helpers/fixtures.js';
 import type { FamilyName } from '../../src/checkpoint/types.js';
 import { worstCachedPieceDifference } from '../helpers/cached-pieces.js';
@@ -132,7 +132,7 @@ describe('KV cache', () => {
       // 48 positions: past every windowed layer's buffer (16 positions at least) more than once
       const long = [Array.from({ length: 48 }, (_, i) => (i * 7 + 3) % 60), Array.from({ length: 48 }, (_, i) => (i * 11 + 5) % 60)];
       const shape = kvCacheShape(config);
-      const cache = new KvCache(config.numLayers, long.length, 48, shape.width, shape.headDim, shape.valuesAreKeys, { windows, layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
+      const cache = new KvCache(config.numLayers, long.length, 48, shape.width, shape.headDim, shape.valuesAreKeys, kvCacheOptions(config));
       // a prefill of 20 (more than any windowed buffer takes), single tokens, a chunk of 6, single tokens
       const steps: Array<[number, number]> = [[0, 20]];
       for (let t = 20; t < 30; t++) steps.push([t, t + 1]);

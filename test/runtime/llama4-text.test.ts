@@ -17,7 +17,7 @@ import { CheckpointWeights, KvCache, moeBlock, route } from '../../src/runtime/i
 import { kvCacheShape, kvWindows } from '../../src/runtime/kv-cache.js';
 import { uniform } from '../helpers/small-rows-check.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
-import { worstCachedPieceDifference } from '../helpers/cached-pieces.js';
+import { prefillChunkAndTokenSteps, twoSequences, worstCachedPieceDifference } from '../helpers/cached-pieces.js';
 import { useTinyCheckpoint } from '../helpers/test-engines.js';
 
 const PROMPT = [3, 17, 41, 5, 29, 11, 60, 2, 33, 47, 19, 8, 50, 7];
@@ -52,12 +52,9 @@ describe('Llama 4’s chunked attention and position-scaled queries', () => {
   it.each(['every position kept', 'what the chunks reach kept'] as const)('two sequences prefilled in chunks after a cached past and decoded a token at a time give the hidden states of the whole sequences (%s)', async (kept) => {
     const provider = new CheckpointWeights(fixture.checkpoint());
     const len = 40;
-    const sequences = [Array.from({ length: len }, (_, i) => (i * 7 + 3) % 64), Array.from({ length: len }, (_, i) => (i * 11 + 5) % 64)];
+    const sequences = twoSequences(len);
     // a prefill of 3, a chunk of 6 across two chunk starts (4, 8), one of 1, single tokens, a chunk of 7, single tokens
-    const steps: Array<[number, number]> = [[0, 3], [3, 9], [9, 10]];
-    for (let t = 10; t < 20; t++) steps.push([t, t + 1]);
-    steps.push([20, 27]);
-    for (let t = 27; t < len; t++) steps.push([t, t + 1]);
+    const steps = prefillChunkAndTokenSteps(len);
     for (const { name, engine } of engines) {
       const shape = kvCacheShape(provider.config);
       const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.headDim, shape.valuesAreKeys, kept === 'every position kept' ? {} : { windows: kvWindows(provider.config) });

@@ -8,9 +8,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CheckpointWeights, KvCache } from '../../src/runtime/index.js';
-import { kvCacheShape, kvSlotBoundBytes, kvWindows } from '../../src/runtime/kv-cache.js';
+import { kvCacheOptions, kvCacheShape, kvSlotBoundBytes, kvWindows } from '../../src/runtime/kv-cache.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
-import { worstCachedPieceDifference } from '../helpers/cached-pieces.js';
+import { prefillChunkAndTokenSteps, twoSequences, worstCachedPieceDifference } from '../helpers/cached-pieces.js';
 import { useTinyCheckpoint } from '../helpers/test-engines.js';
 
 const fixture = useTinyCheckpoint('mimo-v2-flash', 'mimo_v2_flash', { seed: 61, numLayers: 4 });
@@ -30,14 +30,11 @@ describe('MiMo-V2-Flash’s attention with a KV cache', () => {
   it('two sequences prefilled in chunks after a cached past and decoded a token at a time give the hidden states of the whole sequences', async () => {
     const provider = new CheckpointWeights(fixture.checkpoint());
     const len = 40;
-    const sequences = [Array.from({ length: len }, (_, i) => (i * 7 + 3) % 64), Array.from({ length: len }, (_, i) => (i * 11 + 5) % 64)];
-    const steps: Array<[number, number]> = [[0, 3], [3, 9], [9, 10]];
-    for (let t = 10; t < 20; t++) steps.push([t, t + 1]);
-    steps.push([20, 27]);
-    for (let t = 27; t < len; t++) steps.push([t, t + 1]);
+    const sequences = twoSequences(len);
+    const steps = prefillChunkAndTokenSteps(len);
     for (const { name, engine } of engines) {
       const shape = kvCacheShape(provider.config);
-      const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.headDim, shape.valuesAreKeys, { windows: kvWindows(provider.config), layerWidths: shape.layerWidths, valueHeadDim: shape.valueHeadDim });
+      const cache = new KvCache(provider.config.numLayers, sequences.length, len, shape.width, shape.headDim, shape.valuesAreKeys, kvCacheOptions(provider.config));
       const worst = await worstCachedPieceDifference(provider, engine, sequences, steps, cache);
       expect(Array.from(cache.lengths), name).toEqual([len, len]);
       // the windowed layers dropped what the window no longer reaches; the full layer keeps all

@@ -23,7 +23,7 @@ import { generateAll } from '../../src/runtime/generation/generate.js';
 import { bf16HeldTensorNames } from '../../src/runtime/checkpoint-weights.js';
 import { kvCacheShape } from '../../src/runtime/kv-cache.js';
 import { makeTinyCheckpoint, makeTransformersCheckpoint, type TinyCheckpointOptions } from '../helpers/fixtures.js';
-import { describeWithTransformers, relativeError, runHfJobs, type HfJobResult } from '../helpers/python.js';
+import { describeWithTransformers, relativeError, runHfJobsInto, type HfJobResult } from '../helpers/python.js';
 import { expectBatchedGreedyEqualsAlone } from '../helpers/batched-greedy-check.js';
 import { useTestEngines } from '../helpers/test-engines.js';
 
@@ -125,9 +125,7 @@ describeWithTransformers('sparse attention past index_topk against transformers'
       jobs.push({ key: `${c.name}/dense`, job: { op: 'logits' as const, model: dense, ids: [PROMPT], mask } });
       jobs.push({ key: `${c.name}/greedy`, job: { op: 'generate' as const, model: dir, ids: GREEDY_PROMPT, maxNewTokens: NEW_TOKENS } });
     }
-    const run = await runHfJobs(jobs.map((j) => j.job));
-    versions = `transformers ${run.transformers}, torch ${run.torch}`;
-    jobs.forEach((j, i) => hf.set(j.key, run.results[i]));
+    versions = await runHfJobsInto(jobs, hf);
   }, 300_000);
 
   for (const c of CASES) {
